@@ -1,0 +1,93 @@
+import { describe, expect, it } from "vitest";
+import { GatewayError } from "./errors.ts";
+import { adaptToModel, foldSystem, type ModelCapabilities } from "./gemma.ts";
+import { parseInvokeRequest } from "./request.ts";
+
+const GEMMA: ModelCapabilities = {
+  model: "gemma-3-27b-it",
+  supportsSystemInstruction: false,
+  supportsJsonMode: false,
+};
+const GEMINI: ModelCapabilities = {
+  model: "gemini-2.5-flash",
+  supportsSystemInstruction: true,
+  supportsJsonMode: true,
+};
+
+describe("adaptToModel", () => {
+  it("folds the system prompt into the first user turn for Gemma", () => {
+    const req = parseInvokeRequest({
+      model: "gemma-3-27b",
+      system: "Отвечай кратко.",
+      messages: [{ role: "user", content: "Что сегодня?" }, { role: "assistant", content: "Концерт." }],
+    });
+    const out = adaptToModel(GEMMA, req);
+    expect(out).toEqual({
+      model: "gemma-3-27b-it",
+      contents: [
+        { role: "user", parts: [{ text: "Отвечай кратко.\n\nЧто сегодня?" }] },
+        { role: "model", parts: [{ text: "Концерт." }] },
+      ],
+      generationConfig: {},
+    });
+    expect(out).not.toHaveProperty("systemInstruction");
+  });
+
+  it("passes the system prompt as systemInstruction where supported", () => {
+    const req = parseInvokeRequest({ model: "gemini-2.5-flash", system: "Be brief.", prompt: "Hi" });
+    const out = adaptToModel(GEMINI, req);
+    expect(out.systemInstruction).toBe("Be brief.");
+    expect(out.contents).toEqual([{ role: "user", parts: [{ text: "Hi" }] }]);
+  });
+
+  it("uses the canonical model id from the capabilities, not the alias", () => {
+    const req = parseInvokeRequest({ model: "gemma-3-27b", prompt: "Hi" });
+    expect(adaptToModel(GEMMA, req).model).toBe("gemma-3-27b-it");
+  });
+
+  it("rejects JSON mode where unsupported, with unsupported_feature", () => {
+    const req = parseInvokeRequest({
+      model: "gemma-3-27b-it",
+      prompt: "Hi",
+      generationConfig: { responseMimeType: "application/json" },
+    });
+    expect(() => adaptToModel(GEMMA, req)).toThrow(GatewayError);
+    try {
+      adaptToModel(GEMMA, req);
+    } catch (e) {
+      expect((e as GatewayError).code).toBe("unsupported_feature");
+      expect((e as GatewayError).message).toContain("application/json");
+    }
+  });
+
+  it("allows text/plain on Gemma and JSON mode on Gemini", () => {
+    const plain = parseInvokeRequest({
+      model: "gemma-3-27b-it",
+      prompt: "Hi",
+      generationConfig: { responseMimeType: "text/plain" },
+    });
+    expect(adaptToModel(GEMMA, plain).generationConfig.responseMimeType).toBe("text/plain");
+    const json = parseInvokeRequest({
+      model: "gemini-2.5-flash",
+      prompt: "Hi",
+      generationConfig: { responseMimeType: "application/json" },
+    });
+    expect(adaptToModel(GEMINI, json).generationConfig.responseMimeType).toBe("application/json");
+  });
+});
+
+describe("foldSystem", () => {
+  it("adds a leading user turn when the conversation starts with the model", () => {
+    expect(foldSystem("S", [{ role: "model", parts: [{ text: "hello" }] }])).toEqual([
+      { role: "user", parts: [{ text: "S" }] },
+      { role: "model", parts: [{ text: "hello" }] },
+    ]);
+  });
+
+  it("keeps the other parts of the first turn and does not mutate its input", () => {
+    const contents = [{ role: "user" as const, parts: [{ text: "a" }, { text: "b" }] }];
+    const out = foldSystem("S", contents);
+    expect(out).toEqual([{ role: "user", parts: [{ text: "S\n\na" }, { text: "b" }] }]);
+    expect(contents[0]?.parts[0]?.text).toBe("a");
+  });
+});

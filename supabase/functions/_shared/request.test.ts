@@ -1,0 +1,142 @@
+import { describe, expect, it } from "vitest";
+import { GatewayError } from "./errors.ts";
+import { DEFAULT_REQUEST_LIMITS, parseInvokeRequest } from "./request.ts";
+
+function codeOf(body: unknown): string {
+  try {
+    parseInvokeRequest(body);
+  } catch (e) {
+    if (e instanceof GatewayError) return e.code;
+    throw e;
+  }
+  return "ok";
+}
+
+describe("parseInvokeRequest: normalization", () => {
+  it("turns a prompt into one user turn with defaults", () => {
+    const r = parseInvokeRequest({ model: "gemma-3-27b-it", prompt: "Привет" });
+    expect(r).toEqual({
+      model: "gemma-3-27b-it",
+      contents: [{ role: "user", parts: [{ text: "Привет" }] }],
+      generationConfig: {},
+      mode: "WAIT",
+      maxWaitMs: DEFAULT_REQUEST_LIMITS.defaultMaxWaitMs,
+      metadata: {},
+      includeCandidates: false,
+    });
+  });
+
+  it("maps chat messages to Gemini roles and lifts system messages out", () => {
+    const r = parseInvokeRequest({
+      model: "gemini-2.5-flash",
+      system: "Be brief.",
+      messages: [
+        { role: "system", content: "Answer in Russian." },
+        { role: "user", content: "Hi" },
+        { role: "assistant", content: "Привет" },
+        { role: "user", content: "Weather?" },
+      ],
+    });
+    expect(r.system).toBe("Be brief.\n\nAnswer in Russian.");
+    expect(r.contents).toEqual([
+      { role: "user", parts: [{ text: "Hi" }] },
+      { role: "model", parts: [{ text: "Привет" }] },
+      { role: "user", parts: [{ text: "Weather?" }] },
+    ]);
+  });
+
+  it("accepts native contents, defaulting a missing role to user", () => {
+    const r = parseInvokeRequest({
+      model: "gemma-3-27b-it",
+      contents: [{ parts: [{ text: "a" }, { text: "b" }] }, { role: "model", parts: [{ text: "c" }] }],
+    });
+    expect(r.contents).toEqual([
+      { role: "user", parts: [{ text: "a" }, { text: "b" }] },
+      { role: "model", parts: [{ text: "c" }] },
+    ]);
+  });
+
+  it("strips a models/ prefix from the model id", () => {
+    expect(parseInvokeRequest({ model: "models/gemma-3-27b", prompt: "x" }).model).toBe("gemma-3-27b");
+  });
+
+  it("keeps generationConfig, request_id, metadata and include_candidates", () => {
+    const r = parseInvokeRequest({
+      model: "gemini-2.5-flash",
+      prompt: "x",
+      generationConfig: { temperature: 0.2, maxOutputTokens: 256, stopSequences: ["END"] },
+      request_id: "bot:42.a-b_c",
+      metadata: { chat_id: 1, stage: "digest" },
+      include_candidates: true,
+    });
+    expect(r.generationConfig).toEqual({ temperature: 0.2, maxOutputTokens: 256, stopSequences: ["END"] });
+    expect(r.requestId).toBe("bot:42.a-b_c");
+    expect(r.metadata).toEqual({ chat_id: 1, stage: "digest" });
+    expect(r.includeCandidates).toBe(true);
+  });
+
+  it("caps max_wait_ms at the budget and forces 0 for NO_WAIT", () => {
+    const limits = { ...DEFAULT_REQUEST_LIMITS, maxWaitBudgetMs: 5000 };
+    expect(parseInvokeRequest({ model: "m", prompt: "x", max_wait_ms: 999_999 }, limits).maxWaitMs).toBe(5000);
+    expect(parseInvokeRequest({ model: "m", prompt: "x", max_wait_ms: 1200 }, limits).maxWaitMs).toBe(1200);
+    const noWait = parseInvokeRequest({ model: "m", prompt: "x", mode: "NO_WAIT", max_wait_ms: 1200 }, limits);
+    expect(noWait).toMatchObject({ mode: "NO_WAIT", maxWaitMs: 0 });
+  });
+});
+
+describe("parseInvokeRequest: rejections", () => {
+  it.each<[string, unknown, string]>([
+    ["a non-object body", ["prompt"], "invalid_json"],
+    ["null", null, "invalid_json"],
+    ["no input", { model: "m" }, "empty_input"],
+    ["an empty prompt", { model: "m", prompt: "  \n" }, "empty_input"],
+    ["empty messages", { model: "m", messages: [] }, "empty_input"],
+    ["only a system message", { model: "m", messages: [{ role: "system", content: "x" }] }, "empty_input"],
+    ["an empty user message", { model: "m", messages: [{ role: "user", content: "" }] }, "empty_input"],
+    ["empty contents", { model: "m", contents: [] }, "empty_input"],
+    ["contents without text", { model: "m", contents: [{ parts: [{ text: " " }] }] }, "empty_input"],
+    ["two inputs", { model: "m", prompt: "x", messages: [{ role: "user", content: "y" }] }, "invalid_request"],
+    ["a missing model", { prompt: "x" }, "invalid_request"],
+    ["a model with a path", { model: "../../etc/passwd", prompt: "x" }, "invalid_request"],
+    ["a model with SQL", { model: "gemma'; drop table x;--", prompt: "x" }, "invalid_request"],
+    ["an unknown key", { model: "m", prompt: "x", temperature: 1 }, "invalid_request"],
+    ["a wrong type", { model: "m", prompt: 42 }, "invalid_request"],
+    ["an unknown role", { model: "m", messages: [{ role: "tool", content: "x" }] }, "invalid_request"],
+    ["a bad mode", { model: "m", prompt: "x", mode: "later" }, "invalid_request"],
+    ["a negative wait", { model: "m", prompt: "x", max_wait_ms: -1 }, "invalid_request"],
+    ["a fractional wait", { model: "m", prompt: "x", max_wait_ms: 1.5 }, "invalid_request"],
+    ["a bad request_id", { model: "m", prompt: "x", request_id: "a b<script>" }, "invalid_request"],
+    ["a long request_id", { model: "m", prompt: "x", request_id: "a".repeat(129) }, "invalid_request"],
+    ["a temperature of 5", { model: "m", prompt: "x", generationConfig: { temperature: 5 } }, "invalid_request"],
+    ["an unknown config key", { model: "m", prompt: "x", generationConfig: { seed: 1 } }, "invalid_request"],
+    ["six stop sequences", { model: "m", prompt: "x", generationConfig: { stopSequences: ["a", "b", "c", "d", "e", "f"] } }, "invalid_request"],
+    ["metadata as an array", { model: "m", prompt: "x", metadata: [1] }, "invalid_request"],
+    ["huge metadata", { model: "m", prompt: "x", metadata: { blob: "x".repeat(5000) } }, "invalid_request"],
+    ["an image part", { model: "m", contents: [{ parts: [{ inlineData: { mimeType: "image/png", data: "" } }] }] }, "unsupported_feature"],
+    ["a text part with extra fields", { model: "m", contents: [{ parts: [{ text: "x", functionCall: {} }] }] }, "unsupported_feature"],
+  ])("rejects %s", (_name, body, code) => {
+    expect(codeOf(body)).toBe(code);
+  });
+
+  it("says which field is wrong and how", () => {
+    try {
+      parseInvokeRequest({ model: "m", prompt: "x", generationConfig: { temperature: "hot" } });
+      expect.unreachable();
+    } catch (e) {
+      const err = e as GatewayError;
+      expect(err.message).toMatch(/^generationConfig\.temperature: .*number/);
+      expect(err.details).toEqual({
+        issues: [{ path: "generationConfig.temperature", message: expect.any(String) }],
+      });
+    }
+  });
+
+  it("names unknown keys so that a typo is easy to fix", () => {
+    try {
+      parseInvokeRequest({ model: "m", prompt: "x", max_wait: 5 });
+      expect.unreachable();
+    } catch (e) {
+      expect((e as GatewayError).message).toContain("max_wait");
+    }
+  });
+});

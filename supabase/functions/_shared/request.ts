@@ -1,0 +1,224 @@
+// The llm-invoke request: its zod schema, and its normalization into Gemini `contents` plus an
+// optional system text, whatever input form the caller used (prompt, chat messages, native contents).
+import { z } from "zod";
+import { GatewayError } from "./errors.ts";
+import { sanitize } from "./sanitize.ts";
+
+/** Text-only Gemini content; the gateway does not forward other part kinds (images, tools). */
+export interface TextPart {
+  text: string;
+}
+export interface Content {
+  role: "user" | "model";
+  parts: TextPart[];
+}
+
+export interface GenerationConfig {
+  temperature?: number;
+  maxOutputTokens?: number;
+  topP?: number;
+  topK?: number;
+  stopSequences?: string[];
+  responseMimeType?: string;
+}
+
+export type InvokeMode = "WAIT" | "NO_WAIT";
+
+export interface NormalizedRequest {
+  model: string;
+  contents: Content[];
+  /** System prompt, from `system` and any `messages[].role == "system"`; applied per model later. */
+  system?: string;
+  generationConfig: GenerationConfig;
+  mode: InvokeMode;
+  /** Already capped by the wait budget; 0 for NO_WAIT. */
+  maxWaitMs: number;
+  requestId?: string;
+  metadata: Record<string, unknown>;
+  includeCandidates: boolean;
+}
+
+export interface RequestLimits {
+  /** Longest wait a caller may ask for; larger `max_wait_ms` is capped, not rejected. */
+  maxWaitBudgetMs: number;
+  /** Wait used in WAIT mode when the caller gives no `max_wait_ms`. */
+  defaultMaxWaitMs: number;
+  /** Size of `metadata` as JSON, in UTF-8 bytes. */
+  maxMetadataBytes: number;
+}
+
+// The function's wall clock is 150 s on the Free plan: waiting may use at most 60 s of it, which
+// leaves room for three Google attempts.
+export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
+  maxWaitBudgetMs: 60_000,
+  defaultMaxWaitMs: 30_000,
+  maxMetadataBytes: 4096,
+};
+
+const MAX_TURNS = 1000;
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const MIME_TYPE = /^[a-z]+\/[A-Za-z0-9.+-]+$/;
+
+const messageSchema = z.strictObject({
+  role: z.enum(["system", "user", "assistant"]),
+  content: z.string(),
+});
+
+// Parts are loose here so that a non-text part gets `unsupported_feature`, not a generic error.
+const partSchema = z.looseObject({ text: z.string().optional() });
+const contentSchema = z.strictObject({
+  role: z.enum(["user", "model"]).optional(),
+  parts: z.array(partSchema).max(MAX_TURNS),
+});
+
+const generationConfigSchema = z.strictObject({
+  temperature: z.number().min(0).max(2).optional(),
+  maxOutputTokens: z.number().int().min(1).max(1_000_000).optional(),
+  topP: z.number().min(0).max(1).optional(),
+  topK: z.number().int().min(1).max(1000).optional(),
+  stopSequences: z.array(z.string().min(1).max(200)).max(5).optional(),
+  responseMimeType: z.string().regex(MIME_TYPE, "must be a MIME type such as text/plain").optional(),
+});
+
+export const invokeRequestSchema = z.strictObject({
+  model: z.string().transform((m) => m.replace(/^models\//, "")).pipe(
+    z.string().regex(MODEL_NAME, "must be a model id such as gemma-3-27b-it"),
+  ),
+  prompt: z.string().optional(),
+  messages: z.array(messageSchema).max(MAX_TURNS).optional(),
+  contents: z.array(contentSchema).max(MAX_TURNS).optional(),
+  system: z.string().optional(),
+  generationConfig: generationConfigSchema.optional(),
+  mode: z.enum(["WAIT", "NO_WAIT"]).default("WAIT"),
+  max_wait_ms: z.number().int().min(0).optional(),
+  request_id: z.string().regex(REQUEST_ID, "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    .optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  include_candidates: z.boolean().default(false),
+});
+
+export type InvokeRequest = z.infer<typeof invokeRequestSchema>;
+
+/** Validates a parsed JSON body and normalizes it; throws GatewayError with a specific code. */
+export function parseInvokeRequest(
+  body: unknown,
+  limits: RequestLimits = DEFAULT_REQUEST_LIMITS,
+): NormalizedRequest {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new GatewayError("invalid_json", "The body must be a JSON object.");
+  }
+  const parsed = invokeRequestSchema.safeParse(body);
+  if (!parsed.success) throw fromZodError(parsed.error);
+  const req = parsed.data;
+
+  const { contents, systemFromMessages } = toContents(req);
+  const system = joinText([req.system, systemFromMessages]);
+
+  if (req.metadata !== undefined) {
+    const bytes = new TextEncoder().encode(JSON.stringify(req.metadata)).length;
+    if (bytes > limits.maxMetadataBytes) {
+      throw new GatewayError(
+        "invalid_request",
+        `metadata is ${bytes} bytes as JSON; the limit is ${limits.maxMetadataBytes}.`,
+        { details: { field: "metadata", limit_bytes: limits.maxMetadataBytes } },
+      );
+    }
+  }
+
+  const maxWaitMs = req.mode === "NO_WAIT"
+    ? 0
+    : Math.min(req.max_wait_ms ?? limits.defaultMaxWaitMs, limits.maxWaitBudgetMs);
+
+  return {
+    model: req.model,
+    contents,
+    ...(system === undefined ? {} : { system }),
+    generationConfig: req.generationConfig ?? {},
+    mode: req.mode,
+    maxWaitMs,
+    ...(req.request_id === undefined ? {} : { requestId: req.request_id }),
+    metadata: req.metadata ?? {},
+    includeCandidates: req.include_candidates,
+  };
+}
+
+function toContents(req: InvokeRequest): { contents: Content[]; systemFromMessages?: string } {
+  const given = [req.prompt, req.messages, req.contents].filter((x) => x !== undefined).length;
+  if (given === 0) {
+    throw new GatewayError("empty_input", "Give the input as one of: prompt, messages, contents.");
+  }
+  if (given > 1) {
+    throw new GatewayError(
+      "invalid_request",
+      "Give exactly one of prompt, messages, contents (not several).",
+    );
+  }
+
+  if (req.prompt !== undefined) {
+    if (req.prompt.trim() === "") throw new GatewayError("empty_input", "prompt is empty.");
+    return { contents: [{ role: "user", parts: [{ text: req.prompt }] }] };
+  }
+
+  if (req.messages !== undefined) {
+    const system: string[] = [];
+    const contents: Content[] = [];
+    req.messages.forEach((m, i) => {
+      if (m.role === "system") {
+        system.push(m.content);
+        return;
+      }
+      if (m.content.trim() === "") {
+        throw new GatewayError("empty_input", `messages[${i}].content is empty.`);
+      }
+      contents.push({ role: m.role === "assistant" ? "model" : "user", parts: [{ text: m.content }] });
+    });
+    if (contents.length === 0) {
+      throw new GatewayError("empty_input", "messages has no user or assistant message.");
+    }
+    return { contents, systemFromMessages: joinText(system) };
+  }
+
+  const contents = (req.contents ?? []).map((c, i): Content => {
+    const parts = c.parts.map((p, j): TextPart => {
+      const extra = Object.keys(p).filter((k) => k !== "text");
+      if (extra.length > 0 || p.text === undefined) {
+        throw new GatewayError(
+          "unsupported_feature",
+          `contents[${i}].parts[${j}]: only text parts are supported` +
+            (extra.length > 0 ? ` (got ${sanitize(extra.join(", "), { maxLength: 100 })}).` : "."),
+        );
+      }
+      return { text: p.text };
+    });
+    if (!parts.some((p) => p.text.trim() !== "")) {
+      throw new GatewayError("empty_input", `contents[${i}] has no text.`);
+    }
+    return { role: c.role ?? "user", parts };
+  });
+  if (contents.length === 0) throw new GatewayError("empty_input", "contents is empty.");
+  return { contents };
+}
+
+function joinText(pieces: ReadonlyArray<string | undefined>): string | undefined {
+  const kept = pieces.filter((p): p is string => p !== undefined && p.trim() !== "");
+  return kept.length === 0 ? undefined : kept.join("\n\n");
+}
+
+function fromZodError(error: z.ZodError): GatewayError {
+  const issues = error.issues.slice(0, 10).map((issue) => ({
+    path: formatPath(issue.path),
+    message: sanitize(issue.message, { maxLength: 200 }),
+  }));
+  const first = issues[0];
+  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more)` : "";
+  const message = first === undefined
+    ? "Invalid request."
+    : `${first.path === "" ? "body" : first.path}: ${first.message}${more}`;
+  return new GatewayError("invalid_request", message, { details: { issues } });
+}
+
+function formatPath(path: ReadonlyArray<PropertyKey>): string {
+  return path.reduce<string>((acc, key) =>
+    typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`, "");
+}

@@ -1,0 +1,69 @@
+import { describe, expect, it } from "vitest";
+import { REDACTED, sanitize, sanitizeError } from "./sanitize.ts";
+
+const GOOGLE_KEY = "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q";
+const SB_SECRET = "sb_secret_N7UND0UgjKTVK-Uodkm0Hg_xSvEMPvz";
+const JWT =
+  "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.dc_X5iR_VP_qT0zsiyj_I_OZ2T9FtRU2BBNWN8Bu4GE";
+
+describe("sanitize", () => {
+  it.each([
+    ["a Google key", `request failed for key ${GOOGLE_KEY} (400)`, GOOGLE_KEY],
+    ["a Google key in a query string", `GET /v1beta/models?key=${GOOGLE_KEY}&alt=sse`, GOOGLE_KEY],
+    ["a Supabase secret key", `apikey header was ${SB_SECRET}`, SB_SECRET],
+    ["a JWT", `service role ${JWT} rejected`, JWT],
+    ["a bearer token", "Authorization: Bearer abc.def-123_opaque", "abc.def-123_opaque"],
+    ["a scoped token", "token eve_tok_0123456789abcdefABCDEF not found", "eve_tok_0123456789abcdefABCDEF"],
+    ["a DB password", "connect postgres://postgres:hunter2pass@db.local:5432/postgres", "hunter2pass"],
+    ["a JSON secret field", '{"apiKey":"sim-local-key-1","model":"gemma"}', "sim-local-key-1"],
+    ["a key= assignment", "GOOGLE_API_KEY=plainvalue123 in env", "plainvalue123"],
+    ["a password: field", "password: correct-horse", "correct-horse"],
+  ])("redacts %s", (_name, input, secret) => {
+    const out = sanitize(input);
+    expect(out).not.toContain(secret);
+    expect(out).toContain(REDACTED);
+  });
+
+  it("keeps ordinary Google error text readable", () => {
+    const text =
+      "Resource has been exhausted. Please retry in 10.689924287s. quotaId GenerateRequestsPerDayPerProjectPerModel-FreeTier";
+    expect(sanitize(text)).toBe(text);
+    expect(sanitize("API key not valid. Please pass a valid API key.")).toBe(
+      "API key not valid. Please pass a valid API key.",
+    );
+    expect(sanitize('{"promptTokenCount": 12, "totalTokens": 30}')).toBe(
+      '{"promptTokenCount": 12, "totalTokens": 30}',
+    );
+  });
+
+  it("redacts explicitly named secrets that match no pattern", () => {
+    const out = sanitize("upstream said: bad key sim-key-7", { secrets: ["sim-key-7"] });
+    expect(out).toBe(`upstream said: bad key ${REDACTED}`);
+  });
+
+  it("caps the length after redacting, so a cut cannot leave half a key", () => {
+    const out = sanitize(`${GOOGLE_KEY} ${"x".repeat(5000)}`, { maxLength: 40 });
+    expect(out.length).toBe(40);
+    expect(out.startsWith(REDACTED)).toBe(true);
+    expect(out.endsWith("[truncated]")).toBe(true);
+    expect(out).not.toContain("AIza");
+  });
+
+  it("removes NUL bytes that Postgres text cannot store", () => {
+    expect(sanitize("a\u0000b\nc")).toBe("ab\nc");
+  });
+});
+
+describe("sanitizeError", () => {
+  it("uses name and message of an Error and never its stack", () => {
+    const error = new TypeError(`fetch failed for ${GOOGLE_KEY}`);
+    const out = sanitizeError(error);
+    expect(out).toBe(`TypeError: fetch failed for ${REDACTED}`);
+    expect(out).not.toContain("at ");
+  });
+
+  it("handles non-Error values", () => {
+    expect(sanitizeError({ token: "x" })).toBe(`{"token":"${REDACTED}"}`);
+    expect(sanitizeError(42)).toBe("42");
+  });
+});
