@@ -1,0 +1,119 @@
+// Applies what `supabase db reset` would: the Supabase bootstrap (plain PostgreSQL only), every
+// file in supabase/migrations in name order, then supabase/seed.sql — all unchanged. Applied
+// migrations are recorded in supabase_migrations.schema_migrations, as the Supabase CLI does.
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import postgres from "postgres";
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
+export const migrationsDir = path.join(repoRoot, "supabase", "migrations");
+const bootstrapFile = path.join(repoRoot, "shared", "db", "supabase-bootstrap.sql");
+const seedFile = path.join(repoRoot, "supabase", "seed.sql");
+
+export type Sql = postgres.Sql;
+
+export function connect(url: string, options: postgres.Options<Record<string, never>> = {}): Sql {
+  return postgres(url, { onnotice: () => {}, ...options });
+}
+
+/** Roles, schemas and auth helpers a Supabase project has before its migrations run. */
+export async function applySupabaseBootstrap(sql: Sql): Promise<void> {
+  await runScript(sql, await readFile(bootstrapFile, "utf8"));
+  // Supabase puts `extensions` on the search path of its roles (pgTAP lives there too).
+  await sql.unsafe(`alter role postgres set search_path = "$user", public, extensions`);
+}
+
+export async function listMigrations(): Promise<{ version: string; name: string; file: string }[]> {
+  const files = (await readdir(migrationsDir)).filter((f) => /^\d{14}_.+\.sql$/.test(f)).sort();
+  return files.map((f) => ({ version: f.slice(0, 14), name: f.slice(15, -4), file: path.join(migrationsDir, f) }));
+}
+
+/**
+ * Applies pending migrations, each in its own transaction. `force` re-applies all of them (the
+ * idempotency tests use it: a migration applied twice must change nothing).
+ */
+export async function applyMigrations(sql: Sql, { force = false } = {}): Promise<string[]> {
+  await sql.unsafe(`
+    create schema if not exists supabase_migrations;
+    create table if not exists supabase_migrations.schema_migrations (
+      version text primary key, name text, statements text[]);`).simple();
+  const done = new Set(
+    (await sql<{ version: string }[]>`select version from supabase_migrations.schema_migrations`).map((r) => r.version),
+  );
+  const applied: string[] = [];
+  for (const m of await listMigrations()) {
+    if (done.has(m.version) && !force) continue;
+    const text = await readFile(m.file, "utf8");
+    await sql.begin(async (tx) => {
+      await tx.unsafe(text).simple();
+      await tx`insert into supabase_migrations.schema_migrations (version, name, statements)
+               values (${m.version}, ${m.name}, ${[text]}) on conflict (version) do nothing`;
+    });
+    applied.push(`${m.version}_${m.name}`);
+  }
+  return applied;
+}
+
+export async function applySeed(sql: Sql): Promise<void> {
+  await runScript(sql, await readFile(seedFile, "utf8"));
+}
+
+/** Bootstrap (unless the server is a real Supabase database), migrations and seed. */
+export async function prepareDatabase(url: string, { bootstrap = true, seed = true } = {}): Promise<string[]> {
+  const sql = connect(url, { max: 1 });
+  try {
+    if (bootstrap) await applySupabaseBootstrap(sql);
+    const applied = await applyMigrations(sql);
+    if (seed) await applySeed(sql);
+    return applied;
+  } finally {
+    await sql.end();
+  }
+}
+
+async function runScript(sql: Sql, text: string): Promise<void> {
+  await sql.unsafe(text).simple();
+}
+
+/** The URL of another database on the same server. */
+export function databaseUrl(serverUrl: string, database: string): string {
+  const u = new URL(serverUrl);
+  u.pathname = `/${database}`;
+  return u.toString();
+}
+
+/**
+ * Creates `name` as a copy of `template` (fast: a file copy). Retries while the template is busy,
+ * since PostgreSQL refuses to copy a database someone is connected to.
+ */
+export async function cloneDatabase(serverUrl: string, template: string, name: string): Promise<string> {
+  const sql = connect(serverUrl, { max: 1 });
+  try {
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await sql.unsafe(`create database ${quoteIdent(name)} template ${quoteIdent(template)}`);
+        return databaseUrl(serverUrl, name);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if (code !== "55006" || attempt > 50) throw err; // 55006: source database is being accessed
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+  } finally {
+    await sql.end();
+  }
+}
+
+export async function dropDatabase(serverUrl: string, name: string): Promise<void> {
+  const sql = connect(serverUrl, { max: 1 });
+  try {
+    await sql.unsafe(`drop database if exists ${quoteIdent(name)} with (force)`);
+  } finally {
+    await sql.end();
+  }
+}
+
+export function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}

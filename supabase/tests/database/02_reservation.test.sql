@@ -1,0 +1,92 @@
+-- The reservation RPC: limits, windows, quota groups, priority, headroom, cooldowns, refusals.
+begin;
+create extension if not exists pgtap with schema extensions;
+select plan(33);
+
+-- Fixture: one model with small limits; group proj-a has two keys (priority 1), key b1 has no
+-- project (its own group, priority 2).
+delete from public.google_ai_api_keys;
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases)
+values ('test-model', 3, 1000, 5, array['test-alias']);
+insert into public.google_ai_api_keys (id, key_alias, env_var_name, project_id, priority) values
+  ('00000000-0000-0000-0000-0000000000a1', 'a1', 'KEY_A1', 'proj-a', 1),
+  ('00000000-0000-0000-0000-0000000000a2', 'a2', 'KEY_A2', 'proj-a', 1),
+  ('00000000-0000-0000-0000-0000000000b1', 'b1', 'KEY_B1', null, 2);
+
+create function pg_temp.r(p_at text, p_tokens int default 10, p_exclude uuid[] default '{}') returns jsonb
+language sql as $$
+  select public.google_ai_reserve_at(p_at::timestamptz, 'test-model', p_tokens, 'pgtap', 'req', p_exclude)
+$$;
+
+-- Priority first: the priority-1 group serves while it has room, through its first key.
+select is(pg_temp.r('2026-11-21 10:15:10+00') ->> 'key_alias', 'a1', 'the preferred group serves first, by its first key');
+select is(pg_temp.r('2026-11-21 10:15:11+00') ->> 'quota_group', 'proj-a', 'keys of one project share one quota group');
+select is(pg_temp.r('2026-11-21 10:15:12+00', 10, array['00000000-0000-0000-0000-0000000000a1'::uuid]) ->> 'key_alias', 'a2',
+  'an excluded key is replaced by another key of the same group');
+-- proj-a used its 3 RPM: the next request goes to the lower priority group.
+select is(pg_temp.r('2026-11-21 10:15:13+00') ->> 'key_alias', 'b1', 'a full group hands over to the next priority');
+select is((select rpm_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'test-model'), 3,
+  'the shared group counted 3 requests from two keys');
+select is(pg_temp.r('2026-11-21 10:15:14+00') ->> 'key_alias', 'b1', 'b1 has room for a second request');
+select is(pg_temp.r('2026-11-21 10:15:15+00') ->> 'key_alias', 'b1', 'b1 has room for a third request');
+
+-- Both groups full for this minute: refused with the time to the next minute.
+select is(pg_temp.r('2026-11-21 10:15:42.5+00'),
+  jsonb_build_object('ok', false, 'limit', 'rpm', 'retry_after_ms', 17500,
+    'retry_at', '2026-11-21T10:16:00+00:00', 'model', 'test-model', 'max_tokens', null),
+  'over RPM everywhere: refused with limit rpm and the exact wait until the next minute');
+select is((select count(*)::int from public.google_ai_attempts where status = 'refused' and limit_hit = 'rpm'), 1,
+  'the refusal is in the attempt log');
+
+-- Minute rollover: the next minute admits again, RPD keeps counting.
+select is(pg_temp.r('2026-11-21 10:16:00+00') ->> 'key_alias', 'a1', 'a new minute opens the preferred group again');
+select is((select rpm_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'test-model'), 1,
+  'RPM restarts at the minute boundary');
+select is((select rpd_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'test-model'), 4,
+  'RPD carries across the minute boundary');
+select is(pg_temp.r('2026-11-21 10:17:00+00') ->> 'key_alias', 'a1', 'fifth request of the day in proj-a');
+
+-- RPD: proj-a has used 5 of 5 today. b1 has used 3 (RPD 5).
+select is(pg_temp.r('2026-11-21 10:18:00+00') ->> 'key_alias', 'b1', 'a group out of RPD hands over to the next');
+select is(pg_temp.r('2026-11-21 10:19:00+00') ->> 'key_alias', 'b1', 'b1 fifth request of the day');
+select is(pg_temp.r('2026-11-21 10:20:00+00') - 'retry_at' - 'model' - 'max_tokens',
+  jsonb_build_object('ok', false, 'limit', 'rpd', 'retry_after_ms', 78000000),  -- 10:20 to 08:00 next day: 21 h 40 min
+  'out of RPD everywhere: refused until Pacific midnight (08:00 UTC in winter)');
+select is((pg_temp.r('2026-11-22 07:59:59+00') ->> 'limit'), 'rpd', 'still the same Pacific day one second before midnight');
+select is(pg_temp.r('2026-11-22 08:00:00+00') ->> 'key_alias', 'a1', 'Pacific midnight opens a new day');
+
+-- TPM: input tokens per minute, all-or-nothing with RPM.
+select is(pg_temp.r('2026-11-22 09:00:01+00', 600) ->> 'key_alias', 'a1', '600 of 1000 tokens fit');
+select is(pg_temp.r('2026-11-22 09:00:02+00', 600) ->> 'key_alias', 'b1', '600 more do not fit proj-a: b1 takes them');
+select is(pg_temp.r('2026-11-22 09:00:03+00', 500) ->> 'limit', 'tpm', '500 more fit nowhere this minute: refused with tpm');
+select is((select rpm_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'test-model'), 1,
+  'a refusal books nothing (all-or-nothing across RPM, TPM, RPD)');
+select is(pg_temp.r('2026-11-22 09:00:04+00', 400) ->> 'key_alias', 'a1', '400 still fit proj-a exactly to its TPM');
+select is(pg_temp.r('2026-11-22 09:00:05+00', 1001) - 'model',
+  jsonb_build_object('ok', false, 'limit', 'too_large', 'retry_after_ms', null, 'retry_at', null, 'max_tokens', 1000),
+  'a request larger than TPM can never fit: too_large, no retry time');
+
+-- Headroom: among equal priorities the group with the most room goes first.
+update public.google_ai_api_keys set priority = 1 where key_alias = 'b1';
+-- Today proj-a has used 3 of 5 RPD (headroom 0.4), b1 1 of 5 (0.8).
+select is(pg_temp.r('2026-11-22 09:01:00+00') ->> 'key_alias', 'b1', 'equal priority: the group with more headroom goes first');
+select is(pg_temp.r('2026-11-22 09:01:01+00') ->> 'key_alias', 'b1', 'b1 still has more (min of 2/3 RPM, 3/5 RPD left)');
+select is(pg_temp.r('2026-11-22 09:01:02+00') ->> 'key_alias', 'a1', 'now proj-a has more (2/5 RPD left vs 1/3 RPM)');
+
+-- Cooldown: a resting group is skipped; all resting: refused until the earliest end.
+select ok((public.google_ai_cooldown('proj-a', 'test-alias', '2026-11-22 09:02:30+00') ->> 'ok')::boolean, 'cooldown accepted (by alias)');
+select is(pg_temp.r('2026-11-22 09:02:00+00') ->> 'key_alias', 'b1', 'a cooling group is skipped');
+select ok((public.google_ai_cooldown('key:00000000-0000-0000-0000-0000000000b1', 'test-model', '2026-11-22 09:02:20+00') ->> 'ok')::boolean,
+  'second cooldown accepted');
+select is(pg_temp.r('2026-11-22 09:02:10+00') - 'retry_at' - 'model' - 'max_tokens',
+  jsonb_build_object('ok', false, 'limit', 'cooldown', 'retry_after_ms', 10000),
+  'every group cooling: refused until the earliest cooldown ends');
+
+-- No key, unknown model.
+update public.google_ai_api_keys set is_active = false;
+select is(pg_temp.r('2026-11-22 09:05:00+00') ->> 'limit', 'no_active_key', 'no active key: no_active_key');
+select is(public.google_ai_reserve_at('2026-11-22 09:05:00+00', 'no-such-model', 1, 'pgtap', null) ->> 'limit', 'unknown_model',
+  'an unknown model is refused as unknown_model');
+
+select * from finish();
+rollback;

@@ -1,0 +1,62 @@
+-- Reservation life cycle: finalize reconciles tokens in the booked window, release gives the
+-- booking back, a 429 cools the group down, and closed reservations stay closed.
+begin;
+create extension if not exists pgtap with schema extensions;
+select plan(17);
+
+delete from public.google_ai_api_keys;
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('test-model', 10, 1000, 100);
+insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('a1', 'KEY_A1', 'proj-a');
+
+create function pg_temp.r(p_at text, p_tokens int) returns uuid language sql as $$
+  select (public.google_ai_reserve_at(p_at::timestamptz, 'test-model', p_tokens, 'pgtap', 'req-lc') ->> 'reservation_id')::uuid
+$$;
+create function pg_temp.counter() returns record language sql as $$
+  select (rpm_used, tpm_used, rpd_used) from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'test-model'
+$$;
+create temp table ids (name text primary key, id uuid);
+
+insert into ids values ('up', pg_temp.r('2026-11-21 10:00:05+00', 100));
+select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a'), 100, 'the estimate is booked');
+select ok((public.google_ai_finalize((select id from ids where name = 'up'), 'succeeded', 150, 40, 200) ->> 'ok')::boolean,
+  'finalize succeeds');
+select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a'), 150,
+  'finalize with more tokens than estimated raises TPM by the difference');
+select is((select status from public.google_ai_attempts where reservation_id = (select id from ids where name = 'up')), 'succeeded',
+  'the attempt row carries the outcome');
+select is((select (prompt_tokens, completion_tokens, total_tokens, request_id)::text from public.token_usage
+           where meta ->> 'reservation_id' = (select id::text from ids where name = 'up')),
+  '(150,40,190,req-lc)', 'a success lands in token_usage with prompt, completion and total tokens');
+select is(public.google_ai_finalize((select id from ids where name = 'up'), 'succeeded', 1, 1, 200) ->> 'error', 'not_open',
+  'a second finalize is refused and changes nothing');
+select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a'), 150, 'TPM unchanged by the second finalize');
+
+insert into ids values ('down', pg_temp.r('2026-11-21 10:00:10+00', 300));
+select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'down'), 'succeeded', 20, 5, 200) $$,
+  'finalize with fewer tokens');
+select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a'), 170,
+  'finalize with fewer tokens lowers TPM by the difference (150 + 300 - 280)');
+
+-- Release gives back one request, its estimate, and the day's request.
+insert into ids values ('rel', pg_temp.r('2026-11-21 10:00:20+00', 200));
+select is(pg_temp.counter()::text, '(3,370,3)', 'three bookings counted');
+select is(public.google_ai_release((select id from ids where name = 'rel'), 'network error before send') ->> 'status', 'released',
+  'release succeeds');
+select is(pg_temp.counter()::text, '(2,170,2)', 'release gives back the request, its tokens and its day count');
+select is(public.google_ai_release((select id from ids where name = 'rel')) ->> 'error', 'not_open', 'a second release does nothing');
+
+-- A reservation from an earlier minute: only the day count comes back, the old minute is history.
+insert into ids values ('old', pg_temp.r('2026-11-21 10:00:30+00', 50));
+insert into ids values ('new', pg_temp.r('2026-11-21 10:01:05+00', 70));
+select lives_ok($$ select public.google_ai_release((select id from ids where name = 'old')) $$, 'release of an older minute');
+select is(pg_temp.counter()::text, '(1,70,3)', 'the current minute is untouched; the day count drops by one');
+
+-- Finalize can cool the group down in the same call (Google's 429 with a retry delay).
+select is(public.google_ai_finalize((select id from ids where name = 'new'), 'google_error', null, null, 429,
+  'RESOURCE_EXHAUSTED', 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier', 'quota', 12,
+  '2030-01-01 00:00:00+00') ->> 'cooldown_until', '2030-01-01T00:00:00+00:00', 'finalize records the cooldown');
+select is(public.google_ai_reserve_at('2026-11-21 10:01:10+00', 'test-model', 1, 'pgtap', null) ->> 'limit', 'cooldown',
+  'the cooled group is not used');
+
+select * from finish();
+rollback;

@@ -1,0 +1,46 @@
+-- Access invariants: RLS on every table in public, nothing readable or executable by the Data
+-- API's anon/authenticated roles, security definer functions pinned to an empty search_path.
+begin;
+create extension if not exists pgtap with schema extensions;
+select plan(8);
+
+select is(
+  (select coalesce(array_agg(c.relname::text order by c.relname), '{}') from pg_class c
+   join pg_namespace n on n.oid = c.relnamespace
+   where n.nspname = 'public' and c.relkind in ('r', 'p') and not c.relrowsecurity),
+  '{}'::text[], 'every table in public has row level security enabled');
+
+select is(
+  (select coalesce(array_agg(distinct table_name::text), '{}') from information_schema.role_table_grants
+   where table_schema = 'public' and grantee in ('anon', 'authenticated')),
+  '{}'::text[], 'anon and authenticated hold no privilege on any table in public');
+
+select is(
+  (select coalesce(array_agg(p.oid::regprocedure::text order by 1), '{}') from pg_proc p
+   join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname = 'public' and (has_function_privilege('anon', p.oid, 'execute')
+                                   or has_function_privilege('authenticated', p.oid, 'execute'))),
+  '{}'::text[], 'no function in public is executable by anon or authenticated');
+
+select is(
+  (select coalesce(array_agg(p.oid::regprocedure::text order by 1), '{}') from pg_proc p
+   join pg_namespace n on n.oid = p.pronamespace
+   where n.nspname = 'public' and p.prosecdef
+     and not coalesce(p.proconfig @> array['search_path=""'], false)),
+  '{}'::text[], 'every security definer function sets search_path to empty');
+
+select ok(has_function_privilege('service_role',
+  'public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb)', 'execute'),
+  'service_role may call the reservation RPC');
+select ok(not has_function_privilege('service_role',
+  'public.google_ai_reserve_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb)', 'execute'),
+  'the clock-injecting variant is not callable by service_role');
+
+set local role anon;
+select throws_ok($$ select public.google_ai_reserve('gemma-3-27b-it', 1, 'x', null) $$, '42501', null,
+  'anon cannot call the reservation RPC');
+select throws_ok($$ select * from public.google_ai_api_keys $$, '42501', null, 'anon cannot read the keys table');
+reset role;
+
+select * from finish();
+rollback;
