@@ -1,0 +1,102 @@
+// Who is calling. The function runs with verify_jwt = false (Supabase's gateway lets API keys
+// through anyway), so it checks callers itself:
+// - the project's service/secret key (SUPABASE_SERVICE_ROLE_KEY, or any value of the JSON object
+//   SUPABASE_SECRET_KEYS) is a trusted caller, compared in constant time;
+// - a scoped token (prefix eve_tok_, issued to Kaggle notebooks) is recognised here only by its
+//   shape and reduced to its SHA-256: the database validates it (expiry, models, budget), so the
+//   plain token is never stored or logged.
+// The credential may come as `Authorization: Bearer <secret>` or as `apikey: <secret>`.
+import { GatewayError } from "./errors.ts";
+
+export type Caller =
+  | { kind: "service"; label: string }
+  | { kind: "token"; tokenHash: string; label: string };
+
+export const TOKEN_PREFIX = "eve_tok_";
+const TOKEN_SHAPE = /^eve_tok_[A-Za-z0-9_-]{16,200}$/;
+const DEFAULT_LABEL = "service";
+
+/** Service keys from the function's environment; blank values are dropped so "" never matches. */
+export function serviceKeysFromEnv(get: (name: string) => string | undefined): string[] {
+  const keys = [get("SUPABASE_SERVICE_ROLE_KEY")];
+  const json = get("SUPABASE_SECRET_KEYS");
+  if (json !== undefined && json.trim() !== "") {
+    try {
+      const parsed: unknown = JSON.parse(json);
+      if (typeof parsed === "object" && parsed !== null) {
+        for (const value of Object.values(parsed)) if (typeof value === "string") keys.push(value);
+      }
+    } catch {
+      // A malformed SUPABASE_SECRET_KEYS must not take the legacy key down with it.
+    }
+  }
+  return [...new Set(keys.filter((k): k is string => k !== undefined && k.trim() !== ""))];
+}
+
+/** The credentials a request presents, in order: bearer token first, then apikey. */
+export function presentedCredentials(headers: Headers): string[] {
+  const found: string[] = [];
+  const authorization = headers.get("authorization");
+  const bearer = authorization === null ? null : /^\s*bearer\s+(\S+)\s*$/i.exec(authorization);
+  if (bearer?.[1] !== undefined) found.push(bearer[1]);
+  const apikey = headers.get("apikey")?.trim();
+  if (apikey !== undefined && apikey !== "" && !found.includes(apikey)) found.push(apikey);
+  return found;
+}
+
+/** A caller's self-chosen label for logs (e.g. its GOOGLE_API_LOCALNAME): a safe short name or the default. */
+export function callerLabel(raw: string | null, fallback = DEFAULT_LABEL): string {
+  if (raw === null) return fallback;
+  const cleaned = raw.trim().replace(/[^A-Za-z0-9._:@-]/g, "_").slice(0, 64);
+  return /[A-Za-z0-9]/.test(cleaned) ? cleaned : fallback;
+}
+
+/** Identifies the caller or throws GatewayError("unauthorized"). Never echoes what was presented. */
+export async function authenticate(headers: Headers, serviceKeys: readonly string[]): Promise<Caller> {
+  const credentials = presentedCredentials(headers);
+  if (credentials.length === 0) {
+    throw new GatewayError(
+      "unauthorized",
+      "Missing credential: send the service key or a token as 'Authorization: Bearer <key>' or 'apikey: <key>'.",
+    );
+  }
+  const label = callerLabel(headers.get("x-caller"));
+  for (const credential of credentials) {
+    if (await matchesAny(credential, serviceKeys)) return { kind: "service", label };
+  }
+  for (const credential of credentials) {
+    if (credential.startsWith(TOKEN_PREFIX)) {
+      if (!TOKEN_SHAPE.test(credential)) break;
+      return { kind: "token", tokenHash: await sha256Hex(credential), label };
+    }
+  }
+  throw new GatewayError("unauthorized", "Invalid credential.");
+}
+
+/** Compares against every key without stopping early, so timing does not tell which one matched. */
+async function matchesAny(presented: string, keys: readonly string[]): Promise<boolean> {
+  let matched = false;
+  for (const key of keys) {
+    if (await constantTimeEqual(presented, key)) matched = true;
+  }
+  return matched;
+}
+
+/**
+ * Constant-time string equality: both sides are hashed to 32 bytes first, so neither the length
+ * nor the position of the first difference shows in the comparison time.
+ */
+export async function constantTimeEqual(a: string, b: string): Promise<boolean> {
+  const [ha, hb] = await Promise.all([sha256(a), sha256(b)]);
+  let diff = 0;
+  for (let i = 0; i < ha.length; i++) diff |= (ha[i] ?? 0) ^ (hb[i] ?? 0);
+  return diff === 0;
+}
+
+export async function sha256Hex(text: string): Promise<string> {
+  return Array.from(await sha256(text), (b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+async function sha256(text: string): Promise<Uint8Array> {
+  return new Uint8Array(await crypto.subtle.digest("SHA-256", new TextEncoder().encode(text)));
+}

@@ -1,0 +1,164 @@
+// Classification of a failed Google call, so the attempt loop knows whether to cool a quota group
+// down (and for how long), retry elsewhere, take a key out, or give the error back to the caller.
+//
+// Google's 429 carries its wait only in the JSON body (no Retry-After header): details[] is a list
+// of typed entries in no fixed order, so we look them up by "@type":
+//   google.rpc.RetryInfo      retryDelay "22s" | "10.689924287s"
+//   google.rpc.QuotaFailure   violations[].quotaId, e.g. GenerateRequestsPerDayPerProjectPerModel-FreeTier
+//   google.rpc.ErrorInfo      reason, e.g. API_KEY_INVALID
+// and fall back to the message text "Please retry in 10.689924287s.". A per-day quota means
+// "exhausted until midnight Pacific", which the database computes: we only raise a flag.
+import { sanitize } from "./sanitize.ts";
+
+export type GoogleErrorClass =
+  /** 429: cool the quota group down until retryAfterMs (or Pacific midnight if perDay) and try another key. */
+  | "rate_limited"
+  /** 5xx, network error, timeout, malformed answer: retry with backoff, preferably on another key. */
+  | "retryable"
+  /** The key itself is refused (invalid, expired, blocked, API disabled): take it out, try another. */
+  | "invalid_key"
+  /** Any other 4xx: the request is at fault; never retried, reported to the caller. */
+  | "client_error";
+
+export type GoogleFailureKind = "http" | "network" | "timeout" | "malformed" | "aborted";
+
+export interface ClassifiedGoogleError {
+  class: GoogleErrorClass;
+  kind: GoogleFailureKind;
+  httpStatus: number | null;
+  /** Google's canonical status, e.g. RESOURCE_EXHAUSTED, INVALID_ARGUMENT. */
+  status: string | null;
+  /** ErrorInfo.reason, e.g. API_KEY_INVALID. */
+  reason: string | null;
+  /** The quotaId that decides the cooldown: a per-day one if any, else the first. */
+  quotaId: string | null;
+  quotaIds: string[];
+  /** Wait Google asked for, rounded up to whole ms; null when it named none. */
+  retryAfterMs: number | null;
+  /** A per-day quota was violated: the group is out until midnight Pacific. */
+  perDay: boolean;
+  /** Sanitized, length-capped message for logs and callers. */
+  message: string;
+}
+
+const TYPE_PREFIX = "type.googleapis.com/google.rpc.";
+
+// ErrorInfo reasons (and canonical statuses) that mean "this key cannot be used", not "this request".
+const KEY_REASONS = new Set([
+  "API_KEY_INVALID",
+  "API_KEY_EXPIRED",
+  "API_KEY_SERVICE_BLOCKED",
+  "API_KEY_HTTP_REFERRER_BLOCKED",
+  "API_KEY_IP_ADDRESS_BLOCKED",
+  "API_KEY_ANDROID_APP_BLOCKED",
+  "API_KEY_IOS_APP_BLOCKED",
+  "SERVICE_DISABLED",
+  "CONSUMER_SUSPENDED",
+  "BILLING_DISABLED",
+]);
+
+/** Protobuf JSON Duration ("22s", "10.689924287s", "0.5s") to whole milliseconds, rounded up. */
+export function parseDuration(value: unknown): number | null {
+  if (typeof value !== "string") return null;
+  const m = /^\s*(\d+)(?:\.(\d{1,9}))?s\s*$/.exec(value);
+  if (m === null) return null;
+  const nanos = Number((m[2] ?? "").padEnd(9, "0"));
+  return Number(m[1]) * 1000 + Math.ceil(nanos / 1e6);
+}
+
+/** "Please retry in 10.689924287s." (or "in 53ms") in a message, as milliseconds rounded up. */
+export function retryDelayFromMessage(message: string): number | null {
+  const m = /retry in (\d+(?:\.\d+)?)\s*(ms|s)\b/i.exec(message);
+  if (m === null) return null;
+  const value = Number(m[1]);
+  return Math.ceil(m[2]?.toLowerCase() === "ms" ? value : value * 1000);
+}
+
+export function isPerDayQuota(quotaId: string): boolean {
+  return /per ?day/i.test(quotaId);
+}
+
+/** Classifies an HTTP error answer; `body` is the parsed JSON, or the raw text if it was not JSON. */
+export function classifyGoogleHttpError(
+  httpStatus: number,
+  body: unknown,
+  options: { secrets?: readonly string[] } = {},
+): ClassifiedGoogleError {
+  const error = asRecord(asRecord(body)?.error);
+  const details = Array.isArray(error?.details) ? error.details.map(asRecord) : [];
+  const byType = (name: string) => details.filter((d) => d?.["@type"] === TYPE_PREFIX + name);
+
+  const rawMessage = typeof error?.message === "string"
+    ? error.message
+    : typeof body === "string"
+    ? body
+    : `HTTP ${httpStatus}`;
+  const status = typeof error?.status === "string" ? error.status : null;
+
+  const reason = byType("ErrorInfo")
+    .map((d) => d?.reason)
+    .find((r): r is string => typeof r === "string") ?? null;
+
+  const quotaIds = byType("QuotaFailure").flatMap((d) =>
+    (Array.isArray(d?.violations) ? d.violations : [])
+      .map((v) => asRecord(v)?.quotaId)
+      .filter((q): q is string => typeof q === "string")
+  );
+  const perDayId = quotaIds.find(isPerDayQuota);
+
+  // RetryInfo may be truncated to whole seconds while the message has the fraction: take the later.
+  const delays = [
+    ...byType("RetryInfo").map((d) => parseDuration(d?.retryDelay)),
+    retryDelayFromMessage(rawMessage),
+  ].filter((d): d is number => d !== null);
+  const retryAfterMs = delays.length > 0 ? Math.max(...delays) : null;
+
+  const base = {
+    kind: "http" as const,
+    httpStatus,
+    status,
+    reason,
+    quotaId: perDayId ?? quotaIds[0] ?? null,
+    quotaIds,
+    retryAfterMs,
+    perDay: perDayId !== undefined,
+    message: sanitize(rawMessage, { secrets: options.secrets, maxLength: 500 }),
+  };
+
+  if (httpStatus === 429) return { ...base, class: "rate_limited" };
+  if (httpStatus >= 500 || httpStatus === 408) return { ...base, class: "retryable" };
+  if (
+    httpStatus === 401 || httpStatus === 403 || (reason !== null && KEY_REASONS.has(reason))
+  ) {
+    return { ...base, class: "invalid_key" };
+  }
+  if (httpStatus >= 400) return { ...base, class: "client_error" };
+  // A non-error status should never reach here; treat it as a broken answer.
+  return { ...base, class: "retryable", kind: "malformed" };
+}
+
+/** A failure without a usable HTTP answer: network error, our timeout, a caller abort, bad JSON. */
+export function classifyGoogleFailure(
+  kind: Exclude<GoogleFailureKind, "http">,
+  message: string,
+  options: { secrets?: readonly string[]; httpStatus?: number } = {},
+): ClassifiedGoogleError {
+  return {
+    class: "retryable",
+    kind,
+    httpStatus: options.httpStatus ?? null,
+    status: null,
+    reason: null,
+    quotaId: null,
+    quotaIds: [],
+    retryAfterMs: null,
+    perDay: false,
+    message: sanitize(message, { secrets: options.secrets, maxLength: 500 }),
+  };
+}
+
+function asRecord(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Record<string, unknown>
+    : undefined;
+}
