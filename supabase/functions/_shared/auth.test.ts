@@ -1,12 +1,6 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import {
-  authenticate,
-  callerLabel,
-  constantTimeEqual,
-  presentedCredentials,
-  serviceKeysFromEnv,
-} from "./auth.ts";
+import { authenticate, callerLabel, constantTimeEqual, presentedCredentials, serviceKeysFromEnv } from "./auth.ts";
 import { GatewayError } from "./errors.ts";
 
 const LEGACY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.sig";

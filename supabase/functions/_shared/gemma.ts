@@ -60,8 +60,6 @@ export function foldSystem(system: string, contents: readonly Content[]): Conten
   }
   const [head, ...rest] = first.parts;
   // Merged into one text part with a blank line, as chat templates render consecutive parts unseparated.
-  const parts = head === undefined
-    ? [{ text: system }]
-    : [{ text: `${system}\n\n${head.text}` }, ...rest];
+  const parts = head === undefined ? [{ text: system }] : [{ text: `${system}\n\n${head.text}` }, ...rest];
   return [{ role: "user", parts }, ...contents.slice(1)];
 }

@@ -121,7 +121,11 @@ describe("classifyGoogleHttpError", () => {
 
   it("does not retry other 4xx", () => {
     const c = classifyGoogleHttpError(400, {
-      error: { code: 400, status: "INVALID_ARGUMENT", message: "Developer instruction is not enabled for models/gemma-3-27b-it" },
+      error: {
+        code: 400,
+        status: "INVALID_ARGUMENT",
+        message: "Developer instruction is not enabled for models/gemma-3-27b-it",
+      },
     });
     expect(c.class).toBe("client_error");
     expect(classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND", message: "x" } }).class)
@@ -136,13 +140,17 @@ describe("classifyGoogleHttpError", () => {
   it("copes with a non-JSON body and odd details", () => {
     const c = classifyGoogleHttpError(502, "<html>Bad Gateway</html>");
     expect(c).toMatchObject({ class: "retryable", message: "<html>Bad Gateway</html>" });
-    const odd = classifyGoogleHttpError(429, { error: { details: [null, 3, { "@type": 5 }, { "@type": `${T}QuotaFailure`, violations: "x" }] } });
+    const odd = classifyGoogleHttpError(429, {
+      error: { details: [null, 3, { "@type": 5 }, { "@type": `${T}QuotaFailure`, violations: "x" }] },
+    });
     expect(odd).toMatchObject({ class: "rate_limited", quotaIds: [], message: "HTTP 429" });
   });
 
   it("never returns the key, even if Google echoes it", () => {
     const key = "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q";
-    const c = classifyGoogleHttpError(400, { error: { message: `bad key ${key} and sim-key-1` } }, { secrets: ["sim-key-1"] });
+    const c = classifyGoogleHttpError(400, { error: { message: `bad key ${key} and sim-key-1` } }, {
+      secrets: ["sim-key-1"],
+    });
     expect(c.message).not.toContain(key);
     expect(c.message).not.toContain("sim-key-1");
   });

@@ -109,11 +109,23 @@ describe("parseInvokeRequest: rejections", () => {
     ["a long request_id", { model: "m", prompt: "x", request_id: "a".repeat(129) }, "invalid_request"],
     ["a temperature of 5", { model: "m", prompt: "x", generationConfig: { temperature: 5 } }, "invalid_request"],
     ["an unknown config key", { model: "m", prompt: "x", generationConfig: { seed: 1 } }, "invalid_request"],
-    ["six stop sequences", { model: "m", prompt: "x", generationConfig: { stopSequences: ["a", "b", "c", "d", "e", "f"] } }, "invalid_request"],
+    ["six stop sequences", {
+      model: "m",
+      prompt: "x",
+      generationConfig: { stopSequences: ["a", "b", "c", "d", "e", "f"] },
+    }, "invalid_request"],
     ["metadata as an array", { model: "m", prompt: "x", metadata: [1] }, "invalid_request"],
     ["huge metadata", { model: "m", prompt: "x", metadata: { blob: "x".repeat(5000) } }, "invalid_request"],
-    ["an image part", { model: "m", contents: [{ parts: [{ inlineData: { mimeType: "image/png", data: "" } }] }] }, "unsupported_feature"],
-    ["a text part with extra fields", { model: "m", contents: [{ parts: [{ text: "x", functionCall: {} }] }] }, "unsupported_feature"],
+    [
+      "an image part",
+      { model: "m", contents: [{ parts: [{ inlineData: { mimeType: "image/png", data: "" } }] }] },
+      "unsupported_feature",
+    ],
+    [
+      "a text part with extra fields",
+      { model: "m", contents: [{ parts: [{ text: "x", functionCall: {} }] }] },
+      "unsupported_feature",
+    ],
   ])("rejects %s", (_name, body, code) => {
     expect(codeOf(body)).toBe(code);
   });

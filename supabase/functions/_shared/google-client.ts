@@ -1,0 +1,210 @@
+// One generateContent call through @google/genai, with a deadline, that never throws for a failed
+// call: it returns the text and usage, or a classified error (google-errors.ts) whose message is
+// sanitized of the key. Retries are the attempt loop's job, so the SDK's own retry stays off
+// (it is off unless httpOptions.retryOptions is set).
+import { GoogleGenAI } from "@google/genai";
+import type { GoogleRequest } from "./gemma.ts";
+import { type ClassifiedGoogleError, classifyGoogleFailure, classifyGoogleHttpError } from "./google-errors.ts";
+import { sanitizeError } from "./sanitize.ts";
+
+export const DEFAULT_GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com";
+// @google/genai 3 defaults to v1; Gemma and the research notes (and the simulator) use v1beta.
+export const GOOGLE_API_VERSION = "v1beta";
+
+export interface Usage {
+  promptTokens: number;
+  candidatesTokens: number;
+  /** Gemini 2.5 "thinking" tokens: billed as output, not part of candidatesTokens. */
+  thoughtsTokens: number;
+  totalTokens: number;
+}
+
+export type GenerateOutcome =
+  | {
+    ok: true;
+    text: string;
+    finishReason: string | null;
+    /** null when Google sent no usageMetadata (the caller then keeps its estimate). */
+    usage: Usage | null;
+    candidates: unknown[];
+    modelVersion: string | null;
+    latencyMs: number;
+  }
+  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
+
+export interface GenerateCall {
+  apiKey: string;
+  request: GoogleRequest;
+  /** Deadline of this attempt; on expiry the outcome is a `timeout` failure. */
+  timeoutMs: number;
+  /** Caller-side cancellation (e.g. the function's wall-clock budget); gives an `aborted` failure. */
+  signal?: AbortSignal;
+}
+
+export interface GoogleClient {
+  generate(call: GenerateCall): Promise<GenerateOutcome>;
+}
+
+export interface GoogleClientOptions {
+  /** Google's endpoint or a compatible server (the offline simulator); no trailing path. */
+  baseUrl?: string;
+  apiVersion?: string;
+}
+
+/** Base URL from GOOGLE_AI_BASE_URL, else Google's. */
+export function googleBaseUrlFromEnv(get: (name: string) => string | undefined): string {
+  const value = get("GOOGLE_AI_BASE_URL")?.trim();
+  return value === undefined || value === "" ? DEFAULT_GOOGLE_BASE_URL : value;
+}
+
+export function createGoogleClient(options: GoogleClientOptions = {}): GoogleClient {
+  const baseUrl = options.baseUrl ?? DEFAULT_GOOGLE_BASE_URL;
+  const apiVersion = options.apiVersion ?? GOOGLE_API_VERSION;
+  // One SDK client per key: keys are few and the client holds no connection state of its own.
+  const clients = new Map<string, GoogleGenAI>();
+  const clientFor = (apiKey: string): GoogleGenAI => {
+    let client = clients.get(apiKey);
+    if (client === undefined) {
+      // vertexai: false so that GOOGLE_GENAI_USE_VERTEXAI in the environment cannot redirect calls.
+      client = new GoogleGenAI({ apiKey, vertexai: false, httpOptions: { baseUrl, apiVersion } });
+      clients.set(apiKey, client);
+    }
+    return client;
+  };
+  return { generate: (call) => generate(clientFor(call.apiKey), call) };
+}
+
+async function generate(client: GoogleGenAI, call: GenerateCall): Promise<GenerateOutcome> {
+  const started = Date.now();
+  const secrets = [call.apiKey];
+  const deadline = new AbortController();
+  let timedOut = false;
+  const timer = setTimeout(() => {
+    timedOut = true;
+    deadline.abort();
+  }, call.timeoutMs);
+  const signal = call.signal === undefined ? deadline.signal : AbortSignal.any([deadline.signal, call.signal]);
+
+  // The SDK loses the HTTP status when an error body is not valid JSON; a recording fetch keeps it.
+  let httpStatus: number | undefined;
+  const recordingFetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
+    const response = await fetch(input, init);
+    httpStatus = response.status;
+    return response;
+  };
+
+  const { request } = call;
+  try {
+    const response = await client.models.generateContent({
+      model: request.model,
+      contents: request.contents,
+      config: {
+        ...request.generationConfig,
+        ...(request.systemInstruction === undefined ? {} : { systemInstruction: request.systemInstruction }),
+        abortSignal: signal,
+        httpOptions: { fetch: recordingFetch },
+      },
+    });
+    const latencyMs = Date.now() - started;
+    const candidates: unknown[] = response.candidates ?? [];
+    const first = response.candidates?.[0];
+    const blockReason = response.promptFeedback?.blockReason ?? null;
+    if (first === undefined && blockReason === null) {
+      return {
+        ok: false,
+        latencyMs,
+        error: classifyGoogleFailure("malformed", "Google answered without candidates or promptFeedback.", {
+          httpStatus: httpStatus ?? 200,
+        }),
+      };
+    }
+    const text = (first?.content?.parts ?? [])
+      .filter((p) => typeof p.text === "string" && p.thought !== true)
+      .map((p) => p.text)
+      .join("");
+    const u = response.usageMetadata;
+    const usage: Usage | null = u === undefined ? null : {
+      promptTokens: u.promptTokenCount ?? 0,
+      candidatesTokens: u.candidatesTokenCount ?? 0,
+      thoughtsTokens: u.thoughtsTokenCount ?? 0,
+      totalTokens: u.totalTokenCount ?? 0,
+    };
+    return {
+      ok: true,
+      text,
+      finishReason: first?.finishReason ?? (blockReason === null ? null : `BLOCKED_${blockReason}`),
+      usage,
+      candidates,
+      modelVersion: response.modelVersion ?? null,
+      latencyMs,
+    };
+  } catch (error) {
+    const latencyMs = Date.now() - started;
+    const ctx = {
+      timedOut,
+      callerAborted: call.signal?.aborted === true,
+      httpStatus,
+      secrets,
+      timeoutMs: call.timeoutMs,
+    };
+    return { ok: false, latencyMs, error: classifyThrown(error, ctx) };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+interface ThrownContext {
+  timedOut: boolean;
+  callerAborted: boolean;
+  httpStatus: number | undefined;
+  secrets: string[];
+  timeoutMs: number;
+}
+
+/** Maps whatever the SDK or fetch threw to a classified error. */
+export function classifyThrown(error: unknown, ctx: ThrownContext): ClassifiedGoogleError {
+  const { secrets } = ctx;
+  // Checked first, by our own flags: an aborted fetch rejects with whatever reason the signal
+  // carries (AbortError, TimeoutError or any value), so the error itself cannot tell.
+  if (ctx.timedOut) {
+    return classifyGoogleFailure("timeout", `Google did not answer within ${ctx.timeoutMs} ms.`, { secrets });
+  }
+  if (ctx.callerAborted || isAbort(error)) {
+    return classifyGoogleFailure("aborted", "The call to Google was cancelled.", { secrets });
+  }
+  // ApiError: status plus the error body serialized as JSON in the message.
+  const status = apiErrorStatus(error);
+  if (status !== undefined) {
+    const message = (error as Error).message;
+    let body: unknown = message;
+    try {
+      body = JSON.parse(message);
+    } catch {
+      // Not JSON: classify on the status and the raw text.
+    }
+    return classifyGoogleHttpError(status, body, { secrets });
+  }
+  if (error instanceof SyntaxError) {
+    // The body (of an answer or of an error) was not JSON. Keep the status when we saw one.
+    if (ctx.httpStatus !== undefined && ctx.httpStatus >= 400) {
+      return classifyGoogleHttpError(ctx.httpStatus, `Malformed error body: ${sanitizeError(error, { secrets })}`, {
+        secrets,
+      });
+    }
+    return classifyGoogleFailure("malformed", sanitizeError(error, { secrets }), {
+      secrets,
+      httpStatus: ctx.httpStatus,
+    });
+  }
+  return classifyGoogleFailure("network", sanitizeError(error, { secrets }), { secrets });
+}
+
+function apiErrorStatus(error: unknown): number | undefined {
+  if (!(error instanceof Error) || error.name !== "ApiError") return undefined;
+  const status = (error as Error & { status?: unknown }).status;
+  return typeof status === "number" ? status : undefined;
+}
+
+function isAbort(error: unknown): boolean {
+  return error instanceof Error && (error.name === "AbortError" || error.name === "TimeoutError");
+}

@@ -1,0 +1,77 @@
+// What the attempt loop needs from the database, as an interface: the next stage implements it with
+// postgres.js over the RPCs public.google_ai_reserve / _finalize / _release (one round trip each),
+// and tests can implement it in memory. camelCase here; the implementation maps to SQL names.
+import type { ModelCapabilities } from "./gemma.ts";
+
+export type RefusalLimit =
+  | "rpm"
+  | "tpm"
+  | "rpd"
+  | "cooldown"
+  | "no_active_key"
+  | "too_large"
+  | "unknown_model";
+
+export interface ReserveParams {
+  /** As the caller wrote it; the RPC resolves aliases. */
+  model: string;
+  estimatedTokens: number;
+  caller: string;
+  requestId: string;
+  /** Keys that already failed for this request, so the next attempt prefers another. */
+  excludeKeyIds: readonly string[];
+  attempt: number;
+  /** Time already spent waiting for capacity, for the audit row. */
+  waitMs: number;
+  metadata: Record<string, unknown>;
+}
+
+export interface Reservation {
+  ok: true;
+  reservationId: string;
+  keyId: string;
+  keyAlias: string;
+  /** Name of the Edge secret that holds the Google key; the key itself never enters the database. */
+  envVarName: string;
+  quotaGroup: string;
+  /** Canonical model id to send to Google. */
+  model: string;
+  minuteBucket: string;
+  dayBucket: string;
+}
+
+export interface Refusal {
+  ok: false;
+  limit: RefusalLimit;
+  retryAfterMs: number | null;
+  /** ISO timestamp at which capacity is expected (null if unknown). */
+  retryAt: string | null;
+}
+
+export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout";
+
+export interface FinalizeParams {
+  reservationId: string;
+  outcome: FinalizeOutcome;
+  inputTokens: number | null;
+  outputTokens: number | null;
+  httpStatus: number | null;
+  errorCode: string | null;
+  quotaId: string | null;
+  /** Sanitized (sanitize.ts) before it gets here. */
+  errorMessage: string | null;
+  latencyMs: number;
+  /** Cool the key's quota group/model down until then (from RetryInfo). */
+  cooldownUntil: Date | null;
+  /** A per-day quota was hit: cool down until midnight Pacific, computed by the database. */
+  cooldownUntilPacificMidnight: boolean;
+}
+
+export interface GatewayStore {
+  /** The model row (by id or alias) with its capabilities, or null if unknown. */
+  modelCapabilities(model: string): Promise<ModelCapabilities | null>;
+  reserve(params: ReserveParams): Promise<Reservation | Refusal>;
+  finalize(params: FinalizeParams): Promise<void>;
+  /** For a reservation whose request never reached Google. */
+  release(reservationId: string, reason: string): Promise<void>;
+}
