@@ -1,0 +1,134 @@
+// `npm test`: every suite, against one real PostgreSQL started for the run.
+//   1. pgTAP files in supabase/tests/database (the SQL behaviour),
+//   2. vitest (unit tests, HTTP integration tests, concurrency tests),
+//   3. any extra suites registered below (e.g. the Python client's unittest).
+// Ends with one line "tests: N passed, N failed, N skipped" and exits non-zero if anything failed,
+// if a suite did not run, or — with CI=true — if anything was skipped (CI must run every test).
+import { spawn } from "node:child_process";
+import { readdir, readFile, rm } from "node:fs/promises";
+import path from "node:path";
+import { tmpdir } from "node:os";
+import { startPostgres } from "../shared/db/postgres-server.ts";
+import { cloneDatabase, dropDatabase, repoRoot } from "../shared/db/migrate.ts";
+import { runPgTapFile } from "../shared/db/pgtap.ts";
+import { createTemplateDatabase } from "../tests/support/template.ts";
+import { extraSuites } from "./test-suites.ts";
+
+interface Tally {
+  suite: string;
+  passed: number;
+  failed: number;
+  skipped: number;
+  problem?: string;
+}
+
+const ci = process.env.CI === "true" || process.env.CI === "1";
+const vitestArgs = process.argv.slice(2);
+
+async function main(): Promise<number> {
+  const server = await startPostgres();
+  console.log(`PostgreSQL: ${server.engine} engine at ${server.url} (pg_cron: ${server.features.pgCron}, pgTAP: ${server.features.pgTap})`);
+  if (ci && server.engine !== "external" && !(server.features.pgCron && server.features.pgTap)) {
+    console.error("CI needs PostgreSQL with pg_cron and pgTAP (.ci/run installs them): refusing to skip their tests");
+    await server.stop();
+    return 1;
+  }
+  const tallies: Tally[] = [];
+  try {
+    const template = await createTemplateDatabase(server.url);
+    if (vitestArgs.length === 0) tallies.push(await runPgTap(server.url, template, server.features.pgTap));
+    tallies.push(await runVitest(server.url, template, server.features, server.engine));
+    if (vitestArgs.length === 0) {
+      for (const suite of extraSuites) tallies.push(await suite.run({ serverUrl: server.url, template }));
+    }
+  } finally {
+    await server.stop();
+  }
+
+  let failed = 0;
+  console.log("\nSuites:");
+  for (const t of tallies) {
+    console.log(`  ${t.suite}: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped${t.problem ? ` — ${t.problem}` : ""}`);
+    if (t.failed > 0 || t.problem) failed++;
+    if (ci && t.skipped > 0) {
+      console.log(`  ${t.suite}: CI runs every test, but ${t.skipped} were skipped`);
+      failed++;
+    }
+  }
+  const sum = (k: "passed" | "failed" | "skipped") => tallies.reduce((n, t) => n + t[k], 0);
+  console.log(`tests: ${sum("passed")} passed, ${sum("failed")} failed, ${sum("skipped")} skipped`);
+  return failed === 0 ? 0 : 1;
+}
+
+async function runPgTap(serverUrl: string, template: string, available: boolean): Promise<Tally> {
+  const dir = path.join(repoRoot, "supabase", "tests", "database");
+  const files = (await readdir(dir)).filter((f) => f.endsWith(".test.sql")).sort();
+  const tally: Tally = { suite: "pgTAP", passed: 0, failed: 0, skipped: 0 };
+  if (!available) {
+    tally.skipped = files.length;
+    console.log(`\npgTAP: the pgtap extension is not installed for this PostgreSQL: ${files.length} files SKIPPED (apt-get install postgresql-15-pgtap)`);
+    return tally;
+  }
+  console.log(`\npgTAP: ${files.length} files`);
+  const db = "eve_pgtap";
+  const url = await cloneDatabase(serverUrl, template, db);
+  try {
+    for (const f of files) {
+      const r = await runPgTapFile(url, path.join(dir, f));
+      tally.passed += r.passed;
+      tally.failed += r.failed.length + (r.error ? 1 : 0);
+      const status = r.failed.length === 0 && !r.error ? "ok" : "FAILED";
+      console.log(`  ${f}: ${status} (${r.passed}/${r.planned ?? "?"})${r.error ? ` — ${r.error}` : ""}`);
+      if (status !== "ok") for (const line of r.output.filter((l) => l.startsWith("not ok") || l.startsWith("#"))) console.log(`    ${line}`);
+    }
+  } finally {
+    await dropDatabase(serverUrl, db);
+  }
+  if (tally.passed === 0) tally.problem = "no pgTAP test ran";
+  return tally;
+}
+
+async function runVitest(
+  serverUrl: string,
+  template: string,
+  features: { pgCron: boolean; pgTap: boolean },
+  engine: string,
+): Promise<Tally> {
+  const report = path.join(tmpdir(), `eve-vitest-${process.pid}.json`);
+  console.log("\nvitest:");
+  const code = await run("npx", ["vitest", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...vitestArgs], {
+    EVE_TEST_PG_URL: serverUrl,
+    EVE_TEST_TEMPLATE: template,
+    EVE_TEST_PG_ENGINE: engine,
+    EVE_TEST_PG_CRON: features.pgCron ? "1" : "0",
+    EVE_TEST_PG_TAP: features.pgTap ? "1" : "0",
+  });
+  const tally: Tally = { suite: "vitest", passed: 0, failed: 0, skipped: 0 };
+  try {
+    const json = JSON.parse(await readFile(report, "utf8"));
+    tally.passed = json.numPassedTests;
+    tally.failed = json.numFailedTests;
+    tally.skipped = json.numPendingTests + json.numTodoTests;
+    const brokenFiles = (json.testResults as { status: string; name: string; assertionResults: unknown[] }[]).filter(
+      (f) => f.status === "failed" && f.assertionResults.length === 0,
+    );
+    if (brokenFiles.length > 0) tally.problem = `files that failed to load: ${brokenFiles.map((f) => path.relative(repoRoot, f.name)).join(", ")}`;
+  } catch (err) {
+    tally.problem = `vitest wrote no readable report (${(err as Error).message})`;
+  } finally {
+    await rm(report, { force: true });
+  }
+  if (code !== 0 && tally.failed === 0 && !tally.problem) tally.problem = `vitest exited with ${code}`;
+  if (tally.passed === 0 && !tally.problem) tally.problem = "no vitest test ran";
+  return tally;
+}
+
+export function run(cmd: string, args: string[], env: Record<string, string> = {}, cwd = repoRoot): Promise<number> {
+  return new Promise((resolve) => {
+    const child = spawn(cmd, args, { cwd, stdio: "inherit", env: { ...process.env, ...env } });
+    child.on("exit", (code) => resolve(code ?? 1));
+    child.on("error", () => resolve(127));
+  });
+}
+
+process.exitCode = await main();

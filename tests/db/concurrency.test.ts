@@ -1,0 +1,145 @@
+// Exact admission under concurrency: 250 connections reserve at once for one model served by
+// three keys in two quota groups. For each limit (RPM, TPM, RPD) on its own, the number admitted
+// must equal the limit of each group exactly: not one more (over-admission), not one less (a busy
+// row mistaken for a full one).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type Sql } from "../../shared/db/migrate.ts";
+import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+
+const CONNECTIONS = 250;
+const GROUP_A = "proj-a"; // keys a1, a2
+const KEY_B = "00000000-0000-0000-0000-0000000000b1"; // no project: its own group
+const GROUP_B = `key:${KEY_B}`;
+
+let db: TestDatabase;
+let clients: Sql[] = [];
+
+beforeAll(async () => {
+  db = await freshDatabase("concurrency");
+  await db.sql`delete from public.google_ai_api_keys`;
+  await db.sql`insert into public.google_ai_api_keys (id, key_alias, env_var_name, project_id, priority) values
+    (gen_random_uuid(), 'a1', 'KEY_A1', ${GROUP_A}, 1),
+    (gen_random_uuid(), 'a2', 'KEY_A2', ${GROUP_A}, 1),
+    (${KEY_B}, 'b1', 'KEY_B1', null, 1)`;
+  // One connection per client, all open before the burst starts.
+  clients = Array.from({ length: CONNECTIONS }, () => connect(db.url, { max: 1, idle_timeout: 0 }));
+  await Promise.all(clients.map((c) => c`select 1`));
+  const [{ open }] = await db.sql<{ open: number }[]>`
+    select count(*)::int as open from pg_stat_activity where datname = current_database()`;
+  expect(open).toBeGreaterThanOrEqual(CONNECTIONS);
+}, 120_000);
+
+afterAll(async () => {
+  await Promise.all(clients.map((c) => c.end({ timeout: 5 })));
+  await db?.drop();
+});
+
+interface Outcome {
+  ok: boolean;
+  quota_group?: string;
+  limit?: string;
+  retry_after_ms?: number | null;
+}
+
+async function setModel(model: string, rpm: number | null, tpm: number | null, rpd: number | null) {
+  await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values (${model}, ${rpm}, ${tpm}, ${rpd})`;
+}
+
+/** Fires `requests` reservations, spread round-robin over all connections, all at once. */
+async function burst(model: string, requests: { at: string; tokens: number }[]): Promise<Outcome[]> {
+  return Promise.all(
+    requests.map(async (r, i) => {
+      const c = clients[i % clients.length];
+      const [row] = await c<{ r: Outcome }[]>`
+        select public.google_ai_reserve_at(${r.at}::timestamptz, ${model}, ${r.tokens}, 'burst', ${`req-${i}`}) as r`;
+      return row.r;
+    }),
+  );
+}
+
+function admittedByGroup(outcomes: Outcome[]): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const o of outcomes) if (o.ok) counts[o.quota_group!] = (counts[o.quota_group!] ?? 0) + 1;
+  return counts;
+}
+
+async function loggedByGroup(model: string): Promise<Record<string, number>> {
+  const rows = await db.sql<{ quota_group: string; n: number }[]>`
+    select quota_group, count(*)::int as n from public.google_ai_attempts
+    where model = ${model} and status = 'reserved' group by quota_group`;
+  return Object.fromEntries(rows.map((r) => [r.quota_group, r.n]));
+}
+
+describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () => {
+  it("RPM: admits exactly the per-minute limit of each group", async () => {
+    await setModel("burst-rpm", 40, null, null);
+    const outcomes = await burst("burst-rpm", Array.from({ length: 600 }, () => ({ at: "2026-11-21 10:00:30+00", tokens: 1 })));
+    expect(admittedByGroup(outcomes)).toEqual({ [GROUP_A]: 40, [GROUP_B]: 40 });
+    expect(await loggedByGroup("burst-rpm")).toEqual({ [GROUP_A]: 40, [GROUP_B]: 40 });
+    const refused = outcomes.filter((o) => !o.ok);
+    expect(refused).toHaveLength(520);
+    expect(new Set(refused.map((o) => `${o.limit}:${o.retry_after_ms}`))).toEqual(new Set(["rpm:30000"]));
+    const counters = await db.sql`select quota_group, rpm_used from public.google_ai_usage_counters where model = 'burst-rpm' order by 1`;
+    expect(counters.map((c) => [c.quota_group, c.rpm_used])).toEqual([[GROUP_A, 40], [GROUP_B, 40]].sort());
+  });
+
+  it("TPM: admits exactly the per-minute token limit of each group", async () => {
+    await setModel("burst-tpm", null, 5_000, null);
+    const outcomes = await burst("burst-tpm", Array.from({ length: 600 }, () => ({ at: "2026-11-21 10:00:30+00", tokens: 100 })));
+    expect(admittedByGroup(outcomes)).toEqual({ [GROUP_A]: 50, [GROUP_B]: 50 });
+    expect(await loggedByGroup("burst-tpm")).toEqual({ [GROUP_A]: 50, [GROUP_B]: 50 });
+    const counters = await db.sql`select quota_group, tpm_used from public.google_ai_usage_counters where model = 'burst-tpm' order by 1`;
+    expect(counters.map((c) => c.tpm_used)).toEqual([5_000, 5_000]);
+    expect(new Set(outcomes.filter((o) => !o.ok).map((o) => o.limit))).toEqual(new Set(["tpm"]));
+  });
+
+  it("TPM with mixed sizes: never above the limit, and nothing refused would still have fitted", async () => {
+    await setModel("burst-tpm-mixed", null, 7_000, null);
+    const sizes = Array.from({ length: 600 }, (_, i) => 37 + ((i * 7919) % 400)); // deterministic, 37..436
+    const outcomes = await burst("burst-tpm-mixed", sizes.map((tokens) => ({ at: "2026-11-21 10:00:30+00", tokens })));
+    const used: Record<string, number> = {};
+    outcomes.forEach((o, i) => {
+      if (o.ok) used[o.quota_group!] = (used[o.quota_group!] ?? 0) + sizes[i];
+    });
+    const smallestRefused = Math.min(...sizes.filter((_, i) => !outcomes[i].ok));
+    for (const group of [GROUP_A, GROUP_B]) {
+      expect(used[group]).toBeLessThanOrEqual(7_000);
+      expect(7_000 - used[group]).toBeLessThan(smallestRefused);
+    }
+    const counters = await db.sql`select quota_group, tpm_used from public.google_ai_usage_counters where model = 'burst-tpm-mixed'`;
+    for (const c of counters) expect(c.tpm_used).toBe(used[c.quota_group]);
+  });
+
+  it("RPD: admits exactly the per-day limit of each group across many minutes", async () => {
+    await setModel("burst-rpd", null, null, 75);
+    // 600 requests spread over 10 minutes of one Pacific day.
+    const requests = Array.from({ length: 600 }, (_, i) => ({ at: `2026-11-21 10:0${i % 10}:30+00`, tokens: 1 }));
+    const outcomes = await burst("burst-rpd", requests);
+    expect(admittedByGroup(outcomes)).toEqual({ [GROUP_A]: 75, [GROUP_B]: 75 });
+    expect(await loggedByGroup("burst-rpd")).toEqual({ [GROUP_A]: 75, [GROUP_B]: 75 });
+    const refusedLimits = new Set(outcomes.filter((o) => !o.ok).map((o) => o.limit));
+    expect(refusedLimits).toEqual(new Set(["rpd"]));
+  });
+
+  it("all three limits at once, on the real clock: never more than the limit in any window", async () => {
+    await setModel("burst-all", 30, 2_000, 45);
+    const outcomes = await Promise.all(
+      Array.from({ length: 500 }, async (_, i) => {
+        const c = clients[i % clients.length];
+        const [row] = await c<{ r: Outcome }[]>`select public.google_ai_reserve('burst-all', ${10 + (i % 90)}, 'burst', ${`all-${i}`}) as r`;
+        return row.r;
+      }),
+    );
+    const rows = await db.sql<{ quota_group: string; minute_bucket: Date; n: number; tokens: number }[]>`
+      select quota_group, minute_bucket, count(*)::int as n, sum(estimated_tokens)::int as tokens
+      from public.google_ai_attempts where model = 'burst-all' and status = 'reserved'
+      group by quota_group, minute_bucket`;
+    expect(rows.length).toBeGreaterThan(0);
+    for (const r of rows) {
+      expect(r.n).toBeLessThanOrEqual(30);
+      expect(r.tokens).toBeLessThanOrEqual(2_000);
+    }
+    const perGroup = admittedByGroup(outcomes);
+    for (const n of Object.values(perGroup)) expect(n).toBeLessThanOrEqual(45);
+  });
+});

@@ -1,0 +1,188 @@
+// Migrations adopt the production tables in place: applied to a database that already has the
+// five tables with rows, every row and column survives; applied twice, nothing changes.
+import { afterEach, describe, expect, it } from "vitest";
+import {
+  applyMigrations,
+  applySeed,
+  applySupabaseBootstrap,
+  connect,
+  databaseUrl,
+  dropDatabase,
+  quoteIdent,
+  type Sql,
+} from "../../shared/db/migrate.ts";
+import { testServer } from "../support/test-database.ts";
+
+const cleanups: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+/** An empty database with only what Supabase provides (no gateway migrations). */
+async function emptySupabaseDatabase(label: string): Promise<Sql> {
+  const { serverUrl } = testServer();
+  const name = `${label}_${Math.random().toString(16).slice(2, 10)}`;
+  const admin = connect(serverUrl, { max: 1 });
+  await admin.unsafe(`create database ${quoteIdent(name)}`);
+  await admin.end();
+  const sql = connect(databaseUrl(serverUrl, name), { max: 2 });
+  await applySupabaseBootstrap(sql);
+  cleanups.push(async () => {
+    await sql.end({ timeout: 5 });
+    await dropDatabase(serverUrl, name);
+  });
+  return sql;
+}
+
+/** The production tables as the owner's screenshot shows them, with rows a live project has. */
+async function createProductionTables(sql: Sql, timeColumn: "at" | "ts" = "at") {
+  await sql.unsafe(`
+    create table public.google_ai_api_keys (
+      id uuid primary key default gen_random_uuid(), key_alias text, provider text, env_var_name text,
+      is_active bool, priority int4, created_at timestamptz default now(), notes text);
+    create table public.google_ai_model_limits (
+      id serial primary key, model text, rpm int4, tpm int4, rpd int4,
+      created_at timestamptz default now(), updated_at timestamptz default now());
+    create table public.google_ai_usage_counters (
+      id bigserial primary key, api_key_id uuid not null, model text, minute_bucket timestamptz,
+      day_bucket date, rpm_used int4, tpm_used int4, rpd_used int4, updated_at timestamptz);
+    create table public.google_ai_maintenance_log (
+      id serial primary key, operation text, tables_affected text[], deleted_count int4,
+      started_at timestamptz, completed_at timestamptz, status text, details jsonb,
+      created_at timestamptz default now());
+    create table public.token_usage (
+      id bigserial primary key, ${timeColumn} timestamptz not null, model text, prompt_tokens int4,
+      completion_tokens int4, total_tokens int4, request_id text, meta jsonb);
+    insert into public.google_ai_api_keys (id, key_alias, provider, env_var_name, is_active, priority, notes) values
+      ('11111111-1111-1111-1111-111111111111', 'main', 'google', 'GOOGLE_API_KEY', true, 1, 'the key in use today'),
+      ('22222222-2222-2222-2222-222222222222', 'spare', 'google', 'GOOGLE_API_KEY_2', false, 2, null);
+    insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values
+      ('gemma-3-27b-it', 30, 15000, 14400), ('gemini-2.5-flash', 10, 250000, 250);
+    insert into public.google_ai_usage_counters (api_key_id, model, minute_bucket, day_bucket, rpm_used, tpm_used, rpd_used, updated_at) values
+      ('11111111-1111-1111-1111-111111111111', 'gemma-3-27b-it', '2026-11-20 10:00+00', '2026-11-20', 3, 1200, 40, now()),
+      ('11111111-1111-1111-1111-111111111111', 'gemma-3-27b-it', '2026-11-20 10:00+00', '2026-11-20', 3, 1200, 40, now());
+    insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at, completed_at, status, details) values
+      ('cleanup', array['google_ai_usage_counters'], 12, now() - interval '1 hour', now(), 'success', '{"by":"hand"}');
+    insert into public.token_usage (${timeColumn}, model, prompt_tokens, completion_tokens, total_tokens, request_id, meta) values
+      (now(), 'gpt-4o', 100, 50, 150, 'bot-1', '{"chat": 1}'), (now(), 'gpt-4o', 10, 5, 15, null, null);
+  `).simple();
+}
+
+const TABLES = ["google_ai_api_keys", "google_ai_model_limits", "google_ai_usage_counters", "google_ai_maintenance_log", "token_usage"];
+
+async function snapshotRows(sql: Sql): Promise<Record<string, Record<string, unknown>[]>> {
+  const out: Record<string, Record<string, unknown>[]> = {};
+  for (const t of TABLES) out[t] = await sql.unsafe(`select to_jsonb(t) as row from public.${t} t order by id`).then((r) => r.map((x) => x.row));
+  return out;
+}
+
+/** Everything a migration could change: columns, indexes, constraints, functions, grants, RLS, options. */
+async function snapshotSchema(sql: Sql) {
+  return sql.unsafe(`
+    select 'column' as kind, table_name || '.' || column_name || ' ' || data_type || ' ' || is_nullable || ' ' || coalesce(column_default, '') as def
+      from information_schema.columns where table_schema = 'public'
+    union all select 'index', indexdef from pg_indexes where schemaname = 'public'
+    union all select 'constraint', conrelid::regclass || ' ' || pg_get_constraintdef(oid) from pg_constraint where connamespace = 'public'::regnamespace
+    union all select 'function', p.oid::regprocedure || ' ' || md5(pg_get_functiondef(p.oid)) || ' ' || coalesce(p.proacl::text, '')
+      from pg_proc p where p.pronamespace = 'public'::regnamespace
+    union all select 'grant', table_name || ' ' || grantee || ' ' || privilege_type from information_schema.role_table_grants where table_schema = 'public'
+    union all select 'table', relname || ' rls=' || relrowsecurity || ' ' || coalesce(reloptions::text, '') from pg_class where relnamespace = 'public'::regnamespace and relkind = 'r'
+    union all select 'comment', c.relname || ' ' || coalesce(col_description(c.oid, a.attnum), '') from pg_class c join pg_attribute a on a.attrelid = c.oid
+      where c.relnamespace = 'public'::regnamespace and c.relkind = 'r' and a.attnum > 0
+    order by 1, 2`);
+}
+
+describe("migrations on a project that already has the production tables", () => {
+  it("keep every existing row and column, and add what the gateway needs", async () => {
+    const sql = await emptySupabaseDatabase("adopt");
+    await createProductionTables(sql);
+    const before = await snapshotRows(sql);
+
+    const applied = await applyMigrations(sql);
+    expect(applied.length).toBeGreaterThanOrEqual(4);
+    await applySeed(sql);
+
+    const after = await snapshotRows(sql);
+    for (const table of TABLES) {
+      // Every old row is still there with every old column unchanged (new columns may be added).
+      const afterById = new Map(after[table].map((r) => [String(r.id), r]));
+      for (const old of before[table]) {
+        const now = afterById.get(String(old.id));
+        expect(now, `${table} row ${old.id}`).toBeDefined();
+        for (const [col, value] of Object.entries(old)) expect(now![col], `${table}.${col} of row ${old.id}`).toEqual(value);
+      }
+    }
+    // The seed did not overwrite the owner's own limits (flash at 10 RPM here), only filled gaps.
+    const flash = await sql`select rpm, rpd from public.google_ai_model_limits where model = 'gemini-2.5-flash'`;
+    expect(flash).toEqual([{ rpm: 10, rpd: 250 }]);
+    // New columns arrived with their defaults on old rows.
+    const [gemma] = await sql`select aliases, is_active, safety_margin, supports_system_instruction, supports_json_mode
+                              from public.google_ai_model_limits where model = 'gemma-3-27b-it'`;
+    expect(gemma).toEqual({ aliases: ["gemma-3-27b"], is_active: true, safety_margin: "0.000",
+      supports_system_instruction: false, supports_json_mode: false });
+  });
+
+  it("leave the adopted database working: the RPC reserves on the owner's active key", async () => {
+    const sql = await emptySupabaseDatabase("adopt_rpc");
+    await createProductionTables(sql);
+    await applyMigrations(sql);
+    await applySeed(sql);
+    const [{ r }] = await sql`select public.google_ai_reserve('gemma-3-27b-it', 10, 'test', 'adopt-1') as r`;
+    expect(r).toMatchObject({ ok: true, key_alias: "main", env_var_name: "GOOGLE_API_KEY" });
+    // Old per-key counter rows (quota_group null) are neither used nor touched.
+    const legacy = await sql`select count(*)::int as n from public.google_ai_usage_counters where quota_group is null and rpm_used = 3`;
+    expect(legacy[0].n).toBe(2);
+  });
+
+  it("write token_usage rows whether the time column is `at` or `ts`", async () => {
+    const sql = await emptySupabaseDatabase("adopt_ts");
+    await createProductionTables(sql, "ts");
+    await applyMigrations(sql);
+    await applySeed(sql);
+    const [{ r }] = await sql`select public.google_ai_reserve('gemma-3-27b', 10, 'test', 'adopt-ts') as r`;
+    await sql`select public.google_ai_finalize(${r.reservation_id}::uuid, 'succeeded', 12, 3, 200)`;
+    const rows = await sql`select model, prompt_tokens, completion_tokens, total_tokens, ts is not null as has_time
+                           from public.token_usage where request_id = 'adopt-ts'`;
+    expect(rows).toEqual([{ model: "gemma-3-27b-it", prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, has_time: true }]);
+  });
+
+  it("change nothing when applied a second time (schema and data)", async () => {
+    const sql = await emptySupabaseDatabase("idempotent");
+    await createProductionTables(sql);
+    await applyMigrations(sql);
+    await applySeed(sql);
+    const schema1 = await snapshotSchema(sql);
+    const rows1 = await snapshotRows(sql);
+
+    await applyMigrations(sql, { force: true });
+    await applySeed(sql);
+    expect(await snapshotSchema(sql)).toEqual(schema1);
+    expect(await snapshotRows(sql)).toEqual(rows1);
+  });
+
+  it("apply to an empty project too, twice, with identical results", async () => {
+    const sql = await emptySupabaseDatabase("fresh");
+    await applyMigrations(sql);
+    await applySeed(sql);
+    const schema1 = await snapshotSchema(sql);
+    await applyMigrations(sql, { force: true });
+    await applySeed(sql);
+    expect(await snapshotSchema(sql)).toEqual(schema1);
+    const models = await sql`select model, rpm, tpm, rpd from public.google_ai_model_limits order by model`;
+    expect(models).toEqual([
+      { model: "gemini-2.5-flash", rpm: 5, tpm: 250000, rpd: 20 },
+      { model: "gemma-3-27b-it", rpm: 30, tpm: 15000, rpd: 14400 },
+    ]);
+  });
+
+  it("stop with a clear message, changing nothing, when existing rows would break a unique key", async () => {
+    const sql = await emptySupabaseDatabase("dupes");
+    await createProductionTables(sql);
+    await sql`insert into public.google_ai_model_limits (model, rpm) values ('gemma-3-27b-it', 1)`;
+    await expect(applyMigrations(sql)).rejects.toThrow(/duplicate rows for model\(s\) gemma-3-27b-it/);
+    const cols = await sql`select count(*)::int as n from information_schema.columns
+                           where table_name = 'google_ai_api_keys' and column_name = 'project_id'`;
+    expect(cols[0].n).toBe(0);
+    expect((await sql`select count(*)::int as n from public.google_ai_model_limits`)[0].n).toBe(3);
+  });
+});
