@@ -1,0 +1,104 @@
+// Defaults for the simulator: which models exist, their free-tier limits, and the local dev keys.
+// Figures follow the project owner's seed table (see /work/shared/research/google-ai.md); they are
+// options, not truths about Google, because Google changes them without notice.
+
+export interface ModelSpec {
+  /** Requests per minute, per project. */
+  rpm: number;
+  /** Input tokens per minute, per project (Google counts input tokens only). */
+  tpm: number;
+  /** Requests per day, per project; the day ends at midnight America/Los_Angeles. */
+  rpd: number;
+  inputTokenLimit: number;
+  outputTokenLimit: number;
+  /** Gemma answers 400 "Developer instruction is not enabled" when this is false. */
+  supportsSystemInstruction: boolean;
+  /** Gemma answers 400 "JSON mode is not enabled" when this is false. */
+  supportsJsonMode: boolean;
+  displayName: string;
+  /** Reported as `modelVersion` in answers and `version` in the model resource. */
+  version: string;
+}
+
+export type ModelOptions = Record<string, Partial<ModelSpec>>;
+
+export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = {
+  'gemma-3-27b-it': {
+    rpm: 30,
+    tpm: 15_000,
+    rpd: 14_400,
+    inputTokenLimit: 131_072,
+    outputTokenLimit: 8_192,
+    supportsSystemInstruction: false,
+    supportsJsonMode: false,
+    displayName: 'Gemma 3 27B',
+    version: '001',
+  },
+  'gemini-2.5-flash': {
+    rpm: 5,
+    tpm: 250_000,
+    rpd: 20,
+    inputTokenLimit: 1_048_576,
+    outputTokenLimit: 65_536,
+    supportsSystemInstruction: true,
+    supportsJsonMode: true,
+    displayName: 'Gemini 2.5 Flash',
+    version: '001',
+  },
+};
+
+/** What a model id absent from DEFAULT_MODELS gets for the fields the caller left out. */
+const GENERIC_MODEL: Omit<ModelSpec, 'displayName'> = {
+  rpm: 15,
+  tpm: 1_000_000,
+  rpd: 1_500,
+  inputTokenLimit: 1_048_576,
+  outputTokenLimit: 65_536,
+  supportsSystemInstruction: true,
+  supportsJsonMode: true,
+  version: '001',
+};
+
+/**
+ * Local dev keys. Two keys share project A on purpose: Google applies limits per project, so
+ * adding a key of the same project must not add capacity, and tests need a pair to show it.
+ */
+export const DEV_KEYS: Readonly<Record<string, string>> = {
+  'sim-key-a1': 'sim-project-a',
+  'sim-key-a2': 'sim-project-a',
+  'sim-key-b1': 'sim-project-b',
+  'sim-key-c1': 'sim-project-c',
+};
+
+/** Merges caller overrides over the defaults; the result always contains the default models. */
+export function resolveModels(overrides: ModelOptions = {}): Map<string, ModelSpec> {
+  if (overrides === null || typeof overrides !== 'object' || Array.isArray(overrides)) {
+    throw new Error('google-sim: models must be an object of model id -> limits');
+  }
+  const ids = new Set([...Object.keys(DEFAULT_MODELS), ...Object.keys(overrides)]);
+  const out = new Map<string, ModelSpec>();
+  for (const id of ids) {
+    const base = DEFAULT_MODELS[id] ?? { ...GENERIC_MODEL, displayName: id };
+    const spec = { ...base, ...overrides[id] };
+    for (const field of ['rpm', 'tpm', 'rpd', 'inputTokenLimit', 'outputTokenLimit'] as const) {
+      if (!Number.isFinite(spec[field]) || spec[field] < 0) {
+        throw new Error(`google-sim: models.${id}.${field} must be a non-negative number`);
+      }
+    }
+    out.set(id, spec);
+  }
+  return out;
+}
+
+/** The v1beta Model resource, as models.list / models.get return it. */
+export function modelResource(id: string, spec: ModelSpec): Record<string, unknown> {
+  return {
+    name: `models/${id}`,
+    version: spec.version,
+    displayName: spec.displayName,
+    description: `Simulated ${spec.displayName} (google-sim)`,
+    inputTokenLimit: spec.inputTokenLimit,
+    outputTokenLimit: spec.outputTokenLimit,
+    supportedGenerationMethods: ['generateContent', 'countTokens'],
+  };
+}

@@ -1,0 +1,100 @@
+// The /__sim control API: the HTTP face of the programmatic control surface, for the local stack
+// and for tests in other processes. It needs no Google key.
+
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { ModelOptions, ModelSpec } from './config.ts';
+import { parseFaultSpec, type Fault, type FaultSpec } from './faults.ts';
+import { parseJson, readBody, writeJson } from './http.ts';
+import type { UsageSnapshot } from './quota.ts';
+import type { SimStats } from './stats.ts';
+
+export interface SimulatorStats extends SimStats {
+  /** Current window usage per project, per model. */
+  quota: Record<string, Record<string, UsageSnapshot>>;
+}
+
+export interface SimControl {
+  /** Replaces all fault rules. */
+  setFaults(faults: FaultSpec[]): Fault[];
+  /** Appends one fault rule. */
+  addFault(fault: FaultSpec): Fault;
+  clearFaults(): void;
+  faults(): Fault[];
+  /** Clears quota windows, stats and faults; keeps keys and models. */
+  reset(): void;
+  stats(): SimulatorStats;
+  /** Replaces the api key -> project map. */
+  setKeys(keys: Record<string, string>): void;
+  keys(): Record<string, string>;
+  /** Re-resolves models from defaults plus these overrides; quota usage is kept. */
+  setModels(models: ModelOptions): void;
+  models(): Record<string, ModelSpec>;
+}
+
+export const CONTROL_PREFIX = '/__sim';
+
+function fail(res: ServerResponse, message: string, code = 400): void {
+  writeJson(res, code, { error: { code, message, status: code === 404 ? 'NOT_FOUND' : 'INVALID_ARGUMENT' } });
+}
+
+/** A body of one rule, an array of rules, or {faults: [...]}. */
+function faultList(body: unknown): FaultSpec[] {
+  const raw = Array.isArray(body)
+    ? body
+    : body !== null && typeof body === 'object' && Array.isArray((body as { faults?: unknown }).faults)
+      ? (body as { faults: unknown[] }).faults
+      : [body];
+  return raw.map(parseFaultSpec);
+}
+
+function stringMap(body: unknown): Record<string, string> {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new Error('expected an object');
+  for (const [k, v] of Object.entries(body)) {
+    if (typeof v !== 'string') throw new Error(`value for "${k}" must be a project id string`);
+  }
+  return body as Record<string, string>;
+}
+
+export async function handleControl(sim: SimControl, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
+  const { text } = await readBody(req);
+  const parsed = parseJson(text);
+  if (!parsed.ok) return fail(res, 'body is not valid JSON');
+  const body = parsed.value;
+  const route = `${req.method} ${path.slice(CONTROL_PREFIX.length) || '/'}`;
+  try {
+    switch (route) {
+      case 'GET /health':
+        return writeJson(res, 200, { ok: true });
+      case 'GET /stats':
+        return writeJson(res, 200, sim.stats());
+      case 'GET /faults':
+        return writeJson(res, 200, { faults: sim.faults() });
+      case 'POST /faults':
+        return writeJson(res, 200, { faults: faultList(body).map((f) => sim.addFault(f)) });
+      case 'PUT /faults':
+        return writeJson(res, 200, { faults: sim.setFaults(faultList(body)) });
+      case 'DELETE /faults':
+        sim.clearFaults();
+        return writeJson(res, 200, { faults: [] });
+      case 'POST /reset':
+        sim.reset();
+        return writeJson(res, 200, { ok: true });
+      case 'GET /keys':
+        return writeJson(res, 200, sim.keys());
+      case 'PUT /keys':
+      case 'POST /keys':
+        sim.setKeys(stringMap(body));
+        return writeJson(res, 200, sim.keys());
+      case 'GET /models':
+        return writeJson(res, 200, sim.models());
+      case 'PUT /models':
+      case 'POST /models':
+        sim.setModels(body as ModelOptions);
+        return writeJson(res, 200, sim.models());
+      default:
+        return fail(res, `no control route ${route}`, 404);
+    }
+  } catch (e) {
+    return fail(res, e instanceof Error ? e.message : String(e));
+  }
+}

@@ -1,0 +1,134 @@
+// Google-shaped error answers: {error: {code, message, status, details?}}.
+// Shapes and wording copy what generativelanguage.googleapis.com answers, including where Google
+// leaves `details` out (404, 500, 503), so a gateway's parser meets the same variety it will in
+// production.
+
+export interface GoogleErrorBody {
+  error: { code: number; message: string; status: string; details?: Array<Record<string, unknown>> };
+}
+
+export interface SimAnswer {
+  status: number;
+  body: GoogleErrorBody;
+}
+
+const SERVICE = 'generativelanguage.googleapis.com';
+const RATE_LIMIT_DOCS = 'https://ai.google.dev/gemini-api/docs/rate-limits';
+
+function answer(code: number, status: string, message: string, details?: Array<Record<string, unknown>>): SimAnswer {
+  const error: GoogleErrorBody['error'] = { code, message, status };
+  if (details) error.details = details;
+  return { status: code, body: { error } };
+}
+
+export function apiKeyInvalid(): SimAnswer {
+  const message = 'API key not valid. Please pass a valid API key.';
+  return answer(400, 'INVALID_ARGUMENT', message, [
+    {
+      '@type': 'type.googleapis.com/google.rpc.ErrorInfo',
+      reason: 'API_KEY_INVALID',
+      domain: 'googleapis.com',
+      metadata: { service: SERVICE },
+    },
+    { '@type': 'type.googleapis.com/google.rpc.LocalizedMessage', locale: 'en-US', message },
+  ]);
+}
+
+export function invalidArgument(message: string): SimAnswer {
+  return answer(400, 'INVALID_ARGUMENT', message);
+}
+
+/** Google's answer to a body that is not JSON or names a field the API does not have. */
+export function invalidJson(detail: string): SimAnswer {
+  const message = `Invalid JSON payload received. ${detail}`;
+  return answer(400, 'INVALID_ARGUMENT', message, [
+    { '@type': 'type.googleapis.com/google.rpc.BadRequest', fieldViolations: [{ description: message }] },
+  ]);
+}
+
+export function payloadTooLarge(limit: number): SimAnswer {
+  return answer(400, 'INVALID_ARGUMENT', `Request payload size exceeds the limit: ${limit} bytes.`);
+}
+
+export function modelNotFound(model: string, method: string): SimAnswer {
+  return answer(
+    404,
+    'NOT_FOUND',
+    `models/${model} is not found for API version v1beta, or is not supported for ${method}. ` +
+      'Call ListModels to see the list of available models and their supported methods.',
+  );
+}
+
+export function routeNotFound(path: string): SimAnswer {
+  return answer(404, 'NOT_FOUND', `The requested URL ${path} was not found on this server.`);
+}
+
+export function internal(): SimAnswer {
+  return answer(
+    500,
+    'INTERNAL',
+    'An internal error has occurred. Please retry or report in https://developers.generativeai.google/guide/troubleshooting',
+  );
+}
+
+export function unavailable(): SimAnswer {
+  return answer(503, 'UNAVAILABLE', 'The model is overloaded. Please try again later.');
+}
+
+export interface QuotaViolation {
+  quotaMetric: string;
+  quotaId: string;
+  quotaDimensions: { location: string; model: string };
+  quotaValue: string;
+}
+
+/**
+ * 429 RESOURCE_EXHAUSTED. `retryDelay` is a protobuf Duration string such as "10.689924287s".
+ * The message always carries it in full; RetryInfo does too unless `wholeSeconds` is set, which
+ * truncates it to "10s" (Google has been seen answering both ways, so a client must parse
+ * fractions and must not trust a truncated value to land after the window opens).
+ * `null` leaves RetryInfo and the "Please retry" sentence out (older Google 429s look so).
+ */
+export function quotaExceeded(
+  violations: QuotaViolation[],
+  retryDelay: string | null,
+  wholeSeconds = false,
+): SimAnswer {
+  const lines = violations.map(
+    (v) => `* Quota exceeded for metric: ${v.quotaMetric}, limit: ${v.quotaValue}, model: ${v.quotaDimensions.model}`,
+  );
+  let message =
+    'You exceeded your current quota, please check your plan and billing details. For more information on ' +
+    `this error, head to: ${RATE_LIMIT_DOCS}. To monitor your current usage, head to: ` +
+    'https://ai.dev/usage?tab=rate-limit. \n' +
+    lines.join('\n');
+  const details: Array<Record<string, unknown>> = [
+    { '@type': 'type.googleapis.com/google.rpc.QuotaFailure', violations },
+    {
+      '@type': 'type.googleapis.com/google.rpc.Help',
+      links: [{ description: 'Learn more about Gemini API quotas', url: RATE_LIMIT_DOCS }],
+    },
+  ];
+  if (retryDelay !== null) {
+    message += `\nPlease retry in ${retryDelay}.`;
+    details.push({ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: wholeSeconds ? truncateSeconds(retryDelay) : retryDelay });
+  }
+  return answer(429, 'RESOURCE_EXHAUSTED', message, details);
+}
+
+/** Formats milliseconds as a protobuf JSON Duration: 0, 3, 6 or 9 fractional digits. */
+export function formatDuration(ms: number): string {
+  const totalNanos = Math.max(0, Math.round(ms * 1e6));
+  const seconds = Math.floor(totalNanos / 1e9);
+  const nanos = totalNanos % 1e9;
+  if (nanos === 0) return `${seconds}s`;
+  const digits = nanos % 1e6 === 0 ? 3 : nanos % 1e3 === 0 ? 6 : 9;
+  const frac = String(nanos).padStart(9, '0').slice(0, digits);
+  return `${seconds}.${frac}s`;
+}
+
+/** "10.689924287s" -> "10s"; anything that is not a Duration string is passed through. */
+function truncateSeconds(duration: string): string {
+  const m = /^(\d+)(?:\.\d+)?s$/.exec(duration);
+  return m ? `${m[1]}s` : duration;
+}

@@ -1,0 +1,56 @@
+// The CLI entry: environment parsing, the printed URL, and a clean stop on SIGTERM.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { afterEach, expect, it } from 'vitest';
+
+const MAIN = fileURLToPath(new URL('./main.ts', import.meta.url));
+let child: ChildProcess | undefined;
+
+afterEach(() => {
+  if (child && child.exitCode === null) child.kill('SIGKILL');
+  child = undefined;
+});
+
+function run(env: Record<string, string>): { proc: ChildProcess; output: Promise<string>; exit: Promise<number | null> } {
+  const proc = spawn(process.execPath, ['--import', 'tsx', MAIN], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  child = proc;
+  let text = '';
+  proc.stdout!.on('data', (d: Buffer) => (text += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (text += d.toString()));
+  const exit = new Promise<number | null>((resolve) => proc.on('close', (code) => resolve(code)));
+  const output = new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no URL printed; output so far: ${text}`)), 15_000);
+    const check = (): void => {
+      if (/listening on http:\/\/\S+/.test(text) || proc.exitCode !== null) {
+        clearTimeout(timer);
+        resolve(text);
+      }
+    };
+    proc.stdout!.on('data', check);
+    proc.on('close', check);
+  });
+  return { proc, output, exit };
+}
+
+it('starts on GOOGLE_SIM_PORT with GOOGLE_SIM_KEYS, prints its URL and stops on SIGTERM', async () => {
+  const { proc, output, exit } = run({ GOOGLE_SIM_PORT: '0', GOOGLE_SIM_KEYS: JSON.stringify({ 'cli-key': 'cli-project' }) });
+  const url = /listening on (http:\/\/\S+)/.exec(await output)?.[1];
+  expect(url).toMatch(/^http:\/\/127\.0\.0\.1:\d+$/);
+  const ok = await fetch(`${url}/v1beta/models/gemma-3-27b-it:generateContent`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': 'cli-key' },
+    body: JSON.stringify({ contents: [{ parts: [{ text: 'hi' }] }] }),
+  });
+  expect(ok.status).toBe(200);
+  const devKey = await fetch(`${url}/v1beta/models?key=sim-key-a1`);
+  expect(devKey.status).toBe(400); // GOOGLE_SIM_KEYS replaced the dev keys
+  proc.kill('SIGTERM');
+  expect(await exit).toBe(0);
+}, 20_000);
+
+it('refuses a malformed GOOGLE_SIM_KEYS with a message and exit code 1', async () => {
+  const { output, exit } = run({ GOOGLE_SIM_PORT: '0', GOOGLE_SIM_KEYS: '["not", "an", "object"]' });
+  expect(await exit).toBe(1);
+  expect(await output).toContain('GOOGLE_SIM_KEYS must be a JSON object');
+}, 20_000);

@@ -1,0 +1,292 @@
+// An offline stand-in for https://generativelanguage.googleapis.com (Gemini API v1beta), for the
+// gateway's tests, benchmarks and local stack. It speaks what @google/genai sends (key in
+// `x-goog-api-key` or `?key=`), enforces per-project/per-model quotas like Google, answers with
+// Google's error shapes, and can inject faults. See README.md.
+
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { DEV_KEYS, modelResource, resolveModels, type ModelOptions, type ModelSpec } from './config.ts';
+import { CONTROL_PREFIX, handleControl, type SimControl, type SimulatorStats } from './control.ts';
+import * as errors from './errors.ts';
+import { FaultBook, type ApiMethod, type Fault, type FaultSpec } from './faults.ts';
+import { checkInputLimit, generate, inputTokens, parseCountTokens, parseGenerateRequest } from './generate.ts';
+import { MAX_BODY_BYTES, parseJson, readBody, writeJson, writeRaw, writeSse } from './http.ts';
+import { QUOTA_IDS, QuotaTracker, minuteStart, violation } from './quota.ts';
+import { StatsRecorder, type RequestRecord } from './stats.ts';
+
+export type { ModelOptions, ModelSpec } from './config.ts';
+export { DEFAULT_MODELS, DEV_KEYS } from './config.ts';
+export type { SimControl, SimulatorStats } from './control.ts';
+export type { ApiMethod, Fault, FaultKind, FaultSpec } from './faults.ts';
+export { QUOTA_IDS, nextPacificMidnight, pacificDay } from './quota.ts';
+export type { Counter, RequestRecord } from './stats.ts';
+export { countRequestTokens, tokensForText } from './tokens.ts';
+
+export interface SimulatorOptions {
+  /** 0 (default) picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** api key -> Google Cloud project id. Default: DEV_KEYS. */
+  keys?: Record<string, string>;
+  /** Per-model overrides merged over DEFAULT_MODELS; new ids add models. */
+  models?: ModelOptions;
+  /** Clock in epoch ms, for quota windows and stats. Default Date.now. */
+  now?: () => number;
+  /** Fixed delay before each successful generateContent / stream answer. Default 0. */
+  latencyMs?: number;
+  /** How many SSE chunks a streamed answer is split into. Default 3. */
+  streamChunks?: number;
+  /** Fault rules active from the start. */
+  faults?: FaultSpec[];
+  /** Truncate RetryInfo.retryDelay to whole seconds ("10s"), as Google sometimes does. Default false. */
+  retryDelayWholeSeconds?: boolean;
+}
+
+export interface GoogleSimulator extends SimControl {
+  /** e.g. http://127.0.0.1:54329 — pass as httpOptions.baseUrl to @google/genai. */
+  readonly url: string;
+  readonly port: number;
+  /** Stops listening, ends every open request (hanging ones included) and frees the port. */
+  close(): Promise<void>;
+}
+
+interface Route {
+  method: ApiMethod;
+  model: string | undefined;
+}
+
+const API_PATH = /^\/(?:v1beta|v1)\/models(?:\/([^/:]+)(?::(generateContent|streamGenerateContent|countTokens))?)?$/;
+
+function matchRoute(httpMethod: string | undefined, path: string): Route | undefined {
+  const m = API_PATH.exec(path);
+  if (!m) return undefined;
+  const [, model, verb] = m;
+  if (verb) return httpMethod === 'POST' ? { method: verb as ApiMethod, model } : undefined;
+  if (httpMethod !== 'GET') return undefined;
+  return model ? { method: 'models.get', model } : { method: 'models.list', model: undefined };
+}
+
+function decodePath(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
+  }
+}
+
+export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise<GoogleSimulator> {
+  const now = opts.now ?? Date.now;
+  const latencyMs = opts.latencyMs ?? 0;
+  const streamChunks = Math.max(1, opts.streamChunks ?? 3);
+  let keys = new Map(Object.entries(opts.keys ?? DEV_KEYS));
+  let models = resolveModels(opts.models);
+  const quota = new QuotaTracker(now);
+  const faultBook = new FaultBook();
+  const stats = new StatsRecorder();
+  faultBook.set(opts.faults ?? []);
+
+  let closing = false;
+  let responseSeq = 0;
+  /** Wakers of pending latency sleeps, so close() does not wait for them. */
+  const sleepers = new Set<() => void>();
+
+  function sleep(ms: number): Promise<void> {
+    if (ms <= 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      sleepers.add(wake);
+    });
+  }
+
+  function send(res: ServerResponse, record: RequestRecord, status: number, body: unknown): void {
+    stats.answered(record, status);
+    writeJson(res, status, body);
+  }
+
+  function reply(res: ServerResponse, record: RequestRecord, answer: errors.SimAnswer): void {
+    send(res, record, answer.status, answer.body);
+  }
+
+  /** The 429 for a fault of kind rate_limited. */
+  function injectedRateLimit(fault: Fault, model: string | undefined): errors.SimAnswer {
+    const quotaId = fault.quotaId ?? QUOTA_IDS.rpm;
+    const spec = model === undefined ? undefined : models.get(model);
+    const limit = quotaId === QUOTA_IDS.tpm ? spec?.tpm : quotaId === QUOTA_IDS.rpd ? spec?.rpd : spec?.rpm;
+    const t = now();
+    const delay = fault.retryDelay === undefined ? errors.formatDuration(minuteStart(t) + 60_000 - t) : fault.retryDelay;
+    return errors.quotaExceeded(
+      [violation(quotaId, model ?? 'unknown', fault.quotaValue ?? String(limit ?? 0))],
+      delay,
+      opts.retryDelayWholeSeconds,
+    );
+  }
+
+  /** Answers for a matched fault; returns false when the request should carry on normally. */
+  function applyFault(fault: Fault, route: Route, res: ServerResponse, record: RequestRecord): boolean {
+    record.faultId = fault.id;
+    switch (fault.kind) {
+      case 'http500':
+        reply(res, record, errors.internal());
+        return true;
+      case 'http503':
+        reply(res, record, errors.unavailable());
+        return true;
+      case 'invalid_key':
+        reply(res, record, errors.apiKeyInvalid());
+        return true;
+      case 'bad_request':
+        reply(res, record, errors.invalidArgument(fault.message ?? 'Request contains an invalid argument.'));
+        return true;
+      case 'rate_limited':
+        reply(res, record, injectedRateLimit(fault, route.model));
+        return true;
+      case 'malformed':
+        stats.answered(record, 200);
+        if (route.method === 'streamGenerateContent') {
+          writeSse(res, ['{"candidates": [{"content": {"parts": [{"text": "sim']);
+        } else {
+          writeRaw(res, 200, 'application/json; charset=UTF-8', '{\n  "candidates": [\n    {\n      "content": {\n        "parts": [{"text": "sim');
+        }
+        return true;
+      case 'hang':
+        // Never answered: the client's timeout or close() ends it.
+        return true;
+      case 'day_exhausted':
+        // Marks the quota state; the normal path then refuses with the per-day quotaId.
+        if (record.project !== undefined && route.model !== undefined) quota.exhaustDay(record.project, route.model);
+        return false;
+    }
+  }
+
+  async function handleApi(req: IncomingMessage, res: ServerResponse, path: string, url: URL): Promise<void> {
+    const route = matchRoute(req.method, path);
+    const headerKey = req.headers['x-goog-api-key'];
+    const apiKey = (Array.isArray(headerKey) ? headerKey[0] : headerKey) ?? url.searchParams.get('key') ?? undefined;
+    const project = apiKey === undefined ? undefined : keys.get(apiKey);
+    const record = stats.received({ at: now(), method: route?.method ?? 'unknown', model: route?.model, apiKey, project });
+    res.on('close', () => {
+      if (record.status === undefined) stats.abandoned(record);
+    });
+
+    const body = await readBody(req);
+    if (!route) return reply(res, record, errors.routeNotFound(path));
+
+    const fault = faultBook.take({ method: route.method, model: route.model, apiKey, project });
+    if (fault && applyFault(fault, route, res, record)) return;
+
+    if (project === undefined) return reply(res, record, errors.apiKeyInvalid());
+    if (body.tooLarge) return reply(res, record, errors.payloadTooLarge(MAX_BODY_BYTES));
+
+    if (route.method === 'models.list') return listModels(res, record, url);
+    const model = route.model!;
+    const spec = models.get(model);
+    if (route.method === 'models.get') {
+      if (!spec) return reply(res, record, errors.modelNotFound(model, 'get'));
+      return send(res, record, 200, modelResource(model, spec));
+    }
+
+    const json = parseJson(body.text);
+    if (!json.ok) return reply(res, record, errors.invalidJson('Unexpected token.'));
+    if (!spec) return reply(res, record, errors.modelNotFound(model, route.method));
+
+    if (route.method === 'countTokens') {
+      const counted = parseCountTokens(json.value);
+      if (!counted.ok) return reply(res, record, counted.answer);
+      return send(res, record, 200, { totalTokens: counted.value });
+    }
+
+    const parsed = parseGenerateRequest(json.value, model, spec);
+    if (!parsed.ok) return reply(res, record, parsed.answer);
+    const tokens = inputTokens(parsed.value);
+    const tooLong = checkInputLimit(tokens, spec);
+    if (tooLong) return reply(res, record, tooLong);
+
+    const admission = quota.admit(project, model, spec, tokens);
+    if (!admission.ok) {
+      const delay = errors.formatDuration(admission.retryAfterMs);
+      return reply(res, record, errors.quotaExceeded(admission.violations, delay, opts.retryDelayWholeSeconds));
+    }
+
+    await sleep(latencyMs);
+    if (closing) return;
+    const responseId = `sim-${(++responseSeq).toString(36).padStart(8, '0')}`;
+    const stream = route.method === 'streamGenerateContent';
+    const out = generate(model, spec, parsed.value, tokens, responseId, stream ? streamChunks : 1);
+    if (!stream) return send(res, record, 200, out.chunks[0]);
+    stats.answered(record, 200);
+    writeSse(res, out.chunks.map((c) => JSON.stringify(c)));
+  }
+
+  function listModels(res: ServerResponse, record: RequestRecord, url: URL): void {
+    // Paged like Google: pageSize (default 50, max 1000) and an opaque pageToken.
+    const all = [...models.entries()].map(([id, spec]) => modelResource(id, spec));
+    const size = Math.min(1000, Math.max(1, Number(url.searchParams.get('pageSize')) || 50));
+    const token = url.searchParams.get('pageToken');
+    const start = token ? Number(Buffer.from(token, 'base64url').toString('utf8')) || 0 : 0;
+    const page: Record<string, unknown> = { models: all.slice(start, start + size) };
+    if (start + size < all.length) page.nextPageToken = Buffer.from(String(start + size)).toString('base64url');
+    send(res, record, 200, page);
+  }
+
+  const server = createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://google-sim');
+    const path = decodePath(url.pathname);
+    const work = path === CONTROL_PREFIX || path.startsWith(`${CONTROL_PREFIX}/`)
+      ? handleControl(sim, req, res, path)
+      : handleApi(req, res, path, url);
+    work.catch((e: unknown) => {
+      // A simulator bug must not look like a Google answer: say so plainly.
+      if (!res.headersSent && !res.destroyed) writeRaw(res, 500, 'text/plain', `google-sim internal error: ${String(e)}`);
+    });
+  });
+  // Hundreds of parallel clients: no per-server connection cap, generous listen backlog.
+  server.maxConnections = Infinity;
+
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1', backlog: 2048 }, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const address = server.address() as AddressInfo;
+  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+
+  const sim: GoogleSimulator = {
+    url: `http://${host}:${address.port}`,
+    port: address.port,
+    setFaults: (faults) => faultBook.set(faults),
+    addFault: (fault) => faultBook.add(fault),
+    clearFaults: () => faultBook.clear(),
+    faults: () => faultBook.list(),
+    reset: () => {
+      quota.reset();
+      stats.reset();
+      faultBook.clear();
+    },
+    stats: () => ({ ...stats.snapshot(), quota: quota.snapshot() }),
+    setKeys: (next) => {
+      keys = new Map(Object.entries(next));
+    },
+    keys: () => Object.fromEntries(keys),
+    setModels: (next) => {
+      models = resolveModels(next);
+    },
+    models: () => Object.fromEntries(models),
+    close: async () => {
+      if (closing) return;
+      closing = true;
+      for (const wake of [...sleepers]) wake();
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+    },
+  };
+  return sim;
+}

@@ -1,0 +1,107 @@
+// Counts of what "Google" saw, so tests can assert "exactly N calls reached Google" and
+// "at most 3 attempts". Only API requests are counted; /__sim control calls are not.
+
+import type { ApiMethod } from './faults.ts';
+
+export interface Counter {
+  /** Requests that arrived. */
+  received: number;
+  /** Requests that got a status line (a hanging request is received but never answered). */
+  answered: number;
+  /** Requests whose connection closed before any answer. */
+  abandoned: number;
+  /** Answered requests by HTTP status, e.g. {"200": 3, "429": 1}. */
+  byStatus: Record<string, number>;
+}
+
+export interface RequestRecord {
+  /** Simulator clock (ms) at arrival. */
+  at: number;
+  method: ApiMethod | 'unknown';
+  model: string | undefined;
+  apiKey: string | undefined;
+  project: string | undefined;
+  /** HTTP status, or undefined while the request has not been answered. */
+  status: number | undefined;
+  /** Set when a fault rule decided the answer. */
+  faultId: number | undefined;
+  /** The connection closed before an answer (client gave up, or the simulator closed). */
+  abandoned: boolean;
+}
+
+export interface SimStats {
+  total: Counter;
+  byKey: Record<string, Counter>;
+  byProject: Record<string, Counter>;
+  byModel: Record<string, Counter>;
+  byMethod: Record<string, Counter>;
+  /** Received, not yet answered and still connected. */
+  inFlight: number;
+  /** The most recent requests (up to 1000), oldest first. */
+  recent: RequestRecord[];
+}
+
+const RECENT_LIMIT = 1000;
+/** Label used for requests that carried no key. */
+export const NO_KEY = '(none)';
+
+function emptyCounter(): Counter {
+  return { received: 0, answered: 0, abandoned: 0, byStatus: {} };
+}
+
+export class StatsRecorder {
+  private stats: SimStats = StatsRecorder.empty();
+  /** Records of the current epoch; requests that straddle a reset are not counted after it. */
+  private live = new WeakSet<RequestRecord>();
+
+  private static empty(): SimStats {
+    return { total: emptyCounter(), byKey: {}, byProject: {}, byModel: {}, byMethod: {}, inFlight: 0, recent: [] };
+  }
+
+  private counters(r: RequestRecord): Counter[] {
+    const s = this.stats;
+    const out = [s.total, (s.byKey[r.apiKey ?? NO_KEY] ??= emptyCounter()), (s.byMethod[r.method] ??= emptyCounter())];
+    if (r.project !== undefined) out.push((s.byProject[r.project] ??= emptyCounter()));
+    if (r.model !== undefined) out.push((s.byModel[r.model] ??= emptyCounter()));
+    return out;
+  }
+
+  /** Records an arrival and returns the record to pass to `answered`. */
+  received(r: Omit<RequestRecord, 'status' | 'faultId' | 'abandoned'>): RequestRecord {
+    const record: RequestRecord = { ...r, status: undefined, faultId: undefined, abandoned: false };
+    for (const c of this.counters(record)) c.received += 1;
+    this.stats.inFlight += 1;
+    this.live.add(record);
+    this.stats.recent.push(record);
+    if (this.stats.recent.length > RECENT_LIMIT) this.stats.recent.shift();
+    return record;
+  }
+
+  answered(record: RequestRecord, status: number): void {
+    if (record.status !== undefined) return;
+    record.status = status;
+    if (!this.live.has(record)) return;
+    for (const c of this.counters(record)) {
+      c.answered += 1;
+      c.byStatus[status] = (c.byStatus[status] ?? 0) + 1;
+    }
+    this.stats.inFlight -= 1;
+  }
+
+  abandoned(record: RequestRecord): void {
+    if (record.status !== undefined || record.abandoned) return;
+    record.abandoned = true;
+    if (!this.live.has(record)) return;
+    for (const c of this.counters(record)) c.abandoned += 1;
+    this.stats.inFlight -= 1;
+  }
+
+  snapshot(): SimStats {
+    return structuredClone(this.stats);
+  }
+
+  reset(): void {
+    this.stats = StatsRecorder.empty();
+    this.live = new WeakSet();
+  }
+}
