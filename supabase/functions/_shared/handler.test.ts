@@ -18,7 +18,13 @@ const RESULT: InvokeResult = {
 function build(overrides: Partial<HandlerDeps> = {}) {
   const invoke = vi.fn((_ctx: InvokeContext) => Promise.resolve(RESULT));
   const logError = vi.fn();
-  const handler = createHandler({ serviceKeys: [KEY], invoke, logError, newRequestId: () => "generated-id", ...overrides });
+  const handler = createHandler({
+    serviceKeys: [KEY],
+    invoke,
+    logError,
+    newRequestId: () => "generated-id",
+    ...overrides,
+  });
   return { handler, invoke, logError };
 }
 
@@ -59,8 +65,18 @@ describe("llm-invoke handler", () => {
     ["GET", () => new Request(URL_, { headers: { authorization: `Bearer ${KEY}` } }), 405, "method_not_allowed"],
     ["no credential", () => post("{}", { authorization: "" }), 401, "unauthorized"],
     ["a forged key", () => post("{}", { authorization: "Bearer sb_secret_forged" }), 401, "unauthorized"],
-    ["a scoped token while tokens are off", () => post("{}", { authorization: `Bearer eve_tok_${"a".repeat(32)}` }), 401, "unauthorized"],
-    ["a form body", () => post("model=m", { "content-type": "application/x-www-form-urlencoded" }), 415, "unsupported_media_type"],
+    [
+      "a scoped token while tokens are off",
+      () => post("{}", { authorization: `Bearer eve_tok_${"a".repeat(32)}` }),
+      401,
+      "unauthorized",
+    ],
+    [
+      "a form body",
+      () => post("model=m", { "content-type": "application/x-www-form-urlencoded" }),
+      415,
+      "unsupported_media_type",
+    ],
     ["no content type", () => post("{}", { "content-type": "" }), 415, "unsupported_media_type"],
     ["an empty body", () => post(""), 400, "invalid_json"],
     ["broken JSON", () => post('{"model": "m", '), 400, "invalid_json"],
@@ -115,7 +131,10 @@ describe("llm-invoke handler", () => {
     const token = `eve_tok_${"b".repeat(32)}`;
     const res = await handler(post(JSON.stringify({ model: "m", prompt: "x" }), { authorization: `Bearer ${token}` }));
     expect(res.status).toBe(200);
-    expect(invoke.mock.calls[0]![0].caller).toMatchObject({ kind: "token", tokenHash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(invoke.mock.calls[0]![0].caller).toMatchObject({
+      kind: "token",
+      tokenHash: expect.stringMatching(/^[0-9a-f]{64}$/),
+    });
   });
 
   it("answers a GatewayError from invoke with its status, headers and fields", async () => {
