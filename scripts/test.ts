@@ -12,6 +12,7 @@ import { startPostgres } from "../shared/db/postgres-server.ts";
 import { cloneDatabase, dropDatabase, repoRoot } from "../shared/db/migrate.ts";
 import { runPgTapFile } from "../shared/db/pgtap.ts";
 import { createTemplateDatabase } from "../tests/support/template.ts";
+import { ensurePgExtensionPackages } from "../shared/db/system-packages.ts";
 import { extraSuites } from "./test-suites.ts";
 
 interface Tally {
@@ -26,6 +27,7 @@ const ci = process.env.CI === "true" || process.env.CI === "1";
 const vitestArgs = process.argv.slice(2);
 
 async function main(): Promise<number> {
+  console.log(`System packages: ${ensurePgExtensionPackages()}`);
   const server = await startPostgres();
   console.log(`PostgreSQL: ${server.engine} engine at ${server.url} (pg_cron: ${server.features.pgCron}, pgTAP: ${server.features.pgTap})`);
   if (ci && server.engine !== "external" && !(server.features.pgCron && server.features.pgTap)) {

@@ -1,0 +1,15 @@
+// `npm run db`: only the database, migrated and seeded, until Ctrl-C.
+import { startLocalDatabase } from "./local-db.ts";
+
+const { server, applied } = await startLocalDatabase();
+console.log(`PostgreSQL (${server.engine}) is up: ${server.url}`);
+console.log(applied.length ? `applied migrations: ${applied.join(", ")}` : "migrations: up to date");
+console.log(`connect: psql '${server.url}'   (pg_cron: ${server.features.pgCron}, pgTAP: ${server.features.pgTap})`);
+console.log("Ctrl-C stops it; data stays in .data/postgres");
+
+const stop = async () => {
+  await server.stop();
+  process.exit(0);
+};
+process.on("SIGINT", stop);
+process.on("SIGTERM", stop);
