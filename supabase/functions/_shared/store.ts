@@ -46,6 +46,8 @@ export interface Refusal {
   retryAfterMs: number | null;
   /** ISO timestamp at which capacity is expected (null if unknown). */
   retryAt: string | null;
+  /** For `too_large`: the most input tokens one request may reserve (the model's effective TPM). */
+  maxTokens?: number | null;
 }
 
 export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout";

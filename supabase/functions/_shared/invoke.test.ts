@@ -1,0 +1,413 @@
+// The attempt loop against scripted fakes of the store, Google and the clock: every branch of the
+// retry/wait policy, and what is written to the store on each.
+import { describe, expect, it } from "vitest";
+import { GatewayError } from "./errors.ts";
+import type { ModelCapabilities } from "./gemma.ts";
+import type { GenerateCall, GenerateOutcome, GoogleClient } from "./google-client.ts";
+import { classifyGoogleFailure, classifyGoogleHttpError } from "./google-errors.ts";
+import type { InvokeContext, InvokeResult } from "./handler.ts";
+import { type Clock, createInvoke, type InvokeDeps, limitOfQuota, MAX_ATTEMPTS } from "./invoke.ts";
+import { parseInvokeRequest } from "./request.ts";
+import type { FinalizeParams, GatewayStore, Refusal, Reservation, ReserveParams } from "./store.ts";
+
+const GEMMA: ModelCapabilities = { model: "gemma-3-27b-it", supportsSystemInstruction: false, supportsJsonMode: false };
+
+function reservation(n: number): Reservation {
+  return {
+    ok: true,
+    reservationId: `res-${n}`,
+    keyId: `key-${n}`,
+    keyAlias: `alias-${n}`,
+    envVarName: `GOOGLE_KEY_${n}`,
+    quotaGroup: `project-${n}`,
+    model: "gemma-3-27b-it",
+    minuteBucket: "2026-11-21T09:00:00Z",
+    dayBucket: "2026-11-21",
+  };
+}
+const refusal = (limit: Refusal["limit"], retryAfterMs: number | null): Refusal => ({
+  ok: false,
+  limit,
+  retryAfterMs,
+  retryAt: null,
+});
+
+class FakeStore implements GatewayStore {
+  reserves: ReserveParams[] = [];
+  finalized: FinalizeParams[] = [];
+  released: Array<[string, string]> = [];
+  capabilityReads = 0;
+  constructor(private script: Array<Reservation | Refusal>, private caps: ModelCapabilities | null = GEMMA) {}
+  modelCapabilities() {
+    this.capabilityReads++;
+    return Promise.resolve(this.caps);
+  }
+  reserve(params: ReserveParams) {
+    this.reserves.push({ ...params, excludeKeyIds: [...params.excludeKeyIds] });
+    const next = this.script.shift();
+    if (next === undefined) throw new Error("reserve called more often than scripted");
+    return Promise.resolve(next);
+  }
+  finalize(params: FinalizeParams) {
+    this.finalized.push(params);
+    return Promise.resolve();
+  }
+  release(id: string, reason: string) {
+    this.released.push([id, reason]);
+    return Promise.resolve();
+  }
+}
+
+class FakeGoogle implements GoogleClient {
+  calls: GenerateCall[] = [];
+  constructor(private script: GenerateOutcome[]) {}
+  generate(call: GenerateCall) {
+    this.calls.push(call);
+    const next = this.script.shift();
+    if (next === undefined) throw new Error("generate called more often than scripted");
+    return Promise.resolve(next);
+  }
+}
+
+class FakeClock implements Clock {
+  t = 1_000_000;
+  sleeps: number[] = [];
+  now() {
+    return this.t;
+  }
+  sleep(ms: number) {
+    this.sleeps.push(ms);
+    this.t += ms;
+    return Promise.resolve();
+  }
+}
+
+const ok = (text = "Привет"): GenerateOutcome => ({
+  ok: true,
+  text,
+  finishReason: "STOP",
+  usage: { promptTokens: 11, candidatesTokens: 7, thoughtsTokens: 2, totalTokens: 20 },
+  candidates: [{ content: { parts: [{ text }] } }],
+  modelVersion: null,
+  latencyMs: 120,
+});
+const fail = (error: ReturnType<typeof classifyGoogleHttpError>): GenerateOutcome => ({
+  ok: false,
+  error,
+  latencyMs: 50,
+});
+const google429 = (quotaId: string, retryDelay: string) =>
+  fail(classifyGoogleHttpError(429, {
+    error: {
+      code: 429,
+      status: "RESOURCE_EXHAUSTED",
+      message: "quota",
+      details: [
+        { "@type": "type.googleapis.com/google.rpc.QuotaFailure", violations: [{ quotaId }] },
+        { "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay },
+      ],
+    },
+  }));
+const google500 = () =>
+  fail(classifyGoogleHttpError(500, { error: { code: 500, status: "INTERNAL", message: "boom" } }));
+
+function setup(
+  store: FakeStore,
+  google: FakeGoogle,
+  extra: Partial<InvokeDeps> = {},
+) {
+  const clock = new FakeClock();
+  const invoke = createInvoke({
+    store,
+    google,
+    secret: (name) => (name.startsWith("GOOGLE_KEY_") ? `secret-of-${name}` : undefined),
+    clock,
+    random: () => 0,
+    logError: () => {},
+    ...extra,
+  });
+  const run = (body: Record<string, unknown> = {}): Promise<InvokeResult> =>
+    invoke(context({ model: "gemma-3-27b", prompt: "Привет", ...body }));
+  return { run, clock };
+}
+
+function context(body: Record<string, unknown>): InvokeContext {
+  return {
+    caller: { kind: "service", label: "eve-bot" },
+    request: parseInvokeRequest(body),
+    requestId: "req-1",
+    signal: new AbortController().signal,
+  };
+}
+
+async function rejection(promise: Promise<unknown>): Promise<GatewayError> {
+  try {
+    await promise;
+  } catch (e) {
+    if (e instanceof GatewayError) return e;
+    throw e;
+  }
+  throw new Error("expected a GatewayError");
+}
+
+describe("invoke: success", () => {
+  it("reserves, calls Google with the reserved key, finalizes with Google's usage and answers", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const google = new FakeGoogle([ok()]);
+    const { run } = setup(store, google);
+    const result = await run({ system: "Кратко.", metadata: { chat: 5 } });
+    expect(result).toEqual({
+      text: "Привет",
+      model: "gemma-3-27b-it",
+      key_alias: "alias-1",
+      usage: { prompt_tokens: 11, completion_tokens: 9, total_tokens: 20 },
+      attempts: 1,
+      waited_ms: 0,
+      finish_reason: "STOP",
+    });
+    expect(store.reserves[0]).toMatchObject({
+      model: "gemma-3-27b",
+      caller: "eve-bot",
+      requestId: "req-1",
+      attempt: 1,
+      waitMs: 0,
+      excludeKeyIds: [],
+      metadata: { chat: 5 },
+    });
+    expect(store.reserves[0]!.estimatedTokens).toBeGreaterThan(0);
+    // Gemma: the system prompt is folded, and the key comes from the secret named by the row.
+    expect(google.calls[0]!.apiKey).toBe("secret-of-GOOGLE_KEY_1");
+    expect(google.calls[0]!.request.systemInstruction).toBeUndefined();
+    expect(google.calls[0]!.request.contents[0]!.parts[0]!.text).toBe("Кратко.\n\nПривет");
+    expect(store.finalized).toEqual([expect.objectContaining({
+      reservationId: "res-1",
+      outcome: "succeeded",
+      inputTokens: 11,
+      outputTokens: 9,
+      httpStatus: 200,
+      cooldownUntil: null,
+    })]);
+    expect(JSON.stringify(result)).not.toContain("secret-of");
+  });
+
+  it("returns candidates only when asked", async () => {
+    const { run } = setup(new FakeStore([reservation(1)]), new FakeGoogle([ok()]));
+    expect(await run({ include_candidates: true })).toHaveProperty("candidates", [{
+      content: { parts: [{ text: "Привет" }] },
+    }]);
+  });
+
+  it("hands the success's finalize to waitUntil when there is one", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const pending: Array<Promise<unknown>> = [];
+    const { run } = setup(store, new FakeGoogle([ok()]), { waitUntil: (p) => pending.push(p) });
+    await run();
+    expect(pending).toHaveLength(1);
+    await Promise.all(pending);
+    expect(store.finalized).toHaveLength(1);
+  });
+
+  it("keeps the answer when the audit write fails", async () => {
+    const store = new FakeStore([reservation(1)]);
+    store.finalize = () => Promise.reject(new Error("db down"));
+    const logged: string[] = [];
+    const { run } = setup(store, new FakeGoogle([ok("still here")]), { logError: (m) => logged.push(m) });
+    expect((await run()).text).toBe("still here");
+    expect(logged[0]).toContain("db down");
+  });
+
+  it("reads model capabilities once per TTL", async () => {
+    const store = new FakeStore([reservation(1), reservation(1)]);
+    const { run } = setup(store, new FakeGoogle([ok(), ok()]));
+    await run();
+    await run();
+    expect(store.capabilityReads).toBe(1);
+  });
+});
+
+describe("invoke: refusals, WAIT and NO_WAIT", () => {
+  it("NO_WAIT answers 429 at once with the limit and the wait", async () => {
+    const store = new FakeStore([refusal("rpm", 12_345)]);
+    const google = new FakeGoogle([]);
+    const { run, clock } = setup(store, google);
+    const error = await rejection(run({ mode: "NO_WAIT" }));
+    expect(error.code).toBe("rate_limited");
+    expect(error.toBody()).toMatchObject({ limit: "rpm", retry_after_ms: 12_345 });
+    expect(error.headers).toEqual({ "Retry-After": "13" });
+    expect(clock.sleeps).toEqual([]);
+    expect(google.calls).toHaveLength(0);
+  });
+
+  it("WAIT sleeps until the named time (+ jitter) and reports the wait", async () => {
+    const store = new FakeStore([refusal("rpm", 4_000), reservation(1)]);
+    const clock = new FakeClock();
+    const invoke = createInvoke({
+      store,
+      google: new FakeGoogle([ok()]),
+      secret: () => "k",
+      clock,
+      random: () => 0.5,
+      options: { jitterMs: 200 },
+    });
+    const result = await invoke(context({ model: "m", prompt: "x", max_wait_ms: 10_000 }));
+    expect(clock.sleeps).toEqual([4_100]);
+    expect(result.waited_ms).toBe(4_100);
+    expect(store.reserves[1]).toMatchObject({ attempt: 1, waitMs: 4_100 });
+  });
+
+  it("WAIT gives up at max_wait_ms, answering like NO_WAIT", async () => {
+    const store = new FakeStore([refusal("tpm", 8_000), refusal("tpm", 5_000)]);
+    const { run, clock } = setup(store, new FakeGoogle([]));
+    const error = await rejection(run({ max_wait_ms: 3_000 }));
+    expect(clock.sleeps).toEqual([3_000]);
+    expect(error.toBody()).toMatchObject({ limit: "tpm", retry_after_ms: 5_000 });
+  });
+
+  it("answers at once when capacity returns later than any minute window (a day quota)", async () => {
+    const store = new FakeStore([refusal("rpd", 5 * 3600_000)]);
+    const { run, clock } = setup(store, new FakeGoogle([]));
+    const error = await rejection(run({ max_wait_ms: 30_000 }));
+    expect(error.toBody()).toMatchObject({ limit: "rpd" });
+    expect(clock.sleeps).toEqual([]);
+  });
+
+  it.each<[Refusal["limit"], string]>([["unknown_model", "unknown_model"], ["too_large", "invalid_request"]])(
+    "maps a %s refusal to %s",
+    async (limit, code) => {
+      const { run } = setup(new FakeStore([refusal(limit, null)]), new FakeGoogle([]));
+      expect((await rejection(run())).code).toBe(code);
+    },
+  );
+
+  it("answers unknown_model without reserving when the model row is missing", async () => {
+    const store = new FakeStore([], null);
+    const { run } = setup(store, new FakeGoogle([]));
+    expect((await rejection(run({ model: "gemma-9" }))).code).toBe("unknown_model");
+    expect(store.reserves).toHaveLength(0);
+  });
+
+  it("refuses JSON mode on Gemma before reserving", async () => {
+    const store = new FakeStore([]);
+    const { run } = setup(store, new FakeGoogle([]));
+    const error = await rejection(run({ generationConfig: { responseMimeType: "application/json" } }));
+    expect(error.code).toBe("unsupported_feature");
+    expect(store.reserves).toHaveLength(0);
+  });
+
+  it("answers 503 when no key serves the model", async () => {
+    const { run } = setup(new FakeStore([refusal("no_active_key", null)]), new FakeGoogle([]));
+    expect((await rejection(run())).code).toBe("unavailable");
+  });
+});
+
+describe("invoke: Google failures", () => {
+  it("cools the group down after a 429 and succeeds on another key", async () => {
+    const store = new FakeStore([reservation(1), reservation(2)]);
+    const google = new FakeGoogle([google429("GenerateRequestsPerMinutePerProjectPerModel-FreeTier", "21s"), ok()]);
+    const { run, clock } = setup(store, google);
+    const result = await run();
+    expect(result).toMatchObject({ key_alias: "alias-2", attempts: 2 });
+    expect(store.finalized[0]).toMatchObject({
+      reservationId: "res-1",
+      outcome: "google_error",
+      httpStatus: 429,
+      errorCode: "RESOURCE_EXHAUSTED",
+      quotaId: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
+      cooldownUntilPacificMidnight: false,
+    });
+    expect(store.finalized[0]!.cooldownUntil?.getTime()).toBe(clock.t + 21_000);
+    expect(store.reserves[1]).toMatchObject({ attempt: 2, excludeKeyIds: ["key-1"] });
+    expect(clock.sleeps).toEqual([]); // another key: no backoff
+  });
+
+  it("asks for a cooldown until Pacific midnight on a per-day 429", async () => {
+    const store = new FakeStore([reservation(1), refusal("cooldown", 6 * 3600_000)]);
+    const google = new FakeGoogle([google429("GenerateRequestsPerDayPerProjectPerModel-FreeTier", "3s")]);
+    const { run } = setup(store, google);
+    const error = await rejection(run({ mode: "NO_WAIT" }));
+    expect(store.finalized[0]).toMatchObject({ cooldownUntil: null, cooldownUntilPacificMidnight: true });
+    expect(error.toBody()).toMatchObject({ limit: "cooldown" });
+  });
+
+  it("retries 5xx with growing backoff, never more than three attempts, then 502", async () => {
+    const store = new FakeStore([reservation(1), reservation(2), reservation(3)]);
+    const google = new FakeGoogle([google500(), google500(), google500()]);
+    const { run, clock } = setup(store, google);
+    const error = await rejection(run());
+    expect(error.code).toBe("upstream_error");
+    expect(google.calls).toHaveLength(MAX_ATTEMPTS);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error", "google_error", "google_error"]);
+    expect(clock.sleeps).toEqual([250, 500]);
+    expect(store.reserves.map((r) => r.attempt)).toEqual([1, 2, 3]);
+  });
+
+  it("retries a timeout on the same key when it is the only one, and answers 504 in the end", async () => {
+    const timeout = () => fail(classifyGoogleFailure("timeout", "no answer"));
+    const store = new FakeStore([
+      reservation(1),
+      refusal("no_active_key", null), // key-1 excluded, nothing else
+      reservation(1),
+      reservation(1),
+    ]);
+    const google = new FakeGoogle([timeout(), timeout(), timeout()]);
+    const { run } = setup(store, google);
+    const error = await rejection(run());
+    expect(error.code).toBe("upstream_timeout");
+    expect(store.reserves.map((r) => r.excludeKeyIds)).toEqual([[], ["key-1"], [], ["key-1"]]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["timeout", "timeout", "timeout"]);
+  });
+
+  it("does not retry a 400 from Google and passes its message on", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const google = new FakeGoogle([
+      fail(
+        classifyGoogleHttpError(400, {
+          error: { code: 400, status: "INVALID_ARGUMENT", message: "maxOutputTokens too large" },
+        }),
+      ),
+    ]);
+    const { run } = setup(store, google);
+    const error = await rejection(run());
+    expect(error.code).toBe("upstream_rejected");
+    expect(error.message).toContain("maxOutputTokens too large");
+    expect(google.calls).toHaveLength(1);
+  });
+
+  it("takes a refused key out for good and moves on", async () => {
+    const invalid = fail(classifyGoogleHttpError(400, {
+      error: {
+        message: "API key not valid",
+        details: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "API_KEY_INVALID" }],
+      },
+    }));
+    const store = new FakeStore([reservation(1), refusal("no_active_key", null)]);
+    const { run } = setup(store, new FakeGoogle([invalid]));
+    const error = await rejection(run());
+    expect(error.code).toBe("upstream_error");
+    expect(store.finalized[0]).toMatchObject({ errorCode: "API_KEY_INVALID" });
+    expect(store.reserves[1]!.excludeKeyIds).toEqual(["key-1"]);
+  });
+
+  it("releases a reservation whose key secret is missing and uses another key", async () => {
+    const store = new FakeStore([{ ...reservation(1), envVarName: "UNSET_SECRET" }, reservation(2)]);
+    const google = new FakeGoogle([ok()]);
+    const { run } = setup(store, google);
+    const result = await run();
+    expect(store.released).toEqual([["res-1", "key secret not set"]]);
+    expect(result.key_alias).toBe("alias-2");
+    expect(google.calls).toHaveLength(1);
+  });
+});
+
+describe("limitOfQuota", () => {
+  it("names the limit a Google 429 hit", () => {
+    const c = (quotaId: string) =>
+      classifyGoogleHttpError(429, {
+        error: { details: [{ "@type": "type.googleapis.com/google.rpc.QuotaFailure", violations: [{ quotaId }] }] },
+      });
+    expect(limitOfQuota(c("GenerateRequestsPerDayPerProjectPerModel-FreeTier"))).toBe("rpd");
+    expect(limitOfQuota(c("GenerateContentInputTokensPerModelPerMinute-FreeTier"))).toBe("tpm");
+    expect(limitOfQuota(c("GenerateRequestsPerMinutePerProjectPerModel-FreeTier"))).toBe("rpm");
+    expect(limitOfQuota(c("Something"))).toBe("upstream");
+  });
+});
