@@ -24,7 +24,10 @@ interface Tally {
 }
 
 const ci = process.env.CI === "true" || process.env.CI === "1";
-const vitestArgs = process.argv.slice(2);
+// `npm test -- pgtap` runs only pgTAP; `npm test -- <vitest filters>` runs only those vitest files.
+const onlyPgTap = process.argv[2] === "pgtap";
+const vitestArgs = onlyPgTap ? [] : process.argv.slice(2);
+const everything = !onlyPgTap && vitestArgs.length === 0;
 
 async function main(): Promise<number> {
   console.log(`System packages: ${ensurePgExtensionPackages()}`);
@@ -38,9 +41,9 @@ async function main(): Promise<number> {
   const tallies: Tally[] = [];
   try {
     const template = await createTemplateDatabase(server.url);
-    if (vitestArgs.length === 0) tallies.push(await runPgTap(server.url, template, server.features.pgTap));
-    tallies.push(await runVitest(server.url, template, server.features, server.engine));
-    if (vitestArgs.length === 0) {
+    if (everything || onlyPgTap) tallies.push(await runPgTap(server.url, template, server.features.pgTap));
+    if (!onlyPgTap) tallies.push(await runVitest(server.url, template, server.features, server.engine));
+    if (everything) {
       for (const suite of extraSuites) tallies.push(await suite.run({ serverUrl: server.url, template }));
     }
   } finally {

@@ -109,6 +109,8 @@ create table if not exists public.google_ai_attempts (
   status           text not null,
   request_id       text,
   caller           text not null,
+  client_id        uuid,
+  token_id         uuid,
   model            text not null,
   requested_model  text,
   attempt          smallint not null default 1,
@@ -136,6 +138,7 @@ create unique index if not exists google_ai_attempts_reservation_id_key on publi
 create index if not exists google_ai_attempts_created_at_idx on public.google_ai_attempts (created_at);
 create index if not exists google_ai_attempts_request_id_idx on public.google_ai_attempts (request_id) where request_id is not null;
 create index if not exists google_ai_attempts_caller_idx on public.google_ai_attempts (caller, created_at);
+create index if not exists google_ai_attempts_client_idx on public.google_ai_attempts (client_id, created_at) where client_id is not null;
 create index if not exists google_ai_attempts_open_idx on public.google_ai_attempts (created_at) where status = 'reserved';
 
 comment on table public.google_ai_attempts is

@@ -4,9 +4,10 @@
 -- (quota group, model) counter row, and the check reads that locked row, so no two bookings ever
 -- see the same "used" value. Why it cannot deadlock: a transaction waits for a counter row lock
 -- only while it holds no other counter row lock (a try on a row that turns out full is rolled back
--- in a subtransaction, which releases its lock). Other rows: reserve locks (later) a token row, then
--- a counter row, and only inserts its attempt row; finalize and release lock the attempt row, then
--- the counter row. Nobody waits for an attempt row while holding a counter row, so no cycle forms.
+-- in a subtransaction, which releases its lock). Other rows are always locked in one global order:
+-- attempt row -> token row -> client row -> counter row. Reserve takes (token, client,) counter and
+-- only inserts its attempt row; finalize and release start from the attempt row. Nobody waits for an
+-- earlier row in that order while holding a later one, so no cycle forms.
 
 -- Windows --------------------------------------------------------------------------------------
 -- Minute windows start at second :00; the day is the calendar day in America/Los_Angeles, so the
@@ -166,7 +167,9 @@ create or replace function public.google_ai_reserve_at(
   p_exclude_key_ids uuid[] default '{}',
   p_attempt integer default 1,
   p_wait_ms integer default 0,
-  p_metadata jsonb default '{}')
+  p_metadata jsonb default '{}',
+  p_client_id uuid default null,
+  p_token_id uuid default null)
 returns jsonb
 language plpgsql security definer set search_path = ''
 as $$
@@ -317,10 +320,10 @@ begin
   if v_booked_group is null then
     v_retry_ms := case when v_reopens_at is null then null
                        else greatest(0, ceil(extract(epoch from (v_reopens_at - v_now)) * 1000))::bigint end;
-    insert into public.google_ai_attempts (status, request_id, caller, model, requested_model, attempt,
-      estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request_id, p_caller, coalesce(v_model.model, p_model), p_model, p_attempt,
-      p_estimated_tokens, v_blocked_by, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
+    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+      attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
+    values ('refused', p_request_id, p_caller, p_client_id, p_token_id, coalesce(v_model.model, p_model), p_model,
+      p_attempt, p_estimated_tokens, v_blocked_by, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
     return jsonb_build_object(
       'ok', false,
       'limit', v_blocked_by,
@@ -340,10 +343,10 @@ begin
   order by k.priority nulls last, k.key_alias
   limit 1;
 
-  insert into public.google_ai_attempts (status, request_id, caller, model, requested_model, attempt,
-    api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens, wait_ms, metadata)
-  values ('reserved', p_request_id, p_caller, v_model.model, p_model, p_attempt,
-    v_key.id, v_key.key_alias, v_booked_group, v_booked_minute, v_booked_day, p_estimated_tokens,
+  insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+    attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens, wait_ms, metadata)
+  values ('reserved', p_request_id, p_caller, p_client_id, p_token_id, v_model.model, p_model,
+    p_attempt, v_key.id, v_key.key_alias, v_booked_group, v_booked_minute, v_booked_day, p_estimated_tokens,
     p_wait_ms, coalesce(p_metadata, '{}'))
   returning reservation_id into v_reservation_id;
 
@@ -402,6 +405,13 @@ begin
 end
 $$;
 
+-- Hook for budgets that follow a reservation (Kaggle tokens, see 20261121110000): called by finalize
+-- and release with the request and token deltas to apply. A no-op until that migration replaces it.
+create or replace function public.google_ai_adjust_token_budget(
+  p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer)
+returns void language plpgsql set search_path = ''
+as $$ begin return; end $$;
+
 -- Finalize: record the outcome of the call to Google and reconcile the booked window's tokens by
 -- (actual input tokens - estimate), clamped at 0. Only the minute the reservation was booked in is
 -- adjusted: once the row has rolled over, that window is history. A success also lands in
@@ -448,6 +458,7 @@ begin
   end if;
 
   if p_input_tokens is not null and p_input_tokens <> v_att.estimated_tokens then
+    perform public.google_ai_adjust_token_budget(v_att, 0, p_input_tokens - v_att.estimated_tokens);
     update public.google_ai_usage_counters c
     set tpm_used = greatest(0, c.tpm_used + (p_input_tokens - v_att.estimated_tokens))
     where c.quota_group = v_att.quota_group and c.model = v_att.model
@@ -498,6 +509,8 @@ begin
       'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id));
   end if;
 
+  perform public.google_ai_adjust_token_budget(v_att, case when v_att.attempt = 1 then -1 else 0 end,
+    -v_att.estimated_tokens);
   update public.google_ai_usage_counters c set
     rpm_used = case when c.minute_bucket = v_att.minute_bucket then greatest(0, c.rpm_used - 1) else c.rpm_used end,
     tpm_used = case when c.minute_bucket = v_att.minute_bucket

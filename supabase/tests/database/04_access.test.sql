@@ -33,7 +33,7 @@ select ok(has_function_privilege('service_role',
   'public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb)', 'execute'),
   'service_role may call the reservation RPC');
 select ok(not has_function_privilege('service_role',
-  'public.google_ai_reserve_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb)', 'execute'),
+  'public.google_ai_reserve_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb, uuid, uuid)', 'execute'),
   'the clock-injecting variant is not callable by service_role');
 
 set local role anon;
