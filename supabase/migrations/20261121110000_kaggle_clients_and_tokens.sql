@@ -85,6 +85,10 @@ declare
   v_unknown text[];
   v_id uuid;
 begin
+  if p_name is null or p_name !~ '^[a-z0-9][a-z0-9._-]{0,62}$' then
+    raise exception 'client name must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'
+      using errcode = '22023';
+  end if;
   select array_agg(coalesce((public.google_ai_resolve_model(m)).model, m) order by m),
          array_agg(m) filter (where (public.google_ai_resolve_model(m)).model is null)
     into v_models, v_unknown

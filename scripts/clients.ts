@@ -1,0 +1,111 @@
+// `npm run clients -- <command>`: create, list and revoke Kaggle clients (callers that trade a
+// long-lived secret for short-lived scoped tokens). A thin shell over the SQL functions, so the same
+// can be done from the SQL editor. The database: SUPABASE_DB_URL, else DATABASE_URL, else the local
+// stack's database.
+//
+//   create <name> --models gemma-3-27b[,gemini-2.5-flash] [--max-ttl 12h] [--token-requests N]
+//          [--token-tokens N] [--daily-requests N] [--daily-tokens N] [--mint-per-hour N] [--notes TEXT]
+//   list
+//   revoke <name> [--reason TEXT]
+//   revoke-token <token-id>
+import { parseArgs } from "node:util";
+import postgres from "postgres";
+import { LOCAL_DB_PORT } from "./local-db.ts";
+
+const usage = `usage:
+  npm run clients -- create <name> --models m1[,m2] [--max-ttl 12h] [--token-requests N] [--token-tokens N]
+                              [--daily-requests N] [--daily-tokens N] [--mint-per-hour N] [--notes TEXT]
+  npm run clients -- list
+  npm run clients -- revoke <name> [--reason TEXT]
+  npm run clients -- revoke-token <token-id>
+database: SUPABASE_DB_URL, else DATABASE_URL, else postgres://postgres@127.0.0.1:${LOCAL_DB_PORT}/postgres`;
+
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    models: { type: "string" },
+    "max-ttl": { type: "string", default: "12h" },
+    "token-requests": { type: "string" },
+    "token-tokens": { type: "string" },
+    "daily-requests": { type: "string" },
+    "daily-tokens": { type: "string" },
+    "mint-per-hour": { type: "string", default: "60" },
+    notes: { type: "string" },
+    reason: { type: "string" },
+    help: { type: "boolean", short: "h" },
+  },
+});
+
+function fail(message: string): never {
+  console.error(`${message}\n\n${usage}`);
+  process.exit(2);
+}
+
+function int(name: string): number | null {
+  const raw = values[name as keyof typeof values];
+  if (raw === undefined) return null;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) fail(`--${name} must be a whole number, got '${raw}'`);
+  return n;
+}
+
+/** "12h", "90m", "3600s" or plain seconds → a PostgreSQL interval literal. */
+function ttl(raw: string): string {
+  const m = /^(\d+)\s*([hms]?)$/.exec(raw.trim());
+  if (!m) fail(`--max-ttl must look like 12h, 90m or 3600s, got '${raw}'`);
+  const unit = { h: "hours", m: "minutes", s: "seconds", "": "seconds" }[m[2] as "h" | "m" | "s" | ""];
+  return `${m[1]} ${unit}`;
+}
+
+const [command, arg] = positionals;
+if (values.help || !command) fail("");
+
+const url = process.env.SUPABASE_DB_URL ?? process.env.DATABASE_URL ?? `postgres://postgres@127.0.0.1:${LOCAL_DB_PORT}/postgres`;
+const sql = postgres(url, { max: 1, onnotice: () => {} });
+
+try {
+  switch (command) {
+    case "create": {
+      if (!arg) fail("create needs a client name");
+      if (!values.models) fail("create needs --models");
+      const models = values.models.split(",").map((m) => m.trim()).filter(Boolean);
+      const [{ r }] = await sql`select public.google_ai_create_client(
+        ${arg}, ${models}, ${ttl(values["max-ttl"]!)}::interval,
+        ${int("token-requests")}, ${int("token-tokens")}, ${int("daily-requests")}, ${int("daily-tokens")},
+        ${int("mint-per-hour")}, ${values.notes ?? null}) as r`;
+      console.log(`client ${r.name} (${r.client_id}) may use: ${r.models.join(", ")}`);
+      console.log(`secret (shown once, only its hash is stored):\n\n  ${r.secret}\n`);
+      console.log("Give it to the notebook as the Kaggle secret EVE_GATEWAY_CLIENT_SECRET.");
+      break;
+    }
+    case "list": {
+      const rows = await sql`select name, models, max_token_ttl, token_max_requests, daily_max_requests,
+        live_tokens, last_token_at, revoked_at from public.google_ai_clients_overview order by name`;
+      if (rows.length === 0) console.log("no clients");
+      else console.table(rows.map((r) => ({ ...r, models: r.models.join(",") })));
+      break;
+    }
+    case "revoke": {
+      if (!arg) fail("revoke needs a client name");
+      const [{ r }] = await sql`select public.google_ai_revoke_client(${arg}, ${values.reason ?? null}) as r`;
+      if (!r.ok) fail(`no client named '${arg}'`);
+      console.log(`revoked ${arg} at ${r.revoked_at}; ${r.tokens_revoked} live token(s) revoked with it`);
+      break;
+    }
+    case "revoke-token": {
+      if (!arg) fail("revoke-token needs a token id");
+      const [{ r }] = await sql`select public.google_ai_revoke_token(${arg}::uuid) as r`;
+      if (!r.ok) fail(`no token with id '${arg}'`);
+      console.log(`revoked token ${arg}`);
+      break;
+    }
+    default:
+      fail(`unknown command '${command}'`);
+  }
+} catch (err) {
+  const e = err as { message: string; code?: string };
+  console.error(`error: ${e.message}${e.code ? ` (${e.code})` : ""}`);
+  process.exitCode = 1;
+} finally {
+  await sql.end();
+}

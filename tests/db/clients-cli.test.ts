@@ -1,0 +1,47 @@
+// The clients CLI (npm run clients) against a real database: the secret is printed once and only
+// its hash is stored; list shows no secret; revoke revokes.
+import { execFile } from "node:child_process";
+import { promisify } from "node:util";
+import { afterAll, beforeAll, expect, it } from "vitest";
+import { repoRoot } from "../../shared/db/migrate.ts";
+import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+
+const run = promisify(execFile);
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await freshDatabase("clients_cli");
+});
+afterAll(async () => {
+  await db?.drop();
+});
+
+const cli = (...args: string[]) =>
+  run("npx", ["tsx", "scripts/clients.ts", ...args], { cwd: repoRoot, env: { ...process.env, SUPABASE_DB_URL: db.url } });
+
+it("creates a client, printing its secret once and storing only its hash", async () => {
+  const { stdout } = await cli("create", "festival-parser-kaggle", "--models", "gemma-3-27b", "--max-ttl", "6h", "--token-requests", "200");
+  const secret = /evegw_cs_[A-Za-z0-9_-]{43}/.exec(stdout)?.[0];
+  expect(secret).toBeDefined();
+  expect(stdout).toContain("may use: gemma-3-27b-it");
+  const rows = await db.sql`select max_token_ttl, token_max_requests, to_jsonb(c)::text as raw from public.google_ai_clients c`;
+  expect(rows).toHaveLength(1);
+  expect(rows[0].max_token_ttl).toBe("06:00:00");
+  expect(rows[0].token_max_requests).toBe(200);
+  expect(rows[0].raw).not.toContain(secret);
+
+  const list = await cli("list");
+  expect(list.stdout).toContain("festival-parser-kaggle");
+  expect(list.stdout).not.toContain("evegw_cs_");
+
+  const revoked = await cli("revoke", "festival-parser-kaggle", "--reason", "rotated");
+  expect(revoked.stdout).toContain("revoked festival-parser-kaggle");
+  const [{ revoked_at }] = await db.sql`select revoked_at from public.google_ai_clients`;
+  expect(revoked_at).not.toBeNull();
+});
+
+it("refuses bad input with a message and a non-zero exit", async () => {
+  await expect(cli("create", "x")).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining("create needs --models") });
+  await expect(cli("create", "bad name!", "--models", "gemma-3-27b")).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining("client name must be") });
+  await expect(cli("revoke", "nobody")).rejects.toMatchObject({ code: 2 });
+});
