@@ -14,6 +14,7 @@ import http from "node:http";
 import net from "node:net";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { denoBin as resolveDenoBin } from "../shared/deno-bin.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_FUNCTIONS_DIR = path.join(REPO_ROOT, "supabase", "functions");
@@ -102,7 +103,7 @@ export async function startFunctionsServer(options: FunctionsServerOptions = {})
   const host = options.host ?? "127.0.0.1";
   const port = options.port ?? Number(process.env.FUNCTIONS_PORT ?? DEFAULT_FUNCTIONS_PORT);
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
-  const denoBin = options.denoBin ?? process.env.DENO_BIN ?? path.join(REPO_ROOT, "node_modules", ".bin", "deno");
+  const denoBin = options.denoBin ?? resolveDenoBin();
   const readyTimeoutMs = options.readyTimeoutMs ?? 30_000;
 
   let names = discoverFunctions(functionsDir);
