@@ -142,4 +142,44 @@ describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () =
     const perGroup = admittedByGroup(outcomes);
     for (const n of Object.values(perGroup)) expect(n).toBeLessThanOrEqual(45);
   });
+
+  it("reserve, finalize and release interleaved on the real clock: no deadlock, counters equal the log", async () => {
+    await setModel("churn", 200, 20_000, 100_000);
+    const errors: unknown[] = [];
+    await Promise.all(
+      clients.map(async (c, i) => {
+        for (let n = 0; n < 4; n++) {
+          try {
+            const estimate = 20 + ((i * 31 + n * 17) % 80);
+            const [{ r }] = await c<{ r: { ok: boolean; reservation_id?: string } }[]>`
+              select public.google_ai_reserve('churn', ${estimate}, 'churn', ${`churn-${i}-${n}`}) as r`;
+            if (!r.ok) continue;
+            if ((i + n) % 3 === 0) await c`select public.google_ai_release(${r.reservation_id!}::uuid, 'test')`;
+            else await c`select public.google_ai_finalize(${r.reservation_id!}::uuid, 'succeeded', ${estimate + ((i % 7) - 3) * 5}, 10, 200)`;
+          } catch (err) {
+            errors.push(err);
+          }
+        }
+      }),
+    );
+    expect(errors).toEqual([]);
+    // The counter row of each group holds its current minute and day; they must equal what the log says.
+    const mismatches = await db.sql`
+      select c.quota_group, c.rpm_used, c.tpm_used, c.rpd_used,
+             (select count(*) from public.google_ai_attempts a where a.model = 'churn' and a.quota_group = c.quota_group
+                and a.minute_bucket = c.minute_bucket and a.status not in ('released', 'refused'))::int as rpm_log,
+             (select coalesce(sum(coalesce(a.input_tokens, a.estimated_tokens)), 0) from public.google_ai_attempts a
+               where a.model = 'churn' and a.quota_group = c.quota_group and a.minute_bucket = c.minute_bucket
+                 and a.status not in ('released', 'refused'))::int as tpm_log,
+             (select count(*) from public.google_ai_attempts a where a.model = 'churn' and a.quota_group = c.quota_group
+                and a.day_bucket = c.day_bucket and a.status not in ('released', 'refused'))::int as rpd_log
+      from public.google_ai_usage_counters c where c.model = 'churn'`;
+    expect(mismatches.length).toBe(2);
+    for (const m of mismatches) {
+      expect(m.rpm_used).toBe(m.rpm_log);
+      expect(m.rpd_used).toBe(m.rpd_log);
+      // Finalize adjusts only the minute it was booked in, so tokens match exactly within the minute.
+      expect(m.tpm_used).toBe(m.tpm_log);
+    }
+  });
 });
