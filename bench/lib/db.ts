@@ -1,0 +1,157 @@
+// One PostgreSQL for the whole benchmark run: started by the shared harness, migrations and seed
+// applied once to a template database, then a fresh copy of it for each part (so one part's
+// counters, attempt rows and table bloat never touch another's figures).
+import { startPostgres, type PostgresServer } from "../../shared/db/postgres-server.ts";
+import { cloneDatabase, connect, databaseUrl, dropDatabase, prepareDatabase, quoteIdent, type Sql } from "../../shared/db/migrate.ts";
+
+export interface BenchServer {
+  server: PostgresServer;
+  /** `select version()` */
+  version: string;
+  settings: Record<string, string>;
+  /** A fresh copy of the migrated, seeded template. */
+  fresh(name: string): Promise<BenchDb>;
+  /** Subscribe to server log lines (statement logging for round-trip counts). */
+  onLog(listener: (line: string) => void): () => void;
+  stop(): Promise<void>;
+}
+
+export interface BenchDb {
+  name: string;
+  url: string;
+  /** Small admin pool for setup and read-backs (not used for measured traffic). */
+  sql: Sql;
+  drop(): Promise<void>;
+}
+
+const TEMPLATE = "eve_bench_template";
+
+export async function startBenchServer(options: { durable: boolean; log?: (line: string) => void }): Promise<BenchServer> {
+  const listeners = new Set<(line: string) => void>();
+  const server = await startPostgres({
+    durable: options.durable,
+    log: (line) => {
+      for (const l of listeners) l(line);
+      options.log?.(line);
+    },
+  });
+  try {
+    await dropDatabase(server.url, TEMPLATE);
+    const admin = connect(server.url, { max: 1 });
+    let version: string;
+    let settings: Record<string, string>;
+    try {
+      await admin.unsafe(`create database ${quoteIdent(TEMPLATE)}`);
+      [{ version }] = await admin<{ version: string }[]>`select version()`;
+      const rows = await admin<{ name: string; setting: string }[]>`
+        select name, setting from pg_settings
+        where name in ('fsync', 'synchronous_commit', 'full_page_writes', 'shared_buffers', 'max_connections', 'server_version')`;
+      settings = Object.fromEntries(rows.map((r) => [r.name, r.setting]));
+    } finally {
+      await admin.end();
+    }
+    await prepareDatabase(databaseUrl(server.url, TEMPLATE));
+    return {
+      server,
+      version,
+      settings,
+      onLog(listener) {
+        listeners.add(listener);
+        return () => listeners.delete(listener);
+      },
+      async fresh(name) {
+        const dbName = `eve_bench_${name.replace(/[^a-z0-9_]/gi, "_")}`;
+        await dropDatabase(server.url, dbName);
+        const url = await cloneDatabase(server.url, TEMPLATE, dbName);
+        const sql = connect(url, { max: 4 });
+        return {
+          name: dbName,
+          url,
+          sql,
+          async drop() {
+            await sql.end({ timeout: 5 });
+            await dropDatabase(server.url, dbName);
+          },
+        };
+      },
+      stop: () => server.stop(),
+    };
+  } catch (error) {
+    await server.stop();
+    throw error;
+  }
+}
+
+export interface ModelLimits {
+  rpm: number | null;
+  tpm: number | null;
+  rpd: number | null;
+}
+
+/** Adds (or replaces) a model row. Limits are per quota group, as in production. */
+export async function setModel(sql: Sql, model: string, limits: ModelLimits): Promise<void> {
+  await sql`
+    insert into public.google_ai_model_limits (model, rpm, tpm, rpd)
+    values (${model}, ${limits.rpm}, ${limits.tpm}, ${limits.rpd})
+    on conflict (model) do update set rpm = excluded.rpm, tpm = excluded.tpm, rpd = excluded.rpd`;
+}
+
+export interface KeySpec {
+  alias: string;
+  /** Google Cloud project = quota group. */
+  project: string;
+  envVar?: string;
+  /** Models this key serves (null: all). */
+  models?: string[] | null;
+  priority?: number;
+}
+
+/** Replaces the key pool. */
+export async function setKeys(sql: Sql, keys: KeySpec[]): Promise<void> {
+  await sql`delete from public.google_ai_api_keys`;
+  for (const k of keys) {
+    await sql`
+      insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, models, priority, is_active)
+      values (${k.alias}, ${k.envVar ?? `BENCH_KEY_${k.alias.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`},
+              ${k.project}, ${k.models ?? null}, ${k.priority ?? 100}, true)`;
+  }
+}
+
+/** Opens `n` single-connection clients and waits until every one of them is connected. */
+export async function openClients(url: string, n: number): Promise<Sql[]> {
+  const clients = Array.from({ length: n }, () => connect(url, { max: 1, idle_timeout: 0, connect_timeout: 60 }));
+  // Open them a few at a time: hundreds of simultaneous forks make a 2-core machine stall.
+  for (let i = 0; i < clients.length; i += 25) {
+    await Promise.all(clients.slice(i, i + 25).map((c) => c`select 1`));
+  }
+  return clients;
+}
+
+export async function closeClients(clients: Sql[]): Promise<void> {
+  await Promise.all(clients.map((c) => c.end({ timeout: 5 })));
+}
+
+/** Transactions committed and rolled back in one database so far (for round-trip counts). */
+export async function xactCounts(sql: Sql, database: string): Promise<{ commit: number; rollback: number }> {
+  // pg_stat_database is updated when backends report (at transaction end, at most every 500 ms on
+  // PG 15, or on demand): flush ours so the snapshot is not stale.
+  const [row] = await sql<{ commit: string; rollback: string }[]>`
+    select xact_commit::text as commit, xact_rollback::text as rollback
+    from pg_stat_database where datname = ${database}`;
+  return { commit: Number(row!.commit), rollback: Number(row!.rollback) };
+}
+
+export async function walLsn(sql: Sql): Promise<string> {
+  const [{ lsn }] = await sql<{ lsn: string }[]>`select pg_current_wal_lsn()::text as lsn`;
+  return lsn;
+}
+
+export async function walBytesSince(sql: Sql, lsn: string): Promise<number> {
+  const [{ bytes }] = await sql<{ bytes: string }[]>`select pg_wal_lsn_diff(pg_current_wal_lsn(), ${lsn}::pg_lsn)::text as bytes`;
+  return Number(bytes);
+}
+
+export async function relationBytes(sql: Sql, relation: string): Promise<number> {
+  const [{ bytes }] = await sql<{ bytes: string }[]>`select pg_total_relation_size(${relation}::regclass)::text as bytes`;
+  return Number(bytes);
+}

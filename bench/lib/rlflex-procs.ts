@@ -1,0 +1,71 @@
+// Runs rate-limiter-flexible in several real child processes (Node + tsx), as several gateway
+// instances or workers would, all on one Postgres table and one key.
+import { fork, type ChildProcess } from "node:child_process";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import type { WorkerMessage, WorkerTask } from "./rlflex-worker.ts";
+
+const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), "rlflex-worker.ts");
+
+export interface ProcHandle {
+  child: ChildProcess;
+  next(): Promise<WorkerMessage>;
+}
+
+function start(task: WorkerTask): ProcHandle {
+  const child = fork(WORKER, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const queue: WorkerMessage[] = [];
+  const waiters: ((m: WorkerMessage) => void)[] = [];
+  child.on("message", (m: WorkerMessage) => {
+    const w = waiters.shift();
+    if (w) w(m);
+    else queue.push(m);
+  });
+  child.on("exit", (code) => {
+    const m: WorkerMessage = { type: "error", error: `worker exited with code ${code}` };
+    for (const w of waiters.splice(0)) w(m);
+    queue.push(m);
+  });
+  child.send(task);
+  return {
+    child,
+    next: () => new Promise((resolve) => (queue.length ? resolve(queue.shift()!) : waiters.push(resolve))),
+  };
+}
+
+async function expect<T extends WorkerMessage["type"]>(p: ProcHandle, type: T): Promise<Extract<WorkerMessage, { type: T }>> {
+  const m = await p.next();
+  if (m.type !== type) throw new Error(`rate-limiter-flexible worker: expected ${type}, got ${m.type}${m.type === "error" ? `: ${m.error}` : ""}`);
+  return m as Extract<WorkerMessage, { type: T }>;
+}
+
+/** Every process opens its pool, then all fire their callers at once on a signal. */
+export async function rlflexBurst(tasks: Extract<WorkerTask, { kind: "burst" }>[]) {
+  const procs = tasks.map(start);
+  try {
+    await Promise.all(procs.map((p) => expect(p, "ready")));
+    for (const p of procs) p.child.send({ go: true });
+    return await Promise.all(procs.map((p) => expect(p, "burst-done")));
+  } finally {
+    for (const p of procs) if (p.child.exitCode === null) p.child.kill();
+  }
+}
+
+/** Starts the WAIT workers; resolves once all are ready, with a promise of their records. */
+export async function rlflexWaitStart(tasks: Extract<WorkerTask, { kind: "wait" }>[]) {
+  const procs = tasks.map(start);
+  await Promise.all(procs.map((p) => expect(p, "ready")));
+  return {
+    done: async () => {
+      try {
+        const out = await Promise.all(procs.map((p) => expect(p, "wait-done")));
+        return out.flatMap((m) => m.records);
+      } finally {
+        for (const p of procs) if (p.child.exitCode === null) p.child.kill();
+      }
+    },
+    kill: () => {
+      for (const p of procs) if (p.child.exitCode === null) p.child.kill();
+    },
+  };
+}

@@ -1,0 +1,112 @@
+// The WAIT policy of llm-invoke (supabase/functions/_shared/invoke.ts), for any limiter: try; when
+// refused, sleep exactly the retry time the limiter named plus a random jitter of up to `jitterMs`
+// (so waiters do not stampede at :00), never beyond `maxWaitMs` of accumulated sleep, then try
+// again; give up when the wait budget is spent. The same loop drives our RPC, the naive limiter and
+// rate-limiter-flexible, so the three are compared under one client behaviour.
+import { minuteOf } from "./clock.ts";
+
+export type TryResult = { ok: true; window?: number } | { ok: false; retryAfterMs: number | null };
+
+export interface WaitRecord {
+  id: number;
+  arrivedAt: number;
+  /** When the admitting call returned (client clock, epoch ms). */
+  admittedAt: number | null;
+  /** When the admitting call was sent: the decision lies between this and admittedAt. */
+  admitCallStartedAt: number | null;
+  /** Minute window the limiter booked the admission in (epoch ms), when it says. */
+  window: number | null;
+  gaveUpAt: number | null;
+  /** Still waiting when the run ended. */
+  cutOff: boolean;
+  calls: number;
+  /** Sleep accumulated, as llm-invoke accounts it (waited_ms). */
+  waitedMs: number;
+  error?: string;
+}
+
+export interface WaitPolicy {
+  jitterMs: number;
+  maxWaitMs: number;
+  /** Ends every sleeping waiter (the run is over). */
+  signal: AbortSignal;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve(false);
+    const timer = setTimeout(() => {
+      signal.removeEventListener("abort", onAbort);
+      resolve(true);
+    }, Math.max(0, ms));
+    const onAbort = () => {
+      clearTimeout(timer);
+      resolve(false);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
+  });
+}
+
+export async function waitForAdmission(id: number, tryOnce: () => Promise<TryResult>, policy: WaitPolicy): Promise<WaitRecord> {
+  const rec: WaitRecord = {
+    id,
+    arrivedAt: Date.now(),
+    admittedAt: null,
+    admitCallStartedAt: null,
+    window: null,
+    gaveUpAt: null,
+    cutOff: false,
+    calls: 0,
+    waitedMs: 0,
+  };
+  for (;;) {
+    if (policy.signal.aborted) {
+      rec.cutOff = true;
+      return rec;
+    }
+    const started = Date.now();
+    let r: TryResult;
+    try {
+      r = await tryOnce();
+    } catch (error) {
+      rec.error = error instanceof Error ? error.message : String(error);
+      rec.gaveUpAt = Date.now();
+      return rec;
+    }
+    rec.calls++;
+    if (r.ok) {
+      rec.admittedAt = Date.now();
+      rec.admitCallStartedAt = started;
+      rec.window = r.window ?? minuteOf(rec.admittedAt);
+      return rec;
+    }
+    const remaining = policy.maxWaitMs - rec.waitedMs;
+    const wait = r.retryAfterMs === null ? 1000 : r.retryAfterMs + Math.floor(Math.random() * policy.jitterMs);
+    const hopeless = r.retryAfterMs !== null && r.retryAfterMs > remaining && r.retryAfterMs > 60_000;
+    if (remaining <= 0 || hopeless) {
+      rec.gaveUpAt = Date.now();
+      return rec;
+    }
+    const slept = Math.min(wait, remaining);
+    if (!(await sleep(slept, policy.signal))) {
+      rec.cutOff = true;
+      return rec;
+    }
+    rec.waitedMs += slept;
+  }
+}
+
+/** Starts one waiter per arrival time (epoch ms) and resolves with all records. */
+export async function driveArrivals(
+  arrivals: readonly number[],
+  start: (id: number) => Promise<WaitRecord>,
+  ids: readonly number[] = arrivals.map((_, i) => i),
+): Promise<WaitRecord[]> {
+  const running: Promise<WaitRecord>[] = [];
+  for (const [k, at] of arrivals.entries()) {
+    const delay = at - Date.now();
+    if (delay > 0) await new Promise((r) => setTimeout(r, delay));
+    running.push(start(ids[k]!));
+  }
+  return Promise.all(running);
+}

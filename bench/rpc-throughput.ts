@@ -1,0 +1,228 @@
+// Part 1: throughput and latency of the reservation RPC against the ceiling of the same
+// connections doing `select 1`, at several connection counts, for one quota group (one hot counter
+// row) and for five. Each call is one round trip (prepared statement) and, for the RPC, one
+// transaction that locks a counter row, updates it and inserts its attempt row.
+import { closeClients, openClients, relationBytes, setKeys, setModel, walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
+import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
+import { median } from "./lib/stats.ts";
+import { fmt, table, type PartResult } from "./lib/report.ts";
+import type { Sql } from "../shared/db/migrate.ts";
+
+export interface RpcThroughputConfig {
+  concurrencies: number[];
+  /** Each cell runs this many times, interleaved with the others; calls/s is the median round. */
+  rounds: number;
+  warmupMs: number;
+  durationMs: number;
+}
+
+type Variant = "select1" | "reserve-1-group" | "reserve-5-groups" | "refuse-1-group";
+
+interface VariantSpec {
+  id: Variant;
+  /** synchronous_commit for the cell's sessions: "on" is PostgreSQL's (and Supabase's) default. */
+  commit: "on" | "off";
+  label: string;
+}
+
+const VARIANTS: VariantSpec[] = [
+  { id: "select1", commit: "on", label: "`select 1` (ceiling)" },
+  { id: "reserve-1-group", commit: "on", label: "reserve, 1 quota group (admitted)" },
+  { id: "reserve-5-groups", commit: "on", label: "reserve, 5 quota groups (admitted)" },
+  { id: "refuse-1-group", commit: "on", label: "reserve, 1 quota group full (refused)" },
+  { id: "reserve-1-group", commit: "off", label: "reserve, 1 quota group, synchronous_commit=off" },
+  { id: "reserve-5-groups", commit: "off", label: "reserve, 5 quota groups, synchronous_commit=off" },
+];
+
+const HUGE = 2_000_000_000; // limits that never bind: every call books
+const MODEL: Record<Exclude<Variant, "select1">, string> = {
+  "reserve-1-group": "bench-1-group",
+  "reserve-5-groups": "bench-5-groups",
+  "refuse-1-group": "bench-full",
+};
+
+interface Cell extends Omit<LoadResult, "samples"> {
+  /** calls/s of each round; callsPerSecond is their median. */
+  rounds: number[];
+  variant: Variant;
+  synchronousCommit: "on" | "off";
+  ratioToSelect1: number | null;
+  walBytesPerCall: number;
+  attemptRowsWritten: number;
+}
+
+export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputConfig, log: (s: string) => void): Promise<PartResult> {
+  const db = await bench.fresh("rpc_throughput");
+  let clients: Sql[] = [];
+  try {
+    await setModel(db.sql, MODEL["reserve-1-group"], { rpm: HUGE, tpm: HUGE, rpd: HUGE });
+    await setModel(db.sql, MODEL["reserve-5-groups"], { rpm: HUGE, tpm: HUGE, rpd: HUGE });
+    await setModel(db.sql, MODEL["refuse-1-group"], { rpm: 1, tpm: HUGE, rpd: HUGE });
+    await setKeys(db.sql, [
+      { alias: "one", project: "proj-one", models: [MODEL["reserve-1-group"], MODEL["refuse-1-group"]] },
+      ...[1, 2, 3, 4, 5].map((i) => ({ alias: `five-${i}`, project: `proj-five-${i}`, models: [MODEL["reserve-5-groups"]] })),
+    ]);
+    // Fill the "full" model's minute so every later call is a refusal (it refills each minute:
+    // one admission per minute among thousands of calls).
+    await db.sql`select public.google_ai_reserve(${MODEL["refuse-1-group"]}, 1, 'bench', 'fill')`;
+
+    const max = Math.max(...cfg.concurrencies);
+    clients = await openClients(db.url, max);
+    const cells: Cell[] = [];
+    const tokens = 100;
+
+    for (const n of cfg.concurrencies) {
+      const cellClients = clients.slice(0, n);
+      const rounds = new Map<VariantSpec, { results: LoadResult[]; wal: number; attempts: number }>(
+        VARIANTS.map((v) => [v, { results: [], wal: 0, attempts: 0 }]),
+      );
+      const ratios = new Map<VariantSpec, number[]>(VARIANTS.map((v) => [v, []]));
+      for (let r = 0; r < cfg.rounds; r++) {
+        // Rotate the order each round so no variant always runs first (or last) in a round.
+        const order = VARIANTS.map((_, i) => VARIANTS[(i + r) % VARIANTS.length]!);
+        const rate = new Map<VariantSpec, number>();
+        for (const v of order) {
+          const model = v.id === "select1" ? "" : MODEL[v.id];
+          await Promise.all(cellClients.map((c) => c.unsafe(`set synchronous_commit = ${v.commit}`)));
+          const attemptsBefore = await attemptCount(db.sql);
+          const lsn = await walLsn(db.sql);
+          const result = await closedLoop({
+            clients: cellClients,
+            warmupMs: cfg.warmupMs,
+            durationMs: cfg.durationMs,
+            call:
+              v.id === "select1"
+                ? async (c) => {
+                    await c`select 1`;
+                    return "ok";
+                  }
+                : async (c, w, seq) => {
+                    const [row] = await c<{ r: { ok: boolean; limit?: string } }[]>`
+                      select public.google_ai_reserve(${model}, ${tokens}, 'bench', ${`${v.id}-${n}-${r}-${w}-${seq}`}) as r`;
+                    return row!.r.ok ? "admitted" : `refused:${row!.r.limit}`;
+                  },
+          });
+          await Promise.all(cellClients.map((c) => c.unsafe("reset synchronous_commit")));
+          const acc = rounds.get(v)!;
+          acc.results.push(result);
+          acc.wal += await walBytesSince(db.sql, lsn);
+          acc.attempts += (await attemptCount(db.sql)) - attemptsBefore;
+          rate.set(v, result.callsPerSecond);
+        }
+        const ceiling = rate.get(VARIANTS[0]!)!;
+        for (const v of VARIANTS) ratios.get(v)!.push(rate.get(v)! / ceiling);
+      }
+      for (const v of VARIANTS) {
+        const acc = rounds.get(v)!;
+        const pooled = poolRounds(acc.results);
+        const cell: Cell = {
+          ...pooled,
+          variant: v.id,
+          synchronousCommit: v.commit,
+          ratioToSelect1: v.id === "select1" ? null : median(ratios.get(v)!),
+          walBytesPerCall: Math.round(acc.wal / Math.max(1, pooled.totalCalls)),
+          attemptRowsWritten: acc.attempts,
+        };
+        cells.push(cell);
+        log(
+          `  ${String(n).padStart(3)} conn  ${(v.id + (v.commit === "off" ? " (async)" : "")).padEnd(25)} ` +
+            `${String(cell.callsPerSecond).padStart(6)} calls/s  ` +
+            `p50 ${fmt(cell.latencyMs.p50)} p95 ${fmt(cell.latencyMs.p95)} p99 ${fmt(cell.latencyMs.p99)} ms` +
+            (cell.ratioToSelect1 !== null ? `  (${(cell.ratioToSelect1 * 100).toFixed(1)}% of select 1)` : "") +
+            (cell.errors ? `  ERRORS ${cell.errors}: ${cell.firstError}` : ""),
+        );
+      }
+    }
+
+    const attempts = await db.sql<{ rows: string; bytes: string }[]>`
+      select count(*)::text as rows, pg_total_relation_size('public.google_ai_attempts')::text as bytes
+      from public.google_ai_attempts`;
+    const attemptRows = Number(attempts[0]!.rows);
+    const attemptBytes = await relationBytes(db.sql, "public.google_ai_attempts");
+    const bytesPerAttemptRow = attemptRows ? Math.round(attemptBytes / attemptRows) : 0;
+    const errors = cells.reduce((s, c) => s + c.errors, 0);
+    const wrongOutcome = cells.filter((c) =>
+      (c.variant === "reserve-1-group" || c.variant === "reserve-5-groups") && Object.keys(c.outcomes).some((o) => o !== "admitted")
+    );
+
+    return {
+      id: "rpc-throughput",
+      title: "Reservation RPC: throughput and latency against the `select 1` ceiling",
+      data: { config: cfg, tokensPerCall: tokens, cells, attemptLog: { rows: attemptRows, totalBytes: attemptBytes, bytesPerRow: bytesPerAttemptRow } },
+      markdown: markdown(cfg, cells, bytesPerAttemptRow),
+      headline: headline(cells),
+      checks: [
+        {
+          name: "RPC throughput cells ran without errors",
+          ok: errors === 0 && wrongOutcome.length === 0,
+          detail: errors === 0 && wrongOutcome.length === 0
+            ? `${cells.length} cells, 0 errors`
+            : `${errors} errors, ${wrongOutcome.length} cells with unexpected refusals`,
+        },
+      ],
+    };
+  } finally {
+    await closeClients(clients);
+    await db.drop();
+  }
+}
+
+async function attemptCount(sql: Sql): Promise<number> {
+  const [{ n }] = await sql<{ n: string }[]>`select count(*)::text as n from public.google_ai_attempts`;
+  return Number(n);
+}
+
+function get(cells: Cell[], v: Variant, n: number, commit: "on" | "off" = "on"): Cell | undefined {
+  return cells.find((c) => c.variant === v && c.connections === n && c.synchronousCommit === commit);
+}
+
+function headline(cells: Cell[]) {
+  const ns = [...new Set(cells.map((c) => c.connections))];
+  const best = (v: Variant) => cells.filter((c) => c.variant === v && c.synchronousCommit === "on").sort((a, b) => b.callsPerSecond - a.callsPerSecond)[0];
+  const rows = [];
+  for (const v of ["reserve-1-group", "reserve-5-groups"] as const) {
+    const b = best(v);
+    if (b) {
+      rows.push({
+        figure: `RPC ${v === "reserve-1-group" ? "1 quota group" : "5 quota groups"}: best admitted/s (connections)`,
+        value: `${fmt(b.callsPerSecond)}/s at ${b.connections} (${fmt((b.ratioToSelect1 ?? 0) * 100, 1)}% of \`select 1\` there)`,
+      });
+    }
+  }
+  const at8 = get(cells, "reserve-1-group", 8) ?? get(cells, "reserve-1-group", ns[0]!);
+  if (at8) rows.push({ figure: `RPC latency, 1 group, ${at8.connections} connections: p50 / p99`, value: `${fmt(at8.latencyMs.p50)} / ${fmt(at8.latencyMs.p99)} ms` });
+  return rows;
+}
+
+function markdown(cfg: RpcThroughputConfig, cells: Cell[], bytesPerAttemptRow: number): string {
+  const rows = cells.map((c) => [
+    VARIANTS.find((v) => v.id === c.variant && v.commit === c.synchronousCommit)!.label,
+    c.connections,
+    fmt(c.callsPerSecond),
+    c.ratioToSelect1 === null ? "1 (ceiling)" : `${fmt(c.ratioToSelect1 * 100, 1)}%`,
+    fmt(c.latencyMs.p50),
+    fmt(c.latencyMs.p95),
+    fmt(c.latencyMs.p99),
+    fmt(c.walBytesPerCall, 0),
+  ]);
+  const reserveCells = cells.filter((c) => c.variant !== "select1");
+  const wal = reserveCells.filter((c) => c.variant !== "refuse-1-group" && c.synchronousCommit === "on").map((c) => c.walBytesPerCall);
+  return `
+Closed loop: each connection sends its next call as soon as the previous one returns, for
+${cfg.durationMs / 1000} s after ${cfg.warmupMs / 1000} s of warm-up, from one Node.js process (postgres.js, one client per
+connection, prepared statements) to PostgreSQL on the same machine. \`select 1\` over the same connections in
+the same minute is the ceiling: what this machine, this client and this network path can do at all. The
+reservation cells call \`public.google_ai_reserve(model, 100 tokens, caller, request_id)\` with limits that
+never bind (so every call books: lock, check RPM/TPM/RPD, update the counter row, insert the attempt row);
+the last variant calls it on a group whose minute is full (refusal: decided from an unlocked read, no row
+lock, still one attempt row).
+
+${table(["variant", "connections", "calls/s", "vs `select 1`", "p50 ms", "p95 ms", "p99 ms", "WAL bytes/call"], rows, ["l", "r", "r", "r", "r", "r", "r", "r"])}
+
+**Cost of the audit trail**: every decision, admitted or refused, inserts one row in
+\`google_ai_attempts\`; on average ${fmt(bytesPerAttemptRow, 0)} bytes each with its indexes, and the admitted
+calls wrote ${wal.length ? `${fmt(Math.min(...wal), 0)}–${fmt(Math.max(...wal), 0)}` : "—"} bytes of WAL per call (counter update + attempt row + indexes).
+At 3× demand in WAIT mode each admitted request also leaves a few refused rows (see part 3), so
+retention of this table matters (the maintenance job deletes old rows).
+`;
+}

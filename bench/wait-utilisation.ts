@@ -1,0 +1,368 @@
+// Part 3 (and the chart, part 6): WAIT mode at 3× the limit for at least two whole minute windows.
+// Arrivals come at a steady 3× the per-minute limit; each arrival is a WAIT caller following
+// llm-invoke's policy (bench/lib/wait-client.ts). The same arrival schedule drives, side by side on
+// the same Postgres, our reservation RPC, rate-limiter-flexible in several child processes and a
+// naive read-then-write limiter, each with the same limit on its own key. Admissions are counted per
+// calendar minute (Google's windows): utilisation of each whole window, over-admission anywhere.
+import { setMaxListeners } from "node:events";
+import { writeFile } from "node:fs/promises";
+import { connect, type Sql } from "../shared/db/migrate.ts";
+import { minuteOf, sleep } from "./lib/clock.ts";
+import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
+import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
+import { fmt, pct, table, type PartResult } from "./lib/report.ts";
+import { createRlflex } from "./lib/rlflex.ts";
+import { rlflexWaitStart } from "./lib/rlflex-procs.ts";
+import { roundSummary, summarize } from "./lib/stats.ts";
+import { cumulativeByMinute, waitChartSvg } from "./lib/svg.ts";
+import { driveArrivals, waitForAdmission, type TryResult, type WaitRecord } from "./lib/wait-client.ts";
+
+export interface WaitConfig {
+  limitRpm: number;
+  demandFactor: number;
+  jitterMs: number;
+  maxWaitMs: number;
+  /** Full run: start demand at second :50 and keep it up for `fullWindows` whole minutes after. */
+  fullWindows: number;
+  /** Smoke run: demand for this long, starting now (no alignment). */
+  smokeDurationMs?: number;
+  /** After demand stops: time for the next window opening to serve the waiters left. */
+  tailMs: number;
+  rlflexProcesses: number;
+  connections: number;
+  chartPath: string;
+}
+
+const MODEL = "bench-wait";
+const TOKENS = 100;
+
+interface LimiterResult {
+  id: "ours" | "rlflex" | "naive";
+  label: string;
+  arrivals: number;
+  admitted: number;
+  gaveUp: number;
+  cutOff: number;
+  errors: number;
+  firstError?: string;
+  perWindow: { window: string; admitted: number; full: boolean }[];
+  utilisation: { window: string; admitted: number; ratio: number }[];
+  overAdmission: number;
+  windowsAboveLimit: number;
+  /** Admissions whose call straddled a minute boundary (counted by when the answer came back). */
+  straddling: number;
+  waitMs: ReturnType<typeof summarize>;
+  sleptMs: ReturnType<typeof summarize>;
+  windowOpeningsWaitedThrough: Record<string, number>;
+  callsPerArrival: number;
+  callsPerAdmission: number;
+  starvedWhileCapacityFree: number;
+  overtakenGaveUp: number;
+}
+
+export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, log: (s: string) => void): Promise<PartResult> {
+  const db = await bench.fresh("wait");
+  const oursSql: Sql = connect(db.url, { max: cfg.connections, idle_timeout: 0 });
+  const naiveSql: Sql = connect(db.url, { max: cfg.connections, idle_timeout: 0 });
+  let rlflexProcs: Awaited<ReturnType<typeof rlflexWaitStart>> | undefined;
+  try {
+    await setModel(db.sql, MODEL, { rpm: cfg.limitRpm, tpm: null, rpd: null });
+    await setKeys(db.sql, [{ alias: "wait", project: "proj-wait", models: [MODEL] }]);
+    await createNaiveTable(db.sql);
+    await (await createRlflex(db.url, 1, cfg.limitRpm)).close(); // creates its table once
+    await Promise.all([...Array(cfg.connections)].map(() => oursSql`select 1`));
+    await Promise.all([...Array(cfg.connections)].map(() => naiveSql`select 1`));
+
+    // Schedule: start at the next second :50 at least 8 s away (the child processes need a moment).
+    const now = Date.now();
+    let t0: number;
+    let demandEnd: number;
+    if (cfg.smokeDurationMs !== undefined) {
+      t0 = now + 3000;
+      demandEnd = t0 + cfg.smokeDurationMs;
+    } else {
+      t0 = minuteOf(now) + 50_000;
+      while (t0 - now < 8000) t0 += 60_000;
+      demandEnd = minuteOf(t0) + 60_000 * (1 + cfg.fullWindows);
+    }
+    const stopAt = demandEnd + cfg.tailMs;
+    const interval = 60_000 / (cfg.limitRpm * cfg.demandFactor);
+    const arrivals: number[] = [];
+    for (let t = t0; t < demandEnd; t += interval) arrivals.push(Math.round(t));
+    const fullWindows: number[] = [];
+    if (cfg.smokeDurationMs === undefined) for (let w = minuteOf(t0) + 60_000; w < demandEnd; w += 60_000) fullWindows.push(w);
+    log(
+      `  limit ${cfg.limitRpm}/min, demand ${cfg.demandFactor}× = ${arrivals.length} arrivals from ${new Date(t0).toISOString().slice(11, 19)} ` +
+        `to ${new Date(demandEnd).toISOString().slice(11, 19)} UTC (${fullWindows.length} whole windows), max wait ${cfg.maxWaitMs / 1000} s, jitter ${cfg.jitterMs} ms`,
+    );
+
+    // rate-limiter-flexible: the arrivals dealt round-robin to its processes.
+    const procs = Math.max(1, cfg.rlflexProcesses);
+    rlflexProcs = await rlflexWaitStart(
+      Array.from({ length: procs }, (_, p) => {
+        const ids = arrivals.map((_, i) => i).filter((i) => i % procs === p);
+        return {
+          kind: "wait" as const,
+          url: db.url,
+          connections: Math.max(2, Math.ceil(cfg.connections / procs)),
+          points: cfg.limitRpm,
+          key: "proj-wait",
+          arrivals: ids.map((i) => arrivals[i]!),
+          ids,
+          jitterMs: cfg.jitterMs,
+          maxWaitMs: cfg.maxWaitMs,
+          stopAt,
+        };
+      }),
+    );
+    log(`  ${procs} rate-limiter-flexible processes ready; waiting for ${new Date(t0).toISOString().slice(11, 19)}`);
+
+    const controller = new AbortController();
+    setMaxListeners(0, controller.signal); // one listener per sleeping waiter
+    const stop = setTimeout(() => controller.abort(), stopAt - Date.now());
+    const policy = { jitterMs: cfg.jitterMs, maxWaitMs: cfg.maxWaitMs, signal: controller.signal };
+    const ours = (id: number) =>
+      waitForAdmission(id, async (): Promise<TryResult> => {
+        const [row] = await oursSql<{ r: { ok: boolean; retry_after_ms: number | null; minute_bucket?: string } }[]>`
+          select public.google_ai_reserve(${MODEL}, ${TOKENS}, 'bench-wait', ${`wait-${id}`}) as r`;
+        const r = row!.r;
+        return r.ok ? { ok: true, window: Date.parse(r.minute_bucket!) } : { ok: false, retryAfterMs: r.retry_after_ms };
+      }, policy);
+    const naiveTry = naiveLimiter(naiveSql, "proj-wait", cfg.limitRpm);
+    const naive = (id: number) => waitForAdmission(id, naiveTry, policy);
+
+    const [oursRecords, naiveRecords, rlflexRecords] = await Promise.all([
+      driveArrivals(arrivals, ours),
+      driveArrivals(arrivals, naive),
+      rlflexProcs.done(),
+    ]);
+    clearTimeout(stop);
+
+    // Cross-check ours against the attempt log (the database's own account of each window).
+    const logged = await db.sql<{ window: Date; admitted: number; refused: number }[]>`
+      select minute_bucket as window, count(*)::int as admitted, 0 as refused
+      from public.google_ai_attempts where model = ${MODEL} and status = 'reserved' group by 1 order by 1`;
+    const [{ refusedRows }] = await db.sql<{ refusedRows: number }[]>`
+      select count(*)::int as "refusedRows" from public.google_ai_attempts where model = ${MODEL} and status = 'refused'`;
+
+    const results = [
+      analyse("ours", "ours: google_ai_reserve (RPC-level WAIT client)", oursRecords, cfg, fullWindows),
+      analyse("rlflex", `rate-limiter-flexible RateLimiterPostgres, ${procs} processes`, rlflexRecords, cfg, fullWindows),
+      analyse("naive", "naive read-then-write", naiveRecords, cfg, fullWindows),
+    ];
+    const oursLog = Object.fromEntries(logged.map((l) => [l.window.toISOString(), l.admitted]));
+    const oursResult = results[0]!;
+    const logAgrees = oursResult.perWindow.every((w) => (oursLog[w.window] ?? 0) === w.admitted) &&
+      logged.reduce((s, l) => s + l.admitted, 0) === oursResult.admitted;
+
+    for (const r of results) {
+      log(
+        `  ${r.id.padEnd(7)} admitted ${r.admitted}/${r.arrivals}, per window ${r.perWindow.map((w) => `${w.window.slice(11, 16)} ${w.admitted}${w.full ? "*" : ""}`).join(", ")}` +
+          `; over-admission ${r.overAdmission}; gave up ${r.gaveUp}, cut off ${r.cutOff}, errors ${r.errors}` +
+          `; wait p50 ${fmt(r.waitMs.p50 / 1000, 1)} s p99 ${fmt(r.waitMs.p99 / 1000, 1)} s`,
+      );
+    }
+
+    // The chart.
+    const chartStart = t0 - 2000;
+    const seconds = Math.ceil((stopAt - chartStart) / 1000);
+    const perSecond = (times: number[]) => {
+      const out = new Array<number>(seconds).fill(0);
+      for (const t of times) {
+        const i = Math.floor((t - chartStart) / 1000);
+        if (i >= 0 && i < seconds) out[i]!++;
+      }
+      return out;
+    };
+    const admittedTimes = (rs: WaitRecord[]) => rs.filter((r) => r.admittedAt !== null);
+    const oursAdm = admittedTimes(oursRecords);
+    const svg = waitChartSvg({
+      title: `WAIT mode at ${cfg.demandFactor}× the limit: admissions against a limit of ${cfg.limitRpm} requests per minute`,
+      subtitle: `${machineLine()} · ${new Date(t0).toISOString().slice(0, 10)} · our RPC (exact), rate-limiter-flexible (${procs} processes) and a naive limiter on one Postgres`,
+      startMs: chartStart,
+      endMs: stopAt,
+      limitPerMinute: cfg.limitRpm,
+      admittedPerSecond: perSecond(oursAdm.map((r) => r.admittedAt!)),
+      arrivalsPerSecond: perSecond(arrivals),
+      cumulative: [
+        { label: "ours", color: "#2b6cb0", points: cumulativeByMinute(oursAdm.map((r) => r.admittedAt!), (_, i) => oursAdm[i]!.window!) },
+        {
+          label: "rate-limiter-flexible",
+          color: "#805ad5",
+          dashed: true,
+          points: cumulativeByMinute(admittedTimes(rlflexRecords).map((r) => r.admittedAt!)),
+        },
+        {
+          label: "naive read-then-write",
+          color: "#718096",
+          dashed: true,
+          points: cumulativeByMinute(admittedTimes(naiveRecords).map((r) => r.admittedAt!), (_, i) => admittedTimes(naiveRecords)[i]!.window!),
+        },
+      ],
+    });
+    await writeFile(cfg.chartPath, svg);
+
+    const full = cfg.smokeDurationMs === undefined;
+    const minUtil = Math.min(...oursResult.utilisation.map((u) => u.ratio));
+    const checks = [
+      { name: "our over-admission in WAIT mode is 0", ok: oursResult.overAdmission === 0, detail: `${oursResult.overAdmission} over the limit in ${oursResult.perWindow.length} windows` },
+      {
+        name: "WAIT run: our callers' admissions agree with the attempt log",
+        ok: logAgrees && oursResult.errors === 0,
+        detail: logAgrees ? `agree; ${oursResult.errors} errors` : `callers ${JSON.stringify(oursResult.perWindow)} vs log ${JSON.stringify(oursLog)}`,
+      },
+    ];
+    if (full) {
+      checks.push({
+        name: "our utilisation of every whole window at 3× demand is ≥ 98%",
+        ok: oursResult.utilisation.length >= 2 && minUtil >= 0.98,
+        detail: oursResult.utilisation.map((u) => `${u.window.slice(11, 16)} ${pct(u.ratio)}`).join(", "),
+      });
+    }
+    return {
+      id: "wait-utilisation",
+      title: "Utilisation in WAIT mode at 3× demand (and the chart)",
+      data: {
+        config: { ...cfg, chartPath: undefined },
+        client: "rpc",
+        startedAt: new Date(t0).toISOString(),
+        demandEndedAt: new Date(demandEnd).toISOString(),
+        arrivals: arrivals.length,
+        wholeWindows: fullWindows.map((w) => new Date(w).toISOString()),
+        oursAttemptLog: { admittedPerWindow: oursLog, refusedRows },
+        limiters: results,
+      },
+      markdown: markdown(cfg, results, fullWindows, arrivals.length, refusedRows, procs),
+      headline: [
+        {
+          figure: `WAIT at ${cfg.demandFactor}× demand: our admitted per whole minute / limit ${cfg.limitRpm}`,
+          value: oursResult.utilisation.length
+            ? oursResult.utilisation.map((u) => `${u.admitted} (${pct(u.ratio)})`).join(", ") + `; over-admission ${oursResult.overAdmission}`
+            : `smoke: over-admission ${oursResult.overAdmission}`,
+        },
+        {
+          figure: "WAIT: wait of admitted callers p50 / p95 / max; callers starved while capacity was free",
+          value: `${fmt(oursResult.waitMs.p50 / 1000, 1)} / ${fmt(oursResult.waitMs.p95 / 1000, 1)} / ${fmt(oursResult.waitMs.max / 1000, 1)} s; ${oursResult.starvedWhileCapacityFree}`,
+        },
+        ...results.slice(1).map((r) => ({
+          figure: `WAIT, same demand: ${r.label} — over-admission (windows above the limit)`,
+          value: `${r.overAdmission} (${r.windowsAboveLimit} of ${r.perWindow.length} windows); whole windows ${r.utilisation.map((u) => u.admitted).join(", ") || "—"}`,
+        })),
+      ],
+      checks,
+    };
+  } finally {
+    rlflexProcs?.kill();
+    await oursSql.end({ timeout: 5 });
+    await naiveSql.end({ timeout: 5 });
+    await db.drop();
+  }
+}
+
+function machineLine(): string {
+  return `${process.platform}, Node ${process.version}`;
+}
+
+function analyse(id: LimiterResult["id"], label: string, records: WaitRecord[], cfg: WaitConfig, fullWindows: number[]): LimiterResult {
+  const admitted = records.filter((r) => r.admittedAt !== null);
+  const perWindowMap = new Map<number, number>();
+  for (const r of admitted) perWindowMap.set(r.window!, (perWindowMap.get(r.window!) ?? 0) + 1);
+  const windows = [...perWindowMap.keys()].sort((a, b) => a - b);
+  const perWindow = windows.map((w) => ({ window: new Date(w).toISOString(), admitted: perWindowMap.get(w)!, full: fullWindows.includes(w) }));
+  const overAdmission = perWindow.reduce((s, w) => s + Math.max(0, w.admitted - cfg.limitRpm), 0);
+  const utilisation = fullWindows.map((w) => ({
+    window: new Date(w).toISOString(),
+    admitted: perWindowMap.get(w) ?? 0,
+    ratio: (perWindowMap.get(w) ?? 0) / cfg.limitRpm,
+  }));
+  const straddling = admitted.filter((r) => minuteOf(r.admitCallStartedAt!) !== minuteOf(r.admittedAt!)).length;
+  const openings: Record<string, number> = {};
+  for (const r of admitted) {
+    const k = String(Math.round((minuteOf(r.admittedAt!) - minuteOf(r.arrivedAt)) / 60_000));
+    openings[k] = (openings[k] ?? 0) + 1;
+  }
+  const gaveUp = records.filter((r) => r.gaveUpAt !== null && r.error === undefined);
+  // Starved: gave up although a window it waited through ended with capacity left.
+  const spare = (w: number) => (perWindowMap.get(w) ?? 0) < cfg.limitRpm;
+  const starved = gaveUp.filter((r) => {
+    for (let w = minuteOf(r.arrivedAt); w <= minuteOf(r.gaveUpAt!); w += 60_000) if (spare(w)) return true;
+    return false;
+  }).length;
+  // Overtaken: gave up while someone who arrived later had been admitted (admission is not FIFO).
+  const overtaken = gaveUp.filter((r) => admitted.some((a) => a.arrivedAt > r.arrivedAt && a.admittedAt! <= r.gaveUpAt!)).length;
+  const calls = records.reduce((s, r) => s + r.calls, 0);
+  const errors = records.filter((r) => r.error !== undefined);
+  return {
+    id,
+    label,
+    arrivals: records.length,
+    admitted: admitted.length,
+    gaveUp: gaveUp.length,
+    cutOff: records.filter((r) => r.cutOff).length,
+    errors: errors.length,
+    ...(errors[0] ? { firstError: errors[0].error } : {}),
+    perWindow,
+    utilisation,
+    overAdmission,
+    windowsAboveLimit: perWindow.filter((w) => w.admitted > cfg.limitRpm).length,
+    straddling,
+    waitMs: roundSummary(summarize(admitted.map((r) => r.admittedAt! - r.arrivedAt)), 0),
+    sleptMs: roundSummary(summarize(admitted.map((r) => r.waitedMs)), 0),
+    windowOpeningsWaitedThrough: openings,
+    callsPerArrival: Math.round((calls / Math.max(1, records.length)) * 100) / 100,
+    callsPerAdmission: Math.round((calls / Math.max(1, admitted.length)) * 100) / 100,
+    starvedWhileCapacityFree: starved,
+    overtakenGaveUp: overtaken,
+  };
+}
+
+function markdown(cfg: WaitConfig, results: LimiterResult[], fullWindows: number[], arrivals: number, refusedRows: number, procs: number): string {
+  const ours = results[0]!;
+  const hhmm = (iso: string) => iso.slice(11, 16);
+  const windowKeys = [...new Set(results.flatMap((r) => r.perWindow.map((w) => w.window)))].sort();
+  const perWindowRows = windowKeys.map((w) => [
+    `${hhmm(w)} UTC${fullWindows.includes(Date.parse(w)) ? " (whole)" : " (partial)"}`,
+    ...results.map((r) => {
+      const n = r.perWindow.find((x) => x.window === w)?.admitted ?? 0;
+      return n > cfg.limitRpm ? `**${n}** (+${n - cfg.limitRpm})` : String(n);
+    }),
+  ]);
+  const summaryRows = results.map((r) => [
+    r.label,
+    `${r.admitted} / ${r.arrivals}`,
+    r.utilisation.map((u) => pct(u.ratio)).join(", ") || "—",
+    `**${r.overAdmission}**`,
+    `${fmt(r.waitMs.p50 / 1000, 1)} / ${fmt(r.waitMs.p95 / 1000, 1)} / ${fmt(r.waitMs.p99 / 1000, 1)} / ${fmt(r.waitMs.max / 1000, 1)}`,
+    `${r.gaveUp} (${r.overtakenGaveUp} overtaken)`,
+    r.starvedWhileCapacityFree,
+    fmt(r.callsPerAdmission, 2),
+  ]);
+  const openings = Object.entries(ours.windowOpeningsWaitedThrough).sort().map(([k, v]) => `${v} after ${k} window opening${k === "1" ? "" : "s"}`).join(", ");
+  return `
+![admissions per second and per minute during the WAIT run](${"wait-admissions.svg"})
+
+Demand: a new WAIT caller every ${fmt(60_000 / (cfg.limitRpm * cfg.demandFactor), 1)} ms, i.e. ${cfg.demandFactor}× the limit of ${cfg.limitRpm}
+requests per minute on one quota group, from second :50 of a minute through ${fullWindows.length} whole minute windows
+(${arrivals} callers). Each caller follows llm-invoke's WAIT policy (\`bench/lib/wait-client.ts\`, a copy of the loop in
+\`supabase/functions/_shared/invoke.ts\`): reserve; when refused, sleep the \`retry_after_ms\` the limiter named plus up to
+${cfg.jitterMs} ms of jitter; give up after ${cfg.maxWaitMs / 1000} s of waiting (llm-invoke's cap). **Our figures come from
+an RPC-level client** (the same loop, calling \`google_ai_reserve\` directly), not through llm-invoke over HTTP: part 4
+measures what the HTTP hop adds. The same arrival schedule drives, at the same time and on the same Postgres,
+rate-limiter-flexible (${procs} child processes, \`points\` = ${cfg.limitRpm}, \`duration\` = 60 s, retrying after its
+\`msBeforeNext\`) and the naive read-then-write limiter, each on its own key.
+
+Admissions per calendar minute (Google's window; ours and naive by the window the database booked, rate-limiter-flexible
+by the minute its answer arrived):
+
+${table(["minute", ...results.map((r) => r.label)], perWindowRows, ["l", "r", "r", "r"])}
+
+${table(["limiter", "admitted / callers", "utilisation of whole windows", "over-admission", "wait of admitted callers p50 / p95 / p99 / max (s)", "gave up after the max wait", "starved while capacity was free", "limiter calls per admission"], summaryRows, ["l", "r", "r", "r", "r", "r", "r", "r"])}
+
+- **Utilisation**: at ${cfg.demandFactor}× demand every whole window should be full: ours admitted ${ours.utilisation.map((u) => `${u.admitted} (${pct(u.ratio)})`).join(" and ")} of ${cfg.limitRpm}, never above.
+- **Wait spread**: admitted callers got in ${openings}. The callers left over when a window fills wait for the next opening; at ${cfg.demandFactor}× demand two thirds of them cannot be served within ${cfg.maxWaitMs / 1000} s and get a 429 after waiting — that is the limit working, not starvation.
+- **Starvation**: a caller counts as *starved* if it gave up although a window it waited through ended with capacity left: ${ours.starvedWhileCapacityFree} for ours. Admission at a window opening is a race among the waiters (jitter decides), not a queue: ${ours.overtakenGaveUp} of the ${ours.gaveUp} callers who gave up were overtaken by a caller who arrived after them. A FIFO booking of waiters into future windows would make waits predictable; it is not what the RPC does today.
+- **Cost of waiting**: ${fmt(ours.callsPerAdmission, 2)} reservation calls per admission for ours; each refusal is one attempt row (${refusedRows} refused rows in this run).
+- **rate-limiter-flexible**: its window starts at the key's first hit (here second :50), not at :00, so a window it fills is split across two calendar minutes and the next one opens mid-minute: ${results[1]!.overAdmission} admissions above the limit in ${results[1]!.windowsAboveLimit} calendar minute(s). Within its own 60-second windows it is exact (its upsert is atomic); Google counts calendar minutes. ${results[1]!.straddling} of its admissions straddled a minute boundary in flight.
+- **naive read-then-write**: ${results[2]!.overAdmission} above the limit in ${results[2]!.windowsAboveLimit} window(s) — the race at each window opening, when many waiters read the same count before any of them writes.
+`;
+}
