@@ -1,0 +1,573 @@
+"""eve_gateway: call Google AI models (Gemma, Gemini) through the EVE LLM Gateway.
+
+One stdlib-only module: copy it next to a Kaggle notebook or into the bot; nothing to install.
+
+    from eve_gateway import Client
+
+    gw = Client()                       # credential and URL from the environment (see below)
+    r = gw.generate("Summarise: ...", model="gemma-3-27b", temperature=0.2)
+    print(r.text, r.usage.total_tokens)
+
+    r = await gw.agenerate(prompt)      # from asyncio code (runs in a thread pool)
+
+Credentials, first found wins:
+  1. Client(client_secret=...) or Client(service_key=...)
+  2. env EVE_GATEWAY_CLIENT_SECRET                       (a Kaggle client secret, evegw_cs_...)
+  3. Kaggle Secrets: UserSecretsClient().get_secret("EVE_GATEWAY_CLIENT_SECRET")
+  4. env SUPABASE_SERVICE_ROLE_KEY                       (the bot: a trusted server with the service key)
+Gateway URL: Client(url=...), else env EVE_GATEWAY_URL, else env SUPABASE_URL (the project URL,
+https://<ref>.supabase.co; a trailing /rest/v1 or /functions/v1 is ignored).
+
+With a client secret, the client trades it at issue-kaggle-token for a short-lived scoped token,
+caches the token, renews it shortly before it expires (one mint however many threads call at once),
+and renews it once, transparently, when llm-invoke answers that the token expired, was revoked,
+is unknown, or has used up its budget. With a service key it calls llm-invoke directly.
+
+Errors (all GatewayError, with .status, .code, .message, .request_id, .body):
+  AuthError      401/403: wrong or revoked secret, token refused, model or scope not allowed
+  BadRequest     other 4xx: invalid input, unknown model, unsupported feature
+  RateLimited    429: .retry_after (seconds, or None when waiting cannot help) and .limit
+  UpstreamError  5xx, network failures, answers that are not the gateway's JSON
+Secrets and tokens never appear in a message, a repr or an exception.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import re
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+__all__ = [
+    "Client",
+    "Result",
+    "Usage",
+    "Token",
+    "GatewayError",
+    "AuthError",
+    "BadRequest",
+    "RateLimited",
+    "UpstreamError",
+    "generate",
+    "agenerate",
+    "default_client",
+]
+__version__ = "1.0.0"
+
+CLIENT_SECRET_ENV = "EVE_GATEWAY_CLIENT_SECRET"
+SERVICE_KEY_ENV = "SUPABASE_SERVICE_ROLE_KEY"
+URL_ENVS = ("EVE_GATEWAY_URL", "SUPABASE_URL")
+CALLER_ENV = "GOOGLE_API_LOCALNAME"
+CLIENT_SECRET_PREFIX = "evegw_cs_"
+DEFAULT_MODEL = "gemma-3-27b"
+# llm-invoke may wait up to 60 s for capacity and then make up to 3 attempts within ~140 s.
+DEFAULT_TIMEOUT = 180.0
+# Renew a token this long before it expires (at most a fifth of its lifetime).
+DEFAULT_REFRESH_MARGIN = 300.0
+# llm-invoke codes after which a fresh token may succeed.
+_RENEWABLE = {"token_expired", "token_invalid", "token_revoked"}
+_CREDENTIAL = re.compile(r"evegw_(?:cs|tok)_[A-Za-z0-9_-]*|sb_secret_[A-Za-z0-9_-]*|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_.-]*")
+
+
+# Errors -----------------------------------------------------------------------------------------
+
+
+class GatewayError(Exception):
+    """Any failure of a gateway call. `code` is the gateway's error code (stable; branch on it)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: Optional[int] = None,
+        code: Optional[str] = None,
+        request_id: Optional[str] = None,
+        body: Optional[Dict[str, Any]] = None,
+    ) -> None:
+        message = _redact(message)
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.code = code
+        self.request_id = request_id
+        self.body = body if body is not None else {}
+
+    def __str__(self) -> str:
+        where = " ".join(p for p in (f"HTTP {self.status}" if self.status else "", self.code or "") if p)
+        return f"{self.message} ({where})" if where else self.message
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status!r}, code={self.code!r}, message={self.message!r})"
+
+
+class AuthError(GatewayError):
+    """401/403: the credential is wrong, revoked or expired, or it may not do this."""
+
+
+class BadRequest(GatewayError):
+    """A 4xx other than 401/403/429: fix the request."""
+
+
+class RateLimited(GatewayError):
+    """429. `retry_after` is in seconds (None when waiting cannot help); `limit` names the limit hit:
+    rpm, tpm, rpd, cooldown, upstream, token_budget, client_budget or mint_rate."""
+
+    def __init__(self, message: str, *, retry_after: Optional[float] = None, limit: Optional[str] = None, **kw: Any):
+        super().__init__(message, **kw)
+        self.retry_after = retry_after
+        self.limit = limit
+
+    def __repr__(self) -> str:
+        return f"RateLimited(limit={self.limit!r}, retry_after={self.retry_after!r}, message={self.message!r})"
+
+
+class UpstreamError(GatewayError):
+    """5xx from the gateway (Google failed, database down), a network failure, or an unreadable answer."""
+
+
+# Results ----------------------------------------------------------------------------------------
+
+
+class Usage:
+    __slots__ = ("prompt_tokens", "completion_tokens", "total_tokens")
+
+    def __init__(self, prompt_tokens: int = 0, completion_tokens: int = 0, total_tokens: int = 0) -> None:
+        self.prompt_tokens = int(prompt_tokens or 0)
+        self.completion_tokens = int(completion_tokens or 0)
+        self.total_tokens = int(total_tokens or 0)
+
+    def as_dict(self) -> Dict[str, int]:
+        return {k: getattr(self, k) for k in self.__slots__}
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Usage) and self.as_dict() == other.as_dict()
+
+    def __repr__(self) -> str:
+        return "Usage(prompt_tokens={0}, completion_tokens={1}, total_tokens={2})".format(
+            self.prompt_tokens, self.completion_tokens, self.total_tokens
+        )
+
+
+class Result:
+    """A generation: `.text`, `.usage`, plus `.model`, `.request_id`, `.attempts`, `.waited_ms`,
+    `.finish_reason`, `.key_alias` and the whole answer as `.raw`. str(result) is the text."""
+
+    def __init__(self, raw: Dict[str, Any]) -> None:
+        self.raw = raw
+        self.text: str = raw.get("text") or ""
+        self.usage = Usage(**{k: v for k, v in (raw.get("usage") or {}).items() if k in Usage.__slots__})
+        self.model: Optional[str] = raw.get("model")
+        self.request_id: Optional[str] = raw.get("request_id")
+        self.attempts: int = int(raw.get("attempts") or 0)
+        self.waited_ms: int = int(raw.get("waited_ms") or 0)
+        self.finish_reason: Optional[str] = raw.get("finish_reason")
+        self.key_alias: Optional[str] = raw.get("key_alias")
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Result(model={self.model!r}, usage={self.usage!r}, text={self.text[:60]!r})"
+
+
+class Token:
+    """A scoped token as issue-kaggle-token returned it. The value is never shown by repr."""
+
+    __slots__ = ("value", "id", "client", "models", "budget", "invoke_url", "expires_at", "lifetime", "_deadline")
+
+    def __init__(self, body: Dict[str, Any], now: float) -> None:
+        self.value: str = body["token"]
+        self.id: str = body.get("token_id", "")
+        self.client: Optional[str] = body.get("client")
+        self.models: List[str] = list(body.get("models") or [])
+        self.budget: Dict[str, Any] = dict(body.get("budget") or {})
+        self.invoke_url: Optional[str] = body.get("invoke_url")
+        self.expires_at: Optional[str] = body.get("expires_at")
+        # A relative lifetime, measured on our own monotonic clock: immune to the notebook's clock skew.
+        self.lifetime = float(body.get("expires_in") or 0)
+        self._deadline = now + self.lifetime
+
+    def remaining(self, now: float) -> float:
+        return self._deadline - now
+
+    def __repr__(self) -> str:
+        return f"Token(id={self.id!r}, client={self.client!r}, models={self.models!r}, expires_at={self.expires_at!r})"
+
+
+# The client -------------------------------------------------------------------------------------
+
+
+class Client:
+    """A gateway client. Thread-safe: share one per process."""
+
+    def __init__(
+        self,
+        url: Optional[str] = None,
+        *,
+        client_secret: Optional[str] = None,
+        service_key: Optional[str] = None,
+        caller: Optional[str] = None,
+        models: Optional[Sequence[str]] = None,
+        ttl_seconds: Optional[int] = None,
+        max_requests: Optional[int] = None,
+        max_tokens: Optional[int] = None,
+        timeout: float = DEFAULT_TIMEOUT,
+        refresh_margin: float = DEFAULT_REFRESH_MARGIN,
+        renew_tokens: bool = True,
+        max_workers: int = 32,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """
+        url: the project URL (default: env EVE_GATEWAY_URL, then SUPABASE_URL).
+        client_secret / service_key: see the module docstring for where they are looked up.
+        caller: a name for the audit log (default: env GOOGLE_API_LOCALNAME); tokens are logged by client.
+        models, ttl_seconds, max_requests, max_tokens: narrow the tokens this client asks for.
+        timeout: seconds for one HTTP call. renew_tokens: renew once on an expired/revoked/used-up token.
+        max_workers: threads of the pool agenerate() runs in.
+        """
+        self.url = _base_url(url if url is not None else _first_env(URL_ENVS))
+        secret, key, source = _find_credential(client_secret, service_key)
+        self._secret = secret
+        self._service_key = key
+        self.credential_source = source
+        self.caller = caller if caller is not None else os.environ.get(CALLER_ENV) or None
+        self.scope: Dict[str, Any] = {}
+        if models is not None:
+            self.scope["models"] = [models] if isinstance(models, str) else list(models)
+        for name, value in (("ttl_seconds", ttl_seconds), ("max_requests", max_requests), ("max_tokens", max_tokens)):
+            if value is not None:
+                self.scope[name] = int(value)
+        self.timeout = float(timeout)
+        self.refresh_margin = float(refresh_margin)
+        self.renew_tokens = renew_tokens
+        self._clock = clock
+        self._token: Optional[Token] = None
+        self._token_lock = threading.Lock()
+        self._max_workers = max_workers
+        self._executor: Optional[ThreadPoolExecutor] = None
+        self._executor_lock = threading.Lock()
+        self._opener = urllib.request.build_opener(_NoRedirect())
+
+    # -- public API --
+
+    @property
+    def uses_token(self) -> bool:
+        """True with a client secret (tokens), False with a service key."""
+        return self._secret is not None
+
+    def token(self) -> Token:
+        """The cached token, minted or renewed first if it is missing or about to expire."""
+        if self._secret is None:
+            raise AuthError("This client uses a service key; tokens are for client secrets.", code="no_client_secret")
+        current = self._token
+        if current is not None and not self._stale(current):
+            return current
+        with self._token_lock:
+            current = self._token
+            if current is None or self._stale(current):
+                current = self._mint()
+                self._token = current
+            return current
+
+    def forget_token(self, token: Optional[Token] = None) -> None:
+        """Drops the cached token (only `token`, if given and still cached) so the next call mints anew."""
+        with self._token_lock:
+            if token is None or self._token is token:
+                self._token = None
+
+    def generate(
+        self,
+        prompt: Optional[str] = None,
+        model: str = DEFAULT_MODEL,
+        system: Optional[str] = None,
+        wait: bool = True,
+        *,
+        messages: Optional[List[Dict[str, str]]] = None,
+        generation_config: Optional[Dict[str, Any]] = None,
+        max_wait_ms: Optional[int] = None,
+        request_id: Optional[str] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+        timeout: Optional[float] = None,
+        **config: Any,
+    ) -> Result:
+        """Generates text. `prompt` (or chat `messages`), `system` (folded into the first turn for
+        Gemma by the gateway), `wait`: wait for capacity (bounded, WAIT) or answer 429 at once
+        (NO_WAIT). Generation settings as keywords or `generation_config`, in either spelling:
+        temperature, max_output_tokens/maxOutputTokens, top_p, top_k, stop_sequences,
+        response_mime_type."""
+        body: Dict[str, Any] = {"model": model, "mode": "WAIT" if wait else "NO_WAIT"}
+        if messages is not None:
+            body["messages"] = messages
+        if prompt is not None or messages is None:
+            body["prompt"] = prompt if prompt is not None else ""
+        if system is not None:
+            body["system"] = system
+        gen = _generation_config(generation_config, config)
+        if gen:
+            body["generationConfig"] = gen
+        if max_wait_ms is not None:
+            body["max_wait_ms"] = int(max_wait_ms)
+        if metadata is not None:
+            body["metadata"] = metadata
+        # One id for the whole call, renewals included, so the audit log correlates them.
+        body["request_id"] = request_id or f"py-{uuid.uuid4().hex}"
+        return Result(self._invoke(body, timeout if timeout is not None else self.timeout))
+
+    async def agenerate(self, prompt: Optional[str] = None, model: str = DEFAULT_MODEL, **kwargs: Any) -> Result:
+        """generate() for asyncio code: runs in this client's thread pool, so the event loop never blocks."""
+        loop = asyncio.get_running_loop()
+        call = functools.partial(self.generate, prompt, model, **kwargs)
+        return await loop.run_in_executor(self._pool(), call)
+
+    def close(self) -> None:
+        with self._executor_lock:
+            if self._executor is not None:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Client(url={self.url!r}, credential={self.credential_source!r})"
+
+    # -- internals --
+
+    def _stale(self, token: Token) -> bool:
+        margin = min(self.refresh_margin, token.lifetime / 5.0)
+        return token.remaining(self._clock()) <= margin
+
+    def _mint(self) -> Token:
+        assert self._secret is not None
+        started = self._clock()
+        body = self._post(
+            f"{self.url}/functions/v1/issue-kaggle-token",
+            self._secret,
+            dict(self.scope),
+            self.timeout,
+        )
+        if not isinstance(body.get("token"), str):
+            raise UpstreamError("issue-kaggle-token answered without a token.", status=200)
+        return Token(body, started)
+
+    def _invoke(self, body: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+        if self._secret is None:
+            assert self._service_key is not None
+            return self._post(f"{self.url}/functions/v1/llm-invoke", self._service_key, body, timeout)
+        token = self.token()
+        try:
+            return self._post(token.invoke_url or f"{self.url}/functions/v1/llm-invoke", token.value, body, timeout)
+        except GatewayError as error:
+            if not self.renew_tokens or not _renewable(error):
+                raise
+            self.forget_token(token)
+        token = self.token()
+        return self._post(token.invoke_url or f"{self.url}/functions/v1/llm-invoke", token.value, body, timeout)
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="eve-gateway")
+            return self._executor
+
+    def _post(self, url: str, credential: str, payload: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+        headers = {
+            "Authorization": f"Bearer {credential}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+            "User-Agent": f"eve-gateway-python/{__version__}",
+        }
+        if self.caller:
+            headers["x-caller"] = self.caller
+        request = urllib.request.Request(url, data=json.dumps(payload).encode("utf-8"), headers=headers, method="POST")
+        try:
+            with self._opener.open(request, timeout=timeout) as response:
+                status, raw, response_headers = response.status, response.read(), response.headers
+        except urllib.error.HTTPError as error:
+            status, raw, response_headers = error.code, error.read(), error.headers
+            error.close()
+        except (urllib.error.URLError, OSError, ValueError) as error:
+            reason = getattr(error, "reason", None) or error
+            raise UpstreamError(f"Cannot reach the gateway at {_safe_url(url)}: {reason}") from None
+        try:
+            body = json.loads(raw.decode("utf-8")) if raw else None
+        except (UnicodeDecodeError, ValueError):
+            body = None
+        if not isinstance(body, dict):
+            raise UpstreamError(
+                f"The gateway at {_safe_url(url)} answered HTTP {status} without a JSON object.", status=status
+            )
+        if 200 <= status < 300 and "error" not in body:
+            return body
+        raise _error_from(status, body, response_headers)
+
+
+# Module-level convenience: one shared client, configured from the environment -------------------
+
+_default: Optional[Client] = None
+_default_lock = threading.Lock()
+
+
+def default_client() -> Client:
+    """The process-wide Client() from the environment, created on first use."""
+    global _default
+    with _default_lock:
+        if _default is None:
+            _default = Client()
+        return _default
+
+
+def generate(prompt: Optional[str] = None, model: str = DEFAULT_MODEL, **kwargs: Any) -> Result:
+    """default_client().generate(...)"""
+    return default_client().generate(prompt, model, **kwargs)
+
+
+async def agenerate(prompt: Optional[str] = None, model: str = DEFAULT_MODEL, **kwargs: Any) -> Result:
+    """await default_client().agenerate(...)"""
+    return await default_client().agenerate(prompt, model, **kwargs)
+
+
+# Helpers ----------------------------------------------------------------------------------------
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    """Never follow a redirect: it would carry the Authorization header somewhere else."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[override]
+        return None
+
+
+def _first_env(names: Sequence[str]) -> Optional[str]:
+    for name in names:
+        value = os.environ.get(name, "").strip()
+        if value:
+            return value
+    return None
+
+
+def _base_url(raw: Optional[str]) -> str:
+    if not raw or not raw.strip():
+        raise GatewayError(
+            "No gateway URL: pass Client(url=...) or set EVE_GATEWAY_URL (or SUPABASE_URL) to the project URL.",
+            code="no_url",
+        )
+    url = raw.strip().rstrip("/")
+    url = re.sub(r"/(rest|functions|storage|auth)/v1(/.*)?$", "", url)
+    if not re.match(r"^https?://[^/\s]+", url):
+        raise GatewayError(f"The gateway URL must start with http:// or https://, got {_safe_url(url)!r}.", code="no_url")
+    return url
+
+
+def _kaggle_secret(name: str) -> Optional[str]:
+    """A Kaggle notebook's secret, or None outside Kaggle or when the secret is not attached."""
+    try:
+        from kaggle_secrets import UserSecretsClient  # type: ignore[import-not-found]
+    except Exception:
+        return None
+    try:
+        value = UserSecretsClient().get_secret(name)
+    except Exception:
+        return None
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def _find_credential(client_secret: Optional[str], service_key: Optional[str]):
+    """(client_secret, service_key, source): exactly one of the first two is set."""
+    if client_secret is not None and service_key is not None:
+        raise AuthError("Pass client_secret or service_key, not both.", code="no_credential")
+    if client_secret is not None:
+        return _check_secret(client_secret, "argument"), None, "client_secret argument"
+    if service_key is not None:
+        if not service_key.strip():
+            raise AuthError("service_key is empty.", code="no_credential")
+        return None, service_key.strip(), "service_key argument"
+    env_secret = os.environ.get(CLIENT_SECRET_ENV, "").strip()
+    if env_secret:
+        return _check_secret(env_secret, f"env {CLIENT_SECRET_ENV}"), None, f"env {CLIENT_SECRET_ENV}"
+    kaggle = _kaggle_secret(CLIENT_SECRET_ENV)
+    if kaggle:
+        return _check_secret(kaggle, "Kaggle secret"), None, f"Kaggle secret {CLIENT_SECRET_ENV}"
+    env_key = os.environ.get(SERVICE_KEY_ENV, "").strip()
+    if env_key:
+        return None, env_key, f"env {SERVICE_KEY_ENV}"
+    raise AuthError(
+        f"No credential: set {CLIENT_SECRET_ENV} (environment or Kaggle Secrets) to the client secret, "
+        f"or {SERVICE_KEY_ENV} on a trusted server, or pass client_secret=/service_key=.",
+        code="no_credential",
+    )
+
+
+def _check_secret(secret: str, where: str) -> str:
+    secret = secret.strip()
+    if not secret.startswith(CLIENT_SECRET_PREFIX):
+        raise AuthError(
+            f"The client secret from the {where} does not start with {CLIENT_SECRET_PREFIX}: "
+            "copy it exactly as `npm run clients -- create` printed it.",
+            code="invalid_secret",
+        )
+    return secret
+
+
+def _generation_config(explicit: Optional[Dict[str, Any]], keywords: Dict[str, Any]) -> Dict[str, Any]:
+    out: Dict[str, Any] = {}
+    for source in (explicit or {}, keywords):
+        for key, value in source.items():
+            if value is not None:
+                out[_camel(key)] = value
+    return out
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _renewable(error: GatewayError) -> bool:
+    if isinstance(error, RateLimited):
+        return error.limit == "token_budget"
+    return isinstance(error, AuthError) and error.code in _RENEWABLE
+
+
+def _error_from(status: int, body: Dict[str, Any], headers: Any) -> GatewayError:
+    err = body.get("error") if isinstance(body.get("error"), dict) else {}
+    code = err.get("code") if isinstance(err.get("code"), str) else None
+    message = err.get("message") if isinstance(err.get("message"), str) else f"The gateway answered HTTP {status}."
+    request_id = body.get("request_id") or (headers.get("x-request-id") if headers is not None else None)
+    common = {"status": status, "code": code, "request_id": request_id, "body": body}
+    if status == 429:
+        return RateLimited(message, retry_after=_retry_after(body, headers), limit=body.get("limit"), **common)
+    if status in (401, 403):
+        return AuthError(message, **common)
+    if 400 <= status < 500:
+        return BadRequest(message, **common)
+    return UpstreamError(message, **common)
+
+
+def _retry_after(body: Dict[str, Any], headers: Any) -> Optional[float]:
+    ms = body.get("retry_after_ms")
+    if isinstance(ms, (int, float)) and not isinstance(ms, bool):
+        return max(0.0, ms / 1000.0)
+    header = headers.get("Retry-After") if headers is not None else None
+    try:
+        return max(0.0, float(header)) if header is not None else None
+    except ValueError:
+        return None
+
+
+def _redact(text: str) -> str:
+    return _CREDENTIAL.sub("[redacted]", text)
+
+
+def _safe_url(url: str) -> str:
+    return _redact(re.sub(r"(//)[^/@\s]*@", r"\1", url))

@@ -1,0 +1,459 @@
+"""Tests of eve_gateway against the real local stack (Edge Functions under Deno, PostgreSQL, the
+offline Google simulator), plus credential discovery without it.
+
+    cd clients/python && python3 -m unittest -v
+
+The stack: EVE_TEST_STACK (the JSON line of tests/kaggle/python-stack.ts) if set; otherwise this
+module starts `npx tsx tests/kaggle/python-stack.ts` itself, which clones EVE_TEST_TEMPLATE on
+EVE_TEST_PG_URL when `npm test` provides them, or starts its own PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+import threading
+import types
+import unittest
+import urllib.request
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from unittest import mock
+
+import eve_gateway as g
+
+REPO = Path(__file__).resolve().parents[2]
+STACK: dict = {}
+_launcher: subprocess.Popen | None = None
+# Every secret and token these tests saw, to prove none reached a message, a repr or a log line.
+SEEN: set = set()
+
+
+def setUpModule() -> None:  # noqa: N802 (unittest's name)
+    given = os.environ.get("EVE_TEST_STACK")
+    if given:
+        STACK.update(json.loads(given))
+    else:
+        _launch()
+    # Dozens of Gemma calls run within a minute here: lift Gemma's limits (in the gateway and in
+    # the simulator) so no test waits for the next minute. gemini-2.5-flash keeps its 5 RPM for the
+    # rate-limit test. The Kaggle end-to-end test (tests/kaggle) runs with the seeded limits.
+    sql("update public.google_ai_model_limits set rpm = 1000, tpm = 1000000 where model = 'gemma-3-27b-it'")
+    sim("PUT", "/models", {"gemma-3-27b-it": {"rpm": 1000, "tpm": 1000000}})
+
+
+def _launch() -> None:
+    global _launcher
+    _launcher = subprocess.Popen(
+        ["npx", "--no-install", "tsx", "tests/kaggle/python-stack.ts"],
+        cwd=REPO,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    line: list = []
+    reader = threading.Thread(target=lambda: line.append(_launcher.stdout.readline()), daemon=True)
+    reader.start()
+    reader.join(180)
+    if not line or not line[0].strip():
+        _launcher.kill()
+        raise RuntimeError("tests/kaggle/python-stack.ts did not start the stack within 180 s")
+    STACK.update(json.loads(line[0]))
+
+
+def tearDownModule() -> None:  # noqa: N802
+    if _launcher is not None:
+        try:
+            _launcher.stdin.close()  # the launcher stops and cleans up when its stdin closes
+            _launcher.wait(60)
+        except Exception:
+            _launcher.kill()
+
+
+def _call(url: str, payload=None, method="POST") -> dict:
+    data = None if payload is None else json.dumps(payload).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as res:
+        raw = res.read()
+        return json.loads(raw) if raw else {}
+
+
+def sql(query: str, *params) -> list:
+    return _call(STACK["control_url"] + "/sql", {"query": query, "params": list(params)})["rows"]
+
+
+def sim(method: str, path: str, payload=None) -> dict:
+    return _call(STACK["simulator_url"] + "/__sim" + path, payload, method)
+
+
+def create_client(models=("gemma-3-27b",), *, token_requests=None, mint_per_hour=60, max_ttl="12 hours") -> tuple:
+    """A new Kaggle client in the database: (name, secret)."""
+    name = f"py-{uuid.uuid4().hex[:10]}"
+    row = sql(
+        "select public.google_ai_create_client($1, $2::text[], $3::interval, $4::integer, p_mint_per_hour => $5::integer) as r",
+        name, list(models), max_ttl, token_requests, mint_per_hour,
+    )[0]["r"]
+    SEEN.add(row["secret"])
+    return name, row["secret"]
+
+
+def client_for(secret: str, **kwargs) -> g.Client:
+    return g.Client(STACK["url"], client_secret=secret, **kwargs)
+
+
+def tokens_of(name: str) -> list:
+    return sql(
+        "select t.id::text as id, t.revoked_at from public.google_ai_tokens t "
+        "join public.google_ai_clients c on c.id = t.client_id where c.name = $1 order by t.created_at",
+        name,
+    )
+
+
+def remember(client: g.Client) -> None:
+    if client._token is not None:
+        SEEN.add(client._token.value)
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+# Without the stack ------------------------------------------------------------------------------
+
+SECRET = "evegw_cs_" + "A" * 43
+
+
+def fake_kaggle(value=None, error=None):
+    """A stand-in for Kaggle's kaggle_secrets module."""
+    module = types.ModuleType("kaggle_secrets")
+
+    class UserSecretsClient:
+        def get_secret(self, label):
+            if error is not None:
+                raise error
+            return value if label == "EVE_GATEWAY_CLIENT_SECRET" else None
+
+    module.UserSecretsClient = UserSecretsClient
+    return mock.patch.dict(sys.modules, {"kaggle_secrets": module})
+
+
+class CredentialDiscovery(unittest.TestCase):
+    URL = {"EVE_GATEWAY_URL": "https://abc.supabase.co"}
+
+    def test_env_secret(self):
+        with mock.patch.dict(os.environ, {**self.URL, "EVE_GATEWAY_CLIENT_SECRET": SECRET}, clear=True):
+            c = g.Client()
+        self.assertTrue(c.uses_token)
+        self.assertEqual(c.credential_source, "env EVE_GATEWAY_CLIENT_SECRET")
+
+    def test_kaggle_secret_when_env_has_none(self):
+        with mock.patch.dict(os.environ, self.URL, clear=True), fake_kaggle(SECRET):
+            c = g.Client()
+        self.assertEqual(c.credential_source, "Kaggle secret EVE_GATEWAY_CLIENT_SECRET")
+        self.assertEqual(c._secret, SECRET)
+
+    def test_env_wins_over_kaggle_and_argument_over_env(self):
+        other = "evegw_cs_" + "B" * 43
+        with mock.patch.dict(os.environ, {**self.URL, "EVE_GATEWAY_CLIENT_SECRET": other}, clear=True), fake_kaggle(SECRET):
+            self.assertEqual(g.Client()._secret, other)
+            self.assertEqual(g.Client(client_secret=SECRET)._secret, SECRET)
+
+    def test_service_key_for_the_bot(self):
+        env = {"SUPABASE_URL": "https://abc.supabase.co/rest/v1/", "SUPABASE_SERVICE_ROLE_KEY": "sb_secret_xyz"}
+        with mock.patch.dict(os.environ, env, clear=True), fake_kaggle(error=RuntimeError("not on Kaggle")):
+            c = g.Client()
+        self.assertFalse(c.uses_token)
+        self.assertEqual(c.url, "https://abc.supabase.co")
+        self.assertEqual(c.credential_source, "env SUPABASE_SERVICE_ROLE_KEY")
+        with self.assertRaises(g.AuthError):
+            c.token()
+
+    def test_no_credential(self):
+        with mock.patch.dict(os.environ, self.URL, clear=True), fake_kaggle(error=RuntimeError("secret not attached")):
+            with self.assertRaises(g.AuthError) as caught:
+                g.Client()
+        self.assertEqual(caught.exception.code, "no_credential")
+        self.assertIn("EVE_GATEWAY_CLIENT_SECRET", str(caught.exception))
+
+    def test_a_key_that_is_no_client_secret_is_refused_without_echoing_it(self):
+        with mock.patch.dict(os.environ, {**self.URL, "EVE_GATEWAY_CLIENT_SECRET": "AIzaSyTheRealGoogleKey"}, clear=True):
+            with self.assertRaises(g.AuthError) as caught:
+                g.Client()
+        self.assertEqual(caught.exception.code, "invalid_secret")
+        self.assertNotIn("AIzaSy", repr(caught.exception) + str(caught.exception))
+
+    def test_url(self):
+        with mock.patch.dict(os.environ, {"SUPABASE_URL": "https://x.supabase.co/functions/v1"}, clear=True):
+            self.assertEqual(g.Client(client_secret=SECRET).url, "https://x.supabase.co")
+        with mock.patch.dict(os.environ, {"EVE_GATEWAY_URL": "http://127.0.0.1:54321/", "SUPABASE_URL": "https://x"}, clear=True):
+            self.assertEqual(g.Client(client_secret=SECRET).url, "http://127.0.0.1:54321")
+        with mock.patch.dict(os.environ, {}, clear=True):
+            with self.assertRaises(g.GatewayError):
+                g.Client(client_secret=SECRET)
+            with self.assertRaises(g.GatewayError):
+                g.Client("ftp://nope", client_secret=SECRET)
+
+    def test_repr_and_errors_hide_secrets(self):
+        c = g.Client("https://abc.supabase.co", client_secret=SECRET)
+        self.assertNotIn(SECRET, repr(c))
+        e = g.AuthError(f"echo {SECRET} and evegw_tok_{'x' * 43}", status=401)
+        self.assertNotIn("evegw_", str(e) + repr(e) + e.message)
+
+    def test_generation_config_spellings(self):
+        self.assertEqual(
+            g._generation_config({"max_output_tokens": 10, "response_mime_type": "text/plain"}, {"temperature": 0.2, "topK": 3}),
+            {"maxOutputTokens": 10, "responseMimeType": "text/plain", "temperature": 0.2, "topK": 3},
+        )
+
+
+# Against the local stack ------------------------------------------------------------------------
+
+
+class Generate(unittest.TestCase):
+    def test_client_secret_to_text_and_usage_and_audit_log(self):
+        name, secret = create_client()
+        c = client_for(secret)
+        r = c.generate("Назови три фестиваля", system="Отвечай кратко", temperature=0.2, max_output_tokens=64)
+        remember(c)
+        self.assertIsInstance(r, g.Result)
+        self.assertEqual(r.model, "gemma-3-27b-it")
+        # Gemma takes no system instruction: the gateway folded it into the first turn.
+        self.assertIn("Отвечай кратко", r.text)
+        self.assertIn("Назови три фестиваля", str(r))
+        self.assertGreater(r.usage.prompt_tokens, 0)
+        self.assertEqual(r.usage.total_tokens, r.usage.prompt_tokens + r.usage.completion_tokens)
+        rows = sql(
+            "select caller, client_id::text as client_id, token_id::text as token_id, status "
+            "from public.google_ai_attempts where request_id = $1", r.request_id,
+        )
+        client_id = sql("select id::text as id from public.google_ai_clients where name = $1", name)[0]["id"]
+        self.assertEqual(rows, [{"caller": f"client:{name}", "client_id": client_id, "token_id": c.token().id, "status": "succeeded"}])
+
+    def test_service_key_with_a_caller_label(self):
+        c = g.Client(STACK["url"], service_key=STACK["service_key"], caller="eve-bot")
+        r = c.generate("Привет", model="gemma-3-27b-it")
+        self.assertEqual(r.model, "gemma-3-27b-it")
+        rows = sql("select caller, token_id from public.google_ai_attempts where request_id = $1", r.request_id)
+        self.assertEqual(rows, [{"caller": "eve-bot", "token_id": None}])
+
+    def test_chat_messages_and_metadata(self):
+        _, secret = create_client()
+        c = client_for(secret)
+        r = c.generate(messages=[{"role": "user", "content": "ping"}], metadata={"festival": "x"}, request_id="py-meta-1")
+        remember(c)
+        self.assertEqual(r.request_id, "py-meta-1")
+        self.assertEqual(sql("select metadata from public.google_ai_attempts where request_id = 'py-meta-1'")[0]["metadata"], {"festival": "x"})
+
+    def test_twenty_threads_share_one_token(self):
+        name, secret = create_client()
+        c = client_for(secret)
+        barrier = threading.Barrier(20)
+
+        def one(i):
+            barrier.wait()
+            return c.generate(f"event {i}")
+
+        with ThreadPoolExecutor(20) as pool:
+            results = list(pool.map(one, range(20)))
+        remember(c)
+        self.assertEqual(len(results), 20)
+        self.assertTrue(all(r.text for r in results))
+        self.assertEqual(len(tokens_of(name)), 1)
+
+    def test_asyncio_helper(self):
+        name, secret = create_client()
+        c = client_for(secret)
+
+        async def main():
+            return await asyncio.gather(*(c.agenerate(f"item {i}", model="gemma-3-27b") for i in range(10)))
+
+        results = asyncio.run(main())
+        remember(c)
+        c.close()
+        for i, r in enumerate(results):
+            self.assertIn(f"item {i}", r.text)
+        self.assertEqual(len(tokens_of(name)), 1)
+
+    def test_module_level_functions_use_the_environment(self):
+        _, secret = create_client()
+        env = {"EVE_GATEWAY_URL": STACK["url"], "EVE_GATEWAY_CLIENT_SECRET": secret}
+        with mock.patch.dict(os.environ, env, clear=True), mock.patch.object(g, "_default", None):
+            self.assertIn("module", g.generate("module call").text)
+            self.assertIn("async", asyncio.run(g.agenerate("async module call")).text)
+            remember(g.default_client())
+
+
+class Tokens(unittest.TestCase):
+    def test_renewed_shortly_before_expiry(self):
+        name, secret = create_client()
+        clock = FakeClock()
+        c = client_for(secret, clock=clock)
+        c.generate("a")
+        first = c.token()
+        remember(c)
+        clock.now += first.lifetime - 301  # margin: 5 min (a fifth of the lifetime at most)
+        c.generate("b")
+        self.assertIs(c.token(), first)
+        clock.now += 2
+        c.generate("c")
+        remember(c)
+        self.assertIsNot(c.token(), first)
+        self.assertEqual(len(tokens_of(name)), 2)
+        refused = sql("select count(*)::int as n from public.google_ai_attempts where status = 'refused' and caller = $1", f"client:{name}")
+        self.assertEqual(refused[0]["n"], 0)
+
+    def test_expired_token_renewed_transparently(self):
+        name, secret = create_client()
+        c = client_for(secret)
+        c.generate("a")
+        first = c.token()
+        remember(c)
+        sql("update public.google_ai_tokens set expires_at = now() - interval '1 second' where id = $1::uuid", first.id)
+        r = c.generate("b")
+        remember(c)
+        self.assertNotEqual(c.token().id, first.id)
+        rows = sql("select status, limit_hit, token_id::text as token_id from public.google_ai_attempts where request_id = $1 order by id", r.request_id)
+        self.assertEqual([(x["status"], x["limit_hit"], x["token_id"]) for x in rows],
+                         [("refused", "token_expired", first.id), ("succeeded", None, c.token().id)])
+
+    def test_revoked_token_renewed_but_revoked_client_refused(self):
+        name, secret = create_client()
+        c = client_for(secret)
+        c.generate("a")
+        first = c.token()
+        remember(c)
+        sql("select public.google_ai_revoke_token($1::uuid)", first.id)
+        c.generate("b")
+        remember(c)
+        self.assertNotEqual(c.token().id, first.id)
+        sql("select public.google_ai_revoke_client($1, 'test')", name)
+        with self.assertRaises(g.AuthError) as caught:
+            c.generate("c")
+        self.assertEqual((caught.exception.status, caught.exception.code), (401, "client_revoked"))
+
+    def test_wrong_secret(self):
+        with self.assertRaises(g.AuthError) as caught:
+            client_for("evegw_cs_" + "Q" * 43).generate("x")
+        self.assertEqual((caught.exception.status, caught.exception.code), (401, "invalid_secret"))
+
+    def test_scope_exceeded_shows_what_is_allowed(self):
+        _, secret = create_client(max_ttl="2 hours")
+        with self.assertRaises(g.AuthError) as caught:
+            client_for(secret, models=["gemini-2.5-flash"]).generate("x", model="gemini-2.5-flash")
+        e = caught.exception
+        self.assertEqual((e.status, e.code), (403, "scope_exceeded"))
+        self.assertEqual(e.body["allowed"]["models"], ["gemma-3-27b-it"])
+        self.assertEqual(e.body["allowed"]["max_ttl_seconds"], 7200)
+        with self.assertRaises(g.AuthError) as caught:
+            client_for(secret, ttl_seconds=3 * 3600).generate("x")
+        self.assertEqual(caught.exception.code, "scope_exceeded")
+
+    def test_model_not_allowed(self):
+        _, secret = create_client()
+        c = client_for(secret)
+        with self.assertRaises(g.AuthError) as caught:
+            c.generate("x", model="gemini-2.5-flash")
+        remember(c)
+        self.assertEqual((caught.exception.status, caught.exception.code), (403, "model_not_allowed"))
+
+    def test_token_budget(self):
+        name, secret = create_client(token_requests=10)
+        strict = client_for(secret, max_requests=2, renew_tokens=False)
+        strict.generate("1")
+        strict.generate("2")
+        remember(strict)
+        with self.assertRaises(g.RateLimited) as caught:
+            strict.generate("3")
+        self.assertEqual((caught.exception.limit, caught.exception.retry_after), ("token_budget", None))
+        renewing = client_for(secret, max_requests=2)
+        for i in range(3):
+            renewing.generate(str(i))
+        remember(renewing)
+        self.assertEqual(len(tokens_of(name)), 3)
+
+    def test_mint_rate_limited(self):
+        _, secret = create_client(mint_per_hour=1)
+        first = client_for(secret)
+        first.generate("x")
+        remember(first)
+        with self.assertRaises(g.RateLimited) as caught:
+            client_for(secret).generate("y")
+        e = caught.exception
+        self.assertEqual((e.status, e.limit), (429, "mint_rate"))
+        self.assertGreater(e.retry_after, 3500)
+
+
+class Failures(unittest.TestCase):
+    def setUp(self):
+        self.bot = g.Client(STACK["url"], service_key=STACK["service_key"], caller="py-failures")
+
+    def test_no_wait_rate_limited_with_retry_after(self):
+        # gemini-2.5-flash: 5 requests per minute in the seed.
+        errors = []
+        for i in range(7):
+            try:
+                self.bot.generate(f"flash {i}", model="gemini-2.5-flash", wait=False)
+            except g.RateLimited as e:
+                errors.append(e)
+        self.assertGreaterEqual(len(errors), 1)
+        self.assertEqual(errors[0].limit, "rpm")
+        self.assertTrue(0 < errors[0].retry_after <= 61, errors[0].retry_after)
+
+    def test_bad_requests(self):
+        cases = [
+            (dict(prompt="   "), "empty_input"),
+            (dict(prompt="x", model="gpt-4o"), "unknown_model"),
+            (dict(prompt="x", candidate_count=2), "invalid_request"),
+            (dict(prompt="x", response_mime_type="application/json"), "unsupported_feature"),
+        ]
+        for kwargs, code in cases:
+            with self.subTest(code=code), self.assertRaises(g.BadRequest) as caught:
+                self.bot.generate(**kwargs)
+            self.assertEqual((caught.exception.status, caught.exception.code), (400, code))
+
+    def test_google_failing_is_an_upstream_error(self):
+        sim("POST", "/faults", {"kind": "http500", "model": "gemma-3-27b-it", "count": 3})
+        try:
+            with self.assertRaises(g.UpstreamError) as caught:
+                self.bot.generate("x")
+        finally:
+            sim("DELETE", "/faults")
+        self.assertEqual((caught.exception.status, caught.exception.code), (502, "upstream_error"))
+        self.assertTrue(caught.exception.request_id)
+
+    def test_unreachable_gateway(self):
+        with self.assertRaises(g.UpstreamError):
+            g.Client("http://127.0.0.1:1", service_key="sb_secret_x", timeout=5).generate("x")
+
+    def test_forged_token_and_a_secret_sent_to_llm_invoke_are_refused(self):
+        for credential, code in ((f"evegw_tok_{'F' * 43}", "token_invalid"), (SECRET, "unauthorized")):
+            forged = g.Client(STACK["url"], service_key=credential)
+            with self.subTest(code=code), self.assertRaises(g.AuthError) as caught:
+                forged.generate("x")
+            self.assertEqual((caught.exception.status, caught.exception.code), (401, code))
+            self.assertNotIn(credential, str(caught.exception) + json.dumps(caught.exception.body))
+
+
+class ZzNoSecretInLogs(unittest.TestCase):
+    """Runs last (unittest sorts classes by name): every log line of every function so far."""
+
+    def test_no_secret_or_token_in_any_log_line(self):
+        lines = _call(STACK["control_url"] + "/logs", method="GET")["lines"]
+        self.assertGreater(len(lines), 0)
+        self.assertGreater(len(SEEN), 10)
+        text = "\n".join(lines)
+        for value in SEEN:
+            self.assertNotIn(value, text)
+        self.assertNotRegex(text, r"evegw_(cs|tok)_[A-Za-z0-9_-]{8}")
+
+
+if __name__ == "__main__":
+    unittest.main()
