@@ -74,7 +74,7 @@ DEFAULT_TIMEOUT = 180.0
 DEFAULT_REFRESH_MARGIN = 300.0
 # llm-invoke codes after which a fresh token may succeed.
 _RENEWABLE = {"token_expired", "token_invalid", "token_revoked"}
-_CREDENTIAL = re.compile(r"evegw_(?:cs|tok)_[A-Za-z0-9_-]*|sb_secret_[A-Za-z0-9_-]*|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_.-]*")
+_CREDENTIAL = re.compile(r"evegw_(?:cs|tok)_[A-Za-z0-9_-]+|sb_secret_[A-Za-z0-9_-]+|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_.-]*")
 
 
 # Errors -----------------------------------------------------------------------------------------

@@ -188,6 +188,7 @@ class CredentialDiscovery(unittest.TestCase):
             with self.assertRaises(g.AuthError) as caught:
                 g.Client()
         self.assertEqual(caught.exception.code, "invalid_secret")
+        self.assertIn("does not start with evegw_cs_", str(caught.exception))
         self.assertNotIn("AIzaSy", repr(caught.exception) + str(caught.exception))
 
     def test_url(self):

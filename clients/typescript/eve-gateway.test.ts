@@ -1,0 +1,256 @@
+// The TypeScript client against the real local stack (functions under Deno, PostgreSQL, the Google
+// simulator): the same behaviour and errors as the Python client, under Node and under Deno.
+import { spawn } from "node:child_process";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { createClient } from "@supabase/supabase-js";
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest";
+import { denoBin } from "../../shared/deno-bin.ts";
+import { freshDatabase, type TestDatabase } from "../../tests/support/test-database.ts";
+import { type KaggleStack, startKaggleStack } from "../../tests/kaggle/stack.ts";
+import { AuthError, BadRequest, errorFrom, EveGateway, GatewayError, RateLimited, UpstreamError } from "./eve-gateway.ts";
+
+class NoSocket {
+  constructor() {
+    throw new Error("no realtime in this test");
+  }
+}
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+let db: TestDatabase;
+let stack: KaggleStack;
+const seen = new Set<string>();
+
+async function newClient(opts: { models?: string[]; tokenRequests?: number; mintPerHour?: number; maxTtl?: string } = {}) {
+  const name = `ts-${Math.random().toString(36).slice(2, 10)}`;
+  const [{ r }] = await db.sql`select public.google_ai_create_client(${name}, ${opts.models ?? ["gemma-3-27b"]},
+    ${opts.maxTtl ?? "12 hours"}::interval, ${opts.tokenRequests ?? null}::integer,
+    p_mint_per_hour => ${opts.mintPerHour ?? 60}) as r`;
+  seen.add(r.secret);
+  return { name, secret: r.secret as string };
+}
+
+const gatewayFor = (clientSecret: string, extra: Partial<ConstructorParameters<typeof EveGateway>[0]> = {}) =>
+  new EveGateway({ url: stack.url, clientSecret, ...extra });
+
+async function tokensOf(name: string): Promise<number> {
+  const [{ n }] = await db.sql`select count(*)::int as n from public.google_ai_tokens t
+    join public.google_ai_clients c on c.id = t.client_id where c.name = ${name}`;
+  return n;
+}
+
+beforeAll(async () => {
+  db = await freshDatabase("ts_client");
+  // Many Gemma calls within a minute here; gemini-2.5-flash keeps its 5 RPM for the 429 test.
+  await db.sql`update public.google_ai_model_limits set rpm = 1000, tpm = 1000000 where model = 'gemma-3-27b-it'`;
+  stack = await startKaggleStack({ databaseUrl: db.url });
+  stack.simulator.setModels({ "gemma-3-27b-it": { rpm: 1000, tpm: 1_000_000 } });
+}, 120_000);
+
+afterAll(async () => {
+  await stack?.close();
+  await db?.drop();
+});
+
+afterEach(() => {
+  vi.unstubAllEnvs();
+});
+
+describe("configuration", () => {
+  it("finds the client secret, then the service key, in the environment", () => {
+    vi.stubEnv("EVE_GATEWAY_URL", "https://abc.supabase.co/rest/v1/");
+    vi.stubEnv("EVE_GATEWAY_CLIENT_SECRET", `evegw_cs_${"A".repeat(43)}`);
+    vi.stubEnv("SUPABASE_SERVICE_ROLE_KEY", "sb_secret_x");
+    expect(new EveGateway().credentialSource).toBe("env EVE_GATEWAY_CLIENT_SECRET");
+    vi.stubEnv("EVE_GATEWAY_CLIENT_SECRET", "");
+    const bot = new EveGateway();
+    expect(bot.credentialSource).toBe("env SUPABASE_SERVICE_ROLE_KEY");
+    expect(bot.usesToken).toBe(false);
+  });
+
+  it("refuses to start without a credential or a URL, or with a key that is no client secret", () => {
+    vi.stubEnv("EVE_GATEWAY_CLIENT_SECRET", "");
+    vi.stubEnv("SUPABASE_SERVICE_ROLE_KEY", "");
+    vi.stubEnv("EVE_GATEWAY_URL", "");
+    vi.stubEnv("SUPABASE_URL", "");
+    expect(() => new EveGateway({ url: "https://x.supabase.co" })).toThrow(AuthError);
+    expect(() => new EveGateway({ clientSecret: `evegw_cs_${"A".repeat(43)}` })).toThrow(GatewayError);
+    expect(() => new EveGateway({ url: "https://x", clientSecret: "AIzaSyRealGoogleKey" })).toThrow(/does not start with evegw_cs_/);
+  });
+
+  it("maps answers to typed errors without echoing secrets", () => {
+    const e = errorFrom(429, { error: { code: "rate_limited", message: "m" }, limit: "rpm", retry_after_ms: 1500 });
+    expect(e).toBeInstanceOf(RateLimited);
+    expect(e).toMatchObject({ retryAfter: 1.5, limit: "rpm", status: 429 });
+    expect(errorFrom(403, { error: { code: "model_not_allowed", message: "m" } })).toBeInstanceOf(AuthError);
+    expect(errorFrom(413, {})).toBeInstanceOf(BadRequest);
+    expect(errorFrom(503, {})).toBeInstanceOf(UpstreamError);
+    expect(new GatewayError(`x evegw_tok_${"a".repeat(43)} y`).message).toBe("x [redacted] y");
+  });
+});
+
+describe("generate against the local stack", () => {
+  it("client secret -> token -> text and usage; the audit log names the client", async () => {
+    const { name, secret } = await newClient();
+    const gw = gatewayFor(secret);
+    const r = await gw.generate("Назови фестиваль", { system: "Кратко", generationConfig: { temperature: 0.2 } });
+    const token = await gw.token();
+    seen.add(token.token);
+    expect(r.model).toBe("gemma-3-27b-it");
+    expect(r.text).toContain("Кратко"); // folded into the first turn for Gemma
+    expect(r.usage.total_tokens).toBe(r.usage.prompt_tokens + r.usage.completion_tokens);
+    const rows = await db.sql`select caller, token_id::text, status from public.google_ai_attempts where request_id = ${r.request_id}`;
+    expect(rows).toEqual([{ caller: `client:${name}`, token_id: token.token_id, status: "succeeded" }]);
+  });
+
+  it("20 concurrent calls share one token", async () => {
+    const { name, secret } = await newClient();
+    const gw = gatewayFor(secret);
+    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => gw.generate(`event ${i}`)));
+    seen.add((await gw.token()).token);
+    results.forEach((r, i) => expect(r.text).toContain(`event ${i}`));
+    expect(await tokensOf(name)).toBe(1);
+  });
+
+  it("the bot: a service key, directly or through its own supabase-js client, with a caller label", async () => {
+    const direct = new EveGateway({ url: stack.url, serviceKey: stack.serviceKey, caller: "eve-bot" });
+    const viaClient = new EveGateway({
+      // Node 20 has no WebSocket: a supabase-js client there needs a Realtime transport (e.g. `ws`).
+      supabase: createClient(stack.url, stack.serviceKey, { auth: { persistSession: false }, realtime: { transport: NoSocket as never } }),
+      serviceKey: stack.serviceKey,
+      caller: "eve-bot",
+    });
+    for (const gw of [direct, viaClient]) {
+      const r = await gw.generate({ messages: [{ role: "user", content: "ping" }] }, { model: "gemma-3-27b-it" });
+      const [row] = await db.sql`select caller, token_id from public.google_ai_attempts where request_id = ${r.request_id}`;
+      expect(row).toEqual({ caller: "eve-bot", token_id: null });
+    }
+  });
+
+  it("renews the token shortly before it expires, and once when llm-invoke says it expired", async () => {
+    const { name, secret } = await newClient();
+    let now = 1_000_000;
+    const gw = gatewayFor(secret, { now: () => now });
+    await gw.generate("a");
+    const first = await gw.token();
+    now += first.expires_in * 1000 - 301_000;
+    expect((await gw.token()).token_id).toBe(first.token_id);
+    now += 2_000;
+    const second = await gw.token();
+    expect(second.token_id).not.toBe(first.token_id);
+    await db.sql`update public.google_ai_tokens set expires_at = now() - interval '1 second' where id = ${second.token_id}`;
+    const r = await gw.generate("b");
+    const third = await gw.token();
+    [first, second, third].forEach((t) => seen.add(t.token));
+    expect(third.token_id).not.toBe(second.token_id);
+    expect(await tokensOf(name)).toBe(3);
+    const rows = await db.sql`select status, limit_hit from public.google_ai_attempts where request_id = ${r.request_id} order by id`;
+    expect(rows).toEqual([{ status: "refused", limit_hit: "token_expired" }, { status: "succeeded", limit_hit: null }]);
+  });
+
+  it("typed refusals: wrong secret, revoked client, scope, model, budgets, mint rate", async () => {
+    await expect(gatewayFor(`evegw_cs_${"Q".repeat(43)}`).generate("x")).rejects.toMatchObject({
+      name: "AuthError",
+      status: 401,
+      code: "invalid_secret",
+    });
+
+    const limited = await newClient({ maxTtl: "2 hours", tokenRequests: 10 });
+    const scope = gatewayFor(limited.secret, { scope: { models: ["gemini-2.5-flash"] } }).generate("x");
+    await expect(scope).rejects.toBeInstanceOf(AuthError);
+    await expect(scope).rejects.toMatchObject({
+      status: 403,
+      code: "scope_exceeded",
+      body: { allowed: { models: ["gemma-3-27b-it"], max_ttl_seconds: 7200, max_requests: 10 } },
+    });
+
+    const gw = gatewayFor(limited.secret, { scope: { max_requests: 2 }, renewTokens: false });
+    await expect(gw.generate("x", { model: "gemini-2.5-flash" })).rejects.toMatchObject({ status: 403, code: "model_not_allowed" });
+    await gw.generate("1");
+    await gw.generate("2"); // the refused call above booked nothing
+    const budget = gw.generate("3");
+    await expect(budget).rejects.toBeInstanceOf(RateLimited);
+    await expect(budget).rejects.toMatchObject({ status: 429, limit: "token_budget", retryAfter: null });
+    seen.add((await gw.token()).token);
+
+    const once = await newClient({ mintPerHour: 1 });
+    await gatewayFor(once.secret).generate("x");
+    await expect(gatewayFor(once.secret).generate("y")).rejects.toMatchObject({ name: "RateLimited", limit: "mint_rate" });
+
+    await db.sql`select public.google_ai_revoke_client(${limited.name}, 'test')`;
+    await expect(gatewayFor(limited.secret).generate("x")).rejects.toMatchObject({ status: 401, code: "client_revoked" });
+  });
+
+  it("NO_WAIT at the limit: RateLimited with the seconds to wait", async () => {
+    const bot = new EveGateway({ url: stack.url, serviceKey: stack.serviceKey });
+    const outcomes = await Promise.allSettled(
+      Array.from({ length: 7 }, (_, i) => bot.generate(`flash ${i}`, { model: "gemini-2.5-flash", wait: false })),
+    );
+    const refused = outcomes.filter((o): o is PromiseRejectedResult => o.status === "rejected").map((o) => o.reason);
+    expect(refused.length).toBeGreaterThanOrEqual(2);
+    for (const e of refused) {
+      expect(e).toBeInstanceOf(RateLimited);
+      expect(e.limit).toBe("rpm");
+      expect(e.retryAfter).toBeGreaterThan(0);
+      expect(e.retryAfter).toBeLessThanOrEqual(61);
+    }
+  });
+
+  it("bad requests, Google failing, an unreachable gateway", async () => {
+    const bot = new EveGateway({ url: stack.url, serviceKey: stack.serviceKey });
+    await expect(bot.generate("  ")).rejects.toMatchObject({ name: "BadRequest", code: "empty_input" });
+    await expect(bot.generate("x", { model: "gpt-4o" })).rejects.toMatchObject({ name: "BadRequest", code: "unknown_model" });
+    stack.simulator.addFault({ kind: "http500", model: "gemma-3-27b-it", count: 3 });
+    try {
+      await expect(bot.generate("x")).rejects.toMatchObject({ name: "UpstreamError", status: 502, code: "upstream_error" });
+    } finally {
+      stack.simulator.clearFaults();
+    }
+    const nowhere = new EveGateway({ url: "http://127.0.0.1:1", serviceKey: "sb_secret_x", timeoutMs: 5000 });
+    await expect(nowhere.generate("x")).rejects.toBeInstanceOf(UpstreamError);
+  });
+
+  it("runs under Deno too", async () => {
+    const { secret } = await newClient();
+    const dir = mkdtempSync(path.join(tmpdir(), "eve-ts-deno-"));
+    try {
+      // The import map a Deno caller needs. nodeModulesDir "manual" resolves the npm package from this
+      // repository's node_modules (the version vitest tests), and --cached-only with an empty DENO_DIR
+      // proves nothing is downloaded.
+      writeFileSync(path.join(dir, "deno.json"), JSON.stringify({
+        imports: { "@supabase/supabase-js": "npm:@supabase/supabase-js@2" },
+        nodeModulesDir: "manual",
+      }));
+      writeFileSync(path.join(dir, "main.ts"), `
+        import { EveGateway } from ${JSON.stringify(path.join(HERE, "eve-gateway.ts"))};
+        const gw = new EveGateway();
+        const r = await gw.generate("hello from deno");
+        console.log(JSON.stringify({ text: r.text, model: r.model, client: (await gw.token()).client }));
+      `);
+      const out = await new Promise<string>((resolve, reject) => {
+        const child = spawn(denoBin(), ["run", "--cached-only", "--allow-net", "--allow-env", "--allow-read", "--config", path.join(dir, "deno.json"), path.join(dir, "main.ts")], {
+          cwd: dir,
+          env: { ...process.env, NO_COLOR: "1", EVE_GATEWAY_URL: stack.url, EVE_GATEWAY_CLIENT_SECRET: secret, DENO_NO_UPDATE_CHECK: "1", DENO_DIR: path.join(dir, "deno-dir") },
+          stdio: ["ignore", "pipe", "pipe"],
+        });
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (c: Buffer) => (stdout += c.toString()));
+        child.stderr.on("data", (c: Buffer) => (stderr += c.toString()));
+        child.on("exit", (code) => (code === 0 ? resolve(stdout) : reject(new Error(`deno exited ${code}: ${stderr}`))));
+      });
+      expect(JSON.parse(out.trim().split("\n").pop()!)).toMatchObject({ model: "gemma-3-27b-it", text: expect.stringContaining("hello from deno") });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+  it("no secret or token reached any function's log", () => {
+    const text = stack.logs.join("\n");
+    expect(seen.size).toBeGreaterThan(5);
+    for (const s of seen) expect(text).not.toContain(s);
+    expect(text).not.toMatch(/evegw_(cs|tok)_[A-Za-z0-9_-]{8}/);
+  });
+});
