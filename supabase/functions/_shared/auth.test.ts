@@ -65,8 +65,11 @@ describe("authenticate", () => {
     ["a key prefix", { apikey: SECRET.slice(0, -1) }],
     ["a key with a suffix", { apikey: `${SECRET}x` }],
     ["an empty bearer", { authorization: "Bearer " }],
-    ["a malformed token", { authorization: "Bearer eve_tok_short" }],
-    ["a token with bad characters", { authorization: `Bearer eve_tok_${"a".repeat(20)}'--` }],
+    ["a malformed token", { authorization: "Bearer evegw_tok_short" }],
+    ["a token one character too long", { authorization: `Bearer evegw_tok_${"a".repeat(44)}` }],
+    ["the old eve_tok_ prefix", { authorization: `Bearer eve_tok_${"a".repeat(43)}` }],
+    ["a client secret (only issue-kaggle-token takes those)", { authorization: `Bearer evegw_cs_${"a".repeat(43)}` }],
+    ["a token with bad characters", { authorization: `Bearer evegw_tok_${"a".repeat(40)}'--` }],
   ])("rejects %s", async (_name, headers) => {
     expect(await codeOf(authenticate(new Headers(headers), KEYS))).toBe("unauthorized");
   });
@@ -77,7 +80,7 @@ describe("authenticate", () => {
   });
 
   it("reduces a scoped token to its sha256 and keeps the token itself out of the result", async () => {
-    const token = `eve_tok_${"A1b2".repeat(8)}`;
+    const token = `evegw_tok_${"A1b2".repeat(10)}xyz`;
     const caller = await authenticate(new Headers({ authorization: `Bearer ${token}`, "x-caller": "kaggle-nb" }), KEYS);
     expect(caller).toEqual({
       kind: "token",

@@ -2,9 +2,11 @@
 // through anyway), so it checks callers itself:
 // - the project's service/secret key (SUPABASE_SERVICE_ROLE_KEY, or any value of the JSON object
 //   SUPABASE_SECRET_KEYS) is a trusted caller, compared in constant time;
-// - a scoped token (prefix eve_tok_, issued to Kaggle notebooks) is recognised here only by its
-//   shape and reduced to its SHA-256: the database validates it (expiry, models, budget), so the
-//   plain token is never stored or logged.
+// - a scoped token (`evegw_tok_` + 43 base64url characters, minted by issue-kaggle-token) is
+//   recognised here only by its shape and reduced to its SHA-256: the database validates it
+//   (expiry, revocation, models, budget) in the reservation's round trip, so the plain token is
+//   never stored or logged. Client secrets (`evegw_cs_`) are for issue-kaggle-token only and are
+//   refused here like any unknown credential.
 // The credential may come as `Authorization: Bearer <secret>` or as `apikey: <secret>`.
 import { GatewayError } from "./errors.ts";
 
@@ -12,8 +14,9 @@ export type Caller =
   | { kind: "service"; label: string }
   | { kind: "token"; tokenHash: string; label: string };
 
-export const TOKEN_PREFIX = "eve_tok_";
-const TOKEN_SHAPE = /^eve_tok_[A-Za-z0-9_-]{16,200}$/;
+export const TOKEN_PREFIX = "evegw_tok_";
+/** 32 random bytes as unpadded base64url: exactly 43 characters. */
+export const TOKEN_SHAPE = /^evegw_tok_[A-Za-z0-9_-]{43}$/;
 const DEFAULT_LABEL = "service";
 
 /** Service keys from the function's environment; blank values are dropped so "" never matches. */

@@ -10,12 +10,18 @@
 // | unsupported_feature    | 400  | the model cannot do what was asked (e.g. JSON mode on Gemma)          |
 // | upstream_rejected      | 400  | Google refused the request itself (other 4xx); not retried            |
 // | unauthorized           | 401  | missing, malformed or unknown credential                              |
-// | forbidden              | 403  | valid credential, but not allowed this model / budget / scope         |
+// | token_invalid          | 401  | a well-formed scoped token that the database does not know           |
+// | token_expired          | 401  | the scoped token has expired: mint a new one at issue-kaggle-token    |
+// | token_revoked          | 401  | the token or its client was revoked: ask the operator                 |
+// | forbidden              | 403  | valid credential, but not allowed this scope                          |
+// | model_not_allowed      | 403  | the scoped token may not use this model (see details.model)           |
 // | not_found              | 404  | no such function (local functions server) or path                     |
 // | method_not_allowed     | 405  | only POST is accepted                                                 |
 // | body_too_large         | 413  | body exceeds the size limit (see details.limit_bytes)                 |
 // | unsupported_media_type | 415  | Content-Type must be application/json                                 |
 // | rate_limited           | 429  | no capacity now; Retry-After header + retry_after_ms and limit fields |
+// |                        |      | (limit token_budget: the token is used up, no Retry-After: mint anew;  |
+// |                        |      |  limit client_budget: the client's daily budget, until Pacific midnight)|
 // | internal_error         | 500  | a bug or an unexpected failure on our side; safe to retry later       |
 // | upstream_error         | 502  | Google failed (5xx, bad key, malformed answer) after all attempts     |
 // | unavailable            | 503  | the gateway cannot serve now (database down, no active key)           |
@@ -29,7 +35,11 @@ export const ERROR_STATUS = {
   unsupported_feature: 400,
   upstream_rejected: 400,
   unauthorized: 401,
+  token_invalid: 401,
+  token_expired: 401,
+  token_revoked: 401,
   forbidden: 403,
+  model_not_allowed: 403,
   not_found: 404,
   method_not_allowed: 405,
   body_too_large: 413,
@@ -83,15 +93,15 @@ export class GatewayError extends Error {
 }
 
 /** A 429 in the shape NO_WAIT and an exhausted WAIT both answer with. */
-export function rateLimited(limit: string, retryAfterMs: number | null): GatewayError {
+export function rateLimited(limit: string, retryAfterMs: number | null, message?: string): GatewayError {
   const headers: Record<string, string> = {};
   // Retry-After is whole seconds; round up so a client that honours it never comes back early.
   if (retryAfterMs !== null) headers["Retry-After"] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
   return new GatewayError(
     "rate_limited",
-    retryAfterMs === null
+    message ?? (retryAfterMs === null
       ? `No capacity for this model now (limit: ${limit}).`
-      : `No capacity for this model now (limit: ${limit}); retry in ${retryAfterMs} ms.`,
+      : `No capacity for this model now (limit: ${limit}); retry in ${retryAfterMs} ms.`),
     { extra: { limit, retry_after_ms: retryAfterMs }, headers },
   );
 }

@@ -67,7 +67,7 @@ describe("llm-invoke handler", () => {
     ["a forged key", () => post("{}", { authorization: "Bearer sb_secret_forged" }), 401, "unauthorized"],
     [
       "a scoped token while tokens are off",
-      () => post("{}", { authorization: `Bearer eve_tok_${"a".repeat(32)}` }),
+      () => post("{}", { authorization: `Bearer evegw_tok_${"a".repeat(43)}` }),
       401,
       "unauthorized",
     ],
@@ -128,7 +128,7 @@ describe("llm-invoke handler", () => {
 
   it("accepts tokens once enabled and hands invoke the token hash", async () => {
     const { handler, invoke } = build({ acceptTokens: true });
-    const token = `eve_tok_${"b".repeat(32)}`;
+    const token = `evegw_tok_${"b".repeat(43)}`;
     const res = await handler(post(JSON.stringify({ model: "m", prompt: "x" }), { authorization: `Bearer ${token}` }));
     expect(res.status).toBe(200);
     expect(invoke.mock.calls[0]![0].caller).toMatchObject({

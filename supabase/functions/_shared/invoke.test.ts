@@ -411,3 +411,52 @@ describe("limitOfQuota", () => {
     expect(limitOfQuota(c("Something"))).toBe("upstream");
   });
 });
+
+describe("invoke: scoped tokens", () => {
+  const TOKEN_HASH = "ab".repeat(32);
+  function runWithToken(store: FakeStore, google: FakeGoogle, body: Record<string, unknown> = {}) {
+    const invoke = createInvoke({
+      store,
+      google,
+      secret: (name) => `secret-of-${name}`,
+      clock: new FakeClock(),
+      random: () => 0,
+      logError: () => {},
+    });
+    return invoke({
+      ...context({ model: "gemma-3-27b", prompt: "hi", ...body }),
+      caller: { kind: "token", tokenHash: TOKEN_HASH, label: "nb-1" },
+    });
+  }
+
+  it("reserves with the token's hash (the database validates it and names the client)", async () => {
+    const store = new FakeStore([reservation(1)]);
+    await runWithToken(store, new FakeGoogle([ok()]));
+    expect(store.reserves[0]).toMatchObject({ tokenHash: TOKEN_HASH, attempt: 1 });
+  });
+
+  it("service callers reserve without a token hash", async () => {
+    const store = new FakeStore([reservation(1)]);
+    await setup(store, new FakeGoogle([ok()])).run();
+    expect(store.reserves[0]).not.toHaveProperty("tokenHash");
+  });
+
+  it.each<[Refusal["limit"], number | null, string, number, string | null]>([
+    ["token_invalid", null, "token_invalid", 401, null],
+    ["token_expired", null, "token_expired", 401, null],
+    ["token_revoked", null, "token_revoked", 401, null],
+    ["model_not_allowed", null, "model_not_allowed", 403, null],
+    ["token_budget", null, "rate_limited", 429, null],
+    ["client_budget", 3_600_000, "rate_limited", 429, "3600"],
+  ])("answers %s at once, even in WAIT mode", async (limit, retryAfterMs, code, status, retryAfter) => {
+    const store = new FakeStore([refusal(limit, retryAfterMs)]);
+    const google = new FakeGoogle([]);
+    const error = await rejection(runWithToken(store, google, { mode: "WAIT", max_wait_ms: 60_000 }));
+    expect(error.code).toBe(code);
+    expect(error.status).toBe(status);
+    expect(error.headers?.["Retry-After"] ?? null).toBe(retryAfter);
+    if (code === "rate_limited") expect(error.toBody()).toMatchObject({ limit, retry_after_ms: retryAfterMs });
+    expect(store.reserves).toHaveLength(1);
+    expect(google.calls).toHaveLength(0);
+  });
+});

@@ -22,7 +22,15 @@ import type { ClassifiedGoogleError } from "./google-errors.ts";
 import type { GenerateOutcome, GoogleClient } from "./google-client.ts";
 import { GatewayError, rateLimited } from "./errors.ts";
 import type { InvokeContext, InvokeResult } from "./handler.ts";
-import type { FinalizeOutcome, FinalizeParams, GatewayStore, Reservation } from "./store.ts";
+import {
+  type FinalizeOutcome,
+  type FinalizeParams,
+  type GatewayStore,
+  type RefusalLimit,
+  type Reservation,
+  TOKEN_LIMITS,
+  type TokenLimit,
+} from "./store.ts";
 import { sanitizeError } from "./sanitize.ts";
 
 export const MAX_ATTEMPTS = 3;
@@ -54,7 +62,7 @@ export const DEFAULT_INVOKE_OPTIONS: InvokeOptions = {
   defaultCooldownMs: 30_000,
   backoffBaseMs: 250,
   jitterMs: 250,
-  capabilitiesTtlMs: 60_000,
+  capabilitiesTtlMs: 30_000,
 };
 
 export interface InvokeDeps {
@@ -106,7 +114,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       contents: googleRequest.contents,
       system: googleRequest.systemInstruction,
     });
+    // Service callers name themselves (x-caller); for a token the database names the client.
     const callerName = caller.kind === "service" ? caller.label : `token:${caller.label}`;
+    const tokenHash = caller.kind === "token" ? caller.tokenHash : undefined;
 
     let waitedMs = 0;
     // Keys that cannot work (refused key, missing secret) stay out; keys that failed transiently
@@ -124,6 +134,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           model: request.model,
           estimatedTokens,
           caller: callerName,
+          ...(tokenHash === undefined ? {} : { tokenHash }),
           requestId,
           excludeKeyIds: [...broken, ...avoided],
           attempt,
@@ -134,6 +145,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           reservation = r;
           break;
         }
+        if (isTokenLimit(r.limit)) throw tokenRefusal(r.limit, r.retryAfterMs, request.model);
         if (r.limit === "unknown_model") throw unknownModel(request.model);
         if (r.limit === "too_large") {
           throw new GatewayError(
@@ -313,6 +325,37 @@ export function limitOfQuota(error: ClassifiedGoogleError): string {
   if (/token/i.test(id)) return "tpm";
   if (/request/i.test(id)) return "rpm";
   return "upstream";
+}
+
+function isTokenLimit(limit: RefusalLimit): limit is TokenLimit {
+  return (TOKEN_LIMITS as readonly string[]).includes(limit);
+}
+
+/** A scoped token's refusal: never waited on (no minute window frees it). */
+export function tokenRefusal(limit: TokenLimit, retryAfterMs: number | null, model: string): GatewayError {
+  switch (limit) {
+    case "token_invalid":
+      return new GatewayError("token_invalid", "Unknown token: get one from issue-kaggle-token.");
+    case "token_expired":
+      return new GatewayError("token_expired", "The token has expired: get a new one from issue-kaggle-token.");
+    case "token_revoked":
+      return new GatewayError("token_revoked", "The token or its client has been revoked.");
+    case "model_not_allowed":
+      return new GatewayError("model_not_allowed", `This token may not use model ${model}.`, { details: { model } });
+    case "token_budget":
+      return rateLimited(
+        "token_budget",
+        null,
+        "The token's request or token budget is used up: get a new token from issue-kaggle-token.",
+      );
+    case "client_budget":
+      return rateLimited(
+        "client_budget",
+        retryAfterMs,
+        "The client's daily budget is used up until midnight Pacific time" +
+          (retryAfterMs === null ? "." : `; retry in ${retryAfterMs} ms.`),
+      );
+  }
 }
 
 function cancelled(): GatewayError {

@@ -17,9 +17,9 @@ const TRUNCATED = "…[truncated]";
 const PATTERNS: ReadonlyArray<[RegExp, string]> = [
   // Google API keys: "AIza" + 35 url-safe characters (matched loosely so that a cut key is caught too).
   [/AIza[0-9A-Za-z_-]{10,}/g, REDACTED],
-  // Supabase secret keys and our own scoped tokens.
+  // Supabase secret keys, our scoped tokens (evegw_tok_) and Kaggle client secrets (evegw_cs_).
   [/sb_secret_[0-9A-Za-z_-]+/g, REDACTED],
-  [/eve_tok_[0-9A-Za-z_-]+/g, REDACTED],
+  [/evegw_(?:tok|cs)_[0-9A-Za-z_-]+/g, REDACTED],
   // JWTs (legacy service_role/anon keys, user tokens): three base64url segments, header starts "eyJ".
   [/eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*/g, REDACTED],
   // Passwords inside connection strings: scheme://user:password@host.

@@ -1,9 +1,10 @@
-// What the attempt loop needs from the database, as an interface: the next stage implements it with
-// postgres.js over the RPCs public.google_ai_reserve / _finalize / _release (one round trip each),
-// and tests can implement it in memory. camelCase here; the implementation maps to SQL names.
+// What the attempt loop needs from the database, as an interface: pg-store.ts implements it with
+// postgres.js over the RPCs public.google_ai_reserve (or _reserve_with_token) / _finalize / _release
+// (one round trip each), and tests implement it in memory. camelCase here; pg-store maps to SQL names.
 import type { ModelCapabilities } from "./gemma.ts";
 
-export type RefusalLimit =
+/** Refusals of the quota itself (google_ai_reserve). */
+export type QuotaLimit =
   | "rpm"
   | "tpm"
   | "rpd"
@@ -12,11 +13,47 @@ export type RefusalLimit =
   | "too_large"
   | "unknown_model";
 
+/** Refusals of a scoped token (google_ai_reserve_with_token checks the token before the quota). */
+export type TokenLimit =
+  | "token_invalid"
+  | "token_expired"
+  | "token_revoked"
+  | "model_not_allowed"
+  | "token_budget"
+  | "client_budget";
+
+export type RefusalLimit = QuotaLimit | TokenLimit;
+
+export const TOKEN_LIMITS: readonly TokenLimit[] = [
+  "token_invalid",
+  "token_expired",
+  "token_revoked",
+  "model_not_allowed",
+  "token_budget",
+  "client_budget",
+];
+export const REFUSAL_LIMITS: readonly RefusalLimit[] = [
+  "rpm",
+  "tpm",
+  "rpd",
+  "cooldown",
+  "no_active_key",
+  "too_large",
+  "unknown_model",
+  ...TOKEN_LIMITS,
+];
+
 export interface ReserveParams {
   /** As the caller wrote it; the RPC resolves aliases. */
   model: string;
   estimatedTokens: number;
+  /** Label for the audit log; ignored on the token path, where the database names the client. */
   caller: string;
+  /**
+   * SHA-256 hex of a scoped token: reserve through google_ai_reserve_with_token, which validates
+   * the token and books its budget in the same transaction. Absent for service callers.
+   */
+  tokenHash?: string;
   requestId: string;
   /** Keys that already failed for this request, so the next attempt prefers another. */
   excludeKeyIds: readonly string[];

@@ -1,19 +1,42 @@
-// llm-invoke: the one door to Google AI. Wiring only; the handler lives in _shared/handler.ts.
+// llm-invoke: the one door to Google AI. Wiring only: the HTTP side is _shared/handler.ts, the
+// attempt loop _shared/invoke.ts, the database _shared/pg-store.ts over one pool per worker.
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
-import { GatewayError } from "../_shared/errors.ts";
+import { googleKeyReader, invokeOptionsFromEnv, requestLimitsFromEnv } from "../_shared/config.ts";
+import { workerPool } from "../_shared/db.ts";
+import { createGoogleClient, googleBaseUrlFromEnv } from "../_shared/google-client.ts";
 import { createHandler } from "../_shared/handler.ts";
+import { createInvoke } from "../_shared/invoke.ts";
+import { createPgStore } from "../_shared/pg-store.ts";
 
 const env = (name: string) => Deno.env.get(name);
 
+// Supabase's Edge Runtime exposes EdgeRuntime.waitUntil: work handed to it may finish after the
+// response is sent, so a success's finalize (audit row + token_usage) costs the caller no round trip.
+// Under plain Deno (local server, tests) there is none, and finalize is awaited before answering.
+const edgeRuntime = (globalThis as { EdgeRuntime?: { waitUntil?: (p: Promise<unknown>) => void } }).EdgeRuntime;
+const waitUntil = typeof edgeRuntime?.waitUntil === "function"
+  ? (promise: Promise<unknown>) => edgeRuntime.waitUntil!(promise)
+  : undefined;
+
+const options = invokeOptionsFromEnv(env);
+const store = createPgStore({ sql: () => workerPool(env, "llm-invoke") });
+
 const handler = createHandler({
   serviceKeys: serviceKeysFromEnv(env),
-  // The attempt loop over the database (reserve -> Google -> finalize) is the next stage.
-  invoke: () => Promise.reject(new GatewayError("unavailable", "llm-invoke is not connected to the database yet.")),
+  acceptTokens: true,
+  requestLimits: requestLimitsFromEnv(env, options),
+  invoke: createInvoke({
+    store,
+    google: createGoogleClient({ baseUrl: googleBaseUrlFromEnv(env) }),
+    secret: googleKeyReader(env),
+    options,
+    waitUntil,
+  }),
 });
 
 // Under Supabase's Edge Runtime the platform owns the listener; under plain Deno (local server,
 // tests) we listen on PORT, on loopback only.
-if ("EdgeRuntime" in globalThis) {
+if (edgeRuntime !== undefined) {
   Deno.serve(handler);
 } else {
   Deno.serve({

@@ -1,0 +1,48 @@
+import { describe, expect, it } from "vitest";
+import { googleKeyReader, invokeOptionsFromEnv, requestLimitsFromEnv } from "./config.ts";
+import { DEFAULT_INVOKE_OPTIONS } from "./invoke.ts";
+import { DEFAULT_REQUEST_LIMITS } from "./request.ts";
+
+const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
+
+describe("invokeOptionsFromEnv / requestLimitsFromEnv", () => {
+  it("keeps the defaults without variables, and for invalid values", () => {
+    expect(invokeOptionsFromEnv(envOf({}))).toEqual(DEFAULT_INVOKE_OPTIONS);
+    expect(invokeOptionsFromEnv(envOf({ LLM_INVOKE_ATTEMPT_TIMEOUT_MS: "-5", LLM_INVOKE_BUDGET_MS: "abc" })))
+      .toEqual(DEFAULT_INVOKE_OPTIONS);
+    expect(requestLimitsFromEnv(envOf({}), DEFAULT_INVOKE_OPTIONS)).toEqual(DEFAULT_REQUEST_LIMITS);
+  });
+
+  it("reads the tuning variables and never lets a wait exceed the budget", () => {
+    const options = invokeOptionsFromEnv(envOf({ LLM_INVOKE_ATTEMPT_TIMEOUT_MS: "1500", LLM_INVOKE_BUDGET_MS: "20000" }));
+    expect(options).toMatchObject({ attemptTimeoutMs: 1500, budgetMs: 20000 });
+    const limits = requestLimitsFromEnv(envOf({ LLM_INVOKE_MAX_WAIT_MS: "90000" }), options);
+    expect(limits.maxWaitBudgetMs).toBe(20000);
+    expect(limits.defaultMaxWaitMs).toBe(20000);
+  });
+});
+
+describe("googleKeyReader", () => {
+  const read = googleKeyReader(envOf({
+    GOOGLE_API_KEY: " AIza-key ",
+    EMPTY: "",
+    SUPABASE_SERVICE_ROLE_KEY: "sb_secret_x",
+    SUPABASE_DB_URL: "postgres://u:p@h/d",
+    GATEWAY_DB_URL: "postgres://u:p@h/d",
+    DATABASE_URL: "postgres://u:p@h/d",
+    PGPASSWORD: "pw",
+  }));
+
+  it("reads the named secret, trimmed; unset or empty is undefined", () => {
+    expect(read("GOOGLE_API_KEY")).toBe("AIza-key");
+    expect(read("EMPTY")).toBeUndefined();
+    expect(read("MISSING")).toBeUndefined();
+  });
+
+  it("never hands out the project's own credentials as a Google key", () => {
+    for (const name of ["SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL", "GATEWAY_DB_URL", "DATABASE_URL", "PGPASSWORD"]) {
+      expect(read(name)).toBeUndefined();
+    }
+    expect(read("bad name; rm -rf")).toBeUndefined();
+  });
+});

@@ -1,0 +1,211 @@
+// pg-store against a real PostgreSQL (a fresh database with the migrations and seed): each
+// GatewayStore call maps to its RPC, the answers parse into the interface's shapes, metadata that
+// jsonb would reject is cleaned, and a dead or missing database becomes a 503, never a throw of
+// the driver's error.
+import { createHash, randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshDatabase, type TestDatabase } from "../../../tests/support/test-database.ts";
+import { createPool, dbConfigFromEnv, type Sql } from "./db.ts";
+import { GatewayError } from "./errors.ts";
+import { createPgStore, jsonSafe, parseReserveResult } from "./pg-store.ts";
+import type { Reservation, ReserveParams } from "./store.ts";
+
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+let db: TestDatabase;
+let pool: Sql;
+const logged: string[] = [];
+
+function params(extra: Partial<ReserveParams> = {}): ReserveParams {
+  return {
+    model: "gemma-3-27b",
+    estimatedTokens: 40,
+    caller: "pg-store-test",
+    requestId: "req-1",
+    excludeKeyIds: [],
+    attempt: 1,
+    waitMs: 0,
+    metadata: {},
+    ...extra,
+  };
+}
+
+beforeAll(async () => {
+  db = await freshDatabase("pg_store");
+  await db.sql`update public.google_ai_api_keys set project_id = 'proj-default' where key_alias = 'default'`;
+  await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
+               values ('second', 'SECOND_KEY', 'proj-second', 200)`;
+  pool = createPool({ ...dbConfigFromEnv(() => db.url)!, url: db.url });
+});
+
+afterAll(async () => {
+  await pool?.end({ timeout: 5 });
+  await db?.drop();
+});
+
+describe("dbConfigFromEnv", () => {
+  it("prefers GATEWAY_DB_URL and turns prepared statements off for it", () => {
+    const env: Record<string, string> = {
+      SUPABASE_DB_URL: "postgres://u:p@db:5432/postgres",
+      GATEWAY_DB_URL: "postgres://u:p@pooler:5432/postgres",
+    };
+    expect(dbConfigFromEnv((n) => env[n])).toMatchObject({ source: "GATEWAY_DB_URL", prepare: false, max: 5 });
+  });
+
+  it("keeps prepared statements on a direct URL, off on the pooler port 6543", () => {
+    expect(dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? "postgres://u:p@db:5432/x" : undefined)))
+      .toMatchObject({ source: "SUPABASE_DB_URL", prepare: true });
+    expect(dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? "postgres://u:p@db:6543/x" : undefined)))
+      .toMatchObject({ prepare: false });
+  });
+
+  it("is null without a URL and bounds the pool size", () => {
+    expect(dbConfigFromEnv(() => undefined)).toBeNull();
+    expect(dbConfigFromEnv(() => " ")).toBeNull();
+    const env: Record<string, string> = { SUPABASE_DB_URL: "postgres://db/x", GATEWAY_DB_POOL_MAX: "1000" };
+    expect(dbConfigFromEnv((n) => env[n])!.max).toBe(5);
+    env.GATEWAY_DB_POOL_MAX = "12";
+    expect(dbConfigFromEnv((n) => env[n])!.max).toBe(12);
+  });
+});
+
+describe("jsonSafe", () => {
+  it("drops NUL and replaces lone surrogates, in keys and values, so jsonb accepts it", async () => {
+    const nasty = { "a\u0000b": ["x\u0000y", "\ud800", "ok \ud83d\ude00", { "\udc00": 1 }], __proto__x: null };
+    const [{ v }] = await db.sql`select ${db.sql.json(jsonSafe(nasty) as never)}::jsonb as v`;
+    expect(v).toEqual({ ab: ["xy", "\ufffd", "ok \ud83d\ude00", { "\ufffd": 1 }], __proto__x: null });
+  });
+
+  it("keeps a __proto__ key as data", () => {
+    const parsed = JSON.parse('{"__proto__": {"polluted": true}}') as Record<string, unknown>;
+    expect(JSON.stringify(jsonSafe(parsed))).toBe('{"__proto__":{"polluted":true}}');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe("parseReserveResult", () => {
+  it("refuses shapes it does not know (a 503 later, not a crash)", () => {
+    expect(() => parseReserveResult(null)).toThrow();
+    expect(() => parseReserveResult({ ok: true, key_alias: "x" })).toThrow(/reservation_id/);
+    expect(() => parseReserveResult({ ok: false, limit: "nonsense" })).toThrow(/unknown limit/);
+  });
+});
+
+describe("createPgStore over the RPCs", () => {
+  const store = () => createPgStore({ sql: () => pool, logError: (m) => logged.push(m) });
+
+  it("resolves model capabilities by id and alias; unknown is null", async () => {
+    expect(await store().modelCapabilities("gemma-3-27b")).toEqual({
+      model: "gemma-3-27b-it",
+      supportsSystemInstruction: false,
+      supportsJsonMode: false,
+    });
+    expect(await store().modelCapabilities("gemini-2.5-flash")).toMatchObject({ supportsSystemInstruction: true });
+    expect(await store().modelCapabilities("no-such-model")).toBeNull();
+  });
+
+  it("reserves, finalizes (with a cooldown and token_usage) and releases", async () => {
+    const s = store();
+    const r = await s.reserve(params({ metadata: { chat: 1, bad: "\u0000" }, requestId: "rt-1" }));
+    expect(r).toMatchObject({ ok: true, keyAlias: "default", envVarName: "GOOGLE_API_KEY", model: "gemma-3-27b-it" });
+    const res = r as Reservation;
+    const until = new Date(Date.now() + 30_000);
+    await s.finalize({
+      reservationId: res.reservationId,
+      outcome: "succeeded",
+      inputTokens: 12,
+      outputTokens: 3,
+      httpStatus: 200,
+      errorCode: null,
+      quotaId: null,
+      errorMessage: null,
+      latencyMs: 42,
+      cooldownUntil: until,
+      cooldownUntilPacificMidnight: false,
+    });
+    const [att] = await db.sql`select status, input_tokens, output_tokens, latency_ms, metadata
+                               from public.google_ai_attempts where reservation_id = ${res.reservationId}`;
+    expect(att).toEqual({ status: "succeeded", input_tokens: 12, output_tokens: 3, latency_ms: 42, metadata: { chat: 1, bad: "" } });
+    const [usage] = await db.sql`select prompt_tokens, completion_tokens from public.token_usage where request_id = 'rt-1'`;
+    expect(usage).toEqual({ prompt_tokens: 12, completion_tokens: 3 });
+    const [cd] = await db.sql`select cooldown_until from public.google_ai_cooldowns where quota_group = 'proj-default'`;
+    expect(Math.abs((cd!.cooldown_until as Date).getTime() - until.getTime())).toBeLessThan(5);
+
+    // The default group cools down: the next reservation lands on the other key; release it.
+    const second = await s.reserve(params({ excludeKeyIds: [res.keyId] }));
+    expect(second).toMatchObject({ ok: true, keyAlias: "second" });
+    await s.release((second as Reservation).reservationId, "secret not set");
+    const [rel] = await db.sql`select status, error_message from public.google_ai_attempts
+                               where reservation_id = ${(second as Reservation).reservationId}`;
+    expect(rel).toEqual({ status: "released", error_message: "secret not set" });
+    await db.sql`delete from public.google_ai_cooldowns`;
+  });
+
+  it("maps refusals, including a per-day cooldown computed by the database", async () => {
+    const s = store();
+    expect(await s.reserve(params({ model: "nope" }))).toMatchObject({ ok: false, limit: "unknown_model", retryAfterMs: null });
+    expect(await s.reserve(params({ estimatedTokens: 1_000_000 }))).toMatchObject({
+      ok: false,
+      limit: "too_large",
+      maxTokens: 15000,
+    });
+    const r = (await s.reserve(params())) as Reservation;
+    await s.finalize({
+      reservationId: r.reservationId,
+      outcome: "google_error",
+      inputTokens: null,
+      outputTokens: null,
+      httpStatus: 429,
+      errorCode: "RESOURCE_EXHAUSTED",
+      quotaId: "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+      errorMessage: "day",
+      latencyMs: 5,
+      cooldownUntil: null,
+      cooldownUntilPacificMidnight: true,
+    });
+    const [{ ok }] = await db.sql`select cooldown_until = public.google_ai_pacific_midnight_after(now()) as ok
+                                  from public.google_ai_cooldowns where quota_group = ${r.quotaGroup}`;
+    expect(ok).toBe(true);
+    await db.sql`delete from public.google_ai_cooldowns`;
+  });
+
+  it("reserves with a token hash and maps the token's refusals", async () => {
+    const [{ c }] = await db.sql`select public.google_ai_create_client('pg-store-client', array['gemma-3-27b-it'],
+      p_token_max_requests => 1) as c`;
+    const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
+    await db.sql`select public.google_ai_mint_token(${sha256(c.secret)}, ${sha256(token)})`;
+    const s = store();
+    const ok = await s.reserve(params({ tokenHash: sha256(token), model: "gemma-3-27b" }));
+    expect(ok).toMatchObject({ ok: true, model: "gemma-3-27b-it" });
+    const [row] = await db.sql`select caller, client_id from public.google_ai_attempts
+                               where reservation_id = ${(ok as Reservation).reservationId}`;
+    expect(row).toEqual({ caller: "client:pg-store-client", client_id: c.client_id });
+    expect(await s.reserve(params({ tokenHash: sha256(token) }))).toMatchObject({
+      ok: false,
+      limit: "token_budget",
+      retryAfterMs: null,
+    });
+    expect(await s.reserve(params({ tokenHash: sha256(token), model: "gemini-2.5-flash" }))).toMatchObject({
+      ok: false,
+      limit: "model_not_allowed",
+    });
+    expect(await s.reserve(params({ tokenHash: "0".repeat(64) }))).toMatchObject({ ok: false, limit: "token_invalid" });
+  });
+
+  it("answers 503 unavailable when the database is down or not configured, and logs the cause sanitized", async () => {
+    const dead = createPool({ url: "postgres://postgres:hunter2secret@127.0.0.1:1/postgres", prepare: true, max: 1, source: "SUPABASE_DB_URL" });
+    try {
+      for (const s of [createPgStore({ sql: () => dead, logError: (m) => logged.push(m) }), createPgStore({ sql: () => null, logError: (m) => logged.push(m) })]) {
+        const error = await s.reserve(params()).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(GatewayError);
+        expect((error as GatewayError).code).toBe("unavailable");
+        expect((error as GatewayError).status).toBe(503);
+        expect((error as GatewayError).message).not.toMatch(/hunter2|127\.0\.0\.1|ECONNREFUSED/);
+      }
+      expect(logged.join("\n")).not.toContain("hunter2secret");
+      expect(logged.some((l) => l.startsWith("reserve failed"))).toBe(true);
+    } finally {
+      await dead.end({ timeout: 1 });
+    }
+  });
+});

@@ -1,0 +1,174 @@
+// GatewayStore over Postgres: each operation is one statement calling one RPC (one round trip):
+//   reserve   public.google_ai_reserve, or public.google_ai_reserve_with_token for a scoped token
+//   finalize  public.google_ai_finalize (cooldown and token_usage in the same call)
+//   release   public.google_ai_release
+//   model     a select on google_ai_model_limits (invoke.ts caches it per worker)
+// Any database failure becomes GatewayError("unavailable") (503 JSON); the sanitized cause goes to
+// the log, never to the caller.
+import { GatewayError } from "./errors.ts";
+import type { ModelCapabilities } from "./gemma.ts";
+import { sanitizeError } from "./sanitize.ts";
+import type postgres from "postgres";
+import type { Sql } from "./db.ts";
+import {
+  type FinalizeParams,
+  type GatewayStore,
+  REFUSAL_LIMITS,
+  type RefusalLimit,
+  type Refusal,
+  type Reservation,
+  type ReserveParams,
+} from "./store.ts";
+
+export interface PgStoreOptions {
+  /** The pool, or null when no database is configured (every call then answers 503). */
+  sql: () => Sql | null;
+  logError?: (message: string) => void;
+}
+
+export function createPgStore(options: PgStoreOptions): GatewayStore {
+  const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
+
+  async function run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+    const sql = options.sql();
+    if (sql === null) {
+      logError(`${what}: no database configured (SUPABASE_DB_URL or GATEWAY_DB_URL)`);
+      throw unavailable();
+    }
+    try {
+      return await work(sql);
+    } catch (error) {
+      if (error instanceof GatewayError) throw error;
+      logError(`${what} failed: ${sanitizeError(error)}`);
+      throw unavailable();
+    }
+  }
+
+  return {
+    modelCapabilities: (model) =>
+      run("model lookup", async (sql) => {
+        const rows = await sql<{ model: string; sis: boolean; json: boolean }[]>`
+          select l.model, l.supports_system_instruction as sis, l.supports_json_mode as json
+          from public.google_ai_model_limits l
+          where l.is_active and (l.model = ${model} or ${model} = any (l.aliases))
+          order by (l.model = ${model}) desc, l.id
+          limit 1`;
+        const row = rows[0];
+        return row === undefined
+          ? null
+          : ({ model: row.model, supportsSystemInstruction: row.sis, supportsJsonMode: row.json } as ModelCapabilities);
+      }),
+
+    reserve: (p) =>
+      run("reserve", async (sql) => {
+        const rows = p.tokenHash === undefined ? await reserveService(sql, p) : await reserveToken(sql, p, p.tokenHash);
+        return parseReserveResult(rows[0]?.r);
+      }),
+
+    finalize: (p: FinalizeParams) =>
+      run("finalize", async (sql) => {
+        await sql`select public.google_ai_finalize(
+          ${p.reservationId}::uuid, ${p.outcome}, ${p.inputTokens}::integer, ${p.outputTokens}::integer,
+          ${p.httpStatus}::integer, ${p.errorCode}, ${p.quotaId}, ${p.errorMessage}, ${p.latencyMs}::integer,
+          ${p.cooldownUntil === null ? null : p.cooldownUntil.toISOString()}::timestamptz,
+          ${p.cooldownUntilPacificMidnight}::boolean) as r`;
+      }),
+
+    release: (reservationId, reason) =>
+      run("release", async (sql) => {
+        await sql`select public.google_ai_release(${reservationId}::uuid, ${reason}) as r`;
+      }),
+  };
+}
+
+type ReserveRow = { r: unknown };
+
+function reserveService(sql: Sql, p: ReserveParams): Promise<ReserveRow[]> {
+  return sql<ReserveRow[]>`select public.google_ai_reserve(
+    ${p.model}, ${p.estimatedTokens}::integer, ${p.caller}, ${p.requestId},
+    ${uuidArray(p.excludeKeyIds)}::uuid[], ${p.attempt}::integer, ${Math.round(p.waitMs)}::integer,
+    ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb) as r`;
+}
+
+function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): Promise<ReserveRow[]> {
+  return sql<ReserveRow[]>`select public.google_ai_reserve_with_token(
+    ${tokenHash}, ${p.model}, ${p.estimatedTokens}::integer, ${p.requestId},
+    ${uuidArray(p.excludeKeyIds)}::uuid[], ${p.attempt}::integer, ${Math.round(p.waitMs)}::integer,
+    ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb) as r`;
+}
+
+/** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */
+export function parseReserveResult(value: unknown): Reservation | Refusal {
+  const r = typeof value === "string" ? JSON.parse(value) as unknown : value;
+  if (typeof r !== "object" || r === null) throw new Error("reserve returned no object");
+  const o = r as Record<string, unknown>;
+  if (o.ok === true) {
+    const fields = ["reservation_id", "key_id", "key_alias", "env_var_name", "quota_group", "model"] as const;
+    for (const f of fields) {
+      if (typeof o[f] !== "string") throw new Error(`reserve returned no ${f}`);
+    }
+    return {
+      ok: true,
+      reservationId: o.reservation_id as string,
+      keyId: o.key_id as string,
+      keyAlias: o.key_alias as string,
+      envVarName: o.env_var_name as string,
+      quotaGroup: o.quota_group as string,
+      model: o.model as string,
+      minuteBucket: String(o.minute_bucket ?? ""),
+      dayBucket: String(o.day_bucket ?? ""),
+    };
+  }
+  if (!REFUSAL_LIMITS.includes(o.limit as RefusalLimit)) {
+    throw new Error(`reserve refused with an unknown limit ${sanitizeError(String(o.limit), { maxLength: 50 })}`);
+  }
+  const retry = o.retry_after_ms;
+  return {
+    ok: false,
+    limit: o.limit as RefusalLimit,
+    retryAfterMs: typeof retry === "number" && Number.isFinite(retry) ? retry : null,
+    retryAt: typeof o.retry_at === "string" ? o.retry_at : null,
+    maxTokens: typeof o.max_tokens === "number" ? o.max_tokens : null,
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** A Postgres array literal of uuids ('{}' when empty); ids come from the database itself. */
+function uuidArray(ids: readonly string[]): string {
+  return `{${ids.filter((id) => UUID.test(id)).join(",")}}`;
+}
+
+/**
+ * A copy of a JSON value that jsonb accepts. JSON allows what jsonb rejects: "\u0000" and unpaired
+ * UTF-16 surrogates (JSON.stringify writes them as "\ud800"). Caller metadata may hold either, so
+ * strings and keys are cleaned: NUL removed, lone surrogates replaced by U+FFFD.
+ */
+export function jsonSafe(value: unknown): unknown {
+  return clean(value);
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+function cleanString(s: string): string {
+  return s.replaceAll("\u0000", "").replace(LONE_SURROGATE, "\uFFFD");
+}
+
+function clean(value: unknown): unknown {
+  if (typeof value === "string") return cleanString(value);
+  if (Array.isArray(value)) return value.map(clean);
+  if (typeof value === "object" && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      Object.defineProperty(out, cleanString(k), { value: clean(v), enumerable: true, writable: true, configurable: true });
+    }
+    return out;
+  }
+  return value;
+}
+
+function unavailable(): GatewayError {
+  return new GatewayError("unavailable", "The gateway's database is not reachable now; retry shortly.", {
+    headers: { "Retry-After": "5" },
+  });
+}
