@@ -45,6 +45,12 @@ export interface FunctionsServerOptions {
   only?: string[];
   /** How long each function may take to answer its first request. */
   readyTimeoutMs?: number;
+  /**
+   * Keep serving when some functions fail to start (a broken or half-written function must not
+   * take the others down): each failure is logged, listed in `failed`, and its path answers 503.
+   * Default false: any failure rejects and stops everything.
+   */
+  keepGoing?: boolean;
   /** Where function output and server notes go, one line at a time. */
   log?: (line: string) => void;
   denoBin?: string;
@@ -55,6 +61,8 @@ export interface FunctionsServer {
   url: string;
   port: number;
   functions: Record<string, { port: number; pid: number | undefined }>;
+  /** Functions that failed to start (only with keepGoing), with the reason and their last output. */
+  failed: Record<string, string>;
   close(): Promise<void>;
 }
 
@@ -118,6 +126,7 @@ export async function startFunctionsServer(options: FunctionsServerOptions = {})
   };
 
   const running = new Map<string, RunningFunction>();
+  const failed: Record<string, string> = {};
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const proxy = http.createServer((req, res) => route(req, res, running, agent));
   const killOnExit = () => {
@@ -142,7 +151,18 @@ export async function startFunctionsServer(options: FunctionsServerOptions = {})
       proxy.once("error", reject);
       proxy.listen(port, host, () => resolve());
     });
-    await Promise.all([...running.values()].map((fn) => waitReady(fn, host, readyTimeoutMs)));
+    const results = await Promise.allSettled([...running.values()].map((fn) => waitReady(fn, host, readyTimeoutMs)));
+    const fns = [...running.values()];
+    results.forEach((result, i) => {
+      if (result.status === "rejected") failed[fns[i]!.name] = String((result.reason as Error)?.message ?? result.reason);
+    });
+    const firstFailure = Object.values(failed)[0];
+    if (firstFailure !== undefined && options.keepGoing !== true) throw new Error(firstFailure);
+    for (const name of Object.keys(failed)) {
+      const fn = running.get(name)!;
+      log(`[${name}] not served: it failed to start (the other functions keep running)`);
+      await stopFunction(fn);
+    }
   } catch (error) {
     await close();
     throw error;
@@ -150,11 +170,15 @@ export async function startFunctionsServer(options: FunctionsServerOptions = {})
 
   const actualPort = (proxy.address() as net.AddressInfo).port;
   const url = `http://${host}:${actualPort}`;
-  log(`functions served at ${url}/functions/v1/{${names.join(",")}}`);
+  const served = names.filter((n) => !(n in failed));
+  log(`functions served at ${url}/functions/v1/{${served.join(",")}}`);
   return {
     url,
     port: actualPort,
-    functions: Object.fromEntries([...running.values()].map((f) => [f.name, { port: f.port, pid: f.child.pid }])),
+    functions: Object.fromEntries(
+      [...running.values()].filter((f) => !(f.name in failed)).map((f) => [f.name, { port: f.port, pid: f.child.pid }]),
+    ),
+    failed,
     close,
   };
 }

@@ -153,6 +153,27 @@ describe("serve-functions startup failures", () => {
   }, 60_000);
 });
 
+describe("serve-functions with keepGoing", () => {
+  it("serves the healthy functions when another fails to start, and answers 503 JSON for the broken one", async () => {
+    const dir = makeFunctionsDir({ broken: "throw new Error('boom at import');", echo: ECHO });
+    const lines: string[] = [];
+    let server: FunctionsServer | undefined;
+    try {
+      server = await startFunctionsServer({ port: 0, functionsDir: dir, keepGoing: true, log: (l) => lines.push(l) });
+      expect(Object.keys(server.functions)).toEqual(["echo"]);
+      expect(server.failed.broken).toMatch(/broken exited during startup[\s\S]*boom at import/);
+      expect((await fetch(`${server.url}/functions/v1/echo`)).status).toBe(200);
+      const res = await fetch(`${server.url}/functions/v1/broken`, { method: "POST", body: "{}" });
+      expect(res.status).toBe(503);
+      expect((await res.json()).error.code).toBe("unavailable");
+      expect(lines.some((l) => l.includes("[broken] not served"))).toBe(true);
+    } finally {
+      await server?.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
 describe("parseDotenv", () => {
   it("reads KEY=VALUE lines with comments, quotes and export", () => {
     expect(parseDotenv("# c\nA=1\nexport B = two # note\nC=\"x # y\"\nD='q'\nbad line\n")).toEqual({

@@ -1,0 +1,162 @@
+// The whole gateway on one machine, no Docker, no Google key: PostgreSQL (migrations + seed), the
+// offline Google simulator (unless a real key is configured), and every Edge Function served at
+// http://127.0.0.1:54321/functions/v1/<name> — the paths `supabase functions serve` uses.
+// `npm start` (scripts/start.ts) runs it; tests call startLocalStack({ functionsPort: 0, databaseUrl }).
+//
+// Documented local defaults (never use them anywhere else):
+//   service key   sb_secret_eve_local_dev_only   (SUPABASE_SERVICE_ROLE_KEY and SUPABASE_SECRET_KEYS)
+//   anon key      sb_publishable_eve_local_dev_only
+//   functions     http://127.0.0.1:54321          (SUPABASE_URL for callers)
+//   database      postgres://postgres@127.0.0.1:54322/postgres (trust auth on loopback; data in .data/postgres)
+//   simulator     http://127.0.0.1:54329, the seeded key's GOOGLE_API_KEY = sim-key-a1
+import net from "node:net";
+import { startLocalDatabase } from "./local-db.ts";
+import { DEFAULT_FUNCTIONS_PORT, type FunctionsServer, startFunctionsServer } from "./serve-functions.ts";
+import { type GoogleSimulator, type SimulatorOptions, startGoogleSimulator } from "../shared/google-sim/server.ts";
+
+export const LOCAL_SERVICE_KEY = "sb_secret_eve_local_dev_only";
+export const LOCAL_ANON_KEY = "sb_publishable_eve_local_dev_only";
+export const LOCAL_SIMULATOR_PORT = 54329;
+/** The simulator's dev key handed to the seeded key row (env var GOOGLE_API_KEY). */
+export const LOCAL_SIMULATOR_KEY = "sim-key-a1";
+
+export interface LocalStackOptions {
+  /** Port of the functions server; default 54321, 0 picks a free one. */
+  functionsPort?: number;
+  /** Use this database (tests pass a fresh clone); default: the persistent local one on 54322. */
+  databaseUrl?: string;
+  /**
+   * "simulator": always the offline simulator. "real": Google itself, with GOOGLE_API_KEY from `env`
+   * or the environment (an error if none). "auto" (default): real if GOOGLE_API_KEY is set, else
+   * the simulator.
+   */
+  google?: "auto" | "simulator" | "real";
+  /** Extra environment for the functions (wins over everything else): e.g. each key row's secret. */
+  env?: Record<string, string>;
+  /** Passed to the simulator (port defaults to 54329, or a free one when functionsPort is 0). */
+  simulatorOptions?: SimulatorOptions;
+  /** Serve only these functions (default: every function folder). */
+  only?: string[];
+  /** Another folder of functions (tests). */
+  functionsDir?: string;
+  log?: (line: string) => void;
+}
+
+export interface LocalStack {
+  /** Like SUPABASE_URL: functions are at `${functionsUrl}/functions/v1/<name>`. */
+  functionsUrl: string;
+  serviceKey: string;
+  anonKey: string;
+  databaseUrl: string;
+  /** Present unless real Google is used. */
+  simulator?: GoogleSimulator;
+  functions: FunctionsServer;
+  close(): Promise<void>;
+}
+
+export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const env = opts.env ?? {};
+  const realKey = env.GOOGLE_API_KEY ?? process.env.GOOGLE_API_KEY;
+  const mode = opts.google ?? "auto";
+  const useReal = mode === "real" || (mode === "auto" && realKey !== undefined && realKey.trim() !== "");
+  if (useReal && (realKey === undefined || realKey.trim() === "")) {
+    throw new Error('google: "real" needs GOOGLE_API_KEY (in env or the environment)');
+  }
+
+  const cleanups: Array<() => Promise<void>> = [];
+  const close = async () => {
+    for (const cleanup of cleanups.reverse()) {
+      try {
+        await cleanup();
+      } catch (error) {
+        log(`local stack: ${(error as Error).message}`);
+      }
+    }
+    cleanups.length = 0;
+  };
+
+  try {
+    let databaseUrl = opts.databaseUrl;
+    if (databaseUrl === undefined) {
+      const { server, applied } = await startLocalDatabase(log);
+      cleanups.push(() => server.stop());
+      databaseUrl = server.url;
+      log(`database: ${server.engine} at ${redactPassword(databaseUrl)}; migrations applied now: ${applied.length}`);
+    }
+
+    let simulator: GoogleSimulator | undefined;
+    const googleEnv: Record<string, string> = {};
+    if (!useReal) {
+      const ephemeral = opts.functionsPort === 0;
+      simulator = await startGoogleSimulator({
+        ...opts.simulatorOptions,
+        port: opts.simulatorOptions?.port ?? (ephemeral ? 0 : LOCAL_SIMULATOR_PORT),
+      });
+      cleanups.push(() => simulator!.close());
+      googleEnv.GOOGLE_AI_BASE_URL = simulator.url;
+      googleEnv.GOOGLE_API_KEY = LOCAL_SIMULATOR_KEY;
+      log(`google: offline simulator at ${simulator.url}`);
+    } else {
+      log("google: the real Gemini API with GOOGLE_API_KEY");
+    }
+
+    // The functions learn their own URL (SUPABASE_URL), so the port is chosen before they start.
+    const requested = opts.functionsPort ?? DEFAULT_FUNCTIONS_PORT;
+    const port = requested === 0 ? await freePort() : requested;
+    const functionsUrl = `http://127.0.0.1:${port}`;
+    const functionEnv: Record<string, string> = {
+      SUPABASE_URL: functionsUrl,
+      SUPABASE_DB_URL: databaseUrl,
+      SUPABASE_SERVICE_ROLE_KEY: LOCAL_SERVICE_KEY,
+      SUPABASE_SECRET_KEYS: JSON.stringify({ default: LOCAL_SERVICE_KEY }),
+      SUPABASE_ANON_KEY: LOCAL_ANON_KEY,
+      SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: LOCAL_ANON_KEY }),
+      ...googleEnv,
+      ...env,
+    };
+    // A pooler URL in the parent's environment would point the functions at another database.
+    const functions = await startFunctionsServer({
+      port,
+      env: { GATEWAY_DB_URL: undefined, ...functionEnv },
+      keepGoing: true,
+      log,
+      ...(opts.only === undefined ? {} : { only: opts.only }),
+      ...(opts.functionsDir === undefined ? {} : { functionsDir: opts.functionsDir }),
+    });
+    cleanups.push(() => functions.close());
+    const wanted = opts.only ?? ["llm-invoke"];
+    if (wanted.includes("llm-invoke") && opts.functionsDir === undefined && !("llm-invoke" in functions.functions)) {
+      throw new Error(`llm-invoke failed to start:\n${functions.failed["llm-invoke"] ?? "not found"}`);
+    }
+
+    return {
+      functionsUrl,
+      serviceKey: LOCAL_SERVICE_KEY,
+      anonKey: LOCAL_ANON_KEY,
+      databaseUrl,
+      ...(simulator === undefined ? {} : { simulator }),
+      functions,
+      close,
+    };
+  } catch (error) {
+    await close();
+    throw error;
+  }
+}
+
+/** postgres://user:secret@host → postgres://user:***@host, for printing. */
+export function redactPassword(url: string): string {
+  return url.replace(/(\/\/[^:/@]+:)[^@]*@/, "$1***@");
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once("error", reject);
+    s.listen(0, "127.0.0.1", () => {
+      const { port } = s.address() as net.AddressInfo;
+      s.close(() => resolve(port));
+    });
+  });
+}

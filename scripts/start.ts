@@ -1,0 +1,48 @@
+// `npm start`: the whole gateway locally (database, Google simulator unless GOOGLE_API_KEY is set,
+// every Edge Function), then what a caller needs to try it. Ctrl-C stops everything.
+import { redactPassword, startLocalStack } from "./local-stack.ts";
+
+const stack = await startLocalStack({ log: (line) => process.stderr.write(`${line}\n`) });
+const invokeUrl = `${stack.functionsUrl}/functions/v1/llm-invoke`;
+const curl = [
+  `curl -sS ${invokeUrl} \\`,
+  `  -H 'Authorization: Bearer ${stack.serviceKey}' \\`,
+  `  -H 'Content-Type: application/json' \\`,
+  `  -H 'x-caller: my-laptop' \\`,
+  `  -d '{"model": "gemma-3-27b", "prompt": "Say hello in five words.", "system": "Be brief."}'`,
+].join("\n");
+
+console.log(`
+EVE LLM Gateway is running locally.
+
+  llm-invoke      ${invokeUrl}
+  functions       ${Object.keys(stack.functions.functions).map((n) => `${stack.functionsUrl}/functions/v1/${n}`).join("\n                  ")}${
+  Object.keys(stack.functions.failed).length > 0
+    ? `\n  NOT running     ${Object.keys(stack.functions.failed).join(", ")} (failed to start; see the log above)`
+    : ""
+}
+  SUPABASE_URL    ${stack.functionsUrl}
+  service key     ${stack.serviceKey}   (local default, never valid anywhere else)
+  database        ${redactPassword(stack.databaseUrl)}
+  google          ${stack.simulator ? `offline simulator at ${stack.simulator.url} (no real key needed)` : "the real Gemini API (GOOGLE_API_KEY)"}
+
+Try it:
+
+${curl}
+
+Ctrl-C stops everything.
+`);
+
+let stopping = false;
+const stop = async (signal: string) => {
+  if (stopping) return;
+  stopping = true;
+  process.stderr.write(`\n${signal}: stopping...\n`);
+  try {
+    await stack.close();
+  } finally {
+    process.exit(0);
+  }
+};
+process.on("SIGINT", () => void stop("SIGINT"));
+process.on("SIGTERM", () => void stop("SIGTERM"));
