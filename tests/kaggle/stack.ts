@@ -1,19 +1,20 @@
-// The gateway as the Kaggle tests see it: every Edge Function under Deno (scripts/serve-functions.ts)
-// in front of one database, with the offline Google simulator standing in for Google. Every line any
-// function or server prints is kept in `logs`, so tests can prove no secret was ever logged.
-import { randomBytes } from "node:crypto";
-import { type FunctionsServer, startFunctionsServer } from "../../scripts/serve-functions.ts";
-import { type GoogleSimulator, startGoogleSimulator } from "../../shared/google-sim/server.ts";
+// The gateway as the Kaggle tests see it: scripts/local-stack.ts (every Edge Function under Deno,
+// in front of the given database, with the offline Google simulator standing in for Google), with
+// every line the functions and the functions server print kept in `logs`, so tests can prove that
+// no secret or token was ever logged.
+import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
+import type { GoogleSimulator } from "../../shared/google-sim/server.ts";
 
 export interface KaggleStack {
   /** Like SUPABASE_URL: functions are at `${url}/functions/v1/<name>`. */
   url: string;
-  /** The service key the functions accept (SUPABASE_SERVICE_ROLE_KEY). */
+  /** The service key the functions accept (the local stack's documented dev key). */
   serviceKey: string;
   databaseUrl: string;
   simulator: GoogleSimulator;
-  /** Every line printed by the functions (and the functions server), in order. */
+  /** Every line printed by the functions and the functions server, in order. */
   logs: string[];
+  local: LocalStack;
   close(): Promise<void>;
 }
 
@@ -25,48 +26,33 @@ export interface KaggleStackOptions {
   echo?: (line: string) => void;
 }
 
-/** The simulator key the seeded key row (`default`, env GOOGLE_API_KEY) resolves to. */
-export const SIM_GOOGLE_KEY = "sim-key-a1";
+const NEEDED = ["issue-kaggle-token", "llm-invoke"];
 
 export async function startKaggleStack(options: KaggleStackOptions): Promise<KaggleStack> {
   const logs: string[] = [];
-  const log = (line: string) => {
-    logs.push(line);
-    options.echo?.(line);
-  };
-  const serviceKey = `sb_secret_${randomBytes(24).toString("base64url")}`;
-  const simulator = await startGoogleSimulator();
-  let functions: FunctionsServer;
-  try {
-    functions = await startFunctionsServer({
-      port: 0,
-      log,
-      env: {
-        SUPABASE_DB_URL: options.databaseUrl,
-        GATEWAY_DB_URL: "",
-        SUPABASE_SERVICE_ROLE_KEY: serviceKey,
-        SUPABASE_SECRET_KEYS: "",
-        // invoke_url is derived from each request's origin, which is what a local caller reaches.
-        SUPABASE_URL: "",
-        EVE_GATEWAY_URL: "",
-        GOOGLE_AI_BASE_URL: simulator.url,
-        GOOGLE_API_KEY: SIM_GOOGLE_KEY,
-        ...options.env,
-      },
-    });
-  } catch (error) {
-    await simulator.close();
-    throw error;
+  const local = await startLocalStack({
+    functionsPort: 0,
+    databaseUrl: options.databaseUrl,
+    // Never the real Google, even if the developer's environment has a GOOGLE_API_KEY.
+    google: "simulator",
+    ...(options.env === undefined ? {} : { env: options.env }),
+    log: (line) => {
+      logs.push(line);
+      options.echo?.(line);
+    },
+  });
+  const missing = NEEDED.filter((name) => !(name in local.functions.functions));
+  if (missing.length > 0 || local.simulator === undefined) {
+    await local.close();
+    throw new Error(`the local stack is missing ${missing.join(", ") || "the simulator"}:\n${logs.slice(-20).join("\n")}`);
   }
   return {
-    url: functions.url,
-    serviceKey,
-    databaseUrl: options.databaseUrl,
-    simulator,
+    url: local.functionsUrl,
+    serviceKey: local.serviceKey,
+    databaseUrl: local.databaseUrl,
+    simulator: local.simulator,
     logs,
-    async close() {
-      await functions.close();
-      await simulator.close();
-    },
+    local,
+    close: () => local.close(),
   };
 }
