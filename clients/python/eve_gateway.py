@@ -15,8 +15,9 @@ Credentials, first found wins:
   2. env EVE_GATEWAY_CLIENT_SECRET                       (a Kaggle client secret, evegw_cs_...)
   3. Kaggle Secrets: UserSecretsClient().get_secret("EVE_GATEWAY_CLIENT_SECRET")
   4. env SUPABASE_SERVICE_ROLE_KEY                       (the bot: a trusted server with the service key)
-Gateway URL: Client(url=...), else env EVE_GATEWAY_URL, else env SUPABASE_URL (the project URL,
-https://<ref>.supabase.co; a trailing /rest/v1 or /functions/v1 is ignored).
+Gateway URL: Client(url=...), else env EVE_GATEWAY_URL, else env SUPABASE_URL, else the Kaggle secret
+EVE_GATEWAY_URL (the project URL, https://<ref>.supabase.co; a trailing /rest/v1 or /functions/v1 is
+ignored).
 
 With a client secret, the client trades it at issue-kaggle-token for a short-lived scoped token,
 caches the token, renews it shortly before it expires (one mint however many threads call at once),
@@ -233,7 +234,9 @@ class Client:
         timeout: seconds for one HTTP call. renew_tokens: renew once on an expired/revoked/used-up token.
         max_workers: threads of the pool agenerate() runs in.
         """
-        self.url = _base_url(url if url is not None else _first_env(URL_ENVS))
+        if url is None:
+            url = _first_env(URL_ENVS) or _kaggle_secret(URL_ENVS[0])
+        self.url = _base_url(url)
         secret, key, source = _find_credential(client_secret, service_key)
         self._secret = secret
         self._service_key = key
@@ -459,7 +462,8 @@ def _first_env(names: Sequence[str]) -> Optional[str]:
 def _base_url(raw: Optional[str]) -> str:
     if not raw or not raw.strip():
         raise GatewayError(
-            "No gateway URL: pass Client(url=...) or set EVE_GATEWAY_URL (or SUPABASE_URL) to the project URL.",
+            "No gateway URL: pass Client(url=...) or set EVE_GATEWAY_URL (environment or Kaggle Secrets) "
+            "to the project URL.",
             code="no_url",
         )
     url = raw.strip().rstrip("/")

@@ -139,6 +139,10 @@ def fake_kaggle(value=None, error=None):
         def get_secret(self, label):
             if error is not None:
                 raise error
+            if isinstance(value, dict):
+                if label not in value:
+                    raise KeyError(label)
+                return value[label]
             return value if label == "EVE_GATEWAY_CLIENT_SECRET" else None
 
     module.UserSecretsClient = UserSecretsClient
@@ -201,6 +205,13 @@ class CredentialDiscovery(unittest.TestCase):
                 g.Client(client_secret=SECRET)
             with self.assertRaises(g.GatewayError):
                 g.Client("ftp://nope", client_secret=SECRET)
+
+    def test_url_and_secret_from_kaggle_secrets(self):
+        with mock.patch.dict(os.environ, {}, clear=True), fake_kaggle(
+            {"EVE_GATEWAY_CLIENT_SECRET": SECRET, "EVE_GATEWAY_URL": "https://k.supabase.co/"}
+        ):
+            c = g.Client()
+        self.assertEqual((c.url, c._secret), ("https://k.supabase.co", SECRET))
 
     def test_repr_and_errors_hide_secrets(self):
         c = g.Client("https://abc.supabase.co", client_secret=SECRET)
