@@ -13,6 +13,8 @@ import { printSummary, writeReport, type PartResult } from "./lib/report.ts";
 import { runRpcThroughput } from "./rpc-throughput.ts";
 import { runExactness } from "./exactness.ts";
 import { runWaitUtilisation } from "./wait-utilisation.ts";
+import { runPeers, type PeersInput } from "./peers.ts";
+import { runGatewayOverhead } from "./gateway-overhead.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -81,6 +83,14 @@ async function main(): Promise<number> {
       ));
     await run("exactness", "2. exactness under a burst", () =>
       runExactness(bench, args.smoke ? { connections: 40, callers: 150 } : { connections: 500, callers: 1000 }, log));
+    await run("gateway-overhead", "4. gateway overhead: llm-invoke and Portkey vs direct", () =>
+      runGatewayOverhead(
+        bench,
+        args.smoke
+          ? { concurrencies: [1, 4], rounds: 1, warmupMs: 200, durationMs: 600, roundTripRequests: 5 }
+          : { concurrencies: [1, 16], rounds: 3, warmupMs: 500, durationMs: 2000, roundTripRequests: 50 },
+        log,
+      ));
     await run("wait-utilisation", "3. WAIT utilisation at 3x demand (+ chart)", () =>
       runWaitUtilisation(
         bench,
@@ -92,7 +102,19 @@ async function main(): Promise<number> {
           rlflexProcesses: 4,
           connections: 8,
           chartPath,
+          via: "llm-invoke",
         },
+        log,
+      ));
+    const rpc = parts.find((p) => p.id === "rpc-throughput")?.data as { cells?: NonNullable<PeersInput["ours"]> } | undefined;
+    const ours = rpc?.cells?.map((c) => ({ ...c, ratio: (c as { ratioToSelect1?: number | null }).ratioToSelect1 ?? null }));
+    await run("peers", "5. peers: rate-limiter-flexible and a naive limiter", () =>
+      runPeers(
+        bench,
+        args.smoke
+          ? { concurrencies: [1, 8], rounds: 1, warmupMs: 200, durationMs: 600, burst: { connections: 40, callers: 150, processes: 2, limit: 30 } }
+          : { concurrencies: [1, 8, 32, 128], rounds: 2, warmupMs: 300, durationMs: 1200, burst: { connections: 500, callers: 1000, processes: 4, limit: 30 } },
+        { ...(ours ? { ours } : {}) },
         log,
       ));
   } finally {

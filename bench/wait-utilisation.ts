@@ -7,6 +7,8 @@
 import { setMaxListeners } from "node:events";
 import { writeFile } from "node:fs/promises";
 import { connect, type Sql } from "../shared/db/migrate.ts";
+import { startFunctionsServer, type FunctionsServer } from "../scripts/serve-functions.ts";
+import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
 import { minuteOf, sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
 import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
@@ -31,10 +33,16 @@ export interface WaitConfig {
   rlflexProcesses: number;
   connections: number;
   chartPath: string;
+  /** "llm-invoke": our callers go through the served function (falls back to "rpc" if it does not answer). */
+  via: "llm-invoke" | "rpc";
 }
 
 const MODEL = "bench-wait";
 const TOKENS = 100;
+const SERVICE_KEY = "bench-service-key-not-a-secret";
+const SIM_KEY = "bench-sim-key";
+const PROMPT = "Wait for your turn, then answer in one word.";
+const HUGE = 2_000_000_000;
 
 interface LimiterResult {
   id: "ours" | "rlflex" | "naive";
@@ -65,6 +73,10 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
   const oursSql: Sql = connect(db.url, { max: cfg.connections, idle_timeout: 0 });
   const naiveSql: Sql = connect(db.url, { max: cfg.connections, idle_timeout: 0 });
   let rlflexProcs: Awaited<ReturnType<typeof rlflexWaitStart>> | undefined;
+  let sim: GoogleSimulator | undefined;
+  let fns: FunctionsServer | undefined;
+  let via: "llm-invoke" | "rpc" = "rpc";
+  let viaNote = "";
   try {
     await setModel(db.sql, MODEL, { rpm: cfg.limitRpm, tpm: null, rpd: null });
     await setKeys(db.sql, [{ alias: "wait", project: "proj-wait", models: [MODEL] }]);
@@ -72,6 +84,44 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
     await (await createRlflex(db.url, 1, cfg.limitRpm)).close(); // creates its table once
     await Promise.all([...Array(cfg.connections)].map(() => oursSql`select 1`));
     await Promise.all([...Array(cfg.connections)].map(() => naiveSql`select 1`));
+
+    // Our callers through llm-invoke when it answers; else the RPC-level copy of its WAIT loop.
+    let invokeUrl = "";
+    if (cfg.via === "llm-invoke") {
+      try {
+        sim = await startGoogleSimulator({ keys: { [SIM_KEY]: "proj-wait" }, models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } } });
+        await db.sql`update public.google_ai_api_keys set env_var_name = 'BENCH_SIM_KEY' where key_alias = 'wait'`;
+        const fnOut: string[] = [];
+        fns = await startFunctionsServer({
+          port: 0,
+          only: ["llm-invoke"],
+          env: {
+            SUPABASE_DB_URL: db.url,
+            SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY,
+            GOOGLE_AI_BASE_URL: sim.url,
+            BENCH_SIM_KEY: SIM_KEY,
+            LLM_INVOKE_MAX_WAIT_MS: String(cfg.maxWaitMs),
+          },
+          log: (line) => {
+            fnOut.push(line);
+            if (fnOut.length > 50) fnOut.shift();
+          },
+        });
+        // Straight to the function's Deno port: the local Node proxy pools at most 256 sockets,
+        // fewer than the callers waiting at once here (Supabase's own gateway has no such limit).
+        invokeUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
+        const probe = await invoke(invokeUrl, "probe", "NO_WAIT", 0);
+        if (probe.status !== 200) throw new Error(`probe: HTTP ${probe.status} ${probe.body.slice(0, 200)}`);
+        await db.sql`delete from public.google_ai_attempts`;
+        await db.sql`update public.google_ai_usage_counters set rpm_used = 0, tpm_used = 0, rpd_used = 0`;
+        via = "llm-invoke";
+      } catch (error) {
+        viaNote = `llm-invoke did not answer (${error instanceof Error ? error.message : String(error)}), so our callers used the RPC-level WAIT client`;
+        log(`  ${viaNote}`);
+        await fns?.close();
+        fns = undefined;
+      }
+    }
 
     // Schedule: start at the next second :50 at least 8 s away (the child processes need a moment).
     const now = Date.now();
@@ -121,13 +171,32 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
     setMaxListeners(0, controller.signal); // one listener per sleeping waiter
     const stop = setTimeout(() => controller.abort(), stopAt - Date.now());
     const policy = { jitterMs: cfg.jitterMs, maxWaitMs: cfg.maxWaitMs, signal: controller.signal };
-    const ours = (id: number) =>
+    const oursRpc = (id: number) =>
       waitForAdmission(id, async (): Promise<TryResult> => {
         const [row] = await oursSql<{ r: { ok: boolean; retry_after_ms: number | null; minute_bucket?: string } }[]>`
           select public.google_ai_reserve(${MODEL}, ${TOKENS}, 'bench-wait', ${`wait-${id}`}) as r`;
         const r = row!.r;
         return r.ok ? { ok: true, window: Date.parse(r.minute_bucket!) } : { ok: false, retryAfterMs: r.retry_after_ms };
       }, policy);
+    const oursHttp = async (id: number): Promise<WaitRecord> => {
+      const rec: WaitRecord = { id, arrivedAt: Date.now(), admittedAt: null, admitCallStartedAt: null, window: null, gaveUpAt: null, cutOff: false, calls: 0, waitedMs: 0 };
+      try {
+        const r = await invoke(invokeUrl, `wait-${id}`, "WAIT", cfg.maxWaitMs, controller.signal);
+        if (r.status === 200) rec.admittedAt = Date.now(); // replaced by the database's booking time below
+        else if (r.status === 429) rec.gaveUpAt = Date.now();
+        else rec.error = `HTTP ${r.status} ${r.body.slice(0, 200)}`;
+        try {
+          rec.waitedMs = (JSON.parse(r.body) as { waited_ms?: number }).waited_ms ?? 0;
+        } catch {
+          // not JSON
+        }
+      } catch (error) {
+        if (controller.signal.aborted) rec.cutOff = true;
+        else rec.error = error instanceof Error ? error.message : String(error);
+      }
+      return rec;
+    };
+    const ours = via === "llm-invoke" ? oursHttp : oursRpc;
     const naiveTry = naiveLimiter(naiveSql, "proj-wait", cfg.limitRpm);
     const naive = (id: number) => waitForAdmission(id, naiveTry, policy);
 
@@ -137,22 +206,50 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
       rlflexProcs.done(),
     ]);
     clearTimeout(stop);
+    let httpCheck = "";
+    if (via === "llm-invoke") {
+      await sleep(500);
+      // The database's account: when each caller's reservation was booked, in which window, and
+      // how many reservation calls (refusals included) it took.
+      const rows = await db.sql<{ request_id: string; booked_at: Date | null; window: Date | null; calls: number }[]>`
+        select request_id,
+               min(created_at) filter (where status <> 'refused') as booked_at,
+               min(minute_bucket) filter (where status <> 'refused') as window,
+               count(*)::int as calls
+        from public.google_ai_attempts where model = ${MODEL} group by request_id`;
+      const byId = new Map(rows.map((r) => [r.request_id.replace(/-[0-9a-f]{8}$/, ""), r]));
+      let mismatches = 0;
+      for (const rec of oursRecords) {
+        const row = byId.get(`wait-${rec.id}`);
+        rec.calls = row?.calls ?? 0;
+        if (row?.booked_at) {
+          if (rec.admittedAt === null && !rec.cutOff) mismatches++;
+          rec.admitCallStartedAt = row.booked_at.getTime();
+          rec.admittedAt = row.booked_at.getTime();
+          rec.window = row.window!.getTime();
+        } else if (rec.admittedAt !== null) {
+          mismatches++;
+          rec.admittedAt = null;
+        }
+      }
+      httpCheck = mismatches === 0 ? "" : `${mismatches} callers whose answer disagrees with the attempt log`;
+    }
 
     // Cross-check ours against the attempt log (the database's own account of each window).
     const logged = await db.sql<{ window: Date; admitted: number; refused: number }[]>`
       select minute_bucket as window, count(*)::int as admitted, 0 as refused
-      from public.google_ai_attempts where model = ${MODEL} and status = 'reserved' group by 1 order by 1`;
+      from public.google_ai_attempts where model = ${MODEL} and status <> 'refused' group by 1 order by 1`;
     const [{ refusedRows }] = await db.sql<{ refusedRows: number }[]>`
       select count(*)::int as "refusedRows" from public.google_ai_attempts where model = ${MODEL} and status = 'refused'`;
 
     const results = [
-      analyse("ours", "ours: google_ai_reserve (RPC-level WAIT client)", oursRecords, cfg, fullWindows),
+      analyse("ours", via === "llm-invoke" ? "ours: llm-invoke (WAIT mode over HTTP)" : "ours: google_ai_reserve (RPC-level WAIT client)", oursRecords, cfg, fullWindows),
       analyse("rlflex", `rate-limiter-flexible RateLimiterPostgres, ${procs} processes`, rlflexRecords, cfg, fullWindows),
       analyse("naive", "naive read-then-write", naiveRecords, cfg, fullWindows),
     ];
     const oursLog = Object.fromEntries(logged.map((l) => [l.window.toISOString(), l.admitted]));
     const oursResult = results[0]!;
-    const logAgrees = oursResult.perWindow.every((w) => (oursLog[w.window] ?? 0) === w.admitted) &&
+    const logAgrees = httpCheck === "" && oursResult.perWindow.every((w) => (oursLog[w.window] ?? 0) === w.admitted) &&
       logged.reduce((s, l) => s + l.admitted, 0) === oursResult.admitted;
 
     for (const r of results) {
@@ -209,7 +306,7 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
       {
         name: "WAIT run: our callers' admissions agree with the attempt log",
         ok: logAgrees && oursResult.errors === 0,
-        detail: logAgrees ? `agree; ${oursResult.errors} errors` : `callers ${JSON.stringify(oursResult.perWindow)} vs log ${JSON.stringify(oursLog)}`,
+        detail: logAgrees ? `agree; ${oursResult.errors} errors` : httpCheck || `callers ${JSON.stringify(oursResult.perWindow)} vs log ${JSON.stringify(oursLog)}`,
       },
     ];
     if (full) {
@@ -224,7 +321,8 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
       title: "Utilisation in WAIT mode at 3× demand (and the chart)",
       data: {
         config: { ...cfg, chartPath: undefined },
-        client: "rpc",
+        client: via,
+        ...(viaNote ? { clientNote: viaNote } : {}),
         startedAt: new Date(t0).toISOString(),
         demandEndedAt: new Date(demandEnd).toISOString(),
         arrivals: arrivals.length,
@@ -232,7 +330,7 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
         oursAttemptLog: { admittedPerWindow: oursLog, refusedRows },
         limiters: results,
       },
-      markdown: markdown(cfg, results, fullWindows, arrivals.length, refusedRows, procs),
+      markdown: markdown(cfg, results, fullWindows, arrivals.length, refusedRows, procs, via, viaNote),
       headline: [
         {
           figure: `WAIT at ${cfg.demandFactor}× demand: our admitted per whole minute / limit ${cfg.limitRpm}`,
@@ -253,6 +351,8 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
     };
   } finally {
     rlflexProcs?.kill();
+    await fns?.close();
+    await sim?.close();
     await oursSql.end({ timeout: 5 });
     await naiveSql.end({ timeout: 5 });
     await db.drop();
@@ -316,7 +416,16 @@ function analyse(id: LimiterResult["id"], label: string, records: WaitRecord[], 
   };
 }
 
-function markdown(cfg: WaitConfig, results: LimiterResult[], fullWindows: number[], arrivals: number, refusedRows: number, procs: number): string {
+function markdown(
+  cfg: WaitConfig,
+  results: LimiterResult[],
+  fullWindows: number[],
+  arrivals: number,
+  refusedRows: number,
+  procs: number,
+  via: "llm-invoke" | "rpc",
+  viaNote: string,
+): string {
   const ours = results[0]!;
   const hhmm = (iso: string) => iso.slice(11, 16);
   const windowKeys = [...new Set(results.flatMap((r) => r.perWindow.map((w) => w.window)))].sort();
@@ -345,9 +454,9 @@ Demand: a new WAIT caller every ${fmt(60_000 / (cfg.limitRpm * cfg.demandFactor)
 requests per minute on one quota group, from second :50 of a minute through ${fullWindows.length} whole minute windows
 (${arrivals} callers). Each caller follows llm-invoke's WAIT policy (\`bench/lib/wait-client.ts\`, a copy of the loop in
 \`supabase/functions/_shared/invoke.ts\`): reserve; when refused, sleep the \`retry_after_ms\` the limiter named plus up to
-${cfg.jitterMs} ms of jitter; give up after ${cfg.maxWaitMs / 1000} s of waiting (llm-invoke's cap). **Our figures come from
-an RPC-level client** (the same loop, calling \`google_ai_reserve\` directly), not through llm-invoke over HTTP: part 4
-measures what the HTTP hop adds. The same arrival schedule drives, at the same time and on the same Postgres,
+${cfg.jitterMs} ms of jitter; give up after ${cfg.maxWaitMs / 1000} s of waiting (llm-invoke's cap). ${via === "llm-invoke"
+    ? `**Our callers go through llm-invoke itself**: one HTTP request each (\`mode: "WAIT"\`, \`max_wait_ms: ${cfg.maxWaitMs}\`) to the function served by Deno (on its own port: the local Node proxy caps its socket pool below the number of callers waiting at once), the function calling the simulator after each reservation; admission times and windows are the database's (the attempt log's booking rows).`
+    : `**Our figures come from an RPC-level client** (the same loop, calling \`google_ai_reserve\` directly), not through llm-invoke over HTTP${viaNote ? ` (${viaNote})` : ""}; part 4 measures what the HTTP hop adds.`} The same arrival schedule drives, at the same time and on the same Postgres,
 rate-limiter-flexible (${procs} child processes, \`points\` = ${cfg.limitRpm}, \`duration\` = 60 s, retrying after its
 \`msBeforeNext\`) and the naive read-then-write limiter, each on its own key.
 
@@ -361,8 +470,24 @@ ${table(["limiter", "admitted / callers", "utilisation of whole windows", "over-
 - **Utilisation**: at ${cfg.demandFactor}× demand every whole window should be full: ours admitted ${ours.utilisation.map((u) => `${u.admitted} (${pct(u.ratio)})`).join(" and ")} of ${cfg.limitRpm}, never above.
 - **Wait spread**: admitted callers got in ${openings}. The callers left over when a window fills wait for the next opening; at ${cfg.demandFactor}× demand two thirds of them cannot be served within ${cfg.maxWaitMs / 1000} s and get a 429 after waiting — that is the limit working, not starvation.
 - **Starvation**: a caller counts as *starved* if it gave up although a window it waited through ended with capacity left: ${ours.starvedWhileCapacityFree} for ours. Admission at a window opening is a race among the waiters (jitter decides), not a queue: ${ours.overtakenGaveUp} of the ${ours.gaveUp} callers who gave up were overtaken by a caller who arrived after them. A FIFO booking of waiters into future windows would make waits predictable; it is not what the RPC does today.
-- **Cost of waiting**: ${fmt(ours.callsPerAdmission, 2)} reservation calls per admission for ours; each refusal is one attempt row (${refusedRows} refused rows in this run).
+- **Cost of waiting**: ${fmt(ours.callsPerAdmission, 2)} reservation calls per admission for ours${via === "llm-invoke" ? " (counted from the attempt log)" : ""}; each refusal is one attempt row (${refusedRows} refused rows in this run).
 - **rate-limiter-flexible**: its window starts at the key's first hit (here second :50), not at :00, so a window it fills is split across two calendar minutes and the next one opens mid-minute: ${results[1]!.overAdmission} admissions above the limit in ${results[1]!.windowsAboveLimit} calendar minute(s). Within its own 60-second windows it is exact (its upsert is atomic); Google counts calendar minutes. ${results[1]!.straddling} of its admissions straddled a minute boundary in flight.
 - **naive read-then-write**: ${results[2]!.overAdmission} above the limit in ${results[2]!.windowsAboveLimit} window(s) — the race at each window opening, when many waiters read the same count before any of them writes.
 `;
+}
+
+async function invoke(
+  url: string,
+  id: string,
+  mode: "WAIT" | "NO_WAIT",
+  maxWaitMs: number,
+  signal?: AbortSignal,
+): Promise<{ status: number; body: string }> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${SERVICE_KEY}` },
+    body: JSON.stringify({ model: MODEL, prompt: PROMPT, mode, max_wait_ms: maxWaitMs, request_id: `${id}-${Math.random().toString(16).slice(2, 10).padEnd(8, "0")}` }),
+    ...(signal ? { signal } : {}),
+  });
+  return { status: res.status, body: await res.text() };
 }

@@ -1,0 +1,353 @@
+// Part 4: what the gateway adds to a call. The same prompt, at concurrency 1 and 16, sent
+//   - directly to the Google simulator (generateContent, the caller holding the key): the baseline;
+//   - to llm-invoke through the local functions server (Node proxy -> Deno), as callers reach it;
+//   - to llm-invoke on its Deno port (no local proxy), to separate the proxy's share;
+//   - to @portkey-ai/gateway in front of the same simulator (OpenAI format in, Gemini out): the peer.
+// Rounds of each target are interleaved; added latency = a target's percentile − the direct
+// percentile at the same concurrency. Then the database round trips per successful llm-invoke
+// request: statement logging on the part's database (and the transaction counter as a cross-check)
+// over a window of sequential requests, with a fresh function process so no earlier connection escapes it.
+import { randomUUID } from "node:crypto";
+import { startFunctionsServer, type FunctionsServer } from "../scripts/serve-functions.ts";
+import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
+import { quoteIdent } from "../shared/db/migrate.ts";
+import { sleep } from "./lib/clock.ts";
+import { setKeys, setModel, type BenchDb, type BenchServer } from "./lib/db.ts";
+import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
+import { startPortkey, type Portkey } from "./lib/portkey.ts";
+import { fmt, table, type PartResult } from "./lib/report.ts";
+
+export interface OverheadConfig {
+  concurrencies: number[];
+  rounds: number;
+  warmupMs: number;
+  durationMs: number;
+  /** Sequential requests in the round-trip counting window. */
+  roundTripRequests: number;
+}
+
+const MODEL = "gemma-3-27b-it";
+const SIM_KEY = "bench-sim-key";
+const SERVICE_KEY = "bench-service-key-not-a-secret";
+const PROMPT = "Summarise in one sentence why a shared rate limiter must be atomic.";
+const HUGE = 2_000_000_000;
+
+type Target = "direct" | "llm-invoke" | "llm-invoke-deno" | "portkey";
+const LABEL: Record<Target, string> = {
+  direct: "direct to the simulator (baseline)",
+  "llm-invoke": "llm-invoke via the local functions server",
+  "llm-invoke-deno": "llm-invoke on its Deno port (no local proxy)",
+  portkey: "@portkey-ai/gateway in front of the simulator",
+};
+
+interface Cell extends Omit<LoadResult, "samples"> {
+  target: Target;
+  rounds: number[];
+  addedMs: { p50: number; p95: number; p99: number } | null;
+}
+
+export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig, log: (s: string) => void): Promise<PartResult> {
+  const db = await bench.fresh("overhead");
+  let sim: GoogleSimulator | undefined;
+  let fns: FunctionsServer | undefined;
+  let portkey: Portkey | undefined;
+  let portkeyError: string | undefined;
+  const fnLog: string[] = [];
+  try {
+    await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
+    await setKeys(db.sql, [{ alias: "bench", project: "proj-overhead", envVar: "BENCH_SIM_KEY", models: [MODEL] }]);
+    sim = await startGoogleSimulator({ keys: { [SIM_KEY]: "proj-overhead" }, models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } }, latencyMs: 0 });
+    try {
+      portkey = await startPortkey();
+    } catch (error) {
+      portkeyError = error instanceof Error ? error.message : String(error);
+      log(`  portkey could not start: ${portkeyError}`);
+    }
+
+    // Round trips first, on a function process whose every connection is opened under logging.
+    const roundTrips = await countRoundTrips(bench, db, sim, cfg.roundTripRequests, fnLog, log);
+
+    fns = await serveLlmInvoke(db, sim, fnLog);
+    const fnUrl = `${fns.url}/functions/v1/llm-invoke`;
+    const denoUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
+    const probe = await callInvoke(fnUrl, "probe");
+    if (probe.status !== 200) throw new Error(`llm-invoke is not ready: HTTP ${probe.status} ${probe.body.slice(0, 300)}`);
+
+    const targets: Target[] = ["direct", "llm-invoke", "llm-invoke-deno", ...(portkey ? (["portkey"] as const) : [])];
+    const calls: Record<Target, (seq: string) => Promise<string>> = {
+      direct: async () => await status(await fetch(`${sim!.url}/v1beta/models/${MODEL}:generateContent`, {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-goog-api-key": SIM_KEY },
+        body: JSON.stringify({ contents: [{ role: "user", parts: [{ text: PROMPT }] }] }),
+      })),
+      "llm-invoke": async (id) => String((await callInvoke(fnUrl, id)).status),
+      "llm-invoke-deno": async (id) => String((await callInvoke(denoUrl, id)).status),
+      portkey: async () => await status(await fetch(`${portkey!.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          "x-portkey-provider": "google",
+          "x-portkey-custom-host": sim!.url,
+          authorization: `Bearer ${SIM_KEY}`,
+        },
+        body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: PROMPT }] }),
+      })),
+    };
+
+    const cells: Cell[] = [];
+    for (const n of cfg.concurrencies) {
+      const rounds = new Map<Target, LoadResult[]>(targets.map((t) => [t, []]));
+      for (let r = 0; r < cfg.rounds; r++) {
+        const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
+        for (const t of order) {
+          const result = await closedLoop({
+            clients: Array.from({ length: n }, (_, i) => i),
+            warmupMs: cfg.warmupMs,
+            durationMs: cfg.durationMs,
+            call: async (w, _worker, seq) => {
+              const outcome = await calls[t](`b-${t}-${n}-${r}-${w}-${seq}`);
+              if (outcome !== "200") throw new Error(`${t}: HTTP ${outcome}`);
+              return outcome;
+            },
+          });
+          rounds.get(t)!.push(result);
+        }
+      }
+      const pooled = new Map(targets.map((t) => [t, poolRounds(rounds.get(t)!)]));
+      const base = pooled.get("direct")!.latencyMs;
+      for (const t of targets) {
+        const p = pooled.get(t)!;
+        const cell: Cell = {
+          ...p,
+          target: t,
+          addedMs: t === "direct" ? null : { p50: p.latencyMs.p50 - base.p50, p95: p.latencyMs.p95 - base.p95, p99: p.latencyMs.p99 - base.p99 },
+        };
+        cells.push(cell);
+        log(
+          `  c=${String(n).padStart(2)} ${t.padEnd(16)} ${String(cell.callsPerSecond).padStart(5)} req/s  p50 ${fmt(cell.latencyMs.p50)} p95 ${fmt(cell.latencyMs.p95)} p99 ${fmt(cell.latencyMs.p99)} ms` +
+            (cell.addedMs ? `  added p50 ${fmt(cell.addedMs.p50)} p95 ${fmt(cell.addedMs.p95)} p99 ${fmt(cell.addedMs.p99)} ms` : "") +
+            (cell.errors ? `  ERRORS ${cell.errors}: ${cell.firstError}` : ""),
+        );
+      }
+    }
+
+    const errors = cells.reduce((s, c) => s + c.errors, 0);
+    const simStats = sim.stats();
+    return {
+      id: "gateway-overhead",
+      title: "Gateway overhead: llm-invoke (and Portkey) against calling the simulator directly",
+      data: {
+        config: cfg,
+        prompt: PROMPT,
+        model: MODEL,
+        portkey: portkey ? { version: portkey.version } : { error: portkeyError },
+        cells,
+        roundTrips,
+        simulator: { received: simStats.total.received, byStatus: simStats.total.byStatus },
+      },
+      markdown: markdown(cfg, cells, roundTrips, portkey, portkeyError),
+      headline: headline(cells, roundTrips),
+      checks: [
+        { name: "gateway overhead requests all answered 200", ok: errors === 0, detail: `${errors} errors${errors ? `: ${cells.find((c) => c.firstError)?.firstError}` : ""}` },
+      ],
+    };
+  } finally {
+    await fns?.close();
+    await portkey?.close();
+    await sim?.close();
+    await db.drop();
+  }
+}
+
+async function status(res: Response): Promise<string> {
+  await res.arrayBuffer(); // the body is part of the call
+  return String(res.status);
+}
+
+async function callInvoke(url: string, id: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization: `Bearer ${SERVICE_KEY}` },
+    body: JSON.stringify({ model: MODEL, prompt: PROMPT, mode: "NO_WAIT", request_id: `${id}-${randomUUID().slice(0, 8)}` }),
+  });
+  return { status: res.status, body: await res.text() };
+}
+
+async function serveLlmInvoke(db: BenchDb, sim: GoogleSimulator, fnLog: string[]): Promise<FunctionsServer> {
+  return startFunctionsServer({
+    port: 0,
+    only: ["llm-invoke"],
+    env: {
+      SUPABASE_DB_URL: db.url,
+      SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY,
+      GOOGLE_AI_BASE_URL: sim.url,
+      BENCH_SIM_KEY: SIM_KEY,
+    },
+    log: (line) => {
+      fnLog.push(line);
+      if (fnLog.length > 200) fnLog.shift();
+    },
+  });
+}
+
+interface RoundTrips {
+  requests: number;
+  succeeded: number;
+  statementsPerRequest: number;
+  /** Calls of the top-level RPCs by pg_stat_user_functions, per successful request. */
+  rpcCallsPerRequest: number;
+  rpcCalls: Record<string, number>;
+  byStatement: Record<string, number>;
+  method: string;
+}
+
+async function countRoundTrips(
+  bench: BenchServer,
+  db: BenchDb,
+  sim: GoogleSimulator,
+  requests: number,
+  fnLog: string[],
+  log: (s: string) => void,
+): Promise<RoundTrips> {
+  // Settings a session takes at connect: set them before the function opens any connection.
+  await db.sql.unsafe(`alter database ${quoteIdent(db.name)} set log_statement = 'all'`);
+  await db.sql.unsafe(`alter database ${quoteIdent(db.name)} set track_functions = 'all'`);
+  const entries: string[] = [];
+  let counting = false;
+  const off = bench.onLog((line) => {
+    if (!counting) return;
+    if (/\bLOG:\s+(execute\b|statement:)/.test(line)) entries.push(line);
+    else if (!/\b(LOG|DETAIL|ERROR|WARNING|HINT|CONTEXT|STATEMENT):/.test(line) && entries.length) entries[entries.length - 1] += ` ${line.trim()}`;
+  });
+  let fns: FunctionsServer | undefined;
+  try {
+    const before = await rpcCalls(db);
+    // A fresh function process: everything it sends to this database is in the window, its
+    // connection set-up and capability look-up included (they show up as once-per-worker lines).
+    fns = await serveLlmInvoke(db, sim, fnLog);
+    const url = `${fns.url}/functions/v1/llm-invoke`;
+    counting = true;
+    let succeeded = 0;
+    let lastFailure = "";
+    for (let i = 0; i < requests; i++) {
+      const r = await callInvoke(url, `rt-${i}`);
+      if (r.status === 200) succeeded++;
+      else lastFailure = `HTTP ${r.status} ${r.body.slice(0, 300)}`;
+    }
+    if (succeeded === 0) throw new Error(`llm-invoke is not ready: ${lastFailure}`);
+    await sleep(1000); // a finalize may run after the answer
+    counting = false;
+    await fns.close(); // backends exit and flush their function statistics
+    fns = undefined;
+    await sleep(700);
+    const after = await rpcCalls(db);
+    const byStatement: Record<string, number> = {};
+    for (const e of entries) {
+      const name = /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
+        (/pg_catalog\.pg_type/.test(e) ? "postgres.js type look-up (per new connection)" : undefined) ??
+        (/google_ai_model_limits/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
+        e.replace(/^.*?(execute[^:]*|statement):\s*/, "").slice(0, 50);
+      byStatement[name] = (byStatement[name] ?? 0) + 1;
+    }
+    const rpc = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
+    const rpcTotal = Object.values(rpc).reduce((s: number, v) => s + (v as number), 0);
+    const result: RoundTrips = {
+      requests,
+      succeeded,
+      statementsPerRequest: Math.round((entries.length / Math.max(1, succeeded)) * 100) / 100,
+      rpcCallsPerRequest: Math.round((rpcTotal / Math.max(1, succeeded)) * 100) / 100,
+      rpcCalls: rpc,
+      byStatement,
+      method:
+        "log_statement = 'all' on the part's database (only llm-invoke connects to it during the window), " +
+        "statements counted from the server log over sequential requests to a freshly started function; cross-checked with " +
+        "track_functions = 'all' (pg_stat_user_functions: calls of the gateway's top-level RPCs in the same window)",
+    };
+    log(`  round trips: ${result.statementsPerRequest} statements per successful request ${JSON.stringify(byStatement)}; RPC calls ${result.rpcCallsPerRequest} ${JSON.stringify(rpc)}`);
+    return result;
+  } finally {
+    off();
+    await fns?.close();
+    await db.sql.unsafe(`alter database ${quoteIdent(db.name)} reset log_statement`);
+    await db.sql.unsafe(`alter database ${quoteIdent(db.name)} reset track_functions`);
+  }
+}
+
+const TOP_LEVEL_RPCS = ["google_ai_reserve", "google_ai_reserve_with_token", "google_ai_finalize", "google_ai_release", "google_ai_cooldown"];
+
+/** Calls so far of the RPCs a function can call (the nested helpers they call are not counted). */
+async function rpcCalls(db: BenchDb): Promise<Record<string, number>> {
+  const rows = await db.sql<{ name: string; calls: string }[]>`
+    select funcname as name, calls::text as calls from pg_stat_user_functions
+    where schemaname = 'public' and funcname = any(${TOP_LEVEL_RPCS})`;
+  return Object.fromEntries(rows.map((r) => [r.name, Number(r.calls)]));
+}
+
+function get(cells: Cell[], t: Target, n: number) {
+  return cells.find((c) => c.target === t && c.connections === n);
+}
+
+function headline(cells: Cell[], rt: RoundTrips) {
+  const ns = [...new Set(cells.map((c) => c.connections))];
+  const rows = ns.flatMap((n) => {
+    const c = get(cells, "llm-invoke", n);
+    const p = get(cells, "portkey", n);
+    return c?.addedMs
+      ? [{
+        figure: `Added latency at concurrency ${n}, p50 / p95 / p99: llm-invoke (Portkey)`,
+        value: `${fmt(c.addedMs.p50)} / ${fmt(c.addedMs.p95)} / ${fmt(c.addedMs.p99)} ms` +
+          (p?.addedMs ? ` (${fmt(p.addedMs.p50)} / ${fmt(p.addedMs.p95)} / ${fmt(p.addedMs.p99)} ms)` : ""),
+      }]
+      : [];
+  });
+  rows.push({ figure: "Database round trips per successful llm-invoke request", value: roundTripSummary(rt) });
+  return rows;
+}
+
+/** "2 per request (reserve 1, finalize 1), plus 2 once per worker (...)". */
+function roundTripSummary(rt: RoundTrips): string {
+  const per = Object.entries(rt.byStatement).filter(([k]) => k.startsWith("google_ai_"));
+  const once = Object.entries(rt.byStatement).filter(([k]) => !k.startsWith("google_ai_"));
+  const n = Math.max(1, rt.succeeded);
+  const perTotal = per.reduce((s, [, v]) => s + v, 0) / n;
+  return `${fmt(perTotal, 2)} per request (${per.map(([k, v]) => `\`${k}\` ${fmt(v / n, 2)}`).join(", ")})` +
+    (once.length ? `, plus once per worker process: ${once.map(([k, v]) => `${k} × ${v}`).join(", ")} over ${rt.succeeded} requests` : "");
+}
+
+function markdown(cfg: OverheadConfig, cells: Cell[], rt: RoundTrips, portkey: Portkey | undefined, portkeyError: string | undefined): string {
+  const rows = cells.map((c) => [
+    LABEL[c.target],
+    c.connections,
+    fmt(c.callsPerSecond),
+    fmt(c.latencyMs.p50),
+    fmt(c.latencyMs.p95),
+    fmt(c.latencyMs.p99),
+    c.addedMs ? `**${fmt(c.addedMs.p50)}** / ${fmt(c.addedMs.p95)} / ${fmt(c.addedMs.p99)}` : "—",
+  ]);
+  return `
+One prompt (${PROMPT.length} characters), model \`${MODEL}\`, the Google simulator answering at once (no
+artificial latency), limits that never bind. Closed loop at concurrency ${cfg.concurrencies.join(" and ")}, ${cfg.rounds}
+interleaved rounds of ${cfg.durationMs / 1000} s per target; latency as the calling Node.js process sees it (fetch,
+keep-alive). Added latency = the target's percentile minus the direct call's at the same concurrency.
+
+${table(["target", "concurrency", "requests/s", "p50 ms", "p95 ms", "p99 ms", "added p50 / p95 / p99 ms"], rows, ["l", "r", "r", "r", "r", "r", "r"])}
+
+What llm-invoke does on top of the direct call: authenticate the caller, validate the body (zod), estimate
+tokens, **reserve** (one RPC), call Google through \`@google/genai\`, **finalize** (one RPC: attempt row,
+counter reconciliation, \`token_usage\` row), answer. Under plain Deno the finalize is awaited before the
+answer; under Supabase's Edge Runtime it runs after the response (\`EdgeRuntime.waitUntil\`), so in production
+the caller waits for one database round trip, not two. The local functions server adds a Node.js proxy hop
+(Supabase has its own gateway in front of functions); the "Deno port" row shows the function without it.
+The database is on the same machine here: in production add the network round trip to the database
+(same region) for each round trip counted below.
+
+**Database round trips per successful request: ${roundTripSummary(rt)}**; the
+gateway's RPCs called per request by \`pg_stat_user_functions\`: ${rt.rpcCallsPerRequest}. Method: ${rt.method}; ${rt.requests} sequential
+requests after a warm-up (the model's capabilities are cached per worker for a minute, so their look-up is
+not per request).
+
+**Portkey** (${portkey ? `@portkey-ai/gateway ${portkey.version}` : "not measured"}): ${portkey
+    ? "pointed at the simulator with `x-portkey-provider: google` and `x-portkey-custom-host: <simulator URL>` (its Google provider appends `/v1beta/models/<model>:generateContent?key=…` to the custom host; its SSRF guard trusts 127.0.0.1). It receives the same prompt in OpenAI chat-completions form and translates it; it keeps no shared limit state here (rate limits are an enterprise feature), so this is the cost of a stateless translating proxy."
+    : `it could not be started in this run: ${portkeyError}`}
+`;
+}

@@ -1,0 +1,265 @@
+// Part 5: the peers on the same Postgres. rate-limiter-flexible's RateLimiterPostgres (throughput
+// at the connection counts of part 1 against the `select 1` of its own driver, and a burst fired
+// from several real child processes at once) and a naive read-then-write limiter (the same burst).
+// Their WAIT-mode behaviour at 3× demand is measured in part 3, side by side with ours; the gateway
+// peer (Portkey) in part 4.
+import { closeClients, openClients, type BenchServer } from "./lib/db.ts";
+import { waitForSecondOfMinute } from "./lib/clock.ts";
+import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
+import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
+import { fmt, table, type PartResult } from "./lib/report.ts";
+import { createRlflex } from "./lib/rlflex.ts";
+import { rlflexBurst } from "./lib/rlflex-procs.ts";
+import { median } from "./lib/stats.ts";
+import type { Sql } from "../shared/db/migrate.ts";
+
+export interface PeersConfig {
+  concurrencies: number[];
+  rounds: number;
+  warmupMs: number;
+  durationMs: number;
+  burst: { connections: number; callers: number; processes: number; limit: number };
+}
+
+type Variant = "pg-select1" | "rlflex" | "naive";
+const LABEL: Record<Variant, string> = {
+  "pg-select1": "`select 1` over pg (ceiling for rate-limiter-flexible's driver)",
+  rlflex: "rate-limiter-flexible `consume()` (admitted)",
+  naive: "naive read-then-write (admitted; 2 statements)",
+};
+
+interface Cell extends Omit<LoadResult, "samples"> {
+  variant: Variant;
+  rounds: number[];
+  ratioToSelect1: number | null;
+}
+
+export interface PeersInput {
+  /** Part 1's cells, to show ours beside the peers. */
+  ours?: { connections: number; callsPerSecond: number; ratio: number | null; variant: string; synchronousCommit: string }[];
+}
+
+export async function runPeers(bench: BenchServer, cfg: PeersConfig, input: PeersInput, log: (s: string) => void): Promise<PartResult> {
+  const db = await bench.fresh("peers");
+  try {
+    await createNaiveTable(db.sql);
+    const cells = await throughput(db.url, cfg, log);
+    const burst = await bursts(db.url, db.sql, cfg, log);
+    return {
+      id: "peers",
+      title: "Peers on the same Postgres: rate-limiter-flexible and a naive limiter",
+      data: { config: cfg, throughput: cells, burst },
+      markdown: markdown(cfg, cells, burst, input),
+      headline: [
+        {
+          figure: `Burst of ${cfg.burst.callers} against a limit of ${cfg.burst.limit}: admitted by rate-limiter-flexible (${cfg.burst.processes} processes) / naive`,
+          value: `${burst.rlflex.admitted} / ${burst.naive.admitted} (over-admission ${burst.rlflex.overAdmission} / ${burst.naive.overAdmission})`,
+        },
+        ...[8, 32].flatMap((n) => {
+          const c = cells.find((x) => x.variant === "rlflex" && x.connections === n);
+          const o = input.ours?.find((x) => x.connections === n && x.variant === "reserve-1-group" && x.synchronousCommit === "on");
+          return c ? [{ figure: `rate-limiter-flexible consume()/s at ${n} connections (ours, 1 group, part 1)`, value: `${fmt(c.callsPerSecond)} (${o ? fmt(o.callsPerSecond) : "—"})` }] : [];
+        }),
+      ],
+      checks: [
+        {
+          name: "peer measurements ran without errors",
+          ok: cells.every((c) => c.errors === 0) && burst.rlflex.errors === 0 && burst.naive.errors === 0,
+          detail: `throughput errors ${cells.reduce((s, c) => s + c.errors, 0)}, burst errors ${burst.rlflex.errors + burst.naive.errors}`,
+        },
+      ],
+    };
+  } finally {
+    await db.drop();
+  }
+}
+
+async function throughput(url: string, cfg: PeersConfig, log: (s: string) => void): Promise<Cell[]> {
+  const cells: Cell[] = [];
+  const HUGE = 2_000_000_000;
+  for (const n of cfg.concurrencies) {
+    const rl = await createRlflex(url, n, HUGE);
+    const naiveClients = await openClients(url, n);
+    const naive = naiveClients.map((c) => naiveLimiter(c, "naive-tp", HUGE));
+    const variants: Variant[] = ["pg-select1", "rlflex", "naive"];
+    const rounds = new Map<Variant, LoadResult[]>(variants.map((v) => [v, []]));
+    const ratios = new Map<Variant, number[]>(variants.map((v) => [v, []]));
+    try {
+      for (let r = 0; r < cfg.rounds; r++) {
+        const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
+        const rate = new Map<Variant, number>();
+        for (const v of order) {
+          const workers = Array.from({ length: n }, (_, i) => i);
+          const result = await closedLoop({
+            clients: workers,
+            warmupMs: cfg.warmupMs,
+            durationMs: cfg.durationMs,
+            call: async (w) => {
+              if (v === "pg-select1") {
+                await rl.pool.query("select 1");
+                return "ok";
+              }
+              const res = v === "rlflex" ? await rl.tryOnce("rlflex-tp") : await naive[w]!();
+              return res.ok ? "admitted" : "refused";
+            },
+          });
+          rounds.get(v)!.push(result);
+          rate.set(v, result.callsPerSecond);
+        }
+        for (const v of variants) ratios.get(v)!.push(rate.get(v)! / rate.get("pg-select1")!);
+      }
+    } finally {
+      await rl.close();
+      await closeClients(naiveClients);
+    }
+    for (const v of variants) {
+      const pooled = poolRounds(rounds.get(v)!);
+      const cell: Cell = { ...pooled, variant: v, ratioToSelect1: v === "pg-select1" ? null : median(ratios.get(v)!) };
+      cells.push(cell);
+      log(
+        `  ${String(n).padStart(3)} conn  ${v.padEnd(10)} ${String(cell.callsPerSecond).padStart(6)} calls/s  p50 ${fmt(cell.latencyMs.p50)} p99 ${fmt(cell.latencyMs.p99)} ms` +
+          (cell.ratioToSelect1 !== null ? `  (${(cell.ratioToSelect1 * 100).toFixed(1)}% of select 1)` : "") +
+          (cell.errors ? `  ERRORS ${cell.errors}: ${cell.firstError}` : ""),
+      );
+    }
+  }
+  return cells;
+}
+
+interface BurstResult {
+  limit: number;
+  callers: number;
+  connections: number;
+  processes?: number;
+  admitted: number;
+  refused: number;
+  errors: number;
+  overAdmission: number;
+  firstError?: string;
+  burstMs: number;
+}
+
+async function bursts(url: string, sql: Sql, cfg: PeersConfig, log: (s: string) => void): Promise<{ rlflex: BurstResult; naive: BurstResult }> {
+  const { connections, callers, processes, limit } = cfg.burst;
+  // rate-limiter-flexible: N processes, each with its share of the connections and callers.
+  await waitForSecondOfMinute(2, 45);
+  const t0 = performance.now();
+  const outs = await rlflexBurst(
+    Array.from({ length: processes }, (_, p) => ({
+      kind: "burst" as const,
+      url,
+      connections: Math.ceil(connections / processes),
+      points: limit,
+      key: "rlflex-burst",
+      callers: Math.floor(callers / processes) + (p < callers % processes ? 1 : 0),
+    })),
+  );
+  const rlAdmitted = outs.reduce((s, o) => s + o.admitted, 0);
+  const rlflex: BurstResult = {
+    limit,
+    callers,
+    connections,
+    processes,
+    admitted: rlAdmitted,
+    refused: outs.reduce((s, o) => s + o.refused, 0),
+    errors: outs.reduce((s, o) => s + o.errors, 0),
+    overAdmission: Math.max(0, rlAdmitted - limit),
+    ...(outs.find((o) => o.firstError) ? { firstError: outs.find((o) => o.firstError)!.firstError } : {}),
+    burstMs: Math.round(performance.now() - t0),
+  };
+  const [{ points }] = await sql<{ points: number }[]>`select points from public.bench_rlflex where key like '%rlflex-burst'`;
+  log(`  rate-limiter-flexible, ${processes} processes: ${rlAdmitted} admitted of ${callers} against ${limit} (its row counts ${points} points consumed)`);
+
+  // naive: one process, every caller on its own connection slot, fired at once.
+  const clients = await openClients(url, connections);
+  try {
+    await waitForSecondOfMinute(2, 45);
+    const s = performance.now();
+    let errors = 0;
+    let firstError: string | undefined;
+    const answers = await Promise.all(
+      Array.from({ length: callers }, async (_, i) => {
+        try {
+          return (await naiveLimiter(clients[i % clients.length]!, "naive-burst", limit)()).ok;
+        } catch (error) {
+          errors++;
+          firstError ??= String(error);
+          return false;
+        }
+      }),
+    );
+    const admitted = answers.filter(Boolean).length;
+    const [{ used }] = await sql<{ used: number }[]>`select coalesce(sum(used), 0)::int as used from public.bench_naive_counters where key = 'naive-burst'`;
+    log(`  naive read-then-write: ${admitted} admitted of ${callers} against ${limit} (its counter says ${used})`);
+    return {
+      rlflex,
+      naive: {
+        limit,
+        callers,
+        connections,
+        admitted,
+        refused: callers - admitted - errors,
+        errors,
+        overAdmission: Math.max(0, admitted - limit),
+        ...(firstError ? { firstError } : {}),
+        burstMs: Math.round(performance.now() - s),
+      },
+    };
+  } finally {
+    await closeClients(clients);
+  }
+}
+
+function markdown(cfg: PeersConfig, cells: Cell[], burst: { rlflex: BurstResult; naive: BurstResult }, input: PeersInput): string {
+  const ns = [...new Set(cells.map((c) => c.connections))];
+  const rows = ns.flatMap((n) => {
+    const ours = input.ours?.filter((o) => o.connections === n && o.synchronousCommit === "on" && o.variant !== "select1" && o.variant !== "refuse-1-group") ?? [];
+    return [
+      ...cells.filter((c) => c.connections === n).map((c) => [
+        LABEL[c.variant],
+        n,
+        fmt(c.callsPerSecond),
+        c.ratioToSelect1 === null ? "1 (ceiling)" : `${fmt(c.ratioToSelect1 * 100, 1)}%`,
+        fmt(c.latencyMs.p50),
+        fmt(c.latencyMs.p99),
+      ]),
+      ...ours.map((o) => [
+        `ours: ${o.variant === "reserve-1-group" ? "1 quota group" : "5 quota groups"} (part 1, postgres.js)`,
+        n,
+        fmt(o.callsPerSecond),
+        o.ratio === null ? "—" : `${fmt(o.ratio * 100, 1)}% (of its own \`select 1\`)`,
+        "",
+        "",
+      ]),
+    ];
+  });
+  return `
+**What each one is.** rate-limiter-flexible's \`RateLimiterPostgres\` (a pg \`Pool\`, \`points\` = the per-minute limit,
+\`duration\` = 60 s): one unconditional upsert per call (\`points + 1\`, or reset when its \`expire\` passed), decided in
+JavaScript from the returned count; its window starts at the key's first hit and its clock is the caller's
+\`Date.now()\`; one key per call (no RPM+TPM+RPD all-or-nothing, no key choice, no reservation to give back).
+The naive limiter reads the count, decides in the client, then increments: two statements, no lock between them.
+
+**Throughput** (closed loop, ${cfg.rounds} interleaved rounds of ${cfg.durationMs / 1000} s per cell, median round; limits
+that never bind, one key). The peers run on node-postgres (pg), ours on postgres.js, so each is compared
+with \`select 1\` over its own driver; ours are part 1's cells from this same run.
+
+${table(["limiter", "connections", "calls/s", "vs `select 1`", "p50 ms", "p99 ms"], rows, ["l", "r", "r", "r", "r", "r"])}
+
+rate-limiter-flexible does less per call than our RPC (one upsert on a 3-column table, no attempt row, no key
+choice, no second and third limit), so it is faster per call; what it cannot do is shown below and in part 3.
+
+**Burst exactness.** ${burst.rlflex.callers} callers at once against a limit of ${burst.rlflex.limit} on one key:
+
+${table(["limiter", "how", "admitted", "over-admission"], [
+    ["rate-limiter-flexible", `${burst.rlflex.processes} child processes × ${Math.ceil(burst.rlflex.connections / burst.rlflex.processes!)} connections`, burst.rlflex.admitted, `**${burst.rlflex.overAdmission}**`],
+    ["naive read-then-write", `1 process, ${burst.naive.connections} connections`, burst.naive.admitted, `**${burst.naive.overAdmission}**`],
+  ], ["l", "l", "r", "r"])}
+
+rate-limiter-flexible's single upsert is atomic, so inside one of *its* windows it does not over-admit even
+across processes on one machine. Its excess shows where its windows and Google's calendar minutes
+disagree (part 3), and would also show when callers' clocks differ (its window end is computed from each
+caller's \`Date.now()\`; all processes here share one clock, so this run cannot show that). The naive
+limiter lets through whatever reads the count before the first increments land.
+`;
+}
