@@ -74,6 +74,11 @@ describe("authenticate", () => {
     expect(await codeOf(authenticate(new Headers(headers), KEYS))).toBe("unauthorized");
   });
 
+  it("says so when the Authorization scheme is not Bearer", async () => {
+    const error = await authenticate(new Headers({ authorization: `Basic ${btoa("u:p")}` }), KEYS).catch((e) => e);
+    expect((error as Error).message).toMatch(/^Unsupported Authorization scheme/);
+  });
+
   it("never lets an empty key list or blank credential through", async () => {
     expect(await codeOf(authenticate(new Headers({ apikey: "x" }), []))).toBe("unauthorized");
     expect(await codeOf(authenticate(new Headers({ apikey: " " }), [""]))).toBe("unauthorized");

@@ -58,9 +58,11 @@ export function callerLabel(raw: string | null, fallback = DEFAULT_LABEL): strin
 export async function authenticate(headers: Headers, serviceKeys: readonly string[]): Promise<Caller> {
   const credentials = presentedCredentials(headers);
   if (credentials.length === 0) {
+    const other = (headers.get("authorization") ?? "").trim() !== "";
     throw new GatewayError(
       "unauthorized",
-      "Missing credential: send the service key or a token as 'Authorization: Bearer <key>' or 'apikey: <key>'.",
+      (other ? "Unsupported Authorization scheme" : "Missing credential") +
+        ": send the service key or a token as 'Authorization: Bearer <key>' or 'apikey: <key>'.",
     );
   }
   const label = callerLabel(headers.get("x-caller"));

@@ -396,6 +396,20 @@ describe("invoke: Google failures", () => {
     expect(store.released).toEqual([["res-1", "key secret not set"]]);
     expect(result.key_alias).toBe("alias-2");
     expect(google.calls).toHaveLength(1);
+    // Google was not called: the next reservation is still attempt 1 (a token's request counts once).
+    expect(store.reserves.map((r) => r.attempt)).toEqual([1, 1]);
+    expect(store.reserves[1]!.excludeKeyIds).toEqual(["key-1"]);
+    expect(result.attempts).toBe(1);
+  });
+
+  it("missing secrets do not use up the three Google attempts", async () => {
+    const unset = (n: number) => ({ ...reservation(n), envVarName: `UNSET_${n}` });
+    const store = new FakeStore([unset(1), reservation(2), unset(3), reservation(4), reservation(5)]);
+    const google = new FakeGoogle([google500(), google500(), google500()]);
+    const { run } = setup(store, google);
+    expect((await rejection(run())).code).toBe("upstream_error");
+    expect(google.calls).toHaveLength(3);
+    expect(store.reserves.map((r) => r.attempt)).toEqual([1, 1, 2, 2, 3]);
   });
 });
 

@@ -34,6 +34,8 @@ import {
 import { sanitizeError } from "./sanitize.ts";
 
 export const MAX_ATTEMPTS = 3;
+/** Key rows skipped because their secret is missing, per request, before giving up. */
+const MAX_UNUSABLE_KEYS = 10;
 
 export interface Clock {
   now(): number;
@@ -124,6 +126,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     const broken: string[] = [];
     let avoided: string[] = [];
     let lastError: ClassifiedGoogleError | null = null;
+    let unusableKeys = 0;
 
     for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
       if (attempt > 1 && clock.now() >= deadline) break;
@@ -185,6 +188,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         logError(`secret ${reservation.envVarName} of key ${reservation.keyAlias} is not set`);
         await deps.store.release(reservation.reservationId, "key secret not set");
         broken.push(reservation.keyId);
+        // Google was not called, so this does not use up an attempt; the reservation is made again
+        // with the same attempt number (which keeps a token's request budget counted once).
+        if (++unusableKeys <= MAX_UNUSABLE_KEYS) attempt--;
         continue;
       }
 
