@@ -1,8 +1,25 @@
 // `npm start`: the whole gateway locally (database, Google simulator unless GOOGLE_API_KEY is set,
 // every Edge Function), then what a caller needs to try it. Ctrl-C stops everything.
+//
+// Defaults: functions on 54321 (FUNCTIONS_PORT), database on 54322 (EVE_DB_PORT; DATABASE_URL uses an
+// existing server instead), simulator on 54329 (GOOGLE_SIM_PORT). A port of 0 picks a free one.
 import { redactPassword, startLocalStack } from "./local-stack.ts";
 
-const stack = await startLocalStack({ log: (line) => process.stderr.write(`${line}\n`) });
+const port = (name: string): number | undefined => {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`${name} must be a port number, got "${raw}"`);
+  return n;
+};
+const functionsPort = port("FUNCTIONS_PORT");
+const simulatorPort = port("GOOGLE_SIM_PORT");
+
+const stack = await startLocalStack({
+  ...(functionsPort === undefined ? {} : { functionsPort }),
+  ...(simulatorPort === undefined ? {} : { simulatorOptions: { port: simulatorPort } }),
+  log: (line) => process.stderr.write(`${line}\n`),
+});
 const invokeUrl = `${stack.functionsUrl}/functions/v1/llm-invoke`;
 const curl = [
   `curl -sS ${invokeUrl} \\`,

@@ -1,0 +1,228 @@
+// Shared set-up of the llm-invoke integration tests: a fresh database per test file with the test's
+// own key rows and limits, the offline simulator (each key row's secret is a simulator key), and
+// llm-invoke served over HTTP by the local stack. Every response is kept, so a test can scan all
+// of them (and every table) for secrets at the end.
+import { createHash, randomBytes } from "node:crypto";
+import type { Sql } from "../../shared/db/migrate.ts";
+import type { GoogleSimulator } from "../../shared/google-sim/server.ts";
+import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
+import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+
+export interface TestKey {
+  alias: string;
+  /** Quota group in the database (google_ai_api_keys.project_id). */
+  project: string;
+  priority: number;
+  /** The key value the function reads from its env var; a simulator key. */
+  simKey: string;
+  /** The simulator's project for that key (Google counts quota per project). */
+  simProject?: string;
+  /** Leave the env var unset (a key row whose secret is missing). */
+  noSecret?: boolean;
+}
+
+export interface ModelLimit {
+  model: string;
+  rpm?: number | null;
+  tpm?: number | null;
+  rpd?: number | null;
+}
+
+export interface Seen {
+  status: number;
+  headers: Record<string, string>;
+  text: string;
+}
+
+export interface CallResult {
+  status: number;
+  headers: Headers;
+  body: any;
+  text: string;
+  ms: number;
+}
+
+export interface InvokeStack {
+  db: TestDatabase;
+  sql: Sql;
+  stack: LocalStack;
+  sim: GoogleSimulator;
+  url: string;
+  serviceKey: string;
+  keys: TestKey[];
+  /** key alias -> key id */
+  keyIds: Record<string, string>;
+  /** Every response this stack answered to `call`/`raw`. */
+  seen: Seen[];
+  /** Every line the functions logged. */
+  logs: string[];
+  call(body: unknown, options?: { headers?: Record<string, string>; auth?: string | null }): Promise<CallResult>;
+  raw(init: RequestInit & { path?: string }): Promise<CallResult>;
+  /** Fresh minute for the test: simulator quota/stats/faults, counters and cooldowns cleared. */
+  reset(): Promise<void>;
+  setLimit(limit: ModelLimit): Promise<void>;
+  close(): Promise<void>;
+}
+
+/** Simulator limits far above the database's, so only the gateway's own admission decides. */
+export const GENEROUS_SIM_MODELS = {
+  "gemma-3-27b-it": { rpm: 100_000, tpm: 100_000_000, rpd: 1_000_000 },
+  "gemini-2.5-flash": { rpm: 100_000, tpm: 100_000_000, rpd: 1_000_000 },
+};
+
+const envVarOf = (alias: string) => `TEST_GOOGLE_KEY_${alias.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;
+
+export async function startInvokeStack(label: string, options: {
+  keys: TestKey[];
+  limits?: ModelLimit[];
+  env?: Record<string, string>;
+}): Promise<InvokeStack> {
+  const db = await freshDatabase(label);
+  const sql = db.sql;
+  // The seeded key stays in the table but out of rotation: each test names its own keys.
+  await sql`update public.google_ai_api_keys set is_active = false`;
+  const keyIds: Record<string, string> = {};
+  for (const k of options.keys) {
+    const [row] = await sql<{ id: string }[]>`
+      insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority, is_active)
+      values (${k.alias}, ${envVarOf(k.alias)}, ${k.project}, ${k.priority}, true) returning id`;
+    keyIds[k.alias] = row!.id;
+  }
+  const env: Record<string, string> = { ...options.env };
+  const simKeys: Record<string, string> = {};
+  for (const k of options.keys) {
+    simKeys[k.simKey] = k.simProject ?? `sim-${k.project}`;
+    if (!k.noSecret) env[envVarOf(k.alias)] = k.simKey;
+  }
+  const logs: string[] = [];
+  const stack = await startLocalStack({
+    functionsPort: 0,
+    databaseUrl: db.url,
+    google: "simulator",
+    env,
+    simulatorOptions: { keys: simKeys, models: GENEROUS_SIM_MODELS },
+    only: ["llm-invoke"],
+    log: (line) => logs.push(line),
+  });
+  const sim = stack.simulator!;
+  const url = `${stack.functionsUrl}/functions/v1/llm-invoke`;
+  const seen: Seen[] = [];
+
+  async function raw(init: RequestInit & { path?: string }): Promise<CallResult> {
+    const started = performance.now();
+    const res = await fetch(init.path === undefined ? url : `${stack.functionsUrl}${init.path}`, init);
+    const text = await res.text();
+    const ms = performance.now() - started;
+    seen.push({ status: res.status, headers: Object.fromEntries(res.headers.entries()), text });
+    let body: unknown = undefined;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      body = undefined;
+    }
+    return { status: res.status, headers: res.headers, body, text, ms };
+  }
+
+  const it: InvokeStack = {
+    db,
+    sql,
+    stack,
+    sim,
+    url,
+    serviceKey: stack.serviceKey,
+    keys: options.keys,
+    keyIds,
+    seen,
+    logs,
+    raw,
+    call: (body, opts = {}) => {
+      const auth = opts.auth === undefined ? stack.serviceKey : opts.auth;
+      return raw({
+        method: "POST",
+        headers: {
+          "content-type": "application/json",
+          ...(auth === null ? {} : { authorization: `Bearer ${auth}` }),
+          ...opts.headers,
+        },
+        body: typeof body === "string" ? body : JSON.stringify(body),
+      });
+    },
+    reset: async () => {
+      sim.reset();
+      await sql`delete from public.google_ai_cooldowns`;
+      await sql`delete from public.google_ai_usage_counters`;
+    },
+    setLimit: async (l) => {
+      await sql`update public.google_ai_model_limits set
+        rpm = ${l.rpm === undefined ? sql`rpm` : l.rpm},
+        tpm = ${l.tpm === undefined ? sql`tpm` : l.tpm},
+        rpd = ${l.rpd === undefined ? sql`rpd` : l.rpd}
+        where model = ${l.model}`;
+    },
+    close: async () => {
+      await stack.close();
+      await db.drop();
+    },
+  };
+  for (const l of options.limits ?? []) await it.setLimit(l);
+  return it;
+}
+
+export const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+export const newToken = () => `evegw_tok_${randomBytes(32).toString("base64url")}`;
+
+/** Creates a client and mints a token for it with SQL, as issue-kaggle-token would. */
+export async function mintToken(sql: Sql, name: string, options: {
+  models?: string[];
+  ttlSeconds?: number;
+  maxRequests?: number;
+  dailyMaxRequests?: number;
+} = {}): Promise<{ token: string; tokenId: string; clientId: string; secret: string }> {
+  const models = options.models ?? ["gemma-3-27b-it", "gemini-2.5-flash"];
+  const [{ c }] = await sql`select public.google_ai_create_client(${name}, ${models}::text[],
+    p_daily_max_requests => ${options.dailyMaxRequests ?? null}::integer) as c`;
+  const token = newToken();
+  const [{ m }] = await sql`select public.google_ai_mint_token(${sha256(c.secret)}, ${sha256(token)},
+    p_ttl_seconds => ${options.ttlSeconds ?? null}::integer, p_max_requests => ${options.maxRequests ?? null}::integer) as m`;
+  if (!m.ok) throw new Error(`mint failed: ${JSON.stringify(m)}`);
+  return { token, tokenId: m.token_id, clientId: c.client_id, secret: c.secret };
+}
+
+/** Every row of every table in the public schema, as text (all columns, jsonb included). */
+export async function allRowsAsText(sql: Sql): Promise<{ table: string; text: string }[]> {
+  const tables = await sql<{ name: string }[]>`
+    select c.relname as name from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = 'public' and c.relkind in ('r', 'p') order by 1`;
+  const out: { table: string; text: string }[] = [];
+  for (const { name } of tables) {
+    const rows = await sql.unsafe(`select t::text as row from public."${name.replaceAll('"', '""')}" t`);
+    for (const r of rows) out.push({ table: name, text: String(r.row) });
+  }
+  return out;
+}
+
+/** Milliseconds until the next minute starts (second :00), by this machine's clock (= the database's). */
+export function msToNextMinute(now = Date.now()): number {
+  return 60_000 - (now % 60_000);
+}
+
+/** Waits, if needed, so that at least `ms` remain before the next :00 (a burst must fit in one minute). */
+export async function awayFromMinuteEdge(ms: number): Promise<void> {
+  const left = msToNextMinute();
+  if (left < ms) await sleep(left + 200);
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Polls until `check` returns a value that is not undefined/false, or fails after `timeoutMs`. */
+export async function eventually<T>(check: () => Promise<T | undefined | false>, timeoutMs = 5000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error("condition not met in time");
+    await sleep(50);
+  }
+}

@@ -1,0 +1,143 @@
+// Admission over HTTP with one quota group: NO_WAIT answers 429 at once naming the limit (RPM, TPM,
+// RPD) with Retry-After and retry_after_ms; WAIT sleeps until the time the database named and then
+// succeeds, or gives up at max_wait_ms; a burst of 100 concurrent NO_WAIT requests against RPM 30
+// gets exactly 30 answers from Google.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { awayFromMinuteEdge, type CallResult, type InvokeStack, msToNextMinute, startInvokeStack } from "./llm-invoke-helpers.ts";
+
+let s: InvokeStack;
+const GEMMA = "gemma-3-27b-it";
+
+beforeAll(async () => {
+  s = await startInvokeStack("llm_invoke_limits", {
+    keys: [{ alias: "only-key", project: "proj-one", priority: 1, simKey: "sim-key-one" }],
+  });
+});
+
+afterAll(async () => {
+  await s?.close();
+});
+
+beforeEach(async () => {
+  await s.reset();
+  await s.setLimit({ model: GEMMA, rpm: 30, tpm: 15000, rpd: 14400 });
+});
+
+function expectRateLimited(res: CallResult, limit: string) {
+  expect(res.status).toBe(429);
+  expect(res.body).toMatchObject({ error: { code: "rate_limited" }, limit });
+  const retryAfterMs = res.body.retry_after_ms as number;
+  expect(retryAfterMs).toBeGreaterThan(0);
+  expect(res.headers.get("retry-after")).toBe(String(Math.ceil(retryAfterMs / 1000)));
+  return retryAfterMs;
+}
+
+describe("NO_WAIT", () => {
+  it("over RPM: 429 at once with Retry-After and retry_after_ms up to the next :00, limit rpm", async () => {
+    await s.setLimit({ model: GEMMA, rpm: 2 });
+    await awayFromMinuteEdge(5000);
+    for (let i = 0; i < 2; i++) expect((await s.call({ model: GEMMA, prompt: `p${i}`, mode: "NO_WAIT" })).status).toBe(200);
+    const res = await s.call({ model: GEMMA, prompt: "third", mode: "NO_WAIT", request_id: "nowait-rpm" });
+    const left = msToNextMinute();
+    const retryAfterMs = expectRateLimited(res, "rpm");
+    expect(Math.abs(retryAfterMs - left)).toBeLessThan(1000);
+    expect(res.ms).toBeLessThan(1000);
+    expect(res.body.request_id).toBe("nowait-rpm");
+    const rows = await s.sql`select status, limit_hit, retry_after_ms::int as retry_after_ms, attempt
+                             from public.google_ai_attempts where request_id = 'nowait-rpm'`;
+    expect(rows).toEqual([{ status: "refused", limit_hit: "rpm", retry_after_ms: retryAfterMs, attempt: 1 }]);
+    expect(s.sim.stats().total.received).toBe(2);
+  });
+
+  it("over TPM: limit tpm; over RPD: limit rpd with the wait until Pacific midnight (WAIT does not sit on it)", async () => {
+    await s.setLimit({ model: GEMMA, rpm: null, tpm: 40 });
+    await awayFromMinuteEdge(5000);
+    let res: CallResult | undefined;
+    for (let i = 0; i < 10; i++) {
+      res = await s.call({ model: GEMMA, prompt: "twenty bytes of text", mode: "NO_WAIT" });
+      if (res.status !== 200) break;
+    }
+    expectRateLimited(res!, "tpm");
+
+    await s.reset();
+    await s.setLimit({ model: GEMMA, rpm: null, tpm: null, rpd: 1 });
+    expect((await s.call({ model: GEMMA, prompt: "first of the day" })).status).toBe(200);
+    const waited = await s.call({ model: GEMMA, prompt: "second", mode: "WAIT", max_wait_ms: 60_000 });
+    const retryAfterMs = expectRateLimited(waited, "rpd");
+    expect(waited.ms).toBeLessThan(1000); // a reopening hours away is answered at once
+    const [{ ms }] = await s.sql`select (extract(epoch from public.google_ai_pacific_midnight_after(now()) - now()) * 1000)::bigint as ms`;
+    expect(Math.abs(retryAfterMs - Number(ms))).toBeLessThan(2000);
+  });
+
+  it("a request larger than the model's TPM is a 400 (waiting cannot help)", async () => {
+    await s.setLimit({ model: GEMMA, tpm: 50 });
+    const res = await s.call({ model: GEMMA, prompt: "x".repeat(2000) });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: "invalid_request", details: { max_tokens: 50 } });
+    expect(s.sim.stats().total.received).toBe(0);
+  });
+});
+
+describe("WAIT", () => {
+  it("waits until the time the database named (a cooldown ending in 1.5 s), then succeeds", async () => {
+    await s.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason)
+                values ('proj-one', ${GEMMA}, now() + interval '1500 milliseconds', 'test')`;
+    const res = await s.call({ model: "gemma-3-27b", prompt: "patience", mode: "WAIT", max_wait_ms: 10_000, request_id: "wait-ok" });
+    expect(res.status).toBe(200);
+    expect(res.body.waited_ms).toBeGreaterThanOrEqual(1300);
+    expect(res.body.waited_ms).toBeLessThan(1500 + 250 + 300); // the named time + jitter (< 250 ms)
+    expect(res.ms).toBeGreaterThanOrEqual(res.body.waited_ms);
+    const rows = await s.sql`select status, limit_hit, attempt, wait_ms from public.google_ai_attempts
+                             where request_id = 'wait-ok' order by id`;
+    expect(rows).toEqual([
+      { status: "refused", limit_hit: "cooldown", attempt: 1, wait_ms: 0 },
+      { status: "succeeded", limit_hit: null, attempt: 1, wait_ms: res.body.waited_ms },
+    ]);
+    expect(s.sim.stats().total.received).toBe(1);
+  });
+
+  it("gives up at max_wait_ms and answers like NO_WAIT", async () => {
+    await s.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason)
+                values ('proj-one', ${GEMMA}, now() + interval '30 seconds', 'test')`;
+    const res = await s.call({ model: GEMMA, prompt: "impatient", mode: "WAIT", max_wait_ms: 1200, request_id: "wait-give-up" });
+    const retryAfterMs = expectRateLimited(res, "cooldown");
+    expect(res.ms).toBeGreaterThanOrEqual(1150);
+    expect(res.ms).toBeLessThan(3000);
+    expect(retryAfterMs).toBeGreaterThan(25_000);
+    expect(retryAfterMs).toBeLessThanOrEqual(30_000);
+    const rows = await s.sql`select status, limit_hit, wait_ms from public.google_ai_attempts
+                             where request_id = 'wait-give-up' order by id`;
+    expect(rows).toEqual([
+      { status: "refused", limit_hit: "cooldown", wait_ms: 0 },
+      { status: "refused", limit_hit: "cooldown", wait_ms: 1200 },
+    ]);
+    expect(s.sim.stats().total.received).toBe(0);
+  });
+});
+
+describe("a burst", () => {
+  it("100 concurrent NO_WAIT requests with RPM 30 on one quota group: exactly 30 succeed, Google sees exactly 30", async () => {
+    await awayFromMinuteEdge(15_000);
+    const started = performance.now();
+    const results = await Promise.all(
+      Array.from({ length: 100 }, (_, i) =>
+        s.call({ model: "gemma-3-27b", prompt: `burst ${i}`, mode: "NO_WAIT", request_id: `burst-${i}` })),
+    );
+    const elapsed = performance.now() - started;
+    const ok = results.filter((r) => r.status === 200);
+    const limited = results.filter((r) => r.status === 429);
+    console.log(`burst of 100 NO_WAIT requests (RPM 30): ${ok.length} x 200, ${limited.length} x 429 in ${elapsed.toFixed(0)} ms`);
+    expect(ok).toHaveLength(30);
+    expect(limited).toHaveLength(70);
+    for (const r of limited) expectRateLimited(r, "rpm");
+    expect(s.sim.stats().total.received).toBe(30);
+    expect(s.sim.stats().total.byStatus).toEqual({ "200": 30 });
+    const counts = await s.sql`select status, count(*)::int as n from public.google_ai_attempts
+                               where request_id like 'burst-%' group by status order by status`;
+    expect(counts).toEqual([{ status: "refused", n: 70 }, { status: "succeeded", n: 30 }]);
+    const [counter] = await s.sql`select rpm_used from public.google_ai_usage_counters where quota_group = 'proj-one'`;
+    expect(counter).toEqual({ rpm_used: 30 });
+    const [{ n }] = await s.sql`select count(*)::int as n from public.token_usage where request_id like 'burst-%'`;
+    expect(n).toBe(30);
+  });
+});
