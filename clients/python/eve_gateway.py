@@ -398,8 +398,13 @@ class Client:
             with self._opener.open(request, timeout=timeout) as response:
                 status, raw, response_headers = response.status, response.read(), response.headers
         except urllib.error.HTTPError as error:
-            status, raw, response_headers = error.code, error.read(), error.headers
-            error.close()
+            status, response_headers = error.code, error.headers
+            try:
+                raw = error.read()
+            except OSError:
+                raw = b""
+            finally:
+                error.close()
         except (urllib.error.URLError, OSError, ValueError) as error:
             reason = getattr(error, "reason", None) or error
             raise UpstreamError(f"Cannot reach the gateway at {_safe_url(url)}: {reason}") from None

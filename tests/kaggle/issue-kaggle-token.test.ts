@@ -38,7 +38,7 @@ beforeAll(async () => {
   server = await startFunctionsServer({
     port: 0,
     only: ["issue-kaggle-token"],
-    env: { SUPABASE_DB_URL: db.url, SUPABASE_URL: "", EVE_GATEWAY_URL: "" },
+    env: { SUPABASE_DB_URL: db.url, GATEWAY_DB_URL: "", SUPABASE_URL: "", EVE_GATEWAY_URL: "" },
     log: (line) => logs.push(line),
   });
   url = `${server.url}/functions/v1/issue-kaggle-token`;
@@ -130,7 +130,7 @@ describe("issue-kaggle-token over a real database", () => {
     const down = await startFunctionsServer({
       port: 0,
       only: ["issue-kaggle-token"],
-      env: { SUPABASE_DB_URL: "postgres://postgres:hunter2@127.0.0.1:1/none" },
+      env: { SUPABASE_DB_URL: "postgres://postgres:hunter2@127.0.0.1:1/none", GATEWAY_DB_URL: "" },
       log: (line) => logs.push(line),
     });
     try {

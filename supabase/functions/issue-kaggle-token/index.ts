@@ -1,18 +1,19 @@
 // issue-kaggle-token: trades a Kaggle client secret for a short-lived scoped token. Wiring only;
 // the handler lives in handler.ts, the RPC call in store.ts.
-import postgres from "postgres";
+import { workerPool } from "../_shared/db.ts";
 import { createIssueTokenHandler } from "./handler.ts";
 import { createPostgresMint } from "./store.ts";
 
 const env = (name: string) => Deno.env.get(name);
 
-// SUPABASE_DB_URL is set by the platform (a direct connection). Opened lazily by postgres.js, so a
-// missing or unreachable database answers 503 per request instead of failing the deployment.
-const dbUrl = env("SUPABASE_DB_URL");
-const sql = dbUrl ? postgres(dbUrl, { max: 3, idle_timeout: 30, connect_timeout: 10, prepare: false }) : null;
-
 const handler = createIssueTokenHandler({
-  mint: sql === null ? () => Promise.reject(new Error("SUPABASE_DB_URL is not set")) : createPostgresMint(sql),
+  // The worker's pool (_shared/db.ts: GATEWAY_DB_URL, else SUPABASE_DB_URL), opened on first use, so
+  // a missing or unreachable database answers 503 per request instead of failing the deployment.
+  mint: (params) => {
+    const sql = workerPool(env, "issue-kaggle-token");
+    if (sql === null) return Promise.reject(new Error("no database configured (SUPABASE_DB_URL or GATEWAY_DB_URL)"));
+    return createPostgresMint(sql)(params);
+  },
   publicUrl: env("EVE_GATEWAY_URL") ?? env("SUPABASE_URL"),
 });
 
