@@ -193,7 +193,11 @@ class Token:
         self.invoke_url: Optional[str] = body.get("invoke_url")
         self.expires_at: Optional[str] = body.get("expires_at")
         # A relative lifetime, measured on our own monotonic clock: immune to the notebook's clock skew.
-        self.lifetime = float(body.get("expires_in") or 0)
+        # (Without expires_in, fall back to expires_at against the wall clock.)
+        expires_in = body.get("expires_in")
+        if not isinstance(expires_in, (int, float)) or isinstance(expires_in, bool):
+            expires_in = _seconds_until(self.expires_at)
+        self.lifetime = max(0.0, float(expires_in))
         self._deadline = now + self.lifetime
 
     def remaining(self, now: float) -> float:
@@ -572,6 +576,20 @@ def _retry_after(body: Dict[str, Any], headers: Any) -> Optional[float]:
         return max(0.0, float(header)) if header is not None else None
     except ValueError:
         return None
+
+
+def _seconds_until(timestamp: Optional[str]) -> float:
+    from datetime import datetime, timezone
+
+    if not timestamp:
+        return 0.0
+    try:
+        when = datetime.fromisoformat(timestamp.replace("Z", "+00:00"))
+    except ValueError:
+        return 0.0
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return (when - datetime.now(timezone.utc)).total_seconds()
 
 
 def _redact(text: str) -> str:

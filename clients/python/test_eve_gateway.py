@@ -219,6 +219,14 @@ class CredentialDiscovery(unittest.TestCase):
         e = g.AuthError(f"echo {SECRET} and evegw_tok_{'x' * 43}", status=401)
         self.assertNotIn("evegw_", str(e) + repr(e) + e.message)
 
+    def test_token_lifetime_from_expires_in_or_expires_at(self):
+        self.assertEqual(g.Token({"token": "t", "expires_in": 3600}, 10.0).remaining(10.0), 3600)
+        from datetime import datetime, timedelta, timezone
+
+        later = (datetime.now(timezone.utc) + timedelta(seconds=600)).isoformat().replace("+00:00", "Z")
+        self.assertAlmostEqual(g.Token({"token": "t", "expires_at": later}, 0.0).lifetime, 600, delta=5)
+        self.assertEqual(g.Token({"token": "t"}, 0.0).lifetime, 0)
+
     def test_generation_config_spellings(self):
         self.assertEqual(
             g._generation_config({"max_output_tokens": 10, "response_mime_type": "text/plain"}, {"temperature": 0.2, "topK": 3}),

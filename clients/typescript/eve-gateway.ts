@@ -262,7 +262,11 @@ export class EveGateway {
       this.minting = this.call<Token>("issue-kaggle-token", this.secret, { ...this.options.scope })
         .then((value) => {
           if (typeof value?.token !== "string") throw new UpstreamError("issue-kaggle-token answered without a token.");
-          const lifetimeMs = Math.max(0, Number(value.expires_in ?? 0) * 1000);
+          // Relative lifetime on our own clock (immune to skew); without expires_in, from expires_at.
+          const lifetimeMs = Math.max(
+            0,
+            typeof value.expires_in === "number" ? value.expires_in * 1000 : Date.parse(value.expires_at) - Date.now() || 0,
+          );
           const fresh = { value, lifetimeMs, deadline: started + lifetimeMs };
           this.cached = fresh;
           return fresh;
