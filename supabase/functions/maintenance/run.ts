@@ -1,0 +1,332 @@
+// One maintenance run: housekeeping (SQL), then every active key checked against Google's
+// models.list, each answer recorded (key health, catalogue, an invalid key out of rotation), then
+// the configured models compared with the catalogue. Returns the JSON summary and logs the run in
+// google_ai_maintenance_log. Never holds a key longer than its own check; no key ever reaches the
+// summary, the log or the database (only aliases and env var names).
+import { sanitizeError } from "../_shared/sanitize.ts";
+import type { ModelLister } from "./google-models.ts";
+import type {
+  ActiveKey,
+  CatalogueStatus,
+  HousekeepingResult,
+  KeyCheck,
+  KeyCheckStatus,
+  MaintenanceStore,
+} from "./store.ts";
+
+export interface RunOptions {
+  /** Run public.google_ai_housekeeping() first (default true; the pg_cron job sends false). */
+  housekeeping: boolean;
+  /** Check the keys and refresh the catalogue (default true). */
+  keys: boolean;
+  /** Check and report, but take no key out of rotation. */
+  dryRun: boolean;
+  /** Who asked (x-caller label, or the body's `source`), for the log. */
+  caller: string;
+}
+
+export interface RunDeps {
+  store: MaintenanceStore;
+  lister: ModelLister;
+  /** The Google key named by env_var_name, or undefined (unset, empty, or a name never used for keys). */
+  secret: (envVarName: string) => string | undefined;
+  /** Keys checked at once. */
+  concurrency?: number;
+  listTimeoutMs?: number;
+  now?: () => Date;
+}
+
+export type KeyAction = "none" | "disabled" | "would_disable" | "already_inactive";
+
+export interface KeyResult {
+  key_alias: string;
+  env_var_name: string;
+  quota_group: string;
+  status: KeyCheckStatus;
+  action: KeyAction;
+  http_status: number | null;
+  reason: string | null;
+  message: string | null;
+  models: number | null;
+  latency_ms: number | null;
+}
+
+export interface RunSummary {
+  status: "succeeded" | "failed";
+  run_id: number | null;
+  started_at: string;
+  duration_ms: number;
+  dry_run: boolean;
+  housekeeping:
+    | { status: "not_run" }
+    | { status: "failed"; error: string }
+    | (Pick<HousekeepingResult, "status" | "log_id" | "deleted_count" | "more_pending" | "failed_steps">);
+  keys:
+    | { status: "not_run" }
+    | { status: "failed"; error: string }
+    | {
+      status: "checked";
+      checked: number;
+      ok: string[];
+      disabled: string[];
+      would_disable: string[];
+      missing_secret: string[];
+      errors: string[];
+      results: KeyResult[];
+    };
+  catalogue:
+    | { status: "not_run" }
+    | {
+      status: "refreshed" | "failed";
+      refreshed_keys: number;
+      models: Pick<
+        CatalogueStatus,
+        "model" | "catalogue_status" | "keys_listing" | "input_token_limit" | "output_token_limit"
+      >[];
+      /** Configured active models that no checked active key lists any more. */
+      unlisted: string[];
+      error?: string;
+    };
+  /** What an operator should look at, in words. */
+  problems: string[];
+}
+
+export const DEFAULT_CONCURRENCY = 4;
+
+export async function runMaintenance(deps: RunDeps, options: RunOptions): Promise<RunSummary> {
+  const now = deps.now ?? (() => new Date());
+  const started = now();
+  const problems: string[] = [];
+  const summary: RunSummary = {
+    status: "succeeded",
+    run_id: null,
+    started_at: started.toISOString(),
+    duration_ms: 0,
+    dry_run: options.dryRun,
+    housekeeping: { status: "not_run" },
+    keys: { status: "not_run" },
+    catalogue: { status: "not_run" },
+    problems,
+  };
+  let failed = false;
+  const tables = new Set<string>();
+  let removed = 0;
+
+  if (options.housekeeping) {
+    try {
+      const hk = await deps.store.housekeeping();
+      summary.housekeeping = {
+        status: hk.status,
+        log_id: hk.log_id,
+        deleted_count: hk.deleted_count,
+        more_pending: hk.more_pending,
+        failed_steps: hk.failed_steps,
+      };
+      if (hk.status === "failed") {
+        failed = true;
+        problems.push(
+          `housekeeping failed in step(s) ${(hk.failed_steps ?? []).join(", ")} (maintenance log id ${hk.log_id})`,
+        );
+      }
+    } catch (error) {
+      failed = true;
+      const message = sanitizeError(error, { maxLength: 300 });
+      summary.housekeeping = { status: "failed", error: message };
+      problems.push(`housekeeping could not run: ${message}`);
+    }
+  }
+
+  if (options.keys) {
+    try {
+      if (!(await checkKeys(deps, options, summary, tables, (n) => (removed += n)))) failed = true;
+    } catch (error) {
+      // The database failed under us (the key list, or recording a check): report what is known.
+      failed = true;
+      const message = sanitizeError(error, { maxLength: 300 });
+      summary.keys = { status: "failed", error: message };
+      problems.push(`the key checks could not complete: ${message}`);
+    }
+  }
+
+  summary.status = failed ? "failed" : "succeeded";
+  const completed = now();
+  summary.duration_ms = completed.getTime() - started.getTime();
+  summary.run_id = await deps.store.logRun({
+    startedAt: started,
+    completedAt: completed,
+    status: summary.status,
+    tablesAffected: [...tables].sort(),
+    deletedCount: removed,
+    details: {
+      caller: options.caller,
+      dry_run: options.dryRun,
+      duration_ms: summary.duration_ms,
+      housekeeping: summary.housekeeping,
+      keys: summary.keys,
+      catalogue: summary.catalogue.status === "not_run" ? summary.catalogue : {
+        status: summary.catalogue.status,
+        refreshed_keys: summary.catalogue.refreshed_keys,
+        unlisted: summary.catalogue.unlisted,
+      },
+      problems,
+    },
+  });
+  return summary;
+}
+
+/** Checks every active key, records each answer, then reads the catalogue; false if that read failed. */
+async function checkKeys(
+  deps: RunDeps,
+  options: RunOptions,
+  summary: RunSummary,
+  tables: Set<string>,
+  addRemoved: (n: number) => void,
+): Promise<boolean> {
+  const problems = summary.problems;
+  const keys = await deps.store.activeKeys();
+  const results = await mapLimited(
+    keys,
+    deps.concurrency ?? DEFAULT_CONCURRENCY,
+    (key) => checkKey(deps, key, options),
+  );
+  for (const { result, removed } of results) {
+    tables.add("google_ai_key_health");
+    if (result.status === "ok" || result.status === "invalid") tables.add("google_ai_model_catalogue");
+    if (result.action === "disabled") tables.add("google_ai_api_keys");
+    addRemoved(removed);
+  }
+  const by = (pred: (r: KeyResult) => boolean) => results.filter((r) => pred(r.result)).map((r) => r.result.key_alias);
+  const keySummary = {
+    status: "checked" as const,
+    checked: results.length,
+    ok: by((r) => r.status === "ok"),
+    disabled: by((r) => r.action === "disabled"),
+    would_disable: by((r) => r.action === "would_disable"),
+    missing_secret: by((r) => r.status === "missing_secret"),
+    errors: by((r) => r.status === "error"),
+    results: results.map((r) => r.result),
+  };
+  summary.keys = keySummary;
+  if (keys.length === 0) problems.push("no active key: the gateway cannot serve any request");
+  for (const r of results.map((x) => x.result)) {
+    if (r.action === "disabled") {
+      problems.push(`key ${r.key_alias} was taken out of rotation: ${r.message ?? r.reason ?? "rejected by Google"}`);
+    }
+    if (r.action === "would_disable") problems.push(`key ${r.key_alias} is rejected by Google (dry run: left active)`);
+    if (r.status === "missing_secret") {
+      problems.push(
+        `key ${r.key_alias}: no Edge secret ${r.env_var_name} (supabase secrets set ${r.env_var_name}=...)`,
+      );
+    }
+    if (r.status === "error") problems.push(`key ${r.key_alias} could not be checked: ${r.message ?? "unknown error"}`);
+  }
+
+  try {
+    const catalogue = await deps.store.catalogueStatus();
+    const unlisted = catalogue.filter((c) => c.is_active && c.catalogue_status === "unlisted").map((c) => c.model);
+    summary.catalogue = {
+      status: "refreshed",
+      refreshed_keys: keySummary.ok.length,
+      models: catalogue.map((c) => ({
+        model: c.model,
+        catalogue_status: c.catalogue_status,
+        keys_listing: c.keys_listing,
+        input_token_limit: c.input_token_limit,
+        output_token_limit: c.output_token_limit,
+      })),
+      unlisted,
+    };
+    for (const m of unlisted) problems.push(`model ${m} is configured but no checked key lists it any more`);
+  } catch (error) {
+    const message = sanitizeError(error, { maxLength: 300 });
+    summary.catalogue = {
+      status: "failed",
+      refreshed_keys: keySummary.ok.length,
+      models: [],
+      unlisted: [],
+      error: message,
+    };
+    problems.push(`the catalogue could not be read: ${message}`);
+    return false;
+  }
+  return true;
+}
+
+async function checkKey(
+  deps: RunDeps,
+  key: ActiveKey,
+  options: RunOptions,
+): Promise<{ result: KeyResult; removed: number }> {
+  const base = { key_alias: key.key_alias, env_var_name: key.env_var_name, quota_group: key.quota_group };
+  const apiKey = deps.secret(key.env_var_name);
+  let check: KeyCheck;
+  let latency: number | null = null;
+  if (apiKey === undefined) {
+    check = {
+      keyId: key.id,
+      status: "missing_secret",
+      httpStatus: null,
+      reason: null,
+      message: `no usable Edge secret named ${key.env_var_name} (unset, empty, or a name never used for Google keys)`,
+      models: [],
+      disable: false,
+    };
+  } else {
+    const outcome = await deps.lister.list(apiKey, { timeoutMs: deps.listTimeoutMs });
+    latency = outcome.latencyMs;
+    if (outcome.ok) {
+      check = {
+        keyId: key.id,
+        status: "ok",
+        httpStatus: 200,
+        reason: null,
+        message: null,
+        models: outcome.models,
+        disable: false,
+      };
+    } else {
+      const e = outcome.error;
+      check = {
+        keyId: key.id,
+        status: e.class === "invalid_key" ? "invalid" : "error",
+        httpStatus: e.httpStatus,
+        reason: e.reason ?? e.status ?? (e.kind === "http" ? null : e.kind),
+        message: e.message,
+        models: [],
+        disable: e.class === "invalid_key" && !options.dryRun,
+      };
+    }
+  }
+  const recorded = await deps.store.recordKeyCheck(check);
+  let action: KeyAction = "none";
+  if (check.status === "invalid") {
+    action = recorded.disabled === true ? "disabled" : options.dryRun ? "would_disable" : "already_inactive";
+  }
+  return {
+    removed: recorded.removed ?? 0,
+    result: {
+      ...base,
+      status: check.status,
+      action,
+      http_status: check.httpStatus,
+      reason: check.reason,
+      message: check.message,
+      models: check.status === "ok" ? check.models.length : null,
+      latency_ms: latency,
+    },
+  };
+}
+
+/** Runs `fn` over `items` with at most `limit` at once, keeping the order of the results. */
+async function mapLimited<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.max(1, Math.min(limit, items.length)) }, worker));
+  return out;
+}

@@ -1,0 +1,120 @@
+// What the maintenance run needs from the database, as an interface (tests use fakes), and its
+// postgres.js implementation over the SQL API of migrations 20261121100000 and 20261121100300:
+// one statement per call, the logic in SQL.
+import type postgres from "postgres";
+import type { Sql } from "../_shared/db.ts";
+import type { CatalogueModel } from "./google-models.ts";
+
+/** public.google_ai_housekeeping()'s answer (the fields the summary uses). */
+export interface HousekeepingResult {
+  ok: boolean;
+  status: "succeeded" | "failed" | "skipped";
+  log_id: number;
+  deleted_count: number;
+  more_pending?: boolean;
+  failed_steps?: string[];
+  reason?: string;
+}
+
+export interface ActiveKey {
+  id: string;
+  key_alias: string;
+  env_var_name: string;
+  quota_group: string;
+}
+
+export type KeyCheckStatus = "ok" | "invalid" | "missing_secret" | "error";
+
+export interface KeyCheck {
+  keyId: string;
+  status: KeyCheckStatus;
+  httpStatus: number | null;
+  reason: string | null;
+  /** Already sanitized; the database sanitizes again. */
+  message: string | null;
+  models: CatalogueModel[];
+  /** Take an invalid key out of rotation (false: dry run). */
+  disable: boolean;
+}
+
+/** public.google_ai_record_key_check()'s answer. */
+export interface KeyCheckRecord {
+  ok: boolean;
+  error?: string;
+  disabled?: boolean;
+  disabled_reason?: string | null;
+  models?: number;
+  removed?: number;
+}
+
+export interface CatalogueStatus {
+  model: string;
+  is_active: boolean;
+  keys_checked: number;
+  keys_listing: number;
+  quota_groups: string[];
+  input_token_limit: number | null;
+  output_token_limit: number | null;
+  catalogue_status: "listed" | "unlisted" | "unknown";
+}
+
+export interface RunLogEntry {
+  startedAt: Date;
+  completedAt: Date;
+  status: "succeeded" | "failed";
+  tablesAffected: string[];
+  deletedCount: number;
+  details: Record<string, unknown>;
+}
+
+export interface MaintenanceStore {
+  housekeeping(): Promise<HousekeepingResult>;
+  activeKeys(): Promise<ActiveKey[]>;
+  recordKeyCheck(check: KeyCheck): Promise<KeyCheckRecord>;
+  catalogueStatus(): Promise<CatalogueStatus[]>;
+  /** One google_ai_maintenance_log row (operation 'maintenance_function'); returns its id. */
+  logRun(entry: RunLogEntry): Promise<number>;
+}
+
+export const RUN_OPERATION = "maintenance_function";
+
+export function createPgMaintenanceStore(sql: Sql): MaintenanceStore {
+  return {
+    async housekeeping() {
+      const [row] = await sql<{ r: HousekeepingResult }[]>`select public.google_ai_housekeeping() as r`;
+      return row!.r;
+    },
+    async activeKeys() {
+      return await sql<ActiveKey[]>`
+        select k.id::text as id, k.key_alias, k.env_var_name, coalesce(k.project_id, 'key:' || k.id::text) as quota_group
+        from public.google_ai_api_keys k
+        where k.is_active
+        order by k.priority nulls last, k.key_alias`;
+    },
+    async recordKeyCheck(check) {
+      const [row] = await sql<{ r: KeyCheckRecord }[]>`
+        select public.google_ai_record_key_check(
+          ${check.keyId}::uuid, ${check.status}::text, ${check.httpStatus}::integer, ${check.reason}::text,
+          ${check.message}::text, ${sql.json(check.models as unknown as postgres.JSONValue)}::jsonb,
+          ${check.disable}::boolean) as r`;
+      return row!.r;
+    },
+    async catalogueStatus() {
+      return await sql<CatalogueStatus[]>`
+        select model, is_active, keys_checked, keys_listing, quota_groups, input_token_limit, output_token_limit,
+               catalogue_status
+        from public.google_ai_model_catalogue_status
+        order by model`;
+    },
+    async logRun(entry) {
+      const [row] = await sql<{ id: number }[]>`
+        insert into public.google_ai_maintenance_log
+          (operation, tables_affected, deleted_count, started_at, completed_at, status, details)
+        values (${RUN_OPERATION}, ${entry.tablesAffected}::text[], ${entry.deletedCount}::integer,
+                ${entry.startedAt}::timestamptz, ${entry.completedAt}::timestamptz, ${entry.status},
+                ${sql.json(entry.details as postgres.JSONValue)}::jsonb)
+        returning id`;
+      return row!.id;
+    },
+  };
+}
