@@ -2,7 +2,7 @@
 // pasted and stops cleanly on SIGTERM; a broken function next to llm-invoke does not stop it; a
 // database that is down or not configured gives 503 JSON, never a 500 or a stack trace.
 import { spawn, spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -69,8 +69,13 @@ describe("a broken function next to llm-invoke", () => {
 
   beforeAll(async () => {
     dir = mkdtempSync(path.join(tmpdir(), "eve-functions-"));
+    // A copy of llm-invoke (not a symlink: Deno writes a deno.lock next to a config outside the
+    // workspace, and that must land in the temporary folder, not in the repository).
     symlinkSync(path.join(FUNCTIONS, "_shared"), path.join(dir, "_shared"));
-    symlinkSync(path.join(FUNCTIONS, "llm-invoke"), path.join(dir, "llm-invoke"));
+    mkdirSync(path.join(dir, "llm-invoke"));
+    for (const file of ["index.ts", "deno.json"]) {
+      copyFileSync(path.join(FUNCTIONS, "llm-invoke", file), path.join(dir, "llm-invoke", file));
+    }
     mkdirSync(path.join(dir, "half-written"));
     writeFileSync(path.join(dir, "half-written", "index.ts"), 'import { nothing } from "./missing.ts";\nconsole.log(nothing);\n');
     stack = await startLocalStack({ functionsPort: 0, databaseUrl: db.url, functionsDir: dir, google: "simulator", log: () => {} });
@@ -79,6 +84,10 @@ describe("a broken function next to llm-invoke", () => {
   afterAll(async () => {
     await stack?.close();
     rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("leaves no lock file in the repository's function folders", () => {
+    expect(existsSync(path.join(FUNCTIONS, "llm-invoke", "deno.lock"))).toBe(false);
   });
 
   it("does not stop llm-invoke from serving; its own path answers 503 JSON", async () => {
