@@ -61,18 +61,30 @@ declare
   v_rpd_used integer;
 begin
   begin
-    if p_skip_locked then
-      select * into v_row from public.google_ai_usage_counters c
-      where c.quota_group = p_quota_group and c.model = p_model
-      for update skip locked;
-      if not found then
+    for i in 1 .. 2 loop
+      if p_skip_locked then
+        select * into v_row from public.google_ai_usage_counters c
+        where c.quota_group = p_quota_group and c.model = p_model
+        for update skip locked;
+      else
+        select * into v_row from public.google_ai_usage_counters c
+        where c.quota_group = p_quota_group and c.model = p_model
+        for update;
+      end if;
+      exit when found;
+      -- Not found: locked by someone else (SKIP LOCKED), or missing (first use of the group, or
+      -- removed by housekeeping). A missing row is created and locked on the second pass.
+      if p_skip_locked and exists (select 1 from public.google_ai_usage_counters c
+                                   where c.quota_group = p_quota_group and c.model = p_model) then
         outcome := 'skipped';
         return;
       end if;
-    else
-      select * into v_row from public.google_ai_usage_counters c
-      where c.quota_group = p_quota_group and c.model = p_model
-      for update;
+      insert into public.google_ai_usage_counters (quota_group, model, rpm_used, tpm_used, rpd_used)
+      values (p_quota_group, p_model, 0, 0, 0)
+      on conflict (quota_group, model) where quota_group is not null do nothing;
+    end loop;
+    if v_row.id is null then
+      raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
     end if;
 
     -- Decide with the time at which we hold the lock, and never move a window backwards.
@@ -229,7 +241,7 @@ begin
           and not (k.id = any (coalesce(p_exclude_key_ids, '{}')))
         order by coalesce(k.project_id, 'key:' || k.id::text), k.priority nulls last
       ), usage as (
-        select g.quota_group, g.priority, c.id as counter_id, cd.cooldown_until,
+        select g.quota_group, g.priority, cd.cooldown_until,
                case when c.minute_bucket = v_minute then c.rpm_used else 0 end as rpm_used,
                case when c.minute_bucket = v_minute then c.tpm_used else 0 end as tpm_used,
                case when c.day_bucket = v_day then c.rpd_used else 0 end as rpd_used
@@ -274,12 +286,6 @@ begin
       elsif v_tpm is not null and v_candidate.tpm_used + p_estimated_tokens > v_tpm then
         v_outcome := 'tpm';
       else
-        if v_candidate.counter_id is null then
-          insert into public.google_ai_usage_counters (quota_group, model, minute_bucket, day_bucket,
-            rpm_used, tpm_used, rpd_used, updated_at)
-          values (v_candidate.quota_group, v_model.model, v_minute, v_day, 0, 0, 0, v_now)
-          on conflict (quota_group, model) where quota_group is not null do nothing;
-        end if;
         select * into v_try from public.google_ai_try_book(v_candidate.quota_group, v_model.model,
           v_rpm, v_tpm, v_rpd, p_estimated_tokens, p_now, true);
         v_outcome := v_try.outcome;

@@ -1,7 +1,7 @@
 -- The reservation RPC: limits, windows, quota groups, priority, headroom, cooldowns, refusals.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(33);
+select plan(37);
 
 -- Fixture: one model with small limits; group proj-a has two keys (priority 1), key b1 has no
 -- project (its own group, priority 2).
@@ -81,6 +81,16 @@ select ok((public.google_ai_cooldown('key:00000000-0000-0000-0000-0000000000b1',
 select is(pg_temp.r('2026-11-22 09:02:10+00') - 'retry_at' - 'model' - 'max_tokens',
   jsonb_build_object('ok', false, 'limit', 'cooldown', 'retry_after_ms', 10000),
   'every group cooling: refused until the earliest cooldown ends');
+
+-- A counter row that is missing when the lock is taken (first use, or deleted by housekeeping
+-- between the candidate read and the lock) is created and counted, never booked uncounted.
+select is((public.google_ai_try_book('ghost', 'test-model', 3, 1000, 5, 7, '2026-11-22 09:03:00+00', false)).outcome, 'booked',
+  'waiting try on a missing row books');
+select is((select (rpm_used, tpm_used, rpd_used)::text from public.google_ai_usage_counters where quota_group = 'ghost'),
+  '(1,7,1)', 'and the booking is counted in a new row');
+select is((public.google_ai_try_book('ghost-2', 'test-model', 3, 1000, 5, 7, '2026-11-22 09:03:00+00', true)).outcome, 'booked',
+  'SKIP LOCKED try on a missing row books too');
+select is((select rpm_used from public.google_ai_usage_counters where quota_group = 'ghost-2'), 1, 'and is counted');
 
 -- No key, unknown model.
 update public.google_ai_api_keys set is_active = false;
