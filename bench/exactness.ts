@@ -40,7 +40,7 @@ const SCENARIOS: Scenario[] = [
   { id: "rpd", title: "RPD 20 (gemini-2.5-flash's limit)", limits: { rpm: null, tpm: null, rpd: 20 }, tokens: () => 100, at: null },
   {
     id: "all-three",
-    title: "RPM 30 + TPM 15,000 + RPD 75 at once, over 3 minutes of one day (injected clock): large requests in the 1st minute (TPM binds), small ones after (RPM, then RPD binds)",
+    title: "RPM 30 + TPM 15,000 + RPD 75 at once, a burst in each of 3 minutes of one day (injected clock): large requests in the 1st minute (TPM binds), small ones after (RPM, then RPD binds)",
     limits: { rpm: 30, tpm: 15_000, rpd: 75 },
     tokens: (i) => (i % 3 === 0 ? 400 + ((i * 7919) % 650) : 20 + ((i * 7919) % 180)),
     at: (i) => `2026-11-23 18:0${i % 3}:30+00`,
@@ -80,6 +80,10 @@ export async function runExactness(bench: BenchServer, cfg: ExactnessConfig, log
     await setKeys(db.sql, KEYS);
     log(`  opening ${cfg.connections} connections`);
     clients = await openClients(db.url, cfg.connections);
+    // Warm every connection (statements prepared, function plans cached) with a call that books
+    // nothing: an unknown model is refused before any counter is touched.
+    await Promise.all(clients.map((c) => c`select public.google_ai_reserve('bench-warm-up-no-such-model', 1, 'burst', 'warm')`));
+    await Promise.all(clients.map((c) => c`select public.google_ai_reserve_at(now(), 'bench-warm-up-no-such-model', 1, 'burst', 'warm')`));
     const results: ScenarioResult[] = [];
     for (const sc of SCENARIOS) {
       const model = `burst-${sc.id}`;
@@ -87,19 +91,30 @@ export async function runExactness(bench: BenchServer, cfg: ExactnessConfig, log
       // Real-clock bursts start away from a minute boundary, so one burst is one minute window.
       if (sc.at === null) await waitForSecondOfMinute(2, 50);
       const t0 = performance.now();
-      const answers = await Promise.all(
-        Array.from({ length: cfg.callers }, async (_, i) => {
-          const c = clients[i % clients.length]!;
-          try {
-            const [row] = sc.at === null
-              ? await c<{ r: Answer }[]>`select public.google_ai_reserve(${model}, ${sc.tokens(i)}, 'burst', ${`${sc.id}-${i}`}) as r`
-              : await c<{ r: Answer }[]>`select public.google_ai_reserve_at(${sc.at(i)}::timestamptz, ${model}, ${sc.tokens(i)}, 'burst', ${`${sc.id}-${i}`}) as r`;
-            return { i, ...row!.r };
-          } catch (error) {
-            return { i, ok: false, limit: "error", error: String(error) } as Answer & { i: number };
-          }
-        }),
-      );
+      // Injected clocks move forward like real time: the callers of each minute burst together, one
+      // minute after the other (the RPC never moves a window backwards, so out-of-order clocks
+      // would all land in the latest minute).
+      const phases = new Map<string, number[]>();
+      for (let i = 0; i < cfg.callers; i++) {
+        const key = sc.at === null ? "now" : sc.at(i);
+        phases.set(key, [...(phases.get(key) ?? []), i]);
+      }
+      const answers: (Answer & { i: number })[] = [];
+      for (const [, callers] of [...phases.entries()].sort(([a], [b]) => a.localeCompare(b))) {
+        answers.push(...(await Promise.all(
+          callers.map(async (i) => {
+            const c = clients[i % clients.length]!;
+            try {
+              const [row] = sc.at === null
+                ? await c<{ r: Answer }[]>`select public.google_ai_reserve(${model}, ${sc.tokens(i)}, 'burst', ${`${sc.id}-${i}`}) as r`
+                : await c<{ r: Answer }[]>`select public.google_ai_reserve_at(${sc.at(i)}::timestamptz, ${model}, ${sc.tokens(i)}, 'burst', ${`${sc.id}-${i}`}) as r`;
+              return { i, ...row!.r };
+            } catch (error) {
+              return { i, ok: false, limit: "error", error: String(error) } as Answer & { i: number };
+            }
+          }),
+        )));
+      }
       const burstMs = performance.now() - t0;
       const r = await count(db.sql, model, sc, answers, cfg, burstMs);
       results.push(r);
@@ -218,15 +233,19 @@ async function count(
 }
 
 function markdown(cfg: ExactnessConfig, results: ScenarioResult[]): string {
+  const list = (ws: Window[], tokens: boolean) => ws.map((w) => fmt(tokens ? w.tokens : w.admitted)).join(", ");
   const rows = results.map((r) => {
-    const windows = r.limits.rpd !== null && r.limits.rpm === null ? r.dayWindows : r.minuteWindows;
-    const perWindow = windows.map((w) => (r.limits.tpm !== null && r.limits.rpm === null ? w.tokens : w.admitted));
-    const limit = r.limits.rpm ?? r.limits.rpd ?? r.limits.tpm;
+    const { rpm, tpm, rpd } = r.limits;
+    const parts: string[] = [];
+    const minutes = new Set(r.minuteWindows.map((w) => w.window)).size;
+    if (rpm !== null) parts.push(`requests per group and minute (limit ${rpm}): ${list(r.minuteWindows, false)}`);
+    if (tpm !== null) parts.push(`tokens per group and minute (limit ${fmt(tpm)}): ${list(r.minuteWindows, true)}`);
+    if (rpd !== null) parts.push(`requests per group and day (limit ${rpd}): ${list(r.dayWindows, false)}`);
     return [
       r.title,
       `${r.callers} / ${r.connections}`,
-      `${windows.length} × ${r.limits.tpm !== null && r.limits.rpm === null ? `${fmt(limit)} tokens` : `${limit} requests`}`,
-      perWindow.map((v) => fmt(v)).join(", "),
+      `${GROUPS} groups × ${minutes} minute${minutes === 1 ? "" : "s"}`,
+      parts.join("; "),
       r.admitted,
       Object.entries(r.refusedBy).map(([k, v]) => `${k} ${v}`).join(", "),
       `**${r.overAdmission.total}**`,
@@ -239,11 +258,11 @@ ${cfg.callers} callers at once, spread over ${cfg.connections} open connections 
 calling the reservation RPC once for one model served by 4 keys in ${GROUPS} quota groups (two keys of one
 Google project share its quota; one key has no project and is its own group). The first three scenarios
 use the database clock (\`google_ai_reserve\`, as the gateway does) and start away from a minute boundary;
-the last injects the clock (\`google_ai_reserve_at\`) so its callers land in three different minutes of one
-Pacific day, which exercises RPM, TPM and RPD together across windows. Admissions are counted per quota
+the last injects the clock (\`google_ai_reserve_at\`): a third of the callers burst in each of three consecutive
+minutes of one Pacific day, which exercises RPM, TPM and RPD together across windows. Admissions are counted per quota
 group and window from the attempt log, and cross-checked against the callers' answers and the counter rows.
 
-${table(["scenario", "callers / connections", "windows × limit", "admitted per window (requests or tokens)", "admitted", "refused (limit named)", "over-admission", "burst ms"], rows, ["l", "r", "l", "l", "r", "l", "r", "r"])}
+${table(["scenario", "callers / connections", "windows", "admitted per quota group and window", "admitted", "refused (limit named)", "over-admission", "burst ms"], rows, ["l", "r", "l", "l", "r", "l", "r", "r"])}
 
 Over-admission is the sum, over every (quota group, window), of what was admitted beyond the limit:
 ${results.every((r) => r.overAdmission.total === 0) ? "**0 in every scenario**" : "**NOT 0: see the table**"}. Capacity left unused while callers were refused

@@ -3,11 +3,11 @@
 // from several real child processes at once) and a naive read-then-write limiter (the same burst).
 // Their WAIT-mode behaviour at 3× demand is measured in part 3, side by side with ours; the gateway
 // peer (Portkey) in part 4.
-import { closeClients, openClients, type BenchServer } from "./lib/db.ts";
+import { closeClients, openClients, setKeys, setModel, type BenchServer } from "./lib/db.ts";
 import { waitForSecondOfMinute } from "./lib/clock.ts";
 import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
 import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
-import { fmt, table, type PartResult } from "./lib/report.ts";
+import { fmt, pct, table, type PartResult } from "./lib/report.ts";
 import { createRlflex } from "./lib/rlflex.ts";
 import { rlflexBurst } from "./lib/rlflex-procs.ts";
 import { median } from "./lib/stats.ts";
@@ -21,12 +21,23 @@ export interface PeersConfig {
   burst: { connections: number; callers: number; processes: number; limit: number };
 }
 
-type Variant = "pg-select1" | "rlflex" | "naive";
+type Variant = "pgjs-select1" | "ours" | "naive" | "pg-select1" | "rlflex";
 const LABEL: Record<Variant, string> = {
-  "pg-select1": "`select 1` over pg (ceiling for rate-limiter-flexible's driver)",
-  rlflex: "rate-limiter-flexible `consume()` (admitted)",
+  "pgjs-select1": "`select 1` over postgres.js (ceiling for ours and naive)",
+  ours: "ours: `google_ai_reserve`, 1 quota group (admitted)",
   naive: "naive read-then-write (admitted; 2 statements)",
+  "pg-select1": "`select 1` over pg (ceiling for rate-limiter-flexible)",
+  rlflex: "rate-limiter-flexible `consume()` (admitted)",
 };
+/** The `select 1` each variant is compared with: the same driver, the same connections. */
+const CEILING: Record<Variant, Variant> = {
+  "pgjs-select1": "pgjs-select1",
+  ours: "pgjs-select1",
+  naive: "pgjs-select1",
+  "pg-select1": "pg-select1",
+  rlflex: "pg-select1",
+};
+const OURS_MODEL = "bench-peers-1-group";
 
 interface Cell extends Omit<LoadResult, "samples"> {
   variant: Variant;
@@ -34,22 +45,19 @@ interface Cell extends Omit<LoadResult, "samples"> {
   ratioToSelect1: number | null;
 }
 
-export interface PeersInput {
-  /** Part 1's cells, to show ours beside the peers. */
-  ours?: { connections: number; callsPerSecond: number; ratio: number | null; variant: string; synchronousCommit: string }[];
-}
-
-export async function runPeers(bench: BenchServer, cfg: PeersConfig, input: PeersInput, log: (s: string) => void): Promise<PartResult> {
+export async function runPeers(bench: BenchServer, cfg: PeersConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("peers");
   try {
     await createNaiveTable(db.sql);
+    await setModel(db.sql, OURS_MODEL, { rpm: 2_000_000_000, tpm: 2_000_000_000, rpd: 2_000_000_000 });
+    await setKeys(db.sql, [{ alias: "peers", project: "proj-peers", models: [OURS_MODEL] }]);
     const cells = await throughput(db.url, cfg, log);
     const burst = await bursts(db.url, db.sql, cfg, log);
     return {
       id: "peers",
       title: "Peers on the same Postgres: rate-limiter-flexible and a naive limiter",
       data: { config: cfg, throughput: cells, burst },
-      markdown: markdown(cfg, cells, burst, input),
+      markdown: markdown(cfg, cells, burst),
       headline: [
         {
           figure: `Burst of ${cfg.burst.callers} against a limit of ${cfg.burst.limit}: admitted by rate-limiter-flexible (${cfg.burst.processes} processes) / naive`,
@@ -57,8 +65,13 @@ export async function runPeers(bench: BenchServer, cfg: PeersConfig, input: Peer
         },
         ...[8, 32].flatMap((n) => {
           const c = cells.find((x) => x.variant === "rlflex" && x.connections === n);
-          const o = input.ours?.find((x) => x.connections === n && x.variant === "reserve-1-group" && x.synchronousCommit === "on");
-          return c ? [{ figure: `rate-limiter-flexible consume()/s at ${n} connections (ours, 1 group, part 1)`, value: `${fmt(c.callsPerSecond)} (${o ? fmt(o.callsPerSecond) : "—"})` }] : [];
+          const o = cells.find((x) => x.variant === "ours" && x.connections === n);
+          return c && o
+            ? [{
+              figure: `Calls/s at ${n} connections, same rounds: rate-limiter-flexible consume() / ours reserve (each vs its driver's select 1)`,
+              value: `${fmt(c.callsPerSecond)} (${pct(c.ratioToSelect1)}) / ${fmt(o.callsPerSecond)} (${pct(o.ratioToSelect1)})`,
+            }]
+            : [];
         }),
       ],
       checks: [
@@ -79,9 +92,9 @@ async function throughput(url: string, cfg: PeersConfig, log: (s: string) => voi
   const HUGE = 2_000_000_000;
   for (const n of cfg.concurrencies) {
     const rl = await createRlflex(url, n, HUGE);
-    const naiveClients = await openClients(url, n);
-    const naive = naiveClients.map((c) => naiveLimiter(c, "naive-tp", HUGE));
-    const variants: Variant[] = ["pg-select1", "rlflex", "naive"];
+    const pgjs = await openClients(url, n);
+    const naive = pgjs.map((c) => naiveLimiter(c, "naive-tp", HUGE));
+    const variants: Variant[] = ["pgjs-select1", "ours", "naive", "pg-select1", "rlflex"];
     const rounds = new Map<Variant, LoadResult[]>(variants.map((v) => [v, []]));
     const ratios = new Map<Variant, number[]>(variants.map((v) => [v, []]));
     try {
@@ -94,30 +107,41 @@ async function throughput(url: string, cfg: PeersConfig, log: (s: string) => voi
             clients: workers,
             warmupMs: cfg.warmupMs,
             durationMs: cfg.durationMs,
-            call: async (w) => {
-              if (v === "pg-select1") {
-                await rl.pool.query("select 1");
-                return "ok";
+            call: async (w, _worker, seq) => {
+              switch (v) {
+                case "pg-select1":
+                  await rl.pool.query("select 1");
+                  return "ok";
+                case "pgjs-select1":
+                  await pgjs[w]!`select 1`;
+                  return "ok";
+                case "ours": {
+                  const [row] = await pgjs[w]!<{ r: { ok: boolean } }[]>`
+                    select public.google_ai_reserve(${OURS_MODEL}, 100, 'bench-peers', ${`peers-${n}-${r}-${w}-${seq}`}) as r`;
+                  return row!.r.ok ? "admitted" : "refused";
+                }
+                case "rlflex":
+                  return (await rl.tryOnce("rlflex-tp")).ok ? "admitted" : "refused";
+                case "naive":
+                  return (await naive[w]!()).ok ? "admitted" : "refused";
               }
-              const res = v === "rlflex" ? await rl.tryOnce("rlflex-tp") : await naive[w]!();
-              return res.ok ? "admitted" : "refused";
             },
           });
           rounds.get(v)!.push(result);
           rate.set(v, result.callsPerSecond);
         }
-        for (const v of variants) ratios.get(v)!.push(rate.get(v)! / rate.get("pg-select1")!);
+        for (const v of variants) ratios.get(v)!.push(rate.get(v)! / rate.get(CEILING[v])!);
       }
     } finally {
       await rl.close();
-      await closeClients(naiveClients);
+      await closeClients(pgjs);
     }
     for (const v of variants) {
       const pooled = poolRounds(rounds.get(v)!);
-      const cell: Cell = { ...pooled, variant: v, ratioToSelect1: v === "pg-select1" ? null : median(ratios.get(v)!) };
+      const cell: Cell = { ...pooled, variant: v, ratioToSelect1: CEILING[v] === v ? null : median(ratios.get(v)!) };
       cells.push(cell);
       log(
-        `  ${String(n).padStart(3)} conn  ${v.padEnd(10)} ${String(cell.callsPerSecond).padStart(6)} calls/s  p50 ${fmt(cell.latencyMs.p50)} p99 ${fmt(cell.latencyMs.p99)} ms` +
+        `  ${String(n).padStart(3)} conn  ${v.padEnd(12)} ${String(cell.callsPerSecond).padStart(6)} calls/s  p50 ${fmt(cell.latencyMs.p50)} p99 ${fmt(cell.latencyMs.p99)} ms` +
           (cell.ratioToSelect1 !== null ? `  (${(cell.ratioToSelect1 * 100).toFixed(1)}% of select 1)` : "") +
           (cell.errors ? `  ERRORS ${cell.errors}: ${cell.firstError}` : ""),
       );
@@ -210,29 +234,15 @@ async function bursts(url: string, sql: Sql, cfg: PeersConfig, log: (s: string) 
   }
 }
 
-function markdown(cfg: PeersConfig, cells: Cell[], burst: { rlflex: BurstResult; naive: BurstResult }, input: PeersInput): string {
-  const ns = [...new Set(cells.map((c) => c.connections))];
-  const rows = ns.flatMap((n) => {
-    const ours = input.ours?.filter((o) => o.connections === n && o.synchronousCommit === "on" && o.variant !== "select1" && o.variant !== "refuse-1-group") ?? [];
-    return [
-      ...cells.filter((c) => c.connections === n).map((c) => [
-        LABEL[c.variant],
-        n,
-        fmt(c.callsPerSecond),
-        c.ratioToSelect1 === null ? "1 (ceiling)" : `${fmt(c.ratioToSelect1 * 100, 1)}%`,
-        fmt(c.latencyMs.p50),
-        fmt(c.latencyMs.p99),
-      ]),
-      ...ours.map((o) => [
-        `ours: ${o.variant === "reserve-1-group" ? "1 quota group" : "5 quota groups"} (part 1, postgres.js)`,
-        n,
-        fmt(o.callsPerSecond),
-        o.ratio === null ? "—" : `${fmt(o.ratio * 100, 1)}% (of its own \`select 1\`)`,
-        "",
-        "",
-      ]),
-    ];
-  });
+function markdown(cfg: PeersConfig, cells: Cell[], burst: { rlflex: BurstResult; naive: BurstResult }): string {
+  const rows = cells.map((c) => [
+    LABEL[c.variant],
+    c.connections,
+    fmt(c.callsPerSecond),
+    c.ratioToSelect1 === null ? "1 (ceiling)" : `${fmt(c.ratioToSelect1 * 100, 1)}%`,
+    fmt(c.latencyMs.p50),
+    fmt(c.latencyMs.p99),
+  ]);
   return `
 **What each one is.** rate-limiter-flexible's \`RateLimiterPostgres\` (a pg \`Pool\`, \`points\` = the per-minute limit,
 \`duration\` = 60 s): one unconditional upsert per call (\`points + 1\`, or reset when its \`expire\` passed), decided in
@@ -241,13 +251,15 @@ JavaScript from the returned count; its window starts at the key's first hit and
 The naive limiter reads the count, decides in the client, then increments: two statements, no lock between them.
 
 **Throughput** (closed loop, ${cfg.rounds} interleaved rounds of ${cfg.durationMs / 1000} s per cell, median round; limits
-that never bind, one key). The peers run on node-postgres (pg), ours on postgres.js, so each is compared
-with \`select 1\` over its own driver; ours are part 1's cells from this same run.
+that never bind, one key or quota group). Ours runs again here, in the same rounds as the peers, so the
+comparison is made in the same minutes. rate-limiter-flexible runs on node-postgres (pg), ours and the naive
+limiter on postgres.js, so each is also compared with \`select 1\` over its own driver and connections.
 
 ${table(["limiter", "connections", "calls/s", "vs `select 1`", "p50 ms", "p99 ms"], rows, ["l", "r", "r", "r", "r", "r"])}
 
-rate-limiter-flexible does less per call than our RPC (one upsert on a 3-column table, no attempt row, no key
-choice, no second and third limit), so it is faster per call; what it cannot do is shown below and in part 3.
+rate-limiter-flexible has less to do per call than our RPC (one upsert on a 3-column table: no attempt row, no
+key choice, no second and third limit, no reservation to reconcile); what that costs in exactness is below
+and in part 3.
 
 **Burst exactness.** ${burst.rlflex.callers} callers at once against a limit of ${burst.rlflex.limit} on one key:
 

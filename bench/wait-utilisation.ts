@@ -5,7 +5,8 @@
 // naive read-then-write limiter, each with the same limit on its own key. Admissions are counted per
 // calendar minute (Google's windows): utilisation of each whole window, over-admission anywhere.
 import { setMaxListeners } from "node:events";
-import { writeFile } from "node:fs/promises";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
 import { connect, type Sql } from "../shared/db/migrate.ts";
 import { startFunctionsServer, type FunctionsServer } from "../scripts/serve-functions.ts";
 import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
@@ -33,6 +34,8 @@ export interface WaitConfig {
   rlflexProcesses: number;
   connections: number;
   chartPath: string;
+  /** Machine summary for the chart's subtitle. */
+  machineLabel: string;
   /** "llm-invoke": our callers go through the served function (falls back to "rpc" if it does not answer). */
   via: "llm-invoke" | "rpc";
 }
@@ -275,7 +278,7 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
     const oursAdm = admittedTimes(oursRecords);
     const svg = waitChartSvg({
       title: `WAIT mode at ${cfg.demandFactor}× the limit: admissions against a limit of ${cfg.limitRpm} requests per minute`,
-      subtitle: `${machineLine()} · ${new Date(t0).toISOString().slice(0, 10)} · our RPC (exact), rate-limiter-flexible (${procs} processes) and a naive limiter on one Postgres`,
+      subtitle: `${cfg.machineLabel} · ${new Date(t0).toISOString().slice(0, 10)} · ours ${via === "llm-invoke" ? "through llm-invoke" : "(RPC-level client)"}, rate-limiter-flexible (${procs} processes) and a naive limiter on one Postgres`,
       startMs: chartStart,
       endMs: stopAt,
       limitPerMinute: cfg.limitRpm,
@@ -291,12 +294,13 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
         },
         {
           label: "naive read-then-write",
-          color: "#718096",
+          color: "#d69e2e",
           dashed: true,
           points: cumulativeByMinute(admittedTimes(naiveRecords).map((r) => r.admittedAt!), (_, i) => admittedTimes(naiveRecords)[i]!.window!),
         },
       ],
     });
+    await mkdir(path.dirname(cfg.chartPath), { recursive: true });
     await writeFile(cfg.chartPath, svg);
 
     const full = cfg.smokeDurationMs === undefined;
@@ -357,10 +361,6 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
     await naiveSql.end({ timeout: 5 });
     await db.drop();
   }
-}
-
-function machineLine(): string {
-  return `${process.platform}, Node ${process.version}`;
 }
 
 function analyse(id: LimiterResult["id"], label: string, records: WaitRecord[], cfg: WaitConfig, fullWindows: number[]): LimiterResult {

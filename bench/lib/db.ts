@@ -131,16 +131,6 @@ export async function closeClients(clients: Sql[]): Promise<void> {
   await Promise.all(clients.map((c) => c.end({ timeout: 5 })));
 }
 
-/** Transactions committed and rolled back in one database so far (for round-trip counts). */
-export async function xactCounts(sql: Sql, database: string): Promise<{ commit: number; rollback: number }> {
-  // pg_stat_database is updated when backends report (at transaction end, at most every 500 ms on
-  // PG 15, or on demand): flush ours so the snapshot is not stale.
-  const [row] = await sql<{ commit: string; rollback: string }[]>`
-    select xact_commit::text as commit, xact_rollback::text as rollback
-    from pg_stat_database where datname = ${database}`;
-  return { commit: Number(row!.commit), rollback: Number(row!.rollback) };
-}
-
 export async function walLsn(sql: Sql): Promise<string> {
   const [{ lsn }] = await sql<{ lsn: string }[]>`select pg_current_wal_lsn()::text as lsn`;
   return lsn;

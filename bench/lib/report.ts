@@ -51,7 +51,7 @@ export function table(headers: string[], rows: (string | number)[][], align?: ("
 
 export function fmt(value: number | null | undefined, digits = 2): string {
   if (value === null || value === undefined || Number.isNaN(value)) return "—";
-  if (Math.abs(value) >= 1000 && digits <= 2) return Math.round(value).toLocaleString("en-US");
+  if (Number.isInteger(value) || (Math.abs(value) >= 1000 && digits <= 2)) return Math.round(value).toLocaleString("en-US");
   return value.toFixed(digits);
 }
 
@@ -77,7 +77,12 @@ function machineSection(m: MachineInfo): string {
   );
 }
 
+/** The issue's order of the parts, whatever order they ran in. */
+const ORDER = ["rpc-throughput", "exactness", "wait-utilisation", "gateway-overhead", "peers"];
+const byOrder = (a: PartResult, b: PartResult) => ORDER.indexOf(a.id) - ORDER.indexOf(b.id);
+
 export async function writeReport(input: ReportInput): Promise<void> {
+  input = { ...input, parts: [...input.parts].sort(byOrder) };
   await mkdir(input.resultsDir, { recursive: true });
   await mkdir(path.dirname(input.markdownPath), { recursive: true });
   const generatedAt = input.machine.date;
@@ -143,6 +148,7 @@ export async function writeReport(input: ReportInput): Promise<void> {
 }
 
 export function printSummary(parts: PartResult[], failures: { part: string; error: string }[]): void {
+  parts = [...parts].sort(byOrder);
   const rows = parts.flatMap((p) => p.headline.map((h) => [h.figure, h.value]));
   const w = Math.max(...rows.map((r) => r[0]!.length), 10);
   console.log("");

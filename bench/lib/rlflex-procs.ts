@@ -6,6 +6,8 @@ import { fileURLToPath } from "node:url";
 import type { WorkerMessage, WorkerTask } from "./rlflex-worker.ts";
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), "rlflex-worker.ts");
+// tsx's loader by absolute URL, so the children start whatever the current directory is.
+const TSX = import.meta.resolve("tsx");
 
 export interface ProcHandle {
   child: ChildProcess;
@@ -13,7 +15,7 @@ export interface ProcHandle {
 }
 
 function start(task: WorkerTask): ProcHandle {
-  const child = fork(WORKER, [], { execArgv: ["--import", "tsx"], stdio: ["ignore", "inherit", "inherit", "ipc"] });
+  const child = fork(WORKER, [], { execArgv: ["--import", TSX], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const queue: WorkerMessage[] = [];
   const waiters: ((m: WorkerMessage) => void)[] = [];
   child.on("message", (m: WorkerMessage) => {

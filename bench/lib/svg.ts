@@ -99,8 +99,10 @@ export function waitChartSvg(c: WaitChartInput): string {
   }
   out.push(`<line x1="${M.left}" y1="${n1(y2(c.limitPerMinute))}" x2="${M.left + plotW}" y2="${n1(y2(c.limitPerMinute))}" stroke="#c53030" stroke-width="1.5"/>`);
   out.push(`<text x="${M.left + 4}" y="${n1(y2(c.limitPerMinute) - 4)}" fill="#c53030">limit: ${c.limitPerMinute} per minute</text>`);
-  c.cumulative.forEach((s, k) => {
-    if (s.points.length === 0) return;
+  // Peers first, ours (the first series) last, so ours is drawn on top.
+  const drawOrder = c.cumulative.map((s, k) => [s, k] as const).slice(1).concat(c.cumulative.length ? [[c.cumulative[0]!, 0] as const] : []);
+  for (const [s, k] of drawOrder) {
+    if (s.points.length === 0) continue;
     const pts: string[] = [];
     let prev = 0;
     for (const [t, v] of s.points) {
@@ -110,7 +112,7 @@ export function waitChartSvg(c: WaitChartInput): string {
     out.push(`<polyline points="${pts.join(" ")}" fill="none" stroke="${s.color}" stroke-width="${k === 0 ? 2.2 : 1.6}"${s.dashed ? ' stroke-dasharray="5 3"' : ""}/>`);
     const ly = top2 + 10 + k * 20;
     out.push(`<line x1="${lx}" y1="${ly}" x2="${lx + 14}" y2="${ly}" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="5 3"' : ""}/><text x="${lx + 20}" y="${ly + 4}">${esc(s.label)}</text>`);
-  });
+  }
   out.push(`<rect x="${M.left}" y="${top2}" width="${plotW}" height="${panelH}" fill="none" stroke="#999"/>`);
   out.push(`<text transform="translate(16 ${n1(top2 + panelH / 2)}) rotate(-90)" text-anchor="middle" fill="#333">admitted this minute</text>`);
   out.push(`</svg>`);
