@@ -143,3 +143,19 @@ create index if not exists google_ai_attempts_open_idx on public.google_ai_attem
 
 comment on table public.google_ai_attempts is
   'Audit log: one row per reservation decision and its outcome. Secrets never appear here.';
+
+-- Responses kept for idempotent replay ------------------------------------------------------------
+-- A caller that sends its own request_id and retries the HTTP call (a timeout on its side, a
+-- restarted notebook) gets the stored answer back instead of a second call to Google. Kept 24 hours
+-- (housekeeping deletes older rows); holds model output, never a key or a token.
+create table if not exists public.google_ai_responses (
+  caller      text not null,
+  request_id  text not null,
+  model       text,
+  response    jsonb not null,
+  created_at  timestamptz not null default now(),
+  primary key (caller, request_id)
+);
+create index if not exists google_ai_responses_created_at_idx on public.google_ai_responses (created_at);
+comment on table public.google_ai_responses is
+  'Answers to requests that carried the caller''s own request_id, replayed when the same caller sends it again (24 h).';

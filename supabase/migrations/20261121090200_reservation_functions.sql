@@ -209,12 +209,29 @@ declare
   v_retry_ms bigint;
   v_key record;
   v_reservation_id uuid;
+  v_replay jsonb;
 begin
   if p_estimated_tokens is null or p_estimated_tokens < 0 then
     raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
   end if;
   if p_caller is null or length(p_caller) = 0 or p_model is null or length(p_model) = 0 then
     raise exception 'p_caller and p_model are required' using errcode = '22023';
+  end if;
+
+  -- Idempotency: a request id this caller already completed is answered from the stored response,
+  -- and one still in flight is refused, so a retried HTTP call never reaches Google twice. Only the
+  -- first attempt asks: later attempts of the same request follow a finalized one.
+  if p_request_id is not null and p_attempt = 1 then
+    select r.response into v_replay from public.google_ai_responses r
+    where r.caller = p_caller and r.request_id = p_request_id and r.created_at > v_now - interval '24 hours';
+    if found then
+      return jsonb_build_object('ok', false, 'limit', 'duplicate', 'response', v_replay,
+        'retry_after_ms', null, 'retry_at', null);
+    end if;
+    if exists (select 1 from public.google_ai_attempts a
+               where a.request_id = p_request_id and a.caller = p_caller and a.status = 'reserved') then
+      return jsonb_build_object('ok', false, 'limit', 'in_progress', 'retry_after_ms', 1000, 'retry_at', null);
+    end if;
   end if;
 
   v_model := public.google_ai_resolve_model(p_model);
@@ -421,7 +438,8 @@ as $$ begin return; end $$;
 -- Finalize: record the outcome of the call to Google and reconcile the booked window's tokens by
 -- (actual input tokens - estimate), clamped at 0. Only the minute the reservation was booked in is
 -- adjusted: once the row has rolled over, that window is history. A success also lands in
--- token_usage. Optionally cools the group down (Google's 429) in the same round trip.
+-- token_usage, and its response (when given: the caller sent its own request_id) is kept for replay.
+-- Optionally cools the group down (Google's 429) in the same round trip.
 create or replace function public.google_ai_finalize(
   p_reservation_id uuid,
   p_outcome text,
@@ -433,7 +451,8 @@ create or replace function public.google_ai_finalize(
   p_error_message text default null,
   p_latency_ms integer default null,
   p_cooldown_until timestamptz default null,
-  p_cooldown_until_pacific_midnight boolean default false)
+  p_cooldown_until_pacific_midnight boolean default false,
+  p_response jsonb default null)
 returns jsonb
 language plpgsql security definer set search_path = ''
 as $$
@@ -479,6 +498,12 @@ begin
   if v_until is not null then
     perform public.google_ai_cooldown(v_att.quota_group, v_att.model, v_until,
       coalesce(p_error_code, p_outcome), p_quota_id);
+  end if;
+
+  if p_outcome = 'succeeded' and p_response is not null and v_att.request_id is not null then
+    insert into public.google_ai_responses (caller, request_id, model, response)
+    values (v_att.caller, v_att.request_id, v_att.model, p_response)
+    on conflict (caller, request_id) do nothing;
   end if;
 
   if p_outcome = 'succeeded' then

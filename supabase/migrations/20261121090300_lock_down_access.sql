@@ -13,7 +13,7 @@ declare
 begin
   foreach t in array array['google_ai_api_keys', 'google_ai_model_limits', 'google_ai_usage_counters',
                            'google_ai_maintenance_log', 'google_ai_cooldowns', 'google_ai_attempts',
-                           'token_usage']
+                           'google_ai_responses', 'token_usage']
   loop
     execute format('alter table public.%I enable row level security', t);
     execute format('revoke all on table public.%I from anon, authenticated', t);
@@ -49,7 +49,7 @@ $$;
 
 grant execute on function
   public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb),
-  public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean),
+  public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean, jsonb),
   public.google_ai_release(uuid, text),
   public.google_ai_cooldown(text, text, timestamptz, text, text)
 to service_role;

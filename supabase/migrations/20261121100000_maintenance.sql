@@ -11,6 +11,7 @@
 --                               with the window; the day's request stays counted, conservatively)
 --   attempts_retention          attempt rows older than attempts_retention are deleted
 --   expired_cooldowns           cooldowns whose cooldown_until has passed are deleted
+--   replay_responses            stored responses older than the 24 h replay window are deleted
 --   tokens                      Kaggle tokens expired or revoked more than token_grace ago (hook:
 --                               google_ai_housekeeping_tokens, a no-op while the table is missing)
 --   cron_history                cron.job_run_details older than cron_history_retention, where pg_cron is
@@ -195,6 +196,20 @@ begin
 end
 $$;
 
+create or replace function public.google_ai_housekeeping_responses(
+  p_now timestamptz, p_settings public.google_ai_maintenance_settings, p_deadline timestamptz)
+returns jsonb
+language plpgsql set search_path = ''
+as $$
+begin
+  -- The reservation RPC replays a stored response for 24 hours (idempotent request ids); older
+  -- rows are never read again.
+  return public.google_ai_delete_batched('public.google_ai_responses'::regclass, 'ctid',
+    's.created_at < $1', p_now - interval '24 hours', p_settings.batch_size, p_settings.max_batches, p_deadline,
+    's.created_at');
+end
+$$;
+
 -- HOOK for the Kaggle tokens (public.google_ai_tokens, issue "issue-kaggle-token"): deletes tokens
 -- that expired or were revoked more than token_grace ago. It expects the columns id, expires_at and
 -- revoked_at; a table with other columns, or rows that other tables reference, should replace this
@@ -278,11 +293,13 @@ returns jsonb
 language plpgsql security definer set search_path = ''
 as $$
 declare
-  c_steps constant text[] := array['abandon', 'attempts', 'cooldowns', 'tokens', 'cron_history', 'counters'];
+  c_steps constant text[] := array['abandon', 'attempts', 'cooldowns', 'responses', 'tokens', 'cron_history',
+                                   'counters'];
   c_names constant text[] := array['abandon_stale_reservations', 'attempts_retention', 'expired_cooldowns',
-                                   'tokens', 'cron_history', 'dead_counters'];
+                                   'replay_responses', 'tokens', 'cron_history', 'dead_counters'];
   c_tables constant text[] := array['google_ai_attempts', 'google_ai_attempts', 'google_ai_cooldowns',
-                                    'google_ai_tokens', 'cron.job_run_details', 'google_ai_usage_counters'];
+                                    'google_ai_responses', 'google_ai_tokens', 'cron.job_run_details',
+                                    'google_ai_usage_counters'];
   v_started timestamptz := pg_catalog.clock_timestamp();
   v_now timestamptz := coalesce(p_now, v_started);
   v_settings public.google_ai_maintenance_settings;
@@ -398,6 +415,7 @@ revoke all on function
   public.google_ai_housekeeping_abandon(timestamptz, public.google_ai_maintenance_settings, timestamptz),
   public.google_ai_housekeeping_attempts(timestamptz, public.google_ai_maintenance_settings, timestamptz),
   public.google_ai_housekeeping_cooldowns(timestamptz, public.google_ai_maintenance_settings, timestamptz),
+  public.google_ai_housekeeping_responses(timestamptz, public.google_ai_maintenance_settings, timestamptz),
   public.google_ai_housekeeping_tokens(timestamptz, public.google_ai_maintenance_settings, timestamptz),
   public.google_ai_housekeeping_cron_history(timestamptz, public.google_ai_maintenance_settings, timestamptz),
   public.google_ai_housekeeping_counters(timestamptz, public.google_ai_maintenance_settings, timestamptz),

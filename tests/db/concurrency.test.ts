@@ -51,7 +51,7 @@ async function burst(model: string, requests: { at: string; tokens: number }[]):
     requests.map(async (r, i) => {
       const c = clients[i % clients.length];
       const [row] = await c<{ r: Outcome }[]>`
-        select public.google_ai_reserve_at(${r.at}::timestamptz, ${model}, ${r.tokens}, 'burst', ${`req-${i}`}) as r`;
+        select public.google_ai_reserve_at(${r.at}::timestamptz, ${model}, ${r.tokens}, 'burst', ${`${model}-${i}`}) as r`;
       return row.r;
     }),
   );

@@ -1,7 +1,7 @@
 // llm-invoke over HTTP, served by the local stack against a fresh database and the offline
 // simulator: the success path (text, usage, the audit row, the token_usage row, reconciled
 // counters), the input forms, Gemma's quirks (system prompt folded, JSON mode refused), the alias
-// gemma-3-27b, and the latency of a request on this machine.
+// gemma-3-27b, and idempotent replay of a caller's own request_id.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { tokensForText } from "../../shared/google-sim/server.ts";
 import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
@@ -177,5 +177,41 @@ describe("input forms and models", () => {
     expect(res.body.error.code).toBe("unknown_model");
     expect(res.body.error.message).toMatch(/google_ai_model_limits/);
     expect(s.sim.stats().total.received).toBe(0);
+  });
+});
+
+describe("idempotent request_id", () => {
+  it("answers a repeated request_id from the stored result, without a second call to Google", async () => {
+    const body = { model: "gemma-3-27b", prompt: "Один раз, пожалуйста.", request_id: "idem-http-1" };
+    const first = await s.call(body, { headers: { "x-caller": "bot" } });
+    expect(first.status).toBe(200);
+    const again = await s.call(body, { headers: { "x-caller": "bot" } });
+    expect(again.status).toBe(200);
+    expect(again.body).toEqual({ ...first.body, replayed: true });
+    expect(s.sim.stats().total.received).toBe(1);
+    const rows = await s.sql`select status from public.google_ai_attempts where request_id = 'idem-http-1'`;
+    expect(rows.map((r) => r.status)).toEqual(["succeeded"]);
+    const usage = await s.sql`select count(*)::int as n from public.token_usage where request_id = 'idem-http-1'`;
+    expect(usage[0]!.n).toBe(1);
+  });
+
+  it("keeps request ids apart per caller, and never replays a request that named no id", async () => {
+    const body = { model: "gemma-3-27b", prompt: "Чей это id?", request_id: "idem-http-2" };
+    expect((await s.call(body, { headers: { "x-caller": "bot" } })).status).toBe(200);
+    const other = await s.call(body, { headers: { "x-caller": "kaggle-runner" } });
+    expect(other.status).toBe(200);
+    expect(other.body.replayed).toBeUndefined();
+    const anonymous = { model: "gemma-3-27b", prompt: "без id" };
+    const a = await s.call(anonymous);
+    const b = await s.call(anonymous);
+    expect([a.status, b.status]).toEqual([200, 200]);
+    expect(a.body.request_id).not.toBe(b.body.request_id);
+    expect(b.body.replayed).toBeUndefined();
+    expect(s.sim.stats().total.received).toBe(4);
+    const stored = await s.sql`select count(*)::int as n from public.google_ai_responses`;
+    expect(stored[0]!.n).toBeGreaterThanOrEqual(2);
+    const unnamed = await s.sql`select count(*)::int as n from public.google_ai_responses
+                                where request_id in (${a.body.request_id}, ${b.body.request_id})`;
+    expect(unnamed[0]!.n).toBe(0);
   });
 });

@@ -26,6 +26,8 @@ export interface InvokeResult {
   waited_ms: number;
   finish_reason: string | null;
   candidates?: unknown[];
+  /** True when the answer is a replay of an earlier request with the same request_id. */
+  replayed?: boolean;
 }
 
 export interface HandlerDeps {

@@ -314,6 +314,7 @@ describe("invoke: Google failures", () => {
       errorCode: "RESOURCE_EXHAUSTED",
       quotaId: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
       cooldownUntilPacificMidnight: false,
+      response: null,
     });
     expect(store.finalized[0]!.cooldownUntil?.getTime()).toBe(clock.t + 21_000);
     expect(store.reserves[1]).toMatchObject({ attempt: 2, excludeKeyIds: ["key-1"] });

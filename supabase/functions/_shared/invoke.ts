@@ -148,6 +148,13 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           reservation = r;
           break;
         }
+        // The caller's own request_id was served before: answer from the stored result, no call.
+        if (r.limit === "duplicate") return { ...(r.response as InvokeResult), replayed: true };
+        if (r.limit === "in_progress") {
+          throw new GatewayError("request_in_progress",
+            `A request with request_id ${requestId} is being served right now; retry it in a moment to get its answer.`,
+            { headers: { "Retry-After": "1" } });
+        }
         if (isTokenLimit(r.limit)) throw tokenRefusal(r.limit, r.retryAfterMs, request.model);
         if (r.limit === "unknown_model") throw unknownModel(request.model);
         if (r.limit === "too_large") {
@@ -207,17 +214,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       if (outcome.ok) {
         const usage = outcome.usage;
         const completion = usage === null ? null : usage.candidatesTokens + usage.thoughtsTokens;
-        const finalize = finalizeSafely(deps.store, logError, {
-          ...emptyFinalize(reservation.reservationId, "succeeded", outcome.latencyMs),
-          inputTokens: usage?.promptTokens ?? null,
-          outputTokens: completion,
-          httpStatus: 200,
-        });
-        if (deps.waitUntil !== undefined) deps.waitUntil(finalize);
-        else await finalize;
         const promptTokens = usage?.promptTokens ?? estimatedTokens;
         const completionTokens = completion ?? 0;
-        return {
+        const result: InvokeResult = {
           text: outcome.text,
           model: reservation.model,
           key_alias: reservation.keyAlias,
@@ -231,6 +230,17 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           finish_reason: outcome.finishReason,
           ...(request.includeCandidates ? { candidates: outcome.candidates } : {}),
         };
+        // Kept for replay only when the caller named the request (its own request_id).
+        const finalize = finalizeSafely(deps.store, logError, {
+          ...emptyFinalize(reservation.reservationId, "succeeded", outcome.latencyMs),
+          inputTokens: usage?.promptTokens ?? null,
+          outputTokens: completion,
+          httpStatus: 200,
+          response: request.requestId === undefined ? null : result,
+        });
+        if (deps.waitUntil !== undefined) deps.waitUntil(finalize);
+        else await finalize;
+        return result;
       }
 
       const error = outcome.error;
@@ -289,6 +299,7 @@ function emptyFinalize(reservationId: string, outcome: FinalizeOutcome, latencyM
     latencyMs,
     cooldownUntil: null,
     cooldownUntilPacificMidnight: false,
+    response: null,
   };
 }
 

@@ -122,6 +122,7 @@ describe("createPgStore over the RPCs", () => {
       latencyMs: 42,
       cooldownUntil: until,
       cooldownUntilPacificMidnight: false,
+      response: null,
     });
     const [att] = await db.sql`select status, input_tokens, output_tokens, latency_ms, metadata
                                from public.google_ai_attempts where reservation_id = ${res.reservationId}`;
@@ -162,6 +163,7 @@ describe("createPgStore over the RPCs", () => {
       latencyMs: 5,
       cooldownUntil: null,
       cooldownUntilPacificMidnight: true,
+      response: null,
     });
     const [{ ok }] = await db.sql`select cooldown_until = public.google_ai_pacific_midnight_after(now()) as ok
                                   from public.google_ai_cooldowns where quota_group = ${r.quotaGroup}`;

@@ -71,7 +71,8 @@ export function createPgStore(options: PgStoreOptions): GatewayStore {
           ${p.reservationId}::uuid, ${p.outcome}, ${p.inputTokens}::integer, ${p.outputTokens}::integer,
           ${p.httpStatus}::integer, ${p.errorCode}, ${p.quotaId}, ${p.errorMessage}, ${p.latencyMs}::integer,
           ${p.cooldownUntil === null ? null : p.cooldownUntil.toISOString()}::timestamptz,
-          ${p.cooldownUntilPacificMidnight}::boolean) as r`;
+          ${p.cooldownUntilPacificMidnight}::boolean,
+          ${p.response == null ? null : sql.json(jsonSafe(p.response) as postgres.JSONValue)}::jsonb) as r`;
       }),
 
     release: (reservationId, reason) =>
@@ -129,6 +130,7 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
     retryAfterMs: typeof retry === "number" && Number.isFinite(retry) ? retry : null,
     retryAt: typeof o.retry_at === "string" ? o.retry_at : null,
     maxTokens: typeof o.max_tokens === "number" ? o.max_tokens : null,
+    ...(o.limit === "duplicate" ? { response: o.response } : {}),
   };
 }
 

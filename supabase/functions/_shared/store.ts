@@ -22,7 +22,13 @@ export type TokenLimit =
   | "token_budget"
   | "client_budget";
 
-export type RefusalLimit = QuotaLimit | TokenLimit;
+/**
+ * Idempotency (the caller's own request_id): `duplicate` carries the stored answer of a completed
+ * request, `in_progress` says the same request is being served right now.
+ */
+export type ReplayLimit = "duplicate" | "in_progress";
+
+export type RefusalLimit = QuotaLimit | TokenLimit | ReplayLimit;
 
 export const TOKEN_LIMITS: readonly TokenLimit[] = [
   "token_invalid",
@@ -41,6 +47,8 @@ export const REFUSAL_LIMITS: readonly RefusalLimit[] = [
   "too_large",
   "unknown_model",
   ...TOKEN_LIMITS,
+  "duplicate",
+  "in_progress",
 ];
 
 export interface ReserveParams {
@@ -83,6 +91,8 @@ export interface Refusal {
   retryAfterMs: number | null;
   /** ISO timestamp at which capacity is expected (null if unknown). */
   retryAt: string | null;
+  /** For `duplicate`: the stored answer of the completed request. */
+  response?: unknown;
   /** For `too_large`: the most input tokens one request may reserve (the model's effective TPM). */
   maxTokens?: number | null;
 }
@@ -104,6 +114,8 @@ export interface FinalizeParams {
   cooldownUntil: Date | null;
   /** A per-day quota was hit: cool down until midnight Pacific, computed by the database. */
   cooldownUntilPacificMidnight: boolean;
+  /** A success's answer, kept for replay when the caller sent its own request_id (else null). */
+  response: unknown | null;
 }
 
 export interface GatewayStore {

@@ -15,7 +15,7 @@ insert into public.google_ai_api_keys (id, key_alias, env_var_name, project_id, 
 
 create function pg_temp.r(p_at text, p_tokens int default 10, p_exclude uuid[] default '{}') returns jsonb
 language sql as $$
-  select public.google_ai_reserve_at(p_at::timestamptz, 'test-model', p_tokens, 'pgtap', 'req', p_exclude)
+  select public.google_ai_reserve_at(p_at::timestamptz, 'test-model', p_tokens, 'pgtap', null, p_exclude)
 $$;
 
 -- Priority first: the priority-1 group serves while it has room, through its first key.

@@ -2,14 +2,14 @@
 -- booking back, a 429 cools the group down, and closed reservations stay closed.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(17);
+select plan(23);
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('test-model', 10, 1000, 100);
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('a1', 'KEY_A1', 'proj-a');
 
 create function pg_temp.r(p_at text, p_tokens int) returns uuid language sql as $$
-  select (public.google_ai_reserve_at(p_at::timestamptz, 'test-model', p_tokens, 'pgtap', 'req-lc') ->> 'reservation_id')::uuid
+  select (public.google_ai_reserve_at(p_at::timestamptz, 'test-model', p_tokens, 'pgtap', 'req-' || p_at) ->> 'reservation_id')::uuid
 $$;
 create function pg_temp.counter() returns record language sql as $$
   select (rpm_used, tpm_used, rpd_used) from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'test-model'
@@ -26,7 +26,7 @@ select is((select status from public.google_ai_attempts where reservation_id = (
   'the attempt row carries the outcome');
 select is((select (prompt_tokens, completion_tokens, total_tokens, request_id)::text from public.token_usage
            where meta ->> 'reservation_id' = (select id::text from ids where name = 'up')),
-  '(150,40,190,req-lc)', 'a success lands in token_usage with prompt, completion and total tokens');
+  '(150,40,190,"req-2026-11-21 10:00:05+00")', 'a success lands in token_usage with prompt, completion and total tokens');
 select is(public.google_ai_finalize((select id from ids where name = 'up'), 'succeeded', 1, 1, 200) ->> 'error', 'not_open',
   'a second finalize is refused and changes nothing');
 select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a'), 150, 'TPM unchanged by the second finalize');
@@ -57,6 +57,22 @@ select is(public.google_ai_finalize((select id from ids where name = 'new'), 'go
   '2030-01-01 00:00:00+00') ->> 'cooldown_until', '2030-01-01T00:00:00+00:00', 'finalize records the cooldown');
 select is(public.google_ai_reserve_at('2026-11-21 10:01:10+00', 'test-model', 1, 'pgtap', null) ->> 'limit', 'cooldown',
   'the cooled group is not used');
+
+-- Idempotency: a completed request id is answered from its stored response; one in flight is refused.
+delete from public.google_ai_cooldowns;
+insert into ids values ('idem', (public.google_ai_reserve_at('2026-11-21 10:02:00+00', 'test-model', 5, 'bot', 'idem-1') ->> 'reservation_id')::uuid);
+select is(public.google_ai_reserve_at('2026-11-21 10:02:01+00', 'test-model', 5, 'bot', 'idem-1') ->> 'limit', 'in_progress',
+  'the same request id while its first call is in flight is refused as in_progress');
+select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'idem'), 'succeeded', 5, 2, 200,
+  p_response => '{"text": "stored answer"}') $$, 'finalize stores the response');
+select is(public.google_ai_reserve_at('2026-11-21 10:02:02+00', 'test-model', 5, 'bot', 'idem-1') -> 'response' ->> 'text', 'stored answer',
+  'the same caller and request id get the stored response back');
+select is((select count(*)::int from public.google_ai_attempts where request_id = 'idem-1'), 1,
+  'a replay books nothing and calls nothing');
+select is(public.google_ai_reserve_at('2026-11-21 10:02:03+00', 'test-model', 5, 'someone-else', 'idem-1') ->> 'ok', 'true',
+  'another caller''s request id is its own');
+select is(public.google_ai_reserve_at('2026-11-22 10:02:04+00', 'test-model', 5, 'bot', 'idem-1') ->> 'ok', 'true',
+  'after 24 hours the stored response is no longer replayed: the id is a new request');
 
 select * from finish();
 rollback;

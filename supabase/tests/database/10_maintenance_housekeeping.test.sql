@@ -4,7 +4,7 @@
 -- the 16th, the Pacific day (the one Google resets) is still the 15th.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(35);
+select plan(36);
 
 create function pg_temp.now() returns timestamptz language sql immutable as $$ select '2026-07-16 06:59:30+00'::timestamptz $$;
 create function pg_temp.ago(p interval) returns timestamptz language sql immutable as $$ select pg_temp.now() - p $$;
@@ -144,6 +144,14 @@ select is((select (r ->> 'more_pending')::boolean from run3), true, 'and says mo
 create temp table run4 as select public.google_ai_housekeeping_at(pg_temp.now()) as r;
 select is((select count(*)::int from public.google_ai_attempts where caller = 'backlog'), 0, 'the next run deletes the rest');
 select is((select (r ->> 'more_pending')::boolean from run4), false, 'and says nothing is pending');
+
+-- Replay responses: kept for the 24 h replay window, then deleted -------------------------------------
+insert into public.google_ai_responses (caller, request_id, response, created_at) values
+  ('hk', 'old', '{}', pg_temp.now() - interval '25 hours'),
+  ('hk', 'recent', '{}', pg_temp.now() - interval '23 hours');
+create temp table run_resp as select public.google_ai_housekeeping_at(pg_temp.now()) as r;
+select is((select array_agg(request_id order by request_id) from public.google_ai_responses where caller = 'hk'), array['recent'],
+  'responses past the replay window are deleted, those inside it kept');
 
 -- Settings guard against typos --------------------------------------------------------------------------
 select throws_ok($$ update public.google_ai_maintenance_settings set attempts_retention = interval '2 hours' $$, '23514', null,
