@@ -342,9 +342,11 @@ The database is on the same machine here: in production add the network round tr
 (same region) for each round trip counted below.
 
 **Database round trips per successful request: ${roundTripSummary(rt)}**; the
-gateway's RPCs called per request by \`pg_stat_user_functions\`: ${rt.rpcCallsPerRequest}. Method: ${rt.method}; ${rt.requests} sequential
-requests after a warm-up (the model's capabilities are cached per worker for a minute, so their look-up is
-not per request).
+gateway's RPCs called per request by \`pg_stat_user_functions\`: ${rt.rpcCallsPerRequest}. Method: ${rt.requests} sequential requests to a
+freshly started function with \`log_statement = 'all'\` on the part's database (only llm-invoke connects to it in
+the window), every statement counted from the server log; cross-checked with \`track_functions = 'all'\`
+(calls of the gateway's top-level RPCs in \`pg_stat_user_functions\`). The once-per-worker statements are the
+driver's type look-up on a new connection and the model's capabilities (cached per worker for a minute).
 
 **Portkey** (${portkey ? `@portkey-ai/gateway ${portkey.version}` : "not measured"}): ${portkey
     ? "pointed at the simulator with `x-portkey-provider: google` and `x-portkey-custom-host: <simulator URL>` (its Google provider appends `/v1beta/models/<model>:generateContent?key=…` to the custom host; its SSRF guard trusts 127.0.0.1). It receives the same prompt in OpenAI chat-completions form and translates it; it keeps no shared limit state here (rate limits are an enterprise feature), so this is the cost of a stateless translating proxy."

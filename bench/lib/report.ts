@@ -139,7 +139,7 @@ export async function writeReport(input: ReportInput): Promise<void> {
   out.push("");
   out.push("```sh");
   out.push("npm ci");
-  out.push("npm run bench          # the full run (about 5 minutes on 2 cores); rewrites this file, bench/results/*.json and docs/wait-admissions.svg");
+  out.push("npm run bench          # the full run (about 6 minutes on 2 cores); rewrites this file, bench/results/*.json and docs/wait-admissions.svg");
   out.push("npm run bench:smoke    # seconds per part, tiny sizes, writes to a temp dir; exits 1 if our design over-admits or a part crashes");
   out.push("npm run bench -- --only=rpc-throughput,exactness   # a subset (ids: the JSON file names)");
   out.push("```");

@@ -12,7 +12,8 @@ export interface Series {
 
 export interface WaitChartInput {
   title: string;
-  subtitle: string;
+  /** One line each. */
+  subtitle: string[];
   startMs: number;
   endMs: number;
   limitPerMinute: number;
@@ -23,8 +24,8 @@ export interface WaitChartInput {
 }
 
 const W = 960;
-const H = 600;
-const M = { left: 64, right: 200, top: 58, bottom: 40 };
+const H = 616;
+const M = { left: 64, right: 200, top: 74, bottom: 40 };
 const GAP = 46;
 
 const esc = (s: string) => s.replaceAll("&", "&amp;").replaceAll("<", "&lt;").replaceAll(">", "&gt;");
@@ -55,7 +56,7 @@ export function waitChartSvg(c: WaitChartInput): string {
   out.push(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} ${H}" width="${W}" height="${H}" font-family="system-ui, -apple-system, Segoe UI, sans-serif" font-size="12">`);
   out.push(`<rect width="${W}" height="${H}" fill="#ffffff"/>`);
   out.push(`<text x="${M.left}" y="22" font-size="15" font-weight="600">${esc(c.title)}</text>`);
-  out.push(`<text x="${M.left}" y="40" fill="#555">${esc(c.subtitle)}</text>`);
+  c.subtitle.forEach((line, i) => out.push(`<text x="${M.left}" y="${40 + i * 16}" fill="#555">${esc(line)}</text>`));
 
   // Minute boundaries (both panels).
   const firstMinute = Math.ceil(c.startMs / 60_000) * 60_000;

@@ -1,0 +1,82 @@
+// Part 3's accounting, per limiter: admissions per calendar minute against the limit, utilisation
+// of the whole windows, over-admission, the spread of waits, and who gave up and why.
+import { minuteOf } from "./clock.ts";
+import { roundSummary, summarize } from "./stats.ts";
+import type { WaitRecord } from "./wait-client.ts";
+
+export interface LimiterResult {
+  id: "ours" | "rlflex" | "naive";
+  label: string;
+  arrivals: number;
+  admitted: number;
+  gaveUp: number;
+  cutOff: number;
+  errors: number;
+  firstError?: string;
+  perWindow: { window: string; admitted: number; full: boolean }[];
+  utilisation: { window: string; admitted: number; ratio: number }[];
+  overAdmission: number;
+  windowsAboveLimit: number;
+  /** Admissions whose call straddled a minute boundary (counted by when the answer came back). */
+  straddling: number;
+  waitMs: ReturnType<typeof summarize>;
+  sleptMs: ReturnType<typeof summarize>;
+  windowOpeningsWaitedThrough: Record<string, number>;
+  callsPerArrival: number;
+  callsPerAdmission: number;
+  starvedWhileCapacityFree: number;
+  overtakenGaveUp: number;
+}
+
+export function analyse(id: LimiterResult["id"], label: string, records: WaitRecord[], cfg: { limitRpm: number }, fullWindows: number[]): LimiterResult {
+  const admitted = records.filter((r) => r.admittedAt !== null);
+  const perWindowMap = new Map<number, number>();
+  for (const r of admitted) perWindowMap.set(r.window!, (perWindowMap.get(r.window!) ?? 0) + 1);
+  const windows = [...perWindowMap.keys()].sort((a, b) => a - b);
+  const perWindow = windows.map((w) => ({ window: new Date(w).toISOString(), admitted: perWindowMap.get(w)!, full: fullWindows.includes(w) }));
+  const overAdmission = perWindow.reduce((s, w) => s + Math.max(0, w.admitted - cfg.limitRpm), 0);
+  const utilisation = fullWindows.map((w) => ({
+    window: new Date(w).toISOString(),
+    admitted: perWindowMap.get(w) ?? 0,
+    ratio: (perWindowMap.get(w) ?? 0) / cfg.limitRpm,
+  }));
+  const straddling = admitted.filter((r) => minuteOf(r.admitCallStartedAt!) !== minuteOf(r.admittedAt!)).length;
+  const openings: Record<string, number> = {};
+  for (const r of admitted) {
+    const k = String(Math.round((minuteOf(r.admittedAt!) - minuteOf(r.arrivedAt)) / 60_000));
+    openings[k] = (openings[k] ?? 0) + 1;
+  }
+  const gaveUp = records.filter((r) => r.gaveUpAt !== null && r.error === undefined);
+  // Starved: gave up although a window it waited through ended with capacity left.
+  const spare = (w: number) => (perWindowMap.get(w) ?? 0) < cfg.limitRpm;
+  const starved = gaveUp.filter((r) => {
+    for (let w = minuteOf(r.arrivedAt); w <= minuteOf(r.gaveUpAt!); w += 60_000) if (spare(w)) return true;
+    return false;
+  }).length;
+  // Overtaken: gave up while someone who arrived later had been admitted (admission is not FIFO).
+  const overtaken = gaveUp.filter((r) => admitted.some((a) => a.arrivedAt > r.arrivedAt && a.admittedAt! <= r.gaveUpAt!)).length;
+  const calls = records.reduce((s, r) => s + r.calls, 0);
+  const errors = records.filter((r) => r.error !== undefined);
+  return {
+    id,
+    label,
+    arrivals: records.length,
+    admitted: admitted.length,
+    gaveUp: gaveUp.length,
+    cutOff: records.filter((r) => r.cutOff).length,
+    errors: errors.length,
+    ...(errors[0] ? { firstError: errors[0].error } : {}),
+    perWindow,
+    utilisation,
+    overAdmission,
+    windowsAboveLimit: perWindow.filter((w) => w.admitted > cfg.limitRpm).length,
+    straddling,
+    waitMs: roundSummary(summarize(admitted.map((r) => r.admittedAt! - r.arrivedAt)), 0),
+    sleptMs: roundSummary(summarize(admitted.map((r) => r.waitedMs)), 0),
+    windowOpeningsWaitedThrough: openings,
+    callsPerArrival: Math.round((calls / Math.max(1, records.length)) * 100) / 100,
+    callsPerAdmission: Math.round((calls / Math.max(1, admitted.length)) * 100) / 100,
+    starvedWhileCapacityFree: starved,
+    overtakenGaveUp: overtaken,
+  };
+}
