@@ -98,7 +98,7 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
                   }
                 : async (c, w, seq) => {
                     const [row] = await c<{ r: { ok: boolean; limit?: string } }[]>`
-                      select public.google_ai_reserve(${model}, ${tokens}, 'bench', ${`${v.id}-${n}-${r}-${w}-${seq}`}) as r`;
+                      select public.google_ai_reserve(${model}, ${tokens}, 'bench', ${`${v.id}-${v.commit}-${n}-${r}-${w}-${seq}`}) as r`;
                     return row!.r.ok ? "admitted" : `refused:${row!.r.limit}`;
                   },
           });
