@@ -19,8 +19,10 @@ import { runGatewayOverhead } from "./gateway-overhead.ts";
 const HOW_TO_READ = `
 - **Compare within this run, not across runs.** The machine is a shared 2-core VM (see the load average above): other
   work ran beside the benchmark, and absolute figures move by a large factor from one run to the next. Every ratio
-  here compares cells measured in the same minute, interleaved in rotated order (throughput: the median of the
-  rounds; latency: percentiles over every call of the rounds). Nothing here asserts a timing.
+  here compares cells measured in the same minute, interleaved in rotated order. Throughput is the median round;
+  a ratio ("vs \`select 1\`") is the median of the per-round ratios, each taken within one round, so it need not
+  equal the quotient of two medians; latency percentiles are over every call of the rounds (nearest rank).
+  Nothing here asserts a timing.
 - **Counts are exact and do not depend on the machine.** Over-admission, admissions per window and round trips are
   counted, not timed: from the attempt log, the counter rows and the server's statement log. They are the figures
   that must hold anywhere, and the run fails if ours is ever above 0.
