@@ -36,11 +36,13 @@ describe("Deno layout", () => {
     for (const [bare, specifier] of Object.entries(shared)) expect(own[bare]).toBe(specifier);
   });
 
-  it.each(Object.entries(shared))("%s -> %s has package.json's major version", (bare, specifier) => {
-    const m = /^npm:(@?[^@]+)@(\d+)$/.exec(specifier);
-    expect(m, `${bare} should be npm:<name>@<major>`).not.toBeNull();
-    const [, name, major] = m!;
+  // Exact versions: a deploy resolves the import map itself, so a range would let production run a
+  // version the tests never saw.
+  it.each(Object.entries(shared))("%s -> %s pins package.json's exact version", (bare, specifier) => {
+    const m = /^npm:(@?[^@]+)@(\d+\.\d+\.\d+)$/.exec(specifier);
+    expect(m, `${bare} should be npm:<name>@<x.y.z>`).not.toBeNull();
+    const [, name, version] = m!;
     expect(pinned[name!], `${name} must be in package.json`).toBeDefined();
-    expect(pinned[name!]!.replace(/^[\^~]/, "").split(".")[0]).toBe(major);
+    expect(pinned[name!]).toBe(version);
   });
 });
