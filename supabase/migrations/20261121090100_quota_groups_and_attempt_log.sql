@@ -144,18 +144,22 @@ create index if not exists google_ai_attempts_open_idx on public.google_ai_attem
 comment on table public.google_ai_attempts is
   'Audit log: one row per reservation decision and its outcome. Secrets never appear here.';
 
--- Responses kept for idempotent replay ------------------------------------------------------------
--- A caller that sends its own request_id and retries the HTTP call (a timeout on its side, a
--- restarted notebook) gets the stored answer back instead of a second call to Google. Kept 24 hours
--- (housekeeping deletes older rows); holds model output, never a key or a token.
+-- Idempotency records ----------------------------------------------------------------------------
+-- A caller that names its request (its own request_id) may repeat it safely: while the first call
+-- is in flight the row is 'in_progress' with a lease (expires_at), and a repeat is refused; once it
+-- succeeded the row is 'done' with the answer, replayed for 24 hours (housekeeping deletes older
+-- rows). Holds model output, never a key or a token.
 create table if not exists public.google_ai_responses (
   caller      text not null,
   request_id  text not null,
+  status      text not null default 'done',
   model       text,
-  response    jsonb not null,
+  response    jsonb,
   created_at  timestamptz not null default now(),
-  primary key (caller, request_id)
+  expires_at  timestamptz,
+  primary key (caller, request_id),
+  constraint google_ai_responses_status_check check (status in ('in_progress', 'done'))
 );
 create index if not exists google_ai_responses_created_at_idx on public.google_ai_responses (created_at);
 comment on table public.google_ai_responses is
-  'Answers to requests that carried the caller''s own request_id, replayed when the same caller sends it again (24 h).';
+  'Idempotency records of requests that carried the caller''s own request_id: in flight (with a lease) or done (answer replayed for 24 h).';

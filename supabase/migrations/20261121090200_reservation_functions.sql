@@ -24,11 +24,12 @@ create or replace function public.google_ai_pacific_midnight_after(p_at timestam
 returns timestamptz language sql immutable parallel safe set search_path = ''
 as $$ select ((public.google_ai_pacific_day(p_at) + 1)::timestamp at time zone 'America/Los_Angeles') $$;
 
--- A limit after the model's safety margin; null means "no limit". Never below 1 for a set limit,
--- so a margin cannot silently close a model.
+-- A limit after the model's safety margin; null means "no limit", 0 (or less) means "closed".
+-- A positive limit never drops below 1, so a margin cannot silently close a model.
 create or replace function public.google_ai_effective_limit(p_limit integer, p_margin numeric)
 returns integer language sql immutable parallel safe set search_path = ''
 as $$ select case when p_limit is null then null
+                  when p_limit <= 0 then 0
                   else greatest(1, floor(p_limit * (1 - coalesce(p_margin, 0))))::integer end $$;
 
 -- The model row a caller's name resolves to (by name, else by alias).
@@ -181,7 +182,8 @@ create or replace function public.google_ai_reserve_at(
   p_wait_ms integer default 0,
   p_metadata jsonb default '{}',
   p_client_id uuid default null,
-  p_token_id uuid default null)
+  p_token_id uuid default null,
+  p_idempotent boolean default false)
 returns jsonb
 language plpgsql security definer set search_path = ''
 as $$
@@ -209,7 +211,7 @@ declare
   v_retry_ms bigint;
   v_key record;
   v_reservation_id uuid;
-  v_replay jsonb;
+  v_prior public.google_ai_responses;
 begin
   if p_estimated_tokens is null or p_estimated_tokens < 0 then
     raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
@@ -218,19 +220,21 @@ begin
     raise exception 'p_caller and p_model are required' using errcode = '22023';
   end if;
 
-  -- Idempotency: a request id this caller already completed is answered from the stored response,
-  -- and one still in flight is refused, so a retried HTTP call never reaches Google twice. Only the
-  -- first attempt asks: later attempts of the same request follow a finalized one.
-  if p_request_id is not null and p_attempt = 1 then
-    select r.response into v_replay from public.google_ai_responses r
-    where r.caller = p_caller and r.request_id = p_request_id and r.created_at > v_now - interval '24 hours';
-    if found then
-      return jsonb_build_object('ok', false, 'limit', 'duplicate', 'response', v_replay,
+  -- Idempotency (p_idempotent: the caller named the request with its own request_id). A request id
+  -- this caller completed within 24 hours is answered from the stored response; one whose earlier
+  -- call still holds its lease (in flight, or between attempts) is refused as in_progress. The
+  -- advisory lock serialises concurrent duplicates until the first one's marker is committed below.
+  if p_idempotent and p_request_id is not null and p_attempt = 1 then
+    perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(p_caller || '/' || p_request_id, 0));
+    select * into v_prior from public.google_ai_responses r
+    where r.caller = p_caller and r.request_id = p_request_id;
+    if v_prior.status = 'done' and v_prior.created_at > v_now - interval '24 hours' then
+      return jsonb_build_object('ok', false, 'limit', 'duplicate', 'response', v_prior.response,
         'retry_after_ms', null, 'retry_at', null);
-    end if;
-    if exists (select 1 from public.google_ai_attempts a
-               where a.request_id = p_request_id and a.caller = p_caller and a.status = 'reserved') then
-      return jsonb_build_object('ok', false, 'limit', 'in_progress', 'retry_after_ms', 1000, 'retry_at', null);
+    elsif v_prior.status = 'in_progress' and v_prior.expires_at > v_now then
+      return jsonb_build_object('ok', false, 'limit', 'in_progress',
+        'retry_after_ms', greatest(1000, ceil(extract(epoch from (v_prior.expires_at - v_now)) * 1000))::bigint,
+        'retry_at', v_prior.expires_at);
     end if;
   end if;
 
@@ -294,8 +298,10 @@ begin
       if v_candidate.cooldown_until is not null then
         v_outcome := 'cooldown';
         v_at := v_candidate.cooldown_until;
-      -- Pre-check on the unlocked read: a full window stays full until it rolls over (usage only
-      -- grows within a window), so a full group is passed over without taking its lock.
+      -- Pre-check on the unlocked read, to pass over a full group without taking its lock. Usage
+      -- mostly grows within a window; only a concurrent release or a finalize below the estimate
+      -- lowers it, so this can rarely refuse a request that would just have fitted (never admit
+      -- one that does not: admission is decided under the lock).
       elsif v_rpd is not null and v_candidate.rpd_used + 1 > v_rpd then
         v_outcome := 'rpd';
       elsif v_rpm is not null and v_candidate.rpm_used + 1 > v_rpm then
@@ -365,6 +371,22 @@ begin
     and not (k.id = any (coalesce(p_exclude_key_ids, '{}')))
   order by k.priority nulls last, k.key_alias
   limit 1;
+  if v_key.id is null then
+    -- The group's keys were deactivated between the candidate read and now: roll the booking back
+    -- with the whole call (the caller sees a retryable error) rather than hand out no key.
+    raise exception 'the keys of quota group % changed during the reservation; retry', v_booked_group
+      using errcode = '40001';
+  end if;
+
+  -- The request's idempotency marker: in flight until finalize stores the answer, with a lease a
+  -- little longer than an Edge Function's wall clock, so a crashed caller cannot block its id.
+  if p_idempotent and p_request_id is not null then
+    insert into public.google_ai_responses as r (caller, request_id, status, model, created_at, expires_at)
+    values (p_caller, p_request_id, 'in_progress', v_model.model, v_now, v_now + interval '7 minutes')
+    on conflict (caller, request_id) do update set
+      status = 'in_progress', response = null, model = excluded.model,
+      created_at = excluded.created_at, expires_at = excluded.expires_at;
+  end if;
 
   insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
     attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens, wait_ms, metadata)
@@ -395,12 +417,13 @@ create or replace function public.google_ai_reserve(
   p_exclude_key_ids uuid[] default '{}',
   p_attempt integer default 1,
   p_wait_ms integer default 0,
-  p_metadata jsonb default '{}')
+  p_metadata jsonb default '{}',
+  p_idempotent boolean default false)
 returns jsonb
 language sql security definer set search_path = ''
 as $$
   select public.google_ai_reserve_at(null, p_model, p_estimated_tokens, p_caller, p_request_id,
-    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata)
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, null, null, p_idempotent)
 $$;
 
 -- Cooldown: a quota group rests for one model until p_until (never shortened by a later call).
@@ -482,12 +505,34 @@ begin
       'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id));
   end if;
 
-  if p_input_tokens is not null and p_input_tokens <> v_att.estimated_tokens then
-    perform public.google_ai_adjust_token_budget(v_att, 0, p_input_tokens - v_att.estimated_tokens);
-    update public.google_ai_usage_counters c
-    set tpm_used = greatest(0, c.tpm_used + (p_input_tokens - v_att.estimated_tokens))
-    where c.quota_group = v_att.quota_group and c.model = v_att.model
-      and c.minute_bucket = v_att.minute_bucket;
+  -- Rows nobody holds for long first; the counter row (the hot one) last, so nothing this call might
+  -- wait for (a housekeeping run holding a cooldown or a response row) keeps the counter locked.
+  if p_outcome = 'succeeded' and p_response is not null and v_att.request_id is not null then
+    insert into public.google_ai_responses as r (caller, request_id, status, model, response, created_at, expires_at)
+    values (v_att.caller, v_att.request_id, 'done', v_att.model, p_response, now(), null)
+    on conflict (caller, request_id) do update set
+      status = 'done', model = excluded.model, response = excluded.response,
+      created_at = excluded.created_at, expires_at = null;
+  end if;
+
+  if p_outcome = 'succeeded' then
+    insert into public.token_usage (model, prompt_tokens, completion_tokens, total_tokens, request_id, meta)
+    values (v_att.model, p_input_tokens, p_output_tokens,
+      coalesce(p_input_tokens, 0) + coalesce(p_output_tokens, 0),
+      coalesce(v_att.request_id, v_att.reservation_id::text),
+      jsonb_build_object('source', 'eve-llm-gateway', 'caller', v_att.caller, 'key_alias', v_att.key_alias,
+        'attempt', v_att.attempt, 'reservation_id', v_att.reservation_id));
+  end if;
+
+  -- Google says the key itself is invalid: take it out of rotation now (with the reason, never
+  -- deleted), rather than let every request spend an attempt on it until the next health check.
+  if p_error_code = 'API_KEY_INVALID' and v_att.api_key_id is not null then
+    update public.google_ai_api_keys k set
+      is_active = false,
+      disabled_reason = 'Google rejected the key (API_KEY_INVALID) on a call',
+      disabled_at = now(),
+      updated_at = now()
+    where k.id = v_att.api_key_id and k.is_active;
   end if;
 
   if p_cooldown_until_pacific_midnight then
@@ -500,19 +545,12 @@ begin
       coalesce(p_error_code, p_outcome), p_quota_id);
   end if;
 
-  if p_outcome = 'succeeded' and p_response is not null and v_att.request_id is not null then
-    insert into public.google_ai_responses (caller, request_id, model, response)
-    values (v_att.caller, v_att.request_id, v_att.model, p_response)
-    on conflict (caller, request_id) do nothing;
-  end if;
-
-  if p_outcome = 'succeeded' then
-    insert into public.token_usage (model, prompt_tokens, completion_tokens, total_tokens, request_id, meta)
-    values (v_att.model, p_input_tokens, p_output_tokens,
-      coalesce(p_input_tokens, 0) + coalesce(p_output_tokens, 0),
-      coalesce(v_att.request_id, v_att.reservation_id::text),
-      jsonb_build_object('source', 'eve-llm-gateway', 'caller', v_att.caller, 'key_alias', v_att.key_alias,
-        'attempt', v_att.attempt, 'reservation_id', v_att.reservation_id));
+  if p_input_tokens is not null and p_input_tokens <> v_att.estimated_tokens then
+    perform public.google_ai_adjust_token_budget(v_att, 0, p_input_tokens - v_att.estimated_tokens);
+    update public.google_ai_usage_counters c
+    set tpm_used = greatest(0, c.tpm_used + (p_input_tokens - v_att.estimated_tokens))
+    where c.quota_group = v_att.quota_group and c.model = v_att.model
+      and c.minute_bucket = v_att.minute_bucket;
   end if;
 
   return jsonb_build_object('ok', true, 'status', p_outcome, 'cooldown_until', v_until);
@@ -551,5 +589,24 @@ begin
     and (c.minute_bucket = v_att.minute_bucket or c.day_bucket = v_att.day_bucket);
 
   return jsonb_build_object('ok', true, 'status', 'released');
+end
+$$;
+
+-- The end of an idempotent request that failed: its in-flight marker goes, so the caller may repeat
+-- the request id at once (a success replaces the marker with the answer in finalize instead).
+-- Any reservation of the request identifies it.
+create or replace function public.google_ai_end_request(p_reservation_id uuid)
+returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_deleted integer;
+begin
+  delete from public.google_ai_responses r
+  using public.google_ai_attempts a
+  where a.reservation_id = p_reservation_id
+    and r.caller = a.caller and r.request_id = a.request_id and r.status = 'in_progress';
+  get diagnostics v_deleted = row_count;
+  return jsonb_build_object('ok', true, 'ended', v_deleted > 0);
 end
 $$;

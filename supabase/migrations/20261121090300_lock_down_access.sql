@@ -17,6 +17,12 @@ begin
   loop
     execute format('alter table public.%I enable row level security', t);
     execute format('revoke all on table public.%I from anon, authenticated', t);
+    -- service_role too (Supabase's default privileges give it everything): it gets back below only
+    -- what it needs — no TRUNCATE of the audit log, no writes to counters. token_usage is the bot's
+    -- own table: its privileges stay as the project has them.
+    if t <> 'token_usage' then
+      execute format('revoke all on table public.%I from service_role', t);
+    end if;
   end loop;
 end
 $$;
@@ -27,7 +33,7 @@ revoke all on all sequences in schema public from anon, authenticated;
 -- the logs; the bot keeps writing its GPT-4o usage to token_usage.
 grant select, insert, update, delete on public.google_ai_api_keys, public.google_ai_model_limits to service_role;
 grant select on public.google_ai_usage_counters, public.google_ai_cooldowns, public.google_ai_attempts,
-  public.google_ai_maintenance_log to service_role;
+  public.google_ai_maintenance_log, public.google_ai_responses to service_role;
 grant select, insert on public.token_usage to service_role;
 grant usage on all sequences in schema public to service_role;
 
@@ -48,8 +54,9 @@ end
 $$;
 
 grant execute on function
-  public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb),
+  public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb, boolean),
   public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean, jsonb),
   public.google_ai_release(uuid, text),
+  public.google_ai_end_request(uuid),
   public.google_ai_cooldown(text, text, timestamptz, text, text)
 to service_role;

@@ -10,13 +10,15 @@
 --                               window is over become 'abandoned' (their capacity already expired
 --                               with the window; the day's request stays counted, conservatively)
 --   attempts_retention          attempt rows older than attempts_retention are deleted
---   expired_cooldowns           cooldowns whose cooldown_until has passed are deleted
---   replay_responses            stored responses older than the 24 h replay window are deleted
 --   tokens                      Kaggle tokens expired or revoked more than token_grace ago (hook:
 --                               google_ai_housekeeping_tokens, a no-op while the table is missing)
 --   cron_history                cron.job_run_details older than cron_history_retention, where pg_cron is
+--   expired_cooldowns           cooldowns whose cooldown_until has passed are deleted
+--   replay_responses            idempotency records older than the 24 h replay window are deleted
 --   dead_counters               counter rows of quota groups with no active key whose minute and
 --                               day windows are both over (legacy rows, quota_group null, never)
+-- (cooldowns and responses come after the big deletes: a live call upserting a row they hold waits
+-- only until the commit)
 --
 -- Safe with traffic: every delete/update takes its rows in bounded batches with
 -- `for update skip locked` (a row a reservation holds is simply left for the next run), the run
@@ -80,7 +82,7 @@ as $$
     regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
       coalesce(p_message, ''),
       'AIza[0-9A-Za-z_-]{10,}', '[redacted]', 'g'),
-      '(sb_secret_|eve_tok_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
+      '(sb_secret_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
       'eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[redacted]', 'g'),
       '([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@', '\1[redacted]@', 'gi'),
       '\m(bearer|basic)\s+[^\s"'',;]+', '\1 [redacted]', 'gi'),
@@ -293,12 +295,15 @@ returns jsonb
 language plpgsql security definer set search_path = ''
 as $$
 declare
-  c_steps constant text[] := array['abandon', 'attempts', 'cooldowns', 'responses', 'tokens', 'cron_history',
+  -- The big deletes first. Cooldowns and responses near the end: a live call may upsert a row these
+  -- steps are deleting, and it waits until this run commits. dead_counters last: it share-locks
+  -- the keys table, and that lock should live only milliseconds.
+  c_steps constant text[] := array['abandon', 'attempts', 'tokens', 'cron_history', 'cooldowns', 'responses',
                                    'counters'];
-  c_names constant text[] := array['abandon_stale_reservations', 'attempts_retention', 'expired_cooldowns',
-                                   'replay_responses', 'tokens', 'cron_history', 'dead_counters'];
-  c_tables constant text[] := array['google_ai_attempts', 'google_ai_attempts', 'google_ai_cooldowns',
-                                    'google_ai_responses', 'google_ai_tokens', 'cron.job_run_details',
+  c_names constant text[] := array['abandon_stale_reservations', 'attempts_retention', 'tokens', 'cron_history',
+                                   'expired_cooldowns', 'replay_responses', 'dead_counters'];
+  c_tables constant text[] := array['google_ai_attempts', 'google_ai_attempts', 'google_ai_tokens',
+                                    'cron.job_run_details', 'google_ai_cooldowns', 'google_ai_responses',
                                     'google_ai_usage_counters'];
   v_started timestamptz := pg_catalog.clock_timestamp();
   v_now timestamptz := coalesce(p_now, v_started);

@@ -8,6 +8,9 @@
 -- google_ai_minute_window / google_ai_pacific_day / google_ai_effective_limit, because those
 -- functions are not executable by service_role.
 
+-- The views are security_invoker: their readers need the (pure) limit rule the RPC uses.
+grant execute on function public.google_ai_effective_limit(integer, numeric) to service_role;
+
 create or replace view public.google_ai_usage_now
 with (security_invoker = true) as
 with clock as (
@@ -35,9 +38,9 @@ with clock as (
          case when c.minute_bucket = clock.minute then c.rpm_used else 0 end as rpm_used,
          case when c.minute_bucket = clock.minute then c.tpm_used else 0 end as tpm_used,
          case when c.day_bucket = clock.day then c.rpd_used else 0 end as rpd_used,
-         case when l.rpm is null then null else greatest(1, floor(l.rpm * (1 - coalesce(l.safety_margin, 0))))::int end as rpm_limit,
-         case when l.tpm is null then null else greatest(1, floor(l.tpm * (1 - coalesce(l.safety_margin, 0))))::int end as tpm_limit,
-         case when l.rpd is null then null else greatest(1, floor(l.rpd * (1 - coalesce(l.safety_margin, 0))))::int end as rpd_limit,
+         public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm_limit,
+         public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm_limit,
+         public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd_limit,
          cd.cooldown_until, cd.reason as cooldown_reason
   from pairs p
   cross join clock

@@ -53,7 +53,7 @@ create index if not exists google_ai_tokens_expires_idx on public.google_ai_toke
 
 alter table public.google_ai_clients enable row level security;
 alter table public.google_ai_tokens enable row level security;
-revoke all on table public.google_ai_clients, public.google_ai_tokens from anon, authenticated;
+revoke all on table public.google_ai_clients, public.google_ai_tokens from anon, authenticated, service_role;
 grant select on public.google_ai_clients, public.google_ai_tokens to service_role;
 
 comment on column public.google_ai_clients.secret_hash is 'SHA-256 hex of the client secret; the secret itself is shown once at creation.';
@@ -118,6 +118,11 @@ declare
   v_client public.google_ai_clients;
   v_tokens integer;
 begin
+  -- Tokens before their client: the lock order every reservation uses (token -> client).
+  perform 1 from public.google_ai_tokens t
+  where t.client_id = (select c.id from public.google_ai_clients c where c.name = p_name)
+  order by t.id
+  for update;
   update public.google_ai_clients c
   set revoked_at = coalesce(c.revoked_at, now()), revoked_reason = coalesce(p_reason, c.revoked_reason)
   where c.name = p_name
@@ -247,7 +252,8 @@ create or replace function public.google_ai_reserve_with_token_at(
   p_exclude_key_ids uuid[] default '{}',
   p_attempt integer default 1,
   p_wait_ms integer default 0,
-  p_metadata jsonb default '{}')
+  p_metadata jsonb default '{}',
+  p_idempotent boolean default false)
 returns jsonb
 language plpgsql security definer set search_path = ''
 as $$
@@ -300,7 +306,7 @@ begin
   end if;
 
   v_result := public.google_ai_reserve_at(p_now, p_model, p_estimated_tokens, 'client:' || v_client.name,
-    p_request_id, p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, v_client.id, v_token.id);
+    p_request_id, p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, v_client.id, v_token.id, p_idempotent);
 
   if (v_result ->> 'ok')::boolean then
     update public.google_ai_tokens t set
@@ -326,12 +332,13 @@ create or replace function public.google_ai_reserve_with_token(
   p_exclude_key_ids uuid[] default '{}',
   p_attempt integer default 1,
   p_wait_ms integer default 0,
-  p_metadata jsonb default '{}')
+  p_metadata jsonb default '{}',
+  p_idempotent boolean default false)
 returns jsonb
 language sql security definer set search_path = ''
 as $$
   select public.google_ai_reserve_with_token_at(null, p_token_hash, p_model, p_estimated_tokens, p_request_id,
-    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata)
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent)
 $$;
 
 -- Token budgets follow the reservation's life cycle (the hook finalize and release call):
@@ -365,13 +372,13 @@ revoke all on function
   public.google_ai_revoke_client(text, text),
   public.google_ai_revoke_token(uuid),
   public.google_ai_mint_token(text, text, text[], integer, integer, integer),
-  public.google_ai_reserve_with_token_at(timestamptz, text, text, integer, text, uuid[], integer, integer, jsonb),
-  public.google_ai_reserve_with_token(text, text, integer, text, uuid[], integer, integer, jsonb),
+  public.google_ai_reserve_with_token_at(timestamptz, text, text, integer, text, uuid[], integer, integer, jsonb, boolean),
+  public.google_ai_reserve_with_token(text, text, integer, text, uuid[], integer, integer, jsonb, boolean),
   public.google_ai_adjust_token_budget(public.google_ai_attempts, integer, integer)
 from public, anon, authenticated, service_role;
 
 grant execute on function
-  public.google_ai_reserve_with_token(text, text, integer, text, uuid[], integer, integer, jsonb),
+  public.google_ai_reserve_with_token(text, text, integer, text, uuid[], integer, integer, jsonb, boolean),
   public.google_ai_mint_token(text, text, text[], integer, integer, integer),
   public.google_ai_create_client(text, text[], interval, integer, integer, integer, integer, integer, text),
   public.google_ai_revoke_client(text, text),

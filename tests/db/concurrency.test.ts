@@ -182,4 +182,20 @@ describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () =
       expect(m.tpm_used).toBe(m.tpm_log);
     }
   });
+
+  it("the same named request from 250 connections at once reaches Google once", async () => {
+    await setModel("idem-burst", 1000, null, null);
+    const outcomes = await Promise.all(
+      clients.map(async (c) => {
+        const [{ r }] = await c<{ r: Outcome }[]>`
+          select public.google_ai_reserve('idem-burst', 5, 'bot', 'same-request', p_idempotent => true) as r`;
+        return r;
+      }),
+    );
+    expect(outcomes.filter((o) => o.ok)).toHaveLength(1);
+    expect(new Set(outcomes.filter((o) => !o.ok).map((o) => o.limit))).toEqual(new Set(["in_progress"]));
+    const [{ n }] = await db.sql`select count(*)::int as n from public.google_ai_attempts
+                                 where request_id = 'same-request' and status = 'reserved'`;
+    expect(n).toBe(1);
+  });
 });

@@ -46,3 +46,27 @@ it(`${CALLERS} concurrent callers of one token with a budget of ${BUDGET} reques
                                where token_id = ${minted.token_id} and status = 'reserved'`;
   expect(n).toBe(BUDGET);
 });
+
+it("revoking a client while its token is in use deadlocks nothing: every call ends, and the token is refused afterwards", async () => {
+  const [{ r: client }] = await db.sql`select public.google_ai_create_client('revoke-race', array['gemma-3-27b-it']) as r`;
+  const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
+  await db.sql`select public.google_ai_mint_token(${sha256(client.secret)}, ${sha256(token)})`;
+  const errors: unknown[] = [];
+  const calls = clients.map(async (c, i) => {
+    try {
+      if (i === 25) {
+        await c`select public.google_ai_revoke_client('revoke-race', 'test')`;
+        return;
+      }
+      for (let n = 0; n < 5; n++) {
+        await c`select public.google_ai_reserve_with_token(${sha256(token)}, 'gemma-3-27b', 1, ${`rr-${i}-${n}`})`;
+      }
+    } catch (err) {
+      errors.push(err);
+    }
+  });
+  await Promise.all(calls);
+  expect(errors).toEqual([]);
+  const [{ r }] = await db.sql`select public.google_ai_reserve_with_token(${sha256(token)}, 'gemma-3-27b', 1, 'after') as r`;
+  expect(r.limit).toBe("token_revoked");
+});

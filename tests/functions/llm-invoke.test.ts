@@ -214,4 +214,16 @@ describe("idempotent request_id", () => {
                                 where request_id in (${a.body.request_id}, ${b.body.request_id})`;
     expect(unnamed[0]!.n).toBe(0);
   });
+
+  it("frees a named request that failed, so repeating it makes a new call", async () => {
+    s.sim.setFaults([{ kind: "bad_request", count: 1 }]);
+    const body = { model: "gemma-3-27b", prompt: "сначала ошибка", request_id: "idem-http-3" };
+    const failed = await s.call(body);
+    expect(failed.status).toBe(400);
+    expect(failed.body.error.code).toBe("upstream_rejected");
+    const repeated = await s.call(body);
+    expect(repeated.status).toBe(200);
+    expect(repeated.body.replayed).toBeUndefined();
+    expect(s.sim.stats().total.received).toBe(2);
+  });
 });

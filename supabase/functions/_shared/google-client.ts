@@ -8,7 +8,7 @@ import { type ClassifiedGoogleError, classifyGoogleFailure, classifyGoogleHttpEr
 import { sanitizeError } from "./sanitize.ts";
 
 export const DEFAULT_GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com";
-// @google/genai 3 defaults to v1; Gemma and the research notes (and the simulator) use v1beta.
+// Newer @google/genai versions default to v1; Gemma and the research notes (and the simulator) use v1beta.
 export const GOOGLE_API_VERSION = "v1beta";
 
 export interface Usage {

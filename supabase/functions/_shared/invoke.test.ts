@@ -37,6 +37,7 @@ class FakeStore implements GatewayStore {
   finalized: FinalizeParams[] = [];
   released: Array<[string, string]> = [];
   capabilityReads = 0;
+  ended: string[] = [];
   constructor(private script: Array<Reservation | Refusal>, private caps: ModelCapabilities | null = GEMMA) {}
   modelCapabilities() {
     this.capabilityReads++;
@@ -54,6 +55,10 @@ class FakeStore implements GatewayStore {
   }
   release(id: string, reason: string) {
     this.released.push([id, reason]);
+    return Promise.resolve();
+  }
+  endRequest(id: string) {
+    this.ended.push(id);
     return Promise.resolve();
   }
 }

@@ -128,155 +128,175 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     let lastError: ClassifiedGoogleError | null = null;
     let unusableKeys = 0;
 
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      if (attempt > 1 && clock.now() >= deadline) break;
-      // Reserve, waiting for capacity in WAIT mode.
-      let reservation: Reservation | null = null;
-      for (;;) {
-        const r = await deps.store.reserve({
-          model: request.model,
-          estimatedTokens,
-          caller: callerName,
-          ...(tokenHash === undefined ? {} : { tokenHash }),
-          requestId,
-          excludeKeyIds: [...broken, ...avoided],
-          attempt,
-          waitMs: waitedMs,
-          metadata: request.metadata,
-        });
-        if (r.ok) {
-          reservation = r;
-          break;
-        }
-        // The caller's own request_id was served before: answer from the stored result, no call.
-        if (r.limit === "duplicate") return { ...(r.response as InvokeResult), replayed: true };
-        if (r.limit === "in_progress") {
-          throw new GatewayError("request_in_progress",
-            `A request with request_id ${requestId} is being served right now; retry it in a moment to get its answer.`,
-            { headers: { "Retry-After": "1" } });
-        }
-        if (isTokenLimit(r.limit)) throw tokenRefusal(r.limit, r.retryAfterMs, request.model);
-        if (r.limit === "unknown_model") throw unknownModel(request.model);
-        if (r.limit === "too_large") {
-          throw new GatewayError(
-            "invalid_request",
-            `The input is estimated at ${estimatedTokens} tokens, more than this model's per-minute token limit` +
-              (r.maxTokens == null ? "." : ` (${r.maxTokens}).`) + " Shorten it or split it.",
-            { details: { estimated_tokens: estimatedTokens, max_tokens: r.maxTokens ?? null } },
-          );
-        }
-        if (r.limit === "no_active_key") {
-          if (avoided.length > 0) {
-            avoided = [];
-            continue;
+    // The caller named the request (its own request_id): the database keeps an idempotency record.
+    const idempotent = request.requestId !== undefined;
+    let lastReservationId: string | null = null;
+
+    try {
+      for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        if (attempt > 1 && clock.now() >= deadline) break;
+        // Reserve, waiting for capacity in WAIT mode.
+        let reservation: Reservation | null = null;
+        for (;;) {
+          const r = await deps.store.reserve({
+            model: request.model,
+            estimatedTokens,
+            caller: callerName,
+            ...(tokenHash === undefined ? {} : { tokenHash }),
+            requestId,
+            excludeKeyIds: [...broken, ...avoided],
+            attempt,
+            waitMs: waitedMs,
+            metadata: request.metadata,
+            // Checked (and marked in flight) until this invocation holds its first reservation;
+            // later reservations belong to the same request.
+            idempotent: idempotent && lastReservationId === null,
+          });
+          if (r.ok) {
+            reservation = r;
+            lastReservationId = r.reservationId;
+            break;
           }
-          throw broken.length > 0 ? exhausted(lastError) : new GatewayError(
-            "unavailable",
-            "No active Google key serves this model.",
-          );
+          // The caller's own request_id was served before: answer from the stored result, no call.
+          if (r.limit === "duplicate") return { ...(r.response as InvokeResult), replayed: true };
+          if (r.limit === "in_progress") {
+            throw new GatewayError("request_in_progress",
+              `A request with request_id ${requestId} is being served right now; retry it in a moment to get its answer.`,
+              { headers: { "Retry-After": "1" } });
+          }
+          if (isTokenLimit(r.limit)) throw tokenRefusal(r.limit, r.retryAfterMs, request.model);
+          if (r.limit === "unknown_model") throw unknownModel(request.model);
+          if (r.limit === "too_large") {
+            throw new GatewayError(
+              "invalid_request",
+              `The input is estimated at ${estimatedTokens} tokens, more than this model's per-minute token limit` +
+                (r.maxTokens == null ? "." : ` (${r.maxTokens}).`) + " Shorten it or split it.",
+              { details: { estimated_tokens: estimatedTokens, max_tokens: r.maxTokens ?? null } },
+            );
+          }
+          if (r.limit === "no_active_key") {
+            if (avoided.length > 0) {
+              avoided = [];
+              continue;
+            }
+            throw broken.length > 0 ? exhausted(lastError) : new GatewayError(
+              "unavailable",
+              "No active Google key serves this model.",
+            );
+          }
+          const remaining = Math.min(request.maxWaitMs - waitedMs, deadline - clock.now());
+          const wait = r.retryAfterMs === null ? 1000 : r.retryAfterMs + jitter();
+          const hopeless = r.retryAfterMs !== null && r.retryAfterMs > remaining && r.retryAfterMs > 60_000;
+          if (request.mode === "NO_WAIT" || remaining <= 0 || hopeless) {
+            throw rateLimited(r.limit, r.retryAfterMs);
+          }
+          const slept = Math.min(wait, remaining);
+          try {
+            await clock.sleep(slept, signal);
+          } catch {
+            throw rateLimited(r.limit, r.retryAfterMs); // the caller went away while waiting
+          }
+          waitedMs += slept;
         }
-        const remaining = Math.min(request.maxWaitMs - waitedMs, deadline - clock.now());
-        const wait = r.retryAfterMs === null ? 1000 : r.retryAfterMs + jitter();
-        const hopeless = r.retryAfterMs !== null && r.retryAfterMs > remaining && r.retryAfterMs > 60_000;
-        if (request.mode === "NO_WAIT" || remaining <= 0 || hopeless) {
-          throw rateLimited(r.limit, r.retryAfterMs);
+
+        const apiKey = deps.secret(reservation.envVarName);
+        if (apiKey === undefined || apiKey === "") {
+          logError(`secret ${reservation.envVarName} of key ${reservation.keyAlias} is not set`);
+          await deps.store.release(reservation.reservationId, "key secret not set");
+          broken.push(reservation.keyId);
+          // Google was not called, so this does not use up an attempt; the reservation is made again
+          // with the same attempt number (which keeps a token's request budget counted once).
+          if (++unusableKeys <= MAX_UNUSABLE_KEYS) attempt--;
+          continue;
         }
-        const slept = Math.min(wait, remaining);
+
+        const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
+        let outcome: GenerateOutcome;
         try {
-          await clock.sleep(slept, signal);
-        } catch {
-          throw rateLimited(r.limit, r.retryAfterMs); // the caller went away while waiting
+          outcome = await deps.google.generate({ apiKey, request: googleRequest, timeoutMs, signal });
+        } catch (error) {
+          // google-client does not throw for failed calls; if it does anyway, give the booking back.
+          await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
+          throw error;
         }
-        waitedMs += slept;
-      }
 
-      const apiKey = deps.secret(reservation.envVarName);
-      if (apiKey === undefined || apiKey === "") {
-        logError(`secret ${reservation.envVarName} of key ${reservation.keyAlias} is not set`);
-        await deps.store.release(reservation.reservationId, "key secret not set");
-        broken.push(reservation.keyId);
-        // Google was not called, so this does not use up an attempt; the reservation is made again
-        // with the same attempt number (which keeps a token's request budget counted once).
-        if (++unusableKeys <= MAX_UNUSABLE_KEYS) attempt--;
-        continue;
-      }
+        if (outcome.ok) {
+          const usage = outcome.usage;
+          const completion = usage === null ? null : usage.candidatesTokens + usage.thoughtsTokens;
+          const promptTokens = usage?.promptTokens ?? estimatedTokens;
+          const completionTokens = completion ?? 0;
+          const result: InvokeResult = {
+            text: outcome.text,
+            model: reservation.model,
+            key_alias: reservation.keyAlias,
+            usage: {
+              prompt_tokens: promptTokens,
+              completion_tokens: completionTokens,
+              total_tokens: usage?.totalTokens || promptTokens + completionTokens,
+            },
+            attempts: attempt,
+            waited_ms: waitedMs,
+            finish_reason: outcome.finishReason,
+            ...(request.includeCandidates ? { candidates: outcome.candidates } : {}),
+          };
+          // Kept for replay only when the caller named the request (its own request_id).
+          const finalize = finalizeSafely(deps.store, logError, {
+            ...emptyFinalize(reservation.reservationId, "succeeded", outcome.latencyMs),
+            inputTokens: usage?.promptTokens ?? null,
+            outputTokens: completion,
+            httpStatus: 200,
+            response: idempotent ? result : null,
+          });
+          if (deps.waitUntil !== undefined) deps.waitUntil(finalize);
+          else await finalize;
+          return result;
+        }
 
-      const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
-      let outcome: GenerateOutcome;
-      try {
-        outcome = await deps.google.generate({ apiKey, request: googleRequest, timeoutMs, signal });
-      } catch (error) {
-        // google-client does not throw for failed calls; if it does anyway, give the booking back.
-        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
-        throw error;
-      }
-
-      if (outcome.ok) {
-        const usage = outcome.usage;
-        const completion = usage === null ? null : usage.candidatesTokens + usage.thoughtsTokens;
-        const promptTokens = usage?.promptTokens ?? estimatedTokens;
-        const completionTokens = completion ?? 0;
-        const result: InvokeResult = {
-          text: outcome.text,
-          model: reservation.model,
-          key_alias: reservation.keyAlias,
-          usage: {
-            prompt_tokens: promptTokens,
-            completion_tokens: completionTokens,
-            total_tokens: usage?.totalTokens || promptTokens + completionTokens,
-          },
-          attempts: attempt,
-          waited_ms: waitedMs,
-          finish_reason: outcome.finishReason,
-          ...(request.includeCandidates ? { candidates: outcome.candidates } : {}),
-        };
-        // Kept for replay only when the caller named the request (its own request_id).
-        const finalize = finalizeSafely(deps.store, logError, {
-          ...emptyFinalize(reservation.reservationId, "succeeded", outcome.latencyMs),
-          inputTokens: usage?.promptTokens ?? null,
-          outputTokens: completion,
-          httpStatus: 200,
-          response: request.requestId === undefined ? null : result,
+        const error = outcome.error;
+        lastError = error;
+        const now = clock.now();
+        // Awaited: the next reservation must see this attempt's cooldown.
+        await finalizeSafely(deps.store, logError, {
+          ...emptyFinalize(reservation.reservationId, finalizeOutcome(error), outcome.latencyMs),
+          httpStatus: error.httpStatus,
+          errorCode: error.reason ?? error.status ?? error.kind,
+          quotaId: error.quotaId,
+          errorMessage: error.message,
+          cooldownUntil: error.class === "rate_limited" && !error.perDay
+            ? new Date(now + (error.retryAfterMs ?? options.defaultCooldownMs))
+            : null,
+          cooldownUntilPacificMidnight: error.class === "rate_limited" && error.perDay,
         });
-        if (deps.waitUntil !== undefined) deps.waitUntil(finalize);
-        else await finalize;
-        return result;
+
+        if (error.class === "client_error") {
+          throw new GatewayError("upstream_rejected", `Google rejected the request: ${error.message}`, {
+            details: { upstream_status: error.httpStatus, upstream_code: error.status },
+          });
+        }
+        if (error.kind === "aborted") throw cancelled();
+        if (error.class === "invalid_key") broken.push(reservation.keyId);
+        else avoided.push(reservation.keyId);
+        if (error.class === "retryable" && attempt < MAX_ATTEMPTS) {
+          const backoff = options.backoffBaseMs * 2 ** (attempt - 1) + jitter();
+          if (clock.now() + backoff >= deadline) break;
+          await clock.sleep(backoff, signal).catch(() => {
+            throw cancelled();
+          });
+        }
       }
 
-      const error = outcome.error;
-      lastError = error;
-      const now = clock.now();
-      // Awaited: the next reservation must see this attempt's cooldown.
-      await finalizeSafely(deps.store, logError, {
-        ...emptyFinalize(reservation.reservationId, finalizeOutcome(error), outcome.latencyMs),
-        httpStatus: error.httpStatus,
-        errorCode: error.reason ?? error.status ?? error.kind,
-        quotaId: error.quotaId,
-        errorMessage: error.message,
-        cooldownUntil: error.class === "rate_limited" && !error.perDay
-          ? new Date(now + (error.retryAfterMs ?? options.defaultCooldownMs))
-          : null,
-        cooldownUntilPacificMidnight: error.class === "rate_limited" && error.perDay,
-      });
-
-      if (error.class === "client_error") {
-        throw new GatewayError("upstream_rejected", `Google rejected the request: ${error.message}`, {
-          details: { upstream_status: error.httpStatus, upstream_code: error.status },
-        });
+      throw exhausted(lastError);
+    } catch (error) {
+      // A named request that fails frees its id at once (a success stores the answer instead).
+      if (idempotent && lastReservationId !== null) {
+        const end = deps.store.endRequest(lastReservationId).catch((e) =>
+          logError(`end of request ${requestId} failed: ${sanitizeError(e)}`)
+        );
+        if (deps.waitUntil !== undefined) deps.waitUntil(end);
+        else await end;
       }
-      if (error.kind === "aborted") throw cancelled();
-      if (error.class === "invalid_key") broken.push(reservation.keyId);
-      else avoided.push(reservation.keyId);
-      if (error.class === "retryable" && attempt < MAX_ATTEMPTS) {
-        const backoff = options.backoffBaseMs * 2 ** (attempt - 1) + jitter();
-        if (clock.now() + backoff >= deadline) break;
-        await clock.sleep(backoff, signal).catch(() => {
-          throw cancelled();
-        });
-      }
+      throw error;
     }
-
-    throw exhausted(lastError);
   };
 }
 

@@ -22,6 +22,7 @@ function params(extra: Partial<ReserveParams> = {}): ReserveParams {
     estimatedTokens: 40,
     caller: "pg-store-test",
     requestId: "req-1",
+    idempotent: false,
     excludeKeyIds: [],
     attempt: 1,
     waitMs: 0,

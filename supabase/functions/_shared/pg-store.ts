@@ -2,6 +2,7 @@
 //   reserve   public.google_ai_reserve, or public.google_ai_reserve_with_token for a scoped token
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call)
 //   release   public.google_ai_release
+//   end       public.google_ai_end_request (a named request that failed frees its request_id)
 //   model     a select on google_ai_model_limits (invoke.ts caches it per worker)
 // Any database failure becomes GatewayError("unavailable") (503 JSON); the sanitized cause goes to
 // the log, never to the caller.
@@ -79,6 +80,11 @@ export function createPgStore(options: PgStoreOptions): GatewayStore {
       run("release", async (sql) => {
         await sql`select public.google_ai_release(${reservationId}::uuid, ${reason}) as r`;
       }),
+
+    endRequest: (reservationId) =>
+      run("end request", async (sql) => {
+        await sql`select public.google_ai_end_request(${reservationId}::uuid) as r`;
+      }),
   };
 }
 
@@ -88,14 +94,14 @@ function reserveService(sql: Sql, p: ReserveParams): Promise<ReserveRow[]> {
   return sql<ReserveRow[]>`select public.google_ai_reserve(
     ${p.model}, ${p.estimatedTokens}::integer, ${p.caller}, ${p.requestId},
     ${uuidArray(p.excludeKeyIds)}::uuid[], ${p.attempt}::integer, ${Math.round(p.waitMs)}::integer,
-    ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb) as r`;
+    ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb, ${p.idempotent}::boolean) as r`;
 }
 
 function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): Promise<ReserveRow[]> {
   return sql<ReserveRow[]>`select public.google_ai_reserve_with_token(
     ${tokenHash}, ${p.model}, ${p.estimatedTokens}::integer, ${p.requestId},
     ${uuidArray(p.excludeKeyIds)}::uuid[], ${p.attempt}::integer, ${Math.round(p.waitMs)}::integer,
-    ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb) as r`;
+    ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb, ${p.idempotent}::boolean) as r`;
 }
 
 /** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */

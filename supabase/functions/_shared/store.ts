@@ -63,6 +63,8 @@ export interface ReserveParams {
    */
   tokenHash?: string;
   requestId: string;
+  /** The caller named the request (its own request_id): replay and in-flight checks apply. */
+  idempotent: boolean;
   /** Keys that already failed for this request, so the next attempt prefers another. */
   excludeKeyIds: readonly string[];
   attempt: number;
@@ -125,4 +127,6 @@ export interface GatewayStore {
   finalize(params: FinalizeParams): Promise<void>;
   /** For a reservation whose request never reached Google. */
   release(reservationId: string, reason: string): Promise<void>;
+  /** A named (idempotent) request failed for good: free its request_id (any reservation of it). */
+  endRequest(reservationId: string): Promise<void>;
 }

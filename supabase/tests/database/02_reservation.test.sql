@@ -1,7 +1,7 @@
 -- The reservation RPC: limits, windows, quota groups, priority, headroom, cooldowns, refusals.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(37);
+select plan(39);
 
 -- Fixture: one model with small limits; group proj-a has two keys (priority 1), key b1 has no
 -- project (its own group, priority 2).
@@ -91,6 +91,12 @@ select is((select (rpm_used, tpm_used, rpd_used)::text from public.google_ai_usa
 select is((public.google_ai_try_book('ghost-2', 'test-model', 3, 1000, 5, 7, '2026-11-22 09:03:00+00', true)).outcome, 'booked',
   'SKIP LOCKED try on a missing row books too');
 select is((select rpm_used from public.google_ai_usage_counters where quota_group = 'ghost-2'), 1, 'and is counted');
+
+-- A limit of 0 closes the model: nothing is admitted, whatever the margin.
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd, safety_margin) values ('closed-model', 10, 1000, 0, 0.5);
+select is(public.google_ai_reserve_at('2026-11-22 09:04:00+00', 'closed-model', 1, 'pgtap', null) ->> 'limit', 'rpd',
+  'RPD 0 admits nothing');
+select is(public.google_ai_effective_limit(1, 0.5), 1, 'a positive limit never drops to 0 through the margin');
 
 -- No key, unknown model.
 update public.google_ai_api_keys set is_active = false;

@@ -2,7 +2,7 @@
 -- booking back, a 429 cools the group down, and closed reservations stay closed.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(23);
+select plan(31);
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('test-model', 10, 1000, 100);
@@ -58,21 +58,44 @@ select is(public.google_ai_finalize((select id from ids where name = 'new'), 'go
 select is(public.google_ai_reserve_at('2026-11-21 10:01:10+00', 'test-model', 1, 'pgtap', null) ->> 'limit', 'cooldown',
   'the cooled group is not used');
 
--- Idempotency: a completed request id is answered from its stored response; one in flight is refused.
+-- Idempotency (the caller named the request): a completed request id is answered from its stored
+-- response; one whose earlier call still holds its lease is refused; a failed one can be repeated.
 delete from public.google_ai_cooldowns;
-insert into ids values ('idem', (public.google_ai_reserve_at('2026-11-21 10:02:00+00', 'test-model', 5, 'bot', 'idem-1') ->> 'reservation_id')::uuid);
-select is(public.google_ai_reserve_at('2026-11-21 10:02:01+00', 'test-model', 5, 'bot', 'idem-1') ->> 'limit', 'in_progress',
-  'the same request id while its first call is in flight is refused as in_progress');
+create function pg_temp.ri(p_at text, p_caller text, p_req text) returns jsonb language sql as $$
+  select public.google_ai_reserve_at(p_at::timestamptz, 'test-model', 5, p_caller, p_req, p_idempotent => true)
+$$;
+insert into ids values ('idem', (pg_temp.ri('2026-11-21 10:02:00+00', 'bot', 'idem-1') ->> 'reservation_id')::uuid);
+select is(pg_temp.ri('2026-11-21 10:02:01+00', 'bot', 'idem-1') ->> 'limit', 'in_progress',
+  'the same request id while its first call holds its lease is refused as in_progress');
 select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'idem'), 'succeeded', 5, 2, 200,
   p_response => '{"text": "stored answer"}') $$, 'finalize stores the response');
-select is(public.google_ai_reserve_at('2026-11-21 10:02:02+00', 'test-model', 5, 'bot', 'idem-1') -> 'response' ->> 'text', 'stored answer',
+select is(pg_temp.ri('2026-11-21 10:02:02+00', 'bot', 'idem-1') -> 'response' ->> 'text', 'stored answer',
   'the same caller and request id get the stored response back');
 select is((select count(*)::int from public.google_ai_attempts where request_id = 'idem-1'), 1,
   'a replay books nothing and calls nothing');
-select is(public.google_ai_reserve_at('2026-11-21 10:02:03+00', 'test-model', 5, 'someone-else', 'idem-1') ->> 'ok', 'true',
+select is(pg_temp.ri('2026-11-21 10:02:03+00', 'someone-else', 'idem-1') ->> 'ok', 'true',
   'another caller''s request id is its own');
-select is(public.google_ai_reserve_at('2026-11-22 10:02:04+00', 'test-model', 5, 'bot', 'idem-1') ->> 'ok', 'true',
+select is(pg_temp.ri('2026-11-22 10:02:04+00', 'bot', 'idem-1') ->> 'ok', 'true',
   'after 24 hours the stored response is no longer replayed: the id is a new request');
+insert into ids values ('idem-f', (pg_temp.ri('2026-11-21 10:03:00+00', 'bot', 'idem-2') ->> 'reservation_id')::uuid);
+select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'idem-f'), 'google_error', null, null, 500) $$,
+  'a failed attempt');
+select is(pg_temp.ri('2026-11-21 10:03:01+00', 'bot', 'idem-2') ->> 'limit', 'in_progress',
+  'between attempts the request still holds its lease');
+select is(public.google_ai_end_request((select id from ids where name = 'idem-f')) ->> 'ended', 'true',
+  'the function ends a request it gave up on');
+select is(pg_temp.ri('2026-11-21 10:03:02+00', 'bot', 'idem-2') ->> 'ok', 'true', 'then the id may be repeated at once');
+select is(pg_temp.ri('2026-11-21 10:11:00+00', 'bot', 'idem-2') ->> 'ok', 'true',
+  'a lease that ran out (a crashed caller) does not block the id');
+select is(public.google_ai_reserve_at('2026-11-21 10:12:00+00', 'test-model', 5, 'bot', 'idem-1') ->> 'ok', 'true',
+  'a request that is not idempotent is never refused for its id');
+
+-- Google rejects a key as invalid: it leaves rotation at once, with the reason.
+insert into ids values ('badkey', pg_temp.r('2026-11-21 10:13:00+00', 5));
+select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'badkey'), 'google_error', null, null, 400,
+  'API_KEY_INVALID') $$, 'finalize with API_KEY_INVALID');
+select is((select (is_active, disabled_reason is not null)::text from public.google_ai_api_keys where key_alias = 'a1'), '(f,t)',
+  'the key is deactivated with a reason, not deleted');
 
 select * from finish();
 rollback;

@@ -2,7 +2,7 @@
 -- API's anon/authenticated roles, security definer functions pinned to an empty search_path.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(8);
+select plan(9);
 
 select is(
   (select coalesce(array_agg(c.relname::text order by c.relname), '{}') from pg_class c
@@ -30,11 +30,20 @@ select is(
   '{}'::text[], 'every security definer function sets search_path to empty');
 
 select ok(has_function_privilege('service_role',
-  'public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb)', 'execute'),
+  'public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb, boolean)', 'execute'),
   'service_role may call the reservation RPC');
 select ok(not has_function_privilege('service_role',
-  'public.google_ai_reserve_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb, uuid, uuid)', 'execute'),
+  'public.google_ai_reserve_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb, uuid, uuid, boolean)', 'execute'),
   'the clock-injecting variant is not callable by service_role');
+
+select is(
+  (select coalesce(array_agg(distinct table_name || ':' || privilege_type order by table_name || ':' || privilege_type), '{}')
+   from information_schema.role_table_grants
+   where table_schema = 'public' and grantee = 'service_role'
+     and table_name in ('google_ai_attempts', 'google_ai_usage_counters', 'google_ai_cooldowns', 'google_ai_responses',
+                        'google_ai_clients', 'google_ai_tokens', 'google_ai_maintenance_log')
+     and privilege_type <> 'SELECT'),
+  '{}'::text[], 'service_role may only read the audit log, counters, cooldowns, responses, clients and tokens');
 
 set local role anon;
 select throws_ok($$ select public.google_ai_reserve('gemma-3-27b-it', 1, 'x', null) $$, '42501', null,

@@ -80,8 +80,8 @@ select ok((select started_at <= completed_at and details ? 'duration_ms' and det
            from public.google_ai_maintenance_log where id = (select (r ->> 'log_id')::int from run1)),
   'the log row has start, completion, duration and per-step details');
 select is((select tables_affected from public.google_ai_maintenance_log where id = (select (r ->> 'log_id')::int from run1)),
-  array['google_ai_attempts', 'google_ai_cooldowns', 'google_ai_tokens', 'google_ai_usage_counters'],
-  'tables_affected lists the tables the run changed');
+  array['google_ai_attempts', 'google_ai_tokens', 'google_ai_cooldowns', 'google_ai_usage_counters'],
+  'tables_affected lists the tables the run changed, in step order');
 select is((select (r -> 'steps' -> 'attempts_retention' ->> 'batches')::int from run1), 5,
   '12 old attempt rows with batches of 3: four full batches and a last, empty one');
 
