@@ -5,7 +5,7 @@ const { server, applied } = await startLocalDatabase();
 console.log(`PostgreSQL (${server.engine}) is up: ${server.url}`);
 console.log(applied.length ? `applied migrations: ${applied.join(", ")}` : "migrations: up to date");
 console.log(`connect: psql '${server.url}'   (pg_cron: ${server.features.pgCron}, pgTAP: ${server.features.pgTap})`);
-console.log("Ctrl-C stops it; data stays in .data/postgres");
+console.log(`Ctrl-C stops it; data stays in ${process.env.EVE_DB_DIR ?? ".data/postgres"}`);
 
 const stop = async () => {
   await server.stop();
