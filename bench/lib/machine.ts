@@ -16,6 +16,16 @@ export interface MachineInfo {
   postgres: string;
   postgresEngine: string;
   postgresSettings: Record<string, string>;
+  /** The commit the run measured, and whether the code it runs had uncommitted changes. */
+  code: string;
+}
+
+function codeVersion(): string {
+  const git = (args: string[]) => spawnSync("git", args, { encoding: "utf8" });
+  const head = git(["rev-parse", "--short", "HEAD"]);
+  if (head.status !== 0) return "unknown (not a git checkout)";
+  const dirty = git(["status", "--porcelain", "--", "supabase", "shared", "scripts", "bench/*.ts", "bench/lib"]).stdout.trim();
+  return `${head.stdout.trim()}${dirty ? " with uncommitted changes" : ""}`;
 }
 
 function osName(): string {
@@ -49,5 +59,6 @@ export function machineInfo(pg: { version: string; engine: string; settings: Rec
     postgres: pg.version.split(" on ")[0] ?? pg.version,
     postgresEngine: pg.engine,
     postgresSettings: pg.settings,
+    code: codeVersion(),
   };
 }

@@ -66,6 +66,7 @@ function machineSection(m: MachineInfo): string {
     ["", ""],
     [
       ["date (UTC)", m.date.replace("T", " ").replace(/\.\d+Z$/, " UTC")],
+      ["code measured", `commit ${m.code}`],
       ["CPU", `${m.nproc} × ${m.cpuModel} (nproc ${m.nproc})`],
       ["RAM", `${m.ramGiB} GiB`],
       ["load average when the run started (1/5/15 min)", m.loadAverageAtStart.join(" / ")],
