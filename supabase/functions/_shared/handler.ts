@@ -122,6 +122,29 @@ export async function readBody(req: Request, limit: number): Promise<string> {
   }
 }
 
+/**
+ * The body of a function whose fields are all optional: `{}` when empty, else a JSON object sent
+ * as application/json (415, 400 invalid_json otherwise). Size-limited like readBody.
+ */
+export async function readOptionalJsonObject(req: Request, limit: number): Promise<Record<string, unknown>> {
+  const text = await readBody(req, limit);
+  if (text.trim() === "") return {};
+  const contentType = (req.headers.get("content-type") ?? "").trim();
+  if (!/^application\/json\s*(;|$)/i.test(contentType)) {
+    throw new GatewayError("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.");
+  }
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new GatewayError("invalid_json", "The body is not valid JSON.");
+  }
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new GatewayError("invalid_json", "The body must be a JSON object.");
+  }
+  return body as Record<string, unknown>;
+}
+
 function parseJson(text: string): unknown {
   if (text.trim() === "") throw new GatewayError("invalid_json", "The body is empty; send a JSON object.");
   try {

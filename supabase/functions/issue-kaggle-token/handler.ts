@@ -27,7 +27,7 @@
 import { z } from "zod";
 import { sha256Hex } from "../_shared/auth.ts";
 import { GatewayError, jsonResponse, rateLimited } from "../_shared/errors.ts";
-import { readBody } from "../_shared/handler.ts";
+import { readOptionalJsonObject } from "../_shared/handler.ts";
 import {
   CLIENT_SECRET_PREFIX,
   isClientSecret,
@@ -111,7 +111,7 @@ export function createIssueTokenHandler(deps: IssueTokenDeps): (req: Request) =>
       if (req.method !== "POST") {
         throw new GatewayError("method_not_allowed", "Use POST.", { headers: { allow: "POST" } });
       }
-      const body = await readJsonObject(req);
+      const body = await readOptionalJsonObject(req, MAX_BODY_BYTES);
       const parsed = issueTokenRequestSchema.safeParse(body);
       if (!parsed.success) throw invalidRequest(parsed.error);
       const input = parsed.data;
@@ -214,25 +214,6 @@ function presentedSecret(headers: Headers, fromBody: string | undefined): string
     );
   }
   return secret;
-}
-
-async function readJsonObject(req: Request): Promise<unknown> {
-  const text = await readBody(req, MAX_BODY_BYTES);
-  if (text.trim() === "") return {};
-  const contentType = (req.headers.get("content-type") ?? "").trim();
-  if (!/^application\/json\s*(;|$)/i.test(contentType)) {
-    throw new GatewayError("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.");
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new GatewayError("invalid_json", "The body is not valid JSON.");
-  }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new GatewayError("invalid_json", "The body must be a JSON object.");
-  }
-  return body;
 }
 
 /** The refusals of this function that errors.ts does not have (their codes are its own API). */

@@ -24,7 +24,7 @@
 import { z } from "zod";
 import { authenticate } from "../_shared/auth.ts";
 import { GatewayError, jsonResponse } from "../_shared/errors.ts";
-import { readBody } from "../_shared/handler.ts";
+import { readOptionalJsonObject } from "../_shared/handler.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import type { ModelLister } from "./google-models.ts";
 import { runMaintenance } from "./run.ts";
@@ -127,21 +127,7 @@ export function createMaintenanceHandler(deps: MaintenanceHandlerDeps): (req: Re
 }
 
 async function readOptions(req: Request): Promise<z.infer<typeof maintenanceRequestSchema>> {
-  const text = await readBody(req, MAX_BODY_BYTES);
-  if (text.trim() === "") return {};
-  const contentType = req.headers.get("content-type") ?? "";
-  if (!/^application\/json\s*(;|$)/i.test(contentType.trim())) {
-    throw new GatewayError("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.");
-  }
-  let body: unknown;
-  try {
-    body = JSON.parse(text);
-  } catch {
-    throw new GatewayError("invalid_json", "The body is not valid JSON.");
-  }
-  if (typeof body !== "object" || body === null || Array.isArray(body)) {
-    throw new GatewayError("invalid_json", "The body must be a JSON object.");
-  }
+  const body = await readOptionalJsonObject(req, MAX_BODY_BYTES);
   const parsed = maintenanceRequestSchema.safeParse(body);
   if (!parsed.success) {
     throw new GatewayError(
