@@ -69,6 +69,8 @@ select is(pg_temp.ri('2026-11-21 10:02:01+00', 'bot', 'idem-1') ->> 'limit', 'in
   'the same request id while its first call holds its lease is refused as in_progress');
 select lives_ok($$ select public.google_ai_finalize((select id from ids where name = 'idem'), 'succeeded', 5, 2, 200,
   p_response => '{"text": "stored answer"}') $$, 'finalize stores the response');
+-- finalize stamps the answer with the real clock; put it on this test's injected timeline.
+update public.google_ai_responses set created_at = '2026-11-21 10:02:01+00' where caller = 'bot' and request_id = 'idem-1';
 select is(pg_temp.ri('2026-11-21 10:02:02+00', 'bot', 'idem-1') -> 'response' ->> 'text', 'stored answer',
   'the same caller and request id get the stored response back');
 select is((select count(*)::int from public.google_ai_attempts where request_id = 'idem-1'), 1,
