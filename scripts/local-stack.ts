@@ -9,8 +9,8 @@
 //   functions     http://127.0.0.1:54321          (SUPABASE_URL for callers)
 //   database      postgres://postgres@127.0.0.1:54322/postgres (trust auth on loopback; data in .data/postgres)
 //   simulator     http://127.0.0.1:54329, the seeded key's GOOGLE_API_KEY = sim-key-a1
-import net from "node:net";
 import { startLocalDatabase } from "./local-db.ts";
+import { freePort } from "../shared/free-port.ts";
 import { DEFAULT_FUNCTIONS_PORT, type FunctionsServer, startFunctionsServer } from "./serve-functions.ts";
 import { type GoogleSimulator, type SimulatorOptions, startGoogleSimulator } from "../shared/google-sim/server.ts";
 
@@ -150,13 +150,3 @@ export function redactPassword(url: string): string {
   return url.replace(/(\/\/[^:/@]+:)[^@]*@/, "$1***@");
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, "127.0.0.1", () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}

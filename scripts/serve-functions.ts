@@ -15,6 +15,7 @@ import net from "node:net";
 import path from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { denoBin as resolveDenoBin } from "../shared/deno-bin.ts";
+import { freePort } from "../shared/free-port.ts";
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 export const DEFAULT_FUNCTIONS_DIR = path.join(REPO_ROOT, "supabase", "functions");
@@ -329,16 +330,6 @@ function safe(name: string): string {
   return name.replace(/[^A-Za-z0-9_-]/g, "?").slice(0, 64);
 }
 
-function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once("error", reject);
-    s.listen(0, host, () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -6,8 +6,8 @@
 // (TRUSTED_CUSTOM_HOSTS). Callers speak OpenAI's chat-completions format to it; it translates.
 import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import path from "node:path";
+import { freePort } from "../../shared/free-port.ts";
 
 export interface Portkey {
   url: string;
@@ -15,16 +15,6 @@ export interface Portkey {
   close(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startPortkey(): Promise<Portkey> {
   const require = createRequire(import.meta.url);

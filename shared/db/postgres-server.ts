@@ -12,11 +12,11 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import { chown, mkdir, mkdtemp, rm } from "node:fs/promises";
-import { createServer } from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import { createRequire } from "node:module";
 import postgres from "postgres";
+import { freePort } from "../free-port.ts";
 
 export type Engine = "external" | "debian" | "embedded";
 
@@ -109,16 +109,6 @@ function hasExtension(bins: Binaries, name: string): boolean {
   return !!bins.shareDir && existsSync(path.join(bins.shareDir, "extension", `${name}.control`));
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.once("error", reject);
-    srv.listen(0, "127.0.0.1", () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 /** uid/gid to run the server as: ourselves, or `postgres` when we are root. */
 function runAs(): { uid: number; gid: number } | undefined {
