@@ -8,7 +8,7 @@
 // request: statement logging on the part's database (and the transaction counter as a cross-check)
 // over a window of sequential requests, with a fresh function process so no earlier connection escapes it.
 import { randomUUID } from "node:crypto";
-import { startFunctionsServer, type FunctionsServer } from "../scripts/serve-functions.ts";
+import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
 import { quoteIdent } from "../shared/db/migrate.ts";
 import { sleep } from "./lib/clock.ts";
@@ -16,6 +16,7 @@ import { setKeys, setModel, type BenchDb, type BenchServer } from "./lib/db.ts";
 import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
 import { startPortkey, type Portkey } from "./lib/portkey.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
+import { BENCH_SERVICE_KEY as SERVICE_KEY, BENCH_SIM_KEY as SIM_KEY, BENCH_SIM_KEY_VAR, serveLlmInvoke } from "./lib/llm-invoke.ts";
 
 export interface OverheadConfig {
   concurrencies: number[];
@@ -27,8 +28,6 @@ export interface OverheadConfig {
 }
 
 const MODEL = "gemma-3-27b-it";
-const SIM_KEY = "bench-sim-key";
-const SERVICE_KEY = "bench-service-key-not-a-secret";
 const PROMPT = "Summarise in one sentence why a shared rate limiter must be atomic.";
 const HUGE = 2_000_000_000;
 
@@ -55,7 +54,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
   const fnLog: string[] = [];
   try {
     await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
-    await setKeys(db.sql, [{ alias: "bench", project: "proj-overhead", envVar: "BENCH_SIM_KEY", models: [MODEL] }]);
+    await setKeys(db.sql, [{ alias: "bench", project: "proj-overhead", envVar: BENCH_SIM_KEY_VAR, models: [MODEL] }]);
     sim = await startGoogleSimulator({ keys: { [SIM_KEY]: "proj-overhead" }, models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } }, latencyMs: 0 });
     try {
       portkey = await startPortkey();
@@ -67,7 +66,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
     // Round trips first, on a function process whose every connection is opened under logging.
     const roundTrips = await countRoundTrips(bench, db, sim, cfg.roundTripRequests, fnLog, log);
 
-    fns = await serveLlmInvoke(db, sim, fnLog);
+    fns = await serveLlmInvoke({ dbUrl: db.url, simUrl: sim.url, log: fnLog, keep: 200 });
     const fnUrl = `${fns.url}/functions/v1/llm-invoke`;
     const denoUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
     const probe = await callInvoke(fnUrl, "probe");
@@ -173,22 +172,6 @@ async function callInvoke(url: string, id: string): Promise<{ status: number; bo
   return { status: res.status, body: await res.text() };
 }
 
-async function serveLlmInvoke(db: BenchDb, sim: GoogleSimulator, fnLog: string[]): Promise<FunctionsServer> {
-  return startFunctionsServer({
-    port: 0,
-    only: ["llm-invoke"],
-    env: {
-      SUPABASE_DB_URL: db.url,
-      SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY,
-      GOOGLE_AI_BASE_URL: sim.url,
-      BENCH_SIM_KEY: SIM_KEY,
-    },
-    log: (line) => {
-      fnLog.push(line);
-      if (fnLog.length > 200) fnLog.shift();
-    },
-  });
-}
 
 interface RoundTrips {
   requests: number;
@@ -224,7 +207,7 @@ async function countRoundTrips(
     const before = await rpcCalls(db);
     // A fresh function process: everything it sends to this database is in the window, its
     // connection set-up and capability look-up included (they show up as once-per-worker lines).
-    fns = await serveLlmInvoke(db, sim, fnLog);
+    fns = await serveLlmInvoke({ dbUrl: db.url, simUrl: sim.url, log: fnLog, keep: 200 });
     const url = `${fns.url}/functions/v1/llm-invoke`;
     counting = true;
     let succeeded = 0;

@@ -8,12 +8,13 @@ import { setMaxListeners } from "node:events";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { connect, type Sql } from "../shared/db/migrate.ts";
-import { startFunctionsServer, type FunctionsServer } from "../scripts/serve-functions.ts";
+import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
 import { minuteOf, sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
 import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
 import { fmt, pct, table, type PartResult } from "./lib/report.ts";
+import { BENCH_SERVICE_KEY as SERVICE_KEY, BENCH_SIM_KEY as SIM_KEY, BENCH_SIM_KEY_VAR, serveLlmInvoke } from "./lib/llm-invoke.ts";
 import { createRlflex } from "./lib/rlflex.ts";
 import { rlflexWaitStart } from "./lib/rlflex-procs.ts";
 import { analyse, type LimiterResult } from "./lib/wait-analysis.ts";
@@ -42,8 +43,6 @@ export interface WaitConfig {
 
 const MODEL = "bench-wait";
 const TOKENS = 100;
-const SERVICE_KEY = "bench-service-key-not-a-secret";
-const SIM_KEY = "bench-sim-key";
 const PROMPT = "Wait for your turn, then answer in one word.";
 const HUGE = 2_000_000_000;
 
@@ -69,22 +68,14 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
     if (cfg.via === "llm-invoke") {
       try {
         sim = await startGoogleSimulator({ keys: { [SIM_KEY]: "proj-wait" }, models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } } });
-        await db.sql`update public.google_ai_api_keys set env_var_name = 'BENCH_SIM_KEY' where key_alias = 'wait'`;
+        await db.sql`update public.google_ai_api_keys set env_var_name = ${BENCH_SIM_KEY_VAR} where key_alias = 'wait'`;
         const fnOut: string[] = [];
-        fns = await startFunctionsServer({
-          port: 0,
-          only: ["llm-invoke"],
-          env: {
-            SUPABASE_DB_URL: db.url,
-            SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY,
-            GOOGLE_AI_BASE_URL: sim.url,
-            BENCH_SIM_KEY: SIM_KEY,
-            LLM_INVOKE_MAX_WAIT_MS: String(cfg.maxWaitMs),
-          },
-          log: (line) => {
-            fnOut.push(line);
-            if (fnOut.length > 50) fnOut.shift();
-          },
+        fns = await serveLlmInvoke({
+          dbUrl: db.url,
+          simUrl: sim.url,
+          env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.maxWaitMs) },
+          log: fnOut,
+          keep: 50,
         });
         // Straight to the function's Deno port: the local Node proxy pools at most 256 sockets,
         // fewer than the callers waiting at once here (Supabase's own gateway has no such limit).
