@@ -77,21 +77,8 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
 async function generate(client: GoogleGenAI, call: GenerateCall): Promise<GenerateOutcome> {
   const started = Date.now();
   const secrets = [call.apiKey];
-  const deadline = new AbortController();
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-    deadline.abort();
-  }, call.timeoutMs);
-  const signal = call.signal === undefined ? deadline.signal : AbortSignal.any([deadline.signal, call.signal]);
-
-  // The SDK loses the HTTP status when an error body is not valid JSON; a recording fetch keeps it.
-  let httpStatus: number | undefined;
-  const recordingFetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-    const response = await fetch(input, init);
-    httpStatus = response.status;
-    return response;
-  };
+  const guard = callGuard(call.timeoutMs, call.signal);
+  const { signal, recordingFetch } = guard;
 
   const { request } = call;
   try {
@@ -114,7 +101,7 @@ async function generate(client: GoogleGenAI, call: GenerateCall): Promise<Genera
         ok: false,
         latencyMs,
         error: classifyGoogleFailure("malformed", "Google answered without candidates or promptFeedback.", {
-          httpStatus: httpStatus ?? 200,
+          httpStatus: guard.httpStatus() ?? 200,
         }),
       };
     }
@@ -141,15 +128,15 @@ async function generate(client: GoogleGenAI, call: GenerateCall): Promise<Genera
   } catch (error) {
     const latencyMs = Date.now() - started;
     const ctx = {
-      timedOut,
+      timedOut: guard.timedOut(),
       callerAborted: call.signal?.aborted === true,
-      httpStatus,
+      httpStatus: guard.httpStatus(),
       secrets,
       timeoutMs: call.timeoutMs,
     };
     return { ok: false, latencyMs, error: classifyThrown(error, ctx) };
   } finally {
-    clearTimeout(timer);
+    guard.done();
   }
 }
 
@@ -159,6 +146,38 @@ interface ThrownContext {
   httpStatus: number | undefined;
   secrets: string[];
   timeoutMs: number;
+}
+
+/**
+ * What every call to Google through the SDK needs: a deadline (aborting with the caller's own
+ * signal too, and remembering that it fired) and a fetch that records the HTTP status, which the SDK
+ * loses when an error body is not valid JSON. Call done() when the call is over.
+ */
+export function callGuard(timeoutMs: number, callerSignal?: AbortSignal): {
+  signal: AbortSignal;
+  recordingFetch: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+  httpStatus: () => number | undefined;
+  timedOut: () => boolean;
+  done: () => void;
+} {
+  const deadline = new AbortController();
+  let fired = false;
+  let status: number | undefined;
+  const timer = setTimeout(() => {
+    fired = true;
+    deadline.abort();
+  }, timeoutMs);
+  return {
+    signal: callerSignal === undefined ? deadline.signal : AbortSignal.any([deadline.signal, callerSignal]),
+    recordingFetch: async (input, init) => {
+      const response = await fetch(input, init);
+      status = response.status;
+      return response;
+    },
+    httpStatus: () => status,
+    timedOut: () => fired,
+    done: () => clearTimeout(timer),
+  };
 }
 
 /** Maps whatever the SDK or fetch threw to a classified error. */

@@ -3,6 +3,7 @@
 import { workerPool } from "../_shared/db.ts";
 import { createIssueTokenHandler } from "./handler.ts";
 import { createPostgresMint } from "./store.ts";
+import { serveFunction } from "../_shared/serve.ts";
 
 const env = (name: string) => Deno.env.get(name);
 
@@ -17,14 +18,4 @@ const handler = createIssueTokenHandler({
   publicUrl: env("EVE_GATEWAY_URL") ?? env("SUPABASE_URL"),
 });
 
-// Under Supabase's Edge Runtime the platform owns the listener; under plain Deno (local server,
-// tests) we listen on PORT, on loopback only.
-if ("EdgeRuntime" in globalThis) {
-  Deno.serve(handler);
-} else {
-  Deno.serve({
-    hostname: "127.0.0.1",
-    port: Number(env("PORT") ?? "8000"),
-    onListen: ({ port }) => console.log(`issue-kaggle-token listening on http://127.0.0.1:${port}`),
-  }, handler);
-}
+serveFunction("issue-kaggle-token", handler);

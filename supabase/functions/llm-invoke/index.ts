@@ -7,6 +7,7 @@ import { createGoogleClient, googleBaseUrlFromEnv } from "../_shared/google-clie
 import { createHandler } from "../_shared/handler.ts";
 import { createInvoke } from "../_shared/invoke.ts";
 import { createPgStore } from "../_shared/pg-store.ts";
+import { serveFunction } from "../_shared/serve.ts";
 
 const env = (name: string) => Deno.env.get(name);
 
@@ -34,14 +35,4 @@ const handler = createHandler({
   }),
 });
 
-// Under Supabase's Edge Runtime the platform owns the listener; under plain Deno (local server,
-// tests) we listen on PORT, on loopback only.
-if (edgeRuntime !== undefined) {
-  Deno.serve(handler);
-} else {
-  Deno.serve({
-    hostname: "127.0.0.1",
-    port: Number(env("PORT") ?? "8000"),
-    onListen: ({ port }) => console.log(`llm-invoke listening on http://127.0.0.1:${port}`),
-  }, handler);
-}
+serveFunction("llm-invoke", handler);

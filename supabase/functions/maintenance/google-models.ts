@@ -3,7 +3,7 @@
 // (_shared/google-errors.ts), so "invalid_key" means the same thing in llm-invoke and here. Messages
 // are sanitized with the key as a known secret. No Deno globals: vitest runs it against the simulator.
 import { GoogleGenAI } from "@google/genai";
-import { classifyThrown, DEFAULT_GOOGLE_BASE_URL, GOOGLE_API_VERSION } from "../_shared/google-client.ts";
+import { callGuard, classifyThrown, DEFAULT_GOOGLE_BASE_URL, GOOGLE_API_VERSION } from "../_shared/google-client.ts";
 import type { ClassifiedGoogleError } from "../_shared/google-errors.ts";
 
 /** One model as the catalogue stores it (google_ai_record_key_check's p_models). */
@@ -47,20 +47,8 @@ export function createModelLister(options: ModelListerOptions = {}): ModelLister
     async list(apiKey, call = {}) {
       const timeoutMs = call.timeoutMs ?? options.timeoutMs ?? DEFAULT_LIST_TIMEOUT_MS;
       const started = Date.now();
-      const deadline = new AbortController();
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        deadline.abort();
-      }, timeoutMs);
-      const signal = call.signal === undefined ? deadline.signal : AbortSignal.any([deadline.signal, call.signal]);
-      // The SDK loses the HTTP status when an error body is not JSON; a recording fetch keeps it.
-      let httpStatus: number | undefined;
-      const recordingFetch = async (input: RequestInfo | URL, init?: RequestInit): Promise<Response> => {
-        const response = await fetch(input, init);
-        httpStatus = response.status;
-        return response;
-      };
+      const guard = callGuard(timeoutMs, call.signal);
+      const { signal, recordingFetch } = guard;
       try {
         // vertexai: false so that GOOGLE_GENAI_USE_VERTEXAI in the environment cannot redirect calls.
         const ai = new GoogleGenAI({ apiKey, vertexai: false, httpOptions: { baseUrl, apiVersion } });
@@ -79,15 +67,15 @@ export function createModelLister(options: ModelListerOptions = {}): ModelLister
           ok: false,
           latencyMs: Date.now() - started,
           error: classifyThrown(error, {
-            timedOut,
+            timedOut: guard.timedOut(),
             callerAborted: call.signal?.aborted === true,
-            httpStatus,
+            httpStatus: guard.httpStatus(),
             secrets: [apiKey],
             timeoutMs,
           }),
         };
       } finally {
-        clearTimeout(timer);
+        guard.done();
       }
     },
   };

@@ -8,6 +8,7 @@ import { googleBaseUrlFromEnv } from "../_shared/google-client.ts";
 import { createModelLister } from "./google-models.ts";
 import { createMaintenanceHandler } from "./handler.ts";
 import { createPgMaintenanceStore } from "./store.ts";
+import { serveFunction } from "../_shared/serve.ts";
 
 const env = (name: string) => Deno.env.get(name);
 
@@ -27,14 +28,4 @@ const handler = createMaintenanceHandler({
   secret: googleKeyReader(env),
 });
 
-// Under Supabase's Edge Runtime the platform owns the listener; under plain Deno (local server,
-// tests) we listen on PORT, on loopback only.
-if ("EdgeRuntime" in globalThis) {
-  Deno.serve(handler);
-} else {
-  Deno.serve({
-    hostname: "127.0.0.1",
-    port: Number(env("PORT") ?? "8000"),
-    onListen: ({ port }) => console.log(`maintenance listening on http://127.0.0.1:${port}`),
-  }, handler);
-}
+serveFunction("maintenance", handler);
