@@ -1,4 +1,4 @@
-// The WAIT policy of llm-invoke (supabase/functions/_shared/invoke.ts), for any limiter: try; when
+// The WAIT policy of llm-invoke (supabase/functions/llm-invoke/invoke.ts), for any limiter: try; when
 // refused, sleep exactly the retry time the limiter named plus a random jitter of up to `jitterMs`
 // (so waiters do not stampede at :00), never beyond `maxWaitMs` of accumulated sleep, then try
 // again; give up when the wait budget is spent. The same loop drives our RPC, the naive limiter and

@@ -10,7 +10,7 @@ import {
   type MintResult,
 } from "./handler.ts";
 import { toMintResult } from "./store.ts";
-import { isKaggleToken, newKaggleToken, redactCredentials } from "../_shared/kaggle-credentials.ts";
+import { isKaggleToken, newKaggleToken, redactCredentials } from "../_shared/credentials.ts";
 
 const SECRET = `evegw_cs_${"A".repeat(40)}abc`;
 const OTHER_SECRET = `evegw_cs_${"B".repeat(43)}`;

@@ -27,13 +27,13 @@
 import { z } from "zod";
 import { sha256Hex } from "../_shared/auth.ts";
 import { GatewayError, jsonResponse, rateLimited } from "../_shared/errors.ts";
-import { readOptionalJsonObject } from "../_shared/handler.ts";
+import { readOptionalJsonObject } from "../_shared/http.ts";
 import {
   CLIENT_SECRET_PREFIX,
   isClientSecret,
   newKaggleToken,
   redactCredentials,
-} from "../_shared/kaggle-credentials.ts";
+} from "../_shared/credentials.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 
 /** Longest token lifetime any client may get: a Kaggle session's limit. */

@@ -1,12 +1,13 @@
-// llm-invoke: the one door to Google AI. Wiring only: the HTTP side is _shared/handler.ts, the
-// attempt loop _shared/invoke.ts, the database _shared/pg-store.ts over one pool per worker.
+// llm-invoke: the one door to Google AI. Wiring only: the HTTP side is handler.ts, the attempt
+// loop invoke.ts, the database pg-store.ts over one pool per worker.
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
-import { googleKeyReader, invokeOptionsFromEnv, requestLimitsFromEnv } from "../_shared/config.ts";
+import { googleKeyReader } from "../_shared/google/key-reader.ts";
+import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./settings.ts";
 import { workerPool } from "../_shared/db.ts";
-import { createGoogleClient, googleBaseUrlFromEnv } from "../_shared/google-client.ts";
-import { createHandler } from "../_shared/handler.ts";
-import { createInvoke } from "../_shared/invoke.ts";
-import { createPgStore } from "../_shared/pg-store.ts";
+import { createGoogleClient, googleBaseUrlFromEnv } from "../_shared/google/client.ts";
+import { createHandler } from "./handler.ts";
+import { createInvoke } from "./invoke.ts";
+import { createPgStore } from "./pg-store.ts";
 import { serveFunction } from "../_shared/serve.ts";
 
 const env = (name: string) => Deno.env.get(name);

@@ -1,10 +1,10 @@
 // Google's models.list with one key, through @google/genai (every page), with a deadline. Never
 // throws for a failed call: it returns the models, or an error classified like the generate path's
-// (_shared/google-errors.ts), so "invalid_key" means the same thing in llm-invoke and here. Messages
+// (_shared/google/errors.ts), so "invalid_key" means the same thing in llm-invoke and here. Messages
 // are sanitized with the key as a known secret. No Deno globals: vitest runs it against the simulator.
 import { GoogleGenAI } from "@google/genai";
-import { callGuard, classifyThrown, DEFAULT_GOOGLE_BASE_URL, GOOGLE_API_VERSION } from "../_shared/google-client.ts";
-import type { ClassifiedGoogleError } from "../_shared/google-errors.ts";
+import { callGuard, classifyThrown, DEFAULT_GOOGLE_BASE_URL, GOOGLE_API_VERSION } from "../_shared/google/client.ts";
+import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
 
 /** One model as the catalogue stores it (google_ai_record_key_check's p_models). */
 export interface CatalogueModel {

@@ -2,7 +2,7 @@
 // logged, and that no key ever appears in an answer or a log.
 import { describe, expect, it, vi } from "vitest";
 import { GatewayError } from "../_shared/errors.ts";
-import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/google-errors.ts";
+import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/google/errors.ts";
 import type { ListOutcome, ModelLister } from "./google-models.ts";
 import { createMaintenanceHandler, type MaintenanceHandlerDeps } from "./handler.ts";
 import type { RunSummary } from "./run.ts";

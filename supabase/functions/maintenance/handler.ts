@@ -24,7 +24,7 @@
 import { z } from "zod";
 import { authenticate } from "../_shared/auth.ts";
 import { GatewayError, jsonResponse } from "../_shared/errors.ts";
-import { readOptionalJsonObject } from "../_shared/handler.ts";
+import { readOptionalJsonObject } from "../_shared/http.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import type { ModelLister } from "./google-models.ts";
 import { runMaintenance } from "./run.ts";

@@ -1,10 +1,10 @@
 // maintenance: housekeeping on demand, key health and the model catalogue. Wiring only: the HTTP
 // side is handler.ts, the run run.ts, the database store.ts, Google's models.list google-models.ts.
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
-import { googleKeyReader } from "../_shared/config.ts";
+import { googleKeyReader } from "../_shared/google/key-reader.ts";
 import { workerPool } from "../_shared/db.ts";
 import { GatewayError } from "../_shared/errors.ts";
-import { googleBaseUrlFromEnv } from "../_shared/google-client.ts";
+import { googleBaseUrlFromEnv } from "../_shared/google/client.ts";
 import { createModelLister } from "./google-models.ts";
 import { createMaintenanceHandler } from "./handler.ts";
 import { createPgMaintenanceStore } from "./store.ts";

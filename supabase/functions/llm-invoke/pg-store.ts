@@ -6,11 +6,11 @@
 //   model     a select on google_ai_model_limits (invoke.ts caches it per worker)
 // Any database failure becomes GatewayError("unavailable") (503 JSON); the sanitized cause goes to
 // the log, never to the caller.
-import { GatewayError } from "./errors.ts";
+import { GatewayError } from "../_shared/errors.ts";
 import type { ModelCapabilities } from "./gemma.ts";
-import { sanitizeError } from "./sanitize.ts";
+import { sanitizeError } from "../_shared/sanitize.ts";
 import type postgres from "postgres";
-import type { Sql } from "./db.ts";
+import type { Sql } from "../_shared/db.ts";
 import {
   type FinalizeParams,
   type GatewayStore,

@@ -18,9 +18,9 @@
 // away (a day quota, a long cooldown) is answered at once: no minute window can free it sooner.
 import { estimateInputTokens } from "./tokens.ts";
 import { adaptToModel, type GoogleRequest, type ModelCapabilities } from "./gemma.ts";
-import type { ClassifiedGoogleError } from "./google-errors.ts";
-import type { GenerateOutcome, GoogleClient } from "./google-client.ts";
-import { GatewayError, rateLimited } from "./errors.ts";
+import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
+import type { GenerateOutcome, GoogleClient } from "../_shared/google/client.ts";
+import { GatewayError, rateLimited } from "../_shared/errors.ts";
 import type { InvokeContext, InvokeResult } from "./handler.ts";
 import {
   type FinalizeOutcome,
@@ -31,7 +31,7 @@ import {
   TOKEN_LIMITS,
   type TokenLimit,
 } from "./store.ts";
-import { sanitizeError } from "./sanitize.ts";
+import { sanitizeError } from "../_shared/sanitize.ts";
 
 export const MAX_ATTEMPTS = 3;
 /** Key rows skipped because their secret is missing, per request, before giving up. */
@@ -215,7 +215,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         try {
           outcome = await deps.google.generate({ apiKey, request: googleRequest, timeoutMs, signal });
         } catch (error) {
-          // google-client does not throw for failed calls; if it does anyway, give the booking back.
+          // The Google client does not throw for failed calls; if it does anyway, give the booking back.
           await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
           throw error;
         }

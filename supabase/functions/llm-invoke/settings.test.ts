@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { googleKeyReader, invokeOptionsFromEnv, requestLimitsFromEnv } from "./config.ts";
+import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./settings.ts";
 import { DEFAULT_INVOKE_OPTIONS } from "./invoke.ts";
 import { DEFAULT_REQUEST_LIMITS } from "./request.ts";
 
@@ -19,30 +19,5 @@ describe("invokeOptionsFromEnv / requestLimitsFromEnv", () => {
     const limits = requestLimitsFromEnv(envOf({ LLM_INVOKE_MAX_WAIT_MS: "90000" }), options);
     expect(limits.maxWaitBudgetMs).toBe(20000);
     expect(limits.defaultMaxWaitMs).toBe(20000);
-  });
-});
-
-describe("googleKeyReader", () => {
-  const read = googleKeyReader(envOf({
-    GOOGLE_API_KEY: " AIza-key ",
-    EMPTY: "",
-    SUPABASE_SERVICE_ROLE_KEY: "sb_secret_x",
-    SUPABASE_DB_URL: "postgres://u:p@h/d",
-    GATEWAY_DB_URL: "postgres://u:p@h/d",
-    DATABASE_URL: "postgres://u:p@h/d",
-    PGPASSWORD: "pw",
-  }));
-
-  it("reads the named secret, trimmed; unset or empty is undefined", () => {
-    expect(read("GOOGLE_API_KEY")).toBe("AIza-key");
-    expect(read("EMPTY")).toBeUndefined();
-    expect(read("MISSING")).toBeUndefined();
-  });
-
-  it("never hands out the project's own credentials as a Google key", () => {
-    for (const name of ["SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL", "GATEWAY_DB_URL", "DATABASE_URL", "PGPASSWORD"]) {
-      expect(read(name)).toBeUndefined();
-    }
-    expect(read("bad name; rm -rf")).toBeUndefined();
   });
 });

@@ -3,22 +3,17 @@
 // Gemma on the Gemini API rejects systemInstruction ("Developer instruction is not enabled") and is
 // reported to lack JSON mode: we fold the system prompt into the first user turn and refuse JSON
 // mode with a clear 400 instead of Google's opaque one.
-import { GatewayError } from "./errors.ts";
-import type { Content, GenerationConfig, NormalizedRequest } from "./request.ts";
+import { GatewayError } from "../_shared/errors.ts";
+import type { Content, GoogleRequest } from "../_shared/google/types.ts";
+import type { NormalizedRequest } from "./request.ts";
+
+export type { GoogleRequest } from "../_shared/google/types.ts";
 
 export interface ModelCapabilities {
   /** Canonical id sent to Google (an alias such as gemma-3-27b resolves to gemma-3-27b-it). */
   model: string;
   supportsSystemInstruction: boolean;
   supportsJsonMode: boolean;
-}
-
-/** What is sent to Google for one request. */
-export interface GoogleRequest {
-  model: string;
-  contents: Content[];
-  systemInstruction?: string;
-  generationConfig: GenerationConfig;
 }
 
 const PLAIN_TEXT = "text/plain";

@@ -1,10 +1,10 @@
-// google-client against a real local HTTP server that answers like Google, one scripted answer
+// The Google client against a real local HTTP server that answers like Google, one scripted answer
 // per test, so the SDK's real request/response path (URL, headers, JSON, errors) is exercised.
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { GoogleRequest } from "./gemma.ts";
-import { createGoogleClient, type GenerateCall, type GenerateOutcome, googleBaseUrlFromEnv } from "./google-client.ts";
+import type { GoogleRequest } from "./types.ts";
+import { createGoogleClient, type GenerateCall, type GenerateOutcome, googleBaseUrlFromEnv } from "./client.ts";
 
 const KEY = "AIzaSyTESTKEY000000000000000000000000000";
 

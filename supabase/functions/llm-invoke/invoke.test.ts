@@ -1,10 +1,10 @@
 // The attempt loop against scripted fakes of the store, Google and the clock: every branch of the
 // retry/wait policy, and what is written to the store on each.
 import { describe, expect, it } from "vitest";
-import { GatewayError } from "./errors.ts";
+import { GatewayError } from "../_shared/errors.ts";
 import type { ModelCapabilities } from "./gemma.ts";
-import type { GenerateCall, GenerateOutcome, GoogleClient } from "./google-client.ts";
-import { classifyGoogleFailure, classifyGoogleHttpError } from "./google-errors.ts";
+import type { GenerateCall, GenerateOutcome, GoogleClient } from "../_shared/google/client.ts";
+import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/google/errors.ts";
 import type { InvokeContext, InvokeResult } from "./handler.ts";
 import { type Clock, createInvoke, type InvokeDeps, limitOfQuota, MAX_ATTEMPTS } from "./invoke.ts";
 import { parseInvokeRequest } from "./request.ts";

@@ -1,26 +1,11 @@
 // The llm-invoke request: its zod schema, and its normalization into Gemini `contents` plus an
 // optional system text, whatever input form the caller used (prompt, chat messages, native contents).
 import { z } from "zod";
-import { GatewayError } from "./errors.ts";
-import { sanitize } from "./sanitize.ts";
+import { GatewayError } from "../_shared/errors.ts";
+import type { Content, GenerationConfig, TextPart } from "../_shared/google/types.ts";
+import { sanitize } from "../_shared/sanitize.ts";
 
-/** Text-only Gemini content; the gateway does not forward other part kinds (images, tools). */
-export interface TextPart {
-  text: string;
-}
-export interface Content {
-  role: "user" | "model";
-  parts: TextPart[];
-}
-
-export interface GenerationConfig {
-  temperature?: number;
-  maxOutputTokens?: number;
-  topP?: number;
-  topK?: number;
-  stopSequences?: string[];
-  responseMimeType?: string;
-}
+export type { Content, GenerationConfig, TextPart } from "../_shared/google/types.ts";
 
 export type InvokeMode = "WAIT" | "NO_WAIT";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { GatewayError } from "./errors.ts";
+import { GatewayError } from "../_shared/errors.ts";
 import { adaptToModel, foldSystem, type ModelCapabilities } from "./gemma.ts";
 import { parseInvokeRequest } from "./request.ts";
 

@@ -1,5 +1,5 @@
 import { describe, expect, it, vi } from "vitest";
-import { GatewayError, rateLimited } from "./errors.ts";
+import { GatewayError, rateLimited } from "../_shared/errors.ts";
 import { createHandler, type HandlerDeps, type InvokeContext, type InvokeResult } from "./handler.ts";
 
 const KEY = "sb_secret_handler_test_key";

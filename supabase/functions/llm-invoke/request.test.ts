@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { GatewayError } from "./errors.ts";
+import { GatewayError } from "../_shared/errors.ts";
 import { DEFAULT_REQUEST_LIMITS, parseInvokeRequest } from "./request.ts";
 
 function codeOf(body: unknown): string {

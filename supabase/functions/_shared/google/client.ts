@@ -1,11 +1,11 @@
 // One generateContent call through @google/genai, with a deadline, that never throws for a failed
-// call: it returns the text and usage, or a classified error (google-errors.ts) whose message is
+// call: it returns the text and usage, or a classified error (errors.ts) whose message is
 // sanitized of the key. Retries are the attempt loop's job, so the SDK's own retry stays off
 // (it is off unless httpOptions.retryOptions is set).
 import { GoogleGenAI } from "@google/genai";
-import type { GoogleRequest } from "./gemma.ts";
-import { type ClassifiedGoogleError, classifyGoogleFailure, classifyGoogleHttpError } from "./google-errors.ts";
-import { sanitizeError } from "./sanitize.ts";
+import type { GoogleRequest } from "./types.ts";
+import { type ClassifiedGoogleError, classifyGoogleFailure, classifyGoogleHttpError } from "./errors.ts";
+import { sanitizeError } from "../sanitize.ts";
 
 export const DEFAULT_GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com";
 // Newer @google/genai versions default to v1; Gemma and the research notes (and the simulator) use v1beta.

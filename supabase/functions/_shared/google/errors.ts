@@ -8,7 +8,7 @@
 //   google.rpc.ErrorInfo      reason, e.g. API_KEY_INVALID
 // and fall back to the message text "Please retry in 10.689924287s.". A per-day quota means
 // "exhausted until midnight Pacific", which the database computes: we only raise a flag.
-import { sanitize } from "./sanitize.ts";
+import { sanitize } from "../sanitize.ts";
 
 export type GoogleErrorClass =
   /** 429: cool the quota group down until retryAfterMs (or Pacific midnight if perDay) and try another key. */

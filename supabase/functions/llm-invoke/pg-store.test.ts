@@ -5,8 +5,8 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase, type TestDatabase } from "../../../tests/support/test-database.ts";
-import { createPool, dbConfigFromEnv, type Sql } from "./db.ts";
-import { GatewayError } from "./errors.ts";
+import { createPool, dbConfigFromEnv, type Sql } from "../_shared/db.ts";
+import { GatewayError } from "../_shared/errors.ts";
 import { createPgStore, jsonSafe, parseReserveResult } from "./pg-store.ts";
 import type { Reservation, ReserveParams } from "./store.ts";
 

@@ -5,7 +5,7 @@ import {
   isPerDayQuota,
   parseDuration,
   retryDelayFromMessage,
-} from "./google-errors.ts";
+} from "./errors.ts";
 
 const T = "type.googleapis.com/google.rpc.";
 

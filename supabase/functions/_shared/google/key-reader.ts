@@ -1,0 +1,21 @@
+// The one place that reads a Google key: by a key row's env_var_name, from the function's secrets.
+// Pure (the environment is passed in), so vitest covers it; index.ts passes Deno.env.get.
+type Env = (name: string) => string | undefined;
+
+// Secrets that are never a Google key, whatever a key row says: the function must not send the
+// project's own credentials to the Google endpoint (or to whatever GOOGLE_AI_BASE_URL names).
+const NOT_A_GOOGLE_KEY = /^(SUPABASE_|GATEWAY_DB_|DATABASE_URL$|PG[A-Z]*$|DENO_|PATH$|HOME$)/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+
+/**
+ * The Google key named by a key row's env_var_name, or undefined when the secret is not set or the
+ * name is one the gateway refuses to treat as a Google key (then the reservation is released and
+ * another key is tried).
+ */
+export function googleKeyReader(get: Env): (envVarName: string) => string | undefined {
+  return (name) => {
+    if (!ENV_NAME.test(name) || NOT_A_GOOGLE_KEY.test(name)) return undefined;
+    const value = get(name)?.trim();
+    return value === undefined || value === "" ? undefined : value;
+  };
+}
