@@ -126,7 +126,7 @@ export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Pr
     );
     return {
       id: "outage",
-      title: "6. database outage: time to a 503",
+      title: "Database outage: time to a 503",
       data: { config: cfg, timeouts: DEFAULT_DB_TIMEOUTS, scenarios },
       markdown: markdown(cfg, scenarios),
       headline: scenarios
@@ -171,6 +171,8 @@ function markdown(cfg: OutageConfig, scenarios: Scenario[]): string {
     "The first caller after a stop finds the database down (a refused connection); the pool is dropped and every " +
     "caller in the next " + `${t.downForMs} ms` + " gets its 503 without a connect attempt. With the database frozen, " +
     "callers on open connections wait for the client deadline and callers needing a new connection for the connect " +
-    "timeout; after the first of them gives up, the others fail at once.",
+    `timeout (${t.connectTimeoutMs} ms); the first connect timeout drops the pool, which ends the calls waiting on ` +
+    "open connections at the same moment, so a crowd is answered after the connect timeout, a lone caller on an " +
+    "open connection after the client deadline.",
   ].join("\n");
 }

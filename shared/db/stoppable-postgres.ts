@@ -42,7 +42,7 @@ export async function startStoppablePostgres(log?: (line: string) => void): Prom
     return [...children, postmaster];
   }
 
-  return {
+  const handle: StoppablePostgres = {
     url,
     running: () => server !== null,
     async stop() {
@@ -67,10 +67,11 @@ export async function startStoppablePostgres(log?: (line: string) => void): Prom
       frozen = [];
     },
     async close() {
-      if (frozen.length > 0) await this.thaw();
+      if (frozen.length > 0) await handle.thaw();
       await server?.stop();
       server = null;
       await rm(base, { recursive: true, force: true });
     },
   };
+  return handle;
 }

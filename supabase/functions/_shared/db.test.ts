@@ -18,7 +18,7 @@ const fail = (code: string) => Object.assign(new Error(`driver says ${code} for 
 function fakePools() {
   const made: { ended: number }[] = [];
   const createPool = () => {
-    const pool = { ended: 0, end: async () => void pool.ended++ };
+    const pool = { ended: 0, end: () => Promise.resolve(void pool.ended++) };
     made.push(pool);
     return pool as unknown as Sql;
   };
@@ -66,7 +66,7 @@ describe("createDatabase", () => {
     advance(400);
     expect((await unavailable(db.run("reserve", refused)))!.retryAfterMs).toBe(1_000); // at least 1 s
     advance(700);
-    expect(await db.run("reserve", async () => "up again")).toBe("up again");
+    expect(await db.run("reserve", () => Promise.resolve("up again"))).toBe("up again");
     expect(pools.made.length).toBe(2); // a fresh pool after the outage
     expect(db.state()).toBe("up");
   });
@@ -79,10 +79,10 @@ describe("createDatabase", () => {
     const probe = db.run("probe", () => new Promise<string>((r) => (release = r)));
     await Promise.resolve();
     expect(db.state()).toBe("probing");
-    expect((await unavailable(db.run("other", async () => "x")))!.reason).toBe("down");
+    expect((await unavailable(db.run("other", () => Promise.resolve("x"))))!.reason).toBe("down");
     release("ok");
     expect(await probe).toBe("ok");
-    expect(await db.run("other", async () => "x")).toBe("x");
+    expect(await db.run("other", () => Promise.resolve("x"))).toBe("x");
   });
 
   it("gives up at the client deadline when the server does not answer, and marks the database down", async () => {
@@ -129,7 +129,7 @@ describe("createDatabase", () => {
 
   it("answers DatabaseUnavailable when no database is configured", async () => {
     const db = createDatabase({ config: null, applicationName: "t", log: () => {} });
-    const error = await unavailable(db.run("mint", async () => 1));
+    const error = await unavailable(db.run("mint", () => Promise.resolve(1)));
     expect(error!.reason).toBe("not_configured");
     expect(error!.retryAfterMs).toBe(30_000);
   });

@@ -10,9 +10,10 @@ function fakeClock(): FinalizeClock & { slept: number[] } {
   return {
     slept,
     now: () => t,
-    sleep: async (ms) => {
+    sleep: (ms) => {
       slept.push(ms);
       t += ms;
+      return Promise.resolve();
     },
   };
 }
@@ -20,11 +21,11 @@ function fakeClock(): FinalizeClock & { slept: number[] } {
 function storeFailing(times: number) {
   const calls: FinalizeParams[] = [];
   const store = {
-    finalize: async (p: FinalizeParams) => {
+    finalize: (p: FinalizeParams) => {
       calls.push(p);
-      if (calls.length <= times) {
-        throw new GatewayError("unavailable", "The gateway's database is not reachable now; retry shortly.");
-      }
+      return calls.length <= times
+        ? Promise.reject(new GatewayError("unavailable", "The gateway's database is not reachable now; retry shortly."))
+        : Promise.resolve();
     },
   } as unknown as GatewayStore;
   return { store, calls };
