@@ -15,6 +15,7 @@ import { runExactness } from "./exactness.ts";
 import { runWaitUtilisation } from "./wait-utilisation.ts";
 import { runPeers } from "./peers.ts";
 import { runGatewayOverhead } from "./gateway-overhead.ts";
+import { runOutage } from "./outage.ts";
 
 const HOW_TO_READ = `
 - **Compare within this run, not across runs.** The machine is a shared 2-core VM (see the load average above): other
@@ -139,6 +140,11 @@ async function main(): Promise<number> {
             : { concurrencies: [1, 8, 32, 128], rounds: 2, warmupMs: 250, durationMs: 900, burst: { connections: 500, callers: 1000, processes: 4, limit: 30 } },
           log,
         ),
+    },
+    {
+      id: "outage",
+      title: "6. database outage: time to a 503",
+      fn: () => runOutage(smoke ? { rounds: 1, crowd: 5 } : { rounds: 3, crowd: 20 }, log),
     },
   ];
   const waitJob = {

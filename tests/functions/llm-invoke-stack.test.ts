@@ -112,7 +112,7 @@ describe("the database", () => {
       const res = await post(stack);
       expect(res.status).toBe(503);
       expect(JSON.parse(res.text).error).toMatchObject({ code: "unavailable" });
-      expect(res.headers.get("retry-after")).toBe("5");
+      expect(Number(res.headers.get("retry-after"))).toBeGreaterThanOrEqual(1); // the rest of the "database down" state
       expect(res.text).not.toMatch(/hunter2|127\.0\.0\.1|ECONNREFUSED|postgres:\/\//);
       // And it still answers the next request (no crashed worker).
       expect((await post(stack)).status).toBe(503);

@@ -1,15 +1,30 @@
 // The database connection of a function: one postgres.js pool per worker (an Edge Runtime worker
-// serves many requests, so the pool is created on first use and reused), small, with short idle and
-// connect timeouts so a dead database answers 503 quickly instead of hanging the caller.
+// serves many requests, so the pool is created on first use and reused), wrapped so that an outage
+// is answered in milliseconds instead of hanging the caller:
+//
+//   - connect timeout: a database that does not accept a connection within GATEWAY_DB_CONNECT_TIMEOUT_MS
+//     counts as down;
+//   - statement timeout: every statement carries the server-side `statement_timeout`, and a client-side
+//     deadline just above it, so a frozen server (or a dead network path) cannot hold a request;
+//   - "down" state: after a connection failure or a missed deadline the pool is thrown away (postgres.js
+//     backs reconnects off up to 20 s per pool: a fresh pool starts without that history) and for
+//     GATEWAY_DB_DOWN_MS every call fails at once with DatabaseUnavailable, without a connect attempt;
+//     then one call probes the database while the others still fail fast;
+//   - one retry of a call that failed on a stale pooled connection (the server restarted, a socket was
+//     reset): the next connection is fresh, so the caller gets its answer instead of a 503.
 //
 //   GATEWAY_DB_URL   optional: a pooler URL (Supavisor transaction mode, port 6543). Transaction
 //                    pooling cannot keep prepared statements, so they are turned off for it.
 //   SUPABASE_DB_URL  the project's direct connection (set by Supabase for every Edge Function).
 //   GATEWAY_DB_POOL_MAX  connections per worker (default 5).
+//   GATEWAY_DB_CONNECT_TIMEOUT_MS, GATEWAY_DB_STATEMENT_TIMEOUT_MS, GATEWAY_DB_DEADLINE_MS,
+//   GATEWAY_DB_DOWN_MS  see DEFAULT_DB_TIMEOUTS.
 // No Deno globals: the environment is passed in, so Node (vitest) can use this module too.
 import postgres from "postgres";
+import { sanitizeError } from "./sanitize.ts";
 
 export type Sql = postgres.Sql;
+type Env = (name: string) => string | undefined;
 
 export interface DbConfig {
   url: string;
@@ -20,11 +35,39 @@ export interface DbConfig {
   source: "GATEWAY_DB_URL" | "SUPABASE_DB_URL";
 }
 
+export interface DbTimeouts {
+  /** A new connection that is not ready (TCP + startup) by then fails. */
+  connectTimeoutMs: number;
+  /** Server-side `statement_timeout` of every statement. */
+  statementTimeoutMs: number;
+  /** Client-side bound of one call (pool queue, connect, statement): a frozen server cannot hold it longer. */
+  deadlineMs: number;
+  /** After a connection failure, calls fail at once for this long (no connect attempt). */
+  downForMs: number;
+}
+
 export const DEFAULT_POOL_MAX = 5;
+/**
+ * Measured (docs/benchmarks.md, part "outage"): a reservation takes a few milliseconds, so 5 s of
+ * statement time is only reached by a stuck database; a healthy connect takes under 50 ms locally.
+ */
+export const DEFAULT_DB_TIMEOUTS: DbTimeouts = {
+  connectTimeoutMs: 3_000,
+  statementTimeoutMs: 5_000,
+  deadlineMs: 6_000,
+  downForMs: 2_000,
+};
+export const DB_TIMEOUT_VARIABLES = {
+  GATEWAY_DB_CONNECT_TIMEOUT_MS: "connectTimeoutMs",
+  GATEWAY_DB_STATEMENT_TIMEOUT_MS: "statementTimeoutMs",
+  GATEWAY_DB_DEADLINE_MS: "deadlineMs",
+  GATEWAY_DB_DOWN_MS: "downForMs",
+} as const satisfies Record<string, keyof DbTimeouts>;
+
 const POOLER_PORT = "6543";
 
 /** The connection settings from the environment, or null when no database URL is set. */
-export function dbConfigFromEnv(get: (name: string) => string | undefined): DbConfig | null {
+export function dbConfigFromEnv(get: Env): DbConfig | null {
   const gateway = get("GATEWAY_DB_URL")?.trim();
   const direct = get("SUPABASE_DB_URL")?.trim();
   const source = gateway ? "GATEWAY_DB_URL" : direct ? "SUPABASE_DB_URL" : null;
@@ -41,41 +84,242 @@ export function dbConfigFromEnv(get: (name: string) => string | undefined): DbCo
   return { url, prepare: source === "SUPABASE_DB_URL" && port !== POOLER_PORT, max, source };
 }
 
-export function createPool(config: DbConfig, applicationName = "eve-llm-gateway"): Sql {
+/**
+ * The timeouts: `base` (a function's own defaults), each overridden by its variable when that is an
+ * integer of milliseconds in range. The deadline is kept above the statement timeout, so a slow
+ * statement is ended by the server (which then frees its locks) before the client gives up.
+ */
+export function dbTimeoutsFromEnv(get: Env, base: DbTimeouts = DEFAULT_DB_TIMEOUTS): DbTimeouts {
+  const t = { ...base };
+  for (const [name, field] of Object.entries(DB_TIMEOUT_VARIABLES)) {
+    const raw = get(name)?.trim();
+    const n = raw ? Number(raw) : NaN;
+    if (Number.isInteger(n) && n >= 1 && n <= 600_000) t[field] = n;
+  }
+  if (t.deadlineMs <= t.statementTimeoutMs) t.deadlineMs = t.statementTimeoutMs + 1_000;
+  return t;
+}
+
+export function createPool(
+  config: DbConfig,
+  applicationName = "eve-llm-gateway",
+  timeouts: DbTimeouts = DEFAULT_DB_TIMEOUTS,
+): Sql {
   return postgres(config.url, {
     max: config.max,
     prepare: config.prepare,
-    // Seconds: idle connections go after 20 s (a worker may sleep), none lives beyond 30 min, and a
-    // database that does not answer within 5 s counts as down for this request.
+    // Seconds: idle connections go after 20 s (a worker may sleep), none lives beyond 30 min.
     idle_timeout: 20,
     max_lifetime: 60 * 30,
-    connect_timeout: 5,
-    connection: { application_name: applicationName },
+    connect_timeout: timeouts.connectTimeoutMs / 1000,
+    // postgres.js waits up to 20 s between reconnects of a pool that keeps failing; the down state
+    // below already keeps callers off a dead database, so a reconnect waits at most half a second.
+    backoff: (retries: number) => Math.min(0.5, 3 ** retries / 100),
+    // Startup parameters: every statement of every connection is bounded by the server too.
+    connection: { application_name: applicationName, statement_timeout: timeouts.statementTimeoutMs },
     onnotice: () => {},
   });
 }
 
-let shared: { key: string; sql: Sql } | null = null;
-
-/**
- * The worker's pool, created on first use. Returns null when no database is configured (the
- * function then answers 503 instead of failing at start-up).
- */
-export function workerPool(get: (name: string) => string | undefined, applicationName?: string): Sql | null {
-  const config = dbConfigFromEnv(get);
-  if (config === null) return null;
-  const key = `${config.url}|${config.prepare}|${config.max}`;
-  if (shared === null || shared.key !== key) {
-    const previous = shared;
-    shared = { key, sql: createPool(config, applicationName) };
-    void previous?.sql.end({ timeout: 5 }).catch(() => {});
+/** The database cannot serve now: answer 503 with Retry-After (retryAfterMs, whole seconds rounded up). */
+export class DatabaseUnavailable extends Error {
+  override readonly name = "DatabaseUnavailable";
+  readonly retryAfterMs: number;
+  /** not_configured: no URL; down: failing fast; connection: a connect just failed; timeout: no answer in time. */
+  readonly reason: "not_configured" | "down" | "connection" | "timeout";
+  constructor(message: string, retryAfterMs: number, reason: DatabaseUnavailable["reason"]) {
+    super(message);
+    this.retryAfterMs = retryAfterMs;
+    this.reason = reason;
   }
-  return shared.sql;
 }
 
-/** Closes the worker's pool (tests, graceful shutdown). */
-export async function closeWorkerPool(): Promise<void> {
-  const current = shared;
-  shared = null;
-  await current?.sql.end({ timeout: 5 });
+/** Retry-After seconds for a DatabaseUnavailable (at least 1). */
+export function retryAfterSeconds(error: DatabaseUnavailable): string {
+  return String(Math.max(1, Math.ceil(error.retryAfterMs / 1000)));
+}
+
+// The server or the path to it is gone: no connection could be made.
+const CONNECT_FAILURES = new Set([
+  "ECONNREFUSED",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "ENOTFOUND",
+  "EAI_AGAIN",
+  "CONNECT_TIMEOUT",
+  "57P03", // cannot_connect_now (starting up or shutting down)
+  "08001", // sqlclient_unable_to_establish_sqlconnection
+  "08004", // sqlserver_rejected_establishment_of_sqlconnection
+  "3D000", // invalid_catalog_name (wrong database)
+  "28P01", // invalid_password
+  "28000", // invalid_authorization_specification
+]);
+// A pooled connection died under the call (server restarted, socket reset): a fresh one may work.
+const CONNECTION_LOST = new Set([
+  "ECONNRESET",
+  "EPIPE",
+  "CONNECTION_CLOSED",
+  "CONNECTION_ENDED",
+  "CONNECTION_DESTROYED",
+  "57P01", // admin_shutdown: the backend was terminated
+  "57P02", // crash_shutdown
+  "08003", // connection_does_not_exist
+  "08006", // connection_failure
+]);
+// The server is alive but could not serve this call in time or at all.
+const BUSY = new Set([
+  "57014", // query_canceled: statement_timeout
+  "53300", // too_many_connections
+  "53000", // insufficient_resources
+  "55P03", // lock_not_available
+]);
+
+export type FailureKind = "connect" | "lost" | "busy" | "query";
+
+/** What a driver error says about the database (anything else is a query error: the caller's business). */
+export function classifyDbError(error: unknown): FailureKind {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code !== "string") return "query";
+  if (CONNECT_FAILURES.has(code)) return "connect";
+  if (CONNECTION_LOST.has(code)) return "lost";
+  if (BUSY.has(code)) return "busy";
+  return "query";
+}
+
+export interface Database {
+  /**
+   * Runs `work` on the pool under the deadline. Database failures become DatabaseUnavailable (the
+   * sanitized cause is logged); an error the server answered to the statement itself is rethrown.
+   */
+  run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T>;
+  /** "up", "down" (failing fast) or "probing" (one call is finding out), for tests and logs. */
+  state(): "up" | "down" | "probing";
+  close(): Promise<void>;
+}
+
+export interface DatabaseOptions {
+  /** Null: no database configured (every call answers DatabaseUnavailable). */
+  config: DbConfig | null;
+  applicationName: string;
+  timeouts?: DbTimeouts;
+  log?: (message: string) => void;
+  now?: () => number;
+  /** Makes the pool (tests inject failing ones). */
+  createPool?: (config: DbConfig, applicationName: string, timeouts: DbTimeouts) => Sql;
+}
+
+class DeadlineExceeded extends Error {}
+
+export function createDatabase(options: DatabaseOptions): Database {
+  const timeouts = options.timeouts ?? DEFAULT_DB_TIMEOUTS;
+  const log = options.log ?? ((m: string) => console.error(`[${options.applicationName}] ${m}`));
+  const now = options.now ?? Date.now;
+  const makePool = options.createPool ?? createPool;
+  let pool: Sql | null = null;
+  let downUntil = 0;
+  let probing = false;
+
+  const current = (): Sql => (pool ??= makePool(options.config!, options.applicationName, timeouts));
+
+  /** Stops using `failed` (its connections and queued calls end now) and fails fast for a while. */
+  function markDown(failed: Sql, why: string) {
+    if (pool === failed) {
+      pool = null;
+      void failed.end({ timeout: 0 }).catch(() => {});
+    }
+    if (downUntil <= now()) log(`database down for ${timeouts.downForMs} ms: ${why}`);
+    downUntil = Math.max(downUntil, now() + timeouts.downForMs);
+  }
+
+  function unavailable(what: string, reason: DatabaseUnavailable["reason"]): DatabaseUnavailable {
+    const retryAfterMs = Math.max(1_000, downUntil - now());
+    return new DatabaseUnavailable(`${what}: the database is not reachable now`, retryAfterMs, reason);
+  }
+
+  async function attempt<T>(sql: Sql, work: (sql: Sql) => Promise<T>): Promise<T> {
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const deadline = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new DeadlineExceeded()), timeouts.deadlineMs);
+    });
+    try {
+      return await Promise.race([work(sql), deadline]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    async run(what, work) {
+      if (options.config === null) {
+        log(`${what}: no database configured (SUPABASE_DB_URL or GATEWAY_DB_URL)`);
+        throw new DatabaseUnavailable(`${what}: no database is configured`, 30_000, "not_configured");
+      }
+      if (now() < downUntil || probing) throw unavailable(what, "down");
+      // The first call after a down period finds out alone; the others keep failing fast meanwhile.
+      const probe = downUntil > 0;
+      if (probe) probing = true;
+      try {
+        for (let tries = 1; ; tries++) {
+          const sql = current();
+          try {
+            const result = await attempt(sql, work);
+            downUntil = 0;
+            return result;
+          } catch (error) {
+            if (error instanceof DeadlineExceeded) {
+              markDown(sql, `${what}: no answer within ${timeouts.deadlineMs} ms`);
+              throw unavailable(what, "timeout");
+            }
+            const kind = classifyDbError(error);
+            if (kind === "query") {
+              downUntil = 0; // the server answered: it is up
+              throw error;
+            }
+            const cause = sanitizeError(error, { maxLength: 300 });
+            if (kind === "busy") {
+              log(`${what} failed: ${cause}`);
+              throw unavailable(what, "timeout");
+            }
+            // A stale connection: retry once on a fresh one, unless another call already found the
+            // database down (then this pool is being thrown away and its calls end with it).
+            if (kind === "lost" && tries === 1 && pool === sql && now() >= downUntil) {
+              log(`${what}: connection lost (${cause}); retrying once`);
+              continue;
+            }
+            if (pool !== sql || now() < downUntil) throw unavailable(what, "down");
+            markDown(sql, `${what}: ${cause}`);
+            throw unavailable(what, "connection");
+          }
+        }
+      } finally {
+        if (probe) probing = false;
+      }
+    },
+    state: () => (probing ? "probing" : now() < downUntil ? "down" : "up"),
+    async close() {
+      const p = pool;
+      pool = null;
+      await p?.end({ timeout: 5 });
+    },
+  };
+}
+
+let shared: { key: string; db: Database } | null = null;
+
+/**
+ * The worker's database, created on first use (each function is its own worker, so the name is the
+ * function's). With no URL configured every call answers DatabaseUnavailable instead of the
+ * function failing at start-up. `base` sets the function's own default timeouts.
+ */
+export function workerDatabase(get: Env, applicationName: string, base?: DbTimeouts): Database {
+  const config = dbConfigFromEnv(get);
+  const timeouts = dbTimeoutsFromEnv(get, base);
+  const key = JSON.stringify([config, timeouts, applicationName]);
+  if (shared === null || shared.key !== key) {
+    const previous = shared;
+    shared = { key, db: createDatabase({ config, applicationName, timeouts }) };
+    void previous?.db.close().catch(() => {});
+  }
+  return shared.db;
 }

@@ -35,6 +35,7 @@ import {
   redactCredentials,
 } from "../_shared/credentials.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
+import { DatabaseUnavailable, retryAfterSeconds } from "../_shared/db.ts";
 
 /** Longest token lifetime any client may get: a Kaggle session's limit. */
 export const MAX_TTL_SECONDS = 12 * 60 * 60;
@@ -136,7 +137,7 @@ export function createIssueTokenHandler(deps: IssueTokenDeps): (req: Request) =>
       } catch (error) {
         note(`database error: ${sanitizeError(error, { secrets: [secret, token] })}`);
         throw new GatewayError("unavailable", "The token service cannot reach its database; retry shortly.", {
-          headers: { "Retry-After": "5" },
+          headers: { "Retry-After": error instanceof DatabaseUnavailable ? retryAfterSeconds(error) : "5" },
         });
       }
 

@@ -3,7 +3,7 @@
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
 import { googleKeyReader } from "../_shared/google/key-reader.ts";
 import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./settings.ts";
-import { workerPool } from "../_shared/db.ts";
+import { workerDatabase } from "../_shared/db.ts";
 import { createGoogleClient, googleBaseUrlFromEnv } from "../_shared/google/client.ts";
 import { createHandler } from "./handler.ts";
 import { createInvoke } from "./invoke.ts";
@@ -21,7 +21,7 @@ const waitUntil = typeof edgeRuntime?.waitUntil === "function"
   : undefined;
 
 const options = invokeOptionsFromEnv(env);
-const store = createPgStore({ sql: () => workerPool(env, "llm-invoke") });
+const store = createPgStore({ database: workerDatabase(env, "llm-invoke") });
 
 const handler = createHandler({
   serviceKeys: serviceKeysFromEnv(env),

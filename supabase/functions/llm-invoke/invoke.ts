@@ -3,7 +3,8 @@
 // GatewayStore and to Google only through GoogleClient, so it is tested with in-memory fakes.
 //
 // Per Google outcome:
-//   success        finalize(succeeded) and answer (off the response path when waitUntil exists)
+//   success        finalize(succeeded) and answer (off the response path when waitUntil exists;
+//                  finalize.ts retries it until it lands or the budget ends)
 //   429            finalize with a cooldown (RetryInfo, or Pacific midnight for a per-day quota),
 //                  then the next attempt reserves again, which skips the cooled-down group
 //   invalid key    finalize, exclude that key, next attempt at once
@@ -32,6 +33,7 @@ import {
   type TokenLimit,
 } from "./store.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
+import { finalizeReliably } from "./finalize.ts";
 
 export const MAX_ATTEMPTS = 3;
 /** Key rows skipped because their secret is missing, per request, before giving up. */
@@ -240,13 +242,13 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             ...(request.includeCandidates ? { candidates: outcome.candidates } : {}),
           };
           // Kept for replay only when the caller named the request (its own request_id).
-          const finalize = finalizeSafely(deps.store, logError, {
+          const finalize = finalizeReliably(deps.store, logError, {
             ...emptyFinalize(reservation.reservationId, "succeeded", outcome.latencyMs),
             inputTokens: usage?.promptTokens ?? null,
             outputTokens: completion,
             httpStatus: 200,
             response: idempotent ? result : null,
-          });
+          }, { deadline, clock });
           if (deps.waitUntil !== undefined) deps.waitUntil(finalize);
           else await finalize;
           return result;
@@ -256,7 +258,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         lastError = error;
         const now = clock.now();
         // Awaited: the next reservation must see this attempt's cooldown.
-        await finalizeSafely(deps.store, logError, {
+        await finalizeReliably(deps.store, logError, {
           ...emptyFinalize(reservation.reservationId, finalizeOutcome(error), outcome.latencyMs),
           httpStatus: error.httpStatus,
           errorCode: error.reason ?? error.status ?? error.kind,
@@ -266,7 +268,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             ? new Date(now + (error.retryAfterMs ?? options.defaultCooldownMs))
             : null,
           cooldownUntilPacificMidnight: error.class === "rate_limited" && error.perDay,
-        });
+        }, { deadline, clock });
 
         if (error.class === "client_error") {
           throw new GatewayError("upstream_rejected", `Google rejected the request: ${error.message}`, {
@@ -321,19 +323,6 @@ function emptyFinalize(reservationId: string, outcome: FinalizeOutcome, latencyM
     cooldownUntilPacificMidnight: false,
     response: null,
   };
-}
-
-/** A failed audit write must not cost the caller a Google answer already paid for. */
-async function finalizeSafely(
-  store: GatewayStore,
-  logError: (m: string) => void,
-  params: FinalizeParams,
-): Promise<void> {
-  try {
-    await store.finalize(params);
-  } catch (error) {
-    logError(`finalize ${params.reservationId} failed: ${sanitizeError(error)}`);
-  }
 }
 
 /** The answer after the last attempt failed (null: no attempt reached Google). */

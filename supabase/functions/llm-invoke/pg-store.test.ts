@@ -5,7 +5,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase, type TestDatabase } from "../../../tests/support/test-database.ts";
-import { createPool, dbConfigFromEnv, type Sql } from "../_shared/db.ts";
+import { createDatabase, type Database, dbConfigFromEnv } from "../_shared/db.ts";
 import { GatewayError } from "../_shared/errors.ts";
 import { createPgStore, jsonSafe, parseReserveResult } from "./pg-store.ts";
 import type { Reservation, ReserveParams } from "./store.ts";
@@ -13,7 +13,7 @@ import type { Reservation, ReserveParams } from "./store.ts";
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 let db: TestDatabase;
-let pool: Sql;
+let database: Database;
 const logged: string[] = [];
 
 function params(extra: Partial<ReserveParams> = {}): ReserveParams {
@@ -36,11 +36,11 @@ beforeAll(async () => {
   await db.sql`update public.google_ai_api_keys set project_id = 'proj-default' where key_alias = 'default'`;
   await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
                values ('second', 'SECOND_KEY', 'proj-second', 200)`;
-  pool = createPool({ ...dbConfigFromEnv(() => db.url)!, url: db.url });
+  database = createDatabase({ config: dbConfigFromEnv(() => db.url), applicationName: "pg-store-test" });
 });
 
 afterAll(async () => {
-  await pool?.end({ timeout: 5 });
+  await database?.close();
   await db?.drop();
 });
 
@@ -93,7 +93,7 @@ describe("parseReserveResult", () => {
 });
 
 describe("createPgStore over the RPCs", () => {
-  const store = () => createPgStore({ sql: () => pool, logError: (m) => logged.push(m) });
+  const store = () => createPgStore({ database, logError: (m) => logged.push(m) });
 
   it("resolves model capabilities by id and alias; unknown is null", async () => {
     expect(await store().modelCapabilities("gemma-3-27b")).toEqual({
@@ -196,19 +196,27 @@ describe("createPgStore over the RPCs", () => {
   });
 
   it("answers 503 unavailable when the database is down or not configured, and logs the cause sanitized", async () => {
-    const dead = createPool({ url: "postgres://postgres:hunter2secret@127.0.0.1:1/postgres", prepare: true, max: 1, source: "SUPABASE_DB_URL" });
+    const log = (m: string) => logged.push(m);
+    const dead = createDatabase({
+      config: dbConfigFromEnv(() => "postgres://postgres:hunter2secret@127.0.0.1:1/postgres"),
+      applicationName: "pg-store-test",
+      log,
+    });
+    const none = createDatabase({ config: null, applicationName: "pg-store-test", log });
     try {
-      for (const s of [createPgStore({ sql: () => dead, logError: (m) => logged.push(m) }), createPgStore({ sql: () => null, logError: (m) => logged.push(m) })]) {
+      for (const s of [createPgStore({ database: dead, logError: log }), createPgStore({ database: none, logError: log })]) {
         const error = await s.reserve(params()).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(GatewayError);
         expect((error as GatewayError).code).toBe("unavailable");
         expect((error as GatewayError).status).toBe(503);
+        expect(Number((error as GatewayError).headers?.["Retry-After"])).toBeGreaterThanOrEqual(1);
         expect((error as GatewayError).message).not.toMatch(/hunter2|127\.0\.0\.1|ECONNREFUSED/);
       }
       expect(logged.join("\n")).not.toContain("hunter2secret");
-      expect(logged.some((l) => l.startsWith("reserve failed"))).toBe(true);
+      expect(logged.some((l) => /^database down .*reserve: .*ECONNREFUSED/.test(l))).toBe(true);
+      expect(logged.some((l) => l.startsWith("reserve: no database configured"))).toBe(true);
     } finally {
-      await dead.end({ timeout: 1 });
+      await dead.close();
     }
   });
 });

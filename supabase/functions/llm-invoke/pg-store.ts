@@ -4,13 +4,13 @@
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
 //   model     a select on google_ai_model_limits (invoke.ts caches it per worker)
-// Any database failure becomes GatewayError("unavailable") (503 JSON); the sanitized cause goes to
-// the log, never to the caller.
+// Any database failure becomes GatewayError("unavailable") (503 JSON with Retry-After); the sanitized
+// cause goes to the log, never to the caller. Outages (DatabaseUnavailable) are logged by db.ts.
 import { GatewayError } from "../_shared/errors.ts";
 import type { ModelCapabilities } from "./gemma.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import type postgres from "postgres";
-import type { Sql } from "../_shared/db.ts";
+import { type Database, DatabaseUnavailable, retryAfterSeconds, type Sql } from "../_shared/db.ts";
 import {
   type FinalizeParams,
   type GatewayStore,
@@ -22,8 +22,8 @@ import {
 } from "./store.ts";
 
 export interface PgStoreOptions {
-  /** The pool, or null when no database is configured (every call then answers 503). */
-  sql: () => Sql | null;
+  /** The worker's database (_shared/db.ts): deadlines, fail-fast while down, one retry of a stale connection. */
+  database: Pick<Database, "run">;
   logError?: (message: string) => void;
 }
 
@@ -31,17 +31,13 @@ export function createPgStore(options: PgStoreOptions): GatewayStore {
   const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
 
   async function run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
-    const sql = options.sql();
-    if (sql === null) {
-      logError(`${what}: no database configured (SUPABASE_DB_URL or GATEWAY_DB_URL)`);
-      throw unavailable();
-    }
     try {
-      return await work(sql);
+      return await options.database.run(what, work);
     } catch (error) {
       if (error instanceof GatewayError) throw error;
+      if (error instanceof DatabaseUnavailable) throw unavailable(error);
       logError(`${what} failed: ${sanitizeError(error)}`);
-      throw unavailable();
+      throw unavailable(null);
     }
   }
 
@@ -175,8 +171,9 @@ function clean(value: unknown): unknown {
   return value;
 }
 
-function unavailable(): GatewayError {
+/** 503 with Retry-After: the database's own estimate when it is down, else 5 s. */
+function unavailable(cause: DatabaseUnavailable | null): GatewayError {
   return new GatewayError("unavailable", "The gateway's database is not reachable now; retry shortly.", {
-    headers: { "Retry-After": "5" },
+    headers: { "Retry-After": cause === null ? "5" : retryAfterSeconds(cause) },
   });
 }

@@ -26,6 +26,7 @@ import { authenticate } from "../_shared/auth.ts";
 import { GatewayError, jsonResponse } from "../_shared/errors.ts";
 import { readOptionalJsonObject } from "../_shared/http.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
+import { DatabaseUnavailable, retryAfterSeconds } from "../_shared/db.ts";
 import type { ModelLister } from "./google-models.ts";
 import { runMaintenance } from "./run.ts";
 import type { MaintenanceStore } from "./store.ts";
@@ -108,10 +109,10 @@ export function createMaintenanceHandler(deps: MaintenanceHandlerDeps): (req: Re
       let e: GatewayError;
       if (error instanceof GatewayError) {
         e = error;
-      } else if (isUnavailable(error)) {
+      } else if (error instanceof DatabaseUnavailable || isUnavailable(error)) {
         note(`database unavailable: ${sanitizeError(error, { maxLength: 300 })}`);
         e = new GatewayError("unavailable", "The maintenance function cannot reach its database; retry shortly.", {
-          headers: { "Retry-After": "30" },
+          headers: { "Retry-After": error instanceof DatabaseUnavailable ? retryAfterSeconds(error) : "30" },
         });
       } else {
         note(`unexpected error: ${sanitizeError(error, { maxLength: 500 })}`);

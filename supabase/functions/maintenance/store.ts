@@ -2,7 +2,7 @@
 // postgres.js implementation over the SQL API of migrations 20261121100000 and 20261121100300:
 // one statement per call, the logic in SQL.
 import type postgres from "postgres";
-import type { Sql } from "../_shared/db.ts";
+import type { Database } from "../_shared/db.ts";
 import type { CatalogueModel } from "./google-models.ts";
 
 /** public.google_ai_housekeeping()'s answer (the fields the summary uses). */
@@ -78,43 +78,47 @@ export interface MaintenanceStore {
 
 export const RUN_OPERATION = "maintenance_function";
 
-export function createPgMaintenanceStore(sql: Sql): MaintenanceStore {
+/** Every call goes through the worker's database (_shared/db.ts): deadlines, fail-fast while it is down. */
+export function createPgMaintenanceStore(db: Pick<Database, "run">): MaintenanceStore {
   return {
-    async housekeeping() {
-      const [row] = await sql<{ r: HousekeepingResult }[]>`select public.google_ai_housekeeping() as r`;
-      return row!.r;
-    },
-    async activeKeys() {
-      return await sql<ActiveKey[]>`
-        select k.id::text as id, k.key_alias, k.env_var_name, coalesce(k.project_id, 'key:' || k.id::text) as quota_group
-        from public.google_ai_api_keys k
-        where k.is_active
-        order by k.priority nulls last, k.key_alias`;
-    },
-    async recordKeyCheck(check) {
-      const [row] = await sql<{ r: KeyCheckRecord }[]>`
-        select public.google_ai_record_key_check(
-          ${check.keyId}::uuid, ${check.status}::text, ${check.httpStatus}::integer, ${check.reason}::text,
-          ${check.message}::text, ${sql.json(check.models as unknown as postgres.JSONValue)}::jsonb,
-          ${check.disable}::boolean) as r`;
-      return row!.r;
-    },
-    async catalogueStatus() {
-      return await sql<CatalogueStatus[]>`
-        select model, is_active, keys_checked, keys_listing, quota_groups, input_token_limit, output_token_limit,
-               catalogue_status
-        from public.google_ai_model_catalogue_status
-        order by model`;
-    },
-    async logRun(entry) {
-      const [row] = await sql<{ id: number }[]>`
-        insert into public.google_ai_maintenance_log
-          (operation, tables_affected, deleted_count, started_at, completed_at, status, details)
-        values (${RUN_OPERATION}, ${entry.tablesAffected}::text[], ${entry.deletedCount}::integer,
-                ${entry.startedAt}::timestamptz, ${entry.completedAt}::timestamptz, ${entry.status},
-                ${sql.json(entry.details as postgres.JSONValue)}::jsonb)
-        returning id`;
-      return row!.id;
-    },
+    housekeeping: () =>
+      db.run("housekeeping", async (sql) => {
+        const [row] = await sql<{ r: HousekeepingResult }[]>`select public.google_ai_housekeeping() as r`;
+        return row!.r;
+      }),
+    activeKeys: () =>
+      db.run("active keys", (sql) =>
+        sql<ActiveKey[]>`
+          select k.id::text as id, k.key_alias, k.env_var_name, coalesce(k.project_id, 'key:' || k.id::text) as quota_group
+          from public.google_ai_api_keys k
+          where k.is_active
+          order by k.priority nulls last, k.key_alias`),
+    recordKeyCheck: (check) =>
+      db.run("record key check", async (sql) => {
+        const [row] = await sql<{ r: KeyCheckRecord }[]>`
+          select public.google_ai_record_key_check(
+            ${check.keyId}::uuid, ${check.status}::text, ${check.httpStatus}::integer, ${check.reason}::text,
+            ${check.message}::text, ${sql.json(check.models as unknown as postgres.JSONValue)}::jsonb,
+            ${check.disable}::boolean) as r`;
+        return row!.r;
+      }),
+    catalogueStatus: () =>
+      db.run("catalogue status", (sql) =>
+        sql<CatalogueStatus[]>`
+          select model, is_active, keys_checked, keys_listing, quota_groups, input_token_limit, output_token_limit,
+                 catalogue_status
+          from public.google_ai_model_catalogue_status
+          order by model`),
+    logRun: (entry) =>
+      db.run("log run", async (sql) => {
+        const [row] = await sql<{ id: number }[]>`
+          insert into public.google_ai_maintenance_log
+            (operation, tables_affected, deleted_count, started_at, completed_at, status, details)
+          values (${RUN_OPERATION}, ${entry.tablesAffected}::text[], ${entry.deletedCount}::integer,
+                  ${entry.startedAt}::timestamptz, ${entry.completedAt}::timestamptz, ${entry.status},
+                  ${sql.json(entry.details as postgres.JSONValue)}::jsonb)
+          returning id`;
+        return row!.id;
+      }),
   };
 }

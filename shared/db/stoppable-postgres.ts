@@ -1,0 +1,77 @@
+// A PostgreSQL that a test or a benchmark can take away and bring back: stopped (fast shutdown, the
+// port refuses connections) and started again on the same port with the same data, or frozen
+// (SIGSTOP on the postmaster and every backend: connections are accepted by the kernel and then
+// nothing answers) and thawed. Migrated and seeded like the test template.
+import { spawnSync } from "node:child_process";
+import { readFile, mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { freePort } from "../free-port.ts";
+import { prepareDatabase } from "./migrate.ts";
+import { type Engine, type PostgresServer, startPostgres } from "./postgres-server.ts";
+
+export interface StoppablePostgres {
+  /** Superuser URL of the migrated `postgres` database; the same across restarts. */
+  url: string;
+  running(): boolean;
+  stop(): Promise<void>;
+  start(): Promise<void>;
+  /** Every server process stopped with SIGSTOP; thaw() continues them. */
+  freeze(): Promise<void>;
+  thaw(): Promise<void>;
+  /** Stops the server for good and removes its data. */
+  close(): Promise<void>;
+}
+
+export async function startStoppablePostgres(log?: (line: string) => void): Promise<StoppablePostgres> {
+  // A server given by DATABASE_URL cannot be stopped from here: use a local binary.
+  const engine: Engine | "auto" = process.env.DATABASE_URL || process.env.EVE_PG_ENGINE === "external" ? "embedded" : "auto";
+  const base = await mkdtemp(path.join(tmpdir(), "eve-pg-outage-"));
+  const port = await freePort();
+  const launch = () => startPostgres({ engine, dataDir: base, port, durable: false, ...(log ? { log } : {}) });
+  let server: PostgresServer | null = await launch();
+  const url = server.url;
+  await prepareDatabase(url);
+  let frozen: number[] = [];
+
+  /** The postmaster (first line of postmaster.pid) and its children, backends first. */
+  async function serverPids(): Promise<number[]> {
+    const postmaster = Number((await readFile(path.join(base, "data", "postmaster.pid"), "utf8")).split("\n")[0]);
+    const ps = spawnSync("ps", ["-o", "pid=", "--ppid", String(postmaster)], { encoding: "utf8" });
+    const children = ps.stdout.split("\n").map((s) => Number(s.trim())).filter((n) => n > 0);
+    return [...children, postmaster];
+  }
+
+  const handle: StoppablePostgres = {
+    url,
+    running: () => server !== null,
+    async stop() {
+      await server?.stop();
+      server = null;
+    },
+    async start() {
+      if (server === null) server = await launch();
+    },
+    async freeze() {
+      frozen = await serverPids();
+      for (const pid of frozen) process.kill(pid, "SIGSTOP");
+    },
+    async thaw() {
+      for (const pid of [...frozen].reverse()) {
+        try {
+          process.kill(pid, "SIGCONT");
+        } catch {
+          // a backend that was stopped may have been ended meanwhile
+        }
+      }
+      frozen = [];
+    },
+    async close() {
+      if (frozen.length > 0) await handle.thaw();
+      await server?.stop();
+      server = null;
+      await rm(base, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}

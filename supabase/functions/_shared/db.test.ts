@@ -1,0 +1,165 @@
+// createDatabase's failure handling with injected pools (the real outage, a stopped and restarted
+// PostgreSQL, is tests/functions/outage*.test.ts): deadline, down state, probe, one retry of a stale
+// connection, query errors passed through, settings from the environment.
+import { describe, expect, it } from "vitest";
+import {
+  classifyDbError,
+  createDatabase,
+  DatabaseUnavailable,
+  DEFAULT_DB_TIMEOUTS,
+  dbTimeoutsFromEnv,
+  type Sql,
+} from "./db.ts";
+
+const config = { url: "postgres://u:pw@db:5432/x", prepare: true, max: 5, source: "SUPABASE_DB_URL" as const };
+const fail = (code: string) => Object.assign(new Error(`driver says ${code} for postgres://u:pw@db/x`), { code });
+
+/** A stand-in pool: `end` is counted; the work functions decide what a call does. */
+function fakePools() {
+  const made: { ended: number }[] = [];
+  const createPool = () => {
+    const pool = { ended: 0, end: () => Promise.resolve(void pool.ended++) };
+    made.push(pool);
+    return pool as unknown as Sql;
+  };
+  return { made, createPool };
+}
+
+function setup(timeouts = { ...DEFAULT_DB_TIMEOUTS, deadlineMs: 50, downForMs: 1_000 }) {
+  let t = 1_000_000;
+  const logs: string[] = [];
+  const pools = fakePools();
+  const db = createDatabase({
+    config,
+    applicationName: "test",
+    timeouts,
+    log: (m) => logs.push(m),
+    now: () => t,
+    createPool: pools.createPool,
+  });
+  return { db, logs, pools, advance: (ms: number) => void (t += ms) };
+}
+
+const unavailable = (p: Promise<unknown>) => p.then(() => null, (e: unknown) => e as DatabaseUnavailable);
+
+describe("createDatabase", () => {
+  it("maps a refused connection to DatabaseUnavailable, then fails fast without touching the pool", async () => {
+    const { db, logs, pools, advance } = setup();
+    let calls = 0;
+    const refused = () => {
+      calls++;
+      return Promise.reject(fail("ECONNREFUSED"));
+    };
+    const first = await unavailable(db.run("reserve", refused));
+    expect(first).toBeInstanceOf(DatabaseUnavailable);
+    expect(first!.reason).toBe("connection");
+    expect(first!.retryAfterMs).toBe(1_000);
+    expect(pools.made[0]!.ended).toBe(1); // the failed pool is thrown away
+    expect(db.state()).toBe("down");
+
+    const results = await Promise.all(Array.from({ length: 20 }, () => unavailable(db.run("reserve", refused))));
+    expect(results.every((e) => e instanceof DatabaseUnavailable && e.reason === "down")).toBe(true);
+    expect(calls).toBe(1);
+    expect(logs.join("\n")).toMatch(/database down for 1000 ms: reserve: .*ECONNREFUSED/);
+    expect(logs.join("\n")).not.toContain("pw@");
+
+    advance(400);
+    expect((await unavailable(db.run("reserve", refused)))!.retryAfterMs).toBe(1_000); // at least 1 s
+    advance(700);
+    expect(await db.run("reserve", () => Promise.resolve("up again"))).toBe("up again");
+    expect(pools.made.length).toBe(2); // a fresh pool after the outage
+    expect(db.state()).toBe("up");
+  });
+
+  it("lets one call probe after the down period while the others keep failing fast", async () => {
+    const { db, advance } = setup();
+    await unavailable(db.run("a", () => Promise.reject(fail("CONNECT_TIMEOUT"))));
+    advance(1_001);
+    let release!: (v: string) => void;
+    const probe = db.run("probe", () => new Promise<string>((r) => (release = r)));
+    await Promise.resolve();
+    expect(db.state()).toBe("probing");
+    expect((await unavailable(db.run("other", () => Promise.resolve("x"))))!.reason).toBe("down");
+    release("ok");
+    expect(await probe).toBe("ok");
+    expect(await db.run("other", () => Promise.resolve("x"))).toBe("x");
+  });
+
+  it("gives up at the client deadline when the server does not answer, and marks the database down", async () => {
+    const { db, pools } = setup();
+    const frozen = () => new Promise<never>(() => {});
+    const error = await unavailable(db.run("finalize", frozen));
+    expect(error).toBeInstanceOf(DatabaseUnavailable);
+    expect(error!.reason).toBe("timeout");
+    expect(pools.made[0]!.ended).toBe(1);
+    expect(db.state()).toBe("down");
+  });
+
+  it("retries once a call whose pooled connection was lost, and succeeds on the fresh one", async () => {
+    const { db, logs } = setup();
+    let calls = 0;
+    const result = await db.run("reserve", () => (++calls === 1 ? Promise.reject(fail("CONNECTION_CLOSED")) : Promise.resolve("booked")));
+    expect(result).toBe("booked");
+    expect(calls).toBe(2);
+    expect(logs.join("\n")).toMatch(/reserve: connection lost .*retrying once/);
+    expect(db.state()).toBe("up");
+  });
+
+  it("does not retry twice: a second lost connection is an outage", async () => {
+    const { db } = setup();
+    let calls = 0;
+    const error = await unavailable(db.run("reserve", () => (calls++, Promise.reject(fail("ECONNRESET")))));
+    expect(error!.reason).toBe("connection");
+    expect(calls).toBe(2);
+  });
+
+  it("passes the server's answer to a bad statement through, and keeps the database up", async () => {
+    const { db } = setup();
+    const sqlError = fail("P0001");
+    await expect(db.run("reserve", () => Promise.reject(sqlError))).rejects.toBe(sqlError);
+    expect(db.state()).toBe("up");
+  });
+
+  it("answers a server-side statement timeout with DatabaseUnavailable, without the down state", async () => {
+    const { db } = setup();
+    const error = await unavailable(db.run("reserve", () => Promise.reject(fail("57014"))));
+    expect(error!.reason).toBe("timeout");
+    expect(db.state()).toBe("up");
+  });
+
+  it("answers DatabaseUnavailable when no database is configured", async () => {
+    const db = createDatabase({ config: null, applicationName: "t", log: () => {} });
+    const error = await unavailable(db.run("mint", () => Promise.resolve(1)));
+    expect(error!.reason).toBe("not_configured");
+    expect(error!.retryAfterMs).toBe(30_000);
+  });
+});
+
+describe("dbTimeoutsFromEnv", () => {
+  it("reads each variable, ignores nonsense, and keeps the deadline above the statement timeout", () => {
+    const env: Record<string, string> = {
+      GATEWAY_DB_CONNECT_TIMEOUT_MS: "1500",
+      GATEWAY_DB_STATEMENT_TIMEOUT_MS: "8000",
+      GATEWAY_DB_DOWN_MS: "-3",
+      GATEWAY_DB_DEADLINE_MS: "2.5",
+    };
+    expect(dbTimeoutsFromEnv((n) => env[n])).toEqual({
+      connectTimeoutMs: 1500,
+      statementTimeoutMs: 8000,
+      deadlineMs: 9000,
+      downForMs: DEFAULT_DB_TIMEOUTS.downForMs,
+    });
+    expect(dbTimeoutsFromEnv(() => undefined)).toEqual(DEFAULT_DB_TIMEOUTS);
+  });
+});
+
+describe("classifyDbError", () => {
+  it("tells connection failures, lost connections, a busy server and query errors apart", () => {
+    expect(classifyDbError(fail("ECONNREFUSED"))).toBe("connect");
+    expect(classifyDbError(fail("CONNECTION_ENDED"))).toBe("lost");
+    expect(classifyDbError(fail("57P01"))).toBe("lost");
+    expect(classifyDbError(fail("57014"))).toBe("busy");
+    expect(classifyDbError(fail("23505"))).toBe("query");
+    expect(classifyDbError(new Error("no code"))).toBe("query");
+  });
+});

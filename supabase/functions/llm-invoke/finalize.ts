@@ -1,0 +1,100 @@
+// Finalize that does not lose a paid answer: the outcome of a call to Google is written with
+// google_ai_finalize, retried with backoff while the database cannot take it, until it lands or the
+// invocation's wall-clock budget ends. A success runs this after the response where the runtime
+// allows (EdgeRuntime.waitUntil), so the caller does not wait for the retries; an error outcome is
+// awaited (the next reservation must see its cooldown) and so retries only briefly.
+//
+// What could still not be written is logged as one structured line, `finalize_lost {json}`, with
+// everything google_ai_finalize needs to replay it: never a key, never the answer text.
+import { sanitizeError } from "../_shared/sanitize.ts";
+import type { FinalizeParams, GatewayStore } from "./store.ts";
+
+export interface FinalizeClock {
+  now(): number;
+  sleep(ms: number): Promise<void>;
+}
+
+export interface FinalizeRetry {
+  /** Epoch ms after which no further try starts (the invocation's wall-clock budget). */
+  deadline: number;
+  clock: FinalizeClock;
+  /** First pause between tries; doubles up to maxBackoffMs. */
+  backoffBaseMs?: number;
+  maxBackoffMs?: number;
+  /** How long an error outcome (awaited by the caller) keeps trying. */
+  errorOutcomeBudgetMs?: number;
+}
+
+export const FINALIZE_BACKOFF_BASE_MS = 250;
+export const FINALIZE_MAX_BACKOFF_MS = 4_000;
+export const ERROR_OUTCOME_BUDGET_MS = 2_000;
+
+/** The replay record of a finalize that never landed (logged as `finalize_lost {json}`). */
+export interface LostFinalize {
+  reservation_id: string;
+  outcome: FinalizeParams["outcome"];
+  input_tokens: number | null;
+  output_tokens: number | null;
+  http_status: number | null;
+  error_code: string | null;
+  quota_id: string | null;
+  latency_ms: number;
+  cooldown_until: string | null;
+  cooldown_until_pacific_midnight: boolean;
+  /** The caller named the request: its stored answer (for replay by request_id) is lost too. */
+  replay_answer_lost: boolean;
+  tries: number;
+  last_error: string;
+}
+
+/**
+ * Writes the outcome, retrying until it lands or the budget ends; never throws. Resolves true when
+ * the row was written, false when the loss was logged.
+ */
+export async function finalizeReliably(
+  store: GatewayStore,
+  logError: (message: string) => void,
+  params: FinalizeParams,
+  retry: FinalizeRetry,
+): Promise<boolean> {
+  const base = retry.backoffBaseMs ?? FINALIZE_BACKOFF_BASE_MS;
+  const cap = retry.maxBackoffMs ?? FINALIZE_MAX_BACKOFF_MS;
+  const until = params.outcome === "succeeded"
+    ? retry.deadline
+    : Math.min(retry.deadline, retry.clock.now() + (retry.errorOutcomeBudgetMs ?? ERROR_OUTCOME_BUDGET_MS));
+  let lastError = "";
+  for (let tries = 1; ; tries++) {
+    try {
+      await store.finalize(params);
+      if (tries > 1) logError(`finalize ${params.reservationId} landed on try ${tries}`);
+      return true;
+    } catch (error) {
+      lastError = sanitizeError(error, { maxLength: 200 });
+      const pause = Math.min(cap, base * 2 ** (tries - 1));
+      if (retry.clock.now() + pause > until) {
+        logError(`finalize_lost ${JSON.stringify(lostRecord(params, tries, lastError))}`);
+        return false;
+      }
+      logError(`finalize ${params.reservationId} failed (try ${tries}): ${lastError}; retrying in ${pause} ms`);
+      await retry.clock.sleep(pause);
+    }
+  }
+}
+
+export function lostRecord(params: FinalizeParams, tries: number, lastError: string): LostFinalize {
+  return {
+    reservation_id: params.reservationId,
+    outcome: params.outcome,
+    input_tokens: params.inputTokens,
+    output_tokens: params.outputTokens,
+    http_status: params.httpStatus,
+    error_code: params.errorCode,
+    quota_id: params.quotaId,
+    latency_ms: params.latencyMs,
+    cooldown_until: params.cooldownUntil === null ? null : params.cooldownUntil.toISOString(),
+    cooldown_until_pacific_midnight: params.cooldownUntilPacificMidnight,
+    replay_answer_lost: params.response != null,
+    tries,
+    last_error: lastError,
+  };
+}
