@@ -68,3 +68,28 @@ describe("sanitizeError", () => {
     expect(sanitizeError(42)).toBe("42");
   });
 });
+
+describe("sanitize on hostile input", () => {
+  // Inputs that made the old unbounded patterns backtrack quadratically. The output must stay
+  // bounded and every pattern must finish: the guard is generous (a quadratic run of 1 MB took ~30 s).
+  const megabyte = 1024 * 1024;
+  const inputs: Array<[string, string]> = [
+    ["url-password shape", "a://b:".repeat(megabyte / 6)],
+    ["letter run before key=", "a".repeat(megabyte) + "key"],
+    ["key-token assignments", "keykeykey=".repeat(megabyte / 10)],
+    ["jwt-looking run", "eyJ".repeat(megabyte / 3)],
+    ["bearer spaces", "bearer" + " ".repeat(megabyte)],
+    ["json field names", '"aaaa'.repeat(megabyte / 5)],
+  ];
+  it.each(inputs)("%s: bounded output", (_name, text) => {
+    const started = performance.now();
+    const out = sanitize(text, { maxLength: 200 });
+    expect(out.length).toBeLessThanOrEqual(200);
+    expect(performance.now() - started).toBeLessThan(5_000);
+  });
+
+  it("still redacts a secret that straddles the cut", () => {
+    const text = "x".repeat(190) + " sb_secret_" + "s".repeat(40);
+    expect(sanitize(text, { maxLength: 200 })).not.toContain("sb_secret_ss");
+  });
+});

@@ -35,6 +35,7 @@ import {
   redactCredentials,
 } from "../_shared/credentials.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
+import { invalidRequest } from "../_shared/validation.ts";
 import { DatabaseUnavailable, retryAfterSeconds } from "../_shared/db.ts";
 
 /** Longest token lifetime any client may get: a Kaggle session's limit. */
@@ -271,19 +272,6 @@ function refusal(result: Exclude<MintResult, { ok: true }>): IssueTokenError | G
   }
 }
 
-function invalidRequest(error: z.ZodError): GatewayError {
-  const issues = error.issues.slice(0, 10).map((issue) => ({
-    path: issue.path.map(String).join("."),
-    // Messages name fields and limits; a stray secret in a wrong field must not come back.
-    message: redactCredentials(sanitizeError(issue.message, { maxLength: 200 })),
-  }));
-  const first = issues[0];
-  return new GatewayError(
-    "invalid_request",
-    first === undefined ? "Invalid request." : `${first.path === "" ? "body" : first.path}: ${first.message}`,
-    { details: { issues } },
-  );
-}
 
 /** Anything not foreseen is answered as "try again" (503), never 500, and logged without secrets. */
 function unexpected(error: unknown, note: (line: string) => void): GatewayError {

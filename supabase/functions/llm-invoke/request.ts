@@ -4,6 +4,7 @@ import { z } from "zod";
 import { GatewayError } from "../_shared/errors.ts";
 import type { Content, GenerationConfig, TextPart } from "../_shared/google/types.ts";
 import { sanitize } from "../_shared/sanitize.ts";
+import { invalidRequest } from "../_shared/validation.ts";
 
 export type { Content, GenerationConfig, TextPart } from "../_shared/google/types.ts";
 
@@ -94,7 +95,7 @@ export function parseInvokeRequest(
     throw new GatewayError("invalid_json", "The body must be a JSON object.");
   }
   const parsed = invokeRequestSchema.safeParse(body);
-  if (!parsed.success) throw fromZodError(parsed.error);
+  if (!parsed.success) throw invalidRequest(parsed.error);
   const req = parsed.data;
 
   const { contents, systemFromMessages } = toContents(req);
@@ -190,22 +191,3 @@ function joinText(pieces: ReadonlyArray<string | undefined>): string | undefined
   return kept.length === 0 ? undefined : kept.join("\n\n");
 }
 
-function fromZodError(error: z.ZodError): GatewayError {
-  const issues = error.issues.slice(0, 10).map((issue) => ({
-    path: formatPath(issue.path),
-    message: sanitize(issue.message, { maxLength: 200 }),
-  }));
-  const first = issues[0];
-  const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more)` : "";
-  const message = first === undefined
-    ? "Invalid request."
-    : `${first.path === "" ? "body" : first.path}: ${first.message}${more}`;
-  return new GatewayError("invalid_request", message, { details: { issues } });
-}
-
-function formatPath(path: ReadonlyArray<PropertyKey>): string {
-  return path.reduce<string>(
-    (acc, key) => typeof key === "number" ? `${acc}[${key}]` : acc === "" ? String(key) : `${acc}.${String(key)}`,
-    "",
-  );
-}

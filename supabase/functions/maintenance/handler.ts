@@ -26,6 +26,7 @@ import { authenticate } from "../_shared/auth.ts";
 import { GatewayError, jsonResponse } from "../_shared/errors.ts";
 import { readOptionalJsonObject } from "../_shared/http.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
+import { invalidRequest } from "../_shared/validation.ts";
 import { DatabaseUnavailable, retryAfterSeconds } from "../_shared/db.ts";
 import type { ModelLister } from "./google-models.ts";
 import { runMaintenance } from "./run.ts";
@@ -131,18 +132,7 @@ async function readOptions(req: Request): Promise<z.infer<typeof maintenanceRequ
   const body = await readOptionalJsonObject(req, MAX_BODY_BYTES);
   const parsed = maintenanceRequestSchema.safeParse(body);
   if (!parsed.success) {
-    throw new GatewayError(
-      "invalid_request",
-      "Allowed fields: housekeeping, keys, dry_run (booleans), source (a label).",
-      {
-        details: {
-          issues: parsed.error.issues.map((i) => ({
-            path: i.path.join("."),
-            message: sanitizeError(i.message, { maxLength: 200 }),
-          })),
-        },
-      },
-    );
+    throw invalidRequest(parsed.error, "Allowed fields: housekeeping, keys, dry_run (booleans), source (a label).");
   }
   return parsed.data;
 }
