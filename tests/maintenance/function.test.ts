@@ -212,7 +212,45 @@ describe("a run", () => {
   });
 });
 
+/** Every row of every table in schema public, as one fingerprint per table. */
+async function snapshot(): Promise<Record<string, string>> {
+  const tables = await db.sql<{ name: string }[]>`
+    select table_name as name from information_schema.tables
+    where table_schema = 'public' and table_type = 'BASE TABLE' order by table_name`;
+  const out: Record<string, string> = {};
+  for (const { name } of tables) {
+    const [row] = await db.sql.unsafe(
+      `select count(*)::text || ':' || coalesce(md5(string_agg(t::text, '|' order by t::text)), '') as f from public."${name}" t`,
+    );
+    out[name] = String(row!.f);
+  }
+  return out;
+}
+
 describe("a dry run", () => {
+  it("changes no row of any table, and reports what a real run would delete", async () => {
+    // Aged-out rows a real run deletes, an expired cooldown, and a key Google rejects.
+    await db.sql`insert into public.google_ai_attempts (status, caller, model, created_at)
+                 select 'succeeded', 'dry-run-aged', 'gemma-3-27b-it', now() - interval '40 days'
+                 from generate_series(1, 25)`;
+    await db.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until)
+                 values ('key:dry-run', 'gemma-3-27b-it', now() - interval '1 hour') on conflict do nothing`;
+    await db.sql`update public.google_ai_api_keys set is_active = true, disabled_reason = null, disabled_at = null where key_alias = 'c1'`;
+    const before = await snapshot();
+    const res = await call({ body: { dry_run: true } });
+    expect(res.status).toBe(200);
+    expect(res.body.dry_run).toBe(true);
+    expect(res.body.run_id).toBeNull();
+    expect(res.body.housekeeping.deleted_count).toBeGreaterThanOrEqual(26);
+    expect(res.body.keys.would_disable).toEqual(["c1"]);
+    expect(await snapshot()).toEqual(before);
+    // The same request for real does delete them.
+    const real = await call({ body: {} });
+    expect(real.body.housekeeping.deleted_count).toBeGreaterThanOrEqual(26);
+    const [left] = await db.sql`select count(*)::int as n from public.google_ai_attempts where caller = 'dry-run-aged'`;
+    expect(left!.n).toBe(0);
+  });
+
   it("reports a rejected key without taking it out of rotation", async () => {
     await db.sql`update public.google_ai_api_keys set is_active = true, disabled_reason = null, disabled_at = null where key_alias = 'c1'`;
     const res = await call({ body: { dry_run: true, housekeeping: false } });

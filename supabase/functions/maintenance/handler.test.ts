@@ -82,6 +82,8 @@ function fakeStore(overrides: Partial<MaintenanceStore> = {}) {
       logs.push(e);
       return Promise.resolve(42);
     }),
+    // In memory there is nothing to roll back: the run sees the same store.
+    dryRun: <T>(work: (s: MaintenanceStore) => Promise<T>) => work(store),
     ...overrides,
   };
   return { store, checks, logs };

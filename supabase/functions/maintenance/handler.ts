@@ -3,7 +3,8 @@
 // SUPABASE_SECRET_KEYS, as `Authorization: Bearer` or `apikey`); scoped tokens and anything else: 401.
 //
 // Request:  POST, optional JSON body {housekeeping?: boolean = true, keys?: boolean = true,
-//           dry_run?: boolean = false, source?: string}. An empty body runs everything.
+//           dry_run?: boolean = false, source?: string}. An empty body runs everything; a dry run
+//           runs everything inside one transaction that is rolled back (store.dryRun).
 // Answer:   200 the run summary (run.ts RunSummary) with request_id: housekeeping result, every active
 //           key's check (ok / invalid -> disabled / missing_secret / error), the catalogue status of
 //           each configured model (listed / unlisted / unknown), and `problems` in words. `status` is

@@ -60,7 +60,10 @@ export interface RunSummary {
   housekeeping:
     | { status: "not_run" }
     | { status: "failed"; error: string }
-    | (Pick<HousekeepingResult, "status" | "log_id" | "deleted_count" | "more_pending" | "failed_steps">);
+    | (Pick<HousekeepingResult, "status" | "deleted_count" | "more_pending" | "failed_steps"> & {
+      /** The housekeeping's own log row; null in a dry run (rolled back). */
+      log_id: number | null;
+    });
   keys:
     | { status: "not_run" }
     | { status: "failed"; error: string }
@@ -94,6 +97,15 @@ export interface RunSummary {
 export const DEFAULT_CONCURRENCY = 4;
 
 export async function runMaintenance(deps: RunDeps, options: RunOptions): Promise<RunSummary> {
+  // A dry run does everything a real run does, inside one transaction that is rolled back: the counts
+  // are what a real run would delete now, and no row changes (not even the run's own log row).
+  if (options.dryRun) {
+    return await deps.store.dryRun((store) => runOnce({ ...deps, store }, options));
+  }
+  return await runOnce(deps, options);
+}
+
+async function runOnce(deps: RunDeps, options: RunOptions): Promise<RunSummary> {
   const now = deps.now ?? (() => new Date());
   const started = now();
   const problems: string[] = [];
@@ -117,7 +129,7 @@ export async function runMaintenance(deps: RunDeps, options: RunOptions): Promis
       const hk = await deps.store.housekeeping();
       summary.housekeeping = {
         status: hk.status,
-        log_id: hk.log_id,
+        log_id: options.dryRun ? null : hk.log_id,
         deleted_count: hk.deleted_count,
         more_pending: hk.more_pending,
         failed_steps: hk.failed_steps,
@@ -151,6 +163,7 @@ export async function runMaintenance(deps: RunDeps, options: RunOptions): Promis
   summary.status = failed ? "failed" : "succeeded";
   const completed = now();
   summary.duration_ms = completed.getTime() - started.getTime();
+  if (options.dryRun) return summary; // its log row would be rolled back with everything else
   summary.run_id = await deps.store.logRun({
     startedAt: started,
     completedAt: completed,

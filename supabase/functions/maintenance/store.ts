@@ -74,13 +74,35 @@ export interface MaintenanceStore {
   catalogueStatus(): Promise<CatalogueStatus[]>;
   /** One google_ai_maintenance_log row (operation 'maintenance_function'); returns its id. */
   logRun(entry: RunLogEntry): Promise<number>;
+  /**
+   * Runs `work` against a store bound to one transaction that is rolled back afterwards, so a dry
+   * run sees exactly what a real run would do and changes nothing. Returns what `work` returned.
+   */
+  dryRun<T>(work: (store: MaintenanceStore) => Promise<T>): Promise<T>;
 }
 
 export const RUN_OPERATION = "maintenance_function";
 
+/** Thrown inside a dry run's transaction to roll it back. */
+const ROLLBACK = Symbol("dry run rollback");
+
 /** Every call goes through the worker's database (_shared/db.ts): deadlines, fail-fast while it is down. */
 export function createPgMaintenanceStore(db: Pick<Database, "run">): MaintenanceStore {
   return {
+    dryRun: (work) =>
+      db.run("dry run", async (sql) => {
+        let result: Awaited<ReturnType<typeof work>> | undefined;
+        try {
+          await sql.begin(async (tx) => {
+            const inTransaction = { run: <T>(_what: string, w: (s: typeof sql) => Promise<T>) => w(tx as unknown as typeof sql) };
+            result = await work(createPgMaintenanceStore(inTransaction));
+            throw ROLLBACK;
+          });
+        } catch (error) {
+          if (error !== ROLLBACK) throw error;
+        }
+        return result as Awaited<ReturnType<typeof work>>;
+      }),
     housekeeping: () =>
       db.run("housekeeping", async (sql) => {
         const [row] = await sql<{ r: HousekeepingResult }[]>`select public.google_ai_housekeeping() as r`;
