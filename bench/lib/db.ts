@@ -112,7 +112,7 @@ export async function setKeys(sql: Sql, keys: KeySpec[]): Promise<void> {
   for (const k of keys) {
     await sql`
       insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, models, priority, is_active)
-      values (${k.alias}, ${k.envVar ?? `BENCH_KEY_${k.alias.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`},
+      values (${k.alias}, ${k.envVar ?? `GOOGLE_BENCH_KEY_${k.alias.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`},
               ${k.project}, ${k.models ?? null}, ${k.priority ?? 100}, true)`;
   }
 }

@@ -5,7 +5,7 @@ import { startFunctionsServer, type FunctionsServer } from "../../scripts/serve-
 export const BENCH_SERVICE_KEY = "bench-service-key-not-a-secret";
 export const BENCH_SIM_KEY = "bench-sim-key";
 /** The env var name the bench key rows carry (the function reads the simulator key from it). */
-export const BENCH_SIM_KEY_VAR = "BENCH_SIM_KEY";
+export const BENCH_SIM_KEY_VAR = "GOOGLE_BENCH_SIM_KEY";
 
 export function serveLlmInvoke(opts: {
   dbUrl: string;

@@ -70,7 +70,7 @@ export const GENEROUS_SIM_MODELS = {
   "gemini-2.5-flash": { rpm: 100_000, tpm: 100_000_000, rpd: 1_000_000 },
 };
 
-const envVarOf = (alias: string) => `TEST_GOOGLE_KEY_${alias.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;
+const envVarOf = (alias: string) => `GOOGLE_TEST_KEY_${alias.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;
 
 export async function startInvokeStack(label: string, options: {
   keys: TestKey[];

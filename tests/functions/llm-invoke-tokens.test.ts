@@ -60,6 +60,24 @@ describe("a valid token", () => {
     expect(usage!.meta).toMatchObject({ caller: `client:${t.name}` });
   });
 
+  it("keeps its stored answers apart from a service caller that labels itself client:<name>", async () => {
+    const t = await token();
+    const asClient = await s.call({ model: "gemma-3-27b", prompt: "the client's secret question", request_id: "ns-1" }, {
+      auth: t.token,
+    });
+    expect(asClient.status).toBe(200);
+    // The same request_id from the service key under the client's own caller name: not a replay of
+    // the client's answer, but a request of its own.
+    const impostor = await s.call({ model: "gemma-3-27b", prompt: "something else", request_id: "ns-1" }, {
+      headers: { "x-caller": `client:${t.name}` },
+    });
+    expect(impostor.status).toBe(200);
+    expect(impostor.body.replayed).toBeUndefined();
+    expect(impostor.body.text).not.toBe(asClient.body.text);
+    const callers = await s.sql`select distinct caller from public.google_ai_attempts where request_id = 'ns-1' order by caller`;
+    expect(callers.map((r) => r.caller)).toEqual([`client:${t.name}`, `service:client:${t.name}`]);
+  });
+
   it("is accepted in the apikey header too", async () => {
     const t = await token();
     const res = await s.call({ model: "gemini-2.5-flash", prompt: "x" }, { auth: null, headers: { apikey: t.token } });

@@ -12,17 +12,17 @@ const SERVICE_KEY = "sb_secret_maintenance_http_test_0123456789";
 // Key rows -> Edge secrets -> simulator keys. "revoked" is a key the simulator (Google) does not know;
 // "c1" is a key it knows but refuses for models.list (a key revoked after it was added).
 const SECRETS: Record<string, string> = {
-  MT_KEY_A1: "sim-key-a1",
-  MT_KEY_B1: "sim-key-b1",
-  MT_KEY_REVOKED: "sim-key-revoked-by-owner",
-  MT_KEY_C1: "sim-key-c1",
+  GOOGLE_MT_KEY_A1: "sim-key-a1",
+  GOOGLE_MT_KEY_B1: "sim-key-b1",
+  GOOGLE_MT_KEY_REVOKED: "sim-key-revoked-by-owner",
+  GOOGLE_MT_KEY_C1: "sim-key-c1",
 };
 const KEYS = [
-  { alias: "a1", env: "MT_KEY_A1", project: "sim-project-a", priority: 1 },
-  { alias: "b1", env: "MT_KEY_B1", project: "sim-project-b", priority: 2 },
-  { alias: "revoked", env: "MT_KEY_REVOKED", project: "sim-project-x", priority: 3 },
-  { alias: "c1", env: "MT_KEY_C1", project: "sim-project-c", priority: 4 },
-  { alias: "nosecret", env: "MT_KEY_NOT_SET", project: "sim-project-d", priority: 5 },
+  { alias: "a1", env: "GOOGLE_MT_KEY_A1", project: "sim-project-a", priority: 1 },
+  { alias: "b1", env: "GOOGLE_MT_KEY_B1", project: "sim-project-b", priority: 2 },
+  { alias: "revoked", env: "GOOGLE_MT_KEY_REVOKED", project: "sim-project-x", priority: 3 },
+  { alias: "c1", env: "GOOGLE_MT_KEY_C1", project: "sim-project-c", priority: 4 },
+  { alias: "nosecret", env: "GOOGLE_MT_KEY_NOT_SET", project: "sim-project-d", priority: 5 },
 ];
 
 let db: TestDatabase;
@@ -54,7 +54,7 @@ beforeAll(async () => {
       SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY,
       SUPABASE_SECRET_KEYS: "",
       GOOGLE_AI_BASE_URL: sim.url,
-      MT_KEY_NOT_SET: "",
+      GOOGLE_MT_KEY_NOT_SET: "",
       ...SECRETS,
     },
     log: (line) => logs.push(line),
@@ -146,8 +146,8 @@ describe("a run", () => {
     const [row] = await db.sql`select k.is_active, h.status, h.message from public.google_ai_api_keys k
                                join public.google_ai_key_health h on h.api_key_id = k.id where k.key_alias = 'nosecret'`;
     expect(row).toMatchObject({ is_active: true, status: "missing_secret" });
-    expect(row!.message).toMatch(/MT_KEY_NOT_SET/);
-    expect(first.body.problems.join("\n")).toMatch(/supabase secrets set MT_KEY_NOT_SET=/);
+    expect(row!.message).toMatch(/GOOGLE_MT_KEY_NOT_SET/);
+    expect(first.body.problems.join("\n")).toMatch(/supabase secrets set GOOGLE_MT_KEY_NOT_SET=/);
   });
 
   it("refreshes the catalogue: which models each key and quota group reaches, with their token limits", async () => {

@@ -113,6 +113,12 @@ describe("callerLabel", () => {
     expect(callerLabel("<>")).toBe("service");
     expect(callerLabel(null)).toBe("service");
   });
+
+  it("never yields a name in the clients' namespace", () => {
+    expect(callerLabel("client:fest-parser")).toBe("service:client:fest-parser");
+    expect(callerLabel("CLIENT:x")).toBe("service:CLIENT:x");
+    expect(callerLabel("bot:client:x")).toBe("bot:client:x");
+  });
 });
 
 describe("constantTimeEqual", () => {

@@ -47,11 +47,22 @@ export function presentedCredentials(headers: Headers): string[] {
   return found;
 }
 
-/** A caller's self-chosen label for logs (e.g. its GOOGLE_API_LOCALNAME): a safe short name or the default. */
+/**
+ * The namespace the database gives Kaggle clients (`client:<name>`): the caller name of their audit
+ * rows and of their stored answers (idempotency). A service caller's label never enters it.
+ */
+const CLIENT_NAMESPACE = /^client:/i;
+
+/**
+ * A caller's self-chosen label for logs (e.g. its GOOGLE_API_LOCALNAME): a safe short name or the
+ * default. A label in the clients' namespace is moved out of it (`client:x` → `service:client:x`), so
+ * a service caller can neither read nor pre-seed a client's stored answers.
+ */
 export function callerLabel(raw: string | null, fallback = DEFAULT_LABEL): string {
   if (raw === null) return fallback;
   const cleaned = raw.trim().replace(/[^A-Za-z0-9._:@-]/g, "_").slice(0, 64);
-  return /[A-Za-z0-9]/.test(cleaned) ? cleaned : fallback;
+  if (!/[A-Za-z0-9]/.test(cleaned)) return fallback;
+  return CLIENT_NAMESPACE.test(cleaned) ? `service:${cleaned}` : cleaned;
 }
 
 /** Identifies the caller or throws GatewayError("unauthorized"). Never echoes what was presented. */

@@ -26,4 +26,20 @@ describe("googleKeyReader", () => {
     }
     expect(read("bad name; rm -rf")).toBeUndefined();
   });
+
+  it("reads only Google key names by default, or what GATEWAY_KEY_ENV_PATTERN allows", () => {
+    const env = { GOOGLE_API_KEY_2: "AIza-2", OPENAI_API_KEY: "sk-x", STRIPE_SECRET: "sk_live", MY_KEY: "k" };
+    const byDefault = googleKeyReader(envOf(env));
+    expect(byDefault("GOOGLE_API_KEY_2")).toBe("AIza-2");
+    expect(byDefault("OPENAI_API_KEY")).toBeUndefined();
+    expect(byDefault("STRIPE_SECRET")).toBeUndefined();
+    const custom = googleKeyReader(envOf({ ...env, GATEWAY_KEY_ENV_PATTERN: "MY_KEY|GOOGLE_.*" }));
+    expect(custom("MY_KEY")).toBe("k");
+    expect(custom("STRIPE_SECRET")).toBeUndefined();
+    const malformed = googleKeyReader(envOf({ ...env, GATEWAY_KEY_ENV_PATTERN: "(" }));
+    expect(malformed("MY_KEY")).toBeUndefined();
+    expect(malformed("GOOGLE_API_KEY_2")).toBe("AIza-2");
+    const everything = googleKeyReader(envOf({ ...env, SUPABASE_SERVICE_ROLE_KEY: "sb", GATEWAY_KEY_ENV_PATTERN: ".*" }));
+    expect(everything("SUPABASE_SERVICE_ROLE_KEY")).toBeUndefined();
+  });
 });

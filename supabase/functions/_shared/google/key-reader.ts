@@ -6,6 +6,25 @@ type Env = (name: string) => string | undefined;
 // project's own credentials to the Google endpoint (or to whatever GOOGLE_AI_BASE_URL names).
 const NOT_A_GOOGLE_KEY = /^(SUPABASE_|GATEWAY_DB_|DATABASE_URL$|PG[A-Z]*$|DENO_|PATH$|HOME$)/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+/**
+ * Which secrets a key row may name: Google key names only by default, so a key row (which an
+ * operator or a mistake can write) cannot make the function send any other Edge secret to Google.
+ * GATEWAY_KEY_ENV_PATTERN replaces it (a regular expression the whole name must match); the names
+ * above stay refused whatever it says.
+ */
+export const DEFAULT_KEY_ENV_PATTERN = "GOOGLE_[A-Z0-9_]{1,100}";
+
+function allowedNames(get: Env): RegExp {
+  const configured = get("GATEWAY_KEY_ENV_PATTERN")?.trim();
+  if (configured) {
+    try {
+      return new RegExp(`^(?:${configured})$`);
+    } catch {
+      // A malformed pattern must not open every secret: keep the default.
+    }
+  }
+  return new RegExp(`^(?:${DEFAULT_KEY_ENV_PATTERN})$`);
+}
 
 /**
  * The Google key named by a key row's env_var_name, or undefined when the secret is not set or the
@@ -13,8 +32,9 @@ const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
  * another key is tried).
  */
 export function googleKeyReader(get: Env): (envVarName: string) => string | undefined {
+  const allowed = allowedNames(get);
   return (name) => {
-    if (!ENV_NAME.test(name) || NOT_A_GOOGLE_KEY.test(name)) return undefined;
+    if (!ENV_NAME.test(name) || NOT_A_GOOGLE_KEY.test(name) || !allowed.test(name)) return undefined;
     const value = get(name)?.trim();
     return value === undefined || value === "" ? undefined : value;
   };
