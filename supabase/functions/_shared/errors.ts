@@ -18,7 +18,7 @@
 // | not_found              | 404  | no such function (local functions server) or path                     |
 // | method_not_allowed     | 405  | only POST is accepted                                                 |
 // | body_too_large         | 413  | body exceeds the size limit (see details.limit_bytes)                 |
-// | request_in_progress    | 409  | a request with this request_id is being served now: retry it shortly  |
+// | request_in_progress    | 409  | this request_id is being served now; Retry-After: end of its claim    |
 // | unsupported_media_type | 415  | Content-Type must be application/json                                 |
 // | rate_limited           | 429  | no capacity now; Retry-After header + retry_after_ms and limit fields |
 // |                        |      | (limit token_budget: the token is used up, no Retry-After: mint anew;  |

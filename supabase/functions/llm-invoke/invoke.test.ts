@@ -480,3 +480,17 @@ describe("invoke: scoped tokens", () => {
     expect(google.calls).toHaveLength(0);
   });
 });
+
+describe("a request_id being served by another call", () => {
+  it("answers 409 with the real end of the first call's claim, not a fixed second", async () => {
+    const store = new FakeStore([{ ...refusal("in_progress", 412_300), retryAt: "2026-11-21T09:07:00Z" }]);
+    const { run } = setup(store, new FakeGoogle([]));
+    const error = await run({ request_id: "dup-1" }).then(() => null, (e: unknown) => e);
+    expect(error).toBeInstanceOf(GatewayError);
+    const e = error as GatewayError;
+    expect(e.code).toBe("request_in_progress");
+    expect(e.headers).toEqual({ "Retry-After": "413" });
+    expect(e.extra).toMatchObject({ retry_after_ms: 412_300, retry_at: "2026-11-21T09:07:00Z" });
+  });
+});
+

@@ -161,11 +161,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           }
           // The caller's own request_id was served before: answer from the stored result, no call.
           if (r.limit === "duplicate") return { ...(r.response as InvokeResult), replayed: true };
-          if (r.limit === "in_progress") {
-            throw new GatewayError("request_in_progress",
-              `A request with request_id ${requestId} is being served right now; retry it in a moment to get its answer.`,
-              { headers: { "Retry-After": "1" } });
-          }
+          if (r.limit === "in_progress") throw inProgress(requestId, r.retryAfterMs, r.retryAt);
           if (isTokenLimit(r.limit)) throw tokenRefusal(r.limit, r.retryAfterMs, request.model);
           if (r.limit === "unknown_model") throw unknownModel(request.model);
           if (r.limit === "too_large") {
@@ -382,6 +378,21 @@ export function tokenRefusal(limit: TokenLimit, retryAfterMs: number | null, mod
           (retryAfterMs === null ? "." : `; retry in ${retryAfterMs} ms.`),
       );
   }
+}
+
+/**
+ * The same request_id is being served: the first request holds it until it answers (then a retry
+ * gets its stored answer) or, if it died, until its claim runs out. Retry-After names that real
+ * end of the claim, the latest moment the id is free again.
+ */
+function inProgress(requestId: string, retryAfterMs: number | null, retryAt: string | null): GatewayError {
+  const waitMs = Math.max(1000, retryAfterMs ?? 1000);
+  return new GatewayError(
+    "request_in_progress",
+    `A request with request_id ${requestId} is being served right now; retry it when it is done to get its ` +
+      `answer (at the latest in ${Math.ceil(waitMs / 1000)} s, when its claim runs out).`,
+    { extra: { retry_after_ms: waitMs, retry_at: retryAt }, headers: { "Retry-After": String(Math.ceil(waitMs / 1000)) } },
+  );
 }
 
 function cancelled(): GatewayError {
