@@ -112,14 +112,17 @@ describe("refused tokens", () => {
     return await s.call({ model: "gemma-3-27b", prompt: "x", ...body }, { auth: tokenValue });
   }
 
-  it("expired: 401 token_expired, logged as a refusal under the client's name", async () => {
+  it("expired: 401 token_expired, counted in the aggregate row of its client, no attempt row", async () => {
     const t = await token();
     await s.sql`update public.google_ai_tokens set expires_at = now() - interval '1 second' where id = ${t.tokenId}`;
     const res = await refusal(t.token, { request_id: "tok-expired" });
     expect(res.status).toBe(401);
     expect(res.body.error.code).toBe("token_expired");
-    const [row] = await s.sql`select status, limit_hit, caller from public.google_ai_attempts where request_id = 'tok-expired'`;
-    expect(row).toEqual({ status: "refused", limit_hit: "token_expired", caller: `client:${t.name}` });
+    const rows = await s.sql`select 1 from public.google_ai_attempts where request_id = 'tok-expired'`;
+    expect(rows).toHaveLength(0);
+    const [agg] = await s.sql`select r.reason, r.refusals, c.name from public.google_ai_credential_refusals r
+                              join public.google_ai_clients c on c.id = r.client_id where r.token_id = ${t.tokenId}`;
+    expect(agg).toEqual({ reason: "token_expired", refusals: 1, name: t.name });
   });
 
   it("revoked token, and a token of a revoked client: 401 token_revoked", async () => {
@@ -131,6 +134,41 @@ describe("refused tokens", () => {
     const res = await refusal(u.token);
     expect(res.status).toBe(401);
     expect(res.body.error.code).toBe("token_revoked");
+  });
+
+  it("2,000 requests with a revoked token and 2,000 with made-up ones add no attempt row and no 5xx", async () => {
+    const t = await token();
+    await s.sql`select public.google_ai_revoke_token(${t.tokenId}::uuid)`;
+    const [before] = await s.sql`select count(*)::int as n from public.google_ai_attempts`;
+    const metadata = { notes: "m".repeat(900) };
+    const statuses = new Map<number, number>();
+    const send = async (i: number) => {
+      const auth = i % 2 === 0 ? t.token : newToken();
+      const res = await s.call({ model: "gemma-3-27b", prompt: "x", metadata }, { auth });
+      statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+    };
+    for (let i = 0; i < 4000; i += 40) await Promise.all(Array.from({ length: 40 }, (_, j) => send(i + j)));
+    expect(Object.fromEntries(statuses)).toEqual({ 401: 4000 });
+    const [after] = await s.sql`select count(*)::int as n from public.google_ai_attempts`;
+    expect(after!.n - before!.n).toBe(0);
+    // Counted in aggregate rows: the revoked token's own, and one per minute for every unknown token.
+    const agg = await s.sql`select reason, token_id is not null as named, sum(refusals)::int as n, count(*)::int as rows
+                            from public.google_ai_credential_refusals group by 1, 2 order by 1`;
+    const invalid = agg.find((r) => r.reason === "token_invalid")!;
+    expect(invalid.n).toBeGreaterThanOrEqual(2000);
+    expect(invalid.rows).toBeLessThanOrEqual(3); // one per minute
+    expect(agg.find((r) => r.reason === "token_revoked")!.named).toBe(true);
+  }, 120_000);
+
+  it("a made-up token is refused before its body is read", async () => {
+    // A body the handler would refuse as invalid JSON (400) if it ever read it.
+    const r = await fetch(s.url, {
+      method: "POST",
+      headers: { authorization: `Bearer ${newToken()}`, "content-type": "application/json" },
+      body: "{ not json",
+    });
+    expect(r.status).toBe(401);
+    expect((await r.json()).error.code).toBe("token_invalid");
   });
 
   it("forged (right shape, unknown): 401 token_invalid; a client secret is not a token: 401 unauthorized", async () => {

@@ -6,6 +6,7 @@ import { authenticate, type Caller } from "../_shared/auth.ts";
 import { errorResponse, GatewayError, jsonResponse } from "../_shared/errors.ts";
 import { parseJson, readBody } from "../_shared/http.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
+import { type TokenCheck, tokenStatusError } from "./token-check.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest, parseInvokeRequest, type RequestLimits } from "./request.ts";
 
 export interface InvokeContext {
@@ -38,6 +39,11 @@ export interface HandlerDeps {
   invoke: (ctx: InvokeContext) => Promise<InvokeResult>;
   /** Scoped tokens are accepted only once something validates them (the Kaggle issue). */
   acceptTokens?: boolean;
+  /**
+   * Checks a scoped token before the body is read (token-check.ts: cached per worker). Without it a
+   * token goes straight to the reservation, which validates it too.
+   */
+  checkToken?: (tokenHash: string) => Promise<TokenCheck>;
   maxBodyBytes?: number;
   requestLimits?: RequestLimits;
   /** Where unexpected errors are reported (already sanitized). */
@@ -63,6 +69,10 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       const caller = await authenticate(req.headers, deps.serviceKeys);
       if (caller.kind === "token" && deps.acceptTokens !== true) {
         throw new GatewayError("unauthorized", "Scoped tokens are not accepted by this deployment.");
+      }
+      if (caller.kind === "token" && deps.checkToken !== undefined) {
+        const check = await deps.checkToken(caller.tokenHash);
+        if (check.status !== "ok") throw tokenStatusError(check.status);
       }
       const contentType = req.headers.get("content-type") ?? "";
       if (!/^application\/json\s*(;|$)/i.test(contentType.trim())) {

@@ -8,6 +8,7 @@ import { createGoogleClient, googleBaseUrlFromEnv } from "../_shared/google/clie
 import { createHandler } from "./handler.ts";
 import { createInvoke } from "./invoke.ts";
 import { createPgStore } from "./pg-store.ts";
+import { cachedTokenCheck } from "./token-check.ts";
 import { serveFunction } from "../_shared/serve.ts";
 
 const env = (name: string) => Deno.env.get(name);
@@ -26,6 +27,7 @@ const store = createPgStore({ database: workerDatabase(env, "llm-invoke") });
 const handler = createHandler({
   serviceKeys: serviceKeysFromEnv(env),
   acceptTokens: true,
+  checkToken: cachedTokenCheck(store),
   requestLimits: requestLimitsFromEnv(env, options),
   invoke: createInvoke({
     store,

@@ -33,6 +33,7 @@ import {
   type TokenLimit,
 } from "./store.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
+import { tokenStatusError } from "./token-check.ts";
 import { finalizeReliably } from "./finalize.ts";
 
 export const MAX_ATTEMPTS = 3;
@@ -357,11 +358,9 @@ function isTokenLimit(limit: RefusalLimit): limit is TokenLimit {
 export function tokenRefusal(limit: TokenLimit, retryAfterMs: number | null, model: string): GatewayError {
   switch (limit) {
     case "token_invalid":
-      return new GatewayError("token_invalid", "Unknown token: get one from issue-kaggle-token.");
     case "token_expired":
-      return new GatewayError("token_expired", "The token has expired: get a new one from issue-kaggle-token.");
     case "token_revoked":
-      return new GatewayError("token_revoked", "The token or its client has been revoked.");
+      return tokenStatusError(limit);
     case "model_not_allowed":
       return new GatewayError("model_not_allowed", `This token may not use model ${model}.`, { details: { model } });
     case "token_budget":

@@ -4,6 +4,7 @@
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
 //   model     a select on google_ai_model_limits (invoke.ts caches it per worker)
+//   token     public.google_ai_check_token, before the body is read (token-check.ts caches it)
 // Any database failure becomes GatewayError("unavailable") (503 JSON with Retry-After); the sanitized
 // cause goes to the log, never to the caller. Outages (DatabaseUnavailable) are logged by db.ts.
 import { GatewayError } from "../_shared/errors.ts";
@@ -20,6 +21,7 @@ import {
   type Reservation,
   type ReserveParams,
 } from "./store.ts";
+import type { TokenChecker, TokenStatus } from "./token-check.ts";
 
 export interface PgStoreOptions {
   /** The worker's database (_shared/db.ts): deadlines, fail-fast while down, one retry of a stale connection. */
@@ -27,7 +29,7 @@ export interface PgStoreOptions {
   logError?: (message: string) => void;
 }
 
-export function createPgStore(options: PgStoreOptions): GatewayStore {
+export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChecker {
   const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
 
   async function run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
@@ -42,6 +44,13 @@ export function createPgStore(options: PgStoreOptions): GatewayStore {
   }
 
   return {
+    checkToken: (tokenHash, refusals) =>
+      run("token check", async (sql) => {
+        const [row] = await sql<{ r: { status: TokenStatus } }[]>`
+          select public.google_ai_check_token(p_token_hash => ${tokenHash}, p_refusals => ${refusals}::integer) as r`;
+        return { status: row!.r.status };
+      }),
+
     modelCapabilities: (model) =>
       run("model lookup", async (sql) => {
         const rows = await sql<{ model: string; sis: boolean; json: boolean }[]>`

@@ -152,3 +152,13 @@ describe("parseInvokeRequest: rejections", () => {
     }
   });
 });
+
+describe("metadata is kept small", () => {
+  it("accepts 1 KiB as JSON and refuses a byte more", () => {
+    const fits = { note: "m".repeat(1024 - '{"note":""}'.length) };
+    expect(parseInvokeRequest({ model: "m", prompt: "x", metadata: fits }).metadata).toEqual(fits);
+    const over = { note: "m".repeat(1025 - '{"note":""}'.length) };
+    expect(() => parseInvokeRequest({ model: "m", prompt: "x", metadata: over })).toThrow(/1025 bytes/);
+  });
+});
+

@@ -38,7 +38,8 @@ export interface RequestLimits {
 export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
   maxWaitBudgetMs: 60_000,
   defaultMaxWaitMs: 30_000,
-  maxMetadataBytes: 4096,
+  // Kept in every audit row, refusals included: small, so refusals cannot grow the log by much.
+  maxMetadataBytes: 1024,
 };
 
 const MAX_TURNS = 1000;
