@@ -22,6 +22,12 @@ export const DEFAULT_FUNCTIONS_DIR = path.join(REPO_ROOT, "supabase", "functions
 export const DEFAULT_FUNCTIONS_PORT = 54321;
 // What a function may do locally. Edge Runtime grants more; keep this list what our code needs.
 export const DENO_PERMISSIONS = ["--allow-net", "--allow-env", "--allow-read"];
+/**
+ * request.signal aborts only when the client goes away, as on Supabase's Edge Runtime, not also after
+ * every successful response (Deno's legacy behaviour, which also prints a deprecation warning on the
+ * first request of a function that hands the signal on, as llm-invoke does to cancel Google's call).
+ */
+export const DENO_FLAGS = ["--unstable-no-legacy-abort"];
 const FUNCTION_NAME = /^[A-Za-z0-9][A-Za-z0-9_-]*$/;
 const HOP_BY_HOP = new Set([
   "connection",
@@ -197,6 +203,7 @@ function spawnFunction(
   const args = [
     "run",
     ...DENO_PERMISSIONS,
+    ...DENO_FLAGS,
     "--no-prompt",
     ...(existsSync(config) ? ["--config", config] : []),
     path.join(dir, "index.ts"),

@@ -105,6 +105,17 @@ describe("success path", () => {
     expect(row).toEqual({ caller: "service" });
   });
 
+  it("prints one JSON line per request, and no runtime warning", async () => {
+    const res = await s.call({ model: "gemma-3-27b", prompt: "a private question", request_id: "log-line-1" });
+    expect(res.status).toBe(200);
+    const mine = s.logs.filter((l) => l.includes('"request_id":"log-line-1"'));
+    expect(mine).toHaveLength(1);
+    const entry = JSON.parse(mine[0]!.slice(mine[0]!.indexOf("{")));
+    expect(entry).toMatchObject({ function: "llm-invoke", outcome: "ok", status: 200, attempts: 1, model: "gemma-3-27b-it" });
+    expect(mine[0]).not.toContain("a private question");
+    expect(s.logs.join("\n")).not.toContain("request.signal");
+  });
+
   it("returns the raw candidates only when asked", async () => {
     const plain = await s.call({ model: "gemma-3-27b-it", prompt: "hi" });
     expect(plain.body).not.toHaveProperty("candidates");

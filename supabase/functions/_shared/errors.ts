@@ -20,6 +20,7 @@
 // | body_too_large         | 413  | body exceeds the size limit (see details.limit_bytes)                 |
 // | request_in_progress    | 409  | this request_id is being served now; Retry-After: end of its claim    |
 // | unsupported_media_type | 415  | Content-Type must be application/json                                 |
+// | client_closed          | 499  | the client closed the connection mid-request (logged; nobody to tell) |
 // | rate_limited           | 429  | no capacity now; Retry-After header + retry_after_ms and limit fields |
 // |                        |      | (limit token_budget: the token is used up, no Retry-After: mint anew;  |
 // |                        |      |  limit client_budget: the client's daily budget, until Pacific midnight)|
@@ -47,6 +48,7 @@ export const ERROR_STATUS = {
   body_too_large: 413,
   unsupported_media_type: 415,
   rate_limited: 429,
+  client_closed: 499,
   internal_error: 500,
   upstream_error: 502,
   unavailable: 503,

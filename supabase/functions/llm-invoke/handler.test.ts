@@ -22,6 +22,7 @@ function build(overrides: Partial<HandlerDeps> = {}) {
     serviceKeys: [KEY],
     invoke,
     logError,
+    logRequest: () => {},
     newRequestId: () => "generated-id",
     ...overrides,
   });
@@ -172,3 +173,66 @@ describe("llm-invoke handler", () => {
     expect((await json(res)).error).toEqual({ code: "unknown_model", message: "Unknown model gemma-9." });
   });
 });
+
+describe("one JSON log line per request", () => {
+  it("a success: caller, model, outcome, attempts, tokens, latency; never the prompt or the key", async () => {
+    const lines: string[] = [];
+    let t = 1000;
+    const { handler } = build({ logRequest: (l) => lines.push(l), now: () => (t += 7) });
+    await handler(post(JSON.stringify({ model: "gemma-3-27b", prompt: "секретный вопрос", request_id: "r-log" }), {
+      "x-caller": "eve-bot",
+    }));
+    expect(lines).toHaveLength(1);
+    expect(JSON.parse(lines[0]!)).toEqual({
+      function: "llm-invoke",
+      request_id: "r-log",
+      method: "POST",
+      caller: "eve-bot",
+      model: "gemma-3-27b-it",
+      mode: "WAIT",
+      key_alias: "main",
+      attempts: 1,
+      waited_ms: 0,
+      prompt_tokens: 3,
+      completion_tokens: 2,
+      replayed: false,
+      outcome: "ok",
+      status: 200,
+      latency_ms: 7,
+    });
+    expect(lines[0]).not.toContain("секретный");
+    expect(lines[0]).not.toContain(KEY);
+  });
+
+  it("a refusal: its code and limit", async () => {
+    const lines: string[] = [];
+    const { handler } = build({
+      logRequest: (l) => lines.push(l),
+      invoke: () => Promise.reject(rateLimited("rpm", 1500)),
+    });
+    await handler(post(JSON.stringify({ model: "m", prompt: "x" })));
+    expect(JSON.parse(lines[0]!)).toMatchObject({ outcome: "rate_limited", limit: "rpm", status: 429 });
+  });
+
+  it("a client that goes away mid-body is client_closed, not an unexpected error", async () => {
+    const lines: string[] = [];
+    const { handler, logError } = build({ logRequest: (l) => lines.push(l) });
+    const body = new ReadableStream<Uint8Array>({
+      start(c) {
+        c.enqueue(new TextEncoder().encode('{"model": "m", "prompt": "'));
+        c.error(new Error("connection reset by peer"));
+      },
+    });
+    const res = await handler(new Request(URL_, {
+      method: "POST",
+      body,
+      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+      duplex: "half",
+    } as RequestInit));
+    expect(res.status).toBe(499);
+    expect((await json(res)).error?.code).toBe("client_closed");
+    expect(logError).not.toHaveBeenCalled();
+    expect(JSON.parse(lines[0]!)).toMatchObject({ outcome: "client_closed" });
+  });
+});
+

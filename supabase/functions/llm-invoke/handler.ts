@@ -48,6 +48,9 @@ export interface HandlerDeps {
   requestLimits?: RequestLimits;
   /** Where unexpected errors are reported (already sanitized). */
   logError?: (message: string, requestId: string) => void;
+  /** Where the one JSON line per request goes (default: console.log). */
+  logRequest?: (line: string) => void;
+  now?: () => number;
   newRequestId?: () => string;
 }
 
@@ -59,14 +62,21 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   const newRequestId = deps.newRequestId ?? (() => crypto.randomUUID());
   const logError = deps.logError ?? ((message, requestId) => console.error(`[llm-invoke ${requestId}] ${message}`));
 
+  const logRequest = deps.logRequest ?? ((line: string) => console.log(line));
+  const now = deps.now ?? (() => Date.now());
+
   return async (req: Request): Promise<Response> => {
+    const started = now();
     let requestId = newRequestId();
+    const entry: RequestLogEntry = { function: "llm-invoke", request_id: requestId, method: req.method };
+    let response: Response;
     try {
       if (req.method !== "POST") {
         throw new GatewayError("method_not_allowed", "Use POST with a JSON body.", { headers: { allow: "POST" } });
       }
       // Credentials before the body: an anonymous caller must not make us read a megabyte.
       const caller = await authenticate(req.headers, deps.serviceKeys);
+      entry.caller = caller.kind === "service" ? caller.label : "token";
       if (caller.kind === "token" && deps.acceptTokens !== true) {
         throw new GatewayError("unauthorized", "Scoped tokens are not accepted by this deployment.");
       }
@@ -84,15 +94,59 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       const body = parseJson(await readBody(req, maxBodyBytes));
       const request = parseInvokeRequest(body, limits);
       requestId = request.requestId ?? requestId;
+      entry.request_id = requestId;
+      entry.model = request.model;
+      entry.mode = request.mode;
       const result = await deps.invoke({ caller, request, requestId, signal: req.signal });
-      return jsonResponse({ ...result, request_id: requestId }, 200, { "x-request-id": requestId });
+      Object.assign(entry, {
+        model: result.model,
+        key_alias: result.key_alias,
+        attempts: result.attempts,
+        waited_ms: result.waited_ms,
+        prompt_tokens: result.usage.prompt_tokens,
+        completion_tokens: result.usage.completion_tokens,
+        replayed: result.replayed === true,
+      });
+      response = jsonResponse({ ...result, request_id: requestId }, 200, { "x-request-id": requestId });
+      entry.outcome = "ok";
     } catch (error) {
       const gatewayError = error instanceof GatewayError ? error : unexpected(error, requestId, logError);
-      const response = errorResponse(gatewayError, { request_id: requestId });
+      response = errorResponse(gatewayError, { request_id: requestId });
       response.headers.set("x-request-id", requestId);
-      return response;
+      entry.outcome = gatewayError.code;
+      const limit = gatewayError.extra?.limit;
+      if (typeof limit === "string") entry.limit = limit;
     }
+    entry.status = response.status;
+    entry.latency_ms = now() - started;
+    logRequest(JSON.stringify(entry));
+    return response;
   };
+}
+
+/**
+ * One line per request, for the Supabase log explorer: who, what, how it ended, how long, how many
+ * tokens. Never a credential, never the prompt or the answer.
+ */
+export interface RequestLogEntry {
+  function: "llm-invoke";
+  request_id: string;
+  method: string;
+  /** The service caller's label, or "token" (the audit row names the client). */
+  caller?: string;
+  model?: string;
+  mode?: string;
+  /** "ok" or the error code of the answer. */
+  outcome?: string;
+  status?: number;
+  limit?: string;
+  key_alias?: string;
+  attempts?: number;
+  waited_ms?: number;
+  prompt_tokens?: number;
+  completion_tokens?: number;
+  replayed?: boolean;
+  latency_ms?: number;
 }
 
 function unexpected(error: unknown, requestId: string, log: (m: string, id: string) => void): GatewayError {
