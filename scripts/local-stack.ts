@@ -9,6 +9,7 @@
 //   functions     http://127.0.0.1:54321          (SUPABASE_URL for callers)
 //   database      postgres://postgres@127.0.0.1:54322/postgres (trust auth on loopback; data in .data/postgres)
 //   simulator     http://127.0.0.1:54329, the seeded key's GOOGLE_API_KEY = sim-key-a1
+import { gatewayRoleUrl } from "../shared/db/gateway-role.ts";
 import { startLocalDatabase } from "./local-db.ts";
 import { freePort } from "../shared/free-port.ts";
 import { DEFAULT_FUNCTIONS_PORT, type FunctionsServer, startFunctionsServer } from "./serve-functions.ts";
@@ -107,7 +108,8 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     const functionsUrl = `http://127.0.0.1:${port}`;
     const functionEnv: Record<string, string> = {
       SUPABASE_URL: functionsUrl,
-      SUPABASE_DB_URL: databaseUrl,
+      // The functions' own least-privileged role, as in production (shared/db/gateway-role.ts).
+      SUPABASE_DB_URL: await gatewayRoleUrl(databaseUrl),
       SUPABASE_SERVICE_ROLE_KEY: LOCAL_SERVICE_KEY,
       SUPABASE_SECRET_KEYS: JSON.stringify({ default: LOCAL_SERVICE_KEY }),
       SUPABASE_ANON_KEY: LOCAL_ANON_KEY,

@@ -1,13 +1,14 @@
 // llm-invoke served for a benchmark part: one Deno process against the part's database and the
 // simulator, authenticated by a fixed bench service key, its Google key read from BENCH_SIM_KEY.
 import { startFunctionsServer, type FunctionsServer } from "../../scripts/serve-functions.ts";
+import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
 
 export const BENCH_SERVICE_KEY = "bench-service-key-not-a-secret";
 export const BENCH_SIM_KEY = "bench-sim-key";
 /** The env var name the bench key rows carry (the function reads the simulator key from it). */
 export const BENCH_SIM_KEY_VAR = "GOOGLE_BENCH_SIM_KEY";
 
-export function serveLlmInvoke(opts: {
+export async function serveLlmInvoke(opts: {
   dbUrl: string;
   simUrl: string;
   /** Extra environment, e.g. LLM_INVOKE_* tuning. */
@@ -20,7 +21,8 @@ export function serveLlmInvoke(opts: {
     port: 0,
     only: ["llm-invoke"],
     env: {
-      SUPABASE_DB_URL: opts.dbUrl,
+      // As in production: the functions' own role, which may only call the RPCs.
+      SUPABASE_DB_URL: await gatewayRoleUrl(opts.dbUrl),
       SUPABASE_SERVICE_ROLE_KEY: BENCH_SERVICE_KEY,
       GOOGLE_AI_BASE_URL: opts.simUrl,
       [BENCH_SIM_KEY_VAR]: BENCH_SIM_KEY,

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FunctionsServer, startFunctionsServer } from "../../scripts/serve-functions.ts";
 import { type GoogleSimulator, startGoogleSimulator } from "../../shared/google-sim/server.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
 
 const SERVICE_KEY = "sb_secret_maintenance_http_test_0123456789";
 // Key rows -> Edge secrets -> simulator keys. "revoked" is a key the simulator (Google) does not know;
@@ -49,7 +50,7 @@ beforeAll(async () => {
     port: 0,
     only: ["maintenance"],
     env: {
-      SUPABASE_DB_URL: db.url,
+      SUPABASE_DB_URL: await gatewayRoleUrl(db.url),
       GATEWAY_DB_URL: "",
       SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY,
       SUPABASE_SECRET_KEYS: "",

@@ -5,6 +5,7 @@
 import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase, type TestDatabase } from "../../../tests/support/test-database.ts";
+import { gatewayRoleUrl } from "../../../shared/db/gateway-role.ts";
 import { createDatabase, type Database, dbConfigFromEnv } from "../_shared/db.ts";
 import { GatewayError } from "../_shared/errors.ts";
 import { createPgStore, jsonSafe, parseReserveResult } from "./pg-store.ts";
@@ -36,7 +37,9 @@ beforeAll(async () => {
   await db.sql`update public.google_ai_api_keys set project_id = 'proj-default' where key_alias = 'default'`;
   await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
                values ('second', 'SECOND_KEY', 'proj-second', 200)`;
-  database = createDatabase({ config: dbConfigFromEnv(() => db.url), applicationName: "pg-store-test" });
+  // The store connects as the functions' own role: a missing grant fails here.
+  const asGateway = await gatewayRoleUrl(db.url);
+  database = createDatabase({ config: dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? asGateway : undefined)), applicationName: "pg-store-test" });
 });
 
 afterAll(async () => {

@@ -3,7 +3,7 @@
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call)
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
-//   model     a select on google_ai_model_limits (invoke.ts caches it per worker)
+//   model     public.google_ai_model_capabilities (invoke.ts caches it per worker)
 //   token     public.google_ai_check_token, before the body is read (token-check.ts caches it)
 // Any database failure becomes GatewayError("unavailable") (503 JSON with Retry-After); the sanitized
 // cause goes to the log, never to the caller. Outages (DatabaseUnavailable) are logged by db.ts.
@@ -54,11 +54,8 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
     modelCapabilities: (model) =>
       run("model lookup", async (sql) => {
         const rows = await sql<{ model: string; sis: boolean; json: boolean }[]>`
-          select l.model, l.supports_system_instruction as sis, l.supports_json_mode as json
-          from public.google_ai_model_limits l
-          where l.is_active and (l.model = ${model} or ${model} = any (l.aliases))
-          order by (l.model = ${model}) desc, l.id
-          limit 1`;
+          select c.model, c.supports_system_instruction as sis, c.supports_json_mode as json
+          from public.google_ai_model_capabilities(p_model => ${model}) c`;
         const row = rows[0];
         return row === undefined
           ? null

@@ -1,6 +1,6 @@
 // What the maintenance run needs from the database, as an interface (tests use fakes), and its
-// postgres.js implementation over the SQL API of migrations 20261121100000 and 20261121100300:
-// one statement per call, the logic in SQL.
+// postgres.js implementation: one RPC per call (the functions' role may call nothing else), the
+// logic in SQL.
 import type postgres from "postgres";
 import type { Database } from "../_shared/db.ts";
 import type { CatalogueModel } from "./google-models.ts";
@@ -111,10 +111,7 @@ export function createPgMaintenanceStore(db: Pick<Database, "run">): Maintenance
     activeKeys: () =>
       db.run("active keys", (sql) =>
         sql<ActiveKey[]>`
-          select k.id::text as id, k.key_alias, k.env_var_name, coalesce(k.project_id, 'key:' || k.id::text) as quota_group
-          from public.google_ai_api_keys k
-          where k.is_active
-          order by k.priority nulls last, k.key_alias`),
+          select k.id, k.key_alias, k.env_var_name, k.quota_group from public.google_ai_active_keys() k`),
     recordKeyCheck: (check) =>
       db.run("record key check", async (sql) => {
         const [row] = await sql<{ r: KeyCheckRecord }[]>`
@@ -129,17 +126,15 @@ export function createPgMaintenanceStore(db: Pick<Database, "run">): Maintenance
         sql<CatalogueStatus[]>`
           select model, is_active, keys_checked, keys_listing, quota_groups, input_token_limit, output_token_limit,
                  catalogue_status
-          from public.google_ai_model_catalogue_status
-          order by model`),
+          from public.google_ai_catalogue_status()`),
     logRun: (entry) =>
       db.run("log run", async (sql) => {
         const [row] = await sql<{ id: number }[]>`
-          insert into public.google_ai_maintenance_log
-            (operation, tables_affected, deleted_count, started_at, completed_at, status, details)
-          values (${RUN_OPERATION}, ${entry.tablesAffected}::text[], ${entry.deletedCount}::integer,
-                  ${entry.startedAt}::timestamptz, ${entry.completedAt}::timestamptz, ${entry.status},
-                  ${sql.json(entry.details as postgres.JSONValue)}::jsonb)
-          returning id`;
+          select public.google_ai_log_maintenance_run(
+            p_operation => ${RUN_OPERATION}, p_tables_affected => ${entry.tablesAffected}::text[],
+            p_deleted_count => ${entry.deletedCount}::integer, p_started_at => ${entry.startedAt}::timestamptz,
+            p_completed_at => ${entry.completedAt}::timestamptz, p_status => ${entry.status},
+            p_details => ${sql.json(entry.details as postgres.JSONValue)}::jsonb) as id`;
         return row!.id;
       }),
   };
