@@ -147,7 +147,11 @@ describe("generate against the local stack", () => {
     expect(third.token_id).not.toBe(second.token_id);
     expect(await tokensOf(name)).toBe(3);
     const rows = await db.sql`select status, limit_hit from public.google_ai_attempts where request_id = ${r.request_id} order by id`;
-    expect(rows).toEqual([{ status: "refused", limit_hit: "token_expired" }, { status: "succeeded", limit_hit: null }]);
+    // The expired token was refused before any attempt row; its refusal is counted per token instead.
+    expect(rows).toEqual([{ status: "succeeded", limit_hit: null }]);
+    const [refusal] = await db.sql`select reason, refusals from public.google_ai_credential_refusals
+                                   where token_id = ${second.token_id}`;
+    expect(refusal).toEqual({ reason: "token_expired", refusals: 1 });
   });
 
   it("typed refusals: wrong secret, revoked client, scope, model, budgets, mint rate", async () => {

@@ -10,7 +10,18 @@ export const LOCAL_GATEWAY_PASSWORD = "eve_gateway_local_only";
 
 /** Gives the role LOGIN with the local password (once per cluster) and returns the URL to connect as it. */
 export async function gatewayRoleUrl(ownerUrl: string): Promise<string> {
-  const sql = connect(ownerUrl, { max: 1 });
+  const u = new URL(ownerUrl);
+  u.username = GATEWAY_ROLE;
+  u.password = LOCAL_GATEWAY_PASSWORD;
+  const sql = connect(ownerUrl, { max: 1, connect_timeout: 5 });
+  try {
+    await sql`select 1`;
+  } catch {
+    // Unreachable (a stack started against a database that is down on purpose): the functions will
+    // find that out themselves and answer 503, as they would in production.
+    await sql.end({ timeout: 1 }).catch(() => {});
+    return u.toString();
+  }
   try {
     for (let tries = 0; ; tries++) {
       const [role] = await sql<{ login: boolean }[]>`select rolcanlogin as login from pg_roles where rolname = ${GATEWAY_ROLE}`;
@@ -28,8 +39,5 @@ export async function gatewayRoleUrl(ownerUrl: string): Promise<string> {
   } finally {
     await sql.end();
   }
-  const u = new URL(ownerUrl);
-  u.username = GATEWAY_ROLE;
-  u.password = LOCAL_GATEWAY_PASSWORD;
   return u.toString();
 }

@@ -71,5 +71,5 @@ begin
 end
 $$;
 
-revoke all on function public.google_ai_check_token(text, integer) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_check_token(text, integer) from public, anon, authenticated;
 grant execute on function public.google_ai_check_token(text, integer) to service_role;

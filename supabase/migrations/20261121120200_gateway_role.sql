@@ -70,28 +70,40 @@ begin
     'public.google_ai_catalogue_status()',
     'public.google_ai_log_maintenance_run(text, text[], integer, timestamptz, timestamptz, text, jsonb)'
   ]::regprocedure[] loop
-    execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
+    -- Not from service_role: revoking and granting again would reorder the ACL on every run.
+    execute format('revoke all on function %s from public, anon, authenticated', f);
     execute format('grant execute on function %s to service_role', f);
   end loop;
 end
 $$;
 
--- Exactly what the three functions call (supabase/functions/*/pg-store.ts and store.ts).
-grant execute on function
-  -- llm-invoke
-  public.google_ai_check_token(text, integer),
-  public.google_ai_model_capabilities(text),
-  public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb, boolean),
-  public.google_ai_reserve_with_token(text, text, integer, text, uuid[], integer, integer, jsonb, boolean),
-  public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean, jsonb),
-  public.google_ai_release(uuid, text),
-  public.google_ai_end_request(uuid),
-  -- issue-kaggle-token
-  public.google_ai_mint_token(text, text, text[], integer, integer, integer),
-  -- maintenance
-  public.google_ai_housekeeping(),
-  public.google_ai_active_keys(),
-  public.google_ai_record_key_check(uuid, text, integer, text, text, jsonb, boolean),
-  public.google_ai_catalogue_status(),
-  public.google_ai_log_maintenance_run(text, text[], integer, timestamptz, timestamptz, text, jsonb)
-to eve_gateway;
+-- Exactly what the three functions call (supabase/functions/*/pg-store.ts and store.ts). Revoked
+-- first so the role is granted last on every run: earlier migrations revoke and grant service_role
+-- again when they are re-applied, and the ACL must come out the same each time.
+do $$
+declare
+  f regprocedure;
+begin
+  foreach f in array array[
+    -- llm-invoke
+    'public.google_ai_check_token(text, integer)',
+    'public.google_ai_model_capabilities(text)',
+    'public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb, boolean)',
+    'public.google_ai_reserve_with_token(text, text, integer, text, uuid[], integer, integer, jsonb, boolean)',
+    'public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean, jsonb)',
+    'public.google_ai_release(uuid, text)',
+    'public.google_ai_end_request(uuid)',
+    -- issue-kaggle-token
+    'public.google_ai_mint_token(text, text, text[], integer, integer, integer)',
+    -- maintenance
+    'public.google_ai_housekeeping()',
+    'public.google_ai_active_keys()',
+    'public.google_ai_record_key_check(uuid, text, integer, text, text, jsonb, boolean)',
+    'public.google_ai_catalogue_status()',
+    'public.google_ai_log_maintenance_run(text, text[], integer, timestamptz, timestamptz, text, jsonb)'
+  ]::regprocedure[] loop
+    execute format('revoke all on function %s from eve_gateway', f);
+    execute format('grant execute on function %s to eve_gateway', f);
+  end loop;
+end
+$$;
