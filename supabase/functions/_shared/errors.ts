@@ -13,6 +13,9 @@
 // | token_invalid          | 401  | a well-formed scoped token that the database does not know           |
 // | token_expired          | 401  | the scoped token has expired: mint a new one at issue-kaggle-token    |
 // | token_revoked          | 401  | the token or its client was revoked: ask the operator                 |
+// | invalid_secret         | 401  | issue-kaggle-token: the client secret is missing, malformed or unknown |
+// | client_revoked         | 401  | issue-kaggle-token: the client was revoked (its tokens with it)       |
+// | scope_exceeded         | 403  | issue-kaggle-token: more than the client may have; see `allowed`      |
 // | forbidden              | 403  | valid credential, but not allowed this scope                          |
 // | model_not_allowed      | 403  | the scoped token may not use this model (see details.model)           |
 // | not_found              | 404  | no such function (local functions server) or path                     |
@@ -37,11 +40,14 @@ export const ERROR_STATUS = {
   unsupported_feature: 400,
   upstream_rejected: 400,
   unauthorized: 401,
+  invalid_secret: 401,
+  client_revoked: 401,
   token_invalid: 401,
   token_expired: 401,
   token_revoked: 401,
   forbidden: 403,
   model_not_allowed: 403,
+  scope_exceeded: 403,
   not_found: 404,
   method_not_allowed: 405,
   request_in_progress: 409,
