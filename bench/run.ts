@@ -16,6 +16,7 @@ import { runWaitUtilisation } from "./wait-utilisation.ts";
 import { runPeers } from "./peers.ts";
 import { runGatewayOverhead } from "./gateway-overhead.ts";
 import { runOutage } from "./outage.ts";
+import { runHostileInput } from "./hostile-input.ts";
 
 const HOW_TO_READ = `
 - **Compare within this run, not across runs.** The machine is a shared 2-core VM (see the load average above): other
@@ -145,6 +146,11 @@ async function main(): Promise<number> {
       id: "outage",
       title: "6. database outage: time to a 503",
       fn: () => runOutage(smoke ? { rounds: 1, crowd: 5 } : { rounds: 3, crowd: 20 }, log),
+    },
+    {
+      id: "hostile-input",
+      title: "7. what a hostile request costs",
+      fn: () => runHostileInput(smoke ? { rounds: 1, bodyBytes: 200_000 } : { rounds: 7, bodyBytes: 990_000 }, log),
     },
   ];
   const waitJob = {
