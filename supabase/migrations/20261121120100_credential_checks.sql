@@ -27,7 +27,23 @@ alter table public.google_ai_credential_refusals enable row level security;
 revoke all on table public.google_ai_credential_refusals from anon, authenticated, service_role;
 grant select on public.google_ai_credential_refusals to service_role;
 
--- Checks a token by its SHA-256 hex. Returns {status: 'ok', token_id, client, models, expires_at} or
+-- A client's scope caps output tokens too: budgets count input tokens (as Google's TPM does), so
+-- without a cap one request could ask for a million output tokens. Requests above it are refused,
+-- requests without maxOutputTokens are sent with it.
+alter table public.google_ai_clients add column if not exists max_output_tokens integer not null default 8192;
+do $$
+begin
+  alter table public.google_ai_clients add constraint google_ai_clients_max_output_tokens_check
+    check (max_output_tokens between 1 and 1000000);
+exception
+  when duplicate_object then null;
+end
+$$;
+comment on column public.google_ai_clients.max_output_tokens is
+  'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
+
+-- Checks a token by its SHA-256 hex. Returns {status: 'ok', token_id, client, models, expires_at,
+-- max_output_tokens} or
 -- {status: <refusal>} after counting p_refusals refused requests (the one being checked plus those the
 -- caller's cache refused since its last check) in the minute's aggregate row.
 create or replace function public.google_ai_check_token(p_token_hash text, p_refusals integer default 1)
@@ -54,7 +70,7 @@ begin
 
   if v_reason is null then
     return jsonb_build_object('status', 'ok', 'token_id', v_token.id, 'client', v_client.name,
-      'models', v_token.models, 'expires_at', v_token.expires_at);
+      'models', v_token.models, 'expires_at', v_token.expires_at, 'max_output_tokens', v_client.max_output_tokens);
   end if;
 
   insert into public.google_ai_credential_refusals as r (minute, reason, token_id, client_id, refusals)

@@ -78,6 +78,21 @@ describe("a valid token", () => {
     expect(callers.map((r) => r.caller)).toEqual([`client:${t.name}`, `service:client:${t.name}`]);
   });
 
+  it("is held to its client's output cap: above it 400 naming the cap, without maxOutputTokens the cap is sent", async () => {
+    const t = await token();
+    await s.sql`update public.google_ai_clients set max_output_tokens = 3 where id = ${t.clientId}::uuid`;
+    const over = await s.call({ model: "gemma-3-27b", prompt: "x", generationConfig: { maxOutputTokens: 1_000_000 } }, { auth: t.token });
+    expect(over.status).toBe(400);
+    expect(over.body.error).toMatchObject({ code: "invalid_request", details: { max_output_tokens: 3 } });
+    // Unnamed: the gateway asks Google for at most 3 output tokens (the simulator cuts there).
+    const capped = await s.call({ model: "gemma-3-27b", prompt: "a question whose answer is long enough to cut" }, { auth: t.token });
+    expect(capped.status).toBe(200);
+    expect(capped.body.finish_reason).toBe("MAX_TOKENS");
+    expect(capped.body.usage.completion_tokens).toBeLessThanOrEqual(3);
+    const within = await s.call({ model: "gemma-3-27b", prompt: "x", generationConfig: { maxOutputTokens: 2 } }, { auth: t.token });
+    expect(within.status).toBe(200);
+  });
+
   it("is accepted in the apikey header too", async () => {
     const t = await token();
     const res = await s.call({ model: "gemini-2.5-flash", prompt: "x" }, { auth: null, headers: { apikey: t.token } });

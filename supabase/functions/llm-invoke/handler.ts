@@ -80,9 +80,11 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       if (caller.kind === "token" && deps.acceptTokens !== true) {
         throw new GatewayError("unauthorized", "Scoped tokens are not accepted by this deployment.");
       }
+      let outputCap: number | undefined;
       if (caller.kind === "token" && deps.checkToken !== undefined) {
         const check = await deps.checkToken(caller.tokenHash);
         if (check.status !== "ok") throw tokenStatusError(check.status);
+        outputCap = check.maxOutputTokens;
       }
       const contentType = req.headers.get("content-type") ?? "";
       if (!/^application\/json\s*(;|$)/i.test(contentType.trim())) {
@@ -92,7 +94,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         );
       }
       const body = parseJson(await readBody(req, maxBodyBytes));
-      const request = parseInvokeRequest(body, limits);
+      const request = capOutputTokens(parseInvokeRequest(body, limits), outputCap);
       requestId = request.requestId ?? requestId;
       entry.request_id = requestId;
       entry.model = request.model;
@@ -147,6 +149,26 @@ export interface RequestLogEntry {
   completion_tokens?: number;
   replayed?: boolean;
   latency_ms?: number;
+}
+
+/**
+ * A client's scope caps output tokens (budgets count input only): a request above the cap is refused,
+ * one that names no maxOutputTokens is sent with the cap.
+ */
+function capOutputTokens(request: NormalizedRequest, cap: number | undefined): NormalizedRequest {
+  if (cap === undefined) return request;
+  const asked = request.generationConfig.maxOutputTokens;
+  if (asked === undefined || asked === 0) {
+    return { ...request, generationConfig: { ...request.generationConfig, maxOutputTokens: cap } };
+  }
+  if (asked > cap) {
+    throw new GatewayError(
+      "invalid_request",
+      `generationConfig.maxOutputTokens is ${asked}; this client may ask for at most ${cap}.`,
+      { details: { field: "generationConfig.maxOutputTokens", max_output_tokens: cap } },
+    );
+  }
+  return request;
 }
 
 function unexpected(error: unknown, requestId: string, log: (m: string, id: string) => void): GatewayError {

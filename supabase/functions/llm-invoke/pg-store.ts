@@ -46,9 +46,10 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
   return {
     checkToken: (tokenHash, refusals) =>
       run("token check", async (sql) => {
-        const [row] = await sql<{ r: { status: TokenStatus } }[]>`
+        const [row] = await sql<{ r: { status: TokenStatus; max_output_tokens?: number } }[]>`
           select public.google_ai_check_token(p_token_hash => ${tokenHash}, p_refusals => ${refusals}::integer) as r`;
-        return { status: row!.r.status };
+        const { status, max_output_tokens } = row!.r;
+        return typeof max_output_tokens === "number" ? { status, maxOutputTokens: max_output_tokens } : { status };
       }),
 
     modelCapabilities: (model) =>

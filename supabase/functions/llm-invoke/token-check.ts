@@ -10,6 +10,8 @@ export type TokenStatus = "ok" | "token_invalid" | "token_expired" | "token_revo
 
 export interface TokenCheck {
   status: TokenStatus;
+  /** For a valid token: the most output tokens one request of its client may ask for. */
+  maxOutputTokens?: number;
 }
 
 export interface TokenChecker {
