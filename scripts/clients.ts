@@ -4,7 +4,8 @@
 // stack's database.
 //
 //   create <name> --models gemma-3-27b[,gemini-2.5-flash] [--max-ttl 12h] [--token-requests N]
-//          [--token-tokens N] [--daily-requests N] [--daily-tokens N] [--mint-per-hour N] [--notes TEXT]
+//          [--token-tokens N] [--daily-requests N] [--daily-tokens N] [--mint-per-hour N]
+//          [--max-output-tokens N] [--notes TEXT]
 //   list
 //   revoke <name> [--reason TEXT]
 //   revoke-token <token-id>
@@ -14,7 +15,8 @@ import { LOCAL_DB_PORT } from "./local-db.ts";
 
 const usage = `usage:
   npm run clients -- create <name> --models m1[,m2] [--max-ttl 12h] [--token-requests N] [--token-tokens N]
-                              [--daily-requests N] [--daily-tokens N] [--mint-per-hour N] [--notes TEXT]
+                              [--daily-requests N] [--daily-tokens N] [--mint-per-hour N]
+                              [--max-output-tokens N (default 8192)] [--notes TEXT]
   npm run clients -- list
   npm run clients -- revoke <name> [--reason TEXT]
   npm run clients -- revoke-token <token-id>
@@ -30,6 +32,7 @@ const { values, positionals } = parseArgs({
     "daily-requests": { type: "string" },
     "daily-tokens": { type: "string" },
     "mint-per-hour": { type: "string", default: "60" },
+    "max-output-tokens": { type: "string" },
     notes: { type: "string" },
     reason: { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -49,12 +52,30 @@ function int(name: string): number | null {
   return n;
 }
 
-/** "12h", "90m", "3600s" or plain seconds → a PostgreSQL interval literal. */
+const MAX_TTL_SECONDS = 12 * 3600;
+
+/** "12h", "90m", "3600s" or plain seconds → a PostgreSQL interval literal (at most 12 hours). */
 function ttl(raw: string): string {
-  const m = /^(\d+)\s*([hms]?)$/.exec(raw.trim());
+  const m = /^(\d{1,9})\s*([hms]?)$/.exec(raw.trim());
   if (!m) fail(`--max-ttl must look like 12h, 90m or 3600s, got '${raw}'`);
   const unit = { h: "hours", m: "minutes", s: "seconds", "": "seconds" }[m[2] as "h" | "m" | "s" | ""];
+  const seconds = Number(m[1]) * { hours: 3600, minutes: 60, seconds: 1 }[unit];
+  if (seconds <= 0 || seconds > MAX_TTL_SECONDS) fail(`--max-ttl must be more than 0 and at most 12h, got '${raw}'`);
   return `${m[1]} ${unit}`;
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** One line for what PostgreSQL refused, in the operator's words where we know the cause. */
+function explain(err: { message: string; code?: string; constraint_name?: string }): string {
+  if (err.code === "23505" && /name/.test(err.constraint_name ?? err.message)) {
+    return `a client named '${positionals[1]}' already exists: choose another name, or revoke it first`;
+  }
+  if (err.code === "23514" && /ttl/.test(err.constraint_name ?? "")) return "--max-ttl must be more than 0 and at most 12h";
+  if (err.code === "ECONNREFUSED" || err.code === "CONNECT_TIMEOUT") {
+    return "cannot reach the database (start it with npm run db, or set SUPABASE_DB_URL / DATABASE_URL)";
+  }
+  return err.message; // our SQL functions raise messages meant for people (22023)
 }
 
 const [command, arg] = positionals;
@@ -69,10 +90,17 @@ try {
       if (!arg) fail("create needs a client name");
       if (!values.models) fail("create needs --models");
       const models = values.models.split(",").map((m) => m.trim()).filter(Boolean);
+      const outputCap = int("max-output-tokens");
+      if (outputCap !== null && (outputCap < 1 || outputCap > 1_000_000)) {
+        fail("--max-output-tokens must be between 1 and 1000000");
+      }
       const [{ r }] = await sql`select public.google_ai_create_client(
         ${arg}, ${models}, ${ttl(values["max-ttl"]!)}::interval,
         ${int("token-requests")}, ${int("token-tokens")}, ${int("daily-requests")}, ${int("daily-tokens")},
         ${int("mint-per-hour")}, ${values.notes ?? null}) as r`;
+      if (outputCap !== null) {
+        await sql`update public.google_ai_clients set max_output_tokens = ${outputCap} where id = ${r.client_id}::uuid`;
+      }
       console.log(`client ${r.name} (${r.client_id}) may use: ${r.models.join(", ")}`);
       console.log(`secret (shown once, only its hash is stored):\n\n  ${r.secret}\n`);
       console.log("Give it to the notebook as the Kaggle secret EVE_GATEWAY_CLIENT_SECRET.");
@@ -94,6 +122,7 @@ try {
     }
     case "revoke-token": {
       if (!arg) fail("revoke-token needs a token id");
+      if (!UUID.test(arg)) fail(`a token id looks like 3f2c…-…: a UUID, got '${arg}' (npm run clients -- list shows none; see google_ai_tokens)`);
       const [{ r }] = await sql`select public.google_ai_revoke_token(${arg}::uuid) as r`;
       if (!r.ok) fail(`no token with id '${arg}'`);
       console.log(`revoked token ${arg}`);
@@ -103,8 +132,7 @@ try {
       fail(`unknown command '${command}'`);
   }
 } catch (err) {
-  const e = err as { message: string; code?: string };
-  console.error(`error: ${e.message}${e.code ? ` (${e.code})` : ""}`);
+  console.error(`error: ${explain(err as { message: string; code?: string; constraint_name?: string })}`);
   process.exitCode = 1;
 } finally {
   await sql.end();

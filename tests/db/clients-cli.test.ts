@@ -44,4 +44,18 @@ it("refuses bad input with a message and a non-zero exit", async () => {
   await expect(cli("create", "x")).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining("create needs --models") });
   await expect(cli("create", "bad name!", "--models", "gemma-3-27b")).rejects.toMatchObject({ code: 1, stderr: expect.stringContaining("client name must be") });
   await expect(cli("revoke", "nobody")).rejects.toMatchObject({ code: 2 });
+  // One line a person can act on, never PostgreSQL's own wording.
+  await cli("create", "twice-named", "--models", "gemma-3-27b");
+  const twice = await cli("create", "twice-named", "--models", "gemma-3-27b").catch((e: { code: number; stderr: string }) => e);
+  expect(twice).toMatchObject({
+    code: 1,
+    stderr: expect.stringContaining("error: a client named 'twice-named' already exists: choose another name, or revoke it first\n"),
+  });
+  expect((twice as { stderr: string }).stderr).not.toMatch(/duplicate key|violates/);
+  const longTtl = await cli("create", "long-ttl", "--models", "gemma-3-27b", "--max-ttl", "13h").catch((e: { code: number; stderr: string }) => e);
+  expect(longTtl).toMatchObject({ code: 2, stderr: expect.stringContaining("--max-ttl must be more than 0 and at most 12h") });
+  expect((longTtl as { stderr: string }).stderr).not.toMatch(/violates|constraint/);
+  const badId = await cli("revoke-token", "not-a-uuid").catch((e: { code: number; stderr: string }) => e);
+  expect(badId).toMatchObject({ code: 2, stderr: expect.stringContaining("a token id looks like") });
+  expect((badId as { stderr: string }).stderr).not.toMatch(/invalid input syntax/);
 });
