@@ -3,7 +3,9 @@
 //
 // Defaults: functions on 54321 (FUNCTIONS_PORT), database on 54322 (EVE_DB_PORT; DATABASE_URL uses an
 // existing server instead), simulator on 54329 (GOOGLE_SIM_PORT). A port of 0 picks a free one.
-import { redactPassword, startLocalStack } from "./local-stack.ts";
+import net from "node:net";
+import { LOCAL_SIMULATOR_PORT, redactPassword, startLocalStack } from "./local-stack.ts";
+import { DEFAULT_FUNCTIONS_PORT } from "./serve-functions.ts";
 
 const port = (name: string): number | undefined => {
   const raw = process.env[name];
@@ -14,6 +16,29 @@ const port = (name: string): number | undefined => {
 };
 const functionsPort = port("FUNCTIONS_PORT");
 const simulatorPort = port("GOOGLE_SIM_PORT");
+
+/** True when something already listens on 127.0.0.1:`p` (e.g. a gateway started before). */
+function taken(p: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const probe = net.createServer();
+    probe.once("error", () => resolve(true));
+    probe.listen(p, "127.0.0.1", () => probe.close(() => resolve(false)));
+  });
+}
+
+// Checked before anything starts: a second `npm start` must not attach to the first one's database
+// and then die half-way with a stack trace.
+const ports: Array<[string, number]> = [["FUNCTIONS_PORT", functionsPort ?? DEFAULT_FUNCTIONS_PORT]];
+if (!process.env.GOOGLE_API_KEY) ports.push(["GOOGLE_SIM_PORT", simulatorPort ?? LOCAL_SIMULATOR_PORT]);
+for (const [name, p] of ports) {
+  if (p !== 0 && (await taken(p))) {
+    console.error(
+      `npm start: port ${p} is already in use (${name}); is the gateway already running? ` +
+        `Stop it, or pick other ports: ${name}=0 npm start`,
+    );
+    process.exit(1);
+  }
+}
 
 const stack = await startLocalStack({
   ...(functionsPort === undefined ? {} : { functionsPort }),
