@@ -292,4 +292,17 @@ describe("hostile input against all three functions", () => {
     expect(answers.length).toBeGreaterThanOrEqual(300);
     expect(leaks).toEqual([]);
   });
+
+  it("each function printed one JSON line per request, naming the refusal's code", () => {
+    const lines = stack.logs.flatMap((l) => {
+      const i = l.indexOf('{"function":');
+      return i < 0 ? [] : [JSON.parse(l.slice(i)) as { function: string; outcome: string; status: number }];
+    });
+    for (const fn of FUNCTIONS) {
+      const mine = lines.filter((l) => l.function === fn);
+      const sent = answers.filter((a) => a.name.startsWith(`${fn}: `)).length;
+      expect(mine.length).toBeGreaterThanOrEqual(sent);
+      for (const l of mine) if (l.outcome !== "ok") expect(ERROR_STATUS[l.outcome as keyof typeof ERROR_STATUS]).toBe(l.status);
+    }
+  });
 });
