@@ -349,10 +349,22 @@ begin
   if v_booked_group is null then
     v_retry_ms := case when v_reopens_at is null then null
                        else greatest(0, ceil(extract(epoch from (v_reopens_at - v_now)) * 1000))::bigint end;
-    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request_id, p_caller, p_client_id, p_token_id, coalesce(v_model.model, p_model), p_model,
-      p_attempt, p_estimated_tokens, v_blocked_by, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
+    -- One refused row per request and attempt, not one per poll: a WAIT caller asking again (it has
+    -- waited, so p_wait_ms > 0) updates the row its first refusal wrote during this wait.
+    if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
+      update public.google_ai_attempts a set
+        limit_hit = v_blocked_by, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
+        estimated_tokens = p_estimated_tokens
+      where a.request_id = p_request_id and a.caller = p_caller and a.attempt = p_attempt
+        and a.status = 'refused'
+        and a.created_at >= pg_catalog.now() - (p_wait_ms + 60000) * interval '1 millisecond';
+    end if;
+    if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
+      insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+        attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
+      values ('refused', p_request_id, p_caller, p_client_id, p_token_id, coalesce(v_model.model, p_model), p_model,
+        p_attempt, p_estimated_tokens, v_blocked_by, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
+    end if;
     return jsonb_build_object(
       'ok', false,
       'limit', v_blocked_by,
