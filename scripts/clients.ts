@@ -58,8 +58,10 @@ const MAX_TTL_SECONDS = 12 * 3600;
 function ttl(raw: string): string {
   const m = /^(\d{1,9})\s*([hms]?)$/.exec(raw.trim());
   if (!m) fail(`--max-ttl must look like 12h, 90m or 3600s, got '${raw}'`);
-  const unit = { h: "hours", m: "minutes", s: "seconds", "": "seconds" }[m[2] as "h" | "m" | "s" | ""];
-  const seconds = Number(m[1]) * { hours: 3600, minutes: 60, seconds: 1 }[unit];
+  const [unit, perUnit] = ({ h: ["hours", 3600], m: ["minutes", 60], s: ["seconds", 1], "": ["seconds", 1] } as const)[
+    m[2] as "h" | "m" | "s" | ""
+  ];
+  const seconds = Number(m[1]) * perUnit;
   if (seconds <= 0 || seconds > MAX_TTL_SECONDS) fail(`--max-ttl must be more than 0 and at most 12h, got '${raw}'`);
   return `${m[1]} ${unit}`;
 }
