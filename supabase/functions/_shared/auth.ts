@@ -8,15 +8,13 @@
 //   never stored or logged. Client secrets (`evegw_cs_`) are for issue-kaggle-token only and are
 //   refused here like any unknown credential.
 // The credential may come as `Authorization: Bearer <secret>` or as `apikey: <secret>`.
+import { isKaggleToken, KAGGLE_TOKEN_PREFIX } from "./credentials.ts";
 import { GatewayError } from "./errors.ts";
 
 export type Caller =
   | { kind: "service"; label: string }
   | { kind: "token"; tokenHash: string; label: string };
 
-export const TOKEN_PREFIX = "evegw_tok_";
-/** 32 random bytes as unpadded base64url: exactly 43 characters. */
-export const TOKEN_SHAPE = /^evegw_tok_[A-Za-z0-9_-]{43}$/;
 const DEFAULT_LABEL = "service";
 
 /** Service keys from the function's environment; blank values are dropped so "" never matches. */
@@ -81,8 +79,8 @@ export async function authenticate(headers: Headers, serviceKeys: readonly strin
     if (await matchesAny(credential, serviceKeys)) return { kind: "service", label };
   }
   for (const credential of credentials) {
-    if (credential.startsWith(TOKEN_PREFIX)) {
-      if (!TOKEN_SHAPE.test(credential)) break;
+    if (credential.startsWith(KAGGLE_TOKEN_PREFIX)) {
+      if (!isKaggleToken(credential)) break;
       return { kind: "token", tokenHash: await sha256Hex(credential), label };
     }
   }
