@@ -487,7 +487,10 @@ create or replace function public.google_ai_finalize(
   p_latency_ms integer default null,
   p_cooldown_until timestamptz default null,
   p_cooldown_until_pacific_midnight boolean default false,
-  p_response jsonb default null)
+  p_response jsonb default null,
+  -- The caller's verdict that Google refused the key itself (the function classifies Google's
+  -- reasons: API_KEY_INVALID, API_KEY_EXPIRED, ...). Null: not given, decided here by the code.
+  p_key_rejected boolean default null)
 returns jsonb
 language plpgsql security definer set search_path = ''
 as $$
@@ -536,12 +539,12 @@ begin
         'attempt', v_att.attempt, 'reservation_id', v_att.reservation_id));
   end if;
 
-  -- Google says the key itself is invalid: take it out of rotation now (with the reason, never
+  -- Google says the key itself is no good: take it out of rotation now (with the reason, never
   -- deleted), rather than let every request spend an attempt on it until the next health check.
-  if p_error_code = 'API_KEY_INVALID' and v_att.api_key_id is not null then
+  if coalesce(p_key_rejected, p_error_code = 'API_KEY_INVALID') and v_att.api_key_id is not null then
     update public.google_ai_api_keys k set
       is_active = false,
-      disabled_reason = 'Google rejected the key (API_KEY_INVALID) on a call',
+      disabled_reason = 'Google rejected the key (' || coalesce(left(p_error_code, 100), 'no reason given') || ') on a call',
       disabled_at = now(),
       updated_at = now()
     where k.id = v_att.api_key_id and k.is_active;

@@ -55,7 +55,7 @@ $$;
 
 grant execute on function
   public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb, boolean),
-  public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean, jsonb),
+  public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean, jsonb, boolean),
   public.google_ai_release(uuid, text),
   public.google_ai_end_request(uuid),
   public.google_ai_cooldown(text, text, timestamptz, text, text)

@@ -90,7 +90,7 @@ begin
     'public.google_ai_model_capabilities(text)',
     'public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb, boolean)',
     'public.google_ai_reserve_with_token(text, text, integer, text, uuid[], integer, integer, jsonb, boolean)',
-    'public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean, jsonb)',
+    'public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean, jsonb, boolean)',
     'public.google_ai_release(uuid, text)',
     'public.google_ai_end_request(uuid)',
     -- issue-kaggle-token

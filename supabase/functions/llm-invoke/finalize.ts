@@ -41,6 +41,7 @@ export interface LostFinalize {
   latency_ms: number;
   cooldown_until: string | null;
   cooldown_until_pacific_midnight: boolean;
+  key_rejected: boolean | null;
   /** The caller named the request: its stored answer (for replay by request_id) is lost too. */
   replay_answer_lost: boolean;
   tries: number;
@@ -93,6 +94,7 @@ export function lostRecord(params: FinalizeParams, tries: number, lastError: str
     latency_ms: params.latencyMs,
     cooldown_until: params.cooldownUntil === null ? null : params.cooldownUntil.toISOString(),
     cooldown_until_pacific_midnight: params.cooldownUntilPacificMidnight,
+    key_rejected: params.keyRejected ?? null,
     replay_answer_lost: params.response != null,
     tries,
     last_error: lastError,

@@ -390,8 +390,22 @@ describe("invoke: Google failures", () => {
     const { run } = setup(store, new FakeGoogle([invalid]));
     const error = await rejection(run());
     expect(error.code).toBe("upstream_error");
-    expect(store.finalized[0]).toMatchObject({ errorCode: "API_KEY_INVALID" });
+    expect(store.finalized[0]).toMatchObject({ errorCode: "API_KEY_INVALID", keyRejected: true });
     expect(store.reserves[1]!.excludeKeyIds).toEqual(["key-1"]);
+  });
+
+  it("tells the database an expired key is refused too (not only API_KEY_INVALID)", async () => {
+    const expired = fail(classifyGoogleHttpError(400, {
+      error: {
+        message: "API key expired. Please renew the API key.",
+        details: [{ "@type": "type.googleapis.com/google.rpc.ErrorInfo", reason: "API_KEY_EXPIRED" }],
+      },
+    }));
+    const store = new FakeStore([reservation(1), reservation(2)]);
+    const { run } = setup(store, new FakeGoogle([expired, ok()]));
+    expect((await run()).key_alias).toBe("alias-2");
+    expect(store.finalized[0]).toMatchObject({ errorCode: "API_KEY_EXPIRED", keyRejected: true });
+    expect(store.finalized[1]).toMatchObject({ outcome: "succeeded", keyRejected: false });
   });
 
   it("releases a reservation whose key secret is missing and uses another key", async () => {

@@ -265,6 +265,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             ? new Date(now + (error.retryAfterMs ?? options.defaultCooldownMs))
             : null,
           cooldownUntilPacificMidnight: error.class === "rate_limited" && error.perDay,
+          keyRejected: error.class === "invalid_key",
         }, { deadline, clock });
 
         if (error.class === "client_error") {
@@ -318,6 +319,7 @@ function emptyFinalize(reservationId: string, outcome: FinalizeOutcome, latencyM
     latencyMs,
     cooldownUntil: null,
     cooldownUntilPacificMidnight: false,
+    keyRejected: false,
     response: null,
   };
 }

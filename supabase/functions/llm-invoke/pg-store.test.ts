@@ -108,6 +108,28 @@ describe("createPgStore over the RPCs", () => {
     expect(await store().modelCapabilities("no-such-model")).toBeNull();
   });
 
+  it("takes a key out of rotation when the function says Google refused it, whatever the reason's name", async () => {
+    const s = store();
+    const refusedWith = async (errorCode: string, keyRejected: boolean) => {
+      await db.sql`update public.google_ai_api_keys set is_active = true, disabled_reason = null`;
+      const r = (await s.reserve(params({ requestId: `kr-${errorCode}-${keyRejected}` }))) as Reservation;
+      await s.finalize({
+        reservationId: r.reservationId, outcome: "google_error", inputTokens: null, outputTokens: null,
+        httpStatus: 400, errorCode, quotaId: null, errorMessage: "no", latencyMs: 1, cooldownUntil: null,
+        cooldownUntilPacificMidnight: false, response: null, keyRejected,
+      });
+      const [k] = await db.sql`select is_active, disabled_reason from public.google_ai_api_keys where key_alias = ${r.keyAlias}`;
+      return k;
+    };
+    expect(await refusedWith("API_KEY_EXPIRED", true)).toEqual({
+      is_active: false,
+      disabled_reason: "Google rejected the key (API_KEY_EXPIRED) on a call",
+    });
+    // The verdict is the function's: a code alone decides nothing when it says the key is fine.
+    expect(await refusedWith("API_KEY_INVALID", false)).toMatchObject({ is_active: true });
+    await db.sql`update public.google_ai_api_keys set is_active = true, disabled_reason = null`;
+  });
+
   it("reserves, finalizes (with a cooldown and token_usage) and releases", async () => {
     const s = store();
     const r = await s.reserve(params({ metadata: { chat: 1, bad: "\u0000" }, requestId: "rt-1" }));

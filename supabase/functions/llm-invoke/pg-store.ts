@@ -72,11 +72,14 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
     finalize: (p: FinalizeParams) =>
       run("finalize", async (sql) => {
         await sql`select public.google_ai_finalize(
-          ${p.reservationId}::uuid, ${p.outcome}, ${p.inputTokens}::integer, ${p.outputTokens}::integer,
-          ${p.httpStatus}::integer, ${p.errorCode}, ${p.quotaId}, ${p.errorMessage}, ${p.latencyMs}::integer,
-          ${p.cooldownUntil === null ? null : p.cooldownUntil.toISOString()}::timestamptz,
-          ${p.cooldownUntilPacificMidnight}::boolean,
-          ${p.response == null ? null : sql.json(jsonSafe(p.response) as postgres.JSONValue)}::jsonb) as r`;
+          p_reservation_id => ${p.reservationId}::uuid, p_outcome => ${p.outcome},
+          p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
+          p_http_status => ${p.httpStatus}::integer, p_error_code => ${p.errorCode}, p_quota_id => ${p.quotaId},
+          p_error_message => ${p.errorMessage}, p_latency_ms => ${p.latencyMs}::integer,
+          p_cooldown_until => ${p.cooldownUntil === null ? null : p.cooldownUntil.toISOString()}::timestamptz,
+          p_cooldown_until_pacific_midnight => ${p.cooldownUntilPacificMidnight}::boolean,
+          p_response => ${p.response == null ? null : sql.json(jsonSafe(p.response) as postgres.JSONValue)}::jsonb,
+          p_key_rejected => ${p.keyRejected ?? null}::boolean) as r`;
       }),
 
     release: (reservationId, reason) =>

@@ -118,6 +118,12 @@ export interface FinalizeParams {
   cooldownUntilPacificMidnight: boolean;
   /** A success's answer, kept for replay when the caller sent its own request_id (else null). */
   response: unknown | null;
+  /**
+   * Google refused the key itself (the classifier's invalid_key: API_KEY_INVALID, API_KEY_EXPIRED,
+   * ...): the database takes it out of rotation. Decided here, once, not re-derived in SQL (absent:
+   * the database falls back to API_KEY_INVALID alone).
+   */
+  keyRejected?: boolean;
 }
 
 export interface GatewayStore {
