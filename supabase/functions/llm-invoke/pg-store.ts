@@ -84,12 +84,12 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
 
     release: (reservationId, reason) =>
       run("release", async (sql) => {
-        await sql`select public.google_ai_release(${reservationId}::uuid, ${reason}) as r`;
+        await sql`select public.google_ai_release(p_reservation_id => ${reservationId}::uuid, p_reason => ${reason}) as r`;
       }),
 
     endRequest: (reservationId) =>
       run("end request", async (sql) => {
-        await sql`select public.google_ai_end_request(${reservationId}::uuid) as r`;
+        await sql`select public.google_ai_end_request(p_reservation_id => ${reservationId}::uuid) as r`;
       }),
   };
 }
@@ -98,16 +98,20 @@ type ReserveRow = { r: unknown };
 
 function reserveService(sql: Sql, p: ReserveParams): Promise<ReserveRow[]> {
   return sql<ReserveRow[]>`select public.google_ai_reserve(
-    ${p.model}, ${p.estimatedTokens}::integer, ${p.caller}, ${p.requestId},
-    ${uuidArray(p.excludeKeyIds)}::uuid[], ${p.attempt}::integer, ${Math.round(p.waitMs)}::integer,
-    ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb, ${p.idempotent}::boolean) as r`;
+    p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer, p_caller => ${p.caller},
+    p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_idempotent => ${p.idempotent}::boolean) as r`;
 }
 
 function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): Promise<ReserveRow[]> {
   return sql<ReserveRow[]>`select public.google_ai_reserve_with_token(
-    ${tokenHash}, ${p.model}, ${p.estimatedTokens}::integer, ${p.requestId},
-    ${uuidArray(p.excludeKeyIds)}::uuid[], ${p.attempt}::integer, ${Math.round(p.waitMs)}::integer,
-    ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb, ${p.idempotent}::boolean) as r`;
+    p_token_hash => ${tokenHash}, p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer,
+    p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_idempotent => ${p.idempotent}::boolean) as r`;
 }
 
 /** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */
@@ -149,8 +153,9 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A Postgres array literal of uuids ('{}' when empty); ids come from the database itself. */
-function uuidArray(ids: readonly string[]): string {
-  return `{${ids.filter((id) => UUID.test(id)).join(",")}}`;
+/** Only well-formed key ids reach the uuid[] parameter (they come from the database, but a cast error would be a 503). */
+function keyIds(ids: readonly string[]): string[] {
+  return ids.filter((id) => UUID.test(id));
 }
 
 /**

@@ -116,9 +116,11 @@ export function createPgMaintenanceStore(db: Pick<Database, "run">): Maintenance
       db.run("record key check", async (sql) => {
         const [row] = await sql<{ r: KeyCheckRecord }[]>`
           select public.google_ai_record_key_check(
-            ${check.keyId}::uuid, ${check.status}::text, ${check.httpStatus}::integer, ${check.reason}::text,
-            ${check.message}::text, ${sql.json(check.models as unknown as postgres.JSONValue)}::jsonb,
-            ${check.disable}::boolean) as r`;
+            p_key_id => ${check.keyId}::uuid, p_status => ${check.status}::text,
+            p_http_status => ${check.httpStatus}::integer, p_reason => ${check.reason}::text,
+            p_message => ${check.message}::text,
+            p_models => ${sql.json(check.models as unknown as postgres.JSONValue)}::jsonb,
+            p_disable => ${check.disable}::boolean) as r`;
         return row!.r;
       }),
     catalogueStatus: () =>
