@@ -3,9 +3,13 @@
 //   GOOGLE_SIM_HOST  default 127.0.0.1
 //   GOOGLE_SIM_KEYS  JSON {"<api key>": "<project id>"}; default: DEV_KEYS (see README.md)
 //   GOOGLE_SIM_LATENCY_MS  optional fixed latency for successful generations
+//   GOOGLE_SIM_WINDOW  fixed (default: calendar minutes at :00) | sliding (60 s over arrivals)
+//   GOOGLE_SIM_CLOCK_OFFSET_MS  Google's clock minus ours for windows and the day (may be negative)
+//   GOOGLE_SIM_ARRIVAL_DELAY_MS, GOOGLE_SIM_ARRIVAL_JITTER_MS  network delay ± uniform jitter
+//     before a request is counted
 // Prints one line `google-sim listening on <url>` once ready; SIGINT/SIGTERM close it cleanly.
 
-import { DEV_KEYS, startGoogleSimulator } from './server.ts';
+import { DEV_KEYS, MINUTE_WINDOWS, startGoogleSimulator, type MinuteWindow } from './server.ts';
 
 function parseKeys(raw: string | undefined): Record<string, string> {
   if (raw === undefined || raw.trim() === '') return { ...DEV_KEYS };
@@ -27,16 +31,38 @@ function parseNumber(name: string, fallback: number): number {
   return n;
 }
 
+function parseInteger(name: string): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return 0;
+  const n = Number(raw);
+  if (!Number.isInteger(n)) throw new Error(`${name} must be an integer, got "${raw}"`);
+  return n;
+}
+
+function parseWindow(raw: string | undefined): MinuteWindow {
+  if (raw === undefined || raw.trim() === '') return 'fixed';
+  if (!(MINUTE_WINDOWS as readonly string[]).includes(raw)) {
+    throw new Error(`GOOGLE_SIM_WINDOW must be one of ${MINUTE_WINDOWS.join(', ')}, got "${raw}"`);
+  }
+  return raw as MinuteWindow;
+}
+
 try {
   const sim = await startGoogleSimulator({
     port: parseNumber('GOOGLE_SIM_PORT', 54329),
     host: process.env.GOOGLE_SIM_HOST || '127.0.0.1',
     keys: parseKeys(process.env.GOOGLE_SIM_KEYS),
     latencyMs: parseNumber('GOOGLE_SIM_LATENCY_MS', 0),
+    window: parseWindow(process.env.GOOGLE_SIM_WINDOW),
+    clockOffsetMs: parseInteger('GOOGLE_SIM_CLOCK_OFFSET_MS'),
+    arrivalDelayMs: parseNumber('GOOGLE_SIM_ARRIVAL_DELAY_MS', 0),
+    arrivalJitterMs: parseNumber('GOOGLE_SIM_ARRIVAL_JITTER_MS', 0),
   });
   console.log(`google-sim listening on ${sim.url}`);
   const keys = sim.keys();
   console.log(`google-sim: ${Object.keys(keys).length} keys in ${new Set(Object.values(keys)).size} projects`);
+  const c = sim.counting();
+  console.log(`google-sim: ${c.window} windows, clock offset ${c.clockOffsetMs} ms, arrival delay ${c.arrivalDelayMs} ± ${c.arrivalJitterMs} ms`);
   const stop = (): void => {
     void sim.close().then(() => process.exit(0));
   };

@@ -1,5 +1,8 @@
-// Per-project, per-model quota windows, the way the Gemini API counts them:
-// - RPM and TPM in calendar minutes that start at second :00 (not sliding windows);
+// Per-project, per-model quota windows. Google does not publish how it counts, so the minute
+// windows are a choice (`MinuteWindow`):
+// - "fixed" (default): RPM and TPM in calendar minutes that start at second :00 of the clock given;
+// - "sliding": a request is admitted when the requests (and input tokens) admitted in the 60 s
+//   before it, plus this one, fit;
 // - TPM counts input tokens only;
 // - RPD in calendar days that end at midnight America/Los_Angeles, so DST moves the reset in UTC.
 // Admission is checked and recorded in one synchronous step, so concurrent requests cannot both
@@ -54,6 +57,11 @@ export function nextPacificMidnight(t: number): number {
   throw new Error(`google-sim: no Pacific midnight found after ${new Date(t).toISOString()}`);
 }
 
+/** How RPM and TPM are counted. */
+export type MinuteWindow = 'fixed' | 'sliding';
+export const MINUTE_WINDOWS: readonly MinuteWindow[] = ['fixed', 'sliding'];
+const MINUTE_MS = 60_000;
+
 export function minuteStart(t: number): number {
   return Math.floor(t / 60_000) * 60_000;
 }
@@ -68,10 +76,18 @@ export function violation(quotaId: string, model: string, quotaValue: number | s
   };
 }
 
+/** One admitted request in a sliding window. */
+interface Admitted {
+  at: number;
+  tokens: number;
+}
+
 interface Usage {
   minute: number;
   minuteRequests: number;
   minuteTokens: number;
+  /** Sliding mode: admissions of the last 60 s, oldest first (empty in fixed mode). */
+  log: Admitted[];
   day: string;
   dayRequests: number;
   /** Set by the `day_exhausted` fault; cleared when the Pacific day rolls over. */
@@ -80,9 +96,15 @@ interface Usage {
 
 export type Admission =
   | { ok: true }
-  | { ok: false; violations: QuotaViolation[]; /** Time to the next minute window. */ retryAfterMs: number };
+  | {
+    ok: false;
+    violations: QuotaViolation[];
+    /** Fixed: time to the next minute window. Sliding: time until enough admissions age out. */
+    retryAfterMs: number;
+  };
 
 export interface UsageSnapshot {
+  /** Requests in the current minute (fixed) or the last 60 s (sliding). */
   minuteRequests: number;
   minuteTokens: number;
   dayRequests: number;
@@ -94,7 +116,11 @@ export interface UsageSnapshot {
 export class QuotaTracker {
   private readonly usage = new Map<string, Usage>();
 
-  constructor(private readonly now: () => number) {}
+  /** `now` is the simulator's clock (offset included); `window` how RPM/TPM are counted. */
+  constructor(
+    private readonly now: () => number,
+    private readonly window: MinuteWindow = 'fixed',
+  ) {}
 
   private current(project: string, model: string): Usage {
     const t = this.now();
@@ -103,12 +129,35 @@ export class QuotaTracker {
     const key = `${project}\u0000${model}`;
     let u = this.usage.get(key);
     if (!u) {
-      u = { minute, minuteRequests: 0, minuteTokens: 0, day, dayRequests: 0, dayExhausted: false };
+      u = { minute, minuteRequests: 0, minuteTokens: 0, log: [], day, dayRequests: 0, dayExhausted: false };
       this.usage.set(key, u);
     }
-    if (u.minute !== minute) Object.assign(u, { minute, minuteRequests: 0, minuteTokens: 0 });
+    if (this.window === 'sliding') {
+      // Drop what left the window; the counters then cover (t - 60 s, t].
+      let gone = 0;
+      while (gone < u.log.length && u.log[gone]!.at <= t - MINUTE_MS) gone++;
+      if (gone > 0) u.log.splice(0, gone);
+      u.minuteRequests = u.log.length;
+      u.minuteTokens = u.log.reduce((sum, a) => sum + a.tokens, 0);
+    } else if (u.minute !== minute) {
+      Object.assign(u, { minute, minuteRequests: 0, minuteTokens: 0 });
+    }
     if (u.day !== day) Object.assign(u, { day, dayRequests: 0, dayExhausted: false });
     return u;
+  }
+
+  /** Sliding mode: how long until the window has room for one more request of `tokens`. */
+  private slidingRetryAfter(u: Usage, spec: ModelSpec, tokens: number, t: number): number {
+    let requests = u.minuteRequests;
+    let used = u.minuteTokens;
+    for (const a of u.log) {
+      if (requests + 1 <= spec.rpm && used + tokens <= spec.tpm) break;
+      requests -= 1;
+      used -= a.tokens;
+      if (requests + 1 <= spec.rpm && used + tokens <= spec.tpm) return Math.max(1, a.at + MINUTE_MS - t);
+    }
+    // Room already (only the day quota refused), or a request larger than the TPM itself.
+    return MINUTE_MS;
   }
 
   /** Checks every limit; records the request only when all of them allow it. */
@@ -121,8 +170,13 @@ export class QuotaTracker {
     if (violations.length > 0) {
       // Google reports a short delay even for the per-day quota; the simulator does the same
       // (time to the next minute), so the gateway must read the quotaId, not just the delay.
-      return { ok: false, violations, retryAfterMs: u.minute + 60_000 - this.now() };
+      const t = this.now();
+      const retryAfterMs = this.window === 'sliding'
+        ? this.slidingRetryAfter(u, spec, inputTokens, t)
+        : u.minute + MINUTE_MS - t;
+      return { ok: false, violations, retryAfterMs };
     }
+    if (this.window === 'sliding') u.log.push({ at: this.now(), tokens: inputTokens });
     u.minuteRequests += 1;
     u.minuteTokens += inputTokens;
     u.dayRequests += 1;

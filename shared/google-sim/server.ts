@@ -11,14 +11,16 @@ import * as errors from './errors.ts';
 import { FaultBook, type ApiMethod, type Fault, type FaultSpec } from './faults.ts';
 import { checkInputLimit, generate, inputTokens, parseCountTokens, parseGenerateRequest } from './generate.ts';
 import { MAX_BODY_BYTES, parseJson, readBody, writeJson, writeRaw, writeSse } from './http.ts';
-import { QUOTA_IDS, QuotaTracker, minuteStart, violation } from './quota.ts';
+import { arrivalDelays } from './arrival.ts';
+import { MINUTE_WINDOWS, QUOTA_IDS, QuotaTracker, minuteStart, violation, type MinuteWindow } from './quota.ts';
 import { StatsRecorder, type RequestRecord } from './stats.ts';
 
 export type { ModelOptions, ModelSpec } from './config.ts';
 export { DEFAULT_MODELS, DEV_KEYS } from './config.ts';
 export type { SimControl, SimulatorStats } from './control.ts';
 export type { ApiMethod, Fault, FaultKind, FaultSpec } from './faults.ts';
-export { QUOTA_IDS, nextPacificMidnight, pacificDay } from './quota.ts';
+export { MINUTE_WINDOWS, QUOTA_IDS, nextPacificMidnight, pacificDay, type MinuteWindow } from './quota.ts';
+export { seededRandom } from './arrival.ts';
 export type { Counter, RequestRecord } from './stats.ts';
 export { countRequestTokens, tokensForText } from './tokens.ts';
 
@@ -33,6 +35,24 @@ export interface SimulatorOptions {
   models?: ModelOptions;
   /** Clock in epoch ms, for quota windows and stats. Default Date.now. */
   now?: () => number;
+  /**
+   * How RPM/TPM are counted: "fixed" (default) calendar minutes at :00, or "sliding" 60 s windows
+   * over arrival times. Google does not publish which; the gateway must hold under both.
+   */
+  window?: MinuteWindow;
+  /**
+   * Google's clock minus ours, in ms: windows, the Pacific day and stats use `now() + clockOffsetMs`.
+   * Default 0. +2000 means Google's minute starts 2 s before ours.
+   */
+  clockOffsetMs?: number;
+  /** Network delay before a request arrives (and is counted). Default 0. */
+  arrivalDelayMs?: number;
+  /** Uniform ± jitter around arrivalDelayMs. Default 0. */
+  arrivalJitterMs?: number;
+  /** [0, 1) source for the jitter (tests); default Math.random, or seeded by `seed`. */
+  random?: () => number;
+  /** Seed for a deterministic jitter when `random` is not given. */
+  seed?: number;
   /** Fixed delay before each successful generateContent / stream answer. Default 0. */
   latencyMs?: number;
   /** How many SSE chunks a streamed answer is split into. Default 3. */
@@ -43,10 +63,19 @@ export interface SimulatorOptions {
   retryDelayWholeSeconds?: boolean;
 }
 
+export interface CountingSettings {
+  window: MinuteWindow;
+  clockOffsetMs: number;
+  arrivalDelayMs: number;
+  arrivalJitterMs: number;
+}
+
 export interface GoogleSimulator extends SimControl {
   /** e.g. http://127.0.0.1:54329 — pass as httpOptions.baseUrl to @google/genai. */
   readonly url: string;
   readonly port: number;
+  /** How this simulator counts (its options, resolved). */
+  counting(): CountingSettings;
   /** Stops listening, ends every open request (hanging ones included) and frees the port. */
   close(): Promise<void>;
 }
@@ -76,12 +105,24 @@ function decodePath(raw: string): string {
 }
 
 export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise<GoogleSimulator> {
-  const now = opts.now ?? Date.now;
+  const baseNow = opts.now ?? Date.now;
+  const clockOffsetMs = opts.clockOffsetMs ?? 0;
+  if (!Number.isFinite(clockOffsetMs)) throw new Error('google-sim: clockOffsetMs must be a finite number');
+  const window = opts.window ?? 'fixed';
+  if (!MINUTE_WINDOWS.includes(window)) throw new Error(`google-sim: window must be one of ${MINUTE_WINDOWS.join(', ')}`);
+  /** The simulator's ("Google's") clock. */
+  const now = clockOffsetMs === 0 ? baseNow : (): number => baseNow() + clockOffsetMs;
+  const nextArrivalDelay = arrivalDelays({
+    delayMs: opts.arrivalDelayMs,
+    jitterMs: opts.arrivalJitterMs,
+    random: opts.random,
+    seed: opts.seed,
+  });
   const latencyMs = opts.latencyMs ?? 0;
   const streamChunks = Math.max(1, opts.streamChunks ?? 3);
   let keys = new Map(Object.entries(opts.keys ?? DEV_KEYS));
   let models = resolveModels(opts.models);
-  const quota = new QuotaTracker(now);
+  const quota = new QuotaTracker(now, window);
   const faultBook = new FaultBook();
   const stats = new StatsRecorder();
   faultBook.set(opts.faults ?? []);
@@ -165,6 +206,9 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
   }
 
   async function handleApi(req: IncomingMessage, res: ServerResponse, path: string, url: URL): Promise<void> {
+    // The request is still on the network: nothing is recorded or counted before it arrives.
+    await sleep(nextArrivalDelay());
+    if (closing) return;
     const route = matchRoute(req.method, path);
     const headerKey = req.headers['x-goog-api-key'];
     const apiKey = (Array.isArray(headerKey) ? headerKey[0] : headerKey) ?? url.searchParams.get('key') ?? undefined;
@@ -261,6 +305,12 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
   const sim: GoogleSimulator = {
     url: `http://${host}:${address.port}`,
     port: address.port,
+    counting: () => ({
+      window,
+      clockOffsetMs,
+      arrivalDelayMs: opts.arrivalDelayMs ?? 0,
+      arrivalJitterMs: opts.arrivalJitterMs ?? 0,
+    }),
     setFaults: (faults) => faultBook.set(faults),
     addFault: (fault) => faultBook.add(fault),
     clearFaults: () => faultBook.clear(),
