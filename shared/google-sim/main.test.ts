@@ -12,7 +12,7 @@ afterEach(() => {
   child = undefined;
 });
 
-function run(env: Record<string, string>): { proc: ChildProcess; output: Promise<string>; exit: Promise<number | null> } {
+function run(env: Record<string, string>): { proc: ChildProcess; output: Promise<string>; exit: Promise<number | null>; all: () => string } {
   const proc = spawn(process.execPath, ['--import', 'tsx', MAIN], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   child = proc;
   let text = '';
@@ -30,7 +30,7 @@ function run(env: Record<string, string>): { proc: ChildProcess; output: Promise
     proc.stdout!.on('data', check);
     proc.on('close', check);
   });
-  return { proc, output, exit };
+  return { proc, output, exit, all: () => text };
 }
 
 it('starts on GOOGLE_SIM_PORT with GOOGLE_SIM_KEYS, prints its URL and stops on SIGTERM', async () => {
@@ -53,4 +53,26 @@ it('refuses a malformed GOOGLE_SIM_KEYS with a message and exit code 1', async (
   const { output, exit } = run({ GOOGLE_SIM_PORT: '0', GOOGLE_SIM_KEYS: '["not", "an", "object"]' });
   expect(await exit).toBe(1);
   expect(await output).toContain('GOOGLE_SIM_KEYS must be a JSON object');
+}, 20_000);
+
+it('takes Google\'s counting from GOOGLE_SIM_WINDOW, _CLOCK_OFFSET_MS, _ARRIVAL_DELAY_MS and _ARRIVAL_JITTER_MS', async () => {
+  const { proc, output, exit, all } = run({
+    GOOGLE_SIM_PORT: '0',
+    GOOGLE_SIM_WINDOW: 'sliding',
+    GOOGLE_SIM_CLOCK_OFFSET_MS: '-2000',
+    GOOGLE_SIM_ARRIVAL_DELAY_MS: '100',
+    GOOGLE_SIM_ARRIVAL_JITTER_MS: '50',
+  });
+  await output;
+  // The counting line comes right after the URL; the signal handlers right after it.
+  for (let i = 0; i < 100 && !all().includes('arrival delay'); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(all()).toContain('sliding windows, clock offset -2000 ms, arrival delay 100 ± 50 ms');
+  proc.kill('SIGTERM');
+  expect(await exit).toBe(0);
+}, 20_000);
+
+it('refuses an unknown GOOGLE_SIM_WINDOW with a message and exit code 1', async () => {
+  const { output, exit } = run({ GOOGLE_SIM_PORT: '0', GOOGLE_SIM_WINDOW: 'leaky' });
+  expect(await exit).toBe(1);
+  expect(await output).toContain('GOOGLE_SIM_WINDOW must be one of fixed, sliding');
 }, 20_000);
