@@ -21,6 +21,7 @@ export type { SimControl, SimulatorStats } from './control.ts';
 export type { ApiMethod, Fault, FaultKind, FaultSpec } from './faults.ts';
 export { MINUTE_WINDOWS, QUOTA_IDS, nextPacificMidnight, pacificDay, type MinuteWindow } from './quota.ts';
 export { seededRandom } from './arrival.ts';
+export { arrivalsByMinute, type ArrivalWindow } from './windows.ts';
 export type { Counter, RequestRecord } from './stats.ts';
 export { countRequestTokens, tokensForText } from './tokens.ts';
 

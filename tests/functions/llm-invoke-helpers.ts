@@ -4,7 +4,7 @@
 // of them (and every table) for secrets at the end.
 import { createHash, randomBytes } from "node:crypto";
 import type { Sql } from "../../shared/db/migrate.ts";
-import type { GoogleSimulator } from "../../shared/google-sim/server.ts";
+import type { GoogleSimulator, SimulatorOptions } from "../../shared/google-sim/server.ts";
 import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
@@ -76,6 +76,8 @@ export async function startInvokeStack(label: string, options: {
   keys: TestKey[];
   limits?: ModelLimit[];
   env?: Record<string, string>;
+  /** More simulator options (Google's counting, models); its keys always come from `keys`. */
+  simulator?: Omit<SimulatorOptions, "keys">;
 }): Promise<InvokeStack> {
   const db = await freshDatabase(label);
   const sql = db.sql;
@@ -100,7 +102,7 @@ export async function startInvokeStack(label: string, options: {
     databaseUrl: db.url,
     google: "simulator",
     env,
-    simulatorOptions: { keys: simKeys, models: GENEROUS_SIM_MODELS },
+    simulatorOptions: { models: GENEROUS_SIM_MODELS, ...options.simulator, keys: simKeys },
     only: ["llm-invoke"],
     log: (line) => logs.push(line),
   });
