@@ -17,6 +17,7 @@ import { runPeers } from "./peers.ts";
 import { runGatewayOverhead } from "./gateway-overhead.ts";
 import { runOutage } from "./outage.ts";
 import { runHostileInput } from "./hostile-input.ts";
+import { runFidelity } from "./fidelity.ts";
 
 const HOW_TO_READ = `
 - **Compare within this run, not across runs.** The machine is a shared 2-core VM (see the load average above): other
@@ -151,6 +152,24 @@ async function main(): Promise<number> {
       id: "hostile-input",
       title: "7. what a hostile request costs",
       fn: () => runHostileInput(smoke ? { rounds: 1, bodyBytes: 200_000 } : { rounds: 7, bodyBytes: 990_000 }, log),
+    },
+    {
+      id: "fidelity",
+      title: "8. fidelity: Google 429s when Google counts differently",
+      // Waits for a minute boundary (the straddle), then its four counting modes run at once.
+      fn: () =>
+        runFidelity(
+          bench,
+          {
+            arrivalDelayMs: 100,
+            arrivalJitterMs: 50,
+            burst: { limitRpm: 40, late: 40, lateSpanMs: 300, early: 40, earlyAtMs: 500 },
+            demand: smoke
+              ? { limitRpm: 10, factor: 30, wholeWindows: 0, smokeDurationMs: 4000, maxWaitMs: 3000 }
+              : { limitRpm: 40, factor: 3, wholeWindows: 3, maxWaitMs: 60_000 },
+          },
+          log,
+        ),
     },
   ];
   const waitJob = {
