@@ -10,8 +10,10 @@
 //       when a window opens, which is where a clock offset bites).
 // Wall time: the four modes run at the same time, each on its own simulator behind one router, on
 // its own model rows (= quota groups) of one gateway, so the part takes one run's time (about
-// 4.5 minutes in full) instead of four. The burst comes first and is over before the demand
-// starts, so the two scenarios do not compete for the CPU at a window opening.
+// 5.5 minutes in full, waiting for the first boundary included) instead of four. The straddles
+// come first and are over before the demand starts, so the two scenarios do not compete for the
+// CPU at a window opening; in the full run the two booking rows straddle one boundary each, for
+// the same reason (the CPU decides how many of the late requests are booked before :00).
 import { setMaxListeners } from "node:events";
 import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { arrivalsByMinute, startGoogleSimulator, type GoogleSimulator, type MinuteWindow } from "../shared/google-sim/server.ts";
@@ -25,6 +27,8 @@ export interface FidelityConfig {
   /** Network delay between llm-invoke and the simulator, ± uniform jitter. */
   arrivalDelayMs: number;
   arrivalJitterMs: number;
+  /** Straddle the booking rows at successive boundaries instead of all at one. */
+  bookingsApart: boolean;
   burst: { limitRpm: number; late: number; lateSpanMs: number; early: number; earlyAtMs: number };
   demand: {
     limitRpm: number;
@@ -186,12 +190,17 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
       if (probe.status !== 200) throw new Error(`probe: HTTP ${probe.status} ${probe.body.slice(0, 200)} ${fnOut.slice(-5).join(" | ")}`);
     }
 
-    // The schedule: the burst straddles boundary B; the demand runs from B + 10 s.
+    // The schedule: the straddle at boundary B (and B + 1 min for the second booking row when
+    // apart); the demand from 10 s after the last straddle (2 s in the smoke run).
+    const burstGroups = cfg.bookingsApart
+      ? BOOKINGS.map((b) => rows.filter((r) => r.booking === b))
+      : [rows];
     let boundary = minuteOf(Date.now()) + 60_000;
     if (boundary - Date.now() < 6000) boundary += 60_000;
-    const demandStart = boundary + (cfg.demand.smokeDurationMs === undefined ? 10_000 : 2000);
+    const lastEdge = boundary + (burstGroups.length - 1) * 60_000;
+    const demandStart = lastEdge + (cfg.demand.smokeDurationMs === undefined ? 10_000 : 2000);
     const demandEnd = cfg.demand.smokeDurationMs === undefined
-      ? boundary + 60_000 * (1 + cfg.demand.wholeWindows)
+      ? lastEdge + 60_000 * (1 + cfg.demand.wholeWindows)
       : demandStart + cfg.demand.smokeDurationMs;
     const tailMs = 3000;
     const stopAt = demandEnd + tailMs;
@@ -202,7 +211,7 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     for (let t = demandStart; t < demandEnd; t += interval) arrivals.push(Math.round(t));
     log(
       `  ${MODES.length} counting modes × ${BOOKINGS.length} bookings, delay ${cfg.arrivalDelayMs} ± ${cfg.arrivalJitterMs} ms; ` +
-        `burst at ${iso(boundary)}, demand ${cfg.demand.factor}× of ${cfg.demand.limitRpm}/min ${iso(demandStart)}–${iso(demandEnd)} ` +
+        `straddle at ${burstGroups.map((_, b) => iso(boundary + b * 60_000)).join(" and ")}, demand ${cfg.demand.factor}× of ${cfg.demand.limitRpm}/min ${iso(demandStart)}–${iso(demandEnd)} ` +
         `(${wholeWindows.length} whole windows)`,
     );
 
@@ -213,19 +222,23 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     await db.sql`delete from public.google_ai_cooldowns`;
     for (const sim of sims) sim.reset();
 
-    // (a) The straddle, every row at once.
+    // (a) The straddle: every counting mode at once; the booking rows at one boundary each when
+    // `bookingsApart` (two rows' bursts at once would halve what the function books in time).
     const burstCalls: Promise<Answer & { row: Row }>[] = [];
     const spacing = cfg.burst.late > 1 ? (cfg.burst.lateSpanMs - 100) / (cfg.burst.late - 1) : 0;
-    for (let i = 0; i < cfg.burst.late; i++) {
-      await sleep(boundary - cfg.burst.lateSpanMs + i * spacing - Date.now());
-      for (const row of rows) burstCalls.push(call(row.burstModel, `late-${i}`, "NO_WAIT").then((a) => ({ ...a, row })));
-    }
-    await sleep(boundary + cfg.burst.earlyAtMs - Date.now());
-    for (let i = 0; i < cfg.burst.early; i++) {
-      for (const row of rows) burstCalls.push(call(row.burstModel, `early-${i}`, "NO_WAIT").then((a) => ({ ...a, row })));
+    for (const [b, group] of burstGroups.entries()) {
+      const edge = boundary + b * 60_000;
+      for (let i = 0; i < cfg.burst.late; i++) {
+        await sleep(edge - cfg.burst.lateSpanMs + i * spacing - Date.now());
+        for (const row of group) burstCalls.push(call(row.burstModel, `late-${i}`, "NO_WAIT").then((a) => ({ ...a, row })));
+      }
+      await sleep(edge + cfg.burst.earlyAtMs - Date.now());
+      for (let i = 0; i < cfg.burst.early; i++) {
+        for (const row of group) burstCalls.push(call(row.burstModel, `early-${i}`, "NO_WAIT").then((a) => ({ ...a, row })));
+      }
     }
     const burstAnswers = await Promise.all(burstCalls);
-    log(`  burst done: ${burstAnswers.length} calls`);
+    log(`  straddle done: ${burstAnswers.length} calls`);
 
     // (b) 3x demand in WAIT mode, every row at once.
     const controller = new AbortController();
@@ -313,13 +326,13 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
         config: cfg,
         modes: MODES,
         bookings: BOOKINGS,
-        boundary: new Date(boundary).toISOString(),
+        straddleBoundaries: burstGroups.map((_, b) => new Date(boundary + b * 60_000).toISOString()),
         demandStart: new Date(demandStart).toISOString(),
         demandEnd: new Date(demandEnd).toISOString(),
         wholeWindows: wholeWindows.map((w) => new Date(w).toISOString()),
         rows: results,
       },
-      markdown: markdown(cfg, results, wholeWindows.length),
+      markdown: markdown(cfg, results, wholeWindows.length, burstGroups.length),
       headline: MODES.map((m) => {
         const r = byMode(m.id);
         return {
@@ -365,7 +378,7 @@ async function invoke(url: string, model: string, id: string, mode: "WAIT" | "NO
   }
 }
 
-function markdown(cfg: FidelityConfig, results: RowResult[], wholeWindows: number): string {
+function markdown(cfg: FidelityConfig, results: RowResult[], wholeWindows: number, straddleRounds: number): string {
   const hhmmss = (isoTime: string) => isoTime.slice(11, 19);
   const windows = (ws: WindowCount[]) => ws.map((w) => `${w.count}${w.whole ? "" : "·"}`).join(" + ") || "—";
   const rows = results.map((r) => [
@@ -389,7 +402,9 @@ ${cfg.arrivalDelayMs} ms ± ${cfg.arrivalJitterMs} ms (uniform) of network delay
 Deno process; a small router sends each model's calls to its mode's simulator.
 
 - **Straddle**: per row, ${cfg.burst.late} NO_WAIT requests sent over the last ${cfg.burst.lateSpanMs} ms before a \`:00\`
-  (the last one ${100} ms before it) plus ${cfg.burst.early} at \`:${String(cfg.burst.earlyAtMs / 1000).padStart(3, "0")}\`, limit ${cfg.burst.limitRpm} RPM.
+  (the last one 100 ms before it) plus ${cfg.burst.early} at \`:00.${String(cfg.burst.earlyAtMs).padStart(3, "0")}\`, limit ${cfg.burst.limitRpm} RPM,
+  all four modes at once${straddleRounds > 1 ? ", each booking row at its own minute boundary" : ""}. How many of the late ones the gateway books before
+  \`:00\` depends on how fast this machine serves ${straddleRounds > 1 ? "four" : "eight"} rows' calls at once: the first figure of the third column.
 - **Demand**: WAIT callers at ${cfg.demand.factor}× the limit of ${cfg.demand.limitRpm} RPM, starting after the straddle is over,
   ${wholeWindows} whole window${wholeWindows === 1 ? "" : "s"} (the waiters rush in when a window opens).
 - **Bookings**: "${BOOKINGS[0]!.label}" and "${BOOKINGS[1]!.label}" are the same gateway today (it has no guard interval

@@ -163,6 +163,7 @@ async function main(): Promise<number> {
           {
             arrivalDelayMs: 100,
             arrivalJitterMs: 50,
+            bookingsApart: !smoke,
             burst: { limitRpm: 40, late: 40, lateSpanMs: 300, early: 40, earlyAtMs: 500 },
             demand: smoke
               ? { limitRpm: 10, factor: 30, wholeWindows: 0, smokeDurationMs: 4000, maxWaitMs: 3000 }
