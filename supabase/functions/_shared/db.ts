@@ -187,6 +187,11 @@ export function classifyDbError(error: unknown): FailureKind {
   return "query";
 }
 
+/** A failure that says the database cannot serve now (503), as opposed to an error in a statement. */
+export function isDatabaseUnreachable(error: unknown): boolean {
+  return error instanceof DatabaseUnavailable || classifyDbError(error) !== "query";
+}
+
 export interface Database {
   /**
    * Runs `work` on the pool under the deadline. Database failures become DatabaseUnavailable (the

@@ -1,36 +1,7 @@
 // Error codes of the gateway's functions. The codes are a stable API: callers branch on `code`,
-// never on `message` (which is for humans and may change).
-//
-// | code                   | HTTP | meaning / what the caller should do                                   |
-// |------------------------|------|-----------------------------------------------------------------------|
-// | invalid_json           | 400  | body is not valid JSON (or not a JSON object): fix the body           |
-// | invalid_request        | 400  | a field is missing, has the wrong type or an unknown key; see details |
-// | empty_input            | 400  | no prompt/messages/contents, or only empty text                       |
-// | unknown_model          | 400  | the model is not in google_ai_model_limits (names and aliases)       |
-// | unsupported_feature    | 400  | the model cannot do what was asked (e.g. JSON mode on Gemma)          |
-// | upstream_rejected      | 400  | Google refused the request itself (other 4xx); not retried            |
-// | unauthorized           | 401  | missing, malformed or unknown credential                              |
-// | token_invalid          | 401  | a well-formed scoped token that the database does not know           |
-// | token_expired          | 401  | the scoped token has expired: mint a new one at issue-kaggle-token    |
-// | token_revoked          | 401  | the token or its client was revoked: ask the operator                 |
-// | invalid_secret         | 401  | issue-kaggle-token: the client secret is missing, malformed or unknown |
-// | client_revoked         | 401  | issue-kaggle-token: the client was revoked (its tokens with it)       |
-// | scope_exceeded         | 403  | issue-kaggle-token: more than the client may have; see `allowed`      |
-// | forbidden              | 403  | valid credential, but not allowed this scope                          |
-// | model_not_allowed      | 403  | the scoped token may not use this model (see details.model)           |
-// | not_found              | 404  | no such function (local functions server) or path                     |
-// | method_not_allowed     | 405  | only POST is accepted                                                 |
-// | body_too_large         | 413  | body exceeds the size limit (see details.limit_bytes)                 |
-// | request_in_progress    | 409  | this request_id is being served now; Retry-After: end of its claim    |
-// | unsupported_media_type | 415  | Content-Type must be application/json                                 |
-// | client_closed          | 499  | the client closed the connection mid-request (logged; nobody to tell) |
-// | rate_limited           | 429  | no capacity now; Retry-After header + retry_after_ms and limit fields |
-// |                        |      | (limit token_budget: the token is used up, no Retry-After: mint anew;  |
-// |                        |      |  limit client_budget: the client's daily budget, until Pacific midnight)|
-// | internal_error         | 500  | a bug or an unexpected failure on our side; safe to retry later       |
-// | upstream_error         | 502  | Google failed (5xx, bad key, malformed answer) after all attempts     |
-// | unavailable            | 503  | the gateway cannot serve now (database down, no active key)           |
-// | upstream_timeout       | 504  | Google did not answer in time after all attempts                      |
+// never on `message` (which is for humans and may change). ERROR_STATUS is the one place a code's
+// HTTP status is defined; docs/errors.md says what each means and what to do (a test keeps the two
+// equal). Every function answers them through _shared/envelope.ts.
 
 export const ERROR_STATUS = {
   invalid_json: 400,
@@ -122,9 +93,4 @@ export function jsonResponse(body: unknown, status: number, headers: HeadersInit
   const h = new Headers(headers);
   h.set("content-type", JSON_HEADERS["content-type"]);
   return new Response(JSON.stringify(body), { status, headers: h });
-}
-
-/** Response for a GatewayError; `extraBody` adds e.g. the request_id. */
-export function errorResponse(error: GatewayError, extraBody: Record<string, unknown> = {}): Response {
-  return jsonResponse({ ...extraBody, ...error.toBody() }, error.status, error.headers);
 }

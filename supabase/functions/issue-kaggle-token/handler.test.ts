@@ -78,6 +78,7 @@ describe("issue-kaggle-token: minting", () => {
       models: ["gemma-3-27b-it"],
       budget: { max_requests: 200, max_tokens: null },
       invoke_url: "https://abc.supabase.co/functions/v1/llm-invoke",
+      request_id: "rid-1",
     });
     expect(text).not.toContain(SECRET);
     expect(mint).toHaveBeenCalledWith({
@@ -238,7 +239,11 @@ describe("issue-kaggle-token: refusals", () => {
 
   it("a database failure is 503 with Retry-After, logged without the secret or the token", async () => {
     const { handler, lines } = build(() =>
-      Promise.reject(new Error(`connection to postgres://postgres:pw@db/x failed while sending ${SECRET} ${TOKEN}`))
+      Promise.reject(
+        Object.assign(new Error(`connection to postgres://postgres:pw@db/x failed while sending ${SECRET} ${TOKEN}`), {
+          code: "ECONNREFUSED",
+        }),
+      )
     );
     const res = await handler(post({}, bearer(SECRET)));
     expect(res.status).toBe(503);
@@ -252,14 +257,15 @@ describe("issue-kaggle-token: refusals", () => {
     expect(lines.join("\n")).not.toContain(":pw@");
   });
 
-  it("an unforeseen failure is 503, never 500", async () => {
+  it("an unforeseen failure (a bug) is 500 internal_error, like every function's", async () => {
     const { handler } = build(MINTED, {
       newToken: () => {
         throw new Error("no entropy");
       },
     });
     const res = await handler(post({}, bearer(SECRET)));
-    expect(res.status).toBe(503);
+    expect(res.status).toBe(500);
+    expect((await res.json()).error.code).toBe("internal_error");
   });
 
   it("never answers 500 nor echoes a secret, whatever arrives (randomised)", async () => {

@@ -7,26 +7,16 @@
 // Request:  POST, `Authorization: Bearer evegw_cs_...` (or `apikey:`, or the body's `client_secret`),
 //           JSON body {models?, ttl_seconds?, max_requests?, max_tokens?} narrowing the client's scope.
 // Answer:   200 {token, token_id, client, expires_at, expires_in, models, budget, invoke_url}
-//           error bodies {error: {code, message, details?}, request_id, ...}:
-//   | code                   | HTTP | when                                                          |
-//   |------------------------|------|---------------------------------------------------------------|
-//   | unauthorized           | 401  | no client secret was sent                                     |
-//   | invalid_secret         | 401  | the secret is malformed or belongs to no client               |
-//   | client_revoked         | 401  | the client was revoked (its tokens with it)                   |
-//   | scope_exceeded         | 403  | more models/lifetime/budget than the client may have; `allowed` |
-//   | rate_limited           | 429  | limit "mint_rate": too many tokens this hour; Retry-After     |
-//   | invalid_request        | 400  | unknown field, wrong type, ttl < 60 s, two different secrets  |
-//   | invalid_json           | 400  | the body is not a JSON object                                 |
-//   | method_not_allowed     | 405  | not POST                                                      |
-//   | body_too_large         | 413  | over 16 KiB                                                   |
-//   | unsupported_media_type | 415  | a body that is not application/json                           |
-//   | unavailable            | 503  | the database cannot answer; Retry-After                       |
-// Never a 500, never a secret or token in an error or a log line.
+// Errors:   the shared envelope's shape and codes (_shared/errors.ts has the one table). This
+//           function's own refusals: unauthorized / invalid_secret / client_revoked (401),
+//           scope_exceeded (403, with `allowed`), rate_limited with limit "mint_rate" (429).
+// Never a secret or a token in an answer or a log line.
 //
 // No Deno globals here: index.ts wires it, tests build it with a fake `mint`.
 import { z } from "zod";
 import { sha256Hex } from "../_shared/auth.ts";
-import { GatewayError, jsonResponse, rateLimited } from "../_shared/errors.ts";
+import { GatewayError, rateLimited } from "../_shared/errors.ts";
+import { envelope } from "../_shared/envelope.ts";
 import { readOptionalJsonObject } from "../_shared/http.ts";
 import {
   CLIENT_SECRET_PREFIX,
@@ -36,7 +26,6 @@ import {
 } from "../_shared/credentials.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import { invalidRequest } from "../_shared/validation.ts";
-import { DatabaseUnavailable, retryAfterSeconds } from "../_shared/db.ts";
 
 /** Longest token lifetime any client may get: a Kaggle session's limit. */
 export const MAX_TTL_SECONDS = 12 * 60 * 60;
@@ -83,8 +72,10 @@ export interface IssueTokenDeps {
   publicUrl?: string;
   newToken?: () => string;
   newRequestId?: () => string;
-  /** One line per request: outcome, client, token id. Never a secret. */
+  /** Diagnostics (refusals, minted token ids, database errors). Never a secret. */
   log?: (line: string) => void;
+  /** The one JSON line per request (default: console.log). */
+  logRequest?: (line: string) => void;
   now?: () => number;
 }
 
@@ -102,75 +93,67 @@ export const issueTokenRequestSchema = z.strictObject({
 
 export function createIssueTokenHandler(deps: IssueTokenDeps): (req: Request) => Promise<Response> {
   const newToken = deps.newToken ?? (() => newKaggleToken());
-  const newRequestId = deps.newRequestId ?? (() => crypto.randomUUID());
   const log = deps.log ?? ((line: string) => console.log(line));
   const now = deps.now ?? Date.now;
 
-  return async (req: Request): Promise<Response> => {
-    const requestId = newRequestId();
-    const note = (line: string) => log(`[issue-kaggle-token ${requestId}] ${redactCredentials(line)}`);
+  return envelope({
+    name: "issue-kaggle-token",
+    // Answers carry a token: no cache may keep them.
+    headers: { "cache-control": "no-store" },
+    newRequestId: deps.newRequestId,
+    now: deps.now,
+    logLine: deps.logRequest,
+    note: (text, requestId) => log(`[issue-kaggle-token ${requestId}] ${redactCredentials(text)}`),
+  }, async (req, scope) => {
+    const body = await readOptionalJsonObject(req, MAX_BODY_BYTES);
+    const parsed = issueTokenRequestSchema.safeParse(body);
+    if (!parsed.success) throw invalidRequest(parsed.error);
+    const input = parsed.data;
+
+    const secret = presentedSecret(req.headers, input.client_secret);
+    if (!isClientSecret(secret)) throw invalidSecret();
+
+    const token = newToken();
+    const params: MintParams = {
+      secretHash: await sha256Hex(secret),
+      tokenHash: await sha256Hex(token),
+      models: input.models ?? null,
+      ttlSeconds: input.ttl_seconds ?? null,
+      maxRequests: input.max_requests ?? null,
+      maxTokens: input.max_tokens ?? null,
+    };
+    let result: MintResult;
     try {
-      if (req.method !== "POST") {
-        throw new GatewayError("method_not_allowed", "Use POST.", { headers: { allow: "POST" } });
-      }
-      const body = await readOptionalJsonObject(req, MAX_BODY_BYTES);
-      const parsed = issueTokenRequestSchema.safeParse(body);
-      if (!parsed.success) throw invalidRequest(parsed.error);
-      const input = parsed.data;
-
-      const secret = presentedSecret(req.headers, input.client_secret);
-      if (!isClientSecret(secret)) {
-        throw invalidSecret();
-      }
-
-      const token = newToken();
-      const params: MintParams = {
-        secretHash: await sha256Hex(secret),
-        tokenHash: await sha256Hex(token),
-        models: input.models ?? null,
-        ttlSeconds: input.ttl_seconds ?? null,
-        maxRequests: input.max_requests ?? null,
-        maxTokens: input.max_tokens ?? null,
-      };
-      let result: MintResult;
-      try {
-        result = await deps.mint(params);
-      } catch (error) {
-        note(`database error: ${sanitizeError(error, { secrets: [secret, token] })}`);
-        throw new GatewayError("unavailable", "The token service cannot reach its database; retry shortly.", {
-          headers: { "Retry-After": error instanceof DatabaseUnavailable ? retryAfterSeconds(error) : "5" },
-        });
-      }
-
-      if (!result.ok) {
-        note(`refused: ${result.error}`);
-        throw refusal(result);
-      }
-      const expiresAtMs = Date.parse(result.expires_at);
-      note(
-        `minted token ${result.token_id} for client:${result.client} models=${result.models.join(",")} ` +
-          `expires_at=${new Date(expiresAtMs).toISOString()}`,
-      );
-      return jsonResponse(
-        {
-          token,
-          token_id: result.token_id,
-          client: result.client,
-          expires_at: new Date(expiresAtMs).toISOString(),
-          expires_in: Math.max(0, Math.floor((expiresAtMs - now()) / 1000)),
-          models: result.models,
-          budget: result.budget,
-          invoke_url: invokeUrl(deps.publicUrl, req),
-        },
-        200,
-        { "cache-control": "no-store", "x-request-id": requestId },
-      );
+      result = await deps.mint(params);
     } catch (error) {
-      const e = error instanceof IssueTokenError || error instanceof GatewayError ? error : unexpected(error, note);
-      const body: Record<string, unknown> = { ...e.extra, request_id: requestId, error: errorObject(e) };
-      return jsonResponse(body, e.status, { ...e.headers, "x-request-id": requestId, "cache-control": "no-store" });
+      // Named here, where the secret and the token are known, so neither can reach the log.
+      scope.note(`database error: ${sanitizeError(error, { secrets: [secret, token] })}`);
+      throw error;
     }
-  };
+
+    if (!result.ok) {
+      scope.note(`refused: ${result.error}`);
+      throw refusal(result);
+    }
+    const expiresAtMs = Date.parse(result.expires_at);
+    scope.annotate({ client: result.client, token_id: result.token_id });
+    scope.note(
+      `minted token ${result.token_id} for client:${result.client} models=${result.models.join(",")} ` +
+        `expires_at=${new Date(expiresAtMs).toISOString()}`,
+    );
+    return {
+      body: {
+        token,
+        token_id: result.token_id,
+        client: result.client,
+        expires_at: new Date(expiresAtMs).toISOString(),
+        expires_in: Math.max(0, Math.floor((expiresAtMs - now()) / 1000)),
+        models: result.models,
+        budget: result.budget,
+        invoke_url: invokeUrl(deps.publicUrl, req),
+      },
+    };
+  });
 }
 
 /** `${publicUrl}/functions/v1/llm-invoke`, from the configured URL or the request's origin. */
@@ -218,46 +201,21 @@ function presentedSecret(headers: Headers, fromBody: string | undefined): string
   return secret;
 }
 
-/** The refusals of this function that errors.ts does not have (their codes are its own API). */
-export class IssueTokenError extends Error {
-  constructor(
-    readonly code: "invalid_secret" | "client_revoked" | "scope_exceeded",
-    readonly status: 401 | 403,
-    message: string,
-    readonly extra: Record<string, unknown> = {},
-    readonly headers: Record<string, string> = {},
-  ) {
-    super(message);
-    this.name = "IssueTokenError";
-  }
-
-  readonly details = undefined;
+function invalidSecret(): GatewayError {
+  return new GatewayError("invalid_secret", "Invalid client secret.");
 }
 
-function errorObject(e: IssueTokenError | GatewayError): Record<string, unknown> {
-  return { code: e.code, message: e.message, ...(e.details === undefined ? {} : { details: e.details }) };
-}
-
-function invalidSecret(): IssueTokenError {
-  return new IssueTokenError("invalid_secret", 401, "Invalid client secret.");
-}
-
-function refusal(result: Exclude<MintResult, { ok: true }>): IssueTokenError | GatewayError {
+function refusal(result: Exclude<MintResult, { ok: true }>): GatewayError {
   switch (result.error) {
     case "invalid_secret":
       return invalidSecret();
     case "client_revoked":
-      return new IssueTokenError(
-        "client_revoked",
-        401,
-        "This client has been revoked; ask the operator for a new one.",
-      );
+      return new GatewayError("client_revoked", "This client has been revoked; ask the operator for a new one.");
     case "scope_exceeded":
-      return new IssueTokenError(
+      return new GatewayError(
         "scope_exceeded",
-        403,
         "The request asks for more than this client may have (models, lifetime or budget); see `allowed`.",
-        { allowed: result.allowed },
+        { extra: { allowed: result.allowed } },
       );
     case "mint_rate_limited": {
       // rateLimited() gives the shared 429 shape (Retry-After, limit, retry_after_ms); the message is ours.
@@ -270,13 +228,4 @@ function refusal(result: Exclude<MintResult, { ok: true }>): IssueTokenError | G
       );
     }
   }
-}
-
-
-/** Anything not foreseen is answered as "try again" (503), never 500, and logged without secrets. */
-function unexpected(error: unknown, note: (line: string) => void): GatewayError {
-  note(`unexpected: ${sanitizeError(error)}`);
-  return new GatewayError("unavailable", "The token service failed unexpectedly; retry shortly.", {
-    headers: { "Retry-After": "5" },
-  });
 }

@@ -4,7 +4,6 @@ import { workerDatabase } from "../_shared/db.ts";
 import { createIssueTokenHandler } from "./handler.ts";
 import { createPostgresMint } from "./store.ts";
 import { serveFunction } from "../_shared/serve.ts";
-import { withRequestLog } from "../_shared/request-log.ts";
 
 const env = (name: string) => Deno.env.get(name);
 
@@ -15,5 +14,4 @@ const handler = createIssueTokenHandler({
   publicUrl: env("EVE_GATEWAY_URL") ?? env("SUPABASE_URL"),
 });
 
-// One JSON line per request (_shared/request-log.ts), like llm-invoke's.
-serveFunction("issue-kaggle-token", withRequestLog("issue-kaggle-token", handler));
+serveFunction("issue-kaggle-token", handler);

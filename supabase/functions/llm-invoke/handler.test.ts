@@ -1,6 +1,7 @@
 import { describe, expect, it, vi } from "vitest";
 import { GatewayError, rateLimited } from "../_shared/errors.ts";
-import { createHandler, type HandlerDeps, type InvokeContext, type InvokeResult } from "./handler.ts";
+import type { InvokeContext, InvokeResult } from "./context.ts";
+import { createHandler, type HandlerDeps } from "./handler.ts";
 
 const KEY = "sb_secret_handler_test_key";
 const URL_ = "http://127.0.0.1/llm-invoke";

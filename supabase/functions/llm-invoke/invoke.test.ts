@@ -5,7 +5,7 @@ import { GatewayError } from "../_shared/errors.ts";
 import type { ModelCapabilities } from "./gemma.ts";
 import type { GenerateCall, GenerateOutcome, GoogleClient } from "../_shared/google/client.ts";
 import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/google/errors.ts";
-import type { InvokeContext, InvokeResult } from "./handler.ts";
+import type { InvokeContext, InvokeResult } from "./context.ts";
 import { type Clock, createInvoke, type InvokeDeps, limitOfQuota, MAX_ATTEMPTS } from "./invoke.ts";
 import { parseInvokeRequest } from "./request.ts";
 import type { FinalizeParams, GatewayStore, Refusal, Reservation, ReserveParams } from "./store.ts";

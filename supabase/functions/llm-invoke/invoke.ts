@@ -22,7 +22,7 @@ import { adaptToModel, type GoogleRequest, type ModelCapabilities } from "./gemm
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
 import type { GenerateOutcome, GoogleClient } from "../_shared/google/client.ts";
 import { GatewayError, rateLimited } from "../_shared/errors.ts";
-import type { InvokeContext, InvokeResult } from "./handler.ts";
+import type { InvokeContext, InvokeResult } from "./context.ts";
 import {
   type FinalizeOutcome,
   type FinalizeParams,

@@ -11,7 +11,8 @@ import { GatewayError } from "../_shared/errors.ts";
 import type { ModelCapabilities } from "./gemma.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import type postgres from "postgres";
-import { type Database, DatabaseUnavailable, retryAfterSeconds, type Sql } from "../_shared/db.ts";
+import { type Database, DatabaseUnavailable, type Sql } from "../_shared/db.ts";
+import { databaseUnavailable } from "../_shared/envelope.ts";
 import {
   type FinalizeParams,
   type GatewayStore,
@@ -37,9 +38,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
       return await options.database.run(what, work);
     } catch (error) {
       if (error instanceof GatewayError) throw error;
-      if (error instanceof DatabaseUnavailable) throw unavailable(error);
+      if (error instanceof DatabaseUnavailable) throw databaseUnavailable(error);
       logError(`${what} failed: ${sanitizeError(error)}`);
-      throw unavailable(null);
+      throw databaseUnavailable(null);
     }
   }
 
@@ -184,11 +185,4 @@ function clean(value: unknown): unknown {
     return out;
   }
   return value;
-}
-
-/** 503 with Retry-After: the database's own estimate when it is down, else 5 s. */
-function unavailable(cause: DatabaseUnavailable | null): GatewayError {
-  return new GatewayError("unavailable", "The gateway's database is not reachable now; retry shortly.", {
-    headers: { "Retry-After": cause === null ? "5" : retryAfterSeconds(cause) },
-  });
 }

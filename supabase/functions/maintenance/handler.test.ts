@@ -294,7 +294,7 @@ describe("a maintenance run", () => {
     const { handler, lines } = build({}, s);
     const res = await handler(post());
     expect(res.status).toBe(503);
-    expect(res.headers.get("retry-after")).toBe("30");
+    expect(res.headers.get("retry-after")).toBe("5"); // the one outage policy (_shared/envelope.ts)
     expect((await res.json()).error.code).toBe("unavailable");
     expect(lines.join("\n")).not.toContain("pw@");
 

@@ -8,7 +8,6 @@ import { createModelLister } from "./google-models.ts";
 import { createMaintenanceHandler } from "./handler.ts";
 import { createPgMaintenanceStore } from "./store.ts";
 import { serveFunction } from "../_shared/serve.ts";
-import { withRequestLog } from "../_shared/request-log.ts";
 
 const env = (name: string) => Deno.env.get(name);
 const HOUSEKEEPING_TIMEOUTS = { ...DEFAULT_DB_TIMEOUTS, statementTimeoutMs: 60_000, deadlineMs: 61_000 };
@@ -24,5 +23,4 @@ const handler = createMaintenanceHandler({
   secret: googleKeyReader(env),
 });
 
-// One JSON line per request (_shared/request-log.ts), like llm-invoke's.
-serveFunction("maintenance", withRequestLog("maintenance", handler));
+serveFunction("maintenance", handler);

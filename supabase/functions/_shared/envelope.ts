@@ -1,0 +1,136 @@
+// The HTTP envelope every function's handler runs in: request id, method, one JSON log line, and
+// the one policy for turning failures into answers. A handler only does its own work and either
+// returns an answer or throws:
+//   GatewayError           → its code's status and JSON shape (errors.ts), with its headers;
+//   database unavailable   → 503 `unavailable` with Retry-After (db.ts: DatabaseUnavailable, or a
+//                            driver error that means the server cannot be reached);
+//   anything else          → 500 `internal_error`, noted sanitized with the request id.
+// Every error answer is `{...extra, request_id, error: {code, message, details?}}` with `x-request-id`.
+import { GatewayError, jsonResponse } from "./errors.ts";
+import { DatabaseUnavailable, isDatabaseUnreachable, retryAfterSeconds } from "./db.ts";
+import { sanitizeError } from "./sanitize.ts";
+
+/** A successful answer: its JSON body (request_id is added) and extra headers. */
+export interface Answer {
+  body: Record<string, unknown>;
+  headers?: Record<string, string>;
+}
+
+/** What the envelope gives a handler for one request. */
+export interface RequestScope {
+  /** This request's id: generated, or the caller's own once `useRequestId` was called. */
+  readonly requestId: string;
+  /** The caller named the request (llm-invoke's `request_id`): answers and logs use that name. */
+  useRequestId(id: string): void;
+  /** Adds fields to this request's JSON log line (never a credential, a prompt or an answer). */
+  annotate(fields: Record<string, unknown>): void;
+  /** A diagnostic line about this request, already free of secrets. */
+  note(text: string): void;
+}
+
+export interface EnvelopeOptions {
+  /** The function's name: the `function` field of its log lines. */
+  name: string;
+  /** Headers of every answer, e.g. `cache-control: no-store` where answers carry credentials. */
+  headers?: Record<string, string>;
+  newRequestId?: () => string;
+  now?: () => number;
+  /** Where the one JSON line per request goes (default: console.log). */
+  logLine?: (line: string) => void;
+  /** Where diagnostics go, with the request id (default: console.error). */
+  note?: (text: string, requestId: string) => void;
+}
+
+export type ScopedHandler = (req: Request, scope: RequestScope) => Promise<Answer>;
+
+/** The one request line of every function, for Supabase's log explorer. */
+export interface RequestLine {
+  function: string;
+  request_id: string;
+  method: string;
+  /** "ok", or the error code of the answer. */
+  outcome: string;
+  status: number;
+  /** The limit a 429 names (rpm, tpm, token_budget, mint_rate, ...). */
+  limit?: string;
+  latency_ms: number;
+  [field: string]: unknown;
+}
+
+export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req: Request) => Promise<Response> {
+  const newRequestId = options.newRequestId ?? (() => crypto.randomUUID());
+  const now = options.now ?? (() => Date.now());
+  const logLine = options.logLine ?? ((line: string) => console.log(line));
+  const note = options.note ?? ((text: string, id: string) => console.error(`[${options.name} ${id}] ${text}`));
+
+  return async (req: Request): Promise<Response> => {
+    const started = now();
+    let requestId = newRequestId();
+    const fields: Record<string, unknown> = {};
+    const scope: RequestScope = {
+      get requestId() {
+        return requestId;
+      },
+      useRequestId: (id) => {
+        requestId = id;
+      },
+      annotate: (more) => Object.assign(fields, more),
+      note: (text) => note(text, requestId),
+    };
+
+    let response: Response;
+    let outcome = "ok";
+    let limit: string | undefined;
+    try {
+      if (req.method !== "POST") {
+        throw new GatewayError("method_not_allowed", "Use POST with a JSON body.", { headers: { allow: "POST" } });
+      }
+      const answer = await handle(req, scope);
+      response = jsonResponse({ ...answer.body, request_id: requestId }, 200, {
+        ...options.headers,
+        ...answer.headers,
+        "x-request-id": requestId,
+      });
+    } catch (thrown) {
+      const error = asGatewayError(thrown, scope);
+      outcome = error.code;
+      if (typeof error.extra?.limit === "string") limit = error.extra.limit;
+      response = jsonResponse({ ...error.extra, request_id: requestId, error: error.toBody().error }, error.status, {
+        ...options.headers,
+        ...error.headers,
+        "x-request-id": requestId,
+      });
+    }
+
+    const line: RequestLine = {
+      function: options.name,
+      request_id: requestId,
+      method: req.method,
+      ...fields,
+      outcome,
+      status: response.status,
+      ...(limit === undefined ? {} : { limit }),
+      latency_ms: now() - started,
+    };
+    logLine(JSON.stringify(line));
+    return response;
+  };
+}
+
+/** The one policy for failures that are not already an answer. */
+function asGatewayError(thrown: unknown, scope: RequestScope): GatewayError {
+  if (thrown instanceof GatewayError) return thrown;
+  if (isDatabaseUnreachable(thrown)) {
+    scope.note(`database unavailable: ${sanitizeError(thrown, { maxLength: 300 })}`);
+    return databaseUnavailable(thrown instanceof DatabaseUnavailable ? thrown : null);
+  }
+  scope.note(`unexpected error: ${sanitizeError(thrown, { maxLength: 500 })}`);
+  return new GatewayError("internal_error", "Unexpected error; it has been logged with this request_id.");
+}
+
+/** The 503 of a database outage: Retry-After is the database's own estimate when known, else 5 s. */
+export function databaseUnavailable(cause: DatabaseUnavailable | null): GatewayError {
+  return new GatewayError("unavailable", "The gateway's database is not reachable now; retry shortly.", {
+    headers: { "Retry-After": cause === null ? "5" : retryAfterSeconds(cause) },
+  });
+}
