@@ -371,7 +371,7 @@ function markdown(
 Demand: a new WAIT caller every ${fmt(60_000 / (cfg.limitRpm * cfg.demandFactor), 1)} ms, i.e. ${cfg.demandFactor}× the limit of ${cfg.limitRpm}
 requests per minute on one quota group, from second :50 of a minute through ${fullWindows.length} whole minute windows
 (${arrivals} callers). Each caller follows llm-invoke's WAIT policy (\`bench/lib/wait-client.ts\`, a copy of the loop in
-\`supabase/functions/llm-invoke/invoke.ts\`): reserve; when refused, sleep the \`retry_after_ms\` the limiter named plus up to
+\`supabase/functions/llm-invoke/wait-policy.ts\`): reserve; when refused, sleep the \`retry_after_ms\` the limiter named plus up to
 ${cfg.jitterMs} ms of jitter; give up after ${cfg.maxWaitMs / 1000} s of waiting (llm-invoke's cap). ${via === "llm-invoke"
     ? `**Our callers go through llm-invoke itself**: one HTTP request each (\`mode: "WAIT"\`, \`max_wait_ms: ${cfg.maxWaitMs}\`) to the function served by Deno (on its own port: the local Node proxy caps its socket pool below the number of callers waiting at once), the function calling the simulator after each reservation; admission times and windows are the database's (the attempt log's booking rows).`
     : `**Our figures come from an RPC-level client** (the same loop, calling \`google_ai_reserve\` directly), not through llm-invoke over HTTP${viaNote ? ` (${viaNote})` : ""}; part 4 measures what the HTTP hop adds.`} The same arrival schedule drives, at the same time and on the same Postgres,

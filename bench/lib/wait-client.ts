@@ -1,8 +1,9 @@
-// The WAIT policy of llm-invoke (supabase/functions/llm-invoke/invoke.ts), for any limiter: try; when
-// refused, sleep exactly the retry time the limiter named plus a random jitter of up to `jitterMs`
-// (so waiters do not stampede at :00), never beyond `maxWaitMs` of accumulated sleep, then try
-// again; give up when the wait budget is spent. The same loop drives our RPC, the naive limiter and
-// rate-limiter-flexible, so the three are compared under one client behaviour.
+// The WAIT policy of llm-invoke, for any limiter: try; when refused, ask llm-invoke's own pure wait
+// rule (supabase/functions/llm-invoke/wait-policy.ts: the retry time the limiter named plus a random
+// jitter of up to `jitterMs`, never beyond `maxWaitMs` of accumulated sleep), sleep, try again; give up
+// when it says so. The same loop drives our RPC, the naive limiter and rate-limiter-flexible, so the
+// three are compared under one client behaviour.
+import { decideWait } from "../../supabase/functions/llm-invoke/wait-policy.ts";
 import { minuteOf } from "./clock.ts";
 
 export type TryResult = { ok: true; window?: number } | { ok: false; retryAfterMs: number | null };
@@ -80,14 +81,16 @@ export async function waitForAdmission(id: number, tryOnce: () => Promise<TryRes
       rec.window = r.window ?? minuteOf(rec.admittedAt);
       return rec;
     }
-    const remaining = policy.maxWaitMs - rec.waitedMs;
-    const wait = r.retryAfterMs === null ? 1000 : r.retryAfterMs + Math.floor(Math.random() * policy.jitterMs);
-    const hopeless = r.retryAfterMs !== null && r.retryAfterMs > remaining && r.retryAfterMs > 60_000;
-    if (remaining <= 0 || hopeless) {
+    const decision = decideWait({
+      retryAfterMs: r.retryAfterMs,
+      remainingMs: policy.maxWaitMs - rec.waitedMs,
+      jitterMs: Math.floor(Math.random() * policy.jitterMs),
+    });
+    if (!decision.wait) {
       rec.gaveUpAt = Date.now();
       return rec;
     }
-    const slept = Math.min(wait, remaining);
+    const slept = decision.sleepMs;
     if (!(await sleep(slept, policy.signal))) {
       rec.cutOff = true;
       return rec;

@@ -6,7 +6,9 @@ import type { ModelCapabilities } from "./gemma.ts";
 import type { GenerateCall, GenerateOutcome, GoogleClient } from "../_shared/google/client.ts";
 import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/google/errors.ts";
 import type { InvokeContext, InvokeResult } from "./context.ts";
-import { type Clock, createInvoke, type InvokeDeps, limitOfQuota, MAX_ATTEMPTS } from "./invoke.ts";
+import type { Clock } from "./clock.ts";
+import { createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
+import { limitOfQuota } from "./refusals.ts";
 import { parseInvokeRequest } from "./request.ts";
 import type { FinalizeParams, GatewayStore, Refusal, Reservation, ReserveParams } from "./store.ts";
 
@@ -172,7 +174,7 @@ describe("invoke: success", () => {
     });
     expect(store.reserves[0]).toMatchObject({
       model: "gemma-3-27b",
-      caller: "eve-bot",
+      caller: { kind: "service", name: "eve-bot" },
       requestId: "req-1",
       attempt: 1,
       waitMs: 0,
@@ -466,13 +468,13 @@ describe("invoke: scoped tokens", () => {
   it("reserves with the token's hash (the database validates it and names the client)", async () => {
     const store = new FakeStore([reservation(1)]);
     await runWithToken(store, new FakeGoogle([ok()]));
-    expect(store.reserves[0]).toMatchObject({ tokenHash: TOKEN_HASH, attempt: 1 });
+    expect(store.reserves[0]).toMatchObject({ caller: { kind: "token", tokenHash: TOKEN_HASH }, attempt: 1 });
   });
 
   it("service callers reserve without a token hash", async () => {
     const store = new FakeStore([reservation(1)]);
     await setup(store, new FakeGoogle([ok()])).run();
-    expect(store.reserves[0]).not.toHaveProperty("tokenHash");
+    expect(store.reserves[0]!.caller).toEqual({ kind: "service", name: "eve-bot" });
   });
 
   it.each<[Refusal["limit"], number | null, string, number, string | null]>([

@@ -21,7 +21,7 @@ function params(extra: Partial<ReserveParams> = {}): ReserveParams {
   return {
     model: "gemma-3-27b",
     estimatedTokens: 40,
-    caller: "pg-store-test",
+    caller: { kind: "service", name: "pg-store-test" },
     requestId: "req-1",
     idempotent: false,
     excludeKeyIds: [],
@@ -203,21 +203,21 @@ describe("createPgStore over the RPCs", () => {
     const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
     await db.sql`select public.google_ai_mint_token(${sha256(c.secret)}, ${sha256(token)})`;
     const s = store();
-    const ok = await s.reserve(params({ tokenHash: sha256(token), model: "gemma-3-27b" }));
+    const ok = await s.reserve(params({ caller: { kind: "token", tokenHash: sha256(token) }, model: "gemma-3-27b" }));
     expect(ok).toMatchObject({ ok: true, model: "gemma-3-27b-it" });
     const [row] = await db.sql`select caller, client_id from public.google_ai_attempts
                                where reservation_id = ${(ok as Reservation).reservationId}`;
     expect(row).toEqual({ caller: "client:pg-store-client", client_id: c.client_id });
-    expect(await s.reserve(params({ tokenHash: sha256(token) }))).toMatchObject({
+    expect(await s.reserve(params({ caller: { kind: "token", tokenHash: sha256(token) } }))).toMatchObject({
       ok: false,
       limit: "token_budget",
       retryAfterMs: null,
     });
-    expect(await s.reserve(params({ tokenHash: sha256(token), model: "gemini-2.5-flash" }))).toMatchObject({
+    expect(await s.reserve(params({ caller: { kind: "token", tokenHash: sha256(token) }, model: "gemini-2.5-flash" }))).toMatchObject({
       ok: false,
       limit: "model_not_allowed",
     });
-    expect(await s.reserve(params({ tokenHash: "0".repeat(64) }))).toMatchObject({ ok: false, limit: "token_invalid" });
+    expect(await s.reserve(params({ caller: { kind: "token", tokenHash: "0".repeat(64) } }))).toMatchObject({ ok: false, limit: "token_invalid" });
   });
 
   it("answers 503 unavailable when the database is down or not configured, and logs the cause sanitized", async () => {

@@ -66,7 +66,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
 
     reserve: (p) =>
       run("reserve", async (sql) => {
-        const rows = p.tokenHash === undefined ? await reserveService(sql, p) : await reserveToken(sql, p, p.tokenHash);
+        const rows = p.caller.kind === "service"
+          ? await reserveService(sql, p, p.caller.name)
+          : await reserveToken(sql, p, p.caller.tokenHash);
         return parseReserveResult(rows[0]?.r);
       }),
 
@@ -97,9 +99,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
 
 type ReserveRow = { r: unknown };
 
-function reserveService(sql: Sql, p: ReserveParams): Promise<ReserveRow[]> {
+function reserveService(sql: Sql, p: ReserveParams, caller: string): Promise<ReserveRow[]> {
   return sql<ReserveRow[]>`select public.google_ai_reserve(
-    p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer, p_caller => ${p.caller},
+    p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer, p_caller => ${caller},
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
     p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,

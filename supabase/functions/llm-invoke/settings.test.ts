@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./settings.ts";
-import { DEFAULT_INVOKE_OPTIONS } from "./invoke.ts";
+import { DEFAULT_INVOKE_OPTIONS } from "./settings.ts";
 import { DEFAULT_REQUEST_LIMITS } from "./request.ts";
 
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];

@@ -1,7 +1,30 @@
 // llm-invoke's settings from the environment (LLM_INVOKE_* tuning).
 // Pure (the environment is passed in), so vitest covers it; index.ts passes Deno.env.get.
-import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./invoke.ts";
 import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "./request.ts";
+
+export interface InvokeOptions {
+  /** Deadline of one call to Google. */
+  attemptTimeoutMs: number;
+  /** Whole budget of one invocation (waiting + attempts), under the function's wall clock. */
+  budgetMs: number;
+  /** Cooldown after a 429 that names no wait. */
+  defaultCooldownMs: number;
+  /** First backoff after a retryable failure; doubles per attempt. */
+  backoffBaseMs: number;
+  /** Upper bound of the random delay added to a wait. */
+  jitterMs: number;
+  /** How long a model's capabilities are cached per worker. */
+  capabilitiesTtlMs: number;
+}
+
+export const DEFAULT_INVOKE_OPTIONS: InvokeOptions = {
+  attemptTimeoutMs: 45_000,
+  budgetMs: 140_000, // Free plan wall clock is 150 s
+  defaultCooldownMs: 30_000,
+  backoffBaseMs: 250,
+  jitterMs: 250,
+  capabilitiesTtlMs: 30_000,
+};
 
 type Env = (name: string) => string | undefined;
 

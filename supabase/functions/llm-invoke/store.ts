@@ -51,17 +51,20 @@ export const REFUSAL_LIMITS: readonly RefusalLimit[] = [
   "in_progress",
 ];
 
+/**
+ * Who the reservation is for. A service caller names itself (its label goes to the audit row); a
+ * scoped token is reserved through google_ai_reserve_with_token, which validates the token, names
+ * its client and books its budget in the same transaction.
+ */
+export type ReserveCaller =
+  | { kind: "service"; name: string }
+  | { kind: "token"; /** SHA-256 hex of the token. */ tokenHash: string };
+
 export interface ReserveParams {
   /** As the caller wrote it; the RPC resolves aliases. */
   model: string;
   estimatedTokens: number;
-  /** Label for the audit log; ignored on the token path, where the database names the client. */
-  caller: string;
-  /**
-   * SHA-256 hex of a scoped token: reserve through google_ai_reserve_with_token, which validates
-   * the token and books its budget in the same transaction. Absent for service callers.
-   */
-  tokenHash?: string;
+  caller: ReserveCaller;
   requestId: string;
   /** The caller named the request (its own request_id): replay and in-flight checks apply. */
   idempotent: boolean;

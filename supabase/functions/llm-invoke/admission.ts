@@ -1,0 +1,63 @@
+// Admission: reserve capacity for one call to Google, waiting for it in WAIT mode. The database
+// decides (one RPC per try); wait-policy.ts decides whether and how long to sleep between tries.
+// NO_WAIT answers a refusal at once.
+import { rateLimited } from "../_shared/errors.ts";
+import type { Clock } from "./clock.ts";
+import type { InvokeResult } from "./context.ts";
+import type { InvokeMode } from "./request.ts";
+import { finalRefusal, isWaitable, type RefusalContext } from "./refusals.ts";
+import type { GatewayStore, Reservation, ReserveParams } from "./store.ts";
+import { decideWait } from "./wait-policy.ts";
+
+export type Admission =
+  | { kind: "reserved"; reservation: Reservation }
+  /** The caller's own request_id was answered before: its stored answer, no call to Google. */
+  | { kind: "replay"; response: InvokeResult }
+  /** No active key is left once the excluded ones are set aside. */
+  | { kind: "no_active_key" };
+
+export interface AdmissionDeps {
+  store: Pick<GatewayStore, "reserve">;
+  clock: Clock;
+  /** Draws one sleep's jitter (ms). */
+  jitter: () => number;
+}
+
+export interface Waiting {
+  mode: InvokeMode;
+  maxWaitMs: number;
+  /** End of the whole invocation's budget (clock ms). */
+  deadline: number;
+  signal: AbortSignal;
+  /** Sleep spent so far by this invocation, across its attempts; admission adds to it. */
+  waitedMs: number;
+}
+
+/** Reserves, sleeping between refusals as the wait policy says; throws the caller's error when it ends. */
+export async function admit(
+  deps: AdmissionDeps,
+  params: Omit<ReserveParams, "waitMs">,
+  waiting: Waiting,
+  refusal: RefusalContext,
+): Promise<Admission> {
+  for (;;) {
+    const r = await deps.store.reserve({ ...params, waitMs: waiting.waitedMs });
+    if (r.ok) return { kind: "reserved", reservation: r };
+    if (r.limit === "duplicate") return { kind: "replay", response: r.response as InvokeResult };
+    if (r.limit === "no_active_key") return { kind: "no_active_key" };
+    const final = finalRefusal(r, refusal);
+    if (final !== null || !isWaitable(r.limit)) throw final ?? rateLimited(r.limit, r.retryAfterMs);
+
+    const remainingMs = Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now());
+    const decision = waiting.mode === "NO_WAIT"
+      ? { wait: false as const }
+      : decideWait({ retryAfterMs: r.retryAfterMs, remainingMs, jitterMs: deps.jitter() });
+    if (!decision.wait) throw rateLimited(r.limit, r.retryAfterMs);
+    try {
+      await deps.clock.sleep(decision.sleepMs, waiting.signal);
+    } catch {
+      throw rateLimited(r.limit, r.retryAfterMs); // the caller went away while waiting
+    }
+    waiting.waitedMs += decision.sleepMs;
+  }
+}

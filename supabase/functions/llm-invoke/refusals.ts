@@ -1,0 +1,137 @@
+// What llm-invoke answers when it cannot serve a request: the database's refusals (quota, token,
+// idempotency) and the end of the attempts, each turned into the caller's error once, here.
+import { GatewayError, rateLimited } from "../_shared/errors.ts";
+import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
+import { type Refusal, TOKEN_LIMITS, type TokenLimit } from "./store.ts";
+import { tokenStatusError } from "./token-check.ts";
+
+/** Refusals that may be waited on: a minute window, a day or a cooldown frees them. */
+export type WaitableLimit = "rpm" | "tpm" | "rpd" | "cooldown";
+const WAITABLE: readonly string[] = ["rpm", "tpm", "rpd", "cooldown"] satisfies readonly WaitableLimit[];
+
+export function isWaitable(limit: Refusal["limit"]): limit is WaitableLimit {
+  return WAITABLE.includes(limit);
+}
+
+export interface RefusalContext {
+  model: string;
+  requestId: string;
+  estimatedTokens: number;
+}
+
+/**
+ * The answer to a refusal that no waiting can change (a token's, an unknown model, an input too large
+ * for the model, the same request in progress); null for the others, which the admission handles
+ * (waitable limits, no active key, a stored answer to replay).
+ */
+export function finalRefusal(r: Refusal, ctx: RefusalContext): GatewayError | null {
+  if (isTokenLimit(r.limit)) return tokenRefusal(r.limit, r.retryAfterMs, ctx.model);
+  switch (r.limit) {
+    case "in_progress":
+      return inProgress(ctx.requestId, r.retryAfterMs, r.retryAt);
+    case "unknown_model":
+      return unknownModel(ctx.model);
+    case "too_large":
+      return new GatewayError(
+        "invalid_request",
+        `The input is estimated at ${ctx.estimatedTokens} tokens, more than this model's per-minute token limit` +
+          (r.maxTokens == null ? "." : ` (${r.maxTokens}).`) + " Shorten it or split it.",
+        { details: { estimated_tokens: ctx.estimatedTokens, max_tokens: r.maxTokens ?? null } },
+      );
+    default:
+      return null;
+  }
+}
+
+function isTokenLimit(limit: Refusal["limit"]): limit is TokenLimit {
+  return (TOKEN_LIMITS as readonly string[]).includes(limit);
+}
+
+/** A scoped token's refusal: never waited on (no minute window frees it). */
+export function tokenRefusal(limit: TokenLimit, retryAfterMs: number | null, model: string): GatewayError {
+  switch (limit) {
+    case "token_invalid":
+    case "token_expired":
+    case "token_revoked":
+      return tokenStatusError(limit);
+    case "model_not_allowed":
+      return new GatewayError("model_not_allowed", `This token may not use model ${model}.`, { details: { model } });
+    case "token_budget":
+      return rateLimited(
+        "token_budget",
+        null,
+        "The token's request or token budget is used up: get a new token from issue-kaggle-token.",
+      );
+    case "client_budget":
+      return rateLimited(
+        "client_budget",
+        retryAfterMs,
+        "The client's daily budget is used up until midnight Pacific time" +
+          (retryAfterMs === null ? "." : `; retry in ${retryAfterMs} ms.`),
+      );
+  }
+}
+
+/**
+ * The same request_id is being served: the first request holds it until it answers (then a retry
+ * gets its stored answer) or, if it died, until its claim runs out. Retry-After names that real
+ * end of the claim, the latest moment the id is free again.
+ */
+function inProgress(requestId: string, retryAfterMs: number | null, retryAt: string | null): GatewayError {
+  const waitMs = Math.max(1000, retryAfterMs ?? 1000);
+  return new GatewayError(
+    "request_in_progress",
+    `A request with request_id ${requestId} is being served right now; retry it when it is done to get its ` +
+      `answer (at the latest in ${Math.ceil(waitMs / 1000)} s, when its claim runs out).`,
+    { extra: { retry_after_ms: waitMs, retry_at: retryAt }, headers: { "Retry-After": String(Math.ceil(waitMs / 1000)) } },
+  );
+}
+
+export function unknownModel(model: string): GatewayError {
+  return new GatewayError("unknown_model", `Unknown model ${model}: use a model listed in google_ai_model_limits.`);
+}
+
+export function noActiveKey(): GatewayError {
+  return new GatewayError("unavailable", "No active Google key serves this model.");
+}
+
+export function cancelled(): GatewayError {
+  return new GatewayError("upstream_timeout", "The request was cancelled.");
+}
+
+/** The answer after the last attempt failed (null: no attempt reached Google). */
+export function exhausted(error: ClassifiedGoogleError | null): GatewayError {
+  if (error === null) {
+    return new GatewayError("unavailable", "No Google key could be used: a key's secret is not configured.");
+  }
+  switch (error.class) {
+    case "rate_limited":
+      return rateLimited(limitOfQuota(error), error.retryAfterMs);
+    case "invalid_key":
+      return new GatewayError("upstream_error", "Google refused the gateway's keys; the operator has to check them.");
+    case "client_error":
+      return rejectedByGoogle(error);
+    default:
+      return error.kind === "timeout"
+        ? new GatewayError("upstream_timeout", "Google did not answer in time.")
+        : new GatewayError("upstream_error", `Google failed: ${error.message}`, {
+          details: { upstream_status: error.httpStatus },
+        });
+  }
+}
+
+/** Google refused the request itself (a 4xx other than 429): not retried. */
+export function rejectedByGoogle(error: ClassifiedGoogleError): GatewayError {
+  return new GatewayError("upstream_rejected", `Google rejected the request: ${error.message}`, {
+    details: { upstream_status: error.httpStatus, upstream_code: error.status },
+  });
+}
+
+/** The limit a Google 429 names, in the reservation RPC's vocabulary. */
+export function limitOfQuota(error: ClassifiedGoogleError): string {
+  if (error.perDay) return "rpd";
+  const id = error.quotaId ?? "";
+  if (/token/i.test(id)) return "tpm";
+  if (/request/i.test(id)) return "rpm";
+  return "upstream";
+}
