@@ -155,7 +155,6 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
-/** A Postgres array literal of uuids ('{}' when empty); ids come from the database itself. */
 /** Only well-formed key ids reach the uuid[] parameter (they come from the database, but a cast error would be a 503). */
 function keyIds(ids: readonly string[]): string[] {
   return ids.filter((id) => UUID.test(id));
