@@ -2,8 +2,8 @@
 // tables and views (columns, types, defaults, NOT NULL, options, RLS, ACLs, comments), constraints,
 // indexes, functions (arguments, result, language, volatility, SECURITY DEFINER, config, ACL, body),
 // policies, triggers, sequences, the gateway's roles, the public schema's ACL, extensions and the
-// pg_cron jobs. No OIDs and nothing that depends on creation order other than column order, so two
-// databases built the same way describe the same.
+// gateway's pg_cron jobs (eve-gateway-*). No OIDs and nothing that depends on creation order other
+// than column order, so two databases built the same way describe the same.
 import type { Sql } from "./migrate.ts";
 
 export interface SchemaDescription {
@@ -109,7 +109,8 @@ export async function describeSchema(sql: Sql, schema = "public"): Promise<Schem
   const [{ has_cron }] = await sql<{ has_cron: boolean }[]>`select to_regclass('cron.job') is not null as has_cron`;
   if (has_cron) {
     for (const j of await sql.unsafe<{ jobname: string; schedule: string; command: string; active: boolean }[]>(
-      `select jobname, schedule, command, active from cron.job where database = current_database() order by jobname`)) {
+      `select jobname, schedule, command, active from cron.job
+       where database = current_database() and jobname like 'eve-gateway-%' order by jobname`)) {
       cronJobs[j.jobname] = { schedule: j.schedule, command: j.command, active: j.active };
     }
   }
