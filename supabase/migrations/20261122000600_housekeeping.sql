@@ -1,6 +1,7 @@
 -- Housekeeping: one SQL function that keeps the gateway's tables small and its state clean, safe to
--- run at any time and concurrently with traffic. pg_cron runs it hourly (the schedule file after this one); the
--- `maintenance` Edge Function runs it on demand.
+-- run at any time and concurrently with traffic. pg_cron runs it hourly (the schedule file after
+-- this one); the `maintenance` Edge Function runs it on demand, and reads and logs through the two
+-- functions at the end of this file.
 --
 --   select public.google_ai_housekeeping();        -- database clock, settings below; returns jsonb
 --
