@@ -14,7 +14,8 @@
 -- Vault at call time (so rotating the key is a Vault update, not a migration). Asynchronous: returns
 -- pg_net's request id; the answer lands in net._http_response. By default the function skips its own
 -- housekeeping (the hourly job does that) and checks keys and the model catalogue.
--- Raises a message that says what to set up when pg_net, Vault or a secret is missing.
+-- Raises a message that says what to set up when pg_net, Vault or a secret is missing. It reads the
+-- service key: only its owner (the role pg_cron runs the job as) may call it (the access file).
 create or replace function public.google_ai_invoke_maintenance_function(
   p_body jsonb default '{"housekeeping": false}',
   p_timeout_ms integer default 120000)
@@ -57,10 +58,6 @@ begin
 end
 $$;
 
--- It reads the service key: only its owner (the role pg_cron runs the job as) may call it.
-revoke all on function public.google_ai_invoke_maintenance_function(jsonb, integer)
-  from public, anon, authenticated, service_role;
-
 do $$
 declare
   v_cron_db text := pg_catalog.current_setting('cron.database_name', true);
@@ -76,7 +73,7 @@ begin
                 else ' (cron.database_name is ' || v_cron_db || ')' end
         || ': the gateway housekeeping is not scheduled. On Supabase: Dashboard > Database > Extensions > '
         || 'enable pg_cron, then run: select cron.schedule(''eve-gateway-housekeeping'', ''17 * * * *'', '
-        || '''select public.google_ai_housekeeping()''); (or re-apply migration 20261121100100_maintenance_schedule). '
+        || '''select public.google_ai_housekeeping()''); (or re-apply migration 20261122000700_housekeeping_schedule). '
         || 'Until then, run select public.google_ai_housekeeping(); yourself or call the maintenance function.';
       return;
     end if;

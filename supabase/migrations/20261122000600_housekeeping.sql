@@ -1,6 +1,7 @@
 -- Housekeeping: one SQL function that keeps the gateway's tables small and its state clean, safe to
--- run at any time and concurrently with traffic. pg_cron runs it hourly (next migration); the
--- `maintenance` Edge Function runs it on demand.
+-- run at any time and concurrently with traffic. pg_cron runs it hourly (the schedule file after
+-- this one); the `maintenance` Edge Function runs it on demand, and reads and logs through the two
+-- functions at the end of this file.
 --
 --   select public.google_ai_housekeeping();        -- database clock, settings below; returns jsonb
 --
@@ -10,8 +11,7 @@
 --                               window is over become 'abandoned' (their capacity already expired
 --                               with the window; the day's request stays counted, conservatively)
 --   attempts_retention          attempt rows older than attempts_retention are deleted
---   tokens                      Kaggle tokens expired or revoked more than token_grace ago (hook:
---                               google_ai_housekeeping_tokens, a no-op while the table is missing)
+--   tokens                      Kaggle tokens expired or revoked more than token_grace ago
 --   cron_history                cron.job_run_details older than cron_history_retention, where pg_cron is
 --   expired_cooldowns           cooldowns whose cooldown_until has passed are deleted
 --   replay_responses            idempotency records older than the 24 h replay window are deleted
@@ -66,10 +66,6 @@ comment on table public.google_ai_maintenance_settings is
   'when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; '
   'cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; '
   'lock_timeout_ms: longest wait for a table lock.';
-
-alter table public.google_ai_maintenance_settings enable row level security;
-revoke all on table public.google_ai_maintenance_settings from anon, authenticated, service_role;
-grant select, update on table public.google_ai_maintenance_settings to service_role;
 
 -- Helpers ----------------------------------------------------------------------------------------
 
@@ -212,29 +208,19 @@ begin
 end
 $$;
 
--- HOOK for the Kaggle tokens (public.google_ai_tokens, issue "issue-kaggle-token"): deletes tokens
--- that expired or were revoked more than token_grace ago. It expects the columns id, expires_at and
--- revoked_at; a table with other columns, or rows that other tables reference, should replace this
--- function (same signature) in its own migration. While the table does not exist, the step is
--- skipped. The grace (>= 1 hour) outlives any open reservation of a token (tokens live <= 12 hours)
--- and the mint rate limit's one-hour look-back.
+-- Kaggle tokens that expired or were revoked more than token_grace ago. The grace (>= 1 hour)
+-- outlives any open reservation of a token (tokens live <= 12 hours) and the mint rate limit's
+-- one-hour look-back.
 create or replace function public.google_ai_housekeeping_tokens(
   p_now timestamptz, p_settings public.google_ai_maintenance_settings, p_deadline timestamptz)
 returns jsonb
 language plpgsql set search_path = ''
 as $$
 declare
-  v_table regclass := pg_catalog.to_regclass('public.google_ai_tokens');
   v_cutoff timestamptz := p_now - p_settings.token_grace;
 begin
-  if v_table is null then
-    return jsonb_build_object('skipped', 'public.google_ai_tokens does not exist');
-  end if;
-  if (select count(*) from pg_catalog.pg_attribute a
-      where a.attrelid = v_table and a.attname in ('id', 'expires_at', 'revoked_at') and not a.attisdropped) < 3 then
-    return jsonb_build_object('skipped', 'public.google_ai_tokens lacks id, expires_at or revoked_at: replace this hook');
-  end if;
-  return public.google_ai_delete_batched(v_table, 'id', 's.expires_at < $1 or s.revoked_at < $1', v_cutoff,
+  return public.google_ai_delete_batched('public.google_ai_tokens'::regclass, 'id',
+      's.expires_at < $1 or s.revoked_at < $1', v_cutoff,
       p_settings.batch_size, p_settings.max_batches, p_deadline)
     || jsonb_build_object('older_than', v_cutoff);
 end
@@ -280,7 +266,7 @@ begin
   return public.google_ai_delete_batched('public.google_ai_usage_counters'::regclass, 'id',
     format('s.quota_group is not null and s.day_bucket < %L::date and s.minute_bucket < $1
             and not exists (select 1 from public.google_ai_api_keys k
-                            where k.is_active and coalesce(k.project_id, ''key:'' || k.id::text) = s.quota_group)',
+                            where k.is_active and public.google_ai_quota_group(k.project_id, k.id) = s.quota_group)',
            v_day),
     v_minute, p_settings.batch_size, p_settings.max_batches, p_deadline);
 end
@@ -412,20 +398,28 @@ comment on function public.google_ai_housekeeping() is
   'Gateway housekeeping (retention, stale reservations, expired cooldowns and tokens, cron history, dead '
   'counters) in bounded batches; logs one google_ai_maintenance_log row per run and returns its summary.';
 
--- Access: the run for service_role (operators, supabase-js rpc) and the owner (pg_cron, the Edge
--- Functions); the clock-injecting variant, the steps and the helpers for the owner only.
-revoke all on function
-  public.google_ai_sanitize_error(text, integer),
-  public.google_ai_delete_batched(regclass, text, text, timestamptz, integer, integer, timestamptz, text),
-  public.google_ai_housekeeping_abandon(timestamptz, public.google_ai_maintenance_settings, timestamptz),
-  public.google_ai_housekeeping_attempts(timestamptz, public.google_ai_maintenance_settings, timestamptz),
-  public.google_ai_housekeeping_cooldowns(timestamptz, public.google_ai_maintenance_settings, timestamptz),
-  public.google_ai_housekeeping_responses(timestamptz, public.google_ai_maintenance_settings, timestamptz),
-  public.google_ai_housekeeping_tokens(timestamptz, public.google_ai_maintenance_settings, timestamptz),
-  public.google_ai_housekeeping_cron_history(timestamptz, public.google_ai_maintenance_settings, timestamptz),
-  public.google_ai_housekeeping_counters(timestamptz, public.google_ai_maintenance_settings, timestamptz),
-  public.google_ai_housekeeping_at(timestamptz),
-  public.google_ai_housekeeping()
-from public, anon, authenticated, service_role;
+-- For the maintenance Edge Function ----------------------------------------------------------------
 
-grant execute on function public.google_ai_housekeeping() to service_role;
+-- The keys the maintenance function checks against Google, with their quota group.
+create or replace function public.google_ai_active_keys()
+returns table (id text, key_alias text, env_var_name text, quota_group text)
+language sql stable security definer set search_path = ''
+as $$
+  select k.id::text, k.key_alias, k.env_var_name, public.google_ai_quota_group(k.project_id, k.id)
+  from public.google_ai_api_keys k
+  where k.is_active
+  order by k.priority nulls last, k.key_alias
+$$;
+
+-- One google_ai_maintenance_log row for a run of the maintenance function; returns its id.
+create or replace function public.google_ai_log_maintenance_run(
+  p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamptz,
+  p_completed_at timestamptz, p_status text, p_details jsonb)
+returns integer
+language sql security definer set search_path = ''
+as $$
+  insert into public.google_ai_maintenance_log
+    (operation, tables_affected, deleted_count, started_at, completed_at, status, details)
+  values (p_operation, p_tables_affected, p_deleted_count, p_started_at, p_completed_at, p_status, p_details)
+  returning id
+$$;

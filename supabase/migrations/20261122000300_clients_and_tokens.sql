@@ -11,6 +11,7 @@
 --
 -- Lock order, extending the reservation RPC's: token row -> client row -> counter row -> (attempt
 -- row inserted). finalize/release: attempt row -> token row -> client row -> counter row.
+-- The reservation with a token is in the reservation file; access (RLS, grants) in the last file.
 
 create table if not exists public.google_ai_clients (
   id                   uuid primary key default gen_random_uuid(),
@@ -30,6 +31,11 @@ create table if not exists public.google_ai_clients (
   created_at           timestamptz not null default now(),
   revoked_at           timestamptz,
   revoked_reason       text,
+  -- A client's scope caps output tokens too: budgets count input tokens (as Google's TPM does), so
+  -- without a cap one request could ask for a million output tokens. Requests above it are refused,
+  -- requests without maxOutputTokens are sent with it.
+  max_output_tokens    integer not null default 8192,
+  constraint google_ai_clients_max_output_tokens_check check (max_output_tokens between 1 and 1000000),
   constraint google_ai_clients_ttl_check check (max_token_ttl > interval '0' and max_token_ttl <= interval '12 hours'),
   constraint google_ai_clients_name_check check (name ~ '^[a-z0-9][a-z0-9._-]{0,62}$')
 );
@@ -51,13 +57,10 @@ create table if not exists public.google_ai_tokens (
 create index if not exists google_ai_tokens_client_created_idx on public.google_ai_tokens (client_id, created_at);
 create index if not exists google_ai_tokens_expires_idx on public.google_ai_tokens (expires_at);
 
-alter table public.google_ai_clients enable row level security;
-alter table public.google_ai_tokens enable row level security;
-revoke all on table public.google_ai_clients, public.google_ai_tokens from anon, authenticated, service_role;
-grant select on public.google_ai_clients, public.google_ai_tokens to service_role;
-
 comment on column public.google_ai_clients.secret_hash is 'SHA-256 hex of the client secret; the secret itself is shown once at creation.';
 comment on column public.google_ai_tokens.token_hash is 'SHA-256 hex of the token; the token itself never reaches the database.';
+comment on column public.google_ai_clients.max_output_tokens is
+  'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
 
 -- Creating, listing, revoking clients ------------------------------------------------------------
 
@@ -148,18 +151,6 @@ as $$
   select jsonb_build_object('ok', exists (select 1 from t))
 $$;
 
--- Clients without their secrets, for the CLI and the dashboard.
-create or replace view public.google_ai_clients_overview
-with (security_invoker = true) as
-select c.id, c.name, c.models, c.max_token_ttl, c.token_max_requests, c.token_max_tokens,
-       c.daily_max_requests, c.daily_max_tokens, c.mint_per_hour, c.created_at, c.revoked_at, c.revoked_reason,
-       (select count(*) from public.google_ai_tokens t
-        where t.client_id = c.id and t.revoked_at is null and t.expires_at > now()) as live_tokens,
-       (select max(t.created_at) from public.google_ai_tokens t where t.client_id = c.id) as last_token_at
-from public.google_ai_clients c;
-revoke all on public.google_ai_clients_overview from anon, authenticated;
-grant select on public.google_ai_clients_overview to service_role;
-
 -- Minting ----------------------------------------------------------------------------------------
 
 -- Trades a client secret (its SHA-256) for a token (its SHA-256, minted by the caller). The request
@@ -237,113 +228,9 @@ begin
 end
 $$;
 
--- Reserving with a token -------------------------------------------------------------------------
-
--- The reservation RPC for token holders: checks the token and books its budget (and its client's
--- daily budget) in the same transaction as the quota booking, all-or-nothing. The token's request
--- budget counts logical requests: it is booked on attempt 1 only (retries of the same request do
--- not count again); its token budget counts every attempt's input tokens.
-create or replace function public.google_ai_reserve_with_token_at(
-  p_now timestamptz,
-  p_token_hash text,
-  p_model text,
-  p_estimated_tokens integer,
-  p_request_id text,
-  p_exclude_key_ids uuid[] default '{}',
-  p_attempt integer default 1,
-  p_wait_ms integer default 0,
-  p_metadata jsonb default '{}',
-  p_idempotent boolean default false)
-returns jsonb
-language plpgsql security definer set search_path = ''
-as $$
-declare
-  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
-  v_day date := public.google_ai_pacific_day(v_now);
-  v_token public.google_ai_tokens;
-  v_client public.google_ai_clients;
-  v_model text;
-  v_refusal text;
-  v_retry_at timestamptz;
-  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
-  v_requests_today integer;
-  v_tokens_today integer;
-  v_result jsonb;
-begin
-  select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
-  if not found then
-    return jsonb_build_object('ok', false, 'limit', 'token_invalid', 'retry_after_ms', null);
-  end if;
-  select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
-  v_model := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
-  v_requests_today := case when v_client.day_bucket = v_day then v_client.requests_today else 0 end;
-  v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
-
-  if v_token.revoked_at is not null or v_client.revoked_at is not null then
-    v_refusal := 'token_revoked';
-  elsif v_token.expires_at <= v_now then
-    v_refusal := 'token_expired';
-  elsif not (v_model = any (v_token.models)) then
-    v_refusal := 'model_not_allowed';
-  elsif (v_token.max_requests is not null and v_token.requests_used + v_count_request > v_token.max_requests)
-     or (v_token.max_tokens is not null and v_token.tokens_used + p_estimated_tokens > v_token.max_tokens) then
-    v_refusal := 'token_budget';
-  elsif (v_client.daily_max_requests is not null and v_requests_today + v_count_request > v_client.daily_max_requests)
-     or (v_client.daily_max_tokens is not null and v_tokens_today + p_estimated_tokens > v_client.daily_max_tokens) then
-    v_refusal := 'client_budget';
-    v_retry_at := public.google_ai_pacific_midnight_after(v_now);
-  end if;
-
-  if v_refusal is not null then
-    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request_id, 'client:' || v_client.name, v_client.id, v_token.id, v_model, p_model,
-      coalesce(p_attempt, 1), p_estimated_tokens, v_refusal,
-      ceil(extract(epoch from (v_retry_at - v_now)) * 1000)::bigint, p_wait_ms, coalesce(p_metadata, '{}'));
-    return jsonb_build_object('ok', false, 'limit', v_refusal,
-      'retry_after_ms', ceil(extract(epoch from (v_retry_at - v_now)) * 1000)::bigint, 'retry_at', v_retry_at,
-      'client_id', v_client.id, 'token_id', v_token.id);
-  end if;
-
-  v_result := public.google_ai_reserve_at(p_now, p_model, p_estimated_tokens, 'client:' || v_client.name,
-    p_request_id, p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, v_client.id, v_token.id, p_idempotent);
-
-  if (v_result ->> 'ok')::boolean then
-    update public.google_ai_tokens t set
-      requests_used = t.requests_used + v_count_request,
-      tokens_used = t.tokens_used + p_estimated_tokens,
-      last_used_at = v_now
-    where t.id = v_token.id;
-    update public.google_ai_clients c set
-      day_bucket = v_day,
-      requests_today = v_requests_today + v_count_request,
-      tokens_today = v_tokens_today + p_estimated_tokens
-    where c.id = v_client.id;
-  end if;
-  return v_result || jsonb_build_object('client_id', v_client.id, 'token_id', v_token.id);
-end
-$$;
-
-create or replace function public.google_ai_reserve_with_token(
-  p_token_hash text,
-  p_model text,
-  p_estimated_tokens integer,
-  p_request_id text,
-  p_exclude_key_ids uuid[] default '{}',
-  p_attempt integer default 1,
-  p_wait_ms integer default 0,
-  p_metadata jsonb default '{}',
-  p_idempotent boolean default false)
-returns jsonb
-language sql security definer set search_path = ''
-as $$
-  select public.google_ai_reserve_with_token_at(null, p_token_hash, p_model, p_estimated_tokens, p_request_id,
-    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent)
-$$;
-
--- Token budgets follow the reservation's life cycle (the hook finalize and release call):
--- finalize reconciles the token's (and the client's same-day) tokens by actual - estimate; release
--- gives back what the reservation booked.
+-- Token budgets follow the reservation's life cycle: finalize and release (request life cycle) call
+-- this with an attempt's request and token deltas. finalize reconciles the token's (and the client's
+-- same-day) tokens by actual - estimate; release gives back what the reservation booked.
 create or replace function public.google_ai_adjust_token_budget(
   p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer)
 returns void
@@ -363,24 +250,3 @@ begin
   where c.id = p_attempt.client_id and c.day_bucket = public.google_ai_pacific_day(p_attempt.created_at);
 end
 $$;
-
--- Access: the functions of this file are for the Edge Functions (database owner) and service_role,
--- never for anon/authenticated (and the *_at clock variant and the budget hook for the owner only).
-revoke all on function
-  public.google_ai_sha256_hex(text),
-  public.google_ai_create_client(text, text[], interval, integer, integer, integer, integer, integer, text),
-  public.google_ai_revoke_client(text, text),
-  public.google_ai_revoke_token(uuid),
-  public.google_ai_mint_token(text, text, text[], integer, integer, integer),
-  public.google_ai_reserve_with_token_at(timestamptz, text, text, integer, text, uuid[], integer, integer, jsonb, boolean),
-  public.google_ai_reserve_with_token(text, text, integer, text, uuid[], integer, integer, jsonb, boolean),
-  public.google_ai_adjust_token_budget(public.google_ai_attempts, integer, integer)
-from public, anon, authenticated, service_role;
-
-grant execute on function
-  public.google_ai_reserve_with_token(text, text, integer, text, uuid[], integer, integer, jsonb, boolean),
-  public.google_ai_mint_token(text, text, text[], integer, integer, integer),
-  public.google_ai_create_client(text, text[], interval, integer, integer, integer, integer, integer, text),
-  public.google_ai_revoke_client(text, text),
-  public.google_ai_revoke_token(uuid)
-to service_role;

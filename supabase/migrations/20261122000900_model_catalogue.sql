@@ -40,11 +40,6 @@ comment on table public.google_ai_model_catalogue is
   'Models each key can reach (Google models.list), with token limits and methods; refreshed by the maintenance function.';
 comment on table public.google_ai_key_health is 'The last models.list check of each key by the maintenance function.';
 
-alter table public.google_ai_key_health enable row level security;
-alter table public.google_ai_model_catalogue enable row level security;
-revoke all on table public.google_ai_key_health, public.google_ai_model_catalogue from anon, authenticated, service_role;
-grant select on table public.google_ai_key_health, public.google_ai_model_catalogue to service_role;
-
 -- Records one key's check in one transaction: its health row; for 'ok' the catalogue rows of the
 -- models listed (upserted, first_seen_at kept) and the removal of those no longer listed; for
 -- 'invalid' the removal of its catalogue rows and, when p_disable, the key taken out of rotation
@@ -95,7 +90,7 @@ begin
     insert into public.google_ai_model_catalogue as c (api_key_id, model, key_alias, quota_group, display_name, version,
       input_token_limit, output_token_limit, supported_methods, first_seen_at, refreshed_at)
     select distinct on (m.model) p_key_id, m.model, v_key.key_alias,
-           coalesce(v_key.project_id, 'key:' || v_key.id::text),
+           public.google_ai_quota_group(v_key.project_id, v_key.id),
            left(m.display_name, 200), left(m.version, 100), m.input_token_limit, m.output_token_limit,
            coalesce(m.supported_methods, '{}'), v_now, v_now
     from jsonb_to_recordset(p_models) as m(model text, display_name text, version text,
@@ -127,9 +122,6 @@ begin
 end
 $$;
 
-revoke all on function public.google_ai_record_key_check(uuid, text, integer, text, text, jsonb, boolean)
-  from public, anon, authenticated, service_role;
-
 -- Configured models against the catalogue. catalogue_status: 'listed' (at least one active key whose
 -- last check succeeded lists it), 'unlisted' (active keys were checked and none lists it: Google
 -- retired or renamed it, or no key may use it), 'unknown' (no active key has a successful check yet).
@@ -160,5 +152,8 @@ comment on view public.google_ai_model_catalogue_status is
   'Each configured model (google_ai_model_limits) against the catalogue: listed, unlisted (Google no longer lists it '
   'for any checked active key) or unknown (no successful check yet).';
 
-revoke all on public.google_ai_model_catalogue_status from anon, authenticated, service_role;
-grant select on public.google_ai_model_catalogue_status to service_role;
+-- The model catalogue's status (the view of the same name), for the maintenance function's summary.
+create or replace function public.google_ai_catalogue_status()
+returns setof public.google_ai_model_catalogue_status
+language sql stable security definer set search_path = ''
+as $$ select * from public.google_ai_model_catalogue_status order by model $$;

@@ -3,13 +3,12 @@
 --                                 the limits, and the cooldown in force
 --   google_ai_cooldowns_active    cooldowns in force, with the keys they hold back
 --   google_ai_usage_by_caller_24h the last 24 hours per caller: requests, outcomes, refusals by limit, tokens
+--   google_ai_clients_overview    the Kaggle clients without their secrets
 -- security_invoker: a view reads with its caller's rights (RLS and grants of the tables apply), and
--- none is readable by anon/authenticated. The window arithmetic is written out inline, identical to
--- google_ai_minute_window / google_ai_pacific_day / google_ai_effective_limit, because those
+-- none is readable by anon/authenticated (the access file). Their readers may execute the pure
+-- functions they use (google_ai_quota_group, google_ai_effective_limit); the window arithmetic is
+-- written out inline, identical to google_ai_minute_window / google_ai_pacific_day, because those
 -- functions are not executable by service_role.
-
--- The views are security_invoker: their readers need the (pure) limit rule the RPC uses.
-grant execute on function public.google_ai_effective_limit(integer, numeric) to service_role;
 
 create or replace view public.google_ai_usage_now
 with (security_invoker = true) as
@@ -19,7 +18,7 @@ with clock as (
          (now() at time zone 'America/Los_Angeles')::date as day
 ), serving as (
   -- which active keys may book on which active model, by quota group
-  select coalesce(k.project_id, 'key:' || k.id::text) as quota_group, l.model,
+  select public.google_ai_quota_group(k.project_id, k.id) as quota_group, l.model,
          count(*)::int as active_keys,
          array_agg(k.key_alias order by k.priority, k.key_alias) as key_aliases
   from public.google_ai_api_keys k
@@ -77,7 +76,7 @@ select cd.quota_group, cd.model, cd.cooldown_until,
        ceil(extract(epoch from (cd.cooldown_until - now())))::bigint as seconds_left,
        cd.reason, cd.quota_id, cd.updated_at,
        coalesce((select array_agg(k.key_alias order by k.key_alias) from public.google_ai_api_keys k
-                 where k.is_active and coalesce(k.project_id, 'key:' || k.id::text) = cd.quota_group), '{}') as key_aliases
+                 where k.is_active and public.google_ai_quota_group(k.project_id, k.id) = cd.quota_group), '{}') as key_aliases
 from public.google_ai_cooldowns cd
 where cd.cooldown_until > now();
 
@@ -114,7 +113,12 @@ comment on view public.google_ai_usage_by_caller_24h is
   'The last 24 hours per caller: logical requests, attempts by outcome, refusals by the limit that refused them, '
   'and the input/output tokens of successful calls.';
 
-revoke all on public.google_ai_usage_now, public.google_ai_cooldowns_active, public.google_ai_usage_by_caller_24h
-  from anon, authenticated, service_role;
-grant select on public.google_ai_usage_now, public.google_ai_cooldowns_active, public.google_ai_usage_by_caller_24h
-  to service_role;
+-- Clients without their secrets, for the CLI and the dashboard.
+create or replace view public.google_ai_clients_overview
+with (security_invoker = true) as
+select c.id, c.name, c.models, c.max_token_ttl, c.token_max_requests, c.token_max_tokens,
+       c.daily_max_requests, c.daily_max_tokens, c.mint_per_hour, c.created_at, c.revoked_at, c.revoked_reason,
+       (select count(*) from public.google_ai_tokens t
+        where t.client_id = c.id and t.revoked_at is null and t.expires_at > now()) as live_tokens,
+       (select max(t.created_at) from public.google_ai_tokens t where t.client_id = c.id) as last_token_at
+from public.google_ai_clients c;

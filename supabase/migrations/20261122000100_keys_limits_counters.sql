@@ -1,5 +1,7 @@
--- What the gateway adds to the adopted schema: quota groups, model capabilities, per-group counter
--- rows, cooldowns and the attempt log. Additive and idempotent, like every migration here.
+-- Keys, quota groups, model limits and the counters and cooldowns they are enforced on: what the
+-- gateway adds to the adopted tables, and the small pure functions every later file reads them with
+-- (the quota group of a key, the minute and Pacific-day windows, a limit after its safety margin,
+-- the model a caller's name resolves to). Additive and idempotent, like every migration here.
 
 -- Keys -----------------------------------------------------------------------------------------
 -- Google counts quota per Cloud project, not per key: keys with the same project_id share one quota
@@ -23,6 +25,13 @@ comment on column public.google_ai_api_keys.priority is
 
 create index if not exists google_ai_api_keys_active_idx
   on public.google_ai_api_keys (priority) where is_active;
+
+-- The quota group of a key: its project, else the key alone. The one definition every query uses.
+-- Inlined by the planner into the queries that call it (plain SQL, immutable, no SET clause), so
+-- it costs the reservation nothing; with no SET search_path, the body names everything by schema.
+create or replace function public.google_ai_quota_group(p_project_id text, p_key_id uuid)
+returns text language sql immutable parallel safe
+as $$ select coalesce(p_project_id, 'key:' operator(pg_catalog.||) p_key_id::pg_catalog.text) $$;
 
 -- Models ---------------------------------------------------------------------------------------
 alter table public.google_ai_model_limits add column if not exists is_active boolean not null default true;
@@ -97,69 +106,45 @@ create table if not exists public.google_ai_cooldowns (
 );
 create index if not exists google_ai_cooldowns_until_idx on public.google_ai_cooldowns (cooldown_until);
 
--- Attempt log ----------------------------------------------------------------------------------
--- One row per reservation decision: a refusal, or a reservation that later becomes the outcome of
--- one call to Google (succeeded, google_error, network_error, timeout) or is released.
--- Never holds a key, a token or a secret: keys are named by alias, callers by label.
-create table if not exists public.google_ai_attempts (
-  id               bigint generated always as identity primary key,
-  reservation_id   uuid not null default gen_random_uuid(),
-  created_at       timestamptz not null default now(),
-  finished_at      timestamptz,
-  status           text not null,
-  request_id       text,
-  caller           text not null,
-  client_id        uuid,
-  token_id         uuid,
-  model            text not null,
-  requested_model  text,
-  attempt          smallint not null default 1,
-  api_key_id       uuid,
-  key_alias        text,
-  quota_group      text,
-  minute_bucket    timestamptz,
-  day_bucket       date,
-  estimated_tokens integer,
-  input_tokens     integer,
-  output_tokens    integer,
-  limit_hit        text,
-  retry_after_ms   bigint,
-  http_status      integer,
-  error_code       text,
-  quota_id         text,
-  error_message    text,
-  latency_ms       integer,
-  wait_ms          integer,
-  metadata         jsonb not null default '{}',
-  constraint google_ai_attempts_status_check check (status in
-    ('reserved', 'refused', 'succeeded', 'google_error', 'network_error', 'timeout', 'released', 'abandoned'))
-);
-create unique index if not exists google_ai_attempts_reservation_id_key on public.google_ai_attempts (reservation_id);
-create index if not exists google_ai_attempts_created_at_idx on public.google_ai_attempts (created_at);
-create index if not exists google_ai_attempts_request_id_idx on public.google_ai_attempts (request_id) where request_id is not null;
-create index if not exists google_ai_attempts_caller_idx on public.google_ai_attempts (caller, created_at);
-create index if not exists google_ai_attempts_client_idx on public.google_ai_attempts (client_id, created_at) where client_id is not null;
-create index if not exists google_ai_attempts_open_idx on public.google_ai_attempts (created_at) where status = 'reserved';
+-- Windows --------------------------------------------------------------------------------------
+-- Minute windows start at second :00; the day is the calendar day in America/Los_Angeles, so the
+-- day window is 23 or 25 hours long on DST change days. Both come from the database clock.
+create or replace function public.google_ai_minute_window(p_at timestamptz)
+returns timestamptz language sql immutable parallel safe set search_path = ''
+as $$ select pg_catalog.date_trunc('minute', p_at, 'UTC') $$;
 
-comment on table public.google_ai_attempts is
-  'Audit log: one row per reservation decision and its outcome. Secrets never appear here.';
+create or replace function public.google_ai_pacific_day(p_at timestamptz)
+returns date language sql immutable parallel safe set search_path = ''
+as $$ select (p_at at time zone 'America/Los_Angeles')::date $$;
 
--- Idempotency records ----------------------------------------------------------------------------
--- A caller that names its request (its own request_id) may repeat it safely: while the first call
--- is in flight the row is 'in_progress' with a lease (expires_at), and a repeat is refused; once it
--- succeeded the row is 'done' with the answer, replayed for 24 hours (housekeeping deletes older
--- rows). Holds model output, never a key or a token.
-create table if not exists public.google_ai_responses (
-  caller      text not null,
-  request_id  text not null,
-  status      text not null default 'done',
-  model       text,
-  response    jsonb,
-  created_at  timestamptz not null default now(),
-  expires_at  timestamptz,
-  primary key (caller, request_id),
-  constraint google_ai_responses_status_check check (status in ('in_progress', 'done'))
-);
-create index if not exists google_ai_responses_created_at_idx on public.google_ai_responses (created_at);
-comment on table public.google_ai_responses is
-  'Idempotency records of requests that carried the caller''s own request_id: in flight (with a lease) or done (answer replayed for 24 h).';
+create or replace function public.google_ai_pacific_midnight_after(p_at timestamptz)
+returns timestamptz language sql immutable parallel safe set search_path = ''
+as $$ select ((public.google_ai_pacific_day(p_at) + 1)::timestamp at time zone 'America/Los_Angeles') $$;
+
+-- A limit after the model's safety margin; null means "no limit", 0 (or less) means "closed".
+-- A positive limit never drops below 1, so a margin cannot silently close a model.
+create or replace function public.google_ai_effective_limit(p_limit integer, p_margin numeric)
+returns integer language sql immutable parallel safe set search_path = ''
+as $$ select case when p_limit is null then null
+                  when p_limit <= 0 then 0
+                  else greatest(1, floor(p_limit * (1 - coalesce(p_margin, 0))))::integer end $$;
+
+-- The model row a caller's name resolves to (by name, else by alias).
+create or replace function public.google_ai_resolve_model(p_model text)
+returns public.google_ai_model_limits language sql stable set search_path = ''
+as $$
+  select l.* from public.google_ai_model_limits l
+  where l.is_active and (l.model = p_model or p_model = any (l.aliases))
+  order by (l.model = p_model) desc, l.id
+  limit 1
+$$;
+
+-- The model row a caller's name resolves to (by name, else alias), with what llm-invoke adapts to.
+create or replace function public.google_ai_model_capabilities(p_model text)
+returns table (model text, supports_system_instruction boolean, supports_json_mode boolean)
+language sql stable security definer set search_path = ''
+as $$
+  select l.model, l.supports_system_instruction, l.supports_json_mode
+  from public.google_ai_resolve_model(p_model) l
+  where l.id is not null
+$$;
