@@ -33,7 +33,14 @@ export async function listMigrations(): Promise<{ version: string; name: string;
  * Applies pending migrations, each in its own transaction. `force` re-applies all of them (the
  * idempotency tests use it: a migration applied twice must change nothing).
  */
-export async function applyMigrations(sql: Sql, { force = false } = {}): Promise<string[]> {
+/**
+ * Applies the migrations not yet recorded, in order. `force` applies them again (idempotence tests);
+ * `through` stops after that version (a test or benchmark that needs the schema of an earlier day).
+ */
+export async function applyMigrations(
+  sql: Sql,
+  { force = false, through }: { force?: boolean; through?: string } = {},
+): Promise<string[]> {
   await sql.unsafe(`
     create schema if not exists supabase_migrations;
     create table if not exists supabase_migrations.schema_migrations (
@@ -43,6 +50,7 @@ export async function applyMigrations(sql: Sql, { force = false } = {}): Promise
   );
   const applied: string[] = [];
   for (const m of await listMigrations()) {
+    if (through !== undefined && m.version > through) break;
     if (done.has(m.version) && !force) continue;
     const text = await readFile(m.file, "utf8");
     await sql.begin(async (tx) => {

@@ -1,7 +1,7 @@
 -- The reservation RPC: limits, windows, quota groups, priority, headroom, cooldowns, refusals.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(39);
+select plan(41);
 
 -- Fixture: one model with small limits; group proj-a has two keys (priority 1), key b1 has no
 -- project (its own group, priority 2).
@@ -30,16 +30,21 @@ select is((select rpm_used from public.google_ai_usage_counters where quota_grou
 select is(pg_temp.r('2026-11-21 10:15:14+00') ->> 'key_alias', 'b1', 'b1 has room for a second request');
 select is(pg_temp.r('2026-11-21 10:15:15+00') ->> 'key_alias', 'b1', 'b1 has room for a third request');
 
--- Both groups full for this minute: refused with the time to the next minute.
+-- Both groups full: refused. The unlocked pre-check (calendar minute full) names the next :00; the
+-- window itself reopens later, which the next try names exactly.
 select is(pg_temp.r('2026-11-21 10:15:42.5+00'),
   jsonb_build_object('ok', false, 'limit', 'rpm', 'retry_after_ms', 17500,
-    'retry_at', '2026-11-21T10:16:00+00:00', 'model', 'test-model', 'max_tokens', null),
-  'over RPM everywhere: refused with limit rpm and the exact wait until the next minute');
+    'retry_at', '2026-11-21T10:16:00+00:00', 'model', 'test-model', 'max_tokens', null, 'recheck_after_ms', null),
+  'over RPM everywhere: refused with limit rpm, not before the next minute');
 select is((select count(*)::int from public.google_ai_attempts where status = 'refused' and limit_hit = 'rpm'), 1,
   'the refusal is in the attempt log');
 
--- Minute rollover: the next minute admits again, RPD keeps counting.
-select is(pg_temp.r('2026-11-21 10:16:00+00') ->> 'key_alias', 'a1', 'a new minute opens the preferred group again');
+-- The window slides (60 s + the 1 s guard): at :00 the last 61 s still hold 3 admissions of each
+-- group; the preferred group's oldest one (10:15:10) leaves it at 10:16:11.
+select is(pg_temp.r('2026-11-21 10:16:00+00') - 'model' - 'max_tokens' - 'recheck_after_ms',
+  jsonb_build_object('ok', false, 'limit', 'rpm', 'retry_after_ms', 11000, 'retry_at', '2026-11-21T10:16:11+00:00'),
+  'at the next :00 the sliding window is still full: refused until its oldest admission leaves');
+select is(pg_temp.r('2026-11-21 10:16:11+00') ->> 'key_alias', 'a1', 'the oldest admission left the window: the preferred group serves again');
 select is((select rpm_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'test-model'), 1,
   'RPM restarts at the minute boundary');
 select is((select rpd_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'test-model'), 4,
@@ -49,11 +54,13 @@ select is(pg_temp.r('2026-11-21 10:17:00+00') ->> 'key_alias', 'a1', 'fifth requ
 -- RPD: proj-a has used 5 of 5 today. b1 has used 3 (RPD 5).
 select is(pg_temp.r('2026-11-21 10:18:00+00') ->> 'key_alias', 'b1', 'a group out of RPD hands over to the next');
 select is(pg_temp.r('2026-11-21 10:19:00+00') ->> 'key_alias', 'b1', 'b1 fifth request of the day');
-select is(pg_temp.r('2026-11-21 10:20:00+00') - 'retry_at' - 'model' - 'max_tokens',
-  jsonb_build_object('ok', false, 'limit', 'rpd', 'retry_after_ms', 78000000),  -- 10:20 to 08:00 next day: 21 h 40 min
-  'out of RPD everywhere: refused until Pacific midnight (08:00 UTC in winter)');
+select is(pg_temp.r('2026-11-21 10:20:00+00') - 'retry_at' - 'model' - 'max_tokens' - 'recheck_after_ms',
+  jsonb_build_object('ok', false, 'limit', 'rpd', 'retry_after_ms', 78005000),  -- 10:20 to 08:00:05 next day
+  'out of RPD everywhere: refused until Pacific midnight (08:00 UTC in winter) plus the 5 s day guard');
 select is((pg_temp.r('2026-11-22 07:59:59+00') ->> 'limit'), 'rpd', 'still the same Pacific day one second before midnight');
-select is(pg_temp.r('2026-11-22 08:00:00+00') ->> 'key_alias', 'a1', 'Pacific midnight opens a new day');
+select is(pg_temp.r('2026-11-22 08:00:00+00') ->> 'limit', 'rpd',
+  'at midnight the day guard still counts the day before (a lagging clock could land the call in it)');
+select is(pg_temp.r('2026-11-22 08:00:05+00') ->> 'key_alias', 'a1', 'Pacific midnight plus the guard opens a new day');
 
 -- TPM: input tokens per minute, all-or-nothing with RPM.
 select is(pg_temp.r('2026-11-22 09:00:01+00', 600) ->> 'key_alias', 'a1', '600 of 1000 tokens fit');
@@ -63,7 +70,8 @@ select is((select rpm_used from public.google_ai_usage_counters where quota_grou
   'a refusal books nothing (all-or-nothing across RPM, TPM, RPD)');
 select is(pg_temp.r('2026-11-22 09:00:04+00', 400) ->> 'key_alias', 'a1', '400 still fit proj-a exactly to its TPM');
 select is(pg_temp.r('2026-11-22 09:00:05+00', 1001) - 'model',
-  jsonb_build_object('ok', false, 'limit', 'too_large', 'retry_after_ms', null, 'retry_at', null, 'max_tokens', 1000),
+  jsonb_build_object('ok', false, 'limit', 'too_large', 'retry_after_ms', null, 'retry_at', null, 'max_tokens', 1000,
+    'recheck_after_ms', null),
   'a request larger than TPM can never fit: too_large, no retry time');
 
 -- Headroom: among equal priorities the group with the most room goes first.
@@ -78,7 +86,7 @@ select ok((public.google_ai_cooldown('proj-a', 'test-alias', '2026-11-22 09:02:3
 select is(pg_temp.r('2026-11-22 09:02:00+00') ->> 'key_alias', 'b1', 'a cooling group is skipped');
 select ok((public.google_ai_cooldown('key:00000000-0000-0000-0000-0000000000b1', 'test-model', '2026-11-22 09:02:20+00') ->> 'ok')::boolean,
   'second cooldown accepted');
-select is(pg_temp.r('2026-11-22 09:02:10+00') - 'retry_at' - 'model' - 'max_tokens',
+select is(pg_temp.r('2026-11-22 09:02:10+00') - 'retry_at' - 'model' - 'max_tokens' - 'recheck_after_ms',
   jsonb_build_object('ok', false, 'limit', 'cooldown', 'retry_after_ms', 10000),
   'every group cooling: refused until the earliest cooldown ends');
 

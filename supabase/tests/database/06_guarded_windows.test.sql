@@ -1,0 +1,55 @@
+-- Admission that holds on Google's clock: the sliding minute window (60 s + guard), the guarded
+-- Pacific day, and capacity given back at once.
+begin;
+create extension if not exists pgtap with schema extensions;
+select plan(17);
+
+delete from public.google_ai_api_keys;
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('win-model', 3, 1000, 100);
+insert into public.google_ai_api_keys (id, key_alias, env_var_name, project_id, priority) values
+  ('00000000-0000-0000-0000-00000000000a', 'w1', 'KEY_W1', 'proj-w', 1);
+
+create function pg_temp.r(p_at text, p_tokens int default 10) returns jsonb
+language sql as $$ select public.google_ai_reserve_at(p_at::timestamptz, 'win-model', p_tokens, 'pgtap', null) $$;
+
+-- The boundary straddle: three booked in the last 300 ms of a minute ...
+select ok((pg_temp.r('2026-11-23 10:00:59.7+00') ->> 'ok')::boolean, 'booked at :59.7');
+select ok((pg_temp.r('2026-11-23 10:00:59.8+00') ->> 'ok')::boolean, 'booked at :59.8');
+select ok((pg_temp.r('2026-11-23 10:00:59.9+00') ->> 'ok')::boolean, 'booked at :59.9');
+-- ... and nothing more at :00.5, though a new calendar minute began: Google may count all of them in it.
+select is(pg_temp.r('2026-11-23 10:01:00.5+00') - 'model' - 'max_tokens' - 'recheck_after_ms',
+  jsonb_build_object('ok', false, 'limit', 'rpm', 'retry_after_ms', 60200, 'retry_at', '2026-11-23T10:02:00.7+00:00'),
+  'a new calendar minute does not reopen a full window: the first admission leaves it at :59.7 + 61 s');
+select ok((pg_temp.r('2026-11-23 10:02:00.7+00') ->> 'ok')::boolean, 'when the oldest admission left the window, one more fits');
+select is((select window_requests from public.google_ai_usage_counters where quota_group = 'proj-w' and model = 'win-model'), 3,
+  'the window holds the two admissions still in it and the new one');
+select is((select count(*)::int from public.google_ai_admissions where quota_group = 'proj-w'), 3,
+  'the admission that left the window is gone from the table');
+
+-- Capacity given back: a TPM refusal while tokens of the window are in flight asks to re-check soon,
+-- and finalize's real count frees the tokens at once, within the same minute.
+delete from public.google_ai_admissions; delete from public.google_ai_usage_counters; delete from public.google_ai_attempts;
+select ok((pg_temp.r('2026-11-23 11:00:01+00', 700) ->> 'ok')::boolean, '700 of 1000 tokens booked on the estimate');
+select is((pg_temp.r('2026-11-23 11:00:02+00', 600) ->> 'recheck_after_ms')::int, 2000,
+  'a TPM refusal with tokens of the window still in flight asks to re-check in recheck_ms');
+select ok((public.google_ai_finalize((select reservation_id from public.google_ai_attempts where status = 'reserved'),
+  'succeeded', 350, 10) ->> 'ok')::boolean, 'finalize: Google counted 350 input tokens');
+select ok((pg_temp.r('2026-11-23 11:00:03+00', 600) ->> 'ok')::boolean,
+  'the tokens given back are reused at once: 350 + 600 fit in the same minute');
+
+-- Release gives the request back to the window.
+select ok((public.google_ai_release((select reservation_id from public.google_ai_attempts
+  where status = 'reserved' order by created_at desc limit 1), 'test') ->> 'ok')::boolean, 'released');
+select is((select (window_requests, window_tokens)::text from public.google_ai_usage_counters where quota_group = 'proj-w'),
+  '(1,350)', 'the released admission left the window sums');
+
+-- The Pacific day: an admission in the guard before midnight (08:00 UTC in winter) counts for both days.
+select ok((pg_temp.r('2026-11-24 07:59:58+00') ->> 'ok')::boolean, 'booked 2 s before Pacific midnight');
+select is((select (rpd_used, rpd_next_used)::text from public.google_ai_usage_counters where quota_group = 'proj-w'), '(2,1)',
+  'an admission within the day guard before midnight is counted for the next day too');
+select ok((pg_temp.r('2026-11-24 08:00:06+00') ->> 'ok')::boolean, 'the next day, after the guard');
+select is((select (day_bucket, rpd_used, rpd_prev_used)::text from public.google_ai_usage_counters where quota_group = 'proj-w'),
+  '(2026-11-24,2,2)', 'the new day starts with the admission counted ahead, the day before stays in view');
+
+select * from finish();
+rollback;
