@@ -70,23 +70,24 @@ as $$
                   row(true, 1000, 5000, 2000, now())::public.google_ai_admission_settings)
 $$;
 
--- When the sliding window has room again for one more request of p_tokens: the admission whose
--- expiry frees enough, plus the window. Null when the window is not what blocks.
+-- When the sliding window has room again for one more request of p_tokens under both limits: when
+-- the shortest run of its oldest admissions that frees enough has left it (admitted_at + window).
 create or replace function public.google_ai_window_reopens_at(
-  p_quota_group text, p_model text, p_since timestamptz, p_window interval,
-  p_requests_over integer, p_tokens_over bigint)
+  p_quota_group text, p_model text, p_now timestamptz, p_window interval,
+  p_rpm integer, p_tpm integer, p_tokens integer)
 returns timestamptz
 language sql stable set search_path = ''
 as $$
   select min(a.admitted_at) + p_window
   from (
     select w.admitted_at,
-           row_number() over (order by w.admitted_at, w.reservation_id) as n,
-           sum(w.tokens) over (order by w.admitted_at, w.reservation_id) as freed
+           count(*) over () - row_number() over (order by w.admitted_at, w.reservation_id) as left_requests,
+           sum(w.tokens) over () - sum(w.tokens) over (order by w.admitted_at, w.reservation_id) as left_tokens
     from public.google_ai_admissions w
-    where w.quota_group = p_quota_group and w.model = p_model and w.admitted_at > p_since
+    where w.quota_group = p_quota_group and w.model = p_model and w.admitted_at > p_now - p_window
   ) a
-  where a.n >= p_requests_over and a.freed >= p_tokens_over
+  where (p_rpm is null or a.left_requests + 1 <= p_rpm)
+    and (p_tpm is null or a.left_tokens + p_tokens <= p_tpm)
 $$;
 
 -- Booking on a counter row -----------------------------------------------------------------------
@@ -98,7 +99,7 @@ drop function if exists public.google_ai_book_best_group(text, integer, integer,
 drop function if exists public.google_ai_book_waiting(text[], text, integer, integer, integer, integer, timestamptz);
 drop function if exists public.google_ai_try_book(text, text, integer, integer, integer, integer, timestamptz, boolean);
 
-create function public.google_ai_try_book(
+create or replace function public.google_ai_try_book(
   p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
   p_tokens integer, p_now timestamptz, p_skip_locked boolean, p_reservation_id uuid default null,
   out outcome text, out minute_bucket timestamptz, out day_bucket date,
@@ -197,9 +198,7 @@ begin
                            then public.google_ai_pacific_midnight_after(v_midnight) + v_day_guard
                            else v_midnight + v_day_guard end;
       else
-        reopens_at := public.google_ai_window_reopens_at(p_quota_group, p_model, v_now - v_window, v_window,
-          case when outcome = 'rpm' then v_win_requests + 1 - p_rpm else 0 end,
-          case when outcome = 'tpm' then v_win_tokens + p_tokens - p_tpm else 0 end);
+        reopens_at := public.google_ai_window_reopens_at(p_quota_group, p_model, v_now, v_window, p_rpm, p_tpm, p_tokens);
         if outcome = 'tpm' and exists (select 1 from public.google_ai_admissions a
                                        where a.quota_group = p_quota_group and a.model = p_model
                                          and a.in_flight and a.admitted_at > v_now - v_window) then
@@ -238,7 +237,7 @@ $$;
 
 -- Books on the first of p_groups that fits, waiting for each row lock in turn (holding no other
 -- counter lock while it waits). Reports the earliest reopening among the full ones.
-create function public.google_ai_book_waiting(
+create or replace function public.google_ai_book_waiting(
   p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
   p_tokens integer, p_now timestamptz, p_reservation_id uuid default null,
   out booked_group text, out minute_bucket timestamptz, out day_bucket date,
@@ -269,9 +268,9 @@ $$;
 -- Books the request on the best candidate group that fits, as before (priority tiers, SKIP LOCKED
 -- within a tier, the passed-over groups waited for before the next tier, cooldowns skipped). The
 -- unlocked RPD/RPM pre-check still reads the calendar counters: they never exceed the guarded ones
--- (a calendar minute lies inside the last 60 s + guard), so a group it passes over is full; only its
--- reopening (the next :00) may come before the window's, which the next try then names exactly.
-create function public.google_ai_book_best_group(
+-- (a calendar minute lies inside the last 60 s + guard), so a group it passes over is full, and its
+-- reopening is read from the window's admissions.
+create or replace function public.google_ai_book_best_group(
   p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[],
   p_now timestamptz, p_at timestamptz, p_reservation_id uuid default null,
   out booked_group text, out minute_bucket timestamptz, out day_bucket date,
@@ -287,6 +286,7 @@ declare
   v_try record;
   v_wait record;
   v_at timestamptz;
+  v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
 begin
   for v_candidate in
     select * from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
@@ -316,7 +316,7 @@ begin
       v_at := public.google_ai_reopens_at('rpd', p_at);
     elsif p_rpm is not null and v_candidate.rpm_used + 1 > p_rpm then
       v_outcome := 'rpm';
-      v_at := public.google_ai_reopens_at('rpm', p_at);
+      v_at := public.google_ai_window_reopens_at(v_candidate.quota_group, p_model, p_at, v_window, p_rpm, p_tpm, p_tokens);
     else
       -- TPM is always decided under the lock: its refusal says when tokens of the window may come back.
       select * into v_try from public.google_ai_try_book(v_candidate.quota_group, p_model,
@@ -676,7 +676,7 @@ declare
 begin
   foreach f in array array[
     'public.google_ai_admission_guard()',
-    'public.google_ai_window_reopens_at(text, text, timestamptz, interval, integer, bigint)',
+    'public.google_ai_window_reopens_at(text, text, timestamptz, interval, integer, integer, integer)',
     'public.google_ai_try_book(text, text, integer, integer, integer, integer, timestamptz, boolean, uuid)',
     'public.google_ai_book_waiting(text[], text, integer, integer, integer, integer, timestamptz, uuid)',
     'public.google_ai_book_best_group(text, integer, integer, integer, integer, uuid[], timestamptz, timestamptz, uuid)',

@@ -51,7 +51,7 @@ export async function admit(
     const remainingMs = Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now());
     const decision = waiting.mode === "NO_WAIT"
       ? { wait: false as const }
-      : decideWait({ retryAfterMs: r.retryAfterMs, remainingMs, jitterMs: deps.jitter() });
+      : decideWait({ retryAfterMs: r.retryAfterMs, recheckAfterMs: r.recheckAfterMs, remainingMs, jitterMs: deps.jitter() });
     if (!decision.wait) throw rateLimited(r.limit, r.retryAfterMs);
     try {
       await deps.clock.sleep(decision.sleepMs, waiting.signal);

@@ -262,6 +262,24 @@ describe("invoke: refusals, WAIT and NO_WAIT", () => {
     expect(store.reserves[1]).toMatchObject({ attempt: 1, waitMs: 4_100 });
   });
 
+  it("a TPM waiter whose window has tokens in flight asks again at the recheck time, within the same minute", async () => {
+    // The window reopens in 55 s by its oldest admission; finalize gives tokens back meanwhile.
+    const store = new FakeStore([{ ...refusal("tpm", 55_000), recheckAfterMs: 2_000 }, reservation(1)]);
+    const clock = new FakeClock();
+    const invoke = createInvoke({
+      store,
+      google: new FakeGoogle([ok()]),
+      secret: () => "k",
+      clock,
+      random: () => 0.5,
+      options: { jitterMs: 200 },
+    });
+    const result = await invoke(context({ model: "m", prompt: "x", max_wait_ms: 60_000 }));
+    expect(clock.sleeps).toEqual([2_100]);
+    expect(result.waited_ms).toBe(2_100);
+    expect(store.reserves).toHaveLength(2);
+  });
+
   it("WAIT gives up at max_wait_ms, answering like NO_WAIT", async () => {
     const store = new FakeStore([refusal("tpm", 8_000), refusal("tpm", 5_000)]);
     const { run, clock } = setup(store, new FakeGoogle([]));

@@ -100,6 +100,11 @@ export interface Refusal {
   response?: unknown;
   /** For `too_large`: the most input tokens one request may reserve (the model's effective TPM). */
   maxTokens?: number | null;
+  /**
+   * Ask again after this long, before retryAfterMs: tokens of the blocking window are still in flight
+   * and may be given back when their calls finish (null: nothing can come back before retryAfterMs).
+   */
+  recheckAfterMs?: number | null;
 }
 
 export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout";

@@ -27,3 +27,19 @@ describe("decideWait", () => {
     expect(decideWait({ retryAfterMs: 90_000, remainingMs: 120_000, jitterMs: 0 })).toEqual({ wait: true, sleepMs: 90_000 });
   });
 });
+
+describe("decideWait with capacity that may be given back", () => {
+  it("asks again at the recheck time when it comes before the reopening", () => {
+    expect(decideWait({ retryAfterMs: 45_000, recheckAfterMs: 2_000, remainingMs: 60_000, jitterMs: 50 })).toEqual({
+      wait: true,
+      sleepMs: 2_050,
+    });
+  });
+
+  it("keeps the reopening when it is sooner", () => {
+    expect(decideWait({ retryAfterMs: 500, recheckAfterMs: 2_000, remainingMs: 60_000, jitterMs: 0 })).toEqual({
+      wait: true,
+      sleepMs: 500,
+    });
+  });
+});

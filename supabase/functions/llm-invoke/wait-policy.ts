@@ -1,6 +1,7 @@
 // When to wait for capacity, and how long: a pure function, so the benchmark's waiting clients use
 // exactly the rule llm-invoke uses. A refusal names when capacity reopens (retryAfterMs); a waiter
-// sleeps until then plus a random jitter (so waiters do not stampede at :00), never beyond what is
+// sleeps until then plus a random jitter (so waiters do not stampede), or sooner when the database
+// says capacity may be given back before then (recheckAfterMs), never beyond what is
 // left of its own wait budget. A reopening more than a minute away that the budget cannot reach (a
 // day quota, a long cooldown) is answered at once: no minute window frees it sooner.
 
@@ -12,6 +13,8 @@ export const HOPELESS_BEYOND_MS = 60_000;
 export interface WaitQuestion {
   /** When the refused capacity reopens, as the database said (null: it does not know). */
   retryAfterMs: number | null;
+  /** Sooner, when capacity may be given back before then (tokens of the window still in flight). */
+  recheckAfterMs?: number | null;
   /** What is left of the caller's wait budget (max_wait_ms less what it slept, within the deadline). */
   remainingMs: number;
   /** This sleep's jitter, drawn by the caller from [0, jitterMs). */
@@ -20,9 +23,10 @@ export interface WaitQuestion {
 
 export type WaitDecision = { wait: true; sleepMs: number } | { wait: false };
 
-export function decideWait({ retryAfterMs, remainingMs, jitterMs }: WaitQuestion): WaitDecision {
+export function decideWait({ retryAfterMs, recheckAfterMs, remainingMs, jitterMs }: WaitQuestion): WaitDecision {
   if (remainingMs <= 0) return { wait: false };
   if (retryAfterMs !== null && retryAfterMs > remainingMs && retryAfterMs > HOPELESS_BEYOND_MS) return { wait: false };
-  const wanted = retryAfterMs === null ? UNKNOWN_REOPENING_POLL_MS : retryAfterMs + jitterMs;
+  const reopening = retryAfterMs === null ? UNKNOWN_REOPENING_POLL_MS : retryAfterMs + jitterMs;
+  const wanted = recheckAfterMs == null ? reopening : Math.min(reopening, recheckAfterMs + jitterMs);
   return { wait: true, sleepMs: Math.min(wanted, remainingMs) };
 }

@@ -30,12 +30,12 @@ select is((select rpm_used from public.google_ai_usage_counters where quota_grou
 select is(pg_temp.r('2026-11-21 10:15:14+00') ->> 'key_alias', 'b1', 'b1 has room for a second request');
 select is(pg_temp.r('2026-11-21 10:15:15+00') ->> 'key_alias', 'b1', 'b1 has room for a third request');
 
--- Both groups full: refused. The unlocked pre-check (calendar minute full) names the next :00; the
--- window itself reopens later, which the next try names exactly.
+-- Both groups full: refused with the exact wait until the earliest window has room: its oldest
+-- admission (10:15:10) leaves the 61 s window (60 s + the 1 s guard) at 10:16:11.
 select is(pg_temp.r('2026-11-21 10:15:42.5+00'),
-  jsonb_build_object('ok', false, 'limit', 'rpm', 'retry_after_ms', 17500,
-    'retry_at', '2026-11-21T10:16:00+00:00', 'model', 'test-model', 'max_tokens', null, 'recheck_after_ms', null),
-  'over RPM everywhere: refused with limit rpm, not before the next minute');
+  jsonb_build_object('ok', false, 'limit', 'rpm', 'retry_after_ms', 28500,
+    'retry_at', '2026-11-21T10:16:11+00:00', 'model', 'test-model', 'max_tokens', null, 'recheck_after_ms', null),
+  'over RPM everywhere: refused with limit rpm and the exact wait until a window has room');
 select is((select count(*)::int from public.google_ai_attempts where status = 'refused' and limit_hit = 'rpm'), 1,
   'the refusal is in the attempt log');
 
