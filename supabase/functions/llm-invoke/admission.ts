@@ -1,8 +1,11 @@
 // Admission: reserve capacity for one call to Google, waiting for it in WAIT mode. The database
 // decides (one RPC per try); wait-policy.ts decides whether and how long to sleep between tries.
-// NO_WAIT answers a refusal at once.
+// NO_WAIT answers a refusal at once. A refusal that Google's exact count of the input may lift
+// (exact-count.ts: too_large, or tpm for a large input) first asks for that count, once per request,
+// and reserves again with it at once.
 import { rateLimited } from "../_shared/errors.ts";
 import type { Clock } from "./clock.ts";
+import type { InputSize } from "./exact-count.ts";
 import type { InvokeResult } from "./context.ts";
 import type { InvokeMode } from "./request.ts";
 import { finalRefusal, isWaitable, type RefusalContext } from "./refusals.ts";
@@ -33,19 +36,30 @@ export interface Waiting {
   waitedMs: number;
 }
 
-/** Reserves, sleeping between refusals as the wait policy says; throws the caller's error when it ends. */
+/**
+ * Reserves `size.tokens`, sleeping between refusals as the wait policy says; throws the caller's
+ * error when it ends.
+ */
 export async function admit(
   deps: AdmissionDeps,
-  params: Omit<ReserveParams, "waitMs">,
+  params: Omit<ReserveParams, "waitMs" | "estimatedTokens">,
+  size: InputSize,
   waiting: Waiting,
-  refusal: RefusalContext,
+  refusal: Pick<RefusalContext, "model" | "requestId">,
 ): Promise<Admission> {
   for (;;) {
-    const r = await deps.store.reserve({ ...params, waitMs: waiting.waitedMs });
+    const r = await deps.store.reserve({ ...params, estimatedTokens: size.tokens, waitMs: waiting.waitedMs });
     if (r.ok) return { kind: "reserved", reservation: r };
     if (r.limit === "duplicate") return { kind: "replay", response: r.response as InvokeResult };
     if (r.limit === "no_active_key") return { kind: "no_active_key" };
-    const final = finalRefusal(r, refusal);
+    const counted = await size.recount(r);
+    const context = { ...refusal, estimatedTokens: size.estimated, countedTokens: size.counted };
+    // Google's count is still above the most one request may book: no second round trip to hear it.
+    if (counted && r.limit === "too_large" && r.maxTokens != null && size.tokens > r.maxTokens) {
+      throw finalRefusal(r, context)!;
+    }
+    if (counted) continue;
+    const final = finalRefusal(r, context);
     if (final !== null || !isWaitable(r.limit)) throw final ?? rateLimited(r.limit, r.retryAfterMs);
 
     const remainingMs = Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now());

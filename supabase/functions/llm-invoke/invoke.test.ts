@@ -3,14 +3,16 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../_shared/errors.ts";
 import type { ModelCapabilities } from "./gemma.ts";
-import type { GenerateCall, GenerateOutcome, GoogleClient } from "../_shared/google/client.ts";
+import type { CountTokensOutcome, GenerateCall, GenerateOutcome, GoogleClient } from "../_shared/google/client.ts";
 import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/google/errors.ts";
 import type { InvokeContext, InvokeResult } from "./context.ts";
 import type { Clock } from "./clock.ts";
 import { createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { limitOfQuota } from "./refusals.ts";
 import { parseInvokeRequest } from "./request.ts";
-import type { FinalizeParams, GatewayStore, Refusal, Reservation, ReserveParams } from "./store.ts";
+import { EXACT_COUNT_MIN_TOKENS } from "./exact-count.ts";
+import type { ActiveKey, FinalizeParams, GatewayStore, Refusal, Reservation, ReserveParams } from "./store.ts";
+import { estimateInputTokens } from "./tokens.ts";
 
 const GEMMA: ModelCapabilities = { model: "gemma-3-27b-it", supportsSystemInstruction: false, supportsJsonMode: false };
 
@@ -39,8 +41,19 @@ class FakeStore implements GatewayStore {
   finalized: FinalizeParams[] = [];
   released: Array<[string, string]> = [];
   capabilityReads = 0;
+  keyReads = 0;
   ended: string[] = [];
+  keys: ActiveKey[] = [1, 2].map((n) => ({
+    keyId: `key-${n}`,
+    keyAlias: `alias-${n}`,
+    envVarName: `GOOGLE_KEY_${n}`,
+    quotaGroup: `project-${n}`,
+  }));
   constructor(private script: Array<Reservation | Refusal>, private caps: ModelCapabilities | null = GEMMA) {}
+  activeKeys() {
+    this.keyReads++;
+    return Promise.resolve(this.keys);
+  }
   modelCapabilities() {
     this.capabilityReads++;
     return Promise.resolve(this.caps);
@@ -65,9 +78,21 @@ class FakeStore implements GatewayStore {
   }
 }
 
+/** countTokens fails (network) unless the test scripts its answers. */
+const countFailed = (): CountTokensOutcome => ({
+  ok: false,
+  error: classifyGoogleFailure("network", "connection refused"),
+  latencyMs: 1,
+});
+
 class FakeGoogle implements GoogleClient {
   calls: GenerateCall[] = [];
-  constructor(private script: GenerateOutcome[]) {}
+  counts: GenerateCall[] = [];
+  constructor(private script: GenerateOutcome[], private countScript: CountTokensOutcome[] = []) {}
+  countTokens(call: GenerateCall) {
+    this.counts.push(call);
+    return Promise.resolve(this.countScript.shift() ?? countFailed());
+  }
   generate(call: GenerateCall) {
     this.calls.push(call);
     const next = this.script.shift();
@@ -528,3 +553,113 @@ describe("a request_id being served by another call", () => {
   });
 });
 
+
+describe("invoke: Google's exact count where the estimate would refuse", () => {
+  const counted = (totalTokens: number): CountTokensOutcome => ({ ok: true, totalTokens, latencyMs: 3 });
+  const tooLarge = (maxTokens: number): Refusal => ({ ...refusal("too_large", null), maxTokens });
+  const LONG = "x".repeat(6_000); // estimated at ~2,000 tokens: above the tpm threshold
+  const estimateOf = (prompt: string) =>
+    estimateInputTokens({ contents: [{ role: "user", parts: [{ text: prompt }] }] });
+
+  it("never counts an ordinary request", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const google = new FakeGoogle([ok()], [counted(1)]);
+    await setup(store, google).run();
+    expect(google.counts).toHaveLength(0);
+    expect(store.keyReads).toBe(0);
+  });
+
+  it("serves an input the estimate calls too large when Google's count fits, reserving that count", async () => {
+    const store = new FakeStore([tooLarge(1_800), reservation(1)]);
+    const google = new FakeGoogle([ok()], [counted(1_500)]);
+    const result = await setup(store, google).run({ prompt: LONG });
+    expect(result.text).toBe("Привет");
+    expect(store.reserves.map((r) => r.estimatedTokens)).toEqual([estimateOf(LONG), 1_500]);
+    // Counted once, with an active key's secret, on exactly what generateContent is sent.
+    expect(google.counts).toHaveLength(1);
+    expect(google.counts[0]!.apiKey).toBe("secret-of-GOOGLE_KEY_1");
+    expect(google.counts[0]!.request).toEqual(google.calls[0]!.request);
+  });
+
+  it("answers 400 with Google's count when that is still above the limit, without a second reservation", async () => {
+    const store = new FakeStore([tooLarge(1_800)]);
+    const google = new FakeGoogle([], [counted(1_950)]);
+    const error = await rejection(setup(store, google).run({ prompt: LONG }));
+    expect(error.code).toBe("invalid_request");
+    expect(error.status).toBe(400);
+    expect(error.message).toContain("Google counts the input at 1950 tokens");
+    expect(error.message).toContain("(1800)");
+    expect(error.details).toEqual({ estimated_tokens: estimateOf(LONG), counted_tokens: 1_950, max_tokens: 1_800 });
+    expect(store.reserves).toHaveLength(1);
+    expect(google.calls).toHaveLength(0);
+  });
+
+  it.each<[string, CountTokensOutcome]>([
+    ["a network failure", countFailed()],
+    ["a 429", { ok: false, error: classifyGoogleHttpError(429, { error: { code: 429, message: "q" } }), latencyMs: 1 }],
+    ["a 503", { ok: false, error: classifyGoogleHttpError(503, { error: { code: 503, message: "u" } }), latencyMs: 1 }],
+    ["a timeout", { ok: false, error: classifyGoogleFailure("timeout", "slow"), latencyMs: 1 }],
+  ])("falls back to the estimate's refusal when countTokens gives %s", async (_, failure) => {
+    const store = new FakeStore([tooLarge(1_800)]);
+    const google = new FakeGoogle([], [failure]);
+    const error = await rejection(setup(store, google).run({ prompt: LONG }));
+    expect(error.status).toBe(400);
+    expect(error.message).toContain(`estimated at ${estimateOf(LONG)} tokens`);
+    expect(error.details).toEqual({ estimated_tokens: estimateOf(LONG), max_tokens: 1_800 });
+    expect(google.counts).toHaveLength(1);
+  });
+
+  it("falls back as well when the key list cannot be read or no key has its secret", async () => {
+    const broken = new FakeStore([tooLarge(1_800)]);
+    broken.activeKeys = () => Promise.reject(new GatewayError("unavailable", "database down"));
+    const google = new FakeGoogle([], [counted(1)]);
+    expect((await rejection(setup(broken, google).run({ prompt: LONG }))).code).toBe("invalid_request");
+    const secretless = new FakeStore([tooLarge(1_800)]);
+    secretless.keys = secretless.keys.map((k) => ({ ...k, envVarName: "UNSET" }));
+    expect((await rejection(setup(secretless, google).run({ prompt: LONG }))).code).toBe("invalid_request");
+    expect(google.counts).toHaveLength(0);
+  });
+
+  it("counts a large input refused tpm and reserves again at once with the count (NO_WAIT)", async () => {
+    expect(estimateOf(LONG)).toBeGreaterThanOrEqual(EXACT_COUNT_MIN_TOKENS);
+    const store = new FakeStore([refusal("tpm", 20_000), reservation(1)]);
+    const google = new FakeGoogle([ok()], [counted(1_500)]);
+    const { run, clock } = setup(store, google);
+    await run({ prompt: LONG, mode: "NO_WAIT" });
+    expect(store.reserves.map((r) => r.estimatedTokens)).toEqual([estimateOf(LONG), 1_500]);
+    expect(clock.sleeps).toEqual([]);
+  });
+
+  it("does not count an input under the threshold refused tpm", async () => {
+    const store = new FakeStore([refusal("tpm", 20_000)]);
+    const google = new FakeGoogle([], [counted(1)]);
+    const error = await rejection(setup(store, google).run({ mode: "NO_WAIT" }));
+    expect(error.toBody()).toMatchObject({ limit: "tpm" });
+    expect(google.counts).toHaveLength(0);
+  });
+
+  it("counts once per request and books the count for every later reservation, waits and retries included", async () => {
+    const store = new FakeStore([
+      refusal("tpm", 2_000),
+      refusal("tpm", 2_000),
+      reservation(1),
+      reservation(2),
+    ]);
+    const google = new FakeGoogle([google500(), ok()], [counted(1_500), counted(1)]);
+    const { run, clock } = setup(store, google);
+    await run({ prompt: LONG, mode: "WAIT", max_wait_ms: 30_000 });
+    expect(google.counts).toHaveLength(1);
+    expect(store.reserves.map((r) => r.estimatedTokens)).toEqual([estimateOf(LONG), 1_500, 1_500, 1_500]);
+    expect(clock.sleeps).toHaveLength(2); // one wait for the window, one backoff after the 500
+  });
+
+  it("takes the active keys in turn and reads them once per cache period", async () => {
+    const store = new FakeStore([tooLarge(1_800), tooLarge(1_800)]);
+    const google = new FakeGoogle([], [counted(1_900), counted(1_900)]);
+    const { run } = setup(store, google);
+    await rejection(run({ prompt: LONG }));
+    await rejection(run({ prompt: LONG }));
+    expect(google.counts.map((c) => c.apiKey)).toEqual(["secret-of-GOOGLE_KEY_1", "secret-of-GOOGLE_KEY_2"]);
+    expect(store.keyReads).toBe(1);
+  });
+});

@@ -1,4 +1,5 @@
-// The attempt loop of llm-invoke: estimate → admit (reserve, or wait for capacity) → call Google →
+// The attempt loop of llm-invoke: estimate → admit (reserve, or wait for capacity; an estimate that
+// would be refused may be replaced by Google's exact count, exact-count.ts) → call Google →
 // finalize, at most MAX_ATTEMPTS calls to Google, each preceded by its own reservation. Talks to the
 // database only through GatewayStore and to Google only through GoogleClient, so it is tested with
 // in-memory fakes. The parts: admission.ts (reserve-or-wait, with wait-policy.ts), refusals.ts (what
@@ -21,6 +22,7 @@ import { sanitizeError } from "../_shared/sanitize.ts";
 import { admit } from "./admission.ts";
 import { failureRecord, successRecord } from "./attempt-record.ts";
 import { cachedCapabilities } from "./capabilities.ts";
+import { createTokenCounter, InputSize } from "./exact-count.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { InvokeContext, InvokeResult } from "./context.ts";
 import { finalizeReliably } from "./finalize.ts";
@@ -55,6 +57,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
   const jitter = () => Math.floor(random() * options.jitterMs);
   const logError = deps.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
   const capabilities = cachedCapabilities(deps.store, clock, options.capabilitiesTtlMs);
+  const countTokens = createTokenCounter({
+    store: deps.store,
+    google: deps.google,
+    secret: deps.secret,
+    clock,
+    keysTtlMs: options.capabilitiesTtlMs,
+    logError,
+  });
   /** Off the response path where the runtime allows it, else awaited. */
   const afterAnswer = async (work: Promise<unknown>) => {
     if (deps.waitUntil !== undefined) deps.waitUntil(work);
@@ -66,7 +76,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     const caps = await capabilities(request.model);
     if (caps === null) throw unknownModel(request.model);
     const googleRequest: GoogleRequest = adaptToModel(caps, request);
-    const estimatedTokens = estimateInputTokens({ contents: googleRequest.contents, system: googleRequest.systemInstruction });
+    // The estimate; Google's exact count replaces it if a refusal asks for one (exact-count.ts).
+    const size = new InputSize(
+      estimateInputTokens({ contents: googleRequest.contents, system: googleRequest.systemInstruction }),
+      () => countTokens(googleRequest, { deadline, signal }),
+    );
     // Service callers name themselves (x-caller); for a token the database names the client.
     const reserveAs: ReserveCaller = caller.kind === "service"
       ? { kind: "service", name: caller.label }
@@ -86,7 +100,6 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         if (calls > 0 && clock.now() >= deadline) break;
         const admission = await admit({ store: deps.store, clock, jitter }, {
           model: request.model,
-          estimatedTokens,
           caller: reserveAs,
           requestId,
           excludeKeyIds: keys.list(),
@@ -97,7 +110,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           // Checked (and marked in flight) until this invocation holds its first reservation;
           // later reservations belong to the same request.
           idempotent: idempotent && lastReservation === null,
-        }, waiting, { model: request.model, requestId, estimatedTokens });
+        }, size, waiting, { model: request.model, requestId });
         if (admission.kind === "replay") return { ...admission.response, replayed: true };
         if (admission.kind === "no_active_key") {
           if (keys.forgiveAvoided()) continue;
@@ -175,7 +188,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
     function answer(outcome: Extract<GenerateOutcome, { ok: true }>, reservation: Reservation, attempts: number): InvokeResult {
       const usage = outcome.usage;
-      const promptTokens = usage?.promptTokens ?? estimatedTokens;
+      const promptTokens = usage?.promptTokens ?? size.tokens;
       const completionTokens = usage === null ? 0 : usage.candidatesTokens + usage.thoughtsTokens;
       return {
         text: outcome.text,

@@ -108,6 +108,15 @@ describe("createPgStore over the RPCs", () => {
     expect(await store().modelCapabilities("no-such-model")).toBeNull();
   });
 
+  it("lists the active keys in rotation order, without their secrets", async () => {
+    const keys = await store().activeKeys();
+    expect(keys.map((k) => [k.keyAlias, k.envVarName, k.quotaGroup])).toEqual([
+      ["default", expect.any(String), "proj-default"],
+      ["second", "SECOND_KEY", "proj-second"],
+    ]);
+    expect(keys[0]!.keyId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
   it("takes a key out of rotation when the function says Google refused it, whatever the reason's name", async () => {
     const s = store();
     const refusedWith = async (errorCode: string, keyRejected: boolean) => {

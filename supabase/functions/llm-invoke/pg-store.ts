@@ -5,6 +5,7 @@
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
 //   model     public.google_ai_model_capabilities (invoke.ts caches it per worker)
 //   token     public.google_ai_check_token, before the body is read (token-check.ts caches it)
+//   keys      public.google_ai_active_keys, a key for countTokens (exact-count.ts caches it)
 // Any database failure becomes GatewayError("unavailable") (503 JSON with Retry-After); the sanitized
 // cause goes to the log, never to the caller. Outages (DatabaseUnavailable) are logged by db.ts.
 import { GatewayError } from "../_shared/errors.ts";
@@ -14,6 +15,7 @@ import type postgres from "postgres";
 import { type Database, DatabaseUnavailable, type Sql } from "../_shared/db.ts";
 import { databaseUnavailable } from "../_shared/envelope.ts";
 import {
+  type ActiveKey,
   type FinalizeParams,
   type GatewayStore,
   REFUSAL_LIMITS,
@@ -93,6 +95,18 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
     endRequest: (reservationId) =>
       run("end request", async (sql) => {
         await sql`select public.google_ai_end_request(p_reservation_id => ${reservationId}::uuid) as r`;
+      }),
+
+    activeKeys: () =>
+      run("active keys", async (sql) => {
+        const rows = await sql<{ id: string; key_alias: string; env_var_name: string; quota_group: string }[]>`
+          select k.id, k.key_alias, k.env_var_name, k.quota_group from public.google_ai_active_keys() k`;
+        return rows.map((r): ActiveKey => ({
+          keyId: r.id,
+          keyAlias: r.key_alias,
+          envVarName: r.env_var_name,
+          quotaGroup: r.quota_group,
+        }));
       }),
   };
 }

@@ -17,6 +17,8 @@ export interface RefusalContext {
   model: string;
   requestId: string;
   estimatedTokens: number;
+  /** Google's exact count of the input, when it was asked (exact-count.ts). */
+  countedTokens?: number | null;
 }
 
 /**
@@ -32,15 +34,26 @@ export function finalRefusal(r: Refusal, ctx: RefusalContext): GatewayError | nu
     case "unknown_model":
       return unknownModel(ctx.model);
     case "too_large":
-      return new GatewayError(
-        "invalid_request",
-        `The input is estimated at ${ctx.estimatedTokens} tokens, more than this model's per-minute token limit` +
-          (r.maxTokens == null ? "." : ` (${r.maxTokens}).`) + " Shorten it or split it.",
-        { details: { estimated_tokens: ctx.estimatedTokens, max_tokens: r.maxTokens ?? null } },
-      );
+      return tooLarge(r.maxTokens ?? null, ctx);
     default:
       return null;
   }
+}
+
+/** The input is larger than one minute of the model's tokens: by Google's count when it was asked. */
+function tooLarge(maxTokens: number | null, ctx: RefusalContext): GatewayError {
+  const limit = `more than this model's per-minute token limit${maxTokens === null ? "" : ` (${maxTokens})`}.`;
+  const counted = ctx.countedTokens ?? null;
+  const size = counted === null
+    ? `The input is estimated at ${ctx.estimatedTokens} tokens`
+    : `Google counts the input at ${counted} tokens`;
+  return new GatewayError("invalid_request", `${size}, ${limit} Shorten it or split it.`, {
+    details: {
+      estimated_tokens: ctx.estimatedTokens,
+      ...(counted === null ? {} : { counted_tokens: counted }),
+      max_tokens: maxTokens,
+    },
+  });
 }
 
 function isTokenLimit(limit: Refusal["limit"]): limit is TokenLimit {

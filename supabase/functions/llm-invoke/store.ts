@@ -134,6 +134,14 @@ export interface FinalizeParams {
   keyRejected?: boolean;
 }
 
+/** An active key row (no secret: the secret is the Edge secret its env var names). */
+export interface ActiveKey {
+  keyId: string;
+  keyAlias: string;
+  envVarName: string;
+  quotaGroup: string;
+}
+
 export interface GatewayStore {
   /** The model row (by id or alias) with its capabilities, or null if unknown. */
   modelCapabilities(model: string): Promise<ModelCapabilities | null>;
@@ -143,4 +151,6 @@ export interface GatewayStore {
   release(reservationId: string, reason: string): Promise<void>;
   /** A named (idempotent) request failed for good: free its request_id (any reservation of it). */
   endRequest(reservationId: string): Promise<void>;
+  /** Active keys in rotation order, for calls that book no quota (countTokens, exact-count.ts). */
+  activeKeys(): Promise<ActiveKey[]>;
 }

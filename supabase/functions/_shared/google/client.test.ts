@@ -4,7 +4,13 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import type { GoogleRequest } from "./types.ts";
-import { createGoogleClient, type GenerateCall, type GenerateOutcome, googleBaseUrlFromEnv } from "./client.ts";
+import {
+  type CountTokensOutcome,
+  createGoogleClient,
+  type GenerateCall,
+  type GenerateOutcome,
+  googleBaseUrlFromEnv,
+} from "./client.ts";
 
 const KEY = "AIzaSyTESTKEY000000000000000000000000000";
 
@@ -212,6 +218,54 @@ describe("google-client", () => {
       .generate({ apiKey: KEY, request: REQUEST, timeoutMs: 5000 });
     expect(failure(outcome)).toMatchObject({ class: "retryable", kind: "network", httpStatus: null });
     expect(JSON.stringify(outcome)).not.toContain(KEY);
+  });
+});
+
+describe("google-client countTokens", () => {
+  const count = (overrides: Partial<GenerateCall> = {}): Promise<CountTokensOutcome> =>
+    createGoogleClient({ baseUrl }).countTokens({ apiKey: KEY, request: REQUEST, timeoutMs: 5000, ...overrides });
+  const countFailure = (outcome: CountTokensOutcome) => {
+    if (outcome.ok) throw new Error("expected a failure");
+    return outcome.error;
+  };
+
+  it("posts the whole generateContentRequest (system instruction included) with the key in a header", async () => {
+    script = json(200, { totalTokens: 11_275 });
+    const outcome = await count({ request: { ...REQUEST, model: "gemini-2.5-flash", systemInstruction: "Кратко." } });
+    expect(outcome).toMatchObject({ ok: true, totalTokens: 11_275 });
+    expect(seen).toHaveLength(1);
+    expect(seen[0]!.method).toBe("POST");
+    expect(seen[0]!.url).toBe("/v1beta/models/gemini-2.5-flash:countTokens");
+    expect(seen[0]!.headers["x-goog-api-key"]).toBe(KEY);
+    expect(seen[0]!.url).not.toContain(KEY);
+    expect(seen[0]!.body).toEqual({
+      generateContentRequest: {
+        model: "models/gemini-2.5-flash",
+        contents: REQUEST.contents,
+        systemInstruction: { parts: [{ text: "Кратко." }] },
+      },
+    });
+  });
+
+  it("classifies Google's refusals like generate's and keeps the key out of the message", async () => {
+    script = json(429, {
+      error: { code: 429, status: "RESOURCE_EXHAUSTED", message: `quota for key ${KEY}`, details: [] },
+    });
+    const error = countFailure(await count());
+    expect(error).toMatchObject({ class: "rate_limited", httpStatus: 429 });
+    expect(JSON.stringify(error)).not.toContain(KEY);
+    script = (res) => {
+      res.writeHead(503, { "content-type": "text/html" });
+      res.end("<html>unavailable</html>");
+    };
+    expect(countFailure(await count())).toMatchObject({ class: "retryable", httpStatus: 503 });
+  });
+
+  it("treats a 200 without a whole totalTokens as malformed, and gives up at the deadline", async () => {
+    script = json(200, { totalTokens: "many" });
+    expect(countFailure(await count())).toMatchObject({ class: "retryable", kind: "malformed", httpStatus: 200 });
+    script = () => {}; // never answers
+    expect(countFailure(await count({ timeoutMs: 300 }))).toMatchObject({ kind: "timeout" });
   });
 });
 

@@ -2,6 +2,9 @@
 // call: it returns the text and usage, or a classified error (errors.ts) whose message is
 // sanitized of the key. Retries are the attempt loop's job, so the SDK's own retry stays off
 // (it is off unless httpOptions.retryOptions is set).
+// countTokens (Google's exact count of an input; free, with its own quota) is a plain fetch with the
+// same discipline: the SDK's countTokens drops systemInstruction on the Gemini API, so it would
+// count a different input than the one generateContent is sent.
 import { GoogleGenAI } from "@google/genai";
 import type { GoogleRequest } from "./types.ts";
 import { type ClassifiedGoogleError, classifyGoogleFailure, classifyGoogleHttpError } from "./errors.ts";
@@ -41,8 +44,14 @@ export interface GenerateCall {
   signal?: AbortSignal;
 }
 
+export type CountTokensOutcome =
+  | { ok: true; totalTokens: number; latencyMs: number }
+  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
+
 export interface GoogleClient {
   generate(call: GenerateCall): Promise<GenerateOutcome>;
+  /** Google's count of the input tokens `call.request` would be billed for (contents + system instruction). */
+  countTokens(call: GenerateCall): Promise<CountTokensOutcome>;
 }
 
 export interface GoogleClientOptions {
@@ -71,7 +80,72 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
     }
     return client;
   };
-  return { generate: (call) => generate(clientFor(call.apiKey), call) };
+  return {
+    generate: (call) => generate(clientFor(call.apiKey), call),
+    countTokens: (call) => countTokens(`${baseUrl.replace(/\/+$/, "")}/${apiVersion}`, call),
+  };
+}
+
+/** The countTokens body: the whole generateContentRequest, so the system instruction is counted too. */
+export function countTokensBody(request: GoogleRequest): Record<string, unknown> {
+  return {
+    generateContentRequest: {
+      model: `models/${request.model}`,
+      contents: request.contents,
+      ...(request.systemInstruction === undefined
+        ? {}
+        : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
+    },
+  };
+}
+
+async function countTokens(apiBase: string, call: GenerateCall): Promise<CountTokensOutcome> {
+  const started = Date.now();
+  const secrets = [call.apiKey];
+  const guard = callGuard(call.timeoutMs, call.signal);
+  try {
+    const response = await guard.recordingFetch(
+      `${apiBase}/models/${encodeURIComponent(call.request.model)}:countTokens`,
+      {
+        method: "POST",
+        headers: { "content-type": "application/json", "x-goog-api-key": call.apiKey },
+        body: JSON.stringify(countTokensBody(call.request)),
+        signal: guard.signal,
+      },
+    );
+    const text = await response.text();
+    const latencyMs = Date.now() - started;
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // Not JSON: an error is classified on its status and raw text; a 200 is malformed.
+    }
+    if (!response.ok) return { ok: false, latencyMs, error: classifyGoogleHttpError(response.status, body, { secrets }) };
+    const total = (body as { totalTokens?: unknown } | null)?.totalTokens;
+    if (typeof total !== "number" || !Number.isInteger(total) || total < 0) {
+      return {
+        ok: false,
+        latencyMs,
+        error: classifyGoogleFailure("malformed", "countTokens answered without totalTokens.", {
+          httpStatus: response.status,
+        }),
+      };
+    }
+    return { ok: true, totalTokens: total, latencyMs };
+  } catch (error) {
+    const latencyMs = Date.now() - started;
+    const ctx = {
+      timedOut: guard.timedOut(),
+      callerAborted: call.signal?.aborted === true,
+      httpStatus: guard.httpStatus(),
+      secrets,
+      timeoutMs: call.timeoutMs,
+    };
+    return { ok: false, latencyMs, error: classifyThrown(error, ctx) };
+  } finally {
+    guard.done();
+  }
 }
 
 async function generate(client: GoogleGenAI, call: GenerateCall): Promise<GenerateOutcome> {
