@@ -178,8 +178,15 @@ begin
       where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at <= v_now - v_window
       returning a.tokens)
     select count(*), coalesce(sum(g.tokens), 0) into v_gone_requests, v_gone_tokens from gone g;
-    v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
-    v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
+    if v_row.window_at is null then
+      -- A new counter row (first use, or housekeeping removed an idle one): count what is in the window.
+      select count(*), coalesce(sum(a.tokens), 0) into v_win_requests, v_win_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model;
+    else
+      v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
+      v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
+    end if;
 
     outcome := case
       when p_rpd is not null and (v_rpd_used + 1 > p_rpd

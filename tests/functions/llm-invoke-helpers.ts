@@ -153,6 +153,7 @@ export async function startInvokeStack(label: string, options: {
       sim.reset();
       await sql`delete from public.google_ai_cooldowns`;
       await sql`delete from public.google_ai_usage_counters`;
+      await sql`delete from public.google_ai_admissions`;
     },
     setLimit: async (l) => {
       await sql`update public.google_ai_model_limits set

@@ -36,7 +36,8 @@ export interface RequestLimits {
 // The function's wall clock is 150 s on the Free plan: waiting may use at most 60 s of it, which
 // leaves room for three Google attempts.
 export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
-  maxWaitBudgetMs: 60_000,
+  // A whole sliding window (60 s + the 1 s guard) and the jitter: a waiter behind a full window gets in.
+  maxWaitBudgetMs: 65_000,
   defaultMaxWaitMs: 30_000,
   // Kept in every audit row, refusals included: small, so refusals cannot grow the log by much.
   maxMetadataBytes: 1024,

@@ -25,6 +25,8 @@ describe("decideWait", () => {
     expect(decideWait({ retryAfterMs: HOPELESS_BEYOND_MS + 1, remainingMs: 60_000, jitterMs: 0 })).toEqual({ wait: false });
     // ...but waits for it when the budget does reach it.
     expect(decideWait({ retryAfterMs: 90_000, remainingMs: 120_000, jitterMs: 0 })).toEqual({ wait: true, sleepMs: 90_000 });
+    // A full sliding window (60 s + guard) is waited for within the default budget.
+    expect(decideWait({ retryAfterMs: 61_000, remainingMs: 65_000, jitterMs: 0 })).toEqual({ wait: true, sleepMs: 61_000 });
   });
 });
 

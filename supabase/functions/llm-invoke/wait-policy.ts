@@ -2,13 +2,13 @@
 // exactly the rule llm-invoke uses. A refusal names when capacity reopens (retryAfterMs); a waiter
 // sleeps until then plus a random jitter (so waiters do not stampede), or sooner when the database
 // says capacity may be given back before then (recheckAfterMs), never beyond what is
-// left of its own wait budget. A reopening more than a minute away that the budget cannot reach (a
-// day quota, a long cooldown) is answered at once: no minute window frees it sooner.
+// left of its own wait budget. A reopening further away than a whole minute window (60 s + guard)
+// that the budget cannot reach (a day quota, a long cooldown) is answered at once: nothing frees it sooner.
 
 /** Sleep when the refusal names no time: poll again after this long. */
 export const UNKNOWN_REOPENING_POLL_MS = 1_000;
-/** Reopenings further away than this are only waited for when the budget reaches them. */
-export const HOPELESS_BEYOND_MS = 60_000;
+/** Reopenings further away than this (a sliding window and its guard) are only waited for when the budget reaches them. */
+export const HOPELESS_BEYOND_MS = 65_000;
 
 export interface WaitQuestion {
   /** When the refused capacity reopens, as the database said (null: it does not know). */
