@@ -1,9 +1,11 @@
-// Part 7: fidelity to Google's counting. The gateway books fixed minutes at :00 on the database
-// clock and is exact against its own counters; Google counts a request when it ARRIVES, on its own
-// clock, with an algorithm it does not publish. This part runs llm-invoke against simulators that
-// count differently — fixed minutes aligned with ours, fixed minutes 2 s behind and 2 s ahead, and
-// a sliding 60 s window — each behind 100 ms ± 50 ms of network delay, and counts the Google 429s
-// the gateway's admissions draw:
+// Part 8: fidelity to Google's counting. Google counts a request when it ARRIVES, on its own clock,
+// with an algorithm it does not publish. The gateway admits so that no 60-second span however aligned
+// sees more than the limit arrive (a sliding window of 60 s + a guard, supabase/migrations/
+// 20261122010000_guarded_windows.sql). This part runs llm-invoke against simulators that count
+// differently — fixed minutes aligned with ours, fixed minutes 2 s behind and 2 s ahead, and a
+// sliding 60 s window — each behind 100 ms ± 50 ms of network delay, and counts the Google 429s the
+// gateway's admissions draw, beside the calendar-minute booking that came before (the same code on a
+// database migrated only up to the migration before the guarded windows):
 //   (a) the boundary straddle: 40 requests booked in the last 300 ms of a minute + 40 at :00.5
 //       (limit 40), NO_WAIT;
 //   (b) 3x demand in WAIT mode for whole minute windows (the product's main path: waiters rush in
@@ -18,7 +20,7 @@ import { setMaxListeners } from "node:events";
 import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { arrivalsByMinute, startGoogleSimulator, type GoogleSimulator, type MinuteWindow } from "../shared/google-sim/server.ts";
 import { minuteOf, sleep } from "./lib/clock.ts";
-import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
+import { type BenchDb, setKeys, setModel, type BenchServer } from "./lib/db.ts";
 import { BENCH_SERVICE_KEY, BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, serveLlmInvoke } from "./lib/llm-invoke.ts";
 import { pct, table, type Check, type PartResult } from "./lib/report.ts";
 import { startSimRouter, type SimRouter } from "./lib/sim-router.ts";
@@ -57,20 +59,22 @@ const MODES: CountingMode[] = [
 ];
 
 /**
- * How the gateway books. `guardMs` is the guard interval the gateway would keep before a window
- * edge. It is passed nowhere yet: the gateway has no such setting today, so both rows run the same
- * fixed-window booking. When it has one, pass `guardMs` to the rows' gateway here (per model row or
- * per function process) and the two rows will differ.
+ * How the gateway books: as built (the guarded sliding window, guard from google_ai_admission_settings),
+ * or the calendar-minute booking before it (`through`: the database is migrated only up to that file).
  */
 interface Booking {
   id: string;
   label: string;
   guardMs: number | null;
+  through?: string;
 }
 
+/** The last migration before the guarded windows. */
+const BEFORE_GUARDED_WINDOWS = "20261122001000";
+
 const BOOKINGS: Booking[] = [
-  { id: "gateway", label: "the gateway as built", guardMs: null },
-  { id: "today", label: "today's fixed-window booking", guardMs: 0 },
+  { id: "gateway", label: "the gateway as built (sliding 60 s + 1 s guard)", guardMs: 1000 },
+  { id: "calendar", label: "calendar minutes at :00 (before the guard)", guardMs: null, through: BEFORE_GUARDED_WINDOWS },
 ];
 
 interface Row {
@@ -118,11 +122,12 @@ const HUGE = 2_000_000_000;
 const slug = (s: string) => s.replace(/[^a-z0-9]/gi, "-");
 
 export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: (s: string) => void): Promise<PartResult> {
-  const db = await bench.fresh("fidelity");
+  const dbOf = new Map<string, BenchDb>();
   const sims: GoogleSimulator[] = [];
   let router: SimRouter | undefined;
-  let fns: FunctionsServer | undefined;
+  const fnsOf = new Map<string, FunctionsServer>();
   try {
+    for (const b of BOOKINGS) dbOf.set(b.id, await bench.fresh(`fidelity_${b.id}`, { through: b.through }));
     const rows: Row[] = MODES.flatMap((mode) =>
       BOOKINGS.map((booking) => ({
         mode,
@@ -131,20 +136,25 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
         demandModel: `fid-demand-${mode.id}-${booking.id}`,
       }))
     );
-    for (const r of rows) {
-      await setModel(db.sql, r.burstModel, { rpm: cfg.burst.limitRpm, tpm: null, rpd: null });
-      await setModel(db.sql, r.demandModel, { rpm: cfg.demand.limitRpm, tpm: null, rpd: null });
+    // Each booking has its own database and function process; its rows' models live there.
+    for (const b of BOOKINGS) {
+      const sql = dbOf.get(b.id)!.sql;
+      const mine = rows.filter((r) => r.booking === b);
+      for (const r of mine) {
+        await setModel(sql, r.burstModel, { rpm: cfg.burst.limitRpm, tpm: null, rpd: null });
+        await setModel(sql, r.demandModel, { rpm: cfg.demand.limitRpm, tpm: null, rpd: null });
+      }
+      // One key row (= quota group) per model row, all reading the same simulator key.
+      await setKeys(
+        sql,
+        mine.flatMap((r) => [r.burstModel, r.demandModel]).map((model) => ({
+          alias: model,
+          project: `proj-${model}`,
+          envVar: BENCH_SIM_KEY_VAR,
+          models: [model],
+        })),
+      );
     }
-    // One key row (= quota group) per model row, all reading the same simulator key.
-    await setKeys(
-      db.sql,
-      rows.flatMap((r) => [r.burstModel, r.demandModel]).map((model) => ({
-        alias: model,
-        project: `proj-${model}`,
-        envVar: BENCH_SIM_KEY_VAR,
-        models: [model],
-      })),
-    );
 
     // One simulator per counting mode; Google's limits equal the gateway's (TPM/RPD out of play).
     const routes = new Map<string, string>();
@@ -174,19 +184,23 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     }
     router = await startSimRouter(routes);
     const fnOut: string[] = [];
-    fns = await serveLlmInvoke({
-      dbUrl: db.url,
-      simUrl: router.url,
-      env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.demand.maxWaitMs) },
-      log: fnOut,
-      keep: 50,
-    });
-    // Straight to the function's Deno port (the local Node proxy caps its socket pool).
-    const invokeUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
-    const call = (model: string, id: string, mode: "WAIT" | "NO_WAIT", signal?: AbortSignal) =>
-      invoke(invokeUrl, model, id, mode, cfg.demand.maxWaitMs, signal);
+    const invokeUrlOf = new Map<string, string>();
+    for (const b of BOOKINGS) {
+      const fns = await serveLlmInvoke({
+        dbUrl: dbOf.get(b.id)!.url,
+        simUrl: router.url,
+        env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.demand.maxWaitMs) },
+        log: fnOut,
+        keep: 50,
+      });
+      fnsOf.set(b.id, fns);
+      // Straight to the function's Deno port (the local Node proxy caps its socket pool).
+      invokeUrlOf.set(b.id, `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`);
+    }
+    const call = (row: Row, model: string, id: string, mode: "WAIT" | "NO_WAIT", signal?: AbortSignal) =>
+      invoke(invokeUrlOf.get(row.booking.id)!, model, id, mode, cfg.demand.maxWaitMs, signal);
     for (const r of rows) {
-      const probe = await call(r.burstModel, `probe-${r.burstModel}`, "NO_WAIT");
+      const probe = await call(r, r.burstModel, `probe-${r.burstModel}`, "NO_WAIT");
       if (probe.status !== 200) throw new Error(`probe: HTTP ${probe.status} ${probe.body.slice(0, 200)} ${fnOut.slice(-5).join(" | ")}`);
     }
 
@@ -217,10 +231,13 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
 
     // Clean slate after the probes: no attempt rows, counters, cooldowns or Google usage.
     await sleep(boundary - 3000 - Date.now());
-    await db.sql`delete from public.google_ai_attempts`;
-    await db.sql`delete from public.google_ai_usage_counters`;
-    await db.sql`delete from public.google_ai_admissions`;
-    await db.sql`delete from public.google_ai_cooldowns`;
+    for (const b of BOOKINGS) {
+      const sql = dbOf.get(b.id)!.sql;
+      await sql`delete from public.google_ai_attempts`;
+      await sql`delete from public.google_ai_usage_counters`;
+      if (b.through === undefined) await sql`delete from public.google_ai_admissions`;
+      await sql`delete from public.google_ai_cooldowns`;
+    }
     for (const sim of sims) sim.reset();
 
     // (a) The straddle: every counting mode at once; the booking rows at one boundary each when
@@ -231,11 +248,11 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
       const edge = boundary + b * 60_000;
       for (let i = 0; i < cfg.burst.late; i++) {
         await sleep(edge - cfg.burst.lateSpanMs + i * spacing - Date.now());
-        for (const row of group) burstCalls.push(call(row.burstModel, `late-${i}`, "NO_WAIT").then((a) => ({ ...a, row })));
+        for (const row of group) burstCalls.push(call(row, row.burstModel, `late-${i}`, "NO_WAIT").then((a) => ({ ...a, row })));
       }
       await sleep(edge + cfg.burst.earlyAtMs - Date.now());
       for (let i = 0; i < cfg.burst.early; i++) {
-        for (const row of group) burstCalls.push(call(row.burstModel, `early-${i}`, "NO_WAIT").then((a) => ({ ...a, row })));
+        for (const row of group) burstCalls.push(call(row, row.burstModel, `early-${i}`, "NO_WAIT").then((a) => ({ ...a, row })));
       }
     }
     const burstAnswers = await Promise.all(burstCalls);
@@ -248,17 +265,20 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     const demandCalls: Promise<Answer & { row: Row }>[] = [];
     for (const [k, at] of arrivals.entries()) {
       await sleep(at - Date.now());
-      for (const row of rows) demandCalls.push(call(row.demandModel, `wait-${k}`, "WAIT", controller.signal).then((a) => ({ ...a, row })));
+      for (const row of rows) demandCalls.push(call(row, row.demandModel, `wait-${k}`, "WAIT", controller.signal).then((a) => ({ ...a, row })));
     }
     const demandAnswers = await Promise.all(demandCalls);
     clearTimeout(stop);
     await sleep(500); // finalizes run after the answers
 
     // The gateway's own account (attempt log) and Google's (each simulator's records).
-    const booked = await db.sql<{ model: string; window: Date; n: number }[]>`
-      select model, minute_bucket as window, count(*)::int as n from public.google_ai_attempts
-      where status not in ('refused', 'released') and request_id not like 'probe-%'
-      group by 1, 2 order by 1, 2`;
+    const booked: { model: string; window: Date; n: number }[] = [];
+    for (const b of BOOKINGS) {
+      booked.push(...await dbOf.get(b.id)!.sql<{ model: string; window: Date; n: number }[]>`
+        select model, minute_bucket as window, count(*)::int as n from public.google_ai_attempts
+        where status not in ('refused', 'released') and request_id not like 'probe-%'
+        group by 1, 2 order by 1, 2`);
+    }
     const statsOf = new Map(MODES.map((m) => [m.id, simOf.get(m.id)!.stats()]));
     const results: RowResult[] = rows.map((row) => {
       const stats = statsOf.get(row.mode.id)!;
@@ -312,14 +332,28 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     }
 
     const totalOver = results.reduce((s, r) => s + r.overAdmission, 0);
+    const built = results.filter((r) => r.booking === BOOKINGS[0]!.id);
+    const built429 = built.reduce((s, r) => s + r.burst.google429 + r.demand.google429, 0);
+    const wholeUtilisation = built.flatMap((r) => r.demand.utilisation);
     const checks: Check[] = [
       {
         name: "fidelity: over-admission against the gateway's own counters is 0 under every counting mode",
         ok: totalOver === 0,
         detail: results.map((r) => `${r.mode}/${r.booking} ${r.overAdmission}`).join(", "),
       },
+      {
+        name: "fidelity: the gateway as built draws 0 Google 429s under every counting mode (straddle and demand)",
+        ok: built429 === 0,
+        detail: built.map((r) => `${r.mode} ${r.burst.google429}+${r.demand.google429}`).join(", "),
+      },
+      ...(wholeUtilisation.length === 0 ? [] : [{
+        name: "fidelity: the gateway as built uses ≥ 97% of the limit at 3× demand (mean over whole windows, every mode)",
+        ok: built.every((r) => mean(r.demand.utilisation) >= 0.97),
+        detail: built.map((r) => `${r.mode} ${pct(mean(r.demand.utilisation))}`).join(", "),
+      }]),
     ];
     const byMode = (id: string) => results.filter((r) => r.mode === id && r.booking === BOOKINGS[0]!.id)[0]!;
+    const calendarOf = (id: string) => results.filter((r) => r.mode === id && r.booking === BOOKINGS[1]!.id)[0]!;
     return {
       id: "fidelity",
       title: "Fidelity to Google's counting: Google 429s under other counting modes",
@@ -338,16 +372,17 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
         const r = byMode(m.id);
         return {
           figure: `fidelity, Google ${m.label} (delay ${cfg.arrivalDelayMs} ± ${cfg.arrivalJitterMs} ms): Google 429s for admitted requests, straddle / ${cfg.demand.factor}× WAIT demand`,
-          value: `${r.burst.google429} / ${r.demand.google429}; over-admission vs our counters ${r.overAdmission}`,
+          value: `${r.burst.google429} / ${r.demand.google429} (calendar minutes: ${calendarOf(m.id).burst.google429} / ${calendarOf(m.id).demand.google429}); ` +
+            `utilisation ${r.demand.utilisation.length === 0 ? "—" : pct(mean(r.demand.utilisation))}; over-admission vs our counters ${r.overAdmission}`,
         };
       }),
       checks,
     };
   } finally {
-    await fns?.close();
+    for (const fns of fnsOf.values()) await fns.close();
     await router?.close();
     for (const sim of sims) await sim.close();
-    await db.drop();
+    for (const db of dbOf.values()) await db.drop();
   }
 }
 
@@ -363,6 +398,7 @@ function outcomes(answers: Answer[]): Record<string, number> {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString().slice(11, 19);
+const mean = (xs: number[]) => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
 
 async function invoke(url: string, model: string, id: string, mode: "WAIT" | "NO_WAIT", maxWaitMs: number, signal?: AbortSignal): Promise<Answer> {
   try {
@@ -395,8 +431,11 @@ function markdown(cfg: FidelityConfig, results: RowResult[], wholeWindows: numbe
   ]);
   const truncated = results.some((r) => r.googleRecordsTruncated);
   return `
-The gateway books fixed minutes at \`:00\` on the database clock and is exact against its own counters (parts 2 and 3).
-Google counts a request when it **arrives**, on **its own clock**, and does not publish how. Here llm-invoke calls
+Google counts a request when it **arrives**, on **its own clock**, and does not publish how. The gateway admits a
+request only if the admissions of the last 60 s **plus a 1 s guard** fit the limit, so no 60-second span however aligned
+sees more than the limit arrive while the network's delay spread stays under the guard (proof: docs/architecture.md,
+"Windows that hold on Google's clock"). Beside it runs the booking that came before — calendar minutes at \`:00\`, the
+same code on a database migrated up to ${BEFORE_GUARDED_WINDOWS} — in the same run. Here llm-invoke calls
 four simulators at once, each counting its way (\`shared/google-sim\`: \`window\`, \`clockOffsetMs\`), each behind
 ${cfg.arrivalDelayMs} ms ± ${cfg.arrivalJitterMs} ms (uniform) of network delay applied before a request is counted
 (\`arrivalDelayMs\`, \`arrivalJitterMs\`). Every mode has its own model rows (quota groups) on one gateway and one
@@ -408,17 +447,18 @@ Deno process; a small router sends each model's calls to its mode's simulator.
   \`:00\` depends on how fast this machine serves ${straddleRounds > 1 ? "four" : "eight"} rows' calls at once: the first figure of the third column.
 - **Demand**: WAIT callers at ${cfg.demand.factor}× the limit of ${cfg.demand.limitRpm} RPM, starting after the straddle is over,
   ${wholeWindows} whole window${wholeWindows === 1 ? "" : "s"} (the waiters rush in when a window opens).
-- **Bookings**: "${BOOKINGS[0]!.label}" and "${BOOKINGS[1]!.label}" are the same gateway today (it has no guard interval
-  yet); the rows stand side by side so that a guard setting can later be measured against today's booking in one run.
+- **Bookings**: "${BOOKINGS[0]!.label}" and "${BOOKINGS[1]!.label}", each its own database and Deno process, every
+  mode at once. Utilisation is admissions per whole calendar window over the limit (the sliding window's cost: at
+  most 60/61 of the limit per minute in steady state).
 
 | Google counts | gateway booking | straddle: booked per our minute → arrived per Google minute | straddle: Google 429s | demand: booked per whole window | utilisation | demand: Google accepted per whole Google minute | demand: Google 429s | over-admission vs our counters |
 |---|---|---|---:|---|---|---|---:|---:|
 ${rows.map((r) => `| ${r.join(" | ")} |`).join("\n")}
 
 (\`·\` marks a partial window.) **Google 429s** are the simulator's own 429 answers; every request that reached it had
-been admitted by the gateway, so each is a 429 the gateway's admission caused. The gateway's over-admission against
-its own counters must be 0 (the run fails otherwise); the Google 429s are reported, not failed on: they are the
-mismatch between the gateway's windows and Google's. After a Google 429 llm-invoke cools the quota group down until
+been admitted by the gateway, so each is a 429 the gateway's admission caused. The run fails when the gateway as built
+draws any, when any row over-admits against its own counters, or when the built gateway's mean utilisation over whole
+windows is under 97%; the calendar booking's Google 429s are the mismatch the guard removes. After a Google 429 llm-invoke cools the quota group down until
 the time Google named, so a WAIT caller may draw more than one.${truncated ? "\n\n> The per-minute Google figures of some rows are incomplete: the simulator keeps its last 1000 records; the 429 totals are exact." : ""}
 `;
 }

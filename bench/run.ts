@@ -167,7 +167,7 @@ async function main(): Promise<number> {
             burst: { limitRpm: 40, late: 40, lateSpanMs: 300, early: 40, earlyAtMs: 500 },
             demand: smoke
               ? { limitRpm: 10, factor: 30, wholeWindows: 0, smokeDurationMs: 4000, maxWaitMs: 3000 }
-              : { limitRpm: 40, factor: 3, wholeWindows: 3, maxWaitMs: 60_000 },
+              : { limitRpm: 40, factor: 3, wholeWindows: 3, maxWaitMs: 65_000 },
           },
           log,
         ),

@@ -68,11 +68,14 @@ export async function applySeed(sql: Sql): Promise<void> {
 }
 
 /** Bootstrap (unless the server is a real Supabase database), migrations and seed. */
-export async function prepareDatabase(url: string, { bootstrap = true, seed = true } = {}): Promise<string[]> {
+export async function prepareDatabase(
+  url: string,
+  { bootstrap = true, seed = true, through }: { bootstrap?: boolean; seed?: boolean; through?: string } = {},
+): Promise<string[]> {
   const sql = connect(url, { max: 1 });
   try {
     if (bootstrap) await applySupabaseBootstrap(sql);
-    const applied = await applyMigrations(sql);
+    const applied = await applyMigrations(sql, { through });
     if (seed) await applySeed(sql);
     return applied;
   } finally {
