@@ -134,15 +134,7 @@ async function countTokens(apiBase: string, call: GenerateCall): Promise<CountTo
     }
     return { ok: true, totalTokens: total, latencyMs };
   } catch (error) {
-    const latencyMs = Date.now() - started;
-    const ctx = {
-      timedOut: guard.timedOut(),
-      callerAborted: call.signal?.aborted === true,
-      httpStatus: guard.httpStatus(),
-      secrets,
-      timeoutMs: call.timeoutMs,
-    };
-    return { ok: false, latencyMs, error: classifyThrown(error, ctx) };
+    return { ok: false, latencyMs: Date.now() - started, error: classifyThrown(error, thrownContext(guard, call)) };
   } finally {
     guard.done();
   }
@@ -150,7 +142,6 @@ async function countTokens(apiBase: string, call: GenerateCall): Promise<CountTo
 
 async function generate(client: GoogleGenAI, call: GenerateCall): Promise<GenerateOutcome> {
   const started = Date.now();
-  const secrets = [call.apiKey];
   const guard = callGuard(call.timeoutMs, call.signal);
   const { signal, recordingFetch } = guard;
 
@@ -200,18 +191,21 @@ async function generate(client: GoogleGenAI, call: GenerateCall): Promise<Genera
       latencyMs,
     };
   } catch (error) {
-    const latencyMs = Date.now() - started;
-    const ctx = {
-      timedOut: guard.timedOut(),
-      callerAborted: call.signal?.aborted === true,
-      httpStatus: guard.httpStatus(),
-      secrets,
-      timeoutMs: call.timeoutMs,
-    };
-    return { ok: false, latencyMs, error: classifyThrown(error, ctx) };
+    return { ok: false, latencyMs: Date.now() - started, error: classifyThrown(error, thrownContext(guard, call)) };
   } finally {
     guard.done();
   }
+}
+
+/** What is known about a call that threw: whose deadline ran out, the status seen, what to redact. */
+function thrownContext(guard: ReturnType<typeof callGuard>, call: GenerateCall): ThrownContext {
+  return {
+    timedOut: guard.timedOut(),
+    callerAborted: call.signal?.aborted === true,
+    httpStatus: guard.httpStatus(),
+    secrets: [call.apiKey],
+    timeoutMs: call.timeoutMs,
+  };
 }
 
 interface ThrownContext {
