@@ -28,7 +28,19 @@ export interface LimiterResult {
   overtakenGaveUp: number;
 }
 
-export function analyse(id: LimiterResult["id"], label: string, records: WaitRecord[], cfg: { limitRpm: number }, fullWindows: number[]): LimiterResult {
+/**
+ * `spanMs`: the limiter's own window when it slides (ours: 60 s + guard). Then "capacity left" means its
+ * window held fewer than the limit for a whole second (two samples 1 s apart), not a calendar minute left
+ * short: a sliding window never fills every calendar minute to the limit, by design.
+ */
+export function analyse(
+  id: LimiterResult["id"],
+  label: string,
+  records: WaitRecord[],
+  cfg: { limitRpm: number },
+  fullWindows: number[],
+  spanMs?: number,
+): LimiterResult {
   const admitted = records.filter((r) => r.admittedAt !== null);
   const perWindowMap = new Map<number, number>();
   for (const r of admitted) perWindowMap.set(r.window!, (perWindowMap.get(r.window!) ?? 0) + 1);
@@ -47,9 +59,16 @@ export function analyse(id: LimiterResult["id"], label: string, records: WaitRec
     openings[k] = (openings[k] ?? 0) + 1;
   }
   const gaveUp = records.filter((r) => r.gaveUpAt !== null && r.error === undefined);
-  // Starved: gave up although a window it waited through ended with capacity left.
+  // Starved: gave up although a window it waited through had capacity left.
   const spare = (w: number) => (perWindowMap.get(w) ?? 0) < cfg.limitRpm;
+  const admittedTimes = admitted.map((r) => r.admittedAt!).sort((a, b) => a - b);
+  const inSpan = (t: number) => countBetween(admittedTimes, t - spanMs!, t);
+  const spareAt = (t: number) => inSpan(t) < cfg.limitRpm && inSpan(t + 1000) < cfg.limitRpm;
   const starved = gaveUp.filter((r) => {
+    if (spanMs !== undefined) {
+      for (let t = r.arrivedAt; t + 1000 <= r.gaveUpAt!; t += 1000) if (spareAt(t)) return true;
+      return false;
+    }
     for (let w = minuteOf(r.arrivedAt); w <= minuteOf(r.gaveUpAt!); w += 60_000) if (spare(w)) return true;
     return false;
   }).length;
@@ -79,4 +98,19 @@ export function analyse(id: LimiterResult["id"], label: string, records: WaitRec
     starvedWhileCapacityFree: starved,
     overtakenGaveUp: overtaken,
   };
+}
+
+/** How many of the sorted times lie in (from, to]. */
+function countBetween(sorted: number[], from: number, to: number): number {
+  const firstAfter = (x: number) => {
+    let lo = 0;
+    let hi = sorted.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (sorted[mid]! <= x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  };
+  return firstAfter(to) - firstAfter(from);
 }
