@@ -53,8 +53,15 @@ export async function startStoppablePostgres(log?: (line: string) => void): Prom
       if (server === null) server = await launch();
     },
     async freeze() {
-      frozen = await serverPids();
-      for (const pid of frozen) process.kill(pid, "SIGSTOP");
+      frozen = [];
+      for (const pid of await serverPids()) {
+        try {
+          process.kill(pid, "SIGSTOP");
+          frozen.push(pid);
+        } catch {
+          // a backend that ended between the listing and the signal has nothing left to freeze
+        }
+      }
     },
     async thaw() {
       for (const pid of [...frozen].reverse()) {
