@@ -4,36 +4,15 @@ import { afterEach, describe, expect, it } from "vitest";
 import {
   applyMigrations,
   applySeed,
-  applySupabaseBootstrap,
-  connect,
-  databaseUrl,
-  dropDatabase,
-  quoteIdent,
   type Sql,
 } from "../../shared/db/migrate.ts";
 import { createProductionTables } from "../support/production-tables.ts";
-import { testServer } from "../support/test-database.ts";
+import { emptySupabaseDatabase } from "../support/empty-database.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
-
-/** An empty database with only what Supabase provides (no gateway migrations). */
-async function emptySupabaseDatabase(label: string): Promise<Sql> {
-  const { serverUrl } = testServer();
-  const name = `${label}_${Math.random().toString(16).slice(2, 10)}`;
-  const admin = connect(serverUrl, { max: 1 });
-  await admin.unsafe(`create database ${quoteIdent(name)}`);
-  await admin.end();
-  const sql = connect(databaseUrl(serverUrl, name), { max: 2 });
-  await applySupabaseBootstrap(sql);
-  cleanups.push(async () => {
-    await sql.end({ timeout: 5 });
-    await dropDatabase(serverUrl, name);
-  });
-  return sql;
-}
 
 const TABLES = ["google_ai_api_keys", "google_ai_model_limits", "google_ai_usage_counters", "google_ai_maintenance_log", "token_usage"];
 
@@ -61,7 +40,7 @@ async function snapshotSchema(sql: Sql) {
 
 describe("migrations on a project that already has the production tables", () => {
   it("keep every existing row and column, and add what the gateway needs", async () => {
-    const sql = await emptySupabaseDatabase("adopt");
+    const sql = await emptySupabaseDatabase("adopt", cleanups, { max: 2 });
     await createProductionTables(sql);
     const before = await snapshotRows(sql);
 
@@ -90,7 +69,7 @@ describe("migrations on a project that already has the production tables", () =>
   });
 
   it("leave the adopted database working: the RPC reserves on the owner's active key", async () => {
-    const sql = await emptySupabaseDatabase("adopt_rpc");
+    const sql = await emptySupabaseDatabase("adopt_rpc", cleanups, { max: 2 });
     await createProductionTables(sql);
     await applyMigrations(sql);
     await applySeed(sql);
@@ -102,7 +81,7 @@ describe("migrations on a project that already has the production tables", () =>
   });
 
   it("write token_usage rows whether the time column is `at` or `ts`", async () => {
-    const sql = await emptySupabaseDatabase("adopt_ts");
+    const sql = await emptySupabaseDatabase("adopt_ts", cleanups, { max: 2 });
     await createProductionTables(sql, "ts");
     await applyMigrations(sql);
     await applySeed(sql);
@@ -114,7 +93,7 @@ describe("migrations on a project that already has the production tables", () =>
   });
 
   it("change nothing when applied a second time (schema and data)", async () => {
-    const sql = await emptySupabaseDatabase("idempotent");
+    const sql = await emptySupabaseDatabase("idempotent", cleanups, { max: 2 });
     await createProductionTables(sql);
     await applyMigrations(sql);
     await applySeed(sql);
@@ -128,7 +107,7 @@ describe("migrations on a project that already has the production tables", () =>
   });
 
   it("apply to an empty project too, twice, with identical results", async () => {
-    const sql = await emptySupabaseDatabase("fresh");
+    const sql = await emptySupabaseDatabase("fresh", cleanups, { max: 2 });
     await applyMigrations(sql);
     await applySeed(sql);
     const schema1 = await snapshotSchema(sql);
@@ -143,7 +122,7 @@ describe("migrations on a project that already has the production tables", () =>
   });
 
   it("stop with a clear message, changing nothing, when existing rows would break a unique key", async () => {
-    const sql = await emptySupabaseDatabase("dupes");
+    const sql = await emptySupabaseDatabase("dupes", cleanups, { max: 2 });
     await createProductionTables(sql);
     await sql`insert into public.google_ai_model_limits (model, rpm) values ('gemma-3-27b-it', 1)`;
     await expect(applyMigrations(sql)).rejects.toThrow(/duplicate rows for model\(s\) gemma-3-27b-it/);

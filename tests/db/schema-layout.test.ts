@@ -10,18 +10,15 @@ import { afterAll, describe, expect, it } from "vitest";
 import {
   applyMigrations,
   applySeed,
-  applySupabaseBootstrap,
   connect,
-  databaseUrl,
-  dropDatabase,
   listMigrations,
   migrationsDir,
-  quoteIdent,
   repoRoot,
   type Sql,
 } from "../../shared/db/migrate.ts";
 import { describeSchema, type SchemaDescription } from "../../shared/db/schema-description.ts";
 import { createProductionTables } from "../support/production-tables.ts";
+import { emptySupabaseDatabase } from "../support/empty-database.ts";
 import { testServer } from "../support/test-database.ts";
 
 const before = JSON.parse(await readFile(path.join(repoRoot, "tests/db/fixtures/schema-before-layout.json"), "utf8")) as {
@@ -107,24 +104,9 @@ afterAll(async () => {
   while (cleanups.length) await cleanups.pop()!();
 });
 
-async function emptySupabaseDatabase(label: string): Promise<Sql> {
-  const { serverUrl } = testServer();
-  const name = `${label}_${Math.random().toString(16).slice(2, 10)}`;
-  const admin = connect(serverUrl, { max: 1 });
-  await admin.unsafe(`create database ${quoteIdent(name)}`);
-  await admin.end();
-  const sql = connect(databaseUrl(serverUrl, name), { max: 1 });
-  await applySupabaseBootstrap(sql);
-  cleanups.push(async () => {
-    await sql.end({ timeout: 5 });
-    await dropDatabase(serverUrl, name);
-  });
-  return sql;
-}
-
 describe("the migrations, laid out by concern", () => {
   it("build on an empty project the schema the old files built, but for the listed differences", async () => {
-    const sql = await emptySupabaseDatabase("layout_fresh");
+    const sql = await emptySupabaseDatabase("layout_fresh", cleanups);
     await applyMigrations(sql, { through: LAYOUT_THROUGH });
     await applySeed(sql);
     // pg_cron lives only in the cron database (the next test); this one has the bootstrap's extensions.
@@ -157,7 +139,7 @@ describe("the migrations, laid out by concern", () => {
   });
 
   it("adopt the owner's production tables, applied twice, into the same schema as before", async () => {
-    const sql = await emptySupabaseDatabase("layout_adopted");
+    const sql = await emptySupabaseDatabase("layout_adopted", cleanups);
     await createProductionTables(sql);
     await applyMigrations(sql, { through: LAYOUT_THROUGH });
     await applySeed(sql);
@@ -167,7 +149,7 @@ describe("the migrations, laid out by concern", () => {
   });
 
   it("have one quota-group function, inlined by the planner into the queries that use it", async () => {
-    const sql = await emptySupabaseDatabase("layout_inline");
+    const sql = await emptySupabaseDatabase("layout_inline", cleanups);
     await applyMigrations(sql, { through: LAYOUT_THROUGH });
     // What the reservation's candidate query runs: the call becomes the COALESCE expression itself.
     const plan = await sql.begin(async (tx) => {
