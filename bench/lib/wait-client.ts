@@ -1,9 +1,9 @@
-// The WAIT policy of llm-invoke, for any limiter: try; when refused, ask llm-invoke's own pure wait
-// rule (supabase/functions/llm-invoke/wait-policy.ts: the retry time the limiter named plus a random
+// Waiting by polling, for any limiter: try; when refused, ask the polling rule (polling-policy.ts,
+// llm-invoke's rule before its admission queue: the retry time the limiter named plus a random
 // jitter of up to `jitterMs`, never beyond `maxWaitMs` of accumulated sleep), sleep, try again; give up
 // when it says so. The same loop drives our RPC, the naive limiter and rate-limiter-flexible, so the
 // three are compared under one client behaviour.
-import { decideWait } from "../../supabase/functions/llm-invoke/wait-policy.ts";
+import { decideWait } from "./polling-policy.ts";
 import { minuteOf } from "./clock.ts";
 
 export type TryResult = { ok: true; window?: number } | { ok: false; retryAfterMs: number | null };

@@ -210,6 +210,7 @@ declare
   v_due_ahead integer := 0;
   v_free_now integer;
   v_turn_at timestamptz;
+  v_due_lease timestamptz;
   v_may_book boolean := true;
   v_expected timestamptz;
 begin
@@ -299,12 +300,20 @@ begin
                     where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank), 0));
         v_since := v_now;
       end if;
-      select count(*) into v_ahead from public.google_ai_queue q
+      select count(*), min(q.lease_until) filter (where q.expected_at <= v_now) into v_ahead, v_due_lease
+      from public.google_ai_queue q
       where q.model = v_limits.model and q.ticket_id is distinct from v_ticket.ticket_id
         and (q.class_rank, q.turn, q.enqueued_at) < (v_rank, v_turn, v_since);
-      select t.turn_at into v_turn_at
+      select t.free_now, t.turn_at into v_free_now, v_turn_at
       from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd, p_exclude_key_ids, v_now,
         v_ahead + 1) t;
+      -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls,
+      -- the slot is this one's once its ticket lapses. When the next opening lies beyond this
+      -- caller's wait, that is its chance: it asks again then (one call more if the waiter did come).
+      if v_free_now > 0 and v_due_lease is not null
+         and coalesce(v_turn_at > v_now + p_wait_left_ms * interval '1 millisecond', true) then
+        v_turn_at := v_due_lease + interval '1 millisecond';
+      end if;
       -- Its turn: when the tickets ahead leave a slot over, and not before the booking's own reopening.
       v_expected := greatest(v_turn_at, least(v_reopens_at, v_recheck_at), v_now + interval '50 milliseconds');
       if v_turn_at is null and v_reopens_at is null then

@@ -1,7 +1,8 @@
 // WAIT behind a full window, in real time: the RPM is booked full (directly through the RPC, as other
-// callers would), and a WAIT request sleeps until the time the refusal named — when the first of those
-// admissions leaves the sliding window (60 s + the 1 s guard) — and is admitted then. This file takes
-// about 61 s, so it is kept apart and runs alongside the other files.
+// callers would), and a WAIT request takes its place in the queue and sleeps until the time its
+// refusal named — when the first of those admissions leaves the sliding window (60 s + the 1 s
+// guard) — and is admitted then, by its next call. This file takes about 61 s, so it is kept apart
+// and runs alongside the other files.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
 
@@ -27,15 +28,14 @@ it("a WAIT request behind a full window sleeps until its oldest admission leaves
 
   const res = await s.call({ model: "gemma-3-27b", prompt: "after the window", mode: "WAIT", max_wait_ms: 65_000, request_id: "minute-wait" });
   expect(res.status).toBe(200);
-  const rows = await s.sql`select status, limit_hit, wait_ms, retry_after_ms::int as retry_after_ms
-                           from public.google_ai_attempts where request_id = 'minute-wait' order by id`;
-  expect(rows.map((r) => [r.status, r.limit_hit])).toEqual([["refused", "rpm"], ["succeeded", null]]);
-  // It slept exactly the time the refusal named, plus jitter below 250 ms (computed, not measured),
-  // and was admitted only once the first admission had left the 61 s window.
-  expect(res.body.waited_ms).toBeGreaterThanOrEqual(rows[0]!.retry_after_ms);
-  expect(res.body.waited_ms).toBeLessThan(rows[0]!.retry_after_ms + 250);
+  // One attempt row: the queued refusal wrote none, the admission records the wait.
+  const rows = await s.sql`select status, limit_hit, wait_ms from public.google_ai_attempts where request_id = 'minute-wait'`;
+  expect(rows.map((r) => [r.status, r.limit_hit, r.wait_ms])).toEqual([["succeeded", null, res.body.waited_ms]]);
+  // It was admitted only once the first admission had left the 61 s window, and it slept no longer
+  // than the time it was given (the turn, counted from the call that queued it).
   const [{ admitted }] = await s.sql`select a.admitted_at as admitted from public.google_ai_admissions a
     join public.google_ai_attempts t on t.reservation_id = a.reservation_id where t.request_id = 'minute-wait'`;
   expect((admitted as Date).getTime() - (first as Date).getTime()).toBeGreaterThanOrEqual(61_000);
-  console.log(`WAIT behind a full window: waited ${res.body.waited_ms} ms (the refusal named ${rows[0]!.retry_after_ms} ms)`);
+  expect(res.body.waited_ms).toBeLessThanOrEqual(61_000);
+  console.log(`WAIT behind a full window: waited ${res.body.waited_ms} ms in the queue`);
 }, 100_000);

@@ -1,6 +1,7 @@
 // Admission: reserve capacity for one call to Google, waiting for it in WAIT mode. The database
-// decides (one RPC per try); wait-policy.ts decides whether and how long to sleep between tries.
-// NO_WAIT answers a refusal at once. A refusal that Google's exact count of the input may lift
+// decides (one RPC per try). In WAIT mode a refusal puts the request in the admission queue and names
+// the exact time of its turn; wait-policy.ts says whether to sleep until then (and call again with
+// the ticket) or answer now. NO_WAIT answers a refusal at once. A refusal that Google's exact count of the input may lift
 // (exact-count.ts: too_large, or tpm for a large input) first asks for that count, once per request,
 // and reserves again with it at once.
 import { rateLimited } from "../_shared/errors.ts";
@@ -10,7 +11,7 @@ import type { InvokeResult } from "./context.ts";
 import type { InvokeMode } from "./request.ts";
 import { finalRefusal, isWaitable, type RefusalContext } from "./refusals.ts";
 import type { GatewayStore, Reservation, ReserveParams } from "./store.ts";
-import { decideWait } from "./wait-policy.ts";
+import { nextTurn, waitLeftForDatabase } from "./wait-policy.ts";
 
 export type Admission =
   | { kind: "reserved"; reservation: Reservation }
@@ -22,8 +23,6 @@ export type Admission =
 export interface AdmissionDeps {
   store: Pick<GatewayStore, "reserve">;
   clock: Clock;
-  /** Draws one sleep's jitter (ms). */
-  jitter: () => number;
 }
 
 export interface Waiting {
@@ -42,13 +41,21 @@ export interface Waiting {
  */
 export async function admit(
   deps: AdmissionDeps,
-  params: Omit<ReserveParams, "waitMs" | "estimatedTokens">,
+  params: Omit<ReserveParams, "waitMs" | "estimatedTokens" | "queueTicket" | "waitLeftMs">,
   size: InputSize,
   waiting: Waiting,
   refusal: Pick<RefusalContext, "model" | "requestId">,
 ): Promise<Admission> {
+  let queueTicket: string | null = null;
   for (;;) {
-    const r = await deps.store.reserve({ ...params, estimatedTokens: size.tokens, waitMs: waiting.waitedMs });
+    const remainingMs = Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now());
+    const r = await deps.store.reserve({
+      ...params,
+      estimatedTokens: size.tokens,
+      waitMs: waiting.waitedMs,
+      queueTicket,
+      waitLeftMs: waiting.mode === "WAIT" ? waitLeftForDatabase(remainingMs) : 0,
+    });
     if (r.ok) return { kind: "reserved", reservation: r };
     if (r.limit === "duplicate") return { kind: "replay", response: r.response as InvokeResult };
     if (r.limit === "no_active_key") return { kind: "no_active_key" };
@@ -58,15 +65,18 @@ export async function admit(
     if (counted && r.limit === "too_large" && r.maxTokens != null && size.tokens > r.maxTokens) {
       throw finalRefusal(r, context)!;
     }
-    if (counted) continue;
+    if (counted) {
+      queueTicket = r.queue?.ticket ?? queueTicket; // asking again with the count keeps the place in line
+      continue;
+    }
     const final = finalRefusal(r, context);
     if (final !== null || !isWaitable(r.limit)) throw final ?? rateLimited(r.limit, r.retryAfterMs);
 
-    const remainingMs = Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now());
     const decision = waiting.mode === "NO_WAIT"
       ? { wait: false as const }
-      : decideWait({ retryAfterMs: r.retryAfterMs, recheckAfterMs: r.recheckAfterMs, remainingMs, jitterMs: deps.jitter() });
+      : nextTurn(r, Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now()));
     if (!decision.wait) throw rateLimited(r.limit, r.retryAfterMs);
+    queueTicket = decision.ticket;
     try {
       await deps.clock.sleep(decision.sleepMs, waiting.signal);
     } catch {

@@ -35,6 +35,11 @@ const refusal = (limit: Refusal["limit"], retryAfterMs: number | null): Refusal 
   retryAfterMs,
   retryAt: null,
 });
+/** A WAIT refusal that put the request in line: its turn comes in exactly retryAfterMs. */
+const queued = (limit: Refusal["limit"], retryAfterMs: number, ticket = "00000000-0000-4000-8000-000000000001"): Refusal => ({
+  ...refusal(limit, retryAfterMs),
+  queue: { ticket, position: 2, expectedAt: "2026-11-21T09:01:01Z", priority: "interactive" },
+});
 
 class FakeStore implements GatewayStore {
   reserves: ReserveParams[] = [];
@@ -270,8 +275,8 @@ describe("invoke: refusals, WAIT and NO_WAIT", () => {
     expect(google.calls).toHaveLength(0);
   });
 
-  it("WAIT sleeps until the named time (+ jitter) and reports the wait", async () => {
-    const store = new FakeStore([refusal("rpm", 4_000), reservation(1)]);
+  it("WAIT sleeps exactly until its turn in the queue, then asks again with its ticket", async () => {
+    const store = new FakeStore([queued("rpm", 4_000), reservation(1)]);
     const clock = new FakeClock();
     const invoke = createInvoke({
       store,
@@ -282,35 +287,46 @@ describe("invoke: refusals, WAIT and NO_WAIT", () => {
       options: { jitterMs: 200 },
     });
     const result = await invoke(context({ model: "m", prompt: "x", max_wait_ms: 10_000 }));
-    expect(clock.sleeps).toEqual([4_100]);
-    expect(result.waited_ms).toBe(4_100);
-    expect(store.reserves[1]).toMatchObject({ attempt: 1, waitMs: 4_100 });
-  });
-
-  it("a TPM waiter whose window has tokens in flight asks again at the recheck time, within the same minute", async () => {
-    // The window reopens in 55 s by its oldest admission; finalize gives tokens back meanwhile.
-    const store = new FakeStore([{ ...refusal("tpm", 55_000), recheckAfterMs: 2_000 }, reservation(1)]);
-    const clock = new FakeClock();
-    const invoke = createInvoke({
-      store,
-      google: new FakeGoogle([ok()]),
-      secret: () => "k",
-      clock,
-      random: () => 0.5,
-      options: { jitterMs: 200 },
+    expect(clock.sleeps).toEqual([4_000]); // no jitter: the queue orders the waiters
+    expect(result.waited_ms).toBe(4_000);
+    expect(store.reserves[0]).toMatchObject({ queueTicket: null, waitLeftMs: 9_900 });
+    expect(store.reserves[1]).toMatchObject({
+      attempt: 1,
+      waitMs: 4_000,
+      queueTicket: "00000000-0000-4000-8000-000000000001",
+      waitLeftMs: 5_900,
     });
-    const result = await invoke(context({ model: "m", prompt: "x", max_wait_ms: 60_000 }));
-    expect(clock.sleeps).toEqual([2_100]);
-    expect(result.waited_ms).toBe(2_100);
-    expect(store.reserves).toHaveLength(2);
   });
 
-  it("WAIT gives up at max_wait_ms, answering like NO_WAIT", async () => {
-    const store = new FakeStore([refusal("tpm", 8_000), refusal("tpm", 5_000)]);
+  it("keeps its place when its turn moves: each answer names the new time", async () => {
+    // A request of a higher class took the turn first; the second answer names the next one.
+    const store = new FakeStore([queued("tpm", 2_000), queued("tpm", 3_000), reservation(1)]);
+    const { run, clock } = setup(store, new FakeGoogle([ok()]));
+    await run({ max_wait_ms: 60_000 });
+    expect(clock.sleeps).toEqual([2_000, 3_000]);
+    expect(store.reserves.map((r) => r.queueTicket)).toEqual([
+      null,
+      "00000000-0000-4000-8000-000000000001",
+      "00000000-0000-4000-8000-000000000001",
+    ]);
+  });
+
+  it("answers at once, with the exact time, when the database found the turn beyond max_wait_ms", async () => {
+    // Max wait 5 s, the turn 6.8 s away: the database kept no ticket and said when.
+    const store = new FakeStore([refusal("rpm", 6_800)]);
     const { run, clock } = setup(store, new FakeGoogle([]));
-    const error = await rejection(run({ max_wait_ms: 3_000 }));
-    expect(clock.sleeps).toEqual([3_000]);
-    expect(error.toBody()).toMatchObject({ limit: "tpm", retry_after_ms: 5_000 });
+    const error = await rejection(run({ max_wait_ms: 5_000 }));
+    expect(clock.sleeps).toEqual([]);
+    expect(clock.now()).toBe(1_000_000); // no time passed: answered at once
+    expect(error.toBody()).toMatchObject({ limit: "rpm", retry_after_ms: 6_800 });
+    expect(store.reserves[0]).toMatchObject({ waitLeftMs: 4_900 });
+  });
+
+  it("NO_WAIT tells the database it will not wait, so no ticket is taken", async () => {
+    const store = new FakeStore([refusal("rpm", 1_000)]);
+    const { run } = setup(store, new FakeGoogle([]));
+    await rejection(run({ mode: "NO_WAIT" }));
+    expect(store.reserves[0]).toMatchObject({ waitLeftMs: 0, queueTicket: null });
   });
 
   it("answers at once when capacity returns later than any minute window (a day quota)", async () => {
@@ -641,7 +657,7 @@ describe("invoke: Google's exact count where the estimate would refuse", () => {
   it("counts once per request and books the count for every later reservation, waits and retries included", async () => {
     const store = new FakeStore([
       refusal("tpm", 2_000),
-      refusal("tpm", 2_000),
+      queued("tpm", 2_000),
       reservation(1),
       reservation(2),
     ]);

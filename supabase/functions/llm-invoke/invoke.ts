@@ -98,7 +98,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     try {
       while (calls < MAX_ATTEMPTS && unusableKeys <= MAX_UNUSABLE_KEYS) {
         if (calls > 0 && clock.now() >= deadline) break;
-        const admission = await admit({ store: deps.store, clock, jitter }, {
+        const admission = await admit({ store: deps.store, clock }, {
           model: request.model,
           caller: reserveAs,
           requestId,
@@ -107,6 +107,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           // with the same number (which keeps a token's request budget counted once).
           attempt: calls + 1,
           metadata: request.metadata,
+          priority: request.priority ?? null,
           // Checked (and marked in flight) until this invocation holds its first reservation;
           // later reservations belong to the same request.
           idempotent: idempotent && lastReservation === null,

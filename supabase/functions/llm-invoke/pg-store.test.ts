@@ -28,6 +28,9 @@ function params(extra: Partial<ReserveParams> = {}): ReserveParams {
     attempt: 1,
     waitMs: 0,
     metadata: {},
+    priority: null,
+    queueTicket: null,
+    waitLeftMs: 0,
     ...extra,
   };
 }

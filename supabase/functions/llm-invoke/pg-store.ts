@@ -18,6 +18,7 @@ import {
   type ActiveKey,
   type FinalizeParams,
   type GatewayStore,
+  type QueuePlace,
   REFUSAL_LIMITS,
   type RefusalLimit,
   type Refusal,
@@ -119,7 +120,8 @@ function reserveService(sql: Sql, p: ReserveParams, caller: string): Promise<Res
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
     p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
-    p_idempotent => ${p.idempotent}::boolean) as r`;
+    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
 }
 
 function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): Promise<ReserveRow[]> {
@@ -128,7 +130,8 @@ function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): Promise<Re
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
     p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
-    p_idempotent => ${p.idempotent}::boolean) as r`;
+    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
 }
 
 /** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */
@@ -151,6 +154,7 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
       model: o.model as string,
       minuteBucket: String(o.minute_bucket ?? ""),
       dayBucket: String(o.day_bucket ?? ""),
+      ...(typeof o.priority === "string" ? { priority: o.priority } : {}),
     };
   }
   if (!REFUSAL_LIMITS.includes(o.limit as RefusalLimit)) {
@@ -164,7 +168,20 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
     retryAt: typeof o.retry_at === "string" ? o.retry_at : null,
     maxTokens: typeof o.max_tokens === "number" ? o.max_tokens : null,
     recheckAfterMs: typeof o.recheck_after_ms === "number" && Number.isFinite(o.recheck_after_ms) ? o.recheck_after_ms : null,
+    queue: parseQueuePlace(o.queue),
     ...(o.limit === "duplicate" ? { response: o.response } : {}),
+  };
+}
+
+function parseQueuePlace(value: unknown): QueuePlace | null {
+  if (typeof value !== "object" || value === null) return null;
+  const q = value as Record<string, unknown>;
+  if (typeof q.ticket !== "string" || !UUID.test(q.ticket)) throw new Error("reserve queued without a ticket");
+  return {
+    ticket: q.ticket,
+    position: typeof q.position === "number" ? q.position : 0,
+    expectedAt: typeof q.expected_at === "string" ? q.expected_at : "",
+    priority: typeof q.priority === "string" ? q.priority : "",
   };
 }
 

@@ -5,6 +5,7 @@ import { GatewayError } from "../_shared/errors.ts";
 import type { Content, GenerationConfig, TextPart } from "../_shared/google/types.ts";
 import { sanitize } from "../_shared/sanitize.ts";
 import { invalidRequest } from "../_shared/validation.ts";
+import { PRIORITY_CLASSES, type PriorityClass } from "./store.ts";
 
 export type { Content, GenerationConfig, TextPart } from "../_shared/google/types.ts";
 
@@ -22,6 +23,8 @@ export interface NormalizedRequest {
   requestId?: string;
   metadata: Record<string, unknown>;
   includeCandidates: boolean;
+  /** The class asked for (absent: the credential's own). */
+  priority?: PriorityClass;
 }
 
 export interface RequestLimits {
@@ -84,6 +87,7 @@ export const invokeRequestSchema = z.strictObject({
     .optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
   include_candidates: z.boolean().default(false),
+  priority: z.enum(PRIORITY_CLASSES as [PriorityClass, ...PriorityClass[]]).optional(),
 });
 
 export type InvokeRequest = z.infer<typeof invokeRequestSchema>;
@@ -128,6 +132,7 @@ export function parseInvokeRequest(
     ...(req.request_id === undefined ? {} : { requestId: req.request_id }),
     metadata: req.metadata ?? {},
     includeCandidates: req.include_candidates,
+    ...(req.priority === undefined ? {} : { priority: req.priority }),
   };
 }
 

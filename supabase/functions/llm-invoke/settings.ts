@@ -11,7 +11,7 @@ export interface InvokeOptions {
   defaultCooldownMs: number;
   /** First backoff after a retryable failure; doubles per attempt. */
   backoffBaseMs: number;
-  /** Upper bound of the random delay added to a wait. */
+  /** Upper bound of the random delay added to a backoff between attempts. */
   jitterMs: number;
   /** How long a model's capabilities are cached per worker. */
   capabilitiesTtlMs: number;

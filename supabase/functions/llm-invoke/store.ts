@@ -74,6 +74,26 @@ export interface ReserveParams {
   /** Time already spent waiting for capacity, for the audit row. */
   waitMs: number;
   metadata: Record<string, unknown>;
+  /** The class the caller asks for (null: its credential's); the database never lets it rise above that. */
+  priority: PriorityClass | null;
+  /** The ticket an earlier refusal of this request gave (its place in the admission queue). */
+  queueTicket: string | null;
+  /** How much longer the caller will wait (0: it will not, so a refusal takes no ticket). */
+  waitLeftMs: number;
+}
+
+/** Admission order between waiting requests (rows of google_ai_priority_classes). */
+export type PriorityClass = "interactive" | "batch";
+export const PRIORITY_CLASSES: readonly PriorityClass[] = ["interactive", "batch"];
+
+/** A place in the admission queue: a WAIT refusal's ticket and when its turn comes. */
+export interface QueuePlace {
+  ticket: string;
+  /** 1 = next. */
+  position: number;
+  /** ISO time of the turn, as the database computed it. */
+  expectedAt: string;
+  priority: string;
 }
 
 export interface Reservation {
@@ -88,6 +108,8 @@ export interface Reservation {
   model: string;
   minuteBucket: string;
   dayBucket: string;
+  /** The class the request was admitted in. */
+  priority?: string;
 }
 
 export interface Refusal {
@@ -105,6 +127,8 @@ export interface Refusal {
    * and may be given back when their calls finish (null: nothing can come back before retryAfterMs).
    */
   recheckAfterMs?: number | null;
+  /** A WAIT refusal that put the request in line: retryAfterMs is then the exact wait for its turn. */
+  queue?: QueuePlace | null;
 }
 
 export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout";

@@ -1,32 +1,24 @@
-// When to wait for capacity, and how long: a pure function, so the benchmark's waiting clients use
-// exactly the rule llm-invoke uses. A refusal names when capacity reopens (retryAfterMs); a waiter
-// sleeps until then plus a random jitter (so waiters do not stampede), or sooner when the database
-// says capacity may be given back before then (recheckAfterMs), never beyond what is
-// left of its own wait budget. A reopening further away than a whole minute window (60 s + guard)
-// that the budget cannot reach (a day quota, a long cooldown) is answered at once: nothing frees it sooner.
+// Waiting in the admission queue: a pure rule, so the benchmark's queued clients follow exactly what
+// llm-invoke does. A WAIT refusal that carries a ticket names the exact time this request's turn
+// comes (the database counted every ticket ahead of it); the waiter sleeps until then, holding no
+// connection, and calls again with its ticket. No jitter: the queue, not a race, decides who goes
+// next, so waking together does no harm. A refusal without a ticket is final: the database found the
+// turn beyond the caller's wait, or the limit is not one that waiting lifts, and said when instead.
+import type { Refusal } from "./store.ts";
 
-/** Sleep when the refusal names no time: poll again after this long. */
-export const UNKNOWN_REOPENING_POLL_MS = 1_000;
-/** Reopenings further away than this (a sliding window and its guard) are only waited for when the budget reaches them. */
-export const HOPELESS_BEYOND_MS = 65_000;
+/** Kept back from the wait left when the database is told it: the round trip itself takes time. */
+export const ROUND_TRIP_ALLOWANCE_MS = 100;
 
-export interface WaitQuestion {
-  /** When the refused capacity reopens, as the database said (null: it does not know). */
-  retryAfterMs: number | null;
-  /** Sooner, when capacity may be given back before then (tokens of the window still in flight). */
-  recheckAfterMs?: number | null;
-  /** What is left of the caller's wait budget (max_wait_ms less what it slept, within the deadline). */
-  remainingMs: number;
-  /** This sleep's jitter, drawn by the caller from [0, jitterMs). */
-  jitterMs: number;
+export type TurnDecision = { wait: true; sleepMs: number; ticket: string } | { wait: false };
+
+export function nextTurn(refusal: Pick<Refusal, "queue" | "retryAfterMs">, remainingMs: number): TurnDecision {
+  const queue = refusal.queue;
+  if (queue === undefined || queue === null || refusal.retryAfterMs === null) return { wait: false };
+  if (remainingMs <= 0 || refusal.retryAfterMs > remainingMs) return { wait: false };
+  return { wait: true, sleepMs: refusal.retryAfterMs, ticket: queue.ticket };
 }
 
-export type WaitDecision = { wait: true; sleepMs: number } | { wait: false };
-
-export function decideWait({ retryAfterMs, recheckAfterMs, remainingMs, jitterMs }: WaitQuestion): WaitDecision {
-  if (remainingMs <= 0) return { wait: false };
-  if (retryAfterMs !== null && retryAfterMs > remainingMs && retryAfterMs > HOPELESS_BEYOND_MS) return { wait: false };
-  const reopening = retryAfterMs === null ? UNKNOWN_REOPENING_POLL_MS : retryAfterMs + jitterMs;
-  const wanted = recheckAfterMs == null ? reopening : Math.min(reopening, recheckAfterMs + jitterMs);
-  return { wait: true, sleepMs: Math.min(wanted, remainingMs) };
+/** What the database is told of the caller's wait: what is left of it, less the round trip. */
+export function waitLeftForDatabase(remainingMs: number): number {
+  return Math.max(0, Math.floor(remainingMs - ROUND_TRIP_ALLOWANCE_MS));
 }
