@@ -337,6 +337,28 @@ describe("invoke: refusals, WAIT and NO_WAIT", () => {
     expect(clock.sleeps).toEqual([]);
   });
 
+  it("answers a service caller's used-up daily budget at once in WAIT mode, until Pacific midnight", async () => {
+    const store = new FakeStore([refusal("caller_budget", 3_600_000)]);
+    const { run, clock } = setup(store, new FakeGoogle([]));
+    const error = await rejection(run({ max_wait_ms: 60_000 }));
+    expect(error.status).toBe(429);
+    expect(error.toBody()).toMatchObject({ limit: "caller_budget", retry_after_ms: 3_600_000 });
+    expect(error.headers).toEqual({ "Retry-After": "3600" });
+    expect(error.message).toMatch(/caller's daily budget/);
+    expect(clock.sleeps).toEqual([]);
+  });
+
+  it("answers a paced day with the time the pace allows the next request, and waits for it in line", async () => {
+    const paced = new FakeStore([refusal("pace", 900_000)]);
+    const error = await rejection(setup(paced, new FakeGoogle([])).run({ mode: "NO_WAIT" }));
+    expect(error.toBody()).toMatchObject({ limit: "pace", retry_after_ms: 900_000 });
+    expect(error.headers).toEqual({ "Retry-After": "900" });
+    const inLine = new FakeStore([queued("pace", 3_000), reservation(1)]);
+    const { run, clock } = setup(inLine, new FakeGoogle([ok()]));
+    await run({ max_wait_ms: 10_000 });
+    expect(clock.sleeps).toEqual([3_000]);
+  });
+
   it.each<[Refusal["limit"], string]>([["unknown_model", "unknown_model"], ["too_large", "invalid_request"]])(
     "maps a %s refusal to %s",
     async (limit, code) => {

@@ -5,9 +5,12 @@ import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
 import { type Refusal, TOKEN_LIMITS, type TokenLimit } from "./store.ts";
 import { tokenStatusError } from "./token-check.ts";
 
-/** Refusals that may be waited on: a minute window, a day or a cooldown frees them. */
-export type WaitableLimit = "rpm" | "tpm" | "rpd" | "cooldown";
-const WAITABLE: readonly string[] = ["rpm", "tpm", "rpd", "cooldown"] satisfies readonly WaitableLimit[];
+/**
+ * Refusals that may be waited on: a minute window, a day, a cooldown or the pace of a day frees them
+ * (the wait itself follows the queue's ticket: a refusal without one is answered at once).
+ */
+export type WaitableLimit = "rpm" | "tpm" | "rpd" | "cooldown" | "pace";
+const WAITABLE: readonly string[] = ["rpm", "tpm", "rpd", "cooldown", "pace"] satisfies readonly WaitableLimit[];
 
 export function isWaitable(limit: Refusal["limit"]): limit is WaitableLimit {
   return WAITABLE.includes(limit);
@@ -35,6 +38,8 @@ export function finalRefusal(r: Refusal, ctx: RefusalContext): GatewayError | nu
       return unknownModel(ctx.model);
     case "too_large":
       return tooLarge(r.maxTokens ?? null, ctx);
+    case "caller_budget":
+      return callerBudget(r.retryAfterMs);
     default:
       return null;
   }
@@ -83,6 +88,16 @@ export function tokenRefusal(limit: TokenLimit, retryAfterMs: number | null, mod
           (retryAfterMs === null ? "." : `; retry in ${retryAfterMs} ms.`),
       );
   }
+}
+
+/** A service caller's daily budget (google_ai_caller_budgets): used up until Pacific midnight. */
+function callerBudget(retryAfterMs: number | null): GatewayError {
+  return rateLimited(
+    "caller_budget",
+    retryAfterMs,
+    "This caller's daily budget is used up until midnight Pacific time" +
+      (retryAfterMs === null ? "." : `; retry in ${retryAfterMs} ms.`),
+  );
 }
 
 /**

@@ -13,6 +13,14 @@ export type QuotaLimit =
   | "too_large"
   | "unknown_model";
 
+/**
+ * Refusals of the caller's own allowance (google_ai_reserve): `pace`, the Pacific day is paced for its
+ * class or caller (google_ai_quota_shares.pace_burst) and the next request is allowed at retryAfterMs;
+ * `caller_budget`, a service caller's daily budget (google_ai_caller_budgets) is used up until
+ * Pacific midnight.
+ */
+export type AllowanceLimit = "pace" | "caller_budget";
+
 /** Refusals of a scoped token (google_ai_reserve_with_token checks the token before the quota). */
 export type TokenLimit =
   | "token_invalid"
@@ -28,7 +36,7 @@ export type TokenLimit =
  */
 export type ReplayLimit = "duplicate" | "in_progress";
 
-export type RefusalLimit = QuotaLimit | TokenLimit | ReplayLimit;
+export type RefusalLimit = QuotaLimit | AllowanceLimit | TokenLimit | ReplayLimit;
 
 export const TOKEN_LIMITS: readonly TokenLimit[] = [
   "token_invalid",
@@ -46,6 +54,8 @@ export const REFUSAL_LIMITS: readonly RefusalLimit[] = [
   "no_active_key",
   "too_large",
   "unknown_model",
+  "pace",
+  "caller_budget",
   ...TOKEN_LIMITS,
   "duplicate",
   "in_progress",
