@@ -119,7 +119,7 @@ class BadRequest(GatewayError):
 
 class RateLimited(GatewayError):
     """429. `retry_after` is in seconds (None when waiting cannot help); `limit` names the limit hit:
-    rpm, tpm, rpd, cooldown, upstream, token_budget, client_budget or mint_rate."""
+    rpm, tpm, rpd, cooldown, upstream, pace, caller_budget, token_budget, client_budget or mint_rate."""
 
     def __init__(self, message: str, *, retry_after: Optional[float] = None, limit: Optional[str] = None, **kw: Any):
         super().__init__(message, **kw)

@@ -65,7 +65,7 @@ export class BadRequest extends GatewayError {}
 /** 5xx (Google failed, database down), a network failure, or an answer that is not the gateway's JSON. */
 export class UpstreamError extends GatewayError {}
 /** 429. `retryAfter` in seconds (null when waiting cannot help); `limit`: rpm, tpm, rpd, cooldown,
- * upstream, token_budget, client_budget or mint_rate. */
+ * upstream, pace, caller_budget, token_budget, client_budget or mint_rate. */
 export class RateLimited extends GatewayError {
   readonly retryAfter: number | null;
   readonly limit: string | null;

@@ -10,7 +10,8 @@
 -- google_ai_share_usage and on each admission (share_ids), written in the same booking, under the
 -- same counter-row lock, and given back the way the window gives back (expiry, release): so the
 -- decision reads exact values in O(shares of the model), and concurrent bookings cannot over-admit
--- (docs/architecture.md, "Reserved shares and pacing").
+-- (docs/architecture.md, "Reserved shares and pacing"). A request that owns two shares of the same
+-- limit (a class's and its caller's) counts in both: give one owner a share per limit.
 --
 -- Pacing (pace_burst on a share row): its owner may not have used more of a group's Pacific day than
 --     pace_burst + floor(usable x elapsed part of the day)
@@ -977,8 +978,8 @@ select s.model,
        s.pace_burst,
        w.used_in_window,
        d.used_today,
-       greatest(0, s.reserved_rpm - w.used_in_window) as rpm_kept_now,
-       greatest(0, s.reserved_rpd - d.used_today) as rpd_kept_today,
+       case when s.reserved_rpm is not null then greatest(0, s.reserved_rpm - w.used_in_window) end as rpm_kept_now,
+       case when s.reserved_rpd is not null then greatest(0, s.reserved_rpd - d.used_today) end as rpd_kept_today,
        case when s.pace_burst is not null and l.rpd is not null then
          public.google_ai_pace_allowance(c.at, c.day, s.pace_burst, l.rpd - (kept.reserved_rpd - coalesce(s.reserved_rpd, 0)))
        end as pace_allows_today
