@@ -179,6 +179,82 @@ begin
 end
 $$;
 
+-- What a requester may still use of a quota group, as the queue counts it (an unlocked read, like
+-- the queue's): the times at which slots of the sliding window are free for it, counting requests
+-- only — p_now once per slot free now, then the moment each admission whose leaving frees a slot
+-- for it leaves (an owner's admission leaving frees a slot for its owner, not for the others) — and
+-- the requests of today the others' day shares keep from it. Without shares kept from it: every
+-- admission's leaving opens a slot, and nothing of the day is kept.
+create or replace function public.google_ai_share_room(
+  p_quota_group text, p_model text, p_now timestamptz, p_window interval, p_rpm integer,
+  p_class text, p_caller text, out openings timestamptz[], out day_held integer)
+language plpgsql stable set search_path = ''
+as $$
+declare
+  v_ids bigint[];
+  v_kept integer[];
+  v_used integer[];
+  v_count integer;
+  v_free integer;
+  v_room integer;
+  v_held integer;
+  v_adm record;
+  v_day date := public.google_ai_pacific_day(p_now);
+begin
+  select coalesce(sum(greatest(0, s.reserved_rpd - case when u.day_bucket = v_day then u.day_used
+                                                        when u.day_bucket = v_day - 1 then u.day_next_used
+                                                        else 0 end)), 0)::integer
+    into day_held
+  from public.google_ai_quota_shares s
+  left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+  where s.model = p_model and s.reserved_rpd is not null
+    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
+  if p_rpm is null then
+    return;
+  end if;
+
+  select array_agg(s.id order by s.id), array_agg(s.reserved_rpm order by s.id) into v_ids, v_kept
+  from public.google_ai_quota_shares s
+  where s.model = p_model and s.reserved_rpm is not null
+    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
+  v_ids := coalesce(v_ids, '{}'); v_kept := coalesce(v_kept, '{}');
+  select count(*) into v_count from public.google_ai_admissions a
+  where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window;
+  select coalesce(array_agg((select count(*) from public.google_ai_admissions a
+                             where a.quota_group = p_quota_group and a.model = p_model
+                               and a.admitted_at > p_now - p_window and i.id = any (a.share_ids))::integer
+                            order by i.n), '{}')
+    into v_used
+  from unnest(v_ids) with ordinality as i(id, n);
+  v_held := 0;
+  for i in 1 .. cardinality(v_ids) loop
+    v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
+  end loop;
+  v_free := greatest(0, p_rpm - v_count - v_held);
+  openings := array_fill(p_now, array[v_free]);
+
+  for v_adm in
+    select a.admitted_at, a.share_ids from public.google_ai_admissions a
+    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
+    order by a.admitted_at, a.reservation_id
+  loop
+    v_count := v_count - 1;
+    v_held := 0;
+    for i in 1 .. cardinality(v_ids) loop
+      if v_ids[i] = any (v_adm.share_ids) then
+        v_used[i] := v_used[i] - 1;
+      end if;
+      v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
+    end loop;
+    v_room := greatest(0, p_rpm - v_count - v_held);
+    if v_room > v_free then
+      openings := openings || array_fill(v_adm.admitted_at + p_window, array[v_room - v_free]);
+      v_free := v_room;
+    end if;
+  end loop;
+end
+$$;
+
 -- Booking on a counter row, with shares and pacing --------------------------------------------------
 -- google_ai_try_book of 20261122010000_guarded_windows.sql, plus the requester (p_class, p_caller):
 -- under the counter-row lock it reads the owners' use of the model's shares in this group (rolled to
@@ -1045,6 +1121,7 @@ begin
     'public.google_ai_pace_allowance(timestamptz, date, integer, integer)',
     'public.google_ai_pace_opens_at(date, integer, integer, integer)',
     'public.google_ai_window_reopens_for(text, text, timestamptz, interval, integer, integer, integer, text, text)',
+    'public.google_ai_share_room(text, text, timestamptz, interval, integer, text, text)',
     'public.google_ai_try_book(text, text, integer, integer, integer, integer, timestamptz, boolean, uuid, text, text)',
     'public.google_ai_book_waiting(text[], text, integer, integer, integer, integer, timestamptz, uuid, text, text)',
     'public.google_ai_book_best_group(text, integer, integer, integer, integer, uuid[], timestamptz, timestamptz, uuid, text, text, uuid, integer)',
