@@ -47,8 +47,8 @@ create table if not exists public.google_ai_quota_shares (
 );
 comment on table public.google_ai_quota_shares is
   'Per model, the requests of each quota group''s RPM/RPD kept for one owner (a priority class or a caller), '
-  'and the optional pacing of the owner''s day (pace_burst). Others may book only what the owners have not '
-  'yet used of their shares leaves over; an owner may use the whole limit.';
+  'and the optional pacing of the owner''s day (pace_burst; only for a model with an RPD). Others may book '
+  'only what the owners'' unused shares leave over; an owner may use the whole limit.';
 
 create table if not exists public.google_ai_share_usage (
   quota_group     text not null,
