@@ -164,7 +164,6 @@ begin
     if v_retired[i] then
       v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'retry_after_ms', null, 'model', v_models[i]);
     else
-      v_try := null;
       begin
         if p_token_hash is null then
           v_try := public.google_ai_admit_at(p_now => p_now, p_model => v_names[i],
@@ -185,14 +184,16 @@ begin
         end if;
         v_answer := v_try; -- admitted, queued, or a refusal no other model can change
       exception when sqlstate 'EF001' then
-        -- Rolled back: no lock, row or ticket change of this model's try is left. A ticket the
-        -- request held for this model is given up (its turn lay beyond the wait after all).
-        if p_queue_ticket is not null then
-          delete from public.google_ai_queue q where q.ticket_id = p_queue_ticket and q.model = v_models[i];
-        end if;
+        null; -- rolled back: no lock, row or ticket change of this model's try is left
       end;
     end if;
     exit when v_answer is not null;
+
+    -- Passed over. A ticket the request held for this model is given up (its turn lay beyond the
+    -- wait after all, or the model retired meanwhile).
+    if p_queue_ticket is not null then
+      delete from public.google_ai_queue q where q.ticket_id = p_queue_ticket and q.model = v_models[i];
+    end if;
 
     v_refusals := v_refusals || jsonb_build_array(v_try);
     v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_models[i], 'limit', v_try ->> 'limit',

@@ -137,6 +137,22 @@ describe("a chain of models", () => {
     ]);
   });
 
+  it("gives a ticket up when its model can no longer serve within the wait, and falls back in the same call", async () => {
+    await model("tq-a", { rpm: 1 });
+    await model("tq-b", { rpm: 10 });
+    await fill("tq-a", 1, T0);
+    const queued = await chain({ at: T0 + 1000, models: ["tq-a", "tq-b"], requestId: "tq-1", waitLeftMs: 70_000 });
+    expect(queued).toMatchObject({ ok: false, model: "tq-a" });
+    // Google cools tq-a down for hours before the turn comes.
+    await db.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason)
+                 values ('proj-f', 'tq-a', ${new Date(T0 + 10 * 3600_000).toISOString()}::timestamptz, 'test')`;
+    const served = await chain({ at: Date.parse(queued.queue!.expected_at), models: ["tq-a", "tq-b"], requestId: "tq-1",
+      waitLeftMs: 9_000, ticket: queued.queue!.ticket });
+    expect(served).toMatchObject({ ok: true, model: "tq-b", fallback_from: [{ model: "tq-a", limit: "cooldown" }] });
+    const [{ n }] = await db.sql<{ n: number }[]>`select count(*)::int as n from public.google_ai_queue where request_id = 'tq-1'`;
+    expect(n).toBe(0);
+  });
+
   it("answers with the refusal that lifts first when every model refuses, and names every model tried", async () => {
     await model("all-a", { rpm: 10, rpd: 1 });
     await model("all-b", { rpm: 1 });
