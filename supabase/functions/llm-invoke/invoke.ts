@@ -2,11 +2,12 @@
 // (reserve on the first model of the chain that can serve, or wait for capacity; an estimate that
 // would be refused may be replaced by Google's exact count, exact-count.ts) → call Google with the
 // reserved model → finalize, at most MAX_ATTEMPTS calls to Google, each preceded by its own
-// reservation (of the whole chain: a model cooled down by Google's 429 falls back to the next). Talks to the
-// database only through GatewayStore and to Google only through GoogleClient, so it is tested with
-// in-memory fakes. The parts: admission.ts (reserve-or-wait, with wait-policy.ts), refusals.ts (what
-// the caller is answered), attempt-record.ts (what finalize writes), key-exclusions.ts (which keys the
-// next reservation leaves out), finalize.ts (finalize that does not lose a paid answer).
+// reservation of the whole chain (a model Google's 429 cooled down falls back to the next).
+// Talks to the database only through GatewayStore and to Google only through GoogleClient, so it is
+// tested with in-memory fakes. The parts: admission.ts (reserve-or-wait, with wait-policy.ts),
+// refusals.ts (what the caller is answered), attempt-record.ts (what finalize writes),
+// key-exclusions.ts (which keys the next reservation leaves out), finalize.ts (finalize that does not
+// lose a paid answer), model-chain.ts (which models may serve, and the request as each takes it).
 //
 // Per Google outcome:
 //   success        finalize(succeeded) and answer (off the response path when waitUntil exists)
