@@ -789,9 +789,10 @@ end
 $$;
 
 -- The reservation names its requester to the booking ----------------------------------------------
--- google_ai_admit_at exactly as in 20261122020000_fair_queue.sql except for one call: the booking
+-- google_ai_admit_at as in 20261122020000_fair_queue.sql but for two things: the booking
 -- (google_ai_book_best_group) is told the request's class, caller, client and attempt, for shares,
--- pacing and service callers' budgets. When that file's function passes them itself, this copy goes.
+-- pacing and service callers' budgets; and a `pace` refusal queues like the window's. This copy is
+-- the one in force: a change to the admission goes here (or in a later file), not in the earlier one.
 create or replace function public.google_ai_admit_at(
   p_now timestamptz,
   p_model text,
@@ -915,7 +916,7 @@ begin
   end if;
 
   if v_group is null then
-    if v_blocked_by in ('rpm', 'tpm', 'rpd', 'cooldown') and coalesce(p_wait_left_ms, 0) > 0 then
+    if v_blocked_by in ('rpm', 'tpm', 'rpd', 'cooldown', 'pace') and coalesce(p_wait_left_ms, 0) > 0 then
       -- In line. Tickets of a model are taken one at a time, so each one's place and time count every
       -- ticket before it (the lock is the model's and lasts until this call commits; no counter row
       -- is held by now: a full try gave its lock back).

@@ -108,7 +108,7 @@ language plpgsql security definer set search_path = ''
 as $$
 declare
   -- Refusals that belong to one model: another model may still serve.
-  c_model_limits constant text[] := array['rpm', 'tpm', 'rpd', 'cooldown', 'no_active_key', 'too_large', 'unknown_model'];
+  c_model_limits constant text[] := array['rpm', 'tpm', 'rpd', 'cooldown', 'pace', 'no_active_key', 'too_large', 'unknown_model'];
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
   v_names text[] := '{}';     -- as asked (the first as the caller wrote it)
   v_models text[] := '{}';    -- canonical
