@@ -10,7 +10,7 @@ import type { InputSize } from "./exact-count.ts";
 import type { InvokeResult } from "./context.ts";
 import type { InvokeMode } from "./request.ts";
 import { finalRefusal, isWaitable, type RefusalContext } from "./refusals.ts";
-import type { GatewayStore, Reservation, ReserveParams } from "./store.ts";
+import type { GatewayStore, QuotaSnapshot, Reservation, ReserveParams } from "./store.ts";
 import { nextTurn, waitLeftForDatabase } from "./wait-policy.ts";
 
 export type Admission =
@@ -23,6 +23,8 @@ export type Admission =
 export interface AdmissionDeps {
   store: Pick<GatewayStore, "reserve">;
   clock: Clock;
+  /** Told the quota each answer of the database carried. */
+  onQuota?: (quota: QuotaSnapshot) => void;
 }
 
 export interface Waiting {
@@ -56,6 +58,7 @@ export async function admit(
       queueTicket,
       waitLeftMs: waiting.mode === "WAIT" ? waitLeftForDatabase(remainingMs) : 0,
     });
+    if (r.quota != null) deps.onQuota?.(r.quota);
     if (r.ok) return { kind: "reserved", reservation: r };
     if (r.limit === "duplicate") return { kind: "replay", response: r.response as InvokeResult };
     if (r.limit === "no_active_key") return { kind: "no_active_key" };

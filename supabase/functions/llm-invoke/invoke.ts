@@ -71,7 +71,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     else await work;
   };
 
-  return async ({ caller, request, requestId, signal }) => {
+  return async ({ caller, request, requestId, signal, onQuota }) => {
     const deadline = clock.now() + options.budgetMs;
     const caps = await capabilities(request.model);
     if (caps === null) throw unknownModel(request.model);
@@ -98,7 +98,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     try {
       while (calls < MAX_ATTEMPTS && unusableKeys <= MAX_UNUSABLE_KEYS) {
         if (calls > 0 && clock.now() >= deadline) break;
-        const admission = await admit({ store: deps.store, clock }, {
+        const admission = await admit({ store: deps.store, clock, onQuota }, {
           model: request.model,
           caller: reserveAs,
           requestId,
