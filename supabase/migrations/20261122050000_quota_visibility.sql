@@ -33,6 +33,8 @@ declare
   v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_requests integer;
   v_tokens bigint;
+  v_gone_requests integer;
+  v_gone_tokens bigint;
   v_oldest timestamptz;
   v_oldest_tokens timestamptz;
   v_row public.google_ai_usage_counters;
@@ -48,13 +50,35 @@ begin
   select cd.cooldown_until into cooldown_until from public.google_ai_cooldowns cd
   where cd.quota_group = p_quota_group and cd.model = p_model and cd.cooldown_until > p_now;
 
-  -- The minute: the admissions still in the sliding window (the same rows the booking counts; an
-  -- expired row not yet removed is outside the range, as it is for the booking).
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = p_quota_group and c.model = p_model;
+
+  -- The minute, counted as google_ai_try_book counts it: the window's sums on the counter row, less
+  -- the admissions that have left the window since (none, right after a booking: it removed them);
+  -- without sums on the row (new, or removed by housekeeping), the admissions themselves.
   if p_rpm is not null or p_tpm is not null then
-    select count(*), coalesce(sum(a.tokens), 0), min(a.admitted_at), min(a.admitted_at) filter (where a.tokens > 0)
-      into v_requests, v_tokens, v_oldest, v_oldest_tokens
+    if v_row.window_at is not null then
+      select count(*), coalesce(sum(a.tokens), 0) into v_gone_requests, v_gone_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at <= p_now - v_window;
+      v_requests := greatest(0, v_row.window_requests - v_gone_requests);
+      v_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
+    else
+      select count(*), coalesce(sum(a.tokens), 0) into v_requests, v_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
+    end if;
+    -- The oldest admissions still in the window: the next to leave it (index look-ups).
+    select min(a.admitted_at) into v_oldest
     from public.google_ai_admissions a
     where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
+    if p_tpm is not null then
+      select a.admitted_at into v_oldest_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window and a.tokens > 0
+      order by a.admitted_at
+      limit 1;
+    end if;
     if p_rpm is not null then
       requests_left := greatest(0, p_rpm - v_requests);
       requests_reset_at := coalesce(v_oldest + v_window, p_now);
@@ -68,8 +92,6 @@ begin
   -- The day, read as google_ai_try_book reads it: a row of yesterday carries today's guard count,
   -- and within the guard of a midnight the other day's count binds too.
   if p_rpd is not null then
-    select * into v_row from public.google_ai_usage_counters c
-    where c.quota_group = p_quota_group and c.model = p_model;
     if v_row.day_bucket = v_day then
       v_used := v_row.rpd_used; v_next := v_row.rpd_next_used; v_prev := v_row.rpd_prev_used;
     elsif v_row.day_bucket = v_day - 1 then
@@ -108,6 +130,23 @@ begin
 end
 $$;
 
+-- The quota groups that may serve p_model: those google_ai_candidate_groups lists (an active key for
+-- the model that the caller did not exclude), without its usage read and ranking, which the quota
+-- reads here do themselves. Inlined by the planner into the query that calls it (plain SQL, no SET
+-- clause, as google_ai_quota_group), so it is planned once with its caller's query, not on each call
+-- (a refusal's quota cost ~0.9 ms through google_ai_candidate_groups); with no SET search_path, the
+-- body names everything by schema, operators included.
+create or replace function public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[])
+returns table (quota_group text)
+language sql stable
+as $$
+  select distinct public.google_ai_quota_group(k.project_id, k.id)
+  from public.google_ai_api_keys k
+  where k.is_active
+    and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
+    and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
+$$;
+
 -- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
 create or replace function public.google_ai_ms_until(p_at timestamptz, p_now timestamptz)
 returns bigint language sql immutable parallel safe set search_path = ''
@@ -137,7 +176,8 @@ declare
   v_quota record;
 begin
   if p_answer is null or p_answer ->> 'limit' in
-     ('unknown_model', 'no_active_key', 'token_invalid', 'token_expired', 'token_revoked', 'model_not_allowed') then
+     ('unknown_model', 'no_active_key', 'token_invalid', 'token_expired', 'token_revoked', 'model_not_allowed')
+     or (p_answer -> 'ok' = 'true'::jsonb and jsonb_typeof(p_answer -> 'quota_group') is distinct from 'string') then
     return null;
   end if;
   select * into v_limits from public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model), 0);
@@ -145,17 +185,16 @@ begin
     return null;
   end if;
 
-  if coalesce((p_answer ->> 'ok')::boolean, false) then
+  if p_answer -> 'ok' = 'true'::jsonb then
     v_group := p_answer ->> 'quota_group';
     select * into v_quota
     from public.google_ai_group_quota(v_group, v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd, v_now) q;
   else
-    select c.quota_group, q.* into v_quota
-    from public.google_ai_candidate_groups(v_limits.model, p_exclude_key_ids, v_limits.rpm, v_limits.tpm,
-                                           v_limits.rpd, v_now) c
-    cross join lateral public.google_ai_group_quota(c.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
+    select g.quota_group, q.* into v_quota
+    from public.google_ai_serving_groups(v_limits.model, p_exclude_key_ids) g
+    cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
                                                      v_limits.rpd, v_now) q
-    order by q.ready_at, q.requests_left desc nulls last, q.day_left desc nulls last, c.rank
+    order by q.ready_at, q.requests_left desc nulls last, q.day_left desc nulls last, g.quota_group
     limit 1;
     if not found then
       return null;
@@ -182,21 +221,14 @@ end
 $$;
 
 -- What llm-invoke calls, beside the reservation in one statement. Seeing the quota must never cost
--- an admission: an error here is logged (a warning) and answered as "no quota known", so it cannot
--- roll the reservation back.
+-- an admission: an error here would roll the reservation back with it, so the function only reads,
+-- and reads its input without a cast that could fail (an answer it cannot read is "no quota known").
+-- Not an exception block: its subtransaction would cost more than the whole read (measured ~150 µs).
 create or replace function public.google_ai_answer_quota(
   p_answer jsonb, p_model text, p_exclude_key_ids uuid[] default '{}')
 returns jsonb
-language plpgsql security definer set search_path = ''
-as $$
-begin
-  return public.google_ai_answer_quota_at(null, p_answer, p_model, p_exclude_key_ids);
-exception
-  when others then
-    raise warning 'google_ai_answer_quota: %', sqlerrm;
-    return null;
-end
-$$;
+language sql security definer set search_path = ''
+as $$ select public.google_ai_answer_quota_at(null, p_answer, p_model, p_exclude_key_ids) $$;
 
 -- The quota route ---------------------------------------------------------------------------------
 -- One model over all quota groups that may serve it: what is left of the minute (groups cooling
@@ -223,8 +255,8 @@ begin
          sum(q.day_left)::integer as day_left,
          min(q.day_reset_at) as day_reset_at
     into v_sum
-  from public.google_ai_candidate_groups(v_limits.model, '{}', v_limits.rpm, v_limits.tpm, v_limits.rpd, p_now) c
-  cross join lateral public.google_ai_group_quota(c.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
+  from public.google_ai_serving_groups(v_limits.model, '{}') g
+  cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
                                                    v_limits.rpd, p_now) q;
 
   select coalesce(jsonb_object_agg(pc.name, (
@@ -335,6 +367,7 @@ declare
 begin
   foreach f in array array[
     'public.google_ai_group_quota(text, text, integer, integer, integer, timestamptz)',
+    'public.google_ai_serving_groups(text, uuid[])',
     'public.google_ai_ms_until(timestamptz, timestamptz)',
     'public.google_ai_budget_left(bigint, bigint)',
     'public.google_ai_answer_quota_at(timestamptz, jsonb, text, uuid[])',
