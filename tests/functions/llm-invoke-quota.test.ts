@@ -119,6 +119,20 @@ describe("the rate-limit headers", () => {
     expect(header(res, "limit-requests-day")).toBeNull();
   });
 
+  it("an answer after reservations that Google failed carries the quota its last reservation saw", async () => {
+    s.sim.addFault({ kind: "http500", model: FLASH, count: 3 });
+    try {
+      const res = await s.call({ model: FLASH, prompt: "Google fails three times", mode: "NO_WAIT" });
+      expect(res.status).toBe(502);
+      expect(s.sim.stats().total.received).toBe(3);
+      // Three reservations in the window, the last one's answer reported: 5 - 3.
+      expect(header(res, "remaining-requests")).toBe("2");
+      expect(header(res, "remaining-requests-day")).toBe("17");
+    } finally {
+      s.sim.clearFaults();
+    }
+  });
+
   it("no quota is known for an unknown model: no headers", async () => {
     const res = await s.call({ model: "gemini-9-ultra", prompt: "x" });
     expect(res.status).toBe(400);
