@@ -18,6 +18,7 @@ import { runGatewayOverhead } from "./gateway-overhead.ts";
 import { runOutage } from "./outage.ts";
 import { runHostileInput } from "./hostile-input.ts";
 import { runFidelity } from "./fidelity.ts";
+import { runMixedLoad } from "./mixed-load.ts";
 
 const HOW_TO_READ = `
 - **Compare within this run, not across runs.** The machine is a shared 2-core VM (see the load average above): other
@@ -168,6 +169,30 @@ async function main(): Promise<number> {
             demand: smoke
               ? { limitRpm: 10, factor: 30, wholeWindows: 0, smokeDurationMs: 4000, maxWaitMs: 3000 }
               : { limitRpm: 40, factor: 3, wholeWindows: 3, maxWaitMs: 65_000 },
+          },
+          log,
+        ),
+    },
+    {
+      id: "mixed-load",
+      title: "9. mixed load: the bot and the notebooks, queue against polling",
+      fn: () =>
+        runMixedLoad(
+          bench,
+          {
+            // Smoke: seconds only, so no window reopens; it shows the part runs and never over-admits.
+            ...(smoke ? { limitRpm: 10, demandFactor: 30 } : { limitRpm: 30, demandFactor: 3 }),
+            interactiveShare: 0.2,
+            batchClients: [
+              { name: "notebook-flood", weight: 1, burst: smoke ? 20 : 100 },
+              { name: "notebook-b", weight: 1, burst: 0 },
+              { name: "notebook-c", weight: 1, burst: 0 },
+              { name: "notebook-d", weight: 1, burst: 0 },
+            ],
+            wholeWindows: 3,
+            ...(smoke ? { smokeDurationMs: 5_000, maxWaitMs: 3_000 } : { maxWaitMs: 65_000 }),
+            jitterMs: 250,
+            connections: 8,
           },
           log,
         ),

@@ -8,8 +8,19 @@ values
   ('gemma-3-27b-it', 30, 15000, 14400, array['gemma-3-27b'], false, false,
    'Gemma 3 27B: no system instruction (folded into the first user turn), no JSON mode.'),
   ('gemini-2.5-flash', 5, 250000, 20, '{}', true, true,
-   'Gemini 2.5 Flash free tier.')
+   'Gemini 2.5 Flash free tier. Announced for shutdown on 2026-12-01: give it a fallback chain (below).'),
+  ('gemini-2.5-flash-lite', 10, 250000, 20, '{}', true, true,
+   'Gemini 2.5 Flash-Lite free tier (10 RPM / 250K TPM / 20 RPD, seen 2026-07).')
 on conflict (model) do nothing;
+
+-- Fallback is the operator's choice, per model row (requests may also name their own chain with
+-- fallback_models). "Flash, else Flash-Lite, else Gemma" for every request that names Flash:
+--   update public.google_ai_model_limits
+--   set fallback_models = '{gemini-2.5-flash-lite,gemma-3-27b-it}' where model = 'gemini-2.5-flash';
+-- When Google retires Flash, the maintenance function's catalogue stops listing it and requests move
+-- on to its chain by themselves; to retire it sooner, `set is_active = false` (the chain still applies).
+-- Or remap the name outright: `update ... set aliases = aliases || '{gemini-2.5-flash}'` on another
+-- row, with Flash's own row inactive (an active row's alias wins over an inactive row's name).
 
 -- The key the owner's processes use today, under the name they already use. Its value is an Edge
 -- Function secret (`supabase secrets set GOOGLE_API_KEY=...`), never a column.

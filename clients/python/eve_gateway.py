@@ -260,7 +260,9 @@ class Quota:
 class Result:
     """A generation: `.text`, `.usage`, plus `.model`, `.request_id`, `.attempts`, `.waited_ms`,
     `.finish_reason`, `.key_alias`, `.rate_limit` (the quota of the quota group that served, as of its
-    admission; None if the answer reported none) and the whole answer as `.raw`. str(result) is the text."""
+    admission; None if the answer reported none) and the whole answer as `.raw`. str(result) is the text.
+    When a fallback model served, `.requested_model` names the model asked for and `.fallback_from` why
+    each model before `.model` was passed over (both None otherwise)."""
 
     def __init__(self, raw: Dict[str, Any], rate_limit: Optional[RateLimit] = None) -> None:
         self.raw = raw
@@ -273,6 +275,8 @@ class Result:
         self.waited_ms: int = int(raw.get("waited_ms") or 0)
         self.finish_reason: Optional[str] = raw.get("finish_reason")
         self.key_alias: Optional[str] = raw.get("key_alias")
+        self.requested_model: Optional[str] = raw.get("requested_model")
+        self.fallback_from: Optional[List[Dict[str, Any]]] = raw.get("fallback_from")
 
     def __str__(self) -> str:
         return self.text
@@ -400,6 +404,7 @@ class Client:
         wait: bool = True,
         *,
         messages: Optional[List[Dict[str, str]]] = None,
+        fallback_models: Optional[Sequence[str]] = None,
         generation_config: Optional[Dict[str, Any]] = None,
         max_wait_ms: Optional[int] = None,
         request_id: Optional[str] = None,
@@ -409,7 +414,8 @@ class Client:
     ) -> Result:
         """Generates text. `prompt` (or chat `messages`), `system` (folded into the first turn for
         Gemma by the gateway), `wait`: wait for capacity (bounded, WAIT) or answer 429 at once
-        (NO_WAIT). Generation settings as keywords or `generation_config`, in either spelling:
+        (NO_WAIT). `fallback_models`: models to try, in order, when `model` cannot serve within the
+        wait (None: the model row's own chain; []: none). Generation settings as keywords or `generation_config`, in either spelling:
         temperature, max_output_tokens/maxOutputTokens, top_p, top_k, stop_sequences,
         response_mime_type."""
         body: Dict[str, Any] = {"model": model, "mode": "WAIT" if wait else "NO_WAIT"}
@@ -417,6 +423,8 @@ class Client:
             body["messages"] = messages
         if prompt is not None or messages is None:
             body["prompt"] = prompt if prompt is not None else ""
+        if fallback_models is not None:
+            body["fallback_models"] = list(fallback_models)
         if system is not None:
             body["system"] = system
         gen = _generation_config(generation_config, config)

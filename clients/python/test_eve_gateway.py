@@ -309,6 +309,20 @@ class Generate(unittest.TestCase):
         self.assertIsNotNone(everything.model("gemini-2.5-flash"))
         self.assertIsNone(everything.budget["daily_requests_left"])
 
+    def test_fallback_models_serve_when_the_first_model_cannot(self):
+        # Flash-Lite's day closed (rpd 0): the same call is served by Gemma, and says so.
+        sql("update public.google_ai_model_limits set rpd = 0 where model = 'gemini-2.5-flash-lite'")
+        try:
+            c = g.Client(STACK["url"], service_key=STACK["service_key"], caller="eve-bot")
+            r = c.generate("Привет", model="gemini-2.5-flash-lite", fallback_models=["gemma-3-27b"], wait=False)
+            self.assertEqual((r.model, r.requested_model), ("gemma-3-27b-it", "gemini-2.5-flash-lite"))
+            self.assertEqual([(s["model"], s["limit"]) for s in r.fallback_from], [("gemini-2.5-flash-lite", "rpd")])
+            plain = c.generate("Привет", model="gemma-3-27b-it")
+            self.assertIsNone(plain.requested_model)
+            self.assertIsNone(plain.fallback_from)
+        finally:
+            sql("update public.google_ai_model_limits set rpd = 20 where model = 'gemini-2.5-flash-lite'")
+
     def test_chat_messages_and_metadata(self):
         _, secret = create_client()
         c = client_for(secret)

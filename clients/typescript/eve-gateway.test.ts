@@ -146,6 +146,21 @@ describe("generate against the local stack", () => {
     expect(rows).toEqual([{ caller: `client:${name}`, token_id: token.token_id, status: "succeeded" }]);
   });
 
+  it("fallbackModels: served by the next model when the first cannot, and the answer says so", async () => {
+    await db.sql`update public.google_ai_model_limits set rpd = 0 where model = 'gemini-2.5-flash-lite'`;
+    try {
+      const bot = new EveGateway({ url: stack.url, serviceKey: stack.serviceKey });
+      const r = await bot.generate("Привет", { model: "gemini-2.5-flash-lite", fallbackModels: ["gemma-3-27b"], wait: false });
+      expect(r).toMatchObject({
+        model: "gemma-3-27b-it",
+        requested_model: "gemini-2.5-flash-lite",
+        fallback_from: [{ model: "gemini-2.5-flash-lite", limit: "rpd" }],
+      });
+    } finally {
+      await db.sql`update public.google_ai_model_limits set rpd = 20 where model = 'gemini-2.5-flash-lite'`;
+    }
+  });
+
   it("20 concurrent calls share one token", async () => {
     const { name, secret } = await newClient();
     const gw = gatewayFor(secret);

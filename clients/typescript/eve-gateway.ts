@@ -128,6 +128,11 @@ export interface ChatMessage {
 
 export interface GenerateOptions {
   model?: string;
+  /**
+   * Models to try, in order, when `model` cannot serve within the wait (day used up, cooling down,
+   * retired); absent: the model row's own chain; []: none. The answer's `model` names the one that served.
+   */
+  fallbackModels?: string[];
   /** System prompt; folded into the first user turn for Gemma by the gateway. */
   system?: string;
   /** true (default): wait for capacity, bounded; false: answer 429 at once (NO_WAIT). */
@@ -148,6 +153,9 @@ export interface Usage {
 export interface GenerateResult {
   text: string;
   model: string;
+  /** Only when a fallback served: the model asked for, and why each model before `model` was passed over. */
+  requested_model?: string;
+  fallback_from?: Array<{ model: string; limit: string; retry_after_ms: number | null }>;
   usage: Usage;
   request_id: string;
   attempts: number;
@@ -286,6 +294,7 @@ export class EveGateway {
       ...(typeof input === "string" ? { prompt: input } : { messages: input.messages }),
       request_id: options.requestId ?? `ts-${crypto.randomUUID()}`,
     };
+    if (options.fallbackModels !== undefined) body.fallback_models = options.fallbackModels;
     if (options.system !== undefined) body.system = options.system;
     if (options.generationConfig !== undefined) body.generationConfig = options.generationConfig;
     if (options.maxWaitMs !== undefined) body.max_wait_ms = options.maxWaitMs;

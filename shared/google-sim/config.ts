@@ -45,6 +45,17 @@ export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = {
     displayName: 'Gemini 2.5 Flash',
     version: '001',
   },
+  'gemini-2.5-flash-lite': {
+    rpm: 10,
+    tpm: 250_000,
+    rpd: 20,
+    inputTokenLimit: 1_048_576,
+    outputTokenLimit: 65_536,
+    supportsSystemInstruction: true,
+    supportsJsonMode: true,
+    displayName: 'Gemini 2.5 Flash-Lite',
+    version: '001',
+  },
 };
 
 /** What a model id absent from DEFAULT_MODELS gets for the fields the caller left out. */

@@ -74,8 +74,14 @@ describe("eve_gateway", () => {
   });
 
   it("may call what the functions call, and not the operator's functions", async () => {
-    const [caps] = await gateway`select * from public.google_ai_model_capabilities(p_model => 'gemma-3-27b')`;
-    expect(caps).toMatchObject({ model: "gemma-3-27b-it" });
+    const [profile] = await gateway`select * from public.google_ai_model_profile(p_model => 'gemma-3-27b')`;
+    expect(profile).toMatchObject({ model: "gemma-3-27b-it", is_active: true, fallback_models: [] });
+    const [chain] = await gateway`select public.google_ai_reserve_chain(p_models => array['gemini-2.5-flash', 'gemma-3-27b'],
+      p_estimated_tokens => 10, p_caller => 'role-test', p_request_id => 'role-chain') as r`;
+    expect(chain!.r).toMatchObject({ ok: true, requested_model: "gemini-2.5-flash" });
+    const [viaToken] = await gateway`select public.google_ai_reserve_chain_with_token(p_token_hash => ${"0".repeat(64)},
+      p_models => array['gemma-3-27b'], p_estimated_tokens => 10, p_request_id => 'role-chain-token') as r`;
+    expect(viaToken!.r).toMatchObject({ ok: false, limit: "token_invalid" });
     const [r] = await gateway`select public.google_ai_reserve(p_model => 'gemma-3-27b', p_estimated_tokens => 10,
       p_caller => 'role-test', p_request_id => 'role-1') as r`;
     expect(r!.r.ok).toBe(true);
@@ -95,5 +101,6 @@ describe("eve_gateway", () => {
     expect(await sqlstate(`select public.google_ai_create_client('x', array['gemma-3-27b-it'])`)).toBe("42501");
     expect(await sqlstate(`select public.google_ai_revoke_client('x', 'r')`)).toBe("42501");
     expect(await sqlstate(`select public.google_ai_reserve_at(now(), 'gemma-3-27b', 1, 'c', 'r')`)).toBe("42501");
+    expect(await sqlstate(`select public.google_ai_admit_chain_at(now(), array['gemma-3-27b'], 1, 'c', null, 'r')`)).toBe("42501");
   });
 });

@@ -117,6 +117,7 @@ describe("migrations on a project that already has the production tables", () =>
     const models = await sql`select model, rpm, tpm, rpd from public.google_ai_model_limits order by model`;
     expect(models).toEqual([
       { model: "gemini-2.5-flash", rpm: 5, tpm: 250000, rpd: 20 },
+      { model: "gemini-2.5-flash-lite", rpm: 10, tpm: 250000, rpd: 20 },
       { model: "gemma-3-27b-it", rpm: 30, tpm: 15000, rpd: 14400 },
     ]);
   });

@@ -100,7 +100,7 @@ const MALFORMED: Record<string, string | Uint8Array> = {
 /** Each function's fields, each given values of every wrong type. */
 const FIELDS: Record<Fn, string[]> = {
   "llm-invoke": ["model", "prompt", "system", "messages", "contents", "generationConfig", "mode", "max_wait_ms",
-    "request_id", "metadata", "include_candidates"],
+    "request_id", "metadata", "include_candidates", "fallback_models"],
   "issue-kaggle-token": ["client_secret", "models", "ttl_seconds", "max_requests", "max_tokens"],
   "maintenance": ["housekeeping", "keys", "dry_run", "source"],
 };

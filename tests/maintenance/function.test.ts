@@ -158,10 +158,14 @@ describe("a run", () => {
     expect(rows).toEqual([
       { key_alias: "a1", quota_group: "sim-project-a", model: "gemini-2.5-flash", input_token_limit: 1048576, output_token_limit: 65536,
         supported_methods: ["generateContent", "countTokens"], fresh: true },
+      { key_alias: "a1", quota_group: "sim-project-a", model: "gemini-2.5-flash-lite", input_token_limit: 1048576,
+        output_token_limit: 65536, supported_methods: ["generateContent", "countTokens"], fresh: true },
       { key_alias: "a1", quota_group: "sim-project-a", model: "gemma-3-27b-it", input_token_limit: 131072, output_token_limit: 8192,
         supported_methods: ["generateContent", "countTokens"], fresh: true },
       { key_alias: "b1", quota_group: "sim-project-b", model: "gemini-2.5-flash", input_token_limit: 1048576, output_token_limit: 65536,
         supported_methods: ["generateContent", "countTokens"], fresh: true },
+      { key_alias: "b1", quota_group: "sim-project-b", model: "gemini-2.5-flash-lite", input_token_limit: 1048576,
+        output_token_limit: 65536, supported_methods: ["generateContent", "countTokens"], fresh: true },
       { key_alias: "b1", quota_group: "sim-project-b", model: "gemma-3-27b-it", input_token_limit: 131072, output_token_limit: 8192,
         supported_methods: ["generateContent", "countTokens"], fresh: true },
     ]);
@@ -174,6 +178,7 @@ describe("a run", () => {
     expect(status).toEqual([
       { model: "gemini-1.0-pro-retired", catalogue_status: "unlisted" },
       { model: "gemini-2.5-flash", catalogue_status: "listed" },
+      { model: "gemini-2.5-flash-lite", catalogue_status: "listed" },
       { model: "gemma-3-27b-it", catalogue_status: "listed" },
     ]);
   });
@@ -198,7 +203,7 @@ describe("a run", () => {
     expect(second.body.keys.checked).toBe(3); // the two disabled keys are no longer active
     const [row] = await db.sql`select count(*)::int as n, min(first_seen_at) as first, min(refreshed_at) > '2026-01-01 00:00+00' as renewed
                                from public.google_ai_model_catalogue`;
-    expect(row).toMatchObject({ n: 4, first: new Date("2026-01-01T00:00:00Z"), renewed: true });
+    expect(row).toMatchObject({ n: 6, first: new Date("2026-01-01T00:00:00Z"), renewed: true });
   });
 
   it("never shows or stores a key: not in answers, logs, or any table", async () => {

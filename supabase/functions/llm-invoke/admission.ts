@@ -3,14 +3,14 @@
 // the exact time of its turn; wait-policy.ts says whether to sleep until then (and call again with
 // the ticket) or answer now. NO_WAIT answers a refusal at once. A refusal that Google's exact count of the input may lift
 // (exact-count.ts: too_large, or tpm for a large input) first asks for that count, once per request,
-// and reserves again with it at once.
-import { rateLimited } from "../_shared/errors.ts";
+// and reserves again with it at once. A request with fallback models reserves its whole chain in each
+// round trip (the database tries the models in order); a ticket ties it to the model it queued on.
 import type { Clock } from "./clock.ts";
 import type { InputSize } from "./exact-count.ts";
 import type { InvokeResult } from "./context.ts";
 import type { InvokeMode } from "./request.ts";
-import { finalRefusal, isWaitable, type RefusalContext } from "./refusals.ts";
-import type { GatewayStore, QuotaSnapshot, Reservation, ReserveParams } from "./store.ts";
+import { finalRefusal, isWaitable, quotaRefusal, type RefusalContext } from "./refusals.ts";
+import type { FallbackStep, GatewayStore, QuotaSnapshot, Reservation, ReserveParams } from "./store.ts";
 import { nextTurn, waitLeftForDatabase } from "./wait-policy.ts";
 
 export type Admission =
@@ -49,6 +49,8 @@ export async function admit(
   refusal: Pick<RefusalContext, "model" | "requestId">,
 ): Promise<Admission> {
   let queueTicket: string | null = null;
+  // Models a queued request was passed over for: its later, ticketed call starts at the ticket's model.
+  let passedOver: FallbackStep[] = [];
   for (;;) {
     const remainingMs = Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now());
     const r = await deps.store.reserve({
@@ -59,7 +61,10 @@ export async function admit(
       waitLeftMs: waiting.mode === "WAIT" ? waitLeftForDatabase(remainingMs) : 0,
     });
     if (r.quota != null) deps.onQuota?.(r.quota);
-    if (r.ok) return { kind: "reserved", reservation: r };
+    if (r.ok) {
+      const fallbackFrom = joinSteps(passedOver, r.fallbackFrom);
+      return { kind: "reserved", reservation: fallbackFrom.length === 0 ? r : { ...r, fallbackFrom } };
+    }
     if (r.limit === "duplicate") return { kind: "replay", response: r.response as InvokeResult };
     if (r.limit === "no_active_key") return { kind: "no_active_key" };
     const counted = await size.recount(r);
@@ -69,22 +74,33 @@ export async function admit(
       throw finalRefusal(r, context)!;
     }
     if (counted) {
-      queueTicket = r.queue?.ticket ?? queueTicket; // asking again with the count keeps the place in line
+      if (r.queue) {
+        queueTicket = r.queue.ticket; // asking again with the count keeps the place in line
+        passedOver = joinSteps(passedOver, r.fallbackFrom);
+      }
       continue;
     }
     const final = finalRefusal(r, context);
-    if (final !== null || !isWaitable(r.limit)) throw final ?? rateLimited(r.limit, r.retryAfterMs);
+    if (final !== null || !isWaitable(r.limit)) throw final ?? quotaRefusal(r);
 
     const decision = waiting.mode === "NO_WAIT"
       ? { wait: false as const }
       : nextTurn(r, Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now()));
-    if (!decision.wait) throw rateLimited(r.limit, r.retryAfterMs);
+    if (!decision.wait) throw quotaRefusal(r);
     queueTicket = decision.ticket;
+    passedOver = joinSteps(passedOver, r.fallbackFrom);
     try {
       await deps.clock.sleep(decision.sleepMs, waiting.signal);
     } catch {
-      throw rateLimited(r.limit, r.retryAfterMs); // the caller went away while waiting
+      throw quotaRefusal(r); // the caller went away while waiting
     }
     waiting.waitedMs += decision.sleepMs;
   }
+}
+
+/** Steps of earlier calls, then this call's, each model once. */
+function joinSteps(earlier: readonly FallbackStep[], now: readonly FallbackStep[] | undefined): FallbackStep[] {
+  const steps = [...earlier];
+  for (const step of now ?? []) if (!steps.some((s) => s.model === step.model)) steps.push(step);
+  return steps;
 }

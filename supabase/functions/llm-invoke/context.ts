@@ -18,7 +18,11 @@ export interface InvokeContext {
 /** The success body (request_id is added by the handler). Never contains a key. */
 export interface InvokeResult {
   text: string;
+  /** The model that served (canonical). */
   model: string;
+  /** Only when a fallback served: the chain's first model, and why each model before this one was passed over. */
+  requested_model?: string;
+  fallback_from?: Array<{ model: string; limit: string; retry_after_ms: number | null }>;
   key_alias: string;
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
   attempts: number;

@@ -93,15 +93,19 @@ export class InputSize {
   counted: number | null = null;
   private asked = false;
 
-  constructor(readonly estimated: number, private readonly count: () => Promise<number | null>) {
+  /** `count` asks Google for the input as `model` takes it (the refusal's model in a chain). */
+  constructor(
+    readonly estimated: number,
+    private readonly count: (model: string | null) => Promise<number | null>,
+  ) {
     this.tokens = estimated;
   }
 
   /** After a refusal: true when Google's count is now known and the reservation should be made again with it. */
-  async recount(refusal: Pick<Refusal, "limit">): Promise<boolean> {
+  async recount(refusal: Pick<Refusal, "limit" | "model">): Promise<boolean> {
     if (this.asked || !exactCountMayHelp(refusal, this.tokens)) return false;
     this.asked = true;
-    const counted = await this.count();
+    const counted = await this.count(refusal.model ?? null);
     if (counted === null) return false;
     this.counted = counted;
     this.tokens = counted;

@@ -99,6 +99,8 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     });
     scope.annotate({
       model: result.model,
+      // A fallback served: the log line says what was asked for.
+      ...(result.requested_model === undefined ? {} : { requested_model: result.requested_model }),
       key_alias: result.key_alias,
       attempts: result.attempts,
       waited_ms: result.waited_ms,

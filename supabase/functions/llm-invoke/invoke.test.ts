@@ -2,7 +2,6 @@
 // retry/wait policy, and what is written to the store on each.
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../_shared/errors.ts";
-import type { ModelCapabilities } from "./gemma.ts";
 import type { CountTokensOutcome, GenerateCall, GenerateOutcome, GoogleClient } from "../_shared/google/client.ts";
 import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/google/errors.ts";
 import type { InvokeContext, InvokeResult } from "./context.ts";
@@ -11,10 +10,16 @@ import { createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { limitOfQuota } from "./refusals.ts";
 import { parseInvokeRequest } from "./request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "./exact-count.ts";
-import type { ActiveKey, FinalizeParams, GatewayStore, Refusal, Reservation, ReserveParams } from "./store.ts";
+import type { ActiveKey, FinalizeParams, GatewayStore, ModelProfile, Refusal, Reservation, ReserveParams } from "./store.ts";
 import { estimateInputTokens } from "./tokens.ts";
 
-const GEMMA: ModelCapabilities = { model: "gemma-3-27b-it", supportsSystemInstruction: false, supportsJsonMode: false };
+const GEMMA: ModelProfile = {
+  model: "gemma-3-27b-it",
+  supportsSystemInstruction: false,
+  supportsJsonMode: false,
+  active: true,
+  fallbackModels: [],
+};
 
 function reservation(n: number): Reservation {
   return {
@@ -54,14 +59,20 @@ class FakeStore implements GatewayStore {
     envVarName: `GOOGLE_KEY_${n}`,
     quotaGroup: `project-${n}`,
   }));
-  constructor(private script: Array<Reservation | Refusal>, private caps: ModelCapabilities | null = GEMMA) {}
+  /** `caps`: one profile for every name, or profiles by name (a chain's models), or null (unknown). */
+  constructor(
+    private script: Array<Reservation | Refusal>,
+    private caps: ModelProfile | Record<string, ModelProfile> | null = GEMMA,
+  ) {}
   activeKeys() {
     this.keyReads++;
     return Promise.resolve(this.keys);
   }
-  modelCapabilities() {
+  modelProfile(model: string) {
     this.capabilityReads++;
-    return Promise.resolve(this.caps);
+    const caps = this.caps;
+    if (caps === null || "model" in caps) return Promise.resolve(caps as ModelProfile | null);
+    return Promise.resolve((caps as Record<string, ModelProfile>)[model] ?? null);
   }
   reserve(params: ReserveParams) {
     this.reserves.push({ ...params, excludeKeyIds: [...params.excludeKeyIds] });
@@ -677,5 +688,78 @@ describe("invoke: Google's exact count where the estimate would refuse", () => {
     await rejection(run({ prompt: LONG }));
     expect(google.counts.map((c) => c.apiKey)).toEqual(["secret-of-GOOGLE_KEY_1", "secret-of-GOOGLE_KEY_2"]);
     expect(store.keyReads).toBe(1);
+  });
+});
+
+describe("invoke: model fallback", () => {
+  const FLASH: ModelProfile = {
+    model: "gemini-2.5-flash",
+    supportsSystemInstruction: true,
+    supportsJsonMode: true,
+    active: true,
+    fallbackModels: ["gemma-3-27b-it"],
+  };
+  const ROWS = { "gemini-2.5-flash": FLASH, "gemma-3-27b-it": GEMMA };
+  const onGemma = (n: number, fallbackFrom?: Reservation["fallbackFrom"]): Reservation => ({
+    ...reservation(n),
+    ...(fallbackFrom === undefined ? {} : { fallbackFrom }),
+  });
+
+  it("reserves the row's chain in one call and answers with the model that served, called as that model", async () => {
+    const store = new FakeStore([onGemma(1, [{ model: "gemini-2.5-flash", limit: "rpd", retryAfterMs: 3_600_000 }])], ROWS);
+    const google = new FakeGoogle([ok()]);
+    const { run } = setup(store, google);
+    const result = await run({ model: "gemini-2.5-flash", system: "Кратко." });
+    expect(store.reserves).toHaveLength(1);
+    expect(store.reserves[0]).toMatchObject({ model: "gemini-2.5-flash", fallbackModels: ["gemma-3-27b-it"] });
+    expect(result).toMatchObject({
+      model: "gemma-3-27b-it",
+      requested_model: "gemini-2.5-flash",
+      fallback_from: [{ model: "gemini-2.5-flash", limit: "rpd", retry_after_ms: 3_600_000 }],
+    });
+    // Gemma served: the system prompt went in the first user turn, not as a system instruction.
+    expect(google.calls[0]!.request).toMatchObject({ model: "gemma-3-27b-it", contents: [{ parts: [{ text: "Кратко.\n\nПривет" }] }] });
+    expect(google.calls[0]!.request.systemInstruction).toBeUndefined();
+  });
+
+  it("says nothing of fallback when the first model served, and sends no chain when the caller asks for none", async () => {
+    const store = new FakeStore([{ ...reservation(1), model: "gemini-2.5-flash" }, { ...reservation(2), model: "gemini-2.5-flash" }], ROWS);
+    const { run } = setup(store, new FakeGoogle([ok(), ok()]));
+    const first = await run({ model: "gemini-2.5-flash" });
+    expect(first).not.toHaveProperty("requested_model");
+    expect(first).not.toHaveProperty("fallback_from");
+    await run({ model: "gemini-2.5-flash", fallback_models: [] });
+    expect(store.reserves[1]!.fallbackModels).toEqual([]);
+  });
+
+  it("keeps what a queued request was passed over for when its ticket is served on the fallback", async () => {
+    const passed = [{ model: "gemini-2.5-flash", limit: "rpm", retryAfterMs: 70_000 }];
+    const store = new FakeStore([{ ...queued("rpm", 4_000), model: "gemma-3-27b-it", fallbackFrom: passed }, onGemma(1)], ROWS);
+    const { run, clock } = setup(store, new FakeGoogle([ok()]));
+    const result = await run({ model: "gemini-2.5-flash", max_wait_ms: 10_000 });
+    expect(clock.sleeps).toEqual([4_000]);
+    expect(store.reserves[1]).toMatchObject({ queueTicket: "00000000-0000-4000-8000-000000000001", fallbackModels: ["gemma-3-27b-it"] });
+    expect(result).toMatchObject({ model: "gemma-3-27b-it", fallback_from: [{ model: "gemini-2.5-flash", limit: "rpm" }] });
+  });
+
+  it("answers a chain's refusal with the model that comes back first and why each model refused", async () => {
+    const steps = [
+      { model: "gemini-2.5-flash", limit: "rpd", retryAfterMs: 3_600_000 },
+      { model: "gemma-3-27b-it", limit: "rpm", retryAfterMs: 20_000 },
+    ];
+    const store = new FakeStore([{ ...refusal("rpm", 20_000), model: "gemma-3-27b-it", fallbackFrom: steps }], ROWS);
+    const { run } = setup(store, new FakeGoogle([]));
+    const error = await rejection(run({ model: "gemini-2.5-flash", mode: "NO_WAIT" }));
+    expect(error.status).toBe(429);
+    expect(error.headers).toEqual({ "Retry-After": "20" });
+    expect(error.toBody()).toMatchObject({
+      limit: "rpm",
+      retry_after_ms: 20_000,
+      model: "gemma-3-27b-it",
+      fallback_from: [
+        { model: "gemini-2.5-flash", limit: "rpd", retry_after_ms: 3_600_000 },
+        { model: "gemma-3-27b-it", limit: "rpm", retry_after_ms: 20_000 },
+      ],
+    });
   });
 });

@@ -1,10 +1,13 @@
-// The attempt loop of llm-invoke: estimate → admit (reserve, or wait for capacity; an estimate that
-// would be refused may be replaced by Google's exact count, exact-count.ts) → call Google →
-// finalize, at most MAX_ATTEMPTS calls to Google, each preceded by its own reservation. Talks to the
-// database only through GatewayStore and to Google only through GoogleClient, so it is tested with
-// in-memory fakes. The parts: admission.ts (reserve-or-wait, with wait-policy.ts), refusals.ts (what
-// the caller is answered), attempt-record.ts (what finalize writes), key-exclusions.ts (which keys the
-// next reservation leaves out), finalize.ts (finalize that does not lose a paid answer).
+// The attempt loop of llm-invoke: the request's chain of models (model-chain.ts) → estimate → admit
+// (reserve on the first model of the chain that can serve, or wait for capacity; an estimate that
+// would be refused may be replaced by Google's exact count, exact-count.ts) → call Google with the
+// reserved model → finalize, at most MAX_ATTEMPTS calls to Google, each preceded by its own
+// reservation of the whole chain (a model Google's 429 cooled down falls back to the next).
+// Talks to the database only through GatewayStore and to Google only through GoogleClient, so it is
+// tested with in-memory fakes. The parts: admission.ts (reserve-or-wait, with wait-policy.ts),
+// refusals.ts (what the caller is answered), attempt-record.ts (what finalize writes),
+// key-exclusions.ts (which keys the next reservation leaves out), finalize.ts (finalize that does not
+// lose a paid answer), model-chain.ts (which models may serve, and the request as each takes it).
 //
 // Per Google outcome:
 //   success        finalize(succeeded) and answer (off the response path when waitUntil exists)
@@ -21,14 +24,14 @@ import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import { admit } from "./admission.ts";
 import { failureRecord, successRecord } from "./attempt-record.ts";
-import { cachedCapabilities } from "./capabilities.ts";
+import { cachedProfiles } from "./capabilities.ts";
 import { createTokenCounter, InputSize } from "./exact-count.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import type { InvokeContext, InvokeResult } from "./context.ts";
 import { finalizeReliably } from "./finalize.ts";
-import { adaptToModel, type GoogleRequest } from "./gemma.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
-import { cancelled, exhausted, noActiveKey, rejectedByGoogle, unknownModel } from "./refusals.ts";
+import { type ChainLink, requestFor, resolveChain } from "./model-chain.ts";
+import { cancelled, exhausted, fallbackSteps, noActiveKey, rejectedByGoogle } from "./refusals.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore, Reservation, ReserveCaller } from "./store.ts";
 import { estimateInputTokens } from "./tokens.ts";
@@ -56,7 +59,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
   const random = deps.random ?? Math.random;
   const jitter = () => Math.floor(random() * options.jitterMs);
   const logError = deps.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
-  const capabilities = cachedCapabilities(deps.store, clock, options.capabilitiesTtlMs);
+  const profiles = cachedProfiles(deps.store, clock, options.capabilitiesTtlMs);
   const countTokens = createTokenCounter({
     store: deps.store,
     google: deps.google,
@@ -73,13 +76,12 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
   return async ({ caller, request, requestId, signal, onQuota }) => {
     const deadline = clock.now() + options.budgetMs;
-    const caps = await capabilities(request.model);
-    if (caps === null) throw unknownModel(request.model);
-    const googleRequest: GoogleRequest = adaptToModel(caps, request);
-    // The estimate; Google's exact count replaces it if a refusal asks for one (exact-count.ts).
+    const chain: ChainLink[] = await resolveChain(profiles, request);
+    // The estimate (the largest over the chain's forms of the request); Google's exact count
+    // replaces it if a refusal asks for one (exact-count.ts).
     const size = new InputSize(
-      estimateInputTokens({ contents: googleRequest.contents, system: googleRequest.systemInstruction }),
-      () => countTokens(googleRequest, { deadline, signal }),
+      Math.max(...chain.map((l) => estimateInputTokens({ contents: l.request.contents, system: l.request.systemInstruction }))),
+      (model) => countTokens(requestFor(chain, model), { deadline, signal }),
     );
     // Service callers name themselves (x-caller); for a token the database names the client.
     const reserveAs: ReserveCaller = caller.kind === "service"
@@ -100,6 +102,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         if (calls > 0 && clock.now() >= deadline) break;
         const admission = await admit({ store: deps.store, clock, onQuota }, {
           model: request.model,
+          fallbackModels: chain.slice(1).map((l) => l.model),
           caller: reserveAs,
           requestId,
           excludeKeyIds: keys.list(),
@@ -179,7 +182,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     async function callGoogle(apiKey: string, reservation: Reservation): Promise<GenerateOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       try {
-        return await deps.google.generate({ apiKey, request: googleRequest, timeoutMs, signal });
+        return await deps.google.generate({ apiKey, request: requestFor(chain, reservation.model), timeoutMs, signal });
       } catch (error) {
         // The Google client does not throw for failed calls; if it does anyway, give the booking back.
         await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
@@ -191,9 +194,15 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const usage = outcome.usage;
       const promptTokens = usage?.promptTokens ?? size.tokens;
       const completionTokens = usage === null ? 0 : usage.candidatesTokens + usage.thoughtsTokens;
+      // A fallback served: the answer says what was asked for and why each model before it was passed over.
+      const passedOver = (reservation.fallbackFrom ?? []).filter((s) => s.model !== reservation.model);
+      const fallback = reservation.model === chain[0]!.model
+        ? {}
+        : { requested_model: chain[0]!.model, fallback_from: fallbackSteps(passedOver) };
       return {
         text: outcome.text,
         model: reservation.model,
+        ...fallback,
         key_alias: reservation.keyAlias,
         usage: {
           prompt_tokens: promptTokens,

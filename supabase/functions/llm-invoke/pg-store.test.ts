@@ -21,6 +21,7 @@ const logged: string[] = [];
 function params(extra: Partial<ReserveParams> = {}): ReserveParams {
   return {
     model: "gemma-3-27b",
+    fallbackModels: [],
     estimatedTokens: 40,
     caller: { kind: "service", name: "pg-store-test" },
     requestId: "req-1",
@@ -119,14 +120,24 @@ describe("parseQuotaSnapshot and parseQuotaReport", () => {
 describe("createPgStore over the RPCs", () => {
   const store = () => createPgStore({ database, logError: (m) => logged.push(m) });
 
-  it("resolves model capabilities by id and alias; unknown is null", async () => {
-    expect(await store().modelCapabilities("gemma-3-27b")).toEqual({
+  it("resolves model profiles by id and alias, with the row's chain by canonical name; unknown is null", async () => {
+    expect(await store().modelProfile("gemma-3-27b")).toEqual({
       model: "gemma-3-27b-it",
+      active: true,
       supportsSystemInstruction: false,
       supportsJsonMode: false,
+      fallbackModels: [],
     });
-    expect(await store().modelCapabilities("gemini-2.5-flash")).toMatchObject({ supportsSystemInstruction: true });
-    expect(await store().modelCapabilities("no-such-model")).toBeNull();
+    // A retired row still answers (inactive), with its chain in order: aliases resolved, unknown names left out.
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, is_active, fallback_models)
+                 values ('retired-model', 1, false, array['no-such-model', 'gemini-2.5-flash', 'gemma-3-27b'])`;
+    expect(await store().modelProfile("retired-model")).toMatchObject({
+      active: false,
+      fallbackModels: ["gemini-2.5-flash", "gemma-3-27b-it"],
+    });
+    await db.sql`delete from public.google_ai_model_limits where model = 'retired-model'`;
+    expect(await store().modelProfile("gemini-2.5-flash")).toMatchObject({ supportsSystemInstruction: true, active: true });
+    expect(await store().modelProfile("no-such-model")).toBeNull();
   });
 
   it("lists the active keys in rotation order, without their secrets", async () => {
@@ -303,6 +314,41 @@ describe("createPgStore over the RPCs", () => {
     const models = (report.report.models as { model: string }[]).map((m) => m.model);
     expect(models).toContain("gemma-3-27b-it");
     expect(await store().quotaReport({ kind: "token", tokenHash: "0".repeat(64) })).toEqual({ ok: false, status: "token_invalid" });
+  });
+
+  it("reserves a chain of models in one call, service and token, and parses what it passed over", async () => {
+    const s = store();
+    await db.sql`update public.google_ai_model_limits set rpd = 0 where model = 'gemini-2.5-flash'`;
+    try {
+      const served = await s.reserve(params({ model: "gemini-2.5-flash", fallbackModels: ["gemma-3-27b-it"], requestId: "chain-1" }));
+      expect(served).toMatchObject({
+        ok: true,
+        model: "gemma-3-27b-it",
+        fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd", retryAfterMs: expect.any(Number) }],
+      });
+      // The answer's quota is the serving model's, read in the same statement.
+      expect((served as Reservation).quota).toMatchObject({ model: "gemma-3-27b-it", quotaGroup: (served as Reservation).quotaGroup });
+      const refused = await s.reserve(params({ model: "gemini-2.5-flash", fallbackModels: ["gemma-3-27b-it"], estimatedTokens: 200_000 }));
+      expect(refused).toMatchObject({
+        ok: false,
+        limit: "rpd",
+        model: "gemini-2.5-flash",
+        fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd" }, { model: "gemma-3-27b-it", limit: "too_large", retryAfterMs: null }],
+      });
+      expect((refused as Refusal).quota).toMatchObject({ model: "gemini-2.5-flash", dayLeft: 0 });
+
+      const [{ c }] = await db.sql`select public.google_ai_create_client('pg-store-chain', array['gemini-2.5-flash', 'gemma-3-27b-it']) as c`;
+      const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
+      await db.sql`select public.google_ai_mint_token(${sha256(c.secret)}, ${sha256(token)})`;
+      const asToken = await s.reserve(params({
+        caller: { kind: "token", tokenHash: sha256(token) },
+        model: "gemini-2.5-flash",
+        fallbackModels: ["gemma-3-27b-it"],
+      }));
+      expect(asToken).toMatchObject({ ok: true, model: "gemma-3-27b-it", fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd" }] });
+    } finally {
+      await db.sql`update public.google_ai_model_limits set rpd = 20 where model = 'gemini-2.5-flash'`;
+    }
   });
 
   it("answers 503 unavailable when the database is down or not configured, and logs the cause sanitized", async () => {

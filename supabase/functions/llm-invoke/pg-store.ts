@@ -1,25 +1,27 @@
 // GatewayStore over Postgres: each operation is one statement calling one RPC (one round trip):
 //   reserve   public.google_ai_reserve, or public.google_ai_reserve_with_token for a scoped token,
+//             public.google_ai_reserve_chain (or _chain_with_token) for a request with fallback models;
 //             and in the same statement public.google_ai_answer_quota (what the answer reports)
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call)
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
-//   model     public.google_ai_model_capabilities (invoke.ts caches it per worker)
+//   model     public.google_ai_model_profile (capabilities.ts caches it per worker)
 //   token     public.google_ai_check_token, before the body is read (token-check.ts caches it)
 //   keys      public.google_ai_active_keys, a key for countTokens (exact-count.ts caches it)
 //   quota     public.google_ai_quota_report, the quota route (GET llm-invoke/v1/quota)
 // Any database failure becomes GatewayError("unavailable") (503 JSON with Retry-After); the sanitized
 // cause goes to the log, never to the caller. Outages (DatabaseUnavailable) are logged by db.ts.
 import { GatewayError } from "../_shared/errors.ts";
-import type { ModelCapabilities } from "./gemma.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import type postgres from "postgres";
 import { type Database, DatabaseUnavailable, type Sql } from "../_shared/db.ts";
 import { databaseUnavailable } from "../_shared/envelope.ts";
 import {
   type ActiveKey,
+  type FallbackStep,
   type FinalizeParams,
   type GatewayStore,
+  type ModelProfile,
   type QueuePlace,
   type QuotaReader,
   type QuotaReport,
@@ -61,24 +63,30 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         return typeof max_output_tokens === "number" ? { status, maxOutputTokens: max_output_tokens } : { status };
       }),
 
-    modelCapabilities: (model) =>
+    modelProfile: (model) =>
       run("model lookup", async (sql) => {
-        const rows = await sql<{ model: string; sis: boolean; json: boolean }[]>`
-          select c.model, c.supports_system_instruction as sis, c.supports_json_mode as json
-          from public.google_ai_model_capabilities(p_model => ${model}) c`;
+        const rows = await sql<{ model: string; active: boolean; sis: boolean; json: boolean; fallbacks: string[] }[]>`
+          select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
+                 p.fallback_models as fallbacks
+          from public.google_ai_model_profile(p_model => ${model}) p`;
         const row = rows[0];
-        return row === undefined
-          ? null
-          : ({ model: row.model, supportsSystemInstruction: row.sis, supportsJsonMode: row.json } as ModelCapabilities);
+        return row === undefined ? null : ({
+          model: row.model,
+          active: row.active,
+          supportsSystemInstruction: row.sis,
+          supportsJsonMode: row.json,
+          fallbackModels: row.fallbacks ?? [],
+        } satisfies ModelProfile);
       }),
 
     // The answer's quota is read in the reservation's own statement: no second round trip. The CTE
     // is materialized so the reservation runs exactly once, before the quota reads what it wrote.
     reserve: (p) =>
       run("reserve", async (sql) => {
+        const chained = p.fallbackModels.length > 0;
         const reservation = p.caller.kind === "service"
-          ? reserveService(sql, p, p.caller.name)
-          : reserveToken(sql, p, p.caller.tokenHash);
+          ? (chained ? reserveChainService : reserveService)(sql, p, p.caller.name)
+          : (chained ? reserveChainToken : reserveToken)(sql, p, p.caller.tokenHash);
         const rows = await sql<{ r: unknown; q: unknown }[]>`
           with reserved as materialized (${reservation})
           select reserved.r, public.google_ai_answer_quota(p_answer => reserved.r, p_model => ${p.model},
@@ -153,6 +161,29 @@ function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.P
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
 }
 
+/** The whole chain in one round trip: the database tries `model`, then each fallback, in order. */
+function reserveChainService(sql: Sql, p: ReserveParams, caller: string): postgres.PendingQuery<postgres.Row[]> {
+  return sql`select public.google_ai_reserve_chain(
+    p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[], p_estimated_tokens => ${p.estimatedTokens}::integer,
+    p_caller => ${caller}, p_request_id => ${p.requestId},
+    p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
+}
+
+function reserveChainToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
+  return sql`select public.google_ai_reserve_chain_with_token(
+    p_token_hash => ${tokenHash}, p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
+    p_estimated_tokens => ${p.estimatedTokens}::integer, p_request_id => ${p.requestId},
+    p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
+}
+
 /** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */
 export function parseReserveResult(value: unknown): Reservation | Refusal {
   const r = typeof value === "string" ? JSON.parse(value) as unknown : value;
@@ -174,6 +205,7 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
       minuteBucket: String(o.minute_bucket ?? ""),
       dayBucket: String(o.day_bucket ?? ""),
       ...(typeof o.priority === "string" ? { priority: o.priority } : {}),
+      ...fallbackFrom(o.fallback_from),
     };
   }
   if (!REFUSAL_LIMITS.includes(o.limit as RefusalLimit)) {
@@ -188,6 +220,8 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
     maxTokens: typeof o.max_tokens === "number" ? o.max_tokens : null,
     recheckAfterMs: typeof o.recheck_after_ms === "number" && Number.isFinite(o.recheck_after_ms) ? o.recheck_after_ms : null,
     queue: parseQueuePlace(o.queue),
+    model: typeof o.model === "string" ? o.model : null,
+    ...fallbackFrom(o.fallback_from),
     ...(o.limit === "duplicate" ? { response: o.response } : {}),
   };
 }
@@ -236,6 +270,19 @@ function safeJson(text: string): unknown {
   } catch {
     return null;
   }
+}
+
+/** A chain's passed-over models (absent unless the reservation went through a chain and passed some over). */
+function fallbackFrom(value: unknown): { fallbackFrom?: FallbackStep[] } {
+  if (!Array.isArray(value) || value.length === 0) return {};
+  return {
+    fallbackFrom: value.flatMap((v): FallbackStep[] => {
+      if (typeof v !== "object" || v === null) return [];
+      const s = v as Record<string, unknown>;
+      if (typeof s.model !== "string" || typeof s.limit !== "string") return [];
+      return [{ model: s.model, limit: s.limit, retryAfterMs: typeof s.retry_after_ms === "number" ? s.retry_after_ms : null }];
+    }),
+  };
 }
 
 function parseQueuePlace(value: unknown): QueuePlace | null {

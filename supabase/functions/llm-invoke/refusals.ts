@@ -2,7 +2,7 @@
 // idempotency) and the end of the attempts, each turned into the caller's error once, here.
 import { GatewayError, rateLimited } from "../_shared/errors.ts";
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
-import { type Refusal, TOKEN_LIMITS, type TokenLimit } from "./store.ts";
+import { type FallbackStep, type Refusal, TOKEN_LIMITS, type TokenLimit } from "./store.ts";
 import { tokenStatusError } from "./token-check.ts";
 
 /** Refusals that may be waited on: a minute window, a day or a cooldown frees them. */
@@ -38,6 +38,27 @@ export function finalRefusal(r: Refusal, ctx: RefusalContext): GatewayError | nu
     default:
       return null;
   }
+}
+
+/**
+ * The 429 of a refusal that waiting did not (or may not) lift. For a chain of models it says which
+ * model's capacity comes back first (the one `limit` and `retry_after_ms` are about) and, in
+ * `fallback_from`, why each model of the chain refused.
+ */
+export function quotaRefusal(r: Pick<Refusal, "limit" | "retryAfterMs" | "model" | "fallbackFrom">): GatewayError {
+  const error = rateLimited(r.limit, r.retryAfterMs);
+  if (r.fallbackFrom === undefined || r.fallbackFrom.length === 0) return error;
+  const retry = r.retryAfterMs === null ? "" : `; retry in ${r.retryAfterMs} ms`;
+  return new GatewayError(
+    "rate_limited",
+    `No model of the chain has capacity now (first back: ${r.model ?? "?"}, limit: ${r.limit})${retry}.`,
+    { extra: { ...error.extra, model: r.model ?? null, fallback_from: fallbackSteps(r.fallbackFrom) }, headers: error.headers },
+  );
+}
+
+/** The chain's steps as the caller reads them (snake_case, like the rest of the answer). */
+export function fallbackSteps(steps: readonly FallbackStep[]): Array<{ model: string; limit: string; retry_after_ms: number | null }> {
+  return steps.map((s) => ({ model: s.model, limit: s.limit, retry_after_ms: s.retryAfterMs }));
 }
 
 /** The input is larger than one minute of the model's tokens: by Google's count when it was asked. */

@@ -162,3 +162,37 @@ describe("metadata is kept small", () => {
   });
 });
 
+
+describe("fallback_models", () => {
+  it("keeps the chain in order, models/ prefixes stripped; absent and empty stay apart", () => {
+    const r = parseInvokeRequest({
+      model: "gemini-2.5-flash",
+      fallback_models: ["models/gemini-2.5-flash-lite", "gemma-3-27b"],
+      prompt: "x",
+    });
+    expect(r.fallbackModels).toEqual(["gemini-2.5-flash-lite", "gemma-3-27b"]);
+    // Absent: the model row's chain applies; empty: the caller wants no fallback at all.
+    expect(parseInvokeRequest({ model: "m", prompt: "x" })).not.toHaveProperty("fallbackModels");
+    expect(parseInvokeRequest({ model: "m", prompt: "x", fallback_models: [] }).fallbackModels).toEqual([]);
+  });
+
+  it.each<[string, unknown, RegExp]>([
+    ["a string instead of a list", "gemma-3-27b", /^fallback_models: .*array/],
+    ["four fallbacks", ["a", "b", "c", "d"], /^fallback_models: at most 3 fallback models/],
+    ["a name with a path", ["../x"], /^fallback_models\[0\]: must be a model id/],
+    ["a name that is not a string", [42], /^fallback_models\[0\]: /],
+    ["an empty name", [""], /^fallback_models\[0\]: must be a model id/],
+    ["the first model again", ["gemini-2.5-flash"], /^fallback_models\[0\]: gemini-2\.5-flash is already in the chain/],
+    ["a model twice", ["gemma-3-27b", "models/gemma-3-27b"], /^fallback_models\[1\]: gemma-3-27b is already in the chain/],
+  ])("refuses %s with a 400 that names the field", (_name, fallbacks, message) => {
+    try {
+      parseInvokeRequest({ model: "gemini-2.5-flash", fallback_models: fallbacks, prompt: "x" });
+      expect.unreachable();
+    } catch (e) {
+      const err = e as GatewayError;
+      expect(err.code).toBe("invalid_request");
+      expect(err.status).toBe(400);
+      expect(err.message).toMatch(message);
+    }
+  });
+});

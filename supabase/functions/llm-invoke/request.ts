@@ -13,6 +13,11 @@ export type InvokeMode = "WAIT" | "NO_WAIT";
 
 export interface NormalizedRequest {
   model: string;
+  /**
+   * Models to try, in order, when `model` cannot serve within the wait (absent: the model row's own
+   * chain; empty: no fallback at all).
+   */
+  fallbackModels?: string[];
   contents: Content[];
   /** System prompt, from `system` and any `messages[].role == "system"`; applied per model later. */
   system?: string;
@@ -48,6 +53,8 @@ export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
 
 const MAX_TURNS = 1000;
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+/** Fallbacks after the first model: a chain of at most four models, each a reservation try. */
+export const MAX_FALLBACK_MODELS = 3;
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 const MIME_TYPE = /^[a-z]+\/[A-Za-z0-9.+-]+$/;
 
@@ -72,10 +79,14 @@ const generationConfigSchema = z.strictObject({
   responseMimeType: z.string().regex(MIME_TYPE, "must be a MIME type such as text/plain").optional(),
 });
 
+const modelName = z.string().transform((m) => m.replace(/^models\//, "")).pipe(
+  z.string().regex(MODEL_NAME, "must be a model id such as gemma-3-27b-it"),
+);
+
 export const invokeRequestSchema = z.strictObject({
-  model: z.string().transform((m) => m.replace(/^models\//, "")).pipe(
-    z.string().regex(MODEL_NAME, "must be a model id such as gemma-3-27b-it"),
-  ),
+  model: modelName,
+  fallback_models: z.array(modelName).max(MAX_FALLBACK_MODELS, `at most ${MAX_FALLBACK_MODELS} fallback models`)
+    .optional(),
   prompt: z.string().optional(),
   messages: z.array(messageSchema).max(MAX_TURNS).optional(),
   contents: z.array(contentSchema).max(MAX_TURNS).optional(),
@@ -104,6 +115,7 @@ export function parseInvokeRequest(
   if (!parsed.success) throw invalidRequest(parsed.error);
   const req = parsed.data;
 
+  checkFallbacks(req.model, req.fallback_models);
   const { contents, systemFromMessages } = toContents(req);
   const system = joinText([req.system, systemFromMessages]);
 
@@ -124,6 +136,7 @@ export function parseInvokeRequest(
 
   return {
     model: req.model,
+    ...(req.fallback_models === undefined ? {} : { fallbackModels: req.fallback_models }),
     contents,
     ...(system === undefined ? {} : { system }),
     generationConfig: req.generationConfig ?? {},
@@ -134,6 +147,22 @@ export function parseInvokeRequest(
     includeCandidates: req.include_candidates,
     ...(req.priority === undefined ? {} : { priority: req.priority }),
   };
+}
+
+/** A chain names each model once (aliases of one model are told apart later, by the model rows). */
+function checkFallbacks(model: string, fallbacks: readonly string[] | undefined): void {
+  if (fallbacks === undefined) return;
+  const seen = new Set([model]);
+  for (const [i, name] of fallbacks.entries()) {
+    if (seen.has(name)) {
+      throw new GatewayError(
+        "invalid_request",
+        `fallback_models[${i}]: ${name} is already in the chain (model, then fallback_models, each once).`,
+        { details: { field: "fallback_models", model: name } },
+      );
+    }
+    seen.add(name);
+  }
 }
 
 function toContents(req: InvokeRequest): { contents: Content[]; systemFromMessages?: string } {

@@ -1,7 +1,8 @@
 // What the attempt loop (and the quota route) need from the database, as interfaces: pg-store.ts
-// implements them with postgres.js over the RPCs public.google_ai_reserve (or _reserve_with_token,
-// with the answer's quota in the same statement) / _finalize / _release / _quota_report (one round
-// trip each), and tests implement them in memory. camelCase here; pg-store maps to SQL names.
+// implements them with postgres.js over the RPCs public.google_ai_reserve (or _reserve_with_token;
+// _reserve_chain[_with_token] for a request with fallback models; with the answer's quota in the same
+// statement) / _finalize / _release / _quota_report (one round trip each), and tests implement them
+// in memory. camelCase here; pg-store maps to SQL names.
 import type { ModelCapabilities } from "./gemma.ts";
 
 /** Refusals of the quota itself (google_ai_reserve). */
@@ -64,6 +65,11 @@ export type ReserveCaller =
 export interface ReserveParams {
   /** As the caller wrote it; the RPC resolves aliases. */
   model: string;
+  /**
+   * Canonical models to try after `model`, in order, in the same round trip (model-chain.ts); empty:
+   * `model` alone.
+   */
+  fallbackModels: readonly string[];
   estimatedTokens: number;
   caller: ReserveCaller;
   requestId: string;
@@ -81,6 +87,21 @@ export interface ReserveParams {
   queueTicket: string | null;
   /** How much longer the caller will wait (0: it will not, so a refusal takes no ticket). */
   waitLeftMs: number;
+}
+
+/** A model the reservation passed over before the one that answered, and why (`retired`: see model-chain.ts). */
+export interface FallbackStep {
+  model: string;
+  limit: string;
+  retryAfterMs: number | null;
+}
+
+/** A model row as a request's chain needs it: what it can do, whether it serves, and its own fallbacks. */
+export interface ModelProfile extends ModelCapabilities {
+  /** False: the operator retired the row; it serves nobody but may still name fallbacks. */
+  active: boolean;
+  /** The row's chain (canonical names), used when the request names no fallback_models. */
+  fallbackModels: readonly string[];
 }
 
 /** Admission order between waiting requests (rows of google_ai_priority_classes). */
@@ -132,6 +153,8 @@ export interface Reservation {
   dayBucket: string;
   /** The class the request was admitted in. */
   priority?: string;
+  /** Models of the chain passed over before this one (absent or empty: the first model served). */
+  fallbackFrom?: FallbackStep[];
   /** Read in the reservation's own statement (null: not known). */
   quota?: QuotaSnapshot | null;
 }
@@ -153,6 +176,10 @@ export interface Refusal {
   recheckAfterMs?: number | null;
   /** A WAIT refusal that put the request in line: retryAfterMs is then the exact wait for its turn. */
   queue?: QueuePlace | null;
+  /** The canonical model the refusal is about (in a chain: the one whose capacity comes back first). */
+  model?: string | null;
+  /** In a chain: the models passed over (queued: before the one it is queued on; refused: all tried). */
+  fallbackFrom?: FallbackStep[];
   /** Read in the reservation's own statement (null: no model or quota group is known). */
   quota?: QuotaSnapshot | null;
 }
@@ -193,8 +220,8 @@ export interface ActiveKey {
 }
 
 export interface GatewayStore {
-  /** The model row (by id or alias) with its capabilities, or null if unknown. */
-  modelCapabilities(model: string): Promise<ModelCapabilities | null>;
+  /** The model row (by id or alias, retired rows included) with its capabilities and chain, or null if unknown. */
+  modelProfile(model: string): Promise<ModelProfile | null>;
   reserve(params: ReserveParams): Promise<Reservation | Refusal>;
   finalize(params: FinalizeParams): Promise<void>;
   /** For a reservation whose request never reached Google. */

@@ -2,7 +2,7 @@
 -- API's anon/authenticated roles, security definer functions pinned to an empty search_path.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(9);
+select plan(12);
 
 select is(
   (select coalesce(array_agg(c.relname::text order by c.relname), '{}') from pg_class c
@@ -30,11 +30,20 @@ select is(
   '{}'::text[], 'every security definer function sets search_path to empty');
 
 select ok(has_function_privilege('service_role',
-  'public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb, boolean)', 'execute'),
+  'public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb, boolean, text, uuid, integer)', 'execute'),
   'service_role may call the reservation RPC');
 select ok(not has_function_privilege('service_role',
   'public.google_ai_reserve_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb, uuid, uuid, boolean)', 'execute'),
   'the clock-injecting variant is not callable by service_role');
+select ok(not has_function_privilege('service_role',
+  'public.google_ai_admit_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb, uuid, uuid, boolean, text, uuid, integer)', 'execute'),
+  'nor is the queue-aware admission under it');
+select ok(has_function_privilege('service_role',
+  'public.google_ai_reserve_chain(text[], integer, text, text, uuid[], integer, integer, jsonb, boolean, text, uuid, integer)', 'execute'),
+  'service_role may call the reservation of a chain of models');
+select ok(not has_function_privilege('service_role',
+  'public.google_ai_admit_chain_at(timestamptz, text[], integer, text, text, text, uuid[], integer, integer, jsonb, boolean, text, uuid, integer)', 'execute'),
+  'the chain''s clock-injecting implementation is not callable by service_role');
 
 select is(
   (select coalesce(array_agg(distinct table_name || ':' || privilege_type order by table_name || ':' || privilege_type), '{}')
