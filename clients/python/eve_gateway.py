@@ -10,6 +10,9 @@ One stdlib-only module: copy it next to a Kaggle notebook or into the bot; nothi
 
     r = await gw.agenerate(prompt)      # from asyncio code (runs in a thread pool)
 
+    r.rate_limit.requests.remaining     # the quota the answer reported (x-ratelimit-* headers)
+    gw.quota().model("gemma-3-27b-it")  # what is left per model, the queue, your budgets
+
 Credentials, first found wins:
   1. Client(client_secret=...) or Client(service_key=...)
   2. env EVE_GATEWAY_CLIENT_SECRET                       (a Kaggle client secret, evegw_cs_...)
@@ -24,7 +27,7 @@ caches the token, renews it shortly before it expires (one mint however many thr
 and renews it once, transparently, when llm-invoke answers that the token expired, was revoked,
 is unknown, or has used up its budget. With a service key it calls llm-invoke directly.
 
-Errors (all GatewayError, with .status, .code, .message, .request_id, .body):
+Errors (all GatewayError, with .status, .code, .message, .request_id, .body, .rate_limit):
   AuthError      401/403: wrong or revoked secret, token refused, model or scope not allowed
   BadRequest     other 4xx: invalid input, unknown model, unsupported feature
   RateLimited    429: .retry_after (seconds, or None when waiting cannot help) and .limit
@@ -51,6 +54,9 @@ __all__ = [
     "Client",
     "Result",
     "Usage",
+    "RateLimit",
+    "RateWindow",
+    "Quota",
     "Token",
     "GatewayError",
     "AuthError",
@@ -92,6 +98,7 @@ class GatewayError(Exception):
         code: Optional[str] = None,
         request_id: Optional[str] = None,
         body: Optional[Dict[str, Any]] = None,
+        rate_limit: Optional["RateLimit"] = None,
     ) -> None:
         message = _redact(message)
         super().__init__(message)
@@ -100,6 +107,8 @@ class GatewayError(Exception):
         self.code = code
         self.request_id = request_id
         self.body = body if body is not None else {}
+        # The quota the answer reported (a 429 included), or None.
+        self.rate_limit = rate_limit
 
     def __str__(self) -> str:
         where = " ".join(p for p in (f"HTTP {self.status}" if self.status else "", self.code or "") if p)
@@ -157,14 +166,107 @@ class Usage:
         )
 
 
-class Result:
-    """A generation: `.text`, `.usage`, plus `.model`, `.request_id`, `.attempts`, `.waited_ms`,
-    `.finish_reason`, `.key_alias` and the whole answer as `.raw`. str(result) is the text. When a
-    fallback model served, `.requested_model` names the model asked for and `.fallback_from` why each
-    model before `.model` was passed over (both None otherwise)."""
+class RateWindow:
+    """One limit as an answer reported it: the quota group's `limit`, what is `remaining`, and `reset`,
+    the seconds until `remaining` next grows (None if the header could not be read)."""
+
+    __slots__ = ("limit", "remaining", "reset")
+
+    def __init__(self, limit: int, remaining: int, reset: Optional[float]) -> None:
+        self.limit = limit
+        self.remaining = remaining
+        self.reset = reset
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, RateWindow) and (self.limit, self.remaining, self.reset) == (
+            other.limit, other.remaining, other.reset)
+
+    def __repr__(self) -> str:
+        return f"RateWindow(limit={self.limit}, remaining={self.remaining}, reset={self.reset})"
+
+
+class RateLimit:
+    """The x-ratelimit-* headers of an llm-invoke answer: `.requests` and `.tokens` (the sliding minute)
+    and `.requests_day` (the Pacific day), each a RateWindow or None when the model has no such limit."""
+
+    __slots__ = ("requests", "tokens", "requests_day")
+
+    def __init__(self, requests: Optional[RateWindow], tokens: Optional[RateWindow], requests_day: Optional[RateWindow]):
+        self.requests = requests
+        self.tokens = tokens
+        self.requests_day = requests_day
+
+    @classmethod
+    def from_headers(cls, headers: Any) -> Optional["RateLimit"]:
+        """From response headers (anything with .get); None when the answer reported no quota."""
+        if headers is None:
+            return None
+
+        def window(suffix: str) -> Optional[RateWindow]:
+            try:
+                limit = int(headers.get(f"x-ratelimit-limit-{suffix}"))
+                remaining = int(headers.get(f"x-ratelimit-remaining-{suffix}"))
+            except (TypeError, ValueError):
+                return None
+            return RateWindow(limit, remaining, parse_duration(headers.get(f"x-ratelimit-reset-{suffix}") or ""))
+
+        found = cls(window("requests"), window("tokens"), window("requests-day"))
+        return None if found.requests is None and found.tokens is None and found.requests_day is None else found
+
+    def __repr__(self) -> str:
+        return f"RateLimit(requests={self.requests!r}, tokens={self.tokens!r}, requests_day={self.requests_day!r})"
+
+
+_DURATION_UNITS = {"h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001, "us": 1e-6, "\u00b5s": 1e-6, "ns": 1e-9}
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)(ms|us|\u00b5s|ns|h|m|s)")
+
+
+def parse_duration(text: str) -> Optional[float]:
+    """A reset as OpenAI writes it (Go's duration format: "12ms", "59.5s", "6m0s", "1h2m3.5s"), in seconds;
+    None if it cannot be read."""
+    text = (text or "").strip()
+    if text == "0":
+        return 0.0
+    total, at = 0.0, 0
+    while at < len(text):
+        match = _DURATION_PART.match(text, at)
+        if match is None:
+            return None
+        total += float(match.group(1)) * _DURATION_UNITS[match.group(2)]
+        at = match.end()
+    return round(total, 6) if text else None
+
+
+class Quota:
+    """The quota route's answer for this client's credential: `.caller`, `.budget` (what is left of
+    the token's and the client's budgets; None where there is none), `.models` (one dict per model:
+    limits, what is left of the minute and the Pacific day over all quota groups, the queue per class),
+    `.as_of`, and the whole answer as `.raw`. `model(name)` finds one model's entry."""
 
     def __init__(self, raw: Dict[str, Any]) -> None:
         self.raw = raw
+        self.as_of: Optional[str] = raw.get("as_of")
+        self.caller: Dict[str, Any] = dict(raw.get("caller") or {})
+        self.budget: Dict[str, Any] = dict(raw.get("budget") or {})
+        self.models: List[Dict[str, Any]] = list(raw.get("models") or [])
+
+    def model(self, name: str) -> Optional[Dict[str, Any]]:
+        return next((m for m in self.models if m.get("model") == name), None)
+
+    def __repr__(self) -> str:
+        return f"Quota(caller={self.caller!r}, models={[m.get('model') for m in self.models]!r})"
+
+
+class Result:
+    """A generation: `.text`, `.usage`, plus `.model`, `.request_id`, `.attempts`, `.waited_ms`,
+    `.finish_reason`, `.key_alias`, `.rate_limit` (the quota of the quota group that served, as of its
+    admission; None if the answer reported none) and the whole answer as `.raw`. str(result) is the text.
+    When a fallback model served, `.requested_model` names the model asked for and `.fallback_from` why
+    each model before `.model` was passed over (both None otherwise)."""
+
+    def __init__(self, raw: Dict[str, Any], rate_limit: Optional[RateLimit] = None) -> None:
+        self.raw = raw
+        self.rate_limit = rate_limit
         self.text: str = raw.get("text") or ""
         self.usage = Usage(**{k: v for k, v in (raw.get("usage") or {}).items() if k in Usage.__slots__})
         self.model: Optional[str] = raw.get("model")
@@ -334,7 +436,16 @@ class Client:
             body["metadata"] = metadata
         # One id for the whole call, renewals included, so the audit log correlates them.
         body["request_id"] = request_id or f"py-{uuid.uuid4().hex}"
-        return Result(self._invoke(body, timeout if timeout is not None else self.timeout))
+        answer, headers = self._invoke(body, timeout if timeout is not None else self.timeout)
+        return Result(answer, RateLimit.from_headers(headers))
+
+    def quota(self, timeout: Optional[float] = None) -> Quota:
+        """What is left of each model this credential may use (the minute and the Pacific day, summed
+        over the quota groups), the requests waiting per priority class, and this credential's budgets."""
+        answer, _ = self._with_credential(
+            lambda url, credential: self._request("GET", f"{url}/v1/quota", credential, None,
+                                                  timeout if timeout is not None else self.timeout))
+        return Quota(answer)
 
     async def agenerate(self, prompt: Optional[str] = None, model: str = DEFAULT_MODEL, **kwargs: Any) -> Result:
         """generate() for asyncio code: runs in this client's thread pool, so the event loop never blocks."""
@@ -366,7 +477,8 @@ class Client:
     def _mint(self) -> Token:
         assert self._secret is not None
         started = self._clock()
-        body = self._post(
+        body, _ = self._request(
+            "POST",
             f"{self.url}/functions/v1/issue-kaggle-token",
             self._secret,
             dict(self.scope),
@@ -376,19 +488,24 @@ class Client:
             raise UpstreamError("issue-kaggle-token answered without a token.", status=200)
         return Token(body, started)
 
-    def _invoke(self, body: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+    def _invoke(self, body: Dict[str, Any], timeout: float):
+        return self._with_credential(lambda url, credential: self._request("POST", url, credential, body, timeout))
+
+    def _with_credential(self, call: Callable[[str, str], Any]) -> Any:
+        """call(llm-invoke's URL, credential) with the service key, or with the token (renewed once when
+        llm-invoke says it expired, was revoked, is unknown or is used up)."""
         if self._secret is None:
             assert self._service_key is not None
-            return self._post(f"{self.url}/functions/v1/llm-invoke", self._service_key, body, timeout)
+            return call(f"{self.url}/functions/v1/llm-invoke", self._service_key)
         token = self.token()
         try:
-            return self._post(token.invoke_url or f"{self.url}/functions/v1/llm-invoke", token.value, body, timeout)
+            return call(token.invoke_url or f"{self.url}/functions/v1/llm-invoke", token.value)
         except GatewayError as error:
             if not self.renew_tokens or not _renewable(error):
                 raise
             self.forget_token(token)
         token = self.token()
-        return self._post(token.invoke_url or f"{self.url}/functions/v1/llm-invoke", token.value, body, timeout)
+        return call(token.invoke_url or f"{self.url}/functions/v1/llm-invoke", token.value)
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._executor_lock:
@@ -396,16 +513,21 @@ class Client:
                 self._executor = ThreadPoolExecutor(max_workers=self._max_workers, thread_name_prefix="eve-gateway")
             return self._executor
 
-    def _post(self, url: str, credential: str, payload: Dict[str, Any], timeout: float) -> Dict[str, Any]:
+    def _request(
+        self, method: str, url: str, credential: str, payload: Optional[Dict[str, Any]], timeout: float
+    ):
+        """(answer, response headers) of one call; a refusal or failure raises its GatewayError."""
         headers = {
             "Authorization": f"Bearer {credential}",
-            "Content-Type": "application/json",
             "Accept": "application/json",
             "User-Agent": f"eve-gateway-python/{__version__}",
         }
+        if payload is not None:
+            headers["Content-Type"] = "application/json"
         if self.caller:
             headers["x-caller"] = self.caller
-        request = urllib.request.Request(url, data=json.dumps(payload).encode("utf-8"), headers=headers, method="POST")
+        data = None if payload is None else json.dumps(payload).encode("utf-8")
+        request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
             with self._opener.open(request, timeout=timeout) as response:
                 status, raw, response_headers = response.status, response.read(), response.headers
@@ -429,7 +551,7 @@ class Client:
                 f"The gateway at {_safe_url(url)} answered HTTP {status} without a JSON object.", status=status
             )
         if 200 <= status < 300 and "error" not in body:
-            return body
+            return body, response_headers
         raise _error_from(status, body, response_headers)
 
 
@@ -565,7 +687,8 @@ def _error_from(status: int, body: Dict[str, Any], headers: Any) -> GatewayError
     code = err.get("code") if isinstance(err.get("code"), str) else None
     message = err.get("message") if isinstance(err.get("message"), str) else f"The gateway answered HTTP {status}."
     request_id = body.get("request_id") or (headers.get("x-request-id") if headers is not None else None)
-    common = {"status": status, "code": code, "request_id": request_id, "body": body}
+    common = {"status": status, "code": code, "request_id": request_id, "body": body,
+              "rate_limit": RateLimit.from_headers(headers)}
     if status == 429:
         return RateLimited(message, retry_after=_retry_after(body, headers), limit=body.get("limit"), **common)
     if status in (401, 403):

@@ -227,6 +227,29 @@ class CredentialDiscovery(unittest.TestCase):
         self.assertAlmostEqual(g.Token({"token": "t", "expires_at": later}, 0.0).lifetime, 600, delta=5)
         self.assertEqual(g.Token({"token": "t"}, 0.0).lifetime, 0)
 
+    def test_rate_limit_headers(self):
+        headers = {
+            "x-ratelimit-limit-requests": "5",
+            "x-ratelimit-remaining-requests": "0",
+            "x-ratelimit-reset-requests": "59.5s",
+            "x-ratelimit-limit-requests-day": "20",
+            "x-ratelimit-remaining-requests-day": "14",
+            "x-ratelimit-reset-requests-day": "7h4m5s",
+        }
+        rl = g.RateLimit.from_headers(headers)
+        self.assertEqual(rl.requests, g.RateWindow(5, 0, 59.5))
+        self.assertIsNone(rl.tokens)
+        self.assertEqual(rl.requests_day, g.RateWindow(20, 14, 25445.0))
+        self.assertIsNone(g.RateLimit.from_headers({}))
+        self.assertIsNone(g.RateLimit.from_headers(None))
+        e = g._error_from(429, {"error": {"code": "rate_limited", "message": "m"}, "limit": "rpm"}, headers)
+        self.assertEqual(e.rate_limit.requests.remaining, 0)
+
+    def test_reset_durations(self):
+        for text, seconds in [("0s", 0.0), ("12ms", 0.012), ("1s", 1.0), ("59.5s", 59.5), ("6m0s", 360.0),
+                              ("1h2m3.25s", 3723.25), ("", None), ("soon", None), ("5x", None)]:
+            self.assertEqual(g.parse_duration(text), seconds, text)
+
     def test_generation_config_spellings(self):
         self.assertEqual(
             g._generation_config({"max_output_tokens": 10, "response_mime_type": "text/plain"}, {"temperature": 0.2, "topK": 3}),
@@ -263,6 +286,28 @@ class Generate(unittest.TestCase):
         self.assertEqual(r.model, "gemma-3-27b-it")
         rows = sql("select caller, token_id from public.google_ai_attempts where request_id = $1", r.request_id)
         self.assertEqual(rows, [{"caller": "eve-bot", "token_id": None}])
+        # The quota of the group that served, as of this admission.
+        self.assertEqual(r.rate_limit.requests.limit, 1000)
+        self.assertLess(r.rate_limit.requests.remaining, 1000)
+        self.assertEqual(r.rate_limit.requests_day.limit, 14400)
+        self.assertGreater(r.rate_limit.requests_day.reset, 0)
+
+    def test_quota_of_a_token_and_of_the_service_key(self):
+        name, secret = create_client(token_requests=10)
+        c = client_for(secret)
+        c.generate("counted")
+        mine = c.quota()
+        remember(c)
+        self.assertIsInstance(mine, g.Quota)
+        self.assertEqual(mine.caller, {"kind": "token", "client": name, "priority_class": "batch"})
+        self.assertEqual([m["model"] for m in mine.models], ["gemma-3-27b-it"])
+        self.assertEqual(mine.budget["token_requests_left"], 9)
+        self.assertEqual(mine.model("gemma-3-27b-it")["limits"]["rpm"], 1000)
+        self.assertIsNone(mine.model("gemini-2.5-flash"))
+        everything = g.Client(STACK["url"], service_key=STACK["service_key"]).quota()
+        self.assertEqual(everything.caller["kind"], "service")
+        self.assertIsNotNone(everything.model("gemini-2.5-flash"))
+        self.assertIsNone(everything.budget["daily_requests_left"])
 
     def test_fallback_models_serve_when_the_first_model_cannot(self):
         # Flash-Lite's day closed (rpd 0): the same call is served by Gemma, and says so.
@@ -440,6 +485,10 @@ class Failures(unittest.TestCase):
         self.assertGreaterEqual(len(errors), 1)
         self.assertEqual(errors[0].limit, "rpm")
         self.assertTrue(0 < errors[0].retry_after <= 61, errors[0].retry_after)
+        # The 429 carries the quota too: nothing left, and the same reopening as retry_after.
+        window = errors[0].rate_limit.requests
+        self.assertEqual((window.limit, window.remaining), (5, 0))
+        self.assertTrue(0 <= errors[0].retry_after - window.reset < 1, (errors[0].retry_after, window.reset))
 
     def test_bad_requests(self):
         cases = [

@@ -10,7 +10,17 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { denoBin } from "../../shared/deno-bin.ts";
 import { freshDatabase, type TestDatabase } from "../../tests/support/test-database.ts";
 import { type KaggleStack, startKaggleStack } from "../../tests/kaggle/stack.ts";
-import { AuthError, BadRequest, errorFrom, EveGateway, GatewayError, RateLimited, UpstreamError } from "./eve-gateway.ts";
+import {
+  AuthError,
+  BadRequest,
+  errorFrom,
+  EveGateway,
+  GatewayError,
+  parseDuration,
+  parseRateLimit,
+  RateLimited,
+  UpstreamError,
+} from "./eve-gateway.ts";
 
 class NoSocket {
   constructor() {
@@ -91,6 +101,37 @@ describe("configuration", () => {
   });
 });
 
+describe("the rate-limit headers", () => {
+  it("reads each limit the answer reports, leaving out the ones it does not", () => {
+    const headers = new Headers({
+      "x-ratelimit-limit-requests": "5",
+      "x-ratelimit-remaining-requests": "0",
+      "x-ratelimit-reset-requests": "59.5s",
+      "x-ratelimit-limit-requests-day": "20",
+      "x-ratelimit-remaining-requests-day": "14",
+      "x-ratelimit-reset-requests-day": "7h4m5s",
+    });
+    expect(parseRateLimit(headers)).toEqual({
+      requests: { limit: 5, remaining: 0, resetMs: 59_500 },
+      tokens: null,
+      requestsDay: { limit: 20, remaining: 14, resetMs: 25_445_000 },
+    });
+    expect(parseRateLimit(new Headers())).toBeNull();
+    expect(parseRateLimit(null)).toBeNull();
+    // A 429 carries them too.
+    const e = errorFrom(429, { error: { code: "rate_limited", message: "m" }, limit: "rpm", retry_after_ms: 59_500 }, headers);
+    expect(e.rateLimit?.requests).toEqual({ limit: 5, remaining: 0, resetMs: 59_500 });
+  });
+
+  it("reads OpenAI's reset durations", () => {
+    const cases: [string, number | null][] = [
+      ["0s", 0], ["12ms", 12], ["1s", 1000], ["59.5s", 59_500], ["6m0s", 360_000], ["1h2m3.25s", 3_723_250],
+      ["", null], ["soon", null], ["5x", null],
+    ];
+    for (const [text, ms] of cases) expect(parseDuration(text), text).toBe(ms);
+  });
+});
+
 describe("generate against the local stack", () => {
   it("client secret -> token -> text and usage; the audit log names the client", async () => {
     const { name, secret } = await newClient();
@@ -141,7 +182,25 @@ describe("generate against the local stack", () => {
       const r = await gw.generate({ messages: [{ role: "user", content: "ping" }] }, { model: "gemma-3-27b-it" });
       const [row] = await db.sql`select caller, token_id from public.google_ai_attempts where request_id = ${r.request_id}`;
       expect(row).toEqual({ caller: "eve-bot", token_id: null });
+      expect(r.rateLimit?.requests).toMatchObject({ limit: 1000, remaining: expect.any(Number) });
+      expect(r.rateLimit!.requests!.remaining).toBeLessThan(1000);
+      expect(r.rateLimit?.requestsDay?.limit).toBe(14400);
     }
+  });
+
+  it("quota(): a token's own models and budgets; the service key's every model", async () => {
+    const { name, secret } = await newClient({ tokenRequests: 10 });
+    const gw = gatewayFor(secret);
+    await gw.generate("counted");
+    const mine = await gw.quota();
+    seen.add((await gw.token()).token);
+    expect(mine.caller).toEqual({ kind: "token", client: name, priority_class: "batch" });
+    expect(mine.models.map((m) => m.model)).toEqual(["gemma-3-27b-it"]);
+    expect(mine.budget.token_requests_left).toBe(9);
+    expect(mine.models[0]!.limits.rpm).toBe(1000);
+    const all = await new EveGateway({ url: stack.url, serviceKey: stack.serviceKey }).quota();
+    expect(all.caller.kind).toBe("service");
+    expect(all.models.map((m) => m.model)).toEqual(expect.arrayContaining(["gemini-2.5-flash", "gemma-3-27b-it"]));
   });
 
   it("renews the token shortly before it expires, and once when llm-invoke says it expired", async () => {
@@ -214,6 +273,10 @@ describe("generate against the local stack", () => {
       expect(e.limit).toBe("rpm");
       expect(e.retryAfter).toBeGreaterThan(0);
       expect(e.retryAfter).toBeLessThanOrEqual(61);
+      expect(e.rateLimit.requests).toMatchObject({ limit: 5, remaining: 0 });
+      // The reset is the same reopening as retryAfter, read a moment later.
+      expect(e.retryAfter * 1000 - e.rateLimit.requests.resetMs).toBeGreaterThanOrEqual(0);
+      expect(e.retryAfter * 1000 - e.rateLimit.requests.resetMs).toBeLessThan(1000);
     }
   });
 

@@ -4,7 +4,8 @@
 //   import { EveGateway } from "./eve-gateway.ts";
 //   const gw = new EveGateway();                          // credential and URL from the environment
 //   const r = await gw.generate("Summarise: ...", { model: "gemma-3-27b", generationConfig: { temperature: 0.2 } });
-//   console.log(r.text, r.usage.total_tokens);
+//   console.log(r.text, r.usage.total_tokens, r.rateLimit?.requests?.remaining);
+//   const q = await gw.quota();                         // what is left per model, the queue, your budgets
 //
 // Credentials, first found wins: options.clientSecret / options.serviceKey, env EVE_GATEWAY_CLIENT_SECRET
 // (a Kaggle client secret: tokens are minted at issue-kaggle-token, cached, renewed before expiry and
@@ -39,6 +40,7 @@ export interface ErrorInit {
   code?: string | null;
   requestId?: string | null;
   body?: Record<string, unknown>;
+  rateLimit?: RateLimit | null;
 }
 
 /** Any failure of a gateway call. `code` is the gateway's error code: branch on it, not on the message. */
@@ -47,6 +49,8 @@ export class GatewayError extends Error {
   readonly code: string | null;
   readonly requestId: string | null;
   readonly body: Record<string, unknown>;
+  /** The quota the answer reported (a 429 included), or null when it reported none. */
+  readonly rateLimit: RateLimit | null;
 
   constructor(message: string, init: ErrorInit = {}) {
     super(redact(message));
@@ -55,6 +59,7 @@ export class GatewayError extends Error {
     this.code = init.code ?? null;
     this.requestId = init.requestId ?? null;
     this.body = init.body ?? {};
+    this.rateLimit = init.rateLimit ?? null;
   }
 }
 
@@ -157,6 +162,55 @@ export interface GenerateResult {
   waited_ms: number;
   finish_reason: string | null;
   key_alias: string;
+  /** The quota of the quota group that served, as of this request's admission (x-ratelimit-* headers). */
+  rateLimit: RateLimit | null;
+}
+
+/** One limit as an answer reported it: the quota group's limit, what is left, and when it next grows. */
+export interface RateLimitWindow {
+  limit: number;
+  remaining: number;
+  /** Milliseconds until `remaining` next grows (null if the header could not be read). */
+  resetMs: number | null;
+}
+
+/**
+ * The x-ratelimit-* headers of an llm-invoke answer: the sliding minute's requests and tokens and the
+ * Pacific day's requests, each null when the model has no such limit.
+ */
+export interface RateLimit {
+  requests: RateLimitWindow | null;
+  tokens: RateLimitWindow | null;
+  requestsDay: RateLimitWindow | null;
+}
+
+/** GET llm-invoke/v1/quota: per model the credential may use (see docs/llm-invoke.md, "Quota"). */
+export interface QuotaReport {
+  request_id: string;
+  as_of: string;
+  caller: { kind: "service" | "token"; client: string | null; priority_class: string };
+  budget: {
+    token_requests_left: number | null;
+    token_tokens_left: number | null;
+    token_expires_at: string | null;
+    daily_requests_left: number | null;
+    daily_tokens_left: number | null;
+    daily_resets_at: string | null;
+  };
+  models: ModelQuota[];
+}
+
+export interface ModelQuota {
+  model: string;
+  /** Per quota group, after the safety margin. */
+  limits: { rpm: number | null; tpm: number | null; rpd: number | null };
+  quota_groups: number;
+  cooling_down: number;
+  /** Summed over the quota groups; null where the model has no such limit. */
+  minute: { requests_left: number | null; requests_reset_ms: number | null; tokens_left: number | null; tokens_reset_ms: number | null };
+  day: { requests_left: number | null; resets_at: string | null; reset_ms: number | null };
+  /** Requests waiting now, per priority class. */
+  queue: Record<string, number>;
 }
 
 export interface Token {
@@ -246,18 +300,35 @@ export class EveGateway {
     if (options.maxWaitMs !== undefined) body.max_wait_ms = options.maxWaitMs;
     if (options.metadata !== undefined) body.metadata = options.metadata;
 
-    if (this.secret === null) {
-      return await this.call<GenerateResult>("llm-invoke", this.serviceKey!, body, options.signal);
-    }
+    const { data, headers } = await this.withCredential((credential) =>
+      this.request<Omit<GenerateResult, "rateLimit">>("llm-invoke", credential, body, options.signal)
+    );
+    return { ...data, rateLimit: parseRateLimit(headers) };
+  }
+
+  /**
+   * What is left of each model this credential may use (the minute and the Pacific day, summed over
+   * the quota groups), the requests waiting per priority class, and this credential's own budgets.
+   */
+  async quota(options: { signal?: AbortSignal } = {}): Promise<QuotaReport> {
+    const { data } = await this.withCredential((credential) =>
+      this.request<QuotaReport>("llm-invoke/v1/quota", credential, undefined, options.signal, "GET")
+    );
+    return data;
+  }
+
+  /** Runs a call with the service key, or with the token (renewed once when llm-invoke refuses it). */
+  private async withCredential<T>(work: (credential: string) => Promise<T>): Promise<T> {
+    if (this.secret === null) return await work(this.serviceKey!);
     const first = await this.currentToken();
     try {
-      return await this.call<GenerateResult>("llm-invoke", first.value.token, body, options.signal);
+      return await work(first.value.token);
     } catch (error) {
       if (this.options.renewTokens === false || !renewable(error)) throw error;
       if (this.cached === first) this.cached = null;
     }
     const second = await this.currentToken();
-    return await this.call<GenerateResult>("llm-invoke", second.value.token, body, options.signal);
+    return await work(second.value.token);
   }
 
   private async currentToken(): Promise<CachedToken> {
@@ -268,8 +339,8 @@ export class EveGateway {
     if (cached !== null && !this.stale(cached)) return cached;
     if (this.minting === null) {
       const started = this.now();
-      this.minting = this.call<Token>("issue-kaggle-token", this.secret, { ...this.options.scope })
-        .then((value) => {
+      this.minting = this.request<Token>("issue-kaggle-token", this.secret, { ...this.options.scope })
+        .then(({ data: value }) => {
           if (typeof value?.token !== "string") throw new UpstreamError("issue-kaggle-token answered without a token.");
           // Relative lifetime on our own clock (immune to skew); without expires_in, from expires_at.
           const lifetimeMs = Math.max(
@@ -292,12 +363,19 @@ export class EveGateway {
     return token.deadline - this.now() <= margin;
   }
 
-  private async call<T>(fn: string, credential: string, body: Record<string, unknown>, signal?: AbortSignal): Promise<T> {
+  private async request<T>(
+    fn: string,
+    credential: string,
+    body: Record<string, unknown> | undefined,
+    signal?: AbortSignal,
+    method: "POST" | "GET" = "POST",
+  ): Promise<{ data: T; headers: Headers | null }> {
     const headers: Record<string, string> = { Authorization: `Bearer ${credential}` };
     if (this.setApiKey) headers.apikey = credential;
     if (this.options.caller !== undefined) headers["x-caller"] = this.options.caller;
-    const { data, error } = await this.supabase.functions.invoke(fn, {
-      body,
+    const { data, error, response } = await this.supabase.functions.invoke(fn, {
+      method,
+      ...(body === undefined ? {} : { body }),
       headers,
       timeout: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
       ...(signal === undefined ? {} : { signal }),
@@ -306,7 +384,7 @@ export class EveGateway {
       if (typeof data !== "object" || data === null) {
         throw new UpstreamError(`${fn} answered without a JSON object.`, { status: 200 });
       }
-      return data as T;
+      return { data: data as T, headers: response?.headers ?? null };
     }
     throw await toGatewayError(fn, error);
   }
@@ -392,7 +470,7 @@ export function errorFrom(status: number, body: Record<string, unknown>, headers
   const code = typeof err.code === "string" ? err.code : null;
   const message = typeof err.message === "string" ? err.message : `The gateway answered HTTP ${status}.`;
   const requestId = typeof body.request_id === "string" ? body.request_id : headers?.get("x-request-id") ?? null;
-  const init = { status, code, requestId, body };
+  const init = { status, code, requestId, body, rateLimit: parseRateLimit(headers ?? null) };
   if (status === 429) {
     const ms = body.retry_after_ms;
     const header = headers?.get("retry-after");
@@ -402,6 +480,35 @@ export function errorFrom(status: number, body: Record<string, unknown>, headers
   if (status === 401 || status === 403) return new AuthError(message, init);
   if (status >= 400 && status < 500) return new BadRequest(message, init);
   return new UpstreamError(message, init);
+}
+
+/** The x-ratelimit-* headers of an answer, or null when it carries none. */
+export function parseRateLimit(headers: Headers | null): RateLimit | null {
+  if (headers === null) return null;
+  const window = (suffix: string): RateLimitWindow | null => {
+    const limit = Number(headers.get(`x-ratelimit-limit-${suffix}`) ?? NaN);
+    const remaining = Number(headers.get(`x-ratelimit-remaining-${suffix}`) ?? NaN);
+    if (!Number.isFinite(limit) || !Number.isFinite(remaining)) return null;
+    return { limit, remaining, resetMs: parseDuration(headers.get(`x-ratelimit-reset-${suffix}`) ?? "") };
+  };
+  const rateLimit = { requests: window("requests"), tokens: window("tokens"), requestsDay: window("requests-day") };
+  return rateLimit.requests === null && rateLimit.tokens === null && rateLimit.requestsDay === null ? null : rateLimit;
+}
+
+/** A reset as OpenAI writes it (Go's duration format: "12ms", "59.5s", "6m0s", "1h2m3.5s") in ms; null if unreadable. */
+export function parseDuration(text: string): number | null {
+  const units: Record<string, number> = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, "us": 0.001, "µs": 0.001, ns: 0.000001 };
+  const trimmed = text.trim();
+  if (trimmed === "0") return 0;
+  let total = 0;
+  let rest = trimmed;
+  while (rest !== "") {
+    const m = /^(\d+(?:\.\d+)?)(ms|us|µs|ns|h|m|s)/.exec(rest);
+    if (m === null) return null;
+    total += Number(m[1]) * units[m[2]!]!;
+    rest = rest.slice(m[0].length);
+  }
+  return trimmed === "" ? null : Math.round(total);
 }
 
 function redact(text: string): string {

@@ -88,6 +88,11 @@ describe("eve_gateway", () => {
     const [f] = await gateway`select public.google_ai_finalize(p_reservation_id => ${r!.r.reservation_id}::uuid,
       p_outcome => 'succeeded', p_input_tokens => 8, p_output_tokens => 3) as f`;
     expect(f!.f.ok).toBe(true);
+    const [q] = await gateway`select public.google_ai_answer_quota(p_answer => ${gateway.json(r!.r)}::jsonb,
+      p_model => 'gemma-3-27b') as q`;
+    expect(q!.q).toMatchObject({ model: "gemma-3-27b-it", quota_group: r!.r.quota_group });
+    const [report] = await gateway`select public.google_ai_quota_report() as r`;
+    expect(report!.r.ok).toBe(true);
     const [t] = await gateway`select public.google_ai_check_token(p_token_hash => ${"0".repeat(64)}) as t`;
     expect(t!.t.status).toBe("token_invalid");
     expect((await gateway`select * from public.google_ai_active_keys()`).length).toBeGreaterThan(0);

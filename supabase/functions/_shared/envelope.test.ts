@@ -50,6 +50,43 @@ describe("envelope", () => {
     expect(JSON.parse(lines[0]!)).toMatchObject({ method: "GET", outcome: "method_not_allowed", status: 405 });
   });
 
+  it("allows another method where the function says so, and names the allowed ones in a 405", async () => {
+    const handler = envelope({
+      name: "llm-invoke",
+      newRequestId: () => "r-1",
+      logLine: () => {},
+      methods: (req) => (new URL(req.url).pathname.endsWith("/v1/quota") ? ["GET"] : ["POST"]),
+    }, (req) => Promise.resolve({ body: { method: req.method } }));
+    const get = await handler(new Request("http://x/llm-invoke/v1/quota"));
+    expect(get.status).toBe(200);
+    expect(await get.json()).toEqual({ method: "GET", request_id: "r-1" });
+    const post = await handler(new Request("http://x/llm-invoke/v1/quota", { method: "POST", body: "{}" }));
+    expect(post.status).toBe(405);
+    expect(post.headers.get("allow")).toBe("GET");
+    const other = await handler(new Request("http://x/llm-invoke/v1/other"));
+    expect(other.status).toBe(405);
+    expect(other.headers.get("allow")).toBe("POST");
+    expect((await other.json()).error.message).toBe("Use POST with a JSON body.");
+  });
+
+  it("puts the headers a handler set for its answer on a success and on an error alike", async () => {
+    const quota = { "x-ratelimit-remaining-requests": "0" };
+    const ok = build((_req, scope) => {
+      scope.setHeaders(quota);
+      return Promise.resolve({ body: {} });
+    });
+    expect((await ok.handler(post())).headers.get("x-ratelimit-remaining-requests")).toBe("0");
+    const refused = build((_req, scope) => {
+      scope.setHeaders({ "x-ratelimit-remaining-requests": "2" });
+      scope.setHeaders(quota); // set again: replaced
+      return Promise.reject(rateLimited("rpm", 1000));
+    });
+    const res = await refused.handler(post());
+    expect(res.status).toBe(429);
+    expect(res.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+    expect(res.headers.get("retry-after")).toBe("1");
+  });
+
   it("answers a GatewayError with its code, status, extra fields and headers; the log names the limit", async () => {
     const { handler, lines, notes } = build(() => Promise.reject(rateLimited("mint_rate", 4200)));
     const res = await handler(post());

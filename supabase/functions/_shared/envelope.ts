@@ -1,4 +1,5 @@
-// The HTTP envelope every function's handler runs in: request id, method, one JSON log line, and
+// The HTTP envelope every function's handler runs in: request id, method (POST unless a function
+// allows another for a path), one JSON log line, and
 // the one policy for turning failures into answers. A handler only does its own work and either
 // returns an answer or throws:
 //   GatewayError           → its code's status and JSON shape (errors.ts), with its headers;
@@ -26,6 +27,11 @@ export interface RequestScope {
   annotate(fields: Record<string, unknown>): void;
   /** A diagnostic line about this request, already free of secrets. */
   note(text: string): void;
+  /**
+   * Headers for this request's answer, whatever it turns out to be, success or error (e.g. the quota
+   * the request saw). Set again, a header is replaced. The answer's own headers come on top.
+   */
+  setHeaders(headers: Record<string, string>): void;
 }
 
 export interface EnvelopeOptions {
@@ -33,6 +39,11 @@ export interface EnvelopeOptions {
   name: string;
   /** Headers of every answer, e.g. `cache-control: no-store` where answers carry credentials. */
   headers?: Record<string, string>;
+  /**
+   * The methods a request may use (default POST only): anything else is 405 with `Allow`, before the
+   * handler runs. Per request, so a function may allow GET on one path (llm-invoke's quota route).
+   */
+  methods?: (req: Request) => readonly string[];
   newRequestId?: () => string;
   now?: () => number;
   /** Where the one JSON line per request goes (default: console.log). */
@@ -67,6 +78,7 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
     const started = now();
     let requestId = newRequestId();
     const fields: Record<string, unknown> = {};
+    const scopedHeaders: Record<string, string> = {};
     const scope: RequestScope = {
       get requestId() {
         return requestId;
@@ -76,18 +88,25 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
       },
       annotate: (more) => Object.assign(fields, more),
       note: (text) => note(text, requestId),
+      setHeaders: (more) => Object.assign(scopedHeaders, more),
     };
 
     let response: Response;
     let outcome = "ok";
     let limit: string | undefined;
     try {
-      if (req.method !== "POST") {
-        throw new GatewayError("method_not_allowed", "Use POST with a JSON body.", { headers: { allow: "POST" } });
+      const methods = options.methods?.(req) ?? ["POST"];
+      if (!methods.includes(req.method)) {
+        throw new GatewayError(
+          "method_not_allowed",
+          methods.length === 1 && methods[0] === "POST" ? "Use POST with a JSON body." : `Use ${methods.join(" or ")} here.`,
+          { headers: { allow: methods.join(", ") } },
+        );
       }
       const answer = await handle(req, scope);
       response = jsonResponse({ ...answer.body, request_id: requestId }, 200, {
         ...options.headers,
+        ...scopedHeaders,
         ...answer.headers,
         "x-request-id": requestId,
       });
@@ -97,6 +116,7 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
       if (typeof error.extra?.limit === "string") limit = error.extra.limit;
       response = jsonResponse({ ...error.extra, request_id: requestId, error: error.toBody().error }, error.status, {
         ...options.headers,
+        ...scopedHeaders,
         ...error.headers,
         "x-request-id": requestId,
       });

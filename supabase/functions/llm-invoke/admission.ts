@@ -10,7 +10,7 @@ import type { InputSize } from "./exact-count.ts";
 import type { InvokeResult } from "./context.ts";
 import type { InvokeMode } from "./request.ts";
 import { finalRefusal, isWaitable, quotaRefusal, type RefusalContext } from "./refusals.ts";
-import type { FallbackStep, GatewayStore, Reservation, ReserveParams } from "./store.ts";
+import type { FallbackStep, GatewayStore, QuotaSnapshot, Reservation, ReserveParams } from "./store.ts";
 import { nextTurn, waitLeftForDatabase } from "./wait-policy.ts";
 
 export type Admission =
@@ -23,6 +23,8 @@ export type Admission =
 export interface AdmissionDeps {
   store: Pick<GatewayStore, "reserve">;
   clock: Clock;
+  /** Told the quota each answer of the database carried. */
+  onQuota?: (quota: QuotaSnapshot) => void;
 }
 
 export interface Waiting {
@@ -58,6 +60,7 @@ export async function admit(
       queueTicket,
       waitLeftMs: waiting.mode === "WAIT" ? waitLeftForDatabase(remainingMs) : 0,
     });
+    if (r.quota != null) deps.onQuota?.(r.quota);
     if (r.ok) {
       const fallbackFrom = joinSteps(passedOver, r.fallbackFrom);
       return { kind: "reserved", reservation: fallbackFrom.length === 0 ? r : { ...r, fallbackFrom } };

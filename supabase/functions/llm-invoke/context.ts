@@ -2,6 +2,7 @@
 // loop does not depend on the HTTP edge.
 import type { Caller } from "../_shared/auth.ts";
 import type { NormalizedRequest } from "./request.ts";
+import type { QuotaSnapshot } from "./store.ts";
 
 export interface InvokeContext {
   caller: Caller;
@@ -10,6 +11,8 @@ export interface InvokeContext {
   requestId: string;
   /** Aborts when the client goes away. */
   signal: AbortSignal;
+  /** Told the quota each reservation's answer carried (the last one is what the answer reports). */
+  onQuota?: (quota: QuotaSnapshot) => void;
 }
 
 /** The success body (request_id is added by the handler). Never contains a key. */

@@ -2,6 +2,7 @@ import { describe, expect, it, vi } from "vitest";
 import { GatewayError, rateLimited } from "../_shared/errors.ts";
 import type { InvokeContext, InvokeResult } from "./context.ts";
 import { createHandler, type HandlerDeps } from "./handler.ts";
+import type { QuotaSnapshot } from "./store.ts";
 
 const KEY = "sb_secret_handler_test_key";
 const URL_ = "http://127.0.0.1/llm-invoke";
@@ -172,6 +173,101 @@ describe("llm-invoke handler", () => {
     const res = await handler(post(JSON.stringify({ model: "gemma-9", prompt: "x" })));
     expect(res.status).toBe(400);
     expect((await json(res)).error).toEqual({ code: "unknown_model", message: "Unknown model gemma-9." });
+  });
+});
+
+const QUOTA: QuotaSnapshot = {
+  model: "gemini-2.5-flash",
+  quotaGroup: "proj-1",
+  rpm: 5,
+  requestsLeft: 0,
+  requestsResetMs: 12_345,
+  tpm: null,
+  tokensLeft: null,
+  tokensResetMs: null,
+  rpd: 20,
+  dayLeft: 7,
+  dayResetMs: 3_600_000,
+};
+
+describe("the quota an answer carries", () => {
+  it("puts the last quota invoke saw on a success, as x-ratelimit-* headers", async () => {
+    const { handler } = build({
+      invoke: (ctx) => {
+        ctx.onQuota?.({ ...QUOTA, requestsLeft: 1 }); // a refusal while waiting...
+        ctx.onQuota?.({ ...QUOTA, requestsLeft: 3 }); // ...then the admission
+        return Promise.resolve(RESULT);
+      },
+    });
+    const res = await handler(post(JSON.stringify({ model: "m", prompt: "x" })));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("x-ratelimit-remaining-requests")).toBe("3");
+    expect(res.headers.get("x-ratelimit-reset-requests")).toBe("12.345s");
+    expect(res.headers.get("x-ratelimit-remaining-requests-day")).toBe("7");
+    expect(res.headers.get("x-ratelimit-limit-tokens")).toBeNull();
+  });
+
+  it("and on a refusal", async () => {
+    const { handler } = build({
+      invoke: (ctx) => {
+        ctx.onQuota?.(QUOTA);
+        return Promise.reject(rateLimited("rpm", 12_345));
+      },
+    });
+    const res = await handler(post(JSON.stringify({ model: "m", prompt: "x", mode: "NO_WAIT" })));
+    expect(res.status).toBe(429);
+    expect(res.headers.get("x-ratelimit-remaining-requests")).toBe("0");
+    expect(res.headers.get("x-ratelimit-reset-requests")).toBe("12.345s");
+  });
+});
+
+describe("the quota route", () => {
+  const QUOTA_URL = "http://127.0.0.1/llm-invoke/v1/quota";
+  const get = (headers: Record<string, string> = { authorization: `Bearer ${KEY}` }, url = QUOTA_URL) =>
+    new Request(url, { headers });
+
+  it("answers GET …/v1/quota with the report for the caller's credential", async () => {
+    const quota = vi.fn(() => Promise.resolve({ ok: true as const, report: { models: [] } }));
+    const { handler, invoke } = build({ quota });
+    const res = await handler(get({ authorization: `Bearer ${KEY}`, "x-caller": "eve-bot" }));
+    expect(res.status).toBe(200);
+    expect(res.headers.get("cache-control")).toBe("no-store");
+    expect(await json(res)).toEqual({ models: [], request_id: "generated-id" });
+    expect(quota).toHaveBeenCalledWith({ kind: "service", name: "eve-bot" });
+    expect(invoke).not.toHaveBeenCalled();
+  });
+
+  it("asks for a token's report by its hash, after the token check; a token the database refuses is 401", async () => {
+    const quota = vi.fn(() => Promise.resolve({ ok: false as const, status: "token_expired" as const }));
+    const checkToken = vi.fn(() => Promise.resolve({ status: "ok" as const }));
+    const { handler } = build({ quota, checkToken, acceptTokens: true });
+    const res = await handler(get({ authorization: `Bearer evegw_tok_${"c".repeat(43)}` }));
+    expect(res.status).toBe(401);
+    expect((await json(res)).error?.code).toBe("token_expired");
+    expect(checkToken).toHaveBeenCalledOnce();
+    expect(quota).toHaveBeenCalledWith({ kind: "token", tokenHash: expect.stringMatching(/^[0-9a-f]{64}$/) });
+  });
+
+  it("is 401 without a credential, before anything is asked of the database", async () => {
+    const quota = vi.fn();
+    const checkToken = vi.fn();
+    const { handler } = build({ quota, checkToken, acceptTokens: true });
+    const res = await handler(get({}));
+    expect(res.status).toBe(401);
+    expect(quota).not.toHaveBeenCalled();
+    expect(checkToken).not.toHaveBeenCalled();
+  });
+
+  it("answers only GET there, and GET nowhere else", async () => {
+    const { handler } = build({ quota: () => Promise.resolve({ ok: true, report: {} }) });
+    const posted = await handler(new Request(QUOTA_URL, { method: "POST", body: "{}", headers: { authorization: `Bearer ${KEY}` } }));
+    expect(posted.status).toBe(405);
+    expect(posted.headers.get("allow")).toBe("GET");
+    for (const url of [URL_, "http://127.0.0.1/llm-invoke/v1/quotas", "http://127.0.0.1/llm-invoke/quota"]) {
+      const res = await handler(get(undefined, url));
+      expect(res.status, url).toBe(405);
+      expect(res.headers.get("allow")).toBe("POST");
+    }
   });
 });
 

@@ -2,11 +2,17 @@
 // shared envelope (_shared/envelope.ts: request id, method, log line, error answers). What happens to a valid request (reserve, call
 // Google, finalize) is the injected `invoke`, so tests and servers build the handler with their own
 // dependencies. No Deno globals here: the module runs under Deno and under Node (vitest).
+//
+// Routes: POST (any path) generates; GET …/v1/quota answers the caller's quota (the injected
+// `quota`, one round trip). Every answer of a generation carries the quota its last reservation saw,
+// as x-ratelimit-* headers (quota-headers.ts).
 import { authenticate } from "../_shared/auth.ts";
 import { GatewayError } from "../_shared/errors.ts";
 import { envelope } from "../_shared/envelope.ts";
 import { parseJson, readBody } from "../_shared/http.ts";
 import type { InvokeContext, InvokeResult } from "./context.ts";
+import { quotaHeaders } from "./quota-headers.ts";
+import type { QuotaReport, ReserveCaller } from "./store.ts";
 import { type TokenCheck, tokenStatusError } from "./token-check.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest, parseInvokeRequest, type RequestLimits } from "./request.ts";
 
@@ -15,6 +21,8 @@ export interface HandlerDeps {
   serviceKeys: readonly string[];
   /** Runs a validated request; throws GatewayError for answers other than 200. */
   invoke: (ctx: InvokeContext) => Promise<InvokeResult>;
+  /** The quota route's answer for a credential (pg-store's quotaReport); without it the route is 404. */
+  quota?: (caller: ReserveCaller) => Promise<QuotaReport>;
   /** Scoped tokens are accepted only once something validates them (the Kaggle issue). */
   acceptTokens?: boolean;
   /**
@@ -34,6 +42,13 @@ export interface HandlerDeps {
 
 export const DEFAULT_MAX_BODY_BYTES = 1_000_000;
 
+/** GET …/functions/v1/llm-invoke/v1/quota: the function sees the path from /llm-invoke on. */
+const QUOTA_ROUTE = /\/v1\/quota\/?$/;
+
+export function isQuotaRoute(req: Request): boolean {
+  return QUOTA_ROUTE.test(new URL(req.url).pathname);
+}
+
 export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const limits = deps.requestLimits ?? DEFAULT_REQUEST_LIMITS;
@@ -44,6 +59,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     now: deps.now,
     logLine: deps.logRequest,
     note: deps.logError,
+    methods: (req) => (isQuotaRoute(req) ? ["GET"] : ["POST"]),
   }, async (req, scope) => {
     // Credentials before the body: an anonymous caller must not make us read a megabyte.
     const caller = await authenticate(req.headers, deps.serviceKeys);
@@ -57,6 +73,15 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       if (check.status !== "ok") throw tokenStatusError(check.status);
       outputCap = check.maxOutputTokens;
     }
+    if (isQuotaRoute(req)) {
+      scope.annotate({ route: "quota" });
+      if (deps.quota === undefined) throw new GatewayError("not_found", "This deployment has no quota route.");
+      const answer = await deps.quota(
+        caller.kind === "service" ? { kind: "service", name: caller.label } : { kind: "token", tokenHash: caller.tokenHash },
+      );
+      if (!answer.ok) throw tokenStatusError(answer.status);
+      return { body: answer.report, headers: { "cache-control": "no-store" } };
+    }
     const contentType = req.headers.get("content-type") ?? "";
     if (!/^application\/json\s*(;|$)/i.test(contentType.trim())) {
       throw new GatewayError("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.");
@@ -65,7 +90,13 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     const request = capOutputTokens(parseInvokeRequest(body, limits), outputCap);
     if (request.requestId !== undefined) scope.useRequestId(request.requestId);
     scope.annotate({ model: request.model, mode: request.mode });
-    const result = await deps.invoke({ caller, request, requestId: scope.requestId, signal: req.signal });
+    const result = await deps.invoke({
+      caller,
+      request,
+      requestId: scope.requestId,
+      signal: req.signal,
+      onQuota: (quota) => scope.setHeaders(quotaHeaders(quota)),
+    });
     scope.annotate({
       model: result.model,
       // A fallback served: the log line says what was asked for.

@@ -28,6 +28,7 @@ const handler = createHandler({
   serviceKeys: serviceKeysFromEnv(env),
   acceptTokens: true,
   checkToken: cachedTokenCheck(store),
+  quota: (caller) => store.quotaReport(caller),
   requestLimits: requestLimitsFromEnv(env, options),
   invoke: createInvoke({
     store,

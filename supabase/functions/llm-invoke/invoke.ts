@@ -74,7 +74,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     else await work;
   };
 
-  return async ({ caller, request, requestId, signal }) => {
+  return async ({ caller, request, requestId, signal, onQuota }) => {
     const deadline = clock.now() + options.budgetMs;
     const chain: ChainLink[] = await resolveChain(profiles, request);
     // The estimate (the largest over the chain's forms of the request); Google's exact count
@@ -100,7 +100,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     try {
       while (calls < MAX_ATTEMPTS && unusableKeys <= MAX_UNUSABLE_KEYS) {
         if (calls > 0 && clock.now() >= deadline) break;
-        const admission = await admit({ store: deps.store, clock }, {
+        const admission = await admit({ store: deps.store, clock, onQuota }, {
           model: request.model,
           fallbackModels: chain.slice(1).map((l) => l.model),
           caller: reserveAs,

@@ -8,8 +8,9 @@ import { freshDatabase, type TestDatabase } from "../../../tests/support/test-da
 import { gatewayRoleUrl } from "../../../shared/db/gateway-role.ts";
 import { createDatabase, type Database, dbConfigFromEnv } from "../_shared/db.ts";
 import { GatewayError } from "../_shared/errors.ts";
-import { createPgStore, jsonSafe, parseReserveResult } from "./pg-store.ts";
-import type { Reservation, ReserveParams } from "./store.ts";
+import postgres from "postgres";
+import { createPgStore, jsonSafe, parseQuotaReport, parseQuotaSnapshot, parseReserveResult } from "./pg-store.ts";
+import type { Refusal, Reservation, ReserveParams } from "./store.ts";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
@@ -96,6 +97,23 @@ describe("parseReserveResult", () => {
     expect(() => parseReserveResult(null)).toThrow();
     expect(() => parseReserveResult({ ok: true, key_alias: "x" })).toThrow(/reservation_id/);
     expect(() => parseReserveResult({ ok: false, limit: "nonsense" })).toThrow(/unknown limit/);
+  });
+});
+
+describe("parseQuotaSnapshot and parseQuotaReport", () => {
+  it("takes a quota it cannot read for none (seeing the quota never fails a request)", () => {
+    expect(parseQuotaSnapshot(null)).toBeNull();
+    expect(parseQuotaSnapshot({ rpm: 5 })).toBeNull();
+    expect(parseQuotaSnapshot("{not json")).toBeNull();
+    expect(parseQuotaSnapshot({ model: "m", quota_group: "g", rpm: 5, requests_left: -1, requests_reset_ms: "soon" }))
+      .toMatchObject({ rpm: 5, requestsLeft: 0, requestsResetMs: null, tpm: null });
+  });
+
+  it("passes the report on without its ok, and knows a token's refusal; anything else is an error", () => {
+    expect(parseQuotaReport({ ok: true, models: [] })).toEqual({ ok: true, report: { models: [] } });
+    expect(parseQuotaReport({ ok: false, status: "token_revoked" })).toEqual({ ok: false, status: "token_revoked" });
+    expect(() => parseQuotaReport({ ok: false, status: "bogus" })).toThrow();
+    expect(() => parseQuotaReport(null)).toThrow();
   });
 });
 
@@ -243,6 +261,61 @@ describe("createPgStore over the RPCs", () => {
     expect(await s.reserve(params({ caller: { kind: "token", tokenHash: "0".repeat(64) } }))).toMatchObject({ ok: false, limit: "token_invalid" });
   });
 
+  it("reads the answer's quota in the reservation's own statement: one statement per reservation", async () => {
+    // A pool that records every statement it sends (postgres.js calls `debug` once per query).
+    const sent: string[] = [];
+    const asGateway = await gatewayRoleUrl(db.url);
+    const counting = createDatabase({
+      config: dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? asGateway : undefined)),
+      applicationName: "pg-store-count",
+      createPool: (config) =>
+        postgres(config.url, { max: 1, prepare: config.prepare, onnotice: () => {}, debug: (_c, query) => sent.push(query) }),
+    });
+    const [{ rpm }] = await db.sql<{ rpm: number }[]>`select rpm from public.google_ai_model_limits where model = 'gemini-2.5-flash'`;
+    try {
+      await db.sql`update public.google_ai_model_limits set rpm = 2 where model = 'gemini-2.5-flash'`;
+      const s = createPgStore({ database: counting });
+      const flash = () => params({ model: "gemini-2.5-flash" });
+      // The default key's group first (its priority), then the second key's: each answer reports its
+      // own group as of its own booking.
+      const booked: Reservation[] = [];
+      for (let i = 0; i < 4; i++) booked.push((await s.reserve(flash())) as Reservation);
+      expect(booked.map((r) => [r.quotaGroup, r.quota?.quotaGroup, r.quota?.requestsLeft])).toEqual([
+        ["proj-default", "proj-default", 1],
+        ["proj-default", "proj-default", 0],
+        ["proj-second", "proj-second", 1],
+        ["proj-second", "proj-second", 0],
+      ]);
+      expect(booked[0]!.quota).toMatchObject({ model: "gemini-2.5-flash", rpm: 2 });
+      const refused = (await s.reserve(flash())) as Refusal;
+      expect(refused).toMatchObject({ ok: false, limit: "rpm" });
+      expect(refused.quota).toMatchObject({ requestsLeft: 0 });
+      // The same reopening, read a moment after the reservation's own clock.
+      const early = refused.retryAfterMs! - refused.quota!.requestsResetMs!;
+      expect(early).toBeGreaterThanOrEqual(0);
+      expect(early).toBeLessThan(1000);
+      // postgres.js looks its types up once per new connection; everything else is the reservations.
+      const statements = sent.filter((q) => !q.includes("pg_catalog.pg_type"));
+      expect(sent.length - statements.length).toBeLessThanOrEqual(1);
+      expect(statements).toHaveLength(5);
+      for (const statement of statements) {
+        expect(statement).toContain("public.google_ai_reserve(");
+        expect(statement).toContain("public.google_ai_answer_quota(");
+      }
+    } finally {
+      await db.sql`update public.google_ai_model_limits set rpm = ${rpm} where model = 'gemini-2.5-flash'`;
+      await counting.close();
+    }
+  });
+
+  it("answers the quota route: a service caller's report, a token's refusal", async () => {
+    const report = await store().quotaReport({ kind: "service", name: "ops" });
+    if (!report.ok) throw new Error("a service caller always gets a report");
+    const models = (report.report.models as { model: string }[]).map((m) => m.model);
+    expect(models).toContain("gemma-3-27b-it");
+    expect(await store().quotaReport({ kind: "token", tokenHash: "0".repeat(64) })).toEqual({ ok: false, status: "token_invalid" });
+  });
+
   it("reserves a chain of models in one call, service and token, and parses what it passed over", async () => {
     const s = store();
     await db.sql`update public.google_ai_model_limits set rpd = 0 where model = 'gemini-2.5-flash'`;
@@ -253,6 +326,8 @@ describe("createPgStore over the RPCs", () => {
         model: "gemma-3-27b-it",
         fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd", retryAfterMs: expect.any(Number) }],
       });
+      // The answer's quota is the serving model's, read in the same statement.
+      expect((served as Reservation).quota).toMatchObject({ model: "gemma-3-27b-it", quotaGroup: (served as Reservation).quotaGroup });
       const refused = await s.reserve(params({ model: "gemini-2.5-flash", fallbackModels: ["gemma-3-27b-it"], estimatedTokens: 200_000 }));
       expect(refused).toMatchObject({
         ok: false,
@@ -260,6 +335,7 @@ describe("createPgStore over the RPCs", () => {
         model: "gemini-2.5-flash",
         fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd" }, { model: "gemma-3-27b-it", limit: "too_large", retryAfterMs: null }],
       });
+      expect((refused as Refusal).quota).toMatchObject({ model: "gemini-2.5-flash", dayLeft: 0 });
 
       const [{ c }] = await db.sql`select public.google_ai_create_client('pg-store-chain', array['gemini-2.5-flash', 'gemma-3-27b-it']) as c`;
       const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;

@@ -1,12 +1,14 @@
 // GatewayStore over Postgres: each operation is one statement calling one RPC (one round trip):
-//   reserve   public.google_ai_reserve, or public.google_ai_reserve_with_token for a scoped token
+//   reserve   public.google_ai_reserve, or public.google_ai_reserve_with_token for a scoped token,
+//             public.google_ai_reserve_chain (or _chain_with_token) for a request with fallback models;
+//             and in the same statement public.google_ai_answer_quota (what the answer reports)
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call)
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
-//             public.google_ai_reserve_chain (or _chain_with_token) for a request with fallback models
 //   model     public.google_ai_model_profile (capabilities.ts caches it per worker)
 //   token     public.google_ai_check_token, before the body is read (token-check.ts caches it)
 //   keys      public.google_ai_active_keys, a key for countTokens (exact-count.ts caches it)
+//   quota     public.google_ai_quota_report, the quota route (GET llm-invoke/v1/quota)
 // Any database failure becomes GatewayError("unavailable") (503 JSON with Retry-After); the sanitized
 // cause goes to the log, never to the caller. Outages (DatabaseUnavailable) are logged by db.ts.
 import { GatewayError } from "../_shared/errors.ts";
@@ -21,6 +23,9 @@ import {
   type GatewayStore,
   type ModelProfile,
   type QueuePlace,
+  type QuotaReader,
+  type QuotaReport,
+  type QuotaSnapshot,
   REFUSAL_LIMITS,
   type RefusalLimit,
   type Refusal,
@@ -35,7 +40,7 @@ export interface PgStoreOptions {
   logError?: (message: string) => void;
 }
 
-export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChecker {
+export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChecker & QuotaReader {
   const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
 
   async function run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
@@ -74,13 +79,28 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         } satisfies ModelProfile);
       }),
 
+    // The answer's quota is read in the reservation's own statement: no second round trip. The CTE
+    // is materialized so the reservation runs exactly once, before the quota reads what it wrote.
     reserve: (p) =>
       run("reserve", async (sql) => {
         const chained = p.fallbackModels.length > 0;
-        const rows = p.caller.kind === "service"
-          ? await (chained ? reserveChainService : reserveService)(sql, p, p.caller.name)
-          : await (chained ? reserveChainToken : reserveToken)(sql, p, p.caller.tokenHash);
-        return parseReserveResult(rows[0]?.r);
+        const reservation = p.caller.kind === "service"
+          ? (chained ? reserveChainService : reserveService)(sql, p, p.caller.name)
+          : (chained ? reserveChainToken : reserveToken)(sql, p, p.caller.tokenHash);
+        const rows = await sql<{ r: unknown; q: unknown }[]>`
+          with reserved as materialized (${reservation})
+          select reserved.r, public.google_ai_answer_quota(p_answer => reserved.r, p_model => ${p.model},
+            p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[]) as q
+          from reserved`;
+        return { ...parseReserveResult(rows[0]?.r), quota: parseQuotaSnapshot(rows[0]?.q) };
+      }),
+
+    quotaReport: (caller) =>
+      run("quota report", async (sql) => {
+        const tokenHash = caller.kind === "token" ? caller.tokenHash : null;
+        const [row] = await sql<{ r: unknown }[]>`
+          select public.google_ai_quota_report(p_token_hash => ${tokenHash}) as r`;
+        return parseQuotaReport(row?.r);
       }),
 
     finalize: (p: FinalizeParams) =>
@@ -120,10 +140,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
   };
 }
 
-type ReserveRow = { r: unknown };
-
-function reserveService(sql: Sql, p: ReserveParams, caller: string): Promise<ReserveRow[]> {
-  return sql<ReserveRow[]>`select public.google_ai_reserve(
+/** The reservation's call, as a fragment of the statement that also reads its quota. */
+function reserveService(sql: Sql, p: ReserveParams, caller: string): postgres.PendingQuery<postgres.Row[]> {
+  return sql`select public.google_ai_reserve(
     p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer, p_caller => ${caller},
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
@@ -132,8 +151,8 @@ function reserveService(sql: Sql, p: ReserveParams, caller: string): Promise<Res
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
 }
 
-function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): Promise<ReserveRow[]> {
-  return sql<ReserveRow[]>`select public.google_ai_reserve_with_token(
+function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
+  return sql`select public.google_ai_reserve_with_token(
     p_token_hash => ${tokenHash}, p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer,
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
@@ -143,8 +162,8 @@ function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): Promise<Re
 }
 
 /** The whole chain in one round trip: the database tries `model`, then each fallback, in order. */
-function reserveChainService(sql: Sql, p: ReserveParams, caller: string): Promise<ReserveRow[]> {
-  return sql<ReserveRow[]>`select public.google_ai_reserve_chain(
+function reserveChainService(sql: Sql, p: ReserveParams, caller: string): postgres.PendingQuery<postgres.Row[]> {
+  return sql`select public.google_ai_reserve_chain(
     p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[], p_estimated_tokens => ${p.estimatedTokens}::integer,
     p_caller => ${caller}, p_request_id => ${p.requestId},
     p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
@@ -154,8 +173,8 @@ function reserveChainService(sql: Sql, p: ReserveParams, caller: string): Promis
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
 }
 
-function reserveChainToken(sql: Sql, p: ReserveParams, tokenHash: string): Promise<ReserveRow[]> {
-  return sql<ReserveRow[]>`select public.google_ai_reserve_chain_with_token(
+function reserveChainToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
+  return sql`select public.google_ai_reserve_chain_with_token(
     p_token_hash => ${tokenHash}, p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
     p_estimated_tokens => ${p.estimatedTokens}::integer, p_request_id => ${p.requestId},
     p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
@@ -205,6 +224,52 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
     ...fallbackFrom(o.fallback_from),
     ...(o.limit === "duplicate" ? { response: o.response } : {}),
   };
+}
+
+/**
+ * google_ai_answer_quota's answer. Seeing the quota must never fail a request: anything that is not
+ * the expected shape is "not known" (null), not an error.
+ */
+export function parseQuotaSnapshot(value: unknown): QuotaSnapshot | null {
+  const q = typeof value === "string" ? safeJson(value) : value;
+  if (typeof q !== "object" || q === null) return null;
+  const o = q as Record<string, unknown>;
+  if (typeof o.model !== "string" || typeof o.quota_group !== "string") return null;
+  const count = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? Math.max(0, v) : null);
+  return {
+    model: o.model,
+    quotaGroup: o.quota_group,
+    rpm: count(o.rpm),
+    requestsLeft: count(o.requests_left),
+    requestsResetMs: count(o.requests_reset_ms),
+    tpm: count(o.tpm),
+    tokensLeft: count(o.tokens_left),
+    tokensResetMs: count(o.tokens_reset_ms),
+    rpd: count(o.rpd),
+    dayLeft: count(o.day_left),
+    dayResetMs: count(o.day_reset_ms),
+  };
+}
+
+const TOKEN_STATUSES = ["token_invalid", "token_expired", "token_revoked"] as const;
+
+/** google_ai_quota_report's answer: the report without its `ok`, or the token's status. */
+export function parseQuotaReport(value: unknown): QuotaReport {
+  const r = typeof value === "string" ? JSON.parse(value) as unknown : value;
+  if (typeof r !== "object" || r === null) throw new Error("quota report returned no object");
+  const { ok, status, ...report } = r as Record<string, unknown>;
+  if (ok === true) return { ok: true, report };
+  const known = TOKEN_STATUSES.find((s) => s === status);
+  if (known === undefined) throw new Error("quota report refused without a known status");
+  return { ok: false, status: known };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
 }
 
 /** A chain's passed-over models (absent unless the reservation went through a chain and passed some over). */

@@ -1,7 +1,8 @@
-// What the attempt loop needs from the database, as an interface: pg-store.ts implements it with
-// postgres.js over the RPCs public.google_ai_reserve (or _reserve_with_token; _reserve_chain[_with_token]
-// for a request with fallback models) / _finalize / _release (one round trip each), and tests
-// implement it in memory. camelCase here; pg-store maps to SQL names.
+// What the attempt loop (and the quota route) need from the database, as interfaces: pg-store.ts
+// implements them with postgres.js over the RPCs public.google_ai_reserve (or _reserve_with_token;
+// _reserve_chain[_with_token] for a request with fallback models; with the answer's quota in the same
+// statement) / _finalize / _release / _quota_report (one round trip each), and tests implement them
+// in memory. camelCase here; pg-store maps to SQL names.
 import type { ModelCapabilities } from "./gemma.ts";
 
 /** Refusals of the quota itself (google_ai_reserve). */
@@ -127,6 +128,27 @@ export interface QueuePlace {
   priority: string;
 }
 
+/**
+ * The quota an answer reports (the x-ratelimit-* headers, quota-headers.ts): of the quota group that
+ * was booked, as of the booking; for a refusal, of the model's best candidate group. Effective limits
+ * (after the safety margin); a null limit means the model has none (its fields are null too).
+ */
+export interface QuotaSnapshot {
+  model: string;
+  quotaGroup: string;
+  rpm: number | null;
+  requestsLeft: number | null;
+  /** Until the sliding window's requests next grow (its oldest admission leaves it, or a cooldown ends). */
+  requestsResetMs: number | null;
+  tpm: number | null;
+  tokensLeft: number | null;
+  tokensResetMs: number | null;
+  rpd: number | null;
+  dayLeft: number | null;
+  /** Until the Pacific day's count starts again (midnight + the day guard). */
+  dayResetMs: number | null;
+}
+
 export interface Reservation {
   ok: true;
   reservationId: string;
@@ -143,6 +165,8 @@ export interface Reservation {
   priority?: string;
   /** Models of the chain passed over before this one (absent or empty: the first model served). */
   fallbackFrom?: FallbackStep[];
+  /** Read in the reservation's own statement (null: not known). */
+  quota?: QuotaSnapshot | null;
 }
 
 export interface Refusal {
@@ -166,6 +190,8 @@ export interface Refusal {
   model?: string | null;
   /** In a chain: the models passed over (queued: before the one it is queued on; refused: all tried). */
   fallbackFrom?: FallbackStep[];
+  /** Read in the reservation's own statement (null: no model or quota group is known). */
+  quota?: QuotaSnapshot | null;
 }
 
 export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout";
@@ -214,4 +240,16 @@ export interface GatewayStore {
   endRequest(reservationId: string): Promise<void>;
   /** Active keys in rotation order, for calls that book no quota (countTokens, exact-count.ts). */
   activeKeys(): Promise<ActiveKey[]>;
+}
+
+/**
+ * The quota route (GET llm-invoke/v1/quota): google_ai_quota_report's answer for the caller's
+ * credential, passed on as it is (docs/llm-invoke.md, "Quota"), or why a token cannot be used.
+ */
+export type QuotaReport =
+  | { ok: true; report: Record<string, unknown> }
+  | { ok: false; status: "token_invalid" | "token_expired" | "token_revoked" };
+
+export interface QuotaReader {
+  quotaReport(caller: ReserveCaller): Promise<QuotaReport>;
 }

@@ -2,7 +2,7 @@
 -- API's anon/authenticated roles, security definer functions pinned to an empty search_path.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(12);
+select plan(15);
 
 select is(
   (select coalesce(array_agg(c.relname::text order by c.relname), '{}') from pg_class c
@@ -44,6 +44,15 @@ select ok(has_function_privilege('service_role',
 select ok(not has_function_privilege('service_role',
   'public.google_ai_admit_chain_at(timestamptz, text[], integer, text, text, text, uuid[], integer, integer, jsonb, boolean, text, uuid, integer)', 'execute'),
   'the chain''s clock-injecting implementation is not callable by service_role');
+select ok(has_function_privilege('service_role', 'public.google_ai_quota_report(text)', 'execute')
+          and has_function_privilege('service_role', 'public.google_ai_answer_quota(jsonb, text, uuid[])', 'execute'),
+  'service_role may read the quota (the route''s report, an answer''s quota)');
+select ok(not has_function_privilege('service_role', 'public.google_ai_quota_report_at(timestamptz, text)', 'execute')
+          and not has_function_privilege('service_role', 'public.google_ai_answer_quota_at(timestamptz, jsonb, text, uuid[])', 'execute'),
+  'the quota''s clock-injecting variants are not callable by service_role');
+select ok(not has_function_privilege('service_role',
+  'public.google_ai_group_quota(text, text, integer, integer, integer, timestamptz)', 'execute'),
+  'nor is the quota of one group under them');
 
 select is(
   (select coalesce(array_agg(distinct table_name || ':' || privilege_type order by table_name || ':' || privilege_type), '{}')
