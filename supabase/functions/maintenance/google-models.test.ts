@@ -1,6 +1,7 @@
 // models.list through @google/genai against the offline simulator: every page, the catalogue fields,
 // and each failure classified the way llm-invoke classifies it, with the key never in a message.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { DEFAULT_MODELS } from "../../../shared/google-sim/config.ts";
 import { type GoogleSimulator, startGoogleSimulator } from "../../../shared/google-sim/server.ts";
 import { createModelLister, toCatalogueModel } from "./google-models.ts";
 
@@ -21,7 +22,7 @@ describe("createModelLister", () => {
     const outcome = await createModelLister({ baseUrl: sim.url }).list("sim-key-a1");
     expect(outcome.ok).toBe(true);
     if (!outcome.ok) return;
-    expect(outcome.models).toHaveLength(1206);
+    expect(outcome.models).toHaveLength(1204 + Object.keys(DEFAULT_MODELS).length);
     expect(outcome.models.find((m) => m.model === "gemma-3-27b-it")).toEqual({
       model: "gemma-3-27b-it",
       display_name: expect.any(String),
