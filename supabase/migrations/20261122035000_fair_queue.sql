@@ -10,32 +10,11 @@
 -- after the later of its own last ticket and the head of its class), then arrival.
 --
 -- Why it cannot over-admit: the queue only decides who may try; the booking is still the exact,
--- locked google_ai_try_book. Why it does not idle: a caller may book while fewer tickets ahead of
+-- locked google_ai_try_book (with the reserved shares, pacing and caller budgets of
+-- 20261122030000_reserved_shares.sql, which the admission tells who asks). Why it does not idle: a caller may book while fewer tickets ahead of
 -- it are due (expected_at reached) than slots are free, so a slot nobody due claims goes to whoever
 -- asks. Why it does not starve: turns only grow within a class, and a ticket whose waiter stops
 -- calling lapses grace_ms after its turn (lease_until) and stops counting.
-
--- Classes ----------------------------------------------------------------------------------------
-create table if not exists public.google_ai_priority_classes (
-  name        text primary key constraint google_ai_priority_classes_name_check check (name ~ '^[a-z][a-z0-9_]{0,31}$'),
-  -- Lower is served first.
-  rank        smallint not null unique,
-  description text
-);
-insert into public.google_ai_priority_classes (name, rank, description) values
-  ('interactive', 0, 'A person waits for the answer (the bot). Default for service-key callers.'),
-  ('batch', 10, 'Many calls, nobody waiting on each (Kaggle parsers). Default for Kaggle clients.')
-on conflict (name) do nothing;
-comment on table public.google_ai_priority_classes is
-  'Admission order between waiting requests: lower rank first. A credential allows its class and the lower ones.';
-
-alter table public.google_ai_clients add column if not exists priority_class text not null default 'batch'
-  references public.google_ai_priority_classes (name);
-comment on column public.google_ai_clients.priority_class is
-  'The highest class this client''s requests are queued in (a request may ask for a lower one).';
-
-alter table public.google_ai_attempts add column if not exists priority_class text;
-comment on column public.google_ai_attempts.priority_class is 'The class the request was queued and admitted in.';
 
 create table if not exists public.google_ai_queue_settings (
   id       boolean primary key default true constraint google_ai_queue_settings_one_row check (id),
@@ -75,10 +54,6 @@ create index if not exists google_ai_queue_caller_idx on public.google_ai_queue 
 comment on table public.google_ai_queue is
   'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its '
   'request is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
-
-create or replace function public.google_ai_class_rank(p_class text)
-returns smallint language sql stable set search_path = ''
-as $$ select c.rank from public.google_ai_priority_classes c where c.name = p_class $$;
 
 -- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the
 -- quota groups that may serve the model today: each group offers its free slots now, then one slot
@@ -279,14 +254,15 @@ begin
       select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at
         into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at
       from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
-        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id) b;
+        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id,
+        v_class, p_caller, p_client_id, p_attempt) b;
     else
       v_blocked_by := case when v_limits.rpm is not null then 'rpm' else 'tpm' end;
     end if;
   end if;
 
   if v_group is null then
-    if v_blocked_by in ('rpm', 'tpm', 'rpd', 'cooldown') and coalesce(p_wait_left_ms, 0) > 0 then
+    if v_blocked_by in ('rpm', 'tpm', 'rpd', 'cooldown', 'pace') and coalesce(p_wait_left_ms, 0) > 0 then
       -- In line. Tickets of a model are taken one at a time, so each one's place and time count every
       -- ticket before it (the lock is the model's and lasts until this call commits; no counter row
       -- is held by now: a full try gave its lock back).
@@ -601,21 +577,18 @@ comment on view public.google_ai_wait_by_class_1h is
 
 -- Access (as in the access file) -------------------------------------------------------------------
 alter table public.google_ai_queue enable row level security;
-alter table public.google_ai_priority_classes enable row level security;
 alter table public.google_ai_queue_settings enable row level security;
 revoke all on table public.google_ai_queue_settings from anon, authenticated, service_role;
 grant select, update on public.google_ai_queue_settings to service_role;
-revoke all on table public.google_ai_queue, public.google_ai_priority_classes,
+revoke all on table public.google_ai_queue,
   public.google_ai_queue_now, public.google_ai_wait_by_class_1h from anon, authenticated, service_role;
 grant select on public.google_ai_queue, public.google_ai_queue_now, public.google_ai_wait_by_class_1h to service_role;
-grant select, insert, update on public.google_ai_priority_classes to service_role;
 
 do $$
 declare
   f regprocedure;
 begin
   foreach f in array array[
-    'public.google_ai_class_rank(text)',
     'public.google_ai_queue_turn_at(text, integer, integer, uuid[], timestamptz, integer)',
     'public.google_ai_queue_lapse(text, timestamptz)',
     'public.google_ai_admit_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb, uuid, uuid, boolean, text, uuid, integer)',
