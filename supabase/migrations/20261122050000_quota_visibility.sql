@@ -287,11 +287,20 @@ begin
 end
 $$;
 
--- For the caller's credential (p_token_hash: the SHA-256 of a scoped token; null: a service caller),
--- per model it may use (a token: its models; a service caller: every active model row): the model's
--- quota (google_ai_model_quota), and the caller's own budgets left (null where it has none). A token
--- that cannot be used answers {ok: false, status} (the same statuses as google_ai_check_token).
-create or replace function public.google_ai_quota_report_at(p_now timestamptz, p_token_hash text)
+-- For the caller's credential (p_token_hash: the SHA-256 of a scoped token; null: a service caller,
+-- p_caller its label, the x-caller its reservations book under), per model it may use (a token: its
+-- models; a service caller: every active model row): the model's quota (google_ai_model_quota), and
+-- the caller's own budgets left (null where it has none): a token's and its client's daily budgets,
+-- or a service caller's daily budget (google_ai_caller_budgets, read as google_ai_book_best_group
+-- books it). A token's p_caller is ignored: its client is the caller. A token that cannot be used
+-- answers {ok: false, status} (the same statuses as google_ai_check_token).
+-- (p_caller came after the route: drop the signatures without it, or a call with one argument would
+-- be ambiguous.)
+drop function if exists public.google_ai_quota_report(text);
+drop function if exists public.google_ai_quota_report_at(timestamptz, text);
+
+create or replace function public.google_ai_quota_report_at(
+  p_now timestamptz, p_token_hash text, p_caller text default null)
 returns jsonb
 language plpgsql stable set search_path = ''
 as $$
@@ -300,11 +309,12 @@ declare
   v_day date := public.google_ai_pacific_day(v_now);
   v_token public.google_ai_tokens;
   v_client public.google_ai_clients;
+  v_caller_budget public.google_ai_caller_budgets;
   v_models text[];
   v_caller jsonb;
   v_budget jsonb;
   v_requests_today integer;
-  v_tokens_today integer;
+  v_tokens_today bigint;
 begin
   if p_token_hash is not null then
     select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
@@ -331,10 +341,18 @@ begin
       'daily_resets_at', case when v_client.daily_max_requests is not null or v_client.daily_max_tokens is not null
                               then public.google_ai_pacific_midnight_after(v_now) end);
   else
+    -- A label without a row has no budget: every field of v_caller_budget stays null.
+    select * into v_caller_budget from public.google_ai_caller_budgets b where b.caller = p_caller;
+    v_requests_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.requests_today else 0 end;
+    v_tokens_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.tokens_today else 0 end;
     v_caller := jsonb_build_object('kind', 'service', 'client', null,
       'priority_class', (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1));
     v_budget := jsonb_build_object('token_requests_left', null, 'token_tokens_left', null, 'token_expires_at', null,
-      'daily_requests_left', null, 'daily_tokens_left', null, 'daily_resets_at', null);
+      'daily_requests_left', public.google_ai_budget_left(v_caller_budget.daily_max_requests, v_requests_today),
+      'daily_tokens_left', public.google_ai_budget_left(v_caller_budget.daily_max_tokens, v_tokens_today),
+      'daily_resets_at', case when v_caller_budget.daily_max_requests is not null
+                                   or v_caller_budget.daily_max_tokens is not null
+                              then public.google_ai_pacific_midnight_after(v_now) end);
   end if;
 
   return jsonb_build_object(
@@ -349,14 +367,14 @@ begin
 end
 $$;
 
-create or replace function public.google_ai_quota_report(p_token_hash text default null)
+create or replace function public.google_ai_quota_report(p_token_hash text default null, p_caller text default null)
 returns jsonb
 language sql stable security definer set search_path = ''
-as $$ select public.google_ai_quota_report_at(null, p_token_hash) $$;
+as $$ select public.google_ai_quota_report_at(null, p_token_hash, p_caller) $$;
 
 comment on function public.google_ai_answer_quota(jsonb, text, uuid[]) is
   'The quota a reservation''s answer carries (llm-invoke''s x-ratelimit-* headers): called in the reservation''s own statement.';
-comment on function public.google_ai_quota_report(text) is
+comment on function public.google_ai_quota_report(text, text) is
   'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota groups, the queue per class, and the caller''s budgets.';
 
 -- Access (as in the access file): the steps and clock variants are the owner's; the two RPCs are
@@ -373,8 +391,8 @@ begin
     'public.google_ai_answer_quota_at(timestamptz, jsonb, text, uuid[])',
     'public.google_ai_answer_quota(jsonb, text, uuid[])',
     'public.google_ai_model_quota(text, timestamptz)',
-    'public.google_ai_quota_report_at(timestamptz, text)',
-    'public.google_ai_quota_report(text)'
+    'public.google_ai_quota_report_at(timestamptz, text, text)',
+    'public.google_ai_quota_report(text, text)'
   ]::regprocedure[] loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
   end loop;
@@ -383,9 +401,9 @@ $$;
 
 revoke all on function
   public.google_ai_answer_quota(jsonb, text, uuid[]),
-  public.google_ai_quota_report(text)
+  public.google_ai_quota_report(text, text)
 from eve_gateway;
 grant execute on function
   public.google_ai_answer_quota(jsonb, text, uuid[]),
-  public.google_ai_quota_report(text)
+  public.google_ai_quota_report(text, text)
 to service_role, eve_gateway;

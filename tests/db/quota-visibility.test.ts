@@ -1,9 +1,10 @@
 // The quota a caller can see, on a real PostgreSQL with the clock injected: what an answer of the
 // reservation carries (google_ai_answer_quota: the booked group as of this booking; for a refusal the
 // best candidate group, its reset equal to the refusal's retry time), what the quota route reports
-// (google_ai_quota_report: sums over quota groups, the queue per class, the caller's budgets), that
-// the answer's quota read in the reservation's own statement sees the booking and can never roll it
-// back, and who may call them.
+// (google_ai_quota_report: sums over quota groups, the queue per class, the caller's budgets: a
+// token's and its client's, or a service caller's daily budget by its label), that the answer's
+// quota read in the reservation's own statement sees the booking and can never roll it back, and
+// who may call them.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
@@ -58,10 +59,10 @@ afterAll(async () => {
   await db?.drop();
 });
 
-async function reserveAt(at: number, model: string, tokens = 10, exclude: string[] = []): Promise<Answer> {
+async function reserveAt(at: number, model: string, tokens = 10, exclude: string[] = [], caller = "qv"): Promise<Answer> {
   const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_at(
     p_now => ${iso(at)}::timestamptz, p_model => ${model}, p_estimated_tokens => ${tokens}::integer,
-    p_caller => 'qv', p_request_id => null, p_exclude_key_ids => ${db.sql.array(exclude)}::uuid[]) as r`;
+    p_caller => ${caller}, p_request_id => null, p_exclude_key_ids => ${db.sql.array(exclude)}::uuid[]) as r`;
   return row!.r;
 }
 
@@ -242,9 +243,9 @@ interface Report {
   models: ModelQuota[];
 }
 
-async function reportAt(at: number, tokenHash: string | null = null): Promise<Report> {
+async function reportAt(at: number, tokenHash: string | null = null, caller: string | null = null): Promise<Report> {
   const [row] = await db.sql<{ r: Report }[]>`
-    select public.google_ai_quota_report_at(${iso(at)}::timestamptz, ${tokenHash}) as r`;
+    select public.google_ai_quota_report_at(${iso(at)}::timestamptz, ${tokenHash}, ${caller}) as r`;
   return row!.r;
 }
 
@@ -311,15 +312,70 @@ describe("the quota route's report", () => {
   });
 });
 
+describe("a service caller's own daily budget", () => {
+  it("is what its admissions left of its row, the one the booking refuses by, and starts again at Pacific midnight", async () => {
+    await reset();
+    await db.sql`insert into public.google_ai_caller_budgets (caller, daily_max_requests, daily_max_tokens)
+                 values ('qv-budgeted', 3, 100)`;
+    try {
+      expect((await reserveAt(T0, "qv-open", 30, [], "qv-budgeted")).ok).toBe(true);
+      expect((await reserveAt(T0 + 1_000, "qv-open", 20, [], "qv-budgeted")).ok).toBe(true);
+      const r = await reportAt(T0 + 2_000, null, "qv-budgeted");
+      expect(r.caller).toEqual({ kind: "service", client: null, priority_class: "interactive" });
+      expect(r.budget).toMatchObject({
+        token_requests_left: null, token_tokens_left: null, token_expires_at: null,
+        daily_requests_left: 1, daily_tokens_left: 50,
+      });
+      expect(Date.parse(r.budget.daily_resets_at as string)).toBe(NEXT_PACIFIC_MIDNIGHT);
+      // What is left is what the booking allows: one token more is refused, exactly that is admitted.
+      expect(await reserveAt(T0 + 3_000, "qv-open", 51, [], "qv-budgeted"))
+        .toMatchObject({ ok: false, limit: "caller_budget", retry_after_ms: NEXT_PACIFIC_MIDNIGHT - (T0 + 3_000) });
+      expect((await reserveAt(T0 + 3_000, "qv-open", 50, [], "qv-budgeted")).ok).toBe(true);
+      expect((await reportAt(T0 + 4_000, null, "qv-budgeted")).budget)
+        .toMatchObject({ daily_requests_left: 0, daily_tokens_left: 0 });
+      // The row still holds yesterday's counts after midnight: the new day reads none of them.
+      expect((await reportAt(NEXT_PACIFIC_MIDNIGHT, null, "qv-budgeted")).budget)
+        .toMatchObject({ daily_requests_left: 3, daily_tokens_left: 100 });
+      // Only the caller's own row counts, and only what it limits.
+      await db.sql`update public.google_ai_caller_budgets set daily_max_tokens = null where caller = 'qv-budgeted'`;
+      expect((await reportAt(T0 + 4_000, null, "qv-budgeted")).budget)
+        .toMatchObject({ daily_requests_left: 0, daily_tokens_left: null });
+    } finally {
+      await db.sql`delete from public.google_ai_caller_budgets where caller = 'qv-budgeted'`;
+    }
+  });
+
+  it("is null for a label without a row, and a token's report ignores the label", async () => {
+    await reset();
+    await db.sql`insert into public.google_ai_caller_budgets (caller, daily_max_requests) values ('qv-budgeted', 3)`;
+    try {
+      for (const caller of ["qv-unbudgeted", null]) {
+        const r = await reportAt(T0, null, caller);
+        expect(r.ok).toBe(true);
+        expect(Object.values(r.budget).every((v) => v === null), String(caller)).toBe(true);
+      }
+      const [{ c }] = await db.sql<{ c: { client_id: string } }[]>`
+        select public.google_ai_create_client('qv-unlimited', array['qv-solo']) as c`;
+      await db.sql`insert into public.google_ai_tokens (client_id, token_hash, models, expires_at)
+        values (${c.client_id}, 'hash-unlimited', '{qv-solo}', ${iso(T0 + 3_600_000)}::timestamptz)`;
+      const token = await reportAt(T0, "hash-unlimited", "qv-budgeted");
+      expect(token.caller).toMatchObject({ kind: "token", client: "qv-unlimited" });
+      expect(token.budget).toMatchObject({ daily_requests_left: null, daily_resets_at: null });
+    } finally {
+      await db.sql`delete from public.google_ai_caller_budgets where caller = 'qv-budgeted'`;
+    }
+  });
+});
+
 describe("who may call them", () => {
   it("the functions' role and operators call the two RPCs; nobody but the owner the clock variants", async () => {
     const [{ r }] = await gateway<{ r: Report }[]>`select public.google_ai_quota_report() as r`;
     expect(r.ok).toBe(true);
     const rights = await db.sql<{ fn: string; role: string; allowed: boolean }[]>`
       select f.fn, r.role, has_function_privilege(r.role, f.fn, 'execute') as allowed
-      from unnest(array['public.google_ai_answer_quota(jsonb, text, uuid[])', 'public.google_ai_quota_report(text)',
+      from unnest(array['public.google_ai_answer_quota(jsonb, text, uuid[])', 'public.google_ai_quota_report(text, text)',
                         'public.google_ai_answer_quota_at(timestamptz, jsonb, text, uuid[])',
-                        'public.google_ai_quota_report_at(timestamptz, text)',
+                        'public.google_ai_quota_report_at(timestamptz, text, text)',
                         'public.google_ai_group_quota(text, text, integer, integer, integer, timestamptz)']) f(fn)
       cross join unnest(array['eve_gateway', 'service_role', 'anon', 'authenticated']) r(role)
       where has_function_privilege(r.role, f.fn, 'execute')

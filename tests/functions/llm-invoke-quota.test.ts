@@ -1,7 +1,8 @@
 // Quota you can see, over HTTP with the real function, PostgreSQL and the simulator: every answer
 // carries the x-ratelimit-* headers of the quota group it was served by (a refusal: of its best
 // group, the reset equal to its retry time), they agree with the counters and with the quota route;
-// a token sees only its own models and budgets; the route needs a credential and is the only GET.
+// a token sees only its own models and budgets, a service caller its label's daily budget (and the
+// refusal agrees); the route needs a credential and is the only GET.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { parseResetDuration } from "../../supabase/functions/llm-invoke/quota-headers.ts";
 import { type CallResult, type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
@@ -34,9 +35,13 @@ interface ModelQuota {
   queue: Record<string, number>;
 }
 
-function quota(auth: string | null = s.serviceKey, path = "/functions/v1/llm-invoke/v1/quota"): Promise<CallResult> {
-  return s.raw({ method: "GET", path, headers: auth === null ? {} : { authorization: `Bearer ${auth}` } });
+function quota(auth: string | null = s.serviceKey, path = "/functions/v1/llm-invoke/v1/quota",
+  headers: Record<string, string> = {}): Promise<CallResult> {
+  return s.raw({ method: "GET", path, headers: auth === null ? headers : { ...headers, authorization: `Bearer ${auth}` } });
 }
+
+/** The quota route as a service caller that names itself (x-caller), as its generations do. */
+const quotaAs = (caller: string) => quota(s.serviceKey, undefined, { "x-caller": caller });
 
 function modelOf(res: CallResult, model: string): ModelQuota {
   const found = (res.body.models as ModelQuota[]).find((m) => m.model === model);
@@ -158,6 +163,49 @@ describe("the quota route", () => {
     expect(all.body.caller).toMatchObject({ kind: "service", client: null });
     expect((all.body.models as ModelQuota[]).map((m) => m.model)).toEqual(expect.arrayContaining([FLASH, GEMMA]));
     expect(Object.values(all.body.budget as Record<string, unknown>).every((v) => v === null)).toBe(true);
+  });
+
+  it("a service caller with a daily budget sees what its requests left, and the refusal once used up agrees", async () => {
+    await s.sql`insert into public.google_ai_caller_budgets (caller, daily_max_requests, daily_max_tokens)
+                values ('quota-digest', 2, 100000)`;
+    try {
+      const fresh = await quotaAs("quota-digest");
+      expect(fresh.status).toBe(200);
+      expect(fresh.body.caller).toMatchObject({ kind: "service", client: null });
+      expect(fresh.body.budget).toMatchObject({
+        token_requests_left: null, token_tokens_left: null, token_expires_at: null,
+        daily_requests_left: 2, daily_tokens_left: 100_000,
+      });
+      const [{ midnight }] = await s.sql<{ midnight: Date }[]>`
+        select public.google_ai_pacific_midnight_after(now()) as midnight`;
+      expect(Date.parse(fresh.body.budget.daily_resets_at)).toBe(midnight.getTime());
+
+      const generate = (prompt: string) =>
+        s.call({ model: GEMMA, prompt, mode: "NO_WAIT" }, { headers: { "x-caller": "quota-digest" } });
+      expect((await generate("first")).status).toBe(200);
+      const [row] = await s.sql<{ tokens: number }[]>`
+        select tokens_today::int as tokens from public.google_ai_caller_budgets where caller = 'quota-digest'`;
+      expect(row!.tokens).toBeGreaterThan(0);
+      expect((await quotaAs("quota-digest")).body.budget)
+        .toMatchObject({ daily_requests_left: 1, daily_tokens_left: 100_000 - row!.tokens });
+
+      expect((await generate("second")).status).toBe(200);
+      const spent = await quotaAs("quota-digest");
+      expect(spent.body.budget).toMatchObject({ daily_requests_left: 0 });
+      const refused = await generate("third");
+      expect(refused.status).toBe(429);
+      expect(refused.body.limit).toBe("caller_budget");
+      // The refusal's retry is the route's reset: the Pacific midnight.
+      const retryAt = Date.now() + (refused.body.retry_after_ms as number);
+      expect(Math.abs(retryAt - Date.parse(spent.body.budget.daily_resets_at))).toBeLessThan(2_000);
+
+      // The budget is the label's: the default label and another one have none.
+      for (const other of [await quota(), await quotaAs("quota-other")]) {
+        expect(Object.values(other.body.budget as Record<string, unknown>).every((v) => v === null)).toBe(true);
+      }
+    } finally {
+      await s.sql`delete from public.google_ai_caller_budgets where caller = 'quota-digest'`;
+    }
   });
 
   it("without a credential is 401 and logged (the handler asks the database nothing first: handler.test.ts); a revoked token is 401 too", async () => {

@@ -97,9 +97,11 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
 
     quotaReport: (caller) =>
       run("quota report", async (sql) => {
+        // A service caller's budget is its label's, the one its reservations book under (reserveService).
         const tokenHash = caller.kind === "token" ? caller.tokenHash : null;
+        const label = caller.kind === "service" ? caller.name : null;
         const [row] = await sql<{ r: unknown }[]>`
-          select public.google_ai_quota_report(p_token_hash => ${tokenHash}) as r`;
+          select public.google_ai_quota_report(p_token_hash => ${tokenHash}, p_caller => ${label}) as r`;
         return parseQuotaReport(row?.r);
       }),
 

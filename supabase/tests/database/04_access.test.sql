@@ -44,10 +44,10 @@ select ok(has_function_privilege('service_role',
 select ok(not has_function_privilege('service_role',
   'public.google_ai_admit_chain_at(timestamptz, text[], integer, text, text, text, uuid[], integer, integer, jsonb, boolean, text, uuid, integer)', 'execute'),
   'the chain''s clock-injecting implementation is not callable by service_role');
-select ok(has_function_privilege('service_role', 'public.google_ai_quota_report(text)', 'execute')
+select ok(has_function_privilege('service_role', 'public.google_ai_quota_report(text, text)', 'execute')
           and has_function_privilege('service_role', 'public.google_ai_answer_quota(jsonb, text, uuid[])', 'execute'),
   'service_role may read the quota (the route''s report, an answer''s quota)');
-select ok(not has_function_privilege('service_role', 'public.google_ai_quota_report_at(timestamptz, text)', 'execute')
+select ok(not has_function_privilege('service_role', 'public.google_ai_quota_report_at(timestamptz, text, text)', 'execute')
           and not has_function_privilege('service_role', 'public.google_ai_answer_quota_at(timestamptz, jsonb, text, uuid[])', 'execute'),
   'the quota''s clock-injecting variants are not callable by service_role');
 select ok(not has_function_privilege('service_role',
