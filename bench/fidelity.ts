@@ -17,6 +17,8 @@
 // CPU at a window opening; in the full run the two booking rows straddle one boundary each, for
 // the same reason (the CPU decides how many of the late requests are booked before :00).
 import { setMaxListeners } from "node:events";
+import { readFile } from "node:fs/promises";
+import { fileURLToPath } from "node:url";
 import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { arrivalsByMinute, startGoogleSimulator, type GoogleSimulator, type MinuteWindow } from "../shared/google-sim/server.ts";
 import { minuteOf, sleep } from "./lib/clock.ts";
@@ -71,6 +73,8 @@ interface Booking {
 
 /** The last migration before the guarded windows. */
 const BEFORE_GUARDED_WINDOWS = "20261122001000";
+/** What lets today's llm-invoke speak to that earlier database. */
+const CALENDAR_SHIM = fileURLToPath(new URL("./lib/calendar-shim.sql", import.meta.url));
 
 const BOOKINGS: Booking[] = [
   { id: "gateway", label: "the gateway as built (sliding 60 s + 1 s guard)", guardMs: 1000 },
@@ -127,7 +131,12 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
   let router: SimRouter | undefined;
   const fnsOf = new Map<string, FunctionsServer>();
   try {
-    for (const b of BOOKINGS) dbOf.set(b.id, await bench.fresh(`fidelity_${b.id}`, { through: b.through }));
+    for (const b of BOOKINGS) {
+      const db = await bench.fresh(`fidelity_${b.id}`, { through: b.through });
+      // Today's llm-invoke calls RPCs the earlier database did not have yet: hand them over.
+      if (b.through !== undefined) await db.sql.unsafe(await readFile(CALENDAR_SHIM, "utf8"));
+      dbOf.set(b.id, db);
+    }
     const rows: Row[] = MODES.flatMap((mode) =>
       BOOKINGS.map((booking) => ({
         mode,
