@@ -20,6 +20,8 @@ import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
 import { decideWait } from "./lib/polling-policy.ts";
 import { fmt, pct, table, type Check, type PartResult } from "./lib/report.ts";
 import { roundSummary, summarize } from "./lib/stats.ts";
+import { countBetween } from "./lib/wait-analysis.ts";
+import { abortableSleep } from "./lib/wait-client.ts";
 
 export interface BatchClient {
   name: string;
@@ -280,21 +282,6 @@ async function pollingRequest(sql: Sql, a: Arrival, cfg: MixedLoadConfig, signal
   }
 }
 
-function abortableSleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve(false);
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, Math.max(0, ms));
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
-}
-
 interface ClassFigures {
   requests: number;
   admitted: number;
@@ -358,7 +345,7 @@ async function account(
   for (const c of cfg.batchClients) {
     batchAdmitted[c.name] = admitted.filter((o) => o.arrival.caller === c.name && o.admittedAt! >= measured.from && o.admittedAt! <= measured.to).length;
   }
-  const inSpan = (end: number) => countIn(times, end - WINDOW_MS, end);
+  const inSpan = (end: number) => countBetween(times, end - WINDOW_MS, end);
   let worst = 0;
   for (const t of times) worst = Math.max(worst, inSpan(t));
   let minUtilisation = Infinity;
@@ -426,21 +413,6 @@ export function jain(xs: number[]): number {
   const sum = xs.reduce((s, x) => s + x, 0);
   const squares = xs.reduce((s, x) => s + x * x, 0);
   return squares === 0 ? NaN : (sum * sum) / (xs.length * squares);
-}
-
-/** How many of the sorted times lie in (from, to]. */
-function countIn(sorted: number[], from: number, to: number): number {
-  const firstAfter = (x: number) => {
-    let lo = 0;
-    let hi = sorted.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (sorted[mid]! <= x) lo = mid + 1;
-      else hi = mid;
-    }
-    return lo;
-  };
-  return firstAfter(to) - firstAfter(from);
 }
 
 const secs = (s: { p50: number; p95: number; max: number }) =>

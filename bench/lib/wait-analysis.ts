@@ -101,7 +101,7 @@ export function analyse(
 }
 
 /** How many of the sorted times lie in (from, to]. */
-function countBetween(sorted: number[], from: number, to: number): number {
+export function countBetween(sorted: number[], from: number, to: number): number {
   const firstAfter = (x: number) => {
     let lo = 0;
     let hi = sorted.length;

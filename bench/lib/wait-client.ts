@@ -33,7 +33,8 @@ export interface WaitPolicy {
   signal: AbortSignal;
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<boolean> {
+/** Sleeps `ms`; false when the signal ended the sleep first. */
+export function abortableSleep(ms: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
     if (signal.aborted) return resolve(false);
     const timer = setTimeout(() => {
@@ -91,7 +92,7 @@ export async function waitForAdmission(id: number, tryOnce: () => Promise<TryRes
       return rec;
     }
     const slept = decision.sleepMs;
-    if (!(await sleep(slept, policy.signal))) {
+    if (!(await abortableSleep(slept, policy.signal))) {
       rec.cutOff = true;
       return rec;
     }
