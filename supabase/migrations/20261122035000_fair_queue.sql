@@ -290,6 +290,12 @@ begin
          and coalesce(v_turn_at > v_now + p_wait_left_ms * interval '1 millisecond', true) then
         v_turn_at := v_due_lease + interval '1 millisecond';
       end if;
+      -- The booking was tried and names no time it could succeed (a closed model, or free slots that a
+      -- reserved share keeps from this caller): the queue's count of slots cannot serve it, and
+      -- asking again would not either, so it is answered now rather than given a turn.
+      if v_may_book and v_reopens_at is null and v_recheck_at is null then
+        v_turn_at := null;
+      end if;
       -- Its turn: when the tickets ahead leave a slot over, and not before the booking's own reopening.
       v_expected := greatest(v_turn_at, least(v_reopens_at, v_recheck_at), v_now + interval '50 milliseconds');
       if v_turn_at is null and v_reopens_at is null then

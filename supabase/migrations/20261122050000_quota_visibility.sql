@@ -10,10 +10,11 @@
 --   the minute and of the Pacific day summed over all quota groups, the queue per priority class,
 --   and the caller's own budgets (google_ai_quota_report, one round trip).
 --
--- Both only read. "Left" is what the admission itself would count (the sliding window of 60 s +
--- minute guard, the guarded Pacific day, cooldowns), so a header never promises what the next
--- reservation would refuse; a reset is the time until the figure next grows (the oldest admission
--- leaves the window, the day or a cooldown ends), which for a refusal is its retry time.
+-- Both only read. "Left" is what the admission itself counts for the whole quota group (the sliding
+-- window of 60 s + minute guard, the guarded Pacific day, cooldowns), before reserved shares and
+-- pacing: a caller that does not own a share may be refused while the group still shows room for
+-- its owner. A reset is the time until the figure next grows (the oldest admission leaves the
+-- window, the day or a cooldown ends), which for a window refusal is its retry time.
 
 -- One quota group, one model -----------------------------------------------------------------------
 -- What is left in one quota group for a model at p_now under the effective limits given (null limit:

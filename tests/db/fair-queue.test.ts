@@ -164,6 +164,26 @@ describe("the admission queue", () => {
     expect(late.retry_after_ms).toBe(WINDOW_MS * 2 - 12_000);
   });
 
+  it("answers at once, keeping no ticket, when the booking names no reopening (a closed model, a share that keeps every slot)", async () => {
+    // Asking again could not help: the answer is immediate, not a ticket every 50 ms.
+    await model("q-closed", 0);
+    const closed = await admit({ at: T0, model: "q-closed", caller: "patient", waitLeftMs: 30_000 });
+    expect(closed).toMatchObject({ ok: false, limit: "rpm" });
+    expect(closed.queue).toBeUndefined();
+    expect(closed.retry_after_ms ?? null).toBeNull();
+
+    await model("q-kept", 2);
+    await db.sql`insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm) values ('q-kept', 'interactive', 2)`;
+    const batch = await admit({ at: T0, model: "q-kept", caller: "notebook", priority: "batch", waitLeftMs: 30_000 });
+    expect(batch).toMatchObject({ ok: false, limit: "rpm" });
+    expect(batch.queue).toBeUndefined();
+    const [{ n }] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from public.google_ai_queue where model in ('q-closed', 'q-kept')`;
+    expect(n).toBe(0);
+    // The bot, whose share it is, is admitted.
+    expect((await admit({ at: T0, model: "q-kept", caller: "bot", waitLeftMs: 30_000 })).ok).toBe(true);
+  });
+
   it("passes the turn of a waiter that stops calling to the next, and logs it as abandoned", async () => {
     await model("q-gone", 2);
     await fill("q-gone", 2, T0);

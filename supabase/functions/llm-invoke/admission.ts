@@ -83,9 +83,9 @@ export async function admit(
     const final = finalRefusal(r, context);
     if (final !== null || !isWaitable(r.limit)) throw final ?? quotaRefusal(r);
 
-    const decision = waiting.mode === "NO_WAIT"
-      ? { wait: false as const }
-      : nextTurn(r, Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now()));
+    // Judged against the wait the database was told: a ticket it gave is kept (a round trip slower
+    // than the allowance costs a few milliseconds of budget, not a turn left to lapse unclaimed).
+    const decision = waiting.mode === "NO_WAIT" ? { wait: false as const } : nextTurn(r, remainingMs);
     if (!decision.wait) throw quotaRefusal(r);
     queueTicket = decision.ticket;
     passedOver = joinSteps(passedOver, r.fallbackFrom);
