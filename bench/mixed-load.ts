@@ -14,6 +14,7 @@
 import { setMaxListeners } from "node:events";
 import { connect, type Sql } from "../shared/db/migrate.ts";
 import { parseReserveResult } from "../supabase/functions/llm-invoke/pg-store.ts";
+import type { Refusal } from "../supabase/functions/llm-invoke/store.ts";
 import { nextTurn, waitLeftForDatabase } from "../supabase/functions/llm-invoke/wait-policy.ts";
 import { sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
@@ -101,8 +102,8 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
     setMaxListeners(0, controller.signal);
     const stop = setTimeout(() => controller.abort(), stopAt - Date.now());
     const [queue, polling] = await Promise.all([
-      drive(arrivals, (a) => queuedRequest(pools.queue, a, cfg.maxWaitMs, controller.signal)),
-      drive(arrivals, (a) => pollingRequest(pools.polling, a, cfg, controller.signal)),
+      drive(arrivals, (a) => waitingRequest(pools.queue, a, queueRule(cfg.maxWaitMs), controller.signal)),
+      drive(arrivals, (a) => waitingRequest(pools.polling, a, pollingRule(cfg), controller.signal)),
     ]);
     clearTimeout(stop);
 
@@ -202,22 +203,51 @@ async function drive(arrivals: Arrival[], start: (a: Arrival) => Promise<Outcome
   return Promise.all(running);
 }
 
-function reserve(sql: Sql, model: string, a: Arrival, extra: { ticket: string | null; waitLeftMs: number } | null) {
-  return sql<{ r: unknown }[]>`
-    select public.google_ai_reserve(p_model => ${model}, p_estimated_tokens => ${TOKENS}, p_caller => ${a.caller},
-      p_request_id => ${`mixed-${a.id}`}, p_priority => ${a.priority},
-      p_queue_ticket => ${extra?.ticket ?? null}::uuid, p_wait_left_ms => ${extra?.waitLeftMs ?? 0}::integer) as r`;
+/** How a design waits: what its calls tell the database, and what it does with a refusal. */
+interface WaitRule {
+  model: string;
+  /** The queue's arguments (its ticket, the wait left), or null for a caller that only polls. */
+  ask(waitedMs: number, ticket: string | null): { ticket: string | null; waitLeftMs: number } | null;
+  next(refusal: Refusal, waitedMs: number): { wait: false } | { wait: true; sleepMs: number; ticket?: string };
 }
 
 /** admission.ts at the RPC level: a WAIT refusal names the turn; sleep until then and call with the ticket. */
-async function queuedRequest(sql: Sql, a: Arrival, maxWaitMs: number, signal: AbortSignal): Promise<Outcome> {
+function queueRule(maxWaitMs: number): WaitRule {
+  return {
+    model: MODELS.queue,
+    ask: (waitedMs, ticket) => ({ ticket, waitLeftMs: waitLeftForDatabase(maxWaitMs - waitedMs) }),
+    next: (refusal, waitedMs) => nextTurn(refusal, maxWaitMs - waitedMs),
+  };
+}
+
+/** The rule before the queue: sleep until the named reopening plus jitter, then race for it. */
+function pollingRule(cfg: MixedLoadConfig): WaitRule {
+  return {
+    model: MODELS.polling,
+    ask: () => null,
+    next: (refusal, waitedMs) =>
+      decideWait({
+        retryAfterMs: refusal.retryAfterMs,
+        recheckAfterMs: refusal.recheckAfterMs,
+        remainingMs: cfg.maxWaitMs - waitedMs,
+        jitterMs: Math.floor(Math.random() * cfg.jitterMs),
+      }),
+  };
+}
+
+/** One WAIT request: reserve, and while refused, sleep as the rule says and reserve again. */
+async function waitingRequest(sql: Sql, a: Arrival, rule: WaitRule, signal: AbortSignal): Promise<Outcome> {
   const out: Outcome = { arrival: a, admittedAt: null, admitCallAt: null, lostTurn: false, refusedAt: null, cutOff: false, calls: 0 };
   let ticket: string | null = null;
   let waited = 0;
   try {
     for (;;) {
       const sent = Date.now();
-      const [row] = await reserve(sql, MODELS.queue, a, { ticket, waitLeftMs: waitLeftForDatabase(maxWaitMs - waited) });
+      const queue = rule.ask(waited, ticket);
+      const [row] = await sql<{ r: unknown }[]>`
+        select public.google_ai_reserve(p_model => ${rule.model}, p_estimated_tokens => ${TOKENS}, p_caller => ${a.caller},
+          p_request_id => ${`mixed-${a.id}`}, p_priority => ${a.priority},
+          p_queue_ticket => ${queue?.ticket ?? null}::uuid, p_wait_left_ms => ${queue?.waitLeftMs ?? 0}::integer) as r`;
       out.calls++;
       const r = parseReserveResult(row!.r);
       if (r.ok) {
@@ -225,51 +255,13 @@ async function queuedRequest(sql: Sql, a: Arrival, maxWaitMs: number, signal: Ab
         out.admitCallAt = sent;
         return out;
       }
-      const turn = nextTurn(r, maxWaitMs - waited);
-      if (!turn.wait) {
-        out.refusedAt = Date.now();
-        out.lostTurn = waited > 0;
-        return out;
-      }
-      ticket = turn.ticket;
-      if (!(await abortableSleep(turn.sleepMs, signal))) {
-        out.cutOff = true;
-        return out;
-      }
-      waited += turn.sleepMs;
-    }
-  } catch (error) {
-    out.error = error instanceof Error ? error.message : String(error);
-    return out;
-  }
-}
-
-/** The rule before the queue: sleep until the named reopening plus jitter, then race for it. */
-async function pollingRequest(sql: Sql, a: Arrival, cfg: MixedLoadConfig, signal: AbortSignal): Promise<Outcome> {
-  const out: Outcome = { arrival: a, admittedAt: null, admitCallAt: null, lostTurn: false, refusedAt: null, cutOff: false, calls: 0 };
-  let waited = 0;
-  try {
-    for (;;) {
-      const sent = Date.now();
-      const [row] = await reserve(sql, MODELS.polling, a, null);
-      out.calls++;
-      const r = parseReserveResult(row!.r);
-      if (r.ok) {
-        out.admittedAt = Date.now();
-        out.admitCallAt = sent;
-        return out;
-      }
-      const decision = decideWait({
-        retryAfterMs: r.retryAfterMs,
-        recheckAfterMs: r.recheckAfterMs,
-        remainingMs: cfg.maxWaitMs - waited,
-        jitterMs: Math.floor(Math.random() * cfg.jitterMs),
-      });
+      const decision = rule.next(r, waited);
       if (!decision.wait) {
         out.refusedAt = Date.now();
         out.lostTurn = waited > 0;
         return out;
       }
+      ticket = decision.ticket ?? null;
       if (!(await abortableSleep(decision.sleepMs, signal))) {
         out.cutOff = true;
         return out;
