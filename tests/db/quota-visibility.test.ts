@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import type { ModelQuota } from "../../clients/typescript/eve-gateway.ts";
 
 let db: TestDatabase;
 let gateway: Sql;
@@ -223,16 +224,6 @@ describe("the quota an answer carries", () => {
     expect(n).toBe(odd.length);
   });
 });
-
-interface ModelQuota {
-  model: string;
-  limits: { rpm: number | null; tpm: number | null; rpd: number | null };
-  quota_groups: number;
-  cooling_down: number;
-  minute: { requests_left: number | null; requests_reset_ms: number | null; tokens_left: number | null; tokens_reset_ms: number | null };
-  day: { requests_left: number | null; resets_at: string | null; reset_ms: number | null };
-  queue: Record<string, number>;
-}
 
 interface Report {
   ok: boolean;
