@@ -144,34 +144,46 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
 
 /** The reservation's call, as a fragment of the statement that also reads its quota. */
 function reserveService(sql: Sql, p: ReserveParams, caller: string): postgres.PendingQuery<postgres.Row[]> {
-  return sql`select public.google_ai_reserve(p_model => ${p.model}, p_caller => ${caller}, ${reserveArgs(sql, p)}) as r`;
+  return sql`select public.google_ai_reserve(
+    p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer, p_caller => ${caller},
+    p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
 }
 
 function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
   return sql`select public.google_ai_reserve_with_token(
-    p_token_hash => ${tokenHash}, p_model => ${p.model}, ${reserveArgs(sql, p)}) as r`;
+    p_token_hash => ${tokenHash}, p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer,
+    p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
 }
 
 /** The whole chain in one round trip: the database tries `model`, then each fallback, in order. */
 function reserveChainService(sql: Sql, p: ReserveParams, caller: string): postgres.PendingQuery<postgres.Row[]> {
   return sql`select public.google_ai_reserve_chain(
-    p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[], p_caller => ${caller}, ${reserveArgs(sql, p)}) as r`;
+    p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[], p_estimated_tokens => ${p.estimatedTokens}::integer,
+    p_caller => ${caller}, p_request_id => ${p.requestId},
+    p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
 }
 
 function reserveChainToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
   return sql`select public.google_ai_reserve_chain_with_token(
     p_token_hash => ${tokenHash}, p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
-    ${reserveArgs(sql, p)}) as r`;
-}
-
-/** The arguments every form of the reservation takes, by name (one list, four RPCs). */
-function reserveArgs(sql: Sql, p: ReserveParams): postgres.PendingQuery<postgres.Row[]> {
-  return sql`p_estimated_tokens => ${p.estimatedTokens}::integer, p_request_id => ${p.requestId},
+    p_estimated_tokens => ${p.estimatedTokens}::integer, p_request_id => ${p.requestId},
     p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
     p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
-    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer`;
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
 }
 
 /** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */
