@@ -11,9 +11,25 @@ import { GatewayError, jsonResponse } from "./errors.ts";
 import { DatabaseUnavailable, isDatabaseUnreachable, retryAfterSeconds } from "./db.ts";
 import { sanitizeError } from "./sanitize.ts";
 
-/** A successful answer: its JSON body (request_id is added) and extra headers. */
-export interface Answer {
+/** A successful answer: its JSON body (request_id is added unless `asIs`) and extra headers. */
+export interface JsonAnswer {
   body: Record<string, unknown>;
+  headers?: Record<string, string>;
+  /** The body is another API's shape (Google's, OpenAI's): sent exactly as given. */
+  asIs?: boolean;
+}
+
+/** A streamed answer (server-sent events): status 200, the envelope's headers, the bytes as they come. */
+export interface StreamAnswer {
+  stream: ReadableStream<Uint8Array>;
+  headers: Record<string, string>;
+}
+
+export type Answer = JsonAnswer | StreamAnswer;
+
+/** An error in another API's shape, for routes that speak one (see EnvelopeOptions.errorShape). */
+export interface ErrorAnswer {
+  body: unknown;
   headers?: Record<string, string>;
 }
 
@@ -50,6 +66,11 @@ export interface EnvelopeOptions {
   logLine?: (line: string) => void;
   /** Where diagnostics go, with the request id (default: console.error). */
   note?: (text: string, requestId: string) => void;
+  /**
+   * How errors of a request are shaped, for routes that speak another API (Google's, OpenAI's); the
+   * status and the code's headers stay the gateway's. Default: the gateway's own shape.
+   */
+  errorShape?: (req: Request) => ((error: GatewayError, requestId: string) => ErrorAnswer) | undefined;
 }
 
 export type ScopedHandler = (req: Request, scope: RequestScope) => Promise<Answer>;
@@ -104,22 +125,23 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
         );
       }
       const answer = await handle(req, scope);
-      response = jsonResponse({ ...answer.body, request_id: requestId }, 200, {
-        ...options.headers,
-        ...scopedHeaders,
-        ...answer.headers,
-        "x-request-id": requestId,
-      });
+      const headers = { ...options.headers, ...scopedHeaders, ...answer.headers, "x-request-id": requestId };
+      if ("stream" in answer) {
+        fields.stream = true;
+        response = new Response(answer.stream, { status: 200, headers });
+      } else {
+        response = jsonResponse(answer.asIs === true ? answer.body : { ...answer.body, request_id: requestId }, 200, headers);
+      }
     } catch (thrown) {
       const error = asGatewayError(thrown, scope);
       outcome = error.code;
       if (typeof error.extra?.limit === "string") limit = error.extra.limit;
-      response = jsonResponse({ ...error.extra, request_id: requestId, error: error.toBody().error }, error.status, {
-        ...options.headers,
-        ...scopedHeaders,
-        ...error.headers,
-        "x-request-id": requestId,
-      });
+      const shaped = options.errorShape?.(req)?.(error, requestId);
+      response = jsonResponse(
+        shaped === undefined ? { ...error.extra, request_id: requestId, error: error.toBody().error } : shaped.body,
+        error.status,
+        { ...options.headers, ...scopedHeaders, ...error.headers, ...shaped?.headers, "x-request-id": requestId },
+      );
     }
 
     const line: RequestLine = {

@@ -25,6 +25,19 @@ export interface AdmissionDeps {
   clock: Clock;
   /** Told the quota each answer of the database carried. */
   onQuota?: (quota: QuotaSnapshot) => void;
+  /** Told the request's place in line each time it waits for its turn (progress events of a stream). */
+  onQueued?: (progress: QueueProgress) => void;
+}
+
+/** Where a waiting request stands: its place, the model it waits for, when its turn is expected. */
+export interface QueueProgress {
+  model: string | null;
+  position: number | null;
+  priority: string | null;
+  /** ISO time the request expects to be admitted. */
+  expectedAt: string;
+  /** How long it will sleep before asking again. */
+  sleepMs: number;
 }
 
 export interface Waiting {
@@ -89,6 +102,13 @@ export async function admit(
     if (!decision.wait) throw quotaRefusal(r);
     queueTicket = decision.ticket;
     passedOver = joinSteps(passedOver, r.fallbackFrom);
+    deps.onQueued?.({
+      model: r.model ?? null,
+      position: r.queue?.position ?? null,
+      priority: r.queue?.priority ?? null,
+      expectedAt: r.queue?.expectedAt ?? new Date(deps.clock.now() + decision.sleepMs).toISOString(),
+      sleepMs: decision.sleepMs,
+    });
     try {
       await deps.clock.sleep(decision.sleepMs, waiting.signal);
     } catch {

@@ -1,8 +1,10 @@
 // What the attempt loop receives and answers, shared by the HTTP handler and the loop itself, so the
 // loop does not depend on the HTTP edge.
 import type { Caller } from "../_shared/auth.ts";
+import type { GoogleResponse } from "../_shared/google/types.ts";
 import type { NormalizedRequest } from "./request.ts";
 import type { QuotaSnapshot } from "./store.ts";
+import type { QueueProgress } from "./admission.ts";
 
 export interface InvokeContext {
   caller: Caller;
@@ -13,6 +15,8 @@ export interface InvokeContext {
   signal: AbortSignal;
   /** Told the quota each reservation's answer carried (the last one is what the answer reports). */
   onQuota?: (quota: QuotaSnapshot) => void;
+  /** Told the request's place in line whenever it waits for its turn. */
+  onQueued?: (progress: QueueProgress) => void;
 }
 
 /** The success body (request_id is added by the handler). Never contains a key. */
@@ -31,4 +35,49 @@ export interface InvokeResult {
   candidates?: unknown[];
   /** True when the answer is a replay of an earlier request with the same request_id. */
   replayed?: boolean;
+  /**
+   * Google's answer as it came (routes that speak Google's or OpenAI's shape read it); not part of the
+   * native body. Absent in answers stored before it existed: googleResponseOf rebuilds one.
+   */
+  response?: GoogleResponse;
+}
+
+/** Who served a streamed answer: known when its first chunk is passed on. */
+export type StreamHead = Pick<InvokeResult, "model" | "requested_model" | "fallback_from" | "key_alias" | "attempts" | "waited_ms">;
+
+/**
+ * A streamed answer (the request asked for `stream`). Its chunks are Google's, passed on as they
+ * arrive. It ends normally, or throws GatewayError when the stream broke off on Google's side;
+ * stopping early (`return()`, the caller went away) aborts the call to Google. Either way the attempt
+ * is finalized with the tokens Google counted so far.
+ */
+export interface InvokeStream extends StreamHead {
+  kind: "stream";
+  chunks: AsyncIterable<GoogleResponse>;
+  /** The whole answer, once `chunks` has ended normally (text, usage, finish reason). */
+  result(): InvokeResult;
+}
+
+export type InvokeAnswer = InvokeResult | InvokeStream;
+
+export function isStream(answer: InvokeAnswer): answer is InvokeStream {
+  return (answer as InvokeStream).kind === "stream";
+}
+
+/** Google's shape of an answer: as Google sent it, or rebuilt from the gateway's fields. */
+export function googleResponseOf(result: InvokeResult): GoogleResponse {
+  if (result.response !== undefined) return result.response;
+  return {
+    candidates: result.candidates ?? [{
+      content: { role: "model", parts: [{ text: result.text }] },
+      ...(result.finish_reason === null ? {} : { finishReason: result.finish_reason }),
+      index: 0,
+    }],
+    usageMetadata: {
+      promptTokenCount: result.usage.prompt_tokens,
+      candidatesTokenCount: result.usage.completion_tokens,
+      totalTokenCount: result.usage.total_tokens,
+    },
+    modelVersion: result.model,
+  };
 }

@@ -60,7 +60,8 @@ export async function finalizeReliably(
 ): Promise<boolean> {
   const base = retry.backoffBaseMs ?? FINALIZE_BACKOFF_BASE_MS;
   const cap = retry.maxBackoffMs ?? FINALIZE_MAX_BACKOFF_MS;
-  const until = params.outcome === "succeeded"
+  // A success or a cut stream holds Google's count of billed tokens: worth the whole budget.
+  const until = params.outcome === "succeeded" || params.outcome === "cut"
     ? retry.deadline
     : Math.min(retry.deadline, retry.clock.now() + (retry.errorOutcomeBudgetMs ?? ERROR_OUTCOME_BUDGET_MS));
   let lastError = "";

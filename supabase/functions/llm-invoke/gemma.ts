@@ -1,8 +1,9 @@
 // Fits a normalized request to what the model can do. Capabilities come from the model's row in
 // google_ai_model_limits, so a new model with the same quirks is a row, not a code change.
-// Gemma on the Gemini API rejects systemInstruction ("Developer instruction is not enabled") and is
-// reported to lack JSON mode: we fold the system prompt into the first user turn and refuse JSON
-// mode with a clear 400 instead of Google's opaque one.
+// Gemma on the Gemini API rejects systemInstruction ("Developer instruction is not enabled") and
+// lacks JSON mode and function calling: we fold the system prompt into the first user turn and
+// refuse JSON mode and tools with a clear 400 naming the feature instead of Google's opaque one.
+// Everything a model can take is forwarded unchanged.
 import { GatewayError } from "../_shared/errors.ts";
 import type { Content, GoogleRequest } from "../_shared/google/types.ts";
 import type { NormalizedRequest } from "./request.ts";
@@ -14,37 +15,40 @@ export interface ModelCapabilities {
   model: string;
   supportsSystemInstruction: boolean;
   supportsJsonMode: boolean;
+  supportsTools: boolean;
+}
+
+function unsupported(model: string, feature: string, advice: string): GatewayError {
+  return new GatewayError("unsupported_feature", `${model} does not support ${feature}; ${advice}`, {
+    details: { model, feature },
+  });
 }
 
 const PLAIN_TEXT = "text/plain";
 
 export function adaptToModel(caps: ModelCapabilities, req: NormalizedRequest): GoogleRequest {
-  const mime = req.generationConfig.responseMimeType;
-  if (mime !== undefined && mime !== PLAIN_TEXT && !caps.supportsJsonMode) {
-    throw new GatewayError(
-      "unsupported_feature",
-      `${caps.model} does not support responseMimeType ${mime}; use text/plain or omit it ` +
-        "and ask for JSON in the prompt.",
-      { details: { model: caps.model, feature: "responseMimeType" } },
-    );
+  const config = req.generationConfig;
+  if (!caps.supportsJsonMode) {
+    const mime = config.responseMimeType;
+    if (mime !== undefined && mime !== PLAIN_TEXT) {
+      throw unsupported(caps.model, `responseMimeType ${mime}`, "use text/plain or omit it and ask for JSON in the prompt.");
+    }
+    for (const feature of ["responseSchema", "responseJsonSchema"] as const) {
+      if (config[feature] !== undefined) throw unsupported(caps.model, feature, "ask for JSON in the prompt instead.");
+    }
+  }
+  if (!caps.supportsTools) {
+    for (const feature of ["tools", "toolConfig"] as const) {
+      if (req.extras[feature] !== undefined) {
+        throw unsupported(caps.model, `${feature} (function calling)`, "use a model that supports function calling.");
+      }
+    }
   }
 
-  if (req.system === undefined) {
-    return { model: caps.model, contents: req.contents, generationConfig: req.generationConfig };
-  }
-  if (caps.supportsSystemInstruction) {
-    return {
-      model: caps.model,
-      contents: req.contents,
-      systemInstruction: req.system,
-      generationConfig: req.generationConfig,
-    };
-  }
-  return {
-    model: caps.model,
-    contents: foldSystem(req.system, req.contents),
-    generationConfig: req.generationConfig,
-  };
+  const base = { model: caps.model, generationConfig: config, ...req.extras };
+  if (req.system === undefined) return { ...base, contents: req.contents };
+  if (caps.supportsSystemInstruction) return { ...base, contents: req.contents, systemInstruction: req.system };
+  return { ...base, contents: foldSystem(req.system, req.contents) };
 }
 
 /** Puts the system text before the first user turn's text (a new user turn if a model turn leads). */
@@ -55,6 +59,8 @@ export function foldSystem(system: string, contents: readonly Content[]): Conten
   }
   const [head, ...rest] = first.parts;
   // Merged into one text part with a blank line, as chat templates render consecutive parts unseparated.
-  const parts = head === undefined ? [{ text: system }] : [{ text: `${system}\n\n${head.text}` }, ...rest];
+  const parts = typeof head?.text === "string"
+    ? [{ ...head, text: `${system}\n\n${head.text}` }, ...rest]
+    : [{ text: `${system}\n\n` }, ...first.parts];
   return [{ role: "user", parts }, ...contents.slice(1)];
 }

@@ -9,6 +9,9 @@
 // key-exclusions.ts (which keys the next reservation leaves out), finalize.ts (finalize that does not
 // lose a paid answer), model-chain.ts (which models may serve, and the request as each takes it).
 //
+// A streamed request (stream.ts) is the same loop: an attempt that fails before Google's first chunk
+// is retried like any other; from the first chunk on, the answer belongs to the caller.
+//
 // Per Google outcome:
 //   success        finalize(succeeded) and answer (off the response path when waitUntil exists)
 //   429            finalize with a cooldown (RetryInfo, or Pacific midnight for a per-day quota),
@@ -19,7 +22,7 @@
 //   other 4xx      finalize, no retry: 400 upstream_rejected with Google's (sanitized) message
 // A reservation that never reached Google (its key's secret is missing) is released and does not
 // count as an attempt.
-import type { GenerateOutcome, GoogleClient } from "../_shared/google/client.ts";
+import type { GenerateOutcome, GoogleClient, StreamOutcome } from "../_shared/google/client.ts";
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import { admit } from "./admission.ts";
@@ -27,13 +30,14 @@ import { failureRecord, successRecord } from "./attempt-record.ts";
 import { cachedProfiles } from "./capabilities.ts";
 import { createTokenCounter, InputSize } from "./exact-count.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import type { InvokeContext, InvokeResult } from "./context.ts";
+import type { InvokeAnswer, InvokeContext, InvokeResult } from "./context.ts";
 import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, requestFor, resolveChain } from "./model-chain.ts";
 import { cancelled, exhausted, fallbackSteps, noActiveKey, rejectedByGoogle } from "./refusals.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore, Reservation, ReserveCaller } from "./store.ts";
+import { openStream, relayStream } from "./stream.ts";
 import { estimateInputTokens } from "./tokens.ts";
 
 export const MAX_ATTEMPTS = 3;
@@ -53,7 +57,7 @@ export interface InvokeDeps {
   logError?: (message: string) => void;
 }
 
-export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeResult> {
+export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeAnswer> {
   const options = { ...DEFAULT_INVOKE_OPTIONS, ...deps.options };
   const clock = deps.clock ?? systemClock;
   const random = deps.random ?? Math.random;
@@ -74,13 +78,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     else await work;
   };
 
-  return async ({ caller, request, requestId, signal, onQuota }) => {
+  return async ({ caller, request, requestId, signal, onQuota, onQueued }) => {
     const deadline = clock.now() + options.budgetMs;
     const chain: ChainLink[] = await resolveChain(profiles, request);
     // The estimate (the largest over the chain's forms of the request); Google's exact count
     // replaces it if a refusal asks for one (exact-count.ts).
     const size = new InputSize(
-      Math.max(...chain.map((l) => estimateInputTokens({ contents: l.request.contents, system: l.request.systemInstruction }))),
+      request.imageTokens +
+        Math.max(...chain.map((l) => estimateInputTokens({ contents: l.request.contents, system: l.request.systemInstruction }))),
       (model) => countTokens(requestFor(chain, model), { deadline, signal }),
     );
     // Service callers name themselves (x-caller); for a token the database names the client.
@@ -100,7 +105,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     try {
       while (calls < MAX_ATTEMPTS && unusableKeys <= MAX_UNUSABLE_KEYS) {
         if (calls > 0 && clock.now() >= deadline) break;
-        const admission = await admit({ store: deps.store, clock, onQuota }, {
+        const admission = await admit({ store: deps.store, clock, onQuota, onQueued }, {
           model: request.model,
           fallbackModels: chain.slice(1).map((l) => l.model),
           caller: reserveAs,
@@ -133,6 +138,26 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         }
 
         calls++;
+        if (request.stream) {
+          const opened = await streamGoogle(apiKey, reservation);
+          if (opened.ok) {
+            return relayStream(opened, {
+              head: { ...headOf(reservation, calls), waited_ms: waiting.waitedMs },
+              reservationId: reservation.reservationId,
+              estimatedInputTokens: size.tokens,
+              includeCandidates: request.includeCandidates,
+              idempotent,
+              finalize: (record) => finalizeReliably(deps.store, logError, record, { deadline, clock }),
+              endRequest: () => deps.store.endRequest(reservation.reservationId),
+              afterAnswer,
+              clock,
+              logError,
+            });
+          }
+          lastError = opened.error;
+          if (await failed(opened, reservation)) continue;
+          break;
+        }
         const outcome = await callGoogle(apiKey, reservation);
         if (outcome.ok) {
           const result = answer(outcome, reservation, calls);
@@ -146,27 +171,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           return result;
         }
 
-        const error = outcome.error;
-        lastError = error;
-        // Awaited: the next reservation must see this attempt's cooldown.
-        await finalizeReliably(deps.store, logError, failureRecord({
-          reservationId: reservation.reservationId,
-          latencyMs: outcome.latencyMs,
-          error,
-          now: clock.now(),
-          defaultCooldownMs: options.defaultCooldownMs,
-        }), { deadline, clock });
-        if (error.class === "client_error") throw rejectedByGoogle(error);
-        if (error.kind === "aborted") throw cancelled();
-        if (error.class === "invalid_key") keys.markBroken(reservation.keyId);
-        else keys.markAvoided(reservation.keyId);
-        if (error.class === "retryable" && calls < MAX_ATTEMPTS) {
-          const backoff = options.backoffBaseMs * 2 ** (calls - 1) + jitter();
-          if (clock.now() + backoff >= deadline) break;
-          await clock.sleep(backoff, signal).catch(() => {
-            throw cancelled();
-          });
-        }
+        lastError = outcome.error;
+        if (!(await failed(outcome, reservation))) break;
       }
       throw exhausted(lastError);
     } catch (error) {
@@ -177,6 +183,61 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         ));
       }
       throw error;
+    }
+
+    /**
+     * A failed call: finalized (awaited: the next reservation must see its cooldown), then either
+     * thrown as the caller's answer or ready for the next attempt (false: no time left for one).
+     */
+    async function failed(outcome: Extract<GenerateOutcome, { ok: false }>, reservation: Reservation): Promise<boolean> {
+      const error = outcome.error;
+      await finalizeReliably(deps.store, logError, failureRecord({
+        reservationId: reservation.reservationId,
+        latencyMs: outcome.latencyMs,
+        error,
+        now: clock.now(),
+        defaultCooldownMs: options.defaultCooldownMs,
+      }), { deadline, clock });
+      if (error.class === "client_error") throw rejectedByGoogle(error);
+      if (error.kind === "aborted") throw cancelled();
+      if (error.class === "invalid_key") keys.markBroken(reservation.keyId);
+      else keys.markAvoided(reservation.keyId);
+      if (error.class === "retryable" && calls < MAX_ATTEMPTS) {
+        const backoff = options.backoffBaseMs * 2 ** (calls - 1) + jitter();
+        if (clock.now() + backoff >= deadline) return false;
+        await clock.sleep(backoff, signal).catch(() => {
+          throw cancelled();
+        });
+      }
+      return true;
+    }
+
+    /** Opens Google's stream and waits for its first chunk (what fails before it is an attempt like any other). */
+    async function streamGoogle(apiKey: string, reservation: Reservation): Promise<StreamOutcome> {
+      const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
+      const streamTimeoutMs = Math.max(1, deadline - clock.now());
+      try {
+        return await openStream(deps.google, {
+          apiKey,
+          request: requestFor(chain, reservation.model),
+          timeoutMs,
+          streamTimeoutMs,
+          signal,
+        });
+      } catch (error) {
+        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
+        throw error;
+      }
+    }
+
+    /** Who served: the model, why a fallback served, the key, the calls made. */
+    function headOf(reservation: Reservation, attempts: number) {
+      // A fallback served: the answer says what was asked for and why each model before it was passed over.
+      const passedOver = (reservation.fallbackFrom ?? []).filter((s) => s.model !== reservation.model);
+      const fallback = reservation.model === chain[0]!.model
+        ? {}
+        : { requested_model: chain[0]!.model, fallback_from: fallbackSteps(passedOver) };
+      return { model: reservation.model, ...fallback, key_alias: reservation.keyAlias, attempts };
     }
 
     async function callGoogle(apiKey: string, reservation: Reservation): Promise<GenerateOutcome> {
@@ -194,25 +255,21 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const usage = outcome.usage;
       const promptTokens = usage?.promptTokens ?? size.tokens;
       const completionTokens = usage === null ? 0 : usage.candidatesTokens + usage.thoughtsTokens;
-      // A fallback served: the answer says what was asked for and why each model before it was passed over.
-      const passedOver = (reservation.fallbackFrom ?? []).filter((s) => s.model !== reservation.model);
-      const fallback = reservation.model === chain[0]!.model
-        ? {}
-        : { requested_model: chain[0]!.model, fallback_from: fallbackSteps(passedOver) };
+      const { model, key_alias, ...rest } = headOf(reservation, attempts);
       return {
         text: outcome.text,
-        model: reservation.model,
-        ...fallback,
-        key_alias: reservation.keyAlias,
+        model,
+        ...rest,
+        key_alias,
         usage: {
           prompt_tokens: promptTokens,
           completion_tokens: completionTokens,
           total_tokens: usage?.totalTokens || promptTokens + completionTokens,
         },
-        attempts,
         waited_ms: waiting.waitedMs,
         finish_reason: outcome.finishReason,
         ...(request.includeCandidates ? { candidates: outcome.candidates } : {}),
+        response: outcome.response,
       };
     }
   };

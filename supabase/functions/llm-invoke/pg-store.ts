@@ -2,13 +2,15 @@
 //   reserve   public.google_ai_reserve, or public.google_ai_reserve_with_token for a scoped token,
 //             public.google_ai_reserve_chain (or _chain_with_token) for a request with fallback models;
 //             and in the same statement public.google_ai_answer_quota (what the answer reports)
-//   finalize  public.google_ai_finalize (cooldown and token_usage in the same call)
+//   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
+//             public.google_ai_finalize_cut for a streamed answer that broke off
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
 //   model     public.google_ai_model_profile (capabilities.ts caches it per worker)
 //   token     public.google_ai_check_token, before the body is read (token-check.ts caches it)
 //   keys      public.google_ai_active_keys, a key for countTokens (exact-count.ts caches it)
 //   quota     public.google_ai_quota_report, the quota route (GET llm-invoke/v1/quota)
+//   models    public.google_ai_model_list, the model routes (GET …/v1beta/models, …/v1/models)
 // Any database failure becomes GatewayError("unavailable") (503 JSON with Retry-After); the sanitized
 // cause goes to the log, never to the caller. Outages (DatabaseUnavailable) are logged by db.ts.
 import { GatewayError } from "../_shared/errors.ts";
@@ -21,6 +23,8 @@ import {
   type FallbackStep,
   type FinalizeParams,
   type GatewayStore,
+  type ModelEntry,
+  type ModelLister,
   type ModelProfile,
   type QueuePlace,
   type QuotaReader,
@@ -40,7 +44,7 @@ export interface PgStoreOptions {
   logError?: (message: string) => void;
 }
 
-export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChecker & QuotaReader {
+export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChecker & QuotaReader & ModelLister {
   const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
 
   async function run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
@@ -65,9 +69,11 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
 
     modelProfile: (model) =>
       run("model lookup", async (sql) => {
-        const rows = await sql<{ model: string; active: boolean; sis: boolean; json: boolean; fallbacks: string[] }[]>`
+        const rows = await sql<
+          { model: string; active: boolean; sis: boolean; json: boolean; tools: boolean; fallbacks: string[] }[]
+        >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
-                 p.fallback_models as fallbacks
+                 p.supports_tools as tools, p.fallback_models as fallbacks
           from public.google_ai_model_profile(p_model => ${model}) p`;
         const row = rows[0];
         return row === undefined ? null : ({
@@ -75,6 +81,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           active: row.active,
           supportsSystemInstruction: row.sis,
           supportsJsonMode: row.json,
+          supportsTools: row.tools,
           fallbackModels: row.fallbacks ?? [],
         } satisfies ModelProfile);
       }),
@@ -107,6 +114,13 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
 
     finalize: (p: FinalizeParams) =>
       run("finalize", async (sql) => {
+        if (p.outcome === "cut") {
+          await sql`select public.google_ai_finalize_cut(
+            p_reservation_id => ${p.reservationId}::uuid, p_cut_by => ${p.cutBy ?? "google"},
+            p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
+            p_latency_ms => ${p.latencyMs}::integer, p_error_message => ${p.errorMessage}) as r`;
+          return;
+        }
         await sql`select public.google_ai_finalize(
           p_reservation_id => ${p.reservationId}::uuid, p_outcome => ${p.outcome},
           p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
@@ -126,6 +140,36 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
     endRequest: (reservationId) =>
       run("end request", async (sql) => {
         await sql`select public.google_ai_end_request(p_reservation_id => ${reservationId}::uuid) as r`;
+      }),
+
+    modelList: () =>
+      run("model list", async (sql) => {
+        const rows = await sql<{
+          model: string;
+          aliases: string[];
+          display_name: string | null;
+          input_token_limit: number | null;
+          output_token_limit: number | null;
+          rpm: number | null;
+          tpm: number | null;
+          rpd: number | null;
+          supports_system_instruction: boolean;
+          supports_json_mode: boolean;
+          supports_tools: boolean;
+        }[]>`select m.* from public.google_ai_model_list() m`;
+        return rows.map((r): ModelEntry => ({
+          model: r.model,
+          aliases: r.aliases ?? [],
+          displayName: r.display_name,
+          inputTokenLimit: r.input_token_limit,
+          outputTokenLimit: r.output_token_limit,
+          rpm: r.rpm,
+          tpm: r.tpm,
+          rpd: r.rpd,
+          supportsSystemInstruction: r.supports_system_instruction,
+          supportsJsonMode: r.supports_json_mode,
+          supportsTools: r.supports_tools,
+        }));
       }),
 
     activeKeys: () =>

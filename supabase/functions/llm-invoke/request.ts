@@ -1,13 +1,14 @@
 // The llm-invoke request: its zod schema, and its normalization into Gemini `contents` plus an
 // optional system text, whatever input form the caller used (prompt, chat messages, native contents).
+// The other routes (surfaces/) build the same NormalizedRequest from Google's or OpenAI's shape.
 import { z } from "zod";
 import { GatewayError } from "../_shared/errors.ts";
-import type { Content, GenerationConfig, TextPart } from "../_shared/google/types.ts";
-import { sanitize } from "../_shared/sanitize.ts";
+import type { Content, GenerationConfig, RequestExtras } from "../_shared/google/types.ts";
 import { invalidRequest } from "../_shared/validation.ts";
+import { checkContents } from "./parts.ts";
 import { PRIORITY_CLASSES, type PriorityClass } from "./store.ts";
 
-export type { Content, GenerationConfig, TextPart } from "../_shared/google/types.ts";
+export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../_shared/google/types.ts";
 
 export type InvokeMode = "WAIT" | "NO_WAIT";
 
@@ -22,6 +23,12 @@ export interface NormalizedRequest {
   /** System prompt, from `system` and any `messages[].role == "system"`; applied per model later. */
   system?: string;
   generationConfig: GenerationConfig;
+  /** tools, toolConfig, safetySettings: forwarded as given (model-chain.ts refuses tools where unsupported). */
+  extras: RequestExtras;
+  /** Estimated tokens of the request's inline images (images.ts), on top of the text's estimate. */
+  imageTokens: number;
+  /** Answer as server-sent events, chunk by chunk. */
+  stream: boolean;
   mode: InvokeMode;
   /** Already capped by the wait budget; 0 for NO_WAIT. */
   maxWaitMs: number;
@@ -63,21 +70,43 @@ const messageSchema = z.strictObject({
   content: z.string(),
 });
 
-// Parts are loose here so that a non-text part gets `unsupported_feature`, not a generic error.
-const partSchema = z.looseObject({ text: z.string().optional() });
-const contentSchema = z.strictObject({
-  role: z.enum(["user", "model"]).optional(),
-  parts: z.array(partSchema).max(MAX_TURNS),
-});
+/** Most parts a request may carry over all its turns (each is checked, images are read). */
+export const MAX_PARTS = 1000;
 
-const generationConfigSchema = z.strictObject({
+// Turns are checked by parts.ts (one set of rules for every route), after the shape here.
+const contentSchema = z.looseObject({ parts: z.array(z.unknown()).max(MAX_PARTS) });
+
+/**
+ * Gemini's generationConfig: the fields the gateway reads or that are easy to get wrong are checked;
+ * any other field is forwarded as given, so a field Google adds later needs no release of the gateway.
+ */
+export const generationConfigSchema = z.looseObject({
   temperature: z.number().min(0).max(2).optional(),
   maxOutputTokens: z.number().int().min(1).max(1_000_000).optional(),
   topP: z.number().min(0).max(1).optional(),
   topK: z.number().int().min(1).max(1000).optional(),
   stopSequences: z.array(z.string().min(1).max(200)).max(5).optional(),
   responseMimeType: z.string().regex(MIME_TYPE, "must be a MIME type such as text/plain").optional(),
+  responseSchema: z.record(z.string(), z.unknown()).optional(),
+  responseJsonSchema: z.record(z.string(), z.unknown()).optional(),
+  candidateCount: z.number().int().min(1).max(8).optional(),
+  seed: z.number().int().optional(),
+  presencePenalty: z.number().optional(),
+  frequencyPenalty: z.number().optional(),
+  thinkingConfig: z.looseObject({
+    thinkingBudget: z.number().int().min(-1).optional(),
+    includeThoughts: z.boolean().optional(),
+  }).optional(),
+}).refine((c) => c.responseSchema === undefined || c.responseJsonSchema === undefined, {
+  message: "give responseSchema or responseJsonSchema, not both",
 });
+
+/** Function calling and safety settings, as Gemini takes them. */
+export const extrasSchema = {
+  tools: z.array(z.record(z.string(), z.unknown())).max(128).optional(),
+  toolConfig: z.record(z.string(), z.unknown()).optional(),
+  safetySettings: z.array(z.looseObject({ category: z.string(), threshold: z.string() })).max(32).optional(),
+};
 
 const modelName = z.string().transform((m) => m.replace(/^models\//, "")).pipe(
   z.string().regex(MODEL_NAME, "must be a model id such as gemma-3-27b-it"),
@@ -99,6 +128,8 @@ export const invokeRequestSchema = z.strictObject({
   metadata: z.record(z.string(), z.unknown()).optional(),
   include_candidates: z.boolean().default(false),
   priority: z.enum(PRIORITY_CLASSES as [PriorityClass, ...PriorityClass[]]).optional(),
+  stream: z.boolean().default(false),
+  ...extrasSchema,
 });
 
 export type InvokeRequest = z.infer<typeof invokeRequestSchema>;
@@ -116,36 +147,52 @@ export function parseInvokeRequest(
   const req = parsed.data;
 
   checkFallbacks(req.model, req.fallback_models);
-  const { contents, systemFromMessages } = toContents(req);
+  const { contents, systemFromMessages, imageTokens } = toContents(req);
   const system = joinText([req.system, systemFromMessages]);
 
-  if (req.metadata !== undefined) {
-    const bytes = new TextEncoder().encode(JSON.stringify(req.metadata)).length;
-    if (bytes > limits.maxMetadataBytes) {
-      throw new GatewayError(
-        "invalid_request",
-        `metadata is ${bytes} bytes as JSON; the limit is ${limits.maxMetadataBytes}.`,
-        { details: { field: "metadata", limit_bytes: limits.maxMetadataBytes } },
-      );
-    }
-  }
-
-  const maxWaitMs = req.mode === "NO_WAIT"
-    ? 0
-    : Math.min(req.max_wait_ms ?? limits.defaultMaxWaitMs, limits.maxWaitBudgetMs);
+  if (req.metadata !== undefined) checkMetadataSize(req.metadata, limits);
 
   return {
     model: req.model,
     ...(req.fallback_models === undefined ? {} : { fallbackModels: req.fallback_models }),
     contents,
     ...(system === undefined ? {} : { system }),
-    generationConfig: req.generationConfig ?? {},
+    generationConfig: (req.generationConfig ?? {}) as GenerationConfig,
+    extras: extrasOf(req),
+    imageTokens,
+    stream: req.stream,
     mode: req.mode,
-    maxWaitMs,
+    maxWaitMs: waitFor(req.mode, req.max_wait_ms, limits),
     ...(req.request_id === undefined ? {} : { requestId: req.request_id }),
     metadata: req.metadata ?? {},
     includeCandidates: req.include_candidates,
     ...(req.priority === undefined ? {} : { priority: req.priority }),
+  };
+}
+
+/** The wait a mode allows: none for NO_WAIT; the caller's (or the default), capped by the budget. */
+export function waitFor(mode: InvokeMode, asked: number | undefined, limits: RequestLimits): number {
+  return mode === "NO_WAIT" ? 0 : Math.min(asked ?? limits.defaultMaxWaitMs, limits.maxWaitBudgetMs);
+}
+
+/** metadata is kept in every audit row, refusals included: its size is capped. */
+export function checkMetadataSize(metadata: Record<string, unknown>, limits: RequestLimits): void {
+  const bytes = new TextEncoder().encode(JSON.stringify(metadata)).length;
+  if (bytes > limits.maxMetadataBytes) {
+    throw new GatewayError(
+      "invalid_request",
+      `metadata is ${bytes} bytes as JSON; the limit is ${limits.maxMetadataBytes}.`,
+      { details: { field: "metadata", limit_bytes: limits.maxMetadataBytes } },
+    );
+  }
+}
+
+/** The request-level Gemini fields that are forwarded as given, without the absent ones. */
+export function extrasOf(req: RequestExtras): RequestExtras {
+  return {
+    ...(req.tools === undefined ? {} : { tools: req.tools }),
+    ...(req.toolConfig === undefined ? {} : { toolConfig: req.toolConfig }),
+    ...(req.safetySettings === undefined ? {} : { safetySettings: req.safetySettings }),
   };
 }
 
@@ -165,7 +212,7 @@ function checkFallbacks(model: string, fallbacks: readonly string[] | undefined)
   }
 }
 
-function toContents(req: InvokeRequest): { contents: Content[]; systemFromMessages?: string } {
+function toContents(req: InvokeRequest): { contents: Content[]; systemFromMessages?: string; imageTokens: number } {
   const given = [req.prompt, req.messages, req.contents].filter((x) => x !== undefined).length;
   if (given === 0) {
     throw new GatewayError("empty_input", "Give the input as one of: prompt, messages, contents.");
@@ -179,7 +226,7 @@ function toContents(req: InvokeRequest): { contents: Content[]; systemFromMessag
 
   if (req.prompt !== undefined) {
     if (req.prompt.trim() === "") throw new GatewayError("empty_input", "prompt is empty.");
-    return { contents: [{ role: "user", parts: [{ text: req.prompt }] }] };
+    return { contents: [{ role: "user", parts: [{ text: req.prompt }] }], imageTokens: 0 };
   }
 
   if (req.messages !== undefined) {
@@ -198,31 +245,14 @@ function toContents(req: InvokeRequest): { contents: Content[]; systemFromMessag
     if (contents.length === 0) {
       throw new GatewayError("empty_input", "messages has no user or assistant message.");
     }
-    return { contents, systemFromMessages: joinText(system) };
+    return { contents, systemFromMessages: joinText(system), imageTokens: 0 };
   }
 
-  const contents = (req.contents ?? []).map((c, i): Content => {
-    const parts = c.parts.map((p, j): TextPart => {
-      const extra = Object.keys(p).filter((k) => k !== "text");
-      if (extra.length > 0 || p.text === undefined) {
-        throw new GatewayError(
-          "unsupported_feature",
-          `contents[${i}].parts[${j}]: only text parts are supported` +
-            (extra.length > 0 ? ` (got ${sanitize(extra.join(", "), { maxLength: 100 })}).` : "."),
-        );
-      }
-      return { text: p.text };
-    });
-    if (!parts.some((p) => p.text.trim() !== "")) {
-      throw new GatewayError("empty_input", `contents[${i}] has no text.`);
-    }
-    return { role: c.role ?? "user", parts };
-  });
-  if (contents.length === 0) throw new GatewayError("empty_input", "contents is empty.");
-  return { contents };
+  const checked = checkContents(req.contents ?? []);
+  return { contents: checked.contents, imageTokens: checked.images.reduce((sum, image) => sum + image.tokens, 0) };
 }
 
-function joinText(pieces: ReadonlyArray<string | undefined>): string | undefined {
+export function joinText(pieces: ReadonlyArray<string | undefined>): string | undefined {
   const kept = pieces.filter((p): p is string => p !== undefined && p.trim() !== "");
   return kept.length === 0 ? undefined : kept.join("\n\n");
 }

@@ -194,7 +194,8 @@ export interface Refusal {
   quota?: QuotaSnapshot | null;
 }
 
-export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout";
+/** "cut": a streamed answer broke off after it started (FinalizeParams.cutBy says who cut it). */
+export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout" | "cut";
 
 export interface FinalizeParams {
   reservationId: string;
@@ -219,6 +220,23 @@ export interface FinalizeParams {
    * the database falls back to API_KEY_INVALID alone).
    */
   keyRejected?: boolean;
+  /** A cut stream: the caller went away ("client") or the stream broke off on Google's side ("google"). */
+  cutBy?: "client" | "google";
+}
+
+/** A model a caller can name (GET …/v1beta/models, …/v1/models): its row and what Google lists of it. */
+export interface ModelEntry {
+  model: string;
+  aliases: string[];
+  displayName: string | null;
+  inputTokenLimit: number | null;
+  outputTokenLimit: number | null;
+  rpm: number | null;
+  tpm: number | null;
+  rpd: number | null;
+  supportsSystemInstruction: boolean;
+  supportsJsonMode: boolean;
+  supportsTools: boolean;
 }
 
 /** An active key row (no secret: the secret is the Edge secret its env var names). */
@@ -240,6 +258,11 @@ export interface GatewayStore {
   endRequest(reservationId: string): Promise<void>;
   /** Active keys in rotation order, for calls that book no quota (countTokens, exact-count.ts). */
   activeKeys(): Promise<ActiveKey[]>;
+}
+
+export interface ModelLister {
+  /** The active model rows, for the model routes. */
+  modelList(): Promise<ModelEntry[]>;
 }
 
 /**

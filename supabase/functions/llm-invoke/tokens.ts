@@ -17,7 +17,10 @@
 //   per digit; dates, times and prices are common in event texts, so digits count one each.
 // - Chat templates add turn markers (<start_of_turn>user ... <end_of_turn>), a few tokens per turn.
 // The offline simulator counts ceil(all text bytes / 4); this estimate is never below that.
-import type { Content } from "./request.ts";
+//
+// Other parts: a functionCall or functionResponse counts as the text of its JSON; an inline image is
+// estimated from its dimensions by images.ts (the request's imageTokens), not from its bytes.
+import type { Content, Part } from "./request.ts";
 
 export const BYTES_PER_TOKEN = 3;
 export const TURN_OVERHEAD = 5;
@@ -41,8 +44,15 @@ export function estimateInputTokens(input: { contents: readonly Content[]; syste
   let tokens = REQUEST_OVERHEAD;
   for (const content of input.contents) {
     tokens += TURN_OVERHEAD;
-    for (const part of content.parts) tokens += estimateTextTokens(part.text);
+    for (const part of content.parts) tokens += estimatePartTokens(part);
   }
   if (input.system !== undefined) tokens += TURN_OVERHEAD + estimateTextTokens(input.system);
   return tokens;
+}
+
+/** A text part's tokens, or a function call's / response's as JSON text; images are counted apart. */
+function estimatePartTokens(part: Part): number {
+  if (typeof part.text === "string") return estimateTextTokens(part.text);
+  if (part.inlineData !== undefined) return 0;
+  return estimateTextTokens(JSON.stringify(part));
 }

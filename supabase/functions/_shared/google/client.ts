@@ -1,26 +1,23 @@
-// One generateContent call through @google/genai, with a deadline, that never throws for a failed
-// call: it returns the text and usage, or a classified error (errors.ts) whose message is
-// sanitized of the key. Retries are the attempt loop's job, so the SDK's own retry stays off
-// (it is off unless httpOptions.retryOptions is set).
-// countTokens (Google's exact count of an input; free, with its own quota) is a plain fetch with the
-// same discipline: the SDK's countTokens drops systemInstruction on the Gemini API, so it would
-// count a different input than the one generateContent is sent.
-import { GoogleGenAI } from "@google/genai";
-import type { GoogleRequest } from "./types.ts";
+// Google's Gemini REST over plain `fetch` (no SDK: one POST needs none of google-auth-library, ws or
+// gaxios, and the function boots faster without them). Three calls, each with a deadline, none of
+// which throws for a failed call: each returns Google's answer or a classified error (errors.ts)
+// whose message is sanitized of the key.
+//   generate     generateContent: the whole answer, read (text, usage) and kept as Google sent it
+//   stream       streamGenerateContent?alt=sse: resolves when Google's headers arrive; its chunks are
+//                passed on as they come, and a stream Google cuts ends with a StreamCut error
+//   countTokens  Google's exact count of an input (free, with its own quota), for the whole request
+// Retries are the attempt loop's job.
 import { type ClassifiedGoogleError, classifyGoogleFailure, classifyGoogleHttpError } from "./errors.ts";
+import { isEmptyResponse, responseFinishReason, responseText, responseUsage, type Usage } from "./response.ts";
+import { sseData } from "./sse.ts";
+import { generateContentBody, type GoogleRequest, type GoogleResponse } from "./types.ts";
 import { sanitizeError } from "../sanitize.ts";
 
-export const DEFAULT_GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com";
-// Newer @google/genai versions default to v1; Gemma and the research notes (and the simulator) use v1beta.
-export const GOOGLE_API_VERSION = "v1beta";
+export type { Usage } from "./response.ts";
 
-export interface Usage {
-  promptTokens: number;
-  candidatesTokens: number;
-  /** Gemini 2.5 "thinking" tokens: billed as output, not part of candidatesTokens. */
-  thoughtsTokens: number;
-  totalTokens: number;
-}
+export const DEFAULT_GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com";
+// Gemma and Google's docs for the Gemini API use v1beta (v1 lacks systemInstruction and JSON schema).
+export const GOOGLE_API_VERSION = "v1beta";
 
 export type GenerateOutcome =
   | {
@@ -31,16 +28,42 @@ export type GenerateOutcome =
     usage: Usage | null;
     candidates: unknown[];
     modelVersion: string | null;
+    /** Google's answer as it came, for callers that speak Google's shape. */
+    response: GoogleResponse;
     latencyMs: number;
   }
   | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
 
+export type StreamOutcome =
+  | {
+    ok: true;
+    /**
+     * Google's chunks as they arrive. Ends after the last one, or throws StreamCut when the stream
+     * breaks off (network, deadline, an error event, a chunk that is not JSON). Stopping early
+     * (`return()`) aborts the call to Google.
+     */
+    chunks: AsyncGenerator<GoogleResponse, void, undefined>;
+    /** Time to Google's response headers. */
+    latencyMs: number;
+  }
+  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
+
+/** A stream that broke off after it started: what went wrong, classified like any failed call. */
+export class StreamCut extends Error {
+  constructor(readonly error: ClassifiedGoogleError) {
+    super(error.message);
+    this.name = "StreamCut";
+  }
+}
+
 export interface GenerateCall {
   apiKey: string;
   request: GoogleRequest;
-  /** Deadline of this attempt; on expiry the outcome is a `timeout` failure. */
+  /** Deadline of this attempt (a stream: until Google's headers); on expiry the outcome is a `timeout` failure. */
   timeoutMs: number;
-  /** Caller-side cancellation (e.g. the function's wall-clock budget); gives an `aborted` failure. */
+  /** A stream's deadline for all of it, counted from the call (default: timeoutMs). */
+  streamTimeoutMs?: number;
+  /** Caller-side cancellation (e.g. the caller went away); gives an `aborted` failure. */
   signal?: AbortSignal;
 }
 
@@ -50,6 +73,7 @@ export type CountTokensOutcome =
 
 export interface GoogleClient {
   generate(call: GenerateCall): Promise<GenerateOutcome>;
+  stream(call: GenerateCall): Promise<StreamOutcome>;
   /** Google's count of the input tokens `call.request` would be billed for (contents + system instruction). */
   countTokens(call: GenerateCall): Promise<CountTokensOutcome>;
 }
@@ -67,69 +91,69 @@ export function googleBaseUrlFromEnv(get: (name: string) => string | undefined):
 }
 
 export function createGoogleClient(options: GoogleClientOptions = {}): GoogleClient {
-  const baseUrl = options.baseUrl ?? DEFAULT_GOOGLE_BASE_URL;
-  const apiVersion = options.apiVersion ?? GOOGLE_API_VERSION;
-  // One SDK client per key: keys are few and the client holds no connection state of its own.
-  const clients = new Map<string, GoogleGenAI>();
-  const clientFor = (apiKey: string): GoogleGenAI => {
-    let client = clients.get(apiKey);
-    if (client === undefined) {
-      // vertexai: false so that GOOGLE_GENAI_USE_VERTEXAI in the environment cannot redirect calls.
-      client = new GoogleGenAI({ apiKey, vertexai: false, httpOptions: { baseUrl, apiVersion } });
-      clients.set(apiKey, client);
-    }
-    return client;
-  };
+  const apiBase = `${(options.baseUrl ?? DEFAULT_GOOGLE_BASE_URL).replace(/\/+$/, "")}/${options.apiVersion ?? GOOGLE_API_VERSION}`;
+  const url = (model: string, method: string) => `${apiBase}/models/${encodeURIComponent(model)}:${method}`;
   return {
-    generate: (call) => generate(clientFor(call.apiKey), call),
-    countTokens: (call) => countTokens(`${baseUrl.replace(/\/+$/, "")}/${apiVersion}`, call),
+    generate: (call) => generate(url(call.request.model, "generateContent"), call),
+    stream: (call) => stream(url(call.request.model, "streamGenerateContent") + "?alt=sse", call),
+    countTokens: (call) => countTokens(url(call.request.model, "countTokens"), call),
   };
 }
 
 /** The countTokens body: the whole generateContentRequest, so the system instruction is counted too. */
 export function countTokensBody(request: GoogleRequest): Record<string, unknown> {
-  return {
-    generateContentRequest: {
-      model: `models/${request.model}`,
-      contents: request.contents,
-      ...(request.systemInstruction === undefined
-        ? {}
-        : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
-    },
-  };
+  return { generateContentRequest: { model: `models/${request.model}`, ...generateContentBody(request) } };
 }
 
-async function countTokens(apiBase: string, call: GenerateCall): Promise<CountTokensOutcome> {
+function post(url: string, call: GenerateCall, body: unknown, signal: AbortSignal): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-goog-api-key": call.apiKey },
+    body: JSON.stringify(body),
+    signal,
+  });
+}
+
+/** Reads a whole answer: its JSON, or the classified error of a non-2xx status. */
+async function readJson(
+  response: Response,
+  secrets: string[],
+): Promise<{ ok: true; body: unknown } | { ok: false; error: ClassifiedGoogleError }> {
+  const text = await response.text();
+  let body: unknown = text;
+  let parsed = false;
+  try {
+    body = JSON.parse(text);
+    parsed = true;
+  } catch {
+    // Not JSON: an error is classified on its status and raw text; a 200 is malformed.
+  }
+  if (!response.ok) return { ok: false, error: classifyGoogleHttpError(response.status, body, { secrets }) };
+  if (!parsed || typeof body !== "object" || body === null || Array.isArray(body)) {
+    return {
+      ok: false,
+      error: classifyGoogleFailure("malformed", "Google answered 200 with a body that is not a JSON object.", {
+        httpStatus: response.status,
+        secrets,
+      }),
+    };
+  }
+  return { ok: true, body };
+}
+
+async function countTokens(url: string, call: GenerateCall): Promise<CountTokensOutcome> {
   const started = Date.now();
-  const secrets = [call.apiKey];
   const guard = callGuard(call.timeoutMs, call.signal);
   try {
-    const response = await guard.recordingFetch(
-      `${apiBase}/models/${encodeURIComponent(call.request.model)}:countTokens`,
-      {
-        method: "POST",
-        headers: { "content-type": "application/json", "x-goog-api-key": call.apiKey },
-        body: JSON.stringify(countTokensBody(call.request)),
-        signal: guard.signal,
-      },
-    );
-    const text = await response.text();
+    const read = await readJson(await post(url, call, countTokensBody(call.request), guard.signal), [call.apiKey]);
     const latencyMs = Date.now() - started;
-    let body: unknown = text;
-    try {
-      body = JSON.parse(text);
-    } catch {
-      // Not JSON: an error is classified on its status and raw text; a 200 is malformed.
-    }
-    if (!response.ok) return { ok: false, latencyMs, error: classifyGoogleHttpError(response.status, body, { secrets }) };
-    const total = (body as { totalTokens?: unknown } | null)?.totalTokens;
+    if (!read.ok) return { ok: false, latencyMs, error: read.error };
+    const total = (read.body as { totalTokens?: unknown }).totalTokens;
     if (typeof total !== "number" || !Number.isInteger(total) || total < 0) {
       return {
         ok: false,
         latencyMs,
-        error: classifyGoogleFailure("malformed", "countTokens answered without totalTokens.", {
-          httpStatus: response.status,
-        }),
+        error: classifyGoogleFailure("malformed", "countTokens answered without totalTokens.", { httpStatus: 200 }),
       };
     }
     return { ok: true, totalTokens: total, latencyMs };
@@ -140,58 +164,104 @@ async function countTokens(apiBase: string, call: GenerateCall): Promise<CountTo
   }
 }
 
-async function generate(client: GoogleGenAI, call: GenerateCall): Promise<GenerateOutcome> {
+async function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
   const started = Date.now();
   const guard = callGuard(call.timeoutMs, call.signal);
-  const { signal, recordingFetch } = guard;
-
-  const { request } = call;
   try {
-    const response = await client.models.generateContent({
-      model: request.model,
-      contents: request.contents,
-      config: {
-        ...request.generationConfig,
-        ...(request.systemInstruction === undefined ? {} : { systemInstruction: request.systemInstruction }),
-        abortSignal: signal,
-        httpOptions: { fetch: recordingFetch },
-      },
-    });
+    const read = await readJson(await post(url, call, generateContentBody(call.request), guard.signal), [call.apiKey]);
     const latencyMs = Date.now() - started;
-    const candidates: unknown[] = response.candidates ?? [];
-    const first = response.candidates?.[0];
-    const blockReason = response.promptFeedback?.blockReason ?? null;
-    if (first === undefined && blockReason === null) {
+    if (!read.ok) return { ok: false, latencyMs, error: read.error };
+    const response = read.body as GoogleResponse;
+    if (isEmptyResponse(response)) {
       return {
         ok: false,
         latencyMs,
         error: classifyGoogleFailure("malformed", "Google answered without candidates or promptFeedback.", {
-          httpStatus: guard.httpStatus() ?? 200,
+          httpStatus: 200,
         }),
       };
     }
-    const text = (first?.content?.parts ?? [])
-      .filter((p) => typeof p.text === "string" && p.thought !== true)
-      .map((p) => p.text)
-      .join("");
-    const u = response.usageMetadata;
-    const usage: Usage | null = u === undefined ? null : {
-      promptTokens: u.promptTokenCount ?? 0,
-      candidatesTokens: u.candidatesTokenCount ?? 0,
-      thoughtsTokens: u.thoughtsTokenCount ?? 0,
-      totalTokens: u.totalTokenCount ?? 0,
-    };
     return {
       ok: true,
-      text,
-      finishReason: first?.finishReason ?? (blockReason === null ? null : `BLOCKED_${blockReason}`),
-      usage,
-      candidates,
-      modelVersion: response.modelVersion ?? null,
+      text: responseText(response),
+      finishReason: responseFinishReason(response),
+      usage: responseUsage(response),
+      candidates: Array.isArray(response.candidates) ? response.candidates : [],
+      modelVersion: typeof response.modelVersion === "string" ? response.modelVersion : null,
+      response,
       latencyMs,
     };
   } catch (error) {
     return { ok: false, latencyMs: Date.now() - started, error: classifyThrown(error, thrownContext(guard, call)) };
+  } finally {
+    guard.done();
+  }
+}
+
+async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
+  const started = Date.now();
+  // One deadline for the whole stream; the attempt's own deadline covers the wait for headers.
+  const guard = callGuard(Math.max(call.timeoutMs, call.streamTimeoutMs ?? call.timeoutMs), call.signal);
+  const headers = callGuard(call.timeoutMs, guard.signal);
+  let response: Response;
+  try {
+    response = await post(url, call, generateContentBody(call.request), headers.signal);
+  } catch (error) {
+    guard.done();
+    const context = thrownContext(headers, call);
+    return { ok: false, latencyMs: Date.now() - started, error: classifyThrown(error, context) };
+  } finally {
+    headers.done();
+  }
+  const latencyMs = Date.now() - started;
+  if (!response.ok || response.body === null) {
+    const read = await readJson(response, [call.apiKey]).catch((error) => ({
+      ok: false as const,
+      error: classifyThrown(error, thrownContext(guard, call)),
+    }));
+    guard.done();
+    const error = read.ok
+      ? classifyGoogleFailure("malformed", "Google answered the stream without a body.", { httpStatus: response.status })
+      : read.error;
+    return { ok: false, latencyMs, error };
+  }
+  return { ok: true, latencyMs, chunks: streamChunks(response.body, guard, call) };
+}
+
+/** Google's SSE events as answers; anything that breaks the stream off becomes a StreamCut. */
+async function* streamChunks(
+  body: ReadableStream<Uint8Array>,
+  guard: ReturnType<typeof callGuard>,
+  call: GenerateCall,
+): AsyncGenerator<GoogleResponse, void, undefined> {
+  const secrets = [call.apiKey];
+  try {
+    for await (const data of sseData(body)) {
+      let chunk: unknown;
+      try {
+        chunk = JSON.parse(data);
+      } catch {
+        throw new StreamCut(classifyGoogleFailure("malformed", "Google sent a stream event that is not JSON.", {
+          httpStatus: 200,
+          secrets,
+        }));
+      }
+      if (typeof chunk !== "object" || chunk === null || Array.isArray(chunk)) {
+        throw new StreamCut(classifyGoogleFailure("malformed", "Google sent a stream event that is not an object.", {
+          httpStatus: 200,
+          secrets,
+        }));
+      }
+      const error = (chunk as { error?: { code?: unknown } }).error;
+      if (error !== undefined) {
+        const status = typeof error.code === "number" ? error.code : 500;
+        throw new StreamCut(classifyGoogleHttpError(status, chunk, { secrets }));
+      }
+      yield chunk as GoogleResponse;
+    }
+  } catch (error) {
+    if (error instanceof StreamCut) throw error;
+    throw new StreamCut(classifyThrown(error, thrownContext(guard, call)));
   } finally {
     guard.done();
   }

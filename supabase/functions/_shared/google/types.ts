@@ -1,14 +1,32 @@
-// The Gemini REST shapes the gateway sends: what llm-invoke builds and the Google client posts.
+// The Gemini REST shapes the gateway sends and receives (v1beta generateContent, camelCase as Google's
+// own SDKs send it). Fields the gateway does not interpret are carried as they came, so a new Gemini
+// field reaches Google without a code change.
 
-/** Text-only Gemini content; the gateway does not forward other part kinds (images, tools). */
-export interface TextPart {
-  text: string;
+/**
+ * One part of a turn: text, an inline image (`inlineData`), a function call or its response. The
+ * gateway reads `text` and `inlineData`; every other field is forwarded unchanged.
+ */
+export interface Part {
+  text?: string;
+  /** Gemini 2.5 marks its thoughts with `thought: true`; they are not part of the answer's text. */
+  thought?: boolean;
+  inlineData?: { mimeType: string; data: string };
+  functionCall?: { name: string; args?: Record<string, unknown>; id?: string };
+  functionResponse?: { name: string; response: Record<string, unknown>; id?: string };
+  [field: string]: unknown;
 }
+
 export interface Content {
   role: "user" | "model";
-  parts: TextPart[];
+  parts: Part[];
 }
 
+/** The text-only part the gateway itself writes (prompts, folded system instructions). */
+export interface TextPart extends Part {
+  text: string;
+}
+
+/** generationConfig: the fields the gateway checks are typed; the rest pass through. */
 export interface GenerationConfig {
   temperature?: number;
   maxOutputTokens?: number;
@@ -16,12 +34,42 @@ export interface GenerationConfig {
   topK?: number;
   stopSequences?: string[];
   responseMimeType?: string;
+  responseSchema?: unknown;
+  responseJsonSchema?: unknown;
+  candidateCount?: number;
+  seed?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  thinkingConfig?: { thinkingBudget?: number; includeThoughts?: boolean; [field: string]: unknown };
+  [field: string]: unknown;
+}
+
+/** The request-level fields forwarded as the caller gave them (function calling, safety). */
+export interface RequestExtras {
+  tools?: unknown[];
+  toolConfig?: Record<string, unknown>;
+  safetySettings?: unknown[];
 }
 
 /** What is sent to Google for one request. */
-export interface GoogleRequest {
+export interface GoogleRequest extends RequestExtras {
   model: string;
   contents: Content[];
   systemInstruction?: string;
   generationConfig: GenerationConfig;
+}
+
+/** One generateContent answer, or one chunk of a streamed one, as Google sent it. */
+export type GoogleResponse = Record<string, unknown>;
+
+/** The generateContent body of a request (everything but the model, which is in the path). */
+export function generateContentBody(request: GoogleRequest): Record<string, unknown> {
+  return {
+    contents: request.contents,
+    ...(request.systemInstruction === undefined ? {} : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
+    ...(Object.keys(request.generationConfig).length === 0 ? {} : { generationConfig: request.generationConfig }),
+    ...(request.tools === undefined ? {} : { tools: request.tools }),
+    ...(request.toolConfig === undefined ? {} : { toolConfig: request.toolConfig }),
+    ...(request.safetySettings === undefined ? {} : { safetySettings: request.safetySettings }),
+  };
 }

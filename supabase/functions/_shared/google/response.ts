@@ -1,0 +1,59 @@
+// Reading Google's generateContent answers (whole, or one streamed chunk): the answer's text, why it
+// ended, and the usage Google counted. Everything else in the answer is passed to callers unchanged.
+import type { GoogleResponse } from "./types.ts";
+
+export interface Usage {
+  promptTokens: number;
+  candidatesTokens: number;
+  /** Gemini 2.5 "thinking" tokens: billed as output, not part of candidatesTokens. */
+  thoughtsTokens: number;
+  totalTokens: number;
+}
+
+interface RawCandidate {
+  content?: { parts?: Array<{ text?: unknown; thought?: unknown }> };
+  finishReason?: unknown;
+}
+
+function candidates(response: GoogleResponse): RawCandidate[] {
+  return Array.isArray(response.candidates) ? response.candidates as RawCandidate[] : [];
+}
+
+/** The first candidate's answer text (thoughts left out). */
+export function responseText(response: GoogleResponse): string {
+  const parts = candidates(response)[0]?.content?.parts ?? [];
+  let text = "";
+  for (const part of parts) if (typeof part.text === "string" && part.thought !== true) text += part.text;
+  return text;
+}
+
+/** Why the first candidate ended, or BLOCKED_<reason> when the prompt itself was blocked; null mid-stream. */
+export function responseFinishReason(response: GoogleResponse): string | null {
+  const reason = candidates(response)[0]?.finishReason;
+  if (typeof reason === "string") return reason;
+  const blocked = (response.promptFeedback as { blockReason?: unknown } | undefined)?.blockReason;
+  return typeof blocked === "string" ? `BLOCKED_${blocked}` : null;
+}
+
+/** True when the answer has neither candidates nor a prompt verdict: not a generateContent answer. */
+export function isEmptyResponse(response: GoogleResponse): boolean {
+  return candidates(response).length === 0 && response.promptFeedback === undefined;
+}
+
+/** Google's usageMetadata, or null when the answer carries none. */
+export function responseUsage(response: GoogleResponse): Usage | null {
+  const u = response.usageMetadata as Record<string, unknown> | undefined;
+  if (u === undefined || u === null || typeof u !== "object") return null;
+  const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+  return {
+    promptTokens: n(u.promptTokenCount),
+    candidatesTokens: n(u.candidatesTokenCount),
+    thoughtsTokens: n(u.thoughtsTokenCount),
+    totalTokens: n(u.totalTokenCount),
+  };
+}
+
+/** Output tokens as billed: the answer and the thoughts. */
+export function outputTokens(usage: Usage): number {
+  return usage.candidatesTokens + usage.thoughtsTokens;
+}

@@ -1,0 +1,190 @@
+// A streamed answer: Google's chunks passed to the caller as they arrive, with exact accounting.
+//   openStream    opens Google's stream and reads its first chunk, so that anything failing before
+//                 the caller has seen a byte is an ordinary failed attempt (retried by the loop)
+//   relayStream   passes the chunks on, keeping Google's latest usageMetadata and the text so far;
+//                 when the stream ends it finalizes the attempt: a success with Google's last count,
+//                 or 'cut' (the caller went away, or Google broke off) with the tokens so far. No
+//                 database write stands between a chunk from Google and the caller.
+import { GatewayError } from "../_shared/errors.ts";
+import { type GenerateCall, type GoogleClient, StreamCut, type StreamOutcome } from "../_shared/google/client.ts";
+import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
+import {
+  outputTokens,
+  responseFinishReason,
+  responseText,
+  responseUsage,
+  type Usage,
+} from "../_shared/google/response.ts";
+import type { GoogleResponse } from "../_shared/google/types.ts";
+import { classifyGoogleFailure } from "../_shared/google/errors.ts";
+import { sanitizeError } from "../_shared/sanitize.ts";
+import { successRecord } from "./attempt-record.ts";
+import type { Clock } from "./clock.ts";
+import type { InvokeResult, InvokeStream, StreamHead } from "./context.ts";
+import type { FinalizeParams } from "./store.ts";
+import { estimateTextTokens } from "./tokens.ts";
+
+type OpenedStream = Extract<StreamOutcome, { ok: true }>;
+
+/** Opens the stream and waits for Google's first chunk; a stream that fails before it is a failed call. */
+export async function openStream(google: GoogleClient, call: GenerateCall): Promise<StreamOutcome> {
+  const opened = await google.stream(call);
+  if (!opened.ok) return opened;
+  try {
+    const first = await opened.chunks.next();
+    if (first.done === true) {
+      return {
+        ok: false,
+        latencyMs: opened.latencyMs,
+        error: classifyGoogleFailure("malformed", "Google's stream ended before its first chunk.", { httpStatus: 200 }),
+      };
+    }
+    return { ok: true, latencyMs: opened.latencyMs, chunks: prepend(first.value, opened.chunks) };
+  } catch (error) {
+    if (error instanceof StreamCut) return { ok: false, latencyMs: opened.latencyMs, error: error.error };
+    throw error;
+  }
+}
+
+async function* prepend(
+  first: GoogleResponse,
+  rest: AsyncGenerator<GoogleResponse, void, undefined>,
+): AsyncGenerator<GoogleResponse, void, undefined> {
+  try {
+    yield first;
+    yield* rest;
+  } finally {
+    // Stopped before the end: stop Google's stream too.
+    await rest.return(undefined);
+  }
+}
+
+export interface RelayOptions {
+  head: StreamHead;
+  reservationId: string;
+  /** Booked at reservation: counted when Google's stream names no usage at all. */
+  estimatedInputTokens: number;
+  includeCandidates: boolean;
+  /** The caller named the request: the whole answer is stored for replay, a cut frees its id. */
+  idempotent: boolean;
+  finalize: (record: FinalizeParams) => Promise<unknown>;
+  endRequest: () => Promise<void>;
+  /** Off the response path where the runtime allows it, else awaited. */
+  afterAnswer: (work: Promise<unknown>) => Promise<void>;
+  clock: Clock;
+  logError: (message: string) => void;
+}
+
+/** What was streamed so far. */
+class StreamTally {
+  text = "";
+  usage: Usage | null = null;
+  finishReason: string | null = null;
+  last: GoogleResponse | null = null;
+  candidates: unknown[] = [];
+
+  add(chunk: GoogleResponse): void {
+    this.text += responseText(chunk);
+    this.usage = responseUsage(chunk) ?? this.usage;
+    this.finishReason = responseFinishReason(chunk) ?? this.finishReason;
+    this.last = chunk;
+    if (Array.isArray(chunk.candidates)) this.candidates = chunk.candidates;
+  }
+
+  /** Output tokens so far: Google's count when it gave one, else our estimate of the text. */
+  outputTokens(): number {
+    return this.usage === null ? estimateTextTokens(this.text) : outputTokens(this.usage);
+  }
+}
+
+export function relayStream(opened: OpenedStream, options: RelayOptions): InvokeStream {
+  const { clock } = options;
+  const started = clock.now() - opened.latencyMs;
+  const tally = new StreamTally();
+  let whole: InvokeResult | null = null;
+
+  const result = (): InvokeResult => {
+    const usage = tally.usage;
+    const prompt = usage?.promptTokens ?? options.estimatedInputTokens;
+    const completion = usage === null ? 0 : outputTokens(usage);
+    return {
+      text: tally.text,
+      ...options.head,
+      usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: usage?.totalTokens || prompt + completion },
+      finish_reason: tally.finishReason,
+      ...(options.includeCandidates ? { candidates: tally.candidates } : {}),
+      // The last chunk carries the finish reason and the final usage: Google's shape of the whole.
+      ...(tally.last === null ? {} : { response: tally.last }),
+    };
+  };
+
+  async function* chunks(): AsyncGenerator<GoogleResponse, void, undefined> {
+    let ended: "done" | "client" | "google" = "client";
+    let cut: ClassifiedGoogleError | null = null;
+    try {
+      for await (const chunk of opened.chunks) {
+        tally.add(chunk);
+        yield chunk;
+      }
+      ended = "done";
+    } catch (error) {
+      if (!(error instanceof StreamCut)) throw error;
+      cut = error.error;
+      // Our caller's own signal aborted the call: the caller went away.
+      ended = cut.kind === "aborted" ? "client" : "google";
+    } finally {
+      await finish(ended, cut);
+    }
+    if (ended === "google") {
+      throw new GatewayError(
+        "upstream_error",
+        `Google's stream broke off after it started (${cut?.message ?? "no reason given"}); ` +
+          "the part already sent is all there is.",
+        { details: { cut_by: "google" } },
+      );
+    }
+  }
+
+  async function finish(ended: "done" | "client" | "google", cut: ClassifiedGoogleError | null): Promise<void> {
+    const latencyMs = clock.now() - started;
+    if (ended === "done") {
+      whole = result();
+      await options.afterAnswer(options.finalize(successRecord({
+        reservationId: options.reservationId,
+        latencyMs,
+        inputTokens: tally.usage?.promptTokens ?? null,
+        outputTokens: tally.usage === null ? null : outputTokens(tally.usage),
+        response: options.idempotent ? whole : null,
+      })));
+      return;
+    }
+    const record: FinalizeParams = {
+      ...successRecord({
+        reservationId: options.reservationId,
+        latencyMs,
+        inputTokens: tally.usage?.promptTokens ?? options.estimatedInputTokens,
+        outputTokens: tally.outputTokens(),
+        response: null,
+      }),
+      outcome: "cut",
+      cutBy: ended,
+      errorMessage: ended === "client" ? "the caller went away mid-stream" : (cut?.message ?? null),
+    };
+    const work = options.finalize(record).then(() =>
+      options.idempotent
+        ? options.endRequest().catch((e) => options.logError(`end of request failed: ${sanitizeError(e)}`))
+        : undefined
+    );
+    await options.afterAnswer(work);
+  }
+
+  return {
+    kind: "stream",
+    ...options.head,
+    chunks: chunks(),
+    result: () => {
+      if (whole === null) throw new Error("the stream has not ended yet");
+      return whole;
+    },
+  };
+}

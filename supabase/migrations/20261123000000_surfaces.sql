@@ -1,0 +1,114 @@
+-- What the Gemini-native and OpenAI-compatible routes need from the database:
+--   * a model row says whether the model takes function calling (Gemma does not), so the gateway
+--     refuses tools with a clear 400 before spending a request on Google's opaque one;
+--   * the models a caller can name, in one call, for GET …/v1beta/models and …/v1/models;
+--   * a streamed answer that breaks off (the caller went away, or Google cut it) is recorded as
+--     'cut', with the tokens Google counted so far, and settles its booking like any finished call.
+
+-- Function calling, per model ------------------------------------------------------------------------
+do $$
+begin
+  if not exists (select 1 from information_schema.columns
+                 where table_schema = 'public' and table_name = 'google_ai_model_limits'
+                   and column_name = 'supports_tools') then
+    alter table public.google_ai_model_limits add column supports_tools boolean not null default true;
+    -- The rows that cannot take a system instruction are Gemma's; Gemma has no function calling either.
+    update public.google_ai_model_limits set supports_tools = false where model like 'gemma-%';
+  end if;
+end
+$$;
+comment on column public.google_ai_model_limits.supports_tools is
+  'False: the model has no function calling (tools/toolConfig are refused with unsupported_feature).';
+
+-- The profile gains supports_tools: its result type changes, so it is dropped and made again.
+drop function if exists public.google_ai_model_profile(text);
+create function public.google_ai_model_profile(p_model text)
+returns table (model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean,
+               fallback_models text[], supports_tools boolean)
+language sql stable security definer set search_path = ''
+as $$
+  select l.model, l.is_active, l.supports_system_instruction, l.supports_json_mode,
+         coalesce((select array_agg(f.model order by f.i)
+                   from (select r.model, min(c.i) as i
+                         from unnest(l.fallback_models) with ordinality c(name, i)
+                         cross join lateral public.google_ai_model_by_name(c.name) r
+                         where r.model is not null and r.model <> l.model
+                         group by r.model) f), '{}'),
+         l.supports_tools
+  from public.google_ai_model_by_name(p_model) l
+  where l.id is not null
+$$;
+
+-- The models a caller can name -------------------------------------------------------------------
+-- Active rows with what Google's models.list told the maintenance run about them (token limits,
+-- display name), the largest over the keys that list the model.
+create or replace function public.google_ai_model_list()
+returns table (model text, aliases text[], display_name text, input_token_limit integer,
+               output_token_limit integer, rpm integer, tpm integer, rpd integer,
+               supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
+language sql stable security definer set search_path = ''
+as $$
+  select l.model, l.aliases,
+         (select max(c.display_name) from public.google_ai_model_catalogue c where c.model = l.model),
+         (select max(c.input_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
+         (select max(c.output_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
+         l.rpm, l.tpm, l.rpd, l.supports_system_instruction, l.supports_json_mode, l.supports_tools
+  from public.google_ai_model_limits l
+  where l.is_active
+  order by l.model
+$$;
+
+-- A stream that broke off --------------------------------------------------------------------------
+do $$
+begin
+  alter table public.google_ai_attempts drop constraint if exists google_ai_attempts_status_check;
+  alter table public.google_ai_attempts add constraint google_ai_attempts_status_check check (status in
+    ('reserved', 'refused', 'succeeded', 'google_error', 'network_error', 'timeout', 'released', 'abandoned', 'cut'));
+end
+$$;
+
+-- Google billed what it streamed: the call is finalized like a success (tokens reconciled with
+-- Google's last count, token_usage written, no stored answer), then marked 'cut' with who cut it
+-- ('client': the caller went away; 'google': the stream broke off on Google's side).
+create or replace function public.google_ai_finalize_cut(
+  p_reservation_id uuid,
+  p_cut_by text,
+  p_input_tokens integer default null,
+  p_output_tokens integer default null,
+  p_latency_ms integer default null,
+  p_error_message text default null)
+returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_answer jsonb;
+begin
+  if p_cut_by not in ('client', 'google') then
+    raise exception 'p_cut_by must be client or google' using errcode = '22023';
+  end if;
+  v_answer := public.google_ai_finalize(
+    p_reservation_id => p_reservation_id, p_outcome => 'succeeded', p_input_tokens => p_input_tokens,
+    p_output_tokens => p_output_tokens, p_http_status => 200, p_latency_ms => p_latency_ms);
+  if not coalesce((v_answer ->> 'ok')::boolean, false) then
+    return v_answer;
+  end if;
+  update public.google_ai_attempts a set
+    status = 'cut',
+    error_code = 'stream_cut_by_' || p_cut_by,
+    error_message = left(p_error_message, 1000)
+  where a.reservation_id = p_reservation_id;
+  return jsonb_build_object('ok', true, 'status', 'cut');
+end
+$$;
+
+-- Access (as in the access file): nothing for anon/authenticated; operators and the functions' role.
+revoke all on function
+  public.google_ai_model_profile(text),
+  public.google_ai_model_list(),
+  public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text)
+from public, anon, authenticated, service_role, eve_gateway;
+grant execute on function
+  public.google_ai_model_profile(text),
+  public.google_ai_model_list(),
+  public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text)
+to service_role, eve_gateway;
