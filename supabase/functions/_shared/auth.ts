@@ -7,7 +7,8 @@
 //   (expiry, revocation, models, budget) in the reservation's round trip, so the plain token is
 //   never stored or logged. Client secrets (`evegw_cs_`) are for issue-kaggle-token only and are
 //   refused here like any unknown credential.
-// The credential may come as `Authorization: Bearer <secret>` or as `apikey: <secret>`.
+// The credential may come as `Authorization: Bearer <secret>`, as `apikey: <secret>`, or as Google's
+// SDKs send theirs: `x-goog-api-key: <secret>` (and `?key=`, which the caller passes in as `extra`).
 import { isKaggleToken, KAGGLE_TOKEN_PREFIX } from "./credentials.ts";
 import { GatewayError } from "./errors.ts";
 
@@ -34,15 +35,18 @@ export function serviceKeysFromEnv(get: (name: string) => string | undefined): s
   return [...new Set(keys.filter((k): k is string => k !== undefined && k.trim() !== ""))];
 }
 
-/** The credentials a request presents, in order: bearer token first, then apikey. */
-export function presentedCredentials(headers: Headers): string[] {
+/** The credentials a request presents, in order: bearer token, apikey, x-goog-api-key, then `extra`. */
+export function presentedCredentials(headers: Headers, extra: ReadonlyArray<string | null> = []): string[] {
   const found: string[] = [];
   const authorization = headers.get("authorization");
   const bearer = authorization === null ? null : /^\s*bearer\s+(\S+)\s*$/i.exec(authorization);
   if (bearer?.[1] !== undefined) found.push(bearer[1]);
-  const apikey = headers.get("apikey")?.trim();
-  if (apikey !== undefined && apikey !== "" && !found.includes(apikey)) found.push(apikey);
-  return found;
+  for (const value of [headers.get("apikey"), headers.get("x-goog-api-key"), ...extra]) {
+    const credential = value?.trim();
+    if (credential !== undefined && credential !== "" && !found.includes(credential)) found.push(credential);
+  }
+  // Bounded: a caller cannot make us hash an unbounded list.
+  return found.slice(0, 4);
 }
 
 /**
@@ -64,14 +68,18 @@ export function callerLabel(raw: string | null, fallback = DEFAULT_LABEL): strin
 }
 
 /** Identifies the caller or throws GatewayError("unauthorized"). Never echoes what was presented. */
-export async function authenticate(headers: Headers, serviceKeys: readonly string[]): Promise<Caller> {
-  const credentials = presentedCredentials(headers);
+export async function authenticate(
+  headers: Headers,
+  serviceKeys: readonly string[],
+  extra: ReadonlyArray<string | null> = [],
+): Promise<Caller> {
+  const credentials = presentedCredentials(headers, extra);
   if (credentials.length === 0) {
     const other = (headers.get("authorization") ?? "").trim() !== "";
     throw new GatewayError(
       "unauthorized",
       (other ? "Unsupported Authorization scheme" : "Missing credential") +
-        ": send the service key or a token as 'Authorization: Bearer <key>' or 'apikey: <key>'.",
+        ": send the service key or a token as 'Authorization: Bearer <key>', 'apikey: <key>' or 'x-goog-api-key: <key>'.",
     );
   }
   const label = callerLabel(headers.get("x-caller"));

@@ -56,6 +56,11 @@ export interface InvokeStream extends StreamHead {
   chunks: AsyncIterable<GoogleResponse>;
   /** The whole answer, once `chunks` has ended normally (text, usage, finish reason). */
   result(): InvokeResult;
+  /**
+   * For an answer nobody will read (the caller went away before its stream began): aborts Google's
+   * stream and finalizes the attempt as cut. Does nothing once the chunks have ended.
+   */
+  cancel(): Promise<void>;
 }
 
 export type InvokeAnswer = InvokeResult | InvokeStream;

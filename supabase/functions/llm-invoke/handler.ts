@@ -1,28 +1,41 @@
-// The HTTP side of llm-invoke: credentials, content type, body size, JSON, validation, inside the
-// shared envelope (_shared/envelope.ts: request id, method, log line, error answers). What happens to a valid request (reserve, call
-// Google, finalize) is the injected `invoke`, so tests and servers build the handler with their own
-// dependencies. No Deno globals here: the module runs under Deno and under Node (vitest).
+// The HTTP side of llm-invoke, inside the shared envelope (_shared/envelope.ts: request id, method,
+// log line, error answers): which route (routes.ts), who is calling, the body, and the answer in the
+// route's own shape (surfaces/). What happens to a valid request (reserve, call Google, finalize) is
+// the injected `invoke`, so tests and servers build the handler with their own dependencies. No Deno
+// globals here: the module runs under Deno and under Node (vitest).
 //
-// Routes: POST (any path) generates; GET …/v1/quota answers the caller's quota (the injected
-// `quota`, one round trip). Every answer of a generation carries the quota its last reservation saw,
-// as x-ratelimit-* headers (quota-headers.ts).
-import { authenticate } from "../_shared/auth.ts";
+// Every route that generates goes through the same authentication, reservation, attempts, audit,
+// idempotency and WAIT/NO_WAIT; every answer of a generation carries the quota its last reservation
+// saw, as x-ratelimit-* headers (quota-headers.ts).
+import { authenticate, type Caller } from "../_shared/auth.ts";
+import { type Answer, envelope, type RequestScope } from "../_shared/envelope.ts";
 import { GatewayError } from "../_shared/errors.ts";
-import { envelope } from "../_shared/envelope.ts";
 import { parseJson, readBody } from "../_shared/http.ts";
-import type { InvokeContext, InvokeResult } from "./context.ts";
+import { sanitizeError } from "../_shared/sanitize.ts";
+import type { QueueProgress } from "./admission.ts";
+import { type InvokeAnswer, type InvokeContext, isStream } from "./context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
-import type { QuotaReport, ReserveCaller } from "./store.ts";
+import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest, type RequestLimits } from "./request.ts";
+import { dialectOf, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
+import type { ModelEntry, QuotaReport, ReserveCaller } from "./store.ts";
+import { countTokensAnswer, geminiModel, geminiModels, geminiSurface, parseCountTokens } from "./surfaces/gemini.ts";
+import { errorFrame, nativeFrames, nativeSurface, queuedFrame } from "./surfaces/native.ts";
+import { openAiModel, openAiModels, openAiSurface } from "./surfaces/openai.ts";
+import { SSE_HEADERS, sseBody } from "./surfaces/sse.ts";
+import type { GenerateSurface, SurfaceContext } from "./surfaces/surface.ts";
 import { type TokenCheck, tokenStatusError } from "./token-check.ts";
-import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest, parseInvokeRequest, type RequestLimits } from "./request.ts";
 
 export interface HandlerDeps {
   /** Service/secret keys accepted as trusted callers (see auth.ts serviceKeysFromEnv). */
   serviceKeys: readonly string[];
   /** Runs a validated request; throws GatewayError for answers other than 200. */
-  invoke: (ctx: InvokeContext) => Promise<InvokeResult>;
+  invoke: (ctx: InvokeContext) => Promise<InvokeAnswer>;
   /** The quota route's answer for a credential (pg-store's quotaReport); without it the route is 404. */
   quota?: (caller: ReserveCaller) => Promise<QuotaReport>;
+  /** The models callers can name (pg-store's modelList); without it the model routes are 404. */
+  models?: () => Promise<ModelEntry[]>;
+  /** Google's count of a request's input tokens (countTokens route); without it the route is 404. */
+  countTokens?: (request: NormalizedRequest, signal: AbortSignal) => Promise<number>;
   /** Scoped tokens are accepted only once something validates them (the Kaggle issue). */
   acceptTokens?: boolean;
   /**
@@ -40,18 +53,15 @@ export interface HandlerDeps {
   newRequestId?: () => string;
 }
 
-export const DEFAULT_MAX_BODY_BYTES = 1_000_000;
+/** Room for one inline image at its cap (7 MiB decoded, ~9.4 MB as base64) and the rest of a request. */
+export const DEFAULT_MAX_BODY_BYTES = 10_000_000;
 
-/** GET …/functions/v1/llm-invoke/v1/quota: the function sees the path from /llm-invoke on. */
-const QUOTA_ROUTE = /\/v1\/quota\/?$/;
-
-export function isQuotaRoute(req: Request): boolean {
-  return QUOTA_ROUTE.test(new URL(req.url).pathname);
-}
+const SURFACES = { native: nativeSurface, gemini: geminiSurface, openai: openAiSurface } as const;
 
 export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
   const limits = deps.requestLimits ?? DEFAULT_REQUEST_LIMITS;
+  const now = deps.now ?? (() => Date.now());
 
   return envelope({
     name: "llm-invoke",
@@ -59,57 +69,226 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     now: deps.now,
     logLine: deps.logRequest,
     note: deps.logError,
-    methods: (req) => (isQuotaRoute(req) ? ["GET"] : ["POST"]),
+    methods: (req) => methodsOf(routeOf(req.url)),
+    errorShape: (req) => {
+      const surface = SURFACES[dialectOf(routeOf(req.url))];
+      return (error, requestId) => surface.error(error, requestId);
+    },
   }, async (req, scope) => {
-    // Credentials before the body: an anonymous caller must not make us read a megabyte.
-    const caller = await authenticate(req.headers, deps.serviceKeys);
+    const route = routeOf(req.url);
+    scope.annotate({ route: route.kind });
+    // An unknown path costs nothing: no credential is checked, no body read.
+    if (route.kind === "unknown") throw notFound("This path is not one of llm-invoke's routes.");
+    const caller = await identify(req, route, scope);
+    const surface = SURFACES[dialectOf(route)];
+
+    switch (route.kind) {
+      case "quota":
+        return quotaAnswer(caller);
+      case "gemini.models":
+      case "gemini.model":
+      case "openai.models":
+      case "openai.model":
+        return modelsAnswer(route, new URL(req.url));
+      case "gemini.countTokens": {
+        if (deps.countTokens === undefined) throw notFound("This deployment does not count tokens.");
+        const request = parseCountTokens(await readJsonBody(req), route.model, limits);
+        return { body: countTokensAnswer(await deps.countTokens(request, req.signal)), asIs: true };
+      }
+      default: {
+        const parsed = surface.parse({
+          body: await readJsonBody(req),
+          headers: req.headers,
+          limits,
+          ...(route.kind === "gemini.generate" ? { model: route.model, stream: route.stream } : {}),
+        });
+        const request = capOutputTokens(parsed, caller.outputCap);
+        return generate(req, scope, surface, caller.caller, request);
+      }
+    }
+  });
+
+  /** Who is calling; a scoped token is checked (and its output cap read) before the body. */
+  async function identify(req: Request, route: Route, scope: RequestScope): Promise<{ caller: Caller; outputCap?: number }> {
+    // Google's SDKs may send the key as ?key= on Google's routes.
+    const keyParam = dialectOf(route) === "gemini" ? new URL(req.url).searchParams.get("key") : null;
+    const caller = await authenticate(req.headers, deps.serviceKeys, [keyParam]);
     scope.annotate({ caller: caller.kind === "service" ? caller.label : "token" });
     if (caller.kind === "token" && deps.acceptTokens !== true) {
       throw new GatewayError("unauthorized", "Scoped tokens are not accepted by this deployment.");
     }
-    let outputCap: number | undefined;
     if (caller.kind === "token" && deps.checkToken !== undefined) {
       const check = await deps.checkToken(caller.tokenHash);
       if (check.status !== "ok") throw tokenStatusError(check.status);
-      outputCap = check.maxOutputTokens;
+      return { caller, ...(check.maxOutputTokens === undefined ? {} : { outputCap: check.maxOutputTokens }) };
     }
-    if (isQuotaRoute(req)) {
-      scope.annotate({ route: "quota" });
-      if (deps.quota === undefined) throw new GatewayError("not_found", "This deployment has no quota route.");
-      const answer = await deps.quota(
-        caller.kind === "service" ? { kind: "service", name: caller.label } : { kind: "token", tokenHash: caller.tokenHash },
-      );
-      if (!answer.ok) throw tokenStatusError(answer.status);
-      return { body: answer.report, headers: { "cache-control": "no-store" } };
-    }
+    return { caller };
+  }
+
+  async function readJsonBody(req: Request): Promise<unknown> {
     const contentType = req.headers.get("content-type") ?? "";
     if (!/^application\/json\s*(;|$)/i.test(contentType.trim())) {
       throw new GatewayError("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.");
     }
-    const body = parseJson(await readBody(req, maxBodyBytes));
-    const request = capOutputTokens(parseInvokeRequest(body, limits), outputCap);
+    return parseJson(await readBody(req, maxBodyBytes));
+  }
+
+  async function quotaAnswer(caller: { caller: Caller }): Promise<Answer> {
+    if (deps.quota === undefined) throw notFound("This deployment has no quota route.");
+    const c = caller.caller;
+    const answer = await deps.quota(c.kind === "service" ? { kind: "service", name: c.label } : { kind: "token", tokenHash: c.tokenHash });
+    if (!answer.ok) throw tokenStatusError(answer.status);
+    return { body: answer.report, headers: { "cache-control": "no-store" } };
+  }
+
+  async function modelsAnswer(route: Route, url: URL): Promise<Answer> {
+    if (deps.models === undefined) throw notFound("This deployment has no model routes.");
+    const models = await deps.models();
+    switch (route.kind) {
+      case "gemini.models":
+        return {
+          body: geminiModels(models, Number(url.searchParams.get("pageSize")) || undefined, url.searchParams.get("pageToken") ?? undefined),
+          asIs: true,
+        };
+      case "gemini.model":
+        return { body: geminiModel(models, route.model), asIs: true };
+      case "openai.models":
+        return { body: openAiModels(models, now()), asIs: true };
+      case "openai.model": {
+        const id = route.model.replace(/^models\//, "");
+        const entry = models.find((m) => m.model === id || m.aliases.includes(id));
+        if (entry === undefined) throw notFound(`No model ${id} here; GET …/v1/models lists them.`);
+        return { body: openAiModel(entry, id, now()), asIs: true };
+      }
+      default:
+        throw notFound("This path is not one of llm-invoke's routes.");
+    }
+  }
+
+  async function generate(
+    req: Request,
+    scope: RequestScope,
+    surface: GenerateSurface,
+    caller: Caller,
+    request: NormalizedRequest,
+  ): Promise<Answer> {
     if (request.requestId !== undefined) scope.useRequestId(request.requestId);
-    scope.annotate({ model: request.model, mode: request.mode });
-    const result = await deps.invoke({
+    scope.annotate({ model: request.model, mode: request.mode, ...(request.stream ? { stream: true } : {}) });
+    const progress = request.stream && surface === nativeSurface ? new Progress() : null;
+    const running = deps.invoke({
       caller,
       request,
       requestId: scope.requestId,
       signal: req.signal,
       onQuota: (quota) => scope.setHeaders(quotaHeaders(quota)),
+      ...(progress === null ? {} : { onQueued: (p: QueueProgress) => progress.push(p) }),
     });
-    scope.annotate({
-      model: result.model,
-      // A fallback served: the log line says what was asked for.
-      ...(result.requested_model === undefined ? {} : { requested_model: result.requested_model }),
-      key_alias: result.key_alias,
-      attempts: result.attempts,
-      waited_ms: result.waited_ms,
-      prompt_tokens: result.usage.prompt_tokens,
-      completion_tokens: result.usage.completion_tokens,
-      replayed: result.replayed === true,
-    });
-    return { body: { ...result } };
+    const context = (): SurfaceContext => ({ requestId: scope.requestId, request, now: now() });
+
+    // A native stream that has to wait for its turn starts at once and says where it stands.
+    if (progress !== null) {
+      const first = await Promise.race([running.then(() => "answer" as const, () => "answer" as const), progress.started()]);
+      if (first === "queued") {
+        scope.annotate({ queued: true });
+        return { stream: sseBody(progress.frames(running, context, (text) => scope.note(text))), headers: SSE_HEADERS };
+      }
+    }
+
+    const answer = await running;
+    logAnswer(scope, answer);
+    if (request.stream) return surface.stream(answer, context());
+    if (isStream(answer)) throw new Error("a stream was answered to a request that did not ask for one");
+    return surface.answer(answer, context());
+  }
+}
+
+function logAnswer(scope: RequestScope, answer: InvokeAnswer): void {
+  scope.annotate({
+    model: answer.model,
+    // A fallback served: the log line says what was asked for.
+    ...(answer.requested_model === undefined ? {} : { requested_model: answer.requested_model }),
+    key_alias: answer.key_alias,
+    attempts: answer.attempts,
+    waited_ms: answer.waited_ms,
+    ...(isStream(answer) ? {} : {
+      prompt_tokens: answer.usage.prompt_tokens,
+      completion_tokens: answer.usage.completion_tokens,
+      replayed: answer.replayed === true,
+    }),
   });
+}
+
+/**
+ * Places in line of a native stream that waits: the frames say each new place, then the answer's own
+ * frames, or an error frame (the stream has begun, so the status is already 200).
+ */
+class Progress {
+  private queue: QueueProgress[] = [];
+  private wake: (() => void) | null = null;
+  private first: Promise<"queued">;
+  private markStarted!: () => void;
+
+  constructor() {
+    this.first = new Promise((resolve) => {
+      this.markStarted = () => resolve("queued");
+    });
+  }
+
+  push(progress: QueueProgress): void {
+    this.queue.push(progress);
+    this.markStarted();
+    this.wake?.();
+  }
+
+  started(): Promise<"queued"> {
+    return this.first;
+  }
+
+  async *frames(
+    running: Promise<InvokeAnswer>,
+    context: () => SurfaceContext,
+    note: (text: string) => void,
+  ): AsyncGenerator<string> {
+    let settled = false;
+    const done = running.then(() => {}, () => {}).finally(() => {
+      settled = true;
+      this.wake?.();
+    });
+    let answered = false;
+    try {
+      for (;;) {
+        while (this.queue.length > 0) yield queuedFrame(this.queue.shift()!);
+        if (settled) break;
+        await new Promise<void>((resolve) => {
+          this.wake = resolve;
+        });
+        this.wake = null;
+      }
+      await done;
+      let answer: InvokeAnswer;
+      try {
+        answer = await running;
+      } catch (error) {
+        if (!(error instanceof GatewayError)) note(`unexpected error: ${sanitizeError(error, { maxLength: 500 })}`);
+        yield errorFrame(
+          error instanceof GatewayError
+            ? error
+            : new GatewayError("internal_error", "Unexpected error; it has been logged with this request_id."),
+          context().requestId,
+        );
+        return;
+      }
+      answered = true;
+      yield* nativeFrames(answer, context());
+    } finally {
+      // The caller went away while waiting: an answer that still comes is nobody's; end it.
+      if (!answered) void running.then((a) => (isStream(a) ? a.cancel() : undefined), () => {});
+    }
+  }
+}
+
+function notFound(message: string): GatewayError {
+  return new GatewayError("not_found", message, { details: { routes: ROUTES } });
 }
 
 /**

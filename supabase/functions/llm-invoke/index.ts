@@ -6,7 +6,7 @@ import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./settings.ts";
 import { workerDatabase } from "../_shared/db.ts";
 import { createGoogleClient, googleBaseUrlFromEnv } from "../_shared/google/client.ts";
 import { createHandler } from "./handler.ts";
-import { createInvoke } from "./invoke.ts";
+import { createInputCounter, createInvoke } from "./invoke.ts";
 import { createPgStore } from "./pg-store.ts";
 import { cachedTokenCheck } from "./token-check.ts";
 import { serveFunction } from "../_shared/serve.ts";
@@ -24,19 +24,18 @@ const waitUntil = typeof edgeRuntime?.waitUntil === "function"
 const options = invokeOptionsFromEnv(env);
 const store = createPgStore({ database: workerDatabase(env, "llm-invoke") });
 
+const google = createGoogleClient({ baseUrl: googleBaseUrlFromEnv(env) });
+const secret = googleKeyReader(env);
+
 const handler = createHandler({
   serviceKeys: serviceKeysFromEnv(env),
   acceptTokens: true,
   checkToken: cachedTokenCheck(store),
   quota: (caller) => store.quotaReport(caller),
+  models: () => store.modelList(),
+  countTokens: createInputCounter({ store, google, secret, options }),
   requestLimits: requestLimitsFromEnv(env, options),
-  invoke: createInvoke({
-    store,
-    google: createGoogleClient({ baseUrl: googleBaseUrlFromEnv(env) }),
-    secret: googleKeyReader(env),
-    options,
-    waitUntil,
-  }),
+  invoke: createInvoke({ store, google, secret, options, waitUntil }),
 });
 
 serveFunction("llm-invoke", handler);

@@ -24,6 +24,7 @@
 // count as an attempt.
 import type { GenerateOutcome, GoogleClient, StreamOutcome } from "../_shared/google/client.ts";
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
+import { GatewayError } from "../_shared/errors.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import { admit } from "./admission.ts";
 import { failureRecord, successRecord } from "./attempt-record.ts";
@@ -35,6 +36,7 @@ import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, requestFor, resolveChain } from "./model-chain.ts";
 import { cancelled, exhausted, fallbackSteps, noActiveKey, rejectedByGoogle } from "./refusals.ts";
+import type { NormalizedRequest } from "./request.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore, Reservation, ReserveCaller } from "./store.ts";
 import { openStream, relayStream } from "./stream.ts";
@@ -55,6 +57,34 @@ export interface InvokeDeps {
   /** EdgeRuntime.waitUntil where available: lets the success's finalize run after the response. */
   waitUntil?: (promise: Promise<unknown>) => void;
   logError?: (message: string) => void;
+}
+
+/**
+ * Google's count of a request's input as the model takes it (the countTokens route). It books no
+ * quota: countTokens is free and has its own quota at Google. Throws when no count can be had.
+ */
+export function createInputCounter(
+  deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options" | "clock" | "logError">,
+): (request: NormalizedRequest, signal: AbortSignal) => Promise<number> {
+  const options = { ...DEFAULT_INVOKE_OPTIONS, ...deps.options };
+  const clock = deps.clock ?? systemClock;
+  const profiles = cachedProfiles(deps.store, clock, options.capabilitiesTtlMs);
+  const count = createTokenCounter({
+    store: deps.store,
+    google: deps.google,
+    secret: deps.secret,
+    clock,
+    keysTtlMs: options.capabilitiesTtlMs,
+    logError: deps.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`)),
+  });
+  return async (request, signal) => {
+    const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
+    const total = await count(first!.request, { deadline: clock.now() + options.attemptTimeoutMs, signal });
+    if (total === null) {
+      throw new GatewayError("upstream_error", "Google's token count could not be had now; retry shortly.");
+    }
+    return total;
+  };
 }
 
 export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeAnswer> {

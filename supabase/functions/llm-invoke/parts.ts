@@ -57,7 +57,7 @@ export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Par
     throw new GatewayError("invalid_request", `${where}.text must be a string.`, { details: { field: `${where}.text` } });
   }
   if (part.inlineData !== undefined) {
-    const inline = isObject(part.inlineData) ? part.inlineData : {};
+    const inline: Record<string, unknown> = isObject(part.inlineData) ? part.inlineData : {};
     const data = { mimeType: inline.mimeType ?? inline.mime_type, data: inline.data };
     images.push(inspectInlineImage(data, `${where}.inlineData`));
     part.inlineData = data as { mimeType: string; data: string };

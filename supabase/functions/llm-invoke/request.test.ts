@@ -19,6 +19,9 @@ describe("parseInvokeRequest: normalization", () => {
       model: "gemma-3-27b-it",
       contents: [{ role: "user", parts: [{ text: "Привет" }] }],
       generationConfig: {},
+      extras: {},
+      imageTokens: 0,
+      stream: false,
       mode: "WAIT",
       maxWaitMs: DEFAULT_REQUEST_LIMITS.defaultMaxWaitMs,
       metadata: {},
@@ -108,7 +111,12 @@ describe("parseInvokeRequest: rejections", () => {
     ["a bad request_id", { model: "m", prompt: "x", request_id: "a b<script>" }, "invalid_request"],
     ["a long request_id", { model: "m", prompt: "x", request_id: "a".repeat(129) }, "invalid_request"],
     ["a temperature of 5", { model: "m", prompt: "x", generationConfig: { temperature: 5 } }, "invalid_request"],
-    ["an unknown config key", { model: "m", prompt: "x", generationConfig: { seed: 1 } }, "invalid_request"],
+    ["a fractional seed", { model: "m", prompt: "x", generationConfig: { seed: 1.5 } }, "invalid_request"],
+    ["both response schemas", {
+      model: "m",
+      prompt: "x",
+      generationConfig: { responseSchema: { type: "OBJECT" }, responseJsonSchema: { type: "object" } },
+    }, "invalid_request"],
     ["six stop sequences", {
       model: "m",
       prompt: "x",
@@ -117,17 +125,63 @@ describe("parseInvokeRequest: rejections", () => {
     ["metadata as an array", { model: "m", prompt: "x", metadata: [1] }, "invalid_request"],
     ["huge metadata", { model: "m", prompt: "x", metadata: { blob: "x".repeat(5000) } }, "invalid_request"],
     [
-      "an image part",
+      "an empty image",
       { model: "m", contents: [{ parts: [{ inlineData: { mimeType: "image/png", data: "" } }] }] },
+      "invalid_image",
+    ],
+    [
+      "a GIF",
+      { model: "m", contents: [{ parts: [{ inlineData: { mimeType: "image/gif", data: "R0lGODlh" } }] }] },
       "unsupported_feature",
     ],
     [
-      "a text part with extra fields",
-      { model: "m", contents: [{ parts: [{ text: "x", functionCall: {} }] }] },
+      "a file bound to one Google project",
+      { model: "m", contents: [{ parts: [{ fileData: { mimeType: "image/png", fileUri: "files/abc" } }] }] },
       "unsupported_feature",
+    ],
+    [
+      "a part of no known kind",
+      { model: "m", contents: [{ parts: [{ executableCode: { code: "x" } }] }] },
+      "unsupported_feature",
+    ],
+    [
+      "a part of two kinds",
+      { model: "m", contents: [{ parts: [{ text: "x", functionCall: { name: "f" } }] }] },
+      "invalid_request",
+    ],
+    [
+      "a function call without a name",
+      { model: "m", contents: [{ parts: [{ functionCall: { args: {} } }] }] },
+      "invalid_request",
     ],
   ])("rejects %s", (_name, body, code) => {
     expect(codeOf(body)).toBe(code);
+  });
+
+  it("forwards the full Gemini request: any generationConfig field, tools, safety settings, function turns", () => {
+    const tools = [{ functionDeclarations: [{ name: "lookup", parametersJsonSchema: { type: "object" } }] }];
+    const r = parseInvokeRequest({
+      model: "gemini-2.5-flash",
+      contents: [
+        { role: "user", parts: [{ text: "weather?" }] },
+        { role: "model", parts: [{ functionCall: { name: "lookup", args: { city: "Riga" } } }] },
+        { role: "user", parts: [{ function_response: { name: "lookup", response: { t: 3 } } }] },
+      ],
+      generationConfig: { seed: 7, thinkingConfig: { thinkingBudget: 0 }, mediaResolution: "MEDIA_RESOLUTION_LOW" },
+      tools,
+      toolConfig: { functionCallingConfig: { mode: "AUTO" } },
+      safetySettings: [{ category: "HARM_CATEGORY_HARASSMENT", threshold: "BLOCK_NONE" }],
+      stream: true,
+    });
+    expect(r.generationConfig).toEqual({ seed: 7, thinkingConfig: { thinkingBudget: 0 }, mediaResolution: "MEDIA_RESOLUTION_LOW" });
+    expect(r.extras).toEqual({
+      tools,
+      toolConfig: { functionCallingConfig: { mode: "AUTO" } },
+      safetySettings: [{ category: "HARM_CATEGORY_HARASSMENT", threshold: "BLOCK_NONE" }],
+    });
+    // snake_case part names become Google's camelCase.
+    expect(r.contents[2]!.parts[0]).toEqual({ functionResponse: { name: "lookup", response: { t: 3 } } });
+    expect(r.stream).toBe(true);
   });
 
   it("says which field is wrong and how", () => {

@@ -99,7 +99,7 @@ class StreamTally {
 
 export function relayStream(opened: OpenedStream, options: RelayOptions): InvokeStream {
   const { clock } = options;
-  const started = clock.now() - opened.latencyMs;
+  const startedAt = clock.now() - opened.latencyMs;
   const tally = new StreamTally();
   let whole: InvokeResult | null = null;
 
@@ -146,7 +146,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
   }
 
   async function finish(ended: "done" | "client" | "google", cut: ClassifiedGoogleError | null): Promise<void> {
-    const latencyMs = clock.now() - started;
+    const latencyMs = clock.now() - startedAt;
     if (ended === "done") {
       whole = result();
       await options.afterAnswer(options.finalize(successRecord({
@@ -178,10 +178,35 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     await options.afterAnswer(work);
   }
 
+  // A generator's body does not run if it is stopped before its first step, so a caller that goes
+  // away before reading anything is finalized here instead of in the body's `finally`.
+  const body = chunks();
+  let started = false;
+  const iterator: AsyncIterableIterator<GoogleResponse> = {
+    next: () => {
+      started = true;
+      return body.next();
+    },
+    return: async () => {
+      if (!started) {
+        started = true;
+        await opened.chunks.return(undefined);
+        await finish("client", null);
+      }
+      return body.return(undefined);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+
   return {
     kind: "stream",
     ...options.head,
-    chunks: chunks(),
+    chunks: iterator,
+    cancel: async () => {
+      await iterator.return!();
+    },
     result: () => {
       if (whole === null) throw new Error("the stream has not ended yet");
       return whole;

@@ -243,6 +243,7 @@ describe("google-client countTokens", () => {
         model: "models/gemini-2.5-flash",
         contents: REQUEST.contents,
         systemInstruction: { parts: [{ text: "Кратко." }] },
+        generationConfig: REQUEST.generationConfig,
       },
     });
   });

@@ -1,0 +1,72 @@
+// The gateway's own shape (docs/llm-invoke.md): its request body, its answer, and with `"stream": true`
+// server-sent events, one JSON object per event, told apart by `type`:
+//   queued  {position, expected_at, model, priority}  the request waits for its turn (may repeat)
+//   chunk   {text, candidates?}                        a piece of the answer, as Google sent it
+//   done    the whole answer's body, as without stream (its text included)
+//   error   {error: {code, message, details?}, ...}    the request failed after the stream began
+import type { ErrorAnswer, JsonAnswer, StreamAnswer } from "../../_shared/envelope.ts";
+import { GatewayError } from "../../_shared/errors.ts";
+import { responseText } from "../../_shared/google/response.ts";
+import type { GoogleResponse } from "../../_shared/google/types.ts";
+import type { QueueProgress } from "../admission.ts";
+import { type InvokeResult, type InvokeStream, isStream } from "../context.ts";
+import { parseInvokeRequest } from "../request.ts";
+import { SSE_HEADERS, sseBody, sseFrame } from "./sse.ts";
+import type { GenerateSurface, SurfaceContext } from "./surface.ts";
+
+/** The native body of an answer: everything but Google's own shape of it. */
+export function nativeBody(result: InvokeResult): Record<string, unknown> {
+  const { response: _google, ...body } = result;
+  return body;
+}
+
+export function nativeErrorBody(error: GatewayError, requestId: string): Record<string, unknown> {
+  return { ...error.extra, request_id: requestId, error: error.toBody().error };
+}
+
+export function queuedFrame(progress: QueueProgress): string {
+  return sseFrame({
+    type: "queued",
+    position: progress.position,
+    expected_at: progress.expectedAt,
+    model: progress.model,
+    priority: progress.priority,
+  });
+}
+
+function chunkFrame(chunk: GoogleResponse, ctx: SurfaceContext): string {
+  return sseFrame({
+    type: "chunk",
+    text: responseText(chunk),
+    ...(ctx.request.includeCandidates && Array.isArray(chunk.candidates) ? { candidates: chunk.candidates } : {}),
+  });
+}
+
+/** The error event of a stream that has begun. */
+export function errorFrame(error: GatewayError, requestId: string): string {
+  return sseFrame({ type: "error", ...nativeErrorBody(error, requestId) });
+}
+
+/** The frames of an answer: its chunks, then done, or error if it broke off. */
+export async function* nativeFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceContext): AsyncGenerator<string> {
+  if (!isStream(answer)) {
+    yield sseFrame({ type: "chunk", text: answer.text });
+    yield sseFrame({ type: "done", ...nativeBody(answer), request_id: ctx.requestId });
+    return;
+  }
+  try {
+    for await (const chunk of answer.chunks) yield chunkFrame(chunk, ctx);
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    yield errorFrame(error, ctx.requestId);
+    return;
+  }
+  yield sseFrame({ type: "done", ...nativeBody(answer.result()), request_id: ctx.requestId });
+}
+
+export const nativeSurface: GenerateSurface = {
+  parse: ({ body, limits }) => parseInvokeRequest(body, limits),
+  answer: (result): JsonAnswer => ({ body: nativeBody(result) }),
+  stream: (answer, ctx): StreamAnswer => ({ stream: sseBody(nativeFrames(answer, ctx)), headers: SSE_HEADERS }),
+  error: (error, requestId): ErrorAnswer => ({ body: nativeErrorBody(error, requestId) }),
+};
