@@ -8,7 +8,7 @@ import { invalidArgument, invalidJson, type SimAnswer } from './errors.ts';
 import { checkSafetySettings, parseGenerationConfig, type GenerationOptions } from './generation-config.ts';
 import { UNREADABLE_IMAGE_MESSAGE } from './images.ts';
 import { valueForSchema } from './schema-values.ts';
-import { countRequestTokens, hasUnreadableImage, tokensForText, truncateToTokens } from './tokens.ts';
+import { countRequestTokens, countRequestTokensByModality, hasUnreadableImage, tokensForText, truncateToTokens } from './tokens.ts';
 import { chooseFunctionCall, parseTools, type FunctionCall, type ToolSetup } from './tools.ts';
 
 export interface GenerateRequest extends GenerationOptions {
@@ -181,11 +181,25 @@ function split(text: string, count: number): string[] {
   );
 }
 
-function usage(promptTokens: number, candidatesTokenCount: number, thoughtsTokens: number): Record<string, unknown> {
-  const u: Record<string, unknown> = { promptTokenCount: promptTokens, candidatesTokenCount };
-  if (thoughtsTokens > 0) u.thoughtsTokenCount = thoughtsTokens;
-  u.totalTokenCount = promptTokens + candidatesTokenCount + thoughtsTokens;
-  u.promptTokensDetails = [{ modality: 'TEXT', tokenCount: promptTokens }];
+interface PromptUsage {
+  tokens: number;
+  details: Array<{ modality: string; tokenCount: number }>;
+  thoughts: number;
+}
+
+/** The input side of usageMetadata, the same for every chunk of an answer. */
+function promptUsage(req: GenerateRequest, promptTokens: number): PromptUsage {
+  const { image } = countRequestTokensByModality(req.contents, req.systemInstruction);
+  const details = [{ modality: 'TEXT', tokenCount: promptTokens - image }];
+  if (image > 0) details.push({ modality: 'IMAGE', tokenCount: image });
+  return { tokens: promptTokens, details, thoughts: req.thoughtsTokens };
+}
+
+function usage(prompt: PromptUsage, candidatesTokenCount: number): Record<string, unknown> {
+  const u: Record<string, unknown> = { promptTokenCount: prompt.tokens, candidatesTokenCount };
+  if (prompt.thoughts > 0) u.thoughtsTokenCount = prompt.thoughts;
+  u.totalTokenCount = prompt.tokens + candidatesTokenCount + prompt.thoughts;
+  u.promptTokensDetails = prompt.details;
   return u;
 }
 
@@ -194,7 +208,8 @@ function functionCallAnswer(call: FunctionCall, model: string, req: GenerateRequ
   const part = { functionCall: call };
   const candidate = { content: { parts: [part], role: 'model' }, finishReason: 'STOP', index: 0 };
   const outputTokens = tokensForText(JSON.stringify(part));
-  return { chunks: [{ candidates: [candidate], usageMetadata: usage(promptTokens, outputTokens, req.thoughtsTokens), modelVersion: model, responseId }] };
+  const u = usage(promptUsage(req, promptTokens), outputTokens);
+  return { chunks: [{ candidates: [candidate], usageMetadata: u, modelVersion: model, responseId }] };
 }
 
 /**
@@ -223,6 +238,7 @@ export function generate(
     finishReason: t.truncated ? 'MAX_TOKENS' : 'STOP',
   }));
 
+  const prompt = promptUsage(req, promptTokens);
   const soFar = candidates.map(() => '');
   const chunks = Array.from({ length: count }, (_, k) => {
     const last = k === count - 1;
@@ -233,7 +249,7 @@ export function generate(
       return candidate;
     });
     const outputTokens = soFar.reduce((sum, t) => sum + tokensForText(t), 0);
-    return { candidates: parts, usageMetadata: usage(promptTokens, outputTokens, req.thoughtsTokens), modelVersion: model, responseId };
+    return { candidates: parts, usageMetadata: usage(prompt, outputTokens), modelVersion: model, responseId };
   });
   return { chunks };
 }

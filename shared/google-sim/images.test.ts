@@ -118,6 +118,10 @@ describe('images over HTTP', () => {
     const r = await generate(sim, FLASH, KEY, body);
     expect(r.status).toBe(200);
     expect(r.json.usageMetadata.promptTokenCount).toBe(expected);
+    expect(r.json.usageMetadata.promptTokensDetails).toEqual([
+      { modality: 'TEXT', tokenCount: expected - 258 * 6 },
+      { modality: 'IMAGE', tokenCount: 258 * 6 },
+    ]);
     const counted = await call(sim, 'POST', `/v1beta/models/${FLASH}:countTokens`, { key: KEY, body });
     expect(counted.json).toEqual({ totalTokens: expected });
   });

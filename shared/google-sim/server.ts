@@ -26,6 +26,9 @@ export { arrivalsByMinute, type ArrivalWindow } from './windows.ts';
 export type { Counter, RequestRecord, StreamCounts } from './stats.ts';
 export type { StreamCut } from './streaming.ts';
 export { countRequestTokens, tokensForText } from './tokens.ts';
+export { SIM_THOUGHTS_TOKENS } from './generation-config.ts';
+export { FUNCTION_ARG_STRING } from './tools.ts';
+export { UNREADABLE_IMAGE_MESSAGE } from './images.ts';
 
 export interface SimulatorOptions {
   /** 0 (default) picks a free port. */

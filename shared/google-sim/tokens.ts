@@ -57,11 +57,17 @@ function contentsOf(contents: unknown, systemInstruction: unknown): unknown[] {
   return all;
 }
 
-/** Input tokens of a request: its contents plus its system instruction. */
-export function countRequestTokens(contents: unknown, systemInstruction?: unknown): number {
+/** Input tokens split as usageMetadata.promptTokensDetails reports them: text (with other parts) and images. */
+export function countRequestTokensByModality(contents: unknown, systemInstruction?: unknown): { text: number; image: number } {
   const tally: Tally = { bytes: 0, imageTokens: 0 };
   for (const c of contentsOf(contents, systemInstruction)) addContent(c, tally);
-  return tokensForBytes(tally.bytes) + tally.imageTokens;
+  return { text: tokensForBytes(tally.bytes), image: tally.imageTokens };
+}
+
+/** Input tokens of a request: its contents plus its system instruction. */
+export function countRequestTokens(contents: unknown, systemInstruction?: unknown): number {
+  const { text, image } = countRequestTokensByModality(contents, systemInstruction);
+  return text + image;
 }
 
 /** True when some png/jpeg/webp inlineData part has a header that cannot be read (Google: 400). */
