@@ -269,6 +269,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     const parsed = parseGenerateRequest(json.value, model, spec);
     if (!parsed.ok) return reply(res, record, parsed.answer);
     const tokens = inputTokens(parsed.value);
+    record.promptTokens = tokens;
     const tooLong = checkInputLimit(tokens, spec);
     if (tooLong) return reply(res, record, tooLong);
 

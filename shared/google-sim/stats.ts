@@ -35,6 +35,8 @@ export interface RequestRecord {
   streamCut: StreamCut | undefined;
   /** streamGenerateContent: SSE events written before the stream ended or was cut. */
   chunksSent: number | undefined;
+  /** generateContent / stream: the input tokens counted for the request (its promptTokenCount). */
+  promptTokens: number | undefined;
 }
 
 /** streamGenerateContent answers that started (status 200 sent) and how they ended. */
@@ -97,7 +99,9 @@ export class StatsRecorder {
   }
 
   /** Records an arrival and returns the record to pass to `answered`. */
-  received(r: Omit<RequestRecord, 'status' | 'faultId' | 'abandoned' | 'streamCut' | 'chunksSent'>): RequestRecord {
+  received(
+    r: Omit<RequestRecord, 'status' | 'faultId' | 'abandoned' | 'streamCut' | 'chunksSent' | 'promptTokens'>,
+  ): RequestRecord {
     const record: RequestRecord = {
       ...r,
       status: undefined,
@@ -105,6 +109,7 @@ export class StatsRecorder {
       abandoned: false,
       streamCut: undefined,
       chunksSent: undefined,
+      promptTokens: undefined,
     };
     for (const c of this.counters(record)) c.received += 1;
     this.stats.inFlight += 1;
