@@ -38,7 +38,18 @@ const ascii = (text: string) => [...text].map((ch) => ch.charCodeAt(0));
 const u32be = (n: number) => [(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
 const chunk = (type: string, data: number[]) => [...u32be(data.length), ...ascii(type), ...data, 0, 0, 0, 0];
 function pngBase64(width: number, height: number): string {
-  const bytes = [0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, ...chunk("IHDR", [...u32be(width), ...u32be(height), 8, 6, 0, 0, 0]), ...chunk("IEND", [])];
+  const bytes = [
+    0x89,
+    0x50,
+    0x4e,
+    0x47,
+    0x0d,
+    0x0a,
+    0x1a,
+    0x0a,
+    ...chunk("IHDR", [...u32be(width), ...u32be(height), 8, 6, 0, 0, 0]),
+    ...chunk("IEND", []),
+  ];
   return btoa(String.fromCharCode(...bytes));
 }
 
@@ -46,7 +57,11 @@ describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
   const camel = {
     contents: [{ role: "user", parts: [{ text: "Hi" }] }],
     systemInstruction: { parts: [{ text: "Be brief." }, { text: "Answer in Russian." }] },
-    generationConfig: { maxOutputTokens: 64, responseMimeType: "application/json", thinkingConfig: { thinkingBudget: 0 } },
+    generationConfig: {
+      maxOutputTokens: 64,
+      responseMimeType: "application/json",
+      thinkingConfig: { thinkingBudget: 0 },
+    },
     safetySettings: [{ category: "HARM_CATEGORY_HARASSMENT", threshold: "BLOCK_NONE" }],
     tools: [{ functionDeclarations: [{ name: "now" }] }],
     toolConfig: { functionCallingConfig: { mode: "AUTO" } },
@@ -54,26 +69,36 @@ describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
 
   it("reads a camelCase body into the request the gateway runs, with the native defaults", () => {
     const r = parse(camel);
-    expect(r).toEqual({
-      model: "gemini-2.5-flash",
-      contents: [{ role: "user", parts: [{ text: "Hi" }] }],
-      system: "Be brief.\n\nAnswer in Russian.",
-      generationConfig: { maxOutputTokens: 64, responseMimeType: "application/json", thinkingConfig: { thinkingBudget: 0 } },
-      extras: { tools: camel.tools, toolConfig: camel.toolConfig, safetySettings: camel.safetySettings },
-      imageTokens: 0,
-      stream: false,
-      mode: "WAIT",
-      maxWaitMs: limits.defaultMaxWaitMs,
-      metadata: {},
-      includeCandidates: true,
-    } satisfies NormalizedRequest);
+    expect(r).toEqual(
+      {
+        model: "gemini-2.5-flash",
+        contents: [{ role: "user", parts: [{ text: "Hi" }] }],
+        system: "Be brief.\n\nAnswer in Russian.",
+        generationConfig: {
+          maxOutputTokens: 64,
+          responseMimeType: "application/json",
+          thinkingConfig: { thinkingBudget: 0 },
+        },
+        extras: { tools: camel.tools, toolConfig: camel.toolConfig, safetySettings: camel.safetySettings },
+        imageTokens: 0,
+        stream: false,
+        mode: "WAIT",
+        maxWaitMs: limits.defaultMaxWaitMs,
+        metadata: {},
+        includeCandidates: true,
+      } satisfies NormalizedRequest,
+    );
   });
 
   it("reads the same body in snake_case (top level, generationConfig, thinkingConfig) to the same request", () => {
     const snake = {
       contents: camel.contents,
       system_instruction: { parts: [{ text: "Be brief." }, { text: "Answer in Russian." }] },
-      generation_config: { max_output_tokens: 64, response_mime_type: "application/json", thinking_config: { thinking_budget: 0 } },
+      generation_config: {
+        max_output_tokens: 64,
+        response_mime_type: "application/json",
+        thinking_config: { thinking_budget: 0 },
+      },
       safety_settings: camel.safetySettings,
       tools: camel.tools,
       tool_config: camel.toolConfig,
@@ -116,14 +141,17 @@ describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
   });
 
   it("refuses a body model other than the path's, and a fallback that repeats the path's model", () => {
-    expect(refusal(() => parse({ contents: camel.contents, model: "models/gemma-3-27b-it" })).code).toBe("invalid_request");
+    expect(refusal(() => parse({ contents: camel.contents, model: "models/gemma-3-27b-it" })).code).toBe(
+      "invalid_request",
+    );
     const e = refusal(() => parse({ contents: camel.contents }, { "x-eve-fallback-models": "gemini-2.5-flash" }));
     expect(e.details).toMatchObject({ header: "x-eve-fallback-models" });
   });
 
   it("accepts the system instruction as a string or as text parts; blank is none", () => {
     expect(parse({ contents: camel.contents, systemInstruction: "Be brief." }).system).toBe("Be brief.");
-    expect(parse({ contents: camel.contents, systemInstruction: { role: "system", parts: [{ text: "A" }] } }).system).toBe("A");
+    expect(parse({ contents: camel.contents, systemInstruction: { role: "system", parts: [{ text: "A" }] } }).system)
+      .toBe("A");
     expect(parse({ contents: camel.contents, systemInstruction: { parts: [{ text: "  " }] } }).system).toBeUndefined();
   });
 
@@ -183,7 +211,8 @@ describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
     const e = refusal(() => parse({ contents: turns }));
     expect(e.code).toBe("invalid_request");
     expect(e.message).toContain(`the limit is ${MAX_PARTS}`);
-    expect(parse({ contents: Array.from({ length: MAX_PARTS }, () => ({ parts: [{ text: "x" }] })) }).contents).toHaveLength(MAX_PARTS);
+    expect(parse({ contents: Array.from({ length: MAX_PARTS }, () => ({ parts: [{ text: "x" }] })) }).contents)
+      .toHaveLength(MAX_PARTS);
   });
 
   it("refuses a body without contents, a body that is not an object, and a path without a model", () => {
@@ -247,11 +276,16 @@ describe("geminiSurface.error: Google's error shape", () => {
     expect(retryDelay(1050)).toBe("1.05s");
     expect(retryDelay(0)).toBe("0s");
     const body = geminiSurface.error(rateLimited("rpm", 61_000), "r").body as { error: { details: unknown[] } };
-    expect(body.error.details).toContainEqual({ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay: "61s" });
+    expect(body.error.details).toContainEqual({
+      "@type": "type.googleapis.com/google.rpc.RetryInfo",
+      retryDelay: "61s",
+    });
   });
 
   it("leaves RetryInfo out when the wait is not known", () => {
-    const body = geminiSurface.error(rateLimited("rpd", null), "r").body as { error: { details: Array<Record<string, unknown>> } };
+    const body = geminiSurface.error(rateLimited("rpd", null), "r").body as {
+      error: { details: Array<Record<string, unknown>> };
+    };
     expect(body.error.details.map((d) => d["@type"])).toEqual(["type.googleapis.com/google.rpc.ErrorInfo"]);
   });
 
@@ -292,8 +326,14 @@ function ctx(): SurfaceContext {
 }
 
 const chunks: GoogleResponse[] = [
-  { candidates: [{ content: { role: "model", parts: [{ text: "При" }] }, index: 0 }], modelVersion: "gemini-2.5-flash" },
-  { candidates: [{ content: { role: "model", parts: [{ text: "вет" }] }, finishReason: "STOP", index: 0 }], usageMetadata: { totalTokenCount: 5 } },
+  {
+    candidates: [{ content: { role: "model", parts: [{ text: "При" }] }, index: 0 }],
+    modelVersion: "gemini-2.5-flash",
+  },
+  {
+    candidates: [{ content: { role: "model", parts: [{ text: "вет" }] }, finishReason: "STOP", index: 0 }],
+    usageMetadata: { totalTokenCount: 5 },
+  },
 ];
 
 function fakeStream(items: GoogleResponse[], failWith?: Error, stopped?: { value: boolean }): InvokeStream {
@@ -328,7 +368,12 @@ describe("geminiSurface.stream: Google's server-sent events", () => {
   });
 
   it("says an error mid-stream as one last frame in Google's error shape, then ends", async () => {
-    const text = await readAll(geminiSurface.stream(fakeStream(chunks.slice(0, 1), new GatewayError("upstream_error", "Google broke off.")), ctx()).stream);
+    const text = await readAll(
+      geminiSurface.stream(
+        fakeStream(chunks.slice(0, 1), new GatewayError("upstream_error", "Google broke off.")),
+        ctx(),
+      ).stream,
+    );
     const frames = text.split("\r\n\r\n").filter((f) => f !== "").map((f) => JSON.parse(f.replace(/^data: /, "")));
     expect(frames).toHaveLength(2);
     expect(frames[0]).toEqual(chunks[0]);
@@ -351,7 +396,9 @@ describe("geminiSurface.stream: Google's server-sent events", () => {
 
   it("writes the JSON-array form (no alt=sse) as one array of Google's chunks, an error as its last item", async () => {
     expect(JSON.parse(await readAll(geminiJsonArrayStream(fakeStream(chunks), ctx()).stream))).toEqual(chunks);
-    const broken = JSON.parse(await readAll(geminiJsonArrayStream(fakeStream(chunks.slice(0, 1), rateLimited("rpm", 1000)), ctx()).stream));
+    const broken = JSON.parse(
+      await readAll(geminiJsonArrayStream(fakeStream(chunks.slice(0, 1), rateLimited("rpm", 1000)), ctx()).stream),
+    );
     expect(broken[0]).toEqual(chunks[0]);
     expect(broken[1].error.status).toBe("RESOURCE_EXHAUSTED");
   });
@@ -437,7 +484,10 @@ describe("geminiModels / geminiModel: Google's Model resources", () => {
   });
 
   it("gets a model by id or alias (models/ optional); an unknown one is 404 in Google's shape", () => {
-    expect(geminiModel(models, "models/flash-2")).toMatchObject({ name: "models/flash-2", baseModelId: "gemini-2.0-flash" });
+    expect(geminiModel(models, "models/flash-2")).toMatchObject({
+      name: "models/flash-2",
+      baseModelId: "gemini-2.0-flash",
+    });
     expect(geminiModel(models, "gemini-2.5-flash").name).toBe("models/gemini-2.5-flash");
     const e = refusal(() => geminiModel(models, "models/gpt-4"));
     expect(e.code).toBe("not_found");
@@ -457,15 +507,19 @@ describe("parseCountTokens / countTokensAnswer", () => {
   });
 
   it("reads {generateContentRequest} with its system instruction, tools and config (snake_case too)", () => {
-    const r = parseCountTokens({
-      generate_content_request: {
-        model: "models/gemini-2.5-flash",
-        contents,
-        system_instruction: { parts: [{ text: "Be brief." }] },
-        tools: [{ function_declarations: [{ name: "now" }] }],
-        generation_config: { max_output_tokens: 10 },
+    const r = parseCountTokens(
+      {
+        generate_content_request: {
+          model: "models/gemini-2.5-flash",
+          contents,
+          system_instruction: { parts: [{ text: "Be brief." }] },
+          tools: [{ function_declarations: [{ name: "now" }] }],
+          generation_config: { max_output_tokens: 10 },
+        },
       },
-    }, "gemini-2.5-flash", limits);
+      "gemini-2.5-flash",
+      limits,
+    );
     expect(r).toMatchObject({
       model: "gemini-2.5-flash",
       contents,
@@ -479,11 +533,18 @@ describe("parseCountTokens / countTokensAnswer", () => {
     expect(refusal(() => parseCountTokens({ contents, generateContentRequest: { contents } }, "m", limits)).code)
       .toBe("invalid_request");
     expect(refusal(() => parseCountTokens({}, "m", limits)).code).toBe("empty_input");
-    expect(refusal(() => parseCountTokens({ generateContentRequest: { model: "models/other", contents } }, "m", limits)).code)
+    expect(
+      refusal(() => parseCountTokens({ generateContentRequest: { model: "models/other", contents } }, "m", limits))
+        .code,
+    )
       .toBe("invalid_request");
-    const e = refusal(() => parseCountTokens({ generateContentRequest: { contents, generationConfig: { topP: 3 } } }, "m", limits));
+    const e = refusal(() =>
+      parseCountTokens({ generateContentRequest: { contents, generationConfig: { topP: 3 } } }, "m", limits)
+    );
     expect(e.message).toMatch(/^generateContentRequest\.generationConfig\.topP/);
-    expect(refusal(() => parseCountTokens({ generateContentRequest: { contents, cachedContent: "c" } }, "m", limits)).code)
+    expect(
+      refusal(() => parseCountTokens({ generateContentRequest: { contents, cachedContent: "c" } }, "m", limits)).code,
+    )
       .toBe("unsupported_feature");
   });
 

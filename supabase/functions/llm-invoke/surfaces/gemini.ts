@@ -37,7 +37,12 @@ function bad(field: string, message: string): GatewayError {
 /** Google's wording for a field its API does not have (it refuses them too, rather than ignoring them). */
 function unknownField(where: string, key: string): GatewayError {
   const name = boundedName(key);
-  return bad(`${where}${name}`, `Invalid JSON payload received. Unknown name "${name}"${where === "" ? "" : ` at '${where.slice(0, -1)}'`}: Cannot find field.`);
+  return bad(
+    `${where}${name}`,
+    `Invalid JSON payload received. Unknown name "${name}"${
+      where === "" ? "" : ` at '${where.slice(0, -1)}'`
+    }: Cannot find field.`,
+  );
 }
 
 // ---- the request ---------------------------------------------------------------------------------
@@ -48,7 +53,10 @@ function camelKeys(raw: Record<string, unknown>, where: string): Record<string, 
   for (const [key, value] of Object.entries(raw)) {
     const name = key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
     if (Object.hasOwn(out, name)) {
-      throw bad(`${where}${name}`, `${where}${boundedName(name)} is given twice (camelCase and snake_case); give it once.`);
+      throw bad(
+        `${where}${name}`,
+        `${where}${boundedName(name)} is given twice (camelCase and snake_case); give it once.`,
+      );
     }
     // Defined, not assigned: a "__proto__" key stays a key (and is refused as unknown), not a prototype.
     Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
@@ -88,7 +96,9 @@ function enumName(value: unknown, names: readonly string[]): unknown {
 function namedSafetySettings(raw: unknown): unknown {
   if (!Array.isArray(raw)) return raw;
   return raw.map((s) =>
-    isObject(s) ? { ...s, category: enumName(s.category, HARM_CATEGORIES), threshold: enumName(s.threshold, HARM_THRESHOLDS) } : s
+    isObject(s)
+      ? { ...s, category: enumName(s.category, HARM_CATEGORIES), threshold: enumName(s.threshold, HARM_THRESHOLDS) }
+      : s
   );
 }
 
@@ -168,7 +178,10 @@ function parseGenerateBody(raw: unknown, model: string, field = ""): GenerateBod
   if (body.contents === undefined) throw new GatewayError("empty_input", `${where}contents is required.`);
   if (!Array.isArray(body.contents)) throw bad(`${where}contents`, `${where}contents must be a list of turns.`);
   // Counted before any part is read, so an oversized request costs no image decoding.
-  const parts = body.contents.reduce<number>((n, c) => n + (isObject(c) && Array.isArray(c.parts) ? c.parts.length : 1), 0);
+  const parts = body.contents.reduce<number>(
+    (n, c) => n + (isObject(c) && Array.isArray(c.parts) ? c.parts.length : 1),
+    0,
+  );
   if (parts > MAX_PARTS) {
     throw bad(`${where}contents`, `${where}contents holds ${parts} parts; the limit is ${MAX_PARTS} over all turns.`);
   }
@@ -177,7 +190,10 @@ function parseGenerateBody(raw: unknown, model: string, field = ""): GenerateBod
     ? camelKeys(body.generationConfig, `${where}generationConfig.`)
     : body.generationConfig;
   if (isObject(generationConfig) && isObject(generationConfig.thinkingConfig)) {
-    generationConfig.thinkingConfig = camelKeys(generationConfig.thinkingConfig, `${where}generationConfig.thinkingConfig.`);
+    generationConfig.thinkingConfig = camelKeys(
+      generationConfig.thinkingConfig,
+      `${where}generationConfig.thinkingConfig.`,
+    );
   }
   const checked = checkedFields({
     generationConfig,
@@ -186,7 +202,9 @@ function parseGenerateBody(raw: unknown, model: string, field = ""): GenerateBod
     safetySettings: namedSafetySettings(body.safetySettings),
   }, field);
 
-  const system = body.systemInstruction === undefined ? undefined : systemText(body.systemInstruction, `${where}systemInstruction`);
+  const system = body.systemInstruction === undefined
+    ? undefined
+    : systemText(body.systemInstruction, `${where}systemInstruction`);
   const { contents, images } = checkContents(body.contents, `${where}contents`);
   return {
     contents,
@@ -227,7 +245,13 @@ function checkFallbacks(model: string, fallbacks: readonly string[] | undefined)
   }
 }
 
-function normalized(model: string, body: GenerateBody, headers: Headers, limits: RequestLimits, stream: boolean): NormalizedRequest {
+function normalized(
+  model: string,
+  body: GenerateBody,
+  headers: Headers,
+  limits: RequestLimits,
+  stream: boolean,
+): NormalizedRequest {
   const options = callOptionsFromHeaders(headers, limits);
   checkFallbacks(model, options.fallbackModels);
   return {
@@ -311,7 +335,9 @@ export function googleError(error: GatewayError, requestId: string): GoogleError
       fieldViolations: [{ field, description: error.message }],
     });
   }
-  return { error: { code: error.status, message: error.message, status: GOOGLE_STATUS[error.status] ?? "UNKNOWN", details } };
+  return {
+    error: { code: error.status, message: error.message, status: GOOGLE_STATUS[error.status] ?? "UNKNOWN", details },
+  };
 }
 
 // ---- streams -------------------------------------------------------------------------------------
@@ -331,7 +357,10 @@ async function* googleChunks(answer: InvokeStream | InvokeResult): AsyncGenerato
  * last item in Google's error shape. Stopping early (the caller went away) returns the chunks'
  * iterator, which aborts the call to Google.
  */
-async function* streamItems(answer: InvokeStream | InvokeResult, requestId: string): AsyncGenerator<unknown, void, undefined> {
+async function* streamItems(
+  answer: InvokeStream | InvokeResult,
+  requestId: string,
+): AsyncGenerator<unknown, void, undefined> {
   try {
     yield* googleChunks(answer);
   } catch (error) {
@@ -341,7 +370,10 @@ async function* streamItems(answer: InvokeStream | InvokeResult, requestId: stri
   }
 }
 
-async function* sseFrames(answer: InvokeStream | InvokeResult, requestId: string): AsyncGenerator<string, void, undefined> {
+async function* sseFrames(
+  answer: InvokeStream | InvokeResult,
+  requestId: string,
+): AsyncGenerator<string, void, undefined> {
   for await (const item of streamItems(answer, requestId)) yield frame(item);
 }
 
@@ -361,7 +393,11 @@ export function geminiJsonArrayStream(answer: InvokeStream | InvokeResult, ctx: 
   }
   return {
     stream: sseBody(pieces()),
-    headers: { "content-type": "application/json; charset=utf-8", "cache-control": "no-cache", "x-accel-buffering": "no" },
+    headers: {
+      "content-type": "application/json; charset=utf-8",
+      "cache-control": "no-cache",
+      "x-accel-buffering": "no",
+    },
   };
 }
 
@@ -443,7 +479,9 @@ export interface GeminiModel {
 function limitsText(entry: ModelEntry): string {
   const known = [["RPM", entry.rpm], ["TPM", entry.tpm], ["RPD", entry.rpd]].filter(([, v]) => v !== null)
     .map(([name, v]) => `${name} ${v}`);
-  return known.length === 0 ? "with no request or token limit of its own" : `within ${known.join(", ")} shared by all its callers`;
+  return known.length === 0
+    ? "with no request or token limit of its own"
+    : `within ${known.join(", ")} shared by all its callers`;
 }
 
 function modelResource(entry: ModelEntry, id: string): GeminiModel {
@@ -496,7 +534,9 @@ export function geminiModel(models: ModelEntry[], id: string): GeminiModel {
   if (entry === undefined) {
     throw new GatewayError(
       "not_found",
-      `models/${boundedName(name)} is not found for API version v1beta. Call ListModels to see the models the gateway serves.`,
+      `models/${
+        boundedName(name)
+      } is not found for API version v1beta. Call ListModels to see the models the gateway serves.`,
     );
   }
   return modelResource(entry, name);
