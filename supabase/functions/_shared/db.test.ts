@@ -6,8 +6,8 @@ import {
   classifyDbError,
   createDatabase,
   DatabaseUnavailable,
-  DEFAULT_DB_TIMEOUTS,
   dbTimeoutsFromEnv,
+  DEFAULT_DB_TIMEOUTS,
   type Sql,
 } from "./db.ts";
 
@@ -98,7 +98,10 @@ describe("createDatabase", () => {
   it("retries once a call whose pooled connection was lost, and succeeds on the fresh one", async () => {
     const { db, logs } = setup();
     let calls = 0;
-    const result = await db.run("reserve", () => (++calls === 1 ? Promise.reject(fail("CONNECTION_CLOSED")) : Promise.resolve("booked")));
+    const result = await db.run(
+      "reserve",
+      () => (++calls === 1 ? Promise.reject(fail("CONNECTION_CLOSED")) : Promise.resolve("booked")),
+    );
     expect(result).toBe("booked");
     expect(calls).toBe(2);
     expect(logs.join("\n")).toMatch(/reserve: connection lost .*retrying once/);

@@ -265,7 +265,7 @@ export function createDatabase(options: DatabaseOptions): Database {
       const probe = downUntil > 0;
       if (probe) probing = true;
       try {
-        for (let tries = 1; ; tries++) {
+        for (let tries = 1;; tries++) {
           const sql = current();
           try {
             const result = await attempt(sql, work);

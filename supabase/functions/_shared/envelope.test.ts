@@ -33,7 +33,15 @@ describe("envelope", () => {
     expect(res.headers.get("cache-control")).toBe("no-store");
     expect(res.headers.get("x-extra")).toBe("1");
     expect(lines.map((l) => JSON.parse(l))).toEqual([
-      { function: "issue-kaggle-token", request_id: "r-1", method: "POST", client: "nb", outcome: "ok", status: 200, latency_ms: 5 },
+      {
+        function: "issue-kaggle-token",
+        request_id: "r-1",
+        method: "POST",
+        client: "nb",
+        outcome: "ok",
+        status: 200,
+        latency_ms: 5,
+      },
     ]);
   });
 

@@ -120,7 +120,9 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
       if (!methods.includes(req.method)) {
         throw new GatewayError(
           "method_not_allowed",
-          methods.length === 1 && methods[0] === "POST" ? "Use POST with a JSON body." : `Use ${methods.join(" or ")} here.`,
+          methods.length === 1 && methods[0] === "POST"
+            ? "Use POST with a JSON body."
+            : `Use ${methods.join(" or ")} here.`,
           { headers: { allow: methods.join(", ") } },
         );
       }
@@ -130,7 +132,11 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
         fields.stream = true;
         response = new Response(answer.stream, { status: 200, headers });
       } else {
-        response = jsonResponse(answer.asIs === true ? answer.body : { ...answer.body, request_id: requestId }, 200, headers);
+        response = jsonResponse(
+          answer.asIs === true ? answer.body : { ...answer.body, request_id: requestId },
+          200,
+          headers,
+        );
       }
     } catch (thrown) {
       const error = asGatewayError(thrown, scope);

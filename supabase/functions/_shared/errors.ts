@@ -82,9 +82,10 @@ export function rateLimited(limit: string, retryAfterMs: number | null, message?
   if (retryAfterMs !== null) headers["Retry-After"] = String(Math.max(1, Math.ceil(retryAfterMs / 1000)));
   return new GatewayError(
     "rate_limited",
-    message ?? (retryAfterMs === null
-      ? `No capacity for this model now (limit: ${limit}).`
-      : `No capacity for this model now (limit: ${limit}); retry in ${retryAfterMs} ms.`),
+    message ??
+      (retryAfterMs === null
+        ? `No capacity for this model now (limit: ${limit}).`
+        : `No capacity for this model now (limit: ${limit}); retry in ${retryAfterMs} ms.`),
     { extra: { limit, retry_after_ms: retryAfterMs }, headers },
   );
 }

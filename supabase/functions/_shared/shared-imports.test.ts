@@ -29,7 +29,9 @@ function reachable(entry: string, seen = new Set<string>()): Set<string> {
   return seen;
 }
 
-const functionNames = readdirSync(FUNCTIONS).filter((n) => !n.startsWith("_") && existsSync(path.join(FUNCTIONS, n, "index.ts")));
+const functionNames = readdirSync(FUNCTIONS).filter((n) =>
+  !n.startsWith("_") && existsSync(path.join(FUNCTIONS, n, "index.ts"))
+);
 const reach = new Map(functionNames.map((n) => [n, reachable(path.join(FUNCTIONS, n, "index.ts"))]));
 
 describe("_shared", () => {

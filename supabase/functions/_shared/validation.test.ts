@@ -20,7 +20,9 @@ describe("invalidRequest", () => {
     const many = invalidRequest(schema.safeParse({ model: "m", ...keys }).error!);
     expect(many.message).toContain("and 497 more");
     expect(JSON.stringify(many.toBody()).length).toBeLessThan(600);
-    const inPath = invalidRequest(schema.safeParse({ model: "m", metadata: { ["p".repeat(100_000)]: "not a number" } }).error!);
+    const inPath = invalidRequest(
+      schema.safeParse({ model: "m", metadata: { ["p".repeat(100_000)]: "not a number" } }).error!,
+    );
     expect(JSON.stringify(inPath.toBody()).length).toBeLessThan(600);
   });
 

@@ -18,12 +18,7 @@ import { sha256Hex } from "../_shared/auth.ts";
 import { GatewayError, rateLimited } from "../_shared/errors.ts";
 import { envelope } from "../_shared/envelope.ts";
 import { readOptionalJsonObject } from "../_shared/http.ts";
-import {
-  CLIENT_SECRET_PREFIX,
-  isClientSecret,
-  newKaggleToken,
-  redactCredentials,
-} from "../_shared/credentials.ts";
+import { CLIENT_SECRET_PREFIX, isClientSecret, newKaggleToken, redactCredentials } from "../_shared/credentials.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import { invalidRequest } from "../_shared/validation.ts";
 

@@ -9,7 +9,9 @@ export function createPostgresMint(sql: postgres.Sql): (params: MintParams) => P
     const rows = await sql<{ r: unknown }[]>`
       select public.google_ai_mint_token(
         p_secret_hash => ${p.secretHash}, p_token_hash => ${p.tokenHash},
-        p_models => ${p.models === null ? null : sql.array(p.models)}::text[], p_ttl_seconds => ${p.ttlSeconds}::integer,
+        p_models => ${
+      p.models === null ? null : sql.array(p.models)
+    }::text[], p_ttl_seconds => ${p.ttlSeconds}::integer,
         p_max_requests => ${p.maxRequests}::integer, p_max_tokens => ${p.maxTokens}::integer) as r`;
     return toMintResult(rows[0]?.r);
   };

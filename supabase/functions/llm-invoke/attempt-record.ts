@@ -41,7 +41,9 @@ export interface FailureRecord {
   defaultCooldownMs: number;
 }
 
-export function failureRecord({ reservationId, latencyMs, error, now, defaultCooldownMs }: FailureRecord): FinalizeParams {
+export function failureRecord(
+  { reservationId, latencyMs, error, now, defaultCooldownMs }: FailureRecord,
+): FinalizeParams {
   const perMinute429 = error.class === "rate_limited" && !error.perDay;
   return {
     ...EMPTY,

@@ -43,7 +43,10 @@ export interface InvokeResult {
 }
 
 /** Who served a streamed answer: known when its first chunk is passed on. */
-export type StreamHead = Pick<InvokeResult, "model" | "requested_model" | "fallback_from" | "key_alias" | "attempts" | "waited_ms">;
+export type StreamHead = Pick<
+  InvokeResult,
+  "model" | "requested_model" | "fallback_from" | "key_alias" | "attempts" | "waited_ms"
+>;
 
 /**
  * A streamed answer (the request asked for `stream`). Its chunks are Google's, passed on as they

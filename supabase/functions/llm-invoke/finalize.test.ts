@@ -1,7 +1,7 @@
 // finalizeReliably with a fake clock and a store whose finalize fails a given number of times.
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../_shared/errors.ts";
-import { finalizeReliably, type FinalizeClock } from "./finalize.ts";
+import { type FinalizeClock, finalizeReliably } from "./finalize.ts";
 import type { FinalizeParams, GatewayStore } from "./store.ts";
 
 function fakeClock(): FinalizeClock & { slept: number[] } {

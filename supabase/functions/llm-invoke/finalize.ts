@@ -65,7 +65,7 @@ export async function finalizeReliably(
     ? retry.deadline
     : Math.min(retry.deadline, retry.clock.now() + (retry.errorOutcomeBudgetMs ?? ERROR_OUTCOME_BUDGET_MS));
   let lastError = "";
-  for (let tries = 1; ; tries++) {
+  for (let tries = 1;; tries++) {
     try {
       await store.finalize(params);
       if (tries > 1) logError(`finalize ${params.reservationId} landed on try ${tries}`);

@@ -7,11 +7,13 @@ const GEMMA: ModelCapabilities = {
   model: "gemma-3-27b-it",
   supportsSystemInstruction: false,
   supportsJsonMode: false,
+  supportsTools: false,
 };
 const GEMINI: ModelCapabilities = {
   model: "gemini-2.5-flash",
   supportsSystemInstruction: true,
   supportsJsonMode: true,
+  supportsTools: true,
 };
 
 describe("adaptToModel", () => {

@@ -31,7 +31,11 @@ export function adaptToModel(caps: ModelCapabilities, req: NormalizedRequest): G
   if (!caps.supportsJsonMode) {
     const mime = config.responseMimeType;
     if (mime !== undefined && mime !== PLAIN_TEXT) {
-      throw unsupported(caps.model, `responseMimeType ${mime}`, "use text/plain or omit it and ask for JSON in the prompt.");
+      throw unsupported(
+        caps.model,
+        `responseMimeType ${mime}`,
+        "use text/plain or omit it and ask for JSON in the prompt.",
+      );
     }
     for (const feature of ["responseSchema", "responseJsonSchema"] as const) {
       if (config[feature] !== undefined) throw unsupported(caps.model, feature, "ask for JSON in the prompt instead.");

@@ -260,7 +260,9 @@ describe("the quota route", () => {
 
   it("answers only GET there, and GET nowhere else", async () => {
     const { handler } = build({ quota: () => Promise.resolve({ ok: true, report: {} }) });
-    const posted = await handler(new Request(QUOTA_URL, { method: "POST", body: "{}", headers: { authorization: `Bearer ${KEY}` } }));
+    const posted = await handler(
+      new Request(QUOTA_URL, { method: "POST", body: "{}", headers: { authorization: `Bearer ${KEY}` } }),
+    );
     expect(posted.status).toBe(405);
     expect(posted.headers.get("allow")).toBe("GET");
     for (const url of [URL_, "http://127.0.0.1/llm-invoke/v1/quotas", "http://127.0.0.1/llm-invoke/quota"]) {
@@ -320,16 +322,17 @@ describe("one JSON log line per request", () => {
         c.error(new Error("connection reset by peer"));
       },
     });
-    const res = await handler(new Request(URL_, {
-      method: "POST",
-      body,
-      headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
-      duplex: "half",
-    } as RequestInit));
+    const res = await handler(
+      new Request(URL_, {
+        method: "POST",
+        body,
+        headers: { authorization: `Bearer ${KEY}`, "content-type": "application/json" },
+        duplex: "half",
+      } as RequestInit),
+    );
     expect(res.status).toBe(499);
     expect((await json(res)).error?.code).toBe("client_closed");
     expect(logError).not.toHaveBeenCalled();
     expect(JSON.parse(lines[0]!)).toMatchObject({ outcome: "client_closed" });
   });
 });
-

@@ -18,7 +18,14 @@ import { quotaHeaders } from "./quota-headers.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest, type RequestLimits } from "./request.ts";
 import { dialectOf, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
 import type { ModelEntry, QuotaReport, ReserveCaller } from "./store.ts";
-import { countTokensAnswer, geminiModel, geminiModels, geminiSurface, parseCountTokens } from "./surfaces/gemini.ts";
+import {
+  countTokensAnswer,
+  geminiJsonArrayStream,
+  geminiModel,
+  geminiModels,
+  geminiSurface,
+  parseCountTokens,
+} from "./surfaces/gemini.ts";
 import { errorFrame, nativeFrames, nativeSurface, queuedFrame } from "./surfaces/native.ts";
 import { openAiModel, openAiModels, openAiSurface } from "./surfaces/openai.ts";
 import { SSE_HEADERS, sseBody } from "./surfaces/sse.ts";
@@ -109,7 +116,11 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   });
 
   /** Who is calling; a scoped token is checked (and its output cap read) before the body. */
-  async function identify(req: Request, route: Route, scope: RequestScope): Promise<{ caller: Caller; outputCap?: number }> {
+  async function identify(
+    req: Request,
+    route: Route,
+    scope: RequestScope,
+  ): Promise<{ caller: Caller; outputCap?: number }> {
     // Google's SDKs may send the key as ?key= on Google's routes.
     const keyParam = dialectOf(route) === "gemini" ? new URL(req.url).searchParams.get("key") : null;
     const caller = await authenticate(req.headers, deps.serviceKeys, [keyParam]);
@@ -136,7 +147,9 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   async function quotaAnswer(caller: { caller: Caller }): Promise<Answer> {
     if (deps.quota === undefined) throw notFound("This deployment has no quota route.");
     const c = caller.caller;
-    const answer = await deps.quota(c.kind === "service" ? { kind: "service", name: c.label } : { kind: "token", tokenHash: c.tokenHash });
+    const answer = await deps.quota(
+      c.kind === "service" ? { kind: "service", name: c.label } : { kind: "token", tokenHash: c.tokenHash },
+    );
     if (!answer.ok) throw tokenStatusError(answer.status);
     return { body: answer.report, headers: { "cache-control": "no-store" } };
   }
@@ -147,11 +160,15 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     switch (route.kind) {
       case "gemini.models":
         return {
-          body: geminiModels(models, Number(url.searchParams.get("pageSize")) || undefined, url.searchParams.get("pageToken") ?? undefined),
+          body: geminiModels(
+            models,
+            Number(url.searchParams.get("pageSize")) || undefined,
+            url.searchParams.get("pageToken") ?? undefined,
+          ),
           asIs: true,
         };
       case "gemini.model":
-        return { body: geminiModel(models, route.model), asIs: true };
+        return { body: { ...geminiModel(models, route.model) }, asIs: true };
       case "openai.models":
         return { body: openAiModels(models, now()), asIs: true };
       case "openai.model": {
@@ -187,7 +204,10 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
 
     // A native stream that has to wait for its turn starts at once and says where it stands.
     if (progress !== null) {
-      const first = await Promise.race([running.then(() => "answer" as const, () => "answer" as const), progress.started()]);
+      const first = await Promise.race([
+        running.then(() => "answer" as const, () => "answer" as const),
+        progress.started(),
+      ]);
       if (first === "queued") {
         scope.annotate({ queued: true });
         return { stream: sseBody(progress.frames(running, context, (text) => scope.note(text))), headers: SSE_HEADERS };
@@ -196,6 +216,10 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
 
     const answer = await running;
     logAnswer(scope, answer);
+    // Google's REST streams as one JSON array unless asked for SSE (?alt=sse); older SDKs read the array.
+    if (request.stream && surface === geminiSurface && new URL(req.url).searchParams.get("alt") !== "sse") {
+      return geminiJsonArrayStream(answer, context());
+    }
     if (request.stream) return surface.stream(answer, context());
     if (isStream(answer)) throw new Error("a stream was answered to a request that did not ask for one");
     return surface.answer(answer, context());

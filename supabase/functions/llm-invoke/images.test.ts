@@ -3,16 +3,16 @@ import { describe, expect, it } from "vitest";
 import { GatewayError } from "../_shared/errors.ts";
 import {
   APP0,
-  chunk,
-  SCAN,
-  sof0,
   ascii,
   base64,
+  chunk,
   jpeg,
   png,
   PNG_SIGNATURE,
   riff,
+  SCAN,
   segment,
+  sof0,
   u32le,
   webpVp8,
   webpVp8l,
@@ -25,7 +25,6 @@ import {
   inspectInlineImage,
   SUPPORTED_IMAGE_TYPES,
 } from "./images.ts";
-
 
 const WHERE = "contents[0].parts[1].inlineData";
 

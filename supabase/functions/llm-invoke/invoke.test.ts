@@ -18,7 +18,15 @@ import { createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { limitOfQuota } from "./refusals.ts";
 import { parseInvokeRequest } from "./request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "./exact-count.ts";
-import type { ActiveKey, FinalizeParams, GatewayStore, ModelProfile, Refusal, Reservation, ReserveParams } from "./store.ts";
+import type {
+  ActiveKey,
+  FinalizeParams,
+  GatewayStore,
+  ModelProfile,
+  Refusal,
+  Reservation,
+  ReserveParams,
+} from "./store.ts";
 import { estimateInputTokens } from "./tokens.ts";
 
 const GEMMA: ModelProfile = {
@@ -50,7 +58,11 @@ const refusal = (limit: Refusal["limit"], retryAfterMs: number | null): Refusal 
   retryAt: null,
 });
 /** A WAIT refusal that put the request in line: its turn comes in exactly retryAfterMs. */
-const queued = (limit: Refusal["limit"], retryAfterMs: number, ticket = "00000000-0000-4000-8000-000000000001"): Refusal => ({
+const queued = (
+  limit: Refusal["limit"],
+  retryAfterMs: number,
+  ticket = "00000000-0000-4000-8000-000000000001",
+): Refusal => ({
   ...refusal(limit, retryAfterMs),
   queue: { ticket, position: 2, expectedAt: "2026-11-21T09:01:01Z", priority: "interactive" },
 });
@@ -153,6 +165,7 @@ const ok = (text = "Привет"): GenerateOutcome => ({
   usage: { promptTokens: 11, candidatesTokens: 7, thoughtsTokens: 2, totalTokens: 20 },
   candidates: [{ content: { parts: [{ text }] } }],
   modelVersion: null,
+  response: { candidates: [{ content: { parts: [{ text }] } }] },
   latencyMs: 120,
 });
 const fail = (error: ReturnType<typeof classifyGoogleHttpError>): GenerateOutcome => ({
@@ -626,7 +639,6 @@ describe("a request_id being served by another call", () => {
   });
 });
 
-
 describe("invoke: Google's exact count where the estimate would refuse", () => {
   const counted = (totalTokens: number): CountTokensOutcome => ({ ok: true, totalTokens, latencyMs: 3 });
   const tooLarge = (maxTokens: number): Refusal => ({ ...refusal("too_large", null), maxTokens });
@@ -742,6 +754,7 @@ describe("invoke: model fallback", () => {
     model: "gemini-2.5-flash",
     supportsSystemInstruction: true,
     supportsJsonMode: true,
+    supportsTools: true,
     active: true,
     fallbackModels: ["gemma-3-27b-it"],
   };
@@ -752,7 +765,10 @@ describe("invoke: model fallback", () => {
   });
 
   it("reserves the row's chain in one call and answers with the model that served, called as that model", async () => {
-    const store = new FakeStore([onGemma(1, [{ model: "gemini-2.5-flash", limit: "rpd", retryAfterMs: 3_600_000 }])], ROWS);
+    const store = new FakeStore(
+      [onGemma(1, [{ model: "gemini-2.5-flash", limit: "rpd", retryAfterMs: 3_600_000 }])],
+      ROWS,
+    );
     const google = new FakeGoogle([ok()]);
     const { run } = setup(store, google);
     const result = await run({ model: "gemini-2.5-flash", system: "Кратко." });
@@ -764,12 +780,18 @@ describe("invoke: model fallback", () => {
       fallback_from: [{ model: "gemini-2.5-flash", limit: "rpd", retry_after_ms: 3_600_000 }],
     });
     // Gemma served: the system prompt went in the first user turn, not as a system instruction.
-    expect(google.calls[0]!.request).toMatchObject({ model: "gemma-3-27b-it", contents: [{ parts: [{ text: "Кратко.\n\nПривет" }] }] });
+    expect(google.calls[0]!.request).toMatchObject({
+      model: "gemma-3-27b-it",
+      contents: [{ parts: [{ text: "Кратко.\n\nПривет" }] }],
+    });
     expect(google.calls[0]!.request.systemInstruction).toBeUndefined();
   });
 
   it("says nothing of fallback when the first model served, and sends no chain when the caller asks for none", async () => {
-    const store = new FakeStore([{ ...reservation(1), model: "gemini-2.5-flash" }, { ...reservation(2), model: "gemini-2.5-flash" }], ROWS);
+    const store = new FakeStore([{ ...reservation(1), model: "gemini-2.5-flash" }, {
+      ...reservation(2),
+      model: "gemini-2.5-flash",
+    }], ROWS);
     const { run } = setup(store, new FakeGoogle([ok(), ok()]));
     const first = await run({ model: "gemini-2.5-flash" });
     expect(first).not.toHaveProperty("requested_model");
@@ -780,12 +802,21 @@ describe("invoke: model fallback", () => {
 
   it("keeps what a queued request was passed over for when its ticket is served on the fallback", async () => {
     const passed = [{ model: "gemini-2.5-flash", limit: "rpm", retryAfterMs: 70_000 }];
-    const store = new FakeStore([{ ...queued("rpm", 4_000), model: "gemma-3-27b-it", fallbackFrom: passed }, onGemma(1)], ROWS);
+    const store = new FakeStore([
+      { ...queued("rpm", 4_000), model: "gemma-3-27b-it", fallbackFrom: passed },
+      onGemma(1),
+    ], ROWS);
     const { run, clock } = setup(store, new FakeGoogle([ok()]));
     const result = await run({ model: "gemini-2.5-flash", max_wait_ms: 10_000 });
     expect(clock.sleeps).toEqual([4_000]);
-    expect(store.reserves[1]).toMatchObject({ queueTicket: "00000000-0000-4000-8000-000000000001", fallbackModels: ["gemma-3-27b-it"] });
-    expect(result).toMatchObject({ model: "gemma-3-27b-it", fallback_from: [{ model: "gemini-2.5-flash", limit: "rpm" }] });
+    expect(store.reserves[1]).toMatchObject({
+      queueTicket: "00000000-0000-4000-8000-000000000001",
+      fallbackModels: ["gemma-3-27b-it"],
+    });
+    expect(result).toMatchObject({
+      model: "gemma-3-27b-it",
+      fallback_from: [{ model: "gemini-2.5-flash", limit: "rpm" }],
+    });
   });
 
   it("answers a chain's refusal with the model that comes back first and why each model refused", async () => {
@@ -908,7 +939,11 @@ describe("invoke: streamed answers", () => {
     const store = new FakeStore([reservation(1), reservation(2)]);
     const google = new FakeGoogle([]);
     google.streams.push(
-      { ok: false, latencyMs: 5, error: classifyGoogleHttpError(503, { error: { code: 503, status: "UNAVAILABLE", message: "busy" } }) },
+      {
+        ok: false,
+        latencyMs: 5,
+        error: classifyGoogleHttpError(503, { error: { code: 503, status: "UNAVAILABLE", message: "busy" } }),
+      },
       googleStream([], { cut: true }).outcome, // breaks off before any chunk
       googleStream(["ok"]).outcome,
     );

@@ -115,7 +115,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     // replaces it if a refusal asks for one (exact-count.ts).
     const size = new InputSize(
       request.imageTokens +
-        Math.max(...chain.map((l) => estimateInputTokens({ contents: l.request.contents, system: l.request.systemInstruction }))),
+        Math.max(
+          ...chain.map((l) =>
+            estimateInputTokens({ contents: l.request.contents, system: l.request.systemInstruction })
+          ),
+        ),
       (model) => countTokens(requestFor(chain, model), { deadline, signal }),
     );
     // Service callers name themselves (x-caller); for a token the database names the client.
@@ -135,21 +139,27 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     try {
       while (calls < MAX_ATTEMPTS && unusableKeys <= MAX_UNUSABLE_KEYS) {
         if (calls > 0 && clock.now() >= deadline) break;
-        const admission = await admit({ store: deps.store, clock, onQuota, onQueued }, {
-          model: request.model,
-          fallbackModels: chain.slice(1).map((l) => l.model),
-          caller: reserveAs,
-          requestId,
-          excludeKeyIds: keys.list(),
-          // Numbered by calls to Google: a reservation whose key could not be used is made again
-          // with the same number (which keeps a token's request budget counted once).
-          attempt: calls + 1,
-          metadata: request.metadata,
-          priority: request.priority ?? null,
-          // Checked (and marked in flight) until this invocation holds its first reservation;
-          // later reservations belong to the same request.
-          idempotent: idempotent && lastReservation === null,
-        }, size, waiting, { model: request.model, requestId });
+        const admission = await admit(
+          { store: deps.store, clock, onQuota, onQueued },
+          {
+            model: request.model,
+            fallbackModels: chain.slice(1).map((l) => l.model),
+            caller: reserveAs,
+            requestId,
+            excludeKeyIds: keys.list(),
+            // Numbered by calls to Google: a reservation whose key could not be used is made again
+            // with the same number (which keeps a token's request budget counted once).
+            attempt: calls + 1,
+            metadata: request.metadata,
+            priority: request.priority ?? null,
+            // Checked (and marked in flight) until this invocation holds its first reservation;
+            // later reservations belong to the same request.
+            idempotent: idempotent && lastReservation === null,
+          },
+          size,
+          waiting,
+          { model: request.model, requestId },
+        );
         if (admission.kind === "replay") return { ...admission.response, replayed: true };
         if (admission.kind === "no_active_key") {
           if (keys.forgiveAvoided()) continue;
@@ -191,13 +201,20 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         const outcome = await callGoogle(apiKey, reservation);
         if (outcome.ok) {
           const result = answer(outcome, reservation, calls);
-          await afterAnswer(finalizeReliably(deps.store, logError, successRecord({
-            reservationId: reservation.reservationId,
-            latencyMs: outcome.latencyMs,
-            inputTokens: outcome.usage?.promptTokens ?? null,
-            outputTokens: outcome.usage === null ? null : outcome.usage.candidatesTokens + outcome.usage.thoughtsTokens,
-            response: idempotent ? result : null,
-          }), { deadline, clock }));
+          await afterAnswer(finalizeReliably(
+            deps.store,
+            logError,
+            successRecord({
+              reservationId: reservation.reservationId,
+              latencyMs: outcome.latencyMs,
+              inputTokens: outcome.usage?.promptTokens ?? null,
+              outputTokens: outcome.usage === null
+                ? null
+                : outcome.usage.candidatesTokens + outcome.usage.thoughtsTokens,
+              response: idempotent ? result : null,
+            }),
+            { deadline, clock },
+          ));
           return result;
         }
 
@@ -208,9 +225,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     } catch (error) {
       // A named request that fails frees its id at once (a success stores the answer instead).
       if (idempotent && lastReservation !== null) {
-        await afterAnswer(deps.store.endRequest(lastReservation.reservationId).catch((e) =>
-          logError(`end of request ${requestId} failed: ${sanitizeError(e)}`)
-        ));
+        await afterAnswer(
+          deps.store.endRequest(lastReservation.reservationId).catch((e) =>
+            logError(`end of request ${requestId} failed: ${sanitizeError(e)}`)
+          ),
+        );
       }
       throw error;
     }
@@ -219,15 +238,23 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
      * A failed call: finalized (awaited: the next reservation must see its cooldown), then either
      * thrown as the caller's answer or ready for the next attempt (false: no time left for one).
      */
-    async function failed(outcome: Extract<GenerateOutcome, { ok: false }>, reservation: Reservation): Promise<boolean> {
+    async function failed(
+      outcome: Extract<GenerateOutcome, { ok: false }>,
+      reservation: Reservation,
+    ): Promise<boolean> {
       const error = outcome.error;
-      await finalizeReliably(deps.store, logError, failureRecord({
-        reservationId: reservation.reservationId,
-        latencyMs: outcome.latencyMs,
-        error,
-        now: clock.now(),
-        defaultCooldownMs: options.defaultCooldownMs,
-      }), { deadline, clock });
+      await finalizeReliably(
+        deps.store,
+        logError,
+        failureRecord({
+          reservationId: reservation.reservationId,
+          latencyMs: outcome.latencyMs,
+          error,
+          now: clock.now(),
+          defaultCooldownMs: options.defaultCooldownMs,
+        }),
+        { deadline, clock },
+      );
       if (error.class === "client_error") throw rejectedByGoogle(error);
       if (error.kind === "aborted") throw cancelled();
       if (error.class === "invalid_key") keys.markBroken(reservation.keyId);
@@ -281,7 +308,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       }
     }
 
-    function answer(outcome: Extract<GenerateOutcome, { ok: true }>, reservation: Reservation, attempts: number): InvokeResult {
+    function answer(
+      outcome: Extract<GenerateOutcome, { ok: true }>,
+      reservation: Reservation,
+      attempts: number,
+    ): InvokeResult {
       const usage = outcome.usage;
       const promptTokens = usage?.promptTokens ?? size.tokens;
       const completionTokens = usage === null ? 0 : usage.candidatesTokens + usage.thoughtsTokens;

@@ -11,6 +11,7 @@ const FLASH: ModelProfile = {
   active: true,
   supportsSystemInstruction: true,
   supportsJsonMode: true,
+  supportsTools: true,
   fallbackModels: ["gemini-2.5-flash-lite", "gemma-3-27b-it"],
 };
 const LITE: ModelProfile = { ...FLASH, model: "gemini-2.5-flash-lite", fallbackModels: [] };
@@ -19,6 +20,7 @@ const GEMMA: ModelProfile = {
   active: true,
   supportsSystemInstruction: false,
   supportsJsonMode: false,
+  supportsTools: false,
   fallbackModels: [],
 };
 const ROWS: Record<string, ModelProfile> = {
@@ -71,21 +73,29 @@ describe("resolveChain", () => {
   });
 
   it("leaves out of the row's chain what cannot serve the request: JSON mode on Gemma, unknown and retired rows", async () => {
-    const json = await chainOf({ model: "gemini-2.5-flash", generationConfig: { responseMimeType: "application/json" } });
+    const json = await chainOf({
+      model: "gemini-2.5-flash",
+      generationConfig: { responseMimeType: "application/json" },
+    });
     expect(json.map((l) => l.model)).toEqual(["gemini-2.5-flash", "gemini-2.5-flash-lite"]);
     const rows = {
       ...ROWS,
       "gemini-2.5-flash": { ...FLASH, fallbackModels: ["gone-model", "gemini-2.5-flash-lite", "gemma-3-27b-it"] },
       "gemini-2.5-flash-lite": { ...LITE, active: false },
     };
-    expect((await chainOf({ model: "gemini-2.5-flash" }, rows)).map((l) => l.model)).toEqual(["gemini-2.5-flash", "gemma-3-27b-it"]);
+    expect((await chainOf({ model: "gemini-2.5-flash" }, rows)).map((l) => l.model)).toEqual([
+      "gemini-2.5-flash",
+      "gemma-3-27b-it",
+    ]);
   });
 
   it("keeps a retired first model first (the database passes over it), unknown when nothing follows it", async () => {
     const rows = { ...ROWS, "gemini-2.5-flash": { ...FLASH, active: false } };
     expect((await chainOf({ model: "gemini-2.5-flash" }, rows)).map((l) => l.model))
       .toEqual(["gemini-2.5-flash", "gemini-2.5-flash-lite", "gemma-3-27b-it"]);
-    expect(await failure(chainOf({ model: "gemini-2.5-flash", fallback_models: [] }, rows))).toMatchObject({ code: "unknown_model" });
+    expect(await failure(chainOf({ model: "gemini-2.5-flash", fallback_models: [] }, rows))).toMatchObject({
+      code: "unknown_model",
+    });
   });
 
   it("names each model once, aliases included", async () => {

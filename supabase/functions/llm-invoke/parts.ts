@@ -27,7 +27,9 @@ function camel(key: string): string {
 }
 
 export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Part {
-  if (!isObject(raw)) throw new GatewayError("invalid_request", `${where} must be an object.`, { details: { field: where } });
+  if (!isObject(raw)) {
+    throw new GatewayError("invalid_request", `${where} must be an object.`, { details: { field: where } });
+  }
   const part: Part = {};
   for (const [key, value] of Object.entries(raw)) {
     if (BOUND_TO_A_PROJECT.has(key)) {
@@ -42,8 +44,10 @@ export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Par
   }
   const kinds = PART_KINDS.filter((k) => part[k] !== undefined);
   if (kinds.length !== 1) {
-    const other = Object.keys(part).filter((k) => !(PART_KINDS as readonly string[]).includes(k) && k !== "thought" &&
-      k !== "thoughtSignature");
+    const other = Object.keys(part).filter((k) =>
+      !(PART_KINDS as readonly string[]).includes(k) && k !== "thought" &&
+      k !== "thoughtSignature"
+    );
     throw new GatewayError(
       kinds.length === 0 && other.length > 0 ? "unsupported_feature" : "invalid_request",
       kinds.length === 0
@@ -54,7 +58,9 @@ export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Par
     );
   }
   if (part.text !== undefined && typeof part.text !== "string") {
-    throw new GatewayError("invalid_request", `${where}.text must be a string.`, { details: { field: `${where}.text` } });
+    throw new GatewayError("invalid_request", `${where}.text must be a string.`, {
+      details: { field: `${where}.text` },
+    });
   }
   if (part.inlineData !== undefined) {
     const inline: Record<string, unknown> = isObject(part.inlineData) ? part.inlineData : {};
@@ -65,7 +71,9 @@ export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Par
   for (const kind of ["functionCall", "functionResponse"] as const) {
     const call = part[kind];
     if (call !== undefined && (!isObject(call) || typeof call.name !== "string" || call.name === "")) {
-      throw new GatewayError("invalid_request", `${where}.${kind} needs a name.`, { details: { field: `${where}.${kind}` } });
+      throw new GatewayError("invalid_request", `${where}.${kind} needs a name.`, {
+        details: { field: `${where}.${kind}` },
+      });
     }
   }
   return part;
@@ -82,11 +90,15 @@ export function checkContents(raw: readonly unknown[], field = "contents"): Chec
   const contents = raw.map((c, i): Content => {
     const where = `${field}[${i}]`;
     if (!isObject(c) || !Array.isArray(c.parts)) {
-      throw new GatewayError("invalid_request", `${where} must be an object with parts.`, { details: { field: where } });
+      throw new GatewayError("invalid_request", `${where} must be an object with parts.`, {
+        details: { field: where },
+      });
     }
     const role = c.role ?? "user";
     if (role !== "user" && role !== "model") {
-      throw new GatewayError("invalid_request", `${where}.role must be user or model.`, { details: { field: `${where}.role` } });
+      throw new GatewayError("invalid_request", `${where}.role must be user or model.`, {
+        details: { field: `${where}.role` },
+      });
     }
     const parts = c.parts.map((p, j) => checkPart(p, `${where}.parts[${j}]`, images));
     if (!hasContent(parts)) throw new GatewayError("empty_input", `${where} has no text or other content.`);

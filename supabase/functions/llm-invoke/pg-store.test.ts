@@ -44,7 +44,10 @@ beforeAll(async () => {
                values ('second', 'SECOND_KEY', 'proj-second', 200)`;
   // The store connects as the functions' own role: a missing grant fails here.
   const asGateway = await gatewayRoleUrl(db.url);
-  database = createDatabase({ config: dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? asGateway : undefined)), applicationName: "pg-store-test" });
+  database = createDatabase({
+    config: dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? asGateway : undefined)),
+    applicationName: "pg-store-test",
+  });
 });
 
 afterAll(async () => {
@@ -136,7 +139,10 @@ describe("createPgStore over the RPCs", () => {
       fallbackModels: ["gemini-2.5-flash", "gemma-3-27b-it"],
     });
     await db.sql`delete from public.google_ai_model_limits where model = 'retired-model'`;
-    expect(await store().modelProfile("gemini-2.5-flash")).toMatchObject({ supportsSystemInstruction: true, active: true });
+    expect(await store().modelProfile("gemini-2.5-flash")).toMatchObject({
+      supportsSystemInstruction: true,
+      active: true,
+    });
     expect(await store().modelProfile("no-such-model")).toBeNull();
   });
 
@@ -155,11 +161,22 @@ describe("createPgStore over the RPCs", () => {
       await db.sql`update public.google_ai_api_keys set is_active = true, disabled_reason = null`;
       const r = (await s.reserve(params({ requestId: `kr-${errorCode}-${keyRejected}` }))) as Reservation;
       await s.finalize({
-        reservationId: r.reservationId, outcome: "google_error", inputTokens: null, outputTokens: null,
-        httpStatus: 400, errorCode, quotaId: null, errorMessage: "no", latencyMs: 1, cooldownUntil: null,
-        cooldownUntilPacificMidnight: false, response: null, keyRejected,
+        reservationId: r.reservationId,
+        outcome: "google_error",
+        inputTokens: null,
+        outputTokens: null,
+        httpStatus: 400,
+        errorCode,
+        quotaId: null,
+        errorMessage: "no",
+        latencyMs: 1,
+        cooldownUntil: null,
+        cooldownUntilPacificMidnight: false,
+        response: null,
+        keyRejected,
       });
-      const [k] = await db.sql`select is_active, disabled_reason from public.google_ai_api_keys where key_alias = ${r.keyAlias}`;
+      const [k] = await db
+        .sql`select is_active, disabled_reason from public.google_ai_api_keys where key_alias = ${r.keyAlias}`;
       return k;
     };
     expect(await refusedWith("API_KEY_EXPIRED", true)).toEqual({
@@ -193,8 +210,15 @@ describe("createPgStore over the RPCs", () => {
     });
     const [att] = await db.sql`select status, input_tokens, output_tokens, latency_ms, metadata
                                from public.google_ai_attempts where reservation_id = ${res.reservationId}`;
-    expect(att).toEqual({ status: "succeeded", input_tokens: 12, output_tokens: 3, latency_ms: 42, metadata: { chat: 1, bad: "" } });
-    const [usage] = await db.sql`select prompt_tokens, completion_tokens from public.token_usage where request_id = 'rt-1'`;
+    expect(att).toEqual({
+      status: "succeeded",
+      input_tokens: 12,
+      output_tokens: 3,
+      latency_ms: 42,
+      metadata: { chat: 1, bad: "" },
+    });
+    const [usage] = await db
+      .sql`select prompt_tokens, completion_tokens from public.token_usage where request_id = 'rt-1'`;
     expect(usage).toEqual({ prompt_tokens: 12, completion_tokens: 3 });
     const [cd] = await db.sql`select cooldown_until from public.google_ai_cooldowns where quota_group = 'proj-default'`;
     expect(Math.abs((cd!.cooldown_until as Date).getTime() - until.getTime())).toBeLessThan(5);
@@ -211,7 +235,11 @@ describe("createPgStore over the RPCs", () => {
 
   it("maps refusals, including a per-day cooldown computed by the database", async () => {
     const s = store();
-    expect(await s.reserve(params({ model: "nope" }))).toMatchObject({ ok: false, limit: "unknown_model", retryAfterMs: null });
+    expect(await s.reserve(params({ model: "nope" }))).toMatchObject({
+      ok: false,
+      limit: "unknown_model",
+      retryAfterMs: null,
+    });
     expect(await s.reserve(params({ estimatedTokens: 1_000_000 }))).toMatchObject({
       ok: false,
       limit: "too_large",
@@ -254,11 +282,15 @@ describe("createPgStore over the RPCs", () => {
       limit: "token_budget",
       retryAfterMs: null,
     });
-    expect(await s.reserve(params({ caller: { kind: "token", tokenHash: sha256(token) }, model: "gemini-2.5-flash" }))).toMatchObject({
+    expect(await s.reserve(params({ caller: { kind: "token", tokenHash: sha256(token) }, model: "gemini-2.5-flash" })))
+      .toMatchObject({
+        ok: false,
+        limit: "model_not_allowed",
+      });
+    expect(await s.reserve(params({ caller: { kind: "token", tokenHash: "0".repeat(64) } }))).toMatchObject({
       ok: false,
-      limit: "model_not_allowed",
+      limit: "token_invalid",
     });
-    expect(await s.reserve(params({ caller: { kind: "token", tokenHash: "0".repeat(64) } }))).toMatchObject({ ok: false, limit: "token_invalid" });
   });
 
   it("reads the answer's quota in the reservation's own statement: one statement per reservation", async () => {
@@ -269,9 +301,16 @@ describe("createPgStore over the RPCs", () => {
       config: dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? asGateway : undefined)),
       applicationName: "pg-store-count",
       createPool: (config) =>
-        postgres(config.url, { max: 1, prepare: config.prepare, onnotice: () => {}, debug: (_c, query) => sent.push(query) }),
+        postgres(config.url, {
+          max: 1,
+          prepare: config.prepare,
+          onnotice: () => {},
+          debug: (_c, query) => sent.push(query),
+        }),
     });
-    const [{ rpm }] = await db.sql<{ rpm: number }[]>`select rpm from public.google_ai_model_limits where model = 'gemini-2.5-flash'`;
+    const [{ rpm }] = await db.sql<
+      { rpm: number }[]
+    >`select rpm from public.google_ai_model_limits where model = 'gemini-2.5-flash'`;
     try {
       await db.sql`update public.google_ai_model_limits set rpm = 2 where model = 'gemini-2.5-flash'`;
       const s = createPgStore({ database: counting });
@@ -313,31 +352,46 @@ describe("createPgStore over the RPCs", () => {
     if (!report.ok) throw new Error("a service caller always gets a report");
     const models = (report.report.models as { model: string }[]).map((m) => m.model);
     expect(models).toContain("gemma-3-27b-it");
-    expect(await store().quotaReport({ kind: "token", tokenHash: "0".repeat(64) })).toEqual({ ok: false, status: "token_invalid" });
+    expect(await store().quotaReport({ kind: "token", tokenHash: "0".repeat(64) })).toEqual({
+      ok: false,
+      status: "token_invalid",
+    });
   });
 
   it("reserves a chain of models in one call, service and token, and parses what it passed over", async () => {
     const s = store();
     await db.sql`update public.google_ai_model_limits set rpd = 0 where model = 'gemini-2.5-flash'`;
     try {
-      const served = await s.reserve(params({ model: "gemini-2.5-flash", fallbackModels: ["gemma-3-27b-it"], requestId: "chain-1" }));
+      const served = await s.reserve(
+        params({ model: "gemini-2.5-flash", fallbackModels: ["gemma-3-27b-it"], requestId: "chain-1" }),
+      );
       expect(served).toMatchObject({
         ok: true,
         model: "gemma-3-27b-it",
         fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd", retryAfterMs: expect.any(Number) }],
       });
       // The answer's quota is the serving model's, read in the same statement.
-      expect((served as Reservation).quota).toMatchObject({ model: "gemma-3-27b-it", quotaGroup: (served as Reservation).quotaGroup });
-      const refused = await s.reserve(params({ model: "gemini-2.5-flash", fallbackModels: ["gemma-3-27b-it"], estimatedTokens: 200_000 }));
+      expect((served as Reservation).quota).toMatchObject({
+        model: "gemma-3-27b-it",
+        quotaGroup: (served as Reservation).quotaGroup,
+      });
+      const refused = await s.reserve(
+        params({ model: "gemini-2.5-flash", fallbackModels: ["gemma-3-27b-it"], estimatedTokens: 200_000 }),
+      );
       expect(refused).toMatchObject({
         ok: false,
         limit: "rpd",
         model: "gemini-2.5-flash",
-        fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd" }, { model: "gemma-3-27b-it", limit: "too_large", retryAfterMs: null }],
+        fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd" }, {
+          model: "gemma-3-27b-it",
+          limit: "too_large",
+          retryAfterMs: null,
+        }],
       });
       expect((refused as Refusal).quota).toMatchObject({ model: "gemini-2.5-flash", dayLeft: 0 });
 
-      const [{ c }] = await db.sql`select public.google_ai_create_client('pg-store-chain', array['gemini-2.5-flash', 'gemma-3-27b-it']) as c`;
+      const [{ c }] = await db
+        .sql`select public.google_ai_create_client('pg-store-chain', array['gemini-2.5-flash', 'gemma-3-27b-it']) as c`;
       const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
       await db.sql`select public.google_ai_mint_token(${sha256(c.secret)}, ${sha256(token)})`;
       const asToken = await s.reserve(params({
@@ -345,7 +399,11 @@ describe("createPgStore over the RPCs", () => {
         model: "gemini-2.5-flash",
         fallbackModels: ["gemma-3-27b-it"],
       }));
-      expect(asToken).toMatchObject({ ok: true, model: "gemma-3-27b-it", fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd" }] });
+      expect(asToken).toMatchObject({
+        ok: true,
+        model: "gemma-3-27b-it",
+        fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd" }],
+      });
     } finally {
       await db.sql`update public.google_ai_model_limits set rpd = 20 where model = 'gemini-2.5-flash'`;
     }
@@ -360,7 +418,9 @@ describe("createPgStore over the RPCs", () => {
     });
     const none = createDatabase({ config: null, applicationName: "pg-store-test", log });
     try {
-      for (const s of [createPgStore({ database: dead, logError: log }), createPgStore({ database: none, logError: log })]) {
+      for (
+        const s of [createPgStore({ database: dead, logError: log }), createPgStore({ database: none, logError: log })]
+      ) {
         const error = await s.reserve(params()).catch((e: unknown) => e);
         expect(error).toBeInstanceOf(GatewayError);
         expect((error as GatewayError).code).toBe("unavailable");

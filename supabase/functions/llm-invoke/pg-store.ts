@@ -30,9 +30,9 @@ import {
   type QuotaReader,
   type QuotaReport,
   type QuotaSnapshot,
+  type Refusal,
   REFUSAL_LIMITS,
   type RefusalLimit,
-  type Refusal,
   type Reservation,
   type ReserveParams,
 } from "./store.ts";
@@ -194,7 +194,9 @@ function reserveService(sql: Sql, p: ReserveParams, caller: string): postgres.Pe
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
     p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
-    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
+    Math.max(0, Math.round(p.waitLeftMs))
+  }::integer) as r`;
 }
 
 function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
@@ -204,19 +206,25 @@ function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.P
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
     p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
-    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
+    Math.max(0, Math.round(p.waitLeftMs))
+  }::integer) as r`;
 }
 
 /** The whole chain in one round trip: the database tries `model`, then each fallback, in order. */
 function reserveChainService(sql: Sql, p: ReserveParams, caller: string): postgres.PendingQuery<postgres.Row[]> {
   return sql`select public.google_ai_reserve_chain(
-    p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[], p_estimated_tokens => ${p.estimatedTokens}::integer,
+    p_models => ${
+    sql.array([p.model, ...p.fallbackModels])
+  }::text[], p_estimated_tokens => ${p.estimatedTokens}::integer,
     p_caller => ${caller}, p_request_id => ${p.requestId},
     p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
     p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
-    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
+    Math.max(0, Math.round(p.waitLeftMs))
+  }::integer) as r`;
 }
 
 function reserveChainToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
@@ -227,7 +235,9 @@ function reserveChainToken(sql: Sql, p: ReserveParams, tokenHash: string): postg
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
     p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
-    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer) as r`;
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
+    Math.max(0, Math.round(p.waitLeftMs))
+  }::integer) as r`;
 }
 
 /** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */
@@ -264,7 +274,9 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
     retryAfterMs: typeof retry === "number" && Number.isFinite(retry) ? retry : null,
     retryAt: typeof o.retry_at === "string" ? o.retry_at : null,
     maxTokens: typeof o.max_tokens === "number" ? o.max_tokens : null,
-    recheckAfterMs: typeof o.recheck_after_ms === "number" && Number.isFinite(o.recheck_after_ms) ? o.recheck_after_ms : null,
+    recheckAfterMs: typeof o.recheck_after_ms === "number" && Number.isFinite(o.recheck_after_ms)
+      ? o.recheck_after_ms
+      : null,
     queue: parseQueuePlace(o.queue),
     model: typeof o.model === "string" ? o.model : null,
     ...fallbackFrom(o.fallback_from),
@@ -326,7 +338,11 @@ function fallbackFrom(value: unknown): { fallbackFrom?: FallbackStep[] } {
       if (typeof v !== "object" || v === null) return [];
       const s = v as Record<string, unknown>;
       if (typeof s.model !== "string" || typeof s.limit !== "string") return [];
-      return [{ model: s.model, limit: s.limit, retryAfterMs: typeof s.retry_after_ms === "number" ? s.retry_after_ms : null }];
+      return [{
+        model: s.model,
+        limit: s.limit,
+        retryAfterMs: typeof s.retry_after_ms === "number" ? s.retry_after_ms : null,
+      }];
     }),
   };
 }
@@ -371,7 +387,12 @@ function clean(value: unknown): unknown {
   if (typeof value === "object" && value !== null) {
     const out: Record<string, unknown> = {};
     for (const [k, v] of Object.entries(value)) {
-      Object.defineProperty(out, cleanString(k), { value: clean(v), enumerable: true, writable: true, configurable: true });
+      Object.defineProperty(out, cleanString(k), {
+        value: clean(v),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
     return out;
   }

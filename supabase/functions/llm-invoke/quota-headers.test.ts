@@ -33,7 +33,9 @@ describe("quotaHeaders", () => {
   });
 
   it("leaves out a limit the model does not have, with its remaining and reset", () => {
-    const h = quotaHeaders(snapshot({ tpm: null, tokensLeft: null, tokensResetMs: null, rpd: null, dayLeft: null, dayResetMs: null }));
+    const h = quotaHeaders(
+      snapshot({ tpm: null, tokensLeft: null, tokensResetMs: null, rpd: null, dayLeft: null, dayResetMs: null }),
+    );
     expect(Object.keys(h).sort()).toEqual([
       "x-ratelimit-limit-requests",
       "x-ratelimit-remaining-requests",

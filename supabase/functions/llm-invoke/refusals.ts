@@ -57,12 +57,17 @@ export function quotaRefusal(r: Pick<Refusal, "limit" | "retryAfterMs" | "model"
   return new GatewayError(
     "rate_limited",
     `No model of the chain has capacity now (first back: ${r.model ?? "?"}, limit: ${r.limit})${retry}.`,
-    { extra: { ...error.extra, model: r.model ?? null, fallback_from: fallbackSteps(r.fallbackFrom) }, headers: error.headers },
+    {
+      extra: { ...error.extra, model: r.model ?? null, fallback_from: fallbackSteps(r.fallbackFrom) },
+      headers: error.headers,
+    },
   );
 }
 
 /** The chain's steps as the caller reads them (snake_case, like the rest of the answer). */
-export function fallbackSteps(steps: readonly FallbackStep[]): Array<{ model: string; limit: string; retry_after_ms: number | null }> {
+export function fallbackSteps(
+  steps: readonly FallbackStep[],
+): Array<{ model: string; limit: string; retry_after_ms: number | null }> {
   return steps.map((s) => ({ model: s.model, limit: s.limit, retry_after_ms: s.retryAfterMs }));
 }
 
@@ -132,7 +137,10 @@ function inProgress(requestId: string, retryAfterMs: number | null, retryAt: str
     "request_in_progress",
     `A request with request_id ${requestId} is being served right now; retry it when it is done to get its ` +
       `answer (at the latest in ${Math.ceil(waitMs / 1000)} s, when its claim runs out).`,
-    { extra: { retry_after_ms: waitMs, retry_at: retryAt }, headers: { "Retry-After": String(Math.ceil(waitMs / 1000)) } },
+    {
+      extra: { retry_after_ms: waitMs, retry_at: retryAt },
+      headers: { "Retry-After": String(Math.ceil(waitMs / 1000)) },
+    },
   );
 }
 

@@ -173,7 +173,11 @@ describe("parseInvokeRequest: rejections", () => {
       safetySettings: [{ category: "HARM_CATEGORY_HARASSMENT", threshold: "BLOCK_NONE" }],
       stream: true,
     });
-    expect(r.generationConfig).toEqual({ seed: 7, thinkingConfig: { thinkingBudget: 0 }, mediaResolution: "MEDIA_RESOLUTION_LOW" });
+    expect(r.generationConfig).toEqual({
+      seed: 7,
+      thinkingConfig: { thinkingBudget: 0 },
+      mediaResolution: "MEDIA_RESOLUTION_LOW",
+    });
     expect(r.extras).toEqual({
       tools,
       toolConfig: { functionCallingConfig: { mode: "AUTO" } },
@@ -216,7 +220,6 @@ describe("metadata is kept small", () => {
   });
 });
 
-
 describe("fallback_models", () => {
   it("keeps the chain in order, models/ prefixes stripped; absent and empty stay apart", () => {
     const r = parseInvokeRequest({
@@ -237,7 +240,11 @@ describe("fallback_models", () => {
     ["a name that is not a string", [42], /^fallback_models\[0\]: /],
     ["an empty name", [""], /^fallback_models\[0\]: must be a model id/],
     ["the first model again", ["gemini-2.5-flash"], /^fallback_models\[0\]: gemini-2\.5-flash is already in the chain/],
-    ["a model twice", ["gemma-3-27b", "models/gemma-3-27b"], /^fallback_models\[1\]: gemma-3-27b is already in the chain/],
+    [
+      "a model twice",
+      ["gemma-3-27b", "models/gemma-3-27b"],
+      /^fallback_models\[1\]: gemma-3-27b is already in the chain/,
+    ],
   ])("refuses %s with a 400 that names the field", (_name, fallbacks, message) => {
     try {
       parseInvokeRequest({ model: "gemini-2.5-flash", fallback_models: fallbacks, prompt: "x" });

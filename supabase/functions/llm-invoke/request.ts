@@ -256,4 +256,3 @@ export function joinText(pieces: ReadonlyArray<string | undefined>): string | un
   const kept = pieces.filter((p): p is string => p !== undefined && p.trim() !== "");
   return kept.length === 0 ? undefined : kept.join("\n\n");
 }
-

@@ -14,7 +14,9 @@ describe("invokeOptionsFromEnv / requestLimitsFromEnv", () => {
   });
 
   it("reads the tuning variables and never lets a wait exceed the budget", () => {
-    const options = invokeOptionsFromEnv(envOf({ LLM_INVOKE_ATTEMPT_TIMEOUT_MS: "1500", LLM_INVOKE_BUDGET_MS: "20000" }));
+    const options = invokeOptionsFromEnv(
+      envOf({ LLM_INVOKE_ATTEMPT_TIMEOUT_MS: "1500", LLM_INVOKE_BUDGET_MS: "20000" }),
+    );
     expect(options).toMatchObject({ attemptTimeoutMs: 1500, budgetMs: 20000 });
     const limits = requestLimitsFromEnv(envOf({ LLM_INVOKE_MAX_WAIT_MS: "90000" }), options);
     expect(limits.maxWaitBudgetMs).toBe(20000);

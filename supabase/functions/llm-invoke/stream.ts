@@ -122,7 +122,11 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     return {
       text: tally.text,
       ...options.head,
-      usage: { prompt_tokens: prompt, completion_tokens: completion, total_tokens: usage?.totalTokens || prompt + completion },
+      usage: {
+        prompt_tokens: prompt,
+        completion_tokens: completion,
+        total_tokens: usage?.totalTokens || prompt + completion,
+      },
       finish_reason: tally.finishReason,
       ...(options.includeCandidates ? { candidates: tally.candidates } : {}),
       // The last chunk carries the finish reason and the final usage: Google's shape of the whole.

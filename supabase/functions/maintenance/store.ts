@@ -94,7 +94,9 @@ export function createPgMaintenanceStore(db: Pick<Database, "run">): Maintenance
         let result: Awaited<ReturnType<typeof work>> | undefined;
         try {
           await sql.begin(async (tx) => {
-            const inTransaction = { run: <T>(_what: string, w: (s: typeof sql) => Promise<T>) => w(tx as unknown as typeof sql) };
+            const inTransaction = {
+              run: <T>(_what: string, w: (s: typeof sql) => Promise<T>) => w(tx as unknown as typeof sql),
+            };
             result = await work(createPgMaintenanceStore(inTransaction));
             throw ROLLBACK;
           });

@@ -91,7 +91,9 @@ export function googleBaseUrlFromEnv(get: (name: string) => string | undefined):
 }
 
 export function createGoogleClient(options: GoogleClientOptions = {}): GoogleClient {
-  const apiBase = `${(options.baseUrl ?? DEFAULT_GOOGLE_BASE_URL).replace(/\/+$/, "")}/${options.apiVersion ?? GOOGLE_API_VERSION}`;
+  const apiBase = `${(options.baseUrl ?? DEFAULT_GOOGLE_BASE_URL).replace(/\/+$/, "")}/${
+    options.apiVersion ?? GOOGLE_API_VERSION
+  }`;
   const url = (model: string, method: string) => `${apiBase}/models/${encodeURIComponent(model)}:${method}`;
   return {
     generate: (call) => generate(url(call.request.model, "generateContent"), call),
@@ -221,7 +223,9 @@ async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
     }));
     guard.done();
     const error = read.ok
-      ? classifyGoogleFailure("malformed", "Google answered the stream without a body.", { httpStatus: response.status })
+      ? classifyGoogleFailure("malformed", "Google answered the stream without a body.", {
+        httpStatus: response.status,
+      })
       : read.error;
     return { ok: false, latencyMs, error };
   }

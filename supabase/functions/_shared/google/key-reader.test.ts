@@ -21,7 +21,9 @@ describe("googleKeyReader", () => {
   });
 
   it("never hands out the project's own credentials as a Google key", () => {
-    for (const name of ["SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL", "GATEWAY_DB_URL", "DATABASE_URL", "PGPASSWORD"]) {
+    for (
+      const name of ["SUPABASE_SERVICE_ROLE_KEY", "SUPABASE_DB_URL", "GATEWAY_DB_URL", "DATABASE_URL", "PGPASSWORD"]
+    ) {
       expect(read(name)).toBeUndefined();
     }
     expect(read("bad name; rm -rf")).toBeUndefined();
@@ -39,7 +41,9 @@ describe("googleKeyReader", () => {
     const malformed = googleKeyReader(envOf({ ...env, GATEWAY_KEY_ENV_PATTERN: "(" }));
     expect(malformed("MY_KEY")).toBeUndefined();
     expect(malformed("GOOGLE_API_KEY_2")).toBe("AIza-2");
-    const everything = googleKeyReader(envOf({ ...env, SUPABASE_SERVICE_ROLE_KEY: "sb", GATEWAY_KEY_ENV_PATTERN: ".*" }));
+    const everything = googleKeyReader(
+      envOf({ ...env, SUPABASE_SERVICE_ROLE_KEY: "sb", GATEWAY_KEY_ENV_PATTERN: ".*" }),
+    );
     expect(everything("SUPABASE_SERVICE_ROLE_KEY")).toBeUndefined();
   });
 });

@@ -66,7 +66,9 @@ export type GoogleResponse = Record<string, unknown>;
 export function generateContentBody(request: GoogleRequest): Record<string, unknown> {
   return {
     contents: request.contents,
-    ...(request.systemInstruction === undefined ? {} : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
+    ...(request.systemInstruction === undefined
+      ? {}
+      : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
     ...(Object.keys(request.generationConfig).length === 0 ? {} : { generationConfig: request.generationConfig }),
     ...(request.tools === undefined ? {} : { tools: request.tools }),
     ...(request.toolConfig === undefined ? {} : { toolConfig: request.toolConfig }),

@@ -27,11 +27,15 @@ function bad(header: string, message: string): GatewayError {
 
 export function callOptionsFromHeaders(headers: Headers, limits: RequestLimits): CallOptions {
   const rawMode = headers.get("x-eve-mode")?.trim().toUpperCase();
-  if (rawMode !== undefined && rawMode !== "WAIT" && rawMode !== "NO_WAIT") throw bad("x-eve-mode", "must be WAIT or NO_WAIT.");
+  if (rawMode !== undefined && rawMode !== "WAIT" && rawMode !== "NO_WAIT") {
+    throw bad("x-eve-mode", "must be WAIT or NO_WAIT.");
+  }
   const mode: InvokeMode = rawMode ?? "WAIT";
 
   const rawWait = headers.get("x-eve-max-wait-ms")?.trim();
-  if (rawWait !== undefined && !/^\d{1,9}$/.test(rawWait)) throw bad("x-eve-max-wait-ms", "must be a whole number of milliseconds.");
+  if (rawWait !== undefined && !/^\d{1,9}$/.test(rawWait)) {
+    throw bad("x-eve-max-wait-ms", "must be a whole number of milliseconds.");
+  }
   const maxWaitMs = waitFor(mode, rawWait === undefined ? undefined : Number(rawWait), limits);
 
   const requestId = headers.get("x-eve-request-id")?.trim();

@@ -348,6 +348,7 @@ function fakeStream(items: GoogleResponse[], failWith?: Error, stopped?: { value
   return {
     kind: "stream",
     chunks: gen(),
+    cancel: () => Promise.resolve(),
     result: () => result,
     model: "gemini-2.5-flash",
     key_alias: "k1",

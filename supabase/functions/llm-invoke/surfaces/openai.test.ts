@@ -96,6 +96,7 @@ function fakeStream(chunks: GoogleResponse[], final: InvokeResult, failAfter?: G
     attempts: 1,
     waited_ms: 0,
     chunks: produce(),
+    cancel: () => Promise.resolve(),
     result: () => final,
   };
   return { stream, seen };

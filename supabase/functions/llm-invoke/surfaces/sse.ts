@@ -10,7 +10,9 @@ export const SSE_HEADERS: Record<string, string> = {
 
 /** One event: `data: <json>` (with an `event:` line when named), ended by a blank line. */
 export function sseFrame(data: unknown, event?: string): string {
-  return `${event === undefined ? "" : `event: ${event}\n`}data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`;
+  return `${event === undefined ? "" : `event: ${event}\n`}data: ${
+    typeof data === "string" ? data : JSON.stringify(data)
+  }\n\n`;
 }
 
 /** A byte stream of the frames; cancelling it (the caller went away) returns the frames' iterator. */
