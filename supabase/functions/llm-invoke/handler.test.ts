@@ -258,17 +258,20 @@ describe("the quota route", () => {
     expect(checkToken).not.toHaveBeenCalled();
   });
 
-  it("answers only GET there, and GET nowhere else", async () => {
+  it("answers only GET there; the generating route only POST; other paths are not routes (404)", async () => {
     const { handler } = build({ quota: () => Promise.resolve({ ok: true, report: {} }) });
     const posted = await handler(
       new Request(QUOTA_URL, { method: "POST", body: "{}", headers: { authorization: `Bearer ${KEY}` } }),
     );
     expect(posted.status).toBe(405);
     expect(posted.headers.get("allow")).toBe("GET");
-    for (const url of [URL_, "http://127.0.0.1/llm-invoke/v1/quotas", "http://127.0.0.1/llm-invoke/quota"]) {
+    const native = await handler(get(undefined, URL_));
+    expect(native.status).toBe(405);
+    expect(native.headers.get("allow")).toBe("POST");
+    for (const url of ["http://127.0.0.1/llm-invoke/v1/quotas", "http://127.0.0.1/llm-invoke/quota"]) {
       const res = await handler(get(undefined, url));
-      expect(res.status, url).toBe(405);
-      expect(res.headers.get("allow")).toBe("POST");
+      expect(res.status, url).toBe(404);
+      expect((await res.json()).error.details.routes).toContain("GET /functions/v1/llm-invoke/v1/quota");
     }
   });
 });
@@ -286,6 +289,7 @@ describe("one JSON log line per request", () => {
       function: "llm-invoke",
       request_id: "r-log",
       method: "POST",
+      route: "native",
       caller: "eve-bot",
       model: "gemma-3-27b-it",
       mode: "WAIT",

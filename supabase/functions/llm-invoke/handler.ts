@@ -200,7 +200,14 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       onQuota: (quota) => scope.setHeaders(quotaHeaders(quota)),
       ...(progress === null ? {} : { onQueued: (p: QueueProgress) => progress.push(p) }),
     });
-    const context = (): SurfaceContext => ({ requestId: scope.requestId, request, now: now() });
+    // `now` is read only by the surfaces that date their answers (OpenAI's `created`).
+    const context = (): SurfaceContext => ({
+      requestId: scope.requestId,
+      request,
+      get now() {
+        return now();
+      },
+    });
 
     // A native stream that has to wait for its turn starts at once and says where it stands.
     if (progress !== null) {

@@ -249,6 +249,7 @@ describe("invoke: success", () => {
       attempts: 1,
       waited_ms: 0,
       finish_reason: "STOP",
+      response: { candidates: [{ content: { parts: [{ text: "Привет" }] } }] },
     });
     expect(store.reserves[0]).toMatchObject({
       model: "gemma-3-27b",

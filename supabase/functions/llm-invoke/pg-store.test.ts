@@ -129,6 +129,7 @@ describe("createPgStore over the RPCs", () => {
       active: true,
       supportsSystemInstruction: false,
       supportsJsonMode: false,
+      supportsTools: false,
       fallbackModels: [],
     });
     // A retired row still answers (inactive), with its chain in order: aliases resolved, unknown names left out.
