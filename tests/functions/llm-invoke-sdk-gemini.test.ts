@@ -22,6 +22,8 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   await s.reset();
+  // Each test reads the audit rows of its own requests.
+  await s.sql`delete from public.google_ai_attempts`;
   await s.setLimit({ model: GEMMA, rpm: 30, tpm: 15_000, rpd: 14_400 });
 });
 

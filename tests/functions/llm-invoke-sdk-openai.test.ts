@@ -21,6 +21,8 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   await s.reset();
+  // Each test reads the audit rows of its own requests.
+  await s.sql`delete from public.google_ai_attempts`;
   await s.setLimit({ model: FLASH, rpm: 100, tpm: 250_000, rpd: 1_000 });
 });
 

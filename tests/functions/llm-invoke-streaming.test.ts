@@ -23,6 +23,8 @@ afterAll(async () => {
 });
 beforeEach(async () => {
   await s.reset();
+  // Each test reads the audit rows of its own requests.
+  await s.sql`delete from public.google_ai_attempts`;
   await s.setLimit({ model: GEMMA, rpm: 30, tpm: 1_000_000, rpd: 14_400 });
   await s.setLimit({ model: FLASH, rpm: 100, tpm: 1_000_000, rpd: 1_000 });
 });
@@ -155,6 +157,7 @@ describe("images", () => {
   it("an image request is admitted with an estimate never below Google's count", async () => {
     for (const [width, height] of [[100, 100], [1000, 700], [3000, 2000]] as const) {
       await s.reset();
+      await s.sql`delete from public.google_ai_attempts`;
       const res = await s.call(ask("image/png", base64(png(width, height))));
       expect(res.status).toBe(200);
       const [row] = await s.sql<{ estimated_tokens: number; input_tokens: number }[]>`

@@ -318,8 +318,9 @@ class Progress {
   }
 }
 
+/** A 404 that names the routes, in its message too (the other APIs' error shapes keep only the message). */
 function notFound(message: string): GatewayError {
-  return new GatewayError("not_found", message, { details: { routes: ROUTES } });
+  return new GatewayError("not_found", `${message} Routes: ${ROUTES.join("; ")}.`, { details: { routes: ROUTES } });
 }
 
 /**
