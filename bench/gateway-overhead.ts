@@ -4,7 +4,9 @@
 //   - to llm-invoke on its Deno port (no local proxy), to separate the proxy's share;
 //   - to @portkey-ai/gateway in front of the same simulator (OpenAI format in, Gemini out): the peer.
 // Rounds of each target are interleaved; added latency = a target's percentile − the direct
-// percentile at the same concurrency. Then the database round trips per successful llm-invoke
+// percentile at the same concurrency. Then the first streamed byte: the same prompt streamed, directly
+// (streamGenerateContent) and through llm-invoke ("stream": true, on its Deno port), sequentially and
+// interleaved, time to the first chunk's bytes, beside the non-streaming added latency at c=1. Then the database round trips per successful llm-invoke
 // request: statement logging on the part's database (and the transaction counter as a cross-check)
 // over a window of sequential requests, with a fresh function process so no earlier connection escapes it.
 import { randomUUID } from "node:crypto";
@@ -25,7 +27,12 @@ export interface OverheadConfig {
   durationMs: number;
   /** Sequential requests in the round-trip counting window. */
   roundTripRequests: number;
+  /** Streams per target in the first-byte measurement. */
+  firstByteSamples: number;
 }
+
+/** The simulator waits this long between a stream's chunks: a gateway that held chunks back would show it. */
+const STREAM_CHUNK_DELAY_MS = 25;
 
 const MODEL = "gemma-3-27b-it";
 const PROMPT = "Summarise in one sentence why a shared rate limiter must be atomic.";
@@ -55,7 +62,12 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
   try {
     await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
     await setKeys(db.sql, [{ alias: "bench", project: "proj-overhead", envVar: BENCH_SIM_KEY_VAR, models: [MODEL] }]);
-    sim = await startGoogleSimulator({ keys: { [SIM_KEY]: "proj-overhead" }, models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } }, latencyMs: 0 });
+    sim = await startGoogleSimulator({
+      keys: { [SIM_KEY]: "proj-overhead" },
+      models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } },
+      latencyMs: 0,
+      streamChunkDelayMs: STREAM_CHUNK_DELAY_MS,
+    });
     try {
       portkey = await startPortkey();
     } catch (error) {
@@ -130,7 +142,13 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
       }
     }
 
-    const errors = cells.reduce((s, c) => s + c.errors, 0);
+    const firstByte = await measureFirstByte(sim.url, denoUrl, cfg.firstByteSamples);
+    log(
+      `  first streamed byte p50: direct ${fmt(firstByte.direct.p50)} ms, llm-invoke ${fmt(firstByte.gateway.p50)} ms ` +
+        `(added ${fmt(firstByte.addedMs.p50)} ms; non-streaming added at c=1: ${fmt(get(cells, "llm-invoke-deno", 1)?.addedMs?.p50 ?? NaN)} ms)`,
+    );
+
+    const errors = cells.reduce((s, c) => s + c.errors, 0) + firstByte.errors;
     const simStats = sim.stats();
     return {
       id: "gateway-overhead",
@@ -141,11 +159,15 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
         model: MODEL,
         portkey: portkey ? { version: portkey.version } : { error: portkeyError },
         cells,
+        firstByte,
         roundTrips,
         simulator: { received: simStats.total.received, byStatus: simStats.total.byStatus },
       },
-      markdown: markdown(cfg, cells, roundTrips, portkey, portkeyError),
-      headline: headline(cells, roundTrips),
+      markdown: markdown(cfg, cells, roundTrips, portkey, portkeyError) + firstByteMarkdown(firstByte, cells),
+      headline: [...headline(cells, roundTrips), {
+        figure: "Added latency to the first streamed byte, p50 (non-streaming added at c=1, Deno port)",
+        value: `${fmt(firstByte.addedMs.p50)} ms (${fmt(get(cells, "llm-invoke-deno", 1)?.addedMs?.p50 ?? NaN)} ms)`,
+      }],
       checks: [
         { name: "gateway overhead requests all answered 200", ok: errors === 0, detail: `${errors} errors${errors ? `: ${cells.find((c) => c.firstError)?.firstError}` : ""}` },
       ],
@@ -156,6 +178,84 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
     await sim?.close();
     await db.drop();
   }
+}
+
+interface FirstByte {
+  samples: number;
+  direct: { p50: number; p95: number };
+  gateway: { p50: number; p95: number };
+  addedMs: { p50: number; p95: number };
+  /** Streams that did not answer 200 or whose text was not whole. */
+  errors: number;
+}
+
+/** Milliseconds to the first bytes of a streamed answer's body; the rest is read (and checked) too. */
+async function timeToFirstByte(url: string, init: RequestInit): Promise<{ ms: number; ok: boolean }> {
+  const started = performance.now();
+  const res = await fetch(url, init);
+  const reader = res.body!.getReader();
+  let first = await reader.read();
+  while (first.done !== true && first.value.byteLength === 0) first = await reader.read();
+  const ms = performance.now() - started;
+  let text = first.done === true ? "" : new TextDecoder().decode(first.value);
+  for (let next = await reader.read(); next.done !== true; next = await reader.read()) text += new TextDecoder().decode(next.value);
+  return { ms, ok: res.status === 200 && (text.includes("finishReason") || text.includes('"type":"done"')) };
+}
+
+async function measureFirstByte(simUrl: string, denoUrl: string, samples: number): Promise<FirstByte> {
+  const direct: number[] = [];
+  const gateway: number[] = [];
+  let errors = 0;
+  const body = { contents: [{ role: "user", parts: [{ text: PROMPT }] }] };
+  for (let i = 0; i < samples; i++) {
+    const calls = [
+      async () => {
+        const r = await timeToFirstByte(`${simUrl}/v1beta/models/${MODEL}:streamGenerateContent?alt=sse`, {
+          method: "POST",
+          headers: { "content-type": "application/json", "x-goog-api-key": SIM_KEY },
+          body: JSON.stringify(body),
+        });
+        direct.push(r.ms);
+        if (!r.ok) errors++;
+      },
+      async () => {
+        const r = await timeToFirstByte(denoUrl, {
+          method: "POST",
+          headers: { "content-type": "application/json", authorization: `Bearer ${SERVICE_KEY}` },
+          body: JSON.stringify({ model: MODEL, prompt: PROMPT, mode: "NO_WAIT", stream: true }),
+        });
+        gateway.push(r.ms);
+        if (!r.ok) errors++;
+      },
+    ];
+    // Interleaved, alternating which goes first.
+    for (const call of i % 2 === 0 ? calls : [...calls].reverse()) await call();
+  }
+  const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
+  const d = { p50: pct(direct, 0.5), p95: pct(direct, 0.95) };
+  const g = { p50: pct(gateway, 0.5), p95: pct(gateway, 0.95) };
+  return { samples, direct: d, gateway: g, addedMs: { p50: g.p50 - d.p50, p95: g.p95 - d.p95 }, errors };
+}
+
+function firstByteMarkdown(fb: FirstByte, cells: Cell[]): string {
+  const whole = get(cells, "llm-invoke-deno", 1)?.addedMs;
+  return `
+**The first streamed byte.** The same prompt streamed ${fb.samples} times per target, sequentially and interleaved: directly
+from the simulator (\`streamGenerateContent?alt=sse\`) and through llm-invoke on its Deno port (\`"stream": true\`). The
+simulator waits ${STREAM_CHUNK_DELAY_MS} ms between chunks, so a gateway that held chunks back would add that much. Time to the
+first body bytes:
+
+${table(["target", "p50 ms", "p95 ms"], [
+    ["direct stream (baseline)", fmt(fb.direct.p50), fmt(fb.direct.p95)],
+    ["llm-invoke stream", fmt(fb.gateway.p50), fmt(fb.gateway.p95)],
+    ["added to the first byte", `**${fmt(fb.addedMs.p50)}**`, fmt(fb.addedMs.p95)],
+    ["added to a whole non-streamed answer at c=1 (Deno port, above)", whole ? fmt(whole.p50) : "—", whole ? fmt(whole.p95) : "—"],
+  ], ["l", "r", "r"])}
+
+The stream's first byte waits for the reservation (one round trip) and Google's first chunk, nothing else: finalize
+runs after the last chunk. The non-streamed answer also waits for finalize under plain Deno (on Supabase it runs after
+the response).
+`;
 }
 
 async function status(res: Response): Promise<string> {
@@ -316,7 +416,7 @@ keep-alive). Added latency = the target's percentile minus the direct call's at 
 ${table(["target", "concurrency", "requests/s", "p50 ms", "p95 ms", "p99 ms", "added p50 / p95 / p99 ms"], rows, ["l", "r", "r", "r", "r", "r", "r"])}
 
 What llm-invoke does on top of the direct call: authenticate the caller, validate the body (zod), estimate
-tokens, **reserve** (one RPC), call Google through \`@google/genai\`, **finalize** (one RPC: attempt row,
+tokens, **reserve** (one RPC), call Google (REST over \`fetch\`), **finalize** (one RPC: attempt row,
 counter reconciliation, \`token_usage\` row), answer. Under plain Deno the finalize is awaited before the
 answer; under Supabase's Edge Runtime it runs after the response (\`EdgeRuntime.waitUntil\`), so in production
 the caller waits for one database round trip, not two. The local functions server adds a Node.js proxy hop

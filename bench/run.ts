@@ -127,8 +127,8 @@ async function main(): Promise<number> {
         runGatewayOverhead(
           bench,
           smoke
-            ? { concurrencies: [1, 4], rounds: 1, warmupMs: 200, durationMs: 600, roundTripRequests: 5 }
-            : { concurrencies: [1, 16], rounds: 3, warmupMs: 400, durationMs: 1500, roundTripRequests: 50 },
+            ? { concurrencies: [1, 4], rounds: 1, warmupMs: 200, durationMs: 600, roundTripRequests: 5, firstByteSamples: 10 }
+            : { concurrencies: [1, 16], rounds: 3, warmupMs: 400, durationMs: 1500, roundTripRequests: 50, firstByteSamples: 200 },
           log,
         ),
     },

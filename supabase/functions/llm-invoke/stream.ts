@@ -9,6 +9,7 @@ import { GatewayError } from "../_shared/errors.ts";
 import { type GenerateCall, type GoogleClient, StreamCut, type StreamOutcome } from "../_shared/google/client.ts";
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
 import {
+  mergeChunk,
   outputTokens,
   responseFinishReason,
   responseText,
@@ -92,15 +93,14 @@ class StreamTally {
   text = "";
   usage: Usage | null = null;
   finishReason: string | null = null;
-  last: GoogleResponse | null = null;
-  candidates: unknown[] = [];
+  /** The whole answer in Google's shape, as generateContent would have sent it. */
+  whole: GoogleResponse | null = null;
 
   add(chunk: GoogleResponse): void {
     this.text += responseText(chunk);
     this.usage = responseUsage(chunk) ?? this.usage;
     this.finishReason = responseFinishReason(chunk) ?? this.finishReason;
-    this.last = chunk;
-    if (Array.isArray(chunk.candidates)) this.candidates = chunk.candidates;
+    this.whole = mergeChunk(this.whole ?? {}, chunk);
   }
 
   /** Output tokens so far: Google's count when it gave one, else our estimate of the text. */
@@ -128,9 +128,8 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
         total_tokens: usage?.totalTokens || prompt + completion,
       },
       finish_reason: tally.finishReason,
-      ...(options.includeCandidates ? { candidates: tally.candidates } : {}),
-      // The last chunk carries the finish reason and the final usage: Google's shape of the whole.
-      ...(tally.last === null ? {} : { response: tally.last }),
+      ...(options.includeCandidates ? { candidates: (tally.whole?.candidates as unknown[] | undefined) ?? [] } : {}),
+      ...(tally.whole === null ? {} : { response: tally.whole }),
     };
   };
 

@@ -57,3 +57,42 @@ export function responseUsage(response: GoogleResponse): Usage | null {
 export function outputTokens(usage: Usage): number {
   return usage.candidatesTokens + usage.thoughtsTokens;
 }
+
+interface MergedCandidate {
+  index?: number;
+  content?: { role?: string; parts?: Array<Record<string, unknown>> };
+  [field: string]: unknown;
+}
+
+/**
+ * Adds a streamed chunk to the whole answer built so far (Google's shape of the whole, as
+ * generateContent would have sent it): each candidate's parts are appended (adjacent text pieces of
+ * the same kind joined), its other fields and the answer's top-level fields (usage, model version)
+ * take the latest value.
+ */
+export function mergeChunk(whole: GoogleResponse, chunk: GoogleResponse): GoogleResponse {
+  const merged: GoogleResponse = { ...whole, ...chunk };
+  const before = Array.isArray(whole.candidates) ? whole.candidates as MergedCandidate[] : [];
+  const after = before.map((c) => ({ ...c, content: { ...c.content, parts: [...(c.content?.parts ?? [])] } }));
+  for (const [position, raw] of (Array.isArray(chunk.candidates) ? chunk.candidates as MergedCandidate[] : []).entries()) {
+    const index = typeof raw.index === "number" ? raw.index : position;
+    let target = after.find((c, i) => (typeof c.index === "number" ? c.index : i) === index);
+    if (target === undefined) {
+      target = { index, content: { role: raw.content?.role ?? "model", parts: [] } };
+      after.push(target);
+    }
+    const { content, ...rest } = raw;
+    Object.assign(target, rest);
+    const parts = target.content!.parts!;
+    for (const part of content?.parts ?? []) {
+      const last = parts.at(-1);
+      if (typeof part.text === "string" && typeof last?.text === "string" && (last.thought === true) === (part.thought === true)) {
+        parts[parts.length - 1] = { ...last, text: last.text + part.text };
+      } else {
+        parts.push({ ...part });
+      }
+    }
+  }
+  merged.candidates = after;
+  return merged;
+}

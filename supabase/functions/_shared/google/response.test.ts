@@ -1,0 +1,30 @@
+import { describe, expect, it } from "vitest";
+import { mergeChunk, responseFinishReason, responseText, responseUsage } from "./response.ts";
+import type { GoogleResponse } from "./types.ts";
+
+describe("mergeChunk: a stream's chunks make the whole answer", () => {
+  it("joins text pieces per candidate, keeps function calls and thoughts apart, takes the latest usage and reason", () => {
+    const chunks: GoogleResponse[] = [
+      { candidates: [{ index: 0, content: { role: "model", parts: [{ text: "think", thought: true }] } }] },
+      { candidates: [{ index: 0, content: { role: "model", parts: [{ text: "Hel" }] } }, { index: 1, content: { parts: [{ text: "B" }] } }] },
+      { candidates: [{ index: 0, content: { parts: [{ text: "lo" }] } }, { index: 1, content: { parts: [{ functionCall: { name: "f" } }] } }] },
+      {
+        candidates: [{ index: 0, content: { parts: [{ text: "!" }] }, finishReason: "STOP" }],
+        usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 4, totalTokenCount: 7 },
+        modelVersion: "m",
+      },
+    ];
+    const whole = chunks.reduce(mergeChunk, {});
+    expect(whole.candidates).toEqual([
+      { index: 0, content: { role: "model", parts: [{ text: "think", thought: true }, { text: "Hello!" }] }, finishReason: "STOP" },
+      { index: 1, content: { role: "model", parts: [{ text: "B" }, { functionCall: { name: "f" } }] } },
+    ]);
+    expect(responseText(whole)).toBe("Hello!");
+    expect(responseFinishReason(whole)).toBe("STOP");
+    expect(responseUsage(whole)).toEqual({ promptTokens: 3, candidatesTokens: 4, thoughtsTokens: 0, totalTokens: 7 });
+    expect(whole.modelVersion).toBe("m");
+    // The chunks themselves are left as they were.
+    expect(chunks[1]!.candidates).toHaveLength(2);
+    expect((chunks[1]!.candidates as Array<{ content: { parts: unknown[] } }>)[0]!.content.parts).toEqual([{ text: "Hel" }]);
+  });
+});

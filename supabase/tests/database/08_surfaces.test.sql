@@ -1,0 +1,51 @@
+-- What the Gemini-native and OpenAI-compatible routes need: function calling per model, the list of
+-- models a caller can name, and a streamed answer that broke off, finalized as 'cut' with Google's
+-- count (settled in the window, billed in token_usage, never left 'reserved').
+begin;
+create extension if not exists pgtap with schema extensions;
+select plan(15);
+
+delete from public.google_ai_api_keys;
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases, supports_tools)
+values ('tool-less', 10, 1000, 100, '{tl}', false), ('tool-full', 10, 1000, 100, '{}', true);
+insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('a1', 'KEY_A1', 'proj-a');
+
+select is((select supports_tools from public.google_ai_model_profile('tl')), false, 'the profile says a model has no function calling (by alias too)');
+select is((select supports_tools from public.google_ai_model_profile('tool-full')), true, 'and that another has');
+select is((select supports_tools from public.google_ai_model_limits where model = 'gemma-3-27b-it'), false, 'seeded Gemma has no function calling');
+
+select ok(exists (select 1 from public.google_ai_model_list() where model = 'tool-less' and aliases = '{tl}'),
+  'the model list names active rows with their aliases');
+update public.google_ai_model_limits set is_active = false where model = 'tool-full';
+select ok(not exists (select 1 from public.google_ai_model_list() where model = 'tool-full'), 'a retired row is not listed');
+
+create temp table ids (name text primary key, id uuid);
+insert into ids values ('s', (public.google_ai_reserve_at(now(), 'tool-less', 100, 'pgtap', 'req-cut') ->> 'reservation_id')::uuid);
+select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'tool-less'), 100,
+  'the stream booked its estimate');
+select is(public.google_ai_finalize_cut((select id from ids where name = 's'), 'client', 60, 12, 900, 'the caller went away') ->> 'status',
+  'cut', 'a cut stream is finalized');
+select is((select (status, error_code, input_tokens, output_tokens)::text from public.google_ai_attempts
+           where reservation_id = (select id from ids where name = 's')),
+  '(cut,stream_cut_by_client,60,12)', 'the row says it was cut, by whom, and the tokens so far');
+select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'tool-less'), 60,
+  'the window settles at Google''s count of the input');
+select is((select sum(tokens)::int from public.google_ai_admissions where model = 'tool-less'), 60,
+  'the guarded window holds the same count');
+select is((select (prompt_tokens, completion_tokens)::text from public.token_usage where request_id = 'req-cut'), '(60,12)',
+  'what Google streamed is billed in token_usage');
+select is(public.google_ai_finalize_cut((select id from ids where name = 's'), 'google') ->> 'error', 'not_open',
+  'a second finalize changes nothing');
+select throws_ok($$ select public.google_ai_finalize_cut(gen_random_uuid(), 'somebody') $$, '22023', null,
+  'who cut it is client or google');
+
+select ok(not has_function_privilege('anon', 'public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text)', 'execute')
+  and not has_function_privilege('authenticated', 'public.google_ai_model_list()', 'execute'),
+  'nothing for the Data API roles');
+select ok(has_function_privilege('eve_gateway', 'public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text)', 'execute')
+  and has_function_privilege('eve_gateway', 'public.google_ai_model_list()', 'execute')
+  and has_function_privilege('eve_gateway', 'public.google_ai_model_profile(text)', 'execute'),
+  'the functions'' role may call them');
+
+select * from finish();
+rollback;
