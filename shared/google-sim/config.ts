@@ -15,6 +15,17 @@ export interface ModelSpec {
   supportsSystemInstruction: boolean;
   /** Gemma answers 400 "JSON mode is not enabled" when this is false. */
   supportsJsonMode: boolean;
+  /** `tools` on a model without it: 400 "Function calling is not enabled". */
+  supportsTools: boolean;
+  /** Highest generationConfig.candidateCount; 1 answers 400 "Multiple candidates is not enabled". */
+  maxCandidates: number;
+  /** generationConfig.thinkingConfig on a model without it: 400 "Thinking is not enabled". */
+  supportsThinking: boolean;
+  /**
+   * thoughtsTokenCount when the request sends no thinkingConfig. 0 on every model by default (real
+   * Gemini 2.5 thinks unasked; set this to simulate it). See README "Thinking".
+   */
+  defaultThoughtsTokens: number;
   displayName: string;
   /** Reported as `modelVersion` in answers and `version` in the model resource. */
   version: string;
@@ -31,6 +42,10 @@ export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = {
     outputTokenLimit: 8_192,
     supportsSystemInstruction: false,
     supportsJsonMode: false,
+    supportsTools: false,
+    maxCandidates: 1,
+    supportsThinking: false,
+    defaultThoughtsTokens: 0,
     displayName: 'Gemma 3 27B',
     version: '001',
   },
@@ -42,6 +57,10 @@ export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = {
     outputTokenLimit: 65_536,
     supportsSystemInstruction: true,
     supportsJsonMode: true,
+    supportsTools: true,
+    maxCandidates: 8,
+    supportsThinking: true,
+    defaultThoughtsTokens: 0,
     displayName: 'Gemini 2.5 Flash',
     version: '001',
   },
@@ -53,6 +72,10 @@ export const DEFAULT_MODELS: Readonly<Record<string, ModelSpec>> = {
     outputTokenLimit: 65_536,
     supportsSystemInstruction: true,
     supportsJsonMode: true,
+    supportsTools: true,
+    maxCandidates: 8,
+    supportsThinking: true,
+    defaultThoughtsTokens: 0,
     displayName: 'Gemini 2.5 Flash-Lite',
     version: '001',
   },
@@ -67,6 +90,10 @@ const GENERIC_MODEL: Omit<ModelSpec, 'displayName'> = {
   outputTokenLimit: 65_536,
   supportsSystemInstruction: true,
   supportsJsonMode: true,
+  supportsTools: true,
+  maxCandidates: 8,
+  supportsThinking: true,
+  defaultThoughtsTokens: 0,
   version: '001',
 };
 
@@ -91,10 +118,13 @@ export function resolveModels(overrides: ModelOptions = {}): Map<string, ModelSp
   for (const id of ids) {
     const base = DEFAULT_MODELS[id] ?? { ...GENERIC_MODEL, displayName: id };
     const spec = { ...base, ...overrides[id] };
-    for (const field of ['rpm', 'tpm', 'rpd', 'inputTokenLimit', 'outputTokenLimit'] as const) {
+    for (const field of ['rpm', 'tpm', 'rpd', 'inputTokenLimit', 'outputTokenLimit', 'defaultThoughtsTokens'] as const) {
       if (!Number.isFinite(spec[field]) || spec[field] < 0) {
         throw new Error(`google-sim: models.${id}.${field} must be a non-negative number`);
       }
+    }
+    if (!(Number.isInteger(spec.maxCandidates) && spec.maxCandidates >= 1)) {
+      throw new Error(`google-sim: models.${id}.maxCandidates must be a positive integer`);
     }
     out.set(id, spec);
   }

@@ -12,6 +12,7 @@ export const FAULT_KINDS = [
   'day_exhausted',
   'invalid_key',
   'bad_request',
+  'cut_stream',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
 
@@ -38,6 +39,11 @@ export interface FaultSpec {
   quotaValue?: string;
   /** bad_request: the error message. */
   message?: string;
+  /**
+   * cut_stream: SSE events sent before the socket is destroyed (default 1; the final event, the
+   * one with finishReason, is never sent). generateContent is cut before any byte of its body.
+   */
+  afterChunks?: number;
 }
 
 export interface Fault extends FaultSpec {
@@ -68,6 +74,9 @@ export function parseFaultSpec(input: unknown): FaultSpec {
   }
   if (f.count !== undefined && !(Number.isInteger(f.count) && (f.count as number) > 0)) {
     throw new Error('fault.count must be a positive integer');
+  }
+  if (f.afterChunks !== undefined && !(Number.isInteger(f.afterChunks) && (f.afterChunks as number) >= 0)) {
+    throw new Error('fault.afterChunks must be a non-negative integer');
   }
   if (f.methods !== undefined) {
     if (!Array.isArray(f.methods) || !f.methods.every((m) => API_METHODS.includes(m as ApiMethod))) {

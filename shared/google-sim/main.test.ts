@@ -71,6 +71,15 @@ it('takes Google\'s counting from GOOGLE_SIM_WINDOW, _CLOCK_OFFSET_MS, _ARRIVAL_
   expect(await exit).toBe(0);
 }, 20_000);
 
+it('paces streamed answers by GOOGLE_SIM_STREAM_CHUNK_DELAY_MS', async () => {
+  const { proc, output, exit, all } = run({ GOOGLE_SIM_PORT: '0', GOOGLE_SIM_STREAM_CHUNK_DELAY_MS: '25' });
+  await output;
+  for (let i = 0; i < 100 && !all().includes('stream chunks'); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(all()).toContain('stream chunks 25 ms apart');
+  proc.kill('SIGTERM');
+  expect(await exit).toBe(0);
+}, 20_000);
+
 it('refuses an unknown GOOGLE_SIM_WINDOW with a message and exit code 1', async () => {
   const { output, exit } = run({ GOOGLE_SIM_PORT: '0', GOOGLE_SIM_WINDOW: 'leaky' });
   expect(await exit).toBe(1);

@@ -3,6 +3,7 @@
 //   GOOGLE_SIM_HOST  default 127.0.0.1
 //   GOOGLE_SIM_KEYS  JSON {"<api key>": "<project id>"}; default: DEV_KEYS (see README.md)
 //   GOOGLE_SIM_LATENCY_MS  optional fixed latency for successful generations
+//   GOOGLE_SIM_STREAM_CHUNK_DELAY_MS  pause between the SSE chunks of a streamed answer (default 0)
 //   GOOGLE_SIM_WINDOW  fixed (default: calendar minutes at :00) | sliding (60 s over arrivals)
 //   GOOGLE_SIM_CLOCK_OFFSET_MS  Google's clock minus ours for windows and the day (may be negative)
 //   GOOGLE_SIM_ARRIVAL_DELAY_MS, GOOGLE_SIM_ARRIVAL_JITTER_MS  network delay ± uniform jitter
@@ -53,6 +54,7 @@ try {
     host: process.env.GOOGLE_SIM_HOST || '127.0.0.1',
     keys: parseKeys(process.env.GOOGLE_SIM_KEYS),
     latencyMs: parseNumber('GOOGLE_SIM_LATENCY_MS', 0),
+    streamChunkDelayMs: parseNumber('GOOGLE_SIM_STREAM_CHUNK_DELAY_MS', 0),
     window: parseWindow(process.env.GOOGLE_SIM_WINDOW),
     clockOffsetMs: parseInteger('GOOGLE_SIM_CLOCK_OFFSET_MS'),
     arrivalDelayMs: parseNumber('GOOGLE_SIM_ARRIVAL_DELAY_MS', 0),
@@ -63,6 +65,7 @@ try {
   console.log(`google-sim: ${Object.keys(keys).length} keys in ${new Set(Object.values(keys)).size} projects`);
   const c = sim.counting();
   console.log(`google-sim: ${c.window} windows, clock offset ${c.clockOffsetMs} ms, arrival delay ${c.arrivalDelayMs} ± ${c.arrivalJitterMs} ms`);
+  console.log(`google-sim: stream chunks ${sim.streamChunkDelayMs} ms apart`);
   const stop = (): void => {
     void sim.close().then(() => process.exit(0));
   };

@@ -62,6 +62,20 @@ describe('@google/genai against the simulator', () => {
     expect(last.total).toBeGreaterThan(0);
   });
 
+  it('function calls, schema answers, candidates and thinking as the SDK sends and reads them', async () => {
+    const tools = [{ functionDeclarations: [{ name: 'lookup', parametersJsonSchema: { type: 'object', properties: { q: { type: 'string' } } } }] }];
+    const called = await ai.models.generateContent({ model: FLASH, contents: 'please lookup', config: { tools } });
+    expect(called.functionCalls).toEqual([{ name: 'lookup', args: { q: 'sim' } }]);
+    const shaped = await ai.models.generateContent({
+      model: FLASH,
+      contents: 'shape',
+      config: { responseMimeType: 'application/json', responseJsonSchema: { type: 'object', properties: { n: { type: 'integer' } } }, candidateCount: 2, thinkingConfig: { thinkingBudget: 64 } },
+    });
+    expect(JSON.parse(shaped.text ?? '')).toEqual({ n: 1 });
+    expect(shaped.candidates).toHaveLength(2);
+    expect(shaped.usageMetadata?.thoughtsTokenCount).toBeGreaterThan(0);
+  });
+
   it('countTokens agrees with the documented rule', async () => {
     const r = await ai.models.countTokens({ model: GEMMA, contents: 'twelve bytes' });
     expect(r.totalTokens).toBe(3);

@@ -11,6 +11,7 @@ import * as errors from './errors.ts';
 import { FaultBook, type ApiMethod, type Fault, type FaultSpec } from './faults.ts';
 import { checkInputLimit, generate, inputTokens, parseCountTokens, parseGenerateRequest } from './generate.ts';
 import { MAX_BODY_BYTES, parseJson, readBody, writeJson, writeRaw, writeSse } from './http.ts';
+import { writePacedSse } from './streaming.ts';
 import { arrivalDelays } from './arrival.ts';
 import { MINUTE_WINDOWS, QUOTA_IDS, QuotaTracker, minuteStart, violation, type MinuteWindow } from './quota.ts';
 import { StatsRecorder, type RequestRecord } from './stats.ts';
@@ -22,8 +23,12 @@ export type { ApiMethod, Fault, FaultKind, FaultSpec } from './faults.ts';
 export { MINUTE_WINDOWS, QUOTA_IDS, nextPacificMidnight, pacificDay, type MinuteWindow } from './quota.ts';
 export { seededRandom } from './arrival.ts';
 export { arrivalsByMinute, type ArrivalWindow } from './windows.ts';
-export type { Counter, RequestRecord } from './stats.ts';
+export type { Counter, RequestRecord, StreamCounts } from './stats.ts';
+export type { StreamCut } from './streaming.ts';
 export { countRequestTokens, tokensForText } from './tokens.ts';
+export { SIM_THOUGHTS_TOKENS } from './generation-config.ts';
+export { FUNCTION_ARG_STRING } from './tools.ts';
+export { UNREADABLE_IMAGE_MESSAGE } from './images.ts';
 
 export interface SimulatorOptions {
   /** 0 (default) picks a free port. */
@@ -58,6 +63,11 @@ export interface SimulatorOptions {
   latencyMs?: number;
   /** How many SSE chunks a streamed answer is split into. Default 3. */
   streamChunks?: number;
+  /**
+   * Pause between SSE chunks of a streamed answer (none before the first). Default 0: all at once.
+   * With a pause, a caller hanging up mid-stream is seen and recorded (`stats().streams`).
+   */
+  streamChunkDelayMs?: number;
   /** Fault rules active from the start. */
   faults?: FaultSpec[];
   /** Truncate RetryInfo.retryDelay to whole seconds ("10s"), as Google sometimes does. Default false. */
@@ -77,6 +87,8 @@ export interface GoogleSimulator extends SimControl {
   readonly port: number;
   /** How this simulator counts (its options, resolved). */
   counting(): CountingSettings;
+  /** The pause between SSE chunks of a streamed answer (option streamChunkDelayMs). */
+  readonly streamChunkDelayMs: number;
   /** Stops listening, ends every open request (hanging ones included) and frees the port. */
   close(): Promise<void>;
 }
@@ -121,6 +133,10 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
   });
   const latencyMs = opts.latencyMs ?? 0;
   const streamChunks = Math.max(1, opts.streamChunks ?? 3);
+  const streamChunkDelayMs = opts.streamChunkDelayMs ?? 0;
+  if (!(Number.isFinite(streamChunkDelayMs) && streamChunkDelayMs >= 0)) {
+    throw new Error('google-sim: streamChunkDelayMs must be a non-negative number');
+  }
   let keys = new Map(Object.entries(opts.keys ?? DEV_KEYS));
   let models = resolveModels(opts.models);
   const quota = new QuotaTracker(now, window);
@@ -199,6 +215,10 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
       case 'hang':
         // Never answered: the client's timeout or close() ends it.
         return true;
+      case 'cut_stream':
+        // The request runs the normal path (checks, quota: Google had accepted it); the cut comes
+        // when the answer is written.
+        return false;
       case 'day_exhausted':
         // Marks the quota state; the normal path then refuses with the per-day quotaId.
         if (record.project !== undefined && route.model !== undefined) quota.exhaustDay(record.project, route.model);
@@ -249,6 +269,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     const parsed = parseGenerateRequest(json.value, model, spec);
     if (!parsed.ok) return reply(res, record, parsed.answer);
     const tokens = inputTokens(parsed.value);
+    record.promptTokens = tokens;
     const tooLong = checkInputLimit(tokens, spec);
     if (tooLong) return reply(res, record, tooLong);
 
@@ -263,9 +284,20 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     const responseId = `sim-${(++responseSeq).toString(36).padStart(8, '0')}`;
     const stream = route.method === 'streamGenerateContent';
     const out = generate(model, spec, parsed.value, tokens, responseId, stream ? streamChunks : 1);
-    if (!stream) return send(res, record, 200, out.chunks[0]);
-    stats.answered(record, 200);
-    writeSse(res, out.chunks.map((c) => JSON.stringify(c)));
+    const cutAfter = fault?.kind === 'cut_stream' ? (fault.afterChunks ?? 1) : undefined;
+    if (!stream) {
+      if (cutAfter === undefined) return send(res, record, 200, out.chunks[0]);
+      stats.cutBeforeAnswer(record);
+      res.destroy();
+      return;
+    }
+    stats.streamStarted(record);
+    const outcome = await writePacedSse(
+      res,
+      out.chunks.map((c) => JSON.stringify(c)),
+      { delayMs: streamChunkDelayMs, cutAfter, shuttingDown: () => closing },
+    );
+    stats.streamEnded(record, outcome);
   }
 
   function listModels(res: ServerResponse, record: RequestRecord, url: URL): void {
@@ -306,6 +338,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
   const sim: GoogleSimulator = {
     url: `http://${host}:${address.port}`,
     port: address.port,
+    streamChunkDelayMs,
     counting: () => ({
       window,
       clockOffsetMs,

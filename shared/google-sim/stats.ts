@@ -2,6 +2,7 @@
 // "at most 3 attempts". Only API requests are counted; /__sim control calls are not.
 
 import type { ApiMethod } from './faults.ts';
+import type { StreamCut, StreamOutcome } from './streaming.ts';
 
 export interface Counter {
   /** Requests that arrived. */
@@ -27,6 +28,27 @@ export interface RequestRecord {
   faultId: number | undefined;
   /** The connection closed before an answer (client gave up, or the simulator closed). */
   abandoned: boolean;
+  /**
+   * Set when an answer was cut before its end: 'client' = the caller hung up mid-stream,
+   * 'server' = a cut_stream fault cut it (on generateContent: before any byte of the answer).
+   */
+  streamCut: StreamCut | undefined;
+  /** streamGenerateContent: SSE events written before the stream ended or was cut. */
+  chunksSent: number | undefined;
+  /** generateContent / stream: the input tokens counted for the request (its promptTokenCount). */
+  promptTokens: number | undefined;
+}
+
+/** streamGenerateContent answers that started (status 200 sent) and how they ended. */
+export interface StreamCounts {
+  /** Got their 200; `started - completed - clientAborted - serverCut` are still being written. */
+  started: number;
+  /** Ended with the final chunk (finishReason). */
+  completed: number;
+  /** The caller hung up before the final chunk: "the caller aborted Google's stream". */
+  clientAborted: number;
+  /** A cut_stream fault cut it. */
+  serverCut: number;
 }
 
 export interface SimStats {
@@ -39,6 +61,7 @@ export interface SimStats {
   inFlight: number;
   /** The most recent requests (up to 1000), oldest first. */
   recent: RequestRecord[];
+  streams: StreamCounts;
 }
 
 const RECENT_LIMIT = 1000;
@@ -55,7 +78,16 @@ export class StatsRecorder {
   private live = new WeakSet<RequestRecord>();
 
   private static empty(): SimStats {
-    return { total: emptyCounter(), byKey: {}, byProject: {}, byModel: {}, byMethod: {}, inFlight: 0, recent: [] };
+    return {
+      total: emptyCounter(),
+      byKey: {},
+      byProject: {},
+      byModel: {},
+      byMethod: {},
+      inFlight: 0,
+      recent: [],
+      streams: { started: 0, completed: 0, clientAborted: 0, serverCut: 0 },
+    };
   }
 
   private counters(r: RequestRecord): Counter[] {
@@ -67,8 +99,18 @@ export class StatsRecorder {
   }
 
   /** Records an arrival and returns the record to pass to `answered`. */
-  received(r: Omit<RequestRecord, 'status' | 'faultId' | 'abandoned'>): RequestRecord {
-    const record: RequestRecord = { ...r, status: undefined, faultId: undefined, abandoned: false };
+  received(
+    r: Omit<RequestRecord, 'status' | 'faultId' | 'abandoned' | 'streamCut' | 'chunksSent' | 'promptTokens'>,
+  ): RequestRecord {
+    const record: RequestRecord = {
+      ...r,
+      status: undefined,
+      faultId: undefined,
+      abandoned: false,
+      streamCut: undefined,
+      chunksSent: undefined,
+      promptTokens: undefined,
+    };
     for (const c of this.counters(record)) c.received += 1;
     this.stats.inFlight += 1;
     this.live.add(record);
@@ -89,11 +131,40 @@ export class StatsRecorder {
   }
 
   abandoned(record: RequestRecord): void {
-    if (record.status !== undefined || record.abandoned) return;
+    if (record.status !== undefined || record.abandoned || record.streamCut !== undefined) return;
     record.abandoned = true;
     if (!this.live.has(record)) return;
     for (const c of this.counters(record)) c.abandoned += 1;
     this.stats.inFlight -= 1;
+  }
+
+  /** A streamed answer got its 200 and starts writing chunks. */
+  streamStarted(record: RequestRecord): void {
+    this.answered(record, 200);
+    record.chunksSent = 0;
+    if (this.live.has(record)) this.stats.streams.started += 1;
+  }
+
+  /** A started stream ended, whole or cut. */
+  streamEnded(record: RequestRecord, outcome: StreamOutcome): void {
+    record.chunksSent = outcome.chunksSent;
+    record.streamCut = outcome.cut;
+    if (!this.live.has(record)) return;
+    const s = this.stats.streams;
+    if (outcome.cut === 'client') s.clientAborted += 1;
+    else if (outcome.cut === 'server') s.serverCut += 1;
+    else s.completed += 1;
+  }
+
+  /**
+   * A cut_stream fault dropped a generateContent connection before any answer: it is neither
+   * answered (no status line) nor abandoned (the client did not give up).
+   */
+  cutBeforeAnswer(record: RequestRecord): void {
+    if (record.status !== undefined || record.abandoned) return;
+    record.streamCut = 'server';
+    record.chunksSent = 0;
+    if (this.live.has(record)) this.stats.inFlight -= 1;
   }
 
   snapshot(): SimStats {

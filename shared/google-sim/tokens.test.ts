@@ -22,8 +22,8 @@ describe('token rule: ceil(utf8 bytes / 4) over the whole request', () => {
     expect(countRequestTokens(contents, { parts: [{ text: 'xxxxxx' }] })).toBe(3); // 9 bytes
   });
 
-  it('counts a non-text part as the bytes of its JSON', () => {
-    const part = { inlineData: { mimeType: 'image/png', data: 'AAAA' } };
+  it('counts a non-text, non-image part as the bytes of its JSON', () => {
+    const part = { functionResponse: { name: 'lookup', response: { ok: true } } };
     const bytes = utf8Bytes(JSON.stringify(part));
     expect(countRequestTokens([{ role: 'user', parts: [part] }])).toBe(Math.ceil(bytes / 4));
   });

@@ -1,12 +1,19 @@
 // The simulator's token rule. Real Gemini tokenizers are not available offline, so the simulator
 // uses a rule that is deterministic and documented, and the gateway builds its estimator against it:
 //
-//   tokens(request) = ceil(B / 4), where B = the UTF-8 byte length of every text part in
-//   `contents` and `systemInstruction`, plus, for any non-text part (inlineData, functionCall, ...),
-//   the UTF-8 byte length of that part's JSON serialisation.
+//   tokens(request) = ceil(B / 4) + I, where
+//   B = the UTF-8 byte length of every text part in `contents` and `systemInstruction`, plus, for
+//       any other part (functionCall, functionResponse, fileData, inlineData that is not a counted
+//       image, ...), the UTF-8 byte length of that part's JSON serialisation;
+//   I = the sum over inlineData images of type image/png, image/jpeg or image/webp of
+//       imageTokensByGoogleRule(width, height) (images.ts): 258 when both sides are ≤ 384 px,
+//       else 258 × ceil(width / 768) × ceil(height / 768), with the size read from the image header.
 //
-// One sum over the whole request, one ceil at the end. Output tokens use the same rule on the
-// answer text.
+// One sum of bytes over the whole request, one ceil, then the image tokens added. Output tokens use
+// the byte rule on the answer text. An image whose header cannot be read is refused with 400 before
+// counting (see findUnreadableImage).
+
+import { imageTokensByGoogleRule, inlineImage, readImageSize } from './images.ts';
 
 const encoder = new TextEncoder();
 
@@ -22,28 +29,58 @@ export function tokensForText(text: string): number {
   return tokensForBytes(utf8Bytes(text));
 }
 
-/** Bytes of one `Content` ({role, parts}); anything malformed counts as zero. */
-function contentBytes(content: unknown): number {
-  if (content === null || typeof content !== 'object') return 0;
+interface Tally {
+  bytes: number;
+  imageTokens: number;
+}
+
+/** Adds one `Content` ({role, parts}) to the tally; anything malformed counts as zero. */
+function addContent(content: unknown, tally: Tally): void {
+  if (content === null || typeof content !== 'object') return;
   const parts = (content as { parts?: unknown }).parts;
-  if (!Array.isArray(parts)) return 0;
-  let bytes = 0;
+  if (!Array.isArray(parts)) return;
   for (const part of parts) {
     if (part !== null && typeof part === 'object' && typeof (part as { text?: unknown }).text === 'string') {
-      bytes += utf8Bytes((part as { text: string }).text);
-    } else if (part !== undefined) {
-      bytes += utf8Bytes(JSON.stringify(part));
+      tally.bytes += utf8Bytes((part as { text: string }).text);
+      continue;
     }
+    const image = inlineImage(part);
+    const size = image && readImageSize(image.mimeType, image.data);
+    if (size) tally.imageTokens += imageTokensByGoogleRule(size.width, size.height);
+    else if (part !== undefined) tally.bytes += utf8Bytes(JSON.stringify(part));
   }
-  return bytes;
+}
+
+function contentsOf(contents: unknown, systemInstruction: unknown): unknown[] {
+  const all = Array.isArray(contents) ? [...contents] : [];
+  if (systemInstruction !== undefined && systemInstruction !== null) all.push(systemInstruction);
+  return all;
+}
+
+/** Input tokens split as usageMetadata.promptTokensDetails reports them: text (with other parts) and images. */
+export function countRequestTokensByModality(contents: unknown, systemInstruction?: unknown): { text: number; image: number } {
+  const tally: Tally = { bytes: 0, imageTokens: 0 };
+  for (const c of contentsOf(contents, systemInstruction)) addContent(c, tally);
+  return { text: tokensForBytes(tally.bytes), image: tally.imageTokens };
 }
 
 /** Input tokens of a request: its contents plus its system instruction. */
 export function countRequestTokens(contents: unknown, systemInstruction?: unknown): number {
-  let bytes = 0;
-  if (Array.isArray(contents)) for (const c of contents) bytes += contentBytes(c);
-  if (systemInstruction !== undefined && systemInstruction !== null) bytes += contentBytes(systemInstruction);
-  return tokensForBytes(bytes);
+  const { text, image } = countRequestTokensByModality(contents, systemInstruction);
+  return text + image;
+}
+
+/** True when some png/jpeg/webp inlineData part has a header that cannot be read (Google: 400). */
+export function hasUnreadableImage(contents: unknown, systemInstruction?: unknown): boolean {
+  for (const c of contentsOf(contents, systemInstruction)) {
+    const parts = c !== null && typeof c === 'object' ? (c as { parts?: unknown }).parts : undefined;
+    if (!Array.isArray(parts)) continue;
+    for (const part of parts) {
+      const image = inlineImage(part);
+      if (image && !readImageSize(image.mimeType, image.data)) return true;
+    }
+  }
+  return false;
 }
 
 /**

@@ -2,9 +2,17 @@
 // retry/wait policy, and what is written to the store on each.
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../_shared/errors.ts";
-import type { CountTokensOutcome, GenerateCall, GenerateOutcome, GoogleClient } from "../_shared/google/client.ts";
+import {
+  type CountTokensOutcome,
+  type GenerateCall,
+  type GenerateOutcome,
+  type GoogleClient,
+  StreamCut,
+  type StreamOutcome,
+} from "../_shared/google/client.ts";
+import type { GoogleResponse } from "../_shared/google/types.ts";
 import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/google/errors.ts";
-import type { InvokeContext, InvokeResult } from "./context.ts";
+import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } from "./context.ts";
 import type { Clock } from "./clock.ts";
 import { createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { limitOfQuota } from "./refusals.ts";
@@ -17,6 +25,7 @@ const GEMMA: ModelProfile = {
   model: "gemma-3-27b-it",
   supportsSystemInstruction: false,
   supportsJsonMode: false,
+  supportsTools: false,
   active: true,
   fallbackModels: [],
 };
@@ -104,7 +113,14 @@ const countFailed = (): CountTokensOutcome => ({
 class FakeGoogle implements GoogleClient {
   calls: GenerateCall[] = [];
   counts: GenerateCall[] = [];
+  streams: StreamOutcome[] = [];
   constructor(private script: GenerateOutcome[], private countScript: CountTokensOutcome[] = []) {}
+  stream(call: GenerateCall) {
+    this.calls.push(call);
+    const next = this.streams.shift();
+    if (next === undefined) throw new Error("stream called more often than scripted");
+    return Promise.resolve(next);
+  }
   countTokens(call: GenerateCall) {
     this.counts.push(call);
     return Promise.resolve(this.countScript.shift() ?? countFailed());
@@ -174,9 +190,17 @@ function setup(
     logError: () => {},
     ...extra,
   });
-  const run = (body: Record<string, unknown> = {}): Promise<InvokeResult> =>
-    invoke(context({ model: "gemma-3-27b", prompt: "Привет", ...body }));
-  return { run, clock };
+  const run = async (body: Record<string, unknown> = {}): Promise<InvokeResult> => {
+    const answer = await invoke(context({ model: "gemma-3-27b", prompt: "Привет", ...body }));
+    if (isStream(answer)) throw new Error("a stream was answered to a request that did not ask for one");
+    return answer;
+  };
+  const runStream = async (body: Record<string, unknown> = {}): Promise<InvokeStream> => {
+    const answer = await invoke(context({ model: "gemma-3-27b", prompt: "Привет", stream: true, ...body }));
+    if (!isStream(answer)) throw new Error("expected a stream");
+    return answer;
+  };
+  return { run, runStream, clock };
 }
 
 function context(body: Record<string, unknown>): InvokeContext {
@@ -783,5 +807,116 @@ describe("invoke: model fallback", () => {
         { model: "gemma-3-27b-it", limit: "rpm", retry_after_ms: 20_000 },
       ],
     });
+  });
+});
+
+/** Google's streamed chunks, with cumulative usage as Google sends it; `cut` breaks off after them. */
+function googleStream(pieces: string[], options: { cut?: boolean; promptTokens?: number } = {}) {
+  let returned = false;
+  const prompt = options.promptTokens ?? 11;
+  async function* chunks(): AsyncGenerator<GoogleResponse, void, undefined> {
+    try {
+      let soFar = 0;
+      for (const [i, text] of pieces.entries()) {
+        soFar += text.length;
+        const last = i === pieces.length - 1 && options.cut !== true;
+        yield {
+          candidates: [{ content: { role: "model", parts: [{ text }] }, ...(last ? { finishReason: "STOP" } : {}) }],
+          usageMetadata: { promptTokenCount: prompt, candidatesTokenCount: soFar, totalTokenCount: prompt + soFar },
+        };
+      }
+      if (options.cut === true) throw new StreamCut(classifyGoogleFailure("network", "connection reset"));
+    } finally {
+      returned = true;
+    }
+  }
+  const outcome: StreamOutcome = { ok: true, latencyMs: 40, chunks: chunks() };
+  return { outcome, wasClosed: () => returned };
+}
+
+async function readAll(stream: InvokeStream): Promise<string[]> {
+  const texts: string[] = [];
+  for await (const chunk of stream.chunks) {
+    texts.push((chunk.candidates as Array<{ content: { parts: Array<{ text: string }> } }>)[0]!.content.parts[0]!.text);
+  }
+  return texts;
+}
+
+describe("invoke: streamed answers", () => {
+  it("passes Google's chunks on as they come and finalizes once, after the last, with Google's last count", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const google = new FakeGoogle([]);
+    google.streams.push(googleStream(["При", "вет"]).outcome);
+    const { runStream } = setup(store, google);
+    const stream = await runStream();
+    expect(stream).toMatchObject({ model: "gemma-3-27b-it", key_alias: "alias-1", attempts: 1 });
+    // Nothing is written between Google's first chunk and the caller: finalize waits for the end.
+    expect(store.finalized).toEqual([]);
+    expect(await readAll(stream)).toEqual(["При", "вет"]);
+    expect(store.finalized).toEqual([expect.objectContaining({
+      reservationId: "res-1",
+      outcome: "succeeded",
+      inputTokens: 11,
+      outputTokens: 6,
+    })]);
+    expect(stream.result()).toMatchObject({ text: "Привет", usage: { prompt_tokens: 11, completion_tokens: 6 } });
+  });
+
+  it("a caller that goes away mid-stream stops Google's stream; the attempt is cut with the tokens so far", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const google = new FakeGoogle([]);
+    const scripted = googleStream(["one ", "two ", "three"]);
+    google.streams.push(scripted.outcome);
+    const { runStream } = setup(store, google);
+    const stream = await runStream();
+    for await (const _chunk of stream.chunks) break; // the first chunk, then the caller leaves
+    expect(scripted.wasClosed()).toBe(true);
+    expect(store.finalized).toEqual([expect.objectContaining({
+      outcome: "cut",
+      cutBy: "client",
+      inputTokens: 11,
+      outputTokens: 4,
+    })]);
+  });
+
+  it("a caller gone before reading anything still ends Google's stream and the attempt", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const google = new FakeGoogle([]);
+    const scripted = googleStream(["one ", "two"]);
+    google.streams.push(scripted.outcome);
+    const { runStream } = setup(store, google);
+    const stream = await runStream();
+    await stream.cancel();
+    expect(scripted.wasClosed()).toBe(true);
+    expect(store.finalized).toEqual([expect.objectContaining({ outcome: "cut", cutBy: "client" })]);
+    await stream.cancel(); // twice is harmless
+    expect(store.finalized).toHaveLength(1);
+  });
+
+  it("Google breaking the stream off after it began: the caller gets upstream_error, the attempt is cut", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const google = new FakeGoogle([]);
+    google.streams.push(googleStream(["one ", "two"], { cut: true }).outcome);
+    const { runStream } = setup(store, google);
+    const stream = await runStream();
+    const error = await rejection(readAll(stream));
+    expect(error.code).toBe("upstream_error");
+    expect(store.finalized).toEqual([expect.objectContaining({ outcome: "cut", cutBy: "google", outputTokens: 7 })]);
+  });
+
+  it("a stream that fails before its first chunk is an ordinary failed attempt, retried on another key", async () => {
+    const store = new FakeStore([reservation(1), reservation(2)]);
+    const google = new FakeGoogle([]);
+    google.streams.push(
+      { ok: false, latencyMs: 5, error: classifyGoogleHttpError(503, { error: { code: 503, status: "UNAVAILABLE", message: "busy" } }) },
+      googleStream([], { cut: true }).outcome, // breaks off before any chunk
+      googleStream(["ok"]).outcome,
+    );
+    store["script"].push(reservation(3));
+    const { runStream } = setup(store, google);
+    const stream = await runStream();
+    expect(await readAll(stream)).toEqual(["ok"]);
+    expect(stream.attempts).toBe(3);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error", "network_error", "succeeded"]);
   });
 });

@@ -46,17 +46,29 @@ export async function openStream(google: GoogleClient, call: GenerateCall): Prom
   }
 }
 
-async function* prepend(
+/** `first`, then the rest; stopping it (even before its first step) stops Google's stream. */
+function prepend(
   first: GoogleResponse,
   rest: AsyncGenerator<GoogleResponse, void, undefined>,
 ): AsyncGenerator<GoogleResponse, void, undefined> {
-  try {
-    yield first;
-    yield* rest;
-  } finally {
-    // Stopped before the end: stop Google's stream too.
-    await rest.return(undefined);
-  }
+  let pending: GoogleResponse | null = first;
+  const iterator = {
+    next: (): Promise<IteratorResult<GoogleResponse, void>> => {
+      if (pending === null) return rest.next();
+      const value = pending;
+      pending = null;
+      return Promise.resolve({ done: false, value });
+    },
+    return: (): Promise<IteratorResult<GoogleResponse, void>> => {
+      pending = null;
+      return rest.return(undefined);
+    },
+    throw: (error: unknown) => rest.throw(error),
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator as unknown as AsyncGenerator<GoogleResponse, void, undefined>;
 }
 
 export interface RelayOptions {

@@ -1,0 +1,104 @@
+// Google's own SDK (@google/genai, from npm) pointed at the gateway with a scoped token as its API
+// key, over HTTP with the real function, PostgreSQL and the simulator: generateContent,
+// generateContentStream, countTokens, models.list/get, and a 429 the SDK can read with the gateway's
+// exact wait in RetryInfo. Nothing but the base URL and the key changes in the caller's code.
+import { ApiError, GoogleGenAI } from "@google/genai";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
+
+let s: InvokeStack;
+let token: string;
+const GEMMA = "gemma-3-27b-it";
+const FLASH = "gemini-2.5-flash";
+
+beforeAll(async () => {
+  s = await startInvokeStack("llm_invoke_sdk_gemini", {
+    keys: [{ alias: "sdk-key", project: "proj-sdk", priority: 1, simKey: "sim-key-sdk" }],
+  });
+  ({ token } = await mintToken(s.sql, "sdk-notebook", { models: [GEMMA, FLASH] }));
+});
+afterAll(async () => {
+  await s?.close();
+});
+beforeEach(async () => {
+  await s.reset();
+  await s.setLimit({ model: GEMMA, rpm: 30, tpm: 15_000, rpd: 14_400 });
+});
+
+/** The notebook's client: Google's SDK, the gateway as its base URL, a scoped token as its key. */
+function sdk(headers: Record<string, string> = {}): GoogleGenAI {
+  return new GoogleGenAI({ apiKey: token, vertexai: false, httpOptions: { baseUrl: s.url, headers } });
+}
+
+describe("@google/genai against the gateway", () => {
+  it("generateContent: Google's answer as Google shapes it, served by the pool, audited under the client", async () => {
+    const answer = await sdk().models.generateContent({ model: "gemma-3-27b", contents: "Привет, Kaggle" });
+    expect(answer.text).toBe(`sim(${GEMMA}): Привет, Kaggle`);
+    expect(answer.usageMetadata?.promptTokenCount).toBeGreaterThan(0);
+    const rows = await s.sql<{ caller: string; status: string; model: string }[]>`
+      select caller, status, model from public.google_ai_attempts where status <> 'refused'`;
+    expect(rows).toEqual([{ caller: "client:sdk-notebook", status: "succeeded", model: GEMMA }]);
+    expect(s.sim.stats().recent.map((r) => r.method)).toEqual(["generateContent"]);
+  });
+
+  it("generateContentStream: Google's chunks in order, the same text as without streaming, one audit row", async () => {
+    const whole = await sdk().models.generateContent({ model: FLASH, contents: "stream this answer to me please" });
+    const pieces: string[] = [];
+    let lastUsage: number | undefined;
+    for await (const chunk of await sdk().models.generateContentStream({ model: FLASH, contents: "stream this answer to me please" })) {
+      pieces.push(chunk.text ?? "");
+      lastUsage = chunk.usageMetadata?.totalTokenCount ?? lastUsage;
+    }
+    expect(pieces.length).toBeGreaterThan(1);
+    expect(pieces.join("")).toBe(whole.text);
+    expect(lastUsage).toBe(whole.usageMetadata?.totalTokenCount);
+    const [{ n }] = await s.sql<{ n: number }[]>`
+      select count(*)::int as n from public.google_ai_attempts where status = 'succeeded'`;
+    expect(n).toBe(2);
+  });
+
+  it("countTokens, both of Google's forms: Google's own count, with no quota booked", async () => {
+    const counted = await sdk().models.countTokens({ model: FLASH, contents: "how many tokens is this?" });
+    expect(counted.totalTokens).toBe(Math.ceil(new TextEncoder().encode("how many tokens is this?").length / 4));
+    const [{ n }] = await s.sql<{ n: number }[]>`select count(*)::int as n from public.google_ai_attempts`;
+    expect(n).toBe(0);
+  });
+
+  it("models.list and models.get: the gateway's models in Google's shape, aliases included", async () => {
+    const names: string[] = [];
+    for await (const model of await sdk().models.list()) names.push(model.name ?? "");
+    expect(names).toEqual(expect.arrayContaining([`models/${GEMMA}`, `models/${FLASH}`]));
+    const gemma = await sdk().models.get({ model: "gemma-3-27b" });
+    expect(gemma.name).toMatch(/gemma-3-27b/);
+    expect(gemma.supportedActions ?? []).toEqual(expect.arrayContaining(["generateContent"]));
+  });
+
+  it("a 429 the SDK can read: RetryInfo carries the gateway's exact wait, NO_WAIT asked by header", async () => {
+    await s.setLimit({ model: GEMMA, rpm: 1 });
+    const noWait = sdk({ "x-eve-mode": "NO_WAIT" });
+    await noWait.models.generateContent({ model: GEMMA, contents: "first" });
+    let refusal: unknown;
+    try {
+      await noWait.models.generateContent({ model: GEMMA, contents: "second" });
+    } catch (error) {
+      refusal = error;
+    }
+    expect(refusal).toBeInstanceOf(ApiError);
+    expect((refusal as ApiError).status).toBe(429);
+    const body = JSON.parse((refusal as ApiError).message) as {
+      error: { code: number; status: string; details: Array<Record<string, string>> };
+    };
+    expect(body.error).toMatchObject({ code: 429, status: "RESOURCE_EXHAUSTED" });
+    const retry = body.error.details.find((d) => d["@type"] === "type.googleapis.com/google.rpc.RetryInfo");
+    const info = body.error.details.find((d) => d["@type"] === "type.googleapis.com/google.rpc.ErrorInfo") as
+      | { metadata?: Record<string, string> }
+      | undefined;
+    expect(retry?.retryDelay).toMatch(/^\d+(\.\d+)?s$/);
+    // The delay is the gateway's own, to the millisecond: the refusal's audit row says the same.
+    const [row] = await s.sql<{ retry_after_ms: string }[]>`
+      select retry_after_ms from public.google_ai_attempts where status = 'refused'`;
+    expect(Math.round(Number(retry!.retryDelay!.slice(0, -1)) * 1000)).toBe(Number(row!.retry_after_ms));
+    expect(info?.metadata?.code).toBe("rate_limited");
+    expect(s.sim.stats().recent).toHaveLength(1); // the refusal never reached Google
+  });
+});
