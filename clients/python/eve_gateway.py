@@ -10,6 +10,12 @@ One stdlib-only module: copy it next to a Kaggle notebook or into the bot; nothi
 
     r = await gw.agenerate(prompt)      # from asyncio code (runs in a thread pool)
 
+    for piece in gw.stream("Summarise: ...", progress=True):   # text as it is generated
+        print(piece, end="", flush=True)                        # (stream.result: the whole answer)
+    async for piece in gw.astream(prompt):                      # the same from asyncio code
+        ...
+    gw.generate("What is on this poster?", images=["poster.jpg"])   # PNG, JPEG or WebP: path or bytes
+
     r.rate_limit.requests.remaining     # the quota the answer reported (x-ratelimit-* headers)
     gw.quota().model("gemma-3-27b-it")  # what is left per model, the queue, your budgets
 
@@ -32,23 +38,29 @@ Errors (all GatewayError, with .status, .code, .message, .request_id, .body, .ra
   BadRequest     other 4xx: invalid input, unknown model, unsupported feature
   RateLimited    429: .retry_after (seconds, or None when waiting cannot help) and .limit
   UpstreamError  5xx, network failures, answers that are not the gateway's JSON
+An error the gateway reports inside a stream (after it began) raises the same class, with the status
+the same code has as an HTTP error (a 429 error event is RateLimited with its retry_after).
 Secrets and tokens never appear in a message, a repr or an exception.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
+import inspect
 import json
 import os
 import re
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from datetime import datetime, timezone
+from typing import Any, AsyncIterator, Callable, Dict, Iterator, List, Optional, Sequence, Union
 
 __all__ = [
     "Client",
@@ -58,6 +70,11 @@ __all__ = [
     "RateWindow",
     "Quota",
     "Token",
+    "Stream",
+    "AsyncStream",
+    "Queued",
+    "Chunk",
+    "image_part",
     "GatewayError",
     "AuthError",
     "BadRequest",
@@ -67,7 +84,7 @@ __all__ = [
     "agenerate",
     "default_client",
 ]
-__version__ = "1.0.0"
+__version__ = "1.1.0"
 
 CLIENT_SECRET_ENV = "EVE_GATEWAY_CLIENT_SECRET"
 SERVICE_KEY_ENV = "SUPABASE_SERVICE_ROLE_KEY"
@@ -81,6 +98,19 @@ DEFAULT_TIMEOUT = 180.0
 DEFAULT_REFRESH_MARGIN = 300.0
 # llm-invoke codes after which a fresh token may succeed.
 _RENEWABLE = {"token_expired", "token_invalid", "token_revoked"}
+# The status each gateway error code is answered with (supabase/functions/_shared/errors.ts): an error
+# reported inside a stream, whose HTTP status was already 200, raises what the same HTTP error would.
+_ERROR_STATUS = {
+    "invalid_json": 400, "invalid_request": 400, "empty_input": 400, "unknown_model": 400,
+    "unsupported_feature": 400, "invalid_image": 400, "upstream_rejected": 400,
+    "unauthorized": 401, "invalid_secret": 401, "client_revoked": 401, "token_invalid": 401,
+    "token_expired": 401, "token_revoked": 401, "forbidden": 403, "model_not_allowed": 403,
+    "scope_exceeded": 403, "not_found": 404, "method_not_allowed": 405, "request_in_progress": 409,
+    "body_too_large": 413, "image_too_large": 413, "unsupported_media_type": 415, "rate_limited": 429,
+    "internal_error": 500, "upstream_error": 502, "unavailable": 503, "upstream_timeout": 504,
+}
+# The image types Google takes inline, told from the bytes' signature (docs/images.md).
+_IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
 _CREDENTIAL = re.compile(r"evegw_(?:cs|tok)_[A-Za-z0-9_-]+|sb_secret_[A-Za-z0-9_-]+|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_.-]*")
 
 
@@ -261,7 +291,8 @@ class Quota:
 class Result:
     """A generation: `.text`, `.usage`, plus `.model`, `.request_id`, `.attempts`, `.waited_ms`,
     `.finish_reason`, `.key_alias`, `.rate_limit` (the quota of the quota group that served, as of its
-    admission; None if the answer reported none) and the whole answer as `.raw`. str(result) is the text.
+    admission; None if the answer reported none), `.candidates` (Google's raw candidates, only when
+    asked with include_candidates=True) and the whole answer as `.raw`. str(result) is the text.
     When a fallback model served, `.requested_model` names the model asked for and `.fallback_from` why
     each model before `.model` was passed over (both None otherwise)."""
 
@@ -278,6 +309,7 @@ class Result:
         self.key_alias: Optional[str] = raw.get("key_alias")
         self.requested_model: Optional[str] = raw.get("requested_model")
         self.fallback_from: Optional[List[Dict[str, Any]]] = raw.get("fallback_from")
+        self.candidates: Optional[List[Dict[str, Any]]] = raw.get("candidates")
 
     def __str__(self) -> str:
         return self.text
@@ -312,6 +344,311 @@ class Token:
 
     def __repr__(self) -> str:
         return f"Token(id={self.id!r}, client={self.client!r}, models={self.models!r}, expires_at={self.expires_at!r})"
+
+
+# Streams ----------------------------------------------------------------------------------------
+
+
+class Queued:
+    """A stream's request waits for its turn: its `position` in line (None if unknown), the `model`
+    it waits for, its `priority` class, and `expected_at`, the gateway's ISO time for its turn.
+    `expected_in` is the seconds from now until then, on this machine's wall clock (None if unreadable)."""
+
+    __slots__ = ("position", "expected_at", "model", "priority", "raw")
+
+    def __init__(self, raw: Dict[str, Any]) -> None:
+        self.raw = raw
+        position = raw.get("position")
+        self.position: Optional[int] = position if isinstance(position, int) and not isinstance(position, bool) else None
+        self.expected_at: Optional[str] = raw.get("expected_at")
+        self.model: Optional[str] = raw.get("model")
+        self.priority: Optional[str] = raw.get("priority")
+
+    @property
+    def expected_in(self) -> Optional[float]:
+        if not self.expected_at:
+            return None
+        try:
+            when = datetime.fromisoformat(self.expected_at.replace("Z", "+00:00"))
+        except ValueError:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+    def describe(self) -> str:
+        """One line, as progress=True prints it: "queued: #3 for gemma-3-27b-it, expected in 12 s"."""
+        place = f"#{self.position} " if self.position is not None else ""
+        model = f"for {self.model}" if self.model else "for capacity"
+        seconds = self.expected_in
+        when = f", expected in {seconds:.0f} s" if seconds is not None else ""
+        return f"queued: {place}{model}{when}"
+
+    def __repr__(self) -> str:
+        return f"Queued(position={self.position!r}, model={self.model!r}, expected_at={self.expected_at!r})"
+
+
+class Chunk:
+    """A piece of a streamed answer: `.text`, and Google's raw `.candidates` of this piece when the
+    stream was asked with include_candidates=True (None otherwise)."""
+
+    __slots__ = ("text", "candidates", "raw")
+
+    def __init__(self, raw: Dict[str, Any]) -> None:
+        self.raw = raw
+        self.text: str = raw.get("text") or ""
+        self.candidates: Optional[List[Dict[str, Any]]] = raw.get("candidates")
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return f"Chunk(text={self.text[:60]!r})"
+
+
+Event = Union[Queued, Chunk, Result]
+
+
+class Stream:
+    """A streamed generation (Client.stream). Iterating it yields the answer's text piece by piece;
+    `events()` yields every event instead: Queued (waiting for a turn; only when the request had to
+    wait), Chunk (a piece of text), and last the whole answer as a Result. After the end, `.result`
+    is that Result (usage, finish_reason, request_id, ...). Iterate it once, one way.
+
+    The request is sent when the iteration begins; errors before the stream began (a NO_WAIT 429,
+    a refused token) raise from the first step, as from generate(), and an error reported inside the
+    stream raises its class when the iteration reaches it. `close()` (or leaving a `with` block, or
+    breaking out and dropping the stream) ends the connection, and the gateway stops the generation."""
+
+    def __init__(
+        self,
+        client: "Client",
+        body: Dict[str, Any],
+        timeout: float,
+        on_progress: Optional[Callable[[Queued], Any]],
+        progress: bool,
+    ) -> None:
+        self._client = client
+        self._body = body
+        self._timeout = timeout
+        self._on_progress = on_progress
+        self._progress = _ProgressLine() if progress else None
+        self._response: Any = None
+        self._events: Optional[Iterator[Event]] = None
+        self._closed = False
+        self._pieces: List[str] = []
+        self.request_id: str = body["request_id"]
+        self.result: Optional[Result] = None
+        # The quota the stream's answer reported (None when it began before its admission: it waited).
+        self.rate_limit: Optional[RateLimit] = None
+
+    @property
+    def text(self) -> str:
+        """The text streamed so far."""
+        return "".join(self._pieces)
+
+    def __iter__(self) -> Iterator[str]:
+        try:
+            for event in self.events():
+                if isinstance(event, Chunk) and event.text:
+                    yield event.text
+        finally:
+            self.close()  # also when the caller breaks out: the gateway stops generating
+
+    def events(self) -> Iterator[Event]:
+        if self._events is not None:
+            raise RuntimeError("A Stream is iterated once: by text or by events().")
+        self._events = self._run()
+        return self._events
+
+    def close(self) -> None:
+        """Ends the connection (safe from another thread: a blocked read wakes up and the stream ends)."""
+        self._closed = True
+        response, self._response = self._response, None
+        if response is not None:
+            _shut(response)
+
+    def __enter__(self) -> "Stream":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Stream(request_id={self.request_id!r}, model={self._body.get('model')!r}, done={self.result is not None})"
+
+    def _run(self) -> Iterator[Event]:
+        renewed = False
+        try:
+            while not self._closed:
+                token = self._open()
+                chunks = 0
+                for kind, data in _sse_events(self._response, lambda: self._closed):
+                    if self._closed:
+                        return
+                    if kind == "queued":
+                        queued = Queued(data)
+                        self._queued(queued)
+                        yield queued
+                    elif kind == "chunk":
+                        self._end_progress()
+                        chunk = Chunk(data)
+                        chunks += 1
+                        self._pieces.append(chunk.text)
+                        yield chunk
+                    elif kind == "done":
+                        self._end_progress()
+                        self.result = Result(data, self.rate_limit)
+                        yield self.result
+                        return
+                    elif kind == "error":
+                        self._end_progress()
+                        error = _stream_error(data)
+                        # A token refused after waiting in line: like generate(), renew it once and
+                        # ask again, as long as nothing of the answer was streamed yet.
+                        if token is not None and not renewed and chunks == 0 and self._client.renew_tokens and _renewable(error):
+                            renewed = True
+                            self._client.forget_token(token)
+                            _shut(self._response)
+                            break
+                        raise error
+                else:
+                    if self._closed:
+                        return
+                    raise UpstreamError("The gateway's stream ended before its done event.", request_id=self.request_id)
+        finally:
+            self._end_progress()
+            self.close()
+
+    def _open(self) -> Optional[Token]:
+        """Sends the request (renewing a refused token once); returns the token used, if any."""
+        used: List[Optional[Token]] = [None]
+
+        def call(url: str, credential: str) -> Any:
+            if self._client.uses_token:
+                used[0] = self._client._token
+            return self._client._request("POST", url, credential, self._body, self._timeout, stream=True)
+
+        self._response, headers = self._client._with_credential(call)
+        self.rate_limit = RateLimit.from_headers(headers)
+        return used[0]
+
+    def _queued(self, queued: Queued) -> None:
+        if self._progress is not None:
+            self._progress.show(queued.describe())
+        if self._on_progress is not None:
+            self._on_progress(queued)
+
+    def _end_progress(self) -> None:
+        if self._progress is not None:
+            self._progress.end()
+
+
+class AsyncStream:
+    """Client.astream: the same as Stream for asyncio code. `async for piece in ...` yields text;
+    `events()` yields Queued, Chunk and last the Result; `.result` after the end. The blocking
+    reads run in the client's thread pool, one at a time, so the event loop never blocks.
+    on_progress is called in the event loop (a coroutine function is awaited). Use `async with`, or
+    `await stream.aclose()` after breaking out, to end the connection at once."""
+
+    def __init__(self, stream: Stream, on_progress: Optional[Callable[[Queued], Any]]) -> None:
+        self._stream = stream
+        self._on_progress = on_progress
+        self._iterator: Optional[Iterator[Event]] = None
+        self._text_only: Optional[bool] = None
+
+    @property
+    def result(self) -> Optional[Result]:
+        return self._stream.result
+
+    @property
+    def text(self) -> str:
+        return self._stream.text
+
+    @property
+    def request_id(self) -> str:
+        return self._stream.request_id
+
+    @property
+    def rate_limit(self) -> Optional[RateLimit]:
+        return self._stream.rate_limit
+
+    def __aiter__(self) -> "AsyncStream":
+        self._start(text_only=True)
+        return self
+
+    def events(self) -> AsyncIterator[Event]:
+        self._start(text_only=False)
+        return self._events()
+
+    async def __anext__(self) -> str:
+        while True:
+            event = await self._next()
+            if isinstance(event, Chunk) and event.text:
+                return event.text
+
+    async def _events(self) -> AsyncIterator[Event]:
+        while True:
+            try:
+                event = await self._next()
+            except StopAsyncIteration:
+                return
+            yield event
+
+    async def _next(self) -> Event:
+        if self._iterator is None:
+            raise RuntimeError("Iterate an AsyncStream with `async for`.")
+        loop = asyncio.get_running_loop()
+        done = object()
+        event = await loop.run_in_executor(self._stream._client._pool(), next, self._iterator, done)
+        if event is done:
+            raise StopAsyncIteration
+        if isinstance(event, Queued) and self._on_progress is not None:
+            outcome = self._on_progress(event)
+            if inspect.isawaitable(outcome):
+                await outcome
+        return event  # type: ignore[return-value]
+
+    def _start(self, text_only: bool) -> None:
+        if self._text_only is not None and self._text_only != text_only:
+            raise RuntimeError("An AsyncStream is iterated once: by text or by events().")
+        if self._iterator is None:
+            self._text_only = text_only
+            self._iterator = self._stream.events()
+
+    async def aclose(self) -> None:
+        self._stream.close()
+
+    async def __aenter__(self) -> "AsyncStream":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+    def __repr__(self) -> str:
+        return "Async" + repr(self._stream)
+
+
+class _ProgressLine:
+    """The progress=True indicator on stderr: one line, rewritten in place on a terminal."""
+
+    def __init__(self) -> None:
+        self._shown = False
+        self._tty = bool(getattr(sys.stderr, "isatty", lambda: False)())
+
+    def show(self, line: str) -> None:
+        if self._tty:
+            sys.stderr.write("\r\x1b[K" + line)
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+        self._shown = True
+
+    def end(self) -> None:
+        if self._shown and self._tty:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+        self._shown = False
 
 
 # The client -------------------------------------------------------------------------------------
@@ -405,40 +742,85 @@ class Client:
         wait: bool = True,
         *,
         messages: Optional[List[Dict[str, str]]] = None,
+        contents: Optional[List[Dict[str, Any]]] = None,
+        images: Optional[Sequence[Any]] = None,
         fallback_models: Optional[Sequence[str]] = None,
         generation_config: Optional[Dict[str, Any]] = None,
+        include_candidates: bool = False,
+        tools: Optional[List[Dict[str, Any]]] = None,
+        tool_config: Optional[Dict[str, Any]] = None,
+        safety_settings: Optional[List[Dict[str, Any]]] = None,
+        priority: Optional[str] = None,
         max_wait_ms: Optional[int] = None,
         request_id: Optional[str] = None,
         metadata: Optional[Dict[str, Any]] = None,
         timeout: Optional[float] = None,
         **config: Any,
     ) -> Result:
-        """Generates text. `prompt` (or chat `messages`), `system` (folded into the first turn for
-        Gemma by the gateway), `wait`: wait for capacity (bounded, WAIT) or answer 429 at once
-        (NO_WAIT). `fallback_models`: models to try, in order, when `model` cannot serve within the
-        wait (None: the model row's own chain; []: none). Generation settings as keywords or `generation_config`, in either spelling:
-        temperature, max_output_tokens/maxOutputTokens, top_p, top_k, stop_sequences,
-        response_mime_type."""
-        body: Dict[str, Any] = {"model": model, "mode": "WAIT" if wait else "NO_WAIT"}
-        if messages is not None:
-            body["messages"] = messages
-        if prompt is not None or messages is None:
-            body["prompt"] = prompt if prompt is not None else ""
-        if fallback_models is not None:
-            body["fallback_models"] = list(fallback_models)
-        if system is not None:
-            body["system"] = system
-        gen = _generation_config(generation_config, config)
-        if gen:
-            body["generationConfig"] = gen
-        if max_wait_ms is not None:
-            body["max_wait_ms"] = int(max_wait_ms)
-        if metadata is not None:
-            body["metadata"] = metadata
-        # One id for the whole call, renewals included, so the audit log correlates them.
-        body["request_id"] = request_id or f"py-{uuid.uuid4().hex}"
+        """Generates text. The input is one of: `prompt`, chat `messages` ([{"role", "content"}]),
+        or Gemini's native `contents` (any part: text, inlineData, functionCall, functionResponse).
+        `images`: PNG, JPEG or WebP images (file paths or bytes; the type is read from the bytes)
+        sent before the prompt's text (or in the last user message); image_part() builds one part for
+        `contents`. `system` (folded into the first turn for Gemma by the gateway), `wait`: wait for
+        capacity (bounded, WAIT) or answer 429 at once (NO_WAIT). `fallback_models`: models to try,
+        in order, when `model` cannot serve within the wait (None: the model row's own chain; []:
+        none). Generation settings as keywords or `generation_config`, in either spelling (any
+        Gemini field: temperature, max_output_tokens/maxOutputTokens, top_p, top_k, stop_sequences,
+        response_mime_type, response_schema, response_json_schema, thinking_config, candidate_count,
+        seed, presence_penalty, frequency_penalty); dicts inside are sent as given (camelCase), but
+        for thinking_config. `include_candidates`: the answer also carries Google's raw candidates
+        (Result.candidates). `tools`, `tool_config`, `safety_settings`: Gemini's, as given.
+        `priority`: "batch" to wait behind this credential's own class."""
+        body = self._body(**_call_args(locals()))
         answer, headers = self._invoke(body, timeout if timeout is not None else self.timeout)
         return Result(answer, RateLimit.from_headers(headers))
+
+    def stream(
+        self,
+        prompt: Optional[str] = None,
+        model: str = DEFAULT_MODEL,
+        system: Optional[str] = None,
+        wait: bool = True,
+        *,
+        on_progress: Optional[Callable[[Queued], Any]] = None,
+        progress: bool = False,
+        messages: Optional[List[Dict[str, str]]] = None,
+        contents: Optional[List[Dict[str, Any]]] = None,
+        images: Optional[Sequence[Any]] = None,
+        fallback_models: Optional[Sequence[str]] = None,
+        generation_config: Optional[Dict[str, Any]] = None,
+        include_candidates: bool = False,
+        tools: Optional[List[Dict[str, Any]]] = None,
+        tool_config: Optional[Dict[str, Any]] = None,
+        safety_settings: Optional[List[Dict[str, Any]]] = None,
+        priority: Optional[str] = None,
+        max_wait_ms: Optional[int] = None,
+        request_id: Optional[str] = None,
+        metadata: Optional[Dict[str, Any]] = None,
+        timeout: Optional[float] = None,
+        **config: Any,
+    ) -> Stream:
+        """generate() as a stream of server-sent events: `for piece in gw.stream(...)` yields the text
+        as Google produces it; `stream.events()` yields Queued / Chunk / Result events (see Stream).
+        The same arguments as generate(), plus `on_progress(queued)`, called with each Queued event
+        (the request waits for its turn: its place in line and when its turn is expected), and
+        `progress=True`, which prints those to stderr as one line: "queued: #3 for gemma-3-27b-it,
+        expected in 12 s". `timeout` bounds each read of the stream, not the whole answer."""
+        body = self._body(**_call_args(locals(), "on_progress", "progress"))
+        body["stream"] = True
+        return Stream(self, body, timeout if timeout is not None else self.timeout, on_progress, progress)
+
+    def astream(
+        self,
+        prompt: Optional[str] = None,
+        model: str = DEFAULT_MODEL,
+        *,
+        on_progress: Optional[Callable[[Queued], Any]] = None,
+        **kwargs: Any,
+    ) -> AsyncStream:
+        """stream() for asyncio code: `async for piece in gw.astream(...)`. The same arguments as
+        stream(); on_progress runs in the event loop (it may be a coroutine function)."""
+        return AsyncStream(self.stream(prompt, model, **kwargs), on_progress)
 
     def quota(self, timeout: Optional[float] = None) -> Quota:
         """What is left of each model this credential may use (the minute and the Pacific day, summed
@@ -470,6 +852,62 @@ class Client:
         return f"Client(url={self.url!r}, credential={self.credential_source!r})"
 
     # -- internals --
+
+    def _body(
+        self,
+        *,
+        prompt: Optional[str],
+        model: str,
+        system: Optional[str],
+        wait: bool,
+        messages: Optional[List[Dict[str, str]]],
+        contents: Optional[List[Dict[str, Any]]],
+        images: Optional[Sequence[Any]],
+        fallback_models: Optional[Sequence[str]],
+        generation_config: Optional[Dict[str, Any]],
+        include_candidates: bool,
+        tools: Optional[List[Dict[str, Any]]],
+        tool_config: Optional[Dict[str, Any]],
+        safety_settings: Optional[List[Dict[str, Any]]],
+        priority: Optional[str],
+        max_wait_ms: Optional[int],
+        request_id: Optional[str],
+        metadata: Optional[Dict[str, Any]],
+        config: Dict[str, Any],
+    ) -> Dict[str, Any]:
+        """llm-invoke's native body for generate() and stream()."""
+        body: Dict[str, Any] = {"model": model, "mode": "WAIT" if wait else "NO_WAIT"}
+        if sum(x is not None for x in (prompt, messages, contents)) > 1:
+            raise BadRequest("Give one of prompt, messages, contents (not several).", code="invalid_request")
+        if images:
+            if contents is not None:
+                raise BadRequest("With contents, put the images in its parts (image_part()).", code="invalid_request")
+            contents, system = _with_images(prompt, messages, system, images)
+            prompt = messages = None
+        if contents is not None:
+            body["contents"] = list(contents)
+        elif messages is not None:
+            body["messages"] = messages
+        else:
+            body["prompt"] = prompt if prompt is not None else ""
+        if fallback_models is not None:
+            body["fallback_models"] = list(fallback_models)
+        if system is not None:
+            body["system"] = system
+        gen = _generation_config(generation_config, config)
+        if gen:
+            body["generationConfig"] = gen
+        if include_candidates:
+            body["include_candidates"] = True
+        for name, value in (("tools", tools), ("toolConfig", tool_config), ("safetySettings", safety_settings),
+                            ("priority", priority), ("metadata", metadata)):
+            if value is not None:
+                body[name] = value
+        if max_wait_ms is not None:
+            body["max_wait_ms"] = int(max_wait_ms)
+        # One id for the whole call, renewals included, so the audit log correlates them.
+        body["request_id"] = request_id or f"py-{uuid.uuid4().hex}"
+        return body
 
     def _stale(self, token: Token) -> bool:
         margin = min(self.refresh_margin, token.lifetime / 5.0)
@@ -515,12 +953,14 @@ class Client:
             return self._executor
 
     def _request(
-        self, method: str, url: str, credential: str, payload: Optional[Dict[str, Any]], timeout: float
+        self, method: str, url: str, credential: str, payload: Optional[Dict[str, Any]], timeout: float,
+        stream: bool = False,
     ):
-        """(answer, response headers) of one call; a refusal or failure raises its GatewayError."""
+        """(answer, response headers) of one call; a refusal or failure raises its GatewayError. With
+        stream=True a 2xx answer of server-sent events is returned open, as (response, headers)."""
         headers = {
             "Authorization": f"Bearer {credential}",
-            "Accept": "application/json",
+            "Accept": "text/event-stream" if stream else "application/json",
             "User-Agent": f"eve-gateway-python/{__version__}",
         }
         if payload is not None:
@@ -530,7 +970,10 @@ class Client:
         data = None if payload is None else json.dumps(payload).encode("utf-8")
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
-            with self._opener.open(request, timeout=timeout) as response:
+            response = self._opener.open(request, timeout=timeout)
+            if stream and 200 <= response.status < 300 and _is_event_stream(response.headers):
+                return response, response.headers
+            with response:
                 status, raw, response_headers = response.status, response.read(), response.headers
         except urllib.error.HTTPError as error:
             status, response_headers = error.code, error.headers
@@ -552,6 +995,8 @@ class Client:
                 f"The gateway at {_safe_url(url)} answered HTTP {status} without a JSON object.", status=status
             )
         if 200 <= status < 300 and "error" not in body:
+            if stream:
+                raise UpstreamError(f"The gateway at {_safe_url(url)} answered a stream with JSON.", status=status)
             return body, response_headers
         raise _error_from(status, body, response_headers)
 
@@ -667,9 +1112,131 @@ def _generation_config(explicit: Optional[Dict[str, Any]], keywords: Dict[str, A
     out: Dict[str, Any] = {}
     for source in (explicit or {}, keywords):
         for key, value in source.items():
-            if value is not None:
-                out[_camel(key)] = value
+            if value is None:
+                continue
+            key = _camel(key)
+            # Schemas are sent as given (their property names are data); thinkingConfig is all settings.
+            if key == "thinkingConfig" and isinstance(value, dict):
+                value = {_camel(k): v for k, v in value.items()}
+            out[key] = value
     return out
+
+
+def _call_args(scope: Dict[str, Any], *drop: str) -> Dict[str, Any]:
+    """A public method's arguments (its locals()) as _body takes them."""
+    skip = {"self", "timeout", *drop}
+    return {k: v for k, v in scope.items() if k not in skip}
+
+
+def image_part(image: Any) -> Dict[str, Any]:
+    """A Gemini inlineData part from a PNG, JPEG or WebP image: a file path or the bytes. The type
+    is read from the bytes' signature, never from a file name."""
+    if isinstance(image, dict):
+        return image
+    if isinstance(image, (str, os.PathLike)):
+        try:
+            with open(image, "rb") as f:
+                data = f.read()
+        except OSError as error:
+            raise BadRequest(f"Cannot read the image {os.fspath(image)!r}: {error.strerror}", code="invalid_image") from None
+    elif isinstance(image, (bytes, bytearray, memoryview)):
+        data = bytes(image)
+    else:
+        raise BadRequest(f"An image is a file path or bytes, not {type(image).__name__}.", code="invalid_image")
+    mime = _image_type(data)
+    if mime is None:
+        raise BadRequest("Not a PNG, JPEG or WebP image (by its first bytes); those are the types the gateway takes.",
+                         code="invalid_image")
+    return {"inlineData": {"mimeType": mime, "data": base64.b64encode(data).decode("ascii")}}
+
+
+def _image_type(data: bytes) -> Optional[str]:
+    for signature, mime in _IMAGE_SIGNATURES:
+        if data.startswith(signature):
+            return mime
+    if len(data) >= 12 and data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+        return "image/webp"
+    return None
+
+
+def _with_images(
+    prompt: Optional[str], messages: Optional[List[Dict[str, str]]], system: Optional[str], images: Sequence[Any]
+):
+    """(contents, system): the prompt or chat with the images before the text of its last user turn."""
+    parts = [image_part(image) for image in images]
+    if messages is None:
+        text = [{"text": prompt}] if prompt else []
+        return [{"role": "user", "parts": parts + text}], system
+    systems = [system] if system else []
+    contents: List[Dict[str, Any]] = []
+    for m in messages:
+        if m.get("role") == "system":
+            systems.append(m.get("content", ""))
+        else:
+            contents.append({"role": "model" if m.get("role") == "assistant" else "user",
+                             "parts": [{"text": m.get("content", "")}]})
+    last_user = max((i for i, c in enumerate(contents) if c["role"] == "user"), default=None)
+    if last_user is None:
+        raise BadRequest("images go with a user message; messages has none.", code="empty_input")
+    contents[last_user]["parts"] = parts + contents[last_user]["parts"]
+    joined = "\n\n".join(s for s in systems if s.strip())
+    return contents, (joined or None)
+
+
+def _is_event_stream(headers: Any) -> bool:
+    return (headers.get("Content-Type") or "").split(";")[0].strip().lower() == "text/event-stream"
+
+
+def _sse_events(response: Any, closed: Callable[[], bool]) -> Iterator[Any]:
+    """(type, data) of each `data:` event of a server-sent event stream, as they arrive."""
+    data: List[str] = []
+    while True:
+        try:
+            line = response.readline()
+        except (OSError, ValueError, AttributeError) as error:
+            if closed():
+                return
+            raise UpstreamError(f"The gateway's stream broke off: {error}") from None
+        if not line:
+            return
+        text = line.decode("utf-8").rstrip("\r\n")
+        if text:
+            if text.startswith("data:"):
+                data.append(text[6:] if text[5:6] == " " else text[5:])
+            continue  # event:, id:, retry: and comments carry nothing the gateway uses
+        if not data:
+            continue
+        payload, data = "\n".join(data), []
+        try:
+            event = json.loads(payload)
+        except ValueError:
+            raise UpstreamError("The gateway's stream carried an event that is not JSON.") from None
+        if isinstance(event, dict) and isinstance(event.get("type"), str):
+            yield event["type"], event
+
+
+def _shut(response: Any) -> None:
+    """Closes a streamed answer; shutting its socket first wakes a read blocked in another thread."""
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    try:
+        if sock is not None:
+            import socket
+
+            sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    try:
+        response.close()
+    except Exception:
+        pass
+
+
+def _stream_error(event: Dict[str, Any]) -> GatewayError:
+    """The exception of an error event: the class and status the same code has as an HTTP error."""
+    err = event.get("error") if isinstance(event.get("error"), dict) else {}
+    status = _ERROR_STATUS.get(err.get("code"), 502)
+    body = {k: v for k, v in event.items() if k != "type"}
+    return _error_from(status, body, None)
 
 
 def _camel(name: str) -> str:

@@ -11,15 +11,21 @@ EVE_TEST_PG_URL when `npm test` provides them, or starts its own PostgreSQL.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
+import math
 import os
+import re
+import struct
 import subprocess
 import sys
+import tempfile
 import threading
 import types
 import unittest
 import urllib.request
 import uuid
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from unittest import mock
@@ -116,6 +122,17 @@ def tokens_of(name: str) -> list:
 def remember(client: g.Client) -> None:
     if client._token is not None:
         SEEN.add(client._token.value)
+
+
+def png(width: int = 2, height: int = 2) -> bytes:
+    """A valid RGB PNG, made here (no image library in the standard library)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    rows = b"".join(b"\x00" + b"\xff\x80\x00" * width for _ in range(height))
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
 
 
 class FakeClock:
@@ -249,6 +266,35 @@ class CredentialDiscovery(unittest.TestCase):
         for text, seconds in [("0s", 0.0), ("12ms", 0.012), ("1s", 1.0), ("59.5s", 59.5), ("6m0s", 360.0),
                               ("1h2m3.25s", 3723.25), ("", None), ("soon", None), ("5x", None)]:
             self.assertEqual(g.parse_duration(text), seconds, text)
+
+    def test_include_candidates_is_a_top_level_field_and_settings_stay_in_generation_config(self):
+        c = g.Client("https://abc.supabase.co", client_secret=SECRET)
+        body = c._body(**g._call_args(dict(
+            prompt="x", model="gemma-3-27b", system=None, wait=True, messages=None, contents=None, images=None,
+            fallback_models=None, generation_config=None, include_candidates=True, tools=None, tool_config=None,
+            safety_settings=None, priority=None, max_wait_ms=None, request_id="r", metadata=None,
+            config={"temperature": 0.1, "thinking_config": {"thinking_budget": 0}, "response_schema": {"my_field": {}}},
+        )))
+        self.assertIs(body["include_candidates"], True)
+        self.assertEqual(body["generationConfig"], {
+            "temperature": 0.1, "thinkingConfig": {"thinkingBudget": 0}, "responseSchema": {"my_field": {}}})
+
+    def test_image_types_come_from_the_bytes(self):
+        webp = b"RIFF" + struct.pack("<I", 20) + b"WEBPVP8 " + b"\0" * 12
+        for data, mime in ((png(), "image/png"), (b"\xff\xd8\xff\xe0" + b"\0" * 20, "image/jpeg"), (webp, "image/webp")):
+            part = g.image_part(data)
+            self.assertEqual(part["inlineData"]["mimeType"], mime)
+            self.assertEqual(g.base64.b64decode(part["inlineData"]["data"]), data)
+        with self.assertRaises(g.BadRequest) as caught:
+            g.image_part(b"GIF89a" + b"\0" * 20)
+        self.assertEqual(caught.exception.code, "invalid_image")
+        # With chat messages the images go into the last user turn; system messages stay the system text.
+        contents, system = g._with_images(None, [
+            {"role": "system", "content": "be brief"}, {"role": "user", "content": "a"},
+            {"role": "assistant", "content": "b"}, {"role": "user", "content": "what is this?"}], None, [png()])
+        self.assertEqual(system, "be brief")
+        self.assertEqual([c["role"] for c in contents], ["user", "model", "user"])
+        self.assertEqual([list(p) for p in contents[2]["parts"]], [["inlineData"], ["text"]])
 
     def test_generation_config_spellings(self):
         self.assertEqual(
@@ -494,7 +540,7 @@ class Failures(unittest.TestCase):
         cases = [
             (dict(prompt="   "), "empty_input"),
             (dict(prompt="x", model="gpt-4o"), "unknown_model"),
-            (dict(prompt="x", candidate_count=2), "invalid_request"),
+            (dict(prompt="x", candidate_count=9), "invalid_request"),  # Gemini takes 1 to 8
             (dict(prompt="x", response_mime_type="application/json"), "unsupported_feature"),
         ]
         for kwargs, code in cases:
@@ -523,6 +569,148 @@ class Failures(unittest.TestCase):
                 forged.generate("x")
             self.assertEqual((caught.exception.status, caught.exception.code), (401, code))
             self.assertNotIn(credential, str(caught.exception) + json.dumps(caught.exception.body))
+
+
+class Streams(unittest.TestCase):
+    def setUp(self):
+        self.bot = g.Client(STACK["url"], service_key=STACK["service_key"], caller="py-streams")
+
+    def test_a_stream_yields_the_same_text_as_generate_and_ends_with_its_usage(self):
+        prompt = "Перечисли фестивали лета"
+        whole = self.bot.generate(prompt, max_output_tokens=200)
+        stream = self.bot.stream(prompt, max_output_tokens=200)
+        pieces = list(stream)
+        self.assertGreater(len(pieces), 1)  # it came piece by piece, not as one answer
+        self.assertEqual("".join(pieces), whole.text)
+        self.assertEqual(stream.text, whole.text)
+        done = stream.result
+        self.assertIsInstance(done, g.Result)
+        self.assertEqual((done.text, done.model, done.request_id), (whole.text, whole.model, stream.request_id))
+        self.assertEqual(done.usage, whole.usage)
+        self.assertEqual(done.usage.total_tokens, done.usage.prompt_tokens + done.usage.completion_tokens)
+        rows = sql("select status, input_tokens from public.google_ai_attempts where request_id = $1", stream.request_id)
+        self.assertEqual(rows, [{"status": "succeeded", "input_tokens": done.usage.prompt_tokens}])
+
+    def test_events_are_chunks_then_the_answer_with_no_queued_event_when_nothing_waits(self):
+        events = list(self.bot.stream("events please").events())
+        self.assertEqual([type(e).__name__ for e in events], ["Chunk"] * (len(events) - 1) + ["Result"])
+        self.assertEqual("".join(e.text for e in events[:-1]), events[-1].text)
+
+    def test_astream_from_asyncio(self):
+        async def main():
+            async with self.bot.astream("async stream", model="gemma-3-27b") as stream:
+                pieces = [piece async for piece in stream]
+            return pieces, stream
+
+        pieces, stream = asyncio.run(main())
+        self.assertEqual("".join(pieces), stream.result.text)
+        self.assertIn("async stream", stream.result.text)
+
+    def test_a_client_secret_streams_on_its_token(self):
+        name, secret = create_client()
+        c = client_for(secret)
+        stream = c.stream("token stream")
+        text = "".join(stream)
+        remember(c)
+        self.assertIn("token stream", text)
+        rows = sql("select caller, token_id::text as token_id from public.google_ai_attempts where request_id = $1", stream.request_id)
+        self.assertEqual(rows, [{"caller": f"client:{name}", "token_id": c.token().id}])
+
+    def test_include_candidates(self):
+        r = self.bot.generate("candidates please", include_candidates=True)
+        self.assertEqual(r.candidates[0]["content"]["parts"][0]["text"], r.text)
+        self.assertIsNone(self.bot.generate("no candidates").candidates)
+        chunks = [e for e in self.bot.stream("candidates please", include_candidates=True).events() if isinstance(e, g.Chunk)]
+        self.assertTrue(chunks and all(isinstance(c.candidates, list) for c in chunks), chunks)
+        self.assertEqual("".join(c.candidates[0]["content"]["parts"][0]["text"] for c in chunks), r.text)
+
+    def test_an_image_as_bytes_or_a_file(self):
+        image = png(64, 48)
+        plain = self.bot.generate("Что на картинке?")
+        with_image = self.bot.generate("Что на картинке?", images=[image])
+        self.assertEqual(with_image.text, plain.text)  # the simulator answers from the text
+        # The simulator counts an image part as its JSON's bytes / 4: the image reached Google.
+        part = json.dumps(g.image_part(image), separators=(",", ":"))
+        self.assertGreaterEqual(with_image.usage.prompt_tokens - plain.usage.prompt_tokens, math.floor(len(part) / 4) - 1)
+        with tempfile.NamedTemporaryFile(suffix=".bin") as f:  # the name says nothing: the bytes do
+            f.write(image)
+            f.flush()
+            stream = self.bot.stream("Что на картинке?", images=[f.name])
+            self.assertEqual("".join(stream), with_image.text)
+        self.assertEqual(stream.result.usage.prompt_tokens, with_image.usage.prompt_tokens)
+        # Native contents: any Gemini part, as given.
+        native = self.bot.generate(contents=[{"role": "user", "parts": [g.image_part(image), {"text": "Что на картинке?"}]}])
+        self.assertEqual(native.usage.prompt_tokens, with_image.usage.prompt_tokens)
+
+    def test_a_corrupt_image_is_refused_by_the_gateway(self):
+        with self.assertRaises(g.BadRequest) as caught:
+            list(self.bot.stream("x", images=[png()[:20]]))  # the signature, then the header cut short
+        self.assertEqual((caught.exception.status, caught.exception.code), (400, "invalid_image"))
+
+    def test_google_breaking_the_stream_off_raises_upstream_error_after_the_first_chunk(self):
+        sim("POST", "/faults", {"kind": "cut_stream", "model": "gemma-3-27b-it", "afterChunks": 1, "count": 1})
+        got = []
+        try:
+            with self.assertRaises(g.UpstreamError) as caught:
+                for piece in self.bot.stream("cut me off"):
+                    got.append(piece)
+        finally:
+            sim("DELETE", "/faults")
+        self.assertEqual(len(got), 1)
+        e = caught.exception
+        self.assertEqual((e.status, e.code), (502, "upstream_error"))
+        self.assertTrue(e.request_id)
+
+    def test_a_waiting_stream_reports_its_place_before_its_chunks_and_no_wait_is_a_429(self):
+        # flash-lite at 2 requests per minute, the window filled: NO_WAIT is refused before any stream,
+        # as an HTTP 429; two WAIT streams (one sync, one asyncio) say where they stand, then stream.
+        # This test waits for the window to turn over (about 61 s).
+        model = "gemini-2.5-flash-lite"
+        rpm = sql("select rpm from public.google_ai_model_limits where model = $1", model)[0]["rpm"]
+        sql("update public.google_ai_model_limits set rpm = 2 where model = $1", model)
+        try:
+            for i in range(2):
+                self.bot.generate(f"fill {i}", model=model, wait=False)
+            refused = self.bot.stream("no wait", model=model, wait=False)
+            with self.assertRaises(g.RateLimited) as caught:
+                next(iter(refused))
+            e = caught.exception
+            self.assertEqual((e.status, e.code, e.limit), (429, "rate_limited", "rpm"))
+            self.assertTrue(0 < e.retry_after <= 61, e.retry_after)
+            self.assertEqual(refused.text, "")
+
+            seen_sync, seen_async, stderr = [], [], io.StringIO()
+
+            def sync_stream():
+                with mock.patch.object(g.sys, "stderr", stderr):
+                    stream = self.bot.stream("sync waiter", model=model, max_wait_ms=65000, progress=True,
+                                             on_progress=seen_sync.append)
+                    return [type(ev).__name__ for ev in stream.events()], stream
+
+            async def async_stream():
+                async def note(queued):
+                    seen_async.append(queued)
+
+                stream = self.bot.astream("async waiter", model=model, max_wait_ms=65000, on_progress=note)
+                return [type(ev).__name__ async for ev in stream.events()], stream
+
+            async def both():
+                loop = asyncio.get_running_loop()
+                return await asyncio.gather(loop.run_in_executor(None, sync_stream), async_stream())
+
+            (sync_kinds, sync), (async_kinds, astream) = asyncio.run(both())
+        finally:
+            sql("update public.google_ai_model_limits set rpm = $2 where model = $1", model, rpm)
+        for kinds, seen, stream in ((sync_kinds, seen_sync, sync), (async_kinds, seen_async, astream)):
+            self.assertEqual(kinds[0], "Queued", kinds)
+            self.assertEqual(kinds[-1], "Result", kinds)
+            self.assertGreater(kinds.index("Chunk"), max(i for i, k in enumerate(kinds) if k == "Queued"), kinds)
+            self.assertEqual(len(seen), kinds.count("Queued"))
+            self.assertEqual((seen[0].model, seen[0].priority), ("gemini-2.5-flash-lite", "interactive"))
+            self.assertIsInstance(seen[0].expected_at, str)
+            self.assertIn(stream.result.model, ("gemini-2.5-flash-lite",))
+            self.assertGreater(stream.result.waited_ms, 0)
+        self.assertRegex(stderr.getvalue(), r"^queued: (#\d+ )?for gemini-2\.5-flash-lite, expected in \d+ s\n")
 
 
 class ZzNoSecretInLogs(unittest.TestCase):

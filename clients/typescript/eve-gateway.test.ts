@@ -10,12 +10,15 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from "vitest
 import { denoBin } from "../../shared/deno-bin.ts";
 import { freshDatabase, type TestDatabase } from "../../tests/support/test-database.ts";
 import { type KaggleStack, startKaggleStack } from "../../tests/kaggle/stack.ts";
+import { png } from "../../tests/support/image-bytes.ts";
 import {
   AuthError,
   BadRequest,
   errorFrom,
   EveGateway,
   GatewayError,
+  imagePart,
+  type QueuedEvent,
   parseDuration,
   parseRateLimit,
   RateLimited,
@@ -328,6 +331,111 @@ describe("generate against the local stack", () => {
       expect(JSON.parse(out.trim().split("\n").pop()!)).toMatchObject({ model: "gemma-3-27b-it", text: expect.stringContaining("hello from deno") });
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
+});
+
+describe("streams against the local stack", () => {
+  const bot = () => new EveGateway({ url: stack.url, serviceKey: stack.serviceKey, caller: "ts-streams" });
+
+  it("yields the same text as generate() piece by piece, and ends with the whole answer and its usage", async () => {
+    const prompt = "Перечисли фестивали лета";
+    const whole = await bot().generate(prompt, { generationConfig: { maxOutputTokens: 200 } });
+    const stream = bot().stream(prompt, { generationConfig: { maxOutputTokens: 200 } });
+    const pieces: string[] = [];
+    for await (const piece of stream) pieces.push(piece);
+    expect(pieces.length).toBeGreaterThan(1);
+    expect(pieces.join("")).toBe(whole.text);
+    expect(stream.text).toBe(whole.text);
+    expect(stream.result).toMatchObject({ text: whole.text, model: whole.model, usage: whole.usage, request_id: stream.requestId });
+    const rows = await db.sql`select status, input_tokens from public.google_ai_attempts where request_id = ${stream.requestId}`;
+    expect(rows).toEqual([{ status: "succeeded", input_tokens: whole.usage.prompt_tokens }]);
+  });
+
+  it("events(): chunks then done, no queued event when nothing waits; a client secret streams on its token", async () => {
+    const { name, secret } = await newClient();
+    const gw = gatewayFor(secret);
+    const events = [];
+    for await (const event of gw.stream("events please").events()) events.push(event);
+    seen.add((await gw.token()).token);
+    expect(events.map((e) => e.type)).toEqual([...new Array(events.length - 1).fill("chunk"), "done"]);
+    const done = events.at(-1)!;
+    expect(done.type === "done" && done.result.text).toContain("events please");
+    const [row] = await db.sql`select caller from public.google_ai_attempts where request_id = ${done.type === "done" ? done.result.request_id : ""}`;
+    expect(row).toEqual({ caller: `client:${name}` });
+  });
+
+  it("includeCandidates: Google's candidates on the answer and on each chunk", async () => {
+    const r = await bot().generate("candidates please", { includeCandidates: true });
+    expect(r.candidates).toMatchObject([{ content: { parts: [{ text: r.text }] } }]);
+    const chunks = [];
+    for await (const e of bot().stream("candidates please", { includeCandidates: true }).events()) if (e.type === "chunk") chunks.push(e);
+    expect(chunks.length).toBeGreaterThan(0);
+    for (const c of chunks) expect(Array.isArray(c.candidates)).toBe(true);
+  });
+
+  it("images as bytes become inlineData parts that reach Google; a cut-short image is refused", async () => {
+    const image = new Uint8Array(png(640, 480));
+    expect(imagePart(image)).toMatchObject({ inlineData: { mimeType: "image/png" } });
+    expect(() => imagePart(new TextEncoder().encode("GIF89a......"))).toThrow(BadRequest);
+    const plain = await bot().generate("Что на картинке?");
+    const withImage = await bot().generate("Что на картинке?", { images: [image] });
+    expect(withImage.text).toBe(plain.text); // the simulator answers from the text
+    // The simulator counts an image part as its JSON's bytes / 4: the image reached it.
+    expect(withImage.usage.prompt_tokens - plain.usage.prompt_tokens).toBeGreaterThanOrEqual(
+      Math.floor(JSON.stringify(imagePart(image)).length / 4) - 1,
+    );
+    const stream = bot().stream({ messages: [{ role: "user", content: "Что на картинке?" }] }, { images: [image.buffer] });
+    for await (const _ of stream) { /* drain */ }
+    expect(stream.result?.usage.prompt_tokens).toBe(withImage.usage.prompt_tokens);
+    const cut = bot().stream("x", { images: [image.subarray(0, 20)] });
+    await expect((async () => { for await (const _ of cut) { /* drain */ } })()).rejects.toMatchObject({
+      name: "BadRequest",
+      status: 400,
+      code: "invalid_image",
+    });
+  });
+
+  it("Google breaking the stream off: UpstreamError after the chunk that came", async () => {
+    stack.simulator.addFault({ kind: "cut_stream", model: "gemma-3-27b-it", afterChunks: 1, count: 1 });
+    const got: string[] = [];
+    try {
+      await expect((async () => { for await (const piece of bot().stream("cut me off")) got.push(piece); })()).rejects.toMatchObject({
+        name: "UpstreamError",
+        status: 502,
+        code: "upstream_error",
+      });
+    } finally {
+      stack.simulator.clearFaults();
+    }
+    expect(got).toHaveLength(1);
+  });
+
+  it("a full window: NO_WAIT is a 429 before the stream; WAIT reports its place (onProgress) before its chunks", async () => {
+    // flash-lite at 2 requests per minute, filled; the waiter's turn comes when the window turns over (~61 s).
+    const model = "gemini-2.5-flash-lite";
+    const [{ rpm }] = await db.sql`select rpm from public.google_ai_model_limits where model = ${model}`;
+    await db.sql`update public.google_ai_model_limits set rpm = 2 where model = ${model}`;
+    try {
+      for (const i of [1, 2]) await bot().generate(`fill ${i}`, { model, wait: false });
+      const refused = bot().stream("no wait", { model, wait: false }).events();
+      const first = refused.next();
+      await expect(first).rejects.toBeInstanceOf(RateLimited);
+      await expect(first).rejects.toMatchObject({ status: 429, code: "rate_limited", limit: "rpm" });
+
+      const progress: QueuedEvent[] = [];
+      const kinds: string[] = [];
+      const stream = bot().stream("waiter", { model, maxWaitMs: 65_000, onProgress: (q) => progress.push(q) });
+      for await (const event of stream.events()) kinds.push(event.type);
+      expect(kinds[0]).toBe("queued");
+      expect(kinds.at(-1)).toBe("done");
+      expect(kinds.indexOf("chunk")).toBeGreaterThan(kinds.lastIndexOf("queued"));
+      expect(progress).toHaveLength(kinds.filter((k) => k === "queued").length);
+      expect(progress[0]).toMatchObject({ type: "queued", model, priority: "interactive", expected_at: expect.any(String) });
+      expect(stream.result?.waited_ms).toBeGreaterThan(0);
+    } finally {
+      await db.sql`update public.google_ai_model_limits set rpm = ${rpm} where model = ${model}`;
     }
   }, 120_000);
 

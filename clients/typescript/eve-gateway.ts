@@ -6,6 +6,9 @@
 //   const r = await gw.generate("Summarise: ...", { model: "gemma-3-27b", generationConfig: { temperature: 0.2 } });
 //   console.log(r.text, r.usage.total_tokens, r.rateLimit?.requests?.remaining);
 //   const q = await gw.quota();                         // what is left per model, the queue, your budgets
+//   for await (const piece of gw.stream("Summarise: ...", { onProgress: (q) => console.error(q) })) {
+//     process.stdout.write(piece);                       // text as it is generated
+//   }
 //
 // Credentials, first found wins: options.clientSecret / options.serviceKey, env EVE_GATEWAY_CLIENT_SECRET
 // (a Kaggle client secret: tokens are minted at issue-kaggle-token, cached, renewed before expiry and
@@ -112,6 +115,7 @@ export interface EveGatewayOptions {
   now?: () => number;
 }
 
+/** Gemini's generationConfig: the usual fields typed; any other Gemini field is sent as given. */
 export interface GenerationConfig {
   temperature?: number;
   maxOutputTokens?: number;
@@ -119,7 +123,36 @@ export interface GenerationConfig {
   topK?: number;
   stopSequences?: string[];
   responseMimeType?: string;
+  responseSchema?: Record<string, unknown>;
+  responseJsonSchema?: Record<string, unknown>;
+  candidateCount?: number;
+  seed?: number;
+  presencePenalty?: number;
+  frequencyPenalty?: number;
+  thinkingConfig?: { thinkingBudget?: number; includeThoughts?: boolean; [field: string]: unknown };
+  [field: string]: unknown;
 }
+
+/** One part of a Gemini turn: text, an inline image, a function call or its response. */
+export interface Part {
+  text?: string;
+  inlineData?: { mimeType: string; data: string };
+  functionCall?: { name: string; args?: Record<string, unknown>; [field: string]: unknown };
+  functionResponse?: { name: string; response: Record<string, unknown>; [field: string]: unknown };
+  [field: string]: unknown;
+}
+
+/** A Gemini turn (`contents` of the native request). */
+export interface Content {
+  role?: "user" | "model";
+  parts: Part[];
+}
+
+/** An image to send: its bytes (PNG, JPEG or WebP; the type is read from them) or a ready inlineData part. */
+export type ImageInput = Uint8Array | ArrayBuffer | Part;
+
+/** What to generate from: a prompt, a chat, or Gemini's native contents. */
+export type GenerateInput = string | { messages: ChatMessage[] } | { contents: Content[] };
 
 export interface ChatMessage {
   role: "system" | "user" | "assistant";
@@ -138,11 +171,54 @@ export interface GenerateOptions {
   /** true (default): wait for capacity, bounded; false: answer 429 at once (NO_WAIT). */
   wait?: boolean;
   generationConfig?: GenerationConfig;
+  /**
+   * Images sent before the prompt's text (or in the last user message): PNG, JPEG or WebP bytes
+   * (e.g. `await readFile(path)`), at most 7 MiB each (docs/images.md).
+   */
+  images?: ImageInput[];
+  /** The answer also carries Google's raw `candidates`. */
+  includeCandidates?: boolean;
+  /** Gemini's function calling and safety settings, as given. */
+  tools?: Record<string, unknown>[];
+  toolConfig?: Record<string, unknown>;
+  safetySettings?: Array<{ category: string; threshold: string }>;
+  /** "batch" to wait behind this credential's own class. */
+  priority?: "interactive" | "batch";
   maxWaitMs?: number;
   requestId?: string;
   metadata?: Record<string, unknown>;
   signal?: AbortSignal;
 }
+
+export interface StreamOptions extends GenerateOptions {
+  /** Called with each queued event: the request waits for its turn (its place and expected time). */
+  onProgress?: (event: QueuedEvent) => void;
+}
+
+/** The request waits for its turn (sent only when it has to wait; may repeat as its place changes). */
+export interface QueuedEvent {
+  type: "queued";
+  position: number | null;
+  /** ISO time the gateway expects the request's turn. */
+  expected_at: string;
+  model: string | null;
+  priority: string | null;
+}
+
+/** A piece of the answer; `candidates` (Google's raw) only with includeCandidates. */
+export interface ChunkEvent {
+  type: "chunk";
+  text: string;
+  candidates?: unknown[];
+}
+
+/** The end of the stream: the whole answer, as generate() returns it. */
+export interface DoneEvent {
+  type: "done";
+  result: GenerateResult;
+}
+
+export type StreamEvent = QueuedEvent | ChunkEvent | DoneEvent;
 
 export interface Usage {
   prompt_tokens: number;
@@ -162,7 +238,12 @@ export interface GenerateResult {
   waited_ms: number;
   finish_reason: string | null;
   key_alias: string;
-  /** The quota of the quota group that served, as of this request's admission (x-ratelimit-* headers). */
+  /** Google's raw candidates, only with includeCandidates. */
+  candidates?: unknown[];
+  /**
+   * The quota of the quota group that served, as of this request's admission (x-ratelimit-* headers);
+   * null when the answer reported none (a stream that began while it waited in line).
+   */
   rateLimit: RateLimit | null;
 }
 
@@ -287,23 +368,44 @@ export class EveGateway {
     this.cached = null;
   }
 
-  async generate(input: string | { messages: ChatMessage[] }, options: GenerateOptions = {}): Promise<GenerateResult> {
-    const body: Record<string, unknown> = {
-      model: options.model ?? DEFAULT_MODEL,
-      mode: options.wait === false ? "NO_WAIT" : "WAIT",
-      ...(typeof input === "string" ? { prompt: input } : { messages: input.messages }),
-      request_id: options.requestId ?? `ts-${crypto.randomUUID()}`,
-    };
-    if (options.fallbackModels !== undefined) body.fallback_models = options.fallbackModels;
-    if (options.system !== undefined) body.system = options.system;
-    if (options.generationConfig !== undefined) body.generationConfig = options.generationConfig;
-    if (options.maxWaitMs !== undefined) body.max_wait_ms = options.maxWaitMs;
-    if (options.metadata !== undefined) body.metadata = options.metadata;
-
+  async generate(input: GenerateInput, options: GenerateOptions = {}): Promise<GenerateResult> {
+    const body = invokeBody(input, options);
     const { data, headers } = await this.withCredential((credential) =>
       this.request<Omit<GenerateResult, "rateLimit">>("llm-invoke", credential, body, options.signal)
     );
     return { ...data, rateLimit: parseRateLimit(headers) };
+  }
+
+  /**
+   * generate() as server-sent events. `for await (const piece of gw.stream(...))` yields the text as
+   * it is generated; `.events()` yields every event: queued (waiting for a turn; only when the request
+   * had to wait), chunk, and last done with the whole answer. After the end, `.result` is that answer.
+   * The request is sent when the iteration begins: errors before the stream began (a NO_WAIT 429, a
+   * refused token) are thrown by the first step, as by generate(); an error event inside the stream
+   * throws the same class with the status its code has as an HTTP error (a 429 is RateLimited with
+   * retryAfter). Leaving the loop early ends the connection, and the gateway stops generating.
+   * `timeoutMs` bounds the wait for the stream to begin; pass a `signal` to bound the whole stream.
+   */
+  stream(input: GenerateInput, options: StreamOptions = {}): GatewayStream {
+    return new GatewayStream((credentialRenewed) => this.openStream(invokeBody(input, options), options, credentialRenewed), options.onProgress);
+  }
+
+  /** Sends a stream request (renewing a refused token once); the open response and the token it used. */
+  private async openStream(
+    body: Record<string, unknown>,
+    options: StreamOptions,
+    forgetToken: string | null,
+  ): Promise<{ response: Response; token: string | null; requestId: string }> {
+    if (forgetToken !== null && this.cached?.value.token === forgetToken) this.cached = null;
+    let token: string | null = null;
+    const { data } = await this.withCredential((credential) => {
+      token = this.secret === null ? null : credential;
+      return this.request<unknown>("llm-invoke", credential, { ...body, stream: true }, options.signal, "POST", "text/event-stream");
+    });
+    if (!(data instanceof Response) || data.body === null) {
+      throw new UpstreamError("llm-invoke answered a stream request without a stream.", { status: 200 });
+    }
+    return { response: data, token, requestId: body.request_id as string };
   }
 
   /**
@@ -369,8 +471,9 @@ export class EveGateway {
     body: Record<string, unknown> | undefined,
     signal?: AbortSignal,
     method: "POST" | "GET" = "POST",
+    accept = "application/json",
   ): Promise<{ data: T; headers: Headers | null }> {
-    const headers: Record<string, string> = { Authorization: `Bearer ${credential}` };
+    const headers: Record<string, string> = { Authorization: `Bearer ${credential}`, Accept: accept };
     if (this.setApiKey) headers.apikey = credential;
     if (this.options.caller !== undefined) headers["x-caller"] = this.options.caller;
     const { data, error, response } = await this.supabase.functions.invoke(fn, {
@@ -388,6 +491,227 @@ export class EveGateway {
     }
     throw await toGatewayError(fn, error);
   }
+}
+
+// Streams ----------------------------------------------------------------------------------------
+
+/** The status each gateway error code is answered with (supabase/functions/_shared/errors.ts). */
+const ERROR_STATUS: Record<string, number> = {
+  invalid_json: 400, invalid_request: 400, empty_input: 400, unknown_model: 400, unsupported_feature: 400,
+  invalid_image: 400, upstream_rejected: 400, unauthorized: 401, invalid_secret: 401, client_revoked: 401,
+  token_invalid: 401, token_expired: 401, token_revoked: 401, forbidden: 403, model_not_allowed: 403,
+  scope_exceeded: 403, not_found: 404, method_not_allowed: 405, request_in_progress: 409, body_too_large: 413,
+  image_too_large: 413, unsupported_media_type: 415, rate_limited: 429, internal_error: 500, upstream_error: 502,
+  unavailable: 503, upstream_timeout: 504,
+};
+
+type StreamOpener = (forgetToken: string | null) => Promise<{ response: Response; token: string | null; requestId: string }>;
+
+/** EveGateway.stream(): iterate it for text, or `.events()` for every event. Iterated once. */
+export class GatewayStream implements AsyncIterable<string> {
+  /** The whole answer, once the done event came. */
+  result: GenerateResult | null = null;
+  /** The request's id (known once the request was sent). */
+  requestId: string | null = null;
+  private pieces: string[] = [];
+  private started = false;
+
+  constructor(private readonly open: StreamOpener, private readonly onProgress?: (event: QueuedEvent) => void) {}
+
+  /** The text streamed so far. */
+  get text(): string {
+    return this.pieces.join("");
+  }
+
+  async *[Symbol.asyncIterator](): AsyncIterator<string> {
+    for await (const event of this.events()) {
+      if (event.type === "chunk" && event.text !== "") yield event.text;
+    }
+  }
+
+  async *events(): AsyncGenerator<StreamEvent> {
+    if (this.started) throw new Error("A GatewayStream is iterated once: for text or for events().");
+    this.started = true;
+    let forget: string | null = null;
+    for (;;) {
+      const { response, token, requestId } = await this.open(forget);
+      this.requestId = requestId;
+      const rateLimit = parseRateLimit(response.headers);
+      let chunks = 0;
+      let retry = false;
+      const reader = response.body!.getReader();
+      try {
+        for await (const data of sseData(reader)) {
+          const type = data.type;
+          if (type === "queued") {
+            const queued: QueuedEvent = {
+              type: "queued",
+              position: typeof data.position === "number" ? data.position : null,
+              expected_at: String(data.expected_at ?? ""),
+              model: typeof data.model === "string" ? data.model : null,
+              priority: typeof data.priority === "string" ? data.priority : null,
+            };
+            this.onProgress?.(queued);
+            yield queued;
+          } else if (type === "chunk") {
+            chunks += 1;
+            const text = typeof data.text === "string" ? data.text : "";
+            this.pieces.push(text);
+            yield { type: "chunk", text, ...(Array.isArray(data.candidates) ? { candidates: data.candidates } : {}) };
+          } else if (type === "done") {
+            const { type: _type, ...answer } = data;
+            this.result = { ...(answer as unknown as Omit<GenerateResult, "rateLimit">), rateLimit };
+            yield { type: "done", result: this.result };
+            return;
+          } else if (type === "error") {
+            const { type: _type, ...body } = data;
+            const err = (typeof body.error === "object" && body.error !== null ? body.error : {}) as { code?: unknown };
+            const error = errorFrom(ERROR_STATUS[String(err.code)] ?? 502, body);
+            // A token refused after waiting in line: like generate(), renew it once and ask again, as
+            // long as nothing of the answer was streamed yet.
+            if (token !== null && forget === null && chunks === 0 && renewable(error)) {
+              forget = token;
+              retry = true;
+              break;
+            }
+            throw error;
+          }
+        }
+      } finally {
+        // Also when the caller leaves the loop early: the connection ends and the gateway stops.
+        await reader.cancel().catch(() => {});
+      }
+      if (!retry) throw new UpstreamError("The gateway's stream ended before its done event.", { requestId });
+    }
+  }
+}
+
+/** The parsed `data:` of each server-sent event, as it arrives. */
+async function* sseData(reader: ReadableStreamDefaultReader<Uint8Array>): AsyncGenerator<Record<string, unknown>> {
+  const decoder = new TextDecoder();
+  let buffer = "";
+  let data: string[] = [];
+  for (;;) {
+    let read: ReadableStreamReadResult<Uint8Array>;
+    try {
+      read = await reader.read();
+    } catch (error) {
+      throw new UpstreamError(`The gateway's stream broke off: ${error instanceof Error ? error.message : String(error)}`);
+    }
+    buffer += read.done ? decoder.decode() : decoder.decode(read.value, { stream: true });
+    let end: number;
+    while ((end = buffer.indexOf("\n")) >= 0) {
+      const line = buffer.slice(0, end).replace(/\r$/, "");
+      buffer = buffer.slice(end + 1);
+      if (line !== "") {
+        // event:, id:, retry: and comments carry nothing the gateway uses.
+        if (line.startsWith("data:")) data.push(line.slice(line.startsWith("data: ") ? 6 : 5));
+        continue;
+      }
+      if (data.length === 0) continue;
+      const payload = data.join("\n");
+      data = [];
+      let event: unknown;
+      try {
+        event = JSON.parse(payload);
+      } catch {
+        throw new UpstreamError("The gateway's stream carried an event that is not JSON.");
+      }
+      if (typeof event === "object" && event !== null && typeof (event as { type?: unknown }).type === "string") {
+        yield event as Record<string, unknown>;
+      }
+    }
+    if (read.done) return;
+  }
+}
+
+/** The native request body of generate() and stream(). */
+function invokeBody(input: GenerateInput, options: GenerateOptions): Record<string, unknown> {
+  const body: Record<string, unknown> = {
+    model: options.model ?? DEFAULT_MODEL,
+    mode: options.wait === false ? "NO_WAIT" : "WAIT",
+  };
+  let system = options.system;
+  if (options.images !== undefined && options.images.length > 0) {
+    if (typeof input === "object" && "contents" in input) {
+      throw new BadRequest("With contents, put the images in its parts (imagePart()).", { code: "invalid_request" });
+    }
+    const withImages = contentsWithImages(input, system, options.images.map(imagePart));
+    body.contents = withImages.contents;
+    system = withImages.system;
+  } else if (typeof input === "string") {
+    body.prompt = input;
+  } else if ("messages" in input) {
+    body.messages = input.messages;
+  } else {
+    body.contents = input.contents;
+  }
+  if (options.fallbackModels !== undefined) body.fallback_models = options.fallbackModels;
+  if (system !== undefined) body.system = system;
+  if (options.generationConfig !== undefined) body.generationConfig = options.generationConfig;
+  if (options.includeCandidates === true) body.include_candidates = true;
+  if (options.tools !== undefined) body.tools = options.tools;
+  if (options.toolConfig !== undefined) body.toolConfig = options.toolConfig;
+  if (options.safetySettings !== undefined) body.safetySettings = options.safetySettings;
+  if (options.priority !== undefined) body.priority = options.priority;
+  if (options.maxWaitMs !== undefined) body.max_wait_ms = options.maxWaitMs;
+  if (options.metadata !== undefined) body.metadata = options.metadata;
+  // One id for the whole call, renewals included, so the audit log correlates them.
+  body.request_id = options.requestId ?? `ts-${crypto.randomUUID()}`;
+  return body;
+}
+
+/** The prompt or chat as contents, with the images before the text of its last user turn. */
+function contentsWithImages(
+  input: string | { messages: ChatMessage[] },
+  system: string | undefined,
+  images: Part[],
+): { contents: Content[]; system: string | undefined } {
+  if (typeof input === "string") {
+    return { contents: [{ role: "user", parts: [...images, ...(input === "" ? [] : [{ text: input }])] }], system };
+  }
+  const systems = system === undefined ? [] : [system];
+  const contents: Content[] = [];
+  for (const m of input.messages) {
+    if (m.role === "system") systems.push(m.content);
+    else contents.push({ role: m.role === "assistant" ? "model" : "user", parts: [{ text: m.content }] });
+  }
+  const last = contents.map((c) => c.role).lastIndexOf("user");
+  if (last < 0) throw new BadRequest("images go with a user message; messages has none.", { code: "empty_input" });
+  contents[last] = { role: "user", parts: [...images, ...contents[last]!.parts] };
+  const joined = systems.filter((s) => s.trim() !== "").join("\n\n");
+  return { contents, system: joined === "" ? undefined : joined };
+}
+
+/**
+ * A Gemini inlineData part from a PNG, JPEG or WebP image's bytes; the type is read from the bytes'
+ * signature, never from a name. A ready part is returned as it is.
+ */
+export function imagePart(image: ImageInput): Part {
+  if (!(image instanceof Uint8Array) && !(image instanceof ArrayBuffer)) return image;
+  const bytes = image instanceof Uint8Array ? image : new Uint8Array(image);
+  const mimeType = imageType(bytes);
+  if (mimeType === null) {
+    throw new BadRequest("Not a PNG, JPEG or WebP image (by its first bytes); those are the types the gateway takes.", {
+      code: "invalid_image",
+    });
+  }
+  return { inlineData: { mimeType, data: toBase64(bytes) } };
+}
+
+function imageType(b: Uint8Array): string | null {
+  const starts = (sig: number[], at = 0) => sig.every((x, i) => b[at + i] === x);
+  if (starts([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])) return "image/png";
+  if (starts([0xff, 0xd8, 0xff])) return "image/jpeg";
+  if (b.length >= 12 && starts([0x52, 0x49, 0x46, 0x46]) && starts([0x57, 0x45, 0x42, 0x50], 8)) return "image/webp";
+  return null;
+}
+
+/** Standard base64 without Buffer (Deno has none without node:), in slices String.fromCharCode can take. */
+function toBase64(bytes: Uint8Array): string {
+  let binary = "";
+  for (let i = 0; i < bytes.length; i += 0x8000) binary += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  return btoa(binary);
 }
 
 // Helpers ----------------------------------------------------------------------------------------
