@@ -3,13 +3,13 @@
 
 -- Model limits from the owner's table (seed 001): per Google Cloud project, per model.
 insert into public.google_ai_model_limits
-  (model, rpm, tpm, rpd, aliases, supports_system_instruction, supports_json_mode, supports_tools, notes)
+  (model, rpm, tpm, rpd, aliases, supports_system_instruction, supports_json_mode, notes)
 values
-  ('gemma-3-27b-it', 30, 15000, 14400, array['gemma-3-27b'], false, false, false,
+  ('gemma-3-27b-it', 30, 15000, 14400, array['gemma-3-27b'], false, false,
    'Gemma 3 27B: no system instruction (folded into the first user turn), no JSON mode, no function calling.'),
-  ('gemini-2.5-flash', 5, 250000, 20, '{}', true, true, true,
+  ('gemini-2.5-flash', 5, 250000, 20, '{}', true, true,
    'Gemini 2.5 Flash free tier. Announced for shutdown on 2026-12-01: give it a fallback chain (below).'),
-  ('gemini-2.5-flash-lite', 10, 250000, 20, '{}', true, true, true,
+  ('gemini-2.5-flash-lite', 10, 250000, 20, '{}', true, true,
    'Gemini 2.5 Flash-Lite free tier (10 RPM / 250K TPM / 20 RPD, seen 2026-07).')
 on conflict (model) do nothing;
 

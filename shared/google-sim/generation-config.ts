@@ -61,6 +61,21 @@ const SCALARS: Array<[string, Kind]> = [
   ['responseMimeType', 'TYPE_STRING'],
 ];
 
+/** GenerationConfig's fields (v1beta): any other name is refused, as Google's JSON parser does. */
+const KNOWN_FIELDS = new Set([
+  'stopSequences', 'responseMimeType', 'responseSchema', 'responseJsonSchema', '_responseJsonSchema',
+  'responseModalities', 'candidateCount', 'maxOutputTokens', 'temperature', 'topP', 'topK', 'seed',
+  'presencePenalty', 'frequencyPenalty', 'responseLogprobs', 'logprobs', 'enableEnhancedCivicAnswers',
+  'speechConfig', 'thinkingConfig', 'imageConfig', 'mediaResolution',
+].flatMap((f) => [f, snake(f)]));
+
+function unknownField(config: Record<string, unknown>): SimAnswer | undefined {
+  const name = Object.keys(config).find((k) => !KNOWN_FIELDS.has(k));
+  return name === undefined
+    ? undefined
+    : invalidJson(`Invalid JSON payload received. Unknown name "${name}" at 'generation_config': Cannot find field.`);
+}
+
 function wrongType(path: string, kind: string, value: unknown): SimAnswer {
   return invalidJson(`Invalid value at '${path}' (${kind}), ${JSON.stringify(value)}`);
 }
@@ -104,8 +119,8 @@ function parseThinking(config: Record<string, unknown>, model: string, spec: Mod
 export function parseGenerationConfig(raw: unknown, model: string, spec: ModelSpec): Parsed<GenerationOptions> {
   const config = raw ?? {};
   if (!isObject(config)) return { ok: false, answer: invalidJson("Invalid value at 'generation_config'") };
-  const badType = checkScalars(config);
-  if (badType) return { ok: false, answer: badType };
+  const bad = unknownField(config) ?? checkScalars(config);
+  if (bad) return { ok: false, answer: bad };
 
   const schema = field(config, 'responseSchema');
   const jsonSchema = field(config, 'responseJsonSchema');

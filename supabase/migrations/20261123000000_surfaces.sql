@@ -1,42 +1,31 @@
 -- What the Gemini-native and OpenAI-compatible routes need from the database:
 --   * a model row says whether the model takes function calling (Gemma does not), so the gateway
---     refuses tools with a clear 400 before spending a request on Google's opaque one;
+--     refuses tools with a clear 400 before spending a request on Google's opaque one
+--     (google_ai_model_features: the profile llm-invoke reads, with that flag);
 --   * the models a caller can name, in one call, for GET …/v1beta/models and …/v1/models;
 --   * a streamed answer that breaks off (the caller went away, or Google cut it) is recorded as
 --     'cut', with the tokens Google counted so far, and settles its booking like any finished call.
 
 -- Function calling, per model ------------------------------------------------------------------------
-do $$
-begin
-  if not exists (select 1 from information_schema.columns
-                 where table_schema = 'public' and table_name = 'google_ai_model_limits'
-                   and column_name = 'supports_tools') then
-    alter table public.google_ai_model_limits add column supports_tools boolean not null default true;
-    -- The rows that cannot take a system instruction are Gemma's; Gemma has no function calling either.
-    update public.google_ai_model_limits set supports_tools = false where model like 'gemma-%';
-  end if;
-end
-$$;
+-- Null (the default): as supports_json_mode. The models without JSON mode are Gemma's, which have no
+-- function calling either; a row that differs says so. (Nullable so that neither the owner's rows
+-- nor the seed need writing.)
+alter table public.google_ai_model_limits add column if not exists supports_tools boolean;
 comment on column public.google_ai_model_limits.supports_tools is
-  'False: the model has no function calling (tools/toolConfig are refused with unsupported_feature).';
+  'False: the model has no function calling (tools/toolConfig are refused with unsupported_feature). '
+  'Null: as supports_json_mode.';
 
--- The profile gains supports_tools: its result type changes, so it is dropped and made again.
-drop function if exists public.google_ai_model_profile(text);
-create function public.google_ai_model_profile(p_model text)
+-- The profile with function calling. google_ai_model_profile keeps its result type (an earlier
+-- migration creates it, and re-applying that file must not meet a different one).
+create or replace function public.google_ai_model_features(p_model text)
 returns table (model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean,
-               fallback_models text[], supports_tools boolean)
+               supports_tools boolean, fallback_models text[])
 language sql stable security definer set search_path = ''
 as $$
-  select l.model, l.is_active, l.supports_system_instruction, l.supports_json_mode,
-         coalesce((select array_agg(f.model order by f.i)
-                   from (select r.model, min(c.i) as i
-                         from unnest(l.fallback_models) with ordinality c(name, i)
-                         cross join lateral public.google_ai_model_by_name(c.name) r
-                         where r.model is not null and r.model <> l.model
-                         group by r.model) f), '{}'),
-         l.supports_tools
-  from public.google_ai_model_by_name(p_model) l
-  where l.id is not null
+  select p.model, p.is_active, p.supports_system_instruction, p.supports_json_mode,
+         coalesce(l.supports_tools, l.supports_json_mode), p.fallback_models
+  from public.google_ai_model_profile(p_model) p
+  join public.google_ai_model_limits l on l.model = p.model
 $$;
 
 -- The models a caller can name -------------------------------------------------------------------
@@ -52,7 +41,8 @@ as $$
          (select max(c.display_name) from public.google_ai_model_catalogue c where c.model = l.model),
          (select max(c.input_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
          (select max(c.output_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
-         l.rpm, l.tpm, l.rpd, l.supports_system_instruction, l.supports_json_mode, l.supports_tools
+         l.rpm, l.tpm, l.rpd, l.supports_system_instruction, l.supports_json_mode,
+         coalesce(l.supports_tools, l.supports_json_mode)
   from public.google_ai_model_limits l
   where l.is_active
   order by l.model
@@ -103,12 +93,12 @@ $$;
 
 -- Access (as in the access file): nothing for anon/authenticated; operators and the functions' role.
 revoke all on function
-  public.google_ai_model_profile(text),
+  public.google_ai_model_features(text),
   public.google_ai_model_list(),
   public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text)
 from public, anon, authenticated, service_role, eve_gateway;
 grant execute on function
-  public.google_ai_model_profile(text),
+  public.google_ai_model_features(text),
   public.google_ai_model_list(),
   public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text)
 to service_role, eve_gateway;

@@ -1,6 +1,6 @@
 // Hostile input against all three functions, over HTTP on the local stack (real PostgreSQL, the Google
 // simulator): several hundred distinct requests, generated as tables × fields — credentials of every
-// wrong kind, bodies built to make regular expressions backtrack (up to the 1 MB body limit), deep
+// wrong kind, bodies built to make regular expressions backtrack (about 1 MB each), deep
 // nesting, prototype keys, control characters and lone surrogates, every field of every function with
 // every wrong type, slow-drip bodies and clients that vanish mid-body. Every answer is a 4xx JSON error
 // with a code from the one error table; no secret shows up in any answer, log line or table row; and

@@ -223,12 +223,15 @@ describe("the quota route", () => {
     expect(revoked.body.error.code).toBe("token_revoked");
   });
 
-  it("is the only GET: every other path and method stays as it was", async () => {
+  it("takes only GET; the generating route only POST; a path that is no route is 404", async () => {
     const auth = { authorization: `Bearer ${s.serviceKey}` };
-    for (const path of ["/functions/v1/llm-invoke", "/functions/v1/llm-invoke/v1/other", "/functions/v1/llm-invoke/quota"]) {
+    const native = await s.raw({ method: "GET", path: "/functions/v1/llm-invoke", headers: auth });
+    expect(native.status).toBe(405);
+    expect(native.headers.get("allow")).toBe("POST");
+    for (const path of ["/functions/v1/llm-invoke/v1/other", "/functions/v1/llm-invoke/quota"]) {
       const res = await s.raw({ method: "GET", path, headers: auth });
-      expect(res.status, path).toBe(405);
-      expect(res.headers.get("allow"), path).toBe("POST");
+      expect(res.status, path).toBe(404);
+      expect(res.body.error.code, path).toBe("not_found");
     }
     const posted = await s.raw({
       method: "POST",

@@ -2,7 +2,7 @@
 // pasted and stops cleanly on SIGTERM; a broken function next to llm-invoke does not stop it; a
 // database that is down or not configured gives 503 JSON, never a 500 or a stack trace.
 import { spawn, spawnSync } from "node:child_process";
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
@@ -72,11 +72,10 @@ describe("a broken function next to llm-invoke", () => {
     // A copy of llm-invoke (not a symlink: Deno writes a deno.lock next to a config outside the
     // workspace, and that must land in the temporary folder, not in the repository).
     symlinkSync(path.join(FUNCTIONS, "_shared"), path.join(dir, "_shared"));
-    mkdirSync(path.join(dir, "llm-invoke"));
-    for (const file of readdirSync(path.join(FUNCTIONS, "llm-invoke"))) {
-      if (file.endsWith(".test.ts")) continue;
-      copyFileSync(path.join(FUNCTIONS, "llm-invoke", file), path.join(dir, "llm-invoke", file));
-    }
+    cpSync(path.join(FUNCTIONS, "llm-invoke"), path.join(dir, "llm-invoke"), {
+      recursive: true,
+      filter: (source) => !source.endsWith(".test.ts"),
+    });
     mkdirSync(path.join(dir, "half-written"));
     writeFileSync(path.join(dir, "half-written", "index.ts"), 'import { nothing } from "./missing.ts";\nconsole.log(nothing);\n');
     stack = await startLocalStack({ functionsPort: 0, databaseUrl: db.url, functionsDir: dir, google: "simulator", log: () => {} });

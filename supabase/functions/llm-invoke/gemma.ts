@@ -18,8 +18,9 @@ export interface ModelCapabilities {
   supportsTools: boolean;
 }
 
-function unsupported(model: string, feature: string, advice: string): GatewayError {
-  return new GatewayError("unsupported_feature", `${model} does not support ${feature}; ${advice}`, {
+/** `feature` is the field's name (details.feature, stable); `what` may say more of it for people. */
+function unsupported(model: string, feature: string, advice: string, what = feature): GatewayError {
+  return new GatewayError("unsupported_feature", `${model} does not support ${what}; ${advice}`, {
     details: { model, feature },
   });
 }
@@ -33,8 +34,9 @@ export function adaptToModel(caps: ModelCapabilities, req: NormalizedRequest): G
     if (mime !== undefined && mime !== PLAIN_TEXT) {
       throw unsupported(
         caps.model,
-        `responseMimeType ${mime}`,
+        "responseMimeType",
         "use text/plain or omit it and ask for JSON in the prompt.",
+        `responseMimeType ${mime}`,
       );
     }
     for (const feature of ["responseSchema", "responseJsonSchema"] as const) {
@@ -44,7 +46,12 @@ export function adaptToModel(caps: ModelCapabilities, req: NormalizedRequest): G
   if (!caps.supportsTools) {
     for (const feature of ["tools", "toolConfig"] as const) {
       if (req.extras[feature] !== undefined) {
-        throw unsupported(caps.model, `${feature} (function calling)`, "use a model that supports function calling.");
+        throw unsupported(
+          caps.model,
+          feature,
+          "use a model that supports function calling.",
+          `${feature} (function calling)`,
+        );
       }
     }
   }

@@ -6,7 +6,7 @@
 //             public.google_ai_finalize_cut for a streamed answer that broke off
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
-//   model     public.google_ai_model_profile (capabilities.ts caches it per worker)
+//   model     public.google_ai_model_features (capabilities.ts caches it per worker)
 //   token     public.google_ai_check_token, before the body is read (token-check.ts caches it)
 //   keys      public.google_ai_active_keys, a key for countTokens (exact-count.ts caches it)
 //   quota     public.google_ai_quota_report, the quota route (GET llm-invoke/v1/quota)
@@ -74,7 +74,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
                  p.supports_tools as tools, p.fallback_models as fallbacks
-          from public.google_ai_model_profile(p_model => ${model}) p`;
+          from public.google_ai_model_features(p_model => ${model}) p`;
         const row = rows[0];
         return row === undefined ? null : ({
           model: row.model,

@@ -6,8 +6,18 @@ describe("mergeChunk: a stream's chunks make the whole answer", () => {
   it("joins text pieces per candidate, keeps function calls and thoughts apart, takes the latest usage and reason", () => {
     const chunks: GoogleResponse[] = [
       { candidates: [{ index: 0, content: { role: "model", parts: [{ text: "think", thought: true }] } }] },
-      { candidates: [{ index: 0, content: { role: "model", parts: [{ text: "Hel" }] } }, { index: 1, content: { parts: [{ text: "B" }] } }] },
-      { candidates: [{ index: 0, content: { parts: [{ text: "lo" }] } }, { index: 1, content: { parts: [{ functionCall: { name: "f" } }] } }] },
+      {
+        candidates: [{ index: 0, content: { role: "model", parts: [{ text: "Hel" }] } }, {
+          index: 1,
+          content: { parts: [{ text: "B" }] },
+        }],
+      },
+      {
+        candidates: [{ index: 0, content: { parts: [{ text: "lo" }] } }, {
+          index: 1,
+          content: { parts: [{ functionCall: { name: "f" } }] },
+        }],
+      },
       {
         candidates: [{ index: 0, content: { parts: [{ text: "!" }] }, finishReason: "STOP" }],
         usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 4, totalTokenCount: 7 },
@@ -16,7 +26,11 @@ describe("mergeChunk: a stream's chunks make the whole answer", () => {
     ];
     const whole = chunks.reduce(mergeChunk, {});
     expect(whole.candidates).toEqual([
-      { index: 0, content: { role: "model", parts: [{ text: "think", thought: true }, { text: "Hello!" }] }, finishReason: "STOP" },
+      {
+        index: 0,
+        content: { role: "model", parts: [{ text: "think", thought: true }, { text: "Hello!" }] },
+        finishReason: "STOP",
+      },
       { index: 1, content: { role: "model", parts: [{ text: "B" }, { functionCall: { name: "f" } }] } },
     ]);
     expect(responseText(whole)).toBe("Hello!");
@@ -25,6 +39,8 @@ describe("mergeChunk: a stream's chunks make the whole answer", () => {
     expect(whole.modelVersion).toBe("m");
     // The chunks themselves are left as they were.
     expect(chunks[1]!.candidates).toHaveLength(2);
-    expect((chunks[1]!.candidates as Array<{ content: { parts: unknown[] } }>)[0]!.content.parts).toEqual([{ text: "Hel" }]);
+    expect((chunks[1]!.candidates as Array<{ content: { parts: unknown[] } }>)[0]!.content.parts).toEqual([{
+      text: "Hel",
+    }]);
   });
 });

@@ -74,7 +74,9 @@ export function mergeChunk(whole: GoogleResponse, chunk: GoogleResponse): Google
   const merged: GoogleResponse = { ...whole, ...chunk };
   const before = Array.isArray(whole.candidates) ? whole.candidates as MergedCandidate[] : [];
   const after = before.map((c) => ({ ...c, content: { ...c.content, parts: [...(c.content?.parts ?? [])] } }));
-  for (const [position, raw] of (Array.isArray(chunk.candidates) ? chunk.candidates as MergedCandidate[] : []).entries()) {
+  for (
+    const [position, raw] of (Array.isArray(chunk.candidates) ? chunk.candidates as MergedCandidate[] : []).entries()
+  ) {
     const index = typeof raw.index === "number" ? raw.index : position;
     let target = after.find((c, i) => (typeof c.index === "number" ? c.index : i) === index);
     if (target === undefined) {
@@ -86,7 +88,10 @@ export function mergeChunk(whole: GoogleResponse, chunk: GoogleResponse): Google
     const parts = target.content!.parts!;
     for (const part of content?.parts ?? []) {
       const last = parts.at(-1);
-      if (typeof part.text === "string" && typeof last?.text === "string" && (last.thought === true) === (part.thought === true)) {
+      if (
+        typeof part.text === "string" && typeof last?.text === "string" &&
+        (last.thought === true) === (part.thought === true)
+      ) {
         parts[parts.length - 1] = { ...last, text: last.text + part.text };
       } else {
         parts.push({ ...part });
