@@ -75,6 +75,21 @@ describe("@google/genai against the gateway", () => {
     expect(gemma.supportedActions ?? []).toEqual(expect.arrayContaining(["generateContent"]));
   });
 
+  it("credentials as Google's SDKs send them: x-goog-api-key, ?key= or a bearer token; never a Google key", async () => {
+    const path = `/functions/v1/llm-invoke/v1beta/models/${GEMMA}:generateContent`;
+    const body = JSON.stringify({ contents: [{ role: "user", parts: [{ text: "key?" }] }] });
+    const json = { "content-type": "application/json" };
+    const byQuery = await s.raw({ method: "POST", path: `${path}?key=${encodeURIComponent(token)}`, headers: json, body });
+    const byBearer = await s.raw({ method: "POST", path, headers: { ...json, authorization: `Bearer ${token}` }, body });
+    expect([byQuery.status, byBearer.status]).toEqual([200, 200]);
+    // A Google key is no credential here: refused in Google's error shape before anything is read.
+    const googleKey = await s.raw({ method: "POST", path, headers: { ...json, "x-goog-api-key": "sim-key-sdk" }, body });
+    expect(googleKey.status).toBe(401);
+    expect(googleKey.body.error).toMatchObject({ code: 401, status: "UNAUTHENTICATED" });
+    // The query-string token never reaches a log line.
+    expect(s.logs.join("\n")).not.toContain(token);
+  });
+
   it("a 429 the SDK can read: RetryInfo carries the gateway's exact wait, NO_WAIT asked by header", async () => {
     await s.setLimit({ model: GEMMA, rpm: 1 });
     const noWait = sdk({ "x-eve-mode": "NO_WAIT" });

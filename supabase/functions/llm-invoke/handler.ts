@@ -11,7 +11,6 @@ import { authenticate, type Caller } from "../_shared/auth.ts";
 import { type Answer, envelope, type RequestScope } from "../_shared/envelope.ts";
 import { GatewayError } from "../_shared/errors.ts";
 import { parseJson, readBody } from "../_shared/http.ts";
-import { sanitizeError } from "../_shared/sanitize.ts";
 import type { QueueProgress } from "./admission.ts";
 import { type InvokeAnswer, type InvokeContext, isStream } from "./context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
@@ -26,7 +25,8 @@ import {
   geminiSurface,
   parseCountTokens,
 } from "./surfaces/gemini.ts";
-import { errorFrame, nativeFrames, nativeSurface, queuedFrame } from "./surfaces/native.ts";
+import { nativeSurface } from "./surfaces/native.ts";
+import { Progress } from "./surfaces/progress.ts";
 import { openAiModel, openAiModels, openAiSurface } from "./surfaces/openai.ts";
 import { SSE_HEADERS, sseBody } from "./surfaces/sse.ts";
 import type { GenerateSurface, SurfaceContext } from "./surfaces/surface.ts";
@@ -247,75 +247,6 @@ function logAnswer(scope: RequestScope, answer: InvokeAnswer): void {
       replayed: answer.replayed === true,
     }),
   });
-}
-
-/**
- * Places in line of a native stream that waits: the frames say each new place, then the answer's own
- * frames, or an error frame (the stream has begun, so the status is already 200).
- */
-class Progress {
-  private queue: QueueProgress[] = [];
-  private wake: (() => void) | null = null;
-  private first: Promise<"queued">;
-  private markStarted!: () => void;
-
-  constructor() {
-    this.first = new Promise((resolve) => {
-      this.markStarted = () => resolve("queued");
-    });
-  }
-
-  push(progress: QueueProgress): void {
-    this.queue.push(progress);
-    this.markStarted();
-    this.wake?.();
-  }
-
-  started(): Promise<"queued"> {
-    return this.first;
-  }
-
-  async *frames(
-    running: Promise<InvokeAnswer>,
-    context: () => SurfaceContext,
-    note: (text: string) => void,
-  ): AsyncGenerator<string> {
-    let settled = false;
-    const done = running.then(() => {}, () => {}).finally(() => {
-      settled = true;
-      this.wake?.();
-    });
-    let answered = false;
-    try {
-      for (;;) {
-        while (this.queue.length > 0) yield queuedFrame(this.queue.shift()!);
-        if (settled) break;
-        await new Promise<void>((resolve) => {
-          this.wake = resolve;
-        });
-        this.wake = null;
-      }
-      await done;
-      let answer: InvokeAnswer;
-      try {
-        answer = await running;
-      } catch (error) {
-        if (!(error instanceof GatewayError)) note(`unexpected error: ${sanitizeError(error, { maxLength: 500 })}`);
-        yield errorFrame(
-          error instanceof GatewayError
-            ? error
-            : new GatewayError("internal_error", "Unexpected error; it has been logged with this request_id."),
-          context().requestId,
-        );
-        return;
-      }
-      answered = true;
-      yield* nativeFrames(answer, context());
-    } finally {
-      // The caller went away while waiting: an answer that still comes is nobody's; end it.
-      if (!answered) void running.then((a) => (isStream(a) ? a.cancel() : undefined), () => {});
-    }
-  }
 }
 
 /** A 404 that names the routes, in its message too (the other APIs' error shapes keep only the message). */
