@@ -1,0 +1,72 @@
+// A whole answer as OpenAI's chat.completion: one choice per candidate (a blocked prompt still gets
+// choices[0]), usage, and the id and created that the stream's chunks share.
+import type { JsonAnswer } from "../../../_shared/envelope.ts";
+import { googleResponseOf, type InvokeResult } from "../../context.ts";
+import type { SurfaceContext } from "../surface.ts";
+import { candidatesOf, finishReasonOf, indexOf, textOfParts, toolCallsOf } from "./candidates.ts";
+
+/** OpenAI's `created`, in Unix seconds: the completion, its chunks and /v1/models all carry it. */
+export function created(now: number): number {
+  return Math.floor(now / 1000);
+}
+
+/** The completion's id, the same on every chunk of a stream. */
+export function completionId(requestId: string): string {
+  return `chatcmpl-${requestId}`;
+}
+
+export function usageOf(result: InvokeResult): Record<string, unknown> {
+  const { prompt_tokens, completion_tokens, total_tokens } = result.usage;
+  return { prompt_tokens, completion_tokens, total_tokens };
+}
+
+/** The choices of a whole answer (a replay of a streamed one included). */
+export function choicesOf(result: InvokeResult, requestId: string): Array<Record<string, unknown>> {
+  const candidates = candidatesOf(googleResponseOf(result));
+  if (candidates.length === 0) {
+    // A blocked prompt has no candidate; OpenAI's clients expect choices[0].
+    return [{
+      index: 0,
+      message: { role: "assistant", content: result.text === "" ? null : result.text, refusal: null },
+      finish_reason: finishReasonOf(result.finish_reason, false),
+      logprobs: null,
+    }];
+  }
+  return candidates.map((candidate, position) => {
+    const index = indexOf(candidate, position);
+    const parts = candidate.content?.parts ?? [];
+    // The first candidate's text is the gateway's own (result.text): a streamed answer keeps only its
+    // last chunk as `response`, and the text of the chunks before it is in result.text alone.
+    const text = position === 0 ? result.text : textOfParts(parts);
+    const calls = toolCallsOf(parts, requestId, index, 0);
+    return {
+      index,
+      message: {
+        role: "assistant",
+        content: text === "" && calls.length > 0 ? null : text,
+        ...(calls.length === 0 ? {} : { tool_calls: calls }),
+        refusal: null,
+      },
+      finish_reason: finishReasonOf(
+        candidate.finishReason ?? (position === 0 ? result.finish_reason : null),
+        calls.length > 0,
+      ),
+      logprobs: null,
+    };
+  });
+}
+
+export function answer(result: InvokeResult, ctx: SurfaceContext): JsonAnswer {
+  return {
+    body: {
+      id: completionId(ctx.requestId),
+      object: "chat.completion",
+      created: created(ctx.now),
+      model: result.model,
+      choices: choicesOf(result, ctx.requestId),
+      usage: usageOf(result),
+      system_fingerprint: null,
+    },
+    asIs: true,
+  };
+}

@@ -1,0 +1,202 @@
+// stream: Google's chunks (or a replayed answer) → OpenAI's chat.completion.chunk frames over SSE.
+import { describe, expect, it } from "vitest";
+import { GatewayError } from "../../../_shared/errors.ts";
+import type { GoogleResponse } from "../../../_shared/google/types.ts";
+import type { InvokeResult, InvokeStream } from "../../context.ts";
+import { openAiSurface } from "../openai.ts";
+import { chat, ctx, NOW, parse, REQUEST_ID, result } from "./test-fixtures.ts";
+
+/** A Google stream of the given chunks; `closed` counts how often the stream was ended (normally or not). */
+function fakeStream(chunks: GoogleResponse[], final: InvokeResult, failAfter?: GatewayError) {
+  const seen = { closed: 0 };
+  async function* produce(): AsyncGenerator<GoogleResponse> {
+    try {
+      for (const c of chunks) yield c;
+      if (failAfter !== undefined) throw failAfter;
+    } finally {
+      seen.closed++;
+    }
+  }
+  const stream: InvokeStream = {
+    kind: "stream",
+    model: final.model,
+    key_alias: final.key_alias,
+    attempts: 1,
+    waited_ms: 0,
+    chunks: produce(),
+    cancel: () => Promise.resolve(),
+    result: () => final,
+  };
+  return { stream, seen };
+}
+
+/** The data of each SSE frame of a body, parsed (`[DONE]` kept as the string). */
+async function frames(body: ReadableStream<Uint8Array>): Promise<unknown[]> {
+  const text = await new Response(body).text();
+  return text.split("\n\n").filter((f) => f !== "").map((f) => {
+    expect(f.startsWith("data: ")).toBe(true);
+    const data = f.slice("data: ".length);
+    return data === "[DONE]" ? data : JSON.parse(data);
+  });
+}
+
+type Chunk = {
+  id: string;
+  object: string;
+  model: string;
+  created: number;
+  choices: Array<{ index: number; delta: Record<string, unknown>; finish_reason: string | null }>;
+  usage?: unknown;
+};
+
+const usageMetadata = (prompt: number, out: number) => ({
+  promptTokenCount: prompt,
+  candidatesTokenCount: out,
+  totalTokenCount: prompt + out,
+});
+const TEXT_CHUNKS: GoogleResponse[] = [
+  {
+    candidates: [{ content: { role: "model", parts: [{ text: "Hel" }] }, index: 0 }],
+    usageMetadata: usageMetadata(5, 1),
+  },
+  {
+    candidates: [{ content: { role: "model", parts: [{ text: "lo" }] }, finishReason: "STOP", index: 0 }],
+    usageMetadata: usageMetadata(5, 2),
+  },
+];
+const FINAL = result(TEXT_CHUNKS[1], {
+  text: "Hello",
+  usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 },
+});
+
+describe("stream", () => {
+  it("relays Google's chunks as chat.completion.chunk frames, then [DONE]", async () => {
+    const { stream, seen } = fakeStream(TEXT_CHUNKS, FINAL);
+    const answer = openAiSurface.stream(stream, ctx(parse(chat({ stream: true }))));
+    expect(answer.headers["content-type"]).toContain("text/event-stream");
+    const got = await frames(answer.stream);
+    expect(got.at(-1)).toBe("[DONE]");
+    const chunks = got.slice(0, -1) as Chunk[];
+    for (const c of chunks) {
+      expect(c).toMatchObject({ id: "chatcmpl-req-1", object: "chat.completion.chunk", model: "gemini-2.5-flash" });
+      expect(c.created).toBe(Math.floor(NOW / 1000));
+      expect("usage" in c).toBe(false);
+    }
+    expect(chunks.map((c) => [c.choices[0].delta, c.choices[0].finish_reason])).toEqual([
+      [{ role: "assistant", content: "Hel" }, null],
+      [{ content: "lo" }, null],
+      [{}, "stop"],
+    ]);
+    expect(seen.closed).toBe(1);
+  });
+
+  it("with include_usage, says usage: null on each chunk and ends with a usage chunk of no choices", async () => {
+    const { stream } = fakeStream(TEXT_CHUNKS, FINAL);
+    const got = await frames(
+      openAiSurface.stream(stream, ctx(parse(chat({ stream: true, stream_options: { include_usage: true } })))).stream,
+    );
+    expect(got.at(-1)).toBe("[DONE]");
+    const chunks = got.slice(0, -1) as Chunk[];
+    expect(chunks.slice(0, -1).every((c) => c.usage === null && c.choices.length === 1)).toBe(true);
+    expect(chunks.at(-1)).toMatchObject({
+      choices: [],
+      usage: { prompt_tokens: 5, completion_tokens: 2, total_tokens: 7 },
+    });
+  });
+
+  it("streams tool calls with their index, and n > 1 choices apart", async () => {
+    const chunks: GoogleResponse[] = [
+      {
+        candidates: [
+          { content: { role: "model", parts: [{ functionCall: { name: "f", args: { a: 1 } } }] }, index: 0 },
+          { content: { role: "model", parts: [{ text: "B" }] }, index: 1 },
+        ],
+      },
+      {
+        candidates: [
+          {
+            content: { role: "model", parts: [{ functionCall: { name: "g", args: {} } }] },
+            finishReason: "STOP",
+            index: 0,
+          },
+          { content: { role: "model", parts: [{ text: "b" }] }, finishReason: "MAX_TOKENS", index: 1 },
+        ],
+      },
+    ];
+    const { stream } = fakeStream(chunks, result(chunks[1]));
+    const got = (await frames(openAiSurface.stream(stream, ctx()).stream)).slice(0, -1) as Chunk[];
+    const of = (index: number) => got.flatMap((c) => c.choices).filter((c) => c.index === index);
+    expect(of(0).map((c) => [c.delta, c.finish_reason])).toEqual([
+      [{
+        role: "assistant",
+        tool_calls: [{
+          index: 0,
+          id: "call_req-1_0_0",
+          type: "function",
+          function: { name: "f", arguments: '{"a":1}' },
+        }],
+      }, null],
+      [
+        {
+          tool_calls: [{ index: 1, id: "call_req-1_0_1", type: "function", function: { name: "g", arguments: "{}" } }],
+        },
+        null,
+      ],
+      [{}, "tool_calls"],
+    ]);
+    expect(of(1).map((c) => [c.delta, c.finish_reason])).toEqual([
+      [{ role: "assistant", content: "B" }, null],
+      [{ content: "b" }, null],
+      [{}, "length"],
+    ]);
+  });
+
+  it("finishes a choice Google left open, so every choice ends", async () => {
+    const { stream } = fakeStream([TEXT_CHUNKS[0]], result(TEXT_CHUNKS[0], { finish_reason: null }));
+    const got = (await frames(openAiSurface.stream(stream, ctx()).stream)).slice(0, -1) as Chunk[];
+    expect(got.at(-1)?.choices[0]).toMatchObject({ index: 0, delta: {}, finish_reason: "stop" });
+  });
+
+  it("sends a replayed answer as one content chunk, its finish, the usage and [DONE]", async () => {
+    const replay = result({
+      candidates: [{ content: { role: "model", parts: [{ text: "lo" }] }, finishReason: "STOP", index: 0 }],
+    }, { text: "Hello", replayed: true });
+    const request = parse(chat({ stream: true, stream_options: { include_usage: true } }));
+    const got = await frames(openAiSurface.stream(replay, ctx(request)).stream);
+    expect(got.at(-1)).toBe("[DONE]");
+    const chunks = got.slice(0, -1) as Chunk[];
+    expect(chunks.map((c) => c.choices)).toEqual([
+      [{ index: 0, delta: { role: "assistant", content: "Hello" }, finish_reason: null, logprobs: null }],
+      [{ index: 0, delta: {}, finish_reason: "stop", logprobs: null }],
+      [],
+    ]);
+    expect(chunks[2].usage).toEqual({ prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 });
+  });
+
+  it("says an error thrown mid-stream as one OpenAI error frame, and no [DONE]", async () => {
+    const cut = new GatewayError("upstream_error", "Google's stream broke off.", { details: { cut_by: "google" } });
+    const { stream, seen } = fakeStream([TEXT_CHUNKS[0]], FINAL, cut);
+    const got = await frames(openAiSurface.stream(stream, ctx()).stream);
+    expect(got).toHaveLength(2);
+    expect((got[0] as Chunk).choices[0].delta).toEqual({ role: "assistant", content: "Hel" });
+    expect(got[1]).toEqual({
+      error: {
+        message: "Google's stream broke off.",
+        type: "api_error",
+        param: null,
+        code: "upstream_error",
+        details: { cut_by: "google" },
+        request_id: REQUEST_ID,
+      },
+    });
+    expect(seen.closed).toBe(1);
+  });
+
+  it("stops Google's stream when the caller goes away", async () => {
+    const { stream, seen } = fakeStream([...TEXT_CHUNKS, ...TEXT_CHUNKS], FINAL);
+    const reader = openAiSurface.stream(stream, ctx()).stream.getReader();
+    await reader.read();
+    await reader.cancel();
+    expect(seen.closed).toBe(1);
+  });
+});

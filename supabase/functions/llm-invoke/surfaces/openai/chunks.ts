@@ -1,0 +1,151 @@
+// A streamed answer as OpenAI's chat.completion.chunk frames over server-sent events: the role in a
+// choice's first delta, tool calls numbered per choice, one finish per choice, the usage chunk when
+// stream_options.include_usage asked for it, then [DONE]. A replayed (stored) answer is sent the same way.
+import { GatewayError } from "../../../_shared/errors.ts";
+import type { StreamAnswer } from "../../../_shared/envelope.ts";
+import { type InvokeResult, type InvokeStream, isStream } from "../../context.ts";
+import { SSE_HEADERS, sseBody, sseFrame } from "../sse.ts";
+import type { SurfaceContext } from "../surface.ts";
+import { choicesOf, completionId, created, usageOf } from "./answer.ts";
+import {
+  candidatesOf,
+  finishReasonOf,
+  indexOf,
+  type RawCandidate,
+  textOfParts,
+  type ToolCall,
+  toolCallsOf,
+} from "./candidates.ts";
+import { openAiErrorObject } from "./errors.ts";
+import { includesUsage } from "./request.ts";
+
+/** Writes OpenAI's chunk frames of one answer, and remembers what each choice has said so far. */
+class ChunkWriter {
+  /** Per choice index: its tool calls so far (their stream index), and whether it has finished. */
+  private readonly choices = new Map<number, { toolCalls: number; finished: boolean }>();
+
+  constructor(
+    private readonly ctx: SurfaceContext,
+    private readonly model: string,
+    private readonly includeUsage: boolean,
+  ) {}
+
+  frame(choices: unknown[], usage?: Record<string, unknown>): string {
+    return sseFrame({
+      id: completionId(this.ctx.requestId),
+      object: "chat.completion.chunk",
+      created: created(this.ctx.now),
+      model: this.model,
+      system_fingerprint: null,
+      choices,
+      // With include_usage, every chunk but the last says `usage: null`, as OpenAI's do.
+      ...(this.includeUsage ? { usage: usage ?? null } : {}),
+    });
+  }
+
+  /** A delta of a choice; its first one says the role. */
+  delta(index: number, delta: Record<string, unknown>): string {
+    const first = !this.choices.has(index);
+    if (first) this.choices.set(index, { toolCalls: 0, finished: false });
+    return this.frame([{
+      index,
+      delta: { ...(first ? { role: "assistant" } : {}), ...delta },
+      finish_reason: null,
+      logprobs: null,
+    }]);
+  }
+
+  /** The chunk that ends a choice (once), opening it first if it said nothing. */
+  finish(index: number, reason: string): string[] {
+    const frames = this.choices.has(index) ? [] : [this.delta(index, { content: "" })];
+    const state = this.choices.get(index)!;
+    if (state.finished) return frames;
+    state.finished = true;
+    return [...frames, this.frame([{ index, delta: {}, finish_reason: reason, logprobs: null }])];
+  }
+
+  /** The frames of one candidate of a Google chunk: its text and calls, then its finish if it has one. */
+  candidate(candidate: RawCandidate, index: number): string[] {
+    const parts = candidate.content?.parts ?? [];
+    const text = textOfParts(parts);
+    const before = this.choices.get(index)?.toolCalls ?? 0;
+    const calls = toolCallsOf(parts, this.ctx.requestId, index, before).map((call, k) => ({
+      index: before + k,
+      ...call,
+    }));
+    const frames: string[] = [];
+    if (text !== "" || calls.length > 0 || !this.choices.has(index)) {
+      frames.push(this.delta(index, {
+        ...(text === "" && calls.length > 0 ? {} : { content: text }),
+        ...(calls.length === 0 ? {} : { tool_calls: calls }),
+      }));
+      this.choices.get(index)!.toolCalls += calls.length;
+    }
+    if (typeof candidate.finishReason === "string") {
+      frames.push(
+        ...this.finish(index, finishReasonOf(candidate.finishReason, this.choices.get(index)!.toolCalls > 0)),
+      );
+    }
+    return frames;
+  }
+
+  /** Ends what Google left open: every choice finishes, and a stream without any says one. */
+  end(finishReason: string | null): string[] {
+    if (this.choices.size === 0) return this.finish(0, finishReasonOf(finishReason, false));
+    const frames: string[] = [];
+    for (const [index, state] of this.choices) {
+      if (!state.finished) frames.push(...this.finish(index, finishReasonOf(null, state.toolCalls > 0)));
+    }
+    return frames;
+  }
+}
+
+/** OpenAI's chunk frames for a Google stream (or a replayed whole answer), then `[DONE]`. */
+async function* chunkFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceContext): AsyncGenerator<string> {
+  const includeUsage = includesUsage(ctx.request);
+  const writer = new ChunkWriter(ctx, answer.model, includeUsage);
+
+  if (!isStream(answer)) {
+    // A replay: each choice whole in one chunk, then its finish.
+    for (const choice of choicesOf(answer, ctx.requestId)) {
+      const index = choice.index as number;
+      const message = choice.message as { content: string | null; tool_calls?: ToolCall[] };
+      const calls = (message.tool_calls ?? []).map((call, k) => ({ index: k, ...call }));
+      yield writer.delta(index, {
+        ...(message.content === null ? {} : { content: message.content }),
+        ...(calls.length === 0 ? {} : { tool_calls: calls }),
+      });
+      for (const f of writer.finish(index, choice.finish_reason as string)) yield f;
+    }
+    if (includeUsage) yield writer.frame([], usageOf(answer));
+    yield sseFrame("[DONE]");
+    return;
+  }
+
+  try {
+    for await (const chunk of answer.chunks) {
+      const candidates = candidatesOf(chunk);
+      for (const [position, candidate] of candidates.entries()) {
+        for (const f of writer.candidate(candidate, indexOf(candidate, position))) yield f;
+      }
+      const blocked = (chunk.promptFeedback as { blockReason?: unknown } | undefined)?.blockReason;
+      if (candidates.length === 0 && typeof blocked === "string") {
+        for (const f of writer.finish(0, "content_filter")) yield f;
+      }
+    }
+  } catch (error) {
+    if (!(error instanceof GatewayError)) throw error;
+    // The headers are sent: the error is said in the stream, where OpenAI's clients read it (a frame
+    // with `error`), and no [DONE] follows, so no client takes the answer for complete.
+    yield sseFrame({ error: openAiErrorObject(error, ctx.requestId) });
+    return;
+  }
+  const whole = answer.result();
+  for (const f of writer.end(whole.finish_reason)) yield f;
+  if (includeUsage) yield writer.frame([], usageOf(whole));
+  yield sseFrame("[DONE]");
+}
+
+export function stream(answer: InvokeStream | InvokeResult, ctx: SurfaceContext): StreamAnswer {
+  return { stream: sseBody(chunkFrames(answer, ctx)), headers: { ...SSE_HEADERS } };
+}

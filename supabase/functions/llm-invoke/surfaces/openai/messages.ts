@@ -1,0 +1,213 @@
+// OpenAI's messages → Gemini's contents and system text: roles, text and image parts (images as data
+// URLs, checked and counted like any inline image), and the tool-call round trip: an assistant's
+// tool_calls become functionCall parts, and a tool message the functionResponse of the call it names.
+import { z } from "zod";
+import { GatewayError } from "../../../_shared/errors.ts";
+import { sanitize } from "../../../_shared/sanitize.ts";
+import type { ImageInfo } from "../../images.ts";
+import { checkPart, hasContent } from "../../parts.ts";
+import { type Content, joinText, type Part } from "../../request.ts";
+import { invalid, isObject, unsupported } from "./checks.ts";
+
+const MAX_PARTS = 1000;
+
+const textPartSchema = z.looseObject({ type: z.literal("text"), text: z.string() });
+// Parts are typed loosely here and read one by one below, so that an image or an unsupported kind gets
+// its own error naming the part.
+const anyPartSchema = z.looseObject({ type: z.string() });
+const textContent = z.union([z.string(), z.array(textPartSchema).max(MAX_PARTS)]);
+
+const toolCallSchema = z.looseObject({
+  id: z.string().min(1).max(256),
+  type: z.string(),
+  function: z.looseObject({ name: z.string().min(1), arguments: z.string() }).optional(),
+  extra_content: z.looseObject({ google: z.looseObject({ thought_signature: z.string().optional() }).optional() })
+    .optional(),
+});
+
+// Messages are loose objects: a client that sends back the assistant message it received (with
+// `refusal`, `annotations`, …) must not be refused for fields that say nothing to Gemini.
+export const messageSchema = z.discriminatedUnion("role", [
+  z.looseObject({ role: z.literal("system"), content: textContent, name: z.string().optional() }),
+  z.looseObject({ role: z.literal("developer"), content: textContent, name: z.string().optional() }),
+  z.looseObject({
+    role: z.literal("user"),
+    content: z.union([z.string(), z.array(anyPartSchema).max(MAX_PARTS)]),
+    name: z.string().optional(),
+  }),
+  z.looseObject({
+    role: z.literal("assistant"),
+    content: z.union([z.string(), z.array(anyPartSchema).max(MAX_PARTS)]).nullable().optional(),
+    tool_calls: z.array(toolCallSchema).max(128).optional(),
+    refusal: z.string().nullable().optional(),
+    name: z.string().optional(),
+  }),
+  z.looseObject({ role: z.literal("tool"), content: textContent, tool_call_id: z.string().min(1) }),
+  z.looseObject({ role: z.literal("function") }),
+]);
+
+export type Message = z.infer<typeof messageSchema>;
+
+interface Converted {
+  contents: Content[];
+  system?: string;
+  images: ImageInfo[];
+}
+
+export function toContents(messages: readonly Message[]): Converted {
+  const system: string[] = [];
+  const contents: Content[] = [];
+  const images: ImageInfo[] = [];
+  // tool_call_id → the function's name: a tool message names only the call, Gemini wants the name.
+  const calls = new Map<string, string>();
+
+  messages.forEach((message, i) => {
+    const where = `messages[${i}]`;
+    const parts: Part[] = [];
+    const add = (part: Part, at: string) => parts.push(checkPart(part, at, images));
+    switch (message.role) {
+      case "system":
+      case "developer":
+        system.push(textOf(message.content));
+        return;
+      case "function":
+        throw unsupported(`${where}.role`, 'the legacy "function" role is not offered; use tool messages');
+      case "user":
+        if (typeof message.content === "string") {
+          if (message.content.trim() !== "") add({ text: message.content }, `${where}.content`);
+        } else {
+          message.content.forEach((part, j) => {
+            const at = `${where}.content[${j}]`;
+            if (part.type === "text") {
+              if (typeof part.text !== "string") throw invalid(`${at}.text`, "must be a string.");
+              if (part.text.trim() !== "") add({ text: part.text }, at);
+            } else if (part.type === "image_url") {
+              add({ inlineData: imageOf(part.image_url, `${at}.image_url`) }, at);
+            } else {
+              throw unsupported(
+                `${at}.type`,
+                `only text and image_url parts are offered (got ${sanitize(part.type, { maxLength: 40 })})`,
+              );
+            }
+          });
+        }
+        break;
+      case "assistant": {
+        if (isObject(message.audio)) throw unsupported(`${where}.audio`, "audio is not offered");
+        if (isObject(message.function_call)) {
+          throw unsupported(`${where}.function_call`, "the legacy function_call is not offered; use tool_calls");
+        }
+        const content = message.content;
+        if (typeof content === "string") {
+          if (content.trim() !== "") add({ text: content }, `${where}.content`);
+        } else if (Array.isArray(content)) {
+          content.forEach((part, j) => {
+            const at = `${where}.content[${j}]`;
+            // A refusal part is what the assistant said: kept as its text.
+            const text = part.type === "text" ? part.text : part.type === "refusal" ? part.refusal : undefined;
+            if (typeof text !== "string") {
+              throw invalid(
+                `${at}`,
+                "an assistant part is text ({type: text, text}) or refusal ({type: refusal, refusal}).",
+              );
+            }
+            if (text.trim() !== "") add({ text }, at);
+          });
+        }
+        (message.tool_calls ?? []).forEach((call, j) => {
+          const at = `${where}.tool_calls[${j}]`;
+          if (call.type !== "function") throw unsupported(`${at}.type`, "only function tool calls are offered");
+          if (call.function === undefined) throw invalid(`${at}.function`, "a function call needs its function.");
+          calls.set(call.id, call.function.name);
+          const signature = call.extra_content?.google?.thought_signature;
+          add({
+            functionCall: {
+              name: call.function.name,
+              args: argumentsOf(call.function.arguments, `${at}.function.arguments`),
+              id: call.id,
+            },
+            // Gemini 3 wants its thought signature back with the call it came with.
+            ...(signature === undefined ? {} : { thoughtSignature: signature }),
+          }, at);
+        });
+        break;
+      }
+      case "tool": {
+        const name = calls.get(message.tool_call_id);
+        if (name === undefined) {
+          throw invalid(`${where}.tool_call_id`, "names no tool call of an earlier assistant message.");
+        }
+        add({
+          functionResponse: {
+            name,
+            response: { content: toolOutputOf(textOf(message.content)) },
+            id: message.tool_call_id,
+          },
+        }, where);
+        break;
+      }
+    }
+    if (!hasContent(parts)) {
+      throw new GatewayError("empty_input", `${where} has no content.`, { details: { field: where } });
+    }
+    contents.push({ role: message.role === "assistant" ? "model" : "user", parts });
+  });
+
+  if (contents.length === 0) {
+    throw new GatewayError("empty_input", "messages has no user, assistant or tool message.", {
+      details: { field: "messages" },
+    });
+  }
+  const joined = joinText(system);
+  return { contents, ...(joined === undefined ? {} : { system: joined }), images };
+}
+
+function textOf(content: string | ReadonlyArray<{ text: string }>): string {
+  return typeof content === "string" ? content : content.map((p) => p.text).join("");
+}
+
+/** A tool's output: a JSON object stays structured for Gemini; anything else is passed as the string. */
+function toolOutputOf(text: string): unknown {
+  try {
+    const value: unknown = JSON.parse(text);
+    return isObject(value) ? value : text;
+  } catch {
+    return text;
+  }
+}
+
+function argumentsOf(raw: string, field: string): Record<string, unknown> {
+  if (raw.trim() === "") return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    throw invalid(field, "is not valid JSON.");
+  }
+  if (!isObject(value)) throw invalid(field, "must be a JSON object.");
+  return value;
+}
+
+const DATA_URL = "data:";
+const BASE64 = ";base64,";
+
+/**
+ * `data:image/png;base64,…` → Gemini's inlineData. Only the short prefix is looked at here; the bytes
+ * are checked by checkPart (images.ts) like any inline image. A URL to fetch is refused: the gateway
+ * would have to download it inside the caller's wait, from wherever it points.
+ */
+function imageOf(raw: unknown, field: string): { mimeType: string; data: string } {
+  const url = isObject(raw) ? raw.url : undefined;
+  if (typeof url !== "string") throw invalid(`${field}.url`, "must be a string (a data URL).");
+  if (!url.startsWith(DATA_URL)) {
+    throw unsupported(
+      `${field}.url`,
+      "images must be sent as data URLs (data:image/png;base64,…); the gateway does not fetch URLs, so send images as data URLs",
+    );
+  }
+  const comma = url.indexOf(",");
+  const header = comma === -1 ? "" : url.slice(0, comma + 1);
+  if (!header.endsWith(BASE64)) throw invalid(`${field}.url`, "a data URL must be base64 (data:image/png;base64,…).");
+  const mimeType = header.slice(DATA_URL.length, -BASE64.length).toLowerCase();
+  return { mimeType: mimeType === "image/jpg" ? "image/jpeg" : mimeType, data: url.slice(comma + 1) };
+}

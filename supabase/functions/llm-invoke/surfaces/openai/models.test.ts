@@ -1,0 +1,40 @@
+// models: GET /v1/models in OpenAI's list shape.
+import { describe, expect, it } from "vitest";
+import type { ModelEntry } from "../../store.ts";
+import { openAiModel, openAiModels } from "../openai.ts";
+import { NOW } from "./test-fixtures.ts";
+
+describe("models", () => {
+  const entry = (model: string, aliases: string[]): ModelEntry => ({
+    model,
+    aliases,
+    displayName: null,
+    inputTokenLimit: null,
+    outputTokenLimit: null,
+    rpm: null,
+    tpm: null,
+    rpd: null,
+    supportsSystemInstruction: true,
+    supportsJsonMode: true,
+    supportsTools: true,
+  });
+
+  it("lists each model under its id and each alias", () => {
+    const list = openAiModels([entry("gemini-2.5-flash", ["flash"]), entry("gemma-3-27b-it", [])], NOW);
+    const created = Math.floor(NOW / 1000);
+    expect(list).toEqual({
+      object: "list",
+      data: [
+        { id: "gemini-2.5-flash", object: "model", created, owned_by: "google" },
+        { id: "flash", object: "model", created, owned_by: "google" },
+        { id: "gemma-3-27b-it", object: "model", created, owned_by: "google" },
+      ],
+    });
+    expect(openAiModel(entry("gemini-2.5-flash", ["flash"]), "flash", NOW)).toEqual({
+      id: "flash",
+      object: "model",
+      created,
+      owned_by: "google",
+    });
+  });
+});

@@ -1,0 +1,23 @@
+// GET /v1/models in OpenAI's list shape: each model under its id and under each alias, since callers
+// may name a model either way.
+import type { ModelEntry } from "../../store.ts";
+import { created } from "./answer.ts";
+
+/** One entry of /v1/models: `id` is the model's id or one of its aliases. */
+export function openAiModel(_entry: ModelEntry, id: string, now: number): Record<string, unknown> {
+  return { id, object: "model", created: created(now), owned_by: "google" };
+}
+
+/** GET /v1/models: every model the gateway serves, under its id and under each alias (each a name callers may use). */
+export function openAiModels(models: ModelEntry[], now: number): Record<string, unknown> {
+  const seen = new Set<string>();
+  const data: Array<Record<string, unknown>> = [];
+  for (const entry of models) {
+    for (const id of [entry.model, ...entry.aliases]) {
+      if (seen.has(id)) continue;
+      seen.add(id);
+      data.push(openAiModel(entry, id, now));
+    }
+  }
+  return { object: "list", data };
+}

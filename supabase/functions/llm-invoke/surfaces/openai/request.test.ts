@@ -1,0 +1,362 @@
+// parse: an OpenAI chat.completions body → the gateway's request (messages, tools, settings, refusals).
+import { describe, expect, it } from "vitest";
+import { imageTokens } from "../../images.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../../request.ts";
+import { includesUsage, openAiSurface, THINKING_BUDGETS } from "../openai.ts";
+import { chat, parse, refusal } from "./test-fixtures.ts";
+
+// ---- a real PNG header, built byte by byte (as images.test.ts does) -----------------------------------
+
+const ascii = (text: string) => [...text].map((ch) => ch.charCodeAt(0));
+const u32be = (n: number) => [(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
+const chunk = (type: string, data: number[]) => [...u32be(data.length), ...ascii(type), ...data, 0, 0, 0, 0];
+function png(width: number, height: number): string {
+  const bytes = [
+    0x89,
+    0x50,
+    0x4e,
+    0x47,
+    0x0d,
+    0x0a,
+    0x1a,
+    0x0a,
+    ...chunk("IHDR", [...u32be(width), ...u32be(height), 8, 6, 0, 0, 0]),
+    ...chunk("IEND", []),
+  ];
+  return btoa(String.fromCharCode(...bytes));
+}
+
+describe("parse: messages", () => {
+  it("joins system and developer messages into the system text and turns the rest into Gemini turns", () => {
+    const req = parse(chat({
+      model: "models/gemini-2.5-flash",
+      messages: [
+        { role: "system", content: "Be brief." },
+        { role: "developer", content: [{ type: "text", text: "Answer in French." }] },
+        { role: "user", content: "Hello", name: "ana" },
+        { role: "assistant", content: "Bonjour", refusal: null, annotations: [] },
+        { role: "user", content: [{ type: "text", text: "Again" }] },
+      ],
+    }));
+    expect(req.model).toBe("gemini-2.5-flash");
+    expect(req.system).toBe("Be brief.\n\nAnswer in French.");
+    expect(req.contents).toEqual([
+      { role: "user", parts: [{ text: "Hello" }] },
+      { role: "model", parts: [{ text: "Bonjour" }] },
+      { role: "user", parts: [{ text: "Again" }] },
+    ]);
+    expect(req.includeCandidates).toBe(false);
+    expect(req.stream).toBe(false);
+    expect(req.imageTokens).toBe(0);
+  });
+
+  it("takes an image as a data URL, checked and counted like any inline image", () => {
+    const data = png(1000, 500);
+    const req = parse(chat({
+      messages: [{
+        role: "user",
+        content: [
+          { type: "text", text: "What is this?" },
+          { type: "image_url", image_url: { url: `data:image/png;base64,${data}`, detail: "high" } },
+        ],
+      }],
+    }));
+    expect(req.contents[0].parts).toEqual([{ text: "What is this?" }, { inlineData: { mimeType: "image/png", data } }]);
+    expect(req.imageTokens).toBe(imageTokens(1000, 500));
+    expect(req.imageTokens).toBeGreaterThan(0);
+  });
+
+  it("refuses an image URL to fetch, naming the part and saying to send a data URL", () => {
+    const e = refusal(() =>
+      parse(chat({
+        messages: [{
+          role: "user",
+          content: [{ type: "image_url", image_url: { url: "https://example.com/cat.png" } }],
+        }],
+      }))
+    );
+    expect(e.code).toBe("unsupported_feature");
+    expect(e.message).toContain("send images as data URLs");
+    expect(e.details?.field).toBe("messages[0].content[0].image_url.url");
+  });
+
+  it("refuses a data URL that is not base64, an image that is not what it says, and a type Gemini is not sent", () => {
+    const url = (u: string) =>
+      chat({ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: u } }] }] });
+    expect(refusal(() => parse(url("data:image/png,%89PNG"))).code).toBe("invalid_request");
+    expect(refusal(() => parse(url(`data:image/jpeg;base64,${png(10, 10)}`))).code).toBe("invalid_image");
+    expect(refusal(() => parse(url(`data:image/gif;base64,R0lGODlh`))).code).toBe("unsupported_feature");
+  });
+
+  it("refuses part kinds it cannot send (audio, files) and the legacy function role", () => {
+    const audio = refusal(() =>
+      parse(
+        chat({
+          messages: [{ role: "user", content: [{ type: "input_audio", input_audio: { data: "", format: "wav" } }] }],
+        }),
+      )
+    );
+    expect(audio.code).toBe("unsupported_feature");
+    expect(audio.details?.field).toBe("messages[0].content[0].type");
+    const fn = refusal(() => parse(chat({ messages: [{ role: "function", name: "f", content: "x" }] })));
+    expect(fn.code).toBe("unsupported_feature");
+  });
+
+  it("refuses a conversation with nothing to answer", () => {
+    expect(refusal(() => parse(chat({ messages: [{ role: "system", content: "Be brief." }] }))).code).toBe(
+      "empty_input",
+    );
+    expect(refusal(() => parse(chat({ messages: [{ role: "user", content: "  " }] }))).code).toBe("empty_input");
+    expect(refusal(() => parse(chat({ messages: [] }))).code).toBe("invalid_request");
+  });
+
+  it("names the field of a malformed body", () => {
+    const noModel = refusal(() => parse({ messages: [{ role: "user", content: "Hi" }] }));
+    expect(noModel.code).toBe("invalid_request");
+    expect(noModel.message).toMatch(/^model:/);
+    const badRole = refusal(() => parse(chat({ messages: [{ role: "narrator", content: "Hi" }] })));
+    expect(badRole.code).toBe("invalid_request");
+    expect(badRole.message).toMatch(/^messages\[0\]/);
+    expect(refusal(() => parse(chat({ temperature: 2.5 }))).message).toMatch(/^temperature:/);
+    expect(
+      refusal(() => openAiSurface.parse({ body: [], headers: new Headers(), limits: DEFAULT_REQUEST_LIMITS })).code,
+    )
+      .toBe("invalid_json");
+  });
+});
+
+describe("parse: tool calls round trip", () => {
+  const tools = [{
+    type: "function",
+    function: {
+      name: "get_weather",
+      description: "Weather of a city",
+      parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+    },
+  }];
+
+  it("turns assistant tool_calls and tool messages into functionCall and functionResponse with the call's name", () => {
+    const req = parse(chat({
+      tools,
+      messages: [
+        { role: "user", content: "Weather in Paris and Oslo?" },
+        {
+          role: "assistant",
+          content: null,
+          tool_calls: [
+            { id: "call_a", type: "function", function: { name: "get_weather", arguments: '{"city":"Paris"}' } },
+            {
+              id: "call_b",
+              type: "function",
+              function: { name: "get_time", arguments: '{"city":"Oslo"}' },
+              extra_content: { google: { thought_signature: "sig-1" } },
+            },
+          ],
+        },
+        { role: "tool", tool_call_id: "call_b", content: '{"time":"10:00"}' },
+        { role: "tool", tool_call_id: "call_a", content: [{ type: "text", text: "18 C, clear" }] },
+      ],
+    }));
+    expect(req.contents[1]).toEqual({
+      role: "model",
+      parts: [
+        { functionCall: { name: "get_weather", args: { city: "Paris" }, id: "call_a" } },
+        { functionCall: { name: "get_time", args: { city: "Oslo" }, id: "call_b" }, thoughtSignature: "sig-1" },
+      ],
+    });
+    expect(req.contents[2]).toEqual({
+      role: "user",
+      parts: [{ functionResponse: { name: "get_time", response: { content: { time: "10:00" } }, id: "call_b" } }],
+    });
+    expect(req.contents[3]).toEqual({
+      role: "user",
+      parts: [{ functionResponse: { name: "get_weather", response: { content: "18 C, clear" }, id: "call_a" } }],
+    });
+  });
+
+  it("refuses arguments that are not a JSON object, and a tool message that answers no earlier call", () => {
+    const call = (args: string) =>
+      chat({
+        messages: [
+          { role: "user", content: "x" },
+          {
+            role: "assistant",
+            content: null,
+            tool_calls: [{ id: "c", type: "function", function: { name: "f", arguments: args } }],
+          },
+        ],
+      });
+    const bad = refusal(() => parse(call("{city: Paris")));
+    expect(bad.code).toBe("invalid_request");
+    expect(bad.details?.field).toBe("messages[1].tool_calls[0].function.arguments");
+    expect(refusal(() => parse(call("[1,2]"))).code).toBe("invalid_request");
+
+    const orphan = refusal(() =>
+      parse(chat({ messages: [{ role: "user", content: "x" }, { role: "tool", tool_call_id: "nope", content: "1" }] }))
+    );
+    expect(orphan.code).toBe("invalid_request");
+    expect(orphan.details?.field).toBe("messages[1].tool_call_id");
+  });
+
+  it("declares the tools and maps tool_choice to Gemini's function calling modes", () => {
+    const declared = [{
+      functionDeclarations: [{
+        name: "get_weather",
+        description: "Weather of a city",
+        parametersJsonSchema: tools[0].function.parameters,
+      }],
+    }];
+    expect(parse(chat({ tools })).extras).toEqual({ tools: declared });
+    const mode = (tool_choice: unknown) => parse(chat({ tools, tool_choice })).extras.toolConfig;
+    expect(mode("none")).toEqual({ functionCallingConfig: { mode: "NONE" } });
+    expect(mode("auto")).toEqual({ functionCallingConfig: { mode: "AUTO" } });
+    expect(mode("required")).toEqual({ functionCallingConfig: { mode: "ANY" } });
+    expect(mode({ type: "function", function: { name: "get_weather" } })).toEqual({
+      functionCallingConfig: { mode: "ANY", allowedFunctionNames: ["get_weather"] },
+    });
+    expect(refusal(() => mode({ type: "function", function: { name: "other" } })).details?.field)
+      .toBe("tool_choice.function.name");
+    expect(refusal(() => parse(chat({ tool_choice: "required" }))).code).toBe("invalid_request");
+    expect(parse(chat({ tool_choice: "auto" })).extras).toEqual({});
+    expect(refusal(() => parse(chat({ tools: [{ type: "custom", custom: { name: "x" } }] }))).code).toBe(
+      "unsupported_feature",
+    );
+  });
+});
+
+describe("parse: generation settings", () => {
+  it("maps OpenAI's sampling fields to generationConfig", () => {
+    const req = parse(chat({
+      max_completion_tokens: 300,
+      temperature: 1.5,
+      top_p: 0.9,
+      stop: ["END", "STOP"],
+      n: 2,
+      seed: 42,
+      presence_penalty: 0.5,
+      frequency_penalty: -0.5,
+    }));
+    expect(req.generationConfig).toEqual({
+      maxOutputTokens: 300,
+      temperature: 1.5,
+      topP: 0.9,
+      stopSequences: ["END", "STOP"],
+      candidateCount: 2,
+      seed: 42,
+      presencePenalty: 0.5,
+      frequencyPenalty: -0.5,
+    });
+    expect(parse(chat({ max_tokens: 50, stop: "END", n: 1 })).generationConfig).toEqual({
+      maxOutputTokens: 50,
+      stopSequences: ["END"],
+    });
+    expect(parse(chat({ max_tokens: 50, max_completion_tokens: 50 })).generationConfig).toEqual({
+      maxOutputTokens: 50,
+    });
+    expect(refusal(() => parse(chat({ max_tokens: 50, max_completion_tokens: 60 }))).code).toBe("invalid_request");
+    expect(refusal(() => parse(chat({ stop: ["a", "b", "c", "d", "e", "f"] }))).code).toBe("invalid_request");
+    expect(parse(chat({ temperature: null, max_tokens: null })).generationConfig).toEqual({});
+  });
+
+  it("maps response_format to JSON mode and a JSON schema", () => {
+    const schema = { type: "object", properties: { a: { type: "number" } } };
+    expect(parse(chat({ response_format: { type: "text" } })).generationConfig).toEqual({});
+    expect(parse(chat({ response_format: { type: "json_object" } })).generationConfig).toEqual({
+      responseMimeType: "application/json",
+    });
+    expect(
+      parse(chat({ response_format: { type: "json_schema", json_schema: { name: "answer", schema, strict: true } } }))
+        .generationConfig,
+    ).toEqual({ responseMimeType: "application/json", responseJsonSchema: schema });
+    expect(refusal(() => parse(chat({ response_format: { type: "xml" } }))).code).toBe("invalid_request");
+  });
+
+  it("maps reasoning_effort to a thinking budget", () => {
+    for (const [effort, budget] of Object.entries(THINKING_BUDGETS)) {
+      expect(parse(chat({ reasoning_effort: effort })).generationConfig.thinkingConfig).toEqual({
+        thinkingBudget: budget,
+      });
+    }
+    expect(THINKING_BUDGETS.none).toBe(0);
+    expect(THINKING_BUDGETS.minimal).toBe(0);
+  });
+
+  it("remembers stream_options.include_usage for the stream, off unless asked", () => {
+    const streamed = parse(chat({ stream: true, stream_options: { include_usage: true } }));
+    expect(streamed.stream).toBe(true);
+    expect(includesUsage(streamed)).toBe(true);
+    expect(includesUsage(parse(chat({ stream: true })))).toBe(false);
+  });
+});
+
+describe("parse: fields the gateway cannot honour, fields it ignores, and x-eve-* headers", () => {
+  it.each([
+    ["logprobs", true],
+    ["top_logprobs", 3],
+    ["audio", { voice: "alloy", format: "mp3" }],
+    ["modalities", ["text", "audio"]],
+    ["prediction", { type: "content", content: "x" }],
+    ["web_search_options", {}],
+    ["logit_bias", { "50256": -100 }],
+    ["functions", [{ name: "f" }]],
+  ])("refuses %s with unsupported_feature naming it", (field, value) => {
+    const e = refusal(() => parse(chat({ [field]: value })));
+    expect(e.code).toBe("unsupported_feature");
+    expect(e.message).toContain(field);
+    expect(e.details?.field).toBe(field);
+  });
+
+  it("names every unsupported field at once", () => {
+    const e = refusal(() => parse(chat({ logprobs: true, web_search_options: {} })));
+    expect(e.details?.features).toEqual(["logprobs", "web_search_options"]);
+  });
+
+  it("accepts the values of those fields that ask for nothing, and the harmless fields", () => {
+    const req = parse(chat({
+      logprobs: false,
+      modalities: ["text"],
+      logit_bias: {},
+      user: "u-1",
+      store: false,
+      metadata: { ticket: "T-9" },
+      service_tier: "auto",
+      parallel_tool_calls: true,
+      stream_options: { include_usage: false },
+    }));
+    expect(req.metadata).toEqual({ ticket: "T-9" });
+  });
+
+  it("refuses a field OpenAI does not define, by name, and oversized metadata", () => {
+    const e = refusal(() => parse(chat({ temprature: 1 })));
+    expect(e.code).toBe("invalid_request");
+    expect(e.message).toContain("temprature");
+    const big = refusal(() => parse(chat({ metadata: { note: "x".repeat(2000) } })));
+    expect(big.code).toBe("invalid_request");
+    expect(big.details?.field).toBe("metadata");
+  });
+
+  it("takes mode, wait, request id, priority and fallbacks from the x-eve-* headers", () => {
+    const defaults = parse(chat());
+    expect(defaults.mode).toBe("WAIT");
+    expect(defaults.maxWaitMs).toBe(DEFAULT_REQUEST_LIMITS.defaultMaxWaitMs);
+    expect(defaults.requestId).toBeUndefined();
+
+    const req = parse(chat(), {
+      "x-eve-mode": "NO_WAIT",
+      "x-eve-request-id": "bot-42",
+      "x-eve-priority": "batch",
+      "x-eve-fallback-models": "gemini-2.5-flash-lite, models/gemma-3-27b-it",
+    });
+    expect(req).toMatchObject({
+      mode: "NO_WAIT",
+      maxWaitMs: 0,
+      requestId: "bot-42",
+      priority: "batch",
+      fallbackModels: ["gemini-2.5-flash-lite", "gemma-3-27b-it"],
+    });
+    expect(parse(chat(), { "x-eve-max-wait-ms": "5000" }).maxWaitMs).toBe(5000);
+    expect(refusal(() => parse(chat(), { "x-eve-mode": "SOON" })).code).toBe("invalid_request");
+  });
+});
+
+// ---- answer ------------------------------------------------------------------------------------------

@@ -1,0 +1,186 @@
+// A chat.completions body → the gateway's one request: the body's schema, OpenAI's fields the gateway
+// cannot honour (refused by name, not silently ignored), the sampling fields and response_format as
+// generationConfig, and the x-eve-* call options. messages.ts and tools.ts translate the rest.
+import { z } from "zod";
+import { GatewayError } from "../../../_shared/errors.ts";
+import { invalidRequest } from "../../../_shared/validation.ts";
+import { checkMetadataSize, type GenerationConfig, type NormalizedRequest } from "../../request.ts";
+import { callOptionsFromHeaders } from "../call-options.ts";
+import type { ParseInput } from "../surface.ts";
+import { invalid, isObject } from "./checks.ts";
+import { messageSchema, toContents } from "./messages.ts";
+import { extrasOf, functionToolSchema, toolChoiceSchema } from "./tools.ts";
+
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+const MAX_MESSAGES = 1000;
+
+/**
+ * reasoning_effort as a Gemini thinking budget (tokens). "none" and "minimal" turn thinking off (a model
+ * that cannot think less, Gemini 2.5 Pro, refuses 0: Google's 400 reaches the caller); the others are
+ * the budgets Google's own OpenAI-compatible endpoint documents for low / medium / high.
+ */
+export const THINKING_BUDGETS = { none: 0, minimal: 0, low: 1024, medium: 8192, high: 24576 } as const;
+
+/**
+ * Fields OpenAI defines that the gateway cannot honour: refused (400 unsupported_feature naming them)
+ * rather than silently ignored, since the caller would otherwise get an answer without what it asked for.
+ * Each test says whether the value given asks for the feature (logprobs: false asks for nothing).
+ */
+const UNSUPPORTED: Record<string, { asks: (value: unknown) => boolean; why: string }> = {
+  logprobs: { asks: (v) => v === true, why: "Gemini's answers carry no log probabilities here" },
+  top_logprobs: { asks: (v) => v !== null && v !== undefined, why: "Gemini's answers carry no log probabilities here" },
+  logit_bias: {
+    asks: (v) => v !== null && typeof v === "object" && Object.keys(v).length > 0,
+    why: "Gemini takes no logit bias",
+  },
+  audio: { asks: (v) => v !== null && v !== undefined, why: "audio output is not offered" },
+  modalities: {
+    asks: (v) => Array.isArray(v) && v.some((m) => m !== "text"),
+    why: "only text output is offered",
+  },
+  prediction: { asks: (v) => v !== null && v !== undefined, why: "predicted outputs are not offered" },
+  web_search_options: { asks: (v) => v !== null && v !== undefined, why: "web search is not offered" },
+  functions: { asks: (v) => v !== null && v !== undefined, why: "use tools instead of the legacy functions" },
+  function_call: {
+    asks: (v) => v !== null && v !== undefined,
+    why: "use tool_choice instead of the legacy function_call",
+  },
+  verbosity: { asks: (v) => v !== null && v !== undefined, why: "Gemini takes no verbosity setting" },
+};
+
+const responseFormatSchema = z.discriminatedUnion("type", [
+  z.looseObject({ type: z.literal("text") }),
+  z.looseObject({ type: z.literal("json_object") }),
+  z.looseObject({
+    type: z.literal("json_schema"),
+    json_schema: z.looseObject({
+      name: z.string().min(1).max(64),
+      description: z.string().optional(),
+      schema: z.record(z.string(), z.unknown()).optional(),
+      strict: z.boolean().nullable().optional(),
+    }),
+  }),
+]);
+
+const chatCompletionSchema = z.strictObject({
+  model: z.string().transform((m) => m.replace(/^models\//, "")).pipe(
+    z.string().regex(MODEL_NAME, "must be a model id such as gemini-2.5-flash"),
+  ),
+  messages: z.array(messageSchema).min(1).max(MAX_MESSAGES),
+  max_tokens: z.number().int().min(1).max(1_000_000).nullable().optional(),
+  max_completion_tokens: z.number().int().min(1).max(1_000_000).nullable().optional(),
+  temperature: z.number().min(0).max(2).nullable().optional(),
+  top_p: z.number().min(0).max(1).nullable().optional(),
+  stop: z.union([z.string().min(1).max(200), z.array(z.string().min(1).max(200)).max(5)]).nullable().optional(),
+  n: z.number().int().min(1).max(8).nullable().optional(),
+  seed: z.number().int().nullable().optional(),
+  presence_penalty: z.number().min(-2).max(2).nullable().optional(),
+  frequency_penalty: z.number().min(-2).max(2).nullable().optional(),
+  response_format: responseFormatSchema.optional(),
+  reasoning_effort: z.enum(["none", "minimal", "low", "medium", "high"]).nullable().optional(),
+  tools: z.array(functionToolSchema).max(128).optional(),
+  tool_choice: toolChoiceSchema.optional(),
+  stream: z.boolean().nullable().optional(),
+  stream_options: z.looseObject({ include_usage: z.boolean().optional() }).nullable().optional(),
+  metadata: z.record(z.string(), z.unknown()).nullable().optional(),
+  // Accepted and ignored: they change nothing in what Gemini answers.
+  user: z.string().optional(),
+  store: z.boolean().nullable().optional(),
+  service_tier: z.string().nullable().optional(),
+  parallel_tool_calls: z.boolean().optional(),
+  prompt_cache_key: z.string().optional(),
+  safety_identifier: z.string().optional(),
+  // Checked against UNSUPPORTED before the schema runs; the values that ask for nothing pass.
+  ...Object.fromEntries(Object.keys(UNSUPPORTED).map((k) => [k, z.unknown().optional()])),
+});
+
+type ChatCompletionBody = z.infer<typeof chatCompletionSchema>;
+
+/**
+ * stream_options.include_usage, per request. NormalizedRequest is the gateway's one request shape and has
+ * no field for it (only this surface has the notion), and the surface's stream() receives the very
+ * object parse() returned (ctx.request): a WeakMap keyed by it carries the flag without widening the
+ * shared type, and forgets it with the request.
+ */
+const includeUsageOf = new WeakMap<NormalizedRequest, boolean>();
+
+export function parseChatCompletion(input: ParseInput): NormalizedRequest {
+  const body = input.body;
+  if (!isObject(body)) throw new GatewayError("invalid_json", "The body must be a JSON object.");
+  const asked = Object.keys(UNSUPPORTED).filter((field) => field in body && UNSUPPORTED[field].asks(body[field]));
+  if (asked.length > 0) {
+    throw new GatewayError(
+      "unsupported_feature",
+      `Not supported by this gateway: ${asked.map((f) => `${f} (${UNSUPPORTED[f].why})`).join("; ")}.`,
+      { details: { field: asked[0], features: asked } },
+    );
+  }
+  const parsed = chatCompletionSchema.safeParse(body);
+  if (!parsed.success) throw invalidRequest(parsed.error);
+  const req = parsed.data;
+
+  const options = callOptionsFromHeaders(input.headers, input.limits);
+  const { contents, system, images } = toContents(req.messages);
+  const metadata = req.metadata ?? {};
+  checkMetadataSize(metadata, input.limits);
+
+  const request: NormalizedRequest = {
+    model: req.model,
+    ...(options.fallbackModels === undefined ? {} : { fallbackModels: options.fallbackModels }),
+    contents,
+    ...(system === undefined ? {} : { system }),
+    generationConfig: generationConfigOf(req),
+    extras: extrasOf(req),
+    imageTokens: images.reduce((sum, image) => sum + image.tokens, 0),
+    stream: input.stream ?? req.stream === true,
+    mode: options.mode,
+    maxWaitMs: options.maxWaitMs,
+    ...(options.requestId === undefined ? {} : { requestId: options.requestId }),
+    metadata,
+    includeCandidates: false,
+    ...(options.priority === undefined ? {} : { priority: options.priority }),
+  };
+  includeUsageOf.set(request, req.stream_options?.include_usage === true);
+  return request;
+}
+
+function generationConfigOf(req: ChatCompletionBody): GenerationConfig {
+  if (
+    req.max_tokens !== undefined && req.max_tokens !== null && req.max_completion_tokens !== undefined &&
+    req.max_completion_tokens !== null && req.max_tokens !== req.max_completion_tokens
+  ) {
+    throw invalid("max_completion_tokens", "give max_completion_tokens or max_tokens, not two different values.");
+  }
+  const config: GenerationConfig = {};
+  const maxTokens = req.max_completion_tokens ?? req.max_tokens;
+  if (maxTokens !== null && maxTokens !== undefined) config.maxOutputTokens = maxTokens;
+  if (req.temperature !== null && req.temperature !== undefined) config.temperature = req.temperature;
+  if (req.top_p !== null && req.top_p !== undefined) config.topP = req.top_p;
+  if (req.stop !== null && req.stop !== undefined) {
+    const stop = typeof req.stop === "string" ? [req.stop] : req.stop;
+    if (stop.length > 0) config.stopSequences = stop;
+  }
+  if (req.n !== null && req.n !== undefined && req.n > 1) config.candidateCount = req.n;
+  if (req.seed !== null && req.seed !== undefined) config.seed = req.seed;
+  if (req.presence_penalty !== null && req.presence_penalty !== undefined) {
+    config.presencePenalty = req.presence_penalty;
+  }
+  if (req.frequency_penalty !== null && req.frequency_penalty !== undefined) {
+    config.frequencyPenalty = req.frequency_penalty;
+  }
+  const format = req.response_format;
+  if (format?.type === "json_object") config.responseMimeType = "application/json";
+  if (format?.type === "json_schema") {
+    config.responseMimeType = "application/json";
+    if (format.json_schema.schema !== undefined) config.responseJsonSchema = format.json_schema.schema;
+  }
+  if (req.reasoning_effort !== null && req.reasoning_effort !== undefined) {
+    config.thinkingConfig = { thinkingBudget: THINKING_BUDGETS[req.reasoning_effort] };
+  }
+  return config;
+}
+
+/** Whether the request's stream ends with a usage chunk (stream_options.include_usage). */
+export function includesUsage(request: NormalizedRequest): boolean {
+  return includeUsageOf.get(request) ?? false;
+}

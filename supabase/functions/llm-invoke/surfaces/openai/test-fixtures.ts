@@ -1,0 +1,46 @@
+// What the OpenAI surface's tests share: a fixed clock and request id, a chat body, parsing it through
+// the surface with the default limits, catching the GatewayError a call throws, and an InvokeResult.
+import { GatewayError } from "../../../_shared/errors.ts";
+import type { GoogleResponse } from "../../../_shared/google/types.ts";
+import type { InvokeResult } from "../../context.ts";
+import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../../request.ts";
+import { openAiSurface } from "../openai.ts";
+
+export const NOW = 1_763_000_000_123;
+export const REQUEST_ID = "req-1";
+
+export function parse(body: Record<string, unknown>, headers: Record<string, string> = {}): NormalizedRequest {
+  return openAiSurface.parse({ body, headers: new Headers(headers), limits: DEFAULT_REQUEST_LIMITS });
+}
+
+export function chat(more: Record<string, unknown> = {}): Record<string, unknown> {
+  return { model: "gemini-2.5-flash", messages: [{ role: "user", content: "Hi" }], ...more };
+}
+
+export function refusal(fn: () => unknown): GatewayError {
+  try {
+    fn();
+  } catch (e) {
+    if (e instanceof GatewayError) return e;
+    throw e;
+  }
+  throw new Error("expected a GatewayError");
+}
+
+export function ctx(request: NormalizedRequest = parse(chat())) {
+  return { requestId: REQUEST_ID, request, now: NOW };
+}
+
+export function result(response: GoogleResponse, more: Partial<InvokeResult> = {}): InvokeResult {
+  return {
+    text: "",
+    model: "gemini-2.5-flash",
+    key_alias: "k1",
+    usage: { prompt_tokens: 11, completion_tokens: 7, total_tokens: 18 },
+    attempts: 1,
+    waited_ms: 0,
+    finish_reason: "STOP",
+    response,
+    ...more,
+  };
+}
