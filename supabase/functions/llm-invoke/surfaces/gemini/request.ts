@@ -1,0 +1,194 @@
+// Google's GenerateContentRequest (the body of :generateContent and :streamGenerateContent, and the
+// inner body of :countTokens) → the request the gateway runs. Fields are checked as Google's API would
+// check them, then by the same schemas as the native route, so both routes accept and refuse alike.
+import { z } from "zod";
+import { GatewayError } from "../../../_shared/errors.ts";
+import { invalidRequest } from "../../../_shared/validation.ts";
+import { checkContents } from "../../parts.ts";
+import {
+  extrasOf,
+  extrasSchema,
+  type GenerationConfig,
+  generationConfigSchema,
+  joinText,
+  MAX_PARTS,
+  type NormalizedRequest,
+  type RequestLimits,
+} from "../../request.ts";
+import { callOptionsFromHeaders } from "../call-options.ts";
+import { bad, camelKeys, isObject, unknownField } from "./fields.ts";
+import { namedSafetySettings } from "./safety-enums.ts";
+
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+/** The fields of Google's GenerateContentRequest and what the gateway does with each. */
+const READ = new Set(["contents", "systemInstruction", "generationConfig", "tools", "toolConfig", "safetySettings"]);
+/** Settings of Google's own billing and logging: they mean nothing once a pool of projects serves. */
+const IGNORED = new Set(["labels", "store", "serviceTier"]);
+
+export interface GenerateBody {
+  contents: NormalizedRequest["contents"];
+  system?: string;
+  generationConfig: GenerationConfig;
+  extras: NormalizedRequest["extras"];
+  imageTokens: number;
+}
+
+/** The path's model, as Google's routes name it (`models/` is optional), checked like the native `model`. */
+export function pathModel(model: string | undefined): string {
+  const id = model?.replace(/^models\//, "");
+  if (id === undefined || !MODEL_NAME.test(id)) {
+    throw new GatewayError("invalid_request", "The path must name a model: …/v1beta/models/{model}:generateContent.", {
+      details: { field: "model" },
+    });
+  }
+  return id;
+}
+
+function systemText(raw: unknown, field: string): string | undefined {
+  if (typeof raw === "string") return joinText([raw]);
+  if (!isObject(raw) || !Array.isArray(raw.parts)) {
+    throw bad(field, `${field} must be a string or {parts: [{text}]}.`);
+  }
+  for (const key of Object.keys(raw)) if (key !== "parts" && key !== "role") throw unknownField(`${field}.`, key);
+  const texts = raw.parts.map((part, i) => {
+    if (!isObject(part) || typeof part.text !== "string") {
+      throw new GatewayError(
+        "unsupported_feature",
+        `${field}.parts[${i}]: the gateway takes text parts only in a system instruction; put images and other parts in contents.`,
+        { details: { field: `${field}.parts[${i}]`, feature: "systemInstruction.parts" } },
+      );
+    }
+    return part.text;
+  });
+  return joinText(texts);
+}
+
+/**
+ * A GenerateContentRequest body (a countTokens request's inner one too, `field` naming where it is):
+ * its fields checked as Google's API would, and by the same rules as the native route.
+ */
+export function parseGenerateBody(raw: unknown, model: string, field = ""): GenerateBody {
+  const where = field === "" ? "" : `${field}.`;
+  if (!isObject(raw)) {
+    if (field === "") throw new GatewayError("invalid_json", "The body must be a JSON object.");
+    throw bad(field, `${field} must be an object.`);
+  }
+  const body = camelKeys(raw, where);
+  for (const key of Object.keys(body)) {
+    if (key === "cachedContent") {
+      throw new GatewayError(
+        "unsupported_feature",
+        `${where}cachedContent names a cache held by one Google project; the gateway spreads requests over several ` +
+          "projects, so send the content itself.",
+        { details: { field: `${where}cachedContent`, feature: "cachedContent" } },
+      );
+    }
+    if (key === "model") {
+      // Google's SDKs may repeat the path's model in the body; another model there is a mistake.
+      if (typeof body.model !== "string" || body.model.replace(/^models\//, "") !== model) {
+        throw bad(`${where}model`, `${where}model must be the path's model (models/${model}) or left out.`);
+      }
+      continue;
+    }
+    if (!READ.has(key) && !IGNORED.has(key)) throw unknownField(where, key);
+  }
+
+  if (body.contents === undefined) throw new GatewayError("empty_input", `${where}contents is required.`);
+  if (!Array.isArray(body.contents)) throw bad(`${where}contents`, `${where}contents must be a list of turns.`);
+  // Counted before any part is read, so an oversized request costs no image decoding.
+  const parts = body.contents.reduce<number>(
+    (n, c) => n + (isObject(c) && Array.isArray(c.parts) ? c.parts.length : 1),
+    0,
+  );
+  if (parts > MAX_PARTS) {
+    throw bad(`${where}contents`, `${where}contents holds ${parts} parts; the limit is ${MAX_PARTS} over all turns.`);
+  }
+
+  const generationConfig = isObject(body.generationConfig)
+    ? camelKeys(body.generationConfig, `${where}generationConfig.`)
+    : body.generationConfig;
+  if (isObject(generationConfig) && isObject(generationConfig.thinkingConfig)) {
+    generationConfig.thinkingConfig = camelKeys(
+      generationConfig.thinkingConfig,
+      `${where}generationConfig.thinkingConfig.`,
+    );
+  }
+  const checked = checkedFields({
+    generationConfig,
+    tools: body.tools,
+    toolConfig: body.toolConfig,
+    safetySettings: namedSafetySettings(body.safetySettings),
+  }, field);
+
+  const system = body.systemInstruction === undefined
+    ? undefined
+    : systemText(body.systemInstruction, `${where}systemInstruction`);
+  const { contents, images } = checkContents(body.contents, `${where}contents`);
+  return {
+    contents,
+    ...(system === undefined ? {} : { system }),
+    generationConfig: (checked.generationConfig ?? {}) as GenerationConfig,
+    extras: extrasOf(checked),
+    imageTokens: images.reduce((sum, image) => sum + image.tokens, 0),
+  };
+}
+
+const fieldsSchema = z.object({ generationConfig: generationConfigSchema.optional(), ...extrasSchema });
+
+/** generationConfig, tools, toolConfig, safetySettings by the native route's schemas; paths name the field. */
+function checkedFields(fields: Record<string, unknown>, field: string): z.infer<typeof fieldsSchema> {
+  if (field === "") {
+    const parsed = fieldsSchema.safeParse(fields);
+    if (!parsed.success) throw invalidRequest(parsed.error);
+    return parsed.data;
+  }
+  const parsed = z.object({ [field]: fieldsSchema }).safeParse({ [field]: fields });
+  if (!parsed.success) throw invalidRequest(parsed.error);
+  return parsed.data[field] as z.infer<typeof fieldsSchema>;
+}
+
+/** Fallbacks (x-eve-fallback-models) name each model once, the path's model included. */
+function checkFallbacks(model: string, fallbacks: readonly string[] | undefined): void {
+  if (fallbacks === undefined) return;
+  const seen = new Set([model]);
+  for (const name of fallbacks) {
+    if (seen.has(name)) {
+      throw new GatewayError(
+        "invalid_request",
+        `x-eve-fallback-models: ${name} is already in the chain (the path's model, then the fallbacks, each once).`,
+        { details: { header: "x-eve-fallback-models", model: name } },
+      );
+    }
+    seen.add(name);
+  }
+}
+
+/** The request the gateway runs: the parsed body plus the call options of the x-eve-* headers. */
+export function normalized(
+  model: string,
+  body: GenerateBody,
+  headers: Headers,
+  limits: RequestLimits,
+  stream: boolean,
+): NormalizedRequest {
+  const options = callOptionsFromHeaders(headers, limits);
+  checkFallbacks(model, options.fallbackModels);
+  return {
+    model,
+    ...(options.fallbackModels === undefined ? {} : { fallbackModels: options.fallbackModels }),
+    contents: body.contents,
+    ...(body.system === undefined ? {} : { system: body.system }),
+    generationConfig: body.generationConfig,
+    extras: body.extras,
+    imageTokens: body.imageTokens,
+    stream,
+    mode: options.mode,
+    maxWaitMs: options.maxWaitMs,
+    ...(options.requestId === undefined ? {} : { requestId: options.requestId }),
+    metadata: {},
+    // Google's shape is built from Google's answer, candidates included (the native body is not sent here).
+    includeCandidates: true,
+    ...(options.priority === undefined ? {} : { priority: options.priority }),
+  };
+}
