@@ -10,6 +10,7 @@ import { UNREADABLE_IMAGE_MESSAGE } from './images.ts';
 import { valueForSchema } from './schema-values.ts';
 import { countRequestTokens, countRequestTokensByModality, hasUnreadableImage, tokensForText, truncateToTokens } from './tokens.ts';
 import { chooseFunctionCall, parseTools, type FunctionCall, type ToolSetup } from './tools.ts';
+import { field, isObject, snake } from './json-fields.ts';
 
 export interface GenerateRequest extends GenerationOptions {
   contents: unknown[];
@@ -28,19 +29,6 @@ const GENERATE_FIELDS = new Set(
   ].flatMap((f) => [f, snake(f)]),
 );
 const COUNT_FIELDS = new Set(['contents', 'generateContentRequest', 'generate_content_request']);
-
-function snake(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-/** Reads a field by its camelCase name or its snake_case alias. */
-function field(obj: Record<string, unknown>, name: string): unknown {
-  return obj[name] ?? obj[snake(name)];
-}
 
 function unknownField(body: Record<string, unknown>, allowed: Set<string>): SimAnswer | undefined {
   const unknown = Object.keys(body).find((k) => !allowed.has(k));

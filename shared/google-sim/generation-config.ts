@@ -6,6 +6,7 @@
 
 import type { ModelSpec } from './config.ts';
 import { invalidArgument, invalidJson, type SimAnswer } from './errors.ts';
+import { field, isObject, snake } from './json-fields.ts';
 
 export interface GenerationOptions {
   /** undefined when absent or 0 (proto3: 0 means "not set"). */
@@ -24,18 +25,6 @@ export interface GenerationOptions {
 export const SIM_THOUGHTS_TOKENS = 8;
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; answer: SimAnswer };
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-function snake(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-}
-
-function field(obj: Record<string, unknown>, name: string): unknown {
-  return obj[name] ?? obj[snake(name)];
-}
 
 type Kind = 'TYPE_INT32' | 'TYPE_FLOAT' | 'TYPE_BOOL' | 'TYPE_STRING';
 

@@ -7,16 +7,14 @@
 // boolean → true; array → []; null → null; object → its required properties (all of them when none
 // is marked required), each by this rule; anyOf/oneOf/allOf → the first branch.
 
+import { isObject } from './json-fields.ts';
+
 export interface ValueRule {
   /** What every string becomes (function args: "sim"; JSON answers: an excerpt of the question). */
   strings: string;
 }
 
 const MAX_DEPTH = 32;
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
 
 /** The schema's type in lower case; a JSON Schema type list gives its first non-null entry. */
 function typeOf(schema: Record<string, unknown>): string | undefined {

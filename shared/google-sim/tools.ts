@@ -6,6 +6,7 @@
 import type { ModelSpec } from './config.ts';
 import { invalidArgument, invalidJson, type SimAnswer } from './errors.ts';
 import { valueForSchema } from './schema-values.ts';
+import { field, isObject, snake } from './json-fields.ts';
 
 export interface FunctionDeclaration {
   name: string;
@@ -32,18 +33,6 @@ const MODES = ['MODE_UNSPECIFIED', 'AUTO', 'ANY', 'NONE', 'VALIDATED'];
 const FUNCTION_NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,63}$/;
 /** Every string argument of a simulated call. */
 export const FUNCTION_ARG_STRING = 'sim';
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
-
-function snake(name: string): string {
-  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
-}
-
-function field(obj: Record<string, unknown>, name: string): unknown {
-  return obj[name] ?? obj[snake(name)];
-}
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; answer: SimAnswer };
 const fail = (answer: SimAnswer): { ok: false; answer: SimAnswer } => ({ ok: false, answer });

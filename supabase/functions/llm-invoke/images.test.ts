@@ -18,6 +18,7 @@ import {
   webpVp8l,
   webpVp8x,
 } from "../../../tests/support/image-bytes.ts";
+import { refusal } from "../../../tests/support/refusal.ts";
 import {
   IMAGE_LIMITS,
   IMAGE_OVERHEAD_TOKENS,
@@ -30,17 +31,6 @@ const WHERE = "contents[0].parts[1].inlineData";
 
 function inspect(mimeType: unknown, data: unknown) {
   return inspectInlineImage({ mimeType, data }, WHERE);
-}
-
-/** The GatewayError thrown by `fn`, to assert on its code and details. */
-function refusal(fn: () => unknown): GatewayError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof GatewayError) return e;
-    throw e;
-  }
-  throw new Error("expected a GatewayError");
 }
 
 // ---- dimensions --------------------------------------------------------------------------------------

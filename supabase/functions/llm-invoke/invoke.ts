@@ -59,6 +59,27 @@ export interface InvokeDeps {
   logError?: (message: string) => void;
 }
 
+/** What the attempt loop and the countTokens route share: options, clock, cached model rows, Google's count. */
+function shared(deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options" | "clock" | "logError">) {
+  const options = { ...DEFAULT_INVOKE_OPTIONS, ...deps.options };
+  const clock = deps.clock ?? systemClock;
+  const logError = deps.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
+  return {
+    options,
+    clock,
+    logError,
+    profiles: cachedProfiles(deps.store, clock, options.capabilitiesTtlMs),
+    countTokens: createTokenCounter({
+      store: deps.store,
+      google: deps.google,
+      secret: deps.secret,
+      clock,
+      keysTtlMs: options.capabilitiesTtlMs,
+      logError,
+    }),
+  };
+}
+
 /**
  * Google's count of a request's input as the model takes it (the countTokens route). It books no
  * quota: countTokens is free and has its own quota at Google. Throws when no count can be had.
@@ -66,20 +87,10 @@ export interface InvokeDeps {
 export function createInputCounter(
   deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options" | "clock" | "logError">,
 ): (request: NormalizedRequest, signal: AbortSignal) => Promise<number> {
-  const options = { ...DEFAULT_INVOKE_OPTIONS, ...deps.options };
-  const clock = deps.clock ?? systemClock;
-  const profiles = cachedProfiles(deps.store, clock, options.capabilitiesTtlMs);
-  const count = createTokenCounter({
-    store: deps.store,
-    google: deps.google,
-    secret: deps.secret,
-    clock,
-    keysTtlMs: options.capabilitiesTtlMs,
-    logError: deps.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`)),
-  });
+  const { options, clock, profiles, countTokens } = shared(deps);
   return async (request, signal) => {
     const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
-    const total = await count(first!.request, { deadline: clock.now() + options.attemptTimeoutMs, signal });
+    const total = await countTokens(first!.request, { deadline: clock.now() + options.attemptTimeoutMs, signal });
     if (total === null) {
       throw new GatewayError("upstream_error", "Google's token count could not be had now; retry shortly.");
     }
@@ -88,20 +99,9 @@ export function createInputCounter(
 }
 
 export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeAnswer> {
-  const options = { ...DEFAULT_INVOKE_OPTIONS, ...deps.options };
-  const clock = deps.clock ?? systemClock;
+  const { options, clock, logError, profiles, countTokens } = shared(deps);
   const random = deps.random ?? Math.random;
   const jitter = () => Math.floor(random() * options.jitterMs);
-  const logError = deps.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
-  const profiles = cachedProfiles(deps.store, clock, options.capabilitiesTtlMs);
-  const countTokens = createTokenCounter({
-    store: deps.store,
-    google: deps.google,
-    secret: deps.secret,
-    clock,
-    keysTtlMs: options.capabilitiesTtlMs,
-    logError,
-  });
   /** Off the response path where the runtime allows it, else awaited. */
   const afterAnswer = async (work: Promise<unknown>) => {
     if (deps.waitUntil !== undefined) deps.waitUntil(work);

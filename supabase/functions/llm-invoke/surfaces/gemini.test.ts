@@ -16,41 +16,13 @@ import {
   retryDelay,
 } from "./gemini.ts";
 import type { SurfaceContext } from "./surface.ts";
+import { base64, png } from "../../../../tests/support/image-bytes.ts";
+import { refusal } from "../../../../tests/support/refusal.ts";
 
 const limits = DEFAULT_REQUEST_LIMITS;
 
 function parse(body: unknown, headers: Record<string, string> = {}, model = "gemini-2.5-flash", stream = false) {
   return geminiSurface.parse({ body, headers: new Headers(headers), limits, model, stream });
-}
-
-function refusal(run: () => unknown): GatewayError {
-  try {
-    run();
-  } catch (e) {
-    if (e instanceof GatewayError) return e;
-    throw e;
-  }
-  throw new Error("expected a GatewayError");
-}
-
-// ---- a real PNG header, byte by byte (as images.test.ts builds it) -------------------------------------
-const ascii = (text: string) => [...text].map((ch) => ch.charCodeAt(0));
-const u32be = (n: number) => [(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
-const chunk = (type: string, data: number[]) => [...u32be(data.length), ...ascii(type), ...data, 0, 0, 0, 0];
-function pngBase64(width: number, height: number): string {
-  const bytes = [
-    0x89,
-    0x50,
-    0x4e,
-    0x47,
-    0x0d,
-    0x0a,
-    0x1a,
-    0x0a,
-    ...chunk("IHDR", [...u32be(width), ...u32be(height), 8, 6, 0, 0, 0]),
-    ...chunk("IEND", []),
-  ];
-  return btoa(String.fromCharCode(...bytes));
 }
 
 describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
@@ -159,7 +131,7 @@ describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
     const e = refusal(() =>
       parse({
         contents: camel.contents,
-        systemInstruction: { parts: [{ inlineData: { mimeType: "image/png", data: pngBase64(8, 8) } }] },
+        systemInstruction: { parts: [{ inlineData: { mimeType: "image/png", data: base64(png(8, 8)) } }] },
       })
     );
     expect(e.code).toBe("unsupported_feature");
@@ -170,12 +142,12 @@ describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
     const r = parse({
       contents: [{
         role: "user",
-        parts: [{ text: "What is this?" }, { inline_data: { mime_type: "image/png", data: pngBase64(1024, 768) } }, {
-          inlineData: { mimeType: "image/png", data: pngBase64(200, 100) },
+        parts: [{ text: "What is this?" }, { inline_data: { mime_type: "image/png", data: base64(png(1024, 768)) } }, {
+          inlineData: { mimeType: "image/png", data: base64(png(200, 100)) },
         }],
       }],
     });
-    expect(r.contents[0]!.parts[1]).toEqual({ inlineData: { mimeType: "image/png", data: pngBase64(1024, 768) } });
+    expect(r.contents[0]!.parts[1]).toEqual({ inlineData: { mimeType: "image/png", data: base64(png(1024, 768)) } });
     expect(r.imageTokens).toBe(imageTokens(1024, 768) + imageTokens(200, 100));
     expect(r.imageTokens).toBeGreaterThan(0);
   });

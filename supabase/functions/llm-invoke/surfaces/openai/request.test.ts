@@ -3,28 +3,8 @@ import { describe, expect, it } from "vitest";
 import { imageTokens } from "../../images.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../../request.ts";
 import { includesUsage, openAiSurface, THINKING_BUDGETS } from "../openai.ts";
+import { base64, png } from "../../../../../tests/support/image-bytes.ts";
 import { chat, parse, refusal } from "./test-fixtures.ts";
-
-// ---- a real PNG header, built byte by byte (as images.test.ts does) -----------------------------------
-
-const ascii = (text: string) => [...text].map((ch) => ch.charCodeAt(0));
-const u32be = (n: number) => [(n >>> 24) & 0xff, (n >>> 16) & 0xff, (n >>> 8) & 0xff, n & 0xff];
-const chunk = (type: string, data: number[]) => [...u32be(data.length), ...ascii(type), ...data, 0, 0, 0, 0];
-function png(width: number, height: number): string {
-  const bytes = [
-    0x89,
-    0x50,
-    0x4e,
-    0x47,
-    0x0d,
-    0x0a,
-    0x1a,
-    0x0a,
-    ...chunk("IHDR", [...u32be(width), ...u32be(height), 8, 6, 0, 0, 0]),
-    ...chunk("IEND", []),
-  ];
-  return btoa(String.fromCharCode(...bytes));
-}
 
 describe("parse: messages", () => {
   it("joins system and developer messages into the system text and turns the rest into Gemini turns", () => {
@@ -51,7 +31,7 @@ describe("parse: messages", () => {
   });
 
   it("takes an image as a data URL, checked and counted like any inline image", () => {
-    const data = png(1000, 500);
+    const data = base64(png(1000, 500));
     const req = parse(chat({
       messages: [{
         role: "user",
@@ -84,7 +64,7 @@ describe("parse: messages", () => {
     const url = (u: string) =>
       chat({ messages: [{ role: "user", content: [{ type: "image_url", image_url: { url: u } }] }] });
     expect(refusal(() => parse(url("data:image/png,%89PNG"))).code).toBe("invalid_request");
-    expect(refusal(() => parse(url(`data:image/jpeg;base64,${png(10, 10)}`))).code).toBe("invalid_image");
+    expect(refusal(() => parse(url(`data:image/jpeg;base64,${base64(png(10, 10))}`))).code).toBe("invalid_image");
     expect(refusal(() => parse(url(`data:image/gif;base64,R0lGODlh`))).code).toBe("unsupported_feature");
   });
 

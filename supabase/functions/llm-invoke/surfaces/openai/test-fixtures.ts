@@ -1,6 +1,5 @@
 // What the OpenAI surface's tests share: a fixed clock and request id, a chat body, parsing it through
 // the surface with the default limits, catching the GatewayError a call throws, and an InvokeResult.
-import { GatewayError } from "../../../_shared/errors.ts";
 import type { GoogleResponse } from "../../../_shared/google/types.ts";
 import type { InvokeResult } from "../../context.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../../request.ts";
@@ -17,15 +16,7 @@ export function chat(more: Record<string, unknown> = {}): Record<string, unknown
   return { model: "gemini-2.5-flash", messages: [{ role: "user", content: "Hi" }], ...more };
 }
 
-export function refusal(fn: () => unknown): GatewayError {
-  try {
-    fn();
-  } catch (e) {
-    if (e instanceof GatewayError) return e;
-    throw e;
-  }
-  throw new Error("expected a GatewayError");
-}
+export { refusal } from "../../../../../tests/support/refusal.ts";
 
 export function ctx(request: NormalizedRequest = parse(chat())) {
   return { requestId: REQUEST_ID, request, now: NOW };
