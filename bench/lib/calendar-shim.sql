@@ -3,12 +3,12 @@
 -- what that database had. Only the fidelity part uses it, so the booking before the guarded window
 -- runs under the same function code as the gateway beside it. Nothing that came later is emulated:
 -- no queue (a refusal takes no ticket), no fallback chain, no quota in the answer.
-create function public.google_ai_model_profile(p_model text)
+create function public.google_ai_model_features(p_model text)
 returns table (model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean,
-               fallback_models text[])
+               supports_tools boolean, fallback_models text[])
 language sql stable security definer set search_path = ''
 as $$
-  select c.model, true, c.supports_system_instruction, c.supports_json_mode, '{}'::text[]
+  select c.model, true, c.supports_system_instruction, c.supports_json_mode, c.supports_json_mode, '{}'::text[]
   from public.google_ai_model_capabilities(p_model) c
 $$;
 
@@ -27,7 +27,7 @@ create function public.google_ai_answer_quota(p_answer jsonb, p_model text, p_ex
 returns jsonb language sql stable as $$ select null::jsonb $$;
 
 grant execute on function
-  public.google_ai_model_profile(text),
+  public.google_ai_model_features(text),
   public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb, boolean, text, uuid, integer),
   public.google_ai_answer_quota(jsonb, text, uuid[])
 to eve_gateway;
