@@ -102,3 +102,8 @@ grant execute on function
   public.google_ai_model_list(),
   public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text)
 to service_role, eve_gateway;
+
+-- llm-invoke reads google_ai_model_features now: the older readers of a model row stay the
+-- operators' (the functions' role keeps only what the functions call).
+revoke execute on function public.google_ai_model_profile(text), public.google_ai_model_capabilities(text)
+from eve_gateway;

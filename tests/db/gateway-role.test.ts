@@ -74,8 +74,9 @@ describe("eve_gateway", () => {
   });
 
   it("may call what the functions call, and not the operator's functions", async () => {
-    const [profile] = await gateway`select * from public.google_ai_model_profile(p_model => 'gemma-3-27b')`;
-    expect(profile).toMatchObject({ model: "gemma-3-27b-it", is_active: true, fallback_models: [] });
+    const [profile] = await gateway`select * from public.google_ai_model_features(p_model => 'gemma-3-27b')`;
+    expect(profile).toMatchObject({ model: "gemma-3-27b-it", is_active: true, supports_tools: false, fallback_models: [] });
+    expect((await gateway`select * from public.google_ai_model_list()`).length).toBeGreaterThan(0);
     const [chain] = await gateway`select public.google_ai_reserve_chain(p_models => array['gemini-2.5-flash', 'gemma-3-27b'],
       p_estimated_tokens => 10, p_caller => 'role-test', p_request_id => 'role-chain') as r`;
     expect(chain!.r).toMatchObject({ ok: true, requested_model: "gemini-2.5-flash" });
@@ -102,5 +103,8 @@ describe("eve_gateway", () => {
     expect(await sqlstate(`select public.google_ai_revoke_client('x', 'r')`)).toBe("42501");
     expect(await sqlstate(`select public.google_ai_reserve_at(now(), 'gemma-3-27b', 1, 'c', 'r')`)).toBe("42501");
     expect(await sqlstate(`select public.google_ai_admit_chain_at(now(), array['gemma-3-27b'], 1, 'c', null, 'r')`)).toBe("42501");
+    // Model rows are read through google_ai_model_features: the older readers are the operators'.
+    expect(await sqlstate(`select * from public.google_ai_model_profile('gemma-3-27b')`)).toBe("42501");
+    expect(await sqlstate(`select * from public.google_ai_model_capabilities('gemma-3-27b')`)).toBe("42501");
   });
 });
