@@ -27,6 +27,9 @@ Credentials, first found wins:
 Gateway URL: Client(url=...), else env EVE_GATEWAY_URL, else env SUPABASE_URL, else the Kaggle secret
 EVE_GATEWAY_URL (the project URL, https://<ref>.supabase.co; a trailing /rest/v1 or /functions/v1 is
 ignored).
+Region: Client(region=...), else env EVE_GATEWAY_REGION: the project database's region (e.g.
+"eu-central-1"), sent as the x-region header on every call so Supabase runs the function next to its
+database (docs/llm-invoke.md, "Region"). Unset: Supabase picks the region nearest the caller.
 
 With a client secret, the client trades it at issue-kaggle-token for a short-lived scoped token,
 caches the token, renews it shortly before it expires (one mint however many threads call at once),
@@ -90,6 +93,9 @@ CLIENT_SECRET_ENV = "EVE_GATEWAY_CLIENT_SECRET"
 SERVICE_KEY_ENV = "SUPABASE_SERVICE_ROLE_KEY"
 URL_ENVS = ("EVE_GATEWAY_URL", "SUPABASE_URL")
 CALLER_ENV = "GOOGLE_API_LOCALNAME"
+REGION_ENV = "EVE_GATEWAY_REGION"
+# Supabase's region names (us-east-1, eu-central-1, ap-southeast-2, ...): checked so a typo fails here.
+_REGION = re.compile(r"^[a-z]{2}-[a-z]+-[0-9]+$")
 CLIENT_SECRET_PREFIX = "evegw_cs_"
 DEFAULT_MODEL = "gemma-3-27b"
 # llm-invoke may wait up to 60 s for capacity and then make up to 3 attempts within ~140 s.
@@ -664,6 +670,7 @@ class Client:
         client_secret: Optional[str] = None,
         service_key: Optional[str] = None,
         caller: Optional[str] = None,
+        region: Optional[str] = None,
         models: Optional[Sequence[str]] = None,
         ttl_seconds: Optional[int] = None,
         max_requests: Optional[int] = None,
@@ -678,6 +685,8 @@ class Client:
         url: the project URL (default: env EVE_GATEWAY_URL, then SUPABASE_URL).
         client_secret / service_key: see the module docstring for where they are looked up.
         caller: a name for the audit log (default: env GOOGLE_API_LOCALNAME); tokens are logged by client.
+        region: the Supabase region to run the functions in, the database's (default: env
+            EVE_GATEWAY_REGION; "" or "any": the region nearest the caller).
         models, ttl_seconds, max_requests, max_tokens: narrow the tokens this client asks for.
         timeout: seconds for one HTTP call. renew_tokens: renew once on an expired/revoked/used-up token.
         max_workers: threads of the pool agenerate() runs in.
@@ -690,6 +699,7 @@ class Client:
         self._service_key = key
         self.credential_source = source
         self.caller = caller if caller is not None else os.environ.get(CALLER_ENV) or None
+        self.region = _region(region if region is not None else os.environ.get(REGION_ENV))
         self.scope: Dict[str, Any] = {}
         if models is not None:
             self.scope["models"] = [models] if isinstance(models, str) else list(models)
@@ -967,6 +977,8 @@ class Client:
             headers["Content-Type"] = "application/json"
         if self.caller:
             headers["x-caller"] = self.caller
+        if self.region:
+            headers["x-region"] = self.region
         data = None if payload is None else json.dumps(payload).encode("utf-8")
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
@@ -1042,6 +1054,19 @@ def _first_env(names: Sequence[str]) -> Optional[str]:
         if value:
             return value
     return None
+
+
+def _region(raw: Optional[str]) -> Optional[str]:
+    """The region to pin calls to, or None to let Supabase pick (blank or "any")."""
+    region = (raw or "").strip().lower()
+    if region in ("", "any"):
+        return None
+    if not _REGION.match(region):
+        raise GatewayError(
+            f"The region must be a Supabase region such as eu-central-1 or us-east-1, got {region[:40]!r}.",
+            code="invalid_region",
+        )
+    return region
 
 
 def _base_url(raw: Optional[str]) -> str:

@@ -306,6 +306,110 @@ class CredentialDiscovery(unittest.TestCase):
 # Against the local stack ------------------------------------------------------------------------
 
 
+class _RecordingGateway:
+    """A local HTTP server answering like the gateway's functions, recording each request's headers,
+    so a test can see what a client sends (Supabase reads x-region at its edge, before the function)."""
+
+    TOKEN = "evegw_tok_" + "r" * 43
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        self.seen: list = []  # (method, path, headers)
+        recording = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # keep the test output clean
+                pass
+
+            def _answer(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                if length:
+                    self.rfile.read(length)
+                recording.seen.append((self.command, self.path, {k.lower(): v for k, v in self.headers.items()}))
+                if self.path.endswith("/issue-kaggle-token"):
+                    body = {"token": recording.TOKEN, "expires_in": 3600, "models": ["gemma-3-27b"],
+                            "invoke_url": f"{recording.url}/functions/v1/llm-invoke"}
+                elif self.path.endswith("/v1/quota"):
+                    body = {"caller": {"kind": "token"}, "models": []}
+                elif "text/event-stream" in (self.headers.get("Accept") or ""):
+                    events = [{"type": "chunk", "text": "hi"},
+                              {"type": "done", "text": "hi", "model": "gemma-3-27b-it", "usage": {}}]
+                    data = "".join(f"data: {json.dumps(e)}\n\n" for e in events).encode()
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                    return
+                else:
+                    body = {"text": "hi", "model": "gemma-3-27b-it", "usage": {"total_tokens": 3}}
+                data = json.dumps(body).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST = _answer
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class Region(unittest.TestCase):
+    """The x-region header pins every call (the token's mint included) to the database's region."""
+
+    def setUp(self) -> None:
+        self.gateway = _RecordingGateway()
+        self.addCleanup(self.gateway.close)
+
+    def every_call(self, client: g.Client) -> list:
+        client.generate("hello")
+        client.quota()
+        self.assertEqual("".join(client.stream("hello")), "hi")
+        return [(method, path.split("?")[0], headers.get("x-region")) for method, path, headers in self.gateway.seen]
+
+    def test_a_client_secret_sends_the_region_on_the_mint_and_every_call(self):
+        with mock.patch.dict(os.environ, {}, clear=True):
+            client = g.Client(self.gateway.url, client_secret=SECRET, region="eu-central-1")
+        self.assertEqual(self.every_call(client), [
+            ("POST", "/functions/v1/issue-kaggle-token", "eu-central-1"),
+            ("POST", "/functions/v1/llm-invoke", "eu-central-1"),
+            ("GET", "/functions/v1/llm-invoke/v1/quota", "eu-central-1"),
+            ("POST", "/functions/v1/llm-invoke", "eu-central-1"),
+        ])
+
+    def test_the_region_comes_from_the_environment_by_default(self):
+        env = {"EVE_GATEWAY_REGION": " US-East-1 ", "SUPABASE_SERVICE_ROLE_KEY": "sb_secret_region_test"}
+        with mock.patch.dict(os.environ, env, clear=True):
+            client = g.Client(self.gateway.url)
+        self.assertEqual(client.region, "us-east-1")
+        self.assertEqual({region for _, _, region in self.every_call(client)}, {"us-east-1"})
+        self.assertEqual(len(self.gateway.seen), 3)
+
+    def test_no_region_sends_no_header_and_the_argument_wins_over_the_environment(self):
+        with mock.patch.dict(os.environ, {"EVE_GATEWAY_REGION": "us-east-1"}, clear=True):
+            for region in ("", "any"):
+                client = g.Client(self.gateway.url, service_key="sb_secret_region_test", region=region)
+                self.assertIsNone(client.region)
+                client.generate("hello")
+            self.assertEqual([h.get("x-region") for _, _, h in self.gateway.seen], [None, None])
+            self.assertEqual(g.Client(self.gateway.url, service_key="k", region="ap-south-1").region, "ap-south-1")
+
+    def test_a_region_that_is_not_one_fails_before_any_call(self):
+        for bad in ("eu central", "eu-central-1\r\nx-evil: 1", "frankfurt"):
+            with self.assertRaises(g.GatewayError) as caught:
+                g.Client(self.gateway.url, service_key="sb_secret_region_test", region=bad)
+            self.assertEqual(caught.exception.code, "invalid_region")
+        self.assertEqual(self.gateway.seen, [])
+
+
 class Generate(unittest.TestCase):
     def test_client_secret_to_text_and_usage_and_audit_log(self):
         name, secret = create_client()

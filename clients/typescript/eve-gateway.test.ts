@@ -104,6 +104,96 @@ describe("configuration", () => {
   });
 });
 
+/**
+ * A fetch that answers like the gateway's functions and records what each request carried: Supabase
+ * reads x-region at its edge, before the function, so the client's side is what a test can show.
+ */
+function recordingFetch() {
+  const seen: Array<{ method: string; path: string; region: string | null; forced: string | null }> = [];
+  const json = (body: unknown) => new Response(JSON.stringify(body), { headers: { "content-type": "application/json" } });
+  const fetch = (input: RequestInfo | URL, init: RequestInit = {}): Promise<Response> => {
+    const url = new URL(typeof input === "string" ? input : input instanceof URL ? input.href : input.url);
+    const headers = new Headers(init.headers);
+    seen.push({
+      method: init.method ?? "GET",
+      path: url.pathname,
+      region: headers.get("x-region"),
+      forced: url.searchParams.get("forceFunctionRegion"),
+    });
+    if (url.pathname.endsWith("/issue-kaggle-token")) {
+      return Promise.resolve(json({ token: `evegw_tok_${"r".repeat(43)}`, expires_in: 3600, invoke_url: `${url.origin}/functions/v1/llm-invoke` }));
+    }
+    if (url.pathname.endsWith("/v1/quota")) return Promise.resolve(json({ caller: { kind: "token" }, models: [] }));
+    if (headers.get("accept") === "text/event-stream") {
+      const events = [{ type: "chunk", text: "hi" }, { type: "done", text: "hi", model: "gemma-3-27b-it", usage: {} }];
+      const sse = events.map((e) => `data: ${JSON.stringify(e)}\n\n`).join("");
+      return Promise.resolve(new Response(sse, { headers: { "content-type": "text/event-stream" } }));
+    }
+    return Promise.resolve(json({ text: "hi", model: "gemma-3-27b-it", usage: { total_tokens: 3 } }));
+  };
+  return { fetch, seen };
+}
+
+async function everyCall(gw: EveGateway): Promise<void> {
+  expect((await gw.generate("hello")).text).toBe("hi");
+  await gw.quota();
+  let text = "";
+  for await (const piece of gw.stream("hello")) text += piece;
+  expect(text).toBe("hi");
+}
+
+describe("region", () => {
+  const SECRET = `evegw_cs_${"A".repeat(43)}`;
+
+  afterEach(() => {
+    vi.unstubAllGlobals();
+  });
+
+  it("pins the mint and every call to the region, through the bot's own supabase-js client too", async () => {
+    const { fetch, seen } = recordingFetch();
+    const supabase = createClient("https://abc.supabase.co", "sb_publishable_x", {
+      auth: { persistSession: false },
+      global: { fetch },
+      realtime: { transport: NoSocket as never },
+    });
+    await everyCall(new EveGateway({ supabase, clientSecret: SECRET, region: "eu-central-1" }));
+    expect(seen.map(({ method, path, region, forced }) => [method, path, region, forced])).toEqual([
+      ["POST", "/functions/v1/issue-kaggle-token", "eu-central-1", "eu-central-1"],
+      ["POST", "/functions/v1/llm-invoke", "eu-central-1", "eu-central-1"],
+      ["GET", "/functions/v1/llm-invoke/v1/quota", "eu-central-1", "eu-central-1"],
+      ["POST", "/functions/v1/llm-invoke", "eu-central-1", "eu-central-1"],
+    ]);
+  });
+
+  it("takes the region from EVE_GATEWAY_REGION by default; the option wins over it", async () => {
+    const { fetch, seen } = recordingFetch();
+    vi.stubGlobal("fetch", fetch);
+    vi.stubEnv("EVE_GATEWAY_REGION", " US-East-1 ");
+    const gw = new EveGateway({ url: "https://abc.supabase.co", serviceKey: "sb_secret_region_test" });
+    expect(gw.region).toBe("us-east-1");
+    await everyCall(gw);
+    expect(seen).toHaveLength(3);
+    expect(new Set(seen.map((s) => s.region))).toEqual(new Set(["us-east-1"]));
+    expect(new EveGateway({ url: "https://abc.supabase.co", serviceKey: "k", region: "ap-south-1" }).region).toBe("ap-south-1");
+  });
+
+  it("sends no region when none is set or it is \"any\", and refuses one that is not a region", async () => {
+    const { fetch, seen } = recordingFetch();
+    vi.stubGlobal("fetch", fetch);
+    vi.stubEnv("EVE_GATEWAY_REGION", "");
+    for (const region of [undefined, "", "any"]) {
+      const gw = new EveGateway({ url: "https://abc.supabase.co", serviceKey: "sb_secret_region_test", region });
+      expect(gw.region).toBeNull();
+      await gw.generate("hello");
+    }
+    expect(seen.map(({ region, forced }) => [region, forced])).toEqual([[null, null], [null, null], [null, null]]);
+    for (const bad of ["eu central", "frankfurt", "eu-central-1\r\nx-evil: 1"]) {
+      expect(() => new EveGateway({ url: "https://abc.supabase.co", serviceKey: "k", region: bad }))
+        .toThrow(expect.objectContaining({ code: "invalid_region" }));
+    }
+  });
+});
+
 describe("the rate-limit headers", () => {
   it("reads each limit the answer reports, leaving out the ones it does not", () => {
     const headers = new Headers({

@@ -15,24 +15,31 @@
 // once more when llm-invoke says a token expired, was revoked, is unknown or is used up), env
 // SUPABASE_SERVICE_ROLE_KEY (a trusted server: llm-invoke is called with it directly).
 // URL: options.url, the given supabase client's, env EVE_GATEWAY_URL, env SUPABASE_URL.
+// Region: options.region, else env EVE_GATEWAY_REGION: the project database's region (e.g. "eu-central-1"),
+// given to supabase-js's invoke on every call (the token's mint included) so Supabase runs the function
+// next to its database (docs/llm-invoke.md, "Region"). Unset: Supabase picks the region nearest the caller.
 //
 // Deno: map "@supabase/supabase-js" to "npm:@supabase/supabase-js@2" in your import map (deno.json).
 import {
   createClient,
   FunctionsFetchError,
   FunctionsHttpError,
+  type FunctionRegion,
   FunctionsRelayError,
   type SupabaseClient,
 } from "@supabase/supabase-js";
 
 export const CLIENT_SECRET_ENV = "EVE_GATEWAY_CLIENT_SECRET";
 export const SERVICE_KEY_ENV = "SUPABASE_SERVICE_ROLE_KEY";
+export const REGION_ENV = "EVE_GATEWAY_REGION";
 export const DEFAULT_MODEL = "gemma-3-27b";
 /** llm-invoke may wait up to 60 s for capacity, then try up to 3 times within ~140 s. */
 export const DEFAULT_TIMEOUT_MS = 180_000;
 /** Renew a token this long before it expires (at most a fifth of its lifetime). */
 export const DEFAULT_REFRESH_MARGIN_MS = 300_000;
 const CLIENT_SECRET_PREFIX = "evegw_cs_";
+/** Supabase's region names (us-east-1, eu-central-1, ap-southeast-2, ...): checked so a typo fails at once. */
+const REGION = /^[a-z]{2}-[a-z]+-[0-9]+$/;
 const RENEWABLE = new Set(["token_expired", "token_invalid", "token_revoked"]);
 const CREDENTIAL = /evegw_(?:cs|tok)_[A-Za-z0-9_-]+|sb_secret_[A-Za-z0-9_-]+|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_.-]*/g;
 
@@ -105,6 +112,12 @@ export interface EveGatewayOptions {
   serviceKey?: string;
   /** A name for the audit log (x-caller); token callers are logged by their client's name. */
   caller?: string;
+  /**
+   * The Supabase region to run the functions in: the database's, e.g. "eu-central-1" (default: env
+   * EVE_GATEWAY_REGION; "" or "any": the region nearest the caller). supabase-js sends it as the
+   * x-region header and the forceFunctionRegion query parameter.
+   */
+  region?: string;
   /** Narrows the tokens this client asks for. */
   scope?: Scope;
   timeoutMs?: number;
@@ -321,6 +334,8 @@ export class EveGateway {
   private readonly setApiKey: boolean;
   private readonly options: EveGatewayOptions;
   private readonly now: () => number;
+  /** The region every call is pinned to, or null to let Supabase pick. */
+  readonly region: string | null;
   private cached: CachedToken | null = null;
   private minting: Promise<CachedToken> | null = null;
 
@@ -331,6 +346,7 @@ export class EveGateway {
     this.secret = found.secret;
     this.serviceKey = found.serviceKey;
     this.credentialSource = found.source;
+    this.region = regionOf(options.region ?? env(REGION_ENV));
     if (options.supabase !== undefined) {
       this.supabase = options.supabase;
       this.setApiKey = false;
@@ -481,6 +497,7 @@ export class EveGateway {
       ...(body === undefined ? {} : { body }),
       headers,
       timeout: this.options.timeoutMs ?? DEFAULT_TIMEOUT_MS,
+      ...(this.region === null ? {} : { region: this.region as FunctionRegion }),
       ...(signal === undefined ? {} : { signal }),
     });
     if (error === null || error === undefined) {
@@ -721,6 +738,19 @@ class NoRealtime {
   constructor() {
     throw new Error("Realtime is not available in the EVE gateway client; pass your own { supabase } client to use it.");
   }
+}
+
+/** The region to pin calls to, or null to let Supabase pick (blank or "any"). */
+function regionOf(raw: string | undefined): string | null {
+  const region = (raw ?? "").trim().toLowerCase();
+  if (region === "" || region === "any") return null;
+  if (!REGION.test(region)) {
+    throw new GatewayError(
+      `The region must be a Supabase region such as eu-central-1 or us-east-1, got ${JSON.stringify(region.slice(0, 40))}.`,
+      { code: "invalid_region" },
+    );
+  }
+  return region;
 }
 
 function env(name: string): string | undefined {

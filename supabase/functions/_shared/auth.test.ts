@@ -1,6 +1,14 @@
 import { createHash } from "node:crypto";
 import { describe, expect, it } from "vitest";
-import { authenticate, callerLabel, constantTimeEqual, presentedCredentials, serviceKeysFromEnv } from "./auth.ts";
+import {
+  authenticate,
+  callerLabel,
+  type Digest,
+  presentedCredentials,
+  ServiceKeys,
+  serviceKeysFromEnv,
+  serviceKeyValuesFromEnv,
+} from "./auth.ts";
 import { GatewayError } from "./errors.ts";
 
 const LEGACY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.sig";
@@ -17,19 +25,29 @@ async function codeOf(promise: Promise<unknown>): Promise<string> {
   }
 }
 
-describe("serviceKeysFromEnv", () => {
+/** SHA-256 that counts the texts it digests, so a test can say how much hashing a request cost. */
+function countingDigest(): { digest: Digest; hashed: string[] } {
+  const hashed: string[] = [];
+  const digest: Digest = (text) => {
+    hashed.push(text);
+    return Promise.resolve(new Uint8Array(createHash("sha256").update(text).digest()));
+  };
+  return { digest, hashed };
+}
+
+describe("serviceKeyValuesFromEnv", () => {
   it("takes the legacy key and every value of SUPABASE_SECRET_KEYS", () => {
     const env: Record<string, string> = {
       SUPABASE_SERVICE_ROLE_KEY: LEGACY,
       SUPABASE_SECRET_KEYS: JSON.stringify({ default: SECRET, ci: "sb_secret_ci", bad: 5 }),
     };
-    expect(serviceKeysFromEnv((n) => env[n])).toEqual([LEGACY, SECRET, "sb_secret_ci"]);
+    expect(serviceKeyValuesFromEnv((n) => env[n])).toEqual([LEGACY, SECRET, "sb_secret_ci"]);
   });
 
   it("drops blank keys and survives malformed JSON", () => {
     const env: Record<string, string> = { SUPABASE_SERVICE_ROLE_KEY: "  ", SUPABASE_SECRET_KEYS: "{not json" };
-    expect(serviceKeysFromEnv((n) => env[n])).toEqual([]);
-    expect(serviceKeysFromEnv(() => undefined)).toEqual([]);
+    expect(serviceKeyValuesFromEnv((n) => env[n])).toEqual([]);
+    expect(serviceKeyValuesFromEnv(() => undefined)).toEqual([]);
   });
 });
 
@@ -121,11 +139,79 @@ describe("callerLabel", () => {
   });
 });
 
-describe("constantTimeEqual", () => {
-  it("is plain equality in effect", async () => {
-    expect(await constantTimeEqual("abc", "abc")).toBe(true);
-    expect(await constantTimeEqual("abc", "abd")).toBe(false);
-    expect(await constantTimeEqual("abc", "abcd")).toBe(false);
-    expect(await constantTimeEqual("", "")).toBe(true);
+describe("ServiceKeys: the keys are hashed once per worker", () => {
+  const env: Record<string, string> = {
+    SUPABASE_SERVICE_ROLE_KEY: LEGACY,
+    SUPABASE_SECRET_KEYS: JSON.stringify({ default: SECRET, ci: "sb_secret_ci" }),
+  };
+
+  it("hashes nothing at boot, every key once on the first request, and only the credential after", async () => {
+    const { digest, hashed } = countingDigest();
+    const keys = serviceKeysFromEnv((n) => env[n], digest);
+    expect(keys.count).toBe(3);
+    expect(hashed).toEqual([]);
+
+    await authenticate(new Headers({ apikey: SECRET }), keys);
+    expect(hashed.filter((t) => t === LEGACY || t === "sb_secret_ci")).toHaveLength(2);
+    expect(hashed).toHaveLength(4); // three keys + the presented credential
+
+    for (let i = 0; i < 50; i++) {
+      hashed.length = 0;
+      const presented = i % 2 === 0 ? "sb_secret_wrong" : LEGACY;
+      const code = await codeOf(authenticate(new Headers({ authorization: `Bearer ${presented}` }), keys));
+      expect(code).toBe(i % 2 === 0 ? "unauthorized" : "ok");
+      expect(hashed).toEqual([presented]); // one digest per request, whatever the number of keys
+    }
+  });
+
+  it("hashes the keys once when the first requests arrive together", async () => {
+    const { digest, hashed } = countingDigest();
+    const keys = new ServiceKeys(KEYS, digest);
+    const callers = await Promise.all(
+      Array.from({ length: 16 }, () => authenticate(new Headers({ apikey: LEGACY }), keys)),
+    );
+    expect(callers.every((c) => c.kind === "service")).toBe(true);
+    expect(hashed.filter((t) => t === SECRET)).toHaveLength(1);
+    expect(hashed.filter((t) => t === LEGACY)).toHaveLength(1 + 16); // the key once, each request's credential once
+  });
+
+  it("hashes a scoped token once: the same digest is compared and becomes the token hash", async () => {
+    const { digest, hashed } = countingDigest();
+    const keys = new ServiceKeys(KEYS, digest);
+    await authenticate(new Headers({ apikey: SECRET }), keys); // keys hashed
+    hashed.length = 0;
+    const token = `evegw_tok_${"A1b2".repeat(10)}xyz`;
+    const caller = await authenticate(new Headers({ authorization: `Bearer ${token}` }), keys);
+    expect(caller).toMatchObject({ kind: "token", tokenHash: createHash("sha256").update(token).digest("hex") });
+    expect(hashed).toEqual([token]);
+  });
+
+  it("matches by value against every configured key, whichever header carries it", async () => {
+    const many = Array.from({ length: 5 }, (_, i) => `sb_secret_key_${i}_${"z".repeat(i * 7)}`);
+    const keys = new ServiceKeys(many);
+    for (const key of many) {
+      // A fresh string with the same value, so identity plays no part.
+      const copy = [...key].join("");
+      expect((await authenticate(new Headers({ "x-goog-api-key": copy }), keys)).kind).toBe("service");
+      expect(await codeOf(authenticate(new Headers({ apikey: `${key}x` }), keys))).toBe("unauthorized");
+      expect(await codeOf(authenticate(new Headers({ apikey: key.slice(0, -1) }), keys))).toBe("unauthorized");
+    }
+  });
+
+  it("drops blank keys, so an empty value never matches", async () => {
+    const keys = new ServiceKeys(["", "  ", SECRET]);
+    expect(keys.count).toBe(1);
+    expect(await codeOf(authenticate(new Headers({ authorization: "Bearer " }), keys))).toBe("unauthorized");
+  });
+
+  it("retries the keys' hashing after a failed digest instead of locking every later request out", async () => {
+    let fail = true;
+    const keys = new ServiceKeys(KEYS, (text) => {
+      if (fail && text === SECRET) return Promise.reject(new Error("digest unavailable"));
+      return Promise.resolve(new Uint8Array(createHash("sha256").update(text).digest()));
+    });
+    await expect(authenticate(new Headers({ apikey: LEGACY }), keys)).rejects.toThrow("digest unavailable");
+    fail = false;
+    expect((await authenticate(new Headers({ apikey: LEGACY }), keys)).kind).toBe("service");
   });
 });

@@ -18,8 +18,8 @@ export type Caller =
 
 const DEFAULT_LABEL = "service";
 
-/** Service keys from the function's environment; blank values are dropped so "" never matches. */
-export function serviceKeysFromEnv(get: (name: string) => string | undefined): string[] {
+/** Service key values from the function's environment; blank values are dropped so "" never matches. */
+export function serviceKeyValuesFromEnv(get: (name: string) => string | undefined): string[] {
   const keys = [get("SUPABASE_SERVICE_ROLE_KEY")];
   const json = get("SUPABASE_SECRET_KEYS");
   if (json !== undefined && json.trim() !== "") {
@@ -33,6 +33,57 @@ export function serviceKeysFromEnv(get: (name: string) => string | undefined): s
     }
   }
   return [...new Set(keys.filter((k): k is string => k !== undefined && k.trim() !== ""))];
+}
+
+/** The service keys of this worker, built once at boot: their digests are computed once per worker. */
+export function serviceKeysFromEnv(get: (name: string) => string | undefined, digest: Digest = sha256): ServiceKeys {
+  return new ServiceKeys(serviceKeyValuesFromEnv(get), digest);
+}
+
+/** SHA-256 of a string's UTF-8 bytes (WebCrypto, so Deno and Node alike). */
+export type Digest = (text: string) => Promise<Uint8Array>;
+
+/**
+ * The accepted service keys held as their SHA-256 digests. The keys are hashed on first use and
+ * never again in this worker, so a request pays one digest per presented credential, not two per key.
+ */
+export class ServiceKeys {
+  readonly count: number;
+  readonly digest: Digest;
+  #pending: readonly string[];
+  #digests: Promise<readonly Uint8Array[]> | undefined;
+
+  constructor(keys: readonly string[], digest: Digest = sha256) {
+    this.#pending = [...new Set(keys.filter((k) => k.trim() !== ""))];
+    this.count = this.#pending.length;
+    this.digest = digest;
+  }
+
+  /** True when the credential's digest equals any key's, compared against every key without stopping early. */
+  async matches(credentialDigest: Uint8Array): Promise<boolean> {
+    let matched = false;
+    for (const keyDigest of await this.#keyDigests()) {
+      if (equalBytes(credentialDigest, keyDigest)) matched = true;
+    }
+    return matched;
+  }
+
+  #keyDigests(): Promise<readonly Uint8Array[]> {
+    if (this.#digests === undefined) {
+      const keys = this.#pending;
+      this.#digests = Promise.all(keys.map((key) => this.digest(key))).then(
+        (digests) => {
+          this.#pending = []; // the plain keys are no longer needed in this worker
+          return digests;
+        },
+        (error) => {
+          this.#digests = undefined; // a failed digest must not lock every later request out
+          throw error;
+        },
+      );
+    }
+    return this.#digests;
+  }
 }
 
 /** The credentials a request presents, in order: bearer token, apikey, x-goog-api-key, then `extra`. */
@@ -70,7 +121,7 @@ export function callerLabel(raw: string | null, fallback = DEFAULT_LABEL): strin
 /** Identifies the caller or throws GatewayError("unauthorized"). Never echoes what was presented. */
 export async function authenticate(
   headers: Headers,
-  serviceKeys: readonly string[],
+  serviceKeys: ServiceKeys | readonly string[],
   extra: ReadonlyArray<string | null> = [],
 ): Promise<Caller> {
   const credentials = presentedCredentials(headers, extra);
@@ -83,40 +134,37 @@ export async function authenticate(
     );
   }
   const label = callerLabel(headers.get("x-caller"));
-  for (const credential of credentials) {
-    if (await matchesAny(credential, serviceKeys)) return { kind: "service", label };
+  // A plain list (tests, one-off calls) is hashed on this call; workers pass the ServiceKeys built at boot.
+  const keys = serviceKeys instanceof ServiceKeys ? serviceKeys : new ServiceKeys(serviceKeys);
+  // Each presented credential is hashed once: that digest is compared with the keys' and, for a
+  // scoped token, is the hash the database looks it up by.
+  const digests = await Promise.all(credentials.map((credential) => keys.digest(credential)));
+  for (const digest of digests) {
+    if (await keys.matches(digest)) return { kind: "service", label };
   }
-  for (const credential of credentials) {
+  for (const [i, credential] of credentials.entries()) {
     if (credential.startsWith(KAGGLE_TOKEN_PREFIX)) {
       if (!isKaggleToken(credential)) break;
-      return { kind: "token", tokenHash: await sha256Hex(credential), label };
+      return { kind: "token", tokenHash: toHex(digests[i]!), label };
     }
   }
   throw new GatewayError("unauthorized", "Invalid credential.");
 }
 
-/** Compares against every key without stopping early, so timing does not tell which one matched. */
-async function matchesAny(presented: string, keys: readonly string[]): Promise<boolean> {
-  let matched = false;
-  for (const key of keys) {
-    if (await constantTimeEqual(presented, key)) matched = true;
-  }
-  return matched;
-}
-
-/**
- * Constant-time string equality: both sides are hashed to 32 bytes first, so neither the length
- * nor the position of the first difference shows in the comparison time.
- */
-export async function constantTimeEqual(a: string, b: string): Promise<boolean> {
-  const [ha, hb] = await Promise.all([sha256(a), sha256(b)]);
+/** Compares two digests in time that depends on their length only (digests have a fixed length). */
+function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
   let diff = 0;
-  for (let i = 0; i < ha.length; i++) diff |= (ha[i] ?? 0) ^ (hb[i] ?? 0);
+  for (let i = 0; i < a.length; i++) diff |= (a[i] ?? 0) ^ (b[i] ?? 0);
   return diff === 0;
 }
 
 export async function sha256Hex(text: string): Promise<string> {
-  return Array.from(await sha256(text), (b) => b.toString(16).padStart(2, "0")).join("");
+  return toHex(await sha256(text));
+}
+
+function toHex(bytes: Uint8Array): string {
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 async function sha256(text: string): Promise<Uint8Array> {

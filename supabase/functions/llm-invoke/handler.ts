@@ -7,7 +7,7 @@
 // Every route that generates goes through the same authentication, reservation, attempts, audit,
 // idempotency and WAIT/NO_WAIT; every answer of a generation carries the quota its last reservation
 // saw, as x-ratelimit-* headers (quota-headers.ts).
-import { authenticate, type Caller } from "../_shared/auth.ts";
+import { authenticate, type Caller, type ServiceKeys } from "../_shared/auth.ts";
 import { type Answer, envelope, type RequestScope } from "../_shared/envelope.ts";
 import { GatewayError } from "../_shared/errors.ts";
 import { parseJson, readBody } from "../_shared/http.ts";
@@ -34,7 +34,7 @@ import { type TokenCheck, tokenStatusError } from "./token-check.ts";
 
 export interface HandlerDeps {
   /** Service/secret keys accepted as trusted callers (see auth.ts serviceKeysFromEnv). */
-  serviceKeys: readonly string[];
+  serviceKeys: ServiceKeys | readonly string[];
   /** Runs a validated request; throws GatewayError for answers other than 200. */
   invoke: (ctx: InvokeContext) => Promise<InvokeAnswer>;
   /** The quota route's answer for a credential (pg-store's quotaReport); without it the route is 404. */

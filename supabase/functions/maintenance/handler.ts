@@ -16,7 +16,7 @@
 //
 // No Deno globals here: index.ts wires it, tests build it with fakes or real dependencies.
 import { z } from "zod";
-import { authenticate } from "../_shared/auth.ts";
+import { authenticate, type ServiceKeys } from "../_shared/auth.ts";
 import { GatewayError } from "../_shared/errors.ts";
 import { envelope } from "../_shared/envelope.ts";
 import { readOptionalJsonObject } from "../_shared/http.ts";
@@ -29,7 +29,7 @@ import type { MaintenanceStore } from "./store.ts";
 export const MAX_BODY_BYTES = 16 * 1024;
 
 export interface MaintenanceHandlerDeps {
-  serviceKeys: readonly string[];
+  serviceKeys: ServiceKeys | readonly string[];
   /** The database, or a GatewayError("unavailable") when none is configured. */
   store: () => MaintenanceStore;
   lister: ModelLister;
