@@ -49,11 +49,20 @@ as $$
 $$;
 
 -- A stream that broke off --------------------------------------------------------------------------
+-- Once: the check is replaced only while it lacks 'cut', added NOT VALID and validated apart, so the
+-- scan of the owner's rows holds no lock that stops writes.
 do $$
 begin
-  alter table public.google_ai_attempts drop constraint if exists google_ai_attempts_status_check;
-  alter table public.google_ai_attempts add constraint google_ai_attempts_status_check check (status in
-    ('reserved', 'refused', 'succeeded', 'google_error', 'network_error', 'timeout', 'released', 'abandoned', 'cut'));
+  if not exists (select 1 from pg_catalog.pg_constraint c
+                 where c.conrelid = 'public.google_ai_attempts'::regclass
+                   and c.conname = 'google_ai_attempts_status_check'
+                   and pg_catalog.pg_get_constraintdef(c.oid) like '%''cut''%') then
+    alter table public.google_ai_attempts drop constraint if exists google_ai_attempts_status_check;
+    alter table public.google_ai_attempts add constraint google_ai_attempts_status_check check (status in
+      ('reserved', 'refused', 'succeeded', 'google_error', 'network_error', 'timeout', 'released', 'abandoned', 'cut'))
+      not valid;
+    alter table public.google_ai_attempts validate constraint google_ai_attempts_status_check;
+  end if;
 end
 $$;
 
@@ -90,6 +99,35 @@ begin
   return jsonb_build_object('ok', true, 'status', 'cut');
 end
 $$;
+
+-- The tokens of a cut stream were billed by Google: the per-caller view counts them with the
+-- successes' (its columns stay as they were; a cut attempt is among `attempts`).
+create or replace view public.google_ai_usage_by_caller_24h
+with (security_invoker = true) as
+select a.caller,
+       count(distinct coalesce(a.request_id, a.reservation_id::text))::int as requests,
+       count(*)::int as attempts,
+       count(*) filter (where a.status = 'succeeded')::int as succeeded,
+       count(*) filter (where a.status in ('google_error', 'network_error', 'timeout'))::int as failed,
+       count(*) filter (where a.status = 'refused')::int as refused,
+       count(*) filter (where a.status = 'refused' and a.limit_hit = 'rpm')::int as refused_rpm,
+       count(*) filter (where a.status = 'refused' and a.limit_hit = 'tpm')::int as refused_tpm,
+       count(*) filter (where a.status = 'refused' and a.limit_hit = 'rpd')::int as refused_rpd,
+       count(*) filter (where a.status = 'refused' and a.limit_hit = 'cooldown')::int as refused_cooldown,
+       count(*) filter (where a.status = 'refused' and a.limit_hit not in ('rpm', 'tpm', 'rpd', 'cooldown'))::int as refused_other,
+       count(*) filter (where a.status = 'reserved')::int as in_flight,
+       count(*) filter (where a.status = 'released')::int as released,
+       count(*) filter (where a.status = 'abandoned')::int as abandoned,
+       coalesce(sum(a.input_tokens) filter (where a.status in ('succeeded', 'cut')), 0)::bigint as input_tokens,
+       coalesce(sum(a.output_tokens) filter (where a.status in ('succeeded', 'cut')), 0)::bigint as output_tokens,
+       (coalesce(sum(a.input_tokens) filter (where a.status in ('succeeded', 'cut')), 0)
+        + coalesce(sum(a.output_tokens) filter (where a.status in ('succeeded', 'cut')), 0))::bigint as total_tokens,
+       array_agg(distinct a.model order by a.model) as models,
+       min(a.created_at) as first_at,
+       max(a.created_at) as last_at
+from public.google_ai_attempts a
+where a.created_at > now() - interval '24 hours'
+group by a.caller;
 
 -- Access (as in the access file): nothing for anon/authenticated; operators and the functions' role.
 revoke all on function

@@ -64,12 +64,18 @@ describe("@google/genai against the gateway", () => {
     expect(counted.totalTokens).toBe(Math.ceil(new TextEncoder().encode("how many tokens is this?").length / 4));
     const [{ n }] = await s.sql<{ n: number }[]>`select count(*)::int as n from public.google_ai_attempts`;
     expect(n).toBe(0);
+    // The pool's countTokens quota serves a token's own models only.
+    const outside = await sdk().models.countTokens({ model: "gemini-2.5-flash-lite", contents: "x" }).catch((e: unknown) => e);
+    expect(outside).toBeInstanceOf(ApiError);
+    expect((outside as ApiError).status).toBe(403);
   });
 
   it("models.list and models.get: the gateway's models in Google's shape, aliases included", async () => {
     const names: string[] = [];
     for await (const model of await sdk().models.list()) names.push(model.name ?? "");
     expect(names).toEqual(expect.arrayContaining([`models/${GEMMA}`, `models/${FLASH}`]));
+    // A scoped token sees its own models only.
+    expect(names).not.toContain("models/gemini-2.5-flash-lite");
     const gemma = await sdk().models.get({ model: "gemma-3-27b" });
     expect(gemma.name).toMatch(/gemma-3-27b/);
     expect(gemma.supportedActions ?? []).toEqual(expect.arrayContaining(["generateContent"]));

@@ -123,6 +123,11 @@ describe("streaming with exact accounting", () => {
     expect(events[2]).toMatchObject({ error: { code: "upstream_error" } });
     const [row] = await s.sql<{ status: string; error_code: string }[]>`select status, error_code from public.google_ai_attempts`;
     expect(row).toEqual({ status: "cut", error_code: "stream_cut_by_google" });
+    // The request's log line is written when the stream ends, and says how it ended.
+    await expect.poll(() => s.logs.some((l) => l.includes('"stream_error":"upstream_error"'))).toBe(true);
+    const line = JSON.parse(s.logs.find((l) => l.includes('"stream_error":"upstream_error"'))!.replace(/^[^{]*/, ""));
+    expect(line).toMatchObject({ stream: true, stream_end: "done", stream_error: "upstream_error", status: 200 });
+    expect(line.latency_ms).toBeGreaterThanOrEqual(line.first_byte_ms);
   });
 
   it("the native stream: chunks, then done with the whole answer and usage; the first byte needs no database write after Google's", async () => {

@@ -129,8 +129,15 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
       const answer = await handle(req, scope);
       const headers = { ...options.headers, ...scopedHeaders, ...answer.headers, "x-request-id": requestId };
       if ("stream" in answer) {
+        // A stream's line is written when it ends, with how it ended (annotations made meanwhile
+        // included): a stream that begins well may still end in an error event.
         fields.stream = true;
-        response = new Response(answer.stream, { status: 200, headers });
+        fields.first_byte_ms = now() - started;
+        const body = onEnd(answer.stream, (end) => {
+          fields.stream_end = end;
+          writeLine(200, "ok", undefined);
+        });
+        return new Response(body, { status: 200, headers });
       } else {
         response = jsonResponse(
           answer.asIs === true ? answer.body : { ...answer.body, request_id: requestId },
@@ -150,19 +157,54 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
       );
     }
 
-    const line: RequestLine = {
-      function: options.name,
-      request_id: requestId,
-      method: req.method,
-      ...fields,
-      outcome,
-      status: response.status,
-      ...(limit === undefined ? {} : { limit }),
-      latency_ms: now() - started,
-    };
-    logLine(JSON.stringify(line));
+    writeLine(response.status, outcome, limit);
     return response;
+
+    function writeLine(status: number, outcome: string, limit: string | undefined): void {
+      const line: RequestLine = {
+        function: options.name,
+        request_id: requestId,
+        method: req.method,
+        ...fields,
+        outcome,
+        status,
+        ...(limit === undefined ? {} : { limit }),
+        latency_ms: now() - started,
+      };
+      logLine(JSON.stringify(line));
+    }
   };
+}
+
+/** The same bytes; `end` is told once how the stream ended: read to its end, cancelled, or failed. */
+function onEnd(stream: ReadableStream<Uint8Array>, end: (how: "done" | "cancelled" | "failed") => void) {
+  const reader = stream.getReader();
+  let told = false;
+  const tell = (how: "done" | "cancelled" | "failed") => {
+    if (told) return;
+    told = true;
+    end(how);
+  };
+  return new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          controller.close();
+          tell("done");
+        } else {
+          controller.enqueue(value);
+        }
+      } catch (error) {
+        controller.error(error);
+        tell("failed");
+      }
+    },
+    async cancel(reason) {
+      await reader.cancel(reason);
+      tell("cancelled");
+    },
+  });
 }
 
 /** The one policy for failures that are not already an answer. */

@@ -5,7 +5,8 @@
 // awaited (the next reservation must see its cooldown) and so retries only briefly.
 //
 // What could still not be written is logged as one structured line, `finalize_lost {json}`, with
-// everything google_ai_finalize needs to replay it: never a key, never the answer text.
+// everything google_ai_finalize (google_ai_finalize_cut for a cut stream) needs to replay it: never
+// a key, never the answer text.
 import { sanitizeError } from "../_shared/sanitize.ts";
 import type { FinalizeParams, GatewayStore } from "./store.ts";
 
@@ -42,6 +43,8 @@ export interface LostFinalize {
   cooldown_until: string | null;
   cooldown_until_pacific_midnight: boolean;
   key_rejected: boolean | null;
+  /** A cut stream (outcome "cut"): who cut it; replayed with google_ai_finalize_cut, not google_ai_finalize. */
+  cut_by?: "client" | "google";
   /** The caller named the request: its stored answer (for replay by request_id) is lost too. */
   replay_answer_lost: boolean;
   tries: number;
@@ -96,6 +99,7 @@ export function lostRecord(params: FinalizeParams, tries: number, lastError: str
     cooldown_until: params.cooldownUntil === null ? null : params.cooldownUntil.toISOString(),
     cooldown_until_pacific_midnight: params.cooldownUntilPacificMidnight,
     key_rejected: params.keyRejected ?? null,
+    ...(params.cutBy === undefined ? {} : { cut_by: params.cutBy }),
     replay_answer_lost: params.response != null,
     tries,
     last_error: lastError,

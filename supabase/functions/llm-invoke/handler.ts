@@ -12,6 +12,7 @@ import { type Answer, envelope, type RequestScope } from "../_shared/envelope.ts
 import { GatewayError } from "../_shared/errors.ts";
 import { parseJson, readBody } from "../_shared/http.ts";
 import type { QueueProgress } from "./admission.ts";
+import type { GoogleResponse } from "../_shared/google/types.ts";
 import { type InvokeAnswer, type InvokeContext, isStream } from "./context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest, type RequestLimits } from "./request.ts";
@@ -41,8 +42,11 @@ export interface HandlerDeps {
   quota?: (caller: ReserveCaller) => Promise<QuotaReport>;
   /** The models callers can name (pg-store's modelList); without it the model routes are 404. */
   models?: () => Promise<ModelEntry[]>;
-  /** Google's count of a request's input tokens (countTokens route); without it the route is 404. */
-  countTokens?: (request: NormalizedRequest, signal: AbortSignal) => Promise<number>;
+  /**
+   * Google's count of a request's input tokens (countTokens route), for a scoped token only on its own
+   * models; without it the route is 404.
+   */
+  countTokens?: (request: NormalizedRequest, signal: AbortSignal, allowedModels?: readonly string[]) => Promise<number>;
   /** Scoped tokens are accepted only once something validates them (the Kaggle issue). */
   acceptTokens?: boolean;
   /**
@@ -96,11 +100,12 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       case "gemini.model":
       case "openai.models":
       case "openai.model":
-        return modelsAnswer(route, new URL(req.url));
+        return modelsAnswer(route, new URL(req.url), caller.models);
       case "gemini.countTokens": {
         if (deps.countTokens === undefined) throw notFound("This deployment does not count tokens.");
         const request = parseCountTokens(await readJsonBody(req), route.model, limits);
-        return { body: countTokensAnswer(await deps.countTokens(request, req.signal)), asIs: true };
+        const total = await deps.countTokens(request, req.signal, caller.models);
+        return { body: countTokensAnswer(total), asIs: true };
       }
       default: {
         const parsed = surface.parse({
@@ -120,7 +125,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     req: Request,
     route: Route,
     scope: RequestScope,
-  ): Promise<{ caller: Caller; outputCap?: number }> {
+  ): Promise<{ caller: Caller; outputCap?: number; models?: readonly string[] }> {
     // Google's SDKs may send the key as ?key= on Google's routes.
     const keyParam = dialectOf(route) === "gemini" ? new URL(req.url).searchParams.get("key") : null;
     const caller = await authenticate(req.headers, deps.serviceKeys, [keyParam]);
@@ -131,7 +136,11 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     if (caller.kind === "token" && deps.checkToken !== undefined) {
       const check = await deps.checkToken(caller.tokenHash);
       if (check.status !== "ok") throw tokenStatusError(check.status);
-      return { caller, ...(check.maxOutputTokens === undefined ? {} : { outputCap: check.maxOutputTokens }) };
+      return {
+        caller,
+        ...(check.maxOutputTokens === undefined ? {} : { outputCap: check.maxOutputTokens }),
+        ...(check.models === undefined ? {} : { models: check.models }),
+      };
     }
     return { caller };
   }
@@ -154,9 +163,10 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     return { body: answer.report, headers: { "cache-control": "no-store" } };
   }
 
-  async function modelsAnswer(route: Route, url: URL): Promise<Answer> {
+  /** The models a caller can name: a scoped token sees only its own. */
+  async function modelsAnswer(route: Route, url: URL, allowed: readonly string[] | undefined): Promise<Answer> {
     if (deps.models === undefined) throw notFound("This deployment has no model routes.");
-    const models = await deps.models();
+    const models = (await deps.models()).filter((m) => allowed === undefined || allowed.includes(m.model));
     switch (route.kind) {
       case "gemini.models":
         return {
@@ -217,20 +227,50 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       ]);
       if (first === "queued") {
         scope.annotate({ queued: true });
-        return { stream: sseBody(progress.frames(running, context, (text) => scope.note(text))), headers: SSE_HEADERS };
+        const watched = running.then((answer) => watchStream(answer, scope));
+        return { stream: sseBody(progress.frames(watched, context, scope)), headers: SSE_HEADERS };
       }
     }
 
-    const answer = await running;
+    const answer = watchStream(await running, scope);
     logAnswer(scope, answer);
     // Google's REST streams as one JSON array unless asked for SSE (?alt=sse); older SDKs read the array.
     if (request.stream && surface === geminiSurface && new URL(req.url).searchParams.get("alt") !== "sse") {
       return geminiJsonArrayStream(answer, context());
     }
     if (request.stream) return surface.stream(answer, context());
-    if (isStream(answer)) throw new Error("a stream was answered to a request that did not ask for one");
+    if (isStream(answer)) {
+      await answer.cancel();
+      throw new Error("a stream was answered to a request that did not ask for one");
+    }
     return surface.answer(answer, context());
   }
+}
+
+/**
+ * A stream's chunks as they were, but a failure among them is noted on the request's log line (which
+ * is written when the stream ends): the line of a stream that broke off says so.
+ */
+function watchStream(answer: InvokeAnswer, scope: RequestScope): InvokeAnswer {
+  if (!isStream(answer)) return answer;
+  const source = answer.chunks;
+  const chunks: AsyncIterable<GoogleResponse> = {
+    [Symbol.asyncIterator]() {
+      const inner = source[Symbol.asyncIterator]();
+      return {
+        next: async () => {
+          try {
+            return await inner.next();
+          } catch (error) {
+            scope.annotate({ stream_error: error instanceof GatewayError ? error.code : "internal_error" });
+            throw error;
+          }
+        },
+        return: async () => (await inner.return?.()) ?? { done: true, value: undefined },
+      };
+    },
+  };
+  return { ...answer, chunks };
 }
 
 function logAnswer(scope: RequestScope, answer: InvokeAnswer): void {

@@ -208,8 +208,11 @@ function setup(
     if (isStream(answer)) throw new Error("a stream was answered to a request that did not ask for one");
     return answer;
   };
-  const runStream = async (body: Record<string, unknown> = {}): Promise<InvokeStream> => {
-    const answer = await invoke(context({ model: "gemma-3-27b", prompt: "Привет", stream: true, ...body }));
+  const runStream = async (body: Record<string, unknown> = {}, signal?: AbortSignal): Promise<InvokeStream> => {
+    const answer = await invoke({
+      ...context({ model: "gemma-3-27b", prompt: "Привет", stream: true, ...body }),
+      ...(signal === undefined ? {} : { signal }),
+    });
     if (!isStream(answer)) throw new Error("expected a stream");
     return answer;
   };
@@ -909,6 +912,23 @@ describe("invoke: streamed answers", () => {
       inputTokens: 11,
       outputTokens: 4,
     })]);
+  });
+
+  it("a caller whose connection drops between chunks: the stream is ended by its signal, not only by the body's cancel", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const google = new FakeGoogle([]);
+    const scripted = googleStream(["one ", "two ", "three"]);
+    google.streams.push(scripted.outcome);
+    const { runStream } = setup(store, google);
+    const caller = new AbortController();
+    const stream = await runStream({}, caller.signal);
+    const reader = stream.chunks[Symbol.asyncIterator]();
+    await reader.next(); // the first chunk went out; the relay is parked before the next
+    caller.abort();
+    await expect.poll(() => store.finalized.length).toBe(1);
+    expect(scripted.wasClosed()).toBe(true);
+    expect(store.finalized[0]).toMatchObject({ outcome: "cut", cutBy: "client", inputTokens: 11 });
+    expect((await reader.next()).done).toBe(true);
   });
 
   it("a caller gone before reading anything still ends Google's stream and the attempt", async () => {

@@ -35,7 +35,7 @@ import type { InvokeAnswer, InvokeContext, InvokeResult } from "./context.ts";
 import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, requestFor, resolveChain } from "./model-chain.ts";
-import { cancelled, exhausted, fallbackSteps, noActiveKey, rejectedByGoogle } from "./refusals.ts";
+import { cancelled, exhausted, fallbackSteps, modelNotAllowed, noActiveKey, rejectedByGoogle } from "./refusals.ts";
 import type { NormalizedRequest } from "./request.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore, Reservation, ReserveCaller } from "./store.ts";
@@ -86,10 +86,12 @@ function shared(deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options"
  */
 export function createInputCounter(
   deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options" | "clock" | "logError">,
-): (request: NormalizedRequest, signal: AbortSignal) => Promise<number> {
+): (request: NormalizedRequest, signal: AbortSignal, allowedModels?: readonly string[]) => Promise<number> {
   const { options, clock, profiles, countTokens } = shared(deps);
-  return async (request, signal) => {
+  return async (request, signal, allowedModels) => {
     const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
+    // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
+    if (allowedModels !== undefined && !allowedModels.includes(first!.model)) throw modelNotAllowed(first!.model);
     const total = await countTokens(first!.request, { deadline: clock.now() + options.attemptTimeoutMs, signal });
     if (total === null) {
       throw new GatewayError("upstream_error", "Google's token count could not be had now; retry shortly.");
@@ -192,6 +194,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
               afterAnswer,
               clock,
               logError,
+              signal,
             });
           }
           lastError = opened.error;

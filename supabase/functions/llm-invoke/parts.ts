@@ -6,6 +6,7 @@ import { GatewayError } from "../_shared/errors.ts";
 import type { Content, Part } from "../_shared/google/types.ts";
 import { sanitize } from "../_shared/sanitize.ts";
 import { type ImageInfo, inspectInlineImage } from "./images.ts";
+import { camelKeys, isObject } from "./json-keys.ts";
 
 /** A turn's parts as the caller gave them, in camelCase (snake_case keys are accepted and renamed). */
 export interface CheckedContents {
@@ -15,32 +16,20 @@ export interface CheckedContents {
 }
 
 const PART_KINDS = ["text", "inlineData", "functionCall", "functionResponse"] as const;
-const BOUND_TO_A_PROJECT = new Set(["fileData", "file_data"]);
-
-function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
-/** `inline_data` → `inlineData`: Google's REST accepts both; the gateway works in camelCase. */
-function camel(key: string): string {
-  return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
-}
 
 export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Part {
   if (!isObject(raw)) {
     throw new GatewayError("invalid_request", `${where} must be an object.`, { details: { field: where } });
   }
-  const part: Part = {};
-  for (const [key, value] of Object.entries(raw)) {
-    if (BOUND_TO_A_PROJECT.has(key)) {
-      throw new GatewayError(
-        "unsupported_feature",
-        `${where}.fileData refers to a file uploaded to one Google project; the gateway spreads requests over ` +
-          "several projects, so send the bytes inline (inlineData) instead.",
-        { details: { field: `${where}.fileData`, feature: "fileData" } },
-      );
-    }
-    part[camel(key)] = value;
+  // `inline_data` is `inlineData`: Google's REST accepts both; the gateway works in camelCase.
+  const part = camelKeys(raw, `${where}.`) as Part;
+  if (part.fileData !== undefined) {
+    throw new GatewayError(
+      "unsupported_feature",
+      `${where}.fileData refers to a file uploaded to one Google project; the gateway spreads requests over ` +
+        "several projects, so send the bytes inline (inlineData) instead.",
+      { details: { field: `${where}.fileData`, feature: "fileData" } },
+    );
   }
   const kinds = PART_KINDS.filter((k) => part[k] !== undefined);
   if (kinds.length !== 1) {
@@ -63,8 +52,8 @@ export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Par
     });
   }
   if (part.inlineData !== undefined) {
-    const inline: Record<string, unknown> = isObject(part.inlineData) ? part.inlineData : {};
-    const data = { mimeType: inline.mimeType ?? inline.mime_type, data: inline.data };
+    const inline = isObject(part.inlineData) ? camelKeys(part.inlineData, `${where}.inlineData.`) : {};
+    const data = { mimeType: inline.mimeType, data: inline.data };
     images.push(inspectInlineImage(data, `${where}.inlineData`));
     part.inlineData = data as { mimeType: string; data: string };
   }

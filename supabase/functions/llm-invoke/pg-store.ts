@@ -61,10 +61,14 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
   return {
     checkToken: (tokenHash, refusals) =>
       run("token check", async (sql) => {
-        const [row] = await sql<{ r: { status: TokenStatus; max_output_tokens?: number } }[]>`
+        const [row] = await sql<{ r: { status: TokenStatus; max_output_tokens?: number; models?: string[] } }[]>`
           select public.google_ai_check_token(p_token_hash => ${tokenHash}, p_refusals => ${refusals}::integer) as r`;
-        const { status, max_output_tokens } = row!.r;
-        return typeof max_output_tokens === "number" ? { status, maxOutputTokens: max_output_tokens } : { status };
+        const { status, max_output_tokens, models } = row!.r;
+        return {
+          status,
+          ...(typeof max_output_tokens === "number" ? { maxOutputTokens: max_output_tokens } : {}),
+          ...(Array.isArray(models) ? { models } : {}),
+        };
       }),
 
     modelProfile: (model) =>

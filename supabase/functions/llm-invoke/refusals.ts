@@ -91,6 +91,10 @@ function isTokenLimit(limit: Refusal["limit"]): limit is TokenLimit {
   return (TOKEN_LIMITS as readonly string[]).includes(limit);
 }
 
+export function modelNotAllowed(model: string): GatewayError {
+  return new GatewayError("model_not_allowed", `This token may not use model ${model}.`, { details: { model } });
+}
+
 /** A scoped token's refusal: never waited on (no minute window frees it). */
 export function tokenRefusal(limit: TokenLimit, retryAfterMs: number | null, model: string): GatewayError {
   switch (limit) {
@@ -99,7 +103,7 @@ export function tokenRefusal(limit: TokenLimit, retryAfterMs: number | null, mod
     case "token_revoked":
       return tokenStatusError(limit);
     case "model_not_allowed":
-      return new GatewayError("model_not_allowed", `This token may not use model ${model}.`, { details: { model } });
+      return modelNotAllowed(model);
     case "token_budget":
       return rateLimited(
         "token_budget",

@@ -188,6 +188,22 @@ describe("parseInvokeRequest: rejections", () => {
     expect(r.stream).toBe(true);
   });
 
+  it("reads generationConfig in Google's snake_case as its camelCase, so checks and caps see it", () => {
+    const r = parseInvokeRequest({
+      model: "m",
+      prompt: "x",
+      generationConfig: { max_output_tokens: 5, thinking_config: { thinking_budget: 0 } },
+    });
+    expect(r.generationConfig).toEqual({ maxOutputTokens: 5, thinkingConfig: { thinkingBudget: 0 } });
+    expect(codeOf({ model: "m", prompt: "x", generationConfig: { max_output_tokens: 5, maxOutputTokens: 6 } }))
+      .toBe("invalid_request");
+  });
+
+  it("keeps a `__proto__` key a key: such a part is of no known kind, never an empty one", () => {
+    const body = JSON.parse('{"model":"m","contents":[{"parts":[{"__proto__":{"text":"x"}}]}]}');
+    expect(codeOf(body)).toBe("unsupported_feature");
+  });
+
   it("says which field is wrong and how", () => {
     try {
       parseInvokeRequest({ model: "m", prompt: "x", generationConfig: { temperature: "hot" } });

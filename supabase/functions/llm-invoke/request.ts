@@ -5,6 +5,7 @@ import { z } from "zod";
 import { GatewayError } from "../_shared/errors.ts";
 import type { Content, GenerationConfig, RequestExtras } from "../_shared/google/types.ts";
 import { invalidRequest } from "../_shared/validation.ts";
+import { camelGenerationConfig } from "./json-keys.ts";
 import { checkContents } from "./parts.ts";
 import { PRIORITY_CLASSES, type PriorityClass } from "./store.ts";
 
@@ -37,6 +38,8 @@ export interface NormalizedRequest {
   includeCandidates: boolean;
   /** The class asked for (absent: the credential's own). */
   priority?: PriorityClass;
+  /** A stream ends with the whole answer's usage (OpenAI's stream_options.include_usage). */
+  streamUsage?: boolean;
 }
 
 export interface RequestLimits {
@@ -142,7 +145,11 @@ export function parseInvokeRequest(
   if (typeof body !== "object" || body === null || Array.isArray(body)) {
     throw new GatewayError("invalid_json", "The body must be a JSON object.");
   }
-  const parsed = invokeRequestSchema.safeParse(body);
+  // generationConfig in Google's camelCase, so checks and caps see `max_output_tokens` as `maxOutputTokens`.
+  const generationConfig = (body as Record<string, unknown>).generationConfig;
+  const parsed = invokeRequestSchema.safeParse(
+    generationConfig === undefined ? body : { ...body, generationConfig: camelGenerationConfig(generationConfig) },
+  );
   if (!parsed.success) throw invalidRequest(parsed.error);
   const req = parsed.data;
 

@@ -86,6 +86,11 @@ export interface RelayOptions {
   afterAnswer: (work: Promise<unknown>) => Promise<void>;
   clock: Clock;
   logError: (message: string) => void;
+  /**
+   * Aborts when the caller goes away. The stream is then ended here too, not only when the runtime
+   * cancels the response body: a relay parked between chunks would otherwise wait for that alone.
+   */
+  signal?: AbortSignal;
 }
 
 /** What was streamed so far. */
@@ -103,9 +108,12 @@ class StreamTally {
     this.whole = mergeChunk(this.whole ?? {}, chunk);
   }
 
-  /** Output tokens so far: Google's count when it gave one, else our estimate of the text. */
+  /**
+   * Output tokens so far: Google's count, but never below our estimate of the text streamed (a chunk
+   * before the last may carry a usage without the output's count yet).
+   */
   outputTokens(): number {
-    return this.usage === null ? estimateTextTokens(this.text) : outputTokens(this.usage);
+    return Math.max(this.usage === null ? 0 : outputTokens(this.usage), estimateTextTokens(this.text));
   }
 }
 
@@ -150,6 +158,11 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     } finally {
       await finish(ended, cut);
     }
+    // Only a break-off gets here (a caller that stops reading ends the generator at its yield):
+    // the stream must not look whole to whoever reads it.
+    if (ended === "client") {
+      throw new GatewayError("client_closed", "The call to Google was aborted: the caller went away.");
+    }
     if (ended === "google") {
       throw new GatewayError(
         "upstream_error",
@@ -161,6 +174,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
   }
 
   async function finish(ended: "done" | "client" | "google", cut: ClassifiedGoogleError | null): Promise<void> {
+    options.signal?.removeEventListener("abort", onAbort);
     const latencyMs = clock.now() - startedAt;
     if (ended === "done") {
       whole = result();
@@ -214,6 +228,13 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
       return this;
     },
   };
+
+  // The caller went away: end the stream now (see RelayOptions.signal); a second end does nothing.
+  const onAbort = () => {
+    iterator.return!().catch((e) => options.logError(`ending a stream failed: ${sanitizeError(e)}`));
+  };
+  if (options.signal?.aborted === true) onAbort();
+  else options.signal?.addEventListener("abort", onAbort, { once: true });
 
   return {
     kind: "stream",

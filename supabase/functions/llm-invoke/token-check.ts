@@ -12,6 +12,8 @@ export interface TokenCheck {
   status: TokenStatus;
   /** For a valid token: the most output tokens one request of its client may ask for. */
   maxOutputTokens?: number;
+  /** For a valid token: the models it may use (canonical ids). */
+  models?: readonly string[];
 }
 
 export interface TokenChecker {

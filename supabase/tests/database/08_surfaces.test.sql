@@ -3,7 +3,7 @@
 -- count (settled in the window, billed in token_usage, never left 'reserved').
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(15);
+select plan(16);
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases, supports_tools)
@@ -35,6 +35,8 @@ select is((select sum(tokens)::int from public.google_ai_admissions where model 
   'the guarded window holds the same count');
 select is((select (prompt_tokens, completion_tokens)::text from public.token_usage where request_id = 'req-cut'), '(60,12)',
   'what Google streamed is billed in token_usage');
+select is((select (input_tokens, output_tokens)::text from public.google_ai_usage_by_caller_24h where caller = 'pgtap'), '(60,12)',
+  'the per-caller view counts the billed tokens of a cut stream');
 select is(public.google_ai_finalize_cut((select id from ids where name = 's'), 'google') ->> 'error', 'not_open',
   'a second finalize changes nothing');
 select throws_ok($$ select public.google_ai_finalize_cut(gen_random_uuid(), 'somebody') $$, '22023', null,

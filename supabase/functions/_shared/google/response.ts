@@ -11,6 +11,7 @@ export interface Usage {
 }
 
 interface RawCandidate {
+  index?: unknown;
   content?: { parts?: Array<{ text?: unknown; thought?: unknown }> };
   finishReason?: unknown;
 }
@@ -19,9 +20,18 @@ function candidates(response: GoogleResponse): RawCandidate[] {
   return Array.isArray(response.candidates) ? response.candidates as RawCandidate[] : [];
 }
 
+/**
+ * The first candidate (index 0). By its `index` where Google gives one: a streamed chunk of a request
+ * for several candidates may carry only another candidate's piece.
+ */
+function firstCandidate(response: GoogleResponse): RawCandidate | undefined {
+  const all = candidates(response);
+  return all.find((c) => c.index === 0) ?? all.find((c, i) => c.index === undefined && i === 0);
+}
+
 /** The first candidate's answer text (thoughts left out). */
 export function responseText(response: GoogleResponse): string {
-  const parts = candidates(response)[0]?.content?.parts ?? [];
+  const parts = firstCandidate(response)?.content?.parts ?? [];
   let text = "";
   for (const part of parts) if (typeof part.text === "string" && part.thought !== true) text += part.text;
   return text;
@@ -29,7 +39,7 @@ export function responseText(response: GoogleResponse): string {
 
 /** Why the first candidate ended, or BLOCKED_<reason> when the prompt itself was blocked; null mid-stream. */
 export function responseFinishReason(response: GoogleResponse): string | null {
-  const reason = candidates(response)[0]?.finishReason;
+  const reason = firstCandidate(response)?.finishReason;
   if (typeof reason === "string") return reason;
   const blocked = (response.promptFeedback as { blockReason?: unknown } | undefined)?.blockReason;
   return typeof blocked === "string" ? `BLOCKED_${blocked}` : null;

@@ -1,6 +1,7 @@
 // A native stream that has to wait for its turn (WAIT mode, in the admission queue) starts at once
 // and says where it stands: `queued` events each time its place is told, then the answer's own events
 // (surfaces/native.ts), or an `error` event — the stream has begun, so the status is already 200.
+import type { RequestScope } from "../../_shared/envelope.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import type { QueueProgress } from "../admission.ts";
@@ -34,7 +35,7 @@ export class Progress {
   async *frames(
     running: Promise<InvokeAnswer>,
     context: () => SurfaceContext,
-    note: (text: string) => void,
+    scope: Pick<RequestScope, "note" | "annotate">,
   ): AsyncGenerator<string> {
     let settled = false;
     const done = running.then(() => {}, () => {}).finally(() => {
@@ -56,7 +57,10 @@ export class Progress {
       try {
         answer = await running;
       } catch (error) {
-        if (!(error instanceof GatewayError)) note(`unexpected error: ${sanitizeError(error, { maxLength: 500 })}`);
+        if (!(error instanceof GatewayError)) {
+          scope.note(`unexpected error: ${sanitizeError(error, { maxLength: 500 })}`);
+        }
+        scope.annotate({ stream_error: error instanceof GatewayError ? error.code : "internal_error" });
         yield errorFrame(
           error instanceof GatewayError
             ? error

@@ -4,9 +4,7 @@
 import { GatewayError } from "../../../_shared/errors.ts";
 import { boundedName } from "../../../_shared/validation.ts";
 
-export function isObject(value: unknown): value is Record<string, unknown> {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
+export { camelKeys, isObject } from "../../json-keys.ts";
 
 export function bad(field: string, message: string): GatewayError {
   return new GatewayError("invalid_request", message, { details: { field } });
@@ -21,21 +19,4 @@ export function unknownField(where: string, key: string): GatewayError {
       where === "" ? "" : ` at '${where.slice(0, -1)}'`
     }: Cannot find field.`,
   );
-}
-
-/** `max_output_tokens` → `maxOutputTokens`; both spellings of one field at once is ambiguous: refused. */
-export function camelKeys(raw: Record<string, unknown>, where: string): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(raw)) {
-    const name = key.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
-    if (Object.hasOwn(out, name)) {
-      throw bad(
-        `${where}${name}`,
-        `${where}${boundedName(name)} is given twice (camelCase and snake_case); give it once.`,
-      );
-    }
-    // Defined, not assigned: a "__proto__" key stays a key (and is refused as unknown), not a prototype.
-    Object.defineProperty(out, name, { value, enumerable: true, writable: true, configurable: true });
-  }
-  return out;
 }

@@ -35,9 +35,7 @@ export function choicesOf(result: InvokeResult, requestId: string): Array<Record
   return candidates.map((candidate, position) => {
     const index = indexOf(candidate, position);
     const parts = candidate.content?.parts ?? [];
-    // The first candidate's text is the gateway's own (result.text): a streamed answer keeps only its
-    // last chunk as `response`, and the text of the chunks before it is in result.text alone.
-    const text = position === 0 ? result.text : textOfParts(parts);
+    const text = textOfParts(parts);
     const calls = toolCallsOf(parts, requestId, index, 0);
     return {
       index,

@@ -158,8 +158,9 @@ describe("stream", () => {
   });
 
   it("sends a replayed answer as one content chunk, its finish, the usage and [DONE]", async () => {
+    // A stored answer holds Google's whole answer (a stream's chunks merged).
     const replay = result({
-      candidates: [{ content: { role: "model", parts: [{ text: "lo" }] }, finishReason: "STOP", index: 0 }],
+      candidates: [{ content: { role: "model", parts: [{ text: "Hello" }] }, finishReason: "STOP", index: 0 }],
     }, { text: "Hello", replayed: true });
     const request = parse(chat({ stream: true, stream_options: { include_usage: true } }));
     const got = await frames(openAiSurface.stream(replay, ctx(request)).stream);

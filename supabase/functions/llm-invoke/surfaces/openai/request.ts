@@ -96,14 +96,6 @@ const chatCompletionSchema = z.strictObject({
 
 type ChatCompletionBody = z.infer<typeof chatCompletionSchema>;
 
-/**
- * stream_options.include_usage, per request. NormalizedRequest is the gateway's one request shape and has
- * no field for it (only this surface has the notion), and the surface's stream() receives the very
- * object parse() returned (ctx.request): a WeakMap keyed by it carries the flag without widening the
- * shared type, and forgets it with the request.
- */
-const includeUsageOf = new WeakMap<NormalizedRequest, boolean>();
-
 export function parseChatCompletion(input: ParseInput): NormalizedRequest {
   const body = input.body;
   if (!isObject(body)) throw new GatewayError("invalid_json", "The body must be a JSON object.");
@@ -139,8 +131,8 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
     metadata,
     includeCandidates: false,
     ...(options.priority === undefined ? {} : { priority: options.priority }),
+    ...(req.stream_options?.include_usage === true ? { streamUsage: true } : {}),
   };
-  includeUsageOf.set(request, req.stream_options?.include_usage === true);
   return request;
 }
 
@@ -182,5 +174,5 @@ function generationConfigOf(req: ChatCompletionBody): GenerationConfig {
 
 /** Whether the request's stream ends with a usage chunk (stream_options.include_usage). */
 export function includesUsage(request: NormalizedRequest): boolean {
-  return includeUsageOf.get(request) ?? false;
+  return request.streamUsage === true;
 }
