@@ -290,6 +290,12 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
       value: `${over((n) => pct(get(cells, "rpc", n)?.ratioToFloor))} (floor ${over((n) => fmt(get(cells, "floor", n)?.tps, 0))} tps; ` +
         `RPC ${over((n) => fmt(get(cells, "rpc", n)?.tps, 0))} tps)`,
     },
+    ...(cells.some((c) => c.variant === "invoke")
+      ? [{
+        figure: `Reserve as llm-invoke sends it (with its quota read) / floor at ${ns.join(" / ")} connections`,
+        value: `${over((n) => pct(get(cells, "invoke", n)?.ratioToFloor))} (${over((n) => fmt(get(cells, "invoke", n)?.tps, 0))} tps)`,
+      }]
+      : []),
     {
       figure: `PostgreSQL CPU per admission, RPC vs floor (pgbench) at ${ns.join(" / ")} connections`,
       value: `RPC ${over((n) => ms(get(cells, "rpc", n)?.cpuMsPerTransaction))} ms; floor ${over((n) => ms(get(cells, "floor", n)?.cpuMsPerTransaction))} ms`,
@@ -299,6 +305,8 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
 
 function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], version: string, durable: boolean): string {
   const ns = cfg.connections;
+  const all = cells.reduce((s, c) => s + c.rounds.length, 0);
+  const overran = cells.reduce((s, c) => s + c.rounds.filter((f) => !f.windowInsideRun).length, 0);
   const withInvoke = variants.includes("invoke");
   const tpsRows = ns.map((n) => [
     n,
@@ -350,7 +358,7 @@ tps = admissions / window, and CPU and WAL per transaction are the window's CPU 
 admissions. pgbench's own tps over the whole run (warm-up included) is shown beside it.
 ${withInvoke ? "\"llm-invoke's statement\" is the call exactly as the function sends it: the reservation and, in the same statement, the quota its answer carries (`google_ai_answer_quota`).\n" : ""}
 ${table(tpsHeaders, tpsRows, tpsHeaders.map(() => "r"))}
-
+${overran ? `\n${overran} of ${all} windows closed after their pgbench run had ended (a slow machine): those include the run's last transactions and its disconnections.\n` : ""}
 **PostgreSQL's cost per transaction**: CPU and WAL per admission (per transaction: every transaction
 admits one request).
 

@@ -124,7 +124,7 @@ async function main(): Promise<number> {
           bench,
           smoke
             ? { connections: [1, 8, 32], rounds: 1, durationSec: 1, warmupSec: 0.25, windowSec: 0.5, withInvokeStatement: false }
-            : { connections: [1, 8, 32], rounds: 3, durationSec: 11, warmupSec: 2, windowSec: 8, withInvokeStatement: true },
+            : { connections: [1, 8, 32], rounds: 3, durationSec: 10, warmupSec: 1.5, windowSec: 8, withInvokeStatement: true },
           log,
         ),
     },
