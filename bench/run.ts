@@ -11,6 +11,7 @@ import { startBenchServer } from "./lib/db.ts";
 import { machineInfo } from "./lib/machine.ts";
 import { printSummary, writeReport, type PartResult } from "./lib/report.ts";
 import { runRpcThroughput } from "./rpc-throughput.ts";
+import { runRpcFloor } from "./rpc-floor.ts";
 import { runExactness } from "./exactness.ts";
 import { runWaitUtilisation } from "./wait-utilisation.ts";
 import { runPeers } from "./peers.ts";
@@ -112,6 +113,18 @@ async function main(): Promise<number> {
           smoke
             ? { concurrencies: [1, 8], rounds: 1, warmupMs: 200, durationMs: 800 }
             : { concurrencies: [1, 8, 32, 128], rounds: 3, warmupMs: 250, durationMs: 900 },
+          log,
+        ),
+    },
+    {
+      id: "rpc-floor",
+      title: "1b. reservation RPC against its floor (pgbench)",
+      fn: () =>
+        runRpcFloor(
+          bench,
+          smoke
+            ? { connections: [1, 8, 32], rounds: 1, durationSec: 1, warmupSec: 0.25, windowSec: 0.5, withInvokeStatement: false }
+            : { connections: [1, 8, 32], rounds: 3, durationSec: 10, warmupSec: 1.5, windowSec: 8, withInvokeStatement: true },
           log,
         ),
     },

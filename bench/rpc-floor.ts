@@ -1,0 +1,412 @@
+// The reservation RPC against its floor: the least an exact, durable, audited admission must write
+// (one statement that increments a hot counter row and inserts one audit row with a uuid key,
+// committed with fsync on), both driven by pgbench with prepared statements on one hot row, at
+// several connection counts, with PostgreSQL's CPU per transaction from the kernel's accounting.
+import { mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { setKeys, setModel, walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
+import { findPgbench, pgbenchArgs, pgbenchVersion, runPgbench, type PgbenchRun } from "./lib/pgbench.ts";
+import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
+import { median } from "./lib/stats.ts";
+import { fmt, table, type PartResult } from "./lib/report.ts";
+import type { Sql } from "../shared/db/migrate.ts";
+
+export interface RpcFloorConfig {
+  connections: number[];
+  /** Each cell runs this many times, interleaved (rotated order); tps is the median round. */
+  rounds: number;
+  /** pgbench -T, whole seconds: warm-up, then the measured window, then a short tail. */
+  durationSec: number;
+  /** From pgbench's start to the window: connections open and every backend has warmed its caches. */
+  warmupSec: number;
+  /** The measured window, inside the run: admissions, CPU and WAL are read at its two ends. */
+  windowSec: number;
+  /** Also drive the statement llm-invoke sends (the RPC plus the answer's quota read). */
+  withInvokeStatement: boolean;
+}
+
+type Variant = "floor" | "rpc" | "invoke";
+
+const MODEL = "bench-floor";
+const HUGE = 2_000_000_000; // limits that never bind: every call is admitted
+
+const FLOOR_TABLES = `
+create table public.bench_floor_counter (id integer primary key, used bigint not null);
+create table public.bench_floor_audit (
+  id uuid primary key,
+  counter_id integer not null,
+  created_at timestamptz not null
+);
+insert into public.bench_floor_counter (id, used) values (1, 0);
+`.trim();
+
+// One statement, one transaction: the counter row's lock is taken and the audit row written in the
+// same round trip, and the commit waits for its WAL flush like any admission must.
+const FLOOR_SCRIPT = `
+with c as (update public.bench_floor_counter set used = used + 1 where id = 1 returning id)
+insert into public.bench_floor_audit (id, counter_id, created_at)
+select gen_random_uuid(), c.id, now() from c;
+`.trim();
+
+// The service caller's reservation, with the named arguments llm-invoke's pg-store passes (a
+// request id per call, no excluded keys, first attempt, not waiting, not idempotent).
+const RESERVE_CALL = `public.google_ai_reserve(
+  p_model => '${MODEL}', p_estimated_tokens => 10, p_caller => 'bench',
+  p_request_id => :rid::text, p_exclude_key_ids => '{}'::uuid[],
+  p_attempt => 1, p_wait_ms => 0, p_metadata => '{}'::jsonb,
+  p_idempotent => false, p_priority => null, p_queue_ticket => null::uuid,
+  p_wait_left_ms => 0)`;
+
+const REQUEST_ID = "\\set rid random(1, 9000000000000000000)";
+
+const RPC_SCRIPT = `${REQUEST_ID}\nselect ${RESERVE_CALL} as r;`;
+
+// What llm-invoke actually sends: the reservation and, in the same statement, the quota its answer
+// carries (pg-store.ts).
+const INVOKE_SCRIPT = `${REQUEST_ID}
+with reserved as materialized (select ${RESERVE_CALL} as r)
+select reserved.r, public.google_ai_answer_quota(p_answer => reserved.r, p_model => '${MODEL}',
+  p_exclude_key_ids => '{}'::uuid[]) as q
+from reserved;`;
+
+const SCRIPTS: Record<Variant, { file: string; text: string; label: string }> = {
+  floor: { file: "floor.sql", text: FLOOR_SCRIPT, label: "floor" },
+  rpc: { file: "reserve.sql", text: RPC_SCRIPT, label: "reserve RPC" },
+  invoke: { file: "reserve-as-invoked.sql", text: INVOKE_SCRIPT, label: "reserve + quota read (llm-invoke's statement)" },
+};
+
+interface RoundFigures {
+  /** Admissions per second in the measured window (committed rows counted at its two ends). */
+  tps: number;
+  /** pgbench's own tps for the whole run (warm-up included, connection time excluded). */
+  pgbenchTps: number;
+  /** Transactions pgbench completed over the whole run. */
+  transactions: number;
+  failed: number;
+  exitCode: number;
+  problem: string;
+  windowSeconds: number;
+  windowTransactions: number;
+  /** false when pgbench had already ended when the window closed (the window then saw its exit). */
+  windowInsideRun: boolean;
+  cpuSeconds: number | null;
+  walBytes: number;
+  /** Rows the whole run added to its log: audit rows (floor) or attempt rows (RPC). */
+  rowsWritten: number;
+  /** Of those, admissions (attempt rows with status 'reserved'; every audit row for the floor). */
+  rowsAdmitted: number;
+}
+
+interface Cell {
+  variant: Variant;
+  connections: number;
+  threads: number;
+  rounds: RoundFigures[];
+  /** Median round (measured window). */
+  tps: number;
+  /** Median round of pgbench's own tps (whole run). */
+  pgbenchTps: number;
+  /** Median of the per-round ratios to the floor measured in the same round (null for the floor). */
+  ratioToFloor: number | null;
+  transactions: number;
+  /** CPU and WAL over the windows of every round, divided by the admissions in them. */
+  cpuMsPerTransaction: number | null;
+  walBytesPerTransaction: number;
+}
+
+export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: (s: string) => void): Promise<PartResult> {
+  const bin = findPgbench();
+  if (!bin) throw new Error("pgbench not found (install the PostgreSQL client tools, e.g. apt-get install postgresql-client)");
+  const version = pgbenchVersion(bin);
+  const durable = bench.settings.fsync === "on" && bench.settings.synchronous_commit === "on";
+  const variants: Variant[] = cfg.withInvokeStatement ? ["floor", "rpc", "invoke"] : ["floor", "rpc"];
+  const dir = await mkdtemp(path.join(tmpdir(), "eve-bench-floor-"));
+  const db = await bench.fresh("rpc_floor");
+  try {
+    await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
+    await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models: [MODEL] }]);
+    await db.sql.unsafe(FLOOR_TABLES);
+    for (const v of variants) await writeFile(path.join(dir, SCRIPTS[v].file), `${SCRIPTS[v].text}\n`);
+    const postmaster = await postmasterPid(db.sql);
+    if (postmaster === undefined) log("  PostgreSQL is not a local process: CPU per transaction not measured");
+    log(`  ${version}; fsync=${bench.settings.fsync}, synchronous_commit=${bench.settings.synchronous_commit}`);
+
+    const cells: Cell[] = [];
+    for (const n of cfg.connections) {
+      const threads = Math.min(n, 2);
+      const figures = new Map<Variant, RoundFigures[]>(variants.map((v) => [v, []]));
+      const ratios = new Map<Variant, number[]>(variants.map((v) => [v, []]));
+      for (let r = 0; r < cfg.rounds; r++) {
+        // Rotate the order each round so neither the floor nor the RPC always runs first.
+        const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
+        for (const v of order) {
+          const f = await measure(db.sql, postmaster, v, cfg, () =>
+            runPgbench(bin, { url: db.url, scriptPath: path.join(dir, SCRIPTS[v].file), clients: n, threads, durationSec: cfg.durationSec })
+          );
+          figures.get(v)!.push(f);
+          log(
+            `  ${String(n).padStart(3)} conn  round ${r + 1}  ${v.padEnd(6)} ${fmt(f.tps, 1).padStart(8)} tps` +
+              ` (pgbench: ${fmt(f.pgbenchTps, 1)})` +
+              (f.cpuSeconds !== null && f.windowTransactions > 0 ? `  ${fmt((f.cpuSeconds * 1000) / f.windowTransactions, 3)} ms CPU/tx` : "") +
+              (f.windowInsideRun ? "" : "  (window outlasted the run)") +
+              (f.problem ? `\n    PROBLEM (exit ${f.exitCode}): ${f.problem.replaceAll("\n", "\n    ")}` : ""),
+          );
+        }
+        const floor = figures.get("floor")![r]!.tps;
+        for (const v of variants) if (v !== "floor") ratios.get(v)!.push(floor > 0 ? figures.get(v)![r]!.tps / floor : NaN);
+      }
+      for (const v of variants) {
+        const rounds = figures.get(v)!;
+        const inWindows = rounds.reduce((s, f) => s + f.windowTransactions, 0);
+        const cpu = rounds.every((f) => f.cpuSeconds !== null) ? rounds.reduce((s, f) => s + f.cpuSeconds!, 0) : null;
+        cells.push({
+          variant: v,
+          connections: n,
+          threads,
+          rounds,
+          tps: median(rounds.map((f) => f.tps)),
+          pgbenchTps: median(rounds.map((f) => f.pgbenchTps)),
+          ratioToFloor: v === "floor" ? null : median(ratios.get(v)!),
+          transactions: rounds.reduce((s, f) => s + f.transactions, 0),
+          cpuMsPerTransaction: cpu === null || inWindows === 0 ? null : (cpu * 1000) / inWindows,
+          walBytesPerTransaction: inWindows ? Math.round(rounds.reduce((s, f) => s + f.walBytes, 0) / inWindows) : 0,
+        });
+      }
+    }
+
+    const all = cells.flatMap((c) => c.rounds.map((f) => ({ c, f })));
+    const broken = all.filter(({ f }) => f.exitCode !== 0 || f.failed > 0 || f.problem !== "" || f.transactions === 0);
+    const inexact = all.filter(({ f }) => f.rowsWritten !== f.transactions || f.rowsAdmitted !== f.transactions);
+    const describe = ({ c, f }: { c: Cell; f: RoundFigures }) =>
+      `${c.variant} at ${c.connections}: ${f.transactions} tx, exit ${f.exitCode}, ${f.failed} failed, ${f.rowsWritten} rows (${f.rowsAdmitted} admitted)`;
+
+    return {
+      id: "rpc-floor",
+      title: "Reservation RPC against its floor (pgbench)",
+      data: {
+        config: cfg,
+        pgbench: version,
+        settings: { fsync: bench.settings.fsync, synchronous_commit: bench.settings.synchronous_commit },
+        scripts: Object.fromEntries(variants.map((v) => [v, SCRIPTS[v].text])),
+        floorTables: FLOOR_TABLES,
+        cpuMeasured: postmaster !== undefined,
+        cells,
+      },
+      markdown: markdown(cfg, cells, variants, version, durable),
+      headline: headline(cells, cfg.connections, durable),
+      checks: [
+        {
+          name: "floor and RPC cells ran without errors (pgbench exit 0, no failed transactions)",
+          ok: broken.length === 0,
+          detail: broken.length === 0 ? `${all.length} pgbench runs, 0 errors` : broken.slice(0, 3).map(describe).join("; "),
+        },
+        {
+          name: "counts are exact: one attempt row (admitted) per RPC transaction, one audit row per floor transaction",
+          ok: inexact.length === 0,
+          detail: inexact.length === 0
+            ? `${all.length} runs, ${all.reduce((s, { f }) => s + f.transactions, 0)} transactions, rows = transactions in each`
+            : inexact.slice(0, 3).map(describe).join("; "),
+        },
+      ],
+    };
+  } finally {
+    await db.drop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * One pgbench run, measured in a window inside it: the first seconds open the connections and warm
+ * each new backend's caches (a cost a pooled production connection pays once, not per request), so
+ * admissions, CPU and WAL are read once every connection is warm and again before pgbench stops.
+ */
+async function measure(sql: Sql, postmaster: number | undefined, v: Variant, cfg: RpcFloorConfig, drive: () => Promise<PgbenchRun>): Promise<RoundFigures> {
+  const before = await loggedRows(sql, v);
+  let ended = false;
+  const started = Date.now();
+  const running = drive().finally(() => (ended = true));
+  const snapshot = async () => {
+    const cpu = postmaster === undefined ? null : serverCpuSeconds(postmaster);
+    const at = performance.now();
+    const [lsn, rows] = await Promise.all([walLsn(sql), loggedRows(sql, v)]);
+    return { cpu, at, lsn, rows: rows.admitted };
+  };
+  await sleep(cfg.warmupSec * 1000 - (Date.now() - started));
+  const open = await snapshot();
+  await sleep(Math.max(0, cfg.windowSec * 1000 - (performance.now() - open.at)));
+  const windowInsideRun = !ended;
+  const cpuEnd = postmaster === undefined ? null : serverCpuSeconds(postmaster);
+  const closedAt = performance.now();
+  const walBytes = await walBytesSince(sql, open.lsn);
+  const closed = await loggedRows(sql, v);
+  const run = await running;
+  const after = await loggedRows(sql, v);
+  const windowSeconds = (closedAt - open.at) / 1000;
+  const windowTransactions = closed.admitted - open.rows;
+  return {
+    tps: windowTransactions / windowSeconds,
+    pgbenchTps: run.tps,
+    transactions: run.transactions,
+    failed: run.failed,
+    exitCode: run.exitCode,
+    problem: run.problem,
+    windowSeconds,
+    windowTransactions,
+    windowInsideRun,
+    cpuSeconds: open.cpu === null || cpuEnd === null ? null : cpuEnd - open.cpu,
+    walBytes,
+    rowsWritten: after.all - before.all,
+    rowsAdmitted: after.admitted - before.admitted,
+  };
+}
+
+async function loggedRows(sql: Sql, v: Variant): Promise<{ all: number; admitted: number }> {
+  if (v === "floor") {
+    const [{ n }] = await sql<{ n: string }[]>`select count(*)::text as n from public.bench_floor_audit`;
+    return { all: Number(n), admitted: Number(n) };
+  }
+  const [row] = await sql<{ all: string; admitted: string }[]>`
+    select count(*)::text as all, (count(*) filter (where status = 'reserved'))::text as admitted
+    from public.google_ai_attempts where caller = 'bench'`;
+  return { all: Number(row!.all), admitted: Number(row!.admitted) };
+}
+
+function get(cells: Cell[], v: Variant, n: number): Cell | undefined {
+  return cells.find((c) => c.variant === v && c.connections === n);
+}
+
+const pct = (x: number | null | undefined) => (x === null || x === undefined ? "—" : `${fmt(x * 100, 0)}%`);
+const ms = (x: number | null | undefined) => fmt(x, 3);
+
+function headline(cells: Cell[], ns: number[], durable: boolean) {
+  const over = (pick: (n: number) => string) => ns.map(pick).join(" / ");
+  const conditions = durable ? "fsync on" : "fsync OFF: not the durable floor";
+  return [
+    {
+      figure: `Reserve RPC / floor (pgbench, prepared, one hot row, ${conditions}) at ${ns.join(" / ")} connections`,
+      value: `${over((n) => pct(get(cells, "rpc", n)?.ratioToFloor))} (floor ${over((n) => fmt(get(cells, "floor", n)?.tps, 0))} tps; ` +
+        `RPC ${over((n) => fmt(get(cells, "rpc", n)?.tps, 0))} tps)`,
+    },
+    ...(cells.some((c) => c.variant === "invoke")
+      ? [{
+        figure: `Reserve as llm-invoke sends it (with its quota read) / floor at ${ns.join(" / ")} connections`,
+        value: `${over((n) => pct(get(cells, "invoke", n)?.ratioToFloor))} (${over((n) => fmt(get(cells, "invoke", n)?.tps, 0))} tps)`,
+      }]
+      : []),
+    {
+      figure: `PostgreSQL CPU per admission, RPC vs floor (pgbench) at ${ns.join(" / ")} connections`,
+      value: `RPC ${over((n) => ms(get(cells, "rpc", n)?.cpuMsPerTransaction))} ms; floor ${over((n) => ms(get(cells, "floor", n)?.cpuMsPerTransaction))} ms`,
+    },
+  ];
+}
+
+function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], version: string, durable: boolean): string {
+  const ns = cfg.connections;
+  const all = cells.reduce((s, c) => s + c.rounds.length, 0);
+  const overran = cells.reduce((s, c) => s + c.rounds.filter((f) => !f.windowInsideRun).length, 0);
+  const withInvoke = variants.includes("invoke");
+  const tpsRows = ns.map((n) => [
+    n,
+    Math.min(n, 2),
+    fmt(get(cells, "floor", n)?.tps, 0),
+    fmt(get(cells, "rpc", n)?.tps, 0),
+    pct(get(cells, "rpc", n)?.ratioToFloor),
+    ...(withInvoke ? [fmt(get(cells, "invoke", n)?.tps, 0), pct(get(cells, "invoke", n)?.ratioToFloor)] : []),
+    `${fmt(get(cells, "floor", n)?.pgbenchTps, 0)} / ${fmt(get(cells, "rpc", n)?.pgbenchTps, 0)}`,
+  ]);
+  const costRows = ns.map((n) => [
+    n,
+    ms(get(cells, "floor", n)?.cpuMsPerTransaction),
+    ms(get(cells, "rpc", n)?.cpuMsPerTransaction),
+    ...(withInvoke ? [ms(get(cells, "invoke", n)?.cpuMsPerTransaction)] : []),
+    fmt(get(cells, "floor", n)?.walBytesPerTransaction, 0),
+    fmt(get(cells, "rpc", n)?.walBytesPerTransaction, 0),
+  ]);
+  const tpsHeaders = ["connections", "pgbench threads", "floor tps", "reserve RPC tps", "RPC / floor",
+    ...(withInvoke ? ["llm-invoke's statement tps", "it / floor"] : []), "pgbench's tps, whole run: floor / RPC"];
+  const costHeaders = ["connections", "floor CPU ms/tx", "RPC CPU ms/tx", ...(withInvoke ? ["llm-invoke's statement CPU ms/tx"] : []),
+    "floor WAL bytes/tx", "RPC WAL bytes/tx"];
+  const cmd = (file: string, n: number) => `pgbench ${pgbenchArgs({ clients: n, threads: Math.min(n, 2), durationSec: cfg.durationSec, scriptPath: file, database: "<db>" }).join(" ")}`;
+  return `
+**What the floor is.** An admission that is exact, durable and audited must, at the very least, take the
+hot counter row's lock and change it (exact: no two callers can both see the last free slot), write one
+audit row whose key no other writer can collide with (audited: every admission leaves a row, keyed by a
+uuid as the attempt log is), and wait for that commit's WAL flush before answering (durable: an admission
+the caller was told about survives a crash, so the counter never under-counts). The floor does exactly that
+in one statement on two bare tables — a counter row and an audit table with a uuid primary key and no other
+index — and nothing more: no key choice, no limits read, no day or minute buckets. Nothing that admits
+exactly and durably on one hot row can be faster on this machine, so "RPC / floor" is how close the
+reservation is to the best it could do; 100% would mean its own work costs nothing beside the lock and the
+flush.
+
+${durable ? "" : "**This run had fsync off** (`--no-fsync`): the figures below are not the durable floor.\n\n"}Both are driven by pgbench, PostgreSQL's own C load driver (${version}): one connection per client,
+prepared statements (\`-M prepared\`), \`-T ${cfg.durationSec}\` per cell, at ${ns.join(", ")} connections on one hot
+row (one quota group for the RPC, with limits that never bind, so every call is admitted and writes its
+attempt row). Each cell ran ${cfg.rounds} time${cfg.rounds === 1 ? "" : "s"}, interleaved with the others in
+rotated order; tps is the median round and a ratio is the median of the per-round ratios to the floor
+measured in the same round.
+
+**The measured window.** A new connection's first calls are slow: the backend loads the catalog entries and
+plans of every function the RPC touches. A pooled production connection pays that once, not per request, so
+each figure is taken in a window inside the run: from ${cfg.warmupSec} s after pgbench starts (every
+connection open and warm) for ${cfg.windowSec} s, before pgbench stops. The admissions in the window are
+counted as committed rows (audit rows for the floor, admitted attempt rows for the RPC) at its two ends;
+tps = admissions / window, and CPU and WAL per transaction are the window's CPU and WAL divided by the same
+admissions. pgbench's own tps over the whole run (warm-up included) is shown beside it.
+${withInvoke ? "\"llm-invoke's statement\" is the call exactly as the function sends it: the reservation and, in the same statement, the quota its answer carries (`google_ai_answer_quota`).\n" : ""}
+${table(tpsHeaders, tpsRows, tpsHeaders.map(() => "r"))}
+${overran ? `\n${overran} of ${all} windows closed after their pgbench run had ended (a slow machine): those include the run's last transactions and its disconnections.\n` : ""}
+**PostgreSQL's cost per transaction**: CPU and WAL per admission (per transaction: every transaction
+admits one request).
+
+${table(costHeaders, costRows, costHeaders.map(() => "r"))}
+
+**How the CPU is counted.** From the kernel's own accounting, not from timings: at both ends of the
+window the part reads \`/proc/<pid>/stat\` of the postmaster and of every process whose parent it is
+(backends, WAL writer, checkpointer, autovacuum...) and sums user + system time (\`utime + stime\`), plus
+the postmaster's \`cutime + cstime\`, where the kernel moves the time of a child that has exited. The
+difference, divided by the admissions in the window, is the CPU the whole server spent per admission,
+background work and lock waits' wake-ups included; pgbench's own CPU is not in it (it is not a child of the
+postmaster). The clock tick (10 ms) is small beside a window's total.
+
+**Reproduce by hand.** The two tables, in any database (the bench uses a fresh copy of the migrated
+schema):
+
+\`\`\`sql
+${FLOOR_TABLES}
+\`\`\`
+
+The floor script (\`floor.sql\`):
+
+\`\`\`sql
+${FLOOR_SCRIPT}
+\`\`\`
+
+The RPC script (\`reserve.sql\`; a model \`${MODEL}\` with limits that never bind, served by one active key —
+the part sets them with \`bench/lib/db.ts\`'s \`setModel\` and \`setKeys\`):
+
+\`\`\`sql
+${RPC_SCRIPT}
+\`\`\`
+
+Then, for each connection count N (threads: \`min(N, 2)\`), with PGHOST/PGPORT/PGUSER pointing at the server
+(fsync and synchronous_commit on, the defaults):
+
+\`\`\`sh
+${ns.map((n) => `${cmd("floor.sql", n)}\n${cmd("reserve.sql", n)}`).join("\n")}
+\`\`\`
+
+and compare the \`tps\` lines (add \`-P 1\` to see each second's tps and leave out the warm-up seconds, as the
+window does). For the CPU, sum \`utime + stime\` (fields 14 and 15 of \`/proc/<pid>/stat\`) over the postmaster
+(\`head -1 $PGDATA/postmaster.pid\`; add its fields 16 and 17) and its children (\`ps --ppid <postmaster> -o pid=\`)
+at two moments of a run, and divide the difference by \`getconf CLK_TCK\` and by the rows committed between
+the two moments (\`select used from public.bench_floor_counter\` for the floor; \`select count(*) from
+public.google_ai_attempts\` for the RPC).
+
+**Counts**: pgbench's transaction count is checked against the rows each cell wrote — one admitted
+attempt row per RPC transaction, one audit row per floor transaction (the "must hold" table above).
+`;
+}
