@@ -79,7 +79,7 @@ function machineSection(m: MachineInfo): string {
 }
 
 /** The issue's order of the parts, whatever order they ran in. */
-const ORDER = ["rpc-throughput", "exactness", "wait-utilisation", "gateway-overhead", "peers", "fidelity", "mixed-load"];
+const ORDER = ["rpc-throughput", "rpc-floor", "exactness", "wait-utilisation", "gateway-overhead", "peers", "fidelity", "mixed-load"];
 const byOrder = (a: PartResult, b: PartResult) => ORDER.indexOf(a.id) - ORDER.indexOf(b.id);
 
 export async function writeReport(input: ReportInput): Promise<void> {
@@ -140,7 +140,7 @@ export async function writeReport(input: ReportInput): Promise<void> {
   out.push("");
   out.push("```sh");
   out.push("npm ci");
-  out.push("npm run bench          # the full run (about 6 minutes on 2 cores); rewrites this file, bench/results/*.json and docs/wait-admissions.svg");
+  out.push("npm run bench          # the full run (about 25 minutes on 2 cores); rewrites this file, bench/results/*.json and docs/wait-admissions.svg");
   out.push("npm run bench:smoke    # seconds per part, tiny sizes, writes to a temp dir; exits 1 if our design over-admits or a part crashes");
   out.push("npm run bench -- --only=rpc-throughput,exactness   # a subset (ids: the JSON file names)");
   out.push("```");
