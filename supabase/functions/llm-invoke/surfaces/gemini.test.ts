@@ -4,7 +4,6 @@ import type { GoogleResponse } from "../../_shared/google/types.ts";
 import type { InvokeResult, InvokeStream } from "../context.ts";
 import { imageTokens } from "../images.ts";
 import { DEFAULT_REQUEST_LIMITS, MAX_PARTS, type NormalizedRequest } from "../request.ts";
-import type { ModelEntry } from "../store.ts";
 import {
   countTokensAnswer,
   geminiJsonArrayStream,
@@ -17,6 +16,7 @@ import {
 } from "./gemini.ts";
 import type { SurfaceContext } from "./surface.ts";
 import { base64, png } from "../../../../tests/support/image-bytes.ts";
+import { modelEntry } from "../../../../tests/support/model-entry.ts";
 import { refusal } from "../../../../tests/support/refusal.ts";
 
 const limits = DEFAULT_REQUEST_LIMITS;
@@ -379,22 +379,7 @@ describe("geminiSurface.stream: Google's server-sent events", () => {
 
 // ---- models ---------------------------------------------------------------------------------------------
 
-function entry(model: string, aliases: string[], more: Partial<ModelEntry> = {}): ModelEntry {
-  return {
-    model,
-    aliases,
-    displayName: null,
-    inputTokenLimit: null,
-    outputTokenLimit: null,
-    rpm: null,
-    tpm: null,
-    rpd: null,
-    supportsSystemInstruction: true,
-    supportsJsonMode: true,
-    supportsTools: true,
-    ...more,
-  };
-}
+const entry = modelEntry;
 
 const models = [
   entry("gemini-2.5-flash", ["flash"], {

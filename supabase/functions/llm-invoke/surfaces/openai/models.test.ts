@@ -1,23 +1,11 @@
 // models: GET /v1/models in OpenAI's list shape.
 import { describe, expect, it } from "vitest";
-import type { ModelEntry } from "../../store.ts";
+import { modelEntry } from "../../../../../tests/support/model-entry.ts";
 import { openAiModel, openAiModels } from "../openai.ts";
 import { NOW } from "./test-fixtures.ts";
 
 describe("models", () => {
-  const entry = (model: string, aliases: string[]): ModelEntry => ({
-    model,
-    aliases,
-    displayName: null,
-    inputTokenLimit: null,
-    outputTokenLimit: null,
-    rpm: null,
-    tpm: null,
-    rpd: null,
-    supportsSystemInstruction: true,
-    supportsJsonMode: true,
-    supportsTools: true,
-  });
+  const entry = modelEntry;
 
   it("lists each model under its id and each alias", () => {
     const list = openAiModels([entry("gemini-2.5-flash", ["flash"]), entry("gemma-3-27b-it", [])], NOW);

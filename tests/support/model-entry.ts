@@ -1,0 +1,19 @@
+// A model row as the model routes read it (pg-store's modelList), for the dialects' tests.
+import type { ModelEntry } from "../../supabase/functions/llm-invoke/store.ts";
+
+export function modelEntry(model: string, aliases: string[], more: Partial<ModelEntry> = {}): ModelEntry {
+  return {
+    model,
+    aliases,
+    displayName: null,
+    inputTokenLimit: null,
+    outputTokenLimit: null,
+    rpm: null,
+    tpm: null,
+    rpd: null,
+    supportsSystemInstruction: true,
+    supportsJsonMode: true,
+    supportsTools: true,
+    ...more,
+  };
+}
