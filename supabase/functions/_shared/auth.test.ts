@@ -13,7 +13,8 @@ import { GatewayError } from "./errors.ts";
 
 const LEGACY = "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoic2VydmljZV9yb2xlIn0.sig";
 const SECRET = "sb_secret_local_0123456789";
-const KEYS = [LEGACY, SECRET];
+const KEY_VALUES = [LEGACY, SECRET];
+const KEYS = new ServiceKeys(KEY_VALUES);
 
 async function codeOf(promise: Promise<unknown>): Promise<string> {
   try {
@@ -98,8 +99,8 @@ describe("authenticate", () => {
   });
 
   it("never lets an empty key list or blank credential through", async () => {
-    expect(await codeOf(authenticate(new Headers({ apikey: "x" }), []))).toBe("unauthorized");
-    expect(await codeOf(authenticate(new Headers({ apikey: " " }), [""]))).toBe("unauthorized");
+    expect(await codeOf(authenticate(new Headers({ apikey: "x" }), new ServiceKeys([])))).toBe("unauthorized");
+    expect(await codeOf(authenticate(new Headers({ apikey: " " }), new ServiceKeys([""])))).toBe("unauthorized");
   });
 
   it("reduces a scoped token to its sha256 and keeps the token itself out of the result", async () => {
@@ -166,7 +167,7 @@ describe("ServiceKeys: the keys are hashed once per worker", () => {
 
   it("hashes the keys once when the first requests arrive together", async () => {
     const { digest, hashed } = countingDigest();
-    const keys = new ServiceKeys(KEYS, digest);
+    const keys = new ServiceKeys(KEY_VALUES, digest);
     const callers = await Promise.all(
       Array.from({ length: 16 }, () => authenticate(new Headers({ apikey: LEGACY }), keys)),
     );
@@ -177,7 +178,7 @@ describe("ServiceKeys: the keys are hashed once per worker", () => {
 
   it("hashes a scoped token once: the same digest is compared and becomes the token hash", async () => {
     const { digest, hashed } = countingDigest();
-    const keys = new ServiceKeys(KEYS, digest);
+    const keys = new ServiceKeys(KEY_VALUES, digest);
     await authenticate(new Headers({ apikey: SECRET }), keys); // keys hashed
     hashed.length = 0;
     const token = `evegw_tok_${"A1b2".repeat(10)}xyz`;
@@ -206,7 +207,7 @@ describe("ServiceKeys: the keys are hashed once per worker", () => {
 
   it("retries the keys' hashing after a failed digest instead of locking every later request out", async () => {
     let fail = true;
-    const keys = new ServiceKeys(KEYS, (text) => {
+    const keys = new ServiceKeys(KEY_VALUES, (text) => {
       if (fail && text === SECRET) return Promise.reject(new Error("digest unavailable"));
       return Promise.resolve(new Uint8Array(createHash("sha256").update(text).digest()));
     });

@@ -121,7 +121,7 @@ export function callerLabel(raw: string | null, fallback = DEFAULT_LABEL): strin
 /** Identifies the caller or throws GatewayError("unauthorized"). Never echoes what was presented. */
 export async function authenticate(
   headers: Headers,
-  serviceKeys: ServiceKeys | readonly string[],
+  keys: ServiceKeys,
   extra: ReadonlyArray<string | null> = [],
 ): Promise<Caller> {
   const credentials = presentedCredentials(headers, extra);
@@ -134,8 +134,6 @@ export async function authenticate(
     );
   }
   const label = callerLabel(headers.get("x-caller"));
-  // A plain list (tests, one-off calls) is hashed on this call; workers pass the ServiceKeys built at boot.
-  const keys = serviceKeys instanceof ServiceKeys ? serviceKeys : new ServiceKeys(serviceKeys);
   // Each presented credential is hashed once: that digest is compared with the keys' and, for a
   // scoped token, is the hash the database looks it up by.
   const digests = await Promise.all(credentials.map((credential) => keys.digest(credential)));

@@ -138,13 +138,12 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
           writeLine(200, "ok", undefined);
         });
         return new Response(body, { status: 200, headers });
-      } else {
-        response = jsonResponse(
-          answer.asIs === true ? answer.body : { ...answer.body, request_id: requestId },
-          200,
-          headers,
-        );
       }
+      response = jsonResponse(
+        answer.asIs === true ? answer.body : { ...answer.body, request_id: requestId },
+        200,
+        headers,
+      );
     } catch (thrown) {
       const error = asGatewayError(thrown, scope);
       outcome = error.code;

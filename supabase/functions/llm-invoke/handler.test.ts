@@ -1,3 +1,4 @@
+import { ServiceKeys } from "../_shared/auth.ts";
 import { describe, expect, it, vi } from "vitest";
 import { GatewayError, rateLimited } from "../_shared/errors.ts";
 import type { InvokeContext, InvokeResult } from "./context.ts";
@@ -21,7 +22,7 @@ function build(overrides: Partial<HandlerDeps> = {}) {
   const invoke = vi.fn((_ctx: InvokeContext) => Promise.resolve(RESULT));
   const logError = vi.fn();
   const handler = createHandler({
-    serviceKeys: [KEY],
+    serviceKeys: new ServiceKeys([KEY]),
     invoke,
     logError,
     logRequest: () => {},

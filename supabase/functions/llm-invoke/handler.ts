@@ -35,7 +35,7 @@ import { type TokenCheck, tokenStatusError } from "./token-check.ts";
 
 export interface HandlerDeps {
   /** Service/secret keys accepted as trusted callers (see auth.ts serviceKeysFromEnv). */
-  serviceKeys: ServiceKeys | readonly string[];
+  serviceKeys: ServiceKeys;
   /** Runs a validated request; throws GatewayError for answers other than 200. */
   invoke: (ctx: InvokeContext) => Promise<InvokeAnswer>;
   /** The quota route's answer for a credential (pg-store's quotaReport); without it the route is 404. */

@@ -1,5 +1,6 @@
 // The maintenance handler and run with fakes: who may call it, what each key outcome leads to, what is
 // logged, and that no key ever appears in an answer or a log.
+import { ServiceKeys } from "../_shared/auth.ts";
 import { describe, expect, it, vi } from "vitest";
 import { GatewayError } from "../_shared/errors.ts";
 import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/google/errors.ts";
@@ -132,7 +133,7 @@ function listOutcome(apiKey: string): ListOutcome {
 function build(overrides: Partial<MaintenanceHandlerDeps> = {}, store = fakeStore()) {
   const lines: string[] = [];
   const handler = createMaintenanceHandler({
-    serviceKeys: [SERVICE_KEY],
+    serviceKeys: new ServiceKeys([SERVICE_KEY]),
     store: () => store.store,
     lister,
     secret: (name) => GOOGLE_KEYS[name],

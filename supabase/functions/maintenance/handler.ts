@@ -29,7 +29,7 @@ import type { MaintenanceStore } from "./store.ts";
 export const MAX_BODY_BYTES = 16 * 1024;
 
 export interface MaintenanceHandlerDeps {
-  serviceKeys: ServiceKeys | readonly string[];
+  serviceKeys: ServiceKeys;
   /** The database, or a GatewayError("unavailable") when none is configured. */
   store: () => MaintenanceStore;
   lister: ModelLister;
