@@ -2,6 +2,7 @@
 // 429 asks for, and whether Google refused the key itself (decided here, once: finalize takes it
 // out of rotation on that word, without re-deriving it from the error code).
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
+import { outputTokens, type Usage } from "../_shared/google/response.ts";
 import type { FinalizeOutcome, FinalizeParams } from "./store.ts";
 
 const EMPTY = {
@@ -25,6 +26,13 @@ export interface SuccessRecord {
   outputTokens: number | null;
   /** Kept for replay when the caller named the request (its own request_id), else null. */
   response: unknown | null;
+}
+
+/** Google's counts for finalize: null where Google sent none (the booked estimate then stays). */
+export function googleCounts(usage: Usage | null): Pick<SuccessRecord, "inputTokens" | "outputTokens"> {
+  return usage === null
+    ? { inputTokens: null, outputTokens: null }
+    : { inputTokens: usage.promptTokens, outputTokens: outputTokens(usage) };
 }
 
 export function successRecord(s: SuccessRecord): FinalizeParams {

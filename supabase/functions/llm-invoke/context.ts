@@ -1,6 +1,7 @@
 // What the attempt loop receives and answers, shared by the HTTP handler and the loop itself, so the
 // loop does not depend on the HTTP edge.
 import type { Caller } from "../_shared/auth.ts";
+import { outputTokens, type Usage } from "../_shared/google/response.ts";
 import type { GoogleResponse } from "../_shared/google/types.ts";
 import type { NormalizedRequest } from "./request.ts";
 import type { QuotaSnapshot } from "./store.ts";
@@ -40,6 +41,20 @@ export interface InvokeResult {
    * native body. Absent in answers stored before it existed: googleResponseOf rebuilds one.
    */
   response?: GoogleResponse;
+}
+
+/**
+ * An answer's usage from Google's count; without one, the input as estimated and booked, no output.
+ * Whole and streamed answers alike.
+ */
+export function answerUsage(usage: Usage | null, estimatedInputTokens: number): InvokeResult["usage"] {
+  const prompt = usage?.promptTokens ?? estimatedInputTokens;
+  const completion = usage === null ? 0 : outputTokens(usage);
+  return {
+    prompt_tokens: prompt,
+    completion_tokens: completion,
+    total_tokens: usage?.totalTokens || prompt + completion,
+  };
 }
 
 /** Who served a streamed answer: known when its first chunk is passed on. */

@@ -27,11 +27,11 @@ import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
 import { GatewayError } from "../_shared/errors.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import { admit } from "./admission.ts";
-import { failureRecord, successRecord } from "./attempt-record.ts";
+import { failureRecord, googleCounts, successRecord } from "./attempt-record.ts";
 import { cachedProfiles } from "./capabilities.ts";
 import { createTokenCounter, InputSize } from "./exact-count.ts";
 import { type Clock, systemClock } from "./clock.ts";
-import type { InvokeAnswer, InvokeContext, InvokeResult } from "./context.ts";
+import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
 import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, requestFor, resolveChain } from "./model-chain.ts";
@@ -210,10 +210,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             successRecord({
               reservationId: reservation.reservationId,
               latencyMs: outcome.latencyMs,
-              inputTokens: outcome.usage?.promptTokens ?? null,
-              outputTokens: outcome.usage === null
-                ? null
-                : outcome.usage.candidatesTokens + outcome.usage.thoughtsTokens,
+              ...googleCounts(outcome.usage),
               response: idempotent ? result : null,
             }),
             { deadline, clock },
@@ -316,20 +313,13 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       reservation: Reservation,
       attempts: number,
     ): InvokeResult {
-      const usage = outcome.usage;
-      const promptTokens = usage?.promptTokens ?? size.tokens;
-      const completionTokens = usage === null ? 0 : usage.candidatesTokens + usage.thoughtsTokens;
       const { model, key_alias, ...rest } = headOf(reservation, attempts);
       return {
         text: outcome.text,
         model,
         ...rest,
         key_alias,
-        usage: {
-          prompt_tokens: promptTokens,
-          completion_tokens: completionTokens,
-          total_tokens: usage?.totalTokens || promptTokens + completionTokens,
-        },
+        usage: answerUsage(outcome.usage, size.tokens),
         waited_ms: waiting.waitedMs,
         finish_reason: outcome.finishReason,
         ...(request.includeCandidates ? { candidates: outcome.candidates } : {}),

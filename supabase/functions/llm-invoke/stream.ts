@@ -19,9 +19,9 @@ import {
 import type { GoogleResponse } from "../_shared/google/types.ts";
 import { classifyGoogleFailure } from "../_shared/google/errors.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
-import { successRecord } from "./attempt-record.ts";
+import { googleCounts, successRecord } from "./attempt-record.ts";
 import type { Clock } from "./clock.ts";
-import type { InvokeResult, InvokeStream, StreamHead } from "./context.ts";
+import { answerUsage, type InvokeResult, type InvokeStream, type StreamHead } from "./context.ts";
 import type { FinalizeParams } from "./store.ts";
 import { estimateTextTokens } from "./tokens.ts";
 
@@ -93,19 +93,22 @@ export interface RelayOptions {
   signal?: AbortSignal;
 }
 
-/** What was streamed so far. */
+/** What was streamed so far: the chunks merged into Google's whole answer, and what is read from it. */
 class StreamTally {
-  text = "";
-  usage: Usage | null = null;
-  finishReason: string | null = null;
   /** The whole answer in Google's shape, as generateContent would have sent it. */
-  whole: GoogleResponse | null = null;
+  whole: GoogleResponse = {};
 
   add(chunk: GoogleResponse): void {
-    this.text += responseText(chunk);
-    this.usage = responseUsage(chunk) ?? this.usage;
-    this.finishReason = responseFinishReason(chunk) ?? this.finishReason;
-    this.whole = mergeChunk(this.whole ?? {}, chunk);
+    this.whole = mergeChunk(this.whole, chunk);
+  }
+
+  get text(): string {
+    return responseText(this.whole);
+  }
+
+  /** Google's latest count (every chunk may carry one; the last carries the final one). */
+  get usage(): Usage | null {
+    return responseUsage(this.whole);
   }
 
   /**
@@ -113,7 +116,8 @@ class StreamTally {
    * before the last may carry a usage without the output's count yet).
    */
   outputTokens(): number {
-    return Math.max(this.usage === null ? 0 : outputTokens(this.usage), estimateTextTokens(this.text));
+    const usage = this.usage;
+    return Math.max(usage === null ? 0 : outputTokens(usage), estimateTextTokens(this.text));
   }
 }
 
@@ -123,23 +127,15 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
   const tally = new StreamTally();
   let whole: InvokeResult | null = null;
 
-  const result = (): InvokeResult => {
-    const usage = tally.usage;
-    const prompt = usage?.promptTokens ?? options.estimatedInputTokens;
-    const completion = usage === null ? 0 : outputTokens(usage);
-    return {
-      text: tally.text,
-      ...options.head,
-      usage: {
-        prompt_tokens: prompt,
-        completion_tokens: completion,
-        total_tokens: usage?.totalTokens || prompt + completion,
-      },
-      finish_reason: tally.finishReason,
-      ...(options.includeCandidates ? { candidates: (tally.whole?.candidates as unknown[] | undefined) ?? [] } : {}),
-      ...(tally.whole === null ? {} : { response: tally.whole }),
-    };
-  };
+  const result = (): InvokeResult => ({
+    text: tally.text,
+    ...options.head,
+    usage: answerUsage(tally.usage, options.estimatedInputTokens),
+    finish_reason: responseFinishReason(tally.whole),
+    ...(options.includeCandidates ? { candidates: (tally.whole.candidates as unknown[] | undefined) ?? [] } : {}),
+    // openStream hands over a stream only once its first chunk has come: there is always a whole.
+    response: tally.whole,
+  });
 
   async function* chunks(): AsyncGenerator<GoogleResponse, void, undefined> {
     let ended: "done" | "client" | "google" = "client";
@@ -181,8 +177,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
       await options.afterAnswer(options.finalize(successRecord({
         reservationId: options.reservationId,
         latencyMs,
-        inputTokens: tally.usage?.promptTokens ?? null,
-        outputTokens: tally.usage === null ? null : outputTokens(tally.usage),
+        ...googleCounts(tally.usage),
         response: options.idempotent ? whole : null,
       })));
       return;
