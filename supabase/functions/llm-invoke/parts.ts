@@ -15,6 +15,11 @@ export interface CheckedContents {
   images: ImageInfo[];
 }
 
+/** The estimated tokens of a request's inline images, on top of its text's (invoke.ts adds them). */
+export function imageTokensOf(images: readonly ImageInfo[]): number {
+  return images.reduce((sum, image) => sum + image.tokens, 0);
+}
+
 const PART_KINDS = ["text", "inlineData", "functionCall", "functionResponse"] as const;
 
 export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Part {

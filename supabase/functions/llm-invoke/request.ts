@@ -6,7 +6,7 @@ import { GatewayError } from "../_shared/errors.ts";
 import type { Content, GenerationConfig, RequestExtras } from "../_shared/google/types.ts";
 import { invalidRequest } from "../_shared/validation.ts";
 import { camelGenerationConfig } from "./json-keys.ts";
-import { checkContents } from "./parts.ts";
+import { checkContents, imageTokensOf } from "./parts.ts";
 import { PRIORITY_CLASSES, type PriorityClass } from "./store.ts";
 
 export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../_shared/google/types.ts";
@@ -256,7 +256,7 @@ function toContents(req: InvokeRequest): { contents: Content[]; systemFromMessag
   }
 
   const checked = checkContents(req.contents ?? []);
-  return { contents: checked.contents, imageTokens: checked.images.reduce((sum, image) => sum + image.tokens, 0) };
+  return { contents: checked.contents, imageTokens: imageTokensOf(checked.images) };
 }
 
 export function joinText(pieces: ReadonlyArray<string | undefined>): string | undefined {

@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
-import { checkContents } from "../../parts.ts";
+import { checkContents, imageTokensOf } from "../../parts.ts";
 import {
   extrasOf,
   extrasSchema,
@@ -130,7 +130,7 @@ export function parseGenerateBody(raw: unknown, model: string, field = ""): Gene
     ...(system === undefined ? {} : { system }),
     generationConfig: (checked.generationConfig ?? {}) as GenerationConfig,
     extras: extrasOf(checked),
-    imageTokens: images.reduce((sum, image) => sum + image.tokens, 0),
+    imageTokens: imageTokensOf(images),
   };
 }
 
@@ -176,19 +176,15 @@ export function normalized(
   checkFallbacks(model, options.fallbackModels);
   return {
     model,
-    ...(options.fallbackModels === undefined ? {} : { fallbackModels: options.fallbackModels }),
+    ...options, // mode, wait, and the request id, priority and fallbacks when given
     contents: body.contents,
     ...(body.system === undefined ? {} : { system: body.system }),
     generationConfig: body.generationConfig,
     extras: body.extras,
     imageTokens: body.imageTokens,
     stream,
-    mode: options.mode,
-    maxWaitMs: options.maxWaitMs,
-    ...(options.requestId === undefined ? {} : { requestId: options.requestId }),
     metadata: {},
     // Google's shape is built from Google's answer, candidates included (the native body is not sent here).
     includeCandidates: true,
-    ...(options.priority === undefined ? {} : { priority: options.priority }),
   };
 }

@@ -5,6 +5,7 @@ import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import { checkMetadataSize, type GenerationConfig, type NormalizedRequest } from "../../request.ts";
+import { imageTokensOf } from "../../parts.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
 import type { ParseInput } from "../surface.ts";
 import { invalid, isObject } from "./checks.ts";
@@ -116,24 +117,19 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
   const metadata = req.metadata ?? {};
   checkMetadataSize(metadata, input.limits);
 
-  const request: NormalizedRequest = {
+  return {
     model: req.model,
-    ...(options.fallbackModels === undefined ? {} : { fallbackModels: options.fallbackModels }),
+    ...options, // mode, wait, and the request id, priority and fallbacks when given
     contents,
     ...(system === undefined ? {} : { system }),
     generationConfig: generationConfigOf(req),
     extras: extrasOf(req),
-    imageTokens: images.reduce((sum, image) => sum + image.tokens, 0),
+    imageTokens: imageTokensOf(images),
     stream: input.stream ?? req.stream === true,
-    mode: options.mode,
-    maxWaitMs: options.maxWaitMs,
-    ...(options.requestId === undefined ? {} : { requestId: options.requestId }),
     metadata,
     includeCandidates: false,
-    ...(options.priority === undefined ? {} : { priority: options.priority }),
     ...(req.stream_options?.include_usage === true ? { streamUsage: true } : {}),
   };
-  return request;
 }
 
 function generationConfigOf(req: ChatCompletionBody): GenerationConfig {
