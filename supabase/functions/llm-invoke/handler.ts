@@ -17,7 +17,7 @@ import { type InvokeAnswer, type InvokeContext, isStream } from "./context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest, type RequestLimits } from "./request.ts";
 import { dialectOf, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
-import type { ModelEntry, QuotaReport, ReserveCaller } from "./store.ts";
+import { type ModelEntry, modelNamed, type QuotaReport, type ReserveCaller } from "./store.ts";
 import {
   countTokensAnswer,
   geminiJsonArrayStream,
@@ -183,9 +183,8 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         return { body: openAiModels(models, now()), asIs: true };
       case "openai.model": {
         const id = route.model.replace(/^models\//, "");
-        const entry = models.find((m) => m.model === id || m.aliases.includes(id));
-        if (entry === undefined) throw notFound(`No model ${id} here; GET …/v1/models lists them.`);
-        return { body: openAiModel(entry, id, now()), asIs: true };
+        if (modelNamed(models, id) === undefined) throw notFound(`No model ${id} here; GET …/v1/models lists them.`);
+        return { body: openAiModel(id, now()), asIs: true };
       }
       default:
         throw notFound("This path is not one of llm-invoke's routes.");

@@ -260,6 +260,11 @@ export interface GatewayStore {
   activeKeys(): Promise<ActiveKey[]>;
 }
 
+/** The model a name stands for: its id or one of its aliases. */
+export function modelNamed(models: readonly ModelEntry[], name: string): ModelEntry | undefined {
+  return models.find((m) => m.model === name || m.aliases.includes(name));
+}
+
 export interface ModelLister {
   /** The active model rows, for the model routes. */
   modelList(): Promise<ModelEntry[]>;

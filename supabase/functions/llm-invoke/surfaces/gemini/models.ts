@@ -2,7 +2,7 @@
 // calling (and tools that pick one from the list) see what the gateway serves, aliases included.
 import { GatewayError } from "../../../_shared/errors.ts";
 import { boundedName } from "../../../_shared/validation.ts";
-import type { ModelEntry } from "../../store.ts";
+import { type ModelEntry, modelNamed } from "../../store.ts";
 import { bad } from "./fields.ts";
 
 const GENERATION_METHODS = ["generateContent", "streamGenerateContent", "countTokens"];
@@ -74,7 +74,7 @@ export function geminiModels(
 /** GET models/{model}: the model by its id or an alias, or 404 not_found (said in Google's shape by error()). */
 export function geminiModel(models: ModelEntry[], id: string): GeminiModel {
   const name = id.replace(/^models\//, "");
-  const entry = models.find((m) => m.model === name || m.aliases.includes(name));
+  const entry = modelNamed(models, name);
   if (entry === undefined) {
     throw new GatewayError(
       "not_found",

@@ -4,7 +4,7 @@ import type { ModelEntry } from "../../store.ts";
 import { created } from "./answer.ts";
 
 /** One entry of /v1/models: `id` is the model's id or one of its aliases. */
-export function openAiModel(_entry: ModelEntry, id: string, now: number): Record<string, unknown> {
+export function openAiModel(id: string, now: number): Record<string, unknown> {
   return { id, object: "model", created: created(now), owned_by: "google" };
 }
 
@@ -16,7 +16,7 @@ export function openAiModels(models: ModelEntry[], now: number): Record<string, 
     for (const id of [entry.model, ...entry.aliases]) {
       if (seen.has(id)) continue;
       seen.add(id);
-      data.push(openAiModel(entry, id, now));
+      data.push(openAiModel(id, now));
     }
   }
   return { object: "list", data };
