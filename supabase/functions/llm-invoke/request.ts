@@ -205,18 +205,26 @@ export function extrasOf(req: RequestExtras): RequestExtras {
 
 /** A chain names each model once (aliases of one model are told apart later, by the model rows). */
 function checkFallbacks(model: string, fallbacks: readonly string[] | undefined): void {
-  if (fallbacks === undefined) return;
+  const repeated = repeatedInChain(model, fallbacks);
+  if (repeated === undefined) return;
+  throw new GatewayError(
+    "invalid_request",
+    `fallback_models[${repeated.index}]: ${repeated.name} is already in the chain (model, then fallback_models, each once).`,
+    { details: { field: "fallback_models", model: repeated.name } },
+  );
+}
+
+/** The first fallback that repeats a model before it in the chain (the model, then the fallbacks). */
+export function repeatedInChain(
+  model: string,
+  fallbacks: readonly string[] | undefined,
+): { index: number; name: string } | undefined {
   const seen = new Set([model]);
-  for (const [i, name] of fallbacks.entries()) {
-    if (seen.has(name)) {
-      throw new GatewayError(
-        "invalid_request",
-        `fallback_models[${i}]: ${name} is already in the chain (model, then fallback_models, each once).`,
-        { details: { field: "fallback_models", model: name } },
-      );
-    }
+  for (const [index, name] of (fallbacks ?? []).entries()) {
+    if (seen.has(name)) return { index, name };
     seen.add(name);
   }
+  return undefined;
 }
 
 function toContents(req: InvokeRequest): { contents: Content[]; systemFromMessages?: string; imageTokens: number } {

@@ -13,6 +13,7 @@ import {
   joinText,
   MAX_PARTS,
   type NormalizedRequest,
+  repeatedInChain,
   type RequestLimits,
 } from "../../request.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
@@ -150,18 +151,13 @@ function checkedFields(fields: Record<string, unknown>, field: string): z.infer<
 
 /** Fallbacks (x-eve-fallback-models) name each model once, the path's model included. */
 function checkFallbacks(model: string, fallbacks: readonly string[] | undefined): void {
-  if (fallbacks === undefined) return;
-  const seen = new Set([model]);
-  for (const name of fallbacks) {
-    if (seen.has(name)) {
-      throw new GatewayError(
-        "invalid_request",
-        `x-eve-fallback-models: ${name} is already in the chain (the path's model, then the fallbacks, each once).`,
-        { details: { header: "x-eve-fallback-models", model: name } },
-      );
-    }
-    seen.add(name);
-  }
+  const repeated = repeatedInChain(model, fallbacks);
+  if (repeated === undefined) return;
+  throw new GatewayError(
+    "invalid_request",
+    `x-eve-fallback-models: ${repeated.name} is already in the chain (the path's model, then the fallbacks, each once).`,
+    { details: { header: "x-eve-fallback-models", model: repeated.name } },
+  );
 }
 
 /** The request the gateway runs: the parsed body plus the call options of the x-eve-* headers. */
