@@ -378,11 +378,12 @@ describe("who may call them", () => {
       "public.google_ai_quota_report service_role",
     ]);
     // Every function of the file pins its search_path (the security definer ones above all), but the
-    // one the planner inlines (as google_ai_quota_group), whose body names everything by schema.
+    // ones the planner inlines (as google_ai_quota_group, google_ai_ms_until, google_ai_budget_left),
+    // whose bodies name everything by schema.
     const loose = await db.sql<{ fn: string }[]>`
       select p.oid::regprocedure::text as fn from pg_proc p join pg_namespace n on n.oid = p.pronamespace
       where n.nspname = 'public'
-        and p.proname in ('google_ai_group_quota', 'google_ai_ms_until', 'google_ai_budget_left', 'google_ai_answer_quota_at',
+        and p.proname in ('google_ai_group_quota', 'google_ai_answer_quota_at',
                           'google_ai_answer_quota', 'google_ai_model_quota', 'google_ai_quota_report_at', 'google_ai_quota_report')
         and not coalesce(p.proconfig @> array['search_path=""'], false)`;
     expect(loose).toEqual([]);
