@@ -66,8 +66,9 @@ const RPC_SCRIPT = `${REQUEST_ID}\nselect ${RESERVE_CALL} as r;`;
 // carries (pg-store.ts).
 const INVOKE_SCRIPT = `${REQUEST_ID}
 with reserved as materialized (select ${RESERVE_CALL} as r)
-select reserved.r, public.google_ai_answer_quota(p_answer => reserved.r, p_model => '${MODEL}',
-  p_exclude_key_ids => '{}'::uuid[]) as q
+select reserved.r - 'quota' as r,
+       coalesce(reserved.r -> 'quota', public.google_ai_answer_quota(p_answer => reserved.r, p_model => '${MODEL}',
+         p_exclude_key_ids => '{}'::uuid[])) as q
 from reserved;`;
 
 const SCRIPTS: Record<Variant, { file: string; text: string; label: string }> = {

@@ -1,7 +1,8 @@
 // GatewayStore over Postgres: each operation is one statement calling one RPC (one round trip):
 //   reserve   public.google_ai_reserve, or public.google_ai_reserve_with_token for a scoped token,
 //             public.google_ai_reserve_chain (or _chain_with_token) for a request with fallback models;
-//             and in the same statement public.google_ai_answer_quota (what the answer reports)
+//             and in the same statement the quota the answer reports (carried by a fast booking,
+//             else public.google_ai_answer_quota)
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
 //             public.google_ai_finalize_cut for a streamed answer that broke off
 //   release   public.google_ai_release
@@ -90,8 +91,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         } satisfies ModelProfile);
       }),
 
-    // The answer's quota is read in the reservation's own statement: no second round trip. The CTE
-    // is materialized so the reservation runs exactly once, before the quota reads what it wrote.
+    // The answer's quota comes in the reservation's own statement: no second round trip. A fast
+    // booking carries it (r.quota); otherwise it is read after the reservation, which the
+    // materialized CTE runs exactly once, before the quota reads what it wrote.
     reserve: (p) =>
       run("reserve", async (sql) => {
         const chained = p.fallbackModels.length > 0;
@@ -100,8 +102,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           : (chained ? reserveChainToken : reserveToken)(sql, p, p.caller.tokenHash);
         const rows = await sql<{ r: unknown; q: unknown }[]>`
           with reserved as materialized (${reservation})
-          select reserved.r, public.google_ai_answer_quota(p_answer => reserved.r, p_model => ${p.model},
-            p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[]) as q
+          select reserved.r - 'quota' as r,
+                 coalesce(reserved.r -> 'quota', public.google_ai_answer_quota(p_answer => reserved.r,
+                   p_model => ${p.model}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[])) as q
           from reserved`;
         return { ...parseReserveResult(rows[0]?.r), quota: parseQuotaSnapshot(rows[0]?.q) };
       }),

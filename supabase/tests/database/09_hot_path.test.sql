@@ -3,7 +3,7 @@
 -- more privilege than before.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(12);
+select plan(27);
 
 -- A function inlined by the planner leaves no call of itself in the plan.
 create function pg_temp.plan_of(p_query text) returns text language plpgsql as $$
@@ -54,6 +54,53 @@ select is(
      and (p.prosecdef or has_function_privilege('anon', p.oid, 'execute')
           or has_function_privilege('authenticated', p.oid, 'execute'))),
   '{}'::text[], 'the inlined helpers run with their caller''s rights and are closed to anon and authenticated');
+
+-- The fast booking: used when nothing but the limits is in the way, with the general booking's
+-- counts, and declined (the general booking decides) whenever anything else could matter.
+delete from public.google_ai_api_keys;
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-model', 3, 1000, 100);
+insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('f1', 'KEY_F1', 'proj-f');
+create function pg_temp.r(p_at text, p_caller text default 'pgtap') returns jsonb
+language sql as $$ select public.google_ai_reserve_at(p_at::timestamptz, 'fast-model', 10, p_caller, null) $$;
+
+create temp table answers (n int, a jsonb);
+insert into answers values (1, pg_temp.r('2026-06-10 18:00:00+00')), (2, pg_temp.r('2026-06-10 18:00:01+00'));
+select ok(not ((select a from answers where n = 1) ? 'quota'), 'the first booking of a group (no counter row yet) is the general one');
+select ok((select a from answers where n = 2) ? 'quota', 'the next is the fast one, and carries its quota');
+select is((select a -> 'quota' from answers where n = 2),
+  public.google_ai_answer_quota_at('2026-06-10 18:00:01+00', (select a - 'quota' from answers where n = 2), 'fast-model'),
+  'the quota it carries is what google_ai_answer_quota reads of the same booking');
+select is((select (a -> 'quota' ->> 'requests_left')::int from answers where n = 2), 1,
+  'two of three requests of the window used');
+
+select ok((pg_temp.r('2026-06-10 18:00:02+00') ->> 'ok')::boolean, 'the third fits');
+select is(pg_temp.r('2026-06-10 18:00:03+00') ->> 'limit', 'rpm', 'the fourth is refused (by the general booking)');
+select is((select row(window_requests, window_tokens, rpm_used, rpd_used)::text from public.google_ai_usage_counters
+           where quota_group = 'proj-f' and model = 'fast-model'),
+  row(3, 30, 3, 3)::text, 'the counter row counts the three admissions, whichever booking made them');
+select is((select count(*)::int from public.google_ai_attempts where model = 'fast-model' and status = 'reserved'), 3,
+  'one attempt row per admission');
+
+-- Declined (with room in the window each time): a share kept for someone, a caller's budget, the
+-- day guard.
+select ok(not (pg_temp.r('2026-06-10 18:05:00+00') ? 'quota'),
+  'a window whose admissions left it since its last booking is settled by the general booking');
+insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd) values ('fast-model', 'interactive', 1);
+select ok(not (pg_temp.r('2026-06-10 18:05:01+00') ? 'quota'), 'a model with a share is booked by the general booking');
+delete from public.google_ai_quota_shares where model = 'fast-model';
+insert into public.google_ai_caller_budgets (caller, daily_max_requests) values ('budgeted', 50);
+select ok(not (pg_temp.r('2026-06-10 18:05:02+00', 'budgeted') ? 'quota'), 'so is a caller with a daily budget');
+select is((select requests_today from public.google_ai_caller_budgets where caller = 'budgeted'), 1, 'which the general booking counts');
+
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-day', 100, 100000, 1000);
+create function pg_temp.d(p_at text) returns jsonb
+language sql as $$ select public.google_ai_reserve_at(p_at::timestamptz, 'fast-day', 10, 'pgtap', null) $$;
+select ok(pg_temp.d('2026-06-11 06:59:50+00') ->> 'ok' = 'true' and pg_temp.d('2026-06-11 06:59:54+00') ? 'quota',
+  'six seconds before Pacific midnight the fast booking books');
+select ok(not (pg_temp.d('2026-06-11 06:59:56+00') ? 'quota'),
+  'within the day guard (5 s) the general booking books, counting the request in both days');
+select is((select day_guard from public.google_ai_admissions where model = 'fast-day' order by admitted_at desc limit 1),
+  1::smallint, 'as the admission row records');
 
 select * from finish();
 rollback;
