@@ -12,6 +12,7 @@ import { machineInfo } from "./lib/machine.ts";
 import { printSummary, writeReport, type PartResult } from "./lib/report.ts";
 import { runRpcThroughput } from "./rpc-throughput.ts";
 import { runRpcFloor } from "./rpc-floor.ts";
+import { runFinalizeWal } from "./finalize-wal.ts";
 import { runExactness } from "./exactness.ts";
 import { runWaitUtilisation } from "./wait-utilisation.ts";
 import { runPeers } from "./peers.ts";
@@ -127,6 +128,11 @@ async function main(): Promise<number> {
             : { connections: [1, 8, 32], rounds: 3, durationSec: 10, warmupSec: 1.5, windowSec: 8, withInvokeStatement: true },
           log,
         ),
+    },
+    {
+      id: "finalize-wal",
+      title: "1c. finalize: WAL and heap-only updates against the design before",
+      fn: () => runFinalizeWal(bench, smoke ? { admissions: 50 } : { admissions: 2000 }, log),
     },
     {
       id: "exactness",

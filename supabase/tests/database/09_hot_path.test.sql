@@ -3,7 +3,7 @@
 -- more privilege than before.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(27);
+select plan(32);
 
 -- A function inlined by the planner leaves no call of itself in the plan.
 create function pg_temp.plan_of(p_query text) returns text language plpgsql as $$
@@ -101,6 +101,34 @@ select ok(not (pg_temp.d('2026-06-11 06:59:56+00') ? 'quota'),
   'within the day guard (5 s) the general booking books, counting the request in both days');
 select is((select day_guard from public.google_ai_admissions where model = 'fast-day' order by admitted_at desc limit 1),
   1::smallint, 'as the admission row records');
+
+-- An outcome is a heap-only update of the attempt row: no index names a column it changes.
+create temp table hot_before as
+  select pg_stat_get_xact_tuples_updated('public.google_ai_attempts'::regclass) as upd,
+         pg_stat_get_xact_tuples_hot_updated('public.google_ai_attempts'::regclass) as hot;
+select is(public.google_ai_finalize((select (a ->> 'reservation_id')::uuid from answers where n = 2), 'succeeded', 8, 2)
+          ->> 'status', 'succeeded', 'an admission is finalized');
+select is((select row(pg_stat_get_xact_tuples_updated('public.google_ai_attempts'::regclass) - upd,
+                      pg_stat_get_xact_tuples_hot_updated('public.google_ai_attempts'::regclass) - hot)::text
+           from hot_before), row(1, 1)::text, 'its attempt row was updated once, in place (HOT)');
+select is((select coalesce(array_agg(i.indexrelid::regclass::text order by 1), '{}')
+           from pg_index i where i.indrelid = 'public.google_ai_attempts'::regclass
+             and (pg_get_expr(i.indpred, i.indrelid) like '%status%'
+                  or exists (select 1 from pg_attribute a where a.attrelid = i.indrelid and a.attnum = any (i.indkey)
+                             and a.attname in ('status', 'finished_at', 'input_tokens', 'output_tokens', 'http_status',
+                                               'error_code', 'error_message', 'latency_ms')))),
+  '{}'::text[], 'no index of the attempt log names a column an outcome writes');
+
+-- Without that index, housekeeping finds reservations left without an outcome by created_at, from
+-- where its last complete pass stopped (less an hour), and never from later than a day back.
+create temp table passes (n int, r jsonb);
+insert into passes values (1, public.google_ai_housekeeping_at('2026-06-12 12:00:00+00'));
+insert into passes values (2, public.google_ai_housekeeping_at('2026-06-15 12:00:00+00'));
+insert into passes values (3, public.google_ai_housekeeping_at('2026-06-15 13:00:00+00'));
+select is((select (r -> 'steps' -> 'abandon_stale_reservations' ->> 'from')::timestamptz from passes where n = 2),
+  timestamptz '2026-06-12 10:45:00+00', 'three days later the abandon step reads from the last pass''s cutoff, less an hour');
+select is((select (r -> 'steps' -> 'abandon_stale_reservations' ->> 'from')::timestamptz from passes where n = 3),
+  timestamptz '2026-06-14 12:45:00+00', 'an hour later, from a day before its own cutoff');
 
 select * from finish();
 rollback;
