@@ -14,6 +14,19 @@
 -- Signatures and results are those of the files that created them (re-applying those files brings
 -- back the older bodies; this file, applied after them, brings back these).
 
+-- Expired admissions, read from where the last removal stopped ------------------------------------
+-- Each booking removes the admissions that left its group's window. Their index entries stay until
+-- vacuum, and a removal that reads the index from its start walks all of them: at a few hundred
+-- admissions a second that walk cost milliseconds per booking and grew with concurrency. The counter
+-- row now records how far removal has gone (window_floor: every admission of the group and model
+-- admitted at or before it is removed), and removal reads from there. Exact whatever the guard was
+-- when a row was removed: the floor only moves forward, to the end of a window just emptied.
+alter table public.google_ai_usage_counters add column if not exists window_floor timestamptz;
+comment on column public.google_ai_usage_counters.window_floor is
+  'Every admission of this group and model admitted at or before this time has left google_ai_admissions: '
+  'the next removal of expired admissions reads the index from here.';
+
+
 -- Inlined arithmetic ------------------------------------------------------------------------------
 -- date_trunc with a time zone is STABLE, so the minute is too (an IMMUTABLE declaration over it kept
 -- the planner from inlining it).
@@ -162,7 +175,8 @@ $$;
 
 -- The quota an answer carries, as in 20261122050000_quota_visibility.sql: the oldest admission of
 -- the window is read as the first index entry, never by aggregating the window (at a few thousand
--- admissions a minute that aggregate cost more than the whole reservation).
+-- admissions a minute that aggregate cost more than the whole reservation), and the admissions that
+-- left the window are counted from the row's window_floor (defined below).
 create or replace function public.google_ai_group_quota(
   p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamptz,
   out requests_left integer, out requests_reset_at timestamptz,
@@ -204,7 +218,8 @@ begin
     if v_row.window_at is not null then
       select count(*), coalesce(sum(a.tokens), 0) into v_gone_requests, v_gone_tokens
       from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at <= p_now - v_window;
+      where a.quota_group = p_quota_group and a.model = p_model
+        and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= p_now - v_window;
       v_requests := greatest(0, v_row.window_requests - v_gone_requests);
       v_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
     else
@@ -389,8 +404,9 @@ $$;
 -- (google_ai_book_best_group) decides, as it always did.
 --
 -- Exactness does not depend on the unlocked look (it only chooses the path): the decision is taken
--- on the counter row locked here. A row another transaction holds is left to the general path,
--- which would skip it too. If the locked look finds the window full after all, the expired
+-- on the counter row locked here. A row another transaction holds is waited for when its group is
+-- the only candidate, else left to the general path (which tries the others first, as it always
+-- did). If the locked look finds the window full after all, the expired
 -- admissions it removed are taken off the row's sums (as the general try would) before it leaves.
 create or replace function public.google_ai_book_fast(
   p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[],
@@ -403,6 +419,7 @@ declare
   v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
   v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_group text;
+  v_groups bigint;
   v_row public.google_ai_usage_counters;
   v_now timestamptz;
   v_minute timestamptz;
@@ -421,8 +438,9 @@ begin
   end if;
 
   -- The group the general booking would try first, and an unlocked look at its row.
-  select c.quota_group into v_group
-  from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
+  select c.quota_group, c.groups into v_group, v_groups
+  from (select g.*, count(*) over () as groups
+        from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) g) c
   where c.cooldown_until is null
     and c.rank = 1;
   if v_group is null then
@@ -435,9 +453,17 @@ begin
     return;
   end if;
 
-  select * into v_row from public.google_ai_usage_counters c
-  where c.quota_group = v_group and c.model = p_model
-  for update skip locked;
+  -- With other groups to try, a row another transaction holds is left to the general booking (which
+  -- tries the others first); the only group is waited for, as the general booking would.
+  if v_groups > 1 then
+    select * into v_row from public.google_ai_usage_counters c
+    where c.quota_group = v_group and c.model = p_model
+    for update skip locked;
+  else
+    select * into v_row from public.google_ai_usage_counters c
+    where c.quota_group = v_group and c.model = p_model
+    for update;
+  end if;
   if not found then
     return;
   end if;
@@ -447,14 +473,11 @@ begin
   v_day := public.google_ai_pacific_day(v_now);
   v_midnight := public.google_ai_pacific_midnight_after(v_now);
 
-  -- The admissions that left the window since the last booking: those before it (window_at) are
-  -- gone already, so the index is read from there, not through every removed entry before it. (Were
-  -- the guard shortened since, a few older rows would stay counted until the general booking, which
-  -- reads from the start, removes them: fewer admissions meanwhile, never more.)
+  -- The admissions that left the window since the last removal (window_floor, below).
   with gone as (
     delete from public.google_ai_admissions a
     where a.quota_group = v_group and a.model = p_model
-      and a.admitted_at > v_row.window_at - v_window and a.admitted_at <= v_now - v_window
+      and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
     returning a.tokens, a.share_ids),
   owners_back as (
     update public.google_ai_share_usage u set window_requests = greatest(0, u.window_requests - b.n)
@@ -467,7 +490,8 @@ begin
   if v_row.window_at is null
      or not public.google_ai_fast_fits(v_row, v_win_requests, v_win_tokens, p_rpm, p_tpm, p_rpd, p_tokens, v_now,
                                        v_day_guard) then
-    update public.google_ai_usage_counters c set window_requests = v_win_requests, window_tokens = v_win_tokens
+    update public.google_ai_usage_counters c set window_requests = v_win_requests, window_tokens = v_win_tokens,
+      window_floor = greatest(c.window_floor, v_now - v_window)
     where c.id = v_row.id;
     return;
   end if;
@@ -484,6 +508,7 @@ begin
     window_requests = v_win_requests + 1,
     window_tokens   = v_win_tokens + p_tokens,
     window_at       = v_now,
+    window_floor    = greatest(v_row.window_floor, v_now - v_window),
     updated_at      = v_now
   where c.id = v_row.id;
 
@@ -815,3 +840,267 @@ revoke all on function
   public.google_ai_fast_fits(public.google_ai_usage_counters, integer, bigint, integer, integer, integer, integer,
                              timestamptz, interval)
 from public, anon, authenticated, service_role;
+
+-- The locked try, as in 20261122030000_reserved_shares.sql, removing expired admissions from the
+-- floor and moving it with each booking.
+create or replace function public.google_ai_try_book(
+  p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
+  p_tokens integer, p_now timestamptz, p_skip_locked boolean, p_reservation_id uuid default null,
+  p_class text default null, p_caller text default null,
+  out outcome text, out minute_bucket timestamptz, out day_bucket date,
+  out reopens_at timestamptz, out recheck_at timestamptz)
+language plpgsql set search_path = ''
+as $$
+declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
+  v_row public.google_ai_usage_counters;
+  v_now timestamptz;
+  v_minute timestamptz;
+  v_day date;
+  v_midnight timestamptz;
+  v_day_start timestamptz;
+  v_near_end boolean;
+  v_near_start boolean;
+  v_rpm_used integer;
+  v_tpm_used integer;
+  v_rpd_used integer;
+  v_rpd_next integer;
+  v_rpd_prev integer;
+  v_gone_requests integer;
+  v_gone_tokens bigint;
+  v_win_requests integer;
+  v_win_tokens bigint;
+  -- Shares
+  v_share record;
+  v_used integer;
+  v_next integer;
+  v_prev integer;
+  v_reserved_rpd integer := 0;
+  v_held_rpm integer := 0;
+  v_held_rpd integer := 0;
+  v_held_next integer := 0;
+  v_held_prev integer := 0;
+  v_owned bigint[] := '{}';
+  v_owned_win integer[] := '{}';
+  v_owned_used integer[] := '{}';
+  v_owned_next integer[] := '{}';
+  v_owned_prev integer[] := '{}';
+  v_pace_burst integer[] := '{}';
+  v_pace_kept integer[] := '{}';
+  v_pace_used integer[] := '{}';
+  v_pace_next integer[] := '{}';
+  v_usable integer;
+  v_pace_at timestamptz;
+  v_at timestamptz;
+  v_window_full boolean;
+begin
+  begin
+    for i in 1 .. 2 loop
+      if p_skip_locked then
+        select * into v_row from public.google_ai_usage_counters c
+        where c.quota_group = p_quota_group and c.model = p_model
+        for update skip locked;
+      else
+        select * into v_row from public.google_ai_usage_counters c
+        where c.quota_group = p_quota_group and c.model = p_model
+        for update;
+      end if;
+      exit when found;
+      if p_skip_locked and exists (select 1 from public.google_ai_usage_counters c
+                                   where c.quota_group = p_quota_group and c.model = p_model) then
+        outcome := 'skipped';
+        return;
+      end if;
+      insert into public.google_ai_usage_counters (quota_group, model, rpm_used, tpm_used, rpd_used)
+      values (p_quota_group, p_model, 0, 0, 0)
+      on conflict (quota_group, model) where quota_group is not null do nothing;
+    end loop;
+    if v_row.id is null then
+      raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
+    end if;
+
+    -- Decide with the time at which we hold the lock, and never move a window backwards.
+    v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
+    v_minute := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
+    v_day := greatest(public.google_ai_pacific_day(v_now), v_row.day_bucket);
+    v_rpm_used := case when v_row.minute_bucket = v_minute then v_row.rpm_used else 0 end;
+    v_tpm_used := case when v_row.minute_bucket = v_minute then v_row.tpm_used else 0 end;
+    if v_row.day_bucket = v_day then
+      v_rpd_used := v_row.rpd_used; v_rpd_next := v_row.rpd_next_used; v_rpd_prev := v_row.rpd_prev_used;
+    elsif v_row.day_bucket = v_day - 1 then
+      -- The day rolled over: what was counted ahead becomes today's, yesterday's count stays in view.
+      v_rpd_used := v_row.rpd_next_used; v_rpd_next := 0; v_rpd_prev := coalesce(v_row.rpd_used, 0);
+    else
+      v_rpd_used := 0; v_rpd_next := 0; v_rpd_prev := 0;
+    end if;
+    v_midnight := public.google_ai_pacific_midnight_after(v_now);
+    v_day_start := (v_day::timestamp at time zone 'America/Los_Angeles');
+    v_near_end := v_now >= v_midnight - v_day_guard;
+    v_near_start := v_now < v_day_start + v_day_guard;
+
+    -- Admissions that left the window (each is expired once, by the first try after it left); the
+    -- owners of shares get their window count back with them.
+    with gone as (
+      delete from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model
+        and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
+      returning a.tokens, a.share_ids),
+    owners_back as (
+      update public.google_ai_share_usage u set window_requests = greatest(0, u.window_requests - b.n)
+      from (select s.id, count(*)::integer as n from gone g cross join unnest(g.share_ids) as s(id) group by s.id) b
+      where u.quota_group = p_quota_group and u.share_id = b.id)
+    select count(*), coalesce(sum(g.tokens), 0) into v_gone_requests, v_gone_tokens from gone g;
+    if v_row.window_at is null then
+      -- A new counter row (first use, or housekeeping removed an idle one): count what is in the window.
+      select count(*), coalesce(sum(a.tokens), 0) into v_win_requests, v_win_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model;
+      -- The owners' use starts again with the row: their admissions in the window, nothing of the day.
+      delete from public.google_ai_share_usage u
+      where u.quota_group = p_quota_group
+        and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
+      insert into public.google_ai_share_usage (quota_group, share_id, window_requests)
+      select p_quota_group, s.id, count(*)::integer
+      from public.google_ai_admissions a
+      cross join unnest(a.share_ids) as x(id)
+      join public.google_ai_quota_shares s on s.id = x.id and s.model = p_model
+      where a.quota_group = p_quota_group and a.model = p_model
+      group by s.id;
+    else
+      v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
+      v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
+    end if;
+
+    -- The model's shares in this group: what the others' shares keep from this requester, and the
+    -- use of its own (rolled to the current day like the counter row).
+    for v_share in
+      select s.id, s.reserved_rpm, s.reserved_rpd, s.pace_burst,
+             coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
+             coalesce(u.window_requests, 0) as win, u.day_bucket, coalesce(u.day_used, 0) as day_used,
+             coalesce(u.day_next_used, 0) as day_next_used, coalesce(u.day_prev_used, 0) as day_prev_used
+      from public.google_ai_quota_shares s
+      left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+      where s.model = p_model
+      order by s.id
+    loop
+      if v_share.day_bucket = v_day then
+        v_used := v_share.day_used; v_next := v_share.day_next_used; v_prev := v_share.day_prev_used;
+      elsif v_share.day_bucket = v_day - 1 then
+        v_used := v_share.day_next_used; v_next := 0; v_prev := v_share.day_used;
+      else
+        v_used := 0; v_next := 0; v_prev := 0;
+      end if;
+      v_reserved_rpd := v_reserved_rpd + coalesce(v_share.reserved_rpd, 0);
+      if v_share.owned then
+        v_owned := v_owned || v_share.id;
+        v_owned_win := v_owned_win || v_share.win;
+        v_owned_used := v_owned_used || v_used;
+        v_owned_next := v_owned_next || v_next;
+        v_owned_prev := v_owned_prev || v_prev;
+        if v_share.pace_burst is not null then
+          -- Checked below, once the day shares of all owners are known.
+          v_pace_burst := v_pace_burst || v_share.pace_burst;
+          v_pace_kept := v_pace_kept || coalesce(v_share.reserved_rpd, 0);
+          v_pace_used := v_pace_used || v_used;
+          v_pace_next := v_pace_next || v_next;
+        end if;
+      else
+        v_held_rpm := v_held_rpm + greatest(0, coalesce(v_share.reserved_rpm, 0) - v_share.win);
+        v_held_rpd := v_held_rpd + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_used);
+        v_held_next := v_held_next + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_next);
+        v_held_prev := v_held_prev + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_prev);
+      end if;
+    end loop;
+
+    -- Pacing: each paced share the requester owns must allow one more of the day (usable: the
+    -- group's day less what other owners' shares keep). The refusal names when the last one allows.
+    for i in 1 .. case when p_rpd is null then 0 else cardinality(v_pace_burst) end loop
+      v_usable := p_rpd - (v_reserved_rpd - v_pace_kept[i]);
+      if v_pace_used[i] + 1 > public.google_ai_pace_allowance(v_now, v_day, v_pace_burst[i], v_usable) then
+        -- Today, else tomorrow (counting what the guard before midnight booked ahead), else later.
+        v_at := coalesce(public.google_ai_pace_opens_at(v_day, v_pace_used[i], v_pace_burst[i], v_usable),
+                         public.google_ai_pace_opens_at(v_day + 1, v_pace_next[i], v_pace_burst[i], v_usable),
+                         ((v_day + 2)::timestamp at time zone 'America/Los_Angeles'));
+        v_pace_at := greatest(v_pace_at, v_at);
+      end if;
+    end loop;
+
+    v_window_full := (p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm)
+                  or (p_tpm is not null and v_win_tokens + p_tokens > p_tpm);
+    outcome := case
+      when p_rpd is not null and (v_rpd_used + 1 > p_rpd - v_held_rpd
+                                  or (v_near_end and v_rpd_next + 1 > p_rpd - v_held_next)
+                                  or (v_near_start and v_rpd_prev + 1 > p_rpd - v_held_prev)) then 'rpd'
+      when v_pace_at is not null then 'pace'
+      when p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm then 'rpm'
+      when p_tpm is not null and v_win_tokens + p_tokens > p_tpm then 'tpm'
+      else 'booked' end;
+    minute_bucket := v_minute;
+    day_bucket := v_day;
+
+    if outcome <> 'booked' then
+      if outcome = 'rpd' then
+        -- Today's count is spent until midnight, and the guard after it still counts yesterday's.
+        reopens_at := case when v_near_end and v_rpd_used + 1 <= p_rpd - v_held_rpd
+                           then public.google_ai_pacific_midnight_after(v_midnight) + v_day_guard
+                           else v_midnight + v_day_guard end;
+      else
+        if v_window_full then
+          reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model, v_now, v_window, p_rpm, p_tpm,
+            p_tokens, p_class, p_caller);
+          if outcome = 'tpm' and exists (select 1 from public.google_ai_admissions a
+                                         where a.quota_group = p_quota_group and a.model = p_model
+                                           and a.in_flight and a.admitted_at > v_now - v_window) then
+            recheck_at := v_now + v_guard.recheck_ms * interval '1 millisecond';
+          end if;
+        end if;
+        if outcome = 'pace' then
+          -- Paced until then, and the window must have room by then too.
+          reopens_at := greatest(v_pace_at, reopens_at);
+          recheck_at := null;
+        end if;
+      end if;
+      raise exception using errcode = 'P0001', message = 'eve:full';
+    end if;
+
+    insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids)
+    values (coalesce(p_reservation_id, gen_random_uuid()), p_quota_group, p_model, v_now, p_tokens,
+            case when v_near_end then 1 when v_near_start then -1 else 0 end,
+            case when cardinality(v_owned) > 0 then v_owned end);
+
+    if cardinality(v_owned) > 0 then
+      insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
+        day_next_used, day_prev_used)
+      select p_quota_group, o.id, o.win + 1, v_day, o.used + 1,
+             o.next + case when v_near_end then 1 else 0 end, o.prev + case when v_near_start then 1 else 0 end
+      from unnest(v_owned, v_owned_win, v_owned_used, v_owned_next, v_owned_prev) as o(id, win, used, next, prev)
+      on conflict (quota_group, share_id) do update set
+        window_requests = excluded.window_requests, day_bucket = excluded.day_bucket, day_used = excluded.day_used,
+        day_next_used = excluded.day_next_used, day_prev_used = excluded.day_prev_used;
+    end if;
+
+    update public.google_ai_usage_counters c set
+      minute_bucket   = v_minute,
+      day_bucket      = v_day,
+      rpm_used        = v_rpm_used + 1,
+      tpm_used        = v_tpm_used + p_tokens,
+      rpd_used        = v_rpd_used + 1,
+      rpd_next_used   = v_rpd_next + case when v_near_end then 1 else 0 end,
+      rpd_prev_used   = v_rpd_prev + case when v_near_start then 1 else 0 end,
+      window_requests = v_win_requests + 1,
+      window_tokens   = v_win_tokens + p_tokens,
+      window_at       = v_now,
+      window_floor    = greatest(v_row.window_floor, v_now - v_window),
+      updated_at      = v_now
+    where c.id = v_row.id;
+  exception
+    when sqlstate 'P0001' then
+      if sqlerrm <> 'eve:full' then
+        raise;
+      end if;
+      -- outcome, buckets, reopens_at and recheck_at keep the values set above
+  end;
+end
+$$;

@@ -3,7 +3,7 @@
 -- more privilege than before.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(32);
+select plan(34);
 
 -- A function inlined by the planner leaves no call of itself in the plan.
 create function pg_temp.plan_of(p_query text) returns text language plpgsql as $$
@@ -91,6 +91,11 @@ delete from public.google_ai_quota_shares where model = 'fast-model';
 insert into public.google_ai_caller_budgets (caller, daily_max_requests) values ('budgeted', 50);
 select ok(not (pg_temp.r('2026-06-10 18:05:02+00', 'budgeted') ? 'quota'), 'so is a caller with a daily budget');
 select is((select requests_today from public.google_ai_caller_budgets where caller = 'budgeted'), 1, 'which the general booking counts');
+select is((select window_floor from public.google_ai_usage_counters where quota_group = 'proj-f' and model = 'fast-model'),
+  timestamptz '2026-06-10 18:04:01+00', 'each booking moves the row''s removal floor to the end of the window it emptied');
+select is((select count(*)::int from public.google_ai_admissions
+           where quota_group = 'proj-f' and model = 'fast-model' and admitted_at <= '2026-06-10 18:04:01+00'), 0,
+  'and no admission at or before the floor is left');
 
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-day', 100, 100000, 1000);
 create function pg_temp.d(p_at text) returns jsonb
