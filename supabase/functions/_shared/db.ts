@@ -21,6 +21,7 @@
 //   GATEWAY_DB_DOWN_MS  see DEFAULT_DB_TIMEOUTS.
 // No Deno globals: the environment is passed in, so Node (vitest) can use this module too.
 import postgres from "postgres";
+import { ARRAY_PARAMETER_TYPES } from "./pg-arrays.ts";
 import { sanitizeError } from "./sanitize.ts";
 
 export type Sql = postgres.Sql;
@@ -100,14 +101,21 @@ export function dbTimeoutsFromEnv(get: Env, base: DbTimeouts = DEFAULT_DB_TIMEOU
   return t;
 }
 
-export function createPool(
+/** The pool's postgres.js options (tests open a pool with exactly these to count what it sends). */
+export function poolOptions(
   config: DbConfig,
   applicationName = "eve-llm-gateway",
   timeouts: DbTimeouts = DEFAULT_DB_TIMEOUTS,
-): Sql {
-  return postgres(config.url, {
+): postgres.Options<Record<string, postgres.PostgresType>> {
+  return {
     max: config.max,
     prepare: config.prepare,
+    // postgres.js otherwise reads pg_type on every new connection, a round trip before its first
+    // statement (a request's reservation, when the worker is cold or a connection was recycled).
+    // The look-up only teaches it arrays: parameters are written by pg-arrays.ts, and statements
+    // return array columns as jsonb.
+    fetch_types: false,
+    types: ARRAY_PARAMETER_TYPES,
     // Seconds: idle connections go after 20 s (a worker may sleep), none lives beyond 30 min.
     idle_timeout: 20,
     max_lifetime: 60 * 30,
@@ -118,7 +126,15 @@ export function createPool(
     // Startup parameters: every statement of every connection is bounded by the server too.
     connection: { application_name: applicationName, statement_timeout: timeouts.statementTimeoutMs },
     onnotice: () => {},
-  });
+  };
+}
+
+export function createPool(
+  config: DbConfig,
+  applicationName = "eve-llm-gateway",
+  timeouts: DbTimeouts = DEFAULT_DB_TIMEOUTS,
+): Sql {
+  return postgres(config.url, poolOptions(config, applicationName, timeouts));
 }
 
 /** The database cannot serve now: answer 503 with Retry-After (retryAfterMs, whole seconds rounded up). */

@@ -12,6 +12,8 @@
 //   keys      public.google_ai_active_keys, a key for countTokens (exact-count.ts caches it)
 //   quota     public.google_ai_quota_report, the quota route (GET llm-invoke/v1/quota)
 //   models    public.google_ai_model_list, the model routes (GET …/v1beta/models, …/v1/models)
+// Array columns come back as jsonb (to_jsonb): the pool does not look types up (_shared/db.ts), so a
+// text[] would arrive as its text form "{a,b}".
 // Any database failure becomes GatewayError("unavailable") (503 JSON with Retry-After); the sanitized
 // cause goes to the log, never to the caller. Outages (DatabaseUnavailable) are logged by db.ts.
 import { GatewayError } from "../_shared/errors.ts";
@@ -78,7 +80,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           { model: string; active: boolean; sis: boolean; json: boolean; tools: boolean; fallbacks: string[] }[]
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
-                 p.supports_tools as tools, p.fallback_models as fallbacks
+                 p.supports_tools as tools, coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks
           from public.google_ai_model_features(p_model => ${model}) p`;
         const row = rows[0];
         return row === undefined ? null : ({
@@ -87,7 +89,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           supportsSystemInstruction: row.sis,
           supportsJsonMode: row.json,
           supportsTools: row.tools,
-          fallbackModels: row.fallbacks ?? [],
+          fallbackModels: row.fallbacks,
         } satisfies ModelProfile);
       }),
 
@@ -163,10 +165,14 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           supports_system_instruction: boolean;
           supports_json_mode: boolean;
           supports_tools: boolean;
-        }[]>`select m.* from public.google_ai_model_list() m`;
+        }[]>`
+          select m.model, coalesce(to_jsonb(m.aliases), '[]'::jsonb) as aliases, m.display_name,
+                 m.input_token_limit, m.output_token_limit, m.rpm, m.tpm, m.rpd, m.supports_system_instruction,
+                 m.supports_json_mode, m.supports_tools
+          from public.google_ai_model_list() m`;
         return rows.map((r): ModelEntry => ({
           model: r.model,
-          aliases: r.aliases ?? [],
+          aliases: r.aliases,
           displayName: r.display_name,
           inputTokenLimit: r.input_token_limit,
           outputTokenLimit: r.output_token_limit,

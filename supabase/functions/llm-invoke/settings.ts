@@ -13,7 +13,7 @@ export interface InvokeOptions {
   backoffBaseMs: number;
   /** Upper bound of the random delay added to a backoff between attempts. */
   jitterMs: number;
-  /** How long a model's capabilities are cached per worker. */
+  /** A cached model row older than this is refreshed in the background; the active keys are kept this long. */
   capabilitiesTtlMs: number;
 }
 

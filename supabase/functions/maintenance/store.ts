@@ -1,6 +1,6 @@
 // What the maintenance run needs from the database, as an interface (tests use fakes), and its
 // postgres.js implementation: one RPC per call (the functions' role may call nothing else), the
-// logic in SQL.
+// logic in SQL. Array columns come back as jsonb: the pool does not look types up (_shared/db.ts).
 import type postgres from "postgres";
 import type { Database } from "../_shared/db.ts";
 import type { CatalogueModel } from "./google-models.ts";
@@ -128,8 +128,8 @@ export function createPgMaintenanceStore(db: Pick<Database, "run">): Maintenance
     catalogueStatus: () =>
       db.run("catalogue status", (sql) =>
         sql<CatalogueStatus[]>`
-          select model, is_active, keys_checked, keys_listing, quota_groups, input_token_limit, output_token_limit,
-                 catalogue_status
+          select model, is_active, keys_checked, keys_listing, coalesce(to_jsonb(quota_groups), '[]'::jsonb) as quota_groups,
+                 input_token_limit, output_token_limit, catalogue_status
           from public.google_ai_catalogue_status()`),
     logRun: (entry) =>
       db.run("log run", async (sql) => {

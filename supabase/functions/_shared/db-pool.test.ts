@@ -1,0 +1,115 @@
+// The pool's postgres.js options against a real PostgreSQL: a new connection sends its first
+// statement without looking types up first (one round trip fewer per connection), and array
+// parameters still reach Postgres element for element, with prepared statements (direct URL) and
+// without (the transaction pooler).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import postgres from "postgres";
+import { freshDatabase, type TestDatabase } from "../../../tests/support/test-database.ts";
+import { gatewayRoleUrl } from "../../../shared/db/gateway-role.ts";
+import { createDatabase, type DbConfig, dbConfigFromEnv, poolOptions } from "./db.ts";
+import { arrayLiteral } from "./pg-arrays.ts";
+
+let db: TestDatabase;
+let config: DbConfig;
+
+beforeAll(async () => {
+  db = await freshDatabase("db_pool");
+  const asGateway = await gatewayRoleUrl(db.url);
+  config = dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? asGateway : undefined))!;
+});
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+/** A one-connection pool with the functions' options that records every statement it sends. */
+function recordingPool(extra: postgres.Options<Record<string, postgres.PostgresType>> = {}) {
+  const sent: string[] = [];
+  const sql = postgres(config.url, {
+    ...poolOptions(config, "db-pool-test"),
+    max: 1,
+    ...extra,
+    debug: (_connection, query) => sent.push(query),
+  });
+  return { sql, sent };
+}
+
+const typeLookups = (sent: string[]) => sent.filter((q) => q.includes("pg_catalog.pg_type")).length;
+
+describe("a new connection", () => {
+  it("sends its first statement without a type look-up before it (postgres.js's default sends one)", async () => {
+    const control = recordingPool({ fetch_types: true });
+    const pool = recordingPool();
+    try {
+      // The control shows the look-up is visible to this count: one per new connection.
+      await control.sql`select public.google_ai_model_features(p_model => ${"gemma-3-27b"}) as r`;
+      expect(typeLookups(control.sent)).toBe(1);
+
+      await pool.sql`select public.google_ai_model_features(p_model => ${"gemma-3-27b"}) as r`;
+      await pool.sql`select ${pool.sql.array(["gemma-3-27b"])}::text[] as r`;
+      expect(pool.sent).toHaveLength(2);
+      expect(typeLookups(pool.sent)).toBe(0);
+    } finally {
+      await control.sql.end();
+      await pool.sql.end();
+    }
+  });
+
+  it("is what the functions' database opens (createDatabase's default pool)", async () => {
+    const database = createDatabase({ config, applicationName: "db-pool-test" });
+    try {
+      // Without fetched types a text[] column comes back as its text form: this is why statements
+      // return arrays as jsonb.
+      const [row] = await database.run("arrays", (sql) =>
+        sql<{ raw: unknown; json: unknown }[]>`
+          select array['a', 'b,c']::text[] as raw, to_jsonb(array['a', 'b,c']::text[]) as json`);
+      expect(row).toEqual({ raw: '{a,"b,c"}', json: ["a", "b,c"] });
+    } finally {
+      await database.close();
+    }
+  });
+});
+
+// Elements an array literal must quote or escape, and one that must stay a string, not NULL.
+const NASTY = ["a", "b,c", 'd"e', "f\\g", "{h}", "NULL", "", " sp ", "ünï ✓", "it's"];
+const UUIDS = ["8d6d5c1e-2f00-4d3e-9a2b-000000000001", "8d6d5c1e-2f00-4d3e-9a2b-000000000002"];
+
+describe.each([{ prepare: true }, { prepare: false }])("array parameters (prepare: $prepare)", ({ prepare }) => {
+  it("arrive element for element: sql.array and plain arrays, text[] and uuid[], empty and null", async () => {
+    const { sql, sent } = recordingPool({ prepare });
+    try {
+      const [row] = await sql<Record<string, unknown>[]>`
+        select to_jsonb(${sql.array(NASTY)}::text[]) as text_array,
+               to_jsonb(${NASTY}::text[]) as plain_text,
+               to_jsonb(${sql.array(UUIDS)}::uuid[]) as uuid_array,
+               to_jsonb(${sql.array([])}::uuid[]) as empty_uuid,
+               to_jsonb(${[]}::text[]) as empty_plain,
+               to_jsonb(${sql.array(["x", null])}::text[]) as with_null,
+               to_jsonb(${[3, 5]}::integer[]) as integers,
+               ${null}::text[] is null as null_array,
+               ${"plain text"}::text as text_scalar`;
+      expect(row).toEqual({
+        text_array: NASTY,
+        plain_text: NASTY,
+        uuid_array: UUIDS,
+        empty_uuid: [],
+        empty_plain: [],
+        with_null: ["x", null],
+        integers: [3, 5],
+        null_array: true,
+        text_scalar: "plain text",
+      });
+      expect(typeLookups(sent)).toBe(0);
+    } finally {
+      await sql.end();
+    }
+  });
+});
+
+describe("arrayLiteral", () => {
+  it("quotes every element, escapes quotes and backslashes, writes null as NULL", () => {
+    expect(arrayLiteral([])).toBe("{}");
+    expect(arrayLiteral(["a", 'b"c', "d\\e", null, 7])).toBe('{"a","b\\"c","d\\\\e",NULL,"7"}');
+    expect(arrayLiteral([["a"], ["b"]])).toBe('{{"a"},{"b"}}');
+  });
+});
