@@ -326,9 +326,10 @@ async function countRoundTrips(
     const after = await rpcCalls(db);
     const byStatement: Record<string, number> = {};
     for (const e of entries) {
-      const name = /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
+      // The capabilities look-up first: it is a google_ai_ function too, but cached per worker.
+      const name = (/google_ai_model_(features|limits)\b/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
+        /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
         (/pg_catalog\.pg_type/.test(e) ? "postgres.js type look-up (per new connection)" : undefined) ??
-        (/google_ai_model_limits/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
         e.replace(/^.*?(execute[^:]*|statement):\s*/, "").slice(0, 50);
       byStatement[name] = (byStatement[name] ?? 0) + 1;
     }
