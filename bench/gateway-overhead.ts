@@ -2,23 +2,45 @@
 //   - directly to the Google simulator (generateContent, the caller holding the key): the baseline;
 //   - to llm-invoke through the local functions server (Node proxy -> Deno), as callers reach it;
 //   - to llm-invoke on its Deno port (no local proxy), to separate the proxy's share;
+//   - to llm-invoke as on Supabase: the same index.ts on its Deno port with EdgeRuntime.waitUntil
+//     defined (lib/edge-runtime-entry.ts), so a success's finalize runs after the answer as in
+//     production: the figure compared with Portkey and the floor;
+//   - to the floor: an empty Deno.serve that answers through the same path plus one database round
+//     trip (lib/floor-server.ts);
 //   - to @portkey-ai/gateway in front of the same simulator (OpenAI format in, Gemini out): the peer.
 // Rounds of each target are interleaved; added latency = a target's percentile − the direct
-// percentile at the same concurrency. Then the first streamed byte: the same prompt streamed, directly
-// (streamGenerateContent) and through llm-invoke ("stream": true, on its Deno port), sequentially and
-// interleaved, time to the first chunk's bytes, beside the non-streaming added latency at c=1. Then the database round trips per successful llm-invoke
-// request: statement logging on the part's database (and the transaction counter as a cross-check)
-// over a window of sequential requests, with a fresh function process so no earlier connection escapes it.
+// percentile at the same concurrency; the production figure is also given as a ratio to the floor's
+// and to Portkey's. At the highest concurrency the CPU per request of the Deno process and of
+// PostgreSQL is read from the kernel for llm-invoke as on Supabase and for the floor.
+// Then the first streamed byte: the same prompt streamed, directly (streamGenerateContent) and
+// through llm-invoke ("stream": true, on its Deno port), sequentially and interleaved, time to the
+// first chunk's bytes, beside the non-streaming added latency at c=1. Then the database round trips
+// per successful llm-invoke request: statement logging on the part's database (and the transaction
+// counter as a cross-check) over a window of sequential requests to llm-invoke as on Supabase, with a
+// fresh function process so no earlier connection escapes it; finalize, handed to waitUntil, is
+// counted as off the caller's path.
 import { randomUUID } from "node:crypto";
 import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
 import { quoteIdent } from "../shared/db/migrate.ts";
 import { sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchDb, type BenchServer } from "./lib/db.ts";
+import type { DenoServer } from "./lib/deno-server.ts";
+import { createFloorTables, floorAdmissions, serveFloor } from "./lib/floor.ts";
+import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
 import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
+import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
 import { startPortkey, type Portkey } from "./lib/portkey.ts";
+import { processCpuSeconds } from "./lib/process-cpu.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
-import { BENCH_SERVICE_KEY as SERVICE_KEY, BENCH_SIM_KEY as SIM_KEY, BENCH_SIM_KEY_VAR, serveLlmInvoke } from "./lib/llm-invoke.ts";
+import {
+  BENCH_SERVICE_KEY as SERVICE_KEY,
+  BENCH_SIM_KEY as SIM_KEY,
+  BENCH_SIM_KEY_VAR,
+  serveLlmInvoke,
+  serveLlmInvokeAsOnSupabase,
+  waitUntilCounts,
+} from "./lib/llm-invoke.ts";
 
 export interface OverheadConfig {
   concurrencies: number[];
@@ -38,30 +60,58 @@ const MODEL = "gemma-3-27b-it";
 const PROMPT = "Summarise in one sentence why a shared rate limiter must be atomic.";
 const HUGE = 2_000_000_000;
 
-type Target = "direct" | "llm-invoke" | "llm-invoke-deno" | "portkey";
+type Target = "direct" | "llm-invoke" | "llm-invoke-deno" | "llm-invoke-edge" | "floor" | "portkey";
 const LABEL: Record<Target, string> = {
   direct: "direct to the simulator (baseline)",
-  "llm-invoke": "llm-invoke via the local functions server",
-  "llm-invoke-deno": "llm-invoke on its Deno port (no local proxy)",
+  "llm-invoke": "llm-invoke via the local functions server (plain Deno: finalize awaited)",
+  "llm-invoke-deno": "llm-invoke on its Deno port (plain Deno: finalize awaited)",
+  "llm-invoke-edge": "**llm-invoke as on Supabase** (Deno port, `EdgeRuntime.waitUntil`: finalize after the answer)",
+  floor: "floor: Deno.serve + one database round trip",
   portkey: "@portkey-ai/gateway in front of the simulator",
 };
+/** The targets whose Deno process and PostgreSQL CPU per request are read. */
+const CPU_TARGETS = ["llm-invoke-edge", "floor"] as const;
+type CpuTarget = (typeof CPU_TARGETS)[number];
+
+type Percentiles = { p50: number; p95: number; p99: number };
 
 interface Cell extends Omit<LoadResult, "samples"> {
   target: Target;
   rounds: number[];
-  addedMs: { p50: number; p95: number; p99: number } | null;
+  addedMs: Percentiles | null;
+}
+
+/** CPU per request over a target's rounds at one concurrency (warm-up calls included on both sides). */
+interface CpuPerRequest {
+  target: CpuTarget;
+  concurrency: number;
+  /** Requests completed in the measured rounds, warm-up included (the CPU was read around all of them). */
+  requests: number;
+  denoMs: number | null;
+  postgresMs: number | null;
+}
+
+/** llm-invoke as on Supabase: its added latency divided by the floor's and by Portkey's, same concurrency. */
+interface Ratio {
+  concurrency: number;
+  /** Null where the other target's added latency is not above zero. */
+  toFloor: { p50: number | null; p95: number | null; p99: number | null } | null;
+  toPortkey: { p50: number | null; p95: number | null; p99: number | null } | null;
 }
 
 export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("overhead");
   let sim: GoogleSimulator | undefined;
   let fns: FunctionsServer | undefined;
+  let edge: DenoServer | undefined;
+  let floor: DenoServer | undefined;
   let portkey: Portkey | undefined;
   let portkeyError: string | undefined;
   const fnLog: string[] = [];
   try {
     await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
     await setKeys(db.sql, [{ alias: "bench", project: "proj-overhead", envVar: BENCH_SIM_KEY_VAR, models: [MODEL] }]);
+    await createFloorTables(db.sql);
     sim = await startGoogleSimulator({
       keys: { [SIM_KEY]: "proj-overhead" },
       models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } },
@@ -79,12 +129,20 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
     const roundTrips = await countRoundTrips(bench, db, sim, cfg.roundTripRequests, fnLog, log);
 
     fns = await serveLlmInvoke({ dbUrl: db.url, simUrl: sim.url, log: fnLog, keep: 200 });
+    edge = await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url, log: fnLog, keep: 200 });
+    floor = await serveFloor({ dbUrl: db.url, simUrl: sim.url, simKey: SIM_KEY, log: (line) => keep(fnLog, line) });
     const fnUrl = `${fns.url}/functions/v1/llm-invoke`;
     const denoUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
-    const probe = await callInvoke(fnUrl, "probe");
-    if (probe.status !== 200) throw new Error(`llm-invoke is not ready: HTTP ${probe.status} ${probe.body.slice(0, 300)}`);
+    const edgeUrl = `${edge.url}/`;
+    const floorUrl = `${floor.url}/`;
+    for (const [name, url] of [["llm-invoke", fnUrl], ["llm-invoke as on Supabase", edgeUrl], ["the floor", floorUrl]] as const) {
+      const probe = await callInvoke(url, "probe");
+      if (probe.status !== 200) throw new Error(`${name} is not ready: HTTP ${probe.status} ${probe.body.slice(0, 300)}`);
+    }
+    const postmaster = await postmasterPid(db.sql);
+    const pids: Record<CpuTarget, number> = { "llm-invoke-edge": edge.pid, floor: floor.pid };
 
-    const targets: Target[] = ["direct", "llm-invoke", "llm-invoke-deno", ...(portkey ? (["portkey"] as const) : [])];
+    const targets: Target[] = ["direct", "llm-invoke", "llm-invoke-deno", "llm-invoke-edge", "floor", ...(portkey ? (["portkey"] as const) : [])];
     const calls: Record<Target, (seq: string) => Promise<string>> = {
       direct: async () => await status(await fetch(`${sim!.url}/v1beta/models/${MODEL}:generateContent`, {
         method: "POST",
@@ -93,6 +151,9 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
       })),
       "llm-invoke": async (id) => String((await callInvoke(fnUrl, id)).status),
       "llm-invoke-deno": async (id) => String((await callInvoke(denoUrl, id)).status),
+      "llm-invoke-edge": async (id) => String((await callInvoke(edgeUrl, id)).status),
+      // The floor is sent llm-invoke's request, bytes and headers alike.
+      floor: async (id) => String((await callInvoke(floorUrl, id)).status),
       portkey: async () => await status(await fetch(`${portkey!.url}/v1/chat/completions`, {
         method: "POST",
         headers: {
@@ -105,12 +166,18 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
       })),
     };
 
+    const cpuAt = Math.max(...cfg.concurrencies);
+    const cpuSpent = new Map<CpuTarget, { deno: number | null; postgres: number | null; requests: number }>(
+      CPU_TARGETS.map((t) => [t, { deno: 0, postgres: postmaster === undefined ? null : 0, requests: 0 }]),
+    );
     const cells: Cell[] = [];
     for (const n of cfg.concurrencies) {
       const rounds = new Map<Target, LoadResult[]>(targets.map((t) => [t, []]));
       for (let r = 0; r < cfg.rounds; r++) {
         const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
         for (const t of order) {
+          const cpuTarget = n === cpuAt ? CPU_TARGETS.find((c) => c === t) : undefined;
+          const before = cpuTarget && cpuReading(pids[cpuTarget], postmaster);
           const result = await closedLoop({
             clients: Array.from({ length: n }, (_, i) => i),
             warmupMs: cfg.warmupMs,
@@ -121,6 +188,17 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
               return outcome;
             },
           });
+          // Finalizes handed to waitUntil may still run: let them end inside this target's turn.
+          if (t === "llm-invoke-edge") await sleep(SETTLE_MS);
+          if (cpuTarget && before) {
+            const after = cpuReading(pids[cpuTarget], postmaster);
+            const spent = cpuSpent.get(cpuTarget)!;
+            spent.deno = spent.deno === null || before.deno === undefined || after.deno === undefined ? null : spent.deno + after.deno - before.deno;
+            spent.postgres = spent.postgres === null || before.postgres === undefined || after.postgres === undefined
+              ? null
+              : spent.postgres + after.postgres - before.postgres;
+            spent.requests += result.totalCalls;
+          }
           rounds.get(t)!.push(result);
         }
       }
@@ -142,12 +220,30 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
       }
     }
 
+    const cpu: CpuPerRequest[] = CPU_TARGETS.map((t) => {
+      const s = cpuSpent.get(t)!;
+      const per = (seconds: number | null) => (seconds === null || s.requests === 0 ? null : (seconds * 1000) / s.requests);
+      return { target: t, concurrency: cpuAt, requests: s.requests, denoMs: per(s.deno), postgresMs: per(s.postgres) };
+    });
+    for (const c of cpu) log(`  CPU per request at c=${cpuAt}, ${c.target}: Deno ${fmt(c.denoMs, 3)} ms, PostgreSQL ${fmt(c.postgresMs, 3)} ms (${c.requests} requests)`);
+    const ratios: Ratio[] = cfg.concurrencies.map((n) => {
+      const e = get(cells, "llm-invoke-edge", n)?.addedMs;
+      // A ratio to an added latency that is not above zero (noise at a tail) has no meaning: null.
+      const div = (a: number, b: number) => (b > 0 ? a / b : null);
+      const over = (other: Percentiles | null | undefined) =>
+        e && other ? { p50: div(e.p50, other.p50), p95: div(e.p95, other.p95), p99: div(e.p99, other.p99) } : null;
+      return { concurrency: n, toFloor: over(get(cells, "floor", n)?.addedMs), toPortkey: over(get(cells, "portkey", n)?.addedMs) };
+    });
+    for (const r of ratios) log(`  c=${r.concurrency} llm-invoke as on Supabase, added p50: ${fmt(r.toFloor?.p50)}× the floor's, ${fmt(r.toPortkey?.p50)}× Portkey's`);
+    const floorRows = await floorAdmissions(db.sql);
+
     const firstByte = await measureFirstByte(sim.url, denoUrl, cfg.firstByteSamples);
     log(
       `  first streamed byte p50: direct ${fmt(firstByte.direct.p50)} ms, llm-invoke ${fmt(firstByte.gateway.p50)} ms ` +
         `(added ${fmt(firstByte.addedMs.p50)} ms; non-streaming added at c=1: ${fmt(get(cells, "llm-invoke-deno", 1)?.addedMs?.p50 ?? NaN)} ms)`,
     );
 
+    const failing = cells.filter((c) => c.errors > 0);
     const errors = cells.reduce((s, c) => s + c.errors, 0) + firstByte.errors;
     const simStats = sim.stats();
     return {
@@ -157,27 +253,52 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
         config: cfg,
         prompt: PROMPT,
         model: MODEL,
+        targets: Object.fromEntries(targets.map((t) => [t, LABEL[t].replaceAll("*", "").replaceAll("`", "")])),
         portkey: portkey ? { version: portkey.version } : { error: portkeyError },
         cells,
+        ratios,
+        cpu: { concurrency: cpuAt, postgresMeasured: postmaster !== undefined, perRequest: cpu },
+        floor: { statement: FLOOR_STATEMENT, admissions: floorRows },
         firstByte,
         roundTrips,
         simulator: { received: simStats.total.received, byStatus: simStats.total.byStatus },
       },
-      markdown: markdown(cfg, cells, roundTrips, portkey, portkeyError) + firstByteMarkdown(firstByte, cells),
-      headline: [...headline(cells, roundTrips), {
+      markdown: markdown(cfg, cells, ratios, cpu, roundTrips, portkey, portkeyError) + firstByteMarkdown(firstByte, cells),
+      headline: [...headline(cells, ratios, cpu, roundTrips), {
         figure: "Added latency to the first streamed byte, p50 (non-streaming added at c=1, Deno port)",
         value: `${fmt(firstByte.addedMs.p50)} ms (${fmt(get(cells, "llm-invoke-deno", 1)?.addedMs?.p50 ?? NaN)} ms)`,
       }],
       checks: [
-        { name: "gateway overhead requests all answered 200", ok: errors === 0, detail: `${errors} errors${errors ? `: ${cells.find((c) => c.firstError)?.firstError}` : ""}` },
+        {
+          name: "gateway overhead requests all answered 200, in every target",
+          ok: errors === 0,
+          detail: errors === 0
+            ? `${cells.reduce((s, c) => s + c.totalCalls, 0)} requests over ${targets.length} targets, 0 errors; ${firstByte.samples * 2} streams, 0 errors`
+            : `${errors} errors${failing.length ? ` in ${[...new Set(failing.map((c) => c.target))].join(", ")}: ${failing[0]!.firstError}` : ` in streams`}`,
+        },
       ],
     };
   } finally {
+    await floor?.close();
+    await edge?.close();
     await fns?.close();
     await portkey?.close();
     await sim?.close();
     await db.drop();
   }
+}
+
+/** After each round of llm-invoke as on Supabase, time for the finalizes it handed to waitUntil to end. */
+const SETTLE_MS = 200;
+
+function keep(lines: string[], line: string): void {
+  lines.push(line);
+  if (lines.length > 200) lines.shift();
+}
+
+/** CPU seconds so far of one process and of the whole PostgreSQL server (undefined where unreadable). */
+function cpuReading(pid: number, postmaster: number | undefined): { deno: number | undefined; postgres: number | undefined } {
+  return { deno: processCpuSeconds(pid), postgres: postmaster === undefined ? undefined : serverCpuSeconds(postmaster) };
 }
 
 interface FirstByte {
@@ -274,9 +395,15 @@ async function callInvoke(url: string, id: string): Promise<{ status: number; bo
 
 
 interface RoundTrips {
+  /** Which process was counted. */
+  target: Target;
   requests: number;
   succeeded: number;
   statementsPerRequest: number;
+  /** Statements of the work handed to EdgeRuntime.waitUntil (finalize), per successful request. */
+  afterAnswerPerRequest: number;
+  /** The function process's own count of the tasks handed to waitUntil, at its exit (null if it printed none). */
+  waitUntil: { handed: number; settled: number; rejected: number } | null;
   /** Calls of the top-level RPCs by pg_stat_user_functions, per successful request. */
   rpcCallsPerRequest: number;
   rpcCalls: Record<string, number>;
@@ -302,13 +429,14 @@ async function countRoundTrips(
     if (/\bLOG:\s+(execute\b|statement:)/.test(line)) entries.push(line);
     else if (!/\b(LOG|DETAIL|ERROR|WARNING|HINT|CONTEXT|STATEMENT):/.test(line) && entries.length) entries[entries.length - 1] += ` ${line.trim()}`;
   });
-  let fns: FunctionsServer | undefined;
+  let fn: DenoServer | undefined;
   try {
     const before = await rpcCalls(db);
-    // A fresh function process: everything it sends to this database is in the window, its
-    // connection set-up and capability look-up included (they show up as once-per-worker lines).
-    fns = await serveLlmInvoke({ dbUrl: db.url, simUrl: sim.url, log: fnLog, keep: 200 });
-    const url = `${fns.url}/functions/v1/llm-invoke`;
+    // A fresh function process, as on Supabase: everything it sends to this database is in the window,
+    // its connection set-up and capability look-up included (they show up as once-per-worker lines),
+    // and the finalizes it runs after the answers.
+    fn = await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url, log: fnLog, keep: 200 });
+    const url = `${fn.url}/`;
     counting = true;
     let succeeded = 0;
     let lastFailure = "";
@@ -318,43 +446,58 @@ async function countRoundTrips(
       else lastFailure = `HTTP ${r.status} ${r.body.slice(0, 300)}`;
     }
     if (succeeded === 0) throw new Error(`llm-invoke is not ready: ${lastFailure}`);
-    await sleep(1000); // a finalize may run after the answer
+    await sleep(1000); // a finalize runs after the answer
     counting = false;
-    await fns.close(); // backends exit and flush their function statistics
-    fns = undefined;
+    // Backends exit and flush their function statistics; the process prints its waitUntil counts.
+    const output = await fn.close();
+    fn = undefined;
+    const waitUntil = waitUntilCounts(output);
     await sleep(700);
     const after = await rpcCalls(db);
     const byStatement: Record<string, number> = {};
     for (const e of entries) {
-      const name = /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
+      // The capabilities look-up first: it is a google_ai_ function too, but cached per worker.
+      const name = (/google_ai_model_(features|limits)\b/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
+        /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
         (/pg_catalog\.pg_type/.test(e) ? "postgres.js type look-up (per new connection)" : undefined) ??
-        (/google_ai_model_limits/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
         e.replace(/^.*?(execute[^:]*|statement):\s*/, "").slice(0, 50);
       byStatement[name] = (byStatement[name] ?? 0) + 1;
     }
     const rpc = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
     const rpcTotal = Object.values(rpc).reduce((s: number, v) => s + (v as number), 0);
+    const afterAnswer = Object.entries(byStatement).filter(([k]) => AFTER_ANSWER.test(k)).reduce((s, [, v]) => s + v, 0);
     const result: RoundTrips = {
+      target: "llm-invoke-edge",
       requests,
       succeeded,
       statementsPerRequest: Math.round((entries.length / Math.max(1, succeeded)) * 100) / 100,
+      afterAnswerPerRequest: Math.round((afterAnswer / Math.max(1, succeeded)) * 100) / 100,
+      waitUntil,
       rpcCallsPerRequest: Math.round((rpcTotal / Math.max(1, succeeded)) * 100) / 100,
       rpcCalls: rpc,
       byStatement,
       method:
         "log_statement = 'all' on the part's database (only llm-invoke connects to it during the window), " +
-        "statements counted from the server log over sequential requests to a freshly started function; cross-checked with " +
+        "statements counted from the server log over sequential requests to a freshly started llm-invoke as on Supabase " +
+        "(EdgeRuntime.waitUntil defined: finalize runs after the answer, counted off the caller's path and checked against the " +
+        "tasks the process handed to waitUntil); cross-checked with " +
         "track_functions = 'all' (pg_stat_user_functions: calls of the gateway's top-level RPCs in the same window)",
     };
-    log(`  round trips: ${result.statementsPerRequest} statements per successful request ${JSON.stringify(byStatement)}; RPC calls ${result.rpcCallsPerRequest} ${JSON.stringify(rpc)}`);
+    log(
+      `  round trips: ${result.statementsPerRequest} statements per successful request ${JSON.stringify(byStatement)}; ` +
+        `RPC calls ${result.rpcCallsPerRequest} ${JSON.stringify(rpc)}; waitUntil ${JSON.stringify(waitUntil)}`,
+    );
     return result;
   } finally {
     off();
-    await fns?.close();
+    await fn?.close();
     await db.sql.unsafe(`alter database ${quoteIdent(db.name)} reset log_statement`);
     await db.sql.unsafe(`alter database ${quoteIdent(db.name)} reset track_functions`);
   }
 }
+
+/** The statements a success runs in its waitUntil task, after the answer. */
+const AFTER_ANSWER = /^google_ai_finalize/;
 
 const TOP_LEVEL_RPCS = ["google_ai_reserve", "google_ai_reserve_with_token", "google_ai_finalize", "google_ai_release", "google_ai_cooldown"];
 
@@ -370,34 +513,60 @@ function get(cells: Cell[], t: Target, n: number) {
   return cells.find((c) => c.target === t && c.connections === n);
 }
 
-function headline(cells: Cell[], rt: RoundTrips) {
+const times = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? "—" : `${fmt(x, 2)}×`);
+const added = (a: Percentiles | null | undefined) => (a ? `${fmt(a.p50)} / ${fmt(a.p95)} / ${fmt(a.p99)} ms` : "—");
+
+function headline(cells: Cell[], ratios: Ratio[], cpu: CpuPerRequest[], rt: RoundTrips) {
   const ns = [...new Set(cells.map((c) => c.connections))];
   const rows = ns.flatMap((n) => {
-    const c = get(cells, "llm-invoke", n);
-    const p = get(cells, "portkey", n);
-    return c?.addedMs
+    const e = get(cells, "llm-invoke-edge", n);
+    return e?.addedMs
       ? [{
-        figure: `Added latency at concurrency ${n}, p50 / p95 / p99: llm-invoke (Portkey)`,
-        value: `${fmt(c.addedMs.p50)} / ${fmt(c.addedMs.p95)} / ${fmt(c.addedMs.p99)} ms` +
-          (p?.addedMs ? ` (${fmt(p.addedMs.p50)} / ${fmt(p.addedMs.p95)} / ${fmt(p.addedMs.p99)} ms)` : ""),
+        figure: `Added latency at concurrency ${n}, p50 / p95 / p99: llm-invoke as on Supabase (Portkey; floor)`,
+        value: `${added(e.addedMs)} (${added(get(cells, "portkey", n)?.addedMs)}; ${added(get(cells, "floor", n)?.addedMs)})`,
       }]
       : [];
   });
-  rows.push({ figure: "Database round trips per successful llm-invoke request", value: roundTripSummary(rt) });
+  rows.push({
+    figure: `llm-invoke as on Supabase, added latency p50 ÷ the floor's / ÷ Portkey's, at concurrency ${ratios.map((r) => r.concurrency).join(" / ")}`,
+    value: ratios.map((r) => `${times(r.toFloor?.p50)} / ${times(r.toPortkey?.p50)} at c=${r.concurrency}`).join("; "),
+  });
+  const e = cpu.find((c) => c.target === "llm-invoke-edge");
+  const f = cpu.find((c) => c.target === "floor");
+  if (e && f) {
+    rows.push({
+      figure: `CPU per request at concurrency ${e.concurrency}, Deno / PostgreSQL: llm-invoke as on Supabase (floor)`,
+      value: `${fmt(e.denoMs, 3)} / ${fmt(e.postgresMs, 3)} ms (${fmt(f.denoMs, 3)} / ${fmt(f.postgresMs, 3)} ms)`,
+    });
+  }
+  rows.push({ figure: "Database round trips per successful llm-invoke request (as on Supabase)", value: roundTripSummary(rt) });
   return rows;
 }
 
-/** "2 per request (reserve 1, finalize 1), plus 2 once per worker (...)". */
+/** "1 on the caller's path (reserve 1), 1 after the answer in waitUntil (finalize 1; ...), plus once per worker (...)". */
 function roundTripSummary(rt: RoundTrips): string {
   const per = Object.entries(rt.byStatement).filter(([k]) => k.startsWith("google_ai_"));
   const once = Object.entries(rt.byStatement).filter(([k]) => !k.startsWith("google_ai_"));
   const n = Math.max(1, rt.succeeded);
-  const perTotal = per.reduce((s, [, v]) => s + v, 0) / n;
-  return `${fmt(perTotal, 2)} per request (${per.map(([k, v]) => `\`${k}\` ${fmt(v / n, 2)}`).join(", ")})` +
+  const list = (xs: [string, number][]) => xs.map(([k, v]) => `\`${k}\` ${fmt(v / n, 2)}`).join(", ");
+  const sum = (xs: [string, number][]) => xs.reduce((s, [, v]) => s + v, 0) / n;
+  const onPath = per.filter(([k]) => !AFTER_ANSWER.test(k));
+  const after = per.filter(([k]) => AFTER_ANSWER.test(k));
+  const wu = rt.waitUntil;
+  return `${fmt(sum(onPath), 2)} on the caller's path (${list(onPath)}), ${fmt(sum(after), 2)} after the answer in \`EdgeRuntime.waitUntil\` ` +
+    `(${list(after)}; ${wu ? `${wu.handed} tasks handed to waitUntil for ${rt.succeeded} successes, ${wu.rejected} rejected` : "the process printed no waitUntil count"})` +
     (once.length ? `, plus once per worker process: ${once.map(([k, v]) => `${k} × ${v}`).join(", ")} over ${rt.succeeded} requests` : "");
 }
 
-function markdown(cfg: OverheadConfig, cells: Cell[], rt: RoundTrips, portkey: Portkey | undefined, portkeyError: string | undefined): string {
+function markdown(
+  cfg: OverheadConfig,
+  cells: Cell[],
+  ratios: Ratio[],
+  cpu: CpuPerRequest[],
+  rt: RoundTrips,
+  portkey: Portkey | undefined,
+  portkeyError: string | undefined,
+): string {
   const rows = cells.map((c) => [
     LABEL[c.target],
     c.connections,
@@ -407,29 +576,77 @@ function markdown(cfg: OverheadConfig, cells: Cell[], rt: RoundTrips, portkey: P
     fmt(c.latencyMs.p99),
     c.addedMs ? `**${fmt(c.addedMs.p50)}** / ${fmt(c.addedMs.p95)} / ${fmt(c.addedMs.p99)}` : "—",
   ]);
+  const ratioRows = ratios.map((r) => [
+    r.concurrency,
+    fmt(get(cells, "llm-invoke-edge", r.concurrency)?.addedMs?.p50),
+    fmt(get(cells, "floor", r.concurrency)?.addedMs?.p50),
+    fmt(get(cells, "portkey", r.concurrency)?.addedMs?.p50),
+    `**${times(r.toFloor?.p50)}** / ${times(r.toFloor?.p95)}`,
+    `**${times(r.toPortkey?.p50)}** / ${times(r.toPortkey?.p95)}`,
+  ]);
+  const cpuRows = cpu.map((c) => [LABEL[c.target], c.concurrency, fmt(c.requests), fmt(c.denoMs, 3), fmt(c.postgresMs, 3)]);
   return `
 One prompt (${PROMPT.length} characters), model \`${MODEL}\`, the Google simulator answering at once (no
 artificial latency), limits that never bind. Closed loop at concurrency ${cfg.concurrencies.join(" and ")}, ${cfg.rounds}
 interleaved rounds of ${cfg.durationMs / 1000} s per target; latency as the calling Node.js process sees it (fetch,
 keep-alive). Added latency = the target's percentile minus the direct call's at the same concurrency.
 
+**The targets.**
+- *direct*: \`generateContent\` on the simulator, the caller holding the key: the baseline.
+- *llm-invoke via the local functions server* and *on its Deno port*: the function as the local stack serves
+  it, plain Deno (\`scripts/serve-functions.ts\`), reached through the local Node proxy or on its own port. Plain
+  Deno has no \`EdgeRuntime\`, so a success's finalize is awaited before the answer: the caller pays a second
+  database round trip that production does not.
+- ***llm-invoke as on Supabase***: the same, unchanged \`supabase/functions/llm-invoke/index.ts\`, on its own Deno
+  port with the same environment, permissions, flags and \`deno.json\`, started through an entry
+  (\`bench/lib/edge-runtime-entry.ts\`) that first defines \`globalThis.EdgeRuntime = { waitUntil }\` (keeping each
+  task until it settles and logging a rejection) and then imports it. The function then takes its production
+  path: a success's finalize is handed to \`EdgeRuntime.waitUntil\` and runs after the answer. **This is the
+  production figure: the one compared with Portkey and with the floor.**
+- *floor: Deno.serve + one database round trip* (\`bench/lib/floor-server.ts\`): an empty \`Deno.serve\` on its own
+  Deno port, started the same way, with one postgres.js pool (the functions' pinned version, their pool size and
+  start-up parameters, connecting as their role). Per request it reads the body, runs one statement in one round
+  trip — the least an exact, durable, audited admission writes: the hot counter row's update and one audit row
+  with a uuid key, committed (the floor statement of the reservation's pgbench floor, on its own two tables) —
+  then calls the simulator with \`fetch\` as llm-invoke's Google client does and answers its body. Nothing any
+  gateway with an exact shared limit could skip; it is sent llm-invoke's request.
+- *@portkey-ai/gateway*: a stateless translating proxy (below).
+
 ${table(["target", "concurrency", "requests/s", "p50 ms", "p95 ms", "p99 ms", "added p50 / p95 / p99 ms"], rows, ["l", "r", "r", "r", "r", "r", "r"])}
+
+**llm-invoke as on Supabase against the floor and against Portkey**: its added latency divided by theirs, at
+the same concurrency in the same rounds (p50 in bold, then p95; "—" where the other's added latency is not
+above zero). The targets set for this figure are within
+1.5× of Portkey's added latency at concurrency 1 and within 2× at concurrency 16; they are reported here, not
+asserted (a ratio of two small differences moves a lot from run to run on a shared machine).
+
+${table(["concurrency", "added p50 ms: as on Supabase", "floor", "Portkey", "÷ floor, p50 / p95", "÷ Portkey, p50 / p95"], ratioRows, ["r", "r", "r", "r", "r", "r"])}
+
+**CPU per request** at concurrency ${cpu[0]?.concurrency ?? "—"}, from the kernel's accounting: \`utime + stime\` of the Deno
+process's \`/proc/<pid>/stat\` (all its threads), and of the whole PostgreSQL server (postmaster and its children,
+live and exited, as the reservation's floor part reads it), read before and after each round of the target
+(${SETTLE_MS} ms after the last answer, so the finalizes handed to \`waitUntil\` are in it) and divided by the requests
+completed in those rounds, warm-up included. Nothing else uses the database during a target's round.
+
+${table(["target", "concurrency", "requests", "Deno CPU ms/request", "PostgreSQL CPU ms/request"], cpuRows, ["l", "r", "r", "r", "r"])}
 
 What llm-invoke does on top of the direct call: authenticate the caller, validate the body (zod), estimate
 tokens, **reserve** (one RPC), call Google (REST over \`fetch\`), **finalize** (one RPC: attempt row,
-counter reconciliation, \`token_usage\` row), answer. Under plain Deno the finalize is awaited before the
-answer; under Supabase's Edge Runtime it runs after the response (\`EdgeRuntime.waitUntil\`), so in production
-the caller waits for one database round trip, not two. The local functions server adds a Node.js proxy hop
-(Supabase has its own gateway in front of functions); the "Deno port" row shows the function without it.
-The database is on the same machine here: in production add the network round trip to the database
-(same region) for each round trip counted below.
+counter reconciliation, \`token_usage\` row), answer. As on Supabase, the caller waits for one database
+round trip (the reservation); finalize runs after the answer, on the same process and database, so it still
+costs CPU (counted above) and competes for the pool under load. The local functions server adds a Node.js
+proxy hop (Supabase has its own gateway in front of functions). The database is on the same machine here: in
+production add the network round trip to the database (same region) for each round trip on the caller's path.
 
 **Database round trips per successful request: ${roundTripSummary(rt)}**; the
 gateway's RPCs called per request by \`pg_stat_user_functions\`: ${rt.rpcCallsPerRequest}. Method: ${rt.requests} sequential requests to a
-freshly started function with \`log_statement = 'all'\` on the part's database (only llm-invoke connects to it in
-the window), every statement counted from the server log; cross-checked with \`track_functions = 'all'\`
-(calls of the gateway's top-level RPCs in \`pg_stat_user_functions\`). The once-per-worker statements are the
-driver's type look-up on a new connection and the model's capabilities (cached per worker for a minute).
+freshly started llm-invoke as on Supabase with \`log_statement = 'all'\` on the part's database (only llm-invoke
+connects to it in the window), every statement counted from the server log, the finalizes included (the window
+closes a second after the last answer); a statement of the work handed to \`waitUntil\` (\`google_ai_finalize\`) is
+counted after the answer, checked against the tasks the process handed to \`waitUntil\` (it prints its count when it
+stops); cross-checked with \`track_functions = 'all'\` (calls of the gateway's top-level RPCs in
+\`pg_stat_user_functions\`). The once-per-worker statements are the driver's type look-up on a new connection and the
+model's capabilities (cached per worker for a minute).
 
 **Portkey** (${portkey ? `@portkey-ai/gateway ${portkey.version}` : "not measured"}): ${portkey
     ? "pointed at the simulator with `x-portkey-provider: google` and `x-portkey-custom-host: <simulator URL>` (its Google provider appends `/v1beta/models/<model>:generateContent?key=…` to the custom host; its SSRF guard trusts 127.0.0.1). It receives the same prompt in OpenAI chat-completions form and translates it; it keeps no shared limit state here (rate limits are an enterprise feature), so this is the cost of a stateless translating proxy."
