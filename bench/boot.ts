@@ -228,7 +228,7 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
         figure: "Boot to first answer, p50 warm (cold): llm-invoke / before / empty Deno.serve",
         value: `${ms(cell("now", "warm"))} (${ms(cell("now", "cold"))}) / ` +
           (before.ok ? `${ms(cell("before", "warm"))} (${ms(cell("before", "cold"))})` : "not measured") +
-          ` / ${ms(cell("floor", "warm"))} (${ms(cell("floor", "cold"))}) ms; now/before ${fmt(ratios.nowBefore.warm, 2)}×, now/floor ${fmt(ratios.nowFloor.warm, 2)}×`,
+          ` / ${ms(cell("floor", "warm"))} (${ms(cell("floor", "cold"))}) ms; now/before ${ratioText(ratios.nowBefore.warm)}, now/floor ${ratioText(ratios.nowFloor.warm)}`,
       }],
       checks: [
         {
@@ -426,6 +426,10 @@ function roundBoot(b: Boot) {
   return { ...b, ms: Math.round(b.ms * 10) / 10, rssMiB: b.rssKiB === null ? null : Math.round(b.rssKiB / 102.4) / 10 };
 }
 
+function ratioText(v: number | null): string {
+  return v === null ? "—" : `${fmt(v, 2)}×`;
+}
+
 function ms(c: Cell | undefined): string {
   return c ? fmt(c.ms.p50, 0) : "—";
 }
@@ -472,7 +476,7 @@ function markdown(
       `${w.answered200 + c.answered200} of ${w.boots + c.boots}`,
     ];
   });
-  const x = (v: number | null) => (v === null ? "—" : `${fmt(v, 2)}×`);
+  const x = ratioText;
   const ratioRows = [
     ["llm-invoke now / before", x(ratios.nowBefore.warm), x(ratios.nowBefore.warmPerRound), x(ratios.nowBefore.cold), x(ratios.nowBefore.rss), x(ratios.nowBefore.cpu)],
     ["llm-invoke now / floor", x(ratios.nowFloor.warm), x(ratios.nowFloor.warmPerRound), x(ratios.nowFloor.cold), x(ratios.nowFloor.rss), x(ratios.nowFloor.cpu)],
