@@ -155,7 +155,7 @@ async function main(): Promise<number> {
     {
       id: "boot",
       title: "4b. boot: a new llm-invoke worker to its first answer",
-      fn: () => runBoot(bench, smoke ? { boots: 2 } : { boots: 30 }, log),
+      fn: () => runBoot(bench, smoke ? { boots: 2, judgeTarget: false } : { boots: 30, judgeTarget: true }, log),
     },
     {
       id: "peers",
