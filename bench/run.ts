@@ -17,6 +17,7 @@ import { runExactness } from "./exactness.ts";
 import { runWaitUtilisation } from "./wait-utilisation.ts";
 import { runPeers } from "./peers.ts";
 import { runGatewayOverhead } from "./gateway-overhead.ts";
+import { runBoot } from "./boot.ts";
 import { runOutage } from "./outage.ts";
 import { runHostileInput } from "./hostile-input.ts";
 import { runFidelity } from "./fidelity.ts";
@@ -150,6 +151,11 @@ async function main(): Promise<number> {
             : { concurrencies: [1, 16], rounds: 3, warmupMs: 400, durationMs: 1500, roundTripRequests: 50, firstByteSamples: 200 },
           log,
         ),
+    },
+    {
+      id: "boot",
+      title: "4b. boot: a new llm-invoke worker to its first answer",
+      fn: () => runBoot(bench, smoke ? { boots: 2, judgeTarget: false } : { boots: 30, judgeTarget: true }, log),
     },
     {
       id: "peers",

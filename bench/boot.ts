@@ -1,0 +1,537 @@
+// Boot: how fast a new llm-invoke worker answers, against floors measured side by side. Each boot
+// spawns a fresh Deno process serving one target on a free port and times it from spawn to the
+// answer of one real request (a small generateContent through the function to the simulator:
+// authentication, reservation, Google's call, finalize), with the process's RSS and CPU at that
+// moment. Targets:
+//   - now: supabase/functions/llm-invoke as scripts/serve-functions.ts runs it;
+//   - before: llm-invoke as it was before it spoke Google's REST over fetch (the tree at 2794e9e^,
+//     which imports @google/genai), with its own deno.json, against the same database;
+//   - floor: bench/lib/boot-floor.ts, an empty Deno.serve that opens one database connection and
+//     answers by calling the simulator with fetch.
+// Warm = Deno's V8 code cache in use (filled by one unmeasured boot per target); cold =
+// `--no-code-cache` (every module compiled from source; the TypeScript already transpiled into the
+// part's own DENO_DIR is read either way). Boots are interleaved in rotated order.
+import { spawn, spawnSync } from "node:child_process";
+import { readFileSync, statSync } from "node:fs";
+import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
+import http from "node:http";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { DENO_FLAGS, DENO_PERMISSIONS } from "../scripts/serve-functions.ts";
+import { gatewayRoleUrl } from "../shared/db/gateway-role.ts";
+import { denoBin } from "../shared/deno-bin.ts";
+import { freePort } from "../shared/free-port.ts";
+import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
+import { sleep } from "./lib/clock.ts";
+import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
+import { BENCH_SERVICE_KEY, BENCH_SIM_KEY, BENCH_SIM_KEY_VAR } from "./lib/llm-invoke.ts";
+import { fmt, table, type PartResult } from "./lib/report.ts";
+import { median, percentile } from "./lib/stats.ts";
+
+export interface BootConfig {
+  /** Boots per target and cache mode, interleaved in rotated order. */
+  boots: number;
+  /**
+   * Whether the target ratio is a check. False in the smoke run: a couple of boots per column say
+   * nothing about a ratio, and the smoke run fails only on crashes and broken counts.
+   */
+  judgeTarget: boolean;
+}
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+/** The commit whose parent is the entry point before: the one that made llm-invoke speak REST over fetch. */
+const FETCH_COMMIT = "2794e9e";
+const MODEL = "gemma-3-27b-it";
+const PROMPT = "Say hello in one word.";
+const HUGE = 2_000_000_000;
+const ANSWER_TIMEOUT_MS = 30_000;
+/** The issue's target: llm-invoke's warm boot to first answer at most this share of the entry point before. */
+const TARGET_RATIO = 0.75;
+/** How often a connection is tried while the process has not bound its port yet. */
+const CONNECT_RETRY_MS = 2;
+
+// The entry point before reads a model's row with google_ai_model_profile, which the functions'
+// role may no longer call (20261123000000_surfaces.sql revokes it since llm-invoke reads
+// google_ai_model_features). Granted back on this part's own database only; every other RPC that
+// version calls exists today with the arguments it passes.
+const BEFORE_GRANT = "grant execute on function public.google_ai_model_profile(text) to eve_gateway";
+
+type TargetId = "now" | "before" | "floor";
+type Mode = "warm" | "cold";
+const MODES: Mode[] = ["warm", "cold"];
+
+interface Target {
+  id: TargetId;
+  label: string;
+  cwd: string;
+  /** `deno` arguments after `run` and the cache flag. */
+  args: string[];
+  /** The command as the report shows it (relative to cwd). */
+  shown: string;
+}
+
+interface Boot {
+  ms: number;
+  status: number;
+  rssKiB: number | null;
+  cpuMs: number | null;
+  error?: string;
+}
+
+interface Cell {
+  target: TargetId;
+  mode: Mode;
+  boots: number;
+  answered200: number;
+  ms: { p50: number; max: number; min: number };
+  rssMiB: { p50: number; max: number };
+  cpuMs: { p50: number; max: number };
+  firstError?: string;
+  /** Every boot in the order it ran: ms to the answer (0.1 ms), HTTP status, RSS KiB, CPU ms. */
+  samples: [number, number, number | null, number | null][];
+}
+
+export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: string) => void): Promise<PartResult> {
+  const work = await mkdtemp(path.join(tmpdir(), "eve-bench-boot-"));
+  const db = await bench.fresh("boot");
+  let sim: GoogleSimulator | undefined;
+  try {
+    const denoDir = path.join(work, "deno-dir");
+    await mkdir(denoDir);
+    const before = await prepareBefore(path.join(work, "before"));
+    if (!before.ok) log(`  the entry point before is not measured: ${before.reason}`);
+    else await db.sql.unsafe(BEFORE_GRANT);
+
+    await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
+    await setKeys(db.sql, [{ alias: "bench", project: "proj-boot", envVar: BENCH_SIM_KEY_VAR, models: [MODEL] }]);
+    sim = await startGoogleSimulator({
+      keys: { [BENCH_SIM_KEY]: "proj-boot" },
+      models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } },
+      latencyMs: 0,
+    });
+    // The environment scripts/serve-functions.ts gives llm-invoke in the benchmark (bench/lib/llm-invoke.ts),
+    // the same for every target, with a DENO_DIR of the part's own: its caches start empty.
+    const env: Record<string, string | undefined> = {
+      NO_COLOR: "1",
+      ...process.env,
+      SUPABASE_DB_URL: await gatewayRoleUrl(db.url),
+      SUPABASE_SERVICE_ROLE_KEY: BENCH_SERVICE_KEY,
+      GOOGLE_AI_BASE_URL: sim.url,
+      [BENCH_SIM_KEY_VAR]: BENCH_SIM_KEY,
+      DENO_DIR: denoDir,
+    };
+
+    const targets: Target[] = [
+      functionTarget("now", "llm-invoke now", REPO_ROOT),
+      ...(before.ok ? [functionTarget("before", `llm-invoke before (${before.commit.slice(0, 7)}, @google/genai)`, before.dir)] : []),
+      {
+        id: "floor",
+        label: "floor: empty Deno.serve + one connection + fetch",
+        cwd: REPO_ROOT,
+        args: [...DENO_PERMISSIONS, ...DENO_FLAGS, "--no-prompt", path.join(REPO_ROOT, "bench", "lib", "boot-floor.ts")],
+        shown: `deno run ${[...DENO_PERMISSIONS, ...DENO_FLAGS, "--no-prompt"].join(" ")} bench/lib/boot-floor.ts`,
+      },
+    ];
+    const deno = denoBin();
+    const bootOnce = (t: Target, mode: Mode) => boot(deno, t, mode, env);
+
+    // One unmeasured boot per target into the empty DENO_DIR: it transpiles and fills the code cache.
+    const firstBoots: Partial<Record<TargetId, Boot>> = {};
+    for (const t of targets) {
+      firstBoots[t.id] = await bootOnce(t, "warm");
+      log(`  first boot (empty DENO_DIR) ${t.id.padEnd(6)} ${fmt(firstBoots[t.id]!.ms)} ms HTTP ${firstBoots[t.id]!.status}${firstBoots[t.id]!.error ? ` ${firstBoots[t.id]!.error}` : ""}`);
+    }
+    const codeCacheBytes = codeCacheSize(denoDir);
+
+    const cellsOrder = targets.flatMap((t) => MODES.map((mode) => ({ t, mode })));
+    const samples = new Map<string, Boot[]>(cellsOrder.map(({ t, mode }) => [`${t.id}/${mode}`, []]));
+    const perRound: Record<string, number>[] = [];
+    for (let r = 0; r < cfg.boots; r++) {
+      const round: Record<string, number> = {};
+      for (let i = 0; i < cellsOrder.length; i++) {
+        const { t, mode } = cellsOrder[(i + r) % cellsOrder.length]!;
+        const b = await bootOnce(t, mode);
+        samples.get(`${t.id}/${mode}`)!.push(b);
+        if (b.status === 200) round[`${t.id}/${mode}`] = b.ms;
+      }
+      perRound.push(round);
+    }
+
+    const cells: Cell[] = cellsOrder.map(({ t, mode }) => summarizeCell(t.id, mode, samples.get(`${t.id}/${mode}`)!));
+    for (const c of cells) {
+      log(
+        `  ${c.target.padEnd(6)} ${c.mode}  p50 ${fmt(c.ms.p50)} ms  max ${fmt(c.ms.max)} ms  RSS ${fmt(c.rssMiB.p50, 1)} MiB  CPU ${fmt(c.cpuMs.p50)} ms` +
+          (c.answered200 < c.boots ? `  NOT 200: ${c.boots - c.answered200} (${c.firstError})` : ""),
+      );
+    }
+
+    const cell = (t: TargetId, m: Mode) => cells.find((c) => c.target === t && c.mode === m);
+    const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !(b > 0) ? null : a / b);
+    const roundRatio = (a: string, b: string) => {
+      const rs = perRound.filter((r) => r[a] !== undefined && r[b] !== undefined).map((r) => r[a]! / r[b]!);
+      return rs.length ? median(rs) : null;
+    };
+    const ratios = {
+      nowBefore: {
+        warm: ratio(cell("now", "warm")?.ms.p50, cell("before", "warm")?.ms.p50),
+        cold: ratio(cell("now", "cold")?.ms.p50, cell("before", "cold")?.ms.p50),
+        rss: ratio(cell("now", "warm")?.rssMiB.p50, cell("before", "warm")?.rssMiB.p50),
+        cpu: ratio(cell("now", "warm")?.cpuMs.p50, cell("before", "warm")?.cpuMs.p50),
+        warmPerRound: roundRatio("now/warm", "before/warm"),
+      },
+      nowFloor: {
+        warm: ratio(cell("now", "warm")?.ms.p50, cell("floor", "warm")?.ms.p50),
+        cold: ratio(cell("now", "cold")?.ms.p50, cell("floor", "cold")?.ms.p50),
+        rss: ratio(cell("now", "warm")?.rssMiB.p50, cell("floor", "warm")?.rssMiB.p50),
+        cpu: ratio(cell("now", "warm")?.cpuMs.p50, cell("floor", "warm")?.cpuMs.p50),
+        warmPerRound: roundRatio("now/warm", "floor/warm"),
+      },
+    };
+    log(`  now/before p50 warm ${fmt(ratios.nowBefore.warm, 3)} cold ${fmt(ratios.nowBefore.cold, 3)}; now/floor warm ${fmt(ratios.nowFloor.warm, 3)} cold ${fmt(ratios.nowFloor.cold, 3)}`);
+
+    // Each llm-invoke answer reserved and finalized one attempt: the rows say so.
+    const [{ succeeded, open }] = await db.sql<{ succeeded: number; open: number }[]>`
+      select count(*) filter (where status = 'succeeded')::int as succeeded,
+             count(*) filter (where status = 'reserved')::int as open
+      from public.google_ai_attempts`;
+    const invokeAnswers = [...samples.entries()].filter(([k]) => !k.startsWith("floor/")).flatMap(([, v]) => v)
+      .concat(targets.filter((t) => t.id !== "floor").map((t) => firstBoots[t.id]!))
+      .filter((b) => b.status === 200).length;
+
+    const all = [...samples.values()].flat().concat(Object.values(firstBoots));
+    const not200 = all.filter((b) => b.status !== 200);
+    const beforeWarm = cell("before", "warm");
+    const nowWarm = cell("now", "warm");
+    const measured = `${fmt(ratios.nowBefore.warm, 3)}× (p50 warm: now ${fmt(nowWarm?.ms.p50)} ms, before ${fmt(beforeWarm?.ms.p50)} ms; target ≤ ${TARGET_RATIO}×)`;
+    const targetCheck = !before.ok
+      ? { ok: true, detail: `not applicable: the entry point before was not measured (${before.reason})` }
+      : !cfg.judgeTarget
+      ? { ok: true, detail: `not judged in a smoke run (${cfg.boots} boots per column): ${measured}` }
+      : { ok: ratios.nowBefore.warm !== null && ratios.nowBefore.warm <= TARGET_RATIO, detail: measured };
+
+    const denoVersion = /deno (\S+)/.exec(spawnSync(deno, ["--version"], { encoding: "utf8" }).stdout)?.[1] ?? "?";
+    const data = {
+      config: cfg,
+      model: MODEL,
+      prompt: PROMPT,
+      deno: denoVersion,
+      before: before.ok ? { commit: before.commit, fetchCommit: before.fetchCommit, grant: BEFORE_GRANT } : { notMeasured: before.reason },
+      targets: targets.map((t) => ({ id: t.id, label: t.label, command: t.shown, cold: "the same with --no-code-cache after `run`" })),
+      firstBoots: Object.fromEntries(Object.entries(firstBoots).map(([k, b]) => [k, roundBoot(b)])),
+      codeCacheBytesAfterFirstBoots: codeCacheBytes,
+      cells,
+      ratios,
+      attempts: { succeeded, open, llmInvokeAnswers200: invokeAnswers },
+    };
+    return {
+      id: "boot",
+      title: "Boot: a new llm-invoke worker to its first answer, against the entry point before and an empty Deno.serve",
+      data,
+      markdown: markdown(cfg, targets, cells, firstBoots, ratios, before, codeCacheBytes, denoVersion),
+      headline: [{
+        figure: "Boot to first answer, p50 warm (cold): llm-invoke / before / empty Deno.serve",
+        value: `${ms(cell("now", "warm"))} (${ms(cell("now", "cold"))}) / ` +
+          (before.ok ? `${ms(cell("before", "warm"))} (${ms(cell("before", "cold"))})` : "not measured") +
+          ` / ${ms(cell("floor", "warm"))} (${ms(cell("floor", "cold"))}) ms; now/before ${ratioText(ratios.nowBefore.warm)}, now/floor ${ratioText(ratios.nowFloor.warm)}`,
+      }],
+      checks: [
+        {
+          name: "every boot answered 200",
+          ok: not200.length === 0 && succeeded === invokeAnswers && open === 0,
+          detail: `${all.length - not200.length} of ${all.length} boots (${targets.map((t) => t.id).join(", ")}${before.ok ? "" : "; before not measured"})` +
+            `${not200.length ? `; first failure: ${not200[0]!.error ?? `HTTP ${not200[0]!.status}`}` : ""}; ` +
+            `llm-invoke attempts succeeded ${succeeded} for ${invokeAnswers} answers, ${open} left reserved`,
+        },
+        { name: `llm-invoke boots to its first answer in ≤ ${TARGET_RATIO}× the entry point before (p50, warm)`, ...targetCheck },
+      ],
+    };
+  } finally {
+    await sim?.close();
+    await db.drop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+function functionTarget(id: TargetId, label: string, root: string): Target {
+  const dir = path.join(root, "supabase", "functions", "llm-invoke");
+  // scripts/serve-functions.ts's command for a function, run from the tree's root (its Deno workspace).
+  const flags = [...DENO_PERMISSIONS, ...DENO_FLAGS, "--no-prompt"];
+  return {
+    id,
+    label,
+    cwd: root,
+    args: [...flags, "--config", path.join(dir, "deno.json"), path.join(dir, "index.ts")],
+    shown: `deno run ${flags.join(" ")} --config supabase/functions/llm-invoke/deno.json supabase/functions/llm-invoke/index.ts`,
+  };
+}
+
+type Before =
+  | { ok: true; dir: string; commit: string; fetchCommit: string }
+  | { ok: false; reason: string };
+
+/**
+ * The tree before llm-invoke spoke REST over fetch: `git archive` of its root deno.json (the workspace)
+ * and supabase/functions, with node_modules linked to this checkout's (it holds the versions that
+ * tree pins: @google/genai 2.32.0, postgres 3.4.9, zod 4.6.7).
+ */
+async function prepareBefore(dir: string): Promise<Before> {
+  const git = (...args: string[]) => spawnSync("git", args, { cwd: REPO_ROOT, encoding: "buffer", maxBuffer: 256 * 1024 * 1024 });
+  const fetchCommit = git("rev-parse", "--verify", "--quiet", `${FETCH_COMMIT}^{commit}`);
+  const parent = git("rev-parse", "--verify", "--quiet", `${FETCH_COMMIT}^^{commit}`);
+  if (fetchCommit.status !== 0 || parent.status !== 0) {
+    const shallow = git("rev-parse", "--is-shallow-repository").stdout?.toString().trim() === "true";
+    return {
+      ok: false,
+      reason: shallow
+        ? `git history is missing (shallow clone): ${FETCH_COMMIT}^ is not in this clone`
+        : `${FETCH_COMMIT}^ is not in this repository's history${fetchCommit.error ? ` (${fetchCommit.error.message})` : ""}`,
+    };
+  }
+  const commit = parent.stdout.toString().trim();
+  const archive = git("archive", "--format=tar", commit, "deno.json", "supabase/functions");
+  if (archive.status !== 0) return { ok: false, reason: `git archive ${commit} failed: ${archive.stderr.toString().trim()}` };
+  await mkdir(dir, { recursive: true });
+  const untar = spawnSync("tar", ["-x", "-C", dir], { input: archive.stdout });
+  if (untar.status !== 0) return { ok: false, reason: `tar failed: ${untar.stderr.toString().trim()}` };
+  await symlink(path.join(REPO_ROOT, "node_modules"), path.join(dir, "node_modules"));
+  return { ok: true, dir, commit, fetchCommit: fetchCommit.stdout.toString().trim() };
+}
+
+/** One boot: spawn, send the request until the port takes it, time the answer, read RSS and CPU, stop. */
+async function boot(deno: string, t: Target, mode: Mode, env: Record<string, string | undefined>): Promise<Boot> {
+  const port = await freePort();
+  const output: string[] = [];
+  const args = ["run", ...(mode === "cold" ? ["--no-code-cache"] : []), ...t.args];
+  const started = performance.now();
+  const child = spawn(deno, args, { cwd: t.cwd, env: { ...env, PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"] });
+  let exited = false;
+  const exit = new Promise<void>((resolve) => child.once("exit", () => {
+    exited = true;
+    resolve();
+  }));
+  const keep = (chunk: Buffer) => {
+    output.push(...chunk.toString().split("\n").filter((l) => l.trim() !== ""));
+    if (output.length > 20) output.splice(0, output.length - 20);
+  };
+  child.stdout!.on("data", keep);
+  child.stderr!.on("data", keep);
+  child.once("error", (e) => output.push(String(e)));
+  try {
+    while (true) {
+      if (exited) return failed(started, `exited before answering: ${output.slice(-5).join(" | ")}`);
+      if (performance.now() - started > ANSWER_TIMEOUT_MS) return failed(started, `no answer within ${ANSWER_TIMEOUT_MS} ms`);
+      const r = await post(port);
+      if (r === "refused") {
+        await sleep(CONNECT_RETRY_MS);
+        continue;
+      }
+      const ms = performance.now() - started;
+      const usage = child.pid === undefined ? null : processUsage(child.pid);
+      if (typeof r === "string") return { ...failed(started, r), ms };
+      return {
+        ms,
+        status: r.status,
+        rssKiB: usage?.rssKiB ?? null,
+        cpuMs: usage?.cpuMs ?? null,
+        ...(r.status === 200 ? {} : { error: `HTTP ${r.status} ${r.body.slice(0, 200)}` }),
+      };
+    }
+  } finally {
+    if (!exited) {
+      child.kill("SIGTERM");
+      const gone = await Promise.race([exit.then(() => true), sleep(3000).then(() => false)]);
+      if (!gone) {
+        child.kill("SIGKILL");
+        await exit;
+      }
+    }
+  }
+}
+
+function failed(started: number, error: string): Boot {
+  return { ms: performance.now() - started, status: 0, rssKiB: null, cpuMs: null, error };
+}
+
+/** The one request every boot answers: a native generateContent, NO_WAIT, the same body each time. */
+function post(port: number): Promise<{ status: number; body: string } | "refused" | string> {
+  const body = JSON.stringify({ model: MODEL, prompt: PROMPT, mode: "NO_WAIT" });
+  return new Promise((resolve) => {
+    const req = http.request({
+      host: "127.0.0.1",
+      port,
+      path: "/",
+      method: "POST",
+      agent: false,
+      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), authorization: `Bearer ${BENCH_SERVICE_KEY}` },
+    }, (res) => {
+      let text = "";
+      res.setEncoding("utf8");
+      res.on("data", (c: string) => (text += c));
+      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
+      res.on("error", (e) => resolve(String(e)));
+    });
+    req.on("error", (e: NodeJS.ErrnoException) => resolve(e.code === "ECONNREFUSED" ? "refused" : String(e)));
+    req.end(body);
+  });
+}
+
+const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux
+
+/** VmRSS and user + system CPU of the process (all its threads) from /proc, or null off Linux. */
+function processUsage(pid: number): { rssKiB: number | null; cpuMs: number | null } | null {
+  try {
+    const status = readFileSync(`/proc/${pid}/status`, "utf8");
+    const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
+    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+    const ticks = Number(fields[11]) + Number(fields[12]);
+    return { rssKiB: rss ? Number(rss[1]) : null, cpuMs: Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS_PER_SECOND : null };
+  } catch {
+    return null;
+  }
+}
+
+/** Bytes of Deno's V8 code cache (an SQLite file and its write-ahead log) in a DENO_DIR. */
+function codeCacheSize(denoDir: string): number {
+  let bytes = 0;
+  for (const f of ["v8_code_cache_v2", "v8_code_cache_v2-wal"]) {
+    try {
+      bytes += statSync(path.join(denoDir, f)).size;
+    } catch {
+      // not written (yet)
+    }
+  }
+  return bytes;
+}
+
+function summarizeCell(target: TargetId, mode: Mode, boots: Boot[]): Cell {
+  const ok = boots.filter((b) => b.status === 200);
+  const sorted = (xs: number[]) => Float64Array.from(xs).sort();
+  const times = sorted(ok.map((b) => b.ms));
+  const rss = sorted(ok.flatMap((b) => (b.rssKiB === null ? [] : [b.rssKiB / 1024])));
+  const cpu = sorted(ok.flatMap((b) => (b.cpuMs === null ? [] : [b.cpuMs])));
+  const r = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+  const firstError = boots.find((b) => b.status !== 200)?.error;
+  return {
+    target,
+    mode,
+    boots: boots.length,
+    answered200: ok.length,
+    ms: { p50: r(percentile(times, 50)), max: r(times[times.length - 1] ?? NaN), min: r(times[0] ?? NaN) },
+    rssMiB: { p50: r(percentile(rss, 50)), max: r(rss[rss.length - 1] ?? NaN) },
+    cpuMs: { p50: r(percentile(cpu, 50), 0), max: r(cpu[cpu.length - 1] ?? NaN, 0) },
+    ...(firstError ? { firstError } : {}),
+    samples: boots.map((b) => [r(b.ms), b.status, b.rssKiB, b.cpuMs]),
+  };
+}
+
+function roundBoot(b: Boot) {
+  return { ...b, ms: Math.round(b.ms * 10) / 10, rssMiB: b.rssKiB === null ? null : Math.round(b.rssKiB / 102.4) / 10 };
+}
+
+function ratioText(v: number | null): string {
+  return v === null ? "—" : `${fmt(v, 2)}×`;
+}
+
+function ms(c: Cell | undefined): string {
+  return c ? fmt(c.ms.p50, 0) : "—";
+}
+
+interface Ratios {
+  nowBefore: RatioRow;
+  nowFloor: RatioRow;
+}
+
+interface RatioRow {
+  warm: number | null;
+  cold: number | null;
+  rss: number | null;
+  cpu: number | null;
+  warmPerRound: number | null;
+}
+
+function markdown(
+  cfg: BootConfig,
+  targets: Target[],
+  cells: Cell[],
+  firstBoots: Partial<Record<TargetId, Boot>>,
+  ratios: Ratios,
+  before: Before,
+  codeCacheBytes: number,
+  deno: string,
+): string {
+  const cell = (t: TargetId, m: Mode) => cells.find((c) => c.target === t && c.mode === m);
+  const label = (id: TargetId) => targets.find((t) => t.id === id)?.label ?? id;
+  const rows = (["now", "before", "floor"] as TargetId[]).map((id) => {
+    const w = cell(id, "warm");
+    const c = cell(id, "cold");
+    const first = firstBoots[id];
+    if (w === undefined || c === undefined) {
+      return [id === "before" ? "llm-invoke before" : label(id), "not measured", "—", "—", "—", "—", "—"];
+    }
+    return [
+      label(id),
+      `${fmt(w.ms.p50, 0)} / ${fmt(w.ms.max, 0)}`,
+      `${fmt(c.ms.p50, 0)} / ${fmt(c.ms.max, 0)}`,
+      `${fmt(w.rssMiB.p50, 1)} / ${fmt(w.rssMiB.max, 1)}`,
+      `${fmt(w.cpuMs.p50, 0)} (${fmt(c.cpuMs.p50, 0)})`,
+      first ? `${fmt(first.ms, 0)}${first.status === 200 ? "" : ` (HTTP ${first.status})`}` : "—",
+      `${w.answered200 + c.answered200} of ${w.boots + c.boots}`,
+    ];
+  });
+  const x = ratioText;
+  const ratioRows = [
+    ["llm-invoke now / before", x(ratios.nowBefore.warm), x(ratios.nowBefore.warmPerRound), x(ratios.nowBefore.cold), x(ratios.nowBefore.rss), x(ratios.nowBefore.cpu)],
+    ["llm-invoke now / floor", x(ratios.nowFloor.warm), x(ratios.nowFloor.warmPerRound), x(ratios.nowFloor.cold), x(ratios.nowFloor.rss), x(ratios.nowFloor.cpu)],
+  ];
+  const commands = targets.map((t) => `- **${t.label}** (\`${t.id}\`), from ${t.id === "before" ? "the archived tree's root" : "the repository root"}: \`${t.shown}\``);
+  return `
+**What is measured.** A new worker's boot, as a caller meets it: from spawning a fresh Deno process that serves
+the target on a free port to the answer of one real request — the same small \`generateContent\` each time
+(native route, \`NO_WAIT\`, the service key), so for llm-invoke: authentication, the reservation, the call to the
+Google simulator and finalize (awaited under plain Deno). The request is sent as soon as the port accepts a
+connection (retried every ${CONNECT_RETRY_MS} ms while it refuses). RSS is the process's \`VmRSS\` and CPU its
+user + system time (all threads, 10 ms ticks) from \`/proc/<pid>\` at that answer. Each of ${cfg.boots} boots per
+target and column ran interleaved with the others in rotated order; a percentile is over those boots (nearest
+rank).
+
+**Warm and cold.** Deno ${deno} keeps a V8 code cache in its DENO_DIR and has \`--no-code-cache\` to turn it off.
+The part gives every process one DENO_DIR of its own that starts empty; each target's first boot (not in the
+percentiles, shown apart) transpiles its TypeScript into it and fills the code cache (${fmt(codeCacheBytes / 1024 / 1024, 1)} MiB after
+the first boots). *Warm* boots then use the code cache; *cold* boots run the same command with
+\`--no-code-cache\`, so V8 compiles every module from source — the transpiled TypeScript and the OS's file cache
+are warm in both.
+
+**The targets** (cold: \`--no-code-cache\` after \`run\`; the environment of \`bench/lib/llm-invoke.ts\` for all three:
+the gateway role's URL, the bench service key, the simulator's URL and key):
+${commands.join("\n")}
+${before.ok
+    ? `
+  The entry point before is \`git archive ${before.commit.slice(0, 12)} deno.json supabase/functions\` (the parent of
+  ${before.fetchCommit.slice(0, 12)}, which made llm-invoke speak Google's REST over \`fetch\`): its llm-invoke imports
+  \`@google/genai\` 2.32.0, with its own \`deno.json\`, \`node_modules\` linked to this checkout's (the versions that
+  tree pins). It runs against the same database, migrated as it is now, with one grant: it reads a model's row
+  through \`google_ai_model_profile\`, which the functions' role may no longer call
+  (\`${BEFORE_GRANT}\`); every other RPC it calls exists today with the arguments it passes.`
+    : `
+  **The entry point before was not measured**: ${before.reason}.`}
+- The floor opens one connection with \`npm:postgres@3.4.9\` (as \`_shared/deno.json\` pins it; postgres.js defaults,
+  \`max: 1\`), runs \`select 1\` on the first request, and answers it by calling the simulator with \`fetch\`: what
+  any function that reads the database and calls Google cannot avoid.
+
+${table(
+    ["target", "warm p50 / max ms", "cold p50 / max ms", "RSS MiB p50 / max (warm)", "CPU ms p50 warm (cold)", "first boot, empty DENO_DIR, ms", "answered 200"],
+    rows,
+    ["l", "r", "r", "r", "r", "r", "r"],
+  )}
+
+${table(["ratio", "warm (p50 / p50)", "warm (median of per-round ratios)", "cold (p50 / p50)", "RSS (warm p50)", "CPU (warm p50)"], ratioRows, ["l", "r", "r", "r", "r", "r"])}
+
+The target is llm-invoke's warm p50 at most ${TARGET_RATIO}× the entry point before's, measured beside it (the
+p50 / p50 column). A boot is a few hundred milliseconds of one process's CPU on a shared 2-core VM, so its wall time
+moves with whatever else runs: the median of the per-round ratios (each taken between boots a few hundred
+milliseconds apart) and the processes' own CPU time are shown beside it to tell a real difference from the load.
+`;
+}
