@@ -18,7 +18,9 @@
 // per successful llm-invoke request: statement logging on the part's database (and the transaction
 // counter as a cross-check) over a window of sequential requests to llm-invoke as on Supabase, with a
 // fresh function process so no earlier connection escapes it; finalize, handed to waitUntil, is
-// counted as off the caller's path.
+// counted as off the caller's path. At concurrency 1 the Server-Timing header of llm-invoke as on
+// Supabase's answers gives the latency budget: per phase inside the function, beside the added latency
+// and what lies outside the function (lib/latency-budget.ts).
 import { randomUUID } from "node:crypto";
 import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
@@ -27,6 +29,7 @@ import { sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchDb, type BenchServer } from "./lib/db.ts";
 import type { DenoServer } from "./lib/deno-server.ts";
 import { createFloorTables, floorAdmissions, serveFloor } from "./lib/floor.ts";
+import { type LatencyBudget, latencyBudget, latencyBudgetMarkdown, TimingSamples } from "./lib/latency-budget.ts";
 import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
 import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
 import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
@@ -59,6 +62,8 @@ const STREAM_CHUNK_DELAY_MS = 25;
 const MODEL = "gemma-3-27b-it";
 const PROMPT = "Summarise in one sentence why a shared rate limiter must be atomic.";
 const HUGE = 2_000_000_000;
+/** The concurrency whose llm-invoke-as-on-Supabase answers give the latency budget. */
+const BUDGET_AT = 1;
 
 type Target = "direct" | "llm-invoke" | "llm-invoke-deno" | "llm-invoke-edge" | "floor" | "portkey";
 const LABEL: Record<Target, string> = {
@@ -142,6 +147,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
     const postmaster = await postmasterPid(db.sql);
     const pids: Record<CpuTarget, number> = { "llm-invoke-edge": edge.pid, floor: floor.pid };
 
+    const timings = new TimingSamples();
     const targets: Target[] = ["direct", "llm-invoke", "llm-invoke-deno", "llm-invoke-edge", "floor", ...(portkey ? (["portkey"] as const) : [])];
     const calls: Record<Target, (seq: string) => Promise<string>> = {
       direct: async () => await status(await fetch(`${sim!.url}/v1beta/models/${MODEL}:generateContent`, {
@@ -151,7 +157,11 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
       })),
       "llm-invoke": async (id) => String((await callInvoke(fnUrl, id)).status),
       "llm-invoke-deno": async (id) => String((await callInvoke(denoUrl, id)).status),
-      "llm-invoke-edge": async (id) => String((await callInvoke(edgeUrl, id)).status),
+      "llm-invoke-edge": async (id) => {
+        const r = await callInvoke(edgeUrl, id);
+        timings.add(r.serverTiming);
+        return String(r.status);
+      },
       // The floor is sent llm-invoke's request, bytes and headers alike.
       floor: async (id) => String((await callInvoke(floorUrl, id)).status),
       portkey: async () => await status(await fetch(`${portkey!.url}/v1/chat/completions`, {
@@ -178,6 +188,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
         for (const t of order) {
           const cpuTarget = n === cpuAt ? CPU_TARGETS.find((c) => c === t) : undefined;
           const before = cpuTarget && cpuReading(pids[cpuTarget], postmaster);
+          if (t === "llm-invoke-edge" && n === BUDGET_AT) timings.beginRound();
           const result = await closedLoop({
             clients: Array.from({ length: n }, (_, i) => i),
             warmupMs: cfg.warmupMs,
@@ -188,6 +199,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
               return outcome;
             },
           });
+          timings.endRound(result.calls);
           // Finalizes handed to waitUntil may still run: let them end inside this target's turn.
           if (t === "llm-invoke-edge") await sleep(SETTLE_MS);
           if (cpuTarget && before) {
@@ -234,6 +246,17 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
         e && other ? { p50: div(e.p50, other.p50), p95: div(e.p95, other.p95), p99: div(e.p99, other.p99) } : null;
       return { concurrency: n, toFloor: over(get(cells, "floor", n)?.addedMs), toPortkey: over(get(cells, "portkey", n)?.addedMs) };
     });
+    const edgeAt = get(cells, "llm-invoke-edge", BUDGET_AT);
+    const directAt = get(cells, "direct", BUDGET_AT);
+    const budget: LatencyBudget | null = edgeAt && directAt
+      ? latencyBudget(timings.all, { concurrency: BUDGET_AT, callerP50: edgeAt.latencyMs.p50, directP50: directAt.latencyMs.p50 })
+      : null;
+    if (budget) {
+      log(
+        `  latency budget at c=${BUDGET_AT}, llm-invoke as on Supabase (p50 ms): ${budget.phases.map((p) => `${p.phase} ${fmt(p.p50, 3)}`).join(", ")}, ` +
+          `total ${fmt(budget.totalP50, 3)}; added ${fmt(budget.addedP50, 3)}, outside the function ${fmt(budget.outsideP50, 3)}`,
+      );
+    }
     for (const r of ratios) log(`  c=${r.concurrency} llm-invoke as on Supabase, added p50: ${fmt(r.toFloor?.p50)}× the floor's, ${fmt(r.toPortkey?.p50)}× Portkey's`);
     const floorRows = await floorAdmissions(db.sql);
 
@@ -260,14 +283,23 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
         cpu: { concurrency: cpuAt, postgresMeasured: postmaster !== undefined, perRequest: cpu },
         floor: { statement: FLOOR_STATEMENT, admissions: floorRows },
         firstByte,
+        latencyBudget: budget,
         roundTrips,
         simulator: { received: simStats.total.received, byStatus: simStats.total.byStatus },
       },
-      markdown: markdown(cfg, cells, ratios, cpu, roundTrips, portkey, portkeyError) + firstByteMarkdown(firstByte, cells),
+      markdown: markdown(cfg, cells, ratios, cpu, roundTrips, portkey, portkeyError) +
+        latencyBudgetMarkdown(budget, "llm-invoke as on Supabase") +
+        firstByteMarkdown(firstByte, cells),
       headline: [...headline(cells, ratios, cpu, roundTrips), {
         figure: "Added latency to the first streamed byte, p50 (non-streaming added at c=1, Deno port)",
         value: `${fmt(firstByte.addedMs.p50)} ms (${fmt(get(cells, "llm-invoke-deno", 1)?.addedMs?.p50 ?? NaN)} ms)`,
-      }],
+      }, ...(budget
+        ? [{
+          figure: `Latency budget at c=${BUDGET_AT}, llm-invoke as on Supabase, p50 ms (Server-Timing): phases; function total; outside the function`,
+          value: `${budget.phases.map((p) => `${p.phase} ${fmt(p.p50, 2)}`).join(", ")}; total ${fmt(budget.totalP50, 2)}; ` +
+            `outside ${fmt(budget.outsideP50, 2)} of ${fmt(budget.addedP50, 2)} added`,
+        }]
+        : [])],
       checks: [
         {
           name: "gateway overhead requests all answered 200, in every target",
@@ -384,13 +416,13 @@ async function status(res: Response): Promise<string> {
   return String(res.status);
 }
 
-async function callInvoke(url: string, id: string): Promise<{ status: number; body: string }> {
+async function callInvoke(url: string, id: string): Promise<{ status: number; body: string; serverTiming: string | null }> {
   const res = await fetch(url, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${SERVICE_KEY}` },
     body: JSON.stringify({ model: MODEL, prompt: PROMPT, mode: "NO_WAIT", request_id: `${id}-${randomUUID().slice(0, 8)}` }),
   });
-  return { status: res.status, body: await res.text() };
+  return { status: res.status, body: await res.text(), serverTiming: res.headers.get("server-timing") };
 }
 
 

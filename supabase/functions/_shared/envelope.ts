@@ -7,9 +7,12 @@
 //                            driver error that means the server cannot be reached);
 //   anything else          → 500 `internal_error`, noted sanitized with the request id.
 // Every error answer is `{...extra, request_id, error: {code, message, details?}}` with `x-request-id`.
+// A function that asks for it (`serverTiming`) gets a phase recorder per request (scope.timing) and
+// every answer, errors and streams included, carries `Server-Timing` as it stood when the answer began.
 import { GatewayError, jsonResponse } from "./errors.ts";
 import { DatabaseUnavailable, isDatabaseUnreachable, retryAfterSeconds } from "./db.ts";
 import { sanitizeError } from "./sanitize.ts";
+import { type PhaseTimer, ServerTiming, untimed } from "./server-timing.ts";
 
 /** A successful answer: its JSON body (request_id is added unless `asIs`) and extra headers. */
 export interface JsonAnswer {
@@ -48,6 +51,8 @@ export interface RequestScope {
    * the request saw). Set again, a header is replaced. The answer's own headers come on top.
    */
   setHeaders(headers: Record<string, string>): void;
+  /** Where the handler records its phases (server-timing.ts); records nothing unless `serverTiming`. */
+  readonly timing: PhaseTimer;
 }
 
 export interface EnvelopeOptions {
@@ -71,6 +76,12 @@ export interface EnvelopeOptions {
    * status and the code's headers stay the gateway's. Default: the gateway's own shape.
    */
   errorShape?: (req: Request) => ((error: GatewayError, requestId: string) => ErrorAnswer) | undefined;
+  /**
+   * Every answer carries `Server-Timing` (the phases the handler recorded in scope.timing, and the
+   * total since the request arrived). `timingNow` is its clock (default performance.now()).
+   */
+  serverTiming?: boolean;
+  timingNow?: () => number;
 }
 
 export type ScopedHandler = (req: Request, scope: RequestScope) => Promise<Answer>;
@@ -97,6 +108,9 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
 
   return async (req: Request): Promise<Response> => {
     const started = now();
+    const timing = options.serverTiming === true ? new ServerTiming(options.timingNow) : null;
+    // Read when an answer is built: what was spent before its headers left.
+    const timingHeader = (): Record<string, string> => timing === null ? {} : { "server-timing": timing.header() };
     let requestId = newRequestId();
     const fields: Record<string, unknown> = {};
     const scopedHeaders: Record<string, string> = {};
@@ -110,6 +124,7 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
       annotate: (more) => Object.assign(fields, more),
       note: (text) => note(text, requestId),
       setHeaders: (more) => Object.assign(scopedHeaders, more),
+      timing: timing ?? untimed,
     };
 
     let response: Response;
@@ -127,7 +142,13 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
         );
       }
       const answer = await handle(req, scope);
-      const headers = { ...options.headers, ...scopedHeaders, ...answer.headers, "x-request-id": requestId };
+      const headers = {
+        ...options.headers,
+        ...scopedHeaders,
+        ...answer.headers,
+        ...timingHeader(),
+        "x-request-id": requestId,
+      };
       if ("stream" in answer) {
         // A stream's line is written when it ends, with how it ended (annotations made meanwhile
         // included): a stream that begins well may still end in an error event.
@@ -152,7 +173,14 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
       response = jsonResponse(
         shaped === undefined ? { ...error.extra, request_id: requestId, error: error.toBody().error } : shaped.body,
         error.status,
-        { ...options.headers, ...scopedHeaders, ...error.headers, ...shaped?.headers, "x-request-id": requestId },
+        {
+          ...options.headers,
+          ...scopedHeaders,
+          ...error.headers,
+          ...shaped?.headers,
+          ...timingHeader(),
+          "x-request-id": requestId,
+        },
       );
     }
 

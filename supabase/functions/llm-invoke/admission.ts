@@ -5,12 +5,14 @@
 // (exact-count.ts: too_large, or tpm for a large input) first asks for that count, once per request,
 // and reserves again with it at once. A request with fallback models reserves its whole chain in each
 // round trip (the database tries the models in order); a ticket ties it to the model it queued on.
+// Each round trip is timed as `reserve`, each sleep for a turn as `wait` (Server-Timing).
+import { type PhaseTimer, untimed } from "../_shared/server-timing.ts";
 import type { Clock } from "./clock.ts";
 import type { InputSize } from "./exact-count.ts";
 import type { InvokeResult } from "./context.ts";
 import type { InvokeMode } from "./request.ts";
 import { finalRefusal, isWaitable, quotaRefusal, type RefusalContext } from "./refusals.ts";
-import type { FallbackStep, GatewayStore, QuotaSnapshot, Reservation, ReserveParams } from "./store.ts";
+import type { FallbackStep, GatewayStore, QuotaSnapshot, Refusal, Reservation, ReserveParams } from "./store.ts";
 import { nextTurn, waitLeftForDatabase } from "./wait-policy.ts";
 
 export type Admission =
@@ -27,6 +29,8 @@ export interface AdmissionDeps {
   onQuota?: (quota: QuotaSnapshot) => void;
   /** Told the request's place in line each time it waits for its turn (progress events of a stream). */
   onQueued?: (progress: QueueProgress) => void;
+  /** The request's phase recorder: reservation round trips and sleeps for a turn. */
+  timing?: PhaseTimer;
 }
 
 /** Where a waiting request stands: its place, the model it waits for, when its turn is expected. */
@@ -64,15 +68,22 @@ export async function admit(
   let queueTicket: string | null = null;
   // Models a queued request was passed over for: its later, ticketed call starts at the ticket's model.
   let passedOver: FallbackStep[] = [];
+  const timing = deps.timing ?? untimed;
   for (;;) {
     const remainingMs = Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now());
-    const r = await deps.store.reserve({
-      ...params,
-      estimatedTokens: size.tokens,
-      waitMs: waiting.waitedMs,
-      queueTicket,
-      waitLeftMs: waiting.mode === "WAIT" ? waitLeftForDatabase(remainingMs) : 0,
-    });
+    const reserveStart = timing.mark();
+    let r: Reservation | Refusal;
+    try {
+      r = await deps.store.reserve({
+        ...params,
+        estimatedTokens: size.tokens,
+        waitMs: waiting.waitedMs,
+        queueTicket,
+        waitLeftMs: waiting.mode === "WAIT" ? waitLeftForDatabase(remainingMs) : 0,
+      });
+    } finally {
+      timing.add("reserve", reserveStart);
+    }
     if (r.quota != null) deps.onQuota?.(r.quota);
     if (r.ok) {
       const fallbackFrom = joinSteps(passedOver, r.fallbackFrom);
@@ -109,10 +120,13 @@ export async function admit(
       expectedAt: r.queue?.expectedAt ?? new Date(deps.clock.now() + decision.sleepMs).toISOString(),
       sleepMs: decision.sleepMs,
     });
+    const waitStart = timing.mark();
     try {
       await deps.clock.sleep(decision.sleepMs, waiting.signal);
     } catch {
       throw quotaRefusal(r); // the caller went away while waiting
+    } finally {
+      timing.add("wait", waitStart);
     }
     waiting.waitedMs += decision.sleepMs;
   }

@@ -6,6 +6,7 @@ import type { GoogleResponse } from "../_shared/google/types.ts";
 import type { NormalizedRequest } from "./request.ts";
 import type { QuotaSnapshot } from "./store.ts";
 import type { QueueProgress } from "./admission.ts";
+import type { PhaseTimer } from "../_shared/server-timing.ts";
 
 export interface InvokeContext {
   caller: Caller;
@@ -18,6 +19,8 @@ export interface InvokeContext {
   onQuota?: (quota: QuotaSnapshot) => void;
   /** Told the request's place in line whenever it waits for its turn. */
   onQueued?: (progress: QueueProgress) => void;
+  /** Where the request's reserve, wait, google and finalize time is recorded (Server-Timing). */
+  timing?: PhaseTimer;
 }
 
 /** The success body (request_id is added by the handler). Never contains a key. */

@@ -6,11 +6,13 @@
 //
 // Every route that generates goes through the same authentication, reservation, attempts, audit,
 // idempotency and WAIT/NO_WAIT; every answer of a generation carries the quota its last reservation
-// saw, as x-ratelimit-* headers (quota-headers.ts).
+// saw, as x-ratelimit-* headers (quota-headers.ts). Every answer of every route carries
+// `Server-Timing` (_shared/server-timing.ts): here `auth` and `body`; invoke adds the rest.
 import { authenticate, type Caller, type ServiceKeys } from "../_shared/auth.ts";
 import { type Answer, envelope, type RequestScope } from "../_shared/envelope.ts";
 import { GatewayError } from "../_shared/errors.ts";
 import { parseJson, readBody } from "../_shared/http.ts";
+import type { PhaseTimer } from "../_shared/server-timing.ts";
 import type { QueueProgress } from "./admission.ts";
 import type { GoogleResponse } from "../_shared/google/types.ts";
 import { type InvokeAnswer, type InvokeContext, isStream } from "./context.ts";
@@ -46,7 +48,12 @@ export interface HandlerDeps {
    * Google's count of a request's input tokens (countTokens route), for a scoped token only on its own
    * models; without it the route is 404.
    */
-  countTokens?: (request: NormalizedRequest, signal: AbortSignal, allowedModels?: readonly string[]) => Promise<number>;
+  countTokens?: (
+    request: NormalizedRequest,
+    signal: AbortSignal,
+    allowedModels?: readonly string[],
+    timing?: PhaseTimer,
+  ) => Promise<number>;
   /** Scoped tokens are accepted only once something validates them (the Kaggle issue). */
   acceptTokens?: boolean;
   /**
@@ -62,6 +69,8 @@ export interface HandlerDeps {
   logRequest?: (line: string) => void;
   now?: () => number;
   newRequestId?: () => string;
+  /** The Server-Timing clock (default performance.now()). */
+  timingNow?: () => number;
 }
 
 /** Room for one inline image at its cap (7 MiB decoded, ~9.4 MB as base64) and the rest of a request. */
@@ -80,6 +89,8 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     now: deps.now,
     logLine: deps.logRequest,
     note: deps.logError,
+    serverTiming: true,
+    timingNow: deps.timingNow,
     methods: (req) => methodsOf(routeOf(req.url)),
     errorShape: (req) => {
       const surface = SURFACES[dialectOf(routeOf(req.url))];
@@ -90,7 +101,8 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     scope.annotate({ route: route.kind });
     // An unknown path costs nothing: no credential is checked, no body read.
     if (route.kind === "unknown") throw notFound("This path is not one of llm-invoke's routes.");
-    const caller = await identify(req, route, scope);
+    const authStart = scope.timing.mark();
+    const caller = await identify(req, route, scope).finally(() => scope.timing.add("auth", authStart));
     const surface = SURFACES[dialectOf(route)];
 
     switch (route.kind) {
@@ -103,18 +115,30 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         return modelsAnswer(route, new URL(req.url), caller.models);
       case "gemini.countTokens": {
         if (deps.countTokens === undefined) throw notFound("This deployment does not count tokens.");
-        const request = parseCountTokens(await readJsonBody(req), route.model, limits);
-        const total = await deps.countTokens(request, req.signal, caller.models);
+        const bodyStart = scope.timing.mark();
+        let request: NormalizedRequest;
+        try {
+          request = parseCountTokens(await readJsonBody(req), route.model, limits);
+        } finally {
+          scope.timing.add("body", bodyStart);
+        }
+        const total = await deps.countTokens(request, req.signal, caller.models, scope.timing);
         return { body: countTokensAnswer(total), asIs: true };
       }
       default: {
-        const parsed = surface.parse({
-          body: await readJsonBody(req),
-          headers: req.headers,
-          limits,
-          ...(route.kind === "gemini.generate" ? { model: route.model, stream: route.stream } : {}),
-        });
-        const request = capOutputTokens(parsed, caller.outputCap);
+        const bodyStart = scope.timing.mark();
+        let request: NormalizedRequest;
+        try {
+          const parsed = surface.parse({
+            body: await readJsonBody(req),
+            headers: req.headers,
+            limits,
+            ...(route.kind === "gemini.generate" ? { model: route.model, stream: route.stream } : {}),
+          });
+          request = capOutputTokens(parsed, caller.outputCap);
+        } finally {
+          scope.timing.add("body", bodyStart);
+        }
         return generate(req, scope, surface, caller.caller, request);
       }
     }
@@ -207,6 +231,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       requestId: scope.requestId,
       signal: req.signal,
       onQuota: (quota) => scope.setHeaders(quotaHeaders(quota)),
+      timing: scope.timing,
       ...(progress === null ? {} : { onQueued: (p: QueueProgress) => progress.push(p) }),
     });
     // `now` is read only by the surfaces that date their answers (OpenAI's `created`).

@@ -22,10 +22,15 @@
 //   other 4xx      finalize, no retry: 400 upstream_rejected with Google's (sanitized) message
 // A reservation that never reached Google (its key's secret is missing) is released and does not
 // count as an attempt.
+//
+// Server-Timing: each call to Google is timed as `google` (a stream's until its first chunk: the
+// answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
+// `reserve` and `wait`.
 import type { GenerateOutcome, GoogleClient, StreamOutcome } from "../_shared/google/client.ts";
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
 import { GatewayError } from "../_shared/errors.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
+import { type PhaseTimer, untimed } from "../_shared/server-timing.ts";
 import { admit } from "./admission.ts";
 import { failureRecord, googleCounts, successRecord } from "./attempt-record.ts";
 import { cachedProfiles } from "./capabilities.ts";
@@ -86,13 +91,22 @@ function shared(deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options"
  */
 export function createInputCounter(
   deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options" | "clock" | "logError">,
-): (request: NormalizedRequest, signal: AbortSignal, allowedModels?: readonly string[]) => Promise<number> {
+): (
+  request: NormalizedRequest,
+  signal: AbortSignal,
+  allowedModels?: readonly string[],
+  timing?: PhaseTimer,
+) => Promise<number> {
   const { options, clock, profiles, countTokens } = shared(deps);
-  return async (request, signal, allowedModels) => {
+  return async (request, signal, allowedModels, timing) => {
     const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
     if (allowedModels !== undefined && !allowedModels.includes(first!.model)) throw modelNotAllowed(first!.model);
-    const total = await countTokens(first!.request, { deadline: clock.now() + options.attemptTimeoutMs, signal });
+    const total = await countTokens(first!.request, {
+      deadline: clock.now() + options.attemptTimeoutMs,
+      signal,
+      ...(timing === undefined ? {} : { timing }),
+    });
     if (total === null) {
       throw new GatewayError("upstream_error", "Google's token count could not be had now; retry shortly.");
     }
@@ -104,13 +118,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
   const { options, clock, logError, profiles, countTokens } = shared(deps);
   const random = deps.random ?? Math.random;
   const jitter = () => Math.floor(random() * options.jitterMs);
-  /** Off the response path where the runtime allows it, else awaited. */
-  const afterAnswer = async (work: Promise<unknown>) => {
-    if (deps.waitUntil !== undefined) deps.waitUntil(work);
-    else await work;
-  };
 
-  return async ({ caller, request, requestId, signal, onQuota, onQueued }) => {
+  return async ({ caller, request, requestId, signal, onQuota, onQueued, timing = untimed }) => {
+    /** Off the response path where the runtime allows it, else awaited (and timed: the caller waits for it). */
+    const afterAnswer = async (work: Promise<unknown>) => {
+      if (deps.waitUntil !== undefined) return deps.waitUntil(work);
+      const finalizeStart = timing.mark();
+      await work.finally(() => timing.add("finalize", finalizeStart));
+    };
     const deadline = clock.now() + options.budgetMs;
     const chain: ChainLink[] = await resolveChain(profiles, request);
     // The estimate (the largest over the chain's forms of the request); Google's exact count
@@ -122,7 +137,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             estimateInputTokens({ contents: l.request.contents, system: l.request.systemInstruction })
           ),
         ),
-      (model) => countTokens(requestFor(chain, model), { deadline, signal }),
+      (model) => countTokens(requestFor(chain, model), { deadline, signal, timing }),
     );
     // Service callers name themselves (x-caller); for a token the database names the client.
     const reserveAs: ReserveCaller = caller.kind === "service"
@@ -142,7 +157,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       while (calls < MAX_ATTEMPTS && unusableKeys <= MAX_UNUSABLE_KEYS) {
         if (calls > 0 && clock.now() >= deadline) break;
         const admission = await admit(
-          { store: deps.store, clock, onQuota, onQueued },
+          { store: deps.store, clock, onQuota, onQueued, timing },
           {
             model: request.model,
             fallbackModels: chain.slice(1).map((l) => l.model),
@@ -243,6 +258,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       reservation: Reservation,
     ): Promise<boolean> {
       const error = outcome.error;
+      const finalizeStart = timing.mark();
       await finalizeReliably(
         deps.store,
         logError,
@@ -255,6 +271,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         }),
         { deadline, clock },
       );
+      timing.add("finalize", finalizeStart);
       if (error.class === "client_error") throw rejectedByGoogle(error);
       if (error.kind === "aborted") throw cancelled();
       if (error.class === "invalid_key") keys.markBroken(reservation.keyId);
@@ -273,6 +290,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     async function streamGoogle(apiKey: string, reservation: Reservation): Promise<StreamOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       const streamTimeoutMs = Math.max(1, deadline - clock.now());
+      const googleStart = timing.mark();
       try {
         return await openStream(deps.google, {
           apiKey,
@@ -280,7 +298,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           timeoutMs,
           streamTimeoutMs,
           signal,
-        });
+        }).finally(() => timing.add("google", googleStart));
       } catch (error) {
         await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
         throw error;
@@ -299,8 +317,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
     async function callGoogle(apiKey: string, reservation: Reservation): Promise<GenerateOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
+      const googleStart = timing.mark();
       try {
-        return await deps.google.generate({ apiKey, request: requestFor(chain, reservation.model), timeoutMs, signal });
+        return await deps.google.generate({ apiKey, request: requestFor(chain, reservation.model), timeoutMs, signal })
+          .finally(() => timing.add("google", googleStart));
       } catch (error) {
         // The Google client does not throw for failed calls; if it does anyway, give the booking back.
         await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
