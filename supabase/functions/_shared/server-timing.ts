@@ -16,10 +16,12 @@ export interface PhaseTimer {
   mark(): number;
   /** Adds the time since `mark` to `phase`; the phase then appears in the header (0 included). */
   add(phase: Phase, mark: number): void;
+  /** Runs `work` and adds its time to `phase`, however it ends. */
+  time<T>(phase: Phase, work: () => Promise<T>): Promise<T>;
 }
 
 /** For code called without a request's recorder (unit tests, callers that time nothing): records nothing. */
-export const untimed: PhaseTimer = { mark: () => 0, add: () => {} };
+export const untimed: PhaseTimer = { mark: () => 0, add: () => {}, time: (_phase, work) => work() };
 
 // performance.now() is monotonic and sub-millisecond, under Deno and Node alike.
 const monotonicNow = () => performance.now();
@@ -45,6 +47,15 @@ export class ServerTiming implements PhaseTimer {
     const ms = this.now() - mark;
     if (ms > 0) this.sums[i]! += ms;
     this.reached |= 1 << i;
+  }
+
+  async time<T>(phase: Phase, work: () => Promise<T>): Promise<T> {
+    const start = this.now();
+    try {
+      return await work();
+    } finally {
+      this.add(phase, start);
+    }
   }
 
   /** The header's value now: the phases reached, in PHASES order, then `total` since the recorder began. */

@@ -12,7 +12,7 @@ import type { InputSize } from "./exact-count.ts";
 import type { InvokeResult } from "./context.ts";
 import type { InvokeMode } from "./request.ts";
 import { finalRefusal, isWaitable, quotaRefusal, type RefusalContext } from "./refusals.ts";
-import type { FallbackStep, GatewayStore, QuotaSnapshot, Refusal, Reservation, ReserveParams } from "./store.ts";
+import type { FallbackStep, GatewayStore, QuotaSnapshot, Reservation, ReserveParams } from "./store.ts";
 import { nextTurn, waitLeftForDatabase } from "./wait-policy.ts";
 
 export type Admission =
@@ -71,19 +71,14 @@ export async function admit(
   const timing = deps.timing ?? untimed;
   for (;;) {
     const remainingMs = Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now());
-    const reserveStart = timing.mark();
-    let r: Reservation | Refusal;
-    try {
-      r = await deps.store.reserve({
+    const r = await timing.time("reserve", () =>
+      deps.store.reserve({
         ...params,
         estimatedTokens: size.tokens,
         waitMs: waiting.waitedMs,
         queueTicket,
         waitLeftMs: waiting.mode === "WAIT" ? waitLeftForDatabase(remainingMs) : 0,
-      });
-    } finally {
-      timing.add("reserve", reserveStart);
-    }
+      }));
     if (r.quota != null) deps.onQuota?.(r.quota);
     if (r.ok) {
       const fallbackFrom = joinSteps(passedOver, r.fallbackFrom);
@@ -120,13 +115,10 @@ export async function admit(
       expectedAt: r.queue?.expectedAt ?? new Date(deps.clock.now() + decision.sleepMs).toISOString(),
       sleepMs: decision.sleepMs,
     });
-    const waitStart = timing.mark();
     try {
-      await deps.clock.sleep(decision.sleepMs, waiting.signal);
+      await timing.time("wait", () => deps.clock.sleep(decision.sleepMs, waiting.signal));
     } catch {
       throw quotaRefusal(r); // the caller went away while waiting
-    } finally {
-      timing.add("wait", waitStart);
     }
     waiting.waitedMs += decision.sleepMs;
   }

@@ -10,7 +10,7 @@
 // Ordinary requests never get here. A count that fails (network, 5xx, 429, timeout, no usable key)
 // leaves the estimate in place and the refusal stands as it was: the count never fails a request.
 import type { GoogleClient } from "../_shared/google/client.ts";
-import type { PhaseTimer } from "../_shared/server-timing.ts";
+import { type PhaseTimer, untimed } from "../_shared/server-timing.ts";
 import type { GoogleRequest } from "../_shared/google/types.ts";
 import type { Clock } from "./clock.ts";
 import type { ActiveKey, GatewayStore, Refusal } from "./store.ts";
@@ -70,9 +70,10 @@ export function createTokenCounter(deps: TokenCounterDeps): TokenCounter {
       const { key, apiKey } = keys[turn++ % keys.length]!;
       const timeoutMs = Math.min(COUNT_TIMEOUT_MS, budget.deadline - deps.clock.now());
       if (timeoutMs < 1) return null;
-      const googleStart = budget.timing?.mark() ?? 0;
-      const outcome = await deps.google.countTokens({ apiKey, request, timeoutMs, signal: budget.signal })
-        .finally(() => budget.timing?.add("google", googleStart));
+      const outcome = await (budget.timing ?? untimed).time(
+        "google",
+        () => deps.google.countTokens({ apiKey, request, timeoutMs, signal: budget.signal }),
+      );
       if (outcome.ok) return outcome.totalTokens;
       // The classified message is sanitized of the key already.
       deps.logError(`countTokens with key ${key.keyAlias} failed: ${outcome.error.message}`);

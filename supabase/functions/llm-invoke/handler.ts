@@ -101,8 +101,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     scope.annotate({ route: route.kind });
     // An unknown path costs nothing: no credential is checked, no body read.
     if (route.kind === "unknown") throw notFound("This path is not one of llm-invoke's routes.");
-    const authStart = scope.timing.mark();
-    const caller = await identify(req, route, scope).finally(() => scope.timing.add("auth", authStart));
+    const caller = await scope.timing.time("auth", () => identify(req, route, scope));
     const surface = SURFACES[dialectOf(route)];
 
     switch (route.kind) {
@@ -115,30 +114,23 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         return modelsAnswer(route, new URL(req.url), caller.models);
       case "gemini.countTokens": {
         if (deps.countTokens === undefined) throw notFound("This deployment does not count tokens.");
-        const bodyStart = scope.timing.mark();
-        let request: NormalizedRequest;
-        try {
-          request = parseCountTokens(await readJsonBody(req), route.model, limits);
-        } finally {
-          scope.timing.add("body", bodyStart);
-        }
+        const request = await scope.timing.time(
+          "body",
+          async () => parseCountTokens(await readJsonBody(req), route.model, limits),
+        );
         const total = await deps.countTokens(request, req.signal, caller.models, scope.timing);
         return { body: countTokensAnswer(total), asIs: true };
       }
       default: {
-        const bodyStart = scope.timing.mark();
-        let request: NormalizedRequest;
-        try {
+        const request = await scope.timing.time("body", async () => {
           const parsed = surface.parse({
             body: await readJsonBody(req),
             headers: req.headers,
             limits,
             ...(route.kind === "gemini.generate" ? { model: route.model, stream: route.stream } : {}),
           });
-          request = capOutputTokens(parsed, caller.outputCap);
-        } finally {
-          scope.timing.add("body", bodyStart);
-        }
+          return capOutputTokens(parsed, caller.outputCap);
+        });
         return generate(req, scope, surface, caller.caller, request);
       }
     }

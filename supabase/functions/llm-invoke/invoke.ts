@@ -123,8 +123,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     /** Off the response path where the runtime allows it, else awaited (and timed: the caller waits for it). */
     const afterAnswer = async (work: Promise<unknown>) => {
       if (deps.waitUntil !== undefined) return deps.waitUntil(work);
-      const finalizeStart = timing.mark();
-      await work.finally(() => timing.add("finalize", finalizeStart));
+      await timing.time("finalize", () => work);
     };
     const deadline = clock.now() + options.budgetMs;
     const chain: ChainLink[] = await resolveChain(profiles, request);
@@ -258,20 +257,19 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       reservation: Reservation,
     ): Promise<boolean> {
       const error = outcome.error;
-      const finalizeStart = timing.mark();
-      await finalizeReliably(
-        deps.store,
-        logError,
-        failureRecord({
-          reservationId: reservation.reservationId,
-          latencyMs: outcome.latencyMs,
-          error,
-          now: clock.now(),
-          defaultCooldownMs: options.defaultCooldownMs,
-        }),
-        { deadline, clock },
-      );
-      timing.add("finalize", finalizeStart);
+      await timing.time("finalize", () =>
+        finalizeReliably(
+          deps.store,
+          logError,
+          failureRecord({
+            reservationId: reservation.reservationId,
+            latencyMs: outcome.latencyMs,
+            error,
+            now: clock.now(),
+            defaultCooldownMs: options.defaultCooldownMs,
+          }),
+          { deadline, clock },
+        ));
       if (error.class === "client_error") throw rejectedByGoogle(error);
       if (error.kind === "aborted") throw cancelled();
       if (error.class === "invalid_key") keys.markBroken(reservation.keyId);
@@ -290,15 +288,15 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     async function streamGoogle(apiKey: string, reservation: Reservation): Promise<StreamOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       const streamTimeoutMs = Math.max(1, deadline - clock.now());
-      const googleStart = timing.mark();
       try {
-        return await openStream(deps.google, {
-          apiKey,
-          request: requestFor(chain, reservation.model),
-          timeoutMs,
-          streamTimeoutMs,
-          signal,
-        }).finally(() => timing.add("google", googleStart));
+        return await timing.time("google", () =>
+          openStream(deps.google, {
+            apiKey,
+            request: requestFor(chain, reservation.model),
+            timeoutMs,
+            streamTimeoutMs,
+            signal,
+          }));
       } catch (error) {
         await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
         throw error;
@@ -317,10 +315,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
     async function callGoogle(apiKey: string, reservation: Reservation): Promise<GenerateOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
-      const googleStart = timing.mark();
       try {
-        return await deps.google.generate({ apiKey, request: requestFor(chain, reservation.model), timeoutMs, signal })
-          .finally(() => timing.add("google", googleStart));
+        return await timing.time(
+          "google",
+          () => deps.google.generate({ apiKey, request: requestFor(chain, reservation.model), timeoutMs, signal }),
+        );
       } catch (error) {
         // The Google client does not throw for failed calls; if it does anyway, give the booking back.
         await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
