@@ -56,14 +56,11 @@ describe("ServerTiming", () => {
   it("times work however it ends, and hands its result or its error on", async () => {
     const clock = manualClock();
     const timing = new ServerTiming(clock.now);
-    await expect(timing.time("reserve", async () => (clock.advance(1.5), "booked"))).resolves.toBe("booked");
+    await expect(timing.time("reserve", () => (clock.advance(1.5), Promise.resolve("booked")))).resolves.toBe("booked");
     const failure = new Error("refused");
-    await expect(timing.time("reserve", async () => {
-      clock.advance(0.5);
-      throw failure;
-    })).rejects.toBe(failure);
+    await expect(timing.time("reserve", () => (clock.advance(0.5), Promise.reject(failure)))).rejects.toBe(failure);
     expect(parseServerTiming(timing.header())).toEqual({ reserve: 2, total: 2 });
-    await expect(untimed.time("wait", async () => 7)).resolves.toBe(7);
+    await expect(untimed.time("wait", () => Promise.resolve(7))).resolves.toBe(7);
   });
 
   it("untimed records nothing", () => {
