@@ -26,7 +26,7 @@ export interface RpcFloorConfig {
   withInvokeStatement: boolean;
 }
 
-type Variant = "floor" | "rpc" | "invoke";
+type Variant = "floor" | "logged" | "rpc" | "invoke";
 
 const MODEL = "bench-floor";
 const HUGE = 2_000_000_000; // limits that never bind: every call is admitted
@@ -39,6 +39,10 @@ create table public.bench_floor_audit (
   created_at timestamptz not null
 );
 insert into public.bench_floor_counter (id, used) values (1, 0);
+-- The attempt log as the gateway keeps it: google_ai_attempts' columns, defaults, constraints and
+-- indexes, and its fillfactor.
+create table public.bench_floor_attempts (like public.google_ai_attempts including all);
+alter table public.bench_floor_attempts set (fillfactor = 80);
 `.trim();
 
 // One statement, one transaction: the counter row's lock is taken and the audit row written in the
@@ -62,6 +66,16 @@ const REQUEST_ID = "\\set rid random(1, 9000000000000000000)";
 
 const RPC_SCRIPT = `${REQUEST_ID}\nselect ${RESERVE_CALL} as r;`;
 
+// The floor, with the audit row written as the gateway must write it: the attempt row, in the attempt
+// log's own shape and with its indexes ("every attempt logged"), filled as a reservation fills it.
+const LOGGED_SCRIPT = `${REQUEST_ID}
+with c as (update public.bench_floor_counter set used = used + 1 where id = 1 returning id)
+insert into public.bench_floor_attempts (status, request_id, caller, model, requested_model, attempt, api_key_id,
+  key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens, wait_ms, metadata, priority_class)
+select 'reserved', :rid::text, 'bench', '${MODEL}', '${MODEL}', 1, gen_random_uuid(), 'floor', 'proj-floor',
+  date_trunc('minute', now()), current_date, 10, 0, '{}', 'interactive'
+from c;`;
+
 // What llm-invoke actually sends: the reservation and, in the same statement, the quota its answer
 // carries (pg-store.ts).
 const INVOKE_SCRIPT = `${REQUEST_ID}
@@ -73,6 +87,7 @@ from reserved;`;
 
 const SCRIPTS: Record<Variant, { file: string; text: string; label: string }> = {
   floor: { file: "floor.sql", text: FLOOR_SCRIPT, label: "floor" },
+  logged: { file: "floor-logged.sql", text: LOGGED_SCRIPT, label: "floor with the attempt row" },
   rpc: { file: "reserve.sql", text: RPC_SCRIPT, label: "reserve RPC" },
   invoke: { file: "reserve-as-invoked.sql", text: INVOKE_SCRIPT, label: "reserve + quota read (llm-invoke's statement)" },
 };
@@ -110,6 +125,8 @@ interface Cell {
   pgbenchTps: number;
   /** Median of the per-round ratios to the floor measured in the same round (null for the floor). */
   ratioToFloor: number | null;
+  /** The same against the floor with the attempt row (null for the two floors). */
+  ratioToLogged: number | null;
   transactions: number;
   /** CPU and WAL over the windows of every round, divided by the admissions in them. */
   cpuMsPerTransaction: number | null;
@@ -121,7 +138,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   if (!bin) throw new Error("pgbench not found (install the PostgreSQL client tools, e.g. apt-get install postgresql-client)");
   const version = pgbenchVersion(bin);
   const durable = bench.settings.fsync === "on" && bench.settings.synchronous_commit === "on";
-  const variants: Variant[] = cfg.withInvokeStatement ? ["floor", "rpc", "invoke"] : ["floor", "rpc"];
+  const variants: Variant[] = cfg.withInvokeStatement ? ["floor", "logged", "rpc", "invoke"] : ["floor", "logged", "rpc"];
   const dir = await mkdtemp(path.join(tmpdir(), "eve-bench-floor-"));
   const db = await bench.fresh("rpc_floor");
   try {
@@ -138,6 +155,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
       const threads = Math.min(n, 2);
       const figures = new Map<Variant, RoundFigures[]>(variants.map((v) => [v, []]));
       const ratios = new Map<Variant, number[]>(variants.map((v) => [v, []]));
+      const toLogged = new Map<Variant, number[]>(variants.map((v) => [v, []]));
       for (let r = 0; r < cfg.rounds; r++) {
         // Rotate the order each round so neither the floor nor the RPC always runs first.
         const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
@@ -155,7 +173,11 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
           );
         }
         const floor = figures.get("floor")![r]!.tps;
-        for (const v of variants) if (v !== "floor") ratios.get(v)!.push(floor > 0 ? figures.get(v)![r]!.tps / floor : NaN);
+        const logged = figures.get("logged")![r]!.tps;
+        for (const v of variants) {
+          if (v !== "floor") ratios.get(v)!.push(floor > 0 ? figures.get(v)![r]!.tps / floor : NaN);
+          if (v !== "floor" && v !== "logged") toLogged.get(v)!.push(logged > 0 ? figures.get(v)![r]!.tps / logged : NaN);
+        }
       }
       for (const v of variants) {
         const rounds = figures.get(v)!;
@@ -169,6 +191,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
           tps: median(rounds.map((f) => f.tps)),
           pgbenchTps: median(rounds.map((f) => f.pgbenchTps)),
           ratioToFloor: v === "floor" ? null : median(ratios.get(v)!),
+          ratioToLogged: v === "floor" || v === "logged" ? null : median(toLogged.get(v)!),
           transactions: rounds.reduce((s, f) => s + f.transactions, 0),
           cpuMsPerTransaction: cpu === null || inWindows === 0 ? null : (cpu * 1000) / inWindows,
           walBytesPerTransaction: inWindows ? Math.round(rounds.reduce((s, f) => s + f.walBytes, 0) / inWindows) : 0,
@@ -203,7 +226,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
           detail: broken.length === 0 ? `${all.length} pgbench runs, 0 errors` : broken.slice(0, 3).map(describe).join("; "),
         },
         {
-          name: "counts are exact: one attempt row (admitted) per RPC transaction, one audit row per floor transaction",
+          name: "counts are exact: one attempt row (admitted) per RPC transaction, one audit (or attempt) row per floor transaction",
           ok: inexact.length === 0,
           detail: inexact.length === 0
             ? `${all.length} runs, ${all.reduce((s, { f }) => s + f.transactions, 0)} transactions, rows = transactions in each`
@@ -269,6 +292,10 @@ async function loggedRows(sql: Sql, v: Variant): Promise<{ all: number; admitted
     const [{ n }] = await sql<{ n: string }[]>`select count(*)::text as n from public.bench_floor_audit`;
     return { all: Number(n), admitted: Number(n) };
   }
+  if (v === "logged") {
+    const [{ n }] = await sql<{ n: string }[]>`select count(*)::text as n from public.bench_floor_attempts`;
+    return { all: Number(n), admitted: Number(n) };
+  }
   const [row] = await sql<{ all: string; admitted: string }[]>`
     select count(*)::text as all, (count(*) filter (where status = 'reserved'))::text as admitted
     from public.google_ai_attempts where caller = 'bench'`;
@@ -291,6 +318,11 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
       value: `${over((n) => pct(get(cells, "rpc", n)?.ratioToFloor))} (floor ${over((n) => fmt(get(cells, "floor", n)?.tps, 0))} tps; ` +
         `RPC ${over((n) => fmt(get(cells, "rpc", n)?.tps, 0))} tps)`,
     },
+    {
+      figure: `The floor with the attempt row (the log's shape and indexes) / floor; reserve RPC / it, at ${ns.join(" / ")} connections`,
+      value: `${over((n) => pct(get(cells, "logged", n)?.ratioToFloor))} (${over((n) => fmt(get(cells, "logged", n)?.tps, 0))} tps); ` +
+        `RPC ${over((n) => pct(get(cells, "rpc", n)?.ratioToLogged))}`,
+    },
     ...(cells.some((c) => c.variant === "invoke")
       ? [{
         figure: `Reserve as llm-invoke sends it (with its quota read) / floor at ${ns.join(" / ")} connections`,
@@ -299,7 +331,8 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
       : []),
     {
       figure: `PostgreSQL CPU per admission, RPC vs floor (pgbench) at ${ns.join(" / ")} connections`,
-      value: `RPC ${over((n) => ms(get(cells, "rpc", n)?.cpuMsPerTransaction))} ms; floor ${over((n) => ms(get(cells, "floor", n)?.cpuMsPerTransaction))} ms`,
+      value: `RPC ${over((n) => ms(get(cells, "rpc", n)?.cpuMsPerTransaction))} ms; floor ${over((n) => ms(get(cells, "floor", n)?.cpuMsPerTransaction))} ms; ` +
+        `floor with the attempt row ${over((n) => ms(get(cells, "logged", n)?.cpuMsPerTransaction))} ms`,
     },
   ];
 }
@@ -313,23 +346,30 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     n,
     Math.min(n, 2),
     fmt(get(cells, "floor", n)?.tps, 0),
+    fmt(get(cells, "logged", n)?.tps, 0),
+    pct(get(cells, "logged", n)?.ratioToFloor),
     fmt(get(cells, "rpc", n)?.tps, 0),
     pct(get(cells, "rpc", n)?.ratioToFloor),
+    pct(get(cells, "rpc", n)?.ratioToLogged),
     ...(withInvoke ? [fmt(get(cells, "invoke", n)?.tps, 0), pct(get(cells, "invoke", n)?.ratioToFloor)] : []),
     `${fmt(get(cells, "floor", n)?.pgbenchTps, 0)} / ${fmt(get(cells, "rpc", n)?.pgbenchTps, 0)}`,
   ]);
   const costRows = ns.map((n) => [
     n,
     ms(get(cells, "floor", n)?.cpuMsPerTransaction),
+    ms(get(cells, "logged", n)?.cpuMsPerTransaction),
     ms(get(cells, "rpc", n)?.cpuMsPerTransaction),
     ...(withInvoke ? [ms(get(cells, "invoke", n)?.cpuMsPerTransaction)] : []),
     fmt(get(cells, "floor", n)?.walBytesPerTransaction, 0),
+    fmt(get(cells, "logged", n)?.walBytesPerTransaction, 0),
     fmt(get(cells, "rpc", n)?.walBytesPerTransaction, 0),
   ]);
-  const tpsHeaders = ["connections", "pgbench threads", "floor tps", "reserve RPC tps", "RPC / floor",
+  const tpsHeaders = ["connections", "pgbench threads", "floor tps", "floor with the attempt row tps", "it / floor",
+    "reserve RPC tps", "RPC / floor", "RPC / floor with the attempt row",
     ...(withInvoke ? ["llm-invoke's statement tps", "it / floor"] : []), "pgbench's tps, whole run: floor / RPC"];
-  const costHeaders = ["connections", "floor CPU ms/tx", "RPC CPU ms/tx", ...(withInvoke ? ["llm-invoke's statement CPU ms/tx"] : []),
-    "floor WAL bytes/tx", "RPC WAL bytes/tx"];
+  const costHeaders = ["connections", "floor CPU ms/tx", "floor with the attempt row CPU ms/tx", "RPC CPU ms/tx",
+    ...(withInvoke ? ["llm-invoke's statement CPU ms/tx"] : []), "floor WAL bytes/tx", "floor with the attempt row WAL bytes/tx",
+    "RPC WAL bytes/tx"];
   const cmd = (file: string, n: number) => `pgbench ${pgbenchArgs({ clients: n, threads: Math.min(n, 2), durationSec: cfg.durationSec, scriptPath: file, database: "<db>" }).join(" ")}`;
   return `
 **What the floor is.** An admission that is exact, durable and audited must, at the very least, take the
@@ -342,6 +382,16 @@ index — and nothing more: no key choice, no limits read, no day or minute buck
 exactly and durably on one hot row can be faster on this machine, so "RPC / floor" is how close the
 reservation is to the best it could do; 100% would mean its own work costs nothing beside the lock and the
 flush.
+
+**The floor with the attempt row.** The gateway's audit row is not a bare uuid row: every attempt is logged
+in \`google_ai_attempts\`, whose row the reservation inserts ('reserved', later given its outcome) and whose
+six indexes serve idempotency, housekeeping, per-caller and per-client reports. The second floor is the first
+with that one change: the same statement inserts an attempt row, filled as a reservation fills it, into a
+table created \`like google_ai_attempts including all\` (its columns, defaults, constraints, indexes; and its
+fillfactor). It is what the audit row costs as the log is kept; "RPC / floor with the attempt row" is then
+what the reservation's own decision costs (limits, class, queue, key, the window's admission and its expiry,
+the quota it reads back), and "it / floor" bounds any reservation that writes that row: a reservation at
+70% of the floor would have to cost nothing beyond the attempt row when "it / floor" is near 70%.
 
 ${durable ? "" : "**This run had fsync off** (`--no-fsync`): the figures below are not the durable floor.\n\n"}Both are driven by pgbench, PostgreSQL's own C load driver (${version}): one connection per client,
 prepared statements (\`-M prepared\`), \`-T ${cfg.durationSec}\` per cell, at ${ns.join(", ")} connections on one hot
@@ -386,6 +436,12 @@ The floor script (\`floor.sql\`):
 ${FLOOR_SCRIPT}
 \`\`\`
 
+The floor with the attempt row (\`floor-logged.sql\`):
+
+\`\`\`sql
+${LOGGED_SCRIPT}
+\`\`\`
+
 The RPC script (\`reserve.sql\`; a model \`${MODEL}\` with limits that never bind, served by one active key —
 the part sets them with \`bench/lib/db.ts\`'s \`setModel\` and \`setKeys\`):
 
@@ -397,17 +453,17 @@ Then, for each connection count N (threads: \`min(N, 2)\`), with PGHOST/PGPORT/P
 (fsync and synchronous_commit on, the defaults):
 
 \`\`\`sh
-${ns.map((n) => `${cmd("floor.sql", n)}\n${cmd("reserve.sql", n)}`).join("\n")}
+${ns.map((n) => `${cmd("floor.sql", n)}\n${cmd("floor-logged.sql", n)}\n${cmd("reserve.sql", n)}`).join("\n")}
 \`\`\`
 
 and compare the \`tps\` lines (add \`-P 1\` to see each second's tps and leave out the warm-up seconds, as the
 window does). For the CPU, sum \`utime + stime\` (fields 14 and 15 of \`/proc/<pid>/stat\`) over the postmaster
 (\`head -1 $PGDATA/postmaster.pid\`; add its fields 16 and 17) and its children (\`ps --ppid <postmaster> -o pid=\`)
 at two moments of a run, and divide the difference by \`getconf CLK_TCK\` and by the rows committed between
-the two moments (\`select used from public.bench_floor_counter\` for the floor; \`select count(*) from
+the two moments (\`select used from public.bench_floor_counter\` for the floors; \`select count(*) from
 public.google_ai_attempts\` for the RPC).
 
 **Counts**: pgbench's transaction count is checked against the rows each cell wrote — one admitted
-attempt row per RPC transaction, one audit row per floor transaction (the "must hold" table above).
+attempt row per RPC transaction, one audit (or attempt) row per floor transaction (the "must hold" table above).
 `;
 }
