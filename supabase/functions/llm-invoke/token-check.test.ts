@@ -10,6 +10,25 @@ class CountingChecker implements TokenChecker {
   }
 }
 
+/** A checker whose look-ups wait until the test answers them, oldest first. */
+class ControlledChecker implements TokenChecker {
+  calls: Array<[string, number]> = [];
+  private pending: Array<{ resolve: (c: TokenCheck) => void; reject: (e: unknown) => void }> = [];
+  checkToken(tokenHash: string, refusals: number) {
+    this.calls.push([tokenHash, refusals]);
+    return new Promise<TokenCheck>((resolve, reject) => this.pending.push({ resolve, reject }));
+  }
+  answer(status: TokenCheck["status"]) {
+    this.pending.shift()!.resolve({ status });
+  }
+  fail(error: unknown) {
+    this.pending.shift()!.reject(error);
+  }
+}
+
+/** Lets promise callbacks already due run. */
+const settled = () => new Promise((resolve) => setTimeout(resolve, 0));
+
 describe("cachedTokenCheck", () => {
   it("a valid token's later requests make no round trip until the answer is 30 s old", async () => {
     let t = 0;
@@ -20,6 +39,85 @@ describe("cachedTokenCheck", () => {
     t = 30_000;
     await check("good");
     expect(checker.calls).toHaveLength(2);
+  });
+
+  it("an answer past its TTL still answers at once while one background look-up, counting nothing, refreshes it", async () => {
+    let t = 0;
+    const checker = new ControlledChecker();
+    const check = cachedTokenCheck(checker, { now: () => t });
+    const first = check("good");
+    checker.answer("ok");
+    expect((await first).status).toBe("ok");
+
+    t = 30_000;
+    // Stale: answered without waiting, however long the refresh takes; one refresh for all of them.
+    for (let i = 0; i < 20; i++) expect((await check("good")).status).toBe("ok");
+    expect(checker.calls).toEqual([["good", 1], ["good", 0]]);
+    checker.answer("ok");
+    await settled();
+
+    // Refreshed at 30 s: fresh again until 60 s.
+    t = 59_999;
+    await check("good");
+    expect(checker.calls).toHaveLength(2);
+  });
+
+  it("a refresh that finds the token revoked: the next requests are refused from the cache", async () => {
+    let t = 0;
+    const checker = new ControlledChecker();
+    const check = cachedTokenCheck(checker, { now: () => t });
+    const first = check("good");
+    checker.answer("ok");
+    await first;
+    t = 31_000;
+    expect((await check("good")).status).toBe("ok"); // served stale; its reservation re-checks the token
+    checker.answer("token_revoked");
+    await settled();
+    expect((await check("good")).status).toBe("token_revoked");
+    expect((await check("good")).status).toBe("token_revoked");
+    expect(checker.calls).toEqual([["good", 1], ["good", 0]]);
+    // Those two cached refusals are counted by the next look-up (the refresh itself counted none).
+    t = 41_000;
+    const next = check("good");
+    checker.answer("token_revoked");
+    await next;
+    expect(checker.calls[2]).toEqual(["good", 3]);
+  });
+
+  it("a failed refresh keeps the answer, and a later request tries again", async () => {
+    let t = 0;
+    const checker = new ControlledChecker();
+    const check = cachedTokenCheck(checker, { now: () => t });
+    const first = check("good");
+    checker.answer("ok");
+    await first;
+    t = 30_000;
+    await check("good");
+    checker.fail(new Error("database down"));
+    await settled();
+    t = 30_500;
+    expect((await check("good")).status).toBe("ok");
+    expect(checker.calls).toEqual([["good", 1], ["good", 0], ["good", 0]]);
+  });
+
+  it("after a long pause (TTL + stale window) the look-up is waited for again", async () => {
+    let t = 0;
+    const checker = new ControlledChecker();
+    const check = cachedTokenCheck(checker, { now: () => t, okTtlMs: 30_000, okStaleMs: 60_000 });
+    const first = check("good");
+    checker.answer("ok");
+    await first;
+    t = 90_000;
+    let done = false;
+    const waited = check("good").then((c) => {
+      done = true;
+      return c;
+    });
+    await settled();
+    expect(done).toBe(false);
+    expect(checker.calls).toEqual([["good", 1], ["good", 1]]);
+    checker.answer("token_expired");
+    expect((await waited).status).toBe("token_expired");
   });
 
   it("a refused token costs one look-up per TTL, and the next look-up counts the cached refusals", async () => {

@@ -2,7 +2,7 @@
 -- limit, token checks and budgets booked with the reservation, revocation.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(27);
+select plan(30);
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('k1', 'KEY_1', 'proj-1');
@@ -67,6 +67,18 @@ select is(public.google_ai_reserve_with_token(pg_temp.h('tok-3'), 'gemma-3-27b',
 select lives_ok($$ select public.google_ai_revoke_client('festival-parser-kaggle', 'leaked') $$, 'revoke the client');
 select is(public.google_ai_reserve_with_token(pg_temp.h('tok-1'), 'gemma-3-27b', 10, 'r') ->> 'limit', 'token_revoked',
   'revoking a client revokes its tokens');
+
+-- A check made for no request (llm-invoke's background refresh, p_refusals => 0) counts nothing; a
+-- request's check counts itself and the refusals its cache answered since.
+delete from public.google_ai_credential_refusals;
+select is(public.google_ai_check_token(pg_temp.h('tok-1'), 0) ->> 'status', 'token_revoked',
+  'a background check still tells the status');
+select is((select count(*)::int from public.google_ai_credential_refusals), 0,
+  'a check with p_refusals => 0 counts no refusal');
+select public.google_ai_check_token(pg_temp.h('tok-1'));
+select public.google_ai_check_token(pg_temp.h('tok-1'), 3);
+select is((select sum(refusals)::int from public.google_ai_credential_refusals where reason = 'token_revoked'), 4,
+  'a request''s check counts 1 by default, and the cached refusals it is given');
 
 select * from finish();
 rollback;
