@@ -29,6 +29,17 @@ class ControlledChecker implements TokenChecker {
 /** Lets promise callbacks already due run. */
 const settled = () => new Promise((resolve) => setTimeout(resolve, 0));
 
+/** A cache on a controlled checker and clock whose token "good" was looked up (valid) at 0 ms. */
+async function checkedOnce(options: { okTtlMs?: number; okStaleMs?: number } = {}) {
+  const clock = { t: 0 };
+  const checker = new ControlledChecker();
+  const check = cachedTokenCheck(checker, { now: () => clock.t, ...options });
+  const first = check("good");
+  checker.answer("ok");
+  expect((await first).status).toBe("ok");
+  return { clock, checker, check };
+}
+
 describe("cachedTokenCheck", () => {
   it("a valid token's later requests make no round trip until the answer is 30 s old", async () => {
     let t = 0;
@@ -42,14 +53,9 @@ describe("cachedTokenCheck", () => {
   });
 
   it("an answer past its TTL still answers at once while one background look-up, counting nothing, refreshes it", async () => {
-    let t = 0;
-    const checker = new ControlledChecker();
-    const check = cachedTokenCheck(checker, { now: () => t });
-    const first = check("good");
-    checker.answer("ok");
-    expect((await first).status).toBe("ok");
+    const { clock, checker, check } = await checkedOnce();
 
-    t = 30_000;
+    clock.t = 30_000;
     // Stale: answered without waiting, however long the refresh takes; one refresh for all of them.
     for (let i = 0; i < 20; i++) expect((await check("good")).status).toBe("ok");
     expect(checker.calls).toEqual([["good", 1], ["good", 0]]);
@@ -57,19 +63,14 @@ describe("cachedTokenCheck", () => {
     await settled();
 
     // Refreshed at 30 s: fresh again until 60 s.
-    t = 59_999;
+    clock.t = 59_999;
     await check("good");
     expect(checker.calls).toHaveLength(2);
   });
 
   it("a refresh that finds the token revoked: the next requests are refused from the cache", async () => {
-    let t = 0;
-    const checker = new ControlledChecker();
-    const check = cachedTokenCheck(checker, { now: () => t });
-    const first = check("good");
-    checker.answer("ok");
-    await first;
-    t = 31_000;
+    const { clock, checker, check } = await checkedOnce();
+    clock.t = 31_000;
     expect((await check("good")).status).toBe("ok"); // served stale; its reservation re-checks the token
     checker.answer("token_revoked");
     await settled();
@@ -77,7 +78,7 @@ describe("cachedTokenCheck", () => {
     expect((await check("good")).status).toBe("token_revoked");
     expect(checker.calls).toEqual([["good", 1], ["good", 0]]);
     // Those two cached refusals are counted by the next look-up (the refresh itself counted none).
-    t = 41_000;
+    clock.t = 41_000;
     const next = check("good");
     checker.answer("token_revoked");
     await next;
@@ -85,29 +86,19 @@ describe("cachedTokenCheck", () => {
   });
 
   it("a failed refresh keeps the answer, and a later request tries again", async () => {
-    let t = 0;
-    const checker = new ControlledChecker();
-    const check = cachedTokenCheck(checker, { now: () => t });
-    const first = check("good");
-    checker.answer("ok");
-    await first;
-    t = 30_000;
+    const { clock, checker, check } = await checkedOnce();
+    clock.t = 30_000;
     await check("good");
     checker.fail(new Error("database down"));
     await settled();
-    t = 30_500;
+    clock.t = 30_500;
     expect((await check("good")).status).toBe("ok");
     expect(checker.calls).toEqual([["good", 1], ["good", 0], ["good", 0]]);
   });
 
   it("after a long pause (TTL + stale window) the look-up is waited for again", async () => {
-    let t = 0;
-    const checker = new ControlledChecker();
-    const check = cachedTokenCheck(checker, { now: () => t, okTtlMs: 30_000, okStaleMs: 60_000 });
-    const first = check("good");
-    checker.answer("ok");
-    await first;
-    t = 90_000;
+    const { clock, checker, check } = await checkedOnce({ okTtlMs: 30_000, okStaleMs: 60_000 });
+    clock.t = 90_000;
     let done = false;
     const waited = check("good").then((c) => {
       done = true;
