@@ -21,7 +21,7 @@
 // counted as off the caller's path. At concurrency 1 the Server-Timing header of llm-invoke as on
 // Supabase's answers gives the latency budget: per phase inside the function, beside the added latency
 // and what lies outside the function (lib/latency-budget.ts).
-import { randomUUID } from "node:crypto";
+import { createHash, randomBytes, randomUUID } from "node:crypto";
 import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
 import { quoteIdent } from "../shared/db/migrate.ts";
@@ -308,6 +308,13 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
             ? `${cells.reduce((s, c) => s + c.totalCalls, 0)} requests over ${targets.length} targets, 0 errors; ${firstByte.samples * 2} streams, 0 errors`
             : `${errors} errors${failing.length ? ` in ${[...new Set(failing.map((c) => c.target))].join(", ")}: ${failing[0]!.firstError}` : ` in streams`}`,
         },
+        {
+          // Counted, so exact on any machine: the statements a success waits for, beyond the once-per-worker look-ups.
+          name: "one database round trip on the caller's path per successful request, with the service key and with a scoped token",
+          ok: onPathPerRequest(roundTrips.byStatement, roundTrips.succeeded) === 1 &&
+            onPathPerRequest(roundTrips.token.byStatement, roundTrips.token.succeeded) === 1,
+          detail: `service key: ${roundTripSummary(roundTrips)}; scoped token: ${tokenRoundTripSummary(roundTrips)}`,
+        },
       ],
     };
   } finally {
@@ -416,10 +423,10 @@ async function status(res: Response): Promise<string> {
   return String(res.status);
 }
 
-async function callInvoke(url: string, id: string): Promise<{ status: number; body: string; serverTiming: string | null }> {
+async function callInvoke(url: string, id: string, credential = SERVICE_KEY): Promise<{ status: number; body: string; serverTiming: string | null }> {
   const res = await fetch(url, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${SERVICE_KEY}` },
+    headers: { "content-type": "application/json", authorization: `Bearer ${credential}` },
     body: JSON.stringify({ model: MODEL, prompt: PROMPT, mode: "NO_WAIT", request_id: `${id}-${randomUUID().slice(0, 8)}` }),
   });
   return { status: res.status, body: await res.text(), serverTiming: res.headers.get("server-timing") };
@@ -440,6 +447,8 @@ interface RoundTrips {
   rpcCallsPerRequest: number;
   rpcCalls: Record<string, number>;
   byStatement: Record<string, number>;
+  /** The same process's requests with a scoped token (Kaggle's credential), after the service key's. */
+  token: { requests: number; succeeded: number; byStatement: Record<string, number> };
   method: string;
 }
 
@@ -463,6 +472,7 @@ async function countRoundTrips(
   });
   let fn: DenoServer | undefined;
   try {
+    const token = await mintBenchToken(db.sql);
     const before = await rpcCalls(db);
     // A fresh function process, as on Supabase: everything it sends to this database is in the window,
     // its connection set-up and capability look-up included (they show up as once-per-worker lines),
@@ -479,6 +489,16 @@ async function countRoundTrips(
     }
     if (succeeded === 0) throw new Error(`llm-invoke is not ready: ${lastFailure}`);
     await sleep(1000); // a finalize runs after the answer
+    // Then the same number of requests with a scoped token: its check is cached per worker.
+    const serviceEntries = entries.length;
+    let tokenSucceeded = 0;
+    for (let i = 0; i < requests; i++) {
+      const r = await callInvoke(url, `rt-token-${i}`, token);
+      if (r.status === 200) tokenSucceeded++;
+      else lastFailure = `HTTP ${r.status} ${r.body.slice(0, 300)}`;
+    }
+    if (tokenSucceeded === 0) throw new Error(`llm-invoke refused the scoped token: ${lastFailure}`);
+    await sleep(1000);
     counting = false;
     // Backends exit and flush their function statistics; the process prints its waitUntil counts.
     const output = await fn.close();
@@ -486,15 +506,8 @@ async function countRoundTrips(
     const waitUntil = waitUntilCounts(output);
     await sleep(700);
     const after = await rpcCalls(db);
-    const byStatement: Record<string, number> = {};
-    for (const e of entries) {
-      // The capabilities look-up first: it is a google_ai_ function too, but cached per worker.
-      const name = (/google_ai_model_(features|limits)\b/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
-        /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
-        (/pg_catalog\.pg_type/.test(e) ? "postgres.js type look-up (per new connection)" : undefined) ??
-        e.replace(/^.*?(execute[^:]*|statement):\s*/, "").slice(0, 50);
-      byStatement[name] = (byStatement[name] ?? 0) + 1;
-    }
+    const byStatement = countStatements(entries.slice(0, serviceEntries));
+    const tokenByStatement = countStatements(entries.slice(serviceEntries));
     const rpc = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
     const rpcTotal = Object.values(rpc).reduce((s: number, v) => s + (v as number), 0);
     const afterAnswer = Object.entries(byStatement).filter(([k]) => AFTER_ANSWER.test(k)).reduce((s, [, v]) => s + v, 0);
@@ -502,22 +515,25 @@ async function countRoundTrips(
       target: "llm-invoke-edge",
       requests,
       succeeded,
-      statementsPerRequest: Math.round((entries.length / Math.max(1, succeeded)) * 100) / 100,
+      statementsPerRequest: Math.round((serviceEntries / Math.max(1, succeeded)) * 100) / 100,
       afterAnswerPerRequest: Math.round((afterAnswer / Math.max(1, succeeded)) * 100) / 100,
       waitUntil,
-      rpcCallsPerRequest: Math.round((rpcTotal / Math.max(1, succeeded)) * 100) / 100,
+      rpcCallsPerRequest: Math.round((rpcTotal / Math.max(1, succeeded + tokenSucceeded)) * 100) / 100,
       rpcCalls: rpc,
       byStatement,
+      token: { requests, succeeded: tokenSucceeded, byStatement: tokenByStatement },
       method:
         "log_statement = 'all' on the part's database (only llm-invoke connects to it during the window), " +
         "statements counted from the server log over sequential requests to a freshly started llm-invoke as on Supabase " +
+        "(with the service key, then as many with a scoped token) " +
         "(EdgeRuntime.waitUntil defined: finalize runs after the answer, counted off the caller's path and checked against the " +
         "tasks the process handed to waitUntil); cross-checked with " +
         "track_functions = 'all' (pg_stat_user_functions: calls of the gateway's top-level RPCs in the same window)",
     };
     log(
       `  round trips: ${result.statementsPerRequest} statements per successful request ${JSON.stringify(byStatement)}; ` +
-        `RPC calls ${result.rpcCallsPerRequest} ${JSON.stringify(rpc)}; waitUntil ${JSON.stringify(waitUntil)}`,
+        `RPC calls ${result.rpcCallsPerRequest} ${JSON.stringify(rpc)}; waitUntil ${JSON.stringify(waitUntil)}; ` +
+        `scoped token: ${JSON.stringify(tokenByStatement)} over ${tokenSucceeded} requests`,
     );
     return result;
   } finally {
@@ -527,6 +543,34 @@ async function countRoundTrips(
     await db.sql.unsafe(`alter database ${quoteIdent(db.name)} reset track_functions`);
   }
 }
+
+/** Statements from the server log, named: a gateway RPC by its name, the once-per-worker ones by what they are. */
+function countStatements(entries: string[]): Record<string, number> {
+  const byStatement: Record<string, number> = {};
+  for (const e of entries) {
+    // The cached look-ups first: they are google_ai_ functions too, but made once per worker.
+    const name = (/google_ai_model_(features|limits)\b/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
+      (/google_ai_check_token\b/.test(e) ? "token check (cached per worker, then refreshed in the background)" : undefined) ??
+      /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
+      (/pg_catalog\.pg_type/.test(e) ? "postgres.js type look-up (per new connection)" : undefined) ??
+      e.replace(/^.*?(execute[^:]*|statement):\s*/, "").slice(0, 50);
+    byStatement[name] = (byStatement[name] ?? 0) + 1;
+  }
+  return byStatement;
+}
+
+/** A Kaggle client and a token of it, minted with SQL as issue-kaggle-token would (the token never reaches the database). */
+async function mintBenchToken(sql: BenchDb["sql"]): Promise<string> {
+  const [{ c }] = await sql<{ c: { secret: string } }[]>`
+    select public.google_ai_create_client('bench-round-trips', array[${MODEL}]::text[]) as c`;
+  const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
+  const [{ m }] = await sql<{ m: { ok: boolean } }[]>`
+    select public.google_ai_mint_token(${sha256Hex(c.secret)}, ${sha256Hex(token)}) as m`;
+  if (!m.ok) throw new Error(`minting the bench token failed: ${JSON.stringify(m)}`);
+  return token;
+}
+
+const sha256Hex = (s: string) => createHash("sha256").update(s).digest("hex");
 
 /** The statements a success runs in its waitUntil task, after the answer. */
 const AFTER_ANSWER = /^google_ai_finalize/;
@@ -572,22 +616,40 @@ function headline(cells: Cell[], ratios: Ratio[], cpu: CpuPerRequest[], rt: Roun
     });
   }
   rows.push({ figure: "Database round trips per successful llm-invoke request (as on Supabase)", value: roundTripSummary(rt) });
+  rows.push({ figure: "The same with a scoped token (Kaggle's credential), same process", value: tokenRoundTripSummary(rt) });
   return rows;
 }
 
 /** "1 on the caller's path (reserve 1), 1 after the answer in waitUntil (finalize 1; ...), plus once per worker (...)". */
 function roundTripSummary(rt: RoundTrips): string {
-  const per = Object.entries(rt.byStatement).filter(([k]) => k.startsWith("google_ai_"));
-  const once = Object.entries(rt.byStatement).filter(([k]) => !k.startsWith("google_ai_"));
-  const n = Math.max(1, rt.succeeded);
+  const wu = rt.waitUntil;
+  return statementSummary(rt.byStatement, rt.succeeded, wu
+    ? `${wu.handed} tasks handed to waitUntil for ${rt.succeeded + rt.token.succeeded} successes with both credentials, ${wu.rejected} rejected`
+    : "the process printed no waitUntil count");
+}
+
+/** The same for the scoped token's requests (same process, after the service key's). */
+function tokenRoundTripSummary(rt: RoundTrips): string {
+  return statementSummary(rt.token.byStatement, rt.token.succeeded, null);
+}
+
+/** Per successful request: the gateway statements before the answer (the once-per-worker look-ups left out). */
+function onPathPerRequest(byStatement: Record<string, number>, succeeded: number): number {
+  const onPath = Object.entries(byStatement).filter(([k]) => k.startsWith("google_ai_") && !AFTER_ANSWER.test(k));
+  return onPath.reduce((s, [, v]) => s + v, 0) / Math.max(1, succeeded);
+}
+
+function statementSummary(byStatement: Record<string, number>, succeeded: number, waitUntilNote: string | null): string {
+  const per = Object.entries(byStatement).filter(([k]) => k.startsWith("google_ai_"));
+  const once = Object.entries(byStatement).filter(([k]) => !k.startsWith("google_ai_"));
+  const n = Math.max(1, succeeded);
   const list = (xs: [string, number][]) => xs.map(([k, v]) => `\`${k}\` ${fmt(v / n, 2)}`).join(", ");
   const sum = (xs: [string, number][]) => xs.reduce((s, [, v]) => s + v, 0) / n;
   const onPath = per.filter(([k]) => !AFTER_ANSWER.test(k));
   const after = per.filter(([k]) => AFTER_ANSWER.test(k));
-  const wu = rt.waitUntil;
   return `${fmt(sum(onPath), 2)} on the caller's path (${list(onPath)}), ${fmt(sum(after), 2)} after the answer in \`EdgeRuntime.waitUntil\` ` +
-    `(${list(after)}; ${wu ? `${wu.handed} tasks handed to waitUntil for ${rt.succeeded} successes, ${wu.rejected} rejected` : "the process printed no waitUntil count"})` +
-    (once.length ? `, plus once per worker process: ${once.map(([k, v]) => `${k} × ${v}`).join(", ")} over ${rt.succeeded} requests` : "");
+    `(${list(after)}${waitUntilNote === null ? "" : `; ${waitUntilNote}`})` +
+    (once.length ? `, plus once per worker process: ${once.map(([k, v]) => `${k} × ${v}`).join(", ")} over ${succeeded} requests` : "");
 }
 
 function markdown(
@@ -670,7 +732,8 @@ costs CPU (counted above) and competes for the pool under load. The local functi
 proxy hop (Supabase has its own gateway in front of functions). The database is on the same machine here: in
 production add the network round trip to the database (same region) for each round trip on the caller's path.
 
-**Database round trips per successful request: ${roundTripSummary(rt)}**; the
+**Database round trips per successful request: ${roundTripSummary(rt)}**; with a scoped token (the same process,
+${rt.token.requests} requests after the service key's): **${tokenRoundTripSummary(rt)}**; the
 gateway's RPCs called per request by \`pg_stat_user_functions\`: ${rt.rpcCallsPerRequest}. Method: ${rt.requests} sequential requests to a
 freshly started llm-invoke as on Supabase with \`log_statement = 'all'\` on the part's database (only llm-invoke
 connects to it in the window), every statement counted from the server log, the finalizes included (the window
