@@ -20,17 +20,10 @@ import { quotaHeaders } from "./quota-headers.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest, type RequestLimits } from "./request.ts";
 import { dialectOf, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
 import { type ModelEntry, modelNamed, type QuotaReport, type ReserveCaller } from "./store.ts";
-import {
-  countTokensAnswer,
-  geminiJsonArrayStream,
-  geminiModel,
-  geminiModels,
-  geminiSurface,
-  parseCountTokens,
-} from "./surfaces/gemini.ts";
+import { geminiErrorAnswer } from "./surfaces/gemini/errors.ts";
 import { nativeSurface } from "./surfaces/native.ts";
+import { error as openAiErrorAnswer } from "./surfaces/openai/errors.ts";
 import { Progress } from "./surfaces/progress.ts";
-import { openAiModel, openAiModels, openAiSurface } from "./surfaces/openai.ts";
 import { SSE_HEADERS, sseBody } from "./surfaces/sse.ts";
 import type { GenerateSurface, SurfaceContext } from "./surfaces/surface.ts";
 import { type TokenCheck, tokenStatusError } from "./token-check.ts";
@@ -76,7 +69,39 @@ export interface HandlerDeps {
 /** Room for one inline image at its cap (7 MiB decoded, ~9.4 MB as base64) and the rest of a request. */
 export const DEFAULT_MAX_BODY_BYTES = 10_000_000;
 
-const SURFACES = { native: nativeSurface, gemini: geminiSurface, openai: openAiSurface } as const;
+type Dialect = ReturnType<typeof dialectOf>;
+
+/** Each dialect's error shape, loaded with the handler: an error however early is said in its route's shape. */
+const ERROR_ANSWERS: Record<Dialect, GenerateSurface["error"]> = {
+  native: nativeSurface.error,
+  gemini: geminiErrorAnswer,
+  openai: openAiErrorAnswer,
+};
+
+// Google's and OpenAI's surfaces are loaded on their first request: a worker spends no start-up time
+// on the dialects it is not asked in (the native route's first answer comes sooner). The import is
+// of bundled code; a failed one is tried again by the next request.
+function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
+  let loading: Promise<T> | undefined;
+  return () =>
+    loading ??= load().catch((error) => {
+      loading = undefined;
+      throw error;
+    });
+}
+const geminiModule = onFirstUse(() => import("./surfaces/gemini.ts"));
+const openAiModule = onFirstUse(() => import("./surfaces/openai.ts"));
+
+async function surfaceOf(dialect: Dialect): Promise<GenerateSurface> {
+  switch (dialect) {
+    case "native":
+      return nativeSurface;
+    case "gemini":
+      return (await geminiModule()).geminiSurface;
+    case "openai":
+      return (await openAiModule()).openAiSurface;
+  }
+}
 
 export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
   const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
@@ -92,17 +117,13 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     serverTiming: true,
     timingNow: deps.timingNow,
     methods: (req) => methodsOf(routeOf(req.url)),
-    errorShape: (req) => {
-      const surface = SURFACES[dialectOf(routeOf(req.url))];
-      return (error, requestId) => surface.error(error, requestId);
-    },
+    errorShape: (req) => ERROR_ANSWERS[dialectOf(routeOf(req.url))],
   }, async (req, scope) => {
     const route = routeOf(req.url);
     scope.annotate({ route: route.kind });
     // An unknown path costs nothing: no credential is checked, no body read.
     if (route.kind === "unknown") throw notFound("This path is not one of llm-invoke's routes.");
     const caller = await scope.timing.time("auth", () => identify(req, route, scope));
-    const surface = SURFACES[dialectOf(route)];
 
     switch (route.kind) {
       case "quota":
@@ -114,14 +135,17 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         return modelsAnswer(route, new URL(req.url), caller.models);
       case "gemini.countTokens": {
         if (deps.countTokens === undefined) throw notFound("This deployment does not count tokens.");
+        const gemini = await geminiModule();
         const request = await scope.timing.time(
           "body",
-          async () => parseCountTokens(await readJsonBody(req), route.model, limits),
+          async () => gemini.parseCountTokens(await readJsonBody(req), route.model, limits),
         );
         const total = await deps.countTokens(request, req.signal, caller.models, scope.timing);
-        return { body: countTokensAnswer(total), asIs: true };
+        return { body: gemini.countTokensAnswer(total), asIs: true };
       }
       default: {
+        const dialect = dialectOf(route);
+        const surface = await surfaceOf(dialect);
         const request = await scope.timing.time("body", async () => {
           const parsed = surface.parse({
             body: await readJsonBody(req),
@@ -131,7 +155,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
           });
           return capOutputTokens(parsed, caller.outputCap);
         });
-        return generate(req, scope, surface, caller.caller, request);
+        return generate(req, scope, dialect, surface, caller.caller, request);
       }
     }
   });
@@ -186,7 +210,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     switch (route.kind) {
       case "gemini.models":
         return {
-          body: geminiModels(
+          body: (await geminiModule()).geminiModels(
             models,
             Number(url.searchParams.get("pageSize")) || undefined,
             url.searchParams.get("pageToken") ?? undefined,
@@ -194,13 +218,13 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
           asIs: true,
         };
       case "gemini.model":
-        return { body: { ...geminiModel(models, route.model) }, asIs: true };
+        return { body: { ...(await geminiModule()).geminiModel(models, route.model) }, asIs: true };
       case "openai.models":
-        return { body: openAiModels(models, now()), asIs: true };
+        return { body: (await openAiModule()).openAiModels(models, now()), asIs: true };
       case "openai.model": {
         const id = route.model.replace(/^models\//, "");
         if (modelNamed(models, id) === undefined) throw notFound(`No model ${id} here; GET …/v1/models lists them.`);
-        return { body: openAiModel(id, now()), asIs: true };
+        return { body: (await openAiModule()).openAiModel(id, now()), asIs: true };
       }
       default:
         throw notFound("This path is not one of llm-invoke's routes.");
@@ -210,13 +234,14 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   async function generate(
     req: Request,
     scope: RequestScope,
+    dialect: Dialect,
     surface: GenerateSurface,
     caller: Caller,
     request: NormalizedRequest,
   ): Promise<Answer> {
     if (request.requestId !== undefined) scope.useRequestId(request.requestId);
     scope.annotate({ model: request.model, mode: request.mode, ...(request.stream ? { stream: true } : {}) });
-    const progress = request.stream && surface === nativeSurface ? new Progress() : null;
+    const progress = request.stream && dialect === "native" ? new Progress() : null;
     const running = deps.invoke({
       caller,
       request,
@@ -251,8 +276,8 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     const answer = watchStream(await running, scope);
     logAnswer(scope, answer);
     // Google's REST streams as one JSON array unless asked for SSE (?alt=sse); older SDKs read the array.
-    if (request.stream && surface === geminiSurface && new URL(req.url).searchParams.get("alt") !== "sse") {
-      return geminiJsonArrayStream(answer, context());
+    if (request.stream && dialect === "gemini" && new URL(req.url).searchParams.get("alt") !== "sse") {
+      return (await geminiModule()).geminiJsonArrayStream(answer, context());
     }
     if (request.stream) return surface.stream(answer, context());
     if (isStream(answer)) {

@@ -7,18 +7,17 @@
 // request.ts (body → the gateway's request), fields.ts (Google's field naming and its refusals),
 // safety-enums.ts (numbered enums of Google's REST clients), count-tokens.ts, errors.ts (Google's
 // error shape), stream.ts (SSE and JSON-array streams), models.ts (model list and get).
-import type { ErrorAnswer, JsonAnswer, StreamAnswer } from "../../_shared/envelope.ts";
-import type { GatewayError } from "../../_shared/errors.ts";
+import type { JsonAnswer, StreamAnswer } from "../../_shared/envelope.ts";
 import { googleResponseOf, type InvokeResult, type InvokeStream } from "../context.ts";
 import type { NormalizedRequest } from "../request.ts";
-import { googleError } from "./gemini/errors.ts";
+import { geminiErrorAnswer } from "./gemini/errors.ts";
 import { normalized, parseGenerateBody, pathModel } from "./gemini/request.ts";
 import { sseFrames } from "./gemini/stream.ts";
 import { SSE_HEADERS, sseBody } from "./sse.ts";
 import type { GenerateSurface, ParseInput, SurfaceContext } from "./surface.ts";
 
 export { countTokensAnswer, parseCountTokens } from "./gemini/count-tokens.ts";
-export { GOOGLE_STATUS, googleError, type GoogleErrorBody, retryDelay } from "./gemini/errors.ts";
+export { geminiErrorAnswer, GOOGLE_STATUS, googleError, type GoogleErrorBody, retryDelay } from "./gemini/errors.ts";
 export { type GeminiModel, geminiModel, geminiModels } from "./gemini/models.ts";
 export { geminiJsonArrayStream } from "./gemini/stream.ts";
 
@@ -36,7 +35,5 @@ export const geminiSurface: GenerateSurface = {
     return { stream: sseBody(sseFrames(answer, ctx.requestId)), headers: { ...SSE_HEADERS } };
   },
 
-  error(error: GatewayError, requestId: string): ErrorAnswer {
-    return { body: googleError(error, requestId) };
-  },
+  error: geminiErrorAnswer,
 };

@@ -1,5 +1,6 @@
 // Google's error shape ({error: {code, message, status, details}}) for every refusal and failure of
 // the gateway, so Google's SDKs raise their own error types and read the wait from RetryInfo.
+import type { ErrorAnswer } from "../../../_shared/envelope.ts";
 import type { GatewayError } from "../../../_shared/errors.ts";
 
 /**
@@ -65,4 +66,9 @@ export function googleError(error: GatewayError, requestId: string): GoogleError
   return {
     error: { code: error.status, message: error.message, status: GOOGLE_STATUS[error.status] ?? "UNKNOWN", details },
   };
+}
+
+/** An error of the gateway as Google's routes answer it. */
+export function geminiErrorAnswer(error: GatewayError, requestId: string): ErrorAnswer {
+  return { body: googleError(error, requestId) };
 }
