@@ -172,22 +172,15 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
       const rs = perRound.filter((r) => r[a] !== undefined && r[b] !== undefined).map((r) => r[a]! / r[b]!);
       return rs.length ? median(rs) : null;
     };
-    const ratios = {
-      nowBefore: {
-        warm: ratio(cell("now", "warm")?.ms.p50, cell("before", "warm")?.ms.p50),
-        cold: ratio(cell("now", "cold")?.ms.p50, cell("before", "cold")?.ms.p50),
-        rss: ratio(cell("now", "warm")?.rssMiB.p50, cell("before", "warm")?.rssMiB.p50),
-        cpu: ratio(cell("now", "warm")?.cpuMs.p50, cell("before", "warm")?.cpuMs.p50),
-        warmPerRound: roundRatio("now/warm", "before/warm"),
-      },
-      nowFloor: {
-        warm: ratio(cell("now", "warm")?.ms.p50, cell("floor", "warm")?.ms.p50),
-        cold: ratio(cell("now", "cold")?.ms.p50, cell("floor", "cold")?.ms.p50),
-        rss: ratio(cell("now", "warm")?.rssMiB.p50, cell("floor", "warm")?.rssMiB.p50),
-        cpu: ratio(cell("now", "warm")?.cpuMs.p50, cell("floor", "warm")?.cpuMs.p50),
-        warmPerRound: roundRatio("now/warm", "floor/warm"),
-      },
-    };
+    // llm-invoke now against another target, measured in the same rounds.
+    const against = (other: TargetId) => ({
+      warm: ratio(cell("now", "warm")?.ms.p50, cell(other, "warm")?.ms.p50),
+      cold: ratio(cell("now", "cold")?.ms.p50, cell(other, "cold")?.ms.p50),
+      rss: ratio(cell("now", "warm")?.rssMiB.p50, cell(other, "warm")?.rssMiB.p50),
+      cpu: ratio(cell("now", "warm")?.cpuMs.p50, cell(other, "warm")?.cpuMs.p50),
+      warmPerRound: roundRatio("now/warm", `${other}/warm`),
+    });
+    const ratios = { nowBefore: against("before"), nowFloor: against("floor") };
     log(`  now/before p50 warm ${fmt(ratios.nowBefore.warm, 3)} cold ${fmt(ratios.nowBefore.cold, 3)}; now/floor warm ${fmt(ratios.nowFloor.warm, 3)} cold ${fmt(ratios.nowFloor.cold, 3)}`);
 
     // Each llm-invoke answer reserved and finalized one attempt: the rows say so.
