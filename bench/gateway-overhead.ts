@@ -21,10 +21,11 @@
 // counted as off the caller's path. At concurrency 1 the Server-Timing header of llm-invoke as on
 // Supabase's answers gives the latency budget: per phase inside the function, beside the added latency
 // and what lies outside the function (lib/latency-budget.ts).
-import { createHash, randomBytes, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
 import { quoteIdent } from "../shared/db/migrate.ts";
+import { mintToken } from "../shared/db/scoped-token.ts";
 import { sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchDb, type BenchServer } from "./lib/db.ts";
 import type { DenoServer } from "./lib/deno-server.ts";
@@ -472,33 +473,31 @@ async function countRoundTrips(
   });
   let fn: DenoServer | undefined;
   try {
-    const token = await mintBenchToken(db.sql);
+    const { token } = await mintToken(db.sql, "bench-round-trips", { models: [MODEL] });
     const before = await rpcCalls(db);
     // A fresh function process, as on Supabase: everything it sends to this database is in the window,
     // its connection set-up and capability look-up included (they show up as once-per-worker lines),
     // and the finalizes it runs after the answers.
     fn = await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url, log: fnLog, keep: 200 });
     const url = `${fn.url}/`;
+    /** `requests` sequential requests with one credential; how many succeeded (at least one must). */
+    const sendAll = async (prefix: string, credential: string, what: string): Promise<number> => {
+      let ok = 0;
+      let lastFailure = "";
+      for (let i = 0; i < requests; i++) {
+        const r = await callInvoke(url, `${prefix}-${i}`, credential);
+        if (r.status === 200) ok++;
+        else lastFailure = `HTTP ${r.status} ${r.body.slice(0, 300)}`;
+      }
+      if (ok === 0) throw new Error(`llm-invoke ${what}: ${lastFailure}`);
+      await sleep(1000); // a finalize runs after the answer
+      return ok;
+    };
     counting = true;
-    let succeeded = 0;
-    let lastFailure = "";
-    for (let i = 0; i < requests; i++) {
-      const r = await callInvoke(url, `rt-${i}`);
-      if (r.status === 200) succeeded++;
-      else lastFailure = `HTTP ${r.status} ${r.body.slice(0, 300)}`;
-    }
-    if (succeeded === 0) throw new Error(`llm-invoke is not ready: ${lastFailure}`);
-    await sleep(1000); // a finalize runs after the answer
+    const succeeded = await sendAll("rt", SERVICE_KEY, "is not ready");
     // Then the same number of requests with a scoped token: its check is cached per worker.
     const serviceEntries = entries.length;
-    let tokenSucceeded = 0;
-    for (let i = 0; i < requests; i++) {
-      const r = await callInvoke(url, `rt-token-${i}`, token);
-      if (r.status === 200) tokenSucceeded++;
-      else lastFailure = `HTTP ${r.status} ${r.body.slice(0, 300)}`;
-    }
-    if (tokenSucceeded === 0) throw new Error(`llm-invoke refused the scoped token: ${lastFailure}`);
-    await sleep(1000);
+    const tokenSucceeded = await sendAll("rt-token", token, "refused the scoped token");
     counting = false;
     // Backends exit and flush their function statistics; the process prints its waitUntil counts.
     const output = await fn.close();
@@ -558,19 +557,6 @@ function countStatements(entries: string[]): Record<string, number> {
   }
   return byStatement;
 }
-
-/** A Kaggle client and a token of it, minted with SQL as issue-kaggle-token would (the token never reaches the database). */
-async function mintBenchToken(sql: BenchDb["sql"]): Promise<string> {
-  const [{ c }] = await sql<{ c: { secret: string } }[]>`
-    select public.google_ai_create_client('bench-round-trips', array[${MODEL}]::text[]) as c`;
-  const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
-  const [{ m }] = await sql<{ m: { ok: boolean } }[]>`
-    select public.google_ai_mint_token(${sha256Hex(c.secret)}, ${sha256Hex(token)}) as m`;
-  if (!m.ok) throw new Error(`minting the bench token failed: ${JSON.stringify(m)}`);
-  return token;
-}
-
-const sha256Hex = (s: string) => createHash("sha256").update(s).digest("hex");
 
 /** The statements a success runs in its waitUntil task, after the answer. */
 const AFTER_ANSWER = /^google_ai_finalize/;
@@ -633,20 +619,28 @@ function tokenRoundTripSummary(rt: RoundTrips): string {
   return statementSummary(rt.token.byStatement, rt.token.succeeded, null);
 }
 
+/** Counted statements by where they fall: before the answer, after it (waitUntil), once per worker. */
+function byPlace(byStatement: Record<string, number>) {
+  const per = Object.entries(byStatement).filter(([k]) => k.startsWith("google_ai_"));
+  return {
+    onPath: per.filter(([k]) => !AFTER_ANSWER.test(k)),
+    after: per.filter(([k]) => AFTER_ANSWER.test(k)),
+    once: Object.entries(byStatement).filter(([k]) => !k.startsWith("google_ai_")),
+  };
+}
+
+const perRequest = (xs: [string, number][], succeeded: number) => xs.reduce((s, [, v]) => s + v, 0) / Math.max(1, succeeded);
+
 /** Per successful request: the gateway statements before the answer (the once-per-worker look-ups left out). */
 function onPathPerRequest(byStatement: Record<string, number>, succeeded: number): number {
-  const onPath = Object.entries(byStatement).filter(([k]) => k.startsWith("google_ai_") && !AFTER_ANSWER.test(k));
-  return onPath.reduce((s, [, v]) => s + v, 0) / Math.max(1, succeeded);
+  return perRequest(byPlace(byStatement).onPath, succeeded);
 }
 
 function statementSummary(byStatement: Record<string, number>, succeeded: number, waitUntilNote: string | null): string {
-  const per = Object.entries(byStatement).filter(([k]) => k.startsWith("google_ai_"));
-  const once = Object.entries(byStatement).filter(([k]) => !k.startsWith("google_ai_"));
+  const { onPath, after, once } = byPlace(byStatement);
   const n = Math.max(1, succeeded);
   const list = (xs: [string, number][]) => xs.map(([k, v]) => `\`${k}\` ${fmt(v / n, 2)}`).join(", ");
-  const sum = (xs: [string, number][]) => xs.reduce((s, [, v]) => s + v, 0) / n;
-  const onPath = per.filter(([k]) => !AFTER_ANSWER.test(k));
-  const after = per.filter(([k]) => AFTER_ANSWER.test(k));
+  const sum = (xs: [string, number][]) => perRequest(xs, succeeded);
   return `${fmt(sum(onPath), 2)} on the caller's path (${list(onPath)}), ${fmt(sum(after), 2)} after the answer in \`EdgeRuntime.waitUntil\` ` +
     `(${list(after)}${waitUntilNote === null ? "" : `; ${waitUntilNote}`})` +
     (once.length ? `, plus once per worker process: ${once.map(([k, v]) => `${k} × ${v}`).join(", ")} over ${succeeded} requests` : "");

@@ -2,7 +2,6 @@
 // own key rows and limits, the offline simulator (each key row's secret is a simulator key), and
 // llm-invoke served over HTTP by the local stack. Every response is kept, so a test can scan all
 // of them (and every table) for secrets at the end.
-import { createHash, randomBytes } from "node:crypto";
 import type { Sql } from "../../shared/db/migrate.ts";
 import type { GoogleSimulator, SimulatorOptions } from "../../shared/google-sim/server.ts";
 import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
@@ -171,25 +170,7 @@ export async function startInvokeStack(label: string, options: {
   return it;
 }
 
-export const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
-export const newToken = () => `evegw_tok_${randomBytes(32).toString("base64url")}`;
-
-/** Creates a client and mints a token for it with SQL, as issue-kaggle-token would. */
-export async function mintToken(sql: Sql, name: string, options: {
-  models?: string[];
-  ttlSeconds?: number;
-  maxRequests?: number;
-  dailyMaxRequests?: number;
-} = {}): Promise<{ token: string; tokenId: string; clientId: string; secret: string }> {
-  const models = options.models ?? ["gemma-3-27b-it", "gemini-2.5-flash"];
-  const [{ c }] = await sql`select public.google_ai_create_client(${name}, ${models}::text[],
-    p_daily_max_requests => ${options.dailyMaxRequests ?? null}::integer) as c`;
-  const token = newToken();
-  const [{ m }] = await sql`select public.google_ai_mint_token(${sha256(c.secret)}, ${sha256(token)},
-    p_ttl_seconds => ${options.ttlSeconds ?? null}::integer, p_max_requests => ${options.maxRequests ?? null}::integer) as m`;
-  if (!m.ok) throw new Error(`mint failed: ${JSON.stringify(m)}`);
-  return { token, tokenId: m.token_id, clientId: c.client_id, secret: c.secret };
-}
+export { mintToken, newToken, sha256 } from "../../shared/db/scoped-token.ts";
 
 /** Every row of every table in the public schema, as text (all columns, jsonb included). */
 export async function allRowsAsText(sql: Sql): Promise<{ table: string; text: string }[]> {
