@@ -15,6 +15,7 @@ import { writePacedSse } from './streaming.ts';
 import { arrivalDelays } from './arrival.ts';
 import { MINUTE_WINDOWS, QUOTA_IDS, QuotaTracker, minuteStart, violation, type MinuteWindow } from './quota.ts';
 import { StatsRecorder, type RequestRecord } from './stats.ts';
+import { WithdrawnModels } from './withdrawn.ts';
 
 export type { ModelOptions, ModelSpec } from './config.ts';
 export { DEFAULT_MODELS, DEV_KEYS } from './config.ts';
@@ -141,6 +142,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
   let models = resolveModels(opts.models);
   const quota = new QuotaTracker(now, window);
   const faultBook = new FaultBook();
+  const withdrawn = new WithdrawnModels();
   const stats = new StatsRecorder();
   faultBook.set(opts.faults ?? []);
 
@@ -250,7 +252,8 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
 
     if (route.method === 'models.list') return listModels(res, record, url);
     const model = route.model!;
-    const spec = models.get(model);
+    // A withdrawn model is answered as one Google never had (withdrawn.ts).
+    const spec = withdrawn.isWithdrawn(model, models.get(model)) ? undefined : models.get(model);
     if (route.method === 'models.get') {
       if (!spec) return reply(res, record, errors.modelNotFound(model, 'get'));
       return send(res, record, 200, modelResource(model, spec));
@@ -302,7 +305,9 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
 
   function listModels(res: ServerResponse, record: RequestRecord, url: URL): void {
     // Paged like Google: pageSize (default 50, max 1000) and an opaque pageToken.
-    const all = [...models.entries()].map(([id, spec]) => modelResource(id, spec));
+    const all = [...models.entries()]
+      .filter(([id, spec]) => !withdrawn.isWithdrawn(id, spec))
+      .map(([id, spec]) => modelResource(id, spec));
     const size = Math.min(1000, Math.max(1, Number(url.searchParams.get('pageSize')) || 50));
     const token = url.searchParams.get('pageToken');
     const start = token ? Number(Buffer.from(token, 'base64url').toString('utf8')) || 0 : 0;
@@ -363,6 +368,10 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
       models = resolveModels(next);
     },
     models: () => Object.fromEntries(models),
+    withdraw: (model) => withdrawn.withdraw(model),
+    restore: (model) => withdrawn.restore(model),
+    setWithdrawn: (ids) => withdrawn.set(ids),
+    withdrawnModels: () => withdrawn.list(models),
     close: async () => {
       if (closing) return;
       closing = true;
