@@ -19,6 +19,9 @@
 //   invalid key    finalize (the key leaves rotation), exclude that key, next attempt at once
 //   5xx/timeout/   finalize, avoid that key, back off, next attempt (falls back to the avoided
 //   network        keys if no other key exists)
+//   404 for the    finalize as withdrawn (the reservation given back, the model row marked), forget
+//   model          the worker's cached row, next attempt at once: the reservation passes over the
+//                  withdrawn model to the chain's next link, or refuses 404 model_withdrawn
 //   other 4xx      finalize, no retry: 400 upstream_rejected with Google's (sanitized) message
 // A reservation that never reached Google (its key's secret is missing) is released and does not
 // count as an attempt.
@@ -272,6 +275,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         ));
       if (error.class === "client_error") throw rejectedByGoogle(error);
       if (error.kind === "aborted") throw cancelled();
+      if (error.class === "model_withdrawn") {
+        // Learned once, in the database; the key is not at fault and nothing needs to back off.
+        profiles.forget(reservation.model);
+        return true;
+      }
       if (error.class === "invalid_key") keys.markBroken(reservation.keyId);
       else keys.markAvoided(reservation.keyId);
       if (error.class === "retryable" && calls < MAX_ATTEMPTS) {

@@ -123,6 +123,13 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
 
     finalize: (p: FinalizeParams) =>
       run("finalize", async (sql) => {
+        if (p.outcome === "withdrawn") {
+          await sql`select public.google_ai_finalize_withdrawn(
+            p_reservation_id => ${p.reservationId}::uuid, p_http_status => ${p.httpStatus}::integer,
+            p_error_code => ${p.errorCode}, p_error_message => ${p.errorMessage},
+            p_latency_ms => ${p.latencyMs}::integer) as r`;
+          return;
+        }
         if (p.outcome === "cut") {
           await sql`select public.google_ai_finalize_cut(
             p_reservation_id => ${p.reservationId}::uuid, p_cut_by => ${p.cutBy ?? "google"},
@@ -294,6 +301,7 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
     model: typeof o.model === "string" ? o.model : null,
     ...fallbackFrom(o.fallback_from),
     ...(o.limit === "duplicate" ? { response: o.response } : {}),
+    ...(o.limit === "withdrawn" ? { successor: typeof o.successor === "string" ? o.successor : null } : {}),
   };
 }
 

@@ -5,7 +5,10 @@
 // in memory. camelCase here; pg-store maps to SQL names.
 import type { ModelCapabilities } from "./gemma.ts";
 
-/** Refusals of the quota itself (google_ai_reserve). */
+/**
+ * Refusals of the quota itself (google_ai_reserve). `withdrawn`: Google answered 404 NOT_FOUND for the
+ * model (its row is marked withdrawn); nothing brings it back but maintenance or the operator.
+ */
 export type QuotaLimit =
   | "rpm"
   | "tpm"
@@ -13,7 +16,8 @@ export type QuotaLimit =
   | "cooldown"
   | "no_active_key"
   | "too_large"
-  | "unknown_model";
+  | "unknown_model"
+  | "withdrawn";
 
 /**
  * Refusals of the caller's own allowance (google_ai_reserve): `pace`, the Pacific day is paced for its
@@ -56,6 +60,7 @@ export const REFUSAL_LIMITS: readonly RefusalLimit[] = [
   "no_active_key",
   "too_large",
   "unknown_model",
+  "withdrawn",
   "pace",
   "caller_budget",
   ...TOKEN_LIMITS,
@@ -192,10 +197,16 @@ export interface Refusal {
   fallbackFrom?: FallbackStep[];
   /** Read in the reservation's own statement (null: no model or quota group is known). */
   quota?: QuotaSnapshot | null;
+  /** For `withdrawn`: the model Google names instead, as the model's row says (null: not known). */
+  successor?: string | null;
 }
 
-/** "cut": a streamed answer broke off after it started (FinalizeParams.cutBy says who cut it). */
-export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout" | "cut";
+/**
+ * "cut": a streamed answer broke off after it started (FinalizeParams.cutBy says who cut it).
+ * "withdrawn": Google answered 404 NOT_FOUND for the model: the reservation is given back and the
+ * model row marked withdrawn (google_ai_finalize_withdrawn).
+ */
+export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout" | "cut" | "withdrawn";
 
 export interface FinalizeParams {
   reservationId: string;
