@@ -3,7 +3,7 @@
 // time (programmatic and over /__sim/withdrawn); the calls it still gets are counted per model.
 // Gemma 4 takes what Gemma 3 refused.
 
-import { ApiError, GoogleGenAI } from '@google/genai';
+import { ApiError, GoogleGenAI, Type } from '@google/genai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startGoogleSimulator, type GoogleSimulator } from './server.ts';
 import { call } from './test-helpers.ts';
@@ -84,7 +84,7 @@ describe('the models of December 2026', () => {
       contents: 'call lookup please',
       config: {
         systemInstruction: 'be brief',
-        tools: [{ functionDeclarations: [{ name: 'lookup', parameters: { type: 'OBJECT', properties: {} } }] }],
+        tools: [{ functionDeclarations: [{ name: 'lookup', parameters: { type: Type.OBJECT, properties: {} } }] }],
       },
     });
     expect(r.functionCalls?.[0]?.name).toBe('lookup');
