@@ -42,7 +42,7 @@ import { type Clock, systemClock } from "./clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
 import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
-import { type ChainLink, requestFor, resolveChain } from "./model-chain.ts";
+import { type ChainLink, linkFor, requestFor, resolveChain } from "./model-chain.ts";
 import { cancelled, exhausted, fallbackSteps, modelNotAllowed, noActiveKey, rejectedByGoogle } from "./refusals.ts";
 import type { NormalizedRequest } from "./request.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
@@ -196,9 +196,19 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           continue;
         }
 
+        // Normally a link of the chain; another model when the caller's name now resolves to it (an
+        // alias repointed since this worker cached its row): Google is called for the model booked.
+        let link: ChainLink;
+        try {
+          link = await linkFor(profiles, request, chain, reservation.model);
+        } catch (error) {
+          await deps.store.release(reservation.reservationId, "the request does not fit the reserved model");
+          throw error;
+        }
+
         calls++;
         if (request.stream) {
-          const opened = await streamGoogle(apiKey, reservation);
+          const opened = await streamGoogle(apiKey, reservation, link);
           if (opened.ok) {
             return relayStream(opened, {
               head: { ...headOf(reservation, calls), waited_ms: waiting.waitedMs },
@@ -218,7 +228,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           if (await failed(opened, reservation)) continue;
           break;
         }
-        const outcome = await callGoogle(apiKey, reservation);
+        const outcome = await callGoogle(apiKey, reservation, link);
         if (outcome.ok) {
           const result = answer(outcome, reservation, calls);
           await afterAnswer(finalizeReliably(
@@ -293,14 +303,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     }
 
     /** Opens Google's stream and waits for its first chunk (what fails before it is an attempt like any other). */
-    async function streamGoogle(apiKey: string, reservation: Reservation): Promise<StreamOutcome> {
+    async function streamGoogle(apiKey: string, reservation: Reservation, link: ChainLink): Promise<StreamOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       const streamTimeoutMs = Math.max(1, deadline - clock.now());
       try {
         return await timing.time("google", () =>
           openStream(deps.google, {
             apiKey,
-            request: requestFor(chain, reservation.model),
+            request: link.request,
             timeoutMs,
             streamTimeoutMs,
             signal,
@@ -321,12 +331,12 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       return { model: reservation.model, ...fallback, key_alias: reservation.keyAlias, attempts };
     }
 
-    async function callGoogle(apiKey: string, reservation: Reservation): Promise<GenerateOutcome> {
+    async function callGoogle(apiKey: string, reservation: Reservation, link: ChainLink): Promise<GenerateOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       try {
         return await timing.time(
           "google",
-          () => deps.google.generate({ apiKey, request: requestFor(chain, reservation.model), timeoutMs, signal }),
+          () => deps.google.generate({ apiKey, request: link.request, timeoutMs, signal }),
         );
       } catch (error) {
         // The Google client does not throw for failed calls; if it does anyway, give the booking back.
