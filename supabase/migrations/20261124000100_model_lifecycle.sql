@@ -17,6 +17,7 @@
 --     clears a mark with
 --       update public.google_ai_model_limits set withdrawn_at = null, withdrawn_message = null where model = '...';
 --   * The view google_ai_model_lifecycle shows every row's place in it.
+--   * llm-invoke reads a row's capabilities, images included, through google_ai_model_traits.
 --
 -- Redefined here (copied from the last file that defines them, changed only as said):
 -- google_ai_admit_at (20261123010000_hot_path.sql) and google_ai_admit_chain_at
@@ -604,16 +605,33 @@ begin
 end
 $$;
 
+-- What llm-invoke reads of a model row -----------------------------------------------------------
+-- google_ai_model_features with whether the model takes images (google_ai_model_limits.supports_images,
+-- null: not known). A new name: google_ai_model_features keeps its result type (an earlier migration
+-- creates it, and re-applying that file must not meet a different one).
+create or replace function public.google_ai_model_traits(p_model text)
+returns table (model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean,
+               supports_tools boolean, supports_images boolean, fallback_models text[])
+language sql stable security definer set search_path = ''
+as $$
+  select f.model, f.is_active, f.supports_system_instruction, f.supports_json_mode, f.supports_tools,
+         l.supports_images, f.fallback_models
+  from public.google_ai_model_features(p_model) f
+  join public.google_ai_model_limits l on l.model = f.model
+$$;
+
 -- Access (as in the access file) -------------------------------------------------------------------
 revoke all on function public.google_ai_model_alias_moves() from public, anon, authenticated, service_role;
 revoke all on function
   public.google_ai_finalize_withdrawn(uuid, integer, text, text, integer),
-  public.google_ai_model_lifecycle_review(integer)
+  public.google_ai_model_lifecycle_review(integer),
+  public.google_ai_model_traits(text)
 from public, anon, authenticated, service_role, eve_gateway;
--- llm-invoke finalizes a withdrawn call; the maintenance function reviews the life cycle.
+-- llm-invoke reads model rows and finalizes a withdrawn call; the maintenance function reviews the life cycle.
 grant execute on function
   public.google_ai_finalize_withdrawn(uuid, integer, text, text, integer),
-  public.google_ai_model_lifecycle_review(integer)
+  public.google_ai_model_lifecycle_review(integer),
+  public.google_ai_model_traits(text)
 to service_role, eve_gateway;
 revoke all on table public.google_ai_model_lifecycle from public, anon, authenticated, eve_gateway;
 grant select on public.google_ai_model_lifecycle to service_role;

@@ -7,7 +7,7 @@
 //             public.google_ai_finalize_cut for a streamed answer that broke off
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
-//   model     public.google_ai_model_features (capabilities.ts caches it per worker)
+//   model     public.google_ai_model_traits (capabilities.ts caches it per worker)
 //   token     public.google_ai_check_token, before the body is read (token-check.ts caches it)
 //   keys      public.google_ai_active_keys, a key for countTokens (exact-count.ts caches it)
 //   quota     public.google_ai_quota_report, the quota route (GET llm-invoke/v1/quota)
@@ -77,11 +77,20 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
     modelProfile: (model) =>
       run("model lookup", async (sql) => {
         const rows = await sql<
-          { model: string; active: boolean; sis: boolean; json: boolean; tools: boolean; fallbacks: string[] }[]
+          {
+            model: string;
+            active: boolean;
+            sis: boolean;
+            json: boolean;
+            tools: boolean;
+            images: boolean | null;
+            fallbacks: string[];
+          }[]
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
-                 p.supports_tools as tools, coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks
-          from public.google_ai_model_features(p_model => ${model}) p`;
+                 p.supports_tools as tools, p.supports_images as images,
+                 coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks
+          from public.google_ai_model_traits(p_model => ${model}) p`;
         const row = rows[0];
         return row === undefined ? null : ({
           model: row.model,
@@ -89,6 +98,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           supportsSystemInstruction: row.sis,
           supportsJsonMode: row.json,
           supportsTools: row.tools,
+          supportsImages: row.images,
           fallbackModels: row.fallbacks,
         } satisfies ModelProfile);
       }),
