@@ -607,15 +607,18 @@ $$;
 
 -- What llm-invoke reads of a model row -----------------------------------------------------------
 -- google_ai_model_features with whether the model takes images (google_ai_model_limits.supports_images,
--- null: not known). A new name: google_ai_model_features keeps its result type (an earlier migration
--- creates it, and re-applying that file must not meet a different one).
+-- null: not known), whether it is withdrawn and its successor (the countTokens route, which books
+-- nothing, answers a withdrawn model without calling Google). A new name: google_ai_model_features
+-- keeps its result type (an earlier migration creates it, and re-applying that file must not meet a
+-- different one).
 create or replace function public.google_ai_model_traits(p_model text)
 returns table (model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean,
-               supports_tools boolean, supports_images boolean, fallback_models text[])
+               supports_tools boolean, supports_images boolean, fallback_models text[], withdrawn boolean,
+               successor text)
 language sql stable security definer set search_path = ''
 as $$
   select f.model, f.is_active, f.supports_system_instruction, f.supports_json_mode, f.supports_tools,
-         l.supports_images, f.fallback_models
+         l.supports_images, f.fallback_models, l.withdrawn_at is not null, l.successor
   from public.google_ai_model_features(p_model) f
   join public.google_ai_model_limits l on l.model = f.model
 $$;

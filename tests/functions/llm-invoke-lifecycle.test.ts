@@ -111,6 +111,10 @@ describe("a withdrawn model", () => {
         },
       ));
     await Promise.all([...native, ...viaGoogleSdk, ...viaOpenAiSdk]);
+    // countTokens books nothing, and is answered from the row as well.
+    const counted = await gemini().models.countTokens({ model: "gemma-3-27b", contents: "x" }).catch((e: unknown) => e);
+    expect(counted).toBeInstanceOf(ApiError);
+    expect((counted as ApiError).status).toBe(404);
     expect(gemma3Calls() - before).toBeLessThanOrEqual(1);
   });
 

@@ -43,7 +43,15 @@ import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult }
 import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "./model-chain.ts";
-import { cancelled, exhausted, fallbackSteps, modelNotAllowed, noActiveKey, rejectedByGoogle } from "./refusals.ts";
+import {
+  cancelled,
+  exhausted,
+  fallbackSteps,
+  modelNotAllowed,
+  modelWithdrawn,
+  noActiveKey,
+  rejectedByGoogle,
+} from "./refusals.ts";
 import type { NormalizedRequest } from "./request.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore, Reservation, ReserveCaller } from "./store.ts";
@@ -105,6 +113,9 @@ export function createInputCounter(
     const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
     if (allowedModels !== undefined && !allowedModels.includes(first!.model)) throw modelNotAllowed(first!.model);
+    // Google would answer 404 for it: say so without asking (countTokens books nothing to learn it by).
+    const row = await profiles(request.model);
+    if (row?.withdrawn === true) throw modelWithdrawn(row.model, row.successor ?? null);
     const total = await countTokens(first!.request, {
       deadline: clock.now() + options.attemptTimeoutMs,
       signal,

@@ -85,11 +85,13 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
             tools: boolean;
             images: boolean | null;
             fallbacks: string[];
+            withdrawn: boolean;
+            successor: string | null;
           }[]
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
                  p.supports_tools as tools, p.supports_images as images,
-                 coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks
+                 coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor
           from public.google_ai_model_traits(p_model => ${model}) p`;
         const row = rows[0];
         return row === undefined ? null : ({
@@ -100,6 +102,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           supportsTools: row.tools,
           supportsImages: row.images,
           fallbackModels: row.fallbacks,
+          ...(row.withdrawn ? { withdrawn: true, successor: row.successor } : {}),
         } satisfies ModelProfile);
       }),
 

@@ -117,6 +117,13 @@ export interface ModelProfile extends ModelCapabilities {
   active: boolean;
   /** The row's chain (canonical names), used when the request names no fallback_models. */
   fallbackModels: readonly string[];
+  /**
+   * Google answered 404 NOT_FOUND for the model (its row is marked): reservations refuse it. Absent:
+   * served. Rows are cached per worker, so this may lag the row by one refresh.
+   */
+  withdrawn?: boolean;
+  /** With `withdrawn`: the model Google names instead (null: not known). */
+  successor?: string | null;
 }
 
 /** Admission order between waiting requests (rows of google_ai_priority_classes). */
