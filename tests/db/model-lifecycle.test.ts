@@ -166,10 +166,25 @@ describe("aliases and the life cycle", () => {
     expect(await reserve("lc-name", "repointed")).toMatchObject({ ok: true, model: "lc-new" });
   });
 
+  it("the operator repoints as service_role too (the trigger needs no grant of its own)", async () => {
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, aliases) values ('lc-a', 1, '{lc-op}'), ('lc-b', 1, '{}')`;
+    await db.sql.begin(async (tx) => {
+      await tx`set local role service_role`;
+      await tx`update public.google_ai_model_limits set aliases = aliases || '{lc-op}' where model = 'lc-b'`;
+    });
+    const rows = await db.sql`select model, aliases from public.google_ai_model_limits where model in ('lc-a', 'lc-b') order by model`;
+    expect(rows).toEqual([{ model: "lc-a", aliases: [] }, { model: "lc-b", aliases: ["lc-op"] }]);
+    await db.sql`delete from public.google_ai_model_limits where model in ('lc-a', 'lc-b')`;
+  });
+
   it("the view shows a withdrawn model with its mark and successor", async () => {
     await db.sql`update public.google_ai_model_limits set shutdown_date = current_date + 3 where model = 'lc-new'`;
-    const rows = await db.sql`select model, state, withdrawn_message, successor, days_to_shutdown
-      from public.google_ai_model_lifecycle where model like 'lc-%' order by model`;
+    // Read as the operator reads it (service_role; a security-invoker view over its tables).
+    const rows = await db.sql.begin(async (tx) => {
+      await tx`set local role service_role`;
+      return tx`select model, state, withdrawn_message, successor, days_to_shutdown
+        from public.google_ai_model_lifecycle where model like 'lc-%' order by model`;
+    });
     expect(rows).toEqual([
       { model: "lc-new", state: "shutting_down", withdrawn_message: null, successor: null, days_to_shutdown: 3 },
       { model: "lc-old", state: "withdrawn", withdrawn_message: GOOGLE_404, successor: "lc-new", days_to_shutdown: null },
