@@ -46,8 +46,7 @@ begin
 end
 $$;
 
-drop trigger if exists google_ai_model_alias_moves on public.google_ai_model_limits;
-create trigger google_ai_model_alias_moves
+create or replace trigger google_ai_model_alias_moves
   after insert or update of aliases on public.google_ai_model_limits
   for each row execute function public.google_ai_model_alias_moves();
 
