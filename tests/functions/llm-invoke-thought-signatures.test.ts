@@ -86,6 +86,9 @@ describe("OpenAI surface (openai from npm)", () => {
     const second = await openai().chat.completions.create({ model: G3, messages: history(assistant), tools });
     expect(second.choices[0]!.message.content).toBe(`sim(${G3}): `);
     expect(second.choices[0]!.finish_reason).toBe("stop");
+    // The final text's own signature, on the message as Google's OpenAI endpoint gives it.
+    expect(typeof (second.choices[0]!.message as { extra_content?: { google?: { thought_signature?: unknown } } })
+      .extra_content?.google?.thought_signature).toBe("string");
     // The signature reached Google as Google gave it, beside the functionCall.
     expect(googleSaw()).toEqual([
       { method: "generateContent", status: 200 },
@@ -126,7 +129,10 @@ describe("OpenAI surface (openai from npm)", () => {
     expect(typeof signatureOf(assistant)).toBe("string");
 
     const secondStream = openai().chat.completions.stream({ model: G3, messages: history(assistant), tools });
-    expect((await secondStream.finalMessage()).content).toBe(`sim(${G3}): `);
+    const final = await secondStream.finalMessage();
+    expect(final.content).toBe(`sim(${G3}): `);
+    expect(typeof (final as { extra_content?: { google?: { thought_signature?: unknown } } })
+      .extra_content?.google?.thought_signature).toBe("string");
 
     const error = await openai().chat.completions.stream({ model: G3, messages: history(stripped(assistant)), tools })
       .finalMessage().then(() => null, (e: unknown) => e);
