@@ -272,7 +272,8 @@ describe("the gateway's own JSON route", () => {
 
     const refused = await s.call(body([...ask, { ...turn, parts: [unsigned] }, result]));
     expect(refused.status).toBe(400);
-    expect(refused.text).toContain(MISSING);
+    expect(refused.body.error.code).toBe("upstream_rejected");
+    expect(refused.body.error.message).toContain(MISSING);
   });
 
   it("streamed: the chunk events and the done event carry the signature; the round trip works from either", async () => {
