@@ -695,6 +695,42 @@ class Streams(unittest.TestCase):
         rows = sql("select status, input_tokens from public.google_ai_attempts where request_id = $1", stream.request_id)
         self.assertEqual(rows, [{"status": "succeeded", "input_tokens": done.usage.prompt_tokens}])
 
+    def test_a_gemini_3_tool_round_trip_sends_the_thought_signature_back_as_it_came(self):
+        # A simulated Gemini 3 that requires its thought signatures back (other models as they are).
+        model = "gemini-3.5-flash"
+        models = sim("GET", "/models")
+        models[model] = {**models.get(model, {}), "rpm": 1000, "tpm": 1000000, "rpd": 100000, "thoughtSignatures": "required"}
+        sim("PUT", "/models", models)
+        sql("insert into public.google_ai_model_limits (model, rpm, tpm, rpd) select $1, 1000, 1000000, 100000 "
+            "where not exists (select 1 from public.google_ai_model_limits where model = $1)", model)
+        sql("update public.google_ai_model_limits set rpm = 1000, tpm = 1000000, rpd = 100000, is_active = true, "
+            "supports_tools = true, supports_json_mode = true, withdrawn_at = null where model = $1", model)
+        tools = [{"functionDeclarations": [{"name": "get_weather", "parameters": {"type": "OBJECT"}}]}]
+        ask = [{"role": "user", "parts": [{"text": "Call get_weather for Riga"}]}]
+        result = {"role": "user", "parts": [{"functionResponse": {"name": "get_weather", "response": {"temperature_c": 3}}}]}
+
+        first = self.bot.generate(contents=ask, model=model, tools=tools, include_candidates=True)
+        turn = first.candidates[0]["content"]
+        self.assertEqual(turn["parts"][0]["functionCall"]["name"], "get_weather")
+        self.assertIsInstance(turn["parts"][0]["thoughtSignature"], str)
+        final = self.bot.generate(contents=ask + [turn, result], model=model, tools=tools)
+        self.assertEqual(final.text, f"sim({model}): ")
+
+        # Streamed: the whole answer (the stream's last event) carries the call with its signature.
+        stream = self.bot.stream(contents=ask, model=model, tools=tools, include_candidates=True)
+        list(stream.events())
+        streamed_turn = stream.result.candidates[0]["content"]
+        self.assertIsInstance(streamed_turn["parts"][0]["thoughtSignature"], str)
+        self.assertEqual("".join(self.bot.stream(contents=ask + [streamed_turn, result], model=model, tools=tools)),
+                         f"sim({model}): ")
+
+        # Without it, Google's 400 reaches the caller as a BadRequest.
+        unsigned = {"role": "model", "parts": [{"functionCall": turn["parts"][0]["functionCall"]}]}
+        with self.assertRaises(g.BadRequest) as caught:
+            self.bot.generate(contents=ask + [unsigned, result], model=model, tools=tools)
+        self.assertEqual(caught.exception.status, 400)
+        self.assertIn("missing a thought_signature", caught.exception.message)
+
     def test_events_are_chunks_then_the_answer_with_no_queued_event_when_nothing_waits(self):
         events = list(self.bot.stream("events please").events())
         self.assertEqual([type(e).__name__ for e in events], ["Chunk"] * (len(events) - 1) + ["Result"])

@@ -2,6 +2,8 @@
 // Figures follow the project owner's seed table (see /work/shared/research/google-ai.md); they are
 // options, not truths about Google, because Google changes them without notice.
 
+import { checkSignatureMode, type ThoughtSignatureMode } from './signatures.ts';
+
 export interface ModelSpec {
   /** Requests per minute, per project. */
   rpm: number;
@@ -26,6 +28,12 @@ export interface ModelSpec {
    * Gemini 2.5 thinks unasked; set this to simulate it). See README "Thinking".
    */
   defaultThoughtsTokens: number;
+  /**
+   * 'required': answers carry thought signatures and a current turn that replays a function call
+   * without its signature is refused, as Gemini 3 does (signatures.ts). Unset or 'off' on every
+   * model by default.
+   */
+  thoughtSignatures?: ThoughtSignatureMode;
   displayName: string;
   /** Reported as `modelVersion` in answers and `version` in the model resource. */
   version: string;
@@ -254,6 +262,7 @@ export function resolveModels(overrides: ModelOptions = {}): Map<string, ModelSp
     if (!(Number.isInteger(spec.maxCandidates) && spec.maxCandidates >= 1)) {
       throw new Error(`google-sim: models.${id}.maxCandidates must be a positive integer`);
     }
+    checkSignatureMode(id, spec);
     out.set(id, spec);
   }
   return out;

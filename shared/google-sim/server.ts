@@ -15,6 +15,7 @@ import { writePacedSse } from './streaming.ts';
 import { arrivalDelays } from './arrival.ts';
 import { MINUTE_WINDOWS, QUOTA_IDS, QuotaTracker, minuteStart, violation, type MinuteWindow } from './quota.ts';
 import { StatsRecorder, type RequestRecord } from './stats.ts';
+import { ThoughtSigner } from './signatures.ts';
 import { WithdrawnModels } from './withdrawn.ts';
 
 export type { ModelOptions, ModelSpec } from './config.ts';
@@ -30,6 +31,7 @@ export { countRequestTokens, tokensForText } from './tokens.ts';
 export { SIM_THOUGHTS_TOKENS } from './generation-config.ts';
 export { FUNCTION_ARG_STRING } from './tools.ts';
 export { UNREADABLE_IMAGE_MESSAGE } from './images.ts';
+export { CORRUPTED_SIGNATURE_MESSAGE, SKIP_SIGNATURE_VALUES, missingSignatureMessage, type ThoughtSignatureMode } from './signatures.ts';
 
 export interface SimulatorOptions {
   /** 0 (default) picks a free port. */
@@ -144,6 +146,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
   const faultBook = new FaultBook();
   const withdrawn = new WithdrawnModels();
   const stats = new StatsRecorder();
+  const signer = new ThoughtSigner();
   faultBook.set(opts.faults ?? []);
 
   let closing = false;
@@ -271,6 +274,8 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
 
     const parsed = parseGenerateRequest(json.value, model, spec);
     if (!parsed.ok) return reply(res, record, parsed.answer);
+    const unsigned = signer.check(parsed.value.contents, model, spec);
+    if (unsigned) return reply(res, record, unsigned);
     const tokens = inputTokens(parsed.value);
     record.promptTokens = tokens;
     const tooLong = checkInputLimit(tokens, spec);
@@ -287,6 +292,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     const responseId = `sim-${(++responseSeq).toString(36).padStart(8, '0')}`;
     const stream = route.method === 'streamGenerateContent';
     const out = generate(model, spec, parsed.value, tokens, responseId, stream ? streamChunks : 1);
+    signer.sign(out.chunks, model, spec);
     const cutAfter = fault?.kind === 'cut_stream' ? (fault.afterChunks ?? 1) : undefined;
     if (!stream) {
       if (cutAfter === undefined) return send(res, record, 200, out.chunks[0]);

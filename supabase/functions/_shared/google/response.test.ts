@@ -43,4 +43,32 @@ describe("mergeChunk: a stream's chunks make the whole answer", () => {
       text: "Hel",
     }]);
   });
+
+  it("keeps thought signatures: on the text they end, and on the function call they came with", () => {
+    const chunks: GoogleResponse[] = [
+      { candidates: [{ index: 0, content: { role: "model", parts: [{ text: "Hel" }] } }] },
+      { candidates: [{ index: 0, content: { parts: [{ text: "lo" }] } }] },
+      { candidates: [{ index: 0, content: { parts: [{ text: "", thoughtSignature: "sig-text" }] } }] },
+      { candidates: [{ index: 0, content: { parts: [{ text: " again" }] } }] },
+      {
+        candidates: [{
+          index: 0,
+          content: {
+            parts: [{ functionCall: { name: "f", args: {} }, thoughtSignature: "sig-call" }, {
+              functionCall: { name: "g", args: {} },
+            }],
+          },
+          finishReason: "STOP",
+        }],
+      },
+    ];
+    const whole = chunks.reduce(mergeChunk, {});
+    expect((whole.candidates as Array<{ content: { parts: unknown[] } }>)[0]!.content.parts).toEqual([
+      { text: "Hello", thoughtSignature: "sig-text" },
+      { text: " again" },
+      { functionCall: { name: "f", args: {} }, thoughtSignature: "sig-call" },
+      { functionCall: { name: "g", args: {} } },
+    ]);
+    expect(responseText(whole)).toBe("Hello again");
+  });
 });

@@ -79,6 +79,11 @@ interface MergedCandidate {
  * generateContent would have sent it): each candidate's parts are appended (adjacent text pieces of
  * the same kind joined), its other fields and the answer's top-level fields (usage, model version)
  * take the latest value.
+ *
+ * A thought signature (Gemini 3) closes the text it ends: a piece that carries one joins the text
+ * before it and keeps the signature on the joined part (Google sends a text answer's signature with
+ * its last piece, sometimes an empty one); text after a signed part starts a part of its own. So a
+ * replay or a history built from the whole sends every signature back, on the text it came with.
  */
 export function mergeChunk(whole: GoogleResponse, chunk: GoogleResponse): GoogleResponse {
   const merged: GoogleResponse = { ...whole, ...chunk };
@@ -100,9 +105,9 @@ export function mergeChunk(whole: GoogleResponse, chunk: GoogleResponse): Google
       const last = parts.at(-1);
       if (
         typeof part.text === "string" && typeof last?.text === "string" &&
-        (last.thought === true) === (part.thought === true)
+        (last.thought === true) === (part.thought === true) && last.thoughtSignature === undefined
       ) {
-        parts[parts.length - 1] = { ...last, text: last.text + part.text };
+        parts[parts.length - 1] = { ...last, ...part, text: last.text + part.text };
       } else {
         parts.push({ ...part });
       }

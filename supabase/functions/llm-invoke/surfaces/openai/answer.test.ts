@@ -66,6 +66,24 @@ describe("answer", () => {
     });
   });
 
+  it("gives a text answer's thought signature on the message, where Google's OpenAI endpoint puts it", () => {
+    const answer = openAiSurface.answer(
+      result({
+        candidates: [{
+          content: { role: "model", parts: [{ text: "Hel" }, { text: "lo", thoughtSignature: "sig-text" }] },
+          finishReason: "STOP",
+        }],
+      }, { text: "Hello" }),
+      ctx(),
+    );
+    expect((answer.body.choices as Array<Record<string, unknown>>)[0]!.message).toEqual({
+      role: "assistant",
+      content: "Hello",
+      refusal: null,
+      extra_content: { google: { thought_signature: "sig-text" } },
+    });
+  });
+
   it("says each candidate of n > 1 as its own choice", () => {
     const answer = openAiSurface.answer(
       result({

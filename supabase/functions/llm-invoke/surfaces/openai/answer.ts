@@ -3,7 +3,15 @@
 import type { JsonAnswer } from "../../../_shared/envelope.ts";
 import { googleResponseOf, type InvokeResult } from "../../context.ts";
 import type { SurfaceContext } from "../surface.ts";
-import { candidatesOf, finishReasonOf, indexOf, textOfParts, toolCallsOf } from "./candidates.ts";
+import {
+  candidatesOf,
+  finishReasonOf,
+  googleExtra,
+  indexOf,
+  textOfParts,
+  textSignatureOf,
+  toolCallsOf,
+} from "./candidates.ts";
 
 /** OpenAI's `created`, in Unix seconds: the completion, its chunks and /v1/models all carry it. */
 export function created(now: number): number {
@@ -44,6 +52,7 @@ export function choicesOf(result: InvokeResult, requestId: string): Array<Record
         content: text === "" && calls.length > 0 ? null : text,
         ...(calls.length === 0 ? {} : { tool_calls: calls }),
         refusal: null,
+        ...googleExtra(textSignatureOf(parts)),
       },
       finish_reason: finishReasonOf(
         candidate.finishReason ?? (position === 0 ? result.finish_reason : null),

@@ -50,11 +50,33 @@ export function textOfParts(parts: readonly RawPart[]): string {
   return text;
 }
 
-export interface ToolCall {
+/**
+ * Where Google's OpenAI-compatible endpoint puts a Gemini 3 thought signature: on a tool call, or on
+ * the message (a delta when streamed) for a text answer's. Opaque to callers: they send it back.
+ */
+export interface GoogleExtra {
+  extra_content?: { google: { thought_signature: string } };
+}
+
+export function googleExtra(signature: string | undefined): GoogleExtra {
+  return signature === undefined ? {} : { extra_content: { google: { thought_signature: signature } } };
+}
+
+/** The signature of a text answer among some parts (Gemini 3 sends it with the text's last piece). */
+export function textSignatureOf(parts: readonly RawPart[]): string | undefined {
+  let signature: string | undefined;
+  for (const part of parts) {
+    if (typeof part.text === "string" && part.thought !== true && typeof part.thoughtSignature === "string") {
+      signature = part.thoughtSignature;
+    }
+  }
+  return signature;
+}
+
+export interface ToolCall extends GoogleExtra {
   id: string;
   type: "function";
   function: { name: string; arguments: string };
-  extra_content?: { google: { thought_signature: string } };
 }
 
 /** The function calls of some parts, numbered from `first` within their choice. */
@@ -68,10 +90,8 @@ export function toolCallsOf(parts: readonly RawPart[], requestId: string, choice
       id: typeof call.id === "string" && call.id !== "" ? call.id : `call_${requestId}_${choice}_${j}`,
       type: "function",
       function: { name: call.name, arguments: JSON.stringify(call.args ?? {}) },
-      // Gemini 3 refuses the next turn without it: given to the caller to send back (see parse).
-      ...(typeof part.thoughtSignature === "string"
-        ? { extra_content: { google: { thought_signature: part.thoughtSignature } } }
-        : {}),
+      // Gemini 3 refuses the next turn without it: given to the caller to send back (messages.ts).
+      ...googleExtra(typeof part.thoughtSignature === "string" ? part.thoughtSignature : undefined),
     });
   }
   return calls;

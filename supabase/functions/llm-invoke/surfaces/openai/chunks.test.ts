@@ -151,6 +151,42 @@ describe("stream", () => {
     ]);
   });
 
+  it("says thought signatures where Google's OpenAI endpoint does: on a tool call's delta, and on the delta of a text's last piece", async () => {
+    const chunks: GoogleResponse[] = [
+      {
+        candidates: [{
+          content: {
+            role: "model",
+            parts: [{ functionCall: { name: "f", args: {} }, thoughtSignature: "sig-call" }, {
+              functionCall: { name: "g", args: {} },
+            }],
+          },
+          index: 0,
+        }, { content: { role: "model", parts: [{ text: "B" }] }, index: 1 }],
+      },
+      {
+        candidates: [{ content: { role: "model", parts: [{ text: "", thoughtSignature: "sig-text" }] }, index: 1 }],
+      },
+    ];
+    const { stream } = fakeStream(chunks, result(chunks[1]));
+    const got = (await frames(openAiSurface.stream(stream, ctx()).stream)).slice(0, -1) as Chunk[];
+    const deltas = (index: number) => got.flatMap((c) => c.choices).filter((c) => c.index === index).map((c) => c.delta);
+    expect(deltas(0)[0]!.tool_calls).toEqual([
+      {
+        index: 0,
+        id: "call_req-1_0_0",
+        type: "function",
+        function: { name: "f", arguments: "{}" },
+        extra_content: { google: { thought_signature: "sig-call" } },
+      },
+      { index: 1, id: "call_req-1_0_1", type: "function", function: { name: "g", arguments: "{}" } },
+    ]);
+    expect(deltas(1).slice(0, 2)).toEqual([
+      { role: "assistant", content: "B" },
+      { content: "", extra_content: { google: { thought_signature: "sig-text" } } },
+    ]);
+  });
+
   it("finishes a choice Google left open, so every choice ends", async () => {
     const { stream } = fakeStream([TEXT_CHUNKS[0]], result(TEXT_CHUNKS[0], { finish_reason: null }));
     const got = (await frames(openAiSurface.stream(stream, ctx()).stream)).slice(0, -1) as Chunk[];

@@ -10,9 +10,12 @@ import { choicesOf, completionId, created, usageOf } from "./answer.ts";
 import {
   candidatesOf,
   finishReasonOf,
+  type GoogleExtra,
+  googleExtra,
   indexOf,
   type RawCandidate,
   textOfParts,
+  textSignatureOf,
   type ToolCall,
   toolCallsOf,
 } from "./candidates.ts";
@@ -73,11 +76,14 @@ class ChunkWriter {
       index: before + k,
       ...call,
     }));
+    // A text answer's signature comes with its last piece, which may hold no text: said all the same.
+    const signature = textSignatureOf(parts);
     const frames: string[] = [];
-    if (text !== "" || calls.length > 0 || !this.choices.has(index)) {
+    if (text !== "" || calls.length > 0 || signature !== undefined || !this.choices.has(index)) {
       frames.push(this.delta(index, {
         ...(text === "" && calls.length > 0 ? {} : { content: text }),
         ...(calls.length === 0 ? {} : { tool_calls: calls }),
+        ...googleExtra(signature),
       }));
       this.choices.get(index)!.toolCalls += calls.length;
     }
@@ -109,11 +115,12 @@ async function* chunkFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceCon
     // A replay: each choice whole in one chunk, then its finish.
     for (const choice of choicesOf(answer, ctx.requestId)) {
       const index = choice.index as number;
-      const message = choice.message as { content: string | null; tool_calls?: ToolCall[] };
+      const message = choice.message as { content: string | null; tool_calls?: ToolCall[] } & GoogleExtra;
       const calls = (message.tool_calls ?? []).map((call, k) => ({ index: k, ...call }));
       yield writer.delta(index, {
         ...(message.content === null ? {} : { content: message.content }),
         ...(calls.length === 0 ? {} : { tool_calls: calls }),
+        ...(message.extra_content === undefined ? {} : { extra_content: message.extra_content }),
       });
       for (const f of writer.finish(index, choice.finish_reason as string)) yield f;
     }

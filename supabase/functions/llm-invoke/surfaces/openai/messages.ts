@@ -17,12 +17,17 @@ const textPartSchema = z.looseObject({ type: z.literal("text"), text: z.string()
 const anyPartSchema = z.looseObject({ type: z.string() });
 const textContent = z.union([z.string(), z.array(textPartSchema).max(MAX_PARTS)]);
 
+// Where Google's OpenAI-compatible endpoint carries a Gemini 3 thought signature (candidates.ts); null
+// is as absent.
+const extraContentSchema = z.looseObject({
+  google: z.looseObject({ thought_signature: z.string().nullable().optional() }).nullable().optional(),
+}).nullable().optional();
+
 const toolCallSchema = z.looseObject({
   id: z.string().min(1).max(256),
   type: z.string(),
   function: z.looseObject({ name: z.string().min(1), arguments: z.string() }).optional(),
-  extra_content: z.looseObject({ google: z.looseObject({ thought_signature: z.string().optional() }).optional() })
-    .optional(),
+  extra_content: extraContentSchema,
 });
 
 // Messages are loose objects: a client that sends back the assistant message it received (with
@@ -40,6 +45,7 @@ export const messageSchema = z.discriminatedUnion("role", [
     content: z.union([z.string(), z.array(anyPartSchema).max(MAX_PARTS)]).nullable().optional(),
     tool_calls: z.array(toolCallSchema).max(128).optional(),
     refusal: z.string().nullable().optional(),
+    extra_content: extraContentSchema,
     name: z.string().optional(),
   }),
   z.looseObject({ role: z.literal("tool"), content: textContent, tool_call_id: z.string().min(1) }),
@@ -114,12 +120,17 @@ export function toContents(messages: readonly Message[]): Converted {
             if (text.trim() !== "") add({ text }, at);
           });
         }
+        // A text answer's signature goes back on the text it came with (its last part); without text
+        // there is nothing to put it on.
+        const textSignature = message.extra_content?.google?.thought_signature;
+        const lastText = parts.filter((p) => typeof p.text === "string").at(-1);
+        if (typeof textSignature === "string" && lastText !== undefined) lastText.thoughtSignature = textSignature;
         (message.tool_calls ?? []).forEach((call, j) => {
           const at = `${where}.tool_calls[${j}]`;
           if (call.type !== "function") throw unsupported(`${at}.type`, "only function tool calls are offered");
           if (call.function === undefined) throw invalid(`${at}.function`, "a function call needs its function.");
           calls.set(call.id, call.function.name);
-          const signature = call.extra_content?.google?.thought_signature;
+          const signature = call.extra_content?.google?.thought_signature ?? undefined;
           add({
             functionCall: {
               name: call.function.name,

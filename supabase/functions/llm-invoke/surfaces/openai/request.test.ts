@@ -154,6 +154,37 @@ describe("parse: tool calls round trip", () => {
     });
   });
 
+  it("puts a text answer's thought signature back on its last text part; null signatures are as none", () => {
+    const req = parse(chat({
+      messages: [
+        { role: "user", content: "Hi" },
+        {
+          role: "assistant",
+          content: [{ type: "text", text: "Hello" }, { type: "text", text: " there" }],
+          extra_content: { google: { thought_signature: "sig-text" } },
+        },
+        { role: "user", content: "And?" },
+        {
+          role: "assistant",
+          content: "More",
+          extra_content: null,
+          tool_calls: [{
+            id: "call_n",
+            type: "function",
+            function: { name: "get_time", arguments: "{}" },
+            extra_content: { google: { thought_signature: null } },
+          }],
+        },
+        { role: "tool", tool_call_id: "call_n", content: "10:00" },
+      ],
+    }));
+    expect(req.contents[1]!.parts).toEqual([{ text: "Hello" }, { text: " there", thoughtSignature: "sig-text" }]);
+    expect(req.contents[3]!.parts).toEqual([
+      { text: "More" },
+      { functionCall: { name: "get_time", args: {}, id: "call_n" } },
+    ]);
+  });
+
   it("refuses arguments that are not a JSON object, and a tool message that answers no earlier call", () => {
     const call = (args: string) =>
       chat({
