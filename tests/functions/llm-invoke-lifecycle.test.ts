@@ -150,4 +150,18 @@ describe("a withdrawn model", () => {
     const [row] = await s.sql`select withdrawn_at from public.google_ai_model_limits where model = ${GEMMA4}`;
     expect(row!.withdrawn_at).toBeNull();
   });
+
+  it("a stream meets Google's 404 before its first chunk: the same request streams from the chain's next model", async () => {
+    s.sim.withdraw("gemini-2.5-flash");
+    const client = new GoogleGenAI({ apiKey: s.serviceKey, vertexai: false,
+      httpOptions: { baseUrl: s.url, headers: { "x-eve-fallback-models": "gemini-2.5-flash-lite" } } });
+    let text = "";
+    for await (const chunk of await client.models.generateContentStream({ model: "gemini-2.5-flash", contents: "streamed" })) {
+      text += chunk.text ?? "";
+    }
+    expect(text).toBe("sim(gemini-2.5-flash-lite): streamed");
+    const [row] = await s.sql`select withdrawn_at is not null as marked from public.google_ai_model_limits
+                              where model = 'gemini-2.5-flash'`;
+    expect(row!.marked).toBe(true);
+  });
 });
