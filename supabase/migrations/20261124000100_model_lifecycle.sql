@@ -17,11 +17,13 @@
 --     clears a mark with
 --       update public.google_ai_model_limits set withdrawn_at = null, withdrawn_message = null where model = '...';
 --   * The view google_ai_model_lifecycle shows every row's place in it.
---   * llm-invoke reads a row's capabilities, images included, through google_ai_model_traits.
+--   * llm-invoke reads a row's capabilities, images included, through google_ai_model_traits; the
+--     models a caller can list leave withdrawn ones out (google_ai_model_list).
 --
 -- Redefined here (copied from the last file that defines them, changed only as said):
--- google_ai_admit_at (20261123010000_hot_path.sql) and google_ai_admit_chain_at
--- (20261122040000_model_fallback.sql). Applying this file twice changes nothing.
+-- google_ai_admit_at (20261123010000_hot_path.sql), google_ai_admit_chain_at
+-- (20261122040000_model_fallback.sql) and google_ai_model_list (20261123000000_surfaces.sql).
+-- Applying this file twice changes nothing.
 
 -- An alias belongs to one row ----------------------------------------------------------------------
 -- Before: a name in two rows' aliases resolved to the older row, so giving it to a new row changed
@@ -620,6 +622,26 @@ as $$
          l.supports_images, f.fallback_models, l.withdrawn_at is not null, l.successor
   from public.google_ai_model_features(p_model) f
   join public.google_ai_model_limits l on l.model = f.model
+$$;
+
+-- The models a caller can name, as in 20261123000000_surfaces.sql, without the withdrawn ones: like
+-- Google's models.list, the gateway's does not offer a model Google no longer serves (its names,
+-- once repointed, are listed under the row that took them).
+create or replace function public.google_ai_model_list()
+returns table (model text, aliases text[], display_name text, input_token_limit integer,
+               output_token_limit integer, rpm integer, tpm integer, rpd integer,
+               supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
+language sql stable security definer set search_path = ''
+as $$
+  select l.model, l.aliases,
+         (select max(c.display_name) from public.google_ai_model_catalogue c where c.model = l.model),
+         (select max(c.input_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
+         (select max(c.output_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
+         l.rpm, l.tpm, l.rpd, l.supports_system_instruction, l.supports_json_mode,
+         coalesce(l.supports_tools, l.supports_json_mode)
+  from public.google_ai_model_limits l
+  where l.is_active and l.withdrawn_at is null
+  order by l.model
 $$;
 
 -- Access (as in the access file) -------------------------------------------------------------------

@@ -135,6 +135,14 @@ describe("a withdrawn model", () => {
     expect(log!.details.lifecycle.withdrawn[0].model).toBe(GEMMA3);
   });
 
+  it("is left out of the models a caller can list, as Google leaves it out of its own", async () => {
+    const ids: string[] = [];
+    for await (const model of openai().models.list()) ids.push(model.id);
+    expect(ids).toContain(GEMMA4);
+    expect(ids).not.toContain(GEMMA3);
+    expect(ids).not.toContain("gemma-3-27b");
+  });
+
   it("repointing the caller's name makes the next request succeed, with no deploy", async () => {
     const before = gemma3Calls();
     await s.sql`update public.google_ai_model_limits set aliases = aliases || '{gemma-3-27b}' where model = ${GEMMA4}`;
