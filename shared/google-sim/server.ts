@@ -15,6 +15,7 @@ import { writePacedSse } from './streaming.ts';
 import { arrivalDelays } from './arrival.ts';
 import { MINUTE_WINDOWS, QUOTA_IDS, QuotaTracker, minuteStart, violation, type MinuteWindow } from './quota.ts';
 import { StatsRecorder, type RequestRecord } from './stats.ts';
+import { QuotaCauses, type QuotaCauseOptions } from './quota-causes.ts';
 
 export type { ModelOptions, ModelSpec } from './config.ts';
 export { DEFAULT_MODELS, DEV_KEYS } from './config.ts';
@@ -29,6 +30,7 @@ export { countRequestTokens, tokensForText } from './tokens.ts';
 export { SIM_THOUGHTS_TOKENS } from './generation-config.ts';
 export { FUNCTION_ARG_STRING } from './tools.ts';
 export { UNREADABLE_IMAGE_MESSAGE } from './images.ts';
+export type { LimitZeroSpec, QuotaCauseOptions, QuotaCauseState, SpendCapSpec } from './quota-causes.ts';
 
 export interface SimulatorOptions {
   /** 0 (default) picks a free port. */
@@ -72,6 +74,8 @@ export interface SimulatorOptions {
   faults?: FaultSpec[];
   /** Truncate RetryInfo.retryDelay to whole seconds ("10s"), as Google sometimes does. Default false. */
   retryDelayWholeSeconds?: boolean;
+  /** `limit: 0` per (project, model) and spend caps per project, from the start (quota-causes.ts). */
+  quotaCauses?: QuotaCauseOptions;
 }
 
 export interface CountingSettings {
@@ -142,6 +146,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
   const quota = new QuotaTracker(now, window);
   const faultBook = new FaultBook();
   const stats = new StatsRecorder();
+  const causes = new QuotaCauses(now, opts.quotaCauses);
   faultBook.set(opts.faults ?? []);
 
   let closing = false;
@@ -266,6 +271,9 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
       return send(res, record, 200, { totalTokens: counted.value });
     }
 
+    const refusedForCause = causes.refuse(project, model);
+    if (refusedForCause) return reply(res, record, refusedForCause);
+
     const parsed = parseGenerateRequest(json.value, model, spec);
     if (!parsed.ok) return reply(res, record, parsed.answer);
     const tokens = inputTokens(parsed.value);
@@ -352,9 +360,12 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     reset: () => {
       quota.reset();
       stats.reset();
+      causes.reset();
       faultBook.clear();
     },
-    stats: () => ({ ...stats.snapshot(), quota: quota.snapshot() }),
+    stats: () => ({ ...stats.snapshot(), quota: quota.snapshot(), calls: causes.state().calls }),
+    setQuotaCauses: (next) => causes.set(next),
+    quotaCauses: () => causes.state(),
     setKeys: (next) => {
       keys = new Map(Object.entries(next));
     },
