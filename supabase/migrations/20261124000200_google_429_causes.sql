@@ -71,8 +71,9 @@ begin
     quota_cause = p_quota_cause,
     service_tier = left(p_service_tier, 20),
     served_tier = left(p_served_tier, 20),
-    added_ms = greatest(0, p_added_ms),
-    first_byte_ms = greatest(0, p_first_byte_ms)
+    -- (greatest() ignores a null: a time not known stays null)
+    added_ms = case when p_added_ms is not null then greatest(0, p_added_ms) end,
+    first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end
   where a.reservation_id = p_reservation_id and a.status = 'reserved'
   returning * into v_att;
 

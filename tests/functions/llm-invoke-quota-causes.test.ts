@@ -80,6 +80,16 @@ describe("limit: 0", () => {
       select status, http_status, quota_cause, key_alias from public.google_ai_attempts
       where status not in ('succeeded', 'refused')`;
     expect(failed).toEqual([{ status: "google_error", http_status: 429, quota_cause: "limit_zero", key_alias: "key-a" }]);
+    // The final attempt of each request carries what the gateway added and its first byte (for the
+    // metrics); the attempt that was not final carries neither.
+    const times = await s.sql<{ status: string; timed: number; first_byte_covers_added: number }[]>`
+      select status, count(*) filter (where added_ms is not null and first_byte_ms is not null)::int as timed,
+             count(*) filter (where first_byte_ms >= added_ms)::int as first_byte_covers_added
+      from public.google_ai_attempts where status in ('succeeded', 'google_error') group by status order by status`;
+    expect(times).toEqual([
+      { status: "google_error", timed: 0, first_byte_covers_added: 0 },
+      { status: "succeeded", timed: 12, first_byte_covers_added: 12 },
+    ]);
 
     // It rests until Pacific midnight (two aged minutes ago), not for Google's 38 s.
     const [rest] = await s.sql<{ cause: string; quota_group: string; until_midnight: boolean }[]>`
@@ -161,6 +171,8 @@ describe("spend cap", () => {
     expect(refused.status).toBe(429);
     expect(refused.body).toMatchObject({ limit: "cooldown", cause: "spend_cap", error: { code: "rate_limited" } });
     expect(refused.body.error.message).toMatch(/spend cap/);
+    expect(s.logs.some((l) => l.includes(`"request_id":"${refused.body.request_id}"`) && l.includes('"quota_cause":"spend_cap"')))
+      .toBe(true);
     expect(callsOf(SIM_A, GEMMA)).toBe(0);
 
     const openai = new OpenAI({

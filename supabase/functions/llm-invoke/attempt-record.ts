@@ -7,6 +7,7 @@
 // sooner, in the database); spend_cap for Google's delay but at least the rolling window Google names,
 // and the database rests every model of the quota group for it.
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
+import type { PhaseTimer } from "../_shared/server-timing.ts";
 import { outputTokens, type Usage } from "../_shared/google/response.ts";
 import type { FinalizeOutcome, FinalizeParams } from "./store.ts";
 
@@ -48,6 +49,17 @@ export function googleCounts(usage: Usage | null): Pick<SuccessRecord, "inputTok
   return usage === null
     ? { inputTokens: null, outputTokens: null }
     : { inputTokens: usage.promptTokens, outputTokens: outputTokens(usage) };
+}
+
+/**
+ * Read when the answer's first byte leaves (a stream's first chunk): what the gateway added to the
+ * request (Server-Timing's total less google and wait) and the time to that byte. Null where the
+ * request's time is not recorded.
+ */
+export function answerTimes(timing: PhaseTimer): { addedMs: number | null; firstByteMs: number | null } {
+  const t = timing.soFar?.();
+  if (t === undefined) return { addedMs: null, firstByteMs: null };
+  return { addedMs: Math.max(0, t.totalMs - t.googleMs - t.waitMs), firstByteMs: t.totalMs };
 }
 
 export function successRecord(s: SuccessRecord): FinalizeParams {

@@ -32,7 +32,7 @@ import { GatewayError } from "../_shared/errors.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import { type PhaseTimer, untimed } from "../_shared/server-timing.ts";
 import { admit } from "./admission.ts";
-import { failureRecord, googleCounts, successRecord } from "./attempt-record.ts";
+import { answerTimes, failureRecord, googleCounts, successRecord } from "./attempt-record.ts";
 import { cachedProfiles } from "./capabilities.ts";
 import { createTokenCounter, InputSize } from "./exact-count.ts";
 import { type Clock, systemClock } from "./clock.ts";
@@ -197,13 +197,16 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         if (request.stream) {
           const opened = await streamGoogle(apiKey, reservation);
           if (opened.ok) {
+            // The first chunk is here: what the gateway added, and the first byte, are known now.
+            const times = answerTimes(timing);
             return relayStream(opened, {
               head: { ...headOf(reservation, calls), waited_ms: waiting.waitedMs },
               reservationId: reservation.reservationId,
               estimatedInputTokens: size.tokens,
               includeCandidates: request.includeCandidates,
               idempotent,
-              finalize: (record) => finalizeReliably(deps.store, logError, record, { deadline, clock }),
+              finalize: (record) =>
+                finalizeReliably(deps.store, logError, { ...record, ...times }, { deadline, clock }),
               endRequest: () => deps.store.endRequest(reservation.reservationId),
               afterAnswer,
               clock,
@@ -218,6 +221,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         const outcome = await callGoogle(apiKey, reservation);
         if (outcome.ok) {
           const result = answer(outcome, reservation, calls);
+          const times = answerTimes(timing);
           await afterAnswer(finalizeReliably(
             deps.store,
             logError,
@@ -226,6 +230,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
               latencyMs: outcome.latencyMs,
               ...googleCounts(outcome.usage),
               response: idempotent ? result : null,
+              ...times,
             }),
             { deadline, clock },
           ));
