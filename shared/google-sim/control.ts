@@ -7,6 +7,7 @@ import { parseFaultSpec, type Fault, type FaultSpec } from './faults.ts';
 import { parseJson, readBody, writeJson } from './http.ts';
 import type { UsageSnapshot } from './quota.ts';
 import { parseQuotaCauseOptions, type QuotaCauseOptions, type QuotaCauseState } from './quota-causes.ts';
+import { parseServiceTierOptions, type ServiceTierOptions, type ServiceTierState } from './service-tiers.ts';
 import type { SimStats } from './stats.ts';
 
 export interface SimulatorStats extends SimStats {
@@ -35,6 +36,9 @@ export interface SimControl {
   /** Replaces the `limit: 0` pairs and spend caps (a spend cap's window starts now). */
   setQuotaCauses(causes: QuotaCauseOptions): void;
   quotaCauses(): QuotaCauseState;
+  /** Replaces flex shedding and the priority limit. */
+  setServiceTiers(tiers: ServiceTierOptions): void;
+  serviceTiers(): ServiceTierState;
 }
 
 export const CONTROL_PREFIX = '/__sim';
@@ -103,6 +107,12 @@ export async function handleControl(sim: SimControl, req: IncomingMessage, res: 
       case 'POST /causes':
         sim.setQuotaCauses(parseQuotaCauseOptions(body));
         return writeJson(res, 200, sim.quotaCauses());
+      case 'GET /tiers':
+        return writeJson(res, 200, sim.serviceTiers());
+      case 'PUT /tiers':
+      case 'POST /tiers':
+        sim.setServiceTiers(parseServiceTierOptions(body));
+        return writeJson(res, 200, sim.serviceTiers());
       default:
         return fail(res, `no control route ${route}`, 404);
     }

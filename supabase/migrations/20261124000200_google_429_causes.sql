@@ -320,3 +320,42 @@ grant execute on function
   public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean, jsonb, boolean, text, text, text, integer, integer),
   public.google_ai_cooldown_cause(text)
 to service_role, eve_gateway;
+
+-- Service tiers per (model, priority class) -------------------------------------------------------
+-- The operator's rows: which tier llm-invoke asks Google for (the request body's serviceTier) when a
+-- request of that class is served by that model. No row: standard (nothing is sent). flex is half
+-- price and may be shed under load; priority (Google's Tier 2/3) may be served at standard when over
+-- its own limit. standard_on_shed: a flex call Google sheds (its 503) is retried like any 503, and at
+-- standard when this is true (else at flex again). Not seeded: the owner's projects are on the free
+-- tier, where flex saves nothing and only adds shed calls (docs/google-429s.md, "Service tiers").
+-- The OpenAI surface's `service_tier` may ask for any tier up to its class's (flex < standard < priority).
+create table if not exists public.google_ai_service_tiers (
+  model            text not null,
+  priority_class   text not null,
+  service_tier     text not null constraint google_ai_service_tiers_tier_check
+                     check (service_tier in ('flex', 'standard', 'priority')),
+  standard_on_shed boolean not null default false,
+  notes            text,
+  updated_at       timestamptz not null default now(),
+  primary key (model, priority_class)
+);
+comment on table public.google_ai_service_tiers is
+  'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
+
+create or replace function public.google_ai_service_tier_list()
+returns jsonb
+language sql stable security definer set search_path = ''
+as $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'model', t.model, 'priority_class', t.priority_class, 'service_tier', t.service_tier,
+           'standard_on_shed', t.standard_on_shed) order by t.model, t.priority_class), '[]')
+  from public.google_ai_service_tiers t
+$$;
+comment on function public.google_ai_service_tier_list() is
+  'The service tier rows, for llm-invoke (cached per worker like the model rows).';
+
+alter table public.google_ai_service_tiers enable row level security;
+revoke all on table public.google_ai_service_tiers from anon, authenticated, service_role;
+grant select, insert, update, delete on public.google_ai_service_tiers to service_role;
+revoke all on function public.google_ai_service_tier_list() from public, anon, authenticated, service_role, eve_gateway;
+grant execute on function public.google_ai_service_tier_list() to service_role, eve_gateway;

@@ -39,6 +39,9 @@ import {
   type RefusalLimit,
   type Reservation,
   type ReserveParams,
+  SERVICE_TIERS,
+  type ServiceTier,
+  type ServiceTierRow,
 } from "./store.ts";
 import type { TokenChecker, TokenStatus } from "./token-check.ts";
 
@@ -73,6 +76,12 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           ...(typeof max_output_tokens === "number" ? { maxOutputTokens: max_output_tokens } : {}),
           ...(Array.isArray(models) ? { models } : {}),
         };
+      }),
+
+    serviceTiers: () =>
+      run("service tiers", async (sql) => {
+        const [row] = await sql<{ r: unknown }[]>`select public.google_ai_service_tier_list() as r`;
+        return parseServiceTierRows(row?.r);
       }),
 
     modelProfile: (model) =>
@@ -263,6 +272,25 @@ function reserveChainToken(sql: Sql, p: ReserveParams, tokenHash: string): postg
 }
 
 /** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */
+/** google_ai_service_tier_list's answer; a row that is not the expected shape is left out. */
+export function parseServiceTierRows(value: unknown): ServiceTierRow[] {
+  const list = typeof value === "string" ? safeJson(value) : value;
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((r) => {
+    const o = r as Record<string, unknown> | null;
+    if (o === null || typeof o !== "object" || typeof o.model !== "string" || typeof o.priority_class !== "string") {
+      return [];
+    }
+    if (!(SERVICE_TIERS as readonly unknown[]).includes(o.service_tier)) return [];
+    return [{
+      model: o.model,
+      priorityClass: o.priority_class,
+      serviceTier: o.service_tier as ServiceTier,
+      standardOnShed: o.standard_on_shed === true,
+    }];
+  });
+}
+
 /** google_ai_cooldown_cause's answer: one of the causes, else null (an unreadable cause is "not known"). */
 function quotaCauseOrNull(value: unknown): QuotaCause | null {
   return typeof value === "string" && (QUOTA_CAUSES as readonly string[]).includes(value) ? value as QuotaCause : null;

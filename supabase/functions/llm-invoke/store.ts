@@ -115,6 +115,19 @@ export interface ModelProfile extends ModelCapabilities {
   fallbackModels: readonly string[];
 }
 
+/** Google's service tiers (the generateContent body's serviceTier). */
+export type ServiceTier = "flex" | "standard" | "priority";
+export const SERVICE_TIERS: readonly ServiceTier[] = ["flex", "standard", "priority"];
+
+/** A row of google_ai_service_tiers: the tier asked for a (model, priority class). */
+export interface ServiceTierRow {
+  model: string;
+  priorityClass: string;
+  serviceTier: ServiceTier;
+  /** A flex call Google sheds is retried at standard. */
+  standardOnShed: boolean;
+}
+
 /** Admission order between waiting requests (rows of google_ai_priority_classes). */
 export type PriorityClass = "interactive" | "batch";
 export const PRIORITY_CLASSES: readonly PriorityClass[] = ["interactive", "batch"];
@@ -274,6 +287,8 @@ export interface GatewayStore {
   endRequest(reservationId: string): Promise<void>;
   /** Active keys in rotation order, for calls that book no quota (countTokens, exact-count.ts). */
   activeKeys(): Promise<ActiveKey[]>;
+  /** The service tier rows (google_ai_service_tiers); absent: every call is standard. */
+  serviceTiers?(): Promise<ServiceTierRow[]>;
 }
 
 /** The model a name stands for: its id or one of its aliases. */
