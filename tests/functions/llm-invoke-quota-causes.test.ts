@@ -7,9 +7,10 @@
 // The database's clock is the real one: "a minute passes" is played by ageing the time-bearing rows a
 // minute (cooldowns end a minute sooner, the minute windows are emptied), so a rest of Google's 38 s
 // (what the gateway did before) would end within the first aged minute, and the test would see it.
+import { ApiError, GoogleGenAI } from "@google/genai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+import { type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
 
 let s: InvokeStack;
 const FLASH = "gemini-2.5-flash";
@@ -189,6 +190,23 @@ describe("spend cap", () => {
       limit: "cooldown",
       cause: "spend_cap",
     });
+
+    // Google's own SDK with a notebook's token: the cause is in ErrorInfo's metadata.
+    const { token } = await mintToken(s.sql, "causes-notebook", { models: [GEMMA] });
+    const genai = new GoogleGenAI({
+      apiKey: token,
+      vertexai: false,
+      httpOptions: { baseUrl: s.url, headers: { "x-eve-mode": "NO_WAIT" } },
+    });
+    const refusal = await genai.models.generateContent({ model: GEMMA, contents: "x" }).then(() => null, (e: unknown) => e);
+    expect(refusal).toBeInstanceOf(ApiError);
+    expect((refusal as ApiError).status).toBe(429);
+    const body = JSON.parse((refusal as ApiError).message) as { error: { details: Array<Record<string, unknown>> } };
+    expect(body.error.details).toContainEqual(expect.objectContaining({
+      "@type": "type.googleapis.com/google.rpc.ErrorInfo",
+      metadata: expect.objectContaining({ limit: "cooldown", cause: "spend_cap" }),
+    }));
+    expect(callsOf(SIM_A, GEMMA)).toBe(0);
   });
 
   it("Google's bare 429 (no details) is `unknown`: one model rests for the default, the project's other models are still asked", async () => {
