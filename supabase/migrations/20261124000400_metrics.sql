@@ -354,14 +354,15 @@ with clock as (
   union all
   select g.family, g.family, g.labels, g.value from gauges g
 )
-select coalesce(string_agg(block, '' order by family), '')
+-- Every family's HELP and TYPE, even before it has a sample, so a scraper knows each from the start.
+select string_agg(block, '' order by family)
 from (
   select f.family,
          '# HELP ' || f.family || ' ' || f.help || E'\n# TYPE ' || f.family || ' ' || f.kind || E'\n' ||
-         string_agg(s.name || case when s.labels = '' then '' else '{' || s.labels || '}' end || ' ' ||
-                    case when s.value = 'Infinity' then '+Inf' else trim_scale(s.value)::text end,
-                    E'\n' order by s.name, s.labels) || E'\n' as block
-  from families f join samples s on s.family = f.family
+         coalesce(string_agg(s.name || case when s.labels = '' then '' else '{' || s.labels || '}' end || ' ' ||
+                             case when s.value = 'Infinity' then '+Inf' else trim_scale(s.value)::text end || E'\n',
+                             '' order by s.name, s.labels), '') as block
+  from families f left join samples s on s.family = f.family
   group by f.family, f.kind, f.help
 ) blocks
 $$;
