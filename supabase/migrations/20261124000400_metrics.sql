@@ -56,21 +56,7 @@ as $$
       E'\n', E'\\n') operator(pg_catalog.||) '"'
 $$;
 
--- The caller label, bounded: Kaggle clients by name, service callers the operator named, else 'service'.
-create or replace function public.google_ai_metric_caller(p_caller text, p_client_id uuid)
-returns text language sql stable
-as $$
-  select case when p_client_id is not null then p_caller
-              when exists (select 1 from public.google_ai_caller_budgets b where b.caller operator(pg_catalog.=) p_caller)
-                then p_caller
-              else 'service' end
-$$;
-
--- The histograms' bucket bounds, in milliseconds (as the columns hold them) and in seconds (as shown).
-create or replace function public.google_ai_metric_bounds_ms()
-returns integer[] language sql immutable parallel safe
-as $$ select '{5,10,25,50,100,250,500,1000,2500,5000,10000,30000,60000,120000,300000}'::integer[] $$;
-
+-- The histograms' bucket bounds in seconds, +Inf last (the columns hold milliseconds).
 create or replace function public.google_ai_metric_bounds_s()
 returns numeric[] language sql immutable parallel safe
 as $$ select '{0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120,300,Infinity}'::numeric[] $$;
@@ -81,49 +67,81 @@ returns numeric language sql immutable parallel safe
 as $$
   select (public.google_ai_metric_bounds_s())[
     pg_catalog.width_bucket(p_ms::double precision operator(pg_catalog.-) 0.5,
-      public.google_ai_metric_bounds_ms()::double precision[]) operator(pg_catalog.+) 1]
+      '{5,10,25,50,100,250,500,1000,2500,5000,10000,30000,60000,120000,300000}'::double precision[])
+    operator(pg_catalog.+) 1]
 $$;
 
--- The samples one decided attempt row adds to the counters and histograms. One definition for the
--- fold, the scrape's live part and housekeeping's fold-on-delete, so the three always agree.
-create or replace function public.google_ai_metric_row_samples(a public.google_ai_attempts)
+-- The samples the decided attempt rows with p_after < id <= p_through (and, given p_only, among
+-- those ids) add to the counters and histograms, summed per series. One definition for the fold, the
+-- scrape's live part and housekeeping's fold-on-delete, so the three always agree. Set-based: rows
+-- are grouped by their labels first, and labels are rendered per group, not per row.
+-- The caller label is bounded: a Kaggle client's (client_id set), a service caller the operator
+-- named in google_ai_caller_budgets, else 'service'.
+create or replace function public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[] default null)
 returns table (family text, suffix text, labels text, le numeric, value numeric)
-language sql stable
+language sql stable set search_path = ''
 as $$
-  select s.family, s.suffix, s.labels, s.le, s.value
-  from (select public.google_ai_metric_label('model', a.model) as m,
-               public.google_ai_metric_label('quota_group', a.quota_group) as g,
-               public.google_ai_metric_label('priority_class', a.priority_class) as c,
-               public.google_ai_metric_label('caller', public.google_ai_metric_caller(a.caller, a.client_id)) as who) l
-  cross join lateral (values
-    ('eve_gateway_attempts_total', '', concat_ws(',', l.m, l.g, l.c, l.who, public.google_ai_metric_label('status', a.status)),
-      'NaN'::numeric, 1::numeric),
-    ('eve_gateway_refusals_total', '', concat_ws(',', l.m, l.c, l.who, public.google_ai_metric_label('limit', a.limit_hit)),
-      'NaN', case when a.status = 'refused' then 1 end),
-    ('eve_gateway_google_429_total', '', concat_ws(',', l.m, l.g, public.google_ai_metric_label('cause', coalesce(a.quota_cause, 'unknown'))),
-      'NaN', case when a.http_status = 429 then 1 end),
-    ('eve_gateway_finalizes_lost_total', '', concat_ws(',', l.m, l.g),
-      'NaN', case when a.status = 'abandoned' then 1 end),
-    ('eve_gateway_tokens_total', '', concat_ws(',', l.m, l.g, l.who, public.google_ai_metric_label('gen_ai_token_type', 'input')),
-      'NaN', a.input_tokens::numeric),
-    ('eve_gateway_tokens_total', '', concat_ws(',', l.m, l.g, l.who, public.google_ai_metric_label('gen_ai_token_type', 'output')),
-      'NaN', a.output_tokens::numeric),
-    ('eve_gateway_google_latency_seconds', '_bucket', concat_ws(',', l.m, l.g), public.google_ai_metric_le(a.latency_ms),
-      case when a.latency_ms is not null then 1 end),
-    ('eve_gateway_google_latency_seconds', '_sum', concat_ws(',', l.m, l.g), 'NaN', a.latency_ms / 1000.0),
-    ('eve_gateway_time_to_first_byte_seconds', '_bucket', concat_ws(',', l.m, l.c), public.google_ai_metric_le(a.first_byte_ms),
-      case when a.first_byte_ms is not null then 1 end),
-    ('eve_gateway_time_to_first_byte_seconds', '_sum', concat_ws(',', l.m, l.c), 'NaN', a.first_byte_ms / 1000.0),
-    ('eve_gateway_added_latency_seconds', '_bucket', concat_ws(',', l.m, l.c), public.google_ai_metric_le(a.added_ms),
-      case when a.added_ms is not null then 1 end),
-    ('eve_gateway_added_latency_seconds', '_sum', concat_ws(',', l.m, l.c), 'NaN', a.added_ms / 1000.0),
-    -- The wait before an admission (refused rows are the waits still going on; their row is updated).
-    ('eve_gateway_wait_seconds', '_bucket', concat_ws(',', l.m, l.c), public.google_ai_metric_le(a.wait_ms),
-      case when a.wait_ms is not null and a.status <> 'refused' then 1 end),
-    ('eve_gateway_wait_seconds', '_sum', concat_ws(',', l.m, l.c), 'NaN',
-      case when a.status <> 'refused' then a.wait_ms / 1000.0 end)
-  ) s(family, suffix, labels, le, value)
-  where a.status <> 'reserved' and s.value is not null
+  with decided as materialized (
+    select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.quota_cause, a.http_status,
+           a.input_tokens, a.output_tokens, a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
+           case when a.client_id is not null or b.caller is not null then a.caller else 'service' end as caller
+    from public.google_ai_attempts a
+    left join public.google_ai_caller_budgets b on b.caller = a.caller
+    where a.id > p_after and a.id <= p_through and a.status <> 'reserved'
+      and (p_only is null or a.id = any (p_only))
+  ), groups as (
+    select d.model, d.quota_group, d.priority_class, d.caller, d.status, d.limit_hit,
+           coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as google_429,
+           count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in, sum(d.output_tokens)::numeric as tokens_out
+    from decided d
+    group by 1, 2, 3, 4, 5, 6, 7, 8
+  ), counters as (
+    select x.family, x.labels, sum(x.value) as value
+    from (select g.*, public.google_ai_metric_label('model', g.model) as m,
+                 public.google_ai_metric_label('quota_group', g.quota_group) as qg,
+                 public.google_ai_metric_label('priority_class', g.priority_class) as pc,
+                 public.google_ai_metric_label('caller', g.caller) as who
+          from groups g) g
+    cross join lateral (values
+      ('eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc, g.who, public.google_ai_metric_label('status', g.status)), g.n),
+      ('eve_gateway_refusals_total', concat_ws(',', g.m, g.pc, g.who, public.google_ai_metric_label('limit', g.limit_hit)),
+        case when g.status = 'refused' then g.n end),
+      ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('cause', g.cause)),
+        case when g.google_429 then g.n end),
+      ('eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg), case when g.status = 'abandoned' then g.n end),
+      ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="input"'), g.tokens_in),
+      ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="output"'), g.tokens_out)
+    ) x(family, labels, value)
+    where x.value is not null
+    group by 1, 2
+  ), durations as (
+    -- One row per measured duration: its histogram, its two labels (model and quota group or class), its ms.
+    select h.family, d.model, h.second_name, h.second_value, h.ms
+    from decided d
+    cross join lateral (values
+      ('eve_gateway_google_latency_seconds', 'quota_group', d.quota_group, d.latency_ms),
+      ('eve_gateway_time_to_first_byte_seconds', 'priority_class', d.priority_class, d.first_byte_ms),
+      ('eve_gateway_added_latency_seconds', 'priority_class', d.priority_class, d.added_ms),
+      -- The wait before an admission (a refused row is a wait still going on: its row is updated).
+      ('eve_gateway_wait_seconds', 'priority_class', d.priority_class, case when d.status <> 'refused' then d.wait_ms end)
+    ) h(family, second_name, second_value, ms)
+    where h.ms is not null
+  ), buckets as (
+    select u.family, u.model, u.second_name, u.second_value, public.google_ai_metric_le(u.ms) as le,
+           count(*)::numeric as n, sum(u.ms)::numeric as ms
+    from durations u
+    group by 1, 2, 3, 4, 5
+  ), histogram_rows as (
+    select b.family, concat_ws(',', public.google_ai_metric_label('model', b.model),
+                               public.google_ai_metric_label(b.second_name, b.second_value)) as labels,
+           b.le, b.n, b.ms
+    from buckets b
+  )
+  select c.family, '', c.labels, 'NaN'::numeric, c.value from counters c
+  union all
+  select h.family, '_bucket', h.labels, h.le, sum(h.n) from histogram_rows h group by 1, 3, 4
+  union all
+  select h.family, '_sum', h.labels, 'NaN'::numeric, sum(h.ms) / 1000 from histogram_rows h group by 1, 3
 $$;
 
 -- The fold -----------------------------------------------------------------------------------------
@@ -168,11 +186,8 @@ begin
   end if;
 
   insert into public.google_ai_metric_totals as t (family, suffix, labels, le, value)
-  select s.family, s.suffix, s.labels, s.le, sum(s.value)
-  from public.google_ai_attempts a
-  cross join lateral public.google_ai_metric_row_samples(a) s
-  where a.id > v_mark and a.id <= v_through
-  group by s.family, s.suffix, s.labels, s.le
+  select s.family, s.suffix, s.labels, s.le, s.value
+  from public.google_ai_metric_samples(v_mark, v_through) s
   on conflict (family, suffix, labels, le) do update set value = t.value + excluded.value;
 
   update public.google_ai_metric_fold f set
@@ -222,11 +237,12 @@ with clock as (
   ('eve_gateway_housekeeping_last_run_failed', 'gauge', '1 when the last housekeeping run failed.'),
   ('eve_gateway_metrics_live_rows', 'gauge', 'Attempt rows this scrape counted itself (above the fold''s mark).')
 ), live as (
-  select a.* from public.google_ai_attempts a, clock where a.id > clock.mark
+  select a.status, a.model, a.quota_group from public.google_ai_attempts a, clock where a.id > clock.mark
 ), counted as (
   select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t
   union all
-  select s.family, s.suffix, s.labels, s.le, s.value from live a cross join lateral public.google_ai_metric_row_samples(a) s
+  select s.family, s.suffix, s.labels, s.le, s.value
+  from clock cross join lateral public.google_ai_metric_samples(clock.mark, 9223372036854775807) s
 ), summed as (
   select c.family, c.suffix, c.labels, c.le, sum(c.value) as value from counted c group by 1, 2, 3, 4
 ), histograms as (
@@ -393,6 +409,8 @@ as $$
 declare
   v_cutoff timestamptz := p_now - p_settings.attempts_retention;
   v_mark bigint := public.google_ai_metrics_fold(p_now, true);
+  v_ids bigint[];
+  v_above bigint[];
   v_n bigint;
   v_total bigint := 0;
   v_batches integer := 0;
@@ -404,23 +422,23 @@ begin
       exit;
     end if;
     -- An open reservation is never deleted here (the abandon step closes it first).
-    with gone as (
-      delete from public.google_ai_attempts t
-      where t.id in (select s.id from public.google_ai_attempts s
-                     where s.created_at < v_cutoff and s.status <> 'reserved'
-                     order by s.created_at limit p_settings.batch_size for update skip locked)
-      returning t.id, t as r
-    ), counted as (
-      select count(*) as n from gone
-    ), folded as (
-      insert into public.google_ai_metric_totals as m (family, suffix, labels, le, value)
-      select s.family, s.suffix, s.labels, s.le, sum(s.value)
-      from gone g cross join lateral public.google_ai_metric_row_samples(g.r) s
-      where g.id > v_mark
-      group by s.family, s.suffix, s.labels, s.le
-      on conflict (family, suffix, labels, le) do update set value = m.value + excluded.value
-    )
-    select n into v_n from counted;
+    select coalesce(array_agg(s.id), '{}') into v_ids
+    from (select s.id from public.google_ai_attempts s
+          where s.created_at < v_cutoff and s.status <> 'reserved'
+          order by s.created_at limit p_settings.batch_size for update skip locked) s;
+    v_n := cardinality(v_ids);
+    if v_n > 0 then
+      -- Rows the fold has not reached (an open reservation held it back): into the totals as they go.
+      select coalesce(array_agg(i), '{}') into v_above from unnest(v_ids) i where i > v_mark;
+      if cardinality(v_above) > 0 then
+        insert into public.google_ai_metric_totals as m (family, suffix, labels, le, value)
+        select s.family, s.suffix, s.labels, s.le, s.value
+        from public.google_ai_metric_samples(
+          (select min(i) - 1 from unnest(v_above) i), (select max(i) from unnest(v_above) i), v_above) s
+        on conflict (family, suffix, labels, le) do update set value = m.value + excluded.value;
+      end if;
+      delete from public.google_ai_attempts a where a.id = any (v_ids);
+    end if;
     v_total := v_total + v_n;
     v_batches := v_batches + 1;
     exit when v_n < p_settings.batch_size;
@@ -440,11 +458,9 @@ grant select on public.google_ai_metric_totals, public.google_ai_metric_fold to 
 
 revoke all on function
   public.google_ai_metric_label(text, text),
-  public.google_ai_metric_caller(text, uuid),
-  public.google_ai_metric_bounds_ms(),
   public.google_ai_metric_bounds_s(),
   public.google_ai_metric_le(integer),
-  public.google_ai_metric_row_samples(public.google_ai_attempts),
+  public.google_ai_metric_samples(bigint, bigint, bigint[]),
   public.google_ai_metrics_fold(timestamptz, boolean),
   public.google_ai_metrics_text(),
   public.google_ai_metrics(),
