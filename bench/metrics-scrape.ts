@@ -151,7 +151,7 @@ async function fillAttempts(sql: Sql, n: number, from: string, to: string): Prom
                     when g % 100 < 99 then 'released' else 'network_error' end as status,
                (array['eve-bot', 'client:nb-a', 'client:nb-b', 'parser'])[1 + g % 4] as caller,
                (array['gemma-3-27b-it', 'gemini-2.5-flash', 'gemini-2.5-flash-lite'])[1 + g % 3] as model
-        from generate_series(1, ${size}) g, lateral (select ${done} + g as i) x
+        from generate_series(1, ${size}) g, lateral (select (${done} + g)::bigint as i) x
       ) s`;
   }
 }
