@@ -145,8 +145,9 @@ describe.skipIf(!available && !inCi)("Prometheus scraping the local stack", () =
 
   it("the endpoint refuses a scraper without the service key, with a JSON 401, and takes it as a bearer", async () => {
     const url = `${stack.functionsUrl}/functions/v1/maintenance/metrics`;
-    for (const headers of [{}, { authorization: `Basic ${btoa("service_role:wrong")}` },
-      { authorization: `Basic ${btoa(`postgres:${stack.serviceKey}`)}` }, { authorization: "Bearer nope" }]) {
+    const refused: Record<string, string>[] = [{}, { authorization: `Basic ${btoa("service_role:wrong")}` },
+      { authorization: `Basic ${btoa(`postgres:${stack.serviceKey}`)}` }, { authorization: "Bearer nope" }];
+    for (const headers of refused) {
       const res = await fetch(url, { headers });
       expect(res.status).toBe(401);
       expect(res.headers.get("www-authenticate")).toMatch(/^Basic /);
