@@ -24,7 +24,8 @@ import { readOptionalJsonObject } from "../_shared/http.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import { invalidRequest } from "../_shared/validation.ts";
 import type { ModelLister } from "./google-models.ts";
-import { checkMetricsCaller, isMetricsPath, METRICS_CONTENT_TYPE, type MetricsSource } from "./metrics.ts";
+import { checkMetricsCaller, isMetricsPath, METRICS_CONTENT_TYPE } from "./metrics.ts";
+import type { MetricsSource } from "./metrics-store.ts";
 import { runMaintenance } from "./run.ts";
 import type { MaintenanceStore } from "./store.ts";
 

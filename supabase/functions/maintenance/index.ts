@@ -7,7 +7,7 @@ import { googleBaseUrlFromEnv } from "../_shared/google/client.ts";
 import { createModelLister } from "./google-models.ts";
 import { createMaintenanceHandler } from "./handler.ts";
 import { createPgMaintenanceStore } from "./store.ts";
-import { createPgMetricsSource } from "./metrics.ts";
+import { createPgMetricsSource } from "./metrics-store.ts";
 import { serveFunction } from "../_shared/serve.ts";
 
 const env = (name: string) => Deno.env.get(name);

@@ -43,7 +43,7 @@ describe("GET /maintenance/metrics", () => {
   });
 
   it("refuses anyone else with a JSON 401 and a Basic challenge, before the database", async () => {
-    const refused = [
+    const refused: Record<string, string>[] = [
       {},
       { authorization: basic("service_role", "wrong") },
       { authorization: basic("postgres", SERVICE_KEY) },

@@ -7,7 +7,6 @@
 // counters stay monotonic across housekeeping's trims and restarts), because workers are many and
 // short-lived: none of them could keep a counter.
 import { authenticate, type ServiceKeys } from "../_shared/auth.ts";
-import type { Database } from "../_shared/db.ts";
 import { GatewayError } from "../_shared/errors.ts";
 
 /** Prometheus' text exposition format. */
@@ -15,11 +14,6 @@ export const METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
 
 /** The user name of HTTP Basic, as Supabase's metrics endpoint has it. */
 export const METRICS_BASIC_USER = "service_role";
-
-export interface MetricsSource {
-  /** One scrape's text. */
-  text(): Promise<string>;
-}
 
 /** True for the metrics route of this function (`…/maintenance/metrics`, trailing slash allowed). */
 export function isMetricsPath(url: string): boolean {
@@ -63,15 +57,4 @@ function decodeBase64(text: string): string | null {
   } catch {
     return null;
   }
-}
-
-/** One round trip: the fold and the text, in the database (20261124000400_metrics.sql). */
-export function createPgMetricsSource(db: Pick<Database, "run">): MetricsSource {
-  return {
-    text: () =>
-      db.run("metrics", async (sql) => {
-        const [row] = await sql<{ m: string }[]>`select public.google_ai_metrics() as m`;
-        return row!.m;
-      }),
-  };
 }
