@@ -83,7 +83,7 @@ language sql stable set search_path = ''
 as $$
   with decided as materialized (
     select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.quota_cause, a.http_status,
-           a.input_tokens, a.output_tokens, a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
+           a.service_tier, a.served_tier, a.input_tokens, a.output_tokens, a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
            case when a.client_id is not null or b.caller is not null then a.caller else 'service' end as caller
     from public.google_ai_attempts a
     left join public.google_ai_caller_budgets b on b.caller = a.caller
@@ -92,9 +92,10 @@ as $$
   ), groups as (
     select d.model, d.quota_group, d.priority_class, d.caller, d.status, d.limit_hit,
            coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as google_429,
+           coalesce(d.service_tier, 'standard') as service_tier, d.served_tier,
            count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in, sum(d.output_tokens)::numeric as tokens_out
     from decided d
-    group by 1, 2, 3, 4, 5, 6, 7, 8
+    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
   ), counters as (
     select x.family, x.labels, sum(x.value) as value
     from (select g.*, public.google_ai_metric_label('model', g.model) as m,
@@ -108,6 +109,9 @@ as $$
         case when g.status = 'refused' then g.n end),
       ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('cause', g.cause)),
         case when g.google_429 then g.n end),
+      ('eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('status', g.status),
+          public.google_ai_metric_label('service_tier', g.service_tier), public.google_ai_metric_label('served_tier', g.served_tier)),
+        case when g.status in ('succeeded', 'cut', 'google_error', 'network_error', 'timeout', 'withdrawn') then g.n end),
       ('eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg), case when g.status = 'abandoned' then g.n end),
       ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="input"'), g.tokens_in),
       ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="output"'), g.tokens_out)
@@ -214,6 +218,7 @@ with clock as (
 ), families (family, kind, help) as (values
   ('eve_gateway_attempts_total', 'counter', 'Attempt rows decided (one per reservation decision and its outcome), by status.'),
   ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit that refused them.'),
+  ('eve_gateway_google_calls_total', 'counter', 'Calls that reached Google, by outcome, the service tier asked for (standard, flex, priority) and the one Google says served.'),
   ('eve_gateway_google_429_total', 'counter', 'Google''s own 429 answers, by cause (minute, day, limit_zero, spend_cap, unknown).'),
   ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),
   ('eve_gateway_tokens_total', 'counter', 'Tokens Google counted (gen_ai.client.token.usage), by gen_ai_token_type.'),

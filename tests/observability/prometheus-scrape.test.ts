@@ -204,6 +204,7 @@ describe.skipIf(!available && !inCi)("Prometheus scraping the local stack", () =
     const called = CALLED_GOOGLE.map((s) => `status="${s}"`);
     const reached = await Promise.all(called.map((c) => value(`sum(eve_gateway_attempts_total{${c}}) or vector(0)`)));
     expect(reached.reduce((a, b) => a + b, 0)).toBe(sim.received);
+    expect(await value('sum(eve_gateway_google_calls_total{service_tier="standard"})')).toBe(sim.received);
     expect(await value('sum(eve_gateway_attempts_total{status="succeeded"})')).toBe(sim.byStatus["200"]);
     expect(await value("sum(eve_gateway_google_429_total)")).toBe(sim.byStatus["429"]);
     expect(sim.byStatus["429"]).toBe(3);
