@@ -28,7 +28,14 @@ export interface StreamAnswer {
   headers: Record<string, string>;
 }
 
-export type Answer = JsonAnswer | StreamAnswer;
+/** A plain-text answer (maintenance's /metrics: Prometheus' text format), status 200. */
+export interface TextAnswer {
+  text: string;
+  contentType: string;
+  headers?: Record<string, string>;
+}
+
+export type Answer = JsonAnswer | StreamAnswer | TextAnswer;
 
 /** An error in another API's shape, for routes that speak one (see EnvelopeOptions.errorShape). */
 export interface ErrorAnswer {
@@ -159,6 +166,11 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
           writeLine(200, "ok", undefined);
         });
         return new Response(body, { status: 200, headers });
+      }
+      if ("text" in answer) {
+        response = new Response(answer.text, { status: 200, headers: { ...headers, "content-type": answer.contentType } });
+        writeLine(200, "ok", undefined);
+        return response;
       }
       response = jsonResponse(
         answer.asIs === true ? answer.body : { ...answer.body, request_id: requestId },
