@@ -6,12 +6,16 @@ import type { ModelOptions, ModelSpec } from './config.ts';
 import { parseFaultSpec, type Fault, type FaultSpec } from './faults.ts';
 import { parseJson, readBody, writeJson } from './http.ts';
 import type { UsageSnapshot } from './quota.ts';
+import { parseQuotaCauseOptions, type QuotaCauseOptions, type QuotaCauseState } from './quota-causes.ts';
+import { parseServiceTierOptions, type ServiceTierOptions, type ServiceTierState } from './service-tiers.ts';
 import type { SimStats } from './stats.ts';
 import { withdrawnList } from './withdrawn.ts';
 
 export interface SimulatorStats extends SimStats {
   /** Current window usage per project, per model. */
   quota: Record<string, Record<string, UsageSnapshot>>;
+  /** generateContent/stream calls per project, per model (refused ones included). */
+  calls: Record<string, Record<string, number>>;
 }
 
 export interface SimControl {
@@ -37,6 +41,12 @@ export interface SimControl {
   setWithdrawn(models: readonly string[]): void;
   /** Every withdrawn model (by spec or at run time). */
   withdrawnModels(): string[];
+  /** Replaces the `limit: 0` pairs and spend caps (a spend cap's window starts now). */
+  setQuotaCauses(causes: QuotaCauseOptions): void;
+  quotaCauses(): QuotaCauseState;
+  /** Replaces flex shedding and the priority limit. */
+  setServiceTiers(tiers: ServiceTierOptions): void;
+  serviceTiers(): ServiceTierState;
 }
 
 export const CONTROL_PREFIX = '/__sim';
@@ -110,6 +120,18 @@ export async function handleControl(sim: SimControl, req: IncomingMessage, res: 
       case 'DELETE /withdrawn':
         for (const m of withdrawnList(body)) sim.restore(m);
         return writeJson(res, 200, { models: sim.withdrawnModels() });
+      case 'GET /causes':
+        return writeJson(res, 200, sim.quotaCauses());
+      case 'PUT /causes':
+      case 'POST /causes':
+        sim.setQuotaCauses(parseQuotaCauseOptions(body));
+        return writeJson(res, 200, sim.quotaCauses());
+      case 'GET /tiers':
+        return writeJson(res, 200, sim.serviceTiers());
+      case 'PUT /tiers':
+      case 'POST /tiers':
+        sim.setServiceTiers(parseServiceTierOptions(body));
+        return writeJson(res, 200, sim.serviceTiers());
       default:
         return fail(res, `no control route ${route}`, 404);
     }
