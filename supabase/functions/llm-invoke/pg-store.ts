@@ -19,7 +19,7 @@
 import { GatewayError } from "../_shared/errors.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import type postgres from "postgres";
-import { type Database, DatabaseUnavailable, type Sql } from "../_shared/db.ts";
+import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../_shared/db.ts";
 import { databaseUnavailable } from "../_shared/envelope.ts";
 import {
   type ActiveKey,
@@ -40,15 +40,19 @@ import {
   type ReserveParams,
 } from "./store.ts";
 import type { TokenChecker, TokenStatus } from "./token-check.ts";
+import { HOLDER_KEY, holderTimes } from "./holder.ts";
 
 export interface PgStoreOptions {
   /** The worker's database (_shared/db.ts): deadlines, fail-fast while down, one retry of a stale connection. */
   database: Pick<Database, "run">;
+  /** The database's client-side deadline of one statement (_shared/db.ts): a reservation's reply_by follows from it. */
+  deadlineMs?: number;
   logError?: (message: string) => void;
 }
 
 export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChecker & QuotaReader & ModelLister {
   const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
+  const deadlineMs = options.deadlineMs ?? DEFAULT_DB_TIMEOUTS.deadlineMs;
 
   async function run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
     try {
@@ -99,9 +103,14 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
     reserve: (p) =>
       run("reserve", async (sql) => {
         const chained = p.fallbackModels.length > 0;
+        // Timed from now: a retry on a fresh connection is a new statement with its own deadline.
+        const metadata = sql.json({
+          ...(jsonSafe(p.metadata) as Record<string, postgres.JSONValue>),
+          [HOLDER_KEY]: { ...holderTimes(Date.now(), deadlineMs, p.nextContactBy) },
+        });
         const reservation = p.caller.kind === "service"
-          ? (chained ? reserveChainService : reserveService)(sql, p, p.caller.name)
-          : (chained ? reserveChainToken : reserveToken)(sql, p, p.caller.tokenHash);
+          ? (chained ? reserveChainService : reserveService)(sql, p, metadata, p.caller.name)
+          : (chained ? reserveChainToken : reserveToken)(sql, p, metadata, p.caller.tokenHash);
         const rows = await sql<{ r: unknown; q: unknown }[]>`
           with reserved as materialized (${reservation})
           select reserved.r - 'quota' as r,
@@ -199,25 +208,28 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
   };
 }
 
+/** The caller's metadata with the holder's times (holder.ts), as one jsonb parameter. */
+type Metadata = ReturnType<Sql["json"]>;
+
 /** The reservation's call, as a fragment of the statement that also reads its quota. */
-function reserveService(sql: Sql, p: ReserveParams, caller: string): postgres.PendingQuery<postgres.Row[]> {
+function reserveService(sql: Sql, p: ReserveParams, metadata: Metadata, caller: string): postgres.PendingQuery<postgres.Row[]> {
   return sql`select public.google_ai_reserve(
     p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer, p_caller => ${caller},
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_metadata => ${metadata}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
   }::integer) as r`;
 }
 
-function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
+function reserveToken(sql: Sql, p: ReserveParams, metadata: Metadata, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
   return sql`select public.google_ai_reserve_with_token(
     p_token_hash => ${tokenHash}, p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer,
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_metadata => ${metadata}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
@@ -225,7 +237,7 @@ function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.P
 }
 
 /** The whole chain in one round trip: the database tries `model`, then each fallback, in order. */
-function reserveChainService(sql: Sql, p: ReserveParams, caller: string): postgres.PendingQuery<postgres.Row[]> {
+function reserveChainService(sql: Sql, p: ReserveParams, metadata: Metadata, caller: string): postgres.PendingQuery<postgres.Row[]> {
   return sql`select public.google_ai_reserve_chain(
     p_models => ${
     sql.array([p.model, ...p.fallbackModels])
@@ -233,20 +245,20 @@ function reserveChainService(sql: Sql, p: ReserveParams, caller: string): postgr
     p_caller => ${caller}, p_request_id => ${p.requestId},
     p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_metadata => ${metadata}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
   }::integer) as r`;
 }
 
-function reserveChainToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
+function reserveChainToken(sql: Sql, p: ReserveParams, metadata: Metadata, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
   return sql`select public.google_ai_reserve_chain_with_token(
     p_token_hash => ${tokenHash}, p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
     p_estimated_tokens => ${p.estimatedTokens}::integer, p_request_id => ${p.requestId},
     p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_metadata => ${metadata}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
