@@ -62,8 +62,11 @@ export interface Waiting {
 export async function admit(
   deps: AdmissionDeps,
   params: Omit<ReserveParams, "waitMs" | "estimatedTokens" | "queueTicket" | "waitLeftMs" | "nextContactBy"> & {
-    /** How long an admission lets the invocation go before its next reservation statement (holder.ts). */
-    afterAdmissionMs: number;
+    /**
+     * How long an admission lets the invocation go before its next reservation statement (holder.ts);
+     * null for a request the caller did not name (no claim to hold).
+     */
+    afterAdmissionMs: number | null;
   },
   size: InputSize,
   waiting: Waiting,
@@ -84,7 +87,9 @@ export async function admit(
         waitMs: waiting.waitedMs,
         queueTicket,
         waitLeftMs,
-        nextContactBy: nextContactBy(deps.clock.now(), waitLeftMs, afterAdmissionMs, waiting.deadline),
+        nextContactBy: afterAdmissionMs === null
+          ? null
+          : nextContactBy(deps.clock.now(), waitLeftMs, afterAdmissionMs, waiting.deadline),
       }));
     if (r.quota != null) deps.onQuota?.(r.quota);
     if (r.ok) {

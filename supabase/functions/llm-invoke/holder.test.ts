@@ -12,6 +12,10 @@ describe("holderTimes", () => {
     });
   });
 
+  it("names no hold for a request the caller did not name (it has no claim)", () => {
+    expect(holderTimes(T, 6_000, null)).toEqual({ reply_by: "2026-11-24T10:00:05.000Z" });
+  });
+
   it("keeps the margin within a quarter of a short deadline, and never holds for less than the reply", () => {
     expect(holderTimes(T, 2_000, T - 10_000)).toEqual({
       reply_by: "2026-11-24T10:00:01.500Z",

@@ -4,7 +4,8 @@
 //   reply_by    when this invocation stops waiting for the statement's answer (its database deadline,
 //               less a margin for clock skew and the commit's way back). A reservation the database
 //               would commit later is rolled back: a 503 before Google never calls Google.
-//   hold_until  when it will have sent its next reservation statement about the request, or be gone,
+//   hold_until  (a request the caller named: it has a claim)
+//               when it will have sent its next reservation statement about the request, or be gone,
 //               plus two database deadlines (the finalize between, and that statement's own): the
 //               request's in-flight claim is held until then, and each reservation statement renews
 //               it (a wait in line is held by the queue ticket's lease).
@@ -18,15 +19,17 @@ const REPLY_MARGIN_MS = 1_000;
 
 export interface HolderTimes {
   reply_by: string;
-  hold_until: string;
+  /** Absent for a request the caller did not name: it has no claim to hold. */
+  hold_until?: string;
 }
 
 /**
  * The times of a reservation statement started at `startedAt` (epoch ms) under a database deadline of
  * `deadlineMs`, by an invocation that will send its next reservation statement by `nextContactBy`.
  */
-export function holderTimes(startedAt: number, deadlineMs: number, nextContactBy: number): HolderTimes {
+export function holderTimes(startedAt: number, deadlineMs: number, nextContactBy: number | null): HolderTimes {
   const replyBy = startedAt + deadlineMs - Math.min(REPLY_MARGIN_MS, Math.floor(deadlineMs / 4));
+  if (nextContactBy === null) return { reply_by: new Date(replyBy).toISOString() };
   const holdUntil = Math.max(replyBy, nextContactBy + 2 * deadlineMs);
   return { reply_by: new Date(replyBy).toISOString(), hold_until: new Date(holdUntil).toISOString() };
 }

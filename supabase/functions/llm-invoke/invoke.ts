@@ -145,8 +145,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       : { kind: "token", tokenHash: caller.tokenHash };
     // The caller named the request (its own request_id): the database keeps an idempotency record.
     const idempotent = request.requestId !== undefined;
-    // How long each admission lets this invocation go before its next reservation (holder.ts).
-    const afterAdmission = afterAdmissionMs(options, request.stream, MAX_ATTEMPTS, ERROR_OUTCOME_BUDGET_MS);
+    // How long each admission lets this invocation go before its next reservation (holder.ts): it
+    // holds the request's claim meanwhile. An unnamed request has none.
+    const afterAdmission = idempotent
+      ? afterAdmissionMs(options, request.stream, MAX_ATTEMPTS, ERROR_OUTCOME_BUDGET_MS)
+      : null;
 
     const keys = new KeyExclusions();
     const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };
