@@ -10,9 +10,10 @@
 -- Every reservation statement of llm-invoke now says, in its metadata (key '$holder', taken out of
 -- the metadata before the row is stored), two times of its holder:
 --   reply_by    when it stops waiting for this statement's answer (a little before its deadline);
---   hold_until  when it will have made its next statement about the request, or be gone: after the
---               call to Google this reservation allows, the finalize, a backoff and the next
---               reservation (a stream, or a wait in line, up to the end of the request's budget).
+--   hold_until  (a request the caller named) when it will have made its next reservation statement
+--               about the request, or be gone: after the call to Google this reservation allows, the
+--               finalize, a backoff and the next reservation's own deadline (a stream: up to the end
+--               of the request's budget; a wait for a turn in line is held by its queue ticket).
 -- and the database holds it to them:
 --   1. A reservation still uncommitted at its reply_by is rolled back at commit (SQLSTATE 57014,
 --      which the function answers 503 like a statement timeout): its holder has gone and never calls

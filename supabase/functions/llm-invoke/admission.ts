@@ -79,17 +79,16 @@ export async function admit(
   for (;;) {
     const remainingMs = Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now());
     const { afterAdmissionMs, ...reserveParams } = params;
-    const waitLeftMs = waiting.mode === "WAIT" ? waitLeftForDatabase(remainingMs) : 0;
     const r = await timing.time("reserve", () =>
       deps.store.reserve({
         ...reserveParams,
         estimatedTokens: size.tokens,
         waitMs: waiting.waitedMs,
         queueTicket,
-        waitLeftMs,
+        waitLeftMs: waiting.mode === "WAIT" ? waitLeftForDatabase(remainingMs) : 0,
         nextContactBy: afterAdmissionMs === null
           ? null
-          : nextContactBy(deps.clock.now(), waitLeftMs, afterAdmissionMs, waiting.deadline),
+          : nextContactBy(deps.clock.now(), afterAdmissionMs, waiting.deadline),
       }));
     if (r.quota != null) deps.onQuota?.(r.quota);
     if (r.ok) {

@@ -35,12 +35,13 @@ export function holderTimes(startedAt: number, deadlineMs: number, nextContactBy
 }
 
 /**
- * When an invocation admitted now will have sent its next statement about the request: after the
- * caller's remaining wait (its turn in line), the time the admission allows before the next statement
- * (`afterAdmissionMs`: the call to Google, its finalize, a backoff), never after the invocation's end.
+ * When an invocation admitted now will have sent its next reservation statement about the request:
+ * after the time an admission allows (`afterAdmissionMs`: the call to Google, its finalize, a backoff,
+ * or Google's count of the input after a refusal), never after the invocation's end. A wait for a
+ * turn in line needs no allowance here: the queue ticket's lease holds the claim meanwhile.
  */
-export function nextContactBy(now: number, waitLeftMs: number, afterAdmissionMs: number, invocationEnd: number): number {
-  return Math.min(invocationEnd, now + Math.max(0, waitLeftMs) + afterAdmissionMs);
+export function nextContactBy(now: number, afterAdmissionMs: number, invocationEnd: number): number {
+  return Math.min(invocationEnd, now + afterAdmissionMs);
 }
 
 /**
