@@ -2,7 +2,8 @@
 //   reserve   public.google_ai_reserve, or public.google_ai_reserve_with_token for a scoped token,
 //             public.google_ai_reserve_chain (or _chain_with_token) for a request with fallback models;
 //             and in the same statement the quota the answer reports (carried by a fast booking,
-//             else public.google_ai_answer_quota)
+//             else public.google_ai_answer_quota); its metadata carries the holder's deadlines
+//             (holder.ts), which the database takes out of it
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
 //             public.google_ai_finalize_cut for a streamed answer that broke off
 //   release   public.google_ai_release
@@ -106,7 +107,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         // Timed from now: a retry on a fresh connection is a new statement with its own deadline.
         const metadata = sql.json({
           ...(jsonSafe(p.metadata) as Record<string, postgres.JSONValue>),
-          [HOLDER_KEY]: { ...holderTimes(Date.now(), deadlineMs, p.nextContactBy) },
+          [HOLDER_KEY]: { ...holderTimes(Date.now(), deadlineMs, p.nextContactBy) }, // a caller's own key is overwritten
         });
         const reservation = p.caller.kind === "service"
           ? (chained ? reserveChainService : reserveService)(sql, p, metadata, p.caller.name)
