@@ -279,6 +279,25 @@ describe("invoke: success", () => {
     expect(JSON.stringify(result)).not.toContain("secret-of");
   });
 
+  it("tells a named request's reservations when its next one comes: after Google's call, at most at its end", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const { run, clock } = setup(store, new FakeGoogle([ok()]), {
+      options: { attemptTimeoutMs: 45_000, budgetMs: 140_000, backoffBaseMs: 250, jitterMs: 250 },
+    });
+    const start = clock.now();
+    await run({ mode: "NO_WAIT", request_id: "named-1" });
+    expect(store.reserves[0]!.nextContactBy).toBe(start + 45_000 + 2_000 + 250 * 4 + 250);
+    const streamed = new FakeStore([reservation(1)]);
+    const s = setup(streamed, new FakeGoogle([]), { options: { budgetMs: 140_000 } });
+    const streamStart = s.clock.now();
+    await s.runStream({ mode: "NO_WAIT", request_id: "named-2" }).catch(() => {});
+    expect(streamed.reserves[0]!.nextContactBy).toBe(streamStart + 140_000);
+    // A request the caller did not name holds no claim.
+    const unnamed = new FakeStore([reservation(1)]);
+    await setup(unnamed, new FakeGoogle([ok()])).run({ mode: "NO_WAIT" });
+    expect(unnamed.reserves[0]!.nextContactBy).toBeNull();
+  });
+
   it("returns candidates only when asked", async () => {
     const { run } = setup(new FakeStore([reservation(1)]), new FakeGoogle([ok()]));
     expect(await run({ include_candidates: true })).toHaveProperty("candidates", [{

@@ -45,7 +45,8 @@ import { cachedProfiles } from "./capabilities.ts";
 import { createTokenCounter, InputSize } from "./exact-count.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
-import { finalizeReliably } from "./finalize.ts";
+import { ERROR_OUTCOME_BUDGET_MS, finalizeReliably } from "./finalize.ts";
+import { afterAdmissionMs } from "./holder.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "./model-chain.ts";
 import { cachedServiceTiers, chooseTier, shedFlex, type TierChoice } from "./service-tiers.ts";
@@ -165,6 +166,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       : { kind: "token", tokenHash: caller.tokenHash };
     // The caller named the request (its own request_id): the database keeps an idempotency record.
     const idempotent = request.requestId !== undefined;
+    // How long each admission lets this invocation go before its next reservation (holder.ts): it
+    // holds the request's claim meanwhile. An unnamed request has none.
+    const afterAdmission = idempotent
+      ? afterAdmissionMs(options, request.stream, MAX_ATTEMPTS, ERROR_OUTCOME_BUDGET_MS)
+      : null;
 
     const keys = new KeyExclusions();
     const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };
@@ -194,6 +200,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             // Checked (and marked in flight) until this invocation holds its first reservation;
             // later reservations belong to the same request.
             idempotent: idempotent && lastReservation === null,
+            afterAdmissionMs: afterAdmission,
           },
           size,
           waiting,

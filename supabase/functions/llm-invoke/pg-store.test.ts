@@ -33,6 +33,7 @@ function params(extra: Partial<ReserveParams> = {}): ReserveParams {
     priority: null,
     queueTicket: null,
     waitLeftMs: 0,
+    nextContactBy: Date.now() + 60_000,
     ...extra,
   };
 }
@@ -228,14 +229,18 @@ describe("createPgStore over the RPCs", () => {
       cooldownUntilPacificMidnight: false,
       response: null,
     });
-    const [att] = await db.sql`select status, input_tokens, output_tokens, latency_ms, metadata
+    const [att] = await db.sql`select status, input_tokens, output_tokens, latency_ms, metadata,
+                                      reply_by is not null as has_reply_by, hold_until is not null as has_hold
                                from public.google_ai_attempts where reservation_id = ${res.reservationId}`;
+    // The holder's times (holder.ts) land in their columns, not in the caller's metadata.
     expect(att).toEqual({
       status: "succeeded",
       input_tokens: 12,
       output_tokens: 3,
       latency_ms: 42,
       metadata: { chat: 1, bad: "" },
+      has_reply_by: true,
+      has_hold: true,
     });
     const [usage] = await db
       .sql`select prompt_tokens, completion_tokens from public.token_usage where request_id = 'rt-1'`;

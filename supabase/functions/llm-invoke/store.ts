@@ -103,6 +103,12 @@ export interface ReserveParams {
   queueTicket: string | null;
   /** How much longer the caller will wait (0: it will not, so a refusal takes no ticket). */
   waitLeftMs: number;
+  /**
+   * Epoch ms by which this invocation will have sent its next reservation statement about the
+   * request (or be gone): the request's in-flight claim is held until then (holder.ts). Null for a
+   * request the caller did not name: it has no claim.
+   */
+  nextContactBy: number | null;
 }
 
 /** A model the reservation passed over before the one that answered, and why (`retired`: see model-chain.ts). */
