@@ -28,24 +28,26 @@ begin
     return;
   end if;
 
-  -- Their life cycle, described once (the owner's rows included: only columns they never had).
+  -- Their life cycle, described once (the owner's rows included: only columns they never had). A row
+  -- whose limits are not the seed's (the owner's own) is said to be so, not given the seed's source.
   update public.google_ai_model_limits l set
     shutdown_date = coalesce(l.shutdown_date, d.shutdown_date),
     successor = coalesce(l.successor, d.successor),
     supports_images = coalesce(l.supports_images, d.supports_images),
-    limits_source = d.limits_source
+    limits_source = case when (l.rpm, l.tpm, l.rpd) is not distinct from (d.rpm, d.tpm, d.rpd) then d.limits_source
+                         else 'The owner''s own figures, kept (not the seed''s). The seed''s: ' || d.limits_source end
   from (values
-    ('gemma-3-27b-it', null::date, 'gemma-4-31b-it', null::boolean,
+    ('gemma-3-27b-it', 30, 15000, 14400, null::date, 'gemma-4-31b-it', null::boolean,
      'Free tier 30 RPM / 15K TPM / 14,400 RPD as listed 2026-07-18 (cheahjs/free-llm-api-resources, from Google''s '
      'Cloud Quotas API). Users report Google answers 404 NOT_FOUND for it since about 2026-05 (machinewrapped/'
      'llm-subtrans#420, sohzm/cheating-daddy#327): no shutdown date was published; Gemma 4 replaced it.'),
-    ('gemini-2.5-flash', date '2026-12-01', 'gemini-3.5-flash-lite', true,
+    ('gemini-2.5-flash', 5, 250000, 20, date '2026-12-01', 'gemini-3.5-flash-lite', true,
      'Free tier 5 RPM / 250K TPM / 20 RPD as listed 2026-07-18 (cheahjs/free-llm-api-resources, Cloud Quotas API). '
      'Shutdown 2026-12-01, routed to gemini-3.5-flash-lite: Google''s deprecations page as quoted 2026-11-10.'),
-    ('gemini-2.5-flash-lite', null::date, null, true,
+    ('gemini-2.5-flash-lite', 10, 250000, 20, null::date, null, true,
      'Free tier 10 RPM / 250K TPM / 20 RPD as listed 2026-07-18 (cheahjs/free-llm-api-resources, Cloud Quotas API). '
      'Not deprecated (Google''s deprecations page as quoted 2026-11-10).')
-  ) as d(model, shutdown_date, successor, supports_images, limits_source)
+  ) as d(model, rpm, tpm, rpd, shutdown_date, successor, supports_images, limits_source)
   where l.model = d.model and l.limits_source is null;
 
   -- The models Google serves in December 2026. Free-tier figures as listed on 2026-07-18; where no row

@@ -58,9 +58,12 @@ describe("migrations on a project that already has the production tables", () =>
         for (const [col, value] of Object.entries(old)) expect(now![col], `${table}.${col} of row ${old.id}`).toEqual(value);
       }
     }
-    // The seed did not overwrite the owner's own limits (flash at 10 RPM here), only filled gaps.
-    const flash = await sql`select rpm, rpd from public.google_ai_model_limits where model = 'gemini-2.5-flash'`;
-    expect(flash).toEqual([{ rpm: 10, rpd: 250 }]);
+    // The seed did not overwrite the owner's own limits (flash at 10 RPM here), only filled gaps; it
+    // says they are the owner's, and adds the model's life cycle.
+    const flash = await sql`select rpm, rpd, limits_source, shutdown_date::text as shutdown, successor
+                            from public.google_ai_model_limits where model = 'gemini-2.5-flash'`;
+    expect(flash).toEqual([{ rpm: 10, rpd: 250, shutdown: "2026-12-01", successor: "gemini-3.5-flash-lite",
+      limits_source: expect.stringMatching(/^The owner's own figures, kept/) }]);
     // New columns arrived with their defaults on old rows.
     const [gemma] = await sql`select aliases, is_active, safety_margin, supports_system_instruction, supports_json_mode
                               from public.google_ai_model_limits where model = 'gemma-3-27b-it'`;
