@@ -533,6 +533,37 @@ describe("invoke: Google failures", () => {
     expect(google.calls).toHaveLength(1);
   });
 
+  it("a model Google no longer serves: finalized as withdrawn, the row re-read, the next reservation's answer decides", async () => {
+    const withdrawn = fail(classifyGoogleHttpError(404, {
+      error: {
+        code: 404,
+        status: "NOT_FOUND",
+        message: "models/gemma-3-27b-it is not found for API version v1beta, or is not supported for generateContent. " +
+          "Call ListModels to see the list of available models and their supported methods.",
+      },
+    }));
+    // No chain left: the database refuses the marked model, and the caller learns its successor.
+    const store = new FakeStore([reservation(1), { ...refusal("withdrawn", null), model: "gemma-3-27b-it",
+      successor: "gemma-4-31b-it" }]);
+    const google = new FakeGoogle([withdrawn]);
+    const { run } = setup(store, google);
+    const error = await rejection(run());
+    expect(error.code).toBe("model_withdrawn");
+    expect(error.status).toBe(404);
+    expect(error.details).toEqual({ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" });
+    expect(error.message).toContain("gemma-4-31b-it");
+    expect(google.calls).toHaveLength(1);
+    expect(store.finalized.map((f) => [f.outcome, f.httpStatus, f.errorCode])).toEqual([["withdrawn", 404, "NOT_FOUND"]]);
+    // The key was not at fault: the next reservation excludes nothing.
+    expect(store.reserves.map((r) => r.excludeKeyIds)).toEqual([[], []]);
+    // The worker dropped its cached row: the next request reads it again.
+    const reads = store.capabilityReads;
+    store["script"].push(reservation(2));
+    google["script"].push(ok());
+    await run();
+    expect(store.capabilityReads).toBe(reads + 1);
+  });
+
   it("takes a refused key out for good and moves on", async () => {
     const invalid = fail(classifyGoogleHttpError(400, {
       error: {

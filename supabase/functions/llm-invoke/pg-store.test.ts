@@ -131,8 +131,12 @@ describe("createPgStore over the RPCs", () => {
       supportsSystemInstruction: false,
       supportsJsonMode: false,
       supportsTools: false,
+      supportsImages: null, // the seed does not know whether Gemma 3 took images
       fallbackModels: [],
     });
+    // Gemma 4's row takes a system instruction and tools; Gemini's say they take images.
+    expect(await store().modelProfile("gemma-4-31b-it")).toMatchObject({ supportsSystemInstruction: true, supportsTools: true });
+    expect(await store().modelProfile("gemini-3.5-flash")).toMatchObject({ supportsImages: true });
     // A retired row still answers (inactive), with its chain in order: aliases resolved, unknown names left out.
     await db.sql`insert into public.google_ai_model_limits (model, rpm, is_active, fallback_models)
                  values ('retired-model', 1, false, array['no-such-model', 'gemini-2.5-flash', 'gemma-3-27b'])`;

@@ -8,7 +8,7 @@
 //             public.google_ai_finalize_cut for a streamed answer that broke off
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
-//   model     public.google_ai_model_features (capabilities.ts caches it per worker)
+//   model     public.google_ai_model_traits (capabilities.ts caches it per worker)
 //   token     public.google_ai_check_token, before the body is read (token-check.ts caches it)
 //   keys      public.google_ai_active_keys, a key for countTokens (exact-count.ts caches it)
 //   quota     public.google_ai_quota_report, the quota route (GET llm-invoke/v1/quota)
@@ -92,11 +92,22 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
     modelProfile: (model) =>
       run("model lookup", async (sql) => {
         const rows = await sql<
-          { model: string; active: boolean; sis: boolean; json: boolean; tools: boolean; fallbacks: string[] }[]
+          {
+            model: string;
+            active: boolean;
+            sis: boolean;
+            json: boolean;
+            tools: boolean;
+            images: boolean | null;
+            fallbacks: string[];
+            withdrawn: boolean;
+            successor: string | null;
+          }[]
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
-                 p.supports_tools as tools, coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks
-          from public.google_ai_model_features(p_model => ${model}) p`;
+                 p.supports_tools as tools, p.supports_images as images,
+                 coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor
+          from public.google_ai_model_traits(p_model => ${model}) p`;
         const row = rows[0];
         return row === undefined ? null : ({
           model: row.model,
@@ -104,7 +115,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           supportsSystemInstruction: row.sis,
           supportsJsonMode: row.json,
           supportsTools: row.tools,
+          supportsImages: row.images,
           fallbackModels: row.fallbacks,
+          ...(row.withdrawn ? { withdrawn: true, successor: row.successor } : {}),
         } satisfies ModelProfile);
       }),
 
@@ -148,6 +161,13 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
 
     finalize: (p: FinalizeParams) =>
       run("finalize", async (sql) => {
+        if (p.outcome === "withdrawn") {
+          await sql`select public.google_ai_finalize_withdrawn(
+            p_reservation_id => ${p.reservationId}::uuid, p_http_status => ${p.httpStatus}::integer,
+            p_error_code => ${p.errorCode}, p_error_message => ${p.errorMessage},
+            p_latency_ms => ${p.latencyMs}::integer) as r`;
+          return;
+        }
         if (p.outcome === "cut") {
           await sql`select public.google_ai_finalize_cut(
             p_reservation_id => ${p.reservationId}::uuid, p_cut_by => ${p.cutBy ?? "google"},
@@ -354,6 +374,7 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
     model: typeof o.model === "string" ? o.model : null,
     ...fallbackFrom(o.fallback_from),
     ...(o.limit === "duplicate" ? { response: o.response } : {}),
+    ...(o.limit === "withdrawn" ? { successor: typeof o.successor === "string" ? o.successor : null } : {}),
   };
 }
 
