@@ -206,9 +206,7 @@ declare
   v_now timestamptz := coalesce(p_now, pg_catalog.now());
   v_fold public.google_ai_metric_fold;
   v_mark bigint;
-  v_stop bigint;
   v_through bigint;
-  v_gap_after bigint;
   v_permanent_through bigint;
   v_lag interval;
 begin
@@ -230,21 +228,24 @@ begin
   -- Ids up to this one that are not visible never will be.
   v_permanent_through := case when v_fold.fence_at <= v_now - v_lag then v_fold.fence_id else v_mark end;
 
-  -- The first row that may still change, read along the primary key from the mark.
-  select a.id into v_stop from public.google_ai_attempts a
-  where a.id > v_mark
-    and (a.status = 'reserved' or a.created_at >= v_now - v_lag
-         or (a.status = 'refused' and a.created_at >= v_now - public.google_ai_metric_refusal_settled()))
-  order by a.id limit 1;
-  -- The largest visible id below it, then the last visible row before the first gap that is not
-  -- known to be permanent.
-  select max(a.id) into v_through from public.google_ai_attempts a
-  where a.id > v_mark and (v_stop is null or a.id < v_stop);
-  select min(g.prev) into v_gap_after
-  from (select a.id, coalesce(lag(a.id) over (order by a.id), v_mark) as prev
-        from public.google_ai_attempts a where a.id > v_mark and a.id <= v_through) g
-  where g.id > g.prev + 1 and g.id - 1 > v_permanent_through;
-  v_through := coalesce(v_gap_after, v_through, v_mark);
+  -- One statement, one snapshot: the first row that may still change (read along the primary key
+  -- from the mark), the largest visible id below it, and the last visible row before the first gap
+  -- not known to be permanent. (A row that commits later into an id this passes is in a permanent
+  -- gap, so none does; a later snapshot, the totals' below, sees every row this one saw.)
+  with stop as (
+    select a.id from public.google_ai_attempts a
+    where a.id > v_mark
+      and (a.status = 'reserved' or a.created_at >= v_now - v_lag
+           or (a.status = 'refused' and a.created_at >= v_now - public.google_ai_metric_refusal_settled()))
+    order by a.id limit 1
+  ), below as (
+    select a.id, coalesce(lag(a.id) over (order by a.id), v_mark) as prev
+    from public.google_ai_attempts a
+    where a.id > v_mark and a.id < coalesce((select stop.id from stop), 9223372036854775807)
+  )
+  select coalesce((select min(b.prev) from below b where b.id > b.prev + 1 and b.id - 1 > v_permanent_through),
+                  (select max(b.id) from below b), v_mark)
+  into v_through;
 
   -- Renew an old fence: the ids handed out by now.
   if v_fold.fence_at is null or v_fold.fence_at <= v_now - v_lag then
@@ -525,7 +526,22 @@ begin
 end
 $$;
 
--- Counting what was there before this file: the rows that can no longer change, once.
+-- Counting what was there before this file: the rows that can no longer change, once. A log has
+-- gaps (rolled-back inserts); a fence taken now would hold them (and every row after the first) live
+-- for up to twice stale_reservation_after. The log itself dates the old ones: a row's created_at is
+-- its transaction's start, and no transaction stays open longer than stale_reservation_after, so
+-- every id up to a row created more than twice that long ago was handed out more than that long ago.
+with lag as (
+  select coalesce((select s.stale_reservation_after from public.google_ai_maintenance_settings s where s.id),
+                  interval '15 minutes') as lag
+), old as (
+  select (select max(a.id) from public.google_ai_attempts a where a.created_at < pg_catalog.now() - 2 * lag.lag) as id,
+         lag.lag
+  from lag
+)
+update public.google_ai_metric_fold f set fence_id = old.id, fence_at = pg_catalog.now() - old.lag
+from old
+where f.id and old.id is not null and (f.fence_at is null or f.fence_at > pg_catalog.now() - old.lag);
 select public.google_ai_metrics_fold(null, true);
 
 -- Access (as in the access file) --------------------------------------------------------------------------

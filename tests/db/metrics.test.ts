@@ -2,6 +2,7 @@
 // attempt rows it counts, histograms are cumulative, labels never name a key, and the counters never
 // go down when the fold moves rows into the totals, when housekeeping deletes rows (folded or not)
 // or when scrapes, folds and housekeeping run at once.
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { type Exposition, parseExposition, total } from "../../shared/prometheus/exposition.ts";
@@ -243,6 +244,31 @@ describe("google_ai_metrics", () => {
     const after = await scrape();
     expect(total(after, "eve_gateway_metrics_live_rows")).toBe(0);
     expect(total(after, "eve_gateway_attempts_total")).toBe(total(before, "eve_gateway_attempts_total"));
+    expectNoDecrease(counters(before), counters(after));
+  });
+
+  it("the migration folds a log with old gaps at once: the log's own times date its gaps", async () => {
+    const a = connect(db.url, { max: 1 });
+    try {
+      await a.begin(async (tx) => {
+        await tx`insert into public.google_ai_attempts (status, caller, model, priority_class)
+                 values ('succeeded', 'bot', 'gemma-3-27b-it', 'interactive')`;
+        await tx`select 1/0`;
+      }).catch(() => {});
+    } finally {
+      await a.end({ timeout: 5 });
+    }
+    await insertAttempts(3, {}, "2 hours");
+    // As on a project's log the moment the migration creates the fence: it is young.
+    await sql`update public.google_ai_metric_fold set fence_at = now()`;
+    const before = await scrape();
+    const [{ last }] = await sql<{ last: string }[]>`select max(id)::text as last from public.google_ai_attempts`;
+    expect(total(before, "eve_gateway_metrics_live_rows")).toBeGreaterThanOrEqual(3);
+    await sql.unsafe(readFileSync(new URL("../../supabase/migrations/20261124000400_metrics.sql", import.meta.url), "utf8"));
+    const [{ through }] = await sql<{ through: string }[]>`select folded_through::text as through from public.google_ai_metric_fold`;
+    expect(BigInt(through)).toBe(BigInt(last));
+    const after = await scrape();
+    expect(total(after, "eve_gateway_metrics_live_rows")).toBe(0);
     expectNoDecrease(counters(before), counters(after));
   });
 
