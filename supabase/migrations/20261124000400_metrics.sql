@@ -247,7 +247,8 @@ begin
                   (select max(b.id) from below b), v_mark)
   into v_through;
 
-  -- Renew an old fence: the ids handed out by now.
+  -- Renew an old fence: the ids handed out by now. (The identity's sequence has cache 1, so its
+  -- last value is the last id handed to any session; a cache would hand out lower ids later.)
   if v_fold.fence_at is null or v_fold.fence_at <= v_now - v_lag then
     update public.google_ai_metric_fold f set
       fence_id = coalesce(pg_catalog.pg_sequence_last_value(
