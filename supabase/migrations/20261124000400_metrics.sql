@@ -8,15 +8,19 @@
 --           at each scrape.
 -- The fold moves rows from live to folded in one transaction (their sum unchanged): a scrape folds
 -- the rows that can no longer change (decided, and older than stale_reservation_after: no running
--- function writes them again), up to the first row that still can, so each scrape reads only the
--- last minutes of rows however many the table holds. Housekeeping deletes only what the totals
--- already hold, or folds a row as it deletes it (google_ai_housekeeping_attempts below), so a trim
--- changes no counter; the totals are a table, so a database restart changes none either.
--- A row is counted once it is decided: an open reservation ('reserved') is a gauge (in flight).
+-- function writes them again), up to the first row that still can or the first id not visible yet
+-- (an insert that may still commit), so each scrape reads only the last minutes of rows however
+-- many the table holds. Housekeeping deletes only what the totals already hold, or folds a row as
+-- it deletes it (google_ai_housekeeping_attempts below), so a trim changes no counter; the totals
+-- are a table, so a database restart changes none either.
+-- A row is counted once it is final: an open reservation ('reserved') is a gauge (in flight), and a
+-- refusal is counted once its waiting caller can no longer update it (google_ai_metric_refusal_settled).
 --
--- Labels: model, quota_group (never a key alias or id), priority_class, and caller where it helps,
--- bounded: a Kaggle client's name (google_ai_clients rows), a service caller's label when the
--- operator named it in google_ai_caller_budgets, otherwise 'service'.
+-- Labels come only from columns that never change once a row is counted, so no series ever loses
+-- what it counted: model, quota_group (the quota group's name: a Google Cloud project, or
+-- 'key:<uuid>' of a key row without a project; never a key alias or the key), priority_class, and
+-- caller where it helps, bounded: a Kaggle client's caller ('client:<name>', one per client row the
+-- operator made), otherwise 'service' (a label sent in x-caller never makes a series).
 -- Nothing here runs on the reservation or finalize: the cost is the scrape's and housekeeping's.
 
 -- Running totals ----------------------------------------------------------------------------------
@@ -40,11 +44,31 @@ create table if not exists public.google_ai_metric_fold (
   -- Every attempt row with id <= folded_through is in the totals (or was deleted after it was).
   folded_through bigint not null default 0,
   folded_at      timestamptz,
-  rows_folded    bigint not null default 0
+  rows_folded    bigint not null default 0,
+  -- Every attempt id <= fence_id had been handed out by fence_at. Once fence_at is older than the
+  -- longest transaction that can be open (stale_reservation_after), an id <= fence_id that is not
+  -- visible never will be (its insert was rolled back or its row deleted): the fold may pass it.
+  fence_id       bigint,
+  fence_at       timestamptz
 );
-insert into public.google_ai_metric_fold (id) values (true) on conflict (id) do nothing;
+alter table public.google_ai_metric_fold add column if not exists fence_id bigint;
+alter table public.google_ai_metric_fold add column if not exists fence_at timestamptz;
+insert into public.google_ai_metric_fold (id, fence_id, fence_at)
+values (true, coalesce(pg_catalog.pg_sequence_last_value(
+          pg_catalog.pg_get_serial_sequence('public.google_ai_attempts', 'id')::regclass), 0),
+        pg_catalog.now())
+on conflict (id) do nothing;
 comment on table public.google_ai_metric_fold is
-  'Metrics: the attempt rows (id <= folded_through) whose counts are in google_ai_metric_totals.';
+  'Metrics: the attempt rows (id <= folded_through) whose counts are in google_ai_metric_totals, and the fence '
+  '(fence_id handed out by fence_at) that tells an id never to be visible from one not committed yet.';
+
+-- How long a refusal may still change: a waiting caller asking again updates its refusal row while
+-- it is younger than its wait plus a minute (google_ai_record_refusal). The longest wait is bounded
+-- by llm-invoke's budget, which Supabase's Edge Function wall clock (400 s at most) bounds; 8 minutes
+-- covers it. Keep it below stale_reservation_after (the fold's lag, 15 minutes by default).
+create or replace function public.google_ai_metric_refusal_settled()
+returns interval language sql immutable parallel safe
+as $$ select interval '8 minutes' $$;
 
 -- Rendering helpers ---------------------------------------------------------------------------------
 -- A label pair with its value escaped as the text format wants (backslash, quote, newline).
@@ -75,20 +99,24 @@ $$;
 -- those ids) add to the counters and histograms, summed per series. One definition for the fold, the
 -- scrape's live part and housekeeping's fold-on-delete, so the three always agree. Set-based: rows
 -- are grouped by their labels first, and labels are rendered per group, not per row.
--- The caller label is bounded: a Kaggle client's (client_id set), a service caller the operator
--- named in google_ai_caller_budgets, else 'service'.
-create or replace function public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[] default null)
+-- p_settled_before (the scrape's live part): a refusal created at or after it may still change, and
+-- is left out until it cannot (the fold never reaches such a row; housekeeping's rows are old).
+-- Every label is read from columns fixed when the row was written or decided, never from another
+-- table: the caller is a Kaggle client's caller (client_id set at insert), else 'service'. A row
+-- from a reservation has a quota group; a queue lapse (google_ai_queue_lapse) has none.
+create or replace function public.google_ai_metric_samples(
+  p_after bigint, p_through bigint, p_only bigint[] default null, p_settled_before timestamptz default null)
 returns table (family text, suffix text, labels text, le numeric, value numeric)
 language sql stable set search_path = ''
 as $$
   with decided as materialized (
     select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.quota_cause, a.http_status,
            a.service_tier, a.served_tier, a.input_tokens, a.output_tokens, a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
-           case when a.client_id is not null or b.caller is not null then a.caller else 'service' end as caller
+           case when a.client_id is not null then a.caller else 'service' end as caller
     from public.google_ai_attempts a
-    left join public.google_ai_caller_budgets b on b.caller = a.caller
     where a.id > p_after and a.id <= p_through and a.status <> 'reserved'
       and (p_only is null or a.id = any (p_only))
+      and (p_settled_before is null or a.status <> 'refused' or a.created_at < p_settled_before)
   ), groups as (
     select d.model, d.quota_group, d.priority_class, d.caller, d.status, d.limit_hit,
            coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as google_429,
@@ -112,7 +140,12 @@ as $$
       ('eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('status', g.status),
           public.google_ai_metric_label('service_tier', g.service_tier), public.google_ai_metric_label('served_tier', g.served_tier)),
         case when g.status in ('succeeded', 'cut', 'google_error', 'network_error', 'timeout', 'withdrawn') then g.n end),
-      ('eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg), case when g.status = 'abandoned' then g.n end),
+      -- Abandoned by housekeeping: a reservation (it has a quota group) no finalize reached.
+      ('eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg),
+        case when g.status = 'abandoned' and g.quota_group is not null then g.n end),
+      -- Abandoned in the queue: a waiter that stopped asking; it never had a reservation.
+      ('eve_gateway_queue_lapses_total', concat_ws(',', g.m, g.pc, g.who),
+        case when g.status = 'abandoned' and g.quota_group is null then g.n end),
       ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="input"'), g.tokens_in),
       ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="output"'), g.tokens_out)
     ) x(family, labels, value)
@@ -126,8 +159,9 @@ as $$
       ('eve_gateway_google_latency_seconds', 'quota_group', d.quota_group, d.latency_ms),
       ('eve_gateway_time_to_first_byte_seconds', 'priority_class', d.priority_class, d.first_byte_ms),
       ('eve_gateway_added_latency_seconds', 'priority_class', d.priority_class, d.added_ms),
-      -- The wait before an admission (a refused row is a wait still going on: its row is updated).
-      ('eve_gateway_wait_seconds', 'priority_class', d.priority_class, case when d.status <> 'refused' then d.wait_ms end)
+      -- The wait before an admission: rows from a reservation only (a refusal's wait ended in no
+      -- admission; a queue lapse's is its time in line).
+      ('eve_gateway_wait_seconds', 'priority_class', d.priority_class, case when d.quota_group is not null then d.wait_ms end)
     ) h(family, second_name, second_value, ms)
     where h.ms is not null
   ), buckets as (
@@ -150,41 +184,78 @@ $$;
 
 -- The fold -----------------------------------------------------------------------------------------
 -- Adds the attempt rows that can no longer change to the totals and moves the mark past them: rows
--- above the mark, up to (not including) the first one still open ('reserved') or younger than
--- stale_reservation_after (a waiting caller's refusal row is updated while it waits; no function
--- runs that long). p_wait: wait for a fold in progress (housekeeping) or give up at once (a scrape:
--- the other fold does the work). Returns the mark after the call.
+-- above the mark, up to (not including) the first one still open ('reserved'), younger than
+-- stale_reservation_after (no function runs that long, so none writes it again), or a refusal a
+-- waiting caller may still update; and never past an id that is not visible, unless the fence says
+-- it never will be. An id is handed out when its insert starts and is visible only once its
+-- transaction commits, so a committed higher id says nothing of a lower one: passing an id whose
+-- insert commits later would leave its row counted by neither the live part nor a later fold. Ids
+-- also have permanent gaps (an insert rolled back: a reservation whose caller stopped waiting, a
+-- model tried in a subtransaction; a row housekeeping deleted above the mark); a gap is permanent
+-- once the fence (fence_id handed out by fence_at) is older than any transaction can stay open,
+-- taken here as stale_reservation_after (the reservation's statements time out in seconds; a late
+-- one is rolled back at commit). The fence is renewed once it is that old, so a gap holds the mark
+-- back for at most twice stale_reservation_after; the rows after it stay live (counted) meanwhile.
+-- p_wait: wait for a fold in progress (housekeeping) or give up at once (a scrape: the other fold
+-- does the work). Returns the mark after the call.
 create or replace function public.google_ai_metrics_fold(p_now timestamptz default null, p_wait boolean default false)
 returns bigint
 language plpgsql security definer set search_path = ''
 as $$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.now());
+  v_fold public.google_ai_metric_fold;
   v_mark bigint;
-  v_stop bigint;
   v_through bigint;
+  v_permanent_through bigint;
   v_lag interval;
 begin
   if p_wait then
-    select f.folded_through into v_mark from public.google_ai_metric_fold f where f.id for update;
+    select * into v_fold from public.google_ai_metric_fold f where f.id for update;
   else
-    select f.folded_through into v_mark from public.google_ai_metric_fold f where f.id for update skip locked;
+    select * into v_fold from public.google_ai_metric_fold f where f.id for update skip locked;
     if not found then
       return (select f.folded_through from public.google_ai_metric_fold f where f.id);
     end if;
   end if;
-  if v_mark is null then
+  if v_fold.id is null then
     insert into public.google_ai_metric_fold (id) values (true) on conflict (id) do nothing;
     return 0;
   end if;
+  v_mark := v_fold.folded_through;
   select coalesce((select s.stale_reservation_after from public.google_ai_maintenance_settings s where s.id),
                   interval '15 minutes') into v_lag;
+  -- Ids up to this one that are not visible never will be.
+  v_permanent_through := case when v_fold.fence_at <= v_now - v_lag then v_fold.fence_id else v_mark end;
 
-  -- The first row that may still change, read along the primary key from the mark.
-  select a.id into v_stop from public.google_ai_attempts a
-  where a.id > v_mark and (a.status = 'reserved' or a.created_at >= v_now - v_lag)
-  order by a.id limit 1;
-  v_through := coalesce(v_stop - 1, (select max(a.id) from public.google_ai_attempts a), v_mark);
+  -- One statement, one snapshot: the first row that may still change (read along the primary key
+  -- from the mark), the largest visible id below it, and the last visible row before the first gap
+  -- not known to be permanent. (A row that commits later into an id this passes is in a permanent
+  -- gap, so none does; a later snapshot, the totals' below, sees every row this one saw.)
+  with stop as (
+    select a.id from public.google_ai_attempts a
+    where a.id > v_mark
+      and (a.status = 'reserved' or a.created_at >= v_now - v_lag
+           or (a.status = 'refused' and a.created_at >= v_now - public.google_ai_metric_refusal_settled()))
+    order by a.id limit 1
+  ), below as (
+    select a.id, coalesce(lag(a.id) over (order by a.id), v_mark) as prev
+    from public.google_ai_attempts a
+    where a.id > v_mark and a.id < coalesce((select stop.id from stop), 9223372036854775807)
+  )
+  select coalesce((select min(b.prev) from below b where b.id > b.prev + 1 and b.id - 1 > v_permanent_through),
+                  (select max(b.id) from below b), v_mark)
+  into v_through;
+
+  -- Renew an old fence: the ids handed out by now. (The identity's sequence has cache 1, so its
+  -- last value is the last id handed to any session; a cache would hand out lower ids later.)
+  if v_fold.fence_at is null or v_fold.fence_at <= v_now - v_lag then
+    update public.google_ai_metric_fold f set
+      fence_id = coalesce(pg_catalog.pg_sequence_last_value(
+        pg_catalog.pg_get_serial_sequence('public.google_ai_attempts', 'id')::regclass), 0),
+      fence_at = pg_catalog.clock_timestamp()
+    where f.id;
+  end if;
   if v_through <= v_mark then
     return v_mark;
   end if;
@@ -217,10 +288,11 @@ with clock as (
          (select g.minute_guard_ms from public.google_ai_admission_settings g where g.id) as guard_ms
 ), families (family, kind, help) as (values
   ('eve_gateway_attempts_total', 'counter', 'Attempt rows decided (one per reservation decision and its outcome), by status.'),
-  ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit that refused them.'),
+  ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit that refused them last (counted once final, minutes later).'),
   ('eve_gateway_google_calls_total', 'counter', 'Calls that reached Google, by outcome, the service tier asked for (standard, flex, priority) and the one Google says served.'),
   ('eve_gateway_google_429_total', 'counter', 'Google''s own 429 answers, by cause (minute, day, limit_zero, spend_cap, unknown).'),
   ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),
+  ('eve_gateway_queue_lapses_total', 'counter', 'Waiters that left the admission queue without being admitted (stopped asking).'),
   ('eve_gateway_tokens_total', 'counter', 'Tokens Google counted (gen_ai.client.token.usage), by gen_ai_token_type.'),
   ('eve_gateway_google_latency_seconds', 'histogram', 'Google''s own time per call (gen_ai.server.request.duration).'),
   ('eve_gateway_time_to_first_byte_seconds', 'histogram', 'From a request''s arrival to its answer''s first byte (gen_ai.server.time_to_first_token for streams).'),
@@ -247,7 +319,8 @@ with clock as (
   select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t
   union all
   select s.family, s.suffix, s.labels, s.le, s.value
-  from clock cross join lateral public.google_ai_metric_samples(clock.mark, 9223372036854775807) s
+  from clock cross join lateral public.google_ai_metric_samples(clock.mark, 9223372036854775807, null,
+    clock.at - public.google_ai_metric_refusal_settled()) s
 ), summed as (
   select c.family, c.suffix, c.labels, c.le, sum(c.value) as value from counted c group by 1, 2, 3, 4
 ), histograms as (
@@ -454,7 +527,22 @@ begin
 end
 $$;
 
--- Counting what was there before this file: the rows that can no longer change, once.
+-- Counting what was there before this file: the rows that can no longer change, once. A log has
+-- gaps (rolled-back inserts); a fence taken now would hold them (and every row after the first) live
+-- for up to twice stale_reservation_after. The log itself dates the old ones: a row's created_at is
+-- its transaction's start, and no transaction stays open longer than stale_reservation_after, so
+-- every id up to a row created more than twice that long ago was handed out more than that long ago.
+with lag as (
+  select coalesce((select s.stale_reservation_after from public.google_ai_maintenance_settings s where s.id),
+                  interval '15 minutes') as lag
+), old as (
+  select (select max(a.id) from public.google_ai_attempts a where a.created_at < pg_catalog.now() - 2 * lag.lag) as id,
+         lag.lag
+  from lag
+)
+update public.google_ai_metric_fold f set fence_id = old.id, fence_at = pg_catalog.now() - old.lag
+from old
+where f.id and old.id is not null and (f.fence_at is null or f.fence_at > pg_catalog.now() - old.lag);
 select public.google_ai_metrics_fold(null, true);
 
 -- Access (as in the access file) --------------------------------------------------------------------------
@@ -467,7 +555,8 @@ revoke all on function
   public.google_ai_metric_label(text, text),
   public.google_ai_metric_bounds_s(),
   public.google_ai_metric_le(integer),
-  public.google_ai_metric_samples(bigint, bigint, bigint[]),
+  public.google_ai_metric_refusal_settled(),
+  public.google_ai_metric_samples(bigint, bigint, bigint[], timestamptz),
   public.google_ai_metrics_fold(timestamptz, boolean),
   public.google_ai_metrics_text(),
   public.google_ai_metrics(),

@@ -2,6 +2,7 @@
 // attempt rows it counts, histograms are cumulative, labels never name a key, and the counters never
 // go down when the fold moves rows into the totals, when housekeeping deletes rows (folded or not)
 // or when scrapes, folds and housekeeping run at once.
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { type Exposition, parseExposition, total } from "../../shared/prometheus/exposition.ts";
@@ -70,7 +71,8 @@ describe("google_ai_metrics", () => {
     await insertAttempts(7, {});
     await insertAttempts(3, { status: "google_error", http_status: 429, quota_cause: "day", input_tokens: null, output_tokens: null });
     await insertAttempts(2, { status: "google_error", http_status: 429, quota_cause: null, input_tokens: null, output_tokens: null });
-    await insertAttempts(4, { status: "refused", http_status: null, limit_hit: "rpm", quota_group: null, latency_ms: null, input_tokens: null, output_tokens: null });
+    // Refusals settled (older than a waiting caller may still update them): counted.
+    await insertAttempts(4, { status: "refused", http_status: null, limit_hit: "rpm", quota_group: null, latency_ms: null, input_tokens: null, output_tokens: null }, "10 minutes");
     await insertAttempts(2, { status: "reserved", http_status: null, input_tokens: null, output_tokens: null, latency_ms: null });
     await insertAttempts(1, { status: "abandoned", http_status: null, input_tokens: null, output_tokens: null });
     const m = await scrape();
@@ -184,5 +186,150 @@ describe("google_ai_metrics", () => {
     const [{ anon }] = await sql<{ anon: boolean }[]>`
       select has_function_privilege('anon', 'public.google_ai_metrics()', 'execute') as anon`;
     expect(anon).toBe(false);
+  });
+  // Issue 26, 1: an id handed out before a committed higher one, whose insert commits after a scrape.
+  it("a row whose insert commits after a scrape folded past younger ids is still counted", async () => {
+    // Nothing open holds the fold back: every row is old and decided.
+    await sql`update public.google_ai_attempts set status = 'released' where status = 'reserved'`;
+    await sql`update public.google_ai_attempts set created_at = created_at - interval '1 hour'`;
+    const start = total(await scrape(), "eve_gateway_attempts_total");
+    await insertAttempts(3, {}, "1 hour");
+    const a = connect(db.url, { max: 1 });
+    let commit!: () => void;
+    const committed = new Promise<void>((resolve) => (commit = resolve));
+    let inserted!: () => void;
+    const holding = new Promise<void>((resolve) => (inserted = resolve));
+    try {
+      const txA = a.begin(async (tx) => {
+        await tx`insert into public.google_ai_attempts (created_at, status, caller, model, quota_group, priority_class)
+                 values (now() - interval '1 hour', 'succeeded', 'bot', 'gemma-3-27b-it', 'proj-a', 'interactive')`;
+        inserted();
+        await committed;
+      });
+      await holding;
+      await insertAttempts(1, {}, "1 hour"); // a higher id, committed while the lower one is not
+      expect(total(await scrape(), "eve_gateway_attempts_total")).toBe(start + 4);
+      commit();
+      await txA;
+      expect(total(await scrape(), "eve_gateway_attempts_total")).toBe(start + 5);
+      // And the fold, once nothing is uncommitted below the rows, keeps it.
+      expect(total(await scrape(), "eve_gateway_attempts_total")).toBe(start + 5);
+    } finally {
+      commit();
+      await a.end({ timeout: 5 });
+    }
+  });
+
+  it("a gap a rolled-back insert left holds the fold back only until it is older than any open transaction", async () => {
+    const a = connect(db.url, { max: 1 });
+    try {
+      await a.begin(async (tx) => {
+        await tx`insert into public.google_ai_attempts (status, caller, model, priority_class)
+                 values ('succeeded', 'bot', 'gemma-3-27b-it', 'interactive')`;
+        await tx`select 1/0`; // rolled back: its id is a gap for good
+      }).catch(() => {});
+    } finally {
+      await a.end({ timeout: 5 });
+    }
+    await insertAttempts(4, {}, "1 hour");
+    const before = await scrape();
+    // The gap is young: the rows after it stay live (counted, not folded).
+    expect(total(before, "eve_gateway_metrics_live_rows")).toBeGreaterThanOrEqual(4);
+    // Time passes (the fold's fence ages past stale_reservation_after twice: once to take a new
+    // fence above the gap, once for that fence to be old): the gap is permanent, the fold crosses it.
+    for (let i = 0; i < 2; i++) {
+      await sql`update public.google_ai_metric_fold set fence_at = fence_at - interval '1 hour'`;
+      await scrape();
+    }
+    const after = await scrape();
+    expect(total(after, "eve_gateway_metrics_live_rows")).toBe(0);
+    expect(total(after, "eve_gateway_attempts_total")).toBe(total(before, "eve_gateway_attempts_total"));
+    expectNoDecrease(counters(before), counters(after));
+  });
+
+  it("the migration folds a log with old gaps at once: the log's own times date its gaps", async () => {
+    const a = connect(db.url, { max: 1 });
+    try {
+      await a.begin(async (tx) => {
+        await tx`insert into public.google_ai_attempts (status, caller, model, priority_class)
+                 values ('succeeded', 'bot', 'gemma-3-27b-it', 'interactive')`;
+        await tx`select 1/0`;
+      }).catch(() => {});
+    } finally {
+      await a.end({ timeout: 5 });
+    }
+    await insertAttempts(3, {}, "2 hours");
+    // As on a project's log the moment the migration creates the fence: it is young.
+    await sql`update public.google_ai_metric_fold set fence_at = now()`;
+    const before = await scrape();
+    const [{ last }] = await sql<{ last: string }[]>`select max(id)::text as last from public.google_ai_attempts`;
+    expect(total(before, "eve_gateway_metrics_live_rows")).toBeGreaterThanOrEqual(3);
+    await sql.unsafe(readFileSync(new URL("../../supabase/migrations/20261124000400_metrics.sql", import.meta.url), "utf8"));
+    const [{ through }] = await sql<{ through: string }[]>`select folded_through::text as through from public.google_ai_metric_fold`;
+    expect(BigInt(through)).toBe(BigInt(last));
+    const after = await scrape();
+    expect(total(after, "eve_gateway_metrics_live_rows")).toBe(0);
+    expectNoDecrease(counters(before), counters(after));
+  });
+
+  // Issue 26, 2: a label must not depend on anything that changes after the row is counted.
+  it("no series goes down when a caller is named in google_ai_caller_budgets between scrapes", async () => {
+    await insertAttempts(2, { caller: "parser" });
+    await insertAttempts(2, { caller: "parser" }, "1 hour");
+    const before = counters(await scrape());
+    await sql`insert into public.google_ai_caller_budgets (caller) values ('parser') on conflict do nothing`;
+    const after = await scrape();
+    expectNoDecrease(before, counters(after));
+    expect(total(after, "eve_gateway_attempts_total", { caller: "parser" })).toBe(0);
+    await sql`delete from public.google_ai_caller_budgets where caller = 'parser'`;
+    expectNoDecrease(counters(after), counters(await scrape()));
+  });
+
+  it("a waiting caller's refusal is counted once it can no longer change, under its last limit", async () => {
+    await sql`insert into public.google_ai_attempts (status, request_id, caller, model, requested_model, attempt,
+                limit_hit, wait_ms, priority_class)
+              values ('refused', 'wait-1', 'bot', 'gemma-3-27b-it', 'gemma-3-27b-it', 1, 'rpm', 1000, 'interactive')`;
+    const rpm = total(await scrape(), "eve_gateway_refusals_total", { limit: "rpm" });
+    const tpm = total(await scrape(), "eve_gateway_refusals_total", { limit: "tpm" });
+    const before = counters(await scrape());
+    // The caller asks again while it waits: its refusal row now says tpm.
+    await sql`select public.google_ai_record_refusal(now(), 'bot', 'wait-1', null, null, 'gemma-3-27b-it',
+                'gemma-3-27b-it', 1, 10, 'tpm', null, 3000, '{}')`;
+    expect(await rowCount(sql`request_id = 'wait-1'`)).toBe(1);
+    const after = await scrape();
+    expectNoDecrease(before, counters(after));
+    // Past the longest wait plus a minute, the row is final: counted once, under tpm.
+    await sql`update public.google_ai_attempts set created_at = created_at - interval '10 minutes' where request_id = 'wait-1'`;
+    const settled = await scrape();
+    expectNoDecrease(counters(after), counters(settled));
+    expect(total(settled, "eve_gateway_refusals_total", { limit: "tpm" })).toBe(tpm + 1);
+    expect(total(settled, "eve_gateway_refusals_total", { limit: "rpm" })).toBe(rpm);
+  });
+
+  // Issue 26, 3: a waiter leaving the queue is not a lost finalize, and its time in line is no wait.
+  it("queue lapses are counted apart: not as lost finalizes nor in the wait histogram", async () => {
+    const before = await scrape();
+    await sql`insert into public.google_ai_queue (model, priority_class, class_rank, caller, turn, enqueued_at, tokens,
+                limit_hit, expected_at, lease_until, position)
+              values ('gemma-3-27b-it', 'batch', 10, 'parser', 1, now() - interval '2 minutes', 10, 'rpm',
+                now() - interval '1 minute', now() - interval '30 seconds', 1)`;
+    const [{ n }] = await sql<{ n: number }[]>`select public.google_ai_queue_lapse('gemma-3-27b-it', now()) as n`;
+    expect(n).toBe(1);
+    // A reservation no finalize reached: housekeeping abandons it.
+    await sql`insert into public.google_ai_attempts (created_at, status, caller, model, quota_group, priority_class, wait_ms)
+              values (now() - interval '20 minutes', 'reserved', 'bot', 'gemma-3-27b-it', 'proj-a', 'interactive', 2000)`;
+    const [{ r }] = await sql<{ r: any }[]>`select public.google_ai_housekeeping() as r`;
+    expect(r.steps.abandon_stale_reservations.abandoned).toBe(1);
+    const after = await scrape();
+    expect(total(after, "eve_gateway_finalizes_lost_total") - total(before, "eve_gateway_finalizes_lost_total")).toBe(1);
+    expect(total(after, "eve_gateway_queue_lapses_total", { priority_class: "batch" })
+      - total(before, "eve_gateway_queue_lapses_total", { priority_class: "batch" })).toBe(1);
+    // The wait histogram took the abandoned reservation's wait, not the lapse's time in line.
+    expect(total(after, "eve_gateway_wait_seconds_count", { priority_class: "batch" }))
+      .toBe(total(before, "eve_gateway_wait_seconds_count", { priority_class: "batch" }));
+    expect(total(after, "eve_gateway_wait_seconds_count", { priority_class: "interactive" })
+      - total(before, "eve_gateway_wait_seconds_count", { priority_class: "interactive" })).toBe(1);
+    expect(total(after, "eve_gateway_attempts_total", { status: "abandoned" })
+      - total(before, "eve_gateway_attempts_total", { status: "abandoned" })).toBe(2);
   });
 });

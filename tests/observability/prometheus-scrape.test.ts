@@ -190,6 +190,8 @@ describe.skipIf(!available && !inCi)("Prometheus scraping the local stack", () =
     await query(`update public.google_ai_attempts set added_ms = 4 + id % 9, first_byte_ms = coalesce(latency_ms, 0) + 6
                  where status = 'succeeded'`);
     await query(`update public.google_ai_attempts set wait_ms = 1200 + id % 5 * 700 where status = 'succeeded' and id % 2 = 0`);
+    // A refusal is counted once no waiting caller can update it any more (minutes later): let that time pass.
+    await query(`update public.google_ai_attempts set created_at = created_at - interval '10 minutes' where status = 'refused'`);
     const run = await maintenance({ keys: true });
     expect(run.status).toBe("succeeded");
 
