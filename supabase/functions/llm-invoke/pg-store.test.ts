@@ -254,6 +254,77 @@ describe("createPgStore over the RPCs", () => {
     await db.sql`delete from public.google_ai_cooldowns`;
   });
 
+  it("finalizes a cut stream with the tier asked, the tier served and the request's times", async () => {
+    const s = store();
+    const r = (await s.reserve(params({ requestId: "cut-1" }))) as Reservation;
+    await s.finalize({
+      reservationId: r.reservationId,
+      outcome: "cut",
+      cutBy: "client",
+      inputTokens: 20,
+      outputTokens: 7,
+      httpStatus: 200,
+      errorCode: null,
+      quotaId: null,
+      errorMessage: "the caller went away",
+      latencyMs: 300,
+      cooldownUntil: null,
+      cooldownUntilPacificMidnight: false,
+      response: null,
+      serviceTier: "flex",
+      servedTier: "flex",
+      addedMs: 12.4,
+      firstByteMs: 250,
+    });
+    const [att] = await db.sql`select status, error_code, service_tier, served_tier, added_ms, first_byte_ms
+                               from public.google_ai_attempts where reservation_id = ${r.reservationId}`;
+    expect(att).toEqual({
+      status: "cut",
+      error_code: "stream_cut_by_client",
+      service_tier: "flex",
+      served_tier: "flex",
+      added_ms: 12,
+      first_byte_ms: 250,
+    });
+  });
+
+  it("rests, for a spend cap, the active models the group's keys serve, not every model row", async () => {
+    const s = store();
+    await db.sql`update public.google_ai_api_keys set models = array['gemma-3-27b-it', 'gemini-2.5-flash']
+                 where key_alias = 'default'`;
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd, is_active)
+                 values ('spend-test-inactive', 1, 1, 1, false)`;
+    try {
+      const r = (await s.reserve(params({ requestId: "spend-1" }))) as Reservation;
+      expect(r.quotaGroup).toBe("proj-default");
+      await s.finalize({
+        reservationId: r.reservationId,
+        outcome: "google_error",
+        inputTokens: null,
+        outputTokens: null,
+        httpStatus: 429,
+        errorCode: "RESOURCE_EXHAUSTED",
+        quotaId: null,
+        errorMessage: "spend cap",
+        latencyMs: 5,
+        cooldownUntil: new Date(Date.now() + 600_000),
+        cooldownUntilPacificMidnight: false,
+        response: null,
+        quotaCause: "spend_cap",
+      });
+      const rows = await db.sql`select model, cause from public.google_ai_cooldowns
+                                where quota_group = 'proj-default' order by model`;
+      expect(rows).toEqual([
+        { model: "gemini-2.5-flash", cause: "spend_cap" },
+        { model: "gemma-3-27b-it", cause: "spend_cap" },
+      ]);
+    } finally {
+      await db.sql`update public.google_ai_api_keys set models = null where key_alias = 'default'`;
+      await db.sql`delete from public.google_ai_model_limits where model = 'spend-test-inactive'`;
+      await db.sql`delete from public.google_ai_cooldowns`;
+    }
+  });
+
   it("maps refusals, including a per-day cooldown computed by the database", async () => {
     const s = store();
     expect(await s.reserve(params({ model: "nope" }))).toMatchObject({
