@@ -15,7 +15,7 @@ import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/googl
 import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } from "./context.ts";
 import type { Clock } from "./clock.ts";
 import { createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
-import { limitOfQuota } from "./refusals.ts";
+import { exhausted, limitOfQuota } from "./refusals.ts";
 import { parseInvokeRequest } from "./request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "./exact-count.ts";
 import type {
@@ -597,6 +597,21 @@ describe("limitOfQuota", () => {
     expect(limitOfQuota(c("GenerateContentInputTokensPerModelPerMinute-FreeTier"))).toBe("tpm");
     expect(limitOfQuota(c("GenerateRequestsPerMinutePerProjectPerModel-FreeTier"))).toBe("rpm");
     expect(limitOfQuota(c("Something"))).toBe("upstream");
+  });
+
+  it("reads the limit from the cause: a limit: 0 with a per-day quotaId is no used-up day", () => {
+    const zero = classifyGoogleHttpError(429, {
+      error: {
+        message: "Quota exceeded for metric: generate_content_free_tier_requests, limit: 0",
+        details: [{
+          "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+          violations: [{ quotaId: "GenerateRequestsPerDayPerProjectPerModel-FreeTier" }],
+        }],
+      },
+    });
+    expect(zero.quotaCause).toBe("limit_zero");
+    expect(limitOfQuota(zero)).toBe("upstream");
+    expect(exhausted(zero).extra).toMatchObject({ limit: "upstream", cause: "limit_zero" });
   });
 });
 
