@@ -26,6 +26,7 @@ import type {
   Refusal,
   Reservation,
   ReserveParams,
+  ServiceTierRow,
 } from "./store.ts";
 import { estimateInputTokens } from "./tokens.ts";
 
@@ -584,6 +585,40 @@ describe("invoke: Google failures", () => {
     expect((await rejection(run())).code).toBe("upstream_error");
     expect(google.calls).toHaveLength(3);
     expect(store.reserves.map((r) => r.attempt)).toEqual([1, 1, 2, 2, 3]);
+  });
+});
+
+describe("invoke: the caller's service tier", () => {
+  const asking = (serviceTier: "flex" | "standard" | "priority", body: Record<string, unknown> = {}): InvokeContext => {
+    const ctx = context({ model: "gemma-3-27b", prompt: "x", ...body });
+    return { ...ctx, request: { ...ctx.request, serviceTier } };
+  };
+
+  it("a tier the class may not ask for is refused before anything is booked", async () => {
+    // Nothing scripted: a reservation would throw.
+    const store = new FakeStore([]);
+    const invoke = createInvoke({ store, google: new FakeGoogle([]), secret: () => "k", logError: () => {} });
+    // No tier rows: standard is every class's ceiling.
+    const e = await rejection(invoke(asking("priority")));
+    expect(e.code).toBe("invalid_request");
+    expect(e.details).toMatchObject({ field: "service_tier", allowed: ["flex", "standard"] });
+    expect(store.reserves).toEqual([]);
+    expect(store.released).toEqual([]);
+  });
+
+  it("checks every model of the chain, and a token against the classes it may be admitted in", async () => {
+    const rows: ServiceTierRow[] = [
+      { model: "gemma-3-27b-it", priorityClass: "interactive", serviceTier: "priority", standardOnShed: false },
+      { model: "gemma-3-27b-it", priorityClass: "batch", serviceTier: "flex", standardOnShed: false },
+    ];
+    const store = Object.assign(new FakeStore([reservation(1)]), { serviceTiers: () => Promise.resolve(rows) });
+    const invoke = createInvoke({ store, google: new FakeGoogle([ok()]), secret: () => "k", logError: () => {} });
+    const token = (ctx: InvokeContext): InvokeContext => ({ ...ctx, caller: { kind: "token", tokenHash: "h", label: "client:t" } });
+    // A batch token may ask for flex only.
+    expect((await rejection(invoke(token(asking("standard", { priority: "batch" }))))).code).toBe("invalid_request");
+    // A token that names no class may be interactive: priority passes here (the admitted class decides after).
+    expect(await invoke(token(asking("priority")))).toMatchObject({ model: "gemma-3-27b-it" });
+    expect(store.reserves).toHaveLength(1);
   });
 });
 

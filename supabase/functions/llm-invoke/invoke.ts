@@ -46,7 +46,14 @@ import { ERROR_OUTCOME_BUDGET_MS, finalizeReliably } from "./finalize.ts";
 import { afterAdmissionMs } from "./holder.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, requestFor, resolveChain } from "./model-chain.ts";
-import { cachedServiceTiers, chooseTier, shedFlex, type TierChoice } from "./service-tiers.ts";
+import {
+  admissibleClasses,
+  cachedServiceTiers,
+  checkAskedTier,
+  chooseTier,
+  shedFlex,
+  type TierChoice,
+} from "./service-tiers.ts";
 import { cancelled, exhausted, fallbackSteps, modelNotAllowed, noActiveKey, rejectedByGoogle } from "./refusals.ts";
 import type { NormalizedRequest } from "./request.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
@@ -157,6 +164,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     const afterAdmission = idempotent
       ? afterAdmissionMs(options, request.stream, MAX_ATTEMPTS, ERROR_OUTCOME_BUDGET_MS)
       : null;
+
+    // The tier rows (a look-up once per worker) and the caller's own tier, before anything is booked:
+    // a tier its class may not ask for is a 400 without a reservation or a wait.
+    const tierRows = await serviceTiers();
+    if (request.serviceTier !== undefined) {
+      checkAskedTier(tierRows, chain.map((l) => l.model), admissibleClasses(caller.kind, request.priority),
+        request.serviceTier);
+    }
 
     const keys = new KeyExclusions();
     const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };

@@ -337,6 +337,15 @@ describe("parse: fields the gateway cannot honour, fields it ignores, and x-eve-
     expect(req.metadata).toEqual({ ticket: "T-9" });
   });
 
+  it("takes every service_tier OpenAI defines: flex and priority ask Google; auto, default and scale leave it to the class", () => {
+    expect(parse(chat({ service_tier: "flex" })).serviceTier).toBe("flex");
+    expect(parse(chat({ service_tier: "priority" })).serviceTier).toBe("priority");
+    for (const tier of ["auto", "default", "scale", null]) {
+      expect(parse(chat({ service_tier: tier })).serviceTier).toBeUndefined();
+    }
+    expect(refusal(() => parse(chat({ service_tier: "turbo" }))).code).toBe("invalid_request");
+  });
+
   it("refuses a field OpenAI does not define, by name, and oversized metadata", () => {
     const e = refusal(() => parse(chat({ temprature: 1 })));
     expect(e.code).toBe("invalid_request");
