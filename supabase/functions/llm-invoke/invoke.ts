@@ -24,8 +24,8 @@
 // count as an attempt.
 //
 // Service tiers (service-tiers.ts): each call asks Google for the tier of its (model, class) row, or
-// the caller's own within its class; the attempt row records the tier asked and the one Google says
-// served. A flex call Google sheds (503) is retried like any 503, at standard when the row says so.
+// the caller's own within its class (checked before the first reservation); the attempt row records
+// the tier asked and the one Google says served. A flex call Google sheds (503) is retried like any 503, at standard when the row says so.
 //
 // Server-Timing: each call to Google is timed as `google` (a stream's until its first chunk: the
 // answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
