@@ -325,6 +325,42 @@ describe("createPgStore over the RPCs", () => {
     }
   });
 
+  it("concurrent spend caps of one group and key checks clearing its limit: 0 rests never deadlock", async () => {
+    // Many rows widen the window in which two multi-row statements hold some and want others: with the
+    // rows written in hash order and deleted in heap order, this met "deadlock detected" on every run.
+    const models = Array.from({ length: 200 }, (_, i) => `dl-${String(199 - i).padStart(3, "0")}`);
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd)
+                 select unnest(${models}::text[]), 1, 1, 1`;
+    const [key] = await db.sql<{ id: string }[]>`select id from public.google_ai_api_keys where key_alias = 'default'`;
+    try {
+      for (let round = 0; round < 8; round++) {
+        await db.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason, cause)
+                     select 'proj-default', l.model, now() + interval '1 minute', 'limit 0', 'limit_zero'
+                     from public.google_ai_model_limits l where l.is_active
+                     on conflict (quota_group, model) do update set cause = 'limit_zero',
+                       cooldown_until = excluded.cooldown_until`;
+        await Promise.all([
+          ...models.slice(0, 6).map((m, i) =>
+            db.sql`select public.google_ai_cooldown_for_cause('proj-default', ${m},
+                     now() + make_interval(mins => ${10 + i}), 'spend_cap', 'RESOURCE_EXHAUSTED', null)`
+          ),
+          ...[0, 1, 2].map(() =>
+            db.sql`insert into public.google_ai_key_health (api_key_id, key_alias, status, checked_at)
+                   values (${key!.id}, 'default', 'ok', clock_timestamp())
+                   on conflict (api_key_id) do update set status = 'ok', checked_at = excluded.checked_at`
+          ),
+        ]);
+        const causes = await db.sql<{ cause: string }[]>`
+          select distinct cause from public.google_ai_cooldowns where quota_group = 'proj-default'`;
+        expect(causes).toEqual([{ cause: "spend_cap" }]);
+      }
+    } finally {
+      await db.sql`delete from public.google_ai_cooldowns`;
+      await db.sql`delete from public.google_ai_key_health`;
+      await db.sql`delete from public.google_ai_model_limits where model = any (${models}::text[])`;
+    }
+  });
+
   it("maps refusals, including a per-day cooldown computed by the database", async () => {
     const s = store();
     expect(await s.reserve(params({ model: "nope" }))).toMatchObject({
