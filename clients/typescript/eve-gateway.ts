@@ -306,7 +306,8 @@ export interface WithdrawnModel {
 
 /** A quota group resting for a model after a Google 429, and why (docs/google-429s.md). */
 export interface Cooldown {
-  quota_group: string;
+  /** The group's name (a Google project id, key:<uuid>): for a service caller only; absent for a token. */
+  quota_group?: string;
   cause: "minute" | "day" | "limit_zero" | "spend_cap" | "unknown" | null;
   cooldown_until: string;
   retry_after_ms: number;

@@ -131,9 +131,54 @@ begin
 end
 $$;
 
+-- A cut stream keeps its tiers and times -------------------------------------------------------
+-- As in 20261123000000_surfaces.sql, plus p_service_tier, p_served_tier, p_added_ms, p_first_byte_ms,
+-- handed to finalize (a cut stream is no 429: it has no quota cause). The signature grows: the old
+-- one is dropped, or a call naming only the old parameters would be ambiguous.
+drop function if exists public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text);
+
+create or replace function public.google_ai_finalize_cut(
+  p_reservation_id uuid,
+  p_cut_by text,
+  p_input_tokens integer default null,
+  p_output_tokens integer default null,
+  p_latency_ms integer default null,
+  p_error_message text default null,
+  p_service_tier text default null,
+  p_served_tier text default null,
+  p_added_ms integer default null,
+  p_first_byte_ms integer default null)
+returns jsonb
+language plpgsql security definer set search_path = ''
+as $$
+declare
+  v_answer jsonb;
+begin
+  if p_cut_by not in ('client', 'google') then
+    raise exception 'p_cut_by must be client or google' using errcode = '22023';
+  end if;
+  v_answer := public.google_ai_finalize(
+    p_reservation_id => p_reservation_id, p_outcome => 'succeeded', p_input_tokens => p_input_tokens,
+    p_output_tokens => p_output_tokens, p_http_status => 200, p_latency_ms => p_latency_ms,
+    p_service_tier => p_service_tier, p_served_tier => p_served_tier, p_added_ms => p_added_ms,
+    p_first_byte_ms => p_first_byte_ms);
+  if not coalesce((v_answer ->> 'ok')::boolean, false) then
+    return v_answer;
+  end if;
+  update public.google_ai_attempts a set
+    status = 'cut',
+    error_code = 'stream_cut_by_' || p_cut_by,
+    error_message = left(p_error_message, 1000)
+  where a.reservation_id = p_reservation_id;
+  return jsonb_build_object('ok', true, 'status', 'cut');
+end
+$$;
+
 -- A quota group rests until p_until (never shortened by a later 429), with the 429's cause: one
--- model, or for a spend cap every model row (and the attempt's own model, a row or not). A row keeps
--- the cause of whichever rest ends later.
+-- model, or for a spend cap every active model row the group's keys serve (a key's `models`, null:
+-- all) and the attempt's own model, a row or not. A row keeps the cause of whichever rest ends later.
+-- The rows are written in model order: two spend caps of one group (or a key check's delete, which
+-- locks in the same order) take their row locks in one order and cannot deadlock.
 create or replace function public.google_ai_cooldown_for_cause(
   p_quota_group text, p_model text, p_until timestamptz, p_cause text, p_reason text, p_quota_id text)
 returns void
@@ -143,7 +188,12 @@ as $$
   select p_quota_group, m.model, p_until, left(p_reason, 500), left(p_quota_id, 200), p_cause
   from (select p_model as model
         union
-        select l.model from public.google_ai_model_limits l where p_cause = 'spend_cap') m
+        select l.model from public.google_ai_model_limits l
+        where p_cause = 'spend_cap' and l.is_active
+          and exists (select 1 from public.google_ai_api_keys k
+                      where public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
+                        and (k.models is null or l.model = any (k.models)))) m
+  order by m.model
   on conflict (quota_group, model) do update set
     cooldown_until = greatest(c.cooldown_until, excluded.cooldown_until),
     reason = case when excluded.cooldown_until >= c.cooldown_until then excluded.reason else c.reason end,
@@ -153,7 +203,7 @@ as $$
 $$;
 
 comment on function public.google_ai_cooldown_for_cause(text, text, timestamptz, text, text, text) is
-  'Finalize''s cooldown: one model, or for a spend cap (cause spend_cap) every model of the quota group.';
+  'Finalize''s cooldown: one model, or for a spend cap (cause spend_cap) every active model the quota group''s keys serve.';
 
 -- A limit: 0 lasts until the next key check ------------------------------------------------------
 -- The maintenance function's key check (google_ai_record_key_check) writes the key's health row; an
@@ -165,11 +215,15 @@ language plpgsql set search_path = ''
 as $$
 begin
   if new.status = 'ok' then
+    -- Locked in model order first, as finalize writes a spend cap's rows: no deadlock between them.
     delete from public.google_ai_cooldowns c
-    using public.google_ai_api_keys k
-    where k.id = new.api_key_id
-      and c.quota_group = public.google_ai_quota_group(k.project_id, k.id)
-      and c.cause = 'limit_zero';
+    where c.ctid in (
+      select l.ctid from public.google_ai_cooldowns l
+      join public.google_ai_api_keys k on k.id = new.api_key_id
+      where l.quota_group = public.google_ai_quota_group(k.project_id, k.id)
+        and l.cause = 'limit_zero'
+      order by l.model
+      for update of l);
   end if;
   return null;
 end
@@ -199,7 +253,9 @@ comment on function public.google_ai_cooldown_cause(text) is
   'Why a model''s first-ending cooldown rests (minute, day, limit_zero, spend_cap, unknown): read in the reservation''s statement when it refuses with limit cooldown.';
 
 -- The quota route: cooldowns with their causes, withdrawn models --------------------------------
-create or replace function public.google_ai_model_cooldowns(p_model text, p_now timestamptz)
+-- p_show_groups: the quota groups' names (Google project ids, key:<uuid>) are the operator's; a
+-- scoped token's caller sees each cooldown's cause and end, not whose project rests.
+create or replace function public.google_ai_model_cooldowns(p_model text, p_now timestamptz, p_show_groups boolean)
 returns jsonb
 language sql stable set search_path = ''
 as $$
@@ -208,6 +264,7 @@ as $$
            'cause', c.cause,
            'cooldown_until', c.cooldown_until,
            'retry_after_ms', public.google_ai_ms_until(c.cooldown_until, p_now))
+           - case when p_show_groups then '' else 'quota_group' end
          order by c.cooldown_until, c.quota_group), '[]')
   from public.google_ai_cooldowns c
   where c.model = p_model and c.cooldown_until > p_now
@@ -278,7 +335,7 @@ begin
     'budget', v_budget,
     'models', coalesce((
       select jsonb_agg(public.google_ai_model_quota(l.model, v_now)
-                       || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, v_now))
+                       || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null))
                        order by l.model)
       from public.google_ai_model_limits l
       where l.is_active and (v_models is null or l.model = any (v_models))), '[]'),
@@ -303,9 +360,10 @@ begin
   foreach f in array array[
     'public.google_ai_cooldown_for_cause(text, text, timestamptz, text, text, text)',
     'public.google_ai_key_check_clears_limit_zero()',
-    'public.google_ai_model_cooldowns(text, timestamptz)',
+    'public.google_ai_model_cooldowns(text, timestamptz, boolean)',
     'public.google_ai_quota_report_at(timestamptz, text, text)',
     'public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean, jsonb, boolean, text, text, text, integer, integer)',
+    'public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text, text, text, integer, integer)',
     'public.google_ai_cooldown_cause(text)'
   ]::regprocedure[] loop
     execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
@@ -314,10 +372,12 @@ end
 $$;
 revoke all on function
   public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean, jsonb, boolean, text, text, text, integer, integer),
+  public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text, text, text, integer, integer),
   public.google_ai_cooldown_cause(text)
 from eve_gateway;
 grant execute on function
   public.google_ai_finalize(uuid, text, integer, integer, integer, text, text, text, integer, timestamptz, boolean, jsonb, boolean, text, text, text, integer, integer),
+  public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text, text, text, integer, integer),
   public.google_ai_cooldown_cause(text)
 to service_role, eve_gateway;
 

@@ -301,6 +301,19 @@ describe("the quota route's report", () => {
       token_requests_left: 7, token_tokens_left: null, daily_requests_left: 38, daily_tokens_left: null,
     });
     expect(Date.parse(r.budget.daily_resets_at as string)).toBe(NEXT_PACIFIC_MIDNIGHT);
+    // A cooldown shows its cause and end, never the quota group's name (a project id is the operator's).
+    await db.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason, cause)
+                 values ('proj-secret', 'qv-solo', ${iso(T0 + 30_000)}::timestamptz, 'RESOURCE_EXHAUSTED', 'spend_cap')`;
+    const cooled = (await reportAt(T0, "hash-live")).models[0]!;
+    expect(cooled.cooldowns).toEqual([
+      { cause: "spend_cap", cooldown_until: expect.any(String), retry_after_ms: 30_000 },
+    ]);
+    expect(JSON.stringify(await reportAt(T0, "hash-live"))).not.toContain("proj-secret");
+    // …which a service caller still sees.
+    expect((await reportAt(T0)).models.find((m) => m.model === "qv-solo")!.cooldowns).toEqual([
+      { quota_group: "proj-secret", cause: "spend_cap", cooldown_until: expect.any(String), retry_after_ms: 30_000 },
+    ]);
+    await db.sql`delete from public.google_ai_cooldowns`;
     expect(await reportAt(T0, "hash-expired")).toEqual({ ok: false, status: "token_expired" });
     expect(await reportAt(T0, "no-such-hash")).toEqual({ ok: false, status: "token_invalid" });
     await db.sql`update public.google_ai_clients set revoked_at = now() where id = ${c.client_id}`;

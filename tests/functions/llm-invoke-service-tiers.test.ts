@@ -3,6 +3,7 @@
 // tier Google's x-gemini-service-tier header says served; a flex call Google sheds is retried, at
 // standard only where the row says so; priority over its own limit is served at standard and
 // recorded as such; the OpenAI surface's service_tier is honoured up to the class's tier.
+import { ApiError, GoogleGenAI, ServiceTier } from "@google/genai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
@@ -116,20 +117,55 @@ describe("service tiers", () => {
       param: "service_tier",
       details: { field: "service_tier", allowed: ["flex", "standard"] },
     });
-    // Nothing reached Google; the booking was given back.
-    expect(await attempts("t-oa-priority")).toEqual([
-      { status: "released", http_status: null, service_tier: null, served_tier: null },
-    ]);
+    // Refused before admission: nothing was booked, nothing reached Google.
+    expect(await attempts("t-oa-priority")).toEqual([]);
     expect(s.sim.serviceTiers().asked).toEqual({ flex: 1 });
+
+    // OpenAI's "scale" (and "default", "auto") leave the tier to the class: standard here.
+    const scale = await openai.chat.completions.create({
+      model: FLASH,
+      messages: [{ role: "user", content: "scaled" }],
+      service_tier: "scale",
+    }, { headers: { "x-eve-request-id": "t-oa-scale" } });
+    expect(scale.choices[0]!.message.content).toContain("scaled");
+    expect(await attempts("t-oa-scale")).toEqual([
+      { status: "succeeded", http_status: 200, service_tier: null, served_tier: "standard" },
+    ]);
 
     // A value OpenAI's API does not have is refused by the schema.
     const unknown = await s.raw({
       method: "POST",
       path: "/functions/v1/llm-invoke/v1/chat/completions",
       headers: { authorization: `Bearer ${s.serviceKey}`, "content-type": "application/json" },
-      body: JSON.stringify({ model: FLASH, messages: [{ role: "user", content: "x" }], service_tier: "scale" }),
+      body: JSON.stringify({ model: FLASH, messages: [{ role: "user", content: "x" }], service_tier: "turbo" }),
     });
     expect(unknown.status).toBe(400);
     expect(unknown.body.error.code).toBe("invalid_request");
+  });
+
+  it("the Gemini route's serviceTier (from @google/genai's config): honoured up to the class's tier", async () => {
+    const genai = new GoogleGenAI({
+      apiKey: s.serviceKey,
+      vertexai: false,
+      httpOptions: { baseUrl: s.url, headers: { "x-eve-request-id": "t-g-flex" } },
+    });
+    const flex = await genai.models.generateContent({
+      model: FLASH,
+      contents: "cheap",
+      config: { serviceTier: ServiceTier.FLEX },
+    });
+    expect(flex.text).toContain("cheap");
+    expect(await attempts("t-g-flex")).toEqual([
+      { status: "succeeded", http_status: 200, service_tier: "flex", served_tier: "flex" },
+    ]);
+    const refused = await genai.models.generateContent({
+      model: FLASH,
+      contents: "fast",
+      config: { serviceTier: ServiceTier.PRIORITY, httpOptions: { headers: { "x-eve-request-id": "t-g-prio" } } },
+    }).then(() => null, (e: unknown) => e);
+    expect(refused).toBeInstanceOf(ApiError);
+    expect((refused as ApiError).status).toBe(400);
+    expect((refused as ApiError).message).toContain("service_tier priority is not allowed");
+    expect(await attempts("t-g-prio")).toEqual([]);
   });
 });

@@ -5,8 +5,9 @@
 // The cooldown follows the 429's cause (quota-cause.ts): minute and unknown rest for Google's delay
 // (or the default); day and limit_zero until Pacific midnight (a key check ends a limit_zero rest
 // sooner, in the database); spend_cap for Google's delay but at least the rolling window Google names,
-// and the database rests every model of the quota group for it.
+// never more than an hour (SPEND_CAP_MAX_REST_MS), and the database rests every model of the group.
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
+import { SPEND_CAP_MAX_REST_MS } from "../_shared/google/quota-cause.ts";
 import type { PhaseTimer } from "../_shared/server-timing.ts";
 import { outputTokens, type Usage } from "../_shared/google/response.ts";
 import type { FinalizeOutcome, FinalizeParams } from "./store.ts";
@@ -83,7 +84,9 @@ export function failureRecord(
   const cause = limited ? error.quotaCause ?? "unknown" : null;
   const untilMidnight = cause === "day" || cause === "limit_zero";
   const delayMs = error.retryAfterMs ?? defaultCooldownMs;
-  const restMs = cause === "spend_cap" ? Math.max(delayMs, error.spendWindowMs ?? 0) : delayMs;
+  const restMs = cause === "spend_cap"
+    ? Math.min(SPEND_CAP_MAX_REST_MS, Math.max(delayMs, error.spendWindowMs ?? 0))
+    : delayMs;
   return {
     ...EMPTY,
     reservationId,

@@ -93,6 +93,30 @@ describe("finalizeReliably", () => {
     expect(calls.length).toBeGreaterThan(3);
   });
 
+  it("keeps a cut stream's tiers and times in the replay line", async () => {
+    const { store } = storeFailing(Infinity);
+    const logs: string[] = [];
+    const cut = success({
+      outcome: "cut",
+      cutBy: "google",
+      response: null,
+      serviceTier: "flex",
+      servedTier: "standard",
+      addedMs: 9,
+      firstByteMs: 410,
+    });
+    expect(await finalizeReliably(store, (m) => logs.push(m), cut, { deadline: 20_000, clock: fakeClock() })).toBe(false);
+    const record = JSON.parse(logs.find((l) => l.startsWith("finalize_lost "))!.slice(14));
+    expect(record).toMatchObject({
+      outcome: "cut",
+      cut_by: "google",
+      service_tier: "flex",
+      served_tier: "standard",
+      added_ms: 9,
+      first_byte_ms: 410,
+    });
+  });
+
   it("keeps an error outcome (which the caller awaits) to a short retry", async () => {
     const { store, calls } = storeFailing(Infinity);
     const clock = fakeClock();

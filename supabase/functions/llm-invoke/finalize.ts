@@ -47,6 +47,9 @@ export interface LostFinalize {
   quota_cause: FinalizeParams["quotaCause"];
   service_tier: string | null;
   served_tier: string | null;
+  /** What the gateway added and the time to the first byte (the metrics' histograms). */
+  added_ms: number | null;
+  first_byte_ms: number | null;
   /** A cut stream (outcome "cut"): who cut it; replayed with google_ai_finalize_cut, not google_ai_finalize. */
   cut_by?: "client" | "google";
   /** The caller named the request: its stored answer (for replay by request_id) is lost too. */
@@ -106,6 +109,8 @@ export function lostRecord(params: FinalizeParams, tries: number, lastError: str
     quota_cause: params.quotaCause ?? null,
     service_tier: params.serviceTier ?? null,
     served_tier: params.servedTier ?? null,
+    added_ms: params.addedMs ?? null,
+    first_byte_ms: params.firstByteMs ?? null,
     ...(params.cutBy === undefined ? {} : { cut_by: params.cutBy }),
     replay_answer_lost: params.response != null,
     tries,

@@ -15,7 +15,7 @@ import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/googl
 import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } from "./context.ts";
 import type { Clock } from "./clock.ts";
 import { createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
-import { limitOfQuota } from "./refusals.ts";
+import { exhausted, limitOfQuota } from "./refusals.ts";
 import { parseInvokeRequest } from "./request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "./exact-count.ts";
 import type {
@@ -26,6 +26,7 @@ import type {
   Refusal,
   Reservation,
   ReserveParams,
+  ServiceTierRow,
 } from "./store.ts";
 import { estimateInputTokens } from "./tokens.ts";
 
@@ -618,6 +619,40 @@ describe("invoke: Google failures", () => {
   });
 });
 
+describe("invoke: the caller's service tier", () => {
+  const asking = (serviceTier: "flex" | "standard" | "priority", body: Record<string, unknown> = {}): InvokeContext => {
+    const ctx = context({ model: "gemma-3-27b", prompt: "x", ...body });
+    return { ...ctx, request: { ...ctx.request, serviceTier } };
+  };
+
+  it("a tier the class may not ask for is refused before anything is booked", async () => {
+    // Nothing scripted: a reservation would throw.
+    const store = new FakeStore([]);
+    const invoke = createInvoke({ store, google: new FakeGoogle([]), secret: () => "k", logError: () => {} });
+    // No tier rows: standard is every class's ceiling.
+    const e = await rejection(invoke(asking("priority")));
+    expect(e.code).toBe("invalid_request");
+    expect(e.details).toMatchObject({ field: "service_tier", allowed: ["flex", "standard"] });
+    expect(store.reserves).toEqual([]);
+    expect(store.released).toEqual([]);
+  });
+
+  it("checks every model of the chain, and a token against the classes it may be admitted in", async () => {
+    const rows: ServiceTierRow[] = [
+      { model: "gemma-3-27b-it", priorityClass: "interactive", serviceTier: "priority", standardOnShed: false },
+      { model: "gemma-3-27b-it", priorityClass: "batch", serviceTier: "flex", standardOnShed: false },
+    ];
+    const store = Object.assign(new FakeStore([reservation(1)]), { serviceTiers: () => Promise.resolve(rows) });
+    const invoke = createInvoke({ store, google: new FakeGoogle([ok()]), secret: () => "k", logError: () => {} });
+    const token = (ctx: InvokeContext): InvokeContext => ({ ...ctx, caller: { kind: "token", tokenHash: "h", label: "client:t" } });
+    // A batch token may ask for flex only.
+    expect((await rejection(invoke(token(asking("standard", { priority: "batch" }))))).code).toBe("invalid_request");
+    // A token that names no class may be interactive: priority passes here (the admitted class decides after).
+    expect(await invoke(token(asking("priority")))).toMatchObject({ model: "gemma-3-27b-it" });
+    expect(store.reserves).toHaveLength(1);
+  });
+});
+
 describe("limitOfQuota", () => {
   it("names the limit a Google 429 hit", () => {
     const c = (quotaId: string) =>
@@ -628,6 +663,21 @@ describe("limitOfQuota", () => {
     expect(limitOfQuota(c("GenerateContentInputTokensPerModelPerMinute-FreeTier"))).toBe("tpm");
     expect(limitOfQuota(c("GenerateRequestsPerMinutePerProjectPerModel-FreeTier"))).toBe("rpm");
     expect(limitOfQuota(c("Something"))).toBe("upstream");
+  });
+
+  it("reads the limit from the cause: a limit: 0 with a per-day quotaId is no used-up day", () => {
+    const zero = classifyGoogleHttpError(429, {
+      error: {
+        message: "Quota exceeded for metric: generate_content_free_tier_requests, limit: 0",
+        details: [{
+          "@type": "type.googleapis.com/google.rpc.QuotaFailure",
+          violations: [{ quotaId: "GenerateRequestsPerDayPerProjectPerModel-FreeTier" }],
+        }],
+      },
+    });
+    expect(zero.quotaCause).toBe("limit_zero");
+    expect(limitOfQuota(zero)).toBe("upstream");
+    expect(exhausted(zero).extra).toMatchObject({ limit: "upstream", cause: "limit_zero" });
   });
 });
 

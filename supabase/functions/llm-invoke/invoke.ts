@@ -27,8 +27,8 @@
 // count as an attempt.
 //
 // Service tiers (service-tiers.ts): each call asks Google for the tier of its (model, class) row, or
-// the caller's own within its class; the attempt row records the tier asked and the one Google says
-// served. A flex call Google sheds (503) is retried like any 503, at standard when the row says so.
+// the caller's own within its class (checked before the first reservation); the attempt row records
+// the tier asked and the one Google says served. A flex call Google sheds (503) is retried like any 503, at standard when the row says so.
 //
 // Server-Timing: each call to Google is timed as `google` (a stream's until its first chunk: the
 // answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
@@ -49,7 +49,14 @@ import { ERROR_OUTCOME_BUDGET_MS, finalizeReliably } from "./finalize.ts";
 import { afterAdmissionMs } from "./holder.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "./model-chain.ts";
-import { cachedServiceTiers, chooseTier, shedFlex, type TierChoice } from "./service-tiers.ts";
+import {
+  admissibleClasses,
+  cachedServiceTiers,
+  checkAskedTier,
+  chooseTier,
+  shedFlex,
+  type TierChoice,
+} from "./service-tiers.ts";
 import {
   cancelled,
   exhausted,
@@ -171,6 +178,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     const afterAdmission = idempotent
       ? afterAdmissionMs(options, request.stream, MAX_ATTEMPTS, ERROR_OUTCOME_BUDGET_MS)
       : null;
+
+    // The tier rows (a look-up once per worker) and the caller's own tier, before anything is booked:
+    // a tier its class may not ask for is a 400 without a reservation or a wait.
+    const tierRows = await serviceTiers();
+    if (request.serviceTier !== undefined) {
+      checkAskedTier(tierRows, chain.map((l) => l.model), admissibleClasses(caller.kind, request.priority),
+        request.serviceTier);
+    }
 
     const keys = new KeyExclusions();
     const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };

@@ -258,6 +258,113 @@ describe("createPgStore over the RPCs", () => {
     await db.sql`delete from public.google_ai_cooldowns`;
   });
 
+  it("finalizes a cut stream with the tier asked, the tier served and the request's times", async () => {
+    const s = store();
+    const r = (await s.reserve(params({ requestId: "cut-1" }))) as Reservation;
+    await s.finalize({
+      reservationId: r.reservationId,
+      outcome: "cut",
+      cutBy: "client",
+      inputTokens: 20,
+      outputTokens: 7,
+      httpStatus: 200,
+      errorCode: null,
+      quotaId: null,
+      errorMessage: "the caller went away",
+      latencyMs: 300,
+      cooldownUntil: null,
+      cooldownUntilPacificMidnight: false,
+      response: null,
+      serviceTier: "flex",
+      servedTier: "flex",
+      addedMs: 12.4,
+      firstByteMs: 250,
+    });
+    const [att] = await db.sql`select status, error_code, service_tier, served_tier, added_ms, first_byte_ms
+                               from public.google_ai_attempts where reservation_id = ${r.reservationId}`;
+    expect(att).toEqual({
+      status: "cut",
+      error_code: "stream_cut_by_client",
+      service_tier: "flex",
+      served_tier: "flex",
+      added_ms: 12,
+      first_byte_ms: 250,
+    });
+  });
+
+  it("rests, for a spend cap, the active models the group's keys serve, not every model row", async () => {
+    const s = store();
+    await db.sql`update public.google_ai_api_keys set models = array['gemma-3-27b-it', 'gemini-2.5-flash']
+                 where key_alias = 'default'`;
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd, is_active)
+                 values ('spend-test-inactive', 1, 1, 1, false)`;
+    try {
+      const r = (await s.reserve(params({ requestId: "spend-1" }))) as Reservation;
+      expect(r.quotaGroup).toBe("proj-default");
+      await s.finalize({
+        reservationId: r.reservationId,
+        outcome: "google_error",
+        inputTokens: null,
+        outputTokens: null,
+        httpStatus: 429,
+        errorCode: "RESOURCE_EXHAUSTED",
+        quotaId: null,
+        errorMessage: "spend cap",
+        latencyMs: 5,
+        cooldownUntil: new Date(Date.now() + 600_000),
+        cooldownUntilPacificMidnight: false,
+        response: null,
+        quotaCause: "spend_cap",
+      });
+      const rows = await db.sql`select model, cause from public.google_ai_cooldowns
+                                where quota_group = 'proj-default' order by model`;
+      expect(rows).toEqual([
+        { model: "gemini-2.5-flash", cause: "spend_cap" },
+        { model: "gemma-3-27b-it", cause: "spend_cap" },
+      ]);
+    } finally {
+      await db.sql`update public.google_ai_api_keys set models = null where key_alias = 'default'`;
+      await db.sql`delete from public.google_ai_model_limits where model = 'spend-test-inactive'`;
+      await db.sql`delete from public.google_ai_cooldowns`;
+    }
+  });
+
+  it("concurrent spend caps of one group and key checks clearing its limit: 0 rests never deadlock", async () => {
+    // Many rows widen the window in which two multi-row statements hold some and want others: with the
+    // rows written in hash order and deleted in heap order, this met "deadlock detected" on every run.
+    const models = Array.from({ length: 200 }, (_, i) => `dl-${String(199 - i).padStart(3, "0")}`);
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd)
+                 select unnest(${models}::text[]), 1, 1, 1`;
+    const [key] = await db.sql<{ id: string }[]>`select id from public.google_ai_api_keys where key_alias = 'default'`;
+    try {
+      for (let round = 0; round < 8; round++) {
+        await db.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason, cause)
+                     select 'proj-default', l.model, now() + interval '1 minute', 'limit 0', 'limit_zero'
+                     from public.google_ai_model_limits l where l.is_active
+                     on conflict (quota_group, model) do update set cause = 'limit_zero',
+                       cooldown_until = excluded.cooldown_until`;
+        await Promise.all([
+          ...models.slice(0, 6).map((m, i) =>
+            db.sql`select public.google_ai_cooldown_for_cause('proj-default', ${m},
+                     now() + make_interval(mins => ${10 + i}), 'spend_cap', 'RESOURCE_EXHAUSTED', null)`
+          ),
+          ...[0, 1, 2].map(() =>
+            db.sql`insert into public.google_ai_key_health (api_key_id, key_alias, status, checked_at)
+                   values (${key!.id}, 'default', 'ok', clock_timestamp())
+                   on conflict (api_key_id) do update set status = 'ok', checked_at = excluded.checked_at`
+          ),
+        ]);
+        const causes = await db.sql<{ cause: string }[]>`
+          select distinct cause from public.google_ai_cooldowns where quota_group = 'proj-default'`;
+        expect(causes).toEqual([{ cause: "spend_cap" }]);
+      }
+    } finally {
+      await db.sql`delete from public.google_ai_cooldowns`;
+      await db.sql`delete from public.google_ai_key_health`;
+      await db.sql`delete from public.google_ai_model_limits where model = any (${models}::text[])`;
+    }
+  });
+
   it("maps refusals, including a per-day cooldown computed by the database", async () => {
     const s = store();
     expect(await s.reserve(params({ model: "nope" }))).toMatchObject({

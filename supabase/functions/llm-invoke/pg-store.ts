@@ -172,7 +172,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           await sql`select public.google_ai_finalize_cut(
             p_reservation_id => ${p.reservationId}::uuid, p_cut_by => ${p.cutBy ?? "google"},
             p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
-            p_latency_ms => ${p.latencyMs}::integer, p_error_message => ${p.errorMessage}) as r`;
+            p_latency_ms => ${p.latencyMs}::integer, p_error_message => ${p.errorMessage},
+            p_service_tier => ${p.serviceTier ?? null}, p_served_tier => ${p.servedTier ?? null},
+            p_added_ms => ${roundedMs(p.addedMs)}::integer, p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer) as r`;
           return;
         }
         await sql`select public.google_ai_finalize(

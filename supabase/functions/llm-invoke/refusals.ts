@@ -228,9 +228,14 @@ export function rejectedByGoogle(error: ClassifiedGoogleError): GatewayError {
   });
 }
 
-/** The limit a Google 429 names, in the reservation RPC's vocabulary. */
+/**
+ * The limit a Google 429 names, in the reservation RPC's vocabulary, read from its cause (one truth):
+ * a per-day or per-minute quota is rpd, tpm or rpm; a limit: 0, a spend cap or an unplaced 429 is
+ * `upstream` (its `cause` says which), whatever quotaId Google sent beside it.
+ */
 export function limitOfQuota(error: ClassifiedGoogleError): string {
-  if (error.perDay) return "rpd";
+  if (error.quotaCause === "day") return "rpd";
+  if (error.quotaCause !== "minute") return "upstream";
   const id = error.quotaId ?? "";
   if (/token/i.test(id)) return "tpm";
   if (/request/i.test(id)) return "rpm";

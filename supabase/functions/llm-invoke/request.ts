@@ -40,7 +40,7 @@ export interface NormalizedRequest {
   priority?: PriorityClass;
   /** A stream ends with the whole answer's usage (OpenAI's stream_options.include_usage). */
   streamUsage?: boolean;
-  /** The service tier the caller asked for (OpenAI's service_tier); absent: its class's row decides. */
+  /** The service tier the caller asked for (OpenAI's service_tier, Gemini's serviceTier); absent: its class's row decides. */
   serviceTier?: "flex" | "standard" | "priority";
 }
 

@@ -5,11 +5,12 @@
 // the row says so (standard_on_shed).
 //
 // The rows are read once per worker and refreshed in the background after ttlMs (as the model rows
-// are, capabilities.ts): a stale row only changes which tier is asked, never what is admitted.
+// are, capabilities.ts): a stale row only changes which tier is asked, never what is admitted. They
+// are read, and a caller's own tier checked (checkAskedTier), before the request books anything.
 import { GatewayError } from "../_shared/errors.ts";
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
 import type { Clock } from "./clock.ts";
-import type { GatewayStore, ServiceTier, ServiceTierRow } from "./store.ts";
+import { type GatewayStore, PRIORITY_CLASSES, type PriorityClass, type ServiceTier, type ServiceTierRow } from "./store.ts";
 
 const RANK: Record<ServiceTier, number> = { flex: 0, standard: 1, priority: 2 };
 
@@ -65,11 +66,36 @@ export function chooseTier(
   // The class's ceiling is its row's tier (a class mapped to flex may not ask for more); no row: standard.
   const ceiling: ServiceTier = row?.serviceTier ?? "standard";
   if (asked !== undefined) {
-    if (RANK[asked] > RANK[ceiling]) throw tierNotAllowed(asked, ceiling, model, priorityClass);
+    if (RANK[asked] > RANK[ceiling]) throw tierNotAllowed(asked, ceiling, model, priorityClass ?? "interactive");
     return { tier: asked === "standard" ? null : asked, standardOnShed: row?.standardOnShed ?? false };
   }
   if (row === undefined || row.serviceTier === "standard") return { tier: null, standardOnShed: false };
   return { tier: row.serviceTier, standardOnShed: row.standardOnShed };
+}
+
+/**
+ * Before anything is booked: the caller's tier must be allowed, for every model of its chain, in some
+ * class the request may be admitted in (`classes`; a token's own class is the database's, so its
+ * candidates are every class at or below the one it asks for). Throws the same 400 as chooseTier; a
+ * token admitted in a lower class than it could have been is still checked by chooseTier after.
+ */
+export function checkAskedTier(
+  rows: readonly ServiceTierRow[],
+  models: readonly string[],
+  classes: readonly string[],
+  asked: ServiceTier,
+): void {
+  for (const model of models) {
+    const ceilings = classes.map((c) => rows.find((r) => r.model === model && r.priorityClass === c)?.serviceTier ?? "standard");
+    const ceiling = ceilings.reduce((a, b) => (RANK[b] > RANK[a] ? b : a), "flex" as ServiceTier);
+    if (RANK[asked] > RANK[ceiling]) throw tierNotAllowed(asked, ceiling, model, classes.length === 1 ? classes[0] : undefined);
+  }
+}
+
+/** The classes a request may be admitted in: a service caller's is known; a token's is at most the one it asks for. */
+export function admissibleClasses(callerKind: "service" | "token", asked: PriorityClass | undefined): PriorityClass[] {
+  if (callerKind === "service") return [asked ?? PRIORITY_CLASSES[0]!];
+  return asked === undefined ? [...PRIORITY_CLASSES] : PRIORITY_CLASSES.slice(PRIORITY_CLASSES.indexOf(asked));
 }
 
 /** A flex call Google shed: its capacity answer (503), not a quota or a request fault. */
@@ -81,8 +107,8 @@ function tierNotAllowed(asked: ServiceTier, ceiling: ServiceTier, model: string,
   const allowed = (Object.keys(RANK) as ServiceTier[]).filter((t) => RANK[t] <= RANK[ceiling]);
   return new GatewayError(
     "invalid_request",
-    `service_tier ${asked} is not allowed for ${model} in class ${priorityClass ?? "interactive"}: ` +
-      `ask for ${allowed.join(" or ")} (or auto).`,
+    `service_tier ${asked} is not allowed for ${model}` +
+      `${priorityClass === undefined ? "" : ` in class ${priorityClass}`}: ask for ${allowed.join(" or ")} (or auto).`,
     { details: { field: "service_tier", allowed } },
   );
 }

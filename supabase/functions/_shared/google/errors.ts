@@ -10,9 +10,10 @@
 // "exhausted until midnight Pacific", which the database computes: we only raise a flag.
 // What kind of 429 it was (minute, day, limit: 0, spend cap, unknown) is read in quota-cause.ts.
 import { sanitize } from "../sanitize.ts";
-import { type QuotaCause, quotaCauseOf } from "./quota-cause.ts";
+import { isPerDayQuota, type QuotaCause, quotaCauseOf } from "./quota-cause.ts";
 
 export type { QuotaCause } from "./quota-cause.ts";
+export { isPerDayQuota } from "./quota-cause.ts";
 
 export type GoogleErrorClass =
   /** 429: cool the quota group down until retryAfterMs (or Pacific midnight if perDay) and try another key. */
@@ -44,7 +45,10 @@ export interface ClassifiedGoogleError {
   quotaIds: string[];
   /** Wait Google asked for, rounded up to whole ms; null when it named none. */
   retryAfterMs: number | null;
-  /** A per-day quota was violated: the group is out until midnight Pacific. */
+  /**
+   * The 429's cause is `day` (quotaCause): the group is out until midnight Pacific. Derived from the
+   * cause, never read apart from it: a `limit: 0` with a per-day quotaId is limit_zero, not per day.
+   */
   perDay: boolean;
   /** For a 429: why Google refused (quota-cause.ts); null for every other answer. */
   quotaCause: QuotaCause | null;
@@ -85,10 +89,6 @@ export function retryDelayFromMessage(message: string): number | null {
   if (m === null) return null;
   const value = Number(m[1]);
   return Math.ceil(m[2]?.toLowerCase() === "ms" ? value : value * 1000);
-}
-
-export function isPerDayQuota(quotaId: string): boolean {
-  return /per ?day/i.test(quotaId);
 }
 
 /** Classifies an HTTP error answer; `body` is the parsed JSON, or the raw text if it was not JSON. */
@@ -142,7 +142,7 @@ export function classifyGoogleHttpError(
     quotaId: perDayId ?? quotaIds[0] ?? null,
     quotaIds,
     retryAfterMs,
-    perDay: perDayId !== undefined,
+    perDay: cause?.cause === "day",
     quotaCause: cause?.cause ?? null,
     spendWindowMs: cause?.windowMs ?? null,
     message: sanitize(rawMessage, { secrets: options.secrets, maxLength: 500 }),

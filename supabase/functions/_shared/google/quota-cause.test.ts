@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { classifyGoogleHttpError } from "./errors.ts";
-import { SPEND_CAP_WINDOW_MS } from "./quota-cause.ts";
+import { SPEND_CAP_MAX_REST_MS, SPEND_CAP_WINDOW_MS } from "./quota-cause.ts";
 
 const T = "type.googleapis.com/google.rpc.";
 const DOCS = "https://ai.google.dev/gemini-api/docs/rate-limits";
@@ -70,6 +70,15 @@ describe("the cause of a Google 429", () => {
       quotaCause: "spend_cap",
       spendWindowMs: SPEND_CAP_WINDOW_MS,
     });
+    // A window read from free text never rests the whole project for longer than an hour.
+    expect(spend("Spend cap reached for the billing period of 720 hours.").spendWindowMs).toBe(SPEND_CAP_MAX_REST_MS);
+  });
+
+  it("per day is the cause's: a limit: 0 with a per-day quotaId is not per day", () => {
+    const zero = classifyGoogleHttpError(429, quota429([{ id: "GenerateRequestsPerDayPerProjectPerModel-FreeTier", value: "0" }]));
+    expect(zero).toMatchObject({ quotaCause: "limit_zero", perDay: false });
+    const day = classifyGoogleHttpError(429, quota429([{ id: "GenerateRequestsPerDayPerProjectPerModel-FreeTier" }]));
+    expect(day).toMatchObject({ quotaCause: "day", perDay: true });
   });
 
   it("unknown: Google's bare 429, a capacity 429, anything else; null for every other status", () => {

@@ -18,6 +18,14 @@ export const QUOTA_CAUSES: readonly QuotaCause[] = ["minute", "day", "limit_zero
 /** The rolling window a spend cap rests for when Google's message names none (Google's documented 10 minutes). */
 export const SPEND_CAP_WINDOW_MS = 10 * 60_000;
 
+/**
+ * The longest a spend cap rests a project, whatever its message or delay says. A spend cap stops every
+ * model of the project, and its window is read from free text ("monthly", "per 720 hours" would rest
+ * it for a month on one reading): after an hour one call per model asks Google again, which costs at
+ * most one 429 per model an hour while the cap holds.
+ */
+export const SPEND_CAP_MAX_REST_MS = 60 * 60_000;
+
 export interface QuotaViolationFacts {
   quotaId: string | null;
   /** QuotaFailure's quotaValue, a string of digits ("0", "30"), when Google sent one. */
@@ -33,8 +41,13 @@ export interface QuotaCauseFacts {
 
 export interface QuotaCauseReading {
   cause: QuotaCause;
-  /** For a spend cap: the rolling window the message names, else SPEND_CAP_WINDOW_MS. Null for the others. */
+  /** For a spend cap: the rolling window the message names (at most SPEND_CAP_MAX_REST_MS), else SPEND_CAP_WINDOW_MS. Null for the others. */
   windowMs: number | null;
+}
+
+/** A quotaId of a per-day quota (GenerateRequestsPerDayPerProjectPerModel-FreeTier). */
+export function isPerDayQuota(quotaId: string): boolean {
+  return /per ?day/i.test(quotaId);
 }
 
 const LIMIT_ZERO_LINE = /\blimit:\s*0(?![\d.])/i;
@@ -49,17 +62,17 @@ export function quotaCauseOf(facts: QuotaCauseFacts): QuotaCauseReading {
   if (SPEND.test(facts.message) || ids.some((id) => /spend/i.test(id)) || /SPEND/i.test(facts.reason ?? "")) {
     return { cause: "spend_cap", windowMs: spendWindowMs(facts.message) };
   }
-  if (ids.some((id) => /per ?day/i.test(id))) return { cause: "day", windowMs: null };
+  if (ids.some(isPerDayQuota)) return { cause: "day", windowMs: null };
   if (ids.some((id) => /per ?minute/i.test(id))) return { cause: "minute", windowMs: null };
   return { cause: "unknown", windowMs: null };
 }
 
-/** "… rolling 10-minute window …", "per 10 minutes": the window a spend cap names, else Google's documented 10 minutes. */
+/** "… rolling 10-minute window …", "per 10 minutes": the window a spend cap names (capped), else Google's documented 10 minutes. */
 function spendWindowMs(message: string): number {
   const m = /(\d+(?:\.\d+)?)[-\s]?(minute|min|hour|second)s?\b/i.exec(message);
   if (m === null) return SPEND_CAP_WINDOW_MS;
   const value = Number(m[1]);
   const unit = m[2]!.toLowerCase();
   const ms = unit === "hour" ? value * 3_600_000 : unit === "second" ? value * 1000 : value * 60_000;
-  return Number.isFinite(ms) && ms > 0 ? Math.ceil(ms) : SPEND_CAP_WINDOW_MS;
+  return Number.isFinite(ms) && ms > 0 ? Math.min(SPEND_CAP_MAX_REST_MS, Math.ceil(ms)) : SPEND_CAP_WINDOW_MS;
 }

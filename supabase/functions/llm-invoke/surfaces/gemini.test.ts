@@ -170,6 +170,15 @@ describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
       .toBe("gemini-2.5-flash");
   });
 
+  it("takes the caller's serviceTier (as @google/genai writes it) to be checked within its class", () => {
+    expect(parse({ contents: camel.contents, serviceTier: "flex" }).serviceTier).toBe("flex");
+    expect(parse({ contents: camel.contents, service_tier: "priority" }).serviceTier).toBe("priority");
+    expect(parse({ contents: camel.contents, serviceTier: "unspecified" }).serviceTier).toBeUndefined();
+    const e = refusal(() => parse({ contents: camel.contents, serviceTier: "turbo" }));
+    expect(e.code).toBe("invalid_request");
+    expect(e.details).toMatchObject({ field: "serviceTier" });
+  });
+
   it("checks generationConfig by the native rules, passing unknown fields through, with the field's path", () => {
     const e = refusal(() => parse({ contents: camel.contents, generationConfig: { temperature: 5 } }));
     expect(e.code).toBe("invalid_request");

@@ -16,6 +16,7 @@ import {
   repeatedInChain,
   type RequestLimits,
 } from "../../request.ts";
+import type { ServiceTier } from "../../store.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
 import { bad, camelKeys, isObject, unknownField } from "./fields.ts";
 import { namedSafetySettings } from "./safety-enums.ts";
@@ -25,7 +26,18 @@ const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 /** The fields of Google's GenerateContentRequest and what the gateway does with each. */
 const READ = new Set(["contents", "systemInstruction", "generationConfig", "tools", "toolConfig", "safetySettings"]);
 /** Settings of Google's own billing and logging: they mean nothing once a pool of projects serves. */
-const IGNORED = new Set(["labels", "store", "serviceTier"]);
+const IGNORED = new Set(["labels", "store"]);
+/**
+ * serviceTier, as @google/genai writes GenerateContentConfig.serviceTier: honoured within the caller's
+ * class like the OpenAI surface's service_tier (service-tiers.ts); "unspecified" leaves it to the class.
+ */
+const SERVICE_TIER_VALUES: Record<string, ServiceTier | null> = {
+  unspecified: null,
+  service_tier_unspecified: null,
+  flex: "flex",
+  standard: "standard",
+  priority: "priority",
+};
 
 export interface GenerateBody {
   contents: NormalizedRequest["contents"];
@@ -33,6 +45,8 @@ export interface GenerateBody {
   generationConfig: GenerationConfig;
   extras: NormalizedRequest["extras"];
   imageTokens: number;
+  /** The tier the caller asked for (absent: its class's). */
+  serviceTier?: ServiceTier;
 }
 
 /** The path's model, as Google's routes name it (`models/` is optional), checked like the native `model`. */
@@ -92,8 +106,9 @@ export function parseGenerateBody(raw: unknown, model: string, field = ""): Gene
       }
       continue;
     }
-    if (!READ.has(key) && !IGNORED.has(key)) throw unknownField(where, key);
+    if (!READ.has(key) && !IGNORED.has(key) && key !== "serviceTier") throw unknownField(where, key);
   }
+  const serviceTier = serviceTierOf(body.serviceTier, `${where}serviceTier`);
 
   if (body.contents === undefined) throw new GatewayError("empty_input", `${where}contents is required.`);
   if (!Array.isArray(body.contents)) throw bad(`${where}contents`, `${where}contents must be a list of turns.`);
@@ -132,7 +147,15 @@ export function parseGenerateBody(raw: unknown, model: string, field = ""): Gene
     generationConfig: (checked.generationConfig ?? {}) as GenerationConfig,
     extras: extrasOf(checked),
     imageTokens: imageTokensOf(images),
+    ...(serviceTier === null ? {} : { serviceTier }),
   };
+}
+
+function serviceTierOf(raw: unknown, field: string): ServiceTier | null {
+  if (raw === undefined || raw === null) return null;
+  const tier = typeof raw === "string" ? SERVICE_TIER_VALUES[raw.toLowerCase()] : undefined;
+  if (tier === undefined) throw bad(field, `${field} must be flex, standard, priority or unspecified.`);
+  return tier;
 }
 
 const fieldsSchema = z.object({ generationConfig: generationConfigSchema.optional(), ...extrasSchema });
@@ -178,6 +201,7 @@ export function normalized(
     generationConfig: body.generationConfig,
     extras: body.extras,
     imageTokens: body.imageTokens,
+    ...(body.serviceTier === undefined ? {} : { serviceTier: body.serviceTier }),
     stream,
     metadata: {},
     // Google's shape is built from Google's answer, candidates included (the native body is not sent here).

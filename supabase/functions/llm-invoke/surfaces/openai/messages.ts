@@ -18,9 +18,16 @@ const anyPartSchema = z.looseObject({ type: z.string() });
 const textContent = z.union([z.string(), z.array(textPartSchema).max(MAX_PARTS)]);
 
 // Where Google's OpenAI-compatible endpoint carries a Gemini 3 thought signature (candidates.ts); null
-// is as absent.
+// is as absent. Google's signatures are a few KiB of base64; a bound keeps a message's opaque field
+// from carrying megabytes to Google on every turn (the body's own bound is 10 MB).
+export const MAX_THOUGHT_SIGNATURE_CHARS = 64 * 1024;
 const extraContentSchema = z.looseObject({
-  google: z.looseObject({ thought_signature: z.string().nullable().optional() }).nullable().optional(),
+  google: z.looseObject({
+    thought_signature: z.string().max(
+      MAX_THOUGHT_SIGNATURE_CHARS,
+      `a thought signature is at most ${MAX_THOUGHT_SIGNATURE_CHARS} characters: send back the one the answer carried, unchanged.`,
+    ).nullable().optional(),
+  }).nullable().optional(),
 }).nullable().optional();
 
 const toolCallSchema = z.looseObject({

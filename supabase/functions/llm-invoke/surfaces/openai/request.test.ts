@@ -5,6 +5,7 @@ import { DEFAULT_REQUEST_LIMITS } from "../../request.ts";
 import { includesUsage, openAiSurface, THINKING_BUDGETS } from "../openai.ts";
 import { base64, png } from "../../../../../tests/support/image-bytes.ts";
 import { chat, parse, refusal } from "./test-fixtures.ts";
+import { MAX_THOUGHT_SIGNATURE_CHARS } from "./messages.ts";
 
 describe("parse: messages", () => {
   it("joins system and developer messages into the system text and turns the rest into Gemini turns", () => {
@@ -185,6 +186,37 @@ describe("parse: tool calls round trip", () => {
     ]);
   });
 
+  it("refuses a thought signature over 64 KiB, on a tool call or on the message, with a 400 naming it", () => {
+    const long = "A".repeat(MAX_THOUGHT_SIGNATURE_CHARS + 1);
+    const withSignature = (onCall: string | null, onMessage: string | null) =>
+      chat({
+        messages: [
+          { role: "user", content: "x" },
+          {
+            role: "assistant",
+            content: "y",
+            extra_content: { google: { thought_signature: onMessage } },
+            tool_calls: [{
+              id: "c",
+              type: "function",
+              function: { name: "f", arguments: "{}" },
+              extra_content: { google: { thought_signature: onCall } },
+            }],
+          },
+          { role: "tool", tool_call_id: "c", content: "z" },
+        ],
+      });
+    for (const [onCall, onMessage] of [[long, null], [null, long]] as const) {
+      const e = refusal(() => parse(withSignature(onCall, onMessage)));
+      expect(e.code).toBe("invalid_request");
+      expect(e.message).toContain("thought_signature");
+      expect(e.message).toContain("at most 65536 characters");
+    }
+    // At the bound, it passes untouched.
+    const atBound = "B".repeat(MAX_THOUGHT_SIGNATURE_CHARS);
+    expect(parse(withSignature(atBound, null)).contents[1]!.parts.at(-1)).toMatchObject({ thoughtSignature: atBound });
+  });
+
   it("refuses arguments that are not a JSON object, and a tool message that answers no earlier call", () => {
     const call = (args: string) =>
       chat({
@@ -335,6 +367,15 @@ describe("parse: fields the gateway cannot honour, fields it ignores, and x-eve-
       stream_options: { include_usage: false },
     }));
     expect(req.metadata).toEqual({ ticket: "T-9" });
+  });
+
+  it("takes every service_tier OpenAI defines: flex and priority ask Google; auto, default and scale leave it to the class", () => {
+    expect(parse(chat({ service_tier: "flex" })).serviceTier).toBe("flex");
+    expect(parse(chat({ service_tier: "priority" })).serviceTier).toBe("priority");
+    for (const tier of ["auto", "default", "scale", null]) {
+      expect(parse(chat({ service_tier: tier })).serviceTier).toBeUndefined();
+    }
+    expect(refusal(() => parse(chat({ service_tier: "turbo" }))).code).toBe("invalid_request");
   });
 
   it("refuses a field OpenAI does not define, by name, and oversized metadata", () => {

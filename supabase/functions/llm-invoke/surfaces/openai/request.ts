@@ -87,9 +87,11 @@ const chatCompletionSchema = z.strictObject({
   // Accepted and ignored: they change nothing in what Gemini answers.
   user: z.string().optional(),
   store: z.boolean().nullable().optional(),
-  // Google's tier for the call, within what the caller's class allows (service-tiers.ts): "auto" and
-  // null leave it to the class's row, "default" is standard.
-  service_tier: z.enum(["auto", "default", "standard", "flex", "priority"]).nullable().optional(),
+  // Google's tier for the call, within what the caller's class allows (service-tiers.ts). OpenAI's
+  // values: "flex" and "priority" ask for Google's; "auto", "default" and "scale" (OpenAI's own
+  // processing plans, nothing Google has) leave it to the class's row, as null does. "standard" is
+  // Google's name, taken too.
+  service_tier: z.enum(["auto", "default", "scale", "flex", "priority", "standard"]).nullable().optional(),
   parallel_tool_calls: z.boolean().optional(),
   prompt_cache_key: z.string().optional(),
   safety_identifier: z.string().optional(),
@@ -137,7 +139,6 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
 
 function serviceTierOf(asked: string | null | undefined): Pick<NormalizedRequest, "serviceTier"> {
   if (asked === "flex" || asked === "priority" || asked === "standard") return { serviceTier: asked };
-  if (asked === "default") return { serviceTier: "standard" };
   return {};
 }
 
