@@ -132,7 +132,7 @@ async function main(): Promise<number> {
     },
     {
       id: "finalize-wal",
-      title: "1c. finalize: WAL and heap-only updates against the design before",
+      title: "1c. finalize: WAL and heap-only updates",
       fn: () => runFinalizeWal(bench, smoke ? { admissions: 50 } : { admissions: 2000 }, log),
     },
     {
@@ -155,7 +155,7 @@ async function main(): Promise<number> {
     {
       id: "boot",
       title: "4b. boot: a new llm-invoke worker to its first answer",
-      fn: () => runBoot(bench, smoke ? { boots: 2, judgeTarget: false } : { boots: 30, judgeTarget: true }, log),
+      fn: () => runBoot(bench, { boots: smoke ? 2 : 30 }, log),
     },
     {
       id: "peers",
@@ -189,7 +189,6 @@ async function main(): Promise<number> {
           {
             arrivalDelayMs: 100,
             arrivalJitterMs: 50,
-            bookingsApart: !smoke,
             burst: { limitRpm: 40, late: 40, lateSpanMs: 300, early: 40, earlyAtMs: 500 },
             demand: smoke
               ? { limitRpm: 10, factor: 30, wholeWindows: 0, smokeDurationMs: 4000, maxWaitMs: 3000 }

@@ -9,11 +9,8 @@ export interface BenchServer {
   /** `select version()` */
   version: string;
   settings: Record<string, string>;
-  /**
-   * A fresh copy of the migrated, seeded template; with `through`, a database migrated only up to
-   * that migration version (to measure an earlier design beside the current one).
-   */
-  fresh(name: string, options?: { through?: string }): Promise<BenchDb>;
+  /** A fresh copy of the migrated, seeded template. */
+  fresh(name: string): Promise<BenchDb>;
   /** Subscribe to server log lines (statement logging for round-trip counts). */
   onLog(listener: (line: string) => void): () => void;
   stop(): Promise<void>;
@@ -62,22 +59,10 @@ export async function startBenchServer(options: { durable: boolean; log?: (line:
         listeners.add(listener);
         return () => listeners.delete(listener);
       },
-      async fresh(name, options = {}) {
+      async fresh(name) {
         const dbName = `eve_bench_${name.replace(/[^a-z0-9_]/gi, "_")}`;
         await dropDatabase(server.url, dbName);
-        let url: string;
-        if (options.through === undefined) {
-          url = await cloneDatabase(server.url, TEMPLATE, dbName);
-        } else {
-          const admin = connect(server.url, { max: 1 });
-          try {
-            await admin.unsafe(`create database ${quoteIdent(dbName)}`);
-          } finally {
-            await admin.end();
-          }
-          url = databaseUrl(server.url, dbName);
-          await prepareDatabase(url, { through: options.through });
-        }
+        const url = await cloneDatabase(server.url, TEMPLATE, dbName);
         const sql = connect(url, { max: 4 });
         return {
           name: dbName,
