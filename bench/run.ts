@@ -1,6 +1,7 @@
 // `npm run bench`: starts its own PostgreSQL (and, for the parts that need them, the Google
 // simulator, llm-invoke and the peers), runs every part, prints a summary and writes
-// docs/benchmarks.md, bench/results/<part>.json and docs/wait-admissions.svg.
+// docs/benchmarks.md (with bench/history.md as its last section), docs/wait-admissions.svg and
+// bench/results/<part>.json (raw figures, not committed).
 // `npm run bench:smoke` (--smoke): every part for a few seconds with tiny sizes, written to a temp
 // dir; exits 1 if our design over-admits anywhere or a part crashes. See docs/benchmarks.md.
 import { mkdtemp } from "node:fs/promises";
