@@ -19,8 +19,8 @@ import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { arrivalsByMinute, startGoogleSimulator, type GoogleSimulator, type MinuteWindow } from "../shared/google-sim/server.ts";
 import { minuteOf, sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
-import { BENCH_SERVICE_KEY, BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, serveLlmInvoke } from "./lib/llm-invoke.ts";
-import { pct, table, type Check, type PartResult } from "./lib/report.ts";
+import { BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, type InvokeAnswer, postInvoke, serveLlmInvoke } from "./lib/llm-invoke.ts";
+import { pct, type Check, type PartResult } from "./lib/report.ts";
 import { startSimRouter, type SimRouter } from "./lib/sim-router.ts";
 
 export interface FidelityConfig {
@@ -153,8 +153,9 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     });
     // Straight to the function's Deno port (the local Node proxy caps its socket pool).
     const invokeUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
+    // Request ids repeat across the rows' models: a random suffix keeps each one new.
     const call = (model: string, id: string, mode: "WAIT" | "NO_WAIT", signal?: AbortSignal) =>
-      invoke(invokeUrl, model, id, mode, cfg.demand.maxWaitMs, signal);
+      postInvoke(invokeUrl, { model, prompt: PROMPT, mode, max_wait_ms: cfg.demand.maxWaitMs, request_id: `${slug(id)}-${Math.random().toString(16).slice(2, 10).padEnd(8, "0")}` }, signal ? { signal } : {});
     for (const r of rows) {
       const probe = await call(r.burstModel, `probe-${r.burstModel}`, "NO_WAIT");
       if (probe.status !== 200) throw new Error(`probe: HTTP ${probe.status} ${probe.body.slice(0, 200)} ${fnOut.slice(-5).join(" | ")}`);
@@ -189,7 +190,7 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     for (const sim of sims) sim.reset();
 
     // (a) The straddle: every counting mode at once.
-    const burstCalls: Promise<Answer & { row: Row }>[] = [];
+    const burstCalls: Promise<InvokeAnswer & { row: Row }>[] = [];
     const spacing = cfg.burst.late > 1 ? (cfg.burst.lateSpanMs - 100) / (cfg.burst.late - 1) : 0;
     for (let i = 0; i < cfg.burst.late; i++) {
       await sleep(boundary - cfg.burst.lateSpanMs + i * spacing - Date.now());
@@ -206,7 +207,7 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     const controller = new AbortController();
     setMaxListeners(0, controller.signal);
     const stop = setTimeout(() => controller.abort(), stopAt - Date.now());
-    const demandCalls: Promise<Answer & { row: Row }>[] = [];
+    const demandCalls: Promise<InvokeAnswer & { row: Row }>[] = [];
     for (const [k, at] of arrivals.entries()) {
       await sleep(at - Date.now());
       for (const row of rows) demandCalls.push(call(row.demandModel, `wait-${k}`, "WAIT", controller.signal).then((a) => ({ ...a, row })));
@@ -318,12 +319,7 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
   }
 }
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-function outcomes(answers: Answer[]): Record<string, number> {
+function outcomes(answers: InvokeAnswer[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const a of answers) out[String(a.status)] = (out[String(a.status)] ?? 0) + 1;
   return out;
@@ -331,21 +327,6 @@ function outcomes(answers: Answer[]): Record<string, number> {
 
 const iso = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 const mean = (xs: number[]) => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
-
-async function invoke(url: string, model: string, id: string, mode: "WAIT" | "NO_WAIT", maxWaitMs: number, signal?: AbortSignal): Promise<Answer> {
-  try {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${BENCH_SERVICE_KEY}` },
-      body: JSON.stringify({ model, prompt: PROMPT, mode, max_wait_ms: maxWaitMs, request_id: `${slug(id)}-${Math.random().toString(16).slice(2, 10).padEnd(8, "0")}` }),
-      ...(signal ? { signal } : {}),
-    });
-    return { status: res.status, body: await res.text() };
-  } catch (error) {
-    // Cut off at the end of the run (still waiting), or a transport failure: counted, not thrown.
-    return { status: signal?.aborted ? 0 : -1, body: error instanceof Error ? error.message : String(error) };
-  }
-}
 
 function markdown(cfg: FidelityConfig, results: RowResult[], wholeWindows: number): string {
   const hhmmss = (isoTime: string) => isoTime.slice(11, 19);

@@ -27,7 +27,7 @@ import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim
 import { quoteIdent } from "../shared/db/migrate.ts";
 import { mintToken } from "../shared/db/scoped-token.ts";
 import { sleep } from "./lib/clock.ts";
-import { setKeys, setModel, type BenchDb, type BenchServer } from "./lib/db.ts";
+import { rpcCalls, setKeys, setModel, trackFunctions, type BenchDb, type BenchServer } from "./lib/db.ts";
 import type { DenoServer } from "./lib/deno-server.ts";
 import { createFloorTables, floorAdmissions, serveFloor } from "./lib/floor.ts";
 import { type LatencyBudget, latencyBudget, latencyBudgetMarkdown, TimingSamples } from "./lib/latency-budget.ts";
@@ -463,7 +463,7 @@ async function countRoundTrips(
 ): Promise<RoundTrips> {
   // Settings a session takes at connect: set them before the function opens any connection.
   await db.sql.unsafe(`alter database ${quoteIdent(db.name)} set log_statement = 'all'`);
-  await db.sql.unsafe(`alter database ${quoteIdent(db.name)} set track_functions = 'all'`);
+  await trackFunctions(db);
   const entries: string[] = [];
   let counting = false;
   const off = bench.onLog((line) => {
@@ -560,16 +560,6 @@ function countStatements(entries: string[]): Record<string, number> {
 
 /** The statements a success runs in its waitUntil task, after the answer. */
 const AFTER_ANSWER = /^google_ai_finalize/;
-
-const TOP_LEVEL_RPCS = ["google_ai_reserve", "google_ai_reserve_with_token", "google_ai_finalize", "google_ai_release", "google_ai_cooldown"];
-
-/** Calls so far of the RPCs a function can call (the nested helpers they call are not counted). */
-async function rpcCalls(db: BenchDb): Promise<Record<string, number>> {
-  const rows = await db.sql<{ name: string; calls: string }[]>`
-    select funcname as name, calls::text as calls from pg_stat_user_functions
-    where schemaname = 'public' and funcname = any(${TOP_LEVEL_RPCS})`;
-  return Object.fromEntries(rows.map((r) => [r.name, Number(r.calls)]));
-}
 
 function get(cells: Cell[], t: Target, n: number) {
   return cells.find((c) => c.target === t && c.connections === n);

@@ -1,28 +1,25 @@
 // Part 9: mixed load. The bot (interactive) and several notebooks (batch, one of which floods the
 // queue with a burst) ask for one model at `demandFactor`× its RPM for several whole windows, all in
-// WAIT mode. Two designs side by side on the same PostgreSQL, each on its own model and counters,
-// driven by the same arrival schedule:
-//   queue    llm-invoke's admission as it is: a refusal in WAIT mode takes a ticket and names the
-//            turn; the caller sleeps until then and calls again with its ticket (admission.ts's
-//            loop at the RPC level, with its own wait rule and answer parser);
-//   polling  the rule before the queue (bench/lib/polling-policy.ts): sleep until the named
-//            reopening plus jitter, then race everyone for it.
+// WAIT mode. Two designs side by side, each on its own database, driven by the same arrival schedule:
+//   queue    llm-invoke itself, over HTTP: a refusal in WAIT mode takes a ticket and names the turn;
+//            the request sleeps in the function until then and asks again with its ticket;
+//   polling  the rule before the queue (bench/lib/polling-policy.ts through wait-client.ts), at the
+//            RPC level: sleep until the named reopening plus jitter, then race everyone for it.
 // Reported per class: waits, who lost a turn, starvation; among the batch notebooks: Jain's fairness
 // index of their admissions; for the window: utilisation of every saturated 61 s span and the worst
 // span (never above the limit); and what admission costs: reserve calls and attempt rows per
 // admitted request.
 import { setMaxListeners } from "node:events";
+import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { connect, type Sql } from "../shared/db/migrate.ts";
-import { parseReserveResult } from "../supabase/functions/llm-invoke/pg-store.ts";
-import type { Refusal } from "../supabase/functions/llm-invoke/store.ts";
-import { nextTurn, waitLeftForDatabase } from "../supabase/functions/llm-invoke/wait-policy.ts";
+import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
 import { sleep } from "./lib/clock.ts";
-import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
-import { decideWait } from "./lib/polling-policy.ts";
+import { type BenchDb, type BenchServer, rpcCalls, setKeys, setModel, trackFunctions } from "./lib/db.ts";
+import { BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, bookings, postInvoke, serveLlmInvoke, waitInLlmInvoke } from "./lib/llm-invoke.ts";
 import { fmt, pct, table, type Check, type PartResult } from "./lib/report.ts";
 import { roundSummary, summarize } from "./lib/stats.ts";
 import { countBetween } from "./lib/wait-analysis.ts";
-import { abortableSleep } from "./lib/wait-client.ts";
+import { driveArrivals, type TryResult, waitForAdmission, type WaitRecord } from "./lib/wait-client.ts";
 
 export interface BatchClient {
   name: string;
@@ -60,33 +57,55 @@ interface Arrival {
 
 interface Outcome {
   arrival: Arrival;
+  /** When the database booked it (queue), or when the admitting call returned (polling). */
   admittedAt: number | null;
-  /** When the call that admitted it was sent. */
+  /** When the call that admitted it was sent (the booking time for the queue). */
   admitCallAt: number | null;
-  /** The request was told to wait (a ticket, or a poll) and was refused later: it lost its turn. */
+  /** The request waited (a ticket, or a poll) and was refused later: it lost its turn. */
   lostTurn: boolean;
   refusedAt: number | null;
   cutOff: boolean;
+  /** Reserve calls it made (polling; the queue's are counted by the database, in total). */
   calls: number;
   error?: string;
 }
 
 const TOKENS = 100;
+const PROMPT = "Wait for your turn, then answer in one word.";
+const HUGE = 2_000_000_000;
 /** The gateway's window: 60 s and the default minute guard. */
 const WINDOW_MS = 61_000;
 const MODELS: Record<Design, string> = { queue: "bench-mixed-queue", polling: "bench-mixed-polling" };
 
 export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string) => void): Promise<PartResult> {
-  const db = await bench.fresh("mixed");
-  const pools: Record<Design, Sql> = {
-    queue: connect(db.url, { max: cfg.connections, idle_timeout: 0 }),
-    polling: connect(db.url, { max: cfg.connections, idle_timeout: 0 }),
-  };
+  const dbs = {} as Record<Design, BenchDb>;
+  let pool: Sql | undefined;
+  let sim: GoogleSimulator | undefined;
+  let fns: FunctionsServer | undefined;
   try {
-    for (const model of Object.values(MODELS)) await setModel(db.sql, model, { rpm: cfg.limitRpm, tpm: null, rpd: null });
-    await setKeys(db.sql, [{ alias: "mixed", project: "proj-mixed", models: Object.values(MODELS) }]);
-    await keepAdmissionTimes(db.sql);
-    await Promise.all(Object.values(pools).flatMap((sql) => [...Array(cfg.connections)].map(() => sql`select 1`)));
+    for (const design of ["queue", "polling"] as const) {
+      const db = (dbs[design] = await bench.fresh(`mixed_${design}`));
+      await setModel(db.sql, MODELS[design], { rpm: cfg.limitRpm, tpm: null, rpd: null });
+      await setKeys(db.sql, [{ alias: "mixed", project: "proj-mixed", envVar: BENCH_SIM_KEY_VAR, models: [MODELS[design]] }]);
+      await keepAdmissionTimes(db.sql);
+    }
+    // The queue: llm-invoke on its Deno port (the local Node proxy caps its socket pool), its reserve
+    // calls counted by the database; the simulator answers at once.
+    await trackFunctions(dbs.queue);
+    sim = await startGoogleSimulator({ keys: { [BENCH_SIM_KEY]: "proj-mixed" }, models: { [MODELS.queue]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } } });
+    const fnOut: string[] = [];
+    fns = await serveLlmInvoke({ dbUrl: dbs.queue.url, simUrl: sim.url, env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.maxWaitMs) }, log: fnOut, keep: 50 });
+    const invokeUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
+    const probe = await postInvoke(invokeUrl, { model: MODELS.queue, prompt: PROMPT, mode: "NO_WAIT", request_id: "probe" });
+    if (probe.status !== 200) throw new Error(`probe: HTTP ${probe.status} ${probe.body.slice(0, 200)} ${fnOut.slice(-5).join(" | ")}`);
+    // A clean slate after the probe: its booking would hold a slot of the first window.
+    for (const table of ["google_ai_attempts", "google_ai_admissions", "google_ai_usage_counters", "bench_admission_log"]) {
+      await dbs.queue.sql.unsafe(`delete from public.${table}`);
+    }
+    const callsBefore = reserveCalls(await rpcCalls(dbs.queue));
+    // The polling clients: the RPC over a pool of their own.
+    pool = connect(dbs.polling.url, { max: cfg.connections, idle_timeout: 0 });
+    await Promise.all([...Array(cfg.connections)].map(() => pool!`select 1`));
 
     const t0 = Date.now() + 2_000;
     const demandMs = cfg.smokeDurationMs ?? WINDOW_MS * (1 + cfg.wholeWindows);
@@ -101,23 +120,41 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
     const controller = new AbortController();
     setMaxListeners(0, controller.signal);
     const stop = setTimeout(() => controller.abort(), stopAt - Date.now());
-    const [queue, polling] = await Promise.all([
-      drive(arrivals, (a) => waitingRequest(pools.queue, a, queueRule(cfg.maxWaitMs), controller.signal)),
-      drive(arrivals, (a) => waitingRequest(pools.polling, a, pollingRule(cfg), controller.signal)),
+    const policy = { jitterMs: cfg.jitterMs, maxWaitMs: cfg.maxWaitMs, signal: controller.signal };
+    const times = arrivals.map((a) => a.at);
+    const [queueRecords, pollingRecords] = await Promise.all([
+      driveArrivals(times, (id) => {
+        const a = arrivals[id]!;
+        const body = { model: MODELS.queue, prompt: PROMPT, max_wait_ms: cfg.maxWaitMs, priority: a.priority, request_id: `mixed-${id}` };
+        return waitInLlmInvoke(id, invokeUrl, body, { signal: controller.signal, caller: a.caller });
+      }),
+      driveArrivals(times, (id) => waitForAdmission(id, () => reserveOnce(pool!, arrivals[id]!), policy)),
     ]);
     clearTimeout(stop);
+    await sleep(500); // finalizes run after the answers
+
+    // The queue's admissions at the database's booking times (the answer arrives after Google's).
+    const booked = await bookings(dbs.queue.sql, MODELS.queue);
+    const queue = queueRecords.map((rec) => {
+      const at = booked.get(`mixed-${rec.id}`)?.bookedAt?.getTime() ?? null;
+      const admitted = rec.admittedAt !== null && at !== null;
+      const error = rec.error ?? (rec.admittedAt !== null && at === null ? "answered 200 without a booking" : undefined);
+      return outcome(arrivals[rec.id]!, { ...rec, admittedAt: admitted ? at : null, admitCallStartedAt: admitted ? at : null, ...(error ? { error } : {}) });
+    });
+    const polling = pollingRecords.map((rec) => outcome(arrivals[rec.id]!, rec));
+    const queueCalls = reserveCalls(await rpcCalls(dbs.queue)) - callsBefore;
 
     const measured = { from: t0 + WINDOW_MS, to: t0 + demandMs };
     const results = {
-      queue: await account(db.sql, "queue", queue, cfg, measured),
-      polling: await account(db.sql, "polling", polling, cfg, measured),
+      queue: await account(dbs.queue.sql, "queue", queue, queueCalls, cfg, measured),
+      polling: await account(dbs.polling.sql, "polling", polling, polling.reduce((s, o) => s + o.calls, 0), cfg, measured),
     };
     for (const r of Object.values(results)) {
       log(
         `  ${r.design.padEnd(7)} admitted ${r.admitted}/${r.requests}; spans ${r.spans.count}: min ${pct(r.spans.minUtilisation)} worst ${r.spans.worst}/${cfg.limitRpm}; ` +
           `bot wait p95 ${fmt(r.byClass.interactive.waitMs.p95 / 1000, 1)} s; Jain ${fmt(r.jain, 3)}; ` +
-          `calls/admitted ${fmt(r.callsPerAdmitted, 2)}, rows/admitted ${fmt(r.rowsPerAdmitted, 2)}, own ${fmt(r.callsPerAdmittedRequestItself, 2)}/${fmt(r.rowsPerAdmittedRequestItself, 2)}; ` +
-          `starved ${r.starved}; inversions ${r.inversions}`,
+          `calls/admitted ${fmt(r.callsPerAdmitted, 2)}, rows/admitted ${fmt(r.rowsPerAdmitted, 2)}, own rows ${fmt(r.rowsPerAdmittedRequestItself, 2)}; ` +
+          `starved ${r.starved}; inversions ${r.inversions}; errors ${r.errors}${r.firstError ? ` (${r.firstError})` : ""}`,
       );
     }
     const q = results.queue;
@@ -135,8 +172,7 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
         {
           name: "mixed load: an admitted request leaves one attempt row (the refusal that queued it writes none)",
           ok: q.rowsPerAdmittedRequestItself <= 1,
-          detail: `${fmt(q.rowsPerAdmittedRequestItself, 2)} rows, ${fmt(q.callsPerAdmittedRequestItself, 2)} reserve calls ` +
-            `(polling: ${fmt(results.polling.rowsPerAdmittedRequestItself, 2)} rows, ${fmt(results.polling.callsPerAdmittedRequestItself, 2)} calls)`,
+          detail: `${fmt(q.rowsPerAdmittedRequestItself, 2)} rows (polling: ${fmt(results.polling.rowsPerAdmittedRequestItself, 2)})`,
         },
       );
     }
@@ -153,8 +189,10 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
       checks,
     };
   } finally {
-    await Promise.all(Object.values(pools).map((sql) => sql.end({ timeout: 5 })));
-    await db.drop();
+    await fns?.close();
+    await sim?.close();
+    await pool?.end({ timeout: 5 });
+    for (const db of Object.values(dbs)) await db.drop();
   }
 }
 
@@ -193,86 +231,31 @@ function schedule(cfg: MixedLoadConfig, t0: number, demandMs: number): Arrival[]
   return out.sort((a, b) => a.at - b.at).map((a, id) => ({ ...a, id }));
 }
 
-async function drive(arrivals: Arrival[], start: (a: Arrival) => Promise<Outcome>): Promise<Outcome[]> {
-  const running: Promise<Outcome>[] = [];
-  for (const a of arrivals) {
-    const delay = a.at - Date.now();
-    if (delay > 0) await sleep(delay);
-    running.push(start(a));
-  }
-  return Promise.all(running);
+/** One polling call: the reservation RPC, as the request's caller and class, without a ticket. */
+async function reserveOnce(sql: Sql, a: Arrival): Promise<TryResult> {
+  const [row] = await sql<{ r: { ok: boolean; retry_after_ms?: number | null; recheck_after_ms?: number | null } }[]>`
+    select public.google_ai_reserve(p_model => ${MODELS.polling}, p_estimated_tokens => ${TOKENS}, p_caller => ${a.caller},
+      p_request_id => ${`mixed-${a.id}`}, p_priority => ${a.priority}) as r`;
+  const r = row!.r;
+  return r.ok ? { ok: true } : { ok: false, retryAfterMs: r.retry_after_ms ?? null, recheckAfterMs: r.recheck_after_ms ?? null };
 }
 
-/** How a design waits: what its calls tell the database, and what it does with a refusal. */
-interface WaitRule {
-  model: string;
-  /** The queue's arguments (its ticket, the wait left), or null for a caller that only polls. */
-  ask(waitedMs: number, ticket: string | null): { ticket: string | null; waitLeftMs: number } | null;
-  next(refusal: Refusal, waitedMs: number): { wait: false } | { wait: true; sleepMs: number; ticket?: string };
-}
-
-/** admission.ts at the RPC level: a WAIT refusal names the turn; sleep until then and call with the ticket. */
-function queueRule(maxWaitMs: number): WaitRule {
+function outcome(arrival: Arrival, rec: WaitRecord): Outcome {
   return {
-    model: MODELS.queue,
-    ask: (waitedMs, ticket) => ({ ticket, waitLeftMs: waitLeftForDatabase(maxWaitMs - waitedMs) }),
-    next: (refusal, waitedMs) => nextTurn(refusal, maxWaitMs - waitedMs),
+    arrival,
+    admittedAt: rec.admittedAt,
+    admitCallAt: rec.admitCallStartedAt,
+    lostTurn: rec.gaveUpAt !== null && rec.waitedMs > 0,
+    refusedAt: rec.gaveUpAt,
+    cutOff: rec.cutOff,
+    calls: rec.calls,
+    ...(rec.error === undefined ? {} : { error: rec.error }),
   };
 }
 
-/** The rule before the queue: sleep until the named reopening plus jitter, then race for it. */
-function pollingRule(cfg: MixedLoadConfig): WaitRule {
-  return {
-    model: MODELS.polling,
-    ask: () => null,
-    next: (refusal, waitedMs) =>
-      decideWait({
-        retryAfterMs: refusal.retryAfterMs,
-        recheckAfterMs: refusal.recheckAfterMs,
-        remainingMs: cfg.maxWaitMs - waitedMs,
-        jitterMs: Math.floor(Math.random() * cfg.jitterMs),
-      }),
-  };
-}
-
-/** One WAIT request: reserve, and while refused, sleep as the rule says and reserve again. */
-async function waitingRequest(sql: Sql, a: Arrival, rule: WaitRule, signal: AbortSignal): Promise<Outcome> {
-  const out: Outcome = { arrival: a, admittedAt: null, admitCallAt: null, lostTurn: false, refusedAt: null, cutOff: false, calls: 0 };
-  let ticket: string | null = null;
-  let waited = 0;
-  try {
-    for (;;) {
-      const sent = Date.now();
-      const queue = rule.ask(waited, ticket);
-      const [row] = await sql<{ r: unknown }[]>`
-        select public.google_ai_reserve(p_model => ${rule.model}, p_estimated_tokens => ${TOKENS}, p_caller => ${a.caller},
-          p_request_id => ${`mixed-${a.id}`}, p_priority => ${a.priority},
-          p_queue_ticket => ${queue?.ticket ?? null}::uuid, p_wait_left_ms => ${queue?.waitLeftMs ?? 0}::integer) as r`;
-      out.calls++;
-      const r = parseReserveResult(row!.r);
-      if (r.ok) {
-        out.admittedAt = Date.now();
-        out.admitCallAt = sent;
-        return out;
-      }
-      const decision = rule.next(r, waited);
-      if (!decision.wait) {
-        out.refusedAt = Date.now();
-        out.lostTurn = waited > 0;
-        return out;
-      }
-      ticket = decision.ticket ?? null;
-      if (!(await abortableSleep(decision.sleepMs, signal))) {
-        out.cutOff = true;
-        return out;
-      }
-      waited += decision.sleepMs;
-    }
-  } catch (error) {
-    out.error = error instanceof Error ? error.message : String(error);
-    return out;
-  }
-}
+/** Calls of the reservation entries, by the database's own count (pg_stat_user_functions). */
+const reserveCalls = (calls: Record<string, number>) =>
+  Object.entries(calls).filter(([name]) => name.startsWith("google_ai_reserve")).reduce((s, [, n]) => s + n, 0);
 
 interface ClassFigures {
   requests: number;
@@ -300,7 +283,6 @@ interface DesignResult {
   attemptRows: number;
   callsPerAdmitted: number;
   rowsPerAdmitted: number;
-  callsPerAdmittedRequestItself: number;
   rowsPerAdmittedRequestItself: number;
 }
 
@@ -308,6 +290,7 @@ async function account(
   sql: Sql,
   design: Design,
   outcomes: Outcome[],
+  calls: number,
   cfg: MixedLoadConfig,
   measured: { from: number; to: number },
 ): Promise<DesignResult> {
@@ -376,7 +359,6 @@ async function account(
     b.arrival.priority === "batch" &&
     botWaiting.some((i) => i.arrival.at < b.admitCallAt! - 1_000 && (i.admittedAt ?? i.refusedAt ?? Infinity) > b.admittedAt! + 1_000)
   ).length;
-  const calls = outcomes.reduce((s, o) => s + o.calls, 0);
   const errors = outcomes.filter((o) => o.error !== undefined);
   return {
     design,
@@ -395,7 +377,6 @@ async function account(
     attemptRows: rows,
     callsPerAdmitted: calls / Math.max(1, admitted.length),
     rowsPerAdmitted: rows / Math.max(1, admitted.length),
-    callsPerAdmittedRequestItself: admitted.reduce((s, o) => s + o.calls, 0) / Math.max(1, admitted.length),
     rowsPerAdmittedRequestItself: ownRows / Math.max(1, admitted.length),
   };
 }
@@ -417,8 +398,10 @@ function markdown(cfg: MixedLoadConfig, results: Record<Design, DesignResult>, r
   return [
     `${requests} WAIT requests for one model with a limit of ${cfg.limitRpm} per minute, arriving at ${cfg.demandFactor}× that: ` +
       `the bot (interactive, ${pct(cfg.interactiveShare, 0)} of the steady demand) and ${cfg.batchClients.length} notebooks (batch; ${flood || "no burst"}). ` +
-      `max wait ${cfg.maxWaitMs / 1000} s. The same schedule drives both designs at once, each on its own model, at the RPC level ` +
-      `(llm-invoke's own answer parser and wait rule for the queue). Spans: every 61 s span (the gateway's window) ending each second ` +
+      `max wait ${cfg.maxWaitMs / 1000} s. The same schedule drives both designs at once, each on its own database: the queue ` +
+      `through llm-invoke over HTTP (one WAIT request each, \`x-caller\` naming the client, \`priority\` its class; admission times ` +
+      `are the database's bookings, reserve calls its own count in \`pg_stat_user_functions\`), polling at the RPC level ` +
+      `(\`bench/lib/wait-client.ts\`). Spans: every 61 s span (the gateway's window) ending each second ` +
       `of the saturated period; "starved": refused although the window had room for a whole second while it waited; ` +
       `"lost its turn": waited, then refused.`,
     "",
@@ -439,7 +422,7 @@ function markdown(cfg: MixedLoadConfig, results: Record<Design, DesignResult>, r
     ),
     "",
     table(
-      ["design", "61 s spans", "lowest utilisation", "worst span", "starved", "notebook admitted while the bot waited", "batch admissions per notebook", "Jain", "reserve calls / admitted", "attempt rows / admitted", "an admitted request's own calls / rows"],
+      ["design", "61 s spans", "lowest utilisation", "worst span", "starved", "notebook admitted while the bot waited", "batch admissions per notebook", "Jain", "reserve calls / admitted", "attempt rows / admitted", "an admitted request's own rows"],
       rs.map((r) => [
         label(r.design),
         r.spans.count,
@@ -451,7 +434,7 @@ function markdown(cfg: MixedLoadConfig, results: Record<Design, DesignResult>, r
         fmt(r.jain, 3),
         fmt(r.callsPerAdmitted, 2),
         fmt(r.rowsPerAdmitted, 2),
-        `${fmt(r.callsPerAdmittedRequestItself, 2)} / ${fmt(r.rowsPerAdmittedRequestItself, 2)}`,
+        fmt(r.rowsPerAdmittedRequestItself, 2),
       ]),
       ["l", "r", "r", "r", "r", "r", "l", "r", "r", "r", "r"],
     ),
@@ -459,7 +442,6 @@ function markdown(cfg: MixedLoadConfig, results: Record<Design, DesignResult>, r
     "Reserve calls and attempt rows per admitted request count everything (the requests answered at once included) " +
       "over the requests admitted: at 3× demand about two thirds of the requests cannot be served within their wait, and " +
       "each is answered and logged once, so no design that logs every answer goes below about 3 here. \"An admitted " +
-      "request's own\" counts only what the admitted requests did: 1 call when admitted at once, 2 when it waited for its " +
-      "turn (the call that queued it and the call at its turn), and 1 attempt row (the refusal that queued it writes none).",
+      "request's own\" counts only the rows of the admitted requests: 1 each in the queue (the refusal that queued it writes none).",
   ].join("\n");
 }

@@ -238,7 +238,6 @@ async function main(): Promise<number> {
           connections: 8,
           chartPath,
           machineLabel: `${machine.nproc} × ${machine.cpuModel}, ${machine.postgres.replace(/ \(.*$/, "")}`,
-          via: "llm-invoke" as const,
         },
         log,
       ),

@@ -14,12 +14,12 @@ import { minuteOf, sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
 import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
 import { fmt, pct, table, type PartResult } from "./lib/report.ts";
-import { BENCH_SERVICE_KEY as SERVICE_KEY, BENCH_SIM_KEY as SIM_KEY, BENCH_SIM_KEY_VAR, serveLlmInvoke } from "./lib/llm-invoke.ts";
+import { BENCH_SIM_KEY as SIM_KEY, BENCH_SIM_KEY_VAR, bookings, postInvoke, serveLlmInvoke, waitInLlmInvoke } from "./lib/llm-invoke.ts";
 import { createRlflex } from "./lib/rlflex.ts";
 import { rlflexWaitStart } from "./lib/rlflex-procs.ts";
 import { analyse, type LimiterResult } from "./lib/wait-analysis.ts";
 import { cumulativeByMinute, waitChartSvg } from "./lib/svg.ts";
-import { driveArrivals, waitForAdmission, type TryResult, type WaitRecord } from "./lib/wait-client.ts";
+import { driveArrivals, waitForAdmission, type WaitRecord } from "./lib/wait-client.ts";
 
 export interface WaitConfig {
   limitRpm: number;
@@ -37,12 +37,9 @@ export interface WaitConfig {
   chartPath: string;
   /** Machine summary for the chart's subtitle. */
   machineLabel: string;
-  /** "llm-invoke": our callers go through the served function (falls back to "rpc" if it does not answer). */
-  via: "llm-invoke" | "rpc";
 }
 
 const MODEL = "bench-wait";
-const TOKENS = 100;
 const PROMPT = "Wait for your turn, then answer in one word.";
 const HUGE = 2_000_000_000;
 /** The gateway's minute guard (google_ai_admission_settings.minute_guard_ms, default): its window is 60 s + this. */
@@ -50,50 +47,29 @@ const SLIDING_GUARD_MS = 1000;
 
 export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("wait");
-  const oursSql: Sql = connect(db.url, { max: cfg.connections, idle_timeout: 0 });
   const naiveSql: Sql = connect(db.url, { max: cfg.connections, idle_timeout: 0 });
   let rlflexProcs: Awaited<ReturnType<typeof rlflexWaitStart>> | undefined;
   let sim: GoogleSimulator | undefined;
   let fns: FunctionsServer | undefined;
-  let via: "llm-invoke" | "rpc" = "rpc";
-  let viaNote = "";
   try {
     await setModel(db.sql, MODEL, { rpm: cfg.limitRpm, tpm: null, rpd: null });
     await setKeys(db.sql, [{ alias: "wait", project: "proj-wait", models: [MODEL] }]);
     await createNaiveTable(db.sql);
     await (await createRlflex(db.url, 1, cfg.limitRpm)).close(); // creates its table once
-    await Promise.all([...Array(cfg.connections)].map(() => oursSql`select 1`));
     await Promise.all([...Array(cfg.connections)].map(() => naiveSql`select 1`));
 
-    // Our callers through llm-invoke when it answers; else the RPC-level copy of its WAIT loop.
-    let invokeUrl = "";
-    if (cfg.via === "llm-invoke") {
-      try {
-        sim = await startGoogleSimulator({ keys: { [SIM_KEY]: "proj-wait" }, models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } } });
-        await db.sql`update public.google_ai_api_keys set env_var_name = ${BENCH_SIM_KEY_VAR} where key_alias = 'wait'`;
-        const fnOut: string[] = [];
-        fns = await serveLlmInvoke({
-          dbUrl: db.url,
-          simUrl: sim.url,
-          env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.maxWaitMs) },
-          log: fnOut,
-          keep: 50,
-        });
-        // Straight to the function's Deno port: the local Node proxy pools at most 256 sockets,
-        // fewer than the callers waiting at once here (Supabase's own gateway has no such limit).
-        invokeUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
-        const probe = await invoke(invokeUrl, "probe", "NO_WAIT", 0);
-        if (probe.status !== 200) throw new Error(`probe: HTTP ${probe.status} ${probe.body.slice(0, 200)}`);
-        await db.sql`delete from public.google_ai_attempts`;
-        await db.sql`update public.google_ai_usage_counters set rpm_used = 0, tpm_used = 0, rpd_used = 0`;
-        via = "llm-invoke";
-      } catch (error) {
-        viaNote = `llm-invoke did not answer (${error instanceof Error ? error.message : String(error)}), so our callers used the RPC-level WAIT client`;
-        log(`  ${viaNote}`);
-        await fns?.close();
-        fns = undefined;
-      }
-    }
+    // Our callers go through llm-invoke: its admission queue.
+    sim = await startGoogleSimulator({ keys: { [SIM_KEY]: "proj-wait" }, models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } } });
+    await db.sql`update public.google_ai_api_keys set env_var_name = ${BENCH_SIM_KEY_VAR} where key_alias = 'wait'`;
+    const fnOut: string[] = [];
+    fns = await serveLlmInvoke({ dbUrl: db.url, simUrl: sim.url, env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.maxWaitMs) }, log: fnOut, keep: 50 });
+    // Straight to the function's Deno port: the local Node proxy pools at most 256 sockets,
+    // fewer than the callers waiting at once here (Supabase's own gateway has no such limit).
+    const invokeUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
+    const probe = await postInvoke(invokeUrl, { model: MODEL, prompt: PROMPT, mode: "NO_WAIT", request_id: "probe" });
+    if (probe.status !== 200) throw new Error(`probe: HTTP ${probe.status} ${probe.body.slice(0, 200)} ${fnOut.slice(-5).join(" | ")}`);
+    await db.sql`delete from public.google_ai_attempts`;
+    await db.sql`update public.google_ai_usage_counters set rpm_used = 0, tpm_used = 0, rpd_used = 0`;
 
     // Schedule: start at the next second :50 at least 8 s away (the child processes need a moment).
     const now = Date.now();
@@ -143,32 +119,8 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
     setMaxListeners(0, controller.signal); // one listener per sleeping waiter
     const stop = setTimeout(() => controller.abort(), stopAt - Date.now());
     const policy = { jitterMs: cfg.jitterMs, maxWaitMs: cfg.maxWaitMs, signal: controller.signal };
-    const oursRpc = (id: number) =>
-      waitForAdmission(id, async (): Promise<TryResult> => {
-        const [row] = await oursSql<{ r: { ok: boolean; retry_after_ms: number | null; minute_bucket?: string } }[]>`
-          select public.google_ai_reserve(${MODEL}, ${TOKENS}, 'bench-wait', ${`wait-${id}`}) as r`;
-        const r = row!.r;
-        return r.ok ? { ok: true, window: Date.parse(r.minute_bucket!) } : { ok: false, retryAfterMs: r.retry_after_ms };
-      }, policy);
-    const oursHttp = async (id: number): Promise<WaitRecord> => {
-      const rec: WaitRecord = { id, arrivedAt: Date.now(), admittedAt: null, admitCallStartedAt: null, window: null, gaveUpAt: null, cutOff: false, calls: 0, waitedMs: 0 };
-      try {
-        const r = await invoke(invokeUrl, `wait-${id}`, "WAIT", cfg.maxWaitMs, controller.signal);
-        if (r.status === 200) rec.admittedAt = Date.now(); // replaced by the database's booking time below
-        else if (r.status === 429) rec.gaveUpAt = Date.now();
-        else rec.error = `HTTP ${r.status} ${r.body.slice(0, 200)}`;
-        try {
-          rec.waitedMs = (JSON.parse(r.body) as { waited_ms?: number }).waited_ms ?? 0;
-        } catch {
-          // not JSON
-        }
-      } catch (error) {
-        if (controller.signal.aborted) rec.cutOff = true;
-        else rec.error = error instanceof Error ? error.message : String(error);
-      }
-      return rec;
-    };
-    const ours = via === "llm-invoke" ? oursHttp : oursRpc;
+    const ours = (id: number) =>
+      waitInLlmInvoke(id, invokeUrl, { model: MODEL, prompt: PROMPT, max_wait_ms: cfg.maxWaitMs, request_id: `wait-${id}` }, { signal: controller.signal });
     const naiveTry = naiveLimiter(naiveSql, "proj-wait", cfg.limitRpm);
     const naive = (id: number) => waitForAdmission(id, naiveTry, policy);
 
@@ -178,35 +130,25 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
       rlflexProcs.done(),
     ]);
     clearTimeout(stop);
-    let httpCheck = "";
-    if (via === "llm-invoke") {
-      await sleep(500);
-      // The database's account: when each caller's reservation was booked, in which window, and
-      // how many reservation calls (refusals included) it took. A released booking gave its slot
-      // back (the call never reached Google), so it is not an admission.
-      const rows = await db.sql<{ request_id: string; booked_at: Date | null; window: Date | null; calls: number }[]>`
-        select request_id,
-               min(created_at) filter (where status not in ('refused', 'released')) as booked_at,
-               min(minute_bucket) filter (where status not in ('refused', 'released')) as window,
-               count(*)::int as calls
-        from public.google_ai_attempts where model = ${MODEL} group by request_id`;
-      const byId = new Map(rows.map((r) => [r.request_id.replace(/-[0-9a-f]{8}$/, ""), r]));
-      let mismatches = 0;
-      for (const rec of oursRecords) {
-        const row = byId.get(`wait-${rec.id}`);
-        rec.calls = row?.calls ?? 0;
-        if (row?.booked_at) {
-          if (rec.admittedAt === null && !rec.cutOff) mismatches++;
-          rec.admitCallStartedAt = row.booked_at.getTime();
-          rec.admittedAt = row.booked_at.getTime();
-          rec.window = row.window!.getTime();
-        } else if (rec.admittedAt !== null) {
-          mismatches++;
-          rec.admittedAt = null;
-        }
+    await sleep(500);
+    // The database's account: when each caller's reservation was booked, in which window, and
+    // how many reservation calls (refusals included) it took.
+    const booked = await bookings(db.sql, MODEL);
+    let mismatches = 0;
+    for (const rec of oursRecords) {
+      const row = booked.get(`wait-${rec.id}`);
+      rec.calls = row?.rows ?? 0;
+      if (row?.bookedAt) {
+        if (rec.admittedAt === null && !rec.cutOff) mismatches++;
+        rec.admitCallStartedAt = row.bookedAt.getTime();
+        rec.admittedAt = row.bookedAt.getTime();
+        rec.window = row.window!.getTime();
+      } else if (rec.admittedAt !== null) {
+        mismatches++;
+        rec.admittedAt = null;
       }
-      httpCheck = mismatches === 0 ? "" : `${mismatches} callers whose answer disagrees with the attempt log`;
     }
+    const httpCheck = mismatches === 0 ? "" : `${mismatches} callers whose answer disagrees with the attempt log`;
 
     // Cross-check ours against the attempt log (the database's own account of each window).
     const logged = await db.sql<{ window: Date; admitted: number; refused: number }[]>`
@@ -216,7 +158,7 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
       select count(*)::int as "refusedRows" from public.google_ai_attempts where model = ${MODEL} and status = 'refused'`;
 
     const results = [
-      analyse("ours", via === "llm-invoke" ? "ours: llm-invoke (WAIT mode over HTTP)" : "ours: google_ai_reserve (RPC-level WAIT client)", oursRecords, cfg, fullWindows, 60_000 + SLIDING_GUARD_MS),
+      analyse("ours", "ours: llm-invoke (WAIT mode over HTTP)", oursRecords, cfg, fullWindows, 60_000 + SLIDING_GUARD_MS),
       analyse("rlflex", `rate-limiter-flexible RateLimiterPostgres, ${procs} processes`, rlflexRecords, cfg, fullWindows),
       analyse("naive", "naive read-then-write", naiveRecords, cfg, fullWindows),
     ];
@@ -250,7 +192,7 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
       title: `WAIT mode at ${cfg.demandFactor}× the limit: admissions against a limit of ${cfg.limitRpm} requests per minute`,
       subtitle: [
         `${cfg.machineLabel} · ${new Date(t0).toISOString().slice(0, 10)} · generated by npm run bench`,
-        `ours ${via === "llm-invoke" ? "through llm-invoke" : "(RPC-level WAIT client)"}, rate-limiter-flexible (${procs} processes) and a naive read-then-write limiter, one arrival schedule, one Postgres`,
+        `ours through llm-invoke, rate-limiter-flexible (${procs} processes) and a naive read-then-write limiter, one arrival schedule, one Postgres`,
       ],
       startMs: chartStart,
       endMs: stopAt,
@@ -309,8 +251,7 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
       title: "Utilisation in WAIT mode at 3× demand (and the chart)",
       data: {
         config: { ...cfg, chartPath: undefined },
-        client: via,
-        ...(viaNote ? { clientNote: viaNote } : {}),
+        client: "llm-invoke",
         startedAt: new Date(t0).toISOString(),
         demandEndedAt: new Date(demandEnd).toISOString(),
         arrivals: arrivals.length,
@@ -318,10 +259,10 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
         oursAttemptLog: { admittedPerWindow: oursLog, refusedRows },
         limiters: results,
       },
-      markdown: markdown(cfg, results, fullWindows, arrivals.length, refusedRows, procs, via, viaNote),
+      markdown: markdown(cfg, results, fullWindows, arrivals.length, refusedRows, procs),
       headline: [
         {
-          figure: `WAIT at ${cfg.demandFactor}× demand${via === "llm-invoke" ? " through llm-invoke" : " (RPC-level client)"}: our admitted per whole minute / limit ${cfg.limitRpm}`,
+          figure: `WAIT at ${cfg.demandFactor}× demand through llm-invoke: our admitted per whole minute / limit ${cfg.limitRpm}`,
           value: oursResult.utilisation.length
             ? oursResult.utilisation.map((u) => `${u.admitted} (${pct(u.ratio)})`).join(", ") + `; over-admission ${oursResult.overAdmission}`
             : `smoke: over-admission ${oursResult.overAdmission}`,
@@ -341,7 +282,6 @@ export async function runWaitUtilisation(bench: BenchServer, cfg: WaitConfig, lo
     rlflexProcs?.kill();
     await fns?.close();
     await sim?.close();
-    await oursSql.end({ timeout: 5 });
     await naiveSql.end({ timeout: 5 });
     await db.drop();
   }
@@ -354,8 +294,6 @@ function markdown(
   arrivals: number,
   refusedRows: number,
   procs: number,
-  via: "llm-invoke" | "rpc",
-  viaNote: string,
 ): string {
   const ours = results[0]!;
   const hhmm = (iso: string) => iso.slice(11, 16);
@@ -385,9 +323,7 @@ Demand: a new WAIT caller every ${fmt(60_000 / (cfg.limitRpm * cfg.demandFactor)
 requests per minute on one quota group, from second :50 of a minute through ${fullWindows.length} whole minute windows
 (${arrivals} callers). The peers' callers poll (\`bench/lib/wait-client.ts\` with \`bench/lib/polling-policy.ts\`, llm-invoke's rule
 before its admission queue): reserve; when refused, sleep the \`retry_after_ms\` the limiter named plus up to
-${cfg.jitterMs} ms of jitter; give up after ${cfg.maxWaitMs / 1000} s of waiting (llm-invoke's cap). ${via === "llm-invoke"
-    ? `**Our callers go through llm-invoke itself**, so they wait in its admission queue: one HTTP request each (\`mode: "WAIT"\`, \`max_wait_ms: ${cfg.maxWaitMs}\`) to the function served by Deno (on its own port: the local Node proxy caps its socket pool below the number of callers waiting at once), the function calling the simulator after each reservation; admission times and windows are the database's (the attempt log's booking rows), and "limiter calls" for ours are attempt rows (the refusal that queues a request writes none; part 9 counts reserve calls).`
-    : `**Our figures come from an RPC-level client** (the same loop, calling \`google_ai_reserve\` directly), not through llm-invoke over HTTP${viaNote ? ` (${viaNote})` : ""}; part 4 measures what the HTTP hop adds.`} The same arrival schedule drives, at the same time and on the same Postgres,
+${cfg.jitterMs} ms of jitter; give up after ${cfg.maxWaitMs / 1000} s of waiting (llm-invoke's cap). **Our callers go through llm-invoke itself**, so they wait in its admission queue: one HTTP request each (\`mode: "WAIT"\`, \`max_wait_ms: ${cfg.maxWaitMs}\`) to the function served by Deno (on its own port: the local Node proxy caps its socket pool below the number of callers waiting at once), the function calling the simulator after each reservation; admission times and windows are the database's (the attempt log's booking rows), and "limiter calls" for ours are attempt rows (the refusal that queues a request writes none; part 9 counts reserve calls). The same arrival schedule drives, at the same time and on the same Postgres,
 rate-limiter-flexible (${procs} child processes, \`points\` = ${cfg.limitRpm}, \`duration\` = 60 s, retrying after its
 \`msBeforeNext\`) and the naive read-then-write limiter, each on its own key.
 
@@ -400,25 +336,9 @@ ${table(["limiter", "admitted / callers", "utilisation of whole windows", "over-
 
 - **Utilisation**: ours admitted ${ours.utilisation.map((u) => `${u.admitted} (${pct(u.ratio)})`).join(" and ")} of ${cfg.limitRpm} in the whole calendar minutes, never above. Its window slides (at most the limit in any 60 s + 1 s guard, so that Google's own clock cannot see more), so a calendar minute holds between about ${Math.floor(cfg.limitRpm * 60 / 61)} and ${cfg.limitRpm} depending on where the admissions bunch; the run's check is that every 61 s span inside the whole windows is ≥ 97% full (capacity is reused as soon as an admission leaves the window).
 - **Wait spread**: admitted callers got in ${openings} (waits p50 ${fmt(ours.waitMs.p50 / 1000, 1)} s, p95 ${fmt(ours.waitMs.p95 / 1000, 1)} s, max ${fmt(ours.waitMs.max / 1000, 1)} s). The callers left over when a window fills wait for the next opening; at ${cfg.demandFactor}× demand at most one caller in ${cfg.demandFactor} can get in, so the others wait up to ${cfg.maxWaitMs / 1000} s and then get a 429 (${ours.gaveUp} here; ${ours.cutOff} more were still waiting when the run ended) — that is the limit working, not starvation.
-- **Starvation**: a caller counts as *starved* if it gave up although capacity was left while it waited — for ours, its sliding window (60 s + guard) held fewer than the limit for a whole second; for the peers, a calendar minute it waited through ended below the limit: ${ours.starvedWhileCapacityFree} for ours (${results[1]!.starvedWhileCapacityFree} for rate-limiter-flexible, whose windows leave calendar minutes partly empty, ${results[2]!.starvedWhileCapacityFree} for the naive limiter). ${ours.overtakenGaveUp} of the ${ours.gaveUp} callers of ours who gave up were overtaken by a caller who arrived after them${via === "llm-invoke" ? " (in the queue, a caller whose turn lies beyond its wait is answered at once, and one who arrives later may be served in an opening the earlier one could not wait for)" : ""}.
-- **Cost of waiting**: ${fmt(ours.callsPerAdmission, 2)} reservation calls per admission for ours${via === "llm-invoke" ? " (counted from the attempt log)" : ""}; each refusal is one attempt row (${refusedRows} refused rows in this run).
+- **Starvation**: a caller counts as *starved* if it gave up although capacity was left while it waited — for ours, its sliding window (60 s + guard) held fewer than the limit for a whole second; for the peers, a calendar minute it waited through ended below the limit: ${ours.starvedWhileCapacityFree} for ours (${results[1]!.starvedWhileCapacityFree} for rate-limiter-flexible, whose windows leave calendar minutes partly empty, ${results[2]!.starvedWhileCapacityFree} for the naive limiter). ${ours.overtakenGaveUp} of the ${ours.gaveUp} callers of ours who gave up were overtaken by a caller who arrived after them (in the queue, a caller whose turn lies beyond its wait is answered at once, and one who arrives later may be served in an opening the earlier one could not wait for).
+- **Cost of waiting**: ${fmt(ours.callsPerAdmission, 2)} reservation calls per admission for ours (counted from the attempt log); each refusal is one attempt row (${refusedRows} refused rows in this run).
 - **rate-limiter-flexible**: its window starts at the key's first hit (here second :50), not at :00, so a window it fills is split across two calendar minutes and the next one opens mid-minute: ${results[1]!.overAdmission} admissions above the limit in ${results[1]!.windowsAboveLimit} calendar minute(s). Within its own 60-second windows it is exact (its upsert is atomic); Google counts calendar minutes. ${results[1]!.straddling} of its admissions straddled a minute boundary in flight.
 - **naive read-then-write**: ${results[2]!.overAdmission} above the limit in ${results[2]!.windowsAboveLimit} window(s) — the race at each window opening, when many waiters read the same count before any of them writes.
 `;
-}
-
-async function invoke(
-  url: string,
-  id: string,
-  mode: "WAIT" | "NO_WAIT",
-  maxWaitMs: number,
-  signal?: AbortSignal,
-): Promise<{ status: number; body: string }> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${SERVICE_KEY}` },
-    body: JSON.stringify({ model: MODEL, prompt: PROMPT, mode, max_wait_ms: maxWaitMs, request_id: `${id}-${Math.random().toString(16).slice(2, 10).padEnd(8, "0")}` }),
-    ...(signal ? { signal } : {}),
-  });
-  return { status: res.status, body: await res.text() };
 }

@@ -145,3 +145,19 @@ export async function relationBytes(sql: Sql, relation: string): Promise<number>
   const [{ bytes }] = await sql<{ bytes: string }[]>`select pg_total_relation_size(${relation}::regclass)::text as bytes`;
   return Number(bytes);
 }
+
+/** The RPCs a function can call (the nested helpers they call are not counted). */
+export const TOP_LEVEL_RPCS = ["google_ai_reserve", "google_ai_reserve_with_token", "google_ai_finalize", "google_ai_release", "google_ai_cooldown"];
+
+/** Counts calls of every function in `db` from the next connection on (pg_stat_user_functions). */
+export async function trackFunctions(db: BenchDb): Promise<void> {
+  await db.sql.unsafe(`alter database ${quoteIdent(db.name)} set track_functions = 'all'`);
+}
+
+/** Calls so far of the top-level RPCs, by name (connections opened after trackFunctions). */
+export async function rpcCalls(db: BenchDb): Promise<Record<string, number>> {
+  const rows = await db.sql<{ name: string; calls: string }[]>`
+    select funcname as name, calls::text as calls from pg_stat_user_functions
+    where schemaname = 'public' and funcname = any(${TOP_LEVEL_RPCS})`;
+  return Object.fromEntries(rows.map((r) => [r.name, Number(r.calls)]));
+}
