@@ -372,27 +372,6 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     "RPC WAL bytes/tx"];
   const cmd = (file: string, n: number) => `pgbench ${pgbenchArgs({ clients: n, threads: Math.min(n, 2), durationSec: cfg.durationSec, scriptPath: file, database: "<db>" }).join(" ")}`;
   return `
-**What the floor is.** An admission that is exact, durable and audited must, at the very least, take the
-hot counter row's lock and change it (exact: no two callers can both see the last free slot), write one
-audit row whose key no other writer can collide with (audited: every admission leaves a row, keyed by a
-uuid as the attempt log is), and wait for that commit's WAL flush before answering (durable: an admission
-the caller was told about survives a crash, so the counter never under-counts). The floor does exactly that
-in one statement on two bare tables — a counter row and an audit table with a uuid primary key and no other
-index — and nothing more: no key choice, no limits read, no day or minute buckets. Nothing that admits
-exactly and durably on one hot row can be faster on this machine, so "RPC / floor" is how close the
-reservation is to the best it could do; 100% would mean its own work costs nothing beside the lock and the
-flush.
-
-**The floor with the attempt row.** The gateway's audit row is not a bare uuid row: every attempt is logged
-in \`google_ai_attempts\`, whose row the reservation inserts ('reserved', later given its outcome) and whose
-six indexes serve idempotency, housekeeping, per-caller and per-client reports. The second floor is the first
-with that one change: the same statement inserts an attempt row, filled as a reservation fills it, into a
-table created \`like google_ai_attempts including all\` (its columns, defaults, constraints, indexes; and its
-fillfactor). It is what the audit row costs as the log is kept; "RPC / floor with the attempt row" is then
-what the reservation's own decision costs (limits, class, queue, key, the window's admission and its expiry,
-the quota it reads back), and "it / floor" bounds any reservation that writes that row: a reservation at
-70% of the floor would have to cost nothing beyond the attempt row when "it / floor" is near 70%.
-
 ${durable ? "" : "**This run had fsync off** (`--no-fsync`): the figures below are not the durable floor.\n\n"}Both are driven by pgbench, PostgreSQL's own C load driver (${version}): one connection per client,
 prepared statements (\`-M prepared\`), \`-T ${cfg.durationSec}\` per cell, at ${ns.join(", ")} connections on one hot
 row (one quota group for the RPC, with limits that never bind, so every call is admitted and writes its
@@ -414,14 +393,6 @@ ${overran ? `\n${overran} of ${all} windows closed after their pgbench run had e
 admits one request).
 
 ${table(costHeaders, costRows, costHeaders.map(() => "r"))}
-
-**How the CPU is counted.** From the kernel's own accounting, not from timings: at both ends of the
-window the part reads \`/proc/<pid>/stat\` of the postmaster and of every process whose parent it is
-(backends, WAL writer, checkpointer, autovacuum...) and sums user + system time (\`utime + stime\`), plus
-the postmaster's \`cutime + cstime\`, where the kernel moves the time of a child that has exited. The
-difference, divided by the admissions in the window, is the CPU the whole server spent per admission,
-background work and lock waits' wake-ups included; pgbench's own CPU is not in it (it is not a child of the
-postmaster). The clock tick (10 ms) is small beside a window's total.
 
 **Reproduce by hand.** The two tables, in any database (the bench uses a fresh copy of the migrated
 schema):
@@ -456,14 +427,6 @@ Then, for each connection count N (threads: \`min(N, 2)\`), with PGHOST/PGPORT/P
 ${ns.map((n) => `${cmd("floor.sql", n)}\n${cmd("floor-logged.sql", n)}\n${cmd("reserve.sql", n)}`).join("\n")}
 \`\`\`
 
-and compare the \`tps\` lines (add \`-P 1\` to see each second's tps and leave out the warm-up seconds, as the
-window does). For the CPU, sum \`utime + stime\` (fields 14 and 15 of \`/proc/<pid>/stat\`) over the postmaster
-(\`head -1 $PGDATA/postmaster.pid\`; add its fields 16 and 17) and its children (\`ps --ppid <postmaster> -o pid=\`)
-at two moments of a run, and divide the difference by \`getconf CLK_TCK\` and by the rows committed between
-the two moments (\`select used from public.bench_floor_counter\` for the floors; \`select count(*) from
-public.google_ai_attempts\` for the RPC).
-
-**Counts**: pgbench's transaction count is checked against the rows each cell wrote — one admitted
-attempt row per RPC transaction, one audit (or attempt) row per floor transaction (the "must hold" table above).
+Then compare their \`tps\` lines (below: how, and how to read the CPU).
 `;
 }

@@ -46,6 +46,15 @@ export interface ReportInput {
 /** The static "History" section: earlier designs against the ones that replaced them, not rerun. */
 const HISTORY = new URL("../history.md", import.meta.url);
 
+/** A part's fixed text (how it measures, how to read it): bench/notes/<id>.md, after its figures. */
+async function notes(id: string): Promise<string> {
+  try {
+    return `\n\n${(await readFile(new URL(`../notes/${id}.md`, import.meta.url), "utf8")).trim()}`;
+  } catch {
+    return "";
+  }
+}
+
 export function table(headers: string[], rows: (string | number)[][], align?: ("l" | "r")[]): string {
   const sep = headers.map((_, i) => ((align?.[i] ?? "l") === "r" ? "---:" : "---"));
   const line = (cells: (string | number)[]) => `| ${cells.map((c) => String(c).replaceAll("|", "\\|")).join(" | ")} |`;
@@ -137,7 +146,7 @@ export async function writeReport(input: ReportInput): Promise<void> {
   for (const [i, part] of input.parts.entries()) {
     out.push(`## ${i + 1}. ${part.title}`);
     out.push("");
-    out.push(part.markdown.trim());
+    out.push(part.markdown.trim() + (await notes(part.id)));
     out.push("");
   }
   out.push((await readFile(HISTORY, "utf8")).trim());
