@@ -424,9 +424,6 @@ are warm in both.
 **The targets** (cold: \`--no-code-cache\` after \`run\`; the environment of \`bench/lib/llm-invoke.ts\` for both:
 the gateway role's URL, the bench service key, the simulator's URL and key):
 ${commands.join("\n")}
-- The floor opens one connection with \`npm:postgres@3.4.9\` (as \`_shared/deno.json\` pins it; postgres.js defaults,
-  \`max: 1\`), runs \`select 1\` on the first request, and answers it by calling the simulator with \`fetch\`: what
-  any function that reads the database and calls Google cannot avoid.
 
 ${table(
     ["target", "warm p50 / max ms", "cold p50 / max ms", "RSS MiB p50 / max (warm)", "CPU ms p50 warm (cold)", "first boot, empty DENO_DIR, ms", "answered 200"],
@@ -436,8 +433,5 @@ ${table(
 
 ${table(["ratio", "warm (p50 / p50)", "warm (median of per-round ratios)", "cold (p50 / p50)", "RSS (warm p50)", "CPU (warm p50)"], ratioRows, ["l", "r", "r", "r", "r", "r"])}
 
-A boot is a few hundred milliseconds of one process's CPU on a shared 2-core VM, so its wall time
-moves with whatever else runs: the median of the per-round ratios (each taken between boots a few hundred
-milliseconds apart) and the processes' own CPU time are shown beside it to tell a real difference from the load.
 `;
 }

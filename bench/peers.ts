@@ -244,22 +244,12 @@ function markdown(cfg: PeersConfig, cells: Cell[], burst: { rlflex: BurstResult;
     fmt(c.latencyMs.p99),
   ]);
   return `
-**What each one is.** rate-limiter-flexible's \`RateLimiterPostgres\` (a pg \`Pool\`, \`points\` = the per-minute limit,
-\`duration\` = 60 s): one unconditional upsert per call (\`points + 1\`, or reset when its \`expire\` passed), decided in
-JavaScript from the returned count; its window starts at the key's first hit and its clock is the caller's
-\`Date.now()\`; one key per call (no RPM+TPM+RPD all-or-nothing, no key choice, no reservation to give back).
-The naive limiter reads the count, decides in the client, then increments: two statements, no lock between them.
-
 **Throughput** (closed loop, ${cfg.rounds} interleaved rounds of ${cfg.durationMs / 1000} s per cell, median round; limits
 that never bind, one key or quota group). Ours runs again here, in the same rounds as the peers, so the
 comparison is made in the same minutes. rate-limiter-flexible runs on node-postgres (pg), ours and the naive
 limiter on postgres.js, so each is also compared with \`select 1\` over its own driver and connections.
 
 ${table(["limiter", "connections", "calls/s", "vs `select 1`", "p50 ms", "p99 ms"], rows, ["l", "r", "r", "r", "r", "r"])}
-
-rate-limiter-flexible has less to do per call than our RPC (one upsert on a 3-column table: no attempt row, no
-key choice, no second and third limit, no reservation to reconcile); what that costs in exactness is below
-and in part 3.
 
 **Burst exactness.** ${burst.rlflex.callers} callers at once against a limit of ${burst.rlflex.limit} on one key:
 
@@ -268,10 +258,5 @@ ${table(["limiter", "how", "admitted", "over-admission"], [
     ["naive read-then-write", `1 process, ${burst.naive.connections} connections`, burst.naive.admitted, `**${burst.naive.overAdmission}**`],
   ], ["l", "l", "r", "r"])}
 
-rate-limiter-flexible's single upsert is atomic, so inside one of *its* windows it does not over-admit even
-across processes on one machine. Its excess shows where its windows and Google's calendar minutes
-disagree (part 3), and would also show when callers' clocks differ (its window end is computed from each
-caller's \`Date.now()\`; all processes here share one clock, so this run cannot show that). The naive
-limiter lets through whatever reads the count before the first increments land.
 `;
 }

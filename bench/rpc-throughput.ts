@@ -216,7 +216,7 @@ function findings(cells: Cell[]): string {
 (${best.connections} connection${best.connections === 1 ? "" : "s"}); ${atLast}. Five quota groups spread the lock:
 their rate was ${spread.join(", ")} the one-group rate. Without the wait for the WAL flush (\`synchronous_commit=off\`)
 one group's rate was ${async.join(", ")} the rate with it: the lock is held until the commit is on disk. It is also held while the key is looked up
-and the attempt row is inserted, after the booking; rate-limiter-flexible holds its row for one upsert (part 5).
+and the attempt row is inserted, after the booking; rate-limiter-flexible holds its row for one upsert (the peers part).
 Taking the counter lock as the last step of the transaction would shorten the hold — a possible optimisation of
 the RPC, not measured here. For scale: the seeded quota of \`gemma-3-27b-it\` is 30 requests per minute per
 group, 0.5/s. Refusals (decided from an unlocked read, no lock) outpaced admissions at ${refusalsCheaper} of ${ns.length} connection counts.`;
@@ -252,7 +252,7 @@ ${findings(cells)}
 **Cost of the audit trail**: every decision, admitted or refused, inserts one row in
 \`google_ai_attempts\`; on average ${fmt(bytesPerAttemptRow, 0)} bytes each with its indexes, and the admitted
 calls wrote ${wal.length ? `${fmt(Math.min(...wal), 0)}–${fmt(Math.max(...wal), 0)}` : "—"} bytes of WAL per call (counter update + attempt row + indexes).
-At 3× demand in WAIT mode each admitted request also leaves a few refused rows (see part 3), so
+At 3× demand in WAIT mode each admitted request also leaves a few refused rows (see the WAIT utilisation part), so
 retention of this table matters (the maintenance job deletes old rows).
 `;
 }

@@ -43,9 +43,9 @@ const HOW_TO_READ = `
   The \`synchronous_commit=off\` rows show the cost without the flush wait — for comparison only: with it off, a
   crash can lose the last bookings and the counters would then under-count (over-admit) for the rest of that window.
 - **Production differs**: the database is across a network hop from the Edge Function (add that round-trip time for
-  each database round trip counted in part 4), Supabase's Edge Runtime runs the finalize after the response
+  each database round trip counted in the gateway overhead part), Supabase's Edge Runtime runs the finalize after the response
   (\`EdgeRuntime.waitUntil\`), and Supabase's gateway replaces the local Node proxy. The limits used mirror the
-  seeded limits (gemma-3-27b-it: 30 RPM / 15,000 TPM / 14,400 RPD; gemini-2.5-flash: 5 RPM / 20 RPD); part 3 uses 120 RPM so
+  seeded limits (gemma-3-27b-it: 30 RPM / 15,000 TPM / 14,400 RPD; gemini-2.5-flash: 5 RPM / 20 RPD); the WAIT part uses 120 RPM so
   a minute has enough admissions to chart.
 `.trim();
 
