@@ -109,7 +109,7 @@ async function main(): Promise<number> {
   const jobs: { id: string; title: string; fn: () => Promise<PartResult> }[] = [
     {
       id: "rpc-throughput",
-      title: "1. reservation RPC throughput",
+      title: "1. reservation RPC throughput (and the peers')",
       fn: () =>
         runRpcThroughput(
           bench,
@@ -160,13 +160,13 @@ async function main(): Promise<number> {
     },
     {
       id: "peers",
-      title: "5. peers: rate-limiter-flexible and a naive limiter",
+      title: "5. peers: rate-limiter-flexible and a naive limiter under a burst",
       fn: () =>
         runPeers(
           bench,
           smoke
-            ? { concurrencies: [1, 8], rounds: 1, warmupMs: 200, durationMs: 600, burst: { connections: 40, callers: 150, processes: 2, limit: 30 } }
-            : { concurrencies: [1, 8, 32, 128], rounds: 2, warmupMs: 250, durationMs: 900, burst: { connections: 500, callers: 1000, processes: 4, limit: 30 } },
+            ? { burst: { connections: 40, callers: 150, processes: 2, limit: 30 } }
+            : { burst: { connections: 500, callers: 1000, processes: 4, limit: 30 } },
           log,
         ),
     },
