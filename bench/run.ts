@@ -200,7 +200,7 @@ async function main(): Promise<number> {
     },
     {
       id: "mixed-load",
-      title: "9. mixed load: the bot and the notebooks, queue against polling",
+      title: "9. mixed load: the bot and the notebooks in llm-invoke's queue",
       fn: () =>
         runMixedLoad(
           bench,
@@ -216,8 +216,6 @@ async function main(): Promise<number> {
             ],
             wholeWindows: 3,
             ...(smoke ? { smokeDurationMs: 5_000, maxWaitMs: 3_000 } : { maxWaitMs: 65_000 }),
-            jitterMs: 250,
-            connections: 8,
           },
           log,
         ),

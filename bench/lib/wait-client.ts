@@ -6,9 +6,7 @@
 import { decideWait } from "./polling-policy.ts";
 import { minuteOf } from "./clock.ts";
 
-export type TryResult =
-  | { ok: true; window?: number }
-  | { ok: false; retryAfterMs: number | null; /** Sooner, when capacity may be given back. */ recheckAfterMs?: number | null };
+export type TryResult = { ok: true; window?: number } | { ok: false; retryAfterMs: number | null };
 
 export interface WaitRecord {
   id: number;
@@ -86,7 +84,6 @@ export async function waitForAdmission(id: number, tryOnce: () => Promise<TryRes
     }
     const decision = decideWait({
       retryAfterMs: r.retryAfterMs,
-      recheckAfterMs: r.recheckAfterMs,
       remainingMs: policy.maxWaitMs - rec.waitedMs,
       jitterMs: Math.floor(Math.random() * policy.jitterMs),
     });
