@@ -23,6 +23,7 @@ import { runOutage } from "./outage.ts";
 import { runHostileInput } from "./hostile-input.ts";
 import { runFidelity } from "./fidelity.ts";
 import { runMixedLoad } from "./mixed-load.ts";
+import { runMetricsScrape } from "./metrics-scrape.ts";
 
 const HOW_TO_READ = `
 - **Compare within this run, not across runs.** The machine is a shared 2-core VM (see the load average above): other
@@ -217,6 +218,16 @@ async function main(): Promise<number> {
             wholeWindows: 3,
             ...(smoke ? { smokeDurationMs: 5_000, maxWaitMs: 3_000 } : { maxWaitMs: 65_000 }),
           },
+          log,
+        ),
+    },
+    {
+      id: "metrics-scrape",
+      title: "10. /metrics: a scrape's PostgreSQL CPU on a big attempt log",
+      fn: () =>
+        runMetricsScrape(
+          bench,
+          smoke ? { rows: 20_000, liveRows: 200, perRound: 5, rounds: 1 } : { rows: 1_000_000, liveRows: 500, perRound: 20, rounds: 5 },
           log,
         ),
     },

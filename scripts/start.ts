@@ -63,6 +63,7 @@ EVE LLM Gateway is running locally.
     ? `\n  NOT running     ${Object.keys(stack.functions.failed).join(", ")} (failed to start; see the log above)`
     : ""
 }
+  metrics         ${stack.functionsUrl}/functions/v1/maintenance/metrics   (Prometheus: Basic service_role + the service key; docs/observability.md)
   SUPABASE_URL    ${stack.functionsUrl}
   service key     ${stack.serviceKey}   (local default, never valid anywhere else)
   database        ${redactPassword(stack.databaseUrl)}

@@ -14,6 +14,7 @@ import { runPgTapFile } from "../shared/db/pgtap.ts";
 import { createTemplateDatabase } from "../tests/support/template.ts";
 import { ensurePgExtensionPackages } from "../shared/db/system-packages.ts";
 import { extraSuites } from "./test-suites.ts";
+import { prometheusBinary } from "../tests/support/prometheus.ts";
 
 interface Tally {
   suite: string;
@@ -35,6 +36,12 @@ async function main(): Promise<number> {
   console.log(`PostgreSQL: ${server.engine} engine at ${server.url} (pg_cron: ${server.features.pgCron}, pgTAP: ${server.features.pgTap})`);
   if (ci && server.engine !== "external" && !(server.features.pgCron && server.features.pgTap)) {
     console.error("CI needs PostgreSQL with pg_cron and pgTAP (.ci/run installs them): refusing to skip their tests");
+    await server.stop();
+    return 1;
+  }
+  // The metrics tests run a real Prometheus and promtool; elsewhere they skip without them, in CI never.
+  if (ci && (prometheusBinary() === null || prometheusBinary("promtool") === null)) {
+    console.error("CI needs Prometheus and promtool (.ci/run installs Debian's prometheus): refusing to skip the metrics tests");
     await server.stop();
     return 1;
   }

@@ -292,6 +292,24 @@ export interface QuotaReport {
     daily_resets_at: string | null;
   };
   models: ModelQuota[];
+  /** Models Google withdrew (404) among those the credential may use (docs/google-429s.md). */
+  withdrawn?: WithdrawnModel[];
+}
+
+export interface WithdrawnModel {
+  model: string;
+  withdrawn_at: string;
+  withdrawn_message: string | null;
+  successor: string | null;
+  shutdown_date: string | null;
+}
+
+/** A quota group resting for a model after a Google 429, and why (docs/google-429s.md). */
+export interface Cooldown {
+  quota_group: string;
+  cause: "minute" | "day" | "limit_zero" | "spend_cap" | "unknown" | null;
+  cooldown_until: string;
+  retry_after_ms: number;
 }
 
 export interface ModelQuota {
@@ -305,6 +323,8 @@ export interface ModelQuota {
   day: { requests_left: number | null; resets_at: string | null; reset_ms: number | null };
   /** Requests waiting now, per priority class. */
   queue: Record<string, number>;
+  /** The quota groups resting for the model, with the cause of Google's 429. */
+  cooldowns?: Cooldown[];
 }
 
 export interface Token {

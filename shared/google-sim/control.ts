@@ -6,11 +6,15 @@ import type { ModelOptions, ModelSpec } from './config.ts';
 import { parseFaultSpec, type Fault, type FaultSpec } from './faults.ts';
 import { parseJson, readBody, writeJson } from './http.ts';
 import type { UsageSnapshot } from './quota.ts';
+import { parseQuotaCauseOptions, type QuotaCauseOptions, type QuotaCauseState } from './quota-causes.ts';
+import { parseServiceTierOptions, type ServiceTierOptions, type ServiceTierState } from './service-tiers.ts';
 import type { SimStats } from './stats.ts';
 
 export interface SimulatorStats extends SimStats {
   /** Current window usage per project, per model. */
   quota: Record<string, Record<string, UsageSnapshot>>;
+  /** generateContent/stream calls per project, per model (refused ones included). */
+  calls: Record<string, Record<string, number>>;
 }
 
 export interface SimControl {
@@ -29,6 +33,12 @@ export interface SimControl {
   /** Re-resolves models from defaults plus these overrides; quota usage is kept. */
   setModels(models: ModelOptions): void;
   models(): Record<string, ModelSpec>;
+  /** Replaces the `limit: 0` pairs and spend caps (a spend cap's window starts now). */
+  setQuotaCauses(causes: QuotaCauseOptions): void;
+  quotaCauses(): QuotaCauseState;
+  /** Replaces flex shedding and the priority limit. */
+  setServiceTiers(tiers: ServiceTierOptions): void;
+  serviceTiers(): ServiceTierState;
 }
 
 export const CONTROL_PREFIX = '/__sim';
@@ -91,6 +101,18 @@ export async function handleControl(sim: SimControl, req: IncomingMessage, res: 
       case 'POST /models':
         sim.setModels(body as ModelOptions);
         return writeJson(res, 200, sim.models());
+      case 'GET /causes':
+        return writeJson(res, 200, sim.quotaCauses());
+      case 'PUT /causes':
+      case 'POST /causes':
+        sim.setQuotaCauses(parseQuotaCauseOptions(body));
+        return writeJson(res, 200, sim.quotaCauses());
+      case 'GET /tiers':
+        return writeJson(res, 200, sim.serviceTiers());
+      case 'PUT /tiers':
+      case 'POST /tiers':
+        sim.setServiceTiers(parseServiceTierOptions(body));
+        return writeJson(res, 200, sim.serviceTiers());
       default:
         return fail(res, `no control route ${route}`, 404);
     }

@@ -132,3 +132,32 @@ function truncateSeconds(duration: string): string {
   const m = /^(\d+)(?:\.\d+)?s$/.exec(duration);
   return m ? `${m[1]}s` : duration;
 }
+
+/**
+ * The simulator's spend-cap 429 (its own choice: no verbatim body is public, see README "Quota
+ * causes"). Google documents spend-based limits per billing account over a rolling 10-minute window
+ * answered with 429 RESOURCE_EXHAUSTED; this body says so in words, names the window, and carries
+ * the time left in the window as RetryInfo.
+ */
+export function spendCapExceeded(windowMs: number, retryAfterMs: number): SimAnswer {
+  const minutes = Math.max(1, Math.round(windowMs / 60_000));
+  const delay = formatDuration(Math.max(0, retryAfterMs));
+  return answer(
+    429,
+    'RESOURCE_EXHAUSTED',
+    `Your billing account has reached its spend-based rate limit for the rolling ${minutes}-minute window. ` +
+      `For more information on this error, head to: ${RATE_LIMIT_DOCS}.\nPlease retry in ${delay}.`,
+    [
+      {
+        '@type': 'type.googleapis.com/google.rpc.Help',
+        links: [{ description: 'Learn more about Gemini API spend-based rate limits', url: RATE_LIMIT_DOCS }],
+      },
+      { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: delay },
+    ],
+  );
+}
+
+/** Google's 429 without details (googleapis/python-genai#2065: a Tier 1 user under every quota). */
+export function bareResourceExhausted(): SimAnswer {
+  return answer(429, 'RESOURCE_EXHAUSTED', 'Resource has been exhausted (e.g. check quota).');
+}

@@ -16,6 +16,8 @@ import { arrivalDelays } from './arrival.ts';
 import { MINUTE_WINDOWS, QUOTA_IDS, QuotaTracker, minuteStart, violation, type MinuteWindow } from './quota.ts';
 import { StatsRecorder, type RequestRecord } from './stats.ts';
 import { ThoughtSigner } from './signatures.ts';
+import { QuotaCauses, type QuotaCauseOptions } from './quota-causes.ts';
+import { SERVED_TIER_HEADER, ServiceTiers, type ServiceTierOptions } from './service-tiers.ts';
 
 export type { ModelOptions, ModelSpec } from './config.ts';
 export { DEFAULT_MODELS, DEV_KEYS } from './config.ts';
@@ -31,6 +33,8 @@ export { SIM_THOUGHTS_TOKENS } from './generation-config.ts';
 export { FUNCTION_ARG_STRING } from './tools.ts';
 export { UNREADABLE_IMAGE_MESSAGE } from './images.ts';
 export { CORRUPTED_SIGNATURE_MESSAGE, SKIP_SIGNATURE_VALUES, missingSignatureMessage, type ThoughtSignatureMode } from './signatures.ts';
+export type { LimitZeroSpec, QuotaCauseOptions, QuotaCauseState, SpendCapSpec } from './quota-causes.ts';
+export { SERVED_TIER_HEADER, type ServiceTier, type ServiceTierOptions, type ServiceTierState } from './service-tiers.ts';
 
 export interface SimulatorOptions {
   /** 0 (default) picks a free port. */
@@ -74,6 +78,10 @@ export interface SimulatorOptions {
   faults?: FaultSpec[];
   /** Truncate RetryInfo.retryDelay to whole seconds ("10s"), as Google sometimes does. Default false. */
   retryDelayWholeSeconds?: boolean;
+  /** `limit: 0` per (project, model) and spend caps per project, from the start (quota-causes.ts). */
+  quotaCauses?: QuotaCauseOptions;
+  /** Flex shedding and the priority limit (service-tiers.ts). Default: nothing shed, no priority limit. */
+  serviceTiers?: ServiceTierOptions;
 }
 
 export interface CountingSettings {
@@ -145,6 +153,8 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
   const faultBook = new FaultBook();
   const stats = new StatsRecorder();
   const signer = new ThoughtSigner();
+  const causes = new QuotaCauses(now, opts.quotaCauses);
+  const tiers = new ServiceTiers(now, opts.serviceTiers);
   faultBook.set(opts.faults ?? []);
 
   let closing = false;
@@ -269,6 +279,9 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
       return send(res, record, 200, { totalTokens: counted.value });
     }
 
+    const refusedForCause = causes.refuse(project, model);
+    if (refusedForCause) return reply(res, record, refusedForCause);
+
     const parsed = parseGenerateRequest(json.value, model, spec);
     if (!parsed.ok) return reply(res, record, parsed.answer);
     const unsigned = signer.check(parsed.value.contents, model, spec);
@@ -278,12 +291,17 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     const tooLong = checkInputLimit(tokens, spec);
     if (tooLong) return reply(res, record, tooLong);
 
+    const tier = tiers.decide(project, (json.value as Record<string, unknown>).serviceTier);
+    if (!tier.ok) return reply(res, record, tier.answer);
+
     const admission = quota.admit(project, model, spec, tokens);
     if (!admission.ok) {
       const delay = errors.formatDuration(admission.retryAfterMs);
       return reply(res, record, errors.quotaExceeded(admission.violations, delay, opts.retryDelayWholeSeconds));
     }
 
+    res.setHeader(SERVED_TIER_HEADER, tier.served);
+    tiers.answered(tier.served);
     await sleep(latencyMs);
     if (closing) return;
     const responseId = `sim-${(++responseSeq).toString(36).padStart(8, '0')}`;
@@ -358,9 +376,15 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     reset: () => {
       quota.reset();
       stats.reset();
+      causes.reset();
+      tiers.reset();
       faultBook.clear();
     },
-    stats: () => ({ ...stats.snapshot(), quota: quota.snapshot() }),
+    stats: () => ({ ...stats.snapshot(), quota: quota.snapshot(), calls: causes.state().calls }),
+    setQuotaCauses: (next) => causes.set(next),
+    quotaCauses: () => causes.state(),
+    setServiceTiers: (next) => tiers.set(next),
+    serviceTiers: () => tiers.state(),
     setKeys: (next) => {
       keys = new Map(Object.entries(next));
     },

@@ -264,6 +264,7 @@ describe("the quota route's report", () => {
       minute: { requests_left: 7, requests_reset_ms: WINDOW_MS - 5_000, tokens_left: 1700, tokens_reset_ms: WINDOW_MS - 5_000 },
       day: { requests_left: 37, resets_at: expect.any(String), reset_ms: NEXT_PACIFIC_MIDNIGHT + DAY_GUARD_MS - (T0 + 5_000) },
       queue: { interactive: 1, batch: 1 },
+      cooldowns: [],
     });
     expect(Date.parse(pair.day.resets_at!)).toBe(NEXT_PACIFIC_MIDNIGHT + DAY_GUARD_MS);
     // A service caller sees every active model row; a model without a key has no group and nothing left.
@@ -271,13 +272,17 @@ describe("the quota route's report", () => {
     expect(r.models.map((m) => m.model)).toEqual(active.map((m) => m.model));
     expect(r.models.find((m) => m.model === "qv-keyless")).toMatchObject({ quota_groups: 0, minute: { requests_left: 0 }, day: { requests_left: 0 } });
     // A group cooling down counts nothing for the minute.
-    await db.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason)
-                 values ('proj-b', 'qv-pair', ${iso(T0 + 30_000)}::timestamptz, 'RESOURCE_EXHAUSTED')`;
+    await db.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason, cause)
+                 values ('proj-b', 'qv-pair', ${iso(T0 + 30_000)}::timestamptz, 'RESOURCE_EXHAUSTED', 'minute')`;
     const [{ n }] = await db.sql<{ n: number }[]>`
       select count(*)::int as n from public.google_ai_admissions where quota_group = 'proj-a' and model = 'qv-pair'`;
     const cooled = (await reportAt(T0 + 5_000)).models.find((m) => m.model === "qv-pair")!;
     expect(cooled.cooling_down).toBe(1);
     expect(cooled.minute.requests_left).toBe(5 - n);
+    // …and the report names its cause and end (docs/google-429s.md).
+    expect(cooled.cooldowns).toEqual([
+      { quota_group: "proj-b", cause: "minute", cooldown_until: expect.any(String), retry_after_ms: 25_000 },
+    ]);
   });
 
   it("for a token: only its models, its budgets and its client's day left, and its class", async () => {

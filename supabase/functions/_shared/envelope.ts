@@ -28,7 +28,14 @@ export interface StreamAnswer {
   headers: Record<string, string>;
 }
 
-export type Answer = JsonAnswer | StreamAnswer;
+/** A plain-text answer (maintenance's /metrics: Prometheus' text format), status 200. */
+export interface TextAnswer {
+  text: string;
+  contentType: string;
+  headers?: Record<string, string>;
+}
+
+export type Answer = JsonAnswer | StreamAnswer | TextAnswer;
 
 /** An error in another API's shape, for routes that speak one (see EnvelopeOptions.errorShape). */
 export interface ErrorAnswer {
@@ -160,6 +167,11 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
         });
         return new Response(body, { status: 200, headers });
       }
+      if ("text" in answer) {
+        response = new Response(answer.text, { status: 200, headers: { ...headers, "content-type": answer.contentType } });
+        writeLine(200, "ok", undefined);
+        return response;
+      }
       response = jsonResponse(
         answer.asIs === true ? answer.body : { ...answer.body, request_id: requestId },
         200,
@@ -169,6 +181,8 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
       const error = asGatewayError(thrown, scope);
       outcome = error.code;
       if (typeof error.extra?.limit === "string") limit = error.extra.limit;
+      // A Google 429's cause, or the cause of the cooldown that refused (minute, day, limit_zero, ...).
+      if (typeof error.extra?.cause === "string") fields.quota_cause = error.extra.cause;
       const shaped = options.errorShape?.(req)?.(error, requestId);
       response = jsonResponse(
         shaped === undefined ? { ...error.extra, request_id: requestId, error: error.toBody().error } : shaped.body,

@@ -18,6 +18,15 @@ export interface PhaseTimer {
   add(phase: Phase, mark: number): void;
   /** Runs `work` and adds its time to `phase`, however it ends. */
   time<T>(phase: Phase, work: () => Promise<T>): Promise<T>;
+  /** The request's time so far and what Google and the wait for capacity took of it (absent: not recorded). */
+  soFar?(): TimeSoFar;
+}
+
+/** For the attempt row's added_ms and first_byte_ms (milliseconds). */
+export interface TimeSoFar {
+  totalMs: number;
+  googleMs: number;
+  waitMs: number;
 }
 
 /** For code called without a request's recorder (unit tests, callers that time nothing): records nothing. */
@@ -56,6 +65,14 @@ export class ServerTiming implements PhaseTimer {
     } finally {
       this.add(phase, start);
     }
+  }
+
+  soFar(): TimeSoFar {
+    return {
+      totalMs: Math.max(0, this.now() - this.started),
+      googleMs: this.sums[INDEX.google]!,
+      waitMs: this.sums[INDEX.wait]!,
+    };
   }
 
   /** The header's value now: the phases reached, in PHASES order, then `total` since the recorder began. */

@@ -1,7 +1,13 @@
 // What finalize writes for one call to Google: the outcome, tokens, Google's error, the cooldown a
 // 429 asks for, and whether Google refused the key itself (decided here, once: finalize takes it
 // out of rotation on that word, without re-deriving it from the error code).
+//
+// The cooldown follows the 429's cause (quota-cause.ts): minute and unknown rest for Google's delay
+// (or the default); day and limit_zero until Pacific midnight (a key check ends a limit_zero rest
+// sooner, in the database); spend_cap for Google's delay but at least the rolling window Google names,
+// and the database rests every model of the quota group for it.
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
+import type { PhaseTimer } from "../_shared/server-timing.ts";
 import { outputTokens, type Usage } from "../_shared/google/response.ts";
 import type { FinalizeOutcome, FinalizeParams } from "./store.ts";
 
@@ -16,6 +22,11 @@ const EMPTY = {
   cooldownUntilPacificMidnight: false,
   keyRejected: false,
   response: null,
+  quotaCause: null,
+  serviceTier: null,
+  servedTier: null,
+  addedMs: null,
+  firstByteMs: null,
 } as const;
 
 export interface SuccessRecord {
@@ -26,6 +37,11 @@ export interface SuccessRecord {
   outputTokens: number | null;
   /** Kept for replay when the caller named the request (its own request_id), else null. */
   response: unknown | null;
+  /** The tier asked for and the tier Google says served; the request's added and first-byte times. */
+  serviceTier?: string | null;
+  servedTier?: string | null;
+  addedMs?: number | null;
+  firstByteMs?: number | null;
 }
 
 /** Google's counts for finalize: null where Google sent none (the booked estimate then stays). */
@@ -33,6 +49,17 @@ export function googleCounts(usage: Usage | null): Pick<SuccessRecord, "inputTok
   return usage === null
     ? { inputTokens: null, outputTokens: null }
     : { inputTokens: usage.promptTokens, outputTokens: outputTokens(usage) };
+}
+
+/**
+ * Read when the answer's first byte leaves (a stream's first chunk): what the gateway added to the
+ * request (Server-Timing's total less google and wait) and the time to that byte. Null where the
+ * request's time is not recorded.
+ */
+export function answerTimes(timing: PhaseTimer): { addedMs: number | null; firstByteMs: number | null } {
+  const t = timing.soFar?.();
+  if (t === undefined) return { addedMs: null, firstByteMs: null };
+  return { addedMs: Math.max(0, t.totalMs - t.googleMs - t.waitMs), firstByteMs: t.totalMs };
 }
 
 export function successRecord(s: SuccessRecord): FinalizeParams {
@@ -52,7 +79,11 @@ export interface FailureRecord {
 export function failureRecord(
   { reservationId, latencyMs, error, now, defaultCooldownMs }: FailureRecord,
 ): FinalizeParams {
-  const perMinute429 = error.class === "rate_limited" && !error.perDay;
+  const limited = error.class === "rate_limited";
+  const cause = limited ? error.quotaCause ?? "unknown" : null;
+  const untilMidnight = cause === "day" || cause === "limit_zero";
+  const delayMs = error.retryAfterMs ?? defaultCooldownMs;
+  const restMs = cause === "spend_cap" ? Math.max(delayMs, error.spendWindowMs ?? 0) : delayMs;
   return {
     ...EMPTY,
     reservationId,
@@ -62,9 +93,10 @@ export function failureRecord(
     errorCode: error.reason ?? error.status ?? error.kind,
     quotaId: error.quotaId,
     errorMessage: error.message,
-    cooldownUntil: perMinute429 ? new Date(now + (error.retryAfterMs ?? defaultCooldownMs)) : null,
-    cooldownUntilPacificMidnight: error.class === "rate_limited" && error.perDay,
+    cooldownUntil: limited && !untilMidnight ? new Date(now + restMs) : null,
+    cooldownUntilPacificMidnight: untilMidnight,
     keyRejected: error.class === "invalid_key",
+    quotaCause: cause,
   };
 }
 

@@ -43,6 +43,10 @@ export interface LostFinalize {
   cooldown_until: string | null;
   cooldown_until_pacific_midnight: boolean;
   key_rejected: boolean | null;
+  /** A Google 429's cause (a spend cap rests every model of the group when replayed). */
+  quota_cause: FinalizeParams["quotaCause"];
+  service_tier: string | null;
+  served_tier: string | null;
   /** A cut stream (outcome "cut"): who cut it; replayed with google_ai_finalize_cut, not google_ai_finalize. */
   cut_by?: "client" | "google";
   /** The caller named the request: its stored answer (for replay by request_id) is lost too. */
@@ -99,6 +103,9 @@ export function lostRecord(params: FinalizeParams, tries: number, lastError: str
     cooldown_until: params.cooldownUntil === null ? null : params.cooldownUntil.toISOString(),
     cooldown_until_pacific_midnight: params.cooldownUntilPacificMidnight,
     key_rejected: params.keyRejected ?? null,
+    quota_cause: params.quotaCause ?? null,
+    service_tier: params.serviceTier ?? null,
+    served_tier: params.servedTier ?? null,
     ...(params.cutBy === undefined ? {} : { cut_by: params.cutBy }),
     replay_answer_lost: params.response != null,
     tries,

@@ -23,16 +23,21 @@
 // A reservation that never reached Google (its key's secret is missing) is released and does not
 // count as an attempt.
 //
+// Service tiers (service-tiers.ts): each call asks Google for the tier of its (model, class) row, or
+// the caller's own within its class; the attempt row records the tier asked and the one Google says
+// served. A flex call Google sheds (503) is retried like any 503, at standard when the row says so.
+//
 // Server-Timing: each call to Google is timed as `google` (a stream's until its first chunk: the
 // answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
 import type { GenerateOutcome, GoogleClient, StreamOutcome } from "../_shared/google/client.ts";
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
+import type { GoogleRequest } from "../_shared/google/types.ts";
 import { GatewayError } from "../_shared/errors.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import { type PhaseTimer, untimed } from "../_shared/server-timing.ts";
 import { admit } from "./admission.ts";
-import { failureRecord, googleCounts, successRecord } from "./attempt-record.ts";
+import { answerTimes, failureRecord, googleCounts, successRecord } from "./attempt-record.ts";
 import { cachedProfiles } from "./capabilities.ts";
 import { createTokenCounter, InputSize } from "./exact-count.ts";
 import { type Clock, systemClock } from "./clock.ts";
@@ -40,6 +45,7 @@ import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult }
 import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, requestFor, resolveChain } from "./model-chain.ts";
+import { cachedServiceTiers, chooseTier, shedFlex, type TierChoice } from "./service-tiers.ts";
 import { cancelled, exhausted, fallbackSteps, modelNotAllowed, noActiveKey, rejectedByGoogle } from "./refusals.ts";
 import type { NormalizedRequest } from "./request.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
@@ -117,6 +123,7 @@ export function createInputCounter(
 export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeAnswer> {
   const { options, clock, logError, profiles, countTokens } = shared(deps);
   const random = deps.random ?? Math.random;
+  const serviceTiers = cachedServiceTiers(deps.store, clock, options.capabilitiesTtlMs);
   const jitter = () => Math.floor(random() * options.jitterMs);
 
   return async ({ caller, request, requestId, signal, onQuota, onQueued, timing = untimed }) => {
@@ -151,6 +158,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     let unusableKeys = 0;
     let lastError: ClassifiedGoogleError | null = null;
     let lastReservation: Reservation | null = null;
+    /** Google shed a flex call of this request: the next asks for standard where the row says so. */
+    let flexShed = false;
 
     try {
       while (calls < MAX_ATTEMPTS && unusableKeys <= MAX_UNUSABLE_KEYS) {
@@ -193,17 +202,36 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           continue;
         }
 
+        let choice: TierChoice;
+        try {
+          choice = chooseTier(await serviceTiers(), reservation.model, reservation.priority ?? request.priority,
+            request.serviceTier);
+        } catch (error) {
+          await deps.store.release(reservation.reservationId, "service tier not allowed for the class");
+          throw error;
+        }
+        const tier = flexShed && choice.standardOnShed ? null : choice.tier;
+        const sent = { ...requestFor(chain, reservation.model), ...(tier === null ? {} : { serviceTier: tier }) };
+
         calls++;
         if (request.stream) {
-          const opened = await streamGoogle(apiKey, reservation);
+          const opened = await streamGoogle(apiKey, reservation, sent);
           if (opened.ok) {
+            // The first chunk is here: what the gateway added, and the first byte, are known now.
+            const times = answerTimes(timing);
             return relayStream(opened, {
               head: { ...headOf(reservation, calls), waited_ms: waiting.waitedMs },
               reservationId: reservation.reservationId,
               estimatedInputTokens: size.tokens,
               includeCandidates: request.includeCandidates,
               idempotent,
-              finalize: (record) => finalizeReliably(deps.store, logError, record, { deadline, clock }),
+              finalize: (record) =>
+                finalizeReliably(deps.store, logError, {
+                  ...record,
+                  ...times,
+                  serviceTier: tier,
+                  servedTier: opened.servedTier ?? null,
+                }, { deadline, clock }),
               endRequest: () => deps.store.endRequest(reservation.reservationId),
               afterAnswer,
               clock,
@@ -212,12 +240,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             });
           }
           lastError = opened.error;
-          if (await failed(opened, reservation)) continue;
+          if (shedFlex(tier, opened.error)) flexShed = true;
+          if (await failed(opened, reservation, tier)) continue;
           break;
         }
-        const outcome = await callGoogle(apiKey, reservation);
+        const outcome = await callGoogle(apiKey, sent, reservation);
         if (outcome.ok) {
           const result = answer(outcome, reservation, calls);
+          const times = answerTimes(timing);
           await afterAnswer(finalizeReliably(
             deps.store,
             logError,
@@ -226,6 +256,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
               latencyMs: outcome.latencyMs,
               ...googleCounts(outcome.usage),
               response: idempotent ? result : null,
+              ...times,
+              serviceTier: tier,
+              servedTier: outcome.servedTier ?? null,
             }),
             { deadline, clock },
           ));
@@ -233,7 +266,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         }
 
         lastError = outcome.error;
-        if (!(await failed(outcome, reservation))) break;
+        if (shedFlex(tier, outcome.error)) flexShed = true;
+        if (!(await failed(outcome, reservation, tier))) break;
       }
       throw exhausted(lastError);
     } catch (error) {
@@ -255,19 +289,23 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     async function failed(
       outcome: Extract<GenerateOutcome, { ok: false }>,
       reservation: Reservation,
+      tier: TierChoice["tier"],
     ): Promise<boolean> {
       const error = outcome.error;
       await timing.time("finalize", () =>
         finalizeReliably(
           deps.store,
           logError,
-          failureRecord({
-            reservationId: reservation.reservationId,
-            latencyMs: outcome.latencyMs,
-            error,
-            now: clock.now(),
-            defaultCooldownMs: options.defaultCooldownMs,
-          }),
+          {
+            ...failureRecord({
+              reservationId: reservation.reservationId,
+              latencyMs: outcome.latencyMs,
+              error,
+              now: clock.now(),
+              defaultCooldownMs: options.defaultCooldownMs,
+            }),
+            serviceTier: tier,
+          },
           { deadline, clock },
         ));
       if (error.class === "client_error") throw rejectedByGoogle(error);
@@ -285,14 +323,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     }
 
     /** Opens Google's stream and waits for its first chunk (what fails before it is an attempt like any other). */
-    async function streamGoogle(apiKey: string, reservation: Reservation): Promise<StreamOutcome> {
+    async function streamGoogle(apiKey: string, reservation: Reservation, sent: GoogleRequest): Promise<StreamOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       const streamTimeoutMs = Math.max(1, deadline - clock.now());
       try {
         return await timing.time("google", () =>
           openStream(deps.google, {
             apiKey,
-            request: requestFor(chain, reservation.model),
+            request: sent,
             timeoutMs,
             streamTimeoutMs,
             signal,
@@ -313,12 +351,12 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       return { model: reservation.model, ...fallback, key_alias: reservation.keyAlias, attempts };
     }
 
-    async function callGoogle(apiKey: string, reservation: Reservation): Promise<GenerateOutcome> {
+    async function callGoogle(apiKey: string, sent: GoogleRequest, reservation: Reservation): Promise<GenerateOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       try {
         return await timing.time(
           "google",
-          () => deps.google.generate({ apiKey, request: requestFor(chain, reservation.model), timeoutMs, signal }),
+          () => deps.google.generate({ apiKey, request: sent, timeoutMs, signal }),
         );
       } catch (error) {
         // The Google client does not throw for failed calls; if it does anyway, give the booking back.

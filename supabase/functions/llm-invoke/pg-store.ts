@@ -18,6 +18,7 @@
 // cause goes to the log, never to the caller. Outages (DatabaseUnavailable) are logged by db.ts.
 import { GatewayError } from "../_shared/errors.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
+import { QUOTA_CAUSES, type QuotaCause } from "../_shared/google/quota-cause.ts";
 import type postgres from "postgres";
 import { type Database, DatabaseUnavailable, type Sql } from "../_shared/db.ts";
 import { databaseUnavailable } from "../_shared/envelope.ts";
@@ -38,6 +39,9 @@ import {
   type RefusalLimit,
   type Reservation,
   type ReserveParams,
+  SERVICE_TIERS,
+  type ServiceTier,
+  type ServiceTierRow,
 } from "./store.ts";
 import type { TokenChecker, TokenStatus } from "./token-check.ts";
 
@@ -74,6 +78,12 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         };
       }),
 
+    serviceTiers: () =>
+      run("service tiers", async (sql) => {
+        const [row] = await sql<{ r: unknown }[]>`select public.google_ai_service_tier_list() as r`;
+        return parseServiceTierRows(row?.r);
+      }),
+
     modelProfile: (model) =>
       run("model lookup", async (sql) => {
         const rows = await sql<
@@ -102,13 +112,18 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         const reservation = p.caller.kind === "service"
           ? (chained ? reserveChainService : reserveService)(sql, p, p.caller.name)
           : (chained ? reserveChainToken : reserveToken)(sql, p, p.caller.tokenHash);
-        const rows = await sql<{ r: unknown; q: unknown }[]>`
+        // A cooldown refusal names why the group rests (a Google 429's cause), in the same statement.
+        const rows = await sql<{ r: unknown; q: unknown; c: unknown }[]>`
           with reserved as materialized (${reservation})
           select reserved.r - 'quota' as r,
                  coalesce(reserved.r -> 'quota', public.google_ai_answer_quota(p_answer => reserved.r,
-                   p_model => ${p.model}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[])) as q
+                   p_model => ${p.model}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[])) as q,
+                 case when reserved.r ->> 'limit' = 'cooldown'
+                      then public.google_ai_cooldown_cause(p_model => coalesce(reserved.r ->> 'model', ${p.model})) end as c
           from reserved`;
-        return { ...parseReserveResult(rows[0]?.r), quota: parseQuotaSnapshot(rows[0]?.q) };
+        const answer = parseReserveResult(rows[0]?.r);
+        const cause = answer.ok ? undefined : quotaCauseOrNull(rows[0]?.c);
+        return { ...answer, quota: parseQuotaSnapshot(rows[0]?.q), ...(cause == null ? {} : { cause }) };
       }),
 
     quotaReport: (caller) =>
@@ -138,7 +153,10 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           p_cooldown_until => ${p.cooldownUntil === null ? null : p.cooldownUntil.toISOString()}::timestamptz,
           p_cooldown_until_pacific_midnight => ${p.cooldownUntilPacificMidnight}::boolean,
           p_response => ${p.response == null ? null : sql.json(jsonSafe(p.response) as postgres.JSONValue)}::jsonb,
-          p_key_rejected => ${p.keyRejected ?? null}::boolean) as r`;
+          p_key_rejected => ${p.keyRejected ?? null}::boolean,
+          p_quota_cause => ${p.quotaCause ?? null}, p_service_tier => ${p.serviceTier ?? null},
+          p_served_tier => ${p.servedTier ?? null}, p_added_ms => ${roundedMs(p.addedMs)}::integer,
+          p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer) as r`;
       }),
 
     release: (reservationId, reason) =>
@@ -254,6 +272,35 @@ function reserveChainToken(sql: Sql, p: ReserveParams, tokenHash: string): postg
 }
 
 /** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */
+/** google_ai_service_tier_list's answer; a row that is not the expected shape is left out. */
+export function parseServiceTierRows(value: unknown): ServiceTierRow[] {
+  const list = typeof value === "string" ? safeJson(value) : value;
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((r) => {
+    const o = r as Record<string, unknown> | null;
+    if (o === null || typeof o !== "object" || typeof o.model !== "string" || typeof o.priority_class !== "string") {
+      return [];
+    }
+    if (!(SERVICE_TIERS as readonly unknown[]).includes(o.service_tier)) return [];
+    return [{
+      model: o.model,
+      priorityClass: o.priority_class,
+      serviceTier: o.service_tier as ServiceTier,
+      standardOnShed: o.standard_on_shed === true,
+    }];
+  });
+}
+
+/** google_ai_cooldown_cause's answer: one of the causes, else null (an unreadable cause is "not known"). */
+function quotaCauseOrNull(value: unknown): QuotaCause | null {
+  return typeof value === "string" && (QUOTA_CAUSES as readonly string[]).includes(value) ? value as QuotaCause : null;
+}
+
+/** A duration for an integer column: whole ms, null when not known. */
+function roundedMs(value: number | null | undefined): number | null {
+  return typeof value === "number" && Number.isFinite(value) ? Math.max(0, Math.round(value)) : null;
+}
+
 export function parseReserveResult(value: unknown): Reservation | Refusal {
   const r = typeof value === "string" ? JSON.parse(value) as unknown : value;
   if (typeof r !== "object" || r === null) throw new Error("reserve returned no object");

@@ -1,7 +1,7 @@
 // What llm-invoke answers when it cannot serve a request: the database's refusals (quota, token,
 // idempotency) and the end of the attempts, each turned into the caller's error once, here.
 import { GatewayError, rateLimited } from "../_shared/errors.ts";
-import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
+import type { ClassifiedGoogleError, QuotaCause } from "../_shared/google/errors.ts";
 import { type FallbackStep, type Refusal, TOKEN_LIMITS, type TokenLimit } from "./store.ts";
 import { tokenStatusError } from "./token-check.ts";
 
@@ -50,8 +50,10 @@ export function finalRefusal(r: Refusal, ctx: RefusalContext): GatewayError | nu
  * model's capacity comes back first (the one `limit` and `retry_after_ms` are about) and, in
  * `fallback_from`, why each model of the chain refused.
  */
-export function quotaRefusal(r: Pick<Refusal, "limit" | "retryAfterMs" | "model" | "fallbackFrom">): GatewayError {
-  const error = rateLimited(r.limit, r.retryAfterMs);
+export function quotaRefusal(
+  r: Pick<Refusal, "limit" | "retryAfterMs" | "model" | "fallbackFrom" | "cause">,
+): GatewayError {
+  const error = withCause(rateLimited(r.limit, r.retryAfterMs), r.cause ?? null);
   if (r.fallbackFrom === undefined || r.fallbackFrom.length === 0) return error;
   const retry = r.retryAfterMs === null ? "" : `; retry in ${r.retryAfterMs} ms`;
   return new GatewayError(
@@ -63,6 +65,28 @@ export function quotaRefusal(r: Pick<Refusal, "limit" | "retryAfterMs" | "model"
     },
   );
 }
+
+/**
+ * A refusal that comes from a cooldown (or a Google 429) names its cause in the body (`cause`, every
+ * surface: the native body and OpenAI's error object carry `extra`, Google's ErrorInfo its metadata).
+ */
+export function withCause(error: GatewayError, cause: QuotaCause | null): GatewayError {
+  if (cause === null) return error;
+  const why = CAUSE_WORDS[cause];
+  return new GatewayError(error.code, `${error.message} Cause: ${why}`, {
+    extra: { ...error.extra, cause },
+    headers: error.headers,
+    ...(error.details === undefined ? {} : { details: error.details }),
+  });
+}
+
+const CAUSE_WORDS: Record<QuotaCause, string> = {
+  minute: "Google's per-minute quota.",
+  day: "Google's per-day quota, until midnight Pacific time.",
+  limit_zero: "the project has no Google quota for this model (limit: 0), until the next key check or midnight Pacific time.",
+  spend_cap: "the billing account's spend cap: every model of the project rests.",
+  unknown: "a Google 429 that names no known quota.",
+};
 
 /** The chain's steps as the caller reads them (snake_case, like the rest of the answer). */
 export function fallbackSteps(
@@ -167,7 +191,7 @@ export function exhausted(error: ClassifiedGoogleError | null): GatewayError {
   }
   switch (error.class) {
     case "rate_limited":
-      return rateLimited(limitOfQuota(error), error.retryAfterMs);
+      return withCause(rateLimited(limitOfQuota(error), error.retryAfterMs), error.quotaCause);
     case "invalid_key":
       return new GatewayError("upstream_error", "Google refused the gateway's keys; the operator has to check them.");
     case "client_error":

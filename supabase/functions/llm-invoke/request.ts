@@ -40,6 +40,8 @@ export interface NormalizedRequest {
   priority?: PriorityClass;
   /** A stream ends with the whole answer's usage (OpenAI's stream_options.include_usage). */
   streamUsage?: boolean;
+  /** The service tier the caller asked for (OpenAI's service_tier); absent: its class's row decides. */
+  serviceTier?: "flex" | "standard" | "priority";
 }
 
 export interface RequestLimits {

@@ -3,6 +3,7 @@
 // _reserve_chain[_with_token] for a request with fallback models; with the answer's quota in the same
 // statement) / _finalize / _release / _quota_report (one round trip each), and tests implement them
 // in memory. camelCase here; pg-store maps to SQL names.
+import type { QuotaCause } from "../_shared/google/quota-cause.ts";
 import type { ModelCapabilities } from "./gemma.ts";
 
 /** Refusals of the quota itself (google_ai_reserve). */
@@ -114,6 +115,19 @@ export interface ModelProfile extends ModelCapabilities {
   fallbackModels: readonly string[];
 }
 
+/** Google's service tiers (the generateContent body's serviceTier). */
+export type ServiceTier = "flex" | "standard" | "priority";
+export const SERVICE_TIERS: readonly ServiceTier[] = ["flex", "standard", "priority"];
+
+/** A row of google_ai_service_tiers: the tier asked for a (model, priority class). */
+export interface ServiceTierRow {
+  model: string;
+  priorityClass: string;
+  serviceTier: ServiceTier;
+  /** A flex call Google sheds is retried at standard. */
+  standardOnShed: boolean;
+}
+
 /** Admission order between waiting requests (rows of google_ai_priority_classes). */
 export type PriorityClass = "interactive" | "batch";
 export const PRIORITY_CLASSES: readonly PriorityClass[] = ["interactive", "batch"];
@@ -192,6 +206,8 @@ export interface Refusal {
   fallbackFrom?: FallbackStep[];
   /** Read in the reservation's own statement (null: no model or quota group is known). */
   quota?: QuotaSnapshot | null;
+  /** For `cooldown`: why the group rests (a Google 429's cause), read in the reservation's statement. */
+  cause?: QuotaCause | null;
 }
 
 /** "cut": a streamed answer broke off after it started (FinalizeParams.cutBy says who cut it). */
@@ -222,6 +238,19 @@ export interface FinalizeParams {
   keyRejected?: boolean;
   /** A cut stream: the caller went away ("client") or the stream broke off on Google's side ("google"). */
   cutBy?: "client" | "google";
+  /**
+   * A Google 429's cause (quota-cause.ts): recorded on the attempt and on the cooldown it starts;
+   * `spend_cap` rests every model of the quota group. Null/absent: not a 429.
+   */
+  quotaCause?: QuotaCause | null;
+  /** The service tier asked of Google (flex, priority); null/absent: standard. */
+  serviceTier?: string | null;
+  /** The tier Google says served (its x-gemini-service-tier header); null/absent: not said. */
+  servedTier?: string | null;
+  /** Of the request's final attempt: Server-Timing's total less google and wait (ms); null when not known. */
+  addedMs?: number | null;
+  /** Of the request's final attempt: from arrival to the answer's first byte (ms); null when not known. */
+  firstByteMs?: number | null;
 }
 
 /** A model a caller can name (GET …/v1beta/models, …/v1/models): its row and what Google lists of it. */
@@ -258,6 +287,8 @@ export interface GatewayStore {
   endRequest(reservationId: string): Promise<void>;
   /** Active keys in rotation order, for calls that book no quota (countTokens, exact-count.ts). */
   activeKeys(): Promise<ActiveKey[]>;
+  /** The service tier rows (google_ai_service_tiers); absent: every call is standard. */
+  serviceTiers?(): Promise<ServiceTierRow[]>;
 }
 
 /** The model a name stands for: its id or one of its aliases. */

@@ -40,7 +40,12 @@ export async function openStream(google: GoogleClient, call: GenerateCall): Prom
         error: classifyGoogleFailure("malformed", "Google's stream ended before its first chunk.", { httpStatus: 200 }),
       };
     }
-    return { ok: true, latencyMs: opened.latencyMs, chunks: prepend(first.value, opened.chunks) };
+    return {
+      ok: true,
+      latencyMs: opened.latencyMs,
+      servedTier: opened.servedTier ?? null,
+      chunks: prepend(first.value, opened.chunks),
+    };
   } catch (error) {
     if (error instanceof StreamCut) return { ok: false, latencyMs: opened.latencyMs, error: error.error };
     throw error;

@@ -12,6 +12,7 @@
 // Errors:   the shared envelope's shape and codes (_shared/errors.ts has the one table): 401 for
 //           anything but the service key, 400/413/415 for a bad body, 503 when the database cannot
 //           answer, 500 for a bug (logged, sanitized, with the request_id).
+// GET /metrics (metrics.ts): Prometheus' text format from the database, for the service key only.
 // Never a key in an answer or a log line: keys are named by alias and env var name only.
 //
 // No Deno globals here: index.ts wires it, tests build it with fakes or real dependencies.
@@ -23,6 +24,8 @@ import { readOptionalJsonObject } from "../_shared/http.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import { invalidRequest } from "../_shared/validation.ts";
 import type { ModelLister } from "./google-models.ts";
+import { checkMetricsCaller, isMetricsPath, METRICS_CONTENT_TYPE } from "./metrics.ts";
+import type { MetricsSource } from "./metrics-store.ts";
 import { runMaintenance } from "./run.ts";
 import type { MaintenanceStore } from "./store.ts";
 
@@ -33,6 +36,8 @@ export interface MaintenanceHandlerDeps {
   /** The database, or a GatewayError("unavailable") when none is configured. */
   store: () => MaintenanceStore;
   lister: ModelLister;
+  /** The metrics route's database (GET /metrics); without it the route answers 503. */
+  metrics?: () => MetricsSource;
   secret: (envVarName: string) => string | undefined;
   listTimeoutMs?: number;
   newRequestId?: () => string;
@@ -59,7 +64,13 @@ export function createMaintenanceHandler(deps: MaintenanceHandlerDeps): (req: Re
     newRequestId: deps.newRequestId,
     logLine: deps.logRequest,
     note,
+    methods: (req) => isMetricsPath(req.url) ? ["GET"] : ["POST"],
   }, async (req, scope) => {
+    if (isMetricsPath(req.url)) {
+      await checkMetricsCaller(req.headers, deps.serviceKeys);
+      if (deps.metrics === undefined) throw new GatewayError("unavailable", "No database for the metrics.");
+      return { text: await deps.metrics().text(), contentType: METRICS_CONTENT_TYPE };
+    }
     const caller = await authenticate(req.headers, deps.serviceKeys);
     if (caller.kind !== "service") {
       throw new GatewayError("unauthorized", "This function accepts the project's service key only.");

@@ -7,6 +7,7 @@ import { googleBaseUrlFromEnv } from "../_shared/google/client.ts";
 import { createModelLister } from "./google-models.ts";
 import { createMaintenanceHandler } from "./handler.ts";
 import { createPgMaintenanceStore } from "./store.ts";
+import { createPgMetricsSource } from "./metrics-store.ts";
 import { serveFunction } from "../_shared/serve.ts";
 
 const env = (name: string) => Deno.env.get(name);
@@ -18,6 +19,8 @@ const handler = createMaintenanceHandler({
   // a missing or unreachable database answers 503 at once instead of failing the deployment.
   // Housekeeping deletes in batches and may legitimately run longer than a reservation: 60 s.
   store: () => createPgMaintenanceStore(workerDatabase(env, "maintenance", HOUSEKEEPING_TIMEOUTS)),
+  // The same worker database (one pool): a scrape is one call of well under a second.
+  metrics: () => createPgMetricsSource(workerDatabase(env, "maintenance", HOUSEKEEPING_TIMEOUTS)),
   lister: createModelLister({ baseUrl: googleBaseUrlFromEnv(env) }),
   // Google keys by each key row's env_var_name (never SUPABASE_* or other project credentials).
   secret: googleKeyReader(env),

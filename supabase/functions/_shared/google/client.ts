@@ -31,6 +31,8 @@ export type GenerateOutcome =
     /** Google's answer as it came, for callers that speak Google's shape. */
     response: GoogleResponse;
     latencyMs: number;
+    /** The tier Google says served (its x-gemini-service-tier header); null: not said. */
+    servedTier?: string | null;
   }
   | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
 
@@ -45,6 +47,8 @@ export type StreamOutcome =
     chunks: AsyncGenerator<GoogleResponse, void, undefined>;
     /** Time to Google's response headers. */
     latencyMs: number;
+    /** The tier Google says served (its x-gemini-service-tier header); null: not said. */
+    servedTier?: string | null;
   }
   | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
 
@@ -170,7 +174,9 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
   const started = Date.now();
   const guard = callGuard(call.timeoutMs, call.signal);
   try {
-    const read = await readJson(await post(url, call, generateContentBody(call.request), guard.signal), [call.apiKey]);
+    const answer = await post(url, call, generateContentBody(call.request), guard.signal);
+    const servedTier = servedTierOf(answer);
+    const read = await readJson(answer, [call.apiKey]);
     const latencyMs = Date.now() - started;
     if (!read.ok) return { ok: false, latencyMs, error: read.error };
     const response = read.body as GoogleResponse;
@@ -192,6 +198,7 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
       modelVersion: typeof response.modelVersion === "string" ? response.modelVersion : null,
       response,
       latencyMs,
+      servedTier,
     };
   } catch (error) {
     return { ok: false, latencyMs: Date.now() - started, error: classifyThrown(error, thrownContext(guard, call)) };
@@ -229,7 +236,13 @@ async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
       : read.error;
     return { ok: false, latencyMs, error };
   }
-  return { ok: true, latencyMs, chunks: streamChunks(response.body, guard, call) };
+  return { ok: true, latencyMs, servedTier: servedTierOf(response), chunks: streamChunks(response.body, guard, call) };
+}
+
+/** Google's x-gemini-service-tier header (flex, standard, priority), length-capped; null when absent. */
+export function servedTierOf(response: Response): string | null {
+  const value = response.headers.get("x-gemini-service-tier")?.trim().toLowerCase();
+  return value === undefined || value === "" ? null : value.slice(0, 20);
 }
 
 /** Google's SSE events as answers; anything that breaks the stream off becomes a StreamCut. */

@@ -8,7 +8,11 @@
 //   google.rpc.ErrorInfo      reason, e.g. API_KEY_INVALID
 // and fall back to the message text "Please retry in 10.689924287s.". A per-day quota means
 // "exhausted until midnight Pacific", which the database computes: we only raise a flag.
+// What kind of 429 it was (minute, day, limit: 0, spend cap, unknown) is read in quota-cause.ts.
 import { sanitize } from "../sanitize.ts";
+import { type QuotaCause, quotaCauseOf } from "./quota-cause.ts";
+
+export type { QuotaCause } from "./quota-cause.ts";
 
 export type GoogleErrorClass =
   /** 429: cool the quota group down until retryAfterMs (or Pacific midnight if perDay) and try another key. */
@@ -37,6 +41,10 @@ export interface ClassifiedGoogleError {
   retryAfterMs: number | null;
   /** A per-day quota was violated: the group is out until midnight Pacific. */
   perDay: boolean;
+  /** For a 429: why Google refused (quota-cause.ts); null for every other answer. */
+  quotaCause: QuotaCause | null;
+  /** For a spend cap: the rolling window Google names (10 minutes if none); null otherwise. */
+  spendWindowMs: number | null;
   /** Sanitized, length-capped message for logs and callers. */
   message: string;
 }
@@ -99,11 +107,18 @@ export function classifyGoogleHttpError(
     .map((d) => d?.reason)
     .find((r): r is string => typeof r === "string") ?? null;
 
-  const quotaIds = byType("QuotaFailure").flatMap((d) =>
-    (Array.isArray(d?.violations) ? d.violations : [])
-      .map((v) => asRecord(v)?.quotaId)
-      .filter((q): q is string => typeof q === "string")
+  const violations = byType("QuotaFailure").flatMap((d) =>
+    (Array.isArray(d?.violations) ? d.violations : []).map((v) => {
+      const record = asRecord(v);
+      return {
+        quotaId: typeof record?.quotaId === "string" ? record.quotaId : null,
+        quotaValue: typeof record?.quotaValue === "string" || typeof record?.quotaValue === "number"
+          ? String(record.quotaValue)
+          : null,
+      };
+    })
   );
+  const quotaIds = violations.map((v) => v.quotaId).filter((q): q is string => q !== null);
   const perDayId = quotaIds.find(isPerDayQuota);
 
   // RetryInfo may be truncated to whole seconds while the message has the fraction: take the later.
@@ -113,6 +128,7 @@ export function classifyGoogleHttpError(
   ].filter((d): d is number => d !== null);
   const retryAfterMs = delays.length > 0 ? Math.max(...delays) : null;
 
+  const cause = httpStatus === 429 ? quotaCauseOf({ message: rawMessage, violations, reason }) : null;
   const base = {
     kind: "http" as const,
     httpStatus,
@@ -122,6 +138,8 @@ export function classifyGoogleHttpError(
     quotaIds,
     retryAfterMs,
     perDay: perDayId !== undefined,
+    quotaCause: cause?.cause ?? null,
+    spendWindowMs: cause?.windowMs ?? null,
     message: sanitize(rawMessage, { secrets: options.secrets, maxLength: 500 }),
   };
 
@@ -153,6 +171,8 @@ export function classifyGoogleFailure(
     quotaIds: [],
     retryAfterMs: null,
     perDay: false,
+    quotaCause: null,
+    spendWindowMs: null,
     message: sanitize(message, { secrets: options.secrets, maxLength: 500 }),
   };
 }

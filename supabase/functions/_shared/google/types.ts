@@ -57,6 +57,8 @@ export interface GoogleRequest extends RequestExtras {
   contents: Content[];
   systemInstruction?: string;
   generationConfig: GenerationConfig;
+  /** Google's service tier for this call (the body's serviceTier); absent: standard, nothing sent. */
+  serviceTier?: "flex" | "standard" | "priority";
 }
 
 /** One generateContent answer, or one chunk of a streamed one, as Google sent it. */
@@ -73,5 +75,6 @@ export function generateContentBody(request: GoogleRequest): Record<string, unkn
     ...(request.tools === undefined ? {} : { tools: request.tools }),
     ...(request.toolConfig === undefined ? {} : { toolConfig: request.toolConfig }),
     ...(request.safetySettings === undefined ? {} : { safetySettings: request.safetySettings }),
+    ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
   };
 }

@@ -45,12 +45,14 @@ export interface GoogleErrorBody {
  */
 export function googleError(error: GatewayError, requestId: string): GoogleErrorBody {
   const limit = error.extra?.limit;
+  const cause = error.extra?.cause;
   const details: Array<Record<string, unknown>> = [{
     "@type": "type.googleapis.com/google.rpc.ErrorInfo",
     reason: error.code.toUpperCase(),
     domain: "eve-llm-gateway",
     // ErrorInfo.metadata is a map of strings.
-    metadata: { code: error.code, request_id: requestId, ...(typeof limit === "string" ? { limit } : {}) },
+    metadata: { code: error.code, request_id: requestId, ...(typeof limit === "string" ? { limit } : {}),
+      ...(typeof cause === "string" ? { cause } : {}) },
   }];
   const wait = error.extra?.retry_after_ms;
   if (typeof wait === "number" && Number.isFinite(wait)) {

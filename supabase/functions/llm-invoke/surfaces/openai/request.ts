@@ -87,7 +87,9 @@ const chatCompletionSchema = z.strictObject({
   // Accepted and ignored: they change nothing in what Gemini answers.
   user: z.string().optional(),
   store: z.boolean().nullable().optional(),
-  service_tier: z.string().nullable().optional(),
+  // Google's tier for the call, within what the caller's class allows (service-tiers.ts): "auto" and
+  // null leave it to the class's row, "default" is standard.
+  service_tier: z.enum(["auto", "default", "standard", "flex", "priority"]).nullable().optional(),
   parallel_tool_calls: z.boolean().optional(),
   prompt_cache_key: z.string().optional(),
   safety_identifier: z.string().optional(),
@@ -129,7 +131,14 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
     metadata,
     includeCandidates: false,
     ...(req.stream_options?.include_usage === true ? { streamUsage: true } : {}),
+    ...serviceTierOf(req.service_tier),
   };
+}
+
+function serviceTierOf(asked: string | null | undefined): Pick<NormalizedRequest, "serviceTier"> {
+  if (asked === "flex" || asked === "priority" || asked === "standard") return { serviceTier: asked };
+  if (asked === "default") return { serviceTier: "standard" };
+  return {};
 }
 
 function generationConfigOf(req: ChatCompletionBody): GenerationConfig {

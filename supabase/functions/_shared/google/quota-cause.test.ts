@@ -1,0 +1,89 @@
+import { describe, expect, it } from "vitest";
+import { classifyGoogleHttpError } from "./errors.ts";
+import { SPEND_CAP_WINDOW_MS } from "./quota-cause.ts";
+
+const T = "type.googleapis.com/google.rpc.";
+const DOCS = "https://ai.google.dev/gemini-api/docs/rate-limits";
+
+/** A Google 429 with QuotaFailure violations ({quotaId, value}) and the message lines Google writes for them. */
+function quota429(violations: Array<{ id: string; value?: string; metric?: string }>, model = "gemini-2.5-pro") {
+  const lines = violations.map((v) =>
+    `* Quota exceeded for metric: ${v.metric ?? "generativelanguage.googleapis.com/generate_content_free_tier_requests"}, ` +
+    `limit: ${v.value ?? "20"}, model: ${model}`
+  );
+  return {
+    error: {
+      code: 429,
+      status: "RESOURCE_EXHAUSTED",
+      message: "You exceeded your current quota, please check your plan and billing details. For more information " +
+        `on this error, head to: ${DOCS}. \n${lines.join("\n")}\nPlease retry in 38.2s.`,
+      details: [
+        { "@type": `${T}Help`, links: [{ url: DOCS }] },
+        {
+          "@type": `${T}QuotaFailure`,
+          violations: violations.map((v) => ({
+            quotaMetric: "generativelanguage.googleapis.com/generate_content_free_tier_requests",
+            quotaId: v.id,
+            quotaDimensions: { location: "global", model },
+            ...(v.value === undefined ? {} : { quotaValue: v.value }),
+          })),
+        },
+        { "@type": `${T}RetryInfo`, retryDelay: "38s" },
+      ],
+    },
+  };
+}
+
+const cause = (body: unknown, status = 429) => classifyGoogleHttpError(status, body).quotaCause;
+
+describe("the cause of a Google 429", () => {
+  it("per minute and per day, by quotaId", () => {
+    expect(cause(quota429([{ id: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier" }]))).toBe("minute");
+    expect(cause(quota429([{ id: "GenerateContentInputTokensPerModelPerMinute-FreeTier" }]))).toBe("minute");
+    expect(cause(quota429([
+      { id: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier" },
+      { id: "GenerateRequestsPerDayPerProjectPerModel-FreeTier" },
+    ]))).toBe("day");
+  });
+
+  it("limit: 0, from the message or quotaValue, even when the quotaId is a per-day or per-minute one", () => {
+    // As users quote it: no quotaValue in the details, "limit: 0" in the message, a per-day quotaId among them.
+    expect(cause(quota429([
+      { id: "GenerateContentInputTokensPerModelPerMinute-FreeTier", value: "0" },
+      { id: "GenerateRequestsPerDayPerProjectPerModel-FreeTier", value: "0" },
+    ]))).toBe("limit_zero");
+    const withoutValues = quota429([{ id: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", value: "0" }]);
+    delete (withoutValues.error.details[1] as { violations: Array<{ quotaValue?: string }> }).violations[0]!.quotaValue;
+    expect(cause(withoutValues)).toBe("limit_zero");
+    // A limit of 05 or 0.5 is not zero.
+    expect(cause(quota429([{ id: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", value: "05" }]))).toBe("minute");
+  });
+
+  it("a spend cap, by the word: with the window it names, or Google's documented 10 minutes", () => {
+    const spend = (message: string) =>
+      classifyGoogleHttpError(429, {
+        error: { code: 429, status: "RESOURCE_EXHAUSTED", message, details: [{ "@type": `${T}RetryInfo`, retryDelay: "42s" }] },
+      });
+    const named = spend("Your billing account has reached its spend-based rate limit for the rolling 15-minute window.");
+    expect(named).toMatchObject({ quotaCause: "spend_cap", spendWindowMs: 15 * 60_000, retryAfterMs: 42_000 });
+    expect(spend("Monthly spend cap reached for this project.")).toMatchObject({
+      quotaCause: "spend_cap",
+      spendWindowMs: SPEND_CAP_WINDOW_MS,
+    });
+  });
+
+  it("unknown: Google's bare 429, a capacity 429, anything else; null for every other status", () => {
+    expect(cause({ error: { code: 429, status: "RESOURCE_EXHAUSTED", message: "Resource has been exhausted (e.g. check quota)." } }))
+      .toBe("unknown");
+    expect(cause({
+      error: {
+        code: 429,
+        status: "RESOURCE_EXHAUSTED",
+        message: "No capacity available for model on the server",
+        details: [{ reason: "MODEL_CAPACITY_EXHAUSTED" }],
+      },
+    })).toBe("unknown");
+    expect(cause("Too Many Requests")).toBe("unknown");
+    expect(cause({ error: { code: 503, status: "UNAVAILABLE", message: "The model is overloaded." } }, 503)).toBeNull();
+  });
+});

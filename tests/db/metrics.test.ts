@@ -1,0 +1,188 @@
+// /metrics' SQL (20261124000400_metrics.sql) against a real PostgreSQL: every counter equals the
+// attempt rows it counts, histograms are cumulative, labels never name a key, and the counters never
+// go down when the fold moves rows into the totals, when housekeeping deletes rows (folded or not)
+// or when scrapes, folds and housekeeping run at once.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type Sql } from "../../shared/db/migrate.ts";
+import { type Exposition, parseExposition, total } from "../../shared/prometheus/exposition.ts";
+import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
+import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+
+let db: TestDatabase;
+let sql: Sql;
+
+beforeAll(async () => {
+  db = await freshDatabase("metrics");
+  sql = db.sql;
+});
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+async function scrape(on: Sql = sql): Promise<Exposition> {
+  const [row] = await on<{ m: string }[]>`select public.google_ai_metrics() as m`;
+  return parseExposition(row!.m);
+}
+
+/** Attempt rows written as llm-invoke's RPCs leave them (the columns the metrics read). */
+async function insertAttempts(n: number, row: Record<string, unknown>, createdAgo = "0 seconds"): Promise<void> {
+  const r = {
+    status: "succeeded", caller: "bot", model: "gemma-3-27b-it", quota_group: "proj-a", key_alias: "secret-alias-a",
+    priority_class: "interactive", http_status: 200, input_tokens: 10, output_tokens: 20, latency_ms: 300,
+    quota_cause: null, wait_ms: null, added_ms: 12, first_byte_ms: 40, limit_hit: null, client_id: null, ...row,
+  };
+  await sql`
+    insert into public.google_ai_attempts (created_at, finished_at, status, caller, client_id, model, quota_group,
+      key_alias, priority_class, http_status, input_tokens, output_tokens, latency_ms, quota_cause, wait_ms,
+      added_ms, first_byte_ms, limit_hit)
+    select now() - ${createdAgo}::interval, now(), ${r.status as string}, ${r.caller as string}, ${r.client_id as string | null},
+      ${r.model as string}, ${r.quota_group as string | null}, ${r.key_alias as string}, ${r.priority_class as string},
+      ${r.http_status as number | null}, ${r.input_tokens as number | null}, ${r.output_tokens as number | null},
+      ${r.latency_ms as number | null}, ${r.quota_cause as string | null}, ${r.wait_ms as number | null},
+      ${r.added_ms as number | null}, ${r.first_byte_ms as number | null}, ${r.limit_hit as string | null}
+    from generate_series(1, ${n})`;
+}
+
+async function rowCount(where = sql`true`): Promise<number> {
+  const [{ n }] = await sql<{ n: number }[]>`select count(*)::int as n from public.google_ai_attempts where ${where}`;
+  return n;
+}
+
+/** Every counter and histogram sample, by name and labels. */
+function counters(e: Exposition): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const s of e.samples) {
+    const type = e.types[s.name] ?? e.types[s.name.replace(/_(bucket|sum|count)$/, "")];
+    if (type === "counter" || type === "histogram") out.set(`${s.name}${JSON.stringify(s.labels)}`, s.value);
+  }
+  return out;
+}
+
+function expectNoDecrease(before: Map<string, number>, after: Map<string, number>): void {
+  const dropped = [...before].filter(([k, v]) => (after.get(k) ?? 0) < v - 1e-9);
+  expect(dropped).toEqual([]);
+}
+
+describe("google_ai_metrics", () => {
+  it("counts decided attempt rows by status, cause, limit and tokens; open reservations are in flight", async () => {
+    await sql`delete from public.google_ai_attempts`;
+    await insertAttempts(7, {});
+    await insertAttempts(3, { status: "google_error", http_status: 429, quota_cause: "day", input_tokens: null, output_tokens: null });
+    await insertAttempts(2, { status: "google_error", http_status: 429, quota_cause: null, input_tokens: null, output_tokens: null });
+    await insertAttempts(4, { status: "refused", http_status: null, limit_hit: "rpm", quota_group: null, latency_ms: null, input_tokens: null, output_tokens: null });
+    await insertAttempts(2, { status: "reserved", http_status: null, input_tokens: null, output_tokens: null, latency_ms: null });
+    await insertAttempts(1, { status: "abandoned", http_status: null, input_tokens: null, output_tokens: null });
+    const m = await scrape();
+
+    expect(total(m, "eve_gateway_attempts_total")).toBe(await rowCount(sql`status <> 'reserved'`));
+    expect(total(m, "eve_gateway_attempts_total", { status: "succeeded", model: "gemma-3-27b-it", quota_group: "proj-a" })).toBe(7);
+    expect(total(m, "eve_gateway_google_429_total", { cause: "day" })).toBe(3);
+    expect(total(m, "eve_gateway_google_429_total", { cause: "unknown" })).toBe(2);
+    expect(total(m, "eve_gateway_refusals_total", { limit: "rpm" })).toBe(4);
+    expect(total(m, "eve_gateway_finalizes_lost_total")).toBe(1);
+    expect(total(m, "eve_gateway_attempts_in_flight")).toBe(2);
+    expect(total(m, "eve_gateway_tokens_total", { gen_ai_token_type: "input" })).toBe(70);
+    expect(total(m, "eve_gateway_tokens_total", { gen_ai_token_type: "output" })).toBe(140);
+    // Histograms: cumulative buckets, +Inf = _count = the rows that have the column.
+    const ttfbRows = await rowCount(sql`status <> 'reserved' and first_byte_ms is not null`);
+    expect(total(m, "eve_gateway_time_to_first_byte_seconds_count")).toBe(ttfbRows);
+    expect(total(m, "eve_gateway_time_to_first_byte_seconds_bucket", { le: "+Inf" })).toBe(ttfbRows);
+    expect(total(m, "eve_gateway_time_to_first_byte_seconds_bucket", { le: "0.025" })).toBe(0);
+    expect(total(m, "eve_gateway_time_to_first_byte_seconds_bucket", { le: "0.05" })).toBe(ttfbRows);
+    expect(total(m, "eve_gateway_added_latency_seconds_sum")).toBeCloseTo(ttfbRows * 0.012, 9);
+    // A bound is inclusive (le): 300 ms is in the 0.25 s bucket? No: in 0.5 s, and not in 0.25 s.
+    expect(total(m, "eve_gateway_google_latency_seconds_bucket", { le: "0.25" })).toBe(0);
+    expect(total(m, "eve_gateway_google_latency_seconds_bucket", { le: "0.5" })).toBe(total(m, "eve_gateway_google_latency_seconds_count"));
+    // No label names a key.
+    const text = (await sql<{ m: string }[]>`select public.google_ai_metrics() as m`)[0]!.m;
+    expect(text).not.toContain("secret-alias-a");
+    expect(text).toMatch(/^# HELP eve_gateway_/m);
+  });
+
+  it("a bucket's bound is inclusive, as Prometheus reads le", async () => {
+    const [r] = await sql<{ a: string; b: string; c: string; d: string }[]>`
+      select public.google_ai_metric_le(5)::text as a, public.google_ai_metric_le(6)::text as b,
+             public.google_ai_metric_le(0)::text as c, public.google_ai_metric_le(999999)::text as d`;
+    expect(r).toEqual({ a: "0.005", b: "0.01", c: "0.005", d: "Infinity" });
+  });
+
+  it("the fold moves old decided rows into the totals without changing a counter", async () => {
+    const before = await scrape();
+    expect(total(before, "eve_gateway_metrics_live_rows")).toBeGreaterThan(0);
+    // Rows older than stale_reservation_after can no longer change: the next scrape folds them.
+    await sql`update public.google_ai_attempts set created_at = created_at - interval '1 hour' where status <> 'reserved'`;
+    // An open reservation holds the fold back: rows after it stay live until it is decided.
+    const held = await scrape();
+    expect(total(held, "eve_gateway_metrics_live_rows")).toBe(await rowCount(sql`id >= (select min(id) from public.google_ai_attempts where status = 'reserved')`));
+    await sql`update public.google_ai_attempts set status = 'released', created_at = created_at - interval '1 hour' where status = 'reserved'`;
+    const after = await scrape();
+    const again = await scrape();
+    expect(total(again, "eve_gateway_metrics_live_rows")).toBe(0);
+    const [{ n }] = await sql<{ n: number }[]>`select count(*)::int as n from public.google_ai_metric_totals`;
+    expect(n).toBeGreaterThan(0);
+    expectNoDecrease(counters(before), counters(again));
+    expect(total(again, "eve_gateway_attempts_total")).toBe(await rowCount());
+    expect(total(after, "eve_gateway_attempts_total", { status: "released" })).toBe(2);
+  });
+
+  it("housekeeping's trim changes no counter, for folded rows and for rows it folds as it deletes", async () => {
+    // Rows past retention: some folded already, some behind an open reservation that holds the mark.
+    await insertAttempts(5, { status: "reserved", http_status: null }, "1 minute");
+    await insertAttempts(11, { model: "gemini-2.5-flash" }, "40 days");
+    await insertAttempts(6, { status: "google_error", http_status: 429, quota_cause: "minute" }, "40 days");
+    const before = counters(await scrape());
+    const rows = await rowCount();
+    const [{ r }] = await sql<{ r: any }[]>`select public.google_ai_housekeeping() as r`;
+    expect(r.status).toBe("succeeded");
+    expect(r.steps.attempts_retention.deleted).toBeGreaterThanOrEqual(17);
+    expect(await rowCount()).toBe(rows - r.steps.attempts_retention.deleted);
+    const after = await scrape();
+    expectNoDecrease(before, counters(after));
+    expect(total(after, "eve_gateway_attempts_total", { model: "gemini-2.5-flash" })).toBe(11);
+    expect(total(after, "eve_gateway_google_429_total", { cause: "minute" })).toBe(6);
+    const decided = await rowCount(sql`status <> 'reserved'`);
+    expect(total(after, "eve_gateway_attempts_total")).toBe(decided + r.steps.attempts_retention.deleted);
+  });
+
+  it("scrapes, folds and housekeeping at once count every row exactly once", async () => {
+    const start = total(await scrape(), "eve_gateway_attempts_total");
+    const conns = Array.from({ length: 6 }, () => connect(db.url, { max: 1 }));
+    try {
+      let written = 0;
+      const writes = (async () => {
+        for (let i = 0; i < 20; i++) {
+          await insertAttempts(25, {}, i % 2 === 0 ? "2 hours" : "41 days");
+          written += 25;
+        }
+      })();
+      const scrapes = conns.slice(0, 5).map(async (c) => {
+        for (let i = 0; i < 10; i++) await scrape(c);
+      });
+      const hk = (async () => {
+        for (let i = 0; i < 4; i++) await conns[5]!`select public.google_ai_housekeeping()`;
+      })();
+      await Promise.all([writes, ...scrapes, hk]);
+      const [{ r }] = await sql<{ r: any }[]>`select public.google_ai_housekeeping() as r`;
+      expect(r.status).toBe("succeeded");
+      expect(total(await scrape(), "eve_gateway_attempts_total")).toBe(start + written);
+    } finally {
+      await Promise.all(conns.map((c) => c.end({ timeout: 5 })));
+    }
+  });
+
+  it("the functions' role may scrape and nothing more; nobody else may", async () => {
+    const gateway = connect(await gatewayRoleUrl(db.url), { max: 1 });
+    try {
+      const [{ m }] = await gateway<{ m: string }[]>`select public.google_ai_metrics() as m`;
+      expect(m).toContain("eve_gateway_attempts_total");
+      await expect(gateway`select * from public.google_ai_metric_totals`).rejects.toThrow(/permission denied/);
+      await expect(gateway`select public.google_ai_metrics_fold()`).rejects.toThrow(/permission denied/);
+    } finally {
+      await gateway.end({ timeout: 5 });
+    }
+    const [{ anon }] = await sql<{ anon: boolean }[]>`
+      select has_function_privilege('anon', 'public.google_ai_metrics()', 'execute') as anon`;
+    expect(anon).toBe(false);
+  });
+});
