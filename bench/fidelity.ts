@@ -343,14 +343,8 @@ function markdown(cfg: FidelityConfig, results: RowResult[], wholeWindows: numbe
   ]);
   const truncated = results.some((r) => r.googleRecordsTruncated);
   return `
-Google counts a request when it **arrives**, on **its own clock**, and does not publish how. The gateway admits a
-request only if the admissions of the last 60 s **plus a 1 s guard** fit the limit, so no 60-second span however aligned
-sees more than the limit arrive while the network's delay spread stays under the guard (proof: docs/architecture.md,
-"Windows that hold on Google's clock"). Here llm-invoke calls
-four simulators at once, each counting its way (\`shared/google-sim\`: \`window\`, \`clockOffsetMs\`), each behind
-${cfg.arrivalDelayMs} ms ± ${cfg.arrivalJitterMs} ms (uniform) of network delay applied before a request is counted
-(\`arrivalDelayMs\`, \`arrivalJitterMs\`). Every mode has its own model rows (quota groups) on one gateway and one
-Deno process; a small router sends each model's calls to its mode's simulator.
+llm-invoke calls four simulators at once, each counting its way, each behind ${cfg.arrivalDelayMs} ms ± ${cfg.arrivalJitterMs} ms
+(uniform) of network delay applied before a request is counted (how, and why: below).
 
 - **Straddle**: per row, ${cfg.burst.late} NO_WAIT requests sent over the last ${cfg.burst.lateSpanMs} ms before a \`:00\`
   (the last one 100 ms before it) plus ${cfg.burst.early} at \`:00.${String(cfg.burst.earlyAtMs).padStart(3, "0")}\`, limit ${cfg.burst.limitRpm} RPM,
@@ -365,10 +359,6 @@ Deno process; a small router sends each model's calls to its mode's simulator.
 |---|---|---:|---|---|---|---:|---:|
 ${rows.map((r) => `| ${r.join(" | ")} |`).join("\n")}
 
-(\`·\` marks a partial window.) **Google 429s** are the simulator's own 429 answers; every request that reached it had
-been admitted by the gateway, so each is a 429 the gateway's admission caused. The run fails when the gateway draws
-any, when any row over-admits against its own counters, or when its mean utilisation over whole windows is under 97%
-(what the calendar-minute booking before the guard drew: "History" below). After a Google 429 llm-invoke cools the quota group down until
-the time Google named, so a WAIT caller may draw more than one.${truncated ? "\n\n> The per-minute Google figures of some rows are incomplete: the simulator keeps its last 1000 records; the 429 totals are exact." : ""}
+(\`·\` marks a partial window.)${truncated ? "\n\n> The per-minute Google figures of some rows are incomplete: the simulator keeps its last 1000 records; the 429 totals are exact." : ""}
 `;
 }

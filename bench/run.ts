@@ -25,31 +25,6 @@ import { runFidelity } from "./fidelity.ts";
 import { runMixedLoad } from "./mixed-load.ts";
 import { runMetricsScrape } from "./metrics-scrape.ts";
 
-const HOW_TO_READ = `
-- **Compare within this run, not across runs.** The machine is a shared 2-core VM (see the load average above): other
-  work ran beside the benchmark, and absolute figures move by a large factor from one run to the next. Every ratio
-  here compares cells measured in the same minute, interleaved in rotated order. Throughput is the median round;
-  a ratio ("vs \`select 1\`") is the median of the per-round ratios, each taken within one round, so it need not
-  equal the quotient of two medians; latency percentiles are over every call of the rounds (nearest rank).
-  Nothing here asserts a timing.
-- **Counts are exact and do not depend on the machine.** Over-admission, admissions per window and round trips are
-  counted, not timed: from the attempt log, the counter rows and the server's statement log. They are the figures
-  that must hold anywhere, and the run fails if ours is ever above 0.
-- **Everything shares two cores**: the load generator (one Node.js process), PostgreSQL, the Deno function, the
-  simulator and the peers. At 32 and 128 connections the client and the server compete for the same CPU, which is
-  also why \`select 1\` is measured over the same connections as the ceiling.
-- **PostgreSQL runs as in production: fsync on, \`synchronous_commit = on\`.** A reservation holds its counter row's
-  lock until its commit is flushed to disk, so one quota group admits at most about one request per WAL flush of
-  this VM's disk, whatever the connection count; spreading over quota groups (more rows) or faster flushes raise it.
-  The \`synchronous_commit=off\` rows show the cost without the flush wait — for comparison only: with it off, a
-  crash can lose the last bookings and the counters would then under-count (over-admit) for the rest of that window.
-- **Production differs**: the database is across a network hop from the Edge Function (add that round-trip time for
-  each database round trip counted in the gateway overhead part), Supabase's Edge Runtime runs the finalize after the response
-  (\`EdgeRuntime.waitUntil\`), and Supabase's gateway replaces the local Node proxy. The limits used mirror the
-  seeded limits (gemma-3-27b-it: 30 RPM / 15,000 TPM / 14,400 RPD; gemini-2.5-flash: 5 RPM / 20 RPD); the WAIT part uses 120 RPM so
-  a minute has enough admissions to chart.
-`.trim();
-
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
 interface Args {
@@ -282,7 +257,6 @@ async function main(): Promise<number> {
     markdownPath,
     resultsDir,
     chartLink: path.relative(path.dirname(markdownPath), chartPath),
-    howToRead: HOW_TO_READ,
   });
   printSummary(parts, failures);
   log(`\nreport: ${markdownPath}\nraw figures: ${resultsDir}`);

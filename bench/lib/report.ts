@@ -40,7 +40,6 @@ export interface ReportInput {
   resultsDir: string;
   /** Relative link from the markdown to the chart, when there is one. */
   chartLink?: string;
-  howToRead: string;
 }
 
 /** The static "History" section: earlier designs against the ones that replaced them, not rerun. */
@@ -141,7 +140,7 @@ export async function writeReport(input: ReportInput): Promise<void> {
   }
   out.push("## How to read this");
   out.push("");
-  out.push(input.howToRead);
+  out.push((await readFile(new URL("../notes/how-to-read.md", import.meta.url), "utf8")).trim());
   out.push("");
   for (const [i, part] of input.parts.entries()) {
     out.push(`## ${i + 1}. ${part.title}`);
