@@ -1,22 +1,31 @@
-// Part 9: mixed load. The bot (interactive) and several notebooks (batch, one of which floods the
-// queue with a burst) ask for one model at `demandFactor`× its RPM for several whole windows, all in
-// WAIT mode, through llm-invoke over HTTP: a refusal in WAIT mode takes a ticket and names the turn;
-// the request sleeps in the function until then and asks again with its ticket. (Against polling,
-// the rule before the queue: docs/benchmarks.md, "History".) Reported per class: waits, who lost a turn, starvation; among the batch notebooks: Jain's fairness
-// index of their admissions; for the window: utilisation of every saturated 61 s span and the worst
-// span (never above the limit); and what admission costs: reserve calls and attempt rows per
-// admitted request.
+// WAIT mode at 3× demand: the bot (interactive) and several notebooks (batch, one of which floods
+// the queue with a burst) ask for one model at `demandFactor`× its RPM for several whole windows,
+// through llm-invoke over HTTP: a refusal in WAIT mode takes a ticket and names the turn; the
+// request sleeps in the function until then and asks again with its ticket. (Against polling, the
+// rule before the queue: docs/benchmarks.md, "History".) Reported per class: waits, who lost a
+// turn, starvation; among the batch notebooks: Jain's fairness index of their admissions; for the
+// window: utilisation of every saturated 61 s span and the worst span (never above the limit); what
+// admission costs: reserve calls and attempt rows per admitted request. The peers take the same
+// arrivals at the same time on the same Postgres, polling (bench/lib/wait-client.ts):
+// rate-limiter-flexible in several child processes and a naive read-then-write limiter, each on its
+// own key; every limiter's admissions are counted per calendar minute (Google's window) and charted.
 import { setMaxListeners } from "node:events";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
 import type { FunctionsServer } from "../scripts/serve-functions.ts";
-import type { Sql } from "../shared/db/migrate.ts";
+import { connect, type Sql } from "../shared/db/migrate.ts";
 import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
-import { sleep } from "./lib/clock.ts";
+import { minuteOf, sleep } from "./lib/clock.ts";
 import { type BenchServer, rpcCalls, setKeys, setModel, trackFunctions } from "./lib/db.ts";
 import { BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, bookings, postInvoke, serveLlmInvoke, waitInLlmInvoke } from "./lib/llm-invoke.ts";
+import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
 import { fmt, pct, table, type Check, type PartResult } from "./lib/report.ts";
+import { createRlflex } from "./lib/rlflex.ts";
+import { rlflexWaitStart } from "./lib/rlflex-procs.ts";
 import { roundSummary, summarize } from "./lib/stats.ts";
-import { countBetween } from "./lib/wait-analysis.ts";
-import { driveArrivals } from "./lib/wait-client.ts";
+import { cumulativeByMinute, waitChartSvg } from "./lib/svg.ts";
+import { analyse, countBetween, type LimiterResult } from "./lib/wait-analysis.ts";
+import { driveArrivals, waitForAdmission, type WaitRecord } from "./lib/wait-client.ts";
 
 export interface BatchClient {
   name: string;
@@ -38,6 +47,14 @@ export interface MixedLoadConfig {
   /** Smoke run: demand for this long instead. */
   smokeDurationMs?: number;
   maxWaitMs: number;
+  /** The peers' polling: up to this much jitter after the retry time their limiter named. */
+  jitterMs: number;
+  rlflexProcesses: number;
+  /** The naive limiter's connections (rate-limiter-flexible's, spread over its processes). */
+  connections: number;
+  chartPath: string;
+  /** Machine summary for the chart's subtitle. */
+  machineLabel: string;
 }
 
 type PriorityClass = "interactive" | "batch";
@@ -68,9 +85,14 @@ const MODEL = "bench-mixed";
 
 export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("mixed");
+  const naiveSql: Sql = connect(db.url, { max: cfg.connections, idle_timeout: 0 });
+  let rlflexProcs: Awaited<ReturnType<typeof rlflexWaitStart>> | undefined;
   let sim: GoogleSimulator | undefined;
   let fns: FunctionsServer | undefined;
   try {
+    await createNaiveTable(db.sql);
+    await (await createRlflex(db.url, 1, cfg.limitRpm)).close(); // creates its table once
+    await Promise.all([...Array(cfg.connections)].map(() => naiveSql`select 1`));
     await setModel(db.sql, MODEL, { rpm: cfg.limitRpm, tpm: null, rpd: null });
     await setKeys(db.sql, [{ alias: "mixed", project: "proj-mixed", envVar: BENCH_SIM_KEY_VAR, models: [MODEL] }]);
     await keepAdmissionTimes(db.sql);
@@ -89,10 +111,32 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
     }
     const callsBefore = reserveCalls(await rpcCalls(db));
 
-    const t0 = Date.now() + 2_000;
+    const t0 = Date.now() + 8_000; // the peers' child processes need a moment
     const demandMs = cfg.smokeDurationMs ?? WINDOW_MS * (1 + cfg.wholeWindows);
     const arrivals = schedule(cfg, t0, demandMs);
+    const times = arrivals.map((a) => a.at);
     const stopAt = t0 + demandMs + Math.min(cfg.maxWaitMs, WINDOW_MS) + 2_000;
+    const wholeMinutes: number[] = [];
+    for (let w = minuteOf(t0) + 60_000; w + 60_000 <= t0 + demandMs && cfg.smokeDurationMs === undefined; w += 60_000) wholeMinutes.push(w);
+    // rate-limiter-flexible: the arrivals dealt round-robin to its processes.
+    const procs = Math.max(1, cfg.rlflexProcesses);
+    rlflexProcs = await rlflexWaitStart(
+      Array.from({ length: procs }, (_, p) => {
+        const ids = times.map((_, i) => i).filter((i) => i % procs === p);
+        return {
+          kind: "wait" as const,
+          url: db.url,
+          connections: Math.max(2, Math.ceil(cfg.connections / procs)),
+          points: cfg.limitRpm,
+          key: "rlflex-mixed",
+          arrivals: ids.map((i) => times[i]!),
+          ids,
+          jitterMs: cfg.jitterMs,
+          maxWaitMs: cfg.maxWaitMs,
+          stopAt,
+        };
+      }),
+    );
     log(
       `  limit ${cfg.limitRpm}/min, demand ${cfg.demandFactor}× for ${(demandMs / 1000).toFixed(0)} s: ${arrivals.length} requests ` +
         `(${arrivals.filter((a) => a.priority === "interactive").length} from the bot, batch: ` +
@@ -102,28 +146,51 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
     const controller = new AbortController();
     setMaxListeners(0, controller.signal);
     const stop = setTimeout(() => controller.abort(), stopAt - Date.now());
-    const records = await driveArrivals(arrivals.map((a) => a.at), (id) => {
-      const a = arrivals[id]!;
-      const body = { model: MODEL, prompt: PROMPT, max_wait_ms: cfg.maxWaitMs, priority: a.priority, request_id: `mixed-${id}` };
-      return waitInLlmInvoke(id, invokeUrl, body, { signal: controller.signal, caller: a.caller });
-    });
+    const policy = { jitterMs: cfg.jitterMs, maxWaitMs: cfg.maxWaitMs, signal: controller.signal };
+    const naiveTry = naiveLimiter(naiveSql, "naive-mixed", cfg.limitRpm);
+    const [records, naiveRecords, rlflexRecords] = await Promise.all([
+      driveArrivals(times, (id) => {
+        const a = arrivals[id]!;
+        const body = { model: MODEL, prompt: PROMPT, max_wait_ms: cfg.maxWaitMs, priority: a.priority, request_id: `mixed-${id}` };
+        return waitInLlmInvoke(id, invokeUrl, body, { signal: controller.signal, caller: a.caller });
+      }),
+      driveArrivals(times, (id) => waitForAdmission(id, naiveTry, policy)),
+      rlflexProcs.done(),
+    ]);
     clearTimeout(stop);
     await sleep(500); // finalizes run after the answers
 
-    // Admissions at the database's booking times (the answer arrives after Google's).
+    // Admissions at the database's booking times and windows (the answer arrives after Google's).
     const booked = await bookings(db.sql, MODEL);
     const outcomes: Outcome[] = records.map((rec) => {
-      const at = booked.get(`mixed-${rec.id}`)?.bookedAt?.getTime() ?? null;
+      const b = booked.get(`mixed-${rec.id}`);
+      const at = b?.bookedAt?.getTime() ?? null;
       const error = rec.error ?? (rec.admittedAt !== null && at === null ? "answered 200 without a booking" : undefined);
+      rec.calls = b?.rows ?? 0;
+      rec.admittedAt = rec.admitCallStartedAt = rec.admittedAt !== null ? at : null;
+      rec.window = rec.admittedAt !== null ? b!.window!.getTime() : null;
+      if (error !== undefined) rec.error = error;
       return {
         arrival: arrivals[rec.id]!,
-        admittedAt: rec.admittedAt !== null ? at : null,
+        admittedAt: rec.admittedAt,
         lostTurn: rec.gaveUpAt !== null && rec.waitedMs > 0,
         refusedAt: rec.gaveUpAt,
         cutOff: rec.cutOff,
         ...(error === undefined ? {} : { error }),
       };
     });
+    const limiters = [
+      analyse("ours", "ours: llm-invoke (WAIT mode over HTTP)", records, cfg, wholeMinutes, WINDOW_MS),
+      analyse("rlflex", `rate-limiter-flexible RateLimiterPostgres, ${procs} processes`, rlflexRecords, cfg, wholeMinutes),
+      analyse("naive", "naive read-then-write", naiveRecords, cfg, wholeMinutes),
+    ];
+    for (const r of limiters) {
+      log(
+        `  ${r.id.padEnd(7)} admitted ${r.admitted}/${r.arrivals}, per minute ${r.perWindow.map((w) => `${w.window.slice(11, 16)} ${w.admitted}${w.full ? "*" : ""}`).join(", ")}` +
+          `; over-admission ${r.overAdmission}; gave up ${r.gaveUp}, cut off ${r.cutOff}, errors ${r.errors}`,
+      );
+    }
+    await writeChart(cfg, t0 - 2000, stopAt, times, { ours: records, rlflex: rlflexRecords, naive: naiveRecords }, procs);
     const calls = reserveCalls(await rpcCalls(db)) - callsBefore;
     const q = await account(db.sql, outcomes, calls, cfg, { from: t0 + WINDOW_MS, to: t0 + demandMs });
     log(
@@ -152,19 +219,25 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
     }
     return {
       id: "mixed-load",
-      title: "Mixed load: the bot and the notebooks in WAIT mode at 3× demand",
-      data: { config: cfg, result: q },
-      markdown: markdown(cfg, q, arrivals.length),
+      title: "WAIT mode at 3× demand: the bot and the notebooks in llm-invoke's queue, against the peers (and the chart)",
+      data: { config: { ...cfg, chartPath: undefined }, startedAt: new Date(t0).toISOString(), wholeMinutes: wholeMinutes.map((w) => new Date(w).toISOString()), result: q, limiters },
+      markdown: markdown(cfg, q, arrivals.length) + peersMarkdown(cfg, limiters, wholeMinutes),
       headline: [
         { figure: `Mixed load at ${cfg.demandFactor}×: the bot's wait p50 / p95 / max; its requests admitted`, value: `${secs(q.byClass.interactive.waitMs)}; ${q.byClass.interactive.admitted} of ${q.byClass.interactive.requests}` },
         { figure: "Mixed load: Jain's fairness among batch notebooks", value: fmt(q.jain, 3) },
         { figure: "Mixed load: reserve calls / attempt rows per admitted request", value: `${fmt(q.callsPerAdmitted, 2)} / ${fmt(q.rowsPerAdmitted, 2)}` },
+        ...limiters.map((r) => ({
+          figure: `WAIT, same arrivals: ${r.label} — admitted per whole calendar minute / limit ${cfg.limitRpm}; over-admission (minutes above the limit)`,
+          value: `${r.utilisation.map((u) => u.admitted).join(", ") || "—"}; ${r.overAdmission} (${r.windowsAboveLimit} of ${r.perWindow.length})`,
+        })),
       ],
       checks,
     };
   } finally {
+    rlflexProcs?.kill();
     await fns?.close();
     await sim?.close();
+    await naiveSql.end({ timeout: 5 });
     await db.drop();
   }
 }
@@ -384,4 +457,83 @@ function markdown(cfg: MixedLoadConfig, r: Result, requests: number): string {
       "each is answered and logged once, so nothing that logs every answer goes below about 3 here. \"An admitted " +
       "request's own\" counts only the rows of the admitted requests: 1 each (the refusal that queued it writes none).",
   ].join("\n");
+}
+
+/** Admissions per second (ours) and per calendar minute (every limiter), the arrivals behind them. */
+async function writeChart(
+  cfg: MixedLoadConfig,
+  startMs: number,
+  endMs: number,
+  arrivals: number[],
+  rs: Record<"ours" | "rlflex" | "naive", WaitRecord[]>,
+  procs: number,
+): Promise<void> {
+  const seconds = Math.ceil((endMs - startMs) / 1000);
+  const perSecond = (times: number[]) => {
+    const out = new Array<number>(seconds).fill(0);
+    for (const t of times) {
+      const i = Math.floor((t - startMs) / 1000);
+      if (i >= 0 && i < seconds) out[i]!++;
+    }
+    return out;
+  };
+  const admitted = (records: WaitRecord[]) => records.filter((r) => r.admittedAt !== null);
+  const byWindow = (records: WaitRecord[]) => cumulativeByMinute(admitted(records).map((r) => r.admittedAt!), (_, i) => admitted(records)[i]!.window!);
+  const svg = waitChartSvg({
+    title: `WAIT mode at ${cfg.demandFactor}× the limit: admissions against a limit of ${cfg.limitRpm} requests per minute`,
+    subtitle: [
+      `${cfg.machineLabel} · ${new Date(startMs).toISOString().slice(0, 10)} · generated by npm run bench`,
+      `ours through llm-invoke, rate-limiter-flexible (${procs} processes) and a naive read-then-write limiter, one arrival schedule, one Postgres`,
+    ],
+    startMs,
+    endMs,
+    limitPerMinute: cfg.limitRpm,
+    admittedPerSecond: perSecond(admitted(rs.ours).map((r) => r.admittedAt!)),
+    arrivalsPerSecond: perSecond(arrivals),
+    cumulative: [
+      { label: "ours", color: "#2b6cb0", points: byWindow(rs.ours) },
+      { label: "rate-limiter-flexible", color: "#805ad5", dashed: true, points: cumulativeByMinute(admitted(rs.rlflex).map((r) => r.admittedAt!)) },
+      { label: "naive read-then-write", color: "#d69e2e", dashed: true, points: byWindow(rs.naive) },
+    ],
+  });
+  await mkdir(path.dirname(cfg.chartPath), { recursive: true });
+  await writeFile(cfg.chartPath, svg);
+}
+
+function peersMarkdown(cfg: MixedLoadConfig, results: LimiterResult[], wholeMinutes: number[]): string {
+  const windowKeys = [...new Set(results.flatMap((r) => r.perWindow.map((w) => w.window)))].sort();
+  const perWindowRows = windowKeys.map((w) => [
+    `${w.slice(11, 16)} UTC${wholeMinutes.includes(Date.parse(w)) ? " (whole)" : " (partial)"}`,
+    ...results.map((r) => {
+      const n = r.perWindow.find((x) => x.window === w)?.admitted ?? 0;
+      return n > cfg.limitRpm ? `**${n}** (+${n - cfg.limitRpm})` : String(n);
+    }),
+  ]);
+  const summaryRows = results.map((r) => [
+    r.label,
+    `${r.admitted} / ${r.arrivals}`,
+    r.utilisation.map((u) => pct(u.ratio)).join(", ") || "—",
+    `**${r.overAdmission}**`,
+    `${fmt(r.waitMs.p50 / 1000, 1)} / ${fmt(r.waitMs.p95 / 1000, 1)} / ${fmt(r.waitMs.max / 1000, 1)}`,
+    `${r.gaveUp} (${r.overtakenGaveUp} overtaken)`,
+    r.starvedWhileCapacityFree,
+  ]);
+  const [, rlflex, naive] = results;
+  return `
+
+![admissions per second and per minute during the WAIT run](wait-admissions.svg)
+
+**Against the peers.** The same arrivals drive, at the same time and on the same Postgres, rate-limiter-flexible
+(\`points\` = ${cfg.limitRpm}, \`duration\` = 60 s, retrying after its \`msBeforeNext\`) and the naive read-then-write
+limiter, each on its own key, polling: when refused, sleep the time the limiter named plus up to ${cfg.jitterMs} ms of
+jitter, give up after ${cfg.maxWaitMs / 1000} s. Admissions per calendar minute (Google's window; ours and naive by the
+window the database booked, rate-limiter-flexible by the minute its answer arrived):
+
+${table(["minute", ...results.map((r) => r.label)], perWindowRows, ["l", "r", "r", "r"])}
+
+${table(["limiter", "admitted / callers", "whole minutes' utilisation", "over-admission", "wait of admitted p50 / p95 / max (s)", "gave up after the max wait", "starved while capacity was free"], summaryRows, ["l", "r", "r", "r", "r", "r", "r"])}
+
+rate-limiter-flexible: ${rlflex!.overAdmission} admissions above the limit in ${rlflex!.windowsAboveLimit} calendar minute(s), ${rlflex!.straddling} of
+its admissions straddled a minute boundary in flight. Naive read-then-write: ${naive!.overAdmission} above the limit in
+${naive!.windowsAboveLimit} minute(s).`;
 }

@@ -1,7 +1,7 @@
 // Part 5: the peers' exactness under a burst on the same Postgres: rate-limiter-flexible's
 // RateLimiterPostgres, fired from several real child processes at once, and a naive read-then-write
-// limiter. Their throughput runs in part 1's rounds beside ours, their WAIT-mode behaviour at 3×
-// demand in part 3, the gateway peer (Portkey) in part 4.
+// limiter. Their throughput runs in the reservation RPC part's rounds beside ours, their WAIT-mode
+// behaviour at 3× demand in the WAIT part, the gateway peer (Portkey) in the gateway overhead part.
 import { closeClients, openClients, type BenchServer } from "./lib/db.ts";
 import { waitForSecondOfMinute } from "./lib/clock.ts";
 import { naiveLimiter, createNaiveTable } from "./lib/naive.ts";

@@ -287,7 +287,7 @@ ${findings(cells)}
 **Cost of the audit trail**: every decision, admitted or refused, inserts one row in
 \`google_ai_attempts\`; on average ${fmt(bytesPerAttemptRow, 0)} bytes each with its indexes, and the admitted
 calls wrote ${wal.length ? `${fmt(Math.min(...wal), 0)}–${fmt(Math.max(...wal), 0)}` : "—"} bytes of WAL per call (counter update + attempt row + indexes).
-At 3× demand in WAIT mode each admitted request also leaves a few refused rows (see the WAIT utilisation part), so
+At 3× demand in WAIT mode each admitted request also leaves a few refused rows (see the WAIT part), so
 retention of this table matters (the maintenance job deletes old rows).
 `;
 }

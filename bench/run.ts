@@ -15,7 +15,6 @@ import { runRpcThroughput } from "./rpc-throughput.ts";
 import { runRpcFloor } from "./rpc-floor.ts";
 import { runFinalizeWal } from "./finalize-wal.ts";
 import { runExactness } from "./exactness.ts";
-import { runWaitUtilisation } from "./wait-utilisation.ts";
 import { runPeers } from "./peers.ts";
 import { runGatewayOverhead } from "./gateway-overhead.ts";
 import { runBoot } from "./boot.ts";
@@ -176,7 +175,7 @@ async function main(): Promise<number> {
     },
     {
       id: "mixed-load",
-      title: "9. mixed load: the bot and the notebooks in llm-invoke's queue",
+      title: "9. WAIT at 3x demand: the bot and the notebooks in llm-invoke's queue, and the peers (+ chart)",
       fn: () =>
         runMixedLoad(
           bench,
@@ -192,6 +191,11 @@ async function main(): Promise<number> {
             ],
             wholeWindows: 3,
             ...(smoke ? { smokeDurationMs: 5_000, maxWaitMs: 3_000 } : { maxWaitMs: 65_000 }),
+            jitterMs: 250,
+            rlflexProcesses: 4,
+            connections: 8,
+            chartPath,
+            machineLabel: `${machine.nproc} × ${machine.cpuModel}, ${machine.postgres.replace(/ \(.*$/, "")}`,
           },
           log,
         ),
@@ -207,41 +211,8 @@ async function main(): Promise<number> {
         ),
     },
   ];
-  const waitJob = {
-    id: "wait-utilisation",
-    title: "3. WAIT utilisation at 3x demand (+ chart)",
-    fn: () =>
-      runWaitUtilisation(
-        bench,
-        {
-          ...(smoke ? { limitRpm: 10, demandFactor: 30, smokeDurationMs: 4000, tailMs: 500 } : { limitRpm: 120, demandFactor: 3, tailMs: 4000 }),
-          fullWindows: 2,
-          jitterMs: 250,
-          maxWaitMs: 65_000,
-          rlflexProcesses: 4,
-          connections: 8,
-          chartPath,
-          machineLabel: `${machine.nproc} × ${machine.cpuModel}, ${machine.postgres.replace(/ \(.*$/, "")}`,
-        },
-        log,
-      ),
-  };
-
   try {
-    // The WAIT part starts its demand at second :50 of a minute (at least 8 s ahead). Rather than
-    // idle until then, it runs as soon as the next such start is near; the other parts fill the gap.
-    let waitDone = !want(waitJob.id) || smoke;
-    for (const job of jobs) {
-      if (!waitDone) {
-        const untilStart = (((50_000 - (Date.now() % 60_000)) % 60_000) + 60_000) % 60_000;
-        if (untilStart >= 8_000 && untilStart <= 25_000) {
-          await run(waitJob.id, waitJob.title, waitJob.fn);
-          waitDone = true;
-        }
-      }
-      await run(job.id, job.title, job.fn);
-    }
-    if (!waitDone || smoke) await run(waitJob.id, waitJob.title, waitJob.fn);
+    for (const job of jobs) await run(job.id, job.title, job.fn);
   } finally {
     await bench.stop();
   }

@@ -1,4 +1,4 @@
-// Part 3's accounting, per limiter: admissions per calendar minute against the limit, utilisation
+// The WAIT part's accounting, per limiter: admissions per calendar minute against the limit, utilisation
 // of the whole windows, over-admission, the spread of waits, and who gave up and why.
 import { minuteOf } from "./clock.ts";
 import { roundSummary, summarize } from "./stats.ts";
