@@ -535,6 +535,7 @@ function countStatements(entries: string[]): Record<string, number> {
   for (const e of entries) {
     // The cached look-ups first: they are google_ai_ functions too, but made once per worker.
     const name = (/google_ai_model_(features|limits)\b/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
+      (/google_ai_service_tier_list\b/.test(e) ? "service tiers (cached per worker)" : undefined) ??
       (/google_ai_check_token\b/.test(e) ? "token check (cached per worker, then refreshed in the background)" : undefined) ??
       /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
       (/pg_catalog\.pg_type/.test(e) ? "postgres.js type look-up (per new connection)" : undefined) ??
@@ -683,8 +684,8 @@ connects to it in the window), every statement counted from the server log, the 
 closes a second after the last answer); a statement of the work handed to \`waitUntil\` (\`google_ai_finalize\`) is
 counted after the answer, checked against the tasks the process handed to \`waitUntil\` (it prints its count when it
 stops); cross-checked with \`track_functions = 'all'\` (calls of the gateway's top-level RPCs in
-\`pg_stat_user_functions\`). The once-per-worker statements are the driver's type look-up on a new connection and the
-model's capabilities (cached per worker for a minute).
+\`pg_stat_user_functions\`). The once-per-worker statements are the driver's type look-up on a new connection, the
+model's capabilities and the service tiers (each cached per worker).
 
 **Portkey** (${portkey ? `@portkey-ai/gateway ${portkey.version}` : "not measured"}): ${portkey
     ? "pointed at the simulator with `x-portkey-provider: google` and `x-portkey-custom-host: <simulator URL>` (its Google provider appends `/v1beta/models/<model>:generateContent?key=…` to the custom host; its SSRF guard trusts 127.0.0.1). It receives the same prompt in OpenAI chat-completions form and translates it; it keeps no shared limit state here (rate limits are an enterprise feature), so this is the cost of a stateless translating proxy."
