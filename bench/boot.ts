@@ -24,6 +24,7 @@ import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim
 import { sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
 import { BENCH_SERVICE_KEY, BENCH_SIM_KEY, BENCH_SIM_KEY_VAR } from "./lib/llm-invoke.ts";
+import { processCpuSeconds } from "./lib/process-cpu.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import { median, percentile } from "./lib/stats.ts";
 
@@ -304,18 +305,12 @@ function post(port: number): Promise<{ status: number; body: string } | "refused
   });
 }
 
-const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux
-
 /** VmRSS and user + system CPU of the process (all its threads) from /proc, or null off Linux. */
 function processUsage(pid: number): { rssKiB: number | null; cpuMs: number | null } | null {
   try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return { rssKiB: rss ? Number(rss[1]) : null, cpuMs: Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS_PER_SECOND : null };
+    const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    const cpu = processCpuSeconds(pid);
+    return { rssKiB: rss ? Number(rss[1]) : null, cpuMs: cpu === undefined ? null : cpu * 1000 };
   } catch {
     return null;
   }

@@ -15,7 +15,6 @@ import { runRpcThroughput } from "./rpc-throughput.ts";
 import { runRpcFloor } from "./rpc-floor.ts";
 import { runFinalizeWal } from "./finalize-wal.ts";
 import { runExactness } from "./exactness.ts";
-import { runPeers } from "./peers.ts";
 import { runGatewayOverhead } from "./gateway-overhead.ts";
 import { runBoot } from "./boot.ts";
 import { runOutage } from "./outage.ts";
@@ -114,7 +113,12 @@ async function main(): Promise<number> {
     {
       id: "exactness",
       title: "2. exactness under a burst",
-      fn: () => runExactness(bench, smoke ? { connections: 40, callers: 300 } : { connections: 500, callers: 1000 }, log),
+      fn: () =>
+        runExactness(
+          bench,
+          smoke ? { connections: 40, callers: 300, peers: { processes: 2, limit: 30 } } : { connections: 500, callers: 1000, peers: { processes: 4, limit: 30 } },
+          log,
+        ),
     },
     {
       id: "gateway-overhead",
@@ -132,18 +136,6 @@ async function main(): Promise<number> {
       id: "boot",
       title: "4b. boot: a new llm-invoke worker to its first answer",
       fn: () => runBoot(bench, { boots: smoke ? 2 : 30 }, log),
-    },
-    {
-      id: "peers",
-      title: "5. peers: rate-limiter-flexible and a naive limiter under a burst",
-      fn: () =>
-        runPeers(
-          bench,
-          smoke
-            ? { burst: { connections: 40, callers: 150, processes: 2, limit: 30 } }
-            : { burst: { connections: 500, callers: 1000, processes: 4, limit: 30 } },
-          log,
-        ),
     },
     {
       id: "outage",

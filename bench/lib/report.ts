@@ -90,7 +90,7 @@ function machineSection(m: MachineInfo): string {
 }
 
 /** The order of the parts, whatever order they ran in. */
-const ORDER = ["rpc-throughput", "rpc-floor", "finalize-wal", "exactness", "gateway-overhead", "boot", "peers", "outage", "hostile-input", "fidelity", "mixed-load", "metrics-scrape"];
+const ORDER = ["rpc-throughput", "rpc-floor", "finalize-wal", "exactness", "gateway-overhead", "boot", "outage", "hostile-input", "fidelity", "mixed-load", "metrics-scrape"];
 const byOrder = (a: PartResult, b: PartResult) => ORDER.indexOf(a.id) - ORDER.indexOf(b.id);
 
 export async function writeReport(input: ReportInput): Promise<void> {
