@@ -6,6 +6,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setKeys, setModel, walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
+import { FLOOR_TABLES } from "./lib/floor.ts";
+import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
 import { findPgbench, pgbenchArgs, pgbenchVersion, runPgbench, type PgbenchRun } from "./lib/pgbench.ts";
 import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
 import { median } from "./lib/stats.ts";
@@ -31,27 +33,15 @@ type Variant = "floor" | "logged" | "rpc" | "invoke";
 const MODEL = "bench-floor";
 const HUGE = 2_000_000_000; // limits that never bind: every call is admitted
 
-const FLOOR_TABLES = `
-create table public.bench_floor_counter (id integer primary key, used bigint not null);
-create table public.bench_floor_audit (
-  id uuid primary key,
-  counter_id integer not null,
-  created_at timestamptz not null
-);
-insert into public.bench_floor_counter (id, used) values (1, 0);
+const TABLES = `${FLOOR_TABLES}
 -- The attempt log as the gateway keeps it: google_ai_attempts' columns, defaults, constraints and
 -- indexes, and its fillfactor.
 create table public.bench_floor_attempts (like public.google_ai_attempts including all);
-alter table public.bench_floor_attempts set (fillfactor = 80);
-`.trim();
+alter table public.bench_floor_attempts set (fillfactor = 80);`;
 
 // One statement, one transaction: the counter row's lock is taken and the audit row written in the
 // same round trip, and the commit waits for its WAL flush like any admission must.
-const FLOOR_SCRIPT = `
-with c as (update public.bench_floor_counter set used = used + 1 where id = 1 returning id)
-insert into public.bench_floor_audit (id, counter_id, created_at)
-select gen_random_uuid(), c.id, now() from c;
-`.trim();
+const FLOOR_SCRIPT = `${FLOOR_STATEMENT};`;
 
 // The service caller's reservation, with the named arguments llm-invoke's pg-store passes (a
 // request id per call, no excluded keys, first attempt, not waiting, not idempotent).
@@ -144,7 +134,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   try {
     await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
     await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models: [MODEL] }]);
-    await db.sql.unsafe(FLOOR_TABLES);
+    await db.sql.unsafe(TABLES);
     for (const v of variants) await writeFile(path.join(dir, SCRIPTS[v].file), `${SCRIPTS[v].text}\n`);
     const postmaster = await postmasterPid(db.sql);
     if (postmaster === undefined) log("  PostgreSQL is not a local process: CPU per transaction not measured");
@@ -213,7 +203,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
         pgbench: version,
         settings: { fsync: bench.settings.fsync, synchronous_commit: bench.settings.synchronous_commit },
         scripts: Object.fromEntries(variants.map((v) => [v, SCRIPTS[v].text])),
-        floorTables: FLOOR_TABLES,
+        floorTables: TABLES,
         cpuMeasured: postmaster !== undefined,
         cells,
       },
@@ -398,7 +388,7 @@ ${table(costHeaders, costRows, costHeaders.map(() => "r"))}
 schema):
 
 \`\`\`sql
-${FLOOR_TABLES}
+${TABLES}
 \`\`\`
 
 The floor script (\`floor.sql\`):

@@ -249,7 +249,7 @@ function findings(cells: Cell[]): string {
 (${best.connections} connection${best.connections === 1 ? "" : "s"}); ${atLast}. Five quota groups spread the lock:
 their rate was ${spread.join(", ")} the one-group rate. Without the wait for the WAL flush (\`synchronous_commit=off\`)
 one group's rate was ${async.join(", ")} the rate with it: the lock is held until the commit is on disk. It is also held while the key is looked up
-and the attempt row is inserted, after the booking; rate-limiter-flexible holds its row for one upsert (the peers part).
+and the attempt row is inserted, after the booking; rate-limiter-flexible holds its row for one upsert.
 Taking the counter lock as the last step of the transaction would shorten the hold — a possible optimisation of
 the RPC, not measured here. For scale: the seeded quota of \`gemma-3-27b-it\` is 30 requests per minute per
 group, 0.5/s. Refusals (decided from an unlocked read, no lock) outpaced admissions at ${refusalsCheaper} of ${ns.length} connection counts.`;
@@ -278,7 +278,7 @@ never bind (so every call books: lock, check RPM/TPM/RPD, update the counter row
 a refusal variant calls it on a group whose minute is full (refusal: decided from an unlocked read, no row
 lock, still one attempt row). The peers run in the same rounds, with limits that never bind and one key:
 rate-limiter-flexible on node-postgres (pg), so compared with \`select 1\` over its own driver, and the naive
-limiter on postgres.js (how each works: the peers part).
+limiter on postgres.js (how each works: the exactness part).
 
 ${table(["variant", "connections", "calls/s", "vs `select 1`", "p50 ms", "p95 ms", "p99 ms", "WAL bytes/call"], rows, ["l", "r", "r", "r", "r", "r", "r", "r"])}
 
