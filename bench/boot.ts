@@ -24,7 +24,7 @@ import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim
 import { sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
 import { BENCH_SERVICE_KEY, BENCH_SIM_KEY, BENCH_SIM_KEY_VAR } from "./lib/llm-invoke.ts";
-import { processCpuSeconds } from "./lib/process-cpu.ts";
+import { processCpuSeconds } from "./lib/pg-cpu.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import { median, percentile } from "./lib/stats.ts";
 

@@ -30,9 +30,8 @@ import { createFloorTables, floorAdmissions, serveFloor } from "./lib/floor.ts";
 import { type LatencyBudget, latencyBudget, latencyBudgetMarkdown, TimingSamples } from "./lib/latency-budget.ts";
 import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
 import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
-import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
+import { postmasterPid, serverCpuSeconds, processCpuSeconds } from "./lib/pg-cpu.ts";
 import { startPortkey, type Portkey } from "./lib/portkey.ts";
-import { processCpuSeconds } from "./lib/process-cpu.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import {
   BENCH_SERVICE_KEY as SERVICE_KEY,
