@@ -38,7 +38,7 @@ const MODEL = "gemma-3-27b-it";
 const PROMPT = "Say hello in one word.";
 const HUGE = 2_000_000_000;
 const ANSWER_TIMEOUT_MS = 30_000;
-/** How often a connection is tried while the process has not bound its port yet. */
+/** How often a connection is tried while the process has not bound its port yet (the notes name it). */
 const CONNECT_RETRY_MS = 2;
 
 type TargetId = "now" | "floor";
@@ -400,21 +400,8 @@ function markdown(
   const ratioRows = [["llm-invoke / floor", x(ratios.warm), x(ratios.warmPerRound), x(ratios.cold), x(ratios.rss), x(ratios.cpu)]];
   const commands = targets.map((t) => `- **${t.label}** (\`${t.id}\`), from the repository root: \`${t.shown}\``);
   return `
-**What is measured.** A new worker's boot, as a caller meets it: from spawning a fresh Deno process that serves
-the target on a free port to the answer of one real request — the same small \`generateContent\` each time
-(native route, \`NO_WAIT\`, the service key), so for llm-invoke: authentication, the reservation, the call to the
-Google simulator and finalize (awaited under plain Deno). The request is sent as soon as the port accepts a
-connection (retried every ${CONNECT_RETRY_MS} ms while it refuses). RSS is the process's \`VmRSS\` and CPU its
-user + system time (all threads, 10 ms ticks) from \`/proc/<pid>\` at that answer. Each of ${cfg.boots} boots per
-target and column ran interleaved with the others in rotated order; a percentile is over those boots (nearest
-rank).
-
-**Warm and cold.** Deno ${deno} keeps a V8 code cache in its DENO_DIR and has \`--no-code-cache\` to turn it off.
-The part gives every process one DENO_DIR of its own that starts empty; each target's first boot (not in the
-percentiles, shown apart) transpiles its TypeScript into it and fills the code cache (${fmt(codeCacheBytes / 1024 / 1024, 1)} MiB after
-the first boots). *Warm* boots then use the code cache; *cold* boots run the same command with
-\`--no-code-cache\`, so V8 compiles every module from source — the transpiled TypeScript and the OS's file cache
-are warm in both.
+${cfg.boots} boots per target and column, interleaved in rotated order; Deno ${deno}; the code cache held
+${fmt(codeCacheBytes / 1024 / 1024, 1)} MiB after the first boots (what is measured, warm and cold: below).
 
 **The targets** (cold: \`--no-code-cache\` after \`run\`; the environment of \`bench/lib/llm-invoke.ts\` for both:
 the gateway role's URL, the bench service key, the simulator's URL and key):

@@ -314,7 +314,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
   }
 }
 
-/** After each round of llm-invoke as on Supabase, time for the finalizes it handed to waitUntil to end. */
+/** After each round of llm-invoke as on Supabase, time for the finalizes it handed to waitUntil to end (the notes name it). */
 const SETTLE_MS = 200;
 
 function keep(lines: string[], line: string): void {
@@ -667,27 +667,15 @@ asserted (a ratio of two small differences moves a lot from run to run on a shar
 
 ${table(["concurrency", "added p50 ms: as on Supabase", "floor", "Portkey", "÷ floor, p50 / p95", "÷ Portkey, p50 / p95"], ratioRows, ["r", "r", "r", "r", "r", "r"])}
 
-**CPU per request** at concurrency ${cpu[0]?.concurrency ?? "—"}, from the kernel's accounting: \`utime + stime\` of the Deno
-process's \`/proc/<pid>/stat\` (all its threads), and of the whole PostgreSQL server (postmaster and its children,
-live and exited, as the reservation's floor part reads it), read before and after each round of the target
-(${SETTLE_MS} ms after the last answer, so the finalizes handed to \`waitUntil\` are in it) and divided by the requests
-completed in those rounds, warm-up included. Nothing else uses the database during a target's round.
+**CPU per request** at concurrency ${cpu[0]?.concurrency ?? "—"} (how it is read: below):
 
 ${table(["target", "concurrency", "requests", "Deno CPU ms/request", "PostgreSQL CPU ms/request"], cpuRows, ["l", "r", "r", "r", "r"])}
 
 **Database round trips per successful request: ${roundTripSummary(rt)}**; with a scoped token (the same process,
 ${rt.token.requests} requests after the service key's): **${tokenRoundTripSummary(rt)}**; the
-gateway's RPCs called per request by \`pg_stat_user_functions\`: ${rt.rpcCallsPerRequest}. Method: ${rt.requests} sequential requests to a
-freshly started llm-invoke as on Supabase with \`log_statement = 'all'\` on the part's database (only llm-invoke
-connects to it in the window), every statement counted from the server log, the finalizes included (the window
-closes a second after the last answer); a statement of the work handed to \`waitUntil\` (\`google_ai_finalize\`) is
-counted after the answer, checked against the tasks the process handed to \`waitUntil\` (it prints its count when it
-stops); cross-checked with \`track_functions = 'all'\` (calls of the gateway's top-level RPCs in
-\`pg_stat_user_functions\`). The once-per-worker statements are the driver's type look-up on a new connection, the
-model's capabilities and the service tiers (each cached per worker).
+gateway's RPCs called per request by \`pg_stat_user_functions\`: ${rt.rpcCallsPerRequest}, over ${rt.requests} sequential requests
+(how they are counted: below).
 
-**Portkey** (${portkey ? `@portkey-ai/gateway ${portkey.version}` : "not measured"}): ${portkey
-    ? "pointed at the simulator with `x-portkey-provider: google` and `x-portkey-custom-host: <simulator URL>` (its Google provider appends `/v1beta/models/<model>:generateContent?key=…` to the custom host; its SSRF guard trusts 127.0.0.1). It receives the same prompt in OpenAI chat-completions form and translates it; it keeps no shared limit state here (rate limits are an enterprise feature), so this is the cost of a stateless translating proxy."
-    : `it could not be started in this run: ${portkeyError}`}
+**Portkey**: ${portkey ? `@portkey-ai/gateway ${portkey.version} (how it is set up: below)` : `not measured, it could not be started in this run: ${portkeyError}`}.
 `;
 }

@@ -269,16 +269,8 @@ function markdown(cfg: RpcThroughputConfig, cells: Cell[], bytesPerAttemptRow: n
   const reserveCells = cells.filter((c) => c.variant !== "select1");
   const wal = reserveCells.filter((c) => c.variant !== "refuse-1-group" && c.synchronousCommit === "on").map((c) => c.walBytesPerCall);
   return `
-Closed loop: each connection sends its next call as soon as the previous one returns, for
-${cfg.durationMs / 1000} s after ${cfg.warmupMs / 1000} s of warm-up, from one Node.js process (postgres.js, one client per
-connection, prepared statements) to PostgreSQL on the same machine. \`select 1\` over the same connections in
-the same minute is the ceiling: what this machine, this client and this network path can do at all. The
-reservation cells call \`public.google_ai_reserve(model, 100 tokens, caller, request_id)\` with limits that
-never bind (so every call books: lock, check RPM/TPM/RPD, update the counter row, insert the attempt row);
-a refusal variant calls it on a group whose minute is full (refusal: decided from an unlocked read, no row
-lock, still one attempt row). The peers run in the same rounds, with limits that never bind and one key:
-rate-limiter-flexible on node-postgres (pg), so compared with \`select 1\` over its own driver, and the naive
-limiter on postgres.js (how each works: the exactness part).
+Closed loop for ${cfg.durationMs / 1000} s after ${cfg.warmupMs / 1000} s of warm-up per cell (how the cells are driven, and what
+each variant does: below).
 
 ${table(["variant", "connections", "calls/s", "vs `select 1`", "p50 ms", "p95 ms", "p99 ms", "WAL bytes/call"], rows, ["l", "r", "r", "r", "r", "r", "r", "r"])}
 
