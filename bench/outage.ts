@@ -43,7 +43,7 @@ export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Pr
       databaseUrl: pg.url,
       google: "simulator",
       // This part measures outages, not limits: neither the gateway nor Google may refuse its calls.
-      // (A reservation the frozen database commits after the thaw stays booked in the window.)
+      // (A reservation the frozen database reaches after its caller gave up is rolled back at commit.)
       simulatorOptions: { models: { "gemma-3-27b-it": { rpm: 1_000_000, tpm: 1_000_000_000, rpd: 1_000_000 } } },
       only: ["llm-invoke"],
       log: (line) => {
@@ -179,8 +179,8 @@ function markdown(cfg: OutageConfig, scenarios: Scenario[]): string {
     "The first caller after a stop finds the database down (a refused connection); the pool is dropped and every " +
     "caller in the next " + `${t.downForMs} ms` + " gets its 503 without a connect attempt. With the database frozen, " +
     "callers on open connections wait for the client deadline and callers needing a new connection for the connect " +
-    `timeout (${t.connectTimeoutMs} ms); the first connect timeout drops the pool, which ends the calls waiting on ` +
-    "open connections at the same moment, so a crowd is answered after the connect timeout, a lone caller on an " +
-    "open connection after the client deadline.",
+    `timeout (${t.connectTimeoutMs} ms); the first connect timeout drops the pool, which ends the calls still ` +
+    "waiting for a connection at once, while a statement already sent keeps its own deadline (so that the database " +
+    "can roll back what it runs after its caller gave up: no ghost reservation after the thaw).",
   ].join("\n");
 }

@@ -8,6 +8,11 @@
 //
 // Each function gets the parent's environment, then supabase/functions/.env (if present), then
 // `env`, plus PORT (a free port it must listen on, as our index.ts files do under plain Deno).
+//
+// A served function whose process exits (a crash, kill -9, an out-of-memory kill) is started again
+// on the same port, as Supabase's Edge Runtime starts a new worker: the exit and the restart are
+// logged, and a function that keeps dying waits longer before each new start (restartDelayMs), so a
+// broken one costs little. Meanwhile its path answers 503 `unavailable` ("starting").
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import http from "node:http";
@@ -67,6 +72,7 @@ export interface FunctionsServer {
   /** Base URL, like SUPABASE_URL: functions are at `${url}/functions/v1/<name>`. */
   url: string;
   port: number;
+  /** The served functions: the port each listens on, the pid of its current process (it changes on a restart). */
   functions: Record<string, { port: number; pid: number | undefined }>;
   /** Functions that failed to start (only with keepGoing), with the reason and their last output. */
   failed: Record<string, string>;
@@ -82,6 +88,23 @@ interface RunningFunction {
   state: State;
   exited: Promise<void>;
   output: string[];
+  /** Stopped on purpose (close, or it never started): not restarted. */
+  stopped: boolean;
+  /** When it last became ready (epoch ms). */
+  readyAt?: number;
+  /** Exits in a row without a stable run between them (see restartDelayMs). */
+  crashes: number;
+}
+
+/** Restarts: the first after RESTART_BASE_MS, doubling for each exit in a row, at most RESTART_MAX_MS. */
+export const RESTART_BASE_MS = 250;
+export const RESTART_MAX_MS = 10_000;
+/** A process that served this long before it exited starts the count of exits in a row again. */
+export const STABLE_RUN_MS = 30_000;
+
+/** How long to wait before starting a function again after its `crashes`-th exit in a row (1-based). */
+export function restartDelayMs(crashes: number): number {
+  return Math.min(RESTART_MAX_MS, RESTART_BASE_MS * 2 ** Math.max(0, crashes - 1));
 }
 
 /** Function folders: a name Supabase accepts, an index.ts, not `_shared` or `.anything`. */
@@ -134,6 +157,7 @@ export async function startFunctionsServer(options: FunctionsServerOptions = {})
 
   const running = new Map<string, RunningFunction>();
   const failed: Record<string, string> = {};
+  let closing = false;
   const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
   const proxy = http.createServer((req, res) => route(req, res, running, agent));
   const killOnExit = () => {
@@ -142,6 +166,7 @@ export async function startFunctionsServer(options: FunctionsServerOptions = {})
   process.once("exit", killOnExit);
 
   const close = async () => {
+    closing = true;
     process.removeListener("exit", killOnExit);
     await Promise.all([...running.values()].map(stopFunction));
     proxy.closeAllConnections();
@@ -175,19 +200,45 @@ export async function startFunctionsServer(options: FunctionsServerOptions = {})
     throw error;
   }
 
+  /** Starts `fn` again whenever its process exits, unless it was stopped on purpose. */
+  const supervise = (fn: RunningFunction) => {
+    void fn.exited.then(async () => {
+      if (closing || fn.stopped) return;
+      const stable = fn.readyAt !== undefined && Date.now() - fn.readyAt >= STABLE_RUN_MS;
+      const crashes = stable ? 1 : fn.crashes + 1;
+      const delay = restartDelayMs(crashes);
+      log(`[${fn.name}] restarting in ${delay} ms (exit ${crashes} in a row)`);
+      await sleep(delay);
+      if (closing) return;
+      const next = spawnFunction(fn.name, fn.port, functionsDir, denoBin, baseEnv, log);
+      next.crashes = crashes;
+      running.set(fn.name, next);
+      supervise(next);
+      try {
+        await waitReady(next, host, readyTimeoutMs);
+        log(`[${fn.name}] running again (pid ${next.child.pid})`);
+      } catch (error) {
+        if (closing) return;
+        log(`[${fn.name}] restart failed: ${String((error as Error)?.message ?? error).split("\n")[0]}`);
+        // A process that never answered is ended; its exit schedules the next try.
+        if (next.child.exitCode === null && next.child.signalCode === null) next.child.kill("SIGKILL");
+      }
+    });
+  };
+
   const actualPort = (proxy.address() as net.AddressInfo).port;
   const url = `http://${host}:${actualPort}`;
   const served = names.filter((n) => !(n in failed));
+  for (const name of served) supervise(running.get(name)!);
   log(`functions served at ${url}/functions/v1/{${served.join(",")}}`);
-  return {
-    url,
-    port: actualPort,
-    functions: Object.fromEntries(
-      [...running.values()].filter((f) => !(f.name in failed)).map((f) => [f.name, { port: f.port, pid: f.child.pid }]),
-    ),
-    failed,
-    close,
-  };
+  const functions: FunctionsServer["functions"] = {};
+  for (const name of served) {
+    Object.defineProperty(functions, name, {
+      enumerable: true,
+      get: () => ({ port: running.get(name)!.port, pid: running.get(name)!.child.pid }),
+    });
+  }
+  return { url, port: actualPort, functions, failed, close };
 }
 
 function spawnFunction(
@@ -216,6 +267,8 @@ function spawnFunction(
     child,
     state: "starting",
     output: [],
+    stopped: false,
+    crashes: 0,
     exited: new Promise((resolve) => child.once("exit", () => resolve())),
   };
   const forward = (chunk: Buffer) => {
@@ -240,6 +293,7 @@ function spawnFunction(
 }
 
 async function stopFunction(fn: RunningFunction): Promise<void> {
+  fn.stopped = true;
   if (fn.child.exitCode !== null || fn.child.signalCode !== null) return;
   fn.state = "dead";
   fn.child.kill("SIGTERM");
@@ -259,6 +313,7 @@ async function waitReady(fn: RunningFunction, host: string, timeoutMs: number): 
     }
     if (await answers(host, fn.port)) {
       fn.state = "ready";
+      fn.readyAt = Date.now();
       return;
     }
     await sleep(100);

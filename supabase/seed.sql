@@ -1,5 +1,8 @@
 -- Seed data (applied by `supabase db reset` and by the local harness; `supabase db push` does not
--- apply it unless asked to with --include-seed). Re-running it never overwrites operator edits.
+-- apply it unless asked to with --include-seed). Re-running it never overwrites operator edits:
+-- rows are inserted only when missing, and a row is described (dates, successor, sources) only
+-- while it has never been (limits_source is null), so a value the operator changed or cleared stays.
+-- docs/models.md lists every row with its limits, dates and sources.
 
 -- Model limits from the owner's table (seed 001): per Google Cloud project, per model.
 insert into public.google_ai_model_limits
@@ -13,14 +16,83 @@ values
    'Gemini 2.5 Flash-Lite free tier (10 RPM / 250K TPM / 20 RPD, seen 2026-07).')
 on conflict (model) do nothing;
 
+-- Their life cycle, and the models of December 2026. In one block that runs only where the schema has
+-- the life-cycle columns (20261124000000_google_today_columns.sql): a test or benchmark that builds an
+-- earlier day's schema applies this file too. (PL/pgSQL plans a statement when it first runs it, so the
+-- statements below are never read on such a schema.)
+do $seed$
+begin
+  if not exists (select 1 from information_schema.columns
+                 where table_schema = 'public' and table_name = 'google_ai_model_limits'
+                   and column_name = 'limits_source') then
+    return;
+  end if;
+
+  -- Their life cycle, described once (the owner's rows included: only columns they never had). A row
+  -- whose limits are not the seed's (the owner's own) is said to be so, not given the seed's source.
+  update public.google_ai_model_limits l set
+    shutdown_date = coalesce(l.shutdown_date, d.shutdown_date),
+    successor = coalesce(l.successor, d.successor),
+    supports_images = coalesce(l.supports_images, d.supports_images),
+    limits_source = case when (l.rpm, l.tpm, l.rpd) is not distinct from (d.rpm, d.tpm, d.rpd) then d.limits_source
+                         else 'The owner''s own figures, kept (not the seed''s). The seed''s: ' || d.limits_source end
+  from (values
+    ('gemma-3-27b-it', 30, 15000, 14400, null::date, 'gemma-4-31b-it', null::boolean,
+     'Free tier 30 RPM / 15K TPM / 14,400 RPD as listed 2026-07-18 (cheahjs/free-llm-api-resources, from Google''s '
+     'Cloud Quotas API). Users report Google answers 404 NOT_FOUND for it since about 2026-05 (machinewrapped/'
+     'llm-subtrans#420, sohzm/cheating-daddy#327): no shutdown date was published; Gemma 4 replaced it.'),
+    ('gemini-2.5-flash', 5, 250000, 20, date '2026-12-01', 'gemini-3.5-flash-lite', true,
+     'Free tier 5 RPM / 250K TPM / 20 RPD as listed 2026-07-18 (cheahjs/free-llm-api-resources, Cloud Quotas API). '
+     'Shutdown 2026-12-01, routed to gemini-3.5-flash-lite: Google''s deprecations page as quoted 2026-11-10.'),
+    ('gemini-2.5-flash-lite', 10, 250000, 20, null::date, null, true,
+     'Free tier 10 RPM / 250K TPM / 20 RPD as listed 2026-07-18 (cheahjs/free-llm-api-resources, Cloud Quotas API). '
+     'Not deprecated (Google''s deprecations page as quoted 2026-11-10).')
+  ) as d(model, rpm, tpm, rpd, shutdown_date, successor, supports_images, limits_source)
+  where l.model = d.model and l.limits_source is null;
+
+  -- The models Google serves in December 2026. Free-tier figures as listed on 2026-07-18; where no row
+  -- was published the figures are an assumption, and limits_source says so: correct them from the
+  -- project's own quota page (AI Studio, or the Cloud Quotas API) with one UPDATE.
+  insert into public.google_ai_model_limits
+    (model, rpm, tpm, rpd, aliases, supports_system_instruction, supports_json_mode, supports_tools,
+     supports_images, shutdown_date, successor, limits_source, notes)
+  values
+    ('gemma-4-31b-it', 30, 15000, 14400, '{}', true, true, true, null, null, null,
+     'Assumed: no Gemma 4 row was published (2026-07-18 list, cheahjs/free-llm-api-resources; possibly unlimited, '
+     'which that list skips). Gemma 3 27B''s free-tier figures are used until the project''s quota page says otherwise.',
+     'Gemma 4 31B: takes a system instruction and tools natively (google-gemma/cookbook#307, freellmapi#583); '
+     'JSON mode assumed. The successor of gemma-3-27b-it.'),
+    ('gemma-4-26b-a4b-it', 30, 15000, 14400, '{}', true, true, true, null, null, null,
+     'Assumed: no Gemma 4 row was published (2026-07-18 list, cheahjs/free-llm-api-resources). Gemma 3 27B''s '
+     'free-tier figures are used until the project''s quota page says otherwise.',
+     'Gemma 4 26B A4B (mixture of experts): system instruction and tools as gemma-4-31b-it; JSON mode assumed.'),
+    ('gemini-3.5-flash', 5, 250000, 20, '{}', true, true, true, true, null, null,
+     'Free tier 5 RPM / 250K TPM / 20 RPD as listed 2026-07-18 (cheahjs/free-llm-api-resources, Cloud Quotas API). '
+     'GA 2026-05-19 (Google''s changelog).',
+     'Gemini 3.5 Flash.'),
+    ('gemini-3.5-flash-lite', 15, 250000, 500, '{}', true, true, true, true, null, null,
+     'Assumed: GA 2026-07-21, after the 2026-07-18 list; Gemini 3.1 Flash-Lite''s free tier (15 RPM / 250K TPM / '
+     '500 RPD) is used until the project''s quota page says otherwise.',
+     'Gemini 3.5 Flash-Lite: where Google routes gemini-2.5-flash after its shutdown.'),
+    ('gemini-3.1-flash-lite', 15, 250000, 500, '{}', true, true, true, true, date '2027-05-07', null,
+     'Free tier 15 RPM / 250K TPM / 500 RPD as listed 2026-07-18 (cheahjs/free-llm-api-resources, Cloud Quotas API). '
+     'GA 2026-05-07, shutdown 2027-05-07 (Google''s deprecations page).',
+     'Gemini 3.1 Flash-Lite.')
+  on conflict (model) do nothing;
+end
+$seed$;
+
 -- Fallback is the operator's choice, per model row (requests may also name their own chain with
--- fallback_models). "Flash, else Flash-Lite, else Gemma" for every request that names Flash:
+-- fallback_models). gemini-2.5-flash shuts down on 2026-12-01; to have every request that names it
+-- served by its successor when it can no longer serve:
 --   update public.google_ai_model_limits
---   set fallback_models = '{gemini-2.5-flash-lite,gemma-3-27b-it}' where model = 'gemini-2.5-flash';
--- When Google retires Flash, the maintenance function's catalogue stops listing it and requests move
--- on to its chain by themselves; to retire it sooner, `set is_active = false` (the chain still applies).
--- Or remap the name outright: `update ... set aliases = aliases || '{gemini-2.5-flash}'` on another
--- row, with Flash's own row inactive (an active row's alias wins over an inactive row's name).
+--   set fallback_models = '{gemini-3.5-flash-lite,gemini-2.5-flash-lite}' where model = 'gemini-2.5-flash';
+-- When Google withdraws a model (404 NOT_FOUND) the gateway marks the row withdrawn on the first such
+-- answer and requests move on to its chain; with no chain they are answered 404 model_withdrawn,
+-- naming the successor. A caller's name is an alias: repoint it with one UPDATE, no deploy (the row
+-- that gains an alias takes it from the row that had it):
+--   update public.google_ai_model_limits set aliases = aliases || '{gemma-3-27b}' where model = 'gemma-4-31b-it';
+-- To retire a row sooner, `set is_active = false` (its chain still applies).
 
 -- The key the owner's processes use today, under the name they already use. Its value is an Edge
 -- Function secret (`supabase secrets set GOOGLE_API_KEY=...`), never a column.

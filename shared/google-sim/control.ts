@@ -9,6 +9,7 @@ import type { UsageSnapshot } from './quota.ts';
 import { parseQuotaCauseOptions, type QuotaCauseOptions, type QuotaCauseState } from './quota-causes.ts';
 import { parseServiceTierOptions, type ServiceTierOptions, type ServiceTierState } from './service-tiers.ts';
 import type { SimStats } from './stats.ts';
+import { withdrawnList } from './withdrawn.ts';
 
 export interface SimulatorStats extends SimStats {
   /** Current window usage per project, per model. */
@@ -33,6 +34,13 @@ export interface SimControl {
   /** Re-resolves models from defaults plus these overrides; quota usage is kept. */
   setModels(models: ModelOptions): void;
   models(): Record<string, ModelSpec>;
+  /** Google stops serving this model (404 NOT_FOUND, absent from models.list) until restore(). */
+  withdraw(model: string): void;
+  restore(model: string): void;
+  /** Replaces the models withdrawn at run time. */
+  setWithdrawn(models: readonly string[]): void;
+  /** Every withdrawn model (by spec or at run time). */
+  withdrawnModels(): string[];
   /** Replaces the `limit: 0` pairs and spend caps (a spend cap's window starts now). */
   setQuotaCauses(causes: QuotaCauseOptions): void;
   quotaCauses(): QuotaCauseState;
@@ -101,6 +109,17 @@ export async function handleControl(sim: SimControl, req: IncomingMessage, res: 
       case 'POST /models':
         sim.setModels(body as ModelOptions);
         return writeJson(res, 200, sim.models());
+      case 'GET /withdrawn':
+        return writeJson(res, 200, { models: sim.withdrawnModels() });
+      case 'PUT /withdrawn':
+        sim.setWithdrawn(withdrawnList(body));
+        return writeJson(res, 200, { models: sim.withdrawnModels() });
+      case 'POST /withdrawn':
+        for (const m of withdrawnList(body)) sim.withdraw(m);
+        return writeJson(res, 200, { models: sim.withdrawnModels() });
+      case 'DELETE /withdrawn':
+        for (const m of withdrawnList(body)) sim.restore(m);
+        return writeJson(res, 200, { models: sim.withdrawnModels() });
       case 'GET /causes':
         return writeJson(res, 200, sim.quotaCauses());
       case 'PUT /causes':

@@ -18,6 +18,7 @@ import { StatsRecorder, type RequestRecord } from './stats.ts';
 import { ThoughtSigner } from './signatures.ts';
 import { QuotaCauses, type QuotaCauseOptions } from './quota-causes.ts';
 import { SERVED_TIER_HEADER, ServiceTiers, type ServiceTierOptions } from './service-tiers.ts';
+import { WithdrawnModels } from './withdrawn.ts';
 
 export type { ModelOptions, ModelSpec } from './config.ts';
 export { DEFAULT_MODELS, DEV_KEYS } from './config.ts';
@@ -151,6 +152,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
   let models = resolveModels(opts.models);
   const quota = new QuotaTracker(now, window);
   const faultBook = new FaultBook();
+  const withdrawn = new WithdrawnModels();
   const stats = new StatsRecorder();
   const signer = new ThoughtSigner();
   const causes = new QuotaCauses(now, opts.quotaCauses);
@@ -263,7 +265,8 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
 
     if (route.method === 'models.list') return listModels(res, record, url);
     const model = route.model!;
-    const spec = models.get(model);
+    // A withdrawn model is answered as one Google never had (withdrawn.ts).
+    const spec = withdrawn.isWithdrawn(model, models.get(model)) ? undefined : models.get(model);
     if (route.method === 'models.get') {
       if (!spec) return reply(res, record, errors.modelNotFound(model, 'get'));
       return send(res, record, 200, modelResource(model, spec));
@@ -326,7 +329,9 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
 
   function listModels(res: ServerResponse, record: RequestRecord, url: URL): void {
     // Paged like Google: pageSize (default 50, max 1000) and an opaque pageToken.
-    const all = [...models.entries()].map(([id, spec]) => modelResource(id, spec));
+    const all = [...models.entries()]
+      .filter(([id, spec]) => !withdrawn.isWithdrawn(id, spec))
+      .map(([id, spec]) => modelResource(id, spec));
     const size = Math.min(1000, Math.max(1, Number(url.searchParams.get('pageSize')) || 50));
     const token = url.searchParams.get('pageToken');
     const start = token ? Number(Buffer.from(token, 'base64url').toString('utf8')) || 0 : 0;
@@ -393,6 +398,10 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
       models = resolveModels(next);
     },
     models: () => Object.fromEntries(models),
+    withdraw: (model) => withdrawn.withdraw(model),
+    restore: (model) => withdrawn.restore(model),
+    setWithdrawn: (ids) => withdrawn.set(ids),
+    withdrawnModels: () => withdrawn.list(models),
     close: async () => {
       if (closing) return;
       closing = true;

@@ -58,9 +58,12 @@ describe("migrations on a project that already has the production tables", () =>
         for (const [col, value] of Object.entries(old)) expect(now![col], `${table}.${col} of row ${old.id}`).toEqual(value);
       }
     }
-    // The seed did not overwrite the owner's own limits (flash at 10 RPM here), only filled gaps.
-    const flash = await sql`select rpm, rpd from public.google_ai_model_limits where model = 'gemini-2.5-flash'`;
-    expect(flash).toEqual([{ rpm: 10, rpd: 250 }]);
+    // The seed did not overwrite the owner's own limits (flash at 10 RPM here), only filled gaps; it
+    // says they are the owner's, and adds the model's life cycle.
+    const flash = await sql`select rpm, rpd, limits_source, shutdown_date::text as shutdown, successor
+                            from public.google_ai_model_limits where model = 'gemini-2.5-flash'`;
+    expect(flash).toEqual([{ rpm: 10, rpd: 250, shutdown: "2026-12-01", successor: "gemini-3.5-flash-lite",
+      limits_source: expect.stringMatching(/^The owner's own figures, kept/) }]);
     // New columns arrived with their defaults on old rows.
     const [gemma] = await sql`select aliases, is_active, safety_margin, supports_system_instruction, supports_json_mode
                               from public.google_ai_model_limits where model = 'gemma-3-27b-it'`;
@@ -118,8 +121,31 @@ describe("migrations on a project that already has the production tables", () =>
     expect(models).toEqual([
       { model: "gemini-2.5-flash", rpm: 5, tpm: 250000, rpd: 20 },
       { model: "gemini-2.5-flash-lite", rpm: 10, tpm: 250000, rpd: 20 },
+      { model: "gemini-3.1-flash-lite", rpm: 15, tpm: 250000, rpd: 500 },
+      { model: "gemini-3.5-flash", rpm: 5, tpm: 250000, rpd: 20 },
+      { model: "gemini-3.5-flash-lite", rpm: 15, tpm: 250000, rpd: 500 },
       { model: "gemma-3-27b-it", rpm: 30, tpm: 15000, rpd: 14400 },
+      { model: "gemma-4-26b-a4b-it", rpm: 30, tpm: 15000, rpd: 14400 },
+      { model: "gemma-4-31b-it", rpm: 30, tpm: 15000, rpd: 14400 },
     ]);
+    // Every seeded row says where its limits come from, and the owner's names carry their life cycle.
+    const lifecycle = await sql`select model, shutdown_date::text as shutdown, successor, limits_source is not null as sourced
+                                from public.google_ai_model_limits where model in ('gemma-3-27b-it', 'gemini-2.5-flash')
+                                order by model`;
+    expect(lifecycle).toEqual([
+      { model: "gemini-2.5-flash", shutdown: "2026-12-01", successor: "gemini-3.5-flash-lite", sourced: true },
+      { model: "gemma-3-27b-it", shutdown: null, successor: "gemma-4-31b-it", sourced: true },
+    ]);
+    expect((await sql`select count(*)::int as n from public.google_ai_model_limits where limits_source is null`)[0].n).toBe(0);
+    // The operator's edits survive the seed's re-run: a successor cleared, limits corrected, an alias repointed.
+    await sql`update public.google_ai_model_limits set successor = null, shutdown_date = null where model = 'gemini-2.5-flash'`;
+    await sql`update public.google_ai_model_limits set rpm = 2, limits_source = 'our quota page' where model = 'gemma-4-31b-it'`;
+    await sql`update public.google_ai_model_limits set aliases = aliases || '{gemma-3-27b}' where model = 'gemma-4-31b-it'`;
+    const edited = await snapshotRows(sql);
+    await applySeed(sql);
+    expect(await snapshotRows(sql)).toEqual(edited);
+    const [{ r }] = await sql`select (public.google_ai_model_by_name('gemma-3-27b')).model as r`;
+    expect(r).toBe("gemma-4-31b-it");
   });
 
   it("stop with a clear message, changing nothing, when existing rows would break a unique key", async () => {

@@ -4,7 +4,15 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { discoverFunctions, type FunctionsServer, parseDotenv, startFunctionsServer } from "../../scripts/serve-functions.ts";
+import {
+  discoverFunctions,
+  type FunctionsServer,
+  parseDotenv,
+  RESTART_BASE_MS,
+  RESTART_MAX_MS,
+  restartDelayMs,
+  startFunctionsServer,
+} from "../../scripts/serve-functions.ts";
 
 const ECHO = `
 Deno.serve({ hostname: "127.0.0.1", port: Number(Deno.env.get("PORT")) }, async (req) => {
@@ -120,24 +128,41 @@ describe("serve-functions with throwaway functions", () => {
     expect(lines.some((l) => l.startsWith("functions served at"))).toBe(true);
   });
 
-  it("answers 503 JSON when a function has died, and close() stops every process", async () => {
+  it("starts a function again when its process dies, with a log line, and close() stops every process", async () => {
     const pid = server.functions["second-fn"]!.pid!;
     process.kill(pid, "SIGKILL");
     for (let i = 0; i < 50 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
-    // The exit event may land a moment after the process is gone.
+    // Served again by a new process (bounded: the first restart waits RESTART_BASE_MS).
     let res = await fetch(`${server.url}/functions/v1/second-fn`);
-    for (let i = 0; i < 20 && res.status !== 503; i++) {
+    for (let i = 0; i < 200 && res.status !== 200; i++) {
+      expect(res.status).toBe(503); // meanwhile: 503 JSON, never a hang or a 502
+      expect((await res.json()).error.code).toBe("unavailable");
       await new Promise((r) => setTimeout(r, 50));
       res = await fetch(`${server.url}/functions/v1/second-fn`);
     }
-    expect(res.status).toBe(503);
-    expect((await res.json()).error.code).toBe("unavailable");
-    expect(lines.some((l) => l.startsWith("[second-fn] exited"))).toBe(true);
+    expect(res.status).toBe(200);
+    await res.body?.cancel();
+    const newPid = server.functions["second-fn"]!.pid!;
+    expect(newPid).not.toBe(pid);
+    expect(alive(newPid)).toBe(true);
+    expect(lines.some((l) => l.startsWith("[second-fn] exited (SIGKILL)"))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`[second-fn] restarting in ${RESTART_BASE_MS} ms`))).toBe(true);
+    expect(lines.some((l) => l.startsWith(`[second-fn] running again (pid ${newPid})`))).toBe(true);
 
     const echoPid = server.functions.echo!.pid;
     expect(alive(echoPid)).toBe(true);
     await server.close();
     expect(alive(echoPid)).toBe(false);
+    expect(alive(newPid)).toBe(false);
+  });
+});
+
+describe("restartDelayMs", () => {
+  it("doubles for each exit in a row from RESTART_BASE_MS and stops at RESTART_MAX_MS", () => {
+    const delays = Array.from({ length: 10 }, (_, i) => restartDelayMs(i + 1));
+    expect(delays).toEqual([250, 500, 1_000, 2_000, 4_000, 8_000, 10_000, 10_000, 10_000, 10_000]);
+    expect(RESTART_BASE_MS).toBe(250);
+    expect(RESTART_MAX_MS).toBe(10_000);
   });
 });
 

@@ -154,7 +154,9 @@ describe("a run", () => {
   it("refreshes the catalogue: which models each key and quota group reaches, with their token limits", async () => {
     const rows = await db.sql`select key_alias, quota_group, model, input_token_limit, output_token_limit, supported_methods,
                                      refreshed_at > now() - interval '1 minute' as fresh
-                              from public.google_ai_model_catalogue order by key_alias, model`;
+                              from public.google_ai_model_catalogue
+                              where model in ('gemini-2.5-flash', 'gemini-2.5-flash-lite', 'gemma-3-27b-it')
+                              order by key_alias, model`;
     expect(rows).toEqual([
       { key_alias: "a1", quota_group: "sim-project-a", model: "gemini-2.5-flash", input_token_limit: 1048576, output_token_limit: 65536,
         supported_methods: ["generateContent", "countTokens"], fresh: true },
@@ -170,17 +172,21 @@ describe("a run", () => {
         supported_methods: ["generateContent", "countTokens"], fresh: true },
     ]);
     expect(sim.stats().byMethod["models.list"]?.received).toBeGreaterThanOrEqual(4);
+    // And every other model the simulator serves (those of December 2026), under each checked key.
+    const perKey = await db.sql`select key_alias, count(*)::int as n from public.google_ai_model_catalogue
+                                group by key_alias order by key_alias`;
+    const served = Object.keys(sim.models()).length;
+    expect(perKey).toEqual([{ key_alias: "a1", n: served }, { key_alias: "b1", n: served }]);
   });
 
   it("flags configured models Google no longer lists", async () => {
     expect(first.body.catalogue).toMatchObject({ status: "refreshed", refreshed_keys: 2, unlisted: ["gemini-1.0-pro-retired"] });
-    const status = await db.sql`select model, catalogue_status from public.google_ai_model_catalogue_status order by model`;
-    expect(status).toEqual([
-      { model: "gemini-1.0-pro-retired", catalogue_status: "unlisted" },
-      { model: "gemini-2.5-flash", catalogue_status: "listed" },
-      { model: "gemini-2.5-flash-lite", catalogue_status: "listed" },
-      { model: "gemma-3-27b-it", catalogue_status: "listed" },
-    ]);
+    const status = await db.sql`select model, catalogue_status from public.google_ai_model_catalogue_status
+                                where catalogue_status <> 'listed' order by model`;
+    expect(status).toEqual([{ model: "gemini-1.0-pro-retired", catalogue_status: "unlisted" }]);
+    // The life cycle: missing from Google's list, and the models Google lists that no row serves.
+    expect(first.body.lifecycle).toMatchObject({ status: "reviewed", checked: true, missing: ["gemini-1.0-pro-retired"],
+      unserved: ["gemini-3.6-flash", "gemini-3.7-flash", "gemini-3.8-flash"] });
   });
 
   it("logs the run (and its housekeeping) in google_ai_maintenance_log", async () => {
@@ -203,7 +209,7 @@ describe("a run", () => {
     expect(second.body.keys.checked).toBe(3); // the two disabled keys are no longer active
     const [row] = await db.sql`select count(*)::int as n, min(first_seen_at) as first, min(refreshed_at) > '2026-01-01 00:00+00' as renewed
                                from public.google_ai_model_catalogue`;
-    expect(row).toMatchObject({ n: 6, first: new Date("2026-01-01T00:00:00Z"), renewed: true });
+    expect(row).toMatchObject({ n: 2 * Object.keys(sim.models()).length, first: new Date("2026-01-01T00:00:00Z"), renewed: true });
   });
 
   it("never shows or stores a key: not in answers, logs, or any table", async () => {

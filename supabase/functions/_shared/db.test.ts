@@ -16,9 +16,16 @@ const fail = (code: string) => Object.assign(new Error(`driver says ${code} for 
 
 /** A stand-in pool: `end` is counted; the work functions decide what a call does. */
 function fakePools() {
-  const made: { ended: number }[] = [];
+  const made: { ended: number; endTimeouts: (number | null | undefined)[] }[] = [];
   const createPool = () => {
-    const pool = { ended: 0, end: () => Promise.resolve(void pool.ended++) };
+    const pool = {
+      ended: 0,
+      endTimeouts: [] as (number | null | undefined)[],
+      end: (o?: { timeout?: number | null }) => {
+        pool.endTimeouts.push(o?.timeout);
+        return Promise.resolve(void pool.ended++);
+      },
+    };
     made.push(pool);
     return pool as unknown as Sql;
   };
@@ -93,6 +100,28 @@ describe("createDatabase", () => {
     expect(error!.reason).toBe("timeout");
     expect(pools.made[0]!.ended).toBe(1);
     expect(db.state()).toBe("down");
+  });
+
+  it("lets the statements in flight on a pool it gives up keep their own deadline, and answers them", async () => {
+    const { db, pools } = setup({ ...DEFAULT_DB_TIMEOUTS, deadlineMs: 200, downForMs: 1_000 });
+    let answer: (v: string) => void = () => {};
+    const inFlight = db.run("reserve", () => new Promise<string>((r) => (answer = r)));
+    // Another call finds the database down meanwhile: the pool is let go, not cut.
+    const refused = Object.assign(new Error("refused"), { code: "ECONNREFUSED" });
+    expect((await unavailable(db.run("finalize", () => Promise.reject(refused))))!.reason).toBe("connection");
+    expect(pools.made[0]!.endTimeouts).toEqual([0.2]); // seconds: one deadline to answer what was sent
+    answer("booked");
+    expect(await inFlight).toBe("booked");
+  });
+
+  it("does not extend the down state for a statement of a pool already given up", async () => {
+    const { db, advance } = setup();
+    const stale = db.run("reserve", () => new Promise<never>(() => {}));
+    const refused = Object.assign(new Error("refused"), { code: "ECONNREFUSED" });
+    await unavailable(db.run("finalize", () => Promise.reject(refused)));
+    advance(1_001); // the down period is over
+    expect((await unavailable(stale))!.reason).toBe("timeout");
+    expect(db.state()).toBe("up");
   });
 
   it("retries once a call whose pooled connection was lost, and succeeds on the fresh one", async () => {

@@ -243,11 +243,17 @@ export function createDatabase(options: DatabaseOptions): Database {
 
   const current = (): Sql => (pool ??= makePool(options.config!, options.applicationName, timeouts));
 
-  /** Stops using `failed` (its connections and queued calls end now) and fails fast for a while. */
+  /**
+   * Stops using `failed` and fails fast for a while. Statements already sent on it keep their own
+   * deadline (the pool closes once they are answered, at most a deadline later): a statement is given
+   * up only at its deadline, never earlier because another call failed, so a write the server commits
+   * after the caller stopped waiting can be told apart by its deadline (llm-invoke's reply_by,
+   * supabase/migrations/20261124000300_claim_deadlines.sql).
+   */
   function markDown(failed: Sql, why: string) {
     if (pool === failed) {
       pool = null;
-      void failed.end({ timeout: 0 }).catch(() => {});
+      void failed.end({ timeout: timeouts.deadlineMs / 1000 }).catch(() => {});
     }
     if (downUntil <= now()) log(`database down for ${timeouts.downForMs} ms: ${why}`);
     downUntil = Math.max(downUntil, now() + timeouts.downForMs);
@@ -289,7 +295,8 @@ export function createDatabase(options: DatabaseOptions): Database {
             return result;
           } catch (error) {
             if (error instanceof DeadlineExceeded) {
-              markDown(sql, `${what}: no answer within ${timeouts.deadlineMs} ms`);
+              // A pool already given up tells nothing new: the down state it began is not extended.
+              if (pool === sql) markDown(sql, `${what}: no answer within ${timeouts.deadlineMs} ms`);
               throw unavailable(what, "timeout");
             }
             const kind = classifyDbError(error);

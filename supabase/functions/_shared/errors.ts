@@ -21,6 +21,7 @@ export const ERROR_STATUS = {
   model_not_allowed: 403,
   scope_exceeded: 403,
   not_found: 404,
+  model_withdrawn: 404,
   method_not_allowed: 405,
   request_in_progress: 409,
   body_too_large: 413,

@@ -13,6 +13,7 @@ import type { InvokeResult } from "./context.ts";
 import type { InvokeMode } from "./request.ts";
 import { finalRefusal, isWaitable, quotaRefusal, type RefusalContext } from "./refusals.ts";
 import type { FallbackStep, GatewayStore, QuotaSnapshot, Reservation, ReserveParams } from "./store.ts";
+import { nextContactBy } from "./holder.ts";
 import { nextTurn, waitLeftForDatabase } from "./wait-policy.ts";
 
 export type Admission =
@@ -60,7 +61,13 @@ export interface Waiting {
  */
 export async function admit(
   deps: AdmissionDeps,
-  params: Omit<ReserveParams, "waitMs" | "estimatedTokens" | "queueTicket" | "waitLeftMs">,
+  params: Omit<ReserveParams, "waitMs" | "estimatedTokens" | "queueTicket" | "waitLeftMs" | "nextContactBy"> & {
+    /**
+     * How long an admission lets the invocation go before its next reservation statement (holder.ts);
+     * null for a request the caller did not name (no claim to hold).
+     */
+    afterAdmissionMs: number | null;
+  },
   size: InputSize,
   waiting: Waiting,
   refusal: Pick<RefusalContext, "model" | "requestId">,
@@ -71,13 +78,17 @@ export async function admit(
   const timing = deps.timing ?? untimed;
   for (;;) {
     const remainingMs = Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now());
+    const { afterAdmissionMs, ...reserveParams } = params;
     const r = await timing.time("reserve", () =>
       deps.store.reserve({
-        ...params,
+        ...reserveParams,
         estimatedTokens: size.tokens,
         waitMs: waiting.waitedMs,
         queueTicket,
         waitLeftMs: waiting.mode === "WAIT" ? waitLeftForDatabase(remainingMs) : 0,
+        nextContactBy: afterAdmissionMs === null
+          ? null
+          : nextContactBy(deps.clock.now(), afterAdmissionMs, waiting.deadline),
       }));
     if (r.quota != null) deps.onQuota?.(r.quota);
     if (r.ok) {

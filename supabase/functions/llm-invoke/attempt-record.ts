@@ -101,6 +101,7 @@ export function failureRecord(
 }
 
 function finalizeOutcome(error: ClassifiedGoogleError): FinalizeOutcome {
+  if (error.class === "model_withdrawn") return "withdrawn";
   if (error.kind === "timeout") return "timeout";
   if (error.kind === "network" || error.kind === "aborted") return "network_error";
   return "google_error";

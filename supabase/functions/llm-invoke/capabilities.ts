@@ -11,7 +11,8 @@
 // ttlMs lands.
 //
 // Unknown names are not cached (a caller could fill the cache with them; a known row that a refresh
-// no longer finds is dropped), and the cache is bounded.
+// no longer finds is dropped), and the cache is bounded. `forget(model)` drops every name that stands
+// for a model (a worker that met Google's 404 for it reads its row, and the names' rows, afresh).
 import type { Clock } from "./clock.ts";
 import type { GatewayStore, ModelProfile } from "./store.ts";
 
@@ -23,11 +24,17 @@ interface Entry {
   refreshing: boolean;
 }
 
+export interface ProfileCache {
+  (model: string): Promise<ModelProfile | null>;
+  /** Drops the cached rows of this canonical model, under every name they were asked by. */
+  forget(model: string): void;
+}
+
 export function cachedProfiles(
   store: Pick<GatewayStore, "modelProfile">,
   clock: Pick<Clock, "now">,
   ttlMs: number,
-): (model: string) => Promise<ModelProfile | null> {
+): ProfileCache {
   const cache = new Map<string, Entry>();
   const firstLookups = new Map<string, Promise<ModelProfile | null>>();
 
@@ -58,7 +65,7 @@ export function cachedProfiles(
     );
   }
 
-  return (model) => {
+  const lookup = (model: string): Promise<ModelProfile | null> => {
     const hit = cache.get(model);
     if (hit !== undefined) {
       if (!hit.refreshing && clock.now() - hit.at >= ttlMs) refresh(model, hit);
@@ -74,4 +81,11 @@ export function cachedProfiles(
     }
     return pending;
   };
+  return Object.assign(lookup, {
+    forget(model: string): void {
+      for (const [name, entry] of [...cache]) {
+        if (name === model || entry.value.model === model) cache.delete(name);
+      }
+    },
+  });
 }

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { GatewayError } from "../_shared/errors.ts";
 import { adaptToModel, foldSystem, type ModelCapabilities } from "./gemma.ts";
 import { parseInvokeRequest } from "./request.ts";
+import { base64, png } from "../../../tests/support/image-bytes.ts";
 
 const GEMMA: ModelCapabilities = {
   model: "gemma-3-27b-it",
@@ -91,5 +92,36 @@ describe("foldSystem", () => {
     const out = foldSystem("S", contents);
     expect(out).toEqual([{ role: "user", parts: [{ text: "S\n\na" }, { text: "b" }] }]);
     expect(contents[0]?.parts[0]?.text).toBe("a");
+  });
+});
+
+describe("capabilities come from the row", () => {
+  const GEMMA4: ModelCapabilities = { ...GEMINI, model: "gemma-4-31b-it", supportsImages: null };
+  const withImage = () =>
+    parseInvokeRequest({
+      model: "m",
+      system: "Be brief.",
+      contents: [{ role: "user", parts: [{ text: "what is this?" }, { inlineData: { mimeType: "image/png", data: base64(png(2, 2)) } }] }],
+    });
+
+  it("Gemma 4's row takes a system instruction: nothing is folded", () => {
+    const out = adaptToModel(GEMMA4, parseInvokeRequest({ model: "gemma-4-31b-it", system: "Be brief.", prompt: "Hi" }));
+    expect(out.systemInstruction).toBe("Be brief.");
+    expect(out.contents).toEqual([{ role: "user", parts: [{ text: "Hi" }] }]);
+  });
+
+  it("a row that says no images refuses them with a clear 400; unknown (null) passes them on", () => {
+    const error = (() => {
+      try {
+        adaptToModel({ ...GEMMA4, supportsImages: false }, withImage());
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(GatewayError);
+    expect((error as GatewayError).code).toBe("unsupported_feature");
+    expect((error as GatewayError).details).toEqual({ model: "gemma-4-31b-it", feature: "images" });
+    expect(JSON.stringify(adaptToModel(GEMMA4, withImage()).contents)).toContain("inlineData");
+    expect(JSON.stringify(adaptToModel({ ...GEMMA4, supportsImages: true }, withImage()).contents)).toContain("inlineData");
   });
 });

@@ -16,6 +16,8 @@ export interface ModelCapabilities {
   supportsSystemInstruction: boolean;
   supportsJsonMode: boolean;
   supportsTools: boolean;
+  /** False: images are refused with a clear 400; null or absent: not known, Google decides. */
+  supportsImages?: boolean | null;
 }
 
 /** `feature` is the field's name (details.feature, stable); `what` may say more of it for people. */
@@ -54,6 +56,10 @@ export function adaptToModel(caps: ModelCapabilities, req: NormalizedRequest): G
         );
       }
     }
+  }
+
+  if (caps.supportsImages === false && req.imageTokens > 0) {
+    throw unsupported(caps.model, "images", "send text only, or use a model that takes images.");
   }
 
   const base = { model: caps.model, generationConfig: config, ...req.extras };

@@ -3,7 +3,7 @@
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
 import { googleKeyReader } from "../_shared/google/key-reader.ts";
 import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./settings.ts";
-import { workerDatabase } from "../_shared/db.ts";
+import { dbTimeoutsFromEnv, workerDatabase } from "../_shared/db.ts";
 import { createGoogleClient, googleBaseUrlFromEnv } from "../_shared/google/client.ts";
 import { createHandler } from "./handler.ts";
 import { createInputCounter, createInvoke } from "./invoke.ts";
@@ -22,7 +22,10 @@ const waitUntil = typeof edgeRuntime?.waitUntil === "function"
   : undefined;
 
 const options = invokeOptionsFromEnv(env);
-const store = createPgStore({ database: workerDatabase(env, "llm-invoke") });
+const store = createPgStore({
+  database: workerDatabase(env, "llm-invoke"),
+  deadlineMs: dbTimeoutsFromEnv(env).deadlineMs,
+});
 
 const google = createGoogleClient({ baseUrl: googleBaseUrlFromEnv(env) });
 const secret = googleKeyReader(env);

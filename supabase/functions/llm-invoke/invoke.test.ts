@@ -279,6 +279,25 @@ describe("invoke: success", () => {
     expect(JSON.stringify(result)).not.toContain("secret-of");
   });
 
+  it("tells a named request's reservations when its next one comes: after Google's call, at most at its end", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const { run, clock } = setup(store, new FakeGoogle([ok()]), {
+      options: { attemptTimeoutMs: 45_000, budgetMs: 140_000, backoffBaseMs: 250, jitterMs: 250 },
+    });
+    const start = clock.now();
+    await run({ mode: "NO_WAIT", request_id: "named-1" });
+    expect(store.reserves[0]!.nextContactBy).toBe(start + 45_000 + 2_000 + 250 * 4 + 250);
+    const streamed = new FakeStore([reservation(1)]);
+    const s = setup(streamed, new FakeGoogle([]), { options: { budgetMs: 140_000 } });
+    const streamStart = s.clock.now();
+    await s.runStream({ mode: "NO_WAIT", request_id: "named-2" }).catch(() => {});
+    expect(streamed.reserves[0]!.nextContactBy).toBe(streamStart + 140_000);
+    // A request the caller did not name holds no claim.
+    const unnamed = new FakeStore([reservation(1)]);
+    await setup(unnamed, new FakeGoogle([ok()])).run({ mode: "NO_WAIT" });
+    expect(unnamed.reserves[0]!.nextContactBy).toBeNull();
+  });
+
   it("returns candidates only when asked", async () => {
     const { run } = setup(new FakeStore([reservation(1)]), new FakeGoogle([ok()]));
     expect(await run({ include_candidates: true })).toHaveProperty("candidates", [{
@@ -512,6 +531,37 @@ describe("invoke: Google failures", () => {
     expect(error.code).toBe("upstream_rejected");
     expect(error.message).toContain("maxOutputTokens too large");
     expect(google.calls).toHaveLength(1);
+  });
+
+  it("a model Google no longer serves: finalized as withdrawn, the row re-read, the next reservation's answer decides", async () => {
+    const withdrawn = fail(classifyGoogleHttpError(404, {
+      error: {
+        code: 404,
+        status: "NOT_FOUND",
+        message: "models/gemma-3-27b-it is not found for API version v1beta, or is not supported for generateContent. " +
+          "Call ListModels to see the list of available models and their supported methods.",
+      },
+    }));
+    // No chain left: the database refuses the marked model, and the caller learns its successor.
+    const store = new FakeStore([reservation(1), { ...refusal("withdrawn", null), model: "gemma-3-27b-it",
+      successor: "gemma-4-31b-it" }]);
+    const google = new FakeGoogle([withdrawn]);
+    const { run } = setup(store, google);
+    const error = await rejection(run());
+    expect(error.code).toBe("model_withdrawn");
+    expect(error.status).toBe(404);
+    expect(error.details).toEqual({ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" });
+    expect(error.message).toContain("gemma-4-31b-it");
+    expect(google.calls).toHaveLength(1);
+    expect(store.finalized.map((f) => [f.outcome, f.httpStatus, f.errorCode])).toEqual([["withdrawn", 404, "NOT_FOUND"]]);
+    // The key was not at fault: the next reservation excludes nothing.
+    expect(store.reserves.map((r) => r.excludeKeyIds)).toEqual([[], []]);
+    // The worker dropped its cached row: the next request reads it again.
+    const reads = store.capabilityReads;
+    store["script"].push(reservation(2));
+    google["script"].push(ok());
+    await run();
+    expect(store.capabilityReads).toBe(reads + 1);
   });
 
   it("takes a refused key out for good and moves on", async () => {

@@ -19,6 +19,9 @@
 //   invalid key    finalize (the key leaves rotation), exclude that key, next attempt at once
 //   5xx/timeout/   finalize, avoid that key, back off, next attempt (falls back to the avoided
 //   network        keys if no other key exists)
+//   404 for the    finalize as withdrawn (the reservation given back, the model row marked), forget
+//   model          the worker's cached row, next attempt at once: the reservation passes over the
+//                  withdrawn model to the chain's next link, or refuses 404 model_withdrawn
 //   other 4xx      finalize, no retry: 400 upstream_rejected with Google's (sanitized) message
 // A reservation that never reached Google (its key's secret is missing) is released and does not
 // count as an attempt.
@@ -42,11 +45,20 @@ import { cachedProfiles } from "./capabilities.ts";
 import { createTokenCounter, InputSize } from "./exact-count.ts";
 import { type Clock, systemClock } from "./clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
-import { finalizeReliably } from "./finalize.ts";
+import { ERROR_OUTCOME_BUDGET_MS, finalizeReliably } from "./finalize.ts";
+import { afterAdmissionMs } from "./holder.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
-import { type ChainLink, requestFor, resolveChain } from "./model-chain.ts";
+import { type ChainLink, linkFor, requestFor, resolveChain } from "./model-chain.ts";
 import { cachedServiceTiers, chooseTier, shedFlex, type TierChoice } from "./service-tiers.ts";
-import { cancelled, exhausted, fallbackSteps, modelNotAllowed, noActiveKey, rejectedByGoogle } from "./refusals.ts";
+import {
+  cancelled,
+  exhausted,
+  fallbackSteps,
+  modelNotAllowed,
+  modelWithdrawn,
+  noActiveKey,
+  rejectedByGoogle,
+} from "./refusals.ts";
 import type { NormalizedRequest } from "./request.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore, Reservation, ReserveCaller } from "./store.ts";
@@ -108,6 +120,9 @@ export function createInputCounter(
     const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
     if (allowedModels !== undefined && !allowedModels.includes(first!.model)) throw modelNotAllowed(first!.model);
+    // Google would answer 404 for it: say so without asking (countTokens books nothing to learn it by).
+    const row = await profiles(request.model);
+    if (row?.withdrawn === true) throw modelWithdrawn(row.model, row.successor ?? null);
     const total = await countTokens(first!.request, {
       deadline: clock.now() + options.attemptTimeoutMs,
       signal,
@@ -151,6 +166,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       : { kind: "token", tokenHash: caller.tokenHash };
     // The caller named the request (its own request_id): the database keeps an idempotency record.
     const idempotent = request.requestId !== undefined;
+    // How long each admission lets this invocation go before its next reservation (holder.ts): it
+    // holds the request's claim meanwhile. An unnamed request has none.
+    const afterAdmission = idempotent
+      ? afterAdmissionMs(options, request.stream, MAX_ATTEMPTS, ERROR_OUTCOME_BUDGET_MS)
+      : null;
 
     const keys = new KeyExclusions();
     const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };
@@ -180,6 +200,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             // Checked (and marked in flight) until this invocation holds its first reservation;
             // later reservations belong to the same request.
             idempotent: idempotent && lastReservation === null,
+            afterAdmissionMs: afterAdmission,
           },
           size,
           waiting,
@@ -202,6 +223,15 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           continue;
         }
 
+        // Normally a link of the chain; another model when the caller's name now resolves to it (an
+        // alias repointed since this worker cached its row): Google is called for the model booked.
+        let link: ChainLink;
+        try {
+          link = await linkFor(profiles, request, chain, reservation.model);
+        } catch (error) {
+          await deps.store.release(reservation.reservationId, "the request does not fit the reserved model");
+          throw error;
+        }
         let choice: TierChoice;
         try {
           choice = chooseTier(await serviceTiers(), reservation.model, reservation.priority ?? request.priority,
@@ -211,7 +241,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           throw error;
         }
         const tier = flexShed && choice.standardOnShed ? null : choice.tier;
-        const sent = { ...requestFor(chain, reservation.model), ...(tier === null ? {} : { serviceTier: tier }) };
+        const sent = { ...link.request, ...(tier === null ? {} : { serviceTier: tier }) };
 
         calls++;
         if (request.stream) {
@@ -310,6 +340,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         ));
       if (error.class === "client_error") throw rejectedByGoogle(error);
       if (error.kind === "aborted") throw cancelled();
+      if (error.class === "model_withdrawn") {
+        // Learned once, in the database; the key is not at fault and nothing needs to back off.
+        profiles.forget(reservation.model);
+        return true;
+      }
       if (error.class === "invalid_key") keys.markBroken(reservation.keyId);
       else keys.markAvoided(reservation.keyId);
       if (error.class === "retryable" && calls < MAX_ATTEMPTS) {

@@ -2,7 +2,7 @@
 // request, what is a 400 (the caller's own choices) and what is left out quietly (the operator's).
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../_shared/errors.ts";
-import { requestFor, resolveChain } from "./model-chain.ts";
+import { linkFor, requestFor, resolveChain } from "./model-chain.ts";
 import { parseInvokeRequest } from "./request.ts";
 import type { ModelProfile } from "./store.ts";
 
@@ -101,5 +101,27 @@ describe("resolveChain", () => {
   it("names each model once, aliases included", async () => {
     const chain = await chainOf({ model: "gemma-3-27b", fallback_models: ["gemma-3-27b-it", "gemini-2.5-flash"] });
     expect(chain.map((l) => l.model)).toEqual(["gemma-3-27b-it", "gemini-2.5-flash"]);
+  });
+});
+
+describe("linkFor", () => {
+  const GEMMA4: ModelProfile = { ...GEMMA, model: "gemma-4-31b-it", supportsSystemInstruction: true, supportsTools: true };
+  const rows = { ...ROWS, "gemma-4-31b-it": GEMMA4 };
+  const lookup = (name: string) => Promise.resolve(rows[name as keyof typeof rows] ?? null);
+
+  it("the chain's own link for a model it names", async () => {
+    const chain = await chainOf({ model: "gemma-3-27b", system: "Кратко." });
+    expect(await linkFor(lookup, parseInvokeRequest({ model: "gemma-3-27b", prompt: "Привет" }), chain, "gemma-3-27b-it"))
+      .toBe(chain[0]);
+  });
+
+  it("a model the database resolved the name to since (a repointed alias): that model's row fits the request", async () => {
+    const body = { model: "gemma-3-27b", system: "Кратко.", prompt: "Привет" };
+    const chain = await chainOf(body); // the worker's cached row still says Gemma 3
+    const link = await linkFor(lookup, parseInvokeRequest(body), chain, "gemma-4-31b-it");
+    expect(link.request.model).toBe("gemma-4-31b-it");
+    // Gemma 4's row takes a system instruction: nothing is folded.
+    expect(link.request.systemInstruction).toBeDefined();
+    expect(JSON.stringify(link.request.contents)).not.toContain("Кратко.");
   });
 });

@@ -46,6 +46,25 @@ export async function resolveChain(
   return links;
 }
 
+/**
+ * The link of the model a reservation booked. Normally one of the chain's; when the database resolved
+ * the caller's name to a model the chain does not name (the operator repointed an alias since this
+ * worker cached the name's row), that model's row is read and the request fitted to it, so Google is
+ * called for the model whose quota was booked. Throws as resolveChain does when the request does not
+ * fit that model (JSON mode or tools it lacks).
+ */
+export async function linkFor(
+  profile: (model: string) => Promise<ModelProfile | null>,
+  request: NormalizedRequest,
+  links: readonly ChainLink[],
+  model: string,
+): Promise<ChainLink> {
+  const known = links.find((l) => l.model === model);
+  if (known !== undefined) return known;
+  const row = await profile(model);
+  return { model, request: row === null ? { ...links[0]!.request, model } : adaptToModel(row, request) };
+}
+
 /** The request as the reserved model takes it (the first link's if the model is not in the chain). */
 export function requestFor(links: readonly ChainLink[], model: string | null | undefined): GoogleRequest {
   return (links.find((l) => l.model === model) ?? links[0]!).request;

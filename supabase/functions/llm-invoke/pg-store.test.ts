@@ -33,6 +33,7 @@ function params(extra: Partial<ReserveParams> = {}): ReserveParams {
     priority: null,
     queueTicket: null,
     waitLeftMs: 0,
+    nextContactBy: Date.now() + 60_000,
     ...extra,
   };
 }
@@ -130,8 +131,12 @@ describe("createPgStore over the RPCs", () => {
       supportsSystemInstruction: false,
       supportsJsonMode: false,
       supportsTools: false,
+      supportsImages: null, // the seed does not know whether Gemma 3 took images
       fallbackModels: [],
     });
+    // Gemma 4's row takes a system instruction and tools; Gemini's say they take images.
+    expect(await store().modelProfile("gemma-4-31b-it")).toMatchObject({ supportsSystemInstruction: true, supportsTools: true });
+    expect(await store().modelProfile("gemini-3.5-flash")).toMatchObject({ supportsImages: true });
     // A retired row still answers (inactive), with its chain in order: aliases resolved, unknown names left out.
     await db.sql`insert into public.google_ai_model_limits (model, rpm, is_active, fallback_models)
                  values ('retired-model', 1, false, array['no-such-model', 'gemini-2.5-flash', 'gemma-3-27b'])`;
@@ -224,14 +229,18 @@ describe("createPgStore over the RPCs", () => {
       cooldownUntilPacificMidnight: false,
       response: null,
     });
-    const [att] = await db.sql`select status, input_tokens, output_tokens, latency_ms, metadata
+    const [att] = await db.sql`select status, input_tokens, output_tokens, latency_ms, metadata,
+                                      reply_by is not null as has_reply_by, hold_until is not null as has_hold
                                from public.google_ai_attempts where reservation_id = ${res.reservationId}`;
+    // The holder's times (holder.ts) land in their columns, not in the caller's metadata.
     expect(att).toEqual({
       status: "succeeded",
       input_tokens: 12,
       output_tokens: 3,
       latency_ms: 42,
       metadata: { chat: 1, bad: "" },
+      has_reply_by: true,
+      has_hold: true,
     });
     const [usage] = await db
       .sql`select prompt_tokens, completion_tokens from public.token_usage where request_id = 'rt-1'`;

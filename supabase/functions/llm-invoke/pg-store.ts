@@ -2,12 +2,13 @@
 //   reserve   public.google_ai_reserve, or public.google_ai_reserve_with_token for a scoped token,
 //             public.google_ai_reserve_chain (or _chain_with_token) for a request with fallback models;
 //             and in the same statement the quota the answer reports (carried by a fast booking,
-//             else public.google_ai_answer_quota)
+//             else public.google_ai_answer_quota); its metadata carries the holder's deadlines
+//             (holder.ts), which the database takes out of it
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
 //             public.google_ai_finalize_cut for a streamed answer that broke off
 //   release   public.google_ai_release
 //   end       public.google_ai_end_request (a named request that failed frees its request_id)
-//   model     public.google_ai_model_features (capabilities.ts caches it per worker)
+//   model     public.google_ai_model_traits (capabilities.ts caches it per worker)
 //   token     public.google_ai_check_token, before the body is read (token-check.ts caches it)
 //   keys      public.google_ai_active_keys, a key for countTokens (exact-count.ts caches it)
 //   quota     public.google_ai_quota_report, the quota route (GET llm-invoke/v1/quota)
@@ -20,7 +21,7 @@ import { GatewayError } from "../_shared/errors.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import { QUOTA_CAUSES, type QuotaCause } from "../_shared/google/quota-cause.ts";
 import type postgres from "postgres";
-import { type Database, DatabaseUnavailable, type Sql } from "../_shared/db.ts";
+import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../_shared/db.ts";
 import { databaseUnavailable } from "../_shared/envelope.ts";
 import {
   type ActiveKey,
@@ -44,15 +45,19 @@ import {
   type ServiceTierRow,
 } from "./store.ts";
 import type { TokenChecker, TokenStatus } from "./token-check.ts";
+import { HOLDER_KEY, holderTimes } from "./holder.ts";
 
 export interface PgStoreOptions {
   /** The worker's database (_shared/db.ts): deadlines, fail-fast while down, one retry of a stale connection. */
   database: Pick<Database, "run">;
+  /** The database's client-side deadline of one statement (_shared/db.ts): a reservation's reply_by follows from it. */
+  deadlineMs?: number;
   logError?: (message: string) => void;
 }
 
 export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChecker & QuotaReader & ModelLister {
   const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
+  const deadlineMs = options.deadlineMs ?? DEFAULT_DB_TIMEOUTS.deadlineMs;
 
   async function run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
     try {
@@ -87,11 +92,22 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
     modelProfile: (model) =>
       run("model lookup", async (sql) => {
         const rows = await sql<
-          { model: string; active: boolean; sis: boolean; json: boolean; tools: boolean; fallbacks: string[] }[]
+          {
+            model: string;
+            active: boolean;
+            sis: boolean;
+            json: boolean;
+            tools: boolean;
+            images: boolean | null;
+            fallbacks: string[];
+            withdrawn: boolean;
+            successor: string | null;
+          }[]
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
-                 p.supports_tools as tools, coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks
-          from public.google_ai_model_features(p_model => ${model}) p`;
+                 p.supports_tools as tools, p.supports_images as images,
+                 coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor
+          from public.google_ai_model_traits(p_model => ${model}) p`;
         const row = rows[0];
         return row === undefined ? null : ({
           model: row.model,
@@ -99,7 +115,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           supportsSystemInstruction: row.sis,
           supportsJsonMode: row.json,
           supportsTools: row.tools,
+          supportsImages: row.images,
           fallbackModels: row.fallbacks,
+          ...(row.withdrawn ? { withdrawn: true, successor: row.successor } : {}),
         } satisfies ModelProfile);
       }),
 
@@ -109,9 +127,14 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
     reserve: (p) =>
       run("reserve", async (sql) => {
         const chained = p.fallbackModels.length > 0;
+        // Timed from now: a retry on a fresh connection is a new statement with its own deadline.
+        const metadata = sql.json({
+          ...(jsonSafe(p.metadata) as Record<string, postgres.JSONValue>),
+          [HOLDER_KEY]: { ...holderTimes(Date.now(), deadlineMs, p.nextContactBy) }, // a caller's own key is overwritten
+        });
         const reservation = p.caller.kind === "service"
-          ? (chained ? reserveChainService : reserveService)(sql, p, p.caller.name)
-          : (chained ? reserveChainToken : reserveToken)(sql, p, p.caller.tokenHash);
+          ? (chained ? reserveChainService : reserveService)(sql, p, metadata, p.caller.name)
+          : (chained ? reserveChainToken : reserveToken)(sql, p, metadata, p.caller.tokenHash);
         // A cooldown refusal names why the group rests (a Google 429's cause), in the same statement.
         const rows = await sql<{ r: unknown; q: unknown; c: unknown }[]>`
           with reserved as materialized (${reservation})
@@ -138,6 +161,13 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
 
     finalize: (p: FinalizeParams) =>
       run("finalize", async (sql) => {
+        if (p.outcome === "withdrawn") {
+          await sql`select public.google_ai_finalize_withdrawn(
+            p_reservation_id => ${p.reservationId}::uuid, p_http_status => ${p.httpStatus}::integer,
+            p_error_code => ${p.errorCode}, p_error_message => ${p.errorMessage},
+            p_latency_ms => ${p.latencyMs}::integer) as r`;
+          return;
+        }
         if (p.outcome === "cut") {
           await sql`select public.google_ai_finalize_cut(
             p_reservation_id => ${p.reservationId}::uuid, p_cut_by => ${p.cutBy ?? "google"},
@@ -217,25 +247,28 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
   };
 }
 
+/** The caller's metadata with the holder's times (holder.ts), as one jsonb parameter. */
+type Metadata = ReturnType<Sql["json"]>;
+
 /** The reservation's call, as a fragment of the statement that also reads its quota. */
-function reserveService(sql: Sql, p: ReserveParams, caller: string): postgres.PendingQuery<postgres.Row[]> {
+function reserveService(sql: Sql, p: ReserveParams, metadata: Metadata, caller: string): postgres.PendingQuery<postgres.Row[]> {
   return sql`select public.google_ai_reserve(
     p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer, p_caller => ${caller},
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_metadata => ${metadata}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
   }::integer) as r`;
 }
 
-function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
+function reserveToken(sql: Sql, p: ReserveParams, metadata: Metadata, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
   return sql`select public.google_ai_reserve_with_token(
     p_token_hash => ${tokenHash}, p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer,
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_metadata => ${metadata}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
@@ -243,7 +276,7 @@ function reserveToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.P
 }
 
 /** The whole chain in one round trip: the database tries `model`, then each fallback, in order. */
-function reserveChainService(sql: Sql, p: ReserveParams, caller: string): postgres.PendingQuery<postgres.Row[]> {
+function reserveChainService(sql: Sql, p: ReserveParams, metadata: Metadata, caller: string): postgres.PendingQuery<postgres.Row[]> {
   return sql`select public.google_ai_reserve_chain(
     p_models => ${
     sql.array([p.model, ...p.fallbackModels])
@@ -251,20 +284,20 @@ function reserveChainService(sql: Sql, p: ReserveParams, caller: string): postgr
     p_caller => ${caller}, p_request_id => ${p.requestId},
     p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_metadata => ${metadata}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
   }::integer) as r`;
 }
 
-function reserveChainToken(sql: Sql, p: ReserveParams, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
+function reserveChainToken(sql: Sql, p: ReserveParams, metadata: Metadata, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
   return sql`select public.google_ai_reserve_chain_with_token(
     p_token_hash => ${tokenHash}, p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
     p_estimated_tokens => ${p.estimatedTokens}::integer, p_request_id => ${p.requestId},
     p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${sql.json(jsonSafe(p.metadata) as postgres.JSONValue)}::jsonb,
+    p_metadata => ${metadata}::jsonb,
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
@@ -341,6 +374,7 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
     model: typeof o.model === "string" ? o.model : null,
     ...fallbackFrom(o.fallback_from),
     ...(o.limit === "duplicate" ? { response: o.response } : {}),
+    ...(o.limit === "withdrawn" ? { successor: typeof o.successor === "string" ? o.successor : null } : {}),
   };
 }
 

@@ -36,6 +36,8 @@ export function finalRefusal(r: Refusal, ctx: RefusalContext): GatewayError | nu
       return inProgress(ctx.requestId, r.retryAfterMs, r.retryAt);
     case "unknown_model":
       return unknownModel(ctx.model);
+    case "withdrawn":
+      return modelWithdrawn(r.model ?? ctx.model, r.successor ?? null);
     case "too_large":
       return tooLarge(r.maxTokens ?? null, ctx);
     case "caller_budget":
@@ -176,6 +178,16 @@ export function unknownModel(model: string): GatewayError {
   return new GatewayError("unknown_model", `Unknown model ${model}: use a model listed in google_ai_model_limits.`);
 }
 
+/** Google no longer serves the model and the request has no other model left to try. */
+export function modelWithdrawn(model: string, successor: string | null): GatewayError {
+  const instead = successor === null
+    ? "name another model, or give the request fallback_models."
+    : `Google names ${successor} as its successor: name it, or give the request fallback_models.`;
+  return new GatewayError("model_withdrawn", `Model ${model} is withdrawn: Google no longer serves it. ${instead}`, {
+    details: { model, successor },
+  });
+}
+
 export function noActiveKey(): GatewayError {
   return new GatewayError("unavailable", "No active Google key serves this model.");
 }
@@ -196,6 +208,10 @@ export function exhausted(error: ClassifiedGoogleError | null): GatewayError {
       return new GatewayError("upstream_error", "Google refused the gateway's keys; the operator has to check them.");
     case "client_error":
       return rejectedByGoogle(error);
+    case "model_withdrawn":
+      return new GatewayError("model_withdrawn", `Google no longer serves the model: ${error.message}`, {
+        details: { upstream_status: error.httpStatus },
+      });
     default:
       return error.kind === "timeout"
         ? new GatewayError("upstream_timeout", "Google did not answer in time.")

@@ -6,7 +6,10 @@
 import type { QuotaCause } from "../_shared/google/quota-cause.ts";
 import type { ModelCapabilities } from "./gemma.ts";
 
-/** Refusals of the quota itself (google_ai_reserve). */
+/**
+ * Refusals of the quota itself (google_ai_reserve). `withdrawn`: Google answered 404 NOT_FOUND for the
+ * model (its row is marked withdrawn); nothing brings it back but maintenance or the operator.
+ */
 export type QuotaLimit =
   | "rpm"
   | "tpm"
@@ -14,7 +17,8 @@ export type QuotaLimit =
   | "cooldown"
   | "no_active_key"
   | "too_large"
-  | "unknown_model";
+  | "unknown_model"
+  | "withdrawn";
 
 /**
  * Refusals of the caller's own allowance (google_ai_reserve): `pace`, the Pacific day is paced for its
@@ -57,6 +61,7 @@ export const REFUSAL_LIMITS: readonly RefusalLimit[] = [
   "no_active_key",
   "too_large",
   "unknown_model",
+  "withdrawn",
   "pace",
   "caller_budget",
   ...TOKEN_LIMITS,
@@ -98,6 +103,12 @@ export interface ReserveParams {
   queueTicket: string | null;
   /** How much longer the caller will wait (0: it will not, so a refusal takes no ticket). */
   waitLeftMs: number;
+  /**
+   * Epoch ms by which this invocation will have sent its next reservation statement about the
+   * request (or be gone): the request's in-flight claim is held until then (holder.ts). Null for a
+   * request the caller did not name: it has no claim.
+   */
+  nextContactBy: number | null;
 }
 
 /** A model the reservation passed over before the one that answered, and why (`retired`: see model-chain.ts). */
@@ -113,6 +124,13 @@ export interface ModelProfile extends ModelCapabilities {
   active: boolean;
   /** The row's chain (canonical names), used when the request names no fallback_models. */
   fallbackModels: readonly string[];
+  /**
+   * Google answered 404 NOT_FOUND for the model (its row is marked): reservations refuse it. Absent:
+   * served. Rows are cached per worker, so this may lag the row by one refresh.
+   */
+  withdrawn?: boolean;
+  /** With `withdrawn`: the model Google names instead (null: not known). */
+  successor?: string | null;
 }
 
 /** Google's service tiers (the generateContent body's serviceTier). */
@@ -206,12 +224,18 @@ export interface Refusal {
   fallbackFrom?: FallbackStep[];
   /** Read in the reservation's own statement (null: no model or quota group is known). */
   quota?: QuotaSnapshot | null;
+  /** For `withdrawn`: the model Google names instead, as the model's row says (null: not known). */
+  successor?: string | null;
   /** For `cooldown`: why the group rests (a Google 429's cause), read in the reservation's statement. */
   cause?: QuotaCause | null;
 }
 
-/** "cut": a streamed answer broke off after it started (FinalizeParams.cutBy says who cut it). */
-export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout" | "cut";
+/**
+ * "cut": a streamed answer broke off after it started (FinalizeParams.cutBy says who cut it).
+ * "withdrawn": Google answered 404 NOT_FOUND for the model: the reservation is given back and the
+ * model row marked withdrawn (google_ai_finalize_withdrawn).
+ */
+export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout" | "cut" | "withdrawn";
 
 export interface FinalizeParams {
   reservationId: string;

@@ -12,6 +12,7 @@ import type {
   KeyCheck,
   KeyCheckStatus,
   MaintenanceStore,
+  ModelLifecycle,
 } from "./store.ts";
 
 export interface RunOptions {
@@ -90,6 +91,8 @@ export interface RunSummary {
       unlisted: string[];
       error?: string;
     };
+  /** The models' life cycle after this run's models.list (withdrawn, missing, shutting down, unserved). */
+  lifecycle: { status: "not_run" } | { status: "failed"; error: string } | ({ status: "reviewed" } & ModelLifecycle);
   /** What an operator should look at, in words. */
   problems: string[];
 }
@@ -118,6 +121,7 @@ async function runOnce(deps: RunDeps, options: RunOptions): Promise<RunSummary> 
     housekeeping: { status: "not_run" },
     keys: { status: "not_run" },
     catalogue: { status: "not_run" },
+    lifecycle: { status: "not_run" },
     problems,
   };
   let failed = false;
@@ -181,6 +185,7 @@ async function runOnce(deps: RunDeps, options: RunOptions): Promise<RunSummary> 
         refreshed_keys: summary.catalogue.refreshed_keys,
         unlisted: summary.catalogue.unlisted,
       },
+      lifecycle: summary.lifecycle,
       problems,
     },
   });
@@ -250,6 +255,7 @@ async function checkKeys(
       unlisted,
     };
     for (const m of unlisted) problems.push(`model ${m} is configured but no checked key lists it any more`);
+    await reviewLifecycle(deps, summary);
   } catch (error) {
     const message = sanitizeError(error, { maxLength: 300 });
     summary.catalogue = {
@@ -263,6 +269,29 @@ async function checkKeys(
     return false;
   }
   return true;
+}
+
+/** The life cycle as models.list now shows it; a failure is reported, not fatal (the catalogue stands). */
+async function reviewLifecycle(deps: RunDeps, summary: RunSummary): Promise<void> {
+  const problems = summary.problems;
+  try {
+    const review = await deps.store.modelLifecycle();
+    summary.lifecycle = { status: "reviewed", ...review };
+    const instead = (successor: string | null) => successor === null ? "" : `; successor ${successor}`;
+    for (const m of review.restored) problems.push(`model ${m} is listed by Google again: its withdrawn mark was cleared`);
+    for (const w of review.withdrawn) {
+      problems.push(`model ${w.model} is withdrawn (Google answered 404 since ${w.withdrawn_at})${instead(w.successor)}`);
+    }
+    for (const s of review.shutting_down) {
+      const when = s.days_left < 0 ? `shut down on ${s.shutdown_date}` : `shuts down on ${s.shutdown_date} (in ${s.days_left} days)`;
+      problems.push(`model ${s.model} ${when}${instead(s.successor)}`);
+    }
+    // review.unserved (models Google lists that no row serves) is news, not a problem: it stays in the summary.
+  } catch (error) {
+    const message = sanitizeError(error, { maxLength: 300 });
+    summary.lifecycle = { status: "failed", error: message };
+    problems.push(`the model life cycle could not be reviewed: ${message}`);
+  }
 }
 
 async function checkKey(

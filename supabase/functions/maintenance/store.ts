@@ -58,6 +58,22 @@ export interface CatalogueStatus {
   catalogue_status: "listed" | "unlisted" | "unknown";
 }
 
+/** google_ai_model_lifecycle_review's answer: what models.list and the rows say of each model's life cycle. */
+export interface ModelLifecycle {
+  /** A key whose last check succeeded exists: the catalogue could be read as Google's list. */
+  checked: boolean;
+  /** Withdrawn models Google lists again, brought back by this run. */
+  restored: string[];
+  /** Models still marked withdrawn (Google answered 404 NOT_FOUND for them). */
+  withdrawn: { model: string; withdrawn_at: string; message: string | null; successor: string | null }[];
+  /** Active rows no checked key lists. */
+  missing: string[];
+  /** Active rows within 14 days of their announced shutdown (or past it). */
+  shutting_down: { model: string; shutdown_date: string; days_left: number; successor: string | null }[];
+  /** Models Google lists that no row serves. */
+  unserved: string[];
+}
+
 export interface RunLogEntry {
   startedAt: Date;
   completedAt: Date;
@@ -72,6 +88,8 @@ export interface MaintenanceStore {
   activeKeys(): Promise<ActiveKey[]>;
   recordKeyCheck(check: KeyCheck): Promise<KeyCheckRecord>;
   catalogueStatus(): Promise<CatalogueStatus[]>;
+  /** After the keys were checked: brings back withdrawn models listed again, reports the life cycle. */
+  modelLifecycle(): Promise<ModelLifecycle>;
   /** One google_ai_maintenance_log row (operation 'maintenance_function'); returns its id. */
   logRun(entry: RunLogEntry): Promise<number>;
   /**
@@ -131,6 +149,11 @@ export function createPgMaintenanceStore(db: Pick<Database, "run">): Maintenance
           select model, is_active, keys_checked, keys_listing, coalesce(to_jsonb(quota_groups), '[]'::jsonb) as quota_groups,
                  input_token_limit, output_token_limit, catalogue_status
           from public.google_ai_catalogue_status()`),
+    modelLifecycle: () =>
+      db.run("model life cycle", async (sql) => {
+        const [row] = await sql<{ r: ModelLifecycle }[]>`select public.google_ai_model_lifecycle_review() as r`;
+        return row!.r;
+      }),
     logRun: (entry) =>
       db.run("log run", async (sql) => {
         const [row] = await sql<{ id: number }[]>`

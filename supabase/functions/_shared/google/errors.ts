@@ -22,7 +22,12 @@ export type GoogleErrorClass =
   /** The key itself is refused (invalid, expired, blocked, API disabled): take it out, try another. */
   | "invalid_key"
   /** Any other 4xx: the request is at fault; never retried, reported to the caller. */
-  | "client_error";
+  | "client_error"
+  /**
+   * 404 NOT_FOUND for the model itself ("models/<m> is not found for API version v1beta, ..."):
+   * Google no longer serves it. The model is marked withdrawn and the request goes on to its chain.
+   */
+  | "model_withdrawn";
 
 export type GoogleFailureKind = "http" | "network" | "timeout" | "malformed" | "aborted";
 
@@ -150,9 +155,20 @@ export function classifyGoogleHttpError(
   ) {
     return { ...base, class: "invalid_key" };
   }
+  if (isModelNotFound(httpStatus, status, rawMessage)) return { ...base, class: "model_withdrawn" };
   if (httpStatus >= 400) return { ...base, class: "client_error" };
   // A non-error status should never reach here; treat it as a broken answer.
   return { ...base, class: "retryable", kind: "malformed" };
+}
+
+/**
+ * Google's answer for a model it does not serve (never did, or withdrew): 404 NOT_FOUND whose message
+ * names the model ("models/gemma-3-27b-it is not found for API version v1beta, or is not supported for
+ * generateContent. Call ListModels ..."). A 404 for anything else (a wrong URL) is not one.
+ */
+export function isModelNotFound(httpStatus: number, status: string | null, message: string): boolean {
+  return httpStatus === 404 && (status === null || status === "NOT_FOUND") &&
+    /\bmodels\/[^\s/]+ is not found\b/.test(message);
 }
 
 /** A failure without a usable HTTP answer: network error, our timeout, a caller abort, bad JSON. */
