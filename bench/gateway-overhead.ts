@@ -533,7 +533,7 @@ function countStatements(entries: string[]): Record<string, number> {
   const byStatement: Record<string, number> = {};
   for (const e of entries) {
     // The cached look-ups first: they are google_ai_ functions too, but made once per worker.
-    const name = (/google_ai_model_(features|limits)\b/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
+    const name = (/google_ai_model_(traits|features|limits)\b/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
       (/google_ai_service_tier_list\b/.test(e) ? "service tiers (cached per worker)" : undefined) ??
       (/google_ai_check_token\b/.test(e) ? "token check (cached per worker, then refreshed in the background)" : undefined) ??
       /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
