@@ -4,7 +4,7 @@
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
-import { checkContents, imageTokensOf } from "../../parts.ts";
+import { checkContents, imageTokensOf } from "../../model/parts.ts";
 import {
   extrasOf,
   extrasSchema,
@@ -15,8 +15,8 @@ import {
   type NormalizedRequest,
   repeatedInChain,
   type RequestLimits,
-} from "../../request.ts";
-import type { ServiceTier } from "../../store.ts";
+} from "../native/request.ts";
+import type { ServiceTier } from "../../store/store.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
 import { bad, camelKeys, isObject, unknownField } from "./fields.ts";
 import { namedSafetySettings } from "./safety-enums.ts";
