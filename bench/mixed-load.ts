@@ -14,7 +14,7 @@
 import { setMaxListeners } from "node:events";
 import { connect, type Sql } from "../shared/db/migrate.ts";
 import { parseReserveResult } from "../supabase/functions/llm-invoke/store/pg-store.ts";
-import type { Refusal } from "../supabase/functions/llm-invoke/store/store.ts";
+import type { Refusal } from "../supabase/functions/llm-invoke/contract.ts";
 import { nextTurn, waitLeftForDatabase } from "../supabase/functions/llm-invoke/attempt/wait-policy.ts";
 import { sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchServer } from "./lib/db.ts";

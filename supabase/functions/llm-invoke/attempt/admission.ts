@@ -7,12 +7,12 @@
 // round trip (the database tries the models in order); a ticket ties it to the model it queued on.
 // Each round trip is timed as `reserve`, each sleep for a turn as `wait` (Server-Timing).
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
+import type { FallbackStep, QuotaSnapshot, Reservation, ReserveParams, InvokeMode } from "../contract.ts";
 import type { Clock } from "../clock.ts";
 import type { InputSize } from "../model/exact-count.ts";
-import type { InvokeResult } from "./context.ts";
-import type { InvokeMode } from "../surfaces/native/request.ts";
+import type { InvokeResult, QueueProgress } from "./context.ts";
 import { finalRefusal, isWaitable, quotaRefusal, type RefusalContext } from "./refusals.ts";
-import type { FallbackStep, GatewayStore, QuotaSnapshot, Reservation, ReserveParams } from "../store/store.ts";
+import type { GatewayStore } from "../store/store.ts";
 import { nextContactBy } from "../store/holder.ts";
 import { nextTurn, waitLeftForDatabase } from "./wait-policy.ts";
 
@@ -32,17 +32,6 @@ export interface AdmissionDeps {
   onQueued?: (progress: QueueProgress) => void;
   /** The request's phase recorder: reservation round trips and sleeps for a turn. */
   timing?: PhaseTimer;
-}
-
-/** Where a waiting request stands: its place, the model it waits for, when its turn is expected. */
-export interface QueueProgress {
-  model: string | null;
-  position: number | null;
-  priority: string | null;
-  /** ISO time the request expects to be admitted. */
-  expectedAt: string;
-  /** How long it will sleep before asking again. */
-  sleepMs: number;
 }
 
 export interface Waiting {

@@ -10,7 +10,7 @@ import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
 import { SPEND_CAP_MAX_REST_MS } from "../../_shared/google/quota-cause.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
 import { outputTokens, type Usage } from "../../_shared/google/response.ts";
-import type { FinalizeOutcome, FinalizeParams } from "../store/store.ts";
+import type { FinalizeOutcome, FinalizeParams } from "../contract.ts";
 
 const EMPTY = {
   inputTokens: null,

@@ -3,10 +3,19 @@
 import type { Caller } from "../../_shared/auth.ts";
 import { outputTokens, type Usage } from "../../_shared/google/response.ts";
 import type { GoogleResponse } from "../../_shared/google/types.ts";
-import type { NormalizedRequest } from "../surfaces/native/request.ts";
-import type { QuotaSnapshot } from "../store/store.ts";
-import type { QueueProgress } from "./admission.ts";
+import type { QuotaSnapshot, NormalizedRequest } from "../contract.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
+
+/** Where a waiting request stands: its place, the model it waits for, when its turn is expected. */
+export interface QueueProgress {
+  model: string | null;
+  position: number | null;
+  priority: string | null;
+  /** ISO time the request expects to be admitted. */
+  expectedAt: string;
+  /** How long it will sleep before asking again. */
+  sleepMs: number;
+}
 
 export interface InvokeContext {
   caller: Caller;

@@ -1,8 +1,9 @@
 // finalizeReliably with a fake clock and a store whose finalize fails a given number of times.
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../_shared/errors.ts";
+import type { FinalizeParams } from "../contract.ts";
 import { type FinalizeClock, finalizeReliably } from "./finalize.ts";
-import type { FinalizeParams, GatewayStore } from "../store/store.ts";
+import type { GatewayStore } from "../store/store.ts";
 
 function fakeClock(): FinalizeClock & { slept: number[] } {
   let t = 0;

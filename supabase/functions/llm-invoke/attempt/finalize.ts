@@ -8,7 +8,8 @@
 // everything google_ai_finalize (google_ai_finalize_cut for a cut stream) needs to replay it: never
 // a key, never the answer text.
 import { sanitizeError } from "../../_shared/sanitize.ts";
-import type { FinalizeParams, GatewayStore } from "../store/store.ts";
+import type { FinalizeParams } from "../contract.ts";
+import type { GatewayStore } from "../store/store.ts";
 
 export interface FinalizeClock {
   now(): number;

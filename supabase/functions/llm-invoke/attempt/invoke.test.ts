@@ -2,6 +2,7 @@
 // retry/wait policy, and what is written to the store on each.
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../_shared/errors.ts";
+import type { FinalizeParams, ModelProfile, Refusal, Reservation, ReserveParams, ServiceTierRow } from "../contract.ts";
 import {
   type CountTokensOutcome,
   type GenerateCall,
@@ -18,16 +19,7 @@ import { createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { exhausted, limitOfQuota } from "./refusals.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "../model/exact-count.ts";
-import type {
-  ActiveKey,
-  FinalizeParams,
-  GatewayStore,
-  ModelProfile,
-  Refusal,
-  Reservation,
-  ReserveParams,
-  ServiceTierRow,
-} from "../store/store.ts";
+import type { ActiveKey, GatewayStore } from "../store/store.ts";
 import { estimateInputTokens } from "../model/tokens.ts";
 
 const GEMMA: ModelProfile = {

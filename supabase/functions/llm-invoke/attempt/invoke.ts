@@ -34,6 +34,7 @@
 // answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
 import type { GenerateOutcome, GoogleClient, StreamOutcome } from "../../_shared/google/client.ts";
+import type { Reservation, ReserveCaller, NormalizedRequest } from "../contract.ts";
 import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
 import type { GoogleRequest } from "../../_shared/google/types.ts";
 import { GatewayError } from "../../_shared/errors.ts";
@@ -66,9 +67,8 @@ import {
   noActiveKey,
   rejectedByGoogle,
 } from "./refusals.ts";
-import type { NormalizedRequest } from "../surfaces/native/request.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
-import type { GatewayStore, Reservation, ReserveCaller } from "../store/store.ts";
+import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
 import { estimateInputTokens } from "../model/tokens.ts";
 

@@ -2,8 +2,8 @@
 // idempotency) and the end of the attempts, each turned into the caller's error once, here.
 import { GatewayError, rateLimited } from "../../_shared/errors.ts";
 import type { ClassifiedGoogleError, QuotaCause } from "../../_shared/google/errors.ts";
-import { type FallbackStep, type Refusal, TOKEN_LIMITS, type TokenLimit } from "../store/store.ts";
-import { tokenStatusError } from "../http/token-check.ts";
+import { type FallbackStep, type Refusal, TOKEN_LIMITS, type TokenLimit, type TokenStatus } from "../contract.ts";
+import { unknownModel } from "../model/model-chain.ts";
 
 /**
  * Refusals that may be waited on: a minute window, a day, a cooldown or the pace of a day frees them
@@ -174,10 +174,6 @@ function inProgress(requestId: string, retryAfterMs: number | null, retryAt: str
   );
 }
 
-export function unknownModel(model: string): GatewayError {
-  return new GatewayError("unknown_model", `Unknown model ${model}: use a model listed in google_ai_model_limits.`);
-}
-
 /** Google no longer serves the model and the request has no other model left to try. */
 export function modelWithdrawn(model: string, successor: string | null): GatewayError {
   const instead = successor === null
@@ -240,4 +236,16 @@ export function limitOfQuota(error: ClassifiedGoogleError): string {
   if (/token/i.test(id)) return "tpm";
   if (/request/i.test(id)) return "rpm";
   return "upstream";
+}
+
+/** The answer to a token that can never be admitted. */
+export function tokenStatusError(status: Exclude<TokenStatus, "ok">): GatewayError {
+  switch (status) {
+    case "token_invalid":
+      return new GatewayError("token_invalid", "Unknown token: get one from issue-kaggle-token.");
+    case "token_expired":
+      return new GatewayError("token_expired", "The token has expired: get a new one from issue-kaggle-token.");
+    case "token_revoked":
+      return new GatewayError("token_revoked", "The token or its client has been revoked.");
+  }
 }

@@ -8,9 +8,10 @@
 // are, capabilities.ts): a stale row only changes which tier is asked, never what is admitted. They
 // are read, and a caller's own tier checked (checkAskedTier), before the request books anything.
 import { GatewayError } from "../../_shared/errors.ts";
+import { PRIORITY_CLASSES, type PriorityClass, type ServiceTier, type ServiceTierRow } from "../contract.ts";
 import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
 import type { Clock } from "../clock.ts";
-import { type GatewayStore, PRIORITY_CLASSES, type PriorityClass, type ServiceTier, type ServiceTierRow } from "../store/store.ts";
+import { type GatewayStore } from "../store/store.ts";
 
 const RANK: Record<ServiceTier, number> = { flex: 0, standard: 1, priority: 2 };
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./settings.ts";
 import { DEFAULT_INVOKE_OPTIONS } from "./settings.ts";
-import { DEFAULT_REQUEST_LIMITS } from "../surfaces/native/request.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../contract.ts";
 
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
 

@@ -1,6 +1,6 @@
 // llm-invoke's settings from the environment (LLM_INVOKE_* tuning).
 // Pure (the environment is passed in), so vitest covers it; index.ts passes Deno.env.get.
-import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "../surfaces/native/request.ts";
+import { DEFAULT_REQUEST_LIMITS, type RequestLimits } from "../contract.ts";
 
 export interface InvokeOptions {
   /** Deadline of one call to Google. */

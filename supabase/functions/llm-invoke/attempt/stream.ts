@@ -22,7 +22,7 @@ import { sanitizeError } from "../../_shared/sanitize.ts";
 import { googleCounts, successRecord } from "./attempt-record.ts";
 import type { Clock } from "../clock.ts";
 import { answerUsage, type InvokeResult, type InvokeStream, type StreamHead } from "./context.ts";
-import type { FinalizeParams } from "../store/store.ts";
+import type { FinalizeParams } from "../contract.ts";
 import { estimateTextTokens } from "../model/tokens.ts";
 
 type OpenedStream = Extract<StreamOutcome, { ok: true }>;

@@ -4,7 +4,7 @@
 // connection, and calls again with its ticket. No jitter: the queue, not a race, decides who goes
 // next, so waking together does no harm. A refusal without a ticket is final: the database found the
 // turn beyond the caller's wait, or the limit is not one that waiting lifts, and said when instead.
-import type { Refusal } from "../store/store.ts";
+import type { Refusal } from "../contract.ts";
 
 /** Kept back from the wait left when the database is told it: the round trip itself takes time. */
 export const ROUND_TRIP_ALLOWANCE_MS = 100;

@@ -3,7 +3,7 @@ import { describe, expect, it, vi } from "vitest";
 import { GatewayError, rateLimited } from "../../_shared/errors.ts";
 import type { InvokeContext, InvokeResult } from "../attempt/context.ts";
 import { createHandler, type HandlerDeps } from "./handler.ts";
-import type { QuotaSnapshot } from "../store/store.ts";
+import type { QuotaSnapshot } from "../contract.ts";
 
 const KEY = "sb_secret_handler_test_key";
 const URL_ = "http://127.0.0.1/llm-invoke";

@@ -9,24 +9,30 @@
 // saw, as x-ratelimit-* headers (quota-headers.ts). Every answer of every route carries
 // `Server-Timing` (_shared/server-timing.ts): here `auth` and `body`; invoke adds the rest.
 import { authenticate, type Caller, type ServiceKeys } from "../../_shared/auth.ts";
+import {
+  type ModelEntry,
+  modelNamed,
+  type ReserveCaller,
+  DEFAULT_REQUEST_LIMITS,
+  type NormalizedRequest,
+  type RequestLimits,
+} from "../contract.ts";
 import { type Answer, envelope, type RequestScope } from "../../_shared/envelope.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import { parseJson, readBody } from "../../_shared/http.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
-import type { QueueProgress } from "../attempt/admission.ts";
 import type { GoogleResponse } from "../../_shared/google/types.ts";
-import { type InvokeAnswer, type InvokeContext, isStream } from "../attempt/context.ts";
+import { type InvokeAnswer, type InvokeContext, isStream, type QueueProgress } from "../attempt/context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
-import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest, type RequestLimits } from "../surfaces/native/request.ts";
 import { dialectOf, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
-import { type ModelEntry, modelNamed, type QuotaReport, type ReserveCaller } from "../store/store.ts";
+import type { QuotaReport, TokenCheck } from "../store/store.ts";
 import { geminiErrorAnswer } from "../surfaces/gemini/errors.ts";
 import { nativeSurface } from "../surfaces/native.ts";
 import { error as openAiErrorAnswer } from "../surfaces/openai/errors.ts";
 import { Progress } from "../surfaces/progress.ts";
 import { SSE_HEADERS, sseBody } from "../surfaces/sse.ts";
 import type { GenerateSurface, SurfaceContext } from "../surfaces/surface.ts";
-import { type TokenCheck, tokenStatusError } from "./token-check.ts";
+import { tokenStatusError } from "../attempt/refusals.ts";
 
 export interface HandlerDeps {
   /** Service/secret keys accepted as trusted callers (see auth.ts serviceKeysFromEnv). */

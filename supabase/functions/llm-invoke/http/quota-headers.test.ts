@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { formatResetDuration, parseResetDuration, quotaHeaders } from "./quota-headers.ts";
-import type { QuotaSnapshot } from "../store/store.ts";
+import type { QuotaSnapshot } from "../contract.ts";
 
 const snapshot = (extra: Partial<QuotaSnapshot> = {}): QuotaSnapshot => ({
   model: "gemini-2.5-flash",

@@ -6,7 +6,7 @@
 // not have is left out with its two companions. A reset is the time until the remaining figure next
 // grows, written as OpenAI writes it (Go's duration format at millisecond resolution: "12ms", "1s",
 // "59.5s", "6m0s", "7h3m0.25s").
-import type { QuotaSnapshot } from "../store/store.ts";
+import type { QuotaSnapshot } from "../contract.ts";
 
 export function quotaHeaders(q: QuotaSnapshot): Record<string, string> {
   const headers: Record<string, string> = {};

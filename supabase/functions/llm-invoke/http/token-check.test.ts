@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { cachedTokenCheck, type TokenCheck, type TokenChecker } from "./token-check.ts";
+import { cachedTokenCheck } from "./token-check.ts";
+import type { TokenCheck, TokenChecker } from "../store/store.ts";
 
 class CountingChecker implements TokenChecker {
   calls: Array<[string, number]> = [];

@@ -8,22 +8,7 @@
 // a revocation or an expiry takes effect there (the request gets the same 401), and the refresh then
 // caches the refusal. A background look-up is made for no request, so it counts no refusal; refusals
 // answered from the cache are handed to the next look-up, which counts them in the aggregate row.
-import { GatewayError } from "../../_shared/errors.ts";
-
-export type TokenStatus = "ok" | "token_invalid" | "token_expired" | "token_revoked";
-
-export interface TokenCheck {
-  status: TokenStatus;
-  /** For a valid token: the most output tokens one request of its client may ask for. */
-  maxOutputTokens?: number;
-  /** For a valid token: the models it may use (canonical ids). */
-  models?: readonly string[];
-}
-
-export interface TokenChecker {
-  /** One round trip: the token's status; a refusal is counted `refusals` times (0: not counted). */
-  checkToken(tokenHash: string, refusals: number): Promise<TokenCheck>;
-}
+import type { TokenCheck, TokenChecker } from "../store/store.ts";
 
 export interface TokenCheckCacheOptions {
   /** A valid answer is fresh this long. */
@@ -99,16 +84,4 @@ export function cachedTokenCheck(
     remember(tokenHash, check);
     return check;
   };
-}
-
-/** The answer to a token that can never be admitted. */
-export function tokenStatusError(status: Exclude<TokenStatus, "ok">): GatewayError {
-  switch (status) {
-    case "token_invalid":
-      return new GatewayError("token_invalid", "Unknown token: get one from issue-kaggle-token.");
-    case "token_expired":
-      return new GatewayError("token_expired", "The token has expired: get a new one from issue-kaggle-token.");
-    case "token_revoked":
-      return new GatewayError("token_revoked", "The token or its client has been revoked.");
-  }
 }

@@ -3,7 +3,7 @@
 // failed refresh keeps the old row and is retried by a later request; unknown names are not kept.
 import { describe, expect, it } from "vitest";
 import { cachedProfiles } from "./capabilities.ts";
-import type { ModelProfile } from "../store/store.ts";
+import type { ModelProfile } from "../contract.ts";
 
 const TTL = 30_000;
 

@@ -14,7 +14,8 @@
 // no longer finds is dropped), and the cache is bounded. `forget(model)` drops every name that stands
 // for a model (a worker that met Google's 404 for it reads its row, and the names' rows, afresh).
 import type { Clock } from "../clock.ts";
-import type { GatewayStore, ModelProfile } from "../store/store.ts";
+import type { ModelProfile } from "../contract.ts";
+import type { GatewayStore } from "../store/store.ts";
 
 const MAX_ENTRIES = 100;
 

@@ -10,10 +10,11 @@
 // Ordinary requests never get here. A count that fails (network, 5xx, 429, timeout, no usable key)
 // leaves the estimate in place and the refusal stands as it was: the count never fails a request.
 import type { GoogleClient } from "../../_shared/google/client.ts";
+import type { Refusal } from "../contract.ts";
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
 import type { GoogleRequest } from "../../_shared/google/types.ts";
 import type { Clock } from "../clock.ts";
-import type { ActiveKey, GatewayStore, Refusal } from "../store/store.ts";
+import type { ActiveKey, GatewayStore } from "../store/store.ts";
 
 /** A `tpm` refusal of a reservation this large (or larger) is worth an exact count. */
 export const EXACT_COUNT_MIN_TOKENS = 1_000;

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../_shared/errors.ts";
-import { adaptToModel, foldSystem, type ModelCapabilities } from "./gemma.ts";
+import type { ModelCapabilities } from "../contract.ts";
+import { adaptToModel, foldSystem } from "./gemma.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
 import { base64, png } from "../../../../tests/support/image-bytes.ts";
 

@@ -6,19 +6,9 @@
 // Everything a model can take is forwarded unchanged.
 import { GatewayError } from "../../_shared/errors.ts";
 import type { Content, GoogleRequest } from "../../_shared/google/types.ts";
-import type { NormalizedRequest } from "../surfaces/native/request.ts";
+import type { ModelCapabilities, NormalizedRequest } from "../contract.ts";
 
 export type { GoogleRequest } from "../../_shared/google/types.ts";
-
-export interface ModelCapabilities {
-  /** Canonical id sent to Google (an alias such as gemma-3-27b resolves to gemma-3-27b-it). */
-  model: string;
-  supportsSystemInstruction: boolean;
-  supportsJsonMode: boolean;
-  supportsTools: boolean;
-  /** False: images are refused with a clear 400; null or absent: not known, Google decides. */
-  supportsImages?: boolean | null;
-}
 
 /** `feature` is the field's name (details.feature, stable); `what` may say more of it for people. */
 function unsupported(model: string, feature: string, advice: string, what = feature): GatewayError {

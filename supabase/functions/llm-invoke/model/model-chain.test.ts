@@ -4,7 +4,7 @@ import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../_shared/errors.ts";
 import { linkFor, requestFor, resolveChain } from "./model-chain.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
-import type { ModelProfile } from "../store/store.ts";
+import type { ModelProfile } from "../contract.ts";
 
 const FLASH: ModelProfile = {
   model: "gemini-2.5-flash",

@@ -8,9 +8,8 @@
 // retired rows (is_active = false), which can serve nobody. A retired first model stays first: the
 // database passes over it (and records why) and the answer names what it asked for.
 import { adaptToModel, type GoogleRequest } from "./gemma.ts";
-import { unknownModel } from "../attempt/refusals.ts";
-import type { NormalizedRequest } from "../surfaces/native/request.ts";
-import type { ModelProfile } from "../store/store.ts";
+import { GatewayError } from "../../_shared/errors.ts";
+import type { ModelProfile, NormalizedRequest } from "../contract.ts";
 
 export interface ChainLink {
   /** Canonical model id. */
@@ -68,4 +67,9 @@ export async function linkFor(
 /** The request as the reserved model takes it (the first link's if the model is not in the chain). */
 export function requestFor(links: readonly ChainLink[], model: string | null | undefined): GoogleRequest {
   return (links.find((l) => l.model === model) ?? links[0]!).request;
+}
+
+/** A model the request names that has no row (by id or alias). */
+export function unknownModel(model: string): GatewayError {
+  return new GatewayError("unknown_model", `Unknown model ${model}: use a model listed in google_ai_model_limits.`);
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import type { Content } from "../surfaces/native/request.ts";
+import type { Content } from "../contract.ts";
 import { estimateInputTokens, estimateTextTokens, REQUEST_OVERHEAD, TURN_OVERHEAD } from "./tokens.ts";
 
 // The simulator's rule (shared/google-sim/tokens.ts), restated so that this test pins the contract.

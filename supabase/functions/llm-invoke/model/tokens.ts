@@ -20,7 +20,7 @@
 //
 // Other parts: a functionCall or functionResponse counts as the text of its JSON; an inline image is
 // estimated from its dimensions by images.ts (the request's imageTokens), not from its bytes.
-import type { Content, Part } from "../surfaces/native/request.ts";
+import type { Content, Part } from "../contract.ts";
 
 export const BYTES_PER_TOKEN = 3;
 export const TURN_OVERHEAD = 5;

@@ -10,7 +10,7 @@ import { createDatabase, type Database, dbConfigFromEnv, poolOptions } from "../
 import { GatewayError } from "../../_shared/errors.ts";
 import postgres from "postgres";
 import { createPgStore, jsonSafe, parseQuotaReport, parseQuotaSnapshot, parseReserveResult } from "./pg-store.ts";
-import type { Refusal, Reservation, ReserveParams } from "./store.ts";
+import type { Refusal, Reservation, ReserveParams } from "../contract.ts";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 

@@ -18,22 +18,12 @@
 // Any database failure becomes GatewayError("unavailable") (503 JSON with Retry-After); the sanitized
 // cause goes to the log, never to the caller. Outages (DatabaseUnavailable) are logged by db.ts.
 import { GatewayError } from "../../_shared/errors.ts";
-import { sanitizeError } from "../../_shared/sanitize.ts";
-import { QUOTA_CAUSES, type QuotaCause } from "../../_shared/google/quota-cause.ts";
-import type postgres from "postgres";
-import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../../_shared/db.ts";
-import { databaseUnavailable } from "../../_shared/envelope.ts";
 import {
-  type ActiveKey,
   type FallbackStep,
   type FinalizeParams,
-  type GatewayStore,
   type ModelEntry,
-  type ModelLister,
   type ModelProfile,
   type QueuePlace,
-  type QuotaReader,
-  type QuotaReport,
   type QuotaSnapshot,
   type Refusal,
   REFUSAL_LIMITS,
@@ -43,8 +33,14 @@ import {
   SERVICE_TIERS,
   type ServiceTier,
   type ServiceTierRow,
-} from "./store.ts";
-import type { TokenChecker, TokenStatus } from "../http/token-check.ts";
+  type TokenStatus,
+} from "../contract.ts";
+import { sanitizeError } from "../../_shared/sanitize.ts";
+import { QUOTA_CAUSES, type QuotaCause } from "../../_shared/google/quota-cause.ts";
+import type postgres from "postgres";
+import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../../_shared/db.ts";
+import { databaseUnavailable } from "../../_shared/envelope.ts";
+import type { ActiveKey, GatewayStore, ModelLister, QuotaReader, QuotaReport, TokenChecker } from "./store.ts";
 import { HOLDER_KEY, holderTimes } from "./holder.ts";
 
 export interface PgStoreOptions {

@@ -3,294 +3,17 @@
 // _reserve_chain[_with_token] for a request with fallback models; with the answer's quota in the same
 // statement) / _finalize / _release / _quota_report (one round trip each), and tests implement them
 // in memory. camelCase here; pg-store maps to SQL names.
-import type { QuotaCause } from "../../_shared/google/quota-cause.ts";
-import type { ModelCapabilities } from "../model/gemma.ts";
-
-/**
- * Refusals of the quota itself (google_ai_reserve). `withdrawn`: Google answered 404 NOT_FOUND for the
- * model (its row is marked withdrawn); nothing brings it back but maintenance or the operator.
- */
-export type QuotaLimit =
-  | "rpm"
-  | "tpm"
-  | "rpd"
-  | "cooldown"
-  | "no_active_key"
-  | "too_large"
-  | "unknown_model"
-  | "withdrawn";
-
-/**
- * Refusals of the caller's own allowance (google_ai_reserve): `pace`, the Pacific day is paced for its
- * class or caller (google_ai_quota_shares.pace_burst) and the next request is allowed at retryAfterMs;
- * `caller_budget`, a service caller's daily budget (google_ai_caller_budgets) is used up until
- * Pacific midnight.
- */
-export type AllowanceLimit = "pace" | "caller_budget";
-
-/** Refusals of a scoped token (google_ai_reserve_with_token checks the token before the quota). */
-export type TokenLimit =
-  | "token_invalid"
-  | "token_expired"
-  | "token_revoked"
-  | "model_not_allowed"
-  | "token_budget"
-  | "client_budget";
-
-/**
- * Idempotency (the caller's own request_id): `duplicate` carries the stored answer of a completed
- * request, `in_progress` says the same request is being served right now.
- */
-export type ReplayLimit = "duplicate" | "in_progress";
-
-export type RefusalLimit = QuotaLimit | AllowanceLimit | TokenLimit | ReplayLimit;
-
-export const TOKEN_LIMITS: readonly TokenLimit[] = [
-  "token_invalid",
-  "token_expired",
-  "token_revoked",
-  "model_not_allowed",
-  "token_budget",
-  "client_budget",
-];
-export const REFUSAL_LIMITS: readonly RefusalLimit[] = [
-  "rpm",
-  "tpm",
-  "rpd",
-  "cooldown",
-  "no_active_key",
-  "too_large",
-  "unknown_model",
-  "withdrawn",
-  "pace",
-  "caller_budget",
-  ...TOKEN_LIMITS,
-  "duplicate",
-  "in_progress",
-];
-
-/**
- * Who the reservation is for. A service caller names itself (its label goes to the audit row); a
- * scoped token is reserved through google_ai_reserve_with_token, which validates the token, names
- * its client and books its budget in the same transaction.
- */
-export type ReserveCaller =
-  | { kind: "service"; name: string }
-  | { kind: "token"; /** SHA-256 hex of the token. */ tokenHash: string };
-
-export interface ReserveParams {
-  /** As the caller wrote it; the RPC resolves aliases. */
-  model: string;
-  /**
-   * Canonical models to try after `model`, in order, in the same round trip (model-chain.ts); empty:
-   * `model` alone.
-   */
-  fallbackModels: readonly string[];
-  estimatedTokens: number;
-  caller: ReserveCaller;
-  requestId: string;
-  /** The caller named the request (its own request_id): replay and in-flight checks apply. */
-  idempotent: boolean;
-  /** Keys that already failed for this request, so the next attempt prefers another. */
-  excludeKeyIds: readonly string[];
-  attempt: number;
-  /** Time already spent waiting for capacity, for the audit row. */
-  waitMs: number;
-  metadata: Record<string, unknown>;
-  /** The class the caller asks for (null: its credential's); the database never lets it rise above that. */
-  priority: PriorityClass | null;
-  /** The ticket an earlier refusal of this request gave (its place in the admission queue). */
-  queueTicket: string | null;
-  /** How much longer the caller will wait (0: it will not, so a refusal takes no ticket). */
-  waitLeftMs: number;
-  /**
-   * Epoch ms by which this invocation will have sent its next reservation statement about the
-   * request (or be gone): the request's in-flight claim is held until then (holder.ts). Null for a
-   * request the caller did not name: it has no claim.
-   */
-  nextContactBy: number | null;
-}
-
-/** A model the reservation passed over before the one that answered, and why (`retired`: see model-chain.ts). */
-export interface FallbackStep {
-  model: string;
-  limit: string;
-  retryAfterMs: number | null;
-}
-
-/** A model row as a request's chain needs it: what it can do, whether it serves, and its own fallbacks. */
-export interface ModelProfile extends ModelCapabilities {
-  /** False: the operator retired the row; it serves nobody but may still name fallbacks. */
-  active: boolean;
-  /** The row's chain (canonical names), used when the request names no fallback_models. */
-  fallbackModels: readonly string[];
-  /**
-   * Google answered 404 NOT_FOUND for the model (its row is marked): reservations refuse it. Absent:
-   * served. Rows are cached per worker, so this may lag the row by one refresh.
-   */
-  withdrawn?: boolean;
-  /** With `withdrawn`: the model Google names instead (null: not known). */
-  successor?: string | null;
-}
-
-/** Google's service tiers (the generateContent body's serviceTier). */
-export type ServiceTier = "flex" | "standard" | "priority";
-export const SERVICE_TIERS: readonly ServiceTier[] = ["flex", "standard", "priority"];
-
-/** A row of google_ai_service_tiers: the tier asked for a (model, priority class). */
-export interface ServiceTierRow {
-  model: string;
-  priorityClass: string;
-  serviceTier: ServiceTier;
-  /** A flex call Google sheds is retried at standard. */
-  standardOnShed: boolean;
-}
-
-/** Admission order between waiting requests (rows of google_ai_priority_classes). */
-export type PriorityClass = "interactive" | "batch";
-export const PRIORITY_CLASSES: readonly PriorityClass[] = ["interactive", "batch"];
-
-/** A place in the admission queue: a WAIT refusal's ticket and when its turn comes. */
-export interface QueuePlace {
-  ticket: string;
-  /** 1 = next. */
-  position: number;
-  /** ISO time of the turn, as the database computed it. */
-  expectedAt: string;
-  priority: string;
-}
-
-/**
- * The quota an answer reports (the x-ratelimit-* headers, quota-headers.ts): of the quota group that
- * was booked, as of the booking; for a refusal, of the model's best candidate group. Effective limits
- * (after the safety margin); a null limit means the model has none (its fields are null too).
- */
-export interface QuotaSnapshot {
-  model: string;
-  quotaGroup: string;
-  rpm: number | null;
-  requestsLeft: number | null;
-  /** Until the sliding window's requests next grow (its oldest admission leaves it, or a cooldown ends). */
-  requestsResetMs: number | null;
-  tpm: number | null;
-  tokensLeft: number | null;
-  tokensResetMs: number | null;
-  rpd: number | null;
-  dayLeft: number | null;
-  /** Until the Pacific day's count starts again (midnight + the day guard). */
-  dayResetMs: number | null;
-}
-
-export interface Reservation {
-  ok: true;
-  reservationId: string;
-  keyId: string;
-  keyAlias: string;
-  /** Name of the Edge secret that holds the Google key; the key itself never enters the database. */
-  envVarName: string;
-  quotaGroup: string;
-  /** Canonical model id to send to Google. */
-  model: string;
-  minuteBucket: string;
-  dayBucket: string;
-  /** The class the request was admitted in. */
-  priority?: string;
-  /** Models of the chain passed over before this one (absent or empty: the first model served). */
-  fallbackFrom?: FallbackStep[];
-  /** Read in the reservation's own statement (null: not known). */
-  quota?: QuotaSnapshot | null;
-}
-
-export interface Refusal {
-  ok: false;
-  limit: RefusalLimit;
-  retryAfterMs: number | null;
-  /** ISO timestamp at which capacity is expected (null if unknown). */
-  retryAt: string | null;
-  /** For `duplicate`: the stored answer of the completed request. */
-  response?: unknown;
-  /** For `too_large`: the most input tokens one request may reserve (the model's effective TPM). */
-  maxTokens?: number | null;
-  /**
-   * Ask again after this long, before retryAfterMs: tokens of the blocking window are still in flight
-   * and may be given back when their calls finish (null: nothing can come back before retryAfterMs).
-   */
-  recheckAfterMs?: number | null;
-  /** A WAIT refusal that put the request in line: retryAfterMs is then the exact wait for its turn. */
-  queue?: QueuePlace | null;
-  /** The canonical model the refusal is about (in a chain: the one whose capacity comes back first). */
-  model?: string | null;
-  /** In a chain: the models passed over (queued: before the one it is queued on; refused: all tried). */
-  fallbackFrom?: FallbackStep[];
-  /** Read in the reservation's own statement (null: no model or quota group is known). */
-  quota?: QuotaSnapshot | null;
-  /** For `withdrawn`: the model Google names instead, as the model's row says (null: not known). */
-  successor?: string | null;
-  /** For `cooldown`: why the group rests (a Google 429's cause), read in the reservation's statement. */
-  cause?: QuotaCause | null;
-}
-
-/**
- * "cut": a streamed answer broke off after it started (FinalizeParams.cutBy says who cut it).
- * "withdrawn": Google answered 404 NOT_FOUND for the model: the reservation is given back and the
- * model row marked withdrawn (google_ai_finalize_withdrawn).
- */
-export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout" | "cut" | "withdrawn";
-
-export interface FinalizeParams {
-  reservationId: string;
-  outcome: FinalizeOutcome;
-  inputTokens: number | null;
-  outputTokens: number | null;
-  httpStatus: number | null;
-  errorCode: string | null;
-  quotaId: string | null;
-  /** Sanitized (sanitize.ts) before it gets here. */
-  errorMessage: string | null;
-  latencyMs: number;
-  /** Cool the key's quota group/model down until then (from RetryInfo). */
-  cooldownUntil: Date | null;
-  /** A per-day quota was hit: cool down until midnight Pacific, computed by the database. */
-  cooldownUntilPacificMidnight: boolean;
-  /** A success's answer, kept for replay when the caller sent its own request_id (else null). */
-  response: unknown | null;
-  /**
-   * Google refused the key itself (the classifier's invalid_key: API_KEY_INVALID, API_KEY_EXPIRED,
-   * ...): the database takes it out of rotation. Decided here, once, not re-derived in SQL (absent:
-   * the database falls back to API_KEY_INVALID alone).
-   */
-  keyRejected?: boolean;
-  /** A cut stream: the caller went away ("client") or the stream broke off on Google's side ("google"). */
-  cutBy?: "client" | "google";
-  /**
-   * A Google 429's cause (quota-cause.ts): recorded on the attempt and on the cooldown it starts;
-   * `spend_cap` rests every model of the quota group. Null/absent: not a 429.
-   */
-  quotaCause?: QuotaCause | null;
-  /** The service tier asked of Google (flex, priority); null/absent: standard. */
-  serviceTier?: string | null;
-  /** The tier Google says served (its x-gemini-service-tier header); null/absent: not said. */
-  servedTier?: string | null;
-  /** Of the request's final attempt: Server-Timing's total less google and wait (ms); null when not known. */
-  addedMs?: number | null;
-  /** Of the request's final attempt: from arrival to the answer's first byte (ms); null when not known. */
-  firstByteMs?: number | null;
-}
-
-/** A model a caller can name (GET …/v1beta/models, …/v1/models): its row and what Google lists of it. */
-export interface ModelEntry {
-  model: string;
-  aliases: string[];
-  displayName: string | null;
-  inputTokenLimit: number | null;
-  outputTokenLimit: number | null;
-  rpm: number | null;
-  tpm: number | null;
-  rpd: number | null;
-  supportsSystemInstruction: boolean;
-  supportsJsonMode: boolean;
-  supportsTools: boolean;
-}
+import type {
+  FinalizeParams,
+  ModelEntry,
+  ModelProfile,
+  Refusal,
+  Reservation,
+  ReserveCaller,
+  ReserveParams,
+  ServiceTierRow,
+  TokenStatus,
+} from "../contract.ts";
 
 /** An active key row (no secret: the secret is the Edge secret its env var names). */
 export interface ActiveKey {
@@ -315,11 +38,6 @@ export interface GatewayStore {
   serviceTiers?(): Promise<ServiceTierRow[]>;
 }
 
-/** The model a name stands for: its id or one of its aliases. */
-export function modelNamed(models: readonly ModelEntry[], name: string): ModelEntry | undefined {
-  return models.find((m) => m.model === name || m.aliases.includes(name));
-}
-
 export interface ModelLister {
   /** The active model rows, for the model routes. */
   modelList(): Promise<ModelEntry[]>;
@@ -335,4 +53,17 @@ export type QuotaReport =
 
 export interface QuotaReader {
   quotaReport(caller: ReserveCaller): Promise<QuotaReport>;
+}
+
+export interface TokenCheck {
+  status: TokenStatus;
+  /** For a valid token: the most output tokens one request of its client may ask for. */
+  maxOutputTokens?: number;
+  /** For a valid token: the models it may use (canonical ids). */
+  models?: readonly string[];
+}
+
+export interface TokenChecker {
+  /** One round trip: the token's status; a refusal is counted `refusals` times (0: not counted). */
+  checkToken(tokenHash: string, refusals: number): Promise<TokenCheck>;
 }

@@ -9,7 +9,7 @@
 // error shape), stream.ts (SSE and JSON-array streams), models.ts (model list and get).
 import type { JsonAnswer, StreamAnswer } from "../../_shared/envelope.ts";
 import { googleResponseOf, type InvokeResult, type InvokeStream } from "../attempt/context.ts";
-import type { NormalizedRequest } from "./native/request.ts";
+import type { NormalizedRequest } from "../contract.ts";
 import { geminiErrorAnswer } from "./gemini/errors.ts";
 import { normalized, parseGenerateBody, pathModel } from "./gemini/request.ts";
 import { sseFrames } from "./gemini/stream.ts";

@@ -5,7 +5,7 @@
 import type { ErrorAnswer, JsonAnswer, StreamAnswer } from "../../_shared/envelope.ts";
 import type { GatewayError } from "../../_shared/errors.ts";
 import type { InvokeResult, InvokeStream } from "../attempt/context.ts";
-import type { NormalizedRequest, RequestLimits } from "./native/request.ts";
+import type { NormalizedRequest, RequestLimits } from "../contract.ts";
 
 export interface SurfaceContext {
   requestId: string;

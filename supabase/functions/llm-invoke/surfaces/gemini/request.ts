@@ -8,15 +8,12 @@ import { checkContents, imageTokensOf } from "../../model/parts.ts";
 import {
   extrasOf,
   extrasSchema,
-  type GenerationConfig,
   generationConfigSchema,
   joinText,
   MAX_PARTS,
-  type NormalizedRequest,
   repeatedInChain,
-  type RequestLimits,
 } from "../native/request.ts";
-import type { ServiceTier } from "../../store/store.ts";
+import type { ServiceTier, GenerationConfig, NormalizedRequest, RequestLimits } from "../../contract.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
 import { bad, camelKeys, isObject, unknownField } from "./fields.ts";
 import { namedSafetySettings } from "./safety-enums.ts";

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../../_shared/errors.ts";
-import { DEFAULT_REQUEST_LIMITS, parseInvokeRequest } from "./request.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../../contract.ts";
+import { parseInvokeRequest } from "./request.ts";
 
 function codeOf(body: unknown): string {
   try {

@@ -7,61 +7,14 @@ import type { Content, GenerationConfig, RequestExtras } from "../../../_shared/
 import { invalidRequest } from "../../../_shared/validation.ts";
 import { camelGenerationConfig } from "../../model/json-keys.ts";
 import { checkContents, imageTokensOf } from "../../model/parts.ts";
-import { PRIORITY_CLASSES, type PriorityClass } from "../../store/store.ts";
-
-export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../../../_shared/google/types.ts";
-
-export type InvokeMode = "WAIT" | "NO_WAIT";
-
-export interface NormalizedRequest {
-  model: string;
-  /**
-   * Models to try, in order, when `model` cannot serve within the wait (absent: the model row's own
-   * chain; empty: no fallback at all).
-   */
-  fallbackModels?: string[];
-  contents: Content[];
-  /** System prompt, from `system` and any `messages[].role == "system"`; applied per model later. */
-  system?: string;
-  generationConfig: GenerationConfig;
-  /** tools, toolConfig, safetySettings: forwarded as given (model-chain.ts refuses tools where unsupported). */
-  extras: RequestExtras;
-  /** Estimated tokens of the request's inline images (images.ts), on top of the text's estimate. */
-  imageTokens: number;
-  /** Answer as server-sent events, chunk by chunk. */
-  stream: boolean;
-  mode: InvokeMode;
-  /** Already capped by the wait budget; 0 for NO_WAIT. */
-  maxWaitMs: number;
-  requestId?: string;
-  metadata: Record<string, unknown>;
-  includeCandidates: boolean;
-  /** The class asked for (absent: the credential's own). */
-  priority?: PriorityClass;
-  /** A stream ends with the whole answer's usage (OpenAI's stream_options.include_usage). */
-  streamUsage?: boolean;
-  /** The service tier the caller asked for (OpenAI's service_tier, Gemini's serviceTier); absent: its class's row decides. */
-  serviceTier?: "flex" | "standard" | "priority";
-}
-
-export interface RequestLimits {
-  /** Longest wait a caller may ask for; larger `max_wait_ms` is capped, not rejected. */
-  maxWaitBudgetMs: number;
-  /** Wait used in WAIT mode when the caller gives no `max_wait_ms`. */
-  defaultMaxWaitMs: number;
-  /** Size of `metadata` as JSON, in UTF-8 bytes. */
-  maxMetadataBytes: number;
-}
-
-// The function's wall clock is 150 s on the Free plan: waiting may use at most 60 s of it, which
-// leaves room for three Google attempts.
-export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
-  // A whole sliding window (60 s + the 1 s guard) and the jitter: a waiter behind a full window gets in.
-  maxWaitBudgetMs: 65_000,
-  defaultMaxWaitMs: 30_000,
-  // Kept in every audit row, refusals included: small, so refusals cannot grow the log by much.
-  maxMetadataBytes: 1024,
-};
+import {
+  DEFAULT_REQUEST_LIMITS,
+  type InvokeMode,
+  type NormalizedRequest,
+  PRIORITY_CLASSES,
+  type PriorityClass,
+  type RequestLimits,
+} from "../../contract.ts";
 
 const MAX_TURNS = 1000;
 const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;

@@ -2,7 +2,7 @@
 // the surface with the default limits, catching the GatewayError a call throws, and an InvokeResult.
 import type { GoogleResponse } from "../../../_shared/google/types.ts";
 import type { InvokeResult } from "../../attempt/context.ts";
-import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../native/request.ts";
+import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../../contract.ts";
 import { openAiSurface } from "../openai.ts";
 
 export const NOW = 1_763_000_000_123;
