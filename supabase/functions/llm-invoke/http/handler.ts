@@ -1,5 +1,5 @@
 // The HTTP side of llm-invoke, inside the shared envelope (_shared/envelope.ts: request id, method,
-// log line, error answers): which route (routes.ts), who is calling, the body, and the answer in the
+// log line, error answers): which route (routes.ts: one row per route), who is calling, the body, and the answer in the
 // route's own shape (surfaces/). What happens to a valid request (reserve, call Google, finalize) is
 // the injected `invoke`, so tests and servers build the handler with their own dependencies. No Deno
 // globals here: the module runs under Deno and under Node (vitest).
@@ -24,7 +24,7 @@ import type { PhaseTimer } from "../../_shared/server-timing.ts";
 import type { GoogleResponse } from "../../_shared/google/types.ts";
 import { type InvokeAnswer, type InvokeContext, isStream, type QueueProgress } from "../attempt/context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
-import { dialectOf, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
+import { type Dialect, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
 import type { QuotaReport, TokenCheck } from "../store/store.ts";
 import { geminiErrorAnswer } from "../surfaces/gemini/errors.ts";
 import { nativeSurface } from "../surfaces/native.ts";
@@ -75,8 +75,6 @@ export interface HandlerDeps {
 /** Room for one inline image at its cap (7 MiB decoded, ~9.4 MB as base64) and the rest of a request. */
 export const DEFAULT_MAX_BODY_BYTES = 10_000_000;
 
-type Dialect = ReturnType<typeof dialectOf>;
-
 /** Each dialect's error shape, loaded with the handler: an error however early is said in its route's shape. */
 const ERROR_ANSWERS: Record<Dialect, GenerateSurface["error"]> = {
   native: nativeSurface.error,
@@ -123,7 +121,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     serverTiming: true,
     timingNow: deps.timingNow,
     methods: (req) => methodsOf(routeOf(req.url)),
-    errorShape: (req) => ERROR_ANSWERS[dialectOf(routeOf(req.url))],
+    errorShape: (req) => ERROR_ANSWERS[routeOf(req.url).dialect],
   }, async (req, scope) => {
     const route = routeOf(req.url);
     scope.annotate({ route: route.kind });
@@ -131,15 +129,12 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     if (route.kind === "unknown") throw notFound("This path is not one of llm-invoke's routes.");
     const caller = await scope.timing.time("auth", () => identify(req, route, scope));
 
-    switch (route.kind) {
+    switch (route.handling) {
       case "quota":
         return quotaAnswer(caller);
-      case "gemini.models":
-      case "gemini.model":
-      case "openai.models":
-      case "openai.model":
+      case "models":
         return modelsAnswer(route, new URL(req.url), caller.models);
-      case "gemini.countTokens": {
+      case "countTokens": {
         if (deps.countTokens === undefined) throw notFound("This deployment does not count tokens.");
         const gemini = await geminiModule();
         const request = await scope.timing.time(
@@ -149,15 +144,15 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         const total = await deps.countTokens(request, req.signal, caller.models, scope.timing);
         return { body: gemini.countTokensAnswer(total), asIs: true };
       }
-      default: {
-        const dialect = dialectOf(route);
+      case "generate": {
+        const dialect = route.dialect;
         const surface = await surfaceOf(dialect);
         const request = await scope.timing.time("body", async () => {
           const parsed = surface.parse({
             body: await readJsonBody(req),
             headers: req.headers,
             limits,
-            ...(route.kind === "gemini.generate" ? { model: route.model, stream: route.stream } : {}),
+            ...(dialect === "gemini" ? { model: route.model, stream: route.stream === true } : {}),
           });
           return capOutputTokens(parsed, caller.outputCap);
         });
@@ -173,7 +168,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     scope: RequestScope,
   ): Promise<{ caller: Caller; outputCap?: number; models?: readonly string[] }> {
     // Google's SDKs may send the key as ?key= on Google's routes.
-    const keyParam = dialectOf(route) === "gemini" ? new URL(req.url).searchParams.get("key") : null;
+    const keyParam = route.dialect === "gemini" ? new URL(req.url).searchParams.get("key") : null;
     const caller = await authenticate(req.headers, deps.serviceKeys, [keyParam]);
     scope.annotate({ caller: caller.kind === "service" ? caller.label : "token" });
     if (caller.kind === "token" && deps.acceptTokens !== true) {

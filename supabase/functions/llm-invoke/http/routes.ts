@@ -1,43 +1,125 @@
-// The paths llm-invoke answers, under the one function (one deploy, one pool, one set of limits).
-// The function sees its path from `/llm-invoke` on (`/functions/v1` is Supabase's gateway's); tests
-// and local servers may serve it at the root.
-//   POST /                                            the gateway's own request (docs/llm-invoke.md)
-//   GET  /v1/quota                                    the caller's quota
-//   POST /v1beta/models/{model}:generateContent       Google's REST (docs/gemini.md)
-//   POST /v1beta/models/{model}:streamGenerateContent
-//   POST /v1beta/models/{model}:countTokens
-//   GET  /v1beta/models, /v1beta/models/{model}
-//   POST /v1/chat/completions                         OpenAI-compatible (docs/openai.md)
-//   GET  /v1/models, /v1/models/{model}
-// Anything else is 404 with a body that names these.
+// The paths llm-invoke answers, under the one function (one deploy, one pool, one set of limits), as
+// one table: each row is a route's every fact (method, path, pattern, dialect, what answers it), so a
+// new route is one row. The function sees its path from `/llm-invoke` on (`/functions/v1` is
+// Supabase's gateway's); tests and local servers may serve it at the root. Anything else is 404 with
+// a body that names these (docs/llm-invoke.md, docs/gemini.md, docs/openai.md).
 
+/** Which API's shape a route speaks, its errors included. */
+export type Dialect = "native" | "gemini" | "openai";
+
+/** What answers the route in handler.ts: a generation, Google's token count, the quota, the model list. */
+export type Handling = "generate" | "countTokens" | "quota" | "models";
+
+export interface RouteRow {
+  /** The route's name in the request's log line. */
+  kind:
+    | "native"
+    | "quota"
+    | "gemini.generate"
+    | "gemini.countTokens"
+    | "gemini.models"
+    | "gemini.model"
+    | "openai.chat"
+    | "openai.models"
+    | "openai.model";
+  method: "GET" | "POST";
+  /** As the 404 names it, below /functions/v1/llm-invoke. */
+  path: string;
+  /** On the path below the function's name; a group, if any, is the model. */
+  pattern: RegExp;
+  dialect: Dialect;
+  handling: Handling;
+  /** Google's streaming method. */
+  stream?: boolean;
+}
+
+const MODEL = "([^/:]+)";
+
+export const ROUTE_TABLE: readonly RouteRow[] = [
+  { kind: "native", method: "POST", path: "", pattern: /^\/$/, dialect: "native", handling: "generate" },
+  {
+    kind: "quota",
+    method: "GET",
+    path: "/v1/quota",
+    pattern: /^\/v1\/quota\/?$/,
+    dialect: "native",
+    handling: "quota",
+  },
+  {
+    kind: "gemini.generate",
+    method: "POST",
+    path: "/v1beta/models/{model}:generateContent",
+    pattern: new RegExp(`^/v1beta/models/${MODEL}:generateContent/?$`),
+    dialect: "gemini",
+    handling: "generate",
+    stream: false,
+  },
+  {
+    kind: "gemini.generate",
+    method: "POST",
+    path: "/v1beta/models/{model}:streamGenerateContent?alt=sse",
+    pattern: new RegExp(`^/v1beta/models/${MODEL}:streamGenerateContent/?$`),
+    dialect: "gemini",
+    handling: "generate",
+    stream: true,
+  },
+  {
+    kind: "gemini.countTokens",
+    method: "POST",
+    path: "/v1beta/models/{model}:countTokens",
+    pattern: new RegExp(`^/v1beta/models/${MODEL}:countTokens/?$`),
+    dialect: "gemini",
+    handling: "countTokens",
+  },
+  {
+    kind: "gemini.models",
+    method: "GET",
+    path: "/v1beta/models",
+    pattern: /^\/v1beta\/models\/?$/,
+    dialect: "gemini",
+    handling: "models",
+  },
+  {
+    kind: "gemini.model",
+    method: "GET",
+    path: "/v1beta/models/{model}",
+    pattern: new RegExp(`^/v1beta/models/${MODEL}/?$`),
+    dialect: "gemini",
+    handling: "models",
+  },
+  {
+    kind: "openai.chat",
+    method: "POST",
+    path: "/v1/chat/completions",
+    pattern: /^\/v1\/chat\/completions\/?$/,
+    dialect: "openai",
+    handling: "generate",
+  },
+  {
+    kind: "openai.models",
+    method: "GET",
+    path: "/v1/models",
+    pattern: /^\/v1\/models\/?$/,
+    dialect: "openai",
+    handling: "models",
+  },
+  {
+    kind: "openai.model",
+    method: "GET",
+    path: "/v1/models/{model}",
+    pattern: /^\/v1\/models\/([^/]+)\/?$/,
+    dialect: "openai",
+    handling: "models",
+  },
+];
+
+/** The routes as the 404 names them. */
+export const ROUTES: readonly string[] = ROUTE_TABLE.map((r) => `${r.method} /functions/v1/llm-invoke${r.path}`);
+
+/** A request's route: its row and the model its path names, or no row. */
 export type Route =
-  | { kind: "native" }
-  | { kind: "quota" }
-  | { kind: "gemini.generate"; model: string; stream: boolean }
-  | { kind: "gemini.countTokens"; model: string }
-  | { kind: "gemini.models" }
-  | { kind: "gemini.model"; model: string }
-  | { kind: "openai.chat" }
-  | { kind: "openai.models" }
-  | { kind: "openai.model"; model: string }
-  | { kind: "unknown"; path: string };
-
-export const ROUTES = [
-  "POST /functions/v1/llm-invoke",
-  "GET /functions/v1/llm-invoke/v1/quota",
-  "POST /functions/v1/llm-invoke/v1beta/models/{model}:generateContent",
-  "POST /functions/v1/llm-invoke/v1beta/models/{model}:streamGenerateContent?alt=sse",
-  "POST /functions/v1/llm-invoke/v1beta/models/{model}:countTokens",
-  "GET /functions/v1/llm-invoke/v1beta/models",
-  "GET /functions/v1/llm-invoke/v1beta/models/{model}",
-  "POST /functions/v1/llm-invoke/v1/chat/completions",
-  "GET /functions/v1/llm-invoke/v1/models",
-  "GET /functions/v1/llm-invoke/v1/models/{model}",
-] as const;
-
-const GEMINI = /^\/v1beta\/models(?:\/([^/:]+)(?::(generateContent|streamGenerateContent|countTokens))?)?\/?$/;
-const OPENAI_MODEL = /^\/v1\/models\/([^/]+)\/?$/;
+  | (RouteRow & { model: string; path: string })
+  | { kind: "unknown"; path: string; dialect: Dialect };
 
 /** The path below the function's name. */
 function localPath(pathname: string): string {
@@ -56,46 +138,17 @@ function decode(segment: string): string {
 
 export function routeOf(url: string): Route {
   const path = localPath(new URL(url).pathname);
-  if (path === "/") return { kind: "native" };
-  if (/^\/v1\/quota\/?$/.test(path)) return { kind: "quota" };
-  if (/^\/v1\/chat\/completions\/?$/.test(path)) return { kind: "openai.chat" };
-  if (/^\/v1\/models\/?$/.test(path)) return { kind: "openai.models" };
-  const openAiModel = OPENAI_MODEL.exec(path);
-  if (openAiModel !== null) return { kind: "openai.model", model: decode(openAiModel[1]!) };
-  const gemini = GEMINI.exec(path);
-  if (gemini !== null) {
-    const [, model, method] = gemini;
-    if (model === undefined) return { kind: "gemini.models" };
-    const id = decode(model);
-    if (method === undefined) return { kind: "gemini.model", model: id };
-    if (method === "countTokens") return { kind: "gemini.countTokens", model: id };
-    return { kind: "gemini.generate", model: id, stream: method === "streamGenerateContent" };
+  for (const row of ROUTE_TABLE) {
+    const match = row.pattern.exec(path);
+    if (match !== null) return { ...row, model: match[1] === undefined ? "" : decode(match[1]), path };
   }
-  return { kind: "unknown", path };
+  // A wrong path under an API's prefix is answered in that API's shape, so its SDK reports an error.
+  const dialect = path.startsWith("/v1beta/") ? "gemini" : path.startsWith("/v1/") ? "openai" : "native";
+  return { kind: "unknown", path, dialect };
 }
 
 /** The methods a route takes (anything else is 405 with Allow); an unknown path takes any, to answer 404. */
 export function methodsOf(route: Route): readonly string[] {
-  switch (route.kind) {
-    case "quota":
-    case "gemini.models":
-    case "gemini.model":
-    case "openai.models":
-    case "openai.model":
-      return ["GET"];
-    case "unknown":
-      return ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
-    default:
-      return ["POST"];
-  }
-}
-
-/** Which API's shape the route speaks (its errors included). */
-export function dialectOf(route: Route): "native" | "gemini" | "openai" {
-  if (route.kind.startsWith("gemini.")) return "gemini";
-  if (route.kind.startsWith("openai.")) return "openai";
-  // A wrong path under an API's prefix is answered in that API's shape, so its SDK reports an error.
-  if (route.kind === "unknown" && route.path.startsWith("/v1beta/")) return "gemini";
-  if (route.kind === "unknown" && route.path.startsWith("/v1/")) return "openai";
-  return "native";
+  if (route.kind === "unknown") return ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+  return ROUTE_TABLE.filter((r) => r.pattern.test(route.path)).map((r) => r.method);
 }
