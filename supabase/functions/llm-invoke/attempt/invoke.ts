@@ -246,7 +246,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         try {
           link = await linkFor(profiles, request, chain, reservation.model);
         } catch (error) {
-          await deps.store.release(reservation.reservationId, "the request does not fit the reserved model");
+          await deps.store.release(reservation.reservationId, "the reserved model cannot take the request (or has no row)");
           throw error;
         }
         let choice: TierChoice;

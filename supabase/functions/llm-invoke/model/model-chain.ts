@@ -50,7 +50,9 @@ export async function resolveChain(
  * the caller's name to a model the chain does not name (the operator repointed an alias since this
  * worker cached the name's row), that model's row is read and the request fitted to it, so Google is
  * called for the model whose quota was booked. Throws as resolveChain does when the request does not
- * fit that model (JSON mode or tools it lacks).
+ * fit that model (JSON mode or tools it lacks), and a 503 when the booked model has no row any more
+ * (removed since it was booked): nothing says how it takes the request, and another model's form of
+ * it (Gemma 3's folded system prompt) is not sent in its place.
  */
 export async function linkFor(
   profile: (model: string) => Promise<ModelProfile | null>,
@@ -61,7 +63,16 @@ export async function linkFor(
   const known = links.find((l) => l.model === model);
   if (known !== undefined) return known;
   const row = await profile(model);
-  return { model, request: row === null ? { ...links[0]!.request, model } : adaptToModel(row, request) };
+  if (row === null) throw bookedWithoutRow(model);
+  return { model, request: adaptToModel(row, request) };
+}
+
+function bookedWithoutRow(model: string): GatewayError {
+  return new GatewayError(
+    "unavailable",
+    `Model ${model}, which this request was booked on, has no row now (removed meanwhile): retry the request.`,
+    { details: { model } },
+  );
 }
 
 /** The request as the reserved model takes it (the first link's if the model is not in the chain). */
