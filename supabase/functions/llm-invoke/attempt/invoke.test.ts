@@ -17,7 +17,7 @@ import type { GoogleResponse } from "../../_shared/google/types.ts";
 import { classifyGoogleFailure, classifyGoogleHttpError } from "../../_shared/google/errors.ts";
 import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } from "./context.ts";
 import type { Clock } from "../clock.ts";
-import { createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
+import { createInputCounter, createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { exhausted, limitOfQuota } from "./refusals.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "../model/exact-count.ts";
@@ -704,6 +704,37 @@ describe("invoke: the caller's service tier", () => {
     // A token that names no class may be interactive: priority passes here (the admitted class decides after).
     expect(await invoke(token(asking("priority")))).toMatchObject({ model: "gemma-3-27b-it" });
     expect(store.reserves).toHaveLength(1);
+  });
+});
+
+describe("the countTokens route", () => {
+  const counter = (store: FakeStore, google: FakeGoogle) =>
+    createInputCounter({
+      store,
+      google,
+      secret: (name) => (name.startsWith("GOOGLE_KEY_") ? `secret-of-${name}` : undefined),
+      clock: new FakeClock(),
+      // Every cached row is stale at once: a second look-up would read the store again.
+      options: { capabilitiesTtlMs: 0 },
+      logError: () => {},
+    });
+  const request = parseInvokeRequest({ model: "gemma-3-27b", prompt: "Привет" });
+
+  it("reads the model's row once: the withdrawn check uses the row the request was fitted from", async () => {
+    const store = new FakeStore([]);
+    const google = new FakeGoogle([], [{ ok: true, totalTokens: 42, latencyMs: 1 }]);
+    expect(await counter(store, google)(request, new AbortController().signal)).toBe(42);
+    expect(store.capabilityReads).toBe(1);
+  });
+
+  it("a withdrawn model is answered from its row, naming the successor, without asking Google", async () => {
+    const store = new FakeStore([], { ...GEMMA, withdrawn: true, successor: "gemma-4-31b-it" });
+    const google = new FakeGoogle([]);
+    const error = await rejection(counter(store, google)(request, new AbortController().signal));
+    expect(error.code).toBe("model_withdrawn");
+    expect(error.details).toEqual({ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" });
+    expect(google.counts).toHaveLength(0);
+    expect(store.capabilityReads).toBe(1);
   });
 });
 

@@ -131,8 +131,8 @@ export function createInputCounter(
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
     requireModel(scope, first!.model);
     // Google would answer 404 for it: say so without asking (countTokens books nothing to learn it by).
-    const row = await profiles(request.model);
-    if (row?.withdrawn === true) throw modelWithdrawn(row.model, row.successor ?? null);
+    // The row is the one the link was fitted from: one look-up, one answer.
+    if (first!.profile.withdrawn === true) throw modelWithdrawn(first!.model, first!.profile.successor ?? null);
     const total = await countTokens(first!.request, {
       deadline: clock.now() + options.attemptTimeoutMs,
       signal,
@@ -246,7 +246,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         try {
           link = await linkFor(profiles, request, chain, reservation.model);
         } catch (error) {
-          await deps.store.release(reservation.reservationId, "the reserved model cannot take the request (or has no row)");
+          await deps.store.release(reservation.reservationId, "the reserved model cannot take the request");
           throw error;
         }
         let choice: TierChoice;

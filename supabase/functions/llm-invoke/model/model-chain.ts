@@ -16,6 +16,8 @@ export interface ChainLink {
   model: string;
   /** The request as this model takes it. */
   request: GoogleRequest;
+  /** The model's row as the chain was resolved from it (whether it is withdrawn, its successor). */
+  profile: ModelProfile;
 }
 
 export async function resolveChain(
@@ -24,7 +26,7 @@ export async function resolveChain(
 ): Promise<ChainLink[]> {
   const first = await profile(request.model);
   if (first === null) throw unknownModel(request.model);
-  const links: ChainLink[] = [{ model: first.model, request: adaptToModel(first, request) }];
+  const links: ChainLink[] = [{ model: first.model, request: adaptToModel(first, request), profile: first }];
 
   const fromCaller = request.fallbackModels !== undefined;
   for (const name of request.fallbackModels ?? first.fallbackModels) {
@@ -35,7 +37,7 @@ export async function resolveChain(
     }
     if (!next.active || links.some((l) => l.model === next.model)) continue;
     try {
-      links.push({ model: next.model, request: adaptToModel(next, request) });
+      links.push({ model: next.model, request: adaptToModel(next, request), profile: next });
     } catch (error) {
       if (fromCaller) throw error;
     }
@@ -64,7 +66,7 @@ export async function linkFor(
   if (known !== undefined) return known;
   const row = await profile(model);
   if (row === null) throw bookedWithoutRow(model);
-  return { model, request: adaptToModel(row, request) };
+  return { model, request: adaptToModel(row, request), profile: row };
 }
 
 function bookedWithoutRow(model: string): GatewayError {
