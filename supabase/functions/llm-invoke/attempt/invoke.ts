@@ -24,7 +24,7 @@
 //                  back, the model row marked), forget the worker's cached row, next attempt at once:
 //                  the reservation passes over the withdrawn model to the chain's next link, or
 //                  refuses 404 model_withdrawn. A models.get that does not answer the same 404 (the
-//                  key sees the model, or Google could not say) leaves the row alone: a plain 4xx
+//                  key sees the model, or Google could not say) leaves the row alone: as other 4xx
 //   other 4xx      finalize, no retry: 400 upstream_rejected with Google's (sanitized) message
 // A reservation that never reached Google (its key's secret is missing) is released and does not
 // count as an attempt.
