@@ -156,11 +156,16 @@ export function classifyGoogleHttpError(
   ) {
     return { ...base, class: "invalid_key" };
   }
-  if (options.model !== undefined && isModelNotFound(httpStatus, status, rawMessage, options.model)) return { ...base, class: "model_withdrawn" };
+  if (options.model !== undefined && isModelNotFound(httpStatus, status, rawMessage, options.model)) {
+    return { ...base, class: "model_withdrawn" };
+  }
   if (httpStatus >= 400) return { ...base, class: "client_error" };
   // A non-error status should never reach here; treat it as a broken answer.
   return { ...base, class: "retryable", kind: "malformed" };
 }
+
+/** The API version whose 404s name a withdrawn model (the client's, client.ts). */
+const GEMINI_API_VERSION = "v1beta";
 
 /**
  * Google's answer for a model it does not serve (never did, or withdrew): 404 NOT_FOUND whose message
@@ -180,9 +185,6 @@ export function isModelNotFound(
     `${GEMINI_API_VERSION}(?![\\w.])`);
   return named.test(message);
 }
-
-/** The API version whose 404s name a withdrawn model (the client's, client.ts). */
-const GEMINI_API_VERSION = "v1beta";
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
