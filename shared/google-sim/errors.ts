@@ -15,7 +15,7 @@ export interface SimAnswer {
 const SERVICE = 'generativelanguage.googleapis.com';
 const RATE_LIMIT_DOCS = 'https://ai.google.dev/gemini-api/docs/rate-limits';
 
-function answer(code: number, status: string, message: string, details?: Array<Record<string, unknown>>): SimAnswer {
+export function answer(code: number, status: string, message: string, details?: Array<Record<string, unknown>>): SimAnswer {
   const error: GoogleErrorBody['error'] = { code, message, status };
   if (details) error.details = details;
   return { status: code, body: { error } };

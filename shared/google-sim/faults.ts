@@ -12,6 +12,7 @@ export const FAULT_KINDS = [
   'day_exhausted',
   'invalid_key',
   'bad_request',
+  'model_not_found',
   'cut_stream',
 ] as const;
 export type FaultKind = (typeof FAULT_KINDS)[number];
@@ -37,7 +38,7 @@ export interface FaultSpec {
   retryDelay?: string | null;
   /** rate_limited: quotaValue reported (default: the model's limit for that quota). */
   quotaValue?: string;
-  /** bad_request: the error message. */
+  /** bad_request, model_not_found: the error message (model_not_found: default Google's own for the model). */
   message?: string;
   /**
    * cut_stream: SSE events sent before the socket is destroyed (default 1; the final event, the

@@ -216,6 +216,12 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
       case 'bad_request':
         reply(res, record, errors.invalidArgument(fault.message ?? 'Request contains an invalid argument.'));
         return true;
+      case 'model_not_found':
+        // A model this key does not see (or Google's answer to a misrouted call): the rest still do.
+        reply(res, record, fault.message === undefined
+          ? errors.modelNotFound(route.model ?? 'unknown', route.method === 'models.get' ? 'get' : route.method)
+          : errors.answer(404, 'NOT_FOUND', fault.message));
+        return true;
       case 'rate_limited':
         reply(res, record, injectedRateLimit(fault, route.model));
         return true;

@@ -40,6 +40,17 @@ async function listed(): Promise<string[]> {
 }
 
 describe('withdrawn models', () => {
+  it('a model_not_found fault: the 404 on the methods it names, models.get still answers the model', async () => {
+    sim.addFault({ kind: 'model_not_found', model: GEMMA4, count: 1 });
+    const gen = await apiError(ai.models.generateContent({ model: GEMMA4, contents: 'x' }));
+    expect(gen.body.error).toEqual({ code: 404, message: notFound(GEMMA4, 'generateContent'), status: 'NOT_FOUND' });
+    expect((await ai.models.get({ model: GEMMA4 })).name).toBe(`models/${GEMMA4}`);
+    sim.addFault({ kind: 'model_not_found', model: GEMMA4, count: 1, message: 'not here' });
+    expect((await apiError(ai.models.generateContent({ model: GEMMA4, contents: 'x' }))).body.error.message)
+      .toBe('not here');
+    expect((await ai.models.generateContent({ model: GEMMA4, contents: 'x' })).text).toContain('x');
+  });
+
   it('by option: 404 NOT_FOUND in Google words on generate, stream and countTokens; absent from models.list', async () => {
     const gen = await apiError(ai.models.generateContent({ model: FLASH, contents: 'x' }));
     expect(gen.status).toBe(404);

@@ -1,6 +1,7 @@
 // A withdrawn model over HTTP (the served functions, a real PostgreSQL, the simulator): Google stops
 // serving gemma-3-27b-it. The first request that meets Google's 404 has a chain and is answered by
-// the chain's next model in the same request; the model is learned withdrawn once, so ten more
+// the chain's next model in the same request; the model is learned withdrawn once (confirmed by one
+// models.get on the same key), so ten more
 // requests without a chain — native, Google's SDK and OpenAI's — each get a 404 model_withdrawn
 // naming the successor, with at most one more call to Google for the withdrawn model; maintenance's
 // run reports it; repointing the caller's name (one UPDATE, no deploy) makes the next request succeed.
@@ -61,7 +62,9 @@ describe("a withdrawn model", () => {
     // Gemma 4 takes the system instruction itself (its row says so): the question is not folded.
     expect(res.body).toMatchObject({ model: GEMMA4, text: `sim(${GEMMA4}): hello`, attempts: 2, requested_model: GEMMA3,
       fallback_from: [{ model: GEMMA3, limit: "withdrawn" }] });
-    expect(gemma3Calls()).toBe(1);
+    // The generate call that met the 404, and the models.get on the same key that confirmed it.
+    expect(gemma3Calls()).toBe(2);
+    expect(s.sim.stats().byMethod["models.get"]?.received).toBe(1);
 
     // (The success is finalized off the response path: wait for its row.)
     const rows = await eventually(async () => {
@@ -171,5 +174,37 @@ describe("a withdrawn model", () => {
     const [row] = await s.sql`select withdrawn_at is not null as marked from public.google_ai_model_limits
                               where model = 'gemini-2.5-flash'`;
     expect(row!.marked).toBe(true);
+  });
+});
+
+// A 404 is a withdrawal only when Google's message names the model called, for v1beta, and models.get
+// on the same key answers the same 404: one key's view (a project that cannot see a preview model) or
+// a misrouted call (a base URL on /v1) must not take the model away from every project.
+describe("a 404 that is not a withdrawal", () => {
+  const LITE = "gemini-2.5-flash-lite";
+  const modelGets = () => s.sim.stats().byMethod["models.get"]?.received ?? 0;
+  const marked = async () => {
+    const [row] = await s.sql`select withdrawn_at is not null as marked from public.google_ai_model_limits
+                              where model = ${LITE}`;
+    return row!.marked as boolean;
+  };
+
+  it.each([
+    ["this key does not see the model, but models.get on it does", undefined, 1],
+    ["Google's message is for API version v1", `models/${LITE} is not found for API version v1, or is not ` +
+      "supported for generateContent. Call ListModels to see the list of available models.", 0],
+    ["Google's message names another model", "models/gemini-9-pro is not found for API version v1beta, or is " +
+      "not supported for generateContent. Call ListModels to see the list of available models.", 0],
+  ])("%s: the caller gets Google's error, nothing is marked, the next request is served", async (_, message, gets) => {
+    const before = modelGets();
+    s.sim.addFault({ kind: "model_not_found", model: LITE, count: 1, ...(message === undefined ? {} : { message }) });
+    const res = await s.call({ model: LITE, prompt: "not withdrawn", fallback_models: [] });
+    expect(res.status).toBe(400);
+    expect(res.body.error).toMatchObject({ code: "upstream_rejected", details: { upstream_status: 404 } });
+    expect(modelGets() - before).toBe(gets);
+    expect(await marked()).toBe(false);
+    const next = await s.call({ model: LITE, prompt: "still served", fallback_models: [] });
+    expect(next.status).toBe(200);
+    expect(next.body.text).toBe(`sim(${LITE}): still served`);
   });
 });

@@ -270,6 +270,51 @@ describe("google-client countTokens", () => {
   });
 });
 
+describe("google-client: a 404 for the model called", () => {
+  const notFound = (model: string, method: string, version = "v1beta") =>
+    json(404, {
+      error: {
+        code: 404,
+        status: "NOT_FOUND",
+        message: `models/${model} is not found for API version ${version}, or is not supported for ${method}. ` +
+          "Call ListModels to see the list of available models and their supported methods.",
+      },
+    });
+
+  it("is model_withdrawn on generate and stream only when it names that model, for v1beta", async () => {
+    const client = createGoogleClient({ baseUrl });
+    const generate = () => call().then(failure);
+    const stream = () =>
+      client.stream({ apiKey: KEY, request: REQUEST, timeoutMs: 5000 }).then((o) => {
+        if (o.ok) throw new Error("expected a failure");
+        return o.error;
+      });
+    script = notFound(REQUEST.model, "generateContent");
+    expect((await generate()).class).toBe("model_withdrawn");
+    script = notFound(REQUEST.model, "streamGenerateContent");
+    expect((await stream()).class).toBe("model_withdrawn");
+    script = notFound("gemma-4-31b-it", "generateContent");
+    expect((await generate()).class).toBe("client_error");
+    script = notFound(REQUEST.model, "generateContent", "v1");
+    expect((await generate()).class).toBe("client_error");
+    expect((await stream()).class).toBe("client_error");
+  });
+
+  it("models.get: a GET for the model with the key in a header; 200 is ok, its 404 is model_withdrawn", async () => {
+    const client = createGoogleClient({ baseUrl });
+    const get = () => client.getModel({ apiKey: KEY, model: "gemini-2.5-flash", timeoutMs: 5000 });
+    script = json(200, { name: "models/gemini-2.5-flash", supportedGenerationMethods: ["generateContent"] });
+    expect(await get()).toMatchObject({ ok: true });
+    expect(seen[0]).toMatchObject({ method: "GET", url: "/v1beta/models/gemini-2.5-flash" });
+    expect(seen[0]!.headers["x-goog-api-key"]).toBe(KEY);
+    script = notFound("gemini-2.5-flash", "get");
+    expect(await get()).toMatchObject({ ok: false, error: { class: "model_withdrawn", httpStatus: 404 } });
+    script = () => {}; // never answers
+    expect(await client.getModel({ apiKey: KEY, model: "gemini-2.5-flash", timeoutMs: 300 }))
+      .toMatchObject({ ok: false, error: { kind: "timeout" } });
+  });
+});
+
 describe("googleBaseUrlFromEnv", () => {
   it("uses GOOGLE_AI_BASE_URL when set and Google's endpoint otherwise", () => {
     expect(googleBaseUrlFromEnv((n) => (n === "GOOGLE_AI_BASE_URL" ? "http://127.0.0.1:8788" : undefined)))

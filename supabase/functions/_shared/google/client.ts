@@ -6,6 +6,7 @@
 //   stream       streamGenerateContent?alt=sse: resolves when Google's headers arrive; its chunks are
 //                passed on as they come, and a stream Google cuts ends with a StreamCut error
 //   countTokens  Google's exact count of an input (free, with its own quota), for the whole request
+//   getModel     models.get: whether a key sees a model (confirms a 404 before the model is marked withdrawn)
 // Retries are the attempt loop's job.
 import { type ClassifiedGoogleError, classifyGoogleFailure, classifyGoogleHttpError } from "./errors.ts";
 import { isEmptyResponse, responseFinishReason, responseText, responseUsage, type Usage } from "./response.ts";
@@ -80,7 +81,20 @@ export interface GoogleClient {
   stream(call: GenerateCall): Promise<StreamOutcome>;
   /** Google's count of the input tokens `call.request` would be billed for (contents + system instruction). */
   countTokens(call: GenerateCall): Promise<CountTokensOutcome>;
+  /** models.get for one model on one key: ok when the key sees it; a 404 naming it is model_withdrawn. */
+  getModel(call: ModelCall): Promise<ModelOutcome>;
 }
+
+export interface ModelCall {
+  apiKey: string;
+  model: string;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export type ModelOutcome =
+  | { ok: true; latencyMs: number }
+  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
 
 export interface GoogleClientOptions {
   /** Google's endpoint or a compatible server (the offline simulator); no trailing path. */
@@ -103,6 +117,7 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
     generate: (call) => generate(url(call.request.model, "generateContent"), call),
     stream: (call) => stream(url(call.request.model, "streamGenerateContent") + "?alt=sse", call),
     countTokens: (call) => countTokens(url(call.request.model, "countTokens"), call),
+    getModel: (call) => getModel(`${apiBase}/models/${encodeURIComponent(call.model)}`, call),
   };
 }
 
@@ -124,6 +139,7 @@ function post(url: string, call: GenerateCall, body: unknown, signal: AbortSigna
 async function readJson(
   response: Response,
   secrets: string[],
+  model: string,
 ): Promise<{ ok: true; body: unknown } | { ok: false; error: ClassifiedGoogleError }> {
   const text = await response.text();
   let body: unknown = text;
@@ -134,7 +150,7 @@ async function readJson(
   } catch {
     // Not JSON: an error is classified on its status and raw text; a 200 is malformed.
   }
-  if (!response.ok) return { ok: false, error: classifyGoogleHttpError(response.status, body, { secrets }) };
+  if (!response.ok) return { ok: false, error: classifyGoogleHttpError(response.status, body, { secrets, model }) };
   if (!parsed || typeof body !== "object" || body === null || Array.isArray(body)) {
     return {
       ok: false,
@@ -151,7 +167,11 @@ async function countTokens(url: string, call: GenerateCall): Promise<CountTokens
   const started = Date.now();
   const guard = callGuard(call.timeoutMs, call.signal);
   try {
-    const read = await readJson(await post(url, call, countTokensBody(call.request), guard.signal), [call.apiKey]);
+    const read = await readJson(
+      await post(url, call, countTokensBody(call.request), guard.signal),
+      [call.apiKey],
+      call.request.model,
+    );
     const latencyMs = Date.now() - started;
     if (!read.ok) return { ok: false, latencyMs, error: read.error };
     const total = (read.body as { totalTokens?: unknown }).totalTokens;
@@ -170,13 +190,28 @@ async function countTokens(url: string, call: GenerateCall): Promise<CountTokens
   }
 }
 
+async function getModel(url: string, call: ModelCall): Promise<ModelOutcome> {
+  const started = Date.now();
+  const guard = callGuard(call.timeoutMs, call.signal);
+  try {
+    const answer = await fetch(url, { headers: { "x-goog-api-key": call.apiKey }, signal: guard.signal });
+    const read = await readJson(answer, [call.apiKey], call.model);
+    const latencyMs = Date.now() - started;
+    return read.ok ? { ok: true, latencyMs } : { ok: false, latencyMs, error: read.error };
+  } catch (error) {
+    return { ok: false, latencyMs: Date.now() - started, error: classifyThrown(error, thrownContext(guard, call)) };
+  } finally {
+    guard.done();
+  }
+}
+
 async function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
   const started = Date.now();
   const guard = callGuard(call.timeoutMs, call.signal);
   try {
     const answer = await post(url, call, generateContentBody(call.request), guard.signal);
     const servedTier = servedTierOf(answer);
-    const read = await readJson(answer, [call.apiKey]);
+    const read = await readJson(answer, [call.apiKey], call.request.model);
     const latencyMs = Date.now() - started;
     if (!read.ok) return { ok: false, latencyMs, error: read.error };
     const response = read.body as GoogleResponse;
@@ -224,7 +259,7 @@ async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
   }
   const latencyMs = Date.now() - started;
   if (!response.ok || response.body === null) {
-    const read = await readJson(response, [call.apiKey]).catch((error) => ({
+    const read = await readJson(response, [call.apiKey], call.request.model).catch((error) => ({
       ok: false as const,
       error: classifyThrown(error, thrownContext(guard, call)),
     }));
@@ -272,7 +307,7 @@ async function* streamChunks(
       const error = (chunk as { error?: { code?: unknown } }).error;
       if (error !== undefined) {
         const status = typeof error.code === "number" ? error.code : 500;
-        throw new StreamCut(classifyGoogleHttpError(status, chunk, { secrets }));
+        throw new StreamCut(classifyGoogleHttpError(status, chunk, { secrets, model: call.request.model }));
       }
       yield chunk as GoogleResponse;
     }
@@ -285,13 +320,14 @@ async function* streamChunks(
 }
 
 /** What is known about a call that threw: whose deadline ran out, the status seen, what to redact. */
-function thrownContext(guard: ReturnType<typeof callGuard>, call: GenerateCall): ThrownContext {
+function thrownContext(guard: ReturnType<typeof callGuard>, call: GenerateCall | ModelCall): ThrownContext {
   return {
     timedOut: guard.timedOut(),
     callerAborted: call.signal?.aborted === true,
     httpStatus: guard.httpStatus(),
     secrets: [call.apiKey],
     timeoutMs: call.timeoutMs,
+    model: "request" in call ? call.request.model : call.model,
   };
 }
 
@@ -301,6 +337,8 @@ interface ThrownContext {
   httpStatus: number | undefined;
   secrets: string[];
   timeoutMs: number;
+  /** The model called: only a 404 naming it is model_withdrawn. */
+  model?: string;
 }
 
 /**
@@ -356,7 +394,7 @@ export function classifyThrown(error: unknown, ctx: ThrownContext): ClassifiedGo
     } catch {
       // Not JSON: classify on the status and the raw text.
     }
-    return classifyGoogleHttpError(status, body, { secrets });
+    return classifyGoogleHttpError(status, body, { secrets, model: ctx.model });
   }
   if (error instanceof SyntaxError) {
     // The body (of an answer or of an error) was not JSON. Keep the status when we saw one.

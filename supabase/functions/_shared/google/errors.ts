@@ -25,8 +25,9 @@ export type GoogleErrorClass =
   /** Any other 4xx: the request is at fault; never retried, reported to the caller. */
   | "client_error"
   /**
-   * 404 NOT_FOUND for the model itself ("models/<m> is not found for API version v1beta, ..."):
-   * Google no longer serves it. The model is marked withdrawn and the request goes on to its chain.
+   * 404 NOT_FOUND naming the model that was called, for API version v1beta ("models/<m> is not found
+   * for API version v1beta, ..."): Google may no longer serve it. The attempt loop confirms it with
+   * models.get on the same key before the model is marked withdrawn (isModelNotFound).
    */
   | "model_withdrawn";
 
@@ -95,7 +96,7 @@ export function retryDelayFromMessage(message: string): number | null {
 export function classifyGoogleHttpError(
   httpStatus: number,
   body: unknown,
-  options: { secrets?: readonly string[] } = {},
+  options: { secrets?: readonly string[]; model?: string } = {},
 ): ClassifiedGoogleError {
   const error = asRecord(asRecord(body)?.error);
   const details = Array.isArray(error?.details) ? error.details.map(asRecord) : [];
@@ -155,20 +156,38 @@ export function classifyGoogleHttpError(
   ) {
     return { ...base, class: "invalid_key" };
   }
-  if (isModelNotFound(httpStatus, status, rawMessage)) return { ...base, class: "model_withdrawn" };
+  if (options.model !== undefined && isModelNotFound(httpStatus, status, rawMessage, options.model)) {
+    return { ...base, class: "model_withdrawn" };
+  }
   if (httpStatus >= 400) return { ...base, class: "client_error" };
   // A non-error status should never reach here; treat it as a broken answer.
   return { ...base, class: "retryable", kind: "malformed" };
 }
 
+/** The API version whose 404s name a withdrawn model (the client's, client.ts). */
+const GEMINI_API_VERSION = "v1beta";
+
 /**
  * Google's answer for a model it does not serve (never did, or withdrew): 404 NOT_FOUND whose message
- * names the model ("models/gemma-3-27b-it is not found for API version v1beta, or is not supported for
- * generateContent. Call ListModels ..."). A 404 for anything else (a wrong URL) is not one.
+ * names exactly the model called, for the API version the gateway speaks ("models/gemma-3-27b-it is
+ * not found for API version v1beta, or is not supported for generateContent. Call ListModels ...").
+ * Anything else is a plain client error: a 404 for a wrong URL, one naming another model, or one for
+ * another API version (a GOOGLE_AI_BASE_URL ending in /v1 would otherwise withdraw every model).
  */
-export function isModelNotFound(httpStatus: number, status: string | null, message: string): boolean {
-  return httpStatus === 404 && (status === null || status === "NOT_FOUND") &&
-    /\bmodels\/[^\s/]+ is not found\b/.test(message);
+export function isModelNotFound(
+  httpStatus: number,
+  status: string | null,
+  message: string,
+  model: string,
+): boolean {
+  if (httpStatus !== 404 || (status !== null && status !== "NOT_FOUND")) return false;
+  const named = new RegExp(`(?:^|[^\\w/.-])models/${escapeRegExp(model)} is not found for API version ` +
+    `${GEMINI_API_VERSION}(?![\\w.])`);
+  return named.test(message);
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
 }
 
 /** A failure without a usable HTTP answer: network error, our timeout, a caller abort, bad JSON. */

@@ -8,6 +8,8 @@ import {
   type GenerateCall,
   type GenerateOutcome,
   type GoogleClient,
+  type ModelCall,
+  type ModelOutcome,
   StreamCut,
   type StreamOutcome,
 } from "../../_shared/google/client.ts";
@@ -15,7 +17,7 @@ import type { GoogleResponse } from "../../_shared/google/types.ts";
 import { classifyGoogleFailure, classifyGoogleHttpError } from "../../_shared/google/errors.ts";
 import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } from "./context.ts";
 import type { Clock } from "../clock.ts";
-import { createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
+import { createInputCounter, createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { exhausted, limitOfQuota } from "./refusals.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "../model/exact-count.ts";
@@ -115,16 +117,32 @@ const countFailed = (): CountTokensOutcome => ({
   latencyMs: 1,
 });
 
+/** Google's 404 for a model it does not serve, word for word (`method`: the call that met it). */
+const notFoundMessage = (model: string, method = "generateContent", version = "v1beta") =>
+  `models/${model} is not found for API version ${version}, or is not supported for ${method}. ` +
+  "Call ListModels to see the list of available models and their supported methods.";
+const notFound = (model: string, method = "generateContent", version = "v1beta") =>
+  classifyGoogleHttpError(404, {
+    error: { code: 404, status: "NOT_FOUND", message: notFoundMessage(model, method, version) },
+  }, { model });
+
 class FakeGoogle implements GoogleClient {
   calls: GenerateCall[] = [];
   counts: GenerateCall[] = [];
   streams: StreamOutcome[] = [];
+  /** models.get calls; answered from `models` in turn, else Google's 404 for the model (withdrawn). */
+  modelCalls: ModelCall[] = [];
+  models: ModelOutcome[] = [];
   constructor(private script: GenerateOutcome[], private countScript: CountTokensOutcome[] = []) {}
   stream(call: GenerateCall) {
     this.calls.push(call);
     const next = this.streams.shift();
     if (next === undefined) throw new Error("stream called more often than scripted");
     return Promise.resolve(next);
+  }
+  getModel(call: ModelCall) {
+    this.modelCalls.push(call);
+    return Promise.resolve(this.models.shift() ?? { ok: false as const, error: notFound(call.model, "get"), latencyMs: 1 });
   }
   countTokens(call: GenerateCall) {
     this.counts.push(call);
@@ -527,14 +545,7 @@ describe("invoke: Google failures", () => {
   });
 
   it("a model Google no longer serves: finalized as withdrawn, the row re-read, the next reservation's answer decides", async () => {
-    const withdrawn = fail(classifyGoogleHttpError(404, {
-      error: {
-        code: 404,
-        status: "NOT_FOUND",
-        message: "models/gemma-3-27b-it is not found for API version v1beta, or is not supported for generateContent. " +
-          "Call ListModels to see the list of available models and their supported methods.",
-      },
-    }));
+    const withdrawn = fail(notFound("gemma-3-27b-it"));
     // No chain left: the database refuses the marked model, and the caller learns its successor.
     const store = new FakeStore([reservation(1), { ...refusal("withdrawn", null), model: "gemma-3-27b-it",
       successor: "gemma-4-31b-it" }]);
@@ -546,6 +557,8 @@ describe("invoke: Google failures", () => {
     expect(error.details).toEqual({ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" });
     expect(error.message).toContain("gemma-4-31b-it");
     expect(google.calls).toHaveLength(1);
+    // Confirmed once, on the same key, before the row was marked.
+    expect(google.modelCalls.map((c) => [c.model, c.apiKey])).toEqual([["gemma-3-27b-it", "secret-of-GOOGLE_KEY_1"]]);
     expect(store.finalized.map((f) => [f.outcome, f.httpStatus, f.errorCode])).toEqual([["withdrawn", 404, "NOT_FOUND"]]);
     // The key was not at fault: the next reservation excludes nothing.
     expect(store.reserves.map((r) => r.excludeKeyIds)).toEqual([[], []]);
@@ -555,6 +568,55 @@ describe("invoke: Google failures", () => {
     google["script"].push(ok());
     await run();
     expect(store.capabilityReads).toBe(reads + 1);
+  });
+
+  it("a 404 that models.get contradicts (the key sees the model): Google's error to the caller, nothing marked", async () => {
+    const store = new FakeStore([reservation(1), reservation(2)]);
+    const google = new FakeGoogle([fail(notFound("gemma-3-27b-it"))]);
+    google.models = [{ ok: true, latencyMs: 1 }];
+    const { run } = setup(store, google);
+    const error = await rejection(run());
+    expect(error.code).toBe("upstream_rejected");
+    expect(error.details).toMatchObject({ upstream_status: 404 });
+    expect(google.modelCalls).toHaveLength(1);
+    // An ordinary failed call: no withdrawal in the database, no second reservation.
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error"]);
+    expect(store.reserves).toHaveLength(1);
+  });
+
+  it("a 404 models.get cannot confirm (Google failed to say): nothing marked either", async () => {
+    const store = new FakeStore([reservation(1)]);
+    const google = new FakeGoogle([fail(notFound("gemma-3-27b-it"))]);
+    google.models = [{ ok: false, error: classifyGoogleFailure("network", "connection reset"), latencyMs: 1 }];
+    const { run } = setup(store, google);
+    expect((await rejection(run())).code).toBe("upstream_rejected");
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error"]);
+  });
+
+  it.each([
+    ["names another model", notFound("gemma-4-31b-it")],
+    ["is for API version v1 (a base URL on /v1)", notFound("gemma-3-27b-it", "generateContent", "v1")],
+  ])("a 404 that %s is a plain client error: no models.get, nothing marked", async (_, error) => {
+    const store = new FakeStore([reservation(1)]);
+    // (classified as the client classifies it: for the model called)
+    const google = new FakeGoogle([fail(classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND",
+      message: error.message } }, { model: "gemma-3-27b-it" }))]);
+    const { run } = setup(store, google);
+    expect((await rejection(run())).code).toBe("upstream_rejected");
+    expect(google.modelCalls).toHaveLength(0);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error"]);
+  });
+
+  it("a withdrawal met on the request's last call is answered naming the model and its successor", async () => {
+    const store = new FakeStore([reservation(1), reservation(2), reservation(3)],
+      { ...GEMMA, successor: "gemma-4-31b-it" });
+    const google = new FakeGoogle([google500(), google500(), fail(notFound("gemma-3-27b-it"))]);
+    const { run } = setup(store, google);
+    const error = await rejection(run());
+    expect(error.code).toBe("model_withdrawn");
+    expect(error.details).toEqual({ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" });
+    expect(error.message).toContain("Google names gemma-4-31b-it as its successor");
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error", "google_error", "withdrawn"]);
   });
 
   it("takes a refused key out for good and moves on", async () => {
@@ -642,6 +704,37 @@ describe("invoke: the caller's service tier", () => {
     // A token that names no class may be interactive: priority passes here (the admitted class decides after).
     expect(await invoke(token(asking("priority")))).toMatchObject({ model: "gemma-3-27b-it" });
     expect(store.reserves).toHaveLength(1);
+  });
+});
+
+describe("the countTokens route", () => {
+  const counter = (store: FakeStore, google: FakeGoogle) =>
+    createInputCounter({
+      store,
+      google,
+      secret: (name) => (name.startsWith("GOOGLE_KEY_") ? `secret-of-${name}` : undefined),
+      clock: new FakeClock(),
+      // Every cached row is stale at once: a second look-up would read the store again.
+      options: { capabilitiesTtlMs: 0 },
+      logError: () => {},
+    });
+  const request = parseInvokeRequest({ model: "gemma-3-27b", prompt: "Привет" });
+
+  it("reads the model's row once: the withdrawn check uses the row the request was fitted from", async () => {
+    const store = new FakeStore([]);
+    const google = new FakeGoogle([], [{ ok: true, totalTokens: 42, latencyMs: 1 }]);
+    expect(await counter(store, google)(request, new AbortController().signal)).toBe(42);
+    expect(store.capabilityReads).toBe(1);
+  });
+
+  it("a withdrawn model is answered from its row, naming the successor, without asking Google", async () => {
+    const store = new FakeStore([], { ...GEMMA, withdrawn: true, successor: "gemma-4-31b-it" });
+    const google = new FakeGoogle([]);
+    const error = await rejection(counter(store, google)(request, new AbortController().signal));
+    expect(error.code).toBe("model_withdrawn");
+    expect(error.details).toEqual({ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" });
+    expect(google.counts).toHaveLength(0);
+    expect(store.capabilityReads).toBe(1);
   });
 });
 

@@ -19,9 +19,12 @@
 //   invalid key    finalize (the key leaves rotation), exclude that key, next attempt at once
 //   5xx/timeout/   finalize, avoid that key, back off, next attempt (falls back to the avoided
 //   network        keys if no other key exists)
-//   404 for the    finalize as withdrawn (the reservation given back, the model row marked), forget
-//   model          the worker's cached row, next attempt at once: the reservation passes over the
-//                  withdrawn model to the chain's next link, or refuses 404 model_withdrawn
+//   404 for the    only a 404 naming the model called, for v1beta (errors.ts), confirmed by one
+//   model          models.get for it on the same key: finalize as withdrawn (the reservation given
+//                  back, the model row marked), forget the worker's cached row, next attempt at once:
+//                  the reservation passes over the withdrawn model to the chain's next link, or
+//                  refuses 404 model_withdrawn. A models.get that does not answer the same 404 (the
+//                  key sees the model, or Google could not say) leaves the row alone: as other 4xx
 //   other 4xx      finalize, no retry: 400 upstream_rejected with Google's (sanitized) message
 // A reservation that never reached Google (its key's secret is missing) is released and does not
 // count as an attempt.
@@ -128,8 +131,8 @@ export function createInputCounter(
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
     requireModel(scope, first!.model);
     // Google would answer 404 for it: say so without asking (countTokens books nothing to learn it by).
-    const row = await profiles(request.model);
-    if (row?.withdrawn === true) throw modelWithdrawn(row.model, row.successor ?? null);
+    // The row is the one the link was fitted from: one look-up, one answer.
+    if (first!.profile.withdrawn === true) throw modelWithdrawn(first!.model, first!.profile.successor ?? null);
     const total = await countTokens(first!.request, {
       deadline: clock.now() + options.attemptTimeoutMs,
       signal,
@@ -189,6 +192,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     let calls = 0;
     let unusableKeys = 0;
     let lastError: ClassifiedGoogleError | null = null;
+    /** The model this request found withdrawn last, and its successor (the answer if no call is left). */
+    let withdrawn: { model: string; successor: string | null } | null = null;
     let lastReservation: Reservation | null = null;
     /** Google shed a flex call of this request: the next asks for standard where the row says so. */
     let flexShed = false;
@@ -221,7 +226,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         if (admission.kind === "replay") return { ...admission.response, replayed: true };
         if (admission.kind === "no_active_key") {
           if (keys.forgiveAvoided()) continue;
-          throw keys.anyBroken ? exhausted(lastError) : noActiveKey();
+          throw keys.anyBroken ? exhausted(lastError, withdrawn) : noActiveKey();
         }
         const reservation = admission.reservation;
         lastReservation = reservation;
@@ -241,7 +246,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         try {
           link = await linkFor(profiles, request, chain, reservation.model);
         } catch (error) {
-          await deps.store.release(reservation.reservationId, "the request does not fit the reserved model");
+          await deps.store.release(reservation.reservationId, "the reserved model cannot take the request");
           throw error;
         }
         let choice: TierChoice;
@@ -283,7 +288,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           }
           lastError = opened.error;
           if (shedFlex(tier, opened.error)) flexShed = true;
-          if (await failed(opened, reservation, tier)) continue;
+          if (await failed(opened, reservation, tier, apiKey)) continue;
           break;
         }
         const outcome = await callGoogle(apiKey, sent, reservation);
@@ -309,9 +314,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
         lastError = outcome.error;
         if (shedFlex(tier, outcome.error)) flexShed = true;
-        if (!(await failed(outcome, reservation, tier))) break;
+        if (!(await failed(outcome, reservation, tier, apiKey))) break;
       }
-      throw exhausted(lastError);
+      throw exhausted(lastError, withdrawn);
     } catch (error) {
       // A named request that fails frees its id at once (a success stores the answer instead).
       if (idempotent && lastReservation !== null) {
@@ -332,8 +337,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       outcome: Extract<GenerateOutcome, { ok: false }>,
       reservation: Reservation,
       tier: TierChoice["tier"],
+      apiKey: string,
     ): Promise<boolean> {
-      const error = outcome.error;
+      let error = outcome.error;
+      if (error.class === "model_withdrawn" && !(await stillNotFound(apiKey, reservation.model))) {
+        // This key sees the model (or Google could not say): the mark would be wrong for everyone.
+        error = { ...error, class: "client_error" };
+      }
+      lastError = error;
       await timing.time("finalize", () =>
         finalizeReliably(
           deps.store,
@@ -354,6 +365,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       if (error.kind === "aborted") throw cancelled();
       if (error.class === "model_withdrawn") {
         // Learned once, in the database; the key is not at fault and nothing needs to back off.
+        withdrawn = { model: reservation.model, successor: (await profiles(reservation.model))?.successor ?? null };
         profiles.forget(reservation.model);
         return true;
       }
@@ -367,6 +379,16 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         });
       }
       return true;
+    }
+
+    /**
+     * Google's 404 for a model is confirmed before the model is marked for every project: models.get
+     * for it on the same key must answer the same 404. Rare (once per withdrawal), so worth a call.
+     */
+    async function stillNotFound(apiKey: string, model: string): Promise<boolean> {
+      const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
+      const got = await timing.time("google", () => deps.google.getModel({ apiKey, model, timeoutMs, signal }));
+      return !got.ok && got.error.class === "model_withdrawn";
     }
 
     /** Opens Google's stream and waits for its first chunk (what fails before it is an attempt like any other). */

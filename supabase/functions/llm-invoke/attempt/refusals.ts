@@ -192,8 +192,14 @@ export function cancelled(): GatewayError {
   return new GatewayError("upstream_timeout", "The request was cancelled.");
 }
 
-/** The answer after the last attempt failed (null: no attempt reached Google). */
-export function exhausted(error: ClassifiedGoogleError | null): GatewayError {
+/**
+ * The answer after the last attempt failed (null: no attempt reached Google). `withdrawn`: the model
+ * the request found withdrawn, with its successor, for when that was the last call it had.
+ */
+export function exhausted(
+  error: ClassifiedGoogleError | null,
+  withdrawn: { model: string; successor: string | null } | null = null,
+): GatewayError {
   if (error === null) {
     return new GatewayError("unavailable", "No Google key could be used: a key's secret is not configured.");
   }
@@ -205,6 +211,7 @@ export function exhausted(error: ClassifiedGoogleError | null): GatewayError {
     case "client_error":
       return rejectedByGoogle(error);
     case "model_withdrawn":
+      if (withdrawn !== null) return modelWithdrawn(withdrawn.model, withdrawn.successor);
       return new GatewayError("model_withdrawn", `Google no longer serves the model: ${error.message}`, {
         details: { upstream_status: error.httpStatus },
       });

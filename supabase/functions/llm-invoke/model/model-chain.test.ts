@@ -124,4 +124,13 @@ describe("linkFor", () => {
     expect(link.request.systemInstruction).toBeDefined();
     expect(JSON.stringify(link.request.contents)).not.toContain("Кратко.");
   });
+
+  it("a booked model without a row (removed since): refused, never sent another model's request", async () => {
+    const body = { model: "gemma-3-27b", system: "Кратко.", prompt: "Привет" };
+    const chain = await chainOf(body); // Gemma 3's link: the system prompt folded into the question
+    const error = await failure(linkFor(lookup, parseInvokeRequest(body), chain, "gemma-9-gone"));
+    expect(error.code).toBe("unavailable");
+    expect(error.message).toContain("gemma-9-gone");
+    expect(error.details).toEqual({ model: "gemma-9-gone" });
+  });
 });

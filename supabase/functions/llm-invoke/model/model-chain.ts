@@ -16,6 +16,8 @@ export interface ChainLink {
   model: string;
   /** The request as this model takes it. */
   request: GoogleRequest;
+  /** The model's row as the chain was resolved from it (whether it is withdrawn, its successor). */
+  profile: ModelProfile;
 }
 
 export async function resolveChain(
@@ -24,7 +26,7 @@ export async function resolveChain(
 ): Promise<ChainLink[]> {
   const first = await profile(request.model);
   if (first === null) throw unknownModel(request.model);
-  const links: ChainLink[] = [{ model: first.model, request: adaptToModel(first, request) }];
+  const links: ChainLink[] = [{ model: first.model, request: adaptToModel(first, request), profile: first }];
 
   const fromCaller = request.fallbackModels !== undefined;
   for (const name of request.fallbackModels ?? first.fallbackModels) {
@@ -35,7 +37,7 @@ export async function resolveChain(
     }
     if (!next.active || links.some((l) => l.model === next.model)) continue;
     try {
-      links.push({ model: next.model, request: adaptToModel(next, request) });
+      links.push({ model: next.model, request: adaptToModel(next, request), profile: next });
     } catch (error) {
       if (fromCaller) throw error;
     }
@@ -50,7 +52,9 @@ export async function resolveChain(
  * the caller's name to a model the chain does not name (the operator repointed an alias since this
  * worker cached the name's row), that model's row is read and the request fitted to it, so Google is
  * called for the model whose quota was booked. Throws as resolveChain does when the request does not
- * fit that model (JSON mode or tools it lacks).
+ * fit that model (JSON mode or tools it lacks), and a 503 when the booked model has no row any more
+ * (removed since it was booked): nothing says how it takes the request, and another model's form of
+ * it (Gemma 3's folded system prompt) is not sent in its place.
  */
 export async function linkFor(
   profile: (model: string) => Promise<ModelProfile | null>,
@@ -61,7 +65,16 @@ export async function linkFor(
   const known = links.find((l) => l.model === model);
   if (known !== undefined) return known;
   const row = await profile(model);
-  return { model, request: row === null ? { ...links[0]!.request, model } : adaptToModel(row, request) };
+  if (row === null) throw bookedWithoutRow(model);
+  return { model, request: adaptToModel(row, request), profile: row };
+}
+
+function bookedWithoutRow(model: string): GatewayError {
+  return new GatewayError(
+    "unavailable",
+    `Model ${model}, which this request was booked on, has no row now (removed meanwhile): retry the request.`,
+    { details: { model } },
+  );
 }
 
 /** The request as the reserved model takes it (the first link's if the model is not in the chain). */
