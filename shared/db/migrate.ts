@@ -8,6 +8,8 @@ import postgres from "postgres";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const migrationsDir = path.join(repoRoot, "supabase", "migrations");
+/** The database's current truth, one file per concern (supabase/schemas/README.md). */
+export const schemasDir = path.join(repoRoot, "supabase", "schemas");
 const bootstrapFile = path.join(repoRoot, "shared", "db", "supabase-bootstrap.sql");
 const seedFile = path.join(repoRoot, "supabase", "seed.sql");
 
@@ -61,6 +63,23 @@ export async function applyMigrations(
     applied.push(`${m.version}_${m.name}`);
   }
   return applied;
+}
+
+export async function listSchemaFiles(): Promise<string[]> {
+  return (await readdir(schemasDir)).filter((f) => f.endsWith(".sql")).sort().map((f) => path.join(schemasDir, f));
+}
+
+/**
+ * Builds the schema from supabase/schemas in name order, as `supabase db diff` does on its shadow
+ * database, in one transaction. What declarative files cannot say (rows, the pg_cron schedule) lives
+ * in migrations: pass them as `migrations` (file names) to apply them afterwards.
+ */
+export async function applySchemas(sql: Sql, { migrations = [] }: { migrations?: string[] } = {}): Promise<void> {
+  const texts = await Promise.all((await listSchemaFiles()).map((f) => readFile(f, "utf8")));
+  for (const m of migrations) texts.push(await readFile(path.join(migrationsDir, m), "utf8"));
+  await sql.begin(async (tx) => {
+    for (const text of texts) await tx.unsafe(text).simple();
+  });
 }
 
 export async function applySeed(sql: Sql): Promise<void> {

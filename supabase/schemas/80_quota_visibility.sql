@@ -1,0 +1,365 @@
+-- Quota you can see: what a reservation's answer carries (google_ai_answer_quota, read in the
+-- reservation's own statement) and the quota route's report per model and credential.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE OR REPLACE FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return public.google_ai_answer_quota_at(null, p_answer, p_model, p_exclude_key_ids);
+end
+$$;
+
+COMMENT ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) IS 'The quota a reservation''s answer carries (llm-invoke''s x-ratelimit-* headers): called in the reservation''s own statement.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_limits record;
+  v_group text;
+  v_quota record;
+begin
+  if p_answer is null or p_answer ->> 'limit' in
+     ('unknown_model', 'no_active_key', 'token_invalid', 'token_expired', 'token_revoked', 'model_not_allowed')
+     or (p_answer -> 'ok' = 'true'::jsonb and jsonb_typeof(p_answer -> 'quota_group') is distinct from 'string') then
+    return null;
+  end if;
+  select * into v_limits from public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model), 0);
+  if v_limits.model is null then
+    return null;
+  end if;
+
+  if p_answer -> 'ok' = 'true'::jsonb then
+    v_group := p_answer ->> 'quota_group';
+    select * into v_quota
+    from public.google_ai_group_quota(v_group, v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd, v_now) q;
+  else
+    select g.quota_group, q.* into v_quota
+    from public.google_ai_serving_groups(v_limits.model, p_exclude_key_ids) g
+    cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
+                                                     v_limits.rpd, v_now) q
+    order by q.ready_at, q.requests_left desc nulls last, q.day_left desc nulls last, g.quota_group
+    limit 1;
+    if not found then
+      return null;
+    end if;
+    v_group := v_quota.quota_group;
+  end if;
+
+  return jsonb_build_object(
+    'model', v_limits.model,
+    'quota_group', v_group,
+    'rpm', v_limits.rpm,
+    'requests_left', v_quota.requests_left,
+    'requests_reset_ms', case when v_limits.rpm is not null
+                              then public.google_ai_ms_until(v_quota.requests_reset_at, v_now) end,
+    'tpm', v_limits.tpm,
+    'tokens_left', v_quota.tokens_left,
+    'tokens_reset_ms', case when v_limits.tpm is not null
+                            then public.google_ai_ms_until(v_quota.tokens_reset_at, v_now) end,
+    'rpd', v_limits.rpd,
+    'day_left', v_quota.day_left,
+    'day_reset_ms', case when v_limits.rpd is not null
+                         then public.google_ai_ms_until(v_quota.day_reset_at, v_now) end);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select c.cause
+  from public.google_ai_cooldowns c
+  where c.model = coalesce((public.google_ai_resolve_model(p_model)).model, p_model)
+    and c.cooldown_until > pg_catalog.clock_timestamp()
+  order by c.cooldown_until, c.quota_group
+  limit 1
+$$;
+
+COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS 'Why a model''s first-ending cooldown rests (minute, day, limit_zero, spend_cap, unknown): read in the reservation''s statement when it refuses with limit cooldown.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
+  v_requests integer;
+  v_tokens bigint;
+  v_gone_requests integer;
+  v_gone_tokens bigint;
+  v_oldest timestamptz;
+  v_oldest_tokens timestamptz;
+  v_row public.google_ai_usage_counters;
+  v_day date := public.google_ai_pacific_day(p_now);
+  v_midnight timestamptz := public.google_ai_pacific_midnight_after(p_now);
+  v_day_start timestamptz;
+  v_used integer := 0;
+  v_next integer := 0;
+  v_prev integer := 0;
+  v_near_end boolean;
+  v_near_start boolean;
+begin
+  select cd.cooldown_until into cooldown_until from public.google_ai_cooldowns cd
+  where cd.quota_group = p_quota_group and cd.model = p_model and cd.cooldown_until > p_now;
+
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = p_quota_group and c.model = p_model;
+
+  -- The minute, counted as google_ai_try_book counts it: the window's sums on the counter row, less
+  -- the admissions that have left the window since (none, right after a booking: it removed them);
+  -- without sums on the row (new, or removed by housekeeping), the admissions themselves.
+  if p_rpm is not null or p_tpm is not null then
+    if v_row.window_at is not null then
+      select count(*), coalesce(sum(a.tokens), 0) into v_gone_requests, v_gone_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model
+        and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= p_now - v_window;
+      v_requests := greatest(0, v_row.window_requests - v_gone_requests);
+      v_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
+    else
+      select count(*), coalesce(sum(a.tokens), 0) into v_requests, v_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
+    end if;
+    -- The oldest admissions still in the window: the next to leave it (index look-ups).
+    -- (Written as a top-1 read: a generic plan of min() may aggregate the whole window instead.)
+    select a.admitted_at into v_oldest
+    from public.google_ai_admissions a
+    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window
+    order by a.admitted_at
+    limit 1;
+    if p_tpm is not null then
+      select a.admitted_at into v_oldest_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window and a.tokens > 0
+      order by a.admitted_at
+      limit 1;
+    end if;
+    if p_rpm is not null then
+      requests_left := greatest(0, p_rpm - v_requests);
+      requests_reset_at := coalesce(v_oldest + v_window, p_now);
+    end if;
+    if p_tpm is not null then
+      tokens_left := greatest(0, p_tpm - v_tokens);
+      tokens_reset_at := coalesce(v_oldest_tokens + v_window, p_now);
+    end if;
+  end if;
+
+  -- The day, read as google_ai_try_book reads it: a row of yesterday carries today's guard count,
+  -- and within the guard of a midnight the other day's count binds too.
+  if p_rpd is not null then
+    if v_row.day_bucket = v_day then
+      v_used := v_row.rpd_used; v_next := v_row.rpd_next_used; v_prev := v_row.rpd_prev_used;
+    elsif v_row.day_bucket = v_day - 1 then
+      v_used := v_row.rpd_next_used; v_prev := coalesce(v_row.rpd_used, 0);
+    end if;
+    v_day_start := (v_day::timestamp at time zone 'America/Los_Angeles');
+    v_near_end := p_now >= v_midnight - v_day_guard;
+    v_near_start := p_now < v_day_start + v_day_guard;
+    day_left := greatest(0, p_rpd - greatest(coalesce(v_used, 0),
+                                             case when v_near_end then coalesce(v_next, 0) else 0 end,
+                                             case when v_near_start then coalesce(v_prev, 0) else 0 end));
+    day_reset_at := case when v_near_start and coalesce(v_prev, 0) > coalesce(v_used, 0)
+                         then v_day_start + v_day_guard
+                         else v_midnight + v_day_guard end;
+  end if;
+
+  -- A group cooling down admits nothing until the cooldown ends (and its window has room then).
+  if cooldown_until is not null then
+    if p_rpm is not null then
+      requests_reset_at := greatest(cooldown_until, case when requests_left = 0 then requests_reset_at end);
+      requests_left := 0;
+    end if;
+    if p_tpm is not null then
+      tokens_reset_at := greatest(cooldown_until, case when tokens_left = 0 then tokens_reset_at end);
+      tokens_left := 0;
+    end if;
+    if p_rpd is not null and cooldown_until >= v_midnight then
+      day_left := 0; -- Google's per-day refusal: the cooldown lasts until the Pacific midnight
+    end if;
+  end if;
+
+  ready_at := greatest(p_now, cooldown_until,
+                       case when requests_left = 0 then requests_reset_at end,
+                       case when tokens_left = 0 then tokens_reset_at end,
+                       case when day_left = 0 then day_reset_at end);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone, p_show_groups boolean) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'quota_group', c.quota_group,
+           'cause', c.cause,
+           'cooldown_until', c.cooldown_until,
+           'retry_after_ms', public.google_ai_ms_until(c.cooldown_until, p_now))
+           - case when p_show_groups then '' else 'quota_group' end
+         order by c.cooldown_until, c.quota_group), '[]')
+  from public.google_ai_cooldowns c
+  where c.model = p_model and c.cooldown_until > p_now
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_quota(p_model text, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_limits record;
+  v_sum record;
+  v_queue jsonb;
+begin
+  select * into v_limits from public.google_ai_request_limits(p_model, 0);
+  if v_limits.model is null then
+    return null;
+  end if;
+  select count(*)::integer as groups,
+         count(*) filter (where q.cooldown_until is not null)::integer as cooling,
+         sum(q.requests_left)::integer as requests_left,
+         min(q.requests_reset_at) filter (where q.requests_reset_at > p_now) as requests_reset_at,
+         sum(q.tokens_left)::bigint as tokens_left,
+         min(q.tokens_reset_at) filter (where q.tokens_reset_at > p_now) as tokens_reset_at,
+         sum(q.day_left)::integer as day_left,
+         min(q.day_reset_at) as day_reset_at
+    into v_sum
+  from public.google_ai_serving_groups(v_limits.model, '{}') g
+  cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
+                                                   v_limits.rpd, p_now) q;
+
+  select coalesce(jsonb_object_agg(pc.name, (
+           select count(*) from public.google_ai_queue w
+           where w.model = v_limits.model and w.priority_class = pc.name and w.lease_until >= p_now)
+), '{}')
+    into v_queue
+  from public.google_ai_priority_classes pc;
+
+  return jsonb_build_object(
+    'model', v_limits.model,
+    'limits', jsonb_build_object('rpm', v_limits.rpm, 'tpm', v_limits.tpm, 'rpd', v_limits.rpd),
+    'quota_groups', v_sum.groups,
+    'cooling_down', v_sum.cooling,
+    'minute', jsonb_build_object(
+      'requests_left', case when v_limits.rpm is not null then coalesce(v_sum.requests_left, 0) end,
+      'requests_reset_ms', case when v_limits.rpm is not null
+                                then public.google_ai_ms_until(coalesce(v_sum.requests_reset_at, p_now), p_now) end,
+      'tokens_left', case when v_limits.tpm is not null then coalesce(v_sum.tokens_left, 0) end,
+      'tokens_reset_ms', case when v_limits.tpm is not null
+                              then public.google_ai_ms_until(coalesce(v_sum.tokens_reset_at, p_now), p_now) end),
+    'day', jsonb_build_object(
+      'requests_left', case when v_limits.rpd is not null then coalesce(v_sum.day_left, 0) end,
+      'resets_at', case when v_limits.rpd is not null then v_sum.day_reset_at end,
+      'reset_ms', case when v_limits.rpd is not null and v_sum.day_reset_at is not null
+                       then public.google_ai_ms_until(v_sum.day_reset_at, p_now) end),
+    'queue', v_queue);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
+                                          operator(pg_catalog.*) 1000))::bigint $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAULT NULL::text, p_caller text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$ select public.google_ai_quota_report_at(null, p_token_hash, p_caller) $$;
+
+COMMENT ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) IS 'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota groups, the queue per class, and the caller''s budgets.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_day date := public.google_ai_pacific_day(v_now);
+  v_token public.google_ai_tokens;
+  v_client public.google_ai_clients;
+  v_caller_budget public.google_ai_caller_budgets;
+  v_models text[];
+  v_caller jsonb;
+  v_budget jsonb;
+  v_requests_today integer;
+  v_tokens_today bigint;
+begin
+  if p_token_hash is not null then
+    select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
+    if not found then
+      return jsonb_build_object('ok', false, 'status', 'token_invalid');
+    end if;
+    select * into v_client from public.google_ai_clients c where c.id = v_token.client_id;
+    if v_token.revoked_at is not null or v_client.revoked_at is not null then
+      return jsonb_build_object('ok', false, 'status', 'token_revoked');
+    elsif v_token.expires_at <= v_now then
+      return jsonb_build_object('ok', false, 'status', 'token_expired');
+    end if;
+    v_models := v_token.models;
+    v_requests_today := case when v_client.day_bucket = v_day then v_client.requests_today else 0 end;
+    v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
+    v_caller := jsonb_build_object('kind', 'token', 'client', v_client.name,
+                                   'priority_class', v_client.priority_class);
+    v_budget := jsonb_build_object(
+      'token_requests_left', public.google_ai_budget_left(v_token.max_requests, v_token.requests_used),
+      'token_tokens_left', public.google_ai_budget_left(v_token.max_tokens, v_token.tokens_used),
+      'token_expires_at', v_token.expires_at,
+      'daily_requests_left', public.google_ai_budget_left(v_client.daily_max_requests, v_requests_today),
+      'daily_tokens_left', public.google_ai_budget_left(v_client.daily_max_tokens, v_tokens_today),
+      'daily_resets_at', case when v_client.daily_max_requests is not null or v_client.daily_max_tokens is not null
+                              then public.google_ai_pacific_midnight_after(v_now) end);
+  else
+    -- A label without a row has no budget: every field of v_caller_budget stays null.
+    select * into v_caller_budget from public.google_ai_caller_budgets b where b.caller = p_caller;
+    v_requests_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.requests_today else 0 end;
+    v_tokens_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.tokens_today else 0 end;
+    v_caller := jsonb_build_object('kind', 'service', 'client', null,
+      'priority_class', (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1));
+    v_budget := jsonb_build_object('token_requests_left', null, 'token_tokens_left', null, 'token_expires_at', null,
+      'daily_requests_left', public.google_ai_budget_left(v_caller_budget.daily_max_requests, v_requests_today),
+      'daily_tokens_left', public.google_ai_budget_left(v_caller_budget.daily_max_tokens, v_tokens_today),
+      'daily_resets_at', case when v_caller_budget.daily_max_requests is not null
+                                   or v_caller_budget.daily_max_tokens is not null
+                              then public.google_ai_pacific_midnight_after(v_now) end);
+  end if;
+
+  return jsonb_build_object(
+    'ok', true,
+    'as_of', v_now,
+    'caller', v_caller,
+    'budget', v_budget,
+    'models', coalesce((
+      select jsonb_agg(public.google_ai_model_quota(l.model, v_now)
+                       || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null))
+                       order by l.model)
+      from public.google_ai_model_limits l
+      where l.is_active and (v_models is null or l.model = any (v_models))), '[]'),
+    'withdrawn', coalesce((
+      select jsonb_agg(jsonb_build_object(
+               'model', l.model,
+               'withdrawn_at', l.withdrawn_at,
+               'withdrawn_message', l.withdrawn_message,
+               'successor', l.successor,
+               'shutdown_date', l.shutdown_date)
+             order by l.model)
+      from public.google_ai_model_limits l
+      where l.withdrawn_at is not null and (v_models is null or l.model = any (v_models))), '[]'));
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[]) RETURNS TABLE(quota_group text)
+    LANGUAGE sql STABLE
+    AS $$
+  select distinct public.google_ai_quota_group(k.project_id, k.id)
+  from public.google_ai_api_keys k
+  where k.is_active
+    and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
+    and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
+$$;

@@ -1,0 +1,405 @@
+-- Metrics from the database's truth: running totals folded from attempt rows that can no longer
+-- change (with a fence against ids not committed yet) and one scrape's Prometheus text.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE public.google_ai_metric_fold (
+    id boolean DEFAULT true NOT NULL,
+    folded_through bigint DEFAULT 0 NOT NULL,
+    folded_at timestamp with time zone,
+    rows_folded bigint DEFAULT 0 NOT NULL,
+    fence_id bigint,
+    fence_at timestamp with time zone,
+    CONSTRAINT google_ai_metric_fold_one_row CHECK (id)
+);
+
+COMMENT ON TABLE public.google_ai_metric_fold IS 'Metrics: the attempt rows (id <= folded_through) whose counts are in google_ai_metric_totals, and the fence (fence_id handed out by fence_at) that tells an id never to be visible from one not committed yet.';
+
+CREATE TABLE public.google_ai_metric_totals (
+    family text NOT NULL,
+    suffix text DEFAULT ''::text NOT NULL,
+    labels text NOT NULL,
+    le numeric DEFAULT 'NaN'::numeric NOT NULL,
+    value numeric DEFAULT 0 NOT NULL
+);
+
+COMMENT ON TABLE public.google_ai_metric_totals IS 'Metrics: running totals of the attempt rows already folded (google_ai_metric_fold), per series. A scrape adds the rows above the fold''s mark; housekeeping folds what it deletes. Never holds a key or a secret.';
+
+ALTER TABLE ONLY public.google_ai_metric_fold
+    ADD CONSTRAINT google_ai_metric_fold_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.google_ai_metric_totals
+    ADD CONSTRAINT google_ai_metric_totals_pkey PRIMARY KEY (family, suffix, labels, le);
+
+CREATE OR REPLACE FUNCTION public.google_ai_metric_bounds_s() RETURNS numeric[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select '{0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120,300,Infinity}'::numeric[] $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metric_label(p_name text, p_value text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select p_name operator(pg_catalog.||) '="' operator(pg_catalog.||)
+    pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(coalesce(p_value, ''), E'\\', E'\\\\'), '"', E'\\"'),
+      E'\n', E'\\n') operator(pg_catalog.||) '"'
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metric_le(p_ms integer) RETURNS numeric
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select (public.google_ai_metric_bounds_s())[
+    pg_catalog.width_bucket(p_ms::double precision operator(pg_catalog.-) 0.5,
+      '{5,10,25,50,100,250,500,1000,2500,5000,10000,30000,60000,120000,300000}'::double precision[])
+    operator(pg_catalog.+) 1]
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metric_refusal_settled() RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select interval '8 minutes' $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[] DEFAULT NULL::bigint[], p_settled_before timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(family text, suffix text, labels text, le numeric, value numeric)
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  with decided as materialized (
+    select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.quota_cause, a.http_status,
+           a.service_tier, a.served_tier, a.input_tokens, a.output_tokens, a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
+           case when a.client_id is not null then a.caller else 'service' end as caller
+    from public.google_ai_attempts a
+    where a.id > p_after and a.id <= p_through and a.status <> 'reserved'
+      and (p_only is null or a.id = any (p_only))
+      and (p_settled_before is null or a.status <> 'refused' or a.created_at < p_settled_before)
+  ), groups as (
+    select d.model, d.quota_group, d.priority_class, d.caller, d.status, d.limit_hit,
+           coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as google_429,
+           coalesce(d.service_tier, 'standard') as service_tier, d.served_tier,
+           count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in, sum(d.output_tokens)::numeric as tokens_out
+    from decided d
+    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+  ), counters as (
+    select x.family, x.labels, sum(x.value) as value
+    from (select g.*, public.google_ai_metric_label('model', g.model) as m,
+                 public.google_ai_metric_label('quota_group', g.quota_group) as qg,
+                 public.google_ai_metric_label('priority_class', g.priority_class) as pc,
+                 public.google_ai_metric_label('caller', g.caller) as who
+          from groups g) g
+    cross join lateral (values
+      ('eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc, g.who, public.google_ai_metric_label('status', g.status)), g.n),
+      ('eve_gateway_refusals_total', concat_ws(',', g.m, g.pc, g.who, public.google_ai_metric_label('limit', g.limit_hit)),
+        case when g.status = 'refused' then g.n end),
+      ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('cause', g.cause)),
+        case when g.google_429 then g.n end),
+      ('eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('status', g.status),
+          public.google_ai_metric_label('service_tier', g.service_tier), public.google_ai_metric_label('served_tier', g.served_tier)),
+        case when g.status in ('succeeded', 'cut', 'google_error', 'network_error', 'timeout', 'withdrawn') then g.n end),
+      -- Abandoned by housekeeping: a reservation (it has a quota group) no finalize reached.
+      ('eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg),
+        case when g.status = 'abandoned' and g.quota_group is not null then g.n end),
+      -- Abandoned in the queue: a waiter that stopped asking; it never had a reservation.
+      ('eve_gateway_queue_lapses_total', concat_ws(',', g.m, g.pc, g.who),
+        case when g.status = 'abandoned' and g.quota_group is null then g.n end),
+      ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="input"'), g.tokens_in),
+      ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="output"'), g.tokens_out)
+    ) x(family, labels, value)
+    where x.value is not null
+    group by 1, 2
+  ), durations as (
+    -- One row per measured duration: its histogram, its two labels (model and quota group or class), its ms.
+    select h.family, d.model, h.second_name, h.second_value, h.ms
+    from decided d
+    cross join lateral (values
+      ('eve_gateway_google_latency_seconds', 'quota_group', d.quota_group, d.latency_ms),
+      ('eve_gateway_time_to_first_byte_seconds', 'priority_class', d.priority_class, d.first_byte_ms),
+      ('eve_gateway_added_latency_seconds', 'priority_class', d.priority_class, d.added_ms),
+      -- The wait before an admission: rows from a reservation only (a refusal's wait ended in no
+      -- admission; a queue lapse's is its time in line).
+      ('eve_gateway_wait_seconds', 'priority_class', d.priority_class, case when d.quota_group is not null then d.wait_ms end)
+    ) h(family, second_name, second_value, ms)
+    where h.ms is not null
+  ), buckets as (
+    select u.family, u.model, u.second_name, u.second_value, public.google_ai_metric_le(u.ms) as le,
+           count(*)::numeric as n, sum(u.ms)::numeric as ms
+    from durations u
+    group by 1, 2, 3, 4, 5
+  ), histogram_rows as (
+    select b.family, concat_ws(',', public.google_ai_metric_label('model', b.model),
+                               public.google_ai_metric_label(b.second_name, b.second_value)) as labels,
+           b.le, b.n, b.ms
+    from buckets b
+  )
+  select c.family, '', c.labels, 'NaN'::numeric, c.value from counters c
+  union all
+  select h.family, '_bucket', h.labels, h.le, sum(h.n) from histogram_rows h group by 1, 3, 4
+  union all
+  select h.family, '_sum', h.labels, 'NaN'::numeric, sum(h.ms) / 1000 from histogram_rows h group by 1, 3
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metrics() RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform public.google_ai_metrics_fold(null, false);
+  return public.google_ai_metrics_text();
+end
+$$;
+
+COMMENT ON FUNCTION public.google_ai_metrics() IS 'Prometheus text format (version 0.0.4) of the gateway''s counters, histograms and gauges: one call per scrape.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_metrics_fold(p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_wait boolean DEFAULT false) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.now());
+  v_fold public.google_ai_metric_fold;
+  v_mark bigint;
+  v_through bigint;
+  v_permanent_through bigint;
+  v_lag interval;
+begin
+  if p_wait then
+    select * into v_fold from public.google_ai_metric_fold f where f.id for update;
+  else
+    select * into v_fold from public.google_ai_metric_fold f where f.id for update skip locked;
+    if not found then
+      return (select f.folded_through from public.google_ai_metric_fold f where f.id);
+    end if;
+  end if;
+  if v_fold.id is null then
+    insert into public.google_ai_metric_fold (id) values (true) on conflict (id) do nothing;
+    return 0;
+  end if;
+  v_mark := v_fold.folded_through;
+  select coalesce((select s.stale_reservation_after from public.google_ai_maintenance_settings s where s.id),
+                  interval '15 minutes') into v_lag;
+  -- Ids up to this one that are not visible never will be.
+  v_permanent_through := case when v_fold.fence_at <= v_now - v_lag then v_fold.fence_id else v_mark end;
+
+  -- One statement, one snapshot: the first row that may still change (read along the primary key
+  -- from the mark), the largest visible id below it, and the last visible row before the first gap
+  -- not known to be permanent. (A row that commits later into an id this passes is in a permanent
+  -- gap, so none does; a later snapshot, the totals' below, sees every row this one saw.)
+  with stop as (
+    select a.id from public.google_ai_attempts a
+    where a.id > v_mark
+      and (a.status = 'reserved' or a.created_at >= v_now - v_lag
+           or (a.status = 'refused' and a.created_at >= v_now - public.google_ai_metric_refusal_settled()))
+    order by a.id limit 1
+  ), below as (
+    select a.id, coalesce(lag(a.id) over (order by a.id), v_mark) as prev
+    from public.google_ai_attempts a
+    where a.id > v_mark and a.id < coalesce((select stop.id from stop), 9223372036854775807)
+  )
+  select coalesce((select min(b.prev) from below b where b.id > b.prev + 1 and b.id - 1 > v_permanent_through),
+                  (select max(b.id) from below b), v_mark)
+  into v_through;
+
+  -- Renew an old fence: the ids handed out by now. (The identity's sequence has cache 1, so its
+  -- last value is the last id handed to any session; a cache would hand out lower ids later.)
+  if v_fold.fence_at is null or v_fold.fence_at <= v_now - v_lag then
+    update public.google_ai_metric_fold f set
+      fence_id = coalesce(pg_catalog.pg_sequence_last_value(
+        pg_catalog.pg_get_serial_sequence('public.google_ai_attempts', 'id')::regclass), 0),
+      fence_at = pg_catalog.clock_timestamp()
+    where f.id;
+  end if;
+  if v_through <= v_mark then
+    return v_mark;
+  end if;
+
+  insert into public.google_ai_metric_totals as t (family, suffix, labels, le, value)
+  select s.family, s.suffix, s.labels, s.le, s.value
+  from public.google_ai_metric_samples(v_mark, v_through) s
+  on conflict (family, suffix, labels, le) do update set value = t.value + excluded.value;
+
+  update public.google_ai_metric_fold f set
+    folded_through = v_through,
+    folded_at = pg_catalog.clock_timestamp(),
+    rows_folded = f.rows_folded + (select count(*) from public.google_ai_attempts a where a.id > v_mark and a.id <= v_through)
+  where f.id;
+  return v_through;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metrics_text() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+with clock as (
+  select now() as at,
+         (select f.folded_through from public.google_ai_metric_fold f where f.id) as mark,
+         (select g.minute_guard_ms from public.google_ai_admission_settings g where g.id) as guard_ms
+), families (family, kind, help) as (values
+  ('eve_gateway_attempts_total', 'counter', 'Attempt rows decided (one per reservation decision and its outcome), by status.'),
+  ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit that refused them last (counted once final, minutes later).'),
+  ('eve_gateway_google_calls_total', 'counter', 'Calls that reached Google, by outcome, the service tier asked for (standard, flex, priority) and the one Google says served.'),
+  ('eve_gateway_google_429_total', 'counter', 'Google''s own 429 answers, by cause (minute, day, limit_zero, spend_cap, unknown).'),
+  ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),
+  ('eve_gateway_queue_lapses_total', 'counter', 'Waiters that left the admission queue without being admitted (stopped asking).'),
+  ('eve_gateway_tokens_total', 'counter', 'Tokens Google counted (gen_ai.client.token.usage), by gen_ai_token_type.'),
+  ('eve_gateway_google_latency_seconds', 'histogram', 'Google''s own time per call (gen_ai.server.request.duration).'),
+  ('eve_gateway_time_to_first_byte_seconds', 'histogram', 'From a request''s arrival to its answer''s first byte (gen_ai.server.time_to_first_token for streams).'),
+  ('eve_gateway_added_latency_seconds', 'histogram', 'Time the gateway added to a request: Server-Timing''s total less Google and the wait.'),
+  ('eve_gateway_wait_seconds', 'histogram', 'How long an admitted request waited for capacity, by priority class.'),
+  ('eve_gateway_attempts_in_flight', 'gauge', 'Reservations open now (Google called, no outcome yet).'),
+  ('eve_gateway_quota_used', 'gauge', 'Admissions in the current window per quota group and model: window="minute" (the sliding 60 s + guard), "day" (the Pacific day).'),
+  ('eve_gateway_quota_limit', 'gauge', 'The limit of that window after the model''s safety margin (absent: no limit).'),
+  ('eve_gateway_pacific_day_end_timestamp_seconds', 'gauge', 'When the current Pacific day ends (Google''s daily quotas reset).'),
+  ('eve_gateway_queue_depth', 'gauge', 'Requests waiting in the admission queue, by model and priority class.'),
+  ('eve_gateway_queue_oldest_wait_seconds', 'gauge', 'How long the oldest request in the queue has waited.'),
+  ('eve_gateway_cooldown_seconds_left', 'gauge', 'A quota group resting for a model, by cause: seconds until it may book again.'),
+  ('eve_gateway_model_withdrawn', 'gauge', '1 when Google answered 404 for the model and requests pass over it.'),
+  ('eve_gateway_model_shutdown_timestamp_seconds', 'gauge', 'The day Google stops serving the model, with its successor.'),
+  ('eve_gateway_keys', 'gauge', 'Keys by quota group, last health check (ok, invalid, missing_secret, error, unchecked) and rotation.'),
+  ('eve_gateway_caller_budget_remaining', 'gauge', 'What a Kaggle client (or a named service caller) may still use today.'),
+  ('eve_gateway_housekeeping_last_run_timestamp_seconds', 'gauge', 'When the last housekeeping run (not skipped) ended.'),
+  ('eve_gateway_housekeeping_last_success_timestamp_seconds', 'gauge', 'When the last successful housekeeping run ended.'),
+  ('eve_gateway_housekeeping_last_run_failed', 'gauge', '1 when the last housekeeping run failed.'),
+  ('eve_gateway_metrics_live_rows', 'gauge', 'Attempt rows this scrape counted itself (above the fold''s mark).')
+), live as (
+  select a.status, a.model, a.quota_group from public.google_ai_attempts a, clock where a.id > clock.mark
+), counted as (
+  select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t
+  union all
+  select s.family, s.suffix, s.labels, s.le, s.value
+  from clock cross join lateral public.google_ai_metric_samples(clock.mark, 9223372036854775807, null,
+    clock.at - public.google_ai_metric_refusal_settled()) s
+), summed as (
+  select c.family, c.suffix, c.labels, c.le, sum(c.value) as value from counted c group by 1, 2, 3, 4
+), histograms as (
+  -- Every bucket of each histogram series, cumulative, +Inf last; _count is the +Inf bucket.
+  select h.family, h.labels, b.le,
+         sum(coalesce(s.value, 0)) over (partition by h.family, h.labels order by b.le) as value
+  from (select distinct s.family, s.labels from summed s where s.suffix = '_bucket') h
+  cross join unnest(public.google_ai_metric_bounds_s()) b(le)
+  left join summed s on s.family = h.family and s.labels = h.labels and s.suffix = '_bucket' and s.le = b.le
+), serving as (
+  select public.google_ai_quota_group(k.project_id, k.id) as quota_group, l.model
+  from public.google_ai_api_keys k
+  join public.google_ai_model_limits l on l.is_active and (k.models is null or l.model = any (k.models))
+  where k.is_active
+  union
+  select c.quota_group, c.model from public.google_ai_usage_counters c where c.quota_group is not null
+), quota as (
+  select p.quota_group, p.model,
+         (select count(*) from public.google_ai_admissions w
+          where w.quota_group = p.quota_group and w.model = p.model
+            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms, 1000)) * interval '1 millisecond') as minute_requests,
+         (select coalesce(sum(w.tokens), 0) from public.google_ai_admissions w
+          where w.quota_group = p.quota_group and w.model = p.model
+            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms, 1000)) * interval '1 millisecond') as minute_tokens,
+         coalesce((select case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.rpd_used else 0 end
+                   from public.google_ai_usage_counters c where c.quota_group = p.quota_group and c.model = p.model), 0)
+           as day_requests,
+         public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
+         public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
+         public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd
+  from serving p cross join clock
+  left join public.google_ai_model_limits l on l.model = p.model
+), last_run as (
+  select m.completed_at, m.status from public.google_ai_maintenance_log m
+  where m.operation = 'housekeeping' and m.status <> 'skipped'
+  order by m.started_at desc limit 1
+), gauges (family, labels, value) as (
+  select 'eve_gateway_attempts_in_flight', concat_ws(',', public.google_ai_metric_label('model', a.model),
+           public.google_ai_metric_label('quota_group', a.quota_group)), count(*)::numeric
+  from live a where a.status = 'reserved' group by a.model, a.quota_group
+  union all
+  select 'eve_gateway_quota_used', concat_ws(',', public.google_ai_metric_label('model', q.model),
+           public.google_ai_metric_label('quota_group', q.quota_group), x.w), x.v
+  from quota q cross join lateral (values
+    ('window="minute",unit="requests"', q.minute_requests::numeric, q.rpm::numeric),
+    ('window="minute",unit="tokens"', q.minute_tokens::numeric, q.tpm::numeric),
+    ('window="day",unit="requests"', q.day_requests::numeric, q.rpd::numeric)) x(w, v, lim)
+  union all
+  select 'eve_gateway_quota_limit', concat_ws(',', public.google_ai_metric_label('model', q.model),
+           public.google_ai_metric_label('quota_group', q.quota_group), x.w), x.lim
+  from quota q cross join lateral (values
+    ('window="minute",unit="requests"', q.rpm::numeric),
+    ('window="minute",unit="tokens"', q.tpm::numeric),
+    ('window="day",unit="requests"', q.rpd::numeric)) x(w, lim)
+  where x.lim is not null
+  union all
+  select 'eve_gateway_pacific_day_end_timestamp_seconds', '',
+         extract(epoch from public.google_ai_pacific_midnight_after(clock.at)) from clock
+  union all
+  select 'eve_gateway_queue_depth', concat_ws(',', public.google_ai_metric_label('model', q.model),
+           public.google_ai_metric_label('priority_class', q.priority_class)), count(*)::numeric
+  from public.google_ai_queue q, clock where q.lease_until > clock.at group by q.model, q.priority_class
+  union all
+  select 'eve_gateway_queue_oldest_wait_seconds', concat_ws(',', public.google_ai_metric_label('model', q.model),
+           public.google_ai_metric_label('priority_class', q.priority_class)),
+         round(extract(epoch from (clock.at - min(q.enqueued_at))), 3)
+  from public.google_ai_queue q, clock where q.lease_until > clock.at group by q.model, q.priority_class, clock.at
+  union all
+  select 'eve_gateway_cooldown_seconds_left', concat_ws(',', public.google_ai_metric_label('model', cd.model),
+           public.google_ai_metric_label('quota_group', cd.quota_group),
+           public.google_ai_metric_label('cause', coalesce(cd.cause, 'unknown'))),
+         round(extract(epoch from (cd.cooldown_until - clock.at)), 3)
+  from public.google_ai_cooldowns cd, clock where cd.cooldown_until > clock.at
+  union all
+  select 'eve_gateway_model_withdrawn', public.google_ai_metric_label('model', l.model),
+         case when l.withdrawn_at is not null then 1 else 0 end
+  from public.google_ai_model_limits l where l.is_active
+  union all
+  select 'eve_gateway_model_shutdown_timestamp_seconds', concat_ws(',', public.google_ai_metric_label('model', l.model),
+           public.google_ai_metric_label('successor', l.successor)),
+         extract(epoch from (l.shutdown_date::timestamp at time zone 'America/Los_Angeles'))
+  from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
+  union all
+  select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('quota_group', public.google_ai_quota_group(k.project_id, k.id)),
+           public.google_ai_metric_label('health', coalesce(h.status, 'unchecked')),
+           public.google_ai_metric_label('active', k.is_active::text)), count(*)::numeric
+  from public.google_ai_api_keys k left join public.google_ai_key_health h on h.api_key_id = k.id
+  group by 2
+  union all
+  select 'eve_gateway_caller_budget_remaining', concat_ws(',', public.google_ai_metric_label('caller', b.caller),
+           public.google_ai_metric_label('unit', x.unit)), greatest(x.lim - x.used, 0)
+  from (select 'client:' || c.name as caller, c.daily_max_requests as max_requests, c.daily_max_tokens::bigint as max_tokens,
+               case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.requests_today else 0 end as requests,
+               case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.tokens_today::bigint else 0 end as tokens
+        from public.google_ai_clients c, clock where c.revoked_at is null
+        union all
+        select s.caller, s.daily_max_requests, s.daily_max_tokens::bigint,
+               case when s.day_bucket = public.google_ai_pacific_day(clock.at) then s.requests_today else 0 end,
+               case when s.day_bucket = public.google_ai_pacific_day(clock.at) then s.tokens_today else 0 end
+        from public.google_ai_caller_budgets s, clock) b
+  cross join lateral (values ('requests', b.max_requests::numeric, b.requests::numeric),
+                             ('tokens', b.max_tokens::numeric, b.tokens::numeric)) x(unit, lim, used)
+  where x.lim is not null
+  union all
+  select 'eve_gateway_housekeeping_last_run_timestamp_seconds', '', extract(epoch from r.completed_at) from last_run r
+  union all
+  select 'eve_gateway_housekeeping_last_run_failed', '', case when r.status = 'failed' then 1 else 0 end from last_run r
+  union all
+  select 'eve_gateway_housekeeping_last_success_timestamp_seconds', '', extract(epoch from m.completed_at)
+  from (select m.completed_at from public.google_ai_maintenance_log m
+        where m.operation = 'housekeeping' and m.status = 'succeeded' order by m.started_at desc limit 1) m
+  union all
+  select 'eve_gateway_metrics_live_rows', '', count(*)::numeric from live
+), samples (family, name, labels, value) as (
+  select s.family, s.family || s.suffix, s.labels, s.value from summed s where s.suffix = ''
+  union all
+  select s.family, s.family || '_sum', s.labels, s.value from summed s where s.suffix = '_sum'
+  union all
+  select h.family, h.family || '_bucket',
+         concat_ws(',', nullif(h.labels, ''), 'le="' || case when h.le = 'Infinity' then '+Inf' else h.le::text end || '"'),
+         h.value
+  from histograms h
+  union all
+  select h.family, h.family || '_count', h.labels, h.value from histograms h where h.le = 'Infinity'
+  union all
+  select g.family, g.family, g.labels, g.value from gauges g
+)
+-- Every family's HELP and TYPE, even before it has a sample, so a scraper knows each from the start.
+select string_agg(block, '' order by family)
+from (
+  select f.family,
+         '# HELP ' || f.family || ' ' || f.help || E'\n# TYPE ' || f.family || ' ' || f.kind || E'\n' ||
+         coalesce(string_agg(s.name || case when s.labels = '' then '' else '{' || s.labels || '}' end || ' ' ||
+                             case when s.value = 'Infinity' then '+Inf' else trim_scale(s.value)::text end || E'\n',
+                             '' order by s.name, s.labels), '') as block
+  from families f left join samples s on s.family = f.family
+  group by f.family, f.kind, f.help
+) blocks
+$$;
