@@ -13,9 +13,9 @@
 // admitted request.
 import { setMaxListeners } from "node:events";
 import { connect, type Sql } from "../shared/db/migrate.ts";
-import { parseReserveResult } from "../supabase/functions/llm-invoke/pg-store.ts";
-import type { Refusal } from "../supabase/functions/llm-invoke/store.ts";
-import { nextTurn, waitLeftForDatabase } from "../supabase/functions/llm-invoke/wait-policy.ts";
+import { parseReserveResult } from "../supabase/functions/llm-invoke/store/pg-store.ts";
+import type { Refusal } from "../supabase/functions/llm-invoke/contract.ts";
+import { nextTurn, waitLeftForDatabase } from "../supabase/functions/llm-invoke/attempt/wait-policy.ts";
 import { sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
 import { decideWait } from "./lib/polling-policy.ts";

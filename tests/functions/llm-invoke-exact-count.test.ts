@@ -5,7 +5,7 @@
 // leaves the estimate's refusal in place.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { tokensForText } from "../../shared/google-sim/tokens.ts";
-import { estimateInputTokens } from "../../supabase/functions/llm-invoke/tokens.ts";
+import { estimateInputTokens } from "../../supabase/functions/llm-invoke/model/tokens.ts";
 import { awayFromMinuteEdge, type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
 
 const TPM = 2_000;

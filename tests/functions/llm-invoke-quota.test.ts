@@ -4,7 +4,7 @@
 // a token sees only its own models and budgets, a service caller its label's daily budget (and the
 // refusal agrees); the route needs a credential and is the only GET.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { parseResetDuration } from "../../supabase/functions/llm-invoke/quota-headers.ts";
+import { parseResetDuration } from "../../supabase/functions/llm-invoke/http/quota-headers.ts";
 import { type CallResult, type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
 
 let s: InvokeStack;

@@ -1,5 +1,5 @@
 // A model row as the model routes read it (pg-store's modelList), for the dialects' tests.
-import type { ModelEntry } from "../../supabase/functions/llm-invoke/store.ts";
+import type { ModelEntry } from "../../supabase/functions/llm-invoke/contract.ts";
 
 export function modelEntry(model: string, aliases: string[], more: Partial<ModelEntry> = {}): ModelEntry {
   return {

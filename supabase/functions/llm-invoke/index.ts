@@ -2,13 +2,13 @@
 // loop invoke.ts, the database pg-store.ts over one pool per worker.
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
 import { googleKeyReader } from "../_shared/google/key-reader.ts";
-import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./settings.ts";
+import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./attempt/settings.ts";
 import { dbTimeoutsFromEnv, workerDatabase } from "../_shared/db.ts";
 import { createGoogleClient, googleBaseUrlFromEnv } from "../_shared/google/client.ts";
-import { createHandler } from "./handler.ts";
-import { createInputCounter, createInvoke } from "./invoke.ts";
-import { createPgStore } from "./pg-store.ts";
-import { cachedTokenCheck } from "./token-check.ts";
+import { createHandler } from "./http/handler.ts";
+import { createInputCounter, createInvoke } from "./attempt/invoke.ts";
+import { createPgStore } from "./store/pg-store.ts";
+import { cachedTokenCheck } from "./http/token-check.ts";
 import { serveFunction } from "../_shared/serve.ts";
 
 const env = (name: string) => Deno.env.get(name);

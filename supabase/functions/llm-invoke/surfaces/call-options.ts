@@ -7,8 +7,8 @@
 //   x-eve-fallback-models   models to try in order when the first cannot serve (comma-separated)
 //   x-caller                a service caller's name for logs and budgets (auth.ts)
 import { GatewayError } from "../../_shared/errors.ts";
-import { type InvokeMode, MAX_FALLBACK_MODELS, type RequestLimits, waitFor } from "../request.ts";
-import { PRIORITY_CLASSES, type PriorityClass } from "../store.ts";
+import { MAX_FALLBACK_MODELS, waitFor } from "./native/request.ts";
+import { PRIORITY_CLASSES, type PriorityClass, type InvokeMode, type RequestLimits } from "../contract.ts";
 
 export interface CallOptions {
   mode: InvokeMode;

@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
 import { ERROR_STATUS, type ErrorCode, GatewayError, rateLimited } from "../../_shared/errors.ts";
+import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../contract.ts";
 import type { GoogleResponse } from "../../_shared/google/types.ts";
-import type { InvokeResult, InvokeStream } from "../context.ts";
-import { imageTokens } from "../images.ts";
-import { DEFAULT_REQUEST_LIMITS, MAX_PARTS, type NormalizedRequest } from "../request.ts";
+import type { InvokeResult, InvokeStream } from "../attempt/context.ts";
+import { imageTokens } from "../model/images.ts";
+import { MAX_PARTS } from "./native/request.ts";
 import {
   countTokensAnswer,
   geminiJsonArrayStream,

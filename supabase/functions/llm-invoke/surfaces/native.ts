@@ -8,9 +8,8 @@ import type { ErrorAnswer, JsonAnswer, StreamAnswer } from "../../_shared/envelo
 import { GatewayError } from "../../_shared/errors.ts";
 import { responseText } from "../../_shared/google/response.ts";
 import type { GoogleResponse } from "../../_shared/google/types.ts";
-import type { QueueProgress } from "../admission.ts";
-import { type InvokeResult, type InvokeStream, isStream } from "../context.ts";
-import { parseInvokeRequest } from "../request.ts";
+import { type InvokeResult, type InvokeStream, isStream, type QueueProgress } from "../attempt/context.ts";
+import { parseInvokeRequest } from "./native/request.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "./sse.ts";
 import type { GenerateSurface, SurfaceContext } from "./surface.ts";
 

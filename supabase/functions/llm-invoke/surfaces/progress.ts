@@ -4,8 +4,7 @@
 import type { RequestScope } from "../../_shared/envelope.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
-import type { QueueProgress } from "../admission.ts";
-import { type InvokeAnswer, isStream } from "../context.ts";
+import { type InvokeAnswer, isStream, type QueueProgress } from "../attempt/context.ts";
 import { errorFrame, nativeFrames, queuedFrame } from "./native.ts";
 import type { SurfaceContext } from "./surface.ts";
 

@@ -4,8 +4,8 @@
 // idempotency and WAIT/NO_WAIT are the same for all of them (handler.ts, invoke.ts).
 import type { ErrorAnswer, JsonAnswer, StreamAnswer } from "../../_shared/envelope.ts";
 import type { GatewayError } from "../../_shared/errors.ts";
-import type { InvokeResult, InvokeStream } from "../context.ts";
-import type { NormalizedRequest, RequestLimits } from "../request.ts";
+import type { InvokeResult, InvokeStream } from "../attempt/context.ts";
+import type { NormalizedRequest, RequestLimits } from "../contract.ts";
 
 export interface SurfaceContext {
   requestId: string;

@@ -1,7 +1,7 @@
 // :countTokens. Google takes two body forms, `{contents}` and `{generateContentRequest: {...}}`; both
 // become the request the gateway would run, so the count is of exactly what generateContent would send.
 import { GatewayError } from "../../../_shared/errors.ts";
-import type { NormalizedRequest, RequestLimits } from "../../request.ts";
+import type { NormalizedRequest, RequestLimits } from "../../contract.ts";
 import { bad, camelKeys, isObject, unknownField } from "./fields.ts";
 import { normalized, parseGenerateBody, pathModel } from "./request.ts";
 

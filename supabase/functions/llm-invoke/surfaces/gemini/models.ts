@@ -2,7 +2,7 @@
 // calling (and tools that pick one from the list) see what the gateway serves, aliases included.
 import { GatewayError } from "../../../_shared/errors.ts";
 import { boundedName } from "../../../_shared/validation.ts";
-import { type ModelEntry, modelNamed } from "../../store.ts";
+import { type ModelEntry, modelNamed } from "../../contract.ts";
 import { bad } from "./fields.ts";
 
 const GENERATION_METHODS = ["generateContent", "streamGenerateContent", "countTokens"];

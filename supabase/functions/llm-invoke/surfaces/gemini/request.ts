@@ -4,19 +4,16 @@
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
-import { checkContents, imageTokensOf } from "../../parts.ts";
+import { checkContents, imageTokensOf } from "../../model/parts.ts";
 import {
   extrasOf,
   extrasSchema,
-  type GenerationConfig,
   generationConfigSchema,
   joinText,
   MAX_PARTS,
-  type NormalizedRequest,
   repeatedInChain,
-  type RequestLimits,
-} from "../../request.ts";
-import type { ServiceTier } from "../../store.ts";
+} from "../native/request.ts";
+import type { ServiceTier, GenerationConfig, NormalizedRequest, RequestLimits } from "../../contract.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
 import { bad, camelKeys, isObject, unknownField } from "./fields.ts";
 import { namedSafetySettings } from "./safety-enums.ts";

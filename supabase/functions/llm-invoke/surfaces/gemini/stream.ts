@@ -4,7 +4,7 @@
 import type { StreamAnswer } from "../../../_shared/envelope.ts";
 import { GatewayError } from "../../../_shared/errors.ts";
 import type { GoogleResponse } from "../../../_shared/google/types.ts";
-import { googleResponseOf, type InvokeResult, type InvokeStream, isStream } from "../../context.ts";
+import { googleResponseOf, type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
 import { sseBody } from "../sse.ts";
 import type { SurfaceContext } from "../surface.ts";
 import { googleError } from "./errors.ts";

@@ -1,7 +1,7 @@
 // A whole answer as OpenAI's chat.completion: one choice per candidate (a blocked prompt still gets
 // choices[0]), usage, and the id and created that the stream's chunks share.
 import type { JsonAnswer } from "../../../_shared/envelope.ts";
-import { googleResponseOf, type InvokeResult } from "../../context.ts";
+import { googleResponseOf, type InvokeResult } from "../../attempt/context.ts";
 import type { SurfaceContext } from "../surface.ts";
 import {
   candidatesOf,

@@ -2,7 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../../_shared/errors.ts";
 import type { GoogleResponse } from "../../../_shared/google/types.ts";
-import type { InvokeResult, InvokeStream } from "../../context.ts";
+import type { InvokeResult, InvokeStream } from "../../attempt/context.ts";
 import { openAiSurface } from "../openai.ts";
 import { chat, ctx, NOW, parse, REQUEST_ID, result } from "./test-fixtures.ts";
 

@@ -3,7 +3,7 @@
 // stream_options.include_usage asked for it, then [DONE]. A replayed (stored) answer is sent the same way.
 import { GatewayError } from "../../../_shared/errors.ts";
 import type { StreamAnswer } from "../../../_shared/envelope.ts";
-import { type InvokeResult, type InvokeStream, isStream } from "../../context.ts";
+import { type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "../sse.ts";
 import type { SurfaceContext } from "../surface.ts";
 import { choicesOf, completionId, created, usageOf } from "./answer.ts";

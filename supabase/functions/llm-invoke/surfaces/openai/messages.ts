@@ -3,10 +3,11 @@
 // tool_calls become functionCall parts, and a tool message the functionResponse of the call it names.
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
+import type { Content, Part } from "../../contract.ts";
 import { sanitize } from "../../../_shared/sanitize.ts";
-import type { ImageInfo } from "../../images.ts";
-import { checkPart, hasContent } from "../../parts.ts";
-import { type Content, joinText, type Part } from "../../request.ts";
+import type { ImageInfo } from "../../model/images.ts";
+import { checkPart, hasContent } from "../../model/parts.ts";
+import { joinText } from "../native/request.ts";
 import { invalid, isObject, unsupported } from "./checks.ts";
 
 const MAX_PARTS = 1000;

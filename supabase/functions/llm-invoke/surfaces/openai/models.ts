@@ -1,6 +1,6 @@
 // GET /v1/models in OpenAI's list shape: each model under its id and under each alias, since callers
 // may name a model either way.
-import type { ModelEntry } from "../../store.ts";
+import type { ModelEntry } from "../../contract.ts";
 import { created } from "./answer.ts";
 
 /** One entry of /v1/models: `id` is the model's id or one of its aliases. */

@@ -1,7 +1,7 @@
 // parse: an OpenAI chat.completions body → the gateway's request (messages, tools, settings, refusals).
 import { describe, expect, it } from "vitest";
-import { imageTokens } from "../../images.ts";
-import { DEFAULT_REQUEST_LIMITS } from "../../request.ts";
+import { imageTokens } from "../../model/images.ts";
+import { DEFAULT_REQUEST_LIMITS } from "../../contract.ts";
 import { includesUsage, openAiSurface, THINKING_BUDGETS } from "../openai.ts";
 import { base64, png } from "../../../../../tests/support/image-bytes.ts";
 import { chat, parse, refusal } from "./test-fixtures.ts";

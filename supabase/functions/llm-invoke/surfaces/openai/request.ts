@@ -3,9 +3,10 @@
 // generationConfig, and the x-eve-* call options. messages.ts and tools.ts translate the rest.
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
+import type { GenerationConfig, NormalizedRequest } from "../../contract.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
-import { checkMetadataSize, type GenerationConfig, type NormalizedRequest } from "../../request.ts";
-import { imageTokensOf } from "../../parts.ts";
+import { checkMetadataSize } from "../native/request.ts";
+import { imageTokensOf } from "../../model/parts.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
 import type { ParseInput } from "../surface.ts";
 import { invalid, isObject } from "./checks.ts";

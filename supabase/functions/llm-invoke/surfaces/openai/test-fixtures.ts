@@ -1,8 +1,8 @@
 // What the OpenAI surface's tests share: a fixed clock and request id, a chat body, parsing it through
 // the surface with the default limits, catching the GatewayError a call throws, and an InvokeResult.
 import type { GoogleResponse } from "../../../_shared/google/types.ts";
-import type { InvokeResult } from "../../context.ts";
-import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../../request.ts";
+import type { InvokeResult } from "../../attempt/context.ts";
+import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../../contract.ts";
 import { openAiSurface } from "../openai.ts";
 
 export const NOW = 1_763_000_000_123;

@@ -2,7 +2,7 @@
 // function tools only, and a choice it cannot enforce is refused rather than loosened.
 import { z } from "zod";
 import { sanitize } from "../../../_shared/sanitize.ts";
-import type { RequestExtras } from "../../request.ts";
+import type { RequestExtras } from "../../contract.ts";
 import { invalid, unsupported } from "./checks.ts";
 
 // Gemini's rule for a function name (it also allows . and :, which OpenAI's does not).

@@ -1,0 +1,34 @@
+// What finalize is asked to write for a failed call: the rest each 429 cause asks for.
+import { describe, expect, it } from "vitest";
+import { classifyGoogleHttpError } from "../../_shared/google/errors.ts";
+import { SPEND_CAP_MAX_REST_MS } from "../../_shared/google/quota-cause.ts";
+import { failureRecord } from "./attempt-record.ts";
+
+const NOW = Date.parse("2026-11-24T10:00:00Z");
+
+const spendCap = (retryDelay: string) =>
+  classifyGoogleHttpError(429, {
+    error: {
+      code: 429,
+      status: "RESOURCE_EXHAUSTED",
+      message: "Your billing account has reached its spend-based rate limit for the rolling 10-minute window.",
+      details: [{ "@type": "type.googleapis.com/google.rpc.RetryInfo", retryDelay }],
+    },
+  });
+
+const record = (error: ReturnType<typeof spendCap>) =>
+  failureRecord({ reservationId: "r", latencyMs: 1, error, now: NOW, defaultCooldownMs: 30_000 });
+
+describe("failureRecord for a spend cap", () => {
+  it("rests for the window Google names when its delay is shorter", () => {
+    expect(record(spendCap("42s"))).toMatchObject({
+      quotaCause: "spend_cap",
+      cooldownUntil: new Date(NOW + 10 * 60_000),
+      cooldownUntilPacificMidnight: false,
+    });
+  });
+
+  it("never rests a whole project longer than an hour, whatever delay Google asks for", () => {
+    expect(record(spendCap(`${6 * 3600}s`)).cooldownUntil).toEqual(new Date(NOW + SPEND_CAP_MAX_REST_MS));
+  });
+});

@@ -1,0 +1,111 @@
+// What finalize writes for one call to Google: the outcome, tokens, Google's error, the cooldown a
+// 429 asks for, and whether Google refused the key itself (decided here, once: finalize takes it
+// out of rotation on that word, without re-deriving it from the error code).
+//
+// The cooldown follows the 429's cause (quota-cause.ts): minute and unknown rest for Google's delay
+// (or the default); day and limit_zero until Pacific midnight (a key check ends a limit_zero rest
+// sooner, in the database); spend_cap for Google's delay but at least the rolling window Google names,
+// never more than an hour (SPEND_CAP_MAX_REST_MS), and the database rests every model of the group.
+import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
+import { SPEND_CAP_MAX_REST_MS } from "../../_shared/google/quota-cause.ts";
+import type { PhaseTimer } from "../../_shared/server-timing.ts";
+import { outputTokens, type Usage } from "../../_shared/google/response.ts";
+import type { FinalizeOutcome, FinalizeParams } from "../contract.ts";
+
+const EMPTY = {
+  inputTokens: null,
+  outputTokens: null,
+  httpStatus: null,
+  errorCode: null,
+  quotaId: null,
+  errorMessage: null,
+  cooldownUntil: null,
+  cooldownUntilPacificMidnight: false,
+  keyRejected: false,
+  response: null,
+  quotaCause: null,
+  serviceTier: null,
+  servedTier: null,
+  addedMs: null,
+  firstByteMs: null,
+} as const;
+
+export interface SuccessRecord {
+  reservationId: string;
+  latencyMs: number;
+  /** Google's counts; null when Google sent no usage (the reservation's estimate stays booked). */
+  inputTokens: number | null;
+  outputTokens: number | null;
+  /** Kept for replay when the caller named the request (its own request_id), else null. */
+  response: unknown | null;
+  /** The tier asked for and the tier Google says served; the request's added and first-byte times. */
+  serviceTier?: string | null;
+  servedTier?: string | null;
+  addedMs?: number | null;
+  firstByteMs?: number | null;
+}
+
+/** Google's counts for finalize: null where Google sent none (the booked estimate then stays). */
+export function googleCounts(usage: Usage | null): Pick<SuccessRecord, "inputTokens" | "outputTokens"> {
+  return usage === null
+    ? { inputTokens: null, outputTokens: null }
+    : { inputTokens: usage.promptTokens, outputTokens: outputTokens(usage) };
+}
+
+/**
+ * Read when the answer's first byte leaves (a stream's first chunk): what the gateway added to the
+ * request (Server-Timing's total less google and wait) and the time to that byte. Null where the
+ * request's time is not recorded.
+ */
+export function answerTimes(timing: PhaseTimer): { addedMs: number | null; firstByteMs: number | null } {
+  const t = timing.soFar?.();
+  if (t === undefined) return { addedMs: null, firstByteMs: null };
+  return { addedMs: Math.max(0, t.totalMs - t.googleMs - t.waitMs), firstByteMs: t.totalMs };
+}
+
+export function successRecord(s: SuccessRecord): FinalizeParams {
+  return { ...EMPTY, ...s, outcome: "succeeded", httpStatus: 200 };
+}
+
+export interface FailureRecord {
+  reservationId: string;
+  latencyMs: number;
+  error: ClassifiedGoogleError;
+  /** Now, on the loop's clock: a 429's cooldown runs from here. */
+  now: number;
+  /** Cooldown after a 429 that names no wait. */
+  defaultCooldownMs: number;
+}
+
+export function failureRecord(
+  { reservationId, latencyMs, error, now, defaultCooldownMs }: FailureRecord,
+): FinalizeParams {
+  const limited = error.class === "rate_limited";
+  const cause = limited ? error.quotaCause ?? "unknown" : null;
+  const untilMidnight = cause === "day" || cause === "limit_zero";
+  const delayMs = error.retryAfterMs ?? defaultCooldownMs;
+  const restMs = cause === "spend_cap"
+    ? Math.min(SPEND_CAP_MAX_REST_MS, Math.max(delayMs, error.spendWindowMs ?? 0))
+    : delayMs;
+  return {
+    ...EMPTY,
+    reservationId,
+    latencyMs,
+    outcome: finalizeOutcome(error),
+    httpStatus: error.httpStatus,
+    errorCode: error.reason ?? error.status ?? error.kind,
+    quotaId: error.quotaId,
+    errorMessage: error.message,
+    cooldownUntil: limited && !untilMidnight ? new Date(now + restMs) : null,
+    cooldownUntilPacificMidnight: untilMidnight,
+    keyRejected: error.class === "invalid_key",
+    quotaCause: cause,
+  };
+}
+
+function finalizeOutcome(error: ClassifiedGoogleError): FinalizeOutcome {
+  if (error.class === "model_withdrawn") return "withdrawn";
+  if (error.kind === "timeout") return "timeout";
+  if (error.kind === "network" || error.kind === "aborted") return "network_error";
+  return "google_error";
+}

@@ -1,0 +1,437 @@
+// The attempt loop of llm-invoke: the request's chain of models (model-chain.ts) → estimate → admit
+// (reserve on the first model of the chain that can serve, or wait for capacity; an estimate that
+// would be refused may be replaced by Google's exact count, exact-count.ts) → call Google with the
+// reserved model → finalize, at most MAX_ATTEMPTS calls to Google, each preceded by its own
+// reservation of the whole chain (a model Google's 429 cooled down falls back to the next).
+// Talks to the database only through GatewayStore and to Google only through GoogleClient, so it is
+// tested with in-memory fakes. The parts: admission.ts (reserve-or-wait, with wait-policy.ts),
+// refusals.ts (what the caller is answered), attempt-record.ts (what finalize writes),
+// key-exclusions.ts (which keys the next reservation leaves out), finalize.ts (finalize that does not
+// lose a paid answer), model-chain.ts (which models may serve, and the request as each takes it).
+//
+// A streamed request (stream.ts) is the same loop: an attempt that fails before Google's first chunk
+// is retried like any other; from the first chunk on, the answer belongs to the caller.
+//
+// Per Google outcome:
+//   success        finalize(succeeded) and answer (off the response path when waitUntil exists)
+//   429            finalize with a cooldown (RetryInfo, or Pacific midnight for a per-day quota),
+//                  then the next attempt reserves again, which skips the cooled-down group
+//   invalid key    finalize (the key leaves rotation), exclude that key, next attempt at once
+//   5xx/timeout/   finalize, avoid that key, back off, next attempt (falls back to the avoided
+//   network        keys if no other key exists)
+//   404 for the    finalize as withdrawn (the reservation given back, the model row marked), forget
+//   model          the worker's cached row, next attempt at once: the reservation passes over the
+//                  withdrawn model to the chain's next link, or refuses 404 model_withdrawn
+//   other 4xx      finalize, no retry: 400 upstream_rejected with Google's (sanitized) message
+// A reservation that never reached Google (its key's secret is missing) is released and does not
+// count as an attempt.
+//
+// Service tiers (service-tiers.ts): each call asks Google for the tier of its (model, class) row, or
+// the caller's own within its class (checked before the first reservation); the attempt row records
+// the tier asked and the one Google says served. A flex call Google sheds (503) is retried like any 503, at standard when the row says so.
+//
+// Server-Timing: each call to Google is timed as `google` (a stream's until its first chunk: the
+// answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
+// `reserve` and `wait`.
+import type { GenerateOutcome, GoogleClient, StreamOutcome } from "../../_shared/google/client.ts";
+import type { Reservation, ReserveCaller, NormalizedRequest } from "../contract.ts";
+import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
+import type { GoogleRequest } from "../../_shared/google/types.ts";
+import { GatewayError } from "../../_shared/errors.ts";
+import { sanitizeError } from "../../_shared/sanitize.ts";
+import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
+import { admit } from "./admission.ts";
+import { answerTimes, failureRecord, googleCounts, successRecord } from "./attempt-record.ts";
+import { cachedProfiles } from "../model/capabilities.ts";
+import { createTokenCounter, InputSize } from "../model/exact-count.ts";
+import { type Clock, systemClock } from "../clock.ts";
+import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
+import { ERROR_OUTCOME_BUDGET_MS, finalizeReliably } from "./finalize.ts";
+import { afterAdmissionMs } from "../store/holder.ts";
+import { KeyExclusions } from "./key-exclusions.ts";
+import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
+import {
+  admissibleClasses,
+  cachedServiceTiers,
+  checkAskedTier,
+  chooseTier,
+  shedFlex,
+  type TierChoice,
+} from "./service-tiers.ts";
+import {
+  cancelled,
+  exhausted,
+  fallbackSteps,
+  modelNotAllowed,
+  modelWithdrawn,
+  noActiveKey,
+  rejectedByGoogle,
+} from "./refusals.ts";
+import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
+import type { GatewayStore } from "../store/store.ts";
+import { openStream, relayStream } from "./stream.ts";
+import { estimateInputTokens } from "../model/tokens.ts";
+
+export const MAX_ATTEMPTS = 3;
+/** Key rows skipped because their secret is missing, per request, before giving up. */
+const MAX_UNUSABLE_KEYS = 10;
+
+export interface InvokeDeps {
+  store: GatewayStore;
+  google: GoogleClient;
+  /** Reads a Google key from the Edge secret store by the key row's env_var_name. */
+  secret: (envVarName: string) => string | undefined;
+  options?: Partial<InvokeOptions>;
+  clock?: Clock;
+  random?: () => number;
+  /** EdgeRuntime.waitUntil where available: lets the success's finalize run after the response. */
+  waitUntil?: (promise: Promise<unknown>) => void;
+  logError?: (message: string) => void;
+}
+
+/** What the attempt loop and the countTokens route share: options, clock, cached model rows, Google's count. */
+function shared(deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options" | "clock" | "logError">) {
+  const options = { ...DEFAULT_INVOKE_OPTIONS, ...deps.options };
+  const clock = deps.clock ?? systemClock;
+  const logError = deps.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
+  return {
+    options,
+    clock,
+    logError,
+    profiles: cachedProfiles(deps.store, clock, options.capabilitiesTtlMs),
+    countTokens: createTokenCounter({
+      store: deps.store,
+      google: deps.google,
+      secret: deps.secret,
+      clock,
+      keysTtlMs: options.capabilitiesTtlMs,
+      logError,
+    }),
+  };
+}
+
+/**
+ * Google's count of a request's input as the model takes it (the countTokens route). It books no
+ * quota: countTokens is free and has its own quota at Google. Throws when no count can be had.
+ */
+export function createInputCounter(
+  deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options" | "clock" | "logError">,
+): (
+  request: NormalizedRequest,
+  signal: AbortSignal,
+  allowedModels?: readonly string[],
+  timing?: PhaseTimer,
+) => Promise<number> {
+  const { options, clock, profiles, countTokens } = shared(deps);
+  return async (request, signal, allowedModels, timing) => {
+    const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
+    // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
+    if (allowedModels !== undefined && !allowedModels.includes(first!.model)) throw modelNotAllowed(first!.model);
+    // Google would answer 404 for it: say so without asking (countTokens books nothing to learn it by).
+    const row = await profiles(request.model);
+    if (row?.withdrawn === true) throw modelWithdrawn(row.model, row.successor ?? null);
+    const total = await countTokens(first!.request, {
+      deadline: clock.now() + options.attemptTimeoutMs,
+      signal,
+      ...(timing === undefined ? {} : { timing }),
+    });
+    if (total === null) {
+      throw new GatewayError("upstream_error", "Google's token count could not be had now; retry shortly.");
+    }
+    return total;
+  };
+}
+
+export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeAnswer> {
+  const { options, clock, logError, profiles, countTokens } = shared(deps);
+  const random = deps.random ?? Math.random;
+  const serviceTiers = cachedServiceTiers(deps.store, clock, options.capabilitiesTtlMs);
+  const jitter = () => Math.floor(random() * options.jitterMs);
+
+  return async ({ caller, request, requestId, signal, onQuota, onQueued, timing = untimed }) => {
+    /** Off the response path where the runtime allows it, else awaited (and timed: the caller waits for it). */
+    const afterAnswer = async (work: Promise<unknown>) => {
+      if (deps.waitUntil !== undefined) return deps.waitUntil(work);
+      await timing.time("finalize", () => work);
+    };
+    const deadline = clock.now() + options.budgetMs;
+    const chain: ChainLink[] = await resolveChain(profiles, request);
+    // The estimate (the largest over the chain's forms of the request); Google's exact count
+    // replaces it if a refusal asks for one (exact-count.ts).
+    const size = new InputSize(
+      request.imageTokens +
+        Math.max(
+          ...chain.map((l) =>
+            estimateInputTokens({ contents: l.request.contents, system: l.request.systemInstruction })
+          ),
+        ),
+      (model) => countTokens(requestFor(chain, model), { deadline, signal, timing }),
+    );
+    // Service callers name themselves (x-caller); for a token the database names the client.
+    const reserveAs: ReserveCaller = caller.kind === "service"
+      ? { kind: "service", name: caller.label }
+      : { kind: "token", tokenHash: caller.tokenHash };
+    // The caller named the request (its own request_id): the database keeps an idempotency record.
+    const idempotent = request.requestId !== undefined;
+    // How long each admission lets this invocation go before its next reservation (holder.ts): it
+    // holds the request's claim meanwhile. An unnamed request has none.
+    const afterAdmission = idempotent
+      ? afterAdmissionMs(options, request.stream, MAX_ATTEMPTS, ERROR_OUTCOME_BUDGET_MS)
+      : null;
+
+    // The tier rows (a look-up once per worker) and the caller's own tier, before anything is booked:
+    // a tier its class may not ask for is a 400 without a reservation or a wait.
+    const tierRows = await serviceTiers();
+    if (request.serviceTier !== undefined) {
+      checkAskedTier(tierRows, chain.map((l) => l.model), admissibleClasses(caller.kind, request.priority),
+        request.serviceTier);
+    }
+
+    const keys = new KeyExclusions();
+    const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };
+    let calls = 0;
+    let unusableKeys = 0;
+    let lastError: ClassifiedGoogleError | null = null;
+    let lastReservation: Reservation | null = null;
+    /** Google shed a flex call of this request: the next asks for standard where the row says so. */
+    let flexShed = false;
+
+    try {
+      while (calls < MAX_ATTEMPTS && unusableKeys <= MAX_UNUSABLE_KEYS) {
+        if (calls > 0 && clock.now() >= deadline) break;
+        const admission = await admit(
+          { store: deps.store, clock, onQuota, onQueued, timing },
+          {
+            model: request.model,
+            fallbackModels: chain.slice(1).map((l) => l.model),
+            caller: reserveAs,
+            requestId,
+            excludeKeyIds: keys.list(),
+            // Numbered by calls to Google: a reservation whose key could not be used is made again
+            // with the same number (which keeps a token's request budget counted once).
+            attempt: calls + 1,
+            metadata: request.metadata,
+            priority: request.priority ?? null,
+            // Checked (and marked in flight) until this invocation holds its first reservation;
+            // later reservations belong to the same request.
+            idempotent: idempotent && lastReservation === null,
+            afterAdmissionMs: afterAdmission,
+          },
+          size,
+          waiting,
+          { model: request.model, requestId },
+        );
+        if (admission.kind === "replay") return { ...admission.response, replayed: true };
+        if (admission.kind === "no_active_key") {
+          if (keys.forgiveAvoided()) continue;
+          throw keys.anyBroken ? exhausted(lastError) : noActiveKey();
+        }
+        const reservation = admission.reservation;
+        lastReservation = reservation;
+
+        const apiKey = deps.secret(reservation.envVarName);
+        if (apiKey === undefined || apiKey === "") {
+          logError(`secret ${reservation.envVarName} of key ${reservation.keyAlias} is not set`);
+          await deps.store.release(reservation.reservationId, "key secret not set");
+          keys.markBroken(reservation.keyId);
+          unusableKeys++;
+          continue;
+        }
+
+        // Normally a link of the chain; another model when the caller's name now resolves to it (an
+        // alias repointed since this worker cached its row): Google is called for the model booked.
+        let link: ChainLink;
+        try {
+          link = await linkFor(profiles, request, chain, reservation.model);
+        } catch (error) {
+          await deps.store.release(reservation.reservationId, "the request does not fit the reserved model");
+          throw error;
+        }
+        let choice: TierChoice;
+        try {
+          choice = chooseTier(await serviceTiers(), reservation.model, reservation.priority ?? request.priority,
+            request.serviceTier);
+        } catch (error) {
+          await deps.store.release(reservation.reservationId, "service tier not allowed for the class");
+          throw error;
+        }
+        const tier = flexShed && choice.standardOnShed ? null : choice.tier;
+        const sent = { ...link.request, ...(tier === null ? {} : { serviceTier: tier }) };
+
+        calls++;
+        if (request.stream) {
+          const opened = await streamGoogle(apiKey, reservation, sent);
+          if (opened.ok) {
+            // The first chunk is here: what the gateway added, and the first byte, are known now.
+            const times = answerTimes(timing);
+            return relayStream(opened, {
+              head: { ...headOf(reservation, calls), waited_ms: waiting.waitedMs },
+              reservationId: reservation.reservationId,
+              estimatedInputTokens: size.tokens,
+              includeCandidates: request.includeCandidates,
+              idempotent,
+              finalize: (record) =>
+                finalizeReliably(deps.store, logError, {
+                  ...record,
+                  ...times,
+                  serviceTier: tier,
+                  servedTier: opened.servedTier ?? null,
+                }, { deadline, clock }),
+              endRequest: () => deps.store.endRequest(reservation.reservationId),
+              afterAnswer,
+              clock,
+              logError,
+              signal,
+            });
+          }
+          lastError = opened.error;
+          if (shedFlex(tier, opened.error)) flexShed = true;
+          if (await failed(opened, reservation, tier)) continue;
+          break;
+        }
+        const outcome = await callGoogle(apiKey, sent, reservation);
+        if (outcome.ok) {
+          const result = answer(outcome, reservation, calls);
+          const times = answerTimes(timing);
+          await afterAnswer(finalizeReliably(
+            deps.store,
+            logError,
+            successRecord({
+              reservationId: reservation.reservationId,
+              latencyMs: outcome.latencyMs,
+              ...googleCounts(outcome.usage),
+              response: idempotent ? result : null,
+              ...times,
+              serviceTier: tier,
+              servedTier: outcome.servedTier ?? null,
+            }),
+            { deadline, clock },
+          ));
+          return result;
+        }
+
+        lastError = outcome.error;
+        if (shedFlex(tier, outcome.error)) flexShed = true;
+        if (!(await failed(outcome, reservation, tier))) break;
+      }
+      throw exhausted(lastError);
+    } catch (error) {
+      // A named request that fails frees its id at once (a success stores the answer instead).
+      if (idempotent && lastReservation !== null) {
+        await afterAnswer(
+          deps.store.endRequest(lastReservation.reservationId).catch((e) =>
+            logError(`end of request ${requestId} failed: ${sanitizeError(e)}`)
+          ),
+        );
+      }
+      throw error;
+    }
+
+    /**
+     * A failed call: finalized (awaited: the next reservation must see its cooldown), then either
+     * thrown as the caller's answer or ready for the next attempt (false: no time left for one).
+     */
+    async function failed(
+      outcome: Extract<GenerateOutcome, { ok: false }>,
+      reservation: Reservation,
+      tier: TierChoice["tier"],
+    ): Promise<boolean> {
+      const error = outcome.error;
+      await timing.time("finalize", () =>
+        finalizeReliably(
+          deps.store,
+          logError,
+          {
+            ...failureRecord({
+              reservationId: reservation.reservationId,
+              latencyMs: outcome.latencyMs,
+              error,
+              now: clock.now(),
+              defaultCooldownMs: options.defaultCooldownMs,
+            }),
+            serviceTier: tier,
+          },
+          { deadline, clock },
+        ));
+      if (error.class === "client_error") throw rejectedByGoogle(error);
+      if (error.kind === "aborted") throw cancelled();
+      if (error.class === "model_withdrawn") {
+        // Learned once, in the database; the key is not at fault and nothing needs to back off.
+        profiles.forget(reservation.model);
+        return true;
+      }
+      if (error.class === "invalid_key") keys.markBroken(reservation.keyId);
+      else keys.markAvoided(reservation.keyId);
+      if (error.class === "retryable" && calls < MAX_ATTEMPTS) {
+        const backoff = options.backoffBaseMs * 2 ** (calls - 1) + jitter();
+        if (clock.now() + backoff >= deadline) return false;
+        await clock.sleep(backoff, signal).catch(() => {
+          throw cancelled();
+        });
+      }
+      return true;
+    }
+
+    /** Opens Google's stream and waits for its first chunk (what fails before it is an attempt like any other). */
+    async function streamGoogle(apiKey: string, reservation: Reservation, sent: GoogleRequest): Promise<StreamOutcome> {
+      const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
+      const streamTimeoutMs = Math.max(1, deadline - clock.now());
+      try {
+        return await timing.time("google", () =>
+          openStream(deps.google, {
+            apiKey,
+            request: sent,
+            timeoutMs,
+            streamTimeoutMs,
+            signal,
+          }));
+      } catch (error) {
+        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
+        throw error;
+      }
+    }
+
+    /** Who served: the model, why a fallback served, the key, the calls made. */
+    function headOf(reservation: Reservation, attempts: number) {
+      // A fallback served: the answer says what was asked for and why each model before it was passed over.
+      const passedOver = (reservation.fallbackFrom ?? []).filter((s) => s.model !== reservation.model);
+      const fallback = reservation.model === chain[0]!.model
+        ? {}
+        : { requested_model: chain[0]!.model, fallback_from: fallbackSteps(passedOver) };
+      return { model: reservation.model, ...fallback, key_alias: reservation.keyAlias, attempts };
+    }
+
+    async function callGoogle(apiKey: string, sent: GoogleRequest, reservation: Reservation): Promise<GenerateOutcome> {
+      const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
+      try {
+        return await timing.time(
+          "google",
+          () => deps.google.generate({ apiKey, request: sent, timeoutMs, signal }),
+        );
+      } catch (error) {
+        // The Google client does not throw for failed calls; if it does anyway, give the booking back.
+        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
+        throw error;
+      }
+    }
+
+    function answer(
+      outcome: Extract<GenerateOutcome, { ok: true }>,
+      reservation: Reservation,
+      attempts: number,
+    ): InvokeResult {
+      const { model, key_alias, ...rest } = headOf(reservation, attempts);
+      return {
+        text: outcome.text,
+        model,
+        ...rest,
+        key_alias,
+        usage: answerUsage(outcome.usage, size.tokens),
+        waited_ms: waiting.waitedMs,
+        finish_reason: outcome.finishReason,
+        ...(request.includeCandidates ? { candidates: outcome.candidates } : {}),
+        response: outcome.response,
+      };
+    }
+  };
+}

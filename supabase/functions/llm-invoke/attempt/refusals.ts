@@ -1,0 +1,251 @@
+// What llm-invoke answers when it cannot serve a request: the database's refusals (quota, token,
+// idempotency) and the end of the attempts, each turned into the caller's error once, here.
+import { GatewayError, rateLimited } from "../../_shared/errors.ts";
+import type { ClassifiedGoogleError, QuotaCause } from "../../_shared/google/errors.ts";
+import { type FallbackStep, type Refusal, TOKEN_LIMITS, type TokenLimit, type TokenStatus } from "../contract.ts";
+import { unknownModel } from "../model/model-chain.ts";
+
+/**
+ * Refusals that may be waited on: a minute window, a day, a cooldown or the pace of a day frees them
+ * (the wait itself follows the queue's ticket: a refusal without one is answered at once).
+ */
+export type WaitableLimit = "rpm" | "tpm" | "rpd" | "cooldown" | "pace";
+const WAITABLE: readonly string[] = ["rpm", "tpm", "rpd", "cooldown", "pace"] satisfies readonly WaitableLimit[];
+
+export function isWaitable(limit: Refusal["limit"]): limit is WaitableLimit {
+  return WAITABLE.includes(limit);
+}
+
+export interface RefusalContext {
+  model: string;
+  requestId: string;
+  estimatedTokens: number;
+  /** Google's exact count of the input, when it was asked (exact-count.ts). */
+  countedTokens?: number | null;
+}
+
+/**
+ * The answer to a refusal that no waiting can change (a token's, an unknown model, an input too large
+ * for the model, the same request in progress); null for the others, which the admission handles
+ * (waitable limits, no active key, a stored answer to replay).
+ */
+export function finalRefusal(r: Refusal, ctx: RefusalContext): GatewayError | null {
+  if (isTokenLimit(r.limit)) return tokenRefusal(r.limit, r.retryAfterMs, ctx.model);
+  switch (r.limit) {
+    case "in_progress":
+      return inProgress(ctx.requestId, r.retryAfterMs, r.retryAt);
+    case "unknown_model":
+      return unknownModel(ctx.model);
+    case "withdrawn":
+      return modelWithdrawn(r.model ?? ctx.model, r.successor ?? null);
+    case "too_large":
+      return tooLarge(r.maxTokens ?? null, ctx);
+    case "caller_budget":
+      return callerBudget(r.retryAfterMs);
+    default:
+      return null;
+  }
+}
+
+/**
+ * The 429 of a refusal that waiting did not (or may not) lift. For a chain of models it says which
+ * model's capacity comes back first (the one `limit` and `retry_after_ms` are about) and, in
+ * `fallback_from`, why each model of the chain refused.
+ */
+export function quotaRefusal(
+  r: Pick<Refusal, "limit" | "retryAfterMs" | "model" | "fallbackFrom" | "cause">,
+): GatewayError {
+  const error = withCause(rateLimited(r.limit, r.retryAfterMs), r.cause ?? null);
+  if (r.fallbackFrom === undefined || r.fallbackFrom.length === 0) return error;
+  const retry = r.retryAfterMs === null ? "" : `; retry in ${r.retryAfterMs} ms`;
+  return new GatewayError(
+    "rate_limited",
+    `No model of the chain has capacity now (first back: ${r.model ?? "?"}, limit: ${r.limit})${retry}.`,
+    {
+      extra: { ...error.extra, model: r.model ?? null, fallback_from: fallbackSteps(r.fallbackFrom) },
+      headers: error.headers,
+    },
+  );
+}
+
+/**
+ * A refusal that comes from a cooldown (or a Google 429) names its cause in the body (`cause`, every
+ * surface: the native body and OpenAI's error object carry `extra`, Google's ErrorInfo its metadata).
+ */
+export function withCause(error: GatewayError, cause: QuotaCause | null): GatewayError {
+  if (cause === null) return error;
+  const why = CAUSE_WORDS[cause];
+  return new GatewayError(error.code, `${error.message} Cause: ${why}`, {
+    extra: { ...error.extra, cause },
+    headers: error.headers,
+    ...(error.details === undefined ? {} : { details: error.details }),
+  });
+}
+
+const CAUSE_WORDS: Record<QuotaCause, string> = {
+  minute: "Google's per-minute quota.",
+  day: "Google's per-day quota, until midnight Pacific time.",
+  limit_zero: "the project has no Google quota for this model (limit: 0), until the next key check or midnight Pacific time.",
+  spend_cap: "the billing account's spend cap: every model of the project rests.",
+  unknown: "a Google 429 that names no known quota.",
+};
+
+/** The chain's steps as the caller reads them (snake_case, like the rest of the answer). */
+export function fallbackSteps(
+  steps: readonly FallbackStep[],
+): Array<{ model: string; limit: string; retry_after_ms: number | null }> {
+  return steps.map((s) => ({ model: s.model, limit: s.limit, retry_after_ms: s.retryAfterMs }));
+}
+
+/** The input is larger than one minute of the model's tokens: by Google's count when it was asked. */
+function tooLarge(maxTokens: number | null, ctx: RefusalContext): GatewayError {
+  const limit = `more than this model's per-minute token limit${maxTokens === null ? "" : ` (${maxTokens})`}.`;
+  const counted = ctx.countedTokens ?? null;
+  const size = counted === null
+    ? `The input is estimated at ${ctx.estimatedTokens} tokens`
+    : `Google counts the input at ${counted} tokens`;
+  return new GatewayError("invalid_request", `${size}, ${limit} Shorten it or split it.`, {
+    details: {
+      estimated_tokens: ctx.estimatedTokens,
+      ...(counted === null ? {} : { counted_tokens: counted }),
+      max_tokens: maxTokens,
+    },
+  });
+}
+
+function isTokenLimit(limit: Refusal["limit"]): limit is TokenLimit {
+  return (TOKEN_LIMITS as readonly string[]).includes(limit);
+}
+
+export function modelNotAllowed(model: string): GatewayError {
+  return new GatewayError("model_not_allowed", `This token may not use model ${model}.`, { details: { model } });
+}
+
+/** A scoped token's refusal: never waited on (no minute window frees it). */
+export function tokenRefusal(limit: TokenLimit, retryAfterMs: number | null, model: string): GatewayError {
+  switch (limit) {
+    case "token_invalid":
+    case "token_expired":
+    case "token_revoked":
+      return tokenStatusError(limit);
+    case "model_not_allowed":
+      return modelNotAllowed(model);
+    case "token_budget":
+      return rateLimited(
+        "token_budget",
+        null,
+        "The token's request or token budget is used up: get a new token from issue-kaggle-token.",
+      );
+    case "client_budget":
+      return rateLimited(
+        "client_budget",
+        retryAfterMs,
+        "The client's daily budget is used up until midnight Pacific time" +
+          (retryAfterMs === null ? "." : `; retry in ${retryAfterMs} ms.`),
+      );
+  }
+}
+
+/** A service caller's daily budget (google_ai_caller_budgets): used up until Pacific midnight. */
+function callerBudget(retryAfterMs: number | null): GatewayError {
+  return rateLimited(
+    "caller_budget",
+    retryAfterMs,
+    "This caller's daily budget is used up until midnight Pacific time" +
+      (retryAfterMs === null ? "." : `; retry in ${retryAfterMs} ms.`),
+  );
+}
+
+/**
+ * The same request_id is being served: the first request holds it until it answers (then a retry
+ * gets its stored answer) or, if it died, until its claim runs out. Retry-After names that real
+ * end of the claim, the latest moment the id is free again.
+ */
+function inProgress(requestId: string, retryAfterMs: number | null, retryAt: string | null): GatewayError {
+  const waitMs = Math.max(1000, retryAfterMs ?? 1000);
+  return new GatewayError(
+    "request_in_progress",
+    `A request with request_id ${requestId} is being served right now; retry it when it is done to get its ` +
+      `answer (at the latest in ${Math.ceil(waitMs / 1000)} s, when its claim runs out).`,
+    {
+      extra: { retry_after_ms: waitMs, retry_at: retryAt },
+      headers: { "Retry-After": String(Math.ceil(waitMs / 1000)) },
+    },
+  );
+}
+
+/** Google no longer serves the model and the request has no other model left to try. */
+export function modelWithdrawn(model: string, successor: string | null): GatewayError {
+  const instead = successor === null
+    ? "name another model, or give the request fallback_models."
+    : `Google names ${successor} as its successor: name it, or give the request fallback_models.`;
+  return new GatewayError("model_withdrawn", `Model ${model} is withdrawn: Google no longer serves it. ${instead}`, {
+    details: { model, successor },
+  });
+}
+
+export function noActiveKey(): GatewayError {
+  return new GatewayError("unavailable", "No active Google key serves this model.");
+}
+
+export function cancelled(): GatewayError {
+  return new GatewayError("upstream_timeout", "The request was cancelled.");
+}
+
+/** The answer after the last attempt failed (null: no attempt reached Google). */
+export function exhausted(error: ClassifiedGoogleError | null): GatewayError {
+  if (error === null) {
+    return new GatewayError("unavailable", "No Google key could be used: a key's secret is not configured.");
+  }
+  switch (error.class) {
+    case "rate_limited":
+      return withCause(rateLimited(limitOfQuota(error), error.retryAfterMs), error.quotaCause);
+    case "invalid_key":
+      return new GatewayError("upstream_error", "Google refused the gateway's keys; the operator has to check them.");
+    case "client_error":
+      return rejectedByGoogle(error);
+    case "model_withdrawn":
+      return new GatewayError("model_withdrawn", `Google no longer serves the model: ${error.message}`, {
+        details: { upstream_status: error.httpStatus },
+      });
+    default:
+      return error.kind === "timeout"
+        ? new GatewayError("upstream_timeout", "Google did not answer in time.")
+        : new GatewayError("upstream_error", `Google failed: ${error.message}`, {
+          details: { upstream_status: error.httpStatus },
+        });
+  }
+}
+
+/** Google refused the request itself (a 4xx other than 429): not retried. */
+export function rejectedByGoogle(error: ClassifiedGoogleError): GatewayError {
+  return new GatewayError("upstream_rejected", `Google rejected the request: ${error.message}`, {
+    details: { upstream_status: error.httpStatus, upstream_code: error.status },
+  });
+}
+
+/**
+ * The limit a Google 429 names, in the reservation RPC's vocabulary, read from its cause (one truth):
+ * a per-day or per-minute quota is rpd, tpm or rpm; a limit: 0, a spend cap or an unplaced 429 is
+ * `upstream` (its `cause` says which), whatever quotaId Google sent beside it.
+ */
+export function limitOfQuota(error: ClassifiedGoogleError): string {
+  if (error.quotaCause === "day") return "rpd";
+  if (error.quotaCause !== "minute") return "upstream";
+  const id = error.quotaId ?? "";
+  if (/token/i.test(id)) return "tpm";
+  if (/request/i.test(id)) return "rpm";
+  return "upstream";
+}
+
+/** The answer to a token that can never be admitted. */
+export function tokenStatusError(status: Exclude<TokenStatus, "ok">): GatewayError {
+  switch (status) {
+    case "token_invalid":
+      return new GatewayError("token_invalid", "Unknown token: get one from issue-kaggle-token.");
+    case "token_expired":
+      return new GatewayError("token_expired", "The token has expired: get a new one from issue-kaggle-token.");
+    case "token_revoked":
+      return new GatewayError("token_revoked", "The token or its client has been revoked.");
+  }
+}

@@ -1,0 +1,251 @@
+// A streamed answer: Google's chunks passed to the caller as they arrive, with exact accounting.
+//   openStream    opens Google's stream and reads its first chunk, so that anything failing before
+//                 the caller has seen a byte is an ordinary failed attempt (retried by the loop)
+//   relayStream   passes the chunks on, keeping Google's latest usageMetadata and the text so far;
+//                 when the stream ends it finalizes the attempt: a success with Google's last count,
+//                 or 'cut' (the caller went away, or Google broke off) with the tokens so far. No
+//                 database write stands between a chunk from Google and the caller.
+import { GatewayError } from "../../_shared/errors.ts";
+import { type GenerateCall, type GoogleClient, StreamCut, type StreamOutcome } from "../../_shared/google/client.ts";
+import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
+import {
+  mergeChunk,
+  outputTokens,
+  responseFinishReason,
+  responseText,
+  responseUsage,
+  type Usage,
+} from "../../_shared/google/response.ts";
+import type { GoogleResponse } from "../../_shared/google/types.ts";
+import { classifyGoogleFailure } from "../../_shared/google/errors.ts";
+import { sanitizeError } from "../../_shared/sanitize.ts";
+import { googleCounts, successRecord } from "./attempt-record.ts";
+import type { Clock } from "../clock.ts";
+import { answerUsage, type InvokeResult, type InvokeStream, type StreamHead } from "./context.ts";
+import type { FinalizeParams } from "../contract.ts";
+import { estimateTextTokens } from "../model/tokens.ts";
+
+type OpenedStream = Extract<StreamOutcome, { ok: true }>;
+
+/** Opens the stream and waits for Google's first chunk; a stream that fails before it is a failed call. */
+export async function openStream(google: GoogleClient, call: GenerateCall): Promise<StreamOutcome> {
+  const opened = await google.stream(call);
+  if (!opened.ok) return opened;
+  try {
+    const first = await opened.chunks.next();
+    if (first.done === true) {
+      return {
+        ok: false,
+        latencyMs: opened.latencyMs,
+        error: classifyGoogleFailure("malformed", "Google's stream ended before its first chunk.", { httpStatus: 200 }),
+      };
+    }
+    return {
+      ok: true,
+      latencyMs: opened.latencyMs,
+      servedTier: opened.servedTier ?? null,
+      chunks: prepend(first.value, opened.chunks),
+    };
+  } catch (error) {
+    if (error instanceof StreamCut) return { ok: false, latencyMs: opened.latencyMs, error: error.error };
+    throw error;
+  }
+}
+
+/** `first`, then the rest; stopping it (even before its first step) stops Google's stream. */
+function prepend(
+  first: GoogleResponse,
+  rest: AsyncGenerator<GoogleResponse, void, undefined>,
+): AsyncGenerator<GoogleResponse, void, undefined> {
+  let pending: GoogleResponse | null = first;
+  const iterator = {
+    next: (): Promise<IteratorResult<GoogleResponse, void>> => {
+      if (pending === null) return rest.next();
+      const value = pending;
+      pending = null;
+      return Promise.resolve({ done: false, value });
+    },
+    return: (): Promise<IteratorResult<GoogleResponse, void>> => {
+      pending = null;
+      return rest.return(undefined);
+    },
+    throw: (error: unknown) => rest.throw(error),
+    [Symbol.asyncIterator]() {
+      return iterator;
+    },
+  };
+  return iterator as unknown as AsyncGenerator<GoogleResponse, void, undefined>;
+}
+
+export interface RelayOptions {
+  head: StreamHead;
+  reservationId: string;
+  /** Booked at reservation: counted when Google's stream names no usage at all. */
+  estimatedInputTokens: number;
+  includeCandidates: boolean;
+  /** The caller named the request: the whole answer is stored for replay, a cut frees its id. */
+  idempotent: boolean;
+  finalize: (record: FinalizeParams) => Promise<unknown>;
+  endRequest: () => Promise<void>;
+  /** Off the response path where the runtime allows it, else awaited. */
+  afterAnswer: (work: Promise<unknown>) => Promise<void>;
+  clock: Clock;
+  logError: (message: string) => void;
+  /**
+   * Aborts when the caller goes away. The stream is then ended here too, not only when the runtime
+   * cancels the response body: a relay parked between chunks would otherwise wait for that alone.
+   */
+  signal?: AbortSignal;
+}
+
+/** What was streamed so far: the chunks merged into Google's whole answer, and what is read from it. */
+class StreamTally {
+  /** The whole answer in Google's shape, as generateContent would have sent it. */
+  whole: GoogleResponse = {};
+
+  add(chunk: GoogleResponse): void {
+    this.whole = mergeChunk(this.whole, chunk);
+  }
+
+  get text(): string {
+    return responseText(this.whole);
+  }
+
+  /** Google's latest count (every chunk may carry one; the last carries the final one). */
+  get usage(): Usage | null {
+    return responseUsage(this.whole);
+  }
+
+  /**
+   * Output tokens so far: Google's count, but never below our estimate of the text streamed (a chunk
+   * before the last may carry a usage without the output's count yet).
+   */
+  outputTokens(): number {
+    const usage = this.usage;
+    return Math.max(usage === null ? 0 : outputTokens(usage), estimateTextTokens(this.text));
+  }
+}
+
+export function relayStream(opened: OpenedStream, options: RelayOptions): InvokeStream {
+  const { clock } = options;
+  const startedAt = clock.now() - opened.latencyMs;
+  const tally = new StreamTally();
+  let whole: InvokeResult | null = null;
+
+  const result = (): InvokeResult => ({
+    text: tally.text,
+    ...options.head,
+    usage: answerUsage(tally.usage, options.estimatedInputTokens),
+    finish_reason: responseFinishReason(tally.whole),
+    ...(options.includeCandidates ? { candidates: (tally.whole.candidates as unknown[] | undefined) ?? [] } : {}),
+    // openStream hands over a stream only once its first chunk has come: there is always a whole.
+    response: tally.whole,
+  });
+
+  async function* chunks(): AsyncGenerator<GoogleResponse, void, undefined> {
+    let ended: "done" | "client" | "google" = "client";
+    let cut: ClassifiedGoogleError | null = null;
+    try {
+      for await (const chunk of opened.chunks) {
+        tally.add(chunk);
+        yield chunk;
+      }
+      ended = "done";
+    } catch (error) {
+      if (!(error instanceof StreamCut)) throw error;
+      cut = error.error;
+      // Our caller's own signal aborted the call: the caller went away.
+      ended = cut.kind === "aborted" ? "client" : "google";
+    } finally {
+      await finish(ended, cut);
+    }
+    // Only a break-off gets here (a caller that stops reading ends the generator at its yield):
+    // the stream must not look whole to whoever reads it.
+    if (ended === "client") {
+      throw new GatewayError("client_closed", "The call to Google was aborted: the caller went away.");
+    }
+    if (ended === "google") {
+      throw new GatewayError(
+        "upstream_error",
+        `Google's stream broke off after it started (${cut?.message ?? "no reason given"}); ` +
+          "the part already sent is all there is.",
+        { details: { cut_by: "google" } },
+      );
+    }
+  }
+
+  async function finish(ended: "done" | "client" | "google", cut: ClassifiedGoogleError | null): Promise<void> {
+    options.signal?.removeEventListener("abort", onAbort);
+    const latencyMs = clock.now() - startedAt;
+    if (ended === "done") {
+      whole = result();
+      await options.afterAnswer(options.finalize(successRecord({
+        reservationId: options.reservationId,
+        latencyMs,
+        ...googleCounts(tally.usage),
+        response: options.idempotent ? whole : null,
+      })));
+      return;
+    }
+    const record: FinalizeParams = {
+      ...successRecord({
+        reservationId: options.reservationId,
+        latencyMs,
+        inputTokens: tally.usage?.promptTokens ?? options.estimatedInputTokens,
+        outputTokens: tally.outputTokens(),
+        response: null,
+      }),
+      outcome: "cut",
+      cutBy: ended,
+      errorMessage: ended === "client" ? "the caller went away mid-stream" : (cut?.message ?? null),
+    };
+    const work = options.finalize(record).then(() =>
+      options.idempotent
+        ? options.endRequest().catch((e) => options.logError(`end of request failed: ${sanitizeError(e)}`))
+        : undefined
+    );
+    await options.afterAnswer(work);
+  }
+
+  // A generator's body does not run if it is stopped before its first step, so a caller that goes
+  // away before reading anything is finalized here instead of in the body's `finally`.
+  const body = chunks();
+  let started = false;
+  const iterator: AsyncIterableIterator<GoogleResponse> = {
+    next: () => {
+      started = true;
+      return body.next();
+    },
+    return: async () => {
+      if (!started) {
+        started = true;
+        await opened.chunks.return(undefined);
+        await finish("client", null);
+      }
+      return body.return(undefined);
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  };
+
+  // The caller went away: end the stream now (see RelayOptions.signal); a second end does nothing.
+  const onAbort = () => {
+    iterator.return!().catch((e) => options.logError(`ending a stream failed: ${sanitizeError(e)}`));
+  };
+  if (options.signal?.aborted === true) onAbort();
+  else options.signal?.addEventListener("abort", onAbort, { once: true });
+
+  return {
+    kind: "stream",
+    ...options.head,
+    chunks: iterator,
+    cancel: async () => {
+      await iterator.return!();
+    },
+    result: () => {
+      if (whole === null) throw new Error("the stream has not ended yet");
+      return whole;
+    },
+  };
+}

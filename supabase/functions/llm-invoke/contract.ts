@@ -1,0 +1,363 @@
+// The vocabulary every stage of llm-invoke speaks, at the bottom of its layers (README.md): the
+// normalized request, the limits a request is held to, a model's capabilities, and the shapes that
+// cross the store port (a reservation, a refusal and its limits, a finalize, a model row). Types and
+// constants only: no module here imports a stage, so every stage can import this.
+import type { QuotaCause } from "../_shared/google/quota-cause.ts";
+import type { Content, GenerationConfig, RequestExtras } from "../_shared/google/types.ts";
+
+export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../_shared/google/types.ts";
+
+export type InvokeMode = "WAIT" | "NO_WAIT";
+
+export interface NormalizedRequest {
+  model: string;
+  /**
+   * Models to try, in order, when `model` cannot serve within the wait (absent: the model row's own
+   * chain; empty: no fallback at all).
+   */
+  fallbackModels?: string[];
+  contents: Content[];
+  /** System prompt, from `system` and any `messages[].role == "system"`; applied per model later. */
+  system?: string;
+  generationConfig: GenerationConfig;
+  /** tools, toolConfig, safetySettings: forwarded as given (model-chain.ts refuses tools where unsupported). */
+  extras: RequestExtras;
+  /** Estimated tokens of the request's inline images (images.ts), on top of the text's estimate. */
+  imageTokens: number;
+  /** Answer as server-sent events, chunk by chunk. */
+  stream: boolean;
+  mode: InvokeMode;
+  /** Already capped by the wait budget; 0 for NO_WAIT. */
+  maxWaitMs: number;
+  requestId?: string;
+  metadata: Record<string, unknown>;
+  includeCandidates: boolean;
+  /** The class asked for (absent: the credential's own). */
+  priority?: PriorityClass;
+  /** A stream ends with the whole answer's usage (OpenAI's stream_options.include_usage). */
+  streamUsage?: boolean;
+  /** The service tier the caller asked for (OpenAI's service_tier, Gemini's serviceTier); absent: its class's row decides. */
+  serviceTier?: "flex" | "standard" | "priority";
+}
+
+export interface RequestLimits {
+  /** Longest wait a caller may ask for; larger `max_wait_ms` is capped, not rejected. */
+  maxWaitBudgetMs: number;
+  /** Wait used in WAIT mode when the caller gives no `max_wait_ms`. */
+  defaultMaxWaitMs: number;
+  /** Size of `metadata` as JSON, in UTF-8 bytes. */
+  maxMetadataBytes: number;
+}
+
+// The function's wall clock is 150 s on the Free plan: waiting may use at most 60 s of it, which
+// leaves room for three Google attempts.
+export const DEFAULT_REQUEST_LIMITS: RequestLimits = {
+  // A whole sliding window (60 s + the 1 s guard) and the jitter: a waiter behind a full window gets in.
+  maxWaitBudgetMs: 65_000,
+  defaultMaxWaitMs: 30_000,
+  // Kept in every audit row, refusals included: small, so refusals cannot grow the log by much.
+  maxMetadataBytes: 1024,
+};
+
+export interface ModelCapabilities {
+  /** Canonical id sent to Google (an alias such as gemma-3-27b resolves to gemma-3-27b-it). */
+  model: string;
+  supportsSystemInstruction: boolean;
+  supportsJsonMode: boolean;
+  supportsTools: boolean;
+  /** False: images are refused with a clear 400; null or absent: not known, Google decides. */
+  supportsImages?: boolean | null;
+}
+
+export type TokenStatus = "ok" | "token_invalid" | "token_expired" | "token_revoked";
+
+/**
+ * Refusals of the quota itself (google_ai_reserve). `withdrawn`: Google answered 404 NOT_FOUND for the
+ * model (its row is marked withdrawn); nothing brings it back but maintenance or the operator.
+ */
+export type QuotaLimit =
+  | "rpm"
+  | "tpm"
+  | "rpd"
+  | "cooldown"
+  | "no_active_key"
+  | "too_large"
+  | "unknown_model"
+  | "withdrawn";
+
+/**
+ * Refusals of the caller's own allowance (google_ai_reserve): `pace`, the Pacific day is paced for its
+ * class or caller (google_ai_quota_shares.pace_burst) and the next request is allowed at retryAfterMs;
+ * `caller_budget`, a service caller's daily budget (google_ai_caller_budgets) is used up until
+ * Pacific midnight.
+ */
+export type AllowanceLimit = "pace" | "caller_budget";
+
+/** Refusals of a scoped token (google_ai_reserve_with_token checks the token before the quota). */
+export type TokenLimit =
+  | "token_invalid"
+  | "token_expired"
+  | "token_revoked"
+  | "model_not_allowed"
+  | "token_budget"
+  | "client_budget";
+
+/**
+ * Idempotency (the caller's own request_id): `duplicate` carries the stored answer of a completed
+ * request, `in_progress` says the same request is being served right now.
+ */
+export type ReplayLimit = "duplicate" | "in_progress";
+
+export type RefusalLimit = QuotaLimit | AllowanceLimit | TokenLimit | ReplayLimit;
+
+export const TOKEN_LIMITS: readonly TokenLimit[] = [
+  "token_invalid",
+  "token_expired",
+  "token_revoked",
+  "model_not_allowed",
+  "token_budget",
+  "client_budget",
+];
+export const REFUSAL_LIMITS: readonly RefusalLimit[] = [
+  "rpm",
+  "tpm",
+  "rpd",
+  "cooldown",
+  "no_active_key",
+  "too_large",
+  "unknown_model",
+  "withdrawn",
+  "pace",
+  "caller_budget",
+  ...TOKEN_LIMITS,
+  "duplicate",
+  "in_progress",
+];
+
+/**
+ * Who the reservation is for. A service caller names itself (its label goes to the audit row); a
+ * scoped token is reserved through google_ai_reserve_with_token, which validates the token, names
+ * its client and books its budget in the same transaction.
+ */
+export type ReserveCaller =
+  | { kind: "service"; name: string }
+  | { kind: "token"; /** SHA-256 hex of the token. */ tokenHash: string };
+
+export interface ReserveParams {
+  /** As the caller wrote it; the RPC resolves aliases. */
+  model: string;
+  /**
+   * Canonical models to try after `model`, in order, in the same round trip (model-chain.ts); empty:
+   * `model` alone.
+   */
+  fallbackModels: readonly string[];
+  estimatedTokens: number;
+  caller: ReserveCaller;
+  requestId: string;
+  /** The caller named the request (its own request_id): replay and in-flight checks apply. */
+  idempotent: boolean;
+  /** Keys that already failed for this request, so the next attempt prefers another. */
+  excludeKeyIds: readonly string[];
+  attempt: number;
+  /** Time already spent waiting for capacity, for the audit row. */
+  waitMs: number;
+  metadata: Record<string, unknown>;
+  /** The class the caller asks for (null: its credential's); the database never lets it rise above that. */
+  priority: PriorityClass | null;
+  /** The ticket an earlier refusal of this request gave (its place in the admission queue). */
+  queueTicket: string | null;
+  /** How much longer the caller will wait (0: it will not, so a refusal takes no ticket). */
+  waitLeftMs: number;
+  /**
+   * Epoch ms by which this invocation will have sent its next reservation statement about the
+   * request (or be gone): the request's in-flight claim is held until then (holder.ts). Null for a
+   * request the caller did not name: it has no claim.
+   */
+  nextContactBy: number | null;
+}
+
+/** A model the reservation passed over before the one that answered, and why (`retired`: see model-chain.ts). */
+export interface FallbackStep {
+  model: string;
+  limit: string;
+  retryAfterMs: number | null;
+}
+
+/** A model row as a request's chain needs it: what it can do, whether it serves, and its own fallbacks. */
+export interface ModelProfile extends ModelCapabilities {
+  /** False: the operator retired the row; it serves nobody but may still name fallbacks. */
+  active: boolean;
+  /** The row's chain (canonical names), used when the request names no fallback_models. */
+  fallbackModels: readonly string[];
+  /**
+   * Google answered 404 NOT_FOUND for the model (its row is marked): reservations refuse it. Absent:
+   * served. Rows are cached per worker, so this may lag the row by one refresh.
+   */
+  withdrawn?: boolean;
+  /** With `withdrawn`: the model Google names instead (null: not known). */
+  successor?: string | null;
+}
+
+/** Google's service tiers (the generateContent body's serviceTier). */
+export type ServiceTier = "flex" | "standard" | "priority";
+export const SERVICE_TIERS: readonly ServiceTier[] = ["flex", "standard", "priority"];
+
+/** A row of google_ai_service_tiers: the tier asked for a (model, priority class). */
+export interface ServiceTierRow {
+  model: string;
+  priorityClass: string;
+  serviceTier: ServiceTier;
+  /** A flex call Google sheds is retried at standard. */
+  standardOnShed: boolean;
+}
+
+/** Admission order between waiting requests (rows of google_ai_priority_classes). */
+export type PriorityClass = "interactive" | "batch";
+export const PRIORITY_CLASSES: readonly PriorityClass[] = ["interactive", "batch"];
+
+/** A place in the admission queue: a WAIT refusal's ticket and when its turn comes. */
+export interface QueuePlace {
+  ticket: string;
+  /** 1 = next. */
+  position: number;
+  /** ISO time of the turn, as the database computed it. */
+  expectedAt: string;
+  priority: string;
+}
+
+/**
+ * The quota an answer reports (the x-ratelimit-* headers, quota-headers.ts): of the quota group that
+ * was booked, as of the booking; for a refusal, of the model's best candidate group. Effective limits
+ * (after the safety margin); a null limit means the model has none (its fields are null too).
+ */
+export interface QuotaSnapshot {
+  model: string;
+  quotaGroup: string;
+  rpm: number | null;
+  requestsLeft: number | null;
+  /** Until the sliding window's requests next grow (its oldest admission leaves it, or a cooldown ends). */
+  requestsResetMs: number | null;
+  tpm: number | null;
+  tokensLeft: number | null;
+  tokensResetMs: number | null;
+  rpd: number | null;
+  dayLeft: number | null;
+  /** Until the Pacific day's count starts again (midnight + the day guard). */
+  dayResetMs: number | null;
+}
+
+export interface Reservation {
+  ok: true;
+  reservationId: string;
+  keyId: string;
+  keyAlias: string;
+  /** Name of the Edge secret that holds the Google key; the key itself never enters the database. */
+  envVarName: string;
+  quotaGroup: string;
+  /** Canonical model id to send to Google. */
+  model: string;
+  minuteBucket: string;
+  dayBucket: string;
+  /** The class the request was admitted in. */
+  priority?: string;
+  /** Models of the chain passed over before this one (absent or empty: the first model served). */
+  fallbackFrom?: FallbackStep[];
+  /** Read in the reservation's own statement (null: not known). */
+  quota?: QuotaSnapshot | null;
+}
+
+export interface Refusal {
+  ok: false;
+  limit: RefusalLimit;
+  retryAfterMs: number | null;
+  /** ISO timestamp at which capacity is expected (null if unknown). */
+  retryAt: string | null;
+  /** For `duplicate`: the stored answer of the completed request. */
+  response?: unknown;
+  /** For `too_large`: the most input tokens one request may reserve (the model's effective TPM). */
+  maxTokens?: number | null;
+  /**
+   * Ask again after this long, before retryAfterMs: tokens of the blocking window are still in flight
+   * and may be given back when their calls finish (null: nothing can come back before retryAfterMs).
+   */
+  recheckAfterMs?: number | null;
+  /** A WAIT refusal that put the request in line: retryAfterMs is then the exact wait for its turn. */
+  queue?: QueuePlace | null;
+  /** The canonical model the refusal is about (in a chain: the one whose capacity comes back first). */
+  model?: string | null;
+  /** In a chain: the models passed over (queued: before the one it is queued on; refused: all tried). */
+  fallbackFrom?: FallbackStep[];
+  /** Read in the reservation's own statement (null: no model or quota group is known). */
+  quota?: QuotaSnapshot | null;
+  /** For `withdrawn`: the model Google names instead, as the model's row says (null: not known). */
+  successor?: string | null;
+  /** For `cooldown`: why the group rests (a Google 429's cause), read in the reservation's statement. */
+  cause?: QuotaCause | null;
+}
+
+/**
+ * "cut": a streamed answer broke off after it started (FinalizeParams.cutBy says who cut it).
+ * "withdrawn": Google answered 404 NOT_FOUND for the model: the reservation is given back and the
+ * model row marked withdrawn (google_ai_finalize_withdrawn).
+ */
+export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout" | "cut" | "withdrawn";
+
+export interface FinalizeParams {
+  reservationId: string;
+  outcome: FinalizeOutcome;
+  inputTokens: number | null;
+  outputTokens: number | null;
+  httpStatus: number | null;
+  errorCode: string | null;
+  quotaId: string | null;
+  /** Sanitized (sanitize.ts) before it gets here. */
+  errorMessage: string | null;
+  latencyMs: number;
+  /** Cool the key's quota group/model down until then (from RetryInfo). */
+  cooldownUntil: Date | null;
+  /** A per-day quota was hit: cool down until midnight Pacific, computed by the database. */
+  cooldownUntilPacificMidnight: boolean;
+  /** A success's answer, kept for replay when the caller sent its own request_id (else null). */
+  response: unknown | null;
+  /**
+   * Google refused the key itself (the classifier's invalid_key: API_KEY_INVALID, API_KEY_EXPIRED,
+   * ...): the database takes it out of rotation. Decided here, once, not re-derived in SQL (absent:
+   * the database falls back to API_KEY_INVALID alone).
+   */
+  keyRejected?: boolean;
+  /** A cut stream: the caller went away ("client") or the stream broke off on Google's side ("google"). */
+  cutBy?: "client" | "google";
+  /**
+   * A Google 429's cause (quota-cause.ts): recorded on the attempt and on the cooldown it starts;
+   * `spend_cap` rests every model of the quota group. Null/absent: not a 429.
+   */
+  quotaCause?: QuotaCause | null;
+  /** The service tier asked of Google (flex, priority); null/absent: standard. */
+  serviceTier?: string | null;
+  /** The tier Google says served (its x-gemini-service-tier header); null/absent: not said. */
+  servedTier?: string | null;
+  /** Of the request's final attempt: Server-Timing's total less google and wait (ms); null when not known. */
+  addedMs?: number | null;
+  /** Of the request's final attempt: from arrival to the answer's first byte (ms); null when not known. */
+  firstByteMs?: number | null;
+}
+
+/** A model a caller can name (GET …/v1beta/models, …/v1/models): its row and what Google lists of it. */
+export interface ModelEntry {
+  model: string;
+  aliases: string[];
+  displayName: string | null;
+  inputTokenLimit: number | null;
+  outputTokenLimit: number | null;
+  rpm: number | null;
+  tpm: number | null;
+  rpd: number | null;
+  supportsSystemInstruction: boolean;
+  supportsJsonMode: boolean;
+  supportsTools: boolean;
+}
+
+/** The model a name stands for: its id or one of its aliases. */
+export function modelNamed(models: readonly ModelEntry[], name: string): ModelEntry | undefined {
+  return models.find((m) => m.model === name || m.aliases.includes(name));
+}

@@ -1,0 +1,357 @@
+// The HTTP side of llm-invoke, inside the shared envelope (_shared/envelope.ts: request id, method,
+// log line, error answers): which route (routes.ts: one row per route), who is calling, the body, and the answer in the
+// route's own shape (surfaces/). What happens to a valid request (reserve, call Google, finalize) is
+// the injected `invoke`, so tests and servers build the handler with their own dependencies. No Deno
+// globals here: the module runs under Deno and under Node (vitest).
+//
+// Every route that generates goes through the same authentication, reservation, attempts, audit,
+// idempotency and WAIT/NO_WAIT; every answer of a generation carries the quota its last reservation
+// saw, as x-ratelimit-* headers (quota-headers.ts). Every answer of every route carries
+// `Server-Timing` (_shared/server-timing.ts): here `auth` and `body`; invoke adds the rest.
+import { authenticate, type Caller, type ServiceKeys } from "../../_shared/auth.ts";
+import {
+  type ModelEntry,
+  modelNamed,
+  type ReserveCaller,
+  DEFAULT_REQUEST_LIMITS,
+  type NormalizedRequest,
+  type RequestLimits,
+} from "../contract.ts";
+import { type Answer, envelope, type RequestScope } from "../../_shared/envelope.ts";
+import { GatewayError } from "../../_shared/errors.ts";
+import { parseJson, readBody } from "../../_shared/http.ts";
+import type { PhaseTimer } from "../../_shared/server-timing.ts";
+import type { GoogleResponse } from "../../_shared/google/types.ts";
+import { type InvokeAnswer, type InvokeContext, isStream, type QueueProgress } from "../attempt/context.ts";
+import { quotaHeaders } from "./quota-headers.ts";
+import { type Dialect, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
+import type { QuotaReport, TokenCheck } from "../store/store.ts";
+import { geminiErrorAnswer } from "../surfaces/gemini/errors.ts";
+import { nativeSurface } from "../surfaces/native.ts";
+import { error as openAiErrorAnswer } from "../surfaces/openai/errors.ts";
+import { Progress } from "../surfaces/progress.ts";
+import { SSE_HEADERS, sseBody } from "../surfaces/sse.ts";
+import type { GenerateSurface, SurfaceContext } from "../surfaces/surface.ts";
+import { tokenStatusError } from "../attempt/refusals.ts";
+
+export interface HandlerDeps {
+  /** Service/secret keys accepted as trusted callers (see auth.ts serviceKeysFromEnv). */
+  serviceKeys: ServiceKeys;
+  /** Runs a validated request; throws GatewayError for answers other than 200. */
+  invoke: (ctx: InvokeContext) => Promise<InvokeAnswer>;
+  /** The quota route's answer for a credential (pg-store's quotaReport); without it the route is 404. */
+  quota?: (caller: ReserveCaller) => Promise<QuotaReport>;
+  /** The models callers can name (pg-store's modelList); without it the model routes are 404. */
+  models?: () => Promise<ModelEntry[]>;
+  /**
+   * Google's count of a request's input tokens (countTokens route), for a scoped token only on its own
+   * models; without it the route is 404.
+   */
+  countTokens?: (
+    request: NormalizedRequest,
+    signal: AbortSignal,
+    allowedModels?: readonly string[],
+    timing?: PhaseTimer,
+  ) => Promise<number>;
+  /** Scoped tokens are accepted only once something validates them (the Kaggle issue). */
+  acceptTokens?: boolean;
+  /**
+   * Checks a scoped token before the body is read (token-check.ts: cached per worker). Without it a
+   * token goes straight to the reservation, which validates it too.
+   */
+  checkToken?: (tokenHash: string) => Promise<TokenCheck>;
+  maxBodyBytes?: number;
+  requestLimits?: RequestLimits;
+  /** Where unexpected errors are reported (already sanitized). */
+  logError?: (message: string, requestId: string) => void;
+  /** Where the one JSON line per request goes (default: console.log). */
+  logRequest?: (line: string) => void;
+  now?: () => number;
+  newRequestId?: () => string;
+  /** The Server-Timing clock (default performance.now()). */
+  timingNow?: () => number;
+}
+
+/** Room for one inline image at its cap (7 MiB decoded, ~9.4 MB as base64) and the rest of a request. */
+export const DEFAULT_MAX_BODY_BYTES = 10_000_000;
+
+/** Each dialect's error shape, loaded with the handler: an error however early is said in its route's shape. */
+const ERROR_ANSWERS: Record<Dialect, GenerateSurface["error"]> = {
+  native: nativeSurface.error,
+  gemini: geminiErrorAnswer,
+  openai: openAiErrorAnswer,
+};
+
+// Google's and OpenAI's surfaces are loaded on their first request: a worker spends no start-up time
+// on the dialects it is not asked in (the native route's first answer comes sooner). The import is
+// of bundled code; a failed one is tried again by the next request.
+function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
+  let loading: Promise<T> | undefined;
+  return () =>
+    loading ??= load().catch((error) => {
+      loading = undefined;
+      throw error;
+    });
+}
+const geminiModule = onFirstUse(() => import("../surfaces/gemini.ts"));
+const openAiModule = onFirstUse(() => import("../surfaces/openai.ts"));
+
+async function surfaceOf(dialect: Dialect): Promise<GenerateSurface> {
+  switch (dialect) {
+    case "native":
+      return nativeSurface;
+    case "gemini":
+      return (await geminiModule()).geminiSurface;
+    case "openai":
+      return (await openAiModule()).openAiSurface;
+  }
+}
+
+export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Response> {
+  const maxBodyBytes = deps.maxBodyBytes ?? DEFAULT_MAX_BODY_BYTES;
+  const limits = deps.requestLimits ?? DEFAULT_REQUEST_LIMITS;
+  const now = deps.now ?? (() => Date.now());
+
+  return envelope({
+    name: "llm-invoke",
+    newRequestId: deps.newRequestId,
+    now: deps.now,
+    logLine: deps.logRequest,
+    note: deps.logError,
+    serverTiming: true,
+    timingNow: deps.timingNow,
+    methods: (req) => methodsOf(routeOf(req.url)),
+    errorShape: (req) => ERROR_ANSWERS[routeOf(req.url).dialect],
+  }, async (req, scope) => {
+    const route = routeOf(req.url);
+    scope.annotate({ route: route.kind });
+    // An unknown path costs nothing: no credential is checked, no body read.
+    if (route.kind === "unknown") throw notFound("This path is not one of llm-invoke's routes.");
+    const caller = await scope.timing.time("auth", () => identify(req, route, scope));
+
+    switch (route.handling) {
+      case "quota":
+        return quotaAnswer(caller);
+      case "models":
+        return modelsAnswer(route, new URL(req.url), caller.models);
+      case "countTokens": {
+        if (deps.countTokens === undefined) throw notFound("This deployment does not count tokens.");
+        const gemini = await geminiModule();
+        const request = await scope.timing.time(
+          "body",
+          async () => gemini.parseCountTokens(await readJsonBody(req), route.model, limits),
+        );
+        const total = await deps.countTokens(request, req.signal, caller.models, scope.timing);
+        return { body: gemini.countTokensAnswer(total), asIs: true };
+      }
+      case "generate": {
+        const dialect = route.dialect;
+        const surface = await surfaceOf(dialect);
+        const request = await scope.timing.time("body", async () => {
+          const parsed = surface.parse({
+            body: await readJsonBody(req),
+            headers: req.headers,
+            limits,
+            ...(dialect === "gemini" ? { model: route.model, stream: route.stream === true } : {}),
+          });
+          return capOutputTokens(parsed, caller.outputCap);
+        });
+        return generate(req, scope, dialect, surface, caller.caller, request);
+      }
+    }
+  });
+
+  /** Who is calling; a scoped token is checked (and its output cap read) before the body. */
+  async function identify(
+    req: Request,
+    route: Route,
+    scope: RequestScope,
+  ): Promise<{ caller: Caller; outputCap?: number; models?: readonly string[] }> {
+    // Google's SDKs may send the key as ?key= on Google's routes.
+    const keyParam = route.dialect === "gemini" ? new URL(req.url).searchParams.get("key") : null;
+    const caller = await authenticate(req.headers, deps.serviceKeys, [keyParam]);
+    scope.annotate({ caller: caller.kind === "service" ? caller.label : "token" });
+    if (caller.kind === "token" && deps.acceptTokens !== true) {
+      throw new GatewayError("unauthorized", "Scoped tokens are not accepted by this deployment.");
+    }
+    if (caller.kind === "token" && deps.checkToken !== undefined) {
+      const check = await deps.checkToken(caller.tokenHash);
+      if (check.status !== "ok") throw tokenStatusError(check.status);
+      return {
+        caller,
+        ...(check.maxOutputTokens === undefined ? {} : { outputCap: check.maxOutputTokens }),
+        ...(check.models === undefined ? {} : { models: check.models }),
+      };
+    }
+    return { caller };
+  }
+
+  async function readJsonBody(req: Request): Promise<unknown> {
+    const contentType = req.headers.get("content-type") ?? "";
+    if (!/^application\/json\s*(;|$)/i.test(contentType.trim())) {
+      throw new GatewayError("unsupported_media_type", "Send the body as JSON with 'Content-Type: application/json'.");
+    }
+    return parseJson(await readBody(req, maxBodyBytes));
+  }
+
+  async function quotaAnswer(caller: { caller: Caller }): Promise<Answer> {
+    if (deps.quota === undefined) throw notFound("This deployment has no quota route.");
+    const c = caller.caller;
+    const answer = await deps.quota(
+      c.kind === "service" ? { kind: "service", name: c.label } : { kind: "token", tokenHash: c.tokenHash },
+    );
+    if (!answer.ok) throw tokenStatusError(answer.status);
+    return { body: answer.report, headers: { "cache-control": "no-store" } };
+  }
+
+  /** The models a caller can name: a scoped token sees only its own. */
+  async function modelsAnswer(route: Route, url: URL, allowed: readonly string[] | undefined): Promise<Answer> {
+    if (deps.models === undefined) throw notFound("This deployment has no model routes.");
+    const models = (await deps.models()).filter((m) => allowed === undefined || allowed.includes(m.model));
+    switch (route.kind) {
+      case "gemini.models":
+        return {
+          body: (await geminiModule()).geminiModels(
+            models,
+            Number(url.searchParams.get("pageSize")) || undefined,
+            url.searchParams.get("pageToken") ?? undefined,
+          ),
+          asIs: true,
+        };
+      case "gemini.model":
+        return { body: { ...(await geminiModule()).geminiModel(models, route.model) }, asIs: true };
+      case "openai.models":
+        return { body: (await openAiModule()).openAiModels(models, now()), asIs: true };
+      case "openai.model": {
+        const id = route.model.replace(/^models\//, "");
+        if (modelNamed(models, id) === undefined) throw notFound(`No model ${id} here; GET …/v1/models lists them.`);
+        return { body: (await openAiModule()).openAiModel(id, now()), asIs: true };
+      }
+      default:
+        throw notFound("This path is not one of llm-invoke's routes.");
+    }
+  }
+
+  async function generate(
+    req: Request,
+    scope: RequestScope,
+    dialect: Dialect,
+    surface: GenerateSurface,
+    caller: Caller,
+    request: NormalizedRequest,
+  ): Promise<Answer> {
+    if (request.requestId !== undefined) scope.useRequestId(request.requestId);
+    scope.annotate({ model: request.model, mode: request.mode, ...(request.stream ? { stream: true } : {}) });
+    const progress = request.stream && dialect === "native" ? new Progress() : null;
+    const running = deps.invoke({
+      caller,
+      request,
+      requestId: scope.requestId,
+      signal: req.signal,
+      onQuota: (quota) => scope.setHeaders(quotaHeaders(quota)),
+      timing: scope.timing,
+      ...(progress === null ? {} : { onQueued: (p: QueueProgress) => progress.push(p) }),
+    });
+    // `now` is read only by the surfaces that date their answers (OpenAI's `created`).
+    const context = (): SurfaceContext => ({
+      requestId: scope.requestId,
+      request,
+      get now() {
+        return now();
+      },
+    });
+
+    // A native stream that has to wait for its turn starts at once and says where it stands.
+    if (progress !== null) {
+      const first = await Promise.race([
+        running.then(() => "answer" as const, () => "answer" as const),
+        progress.started(),
+      ]);
+      if (first === "queued") {
+        scope.annotate({ queued: true });
+        const watched = running.then((answer) => watchStream(answer, scope));
+        return { stream: sseBody(progress.frames(watched, context, scope)), headers: SSE_HEADERS };
+      }
+    }
+
+    const answer = watchStream(await running, scope);
+    logAnswer(scope, answer);
+    // Google's REST streams as one JSON array unless asked for SSE (?alt=sse); older SDKs read the array.
+    if (request.stream && dialect === "gemini" && new URL(req.url).searchParams.get("alt") !== "sse") {
+      return (await geminiModule()).geminiJsonArrayStream(answer, context());
+    }
+    if (request.stream) return surface.stream(answer, context());
+    if (isStream(answer)) {
+      await answer.cancel();
+      throw new Error("a stream was answered to a request that did not ask for one");
+    }
+    return surface.answer(answer, context());
+  }
+}
+
+/**
+ * A stream's chunks as they were, but a failure among them is noted on the request's log line (which
+ * is written when the stream ends): the line of a stream that broke off says so.
+ */
+function watchStream(answer: InvokeAnswer, scope: RequestScope): InvokeAnswer {
+  if (!isStream(answer)) return answer;
+  const source = answer.chunks;
+  const chunks: AsyncIterable<GoogleResponse> = {
+    [Symbol.asyncIterator]() {
+      const inner = source[Symbol.asyncIterator]();
+      return {
+        next: async () => {
+          try {
+            return await inner.next();
+          } catch (error) {
+            scope.annotate({ stream_error: error instanceof GatewayError ? error.code : "internal_error" });
+            throw error;
+          }
+        },
+        return: async () => (await inner.return?.()) ?? { done: true, value: undefined },
+      };
+    },
+  };
+  return { ...answer, chunks };
+}
+
+function logAnswer(scope: RequestScope, answer: InvokeAnswer): void {
+  scope.annotate({
+    model: answer.model,
+    // A fallback served: the log line says what was asked for.
+    ...(answer.requested_model === undefined ? {} : { requested_model: answer.requested_model }),
+    key_alias: answer.key_alias,
+    attempts: answer.attempts,
+    waited_ms: answer.waited_ms,
+    ...(isStream(answer) ? {} : {
+      prompt_tokens: answer.usage.prompt_tokens,
+      completion_tokens: answer.usage.completion_tokens,
+      replayed: answer.replayed === true,
+    }),
+  });
+}
+
+/** A 404 that names the routes, in its message too (the other APIs' error shapes keep only the message). */
+function notFound(message: string): GatewayError {
+  return new GatewayError("not_found", `${message} Routes: ${ROUTES.join("; ")}.`, { details: { routes: ROUTES } });
+}
+
+/**
+ * A client's scope caps output tokens (budgets count input only): a request above the cap is refused,
+ * one that names no maxOutputTokens is sent with the cap.
+ */
+function capOutputTokens(request: NormalizedRequest, cap: number | undefined): NormalizedRequest {
+  if (cap === undefined) return request;
+  const asked = request.generationConfig.maxOutputTokens;
+  if (asked === undefined || asked === 0) {
+    return { ...request, generationConfig: { ...request.generationConfig, maxOutputTokens: cap } };
+  }
+  if (asked > cap) {
+    throw new GatewayError(
+      "invalid_request",
+      `generationConfig.maxOutputTokens is ${asked}; this client may ask for at most ${cap}.`,
+      { details: { field: "generationConfig.maxOutputTokens", max_output_tokens: cap } },
+    );
+  }
+  return request;
+}

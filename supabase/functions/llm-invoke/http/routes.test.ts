@@ -1,0 +1,42 @@
+import { describe, expect, it } from "vitest";
+import { methodsOf, ROUTE_TABLE, routeOf, ROUTES } from "./routes.ts";
+
+const url = (path: string) => `http://localhost/functions/v1/llm-invoke${path}`;
+
+describe("the route table", () => {
+  // Each row's own path, with a model in it, is answered by that row: the table says nothing twice.
+  it.each(ROUTE_TABLE.map((r) => [r.method, r.path, r] as const))("%s %s is its own row", (_m, shown, row) => {
+    const route = routeOf(url(shown.replace("{model}", "gemini-2.5-flash").replace("?alt=sse", "")));
+    expect(route.kind).toBe(row.kind);
+    expect(route.dialect).toBe(row.dialect);
+    if (route.kind !== "unknown") {
+      expect(route.handling).toBe(row.handling);
+      expect(route.stream).toBe(row.stream);
+      expect(route.model).toBe(shown.includes("{model}") ? "gemini-2.5-flash" : "");
+    }
+    expect(methodsOf(route)).toEqual([row.method]);
+  });
+
+  it("names every route in the 404", () => {
+    expect(ROUTES).toHaveLength(ROUTE_TABLE.length);
+    expect(ROUTES[0]).toBe("POST /functions/v1/llm-invoke");
+    expect(ROUTES).toContain("POST /functions/v1/llm-invoke/v1beta/models/{model}:streamGenerateContent?alt=sse");
+  });
+
+  it.each([
+    ["/v1beta/models/x:embedContent", "gemini"],
+    ["/v1/embeddings", "openai"],
+    ["/elsewhere", "native"],
+  ])("an unknown path %s is answered in the %s shape, whatever its method", (path, dialect) => {
+    const route = routeOf(url(path));
+    expect(route).toMatchObject({ kind: "unknown", dialect });
+    expect(methodsOf(route)).toContain("DELETE");
+  });
+
+  it("reads a model id with escapes", () => {
+    expect(routeOf(url("/v1/models/models%2Fgemini-2.5-flash"))).toMatchObject({
+      kind: "openai.model",
+      model: "models/gemini-2.5-flash",
+    });
+  });
+});

@@ -1,0 +1,154 @@
+// The paths llm-invoke answers, under the one function (one deploy, one pool, one set of limits), as
+// one table: each row is a route's every fact (method, path, pattern, dialect, what answers it), so a
+// new route is one row. The function sees its path from `/llm-invoke` on (`/functions/v1` is
+// Supabase's gateway's); tests and local servers may serve it at the root. Anything else is 404 with
+// a body that names these (docs/llm-invoke.md, docs/gemini.md, docs/openai.md).
+
+/** Which API's shape a route speaks, its errors included. */
+export type Dialect = "native" | "gemini" | "openai";
+
+/** What answers the route in handler.ts: a generation, Google's token count, the quota, the model list. */
+export type Handling = "generate" | "countTokens" | "quota" | "models";
+
+export interface RouteRow {
+  /** The route's name in the request's log line. */
+  kind:
+    | "native"
+    | "quota"
+    | "gemini.generate"
+    | "gemini.countTokens"
+    | "gemini.models"
+    | "gemini.model"
+    | "openai.chat"
+    | "openai.models"
+    | "openai.model";
+  method: "GET" | "POST";
+  /** As the 404 names it, below /functions/v1/llm-invoke. */
+  path: string;
+  /** On the path below the function's name; a group, if any, is the model. */
+  pattern: RegExp;
+  dialect: Dialect;
+  handling: Handling;
+  /** Google's streaming method. */
+  stream?: boolean;
+}
+
+const MODEL = "([^/:]+)";
+
+export const ROUTE_TABLE: readonly RouteRow[] = [
+  { kind: "native", method: "POST", path: "", pattern: /^\/$/, dialect: "native", handling: "generate" },
+  {
+    kind: "quota",
+    method: "GET",
+    path: "/v1/quota",
+    pattern: /^\/v1\/quota\/?$/,
+    dialect: "native",
+    handling: "quota",
+  },
+  {
+    kind: "gemini.generate",
+    method: "POST",
+    path: "/v1beta/models/{model}:generateContent",
+    pattern: new RegExp(`^/v1beta/models/${MODEL}:generateContent/?$`),
+    dialect: "gemini",
+    handling: "generate",
+    stream: false,
+  },
+  {
+    kind: "gemini.generate",
+    method: "POST",
+    path: "/v1beta/models/{model}:streamGenerateContent?alt=sse",
+    pattern: new RegExp(`^/v1beta/models/${MODEL}:streamGenerateContent/?$`),
+    dialect: "gemini",
+    handling: "generate",
+    stream: true,
+  },
+  {
+    kind: "gemini.countTokens",
+    method: "POST",
+    path: "/v1beta/models/{model}:countTokens",
+    pattern: new RegExp(`^/v1beta/models/${MODEL}:countTokens/?$`),
+    dialect: "gemini",
+    handling: "countTokens",
+  },
+  {
+    kind: "gemini.models",
+    method: "GET",
+    path: "/v1beta/models",
+    pattern: /^\/v1beta\/models\/?$/,
+    dialect: "gemini",
+    handling: "models",
+  },
+  {
+    kind: "gemini.model",
+    method: "GET",
+    path: "/v1beta/models/{model}",
+    pattern: new RegExp(`^/v1beta/models/${MODEL}/?$`),
+    dialect: "gemini",
+    handling: "models",
+  },
+  {
+    kind: "openai.chat",
+    method: "POST",
+    path: "/v1/chat/completions",
+    pattern: /^\/v1\/chat\/completions\/?$/,
+    dialect: "openai",
+    handling: "generate",
+  },
+  {
+    kind: "openai.models",
+    method: "GET",
+    path: "/v1/models",
+    pattern: /^\/v1\/models\/?$/,
+    dialect: "openai",
+    handling: "models",
+  },
+  {
+    kind: "openai.model",
+    method: "GET",
+    path: "/v1/models/{model}",
+    pattern: /^\/v1\/models\/([^/]+)\/?$/,
+    dialect: "openai",
+    handling: "models",
+  },
+];
+
+/** The routes as the 404 names them. */
+export const ROUTES: readonly string[] = ROUTE_TABLE.map((r) => `${r.method} /functions/v1/llm-invoke${r.path}`);
+
+/** A request's route: its row and the model its path names, or no row. */
+export type Route =
+  | (RouteRow & { model: string; path: string })
+  | { kind: "unknown"; path: string; dialect: Dialect };
+
+/** The path below the function's name. */
+function localPath(pathname: string): string {
+  const at = pathname.indexOf("/llm-invoke");
+  const rest = at < 0 ? pathname : pathname.slice(at + "/llm-invoke".length);
+  return rest === "" ? "/" : rest;
+}
+
+function decode(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return segment;
+  }
+}
+
+export function routeOf(url: string): Route {
+  const path = localPath(new URL(url).pathname);
+  for (const row of ROUTE_TABLE) {
+    const match = row.pattern.exec(path);
+    if (match !== null) return { ...row, model: match[1] === undefined ? "" : decode(match[1]), path };
+  }
+  // A wrong path under an API's prefix is answered in that API's shape, so its SDK reports an error.
+  const dialect = path.startsWith("/v1beta/") ? "gemini" : path.startsWith("/v1/") ? "openai" : "native";
+  return { kind: "unknown", path, dialect };
+}
+
+/** The methods a route takes (anything else is 405 with Allow); an unknown path takes any, to answer 404. */
+export function methodsOf(route: Route): readonly string[] {
+  if (route.kind === "unknown") return ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"];
+  return ROUTE_TABLE.filter((r) => r.pattern.test(route.path)).map((r) => r.method);
+}

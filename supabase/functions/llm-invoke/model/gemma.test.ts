@@ -1,0 +1,128 @@
+import { describe, expect, it } from "vitest";
+import { GatewayError } from "../../_shared/errors.ts";
+import type { ModelCapabilities } from "../contract.ts";
+import { adaptToModel, foldSystem } from "./gemma.ts";
+import { parseInvokeRequest } from "../surfaces/native/request.ts";
+import { base64, png } from "../../../../tests/support/image-bytes.ts";
+
+const GEMMA: ModelCapabilities = {
+  model: "gemma-3-27b-it",
+  supportsSystemInstruction: false,
+  supportsJsonMode: false,
+  supportsTools: false,
+};
+const GEMINI: ModelCapabilities = {
+  model: "gemini-2.5-flash",
+  supportsSystemInstruction: true,
+  supportsJsonMode: true,
+  supportsTools: true,
+};
+
+describe("adaptToModel", () => {
+  it("folds the system prompt into the first user turn for Gemma", () => {
+    const req = parseInvokeRequest({
+      model: "gemma-3-27b",
+      system: "Отвечай кратко.",
+      messages: [{ role: "user", content: "Что сегодня?" }, { role: "assistant", content: "Концерт." }],
+    });
+    const out = adaptToModel(GEMMA, req);
+    expect(out).toEqual({
+      model: "gemma-3-27b-it",
+      contents: [
+        { role: "user", parts: [{ text: "Отвечай кратко.\n\nЧто сегодня?" }] },
+        { role: "model", parts: [{ text: "Концерт." }] },
+      ],
+      generationConfig: {},
+    });
+    expect(out).not.toHaveProperty("systemInstruction");
+  });
+
+  it("passes the system prompt as systemInstruction where supported", () => {
+    const req = parseInvokeRequest({ model: "gemini-2.5-flash", system: "Be brief.", prompt: "Hi" });
+    const out = adaptToModel(GEMINI, req);
+    expect(out.systemInstruction).toBe("Be brief.");
+    expect(out.contents).toEqual([{ role: "user", parts: [{ text: "Hi" }] }]);
+  });
+
+  it("uses the canonical model id from the capabilities, not the alias", () => {
+    const req = parseInvokeRequest({ model: "gemma-3-27b", prompt: "Hi" });
+    expect(adaptToModel(GEMMA, req).model).toBe("gemma-3-27b-it");
+  });
+
+  it("rejects JSON mode where unsupported, with unsupported_feature", () => {
+    const req = parseInvokeRequest({
+      model: "gemma-3-27b-it",
+      prompt: "Hi",
+      generationConfig: { responseMimeType: "application/json" },
+    });
+    expect(() => adaptToModel(GEMMA, req)).toThrow(GatewayError);
+    try {
+      adaptToModel(GEMMA, req);
+    } catch (e) {
+      expect((e as GatewayError).code).toBe("unsupported_feature");
+      expect((e as GatewayError).message).toContain("application/json");
+    }
+  });
+
+  it("allows text/plain on Gemma and JSON mode on Gemini", () => {
+    const plain = parseInvokeRequest({
+      model: "gemma-3-27b-it",
+      prompt: "Hi",
+      generationConfig: { responseMimeType: "text/plain" },
+    });
+    expect(adaptToModel(GEMMA, plain).generationConfig.responseMimeType).toBe("text/plain");
+    const json = parseInvokeRequest({
+      model: "gemini-2.5-flash",
+      prompt: "Hi",
+      generationConfig: { responseMimeType: "application/json" },
+    });
+    expect(adaptToModel(GEMINI, json).generationConfig.responseMimeType).toBe("application/json");
+  });
+});
+
+describe("foldSystem", () => {
+  it("adds a leading user turn when the conversation starts with the model", () => {
+    expect(foldSystem("S", [{ role: "model", parts: [{ text: "hello" }] }])).toEqual([
+      { role: "user", parts: [{ text: "S" }] },
+      { role: "model", parts: [{ text: "hello" }] },
+    ]);
+  });
+
+  it("keeps the other parts of the first turn and does not mutate its input", () => {
+    const contents = [{ role: "user" as const, parts: [{ text: "a" }, { text: "b" }] }];
+    const out = foldSystem("S", contents);
+    expect(out).toEqual([{ role: "user", parts: [{ text: "S\n\na" }, { text: "b" }] }]);
+    expect(contents[0]?.parts[0]?.text).toBe("a");
+  });
+});
+
+describe("capabilities come from the row", () => {
+  const GEMMA4: ModelCapabilities = { ...GEMINI, model: "gemma-4-31b-it", supportsImages: null };
+  const withImage = () =>
+    parseInvokeRequest({
+      model: "m",
+      system: "Be brief.",
+      contents: [{ role: "user", parts: [{ text: "what is this?" }, { inlineData: { mimeType: "image/png", data: base64(png(2, 2)) } }] }],
+    });
+
+  it("Gemma 4's row takes a system instruction: nothing is folded", () => {
+    const out = adaptToModel(GEMMA4, parseInvokeRequest({ model: "gemma-4-31b-it", system: "Be brief.", prompt: "Hi" }));
+    expect(out.systemInstruction).toBe("Be brief.");
+    expect(out.contents).toEqual([{ role: "user", parts: [{ text: "Hi" }] }]);
+  });
+
+  it("a row that says no images refuses them with a clear 400; unknown (null) passes them on", () => {
+    const error = (() => {
+      try {
+        adaptToModel({ ...GEMMA4, supportsImages: false }, withImage());
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(error).toBeInstanceOf(GatewayError);
+    expect((error as GatewayError).code).toBe("unsupported_feature");
+    expect((error as GatewayError).details).toEqual({ model: "gemma-4-31b-it", feature: "images" });
+    expect(JSON.stringify(adaptToModel(GEMMA4, withImage()).contents)).toContain("inlineData");
+    expect(JSON.stringify(adaptToModel({ ...GEMMA4, supportsImages: true }, withImage()).contents)).toContain("inlineData");
+  });
+});

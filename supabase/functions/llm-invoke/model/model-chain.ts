@@ -1,0 +1,75 @@
+// The models a request may be served by, in order: its `model`, then its `fallback_models`, or,
+// when it names none, the fallback chain of the model's row (google_ai_model_limits.fallback_models).
+// Each link carries the request as that model takes it (gemma.ts: Gemma gets the system prompt folded
+// into the first user turn), so whichever model the reservation lands on is called correctly.
+//
+// What the caller wrote is held to it: an unknown model or one that cannot take the request (JSON mode
+// on Gemma) is a 400. A row's chain is the operator's: such models are left out of it silently, as are
+// retired rows (is_active = false), which can serve nobody. A retired first model stays first: the
+// database passes over it (and records why) and the answer names what it asked for.
+import { adaptToModel, type GoogleRequest } from "./gemma.ts";
+import { GatewayError } from "../../_shared/errors.ts";
+import type { ModelProfile, NormalizedRequest } from "../contract.ts";
+
+export interface ChainLink {
+  /** Canonical model id. */
+  model: string;
+  /** The request as this model takes it. */
+  request: GoogleRequest;
+}
+
+export async function resolveChain(
+  profile: (model: string) => Promise<ModelProfile | null>,
+  request: NormalizedRequest,
+): Promise<ChainLink[]> {
+  const first = await profile(request.model);
+  if (first === null) throw unknownModel(request.model);
+  const links: ChainLink[] = [{ model: first.model, request: adaptToModel(first, request) }];
+
+  const fromCaller = request.fallbackModels !== undefined;
+  for (const name of request.fallbackModels ?? first.fallbackModels) {
+    const next = await profile(name);
+    if (next === null) {
+      if (fromCaller) throw unknownModel(name);
+      continue;
+    }
+    if (!next.active || links.some((l) => l.model === next.model)) continue;
+    try {
+      links.push({ model: next.model, request: adaptToModel(next, request) });
+    } catch (error) {
+      if (fromCaller) throw error;
+    }
+  }
+  // A retired model with nothing to fall back to is unknown, as it was before chains.
+  if (!first.active && links.length === 1) throw unknownModel(request.model);
+  return links;
+}
+
+/**
+ * The link of the model a reservation booked. Normally one of the chain's; when the database resolved
+ * the caller's name to a model the chain does not name (the operator repointed an alias since this
+ * worker cached the name's row), that model's row is read and the request fitted to it, so Google is
+ * called for the model whose quota was booked. Throws as resolveChain does when the request does not
+ * fit that model (JSON mode or tools it lacks).
+ */
+export async function linkFor(
+  profile: (model: string) => Promise<ModelProfile | null>,
+  request: NormalizedRequest,
+  links: readonly ChainLink[],
+  model: string,
+): Promise<ChainLink> {
+  const known = links.find((l) => l.model === model);
+  if (known !== undefined) return known;
+  const row = await profile(model);
+  return { model, request: row === null ? { ...links[0]!.request, model } : adaptToModel(row, request) };
+}
+
+/** The request as the reserved model takes it (the first link's if the model is not in the chain). */
+export function requestFor(links: readonly ChainLink[], model: string | null | undefined): GoogleRequest {
+  return (links.find((l) => l.model === model) ?? links[0]!).request;
+}
+
+/** A model the request names that has no row (by id or alias). */
+export function unknownModel(model: string): GatewayError {
+  return new GatewayError("unknown_model", `Unknown model ${model}: use a model listed in google_ai_model_limits.`);
+}

@@ -1,0 +1,58 @@
+// Conservative estimate of a request's input tokens, used to reserve TPM before calling Google.
+// After the call the reservation is reconciled with Google's usageMetadata, so over-estimating
+// only holds back capacity for the rest of that minute, while under-estimating lets a burst past
+// the TPM limit and earns a 429. Hence: err high, cheaply, without a tokenizer or a countTokens call.
+//
+// The rule, per text (prompt, each message/part, the system prompt):
+//   tokens = digits + ceil(other UTF-8 bytes / 3)
+// plus TURN_OVERHEAD per turn and REQUEST_OVERHEAD per request.
+//
+// Why these numbers:
+// - English runs about 4 characters (= 4 bytes) per token on Gemini/Gemma tokenizers; 3 bytes per
+//   token over-estimates it by about a third.
+// - Russian (the bot's language) is 2 bytes per Cyrillic character in UTF-8 and about 2.5-4
+//   characters per token, i.e. 5-8 bytes per token: bytes/3 over-estimates it roughly twofold,
+//   which is safe. Characters of 3-4 bytes (CJK, emoji) come out at about one token each.
+// - Gemma's tokenizer splits numbers into single digits, so "21.11.2025 19:00" costs about one token
+//   per digit; dates, times and prices are common in event texts, so digits count one each.
+// - Chat templates add turn markers (<start_of_turn>user ... <end_of_turn>), a few tokens per turn.
+// The offline simulator counts ceil(all text bytes / 4); this estimate is never below that.
+//
+// Other parts: a functionCall or functionResponse counts as the text of its JSON; an inline image is
+// estimated from its dimensions by images.ts (the request's imageTokens), not from its bytes.
+import type { Content, Part } from "../contract.ts";
+
+export const BYTES_PER_TOKEN = 3;
+export const TURN_OVERHEAD = 5;
+export const REQUEST_OVERHEAD = 3;
+
+const encoder = new TextEncoder();
+
+/** Estimated tokens of one piece of text (no overhead). */
+export function estimateTextTokens(text: string): number {
+  let digits = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 48 && c <= 57) digits++;
+  }
+  const otherBytes = encoder.encode(text).length - digits;
+  return digits + Math.ceil(otherBytes / BYTES_PER_TOKEN);
+}
+
+/** Estimated input tokens of a request as sent to Google (after any system folding). */
+export function estimateInputTokens(input: { contents: readonly Content[]; system?: string }): number {
+  let tokens = REQUEST_OVERHEAD;
+  for (const content of input.contents) {
+    tokens += TURN_OVERHEAD;
+    for (const part of content.parts) tokens += estimatePartTokens(part);
+  }
+  if (input.system !== undefined) tokens += TURN_OVERHEAD + estimateTextTokens(input.system);
+  return tokens;
+}
+
+/** A text part's tokens, or a function call's / response's as JSON text; images are counted apart. */
+function estimatePartTokens(part: Part): number {
+  if (typeof part.text === "string") return estimateTextTokens(part.text);
+  if (part.inlineData !== undefined) return 0;
+  return estimateTextTokens(JSON.stringify(part));
+}

@@ -1,0 +1,567 @@
+// pg-store against a real PostgreSQL (a fresh database with the migrations and seed): each
+// GatewayStore call maps to its RPC, the answers parse into the interface's shapes, metadata that
+// jsonb would reject is cleaned, and a dead or missing database becomes a 503, never a throw of
+// the driver's error.
+import { createHash, randomBytes } from "node:crypto";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshDatabase, type TestDatabase } from "../../../../tests/support/test-database.ts";
+import { gatewayRoleUrl } from "../../../../shared/db/gateway-role.ts";
+import { createDatabase, type Database, dbConfigFromEnv, poolOptions } from "../../_shared/db.ts";
+import { GatewayError } from "../../_shared/errors.ts";
+import postgres from "postgres";
+import { createPgStore, jsonSafe, parseQuotaReport, parseQuotaSnapshot, parseReserveResult } from "./pg-store.ts";
+import type { Refusal, Reservation, ReserveParams } from "../contract.ts";
+
+const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+
+let db: TestDatabase;
+let database: Database;
+const logged: string[] = [];
+
+function params(extra: Partial<ReserveParams> = {}): ReserveParams {
+  return {
+    model: "gemma-3-27b",
+    fallbackModels: [],
+    estimatedTokens: 40,
+    caller: { kind: "service", name: "pg-store-test" },
+    requestId: "req-1",
+    idempotent: false,
+    excludeKeyIds: [],
+    attempt: 1,
+    waitMs: 0,
+    metadata: {},
+    priority: null,
+    queueTicket: null,
+    waitLeftMs: 0,
+    nextContactBy: Date.now() + 60_000,
+    ...extra,
+  };
+}
+
+beforeAll(async () => {
+  db = await freshDatabase("pg_store");
+  await db.sql`update public.google_ai_api_keys set project_id = 'proj-default' where key_alias = 'default'`;
+  await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
+               values ('second', 'SECOND_KEY', 'proj-second', 200)`;
+  // The store connects as the functions' own role: a missing grant fails here.
+  const asGateway = await gatewayRoleUrl(db.url);
+  database = createDatabase({
+    config: dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? asGateway : undefined)),
+    applicationName: "pg-store-test",
+  });
+});
+
+afterAll(async () => {
+  await database?.close();
+  await db?.drop();
+});
+
+describe("dbConfigFromEnv", () => {
+  it("prefers GATEWAY_DB_URL and turns prepared statements off for it", () => {
+    const env: Record<string, string> = {
+      SUPABASE_DB_URL: "postgres://u:p@db:5432/postgres",
+      GATEWAY_DB_URL: "postgres://u:p@pooler:5432/postgres",
+    };
+    expect(dbConfigFromEnv((n) => env[n])).toMatchObject({ source: "GATEWAY_DB_URL", prepare: false, max: 5 });
+  });
+
+  it("keeps prepared statements on a direct URL, off on the pooler port 6543", () => {
+    expect(dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? "postgres://u:p@db:5432/x" : undefined)))
+      .toMatchObject({ source: "SUPABASE_DB_URL", prepare: true });
+    expect(dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? "postgres://u:p@db:6543/x" : undefined)))
+      .toMatchObject({ prepare: false });
+  });
+
+  it("is null without a URL and bounds the pool size", () => {
+    expect(dbConfigFromEnv(() => undefined)).toBeNull();
+    expect(dbConfigFromEnv(() => " ")).toBeNull();
+    const env: Record<string, string> = { SUPABASE_DB_URL: "postgres://db/x", GATEWAY_DB_POOL_MAX: "1000" };
+    expect(dbConfigFromEnv((n) => env[n])!.max).toBe(5);
+    env.GATEWAY_DB_POOL_MAX = "12";
+    expect(dbConfigFromEnv((n) => env[n])!.max).toBe(12);
+  });
+});
+
+describe("jsonSafe", () => {
+  it("drops NUL and replaces lone surrogates, in keys and values, so jsonb accepts it", async () => {
+    const nasty = { "a\u0000b": ["x\u0000y", "\ud800", "ok \ud83d\ude00", { "\udc00": 1 }], __proto__x: null };
+    const [{ v }] = await db.sql`select ${db.sql.json(jsonSafe(nasty) as never)}::jsonb as v`;
+    expect(v).toEqual({ ab: ["xy", "\ufffd", "ok \ud83d\ude00", { "\ufffd": 1 }], __proto__x: null });
+  });
+
+  it("keeps a __proto__ key as data", () => {
+    const parsed = JSON.parse('{"__proto__": {"polluted": true}}') as Record<string, unknown>;
+    expect(JSON.stringify(jsonSafe(parsed))).toBe('{"__proto__":{"polluted":true}}');
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+  });
+});
+
+describe("parseReserveResult", () => {
+  it("refuses shapes it does not know (a 503 later, not a crash)", () => {
+    expect(() => parseReserveResult(null)).toThrow();
+    expect(() => parseReserveResult({ ok: true, key_alias: "x" })).toThrow(/reservation_id/);
+    expect(() => parseReserveResult({ ok: false, limit: "nonsense" })).toThrow(/unknown limit/);
+  });
+});
+
+describe("parseQuotaSnapshot and parseQuotaReport", () => {
+  it("takes a quota it cannot read for none (seeing the quota never fails a request)", () => {
+    expect(parseQuotaSnapshot(null)).toBeNull();
+    expect(parseQuotaSnapshot({ rpm: 5 })).toBeNull();
+    expect(parseQuotaSnapshot("{not json")).toBeNull();
+    expect(parseQuotaSnapshot({ model: "m", quota_group: "g", rpm: 5, requests_left: -1, requests_reset_ms: "soon" }))
+      .toMatchObject({ rpm: 5, requestsLeft: 0, requestsResetMs: null, tpm: null });
+  });
+
+  it("passes the report on without its ok, and knows a token's refusal; anything else is an error", () => {
+    expect(parseQuotaReport({ ok: true, models: [] })).toEqual({ ok: true, report: { models: [] } });
+    expect(parseQuotaReport({ ok: false, status: "token_revoked" })).toEqual({ ok: false, status: "token_revoked" });
+    expect(() => parseQuotaReport({ ok: false, status: "bogus" })).toThrow();
+    expect(() => parseQuotaReport(null)).toThrow();
+  });
+});
+
+describe("createPgStore over the RPCs", () => {
+  const store = () => createPgStore({ database, logError: (m) => logged.push(m) });
+
+  it("resolves model profiles by id and alias, with the row's chain by canonical name; unknown is null", async () => {
+    expect(await store().modelProfile("gemma-3-27b")).toEqual({
+      model: "gemma-3-27b-it",
+      active: true,
+      supportsSystemInstruction: false,
+      supportsJsonMode: false,
+      supportsTools: false,
+      supportsImages: null, // the seed does not know whether Gemma 3 took images
+      fallbackModels: [],
+    });
+    // Gemma 4's row takes a system instruction and tools; Gemini's say they take images.
+    expect(await store().modelProfile("gemma-4-31b-it")).toMatchObject({ supportsSystemInstruction: true, supportsTools: true });
+    expect(await store().modelProfile("gemini-3.5-flash")).toMatchObject({ supportsImages: true });
+    // A retired row still answers (inactive), with its chain in order: aliases resolved, unknown names left out.
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, is_active, fallback_models)
+                 values ('retired-model', 1, false, array['no-such-model', 'gemini-2.5-flash', 'gemma-3-27b'])`;
+    expect(await store().modelProfile("retired-model")).toMatchObject({
+      active: false,
+      fallbackModels: ["gemini-2.5-flash", "gemma-3-27b-it"],
+    });
+    await db.sql`delete from public.google_ai_model_limits where model = 'retired-model'`;
+    expect(await store().modelProfile("gemini-2.5-flash")).toMatchObject({
+      supportsSystemInstruction: true,
+      active: true,
+    });
+    expect(await store().modelProfile("no-such-model")).toBeNull();
+  });
+
+  it("lists the active models with their aliases as arrays (a model without any has an empty one)", async () => {
+    const [{ aliases }] = await db
+      .sql`select aliases from public.google_ai_model_limits where model = 'gemini-2.5-flash'`;
+    await db.sql`update public.google_ai_model_limits set aliases = array['flash-a', 'flash "b", c']
+                 where model = 'gemini-2.5-flash'`;
+    try {
+      const models = await store().modelList();
+      expect(models.find((m) => m.model === "gemini-2.5-flash")!.aliases).toEqual(["flash-a", 'flash "b", c']);
+      expect(models.find((m) => m.model === "gemini-2.5-flash-lite")!.aliases).toEqual([]);
+      expect(models.find((m) => m.model === "gemma-3-27b-it")!.aliases).toContain("gemma-3-27b");
+    } finally {
+      await db.sql`update public.google_ai_model_limits set aliases = ${aliases} where model = 'gemini-2.5-flash'`;
+    }
+  });
+
+  it("lists the active keys in rotation order, without their secrets", async () => {
+    const keys = await store().activeKeys();
+    expect(keys.map((k) => [k.keyAlias, k.envVarName, k.quotaGroup])).toEqual([
+      ["default", expect.any(String), "proj-default"],
+      ["second", "SECOND_KEY", "proj-second"],
+    ]);
+    expect(keys[0]!.keyId).toMatch(/^[0-9a-f-]{36}$/);
+  });
+
+  it("takes a key out of rotation when the function says Google refused it, whatever the reason's name", async () => {
+    const s = store();
+    const refusedWith = async (errorCode: string, keyRejected: boolean) => {
+      await db.sql`update public.google_ai_api_keys set is_active = true, disabled_reason = null`;
+      const r = (await s.reserve(params({ requestId: `kr-${errorCode}-${keyRejected}` }))) as Reservation;
+      await s.finalize({
+        reservationId: r.reservationId,
+        outcome: "google_error",
+        inputTokens: null,
+        outputTokens: null,
+        httpStatus: 400,
+        errorCode,
+        quotaId: null,
+        errorMessage: "no",
+        latencyMs: 1,
+        cooldownUntil: null,
+        cooldownUntilPacificMidnight: false,
+        response: null,
+        keyRejected,
+      });
+      const [k] = await db
+        .sql`select is_active, disabled_reason from public.google_ai_api_keys where key_alias = ${r.keyAlias}`;
+      return k;
+    };
+    expect(await refusedWith("API_KEY_EXPIRED", true)).toEqual({
+      is_active: false,
+      disabled_reason: "Google rejected the key (API_KEY_EXPIRED) on a call",
+    });
+    // The verdict is the function's: a code alone decides nothing when it says the key is fine.
+    expect(await refusedWith("API_KEY_INVALID", false)).toMatchObject({ is_active: true });
+    await db.sql`update public.google_ai_api_keys set is_active = true, disabled_reason = null`;
+  });
+
+  it("reserves, finalizes (with a cooldown and token_usage) and releases", async () => {
+    const s = store();
+    const r = await s.reserve(params({ metadata: { chat: 1, bad: "\u0000" }, requestId: "rt-1" }));
+    expect(r).toMatchObject({ ok: true, keyAlias: "default", envVarName: "GOOGLE_API_KEY", model: "gemma-3-27b-it" });
+    const res = r as Reservation;
+    const until = new Date(Date.now() + 30_000);
+    await s.finalize({
+      reservationId: res.reservationId,
+      outcome: "succeeded",
+      inputTokens: 12,
+      outputTokens: 3,
+      httpStatus: 200,
+      errorCode: null,
+      quotaId: null,
+      errorMessage: null,
+      latencyMs: 42,
+      cooldownUntil: until,
+      cooldownUntilPacificMidnight: false,
+      response: null,
+    });
+    const [att] = await db.sql`select status, input_tokens, output_tokens, latency_ms, metadata,
+                                      reply_by is not null as has_reply_by, hold_until is not null as has_hold
+                               from public.google_ai_attempts where reservation_id = ${res.reservationId}`;
+    // The holder's times (holder.ts) land in their columns, not in the caller's metadata.
+    expect(att).toEqual({
+      status: "succeeded",
+      input_tokens: 12,
+      output_tokens: 3,
+      latency_ms: 42,
+      metadata: { chat: 1, bad: "" },
+      has_reply_by: true,
+      has_hold: true,
+    });
+    const [usage] = await db
+      .sql`select prompt_tokens, completion_tokens from public.token_usage where request_id = 'rt-1'`;
+    expect(usage).toEqual({ prompt_tokens: 12, completion_tokens: 3 });
+    const [cd] = await db.sql`select cooldown_until from public.google_ai_cooldowns where quota_group = 'proj-default'`;
+    expect(Math.abs((cd!.cooldown_until as Date).getTime() - until.getTime())).toBeLessThan(5);
+
+    // The default group cools down: the next reservation lands on the other key; release it.
+    const second = await s.reserve(params({ excludeKeyIds: [res.keyId] }));
+    expect(second).toMatchObject({ ok: true, keyAlias: "second" });
+    await s.release((second as Reservation).reservationId, "secret not set");
+    const [rel] = await db.sql`select status, error_message from public.google_ai_attempts
+                               where reservation_id = ${(second as Reservation).reservationId}`;
+    expect(rel).toEqual({ status: "released", error_message: "secret not set" });
+    await db.sql`delete from public.google_ai_cooldowns`;
+  });
+
+  it("finalizes a cut stream with the tier asked, the tier served and the request's times", async () => {
+    const s = store();
+    const r = (await s.reserve(params({ requestId: "cut-1" }))) as Reservation;
+    await s.finalize({
+      reservationId: r.reservationId,
+      outcome: "cut",
+      cutBy: "client",
+      inputTokens: 20,
+      outputTokens: 7,
+      httpStatus: 200,
+      errorCode: null,
+      quotaId: null,
+      errorMessage: "the caller went away",
+      latencyMs: 300,
+      cooldownUntil: null,
+      cooldownUntilPacificMidnight: false,
+      response: null,
+      serviceTier: "flex",
+      servedTier: "flex",
+      addedMs: 12.4,
+      firstByteMs: 250,
+    });
+    const [att] = await db.sql`select status, error_code, service_tier, served_tier, added_ms, first_byte_ms
+                               from public.google_ai_attempts where reservation_id = ${r.reservationId}`;
+    expect(att).toEqual({
+      status: "cut",
+      error_code: "stream_cut_by_client",
+      service_tier: "flex",
+      served_tier: "flex",
+      added_ms: 12,
+      first_byte_ms: 250,
+    });
+  });
+
+  it("rests, for a spend cap, the active models the group's keys serve, not every model row", async () => {
+    const s = store();
+    await db.sql`update public.google_ai_api_keys set models = array['gemma-3-27b-it', 'gemini-2.5-flash']
+                 where key_alias = 'default'`;
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd, is_active)
+                 values ('spend-test-inactive', 1, 1, 1, false)`;
+    try {
+      const r = (await s.reserve(params({ requestId: "spend-1" }))) as Reservation;
+      expect(r.quotaGroup).toBe("proj-default");
+      await s.finalize({
+        reservationId: r.reservationId,
+        outcome: "google_error",
+        inputTokens: null,
+        outputTokens: null,
+        httpStatus: 429,
+        errorCode: "RESOURCE_EXHAUSTED",
+        quotaId: null,
+        errorMessage: "spend cap",
+        latencyMs: 5,
+        cooldownUntil: new Date(Date.now() + 600_000),
+        cooldownUntilPacificMidnight: false,
+        response: null,
+        quotaCause: "spend_cap",
+      });
+      const rows = await db.sql`select model, cause from public.google_ai_cooldowns
+                                where quota_group = 'proj-default' order by model`;
+      expect(rows).toEqual([
+        { model: "gemini-2.5-flash", cause: "spend_cap" },
+        { model: "gemma-3-27b-it", cause: "spend_cap" },
+      ]);
+    } finally {
+      await db.sql`update public.google_ai_api_keys set models = null where key_alias = 'default'`;
+      await db.sql`delete from public.google_ai_model_limits where model = 'spend-test-inactive'`;
+      await db.sql`delete from public.google_ai_cooldowns`;
+    }
+  });
+
+  it("concurrent spend caps of one group and key checks clearing its limit: 0 rests never deadlock", async () => {
+    // Many rows widen the window in which two multi-row statements hold some and want others: with the
+    // rows written in hash order and deleted in heap order, this met "deadlock detected" on every run.
+    const models = Array.from({ length: 200 }, (_, i) => `dl-${String(199 - i).padStart(3, "0")}`);
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd)
+                 select unnest(${models}::text[]), 1, 1, 1`;
+    const [key] = await db.sql<{ id: string }[]>`select id from public.google_ai_api_keys where key_alias = 'default'`;
+    try {
+      for (let round = 0; round < 8; round++) {
+        await db.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason, cause)
+                     select 'proj-default', l.model, now() + interval '1 minute', 'limit 0', 'limit_zero'
+                     from public.google_ai_model_limits l where l.is_active
+                     on conflict (quota_group, model) do update set cause = 'limit_zero',
+                       cooldown_until = excluded.cooldown_until`;
+        await Promise.all([
+          ...models.slice(0, 6).map((m, i) =>
+            db.sql`select public.google_ai_cooldown_for_cause('proj-default', ${m},
+                     now() + make_interval(mins => ${10 + i}), 'spend_cap', 'RESOURCE_EXHAUSTED', null)`
+          ),
+          ...[0, 1, 2].map(() =>
+            db.sql`insert into public.google_ai_key_health (api_key_id, key_alias, status, checked_at)
+                   values (${key!.id}, 'default', 'ok', clock_timestamp())
+                   on conflict (api_key_id) do update set status = 'ok', checked_at = excluded.checked_at`
+          ),
+        ]);
+        const causes = await db.sql<{ cause: string }[]>`
+          select distinct cause from public.google_ai_cooldowns where quota_group = 'proj-default'`;
+        expect(causes).toEqual([{ cause: "spend_cap" }]);
+      }
+    } finally {
+      await db.sql`delete from public.google_ai_cooldowns`;
+      await db.sql`delete from public.google_ai_key_health`;
+      await db.sql`delete from public.google_ai_model_limits where model = any (${models}::text[])`;
+    }
+  });
+
+  it("maps refusals, including a per-day cooldown computed by the database", async () => {
+    const s = store();
+    expect(await s.reserve(params({ model: "nope" }))).toMatchObject({
+      ok: false,
+      limit: "unknown_model",
+      retryAfterMs: null,
+    });
+    expect(await s.reserve(params({ estimatedTokens: 1_000_000 }))).toMatchObject({
+      ok: false,
+      limit: "too_large",
+      maxTokens: 15000,
+    });
+    const r = (await s.reserve(params())) as Reservation;
+    await s.finalize({
+      reservationId: r.reservationId,
+      outcome: "google_error",
+      inputTokens: null,
+      outputTokens: null,
+      httpStatus: 429,
+      errorCode: "RESOURCE_EXHAUSTED",
+      quotaId: "GenerateRequestsPerDayPerProjectPerModel-FreeTier",
+      errorMessage: "day",
+      latencyMs: 5,
+      cooldownUntil: null,
+      cooldownUntilPacificMidnight: true,
+      response: null,
+    });
+    const [{ ok }] = await db.sql`select cooldown_until = public.google_ai_pacific_midnight_after(now()) as ok
+                                  from public.google_ai_cooldowns where quota_group = ${r.quotaGroup}`;
+    expect(ok).toBe(true);
+    await db.sql`delete from public.google_ai_cooldowns`;
+  });
+
+  it("reserves with a token hash and maps the token's refusals", async () => {
+    const [{ c }] = await db.sql`select public.google_ai_create_client('pg-store-client', array['gemma-3-27b-it'],
+      p_token_max_requests => 1) as c`;
+    const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
+    await db.sql`select public.google_ai_mint_token(${sha256(c.secret)}, ${sha256(token)})`;
+    const s = store();
+    const ok = await s.reserve(params({ caller: { kind: "token", tokenHash: sha256(token) }, model: "gemma-3-27b" }));
+    expect(ok).toMatchObject({ ok: true, model: "gemma-3-27b-it" });
+    const [row] = await db.sql`select caller, client_id from public.google_ai_attempts
+                               where reservation_id = ${(ok as Reservation).reservationId}`;
+    expect(row).toEqual({ caller: "client:pg-store-client", client_id: c.client_id });
+    expect(await s.reserve(params({ caller: { kind: "token", tokenHash: sha256(token) } }))).toMatchObject({
+      ok: false,
+      limit: "token_budget",
+      retryAfterMs: null,
+    });
+    expect(await s.reserve(params({ caller: { kind: "token", tokenHash: sha256(token) }, model: "gemini-2.5-flash" })))
+      .toMatchObject({
+        ok: false,
+        limit: "model_not_allowed",
+      });
+    expect(await s.reserve(params({ caller: { kind: "token", tokenHash: "0".repeat(64) } }))).toMatchObject({
+      ok: false,
+      limit: "token_invalid",
+    });
+  });
+
+  it("reads the answer's quota in the reservation's own statement: one statement per reservation", async () => {
+    // A pool that records every statement it sends (postgres.js calls `debug` once per query).
+    const sent: string[] = [];
+    const asGateway = await gatewayRoleUrl(db.url);
+    const counting = createDatabase({
+      config: dbConfigFromEnv((n) => (n === "SUPABASE_DB_URL" ? asGateway : undefined)),
+      applicationName: "pg-store-count",
+      createPool: (config, name, timeouts) =>
+        postgres(config.url, {
+          ...poolOptions(config, name, timeouts),
+          max: 1,
+          debug: (_c, query) => sent.push(query),
+        }),
+    });
+    const [{ rpm }] = await db.sql<
+      { rpm: number }[]
+    >`select rpm from public.google_ai_model_limits where model = 'gemini-2.5-flash'`;
+    try {
+      await db.sql`update public.google_ai_model_limits set rpm = 2 where model = 'gemini-2.5-flash'`;
+      const s = createPgStore({ database: counting });
+      const flash = () => params({ model: "gemini-2.5-flash" });
+      // The default key's group first (its priority), then the second key's: each answer reports its
+      // own group as of its own booking.
+      const booked: Reservation[] = [];
+      for (let i = 0; i < 4; i++) booked.push((await s.reserve(flash())) as Reservation);
+      expect(booked.map((r) => [r.quotaGroup, r.quota?.quotaGroup, r.quota?.requestsLeft])).toEqual([
+        ["proj-default", "proj-default", 1],
+        ["proj-default", "proj-default", 0],
+        ["proj-second", "proj-second", 1],
+        ["proj-second", "proj-second", 0],
+      ]);
+      expect(booked[0]!.quota).toMatchObject({ model: "gemini-2.5-flash", rpm: 2 });
+      const refused = (await s.reserve(flash())) as Refusal;
+      expect(refused).toMatchObject({ ok: false, limit: "rpm" });
+      expect(refused.quota).toMatchObject({ requestsLeft: 0 });
+      // The same reopening, read a moment after the reservation's own clock.
+      const early = refused.retryAfterMs! - refused.quota!.requestsResetMs!;
+      expect(early).toBeGreaterThanOrEqual(0);
+      expect(early).toBeLessThan(1000);
+      // Nothing but the reservations: not even a type look-up on the new connection (_shared/db.ts).
+      expect(sent).toHaveLength(5);
+      for (const statement of sent) {
+        expect(statement).toContain("public.google_ai_reserve(");
+        expect(statement).toContain("public.google_ai_answer_quota(");
+      }
+    } finally {
+      await db.sql`update public.google_ai_model_limits set rpm = ${rpm} where model = 'gemini-2.5-flash'`;
+      await counting.close();
+    }
+  });
+
+  it("answers the quota route: a service caller's report, a token's refusal", async () => {
+    const report = await store().quotaReport({ kind: "service", name: "ops" });
+    if (!report.ok) throw new Error("a service caller always gets a report");
+    const models = (report.report.models as { model: string }[]).map((m) => m.model);
+    expect(models).toContain("gemma-3-27b-it");
+    expect(await store().quotaReport({ kind: "token", tokenHash: "0".repeat(64) })).toEqual({
+      ok: false,
+      status: "token_invalid",
+    });
+  });
+
+  it("reserves a chain of models in one call, service and token, and parses what it passed over", async () => {
+    const s = store();
+    await db.sql`update public.google_ai_model_limits set rpd = 0 where model = 'gemini-2.5-flash'`;
+    try {
+      const served = await s.reserve(
+        params({ model: "gemini-2.5-flash", fallbackModels: ["gemma-3-27b-it"], requestId: "chain-1" }),
+      );
+      expect(served).toMatchObject({
+        ok: true,
+        model: "gemma-3-27b-it",
+        fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd", retryAfterMs: expect.any(Number) }],
+      });
+      // The answer's quota is the serving model's, read in the same statement.
+      expect((served as Reservation).quota).toMatchObject({
+        model: "gemma-3-27b-it",
+        quotaGroup: (served as Reservation).quotaGroup,
+      });
+      const refused = await s.reserve(
+        params({ model: "gemini-2.5-flash", fallbackModels: ["gemma-3-27b-it"], estimatedTokens: 200_000 }),
+      );
+      expect(refused).toMatchObject({
+        ok: false,
+        limit: "rpd",
+        model: "gemini-2.5-flash",
+        fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd" }, {
+          model: "gemma-3-27b-it",
+          limit: "too_large",
+          retryAfterMs: null,
+        }],
+      });
+      expect((refused as Refusal).quota).toMatchObject({ model: "gemini-2.5-flash", dayLeft: 0 });
+
+      const [{ c }] = await db
+        .sql`select public.google_ai_create_client('pg-store-chain', array['gemini-2.5-flash', 'gemma-3-27b-it']) as c`;
+      const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
+      await db.sql`select public.google_ai_mint_token(${sha256(c.secret)}, ${sha256(token)})`;
+      const asToken = await s.reserve(params({
+        caller: { kind: "token", tokenHash: sha256(token) },
+        model: "gemini-2.5-flash",
+        fallbackModels: ["gemma-3-27b-it"],
+      }));
+      expect(asToken).toMatchObject({
+        ok: true,
+        model: "gemma-3-27b-it",
+        fallbackFrom: [{ model: "gemini-2.5-flash", limit: "rpd" }],
+      });
+    } finally {
+      await db.sql`update public.google_ai_model_limits set rpd = 20 where model = 'gemini-2.5-flash'`;
+    }
+  });
+
+  it("answers 503 unavailable when the database is down or not configured, and logs the cause sanitized", async () => {
+    const log = (m: string) => logged.push(m);
+    const dead = createDatabase({
+      config: dbConfigFromEnv(() => "postgres://postgres:hunter2secret@127.0.0.1:1/postgres"),
+      applicationName: "pg-store-test",
+      log,
+    });
+    const none = createDatabase({ config: null, applicationName: "pg-store-test", log });
+    try {
+      for (
+        const s of [createPgStore({ database: dead, logError: log }), createPgStore({ database: none, logError: log })]
+      ) {
+        const error = await s.reserve(params()).catch((e: unknown) => e);
+        expect(error).toBeInstanceOf(GatewayError);
+        expect((error as GatewayError).code).toBe("unavailable");
+        expect((error as GatewayError).status).toBe(503);
+        expect(Number((error as GatewayError).headers?.["Retry-After"])).toBeGreaterThanOrEqual(1);
+        expect((error as GatewayError).message).not.toMatch(/hunter2|127\.0\.0\.1|ECONNREFUSED/);
+      }
+      expect(logged.join("\n")).not.toContain("hunter2secret");
+      expect(logged.some((l) => /^database down .*reserve: .*ECONNREFUSED/.test(l))).toBe(true);
+      expect(logged.some((l) => l.startsWith("reserve: no database configured"))).toBe(true);
+    } finally {
+      await dead.close();
+    }
+  });
+});

@@ -1,0 +1,492 @@
+// GatewayStore over Postgres: each operation is one statement calling one RPC (one round trip):
+//   reserve   public.google_ai_reserve, or public.google_ai_reserve_with_token for a scoped token,
+//             public.google_ai_reserve_chain (or _chain_with_token) for a request with fallback models;
+//             and in the same statement the quota the answer reports (carried by a fast booking,
+//             else public.google_ai_answer_quota); its metadata carries the holder's deadlines
+//             (holder.ts), which the database takes out of it
+//   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
+//             public.google_ai_finalize_cut for a streamed answer that broke off
+//   release   public.google_ai_release
+//   end       public.google_ai_end_request (a named request that failed frees its request_id)
+//   model     public.google_ai_model_traits (capabilities.ts caches it per worker)
+//   token     public.google_ai_check_token, before the body is read (token-check.ts caches it)
+//   keys      public.google_ai_active_keys, a key for countTokens (exact-count.ts caches it)
+//   quota     public.google_ai_quota_report, the quota route (GET llm-invoke/v1/quota)
+//   models    public.google_ai_model_list, the model routes (GET …/v1beta/models, …/v1/models)
+// Array columns come back as jsonb (to_jsonb): the pool does not look types up (_shared/db.ts), so a
+// text[] would arrive as its text form "{a,b}".
+// Any database failure becomes GatewayError("unavailable") (503 JSON with Retry-After); the sanitized
+// cause goes to the log, never to the caller. Outages (DatabaseUnavailable) are logged by db.ts.
+import { GatewayError } from "../../_shared/errors.ts";
+import {
+  type FallbackStep,
+  type FinalizeParams,
+  type ModelEntry,
+  type ModelProfile,
+  type QueuePlace,
+  type QuotaSnapshot,
+  type Refusal,
+  REFUSAL_LIMITS,
+  type RefusalLimit,
+  type Reservation,
+  type ReserveParams,
+  SERVICE_TIERS,
+  type ServiceTier,
+  type ServiceTierRow,
+  type TokenStatus,
+} from "../contract.ts";
+import { sanitizeError } from "../../_shared/sanitize.ts";
+import { QUOTA_CAUSES, type QuotaCause } from "../../_shared/google/quota-cause.ts";
+import type postgres from "postgres";
+import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../../_shared/db.ts";
+import { databaseUnavailable } from "../../_shared/envelope.ts";
+import type { ActiveKey, GatewayStore, ModelLister, QuotaReader, QuotaReport, TokenChecker } from "./store.ts";
+import { HOLDER_KEY, holderTimes } from "./holder.ts";
+
+export interface PgStoreOptions {
+  /** The worker's database (_shared/db.ts): deadlines, fail-fast while down, one retry of a stale connection. */
+  database: Pick<Database, "run">;
+  /** The database's client-side deadline of one statement (_shared/db.ts): a reservation's reply_by follows from it. */
+  deadlineMs?: number;
+  logError?: (message: string) => void;
+}
+
+export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChecker & QuotaReader & ModelLister {
+  const logError = options.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
+  const deadlineMs = options.deadlineMs ?? DEFAULT_DB_TIMEOUTS.deadlineMs;
+
+  async function run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T> {
+    try {
+      return await options.database.run(what, work);
+    } catch (error) {
+      if (error instanceof GatewayError) throw error;
+      if (error instanceof DatabaseUnavailable) throw databaseUnavailable(error);
+      logError(`${what} failed: ${sanitizeError(error)}`);
+      throw databaseUnavailable(null);
+    }
+  }
+
+  return {
+    checkToken: (tokenHash, refusals) =>
+      run("token check", async (sql) => {
+        const [row] = await sql<{ r: { status: TokenStatus; max_output_tokens?: number; models?: string[] } }[]>`
+          select public.google_ai_check_token(p_token_hash => ${tokenHash}, p_refusals => ${refusals}::integer) as r`;
+        const { status, max_output_tokens, models } = row!.r;
+        return {
+          status,
+          ...(typeof max_output_tokens === "number" ? { maxOutputTokens: max_output_tokens } : {}),
+          ...(Array.isArray(models) ? { models } : {}),
+        };
+      }),
+
+    serviceTiers: () =>
+      run("service tiers", async (sql) => {
+        const [row] = await sql<{ r: unknown }[]>`select public.google_ai_service_tier_list() as r`;
+        return parseServiceTierRows(row?.r);
+      }),
+
+    modelProfile: (model) =>
+      run("model lookup", async (sql) => {
+        const rows = await sql<
+          {
+            model: string;
+            active: boolean;
+            sis: boolean;
+            json: boolean;
+            tools: boolean;
+            images: boolean | null;
+            fallbacks: string[];
+            withdrawn: boolean;
+            successor: string | null;
+          }[]
+        >`
+          select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
+                 p.supports_tools as tools, p.supports_images as images,
+                 coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor
+          from public.google_ai_model_traits(p_model => ${model}) p`;
+        const row = rows[0];
+        return row === undefined ? null : ({
+          model: row.model,
+          active: row.active,
+          supportsSystemInstruction: row.sis,
+          supportsJsonMode: row.json,
+          supportsTools: row.tools,
+          supportsImages: row.images,
+          fallbackModels: row.fallbacks,
+          ...(row.withdrawn ? { withdrawn: true, successor: row.successor } : {}),
+        } satisfies ModelProfile);
+      }),
+
+    // The answer's quota comes in the reservation's own statement: no second round trip. A fast
+    // booking carries it (r.quota); otherwise it is read after the reservation, which the
+    // materialized CTE runs exactly once, before the quota reads what it wrote.
+    reserve: (p) =>
+      run("reserve", async (sql) => {
+        const chained = p.fallbackModels.length > 0;
+        // Timed from now: a retry on a fresh connection is a new statement with its own deadline.
+        const metadata = sql.json({
+          ...(jsonSafe(p.metadata) as Record<string, postgres.JSONValue>),
+          [HOLDER_KEY]: { ...holderTimes(Date.now(), deadlineMs, p.nextContactBy) }, // a caller's own key is overwritten
+        });
+        const reservation = p.caller.kind === "service"
+          ? (chained ? reserveChainService : reserveService)(sql, p, metadata, p.caller.name)
+          : (chained ? reserveChainToken : reserveToken)(sql, p, metadata, p.caller.tokenHash);
+        // A cooldown refusal names why the group rests (a Google 429's cause), in the same statement.
+        const rows = await sql<{ r: unknown; q: unknown; c: unknown }[]>`
+          with reserved as materialized (${reservation})
+          select reserved.r - 'quota' as r,
+                 coalesce(reserved.r -> 'quota', public.google_ai_answer_quota(p_answer => reserved.r,
+                   p_model => ${p.model}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[])) as q,
+                 case when reserved.r ->> 'limit' = 'cooldown'
+                      then public.google_ai_cooldown_cause(p_model => coalesce(reserved.r ->> 'model', ${p.model})) end as c
+          from reserved`;
+        const answer = parseReserveResult(rows[0]?.r);
+        const cause = answer.ok ? undefined : quotaCauseOrNull(rows[0]?.c);
+        return { ...answer, quota: parseQuotaSnapshot(rows[0]?.q), ...(cause == null ? {} : { cause }) };
+      }),
+
+    quotaReport: (caller) =>
+      run("quota report", async (sql) => {
+        // A service caller's budget is its label's, the one its reservations book under (reserveService).
+        const tokenHash = caller.kind === "token" ? caller.tokenHash : null;
+        const label = caller.kind === "service" ? caller.name : null;
+        const [row] = await sql<{ r: unknown }[]>`
+          select public.google_ai_quota_report(p_token_hash => ${tokenHash}, p_caller => ${label}) as r`;
+        return parseQuotaReport(row?.r);
+      }),
+
+    finalize: (p: FinalizeParams) =>
+      run("finalize", async (sql) => {
+        if (p.outcome === "withdrawn") {
+          await sql`select public.google_ai_finalize_withdrawn(
+            p_reservation_id => ${p.reservationId}::uuid, p_http_status => ${p.httpStatus}::integer,
+            p_error_code => ${p.errorCode}, p_error_message => ${p.errorMessage},
+            p_latency_ms => ${p.latencyMs}::integer) as r`;
+          return;
+        }
+        if (p.outcome === "cut") {
+          await sql`select public.google_ai_finalize_cut(
+            p_reservation_id => ${p.reservationId}::uuid, p_cut_by => ${p.cutBy ?? "google"},
+            p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
+            p_latency_ms => ${p.latencyMs}::integer, p_error_message => ${p.errorMessage},
+            p_service_tier => ${p.serviceTier ?? null}, p_served_tier => ${p.servedTier ?? null},
+            p_added_ms => ${roundedMs(p.addedMs)}::integer, p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer) as r`;
+          return;
+        }
+        await sql`select public.google_ai_finalize(
+          p_reservation_id => ${p.reservationId}::uuid, p_outcome => ${p.outcome},
+          p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
+          p_http_status => ${p.httpStatus}::integer, p_error_code => ${p.errorCode}, p_quota_id => ${p.quotaId},
+          p_error_message => ${p.errorMessage}, p_latency_ms => ${p.latencyMs}::integer,
+          p_cooldown_until => ${p.cooldownUntil === null ? null : p.cooldownUntil.toISOString()}::timestamptz,
+          p_cooldown_until_pacific_midnight => ${p.cooldownUntilPacificMidnight}::boolean,
+          p_response => ${p.response == null ? null : sql.json(jsonSafe(p.response) as postgres.JSONValue)}::jsonb,
+          p_key_rejected => ${p.keyRejected ?? null}::boolean,
+          p_quota_cause => ${p.quotaCause ?? null}, p_service_tier => ${p.serviceTier ?? null},
+          p_served_tier => ${p.servedTier ?? null}, p_added_ms => ${roundedMs(p.addedMs)}::integer,
+          p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer) as r`;
+      }),
+
+    release: (reservationId, reason) =>
+      run("release", async (sql) => {
+        await sql`select public.google_ai_release(p_reservation_id => ${reservationId}::uuid, p_reason => ${reason}) as r`;
+      }),
+
+    endRequest: (reservationId) =>
+      run("end request", async (sql) => {
+        await sql`select public.google_ai_end_request(p_reservation_id => ${reservationId}::uuid) as r`;
+      }),
+
+    modelList: () =>
+      run("model list", async (sql) => {
+        const rows = await sql<{
+          model: string;
+          aliases: string[];
+          display_name: string | null;
+          input_token_limit: number | null;
+          output_token_limit: number | null;
+          rpm: number | null;
+          tpm: number | null;
+          rpd: number | null;
+          supports_system_instruction: boolean;
+          supports_json_mode: boolean;
+          supports_tools: boolean;
+        }[]>`
+          select m.model, coalesce(to_jsonb(m.aliases), '[]'::jsonb) as aliases, m.display_name,
+                 m.input_token_limit, m.output_token_limit, m.rpm, m.tpm, m.rpd, m.supports_system_instruction,
+                 m.supports_json_mode, m.supports_tools
+          from public.google_ai_model_list() m`;
+        return rows.map((r): ModelEntry => ({
+          model: r.model,
+          aliases: r.aliases,
+          displayName: r.display_name,
+          inputTokenLimit: r.input_token_limit,
+          outputTokenLimit: r.output_token_limit,
+          rpm: r.rpm,
+          tpm: r.tpm,
+          rpd: r.rpd,
+          supportsSystemInstruction: r.supports_system_instruction,
+          supportsJsonMode: r.supports_json_mode,
+          supportsTools: r.supports_tools,
+        }));
+      }),
+
+    activeKeys: () =>
+      run("active keys", async (sql) => {
+        const rows = await sql<{ id: string; key_alias: string; env_var_name: string; quota_group: string }[]>`
+          select k.id, k.key_alias, k.env_var_name, k.quota_group from public.google_ai_active_keys() k`;
+        return rows.map((r): ActiveKey => ({
+          keyId: r.id,
+          keyAlias: r.key_alias,
+          envVarName: r.env_var_name,
+          quotaGroup: r.quota_group,
+        }));
+      }),
+  };
+}
+
+/** The caller's metadata with the holder's times (holder.ts), as one jsonb parameter. */
+type Metadata = ReturnType<Sql["json"]>;
+
+/** The reservation's call, as a fragment of the statement that also reads its quota. */
+function reserveService(sql: Sql, p: ReserveParams, metadata: Metadata, caller: string): postgres.PendingQuery<postgres.Row[]> {
+  return sql`select public.google_ai_reserve(
+    p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer, p_caller => ${caller},
+    p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+    p_metadata => ${metadata}::jsonb,
+    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
+    Math.max(0, Math.round(p.waitLeftMs))
+  }::integer) as r`;
+}
+
+function reserveToken(sql: Sql, p: ReserveParams, metadata: Metadata, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
+  return sql`select public.google_ai_reserve_with_token(
+    p_token_hash => ${tokenHash}, p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer,
+    p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+    p_metadata => ${metadata}::jsonb,
+    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
+    Math.max(0, Math.round(p.waitLeftMs))
+  }::integer) as r`;
+}
+
+/** The whole chain in one round trip: the database tries `model`, then each fallback, in order. */
+function reserveChainService(sql: Sql, p: ReserveParams, metadata: Metadata, caller: string): postgres.PendingQuery<postgres.Row[]> {
+  return sql`select public.google_ai_reserve_chain(
+    p_models => ${
+    sql.array([p.model, ...p.fallbackModels])
+  }::text[], p_estimated_tokens => ${p.estimatedTokens}::integer,
+    p_caller => ${caller}, p_request_id => ${p.requestId},
+    p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+    p_metadata => ${metadata}::jsonb,
+    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
+    Math.max(0, Math.round(p.waitLeftMs))
+  }::integer) as r`;
+}
+
+function reserveChainToken(sql: Sql, p: ReserveParams, metadata: Metadata, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
+  return sql`select public.google_ai_reserve_chain_with_token(
+    p_token_hash => ${tokenHash}, p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
+    p_estimated_tokens => ${p.estimatedTokens}::integer, p_request_id => ${p.requestId},
+    p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+    p_metadata => ${metadata}::jsonb,
+    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
+    Math.max(0, Math.round(p.waitLeftMs))
+  }::integer) as r`;
+}
+
+/** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */
+/** google_ai_service_tier_list's answer; a row that is not the expected shape is left out. */
+export function parseServiceTierRows(value: unknown): ServiceTierRow[] {
+  const list = typeof value === "string" ? safeJson(value) : value;
+  if (!Array.isArray(list)) return [];
+  return list.flatMap((r) => {
+    const o = r as Record<string, unknown> | null;
+    if (o === null || typeof o !== "object" || typeof o.model !== "string" || typeof o.priority_class !== "string") {
+      return [];
+    }
+    if (!(SERVICE_TIERS as readonly unknown[]).includes(o.service_tier)) return [];
+    return [{
+      model: o.model,
+      priorityClass: o.priority_class,
+      serviceTier: o.service_tier as ServiceTier,
+      standardOnShed: o.standard_on_shed === true,
+    }];
+  });
+}
+
+/** google_ai_cooldown_cause's answer: one of the causes, else null (an unreadable cause is "not known"). */
+function quotaCauseOrNull(value: unknown): QuotaCause | null {
+  return typeof value === "string" && (QUOTA_CAUSES as readonly string[]).includes(value) ? value as QuotaCause : null;
+}
+
+/** A duration for an integer column: whole ms, null when not known. */
+function roundedMs(value: number | null | undefined): number | null {
+  return typeof value === "number" && Number.isFinite(value) ? Math.max(0, Math.round(value)) : null;
+}
+
+export function parseReserveResult(value: unknown): Reservation | Refusal {
+  const r = typeof value === "string" ? JSON.parse(value) as unknown : value;
+  if (typeof r !== "object" || r === null) throw new Error("reserve returned no object");
+  const o = r as Record<string, unknown>;
+  if (o.ok === true) {
+    const fields = ["reservation_id", "key_id", "key_alias", "env_var_name", "quota_group", "model"] as const;
+    for (const f of fields) {
+      if (typeof o[f] !== "string") throw new Error(`reserve returned no ${f}`);
+    }
+    return {
+      ok: true,
+      reservationId: o.reservation_id as string,
+      keyId: o.key_id as string,
+      keyAlias: o.key_alias as string,
+      envVarName: o.env_var_name as string,
+      quotaGroup: o.quota_group as string,
+      model: o.model as string,
+      minuteBucket: String(o.minute_bucket ?? ""),
+      dayBucket: String(o.day_bucket ?? ""),
+      ...(typeof o.priority === "string" ? { priority: o.priority } : {}),
+      ...fallbackFrom(o.fallback_from),
+    };
+  }
+  if (!REFUSAL_LIMITS.includes(o.limit as RefusalLimit)) {
+    throw new Error(`reserve refused with an unknown limit ${sanitizeError(String(o.limit), { maxLength: 50 })}`);
+  }
+  const retry = o.retry_after_ms;
+  return {
+    ok: false,
+    limit: o.limit as RefusalLimit,
+    retryAfterMs: typeof retry === "number" && Number.isFinite(retry) ? retry : null,
+    retryAt: typeof o.retry_at === "string" ? o.retry_at : null,
+    maxTokens: typeof o.max_tokens === "number" ? o.max_tokens : null,
+    recheckAfterMs: typeof o.recheck_after_ms === "number" && Number.isFinite(o.recheck_after_ms)
+      ? o.recheck_after_ms
+      : null,
+    queue: parseQueuePlace(o.queue),
+    model: typeof o.model === "string" ? o.model : null,
+    ...fallbackFrom(o.fallback_from),
+    ...(o.limit === "duplicate" ? { response: o.response } : {}),
+    ...(o.limit === "withdrawn" ? { successor: typeof o.successor === "string" ? o.successor : null } : {}),
+  };
+}
+
+/**
+ * google_ai_answer_quota's answer. Seeing the quota must never fail a request: anything that is not
+ * the expected shape is "not known" (null), not an error.
+ */
+export function parseQuotaSnapshot(value: unknown): QuotaSnapshot | null {
+  const q = typeof value === "string" ? safeJson(value) : value;
+  if (typeof q !== "object" || q === null) return null;
+  const o = q as Record<string, unknown>;
+  if (typeof o.model !== "string" || typeof o.quota_group !== "string") return null;
+  const count = (v: unknown): number | null => (typeof v === "number" && Number.isFinite(v) ? Math.max(0, v) : null);
+  return {
+    model: o.model,
+    quotaGroup: o.quota_group,
+    rpm: count(o.rpm),
+    requestsLeft: count(o.requests_left),
+    requestsResetMs: count(o.requests_reset_ms),
+    tpm: count(o.tpm),
+    tokensLeft: count(o.tokens_left),
+    tokensResetMs: count(o.tokens_reset_ms),
+    rpd: count(o.rpd),
+    dayLeft: count(o.day_left),
+    dayResetMs: count(o.day_reset_ms),
+  };
+}
+
+const TOKEN_STATUSES = ["token_invalid", "token_expired", "token_revoked"] as const;
+
+/** google_ai_quota_report's answer: the report without its `ok`, or the token's status. */
+export function parseQuotaReport(value: unknown): QuotaReport {
+  const r = typeof value === "string" ? JSON.parse(value) as unknown : value;
+  if (typeof r !== "object" || r === null) throw new Error("quota report returned no object");
+  const { ok, status, ...report } = r as Record<string, unknown>;
+  if (ok === true) return { ok: true, report };
+  const known = TOKEN_STATUSES.find((s) => s === status);
+  if (known === undefined) throw new Error("quota report refused without a known status");
+  return { ok: false, status: known };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text);
+  } catch {
+    return null;
+  }
+}
+
+/** A chain's passed-over models (absent unless the reservation went through a chain and passed some over). */
+function fallbackFrom(value: unknown): { fallbackFrom?: FallbackStep[] } {
+  if (!Array.isArray(value) || value.length === 0) return {};
+  return {
+    fallbackFrom: value.flatMap((v): FallbackStep[] => {
+      if (typeof v !== "object" || v === null) return [];
+      const s = v as Record<string, unknown>;
+      if (typeof s.model !== "string" || typeof s.limit !== "string") return [];
+      return [{
+        model: s.model,
+        limit: s.limit,
+        retryAfterMs: typeof s.retry_after_ms === "number" ? s.retry_after_ms : null,
+      }];
+    }),
+  };
+}
+
+function parseQueuePlace(value: unknown): QueuePlace | null {
+  if (typeof value !== "object" || value === null) return null;
+  const q = value as Record<string, unknown>;
+  if (typeof q.ticket !== "string" || !UUID.test(q.ticket)) throw new Error("reserve queued without a ticket");
+  return {
+    ticket: q.ticket,
+    position: typeof q.position === "number" ? q.position : 0,
+    expectedAt: typeof q.expected_at === "string" ? q.expected_at : "",
+    priority: typeof q.priority === "string" ? q.priority : "",
+  };
+}
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/** Only well-formed key ids reach the uuid[] parameter (they come from the database, but a cast error would be a 503). */
+function keyIds(ids: readonly string[]): string[] {
+  return ids.filter((id) => UUID.test(id));
+}
+
+/**
+ * A copy of a JSON value that jsonb accepts. JSON allows what jsonb rejects: "\u0000" and unpaired
+ * UTF-16 surrogates (JSON.stringify writes them as "\ud800"). Caller metadata may hold either, so
+ * strings and keys are cleaned: NUL removed, lone surrogates replaced by U+FFFD.
+ */
+export function jsonSafe(value: unknown): unknown {
+  return clean(value);
+}
+
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+function cleanString(s: string): string {
+  return s.replaceAll("\u0000", "").replace(LONE_SURROGATE, "\uFFFD");
+}
+
+function clean(value: unknown): unknown {
+  if (typeof value === "string") return cleanString(value);
+  if (Array.isArray(value)) return value.map(clean);
+  if (typeof value === "object" && value !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) {
+      Object.defineProperty(out, cleanString(k), {
+        value: clean(v),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    return out;
+  }
+  return value;
+}

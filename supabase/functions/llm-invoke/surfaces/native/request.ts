@@ -1,0 +1,228 @@
+// The llm-invoke request: its zod schema, and its normalization into Gemini `contents` plus an
+// optional system text, whatever input form the caller used (prompt, chat messages, native contents).
+// The other routes (surfaces/) build the same NormalizedRequest from Google's or OpenAI's shape.
+import { z } from "zod";
+import { GatewayError } from "../../../_shared/errors.ts";
+import type { Content, GenerationConfig, RequestExtras } from "../../../_shared/google/types.ts";
+import { invalidRequest } from "../../../_shared/validation.ts";
+import { camelGenerationConfig } from "../../model/json-keys.ts";
+import { checkContents, imageTokensOf } from "../../model/parts.ts";
+import {
+  DEFAULT_REQUEST_LIMITS,
+  type InvokeMode,
+  type NormalizedRequest,
+  PRIORITY_CLASSES,
+  type PriorityClass,
+  type RequestLimits,
+} from "../../contract.ts";
+
+const MAX_TURNS = 1000;
+const MODEL_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+/** Fallbacks after the first model: a chain of at most four models, each a reservation try. */
+export const MAX_FALLBACK_MODELS = 3;
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+const MIME_TYPE = /^[a-z]+\/[A-Za-z0-9.+-]+$/;
+
+const messageSchema = z.strictObject({
+  role: z.enum(["system", "user", "assistant"]),
+  content: z.string(),
+});
+
+/** Most parts a request may carry over all its turns (each is checked, images are read). */
+export const MAX_PARTS = 1000;
+
+// Turns are checked by parts.ts (one set of rules for every route), after the shape here.
+const contentSchema = z.looseObject({ parts: z.array(z.unknown()).max(MAX_PARTS) });
+
+/**
+ * Gemini's generationConfig: the fields the gateway reads or that are easy to get wrong are checked;
+ * any other field is forwarded as given, so a field Google adds later needs no release of the gateway.
+ */
+export const generationConfigSchema = z.looseObject({
+  temperature: z.number().min(0).max(2).optional(),
+  maxOutputTokens: z.number().int().min(1).max(1_000_000).optional(),
+  topP: z.number().min(0).max(1).optional(),
+  topK: z.number().int().min(1).max(1000).optional(),
+  stopSequences: z.array(z.string().min(1).max(200)).max(5).optional(),
+  responseMimeType: z.string().regex(MIME_TYPE, "must be a MIME type such as text/plain").optional(),
+  responseSchema: z.record(z.string(), z.unknown()).optional(),
+  responseJsonSchema: z.record(z.string(), z.unknown()).optional(),
+  candidateCount: z.number().int().min(1).max(8).optional(),
+  seed: z.number().int().optional(),
+  presencePenalty: z.number().optional(),
+  frequencyPenalty: z.number().optional(),
+  thinkingConfig: z.looseObject({
+    thinkingBudget: z.number().int().min(-1).optional(),
+    includeThoughts: z.boolean().optional(),
+  }).optional(),
+}).refine((c) => c.responseSchema === undefined || c.responseJsonSchema === undefined, {
+  message: "give responseSchema or responseJsonSchema, not both",
+});
+
+/** Function calling and safety settings, as Gemini takes them. */
+export const extrasSchema = {
+  tools: z.array(z.record(z.string(), z.unknown())).max(128).optional(),
+  toolConfig: z.record(z.string(), z.unknown()).optional(),
+  safetySettings: z.array(z.looseObject({ category: z.string(), threshold: z.string() })).max(32).optional(),
+};
+
+const modelName = z.string().transform((m) => m.replace(/^models\//, "")).pipe(
+  z.string().regex(MODEL_NAME, "must be a model id such as gemma-3-27b-it"),
+);
+
+export const invokeRequestSchema = z.strictObject({
+  model: modelName,
+  fallback_models: z.array(modelName).max(MAX_FALLBACK_MODELS, `at most ${MAX_FALLBACK_MODELS} fallback models`)
+    .optional(),
+  prompt: z.string().optional(),
+  messages: z.array(messageSchema).max(MAX_TURNS).optional(),
+  contents: z.array(contentSchema).max(MAX_TURNS).optional(),
+  system: z.string().optional(),
+  generationConfig: generationConfigSchema.optional(),
+  mode: z.enum(["WAIT", "NO_WAIT"]).default("WAIT"),
+  max_wait_ms: z.number().int().min(0).optional(),
+  request_id: z.string().regex(REQUEST_ID, "must be 1-128 characters of A-Z a-z 0-9 . _ : -")
+    .optional(),
+  metadata: z.record(z.string(), z.unknown()).optional(),
+  include_candidates: z.boolean().default(false),
+  priority: z.enum(PRIORITY_CLASSES as [PriorityClass, ...PriorityClass[]]).optional(),
+  stream: z.boolean().default(false),
+  ...extrasSchema,
+});
+
+export type InvokeRequest = z.infer<typeof invokeRequestSchema>;
+
+/** Validates a parsed JSON body and normalizes it; throws GatewayError with a specific code. */
+export function parseInvokeRequest(
+  body: unknown,
+  limits: RequestLimits = DEFAULT_REQUEST_LIMITS,
+): NormalizedRequest {
+  if (typeof body !== "object" || body === null || Array.isArray(body)) {
+    throw new GatewayError("invalid_json", "The body must be a JSON object.");
+  }
+  // generationConfig in Google's camelCase, so checks and caps see `max_output_tokens` as `maxOutputTokens`.
+  const generationConfig = (body as Record<string, unknown>).generationConfig;
+  const parsed = invokeRequestSchema.safeParse(
+    generationConfig === undefined ? body : { ...body, generationConfig: camelGenerationConfig(generationConfig) },
+  );
+  if (!parsed.success) throw invalidRequest(parsed.error);
+  const req = parsed.data;
+
+  checkFallbacks(req.model, req.fallback_models);
+  const { contents, systemFromMessages, imageTokens } = toContents(req);
+  const system = joinText([req.system, systemFromMessages]);
+
+  if (req.metadata !== undefined) checkMetadataSize(req.metadata, limits);
+
+  return {
+    model: req.model,
+    ...(req.fallback_models === undefined ? {} : { fallbackModels: req.fallback_models }),
+    contents,
+    ...(system === undefined ? {} : { system }),
+    generationConfig: (req.generationConfig ?? {}) as GenerationConfig,
+    extras: extrasOf(req),
+    imageTokens,
+    stream: req.stream,
+    mode: req.mode,
+    maxWaitMs: waitFor(req.mode, req.max_wait_ms, limits),
+    ...(req.request_id === undefined ? {} : { requestId: req.request_id }),
+    metadata: req.metadata ?? {},
+    includeCandidates: req.include_candidates,
+    ...(req.priority === undefined ? {} : { priority: req.priority }),
+  };
+}
+
+/** The wait a mode allows: none for NO_WAIT; the caller's (or the default), capped by the budget. */
+export function waitFor(mode: InvokeMode, asked: number | undefined, limits: RequestLimits): number {
+  return mode === "NO_WAIT" ? 0 : Math.min(asked ?? limits.defaultMaxWaitMs, limits.maxWaitBudgetMs);
+}
+
+/** metadata is kept in every audit row, refusals included: its size is capped. */
+export function checkMetadataSize(metadata: Record<string, unknown>, limits: RequestLimits): void {
+  const bytes = new TextEncoder().encode(JSON.stringify(metadata)).length;
+  if (bytes > limits.maxMetadataBytes) {
+    throw new GatewayError(
+      "invalid_request",
+      `metadata is ${bytes} bytes as JSON; the limit is ${limits.maxMetadataBytes}.`,
+      { details: { field: "metadata", limit_bytes: limits.maxMetadataBytes } },
+    );
+  }
+}
+
+/** The request-level Gemini fields that are forwarded as given, without the absent ones. */
+export function extrasOf(req: RequestExtras): RequestExtras {
+  return {
+    ...(req.tools === undefined ? {} : { tools: req.tools }),
+    ...(req.toolConfig === undefined ? {} : { toolConfig: req.toolConfig }),
+    ...(req.safetySettings === undefined ? {} : { safetySettings: req.safetySettings }),
+  };
+}
+
+/** A chain names each model once (aliases of one model are told apart later, by the model rows). */
+function checkFallbacks(model: string, fallbacks: readonly string[] | undefined): void {
+  const repeated = repeatedInChain(model, fallbacks);
+  if (repeated === undefined) return;
+  throw new GatewayError(
+    "invalid_request",
+    `fallback_models[${repeated.index}]: ${repeated.name} is already in the chain (model, then fallback_models, each once).`,
+    { details: { field: "fallback_models", model: repeated.name } },
+  );
+}
+
+/** The first fallback that repeats a model before it in the chain (the model, then the fallbacks). */
+export function repeatedInChain(
+  model: string,
+  fallbacks: readonly string[] | undefined,
+): { index: number; name: string } | undefined {
+  const seen = new Set([model]);
+  for (const [index, name] of (fallbacks ?? []).entries()) {
+    if (seen.has(name)) return { index, name };
+    seen.add(name);
+  }
+  return undefined;
+}
+
+function toContents(req: InvokeRequest): { contents: Content[]; systemFromMessages?: string; imageTokens: number } {
+  const given = [req.prompt, req.messages, req.contents].filter((x) => x !== undefined).length;
+  if (given === 0) {
+    throw new GatewayError("empty_input", "Give the input as one of: prompt, messages, contents.");
+  }
+  if (given > 1) {
+    throw new GatewayError(
+      "invalid_request",
+      "Give exactly one of prompt, messages, contents (not several).",
+    );
+  }
+
+  if (req.prompt !== undefined) {
+    if (req.prompt.trim() === "") throw new GatewayError("empty_input", "prompt is empty.");
+    return { contents: [{ role: "user", parts: [{ text: req.prompt }] }], imageTokens: 0 };
+  }
+
+  if (req.messages !== undefined) {
+    const system: string[] = [];
+    const contents: Content[] = [];
+    req.messages.forEach((m, i) => {
+      if (m.role === "system") {
+        system.push(m.content);
+        return;
+      }
+      if (m.content.trim() === "") {
+        throw new GatewayError("empty_input", `messages[${i}].content is empty.`);
+      }
+      contents.push({ role: m.role === "assistant" ? "model" : "user", parts: [{ text: m.content }] });
+    });
+    if (contents.length === 0) {
+      throw new GatewayError("empty_input", "messages has no user or assistant message.");
+    }
+    return { contents, systemFromMessages: joinText(system), imageTokens: 0 };
+  }
+
+  const checked = checkContents(req.contents ?? []);
+  return { contents: checked.contents, imageTokens: imageTokensOf(checked.images) };
+}
+
+export function joinText(pieces: ReadonlyArray<string | undefined>): string | undefined {
+  const kept = pieces.filter((p): p is string => p !== undefined && p.trim() !== "");
+  return kept.length === 0 ? undefined : kept.join("\n\n");
+}
