@@ -1,7 +1,9 @@
 // The migrations' baseline, generated from supabase/schemas: the same statements, made safe to
 // apply to the owner's project (whose production tables already exist, with rows) and to apply
 // twice. The hand-edited text lives only in supabase/schemas; `npx tsx scripts/schemas-baseline.ts`
-// writes the baseline, and tests/db/schemas.test.ts fails when it is out of date.
+// wrote the baseline when the migrations were re-laid, and it stays as written (later changes are
+// migrations of their own): its header carries the SHA-256 of its statements, which
+// tests/db/schemas.test.ts checks, so a hand edit shows.
 //
 // What changes, statement by statement (everything else is already idempotent in the schema files:
 // CREATE OR REPLACE FUNCTION/VIEW/TRIGGER, CREATE INDEX/SEQUENCE IF NOT EXISTS, COMMENT, GRANT, REVOKE):
@@ -11,6 +13,7 @@
 //                                    storage options as ALTER TABLE t SET (...)
 //   ALTER TABLE [ONLY] t ADD CONSTRAINT c ... only if t has no constraint named c yet
 //   CREATE CONSTRAINT TRIGGER g ON t ...      after DROP TRIGGER IF EXISTS g ON t (no OR REPLACE for it)
+import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { listSchemaFiles, migrationsDir, repoRoot } from "./migrate.ts";
@@ -19,20 +22,32 @@ import { listSchemaFiles, migrationsDir, repoRoot } from "./migrate.ts";
 export const BASELINE_FILE = path.join(migrationsDir, "20261122000100_baseline.sql");
 
 export async function baselineText(): Promise<string> {
-  const parts = [HEADER];
+  const parts: string[] = [];
   for (const file of await listSchemaFiles()) {
     const text = await readFile(file, "utf8");
     parts.push(`-- ${"=".repeat(96)}\n-- ${path.relative(repoRoot, file)}\n-- ${"=".repeat(96)}\n`);
     parts.push(splitStatements(text).map(adopting).join("\n\n"));
   }
-  return parts.join("\n") + "\n";
+  const body = parts.join("\n") + "\n";
+  return HEADER + `-- sha256 of what follows: ${sha256(body)}\n` + body;
 }
 
-const HEADER = `-- GENERATED from supabase/schemas by \`npx tsx scripts/schemas-baseline.ts\`: do not edit; edit
--- supabase/schemas and regenerate (tests/db/schemas.test.ts checks this file is up to date).
+/** Whether a baseline's statements are still those its generator wrote (the header's hash). */
+export function baselineIntact(text: string): boolean {
+  const m = /^-- sha256 of what follows: ([0-9a-f]{64})\n/m.exec(text);
+  return m !== null && sha256(text.slice(m.index + m[0].length)) === m[1];
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+const HEADER = `-- GENERATED from supabase/schemas by \`npx tsx scripts/schemas-baseline.ts\` when the migrations
+-- were re-laid: never edit it. A change is an edit of supabase/schemas plus a later migration
+-- holding only that change (supabase/migrations/README.md).
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
--- apply twice. See supabase/migrations/README.md.
+-- apply twice.
 `;
 
 function adopting(statement: string): string {

@@ -1,9 +1,10 @@
--- GENERATED from supabase/schemas by `npx tsx scripts/schemas-baseline.ts`: do not edit; edit
--- supabase/schemas and regenerate (tests/db/schemas.test.ts checks this file is up to date).
+-- GENERATED from supabase/schemas by `npx tsx scripts/schemas-baseline.ts` when the migrations
+-- were re-laid: never edit it. A change is an edit of supabase/schemas plus a later migration
+-- holding only that change (supabase/migrations/README.md).
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
--- apply twice. See supabase/migrations/README.md.
-
+-- apply twice.
+-- sha256 of what follows: cda39b42d1eb1b663c078fa32f921d5f162e076faf51bea310e4c2f9884514da
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================

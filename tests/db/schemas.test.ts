@@ -16,12 +16,14 @@ import {
   repoRoot,
   type Sql,
 } from "../../shared/db/migrate.ts";
-import { BASELINE_FILE, baselineText, splitStatements } from "../../shared/db/baseline.ts";
+import { BASELINE_FILE, baselineIntact, baselineText, splitStatements } from "../../shared/db/baseline.ts";
 import { describeSchema, type SchemaDescription } from "../../shared/db/schema-description.ts";
 import { emptySupabaseDatabase } from "../support/empty-database.ts";
 
 /** The migration that holds what supabase/schemas cannot: rows and the pg_cron schedule. */
 const ROWS_AND_SCHEDULE = "20261122000200_rows_and_schedule.sql";
+/** The last file of the baseline; later migrations are changes, each holding only what it changed. */
+const BASELINE_LAST = "20261122000200";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterAll(async () => {
@@ -77,8 +79,15 @@ describe("supabase/schemas and supabase/migrations", () => {
     expect(await describeSchema(declared)).toEqual(await describeSchema(migrated));
   });
 
-  it("keep the baseline migration generated from the schema files, up to date", async () => {
-    expect(await readFile(BASELINE_FILE, "utf8"), "run `npx tsx scripts/schemas-baseline.ts`").toBe(await baselineText());
+  it("keep the baseline as its generator wrote it from the schema files", async () => {
+    const baseline = await readFile(BASELINE_FILE, "utf8");
+    expect(baselineIntact(baseline), "the baseline is generated: never edit it").toBe(true);
+    expect(baselineIntact(baseline.replace("google_ai_quota_group", "google_ai_quota_grouped"))).toBe(false);
+    // Its generator still writes migrations of this shape: every table adopting, every statement once.
+    const generated = await baselineText();
+    expect(baselineIntact(generated)).toBe(true);
+    expect(generated).toContain("CREATE TABLE IF NOT EXISTS public.google_ai_api_keys (");
+    expect(generated).toContain("ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS project_id text;");
   });
 
   it("define each function once, in supabase/schemas only (the baseline is generated from it)", async () => {
@@ -92,8 +101,9 @@ describe("supabase/schemas and supabase/migrations", () => {
       }
     }
     expect(seen.size).toBe(Object.keys((await describeSchema(declared)).functions).length);
+    // The baseline's hand-written neighbours define none; a later migration holds only what it changed.
     for (const m of await listMigrations()) {
-      if (m.file === BASELINE_FILE) continue;
+      if (m.file === BASELINE_FILE || m.version > BASELINE_LAST) continue;
       expect(await readFile(m.file, "utf8"), m.name).not.toMatch(/create\s+(or\s+replace\s+)?function/i);
     }
   });
