@@ -3,9 +3,7 @@
 // answer of one real request (a small generateContent through the function to the simulator:
 // authentication, reservation, Google's call, finalize), with the process's RSS and CPU at that
 // moment. Targets:
-//   - now: supabase/functions/llm-invoke as scripts/serve-functions.ts runs it;
-//   - before: llm-invoke as it was before it spoke Google's REST over fetch (the tree at 2794e9e^,
-//     which imports @google/genai), with its own deno.json, against the same database;
+//   - llm-invoke as scripts/serve-functions.ts runs it;
 //   - floor: bench/lib/boot-floor.ts, an empty Deno.serve that opens one database connection and
 //     answers by calling the simulator with fetch.
 // Warm = Deno's V8 code cache in use (filled by one unmeasured boot per target); cold =
@@ -13,7 +11,7 @@
 // part's own DENO_DIR is read either way). Boots are interleaved in rotated order.
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
-import { mkdir, mkdtemp, rm, symlink } from "node:fs/promises";
+import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -26,38 +24,24 @@ import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim
 import { sleep } from "./lib/clock.ts";
 import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
 import { BENCH_SERVICE_KEY, BENCH_SIM_KEY, BENCH_SIM_KEY_VAR } from "./lib/llm-invoke.ts";
+import { processCpuSeconds } from "./lib/pg-cpu.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import { median, percentile } from "./lib/stats.ts";
 
 export interface BootConfig {
   /** Boots per target and cache mode, interleaved in rotated order. */
   boots: number;
-  /**
-   * Whether the target ratio is a check. False in the smoke run: a couple of boots per column say
-   * nothing about a ratio, and the smoke run fails only on crashes and broken counts.
-   */
-  judgeTarget: boolean;
 }
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
-/** The commit whose parent is the entry point before: the one that made llm-invoke speak REST over fetch. */
-const FETCH_COMMIT = "2794e9e";
 const MODEL = "gemma-3-27b-it";
 const PROMPT = "Say hello in one word.";
 const HUGE = 2_000_000_000;
 const ANSWER_TIMEOUT_MS = 30_000;
-/** The issue's target: llm-invoke's warm boot to first answer at most this share of the entry point before. */
-const TARGET_RATIO = 0.75;
-/** How often a connection is tried while the process has not bound its port yet. */
+/** How often a connection is tried while the process has not bound its port yet (the notes name it). */
 const CONNECT_RETRY_MS = 2;
 
-// The entry point before reads a model's row with google_ai_model_profile, which the functions'
-// role may no longer call (20261123000000_surfaces.sql revokes it since llm-invoke reads
-// google_ai_model_features). Granted back on this part's own database only; every other RPC that
-// version calls exists today with the arguments it passes.
-const BEFORE_GRANT = "grant execute on function public.google_ai_model_profile(text) to eve_gateway";
-
-type TargetId = "now" | "before" | "floor";
+type TargetId = "now" | "floor";
 type Mode = "warm" | "cold";
 const MODES: Mode[] = ["warm", "cold"];
 
@@ -99,9 +83,6 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
   try {
     const denoDir = path.join(work, "deno-dir");
     await mkdir(denoDir);
-    const before = await prepareBefore(path.join(work, "before"));
-    if (!before.ok) log(`  the entry point before is not measured: ${before.reason}`);
-    else await db.sql.unsafe(BEFORE_GRANT);
 
     await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
     await setKeys(db.sql, [{ alias: "bench", project: "proj-boot", envVar: BENCH_SIM_KEY_VAR, models: [MODEL] }]);
@@ -123,8 +104,7 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
     };
 
     const targets: Target[] = [
-      functionTarget("now", "llm-invoke now", REPO_ROOT),
-      ...(before.ok ? [functionTarget("before", `llm-invoke before (${before.commit.slice(0, 7)}, @google/genai)`, before.dir)] : []),
+      functionTarget(),
       {
         id: "floor",
         label: "floor: empty Deno.serve + one connection + fetch",
@@ -172,16 +152,15 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
       const rs = perRound.filter((r) => r[a] !== undefined && r[b] !== undefined).map((r) => r[a]! / r[b]!);
       return rs.length ? median(rs) : null;
     };
-    // llm-invoke now against another target, measured in the same rounds.
-    const against = (other: TargetId) => ({
-      warm: ratio(cell("now", "warm")?.ms.p50, cell(other, "warm")?.ms.p50),
-      cold: ratio(cell("now", "cold")?.ms.p50, cell(other, "cold")?.ms.p50),
-      rss: ratio(cell("now", "warm")?.rssMiB.p50, cell(other, "warm")?.rssMiB.p50),
-      cpu: ratio(cell("now", "warm")?.cpuMs.p50, cell(other, "warm")?.cpuMs.p50),
-      warmPerRound: roundRatio("now/warm", `${other}/warm`),
-    });
-    const ratios = { nowBefore: against("before"), nowFloor: against("floor") };
-    log(`  now/before p50 warm ${fmt(ratios.nowBefore.warm, 3)} cold ${fmt(ratios.nowBefore.cold, 3)}; now/floor warm ${fmt(ratios.nowFloor.warm, 3)} cold ${fmt(ratios.nowFloor.cold, 3)}`);
+    // llm-invoke against the floor, measured in the same rounds.
+    const ratios: RatioRow = {
+      warm: ratio(cell("now", "warm")?.ms.p50, cell("floor", "warm")?.ms.p50),
+      cold: ratio(cell("now", "cold")?.ms.p50, cell("floor", "cold")?.ms.p50),
+      rss: ratio(cell("now", "warm")?.rssMiB.p50, cell("floor", "warm")?.rssMiB.p50),
+      cpu: ratio(cell("now", "warm")?.cpuMs.p50, cell("floor", "warm")?.cpuMs.p50),
+      warmPerRound: roundRatio("now/warm", "floor/warm"),
+    };
+    log(`  llm-invoke/floor p50 warm ${fmt(ratios.warm, 3)} cold ${fmt(ratios.cold, 3)}`);
 
     // Each llm-invoke answer reserved and finalized one attempt: the rows say so.
     const [{ succeeded, open }] = await db.sql<{ succeeded: number; open: number }[]>`
@@ -194,14 +173,6 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
 
     const all = [...samples.values()].flat().concat(Object.values(firstBoots));
     const not200 = all.filter((b) => b.status !== 200);
-    const beforeWarm = cell("before", "warm");
-    const nowWarm = cell("now", "warm");
-    const measured = `${fmt(ratios.nowBefore.warm, 3)}× (p50 warm: now ${fmt(nowWarm?.ms.p50)} ms, before ${fmt(beforeWarm?.ms.p50)} ms; target ≤ ${TARGET_RATIO}×)`;
-    const targetCheck = !before.ok
-      ? { ok: true, detail: `not applicable: the entry point before was not measured (${before.reason})` }
-      : !cfg.judgeTarget
-      ? { ok: true, detail: `not judged in a smoke run (${cfg.boots} boots per column): ${measured}` }
-      : { ok: ratios.nowBefore.warm !== null && ratios.nowBefore.warm <= TARGET_RATIO, detail: measured };
 
     const denoVersion = /deno (\S+)/.exec(spawnSync(deno, ["--version"], { encoding: "utf8" }).stdout)?.[1] ?? "?";
     const data = {
@@ -209,7 +180,6 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
       model: MODEL,
       prompt: PROMPT,
       deno: denoVersion,
-      before: before.ok ? { commit: before.commit, fetchCommit: before.fetchCommit, grant: BEFORE_GRANT } : { notMeasured: before.reason },
       targets: targets.map((t) => ({ id: t.id, label: t.label, command: t.shown, cold: "the same with --no-code-cache after `run`" })),
       firstBoots: Object.fromEntries(Object.entries(firstBoots).map(([k, b]) => [k, roundBoot(b)])),
       codeCacheBytesAfterFirstBoots: codeCacheBytes,
@@ -219,24 +189,22 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
     };
     return {
       id: "boot",
-      title: "Boot: a new llm-invoke worker to its first answer, against the entry point before and an empty Deno.serve",
+      title: "Boot: a new llm-invoke worker to its first answer, against an empty Deno.serve",
       data,
-      markdown: markdown(cfg, targets, cells, firstBoots, ratios, before, codeCacheBytes, denoVersion),
+      markdown: markdown(cfg, targets, cells, firstBoots, ratios, codeCacheBytes, denoVersion),
       headline: [{
-        figure: "Boot to first answer, p50 warm (cold): llm-invoke / before / empty Deno.serve",
-        value: `${ms(cell("now", "warm"))} (${ms(cell("now", "cold"))}) / ` +
-          (before.ok ? `${ms(cell("before", "warm"))} (${ms(cell("before", "cold"))})` : "not measured") +
-          ` / ${ms(cell("floor", "warm"))} (${ms(cell("floor", "cold"))}) ms; now/before ${ratioText(ratios.nowBefore.warm)}, now/floor ${ratioText(ratios.nowFloor.warm)}`,
+        figure: "Boot to first answer, p50 warm (cold): llm-invoke / empty Deno.serve",
+        value: `${ms(cell("now", "warm"))} (${ms(cell("now", "cold"))}) / ${ms(cell("floor", "warm"))} (${ms(cell("floor", "cold"))}) ms; ` +
+          `llm-invoke/floor ${ratioText(ratios.warm)}`,
       }],
       checks: [
         {
           name: "every boot answered 200",
           ok: not200.length === 0 && succeeded === invokeAnswers && open === 0,
-          detail: `${all.length - not200.length} of ${all.length} boots (${targets.map((t) => t.id).join(", ")}${before.ok ? "" : "; before not measured"})` +
+          detail: `${all.length - not200.length} of ${all.length} boots (${targets.map((t) => t.id).join(", ")})` +
             `${not200.length ? `; first failure: ${not200[0]!.error ?? `HTTP ${not200[0]!.status}`}` : ""}; ` +
             `llm-invoke attempts succeeded ${succeeded} for ${invokeAnswers} answers, ${open} left reserved`,
         },
-        { name: `llm-invoke boots to its first answer in ≤ ${TARGET_RATIO}× the entry point before (p50, warm)`, ...targetCheck },
       ],
     };
   } finally {
@@ -246,49 +214,17 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
   }
 }
 
-function functionTarget(id: TargetId, label: string, root: string): Target {
-  const dir = path.join(root, "supabase", "functions", "llm-invoke");
-  // scripts/serve-functions.ts's command for a function, run from the tree's root (its Deno workspace).
+/** scripts/serve-functions.ts's command for llm-invoke, run from the repository root (its Deno workspace). */
+function functionTarget(): Target {
+  const dir = path.join(REPO_ROOT, "supabase", "functions", "llm-invoke");
   const flags = [...DENO_PERMISSIONS, ...DENO_FLAGS, "--no-prompt"];
   return {
-    id,
-    label,
-    cwd: root,
+    id: "now",
+    label: "llm-invoke",
+    cwd: REPO_ROOT,
     args: [...flags, "--config", path.join(dir, "deno.json"), path.join(dir, "index.ts")],
     shown: `deno run ${flags.join(" ")} --config supabase/functions/llm-invoke/deno.json supabase/functions/llm-invoke/index.ts`,
   };
-}
-
-type Before =
-  | { ok: true; dir: string; commit: string; fetchCommit: string }
-  | { ok: false; reason: string };
-
-/**
- * The tree before llm-invoke spoke REST over fetch: `git archive` of its root deno.json (the workspace)
- * and supabase/functions, with node_modules linked to this checkout's (it holds the versions that
- * tree pins: @google/genai 2.32.0, postgres 3.4.9, zod 4.6.7).
- */
-async function prepareBefore(dir: string): Promise<Before> {
-  const git = (...args: string[]) => spawnSync("git", args, { cwd: REPO_ROOT, encoding: "buffer", maxBuffer: 256 * 1024 * 1024 });
-  const fetchCommit = git("rev-parse", "--verify", "--quiet", `${FETCH_COMMIT}^{commit}`);
-  const parent = git("rev-parse", "--verify", "--quiet", `${FETCH_COMMIT}^^{commit}`);
-  if (fetchCommit.status !== 0 || parent.status !== 0) {
-    const shallow = git("rev-parse", "--is-shallow-repository").stdout?.toString().trim() === "true";
-    return {
-      ok: false,
-      reason: shallow
-        ? `git history is missing (shallow clone): ${FETCH_COMMIT}^ is not in this clone`
-        : `${FETCH_COMMIT}^ is not in this repository's history${fetchCommit.error ? ` (${fetchCommit.error.message})` : ""}`,
-    };
-  }
-  const commit = parent.stdout.toString().trim();
-  const archive = git("archive", "--format=tar", commit, "deno.json", "supabase/functions");
-  if (archive.status !== 0) return { ok: false, reason: `git archive ${commit} failed: ${archive.stderr.toString().trim()}` };
-  await mkdir(dir, { recursive: true });
-  const untar = spawnSync("tar", ["-x", "-C", dir], { input: archive.stdout });
-  if (untar.status !== 0) return { ok: false, reason: `tar failed: ${untar.stderr.toString().trim()}` };
-  await symlink(path.join(REPO_ROOT, "node_modules"), path.join(dir, "node_modules"));
-  return { ok: true, dir, commit, fetchCommit: fetchCommit.stdout.toString().trim() };
 }
 
 /** One boot: spawn, send the request until the port takes it, time the answer, read RSS and CPU, stop. */
@@ -369,18 +305,12 @@ function post(port: number): Promise<{ status: number; body: string } | "refused
   });
 }
 
-const CLOCK_TICKS_PER_SECOND = 100; // USER_HZ on Linux
-
 /** VmRSS and user + system CPU of the process (all its threads) from /proc, or null off Linux. */
 function processUsage(pid: number): { rssKiB: number | null; cpuMs: number | null } | null {
   try {
-    const status = readFileSync(`/proc/${pid}/status`, "utf8");
-    const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
-    // Fields after the command name (which may hold spaces): utime and stime are the 12th and 13th.
-    const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    const ticks = Number(fields[11]) + Number(fields[12]);
-    return { rssKiB: rss ? Number(rss[1]) : null, cpuMs: Number.isFinite(ticks) ? (ticks * 1000) / CLOCK_TICKS_PER_SECOND : null };
+    const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    const cpu = processCpuSeconds(pid);
+    return { rssKiB: rss ? Number(rss[1]) : null, cpuMs: cpu === undefined ? null : cpu * 1000 };
   } catch {
     return null;
   }
@@ -432,11 +362,6 @@ function ms(c: Cell | undefined): string {
   return c ? fmt(c.ms.p50, 0) : "—";
 }
 
-interface Ratios {
-  nowBefore: RatioRow;
-  nowFloor: RatioRow;
-}
-
 interface RatioRow {
   warm: number | null;
   cold: number | null;
@@ -450,20 +375,17 @@ function markdown(
   targets: Target[],
   cells: Cell[],
   firstBoots: Partial<Record<TargetId, Boot>>,
-  ratios: Ratios,
-  before: Before,
+  ratios: RatioRow,
   codeCacheBytes: number,
   deno: string,
 ): string {
   const cell = (t: TargetId, m: Mode) => cells.find((c) => c.target === t && c.mode === m);
   const label = (id: TargetId) => targets.find((t) => t.id === id)?.label ?? id;
-  const rows = (["now", "before", "floor"] as TargetId[]).map((id) => {
+  const rows = (["now", "floor"] as TargetId[]).map((id) => {
     const w = cell(id, "warm");
     const c = cell(id, "cold");
     const first = firstBoots[id];
-    if (w === undefined || c === undefined) {
-      return [id === "before" ? "llm-invoke before" : label(id), "not measured", "—", "—", "—", "—", "—"];
-    }
+    if (w === undefined || c === undefined) return [label(id), "not measured", "—", "—", "—", "—", "—"];
     return [
       label(id),
       `${fmt(w.ms.p50, 0)} / ${fmt(w.ms.max, 0)}`,
@@ -475,44 +397,15 @@ function markdown(
     ];
   });
   const x = ratioText;
-  const ratioRows = [
-    ["llm-invoke now / before", x(ratios.nowBefore.warm), x(ratios.nowBefore.warmPerRound), x(ratios.nowBefore.cold), x(ratios.nowBefore.rss), x(ratios.nowBefore.cpu)],
-    ["llm-invoke now / floor", x(ratios.nowFloor.warm), x(ratios.nowFloor.warmPerRound), x(ratios.nowFloor.cold), x(ratios.nowFloor.rss), x(ratios.nowFloor.cpu)],
-  ];
-  const commands = targets.map((t) => `- **${t.label}** (\`${t.id}\`), from ${t.id === "before" ? "the archived tree's root" : "the repository root"}: \`${t.shown}\``);
+  const ratioRows = [["llm-invoke / floor", x(ratios.warm), x(ratios.warmPerRound), x(ratios.cold), x(ratios.rss), x(ratios.cpu)]];
+  const commands = targets.map((t) => `- **${t.label}** (\`${t.id}\`), from the repository root: \`${t.shown}\``);
   return `
-**What is measured.** A new worker's boot, as a caller meets it: from spawning a fresh Deno process that serves
-the target on a free port to the answer of one real request — the same small \`generateContent\` each time
-(native route, \`NO_WAIT\`, the service key), so for llm-invoke: authentication, the reservation, the call to the
-Google simulator and finalize (awaited under plain Deno). The request is sent as soon as the port accepts a
-connection (retried every ${CONNECT_RETRY_MS} ms while it refuses). RSS is the process's \`VmRSS\` and CPU its
-user + system time (all threads, 10 ms ticks) from \`/proc/<pid>\` at that answer. Each of ${cfg.boots} boots per
-target and column ran interleaved with the others in rotated order; a percentile is over those boots (nearest
-rank).
+${cfg.boots} boots per target and column, interleaved in rotated order; Deno ${deno}; the code cache held
+${fmt(codeCacheBytes / 1024 / 1024, 1)} MiB after the first boots (what is measured, warm and cold: below).
 
-**Warm and cold.** Deno ${deno} keeps a V8 code cache in its DENO_DIR and has \`--no-code-cache\` to turn it off.
-The part gives every process one DENO_DIR of its own that starts empty; each target's first boot (not in the
-percentiles, shown apart) transpiles its TypeScript into it and fills the code cache (${fmt(codeCacheBytes / 1024 / 1024, 1)} MiB after
-the first boots). *Warm* boots then use the code cache; *cold* boots run the same command with
-\`--no-code-cache\`, so V8 compiles every module from source — the transpiled TypeScript and the OS's file cache
-are warm in both.
-
-**The targets** (cold: \`--no-code-cache\` after \`run\`; the environment of \`bench/lib/llm-invoke.ts\` for all three:
+**The targets** (cold: \`--no-code-cache\` after \`run\`; the environment of \`bench/lib/llm-invoke.ts\` for both:
 the gateway role's URL, the bench service key, the simulator's URL and key):
 ${commands.join("\n")}
-${before.ok
-    ? `
-  The entry point before is \`git archive ${before.commit.slice(0, 12)} deno.json supabase/functions\` (the parent of
-  ${before.fetchCommit.slice(0, 12)}, which made llm-invoke speak Google's REST over \`fetch\`): its llm-invoke imports
-  \`@google/genai\` 2.32.0, with its own \`deno.json\`, \`node_modules\` linked to this checkout's (the versions that
-  tree pins). It runs against the same database, migrated as it is now, with one grant: it reads a model's row
-  through \`google_ai_model_profile\`, which the functions' role may no longer call
-  (\`${BEFORE_GRANT}\`); every other RPC it calls exists today with the arguments it passes.`
-    : `
-  **The entry point before was not measured**: ${before.reason}.`}
-- The floor opens one connection with \`npm:postgres@3.4.9\` (as \`_shared/deno.json\` pins it; postgres.js defaults,
-  \`max: 1\`), runs \`select 1\` on the first request, and answers it by calling the simulator with \`fetch\`: what
-  any function that reads the database and calls Google cannot avoid.
 
 ${table(
     ["target", "warm p50 / max ms", "cold p50 / max ms", "RSS MiB p50 / max (warm)", "CPU ms p50 warm (cold)", "first boot, empty DENO_DIR, ms", "answered 200"],
@@ -522,9 +415,5 @@ ${table(
 
 ${table(["ratio", "warm (p50 / p50)", "warm (median of per-round ratios)", "cold (p50 / p50)", "RSS (warm p50)", "CPU (warm p50)"], ratioRows, ["l", "r", "r", "r", "r", "r"])}
 
-The target is llm-invoke's warm p50 at most ${TARGET_RATIO}× the entry point before's, measured beside it (the
-p50 / p50 column). A boot is a few hundred milliseconds of one process's CPU on a shared 2-core VM, so its wall time
-moves with whatever else runs: the median of the per-round ratios (each taken between boots a few hundred
-milliseconds apart) and the processes' own CPU time are shown beside it to tell a real difference from the load.
 `;
 }

@@ -1,15 +1,21 @@
 // Part 2: exactness under a burst. Far more simultaneous callers than the limit allows, each a
 // reservation on its own connection slot, fired at once; then every window is counted from the
 // attempt log (and cross-checked against the callers' answers and the counter rows). Over-admission
-// = the sum over (quota group, window) of admitted − limit where positive: it must be 0.
+// = the sum over (quota group, window) of admitted − limit where positive: it must be 0. Then the
+// peers take the same burst on one key: rate-limiter-flexible from several real child processes at
+// once, and a naive read-then-write limiter.
 import { closeClients, openClients, setKeys, setModel, type BenchServer, type KeySpec, type ModelLimits } from "./lib/db.ts";
 import { waitForSecondOfMinute } from "./lib/clock.ts";
+import { naiveLimiter, createNaiveTable } from "./lib/naive.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
+import { rlflexBurst } from "./lib/rlflex-procs.ts";
 import type { Sql } from "../shared/db/migrate.ts";
 
 export interface ExactnessConfig {
   connections: number;
   callers: number;
+  /** The peers' burst: rate-limiter-flexible's processes and the limit on their key. */
+  peers: { processes: number; limit: number };
 }
 
 interface Scenario {
@@ -126,15 +132,22 @@ export async function runExactness(bench: BenchServer, cfg: ExactnessConfig, log
     }
     const over = results.reduce((s, r) => s + r.overAdmission.total, 0);
     const errors = results.reduce((s, r) => s + r.errors, 0);
+    await createNaiveTable(db.sql);
+    const peers = await peerBursts(db.url, db.sql, clients, cfg, log);
+    clients = [];
     return {
       id: "exactness",
       title: "Exactness under a burst",
-      data: { config: cfg, keys: KEYS.map((k) => ({ alias: k.alias, project: k.project })), scenarios: results },
-      markdown: markdown(cfg, results),
+      data: { config: cfg, keys: KEYS.map((k) => ({ alias: k.alias, project: k.project })), scenarios: results, peers },
+      markdown: markdown(cfg, results) + peersMarkdown(peers),
       headline: [
         {
           figure: `Burst: over-admission, ${cfg.callers} callers on ${cfg.connections} connections, ${results.length} scenarios`,
           value: `${over} (admitted: ${results.map((r) => `${r.id} ${r.admitted}`).join(", ")})`,
+        },
+        {
+          figure: `Burst of ${cfg.callers} against a limit of ${cfg.peers.limit}: admitted by rate-limiter-flexible (${cfg.peers.processes} processes) / naive`,
+          value: `${peers.rlflex.admitted} / ${peers.naive.admitted} (over-admission ${peers.rlflex.overAdmission} / ${peers.naive.overAdmission})`,
         },
       ],
       checks: [
@@ -143,6 +156,11 @@ export async function runExactness(bench: BenchServer, cfg: ExactnessConfig, log
           name: "burst answers agree with the attempt log and the counters",
           ok: results.every((r) => r.consistent) && errors === 0,
           detail: results.every((r) => r.consistent) && errors === 0 ? "all agree, 0 errors" : results.map((r) => r.consistencyNote).join("; "),
+        },
+        {
+          name: "peer bursts ran without errors",
+          ok: peers.rlflex.errors === 0 && peers.naive.errors === 0,
+          detail: `burst errors ${peers.rlflex.errors + peers.naive.errors}`,
         },
       ],
     };
@@ -267,5 +285,104 @@ ${table(["scenario", "callers / connections", "windows", "admitted per quota gro
 Over-admission is the sum, over every (quota group, window), of what was admitted beyond the limit:
 ${results.every((r) => r.overAdmission.total === 0) ? "**0 in every scenario**" : "**NOT 0: see the table**"}. Capacity left unused while callers were refused
 (a busy row mistaken for a full one would show here): ${left.every((l) => l === 0) ? "none" : left.join(", ")}${results.some((r) => r.id === "tpm") ? " (for TPM: no group had room left for the smallest refused request)" : ""}.
+`;
+}
+
+interface BurstResult {
+  limit: number;
+  callers: number;
+  connections: number;
+  processes?: number;
+  admitted: number;
+  refused: number;
+  errors: number;
+  overAdmission: number;
+  firstError?: string;
+  burstMs: number;
+}
+
+/**
+ * The peers' bursts: naive on the part's open connections (which it then closes: the peer's
+ * processes open as many of their own), then rate-limiter-flexible.
+ */
+async function peerBursts(url: string, sql: Sql, clients: Sql[], cfg: ExactnessConfig, log: (s: string) => void): Promise<{ rlflex: BurstResult; naive: BurstResult }> {
+  const { connections, callers } = cfg;
+  const { processes, limit } = cfg.peers;
+  const naive = await naiveBurst(sql, clients, cfg, log);
+  await closeClients(clients);
+  // rate-limiter-flexible: N processes, each with its share of the connections and callers.
+  await waitForSecondOfMinute(2, 45);
+  const t0 = performance.now();
+  const outs = await rlflexBurst(
+    Array.from({ length: processes }, (_, p) => ({
+      kind: "burst" as const,
+      url,
+      connections: Math.ceil(connections / processes),
+      points: limit,
+      key: "rlflex-burst",
+      callers: Math.floor(callers / processes) + (p < callers % processes ? 1 : 0),
+    })),
+  );
+  const rlAdmitted = outs.reduce((s, o) => s + o.admitted, 0);
+  const rlflex: BurstResult = {
+    limit,
+    callers,
+    connections,
+    processes,
+    admitted: rlAdmitted,
+    refused: outs.reduce((s, o) => s + o.refused, 0),
+    errors: outs.reduce((s, o) => s + o.errors, 0),
+    overAdmission: Math.max(0, rlAdmitted - limit),
+    ...(outs.find((o) => o.firstError) ? { firstError: outs.find((o) => o.firstError)!.firstError } : {}),
+    burstMs: Math.round(performance.now() - t0),
+  };
+  const [{ points }] = await sql<{ points: number }[]>`select points from public.bench_rlflex where key like '%rlflex-burst'`;
+  log(`  rate-limiter-flexible, ${processes} processes: ${rlAdmitted} admitted of ${callers} against ${limit} (its row counts ${points} points consumed)`);
+  return { rlflex, naive };
+}
+
+/** naive: one process, every caller on its own connection slot, fired at once. */
+async function naiveBurst(sql: Sql, clients: Sql[], cfg: ExactnessConfig, log: (s: string) => void): Promise<BurstResult> {
+  const { connections, callers } = cfg;
+  const { limit } = cfg.peers;
+  await waitForSecondOfMinute(2, 45);
+  const s = performance.now();
+  let errors = 0;
+  let firstError: string | undefined;
+  const answers = await Promise.all(
+    Array.from({ length: callers }, async (_, i) => {
+      try {
+        return (await naiveLimiter(clients[i % clients.length]!, "naive-burst", limit)()).ok;
+      } catch (error) {
+        errors++;
+        firstError ??= String(error);
+        return false;
+      }
+    }),
+  );
+  const admitted = answers.filter(Boolean).length;
+  const [{ used }] = await sql<{ used: number }[]>`select coalesce(sum(used), 0)::int as used from public.bench_naive_counters where key = 'naive-burst'`;
+  log(`  naive read-then-write: ${admitted} admitted of ${callers} against ${limit} (its counter says ${used})`);
+  return {
+    limit,
+    callers,
+    connections,
+    admitted,
+    refused: callers - admitted - errors,
+    errors,
+    overAdmission: Math.max(0, admitted - limit),
+    ...(firstError ? { firstError } : {}),
+    burstMs: Math.round(performance.now() - s),
+  };
+}
+
+function peersMarkdown(burst: { rlflex: BurstResult; naive: BurstResult }): string {
+  return `
+**The peers under the same burst.** ${burst.rlflex.callers} callers at once against a limit of ${burst.rlflex.limit} on one key:
+
+${table(["limiter", "how", "admitted", "over-admission"], [
+    ["rate-limiter-flexible", `${burst.rlflex.processes} child processes × ${Math.ceil(burst.rlflex.connections / burst.rlflex.processes!)} connections`, burst.rlflex.admitted, `**${burst.rlflex.overAdmission}**`],
+    ["naive read-then-write", `1 process, ${burst.naive.connections} connections`, burst.naive.admitted, `**${burst.naive.overAdmission}**`],
+  ], ["l", "l", "r", "r"])}
 `;
 }

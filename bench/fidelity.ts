@@ -1,38 +1,32 @@
 // Part 8: fidelity to Google's counting. Google counts a request when it ARRIVES, on its own clock,
 // with an algorithm it does not publish. The gateway admits so that no 60-second span however aligned
-// sees more than the limit arrive (a sliding window of 60 s + a guard, supabase/migrations/
-// 20261122010000_guarded_windows.sql). This part runs llm-invoke against simulators that count
+// sees more than the limit arrive (a sliding window of 60 s + a guard, supabase/schemas/
+// 20_windows.sql). This part runs llm-invoke against simulators that count
 // differently — fixed minutes aligned with ours, fixed minutes 2 s behind and 2 s ahead, and a
 // sliding 60 s window — each behind 100 ms ± 50 ms of network delay, and counts the Google 429s the
-// gateway's admissions draw, beside the calendar-minute booking that came before (the same code on a
-// database migrated only up to the migration before the guarded windows):
+// gateway's admissions draw (the calendar-minute booking before the guard: docs/benchmarks.md, "History"):
 //   (a) the boundary straddle: 40 requests booked in the last 300 ms of a minute + 40 at :00.5
 //       (limit 40), NO_WAIT;
 //   (b) 3x demand in WAIT mode for whole minute windows (the product's main path: waiters rush in
 //       when a window opens, which is where a clock offset bites).
 // Wall time: the four modes run at the same time, each on its own simulator behind one router, on
 // its own model rows (= quota groups) of one gateway, so the part takes one run's time (about
-// 5.5 minutes in full, waiting for the first boundary included) instead of four. The straddles
-// come first and are over before the demand starts, so the two scenarios do not compete for the
-// CPU at a window opening; in the full run the two booking rows straddle one boundary each, for
-// the same reason (the CPU decides how many of the late requests are booked before :00).
+// 4.5 minutes in full, waiting for the first boundary included) instead of four. The straddle
+// comes first and is over before the demand starts, so the two scenarios do not compete for the
+// CPU at a window opening.
 import { setMaxListeners } from "node:events";
-import { readFile } from "node:fs/promises";
-import { fileURLToPath } from "node:url";
 import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { arrivalsByMinute, startGoogleSimulator, type GoogleSimulator, type MinuteWindow } from "../shared/google-sim/server.ts";
 import { minuteOf, sleep } from "./lib/clock.ts";
-import { type BenchDb, setKeys, setModel, type BenchServer } from "./lib/db.ts";
-import { BENCH_SERVICE_KEY, BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, serveLlmInvoke } from "./lib/llm-invoke.ts";
-import { pct, table, type Check, type PartResult } from "./lib/report.ts";
+import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
+import { BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, type InvokeAnswer, postInvoke, serveLlmInvoke } from "./lib/llm-invoke.ts";
+import { pct, type Check, type PartResult } from "./lib/report.ts";
 import { startSimRouter, type SimRouter } from "./lib/sim-router.ts";
 
 export interface FidelityConfig {
   /** Network delay between llm-invoke and the simulator, ± uniform jitter. */
   arrivalDelayMs: number;
   arrivalJitterMs: number;
-  /** Straddle the booking rows at successive boundaries instead of all at one. */
-  bookingsApart: boolean;
   burst: { limitRpm: number; late: number; lateSpanMs: number; early: number; earlyAtMs: number };
   demand: {
     limitRpm: number;
@@ -60,30 +54,8 @@ const MODES: CountingMode[] = [
   { id: "sliding", label: "sliding 60 s window", window: "sliding", clockOffsetMs: 0 },
 ];
 
-/**
- * How the gateway books: as built (the guarded sliding window, guard from google_ai_admission_settings),
- * or the calendar-minute booking before it (`through`: the database is migrated only up to that file).
- */
-interface Booking {
-  id: string;
-  label: string;
-  guardMs: number | null;
-  through?: string;
-}
-
-/** The last migration before the guarded windows. */
-const BEFORE_GUARDED_WINDOWS = "20261122001000";
-/** What lets today's llm-invoke speak to that earlier database. */
-const CALENDAR_SHIM = fileURLToPath(new URL("./lib/calendar-shim.sql", import.meta.url));
-
-const BOOKINGS: Booking[] = [
-  { id: "gateway", label: "the gateway as built (sliding 60 s + 1 s guard)", guardMs: 1000 },
-  { id: "calendar", label: "calendar minutes at :00 (before the guard)", guardMs: null, through: BEFORE_GUARDED_WINDOWS },
-];
-
 interface Row {
   mode: CountingMode;
-  booking: Booking;
   burstModel: string;
   demandModel: string;
 }
@@ -97,9 +69,6 @@ interface WindowCount {
 interface RowResult {
   mode: string;
   modeLabel: string;
-  booking: string;
-  bookingLabel: string;
-  guardMs: number | null;
   burst: {
     bookedPerWindow: WindowCount[];
     googleReceivedPerWindow: WindowCount[];
@@ -126,44 +95,26 @@ const HUGE = 2_000_000_000;
 const slug = (s: string) => s.replace(/[^a-z0-9]/gi, "-");
 
 export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: (s: string) => void): Promise<PartResult> {
-  const dbOf = new Map<string, BenchDb>();
+  const db = await bench.fresh("fidelity");
   const sims: GoogleSimulator[] = [];
   let router: SimRouter | undefined;
-  const fnsOf = new Map<string, FunctionsServer>();
+  let fns: FunctionsServer | undefined;
   try {
-    for (const b of BOOKINGS) {
-      const db = await bench.fresh(`fidelity_${b.id}`, { through: b.through });
-      // Today's llm-invoke calls RPCs the earlier database did not have yet: hand them over.
-      if (b.through !== undefined) await db.sql.unsafe(await readFile(CALENDAR_SHIM, "utf8"));
-      dbOf.set(b.id, db);
+    const rows: Row[] = MODES.map((mode) => ({ mode, burstModel: `fid-burst-${mode.id}`, demandModel: `fid-demand-${mode.id}` }));
+    for (const r of rows) {
+      await setModel(db.sql, r.burstModel, { rpm: cfg.burst.limitRpm, tpm: null, rpd: null });
+      await setModel(db.sql, r.demandModel, { rpm: cfg.demand.limitRpm, tpm: null, rpd: null });
     }
-    const rows: Row[] = MODES.flatMap((mode) =>
-      BOOKINGS.map((booking) => ({
-        mode,
-        booking,
-        burstModel: `fid-burst-${mode.id}-${booking.id}`,
-        demandModel: `fid-demand-${mode.id}-${booking.id}`,
-      }))
+    // One key row (= quota group) per model row, all reading the same simulator key.
+    await setKeys(
+      db.sql,
+      rows.flatMap((r) => [r.burstModel, r.demandModel]).map((model) => ({
+        alias: model,
+        project: `proj-${model}`,
+        envVar: BENCH_SIM_KEY_VAR,
+        models: [model],
+      })),
     );
-    // Each booking has its own database and function process; its rows' models live there.
-    for (const b of BOOKINGS) {
-      const sql = dbOf.get(b.id)!.sql;
-      const mine = rows.filter((r) => r.booking === b);
-      for (const r of mine) {
-        await setModel(sql, r.burstModel, { rpm: cfg.burst.limitRpm, tpm: null, rpd: null });
-        await setModel(sql, r.demandModel, { rpm: cfg.demand.limitRpm, tpm: null, rpd: null });
-      }
-      // One key row (= quota group) per model row, all reading the same simulator key.
-      await setKeys(
-        sql,
-        mine.flatMap((r) => [r.burstModel, r.demandModel]).map((model) => ({
-          alias: model,
-          project: `proj-${model}`,
-          envVar: BENCH_SIM_KEY_VAR,
-          models: [model],
-        })),
-      );
-    }
 
     // One simulator per counting mode; Google's limits equal the gateway's (TPM/RPD out of play).
     const routes = new Map<string, string>();
@@ -193,37 +144,29 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     }
     router = await startSimRouter(routes);
     const fnOut: string[] = [];
-    const invokeUrlOf = new Map<string, string>();
-    for (const b of BOOKINGS) {
-      const fns = await serveLlmInvoke({
-        dbUrl: dbOf.get(b.id)!.url,
-        simUrl: router.url,
-        env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.demand.maxWaitMs) },
-        log: fnOut,
-        keep: 50,
-      });
-      fnsOf.set(b.id, fns);
-      // Straight to the function's Deno port (the local Node proxy caps its socket pool).
-      invokeUrlOf.set(b.id, `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`);
-    }
-    const call = (row: Row, model: string, id: string, mode: "WAIT" | "NO_WAIT", signal?: AbortSignal) =>
-      invoke(invokeUrlOf.get(row.booking.id)!, model, id, mode, cfg.demand.maxWaitMs, signal);
+    fns = await serveLlmInvoke({
+      dbUrl: db.url,
+      simUrl: router.url,
+      env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.demand.maxWaitMs) },
+      log: fnOut,
+      keep: 50,
+    });
+    // Straight to the function's Deno port (the local Node proxy caps its socket pool).
+    const invokeUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
+    // Request ids repeat across the rows' models: a random suffix keeps each one new.
+    const call = (model: string, id: string, mode: "WAIT" | "NO_WAIT", signal?: AbortSignal) =>
+      postInvoke(invokeUrl, { model, prompt: PROMPT, mode, max_wait_ms: cfg.demand.maxWaitMs, request_id: `${slug(id)}-${Math.random().toString(16).slice(2, 10).padEnd(8, "0")}` }, signal ? { signal } : {});
     for (const r of rows) {
-      const probe = await call(r, r.burstModel, `probe-${r.burstModel}`, "NO_WAIT");
+      const probe = await call(r.burstModel, `probe-${r.burstModel}`, "NO_WAIT");
       if (probe.status !== 200) throw new Error(`probe: HTTP ${probe.status} ${probe.body.slice(0, 200)} ${fnOut.slice(-5).join(" | ")}`);
     }
 
-    // The schedule: the straddle at boundary B (and B + 1 min for the second booking row when
-    // apart); the demand from 10 s after the last straddle (2 s in the smoke run).
-    const burstGroups = cfg.bookingsApart
-      ? BOOKINGS.map((b) => rows.filter((r) => r.booking === b))
-      : [rows];
+    // The schedule: the straddle at boundary B; the demand from 10 s after it (2 s in the smoke run).
     let boundary = minuteOf(Date.now()) + 60_000;
     if (boundary - Date.now() < 6000) boundary += 60_000;
-    const lastEdge = boundary + (burstGroups.length - 1) * 60_000;
-    const demandStart = lastEdge + (cfg.demand.smokeDurationMs === undefined ? 10_000 : 2000);
+    const demandStart = boundary + (cfg.demand.smokeDurationMs === undefined ? 10_000 : 2000);
     const demandEnd = cfg.demand.smokeDurationMs === undefined
-      ? lastEdge + 60_000 * (1 + cfg.demand.wholeWindows)
+      ? boundary + 60_000 * (1 + cfg.demand.wholeWindows)
       : demandStart + cfg.demand.smokeDurationMs;
     const tailMs = 3000;
     const stopAt = demandEnd + tailMs;
@@ -233,36 +176,29 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     const arrivals: number[] = [];
     for (let t = demandStart; t < demandEnd; t += interval) arrivals.push(Math.round(t));
     log(
-      `  ${MODES.length} counting modes × ${BOOKINGS.length} bookings, delay ${cfg.arrivalDelayMs} ± ${cfg.arrivalJitterMs} ms; ` +
-        `straddle at ${burstGroups.map((_, b) => iso(boundary + b * 60_000)).join(" and ")}, demand ${cfg.demand.factor}× of ${cfg.demand.limitRpm}/min ${iso(demandStart)}–${iso(demandEnd)} ` +
+      `  ${MODES.length} counting modes, delay ${cfg.arrivalDelayMs} ± ${cfg.arrivalJitterMs} ms; ` +
+        `straddle at ${iso(boundary)}, demand ${cfg.demand.factor}× of ${cfg.demand.limitRpm}/min ${iso(demandStart)}–${iso(demandEnd)} ` +
         `(${wholeWindows.length} whole windows)`,
     );
 
     // Clean slate after the probes: no attempt rows, counters, cooldowns or Google usage.
     await sleep(boundary - 3000 - Date.now());
-    for (const b of BOOKINGS) {
-      const sql = dbOf.get(b.id)!.sql;
-      await sql`delete from public.google_ai_attempts`;
-      await sql`delete from public.google_ai_usage_counters`;
-      if (b.through === undefined) await sql`delete from public.google_ai_admissions`;
-      await sql`delete from public.google_ai_cooldowns`;
-    }
+    await db.sql`delete from public.google_ai_attempts`;
+    await db.sql`delete from public.google_ai_usage_counters`;
+    await db.sql`delete from public.google_ai_admissions`;
+    await db.sql`delete from public.google_ai_cooldowns`;
     for (const sim of sims) sim.reset();
 
-    // (a) The straddle: every counting mode at once; the booking rows at one boundary each when
-    // `bookingsApart` (two rows' bursts at once would halve what the function books in time).
-    const burstCalls: Promise<Answer & { row: Row }>[] = [];
+    // (a) The straddle: every counting mode at once.
+    const burstCalls: Promise<InvokeAnswer & { row: Row }>[] = [];
     const spacing = cfg.burst.late > 1 ? (cfg.burst.lateSpanMs - 100) / (cfg.burst.late - 1) : 0;
-    for (const [b, group] of burstGroups.entries()) {
-      const edge = boundary + b * 60_000;
-      for (let i = 0; i < cfg.burst.late; i++) {
-        await sleep(edge - cfg.burst.lateSpanMs + i * spacing - Date.now());
-        for (const row of group) burstCalls.push(call(row, row.burstModel, `late-${i}`, "NO_WAIT").then((a) => ({ ...a, row })));
-      }
-      await sleep(edge + cfg.burst.earlyAtMs - Date.now());
-      for (let i = 0; i < cfg.burst.early; i++) {
-        for (const row of group) burstCalls.push(call(row, row.burstModel, `early-${i}`, "NO_WAIT").then((a) => ({ ...a, row })));
-      }
+    for (let i = 0; i < cfg.burst.late; i++) {
+      await sleep(boundary - cfg.burst.lateSpanMs + i * spacing - Date.now());
+      for (const row of rows) burstCalls.push(call(row.burstModel, `late-${i}`, "NO_WAIT").then((a) => ({ ...a, row })));
+    }
+    await sleep(boundary + cfg.burst.earlyAtMs - Date.now());
+    for (let i = 0; i < cfg.burst.early; i++) {
+      for (const row of rows) burstCalls.push(call(row.burstModel, `early-${i}`, "NO_WAIT").then((a) => ({ ...a, row })));
     }
     const burstAnswers = await Promise.all(burstCalls);
     log(`  straddle done: ${burstAnswers.length} calls`);
@@ -271,23 +207,20 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     const controller = new AbortController();
     setMaxListeners(0, controller.signal);
     const stop = setTimeout(() => controller.abort(), stopAt - Date.now());
-    const demandCalls: Promise<Answer & { row: Row }>[] = [];
+    const demandCalls: Promise<InvokeAnswer & { row: Row }>[] = [];
     for (const [k, at] of arrivals.entries()) {
       await sleep(at - Date.now());
-      for (const row of rows) demandCalls.push(call(row, row.demandModel, `wait-${k}`, "WAIT", controller.signal).then((a) => ({ ...a, row })));
+      for (const row of rows) demandCalls.push(call(row.demandModel, `wait-${k}`, "WAIT", controller.signal).then((a) => ({ ...a, row })));
     }
     const demandAnswers = await Promise.all(demandCalls);
     clearTimeout(stop);
     await sleep(500); // finalizes run after the answers
 
     // The gateway's own account (attempt log) and Google's (each simulator's records).
-    const booked: { model: string; window: Date; n: number }[] = [];
-    for (const b of BOOKINGS) {
-      booked.push(...await dbOf.get(b.id)!.sql<{ model: string; window: Date; n: number }[]>`
-        select model, minute_bucket as window, count(*)::int as n from public.google_ai_attempts
-        where status not in ('refused', 'released') and request_id not like 'probe-%'
-        group by 1, 2 order by 1, 2`);
-    }
+    const booked = await db.sql<{ model: string; window: Date; n: number }[]>`
+      select model, minute_bucket as window, count(*)::int as n from public.google_ai_attempts
+      where status not in ('refused', 'released') and request_id not like 'probe-%'
+      group by 1, 2 order by 1, 2`;
     const statsOf = new Map(MODES.map((m) => [m.id, simOf.get(m.id)!.stats()]));
     const results: RowResult[] = rows.map((row) => {
       const stats = statsOf.get(row.mode.id)!;
@@ -308,9 +241,6 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
       return {
         mode: row.mode.id,
         modeLabel: row.mode.label,
-        booking: row.booking.id,
-        bookingLabel: row.booking.label,
-        guardMs: row.booking.guardMs,
         burst: {
           bookedPerWindow: burstBooked,
           googleReceivedPerWindow: googleBurst.map((w) => ({ window: w.window, count: w.arrived, whole: false })),
@@ -333,7 +263,7 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
 
     for (const r of results) {
       log(
-        `  ${`${r.mode}/${r.booking}`.padEnd(22)} burst: booked ${r.burst.bookedPerWindow.map((w) => w.count).join("+")}, ` +
+        `  ${r.mode.padEnd(14)} burst: booked ${r.burst.bookedPerWindow.map((w) => w.count).join("+")}, ` +
           `Google got ${r.burst.googleReceivedPerWindow.map((w) => w.count).join("+")}, Google 429s ${r.burst.google429}; ` +
           `demand: booked ${r.demand.bookedPerWindow.map((w) => `${w.count}${w.whole ? "*" : ""}`).join(", ")}, ` +
           `Google 429s ${r.demand.google429}; over-admission ${r.overAdmission}`,
@@ -341,66 +271,55 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     }
 
     const totalOver = results.reduce((s, r) => s + r.overAdmission, 0);
-    const built = results.filter((r) => r.booking === BOOKINGS[0]!.id);
-    const built429 = built.reduce((s, r) => s + r.burst.google429 + r.demand.google429, 0);
-    const wholeUtilisation = built.flatMap((r) => r.demand.utilisation);
+    const google429 = results.reduce((s, r) => s + r.burst.google429 + r.demand.google429, 0);
+    const wholeUtilisation = results.flatMap((r) => r.demand.utilisation);
     const checks: Check[] = [
       {
         name: "fidelity: over-admission against the gateway's own counters is 0 under every counting mode",
         ok: totalOver === 0,
-        detail: results.map((r) => `${r.mode}/${r.booking} ${r.overAdmission}`).join(", "),
+        detail: results.map((r) => `${r.mode} ${r.overAdmission}`).join(", "),
       },
       {
-        name: "fidelity: the gateway as built draws 0 Google 429s under every counting mode (straddle and demand)",
-        ok: built429 === 0,
-        detail: built.map((r) => `${r.mode} ${r.burst.google429}+${r.demand.google429}`).join(", "),
+        name: "fidelity: the gateway draws 0 Google 429s under every counting mode (straddle and demand)",
+        ok: google429 === 0,
+        detail: results.map((r) => `${r.mode} ${r.burst.google429}+${r.demand.google429}`).join(", "),
       },
       ...(wholeUtilisation.length === 0 ? [] : [{
-        name: "fidelity: the gateway as built uses ≥ 97% of the limit at 3× demand (mean over whole windows, every mode)",
-        ok: built.every((r) => mean(r.demand.utilisation) >= 0.97),
-        detail: built.map((r) => `${r.mode} ${pct(mean(r.demand.utilisation))}`).join(", "),
+        name: "fidelity: the gateway uses ≥ 97% of the limit at 3× demand (mean over whole windows, every mode)",
+        ok: results.every((r) => mean(r.demand.utilisation) >= 0.97),
+        detail: results.map((r) => `${r.mode} ${pct(mean(r.demand.utilisation))}`).join(", "),
       }]),
     ];
-    const byMode = (id: string) => results.filter((r) => r.mode === id && r.booking === BOOKINGS[0]!.id)[0]!;
-    const calendarOf = (id: string) => results.filter((r) => r.mode === id && r.booking === BOOKINGS[1]!.id)[0]!;
     return {
       id: "fidelity",
       title: "Fidelity to Google's counting: Google 429s under other counting modes",
       data: {
         config: cfg,
         modes: MODES,
-        bookings: BOOKINGS,
-        straddleBoundaries: burstGroups.map((_, b) => new Date(boundary + b * 60_000).toISOString()),
+        straddleBoundary: new Date(boundary).toISOString(),
         demandStart: new Date(demandStart).toISOString(),
         demandEnd: new Date(demandEnd).toISOString(),
         wholeWindows: wholeWindows.map((w) => new Date(w).toISOString()),
         rows: results,
       },
-      markdown: markdown(cfg, results, wholeWindows.length, burstGroups.length),
-      headline: MODES.map((m) => {
-        const r = byMode(m.id);
+      markdown: markdown(cfg, results, wholeWindows.length),
+      headline: results.map((r) => {
         return {
-          figure: `fidelity, Google ${m.label} (delay ${cfg.arrivalDelayMs} ± ${cfg.arrivalJitterMs} ms): Google 429s for admitted requests, straddle / ${cfg.demand.factor}× WAIT demand`,
-          value: `${r.burst.google429} / ${r.demand.google429} (calendar minutes: ${calendarOf(m.id).burst.google429} / ${calendarOf(m.id).demand.google429}); ` +
-            `utilisation ${r.demand.utilisation.length === 0 ? "—" : pct(mean(r.demand.utilisation))}; over-admission vs our counters ${r.overAdmission}`,
+          figure: `fidelity, Google ${r.modeLabel} (delay ${cfg.arrivalDelayMs} ± ${cfg.arrivalJitterMs} ms): Google 429s for admitted requests, straddle / ${cfg.demand.factor}× WAIT demand`,
+          value: `${r.burst.google429} / ${r.demand.google429}; utilisation ${r.demand.utilisation.length === 0 ? "—" : pct(mean(r.demand.utilisation))}; over-admission vs our counters ${r.overAdmission}`,
         };
       }),
       checks,
     };
   } finally {
-    for (const fns of fnsOf.values()) await fns.close();
+    await fns?.close();
     await router?.close();
     for (const sim of sims) await sim.close();
-    for (const db of dbOf.values()) await db.drop();
+    await db.drop();
   }
 }
 
-interface Answer {
-  status: number;
-  body: string;
-}
-
-function outcomes(answers: Answer[]): Record<string, number> {
+function outcomes(answers: InvokeAnswer[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const a of answers) out[String(a.status)] = (out[String(a.status)] ?? 0) + 1;
   return out;
@@ -409,27 +328,11 @@ function outcomes(answers: Answer[]): Record<string, number> {
 const iso = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 const mean = (xs: number[]) => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);
 
-async function invoke(url: string, model: string, id: string, mode: "WAIT" | "NO_WAIT", maxWaitMs: number, signal?: AbortSignal): Promise<Answer> {
-  try {
-    const res = await fetch(url, {
-      method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${BENCH_SERVICE_KEY}` },
-      body: JSON.stringify({ model, prompt: PROMPT, mode, max_wait_ms: maxWaitMs, request_id: `${slug(id)}-${Math.random().toString(16).slice(2, 10).padEnd(8, "0")}` }),
-      ...(signal ? { signal } : {}),
-    });
-    return { status: res.status, body: await res.text() };
-  } catch (error) {
-    // Cut off at the end of the run (still waiting), or a transport failure: counted, not thrown.
-    return { status: signal?.aborted ? 0 : -1, body: error instanceof Error ? error.message : String(error) };
-  }
-}
-
-function markdown(cfg: FidelityConfig, results: RowResult[], wholeWindows: number, straddleRounds: number): string {
+function markdown(cfg: FidelityConfig, results: RowResult[], wholeWindows: number): string {
   const hhmmss = (isoTime: string) => isoTime.slice(11, 19);
   const windows = (ws: WindowCount[]) => ws.map((w) => `${w.count}${w.whole ? "" : "·"}`).join(" + ") || "—";
   const rows = results.map((r) => [
     r.modeLabel,
-    r.bookingLabel,
     `${windows(r.burst.bookedPerWindow)} → ${r.burst.googleReceivedPerWindow.map((w) => `${w.count} @${hhmmss(w.window)}`).join(", ") || "—"}`,
     `**${r.burst.google429}**`,
     r.demand.bookedPerWindow.filter((w) => w.whole).map((w) => String(w.count)).join(", ") || "—",
@@ -440,34 +343,22 @@ function markdown(cfg: FidelityConfig, results: RowResult[], wholeWindows: numbe
   ]);
   const truncated = results.some((r) => r.googleRecordsTruncated);
   return `
-Google counts a request when it **arrives**, on **its own clock**, and does not publish how. The gateway admits a
-request only if the admissions of the last 60 s **plus a 1 s guard** fit the limit, so no 60-second span however aligned
-sees more than the limit arrive while the network's delay spread stays under the guard (proof: docs/architecture.md,
-"Windows that hold on Google's clock"). Beside it runs the booking that came before — calendar minutes at \`:00\`, the
-same code on a database migrated up to ${BEFORE_GUARDED_WINDOWS} — in the same run. Here llm-invoke calls
-four simulators at once, each counting its way (\`shared/google-sim\`: \`window\`, \`clockOffsetMs\`), each behind
-${cfg.arrivalDelayMs} ms ± ${cfg.arrivalJitterMs} ms (uniform) of network delay applied before a request is counted
-(\`arrivalDelayMs\`, \`arrivalJitterMs\`). Every mode has its own model rows (quota groups) on one gateway and one
-Deno process; a small router sends each model's calls to its mode's simulator.
+llm-invoke calls four simulators at once, each counting its way, each behind ${cfg.arrivalDelayMs} ms ± ${cfg.arrivalJitterMs} ms
+(uniform) of network delay applied before a request is counted (how, and why: below).
 
 - **Straddle**: per row, ${cfg.burst.late} NO_WAIT requests sent over the last ${cfg.burst.lateSpanMs} ms before a \`:00\`
   (the last one 100 ms before it) plus ${cfg.burst.early} at \`:00.${String(cfg.burst.earlyAtMs).padStart(3, "0")}\`, limit ${cfg.burst.limitRpm} RPM,
-  all four modes at once${straddleRounds > 1 ? ", each booking row at its own minute boundary" : ""}. How many of the late ones the gateway books before
-  \`:00\` depends on how fast this machine serves ${straddleRounds > 1 ? "four" : "eight"} rows' calls at once: the first figure of the third column.
+  all four modes at once. How many of the late ones the gateway books before \`:00\` depends on how fast this machine
+  serves four rows' calls at once: the first figure of the second column.
 - **Demand**: WAIT callers at ${cfg.demand.factor}× the limit of ${cfg.demand.limitRpm} RPM, starting after the straddle is over,
   ${wholeWindows} whole window${wholeWindows === 1 ? "" : "s"} (the waiters rush in when a window opens).
-- **Bookings**: "${BOOKINGS[0]!.label}" and "${BOOKINGS[1]!.label}", each its own database and Deno process, every
-  mode at once. Utilisation is admissions per whole calendar window over the limit (the sliding window's cost: at
-  most 60/61 of the limit per minute in steady state).
+- Utilisation is admissions per whole calendar window over the limit (the sliding window's cost: at most 60/61 of
+  the limit per minute in steady state).
 
-| Google counts | gateway booking | straddle: booked per our minute → arrived per Google minute | straddle: Google 429s | demand: booked per whole window | utilisation | demand: Google accepted per whole Google minute | demand: Google 429s | over-admission vs our counters |
-|---|---|---|---:|---|---|---|---:|---:|
+| Google counts | straddle: booked per our minute → arrived per Google minute | straddle: Google 429s | demand: booked per whole window | utilisation | demand: Google accepted per whole Google minute | demand: Google 429s | over-admission vs our counters |
+|---|---|---:|---|---|---|---:|---:|
 ${rows.map((r) => `| ${r.join(" | ")} |`).join("\n")}
 
-(\`·\` marks a partial window.) **Google 429s** are the simulator's own 429 answers; every request that reached it had
-been admitted by the gateway, so each is a 429 the gateway's admission caused. The run fails when the gateway as built
-draws any, when any row over-admits against its own counters, or when the built gateway's mean utilisation over whole
-windows is under 97%; the calendar booking's Google 429s are the mismatch the guard removes. After a Google 429 llm-invoke cools the quota group down until
-the time Google named, so a WAIT caller may draw more than one.${truncated ? "\n\n> The per-minute Google figures of some rows are incomplete: the simulator keeps its last 1000 records; the 429 totals are exact." : ""}
+(\`·\` marks a partial window.)${truncated ? "\n\n> The per-minute Google figures of some rows are incomplete: the simulator keeps its last 1000 records; the 429 totals are exact." : ""}
 `;
 }

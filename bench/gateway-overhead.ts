@@ -1,8 +1,6 @@
 // Part 4: what the gateway adds to a call. The same prompt, at concurrency 1 and 16, sent
 //   - directly to the Google simulator (generateContent, the caller holding the key): the baseline;
-//   - to llm-invoke through the local functions server (Node proxy -> Deno), as callers reach it;
-//   - to llm-invoke on its Deno port (no local proxy), to separate the proxy's share;
-//   - to llm-invoke as on Supabase: the same index.ts on its Deno port with EdgeRuntime.waitUntil
+//   - to llm-invoke as on Supabase: its index.ts on its Deno port with EdgeRuntime.waitUntil
 //     defined (lib/edge-runtime-entry.ts), so a success's finalize runs after the answer as in
 //     production: the figure compared with Portkey and the floor;
 //   - to the floor: an empty Deno.serve that answers through the same path plus one database round
@@ -13,7 +11,7 @@
 // and to Portkey's. At the highest concurrency the CPU per request of the Deno process and of
 // PostgreSQL is read from the kernel for llm-invoke as on Supabase and for the floor.
 // Then the first streamed byte: the same prompt streamed, directly (streamGenerateContent) and
-// through llm-invoke ("stream": true, on its Deno port), sequentially and interleaved, time to the
+// through llm-invoke as on Supabase ("stream": true), sequentially and interleaved, time to the
 // first chunk's bytes, beside the non-streaming added latency at c=1. Then the database round trips
 // per successful llm-invoke request: statement logging on the part's database (and the transaction
 // counter as a cross-check) over a window of sequential requests to llm-invoke as on Supabase, with a
@@ -22,26 +20,23 @@
 // Supabase's answers gives the latency budget: per phase inside the function, beside the added latency
 // and what lies outside the function (lib/latency-budget.ts).
 import { randomUUID } from "node:crypto";
-import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
 import { quoteIdent } from "../shared/db/migrate.ts";
 import { mintToken } from "../shared/db/scoped-token.ts";
 import { sleep } from "./lib/clock.ts";
-import { setKeys, setModel, type BenchDb, type BenchServer } from "./lib/db.ts";
+import { rpcCalls, setKeys, setModel, trackFunctions, type BenchDb, type BenchServer } from "./lib/db.ts";
 import type { DenoServer } from "./lib/deno-server.ts";
 import { createFloorTables, floorAdmissions, serveFloor } from "./lib/floor.ts";
 import { type LatencyBudget, latencyBudget, latencyBudgetMarkdown, TimingSamples } from "./lib/latency-budget.ts";
 import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
 import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
-import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
+import { postmasterPid, serverCpuSeconds, processCpuSeconds } from "./lib/pg-cpu.ts";
 import { startPortkey, type Portkey } from "./lib/portkey.ts";
-import { processCpuSeconds } from "./lib/process-cpu.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import {
   BENCH_SERVICE_KEY as SERVICE_KEY,
   BENCH_SIM_KEY as SIM_KEY,
   BENCH_SIM_KEY_VAR,
-  serveLlmInvoke,
   serveLlmInvokeAsOnSupabase,
   waitUntilCounts,
 } from "./lib/llm-invoke.ts";
@@ -66,11 +61,9 @@ const HUGE = 2_000_000_000;
 /** The concurrency whose llm-invoke-as-on-Supabase answers give the latency budget. */
 const BUDGET_AT = 1;
 
-type Target = "direct" | "llm-invoke" | "llm-invoke-deno" | "llm-invoke-edge" | "floor" | "portkey";
+type Target = "direct" | "llm-invoke-edge" | "floor" | "portkey";
 const LABEL: Record<Target, string> = {
   direct: "direct to the simulator (baseline)",
-  "llm-invoke": "llm-invoke via the local functions server (plain Deno: finalize awaited)",
-  "llm-invoke-deno": "llm-invoke on its Deno port (plain Deno: finalize awaited)",
   "llm-invoke-edge": "**llm-invoke as on Supabase** (Deno port, `EdgeRuntime.waitUntil`: finalize after the answer)",
   floor: "floor: Deno.serve + one database round trip",
   portkey: "@portkey-ai/gateway in front of the simulator",
@@ -108,7 +101,6 @@ interface Ratio {
 export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("overhead");
   let sim: GoogleSimulator | undefined;
-  let fns: FunctionsServer | undefined;
   let edge: DenoServer | undefined;
   let floor: DenoServer | undefined;
   let portkey: Portkey | undefined;
@@ -134,14 +126,11 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
     // Round trips first, on a function process whose every connection is opened under logging.
     const roundTrips = await countRoundTrips(bench, db, sim, cfg.roundTripRequests, fnLog, log);
 
-    fns = await serveLlmInvoke({ dbUrl: db.url, simUrl: sim.url, log: fnLog, keep: 200 });
     edge = await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url, log: fnLog, keep: 200 });
     floor = await serveFloor({ dbUrl: db.url, simUrl: sim.url, simKey: SIM_KEY, log: (line) => keep(fnLog, line) });
-    const fnUrl = `${fns.url}/functions/v1/llm-invoke`;
-    const denoUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
     const edgeUrl = `${edge.url}/`;
     const floorUrl = `${floor.url}/`;
-    for (const [name, url] of [["llm-invoke", fnUrl], ["llm-invoke as on Supabase", edgeUrl], ["the floor", floorUrl]] as const) {
+    for (const [name, url] of [["llm-invoke as on Supabase", edgeUrl], ["the floor", floorUrl]] as const) {
       const probe = await callInvoke(url, "probe");
       if (probe.status !== 200) throw new Error(`${name} is not ready: HTTP ${probe.status} ${probe.body.slice(0, 300)}`);
     }
@@ -149,15 +138,13 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
     const pids: Record<CpuTarget, number> = { "llm-invoke-edge": edge.pid, floor: floor.pid };
 
     const timings = new TimingSamples();
-    const targets: Target[] = ["direct", "llm-invoke", "llm-invoke-deno", "llm-invoke-edge", "floor", ...(portkey ? (["portkey"] as const) : [])];
+    const targets: Target[] = ["direct", "llm-invoke-edge", "floor", ...(portkey ? (["portkey"] as const) : [])];
     const calls: Record<Target, (seq: string) => Promise<string>> = {
       direct: async () => await status(await fetch(`${sim!.url}/v1beta/models/${MODEL}:generateContent`, {
         method: "POST",
         headers: { "content-type": "application/json", "x-goog-api-key": SIM_KEY },
         body: JSON.stringify({ contents: [{ role: "user", parts: [{ text: PROMPT }] }] }),
       })),
-      "llm-invoke": async (id) => String((await callInvoke(fnUrl, id)).status),
-      "llm-invoke-deno": async (id) => String((await callInvoke(denoUrl, id)).status),
       "llm-invoke-edge": async (id) => {
         const r = await callInvoke(edgeUrl, id);
         timings.add(r.serverTiming);
@@ -261,10 +248,10 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
     for (const r of ratios) log(`  c=${r.concurrency} llm-invoke as on Supabase, added p50: ${fmt(r.toFloor?.p50)}× the floor's, ${fmt(r.toPortkey?.p50)}× Portkey's`);
     const floorRows = await floorAdmissions(db.sql);
 
-    const firstByte = await measureFirstByte(sim.url, denoUrl, cfg.firstByteSamples);
+    const firstByte = await measureFirstByte(sim.url, edgeUrl, cfg.firstByteSamples);
     log(
       `  first streamed byte p50: direct ${fmt(firstByte.direct.p50)} ms, llm-invoke ${fmt(firstByte.gateway.p50)} ms ` +
-        `(added ${fmt(firstByte.addedMs.p50)} ms; non-streaming added at c=1: ${fmt(get(cells, "llm-invoke-deno", 1)?.addedMs?.p50 ?? NaN)} ms)`,
+        `(added ${fmt(firstByte.addedMs.p50)} ms; non-streaming added at c=1: ${fmt(get(cells, "llm-invoke-edge", 1)?.addedMs?.p50 ?? NaN)} ms)`,
     );
 
     const failing = cells.filter((c) => c.errors > 0);
@@ -292,8 +279,8 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
         latencyBudgetMarkdown(budget, "llm-invoke as on Supabase") +
         firstByteMarkdown(firstByte, cells),
       headline: [...headline(cells, ratios, cpu, roundTrips), {
-        figure: "Added latency to the first streamed byte, p50 (non-streaming added at c=1, Deno port)",
-        value: `${fmt(firstByte.addedMs.p50)} ms (${fmt(get(cells, "llm-invoke-deno", 1)?.addedMs?.p50 ?? NaN)} ms)`,
+        figure: "Added latency to the first streamed byte, p50 (a whole answer's at c=1), llm-invoke as on Supabase",
+        value: `${fmt(firstByte.addedMs.p50)} ms (${fmt(get(cells, "llm-invoke-edge", 1)?.addedMs?.p50 ?? NaN)} ms)`,
       }, ...(budget
         ? [{
           figure: `Latency budget at c=${BUDGET_AT}, llm-invoke as on Supabase, p50 ms (Server-Timing): phases; function total; outside the function`,
@@ -321,14 +308,13 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
   } finally {
     await floor?.close();
     await edge?.close();
-    await fns?.close();
     await portkey?.close();
     await sim?.close();
     await db.drop();
   }
 }
 
-/** After each round of llm-invoke as on Supabase, time for the finalizes it handed to waitUntil to end. */
+/** After each round of llm-invoke as on Supabase, time for the finalizes it handed to waitUntil to end (the notes name it). */
 const SETTLE_MS = 200;
 
 function keep(lines: string[], line: string): void {
@@ -363,7 +349,7 @@ async function timeToFirstByte(url: string, init: RequestInit): Promise<{ ms: nu
   return { ms, ok: res.status === 200 && (text.includes("finishReason") || text.includes('"type":"done"')) };
 }
 
-async function measureFirstByte(simUrl: string, denoUrl: string, samples: number): Promise<FirstByte> {
+async function measureFirstByte(simUrl: string, gatewayUrl: string, samples: number): Promise<FirstByte> {
   const direct: number[] = [];
   const gateway: number[] = [];
   let errors = 0;
@@ -380,7 +366,7 @@ async function measureFirstByte(simUrl: string, denoUrl: string, samples: number
         if (!r.ok) errors++;
       },
       async () => {
-        const r = await timeToFirstByte(denoUrl, {
+        const r = await timeToFirstByte(gatewayUrl, {
           method: "POST",
           headers: { "content-type": "application/json", authorization: `Bearer ${SERVICE_KEY}` },
           body: JSON.stringify({ model: MODEL, prompt: PROMPT, mode: "NO_WAIT", stream: true }),
@@ -399,10 +385,10 @@ async function measureFirstByte(simUrl: string, denoUrl: string, samples: number
 }
 
 function firstByteMarkdown(fb: FirstByte, cells: Cell[]): string {
-  const whole = get(cells, "llm-invoke-deno", 1)?.addedMs;
+  const whole = get(cells, "llm-invoke-edge", 1)?.addedMs;
   return `
 **The first streamed byte.** The same prompt streamed ${fb.samples} times per target, sequentially and interleaved: directly
-from the simulator (\`streamGenerateContent?alt=sse\`) and through llm-invoke on its Deno port (\`"stream": true\`). The
+from the simulator (\`streamGenerateContent?alt=sse\`) and through llm-invoke as on Supabase (\`"stream": true\`). The
 simulator waits ${STREAM_CHUNK_DELAY_MS} ms between chunks, so a gateway that held chunks back would add that much. Time to the
 first body bytes:
 
@@ -410,12 +396,11 @@ ${table(["target", "p50 ms", "p95 ms"], [
     ["direct stream (baseline)", fmt(fb.direct.p50), fmt(fb.direct.p95)],
     ["llm-invoke stream", fmt(fb.gateway.p50), fmt(fb.gateway.p95)],
     ["added to the first byte", `**${fmt(fb.addedMs.p50)}**`, fmt(fb.addedMs.p95)],
-    ["added to a whole non-streamed answer at c=1 (Deno port, above)", whole ? fmt(whole.p50) : "—", whole ? fmt(whole.p95) : "—"],
+    ["added to a whole non-streamed answer at c=1 (above)", whole ? fmt(whole.p50) : "—", whole ? fmt(whole.p95) : "—"],
   ], ["l", "r", "r"])}
 
 The stream's first byte waits for the reservation (one round trip) and Google's first chunk, nothing else: finalize
-runs after the last chunk. The non-streamed answer also waits for finalize under plain Deno (on Supabase it runs after
-the response).
+runs after the last chunk.
 `;
 }
 
@@ -463,7 +448,7 @@ async function countRoundTrips(
 ): Promise<RoundTrips> {
   // Settings a session takes at connect: set them before the function opens any connection.
   await db.sql.unsafe(`alter database ${quoteIdent(db.name)} set log_statement = 'all'`);
-  await db.sql.unsafe(`alter database ${quoteIdent(db.name)} set track_functions = 'all'`);
+  await trackFunctions(db);
   const entries: string[] = [];
   let counting = false;
   const off = bench.onLog((line) => {
@@ -548,7 +533,8 @@ function countStatements(entries: string[]): Record<string, number> {
   const byStatement: Record<string, number> = {};
   for (const e of entries) {
     // The cached look-ups first: they are google_ai_ functions too, but made once per worker.
-    const name = (/google_ai_model_(features|limits)\b/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
+    const name = (/google_ai_model_(traits|features|limits)\b/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
+      (/google_ai_service_tier_list\b/.test(e) ? "service tiers (cached per worker)" : undefined) ??
       (/google_ai_check_token\b/.test(e) ? "token check (cached per worker, then refreshed in the background)" : undefined) ??
       (/google_ai_service_tier_list\b/.test(e) ? "service tiers (cached per worker, read before the reservation)" : undefined) ??
       /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
@@ -561,16 +547,6 @@ function countStatements(entries: string[]): Record<string, number> {
 
 /** The statements a success runs in its waitUntil task, after the answer. */
 const AFTER_ANSWER = /^google_ai_finalize/;
-
-const TOP_LEVEL_RPCS = ["google_ai_reserve", "google_ai_reserve_with_token", "google_ai_finalize", "google_ai_release", "google_ai_cooldown"];
-
-/** Calls so far of the RPCs a function can call (the nested helpers they call are not counted). */
-async function rpcCalls(db: BenchDb): Promise<Record<string, number>> {
-  const rows = await db.sql<{ name: string; calls: string }[]>`
-    select funcname as name, calls::text as calls from pg_stat_user_functions
-    where schemaname = 'public' and funcname = any(${TOP_LEVEL_RPCS})`;
-  return Object.fromEntries(rows.map((r) => [r.name, Number(r.calls)]));
-}
 
 function get(cells: Cell[], t: Target, n: number) {
   return cells.find((c) => c.target === t && c.connections === n);
@@ -680,26 +656,7 @@ artificial latency), limits that never bind. Closed loop at concurrency ${cfg.co
 interleaved rounds of ${cfg.durationMs / 1000} s per target; latency as the calling Node.js process sees it (fetch,
 keep-alive). Added latency = the target's percentile minus the direct call's at the same concurrency.
 
-**The targets.**
-- *direct*: \`generateContent\` on the simulator, the caller holding the key: the baseline.
-- *llm-invoke via the local functions server* and *on its Deno port*: the function as the local stack serves
-  it, plain Deno (\`scripts/serve-functions.ts\`), reached through the local Node proxy or on its own port. Plain
-  Deno has no \`EdgeRuntime\`, so a success's finalize is awaited before the answer: the caller pays a second
-  database round trip that production does not.
-- ***llm-invoke as on Supabase***: the same, unchanged \`supabase/functions/llm-invoke/index.ts\`, on its own Deno
-  port with the same environment, permissions, flags and \`deno.json\`, started through an entry
-  (\`bench/lib/edge-runtime-entry.ts\`) that first defines \`globalThis.EdgeRuntime = { waitUntil }\` (keeping each
-  task until it settles and logging a rejection) and then imports it. The function then takes its production
-  path: a success's finalize is handed to \`EdgeRuntime.waitUntil\` and runs after the answer. **This is the
-  production figure: the one compared with Portkey and with the floor.**
-- *floor: Deno.serve + one database round trip* (\`bench/lib/floor-server.ts\`): an empty \`Deno.serve\` on its own
-  Deno port, started the same way, with one postgres.js pool (the functions' pinned version, their pool size and
-  start-up parameters, connecting as their role). Per request it reads the body, runs one statement in one round
-  trip — the least an exact, durable, audited admission writes: the hot counter row's update and one audit row
-  with a uuid key, committed (the floor statement of the reservation's pgbench floor, on its own two tables) —
-  then calls the simulator with \`fetch\` as llm-invoke's Google client does and answers its body. Nothing any
-  gateway with an exact shared limit could skip; it is sent llm-invoke's request.
-- *@portkey-ai/gateway*: a stateless translating proxy (below).
+Targets (how each is served: below): direct, llm-invoke as on Supabase, the floor, Portkey.
 
 ${table(["target", "concurrency", "requests/s", "p50 ms", "p95 ms", "p99 ms", "added p50 / p95 / p99 ms"], rows, ["l", "r", "r", "r", "r", "r", "r"])}
 
@@ -711,35 +668,15 @@ asserted (a ratio of two small differences moves a lot from run to run on a shar
 
 ${table(["concurrency", "added p50 ms: as on Supabase", "floor", "Portkey", "÷ floor, p50 / p95", "÷ Portkey, p50 / p95"], ratioRows, ["r", "r", "r", "r", "r", "r"])}
 
-**CPU per request** at concurrency ${cpu[0]?.concurrency ?? "—"}, from the kernel's accounting: \`utime + stime\` of the Deno
-process's \`/proc/<pid>/stat\` (all its threads), and of the whole PostgreSQL server (postmaster and its children,
-live and exited, as the reservation's floor part reads it), read before and after each round of the target
-(${SETTLE_MS} ms after the last answer, so the finalizes handed to \`waitUntil\` are in it) and divided by the requests
-completed in those rounds, warm-up included. Nothing else uses the database during a target's round.
+**CPU per request** at concurrency ${cpu[0]?.concurrency ?? "—"} (how it is read: below):
 
 ${table(["target", "concurrency", "requests", "Deno CPU ms/request", "PostgreSQL CPU ms/request"], cpuRows, ["l", "r", "r", "r", "r"])}
 
-What llm-invoke does on top of the direct call: authenticate the caller, validate the body (zod), estimate
-tokens, **reserve** (one RPC), call Google (REST over \`fetch\`), **finalize** (one RPC: attempt row,
-counter reconciliation, \`token_usage\` row), answer. As on Supabase, the caller waits for one database
-round trip (the reservation); finalize runs after the answer, on the same process and database, so it still
-costs CPU (counted above) and competes for the pool under load. The local functions server adds a Node.js
-proxy hop (Supabase has its own gateway in front of functions). The database is on the same machine here: in
-production add the network round trip to the database (same region) for each round trip on the caller's path.
-
 **Database round trips per successful request: ${roundTripSummary(rt)}**; with a scoped token (the same process,
 ${rt.token.requests} requests after the service key's): **${tokenRoundTripSummary(rt)}**; the
-gateway's RPCs called per request by \`pg_stat_user_functions\`: ${rt.rpcCallsPerRequest}. Method: ${rt.requests} sequential requests to a
-freshly started llm-invoke as on Supabase with \`log_statement = 'all'\` on the part's database (only llm-invoke
-connects to it in the window), every statement counted from the server log, the finalizes included (the window
-closes a second after the last answer); a statement of the work handed to \`waitUntil\` (\`google_ai_finalize\`) is
-counted after the answer, checked against the tasks the process handed to \`waitUntil\` (it prints its count when it
-stops); cross-checked with \`track_functions = 'all'\` (calls of the gateway's top-level RPCs in
-\`pg_stat_user_functions\`). The once-per-worker statements are the driver's type look-up on a new connection and the
-model's capabilities (cached per worker for a minute).
+gateway's RPCs called per request by \`pg_stat_user_functions\`: ${rt.rpcCallsPerRequest}, over ${rt.requests} sequential requests
+(how they are counted: below).
 
-**Portkey** (${portkey ? `@portkey-ai/gateway ${portkey.version}` : "not measured"}): ${portkey
-    ? "pointed at the simulator with `x-portkey-provider: google` and `x-portkey-custom-host: <simulator URL>` (its Google provider appends `/v1beta/models/<model>:generateContent?key=…` to the custom host; its SSRF guard trusts 127.0.0.1). It receives the same prompt in OpenAI chat-completions form and translates it; it keeps no shared limit state here (rate limits are an enterprise feature), so this is the cost of a stateless translating proxy."
-    : `it could not be started in this run: ${portkeyError}`}
+**Portkey**: ${portkey ? `@portkey-ai/gateway ${portkey.version} (how it is set up: below)` : `not measured, it could not be started in this run: ${portkeyError}`}.
 `;
 }

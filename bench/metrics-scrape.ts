@@ -7,7 +7,7 @@
 import { connect, type Sql } from "../shared/db/migrate.ts";
 import { parseExposition, total } from "../shared/prometheus/exposition.ts";
 import type { BenchServer } from "./lib/db.ts";
-import { processCpuSeconds } from "./lib/process-cpu.ts";
+import { processCpuSeconds } from "./lib/pg-cpu.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 
 export interface MetricsScrapeConfig {

@@ -1,28 +1,31 @@
-// Part 9: mixed load. The bot (interactive) and several notebooks (batch, one of which floods the
-// queue with a burst) ask for one model at `demandFactor`× its RPM for several whole windows, all in
-// WAIT mode. Two designs side by side on the same PostgreSQL, each on its own model and counters,
-// driven by the same arrival schedule:
-//   queue    llm-invoke's admission as it is: a refusal in WAIT mode takes a ticket and names the
-//            turn; the caller sleeps until then and calls again with its ticket (admission.ts's
-//            loop at the RPC level, with its own wait rule and answer parser);
-//   polling  the rule before the queue (bench/lib/polling-policy.ts): sleep until the named
-//            reopening plus jitter, then race everyone for it.
-// Reported per class: waits, who lost a turn, starvation; among the batch notebooks: Jain's fairness
-// index of their admissions; for the window: utilisation of every saturated 61 s span and the worst
-// span (never above the limit); and what admission costs: reserve calls and attempt rows per
-// admitted request.
+// WAIT mode at 3× demand: the bot (interactive) and several notebooks (batch, one of which floods
+// the queue with a burst) ask for one model at `demandFactor`× its RPM for several whole windows,
+// through llm-invoke over HTTP: a refusal in WAIT mode takes a ticket and names the turn; the
+// request sleeps in the function until then and asks again with its ticket. (Against polling, the
+// rule before the queue: docs/benchmarks.md, "History".) Reported per class: waits, who lost a
+// turn, starvation; among the batch notebooks: Jain's fairness index of their admissions; for the
+// window: utilisation of every saturated 61 s span and the worst span (never above the limit); what
+// admission costs: reserve calls and attempt rows per admitted request. The peers take the same
+// arrivals at the same time on the same Postgres, polling (bench/lib/wait-client.ts):
+// rate-limiter-flexible in several child processes and a naive read-then-write limiter, each on its
+// own key; every limiter's admissions are counted per calendar minute (Google's window) and charted.
 import { setMaxListeners } from "node:events";
+import { mkdir, writeFile } from "node:fs/promises";
+import path from "node:path";
+import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { connect, type Sql } from "../shared/db/migrate.ts";
-import { parseReserveResult } from "../supabase/functions/llm-invoke/store/pg-store.ts";
-import type { Refusal } from "../supabase/functions/llm-invoke/contract.ts";
-import { nextTurn, waitLeftForDatabase } from "../supabase/functions/llm-invoke/attempt/wait-policy.ts";
-import { sleep } from "./lib/clock.ts";
-import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
-import { decideWait } from "./lib/polling-policy.ts";
+import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
+import { minuteOf, sleep } from "./lib/clock.ts";
+import { type BenchServer, rpcCalls, setKeys, setModel, trackFunctions } from "./lib/db.ts";
+import { BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, bookings, postInvoke, serveLlmInvoke, waitInLlmInvoke } from "./lib/llm-invoke.ts";
+import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
 import { fmt, pct, table, type Check, type PartResult } from "./lib/report.ts";
+import { createRlflex } from "./lib/rlflex.ts";
+import { rlflexWaitStart } from "./lib/rlflex-procs.ts";
 import { roundSummary, summarize } from "./lib/stats.ts";
-import { countBetween } from "./lib/wait-analysis.ts";
-import { abortableSleep } from "./lib/wait-client.ts";
+import { cumulativeByMinute, waitChartSvg } from "./lib/svg.ts";
+import { analyse, countBetween, type LimiterResult } from "./lib/wait-analysis.ts";
+import { driveArrivals, waitForAdmission, type WaitRecord } from "./lib/wait-client.ts";
 
 export interface BatchClient {
   name: string;
@@ -44,11 +47,16 @@ export interface MixedLoadConfig {
   /** Smoke run: demand for this long instead. */
   smokeDurationMs?: number;
   maxWaitMs: number;
+  /** The peers' polling: up to this much jitter after the retry time their limiter named. */
   jitterMs: number;
+  rlflexProcesses: number;
+  /** The naive limiter's connections (rate-limiter-flexible's, spread over its processes). */
   connections: number;
+  chartPath: string;
+  /** Machine summary for the chart's subtitle. */
+  machineLabel: string;
 }
 
-type Design = "queue" | "polling";
 type PriorityClass = "interactive" | "batch";
 
 interface Arrival {
@@ -60,38 +68,75 @@ interface Arrival {
 
 interface Outcome {
   arrival: Arrival;
+  /** When the database booked it. */
   admittedAt: number | null;
-  /** When the call that admitted it was sent. */
-  admitCallAt: number | null;
-  /** The request was told to wait (a ticket, or a poll) and was refused later: it lost its turn. */
+  /** It waited for its turn and was refused later: it lost its turn. */
   lostTurn: boolean;
   refusedAt: number | null;
   cutOff: boolean;
-  calls: number;
   error?: string;
 }
 
-const TOKENS = 100;
+const PROMPT = "Wait for your turn, then answer in one word.";
+const HUGE = 2_000_000_000;
 /** The gateway's window: 60 s and the default minute guard. */
 const WINDOW_MS = 61_000;
-const MODELS: Record<Design, string> = { queue: "bench-mixed-queue", polling: "bench-mixed-polling" };
+const MODEL = "bench-mixed";
 
 export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("mixed");
-  const pools: Record<Design, Sql> = {
-    queue: connect(db.url, { max: cfg.connections, idle_timeout: 0 }),
-    polling: connect(db.url, { max: cfg.connections, idle_timeout: 0 }),
-  };
+  const naiveSql: Sql = connect(db.url, { max: cfg.connections, idle_timeout: 0 });
+  let rlflexProcs: Awaited<ReturnType<typeof rlflexWaitStart>> | undefined;
+  let sim: GoogleSimulator | undefined;
+  let fns: FunctionsServer | undefined;
   try {
-    for (const model of Object.values(MODELS)) await setModel(db.sql, model, { rpm: cfg.limitRpm, tpm: null, rpd: null });
-    await setKeys(db.sql, [{ alias: "mixed", project: "proj-mixed", models: Object.values(MODELS) }]);
+    await createNaiveTable(db.sql);
+    await (await createRlflex(db.url, 1, cfg.limitRpm)).close(); // creates its table once
+    await Promise.all([...Array(cfg.connections)].map(() => naiveSql`select 1`));
+    await setModel(db.sql, MODEL, { rpm: cfg.limitRpm, tpm: null, rpd: null });
+    await setKeys(db.sql, [{ alias: "mixed", project: "proj-mixed", envVar: BENCH_SIM_KEY_VAR, models: [MODEL] }]);
     await keepAdmissionTimes(db.sql);
-    await Promise.all(Object.values(pools).flatMap((sql) => [...Array(cfg.connections)].map(() => sql`select 1`)));
+    // llm-invoke on its Deno port (the local Node proxy caps its socket pool), its reserve calls
+    // counted by the database; the simulator answers at once.
+    await trackFunctions(db);
+    sim = await startGoogleSimulator({ keys: { [BENCH_SIM_KEY]: "proj-mixed" }, models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } } });
+    const fnOut: string[] = [];
+    fns = await serveLlmInvoke({ dbUrl: db.url, simUrl: sim.url, env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.maxWaitMs) }, log: fnOut, keep: 50 });
+    const invokeUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
+    const probe = await postInvoke(invokeUrl, { model: MODEL, prompt: PROMPT, mode: "NO_WAIT", request_id: "probe" });
+    if (probe.status !== 200) throw new Error(`probe: HTTP ${probe.status} ${probe.body.slice(0, 200)} ${fnOut.slice(-5).join(" | ")}`);
+    // A clean slate after the probe: its booking would hold a slot of the first window.
+    for (const table of ["google_ai_attempts", "google_ai_admissions", "google_ai_usage_counters", "bench_admission_log"]) {
+      await db.sql.unsafe(`delete from public.${table}`);
+    }
+    const callsBefore = reserveCalls(await rpcCalls(db));
 
-    const t0 = Date.now() + 2_000;
+    const t0 = Date.now() + 8_000; // the peers' child processes need a moment
     const demandMs = cfg.smokeDurationMs ?? WINDOW_MS * (1 + cfg.wholeWindows);
     const arrivals = schedule(cfg, t0, demandMs);
+    const times = arrivals.map((a) => a.at);
     const stopAt = t0 + demandMs + Math.min(cfg.maxWaitMs, WINDOW_MS) + 2_000;
+    const wholeMinutes: number[] = [];
+    for (let w = minuteOf(t0) + 60_000; w + 60_000 <= t0 + demandMs && cfg.smokeDurationMs === undefined; w += 60_000) wholeMinutes.push(w);
+    // rate-limiter-flexible: the arrivals dealt round-robin to its processes.
+    const procs = Math.max(1, cfg.rlflexProcesses);
+    rlflexProcs = await rlflexWaitStart(
+      Array.from({ length: procs }, (_, p) => {
+        const ids = times.map((_, i) => i).filter((i) => i % procs === p);
+        return {
+          kind: "wait" as const,
+          url: db.url,
+          connections: Math.max(2, Math.ceil(cfg.connections / procs)),
+          points: cfg.limitRpm,
+          key: "rlflex-mixed",
+          arrivals: ids.map((i) => times[i]!),
+          ids,
+          jitterMs: cfg.jitterMs,
+          maxWaitMs: cfg.maxWaitMs,
+          stopAt,
+        };
+      }),
+    );
     log(
       `  limit ${cfg.limitRpm}/min, demand ${cfg.demandFactor}× for ${(demandMs / 1000).toFixed(0)} s: ${arrivals.length} requests ` +
         `(${arrivals.filter((a) => a.priority === "interactive").length} from the bot, batch: ` +
@@ -101,32 +146,65 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
     const controller = new AbortController();
     setMaxListeners(0, controller.signal);
     const stop = setTimeout(() => controller.abort(), stopAt - Date.now());
-    const [queue, polling] = await Promise.all([
-      drive(arrivals, (a) => waitingRequest(pools.queue, a, queueRule(cfg.maxWaitMs), controller.signal)),
-      drive(arrivals, (a) => waitingRequest(pools.polling, a, pollingRule(cfg), controller.signal)),
+    const policy = { jitterMs: cfg.jitterMs, maxWaitMs: cfg.maxWaitMs, signal: controller.signal };
+    const naiveTry = naiveLimiter(naiveSql, "naive-mixed", cfg.limitRpm);
+    const [records, naiveRecords, rlflexRecords] = await Promise.all([
+      driveArrivals(times, (id) => {
+        const a = arrivals[id]!;
+        const body = { model: MODEL, prompt: PROMPT, max_wait_ms: cfg.maxWaitMs, priority: a.priority, request_id: `mixed-${id}` };
+        return waitInLlmInvoke(id, invokeUrl, body, { signal: controller.signal, caller: a.caller });
+      }),
+      driveArrivals(times, (id) => waitForAdmission(id, naiveTry, policy)),
+      rlflexProcs.done(),
     ]);
     clearTimeout(stop);
+    await sleep(500); // finalizes run after the answers
 
-    const measured = { from: t0 + WINDOW_MS, to: t0 + demandMs };
-    const results = {
-      queue: await account(db.sql, "queue", queue, cfg, measured),
-      polling: await account(db.sql, "polling", polling, cfg, measured),
-    };
-    for (const r of Object.values(results)) {
+    // Admissions at the database's booking times and windows (the answer arrives after Google's).
+    const booked = await bookings(db.sql, MODEL);
+    const outcomes: Outcome[] = records.map((rec) => {
+      const b = booked.get(`mixed-${rec.id}`);
+      const at = b?.bookedAt?.getTime() ?? null;
+      const error = rec.error ?? (rec.admittedAt !== null && at === null ? "answered 200 without a booking" : undefined);
+      rec.calls = b?.rows ?? 0;
+      rec.admittedAt = rec.admitCallStartedAt = rec.admittedAt !== null ? at : null;
+      rec.window = rec.admittedAt !== null ? b!.window!.getTime() : null;
+      if (error !== undefined) rec.error = error;
+      return {
+        arrival: arrivals[rec.id]!,
+        admittedAt: rec.admittedAt,
+        lostTurn: rec.gaveUpAt !== null && rec.waitedMs > 0,
+        refusedAt: rec.gaveUpAt,
+        cutOff: rec.cutOff,
+        ...(error === undefined ? {} : { error }),
+      };
+    });
+    const limiters = [
+      analyse("ours", "ours: llm-invoke (WAIT mode over HTTP)", records, cfg, wholeMinutes, WINDOW_MS),
+      analyse("rlflex", `rate-limiter-flexible RateLimiterPostgres, ${procs} processes`, rlflexRecords, cfg, wholeMinutes),
+      analyse("naive", "naive read-then-write", naiveRecords, cfg, wholeMinutes),
+    ];
+    for (const r of limiters) {
       log(
-        `  ${r.design.padEnd(7)} admitted ${r.admitted}/${r.requests}; spans ${r.spans.count}: min ${pct(r.spans.minUtilisation)} worst ${r.spans.worst}/${cfg.limitRpm}; ` +
-          `bot wait p95 ${fmt(r.byClass.interactive.waitMs.p95 / 1000, 1)} s; Jain ${fmt(r.jain, 3)}; ` +
-          `calls/admitted ${fmt(r.callsPerAdmitted, 2)}, rows/admitted ${fmt(r.rowsPerAdmitted, 2)}, own ${fmt(r.callsPerAdmittedRequestItself, 2)}/${fmt(r.rowsPerAdmittedRequestItself, 2)}; ` +
-          `starved ${r.starved}; inversions ${r.inversions}`,
+        `  ${r.id.padEnd(7)} admitted ${r.admitted}/${r.arrivals}, per minute ${r.perWindow.map((w) => `${w.window.slice(11, 16)} ${w.admitted}${w.full ? "*" : ""}`).join(", ")}` +
+          `; over-admission ${r.overAdmission}; gave up ${r.gaveUp}, cut off ${r.cutOff}, errors ${r.errors}`,
       );
     }
-    const q = results.queue;
+    await writeChart(cfg, t0 - 2000, stopAt, times, { ours: records, rlflex: rlflexRecords, naive: naiveRecords }, procs);
+    const calls = reserveCalls(await rpcCalls(db)) - callsBefore;
+    const q = await account(db.sql, outcomes, calls, cfg, { from: t0 + WINDOW_MS, to: t0 + demandMs });
+    log(
+      `  admitted ${q.admitted}/${q.requests}; spans ${q.spans.count}: min ${pct(q.spans.minUtilisation)} worst ${q.spans.worst}/${cfg.limitRpm}; ` +
+        `bot wait p95 ${fmt(q.byClass.interactive.waitMs.p95 / 1000, 1)} s; Jain ${fmt(q.jain, 3)}; ` +
+        `calls/admitted ${fmt(q.callsPerAdmitted, 2)}, rows/admitted ${fmt(q.rowsPerAdmitted, 2)}, own rows ${fmt(q.rowsPerAdmittedRequestItself, 2)}; ` +
+        `starved ${q.starved}; inversions ${q.inversions}; errors ${q.errors}${q.firstError ? ` (${q.firstError})` : ""}`,
+    );
     const smoke = cfg.smokeDurationMs !== undefined;
     const checks: Check[] = [
       { name: "mixed load: the queue never admits more than the limit in any 61 s span", ok: q.spans.worst <= cfg.limitRpm && q.errors === 0, detail: `worst span ${q.spans.worst}/${cfg.limitRpm}, errors ${q.errors}` },
       { name: "mixed load: no request starved while its window had room", ok: q.starved === 0, detail: `${q.starved}` },
       { name: "mixed load: the bot never lost its turn", ok: q.byClass.interactive.lostTurn === 0, detail: `${q.byClass.interactive.lostTurn}` },
-      { name: "mixed load: no notebook admitted while the bot waited", ok: q.inversions === 0, detail: `${q.inversions} (polling: ${results.polling.inversions})` },
+      { name: "mixed load: no notebook admitted while the bot waited", ok: q.inversions === 0, detail: `${q.inversions}` },
     ];
     if (!smoke) {
       checks.push(
@@ -135,25 +213,31 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
         {
           name: "mixed load: an admitted request leaves one attempt row (the refusal that queued it writes none)",
           ok: q.rowsPerAdmittedRequestItself <= 1,
-          detail: `${fmt(q.rowsPerAdmittedRequestItself, 2)} rows, ${fmt(q.callsPerAdmittedRequestItself, 2)} reserve calls ` +
-            `(polling: ${fmt(results.polling.rowsPerAdmittedRequestItself, 2)} rows, ${fmt(results.polling.callsPerAdmittedRequestItself, 2)} calls)`,
+          detail: `${fmt(q.rowsPerAdmittedRequestItself, 2)} rows`,
         },
       );
     }
     return {
       id: "mixed-load",
-      title: "Mixed load: the bot and the notebooks in WAIT mode at 3× demand, queue against polling",
-      data: { config: cfg, results },
-      markdown: markdown(cfg, results, arrivals.length),
+      title: "WAIT mode at 3× demand: the bot and the notebooks in llm-invoke's queue, against the peers (and the chart)",
+      data: { config: { ...cfg, chartPath: undefined }, startedAt: new Date(t0).toISOString(), wholeMinutes: wholeMinutes.map((w) => new Date(w).toISOString()), result: q, limiters },
+      markdown: markdown(cfg, q, arrivals.length) + peersMarkdown(cfg, limiters, wholeMinutes),
       headline: [
-        { figure: `Mixed load at ${cfg.demandFactor}×: the bot's wait p50 / p95 / max (queue; polling)`, value: `${secs(q.byClass.interactive.waitMs)}; ${secs(results.polling.byClass.interactive.waitMs)}` },
-        { figure: "Mixed load: Jain's fairness among batch notebooks (queue; polling)", value: `${fmt(q.jain, 3)}; ${fmt(results.polling.jain, 3)}` },
-        { figure: "Mixed load: reserve calls / attempt rows per admitted request (queue; polling)", value: `${fmt(q.callsPerAdmitted, 2)} / ${fmt(q.rowsPerAdmitted, 2)}; ${fmt(results.polling.callsPerAdmitted, 2)} / ${fmt(results.polling.rowsPerAdmitted, 2)}` },
+        { figure: `Mixed load at ${cfg.demandFactor}×: the bot's wait p50 / p95 / max; its requests admitted`, value: `${secs(q.byClass.interactive.waitMs)}; ${q.byClass.interactive.admitted} of ${q.byClass.interactive.requests}` },
+        { figure: "Mixed load: Jain's fairness among batch notebooks", value: fmt(q.jain, 3) },
+        { figure: "Mixed load: reserve calls / attempt rows per admitted request", value: `${fmt(q.callsPerAdmitted, 2)} / ${fmt(q.rowsPerAdmitted, 2)}` },
+        ...limiters.map((r) => ({
+          figure: `WAIT, same arrivals: ${r.label} — admitted per whole calendar minute / limit ${cfg.limitRpm}; over-admission (minutes above the limit)`,
+          value: `${r.utilisation.map((u) => u.admitted).join(", ") || "—"}; ${r.overAdmission} (${r.windowsAboveLimit} of ${r.perWindow.length})`,
+        })),
       ],
       checks,
     };
   } finally {
-    await Promise.all(Object.values(pools).map((sql) => sql.end({ timeout: 5 })));
+    rlflexProcs?.kill();
+    await fns?.close();
+    await sim?.close();
+    await naiveSql.end({ timeout: 5 });
     await db.drop();
   }
 }
@@ -193,86 +277,9 @@ function schedule(cfg: MixedLoadConfig, t0: number, demandMs: number): Arrival[]
   return out.sort((a, b) => a.at - b.at).map((a, id) => ({ ...a, id }));
 }
 
-async function drive(arrivals: Arrival[], start: (a: Arrival) => Promise<Outcome>): Promise<Outcome[]> {
-  const running: Promise<Outcome>[] = [];
-  for (const a of arrivals) {
-    const delay = a.at - Date.now();
-    if (delay > 0) await sleep(delay);
-    running.push(start(a));
-  }
-  return Promise.all(running);
-}
-
-/** How a design waits: what its calls tell the database, and what it does with a refusal. */
-interface WaitRule {
-  model: string;
-  /** The queue's arguments (its ticket, the wait left), or null for a caller that only polls. */
-  ask(waitedMs: number, ticket: string | null): { ticket: string | null; waitLeftMs: number } | null;
-  next(refusal: Refusal, waitedMs: number): { wait: false } | { wait: true; sleepMs: number; ticket?: string };
-}
-
-/** admission.ts at the RPC level: a WAIT refusal names the turn; sleep until then and call with the ticket. */
-function queueRule(maxWaitMs: number): WaitRule {
-  return {
-    model: MODELS.queue,
-    ask: (waitedMs, ticket) => ({ ticket, waitLeftMs: waitLeftForDatabase(maxWaitMs - waitedMs) }),
-    next: (refusal, waitedMs) => nextTurn(refusal, maxWaitMs - waitedMs),
-  };
-}
-
-/** The rule before the queue: sleep until the named reopening plus jitter, then race for it. */
-function pollingRule(cfg: MixedLoadConfig): WaitRule {
-  return {
-    model: MODELS.polling,
-    ask: () => null,
-    next: (refusal, waitedMs) =>
-      decideWait({
-        retryAfterMs: refusal.retryAfterMs,
-        recheckAfterMs: refusal.recheckAfterMs,
-        remainingMs: cfg.maxWaitMs - waitedMs,
-        jitterMs: Math.floor(Math.random() * cfg.jitterMs),
-      }),
-  };
-}
-
-/** One WAIT request: reserve, and while refused, sleep as the rule says and reserve again. */
-async function waitingRequest(sql: Sql, a: Arrival, rule: WaitRule, signal: AbortSignal): Promise<Outcome> {
-  const out: Outcome = { arrival: a, admittedAt: null, admitCallAt: null, lostTurn: false, refusedAt: null, cutOff: false, calls: 0 };
-  let ticket: string | null = null;
-  let waited = 0;
-  try {
-    for (;;) {
-      const sent = Date.now();
-      const queue = rule.ask(waited, ticket);
-      const [row] = await sql<{ r: unknown }[]>`
-        select public.google_ai_reserve(p_model => ${rule.model}, p_estimated_tokens => ${TOKENS}, p_caller => ${a.caller},
-          p_request_id => ${`mixed-${a.id}`}, p_priority => ${a.priority},
-          p_queue_ticket => ${queue?.ticket ?? null}::uuid, p_wait_left_ms => ${queue?.waitLeftMs ?? 0}::integer) as r`;
-      out.calls++;
-      const r = parseReserveResult(row!.r);
-      if (r.ok) {
-        out.admittedAt = Date.now();
-        out.admitCallAt = sent;
-        return out;
-      }
-      const decision = rule.next(r, waited);
-      if (!decision.wait) {
-        out.refusedAt = Date.now();
-        out.lostTurn = waited > 0;
-        return out;
-      }
-      ticket = decision.ticket ?? null;
-      if (!(await abortableSleep(decision.sleepMs, signal))) {
-        out.cutOff = true;
-        return out;
-      }
-      waited += decision.sleepMs;
-    }
-  } catch (error) {
-    out.error = error instanceof Error ? error.message : String(error);
-    return out;
-  }
-}
+/** Calls of the reservation entries, by the database's own count (pg_stat_user_functions). */
+const reserveCalls = (calls: Record<string, number>) =>
+  Object.entries(calls).filter(([name]) => name.startsWith("google_ai_reserve")).reduce((s, [, n]) => s + n, 0);
 
 interface ClassFigures {
   requests: number;
@@ -283,8 +290,7 @@ interface ClassFigures {
   waitMs: ReturnType<typeof summarize>;
 }
 
-interface DesignResult {
-  design: Design;
+interface Result {
   requests: number;
   admitted: number;
   errors: number;
@@ -300,27 +306,26 @@ interface DesignResult {
   attemptRows: number;
   callsPerAdmitted: number;
   rowsPerAdmitted: number;
-  callsPerAdmittedRequestItself: number;
   rowsPerAdmittedRequestItself: number;
 }
 
 async function account(
   sql: Sql,
-  design: Design,
   outcomes: Outcome[],
+  calls: number,
   cfg: MixedLoadConfig,
   measured: { from: number; to: number },
-): Promise<DesignResult> {
+): Promise<Result> {
   // Admission times are the database's own (when each booking was written), so the spans are exact.
   const booked = await sql<{ admitted_at: Date }[]>`
-    select a.admitted_at from public.bench_admission_log a where a.model = ${MODELS[design]} order by 1`;
+    select a.admitted_at from public.bench_admission_log a where a.model = ${MODEL} order by 1`;
   const times = booked.map((b) => b.admitted_at.getTime());
   const [{ rows }] = await sql<{ rows: number }[]>`
-    select count(*)::int as rows from public.google_ai_attempts where model = ${MODELS[design]}`;
+    select count(*)::int as rows from public.google_ai_attempts where model = ${MODEL}`;
   const admitted = outcomes.filter((o) => o.admittedAt !== null);
   const [{ ownRows }] = await sql<{ ownRows: number }[]>`
     select count(*)::int as "ownRows" from public.google_ai_attempts
-    where model = ${MODELS[design]} and request_id = any(${sql.array(admitted.map((o) => `mixed-${o.arrival.id}`))}::text[])`;
+    where model = ${MODEL} and request_id = any(${sql.array(admitted.map((o) => `mixed-${o.arrival.id}`))}::text[])`;
   const byClass = {} as Record<PriorityClass, ClassFigures>;
   for (const c of ["interactive", "batch"] as const) {
     const mine = outcomes.filter((o) => o.arrival.priority === c);
@@ -374,12 +379,10 @@ async function account(
   // may return a few milliseconds before the bot's, both served by the same opening.
   const inversions = admitted.filter((b) =>
     b.arrival.priority === "batch" &&
-    botWaiting.some((i) => i.arrival.at < b.admitCallAt! - 1_000 && (i.admittedAt ?? i.refusedAt ?? Infinity) > b.admittedAt! + 1_000)
+    botWaiting.some((i) => i.arrival.at < b.admittedAt! - 1_000 && (i.admittedAt ?? i.refusedAt ?? Infinity) > b.admittedAt! + 1_000)
   ).length;
-  const calls = outcomes.reduce((s, o) => s + o.calls, 0);
   const errors = outcomes.filter((o) => o.error !== undefined);
   return {
-    design,
     requests: outcomes.length,
     admitted: admitted.length,
     errors: errors.length,
@@ -395,7 +398,6 @@ async function account(
     attemptRows: rows,
     callsPerAdmitted: calls / Math.max(1, admitted.length),
     rowsPerAdmitted: rows / Math.max(1, admitted.length),
-    callsPerAdmittedRequestItself: admitted.reduce((s, o) => s + o.calls, 0) / Math.max(1, admitted.length),
     rowsPerAdmittedRequestItself: ownRows / Math.max(1, admitted.length),
   };
 }
@@ -410,38 +412,32 @@ export function jain(xs: number[]): number {
 const secs = (s: { p50: number; p95: number; max: number }) =>
   `${fmt(s.p50 / 1000, 1)} / ${fmt(s.p95 / 1000, 1)} / ${fmt(s.max / 1000, 1)} s`;
 
-function markdown(cfg: MixedLoadConfig, results: Record<Design, DesignResult>, requests: number): string {
-  const rs = [results.queue, results.polling];
-  const label = (d: Design) => (d === "queue" ? "queue (llm-invoke's admission)" : "polling (before the queue)");
+function markdown(cfg: MixedLoadConfig, r: Result, requests: number): string {
   const flood = cfg.batchClients.filter((c) => c.burst > 0).map((c) => `${c.name} sends ${c.burst} at once`).join(", ");
   return [
     `${requests} WAIT requests for one model with a limit of ${cfg.limitRpm} per minute, arriving at ${cfg.demandFactor}× that: ` +
       `the bot (interactive, ${pct(cfg.interactiveShare, 0)} of the steady demand) and ${cfg.batchClients.length} notebooks (batch; ${flood || "no burst"}). ` +
-      `max wait ${cfg.maxWaitMs / 1000} s. The same schedule drives both designs at once, each on its own model, at the RPC level ` +
-      `(llm-invoke's own answer parser and wait rule for the queue). Spans: every 61 s span (the gateway's window) ending each second ` +
-      `of the saturated period; "starved": refused although the window had room for a whole second while it waited; ` +
-      `"lost its turn": waited, then refused.`,
+      `max wait ${cfg.maxWaitMs / 1000} s. Each is one request to llm-invoke over HTTP (\`x-caller\` naming the client, \`priority\` ` +
+      `its class); admission times are the database's bookings, reserve calls its own count in \`pg_stat_user_functions\`. ` +
+      `Spans: every 61 s span (the gateway's window) ending each second of the saturated period; "starved": refused although ` +
+      `the window had room for a whole second while it waited; "lost its turn": waited, then refused.`,
     "",
     table(
-      ["design", "class", "requests", "admitted", "answered at once", "lost its turn", "wait p50 / p95 / max"],
-      rs.flatMap((r) =>
-        (["interactive", "batch"] as const).map((c) => [
-          label(r.design),
-          c,
-          r.byClass[c].requests,
-          r.byClass[c].admitted,
-          r.byClass[c].refusedAtOnce,
-          r.byClass[c].lostTurn,
-          secs(r.byClass[c].waitMs),
-        ])
-      ),
-      ["l", "l", "r", "r", "r", "r", "r"],
+      ["class", "requests", "admitted", "answered at once", "lost its turn", "wait p50 / p95 / max"],
+      (["interactive", "batch"] as const).map((c) => [
+        c,
+        r.byClass[c].requests,
+        r.byClass[c].admitted,
+        r.byClass[c].refusedAtOnce,
+        r.byClass[c].lostTurn,
+        secs(r.byClass[c].waitMs),
+      ]),
+      ["l", "r", "r", "r", "r", "r"],
     ),
     "",
     table(
-      ["design", "61 s spans", "lowest utilisation", "worst span", "starved", "notebook admitted while the bot waited", "batch admissions per notebook", "Jain", "reserve calls / admitted", "attempt rows / admitted", "an admitted request's own calls / rows"],
-      rs.map((r) => [
-        label(r.design),
+      ["61 s spans", "lowest utilisation", "worst span", "starved", "notebook admitted while the bot waited", "batch admissions per notebook", "Jain", "reserve calls / admitted", "attempt rows / admitted", "an admitted request's own rows"],
+      [[
         r.spans.count,
         pct(r.spans.minUtilisation),
         `${r.spans.worst}/${cfg.limitRpm}`,
@@ -451,15 +447,93 @@ function markdown(cfg: MixedLoadConfig, results: Record<Design, DesignResult>, r
         fmt(r.jain, 3),
         fmt(r.callsPerAdmitted, 2),
         fmt(r.rowsPerAdmitted, 2),
-        `${fmt(r.callsPerAdmittedRequestItself, 2)} / ${fmt(r.rowsPerAdmittedRequestItself, 2)}`,
-      ]),
-      ["l", "r", "r", "r", "r", "r", "l", "r", "r", "r", "r"],
+        fmt(r.rowsPerAdmittedRequestItself, 2),
+      ]],
+      ["r", "r", "r", "r", "r", "l", "r", "r", "r", "r"],
     ),
     "",
     "Reserve calls and attempt rows per admitted request count everything (the requests answered at once included) " +
       "over the requests admitted: at 3× demand about two thirds of the requests cannot be served within their wait, and " +
-      "each is answered and logged once, so no design that logs every answer goes below about 3 here. \"An admitted " +
-      "request's own\" counts only what the admitted requests did: 1 call when admitted at once, 2 when it waited for its " +
-      "turn (the call that queued it and the call at its turn), and 1 attempt row (the refusal that queued it writes none).",
+      "each is answered and logged once, so nothing that logs every answer goes below about 3 here. \"An admitted " +
+      "request's own\" counts only the rows of the admitted requests: 1 each (the refusal that queued it writes none).",
   ].join("\n");
+}
+
+/** Admissions per second (ours) and per calendar minute (every limiter), the arrivals behind them. */
+async function writeChart(
+  cfg: MixedLoadConfig,
+  startMs: number,
+  endMs: number,
+  arrivals: number[],
+  rs: Record<"ours" | "rlflex" | "naive", WaitRecord[]>,
+  procs: number,
+): Promise<void> {
+  const seconds = Math.ceil((endMs - startMs) / 1000);
+  const perSecond = (times: number[]) => {
+    const out = new Array<number>(seconds).fill(0);
+    for (const t of times) {
+      const i = Math.floor((t - startMs) / 1000);
+      if (i >= 0 && i < seconds) out[i]!++;
+    }
+    return out;
+  };
+  const admitted = (records: WaitRecord[]) => records.filter((r) => r.admittedAt !== null);
+  const byWindow = (records: WaitRecord[]) => cumulativeByMinute(admitted(records).map((r) => r.admittedAt!), (_, i) => admitted(records)[i]!.window!);
+  const svg = waitChartSvg({
+    title: `WAIT mode at ${cfg.demandFactor}× the limit: admissions against a limit of ${cfg.limitRpm} requests per minute`,
+    subtitle: [
+      `${cfg.machineLabel} · ${new Date(startMs).toISOString().slice(0, 10)} · generated by npm run bench`,
+      `ours through llm-invoke, rate-limiter-flexible (${procs} processes) and a naive read-then-write limiter, one arrival schedule, one Postgres`,
+    ],
+    startMs,
+    endMs,
+    limitPerMinute: cfg.limitRpm,
+    admittedPerSecond: perSecond(admitted(rs.ours).map((r) => r.admittedAt!)),
+    arrivalsPerSecond: perSecond(arrivals),
+    cumulative: [
+      { label: "ours", color: "#2b6cb0", points: byWindow(rs.ours) },
+      { label: "rate-limiter-flexible", color: "#805ad5", dashed: true, points: cumulativeByMinute(admitted(rs.rlflex).map((r) => r.admittedAt!)) },
+      { label: "naive read-then-write", color: "#d69e2e", dashed: true, points: byWindow(rs.naive) },
+    ],
+  });
+  await mkdir(path.dirname(cfg.chartPath), { recursive: true });
+  await writeFile(cfg.chartPath, svg);
+}
+
+function peersMarkdown(cfg: MixedLoadConfig, results: LimiterResult[], wholeMinutes: number[]): string {
+  const windowKeys = [...new Set(results.flatMap((r) => r.perWindow.map((w) => w.window)))].sort();
+  const perWindowRows = windowKeys.map((w) => [
+    `${w.slice(11, 16)} UTC${wholeMinutes.includes(Date.parse(w)) ? " (whole)" : " (partial)"}`,
+    ...results.map((r) => {
+      const n = r.perWindow.find((x) => x.window === w)?.admitted ?? 0;
+      return n > cfg.limitRpm ? `**${n}** (+${n - cfg.limitRpm})` : String(n);
+    }),
+  ]);
+  const summaryRows = results.map((r) => [
+    r.label,
+    `${r.admitted} / ${r.arrivals}`,
+    r.utilisation.map((u) => pct(u.ratio)).join(", ") || "—",
+    `**${r.overAdmission}**`,
+    `${fmt(r.waitMs.p50 / 1000, 1)} / ${fmt(r.waitMs.p95 / 1000, 1)} / ${fmt(r.waitMs.max / 1000, 1)}`,
+    `${r.gaveUp} (${r.overtakenGaveUp} overtaken)`,
+    r.starvedWhileCapacityFree,
+  ]);
+  const [, rlflex, naive] = results;
+  return `
+
+![admissions per second and per minute during the WAIT run](wait-admissions.svg)
+
+**Against the peers.** The same arrivals drive, at the same time and on the same Postgres, rate-limiter-flexible
+(\`points\` = ${cfg.limitRpm}, \`duration\` = 60 s, retrying after its \`msBeforeNext\`) and the naive read-then-write
+limiter, each on its own key, polling: when refused, sleep the time the limiter named plus up to ${cfg.jitterMs} ms of
+jitter, give up after ${cfg.maxWaitMs / 1000} s. Admissions per calendar minute (Google's window; ours and naive by the
+window the database booked, rate-limiter-flexible by the minute its answer arrived):
+
+${table(["minute", ...results.map((r) => r.label)], perWindowRows, ["l", "r", "r", "r"])}
+
+${table(["limiter", "admitted / callers", "whole minutes' utilisation", "over-admission", "wait of admitted p50 / p95 / max (s)", "gave up after the max wait", "starved while capacity was free"], summaryRows, ["l", "r", "r", "r", "r", "r", "r"])}
+
+rate-limiter-flexible: ${rlflex!.overAdmission} admissions above the limit in ${rlflex!.windowsAboveLimit} calendar minute(s), ${rlflex!.straddling} of
+its admissions straddled a minute boundary in flight. Naive read-then-write: ${naive!.overAdmission} above the limit in
+${naive!.windowsAboveLimit} minute(s).`;
 }

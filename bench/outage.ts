@@ -161,9 +161,7 @@ function markdown(cfg: OutageConfig, scenarios: Scenario[]): string {
     `(SIGSTOP on the postmaster and every backend: the kernel accepts connections, nothing answers) or restarted; ` +
     `${cfg.rounds} round(s) per scenario, llm-invoke's pool warm before each. Settings: the defaults of ` +
     `\`_shared/db.ts\` — connect timeout ${t.connectTimeoutMs} ms, statement timeout ${t.statementTimeoutMs} ms, ` +
-    `client deadline ${t.deadlineMs} ms, down state ${t.downForMs} ms. Before these settings (no timeouts, ` +
-    `postgres.js backing reconnects off up to 20 s) 20 callers waited 54 s at the median for their 503, and a ` +
-    `frozen database held every request for as long as it was frozen. Target: under 2 s for a stopped database; ` +
+    `client deadline ${t.deadlineMs} ms, down state ${t.downForMs} ms (what callers waited before these settings: "History"). Target: under 2 s for a stopped database; ` +
     `a frozen one is bounded by the client deadline.`,
     "",
     table(

@@ -6,6 +6,8 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { setKeys, setModel, walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
+import { FLOOR_TABLES } from "./lib/floor.ts";
+import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
 import { findPgbench, pgbenchArgs, pgbenchVersion, runPgbench, type PgbenchRun } from "./lib/pgbench.ts";
 import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
 import { median } from "./lib/stats.ts";
@@ -31,27 +33,15 @@ type Variant = "floor" | "logged" | "rpc" | "invoke";
 const MODEL = "bench-floor";
 const HUGE = 2_000_000_000; // limits that never bind: every call is admitted
 
-const FLOOR_TABLES = `
-create table public.bench_floor_counter (id integer primary key, used bigint not null);
-create table public.bench_floor_audit (
-  id uuid primary key,
-  counter_id integer not null,
-  created_at timestamptz not null
-);
-insert into public.bench_floor_counter (id, used) values (1, 0);
+const TABLES = `${FLOOR_TABLES}
 -- The attempt log as the gateway keeps it: google_ai_attempts' columns, defaults, constraints and
 -- indexes, and its fillfactor.
 create table public.bench_floor_attempts (like public.google_ai_attempts including all);
-alter table public.bench_floor_attempts set (fillfactor = 80);
-`.trim();
+alter table public.bench_floor_attempts set (fillfactor = 80);`;
 
 // One statement, one transaction: the counter row's lock is taken and the audit row written in the
 // same round trip, and the commit waits for its WAL flush like any admission must.
-const FLOOR_SCRIPT = `
-with c as (update public.bench_floor_counter set used = used + 1 where id = 1 returning id)
-insert into public.bench_floor_audit (id, counter_id, created_at)
-select gen_random_uuid(), c.id, now() from c;
-`.trim();
+const FLOOR_SCRIPT = `${FLOOR_STATEMENT};`;
 
 // The service caller's reservation, with the named arguments llm-invoke's pg-store passes (a
 // request id per call, no excluded keys, first attempt, not waiting, not idempotent).
@@ -144,7 +134,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   try {
     await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
     await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models: [MODEL] }]);
-    await db.sql.unsafe(FLOOR_TABLES);
+    await db.sql.unsafe(TABLES);
     for (const v of variants) await writeFile(path.join(dir, SCRIPTS[v].file), `${SCRIPTS[v].text}\n`);
     const postmaster = await postmasterPid(db.sql);
     if (postmaster === undefined) log("  PostgreSQL is not a local process: CPU per transaction not measured");
@@ -213,7 +203,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
         pgbench: version,
         settings: { fsync: bench.settings.fsync, synchronous_commit: bench.settings.synchronous_commit },
         scripts: Object.fromEntries(variants.map((v) => [v, SCRIPTS[v].text])),
-        floorTables: FLOOR_TABLES,
+        floorTables: TABLES,
         cpuMeasured: postmaster !== undefined,
         cells,
       },
@@ -372,27 +362,6 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     "RPC WAL bytes/tx"];
   const cmd = (file: string, n: number) => `pgbench ${pgbenchArgs({ clients: n, threads: Math.min(n, 2), durationSec: cfg.durationSec, scriptPath: file, database: "<db>" }).join(" ")}`;
   return `
-**What the floor is.** An admission that is exact, durable and audited must, at the very least, take the
-hot counter row's lock and change it (exact: no two callers can both see the last free slot), write one
-audit row whose key no other writer can collide with (audited: every admission leaves a row, keyed by a
-uuid as the attempt log is), and wait for that commit's WAL flush before answering (durable: an admission
-the caller was told about survives a crash, so the counter never under-counts). The floor does exactly that
-in one statement on two bare tables — a counter row and an audit table with a uuid primary key and no other
-index — and nothing more: no key choice, no limits read, no day or minute buckets. Nothing that admits
-exactly and durably on one hot row can be faster on this machine, so "RPC / floor" is how close the
-reservation is to the best it could do; 100% would mean its own work costs nothing beside the lock and the
-flush.
-
-**The floor with the attempt row.** The gateway's audit row is not a bare uuid row: every attempt is logged
-in \`google_ai_attempts\`, whose row the reservation inserts ('reserved', later given its outcome) and whose
-six indexes serve idempotency, housekeeping, per-caller and per-client reports. The second floor is the first
-with that one change: the same statement inserts an attempt row, filled as a reservation fills it, into a
-table created \`like google_ai_attempts including all\` (its columns, defaults, constraints, indexes; and its
-fillfactor). It is what the audit row costs as the log is kept; "RPC / floor with the attempt row" is then
-what the reservation's own decision costs (limits, class, queue, key, the window's admission and its expiry,
-the quota it reads back), and "it / floor" bounds any reservation that writes that row: a reservation at
-70% of the floor would have to cost nothing beyond the attempt row when "it / floor" is near 70%.
-
 ${durable ? "" : "**This run had fsync off** (`--no-fsync`): the figures below are not the durable floor.\n\n"}Both are driven by pgbench, PostgreSQL's own C load driver (${version}): one connection per client,
 prepared statements (\`-M prepared\`), \`-T ${cfg.durationSec}\` per cell, at ${ns.join(", ")} connections on one hot
 row (one quota group for the RPC, with limits that never bind, so every call is admitted and writes its
@@ -415,19 +384,11 @@ admits one request).
 
 ${table(costHeaders, costRows, costHeaders.map(() => "r"))}
 
-**How the CPU is counted.** From the kernel's own accounting, not from timings: at both ends of the
-window the part reads \`/proc/<pid>/stat\` of the postmaster and of every process whose parent it is
-(backends, WAL writer, checkpointer, autovacuum...) and sums user + system time (\`utime + stime\`), plus
-the postmaster's \`cutime + cstime\`, where the kernel moves the time of a child that has exited. The
-difference, divided by the admissions in the window, is the CPU the whole server spent per admission,
-background work and lock waits' wake-ups included; pgbench's own CPU is not in it (it is not a child of the
-postmaster). The clock tick (10 ms) is small beside a window's total.
-
 **Reproduce by hand.** The two tables, in any database (the bench uses a fresh copy of the migrated
 schema):
 
 \`\`\`sql
-${FLOOR_TABLES}
+${TABLES}
 \`\`\`
 
 The floor script (\`floor.sql\`):
@@ -456,14 +417,6 @@ Then, for each connection count N (threads: \`min(N, 2)\`), with PGHOST/PGPORT/P
 ${ns.map((n) => `${cmd("floor.sql", n)}\n${cmd("floor-logged.sql", n)}\n${cmd("reserve.sql", n)}`).join("\n")}
 \`\`\`
 
-and compare the \`tps\` lines (add \`-P 1\` to see each second's tps and leave out the warm-up seconds, as the
-window does). For the CPU, sum \`utime + stime\` (fields 14 and 15 of \`/proc/<pid>/stat\`) over the postmaster
-(\`head -1 $PGDATA/postmaster.pid\`; add its fields 16 and 17) and its children (\`ps --ppid <postmaster> -o pid=\`)
-at two moments of a run, and divide the difference by \`getconf CLK_TCK\` and by the rows committed between
-the two moments (\`select used from public.bench_floor_counter\` for the floors; \`select count(*) from
-public.google_ai_attempts\` for the RPC).
-
-**Counts**: pgbench's transaction count is checked against the rows each cell wrote — one admitted
-attempt row per RPC transaction, one audit (or attempt) row per floor transaction (the "must hold" table above).
+Then compare their \`tps\` lines (below: how, and how to read the CPU).
 `;
 }

@@ -1,11 +1,15 @@
 // Part 1: throughput and latency of the reservation RPC against the ceiling of the same
 // connections doing `select 1`, at several connection counts, for one quota group (one hot counter
 // row) and for five. Each call is one round trip (prepared statement) and, for the RPC, one
-// transaction that locks a counter row, updates it and inserts its attempt row.
+// transaction that locks a counter row, updates it and inserts its attempt row. The peers run in
+// the same rounds: rate-limiter-flexible (against `select 1` over its own driver, pg) and a naive
+// read-then-write limiter.
 import { closeClients, openClients, relationBytes, setKeys, setModel, walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
 import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
+import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
+import { createRlflex, type RlflexHandle } from "./lib/rlflex.ts";
 import { median } from "./lib/stats.ts";
-import { fmt, table, type PartResult } from "./lib/report.ts";
+import { fmt, pct, table, type PartResult } from "./lib/report.ts";
 import type { Sql } from "../shared/db/migrate.ts";
 
 export interface RpcThroughputConfig {
@@ -16,7 +20,7 @@ export interface RpcThroughputConfig {
   durationMs: number;
 }
 
-type Variant = "select1" | "reserve-1-group" | "reserve-5-groups" | "refuse-1-group";
+type Variant = "select1" | "reserve-1-group" | "reserve-5-groups" | "refuse-1-group" | "naive" | "pg-select1" | "rlflex";
 
 interface VariantSpec {
   id: Variant;
@@ -26,16 +30,21 @@ interface VariantSpec {
 }
 
 const VARIANTS: VariantSpec[] = [
-  { id: "select1", commit: "on", label: "`select 1` (ceiling)" },
+  { id: "select1", commit: "on", label: "`select 1` over postgres.js (ceiling)" },
   { id: "reserve-1-group", commit: "on", label: "reserve, 1 quota group (admitted)" },
   { id: "reserve-5-groups", commit: "on", label: "reserve, 5 quota groups (admitted)" },
   { id: "refuse-1-group", commit: "on", label: "reserve, 1 quota group full (refused)" },
   { id: "reserve-1-group", commit: "off", label: "reserve, 1 quota group, synchronous_commit=off" },
   { id: "reserve-5-groups", commit: "off", label: "reserve, 5 quota groups, synchronous_commit=off" },
+  { id: "naive", commit: "on", label: "peer: naive read-then-write (admitted; 2 statements)" },
+  { id: "pg-select1", commit: "on", label: "`select 1` over pg (ceiling for rate-limiter-flexible)" },
+  { id: "rlflex", commit: "on", label: "peer: rate-limiter-flexible `consume()` (admitted)" },
 ];
+/** Each variant's ceiling: `select 1` over the same driver and connections. */
+const CEILING = (v: Variant): Variant => (v === "rlflex" || v === "pg-select1" ? "pg-select1" : "select1");
 
 const HUGE = 2_000_000_000; // limits that never bind: every call books
-const MODEL: Record<Exclude<Variant, "select1">, string> = {
+const MODEL: Record<"reserve-1-group" | "reserve-5-groups" | "refuse-1-group", string> = {
   "reserve-1-group": "bench-1-group",
   "reserve-5-groups": "bench-5-groups",
   "refuse-1-group": "bench-full",
@@ -54,6 +63,7 @@ interface Cell extends Omit<LoadResult, "samples"> {
 export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("rpc_throughput");
   let clients: Sql[] = [];
+  let rl: RlflexHandle | undefined;
   try {
     await setModel(db.sql, MODEL["reserve-1-group"], { rpm: HUGE, tpm: HUGE, rpd: HUGE });
     await setModel(db.sql, MODEL["reserve-5-groups"], { rpm: HUGE, tpm: HUGE, rpd: HUGE });
@@ -65,6 +75,7 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
     // Fill the "full" model's minute so every later call is a refusal (it refills each minute:
     // one admission per minute among thousands of calls).
     await db.sql`select public.google_ai_reserve(${MODEL["refuse-1-group"]}, 1, 'bench', 'fill')`;
+    await createNaiveTable(db.sql);
 
     const max = Math.max(...cfg.concurrencies);
     clients = await openClients(db.url, max);
@@ -73,6 +84,8 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
 
     for (const n of cfg.concurrencies) {
       const cellClients = clients.slice(0, n);
+      const naive = cellClients.map((c) => naiveLimiter(c, "naive-tp", HUGE));
+      rl = await createRlflex(db.url, n, HUGE);
       const rounds = new Map<VariantSpec, { results: LoadResult[]; wal: number; attempts: number }>(
         VARIANTS.map((v) => [v, { results: [], wal: 0, attempts: 0 }]),
       );
@@ -82,7 +95,6 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
         const order = VARIANTS.map((_, i) => VARIANTS[(i + r) % VARIANTS.length]!);
         const rate = new Map<VariantSpec, number>();
         for (const v of order) {
-          const model = v.id === "select1" ? "" : MODEL[v.id];
           await Promise.all(cellClients.map((c) => c.unsafe(`set synchronous_commit = ${v.commit}`)));
           const attemptsBefore = await attemptCount(db.sql);
           const lsn = await walLsn(db.sql);
@@ -90,17 +102,25 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
             clients: cellClients,
             warmupMs: cfg.warmupMs,
             durationMs: cfg.durationMs,
-            call:
-              v.id === "select1"
-                ? async (c) => {
-                    await c`select 1`;
-                    return "ok";
-                  }
-                : async (c, w, seq) => {
-                    const [row] = await c<{ r: { ok: boolean; limit?: string } }[]>`
-                      select public.google_ai_reserve(${model}, ${tokens}, 'bench', ${`${v.id}-${v.commit}-${n}-${r}-${w}-${seq}`}) as r`;
-                    return row!.r.ok ? "admitted" : `refused:${row!.r.limit}`;
-                  },
+            call: async (c, w, seq) => {
+              switch (v.id) {
+                case "select1":
+                  await c`select 1`;
+                  return "ok";
+                case "pg-select1":
+                  await rl!.pool.query("select 1");
+                  return "ok";
+                case "rlflex":
+                  return (await rl!.tryOnce("rlflex-tp")).ok ? "admitted" : "refused";
+                case "naive":
+                  return (await naive[w]!()).ok ? "admitted" : "refused";
+                default: {
+                  const [row] = await c<{ r: { ok: boolean; limit?: string } }[]>`
+                    select public.google_ai_reserve(${MODEL[v.id]}, ${tokens}, 'bench', ${`${v.id}-${v.commit}-${n}-${r}-${w}-${seq}`}) as r`;
+                  return row!.r.ok ? "admitted" : `refused:${row!.r.limit}`;
+                }
+              }
+            },
           });
           await Promise.all(cellClients.map((c) => c.unsafe("reset synchronous_commit")));
           const acc = rounds.get(v)!;
@@ -109,9 +129,11 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
           acc.attempts += (await attemptCount(db.sql)) - attemptsBefore;
           rate.set(v, result.callsPerSecond);
         }
-        const ceiling = rate.get(VARIANTS[0]!)!;
-        for (const v of VARIANTS) ratios.get(v)!.push(rate.get(v)! / ceiling);
+        const ceiling = (v: VariantSpec) => rate.get(VARIANTS.find((c) => c.id === CEILING(v.id))!)!;
+        for (const v of VARIANTS) ratios.get(v)!.push(rate.get(v)! / ceiling(v));
       }
+      await rl.close();
+      rl = undefined;
       for (const v of VARIANTS) {
         const acc = rounds.get(v)!;
         const pooled = poolRounds(acc.results);
@@ -119,7 +141,7 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
           ...pooled,
           variant: v.id,
           synchronousCommit: v.commit,
-          ratioToSelect1: v.id === "select1" ? null : median(ratios.get(v)!),
+          ratioToSelect1: CEILING(v.id) === v.id ? null : median(ratios.get(v)!),
           walBytesPerCall: Math.round(acc.wal / Math.max(1, pooled.totalCalls)),
           attemptRowsWritten: acc.attempts,
         };
@@ -142,18 +164,18 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
     const bytesPerAttemptRow = attemptRows ? Math.round(attemptBytes / attemptRows) : 0;
     const errors = cells.reduce((s, c) => s + c.errors, 0);
     const wrongOutcome = cells.filter((c) =>
-      (c.variant === "reserve-1-group" || c.variant === "reserve-5-groups") && Object.keys(c.outcomes).some((o) => o !== "admitted")
+      ["reserve-1-group", "reserve-5-groups", "naive", "rlflex"].includes(c.variant) && Object.keys(c.outcomes).some((o) => o !== "admitted")
     );
 
     return {
       id: "rpc-throughput",
-      title: "Reservation RPC: throughput and latency against the `select 1` ceiling",
+      title: "Reservation RPC and the peers: throughput and latency against the `select 1` ceiling",
       data: { config: cfg, tokensPerCall: tokens, cells, attemptLog: { rows: attemptRows, totalBytes: attemptBytes, bytesPerRow: bytesPerAttemptRow } },
       markdown: markdown(cfg, cells, bytesPerAttemptRow),
       headline: headline(cells),
       checks: [
         {
-          name: "RPC throughput cells ran without errors",
+          name: "RPC and peer throughput cells ran without errors (every admitting cell admitted every call)",
           ok: errors === 0 && wrongOutcome.length === 0,
           detail: errors === 0 && wrongOutcome.length === 0
             ? `${cells.length} cells, 0 errors`
@@ -162,6 +184,7 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
       ],
     };
   } finally {
+    await rl?.close();
     await closeClients(clients);
     await db.drop();
   }
@@ -191,6 +214,16 @@ function headline(cells: Cell[]) {
   }
   const at8 = get(cells, "reserve-1-group", 8) ?? get(cells, "reserve-1-group", ns[0]!);
   if (at8) rows.push({ figure: `RPC latency, 1 group, ${at8.connections} connections: p50 / p99`, value: `${fmt(at8.latencyMs.p50)} / ${fmt(at8.latencyMs.p99)} ms` });
+  for (const n of [8, 32]) {
+    const c = get(cells, "rlflex", n);
+    const o = get(cells, "reserve-1-group", n);
+    if (c && o) {
+      rows.push({
+        figure: `Calls/s at ${n} connections, same rounds: rate-limiter-flexible consume() / ours reserve (each vs its driver's select 1)`,
+        value: `${fmt(c.callsPerSecond)} (${pct(c.ratioToSelect1)}) / ${fmt(o.callsPerSecond)} (${pct(o.ratioToSelect1)})`,
+      });
+    }
+  }
   return rows;
 }
 
@@ -216,7 +249,7 @@ function findings(cells: Cell[]): string {
 (${best.connections} connection${best.connections === 1 ? "" : "s"}); ${atLast}. Five quota groups spread the lock:
 their rate was ${spread.join(", ")} the one-group rate. Without the wait for the WAL flush (\`synchronous_commit=off\`)
 one group's rate was ${async.join(", ")} the rate with it: the lock is held until the commit is on disk. It is also held while the key is looked up
-and the attempt row is inserted, after the booking; rate-limiter-flexible holds its row for one upsert (part 5).
+and the attempt row is inserted, after the booking; rate-limiter-flexible holds its row for one upsert.
 Taking the counter lock as the last step of the transaction would shorten the hold — a possible optimisation of
 the RPC, not measured here. For scale: the seeded quota of \`gemma-3-27b-it\` is 30 requests per minute per
 group, 0.5/s. Refusals (decided from an unlocked read, no lock) outpaced admissions at ${refusalsCheaper} of ${ns.length} connection counts.`;
@@ -236,14 +269,8 @@ function markdown(cfg: RpcThroughputConfig, cells: Cell[], bytesPerAttemptRow: n
   const reserveCells = cells.filter((c) => c.variant !== "select1");
   const wal = reserveCells.filter((c) => c.variant !== "refuse-1-group" && c.synchronousCommit === "on").map((c) => c.walBytesPerCall);
   return `
-Closed loop: each connection sends its next call as soon as the previous one returns, for
-${cfg.durationMs / 1000} s after ${cfg.warmupMs / 1000} s of warm-up, from one Node.js process (postgres.js, one client per
-connection, prepared statements) to PostgreSQL on the same machine. \`select 1\` over the same connections in
-the same minute is the ceiling: what this machine, this client and this network path can do at all. The
-reservation cells call \`public.google_ai_reserve(model, 100 tokens, caller, request_id)\` with limits that
-never bind (so every call books: lock, check RPM/TPM/RPD, update the counter row, insert the attempt row);
-the last variant calls it on a group whose minute is full (refusal: decided from an unlocked read, no row
-lock, still one attempt row).
+Closed loop for ${cfg.durationMs / 1000} s after ${cfg.warmupMs / 1000} s of warm-up per cell (how the cells are driven, and what
+each variant does: below).
 
 ${table(["variant", "connections", "calls/s", "vs `select 1`", "p50 ms", "p95 ms", "p99 ms", "WAL bytes/call"], rows, ["l", "r", "r", "r", "r", "r", "r", "r"])}
 
@@ -252,7 +279,7 @@ ${findings(cells)}
 **Cost of the audit trail**: every decision, admitted or refused, inserts one row in
 \`google_ai_attempts\`; on average ${fmt(bytesPerAttemptRow, 0)} bytes each with its indexes, and the admitted
 calls wrote ${wal.length ? `${fmt(Math.min(...wal), 0)}–${fmt(Math.max(...wal), 0)}` : "—"} bytes of WAL per call (counter update + attempt row + indexes).
-At 3× demand in WAIT mode each admitted request also leaves a few refused rows (see part 3), so
+At 3× demand in WAIT mode each admitted request also leaves a few refused rows (see the WAIT part), so
 retention of this table matters (the maintenance job deletes old rows).
 `;
 }

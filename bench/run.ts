@@ -1,6 +1,7 @@
 // `npm run bench`: starts its own PostgreSQL (and, for the parts that need them, the Google
 // simulator, llm-invoke and the peers), runs every part, prints a summary and writes
-// docs/benchmarks.md, bench/results/<part>.json and docs/wait-admissions.svg.
+// docs/benchmarks.md (with bench/history.md as its last section), docs/wait-admissions.svg and
+// bench/results/<part>.json (raw figures, not committed).
 // `npm run bench:smoke` (--smoke): every part for a few seconds with tiny sizes, written to a temp
 // dir; exits 1 if our design over-admits anywhere or a part crashes. See docs/benchmarks.md.
 import { mkdtemp } from "node:fs/promises";
@@ -14,8 +15,6 @@ import { runRpcThroughput } from "./rpc-throughput.ts";
 import { runRpcFloor } from "./rpc-floor.ts";
 import { runFinalizeWal } from "./finalize-wal.ts";
 import { runExactness } from "./exactness.ts";
-import { runWaitUtilisation } from "./wait-utilisation.ts";
-import { runPeers } from "./peers.ts";
 import { runGatewayOverhead } from "./gateway-overhead.ts";
 import { runBoot } from "./boot.ts";
 import { runOutage } from "./outage.ts";
@@ -23,31 +22,6 @@ import { runHostileInput } from "./hostile-input.ts";
 import { runFidelity } from "./fidelity.ts";
 import { runMixedLoad } from "./mixed-load.ts";
 import { runMetricsScrape } from "./metrics-scrape.ts";
-
-const HOW_TO_READ = `
-- **Compare within this run, not across runs.** The machine is a shared 2-core VM (see the load average above): other
-  work ran beside the benchmark, and absolute figures move by a large factor from one run to the next. Every ratio
-  here compares cells measured in the same minute, interleaved in rotated order. Throughput is the median round;
-  a ratio ("vs \`select 1\`") is the median of the per-round ratios, each taken within one round, so it need not
-  equal the quotient of two medians; latency percentiles are over every call of the rounds (nearest rank).
-  Nothing here asserts a timing.
-- **Counts are exact and do not depend on the machine.** Over-admission, admissions per window and round trips are
-  counted, not timed: from the attempt log, the counter rows and the server's statement log. They are the figures
-  that must hold anywhere, and the run fails if ours is ever above 0.
-- **Everything shares two cores**: the load generator (one Node.js process), PostgreSQL, the Deno function, the
-  simulator and the peers. At 32 and 128 connections the client and the server compete for the same CPU, which is
-  also why \`select 1\` is measured over the same connections as the ceiling.
-- **PostgreSQL runs as in production: fsync on, \`synchronous_commit = on\`.** A reservation holds its counter row's
-  lock until its commit is flushed to disk, so one quota group admits at most about one request per WAL flush of
-  this VM's disk, whatever the connection count; spreading over quota groups (more rows) or faster flushes raise it.
-  The \`synchronous_commit=off\` rows show the cost without the flush wait — for comparison only: with it off, a
-  crash can lose the last bookings and the counters would then under-count (over-admit) for the rest of that window.
-- **Production differs**: the database is across a network hop from the Edge Function (add that round-trip time for
-  each database round trip counted in part 4), Supabase's Edge Runtime runs the finalize after the response
-  (\`EdgeRuntime.waitUntil\`), and Supabase's gateway replaces the local Node proxy. The limits used mirror the
-  seeded limits (gemma-3-27b-it: 30 RPM / 15,000 TPM / 14,400 RPD; gemini-2.5-flash: 5 RPM / 20 RPD); part 3 uses 120 RPM so
-  a minute has enough admissions to chart.
-`.trim();
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -109,7 +83,7 @@ async function main(): Promise<number> {
   const jobs: { id: string; title: string; fn: () => Promise<PartResult> }[] = [
     {
       id: "rpc-throughput",
-      title: "1. reservation RPC throughput",
+      title: "1. reservation RPC throughput (and the peers')",
       fn: () =>
         runRpcThroughput(
           bench,
@@ -133,13 +107,18 @@ async function main(): Promise<number> {
     },
     {
       id: "finalize-wal",
-      title: "1c. finalize: WAL and heap-only updates against the design before",
+      title: "1c. finalize: WAL and heap-only updates",
       fn: () => runFinalizeWal(bench, smoke ? { admissions: 50 } : { admissions: 2000 }, log),
     },
     {
       id: "exactness",
       title: "2. exactness under a burst",
-      fn: () => runExactness(bench, smoke ? { connections: 40, callers: 300 } : { connections: 500, callers: 1000 }, log),
+      fn: () =>
+        runExactness(
+          bench,
+          smoke ? { connections: 40, callers: 300, peers: { processes: 2, limit: 30 } } : { connections: 500, callers: 1000, peers: { processes: 4, limit: 30 } },
+          log,
+        ),
     },
     {
       id: "gateway-overhead",
@@ -156,19 +135,7 @@ async function main(): Promise<number> {
     {
       id: "boot",
       title: "4b. boot: a new llm-invoke worker to its first answer",
-      fn: () => runBoot(bench, smoke ? { boots: 2, judgeTarget: false } : { boots: 30, judgeTarget: true }, log),
-    },
-    {
-      id: "peers",
-      title: "5. peers: rate-limiter-flexible and a naive limiter",
-      fn: () =>
-        runPeers(
-          bench,
-          smoke
-            ? { concurrencies: [1, 8], rounds: 1, warmupMs: 200, durationMs: 600, burst: { connections: 40, callers: 150, processes: 2, limit: 30 } }
-            : { concurrencies: [1, 8, 32, 128], rounds: 2, warmupMs: 250, durationMs: 900, burst: { connections: 500, callers: 1000, processes: 4, limit: 30 } },
-          log,
-        ),
+      fn: () => runBoot(bench, { boots: smoke ? 2 : 30 }, log),
     },
     {
       id: "outage",
@@ -190,7 +157,6 @@ async function main(): Promise<number> {
           {
             arrivalDelayMs: 100,
             arrivalJitterMs: 50,
-            bookingsApart: !smoke,
             burst: { limitRpm: 40, late: 40, lateSpanMs: 300, early: 40, earlyAtMs: 500 },
             demand: smoke
               ? { limitRpm: 10, factor: 30, wholeWindows: 0, smokeDurationMs: 4000, maxWaitMs: 3000 }
@@ -201,7 +167,7 @@ async function main(): Promise<number> {
     },
     {
       id: "mixed-load",
-      title: "9. mixed load: the bot and the notebooks, queue against polling",
+      title: "9. WAIT at 3x demand: the bot and the notebooks in llm-invoke's queue, and the peers (+ chart)",
       fn: () =>
         runMixedLoad(
           bench,
@@ -218,7 +184,10 @@ async function main(): Promise<number> {
             wholeWindows: 3,
             ...(smoke ? { smokeDurationMs: 5_000, maxWaitMs: 3_000 } : { maxWaitMs: 65_000 }),
             jitterMs: 250,
+            rlflexProcesses: 4,
             connections: 8,
+            chartPath,
+            machineLabel: `${machine.nproc} × ${machine.cpuModel}, ${machine.postgres.replace(/ \(.*$/, "")}`,
           },
           log,
         ),
@@ -234,42 +203,8 @@ async function main(): Promise<number> {
         ),
     },
   ];
-  const waitJob = {
-    id: "wait-utilisation",
-    title: "3. WAIT utilisation at 3x demand (+ chart)",
-    fn: () =>
-      runWaitUtilisation(
-        bench,
-        {
-          ...(smoke ? { limitRpm: 10, demandFactor: 30, smokeDurationMs: 4000, tailMs: 500 } : { limitRpm: 120, demandFactor: 3, tailMs: 4000 }),
-          fullWindows: 2,
-          jitterMs: 250,
-          maxWaitMs: 65_000,
-          rlflexProcesses: 4,
-          connections: 8,
-          chartPath,
-          machineLabel: `${machine.nproc} × ${machine.cpuModel}, ${machine.postgres.replace(/ \(.*$/, "")}`,
-          via: "llm-invoke" as const,
-        },
-        log,
-      ),
-  };
-
   try {
-    // The WAIT part starts its demand at second :50 of a minute (at least 8 s ahead). Rather than
-    // idle until then, it runs as soon as the next such start is near; the other parts fill the gap.
-    let waitDone = !want(waitJob.id) || smoke;
-    for (const job of jobs) {
-      if (!waitDone) {
-        const untilStart = (((50_000 - (Date.now() % 60_000)) % 60_000) + 60_000) % 60_000;
-        if (untilStart >= 8_000 && untilStart <= 25_000) {
-          await run(waitJob.id, waitJob.title, waitJob.fn);
-          waitDone = true;
-        }
-      }
-      await run(job.id, job.title, job.fn);
-    }
-    if (!waitDone || smoke) await run(waitJob.id, waitJob.title, waitJob.fn);
+    for (const job of jobs) await run(job.id, job.title, job.fn);
   } finally {
     await bench.stop();
   }
@@ -285,7 +220,6 @@ async function main(): Promise<number> {
     markdownPath,
     resultsDir,
     chartLink: path.relative(path.dirname(markdownPath), chartPath),
-    howToRead: HOW_TO_READ,
   });
   printSummary(parts, failures);
   log(`\nreport: ${markdownPath}\nraw figures: ${resultsDir}`);

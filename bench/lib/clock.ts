@@ -14,7 +14,3 @@ export async function waitForSecondOfMinute(from: number, to: number): Promise<v
 export function minuteOf(ms: number): number {
   return Math.floor(ms / 60_000) * 60_000;
 }
-
-export function isoMinute(ms: number): string {
-  return new Date(minuteOf(ms)).toISOString().slice(11, 16);
-}

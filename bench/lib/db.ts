@@ -9,11 +9,8 @@ export interface BenchServer {
   /** `select version()` */
   version: string;
   settings: Record<string, string>;
-  /**
-   * A fresh copy of the migrated, seeded template; with `through`, a database migrated only up to
-   * that migration version (to measure an earlier design beside the current one).
-   */
-  fresh(name: string, options?: { through?: string }): Promise<BenchDb>;
+  /** A fresh copy of the migrated, seeded template. */
+  fresh(name: string): Promise<BenchDb>;
   /** Subscribe to server log lines (statement logging for round-trip counts). */
   onLog(listener: (line: string) => void): () => void;
   stop(): Promise<void>;
@@ -62,22 +59,10 @@ export async function startBenchServer(options: { durable: boolean; log?: (line:
         listeners.add(listener);
         return () => listeners.delete(listener);
       },
-      async fresh(name, options = {}) {
+      async fresh(name) {
         const dbName = `eve_bench_${name.replace(/[^a-z0-9_]/gi, "_")}`;
         await dropDatabase(server.url, dbName);
-        let url: string;
-        if (options.through === undefined) {
-          url = await cloneDatabase(server.url, TEMPLATE, dbName);
-        } else {
-          const admin = connect(server.url, { max: 1 });
-          try {
-            await admin.unsafe(`create database ${quoteIdent(dbName)}`);
-          } finally {
-            await admin.end();
-          }
-          url = databaseUrl(server.url, dbName);
-          await prepareDatabase(url, { through: options.through });
-        }
+        const url = await cloneDatabase(server.url, TEMPLATE, dbName);
         const sql = connect(url, { max: 4 });
         return {
           name: dbName,
@@ -159,4 +144,20 @@ export async function walBytesSince(sql: Sql, lsn: string): Promise<number> {
 export async function relationBytes(sql: Sql, relation: string): Promise<number> {
   const [{ bytes }] = await sql<{ bytes: string }[]>`select pg_total_relation_size(${relation}::regclass)::text as bytes`;
   return Number(bytes);
+}
+
+/** The RPCs a function can call (the nested helpers they call are not counted). */
+export const TOP_LEVEL_RPCS = ["google_ai_reserve", "google_ai_reserve_with_token", "google_ai_finalize", "google_ai_release", "google_ai_cooldown"];
+
+/** Counts calls of every function in `db` from the next connection on (pg_stat_user_functions). */
+export async function trackFunctions(db: BenchDb): Promise<void> {
+  await db.sql.unsafe(`alter database ${quoteIdent(db.name)} set track_functions = 'all'`);
+}
+
+/** Calls so far of the top-level RPCs, by name (connections opened after trackFunctions). */
+export async function rpcCalls(db: BenchDb): Promise<Record<string, number>> {
+  const rows = await db.sql<{ name: string; calls: string }[]>`
+    select funcname as name, calls::text as calls from pg_stat_user_functions
+    where schemaname = 'public' and funcname = any(${TOP_LEVEL_RPCS})`;
+  return Object.fromEntries(rows.map((r) => [r.name, Number(r.calls)]));
 }

@@ -7,7 +7,7 @@ import { GATEWAY_ROLE, gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
 import type { Sql } from "../../shared/db/migrate.ts";
 import { startDenoServer, type DenoServer } from "./deno-server.ts";
 
-/** The floor statement's tables (as bench/rpc-floor.ts creates them), writable by the functions' role. */
+/** The floor statement's tables: a counter row, and an audit table with a uuid key and no other index. */
 export const FLOOR_TABLES = `
 create table public.bench_floor_counter (id integer primary key, used bigint not null);
 create table public.bench_floor_audit (
@@ -16,12 +16,13 @@ create table public.bench_floor_audit (
   created_at timestamptz not null
 );
 insert into public.bench_floor_counter (id, used) values (1, 0);
-grant select, update on public.bench_floor_counter to ${GATEWAY_ROLE};
-grant insert on public.bench_floor_audit to ${GATEWAY_ROLE};
 `.trim();
 
+/** The tables, writable by the functions' role (the floor server connects as it). */
 export async function createFloorTables(sql: Sql): Promise<void> {
-  await sql.unsafe(FLOOR_TABLES);
+  await sql.unsafe(`${FLOOR_TABLES}
+grant select, update on public.bench_floor_counter to ${GATEWAY_ROLE};
+grant insert on public.bench_floor_audit to ${GATEWAY_ROLE};`);
 }
 
 /** Admissions the floor has written: its counter and its audit rows (equal when every statement landed). */

@@ -1,7 +1,8 @@
-// PostgreSQL's CPU time from the kernel's own accounting (/proc/<pid>/stat): the postmaster's user
-// + system time, that of its live children (backends, WAL writer, checkpointer, autovacuum...),
-// and that of its children that have exited (the kernel adds a reaped child's time to its parent's
-// cutime/cstime), so backends that come and go inside a measured interval are counted too.
+// CPU time from the kernel's own accounting (/proc/<pid>/stat). One process's (all its threads):
+// user + system time. PostgreSQL's: the postmaster's, that of its live children (backends, WAL
+// writer, checkpointer, autovacuum...), and that of its children that have exited (the kernel adds a
+// reaped child's time to its parent's cutime/cstime), so backends that come and go inside a measured
+// interval are counted too.
 import { spawnSync } from "node:child_process";
 import { readdirSync, readFileSync } from "node:fs";
 import type { Sql } from "../../shared/db/migrate.ts";
@@ -31,6 +32,12 @@ function readStat(pid: number): ProcStat | undefined {
   const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
   const at = (field: number) => Number(f[field - 3]);
   return { ppid: at(4), own: at(14) + at(15), children: at(16) + at(17) };
+}
+
+/** CPU seconds one process (all its threads) has used so far; undefined when it is gone or off Linux. */
+export function processCpuSeconds(pid: number): number | undefined {
+  const s = readStat(pid);
+  return s === undefined ? undefined : s.own / TICKS_PER_SECOND;
 }
 
 /**

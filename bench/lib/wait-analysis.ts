@@ -1,4 +1,4 @@
-// Part 3's accounting, per limiter: admissions per calendar minute against the limit, utilisation
+// The WAIT part's accounting, per limiter: admissions per calendar minute against the limit, utilisation
 // of the whole windows, over-admission, the spread of waits, and who gave up and why.
 import { minuteOf } from "./clock.ts";
 import { roundSummary, summarize } from "./stats.ts";
@@ -20,10 +20,6 @@ export interface LimiterResult {
   /** Admissions whose call straddled a minute boundary (counted by when the answer came back). */
   straddling: number;
   waitMs: ReturnType<typeof summarize>;
-  sleptMs: ReturnType<typeof summarize>;
-  windowOpeningsWaitedThrough: Record<string, number>;
-  callsPerArrival: number;
-  callsPerAdmission: number;
   starvedWhileCapacityFree: number;
   overtakenGaveUp: number;
 }
@@ -53,11 +49,6 @@ export function analyse(
     ratio: (perWindowMap.get(w) ?? 0) / cfg.limitRpm,
   }));
   const straddling = admitted.filter((r) => minuteOf(r.admitCallStartedAt!) !== minuteOf(r.admittedAt!)).length;
-  const openings: Record<string, number> = {};
-  for (const r of admitted) {
-    const k = String(Math.round((minuteOf(r.admittedAt!) - minuteOf(r.arrivedAt)) / 60_000));
-    openings[k] = (openings[k] ?? 0) + 1;
-  }
   const gaveUp = records.filter((r) => r.gaveUpAt !== null && r.error === undefined);
   // Starved: gave up although a window it waited through had capacity left.
   const spare = (w: number) => (perWindowMap.get(w) ?? 0) < cfg.limitRpm;
@@ -74,7 +65,6 @@ export function analyse(
   }).length;
   // Overtaken: gave up while someone who arrived later had been admitted (admission is not FIFO).
   const overtaken = gaveUp.filter((r) => admitted.some((a) => a.arrivedAt > r.arrivedAt && a.admittedAt! <= r.gaveUpAt!)).length;
-  const calls = records.reduce((s, r) => s + r.calls, 0);
   const errors = records.filter((r) => r.error !== undefined);
   return {
     id,
@@ -91,10 +81,6 @@ export function analyse(
     windowsAboveLimit: perWindow.filter((w) => w.admitted > cfg.limitRpm).length,
     straddling,
     waitMs: roundSummary(summarize(admitted.map((r) => r.admittedAt! - r.arrivedAt)), 0),
-    sleptMs: roundSummary(summarize(admitted.map((r) => r.waitedMs)), 0),
-    windowOpeningsWaitedThrough: openings,
-    callsPerArrival: Math.round((calls / Math.max(1, records.length)) * 100) / 100,
-    callsPerAdmission: Math.round((calls / Math.max(1, admitted.length)) * 100) / 100,
     starvedWhileCapacityFree: starved,
     overtakenGaveUp: overtaken,
   };

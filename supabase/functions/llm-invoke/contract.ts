@@ -1,7 +1,7 @@
 // The vocabulary every stage of llm-invoke speaks, at the bottom of its layers (README.md): the
 // normalized request, the limits a request is held to, a model's capabilities, and the shapes that
-// cross the store port (a reservation, a refusal and its limits, a finalize, a model row). Types and
-// constants only: no module here imports a stage, so every stage can import this.
+// cross the store port (a reservation, a refusal and its limits, a finalize, a model row). Types,
+// constants and one pure look-up: nothing here imports a stage, so every stage can import this.
 import type { QuotaCause } from "../_shared/google/quota-cause.ts";
 import type { Content, GenerationConfig, RequestExtras } from "../_shared/google/types.ts";
 

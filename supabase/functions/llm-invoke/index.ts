@@ -1,5 +1,5 @@
-// llm-invoke: the one door to Google AI. Wiring only: the HTTP side is handler.ts, the attempt
-// loop invoke.ts, the database pg-store.ts over one pool per worker.
+// llm-invoke: the one door to Google AI. Wiring only: the HTTP side is http/handler.ts, the attempt
+// loop attempt/invoke.ts, the database store/pg-store.ts over one pool per worker (layers: README.md).
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
 import { googleKeyReader } from "../_shared/google/key-reader.ts";
 import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./attempt/settings.ts";

@@ -34,7 +34,8 @@
 // answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
 import type { GenerateOutcome, GoogleClient, StreamOutcome } from "../../_shared/google/client.ts";
-import type { Reservation, ReserveCaller, NormalizedRequest } from "../contract.ts";
+import type { NormalizedRequest, Reservation } from "../contract.ts";
+import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
 import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
 import type { GoogleRequest } from "../../_shared/google/types.ts";
 import { GatewayError } from "../../_shared/errors.ts";
@@ -62,7 +63,6 @@ import {
   cancelled,
   exhausted,
   fallbackSteps,
-  modelNotAllowed,
   modelWithdrawn,
   noActiveKey,
   rejectedByGoogle,
@@ -119,14 +119,14 @@ export function createInputCounter(
 ): (
   request: NormalizedRequest,
   signal: AbortSignal,
-  allowedModels?: readonly string[],
+  scope?: Scope,
   timing?: PhaseTimer,
 ) => Promise<number> {
   const { options, clock, profiles, countTokens } = shared(deps);
-  return async (request, signal, allowedModels, timing) => {
+  return async (request, signal, scope = {}, timing) => {
     const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
-    if (allowedModels !== undefined && !allowedModels.includes(first!.model)) throw modelNotAllowed(first!.model);
+    requireModel(scope, first!.model);
     // Google would answer 404 for it: say so without asking (countTokens books nothing to learn it by).
     const row = await profiles(request.model);
     if (row?.withdrawn === true) throw modelWithdrawn(row.model, row.successor ?? null);
@@ -167,10 +167,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         ),
       (model) => countTokens(requestFor(chain, model), { deadline, signal, timing }),
     );
-    // Service callers name themselves (x-caller); for a token the database names the client.
-    const reserveAs: ReserveCaller = caller.kind === "service"
-      ? { kind: "service", name: caller.label }
-      : { kind: "token", tokenHash: caller.tokenHash };
+    const reserveAs = reserveCallerOf(caller);
     // The caller named the request (its own request_id): the database keeps an idempotency record.
     const idempotent = request.requestId !== undefined;
     // How long each admission lets this invocation go before its next reservation (holder.ts): it

@@ -1,9 +1,9 @@
-// Waiting in the admission queue: a pure rule, so the benchmark's queued clients follow exactly what
-// llm-invoke does. A WAIT refusal that carries a ticket names the exact time this request's turn
-// comes (the database counted every ticket ahead of it); the waiter sleeps until then, holding no
-// connection, and calls again with its ticket. No jitter: the queue, not a race, decides who goes
-// next, so waking together does no harm. A refusal without a ticket is final: the database found the
-// turn beyond the caller's wait, or the limit is not one that waiting lifts, and said when instead.
+// Waiting in the admission queue: a pure rule. A WAIT refusal that carries a ticket names the exact
+// time this request's turn comes (the database counted every ticket ahead of it); the waiter sleeps
+// until then, holding no connection, and calls again with its ticket. No jitter: the queue, not a
+// race, decides who goes next, so waking together does no harm. A refusal without a ticket is final:
+// the database found the turn beyond the caller's wait, or the limit is not one that waiting lifts,
+// and said when instead.
 import type { Refusal } from "../contract.ts";
 
 /** Kept back from the wait left when the database is told it: the round trip itself takes time. */

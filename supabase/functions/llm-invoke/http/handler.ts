@@ -33,6 +33,7 @@ import { Progress } from "../surfaces/progress.ts";
 import { SSE_HEADERS, sseBody } from "../surfaces/sse.ts";
 import type { GenerateSurface, SurfaceContext } from "../surfaces/surface.ts";
 import { tokenStatusError } from "../attempt/refusals.ts";
+import { capOutputTokens, reserveCallerOf, type Scope, scopeOf, visibleModels } from "../attempt/caller.ts";
 
 export interface HandlerDeps {
   /** Service/secret keys accepted as trusted callers (see auth.ts serviceKeysFromEnv). */
@@ -50,7 +51,7 @@ export interface HandlerDeps {
   countTokens?: (
     request: NormalizedRequest,
     signal: AbortSignal,
-    allowedModels?: readonly string[],
+    scope?: Scope,
     timing?: PhaseTimer,
   ) => Promise<number>;
   /** Scoped tokens are accepted only once something validates them (the Kaggle issue). */
@@ -133,7 +134,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       case "quota":
         return quotaAnswer(caller);
       case "models":
-        return modelsAnswer(route, new URL(req.url), caller.models);
+        return modelsAnswer(route, new URL(req.url), caller.scope);
       case "countTokens": {
         if (deps.countTokens === undefined) throw notFound("This deployment does not count tokens.");
         const gemini = await geminiModule();
@@ -141,7 +142,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
           "body",
           async () => gemini.parseCountTokens(await readJsonBody(req), route.model, limits),
         );
-        const total = await deps.countTokens(request, req.signal, caller.models, scope.timing);
+        const total = await deps.countTokens(request, req.signal, caller.scope, scope.timing);
         return { body: gemini.countTokensAnswer(total), asIs: true };
       }
       case "generate": {
@@ -154,7 +155,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
             limits,
             ...(dialect === "gemini" ? { model: route.model, stream: route.stream === true } : {}),
           });
-          return capOutputTokens(parsed, caller.outputCap);
+          return capOutputTokens(parsed, caller.scope);
         });
         return generate(req, scope, dialect, surface, caller.caller, request);
       }
@@ -166,7 +167,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     req: Request,
     route: Route,
     scope: RequestScope,
-  ): Promise<{ caller: Caller; outputCap?: number; models?: readonly string[] }> {
+  ): Promise<{ caller: Caller; scope: Scope }> {
     // Google's SDKs may send the key as ?key= on Google's routes.
     const keyParam = route.dialect === "gemini" ? new URL(req.url).searchParams.get("key") : null;
     const caller = await authenticate(req.headers, deps.serviceKeys, [keyParam]);
@@ -177,13 +178,9 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     if (caller.kind === "token" && deps.checkToken !== undefined) {
       const check = await deps.checkToken(caller.tokenHash);
       if (check.status !== "ok") throw tokenStatusError(check.status);
-      return {
-        caller,
-        ...(check.maxOutputTokens === undefined ? {} : { outputCap: check.maxOutputTokens }),
-        ...(check.models === undefined ? {} : { models: check.models }),
-      };
+      return { caller, scope: scopeOf(check) };
     }
-    return { caller };
+    return { caller, scope: {} };
   }
 
   async function readJsonBody(req: Request): Promise<unknown> {
@@ -196,18 +193,15 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
 
   async function quotaAnswer(caller: { caller: Caller }): Promise<Answer> {
     if (deps.quota === undefined) throw notFound("This deployment has no quota route.");
-    const c = caller.caller;
-    const answer = await deps.quota(
-      c.kind === "service" ? { kind: "service", name: c.label } : { kind: "token", tokenHash: c.tokenHash },
-    );
+    const answer = await deps.quota(reserveCallerOf(caller.caller));
     if (!answer.ok) throw tokenStatusError(answer.status);
     return { body: answer.report, headers: { "cache-control": "no-store" } };
   }
 
   /** The models a caller can name: a scoped token sees only its own. */
-  async function modelsAnswer(route: Route, url: URL, allowed: readonly string[] | undefined): Promise<Answer> {
+  async function modelsAnswer(route: Route, url: URL, scope: Scope): Promise<Answer> {
     if (deps.models === undefined) throw notFound("This deployment has no model routes.");
-    const models = (await deps.models()).filter((m) => allowed === undefined || allowed.includes(m.model));
+    const models = visibleModels(await deps.models(), scope);
     switch (route.kind) {
       case "gemini.models":
         return {
@@ -334,24 +328,4 @@ function logAnswer(scope: RequestScope, answer: InvokeAnswer): void {
 /** A 404 that names the routes, in its message too (the other APIs' error shapes keep only the message). */
 function notFound(message: string): GatewayError {
   return new GatewayError("not_found", `${message} Routes: ${ROUTES.join("; ")}.`, { details: { routes: ROUTES } });
-}
-
-/**
- * A client's scope caps output tokens (budgets count input only): a request above the cap is refused,
- * one that names no maxOutputTokens is sent with the cap.
- */
-function capOutputTokens(request: NormalizedRequest, cap: number | undefined): NormalizedRequest {
-  if (cap === undefined) return request;
-  const asked = request.generationConfig.maxOutputTokens;
-  if (asked === undefined || asked === 0) {
-    return { ...request, generationConfig: { ...request.generationConfig, maxOutputTokens: cap } };
-  }
-  if (asked > cap) {
-    throw new GatewayError(
-      "invalid_request",
-      `generationConfig.maxOutputTokens is ${asked}; this client may ask for at most ${cap}.`,
-      { details: { field: "generationConfig.maxOutputTokens", max_output_tokens: cap } },
-    );
-  }
-  return request;
 }

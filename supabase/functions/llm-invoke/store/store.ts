@@ -1,7 +1,8 @@
-// What the attempt loop (and the quota route) need from the database, as interfaces: pg-store.ts
-// implements them with postgres.js over the RPCs public.google_ai_reserve_models (a caller or a
-// token, the model and its fallbacks as one array; with the answer's quota in the same statement) /
-// _finalize / _release / _quota_report (one round trip each), and tests implement them
+// The store port: what the attempt loop (and the quota route) need from the database, as interfaces
+// over the shapes of ../contract.ts. pg-store.ts implements them with postgres.js over the RPCs
+// public.google_ai_reserve_models (a caller or a token hash, the model and its fallbacks as one array;
+// with the answer's quota in the same statement) / _finalize / _release / _quota_report (one round
+// trip each), and tests implement them
 // in memory. camelCase here; pg-store maps to SQL names.
 import type {
   FinalizeParams,

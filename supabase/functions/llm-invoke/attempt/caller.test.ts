@@ -1,0 +1,38 @@
+import { describe, expect, it } from "vitest";
+import { GatewayError } from "../../_shared/errors.ts";
+import { parseInvokeRequest } from "../surfaces/native/request.ts";
+import { capOutputTokens, requireModel, reserveCallerOf, scopeOf, visibleModels } from "./caller.ts";
+
+describe("a caller's scope", () => {
+  const scope = scopeOf({ status: "ok", models: ["gemini-2.5-flash"], maxOutputTokens: 256 });
+
+  it("books a service caller by its label and a token by its hash", () => {
+    expect(reserveCallerOf({ kind: "service", label: "batch" })).toEqual({ kind: "service", name: "batch" });
+    expect(reserveCallerOf({ kind: "token", tokenHash: "h", label: "token" })).toEqual({
+      kind: "token",
+      tokenHash: "h",
+    });
+  });
+
+  it("lists and allows only a token's own models; a service caller has no limit", () => {
+    const rows = [{ model: "gemini-2.5-flash" }, { model: "gemini-2.5-pro" }];
+    expect(visibleModels(rows, scope)).toEqual([{ model: "gemini-2.5-flash" }]);
+    expect(visibleModels(rows, {})).toEqual(rows);
+    expect(() => requireModel(scope, "gemini-2.5-flash")).not.toThrow();
+    expect(() => requireModel(scope, "gemini-2.5-pro")).toThrow(GatewayError);
+    expect(() => requireModel({}, "gemini-2.5-pro")).not.toThrow();
+  });
+
+  it("sends the cap when none is asked, refuses more than it", () => {
+    const ask = (maxOutputTokens?: number) =>
+      parseInvokeRequest({
+        model: "gemini-2.5-flash",
+        prompt: "x",
+        generationConfig: maxOutputTokens === undefined ? {} : { maxOutputTokens },
+      });
+    expect(capOutputTokens(ask(), scope).generationConfig.maxOutputTokens).toBe(256);
+    expect(capOutputTokens(ask(100), scope).generationConfig.maxOutputTokens).toBe(100);
+    expect(() => capOutputTokens(ask(1000), scope)).toThrow(/at most 256/);
+    expect(capOutputTokens(ask(1000), {}).generationConfig.maxOutputTokens).toBe(1000);
+  });
+});
