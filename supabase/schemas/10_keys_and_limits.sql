@@ -107,6 +107,8 @@ COMMENT ON COLUMN public.google_ai_usage_counters.rpd_prev_used IS 'Requests of 
 
 COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS 'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next removal of expired admissions reads the index from here.';
 
+-- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
+-- or until Pacific midnight after a per-day quota violation.
 CREATE TABLE public.google_ai_cooldowns (
     quota_group text NOT NULL,
     model text NOT NULL,
@@ -149,6 +151,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS google_ai_model_limits_model_key ON public.goo
 
 CREATE UNIQUE INDEX IF NOT EXISTS google_ai_usage_counters_group_model_key ON public.google_ai_usage_counters USING btree (quota_group, model) WHERE (quota_group IS NOT NULL);
 
+-- A limit after the model's safety margin; null means "no limit", 0 (or less) means "closed".
+-- A positive limit never drops below 1, so a margin cannot silently close a model.
 CREATE OR REPLACE FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin numeric) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select case when p_limit is null then null
@@ -156,6 +160,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_effective_limit(p_limit integer, p_m
                   else greatest(1, pg_catalog.floor(p_limit operator(pg_catalog.*)
                          (1 operator(pg_catalog.-) coalesce(p_margin, 0))))::integer end $$;
 
+-- A model row by name or alias, active or not (an inactive row is a retired model that may still
+-- name its fallbacks). An active row wins, then the row named exactly.
 CREATE OR REPLACE FUNCTION public.google_ai_model_by_name(p_model text) RETURNS public.google_ai_model_limits
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -171,6 +177,7 @@ begin
 end
 $$;
 
+-- The model row a caller's name resolves to (by name, else alias), with what llm-invoke adapts to.
 CREATE OR REPLACE FUNCTION public.google_ai_model_capabilities(p_model text) RETURNS TABLE(model text, supports_system_instruction boolean, supports_json_mode boolean)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -180,10 +187,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_capabilities(p_model text) RET
   where l.id is not null
 $$;
 
+-- The quota group of a key: its project, else the key alone. The one definition every query uses.
+-- Inlined by the planner into the queries that call it (plain SQL, immutable, no SET clause), so
+-- it costs the reservation nothing; with no SET search_path, the body names everything by schema.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select coalesce(p_project_id, 'key:' operator(pg_catalog.||) p_key_id::pg_catalog.text) $$;
 
+-- The model row a caller's name resolves to (by name, else by alias).
 CREATE OR REPLACE FUNCTION public.google_ai_resolve_model(p_model text) RETURNS public.google_ai_model_limits
     LANGUAGE plpgsql STABLE
     SET search_path TO ''

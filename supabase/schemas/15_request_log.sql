@@ -4,6 +4,9 @@
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
+-- One row per reservation decision: a refusal, or a reservation that later becomes the outcome of
+-- one call to Google (succeeded, google_error, network_error, timeout) or is released.
+-- Never holds a key, a token or a secret: keys are named by alias, callers by label.
 CREATE TABLE public.google_ai_attempts (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
     reservation_id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -65,6 +68,10 @@ COMMENT ON COLUMN public.google_ai_attempts.reply_by IS 'When the statement that
 
 COMMENT ON COLUMN public.google_ai_attempts.hold_until IS 'When the holder of this row''s request will have made its next statement about it, or be gone; the request''s in-flight claim lasts until then.';
 
+-- A caller that names its request (its own request_id) may repeat it safely: while the first call
+-- is in flight the row is 'in_progress' with a lease (expires_at), and a repeat is refused; once it
+-- succeeded the row is 'done' with the answer, replayed for 24 hours (housekeeping deletes older
+-- rows). Holds model output, never a key or a token.
 CREATE TABLE public.google_ai_responses (
     caller text NOT NULL,
     request_id text NOT NULL,

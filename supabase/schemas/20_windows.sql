@@ -56,10 +56,13 @@ begin
 end
 $$;
 
+-- date_trunc with a time zone is STABLE, so the minute is too (an IMMUTABLE declaration over it kept
+-- the planner from inlining it).
 CREATE OR REPLACE FUNCTION public.google_ai_minute_window(p_at timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ select pg_catalog.date_trunc('minute', p_at, 'UTC') $$;
 
+-- The answer of finalize and release for a reservation that is not open (any more).
 CREATE OR REPLACE FUNCTION public.google_ai_not_open(p_reservation_id uuid) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -77,6 +80,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestam
     AS $$ select (((p_at at time zone 'America/Los_Angeles')::pg_catalog.date operator(pg_catalog.+) 1)::pg_catalog.timestamp
               at time zone 'America/Los_Angeles') $$;
 
+-- The day reopens after midnight plus the day guard (the first moments of a day still count for the
+-- day before, on a clock that may lag ours).
 CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text, p_now timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path TO ''
@@ -87,6 +92,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text, p_now times
               else public.google_ai_minute_window(p_now) + interval '1 minute' end
 $$;
 
+-- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
+-- release removes it (p_released) and gives back the request in its minute and day. The counter row
+-- is locked before the admission row, the order the reservation takes them in. An admission that
+-- already left the window changes only the calendar counters.
 CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -151,6 +160,8 @@ begin
 end
 $$;
 
+-- When the sliding window has room again for one more request of p_tokens under both limits: when
+-- the shortest run of its oldest admissions that frees enough has left it (admitted_at + window).
 CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     SET search_path TO ''

@@ -14,6 +14,9 @@
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
+-- The implementation takes a new name (google_ai_admit_at): the earlier migrations, applied again,
+-- re-create google_ai_reserve_at with its old arguments, and two overloads that differ only in
+-- trailing defaults would make their calls ambiguous. google_ai_reserve_at stays, calling it.
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -276,6 +279,20 @@ begin
 end
 $$;
 
+-- p_models: the request's model as the caller named it, then its fallbacks, in order (at most 4).
+-- A service caller passes p_caller; a scoped token passes p_token_hash instead (each model is then
+-- reserved through google_ai_admit_with_token_at: token, budgets and scope checked under the token's
+-- lock, as for one model). Fallbacks the token may not use are left out; the first model is always
+-- asked, so a token that may not use it is refused model_not_allowed.
+--
+-- With p_queue_ticket, the chain starts at the ticket's model: the models before it could not serve
+-- within the wait when the ticket was taken, so the ticket's turn is the request's best chance.
+--
+-- The answer is google_ai_admit_at's, plus:
+--   requested_model  the chain's first model (canonical)
+--   fallback_from    each model passed over before the one that answered: {model, limit, retry_after_ms}
+-- When every model refuses, the refusal whose capacity comes back first is answered (the first
+-- model's when none names a time), with fallback_from listing every model tried.
 CREATE OR REPLACE FUNCTION public.google_ai_admit_chain_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -402,6 +419,9 @@ begin
 end
 $$;
 
+-- Reserving with a token: token and client checked and booked with the quota (all or
+-- nothing); the client's class bounds the request's (google_ai_admit_at reads it). A queued
+-- refusal books no budget: the budget is booked when the request is admitted.
 CREATE OR REPLACE FUNCTION public.google_ai_admit_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -474,6 +494,9 @@ begin
 end
 $$;
 
+-- The attempt row takes the holder's times out of its metadata; a reservation or refusal of a
+-- request whose claim is held renews the claim until the holder's new hold_until (a claim nobody
+-- holds any more is not revived: a repeat may take it over).
 CREATE OR REPLACE FUNCTION public.google_ai_attempt_holder() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -499,6 +522,8 @@ begin
 end
 $_$;
 
+-- At commit: a reservation whose holder stopped waiting is rolled back with everything its statement
+-- did. 57014 (query_canceled) is what a statement timeout raises: the function answers it 503.
 CREATE OR REPLACE FUNCTION public.google_ai_attempt_reply_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -513,6 +538,13 @@ begin
 end
 $$;
 
+-- Books the request on the best candidate group that fits (p_now: the injected clock or null, for
+-- the decision under the lock; p_at: the reservation's time). Groups cooling down are skipped.
+-- Within a priority tier a group whose row another reservation holds is passed over (SKIP LOCKED)
+-- so concurrent callers spread across groups; before moving to a lower tier the passed-over groups
+-- are tried again, waiting for their locks, so a busy row is never mistaken for a full one.
+-- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
+-- serve the model.
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -635,6 +667,20 @@ begin
 end
 $$;
 
+-- Most admissions meet nothing but the limits: nobody is queued for the model, no share of it is
+-- kept for anyone, the caller has no daily budget, the best group is not cooling down, its counter
+-- row is of today and of a settled window, and Pacific midnight is not within the day guard. For
+-- them this books on the best candidate group in a few statements, under the same counter-row lock
+-- and with the same arithmetic as google_ai_try_book, and
+-- answers with the quota the booking leaves, so the answer needs no second reading of the window.
+-- Whenever anything else could matter it books nothing and returns no group: the general booking
+-- (google_ai_book_best_group) decides.
+--
+-- Exactness does not depend on the unlocked look (it only chooses the path): the decision is taken
+-- on the counter row locked here. A row another transaction holds is waited for when its group is
+-- the only candidate, else left to the general path (which tries the others first, as it always
+-- did). If the locked look finds the window full after all, the expired
+-- admissions it removed are taken off the row's sums (as the general try would) before it leaves.
 CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -769,6 +815,8 @@ begin
 end
 $$;
 
+-- Books on the first of p_groups that fits, waiting for each row lock in turn (holding no other
+-- counter lock while it waits). Reports the earliest reopening among the full ones.
 CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -794,6 +842,11 @@ begin
 end
 $$;
 
+-- The quota groups that may serve p_model (through an active key the caller did not exclude), one
+-- row each: the priority of its best key, the cooldown in force at p_now and what it used in the
+-- current minute and Pacific day (an unlocked read), ranked in the order the reservation tries
+-- them: priority (lower first), then headroom (the smallest remaining fraction of RPM, TPM and
+-- RPD, largest first), then name.
 CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint)
     LANGUAGE sql STABLE
     AS $$
@@ -831,6 +884,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
   from usage u
 $$;
 
+-- Until when a request's in-flight claim is held at p_now: its lease, or a live ticket of the request
+-- in the admission queue (its holder is waiting for its turn). Null: nobody holds it.
 CREATE OR REPLACE FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -847,6 +902,8 @@ begin
 end
 $$;
 
+-- Whether one more request of p_tokens fits a counter row of today, away from the day guard, with
+-- the window's sums given: the checks of google_ai_try_book when no share or pacing applies.
 CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer, p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_day_guard interval) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
@@ -859,6 +916,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usa
      and (p_tpm is null or (p_win_tokens operator(pg_catalog.+) p_tokens) operator(pg_catalog.<=) p_tpm)
 $$;
 
+-- The request's idempotency marker: in flight until finalize stores the answer, with a lease a
+-- little longer than an Edge Function's wall clock, so a crashed caller cannot block its id.
 CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) RETURNS void
     LANGUAGE sql
     SET search_path TO ''
@@ -870,6 +929,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_reques
     created_at = excluded.created_at, expires_at = excluded.expires_at
 $$;
 
+-- For a request the caller named with its own request_id: the answer to give instead of reserving,
+-- or null to go on. A request id this caller completed within 24 hours is answered from the stored
+-- response; one whose earlier call still holds its lease (in flight, or between attempts) is refused
+-- as in_progress. The advisory lock serialises concurrent duplicates until the first one's marker
+-- (google_ai_hold_request, in the same transaction) is committed.
 CREATE OR REPLACE FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -896,6 +960,9 @@ begin
 end
 $$;
 
+-- A refusal in the attempt log; returns the milliseconds until p_retry_at (null: none known). One
+-- refused row per request and attempt, not one per poll: a WAIT caller asking again (it has waited,
+-- so p_wait_ms > 0) updates the row its first refusal wrote during this wait.
 CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -922,6 +989,8 @@ begin
 end
 $$;
 
+-- The model a request names and the limits it is held to (after the safety margin). blocked_by says
+-- why no group can take it at all: unknown_model, or too_large (more tokens than a minute allows).
 CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -943,6 +1012,8 @@ begin
 end
 $$;
 
+-- The RPCs llm-invoke calls, as in the files that created them, in PL/pgSQL: a SQL-language
+-- function with a SET clause parses and plans its one statement on every call.
 CREATE OR REPLACE FUNCTION public.google_ai_reserve(p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -954,6 +1025,10 @@ begin
 end
 $$;
 
+-- The reservation RPC with an injectable clock (p_now null: the database clock). Tests cross
+-- minute and day boundaries with it; the gateway calls google_ai_reserve below. One call does it
+-- all, in one transaction: the idempotency answer, the model's limits, the booking on the best
+-- quota group, the serving key, the idempotency marker and the attempt row — or the refusal.
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false) RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
@@ -1048,6 +1123,8 @@ begin
 end
 $$;
 
+-- The key that serves a booked group: the group's best active key for the model that the caller
+-- did not exclude (all nulls when there is none).
 CREATE OR REPLACE FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -1064,6 +1141,10 @@ begin
 end
 $$;
 
+-- One try at booking a request on a quota group's counter row. Returns 'booked', 'skipped' (row
+-- locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd', 'rpm', 'tpm'.
+-- The subtransaction (begin ... exception) gives the row lock back when the row is full, so the
+-- caller can move on to the next group without holding it.
 CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''

@@ -73,6 +73,7 @@ begin
 end
 $$;
 
+-- Tickets whose waiter stopped calling: removed, each leaving an abandoned attempt row (nothing lost).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) RETURNS integer
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -95,6 +96,10 @@ begin
 end
 $$;
 
+-- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the
+-- quota groups that may serve the model today: each group offers its free slots now, then one slot
+-- as each admission of its window leaves it (admitted_at + window), then the same again a window
+-- later. Null turn_at: no group can serve today (day used up or cooling down everywhere).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, OUT free_now integer, OUT turn_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''

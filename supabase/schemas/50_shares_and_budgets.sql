@@ -74,11 +74,14 @@ ALTER TABLE ONLY public.google_ai_share_usage
 
 CREATE INDEX IF NOT EXISTS google_ai_share_usage_share_idx ON public.google_ai_share_usage USING btree (share_id);
 
+-- What is left of a budget (null: there is none), never below 0.
 CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select case when p_max is not null
                   then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
 
+-- What a paced owner may have used of Pacific day p_day at p_at: the burst, plus the part of the
+-- usable requests that the elapsed part of the day (23, 24 or 25 hours) earns.
 CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) RETURNS integer
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -90,6 +93,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with t
                ((p_day + 1)::timestamp at time zone 'America/Los_Angeles') as e) d
 $$;
 
+-- The first moment of Pacific day p_day at which the allowance reaches p_used + 1 (to the
+-- microsecond, the clock's resolution); null when it does not within that day. The allowance at
+-- s + e is burst + floor(usable x e / L), so it reaches need = p_used + 1 - burst at
+-- e = ceil(need x L / usable), which lies within the day (e < L) exactly when need < usable.
 CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer, p_usable integer) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -104,6 +111,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used int
        (select p_used + 1 - p_burst as need) n
 $$;
 
+-- What a requester may still use of a quota group, as the queue counts it (an unlocked read, like
+-- the queue's): the times at which slots of the sliding window are free for it, counting requests
+-- only — p_now once per slot free now, then the moment each admission whose leaving frees a slot
+-- for it leaves (an owner's admission leaving frees a slot for its owner, not for the others) — and
+-- the requests of today the others' day shares keep from it. Without shares kept from it: every
+-- admission's leaving opens a slot, and nothing of the day is kept.
 CREATE OR REPLACE FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -173,6 +186,11 @@ begin
 end
 $$;
 
+-- When the sliding window has room again for one more request of p_tokens for a requester that does
+-- not own some RPM shares: walking its admissions oldest first, the first moment the ones left, plus
+-- what the other owners may still claim of their shares, leave a request over (an owner's admission
+-- leaving gives its owner room, not the others). Without such shares: google_ai_window_reopens_at.
+-- Null: never within the window (the shares kept from this requester cover the limit).
 CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''

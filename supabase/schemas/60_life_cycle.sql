@@ -3,6 +3,8 @@
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
+-- token_usage is the bot's GPT-4o usage table. Seed 000 says the bot writes the time into `at`
+-- (seed 001 lists `ts`): we create `at` and, on adoption, accept whichever the table has.
 CREATE TABLE public.token_usage (
     id bigserial NOT NULL,
     model text,
@@ -19,6 +21,7 @@ ALTER TABLE ONLY public.token_usage
 
 CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
 
+-- Cooldown: a quota group rests for one model until p_until (never shortened by a later call).
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone, p_reason text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -42,6 +45,11 @@ begin
 end
 $$;
 
+-- A quota group rests until p_until (never shortened by a later 429), with the 429's cause: one
+-- model, or for a spend cap every active model row the group's keys serve (a key's `models`, null:
+-- all) and the attempt's own model, a row or not. A row keeps the cause of whichever rest ends later.
+-- The rows are written in model order: two spend caps of one group (or a key check's delete, which
+-- locks in the same order) take their row locks in one order and cannot deadlock.
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) RETURNS void
     LANGUAGE sql
     SET search_path TO ''
@@ -66,6 +74,9 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS 'Finalize''s cooldown: one model, or for a spend cap (cause spend_cap) every active model the quota group''s keys serve.';
 
+-- The end of an idempotent request that failed: its in-flight marker goes, so the caller may repeat
+-- the request id at once (a success replaces the marker with the answer in finalize instead).
+-- Any reservation of the request identifies it.
 CREATE OR REPLACE FUNCTION public.google_ai_end_request(p_reservation_id uuid) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -83,6 +94,10 @@ begin
 end
 $$;
 
+-- Finalize: record the outcome of the call to Google and settle its admission at Google's input
+-- token count (google_ai_settle_admission). A success also lands in
+-- token_usage, and its response (when given: the caller sent its own request_id) is kept for replay.
+-- Optionally cools the group down (Google's 429) in the same round trip.
 CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb, p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -171,6 +186,9 @@ begin
 end
 $$;
 
+-- Google billed what it streamed: the call is finalized like a success (tokens reconciled with
+-- Google's last count, token_usage written, no stored answer), then marked 'cut' with who cut it
+-- ('client': the caller went away; 'google': the stream broke off on Google's side).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -198,6 +216,13 @@ begin
 end
 $$;
 
+-- One transaction: the attempt row says 'withdrawn' (Google's status, code and sanitized message,
+-- the call's latency), the reservation's capacity is given back as google_ai_release gives it (the
+-- admission leaves the minute window and the day; the estimated tokens go back to a token's budget,
+-- its request stays counted: the same request goes on to its chain's next model as a later attempt),
+-- and the model row is marked withdrawn — once: a row already marked keeps the first time and
+-- message. A reservation that is not open (finalized or released before) changes nothing and is
+-- answered as google_ai_release answers it.
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer DEFAULT 404, p_error_code text DEFAULT 'NOT_FOUND'::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -234,6 +259,7 @@ begin
 end
 $$;
 
+-- Release: the call never reached Google, so the booking is given back (google_ai_settle_admission).
 CREATE OR REPLACE FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''

@@ -98,6 +98,9 @@ CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON public.google_
 
 CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
 
+-- Token budgets follow the reservation's life cycle: finalize and release (request life cycle) call
+-- this with an attempt's request and token deltas. finalize reconciles the token's (and the client's
+-- same-day) tokens by actual - estimate; release gives back what the reservation booked.
 CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -125,6 +128,10 @@ begin
 end
 $$;
 
+-- Checks a token by its SHA-256 hex. Returns {status: 'ok', token_id, client, models, expires_at,
+-- max_output_tokens} or
+-- {status: <refusal>} after counting p_refusals refused requests (the one being checked plus those the
+-- caller's cache refused since its last check) in the minute's aggregate row.
 CREATE OR REPLACE FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer DEFAULT 1) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -168,6 +175,7 @@ begin
 end
 $$;
 
+-- Creates a client and returns its secret: the only time the secret is ever shown.
 CREATE OR REPLACE FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval DEFAULT '12:00:00'::interval, p_token_max_requests integer DEFAULT NULL::integer, p_token_max_tokens integer DEFAULT NULL::integer, p_daily_max_requests integer DEFAULT NULL::integer, p_daily_max_tokens integer DEFAULT NULL::integer, p_mint_per_hour integer DEFAULT 60, p_notes text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -202,6 +210,9 @@ begin
 end
 $_$;
 
+-- Trades a client secret (its SHA-256) for a token (its SHA-256, minted by the caller). The request
+-- may narrow the client's scope, never widen it. Minting is rate limited per client (mint_per_hour,
+-- sliding hour) so a leaked secret cannot flood the table.
 CREATE OR REPLACE FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[] DEFAULT NULL::text[], p_ttl_seconds integer DEFAULT NULL::integer, p_max_requests integer DEFAULT NULL::integer, p_max_tokens integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -268,6 +279,7 @@ begin
 end
 $_$;
 
+-- Revoking a client revokes every token it holds.
 CREATE OR REPLACE FUNCTION public.google_ai_revoke_client(p_name text, p_reason text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''

@@ -3,6 +3,10 @@
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
+-- What llm-invoke calls, beside the reservation in one statement. Seeing the quota must never cost
+-- an admission: an error here would roll the reservation back with it, so the function only reads,
+-- and reads its input without a cast that could fail (an answer it cannot read is "no quota known").
+-- Not an exception block: its subtransaction would cost more than the whole read (measured ~150 µs).
 CREATE OR REPLACE FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -14,6 +18,12 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) IS 'The quota a reservation''s answer carries (llm-invoke''s x-ratelimit-* headers): called in the reservation''s own statement.';
 
+-- For a reservation's answer (google_ai_reserve / _with_token): the quota of the group it booked, as
+-- of the booking (this request counted); for a refusal, of the model asked on its best candidate
+-- group (the one that could admit soonest, then the one with most left). Null when no model or group
+-- is known (an unknown model, a token refused before the quota, no key for the model).
+-- VOLATILE on purpose: called in the reservation's own statement, it must see what the reservation
+-- wrote (a stable function would read the statement's starting snapshot).
 CREATE OR REPLACE FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -69,6 +79,8 @@ begin
 end
 $$;
 
+-- The cause of the model's cooldown that ends first among the quota groups resting for it (the one
+-- a refusal's retry_after_ms is about); null: none rests, or its rest has no cause recorded.
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text) RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -83,6 +95,9 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS 'Why a model''s first-ending cooldown rests (minute, day, limit_zero, spend_cap, unknown): read in the reservation''s statement when it refuses with limit cooldown.';
 
+-- What is left in one quota group for a model at p_now under the effective limits given (null limit:
+-- none, its fields null), and when each figure next grows. ready_at: the earliest moment the group
+-- could admit one more request (used to pick the best group for a refusal). An unlocked read.
 CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -194,6 +209,8 @@ begin
 end
 $$;
 
+-- p_show_groups: the quota groups' names (Google project ids, key:<uuid>) are the operator's; a
+-- scoped token's caller sees each cooldown's cause and end, not whose project rests.
 CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone, p_show_groups boolean) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -209,6 +226,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now 
   where c.model = p_model and c.cooldown_until > p_now
 $$;
 
+-- One model over all quota groups that may serve it: what is left of the minute (groups cooling
+-- down count 0) and of the Pacific day, when each sum next grows, and the queue per class.
 CREATE OR REPLACE FUNCTION public.google_ai_model_quota(p_model text, p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -263,6 +282,7 @@ begin
 end
 $$;
 
+-- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
 CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
@@ -275,6 +295,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAU
 
 COMMENT ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) IS 'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota groups, the queue per class, and the caller''s budgets.';
 
+-- The quota route's report at p_now (google_ai_quota_report): per model, the minute and the day
+-- over all quota groups, the queue, the caller's budgets, each model's `cooldowns` (with their cause),
+-- and the models Google withdrew (`withdrawn`: when, Google's message, the successor, the shutdown date).
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -354,6 +377,12 @@ begin
 end
 $$;
 
+-- The quota groups that may serve p_model: those google_ai_candidate_groups lists (an active key for
+-- the model that the caller did not exclude), without its usage read and ranking, which the quota
+-- reads here do themselves. Inlined by the planner into the query that calls it (plain SQL, no SET
+-- clause, as google_ai_quota_group), so it is planned once with its caller's query, not on each call
+-- (a refusal's quota cost ~0.9 ms through google_ai_candidate_groups); with no SET search_path, the
+-- body names everything by schema, operators included.
 CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[]) RETURNS TABLE(quota_group text)
     LANGUAGE sql STABLE
     AS $$

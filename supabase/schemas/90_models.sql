@@ -3,6 +3,9 @@
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
+-- The last check of each key: ok (models.list answered), invalid (Google refused the key; the key
+-- was taken out of rotation), missing_secret (no Edge secret under env_var_name; reported only),
+-- error (anything else: 429, 5xx, network; nothing concluded).
 CREATE TABLE public.google_ai_key_health (
     api_key_id uuid NOT NULL,
     key_alias text NOT NULL,
@@ -33,6 +36,13 @@ CREATE TABLE public.google_ai_model_catalogue (
 
 COMMENT ON TABLE public.google_ai_model_catalogue IS 'Models each key can reach (Google models.list), with token limits and methods; refreshed by the maintenance function.';
 
+-- The operator's rows: which tier llm-invoke asks Google for (the request body's serviceTier) when a
+-- request of that class is served by that model. No row: standard (nothing is sent). flex is half
+-- price and may be shed under load; priority (Google's Tier 2/3) may be served at standard when over
+-- its own limit. standard_on_shed: a flex call Google sheds (its 503) is retried like any 503, and at
+-- standard when this is true (else at flex again). Not seeded: the owner's projects are on the free
+-- tier, where flex saves nothing and only adds shed calls (docs/google-429s.md, "Service tiers").
+-- The OpenAI surface's `service_tier` may ask for any tier up to its class's (flex < standard < priority).
 CREATE TABLE public.google_ai_service_tiers (
     model text NOT NULL,
     priority_class text NOT NULL,
@@ -62,6 +72,9 @@ ALTER TABLE ONLY public.google_ai_model_catalogue
 
 CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_ai_model_catalogue USING btree (model);
 
+-- The maintenance function's key check (google_ai_record_key_check) writes the key's health row; an
+-- 'ok' check ends the limit_zero rests of the key's quota group: the project may have been given
+-- quota for the model since (the next request tries Google once more, and a new limit: 0 rests again).
 CREATE OR REPLACE FUNCTION public.google_ai_key_check_clears_limit_zero() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -82,6 +95,8 @@ begin
 end
 $$;
 
+-- Before: a name in two rows' aliases resolved to the older row, so giving it to a new row changed
+-- nothing until it was also taken from the old one. Now the row that gains an alias takes it.
 CREATE OR REPLACE FUNCTION public.google_ai_model_alias_moves() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -102,6 +117,8 @@ begin
 end
 $$;
 
+-- The profile with function calling. google_ai_model_profile keeps its result type (an earlier
+-- migration creates it, and re-applying that file must not meet a different one).
 CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, fallback_models text[])
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -112,6 +129,15 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS
   join public.google_ai_model_limits l on l.model = p.model
 $$;
 
+-- Called after every key was checked (its catalogue rows are fresh). A withdrawn model that a key
+-- whose last check succeeded lists again (seen after it was withdrawn) is brought back. The answer:
+--   restored       models brought back now
+--   withdrawn      models still marked: {model, withdrawn_at, message, successor}
+--   missing        active rows no checked key lists (Google retired or renamed them)
+--   shutting_down  rows whose shutdown date is within p_within_days (or past): {model, shutdown_date,
+--                  days_left, successor}
+--   unserved       models Google lists that no row serves (nobody can name them yet)
+-- Without a key whose last check succeeded, nothing is concluded from the catalogue.
 CREATE OR REPLACE FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer DEFAULT 14) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -156,6 +182,8 @@ begin
 end
 $$;
 
+-- Active rows with what Google's models.list told the maintenance run about them (token limits,
+-- display name), the largest over the keys that list the model.
 CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model text, aliases text[], display_name text, input_token_limit integer, output_token_limit integer, rpm integer, tpm integer, rpd integer, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -171,6 +199,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model tex
   order by l.model
 $$;
 
+-- What llm-invoke needs to build a request's chain: the model a name resolves to (inactive rows
+-- included, flagged), what it can do, and its row's chain resolved to canonical names (names no row
+-- knows are left out).
 CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, fallback_models text[])
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -186,6 +217,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS 
   where l.id is not null
 $$;
 
+-- google_ai_model_features with whether the model takes images (google_ai_model_limits.supports_images,
+-- null: not known), whether it is withdrawn and its successor (the countTokens route, which books
+-- nothing, answers a withdrawn model without calling Google). A new name: google_ai_model_features
+-- keeps its result type (an earlier migration creates it, and re-applying that file must not meet a
+-- different one).
 CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean, fallback_models text[], withdrawn boolean, successor text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -196,6 +232,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS T
   join public.google_ai_model_limits l on l.model = f.model
 $$;
 
+-- Retired in the catalogue: active keys were checked (models.list answered) and none lists the
+-- model. The same reading as google_ai_model_catalogue_status's 'unlisted'.
 CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -209,6 +247,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS
                      where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o))
 $$;
 
+-- Records one key's check in one transaction: its health row; for 'ok' the catalogue rows of the
+-- models listed (upserted, first_seen_at kept) and the removal of those no longer listed; for
+-- 'invalid' the removal of its catalogue rows and, when p_disable, the key taken out of rotation
+-- (is_active = false, disabled_reason, disabled_at; never deleted). p_models: a JSON array of
+-- {model, display_name, version, input_token_limit, output_token_limit, supported_methods}.
 CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text, p_models jsonb DEFAULT '[]'::jsonb, p_disable boolean DEFAULT true) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''

@@ -4,6 +4,8 @@
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
+-- One row (id = true). Edit it to tune retention; the function falls back to these defaults if the
+-- row is missing.
 CREATE TABLE public.google_ai_maintenance_settings (
     id boolean DEFAULT true NOT NULL,
     attempts_retention interval DEFAULT '30 days'::interval NOT NULL,
@@ -48,6 +50,7 @@ ALTER TABLE ONLY public.google_ai_maintenance_settings
 
 CREATE INDEX IF NOT EXISTS google_ai_maintenance_log_started_at_idx ON public.google_ai_maintenance_log USING btree (started_at);
 
+-- The keys the maintenance function checks against Google, with their quota group.
 CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text, key_alias text, env_var_name text, quota_group text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -58,6 +61,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text,
   order by k.priority nulls last, k.key_alias
 $$;
 
+-- Deletes rows of p_table matching p_condition (on alias s; $1 is p_cutoff) in batches of
+-- p_batch, taking each batch with FOR UPDATE SKIP LOCKED so rows other transactions hold are left
+-- alone. Stops after p_max_batches or at p_deadline; 'more' says rows may remain for the next run.
+-- Internal: the condition is SQL text, so only the owner may call it.
 CREATE OR REPLACE FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text, p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone, p_order text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -88,6 +95,7 @@ begin
 end
 $$;
 
+-- What pg_cron, the maintenance function and operators call: the database clock, always.
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping() RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
@@ -156,6 +164,8 @@ begin
 end
 $$;
 
+-- Housekeeping with an injectable clock (p_now null: the database clock). Tests use it to place
+-- the run in a given minute and Pacific day; everyone else calls google_ai_housekeeping().
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -268,6 +278,8 @@ begin
 end
 $_$;
 
+-- Housekeeping's attempts step: old attempt rows deleted in batches; it folds first (waiting for a scrape's fold to end) and holds the fold's row lock while it deletes,
+-- so the mark cannot move; a row above the mark is added to the totals in the statement that deletes it.
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -383,6 +395,9 @@ begin
 end
 $_$;
 
+-- Kaggle tokens that expired or were revoked more than token_grace ago. The grace (>= 1 hour)
+-- outlives any open reservation of a token (tokens live <= 12 hours) and the mint rate limit's
+-- one-hour look-back.
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -397,6 +412,12 @@ begin
 end
 $_$;
 
+-- Calls the maintenance Edge Function through pg_net, with its URL and the service key read from
+-- Vault at call time (so rotating the key is a Vault update, not a migration). Asynchronous: returns
+-- pg_net's request id; the answer lands in net._http_response. By default the function skips its own
+-- housekeeping (the hourly job does that) and checks keys and the model catalogue.
+-- Raises a message that says what to set up when pg_net, Vault or a secret is missing. It reads the
+-- service key: only its owner (the role pg_cron runs the job as) may call it (99_access.sql).
 CREATE OR REPLACE FUNCTION public.google_ai_invoke_maintenance_function(p_body jsonb DEFAULT '{"housekeeping": false}'::jsonb, p_timeout_ms integer DEFAULT 120000) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -437,6 +458,7 @@ begin
 end
 $_$;
 
+-- One google_ai_maintenance_log row for a run of the maintenance function; returns its id.
 CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) RETURNS integer
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
@@ -447,6 +469,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text
   returning id
 $$;
 
+-- An error message fit for the log: known secret shapes redacted (the same shapes as the functions'
+-- sanitize.ts), control characters flattened, length capped.
 CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer DEFAULT 500) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO ''

@@ -31,10 +31,12 @@ ALTER TABLE ONLY public.google_ai_metric_fold
 ALTER TABLE ONLY public.google_ai_metric_totals
     ADD CONSTRAINT google_ai_metric_totals_pkey PRIMARY KEY (family, suffix, labels, le);
 
+-- The histograms' bucket bounds in seconds, +Inf last (the columns hold milliseconds).
 CREATE OR REPLACE FUNCTION public.google_ai_metric_bounds_s() RETURNS numeric[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select '{0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120,300,Infinity}'::numeric[] $$;
 
+-- A label pair with its value escaped as the text format wants (backslash, quote, newline).
 CREATE OR REPLACE FUNCTION public.google_ai_metric_label(p_name text, p_value text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -43,6 +45,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_label(p_name text, p_value te
       E'\n', E'\\n') operator(pg_catalog.||) '"'
 $$;
 
+-- The (non-cumulative) bucket of a duration in ms: the smallest bound >= it (le is inclusive).
 CREATE OR REPLACE FUNCTION public.google_ai_metric_le(p_ms integer) RETURNS numeric
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -52,10 +55,23 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_le(p_ms integer) RETURNS nume
     operator(pg_catalog.+) 1]
 $$;
 
+-- How long a refusal may still change: a waiting caller asking again updates its refusal row while
+-- it is younger than its wait plus a minute (google_ai_record_refusal). The longest wait is bounded
+-- by llm-invoke's budget, which Supabase's Edge Function wall clock (400 s at most) bounds; 8 minutes
+-- covers it. Keep it below stale_reservation_after (the fold's lag, 15 minutes by default).
 CREATE OR REPLACE FUNCTION public.google_ai_metric_refusal_settled() RETURNS interval
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select interval '8 minutes' $$;
 
+-- The samples the decided attempt rows with p_after < id <= p_through (and, given p_only, among
+-- those ids) add to the counters and histograms, summed per series. One definition for the fold, the
+-- scrape's live part and housekeeping's fold-on-delete, so the three always agree. Set-based: rows
+-- are grouped by their labels first, and labels are rendered per group, not per row.
+-- p_settled_before (the scrape's live part): a refusal created at or after it may still change, and
+-- is left out until it cannot (the fold never reaches such a row; housekeeping's rows are old).
+-- Every label is read from columns fixed when the row was written or decided, never from another
+-- table: the caller is a Kaggle client's caller (client_id set at insert), else 'service'. A row
+-- from a reservation has a quota group; a queue lapse (google_ai_queue_lapse) has none.
 CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[] DEFAULT NULL::bigint[], p_settled_before timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(family text, suffix text, labels text, le numeric, value numeric)
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -133,6 +149,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
   select h.family, '_sum', h.labels, 'NaN'::numeric, sum(h.ms) / 1000 from histogram_rows h group by 1, 3
 $$;
 
+-- What the metrics route calls: the fold (skipped when another one is running), then the text.
 CREATE OR REPLACE FUNCTION public.google_ai_metrics() RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -145,6 +162,21 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_metrics() IS 'Prometheus text format (version 0.0.4) of the gateway''s counters, histograms and gauges: one call per scrape.';
 
+-- Adds the attempt rows that can no longer change to the totals and moves the mark past them: rows
+-- above the mark, up to (not including) the first one still open ('reserved'), younger than
+-- stale_reservation_after (no function runs that long, so none writes it again), or a refusal a
+-- waiting caller may still update; and never past an id that is not visible, unless the fence says
+-- it never will be. An id is handed out when its insert starts and is visible only once its
+-- transaction commits, so a committed higher id says nothing of a lower one: passing an id whose
+-- insert commits later would leave its row counted by neither the live part nor a later fold. Ids
+-- also have permanent gaps (an insert rolled back: a reservation whose caller stopped waiting, a
+-- model tried in a subtransaction; a row housekeeping deleted above the mark); a gap is permanent
+-- once the fence (fence_id handed out by fence_at) is older than any transaction can stay open,
+-- taken here as stale_reservation_after (the reservation's statements time out in seconds; a late
+-- one is rolled back at commit). The fence is renewed once it is that old, so a gap holds the mark
+-- back for at most twice stale_reservation_after; the rows after it stay live (counted) meanwhile.
+-- p_wait: wait for a fold in progress (housekeeping) or give up at once (a scrape: the other fold
+-- does the work). Returns the mark after the call.
 CREATE OR REPLACE FUNCTION public.google_ai_metrics_fold(p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_wait boolean DEFAULT false) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -221,6 +253,9 @@ begin
 end
 $$;
 
+-- The text of one scrape: the folded totals plus the live rows, and the gauges read now. One
+-- statement, so it reads one snapshot: a fold or a housekeeping run that commits meanwhile is seen
+-- entirely or not at all.
 CREATE OR REPLACE FUNCTION public.google_ai_metrics_text() RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''

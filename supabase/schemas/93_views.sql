@@ -326,6 +326,7 @@ CREATE OR REPLACE VIEW public.google_ai_wait_by_class_1h WITH (security_invoker=
 
 COMMENT ON VIEW public.google_ai_wait_by_class_1h IS 'The last hour per model and class: first attempts admitted, refused and abandoned in the queue, and how long the admitted waited.';
 
+-- The model catalogue's status (the view of the same name), for the maintenance function's summary.
 CREATE OR REPLACE FUNCTION public.google_ai_catalogue_status() RETURNS SETOF public.google_ai_model_catalogue_status
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
