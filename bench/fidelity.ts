@@ -1,7 +1,7 @@
 // Part 8: fidelity to Google's counting. Google counts a request when it ARRIVES, on its own clock,
 // with an algorithm it does not publish. The gateway admits so that no 60-second span however aligned
-// sees more than the limit arrive (a sliding window of 60 s + a guard, supabase/migrations/
-// 20261122010000_guarded_windows.sql). This part runs llm-invoke against simulators that count
+// sees more than the limit arrive (a sliding window of 60 s + a guard, supabase/schemas/
+// 20_windows.sql). This part runs llm-invoke against simulators that count
 // differently — fixed minutes aligned with ours, fixed minutes 2 s behind and 2 s ahead, and a
 // sliding 60 s window — each behind 100 ms ± 50 ms of network delay, and counts the Google 429s the
 // gateway's admissions draw (the calendar-minute booking before the guard: docs/benchmarks.md, "History"):

@@ -8,6 +8,8 @@ import postgres from "postgres";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const migrationsDir = path.join(repoRoot, "supabase", "migrations");
+/** The database's current truth, one file per concern (supabase/schemas/README.md). */
+export const schemasDir = path.join(repoRoot, "supabase", "schemas");
 const bootstrapFile = path.join(repoRoot, "shared", "db", "supabase-bootstrap.sql");
 const seedFile = path.join(repoRoot, "supabase", "seed.sql");
 
@@ -30,17 +32,10 @@ export async function listMigrations(): Promise<{ version: string; name: string;
 }
 
 /**
- * Applies pending migrations, each in its own transaction. `force` re-applies all of them (the
- * idempotency tests use it: a migration applied twice must change nothing).
+ * Applies the migrations not yet recorded, in order, each in its own transaction. `force` applies
+ * them again (the idempotency tests: a migration applied twice must change nothing).
  */
-/**
- * Applies the migrations not yet recorded, in order. `force` applies them again (idempotence tests);
- * `through` stops after that version (a test or benchmark that needs the schema of an earlier day).
- */
-export async function applyMigrations(
-  sql: Sql,
-  { force = false, through }: { force?: boolean; through?: string } = {},
-): Promise<string[]> {
+export async function applyMigrations(sql: Sql, { force = false }: { force?: boolean } = {}): Promise<string[]> {
   await sql.unsafe(`
     create schema if not exists supabase_migrations;
     create table if not exists supabase_migrations.schema_migrations (
@@ -50,7 +45,6 @@ export async function applyMigrations(
   );
   const applied: string[] = [];
   for (const m of await listMigrations()) {
-    if (through !== undefined && m.version > through) break;
     if (done.has(m.version) && !force) continue;
     const text = await readFile(m.file, "utf8");
     await sql.begin(async (tx) => {
@@ -63,6 +57,23 @@ export async function applyMigrations(
   return applied;
 }
 
+export async function listSchemaFiles(): Promise<string[]> {
+  return (await readdir(schemasDir)).filter((f) => f.endsWith(".sql")).sort().map((f) => path.join(schemasDir, f));
+}
+
+/**
+ * Builds the schema from supabase/schemas in name order, as `supabase db diff` does on its shadow
+ * database, in one transaction. What declarative files cannot say (rows, the pg_cron schedule) lives
+ * in migrations: pass them as `migrations` (file names) to apply them afterwards.
+ */
+export async function applySchemas(sql: Sql, { migrations = [] }: { migrations?: string[] } = {}): Promise<void> {
+  const texts = await Promise.all((await listSchemaFiles()).map((f) => readFile(f, "utf8")));
+  for (const m of migrations) texts.push(await readFile(path.join(migrationsDir, m), "utf8"));
+  await sql.begin(async (tx) => {
+    for (const text of texts) await tx.unsafe(text).simple();
+  });
+}
+
 export async function applySeed(sql: Sql): Promise<void> {
   await runScript(sql, await readFile(seedFile, "utf8"));
 }
@@ -70,12 +81,12 @@ export async function applySeed(sql: Sql): Promise<void> {
 /** Bootstrap (unless the server is a real Supabase database), migrations and seed. */
 export async function prepareDatabase(
   url: string,
-  { bootstrap = true, seed = true, through }: { bootstrap?: boolean; seed?: boolean; through?: string } = {},
+  { bootstrap = true, seed = true }: { bootstrap?: boolean; seed?: boolean } = {},
 ): Promise<string[]> {
   const sql = connect(url, { max: 1 });
   try {
     if (bootstrap) await applySupabaseBootstrap(sql);
-    const applied = await applyMigrations(sql, { through });
+    const applied = await applyMigrations(sql);
     if (seed) await applySeed(sql);
     return applied;
   } finally {

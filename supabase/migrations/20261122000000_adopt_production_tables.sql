@@ -150,3 +150,28 @@ create unique index if not exists google_ai_model_limits_model_key on public.goo
 create unique index if not exists google_ai_api_keys_key_alias_key on public.google_ai_api_keys (key_alias);
 create index if not exists token_usage_request_id_idx on public.token_usage (request_id);
 create index if not exists google_ai_maintenance_log_started_at_idx on public.google_ai_maintenance_log (started_at);
+
+-- A model row's first capability columns arrive here, before the baseline, so that the rows
+-- production already has can be filled on the one run that adds them (Gemma takes no system
+-- instruction and no JSON mode; the owner says gemma-3-27b) and later edits by the operator are
+-- never reverted. The baseline adds every other column the schema has.
+alter table public.google_ai_model_limits add column if not exists is_active boolean not null default true;
+-- Fraction of each limit kept free (0.1 admits 90%), for quotas Google counts slightly differently.
+alter table public.google_ai_model_limits add column if not exists safety_margin numeric(4, 3) not null default 0;
+alter table public.google_ai_model_limits add column if not exists notes text;
+do $$
+begin
+  if not exists (select 1 from information_schema.columns where table_schema = 'public'
+                 and table_name = 'google_ai_model_limits' and column_name = 'aliases') then
+    alter table public.google_ai_model_limits add column aliases text[] not null default '{}';
+    update public.google_ai_model_limits set aliases = array['gemma-3-27b'] where model = 'gemma-3-27b-it';
+  end if;
+  if not exists (select 1 from information_schema.columns where table_schema = 'public'
+                 and table_name = 'google_ai_model_limits' and column_name = 'supports_system_instruction') then
+    alter table public.google_ai_model_limits add column supports_system_instruction boolean not null default true;
+    alter table public.google_ai_model_limits add column supports_json_mode boolean not null default true;
+    update public.google_ai_model_limits set supports_system_instruction = false, supports_json_mode = false
+    where model like 'gemma-%';
+  end if;
+end
+$$;

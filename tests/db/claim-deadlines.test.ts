@@ -1,4 +1,4 @@
-// Claims with their holder's deadlines (20261124000300_claim_deadlines.sql), against a real database:
+// Claims with their holder's deadlines (supabase/schemas/30_reservation.sql), against a real database:
 //   - a reservation its caller stopped waiting for (reply_by passed before the commit) leaves nothing:
 //     no attempt row, no admission in the window, no claim, no counter use;
 //   - a claim lasts until its holder's hold_until (or a live queue ticket of the request), then a

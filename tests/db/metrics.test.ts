@@ -1,4 +1,4 @@
-// /metrics' SQL (20261124000400_metrics.sql) against a real PostgreSQL: every counter equals the
+// /metrics' SQL (supabase/schemas/92_metrics.sql) against a real PostgreSQL: every counter equals the
 // attempt rows it counts, histograms are cumulative, labels never name a key, and the counters never
 // go down when the fold moves rows into the totals, when housekeeping deletes rows (folded or not)
 // or when scrapes, folds and housekeeping run at once.
@@ -264,7 +264,7 @@ describe("google_ai_metrics", () => {
     const before = await scrape();
     const [{ last }] = await sql<{ last: string }[]>`select max(id)::text as last from public.google_ai_attempts`;
     expect(total(before, "eve_gateway_metrics_live_rows")).toBeGreaterThanOrEqual(3);
-    await sql.unsafe(readFileSync(new URL("../../supabase/migrations/20261124000400_metrics.sql", import.meta.url), "utf8"));
+    await sql.unsafe(readFileSync(new URL("../../supabase/migrations/20261122000200_rows_and_schedule.sql", import.meta.url), "utf8"));
     const [{ through }] = await sql<{ through: string }[]>`select folded_through::text as through from public.google_ai_metric_fold`;
     expect(BigInt(through)).toBe(BigInt(last));
     const after = await scrape();

@@ -10,7 +10,7 @@ import { testServer } from "../support/test-database.ts";
 
 const JOB = "eve-gateway-housekeeping";
 const FUNCTION_JOB = "eve-gateway-maintenance";
-const SCHEDULE_MIGRATION = path.join(migrationsDir, "20261122000700_housekeeping_schedule.sql");
+const SCHEDULE_MIGRATION = path.join(migrationsDir, "20261122000200_rows_and_schedule.sql");
 
 let sql: Sql;
 

@@ -248,7 +248,7 @@ export function createDatabase(options: DatabaseOptions): Database {
    * deadline (the pool closes once they are answered, at most a deadline later): a statement is given
    * up only at its deadline, never earlier because another call failed, so a write the server commits
    * after the caller stopped waiting can be told apart by its deadline (llm-invoke's reply_by,
-   * supabase/migrations/20261124000300_claim_deadlines.sql).
+   * supabase/schemas/30_reservation.sql).
    */
   function markDown(failed: Sql, why: string) {
     if (pool === failed) {

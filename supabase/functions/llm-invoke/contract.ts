@@ -72,7 +72,7 @@ export interface ModelCapabilities {
 export type TokenStatus = "ok" | "token_invalid" | "token_expired" | "token_revoked";
 
 /**
- * Refusals of the quota itself (google_ai_reserve). `withdrawn`: Google answered 404 NOT_FOUND for the
+ * Refusals of the quota itself (google_ai_reserve_models). `withdrawn`: Google answered 404 NOT_FOUND for the
  * model (its row is marked withdrawn); nothing brings it back but maintenance or the operator.
  */
 export type QuotaLimit =
@@ -86,14 +86,14 @@ export type QuotaLimit =
   | "withdrawn";
 
 /**
- * Refusals of the caller's own allowance (google_ai_reserve): `pace`, the Pacific day is paced for its
+ * Refusals of the caller's own allowance (google_ai_reserve_models): `pace`, the Pacific day is paced for its
  * class or caller (google_ai_quota_shares.pace_burst) and the next request is allowed at retryAfterMs;
  * `caller_budget`, a service caller's daily budget (google_ai_caller_budgets) is used up until
  * Pacific midnight.
  */
 export type AllowanceLimit = "pace" | "caller_budget";
 
-/** Refusals of a scoped token (google_ai_reserve_with_token checks the token before the quota). */
+/** Refusals of a scoped token (google_ai_reserve_models checks a token before the quota). */
 export type TokenLimit =
   | "token_invalid"
   | "token_expired"
@@ -136,7 +136,7 @@ export const REFUSAL_LIMITS: readonly RefusalLimit[] = [
 
 /**
  * Who the reservation is for. A service caller names itself (its label goes to the audit row); a
- * scoped token is reserved through google_ai_reserve_with_token, which validates the token, names
+ * scoped token is reserved by its hash (google_ai_reserve_models), which validates the token, names
  * its client and books its budget in the same transaction.
  */
 export type ReserveCaller =

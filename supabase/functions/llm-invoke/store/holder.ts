@@ -1,6 +1,6 @@
 // The holder's deadlines: what each reservation statement tells the database about the invocation
 // that sends it, so that a claim nobody holds is known as such within seconds
-// (supabase/migrations/20261124000300_claim_deadlines.sql):
+// (supabase/schemas/30_reservation.sql):
 //   reply_by    when this invocation stops waiting for the statement's answer (its database deadline,
 //               less a margin for clock skew and the commit's way back). A reservation the database
 //               would commit later is rolled back: a 503 before Google never calls Google.
@@ -9,10 +9,9 @@
 //               plus two database deadlines (the finalize between, and that statement's own): the
 //               request's in-flight claim is held until then, and each reservation statement renews
 //               it (a wait in line is held by the queue ticket's lease).
-// Sent in the reservation's metadata under HOLDER_KEY; the database takes it out before the row is stored.
-
-/** The metadata key of the holder's times (a caller's own key of that name is overwritten). */
-export const HOLDER_KEY = "$holder";
+// Sent as the reservation's p_reply_by and p_hold_until (google_ai_reserve_models); the database
+// carries them to the attempt row under the metadata key "$holder", overwriting a caller's own key
+// of that name, and takes it out before the row is stored.
 
 /** At most this much of the database deadline is kept between reply_by and the moment the caller gives up. */
 const REPLY_MARGIN_MS = 1_000;

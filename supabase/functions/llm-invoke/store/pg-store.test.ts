@@ -467,7 +467,7 @@ describe("createPgStore over the RPCs", () => {
       // Nothing but the reservations: not even a type look-up on the new connection (_shared/db.ts).
       expect(sent).toHaveLength(5);
       for (const statement of sent) {
-        expect(statement).toContain("public.google_ai_reserve(");
+        expect(statement).toContain("public.google_ai_reserve_models(");
         expect(statement).toContain("public.google_ai_answer_quota(");
       }
     } finally {

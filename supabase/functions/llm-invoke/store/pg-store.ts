@@ -1,9 +1,8 @@
 // GatewayStore over Postgres: each operation is one statement calling one RPC (one round trip):
-//   reserve   public.google_ai_reserve, or public.google_ai_reserve_with_token for a scoped token,
-//             public.google_ai_reserve_chain (or _chain_with_token) for a request with fallback models;
-//             and in the same statement the quota the answer reports (carried by a fast booking,
-//             else public.google_ai_answer_quota); its metadata carries the holder's deadlines
-//             (holder.ts), which the database takes out of it
+//   reserve   public.google_ai_reserve_models: the model and its fallbacks as one array, the service
+//             caller's label or the token's hash, the holder's deadlines (holder.ts); and in the same
+//             statement the quota the answer reports (carried by a fast booking, else
+//             public.google_ai_answer_quota)
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
 //             public.google_ai_finalize_cut for a streamed answer that broke off
 //   release   public.google_ai_release
@@ -29,7 +28,6 @@ import {
   REFUSAL_LIMITS,
   type RefusalLimit,
   type Reservation,
-  type ReserveParams,
   SERVICE_TIERS,
   type ServiceTier,
   type ServiceTierRow,
@@ -41,7 +39,7 @@ import type postgres from "postgres";
 import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../../_shared/db.ts";
 import { databaseUnavailable } from "../../_shared/envelope.ts";
 import type { ActiveKey, GatewayStore, ModelLister, QuotaReader, QuotaReport, TokenChecker } from "./store.ts";
-import { HOLDER_KEY, holderTimes } from "./holder.ts";
+import { holderTimes } from "./holder.ts";
 
 export interface PgStoreOptions {
   /** The worker's database (_shared/db.ts): deadlines, fail-fast while down, one retry of a stale connection. */
@@ -122,15 +120,20 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
     // materialized CTE runs exactly once, before the quota reads what it wrote.
     reserve: (p) =>
       run("reserve", async (sql) => {
-        const chained = p.fallbackModels.length > 0;
         // Timed from now: a retry on a fresh connection is a new statement with its own deadline.
-        const metadata = sql.json({
-          ...(jsonSafe(p.metadata) as Record<string, postgres.JSONValue>),
-          [HOLDER_KEY]: { ...holderTimes(Date.now(), deadlineMs, p.nextContactBy) }, // a caller's own key is overwritten
-        });
-        const reservation = p.caller.kind === "service"
-          ? (chained ? reserveChainService : reserveService)(sql, p, metadata, p.caller.name)
-          : (chained ? reserveChainToken : reserveToken)(sql, p, metadata, p.caller.tokenHash);
+        const holder = holderTimes(Date.now(), deadlineMs, p.nextContactBy);
+        const reservation = sql`select public.google_ai_reserve_models(
+          p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
+          p_estimated_tokens => ${p.estimatedTokens}::integer,
+          p_caller => ${p.caller.kind === "service" ? p.caller.name : null},
+          p_token_hash => ${p.caller.kind === "token" ? p.caller.tokenHash : null},
+          p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
+          p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
+          p_metadata => ${sql.json(jsonSafe(p.metadata) as Record<string, postgres.JSONValue>)}::jsonb,
+          p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
+          p_queue_ticket => ${p.queueTicket ?? null}::uuid,
+          p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer,
+          p_reply_by => ${holder.reply_by}::timestamptz, p_hold_until => ${holder.hold_until ?? null}::timestamptz) as r`;
         // A cooldown refusal names why the group rests (a Google 429's cause), in the same statement.
         const rows = await sql<{ r: unknown; q: unknown; c: unknown }[]>`
           with reserved as materialized (${reservation})
@@ -147,7 +150,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
 
     quotaReport: (caller) =>
       run("quota report", async (sql) => {
-        // A service caller's budget is its label's, the one its reservations book under (reserveService).
+        // A service caller's budget is its label's, the one its reservations book under (p_caller).
         const tokenHash = caller.kind === "token" ? caller.tokenHash : null;
         const label = caller.kind === "service" ? caller.name : null;
         const [row] = await sql<{ r: unknown }[]>`
@@ -246,62 +249,6 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
 }
 
 /** The caller's metadata with the holder's times (holder.ts), as one jsonb parameter. */
-type Metadata = ReturnType<Sql["json"]>;
-
-/** The reservation's call, as a fragment of the statement that also reads its quota. */
-function reserveService(sql: Sql, p: ReserveParams, metadata: Metadata, caller: string): postgres.PendingQuery<postgres.Row[]> {
-  return sql`select public.google_ai_reserve(
-    p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer, p_caller => ${caller},
-    p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
-    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${metadata}::jsonb,
-    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
-    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
-    Math.max(0, Math.round(p.waitLeftMs))
-  }::integer) as r`;
-}
-
-function reserveToken(sql: Sql, p: ReserveParams, metadata: Metadata, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
-  return sql`select public.google_ai_reserve_with_token(
-    p_token_hash => ${tokenHash}, p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer,
-    p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
-    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${metadata}::jsonb,
-    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
-    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
-    Math.max(0, Math.round(p.waitLeftMs))
-  }::integer) as r`;
-}
-
-/** The whole chain in one round trip: the database tries `model`, then each fallback, in order. */
-function reserveChainService(sql: Sql, p: ReserveParams, metadata: Metadata, caller: string): postgres.PendingQuery<postgres.Row[]> {
-  return sql`select public.google_ai_reserve_chain(
-    p_models => ${
-    sql.array([p.model, ...p.fallbackModels])
-  }::text[], p_estimated_tokens => ${p.estimatedTokens}::integer,
-    p_caller => ${caller}, p_request_id => ${p.requestId},
-    p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
-    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${metadata}::jsonb,
-    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
-    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
-    Math.max(0, Math.round(p.waitLeftMs))
-  }::integer) as r`;
-}
-
-function reserveChainToken(sql: Sql, p: ReserveParams, metadata: Metadata, tokenHash: string): postgres.PendingQuery<postgres.Row[]> {
-  return sql`select public.google_ai_reserve_chain_with_token(
-    p_token_hash => ${tokenHash}, p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
-    p_estimated_tokens => ${p.estimatedTokens}::integer, p_request_id => ${p.requestId},
-    p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
-    p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${metadata}::jsonb,
-    p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
-    p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
-    Math.max(0, Math.round(p.waitLeftMs))
-  }::integer) as r`;
-}
-
 /** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */
 /** google_ai_service_tier_list's answer; a row that is not the expected shape is left out. */
 export function parseServiceTierRows(value: unknown): ServiceTierRow[] {

@@ -1,8 +1,8 @@
 // The store port: what the attempt loop (and the quota route) need from the database, as interfaces
 // over the shapes of ../contract.ts. pg-store.ts implements them with postgres.js over the RPCs
-// public.google_ai_reserve (or _reserve_with_token;
-// _reserve_chain[_with_token] for a request with fallback models; with the answer's quota in the same
-// statement) / _finalize / _release / _quota_report (one round trip each), and tests implement them
+// public.google_ai_reserve_models (a caller or a token hash, the model and its fallbacks as one array;
+// with the answer's quota in the same statement) / _finalize / _release / _quota_report (one round
+// trip each), and tests implement them
 // in memory. camelCase here; pg-store maps to SQL names.
 import type {
   FinalizeParams,

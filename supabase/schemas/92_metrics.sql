@@ -1,99 +1,67 @@
--- Metrics: what the gateway does, in Prometheus' text format, read from the database in one call
--- (`select public.google_ai_metrics()`, served by the maintenance function's GET /metrics route).
---
--- Counters must never go down (Prometheus reads a drop as a restart of the counter), yet the rows
--- they count are trimmed by housekeeping. So every counter is the sum of two parts:
---   folded  google_ai_metric_totals: the running totals of attempt rows already counted, per series;
---   live    the attempt rows above the fold's mark (google_ai_metric_fold.folded_through), counted
---           at each scrape.
--- The fold moves rows from live to folded in one transaction (their sum unchanged): a scrape folds
--- the rows that can no longer change (decided, and older than stale_reservation_after: no running
--- function writes them again), up to the first row that still can or the first id not visible yet
--- (an insert that may still commit), so each scrape reads only the last minutes of rows however
--- many the table holds. Housekeeping deletes only what the totals already hold, or folds a row as
--- it deletes it (google_ai_housekeeping_attempts below), so a trim changes no counter; the totals
--- are a table, so a database restart changes none either.
--- A row is counted once it is final: an open reservation ('reserved') is a gauge (in flight), and a
--- refusal is counted once its waiting caller can no longer update it (google_ai_metric_refusal_settled).
---
--- Labels come only from columns that never change once a row is counted, so no series ever loses
--- what it counted: model, quota_group (the quota group's name: a Google Cloud project, or
--- 'key:<uuid>' of a key row without a project; never a key alias or the key), priority_class, and
--- caller where it helps, bounded: a Kaggle client's caller ('client:<name>', one per client row the
--- operator made), otherwise 'service' (a label sent in x-caller never makes a series).
--- Nothing here runs on the reservation or finalize: the cost is the scrape's and housekeeping's.
+-- Metrics from the database's truth: running totals folded from attempt rows that can no longer
+-- change (with a fence against ids not committed yet) and one scrape's Prometheus text.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
 
--- Running totals ----------------------------------------------------------------------------------
-create table if not exists public.google_ai_metric_totals (
-  -- The metric family (its # TYPE name) and the sample's suffix ('', '_bucket', '_sum').
-  family  text not null,
-  suffix  text not null default '',
-  -- Rendered label pairs without `le` (model="…",quota_group="…"), in the family's fixed order.
-  labels  text not null,
-  -- A histogram bucket's upper bound in seconds (this bucket alone, not cumulative); NaN otherwise.
-  le      numeric not null default 'NaN',
-  value   numeric not null default 0,
-  primary key (family, suffix, labels, le)
+CREATE TABLE public.google_ai_metric_fold (
+    id boolean DEFAULT true NOT NULL,
+    folded_through bigint DEFAULT 0 NOT NULL,
+    folded_at timestamp with time zone,
+    rows_folded bigint DEFAULT 0 NOT NULL,
+    fence_id bigint,
+    fence_at timestamp with time zone,
+    CONSTRAINT google_ai_metric_fold_one_row CHECK (id)
 );
-comment on table public.google_ai_metric_totals is
-  'Metrics: running totals of the attempt rows already folded (google_ai_metric_fold), per series. A scrape '
-  'adds the rows above the fold''s mark; housekeeping folds what it deletes. Never holds a key or a secret.';
 
-create table if not exists public.google_ai_metric_fold (
-  id             boolean primary key default true constraint google_ai_metric_fold_one_row check (id),
-  -- Every attempt row with id <= folded_through is in the totals (or was deleted after it was).
-  folded_through bigint not null default 0,
-  folded_at      timestamptz,
-  rows_folded    bigint not null default 0,
-  -- Every attempt id <= fence_id had been handed out by fence_at. Once fence_at is older than the
-  -- longest transaction that can be open (stale_reservation_after), an id <= fence_id that is not
-  -- visible never will be (its insert was rolled back or its row deleted): the fold may pass it.
-  fence_id       bigint,
-  fence_at       timestamptz
+COMMENT ON TABLE public.google_ai_metric_fold IS 'Metrics: the attempt rows (id <= folded_through) whose counts are in google_ai_metric_totals, and the fence (fence_id handed out by fence_at) that tells an id never to be visible from one not committed yet.';
+
+CREATE TABLE public.google_ai_metric_totals (
+    family text NOT NULL,
+    suffix text DEFAULT ''::text NOT NULL,
+    labels text NOT NULL,
+    le numeric DEFAULT 'NaN'::numeric NOT NULL,
+    value numeric DEFAULT 0 NOT NULL
 );
-alter table public.google_ai_metric_fold add column if not exists fence_id bigint;
-alter table public.google_ai_metric_fold add column if not exists fence_at timestamptz;
-insert into public.google_ai_metric_fold (id, fence_id, fence_at)
-values (true, coalesce(pg_catalog.pg_sequence_last_value(
-          pg_catalog.pg_get_serial_sequence('public.google_ai_attempts', 'id')::regclass), 0),
-        pg_catalog.now())
-on conflict (id) do nothing;
-comment on table public.google_ai_metric_fold is
-  'Metrics: the attempt rows (id <= folded_through) whose counts are in google_ai_metric_totals, and the fence '
-  '(fence_id handed out by fence_at) that tells an id never to be visible from one not committed yet.';
 
--- How long a refusal may still change: a waiting caller asking again updates its refusal row while
--- it is younger than its wait plus a minute (google_ai_record_refusal). The longest wait is bounded
--- by llm-invoke's budget, which Supabase's Edge Function wall clock (400 s at most) bounds; 8 minutes
--- covers it. Keep it below stale_reservation_after (the fold's lag, 15 minutes by default).
-create or replace function public.google_ai_metric_refusal_settled()
-returns interval language sql immutable parallel safe
-as $$ select interval '8 minutes' $$;
+COMMENT ON TABLE public.google_ai_metric_totals IS 'Metrics: running totals of the attempt rows already folded (google_ai_metric_fold), per series. A scrape adds the rows above the fold''s mark; housekeeping folds what it deletes. Never holds a key or a secret.';
 
--- Rendering helpers ---------------------------------------------------------------------------------
+ALTER TABLE ONLY public.google_ai_metric_fold
+    ADD CONSTRAINT google_ai_metric_fold_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.google_ai_metric_totals
+    ADD CONSTRAINT google_ai_metric_totals_pkey PRIMARY KEY (family, suffix, labels, le);
+
+-- The histograms' bucket bounds in seconds, +Inf last (the columns hold milliseconds).
+CREATE OR REPLACE FUNCTION public.google_ai_metric_bounds_s() RETURNS numeric[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select '{0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120,300,Infinity}'::numeric[] $$;
+
 -- A label pair with its value escaped as the text format wants (backslash, quote, newline).
-create or replace function public.google_ai_metric_label(p_name text, p_value text)
-returns text language sql immutable parallel safe
-as $$
+CREATE OR REPLACE FUNCTION public.google_ai_metric_label(p_name text, p_value text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
   select p_name operator(pg_catalog.||) '="' operator(pg_catalog.||)
     pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(coalesce(p_value, ''), E'\\', E'\\\\'), '"', E'\\"'),
       E'\n', E'\\n') operator(pg_catalog.||) '"'
 $$;
 
--- The histograms' bucket bounds in seconds, +Inf last (the columns hold milliseconds).
-create or replace function public.google_ai_metric_bounds_s()
-returns numeric[] language sql immutable parallel safe
-as $$ select '{0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120,300,Infinity}'::numeric[] $$;
-
 -- The (non-cumulative) bucket of a duration in ms: the smallest bound >= it (le is inclusive).
-create or replace function public.google_ai_metric_le(p_ms integer)
-returns numeric language sql immutable parallel safe
-as $$
+CREATE OR REPLACE FUNCTION public.google_ai_metric_le(p_ms integer) RETURNS numeric
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
   select (public.google_ai_metric_bounds_s())[
     pg_catalog.width_bucket(p_ms::double precision operator(pg_catalog.-) 0.5,
       '{5,10,25,50,100,250,500,1000,2500,5000,10000,30000,60000,120000,300000}'::double precision[])
     operator(pg_catalog.+) 1]
 $$;
+
+-- How long a refusal may still change: a waiting caller asking again updates its refusal row while
+-- it is younger than its wait plus a minute (google_ai_record_refusal). The longest wait is bounded
+-- by llm-invoke's budget, which Supabase's Edge Function wall clock (400 s at most) bounds; 8 minutes
+-- covers it. Keep it below stale_reservation_after (the fold's lag, 15 minutes by default).
+CREATE OR REPLACE FUNCTION public.google_ai_metric_refusal_settled() RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select interval '8 minutes' $$;
 
 -- The samples the decided attempt rows with p_after < id <= p_through (and, given p_only, among
 -- those ids) add to the counters and histograms, summed per series. One definition for the fold, the
@@ -104,11 +72,10 @@ $$;
 -- Every label is read from columns fixed when the row was written or decided, never from another
 -- table: the caller is a Kaggle client's caller (client_id set at insert), else 'service'. A row
 -- from a reservation has a quota group; a queue lapse (google_ai_queue_lapse) has none.
-create or replace function public.google_ai_metric_samples(
-  p_after bigint, p_through bigint, p_only bigint[] default null, p_settled_before timestamptz default null)
-returns table (family text, suffix text, labels text, le numeric, value numeric)
-language sql stable set search_path = ''
-as $$
+CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[] DEFAULT NULL::bigint[], p_settled_before timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(family text, suffix text, labels text, le numeric, value numeric)
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
   with decided as materialized (
     select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.quota_cause, a.http_status,
            a.service_tier, a.served_tier, a.input_tokens, a.output_tokens, a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
@@ -182,7 +149,19 @@ as $$
   select h.family, '_sum', h.labels, 'NaN'::numeric, sum(h.ms) / 1000 from histogram_rows h group by 1, 3
 $$;
 
--- The fold -----------------------------------------------------------------------------------------
+-- What the metrics route calls: the fold (skipped when another one is running), then the text.
+CREATE OR REPLACE FUNCTION public.google_ai_metrics() RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform public.google_ai_metrics_fold(null, false);
+  return public.google_ai_metrics_text();
+end
+$$;
+
+COMMENT ON FUNCTION public.google_ai_metrics() IS 'Prometheus text format (version 0.0.4) of the gateway''s counters, histograms and gauges: one call per scrape.';
+
 -- Adds the attempt rows that can no longer change to the totals and moves the mark past them: rows
 -- above the mark, up to (not including) the first one still open ('reserved'), younger than
 -- stale_reservation_after (no function runs that long, so none writes it again), or a refusal a
@@ -198,10 +177,10 @@ $$;
 -- back for at most twice stale_reservation_after; the rows after it stay live (counted) meanwhile.
 -- p_wait: wait for a fold in progress (housekeeping) or give up at once (a scrape: the other fold
 -- does the work). Returns the mark after the call.
-create or replace function public.google_ai_metrics_fold(p_now timestamptz default null, p_wait boolean default false)
-returns bigint
-language plpgsql security definer set search_path = ''
-as $$
+CREATE OR REPLACE FUNCTION public.google_ai_metrics_fold(p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_wait boolean DEFAULT false) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.now());
   v_fold public.google_ai_metric_fold;
@@ -274,14 +253,13 @@ begin
 end
 $$;
 
--- The scrape ---------------------------------------------------------------------------------------
 -- The text of one scrape: the folded totals plus the live rows, and the gauges read now. One
 -- statement, so it reads one snapshot: a fold or a housekeeping run that commits meanwhile is seen
 -- entirely or not at all.
-create or replace function public.google_ai_metrics_text()
-returns text
-language sql stable security definer set search_path = ''
-as $$
+CREATE OR REPLACE FUNCTION public.google_ai_metrics_text() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
 with clock as (
   select now() as at,
          (select f.folded_through from public.google_ai_metric_fold f where f.id) as mark,
@@ -460,108 +438,3 @@ from (
   group by f.family, f.kind, f.help
 ) blocks
 $$;
-
--- What the metrics route calls: the fold (skipped when another one is running), then the text.
-create or replace function public.google_ai_metrics()
-returns text
-language plpgsql security definer set search_path = ''
-as $$
-begin
-  perform public.google_ai_metrics_fold(null, false);
-  return public.google_ai_metrics_text();
-end
-$$;
-
-comment on function public.google_ai_metrics() is
-  'Prometheus text format (version 0.0.4) of the gateway''s counters, histograms and gauges: one call per scrape.';
-
--- Housekeeping: a trim changes no counter ---------------------------------------------------------------
--- google_ai_housekeeping_attempts (20261122000600_housekeeping.sql), with the same batches and answer:
--- it folds first (waiting for a scrape's fold to end) and holds the fold's row lock while it deletes,
--- so the mark cannot move; a row above the mark is added to the totals in the statement that deletes it.
-create or replace function public.google_ai_housekeeping_attempts(
-  p_now timestamptz, p_settings public.google_ai_maintenance_settings, p_deadline timestamptz)
-returns jsonb
-language plpgsql set search_path = ''
-as $$
-declare
-  v_cutoff timestamptz := p_now - p_settings.attempts_retention;
-  -- The fold goes by the database clock even when the run is given another (tests): whether a row
-  -- can still change is a matter of real time.
-  v_mark bigint := public.google_ai_metrics_fold(null, true);
-  v_ids bigint[];
-  v_above bigint[];
-  v_n bigint;
-  v_total bigint := 0;
-  v_batches integer := 0;
-  v_more boolean := false;
-begin
-  loop
-    if v_batches >= p_settings.max_batches or pg_catalog.clock_timestamp() >= p_deadline then
-      v_more := true;
-      exit;
-    end if;
-    -- An open reservation is never deleted here (the abandon step closes it first).
-    select coalesce(array_agg(s.id), '{}') into v_ids
-    from (select s.id from public.google_ai_attempts s
-          where s.created_at < v_cutoff and s.status <> 'reserved'
-          order by s.created_at limit p_settings.batch_size for update skip locked) s;
-    v_n := cardinality(v_ids);
-    if v_n > 0 then
-      -- Rows the fold has not reached (an open reservation held it back): into the totals as they go.
-      select coalesce(array_agg(i), '{}') into v_above from unnest(v_ids) i where i > v_mark;
-      if cardinality(v_above) > 0 then
-        insert into public.google_ai_metric_totals as m (family, suffix, labels, le, value)
-        select s.family, s.suffix, s.labels, s.le, s.value
-        from public.google_ai_metric_samples(
-          (select min(i) - 1 from unnest(v_above) i), (select max(i) from unnest(v_above) i), v_above) s
-        on conflict (family, suffix, labels, le) do update set value = m.value + excluded.value;
-      end if;
-      delete from public.google_ai_attempts a where a.id = any (v_ids);
-    end if;
-    v_total := v_total + v_n;
-    v_batches := v_batches + 1;
-    exit when v_n < p_settings.batch_size;
-  end loop;
-  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_more, 'older_than', v_cutoff);
-end
-$$;
-
--- Counting what was there before this file: the rows that can no longer change, once. A log has
--- gaps (rolled-back inserts); a fence taken now would hold them (and every row after the first) live
--- for up to twice stale_reservation_after. The log itself dates the old ones: a row's created_at is
--- its transaction's start, and no transaction stays open longer than stale_reservation_after, so
--- every id up to a row created more than twice that long ago was handed out more than that long ago.
-with lag as (
-  select coalesce((select s.stale_reservation_after from public.google_ai_maintenance_settings s where s.id),
-                  interval '15 minutes') as lag
-), old as (
-  select (select max(a.id) from public.google_ai_attempts a where a.created_at < pg_catalog.now() - 2 * lag.lag) as id,
-         lag.lag
-  from lag
-)
-update public.google_ai_metric_fold f set fence_id = old.id, fence_at = pg_catalog.now() - old.lag
-from old
-where f.id and old.id is not null and (f.fence_at is null or f.fence_at > pg_catalog.now() - old.lag);
-select public.google_ai_metrics_fold(null, true);
-
--- Access (as in the access file) --------------------------------------------------------------------------
-alter table public.google_ai_metric_totals enable row level security;
-alter table public.google_ai_metric_fold enable row level security;
-revoke all on table public.google_ai_metric_totals, public.google_ai_metric_fold from public, anon, authenticated, service_role;
-grant select on public.google_ai_metric_totals, public.google_ai_metric_fold to service_role;
-
-revoke all on function
-  public.google_ai_metric_label(text, text),
-  public.google_ai_metric_bounds_s(),
-  public.google_ai_metric_le(integer),
-  public.google_ai_metric_refusal_settled(),
-  public.google_ai_metric_samples(bigint, bigint, bigint[], timestamptz),
-  public.google_ai_metrics_fold(timestamptz, boolean),
-  public.google_ai_metrics_text(),
-  public.google_ai_metrics(),
-  public.google_ai_housekeeping_attempts(timestamptz, public.google_ai_maintenance_settings, timestamptz)
-from public, anon, authenticated, service_role;
-revoke all on function public.google_ai_metrics() from eve_gateway;
--- The maintenance function's metrics route and the operator's tools read the scrape.
-grant execute on function public.google_ai_metrics() to service_role, eve_gateway;

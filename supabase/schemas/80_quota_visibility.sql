@@ -1,33 +1,107 @@
--- Quota you can see. A caller could not tell how much of a model's quota was left, when it would
--- come back, or how many requests waited before it. Now:
---
--- * every answer of llm-invoke carries the quota of the model and quota group that served it (for
---   a refusal: of the model asked, on its best candidate group) in the rate-limit headers callers
---   already parse. The numbers come from google_ai_answer_quota, which llm-invoke calls in the same
---   statement as the reservation (one round trip: pg-store.ts), reading what the reservation has
---   just written;
--- * GET .../llm-invoke/v1/quota answers, for the caller's credential, per model: what is left of
---   the minute and of the Pacific day summed over all quota groups, the queue per priority class,
---   and the caller's own budgets (google_ai_quota_report, one round trip).
---
--- Both only read. "Left" is what the admission itself counts for the whole quota group (the sliding
--- window of 60 s + minute guard, the guarded Pacific day, cooldowns), before reserved shares and
--- pacing: a caller that does not own a share may be refused while the group still shows room for
--- its owner. A reset is the time until the figure next grows (the oldest admission leaves the
--- window, the day or a cooldown ends), which for a window refusal is its retry time.
+-- Quota you can see: what a reservation's answer carries (google_ai_answer_quota, read in the
+-- reservation's own statement) and the quota route's report per model and credential.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
 
--- One quota group, one model -----------------------------------------------------------------------
+-- What llm-invoke calls, beside the reservation in one statement. Seeing the quota must never cost
+-- an admission: an error here would roll the reservation back with it, so the function only reads,
+-- and reads its input without a cast that could fail (an answer it cannot read is "no quota known").
+-- Not an exception block: its subtransaction would cost more than the whole read (measured ~150 µs).
+CREATE OR REPLACE FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return public.google_ai_answer_quota_at(null, p_answer, p_model, p_exclude_key_ids);
+end
+$$;
+
+COMMENT ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) IS 'The quota a reservation''s answer carries (llm-invoke''s x-ratelimit-* headers): called in the reservation''s own statement.';
+
+-- For a reservation's answer (google_ai_reserve / _with_token): the quota of the group it booked, as
+-- of the booking (this request counted); for a refusal, of the model asked on its best candidate
+-- group (the one that could admit soonest, then the one with most left). Null when no model or group
+-- is known (an unknown model, a token refused before the quota, no key for the model).
+-- VOLATILE on purpose: called in the reservation's own statement, it must see what the reservation
+-- wrote (a stable function would read the statement's starting snapshot).
+CREATE OR REPLACE FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_limits record;
+  v_group text;
+  v_quota record;
+begin
+  if p_answer is null or p_answer ->> 'limit' in
+     ('unknown_model', 'no_active_key', 'token_invalid', 'token_expired', 'token_revoked', 'model_not_allowed')
+     or (p_answer -> 'ok' = 'true'::jsonb and jsonb_typeof(p_answer -> 'quota_group') is distinct from 'string') then
+    return null;
+  end if;
+  select * into v_limits from public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model), 0);
+  if v_limits.model is null then
+    return null;
+  end if;
+
+  if p_answer -> 'ok' = 'true'::jsonb then
+    v_group := p_answer ->> 'quota_group';
+    select * into v_quota
+    from public.google_ai_group_quota(v_group, v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd, v_now) q;
+  else
+    select g.quota_group, q.* into v_quota
+    from public.google_ai_serving_groups(v_limits.model, p_exclude_key_ids) g
+    cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
+                                                     v_limits.rpd, v_now) q
+    order by q.ready_at, q.requests_left desc nulls last, q.day_left desc nulls last, g.quota_group
+    limit 1;
+    if not found then
+      return null;
+    end if;
+    v_group := v_quota.quota_group;
+  end if;
+
+  return jsonb_build_object(
+    'model', v_limits.model,
+    'quota_group', v_group,
+    'rpm', v_limits.rpm,
+    'requests_left', v_quota.requests_left,
+    'requests_reset_ms', case when v_limits.rpm is not null
+                              then public.google_ai_ms_until(v_quota.requests_reset_at, v_now) end,
+    'tpm', v_limits.tpm,
+    'tokens_left', v_quota.tokens_left,
+    'tokens_reset_ms', case when v_limits.tpm is not null
+                            then public.google_ai_ms_until(v_quota.tokens_reset_at, v_now) end,
+    'rpd', v_limits.rpd,
+    'day_left', v_quota.day_left,
+    'day_reset_ms', case when v_limits.rpd is not null
+                         then public.google_ai_ms_until(v_quota.day_reset_at, v_now) end);
+end
+$$;
+
+-- The cause of the model's cooldown that ends first among the quota groups resting for it (the one
+-- a refusal's retry_after_ms is about); null: none rests, or its rest has no cause recorded.
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select c.cause
+  from public.google_ai_cooldowns c
+  where c.model = coalesce((public.google_ai_resolve_model(p_model)).model, p_model)
+    and c.cooldown_until > pg_catalog.clock_timestamp()
+  order by c.cooldown_until, c.quota_group
+  limit 1
+$$;
+
+COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS 'Why a model''s first-ending cooldown rests (minute, day, limit_zero, spend_cap, unknown): read in the reservation''s statement when it refuses with limit cooldown.';
+
 -- What is left in one quota group for a model at p_now under the effective limits given (null limit:
 -- none, its fields null), and when each figure next grows. ready_at: the earliest moment the group
 -- could admit one more request (used to pick the best group for a refusal). An unlocked read.
-create or replace function public.google_ai_group_quota(
-  p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamptz,
-  out requests_left integer, out requests_reset_at timestamptz,
-  out tokens_left bigint, out tokens_reset_at timestamptz,
-  out day_left integer, out day_reset_at timestamptz,
-  out cooldown_until timestamptz, out ready_at timestamptz)
-language plpgsql stable set search_path = ''
-as $$
+CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
 declare
   v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
   v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
@@ -61,7 +135,8 @@ begin
     if v_row.window_at is not null then
       select count(*), coalesce(sum(a.tokens), 0) into v_gone_requests, v_gone_tokens
       from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at <= p_now - v_window;
+      where a.quota_group = p_quota_group and a.model = p_model
+        and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= p_now - v_window;
       v_requests := greatest(0, v_row.window_requests - v_gone_requests);
       v_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
     else
@@ -70,9 +145,12 @@ begin
       where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
     end if;
     -- The oldest admissions still in the window: the next to leave it (index look-ups).
-    select min(a.admitted_at) into v_oldest
+    -- (Written as a top-1 read: a generic plan of min() may aggregate the whole window instead.)
+    select a.admitted_at into v_oldest
     from public.google_ai_admissions a
-    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
+    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window
+    order by a.admitted_at
+    limit 1;
     if p_tpm is not null then
       select a.admitted_at into v_oldest_tokens
       from public.google_ai_admissions a
@@ -131,113 +209,29 @@ begin
 end
 $$;
 
--- The quota groups that may serve p_model: those google_ai_candidate_groups lists (an active key for
--- the model that the caller did not exclude), without its usage read and ranking, which the quota
--- reads here do themselves. Inlined by the planner into the query that calls it (plain SQL, no SET
--- clause, as google_ai_quota_group), so it is planned once with its caller's query, not on each call
--- (a refusal's quota cost ~0.9 ms through google_ai_candidate_groups); with no SET search_path, the
--- body names everything by schema, operators included.
-create or replace function public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[])
-returns table (quota_group text)
-language sql stable
-as $$
-  select distinct public.google_ai_quota_group(k.project_id, k.id)
-  from public.google_ai_api_keys k
-  where k.is_active
-    and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
-    and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
+-- p_show_groups: the quota groups' names (Google project ids, key:<uuid>) are the operator's; a
+-- scoped token's caller sees each cooldown's cause and end, not whose project rests.
+CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone, p_show_groups boolean) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'quota_group', c.quota_group,
+           'cause', c.cause,
+           'cooldown_until', c.cooldown_until,
+           'retry_after_ms', public.google_ai_ms_until(c.cooldown_until, p_now))
+           - case when p_show_groups then '' else 'quota_group' end
+         order by c.cooldown_until, c.quota_group), '[]')
+  from public.google_ai_cooldowns c
+  where c.model = p_model and c.cooldown_until > p_now
 $$;
 
--- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
-create or replace function public.google_ai_ms_until(p_at timestamptz, p_now timestamptz)
-returns bigint language sql immutable parallel safe set search_path = ''
-as $$ select greatest(0, ceil(extract(epoch from (p_at - p_now)) * 1000))::bigint $$;
-
--- What is left of a budget (null: there is none), never below 0.
-create or replace function public.google_ai_budget_left(p_max bigint, p_used bigint)
-returns bigint language sql immutable parallel safe set search_path = ''
-as $$ select case when p_max is not null then greatest(0, p_max - coalesce(p_used, 0)) end $$;
-
--- The quota an answer carries ---------------------------------------------------------------------
--- For a reservation's answer (google_ai_reserve / _with_token): the quota of the group it booked, as
--- of the booking (this request counted); for a refusal, of the model asked on its best candidate
--- group (the one that could admit soonest, then the one with most left). Null when no model or group
--- is known (an unknown model, a token refused before the quota, no key for the model).
--- VOLATILE on purpose: called in the reservation's own statement, it must see what the reservation
--- wrote (a stable function would read the statement's starting snapshot).
-create or replace function public.google_ai_answer_quota_at(
-  p_now timestamptz, p_answer jsonb, p_model text, p_exclude_key_ids uuid[] default '{}')
-returns jsonb
-language plpgsql set search_path = ''
-as $$
-declare
-  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
-  v_limits record;
-  v_group text;
-  v_quota record;
-begin
-  if p_answer is null or p_answer ->> 'limit' in
-     ('unknown_model', 'no_active_key', 'token_invalid', 'token_expired', 'token_revoked', 'model_not_allowed')
-     or (p_answer -> 'ok' = 'true'::jsonb and jsonb_typeof(p_answer -> 'quota_group') is distinct from 'string') then
-    return null;
-  end if;
-  select * into v_limits from public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model), 0);
-  if v_limits.model is null then
-    return null;
-  end if;
-
-  if p_answer -> 'ok' = 'true'::jsonb then
-    v_group := p_answer ->> 'quota_group';
-    select * into v_quota
-    from public.google_ai_group_quota(v_group, v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd, v_now) q;
-  else
-    select g.quota_group, q.* into v_quota
-    from public.google_ai_serving_groups(v_limits.model, p_exclude_key_ids) g
-    cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
-                                                     v_limits.rpd, v_now) q
-    order by q.ready_at, q.requests_left desc nulls last, q.day_left desc nulls last, g.quota_group
-    limit 1;
-    if not found then
-      return null;
-    end if;
-    v_group := v_quota.quota_group;
-  end if;
-
-  return jsonb_build_object(
-    'model', v_limits.model,
-    'quota_group', v_group,
-    'rpm', v_limits.rpm,
-    'requests_left', v_quota.requests_left,
-    'requests_reset_ms', case when v_limits.rpm is not null
-                              then public.google_ai_ms_until(v_quota.requests_reset_at, v_now) end,
-    'tpm', v_limits.tpm,
-    'tokens_left', v_quota.tokens_left,
-    'tokens_reset_ms', case when v_limits.tpm is not null
-                            then public.google_ai_ms_until(v_quota.tokens_reset_at, v_now) end,
-    'rpd', v_limits.rpd,
-    'day_left', v_quota.day_left,
-    'day_reset_ms', case when v_limits.rpd is not null
-                         then public.google_ai_ms_until(v_quota.day_reset_at, v_now) end);
-end
-$$;
-
--- What llm-invoke calls, beside the reservation in one statement. Seeing the quota must never cost
--- an admission: an error here would roll the reservation back with it, so the function only reads,
--- and reads its input without a cast that could fail (an answer it cannot read is "no quota known").
--- Not an exception block: its subtransaction would cost more than the whole read (measured ~150 µs).
-create or replace function public.google_ai_answer_quota(
-  p_answer jsonb, p_model text, p_exclude_key_ids uuid[] default '{}')
-returns jsonb
-language sql security definer set search_path = ''
-as $$ select public.google_ai_answer_quota_at(null, p_answer, p_model, p_exclude_key_ids) $$;
-
--- The quota route ---------------------------------------------------------------------------------
 -- One model over all quota groups that may serve it: what is left of the minute (groups cooling
 -- down count 0) and of the Pacific day, when each sum next grows, and the queue per class.
-create or replace function public.google_ai_model_quota(p_model text, p_now timestamptz)
-returns jsonb
-language plpgsql stable set search_path = ''
-as $$
+CREATE OR REPLACE FUNCTION public.google_ai_model_quota(p_model text, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
 declare
   v_limits record;
   v_sum record;
@@ -288,23 +282,26 @@ begin
 end
 $$;
 
--- For the caller's credential (p_token_hash: the SHA-256 of a scoped token; null: a service caller,
--- p_caller its label, the x-caller its reservations book under), per model it may use (a token: its
--- models; a service caller: every active model row): the model's quota (google_ai_model_quota), and
--- the caller's own budgets left (null where it has none): a token's and its client's daily budgets,
--- or a service caller's daily budget (google_ai_caller_budgets, read as google_ai_book_best_group
--- books it). A token's p_caller is ignored: its client is the caller. A token that cannot be used
--- answers {ok: false, status} (the same statuses as google_ai_check_token).
--- (p_caller came after the route: drop the signatures without it, or a call with one argument would
--- be ambiguous.)
-drop function if exists public.google_ai_quota_report(text);
-drop function if exists public.google_ai_quota_report_at(timestamptz, text);
+-- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
+CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
+                                          operator(pg_catalog.*) 1000))::bigint $$;
 
-create or replace function public.google_ai_quota_report_at(
-  p_now timestamptz, p_token_hash text, p_caller text default null)
-returns jsonb
-language plpgsql stable set search_path = ''
-as $$
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAULT NULL::text, p_caller text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$ select public.google_ai_quota_report_at(null, p_token_hash, p_caller) $$;
+
+COMMENT ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) IS 'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota groups, the queue per class, and the caller''s budgets.';
+
+-- The quota route's report at p_now (google_ai_quota_report): per model, the minute and the day
+-- over all quota groups, the queue, the caller's budgets, each model's `cooldowns` (with their cause),
+-- and the models Google withdrew (`withdrawn`: when, Google's message, the successor, the shutdown date).
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
   v_day date := public.google_ai_pacific_day(v_now);
@@ -362,49 +359,36 @@ begin
     'caller', v_caller,
     'budget', v_budget,
     'models', coalesce((
-      select jsonb_agg(public.google_ai_model_quota(l.model, v_now) order by l.model)
+      select jsonb_agg(public.google_ai_model_quota(l.model, v_now)
+                       || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null))
+                       order by l.model)
       from public.google_ai_model_limits l
-      where l.is_active and (v_models is null or l.model = any (v_models))), '[]'));
+      where l.is_active and (v_models is null or l.model = any (v_models))), '[]'),
+    'withdrawn', coalesce((
+      select jsonb_agg(jsonb_build_object(
+               'model', l.model,
+               'withdrawn_at', l.withdrawn_at,
+               'withdrawn_message', l.withdrawn_message,
+               'successor', l.successor,
+               'shutdown_date', l.shutdown_date)
+             order by l.model)
+      from public.google_ai_model_limits l
+      where l.withdrawn_at is not null and (v_models is null or l.model = any (v_models))), '[]'));
 end
 $$;
 
-create or replace function public.google_ai_quota_report(p_token_hash text default null, p_caller text default null)
-returns jsonb
-language sql stable security definer set search_path = ''
-as $$ select public.google_ai_quota_report_at(null, p_token_hash, p_caller) $$;
-
-comment on function public.google_ai_answer_quota(jsonb, text, uuid[]) is
-  'The quota a reservation''s answer carries (llm-invoke''s x-ratelimit-* headers): called in the reservation''s own statement.';
-comment on function public.google_ai_quota_report(text, text) is
-  'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota groups, the queue per class, and the caller''s budgets.';
-
--- Access (as in the access file): the steps and clock variants are the owner's; the two RPCs are
--- for operators (service_role) and the Edge Functions' role.
-do $$
-declare
-  f regprocedure;
-begin
-  foreach f in array array[
-    'public.google_ai_group_quota(text, text, integer, integer, integer, timestamptz)',
-    'public.google_ai_serving_groups(text, uuid[])',
-    'public.google_ai_ms_until(timestamptz, timestamptz)',
-    'public.google_ai_budget_left(bigint, bigint)',
-    'public.google_ai_answer_quota_at(timestamptz, jsonb, text, uuid[])',
-    'public.google_ai_answer_quota(jsonb, text, uuid[])',
-    'public.google_ai_model_quota(text, timestamptz)',
-    'public.google_ai_quota_report_at(timestamptz, text, text)',
-    'public.google_ai_quota_report(text, text)'
-  ]::regprocedure[] loop
-    execute format('revoke all on function %s from public, anon, authenticated, service_role', f);
-  end loop;
-end
+-- The quota groups that may serve p_model: those google_ai_candidate_groups lists (an active key for
+-- the model that the caller did not exclude), without its usage read and ranking, which the quota
+-- reads here do themselves. Inlined by the planner into the query that calls it (plain SQL, no SET
+-- clause, as google_ai_quota_group), so it is planned once with its caller's query, not on each call
+-- (a refusal's quota cost ~0.9 ms through google_ai_candidate_groups); with no SET search_path, the
+-- body names everything by schema, operators included.
+CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[]) RETURNS TABLE(quota_group text)
+    LANGUAGE sql STABLE
+    AS $$
+  select distinct public.google_ai_quota_group(k.project_id, k.id)
+  from public.google_ai_api_keys k
+  where k.is_active
+    and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
+    and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
 $$;
-
-revoke all on function
-  public.google_ai_answer_quota(jsonb, text, uuid[]),
-  public.google_ai_quota_report(text, text)
-from eve_gateway;
-grant execute on function
-  public.google_ai_answer_quota(jsonb, text, uuid[]),
-  public.google_ai_quota_report(text, text)
-to service_role, eve_gateway;

@@ -1,0 +1,137 @@
+// The migrations' baseline, generated from supabase/schemas: the same statements, made safe to
+// apply to the owner's project (whose production tables already exist, with rows) and to apply
+// twice. The hand-edited text lives only in supabase/schemas; `npx tsx scripts/schemas-baseline.ts`
+// wrote the baseline when the migrations were re-laid, and it stays as written (later changes are
+// migrations of their own): its header carries the SHA-256 of its statements, which
+// tests/db/schemas.test.ts checks, so a hand edit shows.
+//
+// What changes, statement by statement (everything else is already idempotent in the schema files:
+// CREATE OR REPLACE FUNCTION/VIEW/TRIGGER, CREATE INDEX/SEQUENCE IF NOT EXISTS, COMMENT, GRANT, REVOKE):
+//   CREATE TABLE t (...)             CREATE TABLE IF NOT EXISTS t (...), then every column again as
+//                                    ALTER TABLE t ADD COLUMN IF NOT EXISTS (an adopted table gains
+//                                    what it lacks; nothing is dropped or rewritten), and its
+//                                    storage options as ALTER TABLE t SET (...)
+//   ALTER TABLE [ONLY] t ADD CONSTRAINT c ... only if t has no constraint named c yet
+//   CREATE CONSTRAINT TRIGGER g ON t ...      after DROP TRIGGER IF EXISTS g ON t (no OR REPLACE for it)
+import { createHash } from "node:crypto";
+import { readFile } from "node:fs/promises";
+import path from "node:path";
+import { listSchemaFiles, migrationsDir, repoRoot } from "./migrate.ts";
+
+/** The baseline migration: supabase/schemas made idempotent and adopting. */
+export const BASELINE_FILE = path.join(migrationsDir, "20261122000100_baseline.sql");
+
+export async function baselineText(): Promise<string> {
+  const parts: string[] = [];
+  for (const file of await listSchemaFiles()) {
+    const text = await readFile(file, "utf8");
+    parts.push(`-- ${"=".repeat(96)}\n-- ${path.relative(repoRoot, file)}\n-- ${"=".repeat(96)}\n`);
+    parts.push(splitStatements(text).map(adopting).join("\n\n"));
+  }
+  const body = parts.join("\n") + "\n";
+  return HEADER + `-- sha256 of what follows: ${sha256(body)}\n` + body;
+}
+
+/** Whether a baseline's statements are still those its generator wrote (the header's hash). */
+export function baselineIntact(text: string): boolean {
+  const m = /^-- sha256 of what follows: ([0-9a-f]{64})\n/m.exec(text);
+  return m !== null && sha256(text.slice(m.index + m[0].length)) === m[1];
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+const HEADER = `-- GENERATED from supabase/schemas by \`npx tsx scripts/schemas-baseline.ts\` when the migrations
+-- were re-laid: never edit it. A change is an edit of supabase/schemas plus a later migration
+-- holding only that change (supabase/migrations/README.md).
+-- The baseline: every schema file in name order, made safe for a project that already has the
+-- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
+-- apply twice.
+`;
+
+function adopting(statement: string): string {
+  const code = stripLeadingComments(statement);
+  const table = /^CREATE TABLE (public\.\w+) \(\n([\s\S]*)\n\)(\s*WITH \(([^)]*)\))?;$/.exec(code);
+  if (table) {
+    const [, name, body, , options] = table;
+    const lead = statement.slice(0, statement.length - code.length);
+    const columns = splitTopLevel(body).map((c) => c.trim()).filter((c) => !/^CONSTRAINT /.test(c));
+    return [
+      lead + code.replace(/^CREATE TABLE /, "CREATE TABLE IF NOT EXISTS "),
+      ...columns.map((c) => `ALTER TABLE ${name} ADD COLUMN IF NOT EXISTS ${c};`),
+      ...(options ? [`ALTER TABLE ${name} SET (${options});`] : []),
+    ].join("\n");
+  }
+  const constraint = /^ALTER TABLE (?:ONLY )?(public\.\w+)\s+ADD CONSTRAINT (\w+) ([\s\S]*);$/.exec(code);
+  if (constraint) {
+    const [, name, conname] = constraint;
+    return `DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = '${name}'::regclass AND conname = '${conname}') THEN
+    ${code}
+  END IF;
+END
+$baseline$;`;
+  }
+  const trigger = /^CREATE CONSTRAINT TRIGGER (\w+) [\s\S]*? ON (public\.\w+) /.exec(code);
+  if (trigger) return `DROP TRIGGER IF EXISTS ${trigger[1]} ON ${trigger[2]};\n${statement}`;
+  return statement;
+}
+
+function stripLeadingComments(statement: string): string {
+  return statement.replace(/^(\s*(--[^\n]*)?\n)*\s*/, "");
+}
+
+/** Splits on commas outside parentheses and quotes (a CREATE TABLE body into its columns). */
+function splitTopLevel(body: string): string[] {
+  const out: string[] = [];
+  let depth = 0, start = 0, quote = false;
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i];
+    if (quote) { if (c === "'") quote = false; continue; }
+    if (c === "'") quote = true;
+    else if (c === "(") depth++;
+    else if (c === ")") depth--;
+    else if (c === "," && depth === 0) { out.push(body.slice(start, i)); start = i + 1; }
+  }
+  out.push(body.slice(start));
+  return out;
+}
+
+/**
+ * A SQL script's statements, each with the comments before it, split on `;` outside quotes,
+ * dollar quotes and comments.
+ */
+export function splitStatements(text: string): string[] {
+  const out: string[] = [];
+  let start = 0, i = 0;
+  while (i < text.length) {
+    if (text.startsWith("--", i)) {
+      const end = text.indexOf("\n", i);
+      i = end < 0 ? text.length : end;
+      continue;
+    }
+    const c = text[i];
+    if (c === "'" || c === '"') {
+      const end = text.indexOf(c, i + 1);
+      i = end < 0 ? text.length : end + 1;
+      continue;
+    }
+    const tag = /^\$[A-Za-z_]*\$/.exec(text.slice(i, i + 64));
+    if (tag) {
+      const end = text.indexOf(tag[0], i + tag[0].length);
+      i = end < 0 ? text.length : end + tag[0].length;
+      continue;
+    }
+    if (c === ";") {
+      out.push(text.slice(start, i + 1).replace(/^\n+/, ""));
+      start = i + 1;
+    }
+    i++;
+  }
+  const rest = text.slice(start).trim();
+  if (rest) out.push(rest);
+  return out;
+}

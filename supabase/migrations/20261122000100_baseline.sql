@@ -1,0 +1,5924 @@
+-- GENERATED from supabase/schemas by `npx tsx scripts/schemas-baseline.ts` when the migrations
+-- were re-laid: never edit it. A change is an edit of supabase/schemas plus a later migration
+-- holding only that change (supabase/migrations/README.md).
+-- The baseline: every schema file in name order, made safe for a project that already has the
+-- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
+-- apply twice.
+-- sha256 of what follows: cda39b42d1eb1b663c078fa32f921d5f162e076faf51bea310e4c2f9884514da
+-- ================================================================================================
+-- supabase/schemas/00_roles.sql
+-- ================================================================================================
+
+-- The Edge Functions' own role: it may call the gateway's RPCs and nothing else (grants in
+-- 99_access.sql). Roles belong to the cluster, not to a schema: created once, never dropped.
+-- On Supabase the operator gives it a password and login once (docs/deployment.md):
+--   alter role eve_gateway with login password '<a long random password>';
+do $$
+begin
+  create role eve_gateway nologin;
+exception
+  when duplicate_object then null;
+end
+$$;
+-- ================================================================================================
+-- supabase/schemas/10_keys_and_limits.sql
+-- ================================================================================================
+
+-- Keys and limits: the Google API keys (the secret's name only, never the key) and their quota
+-- groups (google_ai_quota_group: keys of one Cloud project share a group), a model's row (limits,
+-- capabilities, aliases, life cycle columns), the per-group counters and the cooldowns; how a name
+-- becomes a model row and what limit applies to a group.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_api_keys (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    key_alias text NOT NULL,
+    provider text DEFAULT 'google'::text NOT NULL,
+    env_var_name text NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    priority integer DEFAULT 100 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    notes text,
+    project_id text,
+    models text[],
+    disabled_reason text,
+    disabled_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now()
+);
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS id uuid DEFAULT gen_random_uuid() NOT NULL;
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS key_alias text NOT NULL;
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS provider text DEFAULT 'google'::text NOT NULL;
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS env_var_name text NOT NULL;
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS is_active boolean DEFAULT true NOT NULL;
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS priority integer DEFAULT 100 NOT NULL;
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS notes text;
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS project_id text;
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS models text[];
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS disabled_reason text;
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS disabled_at timestamp with time zone;
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now();
+
+COMMENT ON COLUMN public.google_ai_api_keys.env_var_name IS 'Name of the Edge Function secret that holds the key (supabase secrets set NAME=...). The key itself never enters the database.';
+
+COMMENT ON COLUMN public.google_ai_api_keys.priority IS 'Lower is preferred. Among equal priorities the group with the most headroom is chosen.';
+
+COMMENT ON COLUMN public.google_ai_api_keys.project_id IS 'Google Cloud project of the key: keys of one project share one quota group. Null: the key is its own group.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_model_limits (
+    id serial NOT NULL,
+    model text NOT NULL,
+    rpm integer,
+    tpm integer,
+    rpd integer,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    safety_margin numeric(4,3) DEFAULT 0 NOT NULL,
+    notes text,
+    aliases text[] DEFAULT '{}'::text[] NOT NULL,
+    supports_system_instruction boolean DEFAULT true NOT NULL,
+    supports_json_mode boolean DEFAULT true NOT NULL,
+    fallback_models text[] DEFAULT '{}'::text[] NOT NULL,
+    supports_tools boolean,
+    shutdown_date date,
+    successor text,
+    withdrawn_at timestamp with time zone,
+    withdrawn_message text,
+    limits_source text,
+    supports_images boolean
+);
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS id serial NOT NULL;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS model text NOT NULL;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS rpm integer;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS tpm integer;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS rpd integer;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS is_active boolean DEFAULT true NOT NULL;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS safety_margin numeric(4,3) DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS notes text;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS aliases text[] DEFAULT '{}'::text[] NOT NULL;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS supports_system_instruction boolean DEFAULT true NOT NULL;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS supports_json_mode boolean DEFAULT true NOT NULL;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS fallback_models text[] DEFAULT '{}'::text[] NOT NULL;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS supports_tools boolean;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS shutdown_date date;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS successor text;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS withdrawn_at timestamp with time zone;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS withdrawn_message text;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS limits_source text;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS supports_images boolean;
+
+COMMENT ON COLUMN public.google_ai_model_limits.rpm IS 'Requests per minute per quota group (null: no limit).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.tpm IS 'Input tokens per minute per quota group (null: no limit).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.rpd IS 'Requests per Pacific day per quota group (null: no limit).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.aliases IS 'Other names callers may use for this model (gemma-3-27b for gemma-3-27b-it).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.fallback_models IS 'Models tried in this order when this one cannot serve a request within its wait (its day used up, cooling down, retired, no active key), for requests that name no fallback_models of their own. Names or aliases of other rows; at most 3.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.supports_tools IS 'False: the model has no function calling (tools/toolConfig are refused with unsupported_feature). Null: as supports_json_mode.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.shutdown_date IS 'The day Google announced it stops serving this model (its deprecations page); null: none announced.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.successor IS 'The model Google names as this one''s replacement (a name or alias of another row, or a model no row serves yet).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_at IS 'When Google answered 404 NOT_FOUND for this model: requests pass over it without calling Google until the maintenance function finds it in models.list again or the operator clears it. Null: served.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_message IS 'Google''s (sanitized) message of the 404 that withdrew the model.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.limits_source IS 'Where this row''s RPM/TPM/RPD come from (a page and the day it was read, or the project''s own quota page).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.supports_images IS 'The model takes images as input. Null: not known (images are passed to Google, which decides).';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_usage_counters (
+    id bigserial NOT NULL,
+    api_key_id uuid,
+    model text,
+    minute_bucket timestamp with time zone,
+    day_bucket date,
+    rpm_used integer DEFAULT 0 NOT NULL,
+    tpm_used integer DEFAULT 0 NOT NULL,
+    rpd_used integer DEFAULT 0 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    quota_group text,
+    window_requests integer DEFAULT 0 NOT NULL,
+    window_tokens bigint DEFAULT 0 NOT NULL,
+    window_at timestamp with time zone,
+    rpd_next_used integer DEFAULT 0 NOT NULL,
+    rpd_prev_used integer DEFAULT 0 NOT NULL,
+    window_floor timestamp with time zone
+)
+WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS id bigserial NOT NULL;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS api_key_id uuid;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS model text;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS minute_bucket timestamp with time zone;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS day_bucket date;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS rpm_used integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS tpm_used integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS rpd_used integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS quota_group text;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS window_requests integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS window_tokens bigint DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS window_at timestamp with time zone;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS rpd_next_used integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS rpd_prev_used integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS window_floor timestamp with time zone;
+ALTER TABLE public.google_ai_usage_counters SET (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
+
+COMMENT ON COLUMN public.google_ai_usage_counters.rpd_used IS 'Requests booked in day_bucket (the Pacific day), carried across minute rollovers.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.quota_group IS 'Google Cloud project (or key:<id>) the row counts for. Null on rows written before the gateway.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.window_requests IS 'Admissions in the sliding window (the last 60 s + minute guard): the rows of google_ai_admissions.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS 'Requests admitted within the day guard before midnight, counted for the next Pacific day too.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.rpd_prev_used IS 'Requests of the previous Pacific day, plus those admitted within the day guard after midnight.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS 'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next removal of expired admissions reads the index from here.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_cooldowns (
+    quota_group text NOT NULL,
+    model text NOT NULL,
+    cooldown_until timestamp with time zone NOT NULL,
+    reason text,
+    quota_id text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    cause text,
+    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'unknown'::text])))
+);
+ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS quota_group text NOT NULL;
+ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS model text NOT NULL;
+ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS cooldown_until timestamp with time zone NOT NULL;
+ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS reason text;
+ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS quota_id text;
+ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS cause text;
+
+COMMENT ON COLUMN public.google_ai_cooldowns.cause IS 'Why the group rests: a Google 429''s quota_cause (a spend cap rests every model of the group: one row each).';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_api_keys'::regclass AND conname = 'google_ai_api_keys_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_api_keys
+    ADD CONSTRAINT google_ai_api_keys_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_cooldowns'::regclass AND conname = 'google_ai_cooldowns_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_cooldowns
+    ADD CONSTRAINT google_ai_cooldowns_pkey PRIMARY KEY (quota_group, model);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_model_limits'::regclass AND conname = 'google_ai_model_limits_fallback_models_check') THEN
+    ALTER TABLE public.google_ai_model_limits
+    ADD CONSTRAINT google_ai_model_limits_fallback_models_check CHECK ((cardinality(fallback_models) <= 3)) NOT VALID;
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_model_limits'::regclass AND conname = 'google_ai_model_limits_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_model_limits
+    ADD CONSTRAINT google_ai_model_limits_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_model_limits'::regclass AND conname = 'google_ai_model_limits_safety_margin_check') THEN
+    ALTER TABLE public.google_ai_model_limits
+    ADD CONSTRAINT google_ai_model_limits_safety_margin_check CHECK (((safety_margin >= (0)::numeric) AND (safety_margin < (1)::numeric))) NOT VALID;
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_usage_counters'::regclass AND conname = 'google_ai_usage_counters_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_usage_counters
+    ADD CONSTRAINT google_ai_usage_counters_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+CREATE INDEX IF NOT EXISTS google_ai_api_keys_active_idx ON public.google_ai_api_keys USING btree (priority) WHERE is_active;
+
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_api_keys_key_alias_key ON public.google_ai_api_keys USING btree (key_alias);
+
+CREATE INDEX IF NOT EXISTS google_ai_cooldowns_until_idx ON public.google_ai_cooldowns USING btree (cooldown_until);
+
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_model_limits_model_key ON public.google_ai_model_limits USING btree (model);
+
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_usage_counters_group_model_key ON public.google_ai_usage_counters USING btree (quota_group, model) WHERE (quota_group IS NOT NULL);
+
+CREATE OR REPLACE FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin numeric) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select case when p_limit is null then null
+                  when p_limit operator(pg_catalog.<=) 0 then 0
+                  else greatest(1, pg_catalog.floor(p_limit operator(pg_catalog.*)
+                         (1 operator(pg_catalog.-) coalesce(p_margin, 0))))::integer end $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_by_name(p_model text) RETURNS public.google_ai_model_limits
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_row public.google_ai_model_limits;
+begin
+  select l.* into v_row from public.google_ai_model_limits l
+  where l.model = p_model or p_model = any (l.aliases)
+  order by l.is_active desc, (l.model = p_model) desc, l.id
+  limit 1;
+  return v_row;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_capabilities(p_model text) RETURNS TABLE(model text, supports_system_instruction boolean, supports_json_mode boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select l.model, l.supports_system_instruction, l.supports_json_mode
+  from public.google_ai_resolve_model(p_model) l
+  where l.id is not null
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select coalesce(p_project_id, 'key:' operator(pg_catalog.||) p_key_id::pg_catalog.text) $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_resolve_model(p_model text) RETURNS public.google_ai_model_limits
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_row public.google_ai_model_limits;
+begin
+  select l.* into v_row from public.google_ai_model_limits l
+  where l.is_active and (l.model = p_model or p_model = any (l.aliases))
+  order by (l.model = p_model) desc, l.id
+  limit 1;
+  return v_row;
+end
+$$;
+-- ================================================================================================
+-- supabase/schemas/15_request_log.sql
+-- ================================================================================================
+
+-- The request log: one attempt row per reservation (google_ai_attempts: who, which model and key,
+-- outcome, tokens, tiers and times, the holder's deadlines) and the idempotency records of a
+-- (caller, request id) (google_ai_responses).
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_attempts (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    reservation_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    status text NOT NULL,
+    request_id text,
+    caller text NOT NULL,
+    client_id uuid,
+    token_id uuid,
+    model text NOT NULL,
+    requested_model text,
+    attempt smallint DEFAULT 1 NOT NULL,
+    api_key_id uuid,
+    key_alias text,
+    quota_group text,
+    minute_bucket timestamp with time zone,
+    day_bucket date,
+    estimated_tokens integer,
+    input_tokens integer,
+    output_tokens integer,
+    limit_hit text,
+    retry_after_ms bigint,
+    http_status integer,
+    error_code text,
+    quota_id text,
+    error_message text,
+    latency_ms integer,
+    wait_ms integer,
+    metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
+    priority_class text,
+    quota_cause text,
+    service_tier text,
+    served_tier text,
+    added_ms integer,
+    first_byte_ms integer,
+    reply_by timestamp with time zone,
+    hold_until timestamp with time zone,
+    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'unknown'::text]))),
+    CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text, 'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text, 'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
+)
+WITH (fillfactor='80');
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS id bigint GENERATED ALWAYS AS IDENTITY NOT NULL;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS reservation_id uuid DEFAULT gen_random_uuid() NOT NULL;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS finished_at timestamp with time zone;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS status text NOT NULL;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS request_id text;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS caller text NOT NULL;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS client_id uuid;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS token_id uuid;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS model text NOT NULL;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS requested_model text;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS attempt smallint DEFAULT 1 NOT NULL;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS api_key_id uuid;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS key_alias text;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS quota_group text;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS minute_bucket timestamp with time zone;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS day_bucket date;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS estimated_tokens integer;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS input_tokens integer;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS output_tokens integer;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS limit_hit text;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS retry_after_ms bigint;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS http_status integer;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS error_code text;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS quota_id text;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS error_message text;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS latency_ms integer;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS wait_ms integer;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS metadata jsonb DEFAULT '{}'::jsonb NOT NULL;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS priority_class text;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS quota_cause text;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS service_tier text;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS served_tier text;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS added_ms integer;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS first_byte_ms integer;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS reply_by timestamp with time zone;
+ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS hold_until timestamp with time zone;
+ALTER TABLE public.google_ai_attempts SET (fillfactor='80');
+
+COMMENT ON TABLE public.google_ai_attempts IS 'Audit log: one row per reservation decision and its outcome. Secrets never appear here.';
+
+COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
+
+COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS 'For a Google 429: minute, day, limit_zero, spend_cap or unknown, read from Google''s body.';
+
+COMMENT ON COLUMN public.google_ai_attempts.service_tier IS 'The service tier the gateway asked Google for (flex, priority); null: standard.';
+
+COMMENT ON COLUMN public.google_ai_attempts.served_tier IS 'The service tier Google says served the call (its x-gemini-service-tier header); null: not said.';
+
+COMMENT ON COLUMN public.google_ai_attempts.added_ms IS 'Of a request''s final attempt: the time llm-invoke spent outside Google''s call and the wait for capacity (Server-Timing total less google and wait).';
+
+COMMENT ON COLUMN public.google_ai_attempts.first_byte_ms IS 'Of a request''s final attempt: from the request''s arrival to the first byte of its answer (a stream''s first chunk).';
+
+COMMENT ON COLUMN public.google_ai_attempts.reply_by IS 'When the statement that made this row stopped waiting for its answer; a reservation not committed by then is rolled back.';
+
+COMMENT ON COLUMN public.google_ai_attempts.hold_until IS 'When the holder of this row''s request will have made its next statement about it, or be gone; the request''s in-flight claim lasts until then.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_responses (
+    caller text NOT NULL,
+    request_id text NOT NULL,
+    status text DEFAULT 'done'::text NOT NULL,
+    model text,
+    response jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone,
+    CONSTRAINT google_ai_responses_status_check CHECK ((status = ANY (ARRAY['in_progress'::text, 'done'::text])))
+);
+ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS caller text NOT NULL;
+ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS request_id text NOT NULL;
+ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS status text DEFAULT 'done'::text NOT NULL;
+ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS model text;
+ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS response jsonb;
+ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS expires_at timestamp with time zone;
+
+COMMENT ON TABLE public.google_ai_responses IS 'Idempotency records of requests that carried the caller''s own request_id: in flight (with a lease) or done (answer replayed for 24 h).';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_attempts'::regclass AND conname = 'google_ai_attempts_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_attempts
+    ADD CONSTRAINT google_ai_attempts_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_responses'::regclass AND conname = 'google_ai_responses_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_responses
+    ADD CONSTRAINT google_ai_responses_pkey PRIMARY KEY (caller, request_id);
+  END IF;
+END
+$baseline$;
+
+CREATE INDEX IF NOT EXISTS google_ai_attempts_caller_idx ON public.google_ai_attempts USING btree (caller, created_at);
+
+CREATE INDEX IF NOT EXISTS google_ai_attempts_client_idx ON public.google_ai_attempts USING btree (client_id, created_at) WHERE (client_id IS NOT NULL);
+
+CREATE INDEX IF NOT EXISTS google_ai_attempts_created_at_idx ON public.google_ai_attempts USING btree (created_at);
+
+CREATE INDEX IF NOT EXISTS google_ai_attempts_request_id_idx ON public.google_ai_attempts USING btree (request_id) WHERE (request_id IS NOT NULL);
+
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_attempts_reservation_id_key ON public.google_ai_attempts USING btree (reservation_id);
+
+CREATE INDEX IF NOT EXISTS google_ai_responses_created_at_idx ON public.google_ai_responses USING btree (created_at);
+-- ================================================================================================
+-- supabase/schemas/20_windows.sql
+-- ================================================================================================
+
+-- Windows on Google's clock: the Pacific day, the sliding minute window (60 s plus a guard) over
+-- google_ai_admissions, when a full window opens again, and the admission settled (capacity given
+-- back at once when an attempt ends without using it).
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_admission_settings (
+    id boolean DEFAULT true NOT NULL,
+    minute_guard_ms integer DEFAULT 1000 NOT NULL,
+    day_guard_ms integer DEFAULT 5000 NOT NULL,
+    recheck_ms integer DEFAULT 2000 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_admission_settings_day_guard_ms_check CHECK (((day_guard_ms >= 0) AND (day_guard_ms <= 600000))),
+    CONSTRAINT google_ai_admission_settings_minute_guard_ms_check CHECK (((minute_guard_ms >= 0) AND (minute_guard_ms <= 30000))),
+    CONSTRAINT google_ai_admission_settings_one_row CHECK (id),
+    CONSTRAINT google_ai_admission_settings_recheck_ms_check CHECK (((recheck_ms >= 100) AND (recheck_ms <= 60000)))
+);
+ALTER TABLE public.google_ai_admission_settings ADD COLUMN IF NOT EXISTS id boolean DEFAULT true NOT NULL;
+ALTER TABLE public.google_ai_admission_settings ADD COLUMN IF NOT EXISTS minute_guard_ms integer DEFAULT 1000 NOT NULL;
+ALTER TABLE public.google_ai_admission_settings ADD COLUMN IF NOT EXISTS day_guard_ms integer DEFAULT 5000 NOT NULL;
+ALTER TABLE public.google_ai_admission_settings ADD COLUMN IF NOT EXISTS recheck_ms integer DEFAULT 2000 NOT NULL;
+ALTER TABLE public.google_ai_admission_settings ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now() NOT NULL;
+
+COMMENT ON TABLE public.google_ai_admission_settings IS 'How far admission allows for Google''s clock: minute_guard_ms (>= the spread of network delays; the minute window is 60 s plus this), day_guard_ms (>= clock offset + delay at Pacific midnight), recheck_ms (how soon a TPM waiter asks again while tokens of its window may still be given back).';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_admissions (
+    reservation_id uuid NOT NULL,
+    quota_group text NOT NULL,
+    model text NOT NULL,
+    admitted_at timestamp with time zone NOT NULL,
+    tokens integer NOT NULL,
+    in_flight boolean DEFAULT true NOT NULL,
+    day_guard smallint DEFAULT 0 NOT NULL,
+    share_ids bigint[]
+);
+ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS reservation_id uuid NOT NULL;
+ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS quota_group text NOT NULL;
+ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS model text NOT NULL;
+ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS admitted_at timestamp with time zone NOT NULL;
+ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS tokens integer NOT NULL;
+ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS in_flight boolean DEFAULT true NOT NULL;
+ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS day_guard smallint DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS share_ids bigint[];
+
+COMMENT ON TABLE public.google_ai_admissions IS 'Admissions of the last minute + guard per quota group and model (the sliding window); expired rows are removed by the next admission of their group. No caller data, no secrets.';
+
+COMMENT ON COLUMN public.google_ai_admissions.share_ids IS 'The shares whose owner made this admission: their window counts give it back when it leaves the window.';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_admission_settings'::regclass AND conname = 'google_ai_admission_settings_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_admission_settings
+    ADD CONSTRAINT google_ai_admission_settings_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_admissions'::regclass AND conname = 'google_ai_admissions_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_admissions
+    ADD CONSTRAINT google_ai_admissions_pkey PRIMARY KEY (reservation_id);
+  END IF;
+END
+$baseline$;
+
+CREATE INDEX IF NOT EXISTS google_ai_admissions_window_idx ON public.google_ai_admissions USING btree (quota_group, model, admitted_at);
+
+CREATE OR REPLACE FUNCTION public.google_ai_admission_guard() RETURNS public.google_ai_admission_settings
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_settings public.google_ai_admission_settings;
+begin
+  select s.* into v_settings from public.google_ai_admission_settings s where s.id;
+  if not found then
+    v_settings := row(true, 1000, 5000, 2000, now())::public.google_ai_admission_settings;
+  end if;
+  return v_settings;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_minute_window(p_at timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ select pg_catalog.date_trunc('minute', p_at, 'UTC') $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_not_open(p_reservation_id uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select jsonb_build_object('ok', false, 'error', 'not_open',
+    'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id))
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) RETURNS date
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select (p_at at time zone 'America/Los_Angeles')::pg_catalog.date $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select (((p_at at time zone 'America/Los_Angeles')::pg_catalog.date operator(pg_catalog.+) 1)::pg_catalog.timestamp
+              at time zone 'America/Los_Angeles') $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text, p_now timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+  select case when p_limit = 'rpd'
+              then public.google_ai_pacific_midnight_after(p_now)
+                   + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
+              else public.google_ai_minute_window(p_now) + interval '1 minute' end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_row public.google_ai_usage_counters;
+  v_adm public.google_ai_admissions;
+  v_delta bigint;
+  v_shares bigint[];
+begin
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = p_att.quota_group and c.model = p_att.model
+  for update;
+  if not found then
+    return;
+  end if;
+  if p_released then
+    delete from public.google_ai_admissions a where a.reservation_id = p_att.reservation_id returning * into v_adm;
+  else
+    select * into v_adm from public.google_ai_admissions a where a.reservation_id = p_att.reservation_id for update;
+    if found then
+      update public.google_ai_admissions a set tokens = p_tokens, in_flight = false
+      where a.reservation_id = p_att.reservation_id;
+    end if;
+  end if;
+  v_delta := p_tokens - coalesce(v_adm.tokens, p_att.estimated_tokens);
+
+  update public.google_ai_usage_counters c set
+    rpm_used = case when p_released and c.minute_bucket = p_att.minute_bucket
+                    then greatest(0, c.rpm_used - 1) else c.rpm_used end,
+    tpm_used = case when c.minute_bucket = p_att.minute_bucket
+                    then greatest(0, c.tpm_used + (p_tokens - p_att.estimated_tokens)) else c.tpm_used end,
+    rpd_used = case when p_released and c.day_bucket = p_att.day_bucket
+                    then greatest(0, c.rpd_used - 1) else c.rpd_used end,
+    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_adm.day_guard = 1
+                         then greatest(0, c.rpd_next_used - 1) else c.rpd_next_used end,
+    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_adm.day_guard = -1
+                         then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
+    window_requests = case when v_adm.reservation_id is not null and p_released
+                           then greatest(0, c.window_requests - 1) else c.window_requests end,
+    window_tokens = case when v_adm.reservation_id is not null
+                         then greatest(0, c.window_tokens + v_delta) else c.window_tokens end
+  where c.id = v_row.id;
+
+  if p_released then
+    v_shares := case when v_adm.reservation_id is not null then v_adm.share_ids
+                     else (select array_agg(s.id) from public.google_ai_quota_shares s
+                           where s.model = p_att.model
+                             and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)) end;
+    if cardinality(v_shares) > 0 then
+      update public.google_ai_share_usage u set
+        window_requests = case when v_adm.reservation_id is not null
+                               then greatest(0, u.window_requests - 1) else u.window_requests end,
+        day_used = case when u.day_bucket = p_att.day_bucket then greatest(0, u.day_used - 1) else u.day_used end,
+        day_next_used = case when u.day_bucket = p_att.day_bucket and v_adm.day_guard = 1
+                             then greatest(0, u.day_next_used - 1) else u.day_next_used end,
+        day_prev_used = case when u.day_bucket = p_att.day_bucket and v_adm.day_guard = -1
+                             then greatest(0, u.day_prev_used - 1) else u.day_prev_used end
+      where u.quota_group = p_att.quota_group and u.share_id = any (v_shares);
+    end if;
+  end if;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select min(a.admitted_at) + p_window
+  from (
+    select w.admitted_at,
+           count(*) over () - row_number() over (order by w.admitted_at, w.reservation_id) as left_requests,
+           sum(w.tokens) over () - sum(w.tokens) over (order by w.admitted_at, w.reservation_id) as left_tokens
+    from public.google_ai_admissions w
+    where w.quota_group = p_quota_group and w.model = p_model and w.admitted_at > p_now - p_window
+  ) a
+  where (p_rpm is null or a.left_requests + 1 <= p_rpm)
+    and (p_tpm is null or a.left_tokens + p_tokens <= p_tpm)
+$$;
+-- ================================================================================================
+-- supabase/schemas/30_reservation.sql
+-- ================================================================================================
+
+-- The reservation: one round trip that answers "may this request go to Google now, on which key?".
+-- One verb per layer, outermost first:
+--   reserve    the public RPCs llm-invoke calls (a caller or a token, one model or a chain);
+--   admit      the queue-aware decision for one request (idempotency, credential, queue turn), per
+--              model of a chain (google_ai_admit_at, google_ai_admit_chain_at);
+--   book       pick a quota group and count the request in its windows (google_ai_book_fast, the
+--              hot path; google_ai_book_best_group when it does not apply);
+--   try_book   one group's windows, under its counter row's lock;
+--   settle     give back what an ended attempt did not use (20_windows.sql).
+-- Also: the claim of a request id and its holder's deadlines (reply_by, hold_until).
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_grace interval;
+  v_answer jsonb;
+  v_limits record;
+  v_group text;
+  v_minute timestamptz;
+  v_day date;
+  v_blocked_by text;
+  v_reopens_at timestamptz;
+  v_recheck_at timestamptz;
+  v_retry_ms bigint;
+  v_key record;
+  v_reservation_id uuid := gen_random_uuid();
+  -- The queue
+  v_class text;
+  v_rank smallint;
+  v_allowed_rank smallint;
+  v_ticket public.google_ai_queue;
+  v_turn bigint;
+  v_since timestamptz;
+  v_queued boolean;
+  v_ahead integer := 0;
+  v_due_ahead integer := 0;
+  v_free_now integer;
+  v_turn_at timestamptz;
+  v_due_lease timestamptz;
+  v_may_book boolean := true;
+  v_expected timestamptz;
+  v_quota jsonb;
+begin
+  if p_estimated_tokens is null or p_estimated_tokens < 0 then
+    raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
+  end if;
+  if p_caller is null or length(p_caller) = 0 or p_model is null or length(p_model) = 0 then
+    raise exception 'p_caller and p_model are required' using errcode = '22023';
+  end if;
+
+  if p_idempotent and p_request_id is not null and p_attempt = 1 then
+    v_answer := public.google_ai_idempotent_answer(p_caller, p_request_id, v_now);
+    if v_answer is not null then
+      return v_answer;
+    end if;
+  end if;
+
+  -- The class: the one asked for, never above the credential's.
+  v_allowed_rank := coalesce((select pc.rank from public.google_ai_clients c
+                              join public.google_ai_priority_classes pc on pc.name = c.priority_class
+                              where c.id = p_client_id),
+                             (select min(pc.rank) from public.google_ai_priority_classes pc));
+  v_rank := v_allowed_rank;
+  if p_priority is not null then
+    v_rank := greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc where pc.name = p_priority),
+                                v_allowed_rank), v_allowed_rank);
+  end if;
+  select pc.name into v_class from public.google_ai_priority_classes pc where pc.rank = v_rank;
+
+  -- The model and its limits (google_ai_request_limits, read in this one statement).
+  select l.model,
+         public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
+         public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
+         public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd,
+         case when l.withdrawn_at is not null then 'withdrawn'
+              when public.google_ai_effective_limit(l.tpm, l.safety_margin) < p_estimated_tokens
+              then 'too_large' end as blocked_by,
+         l.withdrawn_at, l.successor
+    into v_limits
+  from public.google_ai_model_limits l
+  where l.is_active and (l.model = p_model or p_model = any (l.aliases))
+  order by (l.model = p_model) desc, l.id
+  limit 1;
+  v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
+
+  if v_blocked_by is null then
+    -- This caller's place: its ticket, or where a ticket taken now would stand.
+    if p_queue_ticket is not null then
+      select * into v_ticket from public.google_ai_queue q
+      where q.ticket_id = p_queue_ticket and q.caller = p_caller and q.model = v_limits.model
+        and q.lease_until >= v_now;
+    end if;
+    v_queued := exists (select 1 from public.google_ai_queue q
+                        where q.model = v_limits.model and q.lease_until >= v_now
+                          and q.ticket_id is distinct from v_ticket.ticket_id);
+    if v_ticket.ticket_id is not null then
+      v_rank := v_ticket.class_rank; v_class := v_ticket.priority_class;
+      v_turn := v_ticket.turn; v_since := v_ticket.enqueued_at;
+    elsif v_queued then
+      v_turn := 1 + greatest(
+        coalesce((select min(q.turn) from public.google_ai_queue q
+                  where q.model = v_limits.model and q.class_rank = v_rank and q.lease_until >= v_now), 0),
+        coalesce((select max(q.turn) from public.google_ai_queue q
+                  where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank
+                    and q.lease_until >= v_now), 0));
+      v_since := v_now;
+    end if;
+
+    if v_queued then
+      select count(*), count(*) filter (where q.expected_at <= v_now) into v_ahead, v_due_ahead
+      from public.google_ai_queue q
+      where q.model = v_limits.model and q.lease_until >= v_now
+        and q.ticket_id is distinct from v_ticket.ticket_id
+        and (q.class_rank, q.turn, q.enqueued_at) < (v_rank, v_turn, v_since);
+      select t.free_now, t.turn_at into v_free_now, v_turn_at
+      from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd,
+        p_exclude_key_ids, v_now, v_ahead + 1) t;
+      -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks.
+      -- (No turn today anywhere: book_best_group names the reopening.)
+      v_may_book := v_turn_at is null or v_due_ahead < v_free_now;
+    end if;
+
+    if v_may_book and not v_queued then
+      -- Nothing but the limits in the way: the fast booking, with the quota it leaves.
+      select f.booked_group, f.minute_bucket, f.day_bucket, f.quota into v_group, v_minute, v_day, v_quota
+      from public.google_ai_book_fast(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
+        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id, p_caller, p_client_id) f;
+    end if;
+    if v_may_book and v_group is null then
+      select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at
+        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at
+      from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
+        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id,
+        v_class, p_caller, p_client_id, p_attempt) b;
+    elsif not v_may_book then
+      v_blocked_by := case when v_limits.rpm is not null then 'rpm' else 'tpm' end;
+    end if;
+  end if;
+
+  if v_group is null then
+    if v_blocked_by in ('rpm', 'tpm', 'rpd', 'cooldown', 'pace') and coalesce(p_wait_left_ms, 0) > 0 then
+      -- In line. Tickets of a model are taken one at a time, so each one's place and time count every
+      -- ticket before it (the lock is the model's and lasts until this call commits; nothing under it
+      -- waits for a counter row, so a counter row this call may still hold cannot deadlock with it).
+      perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('google_ai_queue:' || v_limits.model));
+      v_grace := coalesce((select qs.grace_ms from public.google_ai_queue_settings qs where qs.id), 3000)
+                 * interval '1 millisecond';
+      perform public.google_ai_queue_lapse(v_limits.model, v_now);
+      if v_ticket.ticket_id is null then
+        v_turn := 1 + greatest(
+          coalesce((select min(q.turn) from public.google_ai_queue q
+                    where q.model = v_limits.model and q.class_rank = v_rank), 0),
+          coalesce((select max(q.turn) from public.google_ai_queue q
+                    where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank), 0));
+        v_since := v_now;
+      end if;
+      select count(*), min(q.lease_until) filter (where q.expected_at <= v_now) into v_ahead, v_due_lease
+      from public.google_ai_queue q
+      where q.model = v_limits.model and q.ticket_id is distinct from v_ticket.ticket_id
+        and (q.class_rank, q.turn, q.enqueued_at) < (v_rank, v_turn, v_since);
+      select t.free_now, t.turn_at into v_free_now, v_turn_at
+      from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd, p_exclude_key_ids, v_now,
+        v_ahead + 1) t;
+      -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls,
+      -- the slot is this one's once its ticket lapses. When the next opening lies beyond this
+      -- caller's wait, that is its chance: it asks again then (one call more if the waiter did come).
+      if v_free_now > 0 and v_due_lease is not null
+         and coalesce(v_turn_at > v_now + p_wait_left_ms * interval '1 millisecond', true) then
+        v_turn_at := v_due_lease + interval '1 millisecond';
+      end if;
+      -- The booking was tried and names no time it could succeed (a closed model, or free slots that a
+      -- reserved share keeps from this caller): the queue's count of slots cannot serve it, and
+      -- asking again would not either, so it is answered now rather than given a turn.
+      if v_may_book and v_reopens_at is null and v_recheck_at is null then
+        v_turn_at := null;
+      end if;
+      -- Its turn: when the tickets ahead leave a slot over, and not before the booking's own reopening.
+      v_expected := greatest(v_turn_at, least(v_reopens_at, v_recheck_at), v_now + interval '50 milliseconds');
+      if v_turn_at is null and v_reopens_at is null then
+        v_expected := null;
+      end if;
+      if v_expected <= v_now + p_wait_left_ms * interval '1 millisecond' then
+        insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
+          token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position)
+        values (coalesce(v_ticket.ticket_id, gen_random_uuid()), v_limits.model, v_class, v_rank, p_caller,
+          p_client_id, p_token_id, p_request_id, p_model, v_turn, v_since, p_estimated_tokens, v_blocked_by,
+          v_expected, v_expected + v_grace, v_ahead + 1)
+        on conflict (ticket_id) do update set
+          expected_at = excluded.expected_at, lease_until = excluded.lease_until,
+          position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit
+        returning * into v_ticket;
+        return jsonb_build_object(
+          'ok', false,
+          'limit', v_blocked_by,
+          'retry_after_ms', greatest(0, ceil(extract(epoch from (v_expected - v_now)) * 1000))::bigint,
+          'retry_at', v_expected,
+          'model', v_limits.model,
+          'queue', jsonb_build_object('ticket', v_ticket.ticket_id, 'position', v_ticket.position,
+                                      'expected_at', v_expected, 'priority', v_class));
+      end if;
+    end if;
+
+    -- Not waiting (NO_WAIT, or the turn lies beyond the caller's wait): answered now, with the time.
+    if v_ticket.ticket_id is not null then
+      delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
+    end if;
+    if v_blocked_by in ('rpm', 'tpm') then
+      -- Behind a queue, capacity for this caller comes with its turn.
+      v_reopens_at := coalesce(v_expected, greatest(v_turn_at, v_reopens_at));
+      if v_recheck_at >= v_reopens_at then
+        v_recheck_at := null;
+      end if;
+    end if;
+    v_retry_ms := public.google_ai_record_refusal(v_now, p_caller, p_request_id, p_client_id, p_token_id,
+      coalesce(v_limits.model, p_model), p_model, p_attempt, p_estimated_tokens,
+      v_blocked_by, v_reopens_at, p_wait_ms, p_metadata);
+    return jsonb_build_object(
+      'ok', false,
+      'limit', v_blocked_by,
+      'retry_after_ms', v_retry_ms,
+      'retry_at', v_reopens_at,
+      'model', v_limits.model,
+      'max_tokens', case when v_limits.blocked_by = 'too_large' then v_limits.tpm end,
+      'recheck_after_ms', case when v_recheck_at is not null
+                               then greatest(0, ceil(extract(epoch from (v_recheck_at - v_now)) * 1000))::bigint end)
+      -- A withdrawn model: when Google said so, and the model it names instead (if a row says).
+      || case when v_blocked_by = 'withdrawn'
+              then jsonb_build_object('withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor)
+              else '{}'::jsonb end;
+  end if;
+
+  select * into v_key from public.google_ai_serving_key(v_group, v_limits.model, p_exclude_key_ids);
+  if v_key.id is null then
+    raise exception 'the keys of quota group % changed during the reservation; retry', v_group
+      using errcode = '40001';
+  end if;
+
+  if v_ticket.ticket_id is not null then
+    delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
+  end if;
+
+  if p_idempotent and p_request_id is not null then
+    perform public.google_ai_hold_request(p_caller, p_request_id, v_limits.model, v_now);
+  end if;
+
+  insert into public.google_ai_attempts (reservation_id, status, request_id, caller, client_id, token_id, model,
+    requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
+    wait_ms, metadata, priority_class)
+  values (v_reservation_id, 'reserved', p_request_id, p_caller, p_client_id, p_token_id, v_limits.model,
+    p_model, p_attempt, v_key.id, v_key.key_alias, v_group, v_minute, v_day, p_estimated_tokens,
+    p_wait_ms, coalesce(p_metadata, '{}'), v_class);
+
+  v_answer := jsonb_build_object(
+    'ok', true,
+    'reservation_id', v_reservation_id,
+    'key_id', v_key.id,
+    'key_alias', v_key.key_alias,
+    'env_var_name', v_key.env_var_name,
+    'quota_group', v_group,
+    'model', v_limits.model,
+    'minute_bucket', v_minute,
+    'day_bucket', v_day,
+    'priority', v_class);
+  if v_quota is not null then
+    v_answer := v_answer || jsonb_build_object('quota', v_quota);
+  end if;
+  return v_answer;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_admit_chain_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  -- Refusals that belong to one model: another model may still serve.
+  c_model_limits constant text[] := array['rpm', 'tpm', 'rpd', 'cooldown', 'pace', 'no_active_key', 'too_large', 'unknown_model',
+                                          'withdrawn'];
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_names text[] := '{}';     -- as asked (the first as the caller wrote it)
+  v_models text[] := '{}';    -- canonical
+  v_retired boolean[] := '{}';
+  v_row public.google_ai_model_limits;
+  v_name text;
+  v_allowed text[];
+  v_caller text := p_caller;
+  v_client_id uuid;
+  v_token_id uuid;
+  v_start integer := 1;
+  v_try jsonb;
+  v_answer jsonb;
+  v_refusals jsonb := '[]';   -- every model's refusal, in order
+  v_steps jsonb := '[]';      -- {model, limit, retry_after_ms} of each model passed over
+  v_best jsonb;
+begin
+  if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
+    raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
+  end if;
+  if (p_caller is null) = (p_token_hash is null) then
+    raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
+  end if;
+
+  if p_token_hash is not null then
+    select t.models, t.id, c.id, 'client:' || c.name into v_allowed, v_token_id, v_client_id, v_caller
+    from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
+    where t.token_hash = p_token_hash;
+  end if;
+
+  foreach v_name in array p_models loop
+    v_row := public.google_ai_model_by_name(v_name);
+    continue when coalesce(v_row.model, v_name) = any (v_models);
+    -- A token falls back only to models it may use (its first model is asked regardless and refused).
+    continue when cardinality(v_models) > 0 and p_token_hash is not null
+                  and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
+    v_names := v_names || v_name;
+    v_models := v_models || coalesce(v_row.model, v_name);
+    v_retired := v_retired || (v_row.id is not null
+                               and (not v_row.is_active or public.google_ai_model_unlisted(v_row.model)));
+  end loop;
+  -- When every model is retired the catalogue may be the one that is wrong: ask them in order.
+  if not (false = any (v_retired)) then
+    v_retired := array_fill(false, array[cardinality(v_models)]);
+  end if;
+
+  if p_queue_ticket is not null then
+    v_start := coalesce(array_position(v_models,
+      (select q.model from public.google_ai_queue q where q.ticket_id = p_queue_ticket)), 1);
+  end if;
+
+  for i in v_start .. cardinality(v_models) loop
+    if v_retired[i] then
+      v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'retry_after_ms', null, 'model', v_models[i]);
+    else
+      begin
+        if p_token_hash is null then
+          v_try := public.google_ai_admit_at(p_now => p_now, p_model => v_names[i],
+            p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
+            p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+            p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+            p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
+        else
+          v_try := public.google_ai_admit_with_token_at(p_now => p_now, p_token_hash => p_token_hash,
+            p_model => v_names[i], p_estimated_tokens => p_estimated_tokens, p_request_id => p_request_id,
+            p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+            p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+            p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
+        end if;
+        if not (v_try ->> 'ok')::boolean and not (v_try ? 'queue')
+           and (v_try ->> 'limit') = any (c_model_limits) then
+          raise exception using errcode = 'EF001', message = 'model refused: try the next';
+        end if;
+        v_answer := v_try; -- admitted, queued, or a refusal no other model can change
+      exception when sqlstate 'EF001' then
+        null; -- rolled back: no lock, row or ticket change of this model's try is left
+      end;
+    end if;
+    exit when v_answer is not null;
+
+    -- Passed over. A ticket the request held for this model is given up (its turn lay beyond the
+    -- wait after all, or the model retired meanwhile).
+    if p_queue_ticket is not null then
+      delete from public.google_ai_queue q where q.ticket_id = p_queue_ticket and q.model = v_models[i];
+    end if;
+
+    v_refusals := v_refusals || jsonb_build_array(v_try);
+    v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_models[i], 'limit', v_try ->> 'limit',
+      'retry_after_ms', v_try -> 'retry_after_ms'));
+    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+      attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
+    values ('refused', p_request_id, coalesce(v_caller, 'token'), v_client_id, v_token_id, v_models[i], p_models[1],
+      p_attempt, p_estimated_tokens, v_try ->> 'limit', (v_try ->> 'retry_after_ms')::bigint, p_wait_ms,
+      coalesce(p_metadata, '{}'));
+  end loop;
+
+  if v_answer is not null then
+    if (v_answer ->> 'model') is distinct from v_models[1] then
+      -- The rows of a fallback name the model the request asked for.
+      if (v_answer ->> 'ok')::boolean then
+        update public.google_ai_attempts a set requested_model = p_models[1]
+        where a.reservation_id = (v_answer ->> 'reservation_id')::uuid;
+      elsif v_answer ? 'queue' then
+        update public.google_ai_queue q set requested_model = p_models[1]
+        where q.ticket_id = (v_answer -> 'queue' ->> 'ticket')::uuid;
+      end if;
+    end if;
+    return v_answer || jsonb_build_object('requested_model', v_models[1], 'fallback_from', v_steps);
+  end if;
+
+  -- Every model refused: answer with the one whose capacity comes back first.
+  select r.value into v_best from jsonb_array_elements(v_refusals) with ordinality r(value, i)
+  order by (r.value ->> 'retry_at')::timestamptz nulls last, (r.value ->> 'limit' = 'retired'), r.i
+  limit 1;
+  return v_best || jsonb_build_object('requested_model', v_models[1], 'fallback_from', v_steps);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_admit_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_day date := public.google_ai_pacific_day(v_now);
+  v_token public.google_ai_tokens;
+  v_client public.google_ai_clients;
+  v_model text;
+  v_refusal text;
+  v_retry_at timestamptz;
+  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
+  v_requests_today integer;
+  v_tokens_today integer;
+  v_result jsonb;
+begin
+  select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
+  if not found then
+    return jsonb_build_object('ok', false, 'limit', 'token_invalid', 'retry_after_ms', null);
+  end if;
+  select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
+  v_model := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
+  v_requests_today := case when v_client.day_bucket = v_day then v_client.requests_today else 0 end;
+  v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
+
+  if v_token.revoked_at is not null or v_client.revoked_at is not null then
+    v_refusal := 'token_revoked';
+  elsif v_token.expires_at <= v_now then
+    v_refusal := 'token_expired';
+  elsif not (v_model = any (v_token.models)) then
+    v_refusal := 'model_not_allowed';
+  elsif (v_token.max_requests is not null and v_token.requests_used + v_count_request > v_token.max_requests)
+     or (v_token.max_tokens is not null and v_token.tokens_used + p_estimated_tokens > v_token.max_tokens) then
+    v_refusal := 'token_budget';
+  elsif (v_client.daily_max_requests is not null and v_requests_today + v_count_request > v_client.daily_max_requests)
+     or (v_client.daily_max_tokens is not null and v_tokens_today + p_estimated_tokens > v_client.daily_max_tokens) then
+    v_refusal := 'client_budget';
+    v_retry_at := public.google_ai_pacific_midnight_after(v_now);
+  end if;
+
+  if v_refusal is not null then
+    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+      attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
+    values ('refused', p_request_id, 'client:' || v_client.name, v_client.id, v_token.id, v_model, p_model,
+      coalesce(p_attempt, 1), p_estimated_tokens, v_refusal,
+      ceil(extract(epoch from (v_retry_at - v_now)) * 1000)::bigint, p_wait_ms, coalesce(p_metadata, '{}'));
+    return jsonb_build_object('ok', false, 'limit', v_refusal,
+      'retry_after_ms', ceil(extract(epoch from (v_retry_at - v_now)) * 1000)::bigint, 'retry_at', v_retry_at,
+      'client_id', v_client.id, 'token_id', v_token.id);
+  end if;
+
+  v_result := public.google_ai_admit_at(p_now, p_model, p_estimated_tokens, 'client:' || v_client.name,
+    p_request_id, p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, v_client.id, v_token.id, p_idempotent,
+    p_priority, p_queue_ticket, p_wait_left_ms);
+
+  if (v_result ->> 'ok')::boolean then
+    update public.google_ai_tokens t set
+      requests_used = t.requests_used + v_count_request,
+      tokens_used = t.tokens_used + p_estimated_tokens,
+      last_used_at = v_now
+    where t.id = v_token.id;
+    update public.google_ai_clients c set
+      day_bucket = v_day,
+      requests_today = v_requests_today + v_count_request,
+      tokens_today = v_tokens_today + p_estimated_tokens
+    where c.id = v_client.id;
+  end if;
+  return v_result || jsonb_build_object('client_id', v_client.id, 'token_id', v_token.id);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_attempt_holder() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_holder jsonb := new.metadata -> '$holder';
+  v_now timestamptz := pg_catalog.clock_timestamp();
+begin
+  new.metadata := new.metadata - '$holder';
+  if pg_catalog.jsonb_typeof(v_holder) is distinct from 'object' then
+    return new;
+  end if;
+  new.reply_by := (v_holder ->> 'reply_by')::timestamptz;
+  -- Never before reply_by; none when the statement names none (then the claim keeps its lease).
+  new.hold_until := case when v_holder ? 'hold_until'
+                         then greatest((v_holder ->> 'hold_until')::timestamptz, new.reply_by) end;
+  if new.request_id is not null and new.hold_until is not null then
+    update public.google_ai_responses r set expires_at = new.hold_until
+    where r.caller = new.caller and r.request_id = new.request_id and r.status = 'in_progress'
+      and public.google_ai_claim_held_until(r.caller, r.request_id, r.expires_at, v_now) is not null;
+  end if;
+  return new;
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_attempt_reply_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if pg_catalog.clock_timestamp() > new.reply_by then
+    raise exception 'reservation % reached its commit after its caller stopped waiting (%); rolled back',
+      new.reservation_id, new.reply_by
+      using errcode = '57014';
+  end if;
+  return null;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_candidate record;
+  v_tier integer;
+  v_first boolean := true;
+  v_skipped text[] := '{}';
+  v_outcome text;
+  v_try record;
+  v_wait record;
+  v_at timestamptz;
+  v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
+  v_budget public.google_ai_caller_budgets;
+  v_budget_day date := public.google_ai_pacific_day(p_at);
+  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
+  v_requests_today integer;
+  v_tokens_today bigint;
+begin
+  if p_client_id is null and p_caller is not null then
+    select * into v_budget from public.google_ai_caller_budgets b where b.caller = p_caller for update;
+    if found then
+      v_requests_today := case when v_budget.day_bucket = v_budget_day then v_budget.requests_today else 0 end;
+      v_tokens_today := case when v_budget.day_bucket = v_budget_day then v_budget.tokens_today else 0 end;
+      if (v_budget.daily_max_requests is not null and v_requests_today + v_count_request > v_budget.daily_max_requests)
+         or (v_budget.daily_max_tokens is not null and v_tokens_today + p_tokens > v_budget.daily_max_tokens) then
+        blocked_by := 'caller_budget';
+        reopens_at := public.google_ai_pacific_midnight_after(p_at);
+        return;
+      end if;
+    end if;
+  end if;
+
+  <<booking>>
+  begin
+    for v_candidate in
+      select * from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
+      order by c.rank
+    loop
+      if not v_first and v_candidate.priority is distinct from v_tier and cardinality(v_skipped) > 0 then
+        select * into v_wait from public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now,
+          p_reservation_id, p_class, p_caller);
+        if v_wait.booked_group is not null then
+          booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
+          exit booking;
+        end if;
+        if reopens_at is null or v_wait.reopens_at < reopens_at then
+          reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by;
+        end if;
+        recheck_at := least(recheck_at, v_wait.recheck_at);
+        v_skipped := '{}';
+      end if;
+      v_first := false;
+      v_tier := v_candidate.priority;
+
+      if v_candidate.cooldown_until is not null then
+        v_outcome := 'cooldown';
+        v_at := v_candidate.cooldown_until;
+      elsif p_rpd is not null and v_candidate.rpd_used + 1 > p_rpd then
+        v_outcome := 'rpd';
+        v_at := public.google_ai_reopens_at('rpd', p_at);
+      elsif p_rpm is not null and v_candidate.rpm_used + 1 > p_rpm then
+        -- Full for everyone; for a requester that others' shares keep slots from, it reopens later.
+        v_outcome := 'rpm';
+        v_at := public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at, v_window, p_rpm, p_tpm,
+          p_tokens, p_class, p_caller);
+      else
+        -- TPM, shares and pacing are decided under the lock.
+        select * into v_try from public.google_ai_try_book(v_candidate.quota_group, p_model,
+          p_rpm, p_tpm, p_rpd, p_tokens, p_now, true, p_reservation_id, p_class, p_caller);
+        v_outcome := v_try.outcome;
+        if v_outcome = 'booked' then
+          booked_group := v_candidate.quota_group; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
+          exit booking;
+        end if;
+        v_at := v_try.reopens_at;
+        recheck_at := least(recheck_at, v_try.recheck_at);
+      end if;
+
+      if v_outcome = 'skipped' then
+        v_skipped := v_skipped || v_candidate.quota_group;
+      elsif reopens_at is null or v_at < reopens_at then
+        reopens_at := v_at; blocked_by := v_outcome;
+      end if;
+    end loop;
+
+    if cardinality(v_skipped) > 0 then
+      select * into v_wait from public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now,
+        p_reservation_id, p_class, p_caller);
+      if v_wait.booked_group is not null then
+        booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
+        exit booking;
+      elsif reopens_at is null or v_wait.reopens_at < reopens_at then
+        reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by;
+      end if;
+      recheck_at := least(recheck_at, v_wait.recheck_at);
+    end if;
+  end;
+
+  if booked_group is not null then
+    blocked_by := null; reopens_at := null; recheck_at := null;
+    if v_budget.caller is not null then
+      update public.google_ai_caller_budgets b set
+        day_bucket = v_budget_day,
+        requests_today = v_requests_today + v_count_request,
+        tokens_today = v_tokens_today + p_tokens
+      where b.caller = v_budget.caller;
+    end if;
+    return;
+  end if;
+
+  if v_first then
+    blocked_by := 'no_active_key';
+  end if;
+  -- Asking again only helps before the reopening itself.
+  if recheck_at >= reopens_at then
+    recheck_at := null;
+  end if;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
+  v_group text;
+  v_groups bigint;
+  v_row public.google_ai_usage_counters;
+  v_now timestamptz;
+  v_minute timestamptz;
+  v_day date;
+  v_midnight timestamptz;
+  v_gone_requests integer;
+  v_gone_tokens bigint;
+  v_win_requests integer;
+  v_win_tokens bigint;
+  v_oldest timestamptz;
+  v_oldest_tokens timestamptz;
+begin
+  if exists (select 1 from public.google_ai_quota_shares s where s.model = p_model)
+     or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller)) then
+    return;
+  end if;
+
+  -- The group the general booking would try first, and an unlocked look at its row.
+  select c.quota_group, c.groups into v_group, v_groups
+  from (select g.*, count(*) over () as groups
+        from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) g) c
+  where c.cooldown_until is null
+    and c.rank = 1;
+  if v_group is null then
+    return;
+  end if;
+  select * into v_row from public.google_ai_usage_counters c where c.quota_group = v_group and c.model = p_model;
+  if not found or v_row.window_at is null
+     or not public.google_ai_fast_fits(v_row, v_row.window_requests, v_row.window_tokens, p_rpm, p_tpm, p_rpd,
+                                       p_tokens, greatest(p_at, v_row.window_at), v_day_guard) then
+    return;
+  end if;
+
+  -- With other groups to try, a row another transaction holds is left to the general booking (which
+  -- tries the others first); the only group is waited for, as the general booking would.
+  if v_groups > 1 then
+    select * into v_row from public.google_ai_usage_counters c
+    where c.quota_group = v_group and c.model = p_model
+    for update skip locked;
+  else
+    select * into v_row from public.google_ai_usage_counters c
+    where c.quota_group = v_group and c.model = p_model
+    for update;
+  end if;
+  if not found then
+    return;
+  end if;
+
+  v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
+  v_minute := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
+  v_day := public.google_ai_pacific_day(v_now);
+  v_midnight := public.google_ai_pacific_midnight_after(v_now);
+
+  -- The admissions that left the window since the last removal (window_floor, below).
+  with gone as (
+    delete from public.google_ai_admissions a
+    where a.quota_group = v_group and a.model = p_model
+      and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
+    returning a.tokens, a.share_ids),
+  owners_back as (
+    update public.google_ai_share_usage u set window_requests = greatest(0, u.window_requests - b.n)
+    from (select s.id, count(*)::integer as n from gone g cross join unnest(g.share_ids) as s(id) group by s.id) b
+    where u.quota_group = v_group and u.share_id = b.id)
+  select count(*), coalesce(sum(g.tokens), 0) into v_gone_requests, v_gone_tokens from gone g;
+  v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
+  v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
+
+  if v_row.window_at is null
+     or not public.google_ai_fast_fits(v_row, v_win_requests, v_win_tokens, p_rpm, p_tpm, p_rpd, p_tokens, v_now,
+                                       v_day_guard) then
+    update public.google_ai_usage_counters c set window_requests = v_win_requests, window_tokens = v_win_tokens,
+      window_floor = greatest(c.window_floor, v_now - v_window)
+    where c.id = v_row.id;
+    return;
+  end if;
+
+  insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids)
+  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, null);
+
+  update public.google_ai_usage_counters c set
+    minute_bucket   = v_minute,
+    day_bucket      = v_day,
+    rpm_used        = case when v_row.minute_bucket = v_minute then v_row.rpm_used else 0 end + 1,
+    tpm_used        = case when v_row.minute_bucket = v_minute then v_row.tpm_used else 0 end + p_tokens,
+    rpd_used        = v_row.rpd_used + 1,
+    window_requests = v_win_requests + 1,
+    window_tokens   = v_win_tokens + p_tokens,
+    window_at       = v_now,
+    window_floor    = greatest(v_row.window_floor, v_now - v_window),
+    updated_at      = v_now
+  where c.id = v_row.id;
+
+  booked_group := v_group;
+  minute_bucket := v_minute;
+  day_bucket := v_day;
+
+  -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next
+  -- to leave the window are its oldest admissions (this one at the latest).
+  select a.admitted_at into v_oldest from public.google_ai_admissions a
+  where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
+  order by a.admitted_at limit 1;
+  if p_tpm is not null then
+    select a.admitted_at into v_oldest_tokens from public.google_ai_admissions a
+    where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window and a.tokens > 0
+    order by a.admitted_at limit 1;
+  end if;
+  quota := jsonb_build_object(
+    'model', p_model,
+    'quota_group', v_group,
+    'rpm', p_rpm,
+    'requests_left', case when p_rpm is not null then greatest(0, p_rpm - (v_win_requests + 1)) end,
+    'requests_reset_ms', case when p_rpm is not null
+                              then public.google_ai_ms_until(coalesce(v_oldest + v_window, v_now), v_now) end,
+    'tpm', p_tpm,
+    'tokens_left', case when p_tpm is not null then greatest(0, p_tpm - (v_win_tokens + p_tokens)) end,
+    'tokens_reset_ms', case when p_tpm is not null
+                            then public.google_ai_ms_until(coalesce(v_oldest_tokens + v_window, v_now), v_now) end,
+    'rpd', p_rpd,
+    'day_left', case when p_rpd is not null then greatest(0, p_rpd - (v_row.rpd_used + 1)) end,
+    'day_reset_ms', case when p_rpd is not null
+                         then public.google_ai_ms_until(v_midnight + v_day_guard, v_now) end);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_group text;
+  v_try record;
+begin
+  foreach v_group in array p_groups loop
+    select * into v_try from public.google_ai_try_book(v_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, false,
+      p_reservation_id, p_class, p_caller);
+    if v_try.outcome = 'booked' then
+      booked_group := v_group; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
+      return;
+    end if;
+    if reopens_at is null or v_try.reopens_at < reopens_at then
+      reopens_at := v_try.reopens_at; blocked_by := v_try.outcome;
+    end if;
+    if v_try.recheck_at is not null and (recheck_at is null or v_try.recheck_at < recheck_at) then
+      recheck_at := v_try.recheck_at;
+    end if;
+  end loop;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint)
+    LANGUAGE sql STABLE
+    AS $$
+  with keys as (
+    select distinct on (public.google_ai_quota_group(k.project_id, k.id))
+           public.google_ai_quota_group(k.project_id, k.id) as quota_group,
+           k.priority
+    from public.google_ai_api_keys k
+    where k.is_active
+      and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
+      and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
+    order by public.google_ai_quota_group(k.project_id, k.id), k.priority nulls last
+  ), usage as (
+    select g.quota_group, g.priority, cd.cooldown_until,
+           case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
+                then c.rpm_used else 0 end as rpm_used,
+           case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
+                then c.tpm_used else 0 end as tpm_used,
+           case when c.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
+                then c.rpd_used else 0 end as rpd_used
+    from keys g
+    left join public.google_ai_usage_counters c
+      on c.quota_group operator(pg_catalog.=) g.quota_group and c.model operator(pg_catalog.=) p_model
+    left join public.google_ai_cooldowns cd
+      on cd.quota_group operator(pg_catalog.=) g.quota_group and cd.model operator(pg_catalog.=) p_model
+         and cd.cooldown_until operator(pg_catalog.>) p_now
+  )
+  select u.quota_group, u.priority, u.cooldown_until, u.rpm_used, u.tpm_used, u.rpd_used,
+         row_number() over (
+           order by u.priority nulls last,
+                    least(coalesce(1 operator(pg_catalog.-) u.rpm_used::numeric operator(pg_catalog./) nullif(p_rpm, 0), 1),
+                          coalesce(1 operator(pg_catalog.-) u.tpm_used::numeric operator(pg_catalog./) nullif(p_tpm, 0), 1),
+                          coalesce(1 operator(pg_catalog.-) u.rpd_used::numeric operator(pg_catalog./) nullif(p_rpd, 0), 1)) desc,
+                    u.quota_group)
+  from usage u
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_ticket timestamptz;
+begin
+  if p_expires_at > p_now then
+    return p_expires_at;
+  end if;
+  select max(q.lease_until) into v_ticket from public.google_ai_queue q
+  where q.caller = p_caller and q.request_id = p_request_id and q.lease_until > p_now;
+  return v_ticket;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer, p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_day_guard interval) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  select p_row.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
+     and p_now operator(pg_catalog.<) (public.google_ai_pacific_midnight_after(p_now) operator(pg_catalog.-) p_day_guard)
+     and p_now operator(pg_catalog.>=) (((public.google_ai_pacific_day(p_now))::pg_catalog.timestamp
+                                         at time zone 'America/Los_Angeles') operator(pg_catalog.+) p_day_guard)
+     and (p_rpd is null or (p_row.rpd_used operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpd)
+     and (p_rpm is null or (p_win_requests operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpm)
+     and (p_tpm is null or (p_win_tokens operator(pg_catalog.+) p_tokens) operator(pg_catalog.<=) p_tpm)
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) RETURNS void
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  insert into public.google_ai_responses as r (caller, request_id, status, model, created_at, expires_at)
+  values (p_caller, p_request_id, 'in_progress', p_model, p_now, p_now + interval '7 minutes')
+  on conflict (caller, request_id) do update set
+    status = 'in_progress', response = null, model = excluded.model,
+    created_at = excluded.created_at, expires_at = excluded.expires_at
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_prior public.google_ai_responses;
+  v_held_until timestamptz;
+begin
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(p_caller || '/' || p_request_id, 0));
+  select * into v_prior from public.google_ai_responses r
+  where r.caller = p_caller and r.request_id = p_request_id;
+  if v_prior.status = 'done' and v_prior.created_at > p_now - interval '24 hours' then
+    return jsonb_build_object('ok', false, 'limit', 'duplicate', 'response', v_prior.response,
+      'retry_after_ms', null, 'retry_at', null);
+  elsif v_prior.status = 'in_progress' then
+    v_held_until := public.google_ai_claim_held_until(p_caller, p_request_id, v_prior.expires_at, p_now);
+    if v_held_until is not null then
+      return jsonb_build_object('ok', false, 'limit', 'in_progress',
+        'retry_after_ms', greatest(1000, ceil(extract(epoch from (v_held_until - p_now)) * 1000))::bigint,
+        'retry_at', v_held_until);
+    end if;
+  end if;
+  return null;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_retry_ms bigint := case when p_retry_at is null then null
+                            else greatest(0, ceil(extract(epoch from (p_retry_at - p_now)) * 1000))::bigint end;
+begin
+  if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
+    update public.google_ai_attempts a set
+      limit_hit = p_limit, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
+      estimated_tokens = p_estimated_tokens
+    where a.request_id = p_request_id and a.caller = p_caller and a.attempt = p_attempt
+      and a.status = 'refused'
+      and a.created_at >= pg_catalog.now() - (p_wait_ms + 60000) * interval '1 millisecond';
+  end if;
+  if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
+    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+      attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
+    values ('refused', p_request_id, p_caller, p_client_id, p_token_id, p_model, p_requested_model,
+      p_attempt, p_estimated_tokens, p_limit, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
+  end if;
+  return v_retry_ms;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_model public.google_ai_model_limits := public.google_ai_resolve_model(p_model);
+begin
+  if v_model.id is null then
+    blocked_by := 'unknown_model';
+    return;
+  end if;
+  model := v_model.model;
+  rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
+  tpm := public.google_ai_effective_limit(v_model.tpm, v_model.safety_margin);
+  rpd := public.google_ai_effective_limit(v_model.rpd, v_model.safety_margin);
+  if tpm is not null and p_estimated_tokens > tpm then
+    blocked_by := 'too_large';
+  end if;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve(p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return public.google_ai_admit_at(null, p_model, p_estimated_tokens, p_caller, p_request_id,
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, null, null, p_idempotent,
+    p_priority, p_queue_ticket, p_wait_left_ms);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select public.google_ai_admit_at(p_now, p_model, p_estimated_tokens, p_caller, p_request_id, p_exclude_key_ids,
+    p_attempt, p_wait_ms, p_metadata, p_client_id, p_token_id, p_idempotent, null, null, null)
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_chain(p_models text[], p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return public.google_ai_admit_chain_at(null, p_models, p_estimated_tokens, p_caller, null, p_request_id,
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_chain_with_token(p_token_hash text, p_models text[], p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return public.google_ai_admit_chain_at(null, p_models, p_estimated_tokens, null, p_token_hash, p_request_id,
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return public.google_ai_admit_with_token_at(null, p_token_hash, p_model, p_estimated_tokens, p_request_id,
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select public.google_ai_admit_with_token_at(p_now, p_token_hash, p_model, p_estimated_tokens, p_request_id,
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, null, null, null)
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  select k.id, k.key_alias, k.env_var_name into id, key_alias, env_var_name
+  from public.google_ai_api_keys k
+  where k.is_active
+    and public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
+    and (k.models is null or p_model = any (k.models))
+    and not (k.id = any (coalesce(p_exclude_key_ids, '{}')))
+  order by k.priority nulls last, k.key_alias
+  limit 1;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
+  v_row public.google_ai_usage_counters;
+  v_now timestamptz;
+  v_minute timestamptz;
+  v_day date;
+  v_midnight timestamptz;
+  v_day_start timestamptz;
+  v_near_end boolean;
+  v_near_start boolean;
+  v_rpm_used integer;
+  v_tpm_used integer;
+  v_rpd_used integer;
+  v_rpd_next integer;
+  v_rpd_prev integer;
+  v_gone_requests integer;
+  v_gone_tokens bigint;
+  v_win_requests integer;
+  v_win_tokens bigint;
+  -- Shares
+  v_share record;
+  v_used integer;
+  v_next integer;
+  v_prev integer;
+  v_reserved_rpd integer := 0;
+  v_held_rpm integer := 0;
+  v_held_rpd integer := 0;
+  v_held_next integer := 0;
+  v_held_prev integer := 0;
+  v_owned bigint[] := '{}';
+  v_owned_win integer[] := '{}';
+  v_owned_used integer[] := '{}';
+  v_owned_next integer[] := '{}';
+  v_owned_prev integer[] := '{}';
+  v_pace_burst integer[] := '{}';
+  v_pace_kept integer[] := '{}';
+  v_pace_used integer[] := '{}';
+  v_pace_next integer[] := '{}';
+  v_usable integer;
+  v_pace_at timestamptz;
+  v_at timestamptz;
+  v_window_full boolean;
+begin
+  begin
+    for i in 1 .. 2 loop
+      if p_skip_locked then
+        select * into v_row from public.google_ai_usage_counters c
+        where c.quota_group = p_quota_group and c.model = p_model
+        for update skip locked;
+      else
+        select * into v_row from public.google_ai_usage_counters c
+        where c.quota_group = p_quota_group and c.model = p_model
+        for update;
+      end if;
+      exit when found;
+      if p_skip_locked and exists (select 1 from public.google_ai_usage_counters c
+                                   where c.quota_group = p_quota_group and c.model = p_model) then
+        outcome := 'skipped';
+        return;
+      end if;
+      insert into public.google_ai_usage_counters (quota_group, model, rpm_used, tpm_used, rpd_used)
+      values (p_quota_group, p_model, 0, 0, 0)
+      on conflict (quota_group, model) where quota_group is not null do nothing;
+    end loop;
+    if v_row.id is null then
+      raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
+    end if;
+
+    -- Decide with the time at which we hold the lock, and never move a window backwards.
+    v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
+    v_minute := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
+    v_day := greatest(public.google_ai_pacific_day(v_now), v_row.day_bucket);
+    v_rpm_used := case when v_row.minute_bucket = v_minute then v_row.rpm_used else 0 end;
+    v_tpm_used := case when v_row.minute_bucket = v_minute then v_row.tpm_used else 0 end;
+    if v_row.day_bucket = v_day then
+      v_rpd_used := v_row.rpd_used; v_rpd_next := v_row.rpd_next_used; v_rpd_prev := v_row.rpd_prev_used;
+    elsif v_row.day_bucket = v_day - 1 then
+      -- The day rolled over: what was counted ahead becomes today's, yesterday's count stays in view.
+      v_rpd_used := v_row.rpd_next_used; v_rpd_next := 0; v_rpd_prev := coalesce(v_row.rpd_used, 0);
+    else
+      v_rpd_used := 0; v_rpd_next := 0; v_rpd_prev := 0;
+    end if;
+    v_midnight := public.google_ai_pacific_midnight_after(v_now);
+    v_day_start := (v_day::timestamp at time zone 'America/Los_Angeles');
+    v_near_end := v_now >= v_midnight - v_day_guard;
+    v_near_start := v_now < v_day_start + v_day_guard;
+
+    -- Admissions that left the window (each is expired once, by the first try after it left); the
+    -- owners of shares get their window count back with them.
+    with gone as (
+      delete from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model
+        and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
+      returning a.tokens, a.share_ids),
+    owners_back as (
+      update public.google_ai_share_usage u set window_requests = greatest(0, u.window_requests - b.n)
+      from (select s.id, count(*)::integer as n from gone g cross join unnest(g.share_ids) as s(id) group by s.id) b
+      where u.quota_group = p_quota_group and u.share_id = b.id)
+    select count(*), coalesce(sum(g.tokens), 0) into v_gone_requests, v_gone_tokens from gone g;
+    if v_row.window_at is null then
+      -- A new counter row (first use, or housekeeping removed an idle one): count what is in the window.
+      select count(*), coalesce(sum(a.tokens), 0) into v_win_requests, v_win_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model;
+      -- The owners' use starts again with the row: their admissions in the window, nothing of the day.
+      delete from public.google_ai_share_usage u
+      where u.quota_group = p_quota_group
+        and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
+      insert into public.google_ai_share_usage (quota_group, share_id, window_requests)
+      select p_quota_group, s.id, count(*)::integer
+      from public.google_ai_admissions a
+      cross join unnest(a.share_ids) as x(id)
+      join public.google_ai_quota_shares s on s.id = x.id and s.model = p_model
+      where a.quota_group = p_quota_group and a.model = p_model
+      group by s.id;
+    else
+      v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
+      v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
+    end if;
+
+    -- The model's shares in this group: what the others' shares keep from this requester, and the
+    -- use of its own (rolled to the current day like the counter row).
+    for v_share in
+      select s.id, s.reserved_rpm, s.reserved_rpd, s.pace_burst,
+             coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
+             coalesce(u.window_requests, 0) as win, u.day_bucket, coalesce(u.day_used, 0) as day_used,
+             coalesce(u.day_next_used, 0) as day_next_used, coalesce(u.day_prev_used, 0) as day_prev_used
+      from public.google_ai_quota_shares s
+      left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+      where s.model = p_model
+      order by s.id
+    loop
+      if v_share.day_bucket = v_day then
+        v_used := v_share.day_used; v_next := v_share.day_next_used; v_prev := v_share.day_prev_used;
+      elsif v_share.day_bucket = v_day - 1 then
+        v_used := v_share.day_next_used; v_next := 0; v_prev := v_share.day_used;
+      else
+        v_used := 0; v_next := 0; v_prev := 0;
+      end if;
+      v_reserved_rpd := v_reserved_rpd + coalesce(v_share.reserved_rpd, 0);
+      if v_share.owned then
+        v_owned := v_owned || v_share.id;
+        v_owned_win := v_owned_win || v_share.win;
+        v_owned_used := v_owned_used || v_used;
+        v_owned_next := v_owned_next || v_next;
+        v_owned_prev := v_owned_prev || v_prev;
+        if v_share.pace_burst is not null then
+          -- Checked below, once the day shares of all owners are known.
+          v_pace_burst := v_pace_burst || v_share.pace_burst;
+          v_pace_kept := v_pace_kept || coalesce(v_share.reserved_rpd, 0);
+          v_pace_used := v_pace_used || v_used;
+          v_pace_next := v_pace_next || v_next;
+        end if;
+      else
+        v_held_rpm := v_held_rpm + greatest(0, coalesce(v_share.reserved_rpm, 0) - v_share.win);
+        v_held_rpd := v_held_rpd + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_used);
+        v_held_next := v_held_next + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_next);
+        v_held_prev := v_held_prev + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_prev);
+      end if;
+    end loop;
+
+    -- Pacing: each paced share the requester owns must allow one more of the day (usable: the
+    -- group's day less what other owners' shares keep). The refusal names when the last one allows.
+    for i in 1 .. case when p_rpd is null then 0 else cardinality(v_pace_burst) end loop
+      v_usable := p_rpd - (v_reserved_rpd - v_pace_kept[i]);
+      if v_pace_used[i] + 1 > public.google_ai_pace_allowance(v_now, v_day, v_pace_burst[i], v_usable) then
+        -- Today, else tomorrow (counting what the guard before midnight booked ahead), else later.
+        v_at := coalesce(public.google_ai_pace_opens_at(v_day, v_pace_used[i], v_pace_burst[i], v_usable),
+                         public.google_ai_pace_opens_at(v_day + 1, v_pace_next[i], v_pace_burst[i], v_usable),
+                         ((v_day + 2)::timestamp at time zone 'America/Los_Angeles'));
+        v_pace_at := greatest(v_pace_at, v_at);
+      end if;
+    end loop;
+
+    v_window_full := (p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm)
+                  or (p_tpm is not null and v_win_tokens + p_tokens > p_tpm);
+    outcome := case
+      when p_rpd is not null and (v_rpd_used + 1 > p_rpd - v_held_rpd
+                                  or (v_near_end and v_rpd_next + 1 > p_rpd - v_held_next)
+                                  or (v_near_start and v_rpd_prev + 1 > p_rpd - v_held_prev)) then 'rpd'
+      when v_pace_at is not null then 'pace'
+      when p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm then 'rpm'
+      when p_tpm is not null and v_win_tokens + p_tokens > p_tpm then 'tpm'
+      else 'booked' end;
+    minute_bucket := v_minute;
+    day_bucket := v_day;
+
+    if outcome <> 'booked' then
+      if outcome = 'rpd' then
+        -- Today's count is spent until midnight, and the guard after it still counts yesterday's.
+        reopens_at := case when v_near_end and v_rpd_used + 1 <= p_rpd - v_held_rpd
+                           then public.google_ai_pacific_midnight_after(v_midnight) + v_day_guard
+                           else v_midnight + v_day_guard end;
+      else
+        if v_window_full then
+          reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model, v_now, v_window, p_rpm, p_tpm,
+            p_tokens, p_class, p_caller);
+          if outcome = 'tpm' and exists (select 1 from public.google_ai_admissions a
+                                         where a.quota_group = p_quota_group and a.model = p_model
+                                           and a.in_flight and a.admitted_at > v_now - v_window) then
+            recheck_at := v_now + v_guard.recheck_ms * interval '1 millisecond';
+          end if;
+        end if;
+        if outcome = 'pace' then
+          -- Paced until then, and the window must have room by then too.
+          reopens_at := greatest(v_pace_at, reopens_at);
+          recheck_at := null;
+        end if;
+      end if;
+      raise exception using errcode = 'P0001', message = 'eve:full';
+    end if;
+
+    insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids)
+    values (coalesce(p_reservation_id, gen_random_uuid()), p_quota_group, p_model, v_now, p_tokens,
+            case when v_near_end then 1 when v_near_start then -1 else 0 end,
+            case when cardinality(v_owned) > 0 then v_owned end);
+
+    if cardinality(v_owned) > 0 then
+      insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
+        day_next_used, day_prev_used)
+      select p_quota_group, o.id, o.win + 1, v_day, o.used + 1,
+             o.next + case when v_near_end then 1 else 0 end, o.prev + case when v_near_start then 1 else 0 end
+      from unnest(v_owned, v_owned_win, v_owned_used, v_owned_next, v_owned_prev) as o(id, win, used, next, prev)
+      on conflict (quota_group, share_id) do update set
+        window_requests = excluded.window_requests, day_bucket = excluded.day_bucket, day_used = excluded.day_used,
+        day_next_used = excluded.day_next_used, day_prev_used = excluded.day_prev_used;
+    end if;
+
+    update public.google_ai_usage_counters c set
+      minute_bucket   = v_minute,
+      day_bucket      = v_day,
+      rpm_used        = v_rpm_used + 1,
+      tpm_used        = v_tpm_used + p_tokens,
+      rpd_used        = v_rpd_used + 1,
+      rpd_next_used   = v_rpd_next + case when v_near_end then 1 else 0 end,
+      rpd_prev_used   = v_rpd_prev + case when v_near_start then 1 else 0 end,
+      window_requests = v_win_requests + 1,
+      window_tokens   = v_win_tokens + p_tokens,
+      window_at       = v_now,
+      window_floor    = greatest(v_row.window_floor, v_now - v_window),
+      updated_at      = v_now
+    where c.id = v_row.id;
+  exception
+    when sqlstate 'P0001' then
+      if sqlerrm <> 'eve:full' then
+        raise;
+      end if;
+      -- outcome, buckets, reopens_at and recheck_at keep the values set above
+  end;
+end
+$$;
+
+CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
+
+DROP TRIGGER IF EXISTS google_ai_attempts_reply_check ON public.google_ai_attempts;
+CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.status = 'reserved'::text) AND (new.reply_by IS NOT NULL))) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
+-- ================================================================================================
+-- supabase/schemas/40_queue.sql
+-- ================================================================================================
+
+-- The fair admission queue: priority classes (interactive, batch), tickets taken by a refusal,
+-- turns by class then fair between callers, and lapsed tickets.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_priority_classes (
+    name text NOT NULL,
+    rank smallint NOT NULL,
+    description text,
+    CONSTRAINT google_ai_priority_classes_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,31}$'::text))
+);
+ALTER TABLE public.google_ai_priority_classes ADD COLUMN IF NOT EXISTS name text NOT NULL;
+ALTER TABLE public.google_ai_priority_classes ADD COLUMN IF NOT EXISTS rank smallint NOT NULL;
+ALTER TABLE public.google_ai_priority_classes ADD COLUMN IF NOT EXISTS description text;
+
+COMMENT ON TABLE public.google_ai_priority_classes IS 'Admission order between waiting requests: lower rank first. A credential allows its class and the lower ones.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_queue (
+    ticket_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    model text NOT NULL,
+    priority_class text NOT NULL,
+    class_rank smallint NOT NULL,
+    caller text NOT NULL,
+    client_id uuid,
+    token_id uuid,
+    request_id text,
+    requested_model text,
+    turn bigint NOT NULL,
+    enqueued_at timestamp with time zone NOT NULL,
+    tokens integer NOT NULL,
+    limit_hit text NOT NULL,
+    expected_at timestamp with time zone NOT NULL,
+    lease_until timestamp with time zone NOT NULL,
+    "position" integer NOT NULL
+);
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS ticket_id uuid DEFAULT gen_random_uuid() NOT NULL;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS model text NOT NULL;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS priority_class text NOT NULL;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS class_rank smallint NOT NULL;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS caller text NOT NULL;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS client_id uuid;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS token_id uuid;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS request_id text;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS requested_model text;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS turn bigint NOT NULL;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS enqueued_at timestamp with time zone NOT NULL;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS tokens integer NOT NULL;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS limit_hit text NOT NULL;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS expected_at timestamp with time zone NOT NULL;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS lease_until timestamp with time zone NOT NULL;
+ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS "position" integer NOT NULL;
+
+COMMENT ON TABLE public.google_ai_queue IS 'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_queue_settings (
+    id boolean DEFAULT true NOT NULL,
+    grace_ms integer DEFAULT 3000 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_queue_settings_grace_ms_check CHECK (((grace_ms >= 100) AND (grace_ms <= 60000))),
+    CONSTRAINT google_ai_queue_settings_one_row CHECK (id)
+);
+ALTER TABLE public.google_ai_queue_settings ADD COLUMN IF NOT EXISTS id boolean DEFAULT true NOT NULL;
+ALTER TABLE public.google_ai_queue_settings ADD COLUMN IF NOT EXISTS grace_ms integer DEFAULT 3000 NOT NULL;
+ALTER TABLE public.google_ai_queue_settings ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now() NOT NULL;
+
+COMMENT ON TABLE public.google_ai_queue_settings IS 'The admission queue: grace_ms, how long a turn is kept for a waiter that has not called yet before its ticket lapses.';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_priority_classes'::regclass AND conname = 'google_ai_priority_classes_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_priority_classes
+    ADD CONSTRAINT google_ai_priority_classes_pkey PRIMARY KEY (name);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_priority_classes'::regclass AND conname = 'google_ai_priority_classes_rank_key') THEN
+    ALTER TABLE ONLY public.google_ai_priority_classes
+    ADD CONSTRAINT google_ai_priority_classes_rank_key UNIQUE (rank);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_queue'::regclass AND conname = 'google_ai_queue_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_queue
+    ADD CONSTRAINT google_ai_queue_pkey PRIMARY KEY (ticket_id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_queue_settings'::regclass AND conname = 'google_ai_queue_settings_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_queue_settings
+    ADD CONSTRAINT google_ai_queue_settings_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_queue'::regclass AND conname = 'google_ai_queue_priority_class_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_queue
+    ADD CONSTRAINT google_ai_queue_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name);
+  END IF;
+END
+$baseline$;
+
+CREATE INDEX IF NOT EXISTS google_ai_queue_caller_idx ON public.google_ai_queue USING btree (model, caller, class_rank);
+
+CREATE INDEX IF NOT EXISTS google_ai_queue_lease_idx ON public.google_ai_queue USING btree (model, lease_until);
+
+CREATE INDEX IF NOT EXISTS google_ai_queue_order_idx ON public.google_ai_queue USING btree (model, class_rank, turn, enqueued_at);
+
+CREATE OR REPLACE FUNCTION public.google_ai_class_rank(p_class text) RETURNS smallint
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (select c.rank from public.google_ai_priority_classes c where c.name = p_class);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_lapsed integer;
+begin
+  with gone as (
+    delete from public.google_ai_queue q
+    where q.model = p_model and q.lease_until < p_now
+    returning q.*)
+  insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+    attempt, estimated_tokens, limit_hit, wait_ms, priority_class, error_message, finished_at)
+  select 'abandoned', g.request_id, g.caller, g.client_id, g.token_id, g.model, g.requested_model, 1, g.tokens,
+    g.limit_hit, greatest(0, extract(epoch from (g.expected_at - g.enqueued_at)) * 1000)::integer, g.priority_class,
+    'left the queue: no call within the grace after its turn', p_now
+  from gone g;
+  get diagnostics v_lapsed = row_count;
+  return v_lapsed;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, OUT free_now integer, OUT turn_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
+  v_group record;
+  v_expiries timestamptz[];
+  v_count integer;
+  v_openings timestamptz[] := '{}';
+  v_day_left bigint := 0;
+  v_n integer;
+begin
+  free_now := 0;
+  for v_group in
+    select c.quota_group, c.cooldown_until, c.rpd_used
+    from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
+  loop
+    continue when v_group.cooldown_until is not null or (p_rpd is not null and v_group.rpd_used >= p_rpd);
+    v_day_left := v_day_left + coalesce(p_rpd - v_group.rpd_used, 1000000);
+    if p_rpm is null then
+      free_now := 1000000;
+      continue;
+    end if;
+    select array_agg(a.admitted_at + v_window order by a.admitted_at) into v_expiries
+    from public.google_ai_admissions a
+    where a.quota_group = v_group.quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
+    v_count := coalesce(cardinality(v_expiries), 0);
+    free_now := free_now + greatest(0, p_rpm - v_count);
+    v_openings := v_openings || array_fill(p_now, array[greatest(0, p_rpm - v_count)])
+                             || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
+  end loop;
+  if v_day_left < p_slots then
+    return; -- not today
+  end if;
+  if free_now >= p_slots then
+    turn_at := p_now;
+    return;
+  end if;
+  select array_agg(o order by o) into v_openings from unnest(v_openings) o;
+  v_n := cardinality(v_openings);
+  turn_at := greatest(p_now, v_openings[((p_slots - 1) % v_n) + 1] + ((p_slots - 1) / v_n) * v_window);
+end
+$$;
+-- ================================================================================================
+-- supabase/schemas/50_shares_and_budgets.sql
+-- ================================================================================================
+
+-- Reserved shares and budgets: part of a model's RPM/RPD kept for a class or a caller, an owner's
+-- day paced, the owners' use counted under the counter-row lock, and service callers' daily budgets.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_caller_budgets (
+    caller text NOT NULL,
+    daily_max_requests integer,
+    daily_max_tokens integer,
+    day_bucket date,
+    requests_today integer DEFAULT 0 NOT NULL,
+    tokens_today bigint DEFAULT 0 NOT NULL,
+    notes text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_caller_budgets_caller_check CHECK (((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text) AND (caller !~* '^client:'::text))),
+    CONSTRAINT google_ai_caller_budgets_requests_check CHECK ((daily_max_requests >= 0)),
+    CONSTRAINT google_ai_caller_budgets_tokens_check CHECK ((daily_max_tokens >= 0))
+);
+ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS caller text NOT NULL;
+ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS daily_max_requests integer;
+ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS daily_max_tokens integer;
+ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS day_bucket date;
+ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS requests_today integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS tokens_today bigint DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS notes text;
+ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
+
+COMMENT ON TABLE public.google_ai_caller_budgets IS 'Requests and input tokens a service caller may book per Pacific day (null: no limit); requests_today and tokens_today are booked with each reservation. Refusal caller_budget until Pacific midnight.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_quota_shares (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    model text NOT NULL,
+    priority_class text,
+    caller text,
+    reserved_rpm integer,
+    reserved_rpd integer,
+    pace_burst integer,
+    notes text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_quota_shares_caller_check CHECK ((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text)),
+    CONSTRAINT google_ai_quota_shares_one_owner CHECK ((num_nonnulls(priority_class, caller) = 1)),
+    CONSTRAINT google_ai_quota_shares_pace_check CHECK ((pace_burst >= 0)),
+    CONSTRAINT google_ai_quota_shares_rpd_check CHECK ((reserved_rpd >= 0)),
+    CONSTRAINT google_ai_quota_shares_rpm_check CHECK ((reserved_rpm >= 0)),
+    CONSTRAINT google_ai_quota_shares_something CHECK ((num_nonnulls(reserved_rpm, reserved_rpd, pace_burst) >= 1))
+);
+ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS id bigint GENERATED ALWAYS AS IDENTITY NOT NULL;
+ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS model text NOT NULL;
+ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS priority_class text;
+ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS caller text;
+ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS reserved_rpm integer;
+ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS reserved_rpd integer;
+ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS pace_burst integer;
+ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS notes text;
+ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
+
+COMMENT ON TABLE public.google_ai_quota_shares IS 'Per model, the requests of each quota group''s RPM/RPD kept for one owner (a priority class or a caller), and the optional pacing of the owner''s day (pace_burst; only for a model with an RPD). Others may book only what the owners'' unused shares leave over; an owner may use the whole limit.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_share_usage (
+    quota_group text NOT NULL,
+    share_id bigint NOT NULL,
+    window_requests integer DEFAULT 0 NOT NULL,
+    day_bucket date,
+    day_used integer DEFAULT 0 NOT NULL,
+    day_next_used integer DEFAULT 0 NOT NULL,
+    day_prev_used integer DEFAULT 0 NOT NULL
+);
+ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS quota_group text NOT NULL;
+ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS share_id bigint NOT NULL;
+ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS window_requests integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS day_bucket date;
+ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS day_used integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS day_next_used integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS day_prev_used integer DEFAULT 0 NOT NULL;
+
+COMMENT ON TABLE public.google_ai_share_usage IS 'What each share''s owner used of a quota group, written only under that group''s counter-row lock.';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_caller_budgets'::regclass AND conname = 'google_ai_caller_budgets_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_caller_budgets
+    ADD CONSTRAINT google_ai_caller_budgets_pkey PRIMARY KEY (caller);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_owner_key') THEN
+    ALTER TABLE ONLY public.google_ai_quota_shares
+    ADD CONSTRAINT google_ai_quota_shares_owner_key UNIQUE NULLS NOT DISTINCT (model, priority_class, caller);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_quota_shares
+    ADD CONSTRAINT google_ai_quota_shares_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_share_usage'::regclass AND conname = 'google_ai_share_usage_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_share_usage
+    ADD CONSTRAINT google_ai_share_usage_pkey PRIMARY KEY (quota_group, share_id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_model_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_quota_shares
+    ADD CONSTRAINT google_ai_quota_shares_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model) ON UPDATE CASCADE ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_priority_class_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_quota_shares
+    ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_share_usage'::regclass AND conname = 'google_ai_share_usage_share_id_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_share_usage
+    ADD CONSTRAINT google_ai_share_usage_share_id_fkey FOREIGN KEY (share_id) REFERENCES public.google_ai_quota_shares(id) ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+CREATE INDEX IF NOT EXISTS google_ai_share_usage_share_idx ON public.google_ai_share_usage USING btree (share_id);
+
+CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select case when p_max is not null
+                  then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) RETURNS integer
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select p_burst + floor(greatest(0, p_usable)::numeric
+           * least(greatest(extract(epoch from p_at - d.s), 0), extract(epoch from d.e - d.s))
+           / extract(epoch from d.e - d.s))::integer
+  from (select (p_day::timestamp at time zone 'America/Los_Angeles') as s,
+               ((p_day + 1)::timestamp at time zone 'America/Los_Angeles') as e) d
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer, p_usable integer) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select case when n.need <= 0 then d.s
+              -- The allowance reaches burst + usable only at the day's end, which is the next day.
+              when p_usable <= 0 or n.need >= p_usable then null
+              else d.s + ceil(n.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / p_usable)
+                         * interval '1 microsecond' end
+  from (select (p_day::timestamp at time zone 'America/Los_Angeles') as s,
+               ((p_day + 1)::timestamp at time zone 'America/Los_Angeles') as e) d,
+       (select p_used + 1 - p_burst as need) n
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_ids bigint[];
+  v_kept integer[];
+  v_used integer[];
+  v_count integer;
+  v_free integer;
+  v_room integer;
+  v_held integer;
+  v_adm record;
+  v_day date := public.google_ai_pacific_day(p_now);
+begin
+  select coalesce(sum(greatest(0, s.reserved_rpd - case when u.day_bucket = v_day then u.day_used
+                                                        when u.day_bucket = v_day - 1 then u.day_next_used
+                                                        else 0 end)), 0)::integer
+    into day_held
+  from public.google_ai_quota_shares s
+  left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+  where s.model = p_model and s.reserved_rpd is not null
+    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
+  if p_rpm is null then
+    return;
+  end if;
+
+  select array_agg(s.id order by s.id), array_agg(s.reserved_rpm order by s.id) into v_ids, v_kept
+  from public.google_ai_quota_shares s
+  where s.model = p_model and s.reserved_rpm is not null
+    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
+  v_ids := coalesce(v_ids, '{}'); v_kept := coalesce(v_kept, '{}');
+  select count(*) into v_count from public.google_ai_admissions a
+  where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window;
+  select coalesce(array_agg((select count(*) from public.google_ai_admissions a
+                             where a.quota_group = p_quota_group and a.model = p_model
+                               and a.admitted_at > p_now - p_window and i.id = any (a.share_ids))::integer
+                            order by i.n), '{}')
+    into v_used
+  from unnest(v_ids) with ordinality as i(id, n);
+  v_held := 0;
+  for i in 1 .. cardinality(v_ids) loop
+    v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
+  end loop;
+  v_free := greatest(0, p_rpm - v_count - v_held);
+  openings := array_fill(p_now, array[v_free]);
+
+  for v_adm in
+    select a.admitted_at, a.share_ids from public.google_ai_admissions a
+    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
+    order by a.admitted_at, a.reservation_id
+  loop
+    v_count := v_count - 1;
+    v_held := 0;
+    for i in 1 .. cardinality(v_ids) loop
+      if v_ids[i] = any (v_adm.share_ids) then
+        v_used[i] := v_used[i] - 1;
+      end if;
+      v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
+    end loop;
+    v_room := greatest(0, p_rpm - v_count - v_held);
+    if v_room > v_free then
+      openings := openings || array_fill(v_adm.admitted_at + p_window, array[v_room - v_free]);
+      v_free := v_room;
+    end if;
+  end loop;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_ids bigint[];
+  v_kept integer[];
+  v_used integer[];
+  v_left_requests integer;
+  v_left_tokens bigint;
+  v_held integer;
+  v_adm record;
+begin
+  select array_agg(s.id order by s.id), array_agg(s.reserved_rpm order by s.id) into v_ids, v_kept
+  from public.google_ai_quota_shares s
+  where s.model = p_model and s.reserved_rpm is not null
+    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
+  if v_ids is null or p_rpm is null then
+    return public.google_ai_window_reopens_at(p_quota_group, p_model, p_now, p_window, p_rpm, p_tpm, p_tokens);
+  end if;
+
+  select count(*), coalesce(sum(a.tokens), 0) into v_left_requests, v_left_tokens
+  from public.google_ai_admissions a
+  where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window;
+  select array_agg((select count(*) from public.google_ai_admissions a
+                    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
+                      and i.id = any (a.share_ids))::integer order by i.n)
+    into v_used
+  from unnest(v_ids) with ordinality as i(id, n);
+
+  for v_adm in
+    select a.admitted_at, a.tokens, a.share_ids from public.google_ai_admissions a
+    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
+    order by a.admitted_at, a.reservation_id
+  loop
+    v_left_requests := v_left_requests - 1;
+    v_left_tokens := v_left_tokens - v_adm.tokens;
+    v_held := 0;
+    for i in 1 .. cardinality(v_ids) loop
+      if v_ids[i] = any (v_adm.share_ids) then
+        v_used[i] := v_used[i] - 1;
+      end if;
+      v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
+    end loop;
+    if v_left_requests + 1 + v_held <= p_rpm and (p_tpm is null or v_left_tokens + p_tokens <= p_tpm) then
+      return v_adm.admitted_at + p_window;
+    end if;
+  end loop;
+  return null;
+end
+$$;
+-- ================================================================================================
+-- supabase/schemas/60_life_cycle.sql
+-- ================================================================================================
+
+-- A request's life after its reservation: finalize (tokens, outcome, 429 causes and cooldowns,
+-- token_usage), a cut stream, a withdrawn model, release, and the end of an idempotent request.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.token_usage (
+    id bigserial NOT NULL,
+    model text,
+    prompt_tokens integer,
+    completion_tokens integer,
+    total_tokens integer,
+    request_id text,
+    meta jsonb,
+    at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE public.token_usage ADD COLUMN IF NOT EXISTS id bigserial NOT NULL;
+ALTER TABLE public.token_usage ADD COLUMN IF NOT EXISTS model text;
+ALTER TABLE public.token_usage ADD COLUMN IF NOT EXISTS prompt_tokens integer;
+ALTER TABLE public.token_usage ADD COLUMN IF NOT EXISTS completion_tokens integer;
+ALTER TABLE public.token_usage ADD COLUMN IF NOT EXISTS total_tokens integer;
+ALTER TABLE public.token_usage ADD COLUMN IF NOT EXISTS request_id text;
+ALTER TABLE public.token_usage ADD COLUMN IF NOT EXISTS meta jsonb;
+ALTER TABLE public.token_usage ADD COLUMN IF NOT EXISTS at timestamp with time zone DEFAULT now() NOT NULL;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.token_usage'::regclass AND conname = 'token_usage_pkey') THEN
+    ALTER TABLE ONLY public.token_usage
+    ADD CONSTRAINT token_usage_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
+
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone, p_reason text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_model text := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
+  v_until timestamptz;
+begin
+  if p_quota_group is null or p_until is null then
+    raise exception 'p_quota_group and p_until are required' using errcode = '22023';
+  end if;
+  insert into public.google_ai_cooldowns as c (quota_group, model, cooldown_until, reason, quota_id)
+  values (p_quota_group, v_model, p_until, left(p_reason, 500), left(p_quota_id, 200))
+  on conflict (quota_group, model) do update set
+    cooldown_until = greatest(c.cooldown_until, excluded.cooldown_until),
+    reason = excluded.reason,
+    quota_id = excluded.quota_id,
+    updated_at = now()
+  returning c.cooldown_until into v_until;
+  return jsonb_build_object('ok', true, 'quota_group', p_quota_group, 'model', v_model, 'cooldown_until', v_until);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) RETURNS void
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  insert into public.google_ai_cooldowns as c (quota_group, model, cooldown_until, reason, quota_id, cause)
+  select p_quota_group, m.model, p_until, left(p_reason, 500), left(p_quota_id, 200), p_cause
+  from (select p_model as model
+        union
+        select l.model from public.google_ai_model_limits l
+        where p_cause = 'spend_cap' and l.is_active
+          and exists (select 1 from public.google_ai_api_keys k
+                      where public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
+                        and (k.models is null or l.model = any (k.models)))) m
+  order by m.model
+  on conflict (quota_group, model) do update set
+    cooldown_until = greatest(c.cooldown_until, excluded.cooldown_until),
+    reason = case when excluded.cooldown_until >= c.cooldown_until then excluded.reason else c.reason end,
+    quota_id = case when excluded.cooldown_until >= c.cooldown_until then excluded.quota_id else c.quota_id end,
+    cause = case when excluded.cooldown_until >= c.cooldown_until then excluded.cause else c.cause end,
+    updated_at = now();
+$$;
+
+COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS 'Finalize''s cooldown: one model, or for a spend cap (cause spend_cap) every active model the quota group''s keys serve.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_end_request(p_reservation_id uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_deleted integer;
+begin
+  delete from public.google_ai_responses r
+  using public.google_ai_attempts a
+  where a.reservation_id = p_reservation_id
+    and r.caller = a.caller and r.request_id = a.request_id and r.status = 'in_progress'
+    and (a.reply_by is null or r.created_at <= a.reply_by);
+  get diagnostics v_deleted = row_count;
+  return jsonb_build_object('ok', true, 'ended', v_deleted > 0);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb, p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_att public.google_ai_attempts;
+  v_until timestamptz;
+begin
+  if p_outcome not in ('succeeded', 'google_error', 'network_error', 'timeout') then
+    raise exception 'p_outcome must be succeeded, google_error, network_error or timeout' using errcode = '22023';
+  end if;
+  if p_quota_cause is not null and p_quota_cause not in ('minute', 'day', 'limit_zero', 'spend_cap', 'unknown') then
+    raise exception 'p_quota_cause must be minute, day, limit_zero, spend_cap or unknown' using errcode = '22023';
+  end if;
+
+  update public.google_ai_attempts a set
+    status = p_outcome,
+    finished_at = pg_catalog.clock_timestamp(),
+    input_tokens = p_input_tokens,
+    output_tokens = p_output_tokens,
+    http_status = p_http_status,
+    error_code = left(p_error_code, 200),
+    quota_id = left(p_quota_id, 200),
+    error_message = left(p_error_message, 1000),
+    latency_ms = p_latency_ms,
+    quota_cause = p_quota_cause,
+    service_tier = left(p_service_tier, 20),
+    served_tier = left(p_served_tier, 20),
+    -- (greatest() ignores a null: a time not known stays null)
+    added_ms = case when p_added_ms is not null then greatest(0, p_added_ms) end,
+    first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end
+  where a.reservation_id = p_reservation_id and a.status = 'reserved'
+  returning * into v_att;
+
+  if not found then
+    return public.google_ai_not_open(p_reservation_id);
+  end if;
+
+  -- Rows nobody holds for long first; the counter row (the hot one) last, so nothing this call might
+  -- wait for (a housekeeping run holding a cooldown or a response row) keeps the counter locked.
+  if p_outcome = 'succeeded' and p_response is not null and v_att.request_id is not null then
+    insert into public.google_ai_responses as r (caller, request_id, status, model, response, created_at, expires_at)
+    values (v_att.caller, v_att.request_id, 'done', v_att.model, p_response, now(), null)
+    on conflict (caller, request_id) do update set
+      status = 'done', model = excluded.model, response = excluded.response,
+      created_at = excluded.created_at, expires_at = null;
+  end if;
+
+  if p_outcome = 'succeeded' then
+    insert into public.token_usage (model, prompt_tokens, completion_tokens, total_tokens, request_id, meta)
+    values (v_att.model, p_input_tokens, p_output_tokens,
+      coalesce(p_input_tokens, 0) + coalesce(p_output_tokens, 0),
+      coalesce(v_att.request_id, v_att.reservation_id::text),
+      jsonb_build_object('source', 'eve-llm-gateway', 'caller', v_att.caller, 'key_alias', v_att.key_alias,
+        'attempt', v_att.attempt, 'reservation_id', v_att.reservation_id));
+  end if;
+
+  -- Google says the key itself is no good: take it out of rotation now (with the reason, never
+  -- deleted), rather than let every request spend an attempt on it until the next health check.
+  if coalesce(p_key_rejected, p_error_code = 'API_KEY_INVALID') and v_att.api_key_id is not null then
+    update public.google_ai_api_keys k set
+      is_active = false,
+      disabled_reason = 'Google rejected the key (' || coalesce(left(p_error_code, 100), 'no reason given') || ') on a call',
+      disabled_at = now(),
+      updated_at = now()
+    where k.id = v_att.api_key_id and k.is_active;
+  end if;
+
+  if p_cooldown_until_pacific_midnight then
+    v_until := public.google_ai_pacific_midnight_after(pg_catalog.clock_timestamp());
+  else
+    v_until := p_cooldown_until;
+  end if;
+  if v_until is not null and v_att.quota_group is not null then
+    perform public.google_ai_cooldown_for_cause(v_att.quota_group, v_att.model, v_until, p_quota_cause,
+      coalesce(p_error_code, p_outcome), p_quota_id);
+  end if;
+
+  if p_input_tokens is not null and p_input_tokens <> v_att.estimated_tokens then
+    perform public.google_ai_adjust_token_budget(v_att, 0, p_input_tokens - v_att.estimated_tokens);
+  end if;
+  -- The window learns Google's count now: waiters asking again see the tokens given back.
+  perform public.google_ai_settle_admission(v_att, greatest(0, coalesce(p_input_tokens, v_att.estimated_tokens)), false);
+
+  return jsonb_build_object('ok', true, 'status', p_outcome, 'cooldown_until', v_until);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_answer jsonb;
+begin
+  if p_cut_by not in ('client', 'google') then
+    raise exception 'p_cut_by must be client or google' using errcode = '22023';
+  end if;
+  v_answer := public.google_ai_finalize(
+    p_reservation_id => p_reservation_id, p_outcome => 'succeeded', p_input_tokens => p_input_tokens,
+    p_output_tokens => p_output_tokens, p_http_status => 200, p_latency_ms => p_latency_ms,
+    p_service_tier => p_service_tier, p_served_tier => p_served_tier, p_added_ms => p_added_ms,
+    p_first_byte_ms => p_first_byte_ms);
+  if not coalesce((v_answer ->> 'ok')::boolean, false) then
+    return v_answer;
+  end if;
+  update public.google_ai_attempts a set
+    status = 'cut',
+    error_code = 'stream_cut_by_' || p_cut_by,
+    error_message = left(p_error_message, 1000)
+  where a.reservation_id = p_reservation_id;
+  return jsonb_build_object('ok', true, 'status', 'cut');
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer DEFAULT 404, p_error_code text DEFAULT 'NOT_FOUND'::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_att public.google_ai_attempts;
+  v_message text := left(public.google_ai_sanitize_error(p_error_message), 1000);
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_marked boolean;
+begin
+  update public.google_ai_attempts a set
+    status = 'withdrawn',
+    finished_at = v_now,
+    http_status = p_http_status,
+    error_code = left(p_error_code, 200),
+    error_message = v_message,
+    latency_ms = p_latency_ms
+  where a.reservation_id = p_reservation_id and a.status = 'reserved'
+  returning * into v_att;
+
+  if not found then
+    return public.google_ai_not_open(p_reservation_id);
+  end if;
+
+  perform public.google_ai_adjust_token_budget(v_att, 0, -v_att.estimated_tokens);
+  perform public.google_ai_settle_admission(v_att, 0, true);
+
+  update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message
+  where l.model = v_att.model and l.withdrawn_at is null;
+  v_marked := found;
+
+  return jsonb_build_object('ok', true, 'status', 'withdrawn', 'model', v_att.model, 'marked', v_marked,
+    'successor', (select l.successor from public.google_ai_model_limits l where l.model = v_att.model));
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_att public.google_ai_attempts;
+begin
+  update public.google_ai_attempts a set
+    status = 'released',
+    finished_at = pg_catalog.clock_timestamp(),
+    error_message = left(p_reason, 1000)
+  where a.reservation_id = p_reservation_id and a.status = 'reserved'
+  returning * into v_att;
+
+  if not found then
+    return public.google_ai_not_open(p_reservation_id);
+  end if;
+
+  perform public.google_ai_adjust_token_budget(v_att, case when v_att.attempt = 1 then -1 else 0 end,
+    -v_att.estimated_tokens);
+  perform public.google_ai_settle_admission(v_att, 0, true);
+
+  return jsonb_build_object('ok', true, 'status', 'released');
+end
+$$;
+-- ================================================================================================
+-- supabase/schemas/70_clients_and_tokens.sql
+-- ================================================================================================
+
+-- Kaggle clients and their scoped tokens: creation, minting, revocation, the credential check (with
+-- refusals counted per minute) and token budgets.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_clients (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL,
+    secret_hash text NOT NULL,
+    models text[] NOT NULL,
+    max_token_ttl interval DEFAULT '12:00:00'::interval NOT NULL,
+    token_max_requests integer,
+    token_max_tokens integer,
+    daily_max_requests integer,
+    daily_max_tokens integer,
+    mint_per_hour integer DEFAULT 60 NOT NULL,
+    day_bucket date,
+    requests_today integer DEFAULT 0 NOT NULL,
+    tokens_today integer DEFAULT 0 NOT NULL,
+    notes text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    revoked_at timestamp with time zone,
+    revoked_reason text,
+    max_output_tokens integer DEFAULT 8192 NOT NULL,
+    priority_class text DEFAULT 'batch'::text NOT NULL,
+    CONSTRAINT google_ai_clients_max_output_tokens_check CHECK (((max_output_tokens >= 1) AND (max_output_tokens <= 1000000))),
+    CONSTRAINT google_ai_clients_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)),
+    CONSTRAINT google_ai_clients_ttl_check CHECK (((max_token_ttl > '00:00:00'::interval) AND (max_token_ttl <= '12:00:00'::interval)))
+);
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS id uuid DEFAULT gen_random_uuid() NOT NULL;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS name text NOT NULL;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS secret_hash text NOT NULL;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS models text[] NOT NULL;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS max_token_ttl interval DEFAULT '12:00:00'::interval NOT NULL;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS token_max_requests integer;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS token_max_tokens integer;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS daily_max_requests integer;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS daily_max_tokens integer;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS mint_per_hour integer DEFAULT 60 NOT NULL;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS day_bucket date;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS requests_today integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS tokens_today integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS notes text;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS revoked_at timestamp with time zone;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS revoked_reason text;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS max_output_tokens integer DEFAULT 8192 NOT NULL;
+ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS priority_class text DEFAULT 'batch'::text NOT NULL;
+
+COMMENT ON COLUMN public.google_ai_clients.secret_hash IS 'SHA-256 hex of the client secret; the secret itself is shown once at creation.';
+
+COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS 'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
+
+COMMENT ON COLUMN public.google_ai_clients.priority_class IS 'The highest class this client''s requests are queued in (a request may ask for a lower one).';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_tokens (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    client_id uuid NOT NULL,
+    token_hash text NOT NULL,
+    models text[] NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    max_requests integer,
+    max_tokens integer,
+    requests_used integer DEFAULT 0 NOT NULL,
+    tokens_used integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone,
+    revoked_at timestamp with time zone
+);
+ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS id uuid DEFAULT gen_random_uuid() NOT NULL;
+ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS client_id uuid NOT NULL;
+ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS token_hash text NOT NULL;
+ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS models text[] NOT NULL;
+ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS expires_at timestamp with time zone NOT NULL;
+ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS max_requests integer;
+ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS max_tokens integer;
+ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS requests_used integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS tokens_used integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS last_used_at timestamp with time zone;
+ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS revoked_at timestamp with time zone;
+
+COMMENT ON COLUMN public.google_ai_tokens.token_hash IS 'SHA-256 hex of the token; the token itself never reaches the database.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_credential_refusals (
+    minute timestamp with time zone NOT NULL,
+    reason text NOT NULL,
+    token_id uuid,
+    client_id uuid,
+    refusals integer DEFAULT 0 NOT NULL,
+    first_seen timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_credential_refusals_reason_check CHECK ((reason = ANY (ARRAY['token_invalid'::text, 'token_expired'::text, 'token_revoked'::text]))),
+    CONSTRAINT google_ai_credential_refusals_refusals_check CHECK ((refusals >= 0))
+);
+ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS minute timestamp with time zone NOT NULL;
+ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS reason text NOT NULL;
+ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS token_id uuid;
+ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS client_id uuid;
+ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS refusals integer DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS first_seen timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS last_seen timestamp with time zone DEFAULT now() NOT NULL;
+
+COMMENT ON TABLE public.google_ai_credential_refusals IS 'Requests refused before any attempt row because their token can never be admitted: how many, per minute, reason and token (unknown tokens together). Trimmed after a day.';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_name_key') THEN
+    ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_name_key UNIQUE (name);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_secret_hash_key') THEN
+    ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_secret_hash_key UNIQUE (secret_hash);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_tokens'::regclass AND conname = 'google_ai_tokens_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_tokens
+    ADD CONSTRAINT google_ai_tokens_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_tokens'::regclass AND conname = 'google_ai_tokens_token_hash_key') THEN
+    ALTER TABLE ONLY public.google_ai_tokens
+    ADD CONSTRAINT google_ai_tokens_token_hash_key UNIQUE (token_hash);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_priority_class_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_credential_refusals'::regclass AND conname = 'google_ai_credential_refusals_client_id_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_credential_refusals
+    ADD CONSTRAINT google_ai_credential_refusals_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id) ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_credential_refusals'::regclass AND conname = 'google_ai_credential_refusals_token_id_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_credential_refusals
+    ADD CONSTRAINT google_ai_credential_refusals_token_id_fkey FOREIGN KEY (token_id) REFERENCES public.google_ai_tokens(id) ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_tokens'::regclass AND conname = 'google_ai_tokens_client_id_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_tokens
+    ADD CONSTRAINT google_ai_tokens_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id);
+  END IF;
+END
+$baseline$;
+
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_credential_refusals_key ON public.google_ai_credential_refusals USING btree (minute, reason, COALESCE(token_id, '00000000-0000-0000-0000-000000000000'::uuid));
+
+CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON public.google_ai_tokens USING btree (client_id, created_at);
+
+CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
+
+CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if p_requests = 0 and p_tokens = 0 then
+    return;
+  end if;
+  if p_attempt.token_id is not null then
+    update public.google_ai_tokens t set
+      requests_used = greatest(0, t.requests_used + p_requests),
+      tokens_used = greatest(0, t.tokens_used + p_tokens)
+    where t.id = p_attempt.token_id;
+    update public.google_ai_clients c set
+      requests_today = greatest(0, c.requests_today + p_requests),
+      tokens_today = greatest(0, c.tokens_today + p_tokens)
+    where c.id = p_attempt.client_id and c.day_bucket = public.google_ai_pacific_day(p_attempt.created_at);
+  elsif p_attempt.client_id is null then
+    update public.google_ai_caller_budgets b set
+      requests_today = greatest(0, b.requests_today + p_requests),
+      tokens_today = greatest(0, b.tokens_today + p_tokens)
+    where b.caller = p_attempt.caller
+      and b.day_bucket = coalesce(p_attempt.day_bucket, public.google_ai_pacific_day(p_attempt.created_at));
+  end if;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer DEFAULT 1) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_token public.google_ai_tokens;
+  v_client public.google_ai_clients;
+  v_reason text;
+  v_minute timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp());
+begin
+  select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
+  if not found then
+    v_reason := 'token_invalid';
+  else
+    select * into v_client from public.google_ai_clients c where c.id = v_token.client_id;
+    if v_token.revoked_at is not null or v_client.revoked_at is not null then
+      v_reason := 'token_revoked';
+    elsif v_token.expires_at <= pg_catalog.clock_timestamp() then
+      v_reason := 'token_expired';
+    end if;
+  end if;
+
+  if v_reason is null then
+    return jsonb_build_object('status', 'ok', 'token_id', v_token.id, 'client', v_client.name,
+      'models', v_token.models, 'expires_at', v_token.expires_at, 'max_output_tokens', v_client.max_output_tokens);
+  end if;
+
+  if p_refusals is distinct from 0 then
+    insert into public.google_ai_credential_refusals as r (minute, reason, token_id, client_id, refusals)
+    values (v_minute, v_reason, v_token.id, v_token.client_id, greatest(1, coalesce(p_refusals, 1)))
+    on conflict (minute, reason, coalesce(token_id, '00000000-0000-0000-0000-000000000000'::uuid)) do update set
+      refusals = r.refusals + excluded.refusals,
+      last_seen = pg_catalog.clock_timestamp();
+  end if;
+  -- Self-trimming, a bounded batch at a time (the unique index leads with minute): rows older than
+  -- a day go, so the table holds at most a day of minutes whoever calls.
+  delete from public.google_ai_credential_refusals r
+  where r.ctid in (select r2.ctid from public.google_ai_credential_refusals r2
+                   where r2.minute < v_minute - interval '1 day' limit 100);
+  return jsonb_build_object('status', v_reason);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval DEFAULT '12:00:00'::interval, p_token_max_requests integer DEFAULT NULL::integer, p_token_max_tokens integer DEFAULT NULL::integer, p_daily_max_requests integer DEFAULT NULL::integer, p_daily_max_tokens integer DEFAULT NULL::integer, p_mint_per_hour integer DEFAULT 60, p_notes text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_secret text;
+  v_models text[];
+  v_unknown text[];
+  v_id uuid;
+begin
+  if p_name is null or p_name !~ '^[a-z0-9][a-z0-9._-]{0,62}$' then
+    raise exception 'client name must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'
+      using errcode = '22023';
+  end if;
+  select array_agg(coalesce((public.google_ai_resolve_model(m)).model, m) order by m),
+         array_agg(m) filter (where (public.google_ai_resolve_model(m)).model is null)
+    into v_models, v_unknown
+  from unnest(p_models) m;
+  if v_models is null or cardinality(v_models) = 0 then
+    raise exception 'a client needs at least one model' using errcode = '22023';
+  end if;
+  if v_unknown is not null then
+    raise exception 'unknown model(s): %', array_to_string(v_unknown, ', ') using errcode = '22023';
+  end if;
+  v_secret := 'evegw_cs_' || rtrim(translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/', '-_'), '=');
+  insert into public.google_ai_clients (name, secret_hash, models, max_token_ttl, token_max_requests, token_max_tokens,
+    daily_max_requests, daily_max_tokens, mint_per_hour, notes)
+  values (p_name, public.google_ai_sha256_hex(v_secret), v_models, p_max_token_ttl, p_token_max_requests, p_token_max_tokens,
+    p_daily_max_requests, p_daily_max_tokens, p_mint_per_hour, p_notes)
+  returning id into v_id;
+  return jsonb_build_object('client_id', v_id, 'name', p_name, 'models', v_models, 'secret', v_secret);
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[] DEFAULT NULL::text[], p_ttl_seconds integer DEFAULT NULL::integer, p_max_requests integer DEFAULT NULL::integer, p_max_tokens integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_client public.google_ai_clients;
+  v_models text[];
+  v_ttl interval;
+  v_max_requests integer;
+  v_max_tokens integer;
+  v_recent integer;
+  v_oldest timestamptz;
+  v_token_id uuid;
+  v_expires timestamptz;
+  v_allowed jsonb;
+begin
+  if p_token_hash is null or p_token_hash !~ '^[0-9a-f]{64}$' then
+    raise exception 'p_token_hash must be a SHA-256 hex digest' using errcode = '22023';
+  end if;
+
+  select * into v_client from public.google_ai_clients c where c.secret_hash = p_secret_hash for update;
+  if not found then
+    return jsonb_build_object('ok', false, 'error', 'invalid_secret');
+  end if;
+  if v_client.revoked_at is not null then
+    return jsonb_build_object('ok', false, 'error', 'client_revoked');
+  end if;
+
+  -- Default lifetime: one hour, or the client's maximum if that is shorter.
+  v_ttl := coalesce(make_interval(secs => p_ttl_seconds), least(interval '1 hour', v_client.max_token_ttl));
+  v_allowed := jsonb_build_object('models', v_client.models,
+    'max_ttl_seconds', extract(epoch from v_client.max_token_ttl)::integer,
+    'max_requests', v_client.token_max_requests, 'max_tokens', v_client.token_max_tokens);
+
+  if p_models is null then
+    v_models := v_client.models;
+  else
+    select array_agg(distinct coalesce((public.google_ai_resolve_model(m)).model, m)) into v_models from unnest(p_models) m;
+  end if;
+  if v_models is null or cardinality(v_models) = 0 or not (v_models <@ v_client.models)
+     or (p_ttl_seconds is not null and (p_ttl_seconds < 60 or v_ttl > v_client.max_token_ttl))
+     or (p_max_requests is not null and (p_max_requests < 1 or p_max_requests > coalesce(v_client.token_max_requests, p_max_requests)))
+     or (p_max_tokens is not null and (p_max_tokens < 1 or p_max_tokens > coalesce(v_client.token_max_tokens, p_max_tokens))) then
+    return jsonb_build_object('ok', false, 'error', 'scope_exceeded', 'allowed', v_allowed);
+  end if;
+  v_max_requests := coalesce(p_max_requests, v_client.token_max_requests);
+  v_max_tokens := coalesce(p_max_tokens, v_client.token_max_tokens);
+
+  select count(*), min(t.created_at) into v_recent, v_oldest
+  from public.google_ai_tokens t
+  where t.client_id = v_client.id and t.created_at > now() - interval '1 hour';
+  if v_recent >= v_client.mint_per_hour then
+    return jsonb_build_object('ok', false, 'error', 'mint_rate_limited',
+      'retry_after_ms', greatest(0, ceil(extract(epoch from (v_oldest + interval '1 hour' - now())) * 1000))::bigint);
+  end if;
+
+  v_expires := now() + v_ttl;
+  insert into public.google_ai_tokens (client_id, token_hash, models, expires_at, max_requests, max_tokens)
+  values (v_client.id, p_token_hash, v_models, v_expires, v_max_requests, v_max_tokens)
+  returning id into v_token_id;
+
+  return jsonb_build_object('ok', true, 'token_id', v_token_id, 'client', v_client.name, 'expires_at', v_expires,
+    'models', to_jsonb(v_models), 'budget', jsonb_build_object('max_requests', v_max_requests, 'max_tokens', v_max_tokens));
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_revoke_client(p_name text, p_reason text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_client public.google_ai_clients;
+  v_tokens integer;
+begin
+  -- Tokens before their client: the lock order every reservation uses (token -> client).
+  perform 1 from public.google_ai_tokens t
+  where t.client_id = (select c.id from public.google_ai_clients c where c.name = p_name)
+  order by t.id
+  for update;
+  update public.google_ai_clients c
+  set revoked_at = coalesce(c.revoked_at, now()), revoked_reason = coalesce(p_reason, c.revoked_reason)
+  where c.name = p_name
+  returning * into v_client;
+  if not found then
+    return jsonb_build_object('ok', false, 'error', 'unknown_client');
+  end if;
+  update public.google_ai_tokens t set revoked_at = now()
+  where t.client_id = v_client.id and t.revoked_at is null and t.expires_at > now();
+  get diagnostics v_tokens = row_count;
+  return jsonb_build_object('ok', true, 'client_id', v_client.id, 'revoked_at', v_client.revoked_at, 'tokens_revoked', v_tokens);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_revoke_token(p_token_id uuid) RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with t as (
+    update public.google_ai_tokens t set revoked_at = coalesce(t.revoked_at, now())
+    where t.id = p_token_id returning t.id
+  )
+  select jsonb_build_object('ok', exists (select 1 from t))
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_sha256_hex(p_text text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO ''
+    AS $$ select encode(pg_catalog.sha256(convert_to(p_text, 'UTF8')), 'hex') $$;
+-- ================================================================================================
+-- supabase/schemas/80_quota_visibility.sql
+-- ================================================================================================
+
+-- Quota you can see: what a reservation's answer carries (google_ai_answer_quota, read in the
+-- reservation's own statement) and the quota route's report per model and credential.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE OR REPLACE FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return public.google_ai_answer_quota_at(null, p_answer, p_model, p_exclude_key_ids);
+end
+$$;
+
+COMMENT ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) IS 'The quota a reservation''s answer carries (llm-invoke''s x-ratelimit-* headers): called in the reservation''s own statement.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_limits record;
+  v_group text;
+  v_quota record;
+begin
+  if p_answer is null or p_answer ->> 'limit' in
+     ('unknown_model', 'no_active_key', 'token_invalid', 'token_expired', 'token_revoked', 'model_not_allowed')
+     or (p_answer -> 'ok' = 'true'::jsonb and jsonb_typeof(p_answer -> 'quota_group') is distinct from 'string') then
+    return null;
+  end if;
+  select * into v_limits from public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model), 0);
+  if v_limits.model is null then
+    return null;
+  end if;
+
+  if p_answer -> 'ok' = 'true'::jsonb then
+    v_group := p_answer ->> 'quota_group';
+    select * into v_quota
+    from public.google_ai_group_quota(v_group, v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd, v_now) q;
+  else
+    select g.quota_group, q.* into v_quota
+    from public.google_ai_serving_groups(v_limits.model, p_exclude_key_ids) g
+    cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
+                                                     v_limits.rpd, v_now) q
+    order by q.ready_at, q.requests_left desc nulls last, q.day_left desc nulls last, g.quota_group
+    limit 1;
+    if not found then
+      return null;
+    end if;
+    v_group := v_quota.quota_group;
+  end if;
+
+  return jsonb_build_object(
+    'model', v_limits.model,
+    'quota_group', v_group,
+    'rpm', v_limits.rpm,
+    'requests_left', v_quota.requests_left,
+    'requests_reset_ms', case when v_limits.rpm is not null
+                              then public.google_ai_ms_until(v_quota.requests_reset_at, v_now) end,
+    'tpm', v_limits.tpm,
+    'tokens_left', v_quota.tokens_left,
+    'tokens_reset_ms', case when v_limits.tpm is not null
+                            then public.google_ai_ms_until(v_quota.tokens_reset_at, v_now) end,
+    'rpd', v_limits.rpd,
+    'day_left', v_quota.day_left,
+    'day_reset_ms', case when v_limits.rpd is not null
+                         then public.google_ai_ms_until(v_quota.day_reset_at, v_now) end);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text) RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select c.cause
+  from public.google_ai_cooldowns c
+  where c.model = coalesce((public.google_ai_resolve_model(p_model)).model, p_model)
+    and c.cooldown_until > pg_catalog.clock_timestamp()
+  order by c.cooldown_until, c.quota_group
+  limit 1
+$$;
+
+COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS 'Why a model''s first-ending cooldown rests (minute, day, limit_zero, spend_cap, unknown): read in the reservation''s statement when it refuses with limit cooldown.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
+  v_requests integer;
+  v_tokens bigint;
+  v_gone_requests integer;
+  v_gone_tokens bigint;
+  v_oldest timestamptz;
+  v_oldest_tokens timestamptz;
+  v_row public.google_ai_usage_counters;
+  v_day date := public.google_ai_pacific_day(p_now);
+  v_midnight timestamptz := public.google_ai_pacific_midnight_after(p_now);
+  v_day_start timestamptz;
+  v_used integer := 0;
+  v_next integer := 0;
+  v_prev integer := 0;
+  v_near_end boolean;
+  v_near_start boolean;
+begin
+  select cd.cooldown_until into cooldown_until from public.google_ai_cooldowns cd
+  where cd.quota_group = p_quota_group and cd.model = p_model and cd.cooldown_until > p_now;
+
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = p_quota_group and c.model = p_model;
+
+  -- The minute, counted as google_ai_try_book counts it: the window's sums on the counter row, less
+  -- the admissions that have left the window since (none, right after a booking: it removed them);
+  -- without sums on the row (new, or removed by housekeeping), the admissions themselves.
+  if p_rpm is not null or p_tpm is not null then
+    if v_row.window_at is not null then
+      select count(*), coalesce(sum(a.tokens), 0) into v_gone_requests, v_gone_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model
+        and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= p_now - v_window;
+      v_requests := greatest(0, v_row.window_requests - v_gone_requests);
+      v_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
+    else
+      select count(*), coalesce(sum(a.tokens), 0) into v_requests, v_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
+    end if;
+    -- The oldest admissions still in the window: the next to leave it (index look-ups).
+    -- (Written as a top-1 read: a generic plan of min() may aggregate the whole window instead.)
+    select a.admitted_at into v_oldest
+    from public.google_ai_admissions a
+    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window
+    order by a.admitted_at
+    limit 1;
+    if p_tpm is not null then
+      select a.admitted_at into v_oldest_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window and a.tokens > 0
+      order by a.admitted_at
+      limit 1;
+    end if;
+    if p_rpm is not null then
+      requests_left := greatest(0, p_rpm - v_requests);
+      requests_reset_at := coalesce(v_oldest + v_window, p_now);
+    end if;
+    if p_tpm is not null then
+      tokens_left := greatest(0, p_tpm - v_tokens);
+      tokens_reset_at := coalesce(v_oldest_tokens + v_window, p_now);
+    end if;
+  end if;
+
+  -- The day, read as google_ai_try_book reads it: a row of yesterday carries today's guard count,
+  -- and within the guard of a midnight the other day's count binds too.
+  if p_rpd is not null then
+    if v_row.day_bucket = v_day then
+      v_used := v_row.rpd_used; v_next := v_row.rpd_next_used; v_prev := v_row.rpd_prev_used;
+    elsif v_row.day_bucket = v_day - 1 then
+      v_used := v_row.rpd_next_used; v_prev := coalesce(v_row.rpd_used, 0);
+    end if;
+    v_day_start := (v_day::timestamp at time zone 'America/Los_Angeles');
+    v_near_end := p_now >= v_midnight - v_day_guard;
+    v_near_start := p_now < v_day_start + v_day_guard;
+    day_left := greatest(0, p_rpd - greatest(coalesce(v_used, 0),
+                                             case when v_near_end then coalesce(v_next, 0) else 0 end,
+                                             case when v_near_start then coalesce(v_prev, 0) else 0 end));
+    day_reset_at := case when v_near_start and coalesce(v_prev, 0) > coalesce(v_used, 0)
+                         then v_day_start + v_day_guard
+                         else v_midnight + v_day_guard end;
+  end if;
+
+  -- A group cooling down admits nothing until the cooldown ends (and its window has room then).
+  if cooldown_until is not null then
+    if p_rpm is not null then
+      requests_reset_at := greatest(cooldown_until, case when requests_left = 0 then requests_reset_at end);
+      requests_left := 0;
+    end if;
+    if p_tpm is not null then
+      tokens_reset_at := greatest(cooldown_until, case when tokens_left = 0 then tokens_reset_at end);
+      tokens_left := 0;
+    end if;
+    if p_rpd is not null and cooldown_until >= v_midnight then
+      day_left := 0; -- Google's per-day refusal: the cooldown lasts until the Pacific midnight
+    end if;
+  end if;
+
+  ready_at := greatest(p_now, cooldown_until,
+                       case when requests_left = 0 then requests_reset_at end,
+                       case when tokens_left = 0 then tokens_reset_at end,
+                       case when day_left = 0 then day_reset_at end);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone, p_show_groups boolean) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'quota_group', c.quota_group,
+           'cause', c.cause,
+           'cooldown_until', c.cooldown_until,
+           'retry_after_ms', public.google_ai_ms_until(c.cooldown_until, p_now))
+           - case when p_show_groups then '' else 'quota_group' end
+         order by c.cooldown_until, c.quota_group), '[]')
+  from public.google_ai_cooldowns c
+  where c.model = p_model and c.cooldown_until > p_now
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_quota(p_model text, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_limits record;
+  v_sum record;
+  v_queue jsonb;
+begin
+  select * into v_limits from public.google_ai_request_limits(p_model, 0);
+  if v_limits.model is null then
+    return null;
+  end if;
+  select count(*)::integer as groups,
+         count(*) filter (where q.cooldown_until is not null)::integer as cooling,
+         sum(q.requests_left)::integer as requests_left,
+         min(q.requests_reset_at) filter (where q.requests_reset_at > p_now) as requests_reset_at,
+         sum(q.tokens_left)::bigint as tokens_left,
+         min(q.tokens_reset_at) filter (where q.tokens_reset_at > p_now) as tokens_reset_at,
+         sum(q.day_left)::integer as day_left,
+         min(q.day_reset_at) as day_reset_at
+    into v_sum
+  from public.google_ai_serving_groups(v_limits.model, '{}') g
+  cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
+                                                   v_limits.rpd, p_now) q;
+
+  select coalesce(jsonb_object_agg(pc.name, (
+           select count(*) from public.google_ai_queue w
+           where w.model = v_limits.model and w.priority_class = pc.name and w.lease_until >= p_now)
+), '{}')
+    into v_queue
+  from public.google_ai_priority_classes pc;
+
+  return jsonb_build_object(
+    'model', v_limits.model,
+    'limits', jsonb_build_object('rpm', v_limits.rpm, 'tpm', v_limits.tpm, 'rpd', v_limits.rpd),
+    'quota_groups', v_sum.groups,
+    'cooling_down', v_sum.cooling,
+    'minute', jsonb_build_object(
+      'requests_left', case when v_limits.rpm is not null then coalesce(v_sum.requests_left, 0) end,
+      'requests_reset_ms', case when v_limits.rpm is not null
+                                then public.google_ai_ms_until(coalesce(v_sum.requests_reset_at, p_now), p_now) end,
+      'tokens_left', case when v_limits.tpm is not null then coalesce(v_sum.tokens_left, 0) end,
+      'tokens_reset_ms', case when v_limits.tpm is not null
+                              then public.google_ai_ms_until(coalesce(v_sum.tokens_reset_at, p_now), p_now) end),
+    'day', jsonb_build_object(
+      'requests_left', case when v_limits.rpd is not null then coalesce(v_sum.day_left, 0) end,
+      'resets_at', case when v_limits.rpd is not null then v_sum.day_reset_at end,
+      'reset_ms', case when v_limits.rpd is not null and v_sum.day_reset_at is not null
+                       then public.google_ai_ms_until(v_sum.day_reset_at, p_now) end),
+    'queue', v_queue);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
+                                          operator(pg_catalog.*) 1000))::bigint $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAULT NULL::text, p_caller text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$ select public.google_ai_quota_report_at(null, p_token_hash, p_caller) $$;
+
+COMMENT ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) IS 'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota groups, the queue per class, and the caller''s budgets.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_day date := public.google_ai_pacific_day(v_now);
+  v_token public.google_ai_tokens;
+  v_client public.google_ai_clients;
+  v_caller_budget public.google_ai_caller_budgets;
+  v_models text[];
+  v_caller jsonb;
+  v_budget jsonb;
+  v_requests_today integer;
+  v_tokens_today bigint;
+begin
+  if p_token_hash is not null then
+    select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
+    if not found then
+      return jsonb_build_object('ok', false, 'status', 'token_invalid');
+    end if;
+    select * into v_client from public.google_ai_clients c where c.id = v_token.client_id;
+    if v_token.revoked_at is not null or v_client.revoked_at is not null then
+      return jsonb_build_object('ok', false, 'status', 'token_revoked');
+    elsif v_token.expires_at <= v_now then
+      return jsonb_build_object('ok', false, 'status', 'token_expired');
+    end if;
+    v_models := v_token.models;
+    v_requests_today := case when v_client.day_bucket = v_day then v_client.requests_today else 0 end;
+    v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
+    v_caller := jsonb_build_object('kind', 'token', 'client', v_client.name,
+                                   'priority_class', v_client.priority_class);
+    v_budget := jsonb_build_object(
+      'token_requests_left', public.google_ai_budget_left(v_token.max_requests, v_token.requests_used),
+      'token_tokens_left', public.google_ai_budget_left(v_token.max_tokens, v_token.tokens_used),
+      'token_expires_at', v_token.expires_at,
+      'daily_requests_left', public.google_ai_budget_left(v_client.daily_max_requests, v_requests_today),
+      'daily_tokens_left', public.google_ai_budget_left(v_client.daily_max_tokens, v_tokens_today),
+      'daily_resets_at', case when v_client.daily_max_requests is not null or v_client.daily_max_tokens is not null
+                              then public.google_ai_pacific_midnight_after(v_now) end);
+  else
+    -- A label without a row has no budget: every field of v_caller_budget stays null.
+    select * into v_caller_budget from public.google_ai_caller_budgets b where b.caller = p_caller;
+    v_requests_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.requests_today else 0 end;
+    v_tokens_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.tokens_today else 0 end;
+    v_caller := jsonb_build_object('kind', 'service', 'client', null,
+      'priority_class', (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1));
+    v_budget := jsonb_build_object('token_requests_left', null, 'token_tokens_left', null, 'token_expires_at', null,
+      'daily_requests_left', public.google_ai_budget_left(v_caller_budget.daily_max_requests, v_requests_today),
+      'daily_tokens_left', public.google_ai_budget_left(v_caller_budget.daily_max_tokens, v_tokens_today),
+      'daily_resets_at', case when v_caller_budget.daily_max_requests is not null
+                                   or v_caller_budget.daily_max_tokens is not null
+                              then public.google_ai_pacific_midnight_after(v_now) end);
+  end if;
+
+  return jsonb_build_object(
+    'ok', true,
+    'as_of', v_now,
+    'caller', v_caller,
+    'budget', v_budget,
+    'models', coalesce((
+      select jsonb_agg(public.google_ai_model_quota(l.model, v_now)
+                       || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null))
+                       order by l.model)
+      from public.google_ai_model_limits l
+      where l.is_active and (v_models is null or l.model = any (v_models))), '[]'),
+    'withdrawn', coalesce((
+      select jsonb_agg(jsonb_build_object(
+               'model', l.model,
+               'withdrawn_at', l.withdrawn_at,
+               'withdrawn_message', l.withdrawn_message,
+               'successor', l.successor,
+               'shutdown_date', l.shutdown_date)
+             order by l.model)
+      from public.google_ai_model_limits l
+      where l.withdrawn_at is not null and (v_models is null or l.model = any (v_models))), '[]'));
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[]) RETURNS TABLE(quota_group text)
+    LANGUAGE sql STABLE
+    AS $$
+  select distinct public.google_ai_quota_group(k.project_id, k.id)
+  from public.google_ai_api_keys k
+  where k.is_active
+    and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
+    and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
+$$;
+-- ================================================================================================
+-- supabase/schemas/90_models.sql
+-- ================================================================================================
+
+-- Models: key health and the model catalogue the maintenance function keeps, the profile, traits,
+-- features and list llm-invoke reads, aliases owned by one row, the life cycle review, service tiers.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_key_health (
+    api_key_id uuid NOT NULL,
+    key_alias text NOT NULL,
+    status text NOT NULL,
+    checked_at timestamp with time zone DEFAULT now() NOT NULL,
+    http_status integer,
+    reason text,
+    message text,
+    models_listed integer,
+    CONSTRAINT google_ai_key_health_status_check CHECK ((status = ANY (ARRAY['ok'::text, 'invalid'::text, 'missing_secret'::text, 'error'::text])))
+);
+ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS api_key_id uuid NOT NULL;
+ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS key_alias text NOT NULL;
+ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS status text NOT NULL;
+ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS checked_at timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS http_status integer;
+ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS reason text;
+ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS message text;
+ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS models_listed integer;
+
+COMMENT ON TABLE public.google_ai_key_health IS 'The last models.list check of each key by the maintenance function.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_model_catalogue (
+    api_key_id uuid NOT NULL,
+    model text NOT NULL,
+    key_alias text NOT NULL,
+    quota_group text NOT NULL,
+    display_name text,
+    version text,
+    input_token_limit integer,
+    output_token_limit integer,
+    supported_methods text[] DEFAULT '{}'::text[] NOT NULL,
+    first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    refreshed_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS api_key_id uuid NOT NULL;
+ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS model text NOT NULL;
+ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS key_alias text NOT NULL;
+ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS quota_group text NOT NULL;
+ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS display_name text;
+ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS version text;
+ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS input_token_limit integer;
+ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS output_token_limit integer;
+ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS supported_methods text[] DEFAULT '{}'::text[] NOT NULL;
+ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS first_seen_at timestamp with time zone DEFAULT now() NOT NULL;
+ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS refreshed_at timestamp with time zone DEFAULT now() NOT NULL;
+
+COMMENT ON TABLE public.google_ai_model_catalogue IS 'Models each key can reach (Google models.list), with token limits and methods; refreshed by the maintenance function.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_service_tiers (
+    model text NOT NULL,
+    priority_class text NOT NULL,
+    service_tier text NOT NULL,
+    standard_on_shed boolean DEFAULT false NOT NULL,
+    notes text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_service_tiers_tier_check CHECK ((service_tier = ANY (ARRAY['flex'::text, 'standard'::text, 'priority'::text])))
+);
+ALTER TABLE public.google_ai_service_tiers ADD COLUMN IF NOT EXISTS model text NOT NULL;
+ALTER TABLE public.google_ai_service_tiers ADD COLUMN IF NOT EXISTS priority_class text NOT NULL;
+ALTER TABLE public.google_ai_service_tiers ADD COLUMN IF NOT EXISTS service_tier text NOT NULL;
+ALTER TABLE public.google_ai_service_tiers ADD COLUMN IF NOT EXISTS standard_on_shed boolean DEFAULT false NOT NULL;
+ALTER TABLE public.google_ai_service_tiers ADD COLUMN IF NOT EXISTS notes text;
+ALTER TABLE public.google_ai_service_tiers ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now() NOT NULL;
+
+COMMENT ON TABLE public.google_ai_service_tiers IS 'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_key_health'::regclass AND conname = 'google_ai_key_health_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_key_health
+    ADD CONSTRAINT google_ai_key_health_pkey PRIMARY KEY (api_key_id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_model_catalogue'::regclass AND conname = 'google_ai_model_catalogue_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_model_catalogue
+    ADD CONSTRAINT google_ai_model_catalogue_pkey PRIMARY KEY (api_key_id, model);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_service_tiers'::regclass AND conname = 'google_ai_service_tiers_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_service_tiers
+    ADD CONSTRAINT google_ai_service_tiers_pkey PRIMARY KEY (model, priority_class);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_key_health'::regclass AND conname = 'google_ai_key_health_api_key_id_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_key_health
+    ADD CONSTRAINT google_ai_key_health_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_model_catalogue'::regclass AND conname = 'google_ai_model_catalogue_api_key_id_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_model_catalogue
+    ADD CONSTRAINT google_ai_model_catalogue_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_ai_model_catalogue USING btree (model);
+
+CREATE OR REPLACE FUNCTION public.google_ai_key_check_clears_limit_zero() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if new.status = 'ok' then
+    -- Locked in model order first, as finalize writes a spend cap's rows: no deadlock between them.
+    delete from public.google_ai_cooldowns c
+    where c.ctid in (
+      select l.ctid from public.google_ai_cooldowns l
+      join public.google_ai_api_keys k on k.id = new.api_key_id
+      where l.quota_group = public.google_ai_quota_group(k.project_id, k.id)
+        and l.cause = 'limit_zero'
+      order by l.model
+      for update of l);
+  end if;
+  return null;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_alias_moves() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_gained text[];
+begin
+  select coalesce(array_agg(a), '{}') into v_gained
+  from unnest(new.aliases) a
+  where tg_op = 'INSERT' or not (a = any (coalesce(old.aliases, '{}')));
+  if cardinality(v_gained) > 0 then
+    update public.google_ai_model_limits l
+    set aliases = (select coalesce(array_agg(a order by i), '{}') from unnest(l.aliases) with ordinality x(a, i)
+                   where not (a = any (v_gained)))
+    where l.id <> new.id and l.aliases && v_gained;
+  end if;
+  return null;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, fallback_models text[])
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select p.model, p.is_active, p.supports_system_instruction, p.supports_json_mode,
+         coalesce(l.supports_tools, l.supports_json_mode), p.fallback_models
+  from public.google_ai_model_profile(p_model) p
+  join public.google_ai_model_limits l on l.model = p.model
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer DEFAULT 14) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_checked boolean;
+  v_listed jsonb;   -- {model: when a checked active key last listed it}
+  v_restored text[];
+begin
+  select coalesce(jsonb_object_agg(x.model, x.listed_at), '{}') into v_listed
+  from (select c.model, max(c.refreshed_at) as listed_at
+        from public.google_ai_model_catalogue c
+        join public.google_ai_key_health h on h.api_key_id = c.api_key_id and h.status = 'ok'
+        join public.google_ai_api_keys k on k.id = c.api_key_id and k.is_active
+        group by c.model) x;
+  v_checked := exists (select 1 from public.google_ai_key_health h
+                       join public.google_ai_api_keys k on k.id = h.api_key_id
+                       where h.status = 'ok' and k.is_active);
+
+  with back as (
+    update public.google_ai_model_limits l set withdrawn_at = null, withdrawn_message = null
+    where v_checked and l.withdrawn_at is not null and v_listed ? l.model
+      and (v_listed ->> l.model)::timestamptz > l.withdrawn_at
+    returning l.model)
+  select coalesce(array_agg(b.model order by b.model), '{}') into v_restored from back b;
+
+  return jsonb_build_object(
+    'checked', v_checked,
+    'restored', to_jsonb(v_restored),
+    'withdrawn', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'withdrawn_at', l.withdrawn_at,
+                             'message', l.withdrawn_message, 'successor', l.successor) order by l.model)
+                           from public.google_ai_model_limits l where l.withdrawn_at is not null), '[]'),
+    'missing', coalesce((select jsonb_agg(l.model order by l.model) from public.google_ai_model_limits l
+                         where v_checked and l.is_active and not v_listed ? l.model), '[]'),
+    'shutting_down', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'shutdown_date', l.shutdown_date,
+                                 'days_left', l.shutdown_date - current_date, 'successor', l.successor)
+                                 order by l.shutdown_date, l.model)
+                               from public.google_ai_model_limits l
+                               where l.is_active and l.shutdown_date <= current_date + coalesce(p_within_days, 14)), '[]'),
+    'unserved', coalesce((select jsonb_agg(g order by g) from jsonb_object_keys(v_listed) g
+                          where not exists (select 1 from public.google_ai_model_limits l where l.model = g)), '[]'));
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model text, aliases text[], display_name text, input_token_limit integer, output_token_limit integer, rpm integer, tpm integer, rpd integer, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select l.model, l.aliases,
+         (select max(c.display_name) from public.google_ai_model_catalogue c where c.model = l.model),
+         (select max(c.input_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
+         (select max(c.output_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
+         l.rpm, l.tpm, l.rpd, l.supports_system_instruction, l.supports_json_mode,
+         coalesce(l.supports_tools, l.supports_json_mode)
+  from public.google_ai_model_limits l
+  where l.is_active and l.withdrawn_at is null
+  order by l.model
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, fallback_models text[])
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select l.model, l.is_active, l.supports_system_instruction, l.supports_json_mode,
+         coalesce((select array_agg(f.model order by f.i)
+                   from (select r.model, min(c.i) as i
+                         from unnest(l.fallback_models) with ordinality c(name, i)
+                         cross join lateral public.google_ai_model_by_name(c.name) r
+                         where r.model is not null and r.model <> l.model
+                         group by r.model) f), '{}')
+  from public.google_ai_model_by_name(p_model) l
+  where l.id is not null
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean, fallback_models text[], withdrawn boolean, successor text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select f.model, f.is_active, f.supports_system_instruction, f.supports_json_mode, f.supports_tools,
+         l.supports_images, f.fallback_models, l.withdrawn_at is not null, l.successor
+  from public.google_ai_model_features(p_model) f
+  join public.google_ai_model_limits l on l.model = f.model
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  with ok_keys as (
+    select h.api_key_id from public.google_ai_key_health h
+    join public.google_ai_api_keys k on k.id = h.api_key_id
+    where h.status = 'ok' and k.is_active)
+  select exists (select 1 from ok_keys)
+     and not exists (select 1 from public.google_ai_model_catalogue c
+                     where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o))
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text, p_models jsonb DEFAULT '[]'::jsonb, p_disable boolean DEFAULT true) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_key public.google_ai_api_keys;
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_message text := public.google_ai_sanitize_error(p_message);
+  v_listed integer;
+  v_upserted integer := 0;
+  v_removed integer := 0;
+  v_disabled boolean := false;
+  v_disabled_reason text;
+begin
+  if p_status is null or p_status not in ('ok', 'invalid', 'missing_secret', 'error') then
+    raise exception 'p_status must be ok, invalid, missing_secret or error' using errcode = '22023';
+  end if;
+  if p_models is null or jsonb_typeof(p_models) <> 'array' then
+    raise exception 'p_models must be a JSON array' using errcode = '22023';
+  end if;
+
+  select * into v_key from public.google_ai_api_keys k where k.id = p_key_id for update;
+  if not found then
+    return jsonb_build_object('ok', false, 'error', 'unknown_key');
+  end if;
+  v_listed := case when p_status = 'ok' then jsonb_array_length(p_models) end;
+
+  insert into public.google_ai_key_health as h (api_key_id, key_alias, status, checked_at, http_status, reason, message, models_listed)
+  values (p_key_id, v_key.key_alias, p_status, v_now, p_http_status, left(p_reason, 200), v_message, v_listed)
+  on conflict (api_key_id) do update set
+    key_alias = excluded.key_alias, status = excluded.status, checked_at = excluded.checked_at,
+    http_status = excluded.http_status, reason = excluded.reason, message = excluded.message,
+    models_listed = excluded.models_listed;
+
+  if p_status = 'ok' then
+    insert into public.google_ai_model_catalogue as c (api_key_id, model, key_alias, quota_group, display_name, version,
+      input_token_limit, output_token_limit, supported_methods, first_seen_at, refreshed_at)
+    select distinct on (m.model) p_key_id, m.model, v_key.key_alias,
+           public.google_ai_quota_group(v_key.project_id, v_key.id),
+           left(m.display_name, 200), left(m.version, 100), m.input_token_limit, m.output_token_limit,
+           coalesce(m.supported_methods, '{}'), v_now, v_now
+    from jsonb_to_recordset(p_models) as m(model text, display_name text, version text,
+           input_token_limit integer, output_token_limit integer, supported_methods text[])
+    where m.model is not null and m.model <> ''
+    on conflict (api_key_id, model) do update set
+      key_alias = excluded.key_alias, quota_group = excluded.quota_group, display_name = excluded.display_name,
+      version = excluded.version, input_token_limit = excluded.input_token_limit,
+      output_token_limit = excluded.output_token_limit, supported_methods = excluded.supported_methods,
+      refreshed_at = excluded.refreshed_at;
+    get diagnostics v_upserted = row_count;
+    delete from public.google_ai_model_catalogue c where c.api_key_id = p_key_id and c.refreshed_at < v_now;
+    get diagnostics v_removed = row_count;
+  elsif p_status = 'invalid' then
+    delete from public.google_ai_model_catalogue c where c.api_key_id = p_key_id;
+    get diagnostics v_removed = row_count;
+    if p_disable and v_key.is_active then
+      v_disabled_reason := left(format('maintenance: Google rejected the key (models.list: HTTP %s%s): %s',
+        coalesce(p_http_status::text, '?'), coalesce(' ' || p_reason, ''), v_message), 500);
+      update public.google_ai_api_keys k set
+        is_active = false, disabled_reason = v_disabled_reason, disabled_at = v_now, updated_at = v_now
+      where k.id = p_key_id;
+      v_disabled := true;
+    end if;
+  end if;
+
+  return jsonb_build_object('ok', true, 'key_alias', v_key.key_alias, 'status', p_status, 'disabled', v_disabled,
+    'disabled_reason', v_disabled_reason, 'models', v_upserted, 'removed', v_removed, 'checked_at', v_now);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_service_tier_list() RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'model', t.model, 'priority_class', t.priority_class, 'service_tier', t.service_tier,
+           'standard_on_shed', t.standard_on_shed) order by t.model, t.priority_class), '[]')
+  from public.google_ai_service_tiers t
+$$;
+
+COMMENT ON FUNCTION public.google_ai_service_tier_list() IS 'The service tier rows, for llm-invoke (cached per worker like the model rows).';
+
+CREATE OR REPLACE TRIGGER google_ai_key_check_clears_limit_zero AFTER INSERT OR UPDATE OF checked_at, status ON public.google_ai_key_health FOR EACH ROW EXECUTE FUNCTION public.google_ai_key_check_clears_limit_zero();
+
+CREATE OR REPLACE TRIGGER google_ai_model_alias_moves AFTER INSERT OR UPDATE OF aliases ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_alias_moves();
+-- ================================================================================================
+-- supabase/schemas/91_housekeeping.sql
+-- ================================================================================================
+
+-- Housekeeping: its settings, the hourly run and its steps (abandoned reservations, old attempts,
+-- responses, counters, cooldowns, tokens, pg_cron history), the maintenance log, and the call to
+-- the maintenance Edge Function (scheduled by the migration that holds the pg_cron jobs).
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_maintenance_settings (
+    id boolean DEFAULT true NOT NULL,
+    attempts_retention interval DEFAULT '30 days'::interval NOT NULL,
+    stale_reservation_after interval DEFAULT '00:15:00'::interval NOT NULL,
+    token_grace interval DEFAULT '7 days'::interval NOT NULL,
+    cron_history_retention interval DEFAULT '7 days'::interval NOT NULL,
+    batch_size integer DEFAULT 5000 NOT NULL,
+    max_batches integer DEFAULT 100 NOT NULL,
+    time_budget interval DEFAULT '00:02:00'::interval NOT NULL,
+    lock_timeout_ms integer DEFAULT 5000 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_maintenance_settings_attempts_retention_check CHECK ((attempts_retention >= '1 day'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_batch_size_check CHECK (((batch_size >= 1) AND (batch_size <= 100000))),
+    CONSTRAINT google_ai_maintenance_settings_cron_history_check CHECK ((cron_history_retention >= '01:00:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_lock_timeout_check CHECK (((lock_timeout_ms >= 1) AND (lock_timeout_ms <= 600000))),
+    CONSTRAINT google_ai_maintenance_settings_max_batches_check CHECK (((max_batches >= 1) AND (max_batches <= 100000))),
+    CONSTRAINT google_ai_maintenance_settings_singleton CHECK (id),
+    CONSTRAINT google_ai_maintenance_settings_stale_reservation_check CHECK ((stale_reservation_after >= '00:07:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_time_budget_check CHECK ((time_budget > '00:00:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_token_grace_check CHECK ((token_grace >= '01:00:00'::interval))
+);
+ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS id boolean DEFAULT true NOT NULL;
+ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS attempts_retention interval DEFAULT '30 days'::interval NOT NULL;
+ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS stale_reservation_after interval DEFAULT '00:15:00'::interval NOT NULL;
+ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS token_grace interval DEFAULT '7 days'::interval NOT NULL;
+ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS cron_history_retention interval DEFAULT '7 days'::interval NOT NULL;
+ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS batch_size integer DEFAULT 5000 NOT NULL;
+ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS max_batches integer DEFAULT 100 NOT NULL;
+ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS time_budget interval DEFAULT '00:02:00'::interval NOT NULL;
+ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS lock_timeout_ms integer DEFAULT 5000 NOT NULL;
+ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now() NOT NULL;
+
+COMMENT ON TABLE public.google_ai_maintenance_settings IS 'Housekeeping settings (one row). attempts_retention: how long attempt rows are kept; stale_reservation_after: when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; lock_timeout_ms: longest wait for a table lock.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_maintenance_log (
+    id serial NOT NULL,
+    operation text NOT NULL,
+    tables_affected text[],
+    deleted_count integer,
+    started_at timestamp with time zone,
+    completed_at timestamp with time zone,
+    status text,
+    details jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS id serial NOT NULL;
+ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS operation text NOT NULL;
+ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS tables_affected text[];
+ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS deleted_count integer;
+ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS started_at timestamp with time zone;
+ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS completed_at timestamp with time zone;
+ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS status text;
+ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS details jsonb;
+ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_maintenance_log'::regclass AND conname = 'google_ai_maintenance_log_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_maintenance_log
+    ADD CONSTRAINT google_ai_maintenance_log_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_maintenance_settings'::regclass AND conname = 'google_ai_maintenance_settings_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_maintenance_settings
+    ADD CONSTRAINT google_ai_maintenance_settings_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+CREATE INDEX IF NOT EXISTS google_ai_maintenance_log_started_at_idx ON public.google_ai_maintenance_log USING btree (started_at);
+
+CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text, key_alias text, env_var_name text, quota_group text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select k.id::text, k.key_alias, k.env_var_name, public.google_ai_quota_group(k.project_id, k.id)
+  from public.google_ai_api_keys k
+  where k.is_active
+  order by k.priority nulls last, k.key_alias
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text, p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone, p_order text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_sql text;
+  v_n bigint;
+  v_total bigint := 0;
+  v_batches integer := 0;
+  v_more boolean := false;
+begin
+  v_sql := format(
+    'delete from %s t where t.%I in (select s.%I from %s s where %s %s limit %s for update skip locked)',
+    p_table, p_key, p_key, p_table, p_condition,
+    coalesce('order by ' || p_order, ''), p_batch);
+  loop
+    if v_batches >= p_max_batches or pg_catalog.clock_timestamp() >= p_deadline then
+      v_more := true;
+      exit;
+    end if;
+    execute v_sql using p_cutoff;
+    get diagnostics v_n = row_count;
+    v_total := v_total + v_n;
+    v_batches := v_batches + 1;
+    exit when v_n < p_batch;
+  end loop;
+  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_more);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping() RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$ select public.google_ai_housekeeping_at(null) $$;
+
+COMMENT ON FUNCTION public.google_ai_housekeeping() IS 'Gateway housekeeping (retention, stale reservations, expired cooldowns and tokens, cron history, dead counters) in bounded batches; logs one google_ai_maintenance_log row per run and returns its summary.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_abandon(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_cutoff timestamptz := p_now - p_settings.stale_reservation_after;
+  v_minute timestamptz := public.google_ai_minute_window(p_now);
+  v_done timestamptz;
+  v_from timestamptz;
+  v_last timestamptz;
+  v_start timestamptz;
+  v_n bigint;
+  v_total bigint := 0;
+  v_batches integer := 0;
+  v_more boolean := false;
+begin
+  -- Where the last complete pass stopped (its cutoff), less an hour for the rows of transactions
+  -- that were open then; never later than a day before this cutoff (a clock set back, a log row of
+  -- an injected time). No complete pass logged: from the beginning.
+  select (l.details -> 'steps' -> 'abandon_stale_reservations' ->> 'older_than')::timestamptz into v_done
+  from public.google_ai_maintenance_log l
+  where l.operation = 'housekeeping'
+    and l.details -> 'steps' -> 'abandon_stale_reservations' ->> 'status' = 'succeeded'
+    and l.details -> 'steps' -> 'abandon_stale_reservations' ->> 'more' = 'false'
+  order by l.id desc
+  limit 1;
+  v_from := least(coalesce(v_done, '-infinity') - interval '1 hour', v_cutoff - interval '1 day');
+  v_start := v_from;
+
+  loop
+    if v_batches >= p_settings.max_batches or pg_catalog.clock_timestamp() >= p_deadline then
+      v_more := true;
+      exit;
+    end if;
+    with picked as (
+      select s.id from public.google_ai_attempts s
+      where s.created_at >= v_from and s.created_at < v_cutoff and s.status = 'reserved'
+        and coalesce(s.minute_bucket, s.created_at) < v_minute
+      order by s.created_at
+      limit p_settings.batch_size
+      for update skip locked),
+    closed as (
+      update public.google_ai_attempts a set
+        status = 'abandoned',
+        finished_at = p_now,
+        error_message = coalesce(a.error_message,
+          'abandoned by housekeeping: no outcome within ' || p_settings.stale_reservation_after::text)
+      where a.id in (select p.id from picked p) and a.status = 'reserved'
+      returning a.created_at)
+    select count(*), max(c.created_at) into v_n, v_last from closed c;
+    -- The next batch starts where this one ended, not at the rows it just closed.
+    v_from := coalesce(v_last, v_from);
+    v_total := v_total + v_n;
+    v_batches := v_batches + 1;
+    exit when v_n < p_settings.batch_size;
+  end loop;
+  return jsonb_build_object('abandoned', v_total, 'batches', v_batches, 'more', v_more, 'older_than', v_cutoff,
+    'from', v_start);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  -- The big deletes first. Cooldowns and responses near the end: a live call may upsert a row these
+  -- steps are deleting, and it waits until this run commits. dead_counters last: it share-locks
+  -- the keys table, and that lock should live only milliseconds.
+  c_steps constant text[] := array['abandon', 'attempts', 'tokens', 'cron_history', 'cooldowns', 'responses',
+                                   'counters'];
+  c_names constant text[] := array['abandon_stale_reservations', 'attempts_retention', 'tokens', 'cron_history',
+                                   'expired_cooldowns', 'replay_responses', 'dead_counters'];
+  c_tables constant text[] := array['google_ai_attempts', 'google_ai_attempts', 'google_ai_tokens',
+                                    'cron.job_run_details', 'google_ai_cooldowns', 'google_ai_responses',
+                                    'google_ai_usage_counters'];
+  v_started timestamptz := pg_catalog.clock_timestamp();
+  v_now timestamptz := coalesce(p_now, v_started);
+  v_settings public.google_ai_maintenance_settings;
+  v_deadline timestamptz;
+  v_old_lock_timeout text := pg_catalog.current_setting('lock_timeout');
+  v_step_started timestamptz;
+  v_result jsonb;
+  v_steps jsonb := '{}';
+  v_failed text[] := '{}';
+  v_tables text[] := '{}';
+  v_deleted bigint := 0;
+  v_changed bigint;
+  v_more boolean := false;
+  v_status text;
+  v_message text;
+  v_state text;
+  v_completed timestamptz;
+  v_log_id integer;
+begin
+  select * into v_settings from public.google_ai_maintenance_settings s where s.id;
+  if not found then
+    -- The row was deleted: put the defaults back (they live in the column defaults only).
+    insert into public.google_ai_maintenance_settings as s (id) values (true)
+    on conflict (id) do update set id = s.id
+    returning * into v_settings;
+  end if;
+  v_deadline := v_started + v_settings.time_budget;
+
+  -- One run at a time (the hourly job and an on-demand run may meet); the other one is logged as skipped.
+  if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('public.google_ai_housekeeping')::bigint) then
+    v_completed := pg_catalog.clock_timestamp();
+    insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at,
+      completed_at, status, details)
+    values ('housekeeping', '{}', 0, v_started, v_completed, 'skipped',
+      jsonb_build_object('reason', 'another housekeeping run is in progress', 'now', v_now))
+    returning id into v_log_id;
+    return jsonb_build_object('ok', true, 'status', 'skipped', 'log_id', v_log_id, 'deleted_count', 0,
+      'reason', 'another housekeeping run is in progress');
+  end if;
+
+  perform pg_catalog.set_config('lock_timeout', v_settings.lock_timeout_ms::text || 'ms', true);
+
+  for i in 1 .. pg_catalog.array_length(c_steps, 1) loop
+    v_step_started := pg_catalog.clock_timestamp();
+    begin
+      execute format('select public.%I($1, $2, $3)', 'google_ai_housekeeping_' || c_steps[i])
+        into v_result using v_now, v_settings, v_deadline;
+      v_result := v_result || jsonb_build_object('status', case when v_result ? 'skipped' then 'skipped' else 'succeeded' end);
+    exception when others then
+      get stacked diagnostics v_message = message_text, v_state = returned_sqlstate;
+      v_result := jsonb_build_object('status', 'failed', 'sqlstate', v_state,
+        'error', public.google_ai_sanitize_error(v_message));
+      v_failed := v_failed || c_names[i];
+    end;
+    v_changed := coalesce((v_result ->> 'deleted')::bigint, 0) + coalesce((v_result ->> 'abandoned')::bigint, 0);
+    v_deleted := v_deleted + coalesce((v_result ->> 'deleted')::bigint, 0);
+    if v_changed > 0 and not (c_tables[i] = any (v_tables)) then
+      v_tables := v_tables || c_tables[i];
+    end if;
+    v_more := v_more or coalesce((v_result ->> 'more')::boolean, false);
+    v_steps := v_steps || jsonb_build_object(c_names[i], v_result || jsonb_build_object(
+      'ms', round(extract(epoch from (pg_catalog.clock_timestamp() - v_step_started)) * 1000, 1)));
+  end loop;
+
+  perform pg_catalog.set_config('lock_timeout', v_old_lock_timeout, true);
+
+  v_status := case when cardinality(v_failed) > 0 then 'failed' else 'succeeded' end;
+  v_completed := pg_catalog.clock_timestamp();
+  insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at,
+    completed_at, status, details)
+  values ('housekeeping', v_tables, least(v_deleted, 2147483647)::integer, v_started, v_completed, v_status,
+    jsonb_build_object(
+      'now', v_now,
+      'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
+      'steps', v_steps,
+      'failed_steps', to_jsonb(v_failed),
+      'more_pending', v_more,
+      'settings', to_jsonb(v_settings) - 'id' - 'updated_at'))
+  returning id into v_log_id;
+
+  if v_status = 'failed' then
+    raise warning 'google_ai_housekeeping: step(s) % failed; see google_ai_maintenance_log id %',
+      array_to_string(v_failed, ', '), v_log_id;
+  end if;
+
+  return jsonb_build_object(
+    'ok', v_status = 'succeeded',
+    'status', v_status,
+    'log_id', v_log_id,
+    'deleted_count', v_deleted,
+    'more_pending', v_more,
+    'failed_steps', to_jsonb(v_failed),
+    'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
+    'steps', v_steps);
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_cutoff timestamptz := p_now - p_settings.attempts_retention;
+  -- The fold goes by the database clock even when the run is given another (tests): whether a row
+  -- can still change is a matter of real time.
+  v_mark bigint := public.google_ai_metrics_fold(null, true);
+  v_ids bigint[];
+  v_above bigint[];
+  v_n bigint;
+  v_total bigint := 0;
+  v_batches integer := 0;
+  v_more boolean := false;
+begin
+  loop
+    if v_batches >= p_settings.max_batches or pg_catalog.clock_timestamp() >= p_deadline then
+      v_more := true;
+      exit;
+    end if;
+    -- An open reservation is never deleted here (the abandon step closes it first).
+    select coalesce(array_agg(s.id), '{}') into v_ids
+    from (select s.id from public.google_ai_attempts s
+          where s.created_at < v_cutoff and s.status <> 'reserved'
+          order by s.created_at limit p_settings.batch_size for update skip locked) s;
+    v_n := cardinality(v_ids);
+    if v_n > 0 then
+      -- Rows the fold has not reached (an open reservation held it back): into the totals as they go.
+      select coalesce(array_agg(i), '{}') into v_above from unnest(v_ids) i where i > v_mark;
+      if cardinality(v_above) > 0 then
+        insert into public.google_ai_metric_totals as m (family, suffix, labels, le, value)
+        select s.family, s.suffix, s.labels, s.le, s.value
+        from public.google_ai_metric_samples(
+          (select min(i) - 1 from unnest(v_above) i), (select max(i) from unnest(v_above) i), v_above) s
+        on conflict (family, suffix, labels, le) do update set value = m.value + excluded.value;
+      end if;
+      delete from public.google_ai_attempts a where a.id = any (v_ids);
+    end if;
+    v_total := v_total + v_n;
+    v_batches := v_batches + 1;
+    exit when v_n < p_settings.batch_size;
+  end loop;
+  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_more, 'older_than', v_cutoff);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+begin
+  -- An expired cooldown is inert (the RPC ignores it); google_ai_cooldown re-creates one when needed.
+  return public.google_ai_delete_batched('public.google_ai_cooldowns'::regclass, 'ctid',
+    's.cooldown_until < $1', p_now, p_settings.batch_size, p_settings.max_batches, p_deadline, 's.cooldown_until');
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_minute timestamptz := public.google_ai_minute_window(p_now);
+  v_day date := public.google_ai_pacific_day(p_now);
+begin
+  -- While this transaction lives, no key can be activated or added (SHARE blocks writes to the keys
+  -- table, not reads): a reservation that sees a newly active group afterwards also sees its counter
+  -- row gone and creates a fresh one, instead of booking on a row deleted under it. NOWAIT: an
+  -- operator editing keys right now wins, and this step waits for the next run.
+  begin
+    lock table public.google_ai_api_keys in share mode nowait;
+  exception when lock_not_available then
+    return jsonb_build_object('skipped', 'google_ai_api_keys is being written; retried next run');
+  end;
+  return public.google_ai_delete_batched('public.google_ai_usage_counters'::regclass, 'id',
+    format('s.quota_group is not null and s.day_bucket < %L::date and s.minute_bucket < $1
+            and not exists (select 1 from public.google_ai_api_keys k
+                            where k.is_active and public.google_ai_quota_group(k.project_id, k.id) = s.quota_group)',
+           v_day),
+    v_minute, p_settings.batch_size, p_settings.max_batches, p_deadline);
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_table regclass := pg_catalog.to_regclass('cron.job_run_details');
+  v_cutoff timestamptz := p_now - p_settings.cron_history_retention;
+begin
+  if v_table is null then
+    return jsonb_build_object('skipped', 'pg_cron is not installed in this database');
+  end if;
+  -- Finished runs only: a run still going has no end_time.
+  return public.google_ai_delete_batched(v_table, 'runid', 's.end_time < $1', v_cutoff,
+      p_settings.batch_size, p_settings.max_batches, p_deadline)
+    || jsonb_build_object('older_than', v_cutoff);
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+begin
+  -- The reservation RPC replays a stored response for 24 hours (idempotent request ids); older
+  -- rows are never read again.
+  return public.google_ai_delete_batched('public.google_ai_responses'::regclass, 'ctid',
+    's.created_at < $1', p_now - interval '24 hours', p_settings.batch_size, p_settings.max_batches, p_deadline,
+    's.created_at');
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_cutoff timestamptz := p_now - p_settings.token_grace;
+begin
+  return public.google_ai_delete_batched('public.google_ai_tokens'::regclass, 'id',
+      's.expires_at < $1 or s.revoked_at < $1', v_cutoff,
+      p_settings.batch_size, p_settings.max_batches, p_deadline)
+    || jsonb_build_object('older_than', v_cutoff);
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_invoke_maintenance_function(p_body jsonb DEFAULT '{"housekeeping": false}'::jsonb, p_timeout_ms integer DEFAULT 120000) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_url text;
+  v_key text;
+  v_id bigint;
+begin
+  if pg_catalog.to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is null then
+    raise exception 'pg_net is not installed: enable it (Dashboard > Database > Extensions > pg_net, or: create extension pg_net;)'
+      using errcode = '55000';
+  end if;
+  if pg_catalog.to_regclass('vault.decrypted_secrets') is null then
+    raise exception 'Supabase Vault is not available in this database (vault.decrypted_secrets is missing)'
+      using errcode = '55000';
+  end if;
+  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 order by s.created_at desc limit 1'
+    into v_url using 'eve_gateway_functions_url';
+  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 order by s.created_at desc limit 1'
+    into v_key using 'eve_gateway_service_key';
+  if coalesce(v_url, '') = '' then
+    raise exception 'Vault secret eve_gateway_functions_url is missing: select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''eve_gateway_functions_url'');'
+      using errcode = '55000';
+  end if;
+  if coalesce(v_key, '') = '' then
+    raise exception 'Vault secret eve_gateway_service_key is missing: select vault.create_secret(''<service or secret key>'', ''eve_gateway_service_key'');'
+      using errcode = '55000';
+  end if;
+  execute 'select net.http_post(url => $1, body => $2, params => ''{}''::jsonb, headers => $3, timeout_milliseconds => $4)'
+    into v_id
+    using pg_catalog.rtrim(v_url, '/') || '/maintenance',
+          coalesce(p_body, '{}'::jsonb) || '{"source": "pg_cron"}'::jsonb,
+          pg_catalog.jsonb_build_object('content-type', 'application/json',
+            'authorization', 'Bearer ' || v_key, 'apikey', v_key, 'x-caller', 'pg_cron'),
+          p_timeout_ms;
+  return v_id;
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  insert into public.google_ai_maintenance_log
+    (operation, tables_affected, deleted_count, started_at, completed_at, status, details)
+  values (p_operation, p_tables_affected, p_deleted_count, p_started_at, p_completed_at, p_status, p_details)
+  returning id
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer DEFAULT 500) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+  select left(
+    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+      coalesce(p_message, ''),
+      'AIza[0-9A-Za-z_-]{10,}', '[redacted]', 'g'),
+      '(sb_secret_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
+      'eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[redacted]', 'g'),
+      '([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@', '\1[redacted]@', 'gi'),
+      '\m(bearer|basic)\s+[^\s"'',;]+', '\1 [redacted]', 'gi'),
+      '[[:cntrl:]]+', ' ', 'g'),
+    greatest(p_max_length, 1))
+$$;
+-- ================================================================================================
+-- supabase/schemas/92_metrics.sql
+-- ================================================================================================
+
+-- Metrics from the database's truth: running totals folded from attempt rows that can no longer
+-- change (with a fence against ids not committed yet) and one scrape's Prometheus text.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_metric_fold (
+    id boolean DEFAULT true NOT NULL,
+    folded_through bigint DEFAULT 0 NOT NULL,
+    folded_at timestamp with time zone,
+    rows_folded bigint DEFAULT 0 NOT NULL,
+    fence_id bigint,
+    fence_at timestamp with time zone,
+    CONSTRAINT google_ai_metric_fold_one_row CHECK (id)
+);
+ALTER TABLE public.google_ai_metric_fold ADD COLUMN IF NOT EXISTS id boolean DEFAULT true NOT NULL;
+ALTER TABLE public.google_ai_metric_fold ADD COLUMN IF NOT EXISTS folded_through bigint DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_metric_fold ADD COLUMN IF NOT EXISTS folded_at timestamp with time zone;
+ALTER TABLE public.google_ai_metric_fold ADD COLUMN IF NOT EXISTS rows_folded bigint DEFAULT 0 NOT NULL;
+ALTER TABLE public.google_ai_metric_fold ADD COLUMN IF NOT EXISTS fence_id bigint;
+ALTER TABLE public.google_ai_metric_fold ADD COLUMN IF NOT EXISTS fence_at timestamp with time zone;
+
+COMMENT ON TABLE public.google_ai_metric_fold IS 'Metrics: the attempt rows (id <= folded_through) whose counts are in google_ai_metric_totals, and the fence (fence_id handed out by fence_at) that tells an id never to be visible from one not committed yet.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_metric_totals (
+    family text NOT NULL,
+    suffix text DEFAULT ''::text NOT NULL,
+    labels text NOT NULL,
+    le numeric DEFAULT 'NaN'::numeric NOT NULL,
+    value numeric DEFAULT 0 NOT NULL
+);
+ALTER TABLE public.google_ai_metric_totals ADD COLUMN IF NOT EXISTS family text NOT NULL;
+ALTER TABLE public.google_ai_metric_totals ADD COLUMN IF NOT EXISTS suffix text DEFAULT ''::text NOT NULL;
+ALTER TABLE public.google_ai_metric_totals ADD COLUMN IF NOT EXISTS labels text NOT NULL;
+ALTER TABLE public.google_ai_metric_totals ADD COLUMN IF NOT EXISTS le numeric DEFAULT 'NaN'::numeric NOT NULL;
+ALTER TABLE public.google_ai_metric_totals ADD COLUMN IF NOT EXISTS value numeric DEFAULT 0 NOT NULL;
+
+COMMENT ON TABLE public.google_ai_metric_totals IS 'Metrics: running totals of the attempt rows already folded (google_ai_metric_fold), per series. A scrape adds the rows above the fold''s mark; housekeeping folds what it deletes. Never holds a key or a secret.';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_metric_fold'::regclass AND conname = 'google_ai_metric_fold_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_metric_fold
+    ADD CONSTRAINT google_ai_metric_fold_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_metric_totals'::regclass AND conname = 'google_ai_metric_totals_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_metric_totals
+    ADD CONSTRAINT google_ai_metric_totals_pkey PRIMARY KEY (family, suffix, labels, le);
+  END IF;
+END
+$baseline$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metric_bounds_s() RETURNS numeric[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select '{0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120,300,Infinity}'::numeric[] $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metric_label(p_name text, p_value text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select p_name operator(pg_catalog.||) '="' operator(pg_catalog.||)
+    pg_catalog.replace(pg_catalog.replace(pg_catalog.replace(coalesce(p_value, ''), E'\\', E'\\\\'), '"', E'\\"'),
+      E'\n', E'\\n') operator(pg_catalog.||) '"'
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metric_le(p_ms integer) RETURNS numeric
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select (public.google_ai_metric_bounds_s())[
+    pg_catalog.width_bucket(p_ms::double precision operator(pg_catalog.-) 0.5,
+      '{5,10,25,50,100,250,500,1000,2500,5000,10000,30000,60000,120000,300000}'::double precision[])
+    operator(pg_catalog.+) 1]
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metric_refusal_settled() RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select interval '8 minutes' $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[] DEFAULT NULL::bigint[], p_settled_before timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(family text, suffix text, labels text, le numeric, value numeric)
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  with decided as materialized (
+    select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.quota_cause, a.http_status,
+           a.service_tier, a.served_tier, a.input_tokens, a.output_tokens, a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
+           case when a.client_id is not null then a.caller else 'service' end as caller
+    from public.google_ai_attempts a
+    where a.id > p_after and a.id <= p_through and a.status <> 'reserved'
+      and (p_only is null or a.id = any (p_only))
+      and (p_settled_before is null or a.status <> 'refused' or a.created_at < p_settled_before)
+  ), groups as (
+    select d.model, d.quota_group, d.priority_class, d.caller, d.status, d.limit_hit,
+           coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as google_429,
+           coalesce(d.service_tier, 'standard') as service_tier, d.served_tier,
+           count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in, sum(d.output_tokens)::numeric as tokens_out
+    from decided d
+    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+  ), counters as (
+    select x.family, x.labels, sum(x.value) as value
+    from (select g.*, public.google_ai_metric_label('model', g.model) as m,
+                 public.google_ai_metric_label('quota_group', g.quota_group) as qg,
+                 public.google_ai_metric_label('priority_class', g.priority_class) as pc,
+                 public.google_ai_metric_label('caller', g.caller) as who
+          from groups g) g
+    cross join lateral (values
+      ('eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc, g.who, public.google_ai_metric_label('status', g.status)), g.n),
+      ('eve_gateway_refusals_total', concat_ws(',', g.m, g.pc, g.who, public.google_ai_metric_label('limit', g.limit_hit)),
+        case when g.status = 'refused' then g.n end),
+      ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('cause', g.cause)),
+        case when g.google_429 then g.n end),
+      ('eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('status', g.status),
+          public.google_ai_metric_label('service_tier', g.service_tier), public.google_ai_metric_label('served_tier', g.served_tier)),
+        case when g.status in ('succeeded', 'cut', 'google_error', 'network_error', 'timeout', 'withdrawn') then g.n end),
+      -- Abandoned by housekeeping: a reservation (it has a quota group) no finalize reached.
+      ('eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg),
+        case when g.status = 'abandoned' and g.quota_group is not null then g.n end),
+      -- Abandoned in the queue: a waiter that stopped asking; it never had a reservation.
+      ('eve_gateway_queue_lapses_total', concat_ws(',', g.m, g.pc, g.who),
+        case when g.status = 'abandoned' and g.quota_group is null then g.n end),
+      ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="input"'), g.tokens_in),
+      ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="output"'), g.tokens_out)
+    ) x(family, labels, value)
+    where x.value is not null
+    group by 1, 2
+  ), durations as (
+    -- One row per measured duration: its histogram, its two labels (model and quota group or class), its ms.
+    select h.family, d.model, h.second_name, h.second_value, h.ms
+    from decided d
+    cross join lateral (values
+      ('eve_gateway_google_latency_seconds', 'quota_group', d.quota_group, d.latency_ms),
+      ('eve_gateway_time_to_first_byte_seconds', 'priority_class', d.priority_class, d.first_byte_ms),
+      ('eve_gateway_added_latency_seconds', 'priority_class', d.priority_class, d.added_ms),
+      -- The wait before an admission: rows from a reservation only (a refusal's wait ended in no
+      -- admission; a queue lapse's is its time in line).
+      ('eve_gateway_wait_seconds', 'priority_class', d.priority_class, case when d.quota_group is not null then d.wait_ms end)
+    ) h(family, second_name, second_value, ms)
+    where h.ms is not null
+  ), buckets as (
+    select u.family, u.model, u.second_name, u.second_value, public.google_ai_metric_le(u.ms) as le,
+           count(*)::numeric as n, sum(u.ms)::numeric as ms
+    from durations u
+    group by 1, 2, 3, 4, 5
+  ), histogram_rows as (
+    select b.family, concat_ws(',', public.google_ai_metric_label('model', b.model),
+                               public.google_ai_metric_label(b.second_name, b.second_value)) as labels,
+           b.le, b.n, b.ms
+    from buckets b
+  )
+  select c.family, '', c.labels, 'NaN'::numeric, c.value from counters c
+  union all
+  select h.family, '_bucket', h.labels, h.le, sum(h.n) from histogram_rows h group by 1, 3, 4
+  union all
+  select h.family, '_sum', h.labels, 'NaN'::numeric, sum(h.ms) / 1000 from histogram_rows h group by 1, 3
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metrics() RETURNS text
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform public.google_ai_metrics_fold(null, false);
+  return public.google_ai_metrics_text();
+end
+$$;
+
+COMMENT ON FUNCTION public.google_ai_metrics() IS 'Prometheus text format (version 0.0.4) of the gateway''s counters, histograms and gauges: one call per scrape.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_metrics_fold(p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_wait boolean DEFAULT false) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.now());
+  v_fold public.google_ai_metric_fold;
+  v_mark bigint;
+  v_through bigint;
+  v_permanent_through bigint;
+  v_lag interval;
+begin
+  if p_wait then
+    select * into v_fold from public.google_ai_metric_fold f where f.id for update;
+  else
+    select * into v_fold from public.google_ai_metric_fold f where f.id for update skip locked;
+    if not found then
+      return (select f.folded_through from public.google_ai_metric_fold f where f.id);
+    end if;
+  end if;
+  if v_fold.id is null then
+    insert into public.google_ai_metric_fold (id) values (true) on conflict (id) do nothing;
+    return 0;
+  end if;
+  v_mark := v_fold.folded_through;
+  select coalesce((select s.stale_reservation_after from public.google_ai_maintenance_settings s where s.id),
+                  interval '15 minutes') into v_lag;
+  -- Ids up to this one that are not visible never will be.
+  v_permanent_through := case when v_fold.fence_at <= v_now - v_lag then v_fold.fence_id else v_mark end;
+
+  -- One statement, one snapshot: the first row that may still change (read along the primary key
+  -- from the mark), the largest visible id below it, and the last visible row before the first gap
+  -- not known to be permanent. (A row that commits later into an id this passes is in a permanent
+  -- gap, so none does; a later snapshot, the totals' below, sees every row this one saw.)
+  with stop as (
+    select a.id from public.google_ai_attempts a
+    where a.id > v_mark
+      and (a.status = 'reserved' or a.created_at >= v_now - v_lag
+           or (a.status = 'refused' and a.created_at >= v_now - public.google_ai_metric_refusal_settled()))
+    order by a.id limit 1
+  ), below as (
+    select a.id, coalesce(lag(a.id) over (order by a.id), v_mark) as prev
+    from public.google_ai_attempts a
+    where a.id > v_mark and a.id < coalesce((select stop.id from stop), 9223372036854775807)
+  )
+  select coalesce((select min(b.prev) from below b where b.id > b.prev + 1 and b.id - 1 > v_permanent_through),
+                  (select max(b.id) from below b), v_mark)
+  into v_through;
+
+  -- Renew an old fence: the ids handed out by now. (The identity's sequence has cache 1, so its
+  -- last value is the last id handed to any session; a cache would hand out lower ids later.)
+  if v_fold.fence_at is null or v_fold.fence_at <= v_now - v_lag then
+    update public.google_ai_metric_fold f set
+      fence_id = coalesce(pg_catalog.pg_sequence_last_value(
+        pg_catalog.pg_get_serial_sequence('public.google_ai_attempts', 'id')::regclass), 0),
+      fence_at = pg_catalog.clock_timestamp()
+    where f.id;
+  end if;
+  if v_through <= v_mark then
+    return v_mark;
+  end if;
+
+  insert into public.google_ai_metric_totals as t (family, suffix, labels, le, value)
+  select s.family, s.suffix, s.labels, s.le, s.value
+  from public.google_ai_metric_samples(v_mark, v_through) s
+  on conflict (family, suffix, labels, le) do update set value = t.value + excluded.value;
+
+  update public.google_ai_metric_fold f set
+    folded_through = v_through,
+    folded_at = pg_catalog.clock_timestamp(),
+    rows_folded = f.rows_folded + (select count(*) from public.google_ai_attempts a where a.id > v_mark and a.id <= v_through)
+  where f.id;
+  return v_through;
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_metrics_text() RETURNS text
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+with clock as (
+  select now() as at,
+         (select f.folded_through from public.google_ai_metric_fold f where f.id) as mark,
+         (select g.minute_guard_ms from public.google_ai_admission_settings g where g.id) as guard_ms
+), families (family, kind, help) as (values
+  ('eve_gateway_attempts_total', 'counter', 'Attempt rows decided (one per reservation decision and its outcome), by status.'),
+  ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit that refused them last (counted once final, minutes later).'),
+  ('eve_gateway_google_calls_total', 'counter', 'Calls that reached Google, by outcome, the service tier asked for (standard, flex, priority) and the one Google says served.'),
+  ('eve_gateway_google_429_total', 'counter', 'Google''s own 429 answers, by cause (minute, day, limit_zero, spend_cap, unknown).'),
+  ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),
+  ('eve_gateway_queue_lapses_total', 'counter', 'Waiters that left the admission queue without being admitted (stopped asking).'),
+  ('eve_gateway_tokens_total', 'counter', 'Tokens Google counted (gen_ai.client.token.usage), by gen_ai_token_type.'),
+  ('eve_gateway_google_latency_seconds', 'histogram', 'Google''s own time per call (gen_ai.server.request.duration).'),
+  ('eve_gateway_time_to_first_byte_seconds', 'histogram', 'From a request''s arrival to its answer''s first byte (gen_ai.server.time_to_first_token for streams).'),
+  ('eve_gateway_added_latency_seconds', 'histogram', 'Time the gateway added to a request: Server-Timing''s total less Google and the wait.'),
+  ('eve_gateway_wait_seconds', 'histogram', 'How long an admitted request waited for capacity, by priority class.'),
+  ('eve_gateway_attempts_in_flight', 'gauge', 'Reservations open now (Google called, no outcome yet).'),
+  ('eve_gateway_quota_used', 'gauge', 'Admissions in the current window per quota group and model: window="minute" (the sliding 60 s + guard), "day" (the Pacific day).'),
+  ('eve_gateway_quota_limit', 'gauge', 'The limit of that window after the model''s safety margin (absent: no limit).'),
+  ('eve_gateway_pacific_day_end_timestamp_seconds', 'gauge', 'When the current Pacific day ends (Google''s daily quotas reset).'),
+  ('eve_gateway_queue_depth', 'gauge', 'Requests waiting in the admission queue, by model and priority class.'),
+  ('eve_gateway_queue_oldest_wait_seconds', 'gauge', 'How long the oldest request in the queue has waited.'),
+  ('eve_gateway_cooldown_seconds_left', 'gauge', 'A quota group resting for a model, by cause: seconds until it may book again.'),
+  ('eve_gateway_model_withdrawn', 'gauge', '1 when Google answered 404 for the model and requests pass over it.'),
+  ('eve_gateway_model_shutdown_timestamp_seconds', 'gauge', 'The day Google stops serving the model, with its successor.'),
+  ('eve_gateway_keys', 'gauge', 'Keys by quota group, last health check (ok, invalid, missing_secret, error, unchecked) and rotation.'),
+  ('eve_gateway_caller_budget_remaining', 'gauge', 'What a Kaggle client (or a named service caller) may still use today.'),
+  ('eve_gateway_housekeeping_last_run_timestamp_seconds', 'gauge', 'When the last housekeeping run (not skipped) ended.'),
+  ('eve_gateway_housekeeping_last_success_timestamp_seconds', 'gauge', 'When the last successful housekeeping run ended.'),
+  ('eve_gateway_housekeeping_last_run_failed', 'gauge', '1 when the last housekeeping run failed.'),
+  ('eve_gateway_metrics_live_rows', 'gauge', 'Attempt rows this scrape counted itself (above the fold''s mark).')
+), live as (
+  select a.status, a.model, a.quota_group from public.google_ai_attempts a, clock where a.id > clock.mark
+), counted as (
+  select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t
+  union all
+  select s.family, s.suffix, s.labels, s.le, s.value
+  from clock cross join lateral public.google_ai_metric_samples(clock.mark, 9223372036854775807, null,
+    clock.at - public.google_ai_metric_refusal_settled()) s
+), summed as (
+  select c.family, c.suffix, c.labels, c.le, sum(c.value) as value from counted c group by 1, 2, 3, 4
+), histograms as (
+  -- Every bucket of each histogram series, cumulative, +Inf last; _count is the +Inf bucket.
+  select h.family, h.labels, b.le,
+         sum(coalesce(s.value, 0)) over (partition by h.family, h.labels order by b.le) as value
+  from (select distinct s.family, s.labels from summed s where s.suffix = '_bucket') h
+  cross join unnest(public.google_ai_metric_bounds_s()) b(le)
+  left join summed s on s.family = h.family and s.labels = h.labels and s.suffix = '_bucket' and s.le = b.le
+), serving as (
+  select public.google_ai_quota_group(k.project_id, k.id) as quota_group, l.model
+  from public.google_ai_api_keys k
+  join public.google_ai_model_limits l on l.is_active and (k.models is null or l.model = any (k.models))
+  where k.is_active
+  union
+  select c.quota_group, c.model from public.google_ai_usage_counters c where c.quota_group is not null
+), quota as (
+  select p.quota_group, p.model,
+         (select count(*) from public.google_ai_admissions w
+          where w.quota_group = p.quota_group and w.model = p.model
+            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms, 1000)) * interval '1 millisecond') as minute_requests,
+         (select coalesce(sum(w.tokens), 0) from public.google_ai_admissions w
+          where w.quota_group = p.quota_group and w.model = p.model
+            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms, 1000)) * interval '1 millisecond') as minute_tokens,
+         coalesce((select case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.rpd_used else 0 end
+                   from public.google_ai_usage_counters c where c.quota_group = p.quota_group and c.model = p.model), 0)
+           as day_requests,
+         public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
+         public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
+         public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd
+  from serving p cross join clock
+  left join public.google_ai_model_limits l on l.model = p.model
+), last_run as (
+  select m.completed_at, m.status from public.google_ai_maintenance_log m
+  where m.operation = 'housekeeping' and m.status <> 'skipped'
+  order by m.started_at desc limit 1
+), gauges (family, labels, value) as (
+  select 'eve_gateway_attempts_in_flight', concat_ws(',', public.google_ai_metric_label('model', a.model),
+           public.google_ai_metric_label('quota_group', a.quota_group)), count(*)::numeric
+  from live a where a.status = 'reserved' group by a.model, a.quota_group
+  union all
+  select 'eve_gateway_quota_used', concat_ws(',', public.google_ai_metric_label('model', q.model),
+           public.google_ai_metric_label('quota_group', q.quota_group), x.w), x.v
+  from quota q cross join lateral (values
+    ('window="minute",unit="requests"', q.minute_requests::numeric, q.rpm::numeric),
+    ('window="minute",unit="tokens"', q.minute_tokens::numeric, q.tpm::numeric),
+    ('window="day",unit="requests"', q.day_requests::numeric, q.rpd::numeric)) x(w, v, lim)
+  union all
+  select 'eve_gateway_quota_limit', concat_ws(',', public.google_ai_metric_label('model', q.model),
+           public.google_ai_metric_label('quota_group', q.quota_group), x.w), x.lim
+  from quota q cross join lateral (values
+    ('window="minute",unit="requests"', q.rpm::numeric),
+    ('window="minute",unit="tokens"', q.tpm::numeric),
+    ('window="day",unit="requests"', q.rpd::numeric)) x(w, lim)
+  where x.lim is not null
+  union all
+  select 'eve_gateway_pacific_day_end_timestamp_seconds', '',
+         extract(epoch from public.google_ai_pacific_midnight_after(clock.at)) from clock
+  union all
+  select 'eve_gateway_queue_depth', concat_ws(',', public.google_ai_metric_label('model', q.model),
+           public.google_ai_metric_label('priority_class', q.priority_class)), count(*)::numeric
+  from public.google_ai_queue q, clock where q.lease_until > clock.at group by q.model, q.priority_class
+  union all
+  select 'eve_gateway_queue_oldest_wait_seconds', concat_ws(',', public.google_ai_metric_label('model', q.model),
+           public.google_ai_metric_label('priority_class', q.priority_class)),
+         round(extract(epoch from (clock.at - min(q.enqueued_at))), 3)
+  from public.google_ai_queue q, clock where q.lease_until > clock.at group by q.model, q.priority_class, clock.at
+  union all
+  select 'eve_gateway_cooldown_seconds_left', concat_ws(',', public.google_ai_metric_label('model', cd.model),
+           public.google_ai_metric_label('quota_group', cd.quota_group),
+           public.google_ai_metric_label('cause', coalesce(cd.cause, 'unknown'))),
+         round(extract(epoch from (cd.cooldown_until - clock.at)), 3)
+  from public.google_ai_cooldowns cd, clock where cd.cooldown_until > clock.at
+  union all
+  select 'eve_gateway_model_withdrawn', public.google_ai_metric_label('model', l.model),
+         case when l.withdrawn_at is not null then 1 else 0 end
+  from public.google_ai_model_limits l where l.is_active
+  union all
+  select 'eve_gateway_model_shutdown_timestamp_seconds', concat_ws(',', public.google_ai_metric_label('model', l.model),
+           public.google_ai_metric_label('successor', l.successor)),
+         extract(epoch from (l.shutdown_date::timestamp at time zone 'America/Los_Angeles'))
+  from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
+  union all
+  select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('quota_group', public.google_ai_quota_group(k.project_id, k.id)),
+           public.google_ai_metric_label('health', coalesce(h.status, 'unchecked')),
+           public.google_ai_metric_label('active', k.is_active::text)), count(*)::numeric
+  from public.google_ai_api_keys k left join public.google_ai_key_health h on h.api_key_id = k.id
+  group by 2
+  union all
+  select 'eve_gateway_caller_budget_remaining', concat_ws(',', public.google_ai_metric_label('caller', b.caller),
+           public.google_ai_metric_label('unit', x.unit)), greatest(x.lim - x.used, 0)
+  from (select 'client:' || c.name as caller, c.daily_max_requests as max_requests, c.daily_max_tokens::bigint as max_tokens,
+               case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.requests_today else 0 end as requests,
+               case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.tokens_today::bigint else 0 end as tokens
+        from public.google_ai_clients c, clock where c.revoked_at is null
+        union all
+        select s.caller, s.daily_max_requests, s.daily_max_tokens::bigint,
+               case when s.day_bucket = public.google_ai_pacific_day(clock.at) then s.requests_today else 0 end,
+               case when s.day_bucket = public.google_ai_pacific_day(clock.at) then s.tokens_today else 0 end
+        from public.google_ai_caller_budgets s, clock) b
+  cross join lateral (values ('requests', b.max_requests::numeric, b.requests::numeric),
+                             ('tokens', b.max_tokens::numeric, b.tokens::numeric)) x(unit, lim, used)
+  where x.lim is not null
+  union all
+  select 'eve_gateway_housekeeping_last_run_timestamp_seconds', '', extract(epoch from r.completed_at) from last_run r
+  union all
+  select 'eve_gateway_housekeeping_last_run_failed', '', case when r.status = 'failed' then 1 else 0 end from last_run r
+  union all
+  select 'eve_gateway_housekeeping_last_success_timestamp_seconds', '', extract(epoch from m.completed_at)
+  from (select m.completed_at from public.google_ai_maintenance_log m
+        where m.operation = 'housekeeping' and m.status = 'succeeded' order by m.started_at desc limit 1) m
+  union all
+  select 'eve_gateway_metrics_live_rows', '', count(*)::numeric from live
+), samples (family, name, labels, value) as (
+  select s.family, s.family || s.suffix, s.labels, s.value from summed s where s.suffix = ''
+  union all
+  select s.family, s.family || '_sum', s.labels, s.value from summed s where s.suffix = '_sum'
+  union all
+  select h.family, h.family || '_bucket',
+         concat_ws(',', nullif(h.labels, ''), 'le="' || case when h.le = 'Infinity' then '+Inf' else h.le::text end || '"'),
+         h.value
+  from histograms h
+  union all
+  select h.family, h.family || '_count', h.labels, h.value from histograms h where h.le = 'Infinity'
+  union all
+  select g.family, g.family, g.labels, g.value from gauges g
+)
+-- Every family's HELP and TYPE, even before it has a sample, so a scraper knows each from the start.
+select string_agg(block, '' order by family)
+from (
+  select f.family,
+         '# HELP ' || f.family || ' ' || f.help || E'\n# TYPE ' || f.family || ' ' || f.kind || E'\n' ||
+         coalesce(string_agg(s.name || case when s.labels = '' then '' else '{' || s.labels || '}' end || ' ' ||
+                             case when s.value = 'Infinity' then '+Inf' else trim_scale(s.value)::text end || E'\n',
+                             '' order by s.name, s.labels), '') as block
+  from families f left join samples s on s.family = f.family
+  group by f.family, f.kind, f.help
+) blocks
+$$;
+-- ================================================================================================
+-- supabase/schemas/93_views.sql
+-- ================================================================================================
+
+-- The operator's views (security_invoker): usage now and by caller, cooldowns, clients, catalogue,
+-- model life cycle, queue, shares and budgets today.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE OR REPLACE VIEW public.google_ai_model_catalogue_status WITH (security_invoker='true') AS
+ WITH ok_keys AS (
+         SELECT h.api_key_id,
+            h.checked_at
+           FROM (public.google_ai_key_health h
+             JOIN public.google_ai_api_keys k ON ((k.id = h.api_key_id)))
+          WHERE ((h.status = 'ok'::text) AND k.is_active)
+        )
+ SELECT l.model,
+    l.is_active,
+    (( SELECT count(*) AS count
+           FROM ok_keys))::integer AS keys_checked,
+    (count(c.api_key_id))::integer AS keys_listing,
+    COALESCE(array_agg(DISTINCT c.quota_group) FILTER (WHERE (c.api_key_id IS NOT NULL)), '{}'::text[]) AS quota_groups,
+    max(c.input_token_limit) AS input_token_limit,
+    max(c.output_token_limit) AS output_token_limit,
+    max(c.refreshed_at) AS last_listed_at,
+    ( SELECT max(o.checked_at) AS max
+           FROM ok_keys o) AS last_checked_at,
+        CASE
+            WHEN (( SELECT count(*) AS count
+               FROM ok_keys) = 0) THEN 'unknown'::text
+            WHEN (count(c.api_key_id) > 0) THEN 'listed'::text
+            ELSE 'unlisted'::text
+        END AS catalogue_status
+   FROM (public.google_ai_model_limits l
+     LEFT JOIN public.google_ai_model_catalogue c ON (((c.model = l.model) AND (c.api_key_id IN ( SELECT o.api_key_id
+           FROM ok_keys o)))))
+  GROUP BY l.model, l.is_active;
+
+COMMENT ON VIEW public.google_ai_model_catalogue_status IS 'Each configured model (google_ai_model_limits) against the catalogue: listed, unlisted (Google no longer lists it for any checked active key) or unknown (no successful check yet).';
+
+CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invoker='true') AS
+ SELECT b.caller,
+    b.daily_max_requests,
+        CASE
+            WHEN (b.day_bucket = ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date) THEN b.requests_today
+            ELSE 0
+        END AS requests_today,
+    b.daily_max_tokens,
+        CASE
+            WHEN (b.day_bucket = ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date) THEN b.tokens_today
+            ELSE (0)::bigint
+        END AS tokens_today,
+    (((((now() AT TIME ZONE 'America/Los_Angeles'::text))::date + 1))::timestamp without time zone AT TIME ZONE 'America/Los_Angeles'::text) AS resets_at,
+    b.notes
+   FROM public.google_ai_caller_budgets b;
+
+COMMENT ON VIEW public.google_ai_caller_budgets_today IS 'Service callers'' daily budgets and what they booked today (Pacific day), with the time they reset.';
+
+CREATE OR REPLACE VIEW public.google_ai_clients_overview WITH (security_invoker='true') AS
+ SELECT c.id,
+    c.name,
+    c.models,
+    c.max_token_ttl,
+    c.token_max_requests,
+    c.token_max_tokens,
+    c.daily_max_requests,
+    c.daily_max_tokens,
+    c.mint_per_hour,
+    c.created_at,
+    c.revoked_at,
+    c.revoked_reason,
+    ( SELECT count(*) AS count
+           FROM public.google_ai_tokens t
+          WHERE ((t.client_id = c.id) AND (t.revoked_at IS NULL) AND (t.expires_at > now()))) AS live_tokens,
+    ( SELECT max(t.created_at) AS max
+           FROM public.google_ai_tokens t
+          WHERE (t.client_id = c.id)) AS last_token_at
+   FROM public.google_ai_clients c;
+
+CREATE OR REPLACE VIEW public.google_ai_cooldowns_active WITH (security_invoker='true') AS
+ SELECT cd.quota_group,
+    cd.model,
+    cd.cooldown_until,
+    (ceil(EXTRACT(epoch FROM (cd.cooldown_until - now()))))::bigint AS seconds_left,
+    cd.reason,
+    cd.quota_id,
+    cd.updated_at,
+    COALESCE(( SELECT array_agg(k.key_alias ORDER BY k.key_alias) AS array_agg
+           FROM public.google_ai_api_keys k
+          WHERE (k.is_active AND (public.google_ai_quota_group(k.project_id, k.id) = cd.quota_group))), '{}'::text[]) AS key_aliases
+   FROM public.google_ai_cooldowns cd
+  WHERE (cd.cooldown_until > now());
+
+COMMENT ON VIEW public.google_ai_cooldowns_active IS 'Cooldowns in force: the quota group and model rest until cooldown_until.';
+
+CREATE OR REPLACE VIEW public.google_ai_model_lifecycle WITH (security_invoker='true') AS
+ SELECT l.model,
+    l.aliases,
+    l.is_active,
+        CASE
+            WHEN (l.withdrawn_at IS NOT NULL) THEN 'withdrawn'::text
+            WHEN (NOT l.is_active) THEN 'retired'::text
+            WHEN (l.shutdown_date <= CURRENT_DATE) THEN 'shut_down'::text
+            WHEN (l.shutdown_date <= (CURRENT_DATE + 14)) THEN 'shutting_down'::text
+            ELSE 'served'::text
+        END AS state,
+    l.withdrawn_at,
+    l.withdrawn_message,
+    l.successor,
+    l.shutdown_date,
+    (l.shutdown_date - CURRENT_DATE) AS days_to_shutdown,
+    l.fallback_models,
+    l.rpm,
+    l.tpm,
+    l.rpd,
+    l.limits_source,
+    l.supports_system_instruction,
+    l.supports_json_mode,
+    COALESCE(l.supports_tools, l.supports_json_mode) AS supports_tools,
+    l.supports_images,
+    s.catalogue_status,
+    s.last_listed_at
+   FROM (public.google_ai_model_limits l
+     LEFT JOIN public.google_ai_model_catalogue_status s ON ((s.model = l.model)));
+
+COMMENT ON VIEW public.google_ai_model_lifecycle IS 'Each model row in its life cycle: withdrawn (when, Google''s message), shutdown date, successor, chain, limits and where they come from, and what models.list last said of it.';
+
+CREATE OR REPLACE VIEW public.google_ai_queue_now WITH (security_invoker='true') AS
+ SELECT q.model,
+    q.priority_class,
+    min(q.class_rank) AS class_rank,
+    (count(*))::integer AS waiting,
+    (count(DISTINCT q.caller))::integer AS callers,
+    min(q.enqueued_at) AS oldest_since,
+    max(q.expected_at) AS last_turn_at
+   FROM public.google_ai_queue q
+  WHERE (q.lease_until >= now())
+  GROUP BY q.model, q.priority_class;
+
+COMMENT ON VIEW public.google_ai_queue_now IS 'Requests waiting now, per model and class: how many, from how many callers, since when, and when the last turn comes.';
+
+CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='true') AS
+ WITH clock AS (
+         SELECT now() AS at,
+            ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date AS day,
+            (((60000 + COALESCE(( SELECT st.minute_guard_ms
+                   FROM public.google_ai_admission_settings st
+                  WHERE st.id), 1000)))::double precision * '00:00:00.001'::interval) AS window_length
+        ), groups AS (
+         SELECT DISTINCT s_1.id AS share_id,
+            public.google_ai_quota_group(k.project_id, k.id) AS quota_group
+           FROM (public.google_ai_quota_shares s_1
+             JOIN public.google_ai_api_keys k ON ((k.is_active AND ((k.models IS NULL) OR (s_1.model = ANY (k.models))))))
+        ), kept AS (
+         SELECT s_1.model,
+            (sum(COALESCE(s_1.reserved_rpd, 0)))::integer AS reserved_rpd
+           FROM public.google_ai_quota_shares s_1
+          GROUP BY s_1.model
+        )
+ SELECT s.model,
+    COALESCE(s.priority_class, s.caller) AS owner,
+        CASE
+            WHEN (s.priority_class IS NOT NULL) THEN 'class'::text
+            ELSE 'caller'::text
+        END AS owner_kind,
+    g.quota_group,
+    s.reserved_rpm,
+    s.reserved_rpd,
+    s.pace_burst,
+    w.used_in_window,
+    d.used_today,
+        CASE
+            WHEN (s.reserved_rpm IS NOT NULL) THEN GREATEST(0, (s.reserved_rpm - w.used_in_window))
+            ELSE NULL::integer
+        END AS rpm_kept_now,
+        CASE
+            WHEN (s.reserved_rpd IS NOT NULL) THEN GREATEST(0, (s.reserved_rpd - d.used_today))
+            ELSE NULL::integer
+        END AS rpd_kept_today,
+        CASE
+            WHEN ((s.pace_burst IS NOT NULL) AND (l.rpd IS NOT NULL)) THEN public.google_ai_pace_allowance(c.at, c.day, s.pace_burst, (l.rpd - (kept.reserved_rpd - COALESCE(s.reserved_rpd, 0))))
+            ELSE NULL::integer
+        END AS pace_allows_today
+   FROM (((((((public.google_ai_quota_shares s
+     JOIN groups g ON ((g.share_id = s.id)))
+     JOIN kept ON ((kept.model = s.model)))
+     CROSS JOIN clock c)
+     LEFT JOIN public.google_ai_share_usage u ON (((u.share_id = s.id) AND (u.quota_group = g.quota_group))))
+     LEFT JOIN LATERAL ( SELECT public.google_ai_effective_limit(m.rpd, m.safety_margin) AS rpd
+           FROM public.google_ai_model_limits m
+          WHERE (m.model = s.model)) l ON (true))
+     CROSS JOIN LATERAL ( SELECT (count(*))::integer AS used_in_window
+           FROM public.google_ai_admissions a
+          WHERE ((a.quota_group = g.quota_group) AND (a.model = s.model) AND (s.id = ANY (a.share_ids)) AND (a.admitted_at > (c.at - c.window_length)))) w)
+     CROSS JOIN LATERAL ( SELECT
+                CASE
+                    WHEN (u.day_bucket = c.day) THEN u.day_used
+                    WHEN (u.day_bucket = (c.day - 1)) THEN u.day_next_used
+                    ELSE 0
+                END AS used_today) d);
+
+COMMENT ON VIEW public.google_ai_shares_today IS 'Reserved shares and pacing per quota group: the owner''s use in the window and today, what the share still keeps from the others (rpm_kept_now, rpd_kept_today), and how much of today a paced owner may have used by now.';
+
+CREATE OR REPLACE VIEW public.google_ai_usage_by_caller_24h WITH (security_invoker='true') AS
+ SELECT a.caller,
+    (count(DISTINCT COALESCE(a.request_id, (a.reservation_id)::text)))::integer AS requests,
+    (count(*))::integer AS attempts,
+    (count(*) FILTER (WHERE (a.status = 'succeeded'::text)))::integer AS succeeded,
+    (count(*) FILTER (WHERE (a.status = ANY (ARRAY['google_error'::text, 'network_error'::text, 'timeout'::text]))))::integer AS failed,
+    (count(*) FILTER (WHERE (a.status = 'refused'::text)))::integer AS refused,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'rpm'::text))))::integer AS refused_rpm,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'tpm'::text))))::integer AS refused_tpm,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'rpd'::text))))::integer AS refused_rpd,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'cooldown'::text))))::integer AS refused_cooldown,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit <> ALL (ARRAY['rpm'::text, 'tpm'::text, 'rpd'::text, 'cooldown'::text])))))::integer AS refused_other,
+    (count(*) FILTER (WHERE (a.status = 'reserved'::text)))::integer AS in_flight,
+    (count(*) FILTER (WHERE (a.status = 'released'::text)))::integer AS released,
+    (count(*) FILTER (WHERE (a.status = 'abandoned'::text)))::integer AS abandoned,
+    COALESCE(sum(a.input_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint) AS input_tokens,
+    COALESCE(sum(a.output_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint) AS output_tokens,
+    (COALESCE(sum(a.input_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint) + COALESCE(sum(a.output_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint)) AS total_tokens,
+    array_agg(DISTINCT a.model ORDER BY a.model) AS models,
+    min(a.created_at) AS first_at,
+    max(a.created_at) AS last_at
+   FROM public.google_ai_attempts a
+  WHERE (a.created_at > (now() - '24:00:00'::interval))
+  GROUP BY a.caller;
+
+COMMENT ON VIEW public.google_ai_usage_by_caller_24h IS 'The last 24 hours per caller: logical requests, attempts by outcome, refusals by the limit that refused them, and the input/output tokens of successful calls.';
+
+CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true') AS
+ WITH clock AS (
+         SELECT now() AS at,
+            date_trunc('minute'::text, now(), 'UTC'::text) AS minute,
+            ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date AS day
+        ), serving AS (
+         SELECT public.google_ai_quota_group(k.project_id, k.id) AS quota_group,
+            l.model,
+            (count(*))::integer AS active_keys,
+            array_agg(k.key_alias ORDER BY k.priority, k.key_alias) AS key_aliases
+           FROM (public.google_ai_api_keys k
+             JOIN public.google_ai_model_limits l ON ((l.is_active AND ((k.models IS NULL) OR (l.model = ANY (k.models))))))
+          WHERE k.is_active
+          GROUP BY (public.google_ai_quota_group(k.project_id, k.id)), l.model
+        ), pairs AS (
+         SELECT s.quota_group,
+            s.model
+           FROM serving s
+        UNION
+         SELECT c.quota_group,
+            c.model
+           FROM public.google_ai_usage_counters c
+          WHERE (c.quota_group IS NOT NULL)
+        ), usage AS (
+         SELECT p.quota_group,
+            p.model,
+            clock.at,
+            clock.minute,
+            clock.day,
+            COALESCE(s.active_keys, 0) AS active_keys,
+            COALESCE(s.key_aliases, '{}'::text[]) AS key_aliases,
+                CASE
+                    WHEN (c.minute_bucket = clock.minute) THEN c.rpm_used
+                    ELSE 0
+                END AS rpm_used,
+                CASE
+                    WHEN (c.minute_bucket = clock.minute) THEN c.tpm_used
+                    ELSE 0
+                END AS tpm_used,
+                CASE
+                    WHEN (c.day_bucket = clock.day) THEN c.rpd_used
+                    ELSE 0
+                END AS rpd_used,
+            public.google_ai_effective_limit(l.rpm, l.safety_margin) AS rpm_limit,
+            public.google_ai_effective_limit(l.tpm, l.safety_margin) AS tpm_limit,
+            public.google_ai_effective_limit(l.rpd, l.safety_margin) AS rpd_limit,
+            cd.cooldown_until,
+            cd.reason AS cooldown_reason
+           FROM (((((pairs p
+             CROSS JOIN clock)
+             LEFT JOIN serving s ON (((s.quota_group = p.quota_group) AND (s.model = p.model))))
+             LEFT JOIN public.google_ai_usage_counters c ON (((c.quota_group = p.quota_group) AND (c.model = p.model))))
+             LEFT JOIN public.google_ai_model_limits l ON ((l.model = p.model)))
+             LEFT JOIN public.google_ai_cooldowns cd ON (((cd.quota_group = p.quota_group) AND (cd.model = p.model) AND (cd.cooldown_until > clock.at))))
+        )
+ SELECT u.quota_group,
+    u.model,
+    u.active_keys,
+    u.key_aliases,
+    u.minute AS minute_window,
+    u.rpm_used,
+    u.rpm_limit,
+    (u.rpm_limit - u.rpm_used) AS rpm_left,
+    u.tpm_used,
+    u.tpm_limit,
+    (u.tpm_limit - u.tpm_used) AS tpm_left,
+    u.day AS pacific_day,
+    u.rpd_used,
+    u.rpd_limit,
+    (u.rpd_limit - u.rpd_used) AS rpd_left,
+    u.cooldown_until,
+    u.cooldown_reason,
+        CASE
+            WHEN (u.active_keys = 0) THEN 'no_active_key'::text
+            WHEN (u.cooldown_until IS NOT NULL) THEN 'cooldown'::text
+            WHEN (u.rpd_used >= u.rpd_limit) THEN 'rpd'::text
+            WHEN (u.rpm_used >= u.rpm_limit) THEN 'rpm'::text
+            WHEN (u.tpm_used >= u.tpm_limit) THEN 'tpm'::text
+            ELSE 'open'::text
+        END AS state,
+    (u.minute + '00:01:00'::interval) AS minute_resets_at,
+    (((u.day + 1))::timestamp without time zone AT TIME ZONE 'America/Los_Angeles'::text) AS day_resets_at
+   FROM usage u;
+
+COMMENT ON VIEW public.google_ai_usage_now IS 'Per quota group and model: requests and input tokens used this minute, requests this Pacific day, against the limits after the safety margin; state is what would refuse a request now (open, rpm, tpm, rpd, cooldown, no_active_key).';
+
+CREATE OR REPLACE VIEW public.google_ai_wait_by_class_1h WITH (security_invoker='true') AS
+ SELECT a.model,
+    COALESCE(a.priority_class, 'interactive'::text) AS priority_class,
+    (count(*) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))))::integer AS admitted,
+    (count(*) FILTER (WHERE (a.status = 'refused'::text)))::integer AS refused,
+    (count(*) FILTER (WHERE (a.status = 'abandoned'::text)))::integer AS abandoned,
+    percentile_disc((0.5)::double precision) WITHIN GROUP (ORDER BY COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_p50,
+    percentile_disc((0.95)::double precision) WITHIN GROUP (ORDER BY COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_p95,
+    max(COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_max
+   FROM public.google_ai_attempts a
+  WHERE ((a.created_at > (now() - '01:00:00'::interval)) AND (a.attempt = 1))
+  GROUP BY a.model, COALESCE(a.priority_class, 'interactive'::text);
+
+COMMENT ON VIEW public.google_ai_wait_by_class_1h IS 'The last hour per model and class: first attempts admitted, refused and abandoned in the queue, and how long the admitted waited.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_catalogue_status() RETURNS SETOF public.google_ai_model_catalogue_status
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$ select * from public.google_ai_model_catalogue_status order by model $$;
+-- ================================================================================================
+-- supabase/schemas/99_access.sql
+-- ================================================================================================
+
+-- Access, last: the schema's usage, RLS on every table, and for every table, view, sequence and
+-- function its grants after a revoke of what Supabase's default privileges give (anon,
+-- authenticated, service_role; eve_gateway too, so that applying it again keeps the order
+-- of the grants). service_role gets what the operator's tools need; eve_gateway (the
+-- Edge Functions' role) only EXECUTE on the RPCs it calls.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+COMMENT ON SCHEMA public IS 'standard public schema';
+
+GRANT USAGE ON SCHEMA public TO anon;
+
+GRANT USAGE ON SCHEMA public TO authenticated;
+
+GRANT USAGE ON SCHEMA public TO service_role;
+
+GRANT USAGE ON SCHEMA public TO eve_gateway;
+
+ALTER TABLE public.google_ai_api_keys ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_cooldowns ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_model_limits ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_usage_counters ENABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON TABLE public.google_ai_api_keys FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_api_keys TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_model_limits FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_model_limits TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin numeric) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin numeric) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin numeric) TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_usage_counters FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_usage_counters TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_by_name(p_model text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_by_name(p_model text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_capabilities(p_model text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_capabilities(p_model text) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_model_capabilities(p_model text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_resolve_model(p_model text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_resolve_model(p_model text) FROM PUBLIC;
+
+REVOKE ALL ON TABLE public.google_ai_cooldowns FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_cooldowns TO service_role;
+
+REVOKE ALL ON SEQUENCE public.google_ai_model_limits_id_seq FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT ALL ON SEQUENCE public.google_ai_model_limits_id_seq TO service_role;
+
+REVOKE ALL ON SEQUENCE public.google_ai_usage_counters_id_seq FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT ALL ON SEQUENCE public.google_ai_usage_counters_id_seq TO service_role;
+
+ALTER TABLE public.google_ai_attempts ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_responses ENABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON TABLE public.google_ai_attempts FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_attempts TO service_role;
+
+REVOKE ALL ON SEQUENCE public.google_ai_attempts_id_seq FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT ALL ON SEQUENCE public.google_ai_attempts_id_seq TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_responses FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_responses TO service_role;
+
+ALTER TABLE public.google_ai_admission_settings ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_admissions ENABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON TABLE public.google_ai_admission_settings FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT,UPDATE ON TABLE public.google_ai_admission_settings TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_admission_guard() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_admission_guard() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_minute_window(p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_minute_window(p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_not_open(p_reservation_id uuid) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_not_open(p_reservation_id uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_reopens_at(p_limit text, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reopens_at(p_limit text, p_now timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) FROM PUBLIC;
+
+REVOKE ALL ON TABLE public.google_ai_admissions FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_admissions TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_client_id uuid, p_token_id uuid, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_client_id uuid, p_token_id uuid, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_admit_chain_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_admit_chain_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_admit_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_admit_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_attempt_holder() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_attempt_holder() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_attempt_reply_check() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_attempt_reply_check() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer, p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_day_guard interval) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer, p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_day_guard interval) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve(p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve(p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_reserve(p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_reserve(p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_client_id uuid, p_token_id uuid, p_idempotent boolean) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_client_id uuid, p_token_id uuid, p_idempotent boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_chain(p_models text[], p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_chain(p_models text[], p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_reserve_chain(p_models text[], p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_reserve_chain(p_models text[], p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_chain_with_token(p_token_hash text, p_models text[], p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_chain_with_token(p_token_hash text, p_models text[], p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_reserve_chain_with_token(p_token_hash text, p_models text[], p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_reserve_chain_with_token(p_token_hash text, p_models text[], p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid, p_class text, p_caller text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid, p_class text, p_caller text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM PUBLIC;
+
+ALTER TABLE public.google_ai_priority_classes ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_queue ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_queue_settings ENABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON FUNCTION public.google_ai_class_rank(p_class text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_class_rank(p_class text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, OUT free_now integer, OUT turn_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, OUT free_now integer, OUT turn_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON TABLE public.google_ai_priority_classes FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT,INSERT,UPDATE ON TABLE public.google_ai_priority_classes TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_queue FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_queue TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_queue_settings FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT,UPDATE ON TABLE public.google_ai_queue_settings TO service_role;
+
+ALTER TABLE public.google_ai_caller_budgets ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_quota_shares ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_share_usage ENABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer, p_usable integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer, p_usable integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) FROM PUBLIC;
+
+REVOKE ALL ON TABLE public.google_ai_caller_budgets FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_caller_budgets TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_quota_shares FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_quota_shares TO service_role;
+
+REVOKE ALL ON SEQUENCE public.google_ai_quota_shares_id_seq FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT USAGE ON SEQUENCE public.google_ai_quota_shares_id_seq TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_share_usage FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_share_usage TO service_role;
+
+ALTER TABLE public.token_usage ENABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone, p_reason text, p_quota_id text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone, p_reason text, p_quota_id text) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone, p_reason text, p_quota_id text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer, p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer, p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer, p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer, p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer, p_error_code text, p_error_message text, p_latency_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer, p_error_code text, p_error_message text, p_latency_ms integer) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer, p_error_code text, p_error_message text, p_latency_ms integer) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer, p_error_code text, p_error_message text, p_latency_ms integer) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) TO eve_gateway;
+
+REVOKE ALL ON TABLE public.token_usage FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT ALL ON TABLE public.token_usage TO service_role;
+
+REVOKE ALL ON SEQUENCE public.token_usage_id_seq FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT ALL ON SEQUENCE public.token_usage_id_seq TO service_role;
+
+ALTER TABLE public.google_ai_clients ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_credential_refusals ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_tokens ENABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval, p_token_max_requests integer, p_token_max_tokens integer, p_daily_max_requests integer, p_daily_max_tokens integer, p_mint_per_hour integer, p_notes text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval, p_token_max_requests integer, p_token_max_tokens integer, p_daily_max_requests integer, p_daily_max_tokens integer, p_mint_per_hour integer, p_notes text) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval, p_token_max_requests integer, p_token_max_tokens integer, p_daily_max_requests integer, p_daily_max_tokens integer, p_mint_per_hour integer, p_notes text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[], p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[], p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[], p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[], p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_revoke_client(p_name text, p_reason text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_revoke_client(p_name text, p_reason text) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_revoke_client(p_name text, p_reason text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_revoke_token(p_token_id uuid) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_revoke_token(p_token_id uuid) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_revoke_token(p_token_id uuid) TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_sha256_hex(p_text text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_sha256_hex(p_text text) FROM PUBLIC;
+
+REVOKE ALL ON TABLE public.google_ai_clients FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_clients TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_tokens FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_tokens TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_credential_refusals FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_credential_refusals TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone, p_show_groups boolean) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone, p_show_groups boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_quota(p_model text, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_quota(p_model text, p_now timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[]) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[]) FROM PUBLIC;
+
+ALTER TABLE public.google_ai_key_health ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_model_catalogue ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_service_tiers ENABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON TABLE public.google_ai_key_health FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_key_health TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_model_catalogue FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_model_catalogue TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_key_check_clears_limit_zero() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_key_check_clears_limit_zero() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_alias_moves() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_alias_moves() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_features(p_model text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_features(p_model text) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_model_features(p_model text) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_model_features(p_model text) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_list() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_list() FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_model_list() TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_model_list() TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_profile(p_model text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_profile(p_model text) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_model_profile(p_model text) TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_traits(p_model text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_traits(p_model text) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_unlisted(p_model text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_unlisted(p_model text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer, p_reason text, p_message text, p_models jsonb, p_disable boolean) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer, p_reason text, p_message text, p_models jsonb, p_disable boolean) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer, p_reason text, p_message text, p_models jsonb, p_disable boolean) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_service_tier_list() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_service_tier_list() FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_service_tier_list() TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_service_tier_list() TO eve_gateway;
+
+REVOKE ALL ON TABLE public.google_ai_service_tiers FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_service_tiers TO service_role;
+
+ALTER TABLE public.google_ai_maintenance_log ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_maintenance_settings ENABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON FUNCTION public.google_ai_active_keys() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_active_keys() FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_active_keys() TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_active_keys() TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text, p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone, p_order text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text, p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone, p_order text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping() FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_housekeeping() TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_housekeeping() TO eve_gateway;
+
+REVOKE ALL ON TABLE public.google_ai_maintenance_settings FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT,UPDATE ON TABLE public.google_ai_maintenance_settings TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_abandon(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_abandon(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_invoke_maintenance_function(p_body jsonb, p_timeout_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_invoke_maintenance_function(p_body jsonb, p_timeout_ms integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer) FROM PUBLIC;
+
+REVOKE ALL ON TABLE public.google_ai_maintenance_log FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_maintenance_log TO service_role;
+
+REVOKE ALL ON SEQUENCE public.google_ai_maintenance_log_id_seq FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT ALL ON SEQUENCE public.google_ai_maintenance_log_id_seq TO service_role;
+
+ALTER TABLE public.google_ai_metric_fold ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_metric_totals ENABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON FUNCTION public.google_ai_metric_bounds_s() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_metric_bounds_s() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_metric_label(p_name text, p_value text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_metric_label(p_name text, p_value text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_metric_le(p_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_metric_le(p_ms integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_metric_refusal_settled() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_metric_refusal_settled() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[], p_settled_before timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[], p_settled_before timestamp with time zone) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_metrics() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_metrics() FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_metrics() TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_metrics() TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_metrics_fold(p_now timestamp with time zone, p_wait boolean) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_metrics_fold(p_now timestamp with time zone, p_wait boolean) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_metrics_text() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_metrics_text() FROM PUBLIC;
+
+REVOKE ALL ON TABLE public.google_ai_metric_fold FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_metric_fold TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_metric_totals FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_metric_totals TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_model_catalogue_status FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_model_catalogue_status TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_catalogue_status() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_catalogue_status() FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_catalogue_status() TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_catalogue_status() TO eve_gateway;
+
+REVOKE ALL ON TABLE public.google_ai_caller_budgets_today FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_caller_budgets_today TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_clients_overview FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT ALL ON TABLE public.google_ai_clients_overview TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_cooldowns_active FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_cooldowns_active TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_model_lifecycle FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT ALL ON TABLE public.google_ai_model_lifecycle TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_queue_now FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_queue_now TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_shares_today FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_shares_today TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_usage_by_caller_24h FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_usage_by_caller_24h TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_usage_now FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_usage_now TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_wait_by_class_1h FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_wait_by_class_1h TO service_role;

@@ -1,0 +1,87 @@
+-- What declarative schemas cannot hold (supabase/schemas has no DML): the rows the gateway needs
+-- to run and the pg_cron schedule. Every statement keeps what is there: applied twice, nothing changes.
+
+-- The settings singletons (one row each, id = true): the defaults are the columns' defaults.
+insert into public.google_ai_maintenance_settings (id) values (true) on conflict (id) do nothing;
+
+insert into public.google_ai_admission_settings (id) values (true) on conflict (id) do nothing;
+
+-- The two priority classes every credential names.
+insert into public.google_ai_priority_classes (name, rank, description) values
+  ('interactive', 0, 'A person waits for the answer (the bot). Default for service-key callers.'),
+  ('batch', 10, 'Many calls, nobody waiting on each (Kaggle parsers). Default for Kaggle clients.')
+on conflict (name) do nothing;
+
+insert into public.google_ai_queue_settings (id) values (true) on conflict (id) do nothing;
+
+-- The metrics fold's mark and fence start at the attempts already there, which are then folded once.
+insert into public.google_ai_metric_fold (id, fence_id, fence_at)
+values (true, coalesce(pg_catalog.pg_sequence_last_value(
+          pg_catalog.pg_get_serial_sequence('public.google_ai_attempts', 'id')::regclass), 0),
+        pg_catalog.now())
+on conflict (id) do nothing;
+
+-- Counting what was there before the gateway: the rows that can no longer change, once. A log has
+-- gaps (rolled-back inserts); a fence taken now would hold them (and every row after the first) live
+-- for up to twice stale_reservation_after. The log itself dates the old ones: a row's created_at is
+-- its transaction's start, and no transaction stays open longer than stale_reservation_after, so
+-- every id up to a row created more than twice that long ago was handed out more than that long ago.
+with lag as (
+  select coalesce((select s.stale_reservation_after from public.google_ai_maintenance_settings s where s.id),
+                  interval '15 minutes') as lag
+), old as (
+  select (select max(a.id) from public.google_ai_attempts a where a.created_at < pg_catalog.now() - 2 * lag.lag) as id,
+         lag.lag
+  from lag
+)
+update public.google_ai_metric_fold f set fence_id = old.id, fence_at = pg_catalog.now() - old.lag
+from old
+where f.id and old.id is not null and (f.fence_at is null or f.fence_at > pg_catalog.now() - old.lag);
+select public.google_ai_metrics_fold(null, true);
+
+-- The schedule: pg_cron runs the housekeeping hourly and, where pg_net and Vault exist, calls the
+-- `maintenance` Edge Function (key health, model catalogue) every six hours. Applying this file again
+-- overwrites the jobs by name, never duplicates them. Without pg_cron it changes nothing and says
+-- (NOTICE) how to enable it; re-apply it, or run the cron.schedule statements below, afterwards.
+--
+--   job 'eve-gateway-housekeeping'   '17 * * * *'    select public.google_ai_housekeeping()
+--   job 'eve-gateway-maintenance'    '47 */6 * * *'  select public.google_ai_invoke_maintenance_function()
+--
+-- The second job reads two Vault secrets (names are part of the API, see docs/maintenance.md):
+--   eve_gateway_functions_url   https://<project-ref>.supabase.co/functions/v1
+--   eve_gateway_service_key     the project's secret (sb_secret_...) or legacy service_role key
+do $$
+declare
+  v_cron_db text := pg_catalog.current_setting('cron.database_name', true);
+begin
+  if not exists (select 1 from pg_catalog.pg_extension where extname = 'pg_cron') then
+    if exists (select 1 from pg_catalog.pg_available_extensions where name = 'pg_cron')
+       and v_cron_db is not null and v_cron_db = pg_catalog.current_database() then
+      create extension if not exists pg_cron with schema pg_catalog;
+    else
+      raise notice using message =
+        'pg_cron is not available in database ' || pg_catalog.current_database()
+        || case when v_cron_db is null then ' (pg_cron is not preloaded on this server)'
+                else ' (cron.database_name is ' || v_cron_db || ')' end
+        || ': the gateway housekeeping is not scheduled. On Supabase: Dashboard > Database > Extensions > '
+        || 'enable pg_cron, then run: select cron.schedule(''eve-gateway-housekeeping'', ''17 * * * *'', '
+        || '''select public.google_ai_housekeeping()''); (or re-apply migration 20261122000200_rows_and_schedule). '
+        || 'Until then, run select public.google_ai_housekeeping(); yourself or call the maintenance function.';
+      return;
+    end if;
+  end if;
+
+  perform cron.schedule('eve-gateway-housekeeping', '17 * * * *', 'select public.google_ai_housekeeping()');
+
+  if pg_catalog.to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is not null
+     and pg_catalog.to_regclass('vault.decrypted_secrets') is not null then
+    perform cron.schedule('eve-gateway-maintenance', '47 */6 * * *',
+      'select public.google_ai_invoke_maintenance_function()');
+  else
+    raise notice using message =
+      'pg_net or Vault is not available: the maintenance function (key health, model catalogue) is not scheduled. '
+      || 'On Supabase: enable pg_net (Dashboard > Database > Extensions), store the two Vault secrets '
+      || 'eve_gateway_functions_url and eve_gateway_service_key (docs/maintenance.md), then re-apply this migration.';
+  end if;
+end
+$$;

@@ -1,0 +1,211 @@
+-- Keys and limits: the Google API keys (the secret's name only, never the key) and their quota
+-- groups (google_ai_quota_group: keys of one Cloud project share a group), a model's row (limits,
+-- capabilities, aliases, life cycle columns), the per-group counters and the cooldowns; how a name
+-- becomes a model row and what limit applies to a group.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE public.google_ai_api_keys (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    key_alias text NOT NULL,
+    provider text DEFAULT 'google'::text NOT NULL,
+    env_var_name text NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    priority integer DEFAULT 100 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    notes text,
+    project_id text,
+    models text[],
+    disabled_reason text,
+    disabled_at timestamp with time zone,
+    updated_at timestamp with time zone DEFAULT now()
+);
+
+COMMENT ON COLUMN public.google_ai_api_keys.env_var_name IS 'Name of the Edge Function secret that holds the key (supabase secrets set NAME=...). The key itself never enters the database.';
+
+COMMENT ON COLUMN public.google_ai_api_keys.priority IS 'Lower is preferred. Among equal priorities the group with the most headroom is chosen.';
+
+COMMENT ON COLUMN public.google_ai_api_keys.project_id IS 'Google Cloud project of the key: keys of one project share one quota group. Null: the key is its own group.';
+
+CREATE TABLE public.google_ai_model_limits (
+    id serial NOT NULL,
+    model text NOT NULL,
+    rpm integer,
+    tpm integer,
+    rpd integer,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    is_active boolean DEFAULT true NOT NULL,
+    safety_margin numeric(4,3) DEFAULT 0 NOT NULL,
+    notes text,
+    aliases text[] DEFAULT '{}'::text[] NOT NULL,
+    supports_system_instruction boolean DEFAULT true NOT NULL,
+    supports_json_mode boolean DEFAULT true NOT NULL,
+    fallback_models text[] DEFAULT '{}'::text[] NOT NULL,
+    supports_tools boolean,
+    shutdown_date date,
+    successor text,
+    withdrawn_at timestamp with time zone,
+    withdrawn_message text,
+    limits_source text,
+    supports_images boolean
+);
+
+COMMENT ON COLUMN public.google_ai_model_limits.rpm IS 'Requests per minute per quota group (null: no limit).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.tpm IS 'Input tokens per minute per quota group (null: no limit).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.rpd IS 'Requests per Pacific day per quota group (null: no limit).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.aliases IS 'Other names callers may use for this model (gemma-3-27b for gemma-3-27b-it).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.fallback_models IS 'Models tried in this order when this one cannot serve a request within its wait (its day used up, cooling down, retired, no active key), for requests that name no fallback_models of their own. Names or aliases of other rows; at most 3.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.supports_tools IS 'False: the model has no function calling (tools/toolConfig are refused with unsupported_feature). Null: as supports_json_mode.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.shutdown_date IS 'The day Google announced it stops serving this model (its deprecations page); null: none announced.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.successor IS 'The model Google names as this one''s replacement (a name or alias of another row, or a model no row serves yet).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_at IS 'When Google answered 404 NOT_FOUND for this model: requests pass over it without calling Google until the maintenance function finds it in models.list again or the operator clears it. Null: served.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_message IS 'Google''s (sanitized) message of the 404 that withdrew the model.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.limits_source IS 'Where this row''s RPM/TPM/RPD come from (a page and the day it was read, or the project''s own quota page).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.supports_images IS 'The model takes images as input. Null: not known (images are passed to Google, which decides).';
+
+CREATE TABLE public.google_ai_usage_counters (
+    id bigserial NOT NULL,
+    api_key_id uuid,
+    model text,
+    minute_bucket timestamp with time zone,
+    day_bucket date,
+    rpm_used integer DEFAULT 0 NOT NULL,
+    tpm_used integer DEFAULT 0 NOT NULL,
+    rpd_used integer DEFAULT 0 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    quota_group text,
+    window_requests integer DEFAULT 0 NOT NULL,
+    window_tokens bigint DEFAULT 0 NOT NULL,
+    window_at timestamp with time zone,
+    rpd_next_used integer DEFAULT 0 NOT NULL,
+    rpd_prev_used integer DEFAULT 0 NOT NULL,
+    window_floor timestamp with time zone
+)
+WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
+
+COMMENT ON COLUMN public.google_ai_usage_counters.rpd_used IS 'Requests booked in day_bucket (the Pacific day), carried across minute rollovers.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.quota_group IS 'Google Cloud project (or key:<id>) the row counts for. Null on rows written before the gateway.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.window_requests IS 'Admissions in the sliding window (the last 60 s + minute guard): the rows of google_ai_admissions.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS 'Requests admitted within the day guard before midnight, counted for the next Pacific day too.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.rpd_prev_used IS 'Requests of the previous Pacific day, plus those admitted within the day guard after midnight.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS 'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next removal of expired admissions reads the index from here.';
+
+-- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
+-- or until Pacific midnight after a per-day quota violation.
+CREATE TABLE public.google_ai_cooldowns (
+    quota_group text NOT NULL,
+    model text NOT NULL,
+    cooldown_until timestamp with time zone NOT NULL,
+    reason text,
+    quota_id text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    cause text,
+    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'unknown'::text])))
+);
+
+COMMENT ON COLUMN public.google_ai_cooldowns.cause IS 'Why the group rests: a Google 429''s quota_cause (a spend cap rests every model of the group: one row each).';
+
+ALTER TABLE ONLY public.google_ai_api_keys
+    ADD CONSTRAINT google_ai_api_keys_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.google_ai_cooldowns
+    ADD CONSTRAINT google_ai_cooldowns_pkey PRIMARY KEY (quota_group, model);
+
+ALTER TABLE public.google_ai_model_limits
+    ADD CONSTRAINT google_ai_model_limits_fallback_models_check CHECK ((cardinality(fallback_models) <= 3)) NOT VALID;
+
+ALTER TABLE ONLY public.google_ai_model_limits
+    ADD CONSTRAINT google_ai_model_limits_pkey PRIMARY KEY (id);
+
+ALTER TABLE public.google_ai_model_limits
+    ADD CONSTRAINT google_ai_model_limits_safety_margin_check CHECK (((safety_margin >= (0)::numeric) AND (safety_margin < (1)::numeric))) NOT VALID;
+
+ALTER TABLE ONLY public.google_ai_usage_counters
+    ADD CONSTRAINT google_ai_usage_counters_pkey PRIMARY KEY (id);
+
+CREATE INDEX IF NOT EXISTS google_ai_api_keys_active_idx ON public.google_ai_api_keys USING btree (priority) WHERE is_active;
+
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_api_keys_key_alias_key ON public.google_ai_api_keys USING btree (key_alias);
+
+CREATE INDEX IF NOT EXISTS google_ai_cooldowns_until_idx ON public.google_ai_cooldowns USING btree (cooldown_until);
+
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_model_limits_model_key ON public.google_ai_model_limits USING btree (model);
+
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_usage_counters_group_model_key ON public.google_ai_usage_counters USING btree (quota_group, model) WHERE (quota_group IS NOT NULL);
+
+-- A limit after the model's safety margin; null means "no limit", 0 (or less) means "closed".
+-- A positive limit never drops below 1, so a margin cannot silently close a model.
+CREATE OR REPLACE FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin numeric) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select case when p_limit is null then null
+                  when p_limit operator(pg_catalog.<=) 0 then 0
+                  else greatest(1, pg_catalog.floor(p_limit operator(pg_catalog.*)
+                         (1 operator(pg_catalog.-) coalesce(p_margin, 0))))::integer end $$;
+
+-- A model row by name or alias, active or not (an inactive row is a retired model that may still
+-- name its fallbacks). An active row wins, then the row named exactly.
+CREATE OR REPLACE FUNCTION public.google_ai_model_by_name(p_model text) RETURNS public.google_ai_model_limits
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_row public.google_ai_model_limits;
+begin
+  select l.* into v_row from public.google_ai_model_limits l
+  where l.model = p_model or p_model = any (l.aliases)
+  order by l.is_active desc, (l.model = p_model) desc, l.id
+  limit 1;
+  return v_row;
+end
+$$;
+
+-- The model row a caller's name resolves to (by name, else alias), with what llm-invoke adapts to.
+CREATE OR REPLACE FUNCTION public.google_ai_model_capabilities(p_model text) RETURNS TABLE(model text, supports_system_instruction boolean, supports_json_mode boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select l.model, l.supports_system_instruction, l.supports_json_mode
+  from public.google_ai_resolve_model(p_model) l
+  where l.id is not null
+$$;
+
+-- The quota group of a key: its project, else the key alone. The one definition every query uses.
+-- Inlined by the planner into the queries that call it (plain SQL, immutable, no SET clause), so
+-- it costs the reservation nothing; with no SET search_path, the body names everything by schema.
+CREATE OR REPLACE FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select coalesce(p_project_id, 'key:' operator(pg_catalog.||) p_key_id::pg_catalog.text) $$;
+
+-- The model row a caller's name resolves to (by name, else by alias).
+CREATE OR REPLACE FUNCTION public.google_ai_resolve_model(p_model text) RETURNS public.google_ai_model_limits
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_row public.google_ai_model_limits;
+begin
+  select l.* into v_row from public.google_ai_model_limits l
+  where l.is_active and (l.model = p_model or p_model = any (l.aliases))
+  order by (l.model = p_model) desc, l.id
+  limit 1;
+  return v_row;
+end
+$$;

@@ -1,0 +1,104 @@
+-- The request log: one attempt row per reservation (google_ai_attempts: who, which model and key,
+-- outcome, tokens, tiers and times, the holder's deadlines) and the idempotency records of a
+-- (caller, request id) (google_ai_responses).
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+-- One row per reservation decision: a refusal, or a reservation that later becomes the outcome of
+-- one call to Google (succeeded, google_error, network_error, timeout) or is released.
+-- Never holds a key, a token or a secret: keys are named by alias, callers by label.
+CREATE TABLE public.google_ai_attempts (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    reservation_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    finished_at timestamp with time zone,
+    status text NOT NULL,
+    request_id text,
+    caller text NOT NULL,
+    client_id uuid,
+    token_id uuid,
+    model text NOT NULL,
+    requested_model text,
+    attempt smallint DEFAULT 1 NOT NULL,
+    api_key_id uuid,
+    key_alias text,
+    quota_group text,
+    minute_bucket timestamp with time zone,
+    day_bucket date,
+    estimated_tokens integer,
+    input_tokens integer,
+    output_tokens integer,
+    limit_hit text,
+    retry_after_ms bigint,
+    http_status integer,
+    error_code text,
+    quota_id text,
+    error_message text,
+    latency_ms integer,
+    wait_ms integer,
+    metadata jsonb DEFAULT '{}'::jsonb NOT NULL,
+    priority_class text,
+    quota_cause text,
+    service_tier text,
+    served_tier text,
+    added_ms integer,
+    first_byte_ms integer,
+    reply_by timestamp with time zone,
+    hold_until timestamp with time zone,
+    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'unknown'::text]))),
+    CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text, 'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text, 'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
+)
+WITH (fillfactor='80');
+
+COMMENT ON TABLE public.google_ai_attempts IS 'Audit log: one row per reservation decision and its outcome. Secrets never appear here.';
+
+COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
+
+COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS 'For a Google 429: minute, day, limit_zero, spend_cap or unknown, read from Google''s body.';
+
+COMMENT ON COLUMN public.google_ai_attempts.service_tier IS 'The service tier the gateway asked Google for (flex, priority); null: standard.';
+
+COMMENT ON COLUMN public.google_ai_attempts.served_tier IS 'The service tier Google says served the call (its x-gemini-service-tier header); null: not said.';
+
+COMMENT ON COLUMN public.google_ai_attempts.added_ms IS 'Of a request''s final attempt: the time llm-invoke spent outside Google''s call and the wait for capacity (Server-Timing total less google and wait).';
+
+COMMENT ON COLUMN public.google_ai_attempts.first_byte_ms IS 'Of a request''s final attempt: from the request''s arrival to the first byte of its answer (a stream''s first chunk).';
+
+COMMENT ON COLUMN public.google_ai_attempts.reply_by IS 'When the statement that made this row stopped waiting for its answer; a reservation not committed by then is rolled back.';
+
+COMMENT ON COLUMN public.google_ai_attempts.hold_until IS 'When the holder of this row''s request will have made its next statement about it, or be gone; the request''s in-flight claim lasts until then.';
+
+-- A caller that names its request (its own request_id) may repeat it safely: while the first call
+-- is in flight the row is 'in_progress' with a lease (expires_at), and a repeat is refused; once it
+-- succeeded the row is 'done' with the answer, replayed for 24 hours (housekeeping deletes older
+-- rows). Holds model output, never a key or a token.
+CREATE TABLE public.google_ai_responses (
+    caller text NOT NULL,
+    request_id text NOT NULL,
+    status text DEFAULT 'done'::text NOT NULL,
+    model text,
+    response jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    expires_at timestamp with time zone,
+    CONSTRAINT google_ai_responses_status_check CHECK ((status = ANY (ARRAY['in_progress'::text, 'done'::text])))
+);
+
+COMMENT ON TABLE public.google_ai_responses IS 'Idempotency records of requests that carried the caller''s own request_id: in flight (with a lease) or done (answer replayed for 24 h).';
+
+ALTER TABLE ONLY public.google_ai_attempts
+    ADD CONSTRAINT google_ai_attempts_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.google_ai_responses
+    ADD CONSTRAINT google_ai_responses_pkey PRIMARY KEY (caller, request_id);
+
+CREATE INDEX IF NOT EXISTS google_ai_attempts_caller_idx ON public.google_ai_attempts USING btree (caller, created_at);
+
+CREATE INDEX IF NOT EXISTS google_ai_attempts_client_idx ON public.google_ai_attempts USING btree (client_id, created_at) WHERE (client_id IS NOT NULL);
+
+CREATE INDEX IF NOT EXISTS google_ai_attempts_created_at_idx ON public.google_ai_attempts USING btree (created_at);
+
+CREATE INDEX IF NOT EXISTS google_ai_attempts_request_id_idx ON public.google_ai_attempts USING btree (request_id) WHERE (request_id IS NOT NULL);
+
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_attempts_reservation_id_key ON public.google_ai_attempts USING btree (reservation_id);
+
+CREATE INDEX IF NOT EXISTS google_ai_responses_created_at_idx ON public.google_ai_responses USING btree (created_at);

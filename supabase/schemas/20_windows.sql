@@ -1,0 +1,179 @@
+-- Windows on Google's clock: the Pacific day, the sliding minute window (60 s plus a guard) over
+-- google_ai_admissions, when a full window opens again, and the admission settled (capacity given
+-- back at once when an attempt ends without using it).
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE public.google_ai_admission_settings (
+    id boolean DEFAULT true NOT NULL,
+    minute_guard_ms integer DEFAULT 1000 NOT NULL,
+    day_guard_ms integer DEFAULT 5000 NOT NULL,
+    recheck_ms integer DEFAULT 2000 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_admission_settings_day_guard_ms_check CHECK (((day_guard_ms >= 0) AND (day_guard_ms <= 600000))),
+    CONSTRAINT google_ai_admission_settings_minute_guard_ms_check CHECK (((minute_guard_ms >= 0) AND (minute_guard_ms <= 30000))),
+    CONSTRAINT google_ai_admission_settings_one_row CHECK (id),
+    CONSTRAINT google_ai_admission_settings_recheck_ms_check CHECK (((recheck_ms >= 100) AND (recheck_ms <= 60000)))
+);
+
+COMMENT ON TABLE public.google_ai_admission_settings IS 'How far admission allows for Google''s clock: minute_guard_ms (>= the spread of network delays; the minute window is 60 s plus this), day_guard_ms (>= clock offset + delay at Pacific midnight), recheck_ms (how soon a TPM waiter asks again while tokens of its window may still be given back).';
+
+CREATE TABLE public.google_ai_admissions (
+    reservation_id uuid NOT NULL,
+    quota_group text NOT NULL,
+    model text NOT NULL,
+    admitted_at timestamp with time zone NOT NULL,
+    tokens integer NOT NULL,
+    in_flight boolean DEFAULT true NOT NULL,
+    day_guard smallint DEFAULT 0 NOT NULL,
+    share_ids bigint[]
+);
+
+COMMENT ON TABLE public.google_ai_admissions IS 'Admissions of the last minute + guard per quota group and model (the sliding window); expired rows are removed by the next admission of their group. No caller data, no secrets.';
+
+COMMENT ON COLUMN public.google_ai_admissions.share_ids IS 'The shares whose owner made this admission: their window counts give it back when it leaves the window.';
+
+ALTER TABLE ONLY public.google_ai_admission_settings
+    ADD CONSTRAINT google_ai_admission_settings_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.google_ai_admissions
+    ADD CONSTRAINT google_ai_admissions_pkey PRIMARY KEY (reservation_id);
+
+CREATE INDEX IF NOT EXISTS google_ai_admissions_window_idx ON public.google_ai_admissions USING btree (quota_group, model, admitted_at);
+
+CREATE OR REPLACE FUNCTION public.google_ai_admission_guard() RETURNS public.google_ai_admission_settings
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_settings public.google_ai_admission_settings;
+begin
+  select s.* into v_settings from public.google_ai_admission_settings s where s.id;
+  if not found then
+    v_settings := row(true, 1000, 5000, 2000, now())::public.google_ai_admission_settings;
+  end if;
+  return v_settings;
+end
+$$;
+
+-- date_trunc with a time zone is STABLE, so the minute is too (an IMMUTABLE declaration over it kept
+-- the planner from inlining it).
+CREATE OR REPLACE FUNCTION public.google_ai_minute_window(p_at timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$ select pg_catalog.date_trunc('minute', p_at, 'UTC') $$;
+
+-- The answer of finalize and release for a reservation that is not open (any more).
+CREATE OR REPLACE FUNCTION public.google_ai_not_open(p_reservation_id uuid) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select jsonb_build_object('ok', false, 'error', 'not_open',
+    'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id))
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) RETURNS date
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select (p_at at time zone 'America/Los_Angeles')::pg_catalog.date $$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select (((p_at at time zone 'America/Los_Angeles')::pg_catalog.date operator(pg_catalog.+) 1)::pg_catalog.timestamp
+              at time zone 'America/Los_Angeles') $$;
+
+-- The day reopens after midnight plus the day guard (the first moments of a day still count for the
+-- day before, on a clock that may lag ours).
+CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text, p_now timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+  select case when p_limit = 'rpd'
+              then public.google_ai_pacific_midnight_after(p_now)
+                   + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
+              else public.google_ai_minute_window(p_now) + interval '1 minute' end
+$$;
+
+-- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
+-- release removes it (p_released) and gives back the request in its minute and day. The counter row
+-- is locked before the admission row, the order the reservation takes them in. An admission that
+-- already left the window changes only the calendar counters.
+CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_row public.google_ai_usage_counters;
+  v_adm public.google_ai_admissions;
+  v_delta bigint;
+  v_shares bigint[];
+begin
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = p_att.quota_group and c.model = p_att.model
+  for update;
+  if not found then
+    return;
+  end if;
+  if p_released then
+    delete from public.google_ai_admissions a where a.reservation_id = p_att.reservation_id returning * into v_adm;
+  else
+    select * into v_adm from public.google_ai_admissions a where a.reservation_id = p_att.reservation_id for update;
+    if found then
+      update public.google_ai_admissions a set tokens = p_tokens, in_flight = false
+      where a.reservation_id = p_att.reservation_id;
+    end if;
+  end if;
+  v_delta := p_tokens - coalesce(v_adm.tokens, p_att.estimated_tokens);
+
+  update public.google_ai_usage_counters c set
+    rpm_used = case when p_released and c.minute_bucket = p_att.minute_bucket
+                    then greatest(0, c.rpm_used - 1) else c.rpm_used end,
+    tpm_used = case when c.minute_bucket = p_att.minute_bucket
+                    then greatest(0, c.tpm_used + (p_tokens - p_att.estimated_tokens)) else c.tpm_used end,
+    rpd_used = case when p_released and c.day_bucket = p_att.day_bucket
+                    then greatest(0, c.rpd_used - 1) else c.rpd_used end,
+    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_adm.day_guard = 1
+                         then greatest(0, c.rpd_next_used - 1) else c.rpd_next_used end,
+    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_adm.day_guard = -1
+                         then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
+    window_requests = case when v_adm.reservation_id is not null and p_released
+                           then greatest(0, c.window_requests - 1) else c.window_requests end,
+    window_tokens = case when v_adm.reservation_id is not null
+                         then greatest(0, c.window_tokens + v_delta) else c.window_tokens end
+  where c.id = v_row.id;
+
+  if p_released then
+    v_shares := case when v_adm.reservation_id is not null then v_adm.share_ids
+                     else (select array_agg(s.id) from public.google_ai_quota_shares s
+                           where s.model = p_att.model
+                             and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)) end;
+    if cardinality(v_shares) > 0 then
+      update public.google_ai_share_usage u set
+        window_requests = case when v_adm.reservation_id is not null
+                               then greatest(0, u.window_requests - 1) else u.window_requests end,
+        day_used = case when u.day_bucket = p_att.day_bucket then greatest(0, u.day_used - 1) else u.day_used end,
+        day_next_used = case when u.day_bucket = p_att.day_bucket and v_adm.day_guard = 1
+                             then greatest(0, u.day_next_used - 1) else u.day_next_used end,
+        day_prev_used = case when u.day_bucket = p_att.day_bucket and v_adm.day_guard = -1
+                             then greatest(0, u.day_prev_used - 1) else u.day_prev_used end
+      where u.quota_group = p_att.quota_group and u.share_id = any (v_shares);
+    end if;
+  end if;
+end
+$$;
+
+-- When the sliding window has room again for one more request of p_tokens under both limits: when
+-- the shortest run of its oldest admissions that frees enough has left it (admitted_at + window).
+CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select min(a.admitted_at) + p_window
+  from (
+    select w.admitted_at,
+           count(*) over () - row_number() over (order by w.admitted_at, w.reservation_id) as left_requests,
+           sum(w.tokens) over () - sum(w.tokens) over (order by w.admitted_at, w.reservation_id) as left_tokens
+    from public.google_ai_admissions w
+    where w.quota_group = p_quota_group and w.model = p_model and w.admitted_at > p_now - p_window
+  ) a
+  where (p_rpm is null or a.left_requests + 1 <= p_rpm)
+    and (p_tpm is null or a.left_tokens + p_tokens <= p_tpm)
+$$;

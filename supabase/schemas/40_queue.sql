@@ -1,0 +1,146 @@
+-- The fair admission queue: priority classes (interactive, batch), tickets taken by a refusal,
+-- turns by class then fair between callers, and lapsed tickets.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE public.google_ai_priority_classes (
+    name text NOT NULL,
+    rank smallint NOT NULL,
+    description text,
+    CONSTRAINT google_ai_priority_classes_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,31}$'::text))
+);
+
+COMMENT ON TABLE public.google_ai_priority_classes IS 'Admission order between waiting requests: lower rank first. A credential allows its class and the lower ones.';
+
+CREATE TABLE public.google_ai_queue (
+    ticket_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    model text NOT NULL,
+    priority_class text NOT NULL,
+    class_rank smallint NOT NULL,
+    caller text NOT NULL,
+    client_id uuid,
+    token_id uuid,
+    request_id text,
+    requested_model text,
+    turn bigint NOT NULL,
+    enqueued_at timestamp with time zone NOT NULL,
+    tokens integer NOT NULL,
+    limit_hit text NOT NULL,
+    expected_at timestamp with time zone NOT NULL,
+    lease_until timestamp with time zone NOT NULL,
+    "position" integer NOT NULL
+);
+
+COMMENT ON TABLE public.google_ai_queue IS 'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
+
+CREATE TABLE public.google_ai_queue_settings (
+    id boolean DEFAULT true NOT NULL,
+    grace_ms integer DEFAULT 3000 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_queue_settings_grace_ms_check CHECK (((grace_ms >= 100) AND (grace_ms <= 60000))),
+    CONSTRAINT google_ai_queue_settings_one_row CHECK (id)
+);
+
+COMMENT ON TABLE public.google_ai_queue_settings IS 'The admission queue: grace_ms, how long a turn is kept for a waiter that has not called yet before its ticket lapses.';
+
+ALTER TABLE ONLY public.google_ai_priority_classes
+    ADD CONSTRAINT google_ai_priority_classes_pkey PRIMARY KEY (name);
+
+ALTER TABLE ONLY public.google_ai_priority_classes
+    ADD CONSTRAINT google_ai_priority_classes_rank_key UNIQUE (rank);
+
+ALTER TABLE ONLY public.google_ai_queue
+    ADD CONSTRAINT google_ai_queue_pkey PRIMARY KEY (ticket_id);
+
+ALTER TABLE ONLY public.google_ai_queue_settings
+    ADD CONSTRAINT google_ai_queue_settings_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.google_ai_queue
+    ADD CONSTRAINT google_ai_queue_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name);
+
+CREATE INDEX IF NOT EXISTS google_ai_queue_caller_idx ON public.google_ai_queue USING btree (model, caller, class_rank);
+
+CREATE INDEX IF NOT EXISTS google_ai_queue_lease_idx ON public.google_ai_queue USING btree (model, lease_until);
+
+CREATE INDEX IF NOT EXISTS google_ai_queue_order_idx ON public.google_ai_queue USING btree (model, class_rank, turn, enqueued_at);
+
+CREATE OR REPLACE FUNCTION public.google_ai_class_rank(p_class text) RETURNS smallint
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (select c.rank from public.google_ai_priority_classes c where c.name = p_class);
+end
+$$;
+
+-- Tickets whose waiter stopped calling: removed, each leaving an abandoned attempt row (nothing lost).
+CREATE OR REPLACE FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_lapsed integer;
+begin
+  with gone as (
+    delete from public.google_ai_queue q
+    where q.model = p_model and q.lease_until < p_now
+    returning q.*)
+  insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+    attempt, estimated_tokens, limit_hit, wait_ms, priority_class, error_message, finished_at)
+  select 'abandoned', g.request_id, g.caller, g.client_id, g.token_id, g.model, g.requested_model, 1, g.tokens,
+    g.limit_hit, greatest(0, extract(epoch from (g.expected_at - g.enqueued_at)) * 1000)::integer, g.priority_class,
+    'left the queue: no call within the grace after its turn', p_now
+  from gone g;
+  get diagnostics v_lapsed = row_count;
+  return v_lapsed;
+end
+$$;
+
+-- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the
+-- quota groups that may serve the model today: each group offers its free slots now, then one slot
+-- as each admission of its window leaves it (admitted_at + window), then the same again a window
+-- later. Null turn_at: no group can serve today (day used up or cooling down everywhere).
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, OUT free_now integer, OUT turn_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
+  v_group record;
+  v_expiries timestamptz[];
+  v_count integer;
+  v_openings timestamptz[] := '{}';
+  v_day_left bigint := 0;
+  v_n integer;
+begin
+  free_now := 0;
+  for v_group in
+    select c.quota_group, c.cooldown_until, c.rpd_used
+    from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
+  loop
+    continue when v_group.cooldown_until is not null or (p_rpd is not null and v_group.rpd_used >= p_rpd);
+    v_day_left := v_day_left + coalesce(p_rpd - v_group.rpd_used, 1000000);
+    if p_rpm is null then
+      free_now := 1000000;
+      continue;
+    end if;
+    select array_agg(a.admitted_at + v_window order by a.admitted_at) into v_expiries
+    from public.google_ai_admissions a
+    where a.quota_group = v_group.quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
+    v_count := coalesce(cardinality(v_expiries), 0);
+    free_now := free_now + greatest(0, p_rpm - v_count);
+    v_openings := v_openings || array_fill(p_now, array[greatest(0, p_rpm - v_count)])
+                             || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
+  end loop;
+  if v_day_left < p_slots then
+    return; -- not today
+  end if;
+  if free_now >= p_slots then
+    turn_at := p_now;
+    return;
+  end if;
+  select array_agg(o order by o) into v_openings from unnest(v_openings) o;
+  v_n := cardinality(v_openings);
+  turn_at := greatest(p_now, v_openings[((p_slots - 1) % v_n) + 1] + ((p_slots - 1) / v_n) * v_window);
+end
+$$;

@@ -1,0 +1,287 @@
+-- A request's life after its reservation: finalize (tokens, outcome, 429 causes and cooldowns,
+-- token_usage), a cut stream, a withdrawn model, release, and the end of an idempotent request.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+-- token_usage is the bot's GPT-4o usage table. Seed 000 says the bot writes the time into `at`
+-- (seed 001 lists `ts`): we create `at` and, on adoption, accept whichever the table has.
+CREATE TABLE public.token_usage (
+    id bigserial NOT NULL,
+    model text,
+    prompt_tokens integer,
+    completion_tokens integer,
+    total_tokens integer,
+    request_id text,
+    meta jsonb,
+    at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.token_usage
+    ADD CONSTRAINT token_usage_pkey PRIMARY KEY (id);
+
+CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
+
+-- Cooldown: a quota group rests for one model until p_until (never shortened by a later call).
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone, p_reason text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_model text := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
+  v_until timestamptz;
+begin
+  if p_quota_group is null or p_until is null then
+    raise exception 'p_quota_group and p_until are required' using errcode = '22023';
+  end if;
+  insert into public.google_ai_cooldowns as c (quota_group, model, cooldown_until, reason, quota_id)
+  values (p_quota_group, v_model, p_until, left(p_reason, 500), left(p_quota_id, 200))
+  on conflict (quota_group, model) do update set
+    cooldown_until = greatest(c.cooldown_until, excluded.cooldown_until),
+    reason = excluded.reason,
+    quota_id = excluded.quota_id,
+    updated_at = now()
+  returning c.cooldown_until into v_until;
+  return jsonb_build_object('ok', true, 'quota_group', p_quota_group, 'model', v_model, 'cooldown_until', v_until);
+end
+$$;
+
+-- A quota group rests until p_until (never shortened by a later 429), with the 429's cause: one
+-- model, or for a spend cap every active model row the group's keys serve (a key's `models`, null:
+-- all) and the attempt's own model, a row or not. A row keeps the cause of whichever rest ends later.
+-- The rows are written in model order: two spend caps of one group (or a key check's delete, which
+-- locks in the same order) take their row locks in one order and cannot deadlock.
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) RETURNS void
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  insert into public.google_ai_cooldowns as c (quota_group, model, cooldown_until, reason, quota_id, cause)
+  select p_quota_group, m.model, p_until, left(p_reason, 500), left(p_quota_id, 200), p_cause
+  from (select p_model as model
+        union
+        select l.model from public.google_ai_model_limits l
+        where p_cause = 'spend_cap' and l.is_active
+          and exists (select 1 from public.google_ai_api_keys k
+                      where public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
+                        and (k.models is null or l.model = any (k.models)))) m
+  order by m.model
+  on conflict (quota_group, model) do update set
+    cooldown_until = greatest(c.cooldown_until, excluded.cooldown_until),
+    reason = case when excluded.cooldown_until >= c.cooldown_until then excluded.reason else c.reason end,
+    quota_id = case when excluded.cooldown_until >= c.cooldown_until then excluded.quota_id else c.quota_id end,
+    cause = case when excluded.cooldown_until >= c.cooldown_until then excluded.cause else c.cause end,
+    updated_at = now();
+$$;
+
+COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS 'Finalize''s cooldown: one model, or for a spend cap (cause spend_cap) every active model the quota group''s keys serve.';
+
+-- The end of an idempotent request that failed: its in-flight marker goes, so the caller may repeat
+-- the request id at once (a success replaces the marker with the answer in finalize instead).
+-- Any reservation of the request identifies it.
+CREATE OR REPLACE FUNCTION public.google_ai_end_request(p_reservation_id uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_deleted integer;
+begin
+  delete from public.google_ai_responses r
+  using public.google_ai_attempts a
+  where a.reservation_id = p_reservation_id
+    and r.caller = a.caller and r.request_id = a.request_id and r.status = 'in_progress'
+    and (a.reply_by is null or r.created_at <= a.reply_by);
+  get diagnostics v_deleted = row_count;
+  return jsonb_build_object('ok', true, 'ended', v_deleted > 0);
+end
+$$;
+
+-- Finalize: record the outcome of the call to Google and settle its admission at Google's input
+-- token count (google_ai_settle_admission). A success also lands in
+-- token_usage, and its response (when given: the caller sent its own request_id) is kept for replay.
+-- Optionally cools the group down (Google's 429) in the same round trip.
+CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb, p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_att public.google_ai_attempts;
+  v_until timestamptz;
+begin
+  if p_outcome not in ('succeeded', 'google_error', 'network_error', 'timeout') then
+    raise exception 'p_outcome must be succeeded, google_error, network_error or timeout' using errcode = '22023';
+  end if;
+  if p_quota_cause is not null and p_quota_cause not in ('minute', 'day', 'limit_zero', 'spend_cap', 'unknown') then
+    raise exception 'p_quota_cause must be minute, day, limit_zero, spend_cap or unknown' using errcode = '22023';
+  end if;
+
+  update public.google_ai_attempts a set
+    status = p_outcome,
+    finished_at = pg_catalog.clock_timestamp(),
+    input_tokens = p_input_tokens,
+    output_tokens = p_output_tokens,
+    http_status = p_http_status,
+    error_code = left(p_error_code, 200),
+    quota_id = left(p_quota_id, 200),
+    error_message = left(p_error_message, 1000),
+    latency_ms = p_latency_ms,
+    quota_cause = p_quota_cause,
+    service_tier = left(p_service_tier, 20),
+    served_tier = left(p_served_tier, 20),
+    -- (greatest() ignores a null: a time not known stays null)
+    added_ms = case when p_added_ms is not null then greatest(0, p_added_ms) end,
+    first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end
+  where a.reservation_id = p_reservation_id and a.status = 'reserved'
+  returning * into v_att;
+
+  if not found then
+    return public.google_ai_not_open(p_reservation_id);
+  end if;
+
+  -- Rows nobody holds for long first; the counter row (the hot one) last, so nothing this call might
+  -- wait for (a housekeeping run holding a cooldown or a response row) keeps the counter locked.
+  if p_outcome = 'succeeded' and p_response is not null and v_att.request_id is not null then
+    insert into public.google_ai_responses as r (caller, request_id, status, model, response, created_at, expires_at)
+    values (v_att.caller, v_att.request_id, 'done', v_att.model, p_response, now(), null)
+    on conflict (caller, request_id) do update set
+      status = 'done', model = excluded.model, response = excluded.response,
+      created_at = excluded.created_at, expires_at = null;
+  end if;
+
+  if p_outcome = 'succeeded' then
+    insert into public.token_usage (model, prompt_tokens, completion_tokens, total_tokens, request_id, meta)
+    values (v_att.model, p_input_tokens, p_output_tokens,
+      coalesce(p_input_tokens, 0) + coalesce(p_output_tokens, 0),
+      coalesce(v_att.request_id, v_att.reservation_id::text),
+      jsonb_build_object('source', 'eve-llm-gateway', 'caller', v_att.caller, 'key_alias', v_att.key_alias,
+        'attempt', v_att.attempt, 'reservation_id', v_att.reservation_id));
+  end if;
+
+  -- Google says the key itself is no good: take it out of rotation now (with the reason, never
+  -- deleted), rather than let every request spend an attempt on it until the next health check.
+  if coalesce(p_key_rejected, p_error_code = 'API_KEY_INVALID') and v_att.api_key_id is not null then
+    update public.google_ai_api_keys k set
+      is_active = false,
+      disabled_reason = 'Google rejected the key (' || coalesce(left(p_error_code, 100), 'no reason given') || ') on a call',
+      disabled_at = now(),
+      updated_at = now()
+    where k.id = v_att.api_key_id and k.is_active;
+  end if;
+
+  if p_cooldown_until_pacific_midnight then
+    v_until := public.google_ai_pacific_midnight_after(pg_catalog.clock_timestamp());
+  else
+    v_until := p_cooldown_until;
+  end if;
+  if v_until is not null and v_att.quota_group is not null then
+    perform public.google_ai_cooldown_for_cause(v_att.quota_group, v_att.model, v_until, p_quota_cause,
+      coalesce(p_error_code, p_outcome), p_quota_id);
+  end if;
+
+  if p_input_tokens is not null and p_input_tokens <> v_att.estimated_tokens then
+    perform public.google_ai_adjust_token_budget(v_att, 0, p_input_tokens - v_att.estimated_tokens);
+  end if;
+  -- The window learns Google's count now: waiters asking again see the tokens given back.
+  perform public.google_ai_settle_admission(v_att, greatest(0, coalesce(p_input_tokens, v_att.estimated_tokens)), false);
+
+  return jsonb_build_object('ok', true, 'status', p_outcome, 'cooldown_until', v_until);
+end
+$$;
+
+-- Google billed what it streamed: the call is finalized like a success (tokens reconciled with
+-- Google's last count, token_usage written, no stored answer), then marked 'cut' with who cut it
+-- ('client': the caller went away; 'google': the stream broke off on Google's side).
+CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_answer jsonb;
+begin
+  if p_cut_by not in ('client', 'google') then
+    raise exception 'p_cut_by must be client or google' using errcode = '22023';
+  end if;
+  v_answer := public.google_ai_finalize(
+    p_reservation_id => p_reservation_id, p_outcome => 'succeeded', p_input_tokens => p_input_tokens,
+    p_output_tokens => p_output_tokens, p_http_status => 200, p_latency_ms => p_latency_ms,
+    p_service_tier => p_service_tier, p_served_tier => p_served_tier, p_added_ms => p_added_ms,
+    p_first_byte_ms => p_first_byte_ms);
+  if not coalesce((v_answer ->> 'ok')::boolean, false) then
+    return v_answer;
+  end if;
+  update public.google_ai_attempts a set
+    status = 'cut',
+    error_code = 'stream_cut_by_' || p_cut_by,
+    error_message = left(p_error_message, 1000)
+  where a.reservation_id = p_reservation_id;
+  return jsonb_build_object('ok', true, 'status', 'cut');
+end
+$$;
+
+-- One transaction: the attempt row says 'withdrawn' (Google's status, code and sanitized message,
+-- the call's latency), the reservation's capacity is given back as google_ai_release gives it (the
+-- admission leaves the minute window and the day; the estimated tokens go back to a token's budget,
+-- its request stays counted: the same request goes on to its chain's next model as a later attempt),
+-- and the model row is marked withdrawn — once: a row already marked keeps the first time and
+-- message. A reservation that is not open (finalized or released before) changes nothing and is
+-- answered as google_ai_release answers it.
+CREATE OR REPLACE FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer DEFAULT 404, p_error_code text DEFAULT 'NOT_FOUND'::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_att public.google_ai_attempts;
+  v_message text := left(public.google_ai_sanitize_error(p_error_message), 1000);
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_marked boolean;
+begin
+  update public.google_ai_attempts a set
+    status = 'withdrawn',
+    finished_at = v_now,
+    http_status = p_http_status,
+    error_code = left(p_error_code, 200),
+    error_message = v_message,
+    latency_ms = p_latency_ms
+  where a.reservation_id = p_reservation_id and a.status = 'reserved'
+  returning * into v_att;
+
+  if not found then
+    return public.google_ai_not_open(p_reservation_id);
+  end if;
+
+  perform public.google_ai_adjust_token_budget(v_att, 0, -v_att.estimated_tokens);
+  perform public.google_ai_settle_admission(v_att, 0, true);
+
+  update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message
+  where l.model = v_att.model and l.withdrawn_at is null;
+  v_marked := found;
+
+  return jsonb_build_object('ok', true, 'status', 'withdrawn', 'model', v_att.model, 'marked', v_marked,
+    'successor', (select l.successor from public.google_ai_model_limits l where l.model = v_att.model));
+end
+$$;
+
+-- Release: the call never reached Google, so the booking is given back (google_ai_settle_admission).
+CREATE OR REPLACE FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_att public.google_ai_attempts;
+begin
+  update public.google_ai_attempts a set
+    status = 'released',
+    finished_at = pg_catalog.clock_timestamp(),
+    error_message = left(p_reason, 1000)
+  where a.reservation_id = p_reservation_id and a.status = 'reserved'
+  returning * into v_att;
+
+  if not found then
+    return public.google_ai_not_open(p_reservation_id);
+  end if;
+
+  perform public.google_ai_adjust_token_budget(v_att, case when v_att.attempt = 1 then -1 else 0 end,
+    -v_att.estimated_tokens);
+  perform public.google_ai_settle_admission(v_att, 0, true);
+
+  return jsonb_build_object('ok', true, 'status', 'released');
+end
+$$;

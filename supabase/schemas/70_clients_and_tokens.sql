@@ -1,0 +1,324 @@
+-- Kaggle clients and their scoped tokens: creation, minting, revocation, the credential check (with
+-- refusals counted per minute) and token budgets.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE TABLE public.google_ai_clients (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL,
+    secret_hash text NOT NULL,
+    models text[] NOT NULL,
+    max_token_ttl interval DEFAULT '12:00:00'::interval NOT NULL,
+    token_max_requests integer,
+    token_max_tokens integer,
+    daily_max_requests integer,
+    daily_max_tokens integer,
+    mint_per_hour integer DEFAULT 60 NOT NULL,
+    day_bucket date,
+    requests_today integer DEFAULT 0 NOT NULL,
+    tokens_today integer DEFAULT 0 NOT NULL,
+    notes text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    revoked_at timestamp with time zone,
+    revoked_reason text,
+    max_output_tokens integer DEFAULT 8192 NOT NULL,
+    priority_class text DEFAULT 'batch'::text NOT NULL,
+    CONSTRAINT google_ai_clients_max_output_tokens_check CHECK (((max_output_tokens >= 1) AND (max_output_tokens <= 1000000))),
+    CONSTRAINT google_ai_clients_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)),
+    CONSTRAINT google_ai_clients_ttl_check CHECK (((max_token_ttl > '00:00:00'::interval) AND (max_token_ttl <= '12:00:00'::interval)))
+);
+
+COMMENT ON COLUMN public.google_ai_clients.secret_hash IS 'SHA-256 hex of the client secret; the secret itself is shown once at creation.';
+
+COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS 'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
+
+COMMENT ON COLUMN public.google_ai_clients.priority_class IS 'The highest class this client''s requests are queued in (a request may ask for a lower one).';
+
+CREATE TABLE public.google_ai_tokens (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    client_id uuid NOT NULL,
+    token_hash text NOT NULL,
+    models text[] NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    max_requests integer,
+    max_tokens integer,
+    requests_used integer DEFAULT 0 NOT NULL,
+    tokens_used integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone,
+    revoked_at timestamp with time zone
+);
+
+COMMENT ON COLUMN public.google_ai_tokens.token_hash IS 'SHA-256 hex of the token; the token itself never reaches the database.';
+
+CREATE TABLE public.google_ai_credential_refusals (
+    minute timestamp with time zone NOT NULL,
+    reason text NOT NULL,
+    token_id uuid,
+    client_id uuid,
+    refusals integer DEFAULT 0 NOT NULL,
+    first_seen timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_credential_refusals_reason_check CHECK ((reason = ANY (ARRAY['token_invalid'::text, 'token_expired'::text, 'token_revoked'::text]))),
+    CONSTRAINT google_ai_credential_refusals_refusals_check CHECK ((refusals >= 0))
+);
+
+COMMENT ON TABLE public.google_ai_credential_refusals IS 'Requests refused before any attempt row because their token can never be admitted: how many, per minute, reason and token (unknown tokens together). Trimmed after a day.';
+
+ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_name_key UNIQUE (name);
+
+ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_secret_hash_key UNIQUE (secret_hash);
+
+ALTER TABLE ONLY public.google_ai_tokens
+    ADD CONSTRAINT google_ai_tokens_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.google_ai_tokens
+    ADD CONSTRAINT google_ai_tokens_token_hash_key UNIQUE (token_hash);
+
+ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name);
+
+ALTER TABLE ONLY public.google_ai_credential_refusals
+    ADD CONSTRAINT google_ai_credential_refusals_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.google_ai_credential_refusals
+    ADD CONSTRAINT google_ai_credential_refusals_token_id_fkey FOREIGN KEY (token_id) REFERENCES public.google_ai_tokens(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.google_ai_tokens
+    ADD CONSTRAINT google_ai_tokens_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id);
+
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_credential_refusals_key ON public.google_ai_credential_refusals USING btree (minute, reason, COALESCE(token_id, '00000000-0000-0000-0000-000000000000'::uuid));
+
+CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON public.google_ai_tokens USING btree (client_id, created_at);
+
+CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
+
+-- Token budgets follow the reservation's life cycle: finalize and release (request life cycle) call
+-- this with an attempt's request and token deltas. finalize reconciles the token's (and the client's
+-- same-day) tokens by actual - estimate; release gives back what the reservation booked.
+CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if p_requests = 0 and p_tokens = 0 then
+    return;
+  end if;
+  if p_attempt.token_id is not null then
+    update public.google_ai_tokens t set
+      requests_used = greatest(0, t.requests_used + p_requests),
+      tokens_used = greatest(0, t.tokens_used + p_tokens)
+    where t.id = p_attempt.token_id;
+    update public.google_ai_clients c set
+      requests_today = greatest(0, c.requests_today + p_requests),
+      tokens_today = greatest(0, c.tokens_today + p_tokens)
+    where c.id = p_attempt.client_id and c.day_bucket = public.google_ai_pacific_day(p_attempt.created_at);
+  elsif p_attempt.client_id is null then
+    update public.google_ai_caller_budgets b set
+      requests_today = greatest(0, b.requests_today + p_requests),
+      tokens_today = greatest(0, b.tokens_today + p_tokens)
+    where b.caller = p_attempt.caller
+      and b.day_bucket = coalesce(p_attempt.day_bucket, public.google_ai_pacific_day(p_attempt.created_at));
+  end if;
+end
+$$;
+
+-- Checks a token by its SHA-256 hex. Returns {status: 'ok', token_id, client, models, expires_at,
+-- max_output_tokens} or
+-- {status: <refusal>} after counting p_refusals refused requests (the one being checked plus those the
+-- caller's cache refused since its last check) in the minute's aggregate row.
+CREATE OR REPLACE FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer DEFAULT 1) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_token public.google_ai_tokens;
+  v_client public.google_ai_clients;
+  v_reason text;
+  v_minute timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp());
+begin
+  select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
+  if not found then
+    v_reason := 'token_invalid';
+  else
+    select * into v_client from public.google_ai_clients c where c.id = v_token.client_id;
+    if v_token.revoked_at is not null or v_client.revoked_at is not null then
+      v_reason := 'token_revoked';
+    elsif v_token.expires_at <= pg_catalog.clock_timestamp() then
+      v_reason := 'token_expired';
+    end if;
+  end if;
+
+  if v_reason is null then
+    return jsonb_build_object('status', 'ok', 'token_id', v_token.id, 'client', v_client.name,
+      'models', v_token.models, 'expires_at', v_token.expires_at, 'max_output_tokens', v_client.max_output_tokens);
+  end if;
+
+  if p_refusals is distinct from 0 then
+    insert into public.google_ai_credential_refusals as r (minute, reason, token_id, client_id, refusals)
+    values (v_minute, v_reason, v_token.id, v_token.client_id, greatest(1, coalesce(p_refusals, 1)))
+    on conflict (minute, reason, coalesce(token_id, '00000000-0000-0000-0000-000000000000'::uuid)) do update set
+      refusals = r.refusals + excluded.refusals,
+      last_seen = pg_catalog.clock_timestamp();
+  end if;
+  -- Self-trimming, a bounded batch at a time (the unique index leads with minute): rows older than
+  -- a day go, so the table holds at most a day of minutes whoever calls.
+  delete from public.google_ai_credential_refusals r
+  where r.ctid in (select r2.ctid from public.google_ai_credential_refusals r2
+                   where r2.minute < v_minute - interval '1 day' limit 100);
+  return jsonb_build_object('status', v_reason);
+end
+$$;
+
+-- Creates a client and returns its secret: the only time the secret is ever shown.
+CREATE OR REPLACE FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval DEFAULT '12:00:00'::interval, p_token_max_requests integer DEFAULT NULL::integer, p_token_max_tokens integer DEFAULT NULL::integer, p_daily_max_requests integer DEFAULT NULL::integer, p_daily_max_tokens integer DEFAULT NULL::integer, p_mint_per_hour integer DEFAULT 60, p_notes text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_secret text;
+  v_models text[];
+  v_unknown text[];
+  v_id uuid;
+begin
+  if p_name is null or p_name !~ '^[a-z0-9][a-z0-9._-]{0,62}$' then
+    raise exception 'client name must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'
+      using errcode = '22023';
+  end if;
+  select array_agg(coalesce((public.google_ai_resolve_model(m)).model, m) order by m),
+         array_agg(m) filter (where (public.google_ai_resolve_model(m)).model is null)
+    into v_models, v_unknown
+  from unnest(p_models) m;
+  if v_models is null or cardinality(v_models) = 0 then
+    raise exception 'a client needs at least one model' using errcode = '22023';
+  end if;
+  if v_unknown is not null then
+    raise exception 'unknown model(s): %', array_to_string(v_unknown, ', ') using errcode = '22023';
+  end if;
+  v_secret := 'evegw_cs_' || rtrim(translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/', '-_'), '=');
+  insert into public.google_ai_clients (name, secret_hash, models, max_token_ttl, token_max_requests, token_max_tokens,
+    daily_max_requests, daily_max_tokens, mint_per_hour, notes)
+  values (p_name, public.google_ai_sha256_hex(v_secret), v_models, p_max_token_ttl, p_token_max_requests, p_token_max_tokens,
+    p_daily_max_requests, p_daily_max_tokens, p_mint_per_hour, p_notes)
+  returning id into v_id;
+  return jsonb_build_object('client_id', v_id, 'name', p_name, 'models', v_models, 'secret', v_secret);
+end
+$_$;
+
+-- Trades a client secret (its SHA-256) for a token (its SHA-256, minted by the caller). The request
+-- may narrow the client's scope, never widen it. Minting is rate limited per client (mint_per_hour,
+-- sliding hour) so a leaked secret cannot flood the table.
+CREATE OR REPLACE FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[] DEFAULT NULL::text[], p_ttl_seconds integer DEFAULT NULL::integer, p_max_requests integer DEFAULT NULL::integer, p_max_tokens integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_client public.google_ai_clients;
+  v_models text[];
+  v_ttl interval;
+  v_max_requests integer;
+  v_max_tokens integer;
+  v_recent integer;
+  v_oldest timestamptz;
+  v_token_id uuid;
+  v_expires timestamptz;
+  v_allowed jsonb;
+begin
+  if p_token_hash is null or p_token_hash !~ '^[0-9a-f]{64}$' then
+    raise exception 'p_token_hash must be a SHA-256 hex digest' using errcode = '22023';
+  end if;
+
+  select * into v_client from public.google_ai_clients c where c.secret_hash = p_secret_hash for update;
+  if not found then
+    return jsonb_build_object('ok', false, 'error', 'invalid_secret');
+  end if;
+  if v_client.revoked_at is not null then
+    return jsonb_build_object('ok', false, 'error', 'client_revoked');
+  end if;
+
+  -- Default lifetime: one hour, or the client's maximum if that is shorter.
+  v_ttl := coalesce(make_interval(secs => p_ttl_seconds), least(interval '1 hour', v_client.max_token_ttl));
+  v_allowed := jsonb_build_object('models', v_client.models,
+    'max_ttl_seconds', extract(epoch from v_client.max_token_ttl)::integer,
+    'max_requests', v_client.token_max_requests, 'max_tokens', v_client.token_max_tokens);
+
+  if p_models is null then
+    v_models := v_client.models;
+  else
+    select array_agg(distinct coalesce((public.google_ai_resolve_model(m)).model, m)) into v_models from unnest(p_models) m;
+  end if;
+  if v_models is null or cardinality(v_models) = 0 or not (v_models <@ v_client.models)
+     or (p_ttl_seconds is not null and (p_ttl_seconds < 60 or v_ttl > v_client.max_token_ttl))
+     or (p_max_requests is not null and (p_max_requests < 1 or p_max_requests > coalesce(v_client.token_max_requests, p_max_requests)))
+     or (p_max_tokens is not null and (p_max_tokens < 1 or p_max_tokens > coalesce(v_client.token_max_tokens, p_max_tokens))) then
+    return jsonb_build_object('ok', false, 'error', 'scope_exceeded', 'allowed', v_allowed);
+  end if;
+  v_max_requests := coalesce(p_max_requests, v_client.token_max_requests);
+  v_max_tokens := coalesce(p_max_tokens, v_client.token_max_tokens);
+
+  select count(*), min(t.created_at) into v_recent, v_oldest
+  from public.google_ai_tokens t
+  where t.client_id = v_client.id and t.created_at > now() - interval '1 hour';
+  if v_recent >= v_client.mint_per_hour then
+    return jsonb_build_object('ok', false, 'error', 'mint_rate_limited',
+      'retry_after_ms', greatest(0, ceil(extract(epoch from (v_oldest + interval '1 hour' - now())) * 1000))::bigint);
+  end if;
+
+  v_expires := now() + v_ttl;
+  insert into public.google_ai_tokens (client_id, token_hash, models, expires_at, max_requests, max_tokens)
+  values (v_client.id, p_token_hash, v_models, v_expires, v_max_requests, v_max_tokens)
+  returning id into v_token_id;
+
+  return jsonb_build_object('ok', true, 'token_id', v_token_id, 'client', v_client.name, 'expires_at', v_expires,
+    'models', to_jsonb(v_models), 'budget', jsonb_build_object('max_requests', v_max_requests, 'max_tokens', v_max_tokens));
+end
+$_$;
+
+-- Revoking a client revokes every token it holds.
+CREATE OR REPLACE FUNCTION public.google_ai_revoke_client(p_name text, p_reason text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_client public.google_ai_clients;
+  v_tokens integer;
+begin
+  -- Tokens before their client: the lock order every reservation uses (token -> client).
+  perform 1 from public.google_ai_tokens t
+  where t.client_id = (select c.id from public.google_ai_clients c where c.name = p_name)
+  order by t.id
+  for update;
+  update public.google_ai_clients c
+  set revoked_at = coalesce(c.revoked_at, now()), revoked_reason = coalesce(p_reason, c.revoked_reason)
+  where c.name = p_name
+  returning * into v_client;
+  if not found then
+    return jsonb_build_object('ok', false, 'error', 'unknown_client');
+  end if;
+  update public.google_ai_tokens t set revoked_at = now()
+  where t.client_id = v_client.id and t.revoked_at is null and t.expires_at > now();
+  get diagnostics v_tokens = row_count;
+  return jsonb_build_object('ok', true, 'client_id', v_client.id, 'revoked_at', v_client.revoked_at, 'tokens_revoked', v_tokens);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_revoke_token(p_token_id uuid) RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with t as (
+    update public.google_ai_tokens t set revoked_at = coalesce(t.revoked_at, now())
+    where t.id = p_token_id returning t.id
+  )
+  select jsonb_build_object('ok', exists (select 1 from t))
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_sha256_hex(p_text text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO ''
+    AS $$ select encode(pg_catalog.sha256(convert_to(p_text, 'UTF8')), 'hex') $$;

@@ -1,0 +1,339 @@
+-- Models: key health and the model catalogue the maintenance function keeps, the profile, traits,
+-- features and list llm-invoke reads, aliases owned by one row, the life cycle review, service tiers.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+-- The last check of each key: ok (models.list answered), invalid (Google refused the key; the key
+-- was taken out of rotation), missing_secret (no Edge secret under env_var_name; reported only),
+-- error (anything else: 429, 5xx, network; nothing concluded).
+CREATE TABLE public.google_ai_key_health (
+    api_key_id uuid NOT NULL,
+    key_alias text NOT NULL,
+    status text NOT NULL,
+    checked_at timestamp with time zone DEFAULT now() NOT NULL,
+    http_status integer,
+    reason text,
+    message text,
+    models_listed integer,
+    CONSTRAINT google_ai_key_health_status_check CHECK ((status = ANY (ARRAY['ok'::text, 'invalid'::text, 'missing_secret'::text, 'error'::text])))
+);
+
+COMMENT ON TABLE public.google_ai_key_health IS 'The last models.list check of each key by the maintenance function.';
+
+CREATE TABLE public.google_ai_model_catalogue (
+    api_key_id uuid NOT NULL,
+    model text NOT NULL,
+    key_alias text NOT NULL,
+    quota_group text NOT NULL,
+    display_name text,
+    version text,
+    input_token_limit integer,
+    output_token_limit integer,
+    supported_methods text[] DEFAULT '{}'::text[] NOT NULL,
+    first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    refreshed_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE public.google_ai_model_catalogue IS 'Models each key can reach (Google models.list), with token limits and methods; refreshed by the maintenance function.';
+
+-- The operator's rows: which tier llm-invoke asks Google for (the request body's serviceTier) when a
+-- request of that class is served by that model. No row: standard (nothing is sent). flex is half
+-- price and may be shed under load; priority (Google's Tier 2/3) may be served at standard when over
+-- its own limit. standard_on_shed: a flex call Google sheds (its 503) is retried like any 503, and at
+-- standard when this is true (else at flex again). Not seeded: the owner's projects are on the free
+-- tier, where flex saves nothing and only adds shed calls (docs/google-429s.md, "Service tiers").
+-- The OpenAI surface's `service_tier` may ask for any tier up to its class's (flex < standard < priority).
+CREATE TABLE public.google_ai_service_tiers (
+    model text NOT NULL,
+    priority_class text NOT NULL,
+    service_tier text NOT NULL,
+    standard_on_shed boolean DEFAULT false NOT NULL,
+    notes text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_service_tiers_tier_check CHECK ((service_tier = ANY (ARRAY['flex'::text, 'standard'::text, 'priority'::text])))
+);
+
+COMMENT ON TABLE public.google_ai_service_tiers IS 'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
+
+ALTER TABLE ONLY public.google_ai_key_health
+    ADD CONSTRAINT google_ai_key_health_pkey PRIMARY KEY (api_key_id);
+
+ALTER TABLE ONLY public.google_ai_model_catalogue
+    ADD CONSTRAINT google_ai_model_catalogue_pkey PRIMARY KEY (api_key_id, model);
+
+ALTER TABLE ONLY public.google_ai_service_tiers
+    ADD CONSTRAINT google_ai_service_tiers_pkey PRIMARY KEY (model, priority_class);
+
+ALTER TABLE ONLY public.google_ai_key_health
+    ADD CONSTRAINT google_ai_key_health_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE;
+
+ALTER TABLE ONLY public.google_ai_model_catalogue
+    ADD CONSTRAINT google_ai_model_catalogue_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE;
+
+CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_ai_model_catalogue USING btree (model);
+
+-- The maintenance function's key check (google_ai_record_key_check) writes the key's health row; an
+-- 'ok' check ends the limit_zero rests of the key's quota group: the project may have been given
+-- quota for the model since (the next request tries Google once more, and a new limit: 0 rests again).
+CREATE OR REPLACE FUNCTION public.google_ai_key_check_clears_limit_zero() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if new.status = 'ok' then
+    -- Locked in model order first, as finalize writes a spend cap's rows: no deadlock between them.
+    delete from public.google_ai_cooldowns c
+    where c.ctid in (
+      select l.ctid from public.google_ai_cooldowns l
+      join public.google_ai_api_keys k on k.id = new.api_key_id
+      where l.quota_group = public.google_ai_quota_group(k.project_id, k.id)
+        and l.cause = 'limit_zero'
+      order by l.model
+      for update of l);
+  end if;
+  return null;
+end
+$$;
+
+-- Before: a name in two rows' aliases resolved to the older row, so giving it to a new row changed
+-- nothing until it was also taken from the old one. Now the row that gains an alias takes it.
+CREATE OR REPLACE FUNCTION public.google_ai_model_alias_moves() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_gained text[];
+begin
+  select coalesce(array_agg(a), '{}') into v_gained
+  from unnest(new.aliases) a
+  where tg_op = 'INSERT' or not (a = any (coalesce(old.aliases, '{}')));
+  if cardinality(v_gained) > 0 then
+    update public.google_ai_model_limits l
+    set aliases = (select coalesce(array_agg(a order by i), '{}') from unnest(l.aliases) with ordinality x(a, i)
+                   where not (a = any (v_gained)))
+    where l.id <> new.id and l.aliases && v_gained;
+  end if;
+  return null;
+end
+$$;
+
+-- The profile with function calling. google_ai_model_profile keeps its result type (an earlier
+-- migration creates it, and re-applying that file must not meet a different one).
+CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, fallback_models text[])
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select p.model, p.is_active, p.supports_system_instruction, p.supports_json_mode,
+         coalesce(l.supports_tools, l.supports_json_mode), p.fallback_models
+  from public.google_ai_model_profile(p_model) p
+  join public.google_ai_model_limits l on l.model = p.model
+$$;
+
+-- Called after every key was checked (its catalogue rows are fresh). A withdrawn model that a key
+-- whose last check succeeded lists again (seen after it was withdrawn) is brought back. The answer:
+--   restored       models brought back now
+--   withdrawn      models still marked: {model, withdrawn_at, message, successor}
+--   missing        active rows no checked key lists (Google retired or renamed them)
+--   shutting_down  rows whose shutdown date is within p_within_days (or past): {model, shutdown_date,
+--                  days_left, successor}
+--   unserved       models Google lists that no row serves (nobody can name them yet)
+-- Without a key whose last check succeeded, nothing is concluded from the catalogue.
+CREATE OR REPLACE FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer DEFAULT 14) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_checked boolean;
+  v_listed jsonb;   -- {model: when a checked active key last listed it}
+  v_restored text[];
+begin
+  select coalesce(jsonb_object_agg(x.model, x.listed_at), '{}') into v_listed
+  from (select c.model, max(c.refreshed_at) as listed_at
+        from public.google_ai_model_catalogue c
+        join public.google_ai_key_health h on h.api_key_id = c.api_key_id and h.status = 'ok'
+        join public.google_ai_api_keys k on k.id = c.api_key_id and k.is_active
+        group by c.model) x;
+  v_checked := exists (select 1 from public.google_ai_key_health h
+                       join public.google_ai_api_keys k on k.id = h.api_key_id
+                       where h.status = 'ok' and k.is_active);
+
+  with back as (
+    update public.google_ai_model_limits l set withdrawn_at = null, withdrawn_message = null
+    where v_checked and l.withdrawn_at is not null and v_listed ? l.model
+      and (v_listed ->> l.model)::timestamptz > l.withdrawn_at
+    returning l.model)
+  select coalesce(array_agg(b.model order by b.model), '{}') into v_restored from back b;
+
+  return jsonb_build_object(
+    'checked', v_checked,
+    'restored', to_jsonb(v_restored),
+    'withdrawn', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'withdrawn_at', l.withdrawn_at,
+                             'message', l.withdrawn_message, 'successor', l.successor) order by l.model)
+                           from public.google_ai_model_limits l where l.withdrawn_at is not null), '[]'),
+    'missing', coalesce((select jsonb_agg(l.model order by l.model) from public.google_ai_model_limits l
+                         where v_checked and l.is_active and not v_listed ? l.model), '[]'),
+    'shutting_down', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'shutdown_date', l.shutdown_date,
+                                 'days_left', l.shutdown_date - current_date, 'successor', l.successor)
+                                 order by l.shutdown_date, l.model)
+                               from public.google_ai_model_limits l
+                               where l.is_active and l.shutdown_date <= current_date + coalesce(p_within_days, 14)), '[]'),
+    'unserved', coalesce((select jsonb_agg(g order by g) from jsonb_object_keys(v_listed) g
+                          where not exists (select 1 from public.google_ai_model_limits l where l.model = g)), '[]'));
+end
+$$;
+
+-- Active rows with what Google's models.list told the maintenance run about them (token limits,
+-- display name), the largest over the keys that list the model.
+CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model text, aliases text[], display_name text, input_token_limit integer, output_token_limit integer, rpm integer, tpm integer, rpd integer, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select l.model, l.aliases,
+         (select max(c.display_name) from public.google_ai_model_catalogue c where c.model = l.model),
+         (select max(c.input_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
+         (select max(c.output_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
+         l.rpm, l.tpm, l.rpd, l.supports_system_instruction, l.supports_json_mode,
+         coalesce(l.supports_tools, l.supports_json_mode)
+  from public.google_ai_model_limits l
+  where l.is_active and l.withdrawn_at is null
+  order by l.model
+$$;
+
+-- What llm-invoke needs to build a request's chain: the model a name resolves to (inactive rows
+-- included, flagged), what it can do, and its row's chain resolved to canonical names (names no row
+-- knows are left out).
+CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, fallback_models text[])
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select l.model, l.is_active, l.supports_system_instruction, l.supports_json_mode,
+         coalesce((select array_agg(f.model order by f.i)
+                   from (select r.model, min(c.i) as i
+                         from unnest(l.fallback_models) with ordinality c(name, i)
+                         cross join lateral public.google_ai_model_by_name(c.name) r
+                         where r.model is not null and r.model <> l.model
+                         group by r.model) f), '{}')
+  from public.google_ai_model_by_name(p_model) l
+  where l.id is not null
+$$;
+
+-- google_ai_model_features with whether the model takes images (google_ai_model_limits.supports_images,
+-- null: not known), whether it is withdrawn and its successor (the countTokens route, which books
+-- nothing, answers a withdrawn model without calling Google). A new name: google_ai_model_features
+-- keeps its result type (an earlier migration creates it, and re-applying that file must not meet a
+-- different one).
+CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean, fallback_models text[], withdrawn boolean, successor text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select f.model, f.is_active, f.supports_system_instruction, f.supports_json_mode, f.supports_tools,
+         l.supports_images, f.fallback_models, l.withdrawn_at is not null, l.successor
+  from public.google_ai_model_features(p_model) f
+  join public.google_ai_model_limits l on l.model = f.model
+$$;
+
+-- Retired in the catalogue: active keys were checked (models.list answered) and none lists the
+-- model. The same reading as google_ai_model_catalogue_status's 'unlisted'.
+CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  with ok_keys as (
+    select h.api_key_id from public.google_ai_key_health h
+    join public.google_ai_api_keys k on k.id = h.api_key_id
+    where h.status = 'ok' and k.is_active)
+  select exists (select 1 from ok_keys)
+     and not exists (select 1 from public.google_ai_model_catalogue c
+                     where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o))
+$$;
+
+-- Records one key's check in one transaction: its health row; for 'ok' the catalogue rows of the
+-- models listed (upserted, first_seen_at kept) and the removal of those no longer listed; for
+-- 'invalid' the removal of its catalogue rows and, when p_disable, the key taken out of rotation
+-- (is_active = false, disabled_reason, disabled_at; never deleted). p_models: a JSON array of
+-- {model, display_name, version, input_token_limit, output_token_limit, supported_methods}.
+CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text, p_models jsonb DEFAULT '[]'::jsonb, p_disable boolean DEFAULT true) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_key public.google_ai_api_keys;
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_message text := public.google_ai_sanitize_error(p_message);
+  v_listed integer;
+  v_upserted integer := 0;
+  v_removed integer := 0;
+  v_disabled boolean := false;
+  v_disabled_reason text;
+begin
+  if p_status is null or p_status not in ('ok', 'invalid', 'missing_secret', 'error') then
+    raise exception 'p_status must be ok, invalid, missing_secret or error' using errcode = '22023';
+  end if;
+  if p_models is null or jsonb_typeof(p_models) <> 'array' then
+    raise exception 'p_models must be a JSON array' using errcode = '22023';
+  end if;
+
+  select * into v_key from public.google_ai_api_keys k where k.id = p_key_id for update;
+  if not found then
+    return jsonb_build_object('ok', false, 'error', 'unknown_key');
+  end if;
+  v_listed := case when p_status = 'ok' then jsonb_array_length(p_models) end;
+
+  insert into public.google_ai_key_health as h (api_key_id, key_alias, status, checked_at, http_status, reason, message, models_listed)
+  values (p_key_id, v_key.key_alias, p_status, v_now, p_http_status, left(p_reason, 200), v_message, v_listed)
+  on conflict (api_key_id) do update set
+    key_alias = excluded.key_alias, status = excluded.status, checked_at = excluded.checked_at,
+    http_status = excluded.http_status, reason = excluded.reason, message = excluded.message,
+    models_listed = excluded.models_listed;
+
+  if p_status = 'ok' then
+    insert into public.google_ai_model_catalogue as c (api_key_id, model, key_alias, quota_group, display_name, version,
+      input_token_limit, output_token_limit, supported_methods, first_seen_at, refreshed_at)
+    select distinct on (m.model) p_key_id, m.model, v_key.key_alias,
+           public.google_ai_quota_group(v_key.project_id, v_key.id),
+           left(m.display_name, 200), left(m.version, 100), m.input_token_limit, m.output_token_limit,
+           coalesce(m.supported_methods, '{}'), v_now, v_now
+    from jsonb_to_recordset(p_models) as m(model text, display_name text, version text,
+           input_token_limit integer, output_token_limit integer, supported_methods text[])
+    where m.model is not null and m.model <> ''
+    on conflict (api_key_id, model) do update set
+      key_alias = excluded.key_alias, quota_group = excluded.quota_group, display_name = excluded.display_name,
+      version = excluded.version, input_token_limit = excluded.input_token_limit,
+      output_token_limit = excluded.output_token_limit, supported_methods = excluded.supported_methods,
+      refreshed_at = excluded.refreshed_at;
+    get diagnostics v_upserted = row_count;
+    delete from public.google_ai_model_catalogue c where c.api_key_id = p_key_id and c.refreshed_at < v_now;
+    get diagnostics v_removed = row_count;
+  elsif p_status = 'invalid' then
+    delete from public.google_ai_model_catalogue c where c.api_key_id = p_key_id;
+    get diagnostics v_removed = row_count;
+    if p_disable and v_key.is_active then
+      v_disabled_reason := left(format('maintenance: Google rejected the key (models.list: HTTP %s%s): %s',
+        coalesce(p_http_status::text, '?'), coalesce(' ' || p_reason, ''), v_message), 500);
+      update public.google_ai_api_keys k set
+        is_active = false, disabled_reason = v_disabled_reason, disabled_at = v_now, updated_at = v_now
+      where k.id = p_key_id;
+      v_disabled := true;
+    end if;
+  end if;
+
+  return jsonb_build_object('ok', true, 'key_alias', v_key.key_alias, 'status', p_status, 'disabled', v_disabled,
+    'disabled_reason', v_disabled_reason, 'models', v_upserted, 'removed', v_removed, 'checked_at', v_now);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_service_tier_list() RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'model', t.model, 'priority_class', t.priority_class, 'service_tier', t.service_tier,
+           'standard_on_shed', t.standard_on_shed) order by t.model, t.priority_class), '[]')
+  from public.google_ai_service_tiers t
+$$;
+
+COMMENT ON FUNCTION public.google_ai_service_tier_list() IS 'The service tier rows, for llm-invoke (cached per worker like the model rows).';
+
+CREATE OR REPLACE TRIGGER google_ai_key_check_clears_limit_zero AFTER INSERT OR UPDATE OF checked_at, status ON public.google_ai_key_health FOR EACH ROW EXECUTE FUNCTION public.google_ai_key_check_clears_limit_zero();
+
+CREATE OR REPLACE TRIGGER google_ai_model_alias_moves AFTER INSERT OR UPDATE OF aliases ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_alias_moves();

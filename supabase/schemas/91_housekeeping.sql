@@ -1,0 +1,488 @@
+-- Housekeeping: its settings, the hourly run and its steps (abandoned reservations, old attempts,
+-- responses, counters, cooldowns, tokens, pg_cron history), the maintenance log, and the call to
+-- the maintenance Edge Function (scheduled by the migration that holds the pg_cron jobs).
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+-- One row (id = true). Edit it to tune retention; the function falls back to these defaults if the
+-- row is missing.
+CREATE TABLE public.google_ai_maintenance_settings (
+    id boolean DEFAULT true NOT NULL,
+    attempts_retention interval DEFAULT '30 days'::interval NOT NULL,
+    stale_reservation_after interval DEFAULT '00:15:00'::interval NOT NULL,
+    token_grace interval DEFAULT '7 days'::interval NOT NULL,
+    cron_history_retention interval DEFAULT '7 days'::interval NOT NULL,
+    batch_size integer DEFAULT 5000 NOT NULL,
+    max_batches integer DEFAULT 100 NOT NULL,
+    time_budget interval DEFAULT '00:02:00'::interval NOT NULL,
+    lock_timeout_ms integer DEFAULT 5000 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_maintenance_settings_attempts_retention_check CHECK ((attempts_retention >= '1 day'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_batch_size_check CHECK (((batch_size >= 1) AND (batch_size <= 100000))),
+    CONSTRAINT google_ai_maintenance_settings_cron_history_check CHECK ((cron_history_retention >= '01:00:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_lock_timeout_check CHECK (((lock_timeout_ms >= 1) AND (lock_timeout_ms <= 600000))),
+    CONSTRAINT google_ai_maintenance_settings_max_batches_check CHECK (((max_batches >= 1) AND (max_batches <= 100000))),
+    CONSTRAINT google_ai_maintenance_settings_singleton CHECK (id),
+    CONSTRAINT google_ai_maintenance_settings_stale_reservation_check CHECK ((stale_reservation_after >= '00:07:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_time_budget_check CHECK ((time_budget > '00:00:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_token_grace_check CHECK ((token_grace >= '01:00:00'::interval))
+);
+
+COMMENT ON TABLE public.google_ai_maintenance_settings IS 'Housekeeping settings (one row). attempts_retention: how long attempt rows are kept; stale_reservation_after: when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; lock_timeout_ms: longest wait for a table lock.';
+
+CREATE TABLE public.google_ai_maintenance_log (
+    id serial NOT NULL,
+    operation text NOT NULL,
+    tables_affected text[],
+    deleted_count integer,
+    started_at timestamp with time zone,
+    completed_at timestamp with time zone,
+    status text,
+    details jsonb,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+ALTER TABLE ONLY public.google_ai_maintenance_log
+    ADD CONSTRAINT google_ai_maintenance_log_pkey PRIMARY KEY (id);
+
+ALTER TABLE ONLY public.google_ai_maintenance_settings
+    ADD CONSTRAINT google_ai_maintenance_settings_pkey PRIMARY KEY (id);
+
+CREATE INDEX IF NOT EXISTS google_ai_maintenance_log_started_at_idx ON public.google_ai_maintenance_log USING btree (started_at);
+
+-- The keys the maintenance function checks against Google, with their quota group.
+CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text, key_alias text, env_var_name text, quota_group text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select k.id::text, k.key_alias, k.env_var_name, public.google_ai_quota_group(k.project_id, k.id)
+  from public.google_ai_api_keys k
+  where k.is_active
+  order by k.priority nulls last, k.key_alias
+$$;
+
+-- Deletes rows of p_table matching p_condition (on alias s; $1 is p_cutoff) in batches of
+-- p_batch, taking each batch with FOR UPDATE SKIP LOCKED so rows other transactions hold are left
+-- alone. Stops after p_max_batches or at p_deadline; 'more' says rows may remain for the next run.
+-- Internal: the condition is SQL text, so only the owner may call it.
+CREATE OR REPLACE FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text, p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone, p_order text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_sql text;
+  v_n bigint;
+  v_total bigint := 0;
+  v_batches integer := 0;
+  v_more boolean := false;
+begin
+  v_sql := format(
+    'delete from %s t where t.%I in (select s.%I from %s s where %s %s limit %s for update skip locked)',
+    p_table, p_key, p_key, p_table, p_condition,
+    coalesce('order by ' || p_order, ''), p_batch);
+  loop
+    if v_batches >= p_max_batches or pg_catalog.clock_timestamp() >= p_deadline then
+      v_more := true;
+      exit;
+    end if;
+    execute v_sql using p_cutoff;
+    get diagnostics v_n = row_count;
+    v_total := v_total + v_n;
+    v_batches := v_batches + 1;
+    exit when v_n < p_batch;
+  end loop;
+  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_more);
+end
+$$;
+
+-- What pg_cron, the maintenance function and operators call: the database clock, always.
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping() RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$ select public.google_ai_housekeeping_at(null) $$;
+
+COMMENT ON FUNCTION public.google_ai_housekeeping() IS 'Gateway housekeeping (retention, stale reservations, expired cooldowns and tokens, cron history, dead counters) in bounded batches; logs one google_ai_maintenance_log row per run and returns its summary.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_abandon(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_cutoff timestamptz := p_now - p_settings.stale_reservation_after;
+  v_minute timestamptz := public.google_ai_minute_window(p_now);
+  v_done timestamptz;
+  v_from timestamptz;
+  v_last timestamptz;
+  v_start timestamptz;
+  v_n bigint;
+  v_total bigint := 0;
+  v_batches integer := 0;
+  v_more boolean := false;
+begin
+  -- Where the last complete pass stopped (its cutoff), less an hour for the rows of transactions
+  -- that were open then; never later than a day before this cutoff (a clock set back, a log row of
+  -- an injected time). No complete pass logged: from the beginning.
+  select (l.details -> 'steps' -> 'abandon_stale_reservations' ->> 'older_than')::timestamptz into v_done
+  from public.google_ai_maintenance_log l
+  where l.operation = 'housekeeping'
+    and l.details -> 'steps' -> 'abandon_stale_reservations' ->> 'status' = 'succeeded'
+    and l.details -> 'steps' -> 'abandon_stale_reservations' ->> 'more' = 'false'
+  order by l.id desc
+  limit 1;
+  v_from := least(coalesce(v_done, '-infinity') - interval '1 hour', v_cutoff - interval '1 day');
+  v_start := v_from;
+
+  loop
+    if v_batches >= p_settings.max_batches or pg_catalog.clock_timestamp() >= p_deadline then
+      v_more := true;
+      exit;
+    end if;
+    with picked as (
+      select s.id from public.google_ai_attempts s
+      where s.created_at >= v_from and s.created_at < v_cutoff and s.status = 'reserved'
+        and coalesce(s.minute_bucket, s.created_at) < v_minute
+      order by s.created_at
+      limit p_settings.batch_size
+      for update skip locked),
+    closed as (
+      update public.google_ai_attempts a set
+        status = 'abandoned',
+        finished_at = p_now,
+        error_message = coalesce(a.error_message,
+          'abandoned by housekeeping: no outcome within ' || p_settings.stale_reservation_after::text)
+      where a.id in (select p.id from picked p) and a.status = 'reserved'
+      returning a.created_at)
+    select count(*), max(c.created_at) into v_n, v_last from closed c;
+    -- The next batch starts where this one ended, not at the rows it just closed.
+    v_from := coalesce(v_last, v_from);
+    v_total := v_total + v_n;
+    v_batches := v_batches + 1;
+    exit when v_n < p_settings.batch_size;
+  end loop;
+  return jsonb_build_object('abandoned', v_total, 'batches', v_batches, 'more', v_more, 'older_than', v_cutoff,
+    'from', v_start);
+end
+$$;
+
+-- Housekeeping with an injectable clock (p_now null: the database clock). Tests use it to place
+-- the run in a given minute and Pacific day; everyone else calls google_ai_housekeeping().
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  -- The big deletes first. Cooldowns and responses near the end: a live call may upsert a row these
+  -- steps are deleting, and it waits until this run commits. dead_counters last: it share-locks
+  -- the keys table, and that lock should live only milliseconds.
+  c_steps constant text[] := array['abandon', 'attempts', 'tokens', 'cron_history', 'cooldowns', 'responses',
+                                   'counters'];
+  c_names constant text[] := array['abandon_stale_reservations', 'attempts_retention', 'tokens', 'cron_history',
+                                   'expired_cooldowns', 'replay_responses', 'dead_counters'];
+  c_tables constant text[] := array['google_ai_attempts', 'google_ai_attempts', 'google_ai_tokens',
+                                    'cron.job_run_details', 'google_ai_cooldowns', 'google_ai_responses',
+                                    'google_ai_usage_counters'];
+  v_started timestamptz := pg_catalog.clock_timestamp();
+  v_now timestamptz := coalesce(p_now, v_started);
+  v_settings public.google_ai_maintenance_settings;
+  v_deadline timestamptz;
+  v_old_lock_timeout text := pg_catalog.current_setting('lock_timeout');
+  v_step_started timestamptz;
+  v_result jsonb;
+  v_steps jsonb := '{}';
+  v_failed text[] := '{}';
+  v_tables text[] := '{}';
+  v_deleted bigint := 0;
+  v_changed bigint;
+  v_more boolean := false;
+  v_status text;
+  v_message text;
+  v_state text;
+  v_completed timestamptz;
+  v_log_id integer;
+begin
+  select * into v_settings from public.google_ai_maintenance_settings s where s.id;
+  if not found then
+    -- The row was deleted: put the defaults back (they live in the column defaults only).
+    insert into public.google_ai_maintenance_settings as s (id) values (true)
+    on conflict (id) do update set id = s.id
+    returning * into v_settings;
+  end if;
+  v_deadline := v_started + v_settings.time_budget;
+
+  -- One run at a time (the hourly job and an on-demand run may meet); the other one is logged as skipped.
+  if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('public.google_ai_housekeeping')::bigint) then
+    v_completed := pg_catalog.clock_timestamp();
+    insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at,
+      completed_at, status, details)
+    values ('housekeeping', '{}', 0, v_started, v_completed, 'skipped',
+      jsonb_build_object('reason', 'another housekeeping run is in progress', 'now', v_now))
+    returning id into v_log_id;
+    return jsonb_build_object('ok', true, 'status', 'skipped', 'log_id', v_log_id, 'deleted_count', 0,
+      'reason', 'another housekeeping run is in progress');
+  end if;
+
+  perform pg_catalog.set_config('lock_timeout', v_settings.lock_timeout_ms::text || 'ms', true);
+
+  for i in 1 .. pg_catalog.array_length(c_steps, 1) loop
+    v_step_started := pg_catalog.clock_timestamp();
+    begin
+      execute format('select public.%I($1, $2, $3)', 'google_ai_housekeeping_' || c_steps[i])
+        into v_result using v_now, v_settings, v_deadline;
+      v_result := v_result || jsonb_build_object('status', case when v_result ? 'skipped' then 'skipped' else 'succeeded' end);
+    exception when others then
+      get stacked diagnostics v_message = message_text, v_state = returned_sqlstate;
+      v_result := jsonb_build_object('status', 'failed', 'sqlstate', v_state,
+        'error', public.google_ai_sanitize_error(v_message));
+      v_failed := v_failed || c_names[i];
+    end;
+    v_changed := coalesce((v_result ->> 'deleted')::bigint, 0) + coalesce((v_result ->> 'abandoned')::bigint, 0);
+    v_deleted := v_deleted + coalesce((v_result ->> 'deleted')::bigint, 0);
+    if v_changed > 0 and not (c_tables[i] = any (v_tables)) then
+      v_tables := v_tables || c_tables[i];
+    end if;
+    v_more := v_more or coalesce((v_result ->> 'more')::boolean, false);
+    v_steps := v_steps || jsonb_build_object(c_names[i], v_result || jsonb_build_object(
+      'ms', round(extract(epoch from (pg_catalog.clock_timestamp() - v_step_started)) * 1000, 1)));
+  end loop;
+
+  perform pg_catalog.set_config('lock_timeout', v_old_lock_timeout, true);
+
+  v_status := case when cardinality(v_failed) > 0 then 'failed' else 'succeeded' end;
+  v_completed := pg_catalog.clock_timestamp();
+  insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at,
+    completed_at, status, details)
+  values ('housekeeping', v_tables, least(v_deleted, 2147483647)::integer, v_started, v_completed, v_status,
+    jsonb_build_object(
+      'now', v_now,
+      'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
+      'steps', v_steps,
+      'failed_steps', to_jsonb(v_failed),
+      'more_pending', v_more,
+      'settings', to_jsonb(v_settings) - 'id' - 'updated_at'))
+  returning id into v_log_id;
+
+  if v_status = 'failed' then
+    raise warning 'google_ai_housekeeping: step(s) % failed; see google_ai_maintenance_log id %',
+      array_to_string(v_failed, ', '), v_log_id;
+  end if;
+
+  return jsonb_build_object(
+    'ok', v_status = 'succeeded',
+    'status', v_status,
+    'log_id', v_log_id,
+    'deleted_count', v_deleted,
+    'more_pending', v_more,
+    'failed_steps', to_jsonb(v_failed),
+    'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
+    'steps', v_steps);
+end
+$_$;
+
+-- Housekeeping's attempts step: old attempt rows deleted in batches; it folds first (waiting for a scrape's fold to end) and holds the fold's row lock while it deletes,
+-- so the mark cannot move; a row above the mark is added to the totals in the statement that deletes it.
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_cutoff timestamptz := p_now - p_settings.attempts_retention;
+  -- The fold goes by the database clock even when the run is given another (tests): whether a row
+  -- can still change is a matter of real time.
+  v_mark bigint := public.google_ai_metrics_fold(null, true);
+  v_ids bigint[];
+  v_above bigint[];
+  v_n bigint;
+  v_total bigint := 0;
+  v_batches integer := 0;
+  v_more boolean := false;
+begin
+  loop
+    if v_batches >= p_settings.max_batches or pg_catalog.clock_timestamp() >= p_deadline then
+      v_more := true;
+      exit;
+    end if;
+    -- An open reservation is never deleted here (the abandon step closes it first).
+    select coalesce(array_agg(s.id), '{}') into v_ids
+    from (select s.id from public.google_ai_attempts s
+          where s.created_at < v_cutoff and s.status <> 'reserved'
+          order by s.created_at limit p_settings.batch_size for update skip locked) s;
+    v_n := cardinality(v_ids);
+    if v_n > 0 then
+      -- Rows the fold has not reached (an open reservation held it back): into the totals as they go.
+      select coalesce(array_agg(i), '{}') into v_above from unnest(v_ids) i where i > v_mark;
+      if cardinality(v_above) > 0 then
+        insert into public.google_ai_metric_totals as m (family, suffix, labels, le, value)
+        select s.family, s.suffix, s.labels, s.le, s.value
+        from public.google_ai_metric_samples(
+          (select min(i) - 1 from unnest(v_above) i), (select max(i) from unnest(v_above) i), v_above) s
+        on conflict (family, suffix, labels, le) do update set value = m.value + excluded.value;
+      end if;
+      delete from public.google_ai_attempts a where a.id = any (v_ids);
+    end if;
+    v_total := v_total + v_n;
+    v_batches := v_batches + 1;
+    exit when v_n < p_settings.batch_size;
+  end loop;
+  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_more, 'older_than', v_cutoff);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+begin
+  -- An expired cooldown is inert (the RPC ignores it); google_ai_cooldown re-creates one when needed.
+  return public.google_ai_delete_batched('public.google_ai_cooldowns'::regclass, 'ctid',
+    's.cooldown_until < $1', p_now, p_settings.batch_size, p_settings.max_batches, p_deadline, 's.cooldown_until');
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_minute timestamptz := public.google_ai_minute_window(p_now);
+  v_day date := public.google_ai_pacific_day(p_now);
+begin
+  -- While this transaction lives, no key can be activated or added (SHARE blocks writes to the keys
+  -- table, not reads): a reservation that sees a newly active group afterwards also sees its counter
+  -- row gone and creates a fresh one, instead of booking on a row deleted under it. NOWAIT: an
+  -- operator editing keys right now wins, and this step waits for the next run.
+  begin
+    lock table public.google_ai_api_keys in share mode nowait;
+  exception when lock_not_available then
+    return jsonb_build_object('skipped', 'google_ai_api_keys is being written; retried next run');
+  end;
+  return public.google_ai_delete_batched('public.google_ai_usage_counters'::regclass, 'id',
+    format('s.quota_group is not null and s.day_bucket < %L::date and s.minute_bucket < $1
+            and not exists (select 1 from public.google_ai_api_keys k
+                            where k.is_active and public.google_ai_quota_group(k.project_id, k.id) = s.quota_group)',
+           v_day),
+    v_minute, p_settings.batch_size, p_settings.max_batches, p_deadline);
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_table regclass := pg_catalog.to_regclass('cron.job_run_details');
+  v_cutoff timestamptz := p_now - p_settings.cron_history_retention;
+begin
+  if v_table is null then
+    return jsonb_build_object('skipped', 'pg_cron is not installed in this database');
+  end if;
+  -- Finished runs only: a run still going has no end_time.
+  return public.google_ai_delete_batched(v_table, 'runid', 's.end_time < $1', v_cutoff,
+      p_settings.batch_size, p_settings.max_batches, p_deadline)
+    || jsonb_build_object('older_than', v_cutoff);
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+begin
+  -- The reservation RPC replays a stored response for 24 hours (idempotent request ids); older
+  -- rows are never read again.
+  return public.google_ai_delete_batched('public.google_ai_responses'::regclass, 'ctid',
+    's.created_at < $1', p_now - interval '24 hours', p_settings.batch_size, p_settings.max_batches, p_deadline,
+    's.created_at');
+end
+$_$;
+
+-- Kaggle tokens that expired or were revoked more than token_grace ago. The grace (>= 1 hour)
+-- outlives any open reservation of a token (tokens live <= 12 hours) and the mint rate limit's
+-- one-hour look-back.
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_cutoff timestamptz := p_now - p_settings.token_grace;
+begin
+  return public.google_ai_delete_batched('public.google_ai_tokens'::regclass, 'id',
+      's.expires_at < $1 or s.revoked_at < $1', v_cutoff,
+      p_settings.batch_size, p_settings.max_batches, p_deadline)
+    || jsonb_build_object('older_than', v_cutoff);
+end
+$_$;
+
+-- Calls the maintenance Edge Function through pg_net, with its URL and the service key read from
+-- Vault at call time (so rotating the key is a Vault update, not a migration). Asynchronous: returns
+-- pg_net's request id; the answer lands in net._http_response. By default the function skips its own
+-- housekeeping (the hourly job does that) and checks keys and the model catalogue.
+-- Raises a message that says what to set up when pg_net, Vault or a secret is missing. It reads the
+-- service key: only its owner (the role pg_cron runs the job as) may call it (99_access.sql).
+CREATE OR REPLACE FUNCTION public.google_ai_invoke_maintenance_function(p_body jsonb DEFAULT '{"housekeeping": false}'::jsonb, p_timeout_ms integer DEFAULT 120000) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_url text;
+  v_key text;
+  v_id bigint;
+begin
+  if pg_catalog.to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is null then
+    raise exception 'pg_net is not installed: enable it (Dashboard > Database > Extensions > pg_net, or: create extension pg_net;)'
+      using errcode = '55000';
+  end if;
+  if pg_catalog.to_regclass('vault.decrypted_secrets') is null then
+    raise exception 'Supabase Vault is not available in this database (vault.decrypted_secrets is missing)'
+      using errcode = '55000';
+  end if;
+  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 order by s.created_at desc limit 1'
+    into v_url using 'eve_gateway_functions_url';
+  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 order by s.created_at desc limit 1'
+    into v_key using 'eve_gateway_service_key';
+  if coalesce(v_url, '') = '' then
+    raise exception 'Vault secret eve_gateway_functions_url is missing: select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''eve_gateway_functions_url'');'
+      using errcode = '55000';
+  end if;
+  if coalesce(v_key, '') = '' then
+    raise exception 'Vault secret eve_gateway_service_key is missing: select vault.create_secret(''<service or secret key>'', ''eve_gateway_service_key'');'
+      using errcode = '55000';
+  end if;
+  execute 'select net.http_post(url => $1, body => $2, params => ''{}''::jsonb, headers => $3, timeout_milliseconds => $4)'
+    into v_id
+    using pg_catalog.rtrim(v_url, '/') || '/maintenance',
+          coalesce(p_body, '{}'::jsonb) || '{"source": "pg_cron"}'::jsonb,
+          pg_catalog.jsonb_build_object('content-type', 'application/json',
+            'authorization', 'Bearer ' || v_key, 'apikey', v_key, 'x-caller', 'pg_cron'),
+          p_timeout_ms;
+  return v_id;
+end
+$_$;
+
+-- One google_ai_maintenance_log row for a run of the maintenance function; returns its id.
+CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  insert into public.google_ai_maintenance_log
+    (operation, tables_affected, deleted_count, started_at, completed_at, status, details)
+  values (p_operation, p_tables_affected, p_deleted_count, p_started_at, p_completed_at, p_status, p_details)
+  returning id
+$$;
+
+-- An error message fit for the log: known secret shapes redacted (the same shapes as the functions'
+-- sanitize.ts), control characters flattened, length capped.
+CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer DEFAULT 500) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+  select left(
+    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+      coalesce(p_message, ''),
+      'AIza[0-9A-Za-z_-]{10,}', '[redacted]', 'g'),
+      '(sb_secret_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
+      'eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[redacted]', 'g'),
+      '([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@', '\1[redacted]@', 'gi'),
+      '\m(bearer|basic)\s+[^\s"'',;]+', '\1 [redacted]', 'gi'),
+      '[[:cntrl:]]+', ' ', 'g'),
+    greatest(p_max_length, 1))
+$$;

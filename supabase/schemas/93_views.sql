@@ -1,0 +1,333 @@
+-- The operator's views (security_invoker): usage now and by caller, cooldowns, clients, catalogue,
+-- model life cycle, queue, shares and budgets today.
+-- Bodies are checked when called, not when created: a function may name one defined in a later file.
+set check_function_bodies = off;
+
+CREATE OR REPLACE VIEW public.google_ai_model_catalogue_status WITH (security_invoker='true') AS
+ WITH ok_keys AS (
+         SELECT h.api_key_id,
+            h.checked_at
+           FROM (public.google_ai_key_health h
+             JOIN public.google_ai_api_keys k ON ((k.id = h.api_key_id)))
+          WHERE ((h.status = 'ok'::text) AND k.is_active)
+        )
+ SELECT l.model,
+    l.is_active,
+    (( SELECT count(*) AS count
+           FROM ok_keys))::integer AS keys_checked,
+    (count(c.api_key_id))::integer AS keys_listing,
+    COALESCE(array_agg(DISTINCT c.quota_group) FILTER (WHERE (c.api_key_id IS NOT NULL)), '{}'::text[]) AS quota_groups,
+    max(c.input_token_limit) AS input_token_limit,
+    max(c.output_token_limit) AS output_token_limit,
+    max(c.refreshed_at) AS last_listed_at,
+    ( SELECT max(o.checked_at) AS max
+           FROM ok_keys o) AS last_checked_at,
+        CASE
+            WHEN (( SELECT count(*) AS count
+               FROM ok_keys) = 0) THEN 'unknown'::text
+            WHEN (count(c.api_key_id) > 0) THEN 'listed'::text
+            ELSE 'unlisted'::text
+        END AS catalogue_status
+   FROM (public.google_ai_model_limits l
+     LEFT JOIN public.google_ai_model_catalogue c ON (((c.model = l.model) AND (c.api_key_id IN ( SELECT o.api_key_id
+           FROM ok_keys o)))))
+  GROUP BY l.model, l.is_active;
+
+COMMENT ON VIEW public.google_ai_model_catalogue_status IS 'Each configured model (google_ai_model_limits) against the catalogue: listed, unlisted (Google no longer lists it for any checked active key) or unknown (no successful check yet).';
+
+CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invoker='true') AS
+ SELECT b.caller,
+    b.daily_max_requests,
+        CASE
+            WHEN (b.day_bucket = ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date) THEN b.requests_today
+            ELSE 0
+        END AS requests_today,
+    b.daily_max_tokens,
+        CASE
+            WHEN (b.day_bucket = ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date) THEN b.tokens_today
+            ELSE (0)::bigint
+        END AS tokens_today,
+    (((((now() AT TIME ZONE 'America/Los_Angeles'::text))::date + 1))::timestamp without time zone AT TIME ZONE 'America/Los_Angeles'::text) AS resets_at,
+    b.notes
+   FROM public.google_ai_caller_budgets b;
+
+COMMENT ON VIEW public.google_ai_caller_budgets_today IS 'Service callers'' daily budgets and what they booked today (Pacific day), with the time they reset.';
+
+CREATE OR REPLACE VIEW public.google_ai_clients_overview WITH (security_invoker='true') AS
+ SELECT c.id,
+    c.name,
+    c.models,
+    c.max_token_ttl,
+    c.token_max_requests,
+    c.token_max_tokens,
+    c.daily_max_requests,
+    c.daily_max_tokens,
+    c.mint_per_hour,
+    c.created_at,
+    c.revoked_at,
+    c.revoked_reason,
+    ( SELECT count(*) AS count
+           FROM public.google_ai_tokens t
+          WHERE ((t.client_id = c.id) AND (t.revoked_at IS NULL) AND (t.expires_at > now()))) AS live_tokens,
+    ( SELECT max(t.created_at) AS max
+           FROM public.google_ai_tokens t
+          WHERE (t.client_id = c.id)) AS last_token_at
+   FROM public.google_ai_clients c;
+
+CREATE OR REPLACE VIEW public.google_ai_cooldowns_active WITH (security_invoker='true') AS
+ SELECT cd.quota_group,
+    cd.model,
+    cd.cooldown_until,
+    (ceil(EXTRACT(epoch FROM (cd.cooldown_until - now()))))::bigint AS seconds_left,
+    cd.reason,
+    cd.quota_id,
+    cd.updated_at,
+    COALESCE(( SELECT array_agg(k.key_alias ORDER BY k.key_alias) AS array_agg
+           FROM public.google_ai_api_keys k
+          WHERE (k.is_active AND (public.google_ai_quota_group(k.project_id, k.id) = cd.quota_group))), '{}'::text[]) AS key_aliases
+   FROM public.google_ai_cooldowns cd
+  WHERE (cd.cooldown_until > now());
+
+COMMENT ON VIEW public.google_ai_cooldowns_active IS 'Cooldowns in force: the quota group and model rest until cooldown_until.';
+
+CREATE OR REPLACE VIEW public.google_ai_model_lifecycle WITH (security_invoker='true') AS
+ SELECT l.model,
+    l.aliases,
+    l.is_active,
+        CASE
+            WHEN (l.withdrawn_at IS NOT NULL) THEN 'withdrawn'::text
+            WHEN (NOT l.is_active) THEN 'retired'::text
+            WHEN (l.shutdown_date <= CURRENT_DATE) THEN 'shut_down'::text
+            WHEN (l.shutdown_date <= (CURRENT_DATE + 14)) THEN 'shutting_down'::text
+            ELSE 'served'::text
+        END AS state,
+    l.withdrawn_at,
+    l.withdrawn_message,
+    l.successor,
+    l.shutdown_date,
+    (l.shutdown_date - CURRENT_DATE) AS days_to_shutdown,
+    l.fallback_models,
+    l.rpm,
+    l.tpm,
+    l.rpd,
+    l.limits_source,
+    l.supports_system_instruction,
+    l.supports_json_mode,
+    COALESCE(l.supports_tools, l.supports_json_mode) AS supports_tools,
+    l.supports_images,
+    s.catalogue_status,
+    s.last_listed_at
+   FROM (public.google_ai_model_limits l
+     LEFT JOIN public.google_ai_model_catalogue_status s ON ((s.model = l.model)));
+
+COMMENT ON VIEW public.google_ai_model_lifecycle IS 'Each model row in its life cycle: withdrawn (when, Google''s message), shutdown date, successor, chain, limits and where they come from, and what models.list last said of it.';
+
+CREATE OR REPLACE VIEW public.google_ai_queue_now WITH (security_invoker='true') AS
+ SELECT q.model,
+    q.priority_class,
+    min(q.class_rank) AS class_rank,
+    (count(*))::integer AS waiting,
+    (count(DISTINCT q.caller))::integer AS callers,
+    min(q.enqueued_at) AS oldest_since,
+    max(q.expected_at) AS last_turn_at
+   FROM public.google_ai_queue q
+  WHERE (q.lease_until >= now())
+  GROUP BY q.model, q.priority_class;
+
+COMMENT ON VIEW public.google_ai_queue_now IS 'Requests waiting now, per model and class: how many, from how many callers, since when, and when the last turn comes.';
+
+CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='true') AS
+ WITH clock AS (
+         SELECT now() AS at,
+            ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date AS day,
+            (((60000 + COALESCE(( SELECT st.minute_guard_ms
+                   FROM public.google_ai_admission_settings st
+                  WHERE st.id), 1000)))::double precision * '00:00:00.001'::interval) AS window_length
+        ), groups AS (
+         SELECT DISTINCT s_1.id AS share_id,
+            public.google_ai_quota_group(k.project_id, k.id) AS quota_group
+           FROM (public.google_ai_quota_shares s_1
+             JOIN public.google_ai_api_keys k ON ((k.is_active AND ((k.models IS NULL) OR (s_1.model = ANY (k.models))))))
+        ), kept AS (
+         SELECT s_1.model,
+            (sum(COALESCE(s_1.reserved_rpd, 0)))::integer AS reserved_rpd
+           FROM public.google_ai_quota_shares s_1
+          GROUP BY s_1.model
+        )
+ SELECT s.model,
+    COALESCE(s.priority_class, s.caller) AS owner,
+        CASE
+            WHEN (s.priority_class IS NOT NULL) THEN 'class'::text
+            ELSE 'caller'::text
+        END AS owner_kind,
+    g.quota_group,
+    s.reserved_rpm,
+    s.reserved_rpd,
+    s.pace_burst,
+    w.used_in_window,
+    d.used_today,
+        CASE
+            WHEN (s.reserved_rpm IS NOT NULL) THEN GREATEST(0, (s.reserved_rpm - w.used_in_window))
+            ELSE NULL::integer
+        END AS rpm_kept_now,
+        CASE
+            WHEN (s.reserved_rpd IS NOT NULL) THEN GREATEST(0, (s.reserved_rpd - d.used_today))
+            ELSE NULL::integer
+        END AS rpd_kept_today,
+        CASE
+            WHEN ((s.pace_burst IS NOT NULL) AND (l.rpd IS NOT NULL)) THEN public.google_ai_pace_allowance(c.at, c.day, s.pace_burst, (l.rpd - (kept.reserved_rpd - COALESCE(s.reserved_rpd, 0))))
+            ELSE NULL::integer
+        END AS pace_allows_today
+   FROM (((((((public.google_ai_quota_shares s
+     JOIN groups g ON ((g.share_id = s.id)))
+     JOIN kept ON ((kept.model = s.model)))
+     CROSS JOIN clock c)
+     LEFT JOIN public.google_ai_share_usage u ON (((u.share_id = s.id) AND (u.quota_group = g.quota_group))))
+     LEFT JOIN LATERAL ( SELECT public.google_ai_effective_limit(m.rpd, m.safety_margin) AS rpd
+           FROM public.google_ai_model_limits m
+          WHERE (m.model = s.model)) l ON (true))
+     CROSS JOIN LATERAL ( SELECT (count(*))::integer AS used_in_window
+           FROM public.google_ai_admissions a
+          WHERE ((a.quota_group = g.quota_group) AND (a.model = s.model) AND (s.id = ANY (a.share_ids)) AND (a.admitted_at > (c.at - c.window_length)))) w)
+     CROSS JOIN LATERAL ( SELECT
+                CASE
+                    WHEN (u.day_bucket = c.day) THEN u.day_used
+                    WHEN (u.day_bucket = (c.day - 1)) THEN u.day_next_used
+                    ELSE 0
+                END AS used_today) d);
+
+COMMENT ON VIEW public.google_ai_shares_today IS 'Reserved shares and pacing per quota group: the owner''s use in the window and today, what the share still keeps from the others (rpm_kept_now, rpd_kept_today), and how much of today a paced owner may have used by now.';
+
+CREATE OR REPLACE VIEW public.google_ai_usage_by_caller_24h WITH (security_invoker='true') AS
+ SELECT a.caller,
+    (count(DISTINCT COALESCE(a.request_id, (a.reservation_id)::text)))::integer AS requests,
+    (count(*))::integer AS attempts,
+    (count(*) FILTER (WHERE (a.status = 'succeeded'::text)))::integer AS succeeded,
+    (count(*) FILTER (WHERE (a.status = ANY (ARRAY['google_error'::text, 'network_error'::text, 'timeout'::text]))))::integer AS failed,
+    (count(*) FILTER (WHERE (a.status = 'refused'::text)))::integer AS refused,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'rpm'::text))))::integer AS refused_rpm,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'tpm'::text))))::integer AS refused_tpm,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'rpd'::text))))::integer AS refused_rpd,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'cooldown'::text))))::integer AS refused_cooldown,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit <> ALL (ARRAY['rpm'::text, 'tpm'::text, 'rpd'::text, 'cooldown'::text])))))::integer AS refused_other,
+    (count(*) FILTER (WHERE (a.status = 'reserved'::text)))::integer AS in_flight,
+    (count(*) FILTER (WHERE (a.status = 'released'::text)))::integer AS released,
+    (count(*) FILTER (WHERE (a.status = 'abandoned'::text)))::integer AS abandoned,
+    COALESCE(sum(a.input_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint) AS input_tokens,
+    COALESCE(sum(a.output_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint) AS output_tokens,
+    (COALESCE(sum(a.input_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint) + COALESCE(sum(a.output_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint)) AS total_tokens,
+    array_agg(DISTINCT a.model ORDER BY a.model) AS models,
+    min(a.created_at) AS first_at,
+    max(a.created_at) AS last_at
+   FROM public.google_ai_attempts a
+  WHERE (a.created_at > (now() - '24:00:00'::interval))
+  GROUP BY a.caller;
+
+COMMENT ON VIEW public.google_ai_usage_by_caller_24h IS 'The last 24 hours per caller: logical requests, attempts by outcome, refusals by the limit that refused them, and the input/output tokens of successful calls.';
+
+CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true') AS
+ WITH clock AS (
+         SELECT now() AS at,
+            date_trunc('minute'::text, now(), 'UTC'::text) AS minute,
+            ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date AS day
+        ), serving AS (
+         SELECT public.google_ai_quota_group(k.project_id, k.id) AS quota_group,
+            l.model,
+            (count(*))::integer AS active_keys,
+            array_agg(k.key_alias ORDER BY k.priority, k.key_alias) AS key_aliases
+           FROM (public.google_ai_api_keys k
+             JOIN public.google_ai_model_limits l ON ((l.is_active AND ((k.models IS NULL) OR (l.model = ANY (k.models))))))
+          WHERE k.is_active
+          GROUP BY (public.google_ai_quota_group(k.project_id, k.id)), l.model
+        ), pairs AS (
+         SELECT s.quota_group,
+            s.model
+           FROM serving s
+        UNION
+         SELECT c.quota_group,
+            c.model
+           FROM public.google_ai_usage_counters c
+          WHERE (c.quota_group IS NOT NULL)
+        ), usage AS (
+         SELECT p.quota_group,
+            p.model,
+            clock.at,
+            clock.minute,
+            clock.day,
+            COALESCE(s.active_keys, 0) AS active_keys,
+            COALESCE(s.key_aliases, '{}'::text[]) AS key_aliases,
+                CASE
+                    WHEN (c.minute_bucket = clock.minute) THEN c.rpm_used
+                    ELSE 0
+                END AS rpm_used,
+                CASE
+                    WHEN (c.minute_bucket = clock.minute) THEN c.tpm_used
+                    ELSE 0
+                END AS tpm_used,
+                CASE
+                    WHEN (c.day_bucket = clock.day) THEN c.rpd_used
+                    ELSE 0
+                END AS rpd_used,
+            public.google_ai_effective_limit(l.rpm, l.safety_margin) AS rpm_limit,
+            public.google_ai_effective_limit(l.tpm, l.safety_margin) AS tpm_limit,
+            public.google_ai_effective_limit(l.rpd, l.safety_margin) AS rpd_limit,
+            cd.cooldown_until,
+            cd.reason AS cooldown_reason
+           FROM (((((pairs p
+             CROSS JOIN clock)
+             LEFT JOIN serving s ON (((s.quota_group = p.quota_group) AND (s.model = p.model))))
+             LEFT JOIN public.google_ai_usage_counters c ON (((c.quota_group = p.quota_group) AND (c.model = p.model))))
+             LEFT JOIN public.google_ai_model_limits l ON ((l.model = p.model)))
+             LEFT JOIN public.google_ai_cooldowns cd ON (((cd.quota_group = p.quota_group) AND (cd.model = p.model) AND (cd.cooldown_until > clock.at))))
+        )
+ SELECT u.quota_group,
+    u.model,
+    u.active_keys,
+    u.key_aliases,
+    u.minute AS minute_window,
+    u.rpm_used,
+    u.rpm_limit,
+    (u.rpm_limit - u.rpm_used) AS rpm_left,
+    u.tpm_used,
+    u.tpm_limit,
+    (u.tpm_limit - u.tpm_used) AS tpm_left,
+    u.day AS pacific_day,
+    u.rpd_used,
+    u.rpd_limit,
+    (u.rpd_limit - u.rpd_used) AS rpd_left,
+    u.cooldown_until,
+    u.cooldown_reason,
+        CASE
+            WHEN (u.active_keys = 0) THEN 'no_active_key'::text
+            WHEN (u.cooldown_until IS NOT NULL) THEN 'cooldown'::text
+            WHEN (u.rpd_used >= u.rpd_limit) THEN 'rpd'::text
+            WHEN (u.rpm_used >= u.rpm_limit) THEN 'rpm'::text
+            WHEN (u.tpm_used >= u.tpm_limit) THEN 'tpm'::text
+            ELSE 'open'::text
+        END AS state,
+    (u.minute + '00:01:00'::interval) AS minute_resets_at,
+    (((u.day + 1))::timestamp without time zone AT TIME ZONE 'America/Los_Angeles'::text) AS day_resets_at
+   FROM usage u;
+
+COMMENT ON VIEW public.google_ai_usage_now IS 'Per quota group and model: requests and input tokens used this minute, requests this Pacific day, against the limits after the safety margin; state is what would refuse a request now (open, rpm, tpm, rpd, cooldown, no_active_key).';
+
+CREATE OR REPLACE VIEW public.google_ai_wait_by_class_1h WITH (security_invoker='true') AS
+ SELECT a.model,
+    COALESCE(a.priority_class, 'interactive'::text) AS priority_class,
+    (count(*) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))))::integer AS admitted,
+    (count(*) FILTER (WHERE (a.status = 'refused'::text)))::integer AS refused,
+    (count(*) FILTER (WHERE (a.status = 'abandoned'::text)))::integer AS abandoned,
+    percentile_disc((0.5)::double precision) WITHIN GROUP (ORDER BY COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_p50,
+    percentile_disc((0.95)::double precision) WITHIN GROUP (ORDER BY COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_p95,
+    max(COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_max
+   FROM public.google_ai_attempts a
+  WHERE ((a.created_at > (now() - '01:00:00'::interval)) AND (a.attempt = 1))
+  GROUP BY a.model, COALESCE(a.priority_class, 'interactive'::text);
+
+COMMENT ON VIEW public.google_ai_wait_by_class_1h IS 'The last hour per model and class: first attempts admitted, refused and abandoned in the queue, and how long the admitted waited.';
+
+-- The model catalogue's status (the view of the same name), for the maintenance function's summary.
+CREATE OR REPLACE FUNCTION public.google_ai_catalogue_status() RETURNS SETOF public.google_ai_model_catalogue_status
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$ select * from public.google_ai_model_catalogue_status order by model $$;

@@ -1,0 +1,92 @@
+// The one reservation entry (supabase/schemas/30_reservation.sql): google_ai_reserve_models takes the
+// models as an array and a caller or a token hash, the holder's deadlines as parameters, and answers
+// what the one-model and chain reservations answered; google_ai_reserve_models_at is the owner's clock seam.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect, type Sql } from "../../shared/db/migrate.ts";
+import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
+import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+
+let db: TestDatabase;
+let gateway: Sql;
+
+beforeAll(async () => {
+  db = await freshDatabase("reserve_entry");
+  gateway = connect(await gatewayRoleUrl(db.url), { max: 1 });
+});
+
+afterAll(async () => {
+  await gateway?.end();
+  await db?.drop();
+});
+
+async function sqlstate(sql: Sql, statement: string): Promise<string> {
+  try {
+    await sql.unsafe(statement);
+    return "allowed";
+  } catch (error) {
+    return (error as { code?: string }).code ?? String(error);
+  }
+}
+
+/** The fields of an answer; `quota` comes with a fast booking only (the first of a day is not one). */
+function shape(answer: Record<string, unknown>): string[] {
+  return Object.keys(answer).filter((k) => k !== "quota").sort();
+}
+
+describe("google_ai_reserve_models", () => {
+  it("books one model as google_ai_reserve does, and a chain as google_ai_reserve_chain does", async () => {
+    const [{ one }] = await db.sql`select public.google_ai_reserve_models(p_models => array['gemma-3-27b'],
+      p_estimated_tokens => 10, p_caller => 'entry', p_token_hash => null, p_request_id => null) as one`;
+    const [{ old }] = await db.sql`select public.google_ai_reserve(p_model => 'gemma-3-27b', p_estimated_tokens => 10,
+      p_caller => 'entry', p_request_id => null) as old`;
+    expect(one).toMatchObject({ ok: true, model: "gemma-3-27b-it" });
+    expect(shape(one)).toEqual(shape(old));
+
+    const [{ chain }] = await db.sql`select public.google_ai_reserve_models(
+      p_models => array['gemini-2.5-flash', 'gemma-3-27b'], p_estimated_tokens => 10, p_caller => 'entry',
+      p_token_hash => null, p_request_id => null) as chain`;
+    const [{ oldChain }] = await db.sql`select public.google_ai_reserve_chain(
+      p_models => array['gemini-2.5-flash', 'gemma-3-27b'], p_estimated_tokens => 10, p_caller => 'entry',
+      p_request_id => null) as "oldChain"`;
+    expect(chain).toMatchObject({ ok: true, requested_model: "gemini-2.5-flash" });
+    expect(shape(chain)).toEqual(shape(oldChain));
+  });
+
+  it("checks a token as google_ai_reserve_with_token does", async () => {
+    const [{ r }] = await db.sql`select public.google_ai_reserve_models(p_models => array['gemma-3-27b'],
+      p_estimated_tokens => 10, p_caller => null, p_token_hash => ${"0".repeat(64)}, p_request_id => null) as r`;
+    const [{ old }] = await db.sql`select public.google_ai_reserve_with_token(p_token_hash => ${"0".repeat(64)},
+      p_model => 'gemma-3-27b', p_estimated_tokens => 10, p_request_id => null) as old`;
+    expect(r).toEqual(old);
+    expect(r).toMatchObject({ ok: false });
+  });
+
+  it("takes exactly one of a caller and a token hash, and one to four models", async () => {
+    const call = (models: string, caller: string, token: string) =>
+      sqlstate(db.sql, `select public.google_ai_reserve_models(${models}, 10, ${caller}, ${token}, null)`);
+    expect(await call("array['gemma-3-27b']", "'c'", `'${"0".repeat(64)}'`)).toBe("22023");
+    expect(await call("array['gemma-3-27b']", "null", "null")).toBe("22023");
+    expect(await call("array[]::text[]", "'c'", "null")).toBe("22023");
+    expect(await call("array['a', 'b', 'c', 'd', 'e']", "'c'", "null")).toBe("22023");
+  });
+
+  it("stores the holder's deadlines on the attempt row, and the caller's metadata without them", async () => {
+    const [{ r }] = await db.sql`select public.google_ai_reserve_models(p_models => array['gemma-3-27b'],
+      p_estimated_tokens => 10, p_caller => 'holder', p_token_hash => null, p_request_id => 'entry-held',
+      p_metadata => ${db.sql.json({ trace: "t1", $holder: { reply_by: "2000-01-01T00:00:00Z" } })}::jsonb,
+      p_reply_by => now() + interval '1 minute', p_hold_until => now() + interval '5 minutes') as r`;
+    expect(r.ok).toBe(true);
+    const [row] = await db.sql`select metadata, reply_by > now() as replies_later,
+                                      hold_until - reply_by = interval '4 minutes' as held_after
+                               from public.google_ai_attempts where reservation_id = ${r.reservation_id}`;
+    expect(row).toEqual({ metadata: { trace: "t1" }, replies_later: true, held_after: true });
+  });
+
+  it("is the functions' to call; its clock seam is the owner's", async () => {
+    const [{ r }] = await gateway`select public.google_ai_reserve_models(p_models => array['gemma-3-27b'],
+      p_estimated_tokens => 10, p_caller => 'gw', p_token_hash => null, p_request_id => null) as r`;
+    expect(r.ok).toBe(true);
+    expect(await sqlstate(gateway, `select public.google_ai_reserve_models_at(now(), array['gemma-3-27b'], 1, 'c', null, 'r')`))
+      .toBe("42501");
+  });
+});
