@@ -1,0 +1,170 @@
+// PgBouncer in transaction mode in front of one test database: the stand-in for Supavisor (Supabase's
+// pooler on port 6543), listening on loopback only, its config and auth file in a temp dir, stopped
+// by `close`. In front of it, a TCP proxy that counts network round trips: a client's "flight" is what
+// it sends before it next hears from the server, so a statement answered in one exchange is one
+// flight and a describe-then-execute is two. Each flight is booked under the SQL text the connection
+// last sent (a Parse or Query message carries it), so flights can be counted per statement.
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import net from "node:net";
+import { tmpdir, userInfo } from "node:os";
+import path from "node:path";
+import { freePort } from "../../shared/free-port.ts";
+
+export const PGBOUNCER_BIN = process.env.PGBOUNCER_BIN ?? "/usr/sbin/pgbouncer";
+
+/** Whether PgBouncer is installed (CI installs it; a test fails, not skips, there without it). */
+export function hasPgBouncer(): boolean {
+  return existsSync(PGBOUNCER_BIN) && spawnSync(PGBOUNCER_BIN, ["--version"]).status === 0;
+}
+
+export interface Flights {
+  /** Flights per statement text (as the client last sent it on that connection). */
+  byStatement: Map<string, number>;
+  total: number;
+}
+
+export interface PgBouncer {
+  /** `databaseUrl` with host and port replaced by the counting proxy's in front of PgBouncer. */
+  url: string;
+  flights: Flights;
+  resetFlights(): void;
+  close(): Promise<void>;
+}
+
+const quote = (s: string) => `"${s.replaceAll('"', '""')}"`;
+
+/** The SQL of a Parse ('P') or Query ('Q') message at the start of `chunk`'s messages, if any. */
+function statementsIn(chunk: Buffer): string[] {
+  const found: string[] = [];
+  let i = 0;
+  while (i + 5 <= chunk.length) {
+    const type = String.fromCharCode(chunk[i]!);
+    const length = chunk.readUInt32BE(i + 1);
+    if (length < 4 || i + 1 + length > chunk.length) break; // not a whole message (or a startup packet)
+    const body = chunk.subarray(i + 5, i + 1 + length);
+    if (type === "Q") found.push(body.toString("utf8", 0, Math.max(0, body.indexOf(0))));
+    if (type === "P") {
+      const nameEnd = body.indexOf(0);
+      const textEnd = body.indexOf(0, nameEnd + 1);
+      found.push(body.toString("utf8", nameEnd + 1, textEnd));
+    }
+    i += 1 + length;
+  }
+  return found;
+}
+
+export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
+  const target = new URL(databaseUrl);
+  const user = decodeURIComponent(target.username);
+  const password = decodeURIComponent(target.password);
+  const dbname = decodeURIComponent(target.pathname.slice(1));
+  const dir = mkdtempSync(path.join(tmpdir(), "pgbouncer-"));
+  const port = await freePort();
+  writeFileSync(path.join(dir, "users.txt"), `${quote(user)} ${quote(password)}\n`, { mode: 0o600 });
+  writeFileSync(
+    path.join(dir, "pgbouncer.ini"),
+    [
+      "[databases]",
+      `${dbname} = host=${target.hostname} port=${target.port || 5432} dbname=${dbname}`,
+      "[pgbouncer]",
+      "listen_addr = 127.0.0.1",
+      `listen_port = ${port}`,
+      `unix_socket_dir = ${dir}`,
+      "pool_mode = transaction",
+      "auth_type = scram-sha-256",
+      `auth_file = ${path.join(dir, "users.txt")}`,
+      "default_pool_size = 4",
+      "max_client_conn = 200",
+      // Supavisor accepts the driver's startup parameters; PgBouncer refuses those it does not know.
+      "ignore_startup_parameters = statement_timeout,extra_float_digits",
+      `logfile = ${path.join(dir, "pgbouncer.log")}`,
+      `pidfile = ${path.join(dir, "pgbouncer.pid")}`,
+      "",
+    ].join("\n"),
+  );
+  // PgBouncer refuses to run as root: then it runs as `postgres`, as the test server does.
+  const owner = runAs();
+  if (owner) for (const f of [dir, ...readdirSync(dir).map((n) => path.join(dir, n))]) chownSync(f, owner.uid, owner.gid);
+  const child: ChildProcess = spawn(PGBOUNCER_BIN, [path.join(dir, "pgbouncer.ini")], {
+    stdio: ["ignore", "pipe", "pipe"],
+    ...owner,
+  });
+  let output = "";
+  child.stdout?.on("data", (d) => (output += d));
+  child.stderr?.on("data", (d) => (output += d));
+  await waitForPort(port, child, () => output);
+
+  const flights: Flights = { byStatement: new Map(), total: 0 };
+  const proxy = net.createServer((client) => {
+    const server = net.connect(port, "127.0.0.1");
+    let awaitingAnswer = false;
+    let statement = "(startup)";
+    client.on("data", (chunk: Buffer) => {
+      const sent = statementsIn(chunk);
+      if (sent.length > 0) statement = sent[sent.length - 1]!;
+      if (!awaitingAnswer) {
+        awaitingAnswer = true;
+        flights.total++;
+        flights.byStatement.set(statement, (flights.byStatement.get(statement) ?? 0) + 1);
+      }
+      server.write(chunk);
+    });
+    server.on("data", (chunk: Buffer) => {
+      awaitingAnswer = false;
+      client.write(chunk);
+    });
+    client.on("close", () => server.destroy());
+    server.on("close", () => client.destroy());
+    client.on("error", () => server.destroy());
+    server.on("error", () => client.destroy());
+  });
+  await new Promise<void>((resolve) => proxy.listen(0, "127.0.0.1", resolve));
+  const proxyPort = (proxy.address() as net.AddressInfo).port;
+  const url = new URL(databaseUrl);
+  url.hostname = "127.0.0.1";
+  url.port = String(proxyPort);
+
+  return {
+    url: url.toString(),
+    flights,
+    resetFlights() {
+      flights.byStatement.clear();
+      flights.total = 0;
+    },
+    async close() {
+      await new Promise<void>((resolve) => {
+        proxy.close(() => resolve());
+        setTimeout(resolve, 1000).unref();
+      });
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+function runAs(): { uid: number; gid: number } | undefined {
+  if (userInfo().uid !== 0) return undefined;
+  const id = (flag: string) => spawnSync("id", [flag, "postgres"], { encoding: "utf8" });
+  const uid = id("-u");
+  const gid = id("-g");
+  if (uid.status !== 0 || gid.status !== 0) throw new Error("running as root needs a `postgres` system user to run PgBouncer as");
+  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+}
+
+async function waitForPort(port: number, child: ChildProcess, output: () => string): Promise<void> {
+  for (let i = 0; i < 100; i++) {
+    if (child.exitCode !== null) throw new Error(`pgbouncer exited (${child.exitCode}): ${output()}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, "127.0.0.1", () => (s.destroy(), resolve(true)));
+      s.on("error", () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`pgbouncer did not listen on ${port}: ${output()}`);
+}
