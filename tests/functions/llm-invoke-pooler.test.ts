@@ -6,7 +6,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
 import { dbConfigFromEnv, poolOptions } from "../../supabase/functions/_shared/db.ts";
-import { hasPgBouncer, type PgBouncer, startPgBouncer } from "../support/pgbouncer.ts";
+import { type FlightCounter, hasPgBouncer, type PgBouncer, startFlightCounter, startPgBouncer } from "../../shared/db/pgbouncer.ts";
 import { type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
 
 const GEMMA = "gemma-3-27b-it";
@@ -14,14 +14,17 @@ const REQUESTS = 5;
 const run = hasPgBouncer() || process.env.CI ? describe : describe.skip;
 
 let s: InvokeStack | undefined;
-let bouncer: PgBouncer | undefined;
+let pooler: PgBouncer | undefined;
+/** The round-trip counter between the function and the pooler. */
+let bouncer: FlightCounter | undefined;
 
 run("llm-invoke through PgBouncer in transaction mode", () => {
   beforeAll(async () => {
     s = await startInvokeStack("llm_invoke_pooler", {
       keys: [{ alias: "pooler-key", project: "proj-pooler", priority: 1, simKey: "sim-key-pooler" }],
       dbEnv: async (db) => {
-        bouncer = await startPgBouncer(await gatewayRoleUrl(db.url));
+        pooler = await startPgBouncer(await gatewayRoleUrl(db.url));
+        bouncer = await startFlightCounter(pooler.url);
         return { GATEWAY_DB_URL: bouncer.url };
       },
     });
@@ -29,6 +32,7 @@ run("llm-invoke through PgBouncer in transaction mode", () => {
   afterAll(async () => {
     await s?.close();
     await bouncer?.close();
+    await pooler?.close();
   });
 
   /** Flights per statement, named by the gateway function it calls. */

@@ -1,15 +1,16 @@
-// PgBouncer in transaction mode in front of one test database: the stand-in for Supavisor (Supabase's
-// pooler on port 6543), listening on loopback only, its config and auth file in a temp dir, stopped
-// by `close`. In front of it, a TCP proxy that counts network round trips: a client's "flight" is what
-// it sends before it next hears from the server, so a statement answered in one exchange is one
-// flight and a describe-then-execute is two. Each flight is booked under the SQL text the connection
-// last sent (a Parse or Query message carries it), so flights can be counted per statement.
+// PgBouncer in transaction mode in front of one database: the stand-in for Supavisor (Supabase's
+// pooler on port 6543) in tests and the bench, listening on loopback only, its config and auth file
+// in a temp dir, stopped by `close`. And a TCP proxy that counts network round trips in front of a
+// PostgreSQL or a pooler: a client's "flight" is what it sends before it next hears from the server,
+// so a statement answered in one exchange is one flight and a describe-then-execute is two. Each
+// flight is booked under the SQL text the connection last sent (a Parse or Query message carries
+// it), so flights can be counted per statement.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
 import { tmpdir, userInfo } from "node:os";
 import path from "node:path";
-import { freePort } from "../../shared/free-port.ts";
+import { freePort } from "../free-port.ts";
 
 export const PGBOUNCER_BIN = process.env.PGBOUNCER_BIN ?? "/usr/sbin/pgbouncer";
 
@@ -25,7 +26,13 @@ export interface Flights {
 }
 
 export interface PgBouncer {
-  /** `databaseUrl` with host and port replaced by the counting proxy's in front of PgBouncer. */
+  /** `databaseUrl` with host and port replaced by PgBouncer's. */
+  url: string;
+  close(): Promise<void>;
+}
+
+export interface FlightCounter {
+  /** The URL given, with host and port replaced by the proxy's. */
   url: string;
   flights: Flights;
   resetFlights(): void;
@@ -95,9 +102,32 @@ export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
   child.stderr?.on("data", (d) => (output += d));
   await waitForPort(port, child, () => output);
 
+  const url = new URL(databaseUrl);
+  url.hostname = "127.0.0.1";
+  url.port = String(port);
+  return {
+    url: url.toString(),
+    async close() {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+      }
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** A proxy in front of the server of `databaseUrl` that counts the flights of every connection. */
+export async function startFlightCounter(databaseUrl: string): Promise<FlightCounter> {
+  const target = new URL(databaseUrl);
+  const port = Number(target.port || 5432);
+  const host = target.hostname;
   const flights: Flights = { byStatement: new Map(), total: 0 };
+  const open = new Set<net.Socket>();
   const proxy = net.createServer((client) => {
-    const server = net.connect(port, "127.0.0.1");
+    const server = net.connect(port, host);
+    open.add(client).add(server);
     let awaitingAnswer = false;
     let statement = "(startup)";
     client.on("data", (chunk: Buffer) => {
@@ -114,8 +144,8 @@ export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
       awaitingAnswer = false;
       client.write(chunk);
     });
-    client.on("close", () => server.destroy());
-    server.on("close", () => client.destroy());
+    client.on("close", () => (open.delete(client), server.destroy()));
+    server.on("close", () => (open.delete(server), client.destroy()));
     client.on("error", () => server.destroy());
     server.on("error", () => client.destroy());
   });
@@ -133,16 +163,11 @@ export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
       flights.total = 0;
     },
     async close() {
+      for (const socket of open) socket.destroy();
       await new Promise<void>((resolve) => {
         proxy.close(() => resolve());
         setTimeout(resolve, 1000).unref();
       });
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGTERM");
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-      }
-      rmSync(dir, { recursive: true, force: true });
     },
   };
 }
