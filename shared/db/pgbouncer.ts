@@ -19,8 +19,14 @@ export function hasPgBouncer(): boolean {
   return existsSync(PGBOUNCER_BIN) && spawnSync(PGBOUNCER_BIN, ["--version"]).status === 0;
 }
 
+/** The prefix of a flight that prepares a named statement (Parse, Describe, Flush): once per connection. */
+export const PREPARE = "(prepare) ";
+
 export interface Flights {
-  /** Flights per statement text (as the client last sent it on that connection). */
+  /**
+   * Flights per statement text (as the client last sent it on that connection); a flight that
+   * prepares a named statement is booked under PREPARE + its text.
+   */
   byStatement: Map<string, number>;
   total: number;
 }
@@ -41,9 +47,15 @@ export interface FlightCounter {
 
 const quote = (s: string) => `"${s.replaceAll('"', '""')}"`;
 
-/** The SQL of a Parse ('P') or Query ('Q') message at the start of `chunk`'s messages, if any. */
-function statementsIn(chunk: Buffer): string[] {
+/**
+ * The SQL of the statements in `chunk`'s messages: a Query ('Q') or Parse ('P') carries its text; a
+ * Bind ('B') of a prepared statement names it, and `prepared` (the connection's Parses by name)
+ * gives its text.
+ */
+function statementsIn(chunk: Buffer, prepared: Map<string, string>): { texts: string[]; prepares: boolean } {
   const found: string[] = [];
+  let named = false;
+  let sync = false;
   let i = 0;
   while (i + 5 <= chunk.length) {
     const type = String.fromCharCode(chunk[i]!);
@@ -54,11 +66,21 @@ function statementsIn(chunk: Buffer): string[] {
     if (type === "P") {
       const nameEnd = body.indexOf(0);
       const textEnd = body.indexOf(0, nameEnd + 1);
-      found.push(body.toString("utf8", nameEnd + 1, textEnd));
+      const text = body.toString("utf8", nameEnd + 1, textEnd);
+      if (nameEnd > 0) prepared.set(body.toString("utf8", 0, nameEnd), text);
+      named ||= nameEnd > 0;
+      found.push(text);
     }
+    if (type === "B") {
+      const portalEnd = body.indexOf(0);
+      const name = body.toString("utf8", portalEnd + 1, body.indexOf(0, portalEnd + 1));
+      const text = prepared.get(name);
+      if (name !== "" && text !== undefined) found.push(text);
+    }
+    if (type === "S") sync = true;
     i += 1 + length;
   }
-  return found;
+  return { texts: found, prepares: named && !sync };
 }
 
 export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
@@ -130,13 +152,15 @@ export async function startFlightCounter(databaseUrl: string): Promise<FlightCou
     open.add(client).add(server);
     let awaitingAnswer = false;
     let statement = "(startup)";
+    const prepared = new Map<string, string>();
     client.on("data", (chunk: Buffer) => {
-      const sent = statementsIn(chunk);
-      if (sent.length > 0) statement = sent[sent.length - 1]!;
+      const sent = statementsIn(chunk, prepared);
+      if (sent.texts.length > 0) statement = sent.texts[sent.texts.length - 1]!;
       if (!awaitingAnswer) {
         awaitingAnswer = true;
         flights.total++;
-        flights.byStatement.set(statement, (flights.byStatement.get(statement) ?? 0) + 1);
+        const key = sent.prepares ? PREPARE + statement : statement;
+        flights.byStatement.set(key, (flights.byStatement.get(key) ?? 0) + 1);
       }
       server.write(chunk);
     });
