@@ -19,6 +19,8 @@
 // counted as off the caller's path. At concurrency 1 the Server-Timing header of llm-invoke as on
 // Supabase's answers gives the latency budget: per phase inside the function, beside the added latency
 // and what lies outside the function (lib/latency-budget.ts).
+// Then the network round trips, direct and through PgBouncer in transaction mode (the stand-in for
+// Supavisor), counted at a proxy (lib/pooler-round-trips.ts).
 import { randomUUID } from "node:crypto";
 import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
 import { quoteIdent } from "../shared/db/migrate.ts";
@@ -31,6 +33,7 @@ import { type LatencyBudget, latencyBudget, latencyBudgetMarkdown, TimingSamples
 import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
 import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
 import { postmasterPid, serverCpuSeconds, processCpuSeconds } from "./lib/pg-cpu.ts";
+import { type PoolerRoundTrips, poolerRoundTrips, poolerRoundTripsMarkdown } from "./lib/pooler-round-trips.ts";
 import { startPortkey, type Portkey } from "./lib/portkey.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import {
@@ -125,6 +128,16 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
 
     // Round trips first, on a function process whose every connection is opened under logging.
     const roundTrips = await countRoundTrips(bench, db, sim, cfg.roundTripRequests, fnLog, log);
+    // Then network round trips at a proxy, direct and through PgBouncer in transaction mode.
+    const pooled = await poolerRoundTrips({
+      dbUrl: db.url,
+      simUrl: sim.url,
+      requests: cfg.roundTripRequests,
+      token: (await mintToken(db.sql, "bench-pooler", { models: [MODEL] })).token,
+      call: callInvoke,
+      fnLog,
+    });
+    log(`  round trips at a proxy: ${pooled.rows.map((r) => `${r.path} ${r.credential} ${r.onPathPerRequest} on path, p50 ${r.latencyP50Ms} ms`).join("; ")}`);
 
     edge = await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url, log: fnLog, keep: 200 });
     floor = await serveFloor({ dbUrl: db.url, simUrl: sim.url, simKey: SIM_KEY, log: (line) => keep(fnLog, line) });
@@ -273,11 +286,13 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
         firstByte,
         latencyBudget: budget,
         roundTrips,
+        poolerRoundTrips: pooled,
         simulator: { received: simStats.total.received, byStatus: simStats.total.byStatus },
       },
       markdown: markdown(cfg, cells, ratios, cpu, roundTrips, portkey, portkeyError) +
         latencyBudgetMarkdown(budget, "llm-invoke as on Supabase") +
-        firstByteMarkdown(firstByte, cells),
+        firstByteMarkdown(firstByte, cells) +
+        poolerRoundTripsMarkdown(pooled),
       headline: [...headline(cells, ratios, cpu, roundTrips), {
         figure: "Added latency to the first streamed byte, p50 (a whole answer's at c=1), llm-invoke as on Supabase",
         value: `${fmt(firstByte.addedMs.p50)} ms (${fmt(get(cells, "llm-invoke-edge", 1)?.addedMs?.p50 ?? NaN)} ms)`,
@@ -287,7 +302,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
           value: `${budget.phases.map((p) => `${p.phase} ${fmt(p.p50, 2)}`).join(", ")}; total ${fmt(budget.totalP50, 2)}; ` +
             `outside ${fmt(budget.outsideP50, 2)} of ${fmt(budget.addedP50, 2)} added`,
         }]
-        : [])],
+        : []), ...pooledHeadline(pooled)],
       checks: [
         {
           name: "gateway overhead requests all answered 200, in every target",
@@ -302,6 +317,13 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
           ok: onPathPerRequest(roundTrips.byStatement, roundTrips.succeeded) === 1 &&
             onPathPerRequest(roundTrips.token.byStatement, roundTrips.token.succeeded) === 1,
           detail: `service key: ${roundTripSummary(roundTrips)}; scoped token: ${tokenRoundTripSummary(roundTrips)}`,
+        },
+        {
+          // Counted at a proxy, so exact: PgBouncer in transaction mode stands in for Supavisor (port 6543).
+          name: "one network round trip on the caller's path per successful request, direct and through a transaction-mode pooler, with either credential",
+          ok: pooled.rows.length > 0 && pooled.rows.every((r) => r.succeeded > 0 && r.onPathPerRequest === 1),
+          detail: pooled.rows.map((r) => `${r.path}, ${r.credential}: ${r.onPathPerRequest} (${r.succeeded}/${r.requests} succeeded)`).join("; ") +
+            (pooled.pgbouncer ? "" : "; PgBouncer not installed: the pooler was not measured"),
         },
       ],
     };
@@ -547,6 +569,21 @@ function countStatements(entries: string[]): Record<string, number> {
 
 /** The statements a success runs in its waitUntil task, after the answer. */
 const AFTER_ANSWER = /^google_ai_finalize/;
+
+/** Headline rows of the pooler comparison: round trips and sequential latency, direct beside the pooler. */
+function pooledHeadline(p: PoolerRoundTrips) {
+  const row = (path: string, credential: string) => p.rows.find((r) => r.path === path && r.credential === credential);
+  return (["service key", "scoped token"] as const).flatMap((credential) => {
+    const d = row("direct", credential);
+    const q = row("pooler", credential);
+    return d
+      ? [{
+        figure: `Network round trips on the caller's path per request, direct / through PgBouncer in transaction mode (${credential}); sequential p50`,
+        value: `${d.onPathPerRequest} / ${q ? q.onPathPerRequest : "—"}; ${fmt(d.latencyP50Ms, 2)} / ${q ? fmt(q.latencyP50Ms, 2) : "—"} ms`,
+      }]
+      : [];
+  });
+}
 
 function get(cells: Cell[], t: Target, n: number) {
   return cells.find((c) => c.target === t && c.connections === n);

@@ -75,6 +75,8 @@ export async function startInvokeStack(label: string, options: {
   keys: TestKey[];
   limits?: ModelLimit[];
   env?: Record<string, string>;
+  /** More environment that depends on the fresh database (a pooler in front of it). */
+  dbEnv?: (db: TestDatabase) => Promise<Record<string, string>>;
   /** More simulator options (Google's counting, models); its keys always come from `keys`. */
   simulator?: Omit<SimulatorOptions, "keys">;
 }): Promise<InvokeStack> {
@@ -89,7 +91,7 @@ export async function startInvokeStack(label: string, options: {
       values (${k.alias}, ${envVarOf(k.alias)}, ${k.project}, ${k.priority}, true) returning id`;
     keyIds[k.alias] = row!.id;
   }
-  const env: Record<string, string> = { ...options.env };
+  const env: Record<string, string> = { ...options.env, ...await options.dbEnv?.(db) };
   const simKeys: Record<string, string> = {};
   for (const k of options.keys) {
     simKeys[k.simKey] = k.simProject ?? `sim-${k.project}`;

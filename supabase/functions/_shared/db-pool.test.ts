@@ -7,6 +7,7 @@ import postgres from "postgres";
 import { freshDatabase, type TestDatabase } from "../../../tests/support/test-database.ts";
 import { gatewayRoleUrl } from "../../../shared/db/gateway-role.ts";
 import { createDatabase, type DbConfig, dbConfigFromEnv, poolOptions } from "./db.ts";
+import { oneStatementSql } from "./one-statement.ts";
 import { arrayLiteral } from "./pg-arrays.ts";
 
 let db: TestDatabase;
@@ -74,9 +75,15 @@ describe("a new connection", () => {
 const NASTY = ["a", "b,c", 'd"e', "f\\g", "{h}", "NULL", "", " sp ", "ünï ✓", "it's"];
 const UUIDS = ["8d6d5c1e-2f00-4d3e-9a2b-000000000001", "8d6d5c1e-2f00-4d3e-9a2b-000000000002"];
 
-describe.each([{ prepare: true }, { prepare: false }])("array parameters (prepare: $prepare)", ({ prepare }) => {
+describe.each([
+  { prepare: true, oneStatement: false },
+  { prepare: false, oneStatement: false },
+  { prepare: false, oneStatement: true },
+])("array parameters (prepare: $prepare, one text statement: $oneStatement)", ({ prepare, oneStatement }) => {
   it("arrive element for element: sql.array and plain arrays, text[] and uuid[], empty and null", async () => {
-    const { sql, sent } = recordingPool({ prepare });
+    const recording = recordingPool({ prepare });
+    const sent = recording.sent;
+    const sql = oneStatement ? oneStatementSql(recording.sql) : recording.sql;
     try {
       const [row] = await sql<Record<string, unknown>[]>`
         select to_jsonb(${sql.array(NASTY)}::text[]) as text_array,
@@ -102,6 +109,52 @@ describe.each([{ prepare: true }, { prepare: false }])("array parameters (prepar
       expect(typeLookups(sent)).toBe(0);
     } finally {
       await sql.end();
+    }
+  });
+});
+
+describe("one text statement (how statements go out through a transaction-mode pooler)", () => {
+  it("carries every value as the parameter did: text with quotes, backslashes and E'', numbers, booleans, dates, json, null, fragments", async () => {
+    const { sql: raw, sent } = recordingPool({ prepare: false });
+    const sql = oneStatementSql(raw);
+    const when = new Date("2026-11-23T19:00:00.123Z");
+    const json = { a: "it's \\ \"q\"", n: [1, null], u: "ünï ✓" };
+    try {
+      const fragment = sql`select ${"inner ' value"}::text as v`;
+      const [row] = await sql<Record<string, unknown>[]>`
+        with f as materialized (${fragment})
+        select ${NASTY[5]}::text as null_word, ${"E'\\x'; select 1 --"}::text as hostile,
+               ${"a\\nb"}::text as backslash, ${42}::integer as int, ${-1.5}::float8 as float,
+               ${true}::boolean as yes, ${false} as no, ${when} as at, ${null}::integer as nothing,
+               ${sql.json(json)}::jsonb as json, (select v from f) as fragment`;
+      expect(row).toEqual({
+        null_word: "NULL",
+        hostile: "E'\\x'; select 1 --",
+        backslash: "a\\nb",
+        int: 42,
+        float: -1.5,
+        yes: true,
+        no: false,
+        at: when,
+        nothing: null,
+        json,
+        fragment: "inner ' value",
+      });
+      // One statement, no parameters: postgres.js sends it in one flight (no describe first).
+      expect(sent).toHaveLength(1);
+      expect(() => sql`select ${"a\0b"}::text`).toThrow(expect.objectContaining({ code: "22021" }));
+    } finally {
+      await raw.end();
+    }
+  });
+
+  it("is how a pool for a pooler URL (prepare off) sends its statements", async () => {
+    const pooled = createDatabase({ config: { ...config, prepare: false, source: "GATEWAY_DB_URL" }, applicationName: "db-pool-test" });
+    try {
+      const [row] = await pooled.run("one statement", (sql) => sql<{ r: string }[]>`select ${"x'y"}::text as r`);
+      expect(row!.r).toBe("x'y");
+    } finally {
+      await pooled.close();
     }
   });
 });

@@ -13,14 +13,18 @@
 //   - one retry of a call that failed on a stale pooled connection (the server restarted, a socket was
 //     reset): the next connection is fresh, so the caller gets its answer instead of a 503.
 //
-//   GATEWAY_DB_URL   optional: a pooler URL (Supavisor transaction mode, port 6543). Transaction
-//                    pooling cannot keep prepared statements, so they are turned off for it.
+//   GATEWAY_DB_URL   optional: a pooler URL (Supavisor transaction mode, port 6543), the one to use
+//                    on Supabase (the eve_gateway role; Supabase's advice for Edge Functions, which
+//                    open connections per worker). Transaction pooling cannot keep prepared
+//                    statements, so they are off for it, and each statement goes out as one text
+//                    statement (one-statement.ts): one round trip, as a prepared one is direct.
 //   SUPABASE_DB_URL  the project's direct connection (set by Supabase for every Edge Function).
 //   GATEWAY_DB_POOL_MAX  connections per worker (default 5).
 //   GATEWAY_DB_CONNECT_TIMEOUT_MS, GATEWAY_DB_STATEMENT_TIMEOUT_MS, GATEWAY_DB_DEADLINE_MS,
 //   GATEWAY_DB_DOWN_MS  see DEFAULT_DB_TIMEOUTS.
 // No Deno globals: the environment is passed in, so Node (vitest) can use this module too.
 import postgres from "postgres";
+import { oneStatementSql } from "./one-statement.ts";
 import { ARRAY_PARAMETER_TYPES } from "./pg-arrays.ts";
 import { sanitizeError } from "./sanitize.ts";
 
@@ -134,7 +138,10 @@ export function createPool(
   applicationName = "eve-llm-gateway",
   timeouts: DbTimeouts = DEFAULT_DB_TIMEOUTS,
 ): Sql {
-  return postgres(config.url, poolOptions(config, applicationName, timeouts));
+  const sql = postgres(config.url, poolOptions(config, applicationName, timeouts));
+  // Without prepared statements postgres.js describes a parameterized statement before running it
+  // (two round trips): on a pooler each statement goes out as one text statement instead.
+  return config.prepare ? sql : oneStatementSql(sql);
 }
 
 /** The database cannot serve now: answer 503 with Retry-After (retryAfterMs, whole seconds rounded up). */

@@ -1,0 +1,92 @@
+// llm-invoke served through a transaction-mode pooler (PgBouncer standing in for Supavisor, port 6543
+// on Supabase): the functions' GATEWAY_DB_URL points at it, so prepared statements are off. Each of a
+// request's statements is still one network round trip, counted at a proxy in front of the pooler.
+// Without PgBouncer the file is skipped locally and fails in CI (CI installs it).
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
+import { dbConfigFromEnv, poolOptions } from "../../supabase/functions/_shared/db.ts";
+import { type FlightCounter, hasPgBouncer, type PgBouncer, startFlightCounter, startPgBouncer } from "../../shared/db/pgbouncer.ts";
+import { type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
+
+const GEMMA = "gemma-3-27b-it";
+const REQUESTS = 5;
+const run = hasPgBouncer() || process.env.CI ? describe : describe.skip;
+
+let s: InvokeStack | undefined;
+let pooler: PgBouncer | undefined;
+/** The round-trip counter between the function and the pooler. */
+let bouncer: FlightCounter | undefined;
+
+run("llm-invoke through PgBouncer in transaction mode", () => {
+  beforeAll(async () => {
+    s = await startInvokeStack("llm_invoke_pooler", {
+      keys: [{ alias: "pooler-key", project: "proj-pooler", priority: 1, simKey: "sim-key-pooler" }],
+      dbEnv: async (db) => {
+        pooler = await startPgBouncer(await gatewayRoleUrl(db.url));
+        bouncer = await startFlightCounter(pooler.url);
+        return { GATEWAY_DB_URL: bouncer.url };
+      },
+    });
+  });
+  afterAll(async () => {
+    await s?.close();
+    await bouncer?.close();
+    await pooler?.close();
+  });
+
+  /** Flights per statement, named by the gateway function it calls. */
+  function flightsByFunction(): Record<string, number> {
+    const out: Record<string, number> = {};
+    for (const [text, n] of bouncer!.flights.byStatement) {
+      const name = /public\.(google_ai_\w+)\s*\(/.exec(text)?.[1] ?? text.slice(0, 40);
+      out[name] = (out[name] ?? 0) + n;
+    }
+    return out;
+  }
+
+  async function sequential(prefix: string, auth?: string) {
+    for (let i = 0; i < REQUESTS; i++) {
+      const res = await s!.call({ model: GEMMA, prompt: "one round trip", request_id: `${prefix}-${i}` }, auth === undefined ? {} : { auth });
+      expect(res.status, res.text).toBe(200);
+    }
+  }
+
+  it("the counter sees a parameterized statement without prepared statements as two round trips (postgres.js describes it first)", async () => {
+    const config = dbConfigFromEnv((n) => (n === "GATEWAY_DB_URL" ? bouncer!.url : undefined))!;
+    expect(config.prepare).toBe(false);
+    const raw = postgres(config.url, { ...poolOptions(config, "pooler-control"), max: 1 });
+    try {
+      await raw`select 1 as warm`;
+      bouncer!.resetFlights();
+      await raw`select public.google_ai_model_features(p_model => ${GEMMA}) as r`;
+      expect(flightsByFunction()).toEqual({ google_ai_model_features: 2 });
+    } finally {
+      await raw.end();
+    }
+  });
+
+  it("serves with the service key: reservation and finalize one round trip each, per request", async () => {
+    await sequential("warm"); // the worker's connections and per-worker caches
+    bouncer!.resetFlights();
+    await sequential("service");
+    const flights = flightsByFunction();
+    expect(flights.google_ai_reserve).toBe(REQUESTS);
+    expect(flights.google_ai_finalize).toBe(REQUESTS);
+    expect(bouncer!.flights.total).toBe(2 * REQUESTS);
+    const [row] = await s!.sql<{ n: number }[]>`
+      select count(*)::int as n from public.google_ai_attempts where request_id like 'service-%' and status = 'succeeded'`;
+    expect(row!.n).toBe(REQUESTS);
+  });
+
+  it("serves with a scoped token: its check is cached, so the same one round trip per statement", async () => {
+    const { token } = await mintToken(s!.sql, "pooler-notebook", { models: [GEMMA] });
+    await sequential("token-warm", token);
+    bouncer!.resetFlights();
+    await sequential("token", token);
+    const flights = flightsByFunction();
+    expect(flights.google_ai_reserve_with_token).toBe(REQUESTS);
+    expect(flights.google_ai_finalize).toBe(REQUESTS);
+    expect(bouncer!.flights.total).toBe(2 * REQUESTS);
+  });
+});
