@@ -33,7 +33,7 @@ function params(extra: Partial<ReserveParams> = {}): ReserveParams {
     priority: null,
     queueTicket: null,
     waitLeftMs: 0,
-    nextContactBy: Date.now() + 60_000,
+    claim: { id: crypto.randomUUID(), invocationEnd: Date.now() + 60_000 },
     ...extra,
   };
 }

@@ -3,7 +3,8 @@
 //             public.google_ai_reserve_chain (or _chain_with_token) for a request with fallback models;
 //             and in the same statement the quota the answer reports (carried by a fast booking,
 //             else public.google_ai_answer_quota); its metadata carries the holder's deadlines
-//             (holder.ts), which the database takes out of it
+//             (holder.ts), which the database takes out of it, and passes through
+//             public.google_ai_statement_holder (the statement's reply_by for its queue ticket)
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
 //             public.google_ai_finalize_cut for a streamed answer that broke off
 //   release   public.google_ai_release
@@ -126,7 +127,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         // Timed from now: a retry on a fresh connection is a new statement with its own deadline.
         const metadata = sql.json({
           ...(jsonSafe(p.metadata) as Record<string, postgres.JSONValue>),
-          [HOLDER_KEY]: { ...holderTimes(Date.now(), deadlineMs, p.nextContactBy) }, // a caller's own key is overwritten
+          [HOLDER_KEY]: { ...holderTimes(Date.now(), deadlineMs, p.claim) }, // a caller's own "$" keys are refused before
         });
         const reservation = p.caller.kind === "service"
           ? (chained ? reserveChainService : reserveService)(sql, p, metadata, p.caller.name)
@@ -254,7 +255,7 @@ function reserveService(sql: Sql, p: ReserveParams, metadata: Metadata, caller: 
     p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer, p_caller => ${caller},
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${metadata}::jsonb,
+    p_metadata => public.google_ai_statement_holder(${metadata}::jsonb),
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
@@ -266,7 +267,7 @@ function reserveToken(sql: Sql, p: ReserveParams, metadata: Metadata, tokenHash:
     p_token_hash => ${tokenHash}, p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer,
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${metadata}::jsonb,
+    p_metadata => public.google_ai_statement_holder(${metadata}::jsonb),
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
@@ -282,7 +283,7 @@ function reserveChainService(sql: Sql, p: ReserveParams, metadata: Metadata, cal
     p_caller => ${caller}, p_request_id => ${p.requestId},
     p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${metadata}::jsonb,
+    p_metadata => public.google_ai_statement_holder(${metadata}::jsonb),
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
@@ -295,7 +296,7 @@ function reserveChainToken(sql: Sql, p: ReserveParams, metadata: Metadata, token
     p_estimated_tokens => ${p.estimatedTokens}::integer, p_request_id => ${p.requestId},
     p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => ${metadata}::jsonb,
+    p_metadata => public.google_ai_statement_holder(${metadata}::jsonb),
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
