@@ -229,5 +229,5 @@ revoke all on function
   public.google_ai_queue_reply_check(),
   public.google_ai_response_holder_check()
 from public, anon, authenticated, service_role;
-revoke all on function public.google_ai_statement_holder(jsonb) from public, anon, authenticated;
+revoke all on function public.google_ai_statement_holder(jsonb) from public, anon, authenticated, service_role, eve_gateway;
 grant execute on function public.google_ai_statement_holder(jsonb) to service_role, eve_gateway;

@@ -55,7 +55,7 @@ async function reserve(
   const [row] = await db.sql<{ r: Answer }[]>`
     select public.google_ai_reserve(p_model => ${options.model ?? MODEL}, p_estimated_tokens => 10,
       p_caller => ${caller}, p_request_id => ${requestId}, p_attempt => ${options.attempt ?? 1}::integer,
-      p_metadata => public.google_ai_statement_holder(${db.sql.json(metadata)}::jsonb),
+      p_metadata => public.google_ai_statement_holder(p_metadata => ${db.sql.json(metadata)}::jsonb),
       p_idempotent => ${options.idempotent ?? true}::boolean,
       p_wait_left_ms => ${options.waitLeftMs ?? null}::integer) as r
       ${db.sql.unsafe(extraSql)}`;

@@ -255,7 +255,7 @@ function reserveService(sql: Sql, p: ReserveParams, metadata: Metadata, caller: 
     p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer, p_caller => ${caller},
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => public.google_ai_statement_holder(${metadata}::jsonb),
+    p_metadata => public.google_ai_statement_holder(p_metadata => ${metadata}::jsonb),
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
@@ -267,7 +267,7 @@ function reserveToken(sql: Sql, p: ReserveParams, metadata: Metadata, tokenHash:
     p_token_hash => ${tokenHash}, p_model => ${p.model}, p_estimated_tokens => ${p.estimatedTokens}::integer,
     p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => public.google_ai_statement_holder(${metadata}::jsonb),
+    p_metadata => public.google_ai_statement_holder(p_metadata => ${metadata}::jsonb),
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
@@ -283,7 +283,7 @@ function reserveChainService(sql: Sql, p: ReserveParams, metadata: Metadata, cal
     p_caller => ${caller}, p_request_id => ${p.requestId},
     p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => public.google_ai_statement_holder(${metadata}::jsonb),
+    p_metadata => public.google_ai_statement_holder(p_metadata => ${metadata}::jsonb),
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
@@ -296,7 +296,7 @@ function reserveChainToken(sql: Sql, p: ReserveParams, metadata: Metadata, token
     p_estimated_tokens => ${p.estimatedTokens}::integer, p_request_id => ${p.requestId},
     p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
     p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-    p_metadata => public.google_ai_statement_holder(${metadata}::jsonb),
+    p_metadata => public.google_ai_statement_holder(p_metadata => ${metadata}::jsonb),
     p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
     p_queue_ticket => ${p.queueTicket ?? null}::uuid, p_wait_left_ms => ${
     Math.max(0, Math.round(p.waitLeftMs))
