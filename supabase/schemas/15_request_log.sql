@@ -45,6 +45,7 @@ CREATE TABLE public.google_ai_attempts (
     first_byte_ms integer,
     reply_by timestamp with time zone,
     hold_until timestamp with time zone,
+    holder uuid,
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'unknown'::text]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text, 'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text, 'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
 )
@@ -68,6 +69,8 @@ COMMENT ON COLUMN public.google_ai_attempts.reply_by IS 'When the statement that
 
 COMMENT ON COLUMN public.google_ai_attempts.hold_until IS 'When the holder of this row''s request will have made its next statement about it, or be gone; the request''s in-flight claim lasts until then.';
 
+COMMENT ON COLUMN public.google_ai_attempts.holder IS 'The invocation whose statement made this row (its $holder id), when it named one.';
+
 -- A caller that names its request (its own request_id) may repeat it safely: while the first call
 -- is in flight the row is 'in_progress' with a lease (expires_at), and a repeat is refused; once it
 -- succeeded the row is 'done' with the answer, replayed for 24 hours (housekeeping deletes older
@@ -80,10 +83,13 @@ CREATE TABLE public.google_ai_responses (
     response jsonb,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone,
+    holder uuid,
     CONSTRAINT google_ai_responses_status_check CHECK ((status = ANY (ARRAY['in_progress'::text, 'done'::text])))
 );
 
 COMMENT ON TABLE public.google_ai_responses IS 'Idempotency records of requests that carried the caller''s own request_id: in flight (with a lease) or done (answer replayed for 24 h).';
+
+COMMENT ON COLUMN public.google_ai_responses.holder IS 'The invocation holding this in-flight claim (its $holder id); null until its first reservation, or for a claim made without one.';
 
 ALTER TABLE ONLY public.google_ai_attempts
     ADD CONSTRAINT google_ai_attempts_pkey PRIMARY KEY (id);

@@ -1,7 +1,7 @@
 -- The reservation: one round trip that answers "may this request go to Google now, on which key?".
 -- One verb per layer, outermost first:
 --   reserve    the entry: google_ai_reserve_models (models as an array, a caller or a token hash,
---              the holder's deadlines), its clock seam google_ai_reserve_models_at; the older
+--              the holder's deadlines and id), its clock seam google_ai_reserve_models_at; the older
 --              google_ai_reserve, _with_token, _chain, _chain_with_token and google_ai_reserve_at
 --              remain thin wrappers over admit for the tests and the bench that call them;
 --   admit      the queue-aware decision for one request (idempotency, credential, queue turn), per
@@ -494,9 +494,10 @@ begin
 end
 $$;
 
--- The attempt row takes the holder's times out of its metadata; a reservation or refusal of a
--- request whose claim is held renews the claim until the holder's new hold_until (a claim nobody
--- holds any more is not revived: a repeat may take it over).
+-- The attempt row takes the holder's times and identity out of its metadata: the row keeps them; a
+-- claim just taken (no holder yet) becomes the admitted invocation's, with its hold_until; a claim its
+-- holder still holds is renewed by its holder's statements only, never shortened. A claim nobody
+-- holds any more is not revived: a repeat may take it over.
 CREATE OR REPLACE FUNCTION public.google_ai_attempt_holder() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -509,29 +510,34 @@ begin
   if pg_catalog.jsonb_typeof(v_holder) is distinct from 'object' then
     return new;
   end if;
-  new.reply_by := (v_holder ->> 'reply_by')::timestamptz;
+  new.reply_by := public.google_ai_holder_time(v_holder, 'reply_by');
+  new.holder := public.google_ai_holder_id(v_holder);
   -- Never before reply_by; none when the statement names none (then the claim keeps its lease).
   new.hold_until := case when v_holder ? 'hold_until'
-                         then greatest((v_holder ->> 'hold_until')::timestamptz, new.reply_by) end;
-  if new.request_id is not null and new.hold_until is not null then
-    update public.google_ai_responses r set expires_at = new.hold_until
+                         then greatest(public.google_ai_holder_time(v_holder, 'hold_until'), new.reply_by) end;
+  if new.request_id is not null and new.hold_until is not null and new.holder is not null then
+    update public.google_ai_responses r set
+      expires_at = case when r.holder is null then new.hold_until else greatest(r.expires_at, new.hold_until) end,
+      holder = new.holder
     where r.caller = new.caller and r.request_id = new.request_id and r.status = 'in_progress'
+      and (r.holder = new.holder or (r.holder is null and new.status = 'reserved'))
       and public.google_ai_claim_held_until(r.caller, r.request_id, r.expires_at, v_now) is not null;
   end if;
   return new;
 end
 $_$;
 
--- At commit: a reservation whose holder stopped waiting is rolled back with everything its statement
--- did. 57014 (query_canceled) is what a statement timeout raises: the function answers it 503.
+-- At commit: a reservation or refusal whose holder stopped waiting is rolled back with everything its
+-- statement did (a refusal renews its holder's claim). 57014 (query_canceled) is what a statement
+-- timeout raises: the function answers it 503.
 CREATE OR REPLACE FUNCTION public.google_ai_attempt_reply_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
   if pg_catalog.clock_timestamp() > new.reply_by then
-    raise exception 'reservation % reached its commit after its caller stopped waiting (%); rolled back',
-      new.reservation_id, new.reply_by
+    raise exception '% of request % reached its commit after its caller stopped waiting (%); rolled back',
+      coalesce('reservation ' || new.reservation_id::text, 'refusal'), new.request_id, new.reply_by
       using errcode = '57014';
   end if;
   return null;
@@ -916,17 +922,92 @@ CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usa
      and (p_tpm is null or (p_win_tokens operator(pg_catalog.+) p_tokens) operator(pg_catalog.<=) p_tpm)
 $$;
 
+-- One time of a '$holder' (null when absent); anything but an ISO timestamp is a clear 22023.
+CREATE OR REPLACE FUNCTION public.google_ai_holder_time(p_holder jsonb, p_key text) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_holder -> p_key is null then
+    return null;
+  end if;
+  if pg_catalog.jsonb_typeof(p_holder -> p_key) = 'string' then
+    begin
+      return (p_holder ->> p_key)::timestamptz;
+    exception when data_exception then
+      null; -- told below
+    end;
+  end if;
+  raise exception 'metadata key $holder is the gateway''s own: its % must be an ISO timestamp', p_key
+    using errcode = '22023';
+end
+$$;
+
+-- The invocation a '$holder' names (null when absent); anything but a uuid is a clear 22023.
+CREATE OR REPLACE FUNCTION public.google_ai_holder_id(p_holder jsonb) RETURNS uuid
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_holder -> 'holder' is null then
+    return null;
+  end if;
+  if pg_catalog.jsonb_typeof(p_holder -> 'holder') = 'string'
+     and (p_holder ->> 'holder') ~ '^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$' then
+    return (p_holder ->> 'holder')::uuid;
+  end if;
+  raise exception 'metadata key $holder is the gateway''s own: its holder must be a uuid'
+    using errcode = '22023';
+end
+$$;
+
+-- The statement's reply_by for rows that do not carry it (a queue ticket): the reservation entry
+-- passes its metadata through this, which notes '$holder'.reply_by for the transaction
+-- (google_ai_queue_reply_check reads it) and returns the metadata unchanged. Owner only.
+CREATE OR REPLACE FUNCTION public.google_ai_statement_holder(p_metadata jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_reply_by timestamptz :=
+    case when pg_catalog.jsonb_typeof(p_metadata -> '$holder') = 'object'
+         then public.google_ai_holder_time(p_metadata -> '$holder', 'reply_by') end;
+begin
+  perform pg_catalog.set_config('google_ai.reply_by', coalesce(v_reply_by::text, ''), true);
+  return p_metadata;
+end
+$$;
+
+-- A claim turns 'done' only by its holder's success: a former holder's late finalize (its claim was
+-- taken over meanwhile) leaves the new holder's claim in place. Its own answer still counts and its
+-- token_usage is written; only the stored answer of the request is the new holder's to write.
+CREATE OR REPLACE FUNCTION public.google_ai_response_holder_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if exists (select 1 from public.google_ai_attempts a
+             where a.request_id = old.request_id and a.caller = old.caller
+               and a.holder = old.holder and a.status = 'succeeded') then
+    return new;
+  end if;
+  return null;
+end
+$$;
+
 -- The request's idempotency marker: in flight until finalize stores the answer, with a lease a
--- little longer than an Edge Function's wall clock, so a crashed caller cannot block its id.
+-- little longer than an Edge Function's wall clock, so a crashed caller cannot block its id. A claim
+-- taken (or taken over) names no holder until its taker's attempt row, in the same statement, makes
+-- it the taker's (google_ai_attempt_holder).
 CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) RETURNS void
     LANGUAGE sql
     SET search_path TO ''
     AS $$
-  insert into public.google_ai_responses as r (caller, request_id, status, model, created_at, expires_at)
-  values (p_caller, p_request_id, 'in_progress', p_model, p_now, p_now + interval '7 minutes')
+  insert into public.google_ai_responses as r (caller, request_id, status, model, created_at, expires_at, holder)
+  values (p_caller, p_request_id, 'in_progress', p_model, p_now, p_now + interval '7 minutes', null)
   on conflict (caller, request_id) do update set
     status = 'in_progress', response = null, model = excluded.model,
-    created_at = excluded.created_at, expires_at = excluded.expires_at
+    created_at = excluded.created_at, expires_at = excluded.expires_at, holder = null
 $$;
 
 -- For a request the caller named with its own request_id: the answer to give instead of reserving,
@@ -1060,11 +1141,12 @@ $$;
 -- The one reservation entry: the models as an array (a single model is an array of one, a chain
 -- its models in order) and either a caller (a service caller's label) or a token hash. One model
 -- is admitted by google_ai_admit_at / google_ai_admit_with_token_at, a chain by
--- google_ai_admit_chain_at; the answer is theirs, unchanged. The holder's deadlines (reply_by,
--- hold_until: llm-invoke's store/holder.ts) reach the attempt row's trigger
--- (google_ai_attempt_holder) under the metadata key '$holder', which they overwrite.
+-- google_ai_admit_chain_at; the answer is theirs, unchanged. The holder's deadlines and identity
+-- (reply_by, hold_until, holder: llm-invoke's store/holder.ts) reach the attempt row's trigger
+-- (google_ai_attempt_holder) under the metadata key '$holder', which they overwrite; the statement's
+-- reply_by also holds for a queue ticket it takes (google_ai_statement_holder).
 -- The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only.
-CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $_$
@@ -1079,8 +1161,10 @@ begin
   end if;
   if p_reply_by is not null then
     v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
-      pg_catalog.jsonb_build_object('reply_by', p_reply_by, 'hold_until', p_hold_until)));
+      pg_catalog.jsonb_build_object('reply_by', p_reply_by, 'hold_until', p_hold_until, 'holder', p_holder)));
   end if;
+  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check).
+  v_metadata := public.google_ai_statement_holder(v_metadata);
   if cardinality(p_models) > 1 then
     return public.google_ai_admit_chain_at(p_now => p_now, p_models => p_models,
       p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
@@ -1104,13 +1188,13 @@ end
 $_$;
 
 -- What llm-invoke calls: google_ai_reserve_models_at on the transaction's own clock.
-CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
   select public.google_ai_reserve_models_at(null, p_models, p_estimated_tokens, p_caller, p_token_hash, p_request_id,
     p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms,
-    p_reply_by, p_hold_until)
+    p_reply_by, p_hold_until, p_holder)
 $$;
 
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
@@ -1405,4 +1489,6 @@ $$;
 
 CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
 
-CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.status = 'reserved'::text) AND (new.reply_by IS NOT NULL))) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
+CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
+
+CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON public.google_ai_responses FOR EACH ROW WHEN (((old.status = 'in_progress'::text) AND (new.status = 'done'::text) AND (old.holder IS NOT NULL))) EXECUTE FUNCTION public.google_ai_response_holder_check();

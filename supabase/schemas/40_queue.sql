@@ -144,3 +144,24 @@ begin
   turn_at := greatest(p_now, v_openings[((p_slots - 1) % v_n) + 1] + ((p_slots - 1) / v_n) * v_window);
 end
 $$;
+
+-- At commit: a ticket taken or moved by a statement whose holder stopped waiting goes with the
+-- statement (it would hold the request's claim and a place ahead of live waiters for nobody). The
+-- statement's reply_by is the transaction's setting google_ai.reply_by (google_ai_statement_holder).
+CREATE OR REPLACE FUNCTION public.google_ai_queue_reply_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_reply_by timestamptz := nullif(pg_catalog.current_setting('google_ai.reply_by', true), '')::timestamptz;
+begin
+  if pg_catalog.clock_timestamp() > v_reply_by then
+    raise exception 'queue ticket % reached its commit after its caller stopped waiting (%); rolled back',
+      new.ticket_id, v_reply_by
+      using errcode = '57014';
+  end if;
+  return null;
+end
+$$;
+
+CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON public.google_ai_queue DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_queue_reply_check();

@@ -76,7 +76,8 @@ COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_mo
 
 -- The end of an idempotent request that failed: its in-flight marker goes, so the caller may repeat
 -- the request id at once (a success replaces the marker with the answer in finalize instead).
--- Any reservation of the request identifies it.
+-- Any reservation of the request identifies it; a holder ends only the claim it holds (by identity),
+-- a row that names no holder only a claim taken before its reply_by.
 CREATE OR REPLACE FUNCTION public.google_ai_end_request(p_reservation_id uuid) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -88,7 +89,8 @@ begin
   using public.google_ai_attempts a
   where a.reservation_id = p_reservation_id
     and r.caller = a.caller and r.request_id = a.request_id and r.status = 'in_progress'
-    and (a.reply_by is null or r.created_at <= a.reply_by);
+    and case when a.holder is not null then r.holder is not distinct from a.holder
+             else a.reply_by is null or r.created_at <= a.reply_by end;
   get diagnostics v_deleted = row_count;
   return jsonb_build_object('ok', true, 'ended', v_deleted > 0);
 end

@@ -1,10 +1,15 @@
-// Claims with their holder's deadlines (supabase/schemas/30_reservation.sql), against a real database:
+// Claims with their holder's deadlines and identity (supabase/schemas/30_reservation.sql,
+// 20261125000000_claim_holders.sql), through the one reservation entry, against a real database:
 //   - a reservation its caller stopped waiting for (reply_by passed before the commit) leaves nothing:
 //     no attempt row, no admission in the window, no claim, no counter use;
 //   - a claim lasts until its holder's hold_until (or a live queue ticket of the request), then a
 //     repeat of the request_id takes it over at once; the earlier reservation keeps counting;
 //   - the earlier holder's end of request no longer ends the new holder's claim;
-//   - a reservation that names no holder keeps the fixed lease.
+//   - a reservation that names no holder keeps the fixed lease;
+//   - a claim is its holder's: a former holder's later reservation, end of request or late success
+//     leaves the new holder's claim as it is;
+//   - a refusal or a queue ticket committed after its reply_by is rolled back too (WAIT included);
+//   - a malformed '$holder' (a direct RPC call) is a clear 22023.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
@@ -29,17 +34,29 @@ interface Answer {
   retry_after_ms?: number;
 }
 
-/** One service reservation with a request_id, its metadata naming the holder's times (or none). */
+interface Holder {
+  reply_by: string;
+  hold_until?: string;
+  /** The invocation; a fresh one per call unless named (each call is then another invocation). */
+  holder?: string;
+}
+
+/** One service reservation with a request_id through the entry, naming the holder's times and id (or none). */
 async function reserve(
   caller: string,
   requestId: string,
-  holder: { reply_by: string; hold_until?: string } | null,
+  holder: Holder | null,
   extraSql = "",
+  options: { idempotent?: boolean; attempt?: number; waitLeftMs?: number; model?: string } = {},
 ): Promise<Answer> {
-  const metadata = holder === null ? { app: "test" } : { app: "test", $holder: holder };
   const [row] = await db.sql<{ r: Answer }[]>`
-    select public.google_ai_reserve(p_model => ${MODEL}, p_estimated_tokens => 10, p_caller => ${caller},
-      p_request_id => ${requestId}, p_metadata => ${db.sql.json(metadata)}::jsonb, p_idempotent => true) as r
+    select public.google_ai_reserve_models(p_models => array[${options.model ?? MODEL}]::text[],
+      p_estimated_tokens => 10, p_caller => ${caller}, p_token_hash => null, p_request_id => ${requestId},
+      p_attempt => ${options.attempt ?? 1}::integer, p_metadata => ${db.sql.json({ app: "test" })}::jsonb,
+      p_idempotent => ${options.idempotent ?? true}::boolean,
+      p_wait_left_ms => ${options.waitLeftMs ?? null}::integer,
+      p_reply_by => ${holder?.reply_by ?? null}::timestamptz, p_hold_until => ${holder?.hold_until ?? null}::timestamptz,
+      p_holder => ${holder === null ? null : holder.holder ?? crypto.randomUUID()}::uuid) as r
       ${db.sql.unsafe(extraSql)}`;
   return row!.r;
 }
@@ -159,5 +176,151 @@ describe("a reservation that names no holder", () => {
       select round(extract(epoch from (expires_at - created_at)) / 60)::int as minutes
       from public.google_ai_responses where caller = 'plain' and request_id = 'r1'`;
     expect(claim!.minutes).toBe(7);
+  });
+});
+
+async function claimOf(caller: string, requestId: string) {
+  const [row] = await db.sql<{ status: string; expires_at: Date | null; holder: string | null; response: unknown }[]>`
+    select status, expires_at, holder, response from public.google_ai_responses
+    where caller = ${caller} and request_id = ${requestId}`;
+  return row;
+}
+
+async function finalizeSuccess(reservationId: string, response: unknown): Promise<void> {
+  await db.sql`select public.google_ai_finalize(
+    p_reservation_id => ${reservationId}::uuid, p_outcome => 'succeeded', p_input_tokens => 5, p_output_tokens => 7,
+    p_http_status => 200, p_error_code => null, p_quota_id => null, p_error_message => null, p_latency_ms => 100,
+    p_cooldown_until => null, p_cooldown_until_pacific_midnight => false,
+    p_response => ${db.sql.json(response as never)}::jsonb) as r`;
+}
+
+/** Holder A's claim lapses and repeat B takes it over with a long claim. */
+async function takenOver(caller: string) {
+  const a = crypto.randomUUID();
+  const b = crypto.randomUUID();
+  const first = await reserve(caller, "r1", { reply_by: iso(Date.now() + 500), hold_until: iso(Date.now() + 600), holder: a });
+  expect(first.ok).toBe(true);
+  await new Promise((r) => setTimeout(r, 800));
+  const bHoldUntil = iso(Date.now() + 300_000);
+  const second = await reserve(caller, "r1", { reply_by: iso(Date.now() + 5_000), hold_until: bHoldUntil, holder: b });
+  expect(second.ok).toBe(true);
+  expect(await claimOf(caller, "r1")).toMatchObject({ status: "in_progress", holder: b });
+  return { a, b, first: first.reservation_id!, second: second.reservation_id!, bHoldUntil };
+}
+
+describe("a claim is its holder's", () => {
+  it("A's later reservation does not change B's claim", async () => {
+    const { a, b, bHoldUntil } = await takenOver("own-renew");
+    // A, still alive, makes its next reservation (a later attempt of the same invocation).
+    const later = await reserve("own-renew", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 1_000), holder: a },
+      "", { idempotent: false, attempt: 2 });
+    expect(later.ok).toBe(true);
+    const claim = await claimOf("own-renew", "r1");
+    expect(claim).toMatchObject({ status: "in_progress", holder: b });
+    expect(claim!.expires_at!.toISOString()).toBe(bHoldUntil);
+    await new Promise((r) => setTimeout(r, 1_200));
+    // A third repeat is told B is in progress: Google is not called a third time.
+    const third = await reserve("own-renew", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 60_000) });
+    expect(third).toMatchObject({ ok: false, limit: "in_progress" });
+    expect(new Date(third.retry_at!).toISOString()).toBe(bHoldUntil);
+  });
+
+  it("a holder's own later statement renews its claim, never shortening it", async () => {
+    const holder = crypto.randomUUID();
+    const long = iso(Date.now() + 120_000);
+    expect((await reserve("own-longer", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: long, holder })).ok).toBe(true);
+    await reserve("own-longer", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 10_000), holder },
+      "", { idempotent: false, attempt: 2 });
+    expect((await claimOf("own-longer", "r1"))!.expires_at!.toISOString()).toBe(long);
+    const longer = iso(Date.now() + 200_000);
+    await reserve("own-longer", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: longer, holder },
+      "", { idempotent: false, attempt: 3 });
+    expect((await claimOf("own-longer", "r1"))!.expires_at!.toISOString()).toBe(longer);
+  });
+
+  it("A's end does not end B's claim, even through a reservation A made after the takeover", async () => {
+    const { a, b, second } = await takenOver("own-end");
+    const later = await reserve("own-end", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 1_000), holder: a },
+      "", { idempotent: false, attempt: 2 });
+    expect(later.ok).toBe(true);
+    const [ended] = await db.sql<{ r: { ended: boolean } }[]>`
+      select public.google_ai_end_request(${later.reservation_id!}::uuid) as r`;
+    expect(ended!.r.ended).toBe(false);
+    expect(await claimOf("own-end", "r1")).toMatchObject({ status: "in_progress", holder: b });
+    const [own] = await db.sql<{ r: { ended: boolean } }[]>`select public.google_ai_end_request(${second}::uuid) as r`;
+    expect(own!.r.ended).toBe(true);
+  });
+
+  it("A's late success does not turn B's claim into A's answer; B's own success does", async () => {
+    const { b, first, second } = await takenOver("own-done");
+    // A's finalize lands after the takeover (the database was slow): its tokens count, the claim stays B's.
+    await finalizeSuccess(first, { text: "A" });
+    expect(await claimOf("own-done", "r1")).toMatchObject({ status: "in_progress", holder: b, response: null });
+    const [usage] = await db.sql<{ n: number }[]>`
+      select count(*)::int as n from public.token_usage where request_id = 'r1' and meta ->> 'caller' = 'own-done'`;
+    expect(usage!.n).toBe(1);
+    const repeat = await reserve("own-done", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 60_000) });
+    expect(repeat).toMatchObject({ ok: false, limit: "in_progress" });
+    await finalizeSuccess(second, { text: "B" });
+    expect(await claimOf("own-done", "r1")).toMatchObject({ status: "done", response: { text: "B" } });
+  });
+});
+
+describe("a refusal or a queue ticket whose caller stopped waiting", () => {
+  it("a late refusal is rolled back and does not renew its holder's claim", async () => {
+    const holder = crypto.randomUUID();
+    const holdUntil = iso(Date.now() + 30_000);
+    expect((await reserve("late-refusal", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: holdUntil, holder })).ok)
+      .toBe(true);
+    const error = await reserve("late-refusal", "r1",
+      { reply_by: iso(Date.now() + 300), hold_until: iso(Date.now() + 90_000), holder },
+      ", pg_catalog.pg_sleep(0.8)", { idempotent: false, attempt: 2, model: "no-such-model" })
+      .then(() => null, (e: { code?: string }) => e);
+    expect(error?.code).toBe("57014");
+    expect((await claimOf("late-refusal", "r1"))!.expires_at!.toISOString()).toBe(holdUntil);
+    expect(await counts("late-refusal", "r1")).toMatchObject({ attempts: 1 });
+  });
+
+  it("WAIT: a ticket taken by a statement that commits after its reply_by is rolled back; no claim for nobody", async () => {
+    const [limits] = await db.sql<{ rpm: number }[]>`select rpm from public.google_ai_model_limits where model = 'gemma-3-27b-it'`;
+    await db.sql`update public.google_ai_model_limits set rpm = 1 where model = 'gemma-3-27b-it'`;
+    try {
+      // In time: the refusal takes a ticket (the setup does queue).
+      const inTime = await reserve("wait-live", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 60_000) },
+        "", { waitLeftMs: 120_000 });
+      expect(inTime).toMatchObject({ ok: false, limit: "rpm" });
+      const [live] = await db.sql<{ n: number }[]>`select count(*)::int as n from public.google_ai_queue where caller = 'wait-live'`;
+      expect(live!.n).toBe(1);
+
+      const error = await reserve("wait-late", "r1", { reply_by: iso(Date.now() + 300), hold_until: iso(Date.now() + 60_000) },
+        ", pg_catalog.pg_sleep(0.8)", { waitLeftMs: 120_000 }).then(() => null, (e: { code?: string }) => e);
+      expect(error?.code).toBe("57014");
+      const [late] = await db.sql<{ n: number }[]>`select count(*)::int as n from public.google_ai_queue where caller = 'wait-late'`;
+      expect(late!.n).toBe(0);
+      expect(await counts("wait-late", "r1")).toEqual({ attempts: 0, admissions: 0, claims: 0 });
+      // The caller's repeat is not told 409 for a ticket nobody holds: it queues in its own right.
+      const repeat = await reserve("wait-late", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 60_000) },
+        "", { waitLeftMs: 120_000 });
+      expect(repeat).toMatchObject({ ok: false, limit: "rpm" });
+    } finally {
+      await db.sql`delete from public.google_ai_queue where caller in ('wait-live', 'wait-late')`;
+      await db.sql`update public.google_ai_model_limits set rpm = ${limits!.rpm} where model = 'gemma-3-27b-it'`;
+    }
+  });
+});
+
+describe("a malformed $holder (a direct RPC call)", () => {
+  it.each([
+    ["a reply_by that is no time", { reply_by: "soon" }, "reply_by"],
+    ["a hold_until that is a number", { reply_by: iso(Date.now() + 5_000), hold_until: 42 }, "hold_until"],
+    ["a holder that is no uuid", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 5_000), holder: "me" }, "holder"],
+  ])("is refused with 22023 naming the field: %s", async (_what, holder, field) => {
+    const error = await db.sql`
+      select public.google_ai_reserve(p_model => ${MODEL}, p_estimated_tokens => 10, p_caller => 'malformed',
+        p_request_id => 'r1', p_metadata => ${db.sql.json({ $holder: holder } as never)}::jsonb, p_idempotent => true) as r`
+      .then(() => null, (e: { code?: string; message?: string }) => e);
+    expect(error?.code).toBe("22023");
+    expect(error?.message).toContain(`$holder`);
+    expect(error?.message).toContain(field);
   });
 });

@@ -5,6 +5,8 @@
 //     received run when it thaws and are rolled back (their callers stopped waiting): no attempt row,
 //     no admission in the window, no in-flight claim is left for anyone (counted in the database);
 //     the same callers repeating their request_ids as the 503 asked are served, never told 409;
+//   - the same in WAIT mode behind a full minute: the refusals and queue tickets the frozen server
+//     would commit late are rolled back too, so no ticket holds a claim or a place for nobody;
 //   - a repeat while the first call is really in flight is told 409 in progress, then the stored answer;
 //   - kill -9 of llm-invoke's process: the server starts it again and requests answer 200.
 // Heavy (a frozen database, ~10 s): run it on its own.
@@ -29,7 +31,8 @@ beforeAll(async () => {
     functionsPort: 0,
     databaseUrl: pg.url,
     google: "simulator",
-    simulatorOptions: { latencyMs: GOOGLE_LATENCY_MS },
+    // Google too has room for every call of these tests (its own 429 is not what is counted here).
+    simulatorOptions: { latencyMs: GOOGLE_LATENCY_MS, models: { "gemma-3-27b-it": { rpm: 10_000, rpd: 100_000 } } },
     only: ["llm-invoke"],
     log: (line) => logs.push(line),
   });
@@ -61,14 +64,14 @@ interface Answer {
   body: { error?: { code?: string }; request_id?: string; text?: string; replayed?: boolean } & Record<string, unknown>;
 }
 
-async function invoke(requestId?: string): Promise<Answer> {
+async function invoke(requestId?: string, wait?: { maxWaitMs: number }): Promise<Answer> {
   const res = await fetch(`${stack.functionsUrl}/functions/v1/llm-invoke`, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${stack.serviceKey}` },
     body: JSON.stringify({
       model: "gemma-3-27b",
       prompt: "Что такое EVE?",
-      mode: "NO_WAIT",
+      ...(wait === undefined ? { mode: "NO_WAIT" } : { mode: "WAIT", max_wait_ms: wait.maxWaitMs }),
       ...(requestId === undefined ? {} : { request_id: requestId }),
     }),
   });
@@ -84,6 +87,28 @@ async function invoke(requestId?: string): Promise<Answer> {
 
 async function healthy(): Promise<void> {
   await eventually(async () => (await invoke()).status === 200, 30_000);
+}
+
+// Attempt ids come from a sequence, which a rollback does not give back: ids used by rows that do
+// not exist count the statements the database ran and rolled back.
+const LAST_ID = `(select coalesce(s.last_value, 0)::int from pg_sequences s
+  where format('%I.%I', s.schemaname, s.sequencename) = pg_get_serial_sequence('public.google_ai_attempts', 'id'))`;
+
+/** The backends of llm-invoke's pool now: a freeze finds them holding what it sends. */
+async function pooledBackends(): Promise<number[]> {
+  return (await query<{ pid: number }>("select pid from pg_stat_activity where application_name = 'llm-invoke'"))
+    .map((r) => r.pid);
+}
+
+/** Until the backends the function gave up have run what the frozen server had received, and ended. */
+async function drained(pooled: number[]): Promise<void> {
+  await eventually(async () => {
+    const [{ remaining }] = await query<{ remaining: number }>(
+      "select count(*)::int as remaining from pg_stat_activity where pid = any ($1)",
+      [pooled],
+    );
+    return remaining === 0;
+  }, 30_000);
 }
 
 /** What a caller does after a 503: waits Retry-After and repeats the same request_id (at most 10 times). */
@@ -102,14 +127,8 @@ describe("after a frozen database", () => {
   it("leaves no reservation, admission or claim of the callers it timed out, and serves their repeats", async () => {
     await healthy(); // the pool holds open connections: the frozen server receives the statements
     const ids = Array.from({ length: CALLERS }, (_, i) => `ghost-${i}-${randomBytes(4).toString("hex")}`);
-    // Attempt ids come from a sequence, which a rollback does not give back: ids used by rows that do
-    // not exist count the reservations the database ran and rolled back.
-    const LAST_ID = `(select coalesce(s.last_value, 0)::int from pg_sequences s
-      where format('%I.%I', s.schemaname, s.sequencename) = pg_get_serial_sequence('public.google_ai_attempts', 'id'))`;
     const [{ before }] = await query<{ before: number }>(`select ${LAST_ID} as before`);
-    const pooled = (await query<{ pid: number }>(
-      "select pid from pg_stat_activity where application_name = 'llm-invoke'",
-    )).map((r) => r.pid);
+    const pooled = await pooledBackends();
     expect(pooled.length).toBeGreaterThan(0);
 
     await pg.freeze();
@@ -126,13 +145,7 @@ describe("after a frozen database", () => {
 
     // The statements the frozen server had received run now, on the connections the function gave up
     // (it dropped its pool): each of those backends ends once it has run what it received.
-    await eventually(async () => {
-      const [{ remaining }] = await query<{ remaining: number }>(
-        "select count(*)::int as remaining from pg_stat_activity where pid = any ($1)",
-        [pooled],
-      );
-      return remaining === 0;
-    }, 30_000);
+    await drained(pooled);
     const [left] = await query<{ attempts: number; admissions: number; claims: number; rolledBack: number }>(
       `select (select count(*)::int from public.google_ai_attempts where request_id = any ($1)) as attempts,
               (select count(*)::int from public.google_ai_admissions w join public.google_ai_attempts a using (reservation_id)
@@ -169,6 +182,48 @@ describe("after a frozen database", () => {
     expect(done).toBe(CALLERS);
   }, 180_000);
 
+  it("WAIT behind a full minute: no refusal, ticket or claim of the callers it timed out; their repeats are served", async () => {
+    await healthy(); // an admission in the window: with one request a minute, every caller below is refused
+    const ids = Array.from({ length: CALLERS / 2 }, (_, i) => `waiter-${i}-${randomBytes(4).toString("hex")}`);
+    await query("update public.google_ai_model_limits set rpm = 1 where model = 'gemma-3-27b-it'");
+    try {
+      // A ticket takes no id from a sequence: the database's count of rolled-back transactions counts them.
+      const ROLLBACKS = "(select xact_rollback::int from pg_stat_database where datname = current_database())";
+      const [{ before }] = await query<{ before: number }>(`select ${ROLLBACKS} as before`);
+      const pooled = await pooledBackends();
+      expect(pooled.length).toBeGreaterThan(0);
+      await pg.freeze();
+      let first: Answer[];
+      try {
+        first = await Promise.all(ids.map((id) => invoke(id, { maxWaitMs: 60_000 })));
+      } finally {
+        await pg.thaw();
+      }
+      for (const a of first) {
+        expect({ status: a.status, code: a.body.error?.code }).toEqual({ status: 503, code: "unavailable" });
+      }
+      await drained(pooled);
+      const [left] = await query<{ attempts: number; tickets: number; claims: number; rolledBack: number }>(
+        `select (select count(*)::int from public.google_ai_attempts where request_id = any ($1)) as attempts,
+                (select count(*)::int from public.google_ai_queue where request_id = any ($1)) as tickets,
+                (select count(*)::int from public.google_ai_responses where request_id = any ($1)) as claims,
+                ${ROLLBACKS} - $2::int as "rolledBack"`,
+        [ids, before],
+      );
+      // The frozen server did run the callers' reservations (refused: a ticket each), and rolled them
+      // back: with no fix, each ticket stays, holding its request's claim and a place in line.
+      expect(left!.rolledBack).toBeGreaterThan(0);
+      expect({ attempts: left!.attempts, tickets: left!.tickets, claims: left!.claims })
+        .toEqual({ attempts: 0, tickets: 0, claims: 0 });
+    } finally {
+      await query("update public.google_ai_model_limits set rpm = 1000 where model = 'gemma-3-27b-it'");
+    }
+    // Room again: each caller repeats as the 503 asked and is served, never told 409.
+    const repeats = await Promise.all(ids.map((id) => repeatAsAsked(id, { status: 503, retryAfter: "1", body: {} })));
+    expect(repeats.flat().map((a) => a.status).filter((s) => s === 409)).toEqual([]);
+    expect(repeats.map((r) => r.at(-1)?.status)).toEqual(ids.map(() => 200));
+  }, 180_000);
+
   it("tells a repeat of a request really in flight 409 in progress, then replays the stored answer", async () => {
     await healthy();
     const requestId = `inflight-${randomBytes(4).toString("hex")}`;
@@ -182,9 +237,10 @@ describe("after a frozen database", () => {
     }, 10_000);
     const during = await invoke(requestId);
     expect({ status: during.status, code: during.body.error?.code }).toEqual({ status: 409, code: "request_in_progress" });
-    // Until the holder's own bound (its Google call, finalize, backoff: under its 140 s budget), not a fixed lease.
+    // Until the holder's own bound (its 140 s budget, within which a success's finalize may still
+    // run, plus two 6 s database deadlines), not a fixed lease.
     expect(Number(during.retryAfter)).toBeGreaterThanOrEqual(1);
-    expect(Number(during.retryAfter)).toBeLessThanOrEqual(140);
+    expect(Number(during.retryAfter)).toBeLessThanOrEqual(152);
     const answer = await pending;
     expect(answer.status).toBe(200);
     const after = await invoke(requestId);

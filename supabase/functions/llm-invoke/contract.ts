@@ -169,11 +169,17 @@ export interface ReserveParams {
   /** How much longer the caller will wait (0: it will not, so a refusal takes no ticket). */
   waitLeftMs: number;
   /**
-   * Epoch ms by which this invocation will have sent its next reservation statement about the
-   * request (or be gone): the request's in-flight claim is held until then (holder.ts). Null for a
-   * request the caller did not name: it has no claim.
+   * The invocation holding the request's claim (its id, the end of its budget): the claim is its
+   * own and held until that end plus two database deadlines (store/holder.ts). Null for a request
+   * the caller did not name: it has no claim.
    */
-  nextContactBy: number | null;
+  claim: ClaimHolder | null;
+}
+
+/** The invocation holding a named request's claim: its id, and the end of its budget (epoch ms). */
+export interface ClaimHolder {
+  id: string;
+  invocationEnd: number;
 }
 
 /** A model the reservation passed over before the one that answered, and why (`retired`: see model-chain.ts). */

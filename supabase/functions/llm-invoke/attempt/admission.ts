@@ -13,7 +13,6 @@ import type { InputSize } from "../model/exact-count.ts";
 import type { InvokeResult, QueueProgress } from "./context.ts";
 import { finalRefusal, isWaitable, quotaRefusal, type RefusalContext } from "./refusals.ts";
 import type { GatewayStore } from "../store/store.ts";
-import { nextContactBy } from "../store/holder.ts";
 import { nextTurn, waitLeftForDatabase } from "./wait-policy.ts";
 
 export type Admission =
@@ -50,13 +49,7 @@ export interface Waiting {
  */
 export async function admit(
   deps: AdmissionDeps,
-  params: Omit<ReserveParams, "waitMs" | "estimatedTokens" | "queueTicket" | "waitLeftMs" | "nextContactBy"> & {
-    /**
-     * How long an admission lets the invocation go before its next reservation statement (holder.ts);
-     * null for a request the caller did not name (no claim to hold).
-     */
-    afterAdmissionMs: number | null;
-  },
+  params: Omit<ReserveParams, "waitMs" | "estimatedTokens" | "queueTicket" | "waitLeftMs">,
   size: InputSize,
   waiting: Waiting,
   refusal: Pick<RefusalContext, "model" | "requestId">,
@@ -67,17 +60,13 @@ export async function admit(
   const timing = deps.timing ?? untimed;
   for (;;) {
     const remainingMs = Math.min(waiting.maxWaitMs - waiting.waitedMs, waiting.deadline - deps.clock.now());
-    const { afterAdmissionMs, ...reserveParams } = params;
     const r = await timing.time("reserve", () =>
       deps.store.reserve({
-        ...reserveParams,
+        ...params,
         estimatedTokens: size.tokens,
         waitMs: waiting.waitedMs,
         queueTicket,
         waitLeftMs: waiting.mode === "WAIT" ? waitLeftForDatabase(remainingMs) : 0,
-        nextContactBy: afterAdmissionMs === null
-          ? null
-          : nextContactBy(deps.clock.now(), afterAdmissionMs, waiting.deadline),
       }));
     if (r.quota != null) deps.onQuota?.(r.quota);
     if (r.ok) {

@@ -290,23 +290,28 @@ describe("invoke: success", () => {
     expect(JSON.stringify(result)).not.toContain("secret-of");
   });
 
-  it("tells a named request's reservations when its next one comes: after Google's call, at most at its end", async () => {
-    const store = new FakeStore([reservation(1)]);
-    const { run, clock } = setup(store, new FakeGoogle([ok()]), {
+  it("names a named request's holder in each reservation, held until the invocation's end (streams too)", async () => {
+    const store = new FakeStore([reservation(1), reservation(2)]);
+    const { run, clock } = setup(store, new FakeGoogle([fail(classifyGoogleHttpError(503, { error: { code: 503, message: "u" } })), ok()]), {
       options: { attemptTimeoutMs: 45_000, budgetMs: 140_000, backoffBaseMs: 250, jitterMs: 250 },
     });
     const start = clock.now();
     await run({ mode: "NO_WAIT", request_id: "named-1" });
-    expect(store.reserves[0]!.nextContactBy).toBe(start + 45_000 + 2_000 + 250 * 4 + 250);
+    expect(store.reserves[0]!.claim).toEqual({ id: expect.any(String), invocationEnd: start + 140_000 });
+    // One holder for the whole invocation: its later reservations are its own.
+    expect(store.reserves[1]!.claim).toEqual(store.reserves[0]!.claim);
+    const again = new FakeStore([reservation(1)]);
+    await setup(again, new FakeGoogle([ok()])).run({ mode: "NO_WAIT", request_id: "named-1" });
+    expect(again.reserves[0]!.claim!.id).not.toBe(store.reserves[0]!.claim!.id);
     const streamed = new FakeStore([reservation(1)]);
     const s = setup(streamed, new FakeGoogle([]), { options: { budgetMs: 140_000 } });
     const streamStart = s.clock.now();
     await s.runStream({ mode: "NO_WAIT", request_id: "named-2" }).catch(() => {});
-    expect(streamed.reserves[0]!.nextContactBy).toBe(streamStart + 140_000);
+    expect(streamed.reserves[0]!.claim!.invocationEnd).toBe(streamStart + 140_000);
     // A request the caller did not name holds no claim.
     const unnamed = new FakeStore([reservation(1)]);
     await setup(unnamed, new FakeGoogle([ok()])).run({ mode: "NO_WAIT" });
-    expect(unnamed.reserves[0]!.nextContactBy).toBeNull();
+    expect(unnamed.reserves[0]!.claim).toBeNull();
   });
 
   it("returns candidates only when asked", async () => {

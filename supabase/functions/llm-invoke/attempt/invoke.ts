@@ -50,8 +50,7 @@ import { cachedProfiles } from "../model/capabilities.ts";
 import { createTokenCounter, InputSize } from "../model/exact-count.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
-import { ERROR_OUTCOME_BUDGET_MS, finalizeReliably } from "./finalize.ts";
-import { afterAdmissionMs } from "../store/holder.ts";
+import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
 import {
@@ -173,11 +172,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     const reserveAs = reserveCallerOf(caller);
     // The caller named the request (its own request_id): the database keeps an idempotency record.
     const idempotent = request.requestId !== undefined;
-    // How long each admission lets this invocation go before its next reservation (holder.ts): it
-    // holds the request's claim meanwhile. An unnamed request has none.
-    const afterAdmission = idempotent
-      ? afterAdmissionMs(options, request.stream, MAX_ATTEMPTS, ERROR_OUTCOME_BUDGET_MS)
-      : null;
+    // The invocation holding the request's claim (store/holder.ts): only its own statements renew,
+    // end or complete it, and it is held until the invocation's end (a success's finalize retries
+    // until then) plus two database deadlines. An unnamed request has none.
+    const claim = idempotent ? { id: crypto.randomUUID(), invocationEnd: deadline } : null;
 
     // The tier rows (a look-up once per worker) and the caller's own tier, before anything is booked:
     // a tier its class may not ask for is a 400 without a reservation or a wait.
@@ -217,7 +215,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             // Checked (and marked in flight) until this invocation holds its first reservation;
             // later reservations belong to the same request.
             idempotent: idempotent && lastReservation === null,
-            afterAdmissionMs: afterAdmission,
+            claim,
           },
           size,
           waiting,

@@ -33,7 +33,7 @@ function params(extra: Partial<ReserveParams> = {}): ReserveParams {
     priority: null,
     queueTicket: null,
     waitLeftMs: 0,
-    nextContactBy: Date.now() + 60_000,
+    claim: { id: crypto.randomUUID(), invocationEnd: Date.now() + 60_000 },
     ...extra,
   };
 }
@@ -211,7 +211,8 @@ describe("createPgStore over the RPCs", () => {
 
   it("reserves, finalizes (with a cooldown and token_usage) and releases", async () => {
     const s = store();
-    const r = await s.reserve(params({ metadata: { chat: 1, bad: "\u0000" }, requestId: "rt-1" }));
+    const claim = { id: crypto.randomUUID(), invocationEnd: Date.now() + 60_000 };
+    const r = await s.reserve(params({ metadata: { chat: 1, bad: "\u0000" }, requestId: "rt-1", claim }));
     expect(r).toMatchObject({ ok: true, keyAlias: "default", envVarName: "GOOGLE_API_KEY", model: "gemma-3-27b-it" });
     const res = r as Reservation;
     const until = new Date(Date.now() + 30_000);
@@ -230,7 +231,8 @@ describe("createPgStore over the RPCs", () => {
       response: null,
     });
     const [att] = await db.sql`select status, input_tokens, output_tokens, latency_ms, metadata,
-                                      reply_by is not null as has_reply_by, hold_until is not null as has_hold
+                                      reply_by is not null as has_reply_by, hold_until is not null as has_hold,
+                                      holder::text
                                from public.google_ai_attempts where reservation_id = ${res.reservationId}`;
     // The holder's times (holder.ts) land in their columns, not in the caller's metadata.
     expect(att).toEqual({
@@ -241,6 +243,7 @@ describe("createPgStore over the RPCs", () => {
       metadata: { chat: 1, bad: "" },
       has_reply_by: true,
       has_hold: true,
+      holder: claim.id, // the invocation's id: the claim's holder
     });
     const [usage] = await db
       .sql`select prompt_tokens, completion_tokens from public.token_usage where request_id = 'rt-1'`;

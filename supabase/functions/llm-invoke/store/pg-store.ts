@@ -1,6 +1,6 @@
 // GatewayStore over Postgres: each operation is one statement calling one RPC (one round trip):
 //   reserve   public.google_ai_reserve_models: the model and its fallbacks as one array, the service
-//             caller's label or the token's hash, the holder's deadlines (holder.ts); and in the same
+//             caller's label or the token's hash, the holder's deadlines and id (holder.ts); and in the same
 //             statement the quota the answer reports (carried by a fast booking, else
 //             public.google_ai_answer_quota)
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
@@ -121,7 +121,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
     reserve: (p) =>
       run("reserve", async (sql) => {
         // Timed from now: a retry on a fresh connection is a new statement with its own deadline.
-        const holder = holderTimes(Date.now(), deadlineMs, p.nextContactBy);
+        const holder = holderTimes(Date.now(), deadlineMs, p.claim);
         const reservation = sql`select public.google_ai_reserve_models(
           p_models => ${sql.array([p.model, ...p.fallbackModels])}::text[],
           p_estimated_tokens => ${p.estimatedTokens}::integer,
@@ -133,7 +133,8 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
           p_queue_ticket => ${p.queueTicket ?? null}::uuid,
           p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer,
-          p_reply_by => ${holder.reply_by}::timestamptz, p_hold_until => ${holder.hold_until ?? null}::timestamptz) as r`;
+          p_reply_by => ${holder.reply_by}::timestamptz, p_hold_until => ${holder.hold_until ?? null}::timestamptz,
+          p_holder => ${holder.holder ?? null}::uuid) as r`;
         // A cooldown refusal names why the group rests (a Google 429's cause), in the same statement.
         const rows = await sql<{ r: unknown; q: unknown; c: unknown }[]>`
           with reserved as materialized (${reservation})
@@ -248,7 +249,6 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
   };
 }
 
-/** The caller's metadata with the holder's times (holder.ts), as one jsonb parameter. */
 /** The RPC's jsonb answer, checked field by field (a surprise is a 503, not a crash later). */
 /** google_ai_service_tier_list's answer; a row that is not the expected shape is left out. */
 export function parseServiceTierRows(value: unknown): ServiceTierRow[] {

@@ -235,6 +235,22 @@ describe("metadata is kept small", () => {
     const over = { note: "m".repeat(1025 - '{"note":""}'.length) };
     expect(() => parseInvokeRequest({ model: "m", prompt: "x", metadata: over })).toThrow(/1025 bytes/);
   });
+
+  it("refuses a key starting with $ (the gateway's own, such as $holder) instead of dropping it", () => {
+    for (const key of ["$holder", "$mine"]) {
+      let error: unknown;
+      try {
+        parseInvokeRequest({ model: "m", prompt: "x", metadata: { chat_id: 1, [key]: { reply_by: "x" } } });
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(GatewayError);
+      expect((error as GatewayError).code).toBe("invalid_request");
+      expect((error as GatewayError).message).toContain(key);
+    }
+    // "$" elsewhere in a key is the caller's.
+    expect(parseInvokeRequest({ model: "m", prompt: "x", metadata: { "price$": 1 } }).metadata).toEqual({ "price$": 1 });
+  });
 });
 
 describe("fallback_models", () => {

@@ -112,7 +112,7 @@ export function parseInvokeRequest(
   const { contents, systemFromMessages, imageTokens } = toContents(req);
   const system = joinText([req.system, systemFromMessages]);
 
-  if (req.metadata !== undefined) checkMetadataSize(req.metadata, limits);
+  if (req.metadata !== undefined) checkMetadata(req.metadata, limits);
 
   return {
     model: req.model,
@@ -137,8 +137,25 @@ export function waitFor(mode: InvokeMode, asked: number | undefined, limits: Req
   return mode === "NO_WAIT" ? 0 : Math.min(asked ?? limits.defaultMaxWaitMs, limits.maxWaitBudgetMs);
 }
 
-/** metadata is kept in every audit row, refusals included: its size is capped. */
-export function checkMetadataSize(metadata: Record<string, unknown>, limits: RequestLimits): void {
+/**
+ * metadata is kept in every audit row, refusals included: its size is capped, and its keys starting
+ * with "$" are the gateway's own (`$holder`: the holder's deadlines, store/holder.ts), so a caller's
+ * key of that kind is refused rather than lost.
+ */
+export function checkMetadata(metadata: Record<string, unknown>, limits: RequestLimits): void {
+  const reserved = Object.keys(metadata).find((k) => k.startsWith("$"));
+  if (reserved !== undefined) {
+    throw new GatewayError(
+      "invalid_request",
+      `metadata key "${reserved.slice(0, 64)}": keys starting with "$" are the gateway's own.`,
+      { details: { field: "metadata" } },
+    );
+  }
+  checkMetadataSize(metadata, limits);
+}
+
+/** metadata's size as JSON is capped. */
+function checkMetadataSize(metadata: Record<string, unknown>, limits: RequestLimits): void {
   const bytes = new TextEncoder().encode(JSON.stringify(metadata)).length;
   if (bytes > limits.maxMetadataBytes) {
     throw new GatewayError(

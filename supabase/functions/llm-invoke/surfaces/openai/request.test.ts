@@ -385,6 +385,9 @@ describe("parse: fields the gateway cannot honour, fields it ignores, and x-eve-
     const big = refusal(() => parse(chat({ metadata: { note: "x".repeat(2000) } })));
     expect(big.code).toBe("invalid_request");
     expect(big.details?.field).toBe("metadata");
+    const own = refusal(() => parse(chat({ metadata: { $holder: "mine" } })));
+    expect(own.code).toBe("invalid_request");
+    expect(own.message).toContain("$holder");
   });
 
   it("takes mode, wait, request id, priority and fallbacks from the x-eve-* headers", () => {

@@ -5,7 +5,7 @@ import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
 import type { GenerationConfig, NormalizedRequest } from "../../contract.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
-import { checkMetadataSize } from "../native/request.ts";
+import { checkMetadata } from "../native/request.ts";
 import { imageTokensOf } from "../../model/parts.ts";
 import { callOptionsFromHeaders } from "../call-options.ts";
 import type { ParseInput } from "../surface.ts";
@@ -120,7 +120,7 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
   const options = callOptionsFromHeaders(input.headers, input.limits);
   const { contents, system, images } = toContents(req.messages);
   const metadata = req.metadata ?? {};
-  checkMetadataSize(metadata, input.limits);
+  checkMetadata(metadata, input.limits);
 
   return {
     model: req.model,
