@@ -209,7 +209,10 @@ describe.skipIf(!available && !inCi)("Prometheus scraping the local stack", () =
     expect(await value('sum(eve_gateway_google_calls_total{service_tier="standard"})')).toBe(sim.received);
     expect(await value('sum(eve_gateway_attempts_total{status="succeeded"})')).toBe(sim.byStatus["200"]);
     expect(await value("sum(eve_gateway_google_429_total)")).toBe(sim.byStatus["429"]);
-    expect(sim.byStatus["429"]).toBe(3);
+    // The fault answers the first three calls that reach Google for Flash; how many of the load's
+    // calls reach Google while the groups cool down depends on timing, so: at least one, at most three.
+    expect(sim.byStatus["429"]).toBeGreaterThanOrEqual(1);
+    expect(sim.byStatus["429"]).toBeLessThanOrEqual(3);
     // Labels: callers the operator did not name are 'service'; no key alias anywhere.
     const callers = (await prom.query("sum by (caller) (eve_gateway_attempts_total)")).map((r) => r.metric.caller);
     expect(callers).toEqual(["service"]);
@@ -221,11 +224,24 @@ describe.skipIf(!available && !inCi)("Prometheus scraping the local stack", () =
     // Rates need a series to grow between two scrapes inside their range: more traffic, now that
     // every series has been scraped once.
     await eventually(async () => (await value("min(count_over_time(eve_gateway_attempts_total[2m]))")) >= 2, 30_000);
-    const seen = await value("sum(eve_gateway_attempts_total)");
+    // Every row of the earlier load counted (a success's finalize may land after its answer), so
+    // that what follows adds exactly the four new requests.
+    const countable = () => count(`status <> 'reserved' and (status <> 'refused' or created_at < now() - interval '8 minutes')`);
+    const seen = await countable();
+    await scrapedValue("sum(eve_gateway_attempts_total)", seen);
     for (let i = 0; i < 4; i++) await invoke("gemini-2.5-flash", "eve-bot");
     await query(`update public.google_ai_attempts set added_ms = 4 + id % 9, first_byte_ms = coalesce(latency_ms, 0) + 6,
                    wait_ms = 800 where status = 'succeeded' and added_ms is null`);
-    await scrapedValue("sum(eve_gateway_attempts_total)", seen + 4);
+    // At least the four new requests' rows (more if one met a Flash fault left from the load and was
+    // retried), and every countable row exactly: compared afresh until a scrape has them all.
+    let scraped = NaN;
+    let rows = NaN;
+    await eventually(async () => {
+      [scraped, rows] = [await value("sum(eve_gateway_attempts_total)"), await countable()];
+      return scraped === rows && rows >= seen + 4;
+    }, 30_000).catch(() => {
+      throw new Error(`sum(eve_gateway_attempts_total): Prometheus says ${scraped}, the rows ${rows} (before: ${seen})`);
+    });
     const targets = DASHBOARD.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
     expect(targets.length).toBeGreaterThanOrEqual(15);
     const empty: string[] = [];
