@@ -17,9 +17,9 @@ values
 on conflict (model) do nothing;
 
 -- Their life cycle, and the models of December 2026. In one block that runs only where the schema has
--- the life-cycle columns (20261124000000_google_today_columns.sql): a test or benchmark that builds an
--- earlier day's schema applies this file too. (PL/pgSQL plans a statement when it first runs it, so the
--- statements below are never read on such a schema.)
+-- the life-cycle columns (`limits_source`, supabase/schemas/10_keys_and_limits.sql), so that the seed
+-- still applies to a project whose migrations predate them. (PL/pgSQL plans a statement when it first
+-- runs it, so the statements below are never read on such a schema.)
 do $seed$
 begin
   if not exists (select 1 from information_schema.columns
