@@ -87,7 +87,7 @@ export async function runMetricsScrape(bench: BenchServer, cfg: MetricsScrapeCon
       series: exposition.samples.length, bytes: text.length };
     return {
       id: "metrics-scrape",
-      title: "10. /metrics: a scrape's PostgreSQL CPU on a big attempt log",
+      title: "/metrics: a scrape's PostgreSQL CPU on a big attempt log",
       data,
       markdown: [
         `${cfg.rows.toLocaleString("en")} attempt rows (a month, ${cfg.liveRows} of them in the last minutes), folded once; ` +
