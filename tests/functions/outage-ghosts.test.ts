@@ -12,9 +12,10 @@
 // Heavy (a frozen database, ~10 s): run it on its own.
 import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import postgres from "postgres";
+import type postgres from "postgres";
 import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
 import { type StoppablePostgres, startStoppablePostgres } from "../../shared/db/stoppable-postgres.ts";
+import { queryOnce } from "../support/query-once.ts";
 import { eventually, sleep } from "./llm-invoke-helpers.ts";
 
 const CALLERS = 20;
@@ -49,14 +50,7 @@ afterAll(async () => {
 });
 
 /** Queries on a short-lived connection (the test's own pool must not outlive a freeze). */
-async function query<T extends object>(text: string, params: postgres.ParameterOrJSON<never>[] = []): Promise<T[]> {
-  const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
-  try {
-    return (await sql.unsafe(text, params)) as unknown as T[];
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
-}
+const query = <T extends object>(text: string, params: postgres.ParameterOrJSON<never>[] = []) => queryOnce<T>(pg.url, text, params);
 
 interface Answer {
   status: number;

@@ -10,10 +10,10 @@
 import { readFileSync } from "node:fs";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import postgres from "postgres";
 import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
 import { repoRoot } from "../../shared/db/migrate.ts";
 import { type StoppablePostgres, startStoppablePostgres } from "../../shared/db/stoppable-postgres.ts";
+import { queryOnce } from "../support/query-once.ts";
 import { eventually, GENEROUS_SIM_MODELS, sleep } from "../functions/llm-invoke-helpers.ts";
 import { inCi, prometheusBinary, type PromResult, type RunningPrometheus, startPrometheus } from "../support/prometheus.ts";
 
@@ -34,14 +34,7 @@ let stack: LocalStack;
 let prom: RunningPrometheus;
 
 /** Queries on a short-lived connection (none may outlive the database's restart). */
-async function query<T extends object>(text: string): Promise<T[]> {
-  const sql = postgres(pg.url, { max: 1, onnotice: () => {} });
-  try {
-    return (await sql.unsafe(text)) as unknown as T[];
-  } finally {
-    await sql.end({ timeout: 1 });
-  }
-}
+const query = <T extends object>(text: string) => queryOnce<T>(pg.url, text);
 
 async function count(where: string): Promise<number> {
   const [row] = await query<{ n: number }>(`select count(*)::int as n from public.google_ai_attempts where ${where}`);
