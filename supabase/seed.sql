@@ -21,12 +21,19 @@ on conflict (model) do nothing;
 -- still applies to a project whose migrations predate them. (PL/pgSQL plans a statement when it first
 -- runs it, so the statements below are never read on such a schema.)
 do $seed$
+declare
+  v_first_described text[];
+  v_inserted text[];
 begin
   if not exists (select 1 from information_schema.columns
                  where table_schema = 'public' and table_name = 'google_ai_model_limits'
                    and column_name = 'limits_source') then
     return;
   end if;
+
+  -- Rows described here for the first time (below: their admissions spread over the window).
+  select coalesce(array_agg(l.model), '{}') into v_first_described from public.google_ai_model_limits l
+  where l.model in ('gemma-3-27b-it', 'gemini-2.5-flash', 'gemini-2.5-flash-lite') and l.limits_source is null;
 
   -- Their life cycle, described once (the owner's rows included: only columns they never had). A row
   -- whose limits are not the seed's (the owner's own) is said to be so, not given the seed's source.
@@ -53,6 +60,7 @@ begin
   -- The models Google serves in December 2026. Free-tier figures as listed on 2026-07-18; where no row
   -- was published the figures are an assumption, and limits_source says so: correct them from the
   -- project's own quota page (AI Studio, or the Cloud Quotas API) with one UPDATE.
+  with inserted as (
   insert into public.google_ai_model_limits
     (model, rpm, tpm, rpd, aliases, supports_system_instruction, supports_json_mode, supports_tools,
      supports_images, shutdown_date, successor, limits_source, notes)
@@ -78,7 +86,19 @@ begin
      'Free tier 15 RPM / 250K TPM / 500 RPD as listed 2026-07-18 (cheahjs/free-llm-api-resources, Cloud Quotas API). '
      'GA 2026-05-07, shutdown 2027-05-07 (Google''s deprecations page).',
      'Gemini 3.1 Flash-Lite.')
-  on conflict (model) do nothing;
+  on conflict (model) do nothing
+  returning model)
+  select coalesce(array_agg(model), '{}') into v_inserted from inserted;
+
+  -- Admissions spread over the window (one at a time, then one per window / RPM: a person waits for
+  -- the next slot, not for a flooded window), set once with the rest of a row's description: a row
+  -- the seed described before keeps what the operator chose. Where the schema has the column.
+  if exists (select 1 from information_schema.columns
+             where table_schema = 'public' and table_name = 'google_ai_model_limits'
+               and column_name = 'spread_burst') then
+    update public.google_ai_model_limits l set spread_burst = 1
+    where l.model = any (v_first_described || v_inserted) and l.spread_burst is null;
+  end if;
 end
 $seed$;
 

@@ -48,8 +48,12 @@ CREATE TABLE public.google_ai_model_limits (
     withdrawn_at timestamp with time zone,
     withdrawn_message text,
     limits_source text,
-    supports_images boolean
+    supports_images boolean,
+    spread_burst integer,
+    CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1))
 );
+
+COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS 'Admissions spread over the window: at most this many of a quota group at once, then one per window / RPM (the TPM analogue for large requests), so that capacity comes back a request at a time and a waiting person gets the next one. Requests a share of their own still covers are not held back. Null: not spread (a flood may fill the window at once).';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpm IS 'Requests per minute per quota group (null: no limit).';
 
@@ -91,7 +95,8 @@ CREATE TABLE public.google_ai_usage_counters (
     window_at timestamp with time zone,
     rpd_next_used integer DEFAULT 0 NOT NULL,
     rpd_prev_used integer DEFAULT 0 NOT NULL,
-    window_floor timestamp with time zone
+    window_floor timestamp with time zone,
+    spread_until timestamp with time zone
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
 
@@ -104,6 +109,8 @@ COMMENT ON COLUMN public.google_ai_usage_counters.window_requests IS 'Admissions
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS 'Requests admitted within the day guard before midnight, counted for the next Pacific day too.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_prev_used IS 'Requests of the previous Pacific day, plus those admitted within the day guard after midnight.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS 'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): a request may be booked once this is at most spread_burst - 1 steps ahead of now, and moves it one step (google_ai_spread_step). Null: not spread, or nothing booked yet.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS 'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next removal of expired admissions reads the index from here.';
 

@@ -92,6 +92,36 @@ CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text, p_now times
               else public.google_ai_minute_window(p_now) + interval '1 minute' end
 $$;
 
+-- The spread of a model's window (google_ai_model_limits.spread_burst): each quota group hands its
+-- window out on a schedule (google_ai_usage_counters.spread_until, a GCRA "theoretical arrival
+-- time"), one step per request: p_window / RPM, or the request's tokens' part of p_window / TPM when
+-- that is longer (limit_name says which). A request may be booked when the schedule is at most
+-- tolerance = (spread_burst - 1) RPM steps ahead of now; booking moves it to greatest(it, now) + step.
+-- So at most spread_burst requests go at once, then one per step, and capacity comes back to the
+-- window a request at a time instead of all at once a window after a flood. Microseconds are rounded
+-- up: the schedule never runs faster than the limit. All null: the model is not spread.
+CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_burst integer;
+  v_window_us numeric := extract(epoch from p_window) * 1000000;
+  v_request_us numeric;
+  v_token_us numeric;
+begin
+  select l.spread_burst into v_burst from public.google_ai_model_limits l where l.model = p_model;
+  if v_burst is null or (p_rpm is null and p_tpm is null) then
+    return;
+  end if;
+  v_request_us := case when p_rpm > 0 then ceil(v_window_us / p_rpm) end;
+  v_token_us := case when p_tpm > 0 then ceil(v_window_us * greatest(p_tokens, 0) / p_tpm) end;
+  limit_name := case when coalesce(v_token_us, 0) > coalesce(v_request_us, 0) then 'tpm' else 'rpm' end;
+  step := greatest(v_request_us, v_token_us, 0) * interval '1 microsecond';
+  tolerance := (v_burst - 1) * coalesce(v_request_us, greatest(v_token_us, 0)) * interval '1 microsecond';
+end
+$$;
+
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
 -- release removes it (p_released) and gives back the request in its minute and day. The counter row
 -- is locked before the admission row, the order the reservation takes them in. An admission that

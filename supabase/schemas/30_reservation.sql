@@ -135,7 +135,7 @@ begin
       -- Nothing but the limits in the way: the fast booking, with the quota it leaves.
       select f.booked_group, f.minute_bucket, f.day_bucket, f.quota into v_group, v_minute, v_day, v_quota
       from public.google_ai_book_fast(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
-        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id, p_caller, p_client_id) f;
+        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id, p_caller, p_client_id, v_class) f;
     end if;
     if v_may_book and v_group is null then
       select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at
@@ -673,21 +673,22 @@ begin
 end
 $$;
 
--- Most admissions meet nothing but the limits: nobody is queued for the model, no share of it is
--- kept for anyone, the caller has no daily budget, the best group is not cooling down, its counter
--- row is of today and of a settled window, and Pacific midnight is not within the day guard. For
--- them this books on the best candidate group in a few statements, under the same counter-row lock
--- and with the same arithmetic as google_ai_try_book, and
--- answers with the quota the booking leaves, so the answer needs no second reading of the window.
+-- Most admissions meet nothing but the limits and the shares: nobody is queued for the model, no
+-- share of it paces its owner's day, the caller has no daily budget, the best group is not cooling
+-- down, its counter row is of today and of a settled window, and Pacific midnight is not within the
+-- day guard. For them this books on the best candidate group in a few statements, under the same
+-- counter-row lock and with the same arithmetic as google_ai_try_book (what the others' shares keep
+-- from the requester, its own shares' use, the spread's schedule), and answers with the quota the
+-- booking leaves, so the answer needs no second reading of the window.
 -- Whenever anything else could matter it books nothing and returns no group: the general booking
--- (google_ai_book_best_group) decides.
+-- (google_ai_book_best_group) decides, and names the time of a refusal.
 --
 -- Exactness does not depend on the unlocked look (it only chooses the path): the decision is taken
 -- on the counter row locked here. A row another transaction holds is waited for when its group is
 -- the only candidate, else left to the general path (which tries the others first, as it always
--- did). If the locked look finds the window full after all, the expired
+-- did). If the locked look finds no room after all, the expired
 -- admissions it removed are taken off the row's sums (as the general try would) before it leaves.
-CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -708,11 +709,19 @@ declare
   v_win_tokens bigint;
   v_oldest timestamptz;
   v_oldest_tokens timestamptz;
+  v_shared boolean;
+  v_held_rpm integer := 0;
+  v_held_rpd integer := 0;
+  v_owned bigint[];
+  v_in_share boolean := false;
+  v_spread record;
+  v_fits boolean;
 begin
-  if exists (select 1 from public.google_ai_quota_shares s where s.model = p_model)
+  if exists (select 1 from public.google_ai_quota_shares s where s.model = p_model and s.pace_burst is not null)
      or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller)) then
     return;
   end if;
+  v_shared := exists (select 1 from public.google_ai_quota_shares s where s.model = p_model);
 
   -- The group the general booking would try first, and an unlocked look at its row.
   select c.quota_group, c.groups into v_group, v_groups
@@ -764,9 +773,29 @@ begin
   v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
   v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
 
-  if v_row.window_at is null
-     or not public.google_ai_fast_fits(v_row, v_win_requests, v_win_tokens, p_rpm, p_tpm, p_rpd, p_tokens, v_now,
-                                       v_day_guard) then
+  -- The model's shares in this group (their use is written under the lock held here): what the
+  -- others' keep from the requester, and the requester's own.
+  if v_shared then
+    select coalesce(sum(greatest(0, coalesce(x.reserved_rpm, 0) - x.win)) filter (where not x.owned), 0),
+           coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) - x.day_used)) filter (where not x.owned), 0),
+           array_agg(x.id order by x.id) filter (where x.owned),
+           coalesce(bool_or(x.owned and x.win < coalesce(x.reserved_rpm, 0)), false)
+      into v_held_rpm, v_held_rpd, v_owned, v_in_share
+    from (select s.id, s.reserved_rpm, s.reserved_rpd,
+                 coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
+                 coalesce(u.window_requests, 0) as win,
+                 case when u.day_bucket = v_day then u.day_used
+                      when u.day_bucket = v_day - 1 then u.day_next_used else 0 end as day_used
+          from public.google_ai_quota_shares s
+          left join public.google_ai_share_usage u on u.quota_group = v_group and u.share_id = s.id
+          where s.model = p_model) x;
+  end if;
+
+  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
+  v_fits := public.google_ai_fast_fits(v_row, v_win_requests + v_held_rpm, v_win_tokens, p_rpm, p_tpm,
+                                       p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard)
+            and (v_spread.step is null or v_in_share or v_row.spread_until - v_spread.tolerance <= v_now);
+  if not v_fits then
     update public.google_ai_usage_counters c set window_requests = v_win_requests, window_tokens = v_win_tokens,
       window_floor = greatest(c.window_floor, v_now - v_window)
     where c.id = v_row.id;
@@ -774,7 +803,22 @@ begin
   end if;
 
   insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids)
-  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, null);
+  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned);
+
+  if v_owned is not null then
+    -- The owners' use, rolled to today as try_book rolls it (the day guard is not near here).
+    insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
+      day_next_used, day_prev_used)
+    select v_group, o.id, 1, v_day, 1, 0, 0 from unnest(v_owned) as o(id)
+    on conflict (quota_group, share_id) do update set
+      window_requests = u.window_requests + 1,
+      day_used = case when u.day_bucket = v_day then u.day_used
+                      when u.day_bucket = v_day - 1 then u.day_next_used else 0 end + 1,
+      day_next_used = case when u.day_bucket = v_day then u.day_next_used else 0 end,
+      day_prev_used = case when u.day_bucket = v_day then u.day_prev_used
+                           when u.day_bucket = v_day - 1 then u.day_used else 0 end,
+      day_bucket = v_day;
+  end if;
 
   update public.google_ai_usage_counters c set
     minute_bucket   = v_minute,
@@ -786,6 +830,8 @@ begin
     window_tokens   = v_win_tokens + p_tokens,
     window_at       = v_now,
     window_floor    = greatest(v_row.window_floor, v_now - v_window),
+    spread_until    = case when v_spread.step is not null
+                           then greatest(v_row.spread_until, v_now) + v_spread.step end,
     updated_at      = v_now
   where c.id = v_row.id;
 
@@ -1277,6 +1323,10 @@ declare
   v_pace_at timestamptz;
   v_at timestamptz;
   v_window_full boolean;
+  -- The spread of the window (google_ai_spread_step): the schedule's step and tolerance for this request
+  v_spread record;
+  v_in_share boolean := false;
+  v_spread_at timestamptz;
 begin
   begin
     for i in 1 .. 2 loop
@@ -1381,6 +1431,8 @@ begin
         v_owned_used := v_owned_used || v_used;
         v_owned_next := v_owned_next || v_next;
         v_owned_prev := v_owned_prev || v_prev;
+        -- A request its own RPM share still has room for is not held back by the spread.
+        v_in_share := v_in_share or v_share.win < coalesce(v_share.reserved_rpm, 0);
         if v_share.pace_burst is not null then
           -- Checked below, once the day shares of all owners are known.
           v_pace_burst := v_pace_burst || v_share.pace_burst;
@@ -1409,6 +1461,12 @@ begin
       end if;
     end loop;
 
+    -- The spread: the request waits for its place in the schedule unless its own share covers it.
+    v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
+    if v_spread.step is not null and not v_in_share and v_row.spread_until - v_spread.tolerance > v_now then
+      v_spread_at := v_row.spread_until - v_spread.tolerance;
+    end if;
+
     v_window_full := (p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm)
                   or (p_tpm is not null and v_win_tokens + p_tokens > p_tpm);
     outcome := case
@@ -1418,6 +1476,8 @@ begin
       when v_pace_at is not null then 'pace'
       when p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm then 'rpm'
       when p_tpm is not null and v_win_tokens + p_tokens > p_tpm then 'tpm'
+      -- Held by the spread: named after the limit whose share of the window the request's step is.
+      when v_spread_at is not null then v_spread.limit_name
       else 'booked' end;
     minute_bucket := v_minute;
     day_bucket := v_day;
@@ -1442,6 +1502,12 @@ begin
           -- Paced until then, and the window must have room by then too.
           reopens_at := greatest(v_pace_at, reopens_at);
           recheck_at := null;
+        elsif v_spread_at is not null then
+          -- Its place in the schedule, and the window must have room by then too.
+          reopens_at := greatest(v_spread_at, reopens_at);
+          if recheck_at >= reopens_at then
+            recheck_at := null;
+          end if;
         end if;
       end if;
       raise exception using errcode = 'P0001', message = 'eve:full';
@@ -1475,6 +1541,8 @@ begin
       window_tokens   = v_win_tokens + p_tokens,
       window_at       = v_now,
       window_floor    = greatest(v_row.window_floor, v_now - v_window),
+      spread_until    = case when v_spread.step is not null
+                             then greatest(v_row.spread_until, v_now) + v_spread.step end,
       updated_at      = v_now
     where c.id = v_row.id;
   exception

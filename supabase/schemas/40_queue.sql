@@ -99,24 +99,34 @@ $$;
 -- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the
 -- quota groups that may serve the model today: each group offers its free slots now, then one slot
 -- as each admission of its window leaves it (admitted_at + window), then the same again a window
--- later. Null turn_at: no group can serve today (day used up or cooling down everywhere).
+-- later; a spread model's group offers each of those slots no sooner than its schedule allows
+-- (google_ai_spread_step: the schedule moves one step per slot taken). free_now counts the slots
+-- of the first p_slots of each group that are free now. Null turn_at: no group can serve today (day
+-- used up or cooling down everywhere).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, OUT free_now integer, OUT turn_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
 declare
   v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
+  v_spread record;
   v_group record;
   v_expiries timestamptz[];
   v_count integer;
-  v_openings timestamptz[] := '{}';
+  v_free integer;
+  v_openings timestamptz[];
+  v_slots timestamptz[] := '{}';
   v_day_left bigint := 0;
   v_n integer;
+  v_slot timestamptz;
+  v_schedule timestamptz;
 begin
   free_now := 0;
+  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, null, 0);
   for v_group in
-    select c.quota_group, c.cooldown_until, c.rpd_used
+    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until
     from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
+    left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
   loop
     continue when v_group.cooldown_until is not null or (p_rpd is not null and v_group.rpd_used >= p_rpd);
     v_day_left := v_day_left + coalesce(p_rpd - v_group.rpd_used, 1000000);
@@ -128,9 +138,25 @@ begin
     from public.google_ai_admissions a
     where a.quota_group = v_group.quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
     v_count := coalesce(cardinality(v_expiries), 0);
-    free_now := free_now + greatest(0, p_rpm - v_count);
-    v_openings := v_openings || array_fill(p_now, array[greatest(0, p_rpm - v_count)])
-                             || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
+    v_free := greatest(0, p_rpm - v_count);
+    -- The group's openings within one window: free now, then as admissions leave.
+    v_openings := array_fill(p_now, array[v_free])
+                  || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
+    v_n := cardinality(v_openings);
+    continue when v_n = 0;
+    -- Its first p_slots slots: each opening again a window later, none before the schedule allows.
+    v_schedule := v_group.spread_until;
+    for j in 1 .. p_slots loop
+      v_slot := v_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * v_window;
+      if v_spread.step is not null then
+        v_slot := greatest(v_slot, v_schedule - v_spread.tolerance);
+        v_schedule := greatest(v_schedule, v_slot) + v_spread.step;
+      end if;
+      if v_slot <= p_now then
+        free_now := free_now + 1;
+      end if;
+      v_slots := v_slots || v_slot;
+    end loop;
   end loop;
   if v_day_left < p_slots then
     return; -- not today
@@ -139,9 +165,8 @@ begin
     turn_at := p_now;
     return;
   end if;
-  select array_agg(o order by o) into v_openings from unnest(v_openings) o;
-  v_n := cardinality(v_openings);
-  turn_at := greatest(p_now, v_openings[((p_slots - 1) % v_n) + 1] + ((p_slots - 1) / v_n) * v_window);
+  select array_agg(o order by o) into v_slots from unnest(v_slots) o;
+  turn_at := greatest(p_now, v_slots[p_slots]);
 end
 $$;
 

@@ -15,6 +15,8 @@ let clients: Sql[] = [];
 beforeAll(async () => {
   db = await freshDatabase("token_budget");
   await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('k2', 'KEY_2', 'proj-2')`;
+  // The token's budget is counted here, not the window's spread: the callers go at once.
+  await db.sql`update public.google_ai_model_limits set spread_burst = null where model = 'gemma-3-27b-it'`;
   clients = Array.from({ length: CALLERS }, () => connect(db.url, { max: 1 }));
   await Promise.all(clients.map((c) => c`select 1`));
 });

@@ -25,6 +25,8 @@ export interface ModelLimit {
   rpm?: number | null;
   tpm?: number | null;
   rpd?: number | null;
+  /** google_ai_model_limits.spread_burst (null: not spread). */
+  spreadBurst?: number | null;
 }
 
 export interface Seen {
@@ -79,9 +81,16 @@ export async function startInvokeStack(label: string, options: {
   dbEnv?: (db: TestDatabase) => Promise<Record<string, string>>;
   /** More simulator options (Google's counting, models); its keys always come from `keys`. */
   simulator?: Omit<SimulatorOptions, "keys">;
+  /**
+   * "as seeded": the models keep the seed's spread of the window. By default a stack's models are not
+   * spread, so that a test of something else may send its requests at once; the spread is tested
+   * where it is the subject (tests/db/spread.test.ts, and with the seed as `npm start` has it).
+   */
+  spread?: "as seeded";
 }): Promise<InvokeStack> {
   const db = await freshDatabase(label);
   const sql = db.sql;
+  if (options.spread !== "as seeded") await sql`update public.google_ai_model_limits set spread_burst = null`;
   // The seeded key stays in the table but out of rotation: each test names its own keys.
   await sql`update public.google_ai_api_keys set is_active = false`;
   const keyIds: Record<string, string> = {};
@@ -160,7 +169,8 @@ export async function startInvokeStack(label: string, options: {
       await sql`update public.google_ai_model_limits set
         rpm = ${l.rpm === undefined ? sql`rpm` : l.rpm},
         tpm = ${l.tpm === undefined ? sql`tpm` : l.tpm},
-        rpd = ${l.rpd === undefined ? sql`rpd` : l.rpd}
+        rpd = ${l.rpd === undefined ? sql`rpd` : l.rpd},
+        spread_burst = ${l.spreadBurst === undefined ? sql`spread_burst` : l.spreadBurst}
         where model = ${l.model}`;
     },
     close: async () => {

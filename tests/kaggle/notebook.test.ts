@@ -77,6 +77,9 @@ function runNotebook(env: Record<string, string>): Promise<Record<string, any>> 
 
 beforeAll(async () => {
   db = await freshDatabase("kaggle_e2e");
+  // The notebook's path is tested here; the window's spread would pace its 20 concurrent generations
+  // one per 2 s (tests/db/spread.test.ts tests the spread).
+  await db.sql`update public.google_ai_model_limits set spread_burst = null`;
   stack = await startKaggleStack({ databaseUrl: db.url });
   secret = await createClient(CLIENT, "--models", "gemma-3-27b", "--max-ttl", "12h", "--token-requests", "200");
 }, 120_000);

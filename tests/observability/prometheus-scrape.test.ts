@@ -94,6 +94,8 @@ describe.skipIf(!available && !inCi)("Prometheus scraping the local stack", () =
       await query(`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority, is_active)
                    values ('${k.alias}', '${k.env}', '${k.project}', 1, true)`);
     }
+    // The metrics are tested here, not the window's spread: the requests of a round go at once.
+    await query(`update public.google_ai_model_limits set spread_burst = null`);
     await query(`update public.google_ai_model_limits set rpm = 12 where model = 'gemma-3-27b-it'`);
     await query(`update public.google_ai_model_limits set rpm = 1000, rpd = 100000 where model = 'gemini-2.5-flash'`);
     stack = await startLocalStack({

@@ -3,7 +3,7 @@
 -- more privilege than before.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(34);
+select plan(37);
 
 -- A function inlined by the planner leaves no call of itself in the plan.
 create function pg_temp.plan_of(p_query text) returns text language plpgsql as $$
@@ -81,12 +81,15 @@ select is((select row(window_requests, window_tokens, rpm_used, rpd_used)::text 
 select is((select count(*)::int from public.google_ai_attempts where model = 'fast-model' and status = 'reserved'), 3,
   'one attempt row per admission');
 
--- Declined (with room in the window each time): a share kept for someone, a caller's budget, the
--- day guard.
+-- Declined (with room in the window each time): a share that paces its owner's day, a caller's
+-- budget, the day guard. A share that only keeps requests is counted by the fast booking itself.
 select ok(not (pg_temp.r('2026-06-10 18:05:00+00') ? 'quota'),
   'a window whose admissions left it since its last booking is settled by the general booking');
 insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd) values ('fast-model', 'interactive', 1);
-select ok(not (pg_temp.r('2026-06-10 18:05:01+00') ? 'quota'), 'a model with a share is booked by the general booking');
+select ok(pg_temp.r('2026-06-10 18:05:01+00') ? 'quota', 'a model with a share kept for a class takes the fast booking');
+select is((select day_used from public.google_ai_share_usage u join public.google_ai_quota_shares s on s.id = u.share_id
+           where s.model = 'fast-model' and u.quota_group = 'proj-f'), 1,
+  'and counts the owner''s use of its share, as the general booking would');
 delete from public.google_ai_quota_shares where model = 'fast-model';
 insert into public.google_ai_caller_budgets (caller, daily_max_requests) values ('budgeted', 50);
 select ok(not (pg_temp.r('2026-06-10 18:05:02+00', 'budgeted') ? 'quota'), 'so is a caller with a daily budget');
@@ -96,6 +99,14 @@ select is((select window_floor from public.google_ai_usage_counters where quota_
 select is((select count(*)::int from public.google_ai_admissions
            where quota_group = 'proj-f' and model = 'fast-model' and admitted_at <= '2026-06-10 18:04:01+00'), 0,
   'and no admission at or before the floor is left');
+
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-paced', 100, 100000, 1000);
+select ok(public.google_ai_reserve_at('2026-06-10 18:10:00+00', 'fast-paced', 10, 'pgtap', null) ->> 'ok' = 'true'
+          and public.google_ai_reserve_at('2026-06-10 18:10:01+00', 'fast-paced', 10, 'pgtap', null) ? 'quota',
+  'a second model books fast once its counter row is settled');
+insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd, pace_burst) values ('fast-paced', 'interactive', 10, 5);
+select ok(not (public.google_ai_reserve_at('2026-06-10 18:10:02+00', 'fast-paced', 10, 'pgtap', null) ? 'quota'),
+  'a share that paces its owner''s day is booked by the general booking');
 
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-day', 100, 100000, 1000);
 create function pg_temp.d(p_at text) returns jsonb

@@ -1,0 +1,197 @@
+// Admissions spread over the window (google_ai_model_limits.spread_burst), on a real PostgreSQL with
+// the clock injected (to the microsecond: sent as text, since postgres.js would round a timestamptz
+// parameter to JavaScript's milliseconds): a flood is handed its window one request per step (61 s / RPM) after its burst,
+// a refusal names the exact time of its place in the schedule, a person's request gets the next slot,
+// a share of its own lets it past the schedule, the window's count still bounds everything, and under
+// concurrent callers the schedule is as exact as the window.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { connect } from "../../shared/db/migrate.ts";
+import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+
+let db: TestDatabase;
+const T0 = Date.parse("2026-11-21T10:00:00Z");
+const WINDOW_MS = 61_000; // 60 s + the default minute guard
+/** One step of a model with an RPM of 30: 61 s / 30, in whole microseconds rounded up. */
+const STEP_30_US = Math.ceil((WINDOW_MS * 1000) / 30);
+
+beforeAll(async () => {
+  db = await freshDatabase("spread");
+  await db.sql`delete from public.google_ai_api_keys`;
+  await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
+               values ('s1', 'KEY_S1', 'proj-s', 1)`;
+}, 60_000);
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+interface Answer {
+  ok: boolean;
+  limit?: string;
+  retry_at?: string;
+  queue?: { ticket: string; position: number; expected_at: string; priority: string };
+}
+
+interface Ask {
+  /** Milliseconds since the epoch; fractions are kept to the microsecond. */
+  at: number;
+  model: string;
+  caller?: string;
+  priority?: string;
+  tokens?: number;
+  waitLeftMs?: number;
+  ticket?: string | null;
+}
+
+const iso = (ms: number) => new Date(Math.floor(ms)).toISOString().replace("Z", `${String(Math.round((ms % 1) * 1000)).padStart(3, "0")}Z`);
+/** A timestamptz as milliseconds with the microseconds as a fraction. */
+const msOf = (t: string) => Date.parse(t) + (Number((/\.\d{3}(\d{0,3})/.exec(t)?.[1] ?? "").padEnd(3, "0")) / 1000);
+
+async function admit(a: Ask): Promise<Answer> {
+  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_admit_at(
+    p_now => ${iso(a.at)}::text::timestamptz, p_model => ${a.model}, p_estimated_tokens => ${a.tokens ?? 10},
+    p_caller => ${a.caller ?? "notebook"}, p_request_id => null, p_priority => ${a.priority ?? "batch"},
+    p_queue_ticket => ${a.ticket ?? null}::uuid, p_wait_left_ms => ${a.waitLeftMs ?? 0}::integer) as r`;
+  return row!.r;
+}
+
+async function model(name: string, limits: { rpm: number | null; tpm?: number | null; burst: number | null }) {
+  await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd, spread_burst)
+               values (${name}, ${limits.rpm}, ${limits.tpm ?? null}, null, ${limits.burst})`;
+}
+
+/** Admission times the database recorded for a model, in order (ms with microsecond fractions). */
+async function admissions(name: string): Promise<number[]> {
+  const rows = await db.sql<{ t: string }[]>`
+    select to_char(admitted_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t
+    from public.google_ai_admissions where model = ${name} order by admitted_at`;
+  return rows.map((r) => msOf(r.t));
+}
+
+describe("a spread model", () => {
+  it("admits its burst at once, then one request per step, and names each refusal's place in the schedule", async () => {
+    await model("spread-flood", { rpm: 30, burst: 1 });
+    const flood = await Promise.all([...Array(10)].map(() => admit({ at: T0, model: "spread-flood" })));
+    expect(flood.filter((a) => a.ok)).toHaveLength(1);
+    const refused = flood.filter((a) => !a.ok);
+    expect(new Set(refused.map((a) => a.limit))).toEqual(new Set(["rpm"]));
+    // Every refusal names the next place: one step after the admission (the window has room).
+    expect(new Set(refused.map((a) => msOf(a.retry_at!)))).toEqual(new Set([T0 + STEP_30_US / 1000]));
+
+    // One microsecond early is still refused; at the named time one more goes, and only one.
+    const next = T0 + STEP_30_US / 1000;
+    expect((await admit({ at: next - 0.001, model: "spread-flood" })).ok).toBe(false);
+    const atNext = await Promise.all([...Array(5)].map(() => admit({ at: next, model: "spread-flood" })));
+    expect(atNext.filter((a) => a.ok)).toHaveLength(1);
+    expect(await admissions("spread-flood")).toEqual([T0, next]);
+  });
+
+  it("with a burst of 3, admits three at once and then one per step", async () => {
+    await model("spread-burst", { rpm: 30, burst: 3 });
+    const first = await Promise.all([...Array(6)].map(() => admit({ at: T0, model: "spread-burst" })));
+    expect(first.filter((a) => a.ok)).toHaveLength(3);
+    // The schedule is 3 steps ahead; the tolerance is 2: the next place is one step on.
+    expect(new Set(first.filter((a) => !a.ok).map((a) => msOf(a.retry_at!)))).toEqual(new Set([T0 + STEP_30_US / 1000]));
+    expect((await admit({ at: T0 + STEP_30_US / 1000, model: "spread-burst" })).ok).toBe(true);
+    expect((await admit({ at: T0 + STEP_30_US / 1000, model: "spread-burst" })).ok).toBe(false);
+  });
+
+  it("hands a flooded window out evenly for three windows: the limit in every 61 s span, never more", async () => {
+    // One caller that always asks again at the time it was told, as WAIT mode does.
+    await model("spread-steady", { rpm: 30, burst: 1 });
+    // (Admission rows leave the table with the window: the times are kept as they are admitted.)
+    const times: number[] = [];
+    let t = T0;
+    while (t < T0 + 4 * WINDOW_MS) {
+      const a = await admit({ at: t, model: "spread-steady" });
+      if (a.ok) times.push(t);
+      else t = msOf(a.retry_at!);
+    }
+    for (const end of times) {
+      const inSpan = times.filter((x) => x > end - WINDOW_MS && x <= end).length;
+      expect(inSpan).toBeLessThanOrEqual(30);
+    }
+    // Saturated spans (from one window in) hold the limit exactly: nothing is lost to the spread.
+    for (let end = T0 + WINDOW_MS + 500; end <= T0 + 4 * WINDOW_MS; end += 500) {
+      expect(times.filter((x) => x > end - WINDOW_MS && x <= end).length).toBeGreaterThanOrEqual(29);
+    }
+    // Consecutive admissions are one step apart (to the microsecond): no two at once.
+    const gaps = new Set(times.slice(1).map((x, i) => Math.round((x - times[i]!) * 1000)));
+    expect(gaps).toEqual(new Set([STEP_30_US]));
+  });
+
+  it("gives a person's request the next slot: it waits at most one step behind a queued flood", async () => {
+    await model("spread-person", { rpm: 30, burst: 1 });
+    // A notebook floods: one admitted, eight queued for the next places of the schedule.
+    expect((await admit({ at: T0, model: "spread-person" })).ok).toBe(true);
+    const tickets: Answer[] = [];
+    for (let i = 0; i < 8; i++) tickets.push(await admit({ at: T0, model: "spread-person", waitLeftMs: 600_000 }));
+    const expected = tickets.map((a) => msOf(a.queue!.expected_at));
+    expect(expected).toEqual(expected.map((_, i) => T0 + ((i + 1) * STEP_30_US) / 1000));
+
+    // The bot asks half a step later: its turn is the next slot, ahead of every notebook ticket.
+    const asked = T0 + STEP_30_US / 2000;
+    const bot = await admit({ at: asked, model: "spread-person", caller: "bot", priority: "interactive", waitLeftMs: 60_000 });
+    expect(bot.ok).toBe(false);
+    const botTurn = msOf(bot.queue!.expected_at);
+    expect(botTurn).toBe(T0 + STEP_30_US / 1000);
+    expect(botTurn - asked).toBeLessThanOrEqual(STEP_30_US / 1000);
+
+    // At that time the notebook's first ticket is refused (the slot is the bot's), the bot is admitted.
+    const notebookFirst = await admit({ at: botTurn, model: "spread-person", ticket: tickets[0]!.queue!.ticket, waitLeftMs: 600_000 });
+    expect(notebookFirst.ok).toBe(false);
+    const botAgain = await admit({ at: botTurn, model: "spread-person", caller: "bot", priority: "interactive", ticket: bot.queue!.ticket, waitLeftMs: 60_000 });
+    expect(botAgain.ok).toBe(true);
+  });
+
+  it("lets a request its own share still covers past the schedule, and moves the schedule for it", async () => {
+    await model("spread-share", { rpm: 30, burst: 1 });
+    await db.sql`insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm)
+                 values ('spread-share', 'interactive', 2)`;
+    expect((await admit({ at: T0, model: "spread-share" })).ok).toBe(true);
+    expect((await admit({ at: T0, model: "spread-share" })).ok).toBe(false); // the notebook waits its step
+    const person = () => admit({ at: T0, model: "spread-share", caller: "bot", priority: "interactive" });
+    expect((await person()).ok).toBe(true);
+    expect((await person()).ok).toBe(true);
+    const third = await person(); // its share is used: the schedule holds it too
+    expect(third.ok).toBe(false);
+    // Three requests moved the schedule three steps.
+    expect(msOf(third.retry_at!)).toBe(T0 + (3 * STEP_30_US) / 1000);
+  });
+
+  it("spreads tokens too: a large request takes its tokens' part of the window", async () => {
+    await model("spread-tokens", { rpm: null, tpm: 6000, burst: 1 });
+    expect((await admit({ at: T0, model: "spread-tokens", tokens: 3000 })).ok).toBe(true);
+    const small = await admit({ at: T0 + 1000, model: "spread-tokens", tokens: 100 });
+    expect(small).toMatchObject({ ok: false, limit: "tpm" });
+    expect(msOf(small.retry_at!)).toBe(T0 + WINDOW_MS / 2);
+  });
+
+  it("is not spread when spread_burst is null: the window alone decides", async () => {
+    await model("spread-off", { rpm: 30, burst: null });
+    const all = await Promise.all([...Array(31)].map(() => admit({ at: T0, model: "spread-off" })));
+    expect(all.filter((a) => a.ok)).toHaveLength(30);
+  });
+});
+
+describe("concurrent callers on the database's own clock", () => {
+  it("40 connections at once: the spread admits exactly its burst, the window alone exactly its limit", async () => {
+    // A step of 15.25 s: far longer than the race takes on any machine.
+    await model("spread-race", { rpm: 4, burst: 2 });
+    await model("spread-race-off", { rpm: 4, burst: null });
+    const race = async (name: string) => {
+      const conns = [...Array(40)].map(() => connect(db.url, { max: 1 }));
+      try {
+        await Promise.all(conns.map((c) => c`select 1`));
+        const answers = await Promise.all(conns.map((c, i) =>
+          c<{ r: Answer }[]>`select public.google_ai_reserve(p_model => ${name}, p_estimated_tokens => 10,
+            p_caller => ${`race-${i}`}, p_request_id => null, p_priority => 'batch') as r`.then((rows) => rows[0]!.r)));
+        return answers.filter((a) => a.ok).length;
+      } finally {
+        await Promise.all(conns.map((c) => c.end()));
+      }
+    };
+    expect(await race("spread-race")).toBe(2);
+    expect(await race("spread-race-off")).toBe(4);
+  });
+});
