@@ -96,7 +96,8 @@ $$;
 -- window out on a schedule (google_ai_usage_counters.spread_until, a GCRA "theoretical arrival
 -- time"), one step per request: p_window / RPM, or the request's tokens' part of p_window / TPM when
 -- that is longer (limit_name says which). A request may be booked when the schedule is at most
--- tolerance = (spread_burst - 1) RPM steps ahead of now; booking moves it to greatest(it, now) + step.
+-- tolerance = (spread_burst - 1) RPM steps ahead of now; booking moves it one step on
+-- (google_ai_spread_next).
 -- So at most spread_burst requests go at once, then one per step, and capacity comes back to the
 -- window a request at a time instead of all at once a window after a flood. Microseconds are rounded
 -- up: the schedule never runs faster than the limit. All null: the model is not spread.
@@ -120,6 +121,17 @@ begin
   step := greatest(v_request_us, v_token_us, 0) * interval '1 microsecond';
   tolerance := (v_burst - 1) * coalesce(v_request_us, greatest(v_token_us, 0)) * interval '1 microsecond';
 end
+$$;
+
+-- The schedule after a booking at p_now: one step after the booking's place. A booking at most half a
+-- step after its place (its waiter woke a little late) keeps the schedule's grid, so waking up late
+-- does not cost the window capacity under sustained demand; one later than that (the schedule fell
+-- behind: nobody asked) starts it again from now. Null step: not spread (null).
+CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone, p_now timestamp with time zone, p_step interval) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when p_spread_until operator(pg_catalog.>=) (p_now operator(pg_catalog.-) (p_step operator(pg_catalog./) 2))
+              then p_spread_until else p_now end operator(pg_catalog.+) p_step
 $$;
 
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),

@@ -830,8 +830,7 @@ begin
     window_tokens   = v_win_tokens + p_tokens,
     window_at       = v_now,
     window_floor    = greatest(v_row.window_floor, v_now - v_window),
-    spread_until    = case when v_spread.step is not null
-                           then greatest(v_row.spread_until, v_now) + v_spread.step end,
+    spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
     updated_at      = v_now
   where c.id = v_row.id;
 
@@ -1541,8 +1540,7 @@ begin
       window_tokens   = v_win_tokens + p_tokens,
       window_at       = v_now,
       window_floor    = greatest(v_row.window_floor, v_now - v_window),
-      spread_until    = case when v_spread.step is not null
-                             then greatest(v_row.spread_until, v_now) + v_spread.step end,
+      spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
       updated_at      = v_now
     where c.id = v_row.id;
   exception

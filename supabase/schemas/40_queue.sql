@@ -150,7 +150,7 @@ begin
       v_slot := v_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * v_window;
       if v_spread.step is not null then
         v_slot := greatest(v_slot, v_schedule - v_spread.tolerance);
-        v_schedule := greatest(v_schedule, v_slot) + v_spread.step;
+        v_schedule := public.google_ai_spread_next(v_schedule, v_slot, v_spread.step);
       end if;
       if v_slot <= p_now then
         free_now := free_now + 1;

@@ -120,6 +120,20 @@ describe("a spread model", () => {
     expect(gaps).toEqual(new Set([STEP_30_US]));
   });
 
+  it("keeps its grid when a waiter comes a little late, and starts again from now after a pause", async () => {
+    await model("spread-late", { rpm: 30, burst: 1 });
+    const step = STEP_30_US / 1000;
+    expect((await admit({ at: T0, model: "spread-late" })).ok).toBe(true);
+    // 100 ms after its place: admitted, and the next place is still on the grid (two steps from T0).
+    expect((await admit({ at: T0 + step + 100, model: "spread-late" })).ok).toBe(true);
+    const next = await admit({ at: T0 + step + 200, model: "spread-late" });
+    expect(msOf(next.retry_at!)).toBe(T0 + 2 * step);
+    // A pause longer than half a step: the schedule starts again from the booking.
+    const later = T0 + 10 * step;
+    expect((await admit({ at: later, model: "spread-late" })).ok).toBe(true);
+    expect(msOf((await admit({ at: later + 1, model: "spread-late" })).retry_at!)).toBe(later + step);
+  });
+
   it("gives a person's request the next slot: it waits at most one step behind a queued flood", async () => {
     await model("spread-person", { rpm: 30, burst: 1 });
     // A notebook floods: one admitted, eight queued for the next places of the schedule.
