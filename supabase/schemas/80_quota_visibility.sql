@@ -34,6 +34,7 @@ declare
   v_group text;
   v_quota record;
   v_class text;
+  v_kept jsonb := '{}';
 begin
   if p_answer is null or p_answer ->> 'limit' in
      ('unknown_model', 'no_active_key', 'token_invalid', 'token_expired', 'token_revoked', 'model_not_allowed')
@@ -62,9 +63,13 @@ begin
     v_group := v_quota.quota_group;
   end if;
 
-  -- The class the answer names (an admission's, or a queued refusal's ticket's); without one (a
-  -- refusal answered at once) the shares' sizes are not told apart, and the answer carries none.
+  -- What the model's shares keep, for the class the answer names (an admission's, or a queued
+  -- refusal's ticket's). Not carried without a class (a refusal answered at once: the shares' sizes
+  -- cannot be told apart) nor for a model no share keeps anything of (as a fast booking's quota).
   v_class := coalesce(p_answer ->> 'priority', p_answer -> 'queue' ->> 'priority');
+  if v_class is not null and exists (select 1 from public.google_ai_quota_shares s where s.model = v_limits.model) then
+    v_kept := jsonb_build_object('kept', public.google_ai_quota_kept(v_limits.model, v_limits.rpm, v_limits.rpd, v_class, null));
+  end if;
 
   return jsonb_build_object(
     'model', v_limits.model,
@@ -80,9 +85,8 @@ begin
     'rpd', v_limits.rpd,
     'day_left', v_quota.day_left,
     'day_reset_ms', case when v_limits.rpd is not null
-                         then public.google_ai_ms_until(v_quota.day_reset_at, v_now) end,
-    'kept', case when v_class is not null
-                 then public.google_ai_quota_kept(v_limits.model, v_limits.rpm, v_limits.rpd, v_class, null) end);
+                         then public.google_ai_ms_until(v_quota.day_reset_at, v_now) end)
+    || v_kept;
 end
 $$;
 

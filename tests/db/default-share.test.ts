@@ -188,6 +188,11 @@ describe("what the shares keep, in the quota an answer carries", () => {
     });
     // A refusal answered at once names no class: its quota tells no share apart.
     const refusal = { ok: false, limit: "rpm", retry_after_ms: 1000, model: "gemini-2.5-flash" };
-    expect((await answerQuota(refusal, "gemini-2.5-flash"))!.kept).toBeNull();
+    expect((await answerQuota(refusal, "gemini-2.5-flash"))!.kept).toBeUndefined();
+    // Nor for a model no share keeps anything of: as a fast booking's quota, which carries none.
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('ds-bare', 5, null, 20)`;
+    await db.sql`delete from public.google_ai_quota_shares where model = 'ds-bare'`;
+    expect((await answerQuota({ ...r, model: "ds-bare" }, "ds-bare"))!.kept).toBeUndefined();
+    await db.sql`delete from public.google_ai_model_limits where model = 'ds-bare'`;
   });
 });
