@@ -37,7 +37,7 @@ begin
 end
 $$;
 
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpm_percent IS 'Percent of every model''s RPM kept for this class, as a derived row of google_ai_quota_shares per model (rounded down, at least 1 request). Null: none.';
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpm_percent IS 'Percent of every model''s RPM kept for this class, as a derived row of google_ai_quota_shares per model (rounded down, at least 1 request, below 100% never the whole limit). Null: none.';
 
 COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpd_percent IS 'Percent of every model''s RPD kept for this class, as kept_rpm_percent. Null: none.';
 
@@ -52,8 +52,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_kept_requests(p_limit integer, p_per
     SET search_path TO ''
     AS $$
   select case when p_limit is null or p_percent is null then null
-              when p_limit <= 0 then 0
-              else least(p_limit, greatest(1, floor(p_limit * p_percent / 100)))::integer end
+              when p_percent >= 100 then greatest(p_limit, 0)
+              when p_limit <= 1 then 0
+              else least(p_limit - 1, greatest(1, floor(p_limit * p_percent / 100)))::integer end
 $$;
 
 CREATE OR REPLACE FUNCTION public.google_ai_derived_shares(p_model text, p_class text) RETURNS TABLE(model text, priority_class text, reserved_rpm integer, reserved_rpd integer)

@@ -17,7 +17,7 @@ CREATE TABLE public.google_ai_priority_classes (
 
 COMMENT ON TABLE public.google_ai_priority_classes IS 'Admission order between waiting requests: lower rank first. A credential allows its class and the lower ones.';
 
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpm_percent IS 'Percent of every model''s RPM kept for this class, as a derived row of google_ai_quota_shares per model (rounded down, at least 1 request). Null: none.';
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpm_percent IS 'Percent of every model''s RPM kept for this class, as a derived row of google_ai_quota_shares per model (rounded down, at least 1 request, below 100% never the whole limit). Null: none.';
 
 COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpd_percent IS 'Percent of every model''s RPD kept for this class, as kept_rpm_percent. Null: none.';
 

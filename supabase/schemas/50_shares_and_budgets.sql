@@ -252,15 +252,17 @@ $$;
 -- its limits changed re-derives its rows, a percent changed re-derives the class's rows on every
 -- model, and an operator's edit of a derived row makes it the operator's.
 
--- The requests a percent keeps of an effective limit: rounded down, but at least 1 request while
--- the limit has one (10% of 5 RPM keeps 1, not 0); null without a percent or without a limit.
+-- The requests a percent keeps of an effective limit: rounded down, but at least 1 request (10% of
+-- 5 RPM keeps 1, not 0), and below 100% never the whole limit, so that others keep at least 1 (a
+-- limit of 1 keeps nothing); null without a percent or without a limit.
 CREATE OR REPLACE FUNCTION public.google_ai_kept_requests(p_limit integer, p_percent numeric) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO ''
     AS $$
   select case when p_limit is null or p_percent is null then null
-              when p_limit <= 0 then 0
-              else least(p_limit, greatest(1, floor(p_limit * p_percent / 100)))::integer end
+              when p_percent >= 100 then greatest(p_limit, 0)
+              when p_limit <= 1 then 0
+              else least(p_limit - 1, greatest(1, floor(p_limit * p_percent / 100)))::integer end
 $$;
 
 -- The derived share rows the kept percents call for: per model (p_model, or every model when null)

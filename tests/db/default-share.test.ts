@@ -33,9 +33,9 @@ async function interactiveShares(): Promise<Map<string, ShareRow>> {
   return new Map(rows.map((r) => [r.model, r]));
 }
 
-/** What the percents keep of a limit: rounded down, at least 1 (docs/architecture.md). */
+/** What the percents keep of a limit: rounded down, at least 1, below 100% never all (docs/architecture.md). */
 const kept = (limit: number | null, percent: number) =>
-  limit === null ? null : Math.min(limit, Math.max(1, Math.floor((limit * percent) / 100)));
+  limit === null ? null : percent >= 100 ? limit : limit <= 1 ? 0 : Math.min(limit - 1, Math.max(1, Math.floor((limit * percent) / 100)));
 
 async function modelLimits(): Promise<{ model: string; rpm: number | null; rpd: number | null }[]> {
   return db.sql`
@@ -77,6 +77,13 @@ describe("the default share of `interactive`", () => {
     // The share is of the effective limit (after the margin): 60 x 0.9 = 54 RPM keeps 10.
     await db.sql`update public.google_ai_model_limits set safety_margin = 0.1 where model = 'ds-new'`;
     expect((await interactiveShares()).get("ds-new")).toMatchObject({ reserved_rpm: 10, reserved_rpd: 90 });
+    // The rounding at the small end: 2 RPM at 20% keeps 1; 1 RPD keeps nothing (others keep their 1).
+    await db.sql`update public.google_ai_model_limits set rpm = 2, rpd = 1, safety_margin = 0 where model = 'ds-new'`;
+    expect((await interactiveShares()).get("ds-new")).toMatchObject({ reserved_rpm: 1, reserved_rpd: 0 });
+    const [{ r1, r100, r99 }] = await db.sql<{ r1: number; r100: number; r99: number }[]>`
+      select public.google_ai_kept_requests(1, 20) as r1, public.google_ai_kept_requests(7, 100) as r100,
+             public.google_ai_kept_requests(7, 99) as r99`;
+    expect({ r1, r100, r99 }).toEqual({ r1: 0, r100: 7, r99: 6 });
     // A model without limits keeps nothing: no row.
     await db.sql`update public.google_ai_model_limits set rpm = null, rpd = null where model = 'ds-new'`;
     expect((await interactiveShares()).has("ds-new")).toBe(false);
