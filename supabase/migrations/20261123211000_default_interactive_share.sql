@@ -142,8 +142,8 @@ begin
     return new;
   end if;
   if tg_op = 'UPDATE' and old.derived_from_class and new.derived_from_class then
-    if (new.model, new.priority_class, new.caller, new.reserved_rpm, new.reserved_rpd, new.pace_burst)
-       is distinct from (old.model, old.priority_class, old.caller, old.reserved_rpm, old.reserved_rpd, old.pace_burst) then
+    if (new.reserved_rpm, new.reserved_rpd, new.pace_burst)
+       is distinct from (old.reserved_rpm, old.reserved_rpd, old.pace_burst) then
       new.derived_from_class := false;
     end if;
     return new;

@@ -350,9 +350,10 @@ begin
 end
 $$;
 
--- A write to a share row that is not the derivation's: an edit of a derived row's owner or numbers
--- makes the row the operator's (derived_from_class false: no later derivation touches it); a row
--- marked derived by the operator (inserted so, or set back to true) takes the class's numbers now.
+-- A write to a share row that is not the derivation's: an edit of a derived row's numbers makes the
+-- row the operator's (derived_from_class false: no later derivation touches it); a model or class
+-- renamed (the foreign keys' cascade) leaves it derived. A row marked derived by the operator
+-- (inserted so, or set back to true) takes the class's numbers now.
 CREATE OR REPLACE FUNCTION public.google_ai_share_edited() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -364,8 +365,8 @@ begin
     return new;
   end if;
   if tg_op = 'UPDATE' and old.derived_from_class and new.derived_from_class then
-    if (new.model, new.priority_class, new.caller, new.reserved_rpm, new.reserved_rpd, new.pace_burst)
-       is distinct from (old.model, old.priority_class, old.caller, old.reserved_rpm, old.reserved_rpd, old.pace_burst) then
+    if (new.reserved_rpm, new.reserved_rpd, new.pace_burst)
+       is distinct from (old.reserved_rpm, old.reserved_rpd, old.pace_burst) then
       new.derived_from_class := false;
     end if;
     return new;

@@ -84,6 +84,10 @@ describe("the default share of `interactive`", () => {
       select public.google_ai_kept_requests(1, 20) as r1, public.google_ai_kept_requests(7, 100) as r100,
              public.google_ai_kept_requests(7, 99) as r99`;
     expect({ r1, r100, r99 }).toEqual({ r1: 0, r100: 7, r99: 6 });
+    // A model renamed keeps its derived row (the foreign key's cascade is no operator's edit).
+    await db.sql`update public.google_ai_model_limits set model = 'ds-renamed' where model = 'ds-new'`;
+    expect((await interactiveShares()).get("ds-renamed")).toMatchObject({ reserved_rpm: 1, derived: true });
+    await db.sql`update public.google_ai_model_limits set model = 'ds-new' where model = 'ds-renamed'`;
     // A model without limits keeps nothing: no row.
     await db.sql`update public.google_ai_model_limits set rpm = null, rpd = null where model = 'ds-new'`;
     expect((await interactiveShares()).has("ds-new")).toBe(false);
