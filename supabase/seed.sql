@@ -102,6 +102,25 @@ begin
 end
 $seed$;
 
+-- A share for people by default: the `interactive` class (the bot) keeps 20% of every model's RPM and
+-- 10% of its RPD, as one derived share row per model (docs/architecture.md, "A share for people by
+-- default", says why these numbers). Written only while the class's percents were never set, so a
+-- change or a removal by the operator stays. In a block that runs only where the schema has them.
+-- To change or remove it, one statement:
+--   update public.google_ai_priority_classes set kept_rpm_percent = 25, kept_rpd_percent = 10 where name = 'interactive';
+--   update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null where name = 'interactive';
+do $seed$
+begin
+  if not exists (select 1 from information_schema.columns
+                 where table_schema = 'public' and table_name = 'google_ai_priority_classes'
+                   and column_name = 'kept_changed_at') then
+    return;
+  end if;
+  update public.google_ai_priority_classes set kept_rpm_percent = 20, kept_rpd_percent = 10
+  where name = 'interactive' and kept_changed_at is null;
+end
+$seed$;
+
 -- Fallback is the operator's choice, per model row (requests may also name their own chain with
 -- fallback_models). gemini-2.5-flash shuts down on 2026-12-01; to have every request that names it
 -- served by its successor when it can no longer serve:

@@ -326,6 +326,13 @@ export interface ModelQuota {
   queue: Record<string, number>;
   /** The quota groups resting for the model, with the cause of Google's 429. */
   cooldowns?: Cooldown[];
+  /**
+   * What the model's shares keep, per quota group: of its RPM and RPD, the requests kept for others
+   * (this caller books only what their unused part leaves over) and those kept for this caller (its
+   * class's share, e.g. the default share of `interactive`, and its own). Null where the model has
+   * no such limit.
+   */
+  kept?: { rpm_for_others: number | null; rpm_for_you: number | null; rpd_for_others: number | null; rpd_for_you: number | null };
 }
 
 export interface Token {

@@ -29,6 +29,7 @@ CREATE TABLE public.google_ai_quota_shares (
     pace_burst integer,
     notes text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    derived_from_class boolean DEFAULT false NOT NULL,
     CONSTRAINT google_ai_quota_shares_caller_check CHECK ((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text)),
     CONSTRAINT google_ai_quota_shares_one_owner CHECK ((num_nonnulls(priority_class, caller) = 1)),
     CONSTRAINT google_ai_quota_shares_pace_check CHECK ((pace_burst >= 0)),
@@ -38,6 +39,8 @@ CREATE TABLE public.google_ai_quota_shares (
 );
 
 COMMENT ON TABLE public.google_ai_quota_shares IS 'Per model, the requests of each quota group''s RPM/RPD kept for one owner (a priority class or a caller), and the optional pacing of the owner''s day (pace_burst; only for a model with an RPD). Others may book only what the owners'' unused shares leave over; an owner may use the whole limit.';
+
+COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS 'True: the row is the class''s kept percents applied to the model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); setting it back to true re-derives it.';
 
 CREATE TABLE public.google_ai_share_usage (
     quota_group text NOT NULL,
@@ -242,3 +245,151 @@ begin
   return null;
 end
 $$;
+
+-- A class's default share: its kept percents (google_ai_priority_classes.kept_rpm_percent,
+-- kept_rpd_percent) applied to every model, held as ordinary share rows marked derived_from_class,
+-- so the booking reads them like any other share. Triggers keep them in step: a model inserted or
+-- its limits changed re-derives its rows, a percent changed re-derives the class's rows on every
+-- model, and an operator's edit of a derived row makes it the operator's.
+
+-- The requests a percent keeps of an effective limit: rounded down, but at least 1 request (10% of
+-- 5 RPM keeps 1, not 0), and below 100% never the whole limit, so that others keep at least 1 (a
+-- limit of 1 keeps nothing); null without a percent or without a limit.
+CREATE OR REPLACE FUNCTION public.google_ai_kept_requests(p_limit integer, p_percent numeric) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+  select case when p_limit is null or p_percent is null then null
+              when p_percent >= 100 then greatest(p_limit, 0)
+              when p_limit <= 1 then 0
+              else least(p_limit - 1, greatest(1, floor(p_limit * p_percent / 100)))::integer end
+$$;
+
+-- The derived share rows the kept percents call for: per model (p_model, or every model when null)
+-- and class (p_class, or every class when null), what the class keeps of the model's effective
+-- RPM and RPD (null: nothing of that limit). A pair keeping nothing of either has no row.
+CREATE OR REPLACE FUNCTION public.google_ai_derived_shares(p_model text, p_class text) RETURNS TABLE(model text, priority_class text, reserved_rpm integer, reserved_rpd integer)
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd
+  from (select l.model, c.name as priority_class,
+               public.google_ai_kept_requests(public.google_ai_effective_limit(l.rpm, l.safety_margin),
+                                              c.kept_rpm_percent) as reserved_rpm,
+               public.google_ai_kept_requests(public.google_ai_effective_limit(l.rpd, l.safety_margin),
+                                              c.kept_rpd_percent) as reserved_rpd
+        from public.google_ai_model_limits l
+        cross join public.google_ai_priority_classes c
+        where (p_model is null or l.model = p_model) and (p_class is null or c.name = p_class)) d
+  where d.reserved_rpm is not null or d.reserved_rpd is not null
+$$;
+
+-- Brings the derived rows of p_model (null: every model) and p_class (null: every class) in step:
+-- a derived row is updated, or removed when the class keeps nothing of the model any more, and a
+-- missing one is inserted; a row the operator owns for the same model and class (derived_from_class
+-- false) is left as it is, and none is derived beside it. A share's owner counts
+-- (google_ai_share_usage) stay with its row; a removed row takes them with it.
+CREATE OR REPLACE FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  -- Tells the shares' trigger that these writes are the derivation's, not an operator's edit.
+  perform pg_catalog.set_config('google_ai.deriving_shares', 'on', true);
+  delete from public.google_ai_quota_shares s
+  where s.derived_from_class
+    and (p_model is null or s.model = p_model) and (p_class is null or s.priority_class = p_class)
+    and not exists (select 1 from public.google_ai_derived_shares(s.model, s.priority_class));
+  update public.google_ai_quota_shares s set reserved_rpm = d.reserved_rpm, reserved_rpd = d.reserved_rpd
+  from public.google_ai_derived_shares(p_model, p_class) d
+  where s.derived_from_class and s.model = d.model and s.priority_class = d.priority_class and s.caller is null
+    and (s.reserved_rpm, s.reserved_rpd) is distinct from (d.reserved_rpm, d.reserved_rpd);
+  insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm, reserved_rpd, derived_from_class, notes)
+  select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd, true,
+         'Derived from the class''s kept percents (google_ai_priority_classes); an edit makes the row the operator''s.'
+  from public.google_ai_derived_shares(p_model, p_class) d
+  on conflict on constraint google_ai_quota_shares_owner_key do nothing;
+  perform pg_catalog.set_config('google_ai.deriving_shares', '', true);
+end
+$$;
+
+-- A model inserted, or its limits or safety margin changed: its derived rows follow.
+CREATE OR REPLACE FUNCTION public.google_ai_model_derives_shares() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform public.google_ai_derive_class_shares(new.model, null);
+  return null;
+end
+$$;
+
+-- A class's kept percents set or cleared: when, for the seed (kept_changed_at), before the write.
+CREATE OR REPLACE FUNCTION public.google_ai_class_kept_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if tg_op = 'INSERT' and (new.kept_rpm_percent is not null or new.kept_rpd_percent is not null)
+     or tg_op = 'UPDATE' and (new.kept_rpm_percent, new.kept_rpd_percent)
+                             is distinct from (old.kept_rpm_percent, old.kept_rpd_percent) then
+    new.kept_changed_at := pg_catalog.now();
+  end if;
+  return new;
+end
+$$;
+
+-- ... and every model's derived row of the class follows, after it.
+CREATE OR REPLACE FUNCTION public.google_ai_class_derives_shares() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform public.google_ai_derive_class_shares(null, new.name);
+  return null;
+end
+$$;
+
+-- A write to a share row that is not the derivation's: an edit of a derived row's numbers makes the
+-- row the operator's (derived_from_class false: no later derivation touches it); a model or class
+-- renamed (the foreign keys' cascade) leaves it derived. A row marked derived by the operator
+-- (inserted so, or set back to true) takes the class's numbers now.
+CREATE OR REPLACE FUNCTION public.google_ai_share_edited() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_derived record;
+begin
+  if coalesce(pg_catalog.current_setting('google_ai.deriving_shares', true), '') = 'on' then
+    return new;
+  end if;
+  if tg_op = 'UPDATE' and old.derived_from_class and new.derived_from_class then
+    if (new.reserved_rpm, new.reserved_rpd, new.pace_burst)
+       is distinct from (old.reserved_rpm, old.reserved_rpd, old.pace_burst) then
+      new.derived_from_class := false;
+    end if;
+    return new;
+  end if;
+  if new.derived_from_class then
+    select * into v_derived from public.google_ai_derived_shares(new.model, new.priority_class) d
+    where new.caller is null;
+    if not found then
+      raise exception 'a derived share belongs to a class that keeps part of the model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent); this one keeps nothing of %', new.model
+        using errcode = '23514';
+    end if;
+    new.reserved_rpm := v_derived.reserved_rpm;
+    new.reserved_rpd := v_derived.reserved_rpd;
+    new.pace_burst := null;
+  end if;
+  return new;
+end
+$$;
+
+CREATE OR REPLACE TRIGGER google_ai_model_derives_shares AFTER INSERT OR UPDATE OF rpm, rpd, safety_margin ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_derives_shares();
+
+CREATE OR REPLACE TRIGGER google_ai_class_kept_changed BEFORE INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_kept_changed();
+
+CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_derives_shares();
+
+CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();

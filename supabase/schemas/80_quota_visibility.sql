@@ -33,6 +33,8 @@ declare
   v_limits record;
   v_group text;
   v_quota record;
+  v_class text;
+  v_kept jsonb := '{}';
 begin
   if p_answer is null or p_answer ->> 'limit' in
      ('unknown_model', 'no_active_key', 'token_invalid', 'token_expired', 'token_revoked', 'model_not_allowed')
@@ -61,6 +63,14 @@ begin
     v_group := v_quota.quota_group;
   end if;
 
+  -- What the model's shares keep, for the class the answer names (an admission's, or a queued
+  -- refusal's ticket's). Not carried without a class (a refusal answered at once: the shares' sizes
+  -- cannot be told apart) nor for a model no share keeps anything of (as a fast booking's quota).
+  v_class := coalesce(p_answer ->> 'priority', p_answer -> 'queue' ->> 'priority');
+  if v_class is not null and exists (select 1 from public.google_ai_quota_shares s where s.model = v_limits.model) then
+    v_kept := jsonb_build_object('kept', public.google_ai_quota_kept(v_limits.model, v_limits.rpm, v_limits.rpd, v_class, null));
+  end if;
+
   return jsonb_build_object(
     'model', v_limits.model,
     'quota_group', v_group,
@@ -75,8 +85,32 @@ begin
     'rpd', v_limits.rpd,
     'day_left', v_quota.day_left,
     'day_reset_ms', case when v_limits.rpd is not null
-                         then public.google_ai_ms_until(v_quota.day_reset_at, v_now) end);
+                         then public.google_ai_ms_until(v_quota.day_reset_at, v_now) end)
+    || v_kept;
 end
+$$;
+
+-- What a model's shares keep, as one requester (class p_class, caller p_caller) sees them: per quota
+-- group, the requests of the RPM and of the RPD kept for other owners (rpm_for_others, rpd_for_others:
+-- this requester books only what their unused part leaves over) and those kept for it, its class's
+-- share and its own (rpm_for_you, rpd_for_you). Share sizes, not what is unused of them; each at most
+-- the effective limit given (p_rpm, p_rpd); null for a limit the model does not have.
+CREATE OR REPLACE FUNCTION public.google_ai_quota_kept(p_model text, p_rpm integer, p_rpd integer, p_class text, p_caller text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select jsonb_build_object(
+    'rpm_for_others', case when p_rpm is not null
+                           then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where not o.own), 0)) end,
+    'rpm_for_you', case when p_rpm is not null
+                        then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where o.own), 0)) end,
+    'rpd_for_others', case when p_rpd is not null
+                           then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where not o.own), 0)) end,
+    'rpd_for_you', case when p_rpd is not null
+                        then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where o.own), 0)) end)
+  from public.google_ai_quota_shares s
+  cross join lateral (select coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as own) o
+  where s.model = p_model
 $$;
 
 -- The cause of the model's cooldown that ends first among the quota groups resting for it (the one
@@ -296,7 +330,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAU
 COMMENT ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) IS 'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota groups, the queue per class, and the caller''s budgets.';
 
 -- The quota route's report at p_now (google_ai_quota_report): per model, the minute and the day
--- over all quota groups, the queue, the caller's budgets, each model's `cooldowns` (with their cause),
+-- over all quota groups, the queue, the caller's budgets, each model's `cooldowns` (with their cause)
+-- and `kept` (what its shares keep for others and for this caller, google_ai_quota_kept),
 -- and the models Google withdrew (`withdrawn`: when, Google's message, the successor, the shutdown date).
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
@@ -310,6 +345,8 @@ declare
   v_caller_budget public.google_ai_caller_budgets;
   v_models text[];
   v_caller jsonb;
+  v_owner_class text;
+  v_owner_caller text;
   v_budget jsonb;
   v_requests_today integer;
   v_tokens_today bigint;
@@ -330,6 +367,8 @@ begin
     v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
     v_caller := jsonb_build_object('kind', 'token', 'client', v_client.name,
                                    'priority_class', v_client.priority_class);
+    v_owner_class := v_client.priority_class;
+    v_owner_caller := 'client:' || v_client.name;
     v_budget := jsonb_build_object(
       'token_requests_left', public.google_ai_budget_left(v_token.max_requests, v_token.requests_used),
       'token_tokens_left', public.google_ai_budget_left(v_token.max_tokens, v_token.tokens_used),
@@ -343,8 +382,9 @@ begin
     select * into v_caller_budget from public.google_ai_caller_budgets b where b.caller = p_caller;
     v_requests_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.requests_today else 0 end;
     v_tokens_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.tokens_today else 0 end;
-    v_caller := jsonb_build_object('kind', 'service', 'client', null,
-      'priority_class', (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1));
+    v_owner_class := (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1);
+    v_owner_caller := p_caller;
+    v_caller := jsonb_build_object('kind', 'service', 'client', null, 'priority_class', v_owner_class);
     v_budget := jsonb_build_object('token_requests_left', null, 'token_tokens_left', null, 'token_expires_at', null,
       'daily_requests_left', public.google_ai_budget_left(v_caller_budget.daily_max_requests, v_requests_today),
       'daily_tokens_left', public.google_ai_budget_left(v_caller_budget.daily_max_tokens, v_tokens_today),
@@ -360,7 +400,9 @@ begin
     'budget', v_budget,
     'models', coalesce((
       select jsonb_agg(public.google_ai_model_quota(l.model, v_now)
-                       || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null))
+                       || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null),
+                            'kept', public.google_ai_quota_kept(l.model, public.google_ai_effective_limit(l.rpm, l.safety_margin),
+                              public.google_ai_effective_limit(l.rpd, l.safety_margin), v_owner_class, v_owner_caller))
                        order by l.model)
       from public.google_ai_model_limits l
       where l.is_active and (v_models is null or l.model = any (v_models))), '[]'),

@@ -251,6 +251,27 @@ REVOKE ALL ON FUNCTION public.google_ai_spread_step(p_model text, p_window inter
 REVOKE ALL ON FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
 REVOKE ALL ON FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.google_ai_kept_requests(p_limit integer, p_percent numeric) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_kept_requests(p_limit integer, p_percent numeric) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_derived_shares(p_model text, p_class text) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_derived_shares(p_model text, p_class text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_derives_shares() FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_model_derives_shares() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_class_kept_changed() FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_class_kept_changed() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_class_derives_shares() FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_class_derives_shares() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_share_edited() FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_share_edited() FROM PUBLIC;
+
 REVOKE ALL ON TABLE public.google_ai_caller_budgets FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_caller_budgets TO service_role;
 
@@ -375,6 +396,9 @@ REVOKE ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller
 REVOKE ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) FROM PUBLIC;
 GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_quota_kept(p_model text, p_rpm integer, p_rpd integer, p_class text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_quota_kept(p_model text, p_rpm integer, p_rpd integer, p_class text, p_caller text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
 REVOKE ALL ON FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text) FROM PUBLIC;

@@ -12,6 +12,8 @@ const WINDOW_MS = 61_000; // 60 s + the default minute guard
 
 beforeAll(async () => {
   db = await freshDatabase("fair_queue");
+  // The queue's order and counts, with only the shares a test writes: no default share of `interactive`.
+  await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
   await db.sql`delete from public.google_ai_api_keys`;
   await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
                values ('q1', 'KEY_Q1', 'proj-q', 1)`;

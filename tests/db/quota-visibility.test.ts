@@ -32,6 +32,15 @@ interface Quota {
   rpd: number | null;
   day_left: number | null;
   day_reset_ms: number | null;
+  kept?: Kept | null;
+}
+
+/** What a model's shares keep, per quota group, as one requester sees them (google_ai_quota_kept). */
+interface Kept {
+  rpm_for_others: number | null;
+  rpm_for_you: number | null;
+  rpd_for_others: number | null;
+  rpd_for_you: number | null;
 }
 
 interface Answer {
@@ -105,6 +114,9 @@ describe("the quota an answer carries", () => {
       rpd: 20,
       day_left: 18,
       day_reset_ms: NEXT_PACIFIC_MIDNIGHT + DAY_GUARD_MS - (T0 + 2_000),
+      // The seed's default share of `interactive` (20% of RPM, 10% of RPD, at least 1): this
+      // service caller's class, so it is kept for it, nothing for others.
+      kept: { rpm_for_others: 0, rpm_for_you: 1, rpd_for_others: 0, rpd_for_you: 2 },
     });
     // Once the first admission has left the window, its request and tokens are back.
     const later = await quotaAt(T0 + WINDOW_MS + 1, second, "qv-solo");
@@ -265,6 +277,7 @@ describe("the quota route's report", () => {
       day: { requests_left: 37, resets_at: expect.any(String), reset_ms: NEXT_PACIFIC_MIDNIGHT + DAY_GUARD_MS - (T0 + 5_000) },
       queue: { interactive: 1, batch: 1 },
       cooldowns: [],
+      kept: { rpm_for_others: 0, rpm_for_you: 1, rpd_for_others: 0, rpd_for_you: 2 },
     });
     expect(Date.parse(pair.day.resets_at!)).toBe(NEXT_PACIFIC_MIDNIGHT + DAY_GUARD_MS);
     // A service caller sees every active model row; a model without a key has no group and nothing left.
@@ -297,6 +310,8 @@ describe("the quota route's report", () => {
     const r = await reportAt(T0, "hash-live");
     expect(r.caller).toEqual({ kind: "token", client: "qv-notebook", priority_class: "batch" });
     expect(r.models.map((m) => m.model)).toEqual(["qv-solo"]);
+    // A batch client: the default share of `interactive` is kept from it.
+    expect(r.models[0]!.kept).toEqual({ rpm_for_others: 1, rpm_for_you: 0, rpd_for_others: 2, rpd_for_you: 0 });
     expect(r.budget).toMatchObject({
       token_requests_left: 7, token_tokens_left: null, daily_requests_left: 38, daily_tokens_left: null,
     });

@@ -250,6 +250,20 @@ export interface QuotaSnapshot {
   dayLeft: number | null;
   /** Until the Pacific day's count starts again (midnight + the day guard). */
   dayResetMs: number | null;
+  /** What the model's shares keep, for the class the answer names (absent: not known, e.g. a refusal answered at once). */
+  kept?: QuotaKept | null;
+}
+
+/**
+ * Requests of the group's RPM and RPD that reserved shares keep (google_ai_quota_kept): for other
+ * owners (this caller books only what their unused part leaves over) and for this caller's class or
+ * itself. Share sizes, not what is unused of them; null where the model has no such limit.
+ */
+export interface QuotaKept {
+  rpmForOthers: number | null;
+  rpmForYou: number | null;
+  rpdForOthers: number | null;
+  rpdForYou: number | null;
 }
 
 export interface Reservation {

@@ -5,6 +5,9 @@ begin;
 create extension if not exists pgtap with schema extensions;
 select plan(57);
 
+-- The shares here are the test's own: without the default share of `interactive`.
+update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null;
+
 delete from public.google_ai_api_keys;
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority) values ('s1', 'KEY_S1', 'proj-s', 1);
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values

@@ -5,6 +5,9 @@ begin;
 create extension if not exists pgtap with schema extensions;
 select plan(37);
 
+-- The fast booking as it is for a model no share is kept of: without the default share of `interactive`.
+update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null;
+
 -- A function inlined by the planner leaves no call of itself in the plan.
 create function pg_temp.plan_of(p_query text) returns text language plpgsql as $$
 declare

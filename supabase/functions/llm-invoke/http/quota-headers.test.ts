@@ -43,6 +43,20 @@ describe("quotaHeaders", () => {
     ]);
   });
 
+  it("says what reserved shares keep for others and for this caller, only where they keep something", () => {
+    const batch = quotaHeaders(snapshot({ kept: { rpmForOthers: 1, rpmForYou: 0, rpdForOthers: 2, rpdForYou: 0 } }));
+    expect(batch["x-ratelimit-kept-others-requests"]).toBe("1");
+    expect(batch["x-ratelimit-kept-others-requests-day"]).toBe("2");
+    expect(batch["x-ratelimit-kept-own-requests"]).toBeUndefined();
+    expect(batch["x-ratelimit-kept-own-requests-day"]).toBeUndefined();
+    const person = quotaHeaders(snapshot({ kept: { rpmForOthers: 0, rpmForYou: 6, rpdForOthers: null, rpdForYou: null } }));
+    expect(Object.keys(person).filter((h) => h.includes("kept"))).toEqual(["x-ratelimit-kept-own-requests"]);
+    expect(person["x-ratelimit-kept-own-requests"]).toBe("6");
+    // Not known (a refusal answered at once, or no share): no such header.
+    expect(Object.keys(quotaHeaders(snapshot({ kept: null }))).filter((h) => h.includes("kept"))).toEqual([]);
+    expect(Object.keys(quotaHeaders(snapshot())).filter((h) => h.includes("kept"))).toEqual([]);
+  });
+
   it("never says less than 0 remaining", () => {
     expect(quotaHeaders(snapshot({ requestsLeft: -2 }))["x-ratelimit-remaining-requests"]).toBe("0");
   });

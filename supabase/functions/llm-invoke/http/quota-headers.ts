@@ -6,6 +6,11 @@
 // not have is left out with its two companions. A reset is the time until the remaining figure next
 // grows, written as OpenAI writes it (Go's duration format at millisecond resolution: "12ms", "1s",
 // "59.5s", "6m0s", "7h3m0.25s").
+// What reserved shares keep of the same limits (the default share of the `interactive` class, any
+// other share row), for the class the answer names, only where a share keeps something:
+//   x-ratelimit-kept-others-requests / -requests-day   kept for other owners: this caller books only
+//                                                      what their unused part leaves over
+//   x-ratelimit-kept-own-requests    / -requests-day   kept for this caller's class (or for itself)
 import type { QuotaSnapshot } from "../contract.ts";
 
 export function quotaHeaders(q: QuotaSnapshot): Record<string, string> {
@@ -19,6 +24,13 @@ export function quotaHeaders(q: QuotaSnapshot): Record<string, string> {
   add("requests", q.rpm, q.requestsLeft, q.requestsResetMs);
   add("tokens", q.tpm, q.tokensLeft, q.tokensResetMs);
   add("requests-day", q.rpd, q.dayLeft, q.dayResetMs);
+  const kept = (name: string, requests: number | null | undefined) => {
+    if (requests != null && requests > 0) headers[`x-ratelimit-${name}`] = String(requests);
+  };
+  kept("kept-others-requests", q.kept?.rpmForOthers);
+  kept("kept-own-requests", q.kept?.rpmForYou);
+  kept("kept-others-requests-day", q.kept?.rpdForOthers);
+  kept("kept-own-requests-day", q.kept?.rpdForYou);
   return headers;
 }
 

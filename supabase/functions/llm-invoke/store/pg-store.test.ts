@@ -111,6 +111,11 @@ describe("parseQuotaSnapshot and parseQuotaReport", () => {
     expect(parseQuotaSnapshot("{not json")).toBeNull();
     expect(parseQuotaSnapshot({ model: "m", quota_group: "g", rpm: 5, requests_left: -1, requests_reset_ms: "soon" }))
       .toMatchObject({ rpm: 5, requestsLeft: 0, requestsResetMs: null, tpm: null });
+    // What the shares keep: read when it is an object, its unreadable figures null; else none.
+    expect(parseQuotaSnapshot({ model: "m", quota_group: "g", kept: { rpm_for_others: 6, rpm_for_you: "x", rpd_for_others: 2 } })!.kept)
+      .toEqual({ rpmForOthers: 6, rpmForYou: null, rpdForOthers: 2, rpdForYou: null });
+    expect(parseQuotaSnapshot({ model: "m", quota_group: "g", kept: "6" })!.kept).toBeNull();
+    expect(parseQuotaSnapshot({ model: "m", quota_group: "g" })!.kept).toBeNull();
   });
 
   it("passes the report on without its ok, and knows a token's refusal; anything else is an error", () => {

@@ -23,6 +23,7 @@ import {
   type ModelEntry,
   type ModelProfile,
   type QueuePlace,
+  type QuotaKept,
   type QuotaSnapshot,
   type Refusal,
   REFUSAL_LIMITS,
@@ -345,6 +346,19 @@ export function parseQuotaSnapshot(value: unknown): QuotaSnapshot | null {
     rpd: count(o.rpd),
     dayLeft: count(o.day_left),
     dayResetMs: count(o.day_reset_ms),
+    kept: parseQuotaKept(o.kept, count),
+  };
+}
+
+/** google_ai_quota_kept's object inside an answer's quota; null when absent or not an object. */
+function parseQuotaKept(value: unknown, count: (v: unknown) => number | null): QuotaKept | null {
+  if (typeof value !== "object" || value === null) return null;
+  const k = value as Record<string, unknown>;
+  return {
+    rpmForOthers: count(k.rpm_for_others),
+    rpmForYou: count(k.rpm_for_you),
+    rpdForOthers: count(k.rpd_for_others),
+    rpdForYou: count(k.rpd_for_you),
   };
 }
 
