@@ -862,7 +862,11 @@ begin
     'rpd', p_rpd,
     'day_left', case when p_rpd is not null then greatest(0, p_rpd - (v_row.rpd_used + 1)) end,
     'day_reset_ms', case when p_rpd is not null
-                         then public.google_ai_ms_until(v_midnight + v_day_guard, v_now) end);
+                         then public.google_ai_ms_until(v_midnight + v_day_guard, v_now) end)
+    -- What the model's shares keep, for the admitted class (as google_ai_answer_quota_at adds it).
+    || case when v_shared and p_class is not null
+            then jsonb_build_object('kept', public.google_ai_quota_kept(p_model, p_rpm, p_rpd, p_class, null))
+            else '{}'::jsonb end;
 end
 $$;
 

@@ -19,6 +19,8 @@ beforeAll(async () => {
   await db.sql`delete from public.google_ai_api_keys`;
   await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
                values ('s1', 'KEY_S1', 'proj-s', 1)`;
+  // The shares here are the tests' own: no share kept for a class by default.
+  await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
 }, 60_000);
 
 afterAll(async () => {
