@@ -26,10 +26,13 @@ CREATE TABLE public.google_ai_admissions (
     tokens integer NOT NULL,
     in_flight boolean DEFAULT true NOT NULL,
     day_guard smallint DEFAULT 0 NOT NULL,
-    share_ids bigint[]
+    share_ids bigint[],
+    class_rank smallint
 );
 
 COMMENT ON TABLE public.google_ai_admissions IS 'Admissions of the last minute + guard per quota group and model (the sliding window); expired rows are removed by the next admission of their group. No caller data, no secrets.';
+
+COMMENT ON COLUMN public.google_ai_admissions.class_rank IS 'The rank of the priority class that made this admission (null: not known): the queue reads what the higher classes took of the window to tell a lower class whether its turn is likely within its wait.';
 
 COMMENT ON COLUMN public.google_ai_admissions.share_ids IS 'The shares whose owner made this admission: their window counts give it back when it leaves the window.';
 

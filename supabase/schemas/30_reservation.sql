@@ -50,7 +50,10 @@ declare
   v_due_lease timestamptz;
   v_may_book boolean := true;
   v_expected timestamptz;
+  v_likely_at timestamptz;
   v_quota jsonb;
+  -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
+  v_new_ticket uuid := gen_random_uuid();
 begin
   if p_estimated_tokens is null or p_estimated_tokens < 0 then
     raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
@@ -106,7 +109,16 @@ begin
                           and q.ticket_id is distinct from v_ticket.ticket_id);
     if v_ticket.ticket_id is not null then
       v_rank := v_ticket.class_rank; v_class := v_ticket.priority_class;
-      v_turn := v_ticket.turn; v_since := v_ticket.enqueued_at;
+      v_since := v_ticket.enqueued_at;
+      -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
+      -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
+      v_turn := least(v_ticket.turn, 1 + greatest(
+        coalesce((select min(q.turn) from public.google_ai_queue q
+                  where q.model = v_limits.model and q.class_rank = v_rank and q.lease_until >= v_now
+                    and q.ticket_id <> v_ticket.ticket_id), 0),
+        coalesce((select max(q.turn) from public.google_ai_queue q
+                  where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank
+                    and q.lease_until >= v_now and q.ticket_id <> v_ticket.ticket_id and q.turn < v_ticket.turn), 0)));
     elsif v_queued then
       v_turn := 1 + greatest(
         coalesce((select min(q.turn) from public.google_ai_queue q
@@ -122,7 +134,8 @@ begin
       from public.google_ai_queue q
       where q.model = v_limits.model and q.lease_until >= v_now
         and q.ticket_id is distinct from v_ticket.ticket_id
-        and (q.class_rank, q.turn, q.enqueued_at) < (v_rank, v_turn, v_since);
+        and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
+            < (v_rank, v_turn, v_since, coalesce(v_ticket.ticket_id, v_new_ticket));
       select t.free_now, t.turn_at into v_free_now, v_turn_at
       from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd,
         p_exclude_key_ids, v_now, v_ahead + 1) t;
@@ -168,10 +181,11 @@ begin
       select count(*), min(q.lease_until) filter (where q.expected_at <= v_now) into v_ahead, v_due_lease
       from public.google_ai_queue q
       where q.model = v_limits.model and q.ticket_id is distinct from v_ticket.ticket_id
-        and (q.class_rank, q.turn, q.enqueued_at) < (v_rank, v_turn, v_since);
-      select t.free_now, t.turn_at into v_free_now, v_turn_at
+        and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
+            < (v_rank, v_turn, v_since, coalesce(v_ticket.ticket_id, v_new_ticket));
+      select t.free_now, t.turn_at, t.likely_at into v_free_now, v_turn_at, v_likely_at
       from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd, p_exclude_key_ids, v_now,
-        v_ahead + 1) t;
+        v_ahead + 1, v_rank) t;
       -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls,
       -- the slot is this one's once its ticket lapses. When the next opening lies beyond this
       -- caller's wait, that is its chance: it asks again then (one call more if the waiter did come).
@@ -184,20 +198,25 @@ begin
       -- asking again would not either, so it is answered now rather than given a turn.
       if v_may_book and v_reopens_at is null and v_recheck_at is null then
         v_turn_at := null;
+        v_likely_at := null;
       end if;
       -- Its turn: when the tickets ahead leave a slot over, and not before the booking's own reopening.
       v_expected := greatest(v_turn_at, least(v_reopens_at, v_recheck_at), v_now + interval '50 milliseconds');
       if v_turn_at is null and v_reopens_at is null then
         v_expected := null;
       end if;
-      if v_expected <= v_now + p_wait_left_ms * interval '1 millisecond' then
+      -- A ticket is taken only when the turn is likely within the wait: the higher classes that asked
+      -- during the last window will ask again and go first (google_ai_queue_turn_at's likely_at). The
+      -- waiter is still told the earliest time (v_expected), so no slot waits for it.
+      if v_expected <= v_now + p_wait_left_ms * interval '1 millisecond'
+         and greatest(v_expected, v_likely_at) <= v_now + p_wait_left_ms * interval '1 millisecond' then
         insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
           token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position)
-        values (coalesce(v_ticket.ticket_id, gen_random_uuid()), v_limits.model, v_class, v_rank, p_caller,
+        values (coalesce(v_ticket.ticket_id, v_new_ticket), v_limits.model, v_class, v_rank, p_caller,
           p_client_id, p_token_id, p_request_id, p_model, v_turn, v_since, p_estimated_tokens, v_blocked_by,
           v_expected, v_expected + v_grace, v_ahead + 1)
         on conflict (ticket_id) do update set
-          expected_at = excluded.expected_at, lease_until = excluded.lease_until,
+          expected_at = excluded.expected_at, lease_until = excluded.lease_until, turn = excluded.turn,
           position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit
         returning * into v_ticket;
         return jsonb_build_object(
@@ -216,8 +235,8 @@ begin
       delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
     end if;
     if v_blocked_by in ('rpm', 'tpm') then
-      -- Behind a queue, capacity for this caller comes with its turn.
-      v_reopens_at := coalesce(v_expected, greatest(v_turn_at, v_reopens_at));
+      -- Behind a queue, capacity for this caller comes with its turn (the likely one, for a lower class).
+      v_reopens_at := coalesce(greatest(v_expected, v_likely_at), greatest(v_turn_at, v_reopens_at));
       if v_recheck_at >= v_reopens_at then
         v_recheck_at := null;
       end if;
@@ -248,6 +267,11 @@ begin
 
   if v_ticket.ticket_id is not null then
     delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
+    -- A request that arrived before the last window says nothing of what its class asks for now: its
+    -- admission is left out of what the queue reads as the higher classes' part (likely_at).
+    if v_since <= v_now - (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond' then
+      update public.google_ai_admissions a set class_rank = null where a.reservation_id = v_reservation_id;
+    end if;
   end if;
 
   if p_idempotent and p_request_id is not null then
@@ -802,8 +826,9 @@ begin
     return;
   end if;
 
-  insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids)
-  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned);
+  insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
+    class_rank)
+  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned, public.google_ai_class_rank(p_class));
 
   if v_owned is not null then
     -- The owners' use, rolled to today as try_book rolls it (the day guard is not near here).
@@ -1516,10 +1541,11 @@ begin
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
-    insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids)
+    insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
+      class_rank)
     values (coalesce(p_reservation_id, gen_random_uuid()), p_quota_group, p_model, v_now, p_tokens,
             case when v_near_end then 1 when v_near_start then -1 else 0 end,
-            case when cardinality(v_owned) > 0 then v_owned end);
+            case when cardinality(v_owned) > 0 then v_owned end, public.google_ai_class_rank(p_class));
 
     if cardinality(v_owned) > 0 then
       insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,

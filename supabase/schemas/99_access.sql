@@ -213,8 +213,8 @@ REVOKE ALL ON FUNCTION public.google_ai_class_rank(p_class text) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
 REVOKE ALL ON FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, OUT free_now integer, OUT turn_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, OUT free_now integer, OUT turn_at timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON TABLE public.google_ai_priority_classes FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,UPDATE ON TABLE public.google_ai_priority_classes TO service_role;

@@ -1,0 +1,113 @@
+// The mixed load of the benchmark, replayed on a real PostgreSQL with the clock injected: the bot
+// (interactive, 0.6× the limit, its class's default share) and four notebooks (batch, one of them
+// flooding 100 requests at once) ask for one spread model at three times its RPM for four windows,
+// each request a WAIT caller that asks again at the time it was told (plus its wake-up delay) and
+// gives up after 65 s. Counted on the database's own decisions: the bot waits at most about one step
+// for its turn, the notebooks share what is left fairly (Jain's index), the window is full in every
+// saturated span and never above the limit. Deterministic: three wake-up delays stand for three runs.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+
+let db: TestDatabase;
+const T0 = Date.parse("2026-11-21T10:00:00Z");
+const WINDOW_MS = 61_000;
+const RPM = 30;
+const STEP_MS = WINDOW_MS / RPM;
+const MAX_WAIT_MS = 65_000;
+const NOTEBOOKS = ["notebook-flood", "notebook-b", "notebook-c", "notebook-d"];
+
+beforeAll(async () => {
+  db = await freshDatabase("mixed_queue");
+  await db.sql`delete from public.google_ai_api_keys`;
+  await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
+               values ('m1', 'KEY_M1', 'proj-m', 1)`;
+}, 60_000);
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+/** Microsecond timestamps as text (postgres.js would round a timestamptz parameter to milliseconds). */
+const iso = (ms: number) =>
+  new Date(Math.floor(ms)).toISOString().replace("Z", `${String(Math.round((ms % 1) * 1000)).padStart(3, "0")}Z`);
+const msOf = (t: string) => Date.parse(t) + Number((/\.\d{3}(\d{0,3})/.exec(t)?.[1] ?? "").padEnd(3, "0")) / 1000;
+
+interface Call {
+  at: number;
+  caller: string;
+  priority: "interactive" | "batch";
+  arrived: number;
+  ticket?: string;
+}
+
+interface Run {
+  admitted: { at: number; caller: string; waited: number }[];
+  calls: number;
+}
+
+/** Drives the arrivals through google_ai_admit_at in time order, as WAIT callers would. */
+async function replay(model: string, wakeDelayMs: number): Promise<Run> {
+  const perMs = (RPM * 3) / 60_000;
+  const streams = [
+    { caller: "bot", priority: "interactive" as const, rate: perMs * 0.2, burst: 0 },
+    ...NOTEBOOKS.map((caller) => ({ caller, priority: "batch" as const, rate: (perMs * 0.8) / 4, burst: caller === "notebook-flood" ? 100 : 0 })),
+  ];
+  const pending: Call[] = [];
+  for (const s of streams) {
+    for (let i = 0; i < s.burst; i++) pending.push({ at: T0, caller: s.caller, priority: s.priority, arrived: T0 });
+    for (let t = T0 + 1 / s.rate / 2; t < T0 + 4 * WINDOW_MS; t += 1 / s.rate) {
+      pending.push({ at: Math.round(t), caller: s.caller, priority: s.priority, arrived: Math.round(t) });
+    }
+  }
+  const run: Run = { admitted: [], calls: 0 };
+  while (pending.length > 0) {
+    pending.sort((a, b) => a.at - b.at);
+    const c = pending.shift()!;
+    run.calls++;
+    const [row] = await db.sql<{ r: { ok: boolean; queue?: { ticket: string; expected_at: string } } }[]>`
+      select public.google_ai_admit_at(p_now => ${iso(c.at)}::text::timestamptz, p_model => ${model},
+        p_estimated_tokens => 10, p_caller => ${c.caller}, p_request_id => null, p_priority => ${c.priority},
+        p_queue_ticket => ${c.ticket ?? null}::uuid,
+        p_wait_left_ms => ${Math.max(0, Math.round(c.arrived + MAX_WAIT_MS - c.at))}::integer) as r`;
+    const r = row!.r;
+    if (r.ok) run.admitted.push({ at: c.at, caller: c.caller, waited: c.at - c.arrived });
+    else if (r.queue) pending.push({ ...c, at: msOf(r.queue.expected_at) + wakeDelayMs, ticket: r.queue.ticket });
+  }
+  return run;
+}
+
+const jain = (xs: number[]) => xs.reduce((s, x) => s + x, 0) ** 2 / (xs.length * xs.reduce((s, x) => s + x * x, 0));
+const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.95) - 1]!;
+
+describe("the mixed load on a spread model with the default share", () => {
+  for (const wakeDelayMs of [10, 30, 60]) {
+    it(`waiters waking ${wakeDelayMs} ms late: the bot within a step, notebooks fair, the window full and never over`, async () => {
+      const model = `mixed-${wakeDelayMs}`;
+      await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd, spread_burst)
+                   values (${model}, ${RPM}, null, null, 1)`;
+      const run = await replay(model, wakeDelayMs);
+      const times = run.admitted.map((a) => a.at).sort((a, b) => a - b);
+      const inSpan = (end: number) => times.filter((t) => t > end - WINDOW_MS && t <= end).length;
+
+      // Never above the limit in any 61 s span.
+      expect(Math.max(...times.map(inSpan))).toBeLessThanOrEqual(RPM);
+      // Saturated from one window in: every span ending each second holds at least 29 of 30.
+      const spans: number[] = [];
+      for (let end = T0 + 2 * WINDOW_MS; end <= T0 + 4 * WINDOW_MS; end += 1_000) spans.push(inSpan(end));
+      expect(Math.min(...spans)).toBeGreaterThanOrEqual(RPM - 1);
+      expect(spans.filter((n) => n === RPM).length / spans.length).toBeGreaterThanOrEqual(0.95);
+
+      // Every bot request admitted; 95% of them within one step (plus the wake-up), none beyond two.
+      const bot = run.admitted.filter((a) => a.caller === "bot").map((a) => a.waited);
+      expect(bot).toHaveLength(73);
+      expect(p95(bot)).toBeLessThanOrEqual(STEP_MS + wakeDelayMs);
+      expect(Math.max(...bot)).toBeLessThanOrEqual(2 * STEP_MS);
+
+      // The notebooks' admissions while all were waiting (the saturated windows) are fair.
+      const perNotebook = NOTEBOOKS.map((n) =>
+        run.admitted.filter((a) => a.caller === n && a.at >= T0 + WINDOW_MS && a.at <= T0 + 4 * WINDOW_MS).length);
+      expect(Math.min(...perNotebook)).toBeGreaterThan(0);
+      expect(jain(perNotebook)).toBeGreaterThanOrEqual(0.95);
+    }, 120_000);
+  }
+});
