@@ -140,8 +140,15 @@ begin
       from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd,
         p_exclude_key_ids, v_now, v_ahead + 1) t;
       -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks.
-      -- (No turn today anywhere: book_best_group names the reopening.)
-      v_may_book := v_turn_at is null or v_due_ahead < v_free_now;
+      -- (No turn today anywhere: book_best_group names the reopening.) A request whose own RPM share
+      -- still has room in a group asks too: the share keeps that slot for it, the spread does not
+      -- hold it back, and the booking decides exactly.
+      v_may_book := v_turn_at is null or v_due_ahead < v_free_now
+        or exists (select 1 from public.google_ai_quota_shares s
+                   left join public.google_ai_share_usage u on u.share_id = s.id
+                   where s.model = v_limits.model and s.reserved_rpm is not null
+                     and (s.priority_class = v_class or s.caller = p_caller)
+                     and coalesce(u.window_requests, 0) < s.reserved_rpm);
     end if;
 
     if v_may_book and not v_queued then
