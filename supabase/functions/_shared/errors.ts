@@ -93,8 +93,7 @@ export function rateLimited(limit: string, retryAfterMs: number | null, message?
 
 export const JSON_HEADERS = { "content-type": "application/json; charset=utf-8" } as const;
 
-export function jsonResponse(body: unknown, status: number, headers: HeadersInit = {}): Response {
-  const h = new Headers(headers);
-  h.set("content-type", JSON_HEADERS["content-type"]);
-  return new Response(JSON.stringify(body), { status, headers: h });
+/** A JSON answer; its content type is JSON's (`headers` carry no content type of their own). */
+export function jsonResponse(body: unknown, status: number, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), { status, headers: { ...headers, ...JSON_HEADERS } });
 }

@@ -3,6 +3,9 @@
 import { GatewayError } from "./errors.ts";
 import { sanitizeError } from "./sanitize.ts";
 
+/** Strict UTF-8: a body that is not is refused, not read with replacement characters. */
+const UTF8 = new TextDecoder("utf-8", { fatal: true });
+
 /** Reads the body as text, refusing (without reading it all) anything over `limit` bytes. */
 export async function readBody(req: Request, limit: number): Promise<string> {
   const tooLarge = () =>
@@ -37,7 +40,7 @@ export async function readBody(req: Request, limit: number): Promise<string> {
     offset += chunk.byteLength;
   }
   try {
-    return new TextDecoder("utf-8", { fatal: true }).decode(bytes);
+    return UTF8.decode(bytes);
   } catch {
     throw new GatewayError("invalid_json", "The body is not valid UTF-8.");
   }

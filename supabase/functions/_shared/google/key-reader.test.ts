@@ -46,4 +46,19 @@ describe("googleKeyReader", () => {
     );
     expect(everything("SUPABASE_SERVICE_ROLE_KEY")).toBeUndefined();
   });
+
+  it("looks a key up once per worker, and a missing one again until it is set", () => {
+    const env: Record<string, string> = {};
+    let lookups = 0;
+    const read = googleKeyReader((name) => {
+      lookups++;
+      return env[name];
+    });
+    const before = lookups; // GATEWAY_KEY_ENV_PATTERN, read once
+    expect(read("GOOGLE_API_KEY")).toBeUndefined();
+    env.GOOGLE_API_KEY = "AIza-late";
+    expect(read("GOOGLE_API_KEY")).toBe("AIza-late");
+    expect(read("GOOGLE_API_KEY")).toBe("AIza-late");
+    expect(lookups - before).toBe(2);
+  });
 });

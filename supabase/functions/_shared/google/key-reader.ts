@@ -33,9 +33,17 @@ function allowedNames(get: Env): RegExp {
  */
 export function googleKeyReader(get: Env): (envVarName: string) => string | undefined {
   const allowed = allowedNames(get);
+  // A worker's secrets are fixed when it starts: a key found once is kept, not looked up and checked
+  // again for every request. One not found is looked up again (it is rare, and may be set meanwhile
+  // where the environment can change, as in tests).
+  const found = new Map<string, string>();
   return (name) => {
+    const known = found.get(name);
+    if (known !== undefined) return known;
     if (!ENV_NAME.test(name) || NOT_A_GOOGLE_KEY.test(name) || !allowed.test(name)) return undefined;
     const value = get(name)?.trim();
-    return value === undefined || value === "" ? undefined : value;
+    if (value === undefined || value === "") return undefined;
+    found.set(name, value);
+    return value;
   };
 }

@@ -136,7 +136,18 @@ function decode(segment: string): string {
   }
 }
 
+// The envelope asks for a request's route (its methods) and then the handler does: the last answer
+// is kept, so a request's URL is parsed and matched once.
+let last: { url: string; route: Route } | undefined;
+
 export function routeOf(url: string): Route {
+  if (last?.url === url) return last.route;
+  const route = matchRoute(url);
+  last = { url, route };
+  return route;
+}
+
+function matchRoute(url: string): Route {
   const path = localPath(new URL(url).pathname);
   for (const row of ROUTE_TABLE) {
     const match = row.pattern.exec(path);

@@ -9,7 +9,7 @@ import { gatewayRoleUrl } from "../../../../shared/db/gateway-role.ts";
 import { createDatabase, type Database, dbConfigFromEnv, poolOptions } from "../../_shared/db.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import postgres from "postgres";
-import { createPgStore, jsonSafe, parseQuotaReport, parseQuotaSnapshot, parseReserveResult } from "./pg-store.ts";
+import { createPgStore, jsonbText, parseQuotaReport, parseQuotaSnapshot, parseReserveResult } from "./pg-store.ts";
 import type { Refusal, Reservation, ReserveParams } from "../contract.ts";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
@@ -82,16 +82,23 @@ describe("dbConfigFromEnv", () => {
   });
 });
 
-describe("jsonSafe", () => {
+describe("jsonbText", () => {
   it("drops NUL and replaces lone surrogates, in keys and values, so jsonb accepts it", async () => {
     const nasty = { "a\u0000b": ["x\u0000y", "\ud800", "ok \ud83d\ude00", { "\udc00": 1 }], __proto__x: null };
-    const [{ v }] = await db.sql`select ${db.sql.json(jsonSafe(nasty) as never)}::jsonb as v`;
+    const [{ v }] = await db.sql`select ${jsonbText(nasty)}::text::jsonb as v`;
     expect(v).toEqual({ ab: ["xy", "\ufffd", "ok \ud83d\ude00", { "\ufffd": 1 }], __proto__x: null });
   });
 
+  it("sends a value that needs no cleaning as JSON.stringify writes it, text that only looks like an escape included", async () => {
+    const plain = { text: "ok \ud83d\ude00 \u0001", written: "\\u0000 and \\ud800 as text", n: [1, 2.5, true, null] };
+    expect(jsonbText(plain)).toBe(JSON.stringify(plain));
+    const [{ v }] = await db.sql`select ${jsonbText(plain)}::text::jsonb as v`;
+    expect(v).toEqual(plain);
+  });
+
   it("keeps a __proto__ key as data", () => {
-    const parsed = JSON.parse('{"__proto__": {"polluted": true}}') as Record<string, unknown>;
-    expect(JSON.stringify(jsonSafe(parsed))).toBe('{"__proto__":{"polluted":true}}');
+    const parsed = JSON.parse('{"__proto__": {"polluted": "\\u0000yes"}}') as Record<string, unknown>;
+    expect(jsonbText(parsed)).toBe('{"__proto__":{"polluted":"yes"}}');
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
   });
 });

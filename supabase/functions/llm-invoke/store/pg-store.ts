@@ -36,7 +36,6 @@ import {
 } from "../contract.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { QUOTA_CAUSES, type QuotaCause } from "../../_shared/google/quota-cause.ts";
-import type postgres from "postgres";
 import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../../_shared/db.ts";
 import { databaseUnavailable } from "../../_shared/envelope.ts";
 import type { ActiveKey, GatewayStore, ModelLister, QuotaReader, QuotaReport, TokenChecker } from "./store.ts";
@@ -130,7 +129,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           p_token_hash => ${p.caller.kind === "token" ? p.caller.tokenHash : null},
           p_request_id => ${p.requestId}, p_exclude_key_ids => ${sql.array(keyIds(p.excludeKeyIds))}::uuid[],
           p_attempt => ${p.attempt}::integer, p_wait_ms => ${Math.round(p.waitMs)}::integer,
-          p_metadata => ${sql.json(jsonSafe(p.metadata) as Record<string, postgres.JSONValue>)}::jsonb,
+          p_metadata => ${jsonbText(p.metadata)}::text::jsonb,
           p_idempotent => ${p.idempotent}::boolean, p_priority => ${p.priority ?? null},
           p_queue_ticket => ${p.queueTicket ?? null}::uuid,
           p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer,
@@ -185,7 +184,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           p_error_message => ${p.errorMessage}, p_latency_ms => ${p.latencyMs}::integer,
           p_cooldown_until => ${p.cooldownUntil === null ? null : p.cooldownUntil.toISOString()}::timestamptz,
           p_cooldown_until_pacific_midnight => ${p.cooldownUntilPacificMidnight}::boolean,
-          p_response => ${p.response == null ? null : sql.json(jsonSafe(p.response) as postgres.JSONValue)}::jsonb,
+          p_response => ${p.response == null ? null : jsonbText(p.response)}::text::jsonb,
           p_key_rejected => ${p.keyRejected ?? null}::boolean,
           p_quota_cause => ${p.quotaCause ?? null}, p_service_tier => ${p.serviceTier ?? null},
           p_served_tier => ${p.servedTier ?? null}, p_added_ms => ${roundedMs(p.addedMs)}::integer,
@@ -420,13 +419,21 @@ function keyIds(ids: readonly string[]): string[] {
 }
 
 /**
- * A copy of a JSON value that jsonb accepts. JSON allows what jsonb rejects: "\u0000" and unpaired
- * UTF-16 surrogates (JSON.stringify writes them as "\ud800"). Caller metadata may hold either, so
- * strings and keys are cleaned: NUL removed, lone surrogates replaced by U+FFFD.
+ * A JSON value as text jsonb accepts. JSON allows what jsonb rejects: "\u0000" and unpaired UTF-16
+ * surrogates. Caller metadata may hold either, so strings and keys are cleaned: NUL removed, lone
+ * surrogates replaced by U+FFFD. JSON.stringify writes a NUL as the escape \u0000 and a lone
+ * surrogate as one such as \ud800 (a paired one stays raw), so text without such an escape needs no
+ * cleaning and is sent as it is: the value is walked once, by JSON.stringify. Text with one (or with
+ * a backslash-u the caller wrote as text, which also matches) is cleaned and written again.
+ * Sent as `${jsonbText(v)}::text::jsonb`: a parameter the server types as jsonb would be written
+ * by postgres.js as JSON once more (a string holding the text).
  */
-export function jsonSafe(value: unknown): unknown {
-  return clean(value);
+export function jsonbText(value: unknown): string {
+  const text = JSON.stringify(value);
+  return MAY_NEED_CLEANING.test(text) ? JSON.stringify(clean(value)) : text;
 }
+
+const MAY_NEED_CLEANING = /\\u(?:0000|d[89a-f])/i;
 
 const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
 
