@@ -112,9 +112,10 @@ $$;
 -- as each admission of its window leaves it (admitted_at + window), then the same again a window
 -- later; a spread model's group offers each of those slots no sooner than its schedule allows
 -- (google_ai_spread_step, google_ai_spread_next). free_now counts the slots of each group's first
--- p_slots that are free now. likely_at: the same for a request of class rank p_rank, counting on the
--- part of each group's slots that the higher classes left in the last window (they will ask again,
--- and go first; at least a tenth): its p_slots-th slot is a group's p_slots / part-th. Null turn_at:
+-- p_slots that are free now. likely_at: the same for a request of class rank p_rank, counting, on a
+-- spread model, on the part of each group's slots that the higher classes left in the last window
+-- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
+-- p_slots / part-th. Null turn_at:
 -- no group can serve today (day used up or cooling down everywhere).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
@@ -164,7 +165,10 @@ begin
                   || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
     v_n := cardinality(v_openings);
     continue when v_n = 0;
-    v_part := greatest(0.1, 1 - coalesce(v_higher, 0)::numeric / greatest(p_rpm, v_count, 1));
+    -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
+    -- every waiter there counts on them all.)
+    v_part := case when v_spread.step is null then 1
+                   else greatest(0.1, 1 - coalesce(v_higher, 0)::numeric / greatest(p_rpm, v_count, 1)) end;
     v_needed := ceil(p_slots / v_part)::integer;
     -- Its slots: each opening again a window later, none before the schedule allows.
     v_schedule := v_group.spread_until;
