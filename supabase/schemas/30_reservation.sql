@@ -199,6 +199,7 @@ begin
       if v_free_now > 0 and v_due_lease is not null
          and coalesce(v_turn_at > v_now + p_wait_left_ms * interval '1 millisecond', true) then
         v_turn_at := v_due_lease + interval '1 millisecond';
+        v_likely_at := v_turn_at;
       end if;
       -- The booking was tried and names no time it could succeed (a closed model, or free slots that a
       -- reserved share keeps from this caller): the queue's count of slots cannot serve it, and
