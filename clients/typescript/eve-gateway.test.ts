@@ -58,6 +58,8 @@ beforeAll(async () => {
   db = await freshDatabase("ts_client");
   // Many Gemma calls within a minute here; gemini-2.5-flash keeps its 5 RPM for the 429 test.
   await db.sql`update public.google_ai_model_limits set rpm = 1000, tpm = 1000000 where model = 'gemma-3-27b-it'`;
+  // The client is tested here, not the window's spread: its 429 test fills gemini-2.5-flash at once.
+  await db.sql`update public.google_ai_model_limits set spread_burst = null`;
   stack = await startKaggleStack({ databaseUrl: db.url });
   stack.simulator.setModels({ "gemma-3-27b-it": { rpm: 1000, tpm: 1_000_000 } });
 }, 120_000);

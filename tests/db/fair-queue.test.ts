@@ -243,7 +243,7 @@ describe("the queue under 250 connections", () => {
     await model("q-burst", 40);
     const ask = (i: number, at: number, ticket?: string | null) =>
       admit({ at, model: "q-burst", caller: `c${i % 7}`, priority: i % 5 === 0 ? null : "batch",
-        waitLeftMs: 600_000, ticket, sql: clients[i % CONNECTIONS] });
+        waitLeftMs: 1_200_000, ticket, sql: clients[i % CONNECTIONS] });
     const first = await Promise.all(Array.from({ length: 300 }, (_, i) => ask(i, T0)));
     expect(first.filter((a) => a.ok)).toHaveLength(40);
     expect(first.filter((a) => !a.ok).every((a) => a.queue !== undefined)).toBe(true);

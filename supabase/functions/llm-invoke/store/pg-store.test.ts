@@ -40,6 +40,8 @@ function params(extra: Partial<ReserveParams> = {}): ReserveParams {
 
 beforeAll(async () => {
   db = await freshDatabase("pg_store");
+  // The store is tested here, not the window's spread: its reservations go at once.
+  await db.sql`update public.google_ai_model_limits set spread_burst = null`;
   await db.sql`update public.google_ai_api_keys set project_id = 'proj-default' where key_alias = 'default'`;
   await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
                values ('second', 'SECOND_KEY', 'proj-second', 200)`;
