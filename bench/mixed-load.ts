@@ -1,14 +1,18 @@
 // WAIT mode at 3× demand: the bot (interactive) and several notebooks (batch, one of which floods
-// the queue with a burst) ask for one model at `demandFactor`× its RPM for several whole windows,
-// through llm-invoke over HTTP: a refusal in WAIT mode takes a ticket and names the turn; the
-// request sleeps in the function until then and asks again with its ticket. (Against polling, the
-// rule before the queue: docs/benchmarks.md, "History".) Reported per class: waits, who lost a
-// turn, starvation; among the batch notebooks: Jain's fairness index of their admissions; for the
-// window: utilisation of every saturated 61 s span and the worst span (never above the limit); what
-// admission costs: reserve calls and attempt rows per admitted request. The peers take the same
-// arrivals at the same time on the same Postgres, polling (bench/lib/wait-client.ts):
-// rate-limiter-flexible in several child processes and a naive read-then-write limiter, each on its
-// own key; every limiter's admissions are counted per calendar minute (Google's window) and charted.
+// the queue with a burst) ask at `demandFactor`× the RPM for several whole windows, through
+// llm-invoke over HTTP: a refusal in WAIT mode takes a ticket and names the turn; the request sleeps
+// in the function until then and asks again with its ticket. Three models take the arrivals at the
+// same time, each with its own Google project and key and the same limit: "ideal" the bot's arrivals
+// alone (its wait is only that for the next free slot), "queue only" every arrival with admissions
+// not spread and no share, "paced" every arrival with admissions spread one per interval and a share
+// kept for the interactive class. Reported per side: the bot's waits; on the shared sides, per class
+// waits, who lost a turn, starvation, Jain's fairness index among the notebooks, the utilisation of
+// every saturated 61 s span and the worst span (never above the limit); what admission costs:
+// reserve calls and attempt rows per admitted request. A full run repeats the part (`runs`), each run
+// checked on its own. In the first run the peers take the same arrivals on the same Postgres, polling
+// (bench/lib/wait-client.ts): rate-limiter-flexible in several child processes and a naive
+// read-then-write limiter, each on its own key; every limiter's admissions are counted per calendar
+// minute (Google's window) and charted.
 import { setMaxListeners } from "node:events";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
