@@ -506,8 +506,19 @@ async function account(
     else if (o.refusedAt !== null) c.refusedAtOnce++;
   }
   // Starved: gave up (or lost its turn) although the window had room for a whole second while it waited.
+  // A spread window hands out one slot per interval and is below the limit between two of them by
+  // design: there, a slot is wasted when two intervals pass without an admission while the window has room.
+  const interval = WINDOW_MS / cfg.limitRpm;
+  const idleWithRoom = (from: number, to: number) =>
+    times.some((t, i) => {
+      const next = times[i + 1] ?? Infinity;
+      const start = Math.max(t, from);
+      const end = Math.min(next, to);
+      return next - t > 2 * interval && end - start > 2 * interval && inSpan(start + interval) < cfg.limitRpm;
+    });
   const starved = outcomes.filter((o) => {
     if (o.refusedAt === null) return false;
+    if (side.spreadBurst !== null) return idleWithRoom(o.arrival.at, o.refusedAt);
     for (let t = o.arrival.at + 1_000; t + 1_000 <= o.refusedAt; t += 1_000) {
       if (inSpan(t) < cfg.limitRpm && inSpan(t + 1_000) < cfg.limitRpm) return true;
     }
@@ -598,7 +609,7 @@ function markdown(cfg: MixedLoadConfig, r: Result, callsPerAdmitted: number, req
       `max wait ${cfg.maxWaitMs / 1000} s. Each is one request to llm-invoke over HTTP (\`x-caller\` naming the client, \`priority\` ` +
       `its class); admission times are the database's bookings, reserve calls its own count in \`pg_stat_user_functions\`. ` +
       `Spans: every 61 s span (the gateway's window) ending each second of the saturated period; "starved": refused although ` +
-      `the window had room for a whole second while it waited; "lost its turn": waited, then refused.`,
+      `the window had room for a whole second while it waited (spread: two intervals passed with no admission while it had room); "lost its turn": waited, then refused.`,
     "",
     table(
       ["class", "requests", "admitted", "answered at once", "lost its turn", "wait p50 / p95 / max"],
