@@ -1,14 +1,18 @@
 // WAIT mode at 3× demand: the bot (interactive) and several notebooks (batch, one of which floods
-// the queue with a burst) ask for one model at `demandFactor`× its RPM for several whole windows,
-// through llm-invoke over HTTP: a refusal in WAIT mode takes a ticket and names the turn; the
-// request sleeps in the function until then and asks again with its ticket. (Against polling, the
-// rule before the queue: docs/benchmarks.md, "History".) Reported per class: waits, who lost a
-// turn, starvation; among the batch notebooks: Jain's fairness index of their admissions; for the
-// window: utilisation of every saturated 61 s span and the worst span (never above the limit); what
-// admission costs: reserve calls and attempt rows per admitted request. The peers take the same
-// arrivals at the same time on the same Postgres, polling (bench/lib/wait-client.ts):
-// rate-limiter-flexible in several child processes and a naive read-then-write limiter, each on its
-// own key; every limiter's admissions are counted per calendar minute (Google's window) and charted.
+// the queue with a burst) ask at `demandFactor`× the RPM for several whole windows, through
+// llm-invoke over HTTP: a refusal in WAIT mode takes a ticket and names the turn; the request sleeps
+// in the function until then and asks again with its ticket. Three models take the arrivals at the
+// same time, each with its own Google project and key and the same limit: "ideal" the bot's arrivals
+// alone (its wait is only that for the next free slot), "queue only" every arrival with admissions
+// not spread and no share, "paced" every arrival with admissions spread one per interval and a share
+// kept for the interactive class. Reported per side: the bot's waits; on the shared sides, per class
+// waits, who lost a turn, starvation, Jain's fairness index among the notebooks, the utilisation of
+// every saturated 61 s span and the worst span (never above the limit); what admission costs:
+// reserve calls and attempt rows per admitted request. A full run repeats the part (`runs`), each run
+// checked on its own. In the first run the peers take the same arrivals on the same Postgres, polling
+// (bench/lib/wait-client.ts): rate-limiter-flexible in several child processes and a naive
+// read-then-write limiter, each on its own key; every limiter's admissions are counted per calendar
+// minute (Google's window) and charted.
 import { setMaxListeners } from "node:events";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
@@ -44,6 +48,8 @@ export interface MixedLoadConfig {
   batchClients: BatchClient[];
   /** Length of the demand in whole windows after the first (full run). */
   wholeWindows: number;
+  /** Full runs of the part, one after the other (each reported and checked on its own). */
+  runs?: number;
   /** Smoke run: demand for this long instead. */
   smokeDurationMs?: number;
   maxWaitMs: number;
@@ -81,37 +87,156 @@ const PROMPT = "Wait for your turn, then answer in one word.";
 const HUGE = 2_000_000_000;
 /** The gateway's window: 60 s and the default minute guard. */
 const WINDOW_MS = 61_000;
-const MODEL = "bench-mixed";
+
+/** One model, its own Google project and key, taking one stream of the run's arrivals. */
+interface Side {
+  id: "paced" | "queue" | "ideal";
+  label: string;
+  model: string;
+  /** The bot's arrivals only (the ideal), or every arrival. */
+  botOnly: boolean;
+  /** google_ai_model_limits.spread_burst (null: admissions not spread). */
+  spreadBurst: number | null;
+  /** The interactive class's share of the limit (0: no share row). */
+  interactiveShare: number;
+}
+
+const SIDES: Side[] = [
+  { id: "ideal", label: "ideal: the bot alone", model: "bench-mixed-ideal", botOnly: true, spreadBurst: null, interactiveShare: 0 },
+  { id: "queue", label: "queue only: no spread, no share", model: "bench-mixed-queue", botOnly: false, spreadBurst: null, interactiveShare: 0 },
+  { id: "paced", label: "paced: spread 1, interactive share 20%", model: "bench-mixed", botOnly: false, spreadBurst: 1, interactiveShare: 0.2 },
+];
+
+const simKey = (s: Side) => `bench-sim-key-${s.id}`;
+const keyVar = (s: Side) => `GOOGLE_BENCH_SIM_KEY_${s.id.toUpperCase()}`;
+const project = (s: Side) => `proj-mixed-${s.id}`;
+
+interface RunResult {
+  sides: Record<Side["id"], Result>;
+  /** Reserve calls of the three sides together (the database counts per function, not per model). */
+  calls: number;
+  callsPerAdmitted: number;
+  /**
+   * Reserve calls of the three sides over their admitted requests, less one per request answered at
+   * once and two per lost turn: at most what an admitted request costs on average, more when a lost
+   * turn was asked again (the database counts calls per function, not per request).
+   */
+  ownCallsPerAdmitted: number;
+  limiters: LimiterResult[] | null;
+  arrivals: number;
+  startedAt: string;
+  wholeMinutes: string[];
+}
 
 export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string) => void): Promise<PartResult> {
+  const runs: RunResult[] = [];
+  const runCount = Math.max(1, cfg.runs ?? 1);
+  for (let i = 0; i < runCount; i++) {
+    if (runCount > 1) log(`  run ${i + 1} of ${runCount}${i === 0 ? " (with the peers)" : ""}`);
+    // The peers and the chart in the first run only: later runs repeat the gateway's sides.
+    runs.push(await runOnce(bench, cfg, log, i === 0));
+  }
+  const smoke = cfg.smokeDurationMs !== undefined;
+  const interval = WINDOW_MS / cfg.limitRpm;
+  const checks: Check[] = [];
+  runs.forEach((r, i) => {
+    const n = runCount > 1 ? ` (run ${i + 1})` : "";
+    const paced = r.sides.paced;
+    const ideal = r.sides.ideal;
+    const worst = Math.max(...SIDES.map((s) => r.sides[s.id].spans.worst));
+    const errors = SIDES.reduce((sum, s) => sum + r.sides[s.id].errors, 0);
+    checks.push(
+      { name: `mixed load${n}: no side admits more than the limit in any 61 s span`, ok: worst <= cfg.limitRpm && errors === 0, detail: `worst span ${worst}/${cfg.limitRpm}, errors ${errors}` },
+      { name: `mixed load${n}: no request starved while its window had room`, ok: SIDES.every((s) => r.sides[s.id].starved === 0), detail: SIDES.map((s) => `${s.id} ${r.sides[s.id].starved}`).join(", ") },
+      { name: `mixed load${n}: the bot never lost its turn (paced)`, ok: paced.byClass.interactive.lostTurn === 0, detail: `${paced.byClass.interactive.lostTurn}` },
+      { name: `mixed load${n}: no notebook admitted while the bot waited (paced)`, ok: paced.inversions === 0, detail: `${paced.inversions}` },
+    );
+    if (smoke) return;
+    const p95 = paced.byClass.interactive.waitMs.p95;
+    checks.push(
+      {
+        name: `mixed load${n}: the bot's p95 wait, paced, <= the ideal's p95 + one interval`,
+        ok: p95 <= ideal.byClass.interactive.waitMs.p95 + interval,
+        detail: `${fmt(p95 / 1000, 1)} s vs ${fmt(ideal.byClass.interactive.waitMs.p95 / 1000, 1)} + ${fmt(interval / 1000, 1)} s`,
+      },
+      { name: `mixed load${n}: the bot's p95 wait, paced, <= 4 intervals`, ok: p95 <= 4 * interval, detail: `${fmt(p95 / 1000, 1)} s vs ${fmt((4 * interval) / 1000, 1)} s` },
+      { name: `mixed load${n}: the bot's requests all admitted (paced)`, ok: paced.byClass.interactive.admitted === paced.byClass.interactive.requests, detail: `${paced.byClass.interactive.admitted} of ${paced.byClass.interactive.requests}` },
+      { name: `mixed load${n}: utilisation of every saturated 61 s span >= 97% (paced)`, ok: paced.spans.minUtilisation >= 0.97, detail: pct(paced.spans.minUtilisation) },
+      { name: `mixed load${n}: Jain's fairness index among batch notebooks >= 0.95 (paced)`, ok: paced.jain >= 0.95, detail: fmt(paced.jain, 3) },
+      {
+        name: `mixed load${n}: an admitted request leaves one attempt row (every side)`,
+        ok: SIDES.every((s) => r.sides[s.id].rowsPerAdmittedRequestItself <= 1),
+        detail: SIDES.map((s) => `${s.id} ${fmt(r.sides[s.id].rowsPerAdmittedRequestItself, 2)}`).join(", "),
+      },
+    );
+  });
+  const first = runs[0]!;
+  const last = runs[runs.length - 1]!;
+  return {
+    id: "mixed-load",
+    title: "WAIT mode at 3× demand: the bot and the notebooks in llm-invoke's queue, against the peers (and the chart)",
+    data: { config: { ...cfg, chartPath: undefined }, intervalMs: interval, runs },
+    markdown:
+      sidesMarkdown(cfg, runs, first.arrivals) + "\n\n" + markdown(cfg, last.sides.paced, last.callsPerAdmitted, first.arrivals) +
+      (first.limiters ? peersMarkdown(cfg, first.limiters, first.wholeMinutes.map((w) => Date.parse(w))) : ""),
+    headline: [
+      ...runs.map((r, i) => ({
+        figure: `Mixed load at ${cfg.demandFactor}×${runCount > 1 ? `, run ${i + 1}` : ""}: the bot's wait p50 / p95 / max — ideal; queue only; paced`,
+        value: SIDES.map((s) => secs(r.sides[s.id].byClass.interactive.waitMs)).join("; "),
+      })),
+      { figure: "Mixed load, paced: Jain's fairness among batch notebooks, per run", value: runs.map((r) => fmt(r.sides.paced.jain, 3)).join(", ") },
+      { figure: "Mixed load, paced: reserve calls / attempt rows per admitted request", value: `${fmt(last.callsPerAdmitted, 2)} / ${fmt(last.sides.paced.rowsPerAdmitted, 2)}` },
+      ...(first.limiters ?? []).map((r) => ({
+        figure: `WAIT, same arrivals: ${r.label} — admitted per whole calendar minute / limit ${cfg.limitRpm}; over-admission (minutes above the limit)`,
+        value: `${r.utilisation.map((u) => u.admitted).join(", ") || "—"}; ${r.overAdmission} (${r.windowsAboveLimit} of ${r.perWindow.length})`,
+      })),
+    ],
+    checks,
+  };
+}
+
+async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string) => void, withPeers: boolean): Promise<RunResult> {
   const db = await bench.fresh("mixed");
   const naiveSql: Sql = connect(db.url, { max: cfg.connections, idle_timeout: 0 });
   let rlflexProcs: Awaited<ReturnType<typeof rlflexWaitStart>> | undefined;
   let sim: GoogleSimulator | undefined;
   let fns: FunctionsServer | undefined;
   try {
-    await createNaiveTable(db.sql);
-    await (await createRlflex(db.url, 1, cfg.limitRpm)).close(); // creates its table once
-    await Promise.all([...Array(cfg.connections)].map(() => naiveSql`select 1`));
-    await setModel(db.sql, MODEL, { rpm: cfg.limitRpm, tpm: null, rpd: null });
-    await setKeys(db.sql, [{ alias: "mixed", project: "proj-mixed", envVar: BENCH_SIM_KEY_VAR, models: [MODEL] }]);
+    if (withPeers) {
+      await createNaiveTable(db.sql);
+      await (await createRlflex(db.url, 1, cfg.limitRpm)).close(); // creates its table once
+      await Promise.all([...Array(cfg.connections)].map(() => naiveSql`select 1`));
+    }
+    for (const s of SIDES) await setSide(db.sql, s, cfg.limitRpm);
+    await setKeys(db.sql, SIDES.map((s) => ({ alias: `mixed-${s.id}`, project: project(s), envVar: keyVar(s), models: [s.model] })));
     await keepAdmissionTimes(db.sql);
     // llm-invoke on its Deno port (the local Node proxy caps its socket pool), its reserve calls
     // counted by the database; the simulator answers at once.
     await trackFunctions(db);
-    sim = await startGoogleSimulator({ keys: { [BENCH_SIM_KEY]: "proj-mixed" }, models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } } });
+    sim = await startGoogleSimulator({
+      keys: Object.fromEntries(SIDES.map((s) => [simKey(s), project(s)])),
+      models: Object.fromEntries(SIDES.map((s) => [s.model, { rpm: HUGE, tpm: HUGE, rpd: HUGE }])),
+    });
     const fnOut: string[] = [];
-    fns = await serveLlmInvoke({ dbUrl: db.url, simUrl: sim.url, env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.maxWaitMs) }, log: fnOut, keep: 50 });
+    fns = await serveLlmInvoke({
+      dbUrl: db.url,
+      simUrl: sim.url,
+      env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.maxWaitMs), ...Object.fromEntries(SIDES.map((s) => [keyVar(s), simKey(s)])) },
+      log: fnOut,
+      keep: 50,
+    });
     const invokeUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
-    const probe = await postInvoke(invokeUrl, { model: MODEL, prompt: PROMPT, mode: "NO_WAIT", request_id: "probe" });
-    if (probe.status !== 200) throw new Error(`probe: HTTP ${probe.status} ${probe.body.slice(0, 200)} ${fnOut.slice(-5).join(" | ")}`);
-    // A clean slate after the probe: its booking would hold a slot of the first window.
-    for (const table of ["google_ai_attempts", "google_ai_admissions", "google_ai_usage_counters", "bench_admission_log"]) {
+    for (const s of SIDES) {
+      const probe = await postInvoke(invokeUrl, { model: s.model, prompt: PROMPT, mode: "NO_WAIT", request_id: `probe-${s.id}` });
+      if (probe.status !== 200) throw new Error(`probe ${s.id}: HTTP ${probe.status} ${probe.body.slice(0, 200)} ${fnOut.slice(-5).join(" | ")}`);
+    }
+    // A clean slate after the probes: their bookings would hold a slot of the first window.
+    for (const table of ["google_ai_attempts", "google_ai_admissions", "google_ai_usage_counters", "google_ai_share_usage", "bench_admission_log"]) {
       await db.sql.unsafe(`delete from public.${table}`);
     }
     const callsBefore = reserveCalls(await rpcCalls(db));
 
-    const t0 = Date.now() + 8_000; // the peers' child processes need a moment
+    const t0 = Date.now() + (withPeers ? 8_000 : 2_000); // the peers' child processes need a moment
     const demandMs = cfg.smokeDurationMs ?? WINDOW_MS * (1 + cfg.wholeWindows);
     const arrivals = schedule(cfg, t0, demandMs);
     const times = arrivals.map((a) => a.at);
@@ -120,23 +245,25 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
     for (let w = minuteOf(t0) + 60_000; w + 60_000 <= t0 + demandMs && cfg.smokeDurationMs === undefined; w += 60_000) wholeMinutes.push(w);
     // rate-limiter-flexible: the arrivals dealt round-robin to its processes.
     const procs = Math.max(1, cfg.rlflexProcesses);
-    rlflexProcs = await rlflexWaitStart(
-      Array.from({ length: procs }, (_, p) => {
-        const ids = times.map((_, i) => i).filter((i) => i % procs === p);
-        return {
-          kind: "wait" as const,
-          url: db.url,
-          connections: Math.max(2, Math.ceil(cfg.connections / procs)),
-          points: cfg.limitRpm,
-          key: "rlflex-mixed",
-          arrivals: ids.map((i) => times[i]!),
-          ids,
-          jitterMs: cfg.jitterMs,
-          maxWaitMs: cfg.maxWaitMs,
-          stopAt,
-        };
-      }),
-    );
+    if (withPeers) {
+      rlflexProcs = await rlflexWaitStart(
+        Array.from({ length: procs }, (_, p) => {
+          const ids = times.map((_, i) => i).filter((i) => i % procs === p);
+          return {
+            kind: "wait" as const,
+            url: db.url,
+            connections: Math.max(2, Math.ceil(cfg.connections / procs)),
+            points: cfg.limitRpm,
+            key: "rlflex-mixed",
+            arrivals: ids.map((i) => times[i]!),
+            ids,
+            jitterMs: cfg.jitterMs,
+            maxWaitMs: cfg.maxWaitMs,
+            stopAt,
+          };
+        }),
+      );
+    }
     log(
       `  limit ${cfg.limitRpm}/min, demand ${cfg.demandFactor}× for ${(demandMs / 1000).toFixed(0)} s: ${arrivals.length} requests ` +
         `(${arrivals.filter((a) => a.priority === "interactive").length} from the bot, batch: ` +
@@ -148,90 +275,94 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
     const stop = setTimeout(() => controller.abort(), stopAt - Date.now());
     const policy = { jitterMs: cfg.jitterMs, maxWaitMs: cfg.maxWaitMs, signal: controller.signal };
     const naiveTry = naiveLimiter(naiveSql, "naive-mixed", cfg.limitRpm);
-    const [records, naiveRecords, rlflexRecords] = await Promise.all([
-      driveArrivals(times, (id) => {
-        const a = arrivals[id]!;
-        const body = { model: MODEL, prompt: PROMPT, max_wait_ms: cfg.maxWaitMs, priority: a.priority, request_id: `mixed-${id}` };
-        return waitInLlmInvoke(id, invokeUrl, body, { signal: controller.signal, caller: a.caller });
-      }),
-      driveArrivals(times, (id) => waitForAdmission(id, naiveTry, policy)),
-      rlflexProcs.done(),
+    const drive = (s: Side) => {
+      const mine = arrivals.filter((a) => !s.botOnly || a.priority === "interactive");
+      return driveArrivals(mine.map((a) => a.at), (i) => {
+        const a = mine[i]!;
+        const body = { model: s.model, prompt: PROMPT, max_wait_ms: cfg.maxWaitMs, priority: a.priority, request_id: `${s.id}-${a.id}` };
+        return waitInLlmInvoke(a.id, invokeUrl, body, { signal: controller.signal, caller: a.caller });
+      });
+    };
+    const [sideRecords, naiveRecords, rlflexRecords] = await Promise.all([
+      Promise.all(SIDES.map(drive)),
+      withPeers ? driveArrivals(times, (id) => waitForAdmission(id, naiveTry, policy)) : Promise.resolve([]),
+      rlflexProcs ? rlflexProcs.done() : Promise.resolve([]),
     ]);
     clearTimeout(stop);
     await sleep(500); // finalizes run after the answers
+    // The function's connections end here: a backend reports its function counts when it exits
+    // (an idle one only every few seconds), so the count below is whole.
+    await fns.close();
+    fns = undefined;
+    await sleep(500);
 
-    // Admissions at the database's booking times and windows (the answer arrives after Google's).
-    const booked = await bookings(db.sql, MODEL);
-    const outcomes: Outcome[] = records.map((rec) => {
-      const b = booked.get(`mixed-${rec.id}`);
-      const at = b?.bookedAt?.getTime() ?? null;
-      const error = rec.error ?? (rec.admittedAt !== null && at === null ? "answered 200 without a booking" : undefined);
-      rec.calls = b?.rows ?? 0;
-      rec.admittedAt = rec.admitCallStartedAt = rec.admittedAt !== null ? at : null;
-      rec.window = rec.admittedAt !== null ? b!.window!.getTime() : null;
-      if (error !== undefined) rec.error = error;
-      return {
-        arrival: arrivals[rec.id]!,
-        admittedAt: rec.admittedAt,
-        lostTurn: rec.gaveUpAt !== null && rec.waitedMs > 0,
-        refusedAt: rec.gaveUpAt,
-        cutOff: rec.cutOff,
-        ...(error === undefined ? {} : { error }),
-      };
-    });
-    const limiters = [
-      analyse("ours", "ours: llm-invoke (WAIT mode over HTTP)", records, cfg, wholeMinutes, WINDOW_MS),
-      analyse("rlflex", `rate-limiter-flexible RateLimiterPostgres, ${procs} processes`, rlflexRecords, cfg, wholeMinutes),
-      analyse("naive", "naive read-then-write", naiveRecords, cfg, wholeMinutes),
-    ];
-    for (const r of limiters) {
+    const calls = reserveCalls(await rpcCalls(db)) - callsBefore;
+    const sides = {} as Record<Side["id"], Result>;
+    const outcomesBySide = {} as Record<Side["id"], Outcome[]>;
+    for (const [i, s] of SIDES.entries()) {
+      const records = sideRecords[i]!;
+      // Admissions at the database's booking times and windows (the answer arrives after Google's).
+      const booked = await bookings(db.sql, s.model);
+      outcomesBySide[s.id] = records.map((rec) => {
+        const b = booked.get(`${s.id}-${rec.id}`);
+        const at = b?.bookedAt?.getTime() ?? null;
+        const error = rec.error ?? (rec.admittedAt !== null && at === null ? "answered 200 without a booking" : undefined);
+        rec.calls = b?.rows ?? 0;
+        rec.admittedAt = rec.admitCallStartedAt = rec.admittedAt !== null ? at : null;
+        rec.window = rec.admittedAt !== null ? b!.window!.getTime() : null;
+        if (error !== undefined) rec.error = error;
+        return {
+          arrival: arrivals[rec.id]!,
+          admittedAt: rec.admittedAt,
+          lostTurn: rec.gaveUpAt !== null && rec.waitedMs > 0,
+          refusedAt: rec.gaveUpAt,
+          cutOff: rec.cutOff,
+          ...(error === undefined ? {} : { error }),
+        };
+      });
+    }
+    // Reserve calls are the database's count for all three models together.
+    const all = Object.values(outcomesBySide).flat();
+    const admittedAll = all.filter((o) => o.admittedAt !== null).length;
+    const refusedAtOnce = all.filter((o) => o.refusedAt !== null && !o.lostTurn).length;
+    const lostTurns = all.filter((o) => o.lostTurn).length;
+    const ownCallsPerAdmitted = (calls - refusedAtOnce - 2 * lostTurns) / Math.max(1, admittedAll);
+    for (const s of SIDES) {
+      sides[s.id] = await account(db.sql, s, outcomesBySide[s.id], cfg, { from: t0 + WINDOW_MS, to: t0 + demandMs });
+      const q = sides[s.id];
       log(
-        `  ${r.id.padEnd(7)} admitted ${r.admitted}/${r.arrivals}, per minute ${r.perWindow.map((w) => `${w.window.slice(11, 16)} ${w.admitted}${w.full ? "*" : ""}`).join(", ")}` +
-          `; over-admission ${r.overAdmission}; gave up ${r.gaveUp}, cut off ${r.cutOff}, errors ${r.errors}`,
+        `  ${s.id.padEnd(6)} admitted ${q.admitted}/${q.requests}; spans ${q.spans.count}: min ${pct(q.spans.minUtilisation)} worst ${q.spans.worst}/${cfg.limitRpm}; ` +
+          `bot wait p50/p95/max ${secs(q.byClass.interactive.waitMs)}; Jain ${fmt(q.jain, 3)}; own rows ${fmt(q.rowsPerAdmittedRequestItself, 2)}; ` +
+          `starved ${q.starved}; inversions ${q.inversions}; errors ${q.errors}${q.firstError ? ` (${q.firstError})` : ""}`,
       );
     }
-    await writeChart(cfg, t0 - 2000, stopAt, times, { ours: records, rlflex: rlflexRecords, naive: naiveRecords }, procs);
-    const calls = reserveCalls(await rpcCalls(db)) - callsBefore;
-    const q = await account(db.sql, outcomes, calls, cfg, { from: t0 + WINDOW_MS, to: t0 + demandMs });
-    log(
-      `  admitted ${q.admitted}/${q.requests}; spans ${q.spans.count}: min ${pct(q.spans.minUtilisation)} worst ${q.spans.worst}/${cfg.limitRpm}; ` +
-        `bot wait p95 ${fmt(q.byClass.interactive.waitMs.p95 / 1000, 1)} s; Jain ${fmt(q.jain, 3)}; ` +
-        `calls/admitted ${fmt(q.callsPerAdmitted, 2)}, rows/admitted ${fmt(q.rowsPerAdmitted, 2)}, own rows ${fmt(q.rowsPerAdmittedRequestItself, 2)}; ` +
-        `starved ${q.starved}; inversions ${q.inversions}; errors ${q.errors}${q.firstError ? ` (${q.firstError})` : ""}`,
-    );
-    const smoke = cfg.smokeDurationMs !== undefined;
-    const checks: Check[] = [
-      { name: "mixed load: the queue never admits more than the limit in any 61 s span", ok: q.spans.worst <= cfg.limitRpm && q.errors === 0, detail: `worst span ${q.spans.worst}/${cfg.limitRpm}, errors ${q.errors}` },
-      { name: "mixed load: no request starved while its window had room", ok: q.starved === 0, detail: `${q.starved}` },
-      { name: "mixed load: the bot never lost its turn", ok: q.byClass.interactive.lostTurn === 0, detail: `${q.byClass.interactive.lostTurn}` },
-      { name: "mixed load: no notebook admitted while the bot waited", ok: q.inversions === 0, detail: `${q.inversions}` },
-    ];
-    if (!smoke) {
-      checks.push(
-        { name: "mixed load: utilisation of every saturated 61 s span >= 97%", ok: q.spans.minUtilisation >= 0.97, detail: pct(q.spans.minUtilisation) },
-        { name: "mixed load: Jain's fairness index among batch notebooks >= 0.95", ok: q.jain >= 0.95, detail: fmt(q.jain, 3) },
-        {
-          name: "mixed load: an admitted request leaves one attempt row (the refusal that queued it writes none)",
-          ok: q.rowsPerAdmittedRequestItself <= 1,
-          detail: `${fmt(q.rowsPerAdmittedRequestItself, 2)} rows`,
-        },
-      );
+    log(`  reserve calls ${calls} for ${admittedAll} admitted: own calls per admitted request at most ${fmt(ownCallsPerAdmitted, 2)}`);
+
+    let limiters: LimiterResult[] | null = null;
+    if (withPeers) {
+      const ours = sideRecords[SIDES.findIndex((s) => s.id === "paced")]!;
+      limiters = [
+        analyse("ours", "ours: llm-invoke paced (WAIT mode over HTTP)", ours, cfg, wholeMinutes, WINDOW_MS),
+        analyse("rlflex", `rate-limiter-flexible RateLimiterPostgres, ${procs} processes`, rlflexRecords, cfg, wholeMinutes),
+        analyse("naive", "naive read-then-write", naiveRecords, cfg, wholeMinutes),
+      ];
+      for (const r of limiters) {
+        log(
+          `  ${r.id.padEnd(7)} admitted ${r.admitted}/${r.arrivals}, per minute ${r.perWindow.map((w) => `${w.window.slice(11, 16)} ${w.admitted}${w.full ? "*" : ""}`).join(", ")}` +
+            `; over-admission ${r.overAdmission}; gave up ${r.gaveUp}, cut off ${r.cutOff}, errors ${r.errors}`,
+        );
+      }
+      await writeChart(cfg, t0 - 2000, stopAt, times, { ours, rlflex: rlflexRecords, naive: naiveRecords }, procs);
     }
     return {
-      id: "mixed-load",
-      title: "WAIT mode at 3× demand: the bot and the notebooks in llm-invoke's queue, against the peers (and the chart)",
-      data: { config: { ...cfg, chartPath: undefined }, startedAt: new Date(t0).toISOString(), wholeMinutes: wholeMinutes.map((w) => new Date(w).toISOString()), result: q, limiters },
-      markdown: markdown(cfg, q, arrivals.length) + peersMarkdown(cfg, limiters, wholeMinutes),
-      headline: [
-        { figure: `Mixed load at ${cfg.demandFactor}×: the bot's wait p50 / p95 / max; its requests admitted`, value: `${secs(q.byClass.interactive.waitMs)}; ${q.byClass.interactive.admitted} of ${q.byClass.interactive.requests}` },
-        { figure: "Mixed load: Jain's fairness among batch notebooks", value: fmt(q.jain, 3) },
-        { figure: "Mixed load: reserve calls / attempt rows per admitted request", value: `${fmt(q.callsPerAdmitted, 2)} / ${fmt(q.rowsPerAdmitted, 2)}` },
-        ...limiters.map((r) => ({
-          figure: `WAIT, same arrivals: ${r.label} — admitted per whole calendar minute / limit ${cfg.limitRpm}; over-admission (minutes above the limit)`,
-          value: `${r.utilisation.map((u) => u.admitted).join(", ") || "—"}; ${r.overAdmission} (${r.windowsAboveLimit} of ${r.perWindow.length})`,
-        })),
-      ],
-      checks,
+      sides,
+      calls,
+      callsPerAdmitted: calls / Math.max(1, admittedAll),
+      ownCallsPerAdmitted,
+      limiters,
+      arrivals: arrivals.length,
+      startedAt: new Date(t0).toISOString(),
+      wholeMinutes: wholeMinutes.map((w) => new Date(w).toISOString()),
     };
   } finally {
     rlflexProcs?.kill();
@@ -239,6 +370,18 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
     await sim?.close();
     await naiveSql.end({ timeout: 5 });
     await db.drop();
+  }
+}
+
+/** A side's model: the limit, its spread, and its shares set explicitly (the seed's defaults replaced). */
+async function setSide(sql: Sql, s: Side, limitRpm: number): Promise<void> {
+  await setModel(sql, s.model, { rpm: limitRpm, tpm: null, rpd: null });
+  await sql`update public.google_ai_model_limits set spread_burst = ${s.spreadBurst} where model = ${s.model}`;
+  await sql`delete from public.google_ai_quota_shares where model = ${s.model}`;
+  if (s.interactiveShare > 0) {
+    await sql`
+      insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm, notes)
+      values (${s.model}, 'interactive', ${Math.max(1, Math.floor(limitRpm * s.interactiveShare))}, 'bench: the bot''s share')`;
   }
 }
 
@@ -302,30 +445,28 @@ interface Result {
   perCaller: Record<string, { admitted: number; refusedAtOnce: number; lostTurn: number }>;
   starved: number;
   inversions: number;
-  calls: number;
   attemptRows: number;
-  callsPerAdmitted: number;
   rowsPerAdmitted: number;
   rowsPerAdmittedRequestItself: number;
 }
 
 async function account(
   sql: Sql,
+  side: Side,
   outcomes: Outcome[],
-  calls: number,
   cfg: MixedLoadConfig,
   measured: { from: number; to: number },
 ): Promise<Result> {
   // Admission times are the database's own (when each booking was written), so the spans are exact.
   const booked = await sql<{ admitted_at: Date }[]>`
-    select a.admitted_at from public.bench_admission_log a where a.model = ${MODEL} order by 1`;
+    select a.admitted_at from public.bench_admission_log a where a.model = ${side.model} order by 1`;
   const times = booked.map((b) => b.admitted_at.getTime());
   const [{ rows }] = await sql<{ rows: number }[]>`
-    select count(*)::int as rows from public.google_ai_attempts where model = ${MODEL}`;
+    select count(*)::int as rows from public.google_ai_attempts where model = ${side.model}`;
   const admitted = outcomes.filter((o) => o.admittedAt !== null);
   const [{ ownRows }] = await sql<{ ownRows: number }[]>`
     select count(*)::int as "ownRows" from public.google_ai_attempts
-    where model = ${MODEL} and request_id = any(${sql.array(admitted.map((o) => `mixed-${o.arrival.id}`))}::text[])`;
+    where model = ${side.model} and request_id = any(${sql.array(admitted.map((o) => `${side.id}-${o.arrival.id}`))}::text[])`;
   const byClass = {} as Record<PriorityClass, ClassFigures>;
   for (const c of ["interactive", "batch"] as const) {
     const mine = outcomes.filter((o) => o.arrival.priority === c);
@@ -365,8 +506,19 @@ async function account(
     else if (o.refusedAt !== null) c.refusedAtOnce++;
   }
   // Starved: gave up (or lost its turn) although the window had room for a whole second while it waited.
+  // A spread window hands out one slot per interval and is below the limit between two of them by
+  // design: there, a slot is wasted when two intervals pass without an admission while the window has room.
+  const interval = WINDOW_MS / cfg.limitRpm;
+  const idleWithRoom = (from: number, to: number) =>
+    times.some((t, i) => {
+      const next = times[i + 1] ?? Infinity;
+      const start = Math.max(t, from);
+      const end = Math.min(next, to);
+      return next - t > 2 * interval && end - start > 2 * interval && inSpan(start + interval) < cfg.limitRpm;
+    });
   const starved = outcomes.filter((o) => {
     if (o.refusedAt === null) return false;
+    if (side.spreadBurst !== null) return idleWithRoom(o.arrival.at, o.refusedAt);
     for (let t = o.arrival.at + 1_000; t + 1_000 <= o.refusedAt; t += 1_000) {
       if (inSpan(t) < cfg.limitRpm && inSpan(t + 1_000) < cfg.limitRpm) return true;
     }
@@ -394,9 +546,7 @@ async function account(
     perCaller,
     starved,
     inversions,
-    calls,
     attemptRows: rows,
-    callsPerAdmitted: calls / Math.max(1, admitted.length),
     rowsPerAdmitted: rows / Math.max(1, admitted.length),
     rowsPerAdmittedRequestItself: ownRows / Math.max(1, admitted.length),
   };
@@ -412,7 +562,46 @@ export function jain(xs: number[]): number {
 const secs = (s: { p50: number; p95: number; max: number }) =>
   `${fmt(s.p50 / 1000, 1)} / ${fmt(s.p95 / 1000, 1)} / ${fmt(s.max / 1000, 1)} s`;
 
-function markdown(cfg: MixedLoadConfig, r: Result, requests: number): string {
+function sidesMarkdown(cfg: MixedLoadConfig, runs: RunResult[], requests: number): string {
+  const interval = WINDOW_MS / cfg.limitRpm;
+  const rows = runs.flatMap((r, i) =>
+    SIDES.map((s) => {
+      const q = r.sides[s.id];
+      return [
+        runs.length > 1 ? String(i + 1) : "",
+        s.label,
+        `${q.byClass.interactive.admitted} / ${q.byClass.interactive.requests}`,
+        secs(q.byClass.interactive.waitMs),
+        fmt(q.byClass.interactive.waitMs.p95 / interval, 1),
+        s.botOnly ? "—" : fmt(q.jain, 3),
+        s.botOnly ? "—" : pct(q.spans.minUtilisation),
+        `${q.spans.worst}/${cfg.limitRpm}`,
+        fmt(q.rowsPerAdmittedRequestItself, 2),
+      ];
+    })
+  );
+  return [
+    `**The bot's wait, three ways at once.** Each run drives three models at the same time, each with its own Google ` +
+      `project and key, the same limit of ${cfg.limitRpm} per minute, through the same llm-invoke and simulator. ` +
+      `*Ideal* takes the bot's arrivals alone: its wait is only that for the next free slot, as if batch did not exist. ` +
+      `*Queue only* takes every arrival with admissions not spread and no share kept, so a flood fills the window at once; ` +
+      `*paced* takes the same arrivals with admissions spread (\`spread_burst\` = 1: one per interval, window / limit = ` +
+      `${fmt(interval / 1000, 2)} s) and ${pct(SIDES.find((s) => s.id === "paced")!.interactiveShare, 0)} of the limit kept for the interactive class, ` +
+      `so a slot comes free every interval and the bot takes the next one. ` +
+      `${requests} requests per run; the wait is from arrival to the database's booking.`,
+    "",
+    table(
+      ["run", "side", "bot admitted", "bot wait p50 / p95 / max", "p95 in intervals", "Jain (notebooks)", "lowest span utilisation", "worst span", "own rows / admitted"],
+      rows,
+      ["r", "l", "r", "r", "r", "r", "r", "r", "r"],
+    ),
+    "",
+    `Reserve calls per admitted request, at most (three sides, less one call for each request answered at once and two for each lost ` +
+      `turn; a lost turn that asked again cost more, counted here against the admitted): ${runs.map((r) => fmt(r.ownCallsPerAdmitted, 2)).join(", ")}. The detail below is the paced side${runs.length > 1 ? " of the last run" : ""}.`,
+  ].join("\n");
+}
+
+function markdown(cfg: MixedLoadConfig, r: Result, callsPerAdmitted: number, requests: number): string {
   const flood = cfg.batchClients.filter((c) => c.burst > 0).map((c) => `${c.name} sends ${c.burst} at once`).join(", ");
   return [
     `${requests} WAIT requests for one model with a limit of ${cfg.limitRpm} per minute, arriving at ${cfg.demandFactor}× that: ` +
@@ -420,7 +609,7 @@ function markdown(cfg: MixedLoadConfig, r: Result, requests: number): string {
       `max wait ${cfg.maxWaitMs / 1000} s. Each is one request to llm-invoke over HTTP (\`x-caller\` naming the client, \`priority\` ` +
       `its class); admission times are the database's bookings, reserve calls its own count in \`pg_stat_user_functions\`. ` +
       `Spans: every 61 s span (the gateway's window) ending each second of the saturated period; "starved": refused although ` +
-      `the window had room for a whole second while it waited; "lost its turn": waited, then refused.`,
+      `the window had room for a whole second while it waited (spread: two intervals passed with no admission while it had room); "lost its turn": waited, then refused.`,
     "",
     table(
       ["class", "requests", "admitted", "answered at once", "lost its turn", "wait p50 / p95 / max"],
@@ -436,7 +625,7 @@ function markdown(cfg: MixedLoadConfig, r: Result, requests: number): string {
     ),
     "",
     table(
-      ["61 s spans", "lowest utilisation", "worst span", "starved", "notebook admitted while the bot waited", "batch admissions per notebook", "Jain", "reserve calls / admitted", "attempt rows / admitted", "an admitted request's own rows"],
+      ["61 s spans", "lowest utilisation", "worst span", "starved", "notebook admitted while the bot waited", "batch admissions per notebook", "Jain", "reserve calls / admitted (three sides)", "attempt rows / admitted", "an admitted request's own rows"],
       [[
         r.spans.count,
         pct(r.spans.minUtilisation),
@@ -445,7 +634,7 @@ function markdown(cfg: MixedLoadConfig, r: Result, requests: number): string {
         r.inversions,
         Object.entries(r.batchAdmitted).map(([k, v]) => `${k} ${v}`).join(", "),
         fmt(r.jain, 3),
-        fmt(r.callsPerAdmitted, 2),
+        fmt(callsPerAdmitted, 2),
         fmt(r.rowsPerAdmitted, 2),
         fmt(r.rowsPerAdmittedRequestItself, 2),
       ]],

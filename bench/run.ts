@@ -30,6 +30,8 @@ interface Args {
   only: string[] | null;
   out: string | null;
   durable: boolean;
+  /** Full runs of the mixed-load part (3 by default). */
+  runs?: number;
 }
 
 function parseArgs(argv: string[]): Args {
@@ -39,8 +41,9 @@ function parseArgs(argv: string[]): Args {
     else if (a.startsWith("--only=")) args.only = a.slice(7).split(",").filter(Boolean);
     else if (a.startsWith("--out=")) args.out = path.resolve(a.slice(6));
     else if (a === "--no-fsync") args.durable = false;
+    else if (a.startsWith("--runs=")) args.runs = Math.max(1, Number(a.slice(7)) || 1);
     else if (a === "--help" || a === "-h") {
-      console.log("usage: tsx bench/run.ts [--smoke] [--only=<part,...>] [--out=<dir>] [--no-fsync]");
+      console.log("usage: tsx bench/run.ts [--smoke] [--only=<part,...>] [--out=<dir>] [--no-fsync] [--runs=<mixed-load runs>]");
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -182,6 +185,8 @@ async function main(): Promise<number> {
               { name: "notebook-d", weight: 1, burst: 0 },
             ],
             wholeWindows: 3,
+            // Full: three runs in a row, each checked on its own (fairness must hold in every one).
+            runs: smoke ? 1 : args.runs ?? 3,
             ...(smoke ? { smokeDurationMs: 5_000, maxWaitMs: 3_000 } : { maxWaitMs: 65_000 }),
             jitterMs: 250,
             rlflexProcesses: 4,

@@ -27,6 +27,7 @@ import urllib.request
 import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 from unittest import mock
 
@@ -808,8 +809,9 @@ class Streams(unittest.TestCase):
         # as an HTTP 429; two WAIT streams (one sync, one asyncio) say where they stand, then stream.
         # This test waits for the window to turn over (about 61 s).
         model = "gemini-2.5-flash-lite"
-        rpm = sql("select rpm from public.google_ai_model_limits where model = $1", model)[0]["rpm"]
-        sql("update public.google_ai_model_limits set rpm = 2 where model = $1", model)
+        # Not spread (as seeded): the two fills go at once and the window is full for a minute.
+        was = sql("select rpm, spread_burst from public.google_ai_model_limits where model = $1", model)[0]
+        sql("update public.google_ai_model_limits set rpm = 2, spread_burst = null where model = $1", model)
         try:
             for i in range(2):
                 self.bot.generate(f"fill {i}", model=model, wait=False)
@@ -842,7 +844,8 @@ class Streams(unittest.TestCase):
 
             (sync_kinds, sync), (async_kinds, astream) = asyncio.run(both())
         finally:
-            sql("update public.google_ai_model_limits set rpm = $2 where model = $1", model, rpm)
+            sql("update public.google_ai_model_limits set rpm = $2, spread_burst = $3 where model = $1",
+                model, was["rpm"], was["spread_burst"])
         for kinds, seen, stream in ((sync_kinds, seen_sync, sync), (async_kinds, seen_async, astream)):
             self.assertEqual(kinds[0], "Queued", kinds)
             self.assertEqual(kinds[-1], "Result", kinds)
@@ -852,6 +855,13 @@ class Streams(unittest.TestCase):
             self.assertIsInstance(seen[0].expected_at, str)
             self.assertIn(stream.result.model, ("gemini-2.5-flash-lite",))
             self.assertGreater(stream.result.waited_ms, 0)
+            # The turn it was told is the turn it got: within one interval (window / RPM = 30.5 s here)
+            # of the booking the database recorded.
+            booked = sql("select min(created_at)::text as at from public.google_ai_attempts "
+                         "where request_id = $1 and status not in ('refused', 'released')", stream.request_id)[0]["at"]
+            told = datetime.fromisoformat(seen[0].expected_at.replace("Z", "+00:00"))
+            got = datetime.fromisoformat(booked.replace(" ", "T"))
+            self.assertLessEqual(abs((got - told).total_seconds()), 61 / 2, (booked, seen[0].expected_at))
         self.assertRegex(stderr.getvalue(), r"^queued: (#\d+ )?for gemini-2\.5-flash-lite, expected in \d+ s\n")
 
 
