@@ -129,9 +129,10 @@ $$;
 -- The schedule after a booking at p_now: one step after the booking's place. A booking at most half a
 -- step after its place (its waiter woke a little late) keeps the schedule's grid, so waking up late
 -- does not cost the window capacity under sustained demand; one later than that (the schedule fell
--- behind: nobody asked) starts it again from now. Null step: not spread (null).
+-- behind: nobody asked) starts it again from now. Null step: not spread (null). STABLE, as timestamptz
+-- minus an interval is: so it is inlined into the booking's statement, not called.
 CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone, p_now timestamp with time zone, p_step interval) RETURNS timestamp with time zone
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
   select case when p_spread_until operator(pg_catalog.>=) (p_now operator(pg_catalog.-) (p_step operator(pg_catalog./) 2))
               then p_spread_until else p_now end operator(pg_catalog.+) p_step

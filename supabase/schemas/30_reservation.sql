@@ -11,6 +11,13 @@
 --   try_book   one group's windows, under its counter row's lock;
 --   settle     give back what an ended attempt did not use (20_windows.sql).
 -- Also: the claim of a request id and its holder's deadlines (reply_by, hold_until).
+--
+-- The functions a request enters through (reserve, admit, and finalize and release in 60_life_cycle.sql)
+-- set plan_cache_mode = force_generic_plan for everything they run. Their statements take the clock
+-- and the model as parameters; PostgreSQL's default would plan them again on every call (a custom
+-- plan for the window's time range looks cheaper than the generic one), which was a quarter of the
+-- reservation's CPU. Every statement here finds its rows by key (counter row, model, quota group,
+-- ticket), so the generic plan is the one a custom plan would choose.
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
@@ -20,6 +27,7 @@ set check_function_bodies = off;
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
@@ -38,7 +46,6 @@ declare
   -- The queue
   v_class text;
   v_rank smallint;
-  v_allowed_rank smallint;
   v_ticket public.google_ai_queue;
   v_turn bigint;
   v_since timestamptz;
@@ -69,17 +76,16 @@ begin
     end if;
   end if;
 
-  -- The class: the one asked for, never above the credential's.
-  v_allowed_rank := coalesce((select pc.rank from public.google_ai_clients c
-                              join public.google_ai_priority_classes pc on pc.name = c.priority_class
-                              where c.id = p_client_id),
-                             (select min(pc.rank) from public.google_ai_priority_classes pc));
-  v_rank := v_allowed_rank;
-  if p_priority is not null then
-    v_rank := greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc where pc.name = p_priority),
-                                v_allowed_rank), v_allowed_rank);
-  end if;
-  select pc.name into v_class from public.google_ai_priority_classes pc where pc.rank = v_rank;
+  -- The class: the one asked for, never above the credential's (the client's class, or the top
+  -- class for a service caller). One statement: this runs on every request.
+  select a.rank, pc.name into v_rank, v_class
+  from (select greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc where pc.name = p_priority),
+                                 x.allowed), x.allowed) as rank
+        from (select coalesce((select pc.rank from public.google_ai_clients c
+                               join public.google_ai_priority_classes pc on pc.name = c.priority_class
+                               where c.id = p_client_id),
+                              (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
+  left join public.google_ai_priority_classes pc on pc.rank = a.rank;
 
   -- The model and its limits (google_ai_request_limits, read in this one statement).
   select l.model,
@@ -328,6 +334,7 @@ $$;
 CREATE OR REPLACE FUNCTION public.google_ai_admit_chain_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
   -- Refusals that belong to one model: another model may still serve.
@@ -457,6 +464,7 @@ $$;
 CREATE OR REPLACE FUNCTION public.google_ai_admit_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
@@ -707,18 +715,18 @@ $$;
 
 -- Most admissions meet nothing but the limits and the shares: nobody is queued for the model, no
 -- share of it paces its owner's day, the caller has no daily budget, the best group is not cooling
--- down, its counter row is of today and of a settled window, and Pacific midnight is not within the
--- day guard. For them this books on the best candidate group in a few statements, under the same
+-- down, its counter row is of today (and, with other groups to try, of a settled window), and
+-- Pacific midnight is not within the day guard. For them this books on the best candidate group in a few statements, under the same
 -- counter-row lock and with the same arithmetic as google_ai_try_book (what the others' shares keep
 -- from the requester, its own shares' use, the spread's schedule), and answers with the quota the
 -- booking leaves, so the answer needs no second reading of the window.
 -- Whenever anything else could matter it books nothing and returns no group: the general booking
 -- (google_ai_book_best_group) decides, and names the time of a refusal.
 --
--- Exactness does not depend on the unlocked look (it only chooses the path): the decision is taken
--- on the counter row locked here. A row another transaction holds is waited for when its group is
--- the only candidate, else left to the general path (which tries the others first, as it always
--- did). If the locked look finds no room after all, the expired
+-- Exactness does not depend on the unlocked look taken when there are other groups (it only chooses
+-- the path): the decision is taken on the counter row locked here. A row another transaction holds
+-- is waited for when its group is the only candidate, else left to the general path (which tries the
+-- others first, as it always did). If the locked look finds no room after all, the expired
 -- admissions it removed are taken off the row's sums (as the general try would) before it leaves.
 CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb) RETURNS record
     LANGUAGE plpgsql
@@ -748,12 +756,16 @@ declare
   v_in_share boolean := false;
   v_spread record;
   v_fits boolean;
+  v_paced boolean;
+  v_kept jsonb;
 begin
-  if exists (select 1 from public.google_ai_quota_shares s where s.model = p_model and s.pace_burst is not null)
-     or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller)) then
+  -- Paced shares and a service caller's budget are the general booking's; whether the model has
+  -- shares at all decides whether they are read under the lock.
+  select coalesce(bool_or(s.pace_burst is not null), false), count(*) > 0 into v_paced, v_shared
+  from public.google_ai_quota_shares s where s.model = p_model;
+  if v_paced or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller)) then
     return;
   end if;
-  v_shared := exists (select 1 from public.google_ai_quota_shares s where s.model = p_model);
 
   -- The group the general booking would try first, and an unlocked look at its row.
   select c.quota_group, c.groups into v_group, v_groups
@@ -764,16 +776,16 @@ begin
   if v_group is null then
     return;
   end if;
-  select * into v_row from public.google_ai_usage_counters c where c.quota_group = v_group and c.model = p_model;
-  if not found or v_row.window_at is null
-     or not public.google_ai_fast_fits(v_row, v_row.window_requests, v_row.window_tokens, p_rpm, p_tpm, p_rpd,
-                                       p_tokens, greatest(p_at, v_row.window_at), v_day_guard) then
-    return;
-  end if;
-
   -- With other groups to try, a row another transaction holds is left to the general booking (which
-  -- tries the others first); the only group is waited for, as the general booking would.
+  -- tries the others first), and so is one the unlocked look finds full; the only group is waited
+  -- for, as the general booking would, and looked at under its lock only.
   if v_groups > 1 then
+    select * into v_row from public.google_ai_usage_counters c where c.quota_group = v_group and c.model = p_model;
+    if not found or v_row.window_at is null
+       or not public.google_ai_fast_fits(v_row, v_row.window_requests, v_row.window_tokens, p_rpm, p_tpm, p_rpd,
+                                         p_tokens, greatest(p_at, v_row.window_at), v_day_guard) then
+      return;
+    end if;
     select * into v_row from public.google_ai_usage_counters c
     where c.quota_group = v_group and c.model = p_model
     for update skip locked;
@@ -782,7 +794,7 @@ begin
     where c.quota_group = v_group and c.model = p_model
     for update;
   end if;
-  if not found then
+  if not found or v_row.window_at is null then
     return;
   end if;
 
@@ -808,12 +820,24 @@ begin
   -- The model's shares in this group (their use is written under the lock held here): what the
   -- others' keep from the requester, and the requester's own.
   if v_shared then
+    -- (kept: what the shares keep for the admitted class, as google_ai_quota_kept(p_model, p_rpm,
+    -- p_rpd, p_class, null) reads it for the answer's quota; read here in the same pass.)
     select coalesce(sum(greatest(0, coalesce(x.reserved_rpm, 0) - x.win)) filter (where not x.owned), 0),
            coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) - x.day_used)) filter (where not x.owned), 0),
            array_agg(x.id order by x.id) filter (where x.owned),
-           coalesce(bool_or(x.owned and x.win < coalesce(x.reserved_rpm, 0)), false)
-      into v_held_rpm, v_held_rpd, v_owned, v_in_share
+           coalesce(bool_or(x.owned and x.win < coalesce(x.reserved_rpm, 0)), false),
+           case when p_class is not null then jsonb_build_object(
+             'rpm_for_others', case when p_rpm is not null
+                                    then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where not x.for_class), 0)) end,
+             'rpm_for_you', case when p_rpm is not null
+                                 then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where x.for_class), 0)) end,
+             'rpd_for_others', case when p_rpd is not null
+                                    then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where not x.for_class), 0)) end,
+             'rpd_for_you', case when p_rpd is not null
+                                 then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where x.for_class), 0)) end) end
+      into v_held_rpm, v_held_rpd, v_owned, v_in_share, v_kept
     from (select s.id, s.reserved_rpm, s.reserved_rpd,
+                 coalesce(s.priority_class = p_class, false) as for_class,
                  coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
                  coalesce(u.window_requests, 0) as win,
                  case when u.day_bucket = v_day then u.day_used
@@ -836,7 +860,8 @@ begin
 
   insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
     class_rank)
-  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned, public.google_ai_class_rank(p_class));
+  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned,
+          (select pc.rank from public.google_ai_priority_classes pc where pc.name = p_class));
 
   if v_owned is not null then
     -- The owners' use, rolled to today as try_book rolls it (the day guard is not near here).
@@ -897,9 +922,7 @@ begin
     'day_reset_ms', case when p_rpd is not null
                          then public.google_ai_ms_until(v_midnight + v_day_guard, v_now) end)
     -- What the model's shares keep, for the admitted class (as google_ai_answer_quota_at adds it).
-    || case when v_shared and p_class is not null
-            then jsonb_build_object('kept', public.google_ai_quota_kept(p_model, p_rpm, p_rpd, p_class, null))
-            else '{}'::jsonb end;
+    || case when v_kept is not null then jsonb_build_object('kept', v_kept) else '{}'::jsonb end;
 end
 $$;
 
@@ -1231,6 +1254,7 @@ $$;
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $_$
 declare
   v_metadata jsonb := coalesce(p_metadata, '{}');
@@ -1269,14 +1293,18 @@ begin
 end
 $_$;
 
--- What llm-invoke calls: google_ai_reserve_models_at on the transaction's own clock.
+-- What llm-invoke calls: google_ai_reserve_models_at on the transaction's own clock. (PL/pgSQL, not
+-- SQL: a SQL function with SET clauses is planned again on every call; this keeps its plan.)
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
-    LANGUAGE sql SECURITY DEFINER
+    LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
-  select public.google_ai_reserve_models_at(null, p_models, p_estimated_tokens, p_caller, p_token_hash, p_request_id,
+begin
+  return public.google_ai_reserve_models_at(null, p_models, p_estimated_tokens, p_caller, p_token_hash, p_request_id,
     p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms,
-    p_reply_by, p_hold_until, p_holder)
+    p_reply_by, p_hold_until, p_holder);
+end
 $$;
 
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb

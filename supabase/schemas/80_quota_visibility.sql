@@ -10,6 +10,7 @@ set check_function_bodies = off;
 CREATE OR REPLACE FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 begin
   return public.google_ai_answer_quota_at(null, p_answer, p_model, p_exclude_key_ids);

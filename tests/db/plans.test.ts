@@ -1,0 +1,74 @@
+// The reservation's statements are planned once, not on every call: the functions a request enters
+// through run with generic plans (their statements take the clock as a parameter, and PostgreSQL's
+// default planned each of them again on every call), none of them is a SQL function (whose body is
+// planned on every call when it has SET clauses), and every small SQL helper is inlined into the
+// statement that uses it (one declared IMMUTABLE over a STABLE body is called instead, each time).
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await freshDatabase("plans");
+}, 60_000);
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+const REQUEST_ENTRIES = [
+  "google_ai_reserve_models",
+  "google_ai_reserve_models_at",
+  "google_ai_admit_at",
+  "google_ai_admit_chain_at",
+  "google_ai_admit_with_token_at",
+  "google_ai_answer_quota",
+  "google_ai_finalize",
+  "google_ai_release",
+];
+
+describe("the request path's plans", () => {
+  it("every function a request enters through is PL/pgSQL and runs with generic plans", async () => {
+    const rows = await db.sql<{ name: string; language: string; config: string[] | null }[]>`
+      select p.proname as name, l.lanname as language, p.proconfig as config
+      from pg_proc p join pg_language l on l.oid = p.prolang
+      where p.pronamespace = 'public'::regnamespace and p.proname = any(${REQUEST_ENTRIES})`;
+    expect(rows.map((r) => r.name).sort()).toEqual([...REQUEST_ENTRIES].sort());
+    for (const r of rows) {
+      expect({ name: r.name, language: r.language }).toEqual({ name: r.name, language: "plpgsql" });
+      expect({ name: r.name, config: r.config }).toEqual({
+        name: r.name,
+        config: expect.arrayContaining(["plan_cache_mode=force_generic_plan"]),
+      });
+    }
+  });
+
+  it("every scalar SQL helper without SET clauses is inlined into the statement that calls it", async () => {
+    const helpers = await db.sql<{ name: string; types: string[] }[]>`
+      select p.proname as name, array(select format_type(t, null) from unnest(p.proargtypes) t) as types
+      from pg_proc p join pg_language l on l.oid = p.prolang
+      where p.pronamespace = 'public'::regnamespace and l.lanname = 'sql' and p.proconfig is null
+        and not p.proretset and p.prokind = 'f'
+      order by 1`;
+    expect(helpers.map((h) => h.name)).toContain("google_ai_spread_next");
+    const called: string[] = [];
+    const conn = await db.sql.reserve();
+    try {
+      await conn`set plan_cache_mode = force_generic_plan`;
+      for (const h of helpers) {
+        // A prepared statement's generic plan keeps the arguments as parameters: an inlined helper's
+        // body appears in it, a called one by its name.
+        const params = h.types.map((_, i) => `$${i + 1}`).join(", ");
+        const types = h.types.length ? `(${h.types.join(", ")})` : "";
+        const values = h.types.length ? `(${h.types.map(() => "null").join(", ")})` : "";
+        await conn.unsafe(`prepare helper_call${types} as select public.${h.name}(${params})`);
+        const plan = await conn.unsafe(`explain verbose execute helper_call${values}`);
+        await conn.unsafe("deallocate helper_call");
+        if (plan.some((row) => String(row["QUERY PLAN"]).includes(h.name))) called.push(h.name);
+      }
+    } finally {
+      conn.release();
+    }
+    expect(called).toEqual([]);
+  });
+});
