@@ -9,8 +9,11 @@
 -- - google_ai_book_fast reads what the model's shares keep for the admitted class (the answer's
 --   quota.kept) in the pass that already reads the shares under the lock, instead of calling
 --   google_ai_quota_kept; the probes for the general booking's cases are two statements, not three;
---   the admission's class rank is a subquery, not a call; the only candidate group is looked at
---   under its lock only (the unlocked look chooses the path only when there are other groups).
+--   the only candidate group is looked at under its lock only (the unlocked look chooses the path
+--   only when there are other groups); the serving key and the spread's step are read before the
+--   counter row's lock, which is held until commit (so concurrent requests wait for less): the fast
+--   booking answers the key, and takes the class's rank from its caller (a new argument list: the
+--   old function is dropped).
 -- - google_ai_admit_at reads the request's class in one statement instead of three.
 -- - google_ai_spread_next is STABLE, as timestamptz minus an interval is: declared IMMUTABLE it was
 --   called on every booking instead of being inlined into the counter row's update.
@@ -47,7 +50,9 @@ declare
   v_reopens_at timestamptz;
   v_recheck_at timestamptz;
   v_retry_ms bigint;
-  v_key record;
+  v_key_id uuid;
+  v_key_alias text;
+  v_env_var_name text;
   v_reservation_id uuid := gen_random_uuid();
   -- The queue
   v_class text;
@@ -165,9 +170,10 @@ begin
 
     if v_may_book and not v_queued then
       -- Nothing but the limits in the way: the fast booking, with the quota it leaves.
-      select f.booked_group, f.minute_bucket, f.day_bucket, f.quota into v_group, v_minute, v_day, v_quota
+      select f.booked_group, f.minute_bucket, f.day_bucket, f.quota, f.key_id, f.key_alias, f.env_var_name
+        into v_group, v_minute, v_day, v_quota, v_key_id, v_key_alias, v_env_var_name
       from public.google_ai_book_fast(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
-        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id, p_caller, p_client_id, v_class) f;
+        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id, p_caller, p_client_id, v_class, v_rank) f;
     end if;
     if v_may_book and v_group is null then
       select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at
@@ -279,10 +285,14 @@ begin
               else '{}'::jsonb end;
   end if;
 
-  select * into v_key from public.google_ai_serving_key(v_group, v_limits.model, p_exclude_key_ids);
-  if v_key.id is null then
-    raise exception 'the keys of quota group % changed during the reservation; retry', v_group
-      using errcode = '40001';
+  -- (The fast booking looked the key up before it locked the counter row.)
+  if v_key_id is null then
+    select k.id, k.key_alias, k.env_var_name into v_key_id, v_key_alias, v_env_var_name
+    from public.google_ai_serving_key(v_group, v_limits.model, p_exclude_key_ids) k;
+    if v_key_id is null then
+      raise exception 'the keys of quota group % changed during the reservation; retry', v_group
+        using errcode = '40001';
+    end if;
   end if;
 
   if v_ticket.ticket_id is not null then
@@ -302,15 +312,15 @@ begin
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
     wait_ms, metadata, priority_class)
   values (v_reservation_id, 'reserved', p_request_id, p_caller, p_client_id, p_token_id, v_limits.model,
-    p_model, p_attempt, v_key.id, v_key.key_alias, v_group, v_minute, v_day, p_estimated_tokens,
+    p_model, p_attempt, v_key_id, v_key_alias, v_group, v_minute, v_day, p_estimated_tokens,
     p_wait_ms, coalesce(p_metadata, '{}'), v_class);
 
   v_answer := jsonb_build_object(
     'ok', true,
     'reservation_id', v_reservation_id,
-    'key_id', v_key.id,
-    'key_alias', v_key.key_alias,
-    'env_var_name', v_key.env_var_name,
+    'key_id', v_key_id,
+    'key_alias', v_key_alias,
+    'env_var_name', v_env_var_name,
     'quota_group', v_group,
     'model', v_limits.model,
     'minute_bucket', v_minute,
@@ -323,13 +333,18 @@ begin
 end
 $$;
 
+-- The fast booking takes the class's rank and answers the serving key: a new argument list and row
+-- type, so the old function goes.
+DROP FUNCTION IF EXISTS public.google_ai_book_fast(text, integer, integer, integer, integer, uuid[], timestamp with time zone, timestamp with time zone, uuid, text, uuid, text);
+
 -- Most admissions meet nothing but the limits and the shares: nobody is queued for the model, no
 -- share of it paces its owner's day, the caller has no daily budget, the best group is not cooling
 -- down, its counter row is of today (and, with other groups to try, of a settled window), and
 -- Pacific midnight is not within the day guard. For them this books on the best candidate group in a few statements, under the same
 -- counter-row lock and with the same arithmetic as google_ai_try_book (what the others' shares keep
 -- from the requester, its own shares' use, the spread's schedule), and answers with the quota the
--- booking leaves, so the answer needs no second reading of the window.
+-- booking leaves, so the answer needs no second reading of the window, and the key that serves the
+-- group (p_rank: the class's rank, recorded on the admission for the queue's likely turns).
 -- Whenever anything else could matter it books nothing and returns no group: the general booking
 -- (google_ai_book_best_group) decides, and names the time of a refusal.
 --
@@ -338,7 +353,7 @@ $$;
 -- is waited for when its group is the only candidate, else left to the general path (which tries the
 -- others first, as it always did). If the locked look finds no room after all, the expired
 -- admissions it removed are taken off the row's sums (as the general try would) before it leaves.
-CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text, p_rank smallint DEFAULT NULL::smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -368,6 +383,7 @@ declare
   v_fits boolean;
   v_paced boolean;
   v_kept jsonb;
+  v_key record;
 begin
   -- Paced shares and a service caller's budget are the general booking's; whether the model has
   -- shares at all decides whether they are read under the lock.
@@ -386,6 +402,13 @@ begin
   if v_group is null then
     return;
   end if;
+  -- What does not depend on the counter row is read before its lock, which is held until commit: the
+  -- key that serves the group and the spread's step.
+  select * into v_key from public.google_ai_serving_key(v_group, p_model, p_exclude_key_ids);
+  if v_key.id is null then
+    return;
+  end if;
+  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
   -- With other groups to try, a row another transaction holds is left to the general booking (which
   -- tries the others first), and so is one the unlocked look finds full; the only group is waited
   -- for, as the general booking would, and looked at under its lock only.
@@ -457,7 +480,6 @@ begin
           where s.model = p_model) x;
   end if;
 
-  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
   v_fits := public.google_ai_fast_fits(v_row, v_win_requests + v_held_rpm, v_win_tokens, p_rpm, p_tpm,
                                        p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard)
             and (v_spread.step is null or v_in_share or v_row.spread_until - v_spread.tolerance <= v_now);
@@ -470,8 +492,7 @@ begin
 
   insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
     class_rank)
-  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned,
-          (select pc.rank from public.google_ai_priority_classes pc where pc.name = p_class));
+  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned, p_rank);
 
   if v_owned is not null then
     -- The owners' use, rolled to today as try_book rolls it (the day guard is not near here).
@@ -505,6 +526,9 @@ begin
   booked_group := v_group;
   minute_bucket := v_minute;
   day_bucket := v_day;
+  key_id := v_key.id;
+  key_alias := v_key.key_alias;
+  env_var_name := v_key.env_var_name;
 
   -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next
   -- to leave the window are its oldest admissions (this one at the latest).
@@ -535,6 +559,9 @@ begin
     || case when v_kept is not null then jsonb_build_object('kept', v_kept) else '{}'::jsonb end;
 end
 $$;
+REVOKE ALL ON FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text, p_rank smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text, p_rank smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) FROM PUBLIC;
+
 
 -- What llm-invoke calls: google_ai_reserve_models_at on the transaction's own clock. (PL/pgSQL, not
 -- SQL: a SQL function with SET clauses is planned again on every call; this keeps its plan.)
