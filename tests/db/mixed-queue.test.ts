@@ -6,6 +6,7 @@
 // for its turn, the notebooks share what is left fairly (Jain's index), the window is full in every
 // saturated span and never above the limit. Deterministic: three wake-up delays stand for three runs.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { iso, msOf } from "../support/microseconds.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
@@ -26,11 +27,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await db?.drop();
 });
-
-/** Microsecond timestamps as text (postgres.js would round a timestamptz parameter to milliseconds). */
-const iso = (ms: number) =>
-  new Date(Math.floor(ms)).toISOString().replace("Z", `${String(Math.round((ms % 1) * 1000)).padStart(3, "0")}Z`);
-const msOf = (t: string) => Date.parse(t) + Number((/\.\d{3}(\d{0,3})/.exec(t)?.[1] ?? "").padEnd(3, "0")) / 1000;
 
 interface Call {
   at: number;

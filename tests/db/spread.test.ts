@@ -6,6 +6,7 @@
 // concurrent callers the schedule is as exact as the window.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "../../shared/db/migrate.ts";
+import { iso, msOf } from "../support/microseconds.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
@@ -44,10 +45,6 @@ interface Ask {
   waitLeftMs?: number;
   ticket?: string | null;
 }
-
-const iso = (ms: number) => new Date(Math.floor(ms)).toISOString().replace("Z", `${String(Math.round((ms % 1) * 1000)).padStart(3, "0")}Z`);
-/** A timestamptz as milliseconds with the microseconds as a fraction. */
-const msOf = (t: string) => Date.parse(t) + (Number((/\.\d{3}(\d{0,3})/.exec(t)?.[1] ?? "").padEnd(3, "0")) / 1000);
 
 async function admit(a: Ask): Promise<Answer> {
   const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_admit_at(
