@@ -99,10 +99,12 @@ begin
               then 'too_large' end as blocked_by,
          l.withdrawn_at, l.successor
     into v_limits
-  from public.google_ai_model_limits l
-  where l.is_active and (l.model = p_model or p_model = any (l.aliases))
-  order by (l.model = p_model) desc, l.id
-  limit 1;
+  -- The row named exactly (its unique index), else the first row with the name as an alias.
+  from (select m.* from public.google_ai_model_limits m where m.model = p_model and m.is_active
+        union all
+        (select m.* from public.google_ai_model_limits m where m.is_active and p_model = any (m.aliases)
+         order by m.id limit 1)
+        limit 1) l;
   v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
 
   if v_blocked_by is null then
@@ -635,7 +637,7 @@ begin
   <<booking>>
   begin
     for v_candidate in
-      select * from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
+      select * from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
       order by c.rank
     loop
       if not v_first and v_candidate.priority is distinct from v_tier and cardinality(v_skipped) > 0 then
@@ -734,8 +736,12 @@ $$;
 -- Exactness does not depend on the unlocked look taken when there are other groups (it only chooses
 -- the path): the decision is taken on the counter row locked here. A row another transaction holds
 -- is waited for when its group is the only candidate, else left to the general path (which tries the
--- others first, as it always did). If the locked look finds no room after all, the expired
--- admissions it removed are taken off the row's sums (as the general try would) before it leaves.
+-- others first, as it always did). The unlocked look counts what the shares keep from the requester
+-- too: a row locked here stays locked until commit, and the general booking that follows when the
+-- locked look finds no room may wait for another group's row (two requests, each holding a full
+-- group's row and waiting for the other's, would deadlock). If the locked look finds no room after
+-- all, the expired admissions it removed are taken off the row's sums (as the general try would)
+-- before it leaves.
 CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text, p_rank smallint DEFAULT NULL::smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -766,7 +772,10 @@ declare
   v_fits boolean;
   v_paced boolean;
   v_kept jsonb;
-  v_key record;
+  -- The key that serves the group (its best, as google_ai_serving_key names it).
+  v_key_id uuid;
+  v_key_alias text;
+  v_env_var_name text;
 begin
   -- Paced shares and a service caller's budget are the general booking's; whether the model has
   -- shares at all decides whether they are read under the lock.
@@ -777,29 +786,40 @@ begin
   end if;
 
   -- The group the general booking would try first, and an unlocked look at its row.
-  select c.quota_group, c.groups into v_group, v_groups
+  select c.quota_group, c.groups, c.key_id, c.key_alias, c.env_var_name
+    into v_group, v_groups, v_key_id, v_key_alias, v_env_var_name
   from (select g.*, count(*) over () as groups
-        from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) g) c
+        from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) g) c
   where c.cooldown_until is null
     and c.rank = 1;
   if v_group is null then
     return;
   end if;
   -- What does not depend on the counter row is read before its lock, which is held until commit: the
-  -- key that serves the group and the spread's step.
-  select * into v_key from public.google_ai_serving_key(v_group, p_model, p_exclude_key_ids);
-  if v_key.id is null then
-    return;
-  end if;
+  -- key that serves the group (above) and the spread's step.
   v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
   -- With other groups to try, a row another transaction holds is left to the general booking (which
   -- tries the others first), and so is one the unlocked look finds full; the only group is waited
   -- for, as the general booking would, and looked at under its lock only.
   if v_groups > 1 then
     select * into v_row from public.google_ai_usage_counters c where c.quota_group = v_group and c.model = p_model;
-    if not found or v_row.window_at is null
-       or not public.google_ai_fast_fits(v_row, v_row.window_requests, v_row.window_tokens, p_rpm, p_tpm, p_rpd,
-                                         p_tokens, greatest(p_at, v_row.window_at), v_day_guard) then
+    if not found or v_row.window_at is null then
+      return;
+    end if;
+    if v_shared then
+      v_day := public.google_ai_pacific_day(greatest(p_at, v_row.window_at));
+      select coalesce(sum(greatest(0, coalesce(s.reserved_rpm, 0) - coalesce(u.window_requests, 0))), 0),
+             coalesce(sum(greatest(0, coalesce(s.reserved_rpd, 0)
+                                      - case when u.day_bucket = v_day then u.day_used
+                                             when u.day_bucket = v_day - 1 then u.day_next_used else 0 end)), 0)
+        into v_held_rpm, v_held_rpd
+      from public.google_ai_quota_shares s
+      left join public.google_ai_share_usage u on u.quota_group = v_group and u.share_id = s.id
+      where s.model = p_model
+        and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
+    end if;
+    if not public.google_ai_fast_fits(v_row, v_row.window_requests + v_held_rpm, v_row.window_tokens, p_rpm, p_tpm,
+                                      p_rpd - v_held_rpd, p_tokens, greatest(p_at, v_row.window_at), v_day_guard) then
       return;
     end if;
     select * into v_row from public.google_ai_usage_counters c
@@ -909,9 +929,9 @@ begin
   booked_group := v_group;
   minute_bucket := v_minute;
   day_bucket := v_day;
-  key_id := v_key.id;
-  key_alias := v_key.key_alias;
-  env_var_name := v_key.env_var_name;
+  key_id := v_key_id;
+  key_alias := v_key_alias;
+  env_var_name := v_env_var_name;
 
   -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next
   -- to leave the window are its oldest admissions (this one at the latest).
@@ -974,21 +994,23 @@ $$;
 -- row each: the priority of its best key, the cooldown in force at p_now and what it used in the
 -- current minute and Pacific day (an unlocked read), ranked in the order the reservation tries
 -- them: priority (lower first), then headroom (the smallest remaining fraction of RPM, TPM and
--- RPD, largest first), then name.
-CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint)
+-- RPD, largest first), then name. Each row names the key that serves its group, as
+-- google_ai_serving_key would (the best active key for the model, by priority, then alias), so the
+-- fast booking needs no second look at the keys.
+CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint, key_id uuid, key_alias text, env_var_name text)
     LANGUAGE sql STABLE
     AS $$
   with keys as (
     select distinct on (public.google_ai_quota_group(k.project_id, k.id))
            public.google_ai_quota_group(k.project_id, k.id) as quota_group,
-           k.priority
+           k.priority, k.id as key_id, k.key_alias, k.env_var_name
     from public.google_ai_api_keys k
     where k.is_active
       and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
       and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
-    order by public.google_ai_quota_group(k.project_id, k.id), k.priority nulls last
+    order by public.google_ai_quota_group(k.project_id, k.id), k.priority nulls last, k.key_alias
   ), usage as (
-    select g.quota_group, g.priority, cd.cooldown_until,
+    select g.quota_group, g.priority, g.key_id, g.key_alias, g.env_var_name, cd.cooldown_until,
            case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
                 then c.rpm_used else 0 end as rpm_used,
            case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
@@ -1008,7 +1030,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
                     least(coalesce(1 operator(pg_catalog.-) u.rpm_used::numeric operator(pg_catalog./) nullif(p_rpm, 0), 1),
                           coalesce(1 operator(pg_catalog.-) u.tpm_used::numeric operator(pg_catalog./) nullif(p_tpm, 0), 1),
                           coalesce(1 operator(pg_catalog.-) u.rpd_used::numeric operator(pg_catalog./) nullif(p_rpd, 0), 1)) desc,
-                    u.quota_group)
+                    u.quota_group),
+         u.key_id, u.key_alias, u.env_var_name
   from usage u
 $$;
 

@@ -144,7 +144,7 @@ begin
   v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, null, 0);
   for v_group in
     select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until
-    from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
+    from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
     left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
   loop
     continue when v_group.cooldown_until is not null or (p_rpd is not null and v_group.rpd_used >= p_rpd);

@@ -129,6 +129,40 @@ describe(`${CONNECTIONS} connections at once against a reserved share`, () => {
   });
 });
 
+describe("the fast booking with several groups", () => {
+  it("holds no row a share keeps full while the general booking may wait for another group's", async () => {
+    // Two requests each holding a full group's row while waiting for the other's deadlocked; so the fast
+    // booking must not lock a row it cannot book on. Nothing is booked of 10, and the interactive share
+    // keeps all of it from batch: the raw counts show room, the shares none.
+    await model("share-give-back", 10, null);
+    await share("share-give-back", { priority_class: "interactive" }, { reserved_rpm: 10 });
+    await burst("share-give-back", bot(1), "2026-11-23T17:00:00Z"); // counter rows for both groups,
+    await burst("share-give-back", bot(1), "2026-11-23T17:00:00Z"); // whose windows are gone by AT
+    const rows = await db.sql`select quota_group from public.google_ai_usage_counters where model = 'share-give-back'`;
+    expect(rows).toHaveLength(2);
+
+    const [asker, other] = clients as [Sql, Sql];
+    const lockedByOthers: string[] = [];
+    await asker.begin(async (tx) => {
+      const [row] = await tx<{ r: Outcome }[]>`select public.google_ai_admit_at(
+        p_now => ${AT}::timestamptz, p_model => 'share-give-back', p_estimated_tokens => 10, p_caller => 'notebook',
+        p_request_id => null, p_priority => 'batch') as r`;
+      expect(row!.r).toMatchObject({ ok: false, limit: "rpm" });
+      // Still inside the asker's transaction: which counter rows does it hold?
+      for (const group of ["proj-a", "proj-b"]) {
+        const free = await other.begin(async (probe) => {
+          const [{ n }] = await probe<{ n: number }[]>`select count(*)::int as n from (
+            select 1 from public.google_ai_usage_counters
+            where quota_group = ${group} and model = 'share-give-back' for update skip locked) x`;
+          return n === 1;
+        });
+        if (!free) lockedByOthers.push(group);
+      }
+    });
+    expect(lockedByOthers).toEqual([]);
+  });
+});
+
 describe("pacing and budgets at once", () => {
   it("a paced class gets exactly what its pace allows at that moment, from 200 connections", async () => {
     // 96 a day, burst 5: an hour into the Pacific day the pace allows 5 + 4 = 9 per group.
