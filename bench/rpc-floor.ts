@@ -28,9 +28,11 @@ export interface RpcFloorConfig {
   withInvokeStatement: boolean;
 }
 
-type Variant = "floor" | "logged" | "rpc" | "invoke";
+type Variant = "floor" | "logged" | "lean" | "rpc" | "invoke";
 
 const MODEL = "bench-floor";
+/** The lean admission's own model (its own counter row and window), served by the same key. */
+const LEAN_MODEL = "bench-lean";
 const HUGE = 2_000_000_000; // limits that never bind: every call is admitted
 
 const TABLES = `${FLOOR_TABLES}
@@ -38,6 +40,68 @@ const TABLES = `${FLOOR_TABLES}
 -- indexes, and its fillfactor.
 create table public.bench_floor_attempts (like public.google_ai_attempts including all);
 alter table public.bench_floor_attempts set (fillfactor = 80);`;
+
+// The least an exact admission of one model does in PostgreSQL, written the way the gateway writes
+// its own (one PL/pgSQL call, generic plans, the gateway's tables): the model row by its name, no live
+// queue ticket for it, the best key, no cooldown on its group, the counter row locked, the guarded
+// sliding window kept (admissions that left it removed and taken off the row's sums, one admission row
+// written), the counter row updated, the attempt row written. Nothing of the classes, shares, spread,
+// budgets or the answer's quota. Not a path of the gateway: the floor for an admission that also reads
+// its model, keys and queue and keeps the window, measured beside the reservation.
+const LEAN_FUNCTION = `
+create function public.bench_lean_admit(p_model text, p_tokens integer, p_caller text, p_request_id text)
+returns uuid language plpgsql security definer set search_path to '' set plan_cache_mode to force_generic_plan as $$
+declare
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_window interval := interval '61 seconds';
+  v_reservation uuid := gen_random_uuid();
+  v_model record;
+  v_key record;
+  v_row public.google_ai_usage_counters;
+  v_gone integer;
+  v_gone_tokens bigint;
+begin
+  select m.model, m.rpm, m.tpm into v_model from public.google_ai_model_limits m where m.model = p_model and m.is_active;
+  if v_model.model is null
+     or exists (select 1 from public.google_ai_queue q where q.model = v_model.model and q.lease_until >= v_now) then
+    return null;
+  end if;
+  select k.id, k.key_alias, public.google_ai_quota_group(k.project_id, k.id) as quota_group into v_key
+  from public.google_ai_api_keys k
+  where k.is_active and (k.models is null or p_model = any (k.models))
+  order by k.priority nulls last, k.key_alias limit 1;
+  if v_key.id is null or exists (select 1 from public.google_ai_cooldowns cd where cd.quota_group = v_key.quota_group
+                                  and cd.model = v_model.model and cd.cooldown_until > v_now) then
+    return null;
+  end if;
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = v_key.quota_group and c.model = v_model.model for update;
+  if not found then
+    return null;
+  end if;
+  with gone as (
+    delete from public.google_ai_admissions a
+    where a.quota_group = v_row.quota_group and a.model = v_row.model
+      and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
+    returning a.tokens)
+  select count(*), coalesce(sum(g.tokens), 0) into v_gone, v_gone_tokens from gone g;
+  if v_row.window_requests - v_gone + 1 > v_model.rpm or v_row.window_tokens - v_gone_tokens + p_tokens > v_model.tpm then
+    return null;
+  end if;
+  insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens)
+  values (v_reservation, v_row.quota_group, v_row.model, v_now, p_tokens);
+  update public.google_ai_usage_counters c set
+    rpm_used = c.rpm_used + 1, tpm_used = c.tpm_used + p_tokens, rpd_used = c.rpd_used + 1,
+    window_requests = v_row.window_requests - v_gone + 1, window_tokens = v_row.window_tokens - v_gone_tokens + p_tokens,
+    window_at = v_now, window_floor = v_now - v_window, updated_at = v_now
+  where c.id = v_row.id;
+  insert into public.google_ai_attempts (reservation_id, status, request_id, caller, model, requested_model, api_key_id,
+    key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens, wait_ms, metadata, priority_class)
+  values (v_reservation, 'reserved', p_request_id, p_caller, v_row.model, p_model, v_key.id, v_key.key_alias,
+    v_row.quota_group, date_trunc('minute', v_now), current_date, p_tokens, 0, '{}', 'interactive');
+  return v_reservation;
+end
+$$;`.trim();
 
 // One statement, one transaction: the counter row's lock is taken and the audit row written in the
 // same round trip, and the commit waits for its WAL flush like any admission must.
@@ -55,6 +119,8 @@ const RESERVE_CALL = `public.google_ai_reserve(
 const REQUEST_ID = "\\set rid random(1, 9000000000000000000)";
 
 const RPC_SCRIPT = `${REQUEST_ID}\nselect ${RESERVE_CALL} as r;`;
+
+const LEAN_SCRIPT = `${REQUEST_ID}\nselect public.bench_lean_admit('${LEAN_MODEL}', 10, 'bench-lean', :rid::text) as r;`;
 
 // The floor, with the audit row written as the gateway must write it: the attempt row, in the attempt
 // log's own shape and with its indexes ("every attempt logged"), filled as a reservation fills it.
@@ -78,6 +144,7 @@ from reserved;`;
 const SCRIPTS: Record<Variant, { file: string; text: string; label: string }> = {
   floor: { file: "floor.sql", text: FLOOR_SCRIPT, label: "floor" },
   logged: { file: "floor-logged.sql", text: LOGGED_SCRIPT, label: "floor with the attempt row" },
+  lean: { file: "lean-admission.sql", text: LEAN_SCRIPT, label: "lean exact admission" },
   rpc: { file: "reserve.sql", text: RPC_SCRIPT, label: "reserve RPC" },
   invoke: { file: "reserve-as-invoked.sql", text: INVOKE_SCRIPT, label: "reserve + quota read (llm-invoke's statement)" },
 };
@@ -117,6 +184,8 @@ interface Cell {
   ratioToFloor: number | null;
   /** The same against the floor with the attempt row (null for the two floors). */
   ratioToLogged: number | null;
+  /** The RPC's against the lean exact admission measured in the same round (null for the others). */
+  ratioToLean: number | null;
   transactions: number;
   /** CPU and WAL over the windows of every round, divided by the admissions in them. */
   cpuMsPerTransaction: number | null;
@@ -128,13 +197,18 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   if (!bin) throw new Error("pgbench not found (install the PostgreSQL client tools, e.g. apt-get install postgresql-client)");
   const version = pgbenchVersion(bin);
   const durable = bench.settings.fsync === "on" && bench.settings.synchronous_commit === "on";
-  const variants: Variant[] = cfg.withInvokeStatement ? ["floor", "logged", "rpc", "invoke"] : ["floor", "logged", "rpc"];
+  const variants: Variant[] = cfg.withInvokeStatement ? ["floor", "logged", "lean", "rpc", "invoke"] : ["floor", "logged", "lean", "rpc"];
   const dir = await mkdtemp(path.join(tmpdir(), "eve-bench-floor-"));
   const db = await bench.fresh("rpc_floor");
   try {
     await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
-    await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models: [MODEL] }]);
+    await setModel(db.sql, LEAN_MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
+    await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models: [MODEL, LEAN_MODEL] }]);
     await db.sql.unsafe(TABLES);
+    await db.sql.unsafe(LEAN_FUNCTION);
+    // The lean admission updates its counter row; the gateway's first booking of the model makes it.
+    await db.sql`select public.google_ai_reserve(p_model => ${LEAN_MODEL}, p_estimated_tokens => 0, p_caller => 'bench-setup',
+      p_request_id => null)`;
     for (const v of variants) await writeFile(path.join(dir, SCRIPTS[v].file), `${SCRIPTS[v].text}\n`);
     const postmaster = await postmasterPid(db.sql);
     if (postmaster === undefined) log("  PostgreSQL is not a local process: CPU per transaction not measured");
@@ -146,6 +220,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
       const figures = new Map<Variant, RoundFigures[]>(variants.map((v) => [v, []]));
       const ratios = new Map<Variant, number[]>(variants.map((v) => [v, []]));
       const toLogged = new Map<Variant, number[]>(variants.map((v) => [v, []]));
+      const toLean: number[] = [];
       for (let r = 0; r < cfg.rounds; r++) {
         // Rotate the order each round so neither the floor nor the RPC always runs first.
         const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
@@ -168,6 +243,8 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
           if (v !== "floor") ratios.get(v)!.push(floor > 0 ? figures.get(v)![r]!.tps / floor : NaN);
           if (v !== "floor" && v !== "logged") toLogged.get(v)!.push(logged > 0 ? figures.get(v)![r]!.tps / logged : NaN);
         }
+        const lean = figures.get("lean")![r]!.tps;
+        toLean.push(lean > 0 ? figures.get("rpc")![r]!.tps / lean : NaN);
       }
       for (const v of variants) {
         const rounds = figures.get(v)!;
@@ -182,6 +259,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
           pgbenchTps: median(rounds.map((f) => f.pgbenchTps)),
           ratioToFloor: v === "floor" ? null : median(ratios.get(v)!),
           ratioToLogged: v === "floor" || v === "logged" ? null : median(toLogged.get(v)!),
+          ratioToLean: v === "rpc" ? median(toLean) : null,
           transactions: rounds.reduce((s, f) => s + f.transactions, 0),
           cpuMsPerTransaction: cpu === null || inWindows === 0 ? null : (cpu * 1000) / inWindows,
           walBytesPerTransaction: inWindows ? Math.round(rounds.reduce((s, f) => s + f.walBytes, 0) / inWindows) : 0,
@@ -204,6 +282,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
         settings: { fsync: bench.settings.fsync, synchronous_commit: bench.settings.synchronous_commit },
         scripts: Object.fromEntries(variants.map((v) => [v, SCRIPTS[v].text])),
         floorTables: TABLES,
+        leanFunction: LEAN_FUNCTION,
         cpuMeasured: postmaster !== undefined,
         cells,
       },
@@ -286,9 +365,10 @@ async function loggedRows(sql: Sql, v: Variant): Promise<{ all: number; admitted
     const [{ n }] = await sql<{ n: string }[]>`select count(*)::text as n from public.bench_floor_attempts`;
     return { all: Number(n), admitted: Number(n) };
   }
+  const caller = v === "lean" ? "bench-lean" : "bench";
   const [row] = await sql<{ all: string; admitted: string }[]>`
     select count(*)::text as all, (count(*) filter (where status = 'reserved'))::text as admitted
-    from public.google_ai_attempts where caller = 'bench'`;
+    from public.google_ai_attempts where caller = ${caller}`;
   return { all: Number(row!.all), admitted: Number(row!.admitted) };
 }
 
@@ -296,6 +376,14 @@ function get(cells: Cell[], v: Variant, n: number): Cell | undefined {
   return cells.find((c) => c.variant === v && c.connections === n);
 }
 
+/** CPU per admission of one variant over another's, at one connection count. */
+function cpuRatio(cells: Cell[], v: Variant, over: Variant, n: number): number | null {
+  const a = get(cells, v, n)?.cpuMsPerTransaction;
+  const b = get(cells, over, n)?.cpuMsPerTransaction;
+  return a == null || b == null || b <= 0 ? null : a / b;
+}
+
+const times = (x: number | null | undefined) => (x === null || x === undefined ? "—" : `${fmt(x, 2)}×`);
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? "—" : `${fmt(x * 100, 0)}%`);
 const ms = (x: number | null | undefined) => fmt(x, 3);
 
@@ -312,6 +400,11 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
       figure: `The floor with the attempt row (the log's shape and indexes) / floor; reserve RPC / it, at ${ns.join(" / ")} connections`,
       value: `${over((n) => pct(get(cells, "logged", n)?.ratioToFloor))} (${over((n) => fmt(get(cells, "logged", n)?.tps, 0))} tps); ` +
         `RPC ${over((n) => pct(get(cells, "rpc", n)?.ratioToLogged))}`,
+    },
+    {
+      figure: `The lean exact admission (model, key, queue and cooldown read; the sliding window kept; the attempt row), PostgreSQL CPU per admission ÷ the floor with the attempt row; the reserve RPC's ÷ the lean admission's, at ${ns.join(" / ")} connections`,
+      value: `${over((n) => times(cpuRatio(cells, "lean", "logged", n)))} (${over((n) => ms(get(cells, "lean", n)?.cpuMsPerTransaction))} ms); ` +
+        `RPC ${over((n) => times(cpuRatio(cells, "rpc", "lean", n)))} (tps ${over((n) => pct(get(cells, "rpc", n)?.ratioToLean))} of it)`,
     },
     ...(cells.some((c) => c.variant === "invoke")
       ? [{
@@ -341,6 +434,9 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     fmt(get(cells, "rpc", n)?.tps, 0),
     pct(get(cells, "rpc", n)?.ratioToFloor),
     pct(get(cells, "rpc", n)?.ratioToLogged),
+    fmt(get(cells, "lean", n)?.tps, 0),
+    pct(get(cells, "lean", n)?.ratioToLogged),
+    pct(get(cells, "rpc", n)?.ratioToLean),
     ...(withInvoke ? [fmt(get(cells, "invoke", n)?.tps, 0), pct(get(cells, "invoke", n)?.ratioToFloor)] : []),
     `${fmt(get(cells, "floor", n)?.pgbenchTps, 0)} / ${fmt(get(cells, "rpc", n)?.pgbenchTps, 0)}`,
   ]);
@@ -348,16 +444,22 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     n,
     ms(get(cells, "floor", n)?.cpuMsPerTransaction),
     ms(get(cells, "logged", n)?.cpuMsPerTransaction),
+    ms(get(cells, "lean", n)?.cpuMsPerTransaction),
     ms(get(cells, "rpc", n)?.cpuMsPerTransaction),
+    times(cpuRatio(cells, "lean", "logged", n)),
+    times(cpuRatio(cells, "rpc", "logged", n)),
+    times(cpuRatio(cells, "rpc", "lean", n)),
     ...(withInvoke ? [ms(get(cells, "invoke", n)?.cpuMsPerTransaction)] : []),
     fmt(get(cells, "floor", n)?.walBytesPerTransaction, 0),
     fmt(get(cells, "logged", n)?.walBytesPerTransaction, 0),
     fmt(get(cells, "rpc", n)?.walBytesPerTransaction, 0),
   ]);
   const tpsHeaders = ["connections", "pgbench threads", "floor tps", "floor with the attempt row tps", "it / floor",
-    "reserve RPC tps", "RPC / floor", "RPC / floor with the attempt row",
+    "reserve RPC tps", "RPC / floor", "RPC / floor with the attempt row", "lean exact admission tps",
+    "it / floor with the attempt row", "RPC / lean admission",
     ...(withInvoke ? ["llm-invoke's statement tps", "it / floor"] : []), "pgbench's tps, whole run: floor / RPC"];
-  const costHeaders = ["connections", "floor CPU ms/tx", "floor with the attempt row CPU ms/tx", "RPC CPU ms/tx",
+  const costHeaders = ["connections", "floor CPU ms/tx", "floor with the attempt row CPU ms/tx", "lean exact admission CPU ms/tx",
+    "RPC CPU ms/tx", "lean ÷ floor with the attempt row", "RPC ÷ floor with the attempt row", "RPC ÷ lean",
     ...(withInvoke ? ["llm-invoke's statement CPU ms/tx"] : []), "floor WAL bytes/tx", "floor with the attempt row WAL bytes/tx",
     "RPC WAL bytes/tx"];
   const cmd = (file: string, n: number) => `pgbench ${pgbenchArgs({ clients: n, threads: Math.min(n, 2), durationSec: cfg.durationSec, scriptPath: file, database: "<db>" }).join(" ")}`;
@@ -376,6 +478,14 @@ connection open and warm) for ${cfg.windowSec} s, before pgbench stops. The admi
 counted as committed rows (audit rows for the floor, admitted attempt rows for the RPC) at its two ends;
 tps = admissions / window, and CPU and WAL per transaction are the window's CPU and WAL divided by the same
 admissions. pgbench's own tps over the whole run (warm-up included) is shown beside it.
+**The lean exact admission** (\`bench_lean_admit\`, created in the part's database; not a path of the
+gateway) is the least an exact admission of one model does in PostgreSQL, written the way the reservation
+is written (one PL/pgSQL call with generic plans, on the gateway's own tables): it reads the model row by its
+name, asks whether anyone is queued for the model, takes the best key and asks whether its group is cooling
+down, locks the counter row, keeps the guarded sliding window (removes the admissions that left it, writes
+one), updates the counter row and writes the attempt row. It has none of the classes, shares, spread,
+budgets or the answer's quota. Beside it, the reserve RPC's cost is what those add; against the floor with
+the attempt row, its own is what reading the configuration and keeping the window cost.
 ${withInvoke ? "\"llm-invoke's statement\" is the call exactly as the function sends it: the reservation and, in the same statement, the quota its answer carries (`google_ai_answer_quota`).\n" : ""}
 ${table(tpsHeaders, tpsRows, tpsHeaders.map(() => "r"))}
 ${overran ? `\n${overran} of ${all} windows closed after their pgbench run had ended (a slow machine): those include the run's last transactions and its disconnections.\n` : ""}
@@ -403,6 +513,17 @@ The floor with the attempt row (\`floor-logged.sql\`):
 ${LOGGED_SCRIPT}
 \`\`\`
 
+The lean exact admission (\`lean-admission.sql\`; a model \`${LEAN_MODEL}\` like \`${MODEL}\` below, served by
+the same key, whose counter row one reservation made), and its function:
+
+\`\`\`sql
+${LEAN_SCRIPT}
+\`\`\`
+
+\`\`\`sql
+${LEAN_FUNCTION}
+\`\`\`
+
 The RPC script (\`reserve.sql\`; a model \`${MODEL}\` with limits that never bind, served by one active key —
 the part sets them with \`bench/lib/db.ts\`'s \`setModel\` and \`setKeys\`):
 
@@ -414,7 +535,7 @@ Then, for each connection count N (threads: \`min(N, 2)\`), with PGHOST/PGPORT/P
 (fsync and synchronous_commit on, the defaults):
 
 \`\`\`sh
-${ns.map((n) => `${cmd("floor.sql", n)}\n${cmd("floor-logged.sql", n)}\n${cmd("reserve.sql", n)}`).join("\n")}
+${ns.map((n) => `${cmd("floor.sql", n)}\n${cmd("floor-logged.sql", n)}\n${cmd("lean-admission.sql", n)}\n${cmd("reserve.sql", n)}`).join("\n")}
 \`\`\`
 
 Then compare their \`tps\` lines (below: how, and how to read the CPU).
