@@ -420,11 +420,11 @@ begin
 end
 $$;
 
--- The quota groups that may serve p_model: those google_ai_candidate_groups lists (an active key for
+-- The quota groups that may serve p_model: those google_ai_ranked_groups lists (an active key for
 -- the model that the caller did not exclude), without its usage read and ranking, which the quota
 -- reads here do themselves. Inlined by the planner into the query that calls it (plain SQL, no SET
 -- clause, as google_ai_quota_group), so it is planned once with its caller's query, not on each call
--- (a refusal's quota cost ~0.9 ms through google_ai_candidate_groups); with no SET search_path, the
+-- (a refusal's quota cost ~0.9 ms through the ranked groups); with no SET search_path, the
 -- body names everything by schema, operators included.
 CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[]) RETURNS TABLE(quota_group text)
     LANGUAGE sql STABLE
