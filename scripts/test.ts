@@ -15,6 +15,7 @@ import { createTemplateDatabase } from "../tests/support/template.ts";
 import { ensurePgExtensionPackages } from "../shared/db/system-packages.ts";
 import { extraSuites } from "./test-suites.ts";
 import { prometheusBinary } from "../tests/support/prometheus.ts";
+import { drawSeed, seedFrom } from "../shared/google-sim/wordings.ts";
 
 interface Tally {
   suite: string;
@@ -30,8 +31,14 @@ const onlyPgTap = process.argv[2] === "pgtap";
 const vitestArgs = onlyPgTap ? [] : process.argv.slice(2);
 const everything = !onlyPgTap && vitestArgs.length === 0;
 
+// The simulator words each Google answer one of several ways, drawn once per run (shared/google-sim/wordings.ts):
+// every process of the run inherits the seed, and a failing run names it so that it can be repeated.
+const wordingSeed = seedFrom(process.env.GOOGLE_SIM_WORDING_SEED) ?? drawSeed();
+process.env.GOOGLE_SIM_WORDING_SEED = String(wordingSeed);
+
 async function main(): Promise<number> {
   console.log(`System packages: ${ensurePgExtensionPackages()}`);
+  console.log(`Google simulator wordings: seed ${wordingSeed}`);
   const server = await startPostgres();
   console.log(`PostgreSQL: ${server.engine} engine at ${server.url} (pg_cron: ${server.features.pgCron}, pgTAP: ${server.features.pgTap})`);
   if (ci && server.engine !== "external" && !(server.features.pgCron && server.features.pgTap)) {
@@ -68,6 +75,7 @@ async function main(): Promise<number> {
     }
   }
   const sum = (k: "passed" | "failed" | "skipped") => tallies.reduce((n, t) => n + t[k], 0);
+  if (failed > 0) console.log(`The simulator's wordings were drawn with GOOGLE_SIM_WORDING_SEED=${wordingSeed}: set it to repeat this run's wordings.`);
   console.log(`tests: ${sum("passed")} passed, ${sum("failed")} failed, ${sum("skipped")} skipped`);
   return failed === 0 ? 0 : 1;
 }
