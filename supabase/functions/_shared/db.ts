@@ -6,10 +6,14 @@
 //     counts as down;
 //   - statement timeout: every statement carries the server-side `statement_timeout`, and a client-side
 //     deadline just above it, so a frozen server (or a dead network path) cannot hold a request;
-//   - "down" state: after a connection failure or a missed deadline the pool is thrown away (postgres.js
-//     backs reconnects off up to 20 s per pool: a fresh pool starts without that history) and for
-//     GATEWAY_DB_DOWN_MS every call fails at once with DatabaseUnavailable, without a connect attempt;
-//     then one call probes the database while the others still fail fast;
+//   - "down" state (db-circuit.ts): after a connection failure or a missed deadline the pool is thrown
+//     away (postgres.js backs reconnects off up to 20 s per pool: a fresh pool starts without that
+//     history) and for GATEWAY_DB_DOWN_MS every call fails at once with DatabaseUnavailable, without a
+//     connect attempt; then the next call starts a probe (`select 1` on a fresh pool) and the calls
+//     that come meanwhile wait with it (up to GATEWAY_DB_PROBE_WAIT_MS from its start): when it
+//     answers they all go on, so the burst after an outage is served; when it fails, down again;
+//   - "down" needs a server that does not answer: a call that times out (connect or deadline) while
+//     the server answered other calls since it began is answered 503 alone, the others go on;
 //   - one retry of a call that failed on a stale pooled connection (the server restarted, a socket was
 //     reset): the next connection is fresh, so the caller gets its answer instead of a 503.
 //
@@ -21,9 +25,10 @@
 //   SUPABASE_DB_URL  the project's direct connection (set by Supabase for every Edge Function).
 //   GATEWAY_DB_POOL_MAX  connections per worker (default 5).
 //   GATEWAY_DB_CONNECT_TIMEOUT_MS, GATEWAY_DB_STATEMENT_TIMEOUT_MS, GATEWAY_DB_DEADLINE_MS,
-//   GATEWAY_DB_DOWN_MS  see DEFAULT_DB_TIMEOUTS.
+//   GATEWAY_DB_DOWN_MS, GATEWAY_DB_PROBE_WAIT_MS  see DEFAULT_DB_TIMEOUTS.
 // No Deno globals: the environment is passed in, so Node (vitest) can use this module too.
 import postgres from "postgres";
+import { Circuit } from "./db-circuit.ts";
 import { oneStatementSql } from "./one-statement.ts";
 import { ARRAY_PARAMETER_TYPES } from "./pg-arrays.ts";
 import { sanitizeError } from "./sanitize.ts";
@@ -49,6 +54,8 @@ export interface DbTimeouts {
   deadlineMs: number;
   /** After a connection failure, calls fail at once for this long (no connect attempt). */
   downForMs: number;
+  /** After the down interval, callers wait this long at most (from its start) for a probe's outcome. */
+  probeWaitMs: number;
 }
 
 export const DEFAULT_POOL_MAX = 5;
@@ -60,13 +67,15 @@ export const DEFAULT_DB_TIMEOUTS: DbTimeouts = {
   connectTimeoutMs: 3_000,
   statementTimeoutMs: 5_000,
   deadlineMs: 6_000,
-  downForMs: 2_000,
+  downForMs: 500,
+  probeWaitMs: 1_000,
 };
 export const DB_TIMEOUT_VARIABLES = {
   GATEWAY_DB_CONNECT_TIMEOUT_MS: "connectTimeoutMs",
   GATEWAY_DB_STATEMENT_TIMEOUT_MS: "statementTimeoutMs",
   GATEWAY_DB_DEADLINE_MS: "deadlineMs",
   GATEWAY_DB_DOWN_MS: "downForMs",
+  GATEWAY_DB_PROBE_WAIT_MS: "probeWaitMs",
 } as const satisfies Record<string, keyof DbTimeouts>;
 
 const POOLER_PORT = "6543";
@@ -221,7 +230,7 @@ export interface Database {
    * sanitized cause is logged); an error the server answered to the statement itself is rethrown.
    */
   run<T>(what: string, work: (sql: Sql) => Promise<T>): Promise<T>;
-  /** "up", "down" (failing fast) or "probing" (one call is finding out), for tests and logs. */
+  /** "up", "down" (failing fast) or "probing" (a probe runs; callers wait for it), for tests and logs. */
   state(): "up" | "down" | "probing";
   close(): Promise<void>;
 }
@@ -239,35 +248,51 @@ export interface DatabaseOptions {
 
 class DeadlineExceeded extends Error {}
 
+/** A failure that only says the answer was slow (a frozen server, or one slow new connection). */
+const SLOW = new Set(["CONNECT_TIMEOUT", "ETIMEDOUT"]);
+
 export function createDatabase(options: DatabaseOptions): Database {
   const timeouts = options.timeouts ?? DEFAULT_DB_TIMEOUTS;
   const log = options.log ?? ((m: string) => console.error(`[${options.applicationName}] ${m}`));
   const now = options.now ?? Date.now;
   const makePool = options.createPool ?? createPool;
   let pool: Sql | null = null;
-  let downUntil = 0;
-  let probing = false;
 
   const current = (): Sql => (pool ??= makePool(options.config!, options.applicationName, timeouts));
 
-  /**
-   * Stops using `failed` and fails fast for a while. Statements already sent on it keep their own
-   * deadline (the pool closes once they are answered, at most a deadline later): a statement is given
-   * up only at its deadline, never earlier because another call failed, so a write the server commits
-   * after the caller stopped waiting can be told apart by its deadline (llm-invoke's reply_by,
-   * supabase/schemas/30_reservation.sql).
-   */
-  function markDown(failed: Sql, why: string) {
-    if (pool === failed) {
-      pool = null;
-      void failed.end({ timeout: timeouts.deadlineMs / 1000 }).catch(() => {});
+  /** A probe after a down interval: one trivial statement on a fresh pool. */
+  async function probe(): Promise<boolean> {
+    const sql = current();
+    try {
+      await attempt(sql, (s) => s`select 1`);
+      return true;
+    } catch (error) {
+      if (!(error instanceof DeadlineExceeded) && classifyDbError(error) === "query") return true;
+      dropPool(sql);
+      return false;
     }
-    if (downUntil <= now()) log(`database down for ${timeouts.downForMs} ms: ${why}`);
-    downUntil = Math.max(downUntil, now() + timeouts.downForMs);
+  }
+  const circuit = new Circuit({ downForMs: timeouts.downForMs, probeWaitMs: timeouts.probeWaitMs, probe, now });
+
+  /**
+   * Stops using `failed`. Statements already sent on it keep their own deadline (the pool closes once
+   * they are answered, at most a deadline later): a statement is given up only at its deadline, never
+   * earlier because another call failed, so a write the server commits after the caller stopped
+   * waiting can be told apart by its deadline (llm-invoke's reply_by, supabase/schemas/30_reservation.sql).
+   */
+  function dropPool(failed: Sql) {
+    if (pool !== failed) return;
+    pool = null;
+    void failed.end({ timeout: timeouts.deadlineMs / 1000 }).catch(() => {});
+  }
+
+  function markDown(failed: Sql, why: string) {
+    dropPool(failed);
+    if (circuit.failed()) log(`database down (calls refused for ${timeouts.downForMs} ms, then probed): ${why}`);
   }
 
   function unavailable(what: string, reason: DatabaseUnavailable["reason"]): DatabaseUnavailable {
-    const retryAfterMs = Math.max(1_000, downUntil - now());
+    const retryAfterMs = Math.max(1_000, circuit.retryInMs());
     return new DatabaseUnavailable(`${what}: the database is not reachable now`, retryAfterMs, reason);
   }
 
@@ -289,49 +314,50 @@ export function createDatabase(options: DatabaseOptions): Database {
         log(`${what}: no database configured (SUPABASE_DB_URL or GATEWAY_DB_URL)`);
         throw new DatabaseUnavailable(`${what}: no database is configured`, 30_000, "not_configured");
       }
-      if (now() < downUntil || probing) throw unavailable(what, "down");
-      // The first call after a down period finds out alone; the others keep failing fast meanwhile.
-      const probe = downUntil > 0;
-      if (probe) probing = true;
-      try {
-        for (let tries = 1;; tries++) {
-          const sql = current();
-          try {
-            const result = await attempt(sql, work);
-            downUntil = 0;
-            return result;
-          } catch (error) {
-            if (error instanceof DeadlineExceeded) {
-              // A pool already given up tells nothing new: the down state it began is not extended.
-              if (pool === sql) markDown(sql, `${what}: no answer within ${timeouts.deadlineMs} ms`);
-              throw unavailable(what, "timeout");
-            }
-            const kind = classifyDbError(error);
-            if (kind === "query") {
-              downUntil = 0; // the server answered: it is up
-              throw error;
-            }
-            const cause = sanitizeError(error, { maxLength: 300 });
-            if (kind === "busy") {
-              log(`${what} failed: ${cause}`);
-              throw unavailable(what, "timeout");
-            }
-            // A stale connection: retry once on a fresh one, unless another call already found the
-            // database down (then this pool is being thrown away and its calls end with it).
-            if (kind === "lost" && tries === 1 && pool === sql && now() >= downUntil) {
-              log(`${what}: connection lost (${cause}); retrying once`);
-              continue;
-            }
-            if (pool !== sql || now() < downUntil) throw unavailable(what, "down");
-            markDown(sql, `${what}: ${cause}`);
-            throw unavailable(what, "connection");
+      const startedAt = now();
+      if (!(await circuit.admit(startedAt + timeouts.deadlineMs))) throw unavailable(what, "down");
+      for (let tries = 1;; tries++) {
+        const sql = current();
+        try {
+          const result = await attempt(sql, work);
+          circuit.answered();
+          return result;
+        } catch (error) {
+          const slow = error instanceof DeadlineExceeded || SLOW.has(String((error as { code?: unknown }).code));
+          // No answer in time while the server answers others: this call was unlucky (a slow new
+          // connection, a long queue), the database is not down.
+          if (slow && circuit.answeredSince(startedAt)) {
+            log(`${what}: no answer in time while the database answers others; not an outage`);
+            throw unavailable(what, "timeout");
           }
+          if (error instanceof DeadlineExceeded) {
+            // A pool already given up tells nothing new: the down state it began is not extended.
+            if (pool === sql) markDown(sql, `${what}: no answer within ${timeouts.deadlineMs} ms`);
+            throw unavailable(what, "timeout");
+          }
+          const kind = classifyDbError(error);
+          if (kind === "query") {
+            circuit.answered(); // the server answered: it is up
+            throw error;
+          }
+          const cause = sanitizeError(error, { maxLength: 300 });
+          if (kind === "busy") {
+            log(`${what} failed: ${cause}`);
+            throw unavailable(what, "timeout");
+          }
+          // A stale connection: retry once on a fresh one, unless another call already found the
+          // database down (then this pool is being thrown away and its calls end with it).
+          if (kind === "lost" && tries === 1 && pool === sql && circuit.state() === "up") {
+            log(`${what}: connection lost (${cause}); retrying once`);
+            continue;
+          }
+          if (pool !== sql || circuit.state() !== "up") throw unavailable(what, "down");
+          markDown(sql, `${what}: ${cause}`);
+          throw unavailable(what, "connection");
         }
-      } finally {
-        if (probe) probing = false;
       }
     },
-    state: () => (probing ? "probing" : now() < downUntil ? "down" : "up"),
+    state: () => circuit.state(),
     async close() {
       const p = pool;
       pool = null;
