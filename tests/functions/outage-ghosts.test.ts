@@ -119,6 +119,24 @@ async function repeatAsAsked(requestId: string, first: Answer): Promise<Answer[]
 }
 
 describe("after a frozen database", () => {
+  it("serves the first burst of 12 concurrent requests 1 s after the thaw: none answered 503", async () => {
+    await healthy(); // the pool holds open connections: the frozen server receives the statements
+    await pg.freeze();
+    let cut: Answer[];
+    try {
+      cut = await Promise.all(Array.from({ length: 12 }, () => invoke()));
+    } finally {
+      await pg.thaw();
+    }
+    // The function found the database down (it no longer waits for it)...
+    expect(cut.map((a) => a.status)).toEqual(Array(12).fill(503));
+    expect(logs.some((l) => /database down/.test(l))).toBe(true);
+    // ...and the burst after it waits for one probe and is served together, not refused but for one.
+    await sleep(1_000);
+    const burst = await Promise.all(Array.from({ length: 12 }, () => invoke()));
+    expect(burst.map((a) => a.status)).toEqual(Array(12).fill(200));
+  }, 120_000);
+
   it("leaves no reservation, admission or claim of the callers it timed out, and serves their repeats", async () => {
     await healthy(); // the pool holds open connections: the frozen server receives the statements
     const ids = Array.from({ length: CALLERS }, (_, i) => `ghost-${i}-${randomBytes(4).toString("hex")}`);

@@ -2,11 +2,12 @@
 // statement without looking types up first (one round trip fewer per connection), and array
 // parameters still reach Postgres element for element, with prepared statements (direct URL) and
 // without (the transaction pooler).
+import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import postgres from "postgres";
 import { freshDatabase, type TestDatabase } from "../../../tests/support/test-database.ts";
 import { gatewayRoleUrl } from "../../../shared/db/gateway-role.ts";
-import { createDatabase, type DbConfig, dbConfigFromEnv, poolOptions } from "./db.ts";
+import { createDatabase, DatabaseUnavailable, type DbConfig, dbConfigFromEnv, DEFAULT_DB_TIMEOUTS, poolOptions } from "./db.ts";
 import { oneStatementSql } from "./one-statement.ts";
 import { arrayLiteral } from "./pg-arrays.ts";
 
@@ -67,6 +68,75 @@ describe("a new connection", () => {
       expect(row).toEqual({ raw: '{a,"b,c"}', json: ["a", "b,c"] });
     } finally {
       await database.close();
+    }
+  });
+});
+
+/** A TCP proxy to the test's PostgreSQL that can hold new connections unopened (a slow connect). */
+async function slowConnectProxy(target: string) {
+  const upstream = new URL(target);
+  const held: net.Socket[] = [];
+  const piped: net.Socket[] = [];
+  const state = { slow: false };
+  const server = net.createServer((client) => {
+    client.on("error", () => {});
+    if (state.slow) return void held.push(client);
+    const server = net.connect(Number(upstream.port || 5432), upstream.hostname);
+    server.on("error", () => client.destroy());
+    piped.push(client, server);
+    client.pipe(server).pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const url = new URL(target);
+  url.hostname = "127.0.0.1";
+  url.port = String((server.address() as net.AddressInfo).port);
+  return {
+    url: url.toString(),
+    state,
+    close: async () => {
+      for (const s of [...held, ...piped]) s.destroy();
+      await new Promise((r) => server.close(r));
+    },
+  };
+}
+
+describe("a new connection slow to open", () => {
+  const timeouts = { ...DEFAULT_DB_TIMEOUTS, connectTimeoutMs: 500 };
+
+  it("is no outage while the server answers other calls: that call alone is refused, the next is served", async () => {
+    const proxy = await slowConnectProxy(config.url);
+    const database = createDatabase({ config: { ...config, url: proxy.url, max: 2 }, applicationName: "db-pool-test", timeouts, log: () => {} });
+    try {
+      await database.run("warm", (sql) => sql`select 1`); // one open connection
+      proxy.state.slow = true;
+      // The open connection is busy for 0.2 s and answers; the second call needs a new one, which
+      // does not open within the connect timeout.
+      const busy = database.run("busy", (sql) => sql`select pg_sleep(0.2)`);
+      const slow = database.run("slow", (sql) => sql`select 1`).then(() => null, (e: unknown) => e);
+      await busy;
+      const refused = await slow;
+      expect(refused).toBeInstanceOf(DatabaseUnavailable);
+      expect((refused as DatabaseUnavailable).reason).toBe("timeout");
+      expect(database.state()).toBe("up");
+      const [row] = await database.run("next", (sql) => sql<{ ok: number }[]>`select 1 as ok`);
+      expect(row!.ok).toBe(1);
+    } finally {
+      await database.close();
+      await proxy.close();
+    }
+  });
+
+  it("is an outage when no call is answered meanwhile (the control)", async () => {
+    const proxy = await slowConnectProxy(config.url);
+    const database = createDatabase({ config: { ...config, url: proxy.url, max: 2 }, applicationName: "db-pool-test", timeouts, log: () => {} });
+    try {
+      proxy.state.slow = true;
+      const refused = await database.run("alone", (sql) => sql`select 1`).then(() => null, (e: unknown) => e);
+      expect((refused as DatabaseUnavailable).reason).toBe("connection");
+      expect(database.state()).toBe("down");
+    } finally {
+      await database.close();
+      await proxy.close();
     }
   });
 });
