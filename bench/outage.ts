@@ -5,6 +5,9 @@
 import { type LocalStack, startLocalStack } from "../scripts/local-stack.ts";
 import { connect } from "../shared/db/migrate.ts";
 import { type StoppablePostgres, startStoppablePostgres } from "../shared/db/stoppable-postgres.ts";
+import { gatewayRoleUrl } from "../shared/db/gateway-role.ts";
+import { hasPgBouncer, type PgBouncer, startPgBouncer } from "../shared/db/pgbouncer.ts";
+import { measureRecovery, type Outage, type RecoveryCall, type RecoveryResult } from "./outage-recovery.ts";
 import { DEFAULT_DB_TIMEOUTS } from "../supabase/functions/_shared/db.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import { countBy, summarize, type Summary } from "./lib/stats.ts";
@@ -14,6 +17,12 @@ export interface OutageConfig {
   rounds: number;
   /** Concurrent callers of the crowded scenarios. */
   crowd: number;
+  /** Recovery: requests cut by each outage and of each burst after it. */
+  burst: number;
+  /** Recovery: quiet pauses before the first burst. */
+  pausesMs: number[];
+  /** Recovery: how long the database stays frozen (above the client deadline: the cut calls end first). */
+  freezeMs: number;
 }
 
 interface Call {
@@ -36,6 +45,7 @@ export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Pr
   const fnLog: string[] = [];
   let pg: StoppablePostgres | undefined;
   let stack: LocalStack | undefined;
+  let bouncer: PgBouncer | undefined;
   try {
     pg = await startStoppablePostgres();
     stack = await startLocalStack({
@@ -58,32 +68,8 @@ export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Pr
     } finally {
       await admin.end();
     }
-    const url = `${stack.functionsUrl}/functions/v1/llm-invoke`;
-    const headers = { authorization: `Bearer ${stack.serviceKey}`, "content-type": "application/json" };
-    const body = JSON.stringify({ model: "gemma-3-27b", prompt: "Что такое EVE?", mode: "NO_WAIT" });
-
-    const call = async (): Promise<Call> => {
-      const started = performance.now();
-      const res = await fetch(url, { method: "POST", headers, body });
-      const text = await res.text();
-      const ms = performance.now() - started;
-      let code: string | null = null;
-      try {
-        code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? null;
-      } catch {
-        code = null;
-      }
-      return { status: res.status, code, retryAfter: res.headers.get("retry-after"), ms };
-    };
-    const crowd = () => Promise.all(Array.from({ length: cfg.crowd }, call));
-    /** Until llm-invoke serves again (it may still be in its short down state), its pool warm. */
-    const healthy = async () => {
-      const deadline = Date.now() + 60_000;
-      while ((await call()).status !== 200) {
-        if (Date.now() > deadline) throw new Error(`llm-invoke did not recover: ${fnLog.slice(-5).join(" | ")}`);
-        await new Promise((r) => setTimeout(r, 200));
-      }
-    };
+    const { call, healthy } = caller(stack, fnLog);
+    const crowd = () => Promise.all(Array.from({ length: cfg.crowd }, () => call()));
 
     const scenarios: Scenario[] = [];
     const scenario = async (id: string, title: string, expect: 503 | 200, measure: () => Promise<Call[]>) => {
@@ -130,28 +116,189 @@ export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Pr
       return [await call()];
     });
 
+    // Recovery: the same database frozen and restarted, then the pooler in front of it restarted.
+    const recovery: RecoveryResult[] = [];
+    const rcfg = { crowd: cfg.burst, pausesMs: cfg.pausesMs };
+    const frozen: Outage = {
+      id: "freeze",
+      title: `frozen ${cfg.freezeMs / 1000} s (SIGSTOP)`,
+      cut: async (inFlight) => {
+        await db.freeze();
+        let result;
+        try {
+          [result] = await Promise.all([inFlight(), sleep(cfg.freezeMs)]);
+        } finally {
+          await db.thaw();
+        }
+        return { result, returnedAt: performance.now() };
+      },
+    };
+    const restarted: Outage = {
+      id: "restart",
+      title: "PostgreSQL restarted (fast shutdown, start)",
+      cut: async (inFlight) => {
+        await db.stop();
+        let result;
+        try {
+          result = await inFlight();
+        } finally {
+          await db.start();
+        }
+        return { result, returnedAt: performance.now() };
+      },
+    };
+    for (const outage of [frozen, restarted]) recovery.push(await measureRecovery(rcfg, outage, call, healthy, log));
+    await stack.close();
+    stack = undefined;
+    let poolerNote = "PgBouncer is not installed here: the pooler restart was not measured.";
+    if (hasPgBouncer()) {
+      bouncer = await startPgBouncer(await gatewayRoleUrl(db.url));
+      const pooler = bouncer;
+      stack = await startLocalStack({
+        functionsPort: 0,
+        databaseUrl: db.url,
+        google: "simulator",
+        simulatorOptions: { models: { "gemma-3-27b-it": { rpm: 1_000_000, tpm: 1_000_000_000, rpd: 1_000_000 } } },
+        only: ["llm-invoke"],
+        env: { GATEWAY_DB_URL: pooler.url },
+        log: (line) => {
+          fnLog.push(line);
+          if (fnLog.length > 50) fnLog.shift();
+        },
+      });
+      const viaPooler = caller(stack, fnLog);
+      const poolerRestart: Outage = {
+        id: "pooler-restart",
+        title: "the pooler (PgBouncer, transaction mode) restarted",
+        cut: async (inFlight) => {
+          await pooler.stop();
+          let result;
+          try {
+            result = await inFlight();
+          } finally {
+            await pooler.start();
+          }
+          return { result, returnedAt: performance.now() };
+        },
+      };
+      recovery.push(await measureRecovery(rcfg, poolerRestart, viaPooler.call, viaPooler.healthy, log));
+      poolerNote = "llm-invoke through PgBouncer in transaction mode (GATEWAY_DB_URL), the stand-in for Supavisor.";
+    }
+
     const wrong = scenarios.flatMap((s) =>
       s.calls.filter((c) => c.status !== s.expect || (s.expect === 503 && (c.code !== "unavailable" || c.retryAfter === null)))
         .map((c) => `${s.id}: ${c.status} ${c.code ?? ""}`)
     );
+    const burst503 = recovery.flatMap((r) => r.bursts.map((b) => ({ r, b }))).filter(({ b }) => b.unavailable > 0);
+    const bursts = recovery.reduce((n, r) => n + r.bursts.length, 0);
+    const late = recovery.filter((r) => r.repeats.servedLate > 0);
     return {
       id: "outage",
-      title: "Database outage: time to a 503",
-      data: { config: cfg, timeouts: DEFAULT_DB_TIMEOUTS, scenarios },
-      markdown: markdown(cfg, scenarios),
-      headline: scenarios
-        .filter((s) => ["stopped-1", "stopped-crowd", "frozen-crowd"].includes(s.id))
-        .map((s) => ({ figure: `Time to a 503, ${s.title}: p50 / max`, value: `${fmt(s.ms.p50, 0)} / ${fmt(s.ms.max, 0)} ms` })),
-      checks: [{
-        name: "every caller during an outage got 503 unavailable with Retry-After, and the first after a restart 200",
-        ok: wrong.length === 0,
-        detail: wrong.length === 0 ? `${scenarios.reduce((n, s) => n + s.calls.length, 0)} answers as expected` : wrong.slice(0, 5).join("; "),
-      }],
+      title: "Database outage: time to a 503, and back",
+      data: { config: cfg, timeouts: DEFAULT_DB_TIMEOUTS, scenarios, recovery },
+      markdown: markdown(cfg, scenarios) + "\n\n" + recoveryMarkdown(cfg, recovery, poolerNote),
+      headline: [
+        ...scenarios
+          .filter((s) => ["stopped-1", "stopped-crowd", "frozen-crowd"].includes(s.id))
+          .map((s) => ({ figure: `Time to a 503, ${s.title}: p50 / max`, value: `${fmt(s.ms.p50, 0)} / ${fmt(s.ms.max, 0)} ms` })),
+        ...recovery.map((r) => ({
+          figure: `After ${r.title}: last 503 after the return; 503s in the first bursts (${cfg.pausesMs.map((p) => `${p / 1000} s`).join(", ")})`,
+          value: `${fmt(r.repeats.lastUnavailableMs, 0)} ms; ${r.bursts.map((b) => b.unavailable).join(", ")} of ${cfg.burst}`,
+        })),
+      ],
+      checks: [
+        {
+          name: "every caller during an outage got 503 unavailable with Retry-After, and the first after a restart 200",
+          ok: wrong.length === 0,
+          detail: wrong.length === 0 ? `${scenarios.reduce((n, s) => n + s.calls.length, 0)} answers as expected` : wrong.slice(0, 5).join("; "),
+        },
+        {
+          name: `the first burst of ${cfg.burst} concurrent requests after an outage: 0 answered 503`,
+          ok: burst503.length === 0,
+          detail: burst503.length === 0
+            ? `${bursts} bursts after ${recovery.map((r) => r.outage).join(", ")}, none answered 503`
+            : burst503.map(({ r, b }) => `${r.outage} +${b.pauseMs / 1000} s: ${b.unavailable} × 503`).join("; "),
+        },
+        {
+          name: "a repeat of a request cut by the outage, with its request_id, is served within 1 s of the return",
+          ok: late.length === 0,
+          detail: late.length === 0
+            ? `${recovery.length * cfg.burst} repeats served within 1 s`
+            : late.map((r) => `${r.outage}: ${r.repeats.servedLate} of ${cfg.burst} later`).join("; "),
+        },
+      ],
     };
   } finally {
     await stack?.close();
+    await bouncer?.close();
     await pg?.close();
   }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** NO_WAIT calls to llm-invoke of `stack`, and a wait until it serves again. */
+function caller(stack: LocalStack, fnLog: string[]) {
+  const url = `${stack.functionsUrl}/functions/v1/llm-invoke`;
+  const headers = { authorization: `Bearer ${stack.serviceKey}`, "content-type": "application/json" };
+  const call = async (requestId?: string): Promise<Call & RecoveryCall> => {
+    const body = JSON.stringify({
+      model: "gemma-3-27b",
+      prompt: "Что такое EVE?",
+      mode: "NO_WAIT",
+      ...(requestId === undefined ? {} : { request_id: requestId }),
+    });
+    const started = performance.now();
+    const res = await fetch(url, { method: "POST", headers, body });
+    const text = await res.text();
+    const at = performance.now();
+    let code: string | null = null;
+    try {
+      code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? null;
+    } catch {
+      code = null;
+    }
+    return { status: res.status, code, retryAfter: res.headers.get("retry-after"), ms: at - started, at };
+  };
+  /** Until llm-invoke serves again (it may still be in its short down state), its pool warm. */
+  const healthy = async () => {
+    const deadline = Date.now() + 60_000;
+    while ((await call()).status !== 200) {
+      if (Date.now() > deadline) throw new Error(`llm-invoke did not recover: ${fnLog.slice(-5).join(" | ")}`);
+      await sleep(200);
+    }
+  };
+  return { call, healthy };
+}
+
+function recoveryMarkdown(cfg: OutageConfig, recovery: RecoveryResult[], poolerNote: string): string {
+  const t = DEFAULT_DB_TIMEOUTS;
+  const answers = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${v} × ${k}`).join(", ");
+  return [
+    "**Back after an outage.** Each outage cuts " + `${cfg.burst}` + " concurrent requests (each answered 503); " +
+    "then, from the moment the database answers again (thawed; started; the pooler listening again), " +
+    "the cut callers repeat their `request_id` every 100 ms until served. In separate rounds, after a quiet " +
+    `pause of ${cfg.pausesMs.map((p) => `${p / 1000} s`).join(", ")}, the first burst of ${cfg.burst} concurrent ` +
+    `fresh requests. ${poolerNote}`,
+    "",
+    table(
+      ["outage", "the cut requests", "last 503 after the return", "every repeat served by", "repeats' answers",
+        ...cfg.pausesMs.map((p) => `first burst after ${p / 1000} s`)],
+      recovery.map((r) => [
+        r.title,
+        answers(r.repeats.cut),
+        `${fmt(r.repeats.lastUnavailableMs, 0)} ms`,
+        r.repeats.allServedMs === null ? "never" : `${fmt(r.repeats.allServedMs, 0)} ms`,
+        answers(r.repeats.answers),
+        ...r.bursts.map((b) => answers(b.burst)),
+      ]),
+      ["l", "l", "r", "r", "l", ...cfg.pausesMs.map(() => "l" as const)],
+    ),
+    "",
+    `After a failure calls are refused at once for ${t.downForMs} ms (no caller waits on a dead pool); then the ` +
+    "next call starts a probe (`select 1` on a fresh pool) and every call that comes meanwhile waits for its " +
+    `outcome, at most ${t.probeWaitMs} ms from the probe's start: the burst after an outage is served together.`,
+  ].join("\n");
 }
 
 function markdown(cfg: OutageConfig, scenarios: Scenario[]): string {

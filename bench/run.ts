@@ -142,8 +142,14 @@ async function main(): Promise<number> {
     },
     {
       id: "outage",
-      title: "6. database outage: time to a 503",
-      fn: () => runOutage(smoke ? { rounds: 1, crowd: 5 } : { rounds: 3, crowd: 20 }, log),
+      title: "6. database outage: time to a 503, and back",
+      fn: () =>
+        runOutage(
+          smoke
+            ? { rounds: 1, crowd: 5, burst: 12, pausesMs: [1_000], freezeMs: 6_500 }
+            : { rounds: 3, crowd: 20, burst: 12, pausesMs: [1_000, 3_000, 10_000], freezeMs: 8_000 },
+          log,
+        ),
     },
     {
       id: "hostile-input",

@@ -34,6 +34,10 @@ export interface Flights {
 export interface PgBouncer {
   /** `databaseUrl` with host and port replaced by PgBouncer's. */
   url: string;
+  /** Stops PgBouncer (SIGTERM: its connections are cut, the port refuses new ones). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port with the same settings. */
+  start(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -115,26 +119,33 @@ export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
   // PgBouncer refuses to run as root: then it runs as `postgres`, as the test server does.
   const owner = runAs();
   if (owner) for (const f of [dir, ...readdirSync(dir).map((n) => path.join(dir, n))]) chownSync(f, owner.uid, owner.gid);
-  const child: ChildProcess = spawn(PGBOUNCER_BIN, [path.join(dir, "pgbouncer.ini")], {
-    stdio: ["ignore", "pipe", "pipe"],
-    ...owner,
-  });
-  let output = "";
-  child.stdout?.on("data", (d) => (output += d));
-  child.stderr?.on("data", (d) => (output += d));
-  await waitForPort(port, child, () => output);
+  let child: ChildProcess | null = null;
+  const launch = async () => {
+    const started = spawn(PGBOUNCER_BIN, [path.join(dir, "pgbouncer.ini")], { stdio: ["ignore", "pipe", "pipe"], ...owner });
+    let output = "";
+    started.stdout?.on("data", (d) => (output += d));
+    started.stderr?.on("data", (d) => (output += d));
+    child = started;
+    await waitForPort(port, started, () => output);
+  };
+  const stop = async () => {
+    const running = child;
+    if (running === null || running.exitCode !== null) return;
+    const exited = new Promise((resolve) => running.once("exit", resolve));
+    running.kill("SIGTERM");
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
+  };
+  await launch();
 
   const url = new URL(databaseUrl);
   url.hostname = "127.0.0.1";
   url.port = String(port);
   return {
     url: url.toString(),
+    stop,
+    start: launch,
     async close() {
-      if (child.exitCode === null) {
-        const exited = new Promise((resolve) => child.once("exit", resolve));
-        child.kill("SIGTERM");
-        await Promise.race([exited, new Promise((r) => setTimeout(r, 3000))]);
-      }
+      await stop();
       rmSync(dir, { recursive: true, force: true });
     },
   };

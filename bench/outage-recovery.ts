@@ -1,0 +1,112 @@
+// The recovery half of part 6: after an outage (a freeze, a fast restart of PostgreSQL, a restart of
+// the pooler) cut the requests in flight, how soon is llm-invoke serving again?
+//   - repeats: the callers cut by the outage repeat their request_id every 100 ms from the moment
+//     the database answers again: the time to the last 503 and to the last repeat served;
+//   - bursts: after a quiet pause (1, 3, 10 s) the first burst of concurrent fresh requests: its 503s.
+// Counts are checked (0 503s in a burst; every repeat served within 1 s), times are reported.
+import { randomBytes } from "node:crypto";
+
+export interface RecoveryCall {
+  status: number;
+  code: string | null;
+  /** performance.now() when the answer arrived. */
+  at: number;
+}
+
+export interface Outage {
+  id: string;
+  title: string;
+  /**
+   * Takes the database (or the pooler) away while `inFlight` runs, brings it back, and says when it
+   * answers again (performance.now()).
+   */
+  cut: <T>(inFlight: () => Promise<T>) => Promise<{ result: T; returnedAt: number }>;
+}
+
+export interface RecoveryConfig {
+  /** Concurrent requests cut by the outage, and of each burst. */
+  crowd: number;
+  /** Quiet pauses between the database's return and a burst. */
+  pausesMs: number[];
+}
+
+export interface RepeatRound {
+  /** Answers to the requests the outage cut (expected: every one 503). */
+  cut: Record<string, number>;
+  /** Milliseconds from the return to the last 503 any repeat got (0: none after the return). */
+  lastUnavailableMs: number;
+  /** Milliseconds from the return to the last repeat served (null: one was never served). */
+  allServedMs: number | null;
+  /** Repeats served more than 1 s after the return (or never). */
+  servedLate: number;
+  answers: Record<string, number>;
+}
+
+export interface BurstRound {
+  pauseMs: number;
+  burst: Record<string, number>;
+  unavailable: number;
+}
+
+export interface RecoveryResult {
+  outage: string;
+  title: string;
+  repeats: RepeatRound;
+  bursts: BurstRound[];
+}
+
+const tally = (calls: RecoveryCall[]) => {
+  const out: Record<string, number> = {};
+  for (const c of calls) {
+    const k = `${c.status} ${c.code ?? ""}`.trim();
+    out[k] = (out[k] ?? 0) + 1;
+  }
+  return out;
+};
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const REPEAT_EVERY_MS = 100;
+const REPEAT_FOR_MS = 15_000;
+
+export async function measureRecovery(
+  cfg: RecoveryConfig,
+  outage: Outage,
+  invoke: (requestId?: string) => Promise<RecoveryCall>,
+  healthy: () => Promise<void>,
+  log: (s: string) => void,
+): Promise<RecoveryResult> {
+  // Repeats: each cut caller repeats its request_id until served.
+  await healthy();
+  const ids = Array.from({ length: cfg.crowd }, (_, i) => `recovery-${outage.id}-${i}-${randomBytes(4).toString("hex")}`);
+  const { result: cut, returnedAt } = await outage.cut(() => Promise.all(ids.map((id) => invoke(id))));
+  const repeatAnswers: RecoveryCall[] = [];
+  const servedAt = await Promise.all(ids.map(async (id) => {
+    while (performance.now() - returnedAt < REPEAT_FOR_MS) {
+      const answer = await invoke(id);
+      repeatAnswers.push(answer);
+      if (answer.status === 200) return answer.at - returnedAt;
+      await sleep(REPEAT_EVERY_MS);
+    }
+    return null;
+  }));
+  const unavailable = repeatAnswers.filter((a) => a.status === 503).map((a) => a.at - returnedAt);
+  const repeats: RepeatRound = {
+    cut: tally(cut),
+    lastUnavailableMs: Math.max(0, ...unavailable),
+    allServedMs: servedAt.some((t) => t === null) ? null : Math.max(...(servedAt as number[])),
+    servedLate: servedAt.filter((t) => t === null || t > 1_000).length,
+    answers: tally(repeatAnswers),
+  };
+  log(`   ${outage.title}, ${cfg.crowd} cut callers repeating: last 503 ${Math.round(repeats.lastUnavailableMs)} ms after the return, all served by ${repeats.allServedMs === null ? "never" : `${Math.round(repeats.allServedMs)} ms`}; answers ${JSON.stringify(repeats.answers)}`);
+
+  // Bursts: the first burst after a quiet pause.
+  const bursts: BurstRound[] = [];
+  for (const pauseMs of cfg.pausesMs) {
+    await healthy();
+    await outage.cut(() => Promise.all(Array.from({ length: cfg.crowd }, () => invoke())));
+    await sleep(pauseMs);
+    const burst = await Promise.all(Array.from({ length: cfg.crowd }, () => invoke()));
+    bursts.push({ pauseMs, burst: tally(burst), unavailable: burst.filter((c) => c.status === 503).length });
+    log(`   ${outage.title}, first burst of ${cfg.crowd} after ${pauseMs / 1000} s quiet: ${JSON.stringify(tally(burst))}`);
+  }
+  return { outage: outage.id, title: outage.title, repeats, bursts };
+}
