@@ -62,6 +62,9 @@ export const DEFAULT_POOL_MAX = 5;
 /**
  * Measured (docs/benchmarks.md, part "outage"): a reservation takes a few milliseconds, so 5 s of
  * statement time is only reached by a stuck database; a healthy connect takes under 50 ms locally.
+ * The down interval is short (a repeat half a second after the database's return is served); a
+ * probe is waited for up to 1 s, ample for a connect over the network to Supabase, short enough
+ * that a probe stuck on a frozen server holds no caller long.
  */
 export const DEFAULT_DB_TIMEOUTS: DbTimeouts = {
   connectTimeoutMs: 3_000,
