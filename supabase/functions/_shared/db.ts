@@ -117,11 +117,15 @@ export function dbTimeoutsFromEnv(get: Env, base: DbTimeouts = DEFAULT_DB_TIMEOU
   return t;
 }
 
-/** The pool's postgres.js options (tests open a pool with exactly these to count what it sends). */
+/**
+ * The pool's postgres.js options (tests open a pool with exactly these to count what it sends).
+ * `givenUp`: true once the pool is dropped after a failure.
+ */
 export function poolOptions(
   config: DbConfig,
   applicationName = "eve-llm-gateway",
   timeouts: DbTimeouts = DEFAULT_DB_TIMEOUTS,
+  givenUp: () => boolean = () => false,
 ): postgres.Options<Record<string, postgres.PostgresType>> {
   return {
     max: config.max,
@@ -137,8 +141,10 @@ export function poolOptions(
     max_lifetime: 60 * 30,
     connect_timeout: timeouts.connectTimeoutMs / 1000,
     // postgres.js waits up to 20 s between reconnects of a pool that keeps failing; the down state
-    // below already keeps callers off a dead database, so a reconnect waits at most half a second.
-    backoff: (retries: number) => Math.min(0.5, 3 ** retries / 100),
+    // below already keeps callers off a dead database, so a reconnect waits at most half a second,
+    // and none once the pool is dropped: the calls still queued in it (nothing sent yet) each try
+    // one connection at once and end, instead of waiting a backoff step apiece.
+    backoff: (retries: number) => (givenUp() ? 0 : Math.min(0.5, 3 ** retries / 100)),
     // Startup parameters: every statement of every connection is bounded by the server too.
     connection: { application_name: applicationName, statement_timeout: timeouts.statementTimeoutMs },
     onnotice: () => {},
@@ -149,8 +155,9 @@ export function createPool(
   config: DbConfig,
   applicationName = "eve-llm-gateway",
   timeouts: DbTimeouts = DEFAULT_DB_TIMEOUTS,
+  givenUp: () => boolean = () => false,
 ): Sql {
-  const sql = postgres(config.url, poolOptions(config, applicationName, timeouts));
+  const sql = postgres(config.url, poolOptions(config, applicationName, timeouts, givenUp));
   // Without prepared statements postgres.js describes a parameterized statement before running it
   // (two round trips): on a pooler each statement goes out as one text statement instead.
   return config.prepare ? sql : oneStatementSql(sql);
@@ -246,7 +253,7 @@ export interface DatabaseOptions {
   log?: (message: string) => void;
   now?: () => number;
   /** Makes the pool (tests inject failing ones). */
-  createPool?: (config: DbConfig, applicationName: string, timeouts: DbTimeouts) => Sql;
+  createPool?: (config: DbConfig, applicationName: string, timeouts: DbTimeouts, givenUp: () => boolean) => Sql;
 }
 
 class DeadlineExceeded extends Error {}
@@ -260,8 +267,13 @@ export function createDatabase(options: DatabaseOptions): Database {
   const now = options.now ?? Date.now;
   const makePool = options.createPool ?? createPool;
   let pool: Sql | null = null;
+  const dropped = new WeakSet<Sql>();
 
-  const current = (): Sql => (pool ??= makePool(options.config!, options.applicationName, timeouts));
+  function current(): Sql {
+    if (pool !== null) return pool;
+    const made: Sql = makePool(options.config!, options.applicationName, timeouts, () => dropped.has(made));
+    return (pool = made);
+  }
 
   /** A probe after a down interval: one trivial statement on a fresh pool. */
   async function probe(): Promise<boolean> {
@@ -286,6 +298,7 @@ export function createDatabase(options: DatabaseOptions): Database {
   function dropPool(failed: Sql) {
     if (pool !== failed) return;
     pool = null;
+    dropped.add(failed);
     void failed.end({ timeout: timeouts.deadlineMs / 1000 }).catch(() => {});
   }
 
