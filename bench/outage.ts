@@ -1,7 +1,8 @@
 // Part 6: a database outage. llm-invoke served by Deno against its own PostgreSQL, which this part
 // stops (the port refuses connections), freezes (SIGSTOP: connections are accepted, nothing answers)
 // and restarts. Measured: the time until a caller gets its 503, alone and with 20 at once, and
-// whether the first request after a restart is served. Counts are checked; times are reported.
+// whether the first request after a restart is served; then the way back after a freeze, a restart
+// and a restart of the pooler in front of it (outage-recovery.ts). Counts are checked; times are reported.
 import { type LocalStack, startLocalStack } from "../scripts/local-stack.ts";
 import { connect } from "../shared/db/migrate.ts";
 import { type StoppablePostgres, startStoppablePostgres } from "../shared/db/stoppable-postgres.ts";
