@@ -8,6 +8,7 @@ import path from "node:path";
 import { setKeys, setModel, walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
 import { FLOOR_TABLES } from "./lib/floor.ts";
 import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
+import { STATE_ROW_SQL } from "./lib/state-row-candidate.ts";
 import { findPgbench, pgbenchArgs, pgbenchVersion, runPgbench, type PgbenchRun } from "./lib/pgbench.ts";
 import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
 import { median } from "./lib/stats.ts";
@@ -28,11 +29,13 @@ export interface RpcFloorConfig {
   withInvokeStatement: boolean;
 }
 
-type Variant = "floor" | "logged" | "lean" | "rpc" | "invoke";
+type Variant = "floor" | "logged" | "lean" | "stateRow" | "rpc" | "invoke";
 
 const MODEL = "bench-floor";
 /** The lean admission's own model (its own counter row and window), served by the same key. */
 const LEAN_MODEL = "bench-lean";
+/** The state-row candidate's model (its own state row), served by the same key. */
+const STATE_ROW_MODEL = "bench-state-row";
 const HUGE = 2_000_000_000; // limits that never bind: every call is admitted
 
 const TABLES = `${FLOOR_TABLES}
@@ -141,10 +144,13 @@ select reserved.r - 'quota' as r,
          p_exclude_key_ids => '{}'::uuid[])) as q
 from reserved;`;
 
+const STATE_ROW_SCRIPT = `${REQUEST_ID}\nselect public.bench_state_row_admit('${STATE_ROW_MODEL}', 10, 'bench-state-row', :rid::text) as r;`;
+
 const SCRIPTS: Record<Variant, { file: string; text: string; label: string }> = {
   floor: { file: "floor.sql", text: FLOOR_SCRIPT, label: "floor" },
   logged: { file: "floor-logged.sql", text: LOGGED_SCRIPT, label: "floor with the attempt row" },
   lean: { file: "lean-admission.sql", text: LEAN_SCRIPT, label: "lean exact admission" },
+  stateRow: { file: "state-row.sql", text: STATE_ROW_SCRIPT, label: "state-row candidate" },
   rpc: { file: "reserve.sql", text: RPC_SCRIPT, label: "reserve RPC" },
   invoke: { file: "reserve-as-invoked.sql", text: INVOKE_SCRIPT, label: "reserve + quota read (llm-invoke's statement)" },
 };
@@ -197,15 +203,18 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   if (!bin) throw new Error("pgbench not found (install the PostgreSQL client tools, e.g. apt-get install postgresql-client)");
   const version = pgbenchVersion(bin);
   const durable = bench.settings.fsync === "on" && bench.settings.synchronous_commit === "on";
-  const variants: Variant[] = cfg.withInvokeStatement ? ["floor", "logged", "lean", "rpc", "invoke"] : ["floor", "logged", "lean", "rpc"];
+  const variants: Variant[] = cfg.withInvokeStatement ? ["floor", "logged", "lean", "stateRow", "rpc", "invoke"] : ["floor", "logged", "lean", "stateRow", "rpc"];
   const dir = await mkdtemp(path.join(tmpdir(), "eve-bench-floor-"));
   const db = await bench.fresh("rpc_floor");
   try {
     await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
     await setModel(db.sql, LEAN_MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
-    await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models: [MODEL, LEAN_MODEL] }]);
+    await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models: [MODEL, LEAN_MODEL, STATE_ROW_MODEL] }]);
     await db.sql.unsafe(TABLES);
     await db.sql.unsafe(LEAN_FUNCTION);
+    await setModel(db.sql, STATE_ROW_MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
+    await db.sql.unsafe(STATE_ROW_SQL);
+    await db.sql`insert into public.bench_state_row (quota_group, model) values ('proj-floor', ${STATE_ROW_MODEL})`;
     // The lean admission updates its counter row; the gateway's first booking of the model makes it.
     await db.sql`select public.google_ai_reserve(p_model => ${LEAN_MODEL}, p_estimated_tokens => 0, p_caller => 'bench-setup',
       p_request_id => null)`;
@@ -283,6 +292,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
         scripts: Object.fromEntries(variants.map((v) => [v, SCRIPTS[v].text])),
         floorTables: TABLES,
         leanFunction: LEAN_FUNCTION,
+        stateRowSql: STATE_ROW_SQL,
         cpuMeasured: postmaster !== undefined,
         cells,
       },
@@ -365,7 +375,7 @@ async function loggedRows(sql: Sql, v: Variant): Promise<{ all: number; admitted
     const [{ n }] = await sql<{ n: string }[]>`select count(*)::text as n from public.bench_floor_attempts`;
     return { all: Number(n), admitted: Number(n) };
   }
-  const caller = v === "lean" ? "bench-lean" : "bench";
+  const caller = v === "lean" ? "bench-lean" : v === "stateRow" ? "bench-state-row" : "bench";
   const [row] = await sql<{ all: string; admitted: string }[]>`
     select count(*)::text as all, (count(*) filter (where status = 'reserved'))::text as admitted
     from public.google_ai_attempts where caller = ${caller}`;
@@ -406,6 +416,11 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
       value: `${over((n) => times(cpuRatio(cells, "lean", "logged", n)))} (${over((n) => ms(get(cells, "lean", n)?.cpuMsPerTransaction))} ms); ` +
         `RPC ${over((n) => times(cpuRatio(cells, "rpc", "lean", n)))} (tps ${over((n) => pct(get(cells, "rpc", n)?.ratioToLean))} of it)`,
     },
+    {
+      figure: `The state-row candidate (one row per group and model: a ring of per-second counts, the day, the cooldown), tps ÷ the floor with the attempt row; its CPU per admission ÷ the lean admission's, at ${ns.join(" / ")} connections`,
+      value: `${over((n) => pct(get(cells, "stateRow", n)?.ratioToLogged))} (${over((n) => fmt(get(cells, "stateRow", n)?.tps, 0))} tps); ` +
+        `${over((n) => times(cpuRatio(cells, "stateRow", "lean", n)))} (${over((n) => ms(get(cells, "stateRow", n)?.cpuMsPerTransaction))} ms)`,
+    },
     ...(cells.some((c) => c.variant === "invoke")
       ? [{
         figure: `Reserve as llm-invoke sends it (with its quota read) / floor at ${ns.join(" / ")} connections`,
@@ -437,6 +452,8 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     fmt(get(cells, "lean", n)?.tps, 0),
     pct(get(cells, "lean", n)?.ratioToLogged),
     pct(get(cells, "rpc", n)?.ratioToLean),
+    fmt(get(cells, "stateRow", n)?.tps, 0),
+    pct(get(cells, "stateRow", n)?.ratioToLogged),
     ...(withInvoke ? [fmt(get(cells, "invoke", n)?.tps, 0), pct(get(cells, "invoke", n)?.ratioToFloor)] : []),
     `${fmt(get(cells, "floor", n)?.pgbenchTps, 0)} / ${fmt(get(cells, "rpc", n)?.pgbenchTps, 0)}`,
   ]);
@@ -449,6 +466,8 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     times(cpuRatio(cells, "lean", "logged", n)),
     times(cpuRatio(cells, "rpc", "logged", n)),
     times(cpuRatio(cells, "rpc", "lean", n)),
+    ms(get(cells, "stateRow", n)?.cpuMsPerTransaction),
+    times(cpuRatio(cells, "stateRow", "lean", n)),
     ...(withInvoke ? [ms(get(cells, "invoke", n)?.cpuMsPerTransaction)] : []),
     fmt(get(cells, "floor", n)?.walBytesPerTransaction, 0),
     fmt(get(cells, "logged", n)?.walBytesPerTransaction, 0),
@@ -456,10 +475,11 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
   ]);
   const tpsHeaders = ["connections", "pgbench threads", "floor tps", "floor with the attempt row tps", "it / floor",
     "reserve RPC tps", "RPC / floor", "RPC / floor with the attempt row", "lean exact admission tps",
-    "it / floor with the attempt row", "RPC / lean admission",
+    "it / floor with the attempt row", "RPC / lean admission", "state-row candidate tps", "it / floor with the attempt row",
     ...(withInvoke ? ["llm-invoke's statement tps", "it / floor"] : []), "pgbench's tps, whole run: floor / RPC"];
   const costHeaders = ["connections", "floor CPU ms/tx", "floor with the attempt row CPU ms/tx", "lean exact admission CPU ms/tx",
     "RPC CPU ms/tx", "lean ÷ floor with the attempt row", "RPC ÷ floor with the attempt row", "RPC ÷ lean",
+    "state-row candidate CPU ms/tx", "it ÷ lean",
     ...(withInvoke ? ["llm-invoke's statement CPU ms/tx"] : []), "floor WAL bytes/tx", "floor with the attempt row WAL bytes/tx",
     "RPC WAL bytes/tx"];
   const cmd = (file: string, n: number) => `pgbench ${pgbenchArgs({ clients: n, threads: Math.min(n, 2), durationSec: cfg.durationSec, scriptPath: file, database: "<db>" }).join(" ")}`;
@@ -486,6 +506,11 @@ down, locks the counter row, keeps the guarded sliding window (removes the admis
 one), updates the counter row and writes the attempt row. It has none of the classes, shares, spread,
 budgets or the answer's quota. Beside it, the reserve RPC's cost is what those add; against the floor with
 the attempt row, its own is what reading the configuration and keeping the window cost.
+**The state-row candidate** (\`bench_state_row_admit\`, also created in the part's database only) makes the
+lean admission's reads and decision with every state it reads in one row per quota group and model,
+locked once: a ring of 62 per-second counts with their sums in place of the window's admission rows, the
+Pacific day's count, the cooldown. Beside the lean admission, it says what that layout costs against the
+window log (docs/admission-kernel.md).
 ${withInvoke ? "\"llm-invoke's statement\" is the call exactly as the function sends it: the reservation and, in the same statement, the quota its answer carries (`google_ai_answer_quota`).\n" : ""}
 ${table(tpsHeaders, tpsRows, tpsHeaders.map(() => "r"))}
 ${overran ? `\n${overran} of ${all} windows closed after their pgbench run had ended (a slow machine): those include the run's last transactions and its disconnections.\n` : ""}
@@ -524,6 +549,17 @@ ${LEAN_SCRIPT}
 ${LEAN_FUNCTION}
 \`\`\`
 
+The state-row candidate (\`state-row.sql\`; a model \`${STATE_ROW_MODEL}\` like the others, its state row
+inserted for the key's group):
+
+\`\`\`sql
+${STATE_ROW_SCRIPT}
+\`\`\`
+
+\`\`\`sql
+${STATE_ROW_SQL}
+\`\`\`
+
 The RPC script (\`reserve.sql\`; a model \`${MODEL}\` with limits that never bind, served by one active key —
 the part sets them with \`bench/lib/db.ts\`'s \`setModel\` and \`setKeys\`):
 
@@ -535,7 +571,7 @@ Then, for each connection count N (threads: \`min(N, 2)\`), with PGHOST/PGPORT/P
 (fsync and synchronous_commit on, the defaults):
 
 \`\`\`sh
-${ns.map((n) => `${cmd("floor.sql", n)}\n${cmd("floor-logged.sql", n)}\n${cmd("lean-admission.sql", n)}\n${cmd("reserve.sql", n)}`).join("\n")}
+${ns.map((n) => `${cmd("floor.sql", n)}\n${cmd("floor-logged.sql", n)}\n${cmd("lean-admission.sql", n)}\n${cmd("state-row.sql", n)}\n${cmd("reserve.sql", n)}`).join("\n")}
 \`\`\`
 
 Then compare their \`tps\` lines (below: how, and how to read the CPU).
