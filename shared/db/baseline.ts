@@ -7,10 +7,14 @@
 //
 // What changes, statement by statement (everything else is already idempotent in the schema files:
 // CREATE OR REPLACE FUNCTION/VIEW/TRIGGER, CREATE INDEX/SEQUENCE IF NOT EXISTS, COMMENT, GRANT, REVOKE):
-//   CREATE TABLE t (...)             CREATE TABLE IF NOT EXISTS t (...), then every column again as
-//                                    ALTER TABLE t ADD COLUMN IF NOT EXISTS (an adopted table gains
-//                                    what it lacks; nothing is dropped or rewritten), and its
-//                                    storage options as ALTER TABLE t SET (...)
+//   CREATE TABLE t (...)             CREATE TABLE IF NOT EXISTS t (...); for the owner's production
+//                                    tables, every column again as ALTER TABLE t ADD COLUMN IF NOT
+//                                    EXISTS and every constraint written in its body as a guarded ADD
+//                                    CONSTRAINT (an adopted table gains what it lacks; nothing is
+//                                    dropped or rewritten), and its storage options as ALTER TABLE t
+//                                    SET (...).
+//                                    The gateway's own tables exist only in the shape the baseline
+//                                    gives them, so creating them if missing is enough.
 //   ALTER TABLE [ONLY] t ADD CONSTRAINT c ... only if t has no constraint named c yet
 //   CREATE CONSTRAINT TRIGGER g ON t ...      after DROP TRIGGER IF EXISTS g ON t (no OR REPLACE for it)
 import { createHash } from "node:crypto";
@@ -19,6 +23,9 @@ import path from "node:path";
 import { listSchemaFiles, migrationsDir, repoRoot } from "./migrate.ts";
 
 /** The baseline migration: supabase/schemas made idempotent and adopting. */
+/** The owner's production tables (20261122000000_adopt_production_tables.sql): they may exist in an older shape. */
+export const ADOPTED_TABLES = ["google_ai_api_keys", "google_ai_model_limits", "google_ai_usage_counters",
+  "google_ai_maintenance_log", "token_usage"].map((t) => `public.${t}`);
 export const BASELINE_FILE = path.join(migrationsDir, "20261122000100_baseline.sql");
 
 export async function baselineText(): Promise<string> {
@@ -53,31 +60,37 @@ const HEADER = `-- GENERATED from supabase/schemas by \`npx tsx scripts/schemas-
 function adopting(statement: string): string {
   const code = stripLeadingComments(statement);
   const table = /^CREATE TABLE (public\.\w+) \(\n([\s\S]*)\n\)(\s*WITH \(([^)]*)\))?;$/.exec(code);
-  if (table) {
+  if (table && ADOPTED_TABLES.includes(table[1])) {
     const [, name, body, , options] = table;
     const lead = statement.slice(0, statement.length - code.length);
-    const columns = splitTopLevel(body).map((c) => c.trim()).filter((c) => !/^CONSTRAINT /.test(c));
+    const items = splitTopLevel(body).map((c) => c.trim());
+    const columns = items.filter((c) => !/^CONSTRAINT /.test(c));
+    const constraints = items.filter((c) => /^CONSTRAINT /.test(c));
     return [
       lead + code.replace(/^CREATE TABLE /, "CREATE TABLE IF NOT EXISTS "),
       ...columns.map((c) => `ALTER TABLE ${name} ADD COLUMN IF NOT EXISTS ${c};`),
+      ...constraints.map((c) => guardedConstraint(name, /^CONSTRAINT (\w+)/.exec(c)![1], `ALTER TABLE ${name} ADD ${c};`)),
       ...(options ? [`ALTER TABLE ${name} SET (${options});`] : []),
     ].join("\n");
   }
+  if (table) return statement.replace(/^(\s*(--[^\n]*\n)*\s*)CREATE TABLE /, "$1CREATE TABLE IF NOT EXISTS ");
   const constraint = /^ALTER TABLE (?:ONLY )?(public\.\w+)\s+ADD CONSTRAINT (\w+) ([\s\S]*);$/.exec(code);
-  if (constraint) {
-    const [, name, conname] = constraint;
-    return `DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = '${name}'::regclass AND conname = '${conname}') THEN
-    ${code}
-  END IF;
-END
-$baseline$;`;
-  }
+  if (constraint) return guardedConstraint(constraint[1], constraint[2], code);
   const trigger = /^CREATE CONSTRAINT TRIGGER (\w+) [\s\S]*? ON (public\.\w+) /.exec(code);
   if (trigger) return `DROP TRIGGER IF EXISTS ${trigger[1]} ON ${trigger[2]};\n${statement}`;
   return statement;
+}
+
+/** A constraint added only if its table has none of that name yet. */
+function guardedConstraint(table: string, conname: string, statement: string): string {
+  return `DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = '${table}'::regclass AND conname = '${conname}') THEN
+    ${statement}
+  END IF;
+END
+$baseline$;`;
 }
 
 function stripLeadingComments(statement: string): string {

@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: cda39b42d1eb1b663c078fa32f921d5f162e076faf51bea310e4c2f9884514da
+-- sha256 of what follows: 2a412356d7d445a20659504ec68221de41dfdd572bd08b8f7bd980aa6c47a497
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================
@@ -87,7 +87,9 @@ CREATE TABLE IF NOT EXISTS public.google_ai_model_limits (
     withdrawn_at timestamp with time zone,
     withdrawn_message text,
     limits_source text,
-    supports_images boolean
+    supports_images boolean,
+    spread_burst integer,
+    CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1))
 );
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS id serial NOT NULL;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS model text NOT NULL;
@@ -110,6 +112,17 @@ ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS withdrawn_at 
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS withdrawn_message text;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS limits_source text;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS supports_images boolean;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS spread_burst integer;
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_model_limits'::regclass AND conname = 'google_ai_model_limits_spread_burst_check') THEN
+    ALTER TABLE public.google_ai_model_limits ADD CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1));
+  END IF;
+END
+$baseline$;
+
+COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS 'Admissions spread over the window: at most this many of a quota group at once, then one per window / RPM (the TPM analogue for large requests), so that capacity comes back a request at a time and a waiting person gets the next one. Requests a share of their own still covers are not held back. Null: not spread (a flood may fill the window at once).';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpm IS 'Requests per minute per quota group (null: no limit).';
 
@@ -151,7 +164,8 @@ CREATE TABLE IF NOT EXISTS public.google_ai_usage_counters (
     window_at timestamp with time zone,
     rpd_next_used integer DEFAULT 0 NOT NULL,
     rpd_prev_used integer DEFAULT 0 NOT NULL,
-    window_floor timestamp with time zone
+    window_floor timestamp with time zone,
+    spread_until timestamp with time zone
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS id bigserial NOT NULL;
@@ -170,6 +184,7 @@ ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS window_at t
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS rpd_next_used integer DEFAULT 0 NOT NULL;
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS rpd_prev_used integer DEFAULT 0 NOT NULL;
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS window_floor timestamp with time zone;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS spread_until timestamp with time zone;
 ALTER TABLE public.google_ai_usage_counters SET (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_used IS 'Requests booked in day_bucket (the Pacific day), carried across minute rollovers.';
@@ -182,8 +197,12 @@ COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS 'Requests adm
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_prev_used IS 'Requests of the previous Pacific day, plus those admitted within the day guard after midnight.';
 
+COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS 'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): a request may be booked once this is at most spread_burst - 1 steps ahead of now, and moves it one step (google_ai_spread_step). Null: not spread, or nothing booked yet.';
+
 COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS 'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next removal of expired admissions reads the index from here.';
 
+-- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
+-- or until Pacific midnight after a per-day quota violation.
 CREATE TABLE IF NOT EXISTS public.google_ai_cooldowns (
     quota_group text NOT NULL,
     model text NOT NULL,
@@ -195,14 +214,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_cooldowns (
     cause text,
     CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'unknown'::text])))
 );
-ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS quota_group text NOT NULL;
-ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS model text NOT NULL;
-ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS cooldown_until timestamp with time zone NOT NULL;
-ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS reason text;
-ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS quota_id text;
-ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
-ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now() NOT NULL;
-ALTER TABLE public.google_ai_cooldowns ADD COLUMN IF NOT EXISTS cause text;
 
 COMMENT ON COLUMN public.google_ai_cooldowns.cause IS 'Why the group rests: a Google 429''s quota_cause (a spend cap rests every model of the group: one row each).';
 
@@ -276,6 +287,8 @@ CREATE UNIQUE INDEX IF NOT EXISTS google_ai_model_limits_model_key ON public.goo
 
 CREATE UNIQUE INDEX IF NOT EXISTS google_ai_usage_counters_group_model_key ON public.google_ai_usage_counters USING btree (quota_group, model) WHERE (quota_group IS NOT NULL);
 
+-- A limit after the model's safety margin; null means "no limit", 0 (or less) means "closed".
+-- A positive limit never drops below 1, so a margin cannot silently close a model.
 CREATE OR REPLACE FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin numeric) RETURNS integer
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select case when p_limit is null then null
@@ -283,6 +296,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_effective_limit(p_limit integer, p_m
                   else greatest(1, pg_catalog.floor(p_limit operator(pg_catalog.*)
                          (1 operator(pg_catalog.-) coalesce(p_margin, 0))))::integer end $$;
 
+-- A model row by name or alias, active or not (an inactive row is a retired model that may still
+-- name its fallbacks). An active row wins, then the row named exactly.
 CREATE OR REPLACE FUNCTION public.google_ai_model_by_name(p_model text) RETURNS public.google_ai_model_limits
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -298,6 +313,7 @@ begin
 end
 $$;
 
+-- The model row a caller's name resolves to (by name, else alias), with what llm-invoke adapts to.
 CREATE OR REPLACE FUNCTION public.google_ai_model_capabilities(p_model text) RETURNS TABLE(model text, supports_system_instruction boolean, supports_json_mode boolean)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -307,10 +323,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_capabilities(p_model text) RET
   where l.id is not null
 $$;
 
+-- The quota group of a key: its project, else the key alone. The one definition every query uses.
+-- Inlined by the planner into the queries that call it (plain SQL, immutable, no SET clause), so
+-- it costs the reservation nothing; with no SET search_path, the body names everything by schema.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select coalesce(p_project_id, 'key:' operator(pg_catalog.||) p_key_id::pg_catalog.text) $$;
 
+-- The model row a caller's name resolves to (by name, else by alias).
 CREATE OR REPLACE FUNCTION public.google_ai_resolve_model(p_model text) RETURNS public.google_ai_model_limits
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -335,6 +355,9 @@ $$;
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
+-- One row per reservation decision: a refusal, or a reservation that later becomes the outcome of
+-- one call to Google (succeeded, google_error, network_error, timeout) or is released.
+-- Never holds a key, a token or a secret: keys are named by alias, callers by label.
 CREATE TABLE IF NOT EXISTS public.google_ai_attempts (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
     reservation_id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -373,48 +396,11 @@ CREATE TABLE IF NOT EXISTS public.google_ai_attempts (
     first_byte_ms integer,
     reply_by timestamp with time zone,
     hold_until timestamp with time zone,
+    holder uuid,
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'unknown'::text]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text, 'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text, 'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
 )
 WITH (fillfactor='80');
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS id bigint GENERATED ALWAYS AS IDENTITY NOT NULL;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS reservation_id uuid DEFAULT gen_random_uuid() NOT NULL;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS finished_at timestamp with time zone;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS status text NOT NULL;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS request_id text;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS caller text NOT NULL;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS client_id uuid;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS token_id uuid;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS model text NOT NULL;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS requested_model text;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS attempt smallint DEFAULT 1 NOT NULL;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS api_key_id uuid;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS key_alias text;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS quota_group text;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS minute_bucket timestamp with time zone;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS day_bucket date;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS estimated_tokens integer;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS input_tokens integer;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS output_tokens integer;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS limit_hit text;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS retry_after_ms bigint;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS http_status integer;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS error_code text;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS quota_id text;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS error_message text;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS latency_ms integer;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS wait_ms integer;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS metadata jsonb DEFAULT '{}'::jsonb NOT NULL;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS priority_class text;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS quota_cause text;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS service_tier text;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS served_tier text;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS added_ms integer;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS first_byte_ms integer;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS reply_by timestamp with time zone;
-ALTER TABLE public.google_ai_attempts ADD COLUMN IF NOT EXISTS hold_until timestamp with time zone;
-ALTER TABLE public.google_ai_attempts SET (fillfactor='80');
 
 COMMENT ON TABLE public.google_ai_attempts IS 'Audit log: one row per reservation decision and its outcome. Secrets never appear here.';
 
@@ -434,6 +420,12 @@ COMMENT ON COLUMN public.google_ai_attempts.reply_by IS 'When the statement that
 
 COMMENT ON COLUMN public.google_ai_attempts.hold_until IS 'When the holder of this row''s request will have made its next statement about it, or be gone; the request''s in-flight claim lasts until then.';
 
+COMMENT ON COLUMN public.google_ai_attempts.holder IS 'The invocation whose statement made this row (its $holder id), when it named one.';
+
+-- A caller that names its request (its own request_id) may repeat it safely: while the first call
+-- is in flight the row is 'in_progress' with a lease (expires_at), and a repeat is refused; once it
+-- succeeded the row is 'done' with the answer, replayed for 24 hours (housekeeping deletes older
+-- rows). Holds model output, never a key or a token.
 CREATE TABLE IF NOT EXISTS public.google_ai_responses (
     caller text NOT NULL,
     request_id text NOT NULL,
@@ -442,17 +434,13 @@ CREATE TABLE IF NOT EXISTS public.google_ai_responses (
     response jsonb,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     expires_at timestamp with time zone,
+    holder uuid,
     CONSTRAINT google_ai_responses_status_check CHECK ((status = ANY (ARRAY['in_progress'::text, 'done'::text])))
 );
-ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS caller text NOT NULL;
-ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS request_id text NOT NULL;
-ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS status text DEFAULT 'done'::text NOT NULL;
-ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS model text;
-ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS response jsonb;
-ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
-ALTER TABLE public.google_ai_responses ADD COLUMN IF NOT EXISTS expires_at timestamp with time zone;
 
 COMMENT ON TABLE public.google_ai_responses IS 'Idempotency records of requests that carried the caller''s own request_id: in flight (with a lease) or done (answer replayed for 24 h).';
+
+COMMENT ON COLUMN public.google_ai_responses.holder IS 'The invocation holding this in-flight claim (its $holder id); null until its first reservation, or for a claim made without one.';
 
 DO $baseline$
 BEGIN
@@ -506,11 +494,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_admission_settings (
     CONSTRAINT google_ai_admission_settings_one_row CHECK (id),
     CONSTRAINT google_ai_admission_settings_recheck_ms_check CHECK (((recheck_ms >= 100) AND (recheck_ms <= 60000)))
 );
-ALTER TABLE public.google_ai_admission_settings ADD COLUMN IF NOT EXISTS id boolean DEFAULT true NOT NULL;
-ALTER TABLE public.google_ai_admission_settings ADD COLUMN IF NOT EXISTS minute_guard_ms integer DEFAULT 1000 NOT NULL;
-ALTER TABLE public.google_ai_admission_settings ADD COLUMN IF NOT EXISTS day_guard_ms integer DEFAULT 5000 NOT NULL;
-ALTER TABLE public.google_ai_admission_settings ADD COLUMN IF NOT EXISTS recheck_ms integer DEFAULT 2000 NOT NULL;
-ALTER TABLE public.google_ai_admission_settings ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now() NOT NULL;
 
 COMMENT ON TABLE public.google_ai_admission_settings IS 'How far admission allows for Google''s clock: minute_guard_ms (>= the spread of network delays; the minute window is 60 s plus this), day_guard_ms (>= clock offset + delay at Pacific midnight), recheck_ms (how soon a TPM waiter asks again while tokens of its window may still be given back).';
 
@@ -522,18 +505,13 @@ CREATE TABLE IF NOT EXISTS public.google_ai_admissions (
     tokens integer NOT NULL,
     in_flight boolean DEFAULT true NOT NULL,
     day_guard smallint DEFAULT 0 NOT NULL,
-    share_ids bigint[]
+    share_ids bigint[],
+    class_rank smallint
 );
-ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS reservation_id uuid NOT NULL;
-ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS quota_group text NOT NULL;
-ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS model text NOT NULL;
-ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS admitted_at timestamp with time zone NOT NULL;
-ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS tokens integer NOT NULL;
-ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS in_flight boolean DEFAULT true NOT NULL;
-ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS day_guard smallint DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_admissions ADD COLUMN IF NOT EXISTS share_ids bigint[];
 
 COMMENT ON TABLE public.google_ai_admissions IS 'Admissions of the last minute + guard per quota group and model (the sliding window); expired rows are removed by the next admission of their group. No caller data, no secrets.';
+
+COMMENT ON COLUMN public.google_ai_admissions.class_rank IS 'The rank of the priority class that made this admission (null: not known): the queue reads what the higher classes took of the window to tell a lower class whether its turn is likely within its wait.';
 
 COMMENT ON COLUMN public.google_ai_admissions.share_ids IS 'The shares whose owner made this admission: their window counts give it back when it leaves the window.';
 
@@ -574,10 +552,13 @@ begin
 end
 $$;
 
+-- date_trunc with a time zone is STABLE, so the minute is too (an IMMUTABLE declaration over it kept
+-- the planner from inlining it).
 CREATE OR REPLACE FUNCTION public.google_ai_minute_window(p_at timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ select pg_catalog.date_trunc('minute', p_at, 'UTC') $$;
 
+-- The answer of finalize and release for a reservation that is not open (any more).
 CREATE OR REPLACE FUNCTION public.google_ai_not_open(p_reservation_id uuid) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -595,6 +576,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestam
     AS $$ select (((p_at at time zone 'America/Los_Angeles')::pg_catalog.date operator(pg_catalog.+) 1)::pg_catalog.timestamp
               at time zone 'America/Los_Angeles') $$;
 
+-- The day reopens after midnight plus the day guard (the first moments of a day still count for the
+-- day before, on a clock that may lag ours).
 CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text, p_now timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path TO ''
@@ -605,6 +588,53 @@ CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text, p_now times
               else public.google_ai_minute_window(p_now) + interval '1 minute' end
 $$;
 
+-- The spread of a model's window (google_ai_model_limits.spread_burst): each quota group hands its
+-- window out on a schedule (google_ai_usage_counters.spread_until, a GCRA "theoretical arrival
+-- time"), one step per request: p_window / RPM, or the request's tokens' part of p_window / TPM when
+-- that is longer (limit_name says which). A request may be booked when the schedule is at most
+-- tolerance = (spread_burst - 1) RPM steps ahead of now; booking moves it one step on
+-- (google_ai_spread_next).
+-- So at most spread_burst requests go at once, then one per step, and capacity comes back to the
+-- window a request at a time instead of all at once a window after a flood. Microseconds are rounded
+-- up: the schedule never runs faster than the limit. All null: the model is not spread.
+CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_burst integer;
+  v_window_us numeric := extract(epoch from p_window) * 1000000;
+  v_request_us numeric;
+  v_token_us numeric;
+begin
+  select l.spread_burst into v_burst from public.google_ai_model_limits l where l.model = p_model;
+  if v_burst is null or (p_rpm is null and p_tpm is null) then
+    return;
+  end if;
+  v_request_us := case when p_rpm > 0 then ceil(v_window_us / p_rpm) end;
+  v_token_us := case when p_tpm > 0 then ceil(v_window_us * greatest(p_tokens, 0) / p_tpm) end;
+  limit_name := case when coalesce(v_token_us, 0) > coalesce(v_request_us, 0) then 'tpm' else 'rpm' end;
+  step := greatest(v_request_us, v_token_us, 0) * interval '1 microsecond';
+  tolerance := (v_burst - 1) * coalesce(v_request_us, greatest(v_token_us, 0)) * interval '1 microsecond';
+end
+$$;
+
+-- The schedule after a booking at p_now: one step after the booking's place. A booking at most half a
+-- step after its place (its waiter woke a little late) keeps the schedule's grid, so waking up late
+-- does not cost the window capacity under sustained demand; one later than that (the schedule fell
+-- behind: nobody asked) starts it again from now. Null step: not spread (null). STABLE, as timestamptz
+-- minus an interval is: so it is inlined into the booking's statement, not called.
+CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone, p_now timestamp with time zone, p_step interval) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  select case when p_spread_until operator(pg_catalog.>=) (p_now operator(pg_catalog.-) (p_step operator(pg_catalog./) 2))
+              then p_spread_until else p_now end operator(pg_catalog.+) p_step
+$$;
+
+-- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
+-- release removes it (p_released) and gives back the request in its minute and day. The counter row
+-- is locked before the admission row, the order the reservation takes them in. An admission that
+-- already left the window changes only the calendar counters.
 CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -669,6 +699,8 @@ begin
 end
 $$;
 
+-- When the sliding window has room again for one more request of p_tokens under both limits: when
+-- the shortest run of its oldest admissions that frees enough has left it (admitted_at + window).
 CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -690,7 +722,10 @@ $$;
 
 -- The reservation: one round trip that answers "may this request go to Google now, on which key?".
 -- One verb per layer, outermost first:
---   reserve    the public RPCs llm-invoke calls (a caller or a token, one model or a chain);
+--   reserve    the entry: google_ai_reserve_models (models as an array, a caller or a token hash,
+--              the holder's deadlines and id), its clock seam google_ai_reserve_models_at; the older
+--              google_ai_reserve, _with_token, _chain, _chain_with_token and google_ai_reserve_at
+--              remain thin wrappers over admit for the tests and the bench that call them;
 --   admit      the queue-aware decision for one request (idempotency, credential, queue turn), per
 --              model of a chain (google_ai_admit_at, google_ai_admit_chain_at);
 --   book       pick a quota group and count the request in its windows (google_ai_book_fast, the
@@ -698,12 +733,23 @@ $$;
 --   try_book   one group's windows, under its counter row's lock;
 --   settle     give back what an ended attempt did not use (20_windows.sql).
 -- Also: the claim of a request id and its holder's deadlines (reply_by, hold_until).
+--
+-- The functions a request enters through (reserve, admit, and finalize and release in 60_life_cycle.sql)
+-- set plan_cache_mode = force_generic_plan for everything they run. Their statements take the clock
+-- and the model as parameters; PostgreSQL's default would plan them again on every call (a custom
+-- plan for the window's time range looks cheaper than the generic one), which was a quarter of the
+-- reservation's CPU. Every statement here finds its rows by key (counter row, model, quota group,
+-- ticket), so the generic plan is the one a custom plan would choose.
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
+-- The implementation takes a new name (google_ai_admit_at): the earlier migrations, applied again,
+-- re-create google_ai_reserve_at with its old arguments, and two overloads that differ only in
+-- trailing defaults would make their calls ambiguous. google_ai_reserve_at stays, calling it.
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
@@ -717,12 +763,13 @@ declare
   v_reopens_at timestamptz;
   v_recheck_at timestamptz;
   v_retry_ms bigint;
-  v_key record;
+  v_key_id uuid;
+  v_key_alias text;
+  v_env_var_name text;
   v_reservation_id uuid := gen_random_uuid();
   -- The queue
   v_class text;
   v_rank smallint;
-  v_allowed_rank smallint;
   v_ticket public.google_ai_queue;
   v_turn bigint;
   v_since timestamptz;
@@ -734,7 +781,10 @@ declare
   v_due_lease timestamptz;
   v_may_book boolean := true;
   v_expected timestamptz;
+  v_likely_at timestamptz;
   v_quota jsonb;
+  -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
+  v_new_ticket uuid := gen_random_uuid();
 begin
   if p_estimated_tokens is null or p_estimated_tokens < 0 then
     raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
@@ -750,17 +800,16 @@ begin
     end if;
   end if;
 
-  -- The class: the one asked for, never above the credential's.
-  v_allowed_rank := coalesce((select pc.rank from public.google_ai_clients c
-                              join public.google_ai_priority_classes pc on pc.name = c.priority_class
-                              where c.id = p_client_id),
-                             (select min(pc.rank) from public.google_ai_priority_classes pc));
-  v_rank := v_allowed_rank;
-  if p_priority is not null then
-    v_rank := greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc where pc.name = p_priority),
-                                v_allowed_rank), v_allowed_rank);
-  end if;
-  select pc.name into v_class from public.google_ai_priority_classes pc where pc.rank = v_rank;
+  -- The class: the one asked for, never above the credential's (the client's class, or the top
+  -- class for a service caller). One statement: this runs on every request.
+  select a.rank, pc.name into v_rank, v_class
+  from (select greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc where pc.name = p_priority),
+                                 x.allowed), x.allowed) as rank
+        from (select coalesce((select pc.rank from public.google_ai_clients c
+                               join public.google_ai_priority_classes pc on pc.name = c.priority_class
+                               where c.id = p_client_id),
+                              (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
+  left join public.google_ai_priority_classes pc on pc.rank = a.rank;
 
   -- The model and its limits (google_ai_request_limits, read in this one statement).
   select l.model,
@@ -772,10 +821,12 @@ begin
               then 'too_large' end as blocked_by,
          l.withdrawn_at, l.successor
     into v_limits
-  from public.google_ai_model_limits l
-  where l.is_active and (l.model = p_model or p_model = any (l.aliases))
-  order by (l.model = p_model) desc, l.id
-  limit 1;
+  -- The row named exactly (its unique index), else the first row with the name as an alias.
+  from (select m.* from public.google_ai_model_limits m where m.model = p_model and m.is_active
+        union all
+        (select m.* from public.google_ai_model_limits m where m.is_active and p_model = any (m.aliases)
+         order by m.id limit 1)
+        limit 1) l;
   v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
 
   if v_blocked_by is null then
@@ -790,7 +841,16 @@ begin
                           and q.ticket_id is distinct from v_ticket.ticket_id);
     if v_ticket.ticket_id is not null then
       v_rank := v_ticket.class_rank; v_class := v_ticket.priority_class;
-      v_turn := v_ticket.turn; v_since := v_ticket.enqueued_at;
+      v_since := v_ticket.enqueued_at;
+      -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
+      -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
+      v_turn := least(v_ticket.turn, 1 + greatest(
+        coalesce((select min(q.turn) from public.google_ai_queue q
+                  where q.model = v_limits.model and q.class_rank = v_rank and q.lease_until >= v_now
+                    and q.ticket_id <> v_ticket.ticket_id), 0),
+        coalesce((select max(q.turn) from public.google_ai_queue q
+                  where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank
+                    and q.lease_until >= v_now and q.ticket_id <> v_ticket.ticket_id and q.turn < v_ticket.turn), 0)));
     elsif v_queued then
       v_turn := 1 + greatest(
         coalesce((select min(q.turn) from public.google_ai_queue q
@@ -806,20 +866,29 @@ begin
       from public.google_ai_queue q
       where q.model = v_limits.model and q.lease_until >= v_now
         and q.ticket_id is distinct from v_ticket.ticket_id
-        and (q.class_rank, q.turn, q.enqueued_at) < (v_rank, v_turn, v_since);
+        and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
+            < (v_rank, v_turn, v_since, coalesce(v_ticket.ticket_id, v_new_ticket));
       select t.free_now, t.turn_at into v_free_now, v_turn_at
       from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd,
         p_exclude_key_ids, v_now, v_ahead + 1) t;
       -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks.
-      -- (No turn today anywhere: book_best_group names the reopening.)
-      v_may_book := v_turn_at is null or v_due_ahead < v_free_now;
+      -- (No turn today anywhere: book_best_group names the reopening.) A request whose own RPM share
+      -- still has room in a group asks too: the share keeps that slot for it, the spread does not
+      -- hold it back, and the booking decides exactly.
+      v_may_book := v_turn_at is null or v_due_ahead < v_free_now
+        or exists (select 1 from public.google_ai_quota_shares s
+                   left join public.google_ai_share_usage u on u.share_id = s.id
+                   where s.model = v_limits.model and s.reserved_rpm is not null
+                     and (s.priority_class = v_class or s.caller = p_caller)
+                     and coalesce(u.window_requests, 0) < s.reserved_rpm);
     end if;
 
     if v_may_book and not v_queued then
       -- Nothing but the limits in the way: the fast booking, with the quota it leaves.
-      select f.booked_group, f.minute_bucket, f.day_bucket, f.quota into v_group, v_minute, v_day, v_quota
+      select f.booked_group, f.minute_bucket, f.day_bucket, f.quota, f.key_id, f.key_alias, f.env_var_name
+        into v_group, v_minute, v_day, v_quota, v_key_id, v_key_alias, v_env_var_name
       from public.google_ai_book_fast(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
-        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id, p_caller, p_client_id) f;
+        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id, p_caller, p_client_id, v_class, v_rank) f;
     end if;
     if v_may_book and v_group is null then
       select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at
@@ -852,36 +921,43 @@ begin
       select count(*), min(q.lease_until) filter (where q.expected_at <= v_now) into v_ahead, v_due_lease
       from public.google_ai_queue q
       where q.model = v_limits.model and q.ticket_id is distinct from v_ticket.ticket_id
-        and (q.class_rank, q.turn, q.enqueued_at) < (v_rank, v_turn, v_since);
-      select t.free_now, t.turn_at into v_free_now, v_turn_at
+        and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
+            < (v_rank, v_turn, v_since, coalesce(v_ticket.ticket_id, v_new_ticket));
+      select t.free_now, t.turn_at, t.likely_at into v_free_now, v_turn_at, v_likely_at
       from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd, p_exclude_key_ids, v_now,
-        v_ahead + 1) t;
+        v_ahead + 1, v_rank) t;
       -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls,
       -- the slot is this one's once its ticket lapses. When the next opening lies beyond this
       -- caller's wait, that is its chance: it asks again then (one call more if the waiter did come).
       if v_free_now > 0 and v_due_lease is not null
          and coalesce(v_turn_at > v_now + p_wait_left_ms * interval '1 millisecond', true) then
         v_turn_at := v_due_lease + interval '1 millisecond';
+        v_likely_at := v_turn_at;
       end if;
       -- The booking was tried and names no time it could succeed (a closed model, or free slots that a
       -- reserved share keeps from this caller): the queue's count of slots cannot serve it, and
       -- asking again would not either, so it is answered now rather than given a turn.
       if v_may_book and v_reopens_at is null and v_recheck_at is null then
         v_turn_at := null;
+        v_likely_at := null;
       end if;
       -- Its turn: when the tickets ahead leave a slot over, and not before the booking's own reopening.
       v_expected := greatest(v_turn_at, least(v_reopens_at, v_recheck_at), v_now + interval '50 milliseconds');
       if v_turn_at is null and v_reopens_at is null then
         v_expected := null;
       end if;
-      if v_expected <= v_now + p_wait_left_ms * interval '1 millisecond' then
+      -- A ticket is taken only when the turn is likely within the wait: the higher classes that asked
+      -- during the last window will ask again and go first (google_ai_queue_turn_at's likely_at). The
+      -- waiter is still told the earliest time (v_expected), so no slot waits for it.
+      if v_expected <= v_now + p_wait_left_ms * interval '1 millisecond'
+         and greatest(v_expected, v_likely_at) <= v_now + p_wait_left_ms * interval '1 millisecond' then
         insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
           token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position)
-        values (coalesce(v_ticket.ticket_id, gen_random_uuid()), v_limits.model, v_class, v_rank, p_caller,
+        values (coalesce(v_ticket.ticket_id, v_new_ticket), v_limits.model, v_class, v_rank, p_caller,
           p_client_id, p_token_id, p_request_id, p_model, v_turn, v_since, p_estimated_tokens, v_blocked_by,
           v_expected, v_expected + v_grace, v_ahead + 1)
         on conflict (ticket_id) do update set
-          expected_at = excluded.expected_at, lease_until = excluded.lease_until,
+          expected_at = excluded.expected_at, lease_until = excluded.lease_until, turn = excluded.turn,
           position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit
         returning * into v_ticket;
         return jsonb_build_object(
@@ -900,8 +976,8 @@ begin
       delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
     end if;
     if v_blocked_by in ('rpm', 'tpm') then
-      -- Behind a queue, capacity for this caller comes with its turn.
-      v_reopens_at := coalesce(v_expected, greatest(v_turn_at, v_reopens_at));
+      -- Behind a queue, capacity for this caller comes with its turn (the likely one, for a lower class).
+      v_reopens_at := coalesce(greatest(v_expected, v_likely_at), greatest(v_turn_at, v_reopens_at));
       if v_recheck_at >= v_reopens_at then
         v_recheck_at := null;
       end if;
@@ -924,14 +1000,23 @@ begin
               else '{}'::jsonb end;
   end if;
 
-  select * into v_key from public.google_ai_serving_key(v_group, v_limits.model, p_exclude_key_ids);
-  if v_key.id is null then
-    raise exception 'the keys of quota group % changed during the reservation; retry', v_group
-      using errcode = '40001';
+  -- (The fast booking looked the key up before it locked the counter row.)
+  if v_key_id is null then
+    select k.id, k.key_alias, k.env_var_name into v_key_id, v_key_alias, v_env_var_name
+    from public.google_ai_serving_key(v_group, v_limits.model, p_exclude_key_ids) k;
+    if v_key_id is null then
+      raise exception 'the keys of quota group % changed during the reservation; retry', v_group
+        using errcode = '40001';
+    end if;
   end if;
 
   if v_ticket.ticket_id is not null then
     delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
+    -- A request that arrived before the last window says nothing of what its class asks for now: its
+    -- admission is left out of what the queue reads as the higher classes' part (likely_at).
+    if v_since <= v_now - (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond' then
+      update public.google_ai_admissions a set class_rank = null where a.reservation_id = v_reservation_id;
+    end if;
   end if;
 
   if p_idempotent and p_request_id is not null then
@@ -942,15 +1027,15 @@ begin
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
     wait_ms, metadata, priority_class)
   values (v_reservation_id, 'reserved', p_request_id, p_caller, p_client_id, p_token_id, v_limits.model,
-    p_model, p_attempt, v_key.id, v_key.key_alias, v_group, v_minute, v_day, p_estimated_tokens,
+    p_model, p_attempt, v_key_id, v_key_alias, v_group, v_minute, v_day, p_estimated_tokens,
     p_wait_ms, coalesce(p_metadata, '{}'), v_class);
 
   v_answer := jsonb_build_object(
     'ok', true,
     'reservation_id', v_reservation_id,
-    'key_id', v_key.id,
-    'key_alias', v_key.key_alias,
-    'env_var_name', v_key.env_var_name,
+    'key_id', v_key_id,
+    'key_alias', v_key_alias,
+    'env_var_name', v_env_var_name,
     'quota_group', v_group,
     'model', v_limits.model,
     'minute_bucket', v_minute,
@@ -963,9 +1048,24 @@ begin
 end
 $$;
 
+-- p_models: the request's model as the caller named it, then its fallbacks, in order (at most 4).
+-- A service caller passes p_caller; a scoped token passes p_token_hash instead (each model is then
+-- reserved through google_ai_admit_with_token_at: token, budgets and scope checked under the token's
+-- lock, as for one model). Fallbacks the token may not use are left out; the first model is always
+-- asked, so a token that may not use it is refused model_not_allowed.
+--
+-- With p_queue_ticket, the chain starts at the ticket's model: the models before it could not serve
+-- within the wait when the ticket was taken, so the ticket's turn is the request's best chance.
+--
+-- The answer is google_ai_admit_at's, plus:
+--   requested_model  the chain's first model (canonical)
+--   fallback_from    each model passed over before the one that answered: {model, limit, retry_after_ms}
+-- When every model refuses, the refusal whose capacity comes back first is answered (the first
+-- model's when none names a time), with fallback_from listing every model tried.
 CREATE OR REPLACE FUNCTION public.google_ai_admit_chain_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
   -- Refusals that belong to one model: another model may still serve.
@@ -1089,9 +1189,13 @@ begin
 end
 $$;
 
+-- Reserving with a token: token and client checked and booked with the quota (all or
+-- nothing); the client's class bounds the request's (google_ai_admit_at reads it). A queued
+-- refusal books no budget: the budget is booked when the request is admitted.
 CREATE OR REPLACE FUNCTION public.google_ai_admit_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
@@ -1161,6 +1265,10 @@ begin
 end
 $$;
 
+-- The attempt row takes the holder's times and identity out of its metadata: the row keeps them; a
+-- claim just taken (no holder yet) becomes the admitted invocation's, with its hold_until; a claim its
+-- holder still holds is renewed by its holder's statements only, never shortened. A claim nobody
+-- holds any more is not revived: a repeat may take it over.
 CREATE OR REPLACE FUNCTION public.google_ai_attempt_holder() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -1173,33 +1281,47 @@ begin
   if pg_catalog.jsonb_typeof(v_holder) is distinct from 'object' then
     return new;
   end if;
-  new.reply_by := (v_holder ->> 'reply_by')::timestamptz;
+  new.reply_by := public.google_ai_holder_time(v_holder, 'reply_by');
+  new.holder := public.google_ai_holder_id(v_holder);
   -- Never before reply_by; none when the statement names none (then the claim keeps its lease).
   new.hold_until := case when v_holder ? 'hold_until'
-                         then greatest((v_holder ->> 'hold_until')::timestamptz, new.reply_by) end;
-  if new.request_id is not null and new.hold_until is not null then
-    update public.google_ai_responses r set expires_at = new.hold_until
+                         then greatest(public.google_ai_holder_time(v_holder, 'hold_until'), new.reply_by) end;
+  if new.request_id is not null and new.hold_until is not null and new.holder is not null then
+    update public.google_ai_responses r set
+      expires_at = case when r.holder is null then new.hold_until else greatest(r.expires_at, new.hold_until) end,
+      holder = new.holder
     where r.caller = new.caller and r.request_id = new.request_id and r.status = 'in_progress'
+      and (r.holder = new.holder or (r.holder is null and new.status = 'reserved'))
       and public.google_ai_claim_held_until(r.caller, r.request_id, r.expires_at, v_now) is not null;
   end if;
   return new;
 end
 $_$;
 
+-- At commit: a reservation or refusal whose holder stopped waiting is rolled back with everything its
+-- statement did (a refusal renews its holder's claim). 57014 (query_canceled) is what a statement
+-- timeout raises: the function answers it 503.
 CREATE OR REPLACE FUNCTION public.google_ai_attempt_reply_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
   if pg_catalog.clock_timestamp() > new.reply_by then
-    raise exception 'reservation % reached its commit after its caller stopped waiting (%); rolled back',
-      new.reservation_id, new.reply_by
+    raise exception '% of request % reached its commit after its caller stopped waiting (%); rolled back',
+      coalesce('reservation ' || new.reservation_id::text, 'refusal'), new.request_id, new.reply_by
       using errcode = '57014';
   end if;
   return null;
 end
 $$;
 
+-- Books the request on the best candidate group that fits (p_now: the injected clock or null, for
+-- the decision under the lock; p_at: the reservation's time). Groups cooling down are skipped.
+-- Within a priority tier a group whose row another reservation holds is passed over (SKIP LOCKED)
+-- so concurrent callers spread across groups; before moving to a lower tier the passed-over groups
+-- are tried again, waiting for their locks, so a busy row is never mistaken for a full one.
+-- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
+-- serve the model.
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -1237,7 +1359,7 @@ begin
   <<booking>>
   begin
     for v_candidate in
-      select * from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
+      select * from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
       order by c.rank
     loop
       if not v_first and v_candidate.priority is distinct from v_tier and cardinality(v_skipped) > 0 then
@@ -1322,7 +1444,27 @@ begin
 end
 $$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb) RETURNS record
+-- Most admissions meet nothing but the limits and the shares: nobody is queued for the model, no
+-- share of it paces its owner's day, the caller has no daily budget, the best group is not cooling
+-- down, its counter row is of today (and, with other groups to try, of a settled window), and
+-- Pacific midnight is not within the day guard. For them this books on the best candidate group in a few statements, under the same
+-- counter-row lock and with the same arithmetic as google_ai_try_book (what the others' shares keep
+-- from the requester, its own shares' use, the spread's schedule), and answers with the quota the
+-- booking leaves, so the answer needs no second reading of the window, and the key that serves the
+-- group (p_rank: the class's rank, recorded on the admission for the queue's likely turns).
+-- Whenever anything else could matter it books nothing and returns no group: the general booking
+-- (google_ai_book_best_group) decides, and names the time of a refusal.
+--
+-- Exactness does not depend on the unlocked look taken when there are other groups (it only chooses
+-- the path): the decision is taken on the counter row locked here. A row another transaction holds
+-- is waited for when its group is the only candidate, else left to the general path (which tries the
+-- others first, as it always did). The unlocked look counts what the shares keep from the requester
+-- too: a row locked here stays locked until commit, and the general booking that follows when the
+-- locked look finds no room may wait for another group's row (two requests, each holding a full
+-- group's row and waiting for the other's, would deadlock). If the locked look finds no room after
+-- all, the expired admissions it removed are taken off the row's sums (as the general try would)
+-- before it leaves.
+CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text, p_rank smallint DEFAULT NULL::smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -1343,31 +1485,65 @@ declare
   v_win_tokens bigint;
   v_oldest timestamptz;
   v_oldest_tokens timestamptz;
+  v_shared boolean;
+  v_held_rpm integer := 0;
+  v_held_rpd integer := 0;
+  v_owned bigint[];
+  v_in_share boolean := false;
+  v_spread record;
+  v_fits boolean;
+  v_paced boolean;
+  v_kept jsonb;
+  -- The key that serves the group (its best, as google_ai_serving_key names it).
+  v_key_id uuid;
+  v_key_alias text;
+  v_env_var_name text;
 begin
-  if exists (select 1 from public.google_ai_quota_shares s where s.model = p_model)
-     or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller)) then
+  -- Paced shares and a service caller's budget are the general booking's; whether the model has
+  -- shares at all decides whether they are read under the lock.
+  select coalesce(bool_or(s.pace_burst is not null), false), count(*) > 0 into v_paced, v_shared
+  from public.google_ai_quota_shares s where s.model = p_model;
+  if v_paced or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller)) then
     return;
   end if;
 
   -- The group the general booking would try first, and an unlocked look at its row.
-  select c.quota_group, c.groups into v_group, v_groups
+  select c.quota_group, c.groups, c.key_id, c.key_alias, c.env_var_name
+    into v_group, v_groups, v_key_id, v_key_alias, v_env_var_name
   from (select g.*, count(*) over () as groups
-        from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) g) c
+        from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) g) c
   where c.cooldown_until is null
     and c.rank = 1;
   if v_group is null then
     return;
   end if;
-  select * into v_row from public.google_ai_usage_counters c where c.quota_group = v_group and c.model = p_model;
-  if not found or v_row.window_at is null
-     or not public.google_ai_fast_fits(v_row, v_row.window_requests, v_row.window_tokens, p_rpm, p_tpm, p_rpd,
-                                       p_tokens, greatest(p_at, v_row.window_at), v_day_guard) then
-    return;
-  end if;
-
+  -- What does not depend on the counter row is read before its lock, which is held until commit: the
+  -- key that serves the group (above) and the spread's step.
+  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
   -- With other groups to try, a row another transaction holds is left to the general booking (which
-  -- tries the others first); the only group is waited for, as the general booking would.
+  -- tries the others first), and so is one the unlocked look finds full; the only group is waited
+  -- for, as the general booking would, and looked at under its lock only.
   if v_groups > 1 then
+    select * into v_row from public.google_ai_usage_counters c where c.quota_group = v_group and c.model = p_model;
+    if not found or v_row.window_at is null then
+      return;
+    end if;
+    if v_shared then
+      v_day := public.google_ai_pacific_day(greatest(p_at, v_row.window_at));
+      select coalesce(sum(greatest(0, coalesce(s.reserved_rpm, 0) - coalesce(u.window_requests, 0))), 0),
+             coalesce(sum(greatest(0, coalesce(s.reserved_rpd, 0)
+                                      - case when u.day_bucket = v_day then u.day_used
+                                             when u.day_bucket = v_day - 1 then u.day_next_used else 0 end)), 0)
+        into v_held_rpm, v_held_rpd
+      from public.google_ai_quota_shares s
+      left join public.google_ai_share_usage u on u.quota_group = v_group and u.share_id = s.id
+      where s.model = p_model
+        and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
+    end if;
+    if not public.google_ai_fast_fits(v_row, v_row.window_requests + v_held_rpm, v_row.window_tokens, p_rpm, p_tpm,
+                                      p_rpd - v_held_rpd, p_tokens, greatest(p_at, v_row.window_at), v_day_guard) then
+      return;
+    end if;
     select * into v_row from public.google_ai_usage_counters c
     where c.quota_group = v_group and c.model = p_model
     for update skip locked;
@@ -1376,7 +1552,7 @@ begin
     where c.quota_group = v_group and c.model = p_model
     for update;
   end if;
-  if not found then
+  if not found or v_row.window_at is null then
     return;
   end if;
 
@@ -1399,17 +1575,64 @@ begin
   v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
   v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
 
-  if v_row.window_at is null
-     or not public.google_ai_fast_fits(v_row, v_win_requests, v_win_tokens, p_rpm, p_tpm, p_rpd, p_tokens, v_now,
-                                       v_day_guard) then
+  -- The model's shares in this group (their use is written under the lock held here): what the
+  -- others' keep from the requester, and the requester's own.
+  if v_shared then
+    -- (kept: what the shares keep for the admitted class, as google_ai_quota_kept(p_model, p_rpm,
+    -- p_rpd, p_class, null) reads it for the answer's quota; read here in the same pass.)
+    select coalesce(sum(greatest(0, coalesce(x.reserved_rpm, 0) - x.win)) filter (where not x.owned), 0),
+           coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) - x.day_used)) filter (where not x.owned), 0),
+           array_agg(x.id order by x.id) filter (where x.owned),
+           coalesce(bool_or(x.owned and x.win < coalesce(x.reserved_rpm, 0)), false),
+           case when p_class is not null then jsonb_build_object(
+             'rpm_for_others', case when p_rpm is not null
+                                    then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where not x.for_class), 0)) end,
+             'rpm_for_you', case when p_rpm is not null
+                                 then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where x.for_class), 0)) end,
+             'rpd_for_others', case when p_rpd is not null
+                                    then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where not x.for_class), 0)) end,
+             'rpd_for_you', case when p_rpd is not null
+                                 then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where x.for_class), 0)) end) end
+      into v_held_rpm, v_held_rpd, v_owned, v_in_share, v_kept
+    from (select s.id, s.reserved_rpm, s.reserved_rpd,
+                 coalesce(s.priority_class = p_class, false) as for_class,
+                 coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
+                 coalesce(u.window_requests, 0) as win,
+                 case when u.day_bucket = v_day then u.day_used
+                      when u.day_bucket = v_day - 1 then u.day_next_used else 0 end as day_used
+          from public.google_ai_quota_shares s
+          left join public.google_ai_share_usage u on u.quota_group = v_group and u.share_id = s.id
+          where s.model = p_model) x;
+  end if;
+
+  v_fits := public.google_ai_fast_fits(v_row, v_win_requests + v_held_rpm, v_win_tokens, p_rpm, p_tpm,
+                                       p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard)
+            and (v_spread.step is null or v_in_share or v_row.spread_until - v_spread.tolerance <= v_now);
+  if not v_fits then
     update public.google_ai_usage_counters c set window_requests = v_win_requests, window_tokens = v_win_tokens,
       window_floor = greatest(c.window_floor, v_now - v_window)
     where c.id = v_row.id;
     return;
   end if;
 
-  insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids)
-  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, null);
+  insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
+    class_rank)
+  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned, p_rank);
+
+  if v_owned is not null then
+    -- The owners' use, rolled to today as try_book rolls it (the day guard is not near here).
+    insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
+      day_next_used, day_prev_used)
+    select v_group, o.id, 1, v_day, 1, 0, 0 from unnest(v_owned) as o(id)
+    on conflict (quota_group, share_id) do update set
+      window_requests = u.window_requests + 1,
+      day_used = case when u.day_bucket = v_day then u.day_used
+                      when u.day_bucket = v_day - 1 then u.day_next_used else 0 end + 1,
+      day_next_used = case when u.day_bucket = v_day then u.day_next_used else 0 end,
+      day_prev_used = case when u.day_bucket = v_day then u.day_prev_used
+                           when u.day_bucket = v_day - 1 then u.day_used else 0 end,
+      day_bucket = v_day;
+  end if;
 
   update public.google_ai_usage_counters c set
     minute_bucket   = v_minute,
@@ -1421,12 +1644,16 @@ begin
     window_tokens   = v_win_tokens + p_tokens,
     window_at       = v_now,
     window_floor    = greatest(v_row.window_floor, v_now - v_window),
+    spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
     updated_at      = v_now
   where c.id = v_row.id;
 
   booked_group := v_group;
   minute_bucket := v_minute;
   day_bucket := v_day;
+  key_id := v_key_id;
+  key_alias := v_key_alias;
+  env_var_name := v_env_var_name;
 
   -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next
   -- to leave the window are its oldest admissions (this one at the latest).
@@ -1452,10 +1679,14 @@ begin
     'rpd', p_rpd,
     'day_left', case when p_rpd is not null then greatest(0, p_rpd - (v_row.rpd_used + 1)) end,
     'day_reset_ms', case when p_rpd is not null
-                         then public.google_ai_ms_until(v_midnight + v_day_guard, v_now) end);
+                         then public.google_ai_ms_until(v_midnight + v_day_guard, v_now) end)
+    -- What the model's shares keep, for the admitted class (as google_ai_answer_quota_at adds it).
+    || case when v_kept is not null then jsonb_build_object('kept', v_kept) else '{}'::jsonb end;
 end
 $$;
 
+-- Books on the first of p_groups that fits, waiting for each row lock in turn (holding no other
+-- counter lock while it waits). Reports the earliest reopening among the full ones.
 CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -1481,20 +1712,27 @@ begin
 end
 $$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint)
+-- The quota groups that may serve p_model (through an active key the caller did not exclude), one
+-- row each: the priority of its best key, the cooldown in force at p_now and what it used in the
+-- current minute and Pacific day (an unlocked read), ranked in the order the reservation tries
+-- them: priority (lower first), then headroom (the smallest remaining fraction of RPM, TPM and
+-- RPD, largest first), then name. Each row names the key that serves its group, as
+-- google_ai_serving_key would (the best active key for the model, by priority, then alias), so the
+-- fast booking needs no second look at the keys.
+CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint, key_id uuid, key_alias text, env_var_name text)
     LANGUAGE sql STABLE
     AS $$
   with keys as (
     select distinct on (public.google_ai_quota_group(k.project_id, k.id))
            public.google_ai_quota_group(k.project_id, k.id) as quota_group,
-           k.priority
+           k.priority, k.id as key_id, k.key_alias, k.env_var_name
     from public.google_ai_api_keys k
     where k.is_active
       and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
       and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
-    order by public.google_ai_quota_group(k.project_id, k.id), k.priority nulls last
+    order by public.google_ai_quota_group(k.project_id, k.id), k.priority nulls last, k.key_alias
   ), usage as (
-    select g.quota_group, g.priority, cd.cooldown_until,
+    select g.quota_group, g.priority, g.key_id, g.key_alias, g.env_var_name, cd.cooldown_until,
            case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
                 then c.rpm_used else 0 end as rpm_used,
            case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
@@ -1514,10 +1752,13 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
                     least(coalesce(1 operator(pg_catalog.-) u.rpm_used::numeric operator(pg_catalog./) nullif(p_rpm, 0), 1),
                           coalesce(1 operator(pg_catalog.-) u.tpm_used::numeric operator(pg_catalog./) nullif(p_tpm, 0), 1),
                           coalesce(1 operator(pg_catalog.-) u.rpd_used::numeric operator(pg_catalog./) nullif(p_rpd, 0), 1)) desc,
-                    u.quota_group)
+                    u.quota_group),
+         u.key_id, u.key_alias, u.env_var_name
   from usage u
 $$;
 
+-- Until when a request's in-flight claim is held at p_now: its lease, or a live ticket of the request
+-- in the admission queue (its holder is waiting for its turn). Null: nobody holds it.
 CREATE OR REPLACE FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -1534,6 +1775,8 @@ begin
 end
 $$;
 
+-- Whether one more request of p_tokens fits a counter row of today, away from the day guard, with
+-- the window's sums given: the checks of google_ai_try_book when no share or pacing applies.
 CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer, p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_day_guard interval) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
@@ -1546,17 +1789,99 @@ CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usa
      and (p_tpm is null or (p_win_tokens operator(pg_catalog.+) p_tokens) operator(pg_catalog.<=) p_tpm)
 $$;
 
+-- One time of a '$holder' (null when absent); anything but an ISO timestamp is a clear 22023.
+CREATE OR REPLACE FUNCTION public.google_ai_holder_time(p_holder jsonb, p_key text) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_holder -> p_key is null then
+    return null;
+  end if;
+  if pg_catalog.jsonb_typeof(p_holder -> p_key) = 'string' then
+    begin
+      return (p_holder ->> p_key)::timestamptz;
+    exception when data_exception then
+      null; -- told below
+    end;
+  end if;
+  raise exception 'metadata key $holder is the gateway''s own: its % must be an ISO timestamp', p_key
+    using errcode = '22023';
+end
+$$;
+
+-- The invocation a '$holder' names (null when absent); anything but a uuid is a clear 22023.
+CREATE OR REPLACE FUNCTION public.google_ai_holder_id(p_holder jsonb) RETURNS uuid
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_holder -> 'holder' is null then
+    return null;
+  end if;
+  if pg_catalog.jsonb_typeof(p_holder -> 'holder') = 'string'
+     and (p_holder ->> 'holder') ~ '^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$' then
+    return (p_holder ->> 'holder')::uuid;
+  end if;
+  raise exception 'metadata key $holder is the gateway''s own: its holder must be a uuid'
+    using errcode = '22023';
+end
+$$;
+
+-- The statement's reply_by for rows that do not carry it (a queue ticket): the reservation entry
+-- passes its metadata through this, which notes '$holder'.reply_by for the transaction
+-- (google_ai_queue_reply_check reads it) and returns the metadata unchanged. Owner only.
+CREATE OR REPLACE FUNCTION public.google_ai_statement_holder(p_metadata jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_reply_by timestamptz :=
+    case when pg_catalog.jsonb_typeof(p_metadata -> '$holder') = 'object'
+         then public.google_ai_holder_time(p_metadata -> '$holder', 'reply_by') end;
+begin
+  perform pg_catalog.set_config('google_ai.reply_by', coalesce(v_reply_by::text, ''), true);
+  return p_metadata;
+end
+$$;
+
+-- A claim turns 'done' only by its holder's success: a former holder's late finalize (its claim was
+-- taken over meanwhile) leaves the new holder's claim in place. Its own answer still counts and its
+-- token_usage is written; only the stored answer of the request is the new holder's to write.
+CREATE OR REPLACE FUNCTION public.google_ai_response_holder_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if exists (select 1 from public.google_ai_attempts a
+             where a.request_id = old.request_id and a.caller = old.caller
+               and a.holder = old.holder and a.status = 'succeeded') then
+    return new;
+  end if;
+  return null;
+end
+$$;
+
+-- The request's idempotency marker: in flight until finalize stores the answer, with a lease a
+-- little longer than an Edge Function's wall clock, so a crashed caller cannot block its id. A claim
+-- taken (or taken over) names no holder until its taker's attempt row, in the same statement, makes
+-- it the taker's (google_ai_attempt_holder).
 CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) RETURNS void
     LANGUAGE sql
     SET search_path TO ''
     AS $$
-  insert into public.google_ai_responses as r (caller, request_id, status, model, created_at, expires_at)
-  values (p_caller, p_request_id, 'in_progress', p_model, p_now, p_now + interval '7 minutes')
+  insert into public.google_ai_responses as r (caller, request_id, status, model, created_at, expires_at, holder)
+  values (p_caller, p_request_id, 'in_progress', p_model, p_now, p_now + interval '7 minutes', null)
   on conflict (caller, request_id) do update set
     status = 'in_progress', response = null, model = excluded.model,
-    created_at = excluded.created_at, expires_at = excluded.expires_at
+    created_at = excluded.created_at, expires_at = excluded.expires_at, holder = null
 $$;
 
+-- For a request the caller named with its own request_id: the answer to give instead of reserving,
+-- or null to go on. A request id this caller completed within 24 hours is answered from the stored
+-- response; one whose earlier call still holds its lease (in flight, or between attempts) is refused
+-- as in_progress. The advisory lock serialises concurrent duplicates until the first one's marker
+-- (google_ai_hold_request, in the same transaction) is committed.
 CREATE OR REPLACE FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -1583,6 +1908,9 @@ begin
 end
 $$;
 
+-- A refusal in the attempt log; returns the milliseconds until p_retry_at (null: none known). One
+-- refused row per request and attempt, not one per poll: a WAIT caller asking again (it has waited,
+-- so p_wait_ms > 0) updates the row its first refusal wrote during this wait.
 CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -1609,6 +1937,8 @@ begin
 end
 $$;
 
+-- The model a request names and the limits it is held to (after the safety margin). blocked_by says
+-- why no group can take it at all: unknown_model, or too_large (more tokens than a minute allows).
 CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -1630,6 +1960,8 @@ begin
 end
 $$;
 
+-- The RPCs llm-invoke calls, as in the files that created them, in PL/pgSQL: a SQL-language
+-- function with a SET clause parses and plans its one statement on every call.
 CREATE OR REPLACE FUNCTION public.google_ai_reserve(p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -1641,6 +1973,10 @@ begin
 end
 $$;
 
+-- The reservation RPC with an injectable clock (p_now null: the database clock). Tests cross
+-- minute and day boundaries with it; the gateway calls google_ai_reserve below. One call does it
+-- all, in one transaction: the idempotency answer, the model's limits, the booking on the best
+-- quota group, the serving key, the idempotency marker and the attempt row — or the refusal.
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false) RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
@@ -1669,6 +2005,70 @@ begin
 end
 $$;
 
+-- The one reservation entry: the models as an array (a single model is an array of one, a chain
+-- its models in order) and either a caller (a service caller's label) or a token hash. One model
+-- is admitted by google_ai_admit_at / google_ai_admit_with_token_at, a chain by
+-- google_ai_admit_chain_at; the answer is theirs, unchanged. The holder's deadlines and identity
+-- (reply_by, hold_until, holder: llm-invoke's store/holder.ts) reach the attempt row's trigger
+-- (google_ai_attempt_holder) under the metadata key '$holder', which they overwrite; the statement's
+-- reply_by also holds for a queue ticket it takes (google_ai_statement_holder).
+-- The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only.
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $_$
+declare
+  v_metadata jsonb := coalesce(p_metadata, '{}');
+begin
+  if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
+    raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
+  end if;
+  if (p_caller is null) = (p_token_hash is null) then
+    raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
+  end if;
+  if p_reply_by is not null then
+    v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
+      pg_catalog.jsonb_build_object('reply_by', p_reply_by, 'hold_until', p_hold_until, 'holder', p_holder)));
+  end if;
+  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check).
+  v_metadata := public.google_ai_statement_holder(v_metadata);
+  if cardinality(p_models) > 1 then
+    return public.google_ai_admit_chain_at(p_now => p_now, p_models => p_models,
+      p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
+      p_request_id => p_request_id, p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt,
+      p_wait_ms => p_wait_ms, p_metadata => v_metadata, p_idempotent => p_idempotent,
+      p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
+  elsif p_token_hash is null then
+    return public.google_ai_admit_at(p_now => p_now, p_model => p_models[1],
+      p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
+      p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+      p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+      p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
+  else
+    return public.google_ai_admit_with_token_at(p_now => p_now, p_token_hash => p_token_hash,
+      p_model => p_models[1], p_estimated_tokens => p_estimated_tokens, p_request_id => p_request_id,
+      p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+      p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+      p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
+  end if;
+end
+$_$;
+
+-- What llm-invoke calls: google_ai_reserve_models_at on the transaction's own clock. (PL/pgSQL, not
+-- SQL: a SQL function with SET clauses is planned again on every call; this keeps its plan.)
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+begin
+  return public.google_ai_reserve_models_at(null, p_models, p_estimated_tokens, p_caller, p_token_hash, p_request_id,
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms,
+    p_reply_by, p_hold_until, p_holder);
+end
+$$;
+
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -1679,14 +2079,8 @@ begin
 end
 $$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_reserve_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false) RETURNS jsonb
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  select public.google_ai_admit_with_token_at(p_now, p_token_hash, p_model, p_estimated_tokens, p_request_id,
-    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, null, null, null)
-$$;
-
+-- The key that serves a booked group: the group's best active key for the model that the caller
+-- did not exclude (all nulls when there is none).
 CREATE OR REPLACE FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -1703,6 +2097,10 @@ begin
 end
 $$;
 
+-- One try at booking a request on a quota group's counter row. Returns 'booked', 'skipped' (row
+-- locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd', 'rpm', 'tpm'.
+-- The subtransaction (begin ... exception) gives the row lock back when the row is full, so the
+-- caller can move on to the next group without holding it.
 CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -1751,6 +2149,10 @@ declare
   v_pace_at timestamptz;
   v_at timestamptz;
   v_window_full boolean;
+  -- The spread of the window (google_ai_spread_step): the schedule's step and tolerance for this request
+  v_spread record;
+  v_in_share boolean := false;
+  v_spread_at timestamptz;
 begin
   begin
     for i in 1 .. 2 loop
@@ -1855,6 +2257,8 @@ begin
         v_owned_used := v_owned_used || v_used;
         v_owned_next := v_owned_next || v_next;
         v_owned_prev := v_owned_prev || v_prev;
+        -- A request its own RPM share still has room for is not held back by the spread.
+        v_in_share := v_in_share or v_share.win < coalesce(v_share.reserved_rpm, 0);
         if v_share.pace_burst is not null then
           -- Checked below, once the day shares of all owners are known.
           v_pace_burst := v_pace_burst || v_share.pace_burst;
@@ -1883,6 +2287,12 @@ begin
       end if;
     end loop;
 
+    -- The spread: the request waits for its place in the schedule unless its own share covers it.
+    v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
+    if v_spread.step is not null and not v_in_share and v_row.spread_until - v_spread.tolerance > v_now then
+      v_spread_at := v_row.spread_until - v_spread.tolerance;
+    end if;
+
     v_window_full := (p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm)
                   or (p_tpm is not null and v_win_tokens + p_tokens > p_tpm);
     outcome := case
@@ -1892,6 +2302,8 @@ begin
       when v_pace_at is not null then 'pace'
       when p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm then 'rpm'
       when p_tpm is not null and v_win_tokens + p_tokens > p_tpm then 'tpm'
+      -- Held by the spread: named after the limit whose share of the window the request's step is.
+      when v_spread_at is not null then v_spread.limit_name
       else 'booked' end;
     minute_bucket := v_minute;
     day_bucket := v_day;
@@ -1916,15 +2328,22 @@ begin
           -- Paced until then, and the window must have room by then too.
           reopens_at := greatest(v_pace_at, reopens_at);
           recheck_at := null;
+        elsif v_spread_at is not null then
+          -- Its place in the schedule, and the window must have room by then too.
+          reopens_at := greatest(v_spread_at, reopens_at);
+          if recheck_at >= reopens_at then
+            recheck_at := null;
+          end if;
         end if;
       end if;
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
-    insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids)
+    insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
+      class_rank)
     values (coalesce(p_reservation_id, gen_random_uuid()), p_quota_group, p_model, v_now, p_tokens,
             case when v_near_end then 1 when v_near_start then -1 else 0 end,
-            case when cardinality(v_owned) > 0 then v_owned end);
+            case when cardinality(v_owned) > 0 then v_owned end, public.google_ai_class_rank(p_class));
 
     if cardinality(v_owned) > 0 then
       insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
@@ -1949,6 +2368,7 @@ begin
       window_tokens   = v_win_tokens + p_tokens,
       window_at       = v_now,
       window_floor    = greatest(v_row.window_floor, v_now - v_window),
+      spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
       updated_at      = v_now
     where c.id = v_row.id;
   exception
@@ -1964,7 +2384,9 @@ $$;
 CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
 
 DROP TRIGGER IF EXISTS google_ai_attempts_reply_check ON public.google_ai_attempts;
-CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (((new.status = 'reserved'::text) AND (new.reply_by IS NOT NULL))) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
+CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
+
+CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON public.google_ai_responses FOR EACH ROW WHEN (((old.status = 'in_progress'::text) AND (new.status = 'done'::text) AND (old.holder IS NOT NULL))) EXECUTE FUNCTION public.google_ai_response_holder_check();
 -- ================================================================================================
 -- supabase/schemas/40_queue.sql
 -- ================================================================================================
@@ -1978,13 +2400,21 @@ CREATE TABLE IF NOT EXISTS public.google_ai_priority_classes (
     name text NOT NULL,
     rank smallint NOT NULL,
     description text,
-    CONSTRAINT google_ai_priority_classes_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,31}$'::text))
+    kept_rpm_percent numeric(5,2),
+    kept_rpd_percent numeric(5,2),
+    kept_changed_at timestamp with time zone,
+    CONSTRAINT google_ai_priority_classes_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,31}$'::text)),
+    CONSTRAINT google_ai_priority_classes_kept_rpm_check CHECK (((kept_rpm_percent > (0)::numeric) AND (kept_rpm_percent <= (100)::numeric))),
+    CONSTRAINT google_ai_priority_classes_kept_rpd_check CHECK (((kept_rpd_percent > (0)::numeric) AND (kept_rpd_percent <= (100)::numeric)))
 );
-ALTER TABLE public.google_ai_priority_classes ADD COLUMN IF NOT EXISTS name text NOT NULL;
-ALTER TABLE public.google_ai_priority_classes ADD COLUMN IF NOT EXISTS rank smallint NOT NULL;
-ALTER TABLE public.google_ai_priority_classes ADD COLUMN IF NOT EXISTS description text;
 
 COMMENT ON TABLE public.google_ai_priority_classes IS 'Admission order between waiting requests: lower rank first. A credential allows its class and the lower ones.';
+
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpm_percent IS 'Percent of every model''s RPM kept for this class, as a derived row of google_ai_quota_shares per model (rounded down, at least 1 request, below 100% never the whole limit). Null: none.';
+
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpd_percent IS 'Percent of every model''s RPD kept for this class, as kept_rpm_percent. Null: none.';
+
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_changed_at IS 'When a kept percent was last set or cleared; null: never (the seed writes its default percents only then).';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_queue (
     ticket_id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -2004,22 +2434,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_queue (
     lease_until timestamp with time zone NOT NULL,
     "position" integer NOT NULL
 );
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS ticket_id uuid DEFAULT gen_random_uuid() NOT NULL;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS model text NOT NULL;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS priority_class text NOT NULL;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS class_rank smallint NOT NULL;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS caller text NOT NULL;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS client_id uuid;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS token_id uuid;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS request_id text;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS requested_model text;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS turn bigint NOT NULL;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS enqueued_at timestamp with time zone NOT NULL;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS tokens integer NOT NULL;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS limit_hit text NOT NULL;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS expected_at timestamp with time zone NOT NULL;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS lease_until timestamp with time zone NOT NULL;
-ALTER TABLE public.google_ai_queue ADD COLUMN IF NOT EXISTS "position" integer NOT NULL;
 
 COMMENT ON TABLE public.google_ai_queue IS 'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
 
@@ -2030,9 +2444,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_queue_settings (
     CONSTRAINT google_ai_queue_settings_grace_ms_check CHECK (((grace_ms >= 100) AND (grace_ms <= 60000))),
     CONSTRAINT google_ai_queue_settings_one_row CHECK (id)
 );
-ALTER TABLE public.google_ai_queue_settings ADD COLUMN IF NOT EXISTS id boolean DEFAULT true NOT NULL;
-ALTER TABLE public.google_ai_queue_settings ADD COLUMN IF NOT EXISTS grace_ms integer DEFAULT 3000 NOT NULL;
-ALTER TABLE public.google_ai_queue_settings ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now() NOT NULL;
 
 COMMENT ON TABLE public.google_ai_queue_settings IS 'The admission queue: grace_ms, how long a turn is kept for a waiter that has not called yet before its ticket lapses.';
 
@@ -2101,6 +2512,7 @@ begin
 end
 $$;
 
+-- Tickets whose waiter stopped calling: removed, each leaving an abandoned attempt row (nothing lost).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) RETURNS integer
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -2123,23 +2535,45 @@ begin
 end
 $$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, OUT free_now integer, OUT turn_at timestamp with time zone) RETURNS record
+-- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the
+-- quota groups that may serve the model today: each group offers its free slots now, then one slot
+-- as each admission of its window leaves it (admitted_at + window), then the same again a window
+-- later; a spread model's group offers each of those slots no sooner than its schedule allows
+-- (google_ai_spread_step, google_ai_spread_next). free_now counts the slots of each group's first
+-- p_slots that are free now. likely_at: the same for a request of class rank p_rank, counting, on a
+-- spread model, on the part of each group's slots that the higher classes left in the last window
+-- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
+-- p_slots / part-th. Null turn_at:
+-- no group can serve today (day used up or cooling down everywhere).
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
 declare
   v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
+  v_spread record;
   v_group record;
   v_expiries timestamptz[];
   v_count integer;
-  v_openings timestamptz[] := '{}';
+  v_higher integer;
+  v_part numeric;
+  v_needed integer;
+  v_free integer;
+  v_openings timestamptz[];
+  v_group_slots timestamptz[];
+  v_slots timestamptz[] := '{}';
+  v_likely timestamptz[] := '{}';
   v_day_left bigint := 0;
   v_n integer;
+  v_slot timestamptz;
+  v_schedule timestamptz;
 begin
   free_now := 0;
+  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, null, 0);
   for v_group in
-    select c.quota_group, c.cooldown_until, c.rpd_used
-    from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
+    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until
+    from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
+    left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
   loop
     continue when v_group.cooldown_until is not null or (p_rpd is not null and v_group.rpd_used >= p_rpd);
     v_day_left := v_day_left + coalesce(p_rpd - v_group.rpd_used, 1000000);
@@ -2147,26 +2581,80 @@ begin
       free_now := 1000000;
       continue;
     end if;
-    select array_agg(a.admitted_at + v_window order by a.admitted_at) into v_expiries
+    select array_agg(a.admitted_at + v_window order by a.admitted_at),
+           count(*) filter (where a.class_rank < p_rank)
+      into v_expiries, v_higher
     from public.google_ai_admissions a
     where a.quota_group = v_group.quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
     v_count := coalesce(cardinality(v_expiries), 0);
-    free_now := free_now + greatest(0, p_rpm - v_count);
-    v_openings := v_openings || array_fill(p_now, array[greatest(0, p_rpm - v_count)])
-                             || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
+    v_free := greatest(0, p_rpm - v_count);
+    -- The group's openings within one window: free now, then as admissions leave.
+    v_openings := array_fill(p_now, array[v_free])
+                  || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
+    v_n := cardinality(v_openings);
+    continue when v_n = 0;
+    -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
+    -- every waiter there counts on them all.)
+    v_part := case when v_spread.step is null then 1
+                   else greatest(0.1, 1 - coalesce(v_higher, 0)::numeric / greatest(p_rpm, v_count, 1)) end;
+    v_needed := ceil(p_slots / v_part)::integer;
+    -- Its slots: each opening again a window later, none before the schedule allows.
+    v_schedule := v_group.spread_until;
+    v_group_slots := '{}';
+    for j in 1 .. v_needed loop
+      v_slot := v_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * v_window;
+      if v_spread.step is not null then
+        v_slot := greatest(v_slot, v_schedule - v_spread.tolerance);
+        v_schedule := public.google_ai_spread_next(v_schedule, v_slot, v_spread.step);
+      end if;
+      v_group_slots := v_group_slots || v_slot;
+      if j <= p_slots then
+        v_slots := v_slots || v_slot;
+        if v_slot <= p_now then
+          free_now := free_now + 1;
+        end if;
+      end if;
+    end loop;
+    for k in 1 .. p_slots loop
+      v_likely := v_likely || v_group_slots[least(v_needed, ceil(k / v_part)::integer)];
+    end loop;
   end loop;
   if v_day_left < p_slots then
     return; -- not today
   end if;
   if free_now >= p_slots then
     turn_at := p_now;
+    likely_at := p_now;
     return;
   end if;
-  select array_agg(o order by o) into v_openings from unnest(v_openings) o;
-  v_n := cardinality(v_openings);
-  turn_at := greatest(p_now, v_openings[((p_slots - 1) % v_n) + 1] + ((p_slots - 1) / v_n) * v_window);
+  select array_agg(o order by o) into v_slots from unnest(v_slots) o;
+  turn_at := greatest(p_now, v_slots[p_slots]);
+  select array_agg(o order by o) into v_likely from unnest(v_likely) o;
+  likely_at := case when v_likely[p_slots] is not null then greatest(p_now, v_likely[p_slots]) end;
 end
 $$;
+
+-- At commit: a ticket taken or moved by a statement whose holder stopped waiting goes with the
+-- statement (it would hold the request's claim and a place ahead of live waiters for nobody). The
+-- statement's reply_by is the transaction's setting google_ai.reply_by (google_ai_statement_holder).
+CREATE OR REPLACE FUNCTION public.google_ai_queue_reply_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_reply_by timestamptz := nullif(pg_catalog.current_setting('google_ai.reply_by', true), '')::timestamptz;
+begin
+  if pg_catalog.clock_timestamp() > v_reply_by then
+    raise exception 'queue ticket % reached its commit after its caller stopped waiting (%); rolled back',
+      new.ticket_id, v_reply_by
+      using errcode = '57014';
+  end if;
+  return null;
+end
+$$;
+
+DROP TRIGGER IF EXISTS google_ai_queue_reply_check ON public.google_ai_queue;
+CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON public.google_ai_queue DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_queue_reply_check();
 -- ================================================================================================
 -- supabase/schemas/50_shares_and_budgets.sql
 -- ================================================================================================
@@ -2189,14 +2677,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_caller_budgets (
     CONSTRAINT google_ai_caller_budgets_requests_check CHECK ((daily_max_requests >= 0)),
     CONSTRAINT google_ai_caller_budgets_tokens_check CHECK ((daily_max_tokens >= 0))
 );
-ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS caller text NOT NULL;
-ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS daily_max_requests integer;
-ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS daily_max_tokens integer;
-ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS day_bucket date;
-ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS requests_today integer DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS tokens_today bigint DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS notes text;
-ALTER TABLE public.google_ai_caller_budgets ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
 
 COMMENT ON TABLE public.google_ai_caller_budgets IS 'Requests and input tokens a service caller may book per Pacific day (null: no limit); requests_today and tokens_today are booked with each reservation. Refusal caller_budget until Pacific midnight.';
 
@@ -2210,6 +2690,7 @@ CREATE TABLE IF NOT EXISTS public.google_ai_quota_shares (
     pace_burst integer,
     notes text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    derived_from_class boolean DEFAULT false NOT NULL,
     CONSTRAINT google_ai_quota_shares_caller_check CHECK ((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text)),
     CONSTRAINT google_ai_quota_shares_one_owner CHECK ((num_nonnulls(priority_class, caller) = 1)),
     CONSTRAINT google_ai_quota_shares_pace_check CHECK ((pace_burst >= 0)),
@@ -2217,17 +2698,10 @@ CREATE TABLE IF NOT EXISTS public.google_ai_quota_shares (
     CONSTRAINT google_ai_quota_shares_rpm_check CHECK ((reserved_rpm >= 0)),
     CONSTRAINT google_ai_quota_shares_something CHECK ((num_nonnulls(reserved_rpm, reserved_rpd, pace_burst) >= 1))
 );
-ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS id bigint GENERATED ALWAYS AS IDENTITY NOT NULL;
-ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS model text NOT NULL;
-ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS priority_class text;
-ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS caller text;
-ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS reserved_rpm integer;
-ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS reserved_rpd integer;
-ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS pace_burst integer;
-ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS notes text;
-ALTER TABLE public.google_ai_quota_shares ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
 
 COMMENT ON TABLE public.google_ai_quota_shares IS 'Per model, the requests of each quota group''s RPM/RPD kept for one owner (a priority class or a caller), and the optional pacing of the owner''s day (pace_burst; only for a model with an RPD). Others may book only what the owners'' unused shares leave over; an owner may use the whole limit.';
+
+COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS 'True: the row is the class''s kept percents applied to the model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); setting it back to true re-derives it.';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_share_usage (
     quota_group text NOT NULL,
@@ -2238,13 +2712,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_share_usage (
     day_next_used integer DEFAULT 0 NOT NULL,
     day_prev_used integer DEFAULT 0 NOT NULL
 );
-ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS quota_group text NOT NULL;
-ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS share_id bigint NOT NULL;
-ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS window_requests integer DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS day_bucket date;
-ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS day_used integer DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS day_next_used integer DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_share_usage ADD COLUMN IF NOT EXISTS day_prev_used integer DEFAULT 0 NOT NULL;
 
 COMMENT ON TABLE public.google_ai_share_usage IS 'What each share''s owner used of a quota group, written only under that group''s counter-row lock.';
 
@@ -2320,11 +2787,14 @@ $baseline$;
 
 CREATE INDEX IF NOT EXISTS google_ai_share_usage_share_idx ON public.google_ai_share_usage USING btree (share_id);
 
+-- What is left of a budget (null: there is none), never below 0.
 CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select case when p_max is not null
                   then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
 
+-- What a paced owner may have used of Pacific day p_day at p_at: the burst, plus the part of the
+-- usable requests that the elapsed part of the day (23, 24 or 25 hours) earns.
 CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) RETURNS integer
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -2336,6 +2806,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with t
                ((p_day + 1)::timestamp at time zone 'America/Los_Angeles') as e) d
 $$;
 
+-- The first moment of Pacific day p_day at which the allowance reaches p_used + 1 (to the
+-- microsecond, the clock's resolution); null when it does not within that day. The allowance at
+-- s + e is burst + floor(usable x e / L), so it reaches need = p_used + 1 - burst at
+-- e = ceil(need x L / usable), which lies within the day (e < L) exactly when need < usable.
 CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer, p_usable integer) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -2350,6 +2824,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used int
        (select p_used + 1 - p_burst as need) n
 $$;
 
+-- What a requester may still use of a quota group, as the queue counts it (an unlocked read, like
+-- the queue's): the times at which slots of the sliding window are free for it, counting requests
+-- only — p_now once per slot free now, then the moment each admission whose leaving frees a slot
+-- for it leaves (an owner's admission leaving frees a slot for its owner, not for the others) — and
+-- the requests of today the others' day shares keep from it. Without shares kept from it: every
+-- admission's leaving opens a slot, and nothing of the day is kept.
 CREATE OR REPLACE FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -2419,6 +2899,11 @@ begin
 end
 $$;
 
+-- When the sliding window has room again for one more request of p_tokens for a requester that does
+-- not own some RPM shares: walking its admissions oldest first, the first moment the ones left, plus
+-- what the other owners may still claim of their shares, leave a request over (an owner's admission
+-- leaving gives its owner room, not the others). Without such shares: google_ai_window_reopens_at.
+-- Null: never within the window (the shares kept from this requester cover the limit).
 CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -2470,6 +2955,154 @@ begin
   return null;
 end
 $$;
+
+-- A class's default share: its kept percents (google_ai_priority_classes.kept_rpm_percent,
+-- kept_rpd_percent) applied to every model, held as ordinary share rows marked derived_from_class,
+-- so the booking reads them like any other share. Triggers keep them in step: a model inserted or
+-- its limits changed re-derives its rows, a percent changed re-derives the class's rows on every
+-- model, and an operator's edit of a derived row makes it the operator's.
+
+-- The requests a percent keeps of an effective limit: rounded down, but at least 1 request (10% of
+-- 5 RPM keeps 1, not 0), and below 100% never the whole limit, so that others keep at least 1 (a
+-- limit of 1 keeps nothing); null without a percent or without a limit.
+CREATE OR REPLACE FUNCTION public.google_ai_kept_requests(p_limit integer, p_percent numeric) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+  select case when p_limit is null or p_percent is null then null
+              when p_percent >= 100 then greatest(p_limit, 0)
+              when p_limit <= 1 then 0
+              else least(p_limit - 1, greatest(1, floor(p_limit * p_percent / 100)))::integer end
+$$;
+
+-- The derived share rows the kept percents call for: per model (p_model, or every model when null)
+-- and class (p_class, or every class when null), what the class keeps of the model's effective
+-- RPM and RPD (null: nothing of that limit). A pair keeping nothing of either has no row.
+CREATE OR REPLACE FUNCTION public.google_ai_derived_shares(p_model text, p_class text) RETURNS TABLE(model text, priority_class text, reserved_rpm integer, reserved_rpd integer)
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd
+  from (select l.model, c.name as priority_class,
+               public.google_ai_kept_requests(public.google_ai_effective_limit(l.rpm, l.safety_margin),
+                                              c.kept_rpm_percent) as reserved_rpm,
+               public.google_ai_kept_requests(public.google_ai_effective_limit(l.rpd, l.safety_margin),
+                                              c.kept_rpd_percent) as reserved_rpd
+        from public.google_ai_model_limits l
+        cross join public.google_ai_priority_classes c
+        where (p_model is null or l.model = p_model) and (p_class is null or c.name = p_class)) d
+  where d.reserved_rpm is not null or d.reserved_rpd is not null
+$$;
+
+-- Brings the derived rows of p_model (null: every model) and p_class (null: every class) in step:
+-- a derived row is updated, or removed when the class keeps nothing of the model any more, and a
+-- missing one is inserted; a row the operator owns for the same model and class (derived_from_class
+-- false) is left as it is, and none is derived beside it. A share's owner counts
+-- (google_ai_share_usage) stay with its row; a removed row takes them with it.
+CREATE OR REPLACE FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  -- Tells the shares' trigger that these writes are the derivation's, not an operator's edit.
+  perform pg_catalog.set_config('google_ai.deriving_shares', 'on', true);
+  delete from public.google_ai_quota_shares s
+  where s.derived_from_class
+    and (p_model is null or s.model = p_model) and (p_class is null or s.priority_class = p_class)
+    and not exists (select 1 from public.google_ai_derived_shares(s.model, s.priority_class));
+  update public.google_ai_quota_shares s set reserved_rpm = d.reserved_rpm, reserved_rpd = d.reserved_rpd
+  from public.google_ai_derived_shares(p_model, p_class) d
+  where s.derived_from_class and s.model = d.model and s.priority_class = d.priority_class and s.caller is null
+    and (s.reserved_rpm, s.reserved_rpd) is distinct from (d.reserved_rpm, d.reserved_rpd);
+  insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm, reserved_rpd, derived_from_class, notes)
+  select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd, true,
+         'Derived from the class''s kept percents (google_ai_priority_classes); an edit makes the row the operator''s.'
+  from public.google_ai_derived_shares(p_model, p_class) d
+  on conflict on constraint google_ai_quota_shares_owner_key do nothing;
+  perform pg_catalog.set_config('google_ai.deriving_shares', '', true);
+end
+$$;
+
+-- A model inserted, or its limits or safety margin changed: its derived rows follow.
+CREATE OR REPLACE FUNCTION public.google_ai_model_derives_shares() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform public.google_ai_derive_class_shares(new.model, null);
+  return null;
+end
+$$;
+
+-- A class's kept percents set or cleared: when, for the seed (kept_changed_at), before the write.
+CREATE OR REPLACE FUNCTION public.google_ai_class_kept_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if tg_op = 'INSERT' and (new.kept_rpm_percent is not null or new.kept_rpd_percent is not null)
+     or tg_op = 'UPDATE' and (new.kept_rpm_percent, new.kept_rpd_percent)
+                             is distinct from (old.kept_rpm_percent, old.kept_rpd_percent) then
+    new.kept_changed_at := pg_catalog.now();
+  end if;
+  return new;
+end
+$$;
+
+-- ... and every model's derived row of the class follows, after it.
+CREATE OR REPLACE FUNCTION public.google_ai_class_derives_shares() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform public.google_ai_derive_class_shares(null, new.name);
+  return null;
+end
+$$;
+
+-- A write to a share row that is not the derivation's: an edit of a derived row's numbers makes the
+-- row the operator's (derived_from_class false: no later derivation touches it); a model or class
+-- renamed (the foreign keys' cascade) leaves it derived. A row marked derived by the operator
+-- (inserted so, or set back to true) takes the class's numbers now.
+CREATE OR REPLACE FUNCTION public.google_ai_share_edited() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_derived record;
+begin
+  if coalesce(pg_catalog.current_setting('google_ai.deriving_shares', true), '') = 'on' then
+    return new;
+  end if;
+  if tg_op = 'UPDATE' and old.derived_from_class and new.derived_from_class then
+    if (new.reserved_rpm, new.reserved_rpd, new.pace_burst)
+       is distinct from (old.reserved_rpm, old.reserved_rpd, old.pace_burst) then
+      new.derived_from_class := false;
+    end if;
+    return new;
+  end if;
+  if new.derived_from_class then
+    select * into v_derived from public.google_ai_derived_shares(new.model, new.priority_class) d
+    where new.caller is null;
+    if not found then
+      raise exception 'a derived share belongs to a class that keeps part of the model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent); this one keeps nothing of %', new.model
+        using errcode = '23514';
+    end if;
+    new.reserved_rpm := v_derived.reserved_rpm;
+    new.reserved_rpd := v_derived.reserved_rpd;
+    new.pace_burst := null;
+  end if;
+  return new;
+end
+$$;
+
+CREATE OR REPLACE TRIGGER google_ai_model_derives_shares AFTER INSERT OR UPDATE OF rpm, rpd, safety_margin ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_derives_shares();
+
+CREATE OR REPLACE TRIGGER google_ai_class_kept_changed BEFORE INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_kept_changed();
+
+CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_derives_shares();
+
+CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 -- ================================================================================================
 -- supabase/schemas/60_life_cycle.sql
 -- ================================================================================================
@@ -2479,6 +3112,8 @@ $$;
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
+-- token_usage is the bot's GPT-4o usage table. Seed 000 says the bot writes the time into `at`
+-- (seed 001 lists `ts`): we create `at` and, on adoption, accept whichever the table has.
 CREATE TABLE IF NOT EXISTS public.token_usage (
     id bigserial NOT NULL,
     model text,
@@ -2510,6 +3145,7 @@ $baseline$;
 
 CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
 
+-- Cooldown: a quota group rests for one model until p_until (never shortened by a later call).
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone, p_reason text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -2533,6 +3169,11 @@ begin
 end
 $$;
 
+-- A quota group rests until p_until (never shortened by a later 429), with the 429's cause: one
+-- model, or for a spend cap every active model row the group's keys serve (a key's `models`, null:
+-- all) and the attempt's own model, a row or not. A row keeps the cause of whichever rest ends later.
+-- The rows are written in model order: two spend caps of one group (or a key check's delete, which
+-- locks in the same order) take their row locks in one order and cannot deadlock.
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) RETURNS void
     LANGUAGE sql
     SET search_path TO ''
@@ -2557,6 +3198,10 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS 'Finalize''s cooldown: one model, or for a spend cap (cause spend_cap) every active model the quota group''s keys serve.';
 
+-- The end of an idempotent request that failed: its in-flight marker goes, so the caller may repeat
+-- the request id at once (a success replaces the marker with the answer in finalize instead).
+-- Any reservation of the request identifies it; a holder ends only the claim it holds (by identity),
+-- a row that names no holder only a claim taken before its reply_by.
 CREATE OR REPLACE FUNCTION public.google_ai_end_request(p_reservation_id uuid) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -2568,15 +3213,21 @@ begin
   using public.google_ai_attempts a
   where a.reservation_id = p_reservation_id
     and r.caller = a.caller and r.request_id = a.request_id and r.status = 'in_progress'
-    and (a.reply_by is null or r.created_at <= a.reply_by);
+    and case when a.holder is not null then r.holder is not distinct from a.holder
+             else a.reply_by is null or r.created_at <= a.reply_by end;
   get diagnostics v_deleted = row_count;
   return jsonb_build_object('ok', true, 'ended', v_deleted > 0);
 end
 $$;
 
+-- Finalize: record the outcome of the call to Google and settle its admission at Google's input
+-- token count (google_ai_settle_admission). A success also lands in
+-- token_usage, and its response (when given: the caller sent its own request_id) is kept for replay.
+-- Optionally cools the group down (Google's 429) in the same round trip.
 CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb, p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
   v_att public.google_ai_attempts;
@@ -2662,6 +3313,9 @@ begin
 end
 $$;
 
+-- Google billed what it streamed: the call is finalized like a success (tokens reconciled with
+-- Google's last count, token_usage written, no stored answer), then marked 'cut' with who cut it
+-- ('client': the caller went away; 'google': the stream broke off on Google's side).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -2689,6 +3343,13 @@ begin
 end
 $$;
 
+-- One transaction: the attempt row says 'withdrawn' (Google's status, code and sanitized message,
+-- the call's latency), the reservation's capacity is given back as google_ai_release gives it (the
+-- admission leaves the minute window and the day; the estimated tokens go back to a token's budget,
+-- its request stays counted: the same request goes on to its chain's next model as a later attempt),
+-- and the model row is marked withdrawn — once: a row already marked keeps the first time and
+-- message. A reservation that is not open (finalized or released before) changes nothing and is
+-- answered as google_ai_release answers it.
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer DEFAULT 404, p_error_code text DEFAULT 'NOT_FOUND'::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -2725,9 +3386,11 @@ begin
 end
 $$;
 
+-- Release: the call never reached Google, so the booking is given back (google_ai_settle_admission).
 CREATE OR REPLACE FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
   v_att public.google_ai_attempts;
@@ -2783,25 +3446,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_clients (
     CONSTRAINT google_ai_clients_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)),
     CONSTRAINT google_ai_clients_ttl_check CHECK (((max_token_ttl > '00:00:00'::interval) AND (max_token_ttl <= '12:00:00'::interval)))
 );
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS id uuid DEFAULT gen_random_uuid() NOT NULL;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS name text NOT NULL;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS secret_hash text NOT NULL;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS models text[] NOT NULL;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS max_token_ttl interval DEFAULT '12:00:00'::interval NOT NULL;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS token_max_requests integer;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS token_max_tokens integer;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS daily_max_requests integer;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS daily_max_tokens integer;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS mint_per_hour integer DEFAULT 60 NOT NULL;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS day_bucket date;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS requests_today integer DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS tokens_today integer DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS notes text;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS revoked_at timestamp with time zone;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS revoked_reason text;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS max_output_tokens integer DEFAULT 8192 NOT NULL;
-ALTER TABLE public.google_ai_clients ADD COLUMN IF NOT EXISTS priority_class text DEFAULT 'batch'::text NOT NULL;
 
 COMMENT ON COLUMN public.google_ai_clients.secret_hash IS 'SHA-256 hex of the client secret; the secret itself is shown once at creation.';
 
@@ -2823,18 +3467,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_tokens (
     last_used_at timestamp with time zone,
     revoked_at timestamp with time zone
 );
-ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS id uuid DEFAULT gen_random_uuid() NOT NULL;
-ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS client_id uuid NOT NULL;
-ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS token_hash text NOT NULL;
-ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS models text[] NOT NULL;
-ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS expires_at timestamp with time zone NOT NULL;
-ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS max_requests integer;
-ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS max_tokens integer;
-ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS requests_used integer DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS tokens_used integer DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
-ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS last_used_at timestamp with time zone;
-ALTER TABLE public.google_ai_tokens ADD COLUMN IF NOT EXISTS revoked_at timestamp with time zone;
 
 COMMENT ON COLUMN public.google_ai_tokens.token_hash IS 'SHA-256 hex of the token; the token itself never reaches the database.';
 
@@ -2849,13 +3481,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_credential_refusals (
     CONSTRAINT google_ai_credential_refusals_reason_check CHECK ((reason = ANY (ARRAY['token_invalid'::text, 'token_expired'::text, 'token_revoked'::text]))),
     CONSTRAINT google_ai_credential_refusals_refusals_check CHECK ((refusals >= 0))
 );
-ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS minute timestamp with time zone NOT NULL;
-ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS reason text NOT NULL;
-ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS token_id uuid;
-ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS client_id uuid;
-ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS refusals integer DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS first_seen timestamp with time zone DEFAULT now() NOT NULL;
-ALTER TABLE public.google_ai_credential_refusals ADD COLUMN IF NOT EXISTS last_seen timestamp with time zone DEFAULT now() NOT NULL;
 
 COMMENT ON TABLE public.google_ai_credential_refusals IS 'Requests refused before any attempt row because their token can never be admitted: how many, per minute, reason and token (unknown tokens together). Trimmed after a day.';
 
@@ -2955,6 +3580,9 @@ CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON public.google_
 
 CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
 
+-- Token budgets follow the reservation's life cycle: finalize and release (request life cycle) call
+-- this with an attempt's request and token deltas. finalize reconciles the token's (and the client's
+-- same-day) tokens by actual - estimate; release gives back what the reservation booked.
 CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -2982,6 +3610,10 @@ begin
 end
 $$;
 
+-- Checks a token by its SHA-256 hex. Returns {status: 'ok', token_id, client, models, expires_at,
+-- max_output_tokens} or
+-- {status: <refusal>} after counting p_refusals refused requests (the one being checked plus those the
+-- caller's cache refused since its last check) in the minute's aggregate row.
 CREATE OR REPLACE FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer DEFAULT 1) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -3025,6 +3657,7 @@ begin
 end
 $$;
 
+-- Creates a client and returns its secret: the only time the secret is ever shown.
 CREATE OR REPLACE FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval DEFAULT '12:00:00'::interval, p_token_max_requests integer DEFAULT NULL::integer, p_token_max_tokens integer DEFAULT NULL::integer, p_daily_max_requests integer DEFAULT NULL::integer, p_daily_max_tokens integer DEFAULT NULL::integer, p_mint_per_hour integer DEFAULT 60, p_notes text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -3059,6 +3692,9 @@ begin
 end
 $_$;
 
+-- Trades a client secret (its SHA-256) for a token (its SHA-256, minted by the caller). The request
+-- may narrow the client's scope, never widen it. Minting is rate limited per client (mint_per_hour,
+-- sliding hour) so a leaked secret cannot flood the table.
 CREATE OR REPLACE FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[] DEFAULT NULL::text[], p_ttl_seconds integer DEFAULT NULL::integer, p_max_requests integer DEFAULT NULL::integer, p_max_tokens integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -3125,6 +3761,7 @@ begin
 end
 $_$;
 
+-- Revoking a client revokes every token it holds.
 CREATE OR REPLACE FUNCTION public.google_ai_revoke_client(p_name text, p_reason text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -3176,9 +3813,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_sha256_hex(p_text text) RETURNS text
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
+-- What llm-invoke calls, beside the reservation in one statement. Seeing the quota must never cost
+-- an admission: an error here would roll the reservation back with it, so the function only reads,
+-- and reads its input without a cast that could fail (an answer it cannot read is "no quota known").
+-- Not an exception block: its subtransaction would cost more than the whole read (measured ~150 µs).
 CREATE OR REPLACE FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 begin
   return public.google_ai_answer_quota_at(null, p_answer, p_model, p_exclude_key_ids);
@@ -3187,6 +3829,12 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) IS 'The quota a reservation''s answer carries (llm-invoke''s x-ratelimit-* headers): called in the reservation''s own statement.';
 
+-- For a reservation's answer (google_ai_reserve / _with_token): the quota of the group it booked, as
+-- of the booking (this request counted); for a refusal, of the model asked on its best candidate
+-- group (the one that could admit soonest, then the one with most left). Null when no model or group
+-- is known (an unknown model, a token refused before the quota, no key for the model).
+-- VOLATILE on purpose: called in the reservation's own statement, it must see what the reservation
+-- wrote (a stable function would read the statement's starting snapshot).
 CREATE OR REPLACE FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -3196,6 +3844,8 @@ declare
   v_limits record;
   v_group text;
   v_quota record;
+  v_class text;
+  v_kept jsonb := '{}';
 begin
   if p_answer is null or p_answer ->> 'limit' in
      ('unknown_model', 'no_active_key', 'token_invalid', 'token_expired', 'token_revoked', 'model_not_allowed')
@@ -3224,6 +3874,14 @@ begin
     v_group := v_quota.quota_group;
   end if;
 
+  -- What the model's shares keep, for the class the answer names (an admission's, or a queued
+  -- refusal's ticket's). Not carried without a class (a refusal answered at once: the shares' sizes
+  -- cannot be told apart) nor for a model no share keeps anything of (as a fast booking's quota).
+  v_class := coalesce(p_answer ->> 'priority', p_answer -> 'queue' ->> 'priority');
+  if v_class is not null and exists (select 1 from public.google_ai_quota_shares s where s.model = v_limits.model) then
+    v_kept := jsonb_build_object('kept', public.google_ai_quota_kept(v_limits.model, v_limits.rpm, v_limits.rpd, v_class, null));
+  end if;
+
   return jsonb_build_object(
     'model', v_limits.model,
     'quota_group', v_group,
@@ -3238,10 +3896,36 @@ begin
     'rpd', v_limits.rpd,
     'day_left', v_quota.day_left,
     'day_reset_ms', case when v_limits.rpd is not null
-                         then public.google_ai_ms_until(v_quota.day_reset_at, v_now) end);
+                         then public.google_ai_ms_until(v_quota.day_reset_at, v_now) end)
+    || v_kept;
 end
 $$;
 
+-- What a model's shares keep, as one requester (class p_class, caller p_caller) sees them: per quota
+-- group, the requests of the RPM and of the RPD kept for other owners (rpm_for_others, rpd_for_others:
+-- this requester books only what their unused part leaves over) and those kept for it, its class's
+-- share and its own (rpm_for_you, rpd_for_you). Share sizes, not what is unused of them; each at most
+-- the effective limit given (p_rpm, p_rpd); null for a limit the model does not have.
+CREATE OR REPLACE FUNCTION public.google_ai_quota_kept(p_model text, p_rpm integer, p_rpd integer, p_class text, p_caller text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select jsonb_build_object(
+    'rpm_for_others', case when p_rpm is not null
+                           then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where not o.own), 0)) end,
+    'rpm_for_you', case when p_rpm is not null
+                        then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where o.own), 0)) end,
+    'rpd_for_others', case when p_rpd is not null
+                           then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where not o.own), 0)) end,
+    'rpd_for_you', case when p_rpd is not null
+                        then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where o.own), 0)) end)
+  from public.google_ai_quota_shares s
+  cross join lateral (select coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as own) o
+  where s.model = p_model
+$$;
+
+-- The cause of the model's cooldown that ends first among the quota groups resting for it (the one
+-- a refusal's retry_after_ms is about); null: none rests, or its rest has no cause recorded.
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text) RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -3256,6 +3940,9 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS 'Why a model''s first-ending cooldown rests (minute, day, limit_zero, spend_cap, unknown): read in the reservation''s statement when it refuses with limit cooldown.';
 
+-- What is left in one quota group for a model at p_now under the effective limits given (null limit:
+-- none, its fields null), and when each figure next grows. ready_at: the earliest moment the group
+-- could admit one more request (used to pick the best group for a refusal). An unlocked read.
 CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -3367,6 +4054,8 @@ begin
 end
 $$;
 
+-- p_show_groups: the quota groups' names (Google project ids, key:<uuid>) are the operator's; a
+-- scoped token's caller sees each cooldown's cause and end, not whose project rests.
 CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone, p_show_groups boolean) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -3382,6 +4071,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now 
   where c.model = p_model and c.cooldown_until > p_now
 $$;
 
+-- One model over all quota groups that may serve it: what is left of the minute (groups cooling
+-- down count 0) and of the Pacific day, when each sum next grows, and the queue per class.
 CREATE OR REPLACE FUNCTION public.google_ai_model_quota(p_model text, p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -3436,6 +4127,7 @@ begin
 end
 $$;
 
+-- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
 CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
@@ -3448,6 +4140,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAU
 
 COMMENT ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) IS 'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota groups, the queue per class, and the caller''s budgets.';
 
+-- The quota route's report at p_now (google_ai_quota_report): per model, the minute and the day
+-- over all quota groups, the queue, the caller's budgets, each model's `cooldowns` (with their cause)
+-- and `kept` (what its shares keep for others and for this caller, google_ai_quota_kept),
+-- and the models Google withdrew (`withdrawn`: when, Google's message, the successor, the shutdown date).
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -3460,6 +4156,8 @@ declare
   v_caller_budget public.google_ai_caller_budgets;
   v_models text[];
   v_caller jsonb;
+  v_owner_class text;
+  v_owner_caller text;
   v_budget jsonb;
   v_requests_today integer;
   v_tokens_today bigint;
@@ -3480,6 +4178,8 @@ begin
     v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
     v_caller := jsonb_build_object('kind', 'token', 'client', v_client.name,
                                    'priority_class', v_client.priority_class);
+    v_owner_class := v_client.priority_class;
+    v_owner_caller := 'client:' || v_client.name;
     v_budget := jsonb_build_object(
       'token_requests_left', public.google_ai_budget_left(v_token.max_requests, v_token.requests_used),
       'token_tokens_left', public.google_ai_budget_left(v_token.max_tokens, v_token.tokens_used),
@@ -3493,8 +4193,9 @@ begin
     select * into v_caller_budget from public.google_ai_caller_budgets b where b.caller = p_caller;
     v_requests_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.requests_today else 0 end;
     v_tokens_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.tokens_today else 0 end;
-    v_caller := jsonb_build_object('kind', 'service', 'client', null,
-      'priority_class', (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1));
+    v_owner_class := (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1);
+    v_owner_caller := p_caller;
+    v_caller := jsonb_build_object('kind', 'service', 'client', null, 'priority_class', v_owner_class);
     v_budget := jsonb_build_object('token_requests_left', null, 'token_tokens_left', null, 'token_expires_at', null,
       'daily_requests_left', public.google_ai_budget_left(v_caller_budget.daily_max_requests, v_requests_today),
       'daily_tokens_left', public.google_ai_budget_left(v_caller_budget.daily_max_tokens, v_tokens_today),
@@ -3510,7 +4211,9 @@ begin
     'budget', v_budget,
     'models', coalesce((
       select jsonb_agg(public.google_ai_model_quota(l.model, v_now)
-                       || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null))
+                       || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null),
+                            'kept', public.google_ai_quota_kept(l.model, public.google_ai_effective_limit(l.rpm, l.safety_margin),
+                              public.google_ai_effective_limit(l.rpd, l.safety_margin), v_owner_class, v_owner_caller))
                        order by l.model)
       from public.google_ai_model_limits l
       where l.is_active and (v_models is null or l.model = any (v_models))), '[]'),
@@ -3527,6 +4230,12 @@ begin
 end
 $$;
 
+-- The quota groups that may serve p_model: those google_ai_ranked_groups lists (an active key for
+-- the model that the caller did not exclude), without its usage read and ranking, which the quota
+-- reads here do themselves. Inlined by the planner into the query that calls it (plain SQL, no SET
+-- clause, as google_ai_quota_group), so it is planned once with its caller's query, not on each call
+-- (a refusal's quota cost ~0.9 ms through the ranked groups); with no SET search_path, the
+-- body names everything by schema, operators included.
 CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[]) RETURNS TABLE(quota_group text)
     LANGUAGE sql STABLE
     AS $$
@@ -3545,6 +4254,9 @@ $$;
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
+-- The last check of each key: ok (models.list answered), invalid (Google refused the key; the key
+-- was taken out of rotation), missing_secret (no Edge secret under env_var_name; reported only),
+-- error (anything else: 429, 5xx, network; nothing concluded).
 CREATE TABLE IF NOT EXISTS public.google_ai_key_health (
     api_key_id uuid NOT NULL,
     key_alias text NOT NULL,
@@ -3556,14 +4268,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_key_health (
     models_listed integer,
     CONSTRAINT google_ai_key_health_status_check CHECK ((status = ANY (ARRAY['ok'::text, 'invalid'::text, 'missing_secret'::text, 'error'::text])))
 );
-ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS api_key_id uuid NOT NULL;
-ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS key_alias text NOT NULL;
-ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS status text NOT NULL;
-ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS checked_at timestamp with time zone DEFAULT now() NOT NULL;
-ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS http_status integer;
-ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS reason text;
-ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS message text;
-ALTER TABLE public.google_ai_key_health ADD COLUMN IF NOT EXISTS models_listed integer;
 
 COMMENT ON TABLE public.google_ai_key_health IS 'The last models.list check of each key by the maintenance function.';
 
@@ -3580,20 +4284,16 @@ CREATE TABLE IF NOT EXISTS public.google_ai_model_catalogue (
     first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
     refreshed_at timestamp with time zone DEFAULT now() NOT NULL
 );
-ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS api_key_id uuid NOT NULL;
-ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS model text NOT NULL;
-ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS key_alias text NOT NULL;
-ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS quota_group text NOT NULL;
-ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS display_name text;
-ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS version text;
-ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS input_token_limit integer;
-ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS output_token_limit integer;
-ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS supported_methods text[] DEFAULT '{}'::text[] NOT NULL;
-ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS first_seen_at timestamp with time zone DEFAULT now() NOT NULL;
-ALTER TABLE public.google_ai_model_catalogue ADD COLUMN IF NOT EXISTS refreshed_at timestamp with time zone DEFAULT now() NOT NULL;
 
 COMMENT ON TABLE public.google_ai_model_catalogue IS 'Models each key can reach (Google models.list), with token limits and methods; refreshed by the maintenance function.';
 
+-- The operator's rows: which tier llm-invoke asks Google for (the request body's serviceTier) when a
+-- request of that class is served by that model. No row: standard (nothing is sent). flex is half
+-- price and may be shed under load; priority (Google's Tier 2/3) may be served at standard when over
+-- its own limit. standard_on_shed: a flex call Google sheds (its 503) is retried like any 503, and at
+-- standard when this is true (else at flex again). Not seeded: the owner's projects are on the free
+-- tier, where flex saves nothing and only adds shed calls (docs/google-429s.md, "Service tiers").
+-- The OpenAI surface's `service_tier` may ask for any tier up to its class's (flex < standard < priority).
 CREATE TABLE IF NOT EXISTS public.google_ai_service_tiers (
     model text NOT NULL,
     priority_class text NOT NULL,
@@ -3603,12 +4303,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_service_tiers (
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     CONSTRAINT google_ai_service_tiers_tier_check CHECK ((service_tier = ANY (ARRAY['flex'::text, 'standard'::text, 'priority'::text])))
 );
-ALTER TABLE public.google_ai_service_tiers ADD COLUMN IF NOT EXISTS model text NOT NULL;
-ALTER TABLE public.google_ai_service_tiers ADD COLUMN IF NOT EXISTS priority_class text NOT NULL;
-ALTER TABLE public.google_ai_service_tiers ADD COLUMN IF NOT EXISTS service_tier text NOT NULL;
-ALTER TABLE public.google_ai_service_tiers ADD COLUMN IF NOT EXISTS standard_on_shed boolean DEFAULT false NOT NULL;
-ALTER TABLE public.google_ai_service_tiers ADD COLUMN IF NOT EXISTS notes text;
-ALTER TABLE public.google_ai_service_tiers ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now() NOT NULL;
 
 COMMENT ON TABLE public.google_ai_service_tiers IS 'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
 
@@ -3664,6 +4358,9 @@ $baseline$;
 
 CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_ai_model_catalogue USING btree (model);
 
+-- The maintenance function's key check (google_ai_record_key_check) writes the key's health row; an
+-- 'ok' check ends the limit_zero rests of the key's quota group: the project may have been given
+-- quota for the model since (the next request tries Google once more, and a new limit: 0 rests again).
 CREATE OR REPLACE FUNCTION public.google_ai_key_check_clears_limit_zero() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -3684,6 +4381,8 @@ begin
 end
 $$;
 
+-- Before: a name in two rows' aliases resolved to the older row, so giving it to a new row changed
+-- nothing until it was also taken from the old one. Now the row that gains an alias takes it.
 CREATE OR REPLACE FUNCTION public.google_ai_model_alias_moves() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -3704,6 +4403,8 @@ begin
 end
 $$;
 
+-- The profile with function calling. google_ai_model_profile keeps its result type (an earlier
+-- migration creates it, and re-applying that file must not meet a different one).
 CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, fallback_models text[])
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -3714,6 +4415,15 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS
   join public.google_ai_model_limits l on l.model = p.model
 $$;
 
+-- Called after every key was checked (its catalogue rows are fresh). A withdrawn model that a key
+-- whose last check succeeded lists again (seen after it was withdrawn) is brought back. The answer:
+--   restored       models brought back now
+--   withdrawn      models still marked: {model, withdrawn_at, message, successor}
+--   missing        active rows no checked key lists (Google retired or renamed them)
+--   shutting_down  rows whose shutdown date is within p_within_days (or past): {model, shutdown_date,
+--                  days_left, successor}
+--   unserved       models Google lists that no row serves (nobody can name them yet)
+-- Without a key whose last check succeeded, nothing is concluded from the catalogue.
 CREATE OR REPLACE FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer DEFAULT 14) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -3758,6 +4468,8 @@ begin
 end
 $$;
 
+-- Active rows with what Google's models.list told the maintenance run about them (token limits,
+-- display name), the largest over the keys that list the model.
 CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model text, aliases text[], display_name text, input_token_limit integer, output_token_limit integer, rpm integer, tpm integer, rpd integer, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -3773,6 +4485,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model tex
   order by l.model
 $$;
 
+-- What llm-invoke needs to build a request's chain: the model a name resolves to (inactive rows
+-- included, flagged), what it can do, and its row's chain resolved to canonical names (names no row
+-- knows are left out).
 CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, fallback_models text[])
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -3788,6 +4503,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS 
   where l.id is not null
 $$;
 
+-- google_ai_model_features with whether the model takes images (google_ai_model_limits.supports_images,
+-- null: not known), whether it is withdrawn and its successor (the countTokens route, which books
+-- nothing, answers a withdrawn model without calling Google). A new name: google_ai_model_features
+-- keeps its result type (an earlier migration creates it, and re-applying that file must not meet a
+-- different one).
 CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean, fallback_models text[], withdrawn boolean, successor text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -3798,6 +4518,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS T
   join public.google_ai_model_limits l on l.model = f.model
 $$;
 
+-- Retired in the catalogue: active keys were checked (models.list answered) and none lists the
+-- model. The same reading as google_ai_model_catalogue_status's 'unlisted'.
 CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -3811,6 +4533,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS
                      where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o))
 $$;
 
+-- Records one key's check in one transaction: its health row; for 'ok' the catalogue rows of the
+-- models listed (upserted, first_seen_at kept) and the removal of those no longer listed; for
+-- 'invalid' the removal of its catalogue rows and, when p_disable, the key taken out of rotation
+-- (is_active = false, disabled_reason, disabled_at; never deleted). p_models: a JSON array of
+-- {model, display_name, version, input_token_limit, output_token_limit, supported_methods}.
 CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text, p_models jsonb DEFAULT '[]'::jsonb, p_disable boolean DEFAULT true) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -3906,6 +4633,8 @@ CREATE OR REPLACE TRIGGER google_ai_model_alias_moves AFTER INSERT OR UPDATE OF 
 -- Bodies are checked when called, not when created: a function may name one defined in a later file.
 set check_function_bodies = off;
 
+-- One row (id = true). Edit it to tune retention; the function falls back to these defaults if the
+-- row is missing.
 CREATE TABLE IF NOT EXISTS public.google_ai_maintenance_settings (
     id boolean DEFAULT true NOT NULL,
     attempts_retention interval DEFAULT '30 days'::interval NOT NULL,
@@ -3927,16 +4656,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_maintenance_settings (
     CONSTRAINT google_ai_maintenance_settings_time_budget_check CHECK ((time_budget > '00:00:00'::interval)),
     CONSTRAINT google_ai_maintenance_settings_token_grace_check CHECK ((token_grace >= '01:00:00'::interval))
 );
-ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS id boolean DEFAULT true NOT NULL;
-ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS attempts_retention interval DEFAULT '30 days'::interval NOT NULL;
-ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS stale_reservation_after interval DEFAULT '00:15:00'::interval NOT NULL;
-ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS token_grace interval DEFAULT '7 days'::interval NOT NULL;
-ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS cron_history_retention interval DEFAULT '7 days'::interval NOT NULL;
-ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS batch_size integer DEFAULT 5000 NOT NULL;
-ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS max_batches integer DEFAULT 100 NOT NULL;
-ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS time_budget interval DEFAULT '00:02:00'::interval NOT NULL;
-ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS lock_timeout_ms integer DEFAULT 5000 NOT NULL;
-ALTER TABLE public.google_ai_maintenance_settings ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now() NOT NULL;
 
 COMMENT ON TABLE public.google_ai_maintenance_settings IS 'Housekeeping settings (one row). attempts_retention: how long attempt rows are kept; stale_reservation_after: when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; lock_timeout_ms: longest wait for a table lock.';
 
@@ -3983,6 +4702,7 @@ $baseline$;
 
 CREATE INDEX IF NOT EXISTS google_ai_maintenance_log_started_at_idx ON public.google_ai_maintenance_log USING btree (started_at);
 
+-- The keys the maintenance function checks against Google, with their quota group.
 CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text, key_alias text, env_var_name text, quota_group text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -3993,6 +4713,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text,
   order by k.priority nulls last, k.key_alias
 $$;
 
+-- Deletes rows of p_table matching p_condition (on alias s; $1 is p_cutoff) in batches of
+-- p_batch, taking each batch with FOR UPDATE SKIP LOCKED so rows other transactions hold are left
+-- alone. Stops after p_max_batches or at p_deadline; 'more' says rows may remain for the next run.
+-- Internal: the condition is SQL text, so only the owner may call it.
 CREATE OR REPLACE FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text, p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone, p_order text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -4023,6 +4747,7 @@ begin
 end
 $$;
 
+-- What pg_cron, the maintenance function and operators call: the database clock, always.
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping() RETURNS jsonb
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
@@ -4091,6 +4816,8 @@ begin
 end
 $$;
 
+-- Housekeeping with an injectable clock (p_now null: the database clock). Tests use it to place
+-- the run in a given minute and Pacific day; everyone else calls google_ai_housekeeping().
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -4203,6 +4930,8 @@ begin
 end
 $_$;
 
+-- Housekeeping's attempts step: old attempt rows deleted in batches; it folds first (waiting for a scrape's fold to end) and holds the fold's row lock while it deletes,
+-- so the mark cannot move; a row above the mark is added to the totals in the statement that deletes it.
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -4318,6 +5047,9 @@ begin
 end
 $_$;
 
+-- Kaggle tokens that expired or were revoked more than token_grace ago. The grace (>= 1 hour)
+-- outlives any open reservation of a token (tokens live <= 12 hours) and the mint rate limit's
+-- one-hour look-back.
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -4332,6 +5064,12 @@ begin
 end
 $_$;
 
+-- Calls the maintenance Edge Function through pg_net, with its URL and the service key read from
+-- Vault at call time (so rotating the key is a Vault update, not a migration). Asynchronous: returns
+-- pg_net's request id; the answer lands in net._http_response. By default the function skips its own
+-- housekeeping (the hourly job does that) and checks keys and the model catalogue.
+-- Raises a message that says what to set up when pg_net, Vault or a secret is missing. It reads the
+-- service key: only its owner (the role pg_cron runs the job as) may call it (99_access.sql).
 CREATE OR REPLACE FUNCTION public.google_ai_invoke_maintenance_function(p_body jsonb DEFAULT '{"housekeeping": false}'::jsonb, p_timeout_ms integer DEFAULT 120000) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -4372,6 +5110,7 @@ begin
 end
 $_$;
 
+-- One google_ai_maintenance_log row for a run of the maintenance function; returns its id.
 CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) RETURNS integer
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
@@ -4382,6 +5121,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text
   returning id
 $$;
 
+-- An error message fit for the log: known secret shapes redacted (the same shapes as the functions'
+-- sanitize.ts), control characters flattened, length capped.
 CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer DEFAULT 500) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO ''
@@ -4415,12 +5156,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_metric_fold (
     fence_at timestamp with time zone,
     CONSTRAINT google_ai_metric_fold_one_row CHECK (id)
 );
-ALTER TABLE public.google_ai_metric_fold ADD COLUMN IF NOT EXISTS id boolean DEFAULT true NOT NULL;
-ALTER TABLE public.google_ai_metric_fold ADD COLUMN IF NOT EXISTS folded_through bigint DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_metric_fold ADD COLUMN IF NOT EXISTS folded_at timestamp with time zone;
-ALTER TABLE public.google_ai_metric_fold ADD COLUMN IF NOT EXISTS rows_folded bigint DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_metric_fold ADD COLUMN IF NOT EXISTS fence_id bigint;
-ALTER TABLE public.google_ai_metric_fold ADD COLUMN IF NOT EXISTS fence_at timestamp with time zone;
 
 COMMENT ON TABLE public.google_ai_metric_fold IS 'Metrics: the attempt rows (id <= folded_through) whose counts are in google_ai_metric_totals, and the fence (fence_id handed out by fence_at) that tells an id never to be visible from one not committed yet.';
 
@@ -4431,11 +5166,6 @@ CREATE TABLE IF NOT EXISTS public.google_ai_metric_totals (
     le numeric DEFAULT 'NaN'::numeric NOT NULL,
     value numeric DEFAULT 0 NOT NULL
 );
-ALTER TABLE public.google_ai_metric_totals ADD COLUMN IF NOT EXISTS family text NOT NULL;
-ALTER TABLE public.google_ai_metric_totals ADD COLUMN IF NOT EXISTS suffix text DEFAULT ''::text NOT NULL;
-ALTER TABLE public.google_ai_metric_totals ADD COLUMN IF NOT EXISTS labels text NOT NULL;
-ALTER TABLE public.google_ai_metric_totals ADD COLUMN IF NOT EXISTS le numeric DEFAULT 'NaN'::numeric NOT NULL;
-ALTER TABLE public.google_ai_metric_totals ADD COLUMN IF NOT EXISTS value numeric DEFAULT 0 NOT NULL;
 
 COMMENT ON TABLE public.google_ai_metric_totals IS 'Metrics: running totals of the attempt rows already folded (google_ai_metric_fold), per series. A scrape adds the rows above the fold''s mark; housekeeping folds what it deletes. Never holds a key or a secret.';
 
@@ -4459,10 +5189,12 @@ BEGIN
 END
 $baseline$;
 
+-- The histograms' bucket bounds in seconds, +Inf last (the columns hold milliseconds).
 CREATE OR REPLACE FUNCTION public.google_ai_metric_bounds_s() RETURNS numeric[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select '{0.005,0.01,0.025,0.05,0.1,0.25,0.5,1,2.5,5,10,30,60,120,300,Infinity}'::numeric[] $$;
 
+-- A label pair with its value escaped as the text format wants (backslash, quote, newline).
 CREATE OR REPLACE FUNCTION public.google_ai_metric_label(p_name text, p_value text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -4471,6 +5203,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_label(p_name text, p_value te
       E'\n', E'\\n') operator(pg_catalog.||) '"'
 $$;
 
+-- The (non-cumulative) bucket of a duration in ms: the smallest bound >= it (le is inclusive).
 CREATE OR REPLACE FUNCTION public.google_ai_metric_le(p_ms integer) RETURNS numeric
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
@@ -4480,10 +5213,23 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_le(p_ms integer) RETURNS nume
     operator(pg_catalog.+) 1]
 $$;
 
+-- How long a refusal may still change: a waiting caller asking again updates its refusal row while
+-- it is younger than its wait plus a minute (google_ai_record_refusal). The longest wait is bounded
+-- by llm-invoke's budget, which Supabase's Edge Function wall clock (400 s at most) bounds; 8 minutes
+-- covers it. Keep it below stale_reservation_after (the fold's lag, 15 minutes by default).
 CREATE OR REPLACE FUNCTION public.google_ai_metric_refusal_settled() RETURNS interval
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select interval '8 minutes' $$;
 
+-- The samples the decided attempt rows with p_after < id <= p_through (and, given p_only, among
+-- those ids) add to the counters and histograms, summed per series. One definition for the fold, the
+-- scrape's live part and housekeeping's fold-on-delete, so the three always agree. Set-based: rows
+-- are grouped by their labels first, and labels are rendered per group, not per row.
+-- p_settled_before (the scrape's live part): a refusal created at or after it may still change, and
+-- is left out until it cannot (the fold never reaches such a row; housekeeping's rows are old).
+-- Every label is read from columns fixed when the row was written or decided, never from another
+-- table: the caller is a Kaggle client's caller (client_id set at insert), else 'service'. A row
+-- from a reservation has a quota group; a queue lapse (google_ai_queue_lapse) has none.
 CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[] DEFAULT NULL::bigint[], p_settled_before timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(family text, suffix text, labels text, le numeric, value numeric)
     LANGUAGE sql STABLE
     SET search_path TO ''
@@ -4561,6 +5307,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
   select h.family, '_sum', h.labels, 'NaN'::numeric, sum(h.ms) / 1000 from histogram_rows h group by 1, 3
 $$;
 
+-- What the metrics route calls: the fold (skipped when another one is running), then the text.
 CREATE OR REPLACE FUNCTION public.google_ai_metrics() RETURNS text
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -4573,6 +5320,21 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_metrics() IS 'Prometheus text format (version 0.0.4) of the gateway''s counters, histograms and gauges: one call per scrape.';
 
+-- Adds the attempt rows that can no longer change to the totals and moves the mark past them: rows
+-- above the mark, up to (not including) the first one still open ('reserved'), younger than
+-- stale_reservation_after (no function runs that long, so none writes it again), or a refusal a
+-- waiting caller may still update; and never past an id that is not visible, unless the fence says
+-- it never will be. An id is handed out when its insert starts and is visible only once its
+-- transaction commits, so a committed higher id says nothing of a lower one: passing an id whose
+-- insert commits later would leave its row counted by neither the live part nor a later fold. Ids
+-- also have permanent gaps (an insert rolled back: a reservation whose caller stopped waiting, a
+-- model tried in a subtransaction; a row housekeeping deleted above the mark); a gap is permanent
+-- once the fence (fence_id handed out by fence_at) is older than any transaction can stay open,
+-- taken here as stale_reservation_after (the reservation's statements time out in seconds; a late
+-- one is rolled back at commit). The fence is renewed once it is that old, so a gap holds the mark
+-- back for at most twice stale_reservation_after; the rows after it stay live (counted) meanwhile.
+-- p_wait: wait for a fold in progress (housekeeping) or give up at once (a scrape: the other fold
+-- does the work). Returns the mark after the call.
 CREATE OR REPLACE FUNCTION public.google_ai_metrics_fold(p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_wait boolean DEFAULT false) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -4649,6 +5411,9 @@ begin
 end
 $$;
 
+-- The text of one scrape: the folded totals plus the live rows, and the gauges read now. One
+-- statement, so it reads one snapshot: a fold or a housekeeping run that commits meanwhile is seen
+-- entirely or not at all.
 CREATE OR REPLACE FUNCTION public.google_ai_metrics_text() RETURNS text
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -5163,6 +5928,7 @@ CREATE OR REPLACE VIEW public.google_ai_wait_by_class_1h WITH (security_invoker=
 
 COMMENT ON VIEW public.google_ai_wait_by_class_1h IS 'The last hour per model and class: first attempts admitted, refused and abandoned in the queue, and how long the admitted waited.';
 
+-- The model catalogue's status (the view of the same name), for the maintenance function's summary.
 CREATE OR REPLACE FUNCTION public.google_ai_catalogue_status() RETURNS SETOF public.google_ai_model_catalogue_status
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -5319,6 +6085,26 @@ REVOKE ALL ON FUNCTION public.google_ai_admit_with_token_at(p_now timestamp with
 
 REVOKE ALL ON FUNCTION public.google_ai_admit_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.google_ai_holder_time(p_holder jsonb, p_key text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_holder_time(p_holder jsonb, p_key text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_holder_id(p_holder jsonb) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_holder_id(p_holder jsonb) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_queue_reply_check() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_queue_reply_check() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_response_holder_check() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_response_holder_check() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_statement_holder(p_metadata jsonb) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_statement_holder(p_metadata jsonb) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.google_ai_attempt_holder() FROM anon, authenticated, service_role, eve_gateway;
 
 REVOKE ALL ON FUNCTION public.google_ai_attempt_holder() FROM PUBLIC;
@@ -5331,17 +6117,17 @@ REVOKE ALL ON FUNCTION public.google_ai_book_best_group(p_model text, p_rpm inte
 
 REVOKE ALL ON FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text, p_rank smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) FROM anon, authenticated, service_role, eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text, p_rank smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
 
 REVOKE ALL ON FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
 
@@ -5395,6 +6181,18 @@ GRANT ALL ON FUNCTION public.google_ai_reserve_chain_with_token(p_token_hash tex
 
 GRANT ALL ON FUNCTION public.google_ai_reserve_chain_with_token(p_token_hash text, p_models text[], p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) TO eve_gateway;
 
+REVOKE ALL ON FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) TO eve_gateway;
+
 REVOKE ALL ON FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM anon, authenticated, service_role, eve_gateway;
 
 REVOKE ALL ON FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM PUBLIC;
@@ -5402,10 +6200,6 @@ REVOKE ALL ON FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_
 GRANT ALL ON FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) TO eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_reserve_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_reserve_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) FROM anon, authenticated, service_role, eve_gateway;
 
@@ -5429,9 +6223,9 @@ REVOKE ALL ON FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestam
 
 REVOKE ALL ON FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, OUT free_now integer, OUT turn_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, OUT free_now integer, OUT turn_at timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON TABLE public.google_ai_priority_classes FROM anon, authenticated, service_role, eve_gateway;
 
@@ -5469,9 +6263,45 @@ REVOKE ALL ON FUNCTION public.google_ai_share_room(p_quota_group text, p_model t
 
 REVOKE ALL ON FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone, p_now timestamp with time zone, p_step interval) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone, p_now timestamp with time zone, p_step interval) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) FROM PUBLIC;
+
 REVOKE ALL ON FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
 
 REVOKE ALL ON FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_kept_requests(p_limit integer, p_percent numeric) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_kept_requests(p_limit integer, p_percent numeric) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_derived_shares(p_model text, p_class text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_derived_shares(p_model text, p_class text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_derives_shares() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_model_derives_shares() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_class_kept_changed() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_class_kept_changed() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_class_derives_shares() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_class_derives_shares() FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_share_edited() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_share_edited() FROM PUBLIC;
 
 REVOKE ALL ON TABLE public.google_ai_caller_budgets FROM anon, authenticated, service_role, eve_gateway;
 
@@ -5652,6 +6482,10 @@ REVOKE ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller
 GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_quota_kept(p_model text, p_rpm integer, p_rpd integer, p_class text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_quota_kept(p_model text, p_rpm integer, p_rpd integer, p_class text, p_caller text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
 

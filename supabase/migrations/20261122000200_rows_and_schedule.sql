@@ -14,6 +14,18 @@ on conflict (name) do nothing;
 
 insert into public.google_ai_queue_settings (id) values (true) on conflict (id) do nothing;
 
+-- The models the owner already has are spread (google_ai_model_limits.spread_burst, docs/architecture.md
+-- "Spreading the window"), once: only while no row says anything of the spread yet, so an operator's
+-- choice stays.
+update public.google_ai_model_limits set spread_burst = 1
+where not exists (select 1 from public.google_ai_model_limits l where l.spread_burst is not null);
+
+-- A share for people by default: the interactive class keeps 20% of every model's RPM and 10% of its
+-- RPD (the seed writes the same on a fresh project), only while the class's percents were never set, so
+-- an operator's change or removal is never undone. Its triggers derive the share rows per model.
+update public.google_ai_priority_classes set kept_rpm_percent = 20, kept_rpd_percent = 10
+where name = 'interactive' and kept_changed_at is null;
+
 -- The metrics fold's mark and fence start at the attempts already there, which are then folded once.
 insert into public.google_ai_metric_fold (id, fence_id, fence_at)
 values (true, coalesce(pg_catalog.pg_sequence_last_value(

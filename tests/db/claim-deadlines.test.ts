@@ -1,5 +1,5 @@
-// Claims with their holder's deadlines and identity (supabase/schemas/30_reservation.sql,
-// 20261123194000_claim_holders.sql), through the one reservation entry, against a real database:
+// Claims with their holder's deadlines and identity (supabase/schemas/30_reservation.sql),
+// through the one reservation entry, against a real database:
 //   - a reservation its caller stopped waiting for (reply_by passed before the commit) leaves nothing:
 //     no attempt row, no admission in the window, no claim, no counter use;
 //   - a claim lasts until its holder's hold_until (or a live queue ticket of the request), then a
