@@ -24,7 +24,6 @@ import { type BenchServer, rpcCalls, setKeys, setModel, trackFunctions } from ".
 import { BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, bookings, postInvoke, serveLlmInvoke, waitInLlmInvoke } from "./lib/llm-invoke.ts";
 import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
 import { fmt, pct, table, type Check, type PartResult } from "./lib/report.ts";
-import { createRlflex } from "./lib/rlflex.ts";
 import { rlflexWaitStart } from "./lib/rlflex-procs.ts";
 import { roundSummary, summarize } from "./lib/stats.ts";
 import { cumulativeByMinute, waitChartSvg } from "./lib/svg.ts";
@@ -204,7 +203,6 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
   try {
     if (withPeers) {
       await createNaiveTable(db.sql);
-      await (await createRlflex(db.url, 1, cfg.limitRpm)).close(); // creates its table once
       await Promise.all([...Array(cfg.connections)].map(() => naiveSql`select 1`));
     }
     for (const s of SIDES) await setSide(db.sql, s, cfg.limitRpm);

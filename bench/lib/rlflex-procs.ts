@@ -3,6 +3,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { createRlflexTable } from "./rlflex.ts";
 import type { WorkerMessage, WorkerTask } from "./rlflex-worker.ts";
 
 const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), "rlflex-worker.ts");
@@ -35,6 +36,11 @@ function start(task: WorkerTask): ProcHandle {
   };
 }
 
+/** The limiter's table in each database the workers use, created before any of them starts. */
+async function createTables(tasks: WorkerTask[]): Promise<void> {
+  for (const url of new Set(tasks.map((t) => t.url))) await createRlflexTable(url);
+}
+
 async function expect<T extends WorkerMessage["type"]>(p: ProcHandle, type: T): Promise<Extract<WorkerMessage, { type: T }>> {
   const m = await p.next();
   if (m.type !== type) throw new Error(`rate-limiter-flexible worker: expected ${type}, got ${m.type}${m.type === "error" ? `: ${m.error}` : ""}`);
@@ -43,6 +49,7 @@ async function expect<T extends WorkerMessage["type"]>(p: ProcHandle, type: T): 
 
 /** Every process opens its pool, then all fire their callers at once on a signal. */
 export async function rlflexBurst(tasks: Extract<WorkerTask, { kind: "burst" }>[]) {
+  await createTables(tasks);
   const procs = tasks.map(start);
   try {
     await Promise.all(procs.map((p) => expect(p, "ready")));
@@ -55,6 +62,7 @@ export async function rlflexBurst(tasks: Extract<WorkerTask, { kind: "burst" }>[
 
 /** Starts the WAIT workers; resolves once all are ready, with a promise of their records. */
 export async function rlflexWaitStart(tasks: Extract<WorkerTask, { kind: "wait" }>[]) {
+  await createTables(tasks);
   const procs = tasks.map(start);
   await Promise.all(procs.map((p) => expect(p, "ready")));
   return {

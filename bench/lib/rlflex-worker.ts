@@ -29,7 +29,8 @@ const send = (m: WorkerMessage) => process.send!(m);
 
 process.once("message", async (task: WorkerTask) => {
   try {
-    const rl = await createRlflex(task.url, task.connections, task.points);
+    // The parent created the table before starting the workers (createRlflexTable).
+    const rl = await createRlflex(task.url, task.connections, task.points, { tableCreated: true });
     try {
       if (task.kind === "burst") {
         send({ type: "ready" });

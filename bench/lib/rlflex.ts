@@ -14,13 +14,22 @@ export interface RlflexHandle {
   close(): Promise<void>;
 }
 
-export async function createRlflex(url: string, connections: number, points: number): Promise<RlflexHandle> {
+/**
+ * Creates the limiter's table (its own `CREATE TABLE IF NOT EXISTS`), once. Processes that each create
+ * it at the same moment can fail with "relation already exists" (two creations of the same name race
+ * in PostgreSQL's catalog), so the parent creates it before it starts the workers, which skip it.
+ */
+export async function createRlflexTable(url: string): Promise<void> {
+  const rl = await createRlflex(url, 1, 1);
+  await rl.close();
+}
+
+export async function createRlflex(url: string, connections: number, points: number, { tableCreated = false } = {}): Promise<RlflexHandle> {
   const pool = new pg.Pool({ connectionString: url, max: connections, idleTimeoutMillis: 0 });
-  const limiter = await new Promise<RateLimiterPostgres>((resolve, reject) => {
-    const l: RateLimiterPostgres = new RateLimiterPostgres(
-      { storeClient: pool, storeType: "pool", tableName: RLFLEX_TABLE, points, duration: 60, clearExpiredByTimeout: false },
-      (err?: unknown) => (err ? reject(err) : resolve(l)),
-    );
+  const options = { storeClient: pool, storeType: "pool", tableName: RLFLEX_TABLE, tableCreated, points, duration: 60, clearExpiredByTimeout: false };
+  // With its table created, the limiter is ready at once; otherwise its callback says when the table is.
+  const limiter = tableCreated ? new RateLimiterPostgres(options) : await new Promise<RateLimiterPostgres>((resolve, reject) => {
+    const l: RateLimiterPostgres = new RateLimiterPostgres(options, (err?: unknown) => (err ? reject(err) : resolve(l)));
   });
   // Open the pool's connections before anything is measured.
   const clients = await Promise.all(Array.from({ length: connections }, () => pool.query("select 1")));
