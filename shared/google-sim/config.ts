@@ -42,6 +42,8 @@ export interface ModelSpec {
    * models.list (withdrawn.ts). Default false; also settable at run time.
    */
   withdrawn?: boolean;
+  /** The model Google names as the replacement in some wordings of its 404 for this one, when withdrawn. */
+  replacement?: string;
 }
 
 export type ModelOptions = Record<string, Partial<ModelSpec>>;

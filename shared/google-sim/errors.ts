@@ -12,6 +12,8 @@ export interface SimAnswer {
   body: GoogleErrorBody;
 }
 
+import { pickWording } from './wordings.ts';
+
 const SERVICE = 'generativelanguage.googleapis.com';
 const RATE_LIMIT_DOCS = 'https://ai.google.dev/gemini-api/docs/rate-limits';
 
@@ -50,17 +52,47 @@ export function payloadTooLarge(limit: number): SimAnswer {
   return answer(400, 'INVALID_ARGUMENT', `Request payload size exceeds the limit: ${limit} bytes.`);
 }
 
-export function modelNotFound(model: string, method: string): SimAnswer {
-  return answer(
-    404,
-    'NOT_FOUND',
-    `models/${model} is not found for API version v1beta, or is not supported for ${method}. ` +
-      'Call ListModels to see the list of available models and their supported methods.',
-  );
+/**
+ * How Google words a call for a model it does not serve, on generate, stream and countTokens: its own
+ * sentences (research: google-errors.md), the one models.get uses, one that names a replacement
+ * (`replacement` when the model's spec has one, else a sentence without it), and variants of ours:
+ * another API version in the text, other casing, extra lines. One is drawn per run (wordings.ts).
+ */
+export const MODEL_NOT_FOUND_WORDINGS: ReadonlyArray<(model: string, method: string, replacement?: string) => string> = [
+  (m, method) => `models/${m} is not found for API version v1beta, or is not supported for ${method}. ` +
+    'Call ListModels to see the list of available models and their supported methods.',
+  (m) => `Model is not found: models/${m} for api version v1beta`,
+  (m, _method, r) => r === undefined
+    ? `models/${m} is no longer available.`
+    : `models/${m} is no longer available. Please update your code to use models/${r}`,
+  (m, method) => `MODELS/${m.toUpperCase()} IS NOT FOUND FOR API VERSION V1, OR IS NOT SUPPORTED FOR ${method.toUpperCase()}.`,
+  (m, _method, r) => `Publisher model ${m} was retired.\nIt is not served to this project any more.` +
+    (r === undefined ? '' : `\nSuggested replacement: models/${r}.`),
+];
+
+/** How Google words models.get for a model it does not serve (its own sentence first), drawn per run. */
+export const MODEL_GET_NOT_FOUND_WORDINGS: ReadonlyArray<(model: string) => string> = [
+  (m) => `Model is not found: models/${m} for api version v1beta`,
+  () => 'Requested entity was not found.',
+  (m) => `models/${m} is not found for API version v1beta, or is not supported for get. Call ListModels to see ` +
+    'the list of available models and their supported methods.',
+  (m) => `model not found\n(models/${m}, api version v1alpha)`,
+];
+
+/** Google's 404 for a model it does not serve: always 404 NOT_FOUND without details, worded as drawn. */
+export function modelNotFound(model: string, method: string, replacement?: string, seed?: number): SimAnswer {
+  const message = method === 'get'
+    ? pickWording('model-not-found.get', MODEL_GET_NOT_FOUND_WORDINGS, seed)(model)
+    : pickWording('model-not-found.call', MODEL_NOT_FOUND_WORDINGS, seed)(model, method, replacement);
+  return answer(404, 'NOT_FOUND', message);
 }
 
-export function routeNotFound(path: string): SimAnswer {
-  return answer(404, 'NOT_FOUND', `The requested URL ${path} was not found on this server.`);
+/** A path the API does not have: Google's front end answers with an HTML page, not a JSON error. */
+export function routeNotFoundPage(path: string): string {
+  const safe = path.replace(/[<>&"]/g, '');
+  return '<!DOCTYPE html>\n<html lang=en>\n  <meta charset=utf-8>\n  <title>Error 404 (Not Found)!!1</title>\n' +
+    `  <p><b>404.</b> <ins>That\u2019s an error.</ins>\n  <p>The requested URL <code>${safe}</code> was not found on this server.` +
+    '  <ins>That\u2019s all we know.</ins>\n';
 }
 
 export function internal(): SimAnswer {

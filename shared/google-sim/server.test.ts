@@ -3,6 +3,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startGoogleSimulator, type GoogleSimulator } from './server.ts';
 import { ask, call, generate } from './test-helpers.ts';
+import { modelNotFound } from './errors.ts';
 
 const GEMMA = 'gemma-3-27b-it';
 const FLASH = 'gemini-2.5-flash';
@@ -167,7 +168,7 @@ describe('generateContent', () => {
     const r = await generate(sim, 'gemma-3-27b', KEY, ask('hi'));
     expect(r.status).toBe(404);
     expect(r.json.error).toMatchObject({ code: 404, status: 'NOT_FOUND' });
-    expect(r.json.error.message).toContain('models/gemma-3-27b is not found');
+    expect(r.json.error.message).toBe(modelNotFound('gemma-3-27b', 'generateContent').body.error.message);
     expect(r.json.error.details).toBeUndefined();
   });
 

@@ -219,7 +219,8 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
       case 'model_not_found':
         // A model this key does not see (or Google's answer to a misrouted call): the rest still do.
         reply(res, record, fault.message === undefined
-          ? errors.modelNotFound(route.model ?? 'unknown', route.method === 'models.get' ? 'get' : route.method)
+          ? errors.modelNotFound(route.model ?? 'unknown', route.method === 'models.get' ? 'get' : route.method,
+            route.model === undefined ? undefined : models.get(route.model)?.replacement)
           : errors.answer(404, 'NOT_FOUND', fault.message));
         return true;
       case 'rate_limited':
@@ -261,7 +262,10 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     });
 
     const body = await readBody(req);
-    if (!route) return reply(res, record, errors.routeNotFound(path));
+    if (!route) {
+      stats.answered(record, 404);
+      return writeRaw(res, 404, 'text/html; charset=UTF-8', errors.routeNotFoundPage(path));
+    }
 
     const fault = faultBook.take({ method: route.method, model: route.model, apiKey, project });
     if (fault && applyFault(fault, route, res, record)) return;
@@ -274,13 +278,13 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     // A withdrawn model is answered as one Google never had (withdrawn.ts).
     const spec = withdrawn.isWithdrawn(model, models.get(model)) ? undefined : models.get(model);
     if (route.method === 'models.get') {
-      if (!spec) return reply(res, record, errors.modelNotFound(model, 'get'));
+      if (!spec) return reply(res, record, errors.modelNotFound(model, 'get', models.get(model)?.replacement));
       return send(res, record, 200, modelResource(model, spec));
     }
 
     const json = parseJson(body.text);
     if (!json.ok) return reply(res, record, errors.invalidJson('Unexpected token.'));
-    if (!spec) return reply(res, record, errors.modelNotFound(model, route.method));
+    if (!spec) return reply(res, record, errors.modelNotFound(model, route.method, models.get(model)?.replacement));
 
     if (route.method === 'countTokens') {
       const counted = parseCountTokens(json.value);

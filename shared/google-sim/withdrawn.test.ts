@@ -7,13 +7,13 @@ import { ApiError, GoogleGenAI, Type } from '@google/genai';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startGoogleSimulator, type GoogleSimulator } from './server.ts';
 import { call } from './test-helpers.ts';
+import { MODEL_GET_NOT_FOUND_WORDINGS, MODEL_NOT_FOUND_WORDINGS, modelNotFound } from './errors.ts';
 
 const GEMMA3 = 'gemma-3-27b-it';
 const GEMMA4 = 'gemma-4-31b-it';
 const FLASH = 'gemini-2.5-flash';
-const notFound = (m: string, method: string) =>
-  `models/${m} is not found for API version v1beta, or is not supported for ${method}. ` +
-  'Call ListModels to see the list of available models and their supported methods.';
+// The run's wording (drawn from GOOGLE_SIM_WORDING_SEED, wordings.ts): the same on every call of a run.
+const notFound = (m: string, method: string) => modelNotFound(m, method).body.error.message;
 
 let sim: GoogleSimulator;
 let ai: GoogleGenAI;
@@ -108,5 +108,25 @@ describe('the models of December 2026', () => {
       ['gemma-4-31b-it', 'gemma-4-26b-a4b-it', 'gemini-2.5-flash-lite', 'gemini-3.1-flash-lite', 'gemini-3.5-flash',
         'gemini-3.5-flash-lite'].map((m) => `models/${m}`),
     ));
+  });
+
+  it('worded as drawn for the run: each wording appears for some seed, the same seed always says the same', () => {
+    const calls = new Set<string>();
+    const gets = new Set<string>();
+    for (let seed = 0; seed < 200; seed++) {
+      calls.add(modelNotFound(GEMMA3, 'generateContent', GEMMA4, seed).body.error.message);
+      gets.add(modelNotFound(GEMMA3, 'get', undefined, seed).body.error.message);
+      expect(modelNotFound(GEMMA3, 'get', undefined, seed)).toEqual(modelNotFound(GEMMA3, 'get', undefined, seed));
+    }
+    expect(calls.size).toBe(MODEL_NOT_FOUND_WORDINGS.length);
+    expect(gets.size).toBe(MODEL_GET_NOT_FOUND_WORDINGS.length);
+    // Google's own models.get sentence is among them (google-errors.md).
+    expect(gets).toContain(`Model is not found: models/${GEMMA3} for api version v1beta`);
+    // Always the same structure: 404 NOT_FOUND, no details.
+    for (let seed = 0; seed < 20; seed++) {
+      expect(modelNotFound(GEMMA3, 'countTokens', undefined, seed)).toMatchObject({ status: 404,
+        body: { error: { code: 404, status: 'NOT_FOUND' } } });
+      expect(modelNotFound(GEMMA3, 'countTokens', undefined, seed).body.error).not.toHaveProperty('details');
+    }
   });
 });

@@ -1,12 +1,11 @@
 // Withdrawn models: Google stops serving a model and from then on answers its generate, stream and
 // countTokens calls with the same 404 NOT_FOUND as for a model that never existed, and leaves it out
-// of models.list (and models.get). A model is withdrawn by its spec (`models: {id: {withdrawn: true}}`)
+// of models.list (and models.get), each worded as drawn for the run (errors.ts, modelNotFound). A model is withdrawn by its spec (`models: {id: {withdrawn: true}}`)
 // or at run time (`withdraw(id)`, or PUT/POST /__sim/withdrawn), and comes back with `restore(id)`.
 // The model keeps its spec, quota windows and stats: a test can count the calls it still gets
 // (`stats().byModel[id].received`).
 
 import type { ModelSpec } from './config.ts';
-import * as errors from './errors.ts';
 
 export class WithdrawnModels {
   /** Withdrawn at run time (on top of specs that say `withdrawn: true`). */
@@ -39,11 +38,6 @@ export class WithdrawnModels {
   list(specs: ReadonlyMap<string, ModelSpec>): string[] {
     const ids = new Set([...specs.keys(), ...this.runtime]);
     return [...ids].filter((id) => this.isWithdrawn(id, specs.get(id))).sort();
-  }
-
-  /** Google's answer to a call naming a withdrawn model: the unknown model's 404, word for word. */
-  answer(model: string, method: string): errors.SimAnswer {
-    return errors.modelNotFound(model, method);
   }
 }
 

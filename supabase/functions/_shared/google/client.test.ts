@@ -281,7 +281,7 @@ describe("google-client: a 404 for the model called", () => {
       },
     });
 
-  it("is model_withdrawn on generate and stream only when it names that model, for v1beta", async () => {
+  it("is model_withdrawn on generate and stream by its structure, whatever it says; an HTML 404 is not", async () => {
     const client = createGoogleClient({ baseUrl });
     const generate = () => call().then(failure);
     const stream = () =>
@@ -293,9 +293,14 @@ describe("google-client: a 404 for the model called", () => {
     expect((await generate()).class).toBe("model_withdrawn");
     script = notFound(REQUEST.model, "streamGenerateContent");
     expect((await stream()).class).toBe("model_withdrawn");
-    script = notFound("gemma-4-31b-it", "generateContent");
-    expect((await generate()).class).toBe("client_error");
-    script = notFound(REQUEST.model, "generateContent", "v1");
+    // Another sentence, another version in the text: the same answer (models.get confirms it).
+    script = notFound("gemma-4-31b-it", "generateContent", "v1");
+    expect((await generate()).class).toBe("model_withdrawn");
+    // Google's front end answers a path it does not have with an HTML page: not about the model.
+    script = (res) => {
+      res.writeHead(404, { "content-type": "text/html; charset=UTF-8" });
+      res.end("<!DOCTYPE html><title>Error 404 (Not Found)!!1</title>");
+    };
     expect((await generate()).class).toBe("client_error");
     expect((await stream()).class).toBe("client_error");
   });

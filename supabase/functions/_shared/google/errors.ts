@@ -25,9 +25,9 @@ export type GoogleErrorClass =
   /** Any other 4xx: the request is at fault; never retried, reported to the caller. */
   | "client_error"
   /**
-   * 404 NOT_FOUND naming the model that was called, for API version v1beta ("models/<m> is not found
-   * for API version v1beta, ..."): Google may no longer serve it. The attempt loop confirms it with
-   * models.get on the same key before the model is marked withdrawn (isModelNotFound).
+   * Google's own 404 NOT_FOUND (a JSON error) to a call for one model: Google may no longer serve it,
+   * whatever the message says. The attempt loop confirms it with models.get for the model on the same
+   * key (the same kind of answer) before the model is marked withdrawn (isModelNotFound).
    */
   | "model_withdrawn";
 
@@ -156,7 +156,7 @@ export function classifyGoogleHttpError(
   ) {
     return { ...base, class: "invalid_key" };
   }
-  if (options.model !== undefined && isModelNotFound(httpStatus, status, rawMessage, options.model)) {
+  if (options.model !== undefined && isModelNotFound(httpStatus, status)) {
     return { ...base, class: "model_withdrawn" };
   }
   if (httpStatus >= 400) return { ...base, class: "client_error" };
@@ -164,30 +164,18 @@ export function classifyGoogleHttpError(
   return { ...base, class: "retryable", kind: "malformed" };
 }
 
-/** The API version whose 404s name a withdrawn model (the client's, client.ts). */
-const GEMINI_API_VERSION = "v1beta";
-
 /**
- * Google's answer for a model it does not serve (never did, or withdrew): 404 NOT_FOUND whose message
- * names exactly the model called, for the API version the gateway speaks ("models/gemma-3-27b-it is
- * not found for API version v1beta, or is not supported for generateContent. Call ListModels ...").
- * Anything else is a plain client error: a 404 for a wrong URL, one naming another model, or one for
- * another API version (a GOOGLE_AI_BASE_URL ending in /v1 would otherwise withdraw every model).
+ * Google's answer for a model it does not serve (never did, or withdrew), told by its structure: HTTP
+ * 404 with Google's JSON error whose status is NOT_FOUND, to a call that names one model (generate,
+ * stream, countTokens, models.get). Google words it differently from method to method and from month to
+ * month ("models/x is not found for API version v1beta, …", "Model is not found: models/x for api
+ * version v1beta", "… is no longer available …"), so the message is never read for it. A 404 that is
+ * not Google's JSON error (a proxy's or a load balancer's page, a wrong path under a base URL that
+ * ends in a version: Google answers those with an HTML page) or carries another status is a plain
+ * client error. Only a candidate: the attempt loop confirms it with models.get on the same key.
  */
-export function isModelNotFound(
-  httpStatus: number,
-  status: string | null,
-  message: string,
-  model: string,
-): boolean {
-  if (httpStatus !== 404 || (status !== null && status !== "NOT_FOUND")) return false;
-  const named = new RegExp(`(?:^|[^\\w/.-])models/${escapeRegExp(model)} is not found for API version ` +
-    `${GEMINI_API_VERSION}(?![\\w.])`);
-  return named.test(message);
-}
-
-function escapeRegExp(text: string): string {
-  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+export function isModelNotFound(httpStatus: number, status: string | null): boolean {
+  return httpStatus === 404 && status === "NOT_FOUND";
 }
 
 /** A failure without a usable HTTP answer: network error, our timeout, a caller abort, bad JSON. */

@@ -1,57 +1,52 @@
-// Google's 404 for a model it no longer serves is its own kind (model_withdrawn) only when it names the
-// model called, for v1beta; other 404s stay client errors.
+// Google's 404 for a model it no longer serves is its own kind (model_withdrawn) by its structure: HTTP
+// 404 and Google's JSON error with status NOT_FOUND, however the message is worded. Every wording the
+// simulator may draw is held here, one by one; a 404 that is not Google's JSON error stays a client error.
 import { describe, expect, it } from "vitest";
 import { classifyGoogleHttpError, isModelNotFound } from "./errors.ts";
+import { MODEL_GET_NOT_FOUND_WORDINGS, MODEL_NOT_FOUND_WORDINGS } from "../../../../shared/google-sim/errors.ts";
 
 const GEMMA3 = "gemma-3-27b-it";
-const WITHDRAWN = "models/gemma-3-27b-it is not found for API version v1beta, or is not supported for " +
-  "generateContent. Call ListModels to see the list of available models and their supported methods.";
+const notFound = (message: string) => ({ error: { code: 404, status: "NOT_FOUND", message } });
 
 describe("Google's 404 for a model", () => {
-  it("is model_withdrawn, with Google's message kept", () => {
-    const e = classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND", message: WITHDRAWN } }, { model: GEMMA3 });
-    expect(e).toMatchObject({ class: "model_withdrawn", httpStatus: 404, status: "NOT_FOUND", message: WITHDRAWN });
+  it("is model_withdrawn in every wording, on every method, with or without a named replacement", () => {
+    for (const method of ["generateContent", "streamGenerateContent", "countTokens"]) {
+      for (const replacement of [undefined, "gemma-4-31b-it"]) {
+        for (const [i, word] of MODEL_NOT_FOUND_WORDINGS.entries()) {
+          const message = word(GEMMA3, method, replacement);
+          const e = classifyGoogleHttpError(404, notFound(message), { model: GEMMA3 });
+          expect(e, `wording ${i} on ${method}`).toMatchObject({ class: "model_withdrawn", httpStatus: 404, status: "NOT_FOUND" });
+          expect(e.message).toBe(message);
+        }
+      }
+    }
   });
 
-  it("on streamGenerateContent and countTokens too", () => {
-    for (const method of ["streamGenerateContent", "countTokens"]) {
-      const message = WITHDRAWN.replace("generateContent.", `${method}.`);
-      expect(classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND", message } }, { model: GEMMA3 }).class)
+  it("and models.get's own wordings are the same kind of answer (the confirmation)", () => {
+    for (const [i, word] of MODEL_GET_NOT_FOUND_WORDINGS.entries()) {
+      expect(classifyGoogleHttpError(404, notFound(word(GEMMA3)), { model: GEMMA3 }).class, `wording ${i}`)
         .toBe("model_withdrawn");
     }
+    // Google's models.get body, as answered for gemma-3-27b-it since May 2026.
+    const real = { error: { code: 404, message: "Model is not found: models/gemma-3-27b-it for api version v1beta",
+      status: "NOT_FOUND" } };
+    expect(classifyGoogleHttpError(404, real, { model: GEMMA3 }).class).toBe("model_withdrawn");
   });
 
-  it("but a 404 for a wrong path, or another status naming a model, is not", () => {
-    const path = classifyGoogleHttpError(404, {
-      error: { code: 404, status: "NOT_FOUND", message: "The requested URL /v1beta/modelz was not found on this server." },
-    }, { model: GEMMA3 });
-    expect(path.class).toBe("client_error");
-    expect(isModelNotFound(400, "INVALID_ARGUMENT", WITHDRAWN, GEMMA3)).toBe(false);
-    expect(isModelNotFound(404, "PERMISSION_DENIED", WITHDRAWN, GEMMA3)).toBe(false);
-    expect(isModelNotFound(404, null, WITHDRAWN, GEMMA3)).toBe(true); // a body without status, as some proxies send
-  });
-
-  it("only when it names exactly the model called: another model's 404 is a client error", () => {
-    const notFound = (message: string, model: string) =>
-      classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND", message } }, { model }).class;
-    expect(notFound(WITHDRAWN, "gemma-4-31b-it")).toBe("client_error");
-    // A name that merely starts or ends like the model's is another model.
-    expect(notFound(WITHDRAWN, "gemma-3-27b")).toBe("client_error");
-    expect(notFound(WITHDRAWN, "3-27b-it")).toBe("client_error");
-    expect(notFound(WITHDRAWN.replace("models/", "tunedModels/"), GEMMA3)).toBe("client_error");
-    // A dot in a model id is a dot, not any character.
-    expect(notFound(WITHDRAWN.replace(GEMMA3, "gemini-2x5-flash"), "gemini-2.5-flash")).toBe("client_error");
-    expect(notFound(WITHDRAWN.replace(GEMMA3, "gemini-2.5-flash"), "gemini-2.5-flash")).toBe("model_withdrawn");
-    // Without the model called (a caller that does not say), never withdrawn.
-    expect(classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND", message: WITHDRAWN } }).class)
+  it("but a 404 that is not Google's JSON error, or carries another status, is a client error", () => {
+    // Google's front end answers a wrong path (a base URL ending in a version) with an HTML page.
+    const page = "<!DOCTYPE html><title>Error 404 (Not Found)!!1</title><p>The requested URL was not found.";
+    expect(classifyGoogleHttpError(404, page, { model: GEMMA3 }).class).toBe("client_error");
+    expect(classifyGoogleHttpError(404, { error: { code: 404, message: "not found" } }, { model: GEMMA3 }).class)
       .toBe("client_error");
+    expect(isModelNotFound(400, "INVALID_ARGUMENT")).toBe(false);
+    expect(isModelNotFound(404, "PERMISSION_DENIED")).toBe(false);
+    expect(isModelNotFound(404, null)).toBe(false);
+    expect(isModelNotFound(404, "NOT_FOUND")).toBe(true);
   });
 
-  it("only for API version v1beta: a base URL on /v1 must not withdraw every model", () => {
-    for (const version of ["v1", "v1beta1", "v1alpha"]) {
-      const message = WITHDRAWN.replace("API version v1beta", `API version ${version}`);
-      expect(classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND", message } }, { model: GEMMA3 }).class)
-        .toBe("client_error");
-    }
+  it("and never without the model called (a call that names none)", () => {
+    expect(classifyGoogleHttpError(404, notFound(MODEL_NOT_FOUND_WORDINGS[0]!(GEMMA3, "generateContent"))).class)
+      .toBe("client_error");
   });
 });

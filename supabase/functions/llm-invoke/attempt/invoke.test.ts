@@ -15,6 +15,7 @@ import {
 } from "../../_shared/google/client.ts";
 import type { GoogleResponse } from "../../_shared/google/types.ts";
 import { classifyGoogleFailure, classifyGoogleHttpError } from "../../_shared/google/errors.ts";
+import { MODEL_NOT_FOUND_WORDINGS } from "../../../../shared/google-sim/errors.ts";
 import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } from "./context.ts";
 import type { Clock } from "../clock.ts";
 import { createInputCounter, createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
@@ -125,6 +126,11 @@ const notFound = (model: string, method = "generateContent", version = "v1beta")
   classifyGoogleHttpError(404, {
     error: { code: 404, status: "NOT_FOUND", message: notFoundMessage(model, method, version) },
   }, { model });
+/** Google's models.get for a model it does not serve: another sentence than generate's, no details. */
+const modelGetNotFound = (model: string) =>
+  classifyGoogleHttpError(404, {
+    error: { code: 404, message: `Model is not found: models/${model} for api version v1beta`, status: "NOT_FOUND" },
+  }, { model });
 
 class FakeGoogle implements GoogleClient {
   calls: GenerateCall[] = [];
@@ -140,9 +146,13 @@ class FakeGoogle implements GoogleClient {
     if (next === undefined) throw new Error("stream called more often than scripted");
     return Promise.resolve(next);
   }
-  getModel(call: ModelCall) {
+  /** Set to hold models.get's answers until released (concurrent requests share one). */
+  modelGate: Promise<void> | null = null;
+  async getModel(call: ModelCall) {
     this.modelCalls.push(call);
-    return Promise.resolve(this.models.shift() ?? { ok: false as const, error: notFound(call.model, "get"), latencyMs: 1 });
+    const answer = this.models.shift() ?? { ok: false as const, error: modelGetNotFound(call.model), latencyMs: 1 };
+    if (this.modelGate) await this.modelGate;
+    return answer;
   }
   countTokens(call: GenerateCall) {
     this.counts.push(call);
@@ -598,18 +608,42 @@ describe("invoke: Google failures", () => {
     expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error"]);
   });
 
-  it.each([
-    ["names another model", notFound("gemma-4-31b-it")],
-    ["is for API version v1 (a base URL on /v1)", notFound("gemma-3-27b-it", "generateContent", "v1")],
-  ])("a 404 that %s is a plain client error: no models.get, nothing marked", async (_, error) => {
+  it.each(MODEL_NOT_FOUND_WORDINGS.map((word, i) => [i, word("gemma-3-27b-it", "generateContent", "gemma-4-31b-it")]))(
+    "Google's 404 in wording %i is the same answer: confirmed by models.get, finalized as withdrawn",
+    async (_, message) => {
+      const store = new FakeStore([reservation(1), { ...refusal("withdrawn", null), model: "gemma-3-27b-it" }]);
+      const google = new FakeGoogle([fail(classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND",
+        message } }, { model: "gemma-3-27b-it" }))]);
+      const { run } = setup(store, google);
+      expect((await rejection(run())).code).toBe("model_withdrawn");
+      expect(google.modelCalls).toHaveLength(1);
+      expect(store.finalized.map((f) => f.outcome)).toEqual(["withdrawn"]);
+    },
+  );
+
+  it("a 404 that is not Google's JSON error (a proxy's page) is a plain client error: no models.get, nothing marked", async () => {
     const store = new FakeStore([reservation(1)]);
-    // (classified as the client classifies it: for the model called)
-    const google = new FakeGoogle([fail(classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND",
-      message: error.message } }, { model: "gemma-3-27b-it" }))]);
+    const google = new FakeGoogle([fail(classifyGoogleHttpError(404, "<html><title>404 Not Found</title></html>",
+      { model: "gemma-3-27b-it" }))]);
     const { run } = setup(store, google);
     expect((await rejection(run())).code).toBe("upstream_rejected");
     expect(google.modelCalls).toHaveLength(0);
     expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error"]);
+  });
+
+  it("requests that meet the same 404 together share one models.get, and each learns the withdrawal", async () => {
+    const gone = { ...refusal("withdrawn", null), model: "gemma-3-27b-it", successor: "gemma-4-31b-it" };
+    const store = new FakeStore([reservation(1), reservation(2), gone, gone]);
+    const google = new FakeGoogle([fail(notFound("gemma-3-27b-it")), fail(notFound("gemma-3-27b-it"))]);
+    let release!: () => void;
+    google.modelGate = new Promise((r) => (release = r));
+    const { run } = setup(store, google);
+    const both = Promise.all([rejection(run()), rejection(run())]);
+    while (google.calls.length < 2) await new Promise((r) => setTimeout(r, 1));
+    release();
+    expect((await both).map((e) => e.code)).toEqual(["model_withdrawn", "model_withdrawn"]);
+    expect(google.modelCalls).toHaveLength(1);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["withdrawn", "withdrawn"]);
   });
 
   it("a withdrawal met on the request's last call is answered naming the model and its successor", async () => {

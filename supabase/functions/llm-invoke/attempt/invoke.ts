@@ -19,12 +19,14 @@
 //   invalid key    finalize (the key leaves rotation), exclude that key, next attempt at once
 //   5xx/timeout/   finalize, avoid that key, back off, next attempt (falls back to the avoided
 //   network        keys if no other key exists)
-//   404 for the    only a 404 naming the model called, for v1beta (errors.ts), confirmed by one
-//   model          models.get for it on the same key: finalize as withdrawn (the reservation given
-//                  back, the model row marked), forget the worker's cached row, next attempt at once:
-//                  the reservation passes over the withdrawn model to the chain's next link, or
-//                  refuses 404 model_withdrawn. A models.get that does not answer the same 404 (the
-//                  key sees the model, or Google could not say) leaves the row alone: as other 4xx
+//   404 for the    Google's own 404 NOT_FOUND for the model called, whatever its words (errors.ts),
+//   model          confirmed by models.get for it on the same key answering the same kind of 404 (one
+//                  confirmation per model at a time in a worker, shared by the requests that meet it):
+//                  finalize as withdrawn (the reservation given back, the model row marked), forget
+//                  the worker's cached row, next attempt at once: the reservation passes over the
+//                  withdrawn model to the chain's next link, or refuses 404 model_withdrawn. A
+//                  models.get that does not answer so (the key sees the model, or Google could not
+//                  say) leaves the row alone: as other 4xx
 //   other 4xx      finalize, no retry: 400 upstream_rejected with Google's (sanitized) message
 // A reservation that never reached Google (its key's secret is missing) is released and does not
 // count as an attempt.
@@ -77,6 +79,13 @@ import { estimateInputTokens } from "../model/tokens.ts";
 export const MAX_ATTEMPTS = 3;
 /** Key rows skipped because their secret is missing, per request, before giving up. */
 const MAX_UNUSABLE_KEYS = 10;
+
+/** A shared answer, or false when `ms` pass first (a waiter never outlives its own deadline for it). */
+function withinDeadline(answer: Promise<boolean>, ms: number): Promise<boolean> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)));
+  return Promise.race([answer, late]).finally(() => clearTimeout(timer));
+}
 
 export interface InvokeDeps {
   store: GatewayStore;
@@ -149,6 +158,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
   const random = deps.random ?? Math.random;
   const serviceTiers = cachedServiceTiers(deps.store, clock, options.capabilitiesTtlMs);
   const jitter = () => Math.floor(random() * options.jitterMs);
+  /** models.get under way per model: the requests that meet the same 404 together share one call. */
+  const confirming = new Map<string, Promise<boolean>>();
 
   return async ({ caller, request, requestId, signal, onQuota, onQueued, timing = untimed }) => {
     /** Off the response path where the runtime allows it, else awaited (and timed: the caller waits for it). */
@@ -381,12 +392,21 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
     /**
      * Google's 404 for a model is confirmed before the model is marked for every project: models.get
-     * for it on the same key must answer the same 404. Rare (once per withdrawal), so worth a call.
+     * for it on the same key must answer the same kind of 404. Rare (once per withdrawal), so worth a
+     * call; one at a time per model, whose answer every request waiting on it takes (each no longer
+     * than its own deadline). Not bound to one caller's signal: the others still need its answer.
      */
     async function stillNotFound(apiKey: string, model: string): Promise<boolean> {
-      const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
-      const got = await timing.time("google", () => deps.google.getModel({ apiKey, model, timeoutMs, signal }));
-      return !got.ok && got.error.class === "model_withdrawn";
+      let asked = confirming.get(model);
+      if (asked === undefined) {
+        const timeoutMs = Math.max(1, options.attemptTimeoutMs);
+        asked = deps.google.getModel({ apiKey, model, timeoutMs })
+          .then((got) => !got.ok && got.error.class === "model_withdrawn", () => false)
+          .finally(() => confirming.delete(model));
+        confirming.set(model, asked);
+      }
+      const left = Math.max(1, deadline - clock.now());
+      return await timing.time("google", () => withinDeadline(asked!, left));
     }
 
     /** Opens Google's stream and waits for its first chunk (what fails before it is an attempt like any other). */
