@@ -308,7 +308,7 @@ export interface WithdrawnModel {
 export interface Cooldown {
   /** The group's name (a Google project id, key:<uuid>): for a service caller only; absent for a token. */
   quota_group?: string;
-  cause: "minute" | "day" | "limit_zero" | "spend_cap" | "unknown" | null;
+  cause: "minute" | "day" | "limit_zero" | "spend_cap" | "monthly_cap" | "billing_cap" | "credits_depleted" | "unknown" | null;
   cooldown_until: string;
   retry_after_ms: number;
 }

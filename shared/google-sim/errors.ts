@@ -171,14 +171,21 @@ function truncateSeconds(duration: string): string {
  * answered with 429 RESOURCE_EXHAUSTED; this body says so in words, names the window, and carries
  * the time left in the window as RetryInfo.
  */
-export function spendCapExceeded(windowMs: number, retryAfterMs: number): SimAnswer {
+/** The spend-based rate limit's sentence, drawn per run: the window in minutes is in each. */
+export const SPEND_RATE_WORDINGS: ReadonlyArray<(minutes: number) => string> = [
+  (m) => `Your billing account has reached its spend-based rate limit for the rolling ${m}-minute window. ` +
+    `For more information on this error, head to: ${RATE_LIMIT_DOCS}.`,
+  (m) => `Spend-based rate limit reached for your usage tier (rolling ${m}-minute window).`,
+  (m) => `SPENDING RATE LIMIT EXCEEDED\nYour project spent its tier's allowance for the last ${m} minutes.`,
+];
+
+export function spendCapExceeded(windowMs: number, retryAfterMs: number, seed?: number): SimAnswer {
   const minutes = Math.max(1, Math.round(windowMs / 60_000));
   const delay = formatDuration(Math.max(0, retryAfterMs));
   return answer(
     429,
     'RESOURCE_EXHAUSTED',
-    `Your billing account has reached its spend-based rate limit for the rolling ${minutes}-minute window. ` +
-      `For more information on this error, head to: ${RATE_LIMIT_DOCS}.\nPlease retry in ${delay}.`,
+    `${pickWording('money.spend_rate', SPEND_RATE_WORDINGS, seed)(minutes)}\nPlease retry in ${delay}.`,
     [
       {
         '@type': 'type.googleapis.com/google.rpc.Help',
@@ -187,6 +194,37 @@ export function spendCapExceeded(windowMs: number, retryAfterMs: number): SimAns
       { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: delay },
     ],
   );
+}
+
+/** What a project is out of: money, not quota (google-errors.md). */
+export type MoneyKind = 'monthly_cap' | 'billing_cap' | 'credits_depleted';
+
+/**
+ * How Google words each money 429 (status RESOURCE_EXHAUSTED, no QuotaFailure, no RetryInfo): its own
+ * sentence first (google-errors.md), then variants of ours (other sentences, casing, extra lines).
+ * One per kind is drawn per run (wordings.ts).
+ */
+export const MONEY_WORDINGS: Readonly<Record<MoneyKind, readonly string[]>> = {
+  monthly_cap: [
+    'Your project has exceeded its monthly spending cap. Please go to AI Studio at https://ai.studio/spend',
+    'This project reached the monthly spend limit set for it. Raise the limit at https://ai.studio/spend to continue.',
+    'YOUR PROJECT HAS EXCEEDED ITS MONTHLY SPENDING CAP.\nManage it in AI Studio: https://ai.studio/spend',
+  ],
+  billing_cap: [
+    'Your billing account has exceeded its monthly spending cap. Please go to AI Studio at https://ai.studio/spend',
+    'The billing account of this project has hit its monthly spend cap.',
+    'Billing account spending cap reached for this month.\nAsk the account administrator to raise it.',
+  ],
+  credits_depleted: [
+    'Your prepayment credits are depleted. Please go to AI Studio at https://ai.studio/projects to manage your project.',
+    'Prepaid credit balance exhausted: add credits to keep using the API.',
+    'YOUR PREPAID CREDITS HAVE RUN OUT.\nTop up the balance at https://ai.studio/projects',
+  ],
+};
+
+/** A project out of money: the 429 Google sends, worded as drawn for the run. */
+export function moneyExhausted(kind: MoneyKind, seed?: number): SimAnswer {
+  return answer(429, 'RESOURCE_EXHAUSTED', pickWording(`money.${kind}`, MONEY_WORDINGS[kind], seed));
 }
 
 /** Google's 429 without details (googleapis/python-genai#2065: a Tier 1 user under every quota). */

@@ -106,6 +106,6 @@ describe('spend caps', () => {
 
   it('is off by default: the simulator answers as before', async () => {
     expect((await generate('sim-key-a1', FLASH)).status).toBe(200);
-    expect(sim.quotaCauses()).toEqual({ limitZero: [], spendCaps: [], calls: { 'sim-project-a': { [FLASH]: 1 } } });
+    expect(sim.quotaCauses()).toEqual({ limitZero: [], spendCaps: [], moneyOut: [], calls: { 'sim-project-a': { [FLASH]: 1 } } });
   });
 });

@@ -9,6 +9,9 @@
 //   is public; the simulator's shape (`documented`, the default) is its own choice, said in the README.
 //   `bare` answers the body of googleapis/python-genai#2065 ("Resource has been exhausted (e.g. check
 //   quota).", no details), which no client can tell from any other 429.
+// - money per project (`moneyOut`): its monthly spending cap, its billing account's cap or its prepaid
+//   credits are used up. Every call of the project answers 429 RESOURCE_EXHAUSTED without details,
+//   worded as drawn for the run (errors.ts, MONEY_WORDINGS), until the rule is removed (the owner acted).
 // It also counts every generateContent/stream call per (project, model), refused or not.
 import * as errors from './errors.ts';
 import { QUOTA_IDS, violation } from './quota.ts';
@@ -26,14 +29,21 @@ export interface SpendCapSpec {
   shape?: 'documented' | 'bare';
 }
 
+export interface MoneyOutSpec {
+  project: string;
+  kind: errors.MoneyKind;
+}
+
 export interface QuotaCauseOptions {
   limitZero?: LimitZeroSpec[];
   spendCaps?: SpendCapSpec[];
+  moneyOut?: MoneyOutSpec[];
 }
 
 export interface QuotaCauseState {
   limitZero: LimitZeroSpec[];
   spendCaps: Array<Required<SpendCapSpec> & { until: string }>;
+  moneyOut: MoneyOutSpec[];
   /** generateContent/stream calls per project, per model (refused ones included). */
   calls: Record<string, Record<string, number>>;
 }
@@ -46,6 +56,7 @@ export class QuotaCauses {
   private limitZero = new Set<string>();
   private spendCaps = new Map<string, { until: number; windowMs: number; shape: 'documented' | 'bare' }>();
   private calls = new Map<string, Map<string, number>>();
+  private moneyOut = new Map<string, errors.MoneyKind>();
 
   constructor(private readonly now: () => number, options: QuotaCauseOptions = {}) {
     this.set(options);
@@ -59,12 +70,14 @@ export class QuotaCauses {
     this.spendCaps = new Map(
       caps.map((c) => [c.project, { until: this.now() + c.windowMs, windowMs: c.windowMs, shape: c.shape }]),
     );
+    this.moneyOut = new Map((options.moneyOut ?? []).map(parseMoneyOut).map((m) => [m.project, m.kind]));
   }
 
   /** Clears rules and counts (the simulator's reset). */
   reset(): void {
     this.limitZero.clear();
     this.spendCaps.clear();
+    this.moneyOut.clear();
     this.calls.clear();
   }
 
@@ -74,6 +87,8 @@ export class QuotaCauses {
     this.calls.set(project, byModel);
     byModel.set(model, (byModel.get(model) ?? 0) + 1);
 
+    const money = this.moneyOut.get(project);
+    if (money !== undefined) return errors.moneyExhausted(money);
     const cap = this.spendCaps.get(project);
     const t = this.now();
     if (cap !== undefined && t < cap.until) {
@@ -98,6 +113,7 @@ export class QuotaCauses {
         shape: c.shape,
         until: new Date(c.until).toISOString(),
       })),
+      moneyOut: [...this.moneyOut].map(([project, kind]) => ({ project, kind })),
       calls: Object.fromEntries([...this.calls].map(([p, m]) => [p, Object.fromEntries(m)])),
     };
   }
@@ -127,14 +143,28 @@ function parseSpendCap(value: unknown): Required<SpendCapSpec> {
   return { project: o.project, windowMs, shape };
 }
 
-/** The control API's body: {limitZero?, spendCaps?}. */
+function parseMoneyOut(value: unknown): MoneyOutSpec {
+  const o = value as Partial<MoneyOutSpec> | null;
+  const kinds = Object.keys(errors.MONEY_WORDINGS);
+  if (o === null || typeof o !== 'object' || typeof o.project !== 'string' || !kinds.includes(String(o.kind))) {
+    throw new Error(`google-sim: moneyOut entries are {project, kind: ${kinds.join(' | ')}}`);
+  }
+  return { project: o.project, kind: o.kind as errors.MoneyKind };
+}
+
+/** The control API's body: {limitZero?, spendCaps?, moneyOut?}. */
 export function parseQuotaCauseOptions(body: unknown): QuotaCauseOptions {
   if (body === null || typeof body !== 'object' || Array.isArray(body)) {
-    throw new Error('expected {limitZero?: [{project, model}], spendCaps?: [{project, windowMs?, shape?}]}');
+    throw new Error('expected {limitZero?: [{project, model}], spendCaps?: [{project, windowMs?, shape?}], ' +
+      'moneyOut?: [{project, kind}]}');
   }
   const o = body as Record<string, unknown>;
-  for (const field of ['limitZero', 'spendCaps'] as const) {
+  for (const field of ['limitZero', 'spendCaps', 'moneyOut'] as const) {
     if (o[field] !== undefined && !Array.isArray(o[field])) throw new Error(`${field} must be an array`);
   }
-  return { limitZero: o.limitZero as LimitZeroSpec[] | undefined, spendCaps: o.spendCaps as SpendCapSpec[] | undefined };
+  return {
+    limitZero: o.limitZero as LimitZeroSpec[] | undefined,
+    spendCaps: o.spendCaps as SpendCapSpec[] | undefined,
+    moneyOut: o.moneyOut as MoneyOutSpec[] | undefined,
+  };
 }

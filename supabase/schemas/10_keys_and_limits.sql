@@ -125,10 +125,10 @@ CREATE TABLE public.google_ai_cooldowns (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     cause text,
-    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'unknown'::text])))
+    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text, 'unknown'::text])))
 );
 
-COMMENT ON COLUMN public.google_ai_cooldowns.cause IS 'Why the group rests: a Google 429''s quota_cause (a spend cap rests every model of the group: one row each).';
+COMMENT ON COLUMN public.google_ai_cooldowns.cause IS 'Why the group rests: a Google 429''s quota_cause (a spend cap or money - monthly_cap, billing_cap, credits_depleted - rests every model of the group: one row each).';
 
 ALTER TABLE ONLY public.google_ai_api_keys
     ADD CONSTRAINT google_ai_api_keys_pkey PRIMARY KEY (id);

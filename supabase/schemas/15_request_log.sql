@@ -46,7 +46,7 @@ CREATE TABLE public.google_ai_attempts (
     reply_by timestamp with time zone,
     hold_until timestamp with time zone,
     holder uuid,
-    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'unknown'::text]))),
+    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text, 'unknown'::text]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text, 'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text, 'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
 )
 WITH (fillfactor='80');
@@ -55,7 +55,7 @@ COMMENT ON TABLE public.google_ai_attempts IS 'Audit log: one row per reservatio
 
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 
-COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS 'For a Google 429: minute, day, limit_zero, spend_cap or unknown, read from Google''s body.';
+COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS 'For a Google 429: minute, day, limit_zero, spend_cap (the spend-based rate limit), monthly_cap, billing_cap, credits_depleted (money: the project is out until its owner acts) or unknown, read from Google''s body.';
 
 COMMENT ON COLUMN public.google_ai_attempts.service_tier IS 'The service tier the gateway asked Google for (flex, priority); null: standard.';
 

@@ -59,7 +59,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group tex
   from (select p_model as model
         union
         select l.model from public.google_ai_model_limits l
-        where p_cause = 'spend_cap' and l.is_active
+        where p_cause in ('spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted') and l.is_active
           and exists (select 1 from public.google_ai_api_keys k
                       where public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
                         and (k.models is null or l.model = any (k.models)))) m
@@ -72,7 +72,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group tex
     updated_at = now();
 $$;
 
-COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS 'Finalize''s cooldown: one model, or for a spend cap (cause spend_cap) every active model the quota group''s keys serve.';
+COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS 'Finalize''s cooldown: one model, or for a spend cap or money (spend_cap, monthly_cap, billing_cap, credits_depleted) every active model the quota group''s keys serve.';
 
 -- The end of an idempotent request that failed: its in-flight marker goes, so the caller may repeat
 -- the request id at once (a success replaces the marker with the answer in finalize instead).
@@ -112,8 +112,10 @@ begin
   if p_outcome not in ('succeeded', 'google_error', 'network_error', 'timeout') then
     raise exception 'p_outcome must be succeeded, google_error, network_error or timeout' using errcode = '22023';
   end if;
-  if p_quota_cause is not null and p_quota_cause not in ('minute', 'day', 'limit_zero', 'spend_cap', 'unknown') then
-    raise exception 'p_quota_cause must be minute, day, limit_zero, spend_cap or unknown' using errcode = '22023';
+  if p_quota_cause is not null and p_quota_cause not in ('minute', 'day', 'limit_zero', 'spend_cap', 'monthly_cap',
+                                                         'billing_cap', 'credits_depleted', 'unknown') then
+    raise exception 'p_quota_cause must be minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted or unknown'
+      using errcode = '22023';
   end if;
 
   update public.google_ai_attempts a set

@@ -128,7 +128,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text) RETURNS
   limit 1
 $$;
 
-COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS 'Why a model''s first-ending cooldown rests (minute, day, limit_zero, spend_cap, unknown): read in the reservation''s statement when it refuses with limit cooldown.';
+COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS 'Why a model''s first-ending cooldown rests (a quota cause: docs/google-429s.md): read in the reservation''s statement when it refuses with limit cooldown.';
 
 -- What is left in one quota group for a model at p_now under the effective limits given (null limit:
 -- none, its fields null), and when each figure next grows. ready_at: the earliest moment the group

@@ -268,7 +268,7 @@ with clock as (
   ('eve_gateway_attempts_total', 'counter', 'Attempt rows decided (one per reservation decision and its outcome), by status.'),
   ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit that refused them last (counted once final, minutes later).'),
   ('eve_gateway_google_calls_total', 'counter', 'Calls that reached Google, by outcome, the service tier asked for (standard, flex, priority) and the one Google says served.'),
-  ('eve_gateway_google_429_total', 'counter', 'Google''s own 429 answers, by cause (minute, day, limit_zero, spend_cap, unknown).'),
+  ('eve_gateway_google_429_total', 'counter', 'Google''s own 429 answers, by cause (minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted, unknown).'),
   ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),
   ('eve_gateway_queue_lapses_total', 'counter', 'Waiters that left the admission queue without being admitted (stopped asking).'),
   ('eve_gateway_tokens_total', 'counter', 'Tokens Google counted (gen_ai.client.token.usage), by gen_ai_token_type.'),

@@ -130,6 +130,54 @@ describe("limit: 0", () => {
   });
 });
 
+// Money, not quota: the project's monthly cap, its billing account's cap or its prepaid credits. Google's
+// words for each are drawn per run (the simulator's MONEY_WORDINGS); the gateway must place every one.
+describe.each(["monthly_cap", "billing_cap", "credits_depleted"] as const)("money: %s", (kind) => {
+  const anHourPasses = () => s.sql`update public.google_ai_cooldowns set cooldown_until = cooldown_until - interval '60 minutes'`;
+  const callsToA = () => Object.values(s.sim.stats().calls[SIM_A] ?? {}).reduce((n, c) => n + c, 0);
+
+  it("the project is out for every model, the other serves, the operator is told; Google sees one call an hour", async () => {
+    s.sim.setQuotaCauses({ moneyOut: [{ project: SIM_A, kind }] });
+    const first = await s.call({ model: FLASH, prompt: "meets the cap", request_id: `money-${kind}` });
+    expect(first.status).toBe(200);
+    expect(first.body.key_alias).toBe("key-b");
+    const rows = await s.sql`select status, quota_cause, key_alias from public.google_ai_attempts
+                             where request_id = ${`money-${kind}`} order by id`;
+    expect(rows).toEqual([
+      { status: "google_error", quota_cause: kind, key_alias: "key-a" },
+      { status: "succeeded", quota_cause: null, key_alias: "key-b" },
+    ]);
+    // Every model of project A rests for the hour, with the cause; the quota route names project and cause.
+    const rests = await s.sql<{ model: string; cause: string; minutes: number }[]>`
+      select model, cause, floor(extract(epoch from (cooldown_until - now())) / 60)::int as minutes
+      from public.google_ai_cooldowns where quota_group = 'proj-a' order by model`;
+    const models = await s.sql<{ model: string }[]>`select model from public.google_ai_model_limits order by model`;
+    expect(rests.map((r) => r.model)).toEqual(models.map((m) => m.model));
+    for (const r of rests) expect(r).toMatchObject({ cause: kind, minutes: 59 });
+    const report = await quotaReport();
+    expect(modelIn(report, GEMMA).cooldowns).toEqual([expect.objectContaining({ quota_group: "proj-a", cause: kind })]);
+
+    // Ten more requests, both models: project B serves them all, project A is not asked.
+    for (let i = 0; i < 10; i++) {
+      const r = await s.call({ model: i % 2 ? FLASH : GEMMA, prompt: `busy ${i}` });
+      expect(r.status).toBe(200);
+      expect(r.body.key_alias).toBe("key-b");
+    }
+    expect(callsToA()).toBe(1);
+
+    // An hour passes with the owner not acting: one call asks again, is refused, and rests the project again.
+    await anHourPasses();
+    for (let i = 0; i < 5; i++) expect((await s.call({ model: FLASH, prompt: `hour two ${i}` })).status).toBe(200);
+    expect(callsToA()).toBe(2);
+    // The owner acts; within the hour after, project A serves again.
+    s.sim.setQuotaCauses({});
+    await anHourPasses();
+    const back = await s.call({ model: FLASH, prompt: "back" });
+    expect(back.body.key_alias).toBe("key-a");
+    expect(callsToA()).toBe(3);
+  });
+});
+
 describe("spend cap", () => {
   it("stops the project for every model for its window while another project serves; attempt rows and the quota route name it", async () => {
     s.sim.setQuotaCauses({ spendCaps: [{ project: SIM_A }] });
@@ -171,7 +219,7 @@ describe("spend cap", () => {
     const refused = await s.call({ model: GEMMA, prompt: "nobody serves", mode: "NO_WAIT" });
     expect(refused.status).toBe(429);
     expect(refused.body).toMatchObject({ limit: "cooldown", cause: "spend_cap", error: { code: "rate_limited" } });
-    expect(refused.body.error.message).toMatch(/spend cap/);
+    expect(refused.body.error.message).toMatch(/spend-based rate limit/);
     expect(s.logs.some((l) => l.includes(`"request_id":"${refused.body.request_id}"`) && l.includes('"quota_cause":"spend_cap"')))
       .toBe(true);
     expect(callsOf(SIM_A, GEMMA)).toBe(0);

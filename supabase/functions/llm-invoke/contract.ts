@@ -349,7 +349,8 @@ export interface FinalizeParams {
   cutBy?: "client" | "google";
   /**
    * A Google 429's cause (quota-cause.ts): recorded on the attempt and on the cooldown it starts;
-   * `spend_cap` rests every model of the quota group. Null/absent: not a 429.
+   * `spend_cap` and the money causes (monthly_cap, billing_cap, credits_depleted) rest every model of the
+   * quota group. Null/absent: not a 429.
    */
   quotaCause?: QuotaCause | null;
   /** The service tier asked of Google (flex, priority); null/absent: standard. */

@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { classifyGoogleHttpError } from "./errors.ts";
 import { SPEND_CAP_MAX_REST_MS, SPEND_CAP_WINDOW_MS } from "./quota-cause.ts";
+import { MONEY_WORDINGS, moneyExhausted, SPEND_RATE_WORDINGS, spendCapExceeded } from "../../../../shared/google-sim/errors.ts";
 
 const T = "type.googleapis.com/google.rpc.";
 const DOCS = "https://ai.google.dev/gemini-api/docs/rate-limits";
@@ -66,7 +67,7 @@ describe("the cause of a Google 429", () => {
       });
     const named = spend("Your billing account has reached its spend-based rate limit for the rolling 15-minute window.");
     expect(named).toMatchObject({ quotaCause: "spend_cap", spendWindowMs: 15 * 60_000, retryAfterMs: 42_000 });
-    expect(spend("Monthly spend cap reached for this project.")).toMatchObject({
+    expect(spend("Spend limit reached for this project.")).toMatchObject({
       quotaCause: "spend_cap",
       spendWindowMs: SPEND_CAP_WINDOW_MS,
     });
@@ -94,5 +95,35 @@ describe("the cause of a Google 429", () => {
     })).toBe("unknown");
     expect(cause("Too Many Requests")).toBe("unknown");
     expect(cause({ error: { code: 503, status: "UNAVAILABLE", message: "The model is overloaded." } }, 503)).toBeNull();
+  });
+
+  it("money, not quota, in every wording the simulator may draw: which money, and no window", () => {
+    for (const [kind, wordings] of Object.entries(MONEY_WORDINGS)) {
+      for (const [i, message] of wordings.entries()) {
+        const e = classifyGoogleHttpError(429, { error: { code: 429, status: "RESOURCE_EXHAUSTED", message } });
+        expect(e, `${kind} wording ${i}`).toMatchObject({ class: "rate_limited", quotaCause: kind, spendWindowMs: null });
+      }
+    }
+    // As the simulator answers (the run's wording), and Google's own three bodies (google-errors.md).
+    expect(cause(moneyExhausted("credits_depleted").body)).toBe("credits_depleted");
+    expect(cause({ error: { code: 429, status: "RESOURCE_EXHAUSTED",
+      message: "Your project has exceeded its monthly spending cap. Please go to AI Studio at https://ai.studio/spend" } }))
+      .toBe("monthly_cap");
+    expect(cause({ error: { code: 429, status: "RESOURCE_EXHAUSTED",
+      message: "Your billing account has exceeded its monthly spending cap…" } })).toBe("billing_cap");
+    expect(cause({ error: { code: 429, status: "RESOURCE_EXHAUSTED",
+      message: "Your prepayment credits are depleted. Please go to AI Studio at https://ai.studio/projects…" } }))
+      .toBe("credits_depleted");
+  });
+
+  it("the spend-based rate limit in every wording: spend_cap, with the window each names", () => {
+    for (const [i, word] of SPEND_RATE_WORDINGS.entries()) {
+      const e = classifyGoogleHttpError(429, { error: { code: 429, status: "RESOURCE_EXHAUSTED", message: word(15) } });
+      expect(e, `wording ${i}`).toMatchObject({ quotaCause: "spend_cap", spendWindowMs: 15 * 60_000 });
+    }
+    for (let seed = 0; seed < 30; seed++) {
+      expect(classifyGoogleHttpError(429, spendCapExceeded(15 * 60_000, 30_000, seed).body), `seed ${seed}`)
+        .toMatchObject({ quotaCause: "spend_cap", spendWindowMs: 15 * 60_000 });
+    }
   });
 });

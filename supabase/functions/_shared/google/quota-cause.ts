@@ -1,19 +1,44 @@
 // Why Google answered 429, read from its body, because each cause asks for a different rest:
-//   minute     a per-minute quota (RPM/TPM): rest for Google's delay
-//   day        a per-day quota (RPD): rest until Pacific midnight
-//   limit_zero the project has no quota at all for the model ("limit: 0", the free tier of a model
-//              the project may not use): waiting Google's 38 s never helps
-//   spend_cap  the billing account's spend-based limit (a rolling window, 10 minutes as Google
-//              documents it): every model of the project is refused, whatever its RPM/TPM/RPD
-//   unknown    a 429 that names none of these (Google's bare "Resource has been exhausted (e.g.
-//              check quota)." among them): Google's delay or the default
-// The order of the checks is the order of certainty: a body that says "limit: 0" is limit_zero even
-// when its quotaId is a per-day one (Google sends both for a model without quota). Spend caps are
-// recognized by the word "spend" only: no verbatim spend-cap body is public (docs/google-429s.md),
-// so a 429 that does not say so stays `unknown` rather than taking a wrong, longer rest.
+//   minute            a per-minute quota (RPM/TPM): rest for Google's delay
+//   day               a per-day quota (RPD): rest until Pacific midnight
+//   limit_zero        the project has no quota at all for the model ("limit: 0", the free tier of a
+//                     model the project may not use): waiting Google's 38 s never helps
+//   spend_cap         the spend-based rate limit of the project's tier (a rolling window, 10 minutes
+//                     as Google documents it): every model of the project rests for that window
+//   monthly_cap       the project's own monthly spending cap,
+//   billing_cap       the billing account's monthly cap, or
+//   credits_depleted  its prepaid credits are used up: money, not quota. The project is out until its
+//                     owner acts (or the month turns): every model of it rests for MONEY_REST_MS, and
+//                     the first call after that is the one probe of the hour
+//   unknown           a 429 that names none of these (Google's bare "Resource has been exhausted (e.g.
+//                     check quota)." among them): Google's delay or the default
+// Structure first: a QuotaFailure's quotaValue "0" is limit_zero, its quotaIds say minute or day. The
+// money answers carry no QuotaFailure, no RetryInfo and no reason, so for them the message is the only
+// carrier of the fact and is read, loosely and in this order (google-errors.md has Google's bodies;
+// the simulator draws other wordings of each): prepaid credits, a rate over a rolling window, a
+// billing account's cap, a monthly cap, any other spend limit. A 429 whose message says none of it
+// stays `unknown` rather than taking a wrong, longer rest.
 
-export type QuotaCause = "minute" | "day" | "limit_zero" | "spend_cap" | "unknown";
-export const QUOTA_CAUSES: readonly QuotaCause[] = ["minute", "day", "limit_zero", "spend_cap", "unknown"];
+export type QuotaCause =
+  | "minute"
+  | "day"
+  | "limit_zero"
+  | "spend_cap"
+  | "monthly_cap"
+  | "billing_cap"
+  | "credits_depleted"
+  | "unknown";
+export const QUOTA_CAUSES: readonly QuotaCause[] = ["minute", "day", "limit_zero", "spend_cap", "monthly_cap",
+  "billing_cap", "credits_depleted", "unknown"];
+
+/** The causes that are money, not quota: the project is out until its owner acts. */
+export const MONEY_CAUSES: readonly QuotaCause[] = ["monthly_cap", "billing_cap", "credits_depleted"];
+
+/**
+ * How long a project out of money rests: every model of it, then one call asks Google again (one 429
+ * an hour while the owner has not acted; served again within the hour after they do).
+ */
+export const MONEY_REST_MS = 60 * 60_000;
 
 /** The rolling window a spend cap rests for when Google's message names none (Google's documented 10 minutes). */
 export const SPEND_CAP_WINDOW_MS = 10 * 60_000;
@@ -52,6 +77,10 @@ export function isPerDayQuota(quotaId: string): boolean {
 
 const LIMIT_ZERO_LINE = /\blimit:\s*0(?![\d.])/i;
 const SPEND = /\bspend(?:ing)?\b|spend-based/i;
+const CREDITS = /\bpre-?pa(?:y|id|yment)\b|\bcredits?\b/i;
+const RATE_WINDOW = /\brolling\b|\brate[- ]limit|\bper[- ](?:\d+[- ])?minutes?\b|\d+[- ]minutes?\b/i;
+const BILLING_ACCOUNT = /\bbilling account\b/i;
+const MONTHLY_CAP = /\bmonth(?:ly)?\b[\s\S]*\b(?:cap|limit)\b|\bspending cap\b/i;
 
 export function quotaCauseOf(facts: QuotaCauseFacts): QuotaCauseReading {
   const ids = facts.violations.map((v) => v.quotaId ?? "");
@@ -59,12 +88,26 @@ export function quotaCauseOf(facts: QuotaCauseFacts): QuotaCauseReading {
     LIMIT_ZERO_LINE.test(facts.message)) {
     return { cause: "limit_zero", windowMs: null };
   }
-  if (SPEND.test(facts.message) || ids.some((id) => /spend/i.test(id)) || /SPEND/i.test(facts.reason ?? "")) {
+  if (ids.some((id) => /spend/i.test(id)) || /SPEND/i.test(facts.reason ?? "")) {
     return { cause: "spend_cap", windowMs: spendWindowMs(facts.message) };
   }
   if (ids.some(isPerDayQuota)) return { cause: "day", windowMs: null };
   if (ids.some((id) => /per ?minute/i.test(id))) return { cause: "minute", windowMs: null };
-  return { cause: "unknown", windowMs: null };
+  return { cause: moneyCauseOf(facts.message) ?? "unknown", windowMs: spendWindowOf(facts.message) };
+}
+
+/** A quota that names no quota: money, told apart by what the message says (the only carrier). */
+function moneyCauseOf(message: string): QuotaCause | null {
+  if (CREDITS.test(message)) return "credits_depleted";
+  if (SPEND.test(message) && RATE_WINDOW.test(message)) return "spend_cap";
+  if (BILLING_ACCOUNT.test(message) && (SPEND.test(message) || MONTHLY_CAP.test(message))) return "billing_cap";
+  if (MONTHLY_CAP.test(message)) return "monthly_cap";
+  if (SPEND.test(message)) return "spend_cap";
+  return null;
+}
+
+function spendWindowOf(message: string): number | null {
+  return moneyCauseOf(message) === "spend_cap" ? spendWindowMs(message) : null;
 }
 
 /** "… rolling 10-minute window …", "per 10 minutes": the window a spend cap names (capped), else Google's documented 10 minutes. */

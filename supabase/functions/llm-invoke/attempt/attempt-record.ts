@@ -5,9 +5,11 @@
 // The cooldown follows the 429's cause (quota-cause.ts): minute and unknown rest for Google's delay
 // (or the default); day and limit_zero until Pacific midnight (a key check ends a limit_zero rest
 // sooner, in the database); spend_cap for Google's delay but at least the rolling window Google names,
-// never more than an hour (SPEND_CAP_MAX_REST_MS), and the database rests every model of the group.
+// never more than an hour (SPEND_CAP_MAX_REST_MS); money (monthly_cap, billing_cap, credits_depleted)
+// an hour (MONEY_REST_MS), whatever delay Google names, and the first call after it is the hour's one
+// probe. For spend_cap and money the database rests every model of the group.
 import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
-import { SPEND_CAP_MAX_REST_MS } from "../../_shared/google/quota-cause.ts";
+import { MONEY_CAUSES, MONEY_REST_MS, SPEND_CAP_MAX_REST_MS } from "../../_shared/google/quota-cause.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
 import { outputTokens, type Usage } from "../../_shared/google/response.ts";
 import type { FinalizeOutcome, FinalizeParams } from "../contract.ts";
@@ -86,6 +88,8 @@ export function failureRecord(
   const delayMs = error.retryAfterMs ?? defaultCooldownMs;
   const restMs = cause === "spend_cap"
     ? Math.min(SPEND_CAP_MAX_REST_MS, Math.max(delayMs, error.spendWindowMs ?? 0))
+    : cause !== null && MONEY_CAUSES.includes(cause)
+    ? MONEY_REST_MS
     : delayMs;
   return {
     ...EMPTY,

@@ -86,7 +86,10 @@ const CAUSE_WORDS: Record<QuotaCause, string> = {
   minute: "Google's per-minute quota.",
   day: "Google's per-day quota, until midnight Pacific time.",
   limit_zero: "the project has no Google quota for this model (limit: 0), until the next key check or midnight Pacific time.",
-  spend_cap: "the billing account's spend cap: every model of the project rests.",
+  spend_cap: "the spend-based rate limit of the project's tier, for its rolling window: every model of the project rests.",
+  monthly_cap: "the project's monthly spending cap: the project is out until its owner raises it or the month turns.",
+  billing_cap: "the billing account's monthly spending cap: the project is out until its owner raises it or the month turns.",
+  credits_depleted: "the project's prepaid credits are used up: it is out until its owner adds credits.",
   unknown: "a Google 429 that names no known quota.",
 };
 
