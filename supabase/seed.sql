@@ -74,14 +74,28 @@ begin
      'Assumed: no Gemma 4 row was published (2026-07-18 list, cheahjs/free-llm-api-resources). Gemma 3 27B''s '
      'free-tier figures are used until the project''s quota page says otherwise.',
      'Gemma 4 26B A4B (mixture of experts): system instruction and tools as gemma-4-31b-it; JSON mode assumed.'),
-    ('gemini-3.5-flash', 5, 250000, 20, '{}', true, true, true, true, null, null,
+    ('gemini-3.5-flash', 5, 250000, 20, '{}', true, true, true, true, null, 'gemini-3.6-flash',
      'Free tier 5 RPM / 250K TPM / 20 RPD as listed 2026-07-18 (cheahjs/free-llm-api-resources, Cloud Quotas API). '
-     'GA 2026-05-19 (Google''s changelog).',
-     'Gemini 3.5 Flash.'),
-    ('gemini-3.5-flash-lite', 15, 250000, 500, '{}', true, true, true, true, null, null,
+     'GA 2026-05-19 (Google''s changelog); marked deprecated and routed by Google to gemini-3.6-flash, no shutdown '
+     'date published (Google''s deprecations page, 2026-11).',
+     'Gemini 3.5 Flash (deprecated: Google routes it to gemini-3.6-flash).'),
+    ('gemini-3.6-flash', 5, 250000, 20, '{}', true, true, true, true, null, null,
+     'Assumed: GA 2026-07-21, after the 2026-07-18 list; Gemini 3.5 Flash''s free tier (5 RPM / 250K TPM / 20 RPD) '
+     'is used until the project''s quota page says otherwise.',
+     'Gemini 3.6 Flash: where Google routes gemini-3.5-flash.'),
+    ('gemini-3.7-flash', 5, 250000, 20, '{}', true, true, true, true, null, null,
+     'Assumed: GA 2026-08-13 (Google''s changelog), after the 2026-07-18 list; Gemini 3.5 Flash''s free tier is used '
+     'until the project''s quota page says otherwise.',
+     'Gemini 3.7 Flash.'),
+    ('gemini-3.8-flash', 5, 250000, 20, '{gemini-flash-latest}', true, true, true, true, null, null,
+     'Assumed: GA 2026-09-02 (Google''s changelog), after the 2026-07-18 list; Gemini 3.5 Flash''s free tier is used '
+     'until the project''s quota page says otherwise.',
+     'Gemini 3.8 Flash, the newest Flash: Google''s gemini-flash-latest is taken to name it (check with models.get).'),
+    ('gemini-3.5-flash-lite', 15, 250000, 500, '{gemini-flash-lite-latest}', true, true, true, true, null, null,
      'Assumed: GA 2026-07-21, after the 2026-07-18 list; Gemini 3.1 Flash-Lite''s free tier (15 RPM / 250K TPM / '
      '500 RPD) is used until the project''s quota page says otherwise.',
-     'Gemini 3.5 Flash-Lite: where Google routes gemini-2.5-flash after its shutdown.'),
+     'Gemini 3.5 Flash-Lite, the newest Flash-Lite (Google''s gemini-flash-lite-latest is taken to name it): where '
+     'Google routes gemini-2.5-flash after its shutdown.'),
     ('gemini-3.1-flash-lite', 15, 250000, 500, '{}', true, true, true, true, date '2027-05-07', null,
      'Free tier 15 RPM / 250K TPM / 500 RPD as listed 2026-07-18 (cheahjs/free-llm-api-resources, Cloud Quotas API). '
      'GA 2026-05-07, shutdown 2027-05-07 (Google''s deprecations page).',

@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 2a412356d7d445a20659504ec68221de41dfdd572bd08b8f7bd980aa6c47a497
+-- sha256 of what follows: 9c6f27f4ae56f62d919116219e1435abd75b14652bbfc1ceba3c815ce9fc4799
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================
@@ -89,6 +89,7 @@ CREATE TABLE IF NOT EXISTS public.google_ai_model_limits (
     limits_source text,
     supports_images boolean,
     spread_burst integer,
+    google_successor text,
     CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1))
 );
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS id serial NOT NULL;
@@ -113,6 +114,7 @@ ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS withdrawn_mes
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS limits_source text;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS supports_images boolean;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS spread_burst integer;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS google_successor text;
 DO $baseline$
 BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
@@ -143,6 +145,8 @@ COMMENT ON COLUMN public.google_ai_model_limits.successor IS 'The model Google n
 COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_at IS 'When Google answered 404 NOT_FOUND for this model: requests pass over it without calling Google until the maintenance function finds it in models.list again or the operator clears it. Null: served.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_message IS 'Google''s (sanitized) message of the 404 that withdrew the model.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.google_successor IS 'The model Google''s withdrawal message names as the replacement (".. use models/X"), read when the model is marked withdrawn: a suggestion for the operator. Requests go to it only through successor or fallback_models, which the operator sets (docs/models.md).';
 
 COMMENT ON COLUMN public.google_ai_model_limits.limits_source IS 'Where this row''s RPM/TPM/RPD come from (a page and the day it was read, or the project''s own quota page).';
 
@@ -212,10 +216,10 @@ CREATE TABLE IF NOT EXISTS public.google_ai_cooldowns (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     cause text,
-    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'unknown'::text])))
+    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text, 'unknown'::text])))
 );
 
-COMMENT ON COLUMN public.google_ai_cooldowns.cause IS 'Why the group rests: a Google 429''s quota_cause (a spend cap rests every model of the group: one row each).';
+COMMENT ON COLUMN public.google_ai_cooldowns.cause IS 'Why the group rests: a Google 429''s quota_cause (a spend cap or money - monthly_cap, billing_cap, credits_depleted - rests every model of the group: one row each).';
 
 DO $baseline$
 BEGIN
@@ -397,7 +401,7 @@ CREATE TABLE IF NOT EXISTS public.google_ai_attempts (
     reply_by timestamp with time zone,
     hold_until timestamp with time zone,
     holder uuid,
-    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'unknown'::text]))),
+    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text, 'unknown'::text]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text, 'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text, 'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
 )
 WITH (fillfactor='80');
@@ -406,7 +410,7 @@ COMMENT ON TABLE public.google_ai_attempts IS 'Audit log: one row per reservatio
 
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 
-COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS 'For a Google 429: minute, day, limit_zero, spend_cap or unknown, read from Google''s body.';
+COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS 'For a Google 429: minute, day, limit_zero, spend_cap (the spend-based rate limit), monthly_cap, billing_cap, credits_depleted (money: the project is out until its owner acts) or unknown, read from Google''s body.';
 
 COMMENT ON COLUMN public.google_ai_attempts.service_tier IS 'The service tier the gateway asked Google for (flex, priority); null: standard.';
 
@@ -3183,7 +3187,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group tex
   from (select p_model as model
         union
         select l.model from public.google_ai_model_limits l
-        where p_cause = 'spend_cap' and l.is_active
+        where p_cause in ('spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted') and l.is_active
           and exists (select 1 from public.google_ai_api_keys k
                       where public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
                         and (k.models is null or l.model = any (k.models)))) m
@@ -3196,7 +3200,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group tex
     updated_at = now();
 $$;
 
-COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS 'Finalize''s cooldown: one model, or for a spend cap (cause spend_cap) every active model the quota group''s keys serve.';
+COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS 'Finalize''s cooldown: one model, or for a spend cap or money (spend_cap, monthly_cap, billing_cap, credits_depleted) every active model the quota group''s keys serve.';
 
 -- The end of an idempotent request that failed: its in-flight marker goes, so the caller may repeat
 -- the request id at once (a success replaces the marker with the answer in finalize instead).
@@ -3236,8 +3240,10 @@ begin
   if p_outcome not in ('succeeded', 'google_error', 'network_error', 'timeout') then
     raise exception 'p_outcome must be succeeded, google_error, network_error or timeout' using errcode = '22023';
   end if;
-  if p_quota_cause is not null and p_quota_cause not in ('minute', 'day', 'limit_zero', 'spend_cap', 'unknown') then
-    raise exception 'p_quota_cause must be minute, day, limit_zero, spend_cap or unknown' using errcode = '22023';
+  if p_quota_cause is not null and p_quota_cause not in ('minute', 'day', 'limit_zero', 'spend_cap', 'monthly_cap',
+                                                         'billing_cap', 'credits_depleted', 'unknown') then
+    raise exception 'p_quota_cause must be minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted or unknown'
+      using errcode = '22023';
   end if;
 
   update public.google_ai_attempts a set
@@ -3377,7 +3383,13 @@ begin
   perform public.google_ai_adjust_token_budget(v_att, 0, -v_att.estimated_tokens);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
-  update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message
+  -- Google's message may name a replacement ("… use models/X"): the first other model it names is kept
+  -- as its suggestion. The only sentence read here, and only for the operator to see.
+  update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message,
+    google_successor = (select pg_catalog.lower(pg_catalog.rtrim(m[1], '.'))
+                        from pg_catalog.regexp_matches(v_message, 'models/([A-Za-z0-9][A-Za-z0-9._-]{0,99})', 'g') m
+                        where pg_catalog.lower(pg_catalog.rtrim(m[1], '.')) <> pg_catalog.lower(v_att.model)
+                        limit 1)
   where l.model = v_att.model and l.withdrawn_at is null;
   v_marked := found;
 
@@ -3938,7 +3950,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text) RETURNS
   limit 1
 $$;
 
-COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS 'Why a model''s first-ending cooldown rests (minute, day, limit_zero, spend_cap, unknown): read in the reservation''s statement when it refuses with limit cooldown.';
+COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS 'Why a model''s first-ending cooldown rests (a quota cause: docs/google-429s.md): read in the reservation''s statement when it refuses with limit cooldown.';
 
 -- What is left in one quota group for a model at p_now under the effective limits given (null limit:
 -- none, its fields null), and when each figure next grows. ready_at: the earliest moment the group
@@ -4223,6 +4235,7 @@ begin
                'withdrawn_at', l.withdrawn_at,
                'withdrawn_message', l.withdrawn_message,
                'successor', l.successor,
+               'google_successor', l.google_successor,
                'shutdown_date', l.shutdown_date)
              order by l.model)
       from public.google_ai_model_limits l
@@ -4444,7 +4457,7 @@ begin
                        where h.status = 'ok' and k.is_active);
 
   with back as (
-    update public.google_ai_model_limits l set withdrawn_at = null, withdrawn_message = null
+    update public.google_ai_model_limits l set withdrawn_at = null, withdrawn_message = null, google_successor = null
     where v_checked and l.withdrawn_at is not null and v_listed ? l.model
       and (v_listed ->> l.model)::timestamptz > l.withdrawn_at
     returning l.model)
@@ -4454,7 +4467,8 @@ begin
     'checked', v_checked,
     'restored', to_jsonb(v_restored),
     'withdrawn', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'withdrawn_at', l.withdrawn_at,
-                             'message', l.withdrawn_message, 'successor', l.successor) order by l.model)
+                             'message', l.withdrawn_message, 'successor', l.successor,
+                             'google_successor', l.google_successor) order by l.model)
                            from public.google_ai_model_limits l where l.withdrawn_at is not null), '[]'),
     'missing', coalesce((select jsonb_agg(l.model order by l.model) from public.google_ai_model_limits l
                          where v_checked and l.is_active and not v_listed ? l.model), '[]'),
@@ -5426,7 +5440,7 @@ with clock as (
   ('eve_gateway_attempts_total', 'counter', 'Attempt rows decided (one per reservation decision and its outcome), by status.'),
   ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit that refused them last (counted once final, minutes later).'),
   ('eve_gateway_google_calls_total', 'counter', 'Calls that reached Google, by outcome, the service tier asked for (standard, flex, priority) and the one Google says served.'),
-  ('eve_gateway_google_429_total', 'counter', 'Google''s own 429 answers, by cause (minute, day, limit_zero, spend_cap, unknown).'),
+  ('eve_gateway_google_429_total', 'counter', 'Google''s own 429 answers, by cause (minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted, unknown).'),
   ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),
   ('eve_gateway_queue_lapses_total', 'counter', 'Waiters that left the admission queue without being admitted (stopped asking).'),
   ('eve_gateway_tokens_total', 'counter', 'Tokens Google counted (gen_ai.client.token.usage), by gen_ai_token_type.'),
@@ -5718,11 +5732,12 @@ CREATE OR REPLACE VIEW public.google_ai_model_lifecycle WITH (security_invoker='
     COALESCE(l.supports_tools, l.supports_json_mode) AS supports_tools,
     l.supports_images,
     s.catalogue_status,
-    s.last_listed_at
+    s.last_listed_at,
+    l.google_successor
    FROM (public.google_ai_model_limits l
      LEFT JOIN public.google_ai_model_catalogue_status s ON ((s.model = l.model)));
 
-COMMENT ON VIEW public.google_ai_model_lifecycle IS 'Each model row in its life cycle: withdrawn (when, Google''s message), shutdown date, successor, chain, limits and where they come from, and what models.list last said of it.';
+COMMENT ON VIEW public.google_ai_model_lifecycle IS 'Each model row in its life cycle: withdrawn (when, Google''s message and the replacement it names), shutdown date, successor, chain, limits and where they come from, and what models.list last said of it.';
 
 CREATE OR REPLACE VIEW public.google_ai_queue_now WITH (security_invoker='true') AS
  SELECT q.model,

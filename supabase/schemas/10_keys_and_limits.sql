@@ -50,6 +50,7 @@ CREATE TABLE public.google_ai_model_limits (
     limits_source text,
     supports_images boolean,
     spread_burst integer,
+    google_successor text,
     CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1))
 );
 
@@ -74,6 +75,8 @@ COMMENT ON COLUMN public.google_ai_model_limits.successor IS 'The model Google n
 COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_at IS 'When Google answered 404 NOT_FOUND for this model: requests pass over it without calling Google until the maintenance function finds it in models.list again or the operator clears it. Null: served.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_message IS 'Google''s (sanitized) message of the 404 that withdrew the model.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.google_successor IS 'The model Google''s withdrawal message names as the replacement (".. use models/X"), read when the model is marked withdrawn: a suggestion for the operator. Requests go to it only through successor or fallback_models, which the operator sets (docs/models.md).';
 
 COMMENT ON COLUMN public.google_ai_model_limits.limits_source IS 'Where this row''s RPM/TPM/RPD come from (a page and the day it was read, or the project''s own quota page).';
 

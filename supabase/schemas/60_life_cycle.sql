@@ -255,7 +255,13 @@ begin
   perform public.google_ai_adjust_token_budget(v_att, 0, -v_att.estimated_tokens);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
-  update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message
+  -- Google's message may name a replacement ("… use models/X"): the first other model it names is kept
+  -- as its suggestion. The only sentence read here, and only for the operator to see.
+  update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message,
+    google_successor = (select pg_catalog.lower(pg_catalog.rtrim(m[1], '.'))
+                        from pg_catalog.regexp_matches(v_message, 'models/([A-Za-z0-9][A-Za-z0-9._-]{0,99})', 'g') m
+                        where pg_catalog.lower(pg_catalog.rtrim(m[1], '.')) <> pg_catalog.lower(v_att.model)
+                        limit 1)
   where l.model = v_att.model and l.withdrawn_at is null;
   v_marked := found;
 

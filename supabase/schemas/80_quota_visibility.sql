@@ -413,6 +413,7 @@ begin
                'withdrawn_at', l.withdrawn_at,
                'withdrawn_message', l.withdrawn_message,
                'successor', l.successor,
+               'google_successor', l.google_successor,
                'shutdown_date', l.shutdown_date)
              order by l.model)
       from public.google_ai_model_limits l

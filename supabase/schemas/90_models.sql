@@ -158,7 +158,7 @@ begin
                        where h.status = 'ok' and k.is_active);
 
   with back as (
-    update public.google_ai_model_limits l set withdrawn_at = null, withdrawn_message = null
+    update public.google_ai_model_limits l set withdrawn_at = null, withdrawn_message = null, google_successor = null
     where v_checked and l.withdrawn_at is not null and v_listed ? l.model
       and (v_listed ->> l.model)::timestamptz > l.withdrawn_at
     returning l.model)
@@ -168,7 +168,8 @@ begin
     'checked', v_checked,
     'restored', to_jsonb(v_restored),
     'withdrawn', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'withdrawn_at', l.withdrawn_at,
-                             'message', l.withdrawn_message, 'successor', l.successor) order by l.model)
+                             'message', l.withdrawn_message, 'successor', l.successor,
+                             'google_successor', l.google_successor) order by l.model)
                            from public.google_ai_model_limits l where l.withdrawn_at is not null), '[]'),
     'missing', coalesce((select jsonb_agg(l.model order by l.model) from public.google_ai_model_limits l
                          where v_checked and l.is_active and not v_listed ? l.model), '[]'),

@@ -116,11 +116,12 @@ CREATE OR REPLACE VIEW public.google_ai_model_lifecycle WITH (security_invoker='
     COALESCE(l.supports_tools, l.supports_json_mode) AS supports_tools,
     l.supports_images,
     s.catalogue_status,
-    s.last_listed_at
+    s.last_listed_at,
+    l.google_successor
    FROM (public.google_ai_model_limits l
      LEFT JOIN public.google_ai_model_catalogue_status s ON ((s.model = l.model)));
 
-COMMENT ON VIEW public.google_ai_model_lifecycle IS 'Each model row in its life cycle: withdrawn (when, Google''s message), shutdown date, successor, chain, limits and where they come from, and what models.list last said of it.';
+COMMENT ON VIEW public.google_ai_model_lifecycle IS 'Each model row in its life cycle: withdrawn (when, Google''s message and the replacement it names), shutdown date, successor, chain, limits and where they come from, and what models.list last said of it.';
 
 CREATE OR REPLACE VIEW public.google_ai_queue_now WITH (security_invoker='true') AS
  SELECT q.model,

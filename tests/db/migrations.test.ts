@@ -124,18 +124,27 @@ describe("migrations on a project that already has the production tables", () =>
       { model: "gemini-3.1-flash-lite", rpm: 15, tpm: 250000, rpd: 500 },
       { model: "gemini-3.5-flash", rpm: 5, tpm: 250000, rpd: 20 },
       { model: "gemini-3.5-flash-lite", rpm: 15, tpm: 250000, rpd: 500 },
+      { model: "gemini-3.6-flash", rpm: 5, tpm: 250000, rpd: 20 },
+      { model: "gemini-3.7-flash", rpm: 5, tpm: 250000, rpd: 20 },
+      { model: "gemini-3.8-flash", rpm: 5, tpm: 250000, rpd: 20 },
       { model: "gemma-3-27b-it", rpm: 30, tpm: 15000, rpd: 14400 },
       { model: "gemma-4-26b-a4b-it", rpm: 30, tpm: 15000, rpd: 14400 },
       { model: "gemma-4-31b-it", rpm: 30, tpm: 15000, rpd: 14400 },
     ]);
     // Every seeded row says where its limits come from, and the owner's names carry their life cycle.
     const lifecycle = await sql`select model, shutdown_date::text as shutdown, successor, limits_source is not null as sourced
-                                from public.google_ai_model_limits where model in ('gemma-3-27b-it', 'gemini-2.5-flash')
+                                from public.google_ai_model_limits
+                                where model in ('gemma-3-27b-it', 'gemini-2.5-flash', 'gemini-3.5-flash')
                                 order by model`;
     expect(lifecycle).toEqual([
       { model: "gemini-2.5-flash", shutdown: "2026-12-01", successor: "gemini-3.5-flash-lite", sourced: true },
+      { model: "gemini-3.5-flash", shutdown: null, successor: "gemini-3.6-flash", sourced: true },
       { model: "gemma-3-27b-it", shutdown: null, successor: "gemma-4-31b-it", sourced: true },
     ]);
+    // Google's -latest names are aliases of the rows they route to: one quota counts both names.
+    const latest = await sql`select (public.google_ai_model_by_name('gemini-flash-latest')).model as flash,
+                                    (public.google_ai_model_by_name('gemini-flash-lite-latest')).model as lite`;
+    expect(latest).toEqual([{ flash: "gemini-3.8-flash", lite: "gemini-3.5-flash-lite" }]);
     expect((await sql`select count(*)::int as n from public.google_ai_model_limits where limits_source is null`)[0].n).toBe(0);
     // The operator's edits survive the seed's re-run: a successor cleared, limits corrected, an alias repointed.
     await sql`update public.google_ai_model_limits set successor = null, shutdown_date = null where model = 'gemini-2.5-flash'`;

@@ -7,6 +7,7 @@
 import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { MODEL_NOT_FOUND_WORDINGS } from "../../shared/google-sim/errors.ts";
 
 let db: TestDatabase;
 let tokenHash: string;
@@ -177,13 +178,38 @@ describe("aliases and the life cycle", () => {
     await db.sql`delete from public.google_ai_model_limits where model in ('lc-a', 'lc-b')`;
   });
 
+  it("keeps the replacement Google's message names as its suggestion, in any of the simulator's wordings", async () => {
+    const suggested = async (model: string, message: string) => {
+      await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values (${model}, 100, 100000, 1000)
+                   on conflict (model) do update set withdrawn_at = null, withdrawn_message = null, google_successor = null`;
+      await db.sql`update public.google_ai_api_keys set models = null`;
+      const r = await reserve(model, `wd-${model}-${message.length}`);
+      expect(r.ok).toBe(true);
+      await withdraw(r.reservation_id, message);
+      const [{ s, successor }] = await db.sql`select google_successor as s, successor from public.google_ai_model_limits
+                                               where model = ${model}`;
+      expect(successor).toBeNull(); // the operator's column: never written by the gateway
+      return s as string | null;
+    };
+    expect(await suggested("lc-gone-1", "models/lc-gone-1 is no longer available. Please update your code to use " +
+      "models/gemini-3.8-flash")).toBe("gemini-3.8-flash");
+    expect(await suggested("lc-gone-2", "Model is not found: models/lc-gone-2 for api version v1beta")).toBeNull();
+    for (const [i, word] of MODEL_NOT_FOUND_WORDINGS.entries()) {
+      const model = `lc-word-${i}`;
+      const message = word(model, "generateContent", "lc-next");
+      expect(await suggested(model, message), message).toBe(message.includes("models/lc-next") ? "lc-next" : null);
+    }
+    // The review below sees only this file's three models.
+    await db.sql`delete from public.google_ai_model_limits where model like 'lc-gone-%' or model like 'lc-word-%'`;
+  });
+
   it("the view shows a withdrawn model with its mark and successor", async () => {
     await db.sql`update public.google_ai_model_limits set shutdown_date = current_date + 3 where model = 'lc-new'`;
     // Read as the operator reads it (service_role; a security-invoker view over its tables).
     const rows = await db.sql.begin(async (tx) => {
       await tx`set local role service_role`;
       return tx`select model, state, withdrawn_message, successor, days_to_shutdown
-        from public.google_ai_model_lifecycle where model like 'lc-%' order by model`;
+        from public.google_ai_model_lifecycle where model in ('lc-new', 'lc-old', 'lc-shared') order by model`;
     });
     expect(rows).toEqual([
       { model: "lc-new", state: "shutting_down", withdrawn_message: null, successor: null, days_to_shutdown: 3 },
