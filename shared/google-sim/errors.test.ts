@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { formatDuration, quotaExceeded } from './errors.ts';
+import { formatDuration, quotaExceeded, VIOLATION_LINE_WORDINGS } from './errors.ts';
 import { QUOTA_IDS, violation } from './quota.ts';
 
 describe('formatDuration (protobuf JSON Duration)', () => {
@@ -18,9 +18,8 @@ describe('quotaExceeded', () => {
   it('lists every violation in the message and carries the delay twice', () => {
     const { status, body } = quotaExceeded(v, '10.689924287s');
     expect(status).toBe(429);
-    expect(body.error.message).toContain(
-      '* Quota exceeded for metric: generativelanguage.googleapis.com/generate_content_free_tier_requests, limit: 20, model: gemini-2.5-flash',
-    );
+    // The line as this run's wording says it (wordings.ts).
+    expect(body.error.message).toContain(VIOLATION_LINE_WORDINGS.map((w) => w(v[0]!)).find((l) => body.error.message.includes(l)));
     expect(body.error.message.endsWith('Please retry in 10.689924287s.')).toBe(true);
     expect(body.error.details).toContainEqual({ '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: '10.689924287s' });
     expect(quotaExceeded(v, '10.689924287s', true).body.error.details).toContainEqual(

@@ -121,14 +121,26 @@ export interface QuotaViolation {
  * fractions and must not trust a truncated value to land after the window opens).
  * `null` leaves RetryInfo and the "Please retry" sentence out (older Google 429s look so).
  */
+/**
+ * How Google words one violation's line: its own first, then variants (spacing, casing, order). A
+ * project without quota for the model is told by its QuotaFailure's quotaValue "0" whatever the line
+ * says; the line's "limit: 0" is the only carrier when a body comes without quotaValue (as users quote it).
+ */
+export const VIOLATION_LINE_WORDINGS: ReadonlyArray<(v: QuotaViolation) => string> = [
+  (v) => `* Quota exceeded for metric: ${v.quotaMetric}, limit: ${v.quotaValue}, model: ${v.quotaDimensions.model}`,
+  (v) => `* Quota exceeded for metric: ${v.quotaMetric}, limit:${v.quotaValue}, model: ${v.quotaDimensions.model}`,
+  (v) => `* QUOTA EXCEEDED FOR ${v.quotaDimensions.model.toUpperCase()} (metric ${v.quotaMetric}), Limit: ${v.quotaValue}`,
+  (v) => `* Quota exceeded for metric: ${v.quotaMetric},\n  limit: ${v.quotaValue},\n  model: ${v.quotaDimensions.model}`,
+];
+
 export function quotaExceeded(
   violations: QuotaViolation[],
   retryDelay: string | null,
   wholeSeconds = false,
+  seed?: number,
 ): SimAnswer {
-  const lines = violations.map(
-    (v) => `* Quota exceeded for metric: ${v.quotaMetric}, limit: ${v.quotaValue}, model: ${v.quotaDimensions.model}`,
-  );
+  const line = pickWording('quota.violation-line', VIOLATION_LINE_WORDINGS, seed);
+  const lines = violations.map(line);
   let message =
     'You exceeded your current quota, please check your plan and billing details. For more information on ' +
     `this error, head to: ${RATE_LIMIT_DOCS}. To monitor your current usage, head to: ` +

@@ -1,7 +1,9 @@
 import { describe, expect, it } from "vitest";
 import { classifyGoogleHttpError } from "./errors.ts";
 import { SPEND_CAP_MAX_REST_MS, SPEND_CAP_WINDOW_MS } from "./quota-cause.ts";
-import { MONEY_WORDINGS, moneyExhausted, SPEND_RATE_WORDINGS, spendCapExceeded } from "../../../../shared/google-sim/errors.ts";
+import { MONEY_WORDINGS, moneyExhausted, quotaExceeded, SPEND_RATE_WORDINGS, spendCapExceeded, VIOLATION_LINE_WORDINGS }
+  from "../../../../shared/google-sim/errors.ts";
+import { QUOTA_IDS, violation } from "../../../../shared/google-sim/quota.ts";
 
 const T = "type.googleapis.com/google.rpc.";
 const DOCS = "https://ai.google.dev/gemini-api/docs/rate-limits";
@@ -124,6 +126,20 @@ describe("the cause of a Google 429", () => {
     for (let seed = 0; seed < 30; seed++) {
       expect(classifyGoogleHttpError(429, spendCapExceeded(15 * 60_000, 30_000, seed).body), `seed ${seed}`)
         .toMatchObject({ quotaCause: "spend_cap", spendWindowMs: 15 * 60_000 });
+    }
+  });
+
+  it("limit: 0 in every wording of the violation's line, with quotaValue and without it", () => {
+    const v = violation(QUOTA_IDS.rpm, "gemini-3.1-pro", 0);
+    for (let seed = 0; seed < 40; seed++) {
+      expect(cause(quotaExceeded([v], "38.2s", true, seed).body), `seed ${seed}`).toBe("limit_zero");
+    }
+    for (const [i, line] of VIOLATION_LINE_WORDINGS.entries()) {
+      // As users quote it: the details without quotaValue, only the message's line says 0.
+      const message = `You exceeded your current quota.\n${line(v)}\nPlease retry in 38.2s.`;
+      const bare = { error: { code: 429, status: "RESOURCE_EXHAUSTED", message, details: [{ "@type": `${T}QuotaFailure`,
+        violations: [{ quotaId: v.quotaId, quotaMetric: v.quotaMetric }] }] } };
+      expect(cause(bare), `wording ${i}`).toBe("limit_zero");
     }
   });
 });
