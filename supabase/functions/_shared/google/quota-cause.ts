@@ -93,7 +93,8 @@ export function quotaCauseOf(facts: QuotaCauseFacts): QuotaCauseReading {
   }
   if (ids.some(isPerDayQuota)) return { cause: "day", windowMs: null };
   if (ids.some((id) => /per ?minute/i.test(id))) return { cause: "minute", windowMs: null };
-  return { cause: moneyCauseOf(facts.message) ?? "unknown", windowMs: spendWindowOf(facts.message) };
+  const money = moneyCauseOf(facts.message);
+  return { cause: money ?? "unknown", windowMs: money === "spend_cap" ? spendWindowMs(facts.message) : null };
 }
 
 /** A quota that names no quota: money, told apart by what the message says (the only carrier). */
@@ -106,9 +107,6 @@ function moneyCauseOf(message: string): QuotaCause | null {
   return null;
 }
 
-function spendWindowOf(message: string): number | null {
-  return moneyCauseOf(message) === "spend_cap" ? spendWindowMs(message) : null;
-}
 
 /** "… rolling 10-minute window …", "per 10 minutes": the window a spend cap names (capped), else Google's documented 10 minutes. */
 function spendWindowMs(message: string): number {
