@@ -7,10 +7,10 @@
 // EVE_NO_APT=1 turns it off, as it does the Debian packages (system-packages.ts).
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { embeddedBinaries } from "./postgres-server.ts";
+import { embeddedBinaries, hasExtension } from "./postgres-server.ts";
 import { patchForOlderGlibc } from "./glibc-compat.ts";
 
 const MIRROR = "https://deb.debian.org/debian";
@@ -21,7 +21,7 @@ const PACKAGES = [`postgresql-${MAJOR}-cron`, `postgresql-${MAJOR}-pgtap`];
 /** Whether the embedded server has both extensions. */
 export function embeddedHasExtensions(): boolean {
   const bins = embeddedBinaries();
-  return bins !== undefined && ["pg_cron", "pgtap"].every((n) => existsSync(path.join(bins.shareDir, "extension", `${n}.control`)));
+  return bins !== undefined && hasExtension(bins, "pg_cron") && hasExtension(bins, "pgtap");
 }
 
 /** Installs them when missing; returns a note for the log. Throws when an install started and failed. */
@@ -74,9 +74,10 @@ async function packageIndex(): Promise<Map<string, { filename: string; sha256: s
   for (const stanza of text.stdout.split("\n\n")) {
     const field = (f: string) => new RegExp(`^${f}: (.+)$`, "m").exec(stanza)?.[1]?.trim();
     const name = field("Package");
+    if (name === undefined || !PACKAGES.includes(name)) continue;
     const filename = field("Filename");
     const sha256 = field("SHA256");
-    if (name && filename && sha256 && PACKAGES.includes(name)) out.set(name, { filename, sha256 });
+    if (filename && sha256) out.set(name, { filename, sha256 });
   }
   return out;
 }

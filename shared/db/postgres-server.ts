@@ -114,7 +114,7 @@ export function embeddedBinaries(): Binaries | undefined {
   }
 }
 
-function hasExtension(bins: Binaries, name: string): boolean {
+export function hasExtension(bins: Binaries, name: string): boolean {
   return !!bins.shareDir && existsSync(path.join(bins.shareDir, "extension", `${name}.control`));
 }
 
