@@ -4,8 +4,9 @@
 // in the function until then and asks again with its ticket. Three models take the arrivals at the
 // same time, each with its own Google project and key and the same limit: "ideal" the bot's arrivals
 // alone (its wait is only that for the next free slot), "queue only" every arrival with admissions
-// not spread and no share, "paced" every arrival with admissions spread one per interval and a share
-// kept for the interactive class. Reported per side: the bot's waits; on the shared sides, per class
+// not spread and no share, "paced" every arrival with admissions spread one per interval while requests
+// wait and a share that keeps the bot's demand for the interactive class (a burst that fits the window
+// goes at once while nobody waits: the share is a person's room then). Reported per side: the bot's waits; on the shared sides, per class
 // waits, who lost a turn, starvation, Jain's fairness index among the notebooks, the utilisation of
 // every saturated 61 s span and the worst span (never above the limit); what admission costs:
 // reserve calls and attempt rows per admitted request. A full run repeats the part (`runs`), each run
@@ -103,7 +104,7 @@ interface Side {
 const SIDES: Side[] = [
   { id: "ideal", label: "ideal: the bot alone", model: "bench-mixed-ideal", botOnly: true, spreadBurst: null, interactiveShare: 0 },
   { id: "queue", label: "queue only: no spread, no share", model: "bench-mixed-queue", botOnly: false, spreadBurst: null, interactiveShare: 0 },
-  { id: "paced", label: "paced: spread 1, interactive share 20%", model: "bench-mixed", botOnly: false, spreadBurst: 1, interactiveShare: 0.2 },
+  { id: "paced", label: "paced: spread 1, interactive share 60% (the bot's demand)", model: "bench-mixed", botOnly: false, spreadBurst: 1, interactiveShare: 0.6 },
 ];
 
 const simKey = (s: Side) => `bench-sim-key-${s.id}`;

@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 9c6f27f4ae56f62d919116219e1435abd75b14652bbfc1ceba3c815ce9fc4799
+-- sha256 of what follows: 994253815477c60b69abcb288e90a99cd4c67072e02fa51a4e962d0c2b3abb26
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================
@@ -124,7 +124,7 @@ BEGIN
 END
 $baseline$;
 
-COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS 'Admissions spread over the window: at most this many of a quota group at once, then one per window / RPM (the TPM analogue for large requests), so that capacity comes back a request at a time and a waiting person gets the next one. Requests a share of their own still covers are not held back. Null: not spread (a flood may fill the window at once).';
+COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS 'Admissions spread over the window while requests wait for the model: at most this many of a quota group at once, then one per window / RPM (the TPM analogue for large requests), so that capacity comes back a request at a time and a waiting person gets the next one. While nobody waits, a burst that fits the window goes at once; the first class and requests a share of their own still covers are never held back. Null: not spread.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpm IS 'Requests per minute per quota group (null: no limit).';
 
@@ -201,7 +201,7 @@ COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS 'Requests adm
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_prev_used IS 'Requests of the previous Pacific day, plus those admitted within the day guard after midnight.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS 'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): a request may be booked once this is at most spread_burst - 1 steps ahead of now, and moves it one step (google_ai_spread_step). Null: not spread, or nothing booked yet.';
+COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS 'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): every booking moves it one step (google_ai_spread_step); while requests wait (google_ai_spread_holds), a request may be booked once this is at most spread_burst - 1 steps ahead of now. Null: not spread, or nothing booked yet.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS 'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next removal of expired admissions reads the index from here.';
 
@@ -595,12 +595,12 @@ $$;
 -- The spread of a model's window (google_ai_model_limits.spread_burst): each quota group hands its
 -- window out on a schedule (google_ai_usage_counters.spread_until, a GCRA "theoretical arrival
 -- time"), one step per request: p_window / RPM, or the request's tokens' part of p_window / TPM when
--- that is longer (limit_name says which). A request may be booked when the schedule is at most
--- tolerance = (spread_burst - 1) RPM steps ahead of now; booking moves it one step on
--- (google_ai_spread_next).
--- So at most spread_burst requests go at once, then one per step, and capacity comes back to the
--- window a request at a time instead of all at once a window after a flood. Microseconds are rounded
--- up: the schedule never runs faster than the limit. All null: the model is not spread.
+-- that is longer (limit_name says which). Every booking moves it one step on (google_ai_spread_next);
+-- while the spread holds (google_ai_spread_holds: requests wait), a request may be booked when the
+-- schedule is at most tolerance = (spread_burst - 1) RPM steps ahead of now.
+-- So under a flood at most spread_burst requests go at once, then one per step, and capacity comes
+-- back to the window a request at a time instead of all at once a window later. Microseconds are
+-- rounded up: the schedule never runs faster than the limit. All null: the model is not spread.
 CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -633,6 +633,18 @@ CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp
     AS $$
   select case when p_spread_until operator(pg_catalog.>=) (p_now operator(pg_catalog.-) (p_step operator(pg_catalog./) 2))
               then p_spread_until else p_now end operator(pg_catalog.+) p_step
+$$;
+
+-- Whether the spread holds a request of class rank p_rank back (its place in the schedule still
+-- ahead): only while requests wait for the model, and only for a class that some class ranks before
+-- (the schedule keeps the next slots coming for that class; the first class has nobody to keep them
+-- for). While nobody waits, a burst that fits the window goes at once. Null rank: held.
+CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
+     and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank))
 $$;
 
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
@@ -874,7 +886,7 @@ begin
             < (v_rank, v_turn, v_since, coalesce(v_ticket.ticket_id, v_new_ticket));
       select t.free_now, t.turn_at into v_free_now, v_turn_at
       from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd,
-        p_exclude_key_ids, v_now, v_ahead + 1) t;
+        p_exclude_key_ids, v_now, v_ahead + 1, v_rank) t;
       -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks.
       -- (No turn today anywhere: book_best_group names the reopening.) A request whose own RPM share
       -- still has room in a group asks too: the share keeps that slot for it, the spread does not
@@ -1609,9 +1621,12 @@ begin
           where s.model = p_model) x;
   end if;
 
+  -- Its place in the schedule holds it back only as google_ai_spread_holds says; its own share lets
+  -- it past the schedule too.
   v_fits := public.google_ai_fast_fits(v_row, v_win_requests + v_held_rpm, v_win_tokens, p_rpm, p_tpm,
                                        p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard)
-            and (v_spread.step is null or v_in_share or v_row.spread_until - v_spread.tolerance <= v_now);
+            and (v_spread.step is null or v_in_share or v_row.spread_until - v_spread.tolerance <= v_now
+                 or not public.google_ai_spread_holds(p_model, p_rank, v_now));
   if not v_fits then
     update public.google_ai_usage_counters c set window_requests = v_win_requests, window_tokens = v_win_tokens,
       window_floor = greatest(c.window_floor, v_now - v_window)
@@ -2291,9 +2306,11 @@ begin
       end if;
     end loop;
 
-    -- The spread: the request waits for its place in the schedule unless its own share covers it.
+    -- The spread: the request waits for its place in the schedule when google_ai_spread_holds says so,
+    -- unless its own share covers it.
     v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
-    if v_spread.step is not null and not v_in_share and v_row.spread_until - v_spread.tolerance > v_now then
+    if v_spread.step is not null and not v_in_share and v_row.spread_until - v_spread.tolerance > v_now
+       and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), v_now) then
       v_spread_at := v_row.spread_until - v_spread.tolerance;
     end if;
 
@@ -2556,6 +2573,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm in
 declare
   v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
   v_spread record;
+  v_spaced boolean;
   v_group record;
   v_expiries timestamptz[];
   v_count integer;
@@ -2574,6 +2592,10 @@ declare
 begin
   free_now := 0;
   v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, null, 0);
+  -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
+  -- asked for waiters only, so only the class matters here.
+  v_spaced := v_spread.step is not null
+              and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
   for v_group in
     select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until
     from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
@@ -2599,7 +2621,7 @@ begin
     continue when v_n = 0;
     -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
     -- every waiter there counts on them all.)
-    v_part := case when v_spread.step is null then 1
+    v_part := case when not v_spaced then 1
                    else greatest(0.1, 1 - coalesce(v_higher, 0)::numeric / greatest(p_rpm, v_count, 1)) end;
     v_needed := ceil(p_slots / v_part)::integer;
     -- Its slots: each opening again a window later, none before the schedule allows.
@@ -2607,7 +2629,7 @@ begin
     v_group_slots := '{}';
     for j in 1 .. v_needed loop
       v_slot := v_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * v_window;
-      if v_spread.step is not null then
+      if v_spaced then
         v_slot := greatest(v_slot, v_schedule - v_spread.tolerance);
         v_schedule := public.google_ai_spread_next(v_schedule, v_slot, v_spread.step);
       end if;
@@ -6277,6 +6299,10 @@ REVOKE ALL ON FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer
 REVOKE ALL ON FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) FROM anon, authenticated, service_role, eve_gateway;
 
 REVOKE ALL ON FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone, p_now timestamp with time zone, p_step interval) FROM anon, authenticated, service_role, eve_gateway;
 

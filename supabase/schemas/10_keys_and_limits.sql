@@ -54,7 +54,7 @@ CREATE TABLE public.google_ai_model_limits (
     CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1))
 );
 
-COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS 'Admissions spread over the window: at most this many of a quota group at once, then one per window / RPM (the TPM analogue for large requests), so that capacity comes back a request at a time and a waiting person gets the next one. Requests a share of their own still covers are not held back. Null: not spread (a flood may fill the window at once).';
+COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS 'Admissions spread over the window while requests wait for the model: at most this many of a quota group at once, then one per window / RPM (the TPM analogue for large requests), so that capacity comes back a request at a time and a waiting person gets the next one. While nobody waits, a burst that fits the window goes at once; the first class and requests a share of their own still covers are never held back. Null: not spread.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpm IS 'Requests per minute per quota group (null: no limit).';
 
@@ -113,7 +113,7 @@ COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS 'Requests adm
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_prev_used IS 'Requests of the previous Pacific day, plus those admitted within the day guard after midnight.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS 'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): a request may be booked once this is at most spread_burst - 1 steps ahead of now, and moves it one step (google_ai_spread_step). Null: not spread, or nothing booked yet.';
+COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS 'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): every booking moves it one step (google_ai_spread_step); while requests wait (google_ai_spread_holds), a request may be booked once this is at most spread_burst - 1 steps ahead of now. Null: not spread, or nothing booked yet.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS 'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next removal of expired admissions reads the index from here.';
 

@@ -98,12 +98,12 @@ $$;
 -- The spread of a model's window (google_ai_model_limits.spread_burst): each quota group hands its
 -- window out on a schedule (google_ai_usage_counters.spread_until, a GCRA "theoretical arrival
 -- time"), one step per request: p_window / RPM, or the request's tokens' part of p_window / TPM when
--- that is longer (limit_name says which). A request may be booked when the schedule is at most
--- tolerance = (spread_burst - 1) RPM steps ahead of now; booking moves it one step on
--- (google_ai_spread_next).
--- So at most spread_burst requests go at once, then one per step, and capacity comes back to the
--- window a request at a time instead of all at once a window after a flood. Microseconds are rounded
--- up: the schedule never runs faster than the limit. All null: the model is not spread.
+-- that is longer (limit_name says which). Every booking moves it one step on (google_ai_spread_next);
+-- while the spread holds (google_ai_spread_holds: requests wait), a request may be booked when the
+-- schedule is at most tolerance = (spread_burst - 1) RPM steps ahead of now.
+-- So under a flood at most spread_burst requests go at once, then one per step, and capacity comes
+-- back to the window a request at a time instead of all at once a window later. Microseconds are
+-- rounded up: the schedule never runs faster than the limit. All null: the model is not spread.
 CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -136,6 +136,18 @@ CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp
     AS $$
   select case when p_spread_until operator(pg_catalog.>=) (p_now operator(pg_catalog.-) (p_step operator(pg_catalog./) 2))
               then p_spread_until else p_now end operator(pg_catalog.+) p_step
+$$;
+
+-- Whether the spread holds a request of class rank p_rank back (its place in the schedule still
+-- ahead): only while requests wait for the model, and only for a class that some class ranks before
+-- (the schedule keeps the next slots coming for that class; the first class has nobody to keep them
+-- for). While nobody waits, a burst that fits the window goes at once. Null rank: held.
+CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
+     and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank))
 $$;
 
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),

@@ -148,7 +148,7 @@ begin
             < (v_rank, v_turn, v_since, coalesce(v_ticket.ticket_id, v_new_ticket));
       select t.free_now, t.turn_at into v_free_now, v_turn_at
       from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd,
-        p_exclude_key_ids, v_now, v_ahead + 1) t;
+        p_exclude_key_ids, v_now, v_ahead + 1, v_rank) t;
       -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks.
       -- (No turn today anywhere: book_best_group names the reopening.) A request whose own RPM share
       -- still has room in a group asks too: the share keeps that slot for it, the spread does not
@@ -883,9 +883,12 @@ begin
           where s.model = p_model) x;
   end if;
 
+  -- Its place in the schedule holds it back only as google_ai_spread_holds says; its own share lets
+  -- it past the schedule too.
   v_fits := public.google_ai_fast_fits(v_row, v_win_requests + v_held_rpm, v_win_tokens, p_rpm, p_tpm,
                                        p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard)
-            and (v_spread.step is null or v_in_share or v_row.spread_until - v_spread.tolerance <= v_now);
+            and (v_spread.step is null or v_in_share or v_row.spread_until - v_spread.tolerance <= v_now
+                 or not public.google_ai_spread_holds(p_model, p_rank, v_now));
   if not v_fits then
     update public.google_ai_usage_counters c set window_requests = v_win_requests, window_tokens = v_win_tokens,
       window_floor = greatest(c.window_floor, v_now - v_window)
@@ -1565,9 +1568,11 @@ begin
       end if;
     end loop;
 
-    -- The spread: the request waits for its place in the schedule unless its own share covers it.
+    -- The spread: the request waits for its place in the schedule when google_ai_spread_holds says so,
+    -- unless its own share covers it.
     v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
-    if v_spread.step is not null and not v_in_share and v_row.spread_until - v_spread.tolerance > v_now then
+    if v_spread.step is not null and not v_in_share and v_row.spread_until - v_spread.tolerance > v_now
+       and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), v_now) then
       v_spread_at := v_row.spread_until - v_spread.tolerance;
     end if;
 

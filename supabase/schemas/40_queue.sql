@@ -124,6 +124,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm in
 declare
   v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
   v_spread record;
+  v_spaced boolean;
   v_group record;
   v_expiries timestamptz[];
   v_count integer;
@@ -142,6 +143,10 @@ declare
 begin
   free_now := 0;
   v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, null, 0);
+  -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
+  -- asked for waiters only, so only the class matters here.
+  v_spaced := v_spread.step is not null
+              and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
   for v_group in
     select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until
     from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
@@ -167,7 +172,7 @@ begin
     continue when v_n = 0;
     -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
     -- every waiter there counts on them all.)
-    v_part := case when v_spread.step is null then 1
+    v_part := case when not v_spaced then 1
                    else greatest(0.1, 1 - coalesce(v_higher, 0)::numeric / greatest(p_rpm, v_count, 1)) end;
     v_needed := ceil(p_slots / v_part)::integer;
     -- Its slots: each opening again a window later, none before the schedule allows.
@@ -175,7 +180,7 @@ begin
     v_group_slots := '{}';
     for j in 1 .. v_needed loop
       v_slot := v_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * v_window;
-      if v_spread.step is not null then
+      if v_spaced then
         v_slot := greatest(v_slot, v_schedule - v_spread.tolerance);
         v_schedule := public.google_ai_spread_next(v_schedule, v_slot, v_spread.step);
       end if;

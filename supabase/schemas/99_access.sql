@@ -243,6 +243,8 @@ REVOKE ALL ON FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer
 
 REVOKE ALL ON FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) FROM anon, authenticated, service_role, eve_gateway;
 REVOKE ALL ON FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone, p_now timestamp with time zone, p_step interval) FROM anon, authenticated, service_role, eve_gateway;
 REVOKE ALL ON FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone, p_now timestamp with time zone, p_step interval) FROM PUBLIC;
 REVOKE ALL ON FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) FROM anon, authenticated, service_role, eve_gateway;

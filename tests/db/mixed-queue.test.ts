@@ -1,10 +1,13 @@
 // The mixed load of the benchmark, replayed on a real PostgreSQL with the clock injected: the bot
-// (interactive, 0.6× the limit, its class's default share) and four notebooks (batch, one of them
-// flooding 100 requests at once) ask for one spread model at three times its RPM for four windows,
-// each request a WAIT caller that asks again at the time it was told (plus its wake-up delay) and
-// gives up after 65 s. Counted on the database's own decisions: the bot waits at most about one step
-// for its turn, the notebooks share what is left fairly (Jain's index), the window is full in every
-// saturated span and never above the limit. Deterministic: three wake-up delays stand for three runs.
+// (interactive, 0.6× the limit) and four notebooks (batch, one of them flooding 100 requests at once)
+// ask for one spread model at three times its RPM for four windows, each request a WAIT caller that asks
+// again at the time it was told (plus its wake-up delay) and gives up after 65 s. A burst that fits the
+// window goes at once while nobody waits; once requests wait, the window is handed out one step at a
+// time and the bot's turn comes first. Counted on the database's own decisions: with a share that keeps
+// the bot's demand, the bot waits at most about one step; with the default share (a third of its
+// demand) it waits for the flood's first window, then at most about one step. The notebooks share
+// what is left fairly (Jain's index), the window is full in every saturated span and never above the
+// limit. Deterministic: three wake-up delays stand for three runs.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { iso, msOf } from "../support/microseconds.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
@@ -80,12 +83,38 @@ async function replay(model: string, wakeDelayMs: number): Promise<Run> {
 const jain = (xs: number[]) => xs.reduce((s, x) => s + x, 0) ** 2 / (xs.length * xs.reduce((s, x) => s + x * x, 0));
 const p95 = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.ceil(xs.length * 0.95) - 1]!;
 
-describe("the mixed load on a spread model with the default share", () => {
+/** A spread model whose interactive share keeps kept% of its RPM (the class's percent, derived on insert). */
+async function spreadModel(model: string, keptPercent: number) {
+  await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = ${keptPercent} where name = 'interactive'`;
+  await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd, spread_burst)
+               values (${model}, ${RPM}, null, null, 1)`;
+}
+
+describe("the mixed load on a spread model", () => {
   for (const wakeDelayMs of [10, 30, 60]) {
-    it(`waiters waking ${wakeDelayMs} ms late: the bot within a step, notebooks fair, the window full and never over`, async () => {
+    it(`default share, waiters waking ${wakeDelayMs} ms late: the flood's burst at once, the bot in its share at once, then within a step`, async () => {
+      const model = `mixed-default-${wakeDelayMs}`;
+      await spreadModel(model, 20);
+      const run = await replay(model, wakeDelayMs);
+      // Nobody waits at first: the flood's burst takes what the interactive share (6) does not keep.
+      expect(run.admitted.filter((a) => a.at === T0 && a.caller === "notebook-flood")).toHaveLength(RPM - 6);
+      const times = run.admitted.map((a) => a.at);
+      expect(Math.max(...times.map((end) => times.filter((t) => t > end - WINDOW_MS && t <= end).length))).toBeLessThanOrEqual(RPM);
+      const bot = run.admitted.filter((a) => a.caller === "bot");
+      expect(bot).toHaveLength(run.requests.bot!);
+      // The bot asks for three times its share: the share's six go at once; the rest of its first
+      // window waits for the flood's burst to leave the window; from then on its turn comes first.
+      const firstWindow = bot.filter((a) => a.at - a.waited < T0 + WINDOW_MS);
+      expect(firstWindow.filter((a) => a.waited === 0).length).toBeGreaterThanOrEqual(6);
+      expect(Math.max(...firstWindow.map((a) => a.waited))).toBeLessThanOrEqual(WINDOW_MS);
+      const later = bot.filter((a) => a.at - a.waited >= T0 + WINDOW_MS).map((a) => a.waited);
+      expect(p95(later)).toBeLessThanOrEqual(STEP_MS + wakeDelayMs);
+      expect(Math.max(...later)).toBeLessThanOrEqual(2 * STEP_MS);
+    }, 120_000);
+
+    it(`a share that keeps the bot's demand, waiters waking ${wakeDelayMs} ms late: the bot within a step, notebooks fair, the window full and never over`, async () => {
       const model = `mixed-${wakeDelayMs}`;
-      await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd, spread_burst)
-                   values (${model}, ${RPM}, null, null, 1)`;
+      await spreadModel(model, 60);
       const run = await replay(model, wakeDelayMs);
       const times = run.admitted.map((a) => a.at).sort((a, b) => a - b);
       const inSpan = (end: number) => times.filter((t) => t > end - WINDOW_MS && t <= end).length;

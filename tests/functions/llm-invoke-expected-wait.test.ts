@@ -4,7 +4,7 @@
 // expected; the database records when it was booked. The two agree within one interval (the window
 // over the limit: the time between two slots), behind a window filled at once and behind a spread one.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+import { type InvokeStack, someoneWaits, startInvokeStack } from "./llm-invoke-helpers.ts";
 
 let s: InvokeStack;
 const MODEL = "gemma-3-27b-it";
@@ -39,11 +39,11 @@ interface Queued {
 }
 
 /** One WAIT request on the native stream: its first `queued` event and whether it ended in `done`. */
-async function streamOnce(requestId: string): Promise<Queued> {
+async function streamOnce(requestId: string, priority?: "batch"): Promise<Queued> {
   const res = await fetch(s.url, {
     method: "POST",
     headers: { "content-type": "application/json", authorization: `Bearer ${s.serviceKey}` },
-    body: JSON.stringify({ model: MODEL, prompt: `wait ${requestId}`, stream: true, max_wait_ms: 90_000, request_id: requestId }),
+    body: JSON.stringify({ model: MODEL, prompt: `wait ${requestId}`, stream: true, max_wait_ms: 90_000, request_id: requestId, priority }),
   });
   expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
   const out: Queued = { requestId, expectedAt: null, done: false };
@@ -91,11 +91,14 @@ describe("the expected wait a queued request is told", () => {
     expect(Math.abs(booked.get("waiter")! - waiter.expectedAt!)).toBeLessThanOrEqual(interval);
   }, 150_000);
 
-  it("behind a spread window: five at once, each told its own step, each booked within one interval of it", async () => {
+  it("behind a spread window while requests wait: five at once, each told its own step, each booked within one interval of it", async () => {
     const rpm = 30;
     const interval = WINDOW_MS / rpm;
     await limitOnly(rpm, 1);
-    const waiters = await Promise.all(Array.from({ length: 5 }, (_, i) => streamOnce(`spread-${i}`)));
+    const leave = await someoneWaits(s.sql, MODEL);
+    // Batch requests (the first class is not held by the schedule).
+    const waiters = await Promise.all(Array.from({ length: 5 }, (_, i) => streamOnce(`spread-${i}`, "batch")));
+    await leave();
     expect(waiters.every((w) => w.done)).toBe(true);
     const booked = await bookedAt();
     // One goes at once; the other four queue for the schedule's next steps.
