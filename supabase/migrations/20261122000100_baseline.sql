@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 994253815477c60b69abcb288e90a99cd4c67072e02fa51a4e962d0c2b3abb26
+-- sha256 of what follows: de84f142e7cd1538c05e59bcf33ba0a2f9ec2d55262d02fd31eaf9c71d21a01b
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================
@@ -571,14 +571,23 @@ CREATE OR REPLACE FUNCTION public.google_ai_not_open(p_reservation_id uuid) RETU
     'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id))
 $$;
 
+-- Google's day: Pacific time, midnight to midnight (23, 24 or 25 hours). The zone is named here only.
+CREATE OR REPLACE FUNCTION public.google_ai_pacific_zone() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select 'America/Los_Angeles'::text $$;
+
 CREATE OR REPLACE FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) RETURNS date
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select (p_at at time zone 'America/Los_Angeles')::pg_catalog.date $$;
+    AS $$ select (p_at at time zone public.google_ai_pacific_zone())::pg_catalog.date $$;
+
+-- The moment Pacific day p_day begins.
+CREATE OR REPLACE FUNCTION public.google_ai_pacific_start(p_day date) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select (p_day::pg_catalog.timestamp at time zone public.google_ai_pacific_zone()) $$;
 
 CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select (((p_at at time zone 'America/Los_Angeles')::pg_catalog.date operator(pg_catalog.+) 1)::pg_catalog.timestamp
-              at time zone 'America/Los_Angeles') $$;
+    AS $$ select public.google_ai_pacific_start(public.google_ai_pacific_day(p_at) operator(pg_catalog.+) 1) $$;
 
 -- The day reopens after midnight plus the day guard (the first moments of a day still count for the
 -- day before, on a clock that may lag ours).
@@ -1801,8 +1810,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usa
     AS $$
   select p_row.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
      and p_now operator(pg_catalog.<) (public.google_ai_pacific_midnight_after(p_now) operator(pg_catalog.-) p_day_guard)
-     and p_now operator(pg_catalog.>=) (((public.google_ai_pacific_day(p_now))::pg_catalog.timestamp
-                                         at time zone 'America/Los_Angeles') operator(pg_catalog.+) p_day_guard)
+     and p_now operator(pg_catalog.>=) (public.google_ai_pacific_start(public.google_ai_pacific_day(p_now))
+                                        operator(pg_catalog.+) p_day_guard)
      and (p_rpd is null or (p_row.rpd_used operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpd)
      and (p_rpm is null or (p_win_requests operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpm)
      and (p_tpm is null or (p_win_tokens operator(pg_catalog.+) p_tokens) operator(pg_catalog.<=) p_tpm)
@@ -2213,7 +2222,7 @@ begin
       v_rpd_used := 0; v_rpd_next := 0; v_rpd_prev := 0;
     end if;
     v_midnight := public.google_ai_pacific_midnight_after(v_now);
-    v_day_start := (v_day::timestamp at time zone 'America/Los_Angeles');
+    v_day_start := public.google_ai_pacific_start(v_day);
     v_near_end := v_now >= v_midnight - v_day_guard;
     v_near_start := v_now < v_day_start + v_day_guard;
 
@@ -2301,7 +2310,7 @@ begin
         -- Today, else tomorrow (counting what the guard before midnight booked ahead), else later.
         v_at := coalesce(public.google_ai_pace_opens_at(v_day, v_pace_used[i], v_pace_burst[i], v_usable),
                          public.google_ai_pace_opens_at(v_day + 1, v_pace_next[i], v_pace_burst[i], v_usable),
-                         ((v_day + 2)::timestamp at time zone 'America/Los_Angeles'));
+                         public.google_ai_pacific_start(v_day + 2));
         v_pace_at := greatest(v_pace_at, v_at);
       end if;
     end loop;
@@ -2828,8 +2837,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with t
   select p_burst + floor(greatest(0, p_usable)::numeric
            * least(greatest(extract(epoch from p_at - d.s), 0), extract(epoch from d.e - d.s))
            / extract(epoch from d.e - d.s))::integer
-  from (select (p_day::timestamp at time zone 'America/Los_Angeles') as s,
-               ((p_day + 1)::timestamp at time zone 'America/Los_Angeles') as e) d
+  from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d
 $$;
 
 -- The first moment of Pacific day p_day at which the allowance reaches p_used + 1 (to the
@@ -2845,8 +2853,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used int
               when p_usable <= 0 or n.need >= p_usable then null
               else d.s + ceil(n.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / p_usable)
                          * interval '1 microsecond' end
-  from (select (p_day::timestamp at time zone 'America/Los_Angeles') as s,
-               ((p_day + 1)::timestamp at time zone 'America/Los_Angeles') as e) d,
+  from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d,
        (select p_used + 1 - p_burst as need) n
 $$;
 
@@ -4055,7 +4062,7 @@ begin
     elsif v_row.day_bucket = v_day - 1 then
       v_used := v_row.rpd_next_used; v_prev := coalesce(v_row.rpd_used, 0);
     end if;
-    v_day_start := (v_day::timestamp at time zone 'America/Los_Angeles');
+    v_day_start := public.google_ai_pacific_start(v_day);
     v_near_end := p_now >= v_midnight - v_day_guard;
     v_near_start := p_now < v_day_start + v_day_guard;
     day_left := greatest(0, p_rpd - greatest(coalesce(v_used, 0),
@@ -5573,7 +5580,7 @@ with clock as (
   union all
   select 'eve_gateway_model_shutdown_timestamp_seconds', concat_ws(',', public.google_ai_metric_label('model', l.model),
            public.google_ai_metric_label('successor', l.successor)),
-         extract(epoch from (l.shutdown_date::timestamp at time zone 'America/Los_Angeles'))
+         extract(epoch from public.google_ai_pacific_start(l.shutdown_date))
   from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
   union all
   select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('quota_group', public.google_ai_quota_group(k.project_id, k.id)),
@@ -5677,15 +5684,15 @@ CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invo
  SELECT b.caller,
     b.daily_max_requests,
         CASE
-            WHEN (b.day_bucket = ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date) THEN b.requests_today
+            WHEN (b.day_bucket = public.google_ai_pacific_day(now())) THEN b.requests_today
             ELSE 0
         END AS requests_today,
     b.daily_max_tokens,
         CASE
-            WHEN (b.day_bucket = ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date) THEN b.tokens_today
+            WHEN (b.day_bucket = public.google_ai_pacific_day(now())) THEN b.tokens_today
             ELSE (0)::bigint
         END AS tokens_today,
-    (((((now() AT TIME ZONE 'America/Los_Angeles'::text))::date + 1))::timestamp without time zone AT TIME ZONE 'America/Los_Angeles'::text) AS resets_at,
+    public.google_ai_pacific_start((public.google_ai_pacific_day(now()) + 1)) AS resets_at,
     b.notes
    FROM public.google_ai_caller_budgets b;
 
@@ -5778,7 +5785,7 @@ COMMENT ON VIEW public.google_ai_queue_now IS 'Requests waiting now, per model a
 CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='true') AS
  WITH clock AS (
          SELECT now() AS at,
-            ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date AS day,
+            public.google_ai_pacific_day(now()) AS day,
             (((60000 + COALESCE(( SELECT st.minute_guard_ms
                    FROM public.google_ai_admission_settings st
                   WHERE st.id), 1000)))::double precision * '00:00:00.001'::interval) AS window_length
@@ -5868,7 +5875,7 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
  WITH clock AS (
          SELECT now() AS at,
             date_trunc('minute'::text, now(), 'UTC'::text) AS minute,
-            ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date AS day
+            public.google_ai_pacific_day(now()) AS day
         ), serving AS (
          SELECT public.google_ai_quota_group(k.project_id, k.id) AS quota_group,
             l.model,
@@ -5945,7 +5952,7 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
             ELSE 'open'::text
         END AS state,
     (u.minute + '00:01:00'::interval) AS minute_resets_at,
-    (((u.day + 1))::timestamp without time zone AT TIME ZONE 'America/Los_Angeles'::text) AS day_resets_at
+    public.google_ai_pacific_start((u.day + 1)) AS day_resets_at
    FROM usage u;
 
 COMMENT ON VIEW public.google_ai_usage_now IS 'Per quota group and model: requests and input tokens used this minute, requests this Pacific day, against the limits after the safety margin; state is what would refuse a request now (open, rpm, tpm, rpd, cooldown, no_active_key).';
@@ -6086,9 +6093,23 @@ REVOKE ALL ON FUNCTION public.google_ai_not_open(p_reservation_id uuid) FROM ano
 
 REVOKE ALL ON FUNCTION public.google_ai_not_open(p_reservation_id uuid) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.google_ai_pacific_start(p_day date) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_pacific_start(p_day date) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_pacific_start(p_day date) TO service_role;
+
+REVOKE ALL ON FUNCTION public.google_ai_pacific_zone() FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_pacific_zone() FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_pacific_zone() TO service_role;
+
 REVOKE ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
 
 REVOKE ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) FROM PUBLIC;
+
+GRANT ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) TO service_role;
 
 REVOKE ALL ON FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
 

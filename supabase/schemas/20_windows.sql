@@ -74,14 +74,23 @@ CREATE OR REPLACE FUNCTION public.google_ai_not_open(p_reservation_id uuid) RETU
     'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id))
 $$;
 
+-- Google's day: Pacific time, midnight to midnight (23, 24 or 25 hours). The zone is named here only.
+CREATE OR REPLACE FUNCTION public.google_ai_pacific_zone() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select 'America/Los_Angeles'::text $$;
+
 CREATE OR REPLACE FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) RETURNS date
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select (p_at at time zone 'America/Los_Angeles')::pg_catalog.date $$;
+    AS $$ select (p_at at time zone public.google_ai_pacific_zone())::pg_catalog.date $$;
+
+-- The moment Pacific day p_day begins.
+CREATE OR REPLACE FUNCTION public.google_ai_pacific_start(p_day date) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select (p_day::pg_catalog.timestamp at time zone public.google_ai_pacific_zone()) $$;
 
 CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select (((p_at at time zone 'America/Los_Angeles')::pg_catalog.date operator(pg_catalog.+) 1)::pg_catalog.timestamp
-              at time zone 'America/Los_Angeles') $$;
+    AS $$ select public.google_ai_pacific_start(public.google_ai_pacific_day(p_at) operator(pg_catalog.+) 1) $$;
 
 -- The day reopens after midnight plus the day guard (the first moments of a day still count for the
 -- day before, on a clock that may lag ours).

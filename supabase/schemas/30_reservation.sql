@@ -1063,8 +1063,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usa
     AS $$
   select p_row.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
      and p_now operator(pg_catalog.<) (public.google_ai_pacific_midnight_after(p_now) operator(pg_catalog.-) p_day_guard)
-     and p_now operator(pg_catalog.>=) (((public.google_ai_pacific_day(p_now))::pg_catalog.timestamp
-                                         at time zone 'America/Los_Angeles') operator(pg_catalog.+) p_day_guard)
+     and p_now operator(pg_catalog.>=) (public.google_ai_pacific_start(public.google_ai_pacific_day(p_now))
+                                        operator(pg_catalog.+) p_day_guard)
      and (p_rpd is null or (p_row.rpd_used operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpd)
      and (p_rpm is null or (p_win_requests operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpm)
      and (p_tpm is null or (p_win_tokens operator(pg_catalog.+) p_tokens) operator(pg_catalog.<=) p_tpm)
@@ -1475,7 +1475,7 @@ begin
       v_rpd_used := 0; v_rpd_next := 0; v_rpd_prev := 0;
     end if;
     v_midnight := public.google_ai_pacific_midnight_after(v_now);
-    v_day_start := (v_day::timestamp at time zone 'America/Los_Angeles');
+    v_day_start := public.google_ai_pacific_start(v_day);
     v_near_end := v_now >= v_midnight - v_day_guard;
     v_near_start := v_now < v_day_start + v_day_guard;
 
@@ -1563,7 +1563,7 @@ begin
         -- Today, else tomorrow (counting what the guard before midnight booked ahead), else later.
         v_at := coalesce(public.google_ai_pace_opens_at(v_day, v_pace_used[i], v_pace_burst[i], v_usable),
                          public.google_ai_pace_opens_at(v_day + 1, v_pace_next[i], v_pace_burst[i], v_usable),
-                         ((v_day + 2)::timestamp at time zone 'America/Los_Angeles'));
+                         public.google_ai_pacific_start(v_day + 2));
         v_pace_at := greatest(v_pace_at, v_at);
       end if;
     end loop;

@@ -92,8 +92,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with t
   select p_burst + floor(greatest(0, p_usable)::numeric
            * least(greatest(extract(epoch from p_at - d.s), 0), extract(epoch from d.e - d.s))
            / extract(epoch from d.e - d.s))::integer
-  from (select (p_day::timestamp at time zone 'America/Los_Angeles') as s,
-               ((p_day + 1)::timestamp at time zone 'America/Los_Angeles') as e) d
+  from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d
 $$;
 
 -- The first moment of Pacific day p_day at which the allowance reaches p_used + 1 (to the
@@ -109,8 +108,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used int
               when p_usable <= 0 or n.need >= p_usable then null
               else d.s + ceil(n.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / p_usable)
                          * interval '1 microsecond' end
-  from (select (p_day::timestamp at time zone 'America/Los_Angeles') as s,
-               ((p_day + 1)::timestamp at time zone 'America/Los_Angeles') as e) d,
+  from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d,
        (select p_used + 1 - p_burst as need) n
 $$;
 

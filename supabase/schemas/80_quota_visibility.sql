@@ -211,7 +211,7 @@ begin
     elsif v_row.day_bucket = v_day - 1 then
       v_used := v_row.rpd_next_used; v_prev := coalesce(v_row.rpd_used, 0);
     end if;
-    v_day_start := (v_day::timestamp at time zone 'America/Los_Angeles');
+    v_day_start := public.google_ai_pacific_start(v_day);
     v_near_end := p_now >= v_midnight - v_day_guard;
     v_near_start := p_now < v_day_start + v_day_guard;
     day_left := greatest(0, p_rpd - greatest(coalesce(v_used, 0),

@@ -379,7 +379,7 @@ with clock as (
   union all
   select 'eve_gateway_model_shutdown_timestamp_seconds', concat_ws(',', public.google_ai_metric_label('model', l.model),
            public.google_ai_metric_label('successor', l.successor)),
-         extract(epoch from (l.shutdown_date::timestamp at time zone 'America/Los_Angeles'))
+         extract(epoch from public.google_ai_pacific_start(l.shutdown_date))
   from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
   union all
   select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('quota_group', public.google_ai_quota_group(k.project_id, k.id)),

@@ -39,15 +39,15 @@ CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invo
  SELECT b.caller,
     b.daily_max_requests,
         CASE
-            WHEN (b.day_bucket = ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date) THEN b.requests_today
+            WHEN (b.day_bucket = public.google_ai_pacific_day(now())) THEN b.requests_today
             ELSE 0
         END AS requests_today,
     b.daily_max_tokens,
         CASE
-            WHEN (b.day_bucket = ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date) THEN b.tokens_today
+            WHEN (b.day_bucket = public.google_ai_pacific_day(now())) THEN b.tokens_today
             ELSE (0)::bigint
         END AS tokens_today,
-    (((((now() AT TIME ZONE 'America/Los_Angeles'::text))::date + 1))::timestamp without time zone AT TIME ZONE 'America/Los_Angeles'::text) AS resets_at,
+    public.google_ai_pacific_start((public.google_ai_pacific_day(now()) + 1)) AS resets_at,
     b.notes
    FROM public.google_ai_caller_budgets b;
 
@@ -140,7 +140,7 @@ COMMENT ON VIEW public.google_ai_queue_now IS 'Requests waiting now, per model a
 CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='true') AS
  WITH clock AS (
          SELECT now() AS at,
-            ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date AS day,
+            public.google_ai_pacific_day(now()) AS day,
             (((60000 + COALESCE(( SELECT st.minute_guard_ms
                    FROM public.google_ai_admission_settings st
                   WHERE st.id), 1000)))::double precision * '00:00:00.001'::interval) AS window_length
@@ -230,7 +230,7 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
  WITH clock AS (
          SELECT now() AS at,
             date_trunc('minute'::text, now(), 'UTC'::text) AS minute,
-            ((now() AT TIME ZONE 'America/Los_Angeles'::text))::date AS day
+            public.google_ai_pacific_day(now()) AS day
         ), serving AS (
          SELECT public.google_ai_quota_group(k.project_id, k.id) AS quota_group,
             l.model,
@@ -307,7 +307,7 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
             ELSE 'open'::text
         END AS state,
     (u.minute + '00:01:00'::interval) AS minute_resets_at,
-    (((u.day + 1))::timestamp without time zone AT TIME ZONE 'America/Los_Angeles'::text) AS day_resets_at
+    public.google_ai_pacific_start((u.day + 1)) AS day_resets_at
    FROM usage u;
 
 COMMENT ON VIEW public.google_ai_usage_now IS 'Per quota group and model: requests and input tokens used this minute, requests this Pacific day, against the limits after the safety margin; state is what would refuse a request now (open, rpm, tpm, rpd, cooldown, no_active_key).';

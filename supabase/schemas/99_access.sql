@@ -86,8 +86,15 @@ REVOKE ALL ON FUNCTION public.google_ai_minute_window(p_at timestamp with time z
 REVOKE ALL ON FUNCTION public.google_ai_not_open(p_reservation_id uuid) FROM anon, authenticated, service_role, eve_gateway;
 REVOKE ALL ON FUNCTION public.google_ai_not_open(p_reservation_id uuid) FROM PUBLIC;
 
+REVOKE ALL ON FUNCTION public.google_ai_pacific_start(p_day date) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_pacific_start(p_day date) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_pacific_start(p_day date) TO service_role;
+REVOKE ALL ON FUNCTION public.google_ai_pacific_zone() FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_pacific_zone() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_pacific_zone() TO service_role;
 REVOKE ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
 REVOKE ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) TO service_role;
 
 REVOKE ALL ON FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
 REVOKE ALL ON FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) FROM PUBLIC;
