@@ -39,7 +39,7 @@ is unknown, or has used up its budget. With a service key it calls llm-invoke di
 Errors (all GatewayError, with .status, .code, .message, .request_id, .body, .rate_limit):
   AuthError      401/403: wrong or revoked secret, token refused, model or scope not allowed
   BadRequest     other 4xx: invalid input, unknown model, unsupported feature
-  RateLimited    429: .retry_after (seconds, or None when waiting cannot help) and .limit
+  RateLimited    429: .retry_after (seconds, or None when waiting cannot help), .limit and .cause
   UpstreamError  5xx, network failures, answers that are not the gateway's JSON
 An error the gateway reports inside a stream (after it began) raises the same class, with the status
 the same code has as an HTTP error (a 429 error event is RateLimited with its retry_after).
@@ -164,15 +164,20 @@ class BadRequest(GatewayError):
 
 class RateLimited(GatewayError):
     """429. `retry_after` is in seconds (None when waiting cannot help); `limit` names the limit hit:
-    rpm, tpm, rpd, cooldown, upstream, pace, caller_budget, token_budget, client_budget or mint_rate."""
+    rpm, tpm, rpd, cooldown, upstream, pace, caller_budget, token_budget, client_budget or mint_rate;
+    `cause` says why (window_full, share_kept, spread, day_exhausted, pace, queue_turn, google_cooldown,
+    budget, or Google's cause: docs/llm-invoke.md#errors), None when the answer did not say."""
 
-    def __init__(self, message: str, *, retry_after: Optional[float] = None, limit: Optional[str] = None, **kw: Any):
+    def __init__(self, message: str, *, retry_after: Optional[float] = None, limit: Optional[str] = None,
+                 cause: Optional[str] = None, **kw: Any):
         super().__init__(message, **kw)
         self.retry_after = retry_after
         self.limit = limit
+        self.cause = cause
 
     def __repr__(self) -> str:
-        return f"RateLimited(limit={self.limit!r}, retry_after={self.retry_after!r}, message={self.message!r})"
+        return (f"RateLimited(limit={self.limit!r}, cause={self.cause!r}, retry_after={self.retry_after!r}, "
+                f"message={self.message!r})")
 
 
 class UpstreamError(GatewayError):
@@ -1283,7 +1288,9 @@ def _error_from(status: int, body: Dict[str, Any], headers: Any) -> GatewayError
     common = {"status": status, "code": code, "request_id": request_id, "body": body,
               "rate_limit": RateLimit.from_headers(headers)}
     if status == 429:
-        return RateLimited(message, retry_after=_retry_after(body, headers), limit=body.get("limit"), **common)
+        cause = body.get("cause")
+        return RateLimited(message, retry_after=_retry_after(body, headers), limit=body.get("limit"),
+                           cause=cause if isinstance(cause, str) else None, **common)
     if status in (401, 403):
         return AuthError(message, **common)
     if 400 <= status < 500:

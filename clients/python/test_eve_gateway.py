@@ -637,6 +637,7 @@ class Failures(unittest.TestCase):
                 errors.append(e)
         self.assertGreaterEqual(len(errors), 1)
         self.assertEqual(errors[0].limit, "rpm")
+        self.assertEqual(errors[0].cause, "window_full")
         self.assertTrue(0 < errors[0].retry_after <= 61, errors[0].retry_after)
         # The 429 carries the quota too: nothing left, and the same reopening as retry_after.
         window = errors[0].rate_limit.requests

@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: de84f142e7cd1538c05e59bcf33ba0a2f9ec2d55262d02fd31eaf9c71d21a01b
+-- sha256 of what follows: da82b6adda796310c889fd2f9270cc3cd37db43b27cc1b0187ba419e4dc78d52
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================
@@ -401,6 +401,7 @@ CREATE TABLE IF NOT EXISTS public.google_ai_attempts (
     reply_by timestamp with time zone,
     hold_until timestamp with time zone,
     holder uuid,
+    refusal_cause text,
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text, 'unknown'::text]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text, 'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text, 'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
 )
@@ -411,6 +412,8 @@ COMMENT ON TABLE public.google_ai_attempts IS 'Audit log: one row per reservatio
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 
 COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS 'For a Google 429: minute, day, limit_zero, spend_cap (the spend-based rate limit), monthly_cap, billing_cap, credits_depleted (money: the project is out until its owner acts) or unknown, read from Google''s body.';
+
+COMMENT ON COLUMN public.google_ai_attempts.refusal_cause IS 'For a refusal: why, one meaning each (google_ai_refusal_cause): window_full, share_kept, spread, day_exhausted, pace, queue_turn, google_cooldown, budget, or the request''s own reason (its limit_hit: unknown_model, too_large, no_active_key, withdrawn, a token''s).';
 
 COMMENT ON COLUMN public.google_ai_attempts.service_tier IS 'The service tier the gateway asked Google for (flex, priority); null: standard.';
 
@@ -477,6 +480,20 @@ CREATE INDEX IF NOT EXISTS google_ai_attempts_request_id_idx ON public.google_ai
 CREATE UNIQUE INDEX IF NOT EXISTS google_ai_attempts_reservation_id_key ON public.google_ai_attempts USING btree (reservation_id);
 
 CREATE INDEX IF NOT EXISTS google_ai_responses_created_at_idx ON public.google_ai_responses USING btree (created_at);
+
+-- Why a refusal was made, from its limit when nothing finer is known (the booking names window_full,
+-- share_kept or spread for rpm and tpm, queue_turn for a turn kept for earlier tickets): a full window
+-- (rpm, tpm), the Pacific day (rpd), a paced share (pace), a Google cooldown, a budget (token, client
+-- or caller); any other limit is the request's own reason and is its own cause.
+CREATE OR REPLACE FUNCTION public.google_ai_refusal_cause(p_limit text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when p_limit in ('rpm', 'tpm') then 'window_full'
+              when p_limit = 'rpd' then 'day_exhausted'
+              when p_limit = 'cooldown' then 'google_cooldown'
+              when p_limit in ('token_budget', 'client_budget', 'caller_budget') then 'budget'
+              else p_limit end
+$$;
 -- ================================================================================================
 -- supabase/schemas/20_windows.sql
 -- ================================================================================================
@@ -785,6 +802,8 @@ declare
   v_minute timestamptz;
   v_day date;
   v_blocked_by text;
+  v_cause text;
+  v_spread_bound boolean;
   v_reopens_at timestamptz;
   v_recheck_at timestamptz;
   v_retry_ms bigint;
@@ -893,7 +912,7 @@ begin
         and q.ticket_id is distinct from v_ticket.ticket_id
         and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
             < (v_rank, v_turn, v_since, coalesce(v_ticket.ticket_id, v_new_ticket));
-      select t.free_now, t.turn_at into v_free_now, v_turn_at
+      select t.free_now, t.turn_at, t.spread_bound into v_free_now, v_turn_at, v_spread_bound
       from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd,
         p_exclude_key_ids, v_now, v_ahead + 1, v_rank) t;
       -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks.
@@ -916,17 +935,20 @@ begin
         p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id, p_caller, p_client_id, v_class, v_rank) f;
     end if;
     if v_may_book and v_group is null then
-      select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at
-        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at
+      select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at, b.cause
+        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at, v_cause
       from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
         p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id,
         v_class, p_caller, p_client_id, p_attempt) b;
     elsif not v_may_book then
+      -- Slots free now are the turns of the tickets ahead; none free: the schedule or the window.
       v_blocked_by := case when v_limits.rpm is not null then 'rpm' else 'tpm' end;
+      v_cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread' else 'window_full' end;
     end if;
   end if;
 
   if v_group is null then
+    v_cause := coalesce(v_cause, public.google_ai_refusal_cause(v_blocked_by));
     if v_blocked_by in ('rpm', 'tpm', 'rpd', 'cooldown', 'pace') and coalesce(p_wait_left_ms, 0) > 0 then
       -- In line. Tickets of a model are taken one at a time, so each one's place and time count every
       -- ticket before it (the lock is the model's and lasts until this call commits; nothing under it
@@ -988,6 +1010,7 @@ begin
         return jsonb_build_object(
           'ok', false,
           'limit', v_blocked_by,
+          'cause', v_cause,
           'retry_after_ms', greatest(0, ceil(extract(epoch from (v_expected - v_now)) * 1000))::bigint,
           'retry_at', v_expected,
           'model', v_limits.model,
@@ -1009,10 +1032,11 @@ begin
     end if;
     v_retry_ms := public.google_ai_record_refusal(v_now, p_caller, p_request_id, p_client_id, p_token_id,
       coalesce(v_limits.model, p_model), p_model, p_attempt, p_estimated_tokens,
-      v_blocked_by, v_reopens_at, p_wait_ms, p_metadata);
+      v_blocked_by, v_reopens_at, p_wait_ms, p_metadata, v_cause);
     return jsonb_build_object(
       'ok', false,
       'limit', v_blocked_by,
+      'cause', v_cause,
       'retry_after_ms', v_retry_ms,
       'retry_at', v_reopens_at,
       'model', v_limits.model,
@@ -1149,7 +1173,8 @@ begin
 
   for i in v_start .. cardinality(v_models) loop
     if v_retired[i] then
-      v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'retry_after_ms', null, 'model', v_models[i]);
+      v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
+        'model', v_models[i]);
     else
       begin
         if p_token_hash is null then
@@ -1184,12 +1209,12 @@ begin
 
     v_refusals := v_refusals || jsonb_build_array(v_try);
     v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_models[i], 'limit', v_try ->> 'limit',
-      'retry_after_ms', v_try -> 'retry_after_ms'));
+      'cause', v_try ->> 'cause', 'retry_after_ms', v_try -> 'retry_after_ms'));
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
     values ('refused', p_request_id, coalesce(v_caller, 'token'), v_client_id, v_token_id, v_models[i], p_models[1],
-      p_attempt, p_estimated_tokens, v_try ->> 'limit', (v_try ->> 'retry_after_ms')::bigint, p_wait_ms,
-      coalesce(p_metadata, '{}'));
+      p_attempt, p_estimated_tokens, v_try ->> 'limit', v_try ->> 'cause', (v_try ->> 'retry_after_ms')::bigint,
+      p_wait_ms, coalesce(p_metadata, '{}'));
   end loop;
 
   if v_answer is not null then
@@ -1237,7 +1262,7 @@ declare
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
   if not found then
-    return jsonb_build_object('ok', false, 'limit', 'token_invalid', 'retry_after_ms', null);
+    return jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid', 'retry_after_ms', null);
   end if;
   select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
   v_model := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
@@ -1261,11 +1286,11 @@ begin
 
   if v_refusal is not null then
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
     values ('refused', p_request_id, 'client:' || v_client.name, v_client.id, v_token.id, v_model, p_model,
-      coalesce(p_attempt, 1), p_estimated_tokens, v_refusal,
+      coalesce(p_attempt, 1), p_estimated_tokens, v_refusal, public.google_ai_refusal_cause(v_refusal),
       ceil(extract(epoch from (v_retry_at - v_now)) * 1000)::bigint, p_wait_ms, coalesce(p_metadata, '{}'));
-    return jsonb_build_object('ok', false, 'limit', v_refusal,
+    return jsonb_build_object('ok', false, 'limit', v_refusal, 'cause', public.google_ai_refusal_cause(v_refusal),
       'retry_after_ms', ceil(extract(epoch from (v_retry_at - v_now)) * 1000)::bigint, 'retry_at', v_retry_at,
       'client_id', v_client.id, 'token_id', v_token.id);
   end if;
@@ -1347,7 +1372,7 @@ $$;
 -- are tried again, waiting for their locks, so a busy row is never mistaken for a full one.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
 -- serve the model.
-CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -1357,6 +1382,7 @@ declare
   v_first boolean := true;
   v_skipped text[] := '{}';
   v_outcome text;
+  v_cause text;
   v_try record;
   v_wait record;
   v_at timestamptz;
@@ -1375,6 +1401,7 @@ begin
       if (v_budget.daily_max_requests is not null and v_requests_today + v_count_request > v_budget.daily_max_requests)
          or (v_budget.daily_max_tokens is not null and v_tokens_today + p_tokens > v_budget.daily_max_tokens) then
         blocked_by := 'caller_budget';
+        cause := 'budget';
         reopens_at := public.google_ai_pacific_midnight_after(p_at);
         return;
       end if;
@@ -1395,7 +1422,7 @@ begin
           exit booking;
         end if;
         if reopens_at is null or v_wait.reopens_at < reopens_at then
-          reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by;
+          reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by; cause := v_wait.cause;
         end if;
         recheck_at := least(recheck_at, v_wait.recheck_at);
         v_skipped := '{}';
@@ -1403,6 +1430,7 @@ begin
       v_first := false;
       v_tier := v_candidate.priority;
 
+      v_cause := null;
       if v_candidate.cooldown_until is not null then
         v_outcome := 'cooldown';
         v_at := v_candidate.cooldown_until;
@@ -1424,6 +1452,7 @@ begin
           exit booking;
         end if;
         v_at := v_try.reopens_at;
+        v_cause := v_try.cause;
         recheck_at := least(recheck_at, v_try.recheck_at);
       end if;
 
@@ -1431,6 +1460,7 @@ begin
         v_skipped := v_skipped || v_candidate.quota_group;
       elsif reopens_at is null or v_at < reopens_at then
         reopens_at := v_at; blocked_by := v_outcome;
+        cause := coalesce(v_cause, public.google_ai_refusal_cause(v_outcome));
       end if;
     end loop;
 
@@ -1441,14 +1471,14 @@ begin
         booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
         exit booking;
       elsif reopens_at is null or v_wait.reopens_at < reopens_at then
-        reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by;
+        reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by; cause := v_wait.cause;
       end if;
       recheck_at := least(recheck_at, v_wait.recheck_at);
     end if;
   end;
 
   if booked_group is not null then
-    blocked_by := null; reopens_at := null; recheck_at := null;
+    blocked_by := null; reopens_at := null; recheck_at := null; cause := null;
     if v_budget.caller is not null then
       update public.google_ai_caller_budgets b set
         day_bucket = v_budget_day,
@@ -1462,6 +1492,7 @@ begin
   if v_first then
     blocked_by := 'no_active_key';
   end if;
+  cause := coalesce(cause, public.google_ai_refusal_cause(blocked_by));
   -- Asking again only helps before the reopening itself.
   if recheck_at >= reopens_at then
     recheck_at := null;
@@ -1715,7 +1746,7 @@ $$;
 
 -- Books on the first of p_groups that fits, waiting for each row lock in turn (holding no other
 -- counter lock while it waits). Reports the earliest reopening among the full ones.
-CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -1731,7 +1762,7 @@ begin
       return;
     end if;
     if reopens_at is null or v_try.reopens_at < reopens_at then
-      reopens_at := v_try.reopens_at; blocked_by := v_try.outcome;
+      reopens_at := v_try.reopens_at; blocked_by := v_try.outcome; cause := v_try.cause;
     end if;
     if v_try.recheck_at is not null and (recheck_at is null or v_try.recheck_at < recheck_at) then
       recheck_at := v_try.recheck_at;
@@ -1922,12 +1953,12 @@ begin
   select * into v_prior from public.google_ai_responses r
   where r.caller = p_caller and r.request_id = p_request_id;
   if v_prior.status = 'done' and v_prior.created_at > p_now - interval '24 hours' then
-    return jsonb_build_object('ok', false, 'limit', 'duplicate', 'response', v_prior.response,
+    return jsonb_build_object('ok', false, 'limit', 'duplicate', 'cause', 'duplicate', 'response', v_prior.response,
       'retry_after_ms', null, 'retry_at', null);
   elsif v_prior.status = 'in_progress' then
     v_held_until := public.google_ai_claim_held_until(p_caller, p_request_id, v_prior.expires_at, p_now);
     if v_held_until is not null then
-      return jsonb_build_object('ok', false, 'limit', 'in_progress',
+      return jsonb_build_object('ok', false, 'limit', 'in_progress', 'cause', 'in_progress',
         'retry_after_ms', greatest(1000, ceil(extract(epoch from (v_held_until - p_now)) * 1000))::bigint,
         'retry_at', v_held_until);
     end if;
@@ -1939,17 +1970,18 @@ $$;
 -- A refusal in the attempt log; returns the milliseconds until p_retry_at (null: none known). One
 -- refused row per request and attempt, not one per poll: a WAIT caller asking again (it has waited,
 -- so p_wait_ms > 0) updates the row its first refusal wrote during this wait.
-CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb) RETURNS bigint
+CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb, p_cause text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_retry_ms bigint := case when p_retry_at is null then null
                             else greatest(0, ceil(extract(epoch from (p_retry_at - p_now)) * 1000))::bigint end;
+  v_cause text := coalesce(p_cause, public.google_ai_refusal_cause(p_limit));
 begin
   if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
     update public.google_ai_attempts a set
-      limit_hit = p_limit, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
+      limit_hit = p_limit, refusal_cause = v_cause, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
       estimated_tokens = p_estimated_tokens
     where a.request_id = p_request_id and a.caller = p_caller and a.attempt = p_attempt
       and a.status = 'refused'
@@ -1957,9 +1989,9 @@ begin
   end if;
   if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
     values ('refused', p_request_id, p_caller, p_client_id, p_token_id, p_model, p_requested_model,
-      p_attempt, p_estimated_tokens, p_limit, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
+      p_attempt, p_estimated_tokens, p_limit, v_cause, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
   end if;
   return v_retry_ms;
 end
@@ -2129,7 +2161,7 @@ $$;
 -- locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd', 'rpm', 'tpm'.
 -- The subtransaction (begin ... exception) gives the row lock back when the row is full, so the
 -- caller can move on to the next group without holding it.
-CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -2335,6 +2367,18 @@ begin
       -- Held by the spread: named after the limit whose share of the window the request's step is.
       when v_spread_at is not null then v_spread.limit_name
       else 'booked' end;
+    -- Why, one meaning each: the day spent or kept by others' day shares, a pace, the window full or
+    -- kept by others' shares, or the request's place in the spread's schedule.
+    cause := case
+      when outcome = 'booked' then null
+      when outcome = 'rpd' then case when v_rpd_used + 1 > p_rpd or (v_near_end and v_rpd_next + 1 > p_rpd)
+                                          or (v_near_start and v_rpd_prev + 1 > p_rpd)
+                                     then 'day_exhausted' else 'share_kept' end
+      when outcome = 'pace' then 'pace'
+      when not v_window_full then 'spread'
+      when (p_rpm is not null and v_win_requests + 1 > p_rpm) or (p_tpm is not null and v_win_tokens + p_tokens > p_tpm)
+        then 'window_full'
+      else 'share_kept' end;
     minute_bucket := v_minute;
     day_bucket := v_day;
 
@@ -2573,9 +2617,9 @@ $$;
 -- p_slots that are free now. likely_at: the same for a request of class rank p_rank, counting, on a
 -- spread model, on the part of each group's slots that the higher classes left in the last window
 -- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
--- p_slots / part-th. Null turn_at:
--- no group can serve today (day used up or cooling down everywhere).
-CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone) RETURNS record
+-- p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule holds
+-- back. Null turn_at: no group can serve today (day used up or cooling down everywhere).
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -2600,6 +2644,7 @@ declare
   v_schedule timestamptz;
 begin
   free_now := 0;
+  spread_bound := false;
   v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, null, 0);
   -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
   -- asked for waiters only, so only the class matters here.
@@ -2628,6 +2673,8 @@ begin
                   || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
     v_n := cardinality(v_openings);
     continue when v_n = 0;
+    spread_bound := spread_bound
+                    or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
     -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
     -- every waiter there counts on them all.)
     v_part := case when not v_spaced then 1
@@ -5278,7 +5325,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
     SET search_path TO ''
     AS $$
   with decided as materialized (
-    select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.quota_cause, a.http_status,
+    select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.refusal_cause, a.quota_cause, a.http_status,
            a.service_tier, a.served_tier, a.input_tokens, a.output_tokens, a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
            case when a.client_id is not null then a.caller else 'service' end as caller
     from public.google_ai_attempts a
@@ -5287,11 +5334,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
       and (p_settled_before is null or a.status <> 'refused' or a.created_at < p_settled_before)
   ), groups as (
     select d.model, d.quota_group, d.priority_class, d.caller, d.status, d.limit_hit,
+           coalesce(d.refusal_cause, public.google_ai_refusal_cause(d.limit_hit)) as refusal_cause,
            coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as google_429,
            coalesce(d.service_tier, 'standard') as service_tier, d.served_tier,
            count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in, sum(d.output_tokens)::numeric as tokens_out
     from decided d
-    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
   ), counters as (
     select x.family, x.labels, sum(x.value) as value
     from (select g.*, public.google_ai_metric_label('model', g.model) as m,
@@ -5301,7 +5349,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
           from groups g) g
     cross join lateral (values
       ('eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc, g.who, public.google_ai_metric_label('status', g.status)), g.n),
-      ('eve_gateway_refusals_total', concat_ws(',', g.m, g.pc, g.who, public.google_ai_metric_label('limit', g.limit_hit)),
+      ('eve_gateway_refusals_total', concat_ws(',', g.m, g.pc, g.who, public.google_ai_metric_label('limit', g.limit_hit),
+          public.google_ai_metric_label('cause', g.refusal_cause)),
         case when g.status = 'refused' then g.n end),
       ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('cause', g.cause)),
         case when g.google_429 then g.n end),
@@ -5467,7 +5516,7 @@ with clock as (
          (select g.minute_guard_ms from public.google_ai_admission_settings g where g.id) as guard_ms
 ), families (family, kind, help) as (values
   ('eve_gateway_attempts_total', 'counter', 'Attempt rows decided (one per reservation decision and its outcome), by status.'),
-  ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit that refused them last (counted once final, minutes later).'),
+  ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit and the cause that refused them last (counted once final, minutes later).'),
   ('eve_gateway_google_calls_total', 'counter', 'Calls that reached Google, by outcome, the service tier asked for (standard, flex, priority) and the one Google says served.'),
   ('eve_gateway_google_429_total', 'counter', 'Google''s own 429 answers, by cause (minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted, unknown).'),
   ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),
@@ -6171,17 +6220,17 @@ REVOKE ALL ON FUNCTION public.google_ai_attempt_reply_check() FROM anon, authent
 
 REVOKE ALL ON FUNCTION public.google_ai_attempt_reply_check() FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) FROM anon, authenticated, service_role, eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text, p_rank smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) FROM anon, authenticated, service_role, eve_gateway;
 
 REVOKE ALL ON FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text, p_rank smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) FROM anon, authenticated, service_role, eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
 
@@ -6203,9 +6252,13 @@ REVOKE ALL ON FUNCTION public.google_ai_idempotent_answer(p_caller text, p_reque
 
 REVOKE ALL ON FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_refusal_cause(p_limit text) FROM anon, authenticated, service_role, eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.google_ai_refusal_cause(p_limit text) FROM PUBLIC;
+
+REVOKE ALL ON FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb, p_cause text) FROM anon, authenticated, service_role, eve_gateway;
+
+REVOKE ALL ON FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb, p_cause text) FROM PUBLIC;
 
 REVOKE ALL ON FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) FROM anon, authenticated, service_role, eve_gateway;
 
@@ -6263,9 +6316,9 @@ REVOKE ALL ON FUNCTION public.google_ai_serving_key(p_quota_group text, p_model 
 
 REVOKE ALL ON FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid, p_class text, p_caller text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid, p_class text, p_caller text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) FROM anon, authenticated, service_role, eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid, p_class text, p_caller text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid, p_class text, p_caller text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) FROM PUBLIC;
 
 ALTER TABLE public.google_ai_priority_classes ENABLE ROW LEVEL SECURITY;
 
@@ -6281,9 +6334,9 @@ REVOKE ALL ON FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestam
 
 REVOKE ALL ON FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) FROM PUBLIC;
 
-REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean) FROM anon, authenticated, service_role, eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone) FROM PUBLIC;
+REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean) FROM PUBLIC;
 
 REVOKE ALL ON TABLE public.google_ai_priority_classes FROM anon, authenticated, service_role, eve_gateway;
 

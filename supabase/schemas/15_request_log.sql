@@ -46,6 +46,7 @@ CREATE TABLE public.google_ai_attempts (
     reply_by timestamp with time zone,
     hold_until timestamp with time zone,
     holder uuid,
+    refusal_cause text,
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text, 'unknown'::text]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text, 'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text, 'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
 )
@@ -56,6 +57,8 @@ COMMENT ON TABLE public.google_ai_attempts IS 'Audit log: one row per reservatio
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 
 COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS 'For a Google 429: minute, day, limit_zero, spend_cap (the spend-based rate limit), monthly_cap, billing_cap, credits_depleted (money: the project is out until its owner acts) or unknown, read from Google''s body.';
+
+COMMENT ON COLUMN public.google_ai_attempts.refusal_cause IS 'For a refusal: why, one meaning each (google_ai_refusal_cause): window_full, share_kept, spread, day_exhausted, pace, queue_turn, google_cooldown, budget, or the request''s own reason (its limit_hit: unknown_model, too_large, no_active_key, withdrawn, a token''s).';
 
 COMMENT ON COLUMN public.google_ai_attempts.service_tier IS 'The service tier the gateway asked Google for (flex, priority); null: standard.';
 
@@ -108,3 +111,17 @@ CREATE INDEX IF NOT EXISTS google_ai_attempts_request_id_idx ON public.google_ai
 CREATE UNIQUE INDEX IF NOT EXISTS google_ai_attempts_reservation_id_key ON public.google_ai_attempts USING btree (reservation_id);
 
 CREATE INDEX IF NOT EXISTS google_ai_responses_created_at_idx ON public.google_ai_responses USING btree (created_at);
+
+-- Why a refusal was made, from its limit when nothing finer is known (the booking names window_full,
+-- share_kept or spread for rpm and tpm, queue_turn for a turn kept for earlier tickets): a full window
+-- (rpm, tpm), the Pacific day (rpd), a paced share (pace), a Google cooldown, a budget (token, client
+-- or caller); any other limit is the request's own reason and is its own cause.
+CREATE OR REPLACE FUNCTION public.google_ai_refusal_cause(p_limit text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when p_limit in ('rpm', 'tpm') then 'window_full'
+              when p_limit = 'rpd' then 'day_exhausted'
+              when p_limit = 'cooldown' then 'google_cooldown'
+              when p_limit in ('token_budget', 'client_budget', 'caller_budget') then 'budget'
+              else p_limit end
+$$;

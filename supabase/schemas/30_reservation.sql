@@ -38,6 +38,8 @@ declare
   v_minute timestamptz;
   v_day date;
   v_blocked_by text;
+  v_cause text;
+  v_spread_bound boolean;
   v_reopens_at timestamptz;
   v_recheck_at timestamptz;
   v_retry_ms bigint;
@@ -146,7 +148,7 @@ begin
         and q.ticket_id is distinct from v_ticket.ticket_id
         and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
             < (v_rank, v_turn, v_since, coalesce(v_ticket.ticket_id, v_new_ticket));
-      select t.free_now, t.turn_at into v_free_now, v_turn_at
+      select t.free_now, t.turn_at, t.spread_bound into v_free_now, v_turn_at, v_spread_bound
       from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd,
         p_exclude_key_ids, v_now, v_ahead + 1, v_rank) t;
       -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks.
@@ -169,17 +171,20 @@ begin
         p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id, p_caller, p_client_id, v_class, v_rank) f;
     end if;
     if v_may_book and v_group is null then
-      select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at
-        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at
+      select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at, b.cause
+        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at, v_cause
       from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
         p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id,
         v_class, p_caller, p_client_id, p_attempt) b;
     elsif not v_may_book then
+      -- Slots free now are the turns of the tickets ahead; none free: the schedule or the window.
       v_blocked_by := case when v_limits.rpm is not null then 'rpm' else 'tpm' end;
+      v_cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread' else 'window_full' end;
     end if;
   end if;
 
   if v_group is null then
+    v_cause := coalesce(v_cause, public.google_ai_refusal_cause(v_blocked_by));
     if v_blocked_by in ('rpm', 'tpm', 'rpd', 'cooldown', 'pace') and coalesce(p_wait_left_ms, 0) > 0 then
       -- In line. Tickets of a model are taken one at a time, so each one's place and time count every
       -- ticket before it (the lock is the model's and lasts until this call commits; nothing under it
@@ -241,6 +246,7 @@ begin
         return jsonb_build_object(
           'ok', false,
           'limit', v_blocked_by,
+          'cause', v_cause,
           'retry_after_ms', greatest(0, ceil(extract(epoch from (v_expected - v_now)) * 1000))::bigint,
           'retry_at', v_expected,
           'model', v_limits.model,
@@ -262,10 +268,11 @@ begin
     end if;
     v_retry_ms := public.google_ai_record_refusal(v_now, p_caller, p_request_id, p_client_id, p_token_id,
       coalesce(v_limits.model, p_model), p_model, p_attempt, p_estimated_tokens,
-      v_blocked_by, v_reopens_at, p_wait_ms, p_metadata);
+      v_blocked_by, v_reopens_at, p_wait_ms, p_metadata, v_cause);
     return jsonb_build_object(
       'ok', false,
       'limit', v_blocked_by,
+      'cause', v_cause,
       'retry_after_ms', v_retry_ms,
       'retry_at', v_reopens_at,
       'model', v_limits.model,
@@ -402,7 +409,8 @@ begin
 
   for i in v_start .. cardinality(v_models) loop
     if v_retired[i] then
-      v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'retry_after_ms', null, 'model', v_models[i]);
+      v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
+        'model', v_models[i]);
     else
       begin
         if p_token_hash is null then
@@ -437,12 +445,12 @@ begin
 
     v_refusals := v_refusals || jsonb_build_array(v_try);
     v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_models[i], 'limit', v_try ->> 'limit',
-      'retry_after_ms', v_try -> 'retry_after_ms'));
+      'cause', v_try ->> 'cause', 'retry_after_ms', v_try -> 'retry_after_ms'));
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
     values ('refused', p_request_id, coalesce(v_caller, 'token'), v_client_id, v_token_id, v_models[i], p_models[1],
-      p_attempt, p_estimated_tokens, v_try ->> 'limit', (v_try ->> 'retry_after_ms')::bigint, p_wait_ms,
-      coalesce(p_metadata, '{}'));
+      p_attempt, p_estimated_tokens, v_try ->> 'limit', v_try ->> 'cause', (v_try ->> 'retry_after_ms')::bigint,
+      p_wait_ms, coalesce(p_metadata, '{}'));
   end loop;
 
   if v_answer is not null then
@@ -490,7 +498,7 @@ declare
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
   if not found then
-    return jsonb_build_object('ok', false, 'limit', 'token_invalid', 'retry_after_ms', null);
+    return jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid', 'retry_after_ms', null);
   end if;
   select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
   v_model := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
@@ -514,11 +522,11 @@ begin
 
   if v_refusal is not null then
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
     values ('refused', p_request_id, 'client:' || v_client.name, v_client.id, v_token.id, v_model, p_model,
-      coalesce(p_attempt, 1), p_estimated_tokens, v_refusal,
+      coalesce(p_attempt, 1), p_estimated_tokens, v_refusal, public.google_ai_refusal_cause(v_refusal),
       ceil(extract(epoch from (v_retry_at - v_now)) * 1000)::bigint, p_wait_ms, coalesce(p_metadata, '{}'));
-    return jsonb_build_object('ok', false, 'limit', v_refusal,
+    return jsonb_build_object('ok', false, 'limit', v_refusal, 'cause', public.google_ai_refusal_cause(v_refusal),
       'retry_after_ms', ceil(extract(epoch from (v_retry_at - v_now)) * 1000)::bigint, 'retry_at', v_retry_at,
       'client_id', v_client.id, 'token_id', v_token.id);
   end if;
@@ -600,7 +608,7 @@ $$;
 -- are tried again, waiting for their locks, so a busy row is never mistaken for a full one.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
 -- serve the model.
-CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -610,6 +618,7 @@ declare
   v_first boolean := true;
   v_skipped text[] := '{}';
   v_outcome text;
+  v_cause text;
   v_try record;
   v_wait record;
   v_at timestamptz;
@@ -628,6 +637,7 @@ begin
       if (v_budget.daily_max_requests is not null and v_requests_today + v_count_request > v_budget.daily_max_requests)
          or (v_budget.daily_max_tokens is not null and v_tokens_today + p_tokens > v_budget.daily_max_tokens) then
         blocked_by := 'caller_budget';
+        cause := 'budget';
         reopens_at := public.google_ai_pacific_midnight_after(p_at);
         return;
       end if;
@@ -648,7 +658,7 @@ begin
           exit booking;
         end if;
         if reopens_at is null or v_wait.reopens_at < reopens_at then
-          reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by;
+          reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by; cause := v_wait.cause;
         end if;
         recheck_at := least(recheck_at, v_wait.recheck_at);
         v_skipped := '{}';
@@ -656,6 +666,7 @@ begin
       v_first := false;
       v_tier := v_candidate.priority;
 
+      v_cause := null;
       if v_candidate.cooldown_until is not null then
         v_outcome := 'cooldown';
         v_at := v_candidate.cooldown_until;
@@ -677,6 +688,7 @@ begin
           exit booking;
         end if;
         v_at := v_try.reopens_at;
+        v_cause := v_try.cause;
         recheck_at := least(recheck_at, v_try.recheck_at);
       end if;
 
@@ -684,6 +696,7 @@ begin
         v_skipped := v_skipped || v_candidate.quota_group;
       elsif reopens_at is null or v_at < reopens_at then
         reopens_at := v_at; blocked_by := v_outcome;
+        cause := coalesce(v_cause, public.google_ai_refusal_cause(v_outcome));
       end if;
     end loop;
 
@@ -694,14 +707,14 @@ begin
         booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
         exit booking;
       elsif reopens_at is null or v_wait.reopens_at < reopens_at then
-        reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by;
+        reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by; cause := v_wait.cause;
       end if;
       recheck_at := least(recheck_at, v_wait.recheck_at);
     end if;
   end;
 
   if booked_group is not null then
-    blocked_by := null; reopens_at := null; recheck_at := null;
+    blocked_by := null; reopens_at := null; recheck_at := null; cause := null;
     if v_budget.caller is not null then
       update public.google_ai_caller_budgets b set
         day_bucket = v_budget_day,
@@ -715,6 +728,7 @@ begin
   if v_first then
     blocked_by := 'no_active_key';
   end if;
+  cause := coalesce(cause, public.google_ai_refusal_cause(blocked_by));
   -- Asking again only helps before the reopening itself.
   if recheck_at >= reopens_at then
     recheck_at := null;
@@ -968,7 +982,7 @@ $$;
 
 -- Books on the first of p_groups that fits, waiting for each row lock in turn (holding no other
 -- counter lock while it waits). Reports the earliest reopening among the full ones.
-CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -984,7 +998,7 @@ begin
       return;
     end if;
     if reopens_at is null or v_try.reopens_at < reopens_at then
-      reopens_at := v_try.reopens_at; blocked_by := v_try.outcome;
+      reopens_at := v_try.reopens_at; blocked_by := v_try.outcome; cause := v_try.cause;
     end if;
     if v_try.recheck_at is not null and (recheck_at is null or v_try.recheck_at < recheck_at) then
       recheck_at := v_try.recheck_at;
@@ -1175,12 +1189,12 @@ begin
   select * into v_prior from public.google_ai_responses r
   where r.caller = p_caller and r.request_id = p_request_id;
   if v_prior.status = 'done' and v_prior.created_at > p_now - interval '24 hours' then
-    return jsonb_build_object('ok', false, 'limit', 'duplicate', 'response', v_prior.response,
+    return jsonb_build_object('ok', false, 'limit', 'duplicate', 'cause', 'duplicate', 'response', v_prior.response,
       'retry_after_ms', null, 'retry_at', null);
   elsif v_prior.status = 'in_progress' then
     v_held_until := public.google_ai_claim_held_until(p_caller, p_request_id, v_prior.expires_at, p_now);
     if v_held_until is not null then
-      return jsonb_build_object('ok', false, 'limit', 'in_progress',
+      return jsonb_build_object('ok', false, 'limit', 'in_progress', 'cause', 'in_progress',
         'retry_after_ms', greatest(1000, ceil(extract(epoch from (v_held_until - p_now)) * 1000))::bigint,
         'retry_at', v_held_until);
     end if;
@@ -1192,17 +1206,18 @@ $$;
 -- A refusal in the attempt log; returns the milliseconds until p_retry_at (null: none known). One
 -- refused row per request and attempt, not one per poll: a WAIT caller asking again (it has waited,
 -- so p_wait_ms > 0) updates the row its first refusal wrote during this wait.
-CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb) RETURNS bigint
+CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb, p_cause text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_retry_ms bigint := case when p_retry_at is null then null
                             else greatest(0, ceil(extract(epoch from (p_retry_at - p_now)) * 1000))::bigint end;
+  v_cause text := coalesce(p_cause, public.google_ai_refusal_cause(p_limit));
 begin
   if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
     update public.google_ai_attempts a set
-      limit_hit = p_limit, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
+      limit_hit = p_limit, refusal_cause = v_cause, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
       estimated_tokens = p_estimated_tokens
     where a.request_id = p_request_id and a.caller = p_caller and a.attempt = p_attempt
       and a.status = 'refused'
@@ -1210,9 +1225,9 @@ begin
   end if;
   if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, retry_after_ms, wait_ms, metadata)
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
     values ('refused', p_request_id, p_caller, p_client_id, p_token_id, p_model, p_requested_model,
-      p_attempt, p_estimated_tokens, p_limit, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
+      p_attempt, p_estimated_tokens, p_limit, v_cause, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
   end if;
   return v_retry_ms;
 end
@@ -1382,7 +1397,7 @@ $$;
 -- locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd', 'rpm', 'tpm'.
 -- The subtransaction (begin ... exception) gives the row lock back when the row is full, so the
 -- caller can move on to the next group without holding it.
-CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -1588,6 +1603,18 @@ begin
       -- Held by the spread: named after the limit whose share of the window the request's step is.
       when v_spread_at is not null then v_spread.limit_name
       else 'booked' end;
+    -- Why, one meaning each: the day spent or kept by others' day shares, a pace, the window full or
+    -- kept by others' shares, or the request's place in the spread's schedule.
+    cause := case
+      when outcome = 'booked' then null
+      when outcome = 'rpd' then case when v_rpd_used + 1 > p_rpd or (v_near_end and v_rpd_next + 1 > p_rpd)
+                                          or (v_near_start and v_rpd_prev + 1 > p_rpd)
+                                     then 'day_exhausted' else 'share_kept' end
+      when outcome = 'pace' then 'pace'
+      when not v_window_full then 'spread'
+      when (p_rpm is not null and v_win_requests + 1 > p_rpm) or (p_tpm is not null and v_win_tokens + p_tokens > p_tpm)
+        then 'window_full'
+      else 'share_kept' end;
     minute_bucket := v_minute;
     day_bucket := v_day;
 

@@ -115,9 +115,9 @@ $$;
 -- p_slots that are free now. likely_at: the same for a request of class rank p_rank, counting, on a
 -- spread model, on the part of each group's slots that the higher classes left in the last window
 -- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
--- p_slots / part-th. Null turn_at:
--- no group can serve today (day used up or cooling down everywhere).
-CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone) RETURNS record
+-- p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule holds
+-- back. Null turn_at: no group can serve today (day used up or cooling down everywhere).
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -142,6 +142,7 @@ declare
   v_schedule timestamptz;
 begin
   free_now := 0;
+  spread_bound := false;
   v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, null, 0);
   -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
   -- asked for waiters only, so only the class matters here.
@@ -170,6 +171,8 @@ begin
                   || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
     v_n := cardinality(v_openings);
     continue when v_n = 0;
+    spread_bound := spread_bound
+                    or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
     -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
     -- every waiter there counts on them all.)
     v_part := case when not v_spaced then 1

@@ -77,7 +77,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
     SET search_path TO ''
     AS $$
   with decided as materialized (
-    select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.quota_cause, a.http_status,
+    select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.refusal_cause, a.quota_cause, a.http_status,
            a.service_tier, a.served_tier, a.input_tokens, a.output_tokens, a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
            case when a.client_id is not null then a.caller else 'service' end as caller
     from public.google_ai_attempts a
@@ -86,11 +86,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
       and (p_settled_before is null or a.status <> 'refused' or a.created_at < p_settled_before)
   ), groups as (
     select d.model, d.quota_group, d.priority_class, d.caller, d.status, d.limit_hit,
+           coalesce(d.refusal_cause, public.google_ai_refusal_cause(d.limit_hit)) as refusal_cause,
            coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as google_429,
            coalesce(d.service_tier, 'standard') as service_tier, d.served_tier,
            count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in, sum(d.output_tokens)::numeric as tokens_out
     from decided d
-    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+    group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
   ), counters as (
     select x.family, x.labels, sum(x.value) as value
     from (select g.*, public.google_ai_metric_label('model', g.model) as m,
@@ -100,7 +101,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
           from groups g) g
     cross join lateral (values
       ('eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc, g.who, public.google_ai_metric_label('status', g.status)), g.n),
-      ('eve_gateway_refusals_total', concat_ws(',', g.m, g.pc, g.who, public.google_ai_metric_label('limit', g.limit_hit)),
+      ('eve_gateway_refusals_total', concat_ws(',', g.m, g.pc, g.who, public.google_ai_metric_label('limit', g.limit_hit),
+          public.google_ai_metric_label('cause', g.refusal_cause)),
         case when g.status = 'refused' then g.n end),
       ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('cause', g.cause)),
         case when g.google_429 then g.n end),
@@ -266,7 +268,7 @@ with clock as (
          (select g.minute_guard_ms from public.google_ai_admission_settings g where g.id) as guard_ms
 ), families (family, kind, help) as (values
   ('eve_gateway_attempts_total', 'counter', 'Attempt rows decided (one per reservation decision and its outcome), by status.'),
-  ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit that refused them last (counted once final, minutes later).'),
+  ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit and the cause that refused them last (counted once final, minutes later).'),
   ('eve_gateway_google_calls_total', 'counter', 'Calls that reached Google, by outcome, the service tier asked for (standard, flex, priority) and the one Google says served.'),
   ('eve_gateway_google_429_total', 'counter', 'Google''s own 429 answers, by cause (minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted, unknown).'),
   ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),

@@ -31,17 +31,18 @@ async function insertAttempts(n: number, row: Record<string, unknown>, createdAg
   const r = {
     status: "succeeded", caller: "bot", model: "gemma-3-27b-it", quota_group: "proj-a", key_alias: "secret-alias-a",
     priority_class: "interactive", http_status: 200, input_tokens: 10, output_tokens: 20, latency_ms: 300,
-    quota_cause: null, wait_ms: null, added_ms: 12, first_byte_ms: 40, limit_hit: null, client_id: null, ...row,
+    quota_cause: null, wait_ms: null, added_ms: 12, first_byte_ms: 40, limit_hit: null, refusal_cause: null, client_id: null, ...row,
   };
   await sql`
     insert into public.google_ai_attempts (created_at, finished_at, status, caller, client_id, model, quota_group,
       key_alias, priority_class, http_status, input_tokens, output_tokens, latency_ms, quota_cause, wait_ms,
-      added_ms, first_byte_ms, limit_hit)
+      added_ms, first_byte_ms, limit_hit, refusal_cause)
     select now() - ${createdAgo}::interval, now(), ${r.status as string}, ${r.caller as string}, ${r.client_id as string | null},
       ${r.model as string}, ${r.quota_group as string | null}, ${r.key_alias as string}, ${r.priority_class as string},
       ${r.http_status as number | null}, ${r.input_tokens as number | null}, ${r.output_tokens as number | null},
       ${r.latency_ms as number | null}, ${r.quota_cause as string | null}, ${r.wait_ms as number | null},
-      ${r.added_ms as number | null}, ${r.first_byte_ms as number | null}, ${r.limit_hit as string | null}
+      ${r.added_ms as number | null}, ${r.first_byte_ms as number | null}, ${r.limit_hit as string | null},
+      ${r.refusal_cause as string | null}
     from generate_series(1, ${n})`;
 }
 
@@ -66,13 +67,15 @@ function expectNoDecrease(before: Map<string, number>, after: Map<string, number
 }
 
 describe("google_ai_metrics", () => {
-  it("counts decided attempt rows by status, cause, limit and tokens; open reservations are in flight", async () => {
+  it("counts decided attempt rows by status, cause, limit, refusal cause and tokens; open reservations are in flight", async () => {
     await sql`delete from public.google_ai_attempts`;
     await insertAttempts(7, {});
     await insertAttempts(3, { status: "google_error", http_status: 429, quota_cause: "day", input_tokens: null, output_tokens: null });
     await insertAttempts(2, { status: "google_error", http_status: 429, quota_cause: null, input_tokens: null, output_tokens: null });
     // Refusals settled (older than a waiting caller may still update them): counted.
-    await insertAttempts(4, { status: "refused", http_status: null, limit_hit: "rpm", quota_group: null, latency_ms: null, input_tokens: null, output_tokens: null }, "10 minutes");
+    await insertAttempts(3, { status: "refused", http_status: null, limit_hit: "rpm", refusal_cause: "spread", quota_group: null, latency_ms: null, input_tokens: null, output_tokens: null }, "10 minutes");
+    // (A row written before refusals named a cause: its limit's.)
+    await insertAttempts(1, { status: "refused", http_status: null, limit_hit: "rpm", quota_group: null, latency_ms: null, input_tokens: null, output_tokens: null }, "10 minutes");
     await insertAttempts(2, { status: "reserved", http_status: null, input_tokens: null, output_tokens: null, latency_ms: null });
     await insertAttempts(1, { status: "abandoned", http_status: null, input_tokens: null, output_tokens: null });
     const m = await scrape();
@@ -82,6 +85,8 @@ describe("google_ai_metrics", () => {
     expect(total(m, "eve_gateway_google_429_total", { cause: "day" })).toBe(3);
     expect(total(m, "eve_gateway_google_429_total", { cause: "unknown" })).toBe(2);
     expect(total(m, "eve_gateway_refusals_total", { limit: "rpm" })).toBe(4);
+    expect(total(m, "eve_gateway_refusals_total", { limit: "rpm", cause: "spread" })).toBe(3);
+    expect(total(m, "eve_gateway_refusals_total", { limit: "rpm", cause: "window_full" })).toBe(1);
     expect(total(m, "eve_gateway_finalizes_lost_total")).toBe(1);
     expect(total(m, "eve_gateway_attempts_in_flight")).toBe(2);
     expect(total(m, "eve_gateway_tokens_total", { gen_ai_token_type: "input" })).toBe(70);

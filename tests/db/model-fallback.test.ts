@@ -85,7 +85,7 @@ describe("a chain of models", () => {
     await fill("day-a", 1, T0);
     const a = await chain({ at: T0 + 1000, models: ["day-a", "day-b"], requestId: "day-1" });
     expect(a).toMatchObject({ ok: true, model: "day-b", requested_model: "day-a" });
-    expect(a.fallback_from).toEqual([{ model: "day-a", limit: "rpd", retry_after_ms: expect.any(Number) }]);
+    expect(a.fallback_from).toEqual([{ model: "day-a", limit: "rpd", cause: "day_exhausted", retry_after_ms: expect.any(Number) }]);
     expect(await rows("day-1")).toEqual([
       { status: "refused", model: "day-a", requested_model: "day-a", limit_hit: "rpd" },
       { status: "reserved", model: "day-b", requested_model: "day-a", limit_hit: null },

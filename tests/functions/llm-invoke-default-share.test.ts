@@ -67,7 +67,7 @@ describe("with no configuration, a notebook's flood leaves the bot its share", (
     expect(admitted).toHaveLength(4);
     for (const r of flood.filter((r) => r.status !== 200)) {
       expect(r.status).toBe(429);
-      expect(r.body).toMatchObject({ limit: "rpm" });
+      expect(r.body).toMatchObject({ limit: "rpm", cause: "share_kept" });
     }
     for (const r of admitted) {
       expect(r.headers.get("x-ratelimit-kept-others-requests")).toBe("1");

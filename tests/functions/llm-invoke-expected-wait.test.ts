@@ -35,6 +35,8 @@ interface Queued {
   requestId: string;
   /** The first `queued` event's expected turn (null: admitted without waiting). */
   expectedAt: number | null;
+  /** Why it waited, as the first `queued` event said. */
+  cause: string | null;
   done: boolean;
 }
 
@@ -46,7 +48,7 @@ async function streamOnce(requestId: string, priority?: "batch"): Promise<Queued
     body: JSON.stringify({ model: MODEL, prompt: `wait ${requestId}`, stream: true, max_wait_ms: 90_000, request_id: requestId, priority }),
   });
   expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
-  const out: Queued = { requestId, expectedAt: null, done: false };
+  const out: Queued = { requestId, expectedAt: null, cause: null, done: false };
   const decoder = new TextDecoder();
   let buffer = "";
   for await (const bytes of res.body!) {
@@ -56,8 +58,11 @@ async function streamOnce(requestId: string, priority?: "batch"): Promise<Queued
       const data = buffer.slice(0, end).split("\n").filter((l) => l.startsWith("data: ")).map((l) => l.slice(6)).join("\n");
       buffer = buffer.slice(end + 2);
       if (data === "") continue;
-      const event = JSON.parse(data) as { type: string; expected_at?: string };
-      if (event.type === "queued" && out.expectedAt === null) out.expectedAt = Date.parse(event.expected_at!);
+      const event = JSON.parse(data) as { type: string; expected_at?: string; cause?: string };
+      if (event.type === "queued" && out.expectedAt === null) {
+        out.expectedAt = Date.parse(event.expected_at!);
+        out.cause = event.cause ?? null;
+      }
       if (event.type === "done") out.done = true;
     }
   }
@@ -84,6 +89,7 @@ describe("the expected wait a queued request is told", () => {
     const waiter = await streamOnce("waiter");
     expect(waiter.done).toBe(true);
     expect(waiter.expectedAt).not.toBeNull();
+    expect(waiter.cause).toBe("window_full");
     const booked = await bookedAt();
     const firstFill = Math.min(...Array.from({ length: rpm }, (_, i) => booked.get(`fill-${i}`)!));
     // It waited for the window (the slot of the first fill comes back), and was told so.
@@ -105,6 +111,7 @@ describe("the expected wait a queued request is told", () => {
     const queued = waiters.filter((w) => w.expectedAt !== null);
     expect(queued.length).toBeGreaterThanOrEqual(4);
     for (const w of queued) {
+      expect(w.cause).toBe("spread");
       expect(Math.abs(booked.get(w.requestId)! - w.expectedAt!), w.requestId).toBeLessThanOrEqual(interval);
     }
   }, 150_000);

@@ -186,8 +186,28 @@ export interface ClaimHolder {
 export interface FallbackStep {
   model: string;
   limit: string;
+  /** Why this model refused (the reservation's cause; null: not said). */
+  cause: string | null;
   retryAfterMs: number | null;
 }
+
+/**
+ * Why the database refused a request, one meaning each (docs/errors.md): the window full, kept by
+ * others' shares, a place in the spread's schedule, the Pacific day spent, a paced share, the turns
+ * of earlier tickets, a Google cooldown, a budget. Any other cause is the request's own reason and
+ * names its limit (unknown_model, too_large, no_active_key, withdrawn, a token's).
+ */
+export const ADMISSION_CAUSES = [
+  "window_full",
+  "share_kept",
+  "spread",
+  "day_exhausted",
+  "pace",
+  "queue_turn",
+  "google_cooldown",
+  "budget",
+] as const;
+export type AdmissionCause = (typeof ADMISSION_CAUSES)[number];
 
 /** A model row as a request's chain needs it: what it can do, whether it serves, and its own fallbacks. */
 export interface ModelProfile extends ModelCapabilities {
@@ -313,6 +333,8 @@ export interface Refusal {
   successor?: string | null;
   /** For `cooldown`: why the group rests (a Google 429's cause), read in the reservation's statement. */
   cause?: QuotaCause | null;
+  /** Why the database refused (ADMISSION_CAUSES, or the limit itself for the request's own reasons). */
+  refusalCause?: string | null;
 }
 
 /**

@@ -101,6 +101,7 @@ export async function admit(
       model: r.model ?? null,
       position: r.queue?.position ?? null,
       priority: r.queue?.priority ?? null,
+      cause: r.refusalCause ?? null,
       expectedAt: r.queue?.expectedAt ?? new Date(deps.clock.now() + decision.sleepMs).toISOString(),
       sleepMs: decision.sleepMs,
     });

@@ -11,6 +11,8 @@ export interface QueueProgress {
   model: string | null;
   position: number | null;
   priority: string | null;
+  /** Why it waits (the database's cause: window_full, spread, queue_turn, ...; null: not said). */
+  cause: string | null;
   /** ISO time the request expects to be admitted. */
   expectedAt: string;
   /** How long it will sleep before asking again. */
@@ -39,7 +41,7 @@ export interface InvokeResult {
   model: string;
   /** Only when a fallback served: the chain's first model, and why each model before this one was passed over. */
   requested_model?: string;
-  fallback_from?: Array<{ model: string; limit: string; retry_after_ms: number | null }>;
+  fallback_from?: Array<{ model: string; limit: string; cause: string | null; retry_after_ms: number | null }>;
   key_alias: string;
   usage: { prompt_tokens: number; completion_tokens: number; total_tokens: number };
   attempts: number;

@@ -994,7 +994,7 @@ describe("invoke: model fallback", () => {
 
   it("reserves the row's chain in one call and answers with the model that served, called as that model", async () => {
     const store = new FakeStore(
-      [onGemma(1, [{ model: "gemini-2.5-flash", limit: "rpd", retryAfterMs: 3_600_000 }])],
+      [onGemma(1, [{ model: "gemini-2.5-flash", limit: "rpd", cause: "day_exhausted", retryAfterMs: 3_600_000 }])],
       ROWS,
     );
     const google = new FakeGoogle([ok()]);
@@ -1005,7 +1005,7 @@ describe("invoke: model fallback", () => {
     expect(result).toMatchObject({
       model: "gemma-3-27b-it",
       requested_model: "gemini-2.5-flash",
-      fallback_from: [{ model: "gemini-2.5-flash", limit: "rpd", retry_after_ms: 3_600_000 }],
+      fallback_from: [{ model: "gemini-2.5-flash", limit: "rpd", cause: "day_exhausted", retry_after_ms: 3_600_000 }],
     });
     // Gemma served: the system prompt went in the first user turn, not as a system instruction.
     expect(google.calls[0]!.request).toMatchObject({
@@ -1029,7 +1029,7 @@ describe("invoke: model fallback", () => {
   });
 
   it("keeps what a queued request was passed over for when its ticket is served on the fallback", async () => {
-    const passed = [{ model: "gemini-2.5-flash", limit: "rpm", retryAfterMs: 70_000 }];
+    const passed = [{ model: "gemini-2.5-flash", limit: "rpm", cause: "window_full", retryAfterMs: 70_000 }];
     const store = new FakeStore([
       { ...queued("rpm", 4_000), model: "gemma-3-27b-it", fallbackFrom: passed },
       onGemma(1),
@@ -1049,8 +1049,8 @@ describe("invoke: model fallback", () => {
 
   it("answers a chain's refusal with the model that comes back first and why each model refused", async () => {
     const steps = [
-      { model: "gemini-2.5-flash", limit: "rpd", retryAfterMs: 3_600_000 },
-      { model: "gemma-3-27b-it", limit: "rpm", retryAfterMs: 20_000 },
+      { model: "gemini-2.5-flash", limit: "rpd", cause: "day_exhausted", retryAfterMs: 3_600_000 },
+      { model: "gemma-3-27b-it", limit: "rpm", cause: "spread", retryAfterMs: 20_000 },
     ];
     const store = new FakeStore([{ ...refusal("rpm", 20_000), model: "gemma-3-27b-it", fallbackFrom: steps }], ROWS);
     const { run } = setup(store, new FakeGoogle([]));
@@ -1062,8 +1062,8 @@ describe("invoke: model fallback", () => {
       retry_after_ms: 20_000,
       model: "gemma-3-27b-it",
       fallback_from: [
-        { model: "gemini-2.5-flash", limit: "rpd", retry_after_ms: 3_600_000 },
-        { model: "gemma-3-27b-it", limit: "rpm", retry_after_ms: 20_000 },
+        { model: "gemini-2.5-flash", limit: "rpd", cause: "day_exhausted", retry_after_ms: 3_600_000 },
+        { model: "gemma-3-27b-it", limit: "rpm", cause: "spread", retry_after_ms: 20_000 },
       ],
     });
   });

@@ -2,7 +2,15 @@
 // idempotency) and the end of the attempts, each turned into the caller's error once, here.
 import { GatewayError, rateLimited } from "../../_shared/errors.ts";
 import type { ClassifiedGoogleError, QuotaCause } from "../../_shared/google/errors.ts";
-import { type FallbackStep, type Refusal, TOKEN_LIMITS, type TokenLimit, type TokenStatus } from "../contract.ts";
+import {
+  ADMISSION_CAUSES,
+  type AdmissionCause,
+  type FallbackStep,
+  type Refusal,
+  TOKEN_LIMITS,
+  type TokenLimit,
+  type TokenStatus,
+} from "../contract.ts";
 import { unknownModel } from "../model/model-chain.ts";
 
 /**
@@ -30,6 +38,11 @@ export interface RefusalContext {
  * (waitable limits, no active key, a stored answer to replay).
  */
 export function finalRefusal(r: Refusal, ctx: RefusalContext): GatewayError | null {
+  const error = finalError(r, ctx);
+  return error === null ? null : withRefusalCause(error, r.refusalCause ?? r.limit);
+}
+
+function finalError(r: Refusal, ctx: RefusalContext): GatewayError | null {
   if (isTokenLimit(r.limit)) return tokenRefusal(r.limit, r.retryAfterMs, ctx.model);
   switch (r.limit) {
     case "in_progress":
@@ -53,9 +66,11 @@ export function finalRefusal(r: Refusal, ctx: RefusalContext): GatewayError | nu
  * `fallback_from`, why each model of the chain refused.
  */
 export function quotaRefusal(
-  r: Pick<Refusal, "limit" | "retryAfterMs" | "model" | "fallbackFrom" | "cause">,
+  r: Pick<Refusal, "limit" | "retryAfterMs" | "model" | "fallbackFrom" | "cause" | "refusalCause">,
 ): GatewayError {
-  const error = withCause(rateLimited(r.limit, r.retryAfterMs), r.cause ?? null);
+  // A cooldown's cause is Google's when it is known (finer than google_cooldown); else the database's.
+  const limited = rateLimited(r.limit, r.retryAfterMs);
+  const error = r.cause ? withCause(limited, r.cause) : withRefusalCause(limited, r.refusalCause ?? null);
   if (r.fallbackFrom === undefined || r.fallbackFrom.length === 0) return error;
   const retry = r.retryAfterMs === null ? "" : `; retry in ${r.retryAfterMs} ms`;
   return new GatewayError(
@@ -96,8 +111,33 @@ const CAUSE_WORDS: Record<QuotaCause, string> = {
 /** The chain's steps as the caller reads them (snake_case, like the rest of the answer). */
 export function fallbackSteps(
   steps: readonly FallbackStep[],
-): Array<{ model: string; limit: string; retry_after_ms: number | null }> {
-  return steps.map((s) => ({ model: s.model, limit: s.limit, retry_after_ms: s.retryAfterMs }));
+): Array<{ model: string; limit: string; cause: string | null; retry_after_ms: number | null }> {
+  return steps.map((s) => ({ model: s.model, limit: s.limit, cause: s.cause, retry_after_ms: s.retryAfterMs }));
+}
+
+const REFUSAL_WORDS: Record<AdmissionCause, string> = {
+  window_full: "the sliding minute window (60 s plus a guard) is full; capacity comes back as its oldest admissions leave it.",
+  share_kept: "what is left of the window or the day is kept by shares of other classes or callers.",
+  spread: "requests wait for this model, and batch requests are handed the window one per 61 s / RPM: this one's place in the schedule is later.",
+  day_exhausted: "the model's requests for the Pacific day are used up, until midnight Pacific time (plus a guard).",
+  pace: "a share paced over the Pacific day allows its owner no more yet.",
+  queue_turn: "the free slots are the turns of requests that waited longer or rank higher.",
+  google_cooldown: "the quota group rests after a Google 429.",
+  budget: "a token's, client's or caller's budget is used up (limit says which).",
+};
+
+/**
+ * The database's cause of a refusal in the body (`cause`, every surface, like a Google cause) and,
+ * for an admission cause, in the message; the request's own reasons are their limit and say why already.
+ */
+export function withRefusalCause(error: GatewayError, cause: string | null): GatewayError {
+  if (cause === null || error.extra?.cause !== undefined) return error;
+  const why = (ADMISSION_CAUSES as readonly string[]).includes(cause) ? REFUSAL_WORDS[cause as AdmissionCause] : null;
+  return new GatewayError(error.code, why === null ? error.message : `${error.message} Cause: ${why}`, {
+    extra: { ...error.extra, cause },
+    headers: error.headers,
+    ...(error.details === undefined ? {} : { details: error.details }),
+  });
 }
 
 /** The input is larger than one minute of the model's tokens: by Google's count when it was asked. */

@@ -317,6 +317,7 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
       : null,
     queue: parseQueuePlace(o.queue),
     model: typeof o.model === "string" ? o.model : null,
+    refusalCause: typeof o.cause === "string" ? o.cause : null,
     ...fallbackFrom(o.fallback_from),
     ...(o.limit === "duplicate" ? { response: o.response } : {}),
     ...(o.limit === "withdrawn" ? { successor: typeof o.successor === "string" ? o.successor : null } : {}),
@@ -393,6 +394,7 @@ function fallbackFrom(value: unknown): { fallbackFrom?: FallbackStep[] } {
       return [{
         model: s.model,
         limit: s.limit,
+        cause: typeof s.cause === "string" ? s.cause : null,
         retryAfterMs: typeof s.retry_after_ms === "number" ? s.retry_after_ms : null,
       }];
     }),

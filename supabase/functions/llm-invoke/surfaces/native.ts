@@ -1,6 +1,6 @@
 // The gateway's own shape (docs/llm-invoke.md): its request body, its answer, and with `"stream": true`
 // server-sent events, one JSON object per event, told apart by `type`:
-//   queued  {position, expected_at, model, priority}  the request waits for its turn (may repeat)
+//   queued  {position, expected_at, model, priority, cause}  the request waits for its turn (may repeat)
 //   chunk   {text, candidates?}                        a piece of the answer, as Google sent it
 //   done    the whole answer's body, as without stream (its text included)
 //   error   {error: {code, message, details?}, ...}    the request failed after the stream began
@@ -30,6 +30,7 @@ export function queuedFrame(progress: QueueProgress): string {
     expected_at: progress.expectedAt,
     model: progress.model,
     priority: progress.priority,
+    cause: progress.cause,
   });
 }
 

@@ -1,0 +1,142 @@
+// Every refusal names its cause, one meaning each (google_ai_refusal_cause and the booking's own):
+// on a real PostgreSQL with the clock injected, each cause is brought about on its own model and read
+// from the answer and from the attempt row the refusal wrote; `limit` stays beside it.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { iso } from "../support/microseconds.ts";
+import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+
+let db: TestDatabase;
+const T0 = Date.parse("2026-11-21T10:00:00Z");
+const WINDOW_MS = 61_000;
+
+beforeAll(async () => {
+  db = await freshDatabase("refusal_causes");
+  await db.sql`delete from public.google_ai_api_keys`;
+  await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
+               values ('c1', 'KEY_C1', 'proj-c', 1)`;
+  // The shares here are the tests' own.
+  await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
+  await db.sql`insert into public.google_ai_priority_classes (name, rank) values ('background', 20)`;
+}, 60_000);
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+interface Answer {
+  ok: boolean;
+  limit?: string;
+  cause?: string;
+  queue?: { ticket: string };
+}
+
+interface Ask {
+  at: number;
+  model: string;
+  caller?: string;
+  priority?: string;
+  waitLeftMs?: number;
+  requestId?: string;
+}
+
+async function admit(a: Ask): Promise<Answer> {
+  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_admit_at(
+    p_now => ${iso(a.at)}::text::timestamptz, p_model => ${a.model}, p_estimated_tokens => 10,
+    p_caller => ${a.caller ?? "notebook"}, p_request_id => ${a.requestId ?? null}, p_priority => ${a.priority ?? "batch"},
+    p_wait_left_ms => ${a.waitLeftMs ?? 0}::integer) as r`;
+  return row!.r;
+}
+
+async function model(name: string, limits: { rpm?: number; rpd?: number; burst?: number }) {
+  await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd, spread_burst)
+               values (${name}, ${limits.rpm ?? null}, null, ${limits.rpd ?? null}, ${limits.burst ?? null})`;
+}
+
+/** The refusal row a request wrote: its limit and its cause. */
+async function refusalRow(requestId: string) {
+  const [row] = await db.sql<{ limit_hit: string; refusal_cause: string }[]>`
+    select limit_hit, refusal_cause from public.google_ai_attempts where request_id = ${requestId} and status = 'refused'`;
+  return row;
+}
+
+describe("a refusal's cause", () => {
+  it("window_full: the sliding window has no room", async () => {
+    await model("cause-window", { rpm: 2 });
+    await admit({ at: T0, model: "cause-window" });
+    await admit({ at: T0, model: "cause-window" });
+    expect(await admit({ at: T0, model: "cause-window", requestId: "w-1" })).toMatchObject({
+      ok: false, limit: "rpm", cause: "window_full",
+    });
+    expect(await refusalRow("w-1")).toEqual({ limit_hit: "rpm", refusal_cause: "window_full" });
+  });
+
+  it("share_kept: the window has room, but another class's share keeps it", async () => {
+    await model("cause-share", { rpm: 3 });
+    await db.sql`insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm)
+                 values ('cause-share', 'interactive', 1)`;
+    await admit({ at: T0, model: "cause-share" });
+    await admit({ at: T0, model: "cause-share" });
+    expect(await admit({ at: T0, model: "cause-share", requestId: "s-1" })).toMatchObject({
+      ok: false, limit: "rpm", cause: "share_kept",
+    });
+    expect(await refusalRow("s-1")).toEqual({ limit_hit: "rpm", refusal_cause: "share_kept" });
+    // The person's share is there.
+    expect((await admit({ at: T0, model: "cause-share", caller: "bot", priority: "interactive" })).ok).toBe(true);
+  });
+
+  it("spread: requests wait and this one's place in the schedule is later", async () => {
+    await model("cause-spread", { rpm: 30, burst: 1 });
+    // Someone waits for the model, behind everyone (a class ranked after batch).
+    await db.sql`insert into public.google_ai_queue (model, priority_class, class_rank, caller, turn, enqueued_at,
+                   tokens, limit_hit, expected_at, lease_until, position)
+                 values ('cause-spread', 'background', 20, 'someone', 1, ${iso(T0)}::text::timestamptz, 10, 'rpm',
+                         'infinity', 'infinity', 1)`;
+    expect((await admit({ at: T0, model: "cause-spread" })).ok).toBe(true);
+    expect(await admit({ at: T0 + 10, model: "cause-spread", requestId: "p-1" })).toMatchObject({
+      ok: false, limit: "rpm", cause: "spread",
+    });
+    expect(await refusalRow("p-1")).toEqual({ limit_hit: "rpm", refusal_cause: "spread" });
+  });
+
+  it("day_exhausted: the model's requests of the Pacific day are used up", async () => {
+    await model("cause-day", { rpd: 1 });
+    await admit({ at: T0, model: "cause-day" });
+    expect(await admit({ at: T0 + 1000, model: "cause-day", requestId: "d-1" })).toMatchObject({
+      ok: false, limit: "rpd", cause: "day_exhausted",
+    });
+    expect(await refusalRow("d-1")).toEqual({ limit_hit: "rpd", refusal_cause: "day_exhausted" });
+  });
+
+  it("queue_turn: the slot that came free is the turn of a ticket that waited", async () => {
+    await model("cause-turn", { rpm: 1 });
+    await admit({ at: T0, model: "cause-turn" });
+    const waiter = await admit({ at: T0 + 1000, model: "cause-turn", caller: "waiter", waitLeftMs: 65_000 });
+    expect(waiter.queue).toBeDefined();
+    // The window reopens: the slot is the waiter's, not a newcomer's.
+    expect(await admit({ at: T0 + WINDOW_MS + 1, model: "cause-turn", caller: "newcomer", requestId: "t-1" }))
+      .toMatchObject({ ok: false, limit: "rpm", cause: "queue_turn" });
+    expect(await refusalRow("t-1")).toEqual({ limit_hit: "rpm", refusal_cause: "queue_turn" });
+  });
+
+  it("google_cooldown: the group rests after a Google 429", async () => {
+    await model("cause-cool", { rpm: 10 });
+    const [{ g }] = await db.sql<{ g: string }[]>`
+      select public.google_ai_quota_group(k.project_id, k.id) as g from public.google_ai_api_keys k limit 1`;
+    await db.sql`select public.google_ai_cooldown(${g}, 'cause-cool', ${iso(T0 + 30_000)}::text::timestamptz)`;
+    expect(await admit({ at: T0, model: "cause-cool", requestId: "c-1" })).toMatchObject({
+      ok: false, limit: "cooldown", cause: "google_cooldown",
+    });
+    expect(await refusalRow("c-1")).toEqual({ limit_hit: "cooldown", refusal_cause: "google_cooldown" });
+  });
+
+  it("budget: a caller's daily budget is used up; the request's own reasons are their limit", async () => {
+    await model("cause-budget", { rpm: 10 });
+    await db.sql`insert into public.google_ai_caller_budgets (caller, daily_max_requests) values ('frugal', 1)`;
+    expect((await admit({ at: T0, model: "cause-budget", caller: "frugal" })).ok).toBe(true);
+    expect(await admit({ at: T0, model: "cause-budget", caller: "frugal", requestId: "b-1" })).toMatchObject({
+      ok: false, limit: "caller_budget", cause: "budget",
+    });
+    expect(await refusalRow("b-1")).toEqual({ limit_hit: "caller_budget", refusal_cause: "budget" });
+    expect(await admit({ at: T0, model: "no-such-model" })).toMatchObject({ ok: false, limit: "unknown_model", cause: "unknown_model" });
+  });
+});
