@@ -33,7 +33,7 @@ select is(pg_temp.r('2026-11-21 10:15:15+00') ->> 'key_alias', 'b1', 'b1 has roo
 -- Both groups full: refused with the exact wait until the earliest window has room: its oldest
 -- admission (10:15:10) leaves the 61 s window (60 s + the 1 s guard) at 10:16:11.
 select is(pg_temp.r('2026-11-21 10:15:42.5+00'),
-  jsonb_build_object('ok', false, 'limit', 'rpm', 'retry_after_ms', 28500,
+  jsonb_build_object('ok', false, 'limit', 'rpm', 'cause', 'window_full', 'retry_after_ms', 28500,
     'retry_at', '2026-11-21T10:16:11+00:00', 'model', 'test-model', 'max_tokens', null, 'recheck_after_ms', null),
   'over RPM everywhere: refused with limit rpm and the exact wait until a window has room');
 select is((select count(*)::int from public.google_ai_attempts where status = 'refused' and limit_hit = 'rpm'), 1,
@@ -42,7 +42,8 @@ select is((select count(*)::int from public.google_ai_attempts where status = 'r
 -- The window slides (60 s + the 1 s guard): at :00 the last 61 s still hold 3 admissions of each
 -- group; the preferred group's oldest one (10:15:10) leaves it at 10:16:11.
 select is(pg_temp.r('2026-11-21 10:16:00+00') - 'model' - 'max_tokens' - 'recheck_after_ms',
-  jsonb_build_object('ok', false, 'limit', 'rpm', 'retry_after_ms', 11000, 'retry_at', '2026-11-21T10:16:11+00:00'),
+  jsonb_build_object('ok', false, 'limit', 'rpm', 'cause', 'window_full', 'retry_after_ms', 11000,
+    'retry_at', '2026-11-21T10:16:11+00:00'),
   'at the next :00 the sliding window is still full: refused until its oldest admission leaves');
 select is(pg_temp.r('2026-11-21 10:16:11+00') ->> 'key_alias', 'a1', 'the oldest admission left the window: the preferred group serves again');
 select is((select rpm_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'test-model'), 1,
@@ -55,7 +56,7 @@ select is(pg_temp.r('2026-11-21 10:17:00+00') ->> 'key_alias', 'a1', 'fifth requ
 select is(pg_temp.r('2026-11-21 10:18:00+00') ->> 'key_alias', 'b1', 'a group out of RPD hands over to the next');
 select is(pg_temp.r('2026-11-21 10:19:00+00') ->> 'key_alias', 'b1', 'b1 fifth request of the day');
 select is(pg_temp.r('2026-11-21 10:20:00+00') - 'retry_at' - 'model' - 'max_tokens' - 'recheck_after_ms',
-  jsonb_build_object('ok', false, 'limit', 'rpd', 'retry_after_ms', 78005000),  -- 10:20 to 08:00:05 next day
+  jsonb_build_object('ok', false, 'limit', 'rpd', 'cause', 'day_exhausted', 'retry_after_ms', 78005000),  -- 10:20 to 08:00:05 next day
   'out of RPD everywhere: refused until Pacific midnight (08:00 UTC in winter) plus the 5 s day guard');
 select is((pg_temp.r('2026-11-22 07:59:59+00') ->> 'limit'), 'rpd', 'still the same Pacific day one second before midnight');
 select is(pg_temp.r('2026-11-22 08:00:00+00') ->> 'limit', 'rpd',
@@ -70,7 +71,8 @@ select is((select rpm_used from public.google_ai_usage_counters where quota_grou
   'a refusal books nothing (all-or-nothing across RPM, TPM, RPD)');
 select is(pg_temp.r('2026-11-22 09:00:04+00', 400) ->> 'key_alias', 'a1', '400 still fit proj-a exactly to its TPM');
 select is(pg_temp.r('2026-11-22 09:00:05+00', 1001) - 'model',
-  jsonb_build_object('ok', false, 'limit', 'too_large', 'retry_after_ms', null, 'retry_at', null, 'max_tokens', 1000,
+  jsonb_build_object('ok', false, 'limit', 'too_large', 'cause', 'too_large', 'retry_after_ms', null, 'retry_at', null,
+    'max_tokens', 1000,
     'recheck_after_ms', null),
   'a request larger than TPM can never fit: too_large, no retry time');
 
@@ -87,7 +89,7 @@ select is(pg_temp.r('2026-11-22 09:02:00+00') ->> 'key_alias', 'b1', 'a cooling 
 select ok((public.google_ai_cooldown('key:00000000-0000-0000-0000-0000000000b1', 'test-model', '2026-11-22 09:02:20+00') ->> 'ok')::boolean,
   'second cooldown accepted');
 select is(pg_temp.r('2026-11-22 09:02:10+00') - 'retry_at' - 'model' - 'max_tokens' - 'recheck_after_ms',
-  jsonb_build_object('ok', false, 'limit', 'cooldown', 'retry_after_ms', 10000),
+  jsonb_build_object('ok', false, 'limit', 'cooldown', 'cause', 'google_cooldown', 'retry_after_ms', 10000),
   'every group cooling: refused until the earliest cooldown ends');
 
 -- A counter row that is missing when the lock is taken (first use, or deleted by housekeeping

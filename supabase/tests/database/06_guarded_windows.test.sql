@@ -18,7 +18,8 @@ select ok((pg_temp.r('2026-11-23 10:00:59.8+00') ->> 'ok')::boolean, 'booked at 
 select ok((pg_temp.r('2026-11-23 10:00:59.9+00') ->> 'ok')::boolean, 'booked at :59.9');
 -- ... and nothing more at :00.5, though a new calendar minute began: Google may count all of them in it.
 select is(pg_temp.r('2026-11-23 10:01:00.5+00') - 'model' - 'max_tokens' - 'recheck_after_ms',
-  jsonb_build_object('ok', false, 'limit', 'rpm', 'retry_after_ms', 60200, 'retry_at', '2026-11-23T10:02:00.7+00:00'),
+  jsonb_build_object('ok', false, 'limit', 'rpm', 'cause', 'window_full', 'retry_after_ms', 60200,
+    'retry_at', '2026-11-23T10:02:00.7+00:00'),
   'a new calendar minute does not reopen a full window: the first admission leaves it at :59.7 + 61 s');
 select ok((pg_temp.r('2026-11-23 10:02:00.7+00') ->> 'ok')::boolean, 'when the oldest admission left the window, one more fits');
 select is((select window_requests from public.google_ai_usage_counters where quota_group = 'proj-w' and model = 'win-model'), 3,

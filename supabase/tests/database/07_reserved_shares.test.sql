@@ -38,7 +38,7 @@ insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd) 
 select is(pg_temp.fill('day-model', '2026-11-23 18:00:00+00', 'notebook', 'batch'), 12,
   'batch books 12 of 20: the 8 kept for interactive are not its');
 select is(pg_temp.a('day-model', '2026-11-23 18:00:01+00', 'notebook', 'batch') - 'model' - 'max_tokens' - 'recheck_after_ms',
-  jsonb_build_object('ok', false, 'limit', 'rpd', 'retry_after_ms', 50404000,
+  jsonb_build_object('ok', false, 'limit', 'rpd', 'cause', 'share_kept', 'retry_after_ms', 50404000,
                      'retry_at', '2026-11-24T08:00:05+00:00'),
   'the refusal is rpd, until Pacific midnight plus the day guard');
 select is(pg_temp.fill('day-model', '2026-11-23 18:00:02+00', 'bot'), 8, 'the bot still gets its 8');
@@ -119,7 +119,8 @@ select is((public.google_ai_share_room('proj-s', 'day-model', '2026-11-27 18:00:
 insert into public.google_ai_quota_shares (model, priority_class, pace_burst) values ('paced-model', 'batch', 2);
 select is(pg_temp.fill('paced-model', '2026-11-23 08:00:10+00', 'notebook', 'batch'), 2, 'at the start of the day: the burst');
 select is(pg_temp.a('paced-model', '2026-11-23 08:00:11+00', 'notebook', 'batch') - 'model' - 'max_tokens' - 'recheck_after_ms',
-  jsonb_build_object('ok', false, 'limit', 'pace', 'retry_after_ms', 889000, 'retry_at', '2026-11-23T08:15:00+00:00'),
+  jsonb_build_object('ok', false, 'limit', 'pace', 'cause', 'pace', 'retry_after_ms', 889000,
+    'retry_at', '2026-11-23T08:15:00+00:00'),
   'a paced refusal names the moment the pace allows the next request (a 96th of the day after midnight)');
 select ok(not (pg_temp.a('paced-model', '2026-11-23 08:14:59.999+00', 'notebook', 'batch') ->> 'ok')::boolean,
   'a millisecond before it: refused');
@@ -192,7 +193,7 @@ insert into public.google_ai_caller_budgets (caller, daily_max_requests, daily_m
 select ok((pg_temp.a('day-model', '2026-11-26 18:00:00+00', 'cron') ->> 'ok')::boolean, 'a budgeted caller books');
 select ok((pg_temp.a('day-model', '2026-11-26 18:00:01+00', 'cron') ->> 'ok')::boolean, 'and again (20 of its 25 tokens)');
 select is(pg_temp.a('day-model', '2026-11-26 18:00:02+00', 'cron') - 'model' - 'max_tokens' - 'recheck_after_ms',
-  jsonb_build_object('ok', false, 'limit', 'caller_budget', 'retry_after_ms', 50398000,
+  jsonb_build_object('ok', false, 'limit', 'caller_budget', 'cause', 'budget', 'retry_after_ms', 50398000,
                      'retry_at', '2026-11-27T08:00:00+00:00'),
   'a third would pass its daily tokens: caller_budget until Pacific midnight');
 select is((select (limit_hit, caller)::text from public.google_ai_attempts where status = 'refused' order by id desc limit 1),
