@@ -3,6 +3,7 @@
 // from the answer and from the attempt row the refusal wrote; `limit` stays beside it.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { iso } from "../support/microseconds.ts";
+import { someoneWaits } from "../support/someone-waits.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
@@ -16,7 +17,6 @@ beforeAll(async () => {
                values ('c1', 'KEY_C1', 'proj-c', 1)`;
   // The shares here are the tests' own.
   await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
-  await db.sql`insert into public.google_ai_priority_classes (name, rank) values ('background', 20)`;
 }, 60_000);
 
 afterAll(async () => {
@@ -86,11 +86,8 @@ describe("a refusal's cause", () => {
 
   it("spread: requests wait and this one's place in the schedule is later", async () => {
     await model("cause-spread", { rpm: 30, burst: 1 });
-    // Someone waits for the model, behind everyone (a class ranked after batch).
-    await db.sql`insert into public.google_ai_queue (model, priority_class, class_rank, caller, turn, enqueued_at,
-                   tokens, limit_hit, expected_at, lease_until, position)
-                 values ('cause-spread', 'background', 20, 'someone', 1, ${iso(T0)}::text::timestamptz, 10, 'rpm',
-                         'infinity', 'infinity', 1)`;
+    // Someone waits for the model, behind everyone.
+    await someoneWaits(db.sql, "cause-spread", iso(T0));
     expect((await admit({ at: T0, model: "cause-spread" })).ok).toBe(true);
     expect(await admit({ at: T0 + 10, model: "cause-spread", requestId: "p-1" })).toMatchObject({
       ok: false, limit: "rpm", cause: "spread",

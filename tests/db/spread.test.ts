@@ -8,6 +8,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect } from "../../shared/db/migrate.ts";
 import { iso, msOf } from "../support/microseconds.ts";
+import { someoneWaits as waitingBehind } from "../support/someone-waits.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
@@ -23,7 +24,6 @@ beforeAll(async () => {
                values ('s1', 'KEY_S1', 'proj-s', 1)`;
   // The shares here are the tests' own: no share kept for a class by default.
   await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
-  await db.sql`insert into public.google_ai_priority_classes (name, rank) values ('background', 20)`;
 }, 60_000);
 
 afterAll(async () => {
@@ -69,16 +69,8 @@ async function admissions(name: string): Promise<number[]> {
   return rows.map((r) => msOf(r.t));
 }
 
-/**
- * A request waiting for the model behind every other (a class ranked after batch, a lease that never
- * ends): the spread holds requests back only while someone waits (google_ai_spread_holds).
- */
-async function someoneWaits(name: string) {
-  await db.sql`insert into public.google_ai_queue (model, priority_class, class_rank, caller, turn, enqueued_at,
-                 tokens, limit_hit, expected_at, lease_until, position)
-               values (${name}, 'background', 20, 'someone', 1, ${iso(T0)}::text::timestamptz, 10, 'rpm',
-                       'infinity', 'infinity', 1)`;
-}
+/** Someone waits for the model (behind everyone): the spread holds batch requests to its schedule. */
+const someoneWaits = (name: string) => waitingBehind(db.sql, name, iso(T0));
 
 describe("a spread model", () => {
   it("while nobody waits, admits a burst that fits the window at once", async () => {

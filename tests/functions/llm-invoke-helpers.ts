@@ -223,19 +223,5 @@ export async function eventually<T>(check: () => Promise<T | undefined | false>,
   }
 }
 
-/**
- * A request waiting for the model behind every other: a ticket of a class ranked after batch whose
- * lease never ends. The spread holds batch requests to its schedule only while someone waits
- * (google_ai_spread_holds); this stands for the queue a flood leaves. Returns its removal.
- */
-export async function someoneWaits(sql: Sql, model: string): Promise<() => Promise<void>> {
-  await sql`insert into public.google_ai_priority_classes (name, rank) values ('background', 20) on conflict do nothing`;
-  const [{ ticket_id }] = await sql<{ ticket_id: string }[]>`
-    insert into public.google_ai_queue (model, priority_class, class_rank, caller, turn, enqueued_at, tokens,
-      limit_hit, expected_at, lease_until, position)
-    values (${model}, 'background', 20, 'someone', 1, now(), 10, 'rpm', 'infinity', 'infinity', 1)
-    returning ticket_id`;
-  return async () => {
-    await sql`delete from public.google_ai_queue where ticket_id = ${ticket_id}`;
-  };
-}
+
+export { someoneWaits } from "../support/someone-waits.ts";
