@@ -507,19 +507,24 @@ async function account(
   // Starved: gave up (or lost its turn) although the window had room for a whole second while it waited.
   // A spread window hands out one slot per interval and is below the limit between two of them by
   // design: there, a slot is wasted when two intervals pass without an admission while the window has room.
+  // Room is the request's own: for a notebook, the window less what the interactive share still keeps.
   const interval = WINDOW_MS / cfg.limitRpm;
-  const idleWithRoom = (from: number, to: number) =>
+  const kept = side.interactiveShare > 0 ? Math.max(1, Math.floor(cfg.limitRpm * side.interactiveShare)) : 0;
+  const botTimes = admitted.filter((o) => o.arrival.priority === "interactive").map((o) => o.admittedAt!).sort((a, b) => a - b);
+  const hasRoom = (t: number, priority: PriorityClass) =>
+    inSpan(t) + (priority === "batch" ? Math.max(0, kept - countBetween(botTimes, t - WINDOW_MS, t)) : 0) < cfg.limitRpm;
+  const idleWithRoom = (from: number, to: number, priority: PriorityClass) =>
     times.some((t, i) => {
       const next = times[i + 1] ?? Infinity;
       const start = Math.max(t, from);
       const end = Math.min(next, to);
-      return next - t > 2 * interval && end - start > 2 * interval && inSpan(start + interval) < cfg.limitRpm;
+      return next - t > 2 * interval && end - start > 2 * interval && hasRoom(start + interval, priority);
     });
   const starved = outcomes.filter((o) => {
     if (o.refusedAt === null) return false;
-    if (side.spreadBurst !== null) return idleWithRoom(o.arrival.at, o.refusedAt);
+    if (side.spreadBurst !== null) return idleWithRoom(o.arrival.at, o.refusedAt, o.arrival.priority);
     for (let t = o.arrival.at + 1_000; t + 1_000 <= o.refusedAt; t += 1_000) {
-      if (inSpan(t) < cfg.limitRpm && inSpan(t + 1_000) < cfg.limitRpm) return true;
+      if (hasRoom(t, o.arrival.priority) && hasRoom(t + 1_000, o.arrival.priority)) return true;
     }
     return false;
   }).length;
@@ -608,7 +613,8 @@ function markdown(cfg: MixedLoadConfig, r: Result, callsPerAdmitted: number, req
       `max wait ${cfg.maxWaitMs / 1000} s. Each is one request to llm-invoke over HTTP (\`x-caller\` naming the client, \`priority\` ` +
       `its class); admission times are the database's bookings, reserve calls its own count in \`pg_stat_user_functions\`. ` +
       `Spans: every 61 s span (the gateway's window) ending each second of the saturated period; "starved": refused although ` +
-      `the window had room for a whole second while it waited (spread: two intervals passed with no admission while it had room); "lost its turn": waited, then refused.`,
+      `the window had room for it for a whole second while it waited (spread: two intervals passed with no admission while it had room; ` +
+      `a notebook's room is the window less what the interactive share still keeps); "lost its turn": waited, then refused.`,
     "",
     table(
       ["class", "requests", "admitted", "answered at once", "lost its turn", "wait p50 / p95 / max"],
