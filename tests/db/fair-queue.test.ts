@@ -268,8 +268,17 @@ describe("the queue under 250 connections", () => {
       const inWindow = admissions.filter((b) => b.at <= a.at && b.at > a.at - WINDOW_MS).reduce((s, b) => s + b.n, 0);
       expect(inWindow).toBeLessThanOrEqual(40);
     }
-    expect(admissions.filter((a) => a.n > 0).map((a) => a.at)).toEqual(
-      Array.from({ length: 8 }, (_, k) => T0 + k * WINDOW_MS));
+    // Each window is filled as it reopens. Callers due at one instant ask at once, so one that stands
+    // behind a due ticket whose call the server took later is told to ask again 50 ms on: a window's
+    // admissions may come in a few instants, all within a second of its reopening.
+    const windows = new Map<number, number>();
+    for (const a of admissions.filter((x) => x.n > 0)) {
+      const k = Math.floor((a.at - T0) / WINDOW_MS);
+      expect(a.at - (T0 + k * WINDOW_MS)).toBeLessThan(1_000);
+      windows.set(k, (windows.get(k) ?? 0) + a.n);
+    }
+    expect([...windows.keys()]).toEqual([0, 1, 2, 3, 4, 5, 6, 7]);
+    expect([...windows.values()]).toEqual([40, 40, 40, 40, 40, 40, 40, 20]);
     // The queue, not a race, decides who goes next: a waiter calls once when its turn comes, and once
     // more only when a request of a higher class or an earlier turn took its place in line after it
     // was given its time (here: classes and callers arrive mixed, so many are).

@@ -71,6 +71,9 @@ export const GENEROUS_SIM_MODELS = {
   "gemini-2.5-flash": { rpm: 100_000, tpm: 100_000_000, rpd: 1_000_000 },
 };
 
+/** The function's own words for a database it could not use in time (supabase/functions/_shared/db.ts). */
+const DATABASE_TROUBLE = /database (down|unavailable)|not an outage|connection lost|no database configured/;
+
 const envVarOf = (alias: string) => `GOOGLE_TEST_KEY_${alias.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;
 
 export async function startInvokeStack(label: string, options: {
@@ -100,11 +103,14 @@ export async function startInvokeStack(label: string, options: {
       values (${k.alias}, ${envVarOf(k.alias)}, ${k.project}, ${k.priority}, true) returning id`;
     keyIds[k.alias] = row!.id;
   }
-  // A test's first request opens the function's first connection while a dozen servers share two
-  // cores: a connect may take seconds there, which is not what these tests examine (the outage tests,
-  // on their own stack, hold the production timeouts). 5 s stays under the 6 s deadline of a call.
+  // These tests share two cores with a dozen servers and, beside them, a test that drives 250
+  // connections: a connect or a statement may take seconds there, which is not what they examine (the
+  // outage tests, on their own stack, hold the production timeouts). A 503 of the database is echoed
+  // with the function's own line (below), so a failure says which bound it met.
   const env: Record<string, string> = {
-    GATEWAY_DB_CONNECT_TIMEOUT_MS: "5000",
+    GATEWAY_DB_CONNECT_TIMEOUT_MS: "10000",
+    GATEWAY_DB_STATEMENT_TIMEOUT_MS: "15000",
+    GATEWAY_DB_DEADLINE_MS: "20000",
     ...options.env,
     ...await options.dbEnv?.(db),
   };
@@ -121,7 +127,10 @@ export async function startInvokeStack(label: string, options: {
     env,
     simulatorOptions: { models: GENEROUS_SIM_MODELS, ...options.simulator, keys: simKeys },
     only: ["llm-invoke"],
-    log: (line) => logs.push(line),
+    log: (line) => {
+      logs.push(line);
+      if (DATABASE_TROUBLE.test(line)) console.error(`[${label}] ${line}`);
+    },
   });
   const sim = stack.simulator!;
   const url = `${stack.functionsUrl}/functions/v1/llm-invoke`;
