@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: da82b6adda796310c889fd2f9270cc3cd37db43b27cc1b0187ba419e4dc78d52
+-- sha256 of what follows: 5ba453549ac0bad37d69daf221ed756285dd6144416d2f0fb2d45a945b534e60
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================
@@ -28,7 +28,7 @@ $$;
 -- groups (google_ai_quota_group: keys of one Cloud project share a group), a model's row (limits,
 -- capabilities, aliases, life cycle columns), the per-group counters and the cooldowns; how a name
 -- becomes a model row and what limit applies to a group.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE IF NOT EXISTS public.google_ai_api_keys (
@@ -355,8 +355,8 @@ $$;
 
 -- The request log: one attempt row per reservation (google_ai_attempts: who, which model and key,
 -- outcome, tokens, tiers and times, the holder's deadlines) and the idempotency records of a
--- (caller, request id) (google_ai_responses).
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- (caller, request id) (google_ai_responses); a refusal's cause, and an error made fit for a row.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- One row per reservation decision: a refusal, or a reservation that later becomes the outcome of
@@ -494,14 +494,31 @@ CREATE OR REPLACE FUNCTION public.google_ai_refusal_cause(p_limit text) RETURNS 
               when p_limit in ('token_budget', 'client_budget', 'caller_budget') then 'budget'
               else p_limit end
 $$;
+
+-- An error message fit for the log: known secret shapes redacted (the same shapes as the functions'
+-- sanitize.ts), control characters flattened, length capped.
+CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer DEFAULT 500) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+  select left(
+    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+      coalesce(p_message, ''),
+      'AIza[0-9A-Za-z_-]{10,}', '[redacted]', 'g'),
+      '(sb_secret_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
+      'eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[redacted]', 'g'),
+      '([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@', '\1[redacted]@', 'gi'),
+      '\m(bearer|basic)\s+[^\s"'',;]+', '\1 [redacted]', 'gi'),
+      '[[:cntrl:]]+', ' ', 'g'),
+    greatest(p_max_length, 1))
+$$;
 -- ================================================================================================
 -- supabase/schemas/20_windows.sql
 -- ================================================================================================
 
 -- Windows on Google's clock: the Pacific day, the sliding minute window (60 s plus a guard) over
--- google_ai_admissions, when a full window opens again, and the admission settled (capacity given
--- back at once when an attempt ends without using it).
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- google_ai_admissions, when a full window opens again, and the spread's schedule.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE IF NOT EXISTS public.google_ai_admission_settings (
@@ -661,17 +678,912 @@ CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp
               then p_spread_until else p_now end operator(pg_catalog.+) p_step
 $$;
 
--- Whether the spread holds a request of class rank p_rank back (its place in the schedule still
--- ahead): only while requests wait for the model, and only for a class that some class ranks before
--- (the schedule keeps the next slots coming for that class; the first class has nobody to keep them
--- for). While nobody waits, a burst that fits the window goes at once. Null rank: held.
-CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) RETURNS boolean
+-- When the sliding window has room again for one more request of p_tokens under both limits: when
+-- the shortest run of its oldest admissions that frees enough has left it (admitted_at + window).
+CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-  select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
-     and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank))
+  select min(a.admitted_at) + p_window
+  from (
+    select w.admitted_at,
+           count(*) over () - row_number() over (order by w.admitted_at, w.reservation_id) as left_requests,
+           sum(w.tokens) over () - sum(w.tokens) over (order by w.admitted_at, w.reservation_id) as left_tokens
+    from public.google_ai_admissions w
+    where w.quota_group = p_quota_group and w.model = p_model and w.admitted_at > p_now - p_window
+  ) a
+  where (p_rpm is null or a.left_requests + 1 <= p_rpm)
+    and (p_tpm is null or a.left_tokens + p_tokens <= p_tpm)
 $$;
+
+-- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
+CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
+                                          operator(pg_catalog.*) 1000))::bigint $$;
+-- ================================================================================================
+-- supabase/schemas/22_priority_classes.sql
+-- ================================================================================================
+
+-- Priority classes: who goes first when requests wait (interactive before batch), and what part of a
+-- model's window and day each class keeps for itself by default.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_priority_classes (
+    name text NOT NULL,
+    rank smallint NOT NULL,
+    description text,
+    kept_rpm_percent numeric(5,2),
+    kept_rpd_percent numeric(5,2),
+    kept_changed_at timestamp with time zone,
+    CONSTRAINT google_ai_priority_classes_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,31}$'::text)),
+    CONSTRAINT google_ai_priority_classes_kept_rpm_check CHECK (((kept_rpm_percent > (0)::numeric) AND (kept_rpm_percent <= (100)::numeric))),
+    CONSTRAINT google_ai_priority_classes_kept_rpd_check CHECK (((kept_rpd_percent > (0)::numeric) AND (kept_rpd_percent <= (100)::numeric)))
+);
+
+COMMENT ON TABLE public.google_ai_priority_classes IS 'Admission order between waiting requests: lower rank first. A credential allows its class and the lower ones.';
+
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpm_percent IS 'Percent of every model''s RPM kept for this class, as a derived row of google_ai_quota_shares per model (rounded down, at least 1 request, below 100% never the whole limit). Null: none.';
+
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpd_percent IS 'Percent of every model''s RPD kept for this class, as kept_rpm_percent. Null: none.';
+
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_changed_at IS 'When a kept percent was last set or cleared; null: never (the seed writes its default percents only then).';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_priority_classes'::regclass AND conname = 'google_ai_priority_classes_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_priority_classes
+    ADD CONSTRAINT google_ai_priority_classes_pkey PRIMARY KEY (name);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_priority_classes'::regclass AND conname = 'google_ai_priority_classes_rank_key') THEN
+    ALTER TABLE ONLY public.google_ai_priority_classes
+    ADD CONSTRAINT google_ai_priority_classes_rank_key UNIQUE (rank);
+  END IF;
+END
+$baseline$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_class_rank(p_class text) RETURNS smallint
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (select c.rank from public.google_ai_priority_classes c where c.name = p_class);
+end
+$$;
+-- ================================================================================================
+-- supabase/schemas/25_models.sql
+-- ================================================================================================
+
+-- Models: key health and the model catalogue the maintenance function keeps, the profile, traits,
+-- features and list llm-invoke reads, aliases owned by one row, the life cycle review, service tiers.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+-- The last check of each key: ok (models.list answered), invalid (Google refused the key; the key
+-- was taken out of rotation), missing_secret (no Edge secret under env_var_name; reported only),
+-- error (anything else: 429, 5xx, network; nothing concluded).
+CREATE TABLE IF NOT EXISTS public.google_ai_key_health (
+    api_key_id uuid NOT NULL,
+    key_alias text NOT NULL,
+    status text NOT NULL,
+    checked_at timestamp with time zone DEFAULT now() NOT NULL,
+    http_status integer,
+    reason text,
+    message text,
+    models_listed integer,
+    CONSTRAINT google_ai_key_health_status_check CHECK ((status = ANY (ARRAY['ok'::text, 'invalid'::text, 'missing_secret'::text, 'error'::text])))
+);
+
+COMMENT ON TABLE public.google_ai_key_health IS 'The last models.list check of each key by the maintenance function.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_model_catalogue (
+    api_key_id uuid NOT NULL,
+    model text NOT NULL,
+    key_alias text NOT NULL,
+    quota_group text NOT NULL,
+    display_name text,
+    version text,
+    input_token_limit integer,
+    output_token_limit integer,
+    supported_methods text[] DEFAULT '{}'::text[] NOT NULL,
+    first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
+    refreshed_at timestamp with time zone DEFAULT now() NOT NULL
+);
+
+COMMENT ON TABLE public.google_ai_model_catalogue IS 'Models each key can reach (Google models.list), with token limits and methods; refreshed by the maintenance function.';
+
+-- The operator's rows: which tier llm-invoke asks Google for (the request body's serviceTier) when a
+-- request of that class is served by that model. No row: standard (nothing is sent). flex is half
+-- price and may be shed under load; priority (Google's Tier 2/3) may be served at standard when over
+-- its own limit. standard_on_shed: a flex call Google sheds (its 503) is retried like any 503, and at
+-- standard when this is true (else at flex again). Not seeded: the owner's projects are on the free
+-- tier, where flex saves nothing and only adds shed calls (docs/google-429s.md, "Service tiers").
+-- The OpenAI surface's `service_tier` may ask for any tier up to its class's (flex < standard < priority).
+CREATE TABLE IF NOT EXISTS public.google_ai_service_tiers (
+    model text NOT NULL,
+    priority_class text NOT NULL,
+    service_tier text NOT NULL,
+    standard_on_shed boolean DEFAULT false NOT NULL,
+    notes text,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_service_tiers_tier_check CHECK ((service_tier = ANY (ARRAY['flex'::text, 'standard'::text, 'priority'::text])))
+);
+
+COMMENT ON TABLE public.google_ai_service_tiers IS 'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_key_health'::regclass AND conname = 'google_ai_key_health_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_key_health
+    ADD CONSTRAINT google_ai_key_health_pkey PRIMARY KEY (api_key_id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_model_catalogue'::regclass AND conname = 'google_ai_model_catalogue_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_model_catalogue
+    ADD CONSTRAINT google_ai_model_catalogue_pkey PRIMARY KEY (api_key_id, model);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_service_tiers'::regclass AND conname = 'google_ai_service_tiers_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_service_tiers
+    ADD CONSTRAINT google_ai_service_tiers_pkey PRIMARY KEY (model, priority_class);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_key_health'::regclass AND conname = 'google_ai_key_health_api_key_id_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_key_health
+    ADD CONSTRAINT google_ai_key_health_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_model_catalogue'::regclass AND conname = 'google_ai_model_catalogue_api_key_id_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_model_catalogue
+    ADD CONSTRAINT google_ai_model_catalogue_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_ai_model_catalogue USING btree (model);
+
+-- The maintenance function's key check (google_ai_record_key_check) writes the key's health row; an
+-- 'ok' check ends the limit_zero rests of the key's quota group: the project may have been given
+-- quota for the model since (the next request tries Google once more, and a new limit: 0 rests again).
+CREATE OR REPLACE FUNCTION public.google_ai_key_check_clears_limit_zero() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if new.status = 'ok' then
+    -- Locked in model order first, as finalize writes a spend cap's rows: no deadlock between them.
+    delete from public.google_ai_cooldowns c
+    where c.ctid in (
+      select l.ctid from public.google_ai_cooldowns l
+      join public.google_ai_api_keys k on k.id = new.api_key_id
+      where l.quota_group = public.google_ai_quota_group(k.project_id, k.id)
+        and l.cause = 'limit_zero'
+      order by l.model
+      for update of l);
+  end if;
+  return null;
+end
+$$;
+
+-- Before: a name in two rows' aliases resolved to the older row, so giving it to a new row changed
+-- nothing until it was also taken from the old one. Now the row that gains an alias takes it.
+CREATE OR REPLACE FUNCTION public.google_ai_model_alias_moves() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_gained text[];
+begin
+  select coalesce(array_agg(a), '{}') into v_gained
+  from unnest(new.aliases) a
+  where tg_op = 'INSERT' or not (a = any (coalesce(old.aliases, '{}')));
+  if cardinality(v_gained) > 0 then
+    update public.google_ai_model_limits l
+    set aliases = (select coalesce(array_agg(a order by i), '{}') from unnest(l.aliases) with ordinality x(a, i)
+                   where not (a = any (v_gained)))
+    where l.id <> new.id and l.aliases && v_gained;
+  end if;
+  return null;
+end
+$$;
+
+-- The profile with function calling. google_ai_model_profile keeps its result type (an earlier
+-- migration creates it, and re-applying that file must not meet a different one).
+CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, fallback_models text[])
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select p.model, p.is_active, p.supports_system_instruction, p.supports_json_mode,
+         coalesce(l.supports_tools, l.supports_json_mode), p.fallback_models
+  from public.google_ai_model_profile(p_model) p
+  join public.google_ai_model_limits l on l.model = p.model
+$$;
+
+-- Called after every key was checked (its catalogue rows are fresh). A withdrawn model that a key
+-- whose last check succeeded lists again (seen after it was withdrawn) is brought back. The answer:
+--   restored       models brought back now
+--   withdrawn      models still marked: {model, withdrawn_at, message, successor}
+--   missing        active rows no checked key lists (Google retired or renamed them)
+--   shutting_down  rows whose shutdown date is within p_within_days (or past): {model, shutdown_date,
+--                  days_left, successor}
+--   unserved       models Google lists that no row serves (nobody can name them yet)
+-- Without a key whose last check succeeded, nothing is concluded from the catalogue.
+CREATE OR REPLACE FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer DEFAULT 14) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_checked boolean;
+  v_listed jsonb;   -- {model: when a checked active key last listed it}
+  v_restored text[];
+begin
+  select coalesce(jsonb_object_agg(x.model, x.listed_at), '{}') into v_listed
+  from (select c.model, max(c.refreshed_at) as listed_at
+        from public.google_ai_model_catalogue c
+        join public.google_ai_key_health h on h.api_key_id = c.api_key_id and h.status = 'ok'
+        join public.google_ai_api_keys k on k.id = c.api_key_id and k.is_active
+        group by c.model) x;
+  v_checked := exists (select 1 from public.google_ai_key_health h
+                       join public.google_ai_api_keys k on k.id = h.api_key_id
+                       where h.status = 'ok' and k.is_active);
+
+  with back as (
+    update public.google_ai_model_limits l set withdrawn_at = null, withdrawn_message = null, google_successor = null
+    where v_checked and l.withdrawn_at is not null and v_listed ? l.model
+      and (v_listed ->> l.model)::timestamptz > l.withdrawn_at
+    returning l.model)
+  select coalesce(array_agg(b.model order by b.model), '{}') into v_restored from back b;
+
+  return jsonb_build_object(
+    'checked', v_checked,
+    'restored', to_jsonb(v_restored),
+    'withdrawn', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'withdrawn_at', l.withdrawn_at,
+                             'message', l.withdrawn_message, 'successor', l.successor,
+                             'google_successor', l.google_successor) order by l.model)
+                           from public.google_ai_model_limits l where l.withdrawn_at is not null), '[]'),
+    'missing', coalesce((select jsonb_agg(l.model order by l.model) from public.google_ai_model_limits l
+                         where v_checked and l.is_active and not v_listed ? l.model), '[]'),
+    'shutting_down', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'shutdown_date', l.shutdown_date,
+                                 'days_left', l.shutdown_date - current_date, 'successor', l.successor)
+                                 order by l.shutdown_date, l.model)
+                               from public.google_ai_model_limits l
+                               where l.is_active and l.shutdown_date <= current_date + coalesce(p_within_days, 14)), '[]'),
+    'unserved', coalesce((select jsonb_agg(g order by g) from jsonb_object_keys(v_listed) g
+                          where not exists (select 1 from public.google_ai_model_limits l where l.model = g)), '[]'));
+end
+$$;
+
+-- Active rows with what Google's models.list told the maintenance run about them (token limits,
+-- display name), the largest over the keys that list the model.
+CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model text, aliases text[], display_name text, input_token_limit integer, output_token_limit integer, rpm integer, tpm integer, rpd integer, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select l.model, l.aliases,
+         (select max(c.display_name) from public.google_ai_model_catalogue c where c.model = l.model),
+         (select max(c.input_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
+         (select max(c.output_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
+         l.rpm, l.tpm, l.rpd, l.supports_system_instruction, l.supports_json_mode,
+         coalesce(l.supports_tools, l.supports_json_mode)
+  from public.google_ai_model_limits l
+  where l.is_active and l.withdrawn_at is null
+  order by l.model
+$$;
+
+-- What llm-invoke needs to build a request's chain: the model a name resolves to (inactive rows
+-- included, flagged), what it can do, and its row's chain resolved to canonical names (names no row
+-- knows are left out).
+CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, fallback_models text[])
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select l.model, l.is_active, l.supports_system_instruction, l.supports_json_mode,
+         coalesce((select array_agg(f.model order by f.i)
+                   from (select r.model, min(c.i) as i
+                         from unnest(l.fallback_models) with ordinality c(name, i)
+                         cross join lateral public.google_ai_model_by_name(c.name) r
+                         where r.model is not null and r.model <> l.model
+                         group by r.model) f), '{}')
+  from public.google_ai_model_by_name(p_model) l
+  where l.id is not null
+$$;
+
+-- google_ai_model_features with whether the model takes images (google_ai_model_limits.supports_images,
+-- null: not known), whether it is withdrawn and its successor (the countTokens route, which books
+-- nothing, answers a withdrawn model without calling Google). A new name: google_ai_model_features
+-- keeps its result type (an earlier migration creates it, and re-applying that file must not meet a
+-- different one).
+CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean, fallback_models text[], withdrawn boolean, successor text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select f.model, f.is_active, f.supports_system_instruction, f.supports_json_mode, f.supports_tools,
+         l.supports_images, f.fallback_models, l.withdrawn_at is not null, l.successor
+  from public.google_ai_model_features(p_model) f
+  join public.google_ai_model_limits l on l.model = f.model
+$$;
+
+-- Retired in the catalogue: active keys were checked (models.list answered) and none lists the
+-- model. The same reading as google_ai_model_catalogue_status's 'unlisted'.
+CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  with ok_keys as (
+    select h.api_key_id from public.google_ai_key_health h
+    join public.google_ai_api_keys k on k.id = h.api_key_id
+    where h.status = 'ok' and k.is_active)
+  select exists (select 1 from ok_keys)
+     and not exists (select 1 from public.google_ai_model_catalogue c
+                     where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o))
+$$;
+
+-- Records one key's check in one transaction: its health row; for 'ok' the catalogue rows of the
+-- models listed (upserted, first_seen_at kept) and the removal of those no longer listed; for
+-- 'invalid' the removal of its catalogue rows and, when p_disable, the key taken out of rotation
+-- (is_active = false, disabled_reason, disabled_at; never deleted). p_models: a JSON array of
+-- {model, display_name, version, input_token_limit, output_token_limit, supported_methods}.
+CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text, p_models jsonb DEFAULT '[]'::jsonb, p_disable boolean DEFAULT true) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_key public.google_ai_api_keys;
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_message text := public.google_ai_sanitize_error(p_message);
+  v_listed integer;
+  v_upserted integer := 0;
+  v_removed integer := 0;
+  v_disabled boolean := false;
+  v_disabled_reason text;
+begin
+  if p_status is null or p_status not in ('ok', 'invalid', 'missing_secret', 'error') then
+    raise exception 'p_status must be ok, invalid, missing_secret or error' using errcode = '22023';
+  end if;
+  if p_models is null or jsonb_typeof(p_models) <> 'array' then
+    raise exception 'p_models must be a JSON array' using errcode = '22023';
+  end if;
+
+  select * into v_key from public.google_ai_api_keys k where k.id = p_key_id for update;
+  if not found then
+    return jsonb_build_object('ok', false, 'error', 'unknown_key');
+  end if;
+  v_listed := case when p_status = 'ok' then jsonb_array_length(p_models) end;
+
+  insert into public.google_ai_key_health as h (api_key_id, key_alias, status, checked_at, http_status, reason, message, models_listed)
+  values (p_key_id, v_key.key_alias, p_status, v_now, p_http_status, left(p_reason, 200), v_message, v_listed)
+  on conflict (api_key_id) do update set
+    key_alias = excluded.key_alias, status = excluded.status, checked_at = excluded.checked_at,
+    http_status = excluded.http_status, reason = excluded.reason, message = excluded.message,
+    models_listed = excluded.models_listed;
+
+  if p_status = 'ok' then
+    insert into public.google_ai_model_catalogue as c (api_key_id, model, key_alias, quota_group, display_name, version,
+      input_token_limit, output_token_limit, supported_methods, first_seen_at, refreshed_at)
+    select distinct on (m.model) p_key_id, m.model, v_key.key_alias,
+           public.google_ai_quota_group(v_key.project_id, v_key.id),
+           left(m.display_name, 200), left(m.version, 100), m.input_token_limit, m.output_token_limit,
+           coalesce(m.supported_methods, '{}'), v_now, v_now
+    from jsonb_to_recordset(p_models) as m(model text, display_name text, version text,
+           input_token_limit integer, output_token_limit integer, supported_methods text[])
+    where m.model is not null and m.model <> ''
+    on conflict (api_key_id, model) do update set
+      key_alias = excluded.key_alias, quota_group = excluded.quota_group, display_name = excluded.display_name,
+      version = excluded.version, input_token_limit = excluded.input_token_limit,
+      output_token_limit = excluded.output_token_limit, supported_methods = excluded.supported_methods,
+      refreshed_at = excluded.refreshed_at;
+    get diagnostics v_upserted = row_count;
+    delete from public.google_ai_model_catalogue c where c.api_key_id = p_key_id and c.refreshed_at < v_now;
+    get diagnostics v_removed = row_count;
+  elsif p_status = 'invalid' then
+    delete from public.google_ai_model_catalogue c where c.api_key_id = p_key_id;
+    get diagnostics v_removed = row_count;
+    if p_disable and v_key.is_active then
+      v_disabled_reason := left(format('maintenance: Google rejected the key (models.list: HTTP %s%s): %s',
+        coalesce(p_http_status::text, '?'), coalesce(' ' || p_reason, ''), v_message), 500);
+      update public.google_ai_api_keys k set
+        is_active = false, disabled_reason = v_disabled_reason, disabled_at = v_now, updated_at = v_now
+      where k.id = p_key_id;
+      v_disabled := true;
+    end if;
+  end if;
+
+  return jsonb_build_object('ok', true, 'key_alias', v_key.key_alias, 'status', p_status, 'disabled', v_disabled,
+    'disabled_reason', v_disabled_reason, 'models', v_upserted, 'removed', v_removed, 'checked_at', v_now);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_service_tier_list() RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'model', t.model, 'priority_class', t.priority_class, 'service_tier', t.service_tier,
+           'standard_on_shed', t.standard_on_shed) order by t.model, t.priority_class), '[]')
+  from public.google_ai_service_tiers t
+$$;
+
+COMMENT ON FUNCTION public.google_ai_service_tier_list() IS 'The service tier rows, for llm-invoke (cached per worker like the model rows).';
+
+CREATE OR REPLACE TRIGGER google_ai_key_check_clears_limit_zero AFTER INSERT OR UPDATE OF checked_at, status ON public.google_ai_key_health FOR EACH ROW EXECUTE FUNCTION public.google_ai_key_check_clears_limit_zero();
+
+CREATE OR REPLACE TRIGGER google_ai_model_alias_moves AFTER INSERT OR UPDATE OF aliases ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_alias_moves();
+-- ================================================================================================
+-- supabase/schemas/30_shares_and_budgets.sql
+-- ================================================================================================
+
+-- Reserved shares and budgets: part of a model's RPM/RPD kept for a class or a caller, an owner's
+-- day paced, the owners' use counted under the counter-row lock, and service callers' daily budgets;
+-- and an admission settled when its attempt ends (capacity given back at once, the shares' too).
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_caller_budgets (
+    caller text NOT NULL,
+    daily_max_requests integer,
+    daily_max_tokens integer,
+    day_bucket date,
+    requests_today integer DEFAULT 0 NOT NULL,
+    tokens_today bigint DEFAULT 0 NOT NULL,
+    notes text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_caller_budgets_caller_check CHECK (((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text) AND (caller !~* '^client:'::text))),
+    CONSTRAINT google_ai_caller_budgets_requests_check CHECK ((daily_max_requests >= 0)),
+    CONSTRAINT google_ai_caller_budgets_tokens_check CHECK ((daily_max_tokens >= 0))
+);
+
+COMMENT ON TABLE public.google_ai_caller_budgets IS 'Requests and input tokens a service caller may book per Pacific day (null: no limit); requests_today and tokens_today are booked with each reservation. Refusal caller_budget until Pacific midnight.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_quota_shares (
+    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
+    model text NOT NULL,
+    priority_class text,
+    caller text,
+    reserved_rpm integer,
+    reserved_rpd integer,
+    pace_burst integer,
+    notes text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    derived_from_class boolean DEFAULT false NOT NULL,
+    CONSTRAINT google_ai_quota_shares_caller_check CHECK ((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text)),
+    CONSTRAINT google_ai_quota_shares_one_owner CHECK ((num_nonnulls(priority_class, caller) = 1)),
+    CONSTRAINT google_ai_quota_shares_pace_check CHECK ((pace_burst >= 0)),
+    CONSTRAINT google_ai_quota_shares_rpd_check CHECK ((reserved_rpd >= 0)),
+    CONSTRAINT google_ai_quota_shares_rpm_check CHECK ((reserved_rpm >= 0)),
+    CONSTRAINT google_ai_quota_shares_something CHECK ((num_nonnulls(reserved_rpm, reserved_rpd, pace_burst) >= 1))
+);
+
+COMMENT ON TABLE public.google_ai_quota_shares IS 'Per model, the requests of each quota group''s RPM/RPD kept for one owner (a priority class or a caller), and the optional pacing of the owner''s day (pace_burst; only for a model with an RPD). Others may book only what the owners'' unused shares leave over; an owner may use the whole limit.';
+
+COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS 'True: the row is the class''s kept percents applied to the model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); setting it back to true re-derives it.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_share_usage (
+    quota_group text NOT NULL,
+    share_id bigint NOT NULL,
+    window_requests integer DEFAULT 0 NOT NULL,
+    day_bucket date,
+    day_used integer DEFAULT 0 NOT NULL,
+    day_next_used integer DEFAULT 0 NOT NULL,
+    day_prev_used integer DEFAULT 0 NOT NULL
+);
+
+COMMENT ON TABLE public.google_ai_share_usage IS 'What each share''s owner used of a quota group, written only under that group''s counter-row lock.';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_caller_budgets'::regclass AND conname = 'google_ai_caller_budgets_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_caller_budgets
+    ADD CONSTRAINT google_ai_caller_budgets_pkey PRIMARY KEY (caller);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_owner_key') THEN
+    ALTER TABLE ONLY public.google_ai_quota_shares
+    ADD CONSTRAINT google_ai_quota_shares_owner_key UNIQUE NULLS NOT DISTINCT (model, priority_class, caller);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_quota_shares
+    ADD CONSTRAINT google_ai_quota_shares_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_share_usage'::regclass AND conname = 'google_ai_share_usage_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_share_usage
+    ADD CONSTRAINT google_ai_share_usage_pkey PRIMARY KEY (quota_group, share_id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_model_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_quota_shares
+    ADD CONSTRAINT google_ai_quota_shares_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model) ON UPDATE CASCADE ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_priority_class_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_quota_shares
+    ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_share_usage'::regclass AND conname = 'google_ai_share_usage_share_id_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_share_usage
+    ADD CONSTRAINT google_ai_share_usage_share_id_fkey FOREIGN KEY (share_id) REFERENCES public.google_ai_quota_shares(id) ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+CREATE INDEX IF NOT EXISTS google_ai_share_usage_share_idx ON public.google_ai_share_usage USING btree (share_id);
+
+-- What is left of a budget (null: there is none), never below 0.
+CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select case when p_max is not null
+                  then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
+
+-- What a paced owner may have used of Pacific day p_day at p_at: the burst, plus the part of the
+-- usable requests that the elapsed part of the day (23, 24 or 25 hours) earns.
+CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) RETURNS integer
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select p_burst + floor(greatest(0, p_usable)::numeric
+           * least(greatest(extract(epoch from p_at - d.s), 0), extract(epoch from d.e - d.s))
+           / extract(epoch from d.e - d.s))::integer
+  from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d
+$$;
+
+-- The first moment of Pacific day p_day at which the allowance reaches p_used + 1 (to the
+-- microsecond, the clock's resolution); null when it does not within that day. The allowance at
+-- s + e is burst + floor(usable x e / L), so it reaches need = p_used + 1 - burst at
+-- e = ceil(need x L / usable), which lies within the day (e < L) exactly when need < usable.
+CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer, p_usable integer) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select case when n.need <= 0 then d.s
+              -- The allowance reaches burst + usable only at the day's end, which is the next day.
+              when p_usable <= 0 or n.need >= p_usable then null
+              else d.s + ceil(n.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / p_usable)
+                         * interval '1 microsecond' end
+  from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d,
+       (select p_used + 1 - p_burst as need) n
+$$;
+
+-- What a requester may still use of a quota group, as the queue counts it (an unlocked read, like
+-- the queue's): the times at which slots of the sliding window are free for it, counting requests
+-- only — p_now once per slot free now, then the moment each admission whose leaving frees a slot
+-- for it leaves (an owner's admission leaving frees a slot for its owner, not for the others) — and
+-- the requests of today the others' day shares keep from it. Without shares kept from it: every
+-- admission's leaving opens a slot, and nothing of the day is kept.
+CREATE OR REPLACE FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_ids bigint[];
+  v_kept integer[];
+  v_used integer[];
+  v_count integer;
+  v_free integer;
+  v_room integer;
+  v_held integer;
+  v_adm record;
+  v_day date := public.google_ai_pacific_day(p_now);
+begin
+  select coalesce(sum(greatest(0, s.reserved_rpd - case when u.day_bucket = v_day then u.day_used
+                                                        when u.day_bucket = v_day - 1 then u.day_next_used
+                                                        else 0 end)), 0)::integer
+    into day_held
+  from public.google_ai_quota_shares s
+  left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+  where s.model = p_model and s.reserved_rpd is not null
+    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
+  if p_rpm is null then
+    return;
+  end if;
+
+  select array_agg(s.id order by s.id), array_agg(s.reserved_rpm order by s.id) into v_ids, v_kept
+  from public.google_ai_quota_shares s
+  where s.model = p_model and s.reserved_rpm is not null
+    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
+  v_ids := coalesce(v_ids, '{}'); v_kept := coalesce(v_kept, '{}');
+  select count(*) into v_count from public.google_ai_admissions a
+  where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window;
+  select coalesce(array_agg((select count(*) from public.google_ai_admissions a
+                             where a.quota_group = p_quota_group and a.model = p_model
+                               and a.admitted_at > p_now - p_window and i.id = any (a.share_ids))::integer
+                            order by i.n), '{}')
+    into v_used
+  from unnest(v_ids) with ordinality as i(id, n);
+  v_held := 0;
+  for i in 1 .. cardinality(v_ids) loop
+    v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
+  end loop;
+  v_free := greatest(0, p_rpm - v_count - v_held);
+  openings := array_fill(p_now, array[v_free]);
+
+  for v_adm in
+    select a.admitted_at, a.share_ids from public.google_ai_admissions a
+    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
+    order by a.admitted_at, a.reservation_id
+  loop
+    v_count := v_count - 1;
+    v_held := 0;
+    for i in 1 .. cardinality(v_ids) loop
+      if v_ids[i] = any (v_adm.share_ids) then
+        v_used[i] := v_used[i] - 1;
+      end if;
+      v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
+    end loop;
+    v_room := greatest(0, p_rpm - v_count - v_held);
+    if v_room > v_free then
+      openings := openings || array_fill(v_adm.admitted_at + p_window, array[v_room - v_free]);
+      v_free := v_room;
+    end if;
+  end loop;
+end
+$$;
+
+-- When the sliding window has room again for one more request of p_tokens for a requester that does
+-- not own some RPM shares: walking its admissions oldest first, the first moment the ones left, plus
+-- what the other owners may still claim of their shares, leave a request over (an owner's admission
+-- leaving gives its owner room, not the others). Without such shares: google_ai_window_reopens_at.
+-- Null: never within the window (the shares kept from this requester cover the limit).
+CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_ids bigint[];
+  v_kept integer[];
+  v_used integer[];
+  v_left_requests integer;
+  v_left_tokens bigint;
+  v_held integer;
+  v_adm record;
+begin
+  select array_agg(s.id order by s.id), array_agg(s.reserved_rpm order by s.id) into v_ids, v_kept
+  from public.google_ai_quota_shares s
+  where s.model = p_model and s.reserved_rpm is not null
+    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
+  if v_ids is null or p_rpm is null then
+    return public.google_ai_window_reopens_at(p_quota_group, p_model, p_now, p_window, p_rpm, p_tpm, p_tokens);
+  end if;
+
+  select count(*), coalesce(sum(a.tokens), 0) into v_left_requests, v_left_tokens
+  from public.google_ai_admissions a
+  where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window;
+  select array_agg((select count(*) from public.google_ai_admissions a
+                    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
+                      and i.id = any (a.share_ids))::integer order by i.n)
+    into v_used
+  from unnest(v_ids) with ordinality as i(id, n);
+
+  for v_adm in
+    select a.admitted_at, a.tokens, a.share_ids from public.google_ai_admissions a
+    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
+    order by a.admitted_at, a.reservation_id
+  loop
+    v_left_requests := v_left_requests - 1;
+    v_left_tokens := v_left_tokens - v_adm.tokens;
+    v_held := 0;
+    for i in 1 .. cardinality(v_ids) loop
+      if v_ids[i] = any (v_adm.share_ids) then
+        v_used[i] := v_used[i] - 1;
+      end if;
+      v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
+    end loop;
+    if v_left_requests + 1 + v_held <= p_rpm and (p_tpm is null or v_left_tokens + p_tokens <= p_tpm) then
+      return v_adm.admitted_at + p_window;
+    end if;
+  end loop;
+  return null;
+end
+$$;
+
+-- A class's default share: its kept percents (google_ai_priority_classes.kept_rpm_percent,
+-- kept_rpd_percent) applied to every model, held as ordinary share rows marked derived_from_class,
+-- so the booking reads them like any other share. Triggers keep them in step: a model inserted or
+-- its limits changed re-derives its rows, a percent changed re-derives the class's rows on every
+-- model, and an operator's edit of a derived row makes it the operator's.
+
+-- The requests a percent keeps of an effective limit: rounded down, but at least 1 request (10% of
+-- 5 RPM keeps 1, not 0), and below 100% never the whole limit, so that others keep at least 1 (a
+-- limit of 1 keeps nothing); null without a percent or without a limit.
+CREATE OR REPLACE FUNCTION public.google_ai_kept_requests(p_limit integer, p_percent numeric) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+  select case when p_limit is null or p_percent is null then null
+              when p_percent >= 100 then greatest(p_limit, 0)
+              when p_limit <= 1 then 0
+              else least(p_limit - 1, greatest(1, floor(p_limit * p_percent / 100)))::integer end
+$$;
+
+-- The derived share rows the kept percents call for: per model (p_model, or every model when null)
+-- and class (p_class, or every class when null), what the class keeps of the model's effective
+-- RPM and RPD (null: nothing of that limit). A pair keeping nothing of either has no row.
+CREATE OR REPLACE FUNCTION public.google_ai_derived_shares(p_model text, p_class text) RETURNS TABLE(model text, priority_class text, reserved_rpm integer, reserved_rpd integer)
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd
+  from (select l.model, c.name as priority_class,
+               public.google_ai_kept_requests(public.google_ai_effective_limit(l.rpm, l.safety_margin),
+                                              c.kept_rpm_percent) as reserved_rpm,
+               public.google_ai_kept_requests(public.google_ai_effective_limit(l.rpd, l.safety_margin),
+                                              c.kept_rpd_percent) as reserved_rpd
+        from public.google_ai_model_limits l
+        cross join public.google_ai_priority_classes c
+        where (p_model is null or l.model = p_model) and (p_class is null or c.name = p_class)) d
+  where d.reserved_rpm is not null or d.reserved_rpd is not null
+$$;
+
+-- Brings the derived rows of p_model (null: every model) and p_class (null: every class) in step:
+-- a derived row is updated, or removed when the class keeps nothing of the model any more, and a
+-- missing one is inserted; a row the operator owns for the same model and class (derived_from_class
+-- false) is left as it is, and none is derived beside it. A share's owner counts
+-- (google_ai_share_usage) stay with its row; a removed row takes them with it.
+CREATE OR REPLACE FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) RETURNS void
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  -- Tells the shares' trigger that these writes are the derivation's, not an operator's edit.
+  perform pg_catalog.set_config('google_ai.deriving_shares', 'on', true);
+  delete from public.google_ai_quota_shares s
+  where s.derived_from_class
+    and (p_model is null or s.model = p_model) and (p_class is null or s.priority_class = p_class)
+    and not exists (select 1 from public.google_ai_derived_shares(s.model, s.priority_class));
+  update public.google_ai_quota_shares s set reserved_rpm = d.reserved_rpm, reserved_rpd = d.reserved_rpd
+  from public.google_ai_derived_shares(p_model, p_class) d
+  where s.derived_from_class and s.model = d.model and s.priority_class = d.priority_class and s.caller is null
+    and (s.reserved_rpm, s.reserved_rpd) is distinct from (d.reserved_rpm, d.reserved_rpd);
+  insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm, reserved_rpd, derived_from_class, notes)
+  select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd, true,
+         'Derived from the class''s kept percents (google_ai_priority_classes); an edit makes the row the operator''s.'
+  from public.google_ai_derived_shares(p_model, p_class) d
+  on conflict on constraint google_ai_quota_shares_owner_key do nothing;
+  perform pg_catalog.set_config('google_ai.deriving_shares', '', true);
+end
+$$;
+
+-- A model inserted, or its limits or safety margin changed: its derived rows follow.
+CREATE OR REPLACE FUNCTION public.google_ai_model_derives_shares() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform public.google_ai_derive_class_shares(new.model, null);
+  return null;
+end
+$$;
+
+-- A class's kept percents set or cleared: when, for the seed (kept_changed_at), before the write.
+CREATE OR REPLACE FUNCTION public.google_ai_class_kept_changed() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if tg_op = 'INSERT' and (new.kept_rpm_percent is not null or new.kept_rpd_percent is not null)
+     or tg_op = 'UPDATE' and (new.kept_rpm_percent, new.kept_rpd_percent)
+                             is distinct from (old.kept_rpm_percent, old.kept_rpd_percent) then
+    new.kept_changed_at := pg_catalog.now();
+  end if;
+  return new;
+end
+$$;
+
+-- ... and every model's derived row of the class follows, after it.
+CREATE OR REPLACE FUNCTION public.google_ai_class_derives_shares() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  perform public.google_ai_derive_class_shares(null, new.name);
+  return null;
+end
+$$;
+
+-- A write to a share row that is not the derivation's: an edit of a derived row's numbers makes the
+-- row the operator's (derived_from_class false: no later derivation touches it); a model or class
+-- renamed (the foreign keys' cascade) leaves it derived. A row marked derived by the operator
+-- (inserted so, or set back to true) takes the class's numbers now.
+CREATE OR REPLACE FUNCTION public.google_ai_share_edited() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_derived record;
+begin
+  if coalesce(pg_catalog.current_setting('google_ai.deriving_shares', true), '') = 'on' then
+    return new;
+  end if;
+  if tg_op = 'UPDATE' and old.derived_from_class and new.derived_from_class then
+    if (new.reserved_rpm, new.reserved_rpd, new.pace_burst)
+       is distinct from (old.reserved_rpm, old.reserved_rpd, old.pace_burst) then
+      new.derived_from_class := false;
+    end if;
+    return new;
+  end if;
+  if new.derived_from_class then
+    select * into v_derived from public.google_ai_derived_shares(new.model, new.priority_class) d
+    where new.caller is null;
+    if not found then
+      raise exception 'a derived share belongs to a class that keeps part of the model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent); this one keeps nothing of %', new.model
+        using errcode = '23514';
+    end if;
+    new.reserved_rpm := v_derived.reserved_rpm;
+    new.reserved_rpd := v_derived.reserved_rpd;
+    new.pace_burst := null;
+  end if;
+  return new;
+end
+$$;
+
+CREATE OR REPLACE TRIGGER google_ai_model_derives_shares AFTER INSERT OR UPDATE OF rpm, rpd, safety_margin ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_derives_shares();
+
+CREATE OR REPLACE TRIGGER google_ai_class_kept_changed BEFORE INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_kept_changed();
+
+CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_derives_shares();
+
+CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
 -- release removes it (p_released) and gives back the request in its minute and day. The counter row
@@ -740,26 +1652,1699 @@ begin
   end if;
 end
 $$;
+-- ================================================================================================
+-- supabase/schemas/35_clients_and_tokens.sql
+-- ================================================================================================
 
--- When the sliding window has room again for one more request of p_tokens under both limits: when
--- the shortest run of its oldest admissions that frees enough has left it (admitted_at + window).
-CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) RETURNS timestamp with time zone
+-- Kaggle clients and their scoped tokens: creation, minting, revocation, the credential check (with
+-- refusals counted per minute) and token budgets.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_clients (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    name text NOT NULL,
+    secret_hash text NOT NULL,
+    models text[] NOT NULL,
+    max_token_ttl interval DEFAULT '12:00:00'::interval NOT NULL,
+    token_max_requests integer,
+    token_max_tokens integer,
+    daily_max_requests integer,
+    daily_max_tokens integer,
+    mint_per_hour integer DEFAULT 60 NOT NULL,
+    day_bucket date,
+    requests_today integer DEFAULT 0 NOT NULL,
+    tokens_today integer DEFAULT 0 NOT NULL,
+    notes text,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    revoked_at timestamp with time zone,
+    revoked_reason text,
+    max_output_tokens integer DEFAULT 8192 NOT NULL,
+    priority_class text DEFAULT 'batch'::text NOT NULL,
+    CONSTRAINT google_ai_clients_max_output_tokens_check CHECK (((max_output_tokens >= 1) AND (max_output_tokens <= 1000000))),
+    CONSTRAINT google_ai_clients_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)),
+    CONSTRAINT google_ai_clients_ttl_check CHECK (((max_token_ttl > '00:00:00'::interval) AND (max_token_ttl <= '12:00:00'::interval)))
+);
+
+COMMENT ON COLUMN public.google_ai_clients.secret_hash IS 'SHA-256 hex of the client secret; the secret itself is shown once at creation.';
+
+COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS 'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
+
+COMMENT ON COLUMN public.google_ai_clients.priority_class IS 'The highest class this client''s requests are queued in (a request may ask for a lower one).';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_tokens (
+    id uuid DEFAULT gen_random_uuid() NOT NULL,
+    client_id uuid NOT NULL,
+    token_hash text NOT NULL,
+    models text[] NOT NULL,
+    expires_at timestamp with time zone NOT NULL,
+    max_requests integer,
+    max_tokens integer,
+    requests_used integer DEFAULT 0 NOT NULL,
+    tokens_used integer DEFAULT 0 NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL,
+    last_used_at timestamp with time zone,
+    revoked_at timestamp with time zone
+);
+
+COMMENT ON COLUMN public.google_ai_tokens.token_hash IS 'SHA-256 hex of the token; the token itself never reaches the database.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_credential_refusals (
+    minute timestamp with time zone NOT NULL,
+    reason text NOT NULL,
+    token_id uuid,
+    client_id uuid,
+    refusals integer DEFAULT 0 NOT NULL,
+    first_seen timestamp with time zone DEFAULT now() NOT NULL,
+    last_seen timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_credential_refusals_reason_check CHECK ((reason = ANY (ARRAY['token_invalid'::text, 'token_expired'::text, 'token_revoked'::text]))),
+    CONSTRAINT google_ai_credential_refusals_refusals_check CHECK ((refusals >= 0))
+);
+
+COMMENT ON TABLE public.google_ai_credential_refusals IS 'Requests refused before any attempt row because their token can never be admitted: how many, per minute, reason and token (unknown tokens together). Trimmed after a day.';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_name_key') THEN
+    ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_name_key UNIQUE (name);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_secret_hash_key') THEN
+    ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_secret_hash_key UNIQUE (secret_hash);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_tokens'::regclass AND conname = 'google_ai_tokens_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_tokens
+    ADD CONSTRAINT google_ai_tokens_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_tokens'::regclass AND conname = 'google_ai_tokens_token_hash_key') THEN
+    ALTER TABLE ONLY public.google_ai_tokens
+    ADD CONSTRAINT google_ai_tokens_token_hash_key UNIQUE (token_hash);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_priority_class_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_credential_refusals'::regclass AND conname = 'google_ai_credential_refusals_client_id_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_credential_refusals
+    ADD CONSTRAINT google_ai_credential_refusals_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id) ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_credential_refusals'::regclass AND conname = 'google_ai_credential_refusals_token_id_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_credential_refusals
+    ADD CONSTRAINT google_ai_credential_refusals_token_id_fkey FOREIGN KEY (token_id) REFERENCES public.google_ai_tokens(id) ON DELETE CASCADE;
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_tokens'::regclass AND conname = 'google_ai_tokens_client_id_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_tokens
+    ADD CONSTRAINT google_ai_tokens_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id);
+  END IF;
+END
+$baseline$;
+
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_credential_refusals_key ON public.google_ai_credential_refusals USING btree (minute, reason, COALESCE(token_id, '00000000-0000-0000-0000-000000000000'::uuid));
+
+CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON public.google_ai_tokens USING btree (client_id, created_at);
+
+CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
+
+-- Token budgets follow the reservation's life cycle: finalize and release (request life cycle) call
+-- this with an attempt's request and token deltas. finalize reconciles the token's (and the client's
+-- same-day) tokens by actual - estimate; release gives back what the reservation booked.
+CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if p_requests = 0 and p_tokens = 0 then
+    return;
+  end if;
+  if p_attempt.token_id is not null then
+    update public.google_ai_tokens t set
+      requests_used = greatest(0, t.requests_used + p_requests),
+      tokens_used = greatest(0, t.tokens_used + p_tokens)
+    where t.id = p_attempt.token_id;
+    update public.google_ai_clients c set
+      requests_today = greatest(0, c.requests_today + p_requests),
+      tokens_today = greatest(0, c.tokens_today + p_tokens)
+    where c.id = p_attempt.client_id and c.day_bucket = public.google_ai_pacific_day(p_attempt.created_at);
+  elsif p_attempt.client_id is null then
+    update public.google_ai_caller_budgets b set
+      requests_today = greatest(0, b.requests_today + p_requests),
+      tokens_today = greatest(0, b.tokens_today + p_tokens)
+    where b.caller = p_attempt.caller
+      and b.day_bucket = coalesce(p_attempt.day_bucket, public.google_ai_pacific_day(p_attempt.created_at));
+  end if;
+end
+$$;
+
+-- Checks a token by its SHA-256 hex. Returns {status: 'ok', token_id, client, models, expires_at,
+-- max_output_tokens} or
+-- {status: <refusal>} after counting p_refusals refused requests (the one being checked plus those the
+-- caller's cache refused since its last check) in the minute's aggregate row.
+CREATE OR REPLACE FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer DEFAULT 1) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_token public.google_ai_tokens;
+  v_client public.google_ai_clients;
+  v_reason text;
+  v_minute timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp());
+begin
+  select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
+  if not found then
+    v_reason := 'token_invalid';
+  else
+    select * into v_client from public.google_ai_clients c where c.id = v_token.client_id;
+    if v_token.revoked_at is not null or v_client.revoked_at is not null then
+      v_reason := 'token_revoked';
+    elsif v_token.expires_at <= pg_catalog.clock_timestamp() then
+      v_reason := 'token_expired';
+    end if;
+  end if;
+
+  if v_reason is null then
+    return jsonb_build_object('status', 'ok', 'token_id', v_token.id, 'client', v_client.name,
+      'models', v_token.models, 'expires_at', v_token.expires_at, 'max_output_tokens', v_client.max_output_tokens);
+  end if;
+
+  if p_refusals is distinct from 0 then
+    insert into public.google_ai_credential_refusals as r (minute, reason, token_id, client_id, refusals)
+    values (v_minute, v_reason, v_token.id, v_token.client_id, greatest(1, coalesce(p_refusals, 1)))
+    on conflict (minute, reason, coalesce(token_id, '00000000-0000-0000-0000-000000000000'::uuid)) do update set
+      refusals = r.refusals + excluded.refusals,
+      last_seen = pg_catalog.clock_timestamp();
+  end if;
+  -- Self-trimming, a bounded batch at a time (the unique index leads with minute): rows older than
+  -- a day go, so the table holds at most a day of minutes whoever calls.
+  delete from public.google_ai_credential_refusals r
+  where r.ctid in (select r2.ctid from public.google_ai_credential_refusals r2
+                   where r2.minute < v_minute - interval '1 day' limit 100);
+  return jsonb_build_object('status', v_reason);
+end
+$$;
+
+-- Creates a client and returns its secret: the only time the secret is ever shown.
+CREATE OR REPLACE FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval DEFAULT '12:00:00'::interval, p_token_max_requests integer DEFAULT NULL::integer, p_token_max_tokens integer DEFAULT NULL::integer, p_daily_max_requests integer DEFAULT NULL::integer, p_daily_max_tokens integer DEFAULT NULL::integer, p_mint_per_hour integer DEFAULT 60, p_notes text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_secret text;
+  v_models text[];
+  v_unknown text[];
+  v_id uuid;
+begin
+  if p_name is null or p_name !~ '^[a-z0-9][a-z0-9._-]{0,62}$' then
+    raise exception 'client name must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'
+      using errcode = '22023';
+  end if;
+  select array_agg(coalesce((public.google_ai_resolve_model(m)).model, m) order by m),
+         array_agg(m) filter (where (public.google_ai_resolve_model(m)).model is null)
+    into v_models, v_unknown
+  from unnest(p_models) m;
+  if v_models is null or cardinality(v_models) = 0 then
+    raise exception 'a client needs at least one model' using errcode = '22023';
+  end if;
+  if v_unknown is not null then
+    raise exception 'unknown model(s): %', array_to_string(v_unknown, ', ') using errcode = '22023';
+  end if;
+  v_secret := 'evegw_cs_' || rtrim(translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/', '-_'), '=');
+  insert into public.google_ai_clients (name, secret_hash, models, max_token_ttl, token_max_requests, token_max_tokens,
+    daily_max_requests, daily_max_tokens, mint_per_hour, notes)
+  values (p_name, public.google_ai_sha256_hex(v_secret), v_models, p_max_token_ttl, p_token_max_requests, p_token_max_tokens,
+    p_daily_max_requests, p_daily_max_tokens, p_mint_per_hour, p_notes)
+  returning id into v_id;
+  return jsonb_build_object('client_id', v_id, 'name', p_name, 'models', v_models, 'secret', v_secret);
+end
+$_$;
+
+-- Trades a client secret (its SHA-256) for a token (its SHA-256, minted by the caller). The request
+-- may narrow the client's scope, never widen it. Minting is rate limited per client (mint_per_hour,
+-- sliding hour) so a leaked secret cannot flood the table.
+CREATE OR REPLACE FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[] DEFAULT NULL::text[], p_ttl_seconds integer DEFAULT NULL::integer, p_max_requests integer DEFAULT NULL::integer, p_max_tokens integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_client public.google_ai_clients;
+  v_models text[];
+  v_ttl interval;
+  v_max_requests integer;
+  v_max_tokens integer;
+  v_recent integer;
+  v_oldest timestamptz;
+  v_token_id uuid;
+  v_expires timestamptz;
+  v_allowed jsonb;
+begin
+  if p_token_hash is null or p_token_hash !~ '^[0-9a-f]{64}$' then
+    raise exception 'p_token_hash must be a SHA-256 hex digest' using errcode = '22023';
+  end if;
+
+  select * into v_client from public.google_ai_clients c where c.secret_hash = p_secret_hash for update;
+  if not found then
+    return jsonb_build_object('ok', false, 'error', 'invalid_secret');
+  end if;
+  if v_client.revoked_at is not null then
+    return jsonb_build_object('ok', false, 'error', 'client_revoked');
+  end if;
+
+  -- Default lifetime: one hour, or the client's maximum if that is shorter.
+  v_ttl := coalesce(make_interval(secs => p_ttl_seconds), least(interval '1 hour', v_client.max_token_ttl));
+  v_allowed := jsonb_build_object('models', v_client.models,
+    'max_ttl_seconds', extract(epoch from v_client.max_token_ttl)::integer,
+    'max_requests', v_client.token_max_requests, 'max_tokens', v_client.token_max_tokens);
+
+  if p_models is null then
+    v_models := v_client.models;
+  else
+    select array_agg(distinct coalesce((public.google_ai_resolve_model(m)).model, m)) into v_models from unnest(p_models) m;
+  end if;
+  if v_models is null or cardinality(v_models) = 0 or not (v_models <@ v_client.models)
+     or (p_ttl_seconds is not null and (p_ttl_seconds < 60 or v_ttl > v_client.max_token_ttl))
+     or (p_max_requests is not null and (p_max_requests < 1 or p_max_requests > coalesce(v_client.token_max_requests, p_max_requests)))
+     or (p_max_tokens is not null and (p_max_tokens < 1 or p_max_tokens > coalesce(v_client.token_max_tokens, p_max_tokens))) then
+    return jsonb_build_object('ok', false, 'error', 'scope_exceeded', 'allowed', v_allowed);
+  end if;
+  v_max_requests := coalesce(p_max_requests, v_client.token_max_requests);
+  v_max_tokens := coalesce(p_max_tokens, v_client.token_max_tokens);
+
+  select count(*), min(t.created_at) into v_recent, v_oldest
+  from public.google_ai_tokens t
+  where t.client_id = v_client.id and t.created_at > now() - interval '1 hour';
+  if v_recent >= v_client.mint_per_hour then
+    return jsonb_build_object('ok', false, 'error', 'mint_rate_limited',
+      'retry_after_ms', greatest(0, ceil(extract(epoch from (v_oldest + interval '1 hour' - now())) * 1000))::bigint);
+  end if;
+
+  v_expires := now() + v_ttl;
+  insert into public.google_ai_tokens (client_id, token_hash, models, expires_at, max_requests, max_tokens)
+  values (v_client.id, p_token_hash, v_models, v_expires, v_max_requests, v_max_tokens)
+  returning id into v_token_id;
+
+  return jsonb_build_object('ok', true, 'token_id', v_token_id, 'client', v_client.name, 'expires_at', v_expires,
+    'models', to_jsonb(v_models), 'budget', jsonb_build_object('max_requests', v_max_requests, 'max_tokens', v_max_tokens));
+end
+$_$;
+
+-- Revoking a client revokes every token it holds.
+CREATE OR REPLACE FUNCTION public.google_ai_revoke_client(p_name text, p_reason text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_client public.google_ai_clients;
+  v_tokens integer;
+begin
+  -- Tokens before their client: the lock order every reservation uses (token -> client).
+  perform 1 from public.google_ai_tokens t
+  where t.client_id = (select c.id from public.google_ai_clients c where c.name = p_name)
+  order by t.id
+  for update;
+  update public.google_ai_clients c
+  set revoked_at = coalesce(c.revoked_at, now()), revoked_reason = coalesce(p_reason, c.revoked_reason)
+  where c.name = p_name
+  returning * into v_client;
+  if not found then
+    return jsonb_build_object('ok', false, 'error', 'unknown_client');
+  end if;
+  update public.google_ai_tokens t set revoked_at = now()
+  where t.client_id = v_client.id and t.revoked_at is null and t.expires_at > now();
+  get diagnostics v_tokens = row_count;
+  return jsonb_build_object('ok', true, 'client_id', v_client.id, 'revoked_at', v_client.revoked_at, 'tokens_revoked', v_tokens);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_revoke_token(p_token_id uuid) RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  with t as (
+    update public.google_ai_tokens t set revoked_at = coalesce(t.revoked_at, now())
+    where t.id = p_token_id returning t.id
+  )
+  select jsonb_build_object('ok', exists (select 1 from t))
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_sha256_hex(p_text text) RETURNS text
+    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
+    SET search_path TO ''
+    AS $$ select encode(pg_catalog.sha256(convert_to(p_text, 'UTF8')), 'hex') $$;
+-- ================================================================================================
+-- supabase/schemas/38_candidates.sql
+-- ================================================================================================
+
+-- A request's candidates: the limits of the model it names (google_ai_request_limits) and the quota
+-- groups that may serve it, ranked (google_ai_ranked_groups), with the key a group serves it on.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+-- The quota groups that may serve p_model (through an active key the caller did not exclude), one
+-- row each: the priority of its best key, the cooldown in force at p_now and what it used in the
+-- current minute and Pacific day (an unlocked read), ranked in the order the reservation tries
+-- them: priority (lower first), then headroom (the smallest remaining fraction of RPM, TPM and
+-- RPD, largest first), then name. Each row names the key that serves its group, as
+-- google_ai_serving_key would (the best active key for the model, by priority, then alias), so the
+-- fast booking needs no second look at the keys.
+CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint, key_id uuid, key_alias text, env_var_name text)
+    LANGUAGE sql STABLE
+    AS $$
+  with keys as (
+    select distinct on (public.google_ai_quota_group(k.project_id, k.id))
+           public.google_ai_quota_group(k.project_id, k.id) as quota_group,
+           k.priority, k.id as key_id, k.key_alias, k.env_var_name
+    from public.google_ai_api_keys k
+    where k.is_active
+      and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
+      and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
+    order by public.google_ai_quota_group(k.project_id, k.id), k.priority nulls last, k.key_alias
+  ), usage as (
+    select g.quota_group, g.priority, g.key_id, g.key_alias, g.env_var_name, cd.cooldown_until,
+           case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
+                then c.rpm_used else 0 end as rpm_used,
+           case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
+                then c.tpm_used else 0 end as tpm_used,
+           case when c.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
+                then c.rpd_used else 0 end as rpd_used
+    from keys g
+    left join public.google_ai_usage_counters c
+      on c.quota_group operator(pg_catalog.=) g.quota_group and c.model operator(pg_catalog.=) p_model
+    left join public.google_ai_cooldowns cd
+      on cd.quota_group operator(pg_catalog.=) g.quota_group and cd.model operator(pg_catalog.=) p_model
+         and cd.cooldown_until operator(pg_catalog.>) p_now
+  )
+  select u.quota_group, u.priority, u.cooldown_until, u.rpm_used, u.tpm_used, u.rpd_used,
+         row_number() over (
+           order by u.priority nulls last,
+                    least(coalesce(1 operator(pg_catalog.-) u.rpm_used::numeric operator(pg_catalog./) nullif(p_rpm, 0), 1),
+                          coalesce(1 operator(pg_catalog.-) u.tpm_used::numeric operator(pg_catalog./) nullif(p_tpm, 0), 1),
+                          coalesce(1 operator(pg_catalog.-) u.rpd_used::numeric operator(pg_catalog./) nullif(p_rpd, 0), 1)) desc,
+                    u.quota_group),
+         u.key_id, u.key_alias, u.env_var_name
+  from usage u
+$$;
+
+-- The model a request names and the limits it is held to (after the safety margin). blocked_by says
+-- why no group can take it at all: unknown_model, or too_large (more tokens than a minute allows).
+CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_model public.google_ai_model_limits := public.google_ai_resolve_model(p_model);
+begin
+  if v_model.id is null then
+    blocked_by := 'unknown_model';
+    return;
+  end if;
+  model := v_model.model;
+  rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
+  tpm := public.google_ai_effective_limit(v_model.tpm, v_model.safety_margin);
+  rpd := public.google_ai_effective_limit(v_model.rpd, v_model.safety_margin);
+  if tpm is not null and p_estimated_tokens > tpm then
+    blocked_by := 'too_large';
+  end if;
+end
+$$;
+
+-- The key that serves a booked group: the group's best active key for the model that the caller
+-- did not exclude (all nulls when there is none).
+CREATE OR REPLACE FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  select k.id, k.key_alias, k.env_var_name into id, key_alias, env_var_name
+  from public.google_ai_api_keys k
+  where k.is_active
+    and public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
+    and (k.models is null or p_model = any (k.models))
+    and not (k.id = any (coalesce(p_exclude_key_ids, '{}')))
+  order by k.priority nulls last, k.key_alias
+  limit 1;
+end
+$$;
+-- ================================================================================================
+-- supabase/schemas/40_queue.sql
+-- ================================================================================================
+
+-- The fair admission queue: tickets taken by a refusal, turns by class then fair between callers,
+-- lapsed tickets, and whether the spread holds a class back (only while requests wait).
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_queue (
+    ticket_id uuid DEFAULT gen_random_uuid() NOT NULL,
+    model text NOT NULL,
+    priority_class text NOT NULL,
+    class_rank smallint NOT NULL,
+    caller text NOT NULL,
+    client_id uuid,
+    token_id uuid,
+    request_id text,
+    requested_model text,
+    turn bigint NOT NULL,
+    enqueued_at timestamp with time zone NOT NULL,
+    tokens integer NOT NULL,
+    limit_hit text NOT NULL,
+    expected_at timestamp with time zone NOT NULL,
+    lease_until timestamp with time zone NOT NULL,
+    "position" integer NOT NULL
+);
+
+COMMENT ON TABLE public.google_ai_queue IS 'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
+
+CREATE TABLE IF NOT EXISTS public.google_ai_queue_settings (
+    id boolean DEFAULT true NOT NULL,
+    grace_ms integer DEFAULT 3000 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_queue_settings_grace_ms_check CHECK (((grace_ms >= 100) AND (grace_ms <= 60000))),
+    CONSTRAINT google_ai_queue_settings_one_row CHECK (id)
+);
+
+COMMENT ON TABLE public.google_ai_queue_settings IS 'The admission queue: grace_ms, how long a turn is kept for a waiter that has not called yet before its ticket lapses.';
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_queue'::regclass AND conname = 'google_ai_queue_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_queue
+    ADD CONSTRAINT google_ai_queue_pkey PRIMARY KEY (ticket_id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_queue_settings'::regclass AND conname = 'google_ai_queue_settings_pkey') THEN
+    ALTER TABLE ONLY public.google_ai_queue_settings
+    ADD CONSTRAINT google_ai_queue_settings_pkey PRIMARY KEY (id);
+  END IF;
+END
+$baseline$;
+
+DO $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
+                 WHERE conrelid = 'public.google_ai_queue'::regclass AND conname = 'google_ai_queue_priority_class_fkey') THEN
+    ALTER TABLE ONLY public.google_ai_queue
+    ADD CONSTRAINT google_ai_queue_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name);
+  END IF;
+END
+$baseline$;
+
+CREATE INDEX IF NOT EXISTS google_ai_queue_caller_idx ON public.google_ai_queue USING btree (model, caller, class_rank);
+
+CREATE INDEX IF NOT EXISTS google_ai_queue_lease_idx ON public.google_ai_queue USING btree (model, lease_until);
+
+CREATE INDEX IF NOT EXISTS google_ai_queue_order_idx ON public.google_ai_queue USING btree (model, class_rank, turn, enqueued_at);
+
+-- Tickets whose waiter stopped calling: removed, each leaving an abandoned attempt row (nothing lost).
+CREATE OR REPLACE FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_lapsed integer;
+begin
+  with gone as (
+    delete from public.google_ai_queue q
+    where q.model = p_model and q.lease_until < p_now
+    returning q.*)
+  insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+    attempt, estimated_tokens, limit_hit, wait_ms, priority_class, error_message, finished_at)
+  select 'abandoned', g.request_id, g.caller, g.client_id, g.token_id, g.model, g.requested_model, 1, g.tokens,
+    g.limit_hit, greatest(0, extract(epoch from (g.expected_at - g.enqueued_at)) * 1000)::integer, g.priority_class,
+    'left the queue: no call within the grace after its turn', p_now
+  from gone g;
+  get diagnostics v_lapsed = row_count;
+  return v_lapsed;
+end
+$$;
+
+-- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the
+-- quota groups that may serve the model today: each group offers its free slots now, then one slot
+-- as each admission of its window leaves it (admitted_at + window), then the same again a window
+-- later; a spread model's group offers each of those slots no sooner than its schedule allows
+-- (google_ai_spread_step, google_ai_spread_next). free_now counts the slots of each group's first
+-- p_slots that are free now. likely_at: the same for a request of class rank p_rank, counting, on a
+-- spread model, on the part of each group's slots that the higher classes left in the last window
+-- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
+-- p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule holds
+-- back. Null turn_at: no group can serve today (day used up or cooling down everywhere).
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
+  v_spread record;
+  v_spaced boolean;
+  v_group record;
+  v_expiries timestamptz[];
+  v_count integer;
+  v_higher integer;
+  v_part numeric;
+  v_needed integer;
+  v_free integer;
+  v_openings timestamptz[];
+  v_group_slots timestamptz[];
+  v_slots timestamptz[] := '{}';
+  v_likely timestamptz[] := '{}';
+  v_day_left bigint := 0;
+  v_n integer;
+  v_slot timestamptz;
+  v_schedule timestamptz;
+begin
+  free_now := 0;
+  spread_bound := false;
+  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, null, 0);
+  -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
+  -- asked for waiters only, so only the class matters here.
+  v_spaced := v_spread.step is not null
+              and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
+  for v_group in
+    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until
+    from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
+    left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
+  loop
+    continue when v_group.cooldown_until is not null or (p_rpd is not null and v_group.rpd_used >= p_rpd);
+    v_day_left := v_day_left + coalesce(p_rpd - v_group.rpd_used, 1000000);
+    if p_rpm is null then
+      free_now := 1000000;
+      continue;
+    end if;
+    select array_agg(a.admitted_at + v_window order by a.admitted_at),
+           count(*) filter (where a.class_rank < p_rank)
+      into v_expiries, v_higher
+    from public.google_ai_admissions a
+    where a.quota_group = v_group.quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
+    v_count := coalesce(cardinality(v_expiries), 0);
+    v_free := greatest(0, p_rpm - v_count);
+    -- The group's openings within one window: free now, then as admissions leave.
+    v_openings := array_fill(p_now, array[v_free])
+                  || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
+    v_n := cardinality(v_openings);
+    continue when v_n = 0;
+    spread_bound := spread_bound
+                    or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
+    -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
+    -- every waiter there counts on them all.)
+    v_part := case when not v_spaced then 1
+                   else greatest(0.1, 1 - coalesce(v_higher, 0)::numeric / greatest(p_rpm, v_count, 1)) end;
+    v_needed := ceil(p_slots / v_part)::integer;
+    -- Its slots: each opening again a window later, none before the schedule allows.
+    v_schedule := v_group.spread_until;
+    v_group_slots := '{}';
+    for j in 1 .. v_needed loop
+      v_slot := v_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * v_window;
+      if v_spaced then
+        v_slot := greatest(v_slot, v_schedule - v_spread.tolerance);
+        v_schedule := public.google_ai_spread_next(v_schedule, v_slot, v_spread.step);
+      end if;
+      v_group_slots := v_group_slots || v_slot;
+      if j <= p_slots then
+        v_slots := v_slots || v_slot;
+        if v_slot <= p_now then
+          free_now := free_now + 1;
+        end if;
+      end if;
+    end loop;
+    for k in 1 .. p_slots loop
+      v_likely := v_likely || v_group_slots[least(v_needed, ceil(k / v_part)::integer)];
+    end loop;
+  end loop;
+  if v_day_left < p_slots then
+    return; -- not today
+  end if;
+  if free_now >= p_slots then
+    turn_at := p_now;
+    likely_at := p_now;
+    return;
+  end if;
+  select array_agg(o order by o) into v_slots from unnest(v_slots) o;
+  turn_at := greatest(p_now, v_slots[p_slots]);
+  select array_agg(o order by o) into v_likely from unnest(v_likely) o;
+  likely_at := case when v_likely[p_slots] is not null then greatest(p_now, v_likely[p_slots]) end;
+end
+$$;
+
+-- At commit: a ticket taken or moved by a statement whose holder stopped waiting goes with the
+-- statement (it would hold the request's claim and a place ahead of live waiters for nobody). The
+-- statement's reply_by is the transaction's setting google_ai.reply_by (google_ai_statement_holder).
+CREATE OR REPLACE FUNCTION public.google_ai_queue_reply_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_reply_by timestamptz := nullif(pg_catalog.current_setting('google_ai.reply_by', true), '')::timestamptz;
+begin
+  if pg_catalog.clock_timestamp() > v_reply_by then
+    raise exception 'queue ticket % reached its commit after its caller stopped waiting (%); rolled back',
+      new.ticket_id, v_reply_by
+      using errcode = '57014';
+  end if;
+  return null;
+end
+$$;
+
+DROP TRIGGER IF EXISTS google_ai_queue_reply_check ON public.google_ai_queue;
+CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON public.google_ai_queue DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_queue_reply_check();
+
+-- Whether the spread holds a request of class rank p_rank back (its place in the schedule still
+-- ahead): only while requests wait for the model, and only for a class that some class ranks before
+-- (the schedule keeps the next slots coming for that class; the first class has nobody to keep them
+-- for). While nobody waits, a burst that fits the window goes at once. Null rank: held.
+CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
-  select min(a.admitted_at) + p_window
-  from (
-    select w.admitted_at,
-           count(*) over () - row_number() over (order by w.admitted_at, w.reservation_id) as left_requests,
-           sum(w.tokens) over () - sum(w.tokens) over (order by w.admitted_at, w.reservation_id) as left_tokens
-    from public.google_ai_admissions w
-    where w.quota_group = p_quota_group and w.model = p_model and w.admitted_at > p_now - p_window
-  ) a
-  where (p_rpm is null or a.left_requests + 1 <= p_rpm)
-    and (p_tpm is null or a.left_tokens + p_tokens <= p_tpm)
+  select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
+     and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank))
 $$;
 -- ================================================================================================
--- supabase/schemas/30_reservation.sql
+-- supabase/schemas/45_group_booking.sql
+-- ================================================================================================
+
+-- Booking in one quota group: google_ai_try_book counts a request in the group's windows under its
+-- counter row's lock (minute, day, spread, shares, pace, budget), or says when it may go and why.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+-- Whether one more request of p_tokens fits a counter row of today, away from the day guard, with
+-- the window's sums given: the checks of google_ai_try_book when no share or pacing applies.
+CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer, p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_day_guard interval) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  select p_row.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
+     and p_now operator(pg_catalog.<) (public.google_ai_pacific_midnight_after(p_now) operator(pg_catalog.-) p_day_guard)
+     and p_now operator(pg_catalog.>=) (public.google_ai_pacific_start(public.google_ai_pacific_day(p_now))
+                                        operator(pg_catalog.+) p_day_guard)
+     and (p_rpd is null or (p_row.rpd_used operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpd)
+     and (p_rpm is null or (p_win_requests operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpm)
+     and (p_tpm is null or (p_win_tokens operator(pg_catalog.+) p_tokens) operator(pg_catalog.<=) p_tpm)
+$$;
+
+-- One try at booking a request on a quota group's counter row. Returns 'booked', 'skipped' (row
+-- locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd', 'rpm', 'tpm'.
+-- The subtransaction (begin ... exception) gives the row lock back when the row is full, so the
+-- caller can move on to the next group without holding it.
+CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
+  v_row public.google_ai_usage_counters;
+  v_now timestamptz;
+  v_minute timestamptz;
+  v_day date;
+  v_midnight timestamptz;
+  v_day_start timestamptz;
+  v_near_end boolean;
+  v_near_start boolean;
+  v_rpm_used integer;
+  v_tpm_used integer;
+  v_rpd_used integer;
+  v_rpd_next integer;
+  v_rpd_prev integer;
+  v_gone_requests integer;
+  v_gone_tokens bigint;
+  v_win_requests integer;
+  v_win_tokens bigint;
+  -- Shares
+  v_share record;
+  v_used integer;
+  v_next integer;
+  v_prev integer;
+  v_reserved_rpd integer := 0;
+  v_held_rpm integer := 0;
+  v_held_rpd integer := 0;
+  v_held_next integer := 0;
+  v_held_prev integer := 0;
+  v_owned bigint[] := '{}';
+  v_owned_win integer[] := '{}';
+  v_owned_used integer[] := '{}';
+  v_owned_next integer[] := '{}';
+  v_owned_prev integer[] := '{}';
+  v_pace_burst integer[] := '{}';
+  v_pace_kept integer[] := '{}';
+  v_pace_used integer[] := '{}';
+  v_pace_next integer[] := '{}';
+  v_usable integer;
+  v_pace_at timestamptz;
+  v_at timestamptz;
+  v_window_full boolean;
+  -- The spread of the window (google_ai_spread_step): the schedule's step and tolerance for this request
+  v_spread record;
+  v_in_share boolean := false;
+  v_spread_at timestamptz;
+begin
+  begin
+    for i in 1 .. 2 loop
+      if p_skip_locked then
+        select * into v_row from public.google_ai_usage_counters c
+        where c.quota_group = p_quota_group and c.model = p_model
+        for update skip locked;
+      else
+        select * into v_row from public.google_ai_usage_counters c
+        where c.quota_group = p_quota_group and c.model = p_model
+        for update;
+      end if;
+      exit when found;
+      if p_skip_locked and exists (select 1 from public.google_ai_usage_counters c
+                                   where c.quota_group = p_quota_group and c.model = p_model) then
+        outcome := 'skipped';
+        return;
+      end if;
+      insert into public.google_ai_usage_counters (quota_group, model, rpm_used, tpm_used, rpd_used)
+      values (p_quota_group, p_model, 0, 0, 0)
+      on conflict (quota_group, model) where quota_group is not null do nothing;
+    end loop;
+    if v_row.id is null then
+      raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
+    end if;
+
+    -- Decide with the time at which we hold the lock, and never move a window backwards.
+    v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
+    v_minute := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
+    v_day := greatest(public.google_ai_pacific_day(v_now), v_row.day_bucket);
+    v_rpm_used := case when v_row.minute_bucket = v_minute then v_row.rpm_used else 0 end;
+    v_tpm_used := case when v_row.minute_bucket = v_minute then v_row.tpm_used else 0 end;
+    if v_row.day_bucket = v_day then
+      v_rpd_used := v_row.rpd_used; v_rpd_next := v_row.rpd_next_used; v_rpd_prev := v_row.rpd_prev_used;
+    elsif v_row.day_bucket = v_day - 1 then
+      -- The day rolled over: what was counted ahead becomes today's, yesterday's count stays in view.
+      v_rpd_used := v_row.rpd_next_used; v_rpd_next := 0; v_rpd_prev := coalesce(v_row.rpd_used, 0);
+    else
+      v_rpd_used := 0; v_rpd_next := 0; v_rpd_prev := 0;
+    end if;
+    v_midnight := public.google_ai_pacific_midnight_after(v_now);
+    v_day_start := public.google_ai_pacific_start(v_day);
+    v_near_end := v_now >= v_midnight - v_day_guard;
+    v_near_start := v_now < v_day_start + v_day_guard;
+
+    -- Admissions that left the window (each is expired once, by the first try after it left); the
+    -- owners of shares get their window count back with them.
+    with gone as (
+      delete from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model
+        and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
+      returning a.tokens, a.share_ids),
+    owners_back as (
+      update public.google_ai_share_usage u set window_requests = greatest(0, u.window_requests - b.n)
+      from (select s.id, count(*)::integer as n from gone g cross join unnest(g.share_ids) as s(id) group by s.id) b
+      where u.quota_group = p_quota_group and u.share_id = b.id)
+    select count(*), coalesce(sum(g.tokens), 0) into v_gone_requests, v_gone_tokens from gone g;
+    if v_row.window_at is null then
+      -- A new counter row (first use, or housekeeping removed an idle one): count what is in the window.
+      select count(*), coalesce(sum(a.tokens), 0) into v_win_requests, v_win_tokens
+      from public.google_ai_admissions a
+      where a.quota_group = p_quota_group and a.model = p_model;
+      -- The owners' use starts again with the row: their admissions in the window, nothing of the day.
+      delete from public.google_ai_share_usage u
+      where u.quota_group = p_quota_group
+        and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
+      insert into public.google_ai_share_usage (quota_group, share_id, window_requests)
+      select p_quota_group, s.id, count(*)::integer
+      from public.google_ai_admissions a
+      cross join unnest(a.share_ids) as x(id)
+      join public.google_ai_quota_shares s on s.id = x.id and s.model = p_model
+      where a.quota_group = p_quota_group and a.model = p_model
+      group by s.id;
+    else
+      v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
+      v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
+    end if;
+
+    -- The model's shares in this group: what the others' shares keep from this requester, and the
+    -- use of its own (rolled to the current day like the counter row).
+    for v_share in
+      select s.id, s.reserved_rpm, s.reserved_rpd, s.pace_burst,
+             coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
+             coalesce(u.window_requests, 0) as win, u.day_bucket, coalesce(u.day_used, 0) as day_used,
+             coalesce(u.day_next_used, 0) as day_next_used, coalesce(u.day_prev_used, 0) as day_prev_used
+      from public.google_ai_quota_shares s
+      left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+      where s.model = p_model
+      order by s.id
+    loop
+      if v_share.day_bucket = v_day then
+        v_used := v_share.day_used; v_next := v_share.day_next_used; v_prev := v_share.day_prev_used;
+      elsif v_share.day_bucket = v_day - 1 then
+        v_used := v_share.day_next_used; v_next := 0; v_prev := v_share.day_used;
+      else
+        v_used := 0; v_next := 0; v_prev := 0;
+      end if;
+      v_reserved_rpd := v_reserved_rpd + coalesce(v_share.reserved_rpd, 0);
+      if v_share.owned then
+        v_owned := v_owned || v_share.id;
+        v_owned_win := v_owned_win || v_share.win;
+        v_owned_used := v_owned_used || v_used;
+        v_owned_next := v_owned_next || v_next;
+        v_owned_prev := v_owned_prev || v_prev;
+        -- A request its own RPM share still has room for is not held back by the spread.
+        v_in_share := v_in_share or v_share.win < coalesce(v_share.reserved_rpm, 0);
+        if v_share.pace_burst is not null then
+          -- Checked below, once the day shares of all owners are known.
+          v_pace_burst := v_pace_burst || v_share.pace_burst;
+          v_pace_kept := v_pace_kept || coalesce(v_share.reserved_rpd, 0);
+          v_pace_used := v_pace_used || v_used;
+          v_pace_next := v_pace_next || v_next;
+        end if;
+      else
+        v_held_rpm := v_held_rpm + greatest(0, coalesce(v_share.reserved_rpm, 0) - v_share.win);
+        v_held_rpd := v_held_rpd + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_used);
+        v_held_next := v_held_next + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_next);
+        v_held_prev := v_held_prev + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_prev);
+      end if;
+    end loop;
+
+    -- Pacing: each paced share the requester owns must allow one more of the day (usable: the
+    -- group's day less what other owners' shares keep). The refusal names when the last one allows.
+    for i in 1 .. case when p_rpd is null then 0 else cardinality(v_pace_burst) end loop
+      v_usable := p_rpd - (v_reserved_rpd - v_pace_kept[i]);
+      if v_pace_used[i] + 1 > public.google_ai_pace_allowance(v_now, v_day, v_pace_burst[i], v_usable) then
+        -- Today, else tomorrow (counting what the guard before midnight booked ahead), else later.
+        v_at := coalesce(public.google_ai_pace_opens_at(v_day, v_pace_used[i], v_pace_burst[i], v_usable),
+                         public.google_ai_pace_opens_at(v_day + 1, v_pace_next[i], v_pace_burst[i], v_usable),
+                         public.google_ai_pacific_start(v_day + 2));
+        v_pace_at := greatest(v_pace_at, v_at);
+      end if;
+    end loop;
+
+    -- The spread: the request waits for its place in the schedule when google_ai_spread_holds says so,
+    -- unless its own share covers it.
+    v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
+    if v_spread.step is not null and not v_in_share and v_row.spread_until - v_spread.tolerance > v_now
+       and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), v_now) then
+      v_spread_at := v_row.spread_until - v_spread.tolerance;
+    end if;
+
+    v_window_full := (p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm)
+                  or (p_tpm is not null and v_win_tokens + p_tokens > p_tpm);
+    outcome := case
+      when p_rpd is not null and (v_rpd_used + 1 > p_rpd - v_held_rpd
+                                  or (v_near_end and v_rpd_next + 1 > p_rpd - v_held_next)
+                                  or (v_near_start and v_rpd_prev + 1 > p_rpd - v_held_prev)) then 'rpd'
+      when v_pace_at is not null then 'pace'
+      when p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm then 'rpm'
+      when p_tpm is not null and v_win_tokens + p_tokens > p_tpm then 'tpm'
+      -- Held by the spread: named after the limit whose share of the window the request's step is.
+      when v_spread_at is not null then v_spread.limit_name
+      else 'booked' end;
+    -- Why, one meaning each: the day spent or kept by others' day shares, a pace, the window full or
+    -- kept by others' shares, or the request's place in the spread's schedule.
+    cause := case
+      when outcome = 'booked' then null
+      when outcome = 'rpd' then case when v_rpd_used + 1 > p_rpd or (v_near_end and v_rpd_next + 1 > p_rpd)
+                                          or (v_near_start and v_rpd_prev + 1 > p_rpd)
+                                     then 'day_exhausted' else 'share_kept' end
+      when outcome = 'pace' then 'pace'
+      when not v_window_full then 'spread'
+      when (p_rpm is not null and v_win_requests + 1 > p_rpm) or (p_tpm is not null and v_win_tokens + p_tokens > p_tpm)
+        then 'window_full'
+      else 'share_kept' end;
+    minute_bucket := v_minute;
+    day_bucket := v_day;
+
+    if outcome <> 'booked' then
+      if outcome = 'rpd' then
+        -- Today's count is spent until midnight, and the guard after it still counts yesterday's.
+        reopens_at := case when v_near_end and v_rpd_used + 1 <= p_rpd - v_held_rpd
+                           then public.google_ai_pacific_midnight_after(v_midnight) + v_day_guard
+                           else v_midnight + v_day_guard end;
+      else
+        if v_window_full then
+          reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model, v_now, v_window, p_rpm, p_tpm,
+            p_tokens, p_class, p_caller);
+          if outcome = 'tpm' and exists (select 1 from public.google_ai_admissions a
+                                         where a.quota_group = p_quota_group and a.model = p_model
+                                           and a.in_flight and a.admitted_at > v_now - v_window) then
+            recheck_at := v_now + v_guard.recheck_ms * interval '1 millisecond';
+          end if;
+        end if;
+        if outcome = 'pace' then
+          -- Paced until then, and the window must have room by then too.
+          reopens_at := greatest(v_pace_at, reopens_at);
+          recheck_at := null;
+        elsif v_spread_at is not null then
+          -- Its place in the schedule, and the window must have room by then too.
+          reopens_at := greatest(v_spread_at, reopens_at);
+          if recheck_at >= reopens_at then
+            recheck_at := null;
+          end if;
+        end if;
+      end if;
+      raise exception using errcode = 'P0001', message = 'eve:full';
+    end if;
+
+    insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
+      class_rank)
+    values (coalesce(p_reservation_id, gen_random_uuid()), p_quota_group, p_model, v_now, p_tokens,
+            case when v_near_end then 1 when v_near_start then -1 else 0 end,
+            case when cardinality(v_owned) > 0 then v_owned end, public.google_ai_class_rank(p_class));
+
+    if cardinality(v_owned) > 0 then
+      insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
+        day_next_used, day_prev_used)
+      select p_quota_group, o.id, o.win + 1, v_day, o.used + 1,
+             o.next + case when v_near_end then 1 else 0 end, o.prev + case when v_near_start then 1 else 0 end
+      from unnest(v_owned, v_owned_win, v_owned_used, v_owned_next, v_owned_prev) as o(id, win, used, next, prev)
+      on conflict (quota_group, share_id) do update set
+        window_requests = excluded.window_requests, day_bucket = excluded.day_bucket, day_used = excluded.day_used,
+        day_next_used = excluded.day_next_used, day_prev_used = excluded.day_prev_used;
+    end if;
+
+    update public.google_ai_usage_counters c set
+      minute_bucket   = v_minute,
+      day_bucket      = v_day,
+      rpm_used        = v_rpm_used + 1,
+      tpm_used        = v_tpm_used + p_tokens,
+      rpd_used        = v_rpd_used + 1,
+      rpd_next_used   = v_rpd_next + case when v_near_end then 1 else 0 end,
+      rpd_prev_used   = v_rpd_prev + case when v_near_start then 1 else 0 end,
+      window_requests = v_win_requests + 1,
+      window_tokens   = v_win_tokens + p_tokens,
+      window_at       = v_now,
+      window_floor    = greatest(v_row.window_floor, v_now - v_window),
+      spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
+      updated_at      = v_now
+    where c.id = v_row.id;
+  exception
+    when sqlstate 'P0001' then
+      if sqlerrm <> 'eve:full' then
+        raise;
+      end if;
+      -- outcome, buckets, reopens_at and recheck_at keep the values set above
+  end;
+end
+$$;
+-- ================================================================================================
+-- supabase/schemas/50_booking.sql
+-- ================================================================================================
+
+-- Booking a request: google_ai_book_fast, the hot path (one statement over the best group's counter
+-- row), and google_ai_book_best_group (each group in rank order through google_ai_try_book) when it
+-- does not apply; google_ai_book_waiting books a waiter's turn in the groups that have room.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+-- Books the request on the best candidate group that fits (p_now: the injected clock or null, for
+-- the decision under the lock; p_at: the reservation's time). Groups cooling down are skipped.
+-- Within a priority tier a group whose row another reservation holds is passed over (SKIP LOCKED)
+-- so concurrent callers spread across groups; before moving to a lower tier the passed-over groups
+-- are tried again, waiting for their locks, so a busy row is never mistaken for a full one.
+-- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
+-- serve the model.
+CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_candidate record;
+  v_tier integer;
+  v_first boolean := true;
+  v_skipped text[] := '{}';
+  v_outcome text;
+  v_cause text;
+  v_try record;
+  v_wait record;
+  v_at timestamptz;
+  v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
+  v_budget public.google_ai_caller_budgets;
+  v_budget_day date := public.google_ai_pacific_day(p_at);
+  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
+  v_requests_today integer;
+  v_tokens_today bigint;
+begin
+  if p_client_id is null and p_caller is not null then
+    select * into v_budget from public.google_ai_caller_budgets b where b.caller = p_caller for update;
+    if found then
+      v_requests_today := case when v_budget.day_bucket = v_budget_day then v_budget.requests_today else 0 end;
+      v_tokens_today := case when v_budget.day_bucket = v_budget_day then v_budget.tokens_today else 0 end;
+      if (v_budget.daily_max_requests is not null and v_requests_today + v_count_request > v_budget.daily_max_requests)
+         or (v_budget.daily_max_tokens is not null and v_tokens_today + p_tokens > v_budget.daily_max_tokens) then
+        blocked_by := 'caller_budget';
+        cause := 'budget';
+        reopens_at := public.google_ai_pacific_midnight_after(p_at);
+        return;
+      end if;
+    end if;
+  end if;
+
+  <<booking>>
+  begin
+    for v_candidate in
+      select * from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
+      order by c.rank
+    loop
+      if not v_first and v_candidate.priority is distinct from v_tier and cardinality(v_skipped) > 0 then
+        select * into v_wait from public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now,
+          p_reservation_id, p_class, p_caller);
+        if v_wait.booked_group is not null then
+          booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
+          exit booking;
+        end if;
+        if reopens_at is null or v_wait.reopens_at < reopens_at then
+          reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by; cause := v_wait.cause;
+        end if;
+        recheck_at := least(recheck_at, v_wait.recheck_at);
+        v_skipped := '{}';
+      end if;
+      v_first := false;
+      v_tier := v_candidate.priority;
+
+      v_cause := null;
+      if v_candidate.cooldown_until is not null then
+        v_outcome := 'cooldown';
+        v_at := v_candidate.cooldown_until;
+      elsif p_rpd is not null and v_candidate.rpd_used + 1 > p_rpd then
+        v_outcome := 'rpd';
+        v_at := public.google_ai_reopens_at('rpd', p_at);
+      elsif p_rpm is not null and v_candidate.rpm_used + 1 > p_rpm then
+        -- Full for everyone; for a requester that others' shares keep slots from, it reopens later.
+        v_outcome := 'rpm';
+        v_at := public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at, v_window, p_rpm, p_tpm,
+          p_tokens, p_class, p_caller);
+      else
+        -- TPM, shares and pacing are decided under the lock.
+        select * into v_try from public.google_ai_try_book(v_candidate.quota_group, p_model,
+          p_rpm, p_tpm, p_rpd, p_tokens, p_now, true, p_reservation_id, p_class, p_caller);
+        v_outcome := v_try.outcome;
+        if v_outcome = 'booked' then
+          booked_group := v_candidate.quota_group; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
+          exit booking;
+        end if;
+        v_at := v_try.reopens_at;
+        v_cause := v_try.cause;
+        recheck_at := least(recheck_at, v_try.recheck_at);
+      end if;
+
+      if v_outcome = 'skipped' then
+        v_skipped := v_skipped || v_candidate.quota_group;
+      elsif reopens_at is null or v_at < reopens_at then
+        reopens_at := v_at; blocked_by := v_outcome;
+        cause := coalesce(v_cause, public.google_ai_refusal_cause(v_outcome));
+      end if;
+    end loop;
+
+    if cardinality(v_skipped) > 0 then
+      select * into v_wait from public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now,
+        p_reservation_id, p_class, p_caller);
+      if v_wait.booked_group is not null then
+        booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
+        exit booking;
+      elsif reopens_at is null or v_wait.reopens_at < reopens_at then
+        reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by; cause := v_wait.cause;
+      end if;
+      recheck_at := least(recheck_at, v_wait.recheck_at);
+    end if;
+  end;
+
+  if booked_group is not null then
+    blocked_by := null; reopens_at := null; recheck_at := null; cause := null;
+    if v_budget.caller is not null then
+      update public.google_ai_caller_budgets b set
+        day_bucket = v_budget_day,
+        requests_today = v_requests_today + v_count_request,
+        tokens_today = v_tokens_today + p_tokens
+      where b.caller = v_budget.caller;
+    end if;
+    return;
+  end if;
+
+  if v_first then
+    blocked_by := 'no_active_key';
+  end if;
+  cause := coalesce(cause, public.google_ai_refusal_cause(blocked_by));
+  -- Asking again only helps before the reopening itself.
+  if recheck_at >= reopens_at then
+    recheck_at := null;
+  end if;
+end
+$$;
+
+-- Most admissions meet nothing but the limits and the shares: nobody is queued for the model, no
+-- share of it paces its owner's day, the caller has no daily budget, the best group is not cooling
+-- down, its counter row is of today (and, with other groups to try, of a settled window), and
+-- Pacific midnight is not within the day guard. For them this books on the best candidate group in a few statements, under the same
+-- counter-row lock and with the same arithmetic as google_ai_try_book (what the others' shares keep
+-- from the requester, its own shares' use, the spread's schedule), and answers with the quota the
+-- booking leaves, so the answer needs no second reading of the window, and the key that serves the
+-- group (p_rank: the class's rank, recorded on the admission for the queue's likely turns).
+-- Whenever anything else could matter it books nothing and returns no group: the general booking
+-- (google_ai_book_best_group) decides, and names the time of a refusal.
+--
+-- Exactness does not depend on the unlocked look taken when there are other groups (it only chooses
+-- the path): the decision is taken on the counter row locked here. A row another transaction holds
+-- is waited for when its group is the only candidate, else left to the general path (which tries the
+-- others first, as it always did). The unlocked look counts what the shares keep from the requester
+-- too: a row locked here stays locked until commit, and the general booking that follows when the
+-- locked look finds no room may wait for another group's row (two requests, each holding a full
+-- group's row and waiting for the other's, would deadlock). If the locked look finds no room after
+-- all, the expired admissions it removed are taken off the row's sums (as the general try would)
+-- before it leaves.
+CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text, p_rank smallint DEFAULT NULL::smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
+  v_group text;
+  v_groups bigint;
+  v_row public.google_ai_usage_counters;
+  v_now timestamptz;
+  v_minute timestamptz;
+  v_day date;
+  v_midnight timestamptz;
+  v_gone_requests integer;
+  v_gone_tokens bigint;
+  v_win_requests integer;
+  v_win_tokens bigint;
+  v_oldest timestamptz;
+  v_oldest_tokens timestamptz;
+  v_shared boolean;
+  v_held_rpm integer := 0;
+  v_held_rpd integer := 0;
+  v_owned bigint[];
+  v_in_share boolean := false;
+  v_spread record;
+  v_fits boolean;
+  v_paced boolean;
+  v_kept jsonb;
+  -- The key that serves the group (its best, as google_ai_serving_key names it).
+  v_key_id uuid;
+  v_key_alias text;
+  v_env_var_name text;
+begin
+  -- Paced shares and a service caller's budget are the general booking's; whether the model has
+  -- shares at all decides whether they are read under the lock.
+  select coalesce(bool_or(s.pace_burst is not null), false), count(*) > 0 into v_paced, v_shared
+  from public.google_ai_quota_shares s where s.model = p_model;
+  if v_paced or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller)) then
+    return;
+  end if;
+
+  -- The group the general booking would try first, and an unlocked look at its row.
+  select c.quota_group, c.groups, c.key_id, c.key_alias, c.env_var_name
+    into v_group, v_groups, v_key_id, v_key_alias, v_env_var_name
+  from (select g.*, count(*) over () as groups
+        from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) g) c
+  where c.cooldown_until is null
+    and c.rank = 1;
+  if v_group is null then
+    return;
+  end if;
+  -- What does not depend on the counter row is read before its lock, which is held until commit: the
+  -- key that serves the group (above) and the spread's step.
+  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
+  -- With other groups to try, a row another transaction holds is left to the general booking (which
+  -- tries the others first), and so is one the unlocked look finds full; the only group is waited
+  -- for, as the general booking would, and looked at under its lock only.
+  if v_groups > 1 then
+    select * into v_row from public.google_ai_usage_counters c where c.quota_group = v_group and c.model = p_model;
+    if not found or v_row.window_at is null then
+      return;
+    end if;
+    if v_shared then
+      v_day := public.google_ai_pacific_day(greatest(p_at, v_row.window_at));
+      select coalesce(sum(greatest(0, coalesce(s.reserved_rpm, 0) - coalesce(u.window_requests, 0))), 0),
+             coalesce(sum(greatest(0, coalesce(s.reserved_rpd, 0)
+                                      - case when u.day_bucket = v_day then u.day_used
+                                             when u.day_bucket = v_day - 1 then u.day_next_used else 0 end)), 0)
+        into v_held_rpm, v_held_rpd
+      from public.google_ai_quota_shares s
+      left join public.google_ai_share_usage u on u.quota_group = v_group and u.share_id = s.id
+      where s.model = p_model
+        and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
+    end if;
+    if not public.google_ai_fast_fits(v_row, v_row.window_requests + v_held_rpm, v_row.window_tokens, p_rpm, p_tpm,
+                                      p_rpd - v_held_rpd, p_tokens, greatest(p_at, v_row.window_at), v_day_guard) then
+      return;
+    end if;
+    select * into v_row from public.google_ai_usage_counters c
+    where c.quota_group = v_group and c.model = p_model
+    for update skip locked;
+  else
+    select * into v_row from public.google_ai_usage_counters c
+    where c.quota_group = v_group and c.model = p_model
+    for update;
+  end if;
+  if not found or v_row.window_at is null then
+    return;
+  end if;
+
+  v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
+  v_minute := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
+  v_day := public.google_ai_pacific_day(v_now);
+  v_midnight := public.google_ai_pacific_midnight_after(v_now);
+
+  -- The admissions that left the window since the last removal (window_floor, below).
+  with gone as (
+    delete from public.google_ai_admissions a
+    where a.quota_group = v_group and a.model = p_model
+      and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
+    returning a.tokens, a.share_ids),
+  owners_back as (
+    update public.google_ai_share_usage u set window_requests = greatest(0, u.window_requests - b.n)
+    from (select s.id, count(*)::integer as n from gone g cross join unnest(g.share_ids) as s(id) group by s.id) b
+    where u.quota_group = v_group and u.share_id = b.id)
+  select count(*), coalesce(sum(g.tokens), 0) into v_gone_requests, v_gone_tokens from gone g;
+  v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
+  v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
+
+  -- The model's shares in this group (their use is written under the lock held here): what the
+  -- others' keep from the requester, and the requester's own.
+  if v_shared then
+    -- (kept: what the shares keep for the admitted class, as google_ai_quota_kept(p_model, p_rpm,
+    -- p_rpd, p_class, null) reads it for the answer's quota; read here in the same pass.)
+    select coalesce(sum(greatest(0, coalesce(x.reserved_rpm, 0) - x.win)) filter (where not x.owned), 0),
+           coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) - x.day_used)) filter (where not x.owned), 0),
+           array_agg(x.id order by x.id) filter (where x.owned),
+           coalesce(bool_or(x.owned and x.win < coalesce(x.reserved_rpm, 0)), false),
+           case when p_class is not null then jsonb_build_object(
+             'rpm_for_others', case when p_rpm is not null
+                                    then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where not x.for_class), 0)) end,
+             'rpm_for_you', case when p_rpm is not null
+                                 then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where x.for_class), 0)) end,
+             'rpd_for_others', case when p_rpd is not null
+                                    then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where not x.for_class), 0)) end,
+             'rpd_for_you', case when p_rpd is not null
+                                 then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where x.for_class), 0)) end) end
+      into v_held_rpm, v_held_rpd, v_owned, v_in_share, v_kept
+    from (select s.id, s.reserved_rpm, s.reserved_rpd,
+                 coalesce(s.priority_class = p_class, false) as for_class,
+                 coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
+                 coalesce(u.window_requests, 0) as win,
+                 case when u.day_bucket = v_day then u.day_used
+                      when u.day_bucket = v_day - 1 then u.day_next_used else 0 end as day_used
+          from public.google_ai_quota_shares s
+          left join public.google_ai_share_usage u on u.quota_group = v_group and u.share_id = s.id
+          where s.model = p_model) x;
+  end if;
+
+  -- Its place in the schedule holds it back only as google_ai_spread_holds says; its own share lets
+  -- it past the schedule too.
+  v_fits := public.google_ai_fast_fits(v_row, v_win_requests + v_held_rpm, v_win_tokens, p_rpm, p_tpm,
+                                       p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard)
+            and (v_spread.step is null or v_in_share or v_row.spread_until - v_spread.tolerance <= v_now
+                 or not public.google_ai_spread_holds(p_model, p_rank, v_now));
+  if not v_fits then
+    update public.google_ai_usage_counters c set window_requests = v_win_requests, window_tokens = v_win_tokens,
+      window_floor = greatest(c.window_floor, v_now - v_window)
+    where c.id = v_row.id;
+    return;
+  end if;
+
+  insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
+    class_rank)
+  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned, p_rank);
+
+  if v_owned is not null then
+    -- The owners' use, rolled to today as try_book rolls it (the day guard is not near here).
+    insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
+      day_next_used, day_prev_used)
+    select v_group, o.id, 1, v_day, 1, 0, 0 from unnest(v_owned) as o(id)
+    on conflict (quota_group, share_id) do update set
+      window_requests = u.window_requests + 1,
+      day_used = case when u.day_bucket = v_day then u.day_used
+                      when u.day_bucket = v_day - 1 then u.day_next_used else 0 end + 1,
+      day_next_used = case when u.day_bucket = v_day then u.day_next_used else 0 end,
+      day_prev_used = case when u.day_bucket = v_day then u.day_prev_used
+                           when u.day_bucket = v_day - 1 then u.day_used else 0 end,
+      day_bucket = v_day;
+  end if;
+
+  update public.google_ai_usage_counters c set
+    minute_bucket   = v_minute,
+    day_bucket      = v_day,
+    rpm_used        = case when v_row.minute_bucket = v_minute then v_row.rpm_used else 0 end + 1,
+    tpm_used        = case when v_row.minute_bucket = v_minute then v_row.tpm_used else 0 end + p_tokens,
+    rpd_used        = v_row.rpd_used + 1,
+    window_requests = v_win_requests + 1,
+    window_tokens   = v_win_tokens + p_tokens,
+    window_at       = v_now,
+    window_floor    = greatest(v_row.window_floor, v_now - v_window),
+    spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
+    updated_at      = v_now
+  where c.id = v_row.id;
+
+  booked_group := v_group;
+  minute_bucket := v_minute;
+  day_bucket := v_day;
+  key_id := v_key_id;
+  key_alias := v_key_alias;
+  env_var_name := v_env_var_name;
+
+  -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next
+  -- to leave the window are its oldest admissions (this one at the latest).
+  select a.admitted_at into v_oldest from public.google_ai_admissions a
+  where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
+  order by a.admitted_at limit 1;
+  if p_tpm is not null then
+    select a.admitted_at into v_oldest_tokens from public.google_ai_admissions a
+    where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window and a.tokens > 0
+    order by a.admitted_at limit 1;
+  end if;
+  quota := jsonb_build_object(
+    'model', p_model,
+    'quota_group', v_group,
+    'rpm', p_rpm,
+    'requests_left', case when p_rpm is not null then greatest(0, p_rpm - (v_win_requests + 1)) end,
+    'requests_reset_ms', case when p_rpm is not null
+                              then public.google_ai_ms_until(coalesce(v_oldest + v_window, v_now), v_now) end,
+    'tpm', p_tpm,
+    'tokens_left', case when p_tpm is not null then greatest(0, p_tpm - (v_win_tokens + p_tokens)) end,
+    'tokens_reset_ms', case when p_tpm is not null
+                            then public.google_ai_ms_until(coalesce(v_oldest_tokens + v_window, v_now), v_now) end,
+    'rpd', p_rpd,
+    'day_left', case when p_rpd is not null then greatest(0, p_rpd - (v_row.rpd_used + 1)) end,
+    'day_reset_ms', case when p_rpd is not null
+                         then public.google_ai_ms_until(v_midnight + v_day_guard, v_now) end)
+    -- What the model's shares keep, for the admitted class (as google_ai_answer_quota_at adds it).
+    || case when v_kept is not null then jsonb_build_object('kept', v_kept) else '{}'::jsonb end;
+end
+$$;
+
+-- Books on the first of p_groups that fits, waiting for each row lock in turn (holding no other
+-- counter lock while it waits). Reports the earliest reopening among the full ones.
+CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_group text;
+  v_try record;
+begin
+  foreach v_group in array p_groups loop
+    select * into v_try from public.google_ai_try_book(v_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, false,
+      p_reservation_id, p_class, p_caller);
+    if v_try.outcome = 'booked' then
+      booked_group := v_group; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
+      return;
+    end if;
+    if reopens_at is null or v_try.reopens_at < reopens_at then
+      reopens_at := v_try.reopens_at; blocked_by := v_try.outcome; cause := v_try.cause;
+    end if;
+    if v_try.recheck_at is not null and (recheck_at is null or v_try.recheck_at < recheck_at) then
+      recheck_at := v_try.recheck_at;
+    end if;
+  end loop;
+end
+$$;
+-- ================================================================================================
+-- supabase/schemas/55_claims.sql
+-- ================================================================================================
+
+-- Claims: a request id is held by its caller while it is served (the holder's deadlines reply_by and
+-- hold_until), answered again from its stored answer (idempotency), and each refusal is logged.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+-- The attempt row takes the holder's times and identity out of its metadata: the row keeps them; a
+-- claim just taken (no holder yet) becomes the admitted invocation's, with its hold_until; a claim its
+-- holder still holds is renewed by its holder's statements only, never shortened. A claim nobody
+-- holds any more is not revived: a repeat may take it over.
+CREATE OR REPLACE FUNCTION public.google_ai_attempt_holder() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_holder jsonb := new.metadata -> '$holder';
+  v_now timestamptz := pg_catalog.clock_timestamp();
+begin
+  new.metadata := new.metadata - '$holder';
+  if pg_catalog.jsonb_typeof(v_holder) is distinct from 'object' then
+    return new;
+  end if;
+  new.reply_by := public.google_ai_holder_time(v_holder, 'reply_by');
+  new.holder := public.google_ai_holder_id(v_holder);
+  -- Never before reply_by; none when the statement names none (then the claim keeps its lease).
+  new.hold_until := case when v_holder ? 'hold_until'
+                         then greatest(public.google_ai_holder_time(v_holder, 'hold_until'), new.reply_by) end;
+  if new.request_id is not null and new.hold_until is not null and new.holder is not null then
+    update public.google_ai_responses r set
+      expires_at = case when r.holder is null then new.hold_until else greatest(r.expires_at, new.hold_until) end,
+      holder = new.holder
+    where r.caller = new.caller and r.request_id = new.request_id and r.status = 'in_progress'
+      and (r.holder = new.holder or (r.holder is null and new.status = 'reserved'))
+      and public.google_ai_claim_held_until(r.caller, r.request_id, r.expires_at, v_now) is not null;
+  end if;
+  return new;
+end
+$_$;
+
+-- At commit: a reservation or refusal whose holder stopped waiting is rolled back with everything its
+-- statement did (a refusal renews its holder's claim). 57014 (query_canceled) is what a statement
+-- timeout raises: the function answers it 503.
+CREATE OR REPLACE FUNCTION public.google_ai_attempt_reply_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if pg_catalog.clock_timestamp() > new.reply_by then
+    raise exception '% of request % reached its commit after its caller stopped waiting (%); rolled back',
+      coalesce('reservation ' || new.reservation_id::text, 'refusal'), new.request_id, new.reply_by
+      using errcode = '57014';
+  end if;
+  return null;
+end
+$$;
+
+-- Until when a request's in-flight claim is held at p_now: its lease, or a live ticket of the request
+-- in the admission queue (its holder is waiting for its turn). Null: nobody holds it.
+CREATE OR REPLACE FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_ticket timestamptz;
+begin
+  if p_expires_at > p_now then
+    return p_expires_at;
+  end if;
+  select max(q.lease_until) into v_ticket from public.google_ai_queue q
+  where q.caller = p_caller and q.request_id = p_request_id and q.lease_until > p_now;
+  return v_ticket;
+end
+$$;
+
+-- One time of a '$holder' (null when absent); anything but an ISO timestamp is a clear 22023.
+CREATE OR REPLACE FUNCTION public.google_ai_holder_time(p_holder jsonb, p_key text) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_holder -> p_key is null then
+    return null;
+  end if;
+  if pg_catalog.jsonb_typeof(p_holder -> p_key) = 'string' then
+    begin
+      return (p_holder ->> p_key)::timestamptz;
+    exception when data_exception then
+      null; -- told below
+    end;
+  end if;
+  raise exception 'metadata key $holder is the gateway''s own: its % must be an ISO timestamp', p_key
+    using errcode = '22023';
+end
+$$;
+
+-- The invocation a '$holder' names (null when absent); anything but a uuid is a clear 22023.
+CREATE OR REPLACE FUNCTION public.google_ai_holder_id(p_holder jsonb) RETURNS uuid
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_holder -> 'holder' is null then
+    return null;
+  end if;
+  if pg_catalog.jsonb_typeof(p_holder -> 'holder') = 'string'
+     and (p_holder ->> 'holder') ~ '^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$' then
+    return (p_holder ->> 'holder')::uuid;
+  end if;
+  raise exception 'metadata key $holder is the gateway''s own: its holder must be a uuid'
+    using errcode = '22023';
+end
+$$;
+
+-- The statement's reply_by for rows that do not carry it (a queue ticket): the reservation entry
+-- passes its metadata through this, which notes '$holder'.reply_by for the transaction
+-- (google_ai_queue_reply_check reads it) and returns the metadata unchanged. Owner only.
+CREATE OR REPLACE FUNCTION public.google_ai_statement_holder(p_metadata jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_reply_by timestamptz :=
+    case when pg_catalog.jsonb_typeof(p_metadata -> '$holder') = 'object'
+         then public.google_ai_holder_time(p_metadata -> '$holder', 'reply_by') end;
+begin
+  perform pg_catalog.set_config('google_ai.reply_by', coalesce(v_reply_by::text, ''), true);
+  return p_metadata;
+end
+$$;
+
+-- A claim turns 'done' only by its holder's success: a former holder's late finalize (its claim was
+-- taken over meanwhile) leaves the new holder's claim in place. Its own answer still counts and its
+-- token_usage is written; only the stored answer of the request is the new holder's to write.
+CREATE OR REPLACE FUNCTION public.google_ai_response_holder_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if exists (select 1 from public.google_ai_attempts a
+             where a.request_id = old.request_id and a.caller = old.caller
+               and a.holder = old.holder and a.status = 'succeeded') then
+    return new;
+  end if;
+  return null;
+end
+$$;
+
+-- The request's idempotency marker: in flight until finalize stores the answer, with a lease a
+-- little longer than an Edge Function's wall clock, so a crashed caller cannot block its id. A claim
+-- taken (or taken over) names no holder until its taker's attempt row, in the same statement, makes
+-- it the taker's (google_ai_attempt_holder).
+CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) RETURNS void
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  insert into public.google_ai_responses as r (caller, request_id, status, model, created_at, expires_at, holder)
+  values (p_caller, p_request_id, 'in_progress', p_model, p_now, p_now + interval '7 minutes', null)
+  on conflict (caller, request_id) do update set
+    status = 'in_progress', response = null, model = excluded.model,
+    created_at = excluded.created_at, expires_at = excluded.expires_at, holder = null
+$$;
+
+-- For a request the caller named with its own request_id: the answer to give instead of reserving,
+-- or null to go on. A request id this caller completed within 24 hours is answered from the stored
+-- response; one whose earlier call still holds its lease (in flight, or between attempts) is refused
+-- as in_progress. The advisory lock serialises concurrent duplicates until the first one's marker
+-- (google_ai_hold_request, in the same transaction) is committed.
+CREATE OR REPLACE FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_prior public.google_ai_responses;
+  v_held_until timestamptz;
+begin
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(p_caller || '/' || p_request_id, 0));
+  select * into v_prior from public.google_ai_responses r
+  where r.caller = p_caller and r.request_id = p_request_id;
+  if v_prior.status = 'done' and v_prior.created_at > p_now - interval '24 hours' then
+    return jsonb_build_object('ok', false, 'limit', 'duplicate', 'cause', 'duplicate', 'response', v_prior.response,
+      'retry_after_ms', null, 'retry_at', null);
+  elsif v_prior.status = 'in_progress' then
+    v_held_until := public.google_ai_claim_held_until(p_caller, p_request_id, v_prior.expires_at, p_now);
+    if v_held_until is not null then
+      return jsonb_build_object('ok', false, 'limit', 'in_progress', 'cause', 'in_progress',
+        'retry_after_ms', greatest(1000, ceil(extract(epoch from (v_held_until - p_now)) * 1000))::bigint,
+        'retry_at', v_held_until);
+    end if;
+  end if;
+  return null;
+end
+$$;
+
+-- A refusal in the attempt log; returns the milliseconds until p_retry_at (null: none known). One
+-- refused row per request and attempt, not one per poll: a WAIT caller asking again (it has waited,
+-- so p_wait_ms > 0) updates the row its first refusal wrote during this wait.
+CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb, p_cause text DEFAULT NULL::text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_retry_ms bigint := case when p_retry_at is null then null
+                            else greatest(0, ceil(extract(epoch from (p_retry_at - p_now)) * 1000))::bigint end;
+  v_cause text := coalesce(p_cause, public.google_ai_refusal_cause(p_limit));
+begin
+  if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
+    update public.google_ai_attempts a set
+      limit_hit = p_limit, refusal_cause = v_cause, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
+      estimated_tokens = p_estimated_tokens
+    where a.request_id = p_request_id and a.caller = p_caller and a.attempt = p_attempt
+      and a.status = 'refused'
+      and a.created_at >= pg_catalog.now() - (p_wait_ms + 60000) * interval '1 millisecond';
+  end if;
+  if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
+    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
+    values ('refused', p_request_id, p_caller, p_client_id, p_token_id, p_model, p_requested_model,
+      p_attempt, p_estimated_tokens, p_limit, v_cause, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
+  end if;
+  return v_retry_ms;
+end
+$$;
+
+CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
+
+DROP TRIGGER IF EXISTS google_ai_attempts_reply_check ON public.google_ai_attempts;
+CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
+
+CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON public.google_ai_responses FOR EACH ROW WHEN (((old.status = 'in_progress'::text) AND (new.status = 'done'::text) AND (old.holder IS NOT NULL))) EXECUTE FUNCTION public.google_ai_response_holder_check();
+-- ================================================================================================
+-- supabase/schemas/58_admission.sql
 -- ================================================================================================
 
 -- The reservation: one round trip that answers "may this request go to Google now, on which key?".
@@ -773,7 +3358,7 @@ $$;
 --   book       pick a quota group and count the request in its windows (google_ai_book_fast, the
 --              hot path; google_ai_book_best_group when it does not apply);
 --   try_book   one group's windows, under its counter row's lock;
---   settle     give back what an ended attempt did not use (20_windows.sql).
+--   settle     give back what an ended attempt did not use (30_shares_and_budgets.sql).
 -- Also: the claim of a request id and its holder's deadlines (reply_by, hold_until).
 --
 -- The functions a request enters through (reserve, admit, and finalize and release in 60_life_cycle.sql)
@@ -782,7 +3367,7 @@ $$;
 -- plan for the window's time range looks cheaper than the generic one), which was a quarter of the
 -- reservation's CPU. Every statement here finds its rows by key (counter row, model, quota group,
 -- ticket), so the generic plan is the one a custom plan would choose.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- The implementation takes a new name (google_ai_admit_at): the earlier migrations, applied again,
@@ -1315,711 +3900,6 @@ begin
 end
 $$;
 
--- The attempt row takes the holder's times and identity out of its metadata: the row keeps them; a
--- claim just taken (no holder yet) becomes the admitted invocation's, with its hold_until; a claim its
--- holder still holds is renewed by its holder's statements only, never shortened. A claim nobody
--- holds any more is not revived: a repeat may take it over.
-CREATE OR REPLACE FUNCTION public.google_ai_attempt_holder() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $_$
-declare
-  v_holder jsonb := new.metadata -> '$holder';
-  v_now timestamptz := pg_catalog.clock_timestamp();
-begin
-  new.metadata := new.metadata - '$holder';
-  if pg_catalog.jsonb_typeof(v_holder) is distinct from 'object' then
-    return new;
-  end if;
-  new.reply_by := public.google_ai_holder_time(v_holder, 'reply_by');
-  new.holder := public.google_ai_holder_id(v_holder);
-  -- Never before reply_by; none when the statement names none (then the claim keeps its lease).
-  new.hold_until := case when v_holder ? 'hold_until'
-                         then greatest(public.google_ai_holder_time(v_holder, 'hold_until'), new.reply_by) end;
-  if new.request_id is not null and new.hold_until is not null and new.holder is not null then
-    update public.google_ai_responses r set
-      expires_at = case when r.holder is null then new.hold_until else greatest(r.expires_at, new.hold_until) end,
-      holder = new.holder
-    where r.caller = new.caller and r.request_id = new.request_id and r.status = 'in_progress'
-      and (r.holder = new.holder or (r.holder is null and new.status = 'reserved'))
-      and public.google_ai_claim_held_until(r.caller, r.request_id, r.expires_at, v_now) is not null;
-  end if;
-  return new;
-end
-$_$;
-
--- At commit: a reservation or refusal whose holder stopped waiting is rolled back with everything its
--- statement did (a refusal renews its holder's claim). 57014 (query_canceled) is what a statement
--- timeout raises: the function answers it 503.
-CREATE OR REPLACE FUNCTION public.google_ai_attempt_reply_check() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-begin
-  if pg_catalog.clock_timestamp() > new.reply_by then
-    raise exception '% of request % reached its commit after its caller stopped waiting (%); rolled back',
-      coalesce('reservation ' || new.reservation_id::text, 'refusal'), new.request_id, new.reply_by
-      using errcode = '57014';
-  end if;
-  return null;
-end
-$$;
-
--- Books the request on the best candidate group that fits (p_now: the injected clock or null, for
--- the decision under the lock; p_at: the reservation's time). Groups cooling down are skipped.
--- Within a priority tier a group whose row another reservation holds is passed over (SKIP LOCKED)
--- so concurrent callers spread across groups; before moving to a lower tier the passed-over groups
--- are tried again, waiting for their locks, so a busy row is never mistaken for a full one.
--- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
--- serve the model.
-CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_candidate record;
-  v_tier integer;
-  v_first boolean := true;
-  v_skipped text[] := '{}';
-  v_outcome text;
-  v_cause text;
-  v_try record;
-  v_wait record;
-  v_at timestamptz;
-  v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
-  v_budget public.google_ai_caller_budgets;
-  v_budget_day date := public.google_ai_pacific_day(p_at);
-  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
-  v_requests_today integer;
-  v_tokens_today bigint;
-begin
-  if p_client_id is null and p_caller is not null then
-    select * into v_budget from public.google_ai_caller_budgets b where b.caller = p_caller for update;
-    if found then
-      v_requests_today := case when v_budget.day_bucket = v_budget_day then v_budget.requests_today else 0 end;
-      v_tokens_today := case when v_budget.day_bucket = v_budget_day then v_budget.tokens_today else 0 end;
-      if (v_budget.daily_max_requests is not null and v_requests_today + v_count_request > v_budget.daily_max_requests)
-         or (v_budget.daily_max_tokens is not null and v_tokens_today + p_tokens > v_budget.daily_max_tokens) then
-        blocked_by := 'caller_budget';
-        cause := 'budget';
-        reopens_at := public.google_ai_pacific_midnight_after(p_at);
-        return;
-      end if;
-    end if;
-  end if;
-
-  <<booking>>
-  begin
-    for v_candidate in
-      select * from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
-      order by c.rank
-    loop
-      if not v_first and v_candidate.priority is distinct from v_tier and cardinality(v_skipped) > 0 then
-        select * into v_wait from public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now,
-          p_reservation_id, p_class, p_caller);
-        if v_wait.booked_group is not null then
-          booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
-          exit booking;
-        end if;
-        if reopens_at is null or v_wait.reopens_at < reopens_at then
-          reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by; cause := v_wait.cause;
-        end if;
-        recheck_at := least(recheck_at, v_wait.recheck_at);
-        v_skipped := '{}';
-      end if;
-      v_first := false;
-      v_tier := v_candidate.priority;
-
-      v_cause := null;
-      if v_candidate.cooldown_until is not null then
-        v_outcome := 'cooldown';
-        v_at := v_candidate.cooldown_until;
-      elsif p_rpd is not null and v_candidate.rpd_used + 1 > p_rpd then
-        v_outcome := 'rpd';
-        v_at := public.google_ai_reopens_at('rpd', p_at);
-      elsif p_rpm is not null and v_candidate.rpm_used + 1 > p_rpm then
-        -- Full for everyone; for a requester that others' shares keep slots from, it reopens later.
-        v_outcome := 'rpm';
-        v_at := public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at, v_window, p_rpm, p_tpm,
-          p_tokens, p_class, p_caller);
-      else
-        -- TPM, shares and pacing are decided under the lock.
-        select * into v_try from public.google_ai_try_book(v_candidate.quota_group, p_model,
-          p_rpm, p_tpm, p_rpd, p_tokens, p_now, true, p_reservation_id, p_class, p_caller);
-        v_outcome := v_try.outcome;
-        if v_outcome = 'booked' then
-          booked_group := v_candidate.quota_group; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
-          exit booking;
-        end if;
-        v_at := v_try.reopens_at;
-        v_cause := v_try.cause;
-        recheck_at := least(recheck_at, v_try.recheck_at);
-      end if;
-
-      if v_outcome = 'skipped' then
-        v_skipped := v_skipped || v_candidate.quota_group;
-      elsif reopens_at is null or v_at < reopens_at then
-        reopens_at := v_at; blocked_by := v_outcome;
-        cause := coalesce(v_cause, public.google_ai_refusal_cause(v_outcome));
-      end if;
-    end loop;
-
-    if cardinality(v_skipped) > 0 then
-      select * into v_wait from public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now,
-        p_reservation_id, p_class, p_caller);
-      if v_wait.booked_group is not null then
-        booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
-        exit booking;
-      elsif reopens_at is null or v_wait.reopens_at < reopens_at then
-        reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by; cause := v_wait.cause;
-      end if;
-      recheck_at := least(recheck_at, v_wait.recheck_at);
-    end if;
-  end;
-
-  if booked_group is not null then
-    blocked_by := null; reopens_at := null; recheck_at := null; cause := null;
-    if v_budget.caller is not null then
-      update public.google_ai_caller_budgets b set
-        day_bucket = v_budget_day,
-        requests_today = v_requests_today + v_count_request,
-        tokens_today = v_tokens_today + p_tokens
-      where b.caller = v_budget.caller;
-    end if;
-    return;
-  end if;
-
-  if v_first then
-    blocked_by := 'no_active_key';
-  end if;
-  cause := coalesce(cause, public.google_ai_refusal_cause(blocked_by));
-  -- Asking again only helps before the reopening itself.
-  if recheck_at >= reopens_at then
-    recheck_at := null;
-  end if;
-end
-$$;
-
--- Most admissions meet nothing but the limits and the shares: nobody is queued for the model, no
--- share of it paces its owner's day, the caller has no daily budget, the best group is not cooling
--- down, its counter row is of today (and, with other groups to try, of a settled window), and
--- Pacific midnight is not within the day guard. For them this books on the best candidate group in a few statements, under the same
--- counter-row lock and with the same arithmetic as google_ai_try_book (what the others' shares keep
--- from the requester, its own shares' use, the spread's schedule), and answers with the quota the
--- booking leaves, so the answer needs no second reading of the window, and the key that serves the
--- group (p_rank: the class's rank, recorded on the admission for the queue's likely turns).
--- Whenever anything else could matter it books nothing and returns no group: the general booking
--- (google_ai_book_best_group) decides, and names the time of a refusal.
---
--- Exactness does not depend on the unlocked look taken when there are other groups (it only chooses
--- the path): the decision is taken on the counter row locked here. A row another transaction holds
--- is waited for when its group is the only candidate, else left to the general path (which tries the
--- others first, as it always did). The unlocked look counts what the shares keep from the requester
--- too: a row locked here stays locked until commit, and the general booking that follows when the
--- locked look finds no room may wait for another group's row (two requests, each holding a full
--- group's row and waiting for the other's, would deadlock). If the locked look finds no room after
--- all, the expired admissions it removed are taken off the row's sums (as the general try would)
--- before it leaves.
-CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text, p_rank smallint DEFAULT NULL::smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
-  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
-  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
-  v_group text;
-  v_groups bigint;
-  v_row public.google_ai_usage_counters;
-  v_now timestamptz;
-  v_minute timestamptz;
-  v_day date;
-  v_midnight timestamptz;
-  v_gone_requests integer;
-  v_gone_tokens bigint;
-  v_win_requests integer;
-  v_win_tokens bigint;
-  v_oldest timestamptz;
-  v_oldest_tokens timestamptz;
-  v_shared boolean;
-  v_held_rpm integer := 0;
-  v_held_rpd integer := 0;
-  v_owned bigint[];
-  v_in_share boolean := false;
-  v_spread record;
-  v_fits boolean;
-  v_paced boolean;
-  v_kept jsonb;
-  -- The key that serves the group (its best, as google_ai_serving_key names it).
-  v_key_id uuid;
-  v_key_alias text;
-  v_env_var_name text;
-begin
-  -- Paced shares and a service caller's budget are the general booking's; whether the model has
-  -- shares at all decides whether they are read under the lock.
-  select coalesce(bool_or(s.pace_burst is not null), false), count(*) > 0 into v_paced, v_shared
-  from public.google_ai_quota_shares s where s.model = p_model;
-  if v_paced or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller)) then
-    return;
-  end if;
-
-  -- The group the general booking would try first, and an unlocked look at its row.
-  select c.quota_group, c.groups, c.key_id, c.key_alias, c.env_var_name
-    into v_group, v_groups, v_key_id, v_key_alias, v_env_var_name
-  from (select g.*, count(*) over () as groups
-        from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) g) c
-  where c.cooldown_until is null
-    and c.rank = 1;
-  if v_group is null then
-    return;
-  end if;
-  -- What does not depend on the counter row is read before its lock, which is held until commit: the
-  -- key that serves the group (above) and the spread's step.
-  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
-  -- With other groups to try, a row another transaction holds is left to the general booking (which
-  -- tries the others first), and so is one the unlocked look finds full; the only group is waited
-  -- for, as the general booking would, and looked at under its lock only.
-  if v_groups > 1 then
-    select * into v_row from public.google_ai_usage_counters c where c.quota_group = v_group and c.model = p_model;
-    if not found or v_row.window_at is null then
-      return;
-    end if;
-    if v_shared then
-      v_day := public.google_ai_pacific_day(greatest(p_at, v_row.window_at));
-      select coalesce(sum(greatest(0, coalesce(s.reserved_rpm, 0) - coalesce(u.window_requests, 0))), 0),
-             coalesce(sum(greatest(0, coalesce(s.reserved_rpd, 0)
-                                      - case when u.day_bucket = v_day then u.day_used
-                                             when u.day_bucket = v_day - 1 then u.day_next_used else 0 end)), 0)
-        into v_held_rpm, v_held_rpd
-      from public.google_ai_quota_shares s
-      left join public.google_ai_share_usage u on u.quota_group = v_group and u.share_id = s.id
-      where s.model = p_model
-        and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
-    end if;
-    if not public.google_ai_fast_fits(v_row, v_row.window_requests + v_held_rpm, v_row.window_tokens, p_rpm, p_tpm,
-                                      p_rpd - v_held_rpd, p_tokens, greatest(p_at, v_row.window_at), v_day_guard) then
-      return;
-    end if;
-    select * into v_row from public.google_ai_usage_counters c
-    where c.quota_group = v_group and c.model = p_model
-    for update skip locked;
-  else
-    select * into v_row from public.google_ai_usage_counters c
-    where c.quota_group = v_group and c.model = p_model
-    for update;
-  end if;
-  if not found or v_row.window_at is null then
-    return;
-  end if;
-
-  v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
-  v_minute := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
-  v_day := public.google_ai_pacific_day(v_now);
-  v_midnight := public.google_ai_pacific_midnight_after(v_now);
-
-  -- The admissions that left the window since the last removal (window_floor, below).
-  with gone as (
-    delete from public.google_ai_admissions a
-    where a.quota_group = v_group and a.model = p_model
-      and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
-    returning a.tokens, a.share_ids),
-  owners_back as (
-    update public.google_ai_share_usage u set window_requests = greatest(0, u.window_requests - b.n)
-    from (select s.id, count(*)::integer as n from gone g cross join unnest(g.share_ids) as s(id) group by s.id) b
-    where u.quota_group = v_group and u.share_id = b.id)
-  select count(*), coalesce(sum(g.tokens), 0) into v_gone_requests, v_gone_tokens from gone g;
-  v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
-  v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
-
-  -- The model's shares in this group (their use is written under the lock held here): what the
-  -- others' keep from the requester, and the requester's own.
-  if v_shared then
-    -- (kept: what the shares keep for the admitted class, as google_ai_quota_kept(p_model, p_rpm,
-    -- p_rpd, p_class, null) reads it for the answer's quota; read here in the same pass.)
-    select coalesce(sum(greatest(0, coalesce(x.reserved_rpm, 0) - x.win)) filter (where not x.owned), 0),
-           coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) - x.day_used)) filter (where not x.owned), 0),
-           array_agg(x.id order by x.id) filter (where x.owned),
-           coalesce(bool_or(x.owned and x.win < coalesce(x.reserved_rpm, 0)), false),
-           case when p_class is not null then jsonb_build_object(
-             'rpm_for_others', case when p_rpm is not null
-                                    then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where not x.for_class), 0)) end,
-             'rpm_for_you', case when p_rpm is not null
-                                 then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where x.for_class), 0)) end,
-             'rpd_for_others', case when p_rpd is not null
-                                    then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where not x.for_class), 0)) end,
-             'rpd_for_you', case when p_rpd is not null
-                                 then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where x.for_class), 0)) end) end
-      into v_held_rpm, v_held_rpd, v_owned, v_in_share, v_kept
-    from (select s.id, s.reserved_rpm, s.reserved_rpd,
-                 coalesce(s.priority_class = p_class, false) as for_class,
-                 coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
-                 coalesce(u.window_requests, 0) as win,
-                 case when u.day_bucket = v_day then u.day_used
-                      when u.day_bucket = v_day - 1 then u.day_next_used else 0 end as day_used
-          from public.google_ai_quota_shares s
-          left join public.google_ai_share_usage u on u.quota_group = v_group and u.share_id = s.id
-          where s.model = p_model) x;
-  end if;
-
-  -- Its place in the schedule holds it back only as google_ai_spread_holds says; its own share lets
-  -- it past the schedule too.
-  v_fits := public.google_ai_fast_fits(v_row, v_win_requests + v_held_rpm, v_win_tokens, p_rpm, p_tpm,
-                                       p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard)
-            and (v_spread.step is null or v_in_share or v_row.spread_until - v_spread.tolerance <= v_now
-                 or not public.google_ai_spread_holds(p_model, p_rank, v_now));
-  if not v_fits then
-    update public.google_ai_usage_counters c set window_requests = v_win_requests, window_tokens = v_win_tokens,
-      window_floor = greatest(c.window_floor, v_now - v_window)
-    where c.id = v_row.id;
-    return;
-  end if;
-
-  insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
-    class_rank)
-  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned, p_rank);
-
-  if v_owned is not null then
-    -- The owners' use, rolled to today as try_book rolls it (the day guard is not near here).
-    insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
-      day_next_used, day_prev_used)
-    select v_group, o.id, 1, v_day, 1, 0, 0 from unnest(v_owned) as o(id)
-    on conflict (quota_group, share_id) do update set
-      window_requests = u.window_requests + 1,
-      day_used = case when u.day_bucket = v_day then u.day_used
-                      when u.day_bucket = v_day - 1 then u.day_next_used else 0 end + 1,
-      day_next_used = case when u.day_bucket = v_day then u.day_next_used else 0 end,
-      day_prev_used = case when u.day_bucket = v_day then u.day_prev_used
-                           when u.day_bucket = v_day - 1 then u.day_used else 0 end,
-      day_bucket = v_day;
-  end if;
-
-  update public.google_ai_usage_counters c set
-    minute_bucket   = v_minute,
-    day_bucket      = v_day,
-    rpm_used        = case when v_row.minute_bucket = v_minute then v_row.rpm_used else 0 end + 1,
-    tpm_used        = case when v_row.minute_bucket = v_minute then v_row.tpm_used else 0 end + p_tokens,
-    rpd_used        = v_row.rpd_used + 1,
-    window_requests = v_win_requests + 1,
-    window_tokens   = v_win_tokens + p_tokens,
-    window_at       = v_now,
-    window_floor    = greatest(v_row.window_floor, v_now - v_window),
-    spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
-    updated_at      = v_now
-  where c.id = v_row.id;
-
-  booked_group := v_group;
-  minute_bucket := v_minute;
-  day_bucket := v_day;
-  key_id := v_key_id;
-  key_alias := v_key_alias;
-  env_var_name := v_env_var_name;
-
-  -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next
-  -- to leave the window are its oldest admissions (this one at the latest).
-  select a.admitted_at into v_oldest from public.google_ai_admissions a
-  where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
-  order by a.admitted_at limit 1;
-  if p_tpm is not null then
-    select a.admitted_at into v_oldest_tokens from public.google_ai_admissions a
-    where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window and a.tokens > 0
-    order by a.admitted_at limit 1;
-  end if;
-  quota := jsonb_build_object(
-    'model', p_model,
-    'quota_group', v_group,
-    'rpm', p_rpm,
-    'requests_left', case when p_rpm is not null then greatest(0, p_rpm - (v_win_requests + 1)) end,
-    'requests_reset_ms', case when p_rpm is not null
-                              then public.google_ai_ms_until(coalesce(v_oldest + v_window, v_now), v_now) end,
-    'tpm', p_tpm,
-    'tokens_left', case when p_tpm is not null then greatest(0, p_tpm - (v_win_tokens + p_tokens)) end,
-    'tokens_reset_ms', case when p_tpm is not null
-                            then public.google_ai_ms_until(coalesce(v_oldest_tokens + v_window, v_now), v_now) end,
-    'rpd', p_rpd,
-    'day_left', case when p_rpd is not null then greatest(0, p_rpd - (v_row.rpd_used + 1)) end,
-    'day_reset_ms', case when p_rpd is not null
-                         then public.google_ai_ms_until(v_midnight + v_day_guard, v_now) end)
-    -- What the model's shares keep, for the admitted class (as google_ai_answer_quota_at adds it).
-    || case when v_kept is not null then jsonb_build_object('kept', v_kept) else '{}'::jsonb end;
-end
-$$;
-
--- Books on the first of p_groups that fits, waiting for each row lock in turn (holding no other
--- counter lock while it waits). Reports the earliest reopening among the full ones.
-CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_group text;
-  v_try record;
-begin
-  foreach v_group in array p_groups loop
-    select * into v_try from public.google_ai_try_book(v_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, false,
-      p_reservation_id, p_class, p_caller);
-    if v_try.outcome = 'booked' then
-      booked_group := v_group; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
-      return;
-    end if;
-    if reopens_at is null or v_try.reopens_at < reopens_at then
-      reopens_at := v_try.reopens_at; blocked_by := v_try.outcome; cause := v_try.cause;
-    end if;
-    if v_try.recheck_at is not null and (recheck_at is null or v_try.recheck_at < recheck_at) then
-      recheck_at := v_try.recheck_at;
-    end if;
-  end loop;
-end
-$$;
-
--- The quota groups that may serve p_model (through an active key the caller did not exclude), one
--- row each: the priority of its best key, the cooldown in force at p_now and what it used in the
--- current minute and Pacific day (an unlocked read), ranked in the order the reservation tries
--- them: priority (lower first), then headroom (the smallest remaining fraction of RPM, TPM and
--- RPD, largest first), then name. Each row names the key that serves its group, as
--- google_ai_serving_key would (the best active key for the model, by priority, then alias), so the
--- fast booking needs no second look at the keys.
-CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint, key_id uuid, key_alias text, env_var_name text)
-    LANGUAGE sql STABLE
-    AS $$
-  with keys as (
-    select distinct on (public.google_ai_quota_group(k.project_id, k.id))
-           public.google_ai_quota_group(k.project_id, k.id) as quota_group,
-           k.priority, k.id as key_id, k.key_alias, k.env_var_name
-    from public.google_ai_api_keys k
-    where k.is_active
-      and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
-      and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
-    order by public.google_ai_quota_group(k.project_id, k.id), k.priority nulls last, k.key_alias
-  ), usage as (
-    select g.quota_group, g.priority, g.key_id, g.key_alias, g.env_var_name, cd.cooldown_until,
-           case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
-                then c.rpm_used else 0 end as rpm_used,
-           case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
-                then c.tpm_used else 0 end as tpm_used,
-           case when c.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
-                then c.rpd_used else 0 end as rpd_used
-    from keys g
-    left join public.google_ai_usage_counters c
-      on c.quota_group operator(pg_catalog.=) g.quota_group and c.model operator(pg_catalog.=) p_model
-    left join public.google_ai_cooldowns cd
-      on cd.quota_group operator(pg_catalog.=) g.quota_group and cd.model operator(pg_catalog.=) p_model
-         and cd.cooldown_until operator(pg_catalog.>) p_now
-  )
-  select u.quota_group, u.priority, u.cooldown_until, u.rpm_used, u.tpm_used, u.rpd_used,
-         row_number() over (
-           order by u.priority nulls last,
-                    least(coalesce(1 operator(pg_catalog.-) u.rpm_used::numeric operator(pg_catalog./) nullif(p_rpm, 0), 1),
-                          coalesce(1 operator(pg_catalog.-) u.tpm_used::numeric operator(pg_catalog./) nullif(p_tpm, 0), 1),
-                          coalesce(1 operator(pg_catalog.-) u.rpd_used::numeric operator(pg_catalog./) nullif(p_rpd, 0), 1)) desc,
-                    u.quota_group),
-         u.key_id, u.key_alias, u.env_var_name
-  from usage u
-$$;
-
--- Until when a request's in-flight claim is held at p_now: its lease, or a live ticket of the request
--- in the admission queue (its holder is waiting for its turn). Null: nobody holds it.
-CREATE OR REPLACE FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-declare
-  v_ticket timestamptz;
-begin
-  if p_expires_at > p_now then
-    return p_expires_at;
-  end if;
-  select max(q.lease_until) into v_ticket from public.google_ai_queue q
-  where q.caller = p_caller and q.request_id = p_request_id and q.lease_until > p_now;
-  return v_ticket;
-end
-$$;
-
--- Whether one more request of p_tokens fits a counter row of today, away from the day guard, with
--- the window's sums given: the checks of google_ai_try_book when no share or pacing applies.
-CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer, p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_day_guard interval) RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE
-    AS $$
-  select p_row.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
-     and p_now operator(pg_catalog.<) (public.google_ai_pacific_midnight_after(p_now) operator(pg_catalog.-) p_day_guard)
-     and p_now operator(pg_catalog.>=) (public.google_ai_pacific_start(public.google_ai_pacific_day(p_now))
-                                        operator(pg_catalog.+) p_day_guard)
-     and (p_rpd is null or (p_row.rpd_used operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpd)
-     and (p_rpm is null or (p_win_requests operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpm)
-     and (p_tpm is null or (p_win_tokens operator(pg_catalog.+) p_tokens) operator(pg_catalog.<=) p_tpm)
-$$;
-
--- One time of a '$holder' (null when absent); anything but an ISO timestamp is a clear 22023.
-CREATE OR REPLACE FUNCTION public.google_ai_holder_time(p_holder jsonb, p_key text) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  if p_holder -> p_key is null then
-    return null;
-  end if;
-  if pg_catalog.jsonb_typeof(p_holder -> p_key) = 'string' then
-    begin
-      return (p_holder ->> p_key)::timestamptz;
-    exception when data_exception then
-      null; -- told below
-    end;
-  end if;
-  raise exception 'metadata key $holder is the gateway''s own: its % must be an ISO timestamp', p_key
-    using errcode = '22023';
-end
-$$;
-
--- The invocation a '$holder' names (null when absent); anything but a uuid is a clear 22023.
-CREATE OR REPLACE FUNCTION public.google_ai_holder_id(p_holder jsonb) RETURNS uuid
-    LANGUAGE plpgsql IMMUTABLE
-    SET search_path TO ''
-    AS $$
-begin
-  if p_holder -> 'holder' is null then
-    return null;
-  end if;
-  if pg_catalog.jsonb_typeof(p_holder -> 'holder') = 'string'
-     and (p_holder ->> 'holder') ~ '^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$' then
-    return (p_holder ->> 'holder')::uuid;
-  end if;
-  raise exception 'metadata key $holder is the gateway''s own: its holder must be a uuid'
-    using errcode = '22023';
-end
-$$;
-
--- The statement's reply_by for rows that do not carry it (a queue ticket): the reservation entry
--- passes its metadata through this, which notes '$holder'.reply_by for the transaction
--- (google_ai_queue_reply_check reads it) and returns the metadata unchanged. Owner only.
-CREATE OR REPLACE FUNCTION public.google_ai_statement_holder(p_metadata jsonb) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_reply_by timestamptz :=
-    case when pg_catalog.jsonb_typeof(p_metadata -> '$holder') = 'object'
-         then public.google_ai_holder_time(p_metadata -> '$holder', 'reply_by') end;
-begin
-  perform pg_catalog.set_config('google_ai.reply_by', coalesce(v_reply_by::text, ''), true);
-  return p_metadata;
-end
-$$;
-
--- A claim turns 'done' only by its holder's success: a former holder's late finalize (its claim was
--- taken over meanwhile) leaves the new holder's claim in place. Its own answer still counts and its
--- token_usage is written; only the stored answer of the request is the new holder's to write.
-CREATE OR REPLACE FUNCTION public.google_ai_response_holder_check() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-begin
-  if exists (select 1 from public.google_ai_attempts a
-             where a.request_id = old.request_id and a.caller = old.caller
-               and a.holder = old.holder and a.status = 'succeeded') then
-    return new;
-  end if;
-  return null;
-end
-$$;
-
--- The request's idempotency marker: in flight until finalize stores the answer, with a lease a
--- little longer than an Edge Function's wall clock, so a crashed caller cannot block its id. A claim
--- taken (or taken over) names no holder until its taker's attempt row, in the same statement, makes
--- it the taker's (google_ai_attempt_holder).
-CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) RETURNS void
-    LANGUAGE sql
-    SET search_path TO ''
-    AS $$
-  insert into public.google_ai_responses as r (caller, request_id, status, model, created_at, expires_at, holder)
-  values (p_caller, p_request_id, 'in_progress', p_model, p_now, p_now + interval '7 minutes', null)
-  on conflict (caller, request_id) do update set
-    status = 'in_progress', response = null, model = excluded.model,
-    created_at = excluded.created_at, expires_at = excluded.expires_at, holder = null
-$$;
-
--- For a request the caller named with its own request_id: the answer to give instead of reserving,
--- or null to go on. A request id this caller completed within 24 hours is answered from the stored
--- response; one whose earlier call still holds its lease (in flight, or between attempts) is refused
--- as in_progress. The advisory lock serialises concurrent duplicates until the first one's marker
--- (google_ai_hold_request, in the same transaction) is committed.
-CREATE OR REPLACE FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_prior public.google_ai_responses;
-  v_held_until timestamptz;
-begin
-  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(p_caller || '/' || p_request_id, 0));
-  select * into v_prior from public.google_ai_responses r
-  where r.caller = p_caller and r.request_id = p_request_id;
-  if v_prior.status = 'done' and v_prior.created_at > p_now - interval '24 hours' then
-    return jsonb_build_object('ok', false, 'limit', 'duplicate', 'cause', 'duplicate', 'response', v_prior.response,
-      'retry_after_ms', null, 'retry_at', null);
-  elsif v_prior.status = 'in_progress' then
-    v_held_until := public.google_ai_claim_held_until(p_caller, p_request_id, v_prior.expires_at, p_now);
-    if v_held_until is not null then
-      return jsonb_build_object('ok', false, 'limit', 'in_progress', 'cause', 'in_progress',
-        'retry_after_ms', greatest(1000, ceil(extract(epoch from (v_held_until - p_now)) * 1000))::bigint,
-        'retry_at', v_held_until);
-    end if;
-  end if;
-  return null;
-end
-$$;
-
--- A refusal in the attempt log; returns the milliseconds until p_retry_at (null: none known). One
--- refused row per request and attempt, not one per poll: a WAIT caller asking again (it has waited,
--- so p_wait_ms > 0) updates the row its first refusal wrote during this wait.
-CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb, p_cause text DEFAULT NULL::text) RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_retry_ms bigint := case when p_retry_at is null then null
-                            else greatest(0, ceil(extract(epoch from (p_retry_at - p_now)) * 1000))::bigint end;
-  v_cause text := coalesce(p_cause, public.google_ai_refusal_cause(p_limit));
-begin
-  if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
-    update public.google_ai_attempts a set
-      limit_hit = p_limit, refusal_cause = v_cause, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
-      estimated_tokens = p_estimated_tokens
-    where a.request_id = p_request_id and a.caller = p_caller and a.attempt = p_attempt
-      and a.status = 'refused'
-      and a.created_at >= pg_catalog.now() - (p_wait_ms + 60000) * interval '1 millisecond';
-  end if;
-  if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
-    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request_id, p_caller, p_client_id, p_token_id, p_model, p_requested_model,
-      p_attempt, p_estimated_tokens, p_limit, v_cause, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
-  end if;
-  return v_retry_ms;
-end
-$$;
-
--- The model a request names and the limits it is held to (after the safety margin). blocked_by says
--- why no group can take it at all: unknown_model, or too_large (more tokens than a minute allows).
-CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) RETURNS record
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-declare
-  v_model public.google_ai_model_limits := public.google_ai_resolve_model(p_model);
-begin
-  if v_model.id is null then
-    blocked_by := 'unknown_model';
-    return;
-  end if;
-  model := v_model.model;
-  rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
-  tpm := public.google_ai_effective_limit(v_model.tpm, v_model.safety_margin);
-  rpd := public.google_ai_effective_limit(v_model.rpd, v_model.safety_margin);
-  if tpm is not null and p_estimated_tokens > tpm then
-    blocked_by := 'too_large';
-  end if;
-end
-$$;
-
 -- The RPCs llm-invoke calls, as in the files that created them, in PL/pgSQL: a SQL-language
 -- function with a SET clause parses and plans its one statement on every call.
 CREATE OR REPLACE FUNCTION public.google_ai_reserve(p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
@@ -2138,1058 +4018,13 @@ begin
     p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms);
 end
 $$;
-
--- The key that serves a booked group: the group's best active key for the model that the caller
--- did not exclude (all nulls when there is none).
-CREATE OR REPLACE FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  select k.id, k.key_alias, k.env_var_name into id, key_alias, env_var_name
-  from public.google_ai_api_keys k
-  where k.is_active
-    and public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
-    and (k.models is null or p_model = any (k.models))
-    and not (k.id = any (coalesce(p_exclude_key_ids, '{}')))
-  order by k.priority nulls last, k.key_alias
-  limit 1;
-end
-$$;
-
--- One try at booking a request on a quota group's counter row. Returns 'booked', 'skipped' (row
--- locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd', 'rpm', 'tpm'.
--- The subtransaction (begin ... exception) gives the row lock back when the row is full, so the
--- caller can move on to the next group without holding it.
-CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
-  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
-  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
-  v_row public.google_ai_usage_counters;
-  v_now timestamptz;
-  v_minute timestamptz;
-  v_day date;
-  v_midnight timestamptz;
-  v_day_start timestamptz;
-  v_near_end boolean;
-  v_near_start boolean;
-  v_rpm_used integer;
-  v_tpm_used integer;
-  v_rpd_used integer;
-  v_rpd_next integer;
-  v_rpd_prev integer;
-  v_gone_requests integer;
-  v_gone_tokens bigint;
-  v_win_requests integer;
-  v_win_tokens bigint;
-  -- Shares
-  v_share record;
-  v_used integer;
-  v_next integer;
-  v_prev integer;
-  v_reserved_rpd integer := 0;
-  v_held_rpm integer := 0;
-  v_held_rpd integer := 0;
-  v_held_next integer := 0;
-  v_held_prev integer := 0;
-  v_owned bigint[] := '{}';
-  v_owned_win integer[] := '{}';
-  v_owned_used integer[] := '{}';
-  v_owned_next integer[] := '{}';
-  v_owned_prev integer[] := '{}';
-  v_pace_burst integer[] := '{}';
-  v_pace_kept integer[] := '{}';
-  v_pace_used integer[] := '{}';
-  v_pace_next integer[] := '{}';
-  v_usable integer;
-  v_pace_at timestamptz;
-  v_at timestamptz;
-  v_window_full boolean;
-  -- The spread of the window (google_ai_spread_step): the schedule's step and tolerance for this request
-  v_spread record;
-  v_in_share boolean := false;
-  v_spread_at timestamptz;
-begin
-  begin
-    for i in 1 .. 2 loop
-      if p_skip_locked then
-        select * into v_row from public.google_ai_usage_counters c
-        where c.quota_group = p_quota_group and c.model = p_model
-        for update skip locked;
-      else
-        select * into v_row from public.google_ai_usage_counters c
-        where c.quota_group = p_quota_group and c.model = p_model
-        for update;
-      end if;
-      exit when found;
-      if p_skip_locked and exists (select 1 from public.google_ai_usage_counters c
-                                   where c.quota_group = p_quota_group and c.model = p_model) then
-        outcome := 'skipped';
-        return;
-      end if;
-      insert into public.google_ai_usage_counters (quota_group, model, rpm_used, tpm_used, rpd_used)
-      values (p_quota_group, p_model, 0, 0, 0)
-      on conflict (quota_group, model) where quota_group is not null do nothing;
-    end loop;
-    if v_row.id is null then
-      raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
-    end if;
-
-    -- Decide with the time at which we hold the lock, and never move a window backwards.
-    v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
-    v_minute := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
-    v_day := greatest(public.google_ai_pacific_day(v_now), v_row.day_bucket);
-    v_rpm_used := case when v_row.minute_bucket = v_minute then v_row.rpm_used else 0 end;
-    v_tpm_used := case when v_row.minute_bucket = v_minute then v_row.tpm_used else 0 end;
-    if v_row.day_bucket = v_day then
-      v_rpd_used := v_row.rpd_used; v_rpd_next := v_row.rpd_next_used; v_rpd_prev := v_row.rpd_prev_used;
-    elsif v_row.day_bucket = v_day - 1 then
-      -- The day rolled over: what was counted ahead becomes today's, yesterday's count stays in view.
-      v_rpd_used := v_row.rpd_next_used; v_rpd_next := 0; v_rpd_prev := coalesce(v_row.rpd_used, 0);
-    else
-      v_rpd_used := 0; v_rpd_next := 0; v_rpd_prev := 0;
-    end if;
-    v_midnight := public.google_ai_pacific_midnight_after(v_now);
-    v_day_start := public.google_ai_pacific_start(v_day);
-    v_near_end := v_now >= v_midnight - v_day_guard;
-    v_near_start := v_now < v_day_start + v_day_guard;
-
-    -- Admissions that left the window (each is expired once, by the first try after it left); the
-    -- owners of shares get their window count back with them.
-    with gone as (
-      delete from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model
-        and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
-      returning a.tokens, a.share_ids),
-    owners_back as (
-      update public.google_ai_share_usage u set window_requests = greatest(0, u.window_requests - b.n)
-      from (select s.id, count(*)::integer as n from gone g cross join unnest(g.share_ids) as s(id) group by s.id) b
-      where u.quota_group = p_quota_group and u.share_id = b.id)
-    select count(*), coalesce(sum(g.tokens), 0) into v_gone_requests, v_gone_tokens from gone g;
-    if v_row.window_at is null then
-      -- A new counter row (first use, or housekeeping removed an idle one): count what is in the window.
-      select count(*), coalesce(sum(a.tokens), 0) into v_win_requests, v_win_tokens
-      from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model;
-      -- The owners' use starts again with the row: their admissions in the window, nothing of the day.
-      delete from public.google_ai_share_usage u
-      where u.quota_group = p_quota_group
-        and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
-      insert into public.google_ai_share_usage (quota_group, share_id, window_requests)
-      select p_quota_group, s.id, count(*)::integer
-      from public.google_ai_admissions a
-      cross join unnest(a.share_ids) as x(id)
-      join public.google_ai_quota_shares s on s.id = x.id and s.model = p_model
-      where a.quota_group = p_quota_group and a.model = p_model
-      group by s.id;
-    else
-      v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
-      v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
-    end if;
-
-    -- The model's shares in this group: what the others' shares keep from this requester, and the
-    -- use of its own (rolled to the current day like the counter row).
-    for v_share in
-      select s.id, s.reserved_rpm, s.reserved_rpd, s.pace_burst,
-             coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
-             coalesce(u.window_requests, 0) as win, u.day_bucket, coalesce(u.day_used, 0) as day_used,
-             coalesce(u.day_next_used, 0) as day_next_used, coalesce(u.day_prev_used, 0) as day_prev_used
-      from public.google_ai_quota_shares s
-      left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
-      where s.model = p_model
-      order by s.id
-    loop
-      if v_share.day_bucket = v_day then
-        v_used := v_share.day_used; v_next := v_share.day_next_used; v_prev := v_share.day_prev_used;
-      elsif v_share.day_bucket = v_day - 1 then
-        v_used := v_share.day_next_used; v_next := 0; v_prev := v_share.day_used;
-      else
-        v_used := 0; v_next := 0; v_prev := 0;
-      end if;
-      v_reserved_rpd := v_reserved_rpd + coalesce(v_share.reserved_rpd, 0);
-      if v_share.owned then
-        v_owned := v_owned || v_share.id;
-        v_owned_win := v_owned_win || v_share.win;
-        v_owned_used := v_owned_used || v_used;
-        v_owned_next := v_owned_next || v_next;
-        v_owned_prev := v_owned_prev || v_prev;
-        -- A request its own RPM share still has room for is not held back by the spread.
-        v_in_share := v_in_share or v_share.win < coalesce(v_share.reserved_rpm, 0);
-        if v_share.pace_burst is not null then
-          -- Checked below, once the day shares of all owners are known.
-          v_pace_burst := v_pace_burst || v_share.pace_burst;
-          v_pace_kept := v_pace_kept || coalesce(v_share.reserved_rpd, 0);
-          v_pace_used := v_pace_used || v_used;
-          v_pace_next := v_pace_next || v_next;
-        end if;
-      else
-        v_held_rpm := v_held_rpm + greatest(0, coalesce(v_share.reserved_rpm, 0) - v_share.win);
-        v_held_rpd := v_held_rpd + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_used);
-        v_held_next := v_held_next + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_next);
-        v_held_prev := v_held_prev + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_prev);
-      end if;
-    end loop;
-
-    -- Pacing: each paced share the requester owns must allow one more of the day (usable: the
-    -- group's day less what other owners' shares keep). The refusal names when the last one allows.
-    for i in 1 .. case when p_rpd is null then 0 else cardinality(v_pace_burst) end loop
-      v_usable := p_rpd - (v_reserved_rpd - v_pace_kept[i]);
-      if v_pace_used[i] + 1 > public.google_ai_pace_allowance(v_now, v_day, v_pace_burst[i], v_usable) then
-        -- Today, else tomorrow (counting what the guard before midnight booked ahead), else later.
-        v_at := coalesce(public.google_ai_pace_opens_at(v_day, v_pace_used[i], v_pace_burst[i], v_usable),
-                         public.google_ai_pace_opens_at(v_day + 1, v_pace_next[i], v_pace_burst[i], v_usable),
-                         public.google_ai_pacific_start(v_day + 2));
-        v_pace_at := greatest(v_pace_at, v_at);
-      end if;
-    end loop;
-
-    -- The spread: the request waits for its place in the schedule when google_ai_spread_holds says so,
-    -- unless its own share covers it.
-    v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
-    if v_spread.step is not null and not v_in_share and v_row.spread_until - v_spread.tolerance > v_now
-       and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), v_now) then
-      v_spread_at := v_row.spread_until - v_spread.tolerance;
-    end if;
-
-    v_window_full := (p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm)
-                  or (p_tpm is not null and v_win_tokens + p_tokens > p_tpm);
-    outcome := case
-      when p_rpd is not null and (v_rpd_used + 1 > p_rpd - v_held_rpd
-                                  or (v_near_end and v_rpd_next + 1 > p_rpd - v_held_next)
-                                  or (v_near_start and v_rpd_prev + 1 > p_rpd - v_held_prev)) then 'rpd'
-      when v_pace_at is not null then 'pace'
-      when p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm then 'rpm'
-      when p_tpm is not null and v_win_tokens + p_tokens > p_tpm then 'tpm'
-      -- Held by the spread: named after the limit whose share of the window the request's step is.
-      when v_spread_at is not null then v_spread.limit_name
-      else 'booked' end;
-    -- Why, one meaning each: the day spent or kept by others' day shares, a pace, the window full or
-    -- kept by others' shares, or the request's place in the spread's schedule.
-    cause := case
-      when outcome = 'booked' then null
-      when outcome = 'rpd' then case when v_rpd_used + 1 > p_rpd or (v_near_end and v_rpd_next + 1 > p_rpd)
-                                          or (v_near_start and v_rpd_prev + 1 > p_rpd)
-                                     then 'day_exhausted' else 'share_kept' end
-      when outcome = 'pace' then 'pace'
-      when not v_window_full then 'spread'
-      when (p_rpm is not null and v_win_requests + 1 > p_rpm) or (p_tpm is not null and v_win_tokens + p_tokens > p_tpm)
-        then 'window_full'
-      else 'share_kept' end;
-    minute_bucket := v_minute;
-    day_bucket := v_day;
-
-    if outcome <> 'booked' then
-      if outcome = 'rpd' then
-        -- Today's count is spent until midnight, and the guard after it still counts yesterday's.
-        reopens_at := case when v_near_end and v_rpd_used + 1 <= p_rpd - v_held_rpd
-                           then public.google_ai_pacific_midnight_after(v_midnight) + v_day_guard
-                           else v_midnight + v_day_guard end;
-      else
-        if v_window_full then
-          reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model, v_now, v_window, p_rpm, p_tpm,
-            p_tokens, p_class, p_caller);
-          if outcome = 'tpm' and exists (select 1 from public.google_ai_admissions a
-                                         where a.quota_group = p_quota_group and a.model = p_model
-                                           and a.in_flight and a.admitted_at > v_now - v_window) then
-            recheck_at := v_now + v_guard.recheck_ms * interval '1 millisecond';
-          end if;
-        end if;
-        if outcome = 'pace' then
-          -- Paced until then, and the window must have room by then too.
-          reopens_at := greatest(v_pace_at, reopens_at);
-          recheck_at := null;
-        elsif v_spread_at is not null then
-          -- Its place in the schedule, and the window must have room by then too.
-          reopens_at := greatest(v_spread_at, reopens_at);
-          if recheck_at >= reopens_at then
-            recheck_at := null;
-          end if;
-        end if;
-      end if;
-      raise exception using errcode = 'P0001', message = 'eve:full';
-    end if;
-
-    insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
-      class_rank)
-    values (coalesce(p_reservation_id, gen_random_uuid()), p_quota_group, p_model, v_now, p_tokens,
-            case when v_near_end then 1 when v_near_start then -1 else 0 end,
-            case when cardinality(v_owned) > 0 then v_owned end, public.google_ai_class_rank(p_class));
-
-    if cardinality(v_owned) > 0 then
-      insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
-        day_next_used, day_prev_used)
-      select p_quota_group, o.id, o.win + 1, v_day, o.used + 1,
-             o.next + case when v_near_end then 1 else 0 end, o.prev + case when v_near_start then 1 else 0 end
-      from unnest(v_owned, v_owned_win, v_owned_used, v_owned_next, v_owned_prev) as o(id, win, used, next, prev)
-      on conflict (quota_group, share_id) do update set
-        window_requests = excluded.window_requests, day_bucket = excluded.day_bucket, day_used = excluded.day_used,
-        day_next_used = excluded.day_next_used, day_prev_used = excluded.day_prev_used;
-    end if;
-
-    update public.google_ai_usage_counters c set
-      minute_bucket   = v_minute,
-      day_bucket      = v_day,
-      rpm_used        = v_rpm_used + 1,
-      tpm_used        = v_tpm_used + p_tokens,
-      rpd_used        = v_rpd_used + 1,
-      rpd_next_used   = v_rpd_next + case when v_near_end then 1 else 0 end,
-      rpd_prev_used   = v_rpd_prev + case when v_near_start then 1 else 0 end,
-      window_requests = v_win_requests + 1,
-      window_tokens   = v_win_tokens + p_tokens,
-      window_at       = v_now,
-      window_floor    = greatest(v_row.window_floor, v_now - v_window),
-      spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
-      updated_at      = v_now
-    where c.id = v_row.id;
-  exception
-    when sqlstate 'P0001' then
-      if sqlerrm <> 'eve:full' then
-        raise;
-      end if;
-      -- outcome, buckets, reopens_at and recheck_at keep the values set above
-  end;
-end
-$$;
-
-CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
-
-DROP TRIGGER IF EXISTS google_ai_attempts_reply_check ON public.google_ai_attempts;
-CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
-
-CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON public.google_ai_responses FOR EACH ROW WHEN (((old.status = 'in_progress'::text) AND (new.status = 'done'::text) AND (old.holder IS NOT NULL))) EXECUTE FUNCTION public.google_ai_response_holder_check();
--- ================================================================================================
--- supabase/schemas/40_queue.sql
--- ================================================================================================
-
--- The fair admission queue: priority classes (interactive, batch), tickets taken by a refusal,
--- turns by class then fair between callers, and lapsed tickets.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
-set check_function_bodies = off;
-
-CREATE TABLE IF NOT EXISTS public.google_ai_priority_classes (
-    name text NOT NULL,
-    rank smallint NOT NULL,
-    description text,
-    kept_rpm_percent numeric(5,2),
-    kept_rpd_percent numeric(5,2),
-    kept_changed_at timestamp with time zone,
-    CONSTRAINT google_ai_priority_classes_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,31}$'::text)),
-    CONSTRAINT google_ai_priority_classes_kept_rpm_check CHECK (((kept_rpm_percent > (0)::numeric) AND (kept_rpm_percent <= (100)::numeric))),
-    CONSTRAINT google_ai_priority_classes_kept_rpd_check CHECK (((kept_rpd_percent > (0)::numeric) AND (kept_rpd_percent <= (100)::numeric)))
-);
-
-COMMENT ON TABLE public.google_ai_priority_classes IS 'Admission order between waiting requests: lower rank first. A credential allows its class and the lower ones.';
-
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpm_percent IS 'Percent of every model''s RPM kept for this class, as a derived row of google_ai_quota_shares per model (rounded down, at least 1 request, below 100% never the whole limit). Null: none.';
-
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpd_percent IS 'Percent of every model''s RPD kept for this class, as kept_rpm_percent. Null: none.';
-
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_changed_at IS 'When a kept percent was last set or cleared; null: never (the seed writes its default percents only then).';
-
-CREATE TABLE IF NOT EXISTS public.google_ai_queue (
-    ticket_id uuid DEFAULT gen_random_uuid() NOT NULL,
-    model text NOT NULL,
-    priority_class text NOT NULL,
-    class_rank smallint NOT NULL,
-    caller text NOT NULL,
-    client_id uuid,
-    token_id uuid,
-    request_id text,
-    requested_model text,
-    turn bigint NOT NULL,
-    enqueued_at timestamp with time zone NOT NULL,
-    tokens integer NOT NULL,
-    limit_hit text NOT NULL,
-    expected_at timestamp with time zone NOT NULL,
-    lease_until timestamp with time zone NOT NULL,
-    "position" integer NOT NULL
-);
-
-COMMENT ON TABLE public.google_ai_queue IS 'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
-
-CREATE TABLE IF NOT EXISTS public.google_ai_queue_settings (
-    id boolean DEFAULT true NOT NULL,
-    grace_ms integer DEFAULT 3000 NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_queue_settings_grace_ms_check CHECK (((grace_ms >= 100) AND (grace_ms <= 60000))),
-    CONSTRAINT google_ai_queue_settings_one_row CHECK (id)
-);
-
-COMMENT ON TABLE public.google_ai_queue_settings IS 'The admission queue: grace_ms, how long a turn is kept for a waiter that has not called yet before its ticket lapses.';
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_priority_classes'::regclass AND conname = 'google_ai_priority_classes_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_priority_classes
-    ADD CONSTRAINT google_ai_priority_classes_pkey PRIMARY KEY (name);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_priority_classes'::regclass AND conname = 'google_ai_priority_classes_rank_key') THEN
-    ALTER TABLE ONLY public.google_ai_priority_classes
-    ADD CONSTRAINT google_ai_priority_classes_rank_key UNIQUE (rank);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_queue'::regclass AND conname = 'google_ai_queue_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_queue
-    ADD CONSTRAINT google_ai_queue_pkey PRIMARY KEY (ticket_id);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_queue_settings'::regclass AND conname = 'google_ai_queue_settings_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_queue_settings
-    ADD CONSTRAINT google_ai_queue_settings_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_queue'::regclass AND conname = 'google_ai_queue_priority_class_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_queue
-    ADD CONSTRAINT google_ai_queue_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name);
-  END IF;
-END
-$baseline$;
-
-CREATE INDEX IF NOT EXISTS google_ai_queue_caller_idx ON public.google_ai_queue USING btree (model, caller, class_rank);
-
-CREATE INDEX IF NOT EXISTS google_ai_queue_lease_idx ON public.google_ai_queue USING btree (model, lease_until);
-
-CREATE INDEX IF NOT EXISTS google_ai_queue_order_idx ON public.google_ai_queue USING btree (model, class_rank, turn, enqueued_at);
-
-CREATE OR REPLACE FUNCTION public.google_ai_class_rank(p_class text) RETURNS smallint
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  return (select c.rank from public.google_ai_priority_classes c where c.name = p_class);
-end
-$$;
-
--- Tickets whose waiter stopped calling: removed, each leaving an abandoned attempt row (nothing lost).
-CREATE OR REPLACE FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) RETURNS integer
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_lapsed integer;
-begin
-  with gone as (
-    delete from public.google_ai_queue q
-    where q.model = p_model and q.lease_until < p_now
-    returning q.*)
-  insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-    attempt, estimated_tokens, limit_hit, wait_ms, priority_class, error_message, finished_at)
-  select 'abandoned', g.request_id, g.caller, g.client_id, g.token_id, g.model, g.requested_model, 1, g.tokens,
-    g.limit_hit, greatest(0, extract(epoch from (g.expected_at - g.enqueued_at)) * 1000)::integer, g.priority_class,
-    'left the queue: no call within the grace after its turn', p_now
-  from gone g;
-  get diagnostics v_lapsed = row_count;
-  return v_lapsed;
-end
-$$;
-
--- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the
--- quota groups that may serve the model today: each group offers its free slots now, then one slot
--- as each admission of its window leaves it (admitted_at + window), then the same again a window
--- later; a spread model's group offers each of those slots no sooner than its schedule allows
--- (google_ai_spread_step, google_ai_spread_next). free_now counts the slots of each group's first
--- p_slots that are free now. likely_at: the same for a request of class rank p_rank, counting, on a
--- spread model, on the part of each group's slots that the higher classes left in the last window
--- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
--- p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule holds
--- back. Null turn_at: no group can serve today (day used up or cooling down everywhere).
-CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean) RETURNS record
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-declare
-  v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
-  v_spread record;
-  v_spaced boolean;
-  v_group record;
-  v_expiries timestamptz[];
-  v_count integer;
-  v_higher integer;
-  v_part numeric;
-  v_needed integer;
-  v_free integer;
-  v_openings timestamptz[];
-  v_group_slots timestamptz[];
-  v_slots timestamptz[] := '{}';
-  v_likely timestamptz[] := '{}';
-  v_day_left bigint := 0;
-  v_n integer;
-  v_slot timestamptz;
-  v_schedule timestamptz;
-begin
-  free_now := 0;
-  spread_bound := false;
-  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, null, 0);
-  -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
-  -- asked for waiters only, so only the class matters here.
-  v_spaced := v_spread.step is not null
-              and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
-  for v_group in
-    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until
-    from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
-    left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
-  loop
-    continue when v_group.cooldown_until is not null or (p_rpd is not null and v_group.rpd_used >= p_rpd);
-    v_day_left := v_day_left + coalesce(p_rpd - v_group.rpd_used, 1000000);
-    if p_rpm is null then
-      free_now := 1000000;
-      continue;
-    end if;
-    select array_agg(a.admitted_at + v_window order by a.admitted_at),
-           count(*) filter (where a.class_rank < p_rank)
-      into v_expiries, v_higher
-    from public.google_ai_admissions a
-    where a.quota_group = v_group.quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
-    v_count := coalesce(cardinality(v_expiries), 0);
-    v_free := greatest(0, p_rpm - v_count);
-    -- The group's openings within one window: free now, then as admissions leave.
-    v_openings := array_fill(p_now, array[v_free])
-                  || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
-    v_n := cardinality(v_openings);
-    continue when v_n = 0;
-    spread_bound := spread_bound
-                    or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
-    -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
-    -- every waiter there counts on them all.)
-    v_part := case when not v_spaced then 1
-                   else greatest(0.1, 1 - coalesce(v_higher, 0)::numeric / greatest(p_rpm, v_count, 1)) end;
-    v_needed := ceil(p_slots / v_part)::integer;
-    -- Its slots: each opening again a window later, none before the schedule allows.
-    v_schedule := v_group.spread_until;
-    v_group_slots := '{}';
-    for j in 1 .. v_needed loop
-      v_slot := v_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * v_window;
-      if v_spaced then
-        v_slot := greatest(v_slot, v_schedule - v_spread.tolerance);
-        v_schedule := public.google_ai_spread_next(v_schedule, v_slot, v_spread.step);
-      end if;
-      v_group_slots := v_group_slots || v_slot;
-      if j <= p_slots then
-        v_slots := v_slots || v_slot;
-        if v_slot <= p_now then
-          free_now := free_now + 1;
-        end if;
-      end if;
-    end loop;
-    for k in 1 .. p_slots loop
-      v_likely := v_likely || v_group_slots[least(v_needed, ceil(k / v_part)::integer)];
-    end loop;
-  end loop;
-  if v_day_left < p_slots then
-    return; -- not today
-  end if;
-  if free_now >= p_slots then
-    turn_at := p_now;
-    likely_at := p_now;
-    return;
-  end if;
-  select array_agg(o order by o) into v_slots from unnest(v_slots) o;
-  turn_at := greatest(p_now, v_slots[p_slots]);
-  select array_agg(o order by o) into v_likely from unnest(v_likely) o;
-  likely_at := case when v_likely[p_slots] is not null then greatest(p_now, v_likely[p_slots]) end;
-end
-$$;
-
--- At commit: a ticket taken or moved by a statement whose holder stopped waiting goes with the
--- statement (it would hold the request's claim and a place ahead of live waiters for nobody). The
--- statement's reply_by is the transaction's setting google_ai.reply_by (google_ai_statement_holder).
-CREATE OR REPLACE FUNCTION public.google_ai_queue_reply_check() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_reply_by timestamptz := nullif(pg_catalog.current_setting('google_ai.reply_by', true), '')::timestamptz;
-begin
-  if pg_catalog.clock_timestamp() > v_reply_by then
-    raise exception 'queue ticket % reached its commit after its caller stopped waiting (%); rolled back',
-      new.ticket_id, v_reply_by
-      using errcode = '57014';
-  end if;
-  return null;
-end
-$$;
-
-DROP TRIGGER IF EXISTS google_ai_queue_reply_check ON public.google_ai_queue;
-CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON public.google_ai_queue DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_queue_reply_check();
--- ================================================================================================
--- supabase/schemas/50_shares_and_budgets.sql
--- ================================================================================================
-
--- Reserved shares and budgets: part of a model's RPM/RPD kept for a class or a caller, an owner's
--- day paced, the owners' use counted under the counter-row lock, and service callers' daily budgets.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
-set check_function_bodies = off;
-
-CREATE TABLE IF NOT EXISTS public.google_ai_caller_budgets (
-    caller text NOT NULL,
-    daily_max_requests integer,
-    daily_max_tokens integer,
-    day_bucket date,
-    requests_today integer DEFAULT 0 NOT NULL,
-    tokens_today bigint DEFAULT 0 NOT NULL,
-    notes text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_caller_budgets_caller_check CHECK (((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text) AND (caller !~* '^client:'::text))),
-    CONSTRAINT google_ai_caller_budgets_requests_check CHECK ((daily_max_requests >= 0)),
-    CONSTRAINT google_ai_caller_budgets_tokens_check CHECK ((daily_max_tokens >= 0))
-);
-
-COMMENT ON TABLE public.google_ai_caller_budgets IS 'Requests and input tokens a service caller may book per Pacific day (null: no limit); requests_today and tokens_today are booked with each reservation. Refusal caller_budget until Pacific midnight.';
-
-CREATE TABLE IF NOT EXISTS public.google_ai_quota_shares (
-    id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
-    model text NOT NULL,
-    priority_class text,
-    caller text,
-    reserved_rpm integer,
-    reserved_rpd integer,
-    pace_burst integer,
-    notes text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    derived_from_class boolean DEFAULT false NOT NULL,
-    CONSTRAINT google_ai_quota_shares_caller_check CHECK ((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text)),
-    CONSTRAINT google_ai_quota_shares_one_owner CHECK ((num_nonnulls(priority_class, caller) = 1)),
-    CONSTRAINT google_ai_quota_shares_pace_check CHECK ((pace_burst >= 0)),
-    CONSTRAINT google_ai_quota_shares_rpd_check CHECK ((reserved_rpd >= 0)),
-    CONSTRAINT google_ai_quota_shares_rpm_check CHECK ((reserved_rpm >= 0)),
-    CONSTRAINT google_ai_quota_shares_something CHECK ((num_nonnulls(reserved_rpm, reserved_rpd, pace_burst) >= 1))
-);
-
-COMMENT ON TABLE public.google_ai_quota_shares IS 'Per model, the requests of each quota group''s RPM/RPD kept for one owner (a priority class or a caller), and the optional pacing of the owner''s day (pace_burst; only for a model with an RPD). Others may book only what the owners'' unused shares leave over; an owner may use the whole limit.';
-
-COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS 'True: the row is the class''s kept percents applied to the model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); setting it back to true re-derives it.';
-
-CREATE TABLE IF NOT EXISTS public.google_ai_share_usage (
-    quota_group text NOT NULL,
-    share_id bigint NOT NULL,
-    window_requests integer DEFAULT 0 NOT NULL,
-    day_bucket date,
-    day_used integer DEFAULT 0 NOT NULL,
-    day_next_used integer DEFAULT 0 NOT NULL,
-    day_prev_used integer DEFAULT 0 NOT NULL
-);
-
-COMMENT ON TABLE public.google_ai_share_usage IS 'What each share''s owner used of a quota group, written only under that group''s counter-row lock.';
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_caller_budgets'::regclass AND conname = 'google_ai_caller_budgets_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_caller_budgets
-    ADD CONSTRAINT google_ai_caller_budgets_pkey PRIMARY KEY (caller);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_owner_key') THEN
-    ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_owner_key UNIQUE NULLS NOT DISTINCT (model, priority_class, caller);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_share_usage'::regclass AND conname = 'google_ai_share_usage_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_share_usage
-    ADD CONSTRAINT google_ai_share_usage_pkey PRIMARY KEY (quota_group, share_id);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_model_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model) ON UPDATE CASCADE ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_priority_class_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_share_usage'::regclass AND conname = 'google_ai_share_usage_share_id_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_share_usage
-    ADD CONSTRAINT google_ai_share_usage_share_id_fkey FOREIGN KEY (share_id) REFERENCES public.google_ai_quota_shares(id) ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
-
-CREATE INDEX IF NOT EXISTS google_ai_share_usage_share_idx ON public.google_ai_share_usage USING btree (share_id);
-
--- What is left of a budget (null: there is none), never below 0.
-CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) RETURNS bigint
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select case when p_max is not null
-                  then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
-
--- What a paced owner may have used of Pacific day p_day at p_at: the burst, plus the part of the
--- usable requests that the elapsed part of the day (23, 24 or 25 hours) earns.
-CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) RETURNS integer
-    LANGUAGE sql STABLE
-    SET search_path TO ''
-    AS $$
-  select p_burst + floor(greatest(0, p_usable)::numeric
-           * least(greatest(extract(epoch from p_at - d.s), 0), extract(epoch from d.e - d.s))
-           / extract(epoch from d.e - d.s))::integer
-  from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d
-$$;
-
--- The first moment of Pacific day p_day at which the allowance reaches p_used + 1 (to the
--- microsecond, the clock's resolution); null when it does not within that day. The allowance at
--- s + e is burst + floor(usable x e / L), so it reaches need = p_used + 1 - burst at
--- e = ceil(need x L / usable), which lies within the day (e < L) exactly when need < usable.
-CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer, p_usable integer) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE
-    SET search_path TO ''
-    AS $$
-  select case when n.need <= 0 then d.s
-              -- The allowance reaches burst + usable only at the day's end, which is the next day.
-              when p_usable <= 0 or n.need >= p_usable then null
-              else d.s + ceil(n.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / p_usable)
-                         * interval '1 microsecond' end
-  from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d,
-       (select p_used + 1 - p_burst as need) n
-$$;
-
--- What a requester may still use of a quota group, as the queue counts it (an unlocked read, like
--- the queue's): the times at which slots of the sliding window are free for it, counting requests
--- only — p_now once per slot free now, then the moment each admission whose leaving frees a slot
--- for it leaves (an owner's admission leaving frees a slot for its owner, not for the others) — and
--- the requests of today the others' day shares keep from it. Without shares kept from it: every
--- admission's leaving opens a slot, and nothing of the day is kept.
-CREATE OR REPLACE FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) RETURNS record
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-declare
-  v_ids bigint[];
-  v_kept integer[];
-  v_used integer[];
-  v_count integer;
-  v_free integer;
-  v_room integer;
-  v_held integer;
-  v_adm record;
-  v_day date := public.google_ai_pacific_day(p_now);
-begin
-  select coalesce(sum(greatest(0, s.reserved_rpd - case when u.day_bucket = v_day then u.day_used
-                                                        when u.day_bucket = v_day - 1 then u.day_next_used
-                                                        else 0 end)), 0)::integer
-    into day_held
-  from public.google_ai_quota_shares s
-  left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
-  where s.model = p_model and s.reserved_rpd is not null
-    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
-  if p_rpm is null then
-    return;
-  end if;
-
-  select array_agg(s.id order by s.id), array_agg(s.reserved_rpm order by s.id) into v_ids, v_kept
-  from public.google_ai_quota_shares s
-  where s.model = p_model and s.reserved_rpm is not null
-    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
-  v_ids := coalesce(v_ids, '{}'); v_kept := coalesce(v_kept, '{}');
-  select count(*) into v_count from public.google_ai_admissions a
-  where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window;
-  select coalesce(array_agg((select count(*) from public.google_ai_admissions a
-                             where a.quota_group = p_quota_group and a.model = p_model
-                               and a.admitted_at > p_now - p_window and i.id = any (a.share_ids))::integer
-                            order by i.n), '{}')
-    into v_used
-  from unnest(v_ids) with ordinality as i(id, n);
-  v_held := 0;
-  for i in 1 .. cardinality(v_ids) loop
-    v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
-  end loop;
-  v_free := greatest(0, p_rpm - v_count - v_held);
-  openings := array_fill(p_now, array[v_free]);
-
-  for v_adm in
-    select a.admitted_at, a.share_ids from public.google_ai_admissions a
-    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
-    order by a.admitted_at, a.reservation_id
-  loop
-    v_count := v_count - 1;
-    v_held := 0;
-    for i in 1 .. cardinality(v_ids) loop
-      if v_ids[i] = any (v_adm.share_ids) then
-        v_used[i] := v_used[i] - 1;
-      end if;
-      v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
-    end loop;
-    v_room := greatest(0, p_rpm - v_count - v_held);
-    if v_room > v_free then
-      openings := openings || array_fill(v_adm.admitted_at + p_window, array[v_room - v_free]);
-      v_free := v_room;
-    end if;
-  end loop;
-end
-$$;
-
--- When the sliding window has room again for one more request of p_tokens for a requester that does
--- not own some RPM shares: walking its admissions oldest first, the first moment the ones left, plus
--- what the other owners may still claim of their shares, leave a request over (an owner's admission
--- leaving gives its owner room, not the others). Without such shares: google_ai_window_reopens_at.
--- Null: never within the window (the shares kept from this requester cover the limit).
-CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-declare
-  v_ids bigint[];
-  v_kept integer[];
-  v_used integer[];
-  v_left_requests integer;
-  v_left_tokens bigint;
-  v_held integer;
-  v_adm record;
-begin
-  select array_agg(s.id order by s.id), array_agg(s.reserved_rpm order by s.id) into v_ids, v_kept
-  from public.google_ai_quota_shares s
-  where s.model = p_model and s.reserved_rpm is not null
-    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
-  if v_ids is null or p_rpm is null then
-    return public.google_ai_window_reopens_at(p_quota_group, p_model, p_now, p_window, p_rpm, p_tpm, p_tokens);
-  end if;
-
-  select count(*), coalesce(sum(a.tokens), 0) into v_left_requests, v_left_tokens
-  from public.google_ai_admissions a
-  where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window;
-  select array_agg((select count(*) from public.google_ai_admissions a
-                    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
-                      and i.id = any (a.share_ids))::integer order by i.n)
-    into v_used
-  from unnest(v_ids) with ordinality as i(id, n);
-
-  for v_adm in
-    select a.admitted_at, a.tokens, a.share_ids from public.google_ai_admissions a
-    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
-    order by a.admitted_at, a.reservation_id
-  loop
-    v_left_requests := v_left_requests - 1;
-    v_left_tokens := v_left_tokens - v_adm.tokens;
-    v_held := 0;
-    for i in 1 .. cardinality(v_ids) loop
-      if v_ids[i] = any (v_adm.share_ids) then
-        v_used[i] := v_used[i] - 1;
-      end if;
-      v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
-    end loop;
-    if v_left_requests + 1 + v_held <= p_rpm and (p_tpm is null or v_left_tokens + p_tokens <= p_tpm) then
-      return v_adm.admitted_at + p_window;
-    end if;
-  end loop;
-  return null;
-end
-$$;
-
--- A class's default share: its kept percents (google_ai_priority_classes.kept_rpm_percent,
--- kept_rpd_percent) applied to every model, held as ordinary share rows marked derived_from_class,
--- so the booking reads them like any other share. Triggers keep them in step: a model inserted or
--- its limits changed re-derives its rows, a percent changed re-derives the class's rows on every
--- model, and an operator's edit of a derived row makes it the operator's.
-
--- The requests a percent keeps of an effective limit: rounded down, but at least 1 request (10% of
--- 5 RPM keeps 1, not 0), and below 100% never the whole limit, so that others keep at least 1 (a
--- limit of 1 keeps nothing); null without a percent or without a limit.
-CREATE OR REPLACE FUNCTION public.google_ai_kept_requests(p_limit integer, p_percent numeric) RETURNS integer
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO ''
-    AS $$
-  select case when p_limit is null or p_percent is null then null
-              when p_percent >= 100 then greatest(p_limit, 0)
-              when p_limit <= 1 then 0
-              else least(p_limit - 1, greatest(1, floor(p_limit * p_percent / 100)))::integer end
-$$;
-
--- The derived share rows the kept percents call for: per model (p_model, or every model when null)
--- and class (p_class, or every class when null), what the class keeps of the model's effective
--- RPM and RPD (null: nothing of that limit). A pair keeping nothing of either has no row.
-CREATE OR REPLACE FUNCTION public.google_ai_derived_shares(p_model text, p_class text) RETURNS TABLE(model text, priority_class text, reserved_rpm integer, reserved_rpd integer)
-    LANGUAGE sql STABLE
-    SET search_path TO ''
-    AS $$
-  select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd
-  from (select l.model, c.name as priority_class,
-               public.google_ai_kept_requests(public.google_ai_effective_limit(l.rpm, l.safety_margin),
-                                              c.kept_rpm_percent) as reserved_rpm,
-               public.google_ai_kept_requests(public.google_ai_effective_limit(l.rpd, l.safety_margin),
-                                              c.kept_rpd_percent) as reserved_rpd
-        from public.google_ai_model_limits l
-        cross join public.google_ai_priority_classes c
-        where (p_model is null or l.model = p_model) and (p_class is null or c.name = p_class)) d
-  where d.reserved_rpm is not null or d.reserved_rpd is not null
-$$;
-
--- Brings the derived rows of p_model (null: every model) and p_class (null: every class) in step:
--- a derived row is updated, or removed when the class keeps nothing of the model any more, and a
--- missing one is inserted; a row the operator owns for the same model and class (derived_from_class
--- false) is left as it is, and none is derived beside it. A share's owner counts
--- (google_ai_share_usage) stay with its row; a removed row takes them with it.
-CREATE OR REPLACE FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) RETURNS void
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  -- Tells the shares' trigger that these writes are the derivation's, not an operator's edit.
-  perform pg_catalog.set_config('google_ai.deriving_shares', 'on', true);
-  delete from public.google_ai_quota_shares s
-  where s.derived_from_class
-    and (p_model is null or s.model = p_model) and (p_class is null or s.priority_class = p_class)
-    and not exists (select 1 from public.google_ai_derived_shares(s.model, s.priority_class));
-  update public.google_ai_quota_shares s set reserved_rpm = d.reserved_rpm, reserved_rpd = d.reserved_rpd
-  from public.google_ai_derived_shares(p_model, p_class) d
-  where s.derived_from_class and s.model = d.model and s.priority_class = d.priority_class and s.caller is null
-    and (s.reserved_rpm, s.reserved_rpd) is distinct from (d.reserved_rpm, d.reserved_rpd);
-  insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm, reserved_rpd, derived_from_class, notes)
-  select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd, true,
-         'Derived from the class''s kept percents (google_ai_priority_classes); an edit makes the row the operator''s.'
-  from public.google_ai_derived_shares(p_model, p_class) d
-  on conflict on constraint google_ai_quota_shares_owner_key do nothing;
-  perform pg_catalog.set_config('google_ai.deriving_shares', '', true);
-end
-$$;
-
--- A model inserted, or its limits or safety margin changed: its derived rows follow.
-CREATE OR REPLACE FUNCTION public.google_ai_model_derives_shares() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  perform public.google_ai_derive_class_shares(new.model, null);
-  return null;
-end
-$$;
-
--- A class's kept percents set or cleared: when, for the seed (kept_changed_at), before the write.
-CREATE OR REPLACE FUNCTION public.google_ai_class_kept_changed() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-begin
-  if tg_op = 'INSERT' and (new.kept_rpm_percent is not null or new.kept_rpd_percent is not null)
-     or tg_op = 'UPDATE' and (new.kept_rpm_percent, new.kept_rpd_percent)
-                             is distinct from (old.kept_rpm_percent, old.kept_rpd_percent) then
-    new.kept_changed_at := pg_catalog.now();
-  end if;
-  return new;
-end
-$$;
-
--- ... and every model's derived row of the class follows, after it.
-CREATE OR REPLACE FUNCTION public.google_ai_class_derives_shares() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  perform public.google_ai_derive_class_shares(null, new.name);
-  return null;
-end
-$$;
-
--- A write to a share row that is not the derivation's: an edit of a derived row's numbers makes the
--- row the operator's (derived_from_class false: no later derivation touches it); a model or class
--- renamed (the foreign keys' cascade) leaves it derived. A row marked derived by the operator
--- (inserted so, or set back to true) takes the class's numbers now.
-CREATE OR REPLACE FUNCTION public.google_ai_share_edited() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  v_derived record;
-begin
-  if coalesce(pg_catalog.current_setting('google_ai.deriving_shares', true), '') = 'on' then
-    return new;
-  end if;
-  if tg_op = 'UPDATE' and old.derived_from_class and new.derived_from_class then
-    if (new.reserved_rpm, new.reserved_rpd, new.pace_burst)
-       is distinct from (old.reserved_rpm, old.reserved_rpd, old.pace_burst) then
-      new.derived_from_class := false;
-    end if;
-    return new;
-  end if;
-  if new.derived_from_class then
-    select * into v_derived from public.google_ai_derived_shares(new.model, new.priority_class) d
-    where new.caller is null;
-    if not found then
-      raise exception 'a derived share belongs to a class that keeps part of the model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent); this one keeps nothing of %', new.model
-        using errcode = '23514';
-    end if;
-    new.reserved_rpm := v_derived.reserved_rpm;
-    new.reserved_rpd := v_derived.reserved_rpd;
-    new.pace_burst := null;
-  end if;
-  return new;
-end
-$$;
-
-CREATE OR REPLACE TRIGGER google_ai_model_derives_shares AFTER INSERT OR UPDATE OF rpm, rpd, safety_margin ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_derives_shares();
-
-CREATE OR REPLACE TRIGGER google_ai_class_kept_changed BEFORE INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_kept_changed();
-
-CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_derives_shares();
-
-CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 -- ================================================================================================
 -- supabase/schemas/60_life_cycle.sql
 -- ================================================================================================
 
 -- A request's life after its reservation: finalize (tokens, outcome, 429 causes and cooldowns,
 -- token_usage), a cut stream, a withdrawn model, release, and the end of an idempotent request.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- token_usage is the bot's GPT-4o usage table. Seed 000 says the bot writes the time into `at`
@@ -3502,403 +4337,12 @@ begin
 end
 $$;
 -- ================================================================================================
--- supabase/schemas/70_clients_and_tokens.sql
--- ================================================================================================
-
--- Kaggle clients and their scoped tokens: creation, minting, revocation, the credential check (with
--- refusals counted per minute) and token budgets.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
-set check_function_bodies = off;
-
-CREATE TABLE IF NOT EXISTS public.google_ai_clients (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    name text NOT NULL,
-    secret_hash text NOT NULL,
-    models text[] NOT NULL,
-    max_token_ttl interval DEFAULT '12:00:00'::interval NOT NULL,
-    token_max_requests integer,
-    token_max_tokens integer,
-    daily_max_requests integer,
-    daily_max_tokens integer,
-    mint_per_hour integer DEFAULT 60 NOT NULL,
-    day_bucket date,
-    requests_today integer DEFAULT 0 NOT NULL,
-    tokens_today integer DEFAULT 0 NOT NULL,
-    notes text,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    revoked_at timestamp with time zone,
-    revoked_reason text,
-    max_output_tokens integer DEFAULT 8192 NOT NULL,
-    priority_class text DEFAULT 'batch'::text NOT NULL,
-    CONSTRAINT google_ai_clients_max_output_tokens_check CHECK (((max_output_tokens >= 1) AND (max_output_tokens <= 1000000))),
-    CONSTRAINT google_ai_clients_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)),
-    CONSTRAINT google_ai_clients_ttl_check CHECK (((max_token_ttl > '00:00:00'::interval) AND (max_token_ttl <= '12:00:00'::interval)))
-);
-
-COMMENT ON COLUMN public.google_ai_clients.secret_hash IS 'SHA-256 hex of the client secret; the secret itself is shown once at creation.';
-
-COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS 'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
-
-COMMENT ON COLUMN public.google_ai_clients.priority_class IS 'The highest class this client''s requests are queued in (a request may ask for a lower one).';
-
-CREATE TABLE IF NOT EXISTS public.google_ai_tokens (
-    id uuid DEFAULT gen_random_uuid() NOT NULL,
-    client_id uuid NOT NULL,
-    token_hash text NOT NULL,
-    models text[] NOT NULL,
-    expires_at timestamp with time zone NOT NULL,
-    max_requests integer,
-    max_tokens integer,
-    requests_used integer DEFAULT 0 NOT NULL,
-    tokens_used integer DEFAULT 0 NOT NULL,
-    created_at timestamp with time zone DEFAULT now() NOT NULL,
-    last_used_at timestamp with time zone,
-    revoked_at timestamp with time zone
-);
-
-COMMENT ON COLUMN public.google_ai_tokens.token_hash IS 'SHA-256 hex of the token; the token itself never reaches the database.';
-
-CREATE TABLE IF NOT EXISTS public.google_ai_credential_refusals (
-    minute timestamp with time zone NOT NULL,
-    reason text NOT NULL,
-    token_id uuid,
-    client_id uuid,
-    refusals integer DEFAULT 0 NOT NULL,
-    first_seen timestamp with time zone DEFAULT now() NOT NULL,
-    last_seen timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_credential_refusals_reason_check CHECK ((reason = ANY (ARRAY['token_invalid'::text, 'token_expired'::text, 'token_revoked'::text]))),
-    CONSTRAINT google_ai_credential_refusals_refusals_check CHECK ((refusals >= 0))
-);
-
-COMMENT ON TABLE public.google_ai_credential_refusals IS 'Requests refused before any attempt row because their token can never be admitted: how many, per minute, reason and token (unknown tokens together). Trimmed after a day.';
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_name_key') THEN
-    ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_name_key UNIQUE (name);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_secret_hash_key') THEN
-    ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_secret_hash_key UNIQUE (secret_hash);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_tokens'::regclass AND conname = 'google_ai_tokens_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_tokens
-    ADD CONSTRAINT google_ai_tokens_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_tokens'::regclass AND conname = 'google_ai_tokens_token_hash_key') THEN
-    ALTER TABLE ONLY public.google_ai_tokens
-    ADD CONSTRAINT google_ai_tokens_token_hash_key UNIQUE (token_hash);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_priority_class_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_credential_refusals'::regclass AND conname = 'google_ai_credential_refusals_client_id_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_credential_refusals
-    ADD CONSTRAINT google_ai_credential_refusals_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id) ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_credential_refusals'::regclass AND conname = 'google_ai_credential_refusals_token_id_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_credential_refusals
-    ADD CONSTRAINT google_ai_credential_refusals_token_id_fkey FOREIGN KEY (token_id) REFERENCES public.google_ai_tokens(id) ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_tokens'::regclass AND conname = 'google_ai_tokens_client_id_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_tokens
-    ADD CONSTRAINT google_ai_tokens_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id);
-  END IF;
-END
-$baseline$;
-
-CREATE UNIQUE INDEX IF NOT EXISTS google_ai_credential_refusals_key ON public.google_ai_credential_refusals USING btree (minute, reason, COALESCE(token_id, '00000000-0000-0000-0000-000000000000'::uuid));
-
-CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON public.google_ai_tokens USING btree (client_id, created_at);
-
-CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
-
--- Token budgets follow the reservation's life cycle: finalize and release (request life cycle) call
--- this with an attempt's request and token deltas. finalize reconciles the token's (and the client's
--- same-day) tokens by actual - estimate; release gives back what the reservation booked.
-CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-begin
-  if p_requests = 0 and p_tokens = 0 then
-    return;
-  end if;
-  if p_attempt.token_id is not null then
-    update public.google_ai_tokens t set
-      requests_used = greatest(0, t.requests_used + p_requests),
-      tokens_used = greatest(0, t.tokens_used + p_tokens)
-    where t.id = p_attempt.token_id;
-    update public.google_ai_clients c set
-      requests_today = greatest(0, c.requests_today + p_requests),
-      tokens_today = greatest(0, c.tokens_today + p_tokens)
-    where c.id = p_attempt.client_id and c.day_bucket = public.google_ai_pacific_day(p_attempt.created_at);
-  elsif p_attempt.client_id is null then
-    update public.google_ai_caller_budgets b set
-      requests_today = greatest(0, b.requests_today + p_requests),
-      tokens_today = greatest(0, b.tokens_today + p_tokens)
-    where b.caller = p_attempt.caller
-      and b.day_bucket = coalesce(p_attempt.day_bucket, public.google_ai_pacific_day(p_attempt.created_at));
-  end if;
-end
-$$;
-
--- Checks a token by its SHA-256 hex. Returns {status: 'ok', token_id, client, models, expires_at,
--- max_output_tokens} or
--- {status: <refusal>} after counting p_refusals refused requests (the one being checked plus those the
--- caller's cache refused since its last check) in the minute's aggregate row.
-CREATE OR REPLACE FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer DEFAULT 1) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  v_token public.google_ai_tokens;
-  v_client public.google_ai_clients;
-  v_reason text;
-  v_minute timestamptz := pg_catalog.date_trunc('minute', pg_catalog.clock_timestamp());
-begin
-  select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
-  if not found then
-    v_reason := 'token_invalid';
-  else
-    select * into v_client from public.google_ai_clients c where c.id = v_token.client_id;
-    if v_token.revoked_at is not null or v_client.revoked_at is not null then
-      v_reason := 'token_revoked';
-    elsif v_token.expires_at <= pg_catalog.clock_timestamp() then
-      v_reason := 'token_expired';
-    end if;
-  end if;
-
-  if v_reason is null then
-    return jsonb_build_object('status', 'ok', 'token_id', v_token.id, 'client', v_client.name,
-      'models', v_token.models, 'expires_at', v_token.expires_at, 'max_output_tokens', v_client.max_output_tokens);
-  end if;
-
-  if p_refusals is distinct from 0 then
-    insert into public.google_ai_credential_refusals as r (minute, reason, token_id, client_id, refusals)
-    values (v_minute, v_reason, v_token.id, v_token.client_id, greatest(1, coalesce(p_refusals, 1)))
-    on conflict (minute, reason, coalesce(token_id, '00000000-0000-0000-0000-000000000000'::uuid)) do update set
-      refusals = r.refusals + excluded.refusals,
-      last_seen = pg_catalog.clock_timestamp();
-  end if;
-  -- Self-trimming, a bounded batch at a time (the unique index leads with minute): rows older than
-  -- a day go, so the table holds at most a day of minutes whoever calls.
-  delete from public.google_ai_credential_refusals r
-  where r.ctid in (select r2.ctid from public.google_ai_credential_refusals r2
-                   where r2.minute < v_minute - interval '1 day' limit 100);
-  return jsonb_build_object('status', v_reason);
-end
-$$;
-
--- Creates a client and returns its secret: the only time the secret is ever shown.
-CREATE OR REPLACE FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval DEFAULT '12:00:00'::interval, p_token_max_requests integer DEFAULT NULL::integer, p_token_max_tokens integer DEFAULT NULL::integer, p_daily_max_requests integer DEFAULT NULL::integer, p_daily_max_tokens integer DEFAULT NULL::integer, p_mint_per_hour integer DEFAULT 60, p_notes text DEFAULT NULL::text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $_$
-declare
-  v_secret text;
-  v_models text[];
-  v_unknown text[];
-  v_id uuid;
-begin
-  if p_name is null or p_name !~ '^[a-z0-9][a-z0-9._-]{0,62}$' then
-    raise exception 'client name must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'
-      using errcode = '22023';
-  end if;
-  select array_agg(coalesce((public.google_ai_resolve_model(m)).model, m) order by m),
-         array_agg(m) filter (where (public.google_ai_resolve_model(m)).model is null)
-    into v_models, v_unknown
-  from unnest(p_models) m;
-  if v_models is null or cardinality(v_models) = 0 then
-    raise exception 'a client needs at least one model' using errcode = '22023';
-  end if;
-  if v_unknown is not null then
-    raise exception 'unknown model(s): %', array_to_string(v_unknown, ', ') using errcode = '22023';
-  end if;
-  v_secret := 'evegw_cs_' || rtrim(translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/', '-_'), '=');
-  insert into public.google_ai_clients (name, secret_hash, models, max_token_ttl, token_max_requests, token_max_tokens,
-    daily_max_requests, daily_max_tokens, mint_per_hour, notes)
-  values (p_name, public.google_ai_sha256_hex(v_secret), v_models, p_max_token_ttl, p_token_max_requests, p_token_max_tokens,
-    p_daily_max_requests, p_daily_max_tokens, p_mint_per_hour, p_notes)
-  returning id into v_id;
-  return jsonb_build_object('client_id', v_id, 'name', p_name, 'models', v_models, 'secret', v_secret);
-end
-$_$;
-
--- Trades a client secret (its SHA-256) for a token (its SHA-256, minted by the caller). The request
--- may narrow the client's scope, never widen it. Minting is rate limited per client (mint_per_hour,
--- sliding hour) so a leaked secret cannot flood the table.
-CREATE OR REPLACE FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[] DEFAULT NULL::text[], p_ttl_seconds integer DEFAULT NULL::integer, p_max_requests integer DEFAULT NULL::integer, p_max_tokens integer DEFAULT NULL::integer) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $_$
-declare
-  v_client public.google_ai_clients;
-  v_models text[];
-  v_ttl interval;
-  v_max_requests integer;
-  v_max_tokens integer;
-  v_recent integer;
-  v_oldest timestamptz;
-  v_token_id uuid;
-  v_expires timestamptz;
-  v_allowed jsonb;
-begin
-  if p_token_hash is null or p_token_hash !~ '^[0-9a-f]{64}$' then
-    raise exception 'p_token_hash must be a SHA-256 hex digest' using errcode = '22023';
-  end if;
-
-  select * into v_client from public.google_ai_clients c where c.secret_hash = p_secret_hash for update;
-  if not found then
-    return jsonb_build_object('ok', false, 'error', 'invalid_secret');
-  end if;
-  if v_client.revoked_at is not null then
-    return jsonb_build_object('ok', false, 'error', 'client_revoked');
-  end if;
-
-  -- Default lifetime: one hour, or the client's maximum if that is shorter.
-  v_ttl := coalesce(make_interval(secs => p_ttl_seconds), least(interval '1 hour', v_client.max_token_ttl));
-  v_allowed := jsonb_build_object('models', v_client.models,
-    'max_ttl_seconds', extract(epoch from v_client.max_token_ttl)::integer,
-    'max_requests', v_client.token_max_requests, 'max_tokens', v_client.token_max_tokens);
-
-  if p_models is null then
-    v_models := v_client.models;
-  else
-    select array_agg(distinct coalesce((public.google_ai_resolve_model(m)).model, m)) into v_models from unnest(p_models) m;
-  end if;
-  if v_models is null or cardinality(v_models) = 0 or not (v_models <@ v_client.models)
-     or (p_ttl_seconds is not null and (p_ttl_seconds < 60 or v_ttl > v_client.max_token_ttl))
-     or (p_max_requests is not null and (p_max_requests < 1 or p_max_requests > coalesce(v_client.token_max_requests, p_max_requests)))
-     or (p_max_tokens is not null and (p_max_tokens < 1 or p_max_tokens > coalesce(v_client.token_max_tokens, p_max_tokens))) then
-    return jsonb_build_object('ok', false, 'error', 'scope_exceeded', 'allowed', v_allowed);
-  end if;
-  v_max_requests := coalesce(p_max_requests, v_client.token_max_requests);
-  v_max_tokens := coalesce(p_max_tokens, v_client.token_max_tokens);
-
-  select count(*), min(t.created_at) into v_recent, v_oldest
-  from public.google_ai_tokens t
-  where t.client_id = v_client.id and t.created_at > now() - interval '1 hour';
-  if v_recent >= v_client.mint_per_hour then
-    return jsonb_build_object('ok', false, 'error', 'mint_rate_limited',
-      'retry_after_ms', greatest(0, ceil(extract(epoch from (v_oldest + interval '1 hour' - now())) * 1000))::bigint);
-  end if;
-
-  v_expires := now() + v_ttl;
-  insert into public.google_ai_tokens (client_id, token_hash, models, expires_at, max_requests, max_tokens)
-  values (v_client.id, p_token_hash, v_models, v_expires, v_max_requests, v_max_tokens)
-  returning id into v_token_id;
-
-  return jsonb_build_object('ok', true, 'token_id', v_token_id, 'client', v_client.name, 'expires_at', v_expires,
-    'models', to_jsonb(v_models), 'budget', jsonb_build_object('max_requests', v_max_requests, 'max_tokens', v_max_tokens));
-end
-$_$;
-
--- Revoking a client revokes every token it holds.
-CREATE OR REPLACE FUNCTION public.google_ai_revoke_client(p_name text, p_reason text DEFAULT NULL::text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  v_client public.google_ai_clients;
-  v_tokens integer;
-begin
-  -- Tokens before their client: the lock order every reservation uses (token -> client).
-  perform 1 from public.google_ai_tokens t
-  where t.client_id = (select c.id from public.google_ai_clients c where c.name = p_name)
-  order by t.id
-  for update;
-  update public.google_ai_clients c
-  set revoked_at = coalesce(c.revoked_at, now()), revoked_reason = coalesce(p_reason, c.revoked_reason)
-  where c.name = p_name
-  returning * into v_client;
-  if not found then
-    return jsonb_build_object('ok', false, 'error', 'unknown_client');
-  end if;
-  update public.google_ai_tokens t set revoked_at = now()
-  where t.client_id = v_client.id and t.revoked_at is null and t.expires_at > now();
-  get diagnostics v_tokens = row_count;
-  return jsonb_build_object('ok', true, 'client_id', v_client.id, 'revoked_at', v_client.revoked_at, 'tokens_revoked', v_tokens);
-end
-$$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_revoke_token(p_token_id uuid) RETURNS jsonb
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  with t as (
-    update public.google_ai_tokens t set revoked_at = coalesce(t.revoked_at, now())
-    where t.id = p_token_id returning t.id
-  )
-  select jsonb_build_object('ok', exists (select 1 from t))
-$$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_sha256_hex(p_text text) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    SET search_path TO ''
-    AS $$ select encode(pg_catalog.sha256(convert_to(p_text, 'UTF8')), 'hex') $$;
--- ================================================================================================
 -- supabase/schemas/80_quota_visibility.sql
 -- ================================================================================================
 
 -- Quota you can see: what a reservation's answer carries (google_ai_answer_quota, read in the
 -- reservation's own statement) and the quota route's report per model and credential.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- What llm-invoke calls, beside the reservation in one statement. Seeing the quota must never cost
@@ -4215,12 +4659,6 @@ begin
 end
 $$;
 
--- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
-CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) RETURNS bigint
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
-                                          operator(pg_catalog.*) 1000))::bigint $$;
-
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAULT NULL::text, p_caller text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
@@ -4335,392 +4773,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text, p_exclu
     and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
 $$;
 -- ================================================================================================
--- supabase/schemas/90_models.sql
+-- supabase/schemas/90_maintenance_log.sql
 -- ================================================================================================
 
--- Models: key health and the model catalogue the maintenance function keeps, the profile, traits,
--- features and list llm-invoke reads, aliases owned by one row, the life cycle review, service tiers.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
-set check_function_bodies = off;
-
--- The last check of each key: ok (models.list answered), invalid (Google refused the key; the key
--- was taken out of rotation), missing_secret (no Edge secret under env_var_name; reported only),
--- error (anything else: 429, 5xx, network; nothing concluded).
-CREATE TABLE IF NOT EXISTS public.google_ai_key_health (
-    api_key_id uuid NOT NULL,
-    key_alias text NOT NULL,
-    status text NOT NULL,
-    checked_at timestamp with time zone DEFAULT now() NOT NULL,
-    http_status integer,
-    reason text,
-    message text,
-    models_listed integer,
-    CONSTRAINT google_ai_key_health_status_check CHECK ((status = ANY (ARRAY['ok'::text, 'invalid'::text, 'missing_secret'::text, 'error'::text])))
-);
-
-COMMENT ON TABLE public.google_ai_key_health IS 'The last models.list check of each key by the maintenance function.';
-
-CREATE TABLE IF NOT EXISTS public.google_ai_model_catalogue (
-    api_key_id uuid NOT NULL,
-    model text NOT NULL,
-    key_alias text NOT NULL,
-    quota_group text NOT NULL,
-    display_name text,
-    version text,
-    input_token_limit integer,
-    output_token_limit integer,
-    supported_methods text[] DEFAULT '{}'::text[] NOT NULL,
-    first_seen_at timestamp with time zone DEFAULT now() NOT NULL,
-    refreshed_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
-COMMENT ON TABLE public.google_ai_model_catalogue IS 'Models each key can reach (Google models.list), with token limits and methods; refreshed by the maintenance function.';
-
--- The operator's rows: which tier llm-invoke asks Google for (the request body's serviceTier) when a
--- request of that class is served by that model. No row: standard (nothing is sent). flex is half
--- price and may be shed under load; priority (Google's Tier 2/3) may be served at standard when over
--- its own limit. standard_on_shed: a flex call Google sheds (its 503) is retried like any 503, and at
--- standard when this is true (else at flex again). Not seeded: the owner's projects are on the free
--- tier, where flex saves nothing and only adds shed calls (docs/google-429s.md, "Service tiers").
--- The OpenAI surface's `service_tier` may ask for any tier up to its class's (flex < standard < priority).
-CREATE TABLE IF NOT EXISTS public.google_ai_service_tiers (
-    model text NOT NULL,
-    priority_class text NOT NULL,
-    service_tier text NOT NULL,
-    standard_on_shed boolean DEFAULT false NOT NULL,
-    notes text,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_service_tiers_tier_check CHECK ((service_tier = ANY (ARRAY['flex'::text, 'standard'::text, 'priority'::text])))
-);
-
-COMMENT ON TABLE public.google_ai_service_tiers IS 'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_key_health'::regclass AND conname = 'google_ai_key_health_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_key_health
-    ADD CONSTRAINT google_ai_key_health_pkey PRIMARY KEY (api_key_id);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_model_catalogue'::regclass AND conname = 'google_ai_model_catalogue_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_model_catalogue
-    ADD CONSTRAINT google_ai_model_catalogue_pkey PRIMARY KEY (api_key_id, model);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_service_tiers'::regclass AND conname = 'google_ai_service_tiers_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_service_tiers
-    ADD CONSTRAINT google_ai_service_tiers_pkey PRIMARY KEY (model, priority_class);
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_key_health'::regclass AND conname = 'google_ai_key_health_api_key_id_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_key_health
-    ADD CONSTRAINT google_ai_key_health_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
-
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_model_catalogue'::regclass AND conname = 'google_ai_model_catalogue_api_key_id_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_model_catalogue
-    ADD CONSTRAINT google_ai_model_catalogue_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
-
-CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_ai_model_catalogue USING btree (model);
-
--- The maintenance function's key check (google_ai_record_key_check) writes the key's health row; an
--- 'ok' check ends the limit_zero rests of the key's quota group: the project may have been given
--- quota for the model since (the next request tries Google once more, and a new limit: 0 rests again).
-CREATE OR REPLACE FUNCTION public.google_ai_key_check_clears_limit_zero() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-begin
-  if new.status = 'ok' then
-    -- Locked in model order first, as finalize writes a spend cap's rows: no deadlock between them.
-    delete from public.google_ai_cooldowns c
-    where c.ctid in (
-      select l.ctid from public.google_ai_cooldowns l
-      join public.google_ai_api_keys k on k.id = new.api_key_id
-      where l.quota_group = public.google_ai_quota_group(k.project_id, k.id)
-        and l.cause = 'limit_zero'
-      order by l.model
-      for update of l);
-  end if;
-  return null;
-end
-$$;
-
--- Before: a name in two rows' aliases resolved to the older row, so giving it to a new row changed
--- nothing until it was also taken from the old one. Now the row that gains an alias takes it.
-CREATE OR REPLACE FUNCTION public.google_ai_model_alias_moves() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  v_gained text[];
-begin
-  select coalesce(array_agg(a), '{}') into v_gained
-  from unnest(new.aliases) a
-  where tg_op = 'INSERT' or not (a = any (coalesce(old.aliases, '{}')));
-  if cardinality(v_gained) > 0 then
-    update public.google_ai_model_limits l
-    set aliases = (select coalesce(array_agg(a order by i), '{}') from unnest(l.aliases) with ordinality x(a, i)
-                   where not (a = any (v_gained)))
-    where l.id <> new.id and l.aliases && v_gained;
-  end if;
-  return null;
-end
-$$;
-
--- The profile with function calling. google_ai_model_profile keeps its result type (an earlier
--- migration creates it, and re-applying that file must not meet a different one).
-CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, fallback_models text[])
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  select p.model, p.is_active, p.supports_system_instruction, p.supports_json_mode,
-         coalesce(l.supports_tools, l.supports_json_mode), p.fallback_models
-  from public.google_ai_model_profile(p_model) p
-  join public.google_ai_model_limits l on l.model = p.model
-$$;
-
--- Called after every key was checked (its catalogue rows are fresh). A withdrawn model that a key
--- whose last check succeeded lists again (seen after it was withdrawn) is brought back. The answer:
---   restored       models brought back now
---   withdrawn      models still marked: {model, withdrawn_at, message, successor}
---   missing        active rows no checked key lists (Google retired or renamed them)
---   shutting_down  rows whose shutdown date is within p_within_days (or past): {model, shutdown_date,
---                  days_left, successor}
---   unserved       models Google lists that no row serves (nobody can name them yet)
--- Without a key whose last check succeeded, nothing is concluded from the catalogue.
-CREATE OR REPLACE FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer DEFAULT 14) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  v_checked boolean;
-  v_listed jsonb;   -- {model: when a checked active key last listed it}
-  v_restored text[];
-begin
-  select coalesce(jsonb_object_agg(x.model, x.listed_at), '{}') into v_listed
-  from (select c.model, max(c.refreshed_at) as listed_at
-        from public.google_ai_model_catalogue c
-        join public.google_ai_key_health h on h.api_key_id = c.api_key_id and h.status = 'ok'
-        join public.google_ai_api_keys k on k.id = c.api_key_id and k.is_active
-        group by c.model) x;
-  v_checked := exists (select 1 from public.google_ai_key_health h
-                       join public.google_ai_api_keys k on k.id = h.api_key_id
-                       where h.status = 'ok' and k.is_active);
-
-  with back as (
-    update public.google_ai_model_limits l set withdrawn_at = null, withdrawn_message = null, google_successor = null
-    where v_checked and l.withdrawn_at is not null and v_listed ? l.model
-      and (v_listed ->> l.model)::timestamptz > l.withdrawn_at
-    returning l.model)
-  select coalesce(array_agg(b.model order by b.model), '{}') into v_restored from back b;
-
-  return jsonb_build_object(
-    'checked', v_checked,
-    'restored', to_jsonb(v_restored),
-    'withdrawn', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'withdrawn_at', l.withdrawn_at,
-                             'message', l.withdrawn_message, 'successor', l.successor,
-                             'google_successor', l.google_successor) order by l.model)
-                           from public.google_ai_model_limits l where l.withdrawn_at is not null), '[]'),
-    'missing', coalesce((select jsonb_agg(l.model order by l.model) from public.google_ai_model_limits l
-                         where v_checked and l.is_active and not v_listed ? l.model), '[]'),
-    'shutting_down', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'shutdown_date', l.shutdown_date,
-                                 'days_left', l.shutdown_date - current_date, 'successor', l.successor)
-                                 order by l.shutdown_date, l.model)
-                               from public.google_ai_model_limits l
-                               where l.is_active and l.shutdown_date <= current_date + coalesce(p_within_days, 14)), '[]'),
-    'unserved', coalesce((select jsonb_agg(g order by g) from jsonb_object_keys(v_listed) g
-                          where not exists (select 1 from public.google_ai_model_limits l where l.model = g)), '[]'));
-end
-$$;
-
--- Active rows with what Google's models.list told the maintenance run about them (token limits,
--- display name), the largest over the keys that list the model.
-CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model text, aliases text[], display_name text, input_token_limit integer, output_token_limit integer, rpm integer, tpm integer, rpd integer, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  select l.model, l.aliases,
-         (select max(c.display_name) from public.google_ai_model_catalogue c where c.model = l.model),
-         (select max(c.input_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
-         (select max(c.output_token_limit) from public.google_ai_model_catalogue c where c.model = l.model),
-         l.rpm, l.tpm, l.rpd, l.supports_system_instruction, l.supports_json_mode,
-         coalesce(l.supports_tools, l.supports_json_mode)
-  from public.google_ai_model_limits l
-  where l.is_active and l.withdrawn_at is null
-  order by l.model
-$$;
-
--- What llm-invoke needs to build a request's chain: the model a name resolves to (inactive rows
--- included, flagged), what it can do, and its row's chain resolved to canonical names (names no row
--- knows are left out).
-CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, fallback_models text[])
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  select l.model, l.is_active, l.supports_system_instruction, l.supports_json_mode,
-         coalesce((select array_agg(f.model order by f.i)
-                   from (select r.model, min(c.i) as i
-                         from unnest(l.fallback_models) with ordinality c(name, i)
-                         cross join lateral public.google_ai_model_by_name(c.name) r
-                         where r.model is not null and r.model <> l.model
-                         group by r.model) f), '{}')
-  from public.google_ai_model_by_name(p_model) l
-  where l.id is not null
-$$;
-
--- google_ai_model_features with whether the model takes images (google_ai_model_limits.supports_images,
--- null: not known), whether it is withdrawn and its successor (the countTokens route, which books
--- nothing, answers a withdrawn model without calling Google). A new name: google_ai_model_features
--- keeps its result type (an earlier migration creates it, and re-applying that file must not meet a
--- different one).
-CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean, fallback_models text[], withdrawn boolean, successor text)
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  select f.model, f.is_active, f.supports_system_instruction, f.supports_json_mode, f.supports_tools,
-         l.supports_images, f.fallback_models, l.withdrawn_at is not null, l.successor
-  from public.google_ai_model_features(p_model) f
-  join public.google_ai_model_limits l on l.model = f.model
-$$;
-
--- Retired in the catalogue: active keys were checked (models.list answered) and none lists the
--- model. The same reading as google_ai_model_catalogue_status's 'unlisted'.
-CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
-    LANGUAGE sql STABLE
-    SET search_path TO ''
-    AS $$
-  with ok_keys as (
-    select h.api_key_id from public.google_ai_key_health h
-    join public.google_ai_api_keys k on k.id = h.api_key_id
-    where h.status = 'ok' and k.is_active)
-  select exists (select 1 from ok_keys)
-     and not exists (select 1 from public.google_ai_model_catalogue c
-                     where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o))
-$$;
-
--- Records one key's check in one transaction: its health row; for 'ok' the catalogue rows of the
--- models listed (upserted, first_seen_at kept) and the removal of those no longer listed; for
--- 'invalid' the removal of its catalogue rows and, when p_disable, the key taken out of rotation
--- (is_active = false, disabled_reason, disabled_at; never deleted). p_models: a JSON array of
--- {model, display_name, version, input_token_limit, output_token_limit, supported_methods}.
-CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text, p_models jsonb DEFAULT '[]'::jsonb, p_disable boolean DEFAULT true) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  v_key public.google_ai_api_keys;
-  v_now timestamptz := pg_catalog.clock_timestamp();
-  v_message text := public.google_ai_sanitize_error(p_message);
-  v_listed integer;
-  v_upserted integer := 0;
-  v_removed integer := 0;
-  v_disabled boolean := false;
-  v_disabled_reason text;
-begin
-  if p_status is null or p_status not in ('ok', 'invalid', 'missing_secret', 'error') then
-    raise exception 'p_status must be ok, invalid, missing_secret or error' using errcode = '22023';
-  end if;
-  if p_models is null or jsonb_typeof(p_models) <> 'array' then
-    raise exception 'p_models must be a JSON array' using errcode = '22023';
-  end if;
-
-  select * into v_key from public.google_ai_api_keys k where k.id = p_key_id for update;
-  if not found then
-    return jsonb_build_object('ok', false, 'error', 'unknown_key');
-  end if;
-  v_listed := case when p_status = 'ok' then jsonb_array_length(p_models) end;
-
-  insert into public.google_ai_key_health as h (api_key_id, key_alias, status, checked_at, http_status, reason, message, models_listed)
-  values (p_key_id, v_key.key_alias, p_status, v_now, p_http_status, left(p_reason, 200), v_message, v_listed)
-  on conflict (api_key_id) do update set
-    key_alias = excluded.key_alias, status = excluded.status, checked_at = excluded.checked_at,
-    http_status = excluded.http_status, reason = excluded.reason, message = excluded.message,
-    models_listed = excluded.models_listed;
-
-  if p_status = 'ok' then
-    insert into public.google_ai_model_catalogue as c (api_key_id, model, key_alias, quota_group, display_name, version,
-      input_token_limit, output_token_limit, supported_methods, first_seen_at, refreshed_at)
-    select distinct on (m.model) p_key_id, m.model, v_key.key_alias,
-           public.google_ai_quota_group(v_key.project_id, v_key.id),
-           left(m.display_name, 200), left(m.version, 100), m.input_token_limit, m.output_token_limit,
-           coalesce(m.supported_methods, '{}'), v_now, v_now
-    from jsonb_to_recordset(p_models) as m(model text, display_name text, version text,
-           input_token_limit integer, output_token_limit integer, supported_methods text[])
-    where m.model is not null and m.model <> ''
-    on conflict (api_key_id, model) do update set
-      key_alias = excluded.key_alias, quota_group = excluded.quota_group, display_name = excluded.display_name,
-      version = excluded.version, input_token_limit = excluded.input_token_limit,
-      output_token_limit = excluded.output_token_limit, supported_methods = excluded.supported_methods,
-      refreshed_at = excluded.refreshed_at;
-    get diagnostics v_upserted = row_count;
-    delete from public.google_ai_model_catalogue c where c.api_key_id = p_key_id and c.refreshed_at < v_now;
-    get diagnostics v_removed = row_count;
-  elsif p_status = 'invalid' then
-    delete from public.google_ai_model_catalogue c where c.api_key_id = p_key_id;
-    get diagnostics v_removed = row_count;
-    if p_disable and v_key.is_active then
-      v_disabled_reason := left(format('maintenance: Google rejected the key (models.list: HTTP %s%s): %s',
-        coalesce(p_http_status::text, '?'), coalesce(' ' || p_reason, ''), v_message), 500);
-      update public.google_ai_api_keys k set
-        is_active = false, disabled_reason = v_disabled_reason, disabled_at = v_now, updated_at = v_now
-      where k.id = p_key_id;
-      v_disabled := true;
-    end if;
-  end if;
-
-  return jsonb_build_object('ok', true, 'key_alias', v_key.key_alias, 'status', p_status, 'disabled', v_disabled,
-    'disabled_reason', v_disabled_reason, 'models', v_upserted, 'removed', v_removed, 'checked_at', v_now);
-end
-$$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_service_tier_list() RETURNS jsonb
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  select coalesce(jsonb_agg(jsonb_build_object(
-           'model', t.model, 'priority_class', t.priority_class, 'service_tier', t.service_tier,
-           'standard_on_shed', t.standard_on_shed) order by t.model, t.priority_class), '[]')
-  from public.google_ai_service_tiers t
-$$;
-
-COMMENT ON FUNCTION public.google_ai_service_tier_list() IS 'The service tier rows, for llm-invoke (cached per worker like the model rows).';
-
-CREATE OR REPLACE TRIGGER google_ai_key_check_clears_limit_zero AFTER INSERT OR UPDATE OF checked_at, status ON public.google_ai_key_health FOR EACH ROW EXECUTE FUNCTION public.google_ai_key_check_clears_limit_zero();
-
-CREATE OR REPLACE TRIGGER google_ai_model_alias_moves AFTER INSERT OR UPDATE OF aliases ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_alias_moves();
--- ================================================================================================
--- supabase/schemas/91_housekeeping.sql
--- ================================================================================================
-
--- Housekeeping: its settings, the hourly run and its steps (abandoned reservations, old attempts,
--- responses, counters, cooldowns, tokens, pg_cron history), the maintenance log, and the call to
--- the maintenance Edge Function (scheduled by the migration that holds the pg_cron jobs).
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- What maintenance is set to do (google_ai_maintenance_settings) and what it did (the owner's
+-- google_ai_maintenance_log), read by the metrics and written by housekeeping.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- One row (id = true). Edit it to tune retention; the function falls back to these defaults if the
@@ -4791,450 +4849,13 @@ END
 $baseline$;
 
 CREATE INDEX IF NOT EXISTS google_ai_maintenance_log_started_at_idx ON public.google_ai_maintenance_log USING btree (started_at);
-
--- The keys the maintenance function checks against Google, with their quota group.
-CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text, key_alias text, env_var_name text, quota_group text)
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  select k.id::text, k.key_alias, k.env_var_name, public.google_ai_quota_group(k.project_id, k.id)
-  from public.google_ai_api_keys k
-  where k.is_active
-  order by k.priority nulls last, k.key_alias
-$$;
-
--- Deletes rows of p_table matching p_condition (on alias s; $1 is p_cutoff) in batches of
--- p_batch, taking each batch with FOR UPDATE SKIP LOCKED so rows other transactions hold are left
--- alone. Stops after p_max_batches or at p_deadline; 'more' says rows may remain for the next run.
--- Internal: the condition is SQL text, so only the owner may call it.
-CREATE OR REPLACE FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text, p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone, p_order text DEFAULT NULL::text) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_sql text;
-  v_n bigint;
-  v_total bigint := 0;
-  v_batches integer := 0;
-  v_more boolean := false;
-begin
-  v_sql := format(
-    'delete from %s t where t.%I in (select s.%I from %s s where %s %s limit %s for update skip locked)',
-    p_table, p_key, p_key, p_table, p_condition,
-    coalesce('order by ' || p_order, ''), p_batch);
-  loop
-    if v_batches >= p_max_batches or pg_catalog.clock_timestamp() >= p_deadline then
-      v_more := true;
-      exit;
-    end if;
-    execute v_sql using p_cutoff;
-    get diagnostics v_n = row_count;
-    v_total := v_total + v_n;
-    v_batches := v_batches + 1;
-    exit when v_n < p_batch;
-  end loop;
-  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_more);
-end
-$$;
-
--- What pg_cron, the maintenance function and operators call: the database clock, always.
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping() RETURNS jsonb
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$ select public.google_ai_housekeeping_at(null) $$;
-
-COMMENT ON FUNCTION public.google_ai_housekeeping() IS 'Gateway housekeeping (retention, stale reservations, expired cooldowns and tokens, cron history, dead counters) in bounded batches; logs one google_ai_maintenance_log row per run and returns its summary.';
-
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_abandon(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_cutoff timestamptz := p_now - p_settings.stale_reservation_after;
-  v_minute timestamptz := public.google_ai_minute_window(p_now);
-  v_done timestamptz;
-  v_from timestamptz;
-  v_last timestamptz;
-  v_start timestamptz;
-  v_n bigint;
-  v_total bigint := 0;
-  v_batches integer := 0;
-  v_more boolean := false;
-begin
-  -- Where the last complete pass stopped (its cutoff), less an hour for the rows of transactions
-  -- that were open then; never later than a day before this cutoff (a clock set back, a log row of
-  -- an injected time). No complete pass logged: from the beginning.
-  select (l.details -> 'steps' -> 'abandon_stale_reservations' ->> 'older_than')::timestamptz into v_done
-  from public.google_ai_maintenance_log l
-  where l.operation = 'housekeeping'
-    and l.details -> 'steps' -> 'abandon_stale_reservations' ->> 'status' = 'succeeded'
-    and l.details -> 'steps' -> 'abandon_stale_reservations' ->> 'more' = 'false'
-  order by l.id desc
-  limit 1;
-  v_from := least(coalesce(v_done, '-infinity') - interval '1 hour', v_cutoff - interval '1 day');
-  v_start := v_from;
-
-  loop
-    if v_batches >= p_settings.max_batches or pg_catalog.clock_timestamp() >= p_deadline then
-      v_more := true;
-      exit;
-    end if;
-    with picked as (
-      select s.id from public.google_ai_attempts s
-      where s.created_at >= v_from and s.created_at < v_cutoff and s.status = 'reserved'
-        and coalesce(s.minute_bucket, s.created_at) < v_minute
-      order by s.created_at
-      limit p_settings.batch_size
-      for update skip locked),
-    closed as (
-      update public.google_ai_attempts a set
-        status = 'abandoned',
-        finished_at = p_now,
-        error_message = coalesce(a.error_message,
-          'abandoned by housekeeping: no outcome within ' || p_settings.stale_reservation_after::text)
-      where a.id in (select p.id from picked p) and a.status = 'reserved'
-      returning a.created_at)
-    select count(*), max(c.created_at) into v_n, v_last from closed c;
-    -- The next batch starts where this one ended, not at the rows it just closed.
-    v_from := coalesce(v_last, v_from);
-    v_total := v_total + v_n;
-    v_batches := v_batches + 1;
-    exit when v_n < p_settings.batch_size;
-  end loop;
-  return jsonb_build_object('abandoned', v_total, 'batches', v_batches, 'more', v_more, 'older_than', v_cutoff,
-    'from', v_start);
-end
-$$;
-
--- Housekeeping with an injectable clock (p_now null: the database clock). Tests use it to place
--- the run in a given minute and Pacific day; everyone else calls google_ai_housekeeping().
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $_$
-declare
-  -- The big deletes first. Cooldowns and responses near the end: a live call may upsert a row these
-  -- steps are deleting, and it waits until this run commits. dead_counters last: it share-locks
-  -- the keys table, and that lock should live only milliseconds.
-  c_steps constant text[] := array['abandon', 'attempts', 'tokens', 'cron_history', 'cooldowns', 'responses',
-                                   'counters'];
-  c_names constant text[] := array['abandon_stale_reservations', 'attempts_retention', 'tokens', 'cron_history',
-                                   'expired_cooldowns', 'replay_responses', 'dead_counters'];
-  c_tables constant text[] := array['google_ai_attempts', 'google_ai_attempts', 'google_ai_tokens',
-                                    'cron.job_run_details', 'google_ai_cooldowns', 'google_ai_responses',
-                                    'google_ai_usage_counters'];
-  v_started timestamptz := pg_catalog.clock_timestamp();
-  v_now timestamptz := coalesce(p_now, v_started);
-  v_settings public.google_ai_maintenance_settings;
-  v_deadline timestamptz;
-  v_old_lock_timeout text := pg_catalog.current_setting('lock_timeout');
-  v_step_started timestamptz;
-  v_result jsonb;
-  v_steps jsonb := '{}';
-  v_failed text[] := '{}';
-  v_tables text[] := '{}';
-  v_deleted bigint := 0;
-  v_changed bigint;
-  v_more boolean := false;
-  v_status text;
-  v_message text;
-  v_state text;
-  v_completed timestamptz;
-  v_log_id integer;
-begin
-  select * into v_settings from public.google_ai_maintenance_settings s where s.id;
-  if not found then
-    -- The row was deleted: put the defaults back (they live in the column defaults only).
-    insert into public.google_ai_maintenance_settings as s (id) values (true)
-    on conflict (id) do update set id = s.id
-    returning * into v_settings;
-  end if;
-  v_deadline := v_started + v_settings.time_budget;
-
-  -- One run at a time (the hourly job and an on-demand run may meet); the other one is logged as skipped.
-  if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('public.google_ai_housekeeping')::bigint) then
-    v_completed := pg_catalog.clock_timestamp();
-    insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at,
-      completed_at, status, details)
-    values ('housekeeping', '{}', 0, v_started, v_completed, 'skipped',
-      jsonb_build_object('reason', 'another housekeeping run is in progress', 'now', v_now))
-    returning id into v_log_id;
-    return jsonb_build_object('ok', true, 'status', 'skipped', 'log_id', v_log_id, 'deleted_count', 0,
-      'reason', 'another housekeeping run is in progress');
-  end if;
-
-  perform pg_catalog.set_config('lock_timeout', v_settings.lock_timeout_ms::text || 'ms', true);
-
-  for i in 1 .. pg_catalog.array_length(c_steps, 1) loop
-    v_step_started := pg_catalog.clock_timestamp();
-    begin
-      execute format('select public.%I($1, $2, $3)', 'google_ai_housekeeping_' || c_steps[i])
-        into v_result using v_now, v_settings, v_deadline;
-      v_result := v_result || jsonb_build_object('status', case when v_result ? 'skipped' then 'skipped' else 'succeeded' end);
-    exception when others then
-      get stacked diagnostics v_message = message_text, v_state = returned_sqlstate;
-      v_result := jsonb_build_object('status', 'failed', 'sqlstate', v_state,
-        'error', public.google_ai_sanitize_error(v_message));
-      v_failed := v_failed || c_names[i];
-    end;
-    v_changed := coalesce((v_result ->> 'deleted')::bigint, 0) + coalesce((v_result ->> 'abandoned')::bigint, 0);
-    v_deleted := v_deleted + coalesce((v_result ->> 'deleted')::bigint, 0);
-    if v_changed > 0 and not (c_tables[i] = any (v_tables)) then
-      v_tables := v_tables || c_tables[i];
-    end if;
-    v_more := v_more or coalesce((v_result ->> 'more')::boolean, false);
-    v_steps := v_steps || jsonb_build_object(c_names[i], v_result || jsonb_build_object(
-      'ms', round(extract(epoch from (pg_catalog.clock_timestamp() - v_step_started)) * 1000, 1)));
-  end loop;
-
-  perform pg_catalog.set_config('lock_timeout', v_old_lock_timeout, true);
-
-  v_status := case when cardinality(v_failed) > 0 then 'failed' else 'succeeded' end;
-  v_completed := pg_catalog.clock_timestamp();
-  insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at,
-    completed_at, status, details)
-  values ('housekeeping', v_tables, least(v_deleted, 2147483647)::integer, v_started, v_completed, v_status,
-    jsonb_build_object(
-      'now', v_now,
-      'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
-      'steps', v_steps,
-      'failed_steps', to_jsonb(v_failed),
-      'more_pending', v_more,
-      'settings', to_jsonb(v_settings) - 'id' - 'updated_at'))
-  returning id into v_log_id;
-
-  if v_status = 'failed' then
-    raise warning 'google_ai_housekeeping: step(s) % failed; see google_ai_maintenance_log id %',
-      array_to_string(v_failed, ', '), v_log_id;
-  end if;
-
-  return jsonb_build_object(
-    'ok', v_status = 'succeeded',
-    'status', v_status,
-    'log_id', v_log_id,
-    'deleted_count', v_deleted,
-    'more_pending', v_more,
-    'failed_steps', to_jsonb(v_failed),
-    'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
-    'steps', v_steps);
-end
-$_$;
-
--- Housekeeping's attempts step: old attempt rows deleted in batches; it folds first (waiting for a scrape's fold to end) and holds the fold's row lock while it deletes,
--- so the mark cannot move; a row above the mark is added to the totals in the statement that deletes it.
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_cutoff timestamptz := p_now - p_settings.attempts_retention;
-  -- The fold goes by the database clock even when the run is given another (tests): whether a row
-  -- can still change is a matter of real time.
-  v_mark bigint := public.google_ai_metrics_fold(null, true);
-  v_ids bigint[];
-  v_above bigint[];
-  v_n bigint;
-  v_total bigint := 0;
-  v_batches integer := 0;
-  v_more boolean := false;
-begin
-  loop
-    if v_batches >= p_settings.max_batches or pg_catalog.clock_timestamp() >= p_deadline then
-      v_more := true;
-      exit;
-    end if;
-    -- An open reservation is never deleted here (the abandon step closes it first).
-    select coalesce(array_agg(s.id), '{}') into v_ids
-    from (select s.id from public.google_ai_attempts s
-          where s.created_at < v_cutoff and s.status <> 'reserved'
-          order by s.created_at limit p_settings.batch_size for update skip locked) s;
-    v_n := cardinality(v_ids);
-    if v_n > 0 then
-      -- Rows the fold has not reached (an open reservation held it back): into the totals as they go.
-      select coalesce(array_agg(i), '{}') into v_above from unnest(v_ids) i where i > v_mark;
-      if cardinality(v_above) > 0 then
-        insert into public.google_ai_metric_totals as m (family, suffix, labels, le, value)
-        select s.family, s.suffix, s.labels, s.le, s.value
-        from public.google_ai_metric_samples(
-          (select min(i) - 1 from unnest(v_above) i), (select max(i) from unnest(v_above) i), v_above) s
-        on conflict (family, suffix, labels, le) do update set value = m.value + excluded.value;
-      end if;
-      delete from public.google_ai_attempts a where a.id = any (v_ids);
-    end if;
-    v_total := v_total + v_n;
-    v_batches := v_batches + 1;
-    exit when v_n < p_settings.batch_size;
-  end loop;
-  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_more, 'older_than', v_cutoff);
-end
-$$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $_$
-begin
-  -- An expired cooldown is inert (the RPC ignores it); google_ai_cooldown re-creates one when needed.
-  return public.google_ai_delete_batched('public.google_ai_cooldowns'::regclass, 'ctid',
-    's.cooldown_until < $1', p_now, p_settings.batch_size, p_settings.max_batches, p_deadline, 's.cooldown_until');
-end
-$_$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $_$
-declare
-  v_minute timestamptz := public.google_ai_minute_window(p_now);
-  v_day date := public.google_ai_pacific_day(p_now);
-begin
-  -- While this transaction lives, no key can be activated or added (SHARE blocks writes to the keys
-  -- table, not reads): a reservation that sees a newly active group afterwards also sees its counter
-  -- row gone and creates a fresh one, instead of booking on a row deleted under it. NOWAIT: an
-  -- operator editing keys right now wins, and this step waits for the next run.
-  begin
-    lock table public.google_ai_api_keys in share mode nowait;
-  exception when lock_not_available then
-    return jsonb_build_object('skipped', 'google_ai_api_keys is being written; retried next run');
-  end;
-  return public.google_ai_delete_batched('public.google_ai_usage_counters'::regclass, 'id',
-    format('s.quota_group is not null and s.day_bucket < %L::date and s.minute_bucket < $1
-            and not exists (select 1 from public.google_ai_api_keys k
-                            where k.is_active and public.google_ai_quota_group(k.project_id, k.id) = s.quota_group)',
-           v_day),
-    v_minute, p_settings.batch_size, p_settings.max_batches, p_deadline);
-end
-$_$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $_$
-declare
-  v_table regclass := pg_catalog.to_regclass('cron.job_run_details');
-  v_cutoff timestamptz := p_now - p_settings.cron_history_retention;
-begin
-  if v_table is null then
-    return jsonb_build_object('skipped', 'pg_cron is not installed in this database');
-  end if;
-  -- Finished runs only: a run still going has no end_time.
-  return public.google_ai_delete_batched(v_table, 'runid', 's.end_time < $1', v_cutoff,
-      p_settings.batch_size, p_settings.max_batches, p_deadline)
-    || jsonb_build_object('older_than', v_cutoff);
-end
-$_$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $_$
-begin
-  -- The reservation RPC replays a stored response for 24 hours (idempotent request ids); older
-  -- rows are never read again.
-  return public.google_ai_delete_batched('public.google_ai_responses'::regclass, 'ctid',
-    's.created_at < $1', p_now - interval '24 hours', p_settings.batch_size, p_settings.max_batches, p_deadline,
-    's.created_at');
-end
-$_$;
-
--- Kaggle tokens that expired or were revoked more than token_grace ago. The grace (>= 1 hour)
--- outlives any open reservation of a token (tokens live <= 12 hours) and the mint rate limit's
--- one-hour look-back.
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $_$
-declare
-  v_cutoff timestamptz := p_now - p_settings.token_grace;
-begin
-  return public.google_ai_delete_batched('public.google_ai_tokens'::regclass, 'id',
-      's.expires_at < $1 or s.revoked_at < $1', v_cutoff,
-      p_settings.batch_size, p_settings.max_batches, p_deadline)
-    || jsonb_build_object('older_than', v_cutoff);
-end
-$_$;
-
--- Calls the maintenance Edge Function through pg_net, with its URL and the service key read from
--- Vault at call time (so rotating the key is a Vault update, not a migration). Asynchronous: returns
--- pg_net's request id; the answer lands in net._http_response. By default the function skips its own
--- housekeeping (the hourly job does that) and checks keys and the model catalogue.
--- Raises a message that says what to set up when pg_net, Vault or a secret is missing. It reads the
--- service key: only its owner (the role pg_cron runs the job as) may call it (99_access.sql).
-CREATE OR REPLACE FUNCTION public.google_ai_invoke_maintenance_function(p_body jsonb DEFAULT '{"housekeeping": false}'::jsonb, p_timeout_ms integer DEFAULT 120000) RETURNS bigint
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $_$
-declare
-  v_url text;
-  v_key text;
-  v_id bigint;
-begin
-  if pg_catalog.to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is null then
-    raise exception 'pg_net is not installed: enable it (Dashboard > Database > Extensions > pg_net, or: create extension pg_net;)'
-      using errcode = '55000';
-  end if;
-  if pg_catalog.to_regclass('vault.decrypted_secrets') is null then
-    raise exception 'Supabase Vault is not available in this database (vault.decrypted_secrets is missing)'
-      using errcode = '55000';
-  end if;
-  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 order by s.created_at desc limit 1'
-    into v_url using 'eve_gateway_functions_url';
-  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 order by s.created_at desc limit 1'
-    into v_key using 'eve_gateway_service_key';
-  if coalesce(v_url, '') = '' then
-    raise exception 'Vault secret eve_gateway_functions_url is missing: select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''eve_gateway_functions_url'');'
-      using errcode = '55000';
-  end if;
-  if coalesce(v_key, '') = '' then
-    raise exception 'Vault secret eve_gateway_service_key is missing: select vault.create_secret(''<service or secret key>'', ''eve_gateway_service_key'');'
-      using errcode = '55000';
-  end if;
-  execute 'select net.http_post(url => $1, body => $2, params => ''{}''::jsonb, headers => $3, timeout_milliseconds => $4)'
-    into v_id
-    using pg_catalog.rtrim(v_url, '/') || '/maintenance',
-          coalesce(p_body, '{}'::jsonb) || '{"source": "pg_cron"}'::jsonb,
-          pg_catalog.jsonb_build_object('content-type', 'application/json',
-            'authorization', 'Bearer ' || v_key, 'apikey', v_key, 'x-caller', 'pg_cron'),
-          p_timeout_ms;
-  return v_id;
-end
-$_$;
-
--- One google_ai_maintenance_log row for a run of the maintenance function; returns its id.
-CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) RETURNS integer
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  insert into public.google_ai_maintenance_log
-    (operation, tables_affected, deleted_count, started_at, completed_at, status, details)
-  values (p_operation, p_tables_affected, p_deleted_count, p_started_at, p_completed_at, p_status, p_details)
-  returning id
-$$;
-
--- An error message fit for the log: known secret shapes redacted (the same shapes as the functions'
--- sanitize.ts), control characters flattened, length capped.
-CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer DEFAULT 500) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO ''
-    AS $$
-  select left(
-    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-      coalesce(p_message, ''),
-      'AIza[0-9A-Za-z_-]{10,}', '[redacted]', 'g'),
-      '(sb_secret_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
-      'eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[redacted]', 'g'),
-      '([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@', '\1[redacted]@', 'gi'),
-      '\m(bearer|basic)\s+[^\s"'',;]+', '\1 [redacted]', 'gi'),
-      '[[:cntrl:]]+', ' ', 'g'),
-    greatest(p_max_length, 1))
-$$;
 -- ================================================================================================
--- supabase/schemas/92_metrics.sql
+-- supabase/schemas/91_metrics.sql
 -- ================================================================================================
 
 -- Metrics from the database's truth: running totals folded from attempt rows that can no longer
 -- change (with a fence against ids not committed yet) and one scrape's Prometheus text.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE IF NOT EXISTS public.google_ai_metric_fold (
@@ -5689,12 +5310,440 @@ from (
 ) blocks
 $$;
 -- ================================================================================================
+-- supabase/schemas/92_housekeeping.sql
+-- ================================================================================================
+
+-- Housekeeping: the hourly run and its steps (abandoned reservations, old attempts, responses,
+-- counters, cooldowns, tokens, pg_cron history), written to the maintenance log, and the call to
+-- the maintenance Edge Function (scheduled by the migration that holds the pg_cron jobs).
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+-- The keys the maintenance function checks against Google, with their quota group.
+CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text, key_alias text, env_var_name text, quota_group text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select k.id::text, k.key_alias, k.env_var_name, public.google_ai_quota_group(k.project_id, k.id)
+  from public.google_ai_api_keys k
+  where k.is_active
+  order by k.priority nulls last, k.key_alias
+$$;
+
+-- Deletes rows of p_table matching p_condition (on alias s; $1 is p_cutoff) in batches of
+-- p_batch, taking each batch with FOR UPDATE SKIP LOCKED so rows other transactions hold are left
+-- alone. Stops after p_max_batches or at p_deadline; 'more' says rows may remain for the next run.
+-- Internal: the condition is SQL text, so only the owner may call it.
+CREATE OR REPLACE FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text, p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone, p_order text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_sql text;
+  v_n bigint;
+  v_total bigint := 0;
+  v_batches integer := 0;
+  v_more boolean := false;
+begin
+  v_sql := format(
+    'delete from %s t where t.%I in (select s.%I from %s s where %s %s limit %s for update skip locked)',
+    p_table, p_key, p_key, p_table, p_condition,
+    coalesce('order by ' || p_order, ''), p_batch);
+  loop
+    if v_batches >= p_max_batches or pg_catalog.clock_timestamp() >= p_deadline then
+      v_more := true;
+      exit;
+    end if;
+    execute v_sql using p_cutoff;
+    get diagnostics v_n = row_count;
+    v_total := v_total + v_n;
+    v_batches := v_batches + 1;
+    exit when v_n < p_batch;
+  end loop;
+  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_more);
+end
+$$;
+
+-- What pg_cron, the maintenance function and operators call: the database clock, always.
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping() RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$ select public.google_ai_housekeeping_at(null) $$;
+
+COMMENT ON FUNCTION public.google_ai_housekeeping() IS 'Gateway housekeeping (retention, stale reservations, expired cooldowns and tokens, cron history, dead counters) in bounded batches; logs one google_ai_maintenance_log row per run and returns its summary.';
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_abandon(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_cutoff timestamptz := p_now - p_settings.stale_reservation_after;
+  v_minute timestamptz := public.google_ai_minute_window(p_now);
+  v_done timestamptz;
+  v_from timestamptz;
+  v_last timestamptz;
+  v_start timestamptz;
+  v_n bigint;
+  v_total bigint := 0;
+  v_batches integer := 0;
+  v_more boolean := false;
+begin
+  -- Where the last complete pass stopped (its cutoff), less an hour for the rows of transactions
+  -- that were open then; never later than a day before this cutoff (a clock set back, a log row of
+  -- an injected time). No complete pass logged: from the beginning.
+  select (l.details -> 'steps' -> 'abandon_stale_reservations' ->> 'older_than')::timestamptz into v_done
+  from public.google_ai_maintenance_log l
+  where l.operation = 'housekeeping'
+    and l.details -> 'steps' -> 'abandon_stale_reservations' ->> 'status' = 'succeeded'
+    and l.details -> 'steps' -> 'abandon_stale_reservations' ->> 'more' = 'false'
+  order by l.id desc
+  limit 1;
+  v_from := least(coalesce(v_done, '-infinity') - interval '1 hour', v_cutoff - interval '1 day');
+  v_start := v_from;
+
+  loop
+    if v_batches >= p_settings.max_batches or pg_catalog.clock_timestamp() >= p_deadline then
+      v_more := true;
+      exit;
+    end if;
+    with picked as (
+      select s.id from public.google_ai_attempts s
+      where s.created_at >= v_from and s.created_at < v_cutoff and s.status = 'reserved'
+        and coalesce(s.minute_bucket, s.created_at) < v_minute
+      order by s.created_at
+      limit p_settings.batch_size
+      for update skip locked),
+    closed as (
+      update public.google_ai_attempts a set
+        status = 'abandoned',
+        finished_at = p_now,
+        error_message = coalesce(a.error_message,
+          'abandoned by housekeeping: no outcome within ' || p_settings.stale_reservation_after::text)
+      where a.id in (select p.id from picked p) and a.status = 'reserved'
+      returning a.created_at)
+    select count(*), max(c.created_at) into v_n, v_last from closed c;
+    -- The next batch starts where this one ended, not at the rows it just closed.
+    v_from := coalesce(v_last, v_from);
+    v_total := v_total + v_n;
+    v_batches := v_batches + 1;
+    exit when v_n < p_settings.batch_size;
+  end loop;
+  return jsonb_build_object('abandoned', v_total, 'batches', v_batches, 'more', v_more, 'older_than', v_cutoff,
+    'from', v_start);
+end
+$$;
+
+-- Housekeeping with an injectable clock (p_now null: the database clock). Tests use it to place
+-- the run in a given minute and Pacific day; everyone else calls google_ai_housekeeping().
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  -- The big deletes first. Cooldowns and responses near the end: a live call may upsert a row these
+  -- steps are deleting, and it waits until this run commits. dead_counters last: it share-locks
+  -- the keys table, and that lock should live only milliseconds.
+  c_steps constant text[] := array['abandon', 'attempts', 'tokens', 'cron_history', 'cooldowns', 'responses',
+                                   'counters'];
+  c_names constant text[] := array['abandon_stale_reservations', 'attempts_retention', 'tokens', 'cron_history',
+                                   'expired_cooldowns', 'replay_responses', 'dead_counters'];
+  c_tables constant text[] := array['google_ai_attempts', 'google_ai_attempts', 'google_ai_tokens',
+                                    'cron.job_run_details', 'google_ai_cooldowns', 'google_ai_responses',
+                                    'google_ai_usage_counters'];
+  v_started timestamptz := pg_catalog.clock_timestamp();
+  v_now timestamptz := coalesce(p_now, v_started);
+  v_settings public.google_ai_maintenance_settings;
+  v_deadline timestamptz;
+  v_old_lock_timeout text := pg_catalog.current_setting('lock_timeout');
+  v_step_started timestamptz;
+  v_result jsonb;
+  v_steps jsonb := '{}';
+  v_failed text[] := '{}';
+  v_tables text[] := '{}';
+  v_deleted bigint := 0;
+  v_changed bigint;
+  v_more boolean := false;
+  v_status text;
+  v_message text;
+  v_state text;
+  v_completed timestamptz;
+  v_log_id integer;
+begin
+  select * into v_settings from public.google_ai_maintenance_settings s where s.id;
+  if not found then
+    -- The row was deleted: put the defaults back (they live in the column defaults only).
+    insert into public.google_ai_maintenance_settings as s (id) values (true)
+    on conflict (id) do update set id = s.id
+    returning * into v_settings;
+  end if;
+  v_deadline := v_started + v_settings.time_budget;
+
+  -- One run at a time (the hourly job and an on-demand run may meet); the other one is logged as skipped.
+  if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('public.google_ai_housekeeping')::bigint) then
+    v_completed := pg_catalog.clock_timestamp();
+    insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at,
+      completed_at, status, details)
+    values ('housekeeping', '{}', 0, v_started, v_completed, 'skipped',
+      jsonb_build_object('reason', 'another housekeeping run is in progress', 'now', v_now))
+    returning id into v_log_id;
+    return jsonb_build_object('ok', true, 'status', 'skipped', 'log_id', v_log_id, 'deleted_count', 0,
+      'reason', 'another housekeeping run is in progress');
+  end if;
+
+  perform pg_catalog.set_config('lock_timeout', v_settings.lock_timeout_ms::text || 'ms', true);
+
+  for i in 1 .. pg_catalog.array_length(c_steps, 1) loop
+    v_step_started := pg_catalog.clock_timestamp();
+    begin
+      execute format('select public.%I($1, $2, $3)', 'google_ai_housekeeping_' || c_steps[i])
+        into v_result using v_now, v_settings, v_deadline;
+      v_result := v_result || jsonb_build_object('status', case when v_result ? 'skipped' then 'skipped' else 'succeeded' end);
+    exception when others then
+      get stacked diagnostics v_message = message_text, v_state = returned_sqlstate;
+      v_result := jsonb_build_object('status', 'failed', 'sqlstate', v_state,
+        'error', public.google_ai_sanitize_error(v_message));
+      v_failed := v_failed || c_names[i];
+    end;
+    v_changed := coalesce((v_result ->> 'deleted')::bigint, 0) + coalesce((v_result ->> 'abandoned')::bigint, 0);
+    v_deleted := v_deleted + coalesce((v_result ->> 'deleted')::bigint, 0);
+    if v_changed > 0 and not (c_tables[i] = any (v_tables)) then
+      v_tables := v_tables || c_tables[i];
+    end if;
+    v_more := v_more or coalesce((v_result ->> 'more')::boolean, false);
+    v_steps := v_steps || jsonb_build_object(c_names[i], v_result || jsonb_build_object(
+      'ms', round(extract(epoch from (pg_catalog.clock_timestamp() - v_step_started)) * 1000, 1)));
+  end loop;
+
+  perform pg_catalog.set_config('lock_timeout', v_old_lock_timeout, true);
+
+  v_status := case when cardinality(v_failed) > 0 then 'failed' else 'succeeded' end;
+  v_completed := pg_catalog.clock_timestamp();
+  insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at,
+    completed_at, status, details)
+  values ('housekeeping', v_tables, least(v_deleted, 2147483647)::integer, v_started, v_completed, v_status,
+    jsonb_build_object(
+      'now', v_now,
+      'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
+      'steps', v_steps,
+      'failed_steps', to_jsonb(v_failed),
+      'more_pending', v_more,
+      'settings', to_jsonb(v_settings) - 'id' - 'updated_at'))
+  returning id into v_log_id;
+
+  if v_status = 'failed' then
+    raise warning 'google_ai_housekeeping: step(s) % failed; see google_ai_maintenance_log id %',
+      array_to_string(v_failed, ', '), v_log_id;
+  end if;
+
+  return jsonb_build_object(
+    'ok', v_status = 'succeeded',
+    'status', v_status,
+    'log_id', v_log_id,
+    'deleted_count', v_deleted,
+    'more_pending', v_more,
+    'failed_steps', to_jsonb(v_failed),
+    'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
+    'steps', v_steps);
+end
+$_$;
+
+-- Housekeeping's attempts step: old attempt rows deleted in batches; it folds first (waiting for a scrape's fold to end) and holds the fold's row lock while it deletes,
+-- so the mark cannot move; a row above the mark is added to the totals in the statement that deletes it.
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_cutoff timestamptz := p_now - p_settings.attempts_retention;
+  -- The fold goes by the database clock even when the run is given another (tests): whether a row
+  -- can still change is a matter of real time.
+  v_mark bigint := public.google_ai_metrics_fold(null, true);
+  v_ids bigint[];
+  v_above bigint[];
+  v_n bigint;
+  v_total bigint := 0;
+  v_batches integer := 0;
+  v_more boolean := false;
+begin
+  loop
+    if v_batches >= p_settings.max_batches or pg_catalog.clock_timestamp() >= p_deadline then
+      v_more := true;
+      exit;
+    end if;
+    -- An open reservation is never deleted here (the abandon step closes it first).
+    select coalesce(array_agg(s.id), '{}') into v_ids
+    from (select s.id from public.google_ai_attempts s
+          where s.created_at < v_cutoff and s.status <> 'reserved'
+          order by s.created_at limit p_settings.batch_size for update skip locked) s;
+    v_n := cardinality(v_ids);
+    if v_n > 0 then
+      -- Rows the fold has not reached (an open reservation held it back): into the totals as they go.
+      select coalesce(array_agg(i), '{}') into v_above from unnest(v_ids) i where i > v_mark;
+      if cardinality(v_above) > 0 then
+        insert into public.google_ai_metric_totals as m (family, suffix, labels, le, value)
+        select s.family, s.suffix, s.labels, s.le, s.value
+        from public.google_ai_metric_samples(
+          (select min(i) - 1 from unnest(v_above) i), (select max(i) from unnest(v_above) i), v_above) s
+        on conflict (family, suffix, labels, le) do update set value = m.value + excluded.value;
+      end if;
+      delete from public.google_ai_attempts a where a.id = any (v_ids);
+    end if;
+    v_total := v_total + v_n;
+    v_batches := v_batches + 1;
+    exit when v_n < p_settings.batch_size;
+  end loop;
+  return jsonb_build_object('deleted', v_total, 'batches', v_batches, 'more', v_more, 'older_than', v_cutoff);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+begin
+  -- An expired cooldown is inert (the RPC ignores it); google_ai_cooldown re-creates one when needed.
+  return public.google_ai_delete_batched('public.google_ai_cooldowns'::regclass, 'ctid',
+    's.cooldown_until < $1', p_now, p_settings.batch_size, p_settings.max_batches, p_deadline, 's.cooldown_until');
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_minute timestamptz := public.google_ai_minute_window(p_now);
+  v_day date := public.google_ai_pacific_day(p_now);
+begin
+  -- While this transaction lives, no key can be activated or added (SHARE blocks writes to the keys
+  -- table, not reads): a reservation that sees a newly active group afterwards also sees its counter
+  -- row gone and creates a fresh one, instead of booking on a row deleted under it. NOWAIT: an
+  -- operator editing keys right now wins, and this step waits for the next run.
+  begin
+    lock table public.google_ai_api_keys in share mode nowait;
+  exception when lock_not_available then
+    return jsonb_build_object('skipped', 'google_ai_api_keys is being written; retried next run');
+  end;
+  return public.google_ai_delete_batched('public.google_ai_usage_counters'::regclass, 'id',
+    format('s.quota_group is not null and s.day_bucket < %L::date and s.minute_bucket < $1
+            and not exists (select 1 from public.google_ai_api_keys k
+                            where k.is_active and public.google_ai_quota_group(k.project_id, k.id) = s.quota_group)',
+           v_day),
+    v_minute, p_settings.batch_size, p_settings.max_batches, p_deadline);
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_table regclass := pg_catalog.to_regclass('cron.job_run_details');
+  v_cutoff timestamptz := p_now - p_settings.cron_history_retention;
+begin
+  if v_table is null then
+    return jsonb_build_object('skipped', 'pg_cron is not installed in this database');
+  end if;
+  -- Finished runs only: a run still going has no end_time.
+  return public.google_ai_delete_batched(v_table, 'runid', 's.end_time < $1', v_cutoff,
+      p_settings.batch_size, p_settings.max_batches, p_deadline)
+    || jsonb_build_object('older_than', v_cutoff);
+end
+$_$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+begin
+  -- The reservation RPC replays a stored response for 24 hours (idempotent request ids); older
+  -- rows are never read again.
+  return public.google_ai_delete_batched('public.google_ai_responses'::regclass, 'ctid',
+    's.created_at < $1', p_now - interval '24 hours', p_settings.batch_size, p_settings.max_batches, p_deadline,
+    's.created_at');
+end
+$_$;
+
+-- Kaggle tokens that expired or were revoked more than token_grace ago. The grace (>= 1 hour)
+-- outlives any open reservation of a token (tokens live <= 12 hours) and the mint rate limit's
+-- one-hour look-back.
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_cutoff timestamptz := p_now - p_settings.token_grace;
+begin
+  return public.google_ai_delete_batched('public.google_ai_tokens'::regclass, 'id',
+      's.expires_at < $1 or s.revoked_at < $1', v_cutoff,
+      p_settings.batch_size, p_settings.max_batches, p_deadline)
+    || jsonb_build_object('older_than', v_cutoff);
+end
+$_$;
+
+-- Calls the maintenance Edge Function through pg_net, with its URL and the service key read from
+-- Vault at call time (so rotating the key is a Vault update, not a migration). Asynchronous: returns
+-- pg_net's request id; the answer lands in net._http_response. By default the function skips its own
+-- housekeeping (the hourly job does that) and checks keys and the model catalogue.
+-- Raises a message that says what to set up when pg_net, Vault or a secret is missing. It reads the
+-- service key: only its owner (the role pg_cron runs the job as) may call it (99_access.sql).
+CREATE OR REPLACE FUNCTION public.google_ai_invoke_maintenance_function(p_body jsonb DEFAULT '{"housekeeping": false}'::jsonb, p_timeout_ms integer DEFAULT 120000) RETURNS bigint
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $_$
+declare
+  v_url text;
+  v_key text;
+  v_id bigint;
+begin
+  if pg_catalog.to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is null then
+    raise exception 'pg_net is not installed: enable it (Dashboard > Database > Extensions > pg_net, or: create extension pg_net;)'
+      using errcode = '55000';
+  end if;
+  if pg_catalog.to_regclass('vault.decrypted_secrets') is null then
+    raise exception 'Supabase Vault is not available in this database (vault.decrypted_secrets is missing)'
+      using errcode = '55000';
+  end if;
+  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 order by s.created_at desc limit 1'
+    into v_url using 'eve_gateway_functions_url';
+  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 order by s.created_at desc limit 1'
+    into v_key using 'eve_gateway_service_key';
+  if coalesce(v_url, '') = '' then
+    raise exception 'Vault secret eve_gateway_functions_url is missing: select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''eve_gateway_functions_url'');'
+      using errcode = '55000';
+  end if;
+  if coalesce(v_key, '') = '' then
+    raise exception 'Vault secret eve_gateway_service_key is missing: select vault.create_secret(''<service or secret key>'', ''eve_gateway_service_key'');'
+      using errcode = '55000';
+  end if;
+  execute 'select net.http_post(url => $1, body => $2, params => ''{}''::jsonb, headers => $3, timeout_milliseconds => $4)'
+    into v_id
+    using pg_catalog.rtrim(v_url, '/') || '/maintenance',
+          coalesce(p_body, '{}'::jsonb) || '{"source": "pg_cron"}'::jsonb,
+          pg_catalog.jsonb_build_object('content-type', 'application/json',
+            'authorization', 'Bearer ' || v_key, 'apikey', v_key, 'x-caller', 'pg_cron'),
+          p_timeout_ms;
+  return v_id;
+end
+$_$;
+
+-- One google_ai_maintenance_log row for a run of the maintenance function; returns its id.
+CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) RETURNS integer
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  insert into public.google_ai_maintenance_log
+    (operation, tables_affected, deleted_count, started_at, completed_at, status, details)
+  values (p_operation, p_tables_affected, p_deleted_count, p_started_at, p_completed_at, p_status, p_details)
+  returning id
+$$;
+-- ================================================================================================
 -- supabase/schemas/93_views.sql
 -- ================================================================================================
 
 -- The operator's views (security_invoker): usage now and by caller, cooldowns, clients, catalogue,
 -- model life cycle, queue, shares and budgets today.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE OR REPLACE VIEW public.google_ai_model_catalogue_status WITH (security_invoker='true') AS
@@ -6035,7 +6084,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_catalogue_status() RETURNS SETOF pub
 -- authenticated, service_role; eve_gateway too, so that applying it again keeps the order
 -- of the grants). service_role gets what the operator's tools need; eve_gateway (the
 -- Edge Functions' role) only EXECUTE on the RPCs it calls.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 COMMENT ON SCHEMA public IS 'standard public schema';

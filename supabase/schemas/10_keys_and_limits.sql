@@ -2,7 +2,7 @@
 -- groups (google_ai_quota_group: keys of one Cloud project share a group), a model's row (limits,
 -- capabilities, aliases, life cycle columns), the per-group counters and the cooldowns; how a name
 -- becomes a model row and what limit applies to a group.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_api_keys (

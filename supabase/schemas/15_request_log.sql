@@ -1,7 +1,7 @@
 -- The request log: one attempt row per reservation (google_ai_attempts: who, which model and key,
 -- outcome, tokens, tiers and times, the holder's deadlines) and the idempotency records of a
--- (caller, request id) (google_ai_responses).
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- (caller, request id) (google_ai_responses); a refusal's cause, and an error made fit for a row.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- One row per reservation decision: a refusal, or a reservation that later becomes the outcome of
@@ -124,4 +124,22 @@ CREATE OR REPLACE FUNCTION public.google_ai_refusal_cause(p_limit text) RETURNS 
               when p_limit = 'cooldown' then 'google_cooldown'
               when p_limit in ('token_budget', 'client_budget', 'caller_budget') then 'budget'
               else p_limit end
+$$;
+
+-- An error message fit for the log: known secret shapes redacted (the same shapes as the functions'
+-- sanitize.ts), control characters flattened, length capped.
+CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer DEFAULT 500) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path TO ''
+    AS $$
+  select left(
+    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+      coalesce(p_message, ''),
+      'AIza[0-9A-Za-z_-]{10,}', '[redacted]', 'g'),
+      '(sb_secret_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
+      'eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[redacted]', 'g'),
+      '([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@', '\1[redacted]@', 'gi'),
+      '\m(bearer|basic)\s+[^\s"'',;]+', '\1 [redacted]', 'gi'),
+      '[[:cntrl:]]+', ' ', 'g'),
+    greatest(p_max_length, 1))
 $$;

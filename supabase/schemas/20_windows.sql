@@ -1,7 +1,6 @@
 -- Windows on Google's clock: the Pacific day, the sliding minute window (60 s plus a guard) over
--- google_ai_admissions, when a full window opens again, and the admission settled (capacity given
--- back at once when an attempt ends without using it).
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- google_ai_admissions, when a full window opens again, and the spread's schedule.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_admission_settings (
@@ -147,86 +146,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp
               then p_spread_until else p_now end operator(pg_catalog.+) p_step
 $$;
 
--- Whether the spread holds a request of class rank p_rank back (its place in the schedule still
--- ahead): only while requests wait for the model, and only for a class that some class ranks before
--- (the schedule keeps the next slots coming for that class; the first class has nobody to keep them
--- for). While nobody waits, a burst that fits the window goes at once. Null rank: held.
-CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) RETURNS boolean
-    LANGUAGE sql STABLE
-    SET search_path TO ''
-    AS $$
-  select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
-     and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank))
-$$;
-
--- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
--- release removes it (p_released) and gives back the request in its minute and day. The counter row
--- is locked before the admission row, the order the reservation takes them in. An admission that
--- already left the window changes only the calendar counters.
-CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_row public.google_ai_usage_counters;
-  v_adm public.google_ai_admissions;
-  v_delta bigint;
-  v_shares bigint[];
-begin
-  select * into v_row from public.google_ai_usage_counters c
-  where c.quota_group = p_att.quota_group and c.model = p_att.model
-  for update;
-  if not found then
-    return;
-  end if;
-  if p_released then
-    delete from public.google_ai_admissions a where a.reservation_id = p_att.reservation_id returning * into v_adm;
-  else
-    select * into v_adm from public.google_ai_admissions a where a.reservation_id = p_att.reservation_id for update;
-    if found then
-      update public.google_ai_admissions a set tokens = p_tokens, in_flight = false
-      where a.reservation_id = p_att.reservation_id;
-    end if;
-  end if;
-  v_delta := p_tokens - coalesce(v_adm.tokens, p_att.estimated_tokens);
-
-  update public.google_ai_usage_counters c set
-    rpm_used = case when p_released and c.minute_bucket = p_att.minute_bucket
-                    then greatest(0, c.rpm_used - 1) else c.rpm_used end,
-    tpm_used = case when c.minute_bucket = p_att.minute_bucket
-                    then greatest(0, c.tpm_used + (p_tokens - p_att.estimated_tokens)) else c.tpm_used end,
-    rpd_used = case when p_released and c.day_bucket = p_att.day_bucket
-                    then greatest(0, c.rpd_used - 1) else c.rpd_used end,
-    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_adm.day_guard = 1
-                         then greatest(0, c.rpd_next_used - 1) else c.rpd_next_used end,
-    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_adm.day_guard = -1
-                         then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
-    window_requests = case when v_adm.reservation_id is not null and p_released
-                           then greatest(0, c.window_requests - 1) else c.window_requests end,
-    window_tokens = case when v_adm.reservation_id is not null
-                         then greatest(0, c.window_tokens + v_delta) else c.window_tokens end
-  where c.id = v_row.id;
-
-  if p_released then
-    v_shares := case when v_adm.reservation_id is not null then v_adm.share_ids
-                     else (select array_agg(s.id) from public.google_ai_quota_shares s
-                           where s.model = p_att.model
-                             and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)) end;
-    if cardinality(v_shares) > 0 then
-      update public.google_ai_share_usage u set
-        window_requests = case when v_adm.reservation_id is not null
-                               then greatest(0, u.window_requests - 1) else u.window_requests end,
-        day_used = case when u.day_bucket = p_att.day_bucket then greatest(0, u.day_used - 1) else u.day_used end,
-        day_next_used = case when u.day_bucket = p_att.day_bucket and v_adm.day_guard = 1
-                             then greatest(0, u.day_next_used - 1) else u.day_next_used end,
-        day_prev_used = case when u.day_bucket = p_att.day_bucket and v_adm.day_guard = -1
-                             then greatest(0, u.day_prev_used - 1) else u.day_prev_used end
-      where u.quota_group = p_att.quota_group and u.share_id = any (v_shares);
-    end if;
-  end if;
-end
-$$;
-
 -- When the sliding window has room again for one more request of p_tokens under both limits: when
 -- the shortest run of its oldest admissions that frees enough has left it (admitted_at + window).
 CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) RETURNS timestamp with time zone
@@ -244,3 +163,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text
   where (p_rpm is null or a.left_requests + 1 <= p_rpm)
     and (p_tpm is null or a.left_tokens + p_tokens <= p_tpm)
 $$;
+
+-- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
+CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
+                                          operator(pg_catalog.*) 1000))::bigint $$;

@@ -1,27 +1,7 @@
--- The fair admission queue: priority classes (interactive, batch), tickets taken by a refusal,
--- turns by class then fair between callers, and lapsed tickets.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- The fair admission queue: tickets taken by a refusal, turns by class then fair between callers,
+-- lapsed tickets, and whether the spread holds a class back (only while requests wait).
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
-
-CREATE TABLE public.google_ai_priority_classes (
-    name text NOT NULL,
-    rank smallint NOT NULL,
-    description text,
-    kept_rpm_percent numeric(5,2),
-    kept_rpd_percent numeric(5,2),
-    kept_changed_at timestamp with time zone,
-    CONSTRAINT google_ai_priority_classes_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,31}$'::text)),
-    CONSTRAINT google_ai_priority_classes_kept_rpm_check CHECK (((kept_rpm_percent > (0)::numeric) AND (kept_rpm_percent <= (100)::numeric))),
-    CONSTRAINT google_ai_priority_classes_kept_rpd_check CHECK (((kept_rpd_percent > (0)::numeric) AND (kept_rpd_percent <= (100)::numeric)))
-);
-
-COMMENT ON TABLE public.google_ai_priority_classes IS 'Admission order between waiting requests: lower rank first. A credential allows its class and the lower ones.';
-
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpm_percent IS 'Percent of every model''s RPM kept for this class, as a derived row of google_ai_quota_shares per model (rounded down, at least 1 request, below 100% never the whole limit). Null: none.';
-
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpd_percent IS 'Percent of every model''s RPD kept for this class, as kept_rpm_percent. Null: none.';
-
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_changed_at IS 'When a kept percent was last set or cleared; null: never (the seed writes its default percents only then).';
 
 CREATE TABLE public.google_ai_queue (
     ticket_id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -54,12 +34,6 @@ CREATE TABLE public.google_ai_queue_settings (
 
 COMMENT ON TABLE public.google_ai_queue_settings IS 'The admission queue: grace_ms, how long a turn is kept for a waiter that has not called yet before its ticket lapses.';
 
-ALTER TABLE ONLY public.google_ai_priority_classes
-    ADD CONSTRAINT google_ai_priority_classes_pkey PRIMARY KEY (name);
-
-ALTER TABLE ONLY public.google_ai_priority_classes
-    ADD CONSTRAINT google_ai_priority_classes_rank_key UNIQUE (rank);
-
 ALTER TABLE ONLY public.google_ai_queue
     ADD CONSTRAINT google_ai_queue_pkey PRIMARY KEY (ticket_id);
 
@@ -74,15 +48,6 @@ CREATE INDEX IF NOT EXISTS google_ai_queue_caller_idx ON public.google_ai_queue 
 CREATE INDEX IF NOT EXISTS google_ai_queue_lease_idx ON public.google_ai_queue USING btree (model, lease_until);
 
 CREATE INDEX IF NOT EXISTS google_ai_queue_order_idx ON public.google_ai_queue USING btree (model, class_rank, turn, enqueued_at);
-
-CREATE OR REPLACE FUNCTION public.google_ai_class_rank(p_class text) RETURNS smallint
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  return (select c.rank from public.google_ai_priority_classes c where c.name = p_class);
-end
-$$;
 
 -- Tickets whose waiter stopped calling: removed, each leaving an abandoned attempt row (nothing lost).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) RETURNS integer
@@ -234,3 +199,15 @@ end
 $$;
 
 CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON public.google_ai_queue DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_queue_reply_check();
+
+-- Whether the spread holds a request of class rank p_rank back (its place in the schedule still
+-- ahead): only while requests wait for the model, and only for a class that some class ranks before
+-- (the schedule keeps the next slots coming for that class; the first class has nobody to keep them
+-- for). While nobody waits, a burst that fits the window goes at once. Null rank: held.
+CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
+     and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank))
+$$;

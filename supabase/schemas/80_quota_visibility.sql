@@ -1,6 +1,6 @@
 -- Quota you can see: what a reservation's answer carries (google_ai_answer_quota, read in the
 -- reservation's own statement) and the quota route's report per model and credential.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- What llm-invoke calls, beside the reservation in one statement. Seeing the quota must never cost
@@ -316,12 +316,6 @@ begin
     'queue', v_queue);
 end
 $$;
-
--- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
-CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) RETURNS bigint
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
-                                          operator(pg_catalog.*) 1000))::bigint $$;
 
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAULT NULL::text, p_caller text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER

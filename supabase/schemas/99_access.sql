@@ -3,7 +3,7 @@
 -- authenticated, service_role; eve_gateway too, so that applying it again keeps the order
 -- of the grants). service_role gets what the operator's tools need; eve_gateway (the
 -- Edge Functions' role) only EXECUTE on the RPCs it calls.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 COMMENT ON SCHEMA public IS 'standard public schema';
@@ -605,4 +605,3 @@ GRANT SELECT ON TABLE public.google_ai_usage_now TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_wait_by_class_1h FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_wait_by_class_1h TO service_role;
-

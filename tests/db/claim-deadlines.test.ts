@@ -1,4 +1,4 @@
-// Claims with their holder's deadlines and identity (supabase/schemas/30_reservation.sql),
+// Claims with their holder's deadlines and identity (supabase/schemas/55_claims.sql),
 // through the one reservation entry, against a real database:
 //   - a reservation its caller stopped waiting for (reply_by passed before the commit) leaves nothing:
 //     no attempt row, no admission in the window, no claim, no counter use;

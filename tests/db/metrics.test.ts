@@ -1,4 +1,4 @@
-// /metrics' SQL (supabase/schemas/92_metrics.sql) against a real PostgreSQL: every counter equals the
+// /metrics' SQL (supabase/schemas/91_metrics.sql) against a real PostgreSQL: every counter equals the
 // attempt rows it counts, histograms are cumulative, labels never name a key, and the counters never
 // go down when the fold moves rows into the totals, when housekeeping deletes rows (folded or not)
 // or when scrapes, folds and housekeeping run at once.

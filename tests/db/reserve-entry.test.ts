@@ -1,4 +1,4 @@
-// The one reservation entry (supabase/schemas/30_reservation.sql): google_ai_reserve_models takes the
+// The one reservation entry (supabase/schemas/58_admission.sql): google_ai_reserve_models takes the
 // models as an array and a caller or a token hash, the holder's deadlines as parameters, and answers
 // what the one-model and chain reservations answered; google_ai_reserve_models_at is the owner's clock seam.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";

@@ -293,7 +293,7 @@ export function createDatabase(options: DatabaseOptions): Database {
    * Stops using `failed`. Statements already sent on it keep their own deadline (the pool closes once
    * they are answered, at most a deadline later): a statement is given up only at its deadline, never
    * earlier because another call failed, so a write the server commits after the caller stopped
-   * waiting can be told apart by its deadline (llm-invoke's reply_by, supabase/schemas/30_reservation.sql).
+   * waiting can be told apart by its deadline (llm-invoke's reply_by, supabase/schemas/55_claims.sql).
    */
   function dropPool(failed: Sql) {
     if (pool !== failed) return;

@@ -1,5 +1,5 @@
 // Where the metrics route reads from: one RPC per scrape (the functions' role may call nothing else),
-// the work in SQL (supabase/schemas/92_metrics.sql).
+// the work in SQL (supabase/schemas/91_metrics.sql).
 import type { Database } from "../_shared/db.ts";
 
 export interface MetricsSource {
@@ -7,7 +7,7 @@ export interface MetricsSource {
   text(): Promise<string>;
 }
 
-/** One round trip: the fold and the text, in the database (supabase/schemas/92_metrics.sql). */
+/** One round trip: the fold and the text, in the database (supabase/schemas/91_metrics.sql). */
 export function createPgMetricsSource(db: Pick<Database, "run">): MetricsSource {
   return {
     text: () =>

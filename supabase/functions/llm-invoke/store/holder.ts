@@ -1,6 +1,6 @@
 // The holder's deadlines: what each reservation statement tells the database about the invocation
 // that sends it, so that a claim nobody holds is known as such within seconds
-// (supabase/schemas/30_reservation.sql):
+// (supabase/schemas/55_claims.sql):
 //   reply_by    when this invocation stops waiting for the statement's answer (its database deadline,
 //               less a margin for clock skew and the commit's way back). Whatever the statement would
 //               commit later (a reservation, a refusal, a queue ticket) is rolled back: a 503 before

@@ -1,6 +1,7 @@
 -- Reserved shares and budgets: part of a model's RPM/RPD kept for a class or a caller, an owner's
--- day paced, the owners' use counted under the counter-row lock, and service callers' daily budgets.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- day paced, the owners' use counted under the counter-row lock, and service callers' daily budgets;
+-- and an admission settled when its attempt ends (capacity given back at once, the shares' too).
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_caller_budgets (
@@ -391,3 +392,71 @@ CREATE OR REPLACE TRIGGER google_ai_class_kept_changed BEFORE INSERT OR UPDATE O
 CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_derives_shares();
 
 CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
+
+-- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
+-- release removes it (p_released) and gives back the request in its minute and day. The counter row
+-- is locked before the admission row, the order the reservation takes them in. An admission that
+-- already left the window changes only the calendar counters.
+CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_row public.google_ai_usage_counters;
+  v_adm public.google_ai_admissions;
+  v_delta bigint;
+  v_shares bigint[];
+begin
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = p_att.quota_group and c.model = p_att.model
+  for update;
+  if not found then
+    return;
+  end if;
+  if p_released then
+    delete from public.google_ai_admissions a where a.reservation_id = p_att.reservation_id returning * into v_adm;
+  else
+    select * into v_adm from public.google_ai_admissions a where a.reservation_id = p_att.reservation_id for update;
+    if found then
+      update public.google_ai_admissions a set tokens = p_tokens, in_flight = false
+      where a.reservation_id = p_att.reservation_id;
+    end if;
+  end if;
+  v_delta := p_tokens - coalesce(v_adm.tokens, p_att.estimated_tokens);
+
+  update public.google_ai_usage_counters c set
+    rpm_used = case when p_released and c.minute_bucket = p_att.minute_bucket
+                    then greatest(0, c.rpm_used - 1) else c.rpm_used end,
+    tpm_used = case when c.minute_bucket = p_att.minute_bucket
+                    then greatest(0, c.tpm_used + (p_tokens - p_att.estimated_tokens)) else c.tpm_used end,
+    rpd_used = case when p_released and c.day_bucket = p_att.day_bucket
+                    then greatest(0, c.rpd_used - 1) else c.rpd_used end,
+    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_adm.day_guard = 1
+                         then greatest(0, c.rpd_next_used - 1) else c.rpd_next_used end,
+    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_adm.day_guard = -1
+                         then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
+    window_requests = case when v_adm.reservation_id is not null and p_released
+                           then greatest(0, c.window_requests - 1) else c.window_requests end,
+    window_tokens = case when v_adm.reservation_id is not null
+                         then greatest(0, c.window_tokens + v_delta) else c.window_tokens end
+  where c.id = v_row.id;
+
+  if p_released then
+    v_shares := case when v_adm.reservation_id is not null then v_adm.share_ids
+                     else (select array_agg(s.id) from public.google_ai_quota_shares s
+                           where s.model = p_att.model
+                             and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)) end;
+    if cardinality(v_shares) > 0 then
+      update public.google_ai_share_usage u set
+        window_requests = case when v_adm.reservation_id is not null
+                               then greatest(0, u.window_requests - 1) else u.window_requests end,
+        day_used = case when u.day_bucket = p_att.day_bucket then greatest(0, u.day_used - 1) else u.day_used end,
+        day_next_used = case when u.day_bucket = p_att.day_bucket and v_adm.day_guard = 1
+                             then greatest(0, u.day_next_used - 1) else u.day_next_used end,
+        day_prev_used = case when u.day_bucket = p_att.day_bucket and v_adm.day_guard = -1
+                             then greatest(0, u.day_prev_used - 1) else u.day_prev_used end
+      where u.quota_group = p_att.quota_group and u.share_id = any (v_shares);
+    end if;
+  end if;
+end
+$$;

@@ -1,54 +1,8 @@
--- Housekeeping: its settings, the hourly run and its steps (abandoned reservations, old attempts,
--- responses, counters, cooldowns, tokens, pg_cron history), the maintenance log, and the call to
+-- Housekeeping: the hourly run and its steps (abandoned reservations, old attempts, responses,
+-- counters, cooldowns, tokens, pg_cron history), written to the maintenance log, and the call to
 -- the maintenance Edge Function (scheduled by the migration that holds the pg_cron jobs).
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
-
--- One row (id = true). Edit it to tune retention; the function falls back to these defaults if the
--- row is missing.
-CREATE TABLE public.google_ai_maintenance_settings (
-    id boolean DEFAULT true NOT NULL,
-    attempts_retention interval DEFAULT '30 days'::interval NOT NULL,
-    stale_reservation_after interval DEFAULT '00:15:00'::interval NOT NULL,
-    token_grace interval DEFAULT '7 days'::interval NOT NULL,
-    cron_history_retention interval DEFAULT '7 days'::interval NOT NULL,
-    batch_size integer DEFAULT 5000 NOT NULL,
-    max_batches integer DEFAULT 100 NOT NULL,
-    time_budget interval DEFAULT '00:02:00'::interval NOT NULL,
-    lock_timeout_ms integer DEFAULT 5000 NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_maintenance_settings_attempts_retention_check CHECK ((attempts_retention >= '1 day'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_batch_size_check CHECK (((batch_size >= 1) AND (batch_size <= 100000))),
-    CONSTRAINT google_ai_maintenance_settings_cron_history_check CHECK ((cron_history_retention >= '01:00:00'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_lock_timeout_check CHECK (((lock_timeout_ms >= 1) AND (lock_timeout_ms <= 600000))),
-    CONSTRAINT google_ai_maintenance_settings_max_batches_check CHECK (((max_batches >= 1) AND (max_batches <= 100000))),
-    CONSTRAINT google_ai_maintenance_settings_singleton CHECK (id),
-    CONSTRAINT google_ai_maintenance_settings_stale_reservation_check CHECK ((stale_reservation_after >= '00:07:00'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_time_budget_check CHECK ((time_budget > '00:00:00'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_token_grace_check CHECK ((token_grace >= '01:00:00'::interval))
-);
-
-COMMENT ON TABLE public.google_ai_maintenance_settings IS 'Housekeeping settings (one row). attempts_retention: how long attempt rows are kept; stale_reservation_after: when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; lock_timeout_ms: longest wait for a table lock.';
-
-CREATE TABLE public.google_ai_maintenance_log (
-    id serial NOT NULL,
-    operation text NOT NULL,
-    tables_affected text[],
-    deleted_count integer,
-    started_at timestamp with time zone,
-    completed_at timestamp with time zone,
-    status text,
-    details jsonb,
-    created_at timestamp with time zone DEFAULT now() NOT NULL
-);
-
-ALTER TABLE ONLY public.google_ai_maintenance_log
-    ADD CONSTRAINT google_ai_maintenance_log_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY public.google_ai_maintenance_settings
-    ADD CONSTRAINT google_ai_maintenance_settings_pkey PRIMARY KEY (id);
-
-CREATE INDEX IF NOT EXISTS google_ai_maintenance_log_started_at_idx ON public.google_ai_maintenance_log USING btree (started_at);
 
 -- The keys the maintenance function checks against Google, with their quota group.
 CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text, key_alias text, env_var_name text, quota_group text)
@@ -467,22 +421,4 @@ CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text
     (operation, tables_affected, deleted_count, started_at, completed_at, status, details)
   values (p_operation, p_tables_affected, p_deleted_count, p_started_at, p_completed_at, p_status, p_details)
   returning id
-$$;
-
--- An error message fit for the log: known secret shapes redacted (the same shapes as the functions'
--- sanitize.ts), control characters flattened, length capped.
-CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer DEFAULT 500) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    SET search_path TO ''
-    AS $$
-  select left(
-    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-      coalesce(p_message, ''),
-      'AIza[0-9A-Za-z_-]{10,}', '[redacted]', 'g'),
-      '(sb_secret_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
-      'eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[redacted]', 'g'),
-      '([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@', '\1[redacted]@', 'gi'),
-      '\m(bearer|basic)\s+[^\s"'',;]+', '\1 [redacted]', 'gi'),
-      '[[:cntrl:]]+', ' ', 'g'),
-    greatest(p_max_length, 1))
 $$;

@@ -1,6 +1,6 @@
 -- Models: key health and the model catalogue the maintenance function keeps, the profile, traits,
 -- features and list llm-invoke reads, aliases owned by one row, the life cycle review, service tiers.
--- Bodies are checked when called, not when created: a function may name one defined in a later file.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- The last check of each key: ok (models.list answered), invalid (Google refused the key; the key

@@ -1,0 +1,90 @@
+-- A request's candidates: the limits of the model it names (google_ai_request_limits) and the quota
+-- groups that may serve it, ranked (google_ai_ranked_groups), with the key a group serves it on.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+-- The quota groups that may serve p_model (through an active key the caller did not exclude), one
+-- row each: the priority of its best key, the cooldown in force at p_now and what it used in the
+-- current minute and Pacific day (an unlocked read), ranked in the order the reservation tries
+-- them: priority (lower first), then headroom (the smallest remaining fraction of RPM, TPM and
+-- RPD, largest first), then name. Each row names the key that serves its group, as
+-- google_ai_serving_key would (the best active key for the model, by priority, then alias), so the
+-- fast booking needs no second look at the keys.
+CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint, key_id uuid, key_alias text, env_var_name text)
+    LANGUAGE sql STABLE
+    AS $$
+  with keys as (
+    select distinct on (public.google_ai_quota_group(k.project_id, k.id))
+           public.google_ai_quota_group(k.project_id, k.id) as quota_group,
+           k.priority, k.id as key_id, k.key_alias, k.env_var_name
+    from public.google_ai_api_keys k
+    where k.is_active
+      and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
+      and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
+    order by public.google_ai_quota_group(k.project_id, k.id), k.priority nulls last, k.key_alias
+  ), usage as (
+    select g.quota_group, g.priority, g.key_id, g.key_alias, g.env_var_name, cd.cooldown_until,
+           case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
+                then c.rpm_used else 0 end as rpm_used,
+           case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
+                then c.tpm_used else 0 end as tpm_used,
+           case when c.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
+                then c.rpd_used else 0 end as rpd_used
+    from keys g
+    left join public.google_ai_usage_counters c
+      on c.quota_group operator(pg_catalog.=) g.quota_group and c.model operator(pg_catalog.=) p_model
+    left join public.google_ai_cooldowns cd
+      on cd.quota_group operator(pg_catalog.=) g.quota_group and cd.model operator(pg_catalog.=) p_model
+         and cd.cooldown_until operator(pg_catalog.>) p_now
+  )
+  select u.quota_group, u.priority, u.cooldown_until, u.rpm_used, u.tpm_used, u.rpd_used,
+         row_number() over (
+           order by u.priority nulls last,
+                    least(coalesce(1 operator(pg_catalog.-) u.rpm_used::numeric operator(pg_catalog./) nullif(p_rpm, 0), 1),
+                          coalesce(1 operator(pg_catalog.-) u.tpm_used::numeric operator(pg_catalog./) nullif(p_tpm, 0), 1),
+                          coalesce(1 operator(pg_catalog.-) u.rpd_used::numeric operator(pg_catalog./) nullif(p_rpd, 0), 1)) desc,
+                    u.quota_group),
+         u.key_id, u.key_alias, u.env_var_name
+  from usage u
+$$;
+
+-- The model a request names and the limits it is held to (after the safety margin). blocked_by says
+-- why no group can take it at all: unknown_model, or too_large (more tokens than a minute allows).
+CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_model public.google_ai_model_limits := public.google_ai_resolve_model(p_model);
+begin
+  if v_model.id is null then
+    blocked_by := 'unknown_model';
+    return;
+  end if;
+  model := v_model.model;
+  rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
+  tpm := public.google_ai_effective_limit(v_model.tpm, v_model.safety_margin);
+  rpd := public.google_ai_effective_limit(v_model.rpd, v_model.safety_margin);
+  if tpm is not null and p_estimated_tokens > tpm then
+    blocked_by := 'too_large';
+  end if;
+end
+$$;
+
+-- The key that serves a booked group: the group's best active key for the model that the caller
+-- did not exclude (all nulls when there is none).
+CREATE OR REPLACE FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  select k.id, k.key_alias, k.env_var_name into id, key_alias, env_var_name
+  from public.google_ai_api_keys k
+  where k.is_active
+    and public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
+    and (k.models is null or p_model = any (k.models))
+    and not (k.id = any (coalesce(p_exclude_key_ids, '{}')))
+  order by k.priority nulls last, k.key_alias
+  limit 1;
+end
+$$;

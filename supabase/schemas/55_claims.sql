@@ -1,0 +1,227 @@
+-- Claims: a request id is held by its caller while it is served (the holder's deadlines reply_by and
+-- hold_until), answered again from its stored answer (idempotency), and each refusal is logged.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+-- The attempt row takes the holder's times and identity out of its metadata: the row keeps them; a
+-- claim just taken (no holder yet) becomes the admitted invocation's, with its hold_until; a claim its
+-- holder still holds is renewed by its holder's statements only, never shortened. A claim nobody
+-- holds any more is not revived: a repeat may take it over.
+CREATE OR REPLACE FUNCTION public.google_ai_attempt_holder() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_holder jsonb := new.metadata -> '$holder';
+  v_now timestamptz := pg_catalog.clock_timestamp();
+begin
+  new.metadata := new.metadata - '$holder';
+  if pg_catalog.jsonb_typeof(v_holder) is distinct from 'object' then
+    return new;
+  end if;
+  new.reply_by := public.google_ai_holder_time(v_holder, 'reply_by');
+  new.holder := public.google_ai_holder_id(v_holder);
+  -- Never before reply_by; none when the statement names none (then the claim keeps its lease).
+  new.hold_until := case when v_holder ? 'hold_until'
+                         then greatest(public.google_ai_holder_time(v_holder, 'hold_until'), new.reply_by) end;
+  if new.request_id is not null and new.hold_until is not null and new.holder is not null then
+    update public.google_ai_responses r set
+      expires_at = case when r.holder is null then new.hold_until else greatest(r.expires_at, new.hold_until) end,
+      holder = new.holder
+    where r.caller = new.caller and r.request_id = new.request_id and r.status = 'in_progress'
+      and (r.holder = new.holder or (r.holder is null and new.status = 'reserved'))
+      and public.google_ai_claim_held_until(r.caller, r.request_id, r.expires_at, v_now) is not null;
+  end if;
+  return new;
+end
+$_$;
+
+-- At commit: a reservation or refusal whose holder stopped waiting is rolled back with everything its
+-- statement did (a refusal renews its holder's claim). 57014 (query_canceled) is what a statement
+-- timeout raises: the function answers it 503.
+CREATE OR REPLACE FUNCTION public.google_ai_attempt_reply_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if pg_catalog.clock_timestamp() > new.reply_by then
+    raise exception '% of request % reached its commit after its caller stopped waiting (%); rolled back',
+      coalesce('reservation ' || new.reservation_id::text, 'refusal'), new.request_id, new.reply_by
+      using errcode = '57014';
+  end if;
+  return null;
+end
+$$;
+
+-- Until when a request's in-flight claim is held at p_now: its lease, or a live ticket of the request
+-- in the admission queue (its holder is waiting for its turn). Null: nobody holds it.
+CREATE OR REPLACE FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_ticket timestamptz;
+begin
+  if p_expires_at > p_now then
+    return p_expires_at;
+  end if;
+  select max(q.lease_until) into v_ticket from public.google_ai_queue q
+  where q.caller = p_caller and q.request_id = p_request_id and q.lease_until > p_now;
+  return v_ticket;
+end
+$$;
+
+-- One time of a '$holder' (null when absent); anything but an ISO timestamp is a clear 22023.
+CREATE OR REPLACE FUNCTION public.google_ai_holder_time(p_holder jsonb, p_key text) RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_holder -> p_key is null then
+    return null;
+  end if;
+  if pg_catalog.jsonb_typeof(p_holder -> p_key) = 'string' then
+    begin
+      return (p_holder ->> p_key)::timestamptz;
+    exception when data_exception then
+      null; -- told below
+    end;
+  end if;
+  raise exception 'metadata key $holder is the gateway''s own: its % must be an ISO timestamp', p_key
+    using errcode = '22023';
+end
+$$;
+
+-- The invocation a '$holder' names (null when absent); anything but a uuid is a clear 22023.
+CREATE OR REPLACE FUNCTION public.google_ai_holder_id(p_holder jsonb) RETURNS uuid
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+begin
+  if p_holder -> 'holder' is null then
+    return null;
+  end if;
+  if pg_catalog.jsonb_typeof(p_holder -> 'holder') = 'string'
+     and (p_holder ->> 'holder') ~ '^[0-9a-fA-F]{8}-([0-9a-fA-F]{4}-){3}[0-9a-fA-F]{12}$' then
+    return (p_holder ->> 'holder')::uuid;
+  end if;
+  raise exception 'metadata key $holder is the gateway''s own: its holder must be a uuid'
+    using errcode = '22023';
+end
+$$;
+
+-- The statement's reply_by for rows that do not carry it (a queue ticket): the reservation entry
+-- passes its metadata through this, which notes '$holder'.reply_by for the transaction
+-- (google_ai_queue_reply_check reads it) and returns the metadata unchanged. Owner only.
+CREATE OR REPLACE FUNCTION public.google_ai_statement_holder(p_metadata jsonb) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_reply_by timestamptz :=
+    case when pg_catalog.jsonb_typeof(p_metadata -> '$holder') = 'object'
+         then public.google_ai_holder_time(p_metadata -> '$holder', 'reply_by') end;
+begin
+  perform pg_catalog.set_config('google_ai.reply_by', coalesce(v_reply_by::text, ''), true);
+  return p_metadata;
+end
+$$;
+
+-- A claim turns 'done' only by its holder's success: a former holder's late finalize (its claim was
+-- taken over meanwhile) leaves the new holder's claim in place. Its own answer still counts and its
+-- token_usage is written; only the stored answer of the request is the new holder's to write.
+CREATE OR REPLACE FUNCTION public.google_ai_response_holder_check() RETURNS trigger
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if exists (select 1 from public.google_ai_attempts a
+             where a.request_id = old.request_id and a.caller = old.caller
+               and a.holder = old.holder and a.status = 'succeeded') then
+    return new;
+  end if;
+  return null;
+end
+$$;
+
+-- The request's idempotency marker: in flight until finalize stores the answer, with a lease a
+-- little longer than an Edge Function's wall clock, so a crashed caller cannot block its id. A claim
+-- taken (or taken over) names no holder until its taker's attempt row, in the same statement, makes
+-- it the taker's (google_ai_attempt_holder).
+CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) RETURNS void
+    LANGUAGE sql
+    SET search_path TO ''
+    AS $$
+  insert into public.google_ai_responses as r (caller, request_id, status, model, created_at, expires_at, holder)
+  values (p_caller, p_request_id, 'in_progress', p_model, p_now, p_now + interval '7 minutes', null)
+  on conflict (caller, request_id) do update set
+    status = 'in_progress', response = null, model = excluded.model,
+    created_at = excluded.created_at, expires_at = excluded.expires_at, holder = null
+$$;
+
+-- For a request the caller named with its own request_id: the answer to give instead of reserving,
+-- or null to go on. A request id this caller completed within 24 hours is answered from the stored
+-- response; one whose earlier call still holds its lease (in flight, or between attempts) is refused
+-- as in_progress. The advisory lock serialises concurrent duplicates until the first one's marker
+-- (google_ai_hold_request, in the same transaction) is committed.
+CREATE OR REPLACE FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_prior public.google_ai_responses;
+  v_held_until timestamptz;
+begin
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(p_caller || '/' || p_request_id, 0));
+  select * into v_prior from public.google_ai_responses r
+  where r.caller = p_caller and r.request_id = p_request_id;
+  if v_prior.status = 'done' and v_prior.created_at > p_now - interval '24 hours' then
+    return jsonb_build_object('ok', false, 'limit', 'duplicate', 'cause', 'duplicate', 'response', v_prior.response,
+      'retry_after_ms', null, 'retry_at', null);
+  elsif v_prior.status = 'in_progress' then
+    v_held_until := public.google_ai_claim_held_until(p_caller, p_request_id, v_prior.expires_at, p_now);
+    if v_held_until is not null then
+      return jsonb_build_object('ok', false, 'limit', 'in_progress', 'cause', 'in_progress',
+        'retry_after_ms', greatest(1000, ceil(extract(epoch from (v_held_until - p_now)) * 1000))::bigint,
+        'retry_at', v_held_until);
+    end if;
+  end if;
+  return null;
+end
+$$;
+
+-- A refusal in the attempt log; returns the milliseconds until p_retry_at (null: none known). One
+-- refused row per request and attempt, not one per poll: a WAIT caller asking again (it has waited,
+-- so p_wait_ms > 0) updates the row its first refusal wrote during this wait.
+CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb, p_cause text DEFAULT NULL::text) RETURNS bigint
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_retry_ms bigint := case when p_retry_at is null then null
+                            else greatest(0, ceil(extract(epoch from (p_retry_at - p_now)) * 1000))::bigint end;
+  v_cause text := coalesce(p_cause, public.google_ai_refusal_cause(p_limit));
+begin
+  if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
+    update public.google_ai_attempts a set
+      limit_hit = p_limit, refusal_cause = v_cause, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
+      estimated_tokens = p_estimated_tokens
+    where a.request_id = p_request_id and a.caller = p_caller and a.attempt = p_attempt
+      and a.status = 'refused'
+      and a.created_at >= pg_catalog.now() - (p_wait_ms + 60000) * interval '1 millisecond';
+  end if;
+  if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
+    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
+    values ('refused', p_request_id, p_caller, p_client_id, p_token_id, p_model, p_requested_model,
+      p_attempt, p_estimated_tokens, p_limit, v_cause, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
+  end if;
+  return v_retry_ms;
+end
+$$;
+
+CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
+
+CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
+
+CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON public.google_ai_responses FOR EACH ROW WHEN (((old.status = 'in_progress'::text) AND (new.status = 'done'::text) AND (old.holder IS NOT NULL))) EXECUTE FUNCTION public.google_ai_response_holder_check();

@@ -1,0 +1,671 @@
+-- The reservation: one round trip that answers "may this request go to Google now, on which key?".
+-- One verb per layer, outermost first:
+--   reserve    the entry: google_ai_reserve_models (models as an array, a caller or a token hash,
+--              the holder's deadlines and id), its clock seam google_ai_reserve_models_at; the older
+--              google_ai_reserve, _with_token, _chain, _chain_with_token and google_ai_reserve_at
+--              remain thin wrappers over admit for the tests and the bench that call them;
+--   admit      the queue-aware decision for one request (idempotency, credential, queue turn), per
+--              model of a chain (google_ai_admit_at, google_ai_admit_chain_at);
+--   book       pick a quota group and count the request in its windows (google_ai_book_fast, the
+--              hot path; google_ai_book_best_group when it does not apply);
+--   try_book   one group's windows, under its counter row's lock;
+--   settle     give back what an ended attempt did not use (30_shares_and_budgets.sql).
+-- Also: the claim of a request id and its holder's deadlines (reply_by, hold_until).
+--
+-- The functions a request enters through (reserve, admit, and finalize and release in 60_life_cycle.sql)
+-- set plan_cache_mode = force_generic_plan for everything they run. Their statements take the clock
+-- and the model as parameters; PostgreSQL's default would plan them again on every call (a custom
+-- plan for the window's time range looks cheaper than the generic one), which was a quarter of the
+-- reservation's CPU. Every statement here finds its rows by key (counter row, model, quota group,
+-- ticket), so the generic plan is the one a custom plan would choose.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+-- The implementation takes a new name (google_ai_admit_at): the earlier migrations, applied again,
+-- re-create google_ai_reserve_at with its old arguments, and two overloads that differ only in
+-- trailing defaults would make their calls ambiguous. google_ai_reserve_at stays, calling it.
+CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_grace interval;
+  v_answer jsonb;
+  v_limits record;
+  v_group text;
+  v_minute timestamptz;
+  v_day date;
+  v_blocked_by text;
+  v_cause text;
+  v_spread_bound boolean;
+  v_reopens_at timestamptz;
+  v_recheck_at timestamptz;
+  v_retry_ms bigint;
+  v_key_id uuid;
+  v_key_alias text;
+  v_env_var_name text;
+  v_reservation_id uuid := gen_random_uuid();
+  -- The queue
+  v_class text;
+  v_rank smallint;
+  v_ticket public.google_ai_queue;
+  v_turn bigint;
+  v_since timestamptz;
+  v_queued boolean;
+  v_ahead integer := 0;
+  v_due_ahead integer := 0;
+  v_free_now integer;
+  v_turn_at timestamptz;
+  v_due_lease timestamptz;
+  v_may_book boolean := true;
+  v_expected timestamptz;
+  v_likely_at timestamptz;
+  v_quota jsonb;
+  -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
+  v_new_ticket uuid := gen_random_uuid();
+begin
+  if p_estimated_tokens is null or p_estimated_tokens < 0 then
+    raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
+  end if;
+  if p_caller is null or length(p_caller) = 0 or p_model is null or length(p_model) = 0 then
+    raise exception 'p_caller and p_model are required' using errcode = '22023';
+  end if;
+
+  if p_idempotent and p_request_id is not null and p_attempt = 1 then
+    v_answer := public.google_ai_idempotent_answer(p_caller, p_request_id, v_now);
+    if v_answer is not null then
+      return v_answer;
+    end if;
+  end if;
+
+  -- The class: the one asked for, never above the credential's (the client's class, or the top
+  -- class for a service caller). One statement: this runs on every request.
+  select a.rank, pc.name into v_rank, v_class
+  from (select greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc where pc.name = p_priority),
+                                 x.allowed), x.allowed) as rank
+        from (select coalesce((select pc.rank from public.google_ai_clients c
+                               join public.google_ai_priority_classes pc on pc.name = c.priority_class
+                               where c.id = p_client_id),
+                              (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
+  left join public.google_ai_priority_classes pc on pc.rank = a.rank;
+
+  -- The model and its limits (google_ai_request_limits, read in this one statement).
+  select l.model,
+         public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
+         public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
+         public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd,
+         case when l.withdrawn_at is not null then 'withdrawn'
+              when public.google_ai_effective_limit(l.tpm, l.safety_margin) < p_estimated_tokens
+              then 'too_large' end as blocked_by,
+         l.withdrawn_at, l.successor
+    into v_limits
+  -- The row named exactly (its unique index), else the first row with the name as an alias.
+  from (select m.* from public.google_ai_model_limits m where m.model = p_model and m.is_active
+        union all
+        (select m.* from public.google_ai_model_limits m where m.is_active and p_model = any (m.aliases)
+         order by m.id limit 1)
+        limit 1) l;
+  v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
+
+  if v_blocked_by is null then
+    -- This caller's place: its ticket, or where a ticket taken now would stand.
+    if p_queue_ticket is not null then
+      select * into v_ticket from public.google_ai_queue q
+      where q.ticket_id = p_queue_ticket and q.caller = p_caller and q.model = v_limits.model
+        and q.lease_until >= v_now;
+    end if;
+    v_queued := exists (select 1 from public.google_ai_queue q
+                        where q.model = v_limits.model and q.lease_until >= v_now
+                          and q.ticket_id is distinct from v_ticket.ticket_id);
+    if v_ticket.ticket_id is not null then
+      v_rank := v_ticket.class_rank; v_class := v_ticket.priority_class;
+      v_since := v_ticket.enqueued_at;
+      -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
+      -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
+      v_turn := least(v_ticket.turn, 1 + greatest(
+        coalesce((select min(q.turn) from public.google_ai_queue q
+                  where q.model = v_limits.model and q.class_rank = v_rank and q.lease_until >= v_now
+                    and q.ticket_id <> v_ticket.ticket_id), 0),
+        coalesce((select max(q.turn) from public.google_ai_queue q
+                  where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank
+                    and q.lease_until >= v_now and q.ticket_id <> v_ticket.ticket_id and q.turn < v_ticket.turn), 0)));
+    elsif v_queued then
+      v_turn := 1 + greatest(
+        coalesce((select min(q.turn) from public.google_ai_queue q
+                  where q.model = v_limits.model and q.class_rank = v_rank and q.lease_until >= v_now), 0),
+        coalesce((select max(q.turn) from public.google_ai_queue q
+                  where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank
+                    and q.lease_until >= v_now), 0));
+      v_since := v_now;
+    end if;
+
+    if v_queued then
+      select count(*), count(*) filter (where q.expected_at <= v_now) into v_ahead, v_due_ahead
+      from public.google_ai_queue q
+      where q.model = v_limits.model and q.lease_until >= v_now
+        and q.ticket_id is distinct from v_ticket.ticket_id
+        and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
+            < (v_rank, v_turn, v_since, coalesce(v_ticket.ticket_id, v_new_ticket));
+      select t.free_now, t.turn_at, t.spread_bound into v_free_now, v_turn_at, v_spread_bound
+      from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd,
+        p_exclude_key_ids, v_now, v_ahead + 1, v_rank) t;
+      -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks.
+      -- (No turn today anywhere: book_best_group names the reopening.) A request whose own RPM share
+      -- still has room in a group asks too: the share keeps that slot for it, the spread does not
+      -- hold it back, and the booking decides exactly.
+      v_may_book := v_turn_at is null or v_due_ahead < v_free_now
+        or exists (select 1 from public.google_ai_quota_shares s
+                   left join public.google_ai_share_usage u on u.share_id = s.id
+                   where s.model = v_limits.model and s.reserved_rpm is not null
+                     and (s.priority_class = v_class or s.caller = p_caller)
+                     and coalesce(u.window_requests, 0) < s.reserved_rpm);
+    end if;
+
+    if v_may_book and not v_queued then
+      -- Nothing but the limits in the way: the fast booking, with the quota it leaves.
+      select f.booked_group, f.minute_bucket, f.day_bucket, f.quota, f.key_id, f.key_alias, f.env_var_name
+        into v_group, v_minute, v_day, v_quota, v_key_id, v_key_alias, v_env_var_name
+      from public.google_ai_book_fast(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
+        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id, p_caller, p_client_id, v_class, v_rank) f;
+    end if;
+    if v_may_book and v_group is null then
+      select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at, b.cause
+        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at, v_cause
+      from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
+        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id,
+        v_class, p_caller, p_client_id, p_attempt) b;
+    elsif not v_may_book then
+      -- Slots free now are the turns of the tickets ahead; none free: the schedule or the window.
+      v_blocked_by := case when v_limits.rpm is not null then 'rpm' else 'tpm' end;
+      v_cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread' else 'window_full' end;
+    end if;
+  end if;
+
+  if v_group is null then
+    v_cause := coalesce(v_cause, public.google_ai_refusal_cause(v_blocked_by));
+    if v_blocked_by in ('rpm', 'tpm', 'rpd', 'cooldown', 'pace') and coalesce(p_wait_left_ms, 0) > 0 then
+      -- In line. Tickets of a model are taken one at a time, so each one's place and time count every
+      -- ticket before it (the lock is the model's and lasts until this call commits; nothing under it
+      -- waits for a counter row, so a counter row this call may still hold cannot deadlock with it).
+      perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('google_ai_queue:' || v_limits.model));
+      v_grace := coalesce((select qs.grace_ms from public.google_ai_queue_settings qs where qs.id), 3000)
+                 * interval '1 millisecond';
+      perform public.google_ai_queue_lapse(v_limits.model, v_now);
+      if v_ticket.ticket_id is null then
+        v_turn := 1 + greatest(
+          coalesce((select min(q.turn) from public.google_ai_queue q
+                    where q.model = v_limits.model and q.class_rank = v_rank), 0),
+          coalesce((select max(q.turn) from public.google_ai_queue q
+                    where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank), 0));
+        v_since := v_now;
+      end if;
+      select count(*), min(q.lease_until) filter (where q.expected_at <= v_now) into v_ahead, v_due_lease
+      from public.google_ai_queue q
+      where q.model = v_limits.model and q.ticket_id is distinct from v_ticket.ticket_id
+        and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
+            < (v_rank, v_turn, v_since, coalesce(v_ticket.ticket_id, v_new_ticket));
+      select t.free_now, t.turn_at, t.likely_at into v_free_now, v_turn_at, v_likely_at
+      from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd, p_exclude_key_ids, v_now,
+        v_ahead + 1, v_rank) t;
+      -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls,
+      -- the slot is this one's once its ticket lapses. When the next opening lies beyond this
+      -- caller's wait, that is its chance: it asks again then (one call more if the waiter did come).
+      if v_free_now > 0 and v_due_lease is not null
+         and coalesce(v_turn_at > v_now + p_wait_left_ms * interval '1 millisecond', true) then
+        v_turn_at := v_due_lease + interval '1 millisecond';
+        v_likely_at := v_turn_at;
+      end if;
+      -- The booking was tried and names no time it could succeed (a closed model, or free slots that a
+      -- reserved share keeps from this caller): the queue's count of slots cannot serve it, and
+      -- asking again would not either, so it is answered now rather than given a turn.
+      if v_may_book and v_reopens_at is null and v_recheck_at is null then
+        v_turn_at := null;
+        v_likely_at := null;
+      end if;
+      -- Its turn: when the tickets ahead leave a slot over, and not before the booking's own reopening.
+      v_expected := greatest(v_turn_at, least(v_reopens_at, v_recheck_at), v_now + interval '50 milliseconds');
+      if v_turn_at is null and v_reopens_at is null then
+        v_expected := null;
+      end if;
+      -- A ticket is taken only when the turn is likely within the wait: the higher classes that asked
+      -- during the last window will ask again and go first (google_ai_queue_turn_at's likely_at). The
+      -- waiter is still told the earliest time (v_expected), so no slot waits for it.
+      if v_expected <= v_now + p_wait_left_ms * interval '1 millisecond'
+         and greatest(v_expected, v_likely_at) <= v_now + p_wait_left_ms * interval '1 millisecond' then
+        insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
+          token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position)
+        values (coalesce(v_ticket.ticket_id, v_new_ticket), v_limits.model, v_class, v_rank, p_caller,
+          p_client_id, p_token_id, p_request_id, p_model, v_turn, v_since, p_estimated_tokens, v_blocked_by,
+          v_expected, v_expected + v_grace, v_ahead + 1)
+        on conflict (ticket_id) do update set
+          expected_at = excluded.expected_at, lease_until = excluded.lease_until, turn = excluded.turn,
+          position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit
+        returning * into v_ticket;
+        return jsonb_build_object(
+          'ok', false,
+          'limit', v_blocked_by,
+          'cause', v_cause,
+          'retry_after_ms', greatest(0, ceil(extract(epoch from (v_expected - v_now)) * 1000))::bigint,
+          'retry_at', v_expected,
+          'model', v_limits.model,
+          'queue', jsonb_build_object('ticket', v_ticket.ticket_id, 'position', v_ticket.position,
+                                      'expected_at', v_expected, 'priority', v_class));
+      end if;
+    end if;
+
+    -- Not waiting (NO_WAIT, or the turn lies beyond the caller's wait): answered now, with the time.
+    if v_ticket.ticket_id is not null then
+      delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
+    end if;
+    if v_blocked_by in ('rpm', 'tpm') then
+      -- Behind a queue, capacity for this caller comes with its turn (the likely one, for a lower class).
+      v_reopens_at := coalesce(greatest(v_expected, v_likely_at), greatest(v_turn_at, v_reopens_at));
+      if v_recheck_at >= v_reopens_at then
+        v_recheck_at := null;
+      end if;
+    end if;
+    v_retry_ms := public.google_ai_record_refusal(v_now, p_caller, p_request_id, p_client_id, p_token_id,
+      coalesce(v_limits.model, p_model), p_model, p_attempt, p_estimated_tokens,
+      v_blocked_by, v_reopens_at, p_wait_ms, p_metadata, v_cause);
+    return jsonb_build_object(
+      'ok', false,
+      'limit', v_blocked_by,
+      'cause', v_cause,
+      'retry_after_ms', v_retry_ms,
+      'retry_at', v_reopens_at,
+      'model', v_limits.model,
+      'max_tokens', case when v_limits.blocked_by = 'too_large' then v_limits.tpm end,
+      'recheck_after_ms', case when v_recheck_at is not null
+                               then greatest(0, ceil(extract(epoch from (v_recheck_at - v_now)) * 1000))::bigint end)
+      -- A withdrawn model: when Google said so, and the model it names instead (if a row says).
+      || case when v_blocked_by = 'withdrawn'
+              then jsonb_build_object('withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor)
+              else '{}'::jsonb end;
+  end if;
+
+  -- (The fast booking looked the key up before it locked the counter row.)
+  if v_key_id is null then
+    select k.id, k.key_alias, k.env_var_name into v_key_id, v_key_alias, v_env_var_name
+    from public.google_ai_serving_key(v_group, v_limits.model, p_exclude_key_ids) k;
+    if v_key_id is null then
+      raise exception 'the keys of quota group % changed during the reservation; retry', v_group
+        using errcode = '40001';
+    end if;
+  end if;
+
+  if v_ticket.ticket_id is not null then
+    delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
+    -- A request that arrived before the last window says nothing of what its class asks for now: its
+    -- admission is left out of what the queue reads as the higher classes' part (likely_at).
+    if v_since <= v_now - (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond' then
+      update public.google_ai_admissions a set class_rank = null where a.reservation_id = v_reservation_id;
+    end if;
+  end if;
+
+  if p_idempotent and p_request_id is not null then
+    perform public.google_ai_hold_request(p_caller, p_request_id, v_limits.model, v_now);
+  end if;
+
+  insert into public.google_ai_attempts (reservation_id, status, request_id, caller, client_id, token_id, model,
+    requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
+    wait_ms, metadata, priority_class)
+  values (v_reservation_id, 'reserved', p_request_id, p_caller, p_client_id, p_token_id, v_limits.model,
+    p_model, p_attempt, v_key_id, v_key_alias, v_group, v_minute, v_day, p_estimated_tokens,
+    p_wait_ms, coalesce(p_metadata, '{}'), v_class);
+
+  v_answer := jsonb_build_object(
+    'ok', true,
+    'reservation_id', v_reservation_id,
+    'key_id', v_key_id,
+    'key_alias', v_key_alias,
+    'env_var_name', v_env_var_name,
+    'quota_group', v_group,
+    'model', v_limits.model,
+    'minute_bucket', v_minute,
+    'day_bucket', v_day,
+    'priority', v_class);
+  if v_quota is not null then
+    v_answer := v_answer || jsonb_build_object('quota', v_quota);
+  end if;
+  return v_answer;
+end
+$$;
+
+-- p_models: the request's model as the caller named it, then its fallbacks, in order (at most 4).
+-- A service caller passes p_caller; a scoped token passes p_token_hash instead (each model is then
+-- reserved through google_ai_admit_with_token_at: token, budgets and scope checked under the token's
+-- lock, as for one model). Fallbacks the token may not use are left out; the first model is always
+-- asked, so a token that may not use it is refused model_not_allowed.
+--
+-- With p_queue_ticket, the chain starts at the ticket's model: the models before it could not serve
+-- within the wait when the ticket was taken, so the ticket's turn is the request's best chance.
+--
+-- The answer is google_ai_admit_at's, plus:
+--   requested_model  the chain's first model (canonical)
+--   fallback_from    each model passed over before the one that answered: {model, limit, retry_after_ms}
+-- When every model refuses, the refusal whose capacity comes back first is answered (the first
+-- model's when none names a time), with fallback_from listing every model tried.
+CREATE OR REPLACE FUNCTION public.google_ai_admit_chain_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+declare
+  -- Refusals that belong to one model: another model may still serve.
+  c_model_limits constant text[] := array['rpm', 'tpm', 'rpd', 'cooldown', 'pace', 'no_active_key', 'too_large', 'unknown_model',
+                                          'withdrawn'];
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_names text[] := '{}';     -- as asked (the first as the caller wrote it)
+  v_models text[] := '{}';    -- canonical
+  v_retired boolean[] := '{}';
+  v_row public.google_ai_model_limits;
+  v_name text;
+  v_allowed text[];
+  v_caller text := p_caller;
+  v_client_id uuid;
+  v_token_id uuid;
+  v_start integer := 1;
+  v_try jsonb;
+  v_answer jsonb;
+  v_refusals jsonb := '[]';   -- every model's refusal, in order
+  v_steps jsonb := '[]';      -- {model, limit, retry_after_ms} of each model passed over
+  v_best jsonb;
+begin
+  if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
+    raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
+  end if;
+  if (p_caller is null) = (p_token_hash is null) then
+    raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
+  end if;
+
+  if p_token_hash is not null then
+    select t.models, t.id, c.id, 'client:' || c.name into v_allowed, v_token_id, v_client_id, v_caller
+    from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
+    where t.token_hash = p_token_hash;
+  end if;
+
+  foreach v_name in array p_models loop
+    v_row := public.google_ai_model_by_name(v_name);
+    continue when coalesce(v_row.model, v_name) = any (v_models);
+    -- A token falls back only to models it may use (its first model is asked regardless and refused).
+    continue when cardinality(v_models) > 0 and p_token_hash is not null
+                  and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
+    v_names := v_names || v_name;
+    v_models := v_models || coalesce(v_row.model, v_name);
+    v_retired := v_retired || (v_row.id is not null
+                               and (not v_row.is_active or public.google_ai_model_unlisted(v_row.model)));
+  end loop;
+  -- When every model is retired the catalogue may be the one that is wrong: ask them in order.
+  if not (false = any (v_retired)) then
+    v_retired := array_fill(false, array[cardinality(v_models)]);
+  end if;
+
+  if p_queue_ticket is not null then
+    v_start := coalesce(array_position(v_models,
+      (select q.model from public.google_ai_queue q where q.ticket_id = p_queue_ticket)), 1);
+  end if;
+
+  for i in v_start .. cardinality(v_models) loop
+    if v_retired[i] then
+      v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
+        'model', v_models[i]);
+    else
+      begin
+        if p_token_hash is null then
+          v_try := public.google_ai_admit_at(p_now => p_now, p_model => v_names[i],
+            p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
+            p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+            p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+            p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
+        else
+          v_try := public.google_ai_admit_with_token_at(p_now => p_now, p_token_hash => p_token_hash,
+            p_model => v_names[i], p_estimated_tokens => p_estimated_tokens, p_request_id => p_request_id,
+            p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+            p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+            p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
+        end if;
+        if not (v_try ->> 'ok')::boolean and not (v_try ? 'queue')
+           and (v_try ->> 'limit') = any (c_model_limits) then
+          raise exception using errcode = 'EF001', message = 'model refused: try the next';
+        end if;
+        v_answer := v_try; -- admitted, queued, or a refusal no other model can change
+      exception when sqlstate 'EF001' then
+        null; -- rolled back: no lock, row or ticket change of this model's try is left
+      end;
+    end if;
+    exit when v_answer is not null;
+
+    -- Passed over. A ticket the request held for this model is given up (its turn lay beyond the
+    -- wait after all, or the model retired meanwhile).
+    if p_queue_ticket is not null then
+      delete from public.google_ai_queue q where q.ticket_id = p_queue_ticket and q.model = v_models[i];
+    end if;
+
+    v_refusals := v_refusals || jsonb_build_array(v_try);
+    v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_models[i], 'limit', v_try ->> 'limit',
+      'cause', v_try ->> 'cause', 'retry_after_ms', v_try -> 'retry_after_ms'));
+    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
+    values ('refused', p_request_id, coalesce(v_caller, 'token'), v_client_id, v_token_id, v_models[i], p_models[1],
+      p_attempt, p_estimated_tokens, v_try ->> 'limit', v_try ->> 'cause', (v_try ->> 'retry_after_ms')::bigint,
+      p_wait_ms, coalesce(p_metadata, '{}'));
+  end loop;
+
+  if v_answer is not null then
+    if (v_answer ->> 'model') is distinct from v_models[1] then
+      -- The rows of a fallback name the model the request asked for.
+      if (v_answer ->> 'ok')::boolean then
+        update public.google_ai_attempts a set requested_model = p_models[1]
+        where a.reservation_id = (v_answer ->> 'reservation_id')::uuid;
+      elsif v_answer ? 'queue' then
+        update public.google_ai_queue q set requested_model = p_models[1]
+        where q.ticket_id = (v_answer -> 'queue' ->> 'ticket')::uuid;
+      end if;
+    end if;
+    return v_answer || jsonb_build_object('requested_model', v_models[1], 'fallback_from', v_steps);
+  end if;
+
+  -- Every model refused: answer with the one whose capacity comes back first.
+  select r.value into v_best from jsonb_array_elements(v_refusals) with ordinality r(value, i)
+  order by (r.value ->> 'retry_at')::timestamptz nulls last, (r.value ->> 'limit' = 'retired'), r.i
+  limit 1;
+  return v_best || jsonb_build_object('requested_model', v_models[1], 'fallback_from', v_steps);
+end
+$$;
+
+-- Reserving with a token: token and client checked and booked with the quota (all or
+-- nothing); the client's class bounds the request's (google_ai_admit_at reads it). A queued
+-- refusal books no budget: the budget is booked when the request is admitted.
+CREATE OR REPLACE FUNCTION public.google_ai_admit_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+declare
+  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
+  v_day date := public.google_ai_pacific_day(v_now);
+  v_token public.google_ai_tokens;
+  v_client public.google_ai_clients;
+  v_model text;
+  v_refusal text;
+  v_retry_at timestamptz;
+  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
+  v_requests_today integer;
+  v_tokens_today integer;
+  v_result jsonb;
+begin
+  select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
+  if not found then
+    return jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid', 'retry_after_ms', null);
+  end if;
+  select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
+  v_model := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
+  v_requests_today := case when v_client.day_bucket = v_day then v_client.requests_today else 0 end;
+  v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
+
+  if v_token.revoked_at is not null or v_client.revoked_at is not null then
+    v_refusal := 'token_revoked';
+  elsif v_token.expires_at <= v_now then
+    v_refusal := 'token_expired';
+  elsif not (v_model = any (v_token.models)) then
+    v_refusal := 'model_not_allowed';
+  elsif (v_token.max_requests is not null and v_token.requests_used + v_count_request > v_token.max_requests)
+     or (v_token.max_tokens is not null and v_token.tokens_used + p_estimated_tokens > v_token.max_tokens) then
+    v_refusal := 'token_budget';
+  elsif (v_client.daily_max_requests is not null and v_requests_today + v_count_request > v_client.daily_max_requests)
+     or (v_client.daily_max_tokens is not null and v_tokens_today + p_estimated_tokens > v_client.daily_max_tokens) then
+    v_refusal := 'client_budget';
+    v_retry_at := public.google_ai_pacific_midnight_after(v_now);
+  end if;
+
+  if v_refusal is not null then
+    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
+    values ('refused', p_request_id, 'client:' || v_client.name, v_client.id, v_token.id, v_model, p_model,
+      coalesce(p_attempt, 1), p_estimated_tokens, v_refusal, public.google_ai_refusal_cause(v_refusal),
+      ceil(extract(epoch from (v_retry_at - v_now)) * 1000)::bigint, p_wait_ms, coalesce(p_metadata, '{}'));
+    return jsonb_build_object('ok', false, 'limit', v_refusal, 'cause', public.google_ai_refusal_cause(v_refusal),
+      'retry_after_ms', ceil(extract(epoch from (v_retry_at - v_now)) * 1000)::bigint, 'retry_at', v_retry_at,
+      'client_id', v_client.id, 'token_id', v_token.id);
+  end if;
+
+  v_result := public.google_ai_admit_at(p_now, p_model, p_estimated_tokens, 'client:' || v_client.name,
+    p_request_id, p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, v_client.id, v_token.id, p_idempotent,
+    p_priority, p_queue_ticket, p_wait_left_ms);
+
+  if (v_result ->> 'ok')::boolean then
+    update public.google_ai_tokens t set
+      requests_used = t.requests_used + v_count_request,
+      tokens_used = t.tokens_used + p_estimated_tokens,
+      last_used_at = v_now
+    where t.id = v_token.id;
+    update public.google_ai_clients c set
+      day_bucket = v_day,
+      requests_today = v_requests_today + v_count_request,
+      tokens_today = v_tokens_today + p_estimated_tokens
+    where c.id = v_client.id;
+  end if;
+  return v_result || jsonb_build_object('client_id', v_client.id, 'token_id', v_token.id);
+end
+$$;
+
+-- The RPCs llm-invoke calls, as in the files that created them, in PL/pgSQL: a SQL-language
+-- function with a SET clause parses and plans its one statement on every call.
+CREATE OR REPLACE FUNCTION public.google_ai_reserve(p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return public.google_ai_admit_at(null, p_model, p_estimated_tokens, p_caller, p_request_id,
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, null, null, p_idempotent,
+    p_priority, p_queue_ticket, p_wait_left_ms);
+end
+$$;
+
+-- The reservation RPC with an injectable clock (p_now null: the database clock). Tests cross
+-- minute and day boundaries with it; the gateway calls google_ai_reserve below. One call does it
+-- all, in one transaction: the idempotency answer, the model's limits, the booking on the best
+-- quota group, the serving key, the idempotency marker and the attempt row — or the refusal.
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false) RETURNS jsonb
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select public.google_ai_admit_at(p_now, p_model, p_estimated_tokens, p_caller, p_request_id, p_exclude_key_ids,
+    p_attempt, p_wait_ms, p_metadata, p_client_id, p_token_id, p_idempotent, null, null, null)
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_chain(p_models text[], p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return public.google_ai_admit_chain_at(null, p_models, p_estimated_tokens, p_caller, null, p_request_id,
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_chain_with_token(p_token_hash text, p_models text[], p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return public.google_ai_admit_chain_at(null, p_models, p_estimated_tokens, null, p_token_hash, p_request_id,
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms);
+end
+$$;
+
+-- The one reservation entry: the models as an array (a single model is an array of one, a chain
+-- its models in order) and either a caller (a service caller's label) or a token hash. One model
+-- is admitted by google_ai_admit_at / google_ai_admit_with_token_at, a chain by
+-- google_ai_admit_chain_at; the answer is theirs, unchanged. The holder's deadlines and identity
+-- (reply_by, hold_until, holder: llm-invoke's store/holder.ts) reach the attempt row's trigger
+-- (google_ai_attempt_holder) under the metadata key '$holder', which they overwrite; the statement's
+-- reply_by also holds for a queue ticket it takes (google_ai_statement_holder).
+-- The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only.
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $_$
+declare
+  v_metadata jsonb := coalesce(p_metadata, '{}');
+begin
+  if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
+    raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
+  end if;
+  if (p_caller is null) = (p_token_hash is null) then
+    raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
+  end if;
+  if p_reply_by is not null then
+    v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
+      pg_catalog.jsonb_build_object('reply_by', p_reply_by, 'hold_until', p_hold_until, 'holder', p_holder)));
+  end if;
+  -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check).
+  v_metadata := public.google_ai_statement_holder(v_metadata);
+  if cardinality(p_models) > 1 then
+    return public.google_ai_admit_chain_at(p_now => p_now, p_models => p_models,
+      p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
+      p_request_id => p_request_id, p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt,
+      p_wait_ms => p_wait_ms, p_metadata => v_metadata, p_idempotent => p_idempotent,
+      p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
+  elsif p_token_hash is null then
+    return public.google_ai_admit_at(p_now => p_now, p_model => p_models[1],
+      p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
+      p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+      p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+      p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
+  else
+    return public.google_ai_admit_with_token_at(p_now => p_now, p_token_hash => p_token_hash,
+      p_model => p_models[1], p_estimated_tokens => p_estimated_tokens, p_request_id => p_request_id,
+      p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+      p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+      p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
+  end if;
+end
+$_$;
+
+-- What llm-invoke calls: google_ai_reserve_models_at on the transaction's own clock. (PL/pgSQL, not
+-- SQL: a SQL function with SET clauses is planned again on every call; this keeps its plan.)
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+begin
+  return public.google_ai_reserve_models_at(null, p_models, p_estimated_tokens, p_caller, p_token_hash, p_request_id,
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms,
+    p_reply_by, p_hold_until, p_holder);
+end
+$$;
+
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+begin
+  return public.google_ai_admit_with_token_at(null, p_token_hash, p_model, p_estimated_tokens, p_request_id,
+    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms);
+end
+$$;

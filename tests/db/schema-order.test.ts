@@ -1,0 +1,62 @@
+// supabase/schemas/ is applied in name order, and read in it: a file names only what it or an earlier
+// file defines (functions, tables, views), so each file can be understood with the ones before it and
+// nothing after. Function bodies are not checked when created (check_function_bodies is off), so
+// PostgreSQL would not notice a call upward; this test does.
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { describe, expect, it } from "vitest";
+import { repoRoot } from "../../shared/db/migrate.ts";
+
+const SCHEMAS = path.join(repoRoot, "supabase", "schemas");
+const files = readdirSync(SCHEMAS).filter((f) => f.endsWith(".sql")).sort();
+const texts = new Map(files.map((f) => [f, readFileSync(path.join(SCHEMAS, f), "utf8")]));
+
+const DEFINES = [
+  /create\s+(?:or\s+replace\s+)?function\s+public\.(\w+)\s*\(/gi,
+  /create\s+(?:or\s+replace\s+)?(?:table|view|type|sequence)\s+(?:if\s+not\s+exists\s+)?public\.(\w+)/gi,
+];
+
+/** The file that defines each name (its first definition), files in name order. */
+function definitions(texts: Map<string, string>): Map<string, string> {
+  const defined = new Map<string, string>();
+  for (const [file, text] of texts) {
+    for (const pattern of DEFINES) {
+      for (const m of text.matchAll(pattern)) if (!defined.has(m[1]!)) defined.set(m[1]!, file);
+    }
+  }
+  return defined;
+}
+
+/** Each name a file uses that a later file defines. Comments may point anywhere: that is how they explain. */
+function upwardNames(texts: Map<string, string>): string[] {
+  const defined = definitions(texts);
+  const upward = new Set<string>();
+  for (const [file, text] of texts) {
+    for (const m of text.replace(/--[^\n]*/g, "").matchAll(/public\.(\w+)/g)) {
+      const home = defined.get(m[1]!);
+      if (home !== undefined && home > file) upward.add(`${file} names ${m[1]} of ${home}`);
+    }
+  }
+  return [...upward].sort();
+}
+
+describe("supabase/schemas in call order", () => {
+  it("reads every file and what it defines", () => {
+    expect(files.length).toBeGreaterThan(10);
+    expect(definitions(texts).size).toBeGreaterThan(100);
+  });
+
+  it("names in each file only what that file or an earlier one defines", () => {
+    expect(upwardNames(texts)).toEqual([]);
+  });
+
+  it("finds a call to a later file, and not one in a comment", () => {
+    const sample = new Map([
+      ["10_a.sql", "-- see public.later()\ncreate function public.early() returns int as $$ select public.later() $$;"],
+      ["20_b.sql", "create or replace function public.later() returns int as $$ select 1 $$;"],
+    ]);
+    expect(upwardNames(sample)).toEqual(["10_a.sql names later of 20_b.sql"]);
+    sample.set("10_a.sql", "-- see public.later()\ncreate function public.early() returns int as $$ select 2 $$;");
+    expect(upwardNames(sample)).toEqual([]);
+  });
+});
