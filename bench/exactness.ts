@@ -24,7 +24,7 @@ interface Scenario {
   limits: ModelLimits;
   /** Tokens for caller i. */
   tokens: (i: number) => number;
-  /** Injected clock for caller i (null: the database clock, i.e. google_ai_reserve). */
+  /** Injected clock for caller i (null: the database clock, i.e. google_ai_reserve_models). */
   at: ((i: number) => string) | null;
 }
 
@@ -88,8 +88,8 @@ export async function runExactness(bench: BenchServer, cfg: ExactnessConfig, log
     clients = await openClients(db.url, cfg.connections);
     // Warm every connection (statements prepared, function plans cached) with a call that books
     // nothing: an unknown model is refused before any counter is touched.
-    await Promise.all(clients.map((c) => c`select public.google_ai_reserve('bench-warm-up-no-such-model', 1, 'burst', 'warm')`));
-    await Promise.all(clients.map((c) => c`select public.google_ai_reserve_at(now(), 'bench-warm-up-no-such-model', 1, 'burst', 'warm')`));
+    await Promise.all(clients.map((c) => c`select public.google_ai_reserve_models(array['bench-warm-up-no-such-model'], 1, 'burst', null, 'warm')`));
+    await Promise.all(clients.map((c) => c`select public.google_ai_reserve_models_at(now(), array['bench-warm-up-no-such-model'], 1, 'burst', null, 'warm')`));
     const results: ScenarioResult[] = [];
     for (const sc of SCENARIOS) {
       const model = `burst-${sc.id}`;
@@ -112,8 +112,8 @@ export async function runExactness(bench: BenchServer, cfg: ExactnessConfig, log
             const c = clients[i % clients.length]!;
             try {
               const [row] = sc.at === null
-                ? await c<{ r: Answer }[]>`select public.google_ai_reserve(${model}, ${sc.tokens(i)}, 'burst', ${`${sc.id}-${i}`}) as r`
-                : await c<{ r: Answer }[]>`select public.google_ai_reserve_at(${sc.at(i)}::timestamptz, ${model}, ${sc.tokens(i)}, 'burst', ${`${sc.id}-${i}`}) as r`;
+                ? await c<{ r: Answer }[]>`select public.google_ai_reserve_models(array[${model}], ${sc.tokens(i)}, 'burst', null, ${`${sc.id}-${i}`}) as r`
+                : await c<{ r: Answer }[]>`select public.google_ai_reserve_models_at(${sc.at(i)}::timestamptz, array[${model}], ${sc.tokens(i)}, 'burst', null, ${`${sc.id}-${i}`}) as r`;
               return { i, ...row!.r };
             } catch (error) {
               return { i, ok: false, limit: "error", error: String(error) } as Answer & { i: number };
@@ -275,8 +275,8 @@ function markdown(cfg: ExactnessConfig, results: ScenarioResult[]): string {
 ${cfg.callers} callers at once, spread over ${cfg.connections} open connections (one PostgreSQL backend each), each
 calling the reservation RPC once for one model served by 4 keys in ${GROUPS} quota groups (two keys of one
 Google project share its quota; one key has no project and is its own group). The first three scenarios
-use the database clock (\`google_ai_reserve\`, as the gateway does) and start away from a minute boundary;
-the last injects the clock (\`google_ai_reserve_at\`): a third of the callers burst in each of three consecutive
+use the database clock (\`google_ai_reserve_models\`, as the gateway does) and start away from a minute boundary;
+the last injects the clock (\`google_ai_reserve_models_at\`): a third of the callers burst in each of three consecutive
 minutes of one Pacific day, which exercises RPM, TPM and RPD together across windows. Admissions are counted per quota
 group and window from the attempt log, and cross-checked against the callers' answers and the counter rows.
 

@@ -23,7 +23,7 @@ export async function runFinalizeWal(bench: BenchServer, cfg: FinalizeWalConfig,
     const ids: string[] = [];
     for (let i = 0; i < cfg.admissions; i++) {
       const [{ r }] = await client<{ r: { ok: boolean; reservation_id: string } }[]>`
-        select public.google_ai_reserve(p_model => ${MODEL}, p_estimated_tokens => 10, p_caller => 'bench',
+        select public.google_ai_reserve_models(p_models => array[${MODEL}], p_estimated_tokens => 10, p_caller => 'bench',
           p_request_id => ${`fin-${i}`}) as r`;
       if (!r.ok) throw new Error(`reservation ${i} refused`);
       ids.push(r.reservation_id);

@@ -112,8 +112,8 @@ const FLOOR_SCRIPT = `${FLOOR_STATEMENT};`;
 
 // The service caller's reservation, with the named arguments llm-invoke's pg-store passes (a
 // request id per call, no excluded keys, first attempt, not waiting, not idempotent).
-const RESERVE_CALL = `public.google_ai_reserve(
-  p_model => '${MODEL}', p_estimated_tokens => 10, p_caller => 'bench',
+const RESERVE_CALL = `public.google_ai_reserve_models(
+  p_models => array['${MODEL}'], p_estimated_tokens => 10, p_caller => 'bench',
   p_request_id => :rid::text, p_exclude_key_ids => '{}'::uuid[],
   p_attempt => 1, p_wait_ms => 0, p_metadata => '{}'::jsonb,
   p_idempotent => false, p_priority => null, p_queue_ticket => null::uuid,
@@ -216,7 +216,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
     await db.sql.unsafe(STATE_ROW_SQL);
     await db.sql`insert into public.bench_state_row (quota_group, model) values ('proj-floor', ${STATE_ROW_MODEL})`;
     // The lean admission updates its counter row; the gateway's first booking of the model makes it.
-    await db.sql`select public.google_ai_reserve(p_model => ${LEAN_MODEL}, p_estimated_tokens => 0, p_caller => 'bench-setup',
+    await db.sql`select public.google_ai_reserve_models(p_models => array[${LEAN_MODEL}], p_estimated_tokens => 0, p_caller => 'bench-setup',
       p_request_id => null)`;
     for (const v of variants) await writeFile(path.join(dir, SCRIPTS[v].file), `${SCRIPTS[v].text}\n`);
     const postmaster = await postmasterPid(db.sql);

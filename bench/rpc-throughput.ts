@@ -74,7 +74,7 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
     ]);
     // Fill the "full" model's minute so every later call is a refusal (it refills each minute:
     // one admission per minute among thousands of calls).
-    await db.sql`select public.google_ai_reserve(${MODEL["refuse-1-group"]}, 1, 'bench', 'fill')`;
+    await db.sql`select public.google_ai_reserve_models(array[${MODEL["refuse-1-group"]}], 1, 'bench', null, 'fill')`;
     await createNaiveTable(db.sql);
 
     const max = Math.max(...cfg.concurrencies);
@@ -116,7 +116,7 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
                   return (await naive[w]!()).ok ? "admitted" : "refused";
                 default: {
                   const [row] = await c<{ r: { ok: boolean; limit?: string } }[]>`
-                    select public.google_ai_reserve(${MODEL[v.id]}, ${tokens}, 'bench', ${`${v.id}-${v.commit}-${n}-${r}-${w}-${seq}`}) as r`;
+                    select public.google_ai_reserve_models(array[${MODEL[v.id]}], ${tokens}, 'bench', null, ${`${v.id}-${v.commit}-${n}-${r}-${w}-${seq}`}) as r`;
                   return row!.r.ok ? "admitted" : `refused:${row!.r.limit}`;
                 }
               }

@@ -147,7 +147,7 @@ export async function relationBytes(sql: Sql, relation: string): Promise<number>
 }
 
 /** The RPCs a function can call (the nested helpers they call are not counted). */
-export const TOP_LEVEL_RPCS = ["google_ai_reserve_models", "google_ai_reserve", "google_ai_reserve_with_token", "google_ai_finalize", "google_ai_release", "google_ai_cooldown"];
+export const TOP_LEVEL_RPCS = ["google_ai_reserve_models", "google_ai_finalize", "google_ai_release", "google_ai_cooldown"];
 
 /** Counts calls of every function in `db` from the next connection on (pg_stat_user_functions). */
 export async function trackFunctions(db: BenchDb): Promise<void> {

@@ -322,3 +322,92 @@ CREATE OR REPLACE FUNCTION public.google_ai_sha256_hex(p_text text) RETURNS text
     LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
     SET search_path TO ''
     AS $$ select encode(pg_catalog.sha256(convert_to(p_text, 'UTF8')), 'hex') $$;
+
+-- A scoped token's verdict on one request, under the token's and its client's row locks (held until
+-- the reservation commits, so two requests of one token are counted one after the other): refusal is
+-- null when the token may send it (caller is then its client's name), else the answer to give, its
+-- refused attempt row written. Budgets count a request on its first attempt, tokens on every attempt.
+CREATE OR REPLACE FUNCTION public.google_ai_token_verdict_at(p_now timestamp with time zone, p_token_hash text,
+    p_model text, p_estimated_tokens integer, p_request_id text, p_attempt integer, p_wait_ms integer,
+    p_metadata jsonb, OUT refusal jsonb, OUT caller text, OUT client_id uuid, OUT token_id uuid) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_day date := public.google_ai_pacific_day(p_now);
+  v_token public.google_ai_tokens;
+  v_client public.google_ai_clients;
+  v_model text;
+  v_limit text;
+  v_retry_at timestamptz;
+  v_retry_ms bigint;
+  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
+  v_requests_today integer;
+  v_tokens_today integer;
+begin
+  select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
+  if not found then
+    refusal := jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid',
+      'retry_after_ms', null);
+    return;
+  end if;
+  select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
+  caller := 'client:' || v_client.name;
+  client_id := v_client.id;
+  token_id := v_token.id;
+  v_model := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
+  v_requests_today := case when v_client.day_bucket = v_day then v_client.requests_today else 0 end;
+  v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
+
+  if v_token.revoked_at is not null or v_client.revoked_at is not null then
+    v_limit := 'token_revoked';
+  elsif v_token.expires_at <= p_now then
+    v_limit := 'token_expired';
+  elsif not (v_model = any (v_token.models)) then
+    v_limit := 'model_not_allowed';
+  elsif (v_token.max_requests is not null and v_token.requests_used + v_count_request > v_token.max_requests)
+     or (v_token.max_tokens is not null and v_token.tokens_used + p_estimated_tokens > v_token.max_tokens) then
+    v_limit := 'token_budget';
+  elsif (v_client.daily_max_requests is not null and v_requests_today + v_count_request > v_client.daily_max_requests)
+     or (v_client.daily_max_tokens is not null and v_tokens_today + p_estimated_tokens > v_client.daily_max_tokens) then
+    v_limit := 'client_budget';
+    v_retry_at := public.google_ai_pacific_midnight_after(p_now);
+  end if;
+  if v_limit is null then
+    return;
+  end if;
+  v_retry_ms := ceil(extract(epoch from (v_retry_at - p_now)) * 1000)::bigint;
+
+  insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+    attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
+  values ('refused', p_request_id, caller, client_id, token_id, v_model, p_model, coalesce(p_attempt, 1),
+    p_estimated_tokens, v_limit, public.google_ai_refusal_cause(v_limit), v_retry_ms, p_wait_ms,
+    coalesce(p_metadata, '{}'));
+  refusal := jsonb_build_object('ok', false, 'limit', v_limit, 'cause', public.google_ai_refusal_cause(v_limit),
+    'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', client_id, 'token_id', token_id);
+end
+$$;
+
+-- Books an admitted request on its token and its client's day (the rows google_ai_token_verdict_at
+-- locked): a request on its first attempt, its estimated tokens on every attempt.
+CREATE OR REPLACE FUNCTION public.google_ai_count_token_use(p_token_id uuid, p_client_id uuid,
+    p_now timestamp with time zone, p_attempt integer, p_estimated_tokens integer) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_day date := public.google_ai_pacific_day(p_now);
+  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
+begin
+  update public.google_ai_tokens t set
+    requests_used = t.requests_used + v_count_request,
+    tokens_used = t.tokens_used + p_estimated_tokens,
+    last_used_at = p_now
+  where t.id = p_token_id;
+  update public.google_ai_clients c set
+    day_bucket = v_day,
+    requests_today = case when c.day_bucket = v_day then c.requests_today else 0 end + v_count_request,
+    tokens_today = case when c.day_bucket = v_day then c.tokens_today else 0 end + p_estimated_tokens
+  where c.id = p_client_id;
+end
+$$;

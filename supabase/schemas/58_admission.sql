@@ -1,16 +1,16 @@
 -- The reservation: one round trip that answers "may this request go to Google now, on which key?".
 -- One verb per layer, outermost first:
 --   reserve    the entry: google_ai_reserve_models (models as an array, a caller or a token hash,
---              the holder's deadlines and id), its clock seam google_ai_reserve_models_at; the older
---              google_ai_reserve, _with_token, _chain, _chain_with_token and google_ai_reserve_at
---              remain thin wrappers over admit for the tests and the bench that call them;
---   admit      the queue-aware decision for one request (idempotency, credential, queue turn), per
---              model of a chain (google_ai_admit_at, google_ai_admit_chain_at);
+--              the holder's deadlines and id), its clock seam google_ai_reserve_models_at, which
+--              llm-invoke, the tests and the bench all call;
+--   fall back  a chain's models in order until one serves (google_ai_fall_back_at);
+--   admit      the queue-aware decision for one request (idempotency, credential, queue turn:
+--              google_ai_admit_at);
 --   book       pick a quota group and count the request in its windows (google_ai_book_fast, the
---              hot path; google_ai_book_best_group when it does not apply);
---   try_book   one group's windows, under its counter row's lock;
+--              hot path; google_ai_book_best_group when it does not apply: 50_booking.sql);
+--   try_book   one group's windows, under its counter row's lock (45_group_booking.sql);
 --   settle     give back what an ended attempt did not use (30_shares_and_budgets.sql).
--- Also: the claim of a request id and its holder's deadlines (reply_by, hold_until).
+-- The claim of a request id and its holder's deadlines (reply_by, hold_until) are 55_claims.sql.
 --
 -- The functions a request enters through (reserve, admit, and finalize and release in 60_life_cycle.sql)
 -- set plan_cache_mode = force_generic_plan for everything they run. Their statements take the clock
@@ -21,10 +21,12 @@
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The implementation takes a new name (google_ai_admit_at): the earlier migrations, applied again,
--- re-create google_ai_reserve_at with its old arguments, and two overloads that differ only in
--- trailing defaults would make their calls ambiguous. google_ai_reserve_at stays, calling it.
-CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+-- admit: one request for one model, as a service caller (p_caller; p_client_id when it acts for a
+-- client) or with a scoped token (p_token_hash: checked and its budgets booked with the quota, all or
+-- nothing, by google_ai_token_verdict_at and google_ai_count_token_use; the client's class bounds the
+-- request's; a queued refusal books no budget). The answer of a token's request names its client_id
+-- and token_id.
+CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_token_hash text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -65,7 +67,21 @@ declare
   v_quota jsonb;
   -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
   v_new_ticket uuid := gen_random_uuid();
+  v_credential record;
+  v_who jsonb := '{}';
 begin
+  if p_token_hash is not null then
+    v_credential := public.google_ai_token_verdict_at(v_now, p_token_hash, p_model, p_estimated_tokens, p_request_id,
+      p_attempt, p_wait_ms, p_metadata);
+    if v_credential.refusal is not null then
+      return v_credential.refusal;
+    end if;
+    -- The token's client is the caller from here on.
+    p_caller := v_credential.caller;
+    p_client_id := v_credential.client_id;
+    p_token_id := v_credential.token_id;
+    v_who := jsonb_build_object('client_id', p_client_id, 'token_id', p_token_id);
+  end if;
   if p_estimated_tokens is null or p_estimated_tokens < 0 then
     raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
   end if;
@@ -76,7 +92,7 @@ begin
   if p_idempotent and p_request_id is not null and p_attempt = 1 then
     v_answer := public.google_ai_idempotent_answer(p_caller, p_request_id, v_now);
     if v_answer is not null then
-      return v_answer;
+      return v_answer || v_who;
     end if;
   end if;
 
@@ -251,7 +267,7 @@ begin
           'retry_at', v_expected,
           'model', v_limits.model,
           'queue', jsonb_build_object('ticket', v_ticket.ticket_id, 'position', v_ticket.position,
-                                      'expected_at', v_expected, 'priority', v_class));
+                                      'expected_at', v_expected, 'priority', v_class)) || v_who;
       end if;
     end if;
 
@@ -282,7 +298,8 @@ begin
       -- A withdrawn model: when Google said so, and the model it names instead (if a row says).
       || case when v_blocked_by = 'withdrawn'
               then jsonb_build_object('withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor)
-              else '{}'::jsonb end;
+              else '{}'::jsonb end
+      || v_who;
   end if;
 
   -- (The fast booking looked the key up before it locked the counter row.)
@@ -314,6 +331,9 @@ begin
   values (v_reservation_id, 'reserved', p_request_id, p_caller, p_client_id, p_token_id, v_limits.model,
     p_model, p_attempt, v_key_id, v_key_alias, v_group, v_minute, v_day, p_estimated_tokens,
     p_wait_ms, coalesce(p_metadata, '{}'), v_class);
+  if p_token_hash is not null then
+    perform public.google_ai_count_token_use(p_token_id, p_client_id, v_now, p_attempt, p_estimated_tokens);
+  end if;
 
   v_answer := jsonb_build_object(
     'ok', true,
@@ -329,15 +349,15 @@ begin
   if v_quota is not null then
     v_answer := v_answer || jsonb_build_object('quota', v_quota);
   end if;
-  return v_answer;
+  return v_answer || v_who;
 end
 $$;
 
--- p_models: the request's model as the caller named it, then its fallbacks, in order (at most 4).
--- A service caller passes p_caller; a scoped token passes p_token_hash instead (each model is then
--- reserved through google_ai_admit_with_token_at: token, budgets and scope checked under the token's
--- lock, as for one model). Fallbacks the token may not use are left out; the first model is always
--- asked, so a token that may not use it is refused model_not_allowed.
+-- Fallback: the request's models in order, each admitted (google_ai_admit_at) until one serves.
+-- p_models: the request's model as the caller named it, then its fallbacks (2 to 4). A service caller
+-- passes p_caller; a scoped token passes p_token_hash instead (checked for each model under the
+-- token's lock, as for one model). Fallbacks the token may not use are left out; the first model is
+-- always asked, so a token that may not use it is refused model_not_allowed.
 --
 -- With p_queue_ticket, the chain starts at the ticket's model: the models before it could not serve
 -- within the wait when the ticket was taken, so the ticket's turn is the request's best chance.
@@ -347,7 +367,7 @@ $$;
 --   fallback_from    each model passed over before the one that answered: {model, limit, retry_after_ms}
 -- When every model refuses, the refusal whose capacity comes back first is answered (the first
 -- model's when none names a time), with fallback_from listing every model tried.
-CREATE OR REPLACE FUNCTION public.google_ai_admit_chain_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_fall_back_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -413,19 +433,11 @@ begin
         'model', v_models[i]);
     else
       begin
-        if p_token_hash is null then
-          v_try := public.google_ai_admit_at(p_now => p_now, p_model => v_names[i],
-            p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
-            p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
-            p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
-            p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
-        else
-          v_try := public.google_ai_admit_with_token_at(p_now => p_now, p_token_hash => p_token_hash,
-            p_model => v_names[i], p_estimated_tokens => p_estimated_tokens, p_request_id => p_request_id,
-            p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
-            p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
-            p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
-        end if;
+        v_try := public.google_ai_admit_at(p_now => p_now, p_model => v_names[i],
+          p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
+          p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+          p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+          p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash);
         if not (v_try ->> 'ok')::boolean and not (v_try ? 'queue')
            and (v_try ->> 'limit') = any (c_model_limits) then
           raise exception using errcode = 'EF001', message = 'model refused: try the next';
@@ -475,136 +487,15 @@ begin
 end
 $$;
 
--- Reserving with a token: token and client checked and booked with the quota (all or
--- nothing); the client's class bounds the request's (google_ai_admit_at reads it). A queued
--- refusal books no budget: the budget is booked when the request is admitted.
-CREATE OR REPLACE FUNCTION public.google_ai_admit_with_token_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    SET plan_cache_mode TO 'force_generic_plan'
-    AS $$
-declare
-  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
-  v_day date := public.google_ai_pacific_day(v_now);
-  v_token public.google_ai_tokens;
-  v_client public.google_ai_clients;
-  v_model text;
-  v_refusal text;
-  v_retry_at timestamptz;
-  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
-  v_requests_today integer;
-  v_tokens_today integer;
-  v_result jsonb;
-begin
-  select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
-  if not found then
-    return jsonb_build_object('ok', false, 'limit', 'token_invalid', 'cause', 'token_invalid', 'retry_after_ms', null);
-  end if;
-  select * into v_client from public.google_ai_clients c where c.id = v_token.client_id for update;
-  v_model := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
-  v_requests_today := case when v_client.day_bucket = v_day then v_client.requests_today else 0 end;
-  v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
-
-  if v_token.revoked_at is not null or v_client.revoked_at is not null then
-    v_refusal := 'token_revoked';
-  elsif v_token.expires_at <= v_now then
-    v_refusal := 'token_expired';
-  elsif not (v_model = any (v_token.models)) then
-    v_refusal := 'model_not_allowed';
-  elsif (v_token.max_requests is not null and v_token.requests_used + v_count_request > v_token.max_requests)
-     or (v_token.max_tokens is not null and v_token.tokens_used + p_estimated_tokens > v_token.max_tokens) then
-    v_refusal := 'token_budget';
-  elsif (v_client.daily_max_requests is not null and v_requests_today + v_count_request > v_client.daily_max_requests)
-     or (v_client.daily_max_tokens is not null and v_tokens_today + p_estimated_tokens > v_client.daily_max_tokens) then
-    v_refusal := 'client_budget';
-    v_retry_at := public.google_ai_pacific_midnight_after(v_now);
-  end if;
-
-  if v_refusal is not null then
-    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request_id, 'client:' || v_client.name, v_client.id, v_token.id, v_model, p_model,
-      coalesce(p_attempt, 1), p_estimated_tokens, v_refusal, public.google_ai_refusal_cause(v_refusal),
-      ceil(extract(epoch from (v_retry_at - v_now)) * 1000)::bigint, p_wait_ms, coalesce(p_metadata, '{}'));
-    return jsonb_build_object('ok', false, 'limit', v_refusal, 'cause', public.google_ai_refusal_cause(v_refusal),
-      'retry_after_ms', ceil(extract(epoch from (v_retry_at - v_now)) * 1000)::bigint, 'retry_at', v_retry_at,
-      'client_id', v_client.id, 'token_id', v_token.id);
-  end if;
-
-  v_result := public.google_ai_admit_at(p_now, p_model, p_estimated_tokens, 'client:' || v_client.name,
-    p_request_id, p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, v_client.id, v_token.id, p_idempotent,
-    p_priority, p_queue_ticket, p_wait_left_ms);
-
-  if (v_result ->> 'ok')::boolean then
-    update public.google_ai_tokens t set
-      requests_used = t.requests_used + v_count_request,
-      tokens_used = t.tokens_used + p_estimated_tokens,
-      last_used_at = v_now
-    where t.id = v_token.id;
-    update public.google_ai_clients c set
-      day_bucket = v_day,
-      requests_today = v_requests_today + v_count_request,
-      tokens_today = v_tokens_today + p_estimated_tokens
-    where c.id = v_client.id;
-  end if;
-  return v_result || jsonb_build_object('client_id', v_client.id, 'token_id', v_token.id);
-end
-$$;
-
--- The RPCs llm-invoke calls, as in the files that created them, in PL/pgSQL: a SQL-language
--- function with a SET clause parses and plans its one statement on every call.
-CREATE OR REPLACE FUNCTION public.google_ai_reserve(p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  return public.google_ai_admit_at(null, p_model, p_estimated_tokens, p_caller, p_request_id,
-    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, null, null, p_idempotent,
-    p_priority, p_queue_ticket, p_wait_left_ms);
-end
-$$;
-
--- The reservation RPC with an injectable clock (p_now null: the database clock). Tests cross
--- minute and day boundaries with it; the gateway calls google_ai_reserve below. One call does it
--- all, in one transaction: the idempotency answer, the model's limits, the booking on the best
--- quota group, the serving key, the idempotency marker and the attempt row — or the refusal.
-CREATE OR REPLACE FUNCTION public.google_ai_reserve_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false) RETURNS jsonb
-    LANGUAGE sql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  select public.google_ai_admit_at(p_now, p_model, p_estimated_tokens, p_caller, p_request_id, p_exclude_key_ids,
-    p_attempt, p_wait_ms, p_metadata, p_client_id, p_token_id, p_idempotent, null, null, null)
-$$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_reserve_chain(p_models text[], p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  return public.google_ai_admit_chain_at(null, p_models, p_estimated_tokens, p_caller, null, p_request_id,
-    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms);
-end
-$$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_reserve_chain_with_token(p_token_hash text, p_models text[], p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  return public.google_ai_admit_chain_at(null, p_models, p_estimated_tokens, null, p_token_hash, p_request_id,
-    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms);
-end
-$$;
-
 -- The one reservation entry: the models as an array (a single model is an array of one, a chain
 -- its models in order) and either a caller (a service caller's label) or a token hash. One model
--- is admitted by google_ai_admit_at / google_ai_admit_with_token_at, a chain by
--- google_ai_admit_chain_at; the answer is theirs, unchanged. The holder's deadlines and identity
+-- is admitted by google_ai_admit_at, a chain by google_ai_fall_back_at; the answer is theirs,
+-- unchanged. The holder's deadlines and identity
 -- (reply_by, hold_until, holder: llm-invoke's store/holder.ts) reach the attempt row's trigger
 -- (google_ai_attempt_holder) under the metadata key '$holder', which they overwrite; the statement's
 -- reply_by also holds for a queue ticket it takes (google_ai_statement_holder).
 -- The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only.
-CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -625,30 +516,23 @@ begin
   -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check).
   v_metadata := public.google_ai_statement_holder(v_metadata);
   if cardinality(p_models) > 1 then
-    return public.google_ai_admit_chain_at(p_now => p_now, p_models => p_models,
+    return public.google_ai_fall_back_at(p_now => p_now, p_models => p_models,
       p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
       p_request_id => p_request_id, p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt,
       p_wait_ms => p_wait_ms, p_metadata => v_metadata, p_idempotent => p_idempotent,
       p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
-  elsif p_token_hash is null then
-    return public.google_ai_admit_at(p_now => p_now, p_model => p_models[1],
-      p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
-      p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
-      p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
-      p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
-  else
-    return public.google_ai_admit_with_token_at(p_now => p_now, p_token_hash => p_token_hash,
-      p_model => p_models[1], p_estimated_tokens => p_estimated_tokens, p_request_id => p_request_id,
-      p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
-      p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
-      p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
   end if;
+  return public.google_ai_admit_at(p_now => p_now, p_model => p_models[1],
+    p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
+    p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
+    p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
+    p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash);
 end
 $_$;
 
 -- What llm-invoke calls: google_ai_reserve_models_at on the transaction's own clock. (PL/pgSQL, not
 -- SQL: a SQL function with SET clauses is planned again on every call; this keeps its plan.)
-CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -657,15 +541,5 @@ begin
   return public.google_ai_reserve_models_at(null, p_models, p_estimated_tokens, p_caller, p_token_hash, p_request_id,
     p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms,
     p_reply_by, p_hold_until, p_holder);
-end
-$$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_reserve_with_token(p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  return public.google_ai_admit_with_token_at(null, p_token_hash, p_model, p_estimated_tokens, p_request_id,
-    p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms);
 end
 $$;

@@ -19,7 +19,7 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) IS 'The quota a reservation''s answer carries (llm-invoke''s x-ratelimit-* headers): called in the reservation''s own statement.';
 
--- For a reservation's answer (google_ai_reserve / _with_token): the quota of the group it booked, as
+-- For a reservation's answer (google_ai_reserve_models): the quota of the group it booked, as
 -- of the booking (this request counted); for a refusal, of the model asked on its best candidate
 -- group (the one that could admit soonest, then the one with most left). Null when no model or group
 -- is known (an unknown model, a token refused before the quota, no key for the model).

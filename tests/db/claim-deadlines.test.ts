@@ -161,7 +161,7 @@ describe("a claim whose holder's bounds passed", () => {
     await new Promise((r) => setTimeout(r, 800));
     // A repeat for a model nobody serves is refused; its row names a later hold_until.
     const [row] = await db.sql<{ r: Answer }[]>`
-      select public.google_ai_reserve(p_model => 'no-such-model', p_estimated_tokens => 10, p_caller => 'refused',
+      select public.google_ai_reserve_models(p_models => array['no-such-model'], p_estimated_tokens => 10, p_caller => 'refused',
         p_request_id => 'r1', p_metadata => ${db.sql.json({ $holder: { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 60_000) } })}::jsonb,
         p_idempotent => true) as r`;
     expect(row!.r).toMatchObject({ ok: false, limit: "unknown_model" });
@@ -318,7 +318,7 @@ describe("a malformed $holder (a direct RPC call)", () => {
     ["a holder that is no uuid", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 5_000), holder: "me" }, "holder"],
   ])("is refused with 22023 naming the field: %s", async (_what, holder, field) => {
     const error = await db.sql`
-      select public.google_ai_reserve(p_model => ${MODEL}, p_estimated_tokens => 10, p_caller => 'malformed',
+      select public.google_ai_reserve_models(p_models => array[${MODEL}], p_estimated_tokens => 10, p_caller => 'malformed',
         p_request_id => 'r1', p_metadata => ${db.sql.json({ $holder: holder } as never)}::jsonb, p_idempotent => true) as r`
       .then(() => null, (e: { code?: string; message?: string }) => e);
     expect(error?.code).toBe("22023");

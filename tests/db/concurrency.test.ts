@@ -51,7 +51,7 @@ async function burst(model: string, requests: { at: string; tokens: number }[]):
     requests.map(async (r, i) => {
       const c = clients[i % clients.length];
       const [row] = await c<{ r: Outcome }[]>`
-        select public.google_ai_reserve_at(${r.at}::timestamptz, ${model}, ${r.tokens}, 'burst', ${`${model}-${i}`}) as r`;
+        select public.google_ai_reserve_models_at(${r.at}::timestamptz, array[${model}], ${r.tokens}, 'burst', null, ${`${model}-${i}`}) as r`;
       return row.r;
     }),
   );
@@ -127,7 +127,7 @@ describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () =
     const outcomes = await Promise.all(
       Array.from({ length: 500 }, async (_, i) => {
         const c = clients[i % clients.length];
-        const [row] = await c<{ r: Outcome }[]>`select public.google_ai_reserve('burst-all', ${10 + (i % 90)}, 'burst', ${`all-${i}`}) as r`;
+        const [row] = await c<{ r: Outcome }[]>`select public.google_ai_reserve_models(array['burst-all'], ${10 + (i % 90)}, 'burst', null, ${`all-${i}`}) as r`;
         return row.r;
       }),
     );
@@ -153,7 +153,7 @@ describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () =
           try {
             const estimate = 20 + ((i * 31 + n * 17) % 80);
             const [{ r }] = await c<{ r: { ok: boolean; reservation_id?: string } }[]>`
-              select public.google_ai_reserve('churn', ${estimate}, 'churn', ${`churn-${i}-${n}`}) as r`;
+              select public.google_ai_reserve_models(array['churn'], ${estimate}, 'churn', null, ${`churn-${i}-${n}`}) as r`;
             if (!r.ok) continue;
             if ((i + n) % 3 === 0) await c`select public.google_ai_release(${r.reservation_id!}::uuid, 'test')`;
             else await c`select public.google_ai_finalize(${r.reservation_id!}::uuid, 'succeeded', ${estimate + ((i % 7) - 3) * 5}, 10, 200)`;
@@ -189,7 +189,7 @@ describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () =
     const outcomes = await Promise.all(
       clients.map(async (c) => {
         const [{ r }] = await c<{ r: Outcome }[]>`
-          select public.google_ai_reserve('idem-burst', 5, 'bot', 'same-request', p_idempotent => true) as r`;
+          select public.google_ai_reserve_models(array['idem-burst'], 5, 'bot', null, 'same-request', p_idempotent => true) as r`;
         return r;
       }),
     );

@@ -77,13 +77,13 @@ describe("eve_gateway", () => {
     const [profile] = await gateway`select * from public.google_ai_model_features(p_model => 'gemma-3-27b')`;
     expect(profile).toMatchObject({ model: "gemma-3-27b-it", is_active: true, supports_tools: false, fallback_models: [] });
     expect((await gateway`select * from public.google_ai_model_list()`).length).toBeGreaterThan(0);
-    const [chain] = await gateway`select public.google_ai_reserve_chain(p_models => array['gemini-2.5-flash', 'gemma-3-27b'],
+    const [chain] = await gateway`select public.google_ai_reserve_models(p_models => array['gemini-2.5-flash', 'gemma-3-27b'],
       p_estimated_tokens => 10, p_caller => 'role-test', p_request_id => 'role-chain') as r`;
     expect(chain!.r).toMatchObject({ ok: true, requested_model: "gemini-2.5-flash" });
-    const [viaToken] = await gateway`select public.google_ai_reserve_chain_with_token(p_token_hash => ${"0".repeat(64)},
+    const [viaToken] = await gateway`select public.google_ai_reserve_models(p_token_hash => ${"0".repeat(64)},
       p_models => array['gemma-3-27b'], p_estimated_tokens => 10, p_request_id => 'role-chain-token') as r`;
     expect(viaToken!.r).toMatchObject({ ok: false, limit: "token_invalid" });
-    const [r] = await gateway`select public.google_ai_reserve(p_model => 'gemma-3-27b', p_estimated_tokens => 10,
+    const [r] = await gateway`select public.google_ai_reserve_models(p_models => array['gemma-3-27b'], p_estimated_tokens => 10,
       p_caller => 'role-test', p_request_id => 'role-1') as r`;
     expect(r!.r.ok).toBe(true);
     const [f] = await gateway`select public.google_ai_finalize(p_reservation_id => ${r!.r.reservation_id}::uuid,
@@ -101,8 +101,9 @@ describe("eve_gateway", () => {
     // Operator-only: creating clients, revoking, the clock-injecting reservation.
     expect(await sqlstate(`select public.google_ai_create_client('x', array['gemma-3-27b-it'])`)).toBe("42501");
     expect(await sqlstate(`select public.google_ai_revoke_client('x', 'r')`)).toBe("42501");
-    expect(await sqlstate(`select public.google_ai_reserve_at(now(), 'gemma-3-27b', 1, 'c', 'r')`)).toBe("42501");
-    expect(await sqlstate(`select public.google_ai_admit_chain_at(now(), array['gemma-3-27b'], 1, 'c', null, 'r')`)).toBe("42501");
+    expect(await sqlstate(`select public.google_ai_reserve_models_at(now(), array['gemma-3-27b'], 1, 'c', null, 'r')`)).toBe("42501");
+    expect(await sqlstate(`select public.google_ai_admit_at(now(), 'gemma-3-27b', 1, 'c', 'r')`)).toBe("42501");
+    expect(await sqlstate(`select public.google_ai_fall_back_at(now(), array['gemma-3-27b'], 1, 'c', null, 'r')`)).toBe("42501");
     // Model rows are read through google_ai_model_features: the older readers are the operators'.
     expect(await sqlstate(`select * from public.google_ai_model_profile('gemma-3-27b')`)).toBe("42501");
     expect(await sqlstate(`select * from public.google_ai_model_capabilities('gemma-3-27b')`)).toBe("42501");

@@ -76,7 +76,7 @@ describe("migrations on a project that already has the production tables", () =>
     await createProductionTables(sql);
     await applyMigrations(sql);
     await applySeed(sql);
-    const [{ r }] = await sql`select public.google_ai_reserve('gemma-3-27b-it', 10, 'test', 'adopt-1') as r`;
+    const [{ r }] = await sql`select public.google_ai_reserve_models(array['gemma-3-27b-it'], 10, 'test', null, 'adopt-1') as r`;
     expect(r).toMatchObject({ ok: true, key_alias: "main", env_var_name: "GOOGLE_API_KEY" });
     // Old per-key counter rows (quota_group null) are neither used nor touched.
     const legacy = await sql`select count(*)::int as n from public.google_ai_usage_counters where quota_group is null and rpm_used = 3`;
@@ -88,7 +88,7 @@ describe("migrations on a project that already has the production tables", () =>
     await createProductionTables(sql, "ts");
     await applyMigrations(sql);
     await applySeed(sql);
-    const [{ r }] = await sql`select public.google_ai_reserve('gemma-3-27b', 10, 'test', 'adopt-ts') as r`;
+    const [{ r }] = await sql`select public.google_ai_reserve_models(array['gemma-3-27b'], 10, 'test', null, 'adopt-ts') as r`;
     await sql`select public.google_ai_finalize(${r.reservation_id}::uuid, 'succeeded', 12, 3, 200)`;
     const rows = await sql`select model, prompt_tokens, completion_tokens, total_tokens, ts is not null as has_time
                            from public.token_usage where request_id = 'adopt-ts'`;

@@ -1,4 +1,4 @@
-// Model fallback in the database, with the clock injected (google_ai_admit_chain_at's p_now): the
+// Model fallback in the database, with the clock injected (google_ai_reserve_models_at's p_now): the
 // chain tries the next model when the first cannot serve within the caller's wait, queues on the
 // first when its turn comes within the wait, keeps a ticket's model, passes over retired models,
 // keeps a token to its models, and records one refused row per model passed over. Under 300 callers
@@ -54,7 +54,7 @@ interface Ask {
 
 async function chain(a: Ask): Promise<Answer> {
   const sql = a.sql ?? db.sql;
-  const [row] = await sql<{ r: Answer }[]>`select public.google_ai_admit_chain_at(
+  const [row] = await sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
     p_now => ${new Date(a.at).toISOString()}::timestamptz, p_models => ${sql.array(a.models)}::text[],
     p_estimated_tokens => 10, p_caller => ${a.tokenHash === undefined ? a.caller ?? "bot" : null},
     p_token_hash => ${a.tokenHash ?? null}, p_request_id => ${a.requestId ?? null},
@@ -264,7 +264,8 @@ describe("retired models", () => {
     const [profile] = await db.sql`select model, is_active from public.google_ai_model_profile('remap-old')`;
     expect(profile).toEqual({ model: "remap-new", is_active: true });
     const a = await chain({ at: T0 + 120_000, models: ["remap-old"], requestId: "remap-1" });
-    expect(a).toMatchObject({ ok: true, model: "remap-new", fallback_from: [] });
+    expect(a).toMatchObject({ ok: true, model: "remap-new" });
+    expect(a.fallback_from).toBeUndefined(); // one model is admitted as it is, not as a chain
     expect(await rows("remap-1")).toEqual([{ status: "reserved", model: "remap-new", requested_model: "remap-old", limit_hit: null }]);
   });
 });

@@ -35,7 +35,7 @@ afterAll(async () => {
 });
 
 async function reserve(model: string, requestId: string) {
-  const [{ r }] = await db.sql`select public.google_ai_reserve(p_model => ${model}, p_estimated_tokens => 10,
+  const [{ r }] = await db.sql`select public.google_ai_reserve_models(p_models => array[${model}], p_estimated_tokens => 10,
     p_caller => 'lc', p_request_id => ${requestId}) as r`;
   return r;
 }
@@ -100,21 +100,15 @@ describe("google_ai_finalize_withdrawn", () => {
   });
 });
 
-describe("every reservation entry refuses a withdrawn model without booking", () => {
+describe("the reservation entry refuses a withdrawn model without booking", () => {
   const entries: Array<[string, (model: string, id: string) => Promise<any>]> = [
-    ["google_ai_reserve", (m, id) => reserve(m, id)],
-    ["google_ai_reserve_at", async (m, id) =>
-      (await db.sql`select public.google_ai_reserve_at(p_now => now(), p_model => ${m}, p_estimated_tokens => 10,
-        p_caller => 'lc', p_request_id => ${id}) as r`)[0]!.r],
-    ["google_ai_reserve_with_token", async (m, id) =>
-      (await db.sql`select public.google_ai_reserve_with_token(p_token_hash => ${tokenHash}, p_model => ${m},
+    ["a service caller", (m, id) => reserve(m, id)],
+    ["the clock seam", async (m, id) =>
+      (await db.sql`select public.google_ai_reserve_models_at(p_now => now(), p_models => array[${m}],
+        p_estimated_tokens => 10, p_caller => 'lc', p_request_id => ${id}) as r`)[0]!.r],
+    ["a scoped token", async (m, id) =>
+      (await db.sql`select public.google_ai_reserve_models(p_token_hash => ${tokenHash}, p_models => array[${m}],
         p_estimated_tokens => 10, p_request_id => ${id}) as r`)[0]!.r],
-    ["google_ai_reserve_chain", async (m, id) =>
-      (await db.sql`select public.google_ai_reserve_chain(p_models => array[${m}], p_estimated_tokens => 10,
-        p_caller => 'lc', p_request_id => ${id}) as r`)[0]!.r],
-    ["google_ai_reserve_chain_with_token", async (m, id) =>
-      (await db.sql`select public.google_ai_reserve_chain_with_token(p_token_hash => ${tokenHash},
-        p_models => array[${m}], p_estimated_tokens => 10, p_request_id => ${id}) as r`)[0]!.r],
   ];
 
   // The fast booking needs a counter row of today and nothing but the limits in the way (lc-old has
@@ -130,7 +124,7 @@ describe("every reservation entry refuses a withdrawn model without booking", ()
           await db.sql`delete from public.google_ai_quota_shares where model = 'lc-old'`;
         }
         const before = await booked("lc-old");
-        const id = `entry-${name}-${path}`;
+        const id = `entry-${name.replaceAll(" ", "-")}-${path}`;
         for (const asked of ["lc-old", "lc-name"]) {
           const r = await call(asked, `${id}-${asked}`);
           expect(r).toMatchObject({ ok: false, limit: "withdrawn", successor: "lc-new" });
@@ -145,14 +139,14 @@ describe("every reservation entry refuses a withdrawn model without booking", ()
 
   it("a chain passes over it to its next model, with the token too", async () => {
     await db.sql`delete from public.google_ai_quota_shares where model = 'lc-old'`;
-    const [{ r }] = await db.sql`select public.google_ai_reserve_chain(p_models => array['lc-name', 'lc-new'],
+    const [{ r }] = await db.sql`select public.google_ai_reserve_models(p_models => array['lc-name', 'lc-new'],
       p_estimated_tokens => 10, p_caller => 'lc', p_request_id => 'chain-1') as r`;
     expect(r).toMatchObject({ ok: true, model: "lc-new", requested_model: "lc-old",
       fallback_from: [{ model: "lc-old", limit: "withdrawn" }] });
-    const [{ t }] = await db.sql`select public.google_ai_reserve_chain_with_token(p_token_hash => ${tokenHash},
+    const [{ t }] = await db.sql`select public.google_ai_reserve_models(p_token_hash => ${tokenHash},
       p_models => array['lc-old', 'lc-new'], p_estimated_tokens => 10, p_request_id => 'chain-2') as t`;
     expect(t).toMatchObject({ ok: true, model: "lc-new", fallback_from: [{ model: "lc-old", limit: "withdrawn" }] });
-    const [{ w }] = await db.sql`select public.google_ai_reserve_chain(p_models => array['lc-old', 'lc-shared'],
+    const [{ w }] = await db.sql`select public.google_ai_reserve_models(p_models => array['lc-old', 'lc-shared'],
       p_estimated_tokens => 10, p_caller => 'lc', p_request_id => 'chain-3') as w`;
     expect(w).toMatchObject({ ok: false, limit: "withdrawn", model: "lc-old" });
   });

@@ -70,8 +70,8 @@ afterAll(async () => {
 });
 
 async function reserveAt(at: number, model: string, tokens = 10, exclude: string[] = [], caller = "qv"): Promise<Answer> {
-  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_at(
-    p_now => ${iso(at)}::timestamptz, p_model => ${model}, p_estimated_tokens => ${tokens}::integer,
+  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
+    p_now => ${iso(at)}::timestamptz, p_models => array[${model}], p_estimated_tokens => ${tokens}::integer,
     p_caller => ${caller}, p_request_id => null, p_exclude_key_ids => ${db.sql.array(exclude)}::uuid[]) as r`;
   return row!.r;
 }
@@ -205,7 +205,7 @@ describe("the quota an answer carries", () => {
     await reset();
     const rows = await gateway<{ r: Answer; q: Quota }[]>`
       with reserved as materialized (
-        select public.google_ai_reserve(p_model => 'qv-solo', p_estimated_tokens => 40, p_caller => 'qv',
+        select public.google_ai_reserve_models(p_models => array['qv-solo'], p_estimated_tokens => 40, p_caller => 'qv',
           p_request_id => null) as r)
       select reserved.r, public.google_ai_answer_quota(p_answer => reserved.r, p_model => 'qv-solo') as q
       from reserved`;
@@ -224,7 +224,7 @@ describe("the quota an answer carries", () => {
     for (const [answer, model] of odd) {
       const [row] = await gateway<{ r: Answer; q: Quota | null }[]>`
         with reserved as materialized (
-          select public.google_ai_reserve(p_model => 'qv-open', p_estimated_tokens => 1, p_caller => 'qv-odd',
+          select public.google_ai_reserve_models(p_models => array['qv-open'], p_estimated_tokens => 1, p_caller => 'qv-odd',
             p_request_id => null) as r)
         select reserved.r, public.google_ai_answer_quota(p_answer => ${answer}::text::jsonb, p_model => 'qv-solo') as q
         from reserved`;

@@ -1,6 +1,6 @@
 // The one reservation entry (supabase/schemas/58_admission.sql): google_ai_reserve_models takes the
-// models as an array and a caller or a token hash, the holder's deadlines as parameters, and answers
-// what the one-model and chain reservations answered; google_ai_reserve_models_at is the owner's clock seam.
+// models as an array and a caller or a token hash, the holder's deadlines as parameters; one model is
+// admitted as it is, a chain falls back; google_ai_reserve_models_at is the owner's clock seam.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
@@ -36,31 +36,28 @@ function shape(answer: Record<string, unknown>): string[] {
 }
 
 describe("google_ai_reserve_models", () => {
-  it("books one model as google_ai_reserve does, and a chain as google_ai_reserve_chain does", async () => {
+  it("answers one model with the admission's fields, a chain with the model asked for and those passed over", async () => {
     const [{ one }] = await db.sql`select public.google_ai_reserve_models(p_models => array['gemma-3-27b'],
       p_estimated_tokens => 10, p_caller => 'entry', p_token_hash => null, p_request_id => null) as one`;
-    const [{ old }] = await db.sql`select public.google_ai_reserve(p_model => 'gemma-3-27b', p_estimated_tokens => 10,
-      p_caller => 'entry', p_request_id => null) as old`;
     expect(one).toMatchObject({ ok: true, model: "gemma-3-27b-it" });
-    expect(shape(one)).toEqual(shape(old));
+    const booked = ["day_bucket", "env_var_name", "key_alias", "key_id", "minute_bucket", "model", "ok", "priority",
+      "quota_group", "reservation_id"];
+    expect(shape(one)).toEqual(booked);
 
     const [{ chain }] = await db.sql`select public.google_ai_reserve_models(
       p_models => array['gemini-2.5-flash', 'gemma-3-27b'], p_estimated_tokens => 10, p_caller => 'entry',
       p_token_hash => null, p_request_id => null) as chain`;
-    const [{ oldChain }] = await db.sql`select public.google_ai_reserve_chain(
-      p_models => array['gemini-2.5-flash', 'gemma-3-27b'], p_estimated_tokens => 10, p_caller => 'entry',
-      p_request_id => null) as "oldChain"`;
-    expect(chain).toMatchObject({ ok: true, requested_model: "gemini-2.5-flash" });
-    expect(shape(chain)).toEqual(shape(oldChain));
+    expect(chain).toMatchObject({ ok: true, requested_model: "gemini-2.5-flash", fallback_from: [] });
+    expect(shape(chain)).toEqual([...booked, "fallback_from", "requested_model"].sort());
   });
 
-  it("checks a token as google_ai_reserve_with_token does", async () => {
+  it("refuses a hash no token has, without an attempt row (nobody to name)", async () => {
+    const [{ before }] = await db.sql`select count(*)::int as before from public.google_ai_attempts`;
     const [{ r }] = await db.sql`select public.google_ai_reserve_models(p_models => array['gemma-3-27b'],
       p_estimated_tokens => 10, p_caller => null, p_token_hash => ${"0".repeat(64)}, p_request_id => null) as r`;
-    const [{ old }] = await db.sql`select public.google_ai_reserve_with_token(p_token_hash => ${"0".repeat(64)},
-      p_model => 'gemma-3-27b', p_estimated_tokens => 10, p_request_id => null) as old`;
-    expect(r).toEqual(old);
-    expect(r).toMatchObject({ ok: false });
+    expect(r).toEqual({ ok: false, limit: "token_invalid", cause: "token_invalid", retry_after_ms: null });
+    const [{ after }] = await db.sql`select count(*)::int as after from public.google_ai_attempts`;
+    expect(after).toBe(before);
   });
 
   it("takes exactly one of a caller and a token hash, and one to four models", async () => {

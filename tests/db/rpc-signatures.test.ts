@@ -122,9 +122,10 @@ afterAll(async () => {
 describe("RPC signatures", () => {
   it("finds the calls of all three functions' stores", () => {
     const fns = new Set(calls.map((c) => c.fn));
-    // One reservation entry: the older reserve RPCs are the tests' and the bench's, not the functions'.
-    for (const old of ["google_ai_reserve", "google_ai_reserve_with_token", "google_ai_reserve_chain",
-      "google_ai_reserve_chain_with_token"]) expect(fns, old).not.toContain(old);
+    // One reservation entry: the steps under it are not the functions' to call.
+    for (const step of ["google_ai_admit_at", "google_ai_fall_back_at", "google_ai_reserve_models_at"]) {
+      expect(fns, step).not.toContain(step);
+    }
     for (const fn of ["google_ai_reserve_models", "google_ai_answer_quota", "google_ai_quota_report",
       "google_ai_model_traits", "google_ai_model_list", "google_ai_finalize", "google_ai_finalize_cut", "google_ai_release",
       "google_ai_end_request", "google_ai_check_token", "google_ai_mint_token", "google_ai_housekeeping",

@@ -222,7 +222,7 @@ describe("concurrent callers on the database's own clock", () => {
       try {
         await Promise.all(conns.map((c) => c`select 1`));
         const answers = await Promise.all(conns.map((c, i) =>
-          c<{ r: Answer }[]>`select public.google_ai_reserve(p_model => ${name}, p_estimated_tokens => 10,
+          c<{ r: Answer }[]>`select public.google_ai_reserve_models(p_models => array[${name}], p_estimated_tokens => 10,
             p_caller => ${`race-${i}`}, p_request_id => null, p_priority => 'batch') as r`.then((rows) => rows[0]!.r)));
         return answers.filter((a) => a.ok).length;
       } finally {

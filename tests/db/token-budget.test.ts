@@ -36,7 +36,7 @@ it(`${CALLERS} concurrent callers of one token with a budget of ${BUDGET} reques
 
   const outcomes = await Promise.all(
     clients.map(async (c, i) => {
-      const [{ r }] = await c`select public.google_ai_reserve_with_token(${sha256(token)}, 'gemma-3-27b', 20, ${`b-${i}`}) as r`;
+      const [{ r }] = await c`select public.google_ai_reserve_models(array['gemma-3-27b'], 20, null, ${sha256(token)}, ${`b-${i}`}) as r`;
       return r as { ok: boolean; limit?: string };
     }),
   );
@@ -61,7 +61,7 @@ it("revoking a client while its token is in use deadlocks nothing: every call en
         return;
       }
       for (let n = 0; n < 5; n++) {
-        await c`select public.google_ai_reserve_with_token(${sha256(token)}, 'gemma-3-27b', 1, ${`rr-${i}-${n}`})`;
+        await c`select public.google_ai_reserve_models(array['gemma-3-27b'], 1, null, ${sha256(token)}, ${`rr-${i}-${n}`})`;
       }
     } catch (err) {
       errors.push(err);
@@ -69,6 +69,6 @@ it("revoking a client while its token is in use deadlocks nothing: every call en
   });
   await Promise.all(calls);
   expect(errors).toEqual([]);
-  const [{ r }] = await db.sql`select public.google_ai_reserve_with_token(${sha256(token)}, 'gemma-3-27b', 1, 'after') as r`;
+  const [{ r }] = await db.sql`select public.google_ai_reserve_models(array['gemma-3-27b'], 1, null, ${sha256(token)}, 'after') as r`;
   expect(r.limit).toBe("token_revoked");
 });

@@ -37,7 +37,7 @@ async function ticketCount(requestId: string): Promise<number> {
 
 it("serves the bot first when the window reopens, passes a vanished waiter's turn on, and never exceeds the limit", async () => {
   for (const i of [1, 2, 3]) {
-    const [{ r }] = await s.sql`select public.google_ai_reserve(${MODEL}, 10, 'earlier', ${`fill-${i}`}) as r`;
+    const [{ r }] = await s.sql`select public.google_ai_reserve_models(array[${MODEL}], 10, 'earlier', null, ${`fill-${i}`}) as r`;
     expect(r.ok).toBe(true);
   }
   const [{ first }] = await s.sql<{ first: Date }[]>`select min(admitted_at) as first from public.google_ai_admissions`;

@@ -21,7 +21,7 @@ afterAll(async () => {
 
 it("a WAIT request behind a full window sleeps until its oldest admission leaves it, and succeeds then", async () => {
   for (const i of [1, 2]) {
-    const [{ r }] = await s.sql`select public.google_ai_reserve('gemma-3-27b-it', 10, 'other-caller', ${`fill-${i}`}) as r`;
+    const [{ r }] = await s.sql`select public.google_ai_reserve_models(array['gemma-3-27b-it'], 10, 'other-caller', null, ${`fill-${i}`}) as r`;
     expect(r.ok).toBe(true);
   }
   const [{ first }] = await s.sql`select min(admitted_at) as first from public.google_ai_admissions`;

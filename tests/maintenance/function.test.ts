@@ -140,7 +140,7 @@ describe("a run", () => {
     const result = first.body.keys.results.find((r: { key_alias: string }) => r.key_alias === "revoked");
     expect(result).toMatchObject({ status: "invalid", action: "disabled", http_status: 400, reason: "API_KEY_INVALID" });
     // The reservation RPC no longer hands it out.
-    const [{ r }] = await db.sql`select public.google_ai_reserve('gemma-3-27b-it', 10, 'test', 'after-maintenance',
+    const [{ r }] = await db.sql`select public.google_ai_reserve_models(array['gemma-3-27b-it'], 10, 'test', null, 'after-maintenance',
                                    (select array_agg(id) from public.google_ai_api_keys where key_alias in ('a1', 'b1', 'nosecret'))) as r`;
     expect(r).toMatchObject({ ok: false, limit: "no_active_key" });
   });

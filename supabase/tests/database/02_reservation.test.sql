@@ -15,7 +15,7 @@ insert into public.google_ai_api_keys (id, key_alias, env_var_name, project_id, 
 
 create function pg_temp.r(p_at text, p_tokens int default 10, p_exclude uuid[] default '{}') returns jsonb
 language sql as $$
-  select public.google_ai_reserve_at(p_at::timestamptz, 'test-model', p_tokens, 'pgtap', null, p_exclude)
+  select public.google_ai_reserve_models_at(p_at::timestamptz, array['test-model'], p_tokens, 'pgtap', null, null, p_exclude)
 $$;
 
 -- Priority first: the priority-1 group serves while it has room, through its first key.
@@ -104,14 +104,14 @@ select is((select rpm_used from public.google_ai_usage_counters where quota_grou
 
 -- A limit of 0 closes the model: nothing is admitted, whatever the margin.
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd, safety_margin) values ('closed-model', 10, 1000, 0, 0.5);
-select is(public.google_ai_reserve_at('2026-11-22 09:04:00+00', 'closed-model', 1, 'pgtap', null) ->> 'limit', 'rpd',
+select is(public.google_ai_reserve_models_at('2026-11-22 09:04:00+00', array['closed-model'], 1, 'pgtap', null, null) ->> 'limit', 'rpd',
   'RPD 0 admits nothing');
 select is(public.google_ai_effective_limit(1, 0.5), 1, 'a positive limit never drops to 0 through the margin');
 
 -- No key, unknown model.
 update public.google_ai_api_keys set is_active = false;
 select is(pg_temp.r('2026-11-22 09:05:00+00') ->> 'limit', 'no_active_key', 'no active key: no_active_key');
-select is(public.google_ai_reserve_at('2026-11-22 09:05:00+00', 'no-such-model', 1, 'pgtap', null) ->> 'limit', 'unknown_model',
+select is(public.google_ai_reserve_models_at('2026-11-22 09:05:00+00', array['no-such-model'], 1, 'pgtap', null, null) ->> 'limit', 'unknown_model',
   'an unknown model is refused as unknown_model');
 
 select * from finish();

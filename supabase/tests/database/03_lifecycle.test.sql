@@ -9,7 +9,7 @@ insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('test-m
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('a1', 'KEY_A1', 'proj-a');
 
 create function pg_temp.r(p_at text, p_tokens int) returns uuid language sql as $$
-  select (public.google_ai_reserve_at(p_at::timestamptz, 'test-model', p_tokens, 'pgtap', 'req-' || p_at) ->> 'reservation_id')::uuid
+  select (public.google_ai_reserve_models_at(p_at::timestamptz, array['test-model'], p_tokens, 'pgtap', null, 'req-' || p_at) ->> 'reservation_id')::uuid
 $$;
 create function pg_temp.counter() returns record language sql as $$
   select (rpm_used, tpm_used, rpd_used) from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'test-model'
@@ -55,14 +55,14 @@ select is(pg_temp.counter()::text, '(1,70,3)', 'the current minute is untouched;
 select is(public.google_ai_finalize((select id from ids where name = 'new'), 'google_error', null, null, 429,
   'RESOURCE_EXHAUSTED', 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier', 'quota', 12,
   '2030-01-01 00:00:00+00') ->> 'cooldown_until', '2030-01-01T00:00:00+00:00', 'finalize records the cooldown');
-select is(public.google_ai_reserve_at('2026-11-21 10:01:10+00', 'test-model', 1, 'pgtap', null) ->> 'limit', 'cooldown',
+select is(public.google_ai_reserve_models_at('2026-11-21 10:01:10+00', array['test-model'], 1, 'pgtap', null, null) ->> 'limit', 'cooldown',
   'the cooled group is not used');
 
 -- Idempotency (the caller named the request): a completed request id is answered from its stored
 -- response; one whose earlier call still holds its lease is refused; a failed one can be repeated.
 delete from public.google_ai_cooldowns;
 create function pg_temp.ri(p_at text, p_caller text, p_req text) returns jsonb language sql as $$
-  select public.google_ai_reserve_at(p_at::timestamptz, 'test-model', 5, p_caller, p_req, p_idempotent => true)
+  select public.google_ai_reserve_models_at(p_at::timestamptz, array['test-model'], 5, p_caller, null, p_req, p_idempotent => true)
 $$;
 insert into ids values ('idem', (pg_temp.ri('2026-11-21 10:02:00+00', 'bot', 'idem-1') ->> 'reservation_id')::uuid);
 select is(pg_temp.ri('2026-11-21 10:02:01+00', 'bot', 'idem-1') ->> 'limit', 'in_progress',
@@ -89,7 +89,7 @@ select is(public.google_ai_end_request((select id from ids where name = 'idem-f'
 select is(pg_temp.ri('2026-11-21 10:03:02+00', 'bot', 'idem-2') ->> 'ok', 'true', 'then the id may be repeated at once');
 select is(pg_temp.ri('2026-11-21 10:11:00+00', 'bot', 'idem-2') ->> 'ok', 'true',
   'a lease that ran out (a crashed caller) does not block the id');
-select is(public.google_ai_reserve_at('2026-11-21 10:12:00+00', 'test-model', 5, 'bot', 'idem-1') ->> 'ok', 'true',
+select is(public.google_ai_reserve_models_at('2026-11-21 10:12:00+00', array['test-model'], 5, 'bot', null, 'idem-1') ->> 'ok', 'true',
   'a request that is not idempotent is never refused for its id');
 
 -- Google rejects a key as invalid: it leaves rotation at once, with the reason.

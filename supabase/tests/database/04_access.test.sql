@@ -30,20 +30,24 @@ select is(
   '{}'::text[], 'every security definer function sets search_path to empty');
 
 select ok(has_function_privilege('service_role',
-  'public.google_ai_reserve(text, integer, text, text, uuid[], integer, integer, jsonb, boolean, text, uuid, integer)', 'execute'),
-  'service_role may call the reservation RPC');
+  'public.google_ai_reserve_models(text[], integer, text, text, text, uuid[], integer, integer, jsonb, boolean, text, uuid, '
+  'integer, timestamptz, timestamptz, uuid)', 'execute'),
+  'service_role may call the reservation entry');
 select ok(not has_function_privilege('service_role',
-  'public.google_ai_reserve_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb, uuid, uuid, boolean)', 'execute'),
-  'the clock-injecting variant is not callable by service_role');
+  'public.google_ai_reserve_models_at(timestamptz, text[], integer, text, text, text, uuid[], integer, integer, jsonb, '
+  'boolean, text, uuid, integer, timestamptz, timestamptz, uuid)', 'execute'),
+  'its clock-injecting twin is not callable by service_role');
 select ok(not has_function_privilege('service_role',
-  'public.google_ai_admit_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb, uuid, uuid, boolean, text, uuid, integer)', 'execute'),
+  'public.google_ai_admit_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb, uuid, uuid, boolean, '
+  'text, uuid, integer, text)', 'execute'),
   'nor is the queue-aware admission under it');
-select ok(has_function_privilege('service_role',
-  'public.google_ai_reserve_chain(text[], integer, text, text, uuid[], integer, integer, jsonb, boolean, text, uuid, integer)', 'execute'),
-  'service_role may call the reservation of a chain of models');
 select ok(not has_function_privilege('service_role',
-  'public.google_ai_admit_chain_at(timestamptz, text[], integer, text, text, text, uuid[], integer, integer, jsonb, boolean, text, uuid, integer)', 'execute'),
-  'the chain''s clock-injecting implementation is not callable by service_role');
+  'public.google_ai_fall_back_at(timestamptz, text[], integer, text, text, text, uuid[], integer, integer, jsonb, boolean, '
+  'text, uuid, integer)', 'execute'),
+  'nor is the fallback through a chain of models');
+select ok(not has_function_privilege('service_role',
+  'public.google_ai_token_verdict_at(timestamptz, text, text, integer, text, integer, integer, jsonb)', 'execute'),
+  'nor is a token''s verdict');
 select ok(has_function_privilege('service_role', 'public.google_ai_quota_report(text, text)', 'execute')
           and has_function_privilege('service_role', 'public.google_ai_answer_quota(jsonb, text, uuid[])', 'execute'),
   'service_role may read the quota (the route''s report, an answer''s quota)');
@@ -64,7 +68,7 @@ select is(
   '{}'::text[], 'service_role may only read the audit log, counters (the shares'' owners'' use too), cooldowns, responses, clients and tokens');
 
 set local role anon;
-select throws_ok($$ select public.google_ai_reserve('gemma-3-27b-it', 1, 'x', null) $$, '42501', null,
+select throws_ok($$ select public.google_ai_reserve_models(array['gemma-3-27b-it'], 1, 'x', null, null) $$, '42501', null,
   'anon cannot call the reservation RPC');
 select throws_ok($$ select * from public.google_ai_api_keys $$, '42501', null, 'anon cannot read the keys table');
 reset role;

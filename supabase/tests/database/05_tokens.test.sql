@@ -45,29 +45,29 @@ select is(public.google_ai_mint_token(pg_temp.secret(), pg_temp.h('tok-4')) ->> 
   'the fourth token within an hour is refused (mint_per_hour = 3)');
 
 -- Using tokens.
-select is(public.google_ai_reserve_with_token(pg_temp.h('forged'), 'gemma-3-27b', 10, 'r') ->> 'limit', 'token_invalid',
+select is(public.google_ai_reserve_models(array['gemma-3-27b'], 10, null, pg_temp.h('forged'), 'r') ->> 'limit', 'token_invalid',
   'an unknown token is refused');
-select is(public.google_ai_reserve_with_token(pg_temp.h('tok-2'), 'gemini-2.5-flash', 10, 'r') ->> 'limit', 'model_not_allowed',
+select is(public.google_ai_reserve_models(array['gemini-2.5-flash'], 10, null, pg_temp.h('tok-2'), 'r') ->> 'limit', 'model_not_allowed',
   'a model outside the token''s scope is refused');
-create temp table res as select public.google_ai_reserve_with_token(pg_temp.h('tok-2'), 'gemma-3-27b', 10, 'r1') as r;
+create temp table res as select public.google_ai_reserve_models(array['gemma-3-27b'], 10, null, pg_temp.h('tok-2'), 'r1') as r;
 select is((select r ->> 'key_alias' from res), 'k1', 'a valid token reserves a key');
 select is((select caller || ' ' || (client_id is not null) || ' ' || (token_id = (select (r ->> 'token_id')::uuid from t2))
            from public.google_ai_attempts where reservation_id = (select (r ->> 'reservation_id')::uuid from res)),
   'client:festival-parser-kaggle true true', 'the attempt log names the client and the token (by id)');
-select is(public.google_ai_reserve_with_token(pg_temp.h('tok-2'), 'gemma-3-27b', 10, 'r2', p_attempt => 2) ->> 'ok', 'true',
+select is(public.google_ai_reserve_models(array['gemma-3-27b'], 10, null, pg_temp.h('tok-2'), 'r2', p_attempt => 2) ->> 'ok', 'true',
   'a retry (attempt 2) does not count as another request');
-select is(public.google_ai_reserve_with_token(pg_temp.h('tok-2'), 'gemma-3-27b', 10, 'r3') ->> 'ok', 'true', 'second request');
-select is(public.google_ai_reserve_with_token(pg_temp.h('tok-2'), 'gemma-3-27b', 10, 'r4') ->> 'limit', 'token_budget',
+select is(public.google_ai_reserve_models(array['gemma-3-27b'], 10, null, pg_temp.h('tok-2'), 'r3') ->> 'ok', 'true', 'second request');
+select is(public.google_ai_reserve_models(array['gemma-3-27b'], 10, null, pg_temp.h('tok-2'), 'r4') ->> 'limit', 'token_budget',
   'the third request exceeds the token''s budget of 2');
 select lives_ok($$ select public.google_ai_release((select (r ->> 'reservation_id')::uuid from res)) $$, 'release a request');
-select is(public.google_ai_reserve_with_token(pg_temp.h('tok-2'), 'gemma-3-27b', 10, 'r5') ->> 'ok', 'true',
+select is(public.google_ai_reserve_models(array['gemma-3-27b'], 10, null, pg_temp.h('tok-2'), 'r5') ->> 'ok', 'true',
   'a released request gives its budget back');
 
 update public.google_ai_tokens set expires_at = now() - interval '1 second' where token_hash = pg_temp.h('tok-3');
-select is(public.google_ai_reserve_with_token(pg_temp.h('tok-3'), 'gemma-3-27b', 10, 'r') ->> 'limit', 'token_expired',
+select is(public.google_ai_reserve_models(array['gemma-3-27b'], 10, null, pg_temp.h('tok-3'), 'r') ->> 'limit', 'token_expired',
   'an expired token is refused');
 select lives_ok($$ select public.google_ai_revoke_client('festival-parser-kaggle', 'leaked') $$, 'revoke the client');
-select is(public.google_ai_reserve_with_token(pg_temp.h('tok-1'), 'gemma-3-27b', 10, 'r') ->> 'limit', 'token_revoked',
+select is(public.google_ai_reserve_models(array['gemma-3-27b'], 10, null, pg_temp.h('tok-1'), 'r') ->> 'limit', 'token_revoked',
   'revoking a client revokes its tokens');
 
 -- A check made for no request (llm-invoke's background refresh, p_refusals => 0) counts nothing; a

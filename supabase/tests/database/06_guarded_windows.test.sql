@@ -10,7 +10,7 @@ insert into public.google_ai_api_keys (id, key_alias, env_var_name, project_id, 
   ('00000000-0000-0000-0000-00000000000a', 'w1', 'KEY_W1', 'proj-w', 1);
 
 create function pg_temp.r(p_at text, p_tokens int default 10) returns jsonb
-language sql as $$ select public.google_ai_reserve_at(p_at::timestamptz, 'win-model', p_tokens, 'pgtap', null) $$;
+language sql as $$ select public.google_ai_reserve_models_at(p_at::timestamptz, array['win-model'], p_tokens, 'pgtap', null, null) $$;
 
 -- The boundary straddle: three booked in the last 300 ms of a minute ...
 select ok((pg_temp.r('2026-11-23 10:00:59.7+00') ->> 'ok')::boolean, 'booked at :59.7');

@@ -21,7 +21,7 @@ update public.google_ai_model_limits set is_active = false where model = 'tool-f
 select ok(not exists (select 1 from public.google_ai_model_list() where model = 'tool-full'), 'a retired row is not listed');
 
 create temp table ids (name text primary key, id uuid);
-insert into ids values ('s', (public.google_ai_reserve_at(now(), 'tool-less', 100, 'pgtap', 'req-cut') ->> 'reservation_id')::uuid);
+insert into ids values ('s', (public.google_ai_reserve_models_at(now(), array['tool-less'], 100, 'pgtap', null, 'req-cut') ->> 'reservation_id')::uuid);
 select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'tool-less'), 100,
   'the stream booked its estimate');
 select is(public.google_ai_finalize_cut((select id from ids where name = 's'), 'client', 60, 12, 900, 'the caller went away') ->> 'status',

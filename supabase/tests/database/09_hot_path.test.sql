@@ -64,7 +64,7 @@ delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-model', 3, 1000, 100);
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('f1', 'KEY_F1', 'proj-f');
 create function pg_temp.r(p_at text, p_caller text default 'pgtap') returns jsonb
-language sql as $$ select public.google_ai_reserve_at(p_at::timestamptz, 'fast-model', 10, p_caller, null) $$;
+language sql as $$ select public.google_ai_reserve_models_at(p_at::timestamptz, array['fast-model'], 10, p_caller, null, null) $$;
 
 create temp table answers (n int, a jsonb);
 insert into answers values (1, pg_temp.r('2026-06-10 18:00:00+00')), (2, pg_temp.r('2026-06-10 18:00:01+00'));
@@ -106,16 +106,16 @@ select is((select count(*)::int from public.google_ai_admissions
   'and no admission at or before the floor is left');
 
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-paced', 100, 100000, 1000);
-select ok(public.google_ai_reserve_at('2026-06-10 18:10:00+00', 'fast-paced', 10, 'pgtap', null) ->> 'ok' = 'true'
-          and public.google_ai_reserve_at('2026-06-10 18:10:01+00', 'fast-paced', 10, 'pgtap', null) ? 'quota',
+select ok(public.google_ai_reserve_models_at('2026-06-10 18:10:00+00', array['fast-paced'], 10, 'pgtap', null, null) ->> 'ok' = 'true'
+          and public.google_ai_reserve_models_at('2026-06-10 18:10:01+00', array['fast-paced'], 10, 'pgtap', null, null) ? 'quota',
   'a second model books fast once its counter row is settled');
 insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd, pace_burst) values ('fast-paced', 'interactive', 10, 5);
-select ok(not (public.google_ai_reserve_at('2026-06-10 18:10:02+00', 'fast-paced', 10, 'pgtap', null) ? 'quota'),
+select ok(not (public.google_ai_reserve_models_at('2026-06-10 18:10:02+00', array['fast-paced'], 10, 'pgtap', null, null) ? 'quota'),
   'a share that paces its owner''s day is booked by the general booking');
 
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-day', 100, 100000, 1000);
 create function pg_temp.d(p_at text) returns jsonb
-language sql as $$ select public.google_ai_reserve_at(p_at::timestamptz, 'fast-day', 10, 'pgtap', null) $$;
+language sql as $$ select public.google_ai_reserve_models_at(p_at::timestamptz, array['fast-day'], 10, 'pgtap', null, null) $$;
 select ok(pg_temp.d('2026-06-11 06:59:50+00') ->> 'ok' = 'true' and pg_temp.d('2026-06-11 06:59:54+00') ? 'quota',
   'six seconds before Pacific midnight the fast booking books');
 select ok(not (pg_temp.d('2026-06-11 06:59:56+00') ? 'quota'),

@@ -55,7 +55,7 @@ select matches((select disabled_reason from public.google_ai_api_keys where key_
 select ok((select disabled_at is not null and position('AIzaSyA123' in disabled_reason) = 0
            from public.google_ai_api_keys where key_alias = 'b1'), 'and when; the reason holds no key');
 select is((select count(*)::int from public.google_ai_api_keys where key_alias = 'b1'), 1, 'the key row is never deleted');
-select is((public.google_ai_reserve('gemma-3-27b-it', 1, 'pgtap', 'after-disable') ->> 'key_alias'), 'a1',
+select is((public.google_ai_reserve_models(array['gemma-3-27b-it'], 1, 'pgtap', null, 'after-disable') ->> 'key_alias'), 'a1',
   'the reservation RPC no longer picks it');
 
 -- A dry run records but does not disable; a missing secret is only recorded.
