@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 328a73faca2e71796172e4d48db9a08f03e2d1340c3e2fe20ff3dc4ad7e8bb0e
+-- sha256 of what follows: 8645547d8691316717723fd88f46a21b6c1cab0a7799f015c683e437a4b33185
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================
@@ -60,11 +60,15 @@ ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS disabled_reason t
 ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS disabled_at timestamp with time zone;
 ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now();
 
-COMMENT ON COLUMN public.google_ai_api_keys.env_var_name IS 'Name of the Edge Function secret that holds the key (supabase secrets set NAME=...). The key itself never enters the database.';
+COMMENT ON COLUMN public.google_ai_api_keys.env_var_name IS
+    'Name of the Edge Function secret that holds the key (supabase '
+    'secrets set NAME=...). The key itself never enters the database.';
 
-COMMENT ON COLUMN public.google_ai_api_keys.priority IS 'Lower is preferred. Among equal priorities the group with the most headroom is chosen.';
+COMMENT ON COLUMN public.google_ai_api_keys.priority IS
+    'Lower is preferred. Among equal priorities the group with the most headroom is chosen.';
 
-COMMENT ON COLUMN public.google_ai_api_keys.project_id IS 'Google Cloud project of the key: keys of one project share one quota group. Null: the key is its own group.';
+COMMENT ON COLUMN public.google_ai_api_keys.project_id IS
+    'Google Cloud project of the key: keys of one project share one quota group. Null: the key is its own group.';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_model_limits (
     id serial NOT NULL,
@@ -124,7 +128,11 @@ BEGIN
 END
 $baseline$;
 
-COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS 'Admissions spread over the window while requests wait for the model: at most this many of a quota group at once, then one per window / RPM (the TPM analogue for large requests), so that capacity comes back a request at a time and a waiting person gets the next one. While nobody waits, a burst that fits the window goes at once; the first class and requests a share of their own still covers are never held back. Null: not spread.';
+COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS
+    'Admissions spread over the window while requests wait for the model: at most this many of a quota group at once, '
+    'then one per window / RPM (the TPM analogue for large requests), so that capacity comes back a request at a time '
+    'and a waiting person gets the next one. While nobody waits, a burst that fits the window goes at once; the first '
+    'class and requests a share of their own still covers are never held back. Null: not spread.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpm IS 'Requests per minute per quota group (null: no limit).';
 
@@ -132,25 +140,41 @@ COMMENT ON COLUMN public.google_ai_model_limits.tpm IS 'Input tokens per minute 
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpd IS 'Requests per Pacific day per quota group (null: no limit).';
 
-COMMENT ON COLUMN public.google_ai_model_limits.aliases IS 'Other names callers may use for this model (gemma-3-27b for gemma-3-27b-it).';
+COMMENT ON COLUMN public.google_ai_model_limits.aliases IS
+    'Other names callers may use for this model (gemma-3-27b for gemma-3-27b-it).';
 
-COMMENT ON COLUMN public.google_ai_model_limits.fallback_models IS 'Models tried in this order when this one cannot serve a request within its wait (its day used up, cooling down, retired, no active key), for requests that name no fallback_models of their own. Names or aliases of other rows; at most 3.';
+COMMENT ON COLUMN public.google_ai_model_limits.fallback_models IS
+    'Models tried in this order when this one cannot serve a request within its wait (its day used up, cooling down, '
+    'retired, no active key), for requests that name no fallback_models '
+    'of their own. Names or aliases of other rows; at most 3.';
 
-COMMENT ON COLUMN public.google_ai_model_limits.supports_tools IS 'False: the model has no function calling (tools/toolConfig are refused with unsupported_feature). Null: as supports_json_mode.';
+COMMENT ON COLUMN public.google_ai_model_limits.supports_tools IS
+    'False: the model has no function calling (tools/toolConfig are '
+    'refused with unsupported_feature). Null: as supports_json_mode.';
 
-COMMENT ON COLUMN public.google_ai_model_limits.shutdown_date IS 'The day Google announced it stops serving this model (its deprecations page); null: none announced.';
+COMMENT ON COLUMN public.google_ai_model_limits.shutdown_date IS
+    'The day Google announced it stops serving this model (its deprecations page); null: none announced.';
 
-COMMENT ON COLUMN public.google_ai_model_limits.successor IS 'The model Google names as this one''s replacement (a name or alias of another row, or a model no row serves yet).';
+COMMENT ON COLUMN public.google_ai_model_limits.successor IS
+    'The model Google names as this one''s replacement (a name or alias of another row, or a model no row serves yet).';
 
-COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_at IS 'When Google answered 404 NOT_FOUND for this model: requests pass over it without calling Google until the maintenance function finds it in models.list again or the operator clears it. Null: served.';
+COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_at IS
+    'When Google answered 404 NOT_FOUND for this model: requests pass over it without calling Google until the '
+    'maintenance function finds it in models.list again or the operator clears it. Null: served.';
 
-COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_message IS 'Google''s (sanitized) message of the 404 that withdrew the model.';
+COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_message IS
+    'Google''s (sanitized) message of the 404 that withdrew the model.';
 
-COMMENT ON COLUMN public.google_ai_model_limits.google_successor IS 'The model Google''s withdrawal message names as the replacement (".. use models/X"), read when the model is marked withdrawn: a suggestion for the operator. Requests go to it only through successor or fallback_models, which the operator sets (docs/models.md).';
+COMMENT ON COLUMN public.google_ai_model_limits.google_successor IS
+    'The model Google''s withdrawal message names as the replacement (".. use models/X"), read when the model is '
+    'marked withdrawn: a suggestion for the operator. Requests go to it only through successor or fallback_models, '
+    'which the operator sets (docs/models.md).';
 
-COMMENT ON COLUMN public.google_ai_model_limits.limits_source IS 'Where this row''s RPM/TPM/RPD come from (a page and the day it was read, or the project''s own quota page).';
+COMMENT ON COLUMN public.google_ai_model_limits.limits_source IS
+    'Where this row''s RPM/TPM/RPD come from (a page and the day it was read, or the project''s own quota page).';
 
-COMMENT ON COLUMN public.google_ai_model_limits.supports_images IS 'The model takes images as input. Null: not known (images are passed to Google, which decides).';
+COMMENT ON COLUMN public.google_ai_model_limits.supports_images IS
+    'The model takes images as input. Null: not known (images are passed to Google, which decides).';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_usage_counters (
     id bigserial NOT NULL,
@@ -191,19 +215,29 @@ ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS window_floo
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS spread_until timestamp with time zone;
 ALTER TABLE public.google_ai_usage_counters SET (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
 
-COMMENT ON COLUMN public.google_ai_usage_counters.rpd_used IS 'Requests booked in day_bucket (the Pacific day), carried across minute rollovers.';
+COMMENT ON COLUMN public.google_ai_usage_counters.rpd_used IS
+    'Requests booked in day_bucket (the Pacific day), carried across minute rollovers.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.quota_group IS 'Google Cloud project (or key:<id>) the row counts for. Null on rows written before the gateway.';
+COMMENT ON COLUMN public.google_ai_usage_counters.quota_group IS
+    'Google Cloud project (or key:<id>) the row counts for. Null on rows written before the gateway.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.window_requests IS 'Admissions in the sliding window (the last 60 s + minute guard): the rows of google_ai_admissions.';
+COMMENT ON COLUMN public.google_ai_usage_counters.window_requests IS
+    'Admissions in the sliding window (the last 60 s + minute guard): the rows of google_ai_admissions.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS 'Requests admitted within the day guard before midnight, counted for the next Pacific day too.';
+COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS
+    'Requests admitted within the day guard before midnight, counted for the next Pacific day too.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.rpd_prev_used IS 'Requests of the previous Pacific day, plus those admitted within the day guard after midnight.';
+COMMENT ON COLUMN public.google_ai_usage_counters.rpd_prev_used IS
+    'Requests of the previous Pacific day, plus those admitted within the day guard after midnight.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS 'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): every booking moves it one step (google_ai_spread_step); while requests wait (google_ai_spread_holds), a request may be booked once this is at most spread_burst - 1 steps ahead of now. Null: not spread, or nothing booked yet.';
+COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS
+    'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): '
+    'every booking moves it one step (google_ai_spread_step); while requests wait (google_ai_spread_holds), a request '
+    'may be booked once this is at most spread_burst - 1 steps ahead of now. Null: not spread, or nothing booked yet.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS 'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next removal of expired admissions reads the index from here.';
+COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS
+    'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next '
+    'removal of expired admissions reads the index from here.';
 
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
 -- or until Pacific midnight after a per-day quota violation.
@@ -216,10 +250,14 @@ CREATE TABLE IF NOT EXISTS public.google_ai_cooldowns (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     cause text,
-    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text, 'unknown'::text])))
+    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text,
+      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
+      'unknown'::text])))
 );
 
-COMMENT ON COLUMN public.google_ai_cooldowns.cause IS 'Why the group rests: a Google 429''s quota_cause (a spend cap or money - monthly_cap, billing_cap, credits_depleted - rests every model of the group: one row each).';
+COMMENT ON COLUMN public.google_ai_cooldowns.cause IS
+    'Why the group rests: a Google 429''s quota_cause (a spend cap or money - monthly_cap, billing_cap, '
+    'credits_depleted - rests every model of the group: one row each).';
 
 DO $baseline$
 BEGIN
@@ -266,7 +304,8 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                  WHERE conrelid = 'public.google_ai_model_limits'::regclass AND conname = 'google_ai_model_limits_safety_margin_check') THEN
     ALTER TABLE public.google_ai_model_limits
-    ADD CONSTRAINT google_ai_model_limits_safety_margin_check CHECK (((safety_margin >= (0)::numeric) AND (safety_margin < (1)::numeric))) NOT VALID;
+    ADD CONSTRAINT google_ai_model_limits_safety_margin_check CHECK (((safety_margin
+      >= (0)::numeric) AND (safety_margin < (1)::numeric))) NOT VALID;
   END IF;
 END
 $baseline$;
@@ -281,7 +320,8 @@ BEGIN
 END
 $baseline$;
 
-CREATE INDEX IF NOT EXISTS google_ai_api_keys_active_idx ON public.google_ai_api_keys USING btree (priority) WHERE is_active;
+CREATE INDEX IF NOT EXISTS google_ai_api_keys_active_idx ON
+    public.google_ai_api_keys USING btree (priority) WHERE is_active;
 
 CREATE UNIQUE INDEX IF NOT EXISTS google_ai_api_keys_key_alias_key ON public.google_ai_api_keys USING btree (key_alias);
 
@@ -289,7 +329,8 @@ CREATE INDEX IF NOT EXISTS google_ai_cooldowns_until_idx ON public.google_ai_coo
 
 CREATE UNIQUE INDEX IF NOT EXISTS google_ai_model_limits_model_key ON public.google_ai_model_limits USING btree (model);
 
-CREATE UNIQUE INDEX IF NOT EXISTS google_ai_usage_counters_group_model_key ON public.google_ai_usage_counters USING btree (quota_group, model) WHERE (quota_group IS NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_usage_counters_group_model_key ON public.google_ai_usage_counters USING
+    btree (quota_group, model) WHERE (quota_group IS NOT NULL);
 
 -- A limit after the model's safety margin; null means "no limit", 0 (or less) means "closed".
 -- A positive limit never drops below 1, so a margin cannot silently close a model.
@@ -318,7 +359,8 @@ end
 $$;
 
 -- The model row a caller's name resolves to (by name, else alias), with what llm-invoke adapts to.
-CREATE OR REPLACE FUNCTION public.google_ai_model_capabilities(p_model text) RETURNS TABLE(model text, supports_system_instruction boolean, supports_json_mode boolean)
+CREATE OR REPLACE FUNCTION public.google_ai_model_capabilities(p_model text) RETURNS TABLE(model text,
+    supports_system_instruction boolean, supports_json_mode boolean)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -402,32 +444,53 @@ CREATE TABLE IF NOT EXISTS public.google_ai_attempts (
     hold_until timestamp with time zone,
     holder uuid,
     refusal_cause text,
-    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text, 'unknown'::text]))),
-    CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text, 'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text, 'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
+    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text,
+      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
+      'unknown'::text]))),
+    CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text,
+      'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text,
+      'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
 )
 WITH (fillfactor='80');
 
-COMMENT ON TABLE public.google_ai_attempts IS 'Audit log: one row per reservation decision and its outcome. Secrets never appear here.';
+COMMENT ON TABLE public.google_ai_attempts IS
+    'Audit log: one row per reservation decision and its outcome. Secrets never appear here.';
 
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 
-COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS 'For a Google 429: minute, day, limit_zero, spend_cap (the spend-based rate limit), monthly_cap, billing_cap, credits_depleted (money: the project is out until its owner acts) or unknown, read from Google''s body.';
+COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS
+    'For a Google 429: minute, day, limit_zero, spend_cap (the spend-based rate limit), monthly_cap, billing_cap, '
+    'credits_depleted (money: the project is out until its owner acts) or unknown, read from Google''s body.';
 
-COMMENT ON COLUMN public.google_ai_attempts.refusal_cause IS 'For a refusal: why, one meaning each (google_ai_refusal_cause): window_full, share_kept, spread, day_exhausted, pace, queue_turn, google_cooldown, budget, or the request''s own reason (its limit_hit: unknown_model, too_large, no_active_key, withdrawn, a token''s).';
+COMMENT ON COLUMN public.google_ai_attempts.refusal_cause IS
+    'For a refusal: why, one meaning each (google_ai_refusal_cause): window_full, share_kept, spread, day_exhausted, '
+    'pace, queue_turn, google_cooldown, budget, or the request''s own reason (its limit_hit: unknown_model, too_large, '
+    'no_active_key, withdrawn, a token''s).';
 
-COMMENT ON COLUMN public.google_ai_attempts.service_tier IS 'The service tier the gateway asked Google for (flex, priority); null: standard.';
+COMMENT ON COLUMN public.google_ai_attempts.service_tier IS
+    'The service tier the gateway asked Google for (flex, priority); null: standard.';
 
-COMMENT ON COLUMN public.google_ai_attempts.served_tier IS 'The service tier Google says served the call (its x-gemini-service-tier header); null: not said.';
+COMMENT ON COLUMN public.google_ai_attempts.served_tier IS
+    'The service tier Google says served the call (its x-gemini-service-tier header); null: not said.';
 
-COMMENT ON COLUMN public.google_ai_attempts.added_ms IS 'Of a request''s final attempt: the time llm-invoke spent outside Google''s call and the wait for capacity (Server-Timing total less google and wait).';
+COMMENT ON COLUMN public.google_ai_attempts.added_ms IS
+    'Of a request''s final attempt: the time llm-invoke spent outside Google''s call and the wait for capacity '
+    '(Server-Timing total less google and wait).';
 
-COMMENT ON COLUMN public.google_ai_attempts.first_byte_ms IS 'Of a request''s final attempt: from the request''s arrival to the first byte of its answer (a stream''s first chunk).';
+COMMENT ON COLUMN public.google_ai_attempts.first_byte_ms IS
+    'Of a request''s final attempt: from the request''s arrival '
+    'to the first byte of its answer (a stream''s first chunk).';
 
-COMMENT ON COLUMN public.google_ai_attempts.reply_by IS 'When the statement that made this row stopped waiting for its answer; a reservation not committed by then is rolled back.';
+COMMENT ON COLUMN public.google_ai_attempts.reply_by IS
+    'When the statement that made this row stopped waiting for '
+    'its answer; a reservation not committed by then is rolled back.';
 
-COMMENT ON COLUMN public.google_ai_attempts.hold_until IS 'When the holder of this row''s request will have made its next statement about it, or be gone; the request''s in-flight claim lasts until then.';
+COMMENT ON COLUMN public.google_ai_attempts.hold_until IS
+    'When the holder of this row''s request will have made its next statement about it, or be gone; the request''s '
+    'in-flight claim lasts until then.';
 
-COMMENT ON COLUMN public.google_ai_attempts.holder IS 'The invocation whose statement made this row (its $holder id), when it named one.';
+COMMENT ON COLUMN public.google_ai_attempts.holder IS
+    'The invocation whose statement made this row (its $holder id), when it named one.';
 
 -- A caller that names its request (its own request_id) may repeat it safely: while the first call
 -- is in flight the row is 'in_progress' with a lease (expires_at), and a repeat is refused; once it
@@ -445,9 +508,13 @@ CREATE TABLE IF NOT EXISTS public.google_ai_responses (
     CONSTRAINT google_ai_responses_status_check CHECK ((status = ANY (ARRAY['in_progress'::text, 'done'::text])))
 );
 
-COMMENT ON TABLE public.google_ai_responses IS 'Idempotency records of requests that carried the caller''s own request_id: in flight (with a lease) or done (answer replayed for 24 h).';
+COMMENT ON TABLE public.google_ai_responses IS
+    'Idempotency records of requests that carried the caller''s own '
+    'request_id: in flight (with a lease) or done (answer replayed for 24 h).';
 
-COMMENT ON COLUMN public.google_ai_responses.holder IS 'The invocation holding this in-flight claim (its $holder id); null until its first reservation, or for a claim made without one.';
+COMMENT ON COLUMN public.google_ai_responses.holder IS
+    'The invocation holding this in-flight claim (its $holder id); '
+    'null until its first reservation, or for a claim made without one.';
 
 DO $baseline$
 BEGIN
@@ -471,13 +538,16 @@ $baseline$;
 
 CREATE INDEX IF NOT EXISTS google_ai_attempts_caller_idx ON public.google_ai_attempts USING btree (caller, created_at);
 
-CREATE INDEX IF NOT EXISTS google_ai_attempts_client_idx ON public.google_ai_attempts USING btree (client_id, created_at) WHERE (client_id IS NOT NULL);
+CREATE INDEX IF NOT EXISTS google_ai_attempts_client_idx ON public.google_ai_attempts USING btree (client_id,
+    created_at) WHERE (client_id IS NOT NULL);
 
 CREATE INDEX IF NOT EXISTS google_ai_attempts_created_at_idx ON public.google_ai_attempts USING btree (created_at);
 
-CREATE INDEX IF NOT EXISTS google_ai_attempts_request_id_idx ON public.google_ai_attempts USING btree (request_id) WHERE (request_id IS NOT NULL);
+CREATE INDEX IF NOT EXISTS google_ai_attempts_request_id_idx ON
+    public.google_ai_attempts USING btree (request_id) WHERE (request_id IS NOT NULL);
 
-CREATE UNIQUE INDEX IF NOT EXISTS google_ai_attempts_reservation_id_key ON public.google_ai_attempts USING btree (reservation_id);
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_attempts_reservation_id_key
+    ON public.google_ai_attempts USING btree (reservation_id);
 
 CREATE INDEX IF NOT EXISTS google_ai_responses_created_at_idx ON public.google_ai_responses USING btree (created_at);
 
@@ -497,7 +567,8 @@ $$;
 
 -- An error message fit for the log: known secret shapes redacted (the same shapes as the functions'
 -- sanitize.ts), control characters flattened, length capped.
-CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer DEFAULT 500) RETURNS text
+CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text,
+    p_max_length integer DEFAULT 500) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO ''
     AS $$
@@ -527,13 +598,18 @@ CREATE TABLE IF NOT EXISTS public.google_ai_admission_settings (
     day_guard_ms integer DEFAULT 5000 NOT NULL,
     recheck_ms integer DEFAULT 2000 NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_admission_settings_day_guard_ms_check CHECK (((day_guard_ms >= 0) AND (day_guard_ms <= 600000))),
-    CONSTRAINT google_ai_admission_settings_minute_guard_ms_check CHECK (((minute_guard_ms >= 0) AND (minute_guard_ms <= 30000))),
+    CONSTRAINT google_ai_admission_settings_day_guard_ms_check
+      CHECK (((day_guard_ms >= 0) AND (day_guard_ms <= 600000))),
+    CONSTRAINT google_ai_admission_settings_minute_guard_ms_check
+      CHECK (((minute_guard_ms >= 0) AND (minute_guard_ms <= 30000))),
     CONSTRAINT google_ai_admission_settings_one_row CHECK (id),
     CONSTRAINT google_ai_admission_settings_recheck_ms_check CHECK (((recheck_ms >= 100) AND (recheck_ms <= 60000)))
 );
 
-COMMENT ON TABLE public.google_ai_admission_settings IS 'How far admission allows for Google''s clock: minute_guard_ms (>= the spread of network delays; the minute window is 60 s plus this), day_guard_ms (>= clock offset + delay at Pacific midnight), recheck_ms (how soon a TPM waiter asks again while tokens of its window may still be given back).';
+COMMENT ON TABLE public.google_ai_admission_settings IS
+    'How far admission allows for Google''s clock: minute_guard_ms (>= the spread of network delays; the minute window '
+    'is 60 s plus this), day_guard_ms (>= clock offset + delay at Pacific midnight), recheck_ms (how soon a TPM waiter '
+    'asks again while tokens of its window may still be given back).';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_admissions (
     reservation_id uuid NOT NULL,
@@ -547,11 +623,16 @@ CREATE TABLE IF NOT EXISTS public.google_ai_admissions (
     class_rank smallint
 );
 
-COMMENT ON TABLE public.google_ai_admissions IS 'Admissions of the last minute + guard per quota group and model (the sliding window); expired rows are removed by the next admission of their group. No caller data, no secrets.';
+COMMENT ON TABLE public.google_ai_admissions IS
+    'Admissions of the last minute + guard per quota group and model (the sliding window); expired rows are removed by '
+    'the next admission of their group. No caller data, no secrets.';
 
-COMMENT ON COLUMN public.google_ai_admissions.class_rank IS 'The rank of the priority class that made this admission (null: not known): the queue reads what the higher classes took of the window to tell a lower class whether its turn is likely within its wait.';
+COMMENT ON COLUMN public.google_ai_admissions.class_rank IS
+    'The rank of the priority class that made this admission (null: not known): the queue reads what the higher '
+    'classes took of the window to tell a lower class whether its turn is likely within its wait.';
 
-COMMENT ON COLUMN public.google_ai_admissions.share_ids IS 'The shares whose owner made this admission: their window counts give it back when it leaves the window.';
+COMMENT ON COLUMN public.google_ai_admissions.share_ids IS
+    'The shares whose owner made this admission: their window counts give it back when it leaves the window.';
 
 DO $baseline$
 BEGIN
@@ -573,7 +654,8 @@ BEGIN
 END
 $baseline$;
 
-CREATE INDEX IF NOT EXISTS google_ai_admissions_window_idx ON public.google_ai_admissions USING btree (quota_group, model, admitted_at);
+CREATE INDEX IF NOT EXISTS google_ai_admissions_window_idx ON
+    public.google_ai_admissions USING btree (quota_group, model, admitted_at);
 
 CREATE OR REPLACE FUNCTION public.google_ai_admission_guard() RETURNS public.google_ai_admission_settings
     LANGUAGE plpgsql STABLE
@@ -592,7 +674,8 @@ $$;
 
 -- date_trunc with a time zone is STABLE, so the minute is too (an IMMUTABLE declaration over it kept
 -- the planner from inlining it).
-CREATE OR REPLACE FUNCTION public.google_ai_minute_window(p_at timestamp with time zone) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_minute_window(p_at timestamp with time zone)
+    RETURNS timestamp with time zone
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ select pg_catalog.date_trunc('minute', p_at, 'UTC') $$;
 
@@ -619,13 +702,15 @@ CREATE OR REPLACE FUNCTION public.google_ai_pacific_start(p_day date) RETURNS ti
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select (p_day::pg_catalog.timestamp at time zone public.google_ai_pacific_zone()) $$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone)
+    RETURNS timestamp with time zone
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select public.google_ai_pacific_start(public.google_ai_pacific_day(p_at) operator(pg_catalog.+) 1) $$;
 
 -- The day reopens after midnight plus the day guard (the first moments of a day still count for the
 -- day before, on a clock that may lag ours).
-CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text, p_now timestamp with time zone) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text,
+    p_now timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path TO ''
     AS $$
@@ -644,7 +729,8 @@ $$;
 -- So under a flood at most spread_burst requests go at once, then one per step, and capacity comes
 -- back to the window a request at a time instead of all at once a window later. Microseconds are
 -- rounded up: the schedule never runs faster than the limit. All null: the model is not spread.
-CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer,
+    p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -671,16 +757,20 @@ $$;
 -- does not cost the window capacity under sustained demand; one later than that (the schedule fell
 -- behind: nobody asked) starts it again from now. Null step: not spread (null). STABLE, as timestamptz
 -- minus an interval is: so it is inlined into the booking's statement, not called.
-CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone, p_now timestamp with time zone, p_step interval) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone,
+    p_now timestamp with time zone, p_step interval) RETURNS timestamp with time zone
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
-  select case when p_spread_until operator(pg_catalog.>=) (p_now operator(pg_catalog.-) (p_step operator(pg_catalog./) 2))
+  select case
+    when p_spread_until operator(pg_catalog.>=) (p_now operator(pg_catalog.-) (p_step operator(pg_catalog./) 2))
               then p_spread_until else p_now end operator(pg_catalog.+) p_step
 $$;
 
 -- When the sliding window has room again for one more request of p_tokens under both limits: when
 -- the shortest run of its oldest admissions that frees enough has left it (admitted_at + window).
-CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text,
+    p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer,
+    p_tokens integer) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -697,7 +787,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text
 $$;
 
 -- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
-CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) RETURNS bigint
+CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone,
+    p_now timestamp with time zone) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
                                           operator(pg_catalog.*) 1000))::bigint $$;
@@ -718,17 +809,24 @@ CREATE TABLE IF NOT EXISTS public.google_ai_priority_classes (
     kept_rpd_percent numeric(5,2),
     kept_changed_at timestamp with time zone,
     CONSTRAINT google_ai_priority_classes_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,31}$'::text)),
-    CONSTRAINT google_ai_priority_classes_kept_rpm_check CHECK (((kept_rpm_percent > (0)::numeric) AND (kept_rpm_percent <= (100)::numeric))),
-    CONSTRAINT google_ai_priority_classes_kept_rpd_check CHECK (((kept_rpd_percent > (0)::numeric) AND (kept_rpd_percent <= (100)::numeric)))
+    CONSTRAINT google_ai_priority_classes_kept_rpm_check CHECK (((kept_rpm_percent
+      > (0)::numeric) AND (kept_rpm_percent <= (100)::numeric))),
+    CONSTRAINT google_ai_priority_classes_kept_rpd_check CHECK (((kept_rpd_percent
+      > (0)::numeric) AND (kept_rpd_percent <= (100)::numeric)))
 );
 
-COMMENT ON TABLE public.google_ai_priority_classes IS 'Admission order between waiting requests: lower rank first. A credential allows its class and the lower ones.';
+COMMENT ON TABLE public.google_ai_priority_classes IS
+    'Admission order between waiting requests: lower rank first. A credential allows its class and the lower ones.';
 
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpm_percent IS 'Percent of every model''s RPM kept for this class, as a derived row of google_ai_quota_shares per model (rounded down, at least 1 request, below 100% never the whole limit). Null: none.';
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpm_percent IS
+    'Percent of every model''s RPM kept for this class, as a derived row of google_ai_quota_shares per model (rounded '
+    'down, at least 1 request, below 100% never the whole limit). Null: none.';
 
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpd_percent IS 'Percent of every model''s RPD kept for this class, as kept_rpm_percent. Null: none.';
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpd_percent IS
+    'Percent of every model''s RPD kept for this class, as kept_rpm_percent. Null: none.';
 
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_changed_at IS 'When a kept percent was last set or cleared; null: never (the seed writes its default percents only then).';
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_changed_at IS
+    'When a kept percent was last set or cleared; null: never (the seed writes its default percents only then).';
 
 DO $baseline$
 BEGIN
@@ -779,7 +877,8 @@ CREATE TABLE IF NOT EXISTS public.google_ai_key_health (
     reason text,
     message text,
     models_listed integer,
-    CONSTRAINT google_ai_key_health_status_check CHECK ((status = ANY (ARRAY['ok'::text, 'invalid'::text, 'missing_secret'::text, 'error'::text])))
+    CONSTRAINT google_ai_key_health_status_check CHECK ((status = ANY (ARRAY['ok'::text, 'invalid'::text,
+      'missing_secret'::text, 'error'::text])))
 );
 
 COMMENT ON TABLE public.google_ai_key_health IS 'The last models.list check of each key by the maintenance function.';
@@ -798,7 +897,9 @@ CREATE TABLE IF NOT EXISTS public.google_ai_model_catalogue (
     refreshed_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
-COMMENT ON TABLE public.google_ai_model_catalogue IS 'Models each key can reach (Google models.list), with token limits and methods; refreshed by the maintenance function.';
+COMMENT ON TABLE public.google_ai_model_catalogue IS
+    'Models each key can reach (Google models.list), with token '
+    'limits and methods; refreshed by the maintenance function.';
 
 -- The operator's rows: which tier llm-invoke asks Google for (the request body's serviceTier) when a
 -- request of that class is served by that model. No row: standard (nothing is sent). flex is half
@@ -814,10 +915,12 @@ CREATE TABLE IF NOT EXISTS public.google_ai_service_tiers (
     standard_on_shed boolean DEFAULT false NOT NULL,
     notes text,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_service_tiers_tier_check CHECK ((service_tier = ANY (ARRAY['flex'::text, 'standard'::text, 'priority'::text])))
+    CONSTRAINT google_ai_service_tiers_tier_check CHECK ((service_tier = ANY (ARRAY['flex'::text, 'standard'::text,
+      'priority'::text])))
 );
 
-COMMENT ON TABLE public.google_ai_service_tiers IS 'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
+COMMENT ON TABLE public.google_ai_service_tiers IS
+    'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
 
 DO $baseline$
 BEGIN
@@ -854,7 +957,8 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                  WHERE conrelid = 'public.google_ai_key_health'::regclass AND conname = 'google_ai_key_health_api_key_id_fkey') THEN
     ALTER TABLE ONLY public.google_ai_key_health
-    ADD CONSTRAINT google_ai_key_health_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_key_health_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES
+      public.google_ai_api_keys(id) ON DELETE CASCADE;
   END IF;
 END
 $baseline$;
@@ -864,7 +968,8 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                  WHERE conrelid = 'public.google_ai_model_catalogue'::regclass AND conname = 'google_ai_model_catalogue_api_key_id_fkey') THEN
     ALTER TABLE ONLY public.google_ai_model_catalogue
-    ADD CONSTRAINT google_ai_model_catalogue_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_model_catalogue_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES
+      public.google_ai_api_keys(id) ON DELETE CASCADE;
   END IF;
 END
 $baseline$;
@@ -918,7 +1023,8 @@ $$;
 
 -- The profile with function calling. google_ai_model_profile keeps its result type (an earlier
 -- migration creates it, and re-applying that file must not meet a different one).
-CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, fallback_models text[])
+CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS TABLE(model text, is_active boolean,
+    supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, fallback_models text[])
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -976,7 +1082,8 @@ begin
                                  'days_left', l.shutdown_date - current_date, 'successor', l.successor)
                                  order by l.shutdown_date, l.model)
                                from public.google_ai_model_limits l
-                               where l.is_active and l.shutdown_date <= current_date + coalesce(p_within_days, 14)), '[]'),
+                               where l.is_active and l.shutdown_date <= current_date + coalesce(p_within_days, 14)),
+                                 '[]'),
     'unserved', coalesce((select jsonb_agg(g order by g) from jsonb_object_keys(v_listed) g
                           where not exists (select 1 from public.google_ai_model_limits l where l.model = g)), '[]'));
 end
@@ -984,7 +1091,9 @@ $$;
 
 -- Active rows with what Google's models.list told the maintenance run about them (token limits,
 -- display name), the largest over the keys that list the model.
-CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model text, aliases text[], display_name text, input_token_limit integer, output_token_limit integer, rpm integer, tpm integer, rpd integer, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
+CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model text, aliases text[], display_name text,
+    input_token_limit integer, output_token_limit integer, rpm integer, tpm integer, rpd integer,
+    supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -1002,7 +1111,8 @@ $$;
 -- What llm-invoke needs to build a request's chain: the model a name resolves to (inactive rows
 -- included, flagged), what it can do, and its row's chain resolved to canonical names (names no row
 -- knows are left out).
-CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, fallback_models text[])
+CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS TABLE(model text, is_active boolean,
+    supports_system_instruction boolean, supports_json_mode boolean, fallback_models text[])
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -1022,7 +1132,9 @@ $$;
 -- nothing, answers a withdrawn model without calling Google). A new name: google_ai_model_features
 -- keeps its result type (an earlier migration creates it, and re-applying that file must not meet a
 -- different one).
-CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean, fallback_models text[], withdrawn boolean, successor text)
+CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean,
+    supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean,
+    fallback_models text[], withdrawn boolean, successor text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -1052,7 +1164,9 @@ $$;
 -- 'invalid' the removal of its catalogue rows and, when p_disable, the key taken out of rotation
 -- (is_active = false, disabled_reason, disabled_at; never deleted). p_models: a JSON array of
 -- {model, display_name, version, input_token_limit, output_token_limit, supported_methods}.
-CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text, p_models jsonb DEFAULT '[]'::jsonb, p_disable boolean DEFAULT true) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text,
+    p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text,
+    p_models jsonb DEFAULT '[]'::jsonb, p_disable boolean DEFAULT true) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -1079,7 +1193,8 @@ begin
   end if;
   v_listed := case when p_status = 'ok' then jsonb_array_length(p_models) end;
 
-  insert into public.google_ai_key_health as h (api_key_id, key_alias, status, checked_at, http_status, reason, message, models_listed)
+  insert into public.google_ai_key_health as h (api_key_id, key_alias,
+    status, checked_at, http_status, reason, message, models_listed)
   values (p_key_id, v_key.key_alias, p_status, v_now, p_http_status, left(p_reason, 200), v_message, v_listed)
   on conflict (api_key_id) do update set
     key_alias = excluded.key_alias, status = excluded.status, checked_at = excluded.checked_at,
@@ -1132,11 +1247,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_service_tier_list() RETURNS jsonb
   from public.google_ai_service_tiers t
 $$;
 
-COMMENT ON FUNCTION public.google_ai_service_tier_list() IS 'The service tier rows, for llm-invoke (cached per worker like the model rows).';
+COMMENT ON FUNCTION public.google_ai_service_tier_list() IS
+    'The service tier rows, for llm-invoke (cached per worker like the model rows).';
 
-CREATE OR REPLACE TRIGGER google_ai_key_check_clears_limit_zero AFTER INSERT OR UPDATE OF checked_at, status ON public.google_ai_key_health FOR EACH ROW EXECUTE FUNCTION public.google_ai_key_check_clears_limit_zero();
+CREATE OR REPLACE TRIGGER google_ai_key_check_clears_limit_zero AFTER INSERT OR UPDATE OF checked_at,
+    status ON public.google_ai_key_health FOR EACH ROW EXECUTE FUNCTION public.google_ai_key_check_clears_limit_zero();
 
-CREATE OR REPLACE TRIGGER google_ai_model_alias_moves AFTER INSERT OR UPDATE OF aliases ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_alias_moves();
+CREATE OR REPLACE TRIGGER google_ai_model_alias_moves AFTER INSERT OR UPDATE OF aliases ON public.google_ai_model_limits
+    FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_alias_moves();
 -- ================================================================================================
 -- supabase/schemas/30_shares_and_budgets.sql
 -- ================================================================================================
@@ -1156,12 +1274,15 @@ CREATE TABLE IF NOT EXISTS public.google_ai_caller_budgets (
     tokens_today bigint DEFAULT 0 NOT NULL,
     notes text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_caller_budgets_caller_check CHECK (((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text) AND (caller !~* '^client:'::text))),
+    CONSTRAINT google_ai_caller_budgets_caller_check CHECK (((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text) AND (caller !~*
+      '^client:'::text))),
     CONSTRAINT google_ai_caller_budgets_requests_check CHECK ((daily_max_requests >= 0)),
     CONSTRAINT google_ai_caller_budgets_tokens_check CHECK ((daily_max_tokens >= 0))
 );
 
-COMMENT ON TABLE public.google_ai_caller_budgets IS 'Requests and input tokens a service caller may book per Pacific day (null: no limit); requests_today and tokens_today are booked with each reservation. Refusal caller_budget until Pacific midnight.';
+COMMENT ON TABLE public.google_ai_caller_budgets IS
+    'Requests and input tokens a service caller may book per Pacific day (null: no limit); requests_today and '
+    'tokens_today are booked with each reservation. Refusal caller_budget until Pacific midnight.';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_quota_shares (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
@@ -1182,9 +1303,15 @@ CREATE TABLE IF NOT EXISTS public.google_ai_quota_shares (
     CONSTRAINT google_ai_quota_shares_something CHECK ((num_nonnulls(reserved_rpm, reserved_rpd, pace_burst) >= 1))
 );
 
-COMMENT ON TABLE public.google_ai_quota_shares IS 'Per model, the requests of each quota group''s RPM/RPD kept for one owner (a priority class or a caller), and the optional pacing of the owner''s day (pace_burst; only for a model with an RPD). Others may book only what the owners'' unused shares leave over; an owner may use the whole limit.';
+COMMENT ON TABLE public.google_ai_quota_shares IS
+    'Per model, the requests of each quota group''s RPM/RPD kept for one owner (a priority class or a caller), and the '
+    'optional pacing of the owner''s day (pace_burst; only for a model with an RPD). Others may book only what the '
+    'owners'' unused shares leave over; an owner may use the whole limit.';
 
-COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS 'True: the row is the class''s kept percents applied to the model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); setting it back to true re-derives it.';
+COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS
+    'True: the row is the class''s kept percents applied to the model (google_ai_priority_classes.kept_rpm_percent, '
+    'kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); '
+    'setting it back to true re-derives it.';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_share_usage (
     quota_group text NOT NULL,
@@ -1196,7 +1323,8 @@ CREATE TABLE IF NOT EXISTS public.google_ai_share_usage (
     day_prev_used integer DEFAULT 0 NOT NULL
 );
 
-COMMENT ON TABLE public.google_ai_share_usage IS 'What each share''s owner used of a quota group, written only under that group''s counter-row lock.';
+COMMENT ON TABLE public.google_ai_share_usage IS
+    'What each share''s owner used of a quota group, written only under that group''s counter-row lock.';
 
 DO $baseline$
 BEGIN
@@ -1243,7 +1371,8 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                  WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_model_fkey') THEN
     ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model) ON UPDATE CASCADE ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_quota_shares_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model)
+      ON UPDATE CASCADE ON DELETE CASCADE;
   END IF;
 END
 $baseline$;
@@ -1253,7 +1382,8 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                  WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_priority_class_fkey') THEN
     ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
+      public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
   END IF;
 END
 $baseline$;
@@ -1263,7 +1393,8 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                  WHERE conrelid = 'public.google_ai_share_usage'::regclass AND conname = 'google_ai_share_usage_share_id_fkey') THEN
     ALTER TABLE ONLY public.google_ai_share_usage
-    ADD CONSTRAINT google_ai_share_usage_share_id_fkey FOREIGN KEY (share_id) REFERENCES public.google_ai_quota_shares(id) ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_share_usage_share_id_fkey FOREIGN KEY (share_id) REFERENCES
+      public.google_ai_quota_shares(id) ON DELETE CASCADE;
   END IF;
 END
 $baseline$;
@@ -1278,7 +1409,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used big
 
 -- What a paced owner may have used of Pacific day p_day at p_at: the burst, plus the part of the
 -- usable requests that the elapsed part of the day (23, 24 or 25 hours) earns.
-CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) RETURNS integer
+CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
+    p_usable integer) RETURNS integer
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -1292,7 +1424,8 @@ $$;
 -- microsecond, the clock's resolution); null when it does not within that day. The allowance at
 -- s + e is burst + floor(usable x e / L), so it reaches need = p_used + 1 - burst at
 -- e = ceil(need x L / usable), which lies within the day (e < L) exactly when need < usable.
-CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer, p_usable integer) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer,
+    p_usable integer) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -1311,7 +1444,9 @@ $$;
 -- for it leaves (an owner's admission leaving frees a slot for its owner, not for the others) — and
 -- the requests of today the others' day shares keep from it. Without shares kept from it: every
 -- admission's leaving opens a slot, and nothing of the day is kept.
-CREATE OR REPLACE FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone,
+    p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[],
+    OUT day_held integer) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -1385,7 +1520,9 @@ $$;
 -- what the other owners may still claim of their shares, leave a request over (an owner's admission
 -- leaving gives its owner room, not the others). Without such shares: google_ai_window_reopens_at.
 -- Null: never within the window (the shares kept from this requester cover the limit).
-CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text,
+    p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text,
+    p_caller text) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -1459,7 +1596,8 @@ $$;
 -- The derived share rows the kept percents call for: per model (p_model, or every model when null)
 -- and class (p_class, or every class when null), what the class keeps of the model's effective
 -- RPM and RPD (null: nothing of that limit). A pair keeping nothing of either has no row.
-CREATE OR REPLACE FUNCTION public.google_ai_derived_shares(p_model text, p_class text) RETURNS TABLE(model text, priority_class text, reserved_rpm integer, reserved_rpd integer)
+CREATE OR REPLACE FUNCTION public.google_ai_derived_shares(p_model text, p_class text) RETURNS TABLE(model text,
+    priority_class text, reserved_rpm integer, reserved_rpd integer)
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -1495,7 +1633,8 @@ begin
   from public.google_ai_derived_shares(p_model, p_class) d
   where s.derived_from_class and s.model = d.model and s.priority_class = d.priority_class and s.caller is null
     and (s.reserved_rpm, s.reserved_rpd) is distinct from (d.reserved_rpm, d.reserved_rpd);
-  insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm, reserved_rpd, derived_from_class, notes)
+  insert into public.google_ai_quota_shares (model, priority_class,
+    reserved_rpm, reserved_rpd, derived_from_class, notes)
   select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd, true,
          'Derived from the class''s kept percents (google_ai_priority_classes); an edit makes the row the operator''s.'
   from public.google_ai_derived_shares(p_model, p_class) d
@@ -1566,8 +1705,9 @@ begin
     select * into v_derived from public.google_ai_derived_shares(new.model, new.priority_class) d
     where new.caller is null;
     if not found then
-      raise exception 'a derived share belongs to a class that keeps part of the model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent); this one keeps nothing of %', new.model
-        using errcode = '23514';
+      raise exception using errcode = '23514', message = 'a derived share belongs to a class that keeps part of the '
+        || 'model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent); this one keeps nothing of '
+        || new.model;
     end if;
     new.reserved_rpm := v_derived.reserved_rpm;
     new.reserved_rpd := v_derived.reserved_rpd;
@@ -1577,19 +1717,27 @@ begin
 end
 $$;
 
-CREATE OR REPLACE TRIGGER google_ai_model_derives_shares AFTER INSERT OR UPDATE OF rpm, rpd, safety_margin ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_derives_shares();
+CREATE OR REPLACE TRIGGER google_ai_model_derives_shares AFTER INSERT OR UPDATE OF rpm, rpd,
+    safety_margin ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION
+    public.google_ai_model_derives_shares();
 
-CREATE OR REPLACE TRIGGER google_ai_class_kept_changed BEFORE INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_kept_changed();
+CREATE OR REPLACE TRIGGER google_ai_class_kept_changed BEFORE INSERT OR UPDATE OF kept_rpm_percent,
+    kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION
+    public.google_ai_class_kept_changed();
 
-CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_derives_shares();
+CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE OF kept_rpm_percent,
+    kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION
+    public.google_ai_class_derives_shares();
 
-CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
+CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW
+    WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
 -- release removes it (p_released) and gives back the request in its minute and day. The counter row
 -- is locked before the admission row, the order the reservation takes them in. An admission that
 -- already left the window changes only the calendar counters.
-CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean) RETURNS void
+CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer,
+    p_released boolean) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -1681,16 +1829,21 @@ CREATE TABLE IF NOT EXISTS public.google_ai_clients (
     revoked_reason text,
     max_output_tokens integer DEFAULT 8192 NOT NULL,
     priority_class text DEFAULT 'batch'::text NOT NULL,
-    CONSTRAINT google_ai_clients_max_output_tokens_check CHECK (((max_output_tokens >= 1) AND (max_output_tokens <= 1000000))),
+    CONSTRAINT google_ai_clients_max_output_tokens_check CHECK
+      (((max_output_tokens >= 1) AND (max_output_tokens <= 1000000))),
     CONSTRAINT google_ai_clients_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)),
-    CONSTRAINT google_ai_clients_ttl_check CHECK (((max_token_ttl > '00:00:00'::interval) AND (max_token_ttl <= '12:00:00'::interval)))
+    CONSTRAINT google_ai_clients_ttl_check CHECK (((max_token_ttl > '00:00:00'::interval) AND (max_token_ttl <=
+      '12:00:00'::interval)))
 );
 
-COMMENT ON COLUMN public.google_ai_clients.secret_hash IS 'SHA-256 hex of the client secret; the secret itself is shown once at creation.';
+COMMENT ON COLUMN public.google_ai_clients.secret_hash IS
+    'SHA-256 hex of the client secret; the secret itself is shown once at creation.';
 
-COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS 'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
+COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS
+    'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
 
-COMMENT ON COLUMN public.google_ai_clients.priority_class IS 'The highest class this client''s requests are queued in (a request may ask for a lower one).';
+COMMENT ON COLUMN public.google_ai_clients.priority_class IS
+    'The highest class this client''s requests are queued in (a request may ask for a lower one).';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_tokens (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -1707,7 +1860,8 @@ CREATE TABLE IF NOT EXISTS public.google_ai_tokens (
     revoked_at timestamp with time zone
 );
 
-COMMENT ON COLUMN public.google_ai_tokens.token_hash IS 'SHA-256 hex of the token; the token itself never reaches the database.';
+COMMENT ON COLUMN public.google_ai_tokens.token_hash IS
+    'SHA-256 hex of the token; the token itself never reaches the database.';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_credential_refusals (
     minute timestamp with time zone NOT NULL,
@@ -1717,11 +1871,14 @@ CREATE TABLE IF NOT EXISTS public.google_ai_credential_refusals (
     refusals integer DEFAULT 0 NOT NULL,
     first_seen timestamp with time zone DEFAULT now() NOT NULL,
     last_seen timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_credential_refusals_reason_check CHECK ((reason = ANY (ARRAY['token_invalid'::text, 'token_expired'::text, 'token_revoked'::text]))),
+    CONSTRAINT google_ai_credential_refusals_reason_check CHECK ((reason = ANY (ARRAY['token_invalid'::text,
+      'token_expired'::text, 'token_revoked'::text]))),
     CONSTRAINT google_ai_credential_refusals_refusals_check CHECK ((refusals >= 0))
 );
 
-COMMENT ON TABLE public.google_ai_credential_refusals IS 'Requests refused before any attempt row because their token can never be admitted: how many, per minute, reason and token (unknown tokens together). Trimmed after a day.';
+COMMENT ON TABLE public.google_ai_credential_refusals IS
+    'Requests refused before any attempt row because their token can never be admitted: how many, per minute, reason '
+    'and token (unknown tokens together). Trimmed after a day.';
 
 DO $baseline$
 BEGIN
@@ -1778,7 +1935,8 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                  WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_priority_class_fkey') THEN
     ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name);
+    ADD CONSTRAINT google_ai_clients_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
+      public.google_ai_priority_classes(name);
   END IF;
 END
 $baseline$;
@@ -1788,7 +1946,8 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                  WHERE conrelid = 'public.google_ai_credential_refusals'::regclass AND conname = 'google_ai_credential_refusals_client_id_fkey') THEN
     ALTER TABLE ONLY public.google_ai_credential_refusals
-    ADD CONSTRAINT google_ai_credential_refusals_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id) ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_credential_refusals_client_id_fkey FOREIGN KEY (client_id) REFERENCES
+      public.google_ai_clients(id) ON DELETE CASCADE;
   END IF;
 END
 $baseline$;
@@ -1798,7 +1957,8 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                  WHERE conrelid = 'public.google_ai_credential_refusals'::regclass AND conname = 'google_ai_credential_refusals_token_id_fkey') THEN
     ALTER TABLE ONLY public.google_ai_credential_refusals
-    ADD CONSTRAINT google_ai_credential_refusals_token_id_fkey FOREIGN KEY (token_id) REFERENCES public.google_ai_tokens(id) ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_credential_refusals_token_id_fkey FOREIGN KEY (token_id) REFERENCES
+      public.google_ai_tokens(id) ON DELETE CASCADE;
   END IF;
 END
 $baseline$;
@@ -1813,16 +1973,19 @@ BEGIN
 END
 $baseline$;
 
-CREATE UNIQUE INDEX IF NOT EXISTS google_ai_credential_refusals_key ON public.google_ai_credential_refusals USING btree (minute, reason, COALESCE(token_id, '00000000-0000-0000-0000-000000000000'::uuid));
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_credential_refusals_key ON public.google_ai_credential_refusals USING btree
+    (minute, reason, COALESCE(token_id, '00000000-0000-0000-0000-000000000000'::uuid));
 
-CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON public.google_ai_tokens USING btree (client_id, created_at);
+CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON
+    public.google_ai_tokens USING btree (client_id, created_at);
 
 CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
 
 -- Token budgets follow the reservation's life cycle: finalize and release (request life cycle) call
 -- this with an attempt's request and token deltas. finalize reconciles the token's (and the client's
 -- same-day) tokens by actual - estimate; release gives back what the reservation booked.
-CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer) RETURNS void
+CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts,
+    p_requests integer, p_tokens integer) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -1897,7 +2060,11 @@ end
 $$;
 
 -- Creates a client and returns its secret: the only time the secret is ever shown.
-CREATE OR REPLACE FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval DEFAULT '12:00:00'::interval, p_token_max_requests integer DEFAULT NULL::integer, p_token_max_tokens integer DEFAULT NULL::integer, p_daily_max_requests integer DEFAULT NULL::integer, p_daily_max_tokens integer DEFAULT NULL::integer, p_mint_per_hour integer DEFAULT 60, p_notes text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_create_client(p_name text, p_models text[],
+    p_max_token_ttl interval DEFAULT '12:00:00'::interval, p_token_max_requests integer DEFAULT NULL::integer,
+    p_token_max_tokens integer DEFAULT NULL::integer, p_daily_max_requests integer DEFAULT NULL::integer,
+    p_daily_max_tokens integer DEFAULT NULL::integer, p_mint_per_hour integer DEFAULT 60,
+    p_notes text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $_$
@@ -1908,7 +2075,8 @@ declare
   v_id uuid;
 begin
   if p_name is null or p_name !~ '^[a-z0-9][a-z0-9._-]{0,62}$' then
-    raise exception 'client name must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'
+    raise exception
+      'client name must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'
       using errcode = '22023';
   end if;
   select array_agg(coalesce((public.google_ai_resolve_model(m)).model, m) order by m),
@@ -1924,7 +2092,8 @@ begin
   v_secret := 'evegw_cs_' || rtrim(translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/', '-_'), '=');
   insert into public.google_ai_clients (name, secret_hash, models, max_token_ttl, token_max_requests, token_max_tokens,
     daily_max_requests, daily_max_tokens, mint_per_hour, notes)
-  values (p_name, public.google_ai_sha256_hex(v_secret), v_models, p_max_token_ttl, p_token_max_requests, p_token_max_tokens,
+  values (p_name, public.google_ai_sha256_hex(v_secret), v_models,
+    p_max_token_ttl, p_token_max_requests, p_token_max_tokens,
     p_daily_max_requests, p_daily_max_tokens, p_mint_per_hour, p_notes)
   returning id into v_id;
   return jsonb_build_object('client_id', v_id, 'name', p_name, 'models', v_models, 'secret', v_secret);
@@ -1934,7 +2103,9 @@ $_$;
 -- Trades a client secret (its SHA-256) for a token (its SHA-256, minted by the caller). The request
 -- may narrow the client's scope, never widen it. Minting is rate limited per client (mint_per_hour,
 -- sliding hour) so a leaked secret cannot flood the table.
-CREATE OR REPLACE FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[] DEFAULT NULL::text[], p_ttl_seconds integer DEFAULT NULL::integer, p_max_requests integer DEFAULT NULL::integer, p_max_tokens integer DEFAULT NULL::integer) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text,
+    p_models text[] DEFAULT NULL::text[], p_ttl_seconds integer DEFAULT NULL::integer,
+    p_max_requests integer DEFAULT NULL::integer, p_max_tokens integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $_$
@@ -1971,12 +2142,15 @@ begin
   if p_models is null then
     v_models := v_client.models;
   else
-    select array_agg(distinct coalesce((public.google_ai_resolve_model(m)).model, m)) into v_models from unnest(p_models) m;
+    select array_agg(distinct coalesce((public.google_ai_resolve_model(m)).model,
+      m)) into v_models from unnest(p_models) m;
   end if;
   if v_models is null or cardinality(v_models) = 0 or not (v_models <@ v_client.models)
      or (p_ttl_seconds is not null and (p_ttl_seconds < 60 or v_ttl > v_client.max_token_ttl))
-     or (p_max_requests is not null and (p_max_requests < 1 or p_max_requests > coalesce(v_client.token_max_requests, p_max_requests)))
-     or (p_max_tokens is not null and (p_max_tokens < 1 or p_max_tokens > coalesce(v_client.token_max_tokens, p_max_tokens))) then
+     or (p_max_requests is not null and (p_max_requests < 1
+       or p_max_requests > coalesce(v_client.token_max_requests, p_max_requests)))
+     or (p_max_tokens is not null and (p_max_tokens < 1
+       or p_max_tokens > coalesce(v_client.token_max_tokens, p_max_tokens))) then
     return jsonb_build_object('ok', false, 'error', 'scope_exceeded', 'allowed', v_allowed);
   end if;
   v_max_requests := coalesce(p_max_requests, v_client.token_max_requests);
@@ -1996,7 +2170,8 @@ begin
   returning id into v_token_id;
 
   return jsonb_build_object('ok', true, 'token_id', v_token_id, 'client', v_client.name, 'expires_at', v_expires,
-    'models', to_jsonb(v_models), 'budget', jsonb_build_object('max_requests', v_max_requests, 'max_tokens', v_max_tokens));
+    'models', to_jsonb(v_models), 'budget', jsonb_build_object('max_requests',
+      v_max_requests, 'max_tokens', v_max_tokens));
 end
 $_$;
 
@@ -2024,7 +2199,8 @@ begin
   update public.google_ai_tokens t set revoked_at = now()
   where t.client_id = v_client.id and t.revoked_at is null and t.expires_at > now();
   get diagnostics v_tokens = row_count;
-  return jsonb_build_object('ok', true, 'client_id', v_client.id, 'revoked_at', v_client.revoked_at, 'tokens_revoked', v_tokens);
+  return jsonb_build_object('ok', true, 'client_id', v_client.id,
+    'revoked_at', v_client.revoked_at, 'tokens_revoked', v_tokens);
 end
 $$;
 
@@ -2148,7 +2324,10 @@ set check_function_bodies = off;
 -- RPD, largest first), then name. Each row names the key that serves its group, as
 -- google_ai_serving_key would (the best active key for the model, by priority, then alias), so the
 -- fast booking needs no second look at the keys.
-CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint, key_id uuid, key_alias text, env_var_name text)
+CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer,
+    p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer,
+    cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint,
+    key_id uuid, key_alias text, env_var_name text)
     LANGUAGE sql STABLE
     AS $$
   with keys as (
@@ -2178,9 +2357,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclud
   select u.quota_group, u.priority, u.cooldown_until, u.rpm_used, u.tpm_used, u.rpd_used,
          row_number() over (
            order by u.priority nulls last,
-                    least(coalesce(1 operator(pg_catalog.-) u.rpm_used::numeric operator(pg_catalog./) nullif(p_rpm, 0), 1),
-                          coalesce(1 operator(pg_catalog.-) u.tpm_used::numeric operator(pg_catalog./) nullif(p_tpm, 0), 1),
-                          coalesce(1 operator(pg_catalog.-) u.rpd_used::numeric operator(pg_catalog./) nullif(p_rpd, 0), 1)) desc,
+                    least(coalesce(1 operator(pg_catalog.-) u.rpm_used::numeric
+                      operator(pg_catalog./) nullif(p_rpm, 0), 1),
+                          coalesce(1 operator(pg_catalog.-) u.tpm_used::numeric
+                            operator(pg_catalog./) nullif(p_tpm, 0), 1),
+                          coalesce(1 operator(pg_catalog.-) u.rpd_used::numeric
+                            operator(pg_catalog./) nullif(p_rpd, 0), 1)) desc,
                     u.quota_group),
          u.key_id, u.key_alias, u.env_var_name
   from usage u
@@ -2188,7 +2370,8 @@ $$;
 
 -- The model a request names and the limits it is held to (after the safety margin). blocked_by says
 -- why no group can take it at all: unknown_model, or too_large (more tokens than a minute allows).
-CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text,
+    OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -2211,7 +2394,8 @@ $$;
 
 -- The key that serves a booked group: the group's best active key for the model that the caller
 -- did not exclude (all nulls when there is none).
-CREATE OR REPLACE FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[],
+    OUT id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -2254,7 +2438,9 @@ CREATE TABLE IF NOT EXISTS public.google_ai_queue (
     "position" integer NOT NULL
 );
 
-COMMENT ON TABLE public.google_ai_queue IS 'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
+COMMENT ON TABLE public.google_ai_queue IS
+    'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request '
+    'is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_queue_settings (
     id boolean DEFAULT true NOT NULL,
@@ -2264,7 +2450,9 @@ CREATE TABLE IF NOT EXISTS public.google_ai_queue_settings (
     CONSTRAINT google_ai_queue_settings_one_row CHECK (id)
 );
 
-COMMENT ON TABLE public.google_ai_queue_settings IS 'The admission queue: grace_ms, how long a turn is kept for a waiter that has not called yet before its ticket lapses.';
+COMMENT ON TABLE public.google_ai_queue_settings IS
+    'The admission queue: grace_ms, how long a turn is kept for '
+    'a waiter that has not called yet before its ticket lapses.';
 
 DO $baseline$
 BEGIN
@@ -2291,7 +2479,8 @@ BEGIN
   IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
                  WHERE conrelid = 'public.google_ai_queue'::regclass AND conname = 'google_ai_queue_priority_class_fkey') THEN
     ALTER TABLE ONLY public.google_ai_queue
-    ADD CONSTRAINT google_ai_queue_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name);
+    ADD CONSTRAINT google_ai_queue_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
+      public.google_ai_priority_classes(name);
   END IF;
 END
 $baseline$;
@@ -2300,7 +2489,8 @@ CREATE INDEX IF NOT EXISTS google_ai_queue_caller_idx ON public.google_ai_queue 
 
 CREATE INDEX IF NOT EXISTS google_ai_queue_lease_idx ON public.google_ai_queue USING btree (model, lease_until);
 
-CREATE INDEX IF NOT EXISTS google_ai_queue_order_idx ON public.google_ai_queue USING btree (model, class_rank, turn, enqueued_at);
+CREATE INDEX IF NOT EXISTS google_ai_queue_order_idx ON
+    public.google_ai_queue USING btree (model, class_rank, turn, enqueued_at);
 
 -- Tickets whose waiter stopped calling: removed, each leaving an abandoned attempt row (nothing lost).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) RETURNS integer
@@ -2335,7 +2525,10 @@ $$;
 -- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
 -- p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule holds
 -- back. Null turn_at: no group can serve today (day used up or cooling down everywhere).
-CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer,
+    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint,
+    OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone,
+    OUT spread_bound boolean) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -2452,13 +2645,15 @@ end
 $$;
 
 DROP TRIGGER IF EXISTS google_ai_queue_reply_check ON public.google_ai_queue;
-CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON public.google_ai_queue DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_queue_reply_check();
+CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON public.google_ai_queue DEFERRABLE
+    INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_queue_reply_check();
 
 -- Whether the spread holds a request of class rank p_rank back (its place in the schedule still
 -- ahead): only while requests wait for the model, and only for a class that some class ranks before
 -- (the schedule keeps the next slots coming for that class; the first class has nobody to keep them
 -- for). While nobody waits, a burst that fits the window goes at once. Null rank: held.
-CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) RETURNS boolean
+CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint,
+    p_at timestamp with time zone) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -2476,11 +2671,14 @@ set check_function_bodies = off;
 
 -- Whether one more request of p_tokens fits a counter row of today, away from the day guard, with
 -- the window's sums given: the checks of google_ai_try_book when no share or pacing applies.
-CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer, p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_day_guard interval) RETURNS boolean
+CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer,
+    p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone,
+    p_day_guard interval) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
   select p_row.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
-     and p_now operator(pg_catalog.<) (public.google_ai_pacific_midnight_after(p_now) operator(pg_catalog.-) p_day_guard)
+     and p_now operator(pg_catalog.<) (public.google_ai_pacific_midnight_after(p_now)
+       operator(pg_catalog.-) p_day_guard)
      and p_now operator(pg_catalog.>=) (public.google_ai_pacific_start(public.google_ai_pacific_day(p_now))
                                         operator(pg_catalog.+) p_day_guard)
      and (p_rpd is null or (p_row.rpd_used operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpd)
@@ -2492,7 +2690,11 @@ $$;
 -- locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd', 'rpm', 'tpm'.
 -- The subtransaction (begin ... exception) gives the row lock back when the row is full, so the
 -- caller can move on to the next group without holding it.
-CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer,
+    p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean,
+    p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text,
+    OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date,
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -2744,7 +2946,8 @@ begin
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
-    insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
+    insert into public.google_ai_admissions (reservation_id,
+      quota_group, model, admitted_at, tokens, day_guard, share_ids,
       class_rank)
     values (coalesce(p_reservation_id, gen_random_uuid()), p_quota_group, p_model, v_now, p_tokens,
             case when v_near_end then 1 when v_near_start then -1 else 0 end,
@@ -2802,7 +3005,11 @@ set check_function_bodies = off;
 -- are tried again, waiting for their locks, so a busy row is never mistaken for a full one.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
 -- serve the model.
-CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
+    p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
+    p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text,
+    OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -2845,7 +3052,8 @@ begin
       order by c.rank
     loop
       if not v_first and v_candidate.priority is distinct from v_tier and cardinality(v_skipped) > 0 then
-        select * into v_wait from public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now,
+        select * into v_wait from public.google_ai_book_waiting(v_skipped,
+          p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now,
           p_reservation_id, p_class, p_caller);
         if v_wait.booked_group is not null then
           booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
@@ -2933,8 +3141,8 @@ $$;
 -- Most admissions meet nothing but the limits and the shares: nobody is queued for the model, no
 -- share of it paces its owner's day, the caller has no daily budget, the best group is not cooling
 -- down, its counter row is of today (and, with other groups to try, of a settled window), and
--- Pacific midnight is not within the day guard. For them this books on the best candidate group in a few statements, under the same
--- counter-row lock and with the same arithmetic as google_ai_try_book (what the others' shares keep
+-- Pacific midnight is not within the day guard. For them this books on the best candidate group in a few statements,
+-- under the same counter-row lock and with the same arithmetic as google_ai_try_book (what the others' shares keep
 -- from the requester, its own shares' use, the spread's schedule), and answers with the quota the
 -- booking leaves, so the answer needs no second reading of the window, and the key that serves the
 -- group (p_rank: the class's rank, recorded on the admission for the queue's likely turns).
@@ -2950,7 +3158,11 @@ $$;
 -- group's row and waiting for the other's, would deadlock). If the locked look finds no room after
 -- all, the expired admissions it removed are taken off the row's sums (as the general try would)
 -- before it leaves.
-CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text, p_rank smallint DEFAULT NULL::smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
+    p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
+    p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text,
+    p_rank smallint DEFAULT NULL::smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone,
+    OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -2989,7 +3201,8 @@ begin
   -- shares at all decides whether they are read under the lock.
   select coalesce(bool_or(s.pace_burst is not null), false), count(*) > 0 into v_paced, v_shared
   from public.google_ai_quota_shares s where s.model = p_model;
-  if v_paced or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller)) then
+  if v_paced or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b
+    where b.caller = p_caller)) then
     return;
   end if;
 
@@ -3072,11 +3285,13 @@ begin
            coalesce(bool_or(x.owned and x.win < coalesce(x.reserved_rpm, 0)), false),
            case when p_class is not null then jsonb_build_object(
              'rpm_for_others', case when p_rpm is not null
-                                    then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where not x.for_class), 0)) end,
+                                    then least(p_rpm, coalesce(sum(x.reserved_rpm)
+                                      filter (where not x.for_class), 0)) end,
              'rpm_for_you', case when p_rpm is not null
                                  then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where x.for_class), 0)) end,
              'rpd_for_others', case when p_rpd is not null
-                                    then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where not x.for_class), 0)) end,
+                                    then least(p_rpd, coalesce(sum(x.reserved_rpd)
+                                      filter (where not x.for_class), 0)) end,
              'rpd_for_you', case when p_rpd is not null
                                  then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where x.for_class), 0)) end) end
       into v_held_rpm, v_held_rpd, v_owned, v_in_share, v_kept
@@ -3104,7 +3319,8 @@ begin
     return;
   end if;
 
-  insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
+  insert into public.google_ai_admissions (reservation_id,
+    quota_group, model, admitted_at, tokens, day_guard, share_ids,
     class_rank)
   values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned, p_rank);
 
@@ -3176,7 +3392,10 @@ $$;
 
 -- Books on the first of p_groups that fits, waiting for each row lock in turn (holding no other
 -- counter lock while it waits). Reports the earliest reopening among the full ones.
-CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer,
+    p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text,
+    OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -3261,7 +3480,8 @@ $$;
 
 -- Until when a request's in-flight claim is held at p_now: its lease, or a live ticket of the request
 -- in the admission queue (its holder is waiting for its turn). Null: nobody holds it.
-CREATE OR REPLACE FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text,
+    p_expires_at timestamp with time zone, p_now timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -3354,7 +3574,8 @@ $$;
 -- little longer than an Edge Function's wall clock, so a crashed caller cannot block its id. A claim
 -- taken (or taken over) names no holder until its taker's attempt row, in the same statement, makes
 -- it the taker's (google_ai_attempt_holder).
-CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) RETURNS void
+CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text,
+    p_now timestamp with time zone) RETURNS void
     LANGUAGE sql
     SET search_path TO ''
     AS $$
@@ -3370,7 +3591,8 @@ $$;
 -- response; one whose earlier call still holds its lease (in flight, or between attempts) is refused
 -- as in_progress. The advisory lock serialises concurrent duplicates until the first one's marker
 -- (google_ai_hold_request, in the same transaction) is committed.
-CREATE OR REPLACE FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text,
+    p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -3399,7 +3621,10 @@ $$;
 -- A refusal in the attempt log; returns the milliseconds until p_retry_at (null: none known). One
 -- refused row per request and attempt, not one per poll: a WAIT caller asking again (it has waited,
 -- so p_wait_ms > 0) updates the row its first refusal wrote during this wait.
-CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb, p_cause text DEFAULT NULL::text) RETURNS bigint
+CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text,
+    p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer,
+    p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb,
+    p_cause text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -3426,12 +3651,16 @@ begin
 end
 $$;
 
-CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
+CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN
+    ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
 
 DROP TRIGGER IF EXISTS google_ai_attempts_reply_check ON public.google_ai_attempts;
-CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
+CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY
+    DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
 
-CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON public.google_ai_responses FOR EACH ROW WHEN (((old.status = 'in_progress'::text) AND (new.status = 'done'::text) AND (old.holder IS NOT NULL))) EXECUTE FUNCTION public.google_ai_response_holder_check();
+CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON public.google_ai_responses FOR EACH ROW WHEN
+    (((old.status = 'in_progress'::text) AND (new.status = 'done'::text) AND (old.holder IS NOT NULL))) EXECUTE FUNCTION
+    public.google_ai_response_holder_check();
 -- ================================================================================================
 -- supabase/schemas/58_admission.sql
 -- ================================================================================================
@@ -3464,7 +3693,12 @@ set check_function_bodies = off;
 -- nothing, by google_ai_token_verdict_at and google_ai_count_token_use; the client's class bounds the
 -- request's; a queued refusal books no budget). The answer of a token's request names its client_id
 -- and token_id.
-CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_token_hash text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text,
+    p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[],
+    p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb,
+    p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false,
+    p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid,
+    p_wait_left_ms integer DEFAULT NULL::integer, p_token_hash text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -3622,7 +3856,8 @@ begin
       select f.booked_group, f.minute_bucket, f.day_bucket, f.quota, f.key_id, f.key_alias, f.env_var_name
         into v_group, v_minute, v_day, v_quota, v_key_id, v_key_alias, v_env_var_name
       from public.google_ai_book_fast(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
-        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id, p_caller, p_client_id, v_class, v_rank) f;
+        p_estimated_tokens, p_exclude_key_ids, p_now, v_now,
+          v_reservation_id, p_caller, p_client_id, v_class, v_rank) f;
     end if;
     if v_may_book and v_group is null then
       select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at, b.cause
@@ -3689,7 +3924,8 @@ begin
       if v_expected <= v_now + p_wait_left_ms * interval '1 millisecond'
          and greatest(v_expected, v_likely_at) <= v_now + p_wait_left_ms * interval '1 millisecond' then
         insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
-          token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position)
+          token_id, request_id, requested_model, turn, enqueued_at,
+            tokens, limit_hit, expected_at, lease_until, position)
         values (coalesce(v_ticket.ticket_id, v_new_ticket), v_limits.model, v_class, v_rank, p_caller,
           p_client_id, p_token_id, p_request_id, p_model, v_turn, v_since, p_estimated_tokens, v_blocked_by,
           v_expected, v_expected + v_grace, v_ahead + 1)
@@ -3805,14 +4041,19 @@ $$;
 --   fallback_from    each model passed over before the one that answered: {model, limit, retry_after_ms}
 -- When every model refuses, the refusal whose capacity comes back first is answered (the first
 -- model's when none names a time), with fallback_from listing every model tried.
-CREATE OR REPLACE FUNCTION public.google_ai_fall_back_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_fall_back_at(p_now timestamp with time zone, p_models text[],
+    p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text,
+    p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0,
+    p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text,
+    p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
   -- Refusals that belong to one model: another model may still serve.
-  c_model_limits constant text[] := array['rpm', 'tpm', 'rpd', 'cooldown', 'pace', 'no_active_key', 'too_large', 'unknown_model',
+  c_model_limits constant text[] := array['rpm', 'tpm', 'rpd', 'cooldown', 'pace', 'no_active_key', 'too_large',
+    'unknown_model',
                                           'withdrawn'];
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
   v_names text[] := '{}';     -- as asked (the first as the caller wrote it)
@@ -3933,7 +4174,15 @@ $$;
 -- (google_ai_attempt_holder) under the metadata key '$holder', which they overwrite; the statement's
 -- reply_by also holds for a queue ticket it takes (google_ai_statement_holder).
 -- The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only.
-CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[],
+    p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text,
+    p_request_id text DEFAULT NULL::text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1,
+    p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false,
+    p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid,
+    p_wait_left_ms integer DEFAULT NULL::integer,
+    p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone,
+    p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
+    p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -3970,7 +4219,14 @@ $_$;
 
 -- What llm-invoke calls: google_ai_reserve_models_at on the transaction's own clock. (PL/pgSQL, not
 -- SQL: a SQL function with SET clauses is planned again on every call; this keeps its plan.)
-CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer, p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone, p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer,
+    p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text, p_request_id text DEFAULT NULL::text,
+    p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0,
+    p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text,
+    p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer,
+    p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone,
+    p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
+    p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -4024,7 +4280,8 @@ $baseline$;
 CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
 
 -- Cooldown: a quota group rests for one model until p_until (never shortened by a later call).
-CREATE OR REPLACE FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone, p_reason text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone,
+    p_reason text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -4052,7 +4309,8 @@ $$;
 -- all) and the attempt's own model, a row or not. A row keeps the cause of whichever rest ends later.
 -- The rows are written in model order: two spend caps of one group (or a key check's delete, which
 -- locks in the same order) take their row locks in one order and cannot deadlock.
-CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) RETURNS void
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
+    p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) RETURNS void
     LANGUAGE sql
     SET search_path TO ''
     AS $$
@@ -4074,7 +4332,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group tex
     updated_at = now();
 $$;
 
-COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS 'Finalize''s cooldown: one model, or for a spend cap or money (spend_cap, monthly_cap, billing_cap, credits_depleted) every active model the quota group''s keys serve.';
+COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
+    p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS
+    'Finalize''s cooldown: one model, or for a spend cap or money (spend_cap, monthly_cap, billing_cap, '
+    'credits_depleted) every active model the quota group''s keys serve.';
 
 -- The end of an idempotent request that failed: its in-flight marker goes, so the caller may repeat
 -- the request id at once (a success replaces the marker with the answer in finalize instead).
@@ -4102,7 +4363,16 @@ $$;
 -- token count (google_ai_settle_admission). A success also lands in
 -- token_usage, and its response (when given: the caller sent its own request_id) is kept for replay.
 -- Optionally cools the group down (Google's 429) in the same round trip.
-CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb, p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text,
+    p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
+    p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text,
+    p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text,
+    p_latency_ms integer DEFAULT NULL::integer,
+    p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
+    p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb,
+    p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text,
+    p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
+    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -4116,7 +4386,8 @@ begin
   end if;
   if p_quota_cause is not null and p_quota_cause not in ('minute', 'day', 'limit_zero', 'spend_cap', 'monthly_cap',
                                                          'billing_cap', 'credits_depleted', 'unknown') then
-    raise exception 'p_quota_cause must be minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted or unknown'
+    raise exception
+      'p_quota_cause must be minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted or unknown'
       using errcode = '22023';
   end if;
 
@@ -4167,7 +4438,8 @@ begin
   if coalesce(p_key_rejected, p_error_code = 'API_KEY_INVALID') and v_att.api_key_id is not null then
     update public.google_ai_api_keys k set
       is_active = false,
-      disabled_reason = 'Google rejected the key (' || coalesce(left(p_error_code, 100), 'no reason given') || ') on a call',
+      disabled_reason = 'Google rejected the key (' || coalesce(left(p_error_code, 100),
+        'no reason given') || ') on a call',
       disabled_at = now(),
       updated_at = now()
     where k.id = v_att.api_key_id and k.is_active;
@@ -4187,7 +4459,8 @@ begin
     perform public.google_ai_adjust_token_budget(v_att, 0, p_input_tokens - v_att.estimated_tokens);
   end if;
   -- The window learns Google's count now: waiters asking again see the tokens given back.
-  perform public.google_ai_settle_admission(v_att, greatest(0, coalesce(p_input_tokens, v_att.estimated_tokens)), false);
+  perform public.google_ai_settle_admission(v_att, greatest(0,
+    coalesce(p_input_tokens, v_att.estimated_tokens)), false);
 
   return jsonb_build_object('ok', true, 'status', p_outcome, 'cooldown_until', v_until);
 end
@@ -4196,7 +4469,11 @@ $$;
 -- Google billed what it streamed: the call is finalized like a success (tokens reconciled with
 -- Google's last count, token_usage written, no stored answer), then marked 'cut' with who cut it
 -- ('client': the caller went away; 'google': the stream broke off on Google's side).
-CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text,
+    p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
+    p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text,
+    p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
+    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -4230,7 +4507,9 @@ $$;
 -- and the model row is marked withdrawn — once: a row already marked keeps the first time and
 -- message. A reservation that is not open (finalized or released before) changes nothing and is
 -- answered as google_ai_release answers it.
-CREATE OR REPLACE FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer DEFAULT 404, p_error_code text DEFAULT 'NOT_FOUND'::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer DEFAULT 404,
+    p_error_code text DEFAULT 'NOT_FOUND'::text, p_error_message text DEFAULT NULL::text,
+    p_latency_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -4273,7 +4552,8 @@ end
 $$;
 
 -- Release: the call never reached Google, so the booking is given back (google_ai_settle_admission).
-CREATE OR REPLACE FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_release(p_reservation_id uuid,
+    p_reason text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -4312,7 +4592,8 @@ set check_function_bodies = off;
 -- an admission: an error here would roll the reservation back with it, so the function only reads,
 -- and reads its input without a cast that could fail (an answer it cannot read is "no quota known").
 -- Not an exception block: its subtransaction would cost more than the whole read (measured ~150 µs).
-CREATE OR REPLACE FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
+    p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -4322,15 +4603,18 @@ begin
 end
 $$;
 
-COMMENT ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) IS 'The quota a reservation''s answer carries (llm-invoke''s x-ratelimit-* headers): called in the reservation''s own statement.';
+COMMENT ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) IS
+    'The quota a reservation''s answer carries (llm-invoke''s '
+    'x-ratelimit-* headers): called in the reservation''s own statement.';
 
--- For a reservation's answer (google_ai_reserve / _with_token): the quota of the group it booked, as
+-- For a reservation's answer (google_ai_reserve_models): the quota of the group it booked, as
 -- of the booking (this request counted); for a refusal, of the model asked on its best candidate
 -- group (the one that could admit soonest, then the one with most left). Null when no model or group
 -- is known (an unknown model, a token refused before the quota, no key for the model).
 -- VOLATILE on purpose: called in the reservation's own statement, it must see what the reservation
 -- wrote (a stable function would read the statement's starting snapshot).
-CREATE OR REPLACE FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb,
+    p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -4374,7 +4658,8 @@ begin
   -- cannot be told apart) nor for a model no share keeps anything of (as a fast booking's quota).
   v_class := coalesce(p_answer ->> 'priority', p_answer -> 'queue' ->> 'priority');
   if v_class is not null and exists (select 1 from public.google_ai_quota_shares s where s.model = v_limits.model) then
-    v_kept := jsonb_build_object('kept', public.google_ai_quota_kept(v_limits.model, v_limits.rpm, v_limits.rpd, v_class, null));
+    v_kept := jsonb_build_object('kept', public.google_ai_quota_kept(v_limits.model,
+      v_limits.rpm, v_limits.rpd, v_class, null));
   end if;
 
   return jsonb_build_object(
@@ -4401,7 +4686,8 @@ $$;
 -- this requester books only what their unused part leaves over) and those kept for it, its class's
 -- share and its own (rpm_for_you, rpd_for_you). Share sizes, not what is unused of them; each at most
 -- the effective limit given (p_rpm, p_rpd); null for a limit the model does not have.
-CREATE OR REPLACE FUNCTION public.google_ai_quota_kept(p_model text, p_rpm integer, p_rpd integer, p_class text, p_caller text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_quota_kept(p_model text,
+    p_rpm integer, p_rpd integer, p_class text, p_caller text) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -4415,7 +4701,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_kept(p_model text, p_rpm integ
     'rpd_for_you', case when p_rpd is not null
                         then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where o.own), 0)) end)
   from public.google_ai_quota_shares s
-  cross join lateral (select coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as own) o
+  cross join lateral (select coalesce(s.priority_class = p_class,
+    false) or coalesce(s.caller = p_caller, false) as own) o
   where s.model = p_model
 $$;
 
@@ -4433,12 +4720,18 @@ CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text) RETURNS
   limit 1
 $$;
 
-COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS 'Why a model''s first-ending cooldown rests (a quota cause: docs/google-429s.md): read in the reservation''s statement when it refuses with limit cooldown.';
+COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS
+    'Why a model''s first-ending cooldown rests (a quota cause: docs/google-429s.md): read in the reservation''s '
+    'statement when it refuses with limit cooldown.';
 
 -- What is left in one quota group for a model at p_now under the effective limits given (null limit:
 -- none, its fields null), and when each figure next grows. ready_at: the earliest moment the group
 -- could admit one more request (used to pick the best group for a refusal). An unlocked read.
-CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer,
+    p_rpd integer, p_now timestamp with time zone, OUT requests_left integer,
+    OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint,
+    OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone,
+    OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -4551,7 +4844,8 @@ $$;
 
 -- p_show_groups: the quota groups' names (Google project ids, key:<uuid>) are the operator's; a
 -- scoped token's caller sees each cooldown's cause and end, not whose project rests.
-CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone, p_show_groups boolean) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone,
+    p_show_groups boolean) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -4622,18 +4916,22 @@ begin
 end
 $$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAULT NULL::text, p_caller text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAULT NULL::text,
+    p_caller text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$ select public.google_ai_quota_report_at(null, p_token_hash, p_caller) $$;
 
-COMMENT ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) IS 'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota groups, the queue per class, and the caller''s budgets.';
+COMMENT ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) IS
+    'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota '
+    'groups, the queue per class, and the caller''s budgets.';
 
 -- The quota route's report at p_now (google_ai_quota_report): per model, the minute and the day
 -- over all quota groups, the queue, the caller's budgets, each model's `cooldowns` (with their cause)
 -- and `kept` (what its shares keep for others and for this caller, google_ai_quota_kept),
 -- and the models Google withdrew (`withdrawn`: when, Google's message, the successor, the shutdown date).
-CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text,
+    p_caller text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -4700,8 +4998,10 @@ begin
     'budget', v_budget,
     'models', coalesce((
       select jsonb_agg(public.google_ai_model_quota(l.model, v_now)
-                       || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null),
-                            'kept', public.google_ai_quota_kept(l.model, public.google_ai_effective_limit(l.rpm, l.safety_margin),
+                       || jsonb_build_object('cooldowns',
+                         public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null),
+                            'kept', public.google_ai_quota_kept(l.model,
+                              public.google_ai_effective_limit(l.rpm, l.safety_margin),
                               public.google_ai_effective_limit(l.rpd, l.safety_margin), v_owner_class, v_owner_caller))
                        order by l.model)
       from public.google_ai_model_limits l
@@ -4726,7 +5026,8 @@ $$;
 -- clause, as google_ai_quota_group), so it is planned once with its caller's query, not on each call
 -- (a refusal's quota cost ~0.9 ms through the ranked groups); with no SET search_path, the
 -- body names everything by schema, operators included.
-CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[]) RETURNS TABLE(quota_group text)
+CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text,
+    p_exclude_key_ids uuid[]) RETURNS TABLE(quota_group text)
     LANGUAGE sql STABLE
     AS $$
   select distinct public.google_ai_quota_group(k.project_id, k.id)
@@ -4757,18 +5058,27 @@ CREATE TABLE IF NOT EXISTS public.google_ai_maintenance_settings (
     time_budget interval DEFAULT '00:02:00'::interval NOT NULL,
     lock_timeout_ms integer DEFAULT 5000 NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_maintenance_settings_attempts_retention_check CHECK ((attempts_retention >= '1 day'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_attempts_retention_check CHECK ((attempts_retention >=
+      '1 day'::interval)),
     CONSTRAINT google_ai_maintenance_settings_batch_size_check CHECK (((batch_size >= 1) AND (batch_size <= 100000))),
-    CONSTRAINT google_ai_maintenance_settings_cron_history_check CHECK ((cron_history_retention >= '01:00:00'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_lock_timeout_check CHECK (((lock_timeout_ms >= 1) AND (lock_timeout_ms <= 600000))),
-    CONSTRAINT google_ai_maintenance_settings_max_batches_check CHECK (((max_batches >= 1) AND (max_batches <= 100000))),
+    CONSTRAINT google_ai_maintenance_settings_cron_history_check CHECK ((cron_history_retention >=
+      '01:00:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_lock_timeout_check CHECK
+      (((lock_timeout_ms >= 1) AND (lock_timeout_ms <= 600000))),
+    CONSTRAINT google_ai_maintenance_settings_max_batches_check
+      CHECK (((max_batches >= 1) AND (max_batches <= 100000))),
     CONSTRAINT google_ai_maintenance_settings_singleton CHECK (id),
-    CONSTRAINT google_ai_maintenance_settings_stale_reservation_check CHECK ((stale_reservation_after >= '00:07:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_stale_reservation_check CHECK ((stale_reservation_after >=
+      '00:07:00'::interval)),
     CONSTRAINT google_ai_maintenance_settings_time_budget_check CHECK ((time_budget > '00:00:00'::interval)),
     CONSTRAINT google_ai_maintenance_settings_token_grace_check CHECK ((token_grace >= '01:00:00'::interval))
 );
 
-COMMENT ON TABLE public.google_ai_maintenance_settings IS 'Housekeeping settings (one row). attempts_retention: how long attempt rows are kept; stale_reservation_after: when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; lock_timeout_ms: longest wait for a table lock.';
+COMMENT ON TABLE public.google_ai_maintenance_settings IS
+    'Housekeeping settings (one row). attempts_retention: how long attempt rows are kept; stale_reservation_after: '
+    'when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; '
+    'cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; '
+    'lock_timeout_ms: longest wait for a table lock.';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_maintenance_log (
     id serial NOT NULL,
@@ -4811,7 +5121,8 @@ BEGIN
 END
 $baseline$;
 
-CREATE INDEX IF NOT EXISTS google_ai_maintenance_log_started_at_idx ON public.google_ai_maintenance_log USING btree (started_at);
+CREATE INDEX IF NOT EXISTS google_ai_maintenance_log_started_at_idx
+    ON public.google_ai_maintenance_log USING btree (started_at);
 -- ================================================================================================
 -- supabase/schemas/91_metrics.sql
 -- ================================================================================================
@@ -4831,7 +5142,9 @@ CREATE TABLE IF NOT EXISTS public.google_ai_metric_fold (
     CONSTRAINT google_ai_metric_fold_one_row CHECK (id)
 );
 
-COMMENT ON TABLE public.google_ai_metric_fold IS 'Metrics: the attempt rows (id <= folded_through) whose counts are in google_ai_metric_totals, and the fence (fence_id handed out by fence_at) that tells an id never to be visible from one not committed yet.';
+COMMENT ON TABLE public.google_ai_metric_fold IS
+    'Metrics: the attempt rows (id <= folded_through) whose counts are in google_ai_metric_totals, and the fence '
+    '(fence_id handed out by fence_at) that tells an id never to be visible from one not committed yet.';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_metric_totals (
     family text NOT NULL,
@@ -4841,7 +5154,9 @@ CREATE TABLE IF NOT EXISTS public.google_ai_metric_totals (
     value numeric DEFAULT 0 NOT NULL
 );
 
-COMMENT ON TABLE public.google_ai_metric_totals IS 'Metrics: running totals of the attempt rows already folded (google_ai_metric_fold), per series. A scrape adds the rows above the fold''s mark; housekeeping folds what it deletes. Never holds a key or a secret.';
+COMMENT ON TABLE public.google_ai_metric_totals IS
+    'Metrics: running totals of the attempt rows already folded (google_ai_metric_fold), per series. A scrape adds the '
+    'rows above the fold''s mark; housekeeping folds what it deletes. Never holds a key or a secret.';
 
 DO $baseline$
 BEGIN
@@ -4904,13 +5219,18 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_refusal_settled() RETURNS int
 -- Every label is read from columns fixed when the row was written or decided, never from another
 -- table: the caller is a Kaggle client's caller (client_id set at insert), else 'service'. A row
 -- from a reservation has a quota group; a queue lapse (google_ai_queue_lapse) has none.
-CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[] DEFAULT NULL::bigint[], p_settled_before timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(family text, suffix text, labels text, le numeric, value numeric)
+CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint,
+    p_only bigint[] DEFAULT NULL::bigint[],
+    p_settled_before timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(family text,
+    suffix text, labels text, le numeric, value numeric)
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
   with decided as materialized (
-    select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.refusal_cause, a.quota_cause, a.http_status,
-           a.service_tier, a.served_tier, a.input_tokens, a.output_tokens, a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
+    select a.model, a.quota_group, a.priority_class, a.status,
+      a.limit_hit, a.refusal_cause, a.quota_cause, a.http_status,
+           a.service_tier, a.served_tier, a.input_tokens, a.output_tokens,
+             a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
            case when a.client_id is not null then a.caller else 'service' end as caller
     from public.google_ai_attempts a
     where a.id > p_after and a.id <= p_through and a.status <> 'reserved'
@@ -4921,7 +5241,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
            coalesce(d.refusal_cause, public.google_ai_refusal_cause(d.limit_hit)) as refusal_cause,
            coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as google_429,
            coalesce(d.service_tier, 'standard') as service_tier, d.served_tier,
-           count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in, sum(d.output_tokens)::numeric as tokens_out
+           count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in,
+             sum(d.output_tokens)::numeric as tokens_out
     from decided d
     group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
   ), counters as (
@@ -4932,15 +5253,19 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
                  public.google_ai_metric_label('caller', g.caller) as who
           from groups g) g
     cross join lateral (values
-      ('eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc, g.who, public.google_ai_metric_label('status', g.status)), g.n),
-      ('eve_gateway_refusals_total', concat_ws(',', g.m, g.pc, g.who, public.google_ai_metric_label('limit', g.limit_hit),
+      ('eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc,
+        g.who, public.google_ai_metric_label('status', g.status)), g.n),
+      ('eve_gateway_refusals_total', concat_ws(',', g.m, g.pc,
+        g.who, public.google_ai_metric_label('limit', g.limit_hit),
           public.google_ai_metric_label('cause', g.refusal_cause)),
         case when g.status = 'refused' then g.n end),
       ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('cause', g.cause)),
         case when g.google_429 then g.n end),
       ('eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('status', g.status),
-          public.google_ai_metric_label('service_tier', g.service_tier), public.google_ai_metric_label('served_tier', g.served_tier)),
-        case when g.status in ('succeeded', 'cut', 'google_error', 'network_error', 'timeout', 'withdrawn') then g.n end),
+          public.google_ai_metric_label('service_tier', g.service_tier),
+            public.google_ai_metric_label('served_tier', g.served_tier)),
+        case when g.status in ('succeeded', 'cut', 'google_error', 'network_error', 'timeout',
+          'withdrawn') then g.n end),
       -- Abandoned by housekeeping: a reservation (it has a quota group) no finalize reached.
       ('eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg),
         case when g.status = 'abandoned' and g.quota_group is not null then g.n end),
@@ -4962,7 +5287,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
       ('eve_gateway_added_latency_seconds', 'priority_class', d.priority_class, d.added_ms),
       -- The wait before an admission: rows from a reservation only (a refusal's wait ended in no
       -- admission; a queue lapse's is its time in line).
-      ('eve_gateway_wait_seconds', 'priority_class', d.priority_class, case when d.quota_group is not null then d.wait_ms end)
+      ('eve_gateway_wait_seconds', 'priority_class', d.priority_class,
+        case when d.quota_group is not null then d.wait_ms end)
     ) h(family, second_name, second_value, ms)
     where h.ms is not null
   ), buckets as (
@@ -4994,7 +5320,8 @@ begin
 end
 $$;
 
-COMMENT ON FUNCTION public.google_ai_metrics() IS 'Prometheus text format (version 0.0.4) of the gateway''s counters, histograms and gauges: one call per scrape.';
+COMMENT ON FUNCTION public.google_ai_metrics() IS
+    'Prometheus text format (version 0.0.4) of the gateway''s counters, histograms and gauges: one call per scrape.';
 
 -- Adds the attempt rows that can no longer change to the totals and moves the mark past them: rows
 -- above the mark, up to (not including) the first one still open ('reserved'), younger than
@@ -5011,7 +5338,8 @@ COMMENT ON FUNCTION public.google_ai_metrics() IS 'Prometheus text format (versi
 -- back for at most twice stale_reservation_after; the rows after it stay live (counted) meanwhile.
 -- p_wait: wait for a fold in progress (housekeeping) or give up at once (a scrape: the other fold
 -- does the work). Returns the mark after the call.
-CREATE OR REPLACE FUNCTION public.google_ai_metrics_fold(p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_wait boolean DEFAULT false) RETURNS bigint
+CREATE OR REPLACE FUNCTION public.google_ai_metrics_fold(
+    p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_wait boolean DEFAULT false) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -5081,7 +5409,8 @@ begin
   update public.google_ai_metric_fold f set
     folded_through = v_through,
     folded_at = pg_catalog.clock_timestamp(),
-    rows_folded = f.rows_folded + (select count(*) from public.google_ai_attempts a where a.id > v_mark and a.id <= v_through)
+    rows_folded = f.rows_folded + (select count(*)
+      from public.google_ai_attempts a where a.id > v_mark and a.id <= v_through)
   where f.id;
   return v_through;
 end
@@ -5099,30 +5428,49 @@ with clock as (
          (select f.folded_through from public.google_ai_metric_fold f where f.id) as mark,
          (select g.minute_guard_ms from public.google_ai_admission_settings g where g.id) as guard_ms
 ), families (family, kind, help) as (values
-  ('eve_gateway_attempts_total', 'counter', 'Attempt rows decided (one per reservation decision and its outcome), by status.'),
-  ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit and the cause that refused them last (counted once final, minutes later).'),
-  ('eve_gateway_google_calls_total', 'counter', 'Calls that reached Google, by outcome, the service tier asked for (standard, flex, priority) and the one Google says served.'),
-  ('eve_gateway_google_429_total', 'counter', 'Google''s own 429 answers, by cause (minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted, unknown).'),
+  ('eve_gateway_attempts_total', 'counter',
+    'Attempt rows decided (one per reservation decision and its outcome), by status.'),
+  ('eve_gateway_refusals_total', 'counter',
+    'Requests the gateway refused or made wait, by the limit and the cause that refused them last '
+    '(counted once final, minutes later).'),
+  ('eve_gateway_google_calls_total', 'counter',
+    'Calls that reached Google, by outcome, the service tier asked '
+    'for (standard, flex, priority) and the one Google says served.'),
+  ('eve_gateway_google_429_total', 'counter',
+    'Google''s own 429 answers, by cause (minute, day, limit_zero, '
+    'spend_cap, monthly_cap, billing_cap, credits_depleted, unknown).'),
   ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),
-  ('eve_gateway_queue_lapses_total', 'counter', 'Waiters that left the admission queue without being admitted (stopped asking).'),
+  ('eve_gateway_queue_lapses_total', 'counter',
+    'Waiters that left the admission queue without being admitted (stopped asking).'),
   ('eve_gateway_tokens_total', 'counter', 'Tokens Google counted (gen_ai.client.token.usage), by gen_ai_token_type.'),
   ('eve_gateway_google_latency_seconds', 'histogram', 'Google''s own time per call (gen_ai.server.request.duration).'),
-  ('eve_gateway_time_to_first_byte_seconds', 'histogram', 'From a request''s arrival to its answer''s first byte (gen_ai.server.time_to_first_token for streams).'),
-  ('eve_gateway_added_latency_seconds', 'histogram', 'Time the gateway added to a request: Server-Timing''s total less Google and the wait.'),
+  ('eve_gateway_time_to_first_byte_seconds', 'histogram',
+    'From a request''s arrival to its answer''s first byte (gen_ai.server.time_to_first_token for streams).'),
+  ('eve_gateway_added_latency_seconds', 'histogram',
+    'Time the gateway added to a request: Server-Timing''s total less Google and the wait.'),
   ('eve_gateway_wait_seconds', 'histogram', 'How long an admitted request waited for capacity, by priority class.'),
   ('eve_gateway_attempts_in_flight', 'gauge', 'Reservations open now (Google called, no outcome yet).'),
-  ('eve_gateway_quota_used', 'gauge', 'Admissions in the current window per quota group and model: window="minute" (the sliding 60 s + guard), "day" (the Pacific day).'),
+  ('eve_gateway_quota_used', 'gauge',
+    'Admissions in the current window per quota group and model: '
+    'window="minute" (the sliding 60 s + guard), "day" (the Pacific day).'),
   ('eve_gateway_quota_limit', 'gauge', 'The limit of that window after the model''s safety margin (absent: no limit).'),
-  ('eve_gateway_pacific_day_end_timestamp_seconds', 'gauge', 'When the current Pacific day ends (Google''s daily quotas reset).'),
+  ('eve_gateway_pacific_day_end_timestamp_seconds', 'gauge',
+    'When the current Pacific day ends (Google''s daily quotas reset).'),
   ('eve_gateway_queue_depth', 'gauge', 'Requests waiting in the admission queue, by model and priority class.'),
   ('eve_gateway_queue_oldest_wait_seconds', 'gauge', 'How long the oldest request in the queue has waited.'),
-  ('eve_gateway_cooldown_seconds_left', 'gauge', 'A quota group resting for a model, by cause: seconds until it may book again.'),
+  ('eve_gateway_cooldown_seconds_left', 'gauge',
+    'A quota group resting for a model, by cause: seconds until it may book again.'),
   ('eve_gateway_model_withdrawn', 'gauge', '1 when Google answered 404 for the model and requests pass over it.'),
-  ('eve_gateway_model_shutdown_timestamp_seconds', 'gauge', 'The day Google stops serving the model, with its successor.'),
-  ('eve_gateway_keys', 'gauge', 'Keys by quota group, last health check (ok, invalid, missing_secret, error, unchecked) and rotation.'),
-  ('eve_gateway_caller_budget_remaining', 'gauge', 'What a Kaggle client (or a named service caller) may still use today.'),
-  ('eve_gateway_housekeeping_last_run_timestamp_seconds', 'gauge', 'When the last housekeeping run (not skipped) ended.'),
-  ('eve_gateway_housekeeping_last_success_timestamp_seconds', 'gauge', 'When the last successful housekeeping run ended.'),
+  ('eve_gateway_model_shutdown_timestamp_seconds', 'gauge',
+    'The day Google stops serving the model, with its successor.'),
+  ('eve_gateway_keys', 'gauge',
+    'Keys by quota group, last health check (ok, invalid, missing_secret, error, unchecked) and rotation.'),
+  ('eve_gateway_caller_budget_remaining', 'gauge',
+    'What a Kaggle client (or a named service caller) may still use today.'),
+  ('eve_gateway_housekeeping_last_run_timestamp_seconds', 'gauge',
+    'When the last housekeeping run (not skipped) ended.'),
+  ('eve_gateway_housekeeping_last_success_timestamp_seconds', 'gauge',
+    'When the last successful housekeeping run ended.'),
   ('eve_gateway_housekeeping_last_run_failed', 'gauge', '1 when the last housekeeping run failed.'),
   ('eve_gateway_metrics_live_rows', 'gauge', 'Attempt rows this scrape counted itself (above the fold''s mark).')
 ), live as (
@@ -5153,10 +5501,12 @@ with clock as (
   select p.quota_group, p.model,
          (select count(*) from public.google_ai_admissions w
           where w.quota_group = p.quota_group and w.model = p.model
-            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms, 1000)) * interval '1 millisecond') as minute_requests,
+            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms,
+              1000)) * interval '1 millisecond') as minute_requests,
          (select coalesce(sum(w.tokens), 0) from public.google_ai_admissions w
           where w.quota_group = p.quota_group and w.model = p.model
-            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms, 1000)) * interval '1 millisecond') as minute_tokens,
+            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms,
+              1000)) * interval '1 millisecond') as minute_tokens,
          coalesce((select case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.rpd_used else 0 end
                    from public.google_ai_usage_counters c where c.quota_group = p.quota_group and c.model = p.model), 0)
            as day_requests,
@@ -5216,7 +5566,8 @@ with clock as (
          extract(epoch from public.google_ai_pacific_start(l.shutdown_date))
   from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
   union all
-  select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('quota_group', public.google_ai_quota_group(k.project_id, k.id)),
+  select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('quota_group',
+    public.google_ai_quota_group(k.project_id, k.id)),
            public.google_ai_metric_label('health', coalesce(h.status, 'unchecked')),
            public.google_ai_metric_label('active', k.is_active::text)), count(*)::numeric
   from public.google_ai_api_keys k left join public.google_ai_key_health h on h.api_key_id = k.id
@@ -5224,9 +5575,12 @@ with clock as (
   union all
   select 'eve_gateway_caller_budget_remaining', concat_ws(',', public.google_ai_metric_label('caller', b.caller),
            public.google_ai_metric_label('unit', x.unit)), greatest(x.lim - x.used, 0)
-  from (select 'client:' || c.name as caller, c.daily_max_requests as max_requests, c.daily_max_tokens::bigint as max_tokens,
-               case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.requests_today else 0 end as requests,
-               case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.tokens_today::bigint else 0 end as tokens
+  from (select 'client:' || c.name as caller, c.daily_max_requests as max_requests,
+    c.daily_max_tokens::bigint as max_tokens,
+               case when c.day_bucket = public.google_ai_pacific_day(clock.at)
+                 then c.requests_today else 0 end as requests,
+               case when c.day_bucket = public.google_ai_pacific_day(clock.at)
+                 then c.tokens_today::bigint else 0 end as tokens
         from public.google_ai_clients c, clock where c.revoked_at is null
         union all
         select s.caller, s.daily_max_requests, s.daily_max_tokens::bigint,
@@ -5252,7 +5606,8 @@ with clock as (
   select s.family, s.family || '_sum', s.labels, s.value from summed s where s.suffix = '_sum'
   union all
   select h.family, h.family || '_bucket',
-         concat_ws(',', nullif(h.labels, ''), 'le="' || case when h.le = 'Infinity' then '+Inf' else h.le::text end || '"'),
+         concat_ws(',', nullif(h.labels, ''), 'le="' || case
+           when h.le = 'Infinity' then '+Inf' else h.le::text end || '"'),
          h.value
   from histograms h
   union all
@@ -5283,7 +5638,8 @@ $$;
 set check_function_bodies = off;
 
 -- The keys the maintenance function checks against Google, with their quota group.
-CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text, key_alias text, env_var_name text, quota_group text)
+CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text,
+    key_alias text, env_var_name text, quota_group text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -5297,7 +5653,9 @@ $$;
 -- p_batch, taking each batch with FOR UPDATE SKIP LOCKED so rows other transactions hold are left
 -- alone. Stops after p_max_batches or at p_deadline; 'more' says rows may remain for the next run.
 -- Internal: the condition is SQL text, so only the owner may call it.
-CREATE OR REPLACE FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text, p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone, p_order text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text,
+    p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone,
+    p_order text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -5333,9 +5691,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_housekeeping() RETURNS jsonb
     SET search_path TO ''
     AS $$ select public.google_ai_housekeeping_at(null) $$;
 
-COMMENT ON FUNCTION public.google_ai_housekeeping() IS 'Gateway housekeeping (retention, stale reservations, expired cooldowns and tokens, cron history, dead counters) in bounded batches; logs one google_ai_maintenance_log row per run and returns its summary.';
+COMMENT ON FUNCTION public.google_ai_housekeeping() IS
+    'Gateway housekeeping (retention, stale reservations, expired cooldowns and tokens, cron history, dead counters) '
+    'in bounded batches; logs one google_ai_maintenance_log row per run and returns its summary.';
 
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_abandon(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_abandon(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -5460,7 +5821,8 @@ begin
     begin
       execute format('select public.%I($1, $2, $3)', 'google_ai_housekeeping_' || c_steps[i])
         into v_result using v_now, v_settings, v_deadline;
-      v_result := v_result || jsonb_build_object('status', case when v_result ? 'skipped' then 'skipped' else 'succeeded' end);
+      v_result := v_result || jsonb_build_object('status',
+        case when v_result ? 'skipped' then 'skipped' else 'succeeded' end);
     exception when others then
       get stacked diagnostics v_message = message_text, v_state = returned_sqlstate;
       v_result := jsonb_build_object('status', 'failed', 'sqlstate', v_state,
@@ -5510,9 +5872,11 @@ begin
 end
 $_$;
 
--- Housekeeping's attempts step: old attempt rows deleted in batches; it folds first (waiting for a scrape's fold to end) and holds the fold's row lock while it deletes,
--- so the mark cannot move; a row above the mark is added to the totals in the statement that deletes it.
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+-- Housekeeping's attempts step: old attempt rows deleted in batches; it folds first (waiting for a scrape's fold to
+-- end) and holds the fold's row lock while it deletes, so the mark cannot move; a row above the mark is added to the
+-- totals in the statement that deletes it.
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -5559,7 +5923,8 @@ begin
 end
 $$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $_$
@@ -5570,7 +5935,8 @@ begin
 end
 $_$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $_$
@@ -5596,7 +5962,8 @@ begin
 end
 $_$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $_$
@@ -5614,7 +5981,8 @@ begin
 end
 $_$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $_$
@@ -5630,7 +5998,8 @@ $_$;
 -- Kaggle tokens that expired or were revoked more than token_grace ago. The grace (>= 1 hour)
 -- outlives any open reservation of a token (tokens live <= 12 hours) and the mint rate limit's
 -- one-hour look-back.
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $_$
@@ -5650,7 +6019,8 @@ $_$;
 -- housekeeping (the hourly job does that) and checks keys and the model catalogue.
 -- Raises a message that says what to set up when pg_net, Vault or a secret is missing. It reads the
 -- service key: only its owner (the role pg_cron runs the job as) may call it (99_access.sql).
-CREATE OR REPLACE FUNCTION public.google_ai_invoke_maintenance_function(p_body jsonb DEFAULT '{"housekeeping": false}'::jsonb, p_timeout_ms integer DEFAULT 120000) RETURNS bigint
+CREATE OR REPLACE FUNCTION public.google_ai_invoke_maintenance_function(
+    p_body jsonb DEFAULT '{"housekeeping": false}'::jsonb, p_timeout_ms integer DEFAULT 120000) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $_$
@@ -5660,26 +6030,30 @@ declare
   v_id bigint;
 begin
   if pg_catalog.to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is null then
-    raise exception 'pg_net is not installed: enable it (Dashboard > Database > Extensions > pg_net, or: create extension pg_net;)'
+    raise exception
+      'pg_net is not installed: enable it (Dashboard > Database > Extensions > pg_net, or: create extension pg_net;)'
       using errcode = '55000';
   end if;
   if pg_catalog.to_regclass('vault.decrypted_secrets') is null then
     raise exception 'Supabase Vault is not available in this database (vault.decrypted_secrets is missing)'
       using errcode = '55000';
   end if;
-  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 order by s.created_at desc limit 1'
+  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 '
+          || 'order by s.created_at desc limit 1'
     into v_url using 'eve_gateway_functions_url';
-  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 order by s.created_at desc limit 1'
+  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 '
+          || 'order by s.created_at desc limit 1'
     into v_key using 'eve_gateway_service_key';
   if coalesce(v_url, '') = '' then
-    raise exception 'Vault secret eve_gateway_functions_url is missing: select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''eve_gateway_functions_url'');'
-      using errcode = '55000';
+    raise exception using errcode = '55000', message = 'Vault secret eve_gateway_functions_url is missing: select '
+      || 'vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''eve_gateway_functions_url'');';
   end if;
   if coalesce(v_key, '') = '' then
-    raise exception 'Vault secret eve_gateway_service_key is missing: select vault.create_secret(''<service or secret key>'', ''eve_gateway_service_key'');'
-      using errcode = '55000';
+    raise exception using errcode = '55000', message = 'Vault secret eve_gateway_service_key is missing: select '
+      || 'vault.create_secret(''<service or secret key>'', ''eve_gateway_service_key'');';
   end if;
-  execute 'select net.http_post(url => $1, body => $2, params => ''{}''::jsonb, headers => $3, timeout_milliseconds => $4)'
+  execute 'select net.http_post(url => $1, body => $2, params => ''{}''::jsonb, headers => $3, '
+          || 'timeout_milliseconds => $4)'
     into v_id
     using pg_catalog.rtrim(v_url, '/') || '/maintenance',
           coalesce(p_body, '{}'::jsonb) || '{"source": "pg_cron"}'::jsonb,
@@ -5691,7 +6065,9 @@ end
 $_$;
 
 -- One google_ai_maintenance_log row for a run of the maintenance function; returns its id.
-CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) RETURNS integer
+CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[],
+    p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone,
+    p_status text, p_details jsonb) RETURNS integer
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -5739,7 +6115,9 @@ CREATE OR REPLACE VIEW public.google_ai_model_catalogue_status WITH (security_in
            FROM ok_keys o)))))
   GROUP BY l.model, l.is_active;
 
-COMMENT ON VIEW public.google_ai_model_catalogue_status IS 'Each configured model (google_ai_model_limits) against the catalogue: listed, unlisted (Google no longer lists it for any checked active key) or unknown (no successful check yet).';
+COMMENT ON VIEW public.google_ai_model_catalogue_status IS
+    'Each configured model (google_ai_model_limits) against the catalogue: listed, unlisted (Google no longer lists it '
+    'for any checked active key) or unknown (no successful check yet).';
 
 CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invoker='true') AS
  SELECT b.caller,
@@ -5757,7 +6135,8 @@ CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invo
     b.notes
    FROM public.google_ai_caller_budgets b;
 
-COMMENT ON VIEW public.google_ai_caller_budgets_today IS 'Service callers'' daily budgets and what they booked today (Pacific day), with the time they reset.';
+COMMENT ON VIEW public.google_ai_caller_budgets_today IS
+    'Service callers'' daily budgets and what they booked today (Pacific day), with the time they reset.';
 
 CREATE OR REPLACE VIEW public.google_ai_clients_overview WITH (security_invoker='true') AS
  SELECT c.id,
@@ -5790,11 +6169,13 @@ CREATE OR REPLACE VIEW public.google_ai_cooldowns_active WITH (security_invoker=
     cd.updated_at,
     COALESCE(( SELECT array_agg(k.key_alias ORDER BY k.key_alias) AS array_agg
            FROM public.google_ai_api_keys k
-          WHERE (k.is_active AND (public.google_ai_quota_group(k.project_id, k.id) = cd.quota_group))), '{}'::text[]) AS key_aliases
+          WHERE (k.is_active AND (public.google_ai_quota_group(k.project_id, k.id) = cd.quota_group))),
+            '{}'::text[]) AS key_aliases
    FROM public.google_ai_cooldowns cd
   WHERE (cd.cooldown_until > now());
 
-COMMENT ON VIEW public.google_ai_cooldowns_active IS 'Cooldowns in force: the quota group and model rest until cooldown_until.';
+COMMENT ON VIEW public.google_ai_cooldowns_active IS
+    'Cooldowns in force: the quota group and model rest until cooldown_until.';
 
 CREATE OR REPLACE VIEW public.google_ai_model_lifecycle WITH (security_invoker='true') AS
  SELECT l.model,
@@ -5827,7 +6208,9 @@ CREATE OR REPLACE VIEW public.google_ai_model_lifecycle WITH (security_invoker='
    FROM (public.google_ai_model_limits l
      LEFT JOIN public.google_ai_model_catalogue_status s ON ((s.model = l.model)));
 
-COMMENT ON VIEW public.google_ai_model_lifecycle IS 'Each model row in its life cycle: withdrawn (when, Google''s message and the replacement it names), shutdown date, successor, chain, limits and where they come from, and what models.list last said of it.';
+COMMENT ON VIEW public.google_ai_model_lifecycle IS
+    'Each model row in its life cycle: withdrawn (when, Google''s message and the replacement it names), shutdown '
+    'date, successor, chain, limits and where they come from, and what models.list last said of it.';
 
 CREATE OR REPLACE VIEW public.google_ai_queue_now WITH (security_invoker='true') AS
  SELECT q.model,
@@ -5841,7 +6224,9 @@ CREATE OR REPLACE VIEW public.google_ai_queue_now WITH (security_invoker='true')
   WHERE (q.lease_until >= now())
   GROUP BY q.model, q.priority_class;
 
-COMMENT ON VIEW public.google_ai_queue_now IS 'Requests waiting now, per model and class: how many, from how many callers, since when, and when the last turn comes.';
+COMMENT ON VIEW public.google_ai_queue_now IS
+    'Requests waiting now, per model and class: how many, from '
+    'how many callers, since when, and when the last turn comes.';
 
 CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='true') AS
  WITH clock AS (
@@ -5854,7 +6239,8 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
          SELECT DISTINCT s_1.id AS share_id,
             public.google_ai_quota_group(k.project_id, k.id) AS quota_group
            FROM (public.google_ai_quota_shares s_1
-             JOIN public.google_ai_api_keys k ON ((k.is_active AND ((k.models IS NULL) OR (s_1.model = ANY (k.models))))))
+             JOIN public.google_ai_api_keys k ON ((k.is_active AND
+               ((k.models IS NULL) OR (s_1.model = ANY (k.models))))))
         ), kept AS (
          SELECT s_1.model,
             (sum(COALESCE(s_1.reserved_rpd, 0)))::integer AS reserved_rpd
@@ -5882,7 +6268,8 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
             ELSE NULL::integer
         END AS rpd_kept_today,
         CASE
-            WHEN ((s.pace_burst IS NOT NULL) AND (l.rpd IS NOT NULL)) THEN public.google_ai_pace_allowance(c.at, c.day, s.pace_burst, (l.rpd - (kept.reserved_rpd - COALESCE(s.reserved_rpd, 0))))
+            WHEN ((s.pace_burst IS NOT NULL) AND (l.rpd IS NOT NULL)) THEN public.google_ai_pace_allowance(c.at, c.day,
+              s.pace_burst, (l.rpd - (kept.reserved_rpd - COALESCE(s.reserved_rpd, 0))))
             ELSE NULL::integer
         END AS pace_allows_today
    FROM (((((((public.google_ai_quota_shares s
@@ -5895,7 +6282,8 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
           WHERE (m.model = s.model)) l ON (true))
      CROSS JOIN LATERAL ( SELECT (count(*))::integer AS used_in_window
            FROM public.google_ai_admissions a
-          WHERE ((a.quota_group = g.quota_group) AND (a.model = s.model) AND (s.id = ANY (a.share_ids)) AND (a.admitted_at > (c.at - c.window_length)))) w)
+          WHERE ((a.quota_group = g.quota_group) AND (a.model = s.model) AND (s.id = ANY (a.share_ids)) AND
+            (a.admitted_at > (c.at - c.window_length)))) w)
      CROSS JOIN LATERAL ( SELECT
                 CASE
                     WHEN (u.day_bucket = c.day) THEN u.day_used
@@ -5903,26 +6291,35 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
                     ELSE 0
                 END AS used_today) d);
 
-COMMENT ON VIEW public.google_ai_shares_today IS 'Reserved shares and pacing per quota group: the owner''s use in the window and today, what the share still keeps from the others (rpm_kept_now, rpd_kept_today), and how much of today a paced owner may have used by now.';
+COMMENT ON VIEW public.google_ai_shares_today IS
+    'Reserved shares and pacing per quota group: the owner''s use in the window and today, what the share still keeps '
+    'from the others (rpm_kept_now, rpd_kept_today), and how much of today a paced owner may have used by now.';
 
 CREATE OR REPLACE VIEW public.google_ai_usage_by_caller_24h WITH (security_invoker='true') AS
  SELECT a.caller,
     (count(DISTINCT COALESCE(a.request_id, (a.reservation_id)::text)))::integer AS requests,
     (count(*))::integer AS attempts,
     (count(*) FILTER (WHERE (a.status = 'succeeded'::text)))::integer AS succeeded,
-    (count(*) FILTER (WHERE (a.status = ANY (ARRAY['google_error'::text, 'network_error'::text, 'timeout'::text]))))::integer AS failed,
+    (count(*) FILTER (WHERE (a.status = ANY (ARRAY['google_error'::text, 'network_error'::text,
+      'timeout'::text]))))::integer AS failed,
     (count(*) FILTER (WHERE (a.status = 'refused'::text)))::integer AS refused,
     (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'rpm'::text))))::integer AS refused_rpm,
     (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'tpm'::text))))::integer AS refused_tpm,
     (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'rpd'::text))))::integer AS refused_rpd,
-    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'cooldown'::text))))::integer AS refused_cooldown,
-    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit <> ALL (ARRAY['rpm'::text, 'tpm'::text, 'rpd'::text, 'cooldown'::text])))))::integer AS refused_other,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND
+      (a.limit_hit = 'cooldown'::text))))::integer AS refused_cooldown,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit <> ALL (ARRAY['rpm'::text, 'tpm'::text,
+      'rpd'::text, 'cooldown'::text])))))::integer AS refused_other,
     (count(*) FILTER (WHERE (a.status = 'reserved'::text)))::integer AS in_flight,
     (count(*) FILTER (WHERE (a.status = 'released'::text)))::integer AS released,
     (count(*) FILTER (WHERE (a.status = 'abandoned'::text)))::integer AS abandoned,
-    COALESCE(sum(a.input_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint) AS input_tokens,
-    COALESCE(sum(a.output_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint) AS output_tokens,
-    (COALESCE(sum(a.input_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint) + COALESCE(sum(a.output_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint)) AS total_tokens,
+    COALESCE(sum(a.input_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text,
+      'cut'::text]))), (0)::bigint) AS input_tokens,
+    COALESCE(sum(a.output_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text,
+      'cut'::text]))), (0)::bigint) AS output_tokens,
+    (COALESCE(sum(a.input_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))),
+      (0)::bigint) + COALESCE(sum(a.output_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text,
+      'cut'::text]))), (0)::bigint)) AS total_tokens,
     array_agg(DISTINCT a.model ORDER BY a.model) AS models,
     min(a.created_at) AS first_at,
     max(a.created_at) AS last_at
@@ -5930,7 +6327,9 @@ CREATE OR REPLACE VIEW public.google_ai_usage_by_caller_24h WITH (security_invok
   WHERE (a.created_at > (now() - '24:00:00'::interval))
   GROUP BY a.caller;
 
-COMMENT ON VIEW public.google_ai_usage_by_caller_24h IS 'The last 24 hours per caller: logical requests, attempts by outcome, refusals by the limit that refused them, and the input/output tokens of successful calls.';
+COMMENT ON VIEW public.google_ai_usage_by_caller_24h IS
+    'The last 24 hours per caller: logical requests, attempts by outcome, refusals by the limit that refused them, and '
+    'the input/output tokens of successful calls.';
 
 CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true') AS
  WITH clock AS (
@@ -5943,7 +6342,8 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
             (count(*))::integer AS active_keys,
             array_agg(k.key_alias ORDER BY k.priority, k.key_alias) AS key_aliases
            FROM (public.google_ai_api_keys k
-             JOIN public.google_ai_model_limits l ON ((l.is_active AND ((k.models IS NULL) OR (l.model = ANY (k.models))))))
+             JOIN public.google_ai_model_limits l ON ((l.is_active AND
+               ((k.models IS NULL) OR (l.model = ANY (k.models))))))
           WHERE k.is_active
           GROUP BY (public.google_ai_quota_group(k.project_id, k.id)), l.model
         ), pairs AS (
@@ -5985,7 +6385,8 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
              LEFT JOIN serving s ON (((s.quota_group = p.quota_group) AND (s.model = p.model))))
              LEFT JOIN public.google_ai_usage_counters c ON (((c.quota_group = p.quota_group) AND (c.model = p.model))))
              LEFT JOIN public.google_ai_model_limits l ON ((l.model = p.model)))
-             LEFT JOIN public.google_ai_cooldowns cd ON (((cd.quota_group = p.quota_group) AND (cd.model = p.model) AND (cd.cooldown_until > clock.at))))
+             LEFT JOIN public.google_ai_cooldowns cd ON (((cd.quota_group = p.quota_group) AND (cd.model = p.model) AND
+               (cd.cooldown_until > clock.at))))
         )
  SELECT u.quota_group,
     u.model,
@@ -6016,7 +6417,10 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
     public.google_ai_pacific_start((u.day + 1)) AS day_resets_at
    FROM usage u;
 
-COMMENT ON VIEW public.google_ai_usage_now IS 'Per quota group and model: requests and input tokens used this minute, requests this Pacific day, against the limits after the safety margin; state is what would refuse a request now (open, rpm, tpm, rpd, cooldown, no_active_key).';
+COMMENT ON VIEW public.google_ai_usage_now IS
+    'Per quota group and model: requests and input tokens used this minute, requests this Pacific day, against the '
+    'limits after the safety margin; state is what would refuse '
+    'a request now (open, rpm, tpm, rpd, cooldown, no_active_key).';
 
 CREATE OR REPLACE VIEW public.google_ai_wait_by_class_1h WITH (security_invoker='true') AS
  SELECT a.model,
@@ -6024,14 +6428,19 @@ CREATE OR REPLACE VIEW public.google_ai_wait_by_class_1h WITH (security_invoker=
     (count(*) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))))::integer AS admitted,
     (count(*) FILTER (WHERE (a.status = 'refused'::text)))::integer AS refused,
     (count(*) FILTER (WHERE (a.status = 'abandoned'::text)))::integer AS abandoned,
-    percentile_disc((0.5)::double precision) WITHIN GROUP (ORDER BY COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_p50,
-    percentile_disc((0.95)::double precision) WITHIN GROUP (ORDER BY COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_p95,
-    max(COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_max
+    percentile_disc((0.5)::double precision) WITHIN GROUP (ORDER BY COALESCE(a.wait_ms,
+      0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_p50,
+    percentile_disc((0.95)::double precision) WITHIN GROUP (ORDER BY COALESCE(a.wait_ms,
+      0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_p95,
+    max(COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text,
+      'abandoned'::text]))) AS wait_ms_max
    FROM public.google_ai_attempts a
   WHERE ((a.created_at > (now() - '01:00:00'::interval)) AND (a.attempt = 1))
   GROUP BY a.model, COALESCE(a.priority_class, 'interactive'::text);
 
-COMMENT ON VIEW public.google_ai_wait_by_class_1h IS 'The last hour per model and class: first attempts admitted, refused and abandoned in the queue, and how long the admitted waited.';
+COMMENT ON VIEW public.google_ai_wait_by_class_1h IS
+    'The last hour per model and class: first attempts admitted, '
+    'refused and abandoned in the queue, and how long the admitted waited.';
 
 -- The model catalogue's status (the view of the same name), for the maintenance function's summary.
 CREATE OR REPLACE FUNCTION public.google_ai_catalogue_status() RETURNS SETOF public.google_ai_model_catalogue_status
@@ -6045,9 +6454,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_catalogue_status() RETURNS SETOF pub
 -- Access, last: the schema's usage, RLS on every table, and for every table, view, sequence and
 -- function its grants after a revoke of what Supabase's default privileges give (anon,
 -- authenticated, service_role; eve_gateway too, so that applying it again keeps the order
--- of the grants). service_role gets what the operator's tools need; eve_gateway (the
--- Edge Functions' role) only EXECUTE on the RPCs it calls.
--- Bodies are checked when called, not when created: a function may name one defined further down.
+-- of the grants; one revoke covers all the functions). service_role gets what the operator's tools
+-- need; eve_gateway (the Edge Functions' role) only EXECUTE on the RPCs it calls. Bodies are checked when called, not
+-- when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 COMMENT ON SCHEMA public IS 'standard public schema';
@@ -6059,6 +6468,22 @@ GRANT USAGE ON SCHEMA public TO authenticated;
 GRANT USAGE ON SCHEMA public TO service_role;
 
 GRANT USAGE ON SCHEMA public TO eve_gateway;
+
+-- Functions: nobody but their owner may execute one unless a grant below says so. One revoke for all
+-- the gateway's functions (Supabase's default privileges give every new function to anon, authenticated and
+-- service_role; PUBLIC has EXECUTE by default), so none is left out; the grants follow, each naming its function.
+do $$
+declare f
+  regprocedure;
+begin
+  for f in select p.oid::regprocedure from pg_catalog.pg_proc p
+           where p.pronamespace = 'public'::regnamespace
+  and p.proname like 'google\_ai\_%'
+    loop execute pg_catalog.format(
+      'revoke all on function %s from public, anon, authenticated, service_role, eve_gateway',
+  f); end loop;
+end
+$$;
 
 ALTER TABLE public.google_ai_api_keys ENABLE ROW LEVEL SECURITY;
 
@@ -6076,35 +6501,15 @@ REVOKE ALL ON TABLE public.google_ai_model_limits FROM anon, authenticated, serv
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_model_limits TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin numeric) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin numeric) FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin numeric) TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_usage_counters FROM anon, authenticated, service_role, eve_gateway;
 
 GRANT SELECT ON TABLE public.google_ai_usage_counters TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_model_by_name(p_model text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_by_name(p_model text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_capabilities(p_model text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_capabilities(p_model text) FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_model_capabilities(p_model text) TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) TO service_role;
-
-REVOKE ALL ON FUNCTION public.google_ai_resolve_model(p_model text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_resolve_model(p_model text) FROM PUBLIC;
 
 REVOKE ALL ON TABLE public.google_ai_cooldowns FROM anon, authenticated, service_role, eve_gateway;
 
@@ -6142,173 +6547,31 @@ REVOKE ALL ON TABLE public.google_ai_admission_settings FROM anon, authenticated
 
 GRANT SELECT,UPDATE ON TABLE public.google_ai_admission_settings TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_admission_guard() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_admission_guard() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_minute_window(p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_minute_window(p_at timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_not_open(p_reservation_id uuid) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_not_open(p_reservation_id uuid) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_pacific_start(p_day date) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_pacific_start(p_day date) FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_pacific_start(p_day date) TO service_role;
-
-REVOKE ALL ON FUNCTION public.google_ai_pacific_zone() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_pacific_zone() FROM PUBLIC;
 
 GRANT ALL ON FUNCTION public.google_ai_pacific_zone() TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) TO service_role;
-
-REVOKE ALL ON FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_reopens_at(p_limit text, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_reopens_at(p_limit text, p_now timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) FROM PUBLIC;
 
 REVOKE ALL ON TABLE public.google_ai_admissions FROM anon, authenticated, service_role, eve_gateway;
 
 GRANT SELECT ON TABLE public.google_ai_admissions TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_client_id uuid, p_token_id uuid, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_token_hash text) FROM anon, authenticated, service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text,
+    p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,
+    p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer,
+    p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text, p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_client_id uuid, p_token_id uuid, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_token_hash text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_fall_back_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_fall_back_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_holder_time(p_holder jsonb, p_key text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_holder_time(p_holder jsonb, p_key text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_holder_id(p_holder jsonb) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_holder_id(p_holder jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_queue_reply_check() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_queue_reply_check() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_response_holder_check() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_response_holder_check() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_statement_holder(p_metadata jsonb) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_statement_holder(p_metadata jsonb) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_attempt_holder() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_attempt_holder() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_attempt_reply_check() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_attempt_reply_check() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text, p_rank smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text, p_rank smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer, p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_day_guard interval) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer, p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_day_guard interval) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_refusal_cause(p_limit text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_refusal_cause(p_limit text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb, p_cause text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb, p_cause text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) FROM PUBLIC;
-
-GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) TO service_role;
-
-GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer, p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer, p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) TO eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid, p_class text, p_caller text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid, p_class text, p_caller text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text,
+    p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,
+    p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer,
+    p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) TO eve_gateway;
 
 ALTER TABLE public.google_ai_priority_classes ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_queue ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_queue_settings ENABLE ROW LEVEL SECURITY;
-
-REVOKE ALL ON FUNCTION public.google_ai_class_rank(p_class text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_class_rank(p_class text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean) FROM PUBLIC;
 
 REVOKE ALL ON TABLE public.google_ai_priority_classes FROM anon, authenticated, service_role, eve_gateway;
 
@@ -6328,67 +6591,8 @@ ALTER TABLE public.google_ai_quota_shares ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_share_usage ENABLE ROW LEVEL SECURITY;
 
-REVOKE ALL ON FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) FROM PUBLIC;
-
-GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) TO service_role;
-
-REVOKE ALL ON FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer, p_usable integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer, p_usable integer) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone, p_now timestamp with time zone, p_step interval) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone, p_now timestamp with time zone, p_step interval) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_kept_requests(p_limit integer, p_percent numeric) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_kept_requests(p_limit integer, p_percent numeric) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_derived_shares(p_model text, p_class text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_derived_shares(p_model text, p_class text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_derives_shares() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_derives_shares() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_class_kept_changed() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_class_kept_changed() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_class_derives_shares() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_class_derives_shares() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_share_edited() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_share_edited() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
+    p_usable integer) TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_caller_budgets FROM anon, authenticated, service_role, eve_gateway;
 
@@ -6408,51 +6612,38 @@ GRANT SELECT ON TABLE public.google_ai_share_usage TO service_role;
 
 ALTER TABLE public.token_usage ENABLE ROW LEVEL SECURITY;
 
-REVOKE ALL ON FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone, p_reason text, p_quota_id text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone, p_reason text, p_quota_id text) FROM PUBLIC;
-
-GRANT ALL ON FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone, p_reason text, p_quota_id text) TO service_role;
-
-REVOKE ALL ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone,
+    p_reason text, p_quota_id text) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_end_request(p_reservation_id uuid) TO eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer,
+    p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text,
+    p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,
+    p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
+    p_added_ms integer, p_first_byte_ms integer) TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer,
+    p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text,
+    p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,
+    p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
+    p_added_ms integer, p_first_byte_ms integer) TO eve_gateway;
 
-GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
+    p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
+    p_added_ms integer, p_first_byte_ms integer) TO service_role;
 
-GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
+    p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
+    p_added_ms integer, p_first_byte_ms integer) TO eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer, p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) FROM anon, authenticated, service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,
+    p_error_code text, p_error_message text, p_latency_ms integer) TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer, p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) FROM PUBLIC;
-
-GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer, p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) TO service_role;
-
-GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer, p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer) TO eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer, p_error_code text, p_error_message text, p_latency_ms integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer, p_error_code text, p_error_message text, p_latency_ms integer) FROM PUBLIC;
-
-GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer, p_error_code text, p_error_message text, p_latency_ms integer) TO service_role;
-
-GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer, p_error_code text, p_error_message text, p_latency_ms integer) TO eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,
+    p_error_code text, p_error_message text, p_latency_ms integer) TO eve_gateway;
 
 GRANT ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) TO service_role;
 
@@ -6472,55 +6663,23 @@ ALTER TABLE public.google_ai_credential_refusals ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_tokens ENABLE ROW LEVEL SECURITY;
 
-REVOKE ALL ON FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_count_token_use(p_token_id uuid, p_client_id uuid, p_now timestamp with time zone, p_attempt integer, p_estimated_tokens integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_count_token_use(p_token_id uuid, p_client_id uuid, p_now timestamp with time zone, p_attempt integer, p_estimated_tokens integer) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_token_verdict_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_attempt integer, p_wait_ms integer, p_metadata jsonb, OUT refusal jsonb, OUT caller text, OUT client_id uuid, OUT token_id uuid) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_token_verdict_at(p_now timestamp with time zone, p_token_hash text, p_model text, p_estimated_tokens integer, p_request_id text, p_attempt integer, p_wait_ms integer, p_metadata jsonb, OUT refusal jsonb, OUT caller text, OUT client_id uuid, OUT token_id uuid) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer) FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_check_token(p_token_hash text, p_refusals integer) TO eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval, p_token_max_requests integer, p_token_max_tokens integer, p_daily_max_requests integer, p_daily_max_tokens integer, p_mint_per_hour integer, p_notes text) FROM anon, authenticated, service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval,
+    p_token_max_requests integer, p_token_max_tokens integer, p_daily_max_requests integer, p_daily_max_tokens integer,
+    p_mint_per_hour integer, p_notes text) TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval, p_token_max_requests integer, p_token_max_tokens integer, p_daily_max_requests integer, p_daily_max_tokens integer, p_mint_per_hour integer, p_notes text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[],
+    p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) TO service_role;
 
-GRANT ALL ON FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval, p_token_max_requests integer, p_token_max_tokens integer, p_daily_max_requests integer, p_daily_max_tokens integer, p_mint_per_hour integer, p_notes text) TO service_role;
-
-REVOKE ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[], p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[], p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) FROM PUBLIC;
-
-GRANT ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[], p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) TO service_role;
-
-GRANT ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[], p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) TO eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_revoke_client(p_name text, p_reason text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_revoke_client(p_name text, p_reason text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[],
+    p_ttl_seconds integer, p_max_requests integer, p_max_tokens integer) TO eve_gateway;
 
 GRANT ALL ON FUNCTION public.google_ai_revoke_client(p_name text, p_reason text) TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_revoke_token(p_token_id uuid) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_revoke_token(p_token_id uuid) FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_revoke_token(p_token_id uuid) TO service_role;
-
-REVOKE ALL ON FUNCTION public.google_ai_sha256_hex(p_text text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_sha256_hex(p_text text) FROM PUBLIC;
 
 REVOKE ALL ON TABLE public.google_ai_clients FROM anon, authenticated, service_role, eve_gateway;
 
@@ -6534,61 +6693,19 @@ REVOKE ALL ON TABLE public.google_ai_credential_refusals FROM anon, authenticate
 
 GRANT SELECT ON TABLE public.google_ai_credential_refusals TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) FROM anon, authenticated, service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
+    p_exclude_key_ids uuid[]) TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) FROM PUBLIC;
-
-GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) TO service_role;
-
-GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) TO eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
+    p_exclude_key_ids uuid[]) TO eve_gateway;
 
 GRANT ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_cooldown_cause(p_model text) TO eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone, p_show_groups boolean) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone, p_show_groups boolean) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_quota(p_model text, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_quota(p_model text, p_now timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) TO eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_quota_kept(p_model text, p_rpm integer, p_rpd integer, p_class text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_quota_kept(p_model text, p_rpm integer, p_rpd integer, p_class text, p_caller text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[]) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[]) FROM PUBLIC;
 
 ALTER TABLE public.google_ai_key_health ENABLE ROW LEVEL SECURITY;
 
@@ -6604,65 +6721,26 @@ REVOKE ALL ON TABLE public.google_ai_model_catalogue FROM anon, authenticated, s
 
 GRANT SELECT ON TABLE public.google_ai_model_catalogue TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_key_check_clears_limit_zero() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_key_check_clears_limit_zero() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_alias_moves() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_alias_moves() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_features(p_model text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_features(p_model text) FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_model_features(p_model text) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_model_features(p_model text) TO eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) FROM PUBLIC;
 
 GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_model_list() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_list() FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_model_list() TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_model_list() TO eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_model_profile(p_model text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_profile(p_model text) FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_model_profile(p_model text) TO service_role;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_traits(p_model text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_traits(p_model text) FROM PUBLIC;
 
 GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO eve_gateway;
 
-REVOKE ALL ON FUNCTION public.google_ai_model_unlisted(p_model text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_model_unlisted(p_model text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer, p_reason text, p_message text, p_models jsonb, p_disable boolean) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer, p_reason text, p_message text, p_models jsonb, p_disable boolean) FROM PUBLIC;
-
-GRANT ALL ON FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer, p_reason text, p_message text, p_models jsonb, p_disable boolean) TO eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_service_tier_list() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_service_tier_list() FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer,
+    p_reason text, p_message text, p_models jsonb, p_disable boolean) TO eve_gateway;
 
 GRANT ALL ON FUNCTION public.google_ai_service_tier_list() TO service_role;
 
@@ -6676,21 +6754,9 @@ ALTER TABLE public.google_ai_maintenance_log ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_maintenance_settings ENABLE ROW LEVEL SECURITY;
 
-REVOKE ALL ON FUNCTION public.google_ai_active_keys() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_active_keys() FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_active_keys() TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_active_keys() TO eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text, p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone, p_order text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text, p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone, p_order text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping() FROM PUBLIC;
 
 GRANT ALL ON FUNCTION public.google_ai_housekeeping() TO service_role;
 
@@ -6700,53 +6766,13 @@ REVOKE ALL ON TABLE public.google_ai_maintenance_settings FROM anon, authenticat
 
 GRANT SELECT,UPDATE ON TABLE public.google_ai_maintenance_settings TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_abandon(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[],
+    p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone,
+    p_status text, p_details jsonb) TO service_role;
 
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_abandon(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_invoke_maintenance_function(p_body jsonb, p_timeout_ms integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_invoke_maintenance_function(p_body jsonb, p_timeout_ms integer) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) FROM PUBLIC;
-
-GRANT ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) TO service_role;
-
-GRANT ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) TO eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer) FROM PUBLIC;
+GRANT ALL ON FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[],
+    p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone,
+    p_status text, p_details jsonb) TO eve_gateway;
 
 REVOKE ALL ON TABLE public.google_ai_maintenance_log FROM anon, authenticated, service_role, eve_gateway;
 
@@ -6760,41 +6786,9 @@ ALTER TABLE public.google_ai_metric_fold ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_metric_totals ENABLE ROW LEVEL SECURITY;
 
-REVOKE ALL ON FUNCTION public.google_ai_metric_bounds_s() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_metric_bounds_s() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_metric_label(p_name text, p_value text) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_metric_label(p_name text, p_value text) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_metric_le(p_ms integer) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_metric_le(p_ms integer) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_metric_refusal_settled() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_metric_refusal_settled() FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[], p_settled_before timestamp with time zone) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[], p_settled_before timestamp with time zone) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_metrics() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_metrics() FROM PUBLIC;
-
 GRANT ALL ON FUNCTION public.google_ai_metrics() TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_metrics() TO eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_metrics_fold(p_now timestamp with time zone, p_wait boolean) FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_metrics_fold(p_now timestamp with time zone, p_wait boolean) FROM PUBLIC;
-
-REVOKE ALL ON FUNCTION public.google_ai_metrics_text() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_metrics_text() FROM PUBLIC;
 
 REVOKE ALL ON TABLE public.google_ai_metric_fold FROM anon, authenticated, service_role, eve_gateway;
 
@@ -6807,10 +6801,6 @@ GRANT SELECT ON TABLE public.google_ai_metric_totals TO service_role;
 REVOKE ALL ON TABLE public.google_ai_model_catalogue_status FROM anon, authenticated, service_role, eve_gateway;
 
 GRANT SELECT ON TABLE public.google_ai_model_catalogue_status TO service_role;
-
-REVOKE ALL ON FUNCTION public.google_ai_catalogue_status() FROM anon, authenticated, service_role, eve_gateway;
-
-REVOKE ALL ON FUNCTION public.google_ai_catalogue_status() FROM PUBLIC;
 
 GRANT ALL ON FUNCTION public.google_ai_catalogue_status() TO service_role;
 

@@ -21,11 +21,15 @@ CREATE TABLE public.google_ai_api_keys (
     updated_at timestamp with time zone DEFAULT now()
 );
 
-COMMENT ON COLUMN public.google_ai_api_keys.env_var_name IS 'Name of the Edge Function secret that holds the key (supabase secrets set NAME=...). The key itself never enters the database.';
+COMMENT ON COLUMN public.google_ai_api_keys.env_var_name IS
+    'Name of the Edge Function secret that holds the key (supabase '
+    'secrets set NAME=...). The key itself never enters the database.';
 
-COMMENT ON COLUMN public.google_ai_api_keys.priority IS 'Lower is preferred. Among equal priorities the group with the most headroom is chosen.';
+COMMENT ON COLUMN public.google_ai_api_keys.priority IS
+    'Lower is preferred. Among equal priorities the group with the most headroom is chosen.';
 
-COMMENT ON COLUMN public.google_ai_api_keys.project_id IS 'Google Cloud project of the key: keys of one project share one quota group. Null: the key is its own group.';
+COMMENT ON COLUMN public.google_ai_api_keys.project_id IS
+    'Google Cloud project of the key: keys of one project share one quota group. Null: the key is its own group.';
 
 CREATE TABLE public.google_ai_model_limits (
     id serial NOT NULL,
@@ -54,7 +58,11 @@ CREATE TABLE public.google_ai_model_limits (
     CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1))
 );
 
-COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS 'Admissions spread over the window while requests wait for the model: at most this many of a quota group at once, then one per window / RPM (the TPM analogue for large requests), so that capacity comes back a request at a time and a waiting person gets the next one. While nobody waits, a burst that fits the window goes at once; the first class and requests a share of their own still covers are never held back. Null: not spread.';
+COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS
+    'Admissions spread over the window while requests wait for the model: at most this many of a quota group at once, '
+    'then one per window / RPM (the TPM analogue for large requests), so that capacity comes back a request at a time '
+    'and a waiting person gets the next one. While nobody waits, a burst that fits the window goes at once; the first '
+    'class and requests a share of their own still covers are never held back. Null: not spread.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpm IS 'Requests per minute per quota group (null: no limit).';
 
@@ -62,25 +70,41 @@ COMMENT ON COLUMN public.google_ai_model_limits.tpm IS 'Input tokens per minute 
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpd IS 'Requests per Pacific day per quota group (null: no limit).';
 
-COMMENT ON COLUMN public.google_ai_model_limits.aliases IS 'Other names callers may use for this model (gemma-3-27b for gemma-3-27b-it).';
+COMMENT ON COLUMN public.google_ai_model_limits.aliases IS
+    'Other names callers may use for this model (gemma-3-27b for gemma-3-27b-it).';
 
-COMMENT ON COLUMN public.google_ai_model_limits.fallback_models IS 'Models tried in this order when this one cannot serve a request within its wait (its day used up, cooling down, retired, no active key), for requests that name no fallback_models of their own. Names or aliases of other rows; at most 3.';
+COMMENT ON COLUMN public.google_ai_model_limits.fallback_models IS
+    'Models tried in this order when this one cannot serve a request within its wait (its day used up, cooling down, '
+    'retired, no active key), for requests that name no fallback_models '
+    'of their own. Names or aliases of other rows; at most 3.';
 
-COMMENT ON COLUMN public.google_ai_model_limits.supports_tools IS 'False: the model has no function calling (tools/toolConfig are refused with unsupported_feature). Null: as supports_json_mode.';
+COMMENT ON COLUMN public.google_ai_model_limits.supports_tools IS
+    'False: the model has no function calling (tools/toolConfig are '
+    'refused with unsupported_feature). Null: as supports_json_mode.';
 
-COMMENT ON COLUMN public.google_ai_model_limits.shutdown_date IS 'The day Google announced it stops serving this model (its deprecations page); null: none announced.';
+COMMENT ON COLUMN public.google_ai_model_limits.shutdown_date IS
+    'The day Google announced it stops serving this model (its deprecations page); null: none announced.';
 
-COMMENT ON COLUMN public.google_ai_model_limits.successor IS 'The model Google names as this one''s replacement (a name or alias of another row, or a model no row serves yet).';
+COMMENT ON COLUMN public.google_ai_model_limits.successor IS
+    'The model Google names as this one''s replacement (a name or alias of another row, or a model no row serves yet).';
 
-COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_at IS 'When Google answered 404 NOT_FOUND for this model: requests pass over it without calling Google until the maintenance function finds it in models.list again or the operator clears it. Null: served.';
+COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_at IS
+    'When Google answered 404 NOT_FOUND for this model: requests pass over it without calling Google until the '
+    'maintenance function finds it in models.list again or the operator clears it. Null: served.';
 
-COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_message IS 'Google''s (sanitized) message of the 404 that withdrew the model.';
+COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_message IS
+    'Google''s (sanitized) message of the 404 that withdrew the model.';
 
-COMMENT ON COLUMN public.google_ai_model_limits.google_successor IS 'The model Google''s withdrawal message names as the replacement (".. use models/X"), read when the model is marked withdrawn: a suggestion for the operator. Requests go to it only through successor or fallback_models, which the operator sets (docs/models.md).';
+COMMENT ON COLUMN public.google_ai_model_limits.google_successor IS
+    'The model Google''s withdrawal message names as the replacement (".. use models/X"), read when the model is '
+    'marked withdrawn: a suggestion for the operator. Requests go to it only through successor or fallback_models, '
+    'which the operator sets (docs/models.md).';
 
-COMMENT ON COLUMN public.google_ai_model_limits.limits_source IS 'Where this row''s RPM/TPM/RPD come from (a page and the day it was read, or the project''s own quota page).';
+COMMENT ON COLUMN public.google_ai_model_limits.limits_source IS
+    'Where this row''s RPM/TPM/RPD come from (a page and the day it was read, or the project''s own quota page).';
 
-COMMENT ON COLUMN public.google_ai_model_limits.supports_images IS 'The model takes images as input. Null: not known (images are passed to Google, which decides).';
+COMMENT ON COLUMN public.google_ai_model_limits.supports_images IS
+    'The model takes images as input. Null: not known (images are passed to Google, which decides).';
 
 CREATE TABLE public.google_ai_usage_counters (
     id bigserial NOT NULL,
@@ -103,19 +127,29 @@ CREATE TABLE public.google_ai_usage_counters (
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
 
-COMMENT ON COLUMN public.google_ai_usage_counters.rpd_used IS 'Requests booked in day_bucket (the Pacific day), carried across minute rollovers.';
+COMMENT ON COLUMN public.google_ai_usage_counters.rpd_used IS
+    'Requests booked in day_bucket (the Pacific day), carried across minute rollovers.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.quota_group IS 'Google Cloud project (or key:<id>) the row counts for. Null on rows written before the gateway.';
+COMMENT ON COLUMN public.google_ai_usage_counters.quota_group IS
+    'Google Cloud project (or key:<id>) the row counts for. Null on rows written before the gateway.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.window_requests IS 'Admissions in the sliding window (the last 60 s + minute guard): the rows of google_ai_admissions.';
+COMMENT ON COLUMN public.google_ai_usage_counters.window_requests IS
+    'Admissions in the sliding window (the last 60 s + minute guard): the rows of google_ai_admissions.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS 'Requests admitted within the day guard before midnight, counted for the next Pacific day too.';
+COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS
+    'Requests admitted within the day guard before midnight, counted for the next Pacific day too.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.rpd_prev_used IS 'Requests of the previous Pacific day, plus those admitted within the day guard after midnight.';
+COMMENT ON COLUMN public.google_ai_usage_counters.rpd_prev_used IS
+    'Requests of the previous Pacific day, plus those admitted within the day guard after midnight.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS 'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): every booking moves it one step (google_ai_spread_step); while requests wait (google_ai_spread_holds), a request may be booked once this is at most spread_burst - 1 steps ahead of now. Null: not spread, or nothing booked yet.';
+COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS
+    'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): '
+    'every booking moves it one step (google_ai_spread_step); while requests wait (google_ai_spread_holds), a request '
+    'may be booked once this is at most spread_burst - 1 steps ahead of now. Null: not spread, or nothing booked yet.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS 'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next removal of expired admissions reads the index from here.';
+COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS
+    'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next '
+    'removal of expired admissions reads the index from here.';
 
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
 -- or until Pacific midnight after a per-day quota violation.
@@ -128,10 +162,14 @@ CREATE TABLE public.google_ai_cooldowns (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     cause text,
-    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text, 'unknown'::text])))
+    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text,
+      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
+      'unknown'::text])))
 );
 
-COMMENT ON COLUMN public.google_ai_cooldowns.cause IS 'Why the group rests: a Google 429''s quota_cause (a spend cap or money - monthly_cap, billing_cap, credits_depleted - rests every model of the group: one row each).';
+COMMENT ON COLUMN public.google_ai_cooldowns.cause IS
+    'Why the group rests: a Google 429''s quota_cause (a spend cap or money - monthly_cap, billing_cap, '
+    'credits_depleted - rests every model of the group: one row each).';
 
 ALTER TABLE ONLY public.google_ai_api_keys
     ADD CONSTRAINT google_ai_api_keys_pkey PRIMARY KEY (id);
@@ -146,12 +184,14 @@ ALTER TABLE ONLY public.google_ai_model_limits
     ADD CONSTRAINT google_ai_model_limits_pkey PRIMARY KEY (id);
 
 ALTER TABLE public.google_ai_model_limits
-    ADD CONSTRAINT google_ai_model_limits_safety_margin_check CHECK (((safety_margin >= (0)::numeric) AND (safety_margin < (1)::numeric))) NOT VALID;
+    ADD CONSTRAINT google_ai_model_limits_safety_margin_check CHECK (((safety_margin
+      >= (0)::numeric) AND (safety_margin < (1)::numeric))) NOT VALID;
 
 ALTER TABLE ONLY public.google_ai_usage_counters
     ADD CONSTRAINT google_ai_usage_counters_pkey PRIMARY KEY (id);
 
-CREATE INDEX IF NOT EXISTS google_ai_api_keys_active_idx ON public.google_ai_api_keys USING btree (priority) WHERE is_active;
+CREATE INDEX IF NOT EXISTS google_ai_api_keys_active_idx ON
+    public.google_ai_api_keys USING btree (priority) WHERE is_active;
 
 CREATE UNIQUE INDEX IF NOT EXISTS google_ai_api_keys_key_alias_key ON public.google_ai_api_keys USING btree (key_alias);
 
@@ -159,7 +199,8 @@ CREATE INDEX IF NOT EXISTS google_ai_cooldowns_until_idx ON public.google_ai_coo
 
 CREATE UNIQUE INDEX IF NOT EXISTS google_ai_model_limits_model_key ON public.google_ai_model_limits USING btree (model);
 
-CREATE UNIQUE INDEX IF NOT EXISTS google_ai_usage_counters_group_model_key ON public.google_ai_usage_counters USING btree (quota_group, model) WHERE (quota_group IS NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_usage_counters_group_model_key ON public.google_ai_usage_counters USING
+    btree (quota_group, model) WHERE (quota_group IS NOT NULL);
 
 -- A limit after the model's safety margin; null means "no limit", 0 (or less) means "closed".
 -- A positive limit never drops below 1, so a margin cannot silently close a model.
@@ -188,7 +229,8 @@ end
 $$;
 
 -- The model row a caller's name resolves to (by name, else alias), with what llm-invoke adapts to.
-CREATE OR REPLACE FUNCTION public.google_ai_model_capabilities(p_model text) RETURNS TABLE(model text, supports_system_instruction boolean, supports_json_mode boolean)
+CREATE OR REPLACE FUNCTION public.google_ai_model_capabilities(p_model text) RETURNS TABLE(model text,
+    supports_system_instruction boolean, supports_json_mode boolean)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$

@@ -47,32 +47,53 @@ CREATE TABLE public.google_ai_attempts (
     hold_until timestamp with time zone,
     holder uuid,
     refusal_cause text,
-    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text, 'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text, 'unknown'::text]))),
-    CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text, 'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text, 'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
+    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text,
+      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
+      'unknown'::text]))),
+    CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text,
+      'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text,
+      'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
 )
 WITH (fillfactor='80');
 
-COMMENT ON TABLE public.google_ai_attempts IS 'Audit log: one row per reservation decision and its outcome. Secrets never appear here.';
+COMMENT ON TABLE public.google_ai_attempts IS
+    'Audit log: one row per reservation decision and its outcome. Secrets never appear here.';
 
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 
-COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS 'For a Google 429: minute, day, limit_zero, spend_cap (the spend-based rate limit), monthly_cap, billing_cap, credits_depleted (money: the project is out until its owner acts) or unknown, read from Google''s body.';
+COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS
+    'For a Google 429: minute, day, limit_zero, spend_cap (the spend-based rate limit), monthly_cap, billing_cap, '
+    'credits_depleted (money: the project is out until its owner acts) or unknown, read from Google''s body.';
 
-COMMENT ON COLUMN public.google_ai_attempts.refusal_cause IS 'For a refusal: why, one meaning each (google_ai_refusal_cause): window_full, share_kept, spread, day_exhausted, pace, queue_turn, google_cooldown, budget, or the request''s own reason (its limit_hit: unknown_model, too_large, no_active_key, withdrawn, a token''s).';
+COMMENT ON COLUMN public.google_ai_attempts.refusal_cause IS
+    'For a refusal: why, one meaning each (google_ai_refusal_cause): window_full, share_kept, spread, day_exhausted, '
+    'pace, queue_turn, google_cooldown, budget, or the request''s own reason (its limit_hit: unknown_model, too_large, '
+    'no_active_key, withdrawn, a token''s).';
 
-COMMENT ON COLUMN public.google_ai_attempts.service_tier IS 'The service tier the gateway asked Google for (flex, priority); null: standard.';
+COMMENT ON COLUMN public.google_ai_attempts.service_tier IS
+    'The service tier the gateway asked Google for (flex, priority); null: standard.';
 
-COMMENT ON COLUMN public.google_ai_attempts.served_tier IS 'The service tier Google says served the call (its x-gemini-service-tier header); null: not said.';
+COMMENT ON COLUMN public.google_ai_attempts.served_tier IS
+    'The service tier Google says served the call (its x-gemini-service-tier header); null: not said.';
 
-COMMENT ON COLUMN public.google_ai_attempts.added_ms IS 'Of a request''s final attempt: the time llm-invoke spent outside Google''s call and the wait for capacity (Server-Timing total less google and wait).';
+COMMENT ON COLUMN public.google_ai_attempts.added_ms IS
+    'Of a request''s final attempt: the time llm-invoke spent outside Google''s call and the wait for capacity '
+    '(Server-Timing total less google and wait).';
 
-COMMENT ON COLUMN public.google_ai_attempts.first_byte_ms IS 'Of a request''s final attempt: from the request''s arrival to the first byte of its answer (a stream''s first chunk).';
+COMMENT ON COLUMN public.google_ai_attempts.first_byte_ms IS
+    'Of a request''s final attempt: from the request''s arrival '
+    'to the first byte of its answer (a stream''s first chunk).';
 
-COMMENT ON COLUMN public.google_ai_attempts.reply_by IS 'When the statement that made this row stopped waiting for its answer; a reservation not committed by then is rolled back.';
+COMMENT ON COLUMN public.google_ai_attempts.reply_by IS
+    'When the statement that made this row stopped waiting for '
+    'its answer; a reservation not committed by then is rolled back.';
 
-COMMENT ON COLUMN public.google_ai_attempts.hold_until IS 'When the holder of this row''s request will have made its next statement about it, or be gone; the request''s in-flight claim lasts until then.';
+COMMENT ON COLUMN public.google_ai_attempts.hold_until IS
+    'When the holder of this row''s request will have made its next statement about it, or be gone; the request''s '
+    'in-flight claim lasts until then.';
 
-COMMENT ON COLUMN public.google_ai_attempts.holder IS 'The invocation whose statement made this row (its $holder id), when it named one.';
+COMMENT ON COLUMN public.google_ai_attempts.holder IS
+    'The invocation whose statement made this row (its $holder id), when it named one.';
 
 -- A caller that names its request (its own request_id) may repeat it safely: while the first call
 -- is in flight the row is 'in_progress' with a lease (expires_at), and a repeat is refused; once it
@@ -90,9 +111,13 @@ CREATE TABLE public.google_ai_responses (
     CONSTRAINT google_ai_responses_status_check CHECK ((status = ANY (ARRAY['in_progress'::text, 'done'::text])))
 );
 
-COMMENT ON TABLE public.google_ai_responses IS 'Idempotency records of requests that carried the caller''s own request_id: in flight (with a lease) or done (answer replayed for 24 h).';
+COMMENT ON TABLE public.google_ai_responses IS
+    'Idempotency records of requests that carried the caller''s own '
+    'request_id: in flight (with a lease) or done (answer replayed for 24 h).';
 
-COMMENT ON COLUMN public.google_ai_responses.holder IS 'The invocation holding this in-flight claim (its $holder id); null until its first reservation, or for a claim made without one.';
+COMMENT ON COLUMN public.google_ai_responses.holder IS
+    'The invocation holding this in-flight claim (its $holder id); '
+    'null until its first reservation, or for a claim made without one.';
 
 ALTER TABLE ONLY public.google_ai_attempts
     ADD CONSTRAINT google_ai_attempts_pkey PRIMARY KEY (id);
@@ -102,13 +127,16 @@ ALTER TABLE ONLY public.google_ai_responses
 
 CREATE INDEX IF NOT EXISTS google_ai_attempts_caller_idx ON public.google_ai_attempts USING btree (caller, created_at);
 
-CREATE INDEX IF NOT EXISTS google_ai_attempts_client_idx ON public.google_ai_attempts USING btree (client_id, created_at) WHERE (client_id IS NOT NULL);
+CREATE INDEX IF NOT EXISTS google_ai_attempts_client_idx ON public.google_ai_attempts USING btree (client_id,
+    created_at) WHERE (client_id IS NOT NULL);
 
 CREATE INDEX IF NOT EXISTS google_ai_attempts_created_at_idx ON public.google_ai_attempts USING btree (created_at);
 
-CREATE INDEX IF NOT EXISTS google_ai_attempts_request_id_idx ON public.google_ai_attempts USING btree (request_id) WHERE (request_id IS NOT NULL);
+CREATE INDEX IF NOT EXISTS google_ai_attempts_request_id_idx ON
+    public.google_ai_attempts USING btree (request_id) WHERE (request_id IS NOT NULL);
 
-CREATE UNIQUE INDEX IF NOT EXISTS google_ai_attempts_reservation_id_key ON public.google_ai_attempts USING btree (reservation_id);
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_attempts_reservation_id_key
+    ON public.google_ai_attempts USING btree (reservation_id);
 
 CREATE INDEX IF NOT EXISTS google_ai_responses_created_at_idx ON public.google_ai_responses USING btree (created_at);
 
@@ -128,7 +156,8 @@ $$;
 
 -- An error message fit for the log: known secret shapes redacted (the same shapes as the functions'
 -- sanitize.ts), control characters flattened, length capped.
-CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text, p_max_length integer DEFAULT 500) RETURNS text
+CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text,
+    p_max_length integer DEFAULT 500) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     SET search_path TO ''
     AS $$

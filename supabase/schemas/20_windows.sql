@@ -9,13 +9,18 @@ CREATE TABLE public.google_ai_admission_settings (
     day_guard_ms integer DEFAULT 5000 NOT NULL,
     recheck_ms integer DEFAULT 2000 NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_admission_settings_day_guard_ms_check CHECK (((day_guard_ms >= 0) AND (day_guard_ms <= 600000))),
-    CONSTRAINT google_ai_admission_settings_minute_guard_ms_check CHECK (((minute_guard_ms >= 0) AND (minute_guard_ms <= 30000))),
+    CONSTRAINT google_ai_admission_settings_day_guard_ms_check
+      CHECK (((day_guard_ms >= 0) AND (day_guard_ms <= 600000))),
+    CONSTRAINT google_ai_admission_settings_minute_guard_ms_check
+      CHECK (((minute_guard_ms >= 0) AND (minute_guard_ms <= 30000))),
     CONSTRAINT google_ai_admission_settings_one_row CHECK (id),
     CONSTRAINT google_ai_admission_settings_recheck_ms_check CHECK (((recheck_ms >= 100) AND (recheck_ms <= 60000)))
 );
 
-COMMENT ON TABLE public.google_ai_admission_settings IS 'How far admission allows for Google''s clock: minute_guard_ms (>= the spread of network delays; the minute window is 60 s plus this), day_guard_ms (>= clock offset + delay at Pacific midnight), recheck_ms (how soon a TPM waiter asks again while tokens of its window may still be given back).';
+COMMENT ON TABLE public.google_ai_admission_settings IS
+    'How far admission allows for Google''s clock: minute_guard_ms (>= the spread of network delays; the minute window '
+    'is 60 s plus this), day_guard_ms (>= clock offset + delay at Pacific midnight), recheck_ms (how soon a TPM waiter '
+    'asks again while tokens of its window may still be given back).';
 
 CREATE TABLE public.google_ai_admissions (
     reservation_id uuid NOT NULL,
@@ -29,11 +34,16 @@ CREATE TABLE public.google_ai_admissions (
     class_rank smallint
 );
 
-COMMENT ON TABLE public.google_ai_admissions IS 'Admissions of the last minute + guard per quota group and model (the sliding window); expired rows are removed by the next admission of their group. No caller data, no secrets.';
+COMMENT ON TABLE public.google_ai_admissions IS
+    'Admissions of the last minute + guard per quota group and model (the sliding window); expired rows are removed by '
+    'the next admission of their group. No caller data, no secrets.';
 
-COMMENT ON COLUMN public.google_ai_admissions.class_rank IS 'The rank of the priority class that made this admission (null: not known): the queue reads what the higher classes took of the window to tell a lower class whether its turn is likely within its wait.';
+COMMENT ON COLUMN public.google_ai_admissions.class_rank IS
+    'The rank of the priority class that made this admission (null: not known): the queue reads what the higher '
+    'classes took of the window to tell a lower class whether its turn is likely within its wait.';
 
-COMMENT ON COLUMN public.google_ai_admissions.share_ids IS 'The shares whose owner made this admission: their window counts give it back when it leaves the window.';
+COMMENT ON COLUMN public.google_ai_admissions.share_ids IS
+    'The shares whose owner made this admission: their window counts give it back when it leaves the window.';
 
 ALTER TABLE ONLY public.google_ai_admission_settings
     ADD CONSTRAINT google_ai_admission_settings_pkey PRIMARY KEY (id);
@@ -41,7 +51,8 @@ ALTER TABLE ONLY public.google_ai_admission_settings
 ALTER TABLE ONLY public.google_ai_admissions
     ADD CONSTRAINT google_ai_admissions_pkey PRIMARY KEY (reservation_id);
 
-CREATE INDEX IF NOT EXISTS google_ai_admissions_window_idx ON public.google_ai_admissions USING btree (quota_group, model, admitted_at);
+CREATE INDEX IF NOT EXISTS google_ai_admissions_window_idx ON
+    public.google_ai_admissions USING btree (quota_group, model, admitted_at);
 
 CREATE OR REPLACE FUNCTION public.google_ai_admission_guard() RETURNS public.google_ai_admission_settings
     LANGUAGE plpgsql STABLE
@@ -60,7 +71,8 @@ $$;
 
 -- date_trunc with a time zone is STABLE, so the minute is too (an IMMUTABLE declaration over it kept
 -- the planner from inlining it).
-CREATE OR REPLACE FUNCTION public.google_ai_minute_window(p_at timestamp with time zone) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_minute_window(p_at timestamp with time zone)
+    RETURNS timestamp with time zone
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$ select pg_catalog.date_trunc('minute', p_at, 'UTC') $$;
 
@@ -87,13 +99,15 @@ CREATE OR REPLACE FUNCTION public.google_ai_pacific_start(p_day date) RETURNS ti
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select (p_day::pg_catalog.timestamp at time zone public.google_ai_pacific_zone()) $$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestamp with time zone)
+    RETURNS timestamp with time zone
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select public.google_ai_pacific_start(public.google_ai_pacific_day(p_at) operator(pg_catalog.+) 1) $$;
 
 -- The day reopens after midnight plus the day guard (the first moments of a day still count for the
 -- day before, on a clock that may lag ours).
-CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text, p_now timestamp with time zone) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text,
+    p_now timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE sql STABLE PARALLEL SAFE
     SET search_path TO ''
     AS $$
@@ -112,7 +126,8 @@ $$;
 -- So under a flood at most spread_burst requests go at once, then one per step, and capacity comes
 -- back to the window a request at a time instead of all at once a window later. Microseconds are
 -- rounded up: the schedule never runs faster than the limit. All null: the model is not spread.
-CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer,
+    p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -139,16 +154,20 @@ $$;
 -- does not cost the window capacity under sustained demand; one later than that (the schedule fell
 -- behind: nobody asked) starts it again from now. Null step: not spread (null). STABLE, as timestamptz
 -- minus an interval is: so it is inlined into the booking's statement, not called.
-CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone, p_now timestamp with time zone, p_step interval) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp with time zone,
+    p_now timestamp with time zone, p_step interval) RETURNS timestamp with time zone
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
-  select case when p_spread_until operator(pg_catalog.>=) (p_now operator(pg_catalog.-) (p_step operator(pg_catalog./) 2))
+  select case
+    when p_spread_until operator(pg_catalog.>=) (p_now operator(pg_catalog.-) (p_step operator(pg_catalog./) 2))
               then p_spread_until else p_now end operator(pg_catalog.+) p_step
 $$;
 
 -- When the sliding window has room again for one more request of p_tokens under both limits: when
 -- the shortest run of its oldest admissions that frees enough has left it (admitted_at + window).
-CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text,
+    p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer,
+    p_tokens integer) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -165,7 +184,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text
 $$;
 
 -- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
-CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone, p_now timestamp with time zone) RETURNS bigint
+CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone,
+    p_now timestamp with time zone) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
                                           operator(pg_catalog.*) 1000))::bigint $$;

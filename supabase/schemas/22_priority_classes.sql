@@ -11,17 +11,24 @@ CREATE TABLE public.google_ai_priority_classes (
     kept_rpd_percent numeric(5,2),
     kept_changed_at timestamp with time zone,
     CONSTRAINT google_ai_priority_classes_name_check CHECK ((name ~ '^[a-z][a-z0-9_]{0,31}$'::text)),
-    CONSTRAINT google_ai_priority_classes_kept_rpm_check CHECK (((kept_rpm_percent > (0)::numeric) AND (kept_rpm_percent <= (100)::numeric))),
-    CONSTRAINT google_ai_priority_classes_kept_rpd_check CHECK (((kept_rpd_percent > (0)::numeric) AND (kept_rpd_percent <= (100)::numeric)))
+    CONSTRAINT google_ai_priority_classes_kept_rpm_check CHECK (((kept_rpm_percent
+      > (0)::numeric) AND (kept_rpm_percent <= (100)::numeric))),
+    CONSTRAINT google_ai_priority_classes_kept_rpd_check CHECK (((kept_rpd_percent
+      > (0)::numeric) AND (kept_rpd_percent <= (100)::numeric)))
 );
 
-COMMENT ON TABLE public.google_ai_priority_classes IS 'Admission order between waiting requests: lower rank first. A credential allows its class and the lower ones.';
+COMMENT ON TABLE public.google_ai_priority_classes IS
+    'Admission order between waiting requests: lower rank first. A credential allows its class and the lower ones.';
 
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpm_percent IS 'Percent of every model''s RPM kept for this class, as a derived row of google_ai_quota_shares per model (rounded down, at least 1 request, below 100% never the whole limit). Null: none.';
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpm_percent IS
+    'Percent of every model''s RPM kept for this class, as a derived row of google_ai_quota_shares per model (rounded '
+    'down, at least 1 request, below 100% never the whole limit). Null: none.';
 
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpd_percent IS 'Percent of every model''s RPD kept for this class, as kept_rpm_percent. Null: none.';
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpd_percent IS
+    'Percent of every model''s RPD kept for this class, as kept_rpm_percent. Null: none.';
 
-COMMENT ON COLUMN public.google_ai_priority_classes.kept_changed_at IS 'When a kept percent was last set or cleared; null: never (the seed writes its default percents only then).';
+COMMENT ON COLUMN public.google_ai_priority_classes.kept_changed_at IS
+    'When a kept percent was last set or cleared; null: never (the seed writes its default percents only then).';
 
 ALTER TABLE ONLY public.google_ai_priority_classes
     ADD CONSTRAINT google_ai_priority_classes_pkey PRIMARY KEY (name);

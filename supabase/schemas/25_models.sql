@@ -15,7 +15,8 @@ CREATE TABLE public.google_ai_key_health (
     reason text,
     message text,
     models_listed integer,
-    CONSTRAINT google_ai_key_health_status_check CHECK ((status = ANY (ARRAY['ok'::text, 'invalid'::text, 'missing_secret'::text, 'error'::text])))
+    CONSTRAINT google_ai_key_health_status_check CHECK ((status = ANY (ARRAY['ok'::text, 'invalid'::text,
+      'missing_secret'::text, 'error'::text])))
 );
 
 COMMENT ON TABLE public.google_ai_key_health IS 'The last models.list check of each key by the maintenance function.';
@@ -34,7 +35,9 @@ CREATE TABLE public.google_ai_model_catalogue (
     refreshed_at timestamp with time zone DEFAULT now() NOT NULL
 );
 
-COMMENT ON TABLE public.google_ai_model_catalogue IS 'Models each key can reach (Google models.list), with token limits and methods; refreshed by the maintenance function.';
+COMMENT ON TABLE public.google_ai_model_catalogue IS
+    'Models each key can reach (Google models.list), with token '
+    'limits and methods; refreshed by the maintenance function.';
 
 -- The operator's rows: which tier llm-invoke asks Google for (the request body's serviceTier) when a
 -- request of that class is served by that model. No row: standard (nothing is sent). flex is half
@@ -50,10 +53,12 @@ CREATE TABLE public.google_ai_service_tiers (
     standard_on_shed boolean DEFAULT false NOT NULL,
     notes text,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_service_tiers_tier_check CHECK ((service_tier = ANY (ARRAY['flex'::text, 'standard'::text, 'priority'::text])))
+    CONSTRAINT google_ai_service_tiers_tier_check CHECK ((service_tier = ANY (ARRAY['flex'::text, 'standard'::text,
+      'priority'::text])))
 );
 
-COMMENT ON TABLE public.google_ai_service_tiers IS 'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
+COMMENT ON TABLE public.google_ai_service_tiers IS
+    'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
 
 ALTER TABLE ONLY public.google_ai_key_health
     ADD CONSTRAINT google_ai_key_health_pkey PRIMARY KEY (api_key_id);
@@ -65,10 +70,12 @@ ALTER TABLE ONLY public.google_ai_service_tiers
     ADD CONSTRAINT google_ai_service_tiers_pkey PRIMARY KEY (model, priority_class);
 
 ALTER TABLE ONLY public.google_ai_key_health
-    ADD CONSTRAINT google_ai_key_health_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_key_health_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES
+      public.google_ai_api_keys(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.google_ai_model_catalogue
-    ADD CONSTRAINT google_ai_model_catalogue_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES public.google_ai_api_keys(id) ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_model_catalogue_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES
+      public.google_ai_api_keys(id) ON DELETE CASCADE;
 
 CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_ai_model_catalogue USING btree (model);
 
@@ -119,7 +126,8 @@ $$;
 
 -- The profile with function calling. google_ai_model_profile keeps its result type (an earlier
 -- migration creates it, and re-applying that file must not meet a different one).
-CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, fallback_models text[])
+CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS TABLE(model text, is_active boolean,
+    supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, fallback_models text[])
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -177,7 +185,8 @@ begin
                                  'days_left', l.shutdown_date - current_date, 'successor', l.successor)
                                  order by l.shutdown_date, l.model)
                                from public.google_ai_model_limits l
-                               where l.is_active and l.shutdown_date <= current_date + coalesce(p_within_days, 14)), '[]'),
+                               where l.is_active and l.shutdown_date <= current_date + coalesce(p_within_days, 14)),
+                                 '[]'),
     'unserved', coalesce((select jsonb_agg(g order by g) from jsonb_object_keys(v_listed) g
                           where not exists (select 1 from public.google_ai_model_limits l where l.model = g)), '[]'));
 end
@@ -185,7 +194,9 @@ $$;
 
 -- Active rows with what Google's models.list told the maintenance run about them (token limits,
 -- display name), the largest over the keys that list the model.
-CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model text, aliases text[], display_name text, input_token_limit integer, output_token_limit integer, rpm integer, tpm integer, rpd integer, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
+CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model text, aliases text[], display_name text,
+    input_token_limit integer, output_token_limit integer, rpm integer, tpm integer, rpd integer,
+    supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -203,7 +214,8 @@ $$;
 -- What llm-invoke needs to build a request's chain: the model a name resolves to (inactive rows
 -- included, flagged), what it can do, and its row's chain resolved to canonical names (names no row
 -- knows are left out).
-CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, fallback_models text[])
+CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS TABLE(model text, is_active boolean,
+    supports_system_instruction boolean, supports_json_mode boolean, fallback_models text[])
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -223,7 +235,9 @@ $$;
 -- nothing, answers a withdrawn model without calling Google). A new name: google_ai_model_features
 -- keeps its result type (an earlier migration creates it, and re-applying that file must not meet a
 -- different one).
-CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean, supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean, fallback_models text[], withdrawn boolean, successor text)
+CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean,
+    supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean,
+    fallback_models text[], withdrawn boolean, successor text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -253,7 +267,9 @@ $$;
 -- 'invalid' the removal of its catalogue rows and, when p_disable, the key taken out of rotation
 -- (is_active = false, disabled_reason, disabled_at; never deleted). p_models: a JSON array of
 -- {model, display_name, version, input_token_limit, output_token_limit, supported_methods}.
-CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text, p_models jsonb DEFAULT '[]'::jsonb, p_disable boolean DEFAULT true) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text,
+    p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text,
+    p_models jsonb DEFAULT '[]'::jsonb, p_disable boolean DEFAULT true) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -280,7 +296,8 @@ begin
   end if;
   v_listed := case when p_status = 'ok' then jsonb_array_length(p_models) end;
 
-  insert into public.google_ai_key_health as h (api_key_id, key_alias, status, checked_at, http_status, reason, message, models_listed)
+  insert into public.google_ai_key_health as h (api_key_id, key_alias,
+    status, checked_at, http_status, reason, message, models_listed)
   values (p_key_id, v_key.key_alias, p_status, v_now, p_http_status, left(p_reason, 200), v_message, v_listed)
   on conflict (api_key_id) do update set
     key_alias = excluded.key_alias, status = excluded.status, checked_at = excluded.checked_at,
@@ -333,8 +350,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_service_tier_list() RETURNS jsonb
   from public.google_ai_service_tiers t
 $$;
 
-COMMENT ON FUNCTION public.google_ai_service_tier_list() IS 'The service tier rows, for llm-invoke (cached per worker like the model rows).';
+COMMENT ON FUNCTION public.google_ai_service_tier_list() IS
+    'The service tier rows, for llm-invoke (cached per worker like the model rows).';
 
-CREATE OR REPLACE TRIGGER google_ai_key_check_clears_limit_zero AFTER INSERT OR UPDATE OF checked_at, status ON public.google_ai_key_health FOR EACH ROW EXECUTE FUNCTION public.google_ai_key_check_clears_limit_zero();
+CREATE OR REPLACE TRIGGER google_ai_key_check_clears_limit_zero AFTER INSERT OR UPDATE OF checked_at,
+    status ON public.google_ai_key_health FOR EACH ROW EXECUTE FUNCTION public.google_ai_key_check_clears_limit_zero();
 
-CREATE OR REPLACE TRIGGER google_ai_model_alias_moves AFTER INSERT OR UPDATE OF aliases ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_alias_moves();
+CREATE OR REPLACE TRIGGER google_ai_model_alias_moves AFTER INSERT OR UPDATE OF aliases ON public.google_ai_model_limits
+    FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_alias_moves();

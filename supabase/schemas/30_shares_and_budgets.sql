@@ -13,12 +13,15 @@ CREATE TABLE public.google_ai_caller_budgets (
     tokens_today bigint DEFAULT 0 NOT NULL,
     notes text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_caller_budgets_caller_check CHECK (((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text) AND (caller !~* '^client:'::text))),
+    CONSTRAINT google_ai_caller_budgets_caller_check CHECK (((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text) AND (caller !~*
+      '^client:'::text))),
     CONSTRAINT google_ai_caller_budgets_requests_check CHECK ((daily_max_requests >= 0)),
     CONSTRAINT google_ai_caller_budgets_tokens_check CHECK ((daily_max_tokens >= 0))
 );
 
-COMMENT ON TABLE public.google_ai_caller_budgets IS 'Requests and input tokens a service caller may book per Pacific day (null: no limit); requests_today and tokens_today are booked with each reservation. Refusal caller_budget until Pacific midnight.';
+COMMENT ON TABLE public.google_ai_caller_budgets IS
+    'Requests and input tokens a service caller may book per Pacific day (null: no limit); requests_today and '
+    'tokens_today are booked with each reservation. Refusal caller_budget until Pacific midnight.';
 
 CREATE TABLE public.google_ai_quota_shares (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
@@ -39,9 +42,15 @@ CREATE TABLE public.google_ai_quota_shares (
     CONSTRAINT google_ai_quota_shares_something CHECK ((num_nonnulls(reserved_rpm, reserved_rpd, pace_burst) >= 1))
 );
 
-COMMENT ON TABLE public.google_ai_quota_shares IS 'Per model, the requests of each quota group''s RPM/RPD kept for one owner (a priority class or a caller), and the optional pacing of the owner''s day (pace_burst; only for a model with an RPD). Others may book only what the owners'' unused shares leave over; an owner may use the whole limit.';
+COMMENT ON TABLE public.google_ai_quota_shares IS
+    'Per model, the requests of each quota group''s RPM/RPD kept for one owner (a priority class or a caller), and the '
+    'optional pacing of the owner''s day (pace_burst; only for a model with an RPD). Others may book only what the '
+    'owners'' unused shares leave over; an owner may use the whole limit.';
 
-COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS 'True: the row is the class''s kept percents applied to the model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); setting it back to true re-derives it.';
+COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS
+    'True: the row is the class''s kept percents applied to the model (google_ai_priority_classes.kept_rpm_percent, '
+    'kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); '
+    'setting it back to true re-derives it.';
 
 CREATE TABLE public.google_ai_share_usage (
     quota_group text NOT NULL,
@@ -53,7 +62,8 @@ CREATE TABLE public.google_ai_share_usage (
     day_prev_used integer DEFAULT 0 NOT NULL
 );
 
-COMMENT ON TABLE public.google_ai_share_usage IS 'What each share''s owner used of a quota group, written only under that group''s counter-row lock.';
+COMMENT ON TABLE public.google_ai_share_usage IS
+    'What each share''s owner used of a quota group, written only under that group''s counter-row lock.';
 
 ALTER TABLE ONLY public.google_ai_caller_budgets
     ADD CONSTRAINT google_ai_caller_budgets_pkey PRIMARY KEY (caller);
@@ -68,13 +78,16 @@ ALTER TABLE ONLY public.google_ai_share_usage
     ADD CONSTRAINT google_ai_share_usage_pkey PRIMARY KEY (quota_group, share_id);
 
 ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model) ON UPDATE CASCADE ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_quota_shares_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model)
+      ON UPDATE CASCADE ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
+      public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.google_ai_share_usage
-    ADD CONSTRAINT google_ai_share_usage_share_id_fkey FOREIGN KEY (share_id) REFERENCES public.google_ai_quota_shares(id) ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_share_usage_share_id_fkey FOREIGN KEY (share_id) REFERENCES
+      public.google_ai_quota_shares(id) ON DELETE CASCADE;
 
 CREATE INDEX IF NOT EXISTS google_ai_share_usage_share_idx ON public.google_ai_share_usage USING btree (share_id);
 
@@ -86,7 +99,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used big
 
 -- What a paced owner may have used of Pacific day p_day at p_at: the burst, plus the part of the
 -- usable requests that the elapsed part of the day (23, 24 or 25 hours) earns.
-CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer, p_usable integer) RETURNS integer
+CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
+    p_usable integer) RETURNS integer
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -100,7 +114,8 @@ $$;
 -- microsecond, the clock's resolution); null when it does not within that day. The allowance at
 -- s + e is burst + floor(usable x e / L), so it reaches need = p_used + 1 - burst at
 -- e = ceil(need x L / usable), which lies within the day (e < L) exactly when need < usable.
-CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer, p_usable integer) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer,
+    p_usable integer) RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -119,7 +134,9 @@ $$;
 -- for it leaves (an owner's admission leaving frees a slot for its owner, not for the others) — and
 -- the requests of today the others' day shares keep from it. Without shares kept from it: every
 -- admission's leaving opens a slot, and nothing of the day is kept.
-CREATE OR REPLACE FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[], OUT day_held integer) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone,
+    p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[],
+    OUT day_held integer) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -193,7 +210,9 @@ $$;
 -- what the other owners may still claim of their shares, leave a request over (an owner's admission
 -- leaving gives its owner room, not the others). Without such shares: google_ai_window_reopens_at.
 -- Null: never within the window (the shares kept from this requester cover the limit).
-CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text, p_caller text) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text,
+    p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text,
+    p_caller text) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -267,7 +286,8 @@ $$;
 -- The derived share rows the kept percents call for: per model (p_model, or every model when null)
 -- and class (p_class, or every class when null), what the class keeps of the model's effective
 -- RPM and RPD (null: nothing of that limit). A pair keeping nothing of either has no row.
-CREATE OR REPLACE FUNCTION public.google_ai_derived_shares(p_model text, p_class text) RETURNS TABLE(model text, priority_class text, reserved_rpm integer, reserved_rpd integer)
+CREATE OR REPLACE FUNCTION public.google_ai_derived_shares(p_model text, p_class text) RETURNS TABLE(model text,
+    priority_class text, reserved_rpm integer, reserved_rpd integer)
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -303,7 +323,8 @@ begin
   from public.google_ai_derived_shares(p_model, p_class) d
   where s.derived_from_class and s.model = d.model and s.priority_class = d.priority_class and s.caller is null
     and (s.reserved_rpm, s.reserved_rpd) is distinct from (d.reserved_rpm, d.reserved_rpd);
-  insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm, reserved_rpd, derived_from_class, notes)
+  insert into public.google_ai_quota_shares (model, priority_class,
+    reserved_rpm, reserved_rpd, derived_from_class, notes)
   select d.model, d.priority_class, d.reserved_rpm, d.reserved_rpd, true,
          'Derived from the class''s kept percents (google_ai_priority_classes); an edit makes the row the operator''s.'
   from public.google_ai_derived_shares(p_model, p_class) d
@@ -374,8 +395,9 @@ begin
     select * into v_derived from public.google_ai_derived_shares(new.model, new.priority_class) d
     where new.caller is null;
     if not found then
-      raise exception 'a derived share belongs to a class that keeps part of the model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent); this one keeps nothing of %', new.model
-        using errcode = '23514';
+      raise exception using errcode = '23514', message = 'a derived share belongs to a class that keeps part of the '
+        || 'model (google_ai_priority_classes.kept_rpm_percent, kept_rpd_percent); this one keeps nothing of '
+        || new.model;
     end if;
     new.reserved_rpm := v_derived.reserved_rpm;
     new.reserved_rpd := v_derived.reserved_rpd;
@@ -385,19 +407,27 @@ begin
 end
 $$;
 
-CREATE OR REPLACE TRIGGER google_ai_model_derives_shares AFTER INSERT OR UPDATE OF rpm, rpd, safety_margin ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_model_derives_shares();
+CREATE OR REPLACE TRIGGER google_ai_model_derives_shares AFTER INSERT OR UPDATE OF rpm, rpd,
+    safety_margin ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION
+    public.google_ai_model_derives_shares();
 
-CREATE OR REPLACE TRIGGER google_ai_class_kept_changed BEFORE INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_kept_changed();
+CREATE OR REPLACE TRIGGER google_ai_class_kept_changed BEFORE INSERT OR UPDATE OF kept_rpm_percent,
+    kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION
+    public.google_ai_class_kept_changed();
 
-CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_class_derives_shares();
+CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE OF kept_rpm_percent,
+    kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION
+    public.google_ai_class_derives_shares();
 
-CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
+CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW
+    WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
 -- release removes it (p_released) and gives back the request in its minute and day. The counter row
 -- is locked before the admission row, the order the reservation takes them in. An admission that
 -- already left the window changes only the calendar counters.
-CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer, p_released boolean) RETURNS void
+CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer,
+    p_released boolean) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$

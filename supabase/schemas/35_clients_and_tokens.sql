@@ -23,16 +23,21 @@ CREATE TABLE public.google_ai_clients (
     revoked_reason text,
     max_output_tokens integer DEFAULT 8192 NOT NULL,
     priority_class text DEFAULT 'batch'::text NOT NULL,
-    CONSTRAINT google_ai_clients_max_output_tokens_check CHECK (((max_output_tokens >= 1) AND (max_output_tokens <= 1000000))),
+    CONSTRAINT google_ai_clients_max_output_tokens_check CHECK
+      (((max_output_tokens >= 1) AND (max_output_tokens <= 1000000))),
     CONSTRAINT google_ai_clients_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)),
-    CONSTRAINT google_ai_clients_ttl_check CHECK (((max_token_ttl > '00:00:00'::interval) AND (max_token_ttl <= '12:00:00'::interval)))
+    CONSTRAINT google_ai_clients_ttl_check CHECK (((max_token_ttl > '00:00:00'::interval) AND (max_token_ttl <=
+      '12:00:00'::interval)))
 );
 
-COMMENT ON COLUMN public.google_ai_clients.secret_hash IS 'SHA-256 hex of the client secret; the secret itself is shown once at creation.';
+COMMENT ON COLUMN public.google_ai_clients.secret_hash IS
+    'SHA-256 hex of the client secret; the secret itself is shown once at creation.';
 
-COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS 'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
+COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS
+    'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
 
-COMMENT ON COLUMN public.google_ai_clients.priority_class IS 'The highest class this client''s requests are queued in (a request may ask for a lower one).';
+COMMENT ON COLUMN public.google_ai_clients.priority_class IS
+    'The highest class this client''s requests are queued in (a request may ask for a lower one).';
 
 CREATE TABLE public.google_ai_tokens (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
@@ -49,7 +54,8 @@ CREATE TABLE public.google_ai_tokens (
     revoked_at timestamp with time zone
 );
 
-COMMENT ON COLUMN public.google_ai_tokens.token_hash IS 'SHA-256 hex of the token; the token itself never reaches the database.';
+COMMENT ON COLUMN public.google_ai_tokens.token_hash IS
+    'SHA-256 hex of the token; the token itself never reaches the database.';
 
 CREATE TABLE public.google_ai_credential_refusals (
     minute timestamp with time zone NOT NULL,
@@ -59,11 +65,14 @@ CREATE TABLE public.google_ai_credential_refusals (
     refusals integer DEFAULT 0 NOT NULL,
     first_seen timestamp with time zone DEFAULT now() NOT NULL,
     last_seen timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_credential_refusals_reason_check CHECK ((reason = ANY (ARRAY['token_invalid'::text, 'token_expired'::text, 'token_revoked'::text]))),
+    CONSTRAINT google_ai_credential_refusals_reason_check CHECK ((reason = ANY (ARRAY['token_invalid'::text,
+      'token_expired'::text, 'token_revoked'::text]))),
     CONSTRAINT google_ai_credential_refusals_refusals_check CHECK ((refusals >= 0))
 );
 
-COMMENT ON TABLE public.google_ai_credential_refusals IS 'Requests refused before any attempt row because their token can never be admitted: how many, per minute, reason and token (unknown tokens together). Trimmed after a day.';
+COMMENT ON TABLE public.google_ai_credential_refusals IS
+    'Requests refused before any attempt row because their token can never be admitted: how many, per minute, reason '
+    'and token (unknown tokens together). Trimmed after a day.';
 
 ALTER TABLE ONLY public.google_ai_clients
     ADD CONSTRAINT google_ai_clients_name_key UNIQUE (name);
@@ -81,27 +90,33 @@ ALTER TABLE ONLY public.google_ai_tokens
     ADD CONSTRAINT google_ai_tokens_token_hash_key UNIQUE (token_hash);
 
 ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name);
+    ADD CONSTRAINT google_ai_clients_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
+      public.google_ai_priority_classes(name);
 
 ALTER TABLE ONLY public.google_ai_credential_refusals
-    ADD CONSTRAINT google_ai_credential_refusals_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id) ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_credential_refusals_client_id_fkey FOREIGN KEY (client_id) REFERENCES
+      public.google_ai_clients(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.google_ai_credential_refusals
-    ADD CONSTRAINT google_ai_credential_refusals_token_id_fkey FOREIGN KEY (token_id) REFERENCES public.google_ai_tokens(id) ON DELETE CASCADE;
+    ADD CONSTRAINT google_ai_credential_refusals_token_id_fkey FOREIGN KEY (token_id) REFERENCES
+      public.google_ai_tokens(id) ON DELETE CASCADE;
 
 ALTER TABLE ONLY public.google_ai_tokens
     ADD CONSTRAINT google_ai_tokens_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id);
 
-CREATE UNIQUE INDEX IF NOT EXISTS google_ai_credential_refusals_key ON public.google_ai_credential_refusals USING btree (minute, reason, COALESCE(token_id, '00000000-0000-0000-0000-000000000000'::uuid));
+CREATE UNIQUE INDEX IF NOT EXISTS google_ai_credential_refusals_key ON public.google_ai_credential_refusals USING btree
+    (minute, reason, COALESCE(token_id, '00000000-0000-0000-0000-000000000000'::uuid));
 
-CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON public.google_ai_tokens USING btree (client_id, created_at);
+CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON
+    public.google_ai_tokens USING btree (client_id, created_at);
 
 CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
 
 -- Token budgets follow the reservation's life cycle: finalize and release (request life cycle) call
 -- this with an attempt's request and token deltas. finalize reconciles the token's (and the client's
 -- same-day) tokens by actual - estimate; release gives back what the reservation booked.
-CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer) RETURNS void
+CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts,
+    p_requests integer, p_tokens integer) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -176,7 +191,11 @@ end
 $$;
 
 -- Creates a client and returns its secret: the only time the secret is ever shown.
-CREATE OR REPLACE FUNCTION public.google_ai_create_client(p_name text, p_models text[], p_max_token_ttl interval DEFAULT '12:00:00'::interval, p_token_max_requests integer DEFAULT NULL::integer, p_token_max_tokens integer DEFAULT NULL::integer, p_daily_max_requests integer DEFAULT NULL::integer, p_daily_max_tokens integer DEFAULT NULL::integer, p_mint_per_hour integer DEFAULT 60, p_notes text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_create_client(p_name text, p_models text[],
+    p_max_token_ttl interval DEFAULT '12:00:00'::interval, p_token_max_requests integer DEFAULT NULL::integer,
+    p_token_max_tokens integer DEFAULT NULL::integer, p_daily_max_requests integer DEFAULT NULL::integer,
+    p_daily_max_tokens integer DEFAULT NULL::integer, p_mint_per_hour integer DEFAULT 60,
+    p_notes text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $_$
@@ -187,7 +206,8 @@ declare
   v_id uuid;
 begin
   if p_name is null or p_name !~ '^[a-z0-9][a-z0-9._-]{0,62}$' then
-    raise exception 'client name must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'
+    raise exception
+      'client name must be 1-63 lowercase letters, digits, ".", "_" or "-", starting with a letter or digit'
       using errcode = '22023';
   end if;
   select array_agg(coalesce((public.google_ai_resolve_model(m)).model, m) order by m),
@@ -203,7 +223,8 @@ begin
   v_secret := 'evegw_cs_' || rtrim(translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/', '-_'), '=');
   insert into public.google_ai_clients (name, secret_hash, models, max_token_ttl, token_max_requests, token_max_tokens,
     daily_max_requests, daily_max_tokens, mint_per_hour, notes)
-  values (p_name, public.google_ai_sha256_hex(v_secret), v_models, p_max_token_ttl, p_token_max_requests, p_token_max_tokens,
+  values (p_name, public.google_ai_sha256_hex(v_secret), v_models,
+    p_max_token_ttl, p_token_max_requests, p_token_max_tokens,
     p_daily_max_requests, p_daily_max_tokens, p_mint_per_hour, p_notes)
   returning id into v_id;
   return jsonb_build_object('client_id', v_id, 'name', p_name, 'models', v_models, 'secret', v_secret);
@@ -213,7 +234,9 @@ $_$;
 -- Trades a client secret (its SHA-256) for a token (its SHA-256, minted by the caller). The request
 -- may narrow the client's scope, never widen it. Minting is rate limited per client (mint_per_hour,
 -- sliding hour) so a leaked secret cannot flood the table.
-CREATE OR REPLACE FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text, p_models text[] DEFAULT NULL::text[], p_ttl_seconds integer DEFAULT NULL::integer, p_max_requests integer DEFAULT NULL::integer, p_max_tokens integer DEFAULT NULL::integer) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_mint_token(p_secret_hash text, p_token_hash text,
+    p_models text[] DEFAULT NULL::text[], p_ttl_seconds integer DEFAULT NULL::integer,
+    p_max_requests integer DEFAULT NULL::integer, p_max_tokens integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $_$
@@ -250,12 +273,15 @@ begin
   if p_models is null then
     v_models := v_client.models;
   else
-    select array_agg(distinct coalesce((public.google_ai_resolve_model(m)).model, m)) into v_models from unnest(p_models) m;
+    select array_agg(distinct coalesce((public.google_ai_resolve_model(m)).model,
+      m)) into v_models from unnest(p_models) m;
   end if;
   if v_models is null or cardinality(v_models) = 0 or not (v_models <@ v_client.models)
      or (p_ttl_seconds is not null and (p_ttl_seconds < 60 or v_ttl > v_client.max_token_ttl))
-     or (p_max_requests is not null and (p_max_requests < 1 or p_max_requests > coalesce(v_client.token_max_requests, p_max_requests)))
-     or (p_max_tokens is not null and (p_max_tokens < 1 or p_max_tokens > coalesce(v_client.token_max_tokens, p_max_tokens))) then
+     or (p_max_requests is not null and (p_max_requests < 1
+       or p_max_requests > coalesce(v_client.token_max_requests, p_max_requests)))
+     or (p_max_tokens is not null and (p_max_tokens < 1
+       or p_max_tokens > coalesce(v_client.token_max_tokens, p_max_tokens))) then
     return jsonb_build_object('ok', false, 'error', 'scope_exceeded', 'allowed', v_allowed);
   end if;
   v_max_requests := coalesce(p_max_requests, v_client.token_max_requests);
@@ -275,7 +301,8 @@ begin
   returning id into v_token_id;
 
   return jsonb_build_object('ok', true, 'token_id', v_token_id, 'client', v_client.name, 'expires_at', v_expires,
-    'models', to_jsonb(v_models), 'budget', jsonb_build_object('max_requests', v_max_requests, 'max_tokens', v_max_tokens));
+    'models', to_jsonb(v_models), 'budget', jsonb_build_object('max_requests',
+      v_max_requests, 'max_tokens', v_max_tokens));
 end
 $_$;
 
@@ -303,7 +330,8 @@ begin
   update public.google_ai_tokens t set revoked_at = now()
   where t.client_id = v_client.id and t.revoked_at is null and t.expires_at > now();
   get diagnostics v_tokens = row_count;
-  return jsonb_build_object('ok', true, 'client_id', v_client.id, 'revoked_at', v_client.revoked_at, 'tokens_revoked', v_tokens);
+  return jsonb_build_object('ok', true, 'client_id', v_client.id,
+    'revoked_at', v_client.revoked_at, 'tokens_revoked', v_tokens);
 end
 $$;
 

@@ -10,7 +10,10 @@ set check_function_bodies = off;
 -- RPD, largest first), then name. Each row names the key that serves its group, as
 -- google_ai_serving_key would (the best active key for the model, by priority, then alias), so the
 -- fast booking needs no second look at the keys.
-CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer, cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint, key_id uuid, key_alias text, env_var_name text)
+CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer,
+    p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer,
+    cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint,
+    key_id uuid, key_alias text, env_var_name text)
     LANGUAGE sql STABLE
     AS $$
   with keys as (
@@ -40,9 +43,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclud
   select u.quota_group, u.priority, u.cooldown_until, u.rpm_used, u.tpm_used, u.rpd_used,
          row_number() over (
            order by u.priority nulls last,
-                    least(coalesce(1 operator(pg_catalog.-) u.rpm_used::numeric operator(pg_catalog./) nullif(p_rpm, 0), 1),
-                          coalesce(1 operator(pg_catalog.-) u.tpm_used::numeric operator(pg_catalog./) nullif(p_tpm, 0), 1),
-                          coalesce(1 operator(pg_catalog.-) u.rpd_used::numeric operator(pg_catalog./) nullif(p_rpd, 0), 1)) desc,
+                    least(coalesce(1 operator(pg_catalog.-) u.rpm_used::numeric
+                      operator(pg_catalog./) nullif(p_rpm, 0), 1),
+                          coalesce(1 operator(pg_catalog.-) u.tpm_used::numeric
+                            operator(pg_catalog./) nullif(p_tpm, 0), 1),
+                          coalesce(1 operator(pg_catalog.-) u.rpd_used::numeric
+                            operator(pg_catalog./) nullif(p_rpd, 0), 1)) desc,
                     u.quota_group),
          u.key_id, u.key_alias, u.env_var_name
   from usage u
@@ -50,7 +56,8 @@ $$;
 
 -- The model a request names and the limits it is held to (after the safety margin). blocked_by says
 -- why no group can take it at all: unknown_model, or too_large (more tokens than a minute allows).
-CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text, OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text,
+    OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -73,7 +80,8 @@ $$;
 
 -- The key that serves a booked group: the group's best active key for the model that the caller
 -- did not exclude (all nulls when there is none).
-CREATE OR REPLACE FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[], OUT id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[],
+    OUT id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$

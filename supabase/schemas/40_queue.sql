@@ -22,7 +22,9 @@ CREATE TABLE public.google_ai_queue (
     "position" integer NOT NULL
 );
 
-COMMENT ON TABLE public.google_ai_queue IS 'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
+COMMENT ON TABLE public.google_ai_queue IS
+    'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request '
+    'is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
 
 CREATE TABLE public.google_ai_queue_settings (
     id boolean DEFAULT true NOT NULL,
@@ -32,7 +34,9 @@ CREATE TABLE public.google_ai_queue_settings (
     CONSTRAINT google_ai_queue_settings_one_row CHECK (id)
 );
 
-COMMENT ON TABLE public.google_ai_queue_settings IS 'The admission queue: grace_ms, how long a turn is kept for a waiter that has not called yet before its ticket lapses.';
+COMMENT ON TABLE public.google_ai_queue_settings IS
+    'The admission queue: grace_ms, how long a turn is kept for '
+    'a waiter that has not called yet before its ticket lapses.';
 
 ALTER TABLE ONLY public.google_ai_queue
     ADD CONSTRAINT google_ai_queue_pkey PRIMARY KEY (ticket_id);
@@ -41,13 +45,15 @@ ALTER TABLE ONLY public.google_ai_queue_settings
     ADD CONSTRAINT google_ai_queue_settings_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.google_ai_queue
-    ADD CONSTRAINT google_ai_queue_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES public.google_ai_priority_classes(name);
+    ADD CONSTRAINT google_ai_queue_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
+      public.google_ai_priority_classes(name);
 
 CREATE INDEX IF NOT EXISTS google_ai_queue_caller_idx ON public.google_ai_queue USING btree (model, caller, class_rank);
 
 CREATE INDEX IF NOT EXISTS google_ai_queue_lease_idx ON public.google_ai_queue USING btree (model, lease_until);
 
-CREATE INDEX IF NOT EXISTS google_ai_queue_order_idx ON public.google_ai_queue USING btree (model, class_rank, turn, enqueued_at);
+CREATE INDEX IF NOT EXISTS google_ai_queue_order_idx ON
+    public.google_ai_queue USING btree (model, class_rank, turn, enqueued_at);
 
 -- Tickets whose waiter stopped calling: removed, each leaving an abandoned attempt row (nothing lost).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) RETURNS integer
@@ -82,7 +88,10 @@ $$;
 -- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
 -- p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule holds
 -- back. Null turn_at: no group can serve today (day used up or cooling down everywhere).
-CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer,
+    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint,
+    OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone,
+    OUT spread_bound boolean) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -198,13 +207,15 @@ begin
 end
 $$;
 
-CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON public.google_ai_queue DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_queue_reply_check();
+CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON public.google_ai_queue DEFERRABLE
+    INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION public.google_ai_queue_reply_check();
 
 -- Whether the spread holds a request of class rank p_rank back (its place in the schedule still
 -- ahead): only while requests wait for the model, and only for a class that some class ranks before
 -- (the schedule keeps the next slots coming for that class; the first class has nobody to keep them
 -- for). While nobody waits, a burst that fits the window goes at once. Null rank: held.
-CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint, p_at timestamp with time zone) RETURNS boolean
+CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint,
+    p_at timestamp with time zone) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$

@@ -5,11 +5,14 @@ set check_function_bodies = off;
 
 -- Whether one more request of p_tokens fits a counter row of today, away from the day guard, with
 -- the window's sums given: the checks of google_ai_try_book when no share or pacing applies.
-CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer, p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_day_guard interval) RETURNS boolean
+CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer,
+    p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone,
+    p_day_guard interval) RETURNS boolean
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
   select p_row.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
-     and p_now operator(pg_catalog.<) (public.google_ai_pacific_midnight_after(p_now) operator(pg_catalog.-) p_day_guard)
+     and p_now operator(pg_catalog.<) (public.google_ai_pacific_midnight_after(p_now)
+       operator(pg_catalog.-) p_day_guard)
      and p_now operator(pg_catalog.>=) (public.google_ai_pacific_start(public.google_ai_pacific_day(p_now))
                                         operator(pg_catalog.+) p_day_guard)
      and (p_rpd is null or (p_row.rpd_used operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpd)
@@ -21,7 +24,11 @@ $$;
 -- locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd', 'rpm', 'tpm'.
 -- The subtransaction (begin ... exception) gives the row lock back when the row is full, so the
 -- caller can move on to the next group without holding it.
-CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean, p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer,
+    p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean,
+    p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text,
+    OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date,
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -273,7 +280,8 @@ begin
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
-    insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
+    insert into public.google_ai_admissions (reservation_id,
+      quota_group, model, admitted_at, tokens, day_guard, share_ids,
       class_rank)
     values (coalesce(p_reservation_id, gen_random_uuid()), p_quota_group, p_model, v_now, p_tokens,
             case when v_near_end then 1 when v_near_start then -1 else 0 end,

@@ -11,7 +11,11 @@ set check_function_bodies = off;
 -- are tried again, waiting for their locks, so a busy row is never mistaken for a full one.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
 -- serve the model.
-CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
+    p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
+    p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text,
+    OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -54,7 +58,8 @@ begin
       order by c.rank
     loop
       if not v_first and v_candidate.priority is distinct from v_tier and cardinality(v_skipped) > 0 then
-        select * into v_wait from public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now,
+        select * into v_wait from public.google_ai_book_waiting(v_skipped,
+          p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now,
           p_reservation_id, p_class, p_caller);
         if v_wait.booked_group is not null then
           booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
@@ -142,8 +147,8 @@ $$;
 -- Most admissions meet nothing but the limits and the shares: nobody is queued for the model, no
 -- share of it paces its owner's day, the caller has no daily budget, the best group is not cooling
 -- down, its counter row is of today (and, with other groups to try, of a settled window), and
--- Pacific midnight is not within the day guard. For them this books on the best candidate group in a few statements, under the same
--- counter-row lock and with the same arithmetic as google_ai_try_book (what the others' shares keep
+-- Pacific midnight is not within the day guard. For them this books on the best candidate group in a few statements,
+-- under the same counter-row lock and with the same arithmetic as google_ai_try_book (what the others' shares keep
 -- from the requester, its own shares' use, the spread's schedule), and answers with the quota the
 -- booking leaves, so the answer needs no second reading of the window, and the key that serves the
 -- group (p_rank: the class's rank, recorded on the admission for the queue's likely turns).
@@ -159,7 +164,11 @@ $$;
 -- group's row and waiting for the other's, would deadlock). If the locked look finds no room after
 -- all, the expired admissions it removed are taken off the row's sums (as the general try would)
 -- before it leaves.
-CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text, p_rank smallint DEFAULT NULL::smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
+    p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
+    p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text,
+    p_rank smallint DEFAULT NULL::smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone,
+    OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -198,7 +207,8 @@ begin
   -- shares at all decides whether they are read under the lock.
   select coalesce(bool_or(s.pace_burst is not null), false), count(*) > 0 into v_paced, v_shared
   from public.google_ai_quota_shares s where s.model = p_model;
-  if v_paced or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller)) then
+  if v_paced or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b
+    where b.caller = p_caller)) then
     return;
   end if;
 
@@ -281,11 +291,13 @@ begin
            coalesce(bool_or(x.owned and x.win < coalesce(x.reserved_rpm, 0)), false),
            case when p_class is not null then jsonb_build_object(
              'rpm_for_others', case when p_rpm is not null
-                                    then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where not x.for_class), 0)) end,
+                                    then least(p_rpm, coalesce(sum(x.reserved_rpm)
+                                      filter (where not x.for_class), 0)) end,
              'rpm_for_you', case when p_rpm is not null
                                  then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where x.for_class), 0)) end,
              'rpd_for_others', case when p_rpd is not null
-                                    then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where not x.for_class), 0)) end,
+                                    then least(p_rpd, coalesce(sum(x.reserved_rpd)
+                                      filter (where not x.for_class), 0)) end,
              'rpd_for_you', case when p_rpd is not null
                                  then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where x.for_class), 0)) end) end
       into v_held_rpm, v_held_rpd, v_owned, v_in_share, v_kept
@@ -313,7 +325,8 @@ begin
     return;
   end if;
 
-  insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens, day_guard, share_ids,
+  insert into public.google_ai_admissions (reservation_id,
+    quota_group, model, admitted_at, tokens, day_guard, share_ids,
     class_rank)
   values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned, p_rank);
 
@@ -385,7 +398,10 @@ $$;
 
 -- Books on the first of p_groups that fits, waiting for each row lock in turn (holding no other
 -- counter lock while it waits). Reports the earliest reopening among the full ones.
-CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text, OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer,
+    p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text,
+    OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$

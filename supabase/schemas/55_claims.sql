@@ -55,7 +55,8 @@ $$;
 
 -- Until when a request's in-flight claim is held at p_now: its lease, or a live ticket of the request
 -- in the admission queue (its holder is waiting for its turn). Null: nobody holds it.
-CREATE OR REPLACE FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text, p_expires_at timestamp with time zone, p_now timestamp with time zone) RETURNS timestamp with time zone
+CREATE OR REPLACE FUNCTION public.google_ai_claim_held_until(p_caller text, p_request_id text,
+    p_expires_at timestamp with time zone, p_now timestamp with time zone) RETURNS timestamp with time zone
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -148,7 +149,8 @@ $$;
 -- little longer than an Edge Function's wall clock, so a crashed caller cannot block its id. A claim
 -- taken (or taken over) names no holder until its taker's attempt row, in the same statement, makes
 -- it the taker's (google_ai_attempt_holder).
-CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text, p_now timestamp with time zone) RETURNS void
+CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text,
+    p_now timestamp with time zone) RETURNS void
     LANGUAGE sql
     SET search_path TO ''
     AS $$
@@ -164,7 +166,8 @@ $$;
 -- response; one whose earlier call still holds its lease (in flight, or between attempts) is refused
 -- as in_progress. The advisory lock serialises concurrent duplicates until the first one's marker
 -- (google_ai_hold_request, in the same transaction) is committed.
-CREATE OR REPLACE FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text, p_now timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_idempotent_answer(p_caller text, p_request_id text,
+    p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -193,7 +196,10 @@ $$;
 -- A refusal in the attempt log; returns the milliseconds until p_retry_at (null: none known). One
 -- refused row per request and attempt, not one per poll: a WAIT caller asking again (it has waited,
 -- so p_wait_ms > 0) updates the row its first refusal wrote during this wait.
-CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb, p_cause text DEFAULT NULL::text) RETURNS bigint
+CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text,
+    p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer,
+    p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb,
+    p_cause text DEFAULT NULL::text) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -220,8 +226,12 @@ begin
 end
 $$;
 
-CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
+CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN
+    ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
 
-CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
+CREATE CONSTRAINT TRIGGER google_ai_attempts_reply_check AFTER INSERT ON public.google_ai_attempts DEFERRABLE INITIALLY
+    DEFERRED FOR EACH ROW WHEN ((new.reply_by IS NOT NULL)) EXECUTE FUNCTION public.google_ai_attempt_reply_check();
 
-CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON public.google_ai_responses FOR EACH ROW WHEN (((old.status = 'in_progress'::text) AND (new.status = 'done'::text) AND (old.holder IS NOT NULL))) EXECUTE FUNCTION public.google_ai_response_holder_check();
+CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON public.google_ai_responses FOR EACH ROW WHEN
+    (((old.status = 'in_progress'::text) AND (new.status = 'done'::text) AND (old.holder IS NOT NULL))) EXECUTE FUNCTION
+    public.google_ai_response_holder_check();

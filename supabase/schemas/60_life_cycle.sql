@@ -22,7 +22,8 @@ ALTER TABLE ONLY public.token_usage
 CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
 
 -- Cooldown: a quota group rests for one model until p_until (never shortened by a later call).
-CREATE OR REPLACE FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone, p_reason text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone,
+    p_reason text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -50,7 +51,8 @@ $$;
 -- all) and the attempt's own model, a row or not. A row keeps the cause of whichever rest ends later.
 -- The rows are written in model order: two spend caps of one group (or a key check's delete, which
 -- locks in the same order) take their row locks in one order and cannot deadlock.
-CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) RETURNS void
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
+    p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) RETURNS void
     LANGUAGE sql
     SET search_path TO ''
     AS $$
@@ -72,7 +74,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group tex
     updated_at = now();
 $$;
 
-COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text, p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS 'Finalize''s cooldown: one model, or for a spend cap or money (spend_cap, monthly_cap, billing_cap, credits_depleted) every active model the quota group''s keys serve.';
+COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
+    p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS
+    'Finalize''s cooldown: one model, or for a spend cap or money (spend_cap, monthly_cap, billing_cap, '
+    'credits_depleted) every active model the quota group''s keys serve.';
 
 -- The end of an idempotent request that failed: its in-flight marker goes, so the caller may repeat
 -- the request id at once (a success replaces the marker with the answer in finalize instead).
@@ -100,7 +105,16 @@ $$;
 -- token count (google_ai_settle_admission). A success also lands in
 -- token_usage, and its response (when given: the caller sent its own request_id) is kept for replay.
 -- Optionally cools the group down (Google's 429) in the same round trip.
-CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb, p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text,
+    p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
+    p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text,
+    p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text,
+    p_latency_ms integer DEFAULT NULL::integer,
+    p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
+    p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb,
+    p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text,
+    p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
+    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -114,7 +128,8 @@ begin
   end if;
   if p_quota_cause is not null and p_quota_cause not in ('minute', 'day', 'limit_zero', 'spend_cap', 'monthly_cap',
                                                          'billing_cap', 'credits_depleted', 'unknown') then
-    raise exception 'p_quota_cause must be minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted or unknown'
+    raise exception
+      'p_quota_cause must be minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted or unknown'
       using errcode = '22023';
   end if;
 
@@ -165,7 +180,8 @@ begin
   if coalesce(p_key_rejected, p_error_code = 'API_KEY_INVALID') and v_att.api_key_id is not null then
     update public.google_ai_api_keys k set
       is_active = false,
-      disabled_reason = 'Google rejected the key (' || coalesce(left(p_error_code, 100), 'no reason given') || ') on a call',
+      disabled_reason = 'Google rejected the key (' || coalesce(left(p_error_code, 100),
+        'no reason given') || ') on a call',
       disabled_at = now(),
       updated_at = now()
     where k.id = v_att.api_key_id and k.is_active;
@@ -185,7 +201,8 @@ begin
     perform public.google_ai_adjust_token_budget(v_att, 0, p_input_tokens - v_att.estimated_tokens);
   end if;
   -- The window learns Google's count now: waiters asking again see the tokens given back.
-  perform public.google_ai_settle_admission(v_att, greatest(0, coalesce(p_input_tokens, v_att.estimated_tokens)), false);
+  perform public.google_ai_settle_admission(v_att, greatest(0,
+    coalesce(p_input_tokens, v_att.estimated_tokens)), false);
 
   return jsonb_build_object('ok', true, 'status', p_outcome, 'cooldown_until', v_until);
 end
@@ -194,7 +211,11 @@ $$;
 -- Google billed what it streamed: the call is finalized like a success (tokens reconciled with
 -- Google's last count, token_usage written, no stored answer), then marked 'cut' with who cut it
 -- ('client': the caller went away; 'google': the stream broke off on Google's side).
-CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text,
+    p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
+    p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text,
+    p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
+    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -228,7 +249,9 @@ $$;
 -- and the model row is marked withdrawn — once: a row already marked keeps the first time and
 -- message. A reservation that is not open (finalized or released before) changes nothing and is
 -- answered as google_ai_release answers it.
-CREATE OR REPLACE FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer DEFAULT 404, p_error_code text DEFAULT 'NOT_FOUND'::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer DEFAULT 404,
+    p_error_code text DEFAULT 'NOT_FOUND'::text, p_error_message text DEFAULT NULL::text,
+    p_latency_ms integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -271,7 +294,8 @@ end
 $$;
 
 -- Release: the call never reached Google, so the booking is given back (google_ai_settle_admission).
-CREATE OR REPLACE FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_release(p_reservation_id uuid,
+    p_reason text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'

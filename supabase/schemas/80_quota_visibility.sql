@@ -7,7 +7,8 @@ set check_function_bodies = off;
 -- an admission: an error here would roll the reservation back with it, so the function only reads,
 -- and reads its input without a cast that could fail (an answer it cannot read is "no quota known").
 -- Not an exception block: its subtransaction would cost more than the whole read (measured ~150 µs).
-CREATE OR REPLACE FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
+    p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -17,7 +18,9 @@ begin
 end
 $$;
 
-COMMENT ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) IS 'The quota a reservation''s answer carries (llm-invoke''s x-ratelimit-* headers): called in the reservation''s own statement.';
+COMMENT ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, p_exclude_key_ids uuid[]) IS
+    'The quota a reservation''s answer carries (llm-invoke''s '
+    'x-ratelimit-* headers): called in the reservation''s own statement.';
 
 -- For a reservation's answer (google_ai_reserve_models): the quota of the group it booked, as
 -- of the booking (this request counted); for a refusal, of the model asked on its best candidate
@@ -25,7 +28,8 @@ COMMENT ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text, 
 -- is known (an unknown model, a token refused before the quota, no key for the model).
 -- VOLATILE on purpose: called in the reservation's own statement, it must see what the reservation
 -- wrote (a stable function would read the statement's starting snapshot).
-CREATE OR REPLACE FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb, p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_answer_quota_at(p_now timestamp with time zone, p_answer jsonb,
+    p_model text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[]) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -69,7 +73,8 @@ begin
   -- cannot be told apart) nor for a model no share keeps anything of (as a fast booking's quota).
   v_class := coalesce(p_answer ->> 'priority', p_answer -> 'queue' ->> 'priority');
   if v_class is not null and exists (select 1 from public.google_ai_quota_shares s where s.model = v_limits.model) then
-    v_kept := jsonb_build_object('kept', public.google_ai_quota_kept(v_limits.model, v_limits.rpm, v_limits.rpd, v_class, null));
+    v_kept := jsonb_build_object('kept', public.google_ai_quota_kept(v_limits.model,
+      v_limits.rpm, v_limits.rpd, v_class, null));
   end if;
 
   return jsonb_build_object(
@@ -96,7 +101,8 @@ $$;
 -- this requester books only what their unused part leaves over) and those kept for it, its class's
 -- share and its own (rpm_for_you, rpd_for_you). Share sizes, not what is unused of them; each at most
 -- the effective limit given (p_rpm, p_rpd); null for a limit the model does not have.
-CREATE OR REPLACE FUNCTION public.google_ai_quota_kept(p_model text, p_rpm integer, p_rpd integer, p_class text, p_caller text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_quota_kept(p_model text,
+    p_rpm integer, p_rpd integer, p_class text, p_caller text) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -110,7 +116,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_kept(p_model text, p_rpm integ
     'rpd_for_you', case when p_rpd is not null
                         then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where o.own), 0)) end)
   from public.google_ai_quota_shares s
-  cross join lateral (select coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as own) o
+  cross join lateral (select coalesce(s.priority_class = p_class,
+    false) or coalesce(s.caller = p_caller, false) as own) o
   where s.model = p_model
 $$;
 
@@ -128,12 +135,18 @@ CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text) RETURNS
   limit 1
 $$;
 
-COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS 'Why a model''s first-ending cooldown rests (a quota cause: docs/google-429s.md): read in the reservation''s statement when it refuses with limit cooldown.';
+COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS
+    'Why a model''s first-ending cooldown rests (a quota cause: docs/google-429s.md): read in the reservation''s '
+    'statement when it refuses with limit cooldown.';
 
 -- What is left in one quota group for a model at p_now under the effective limits given (null limit:
 -- none, its fields null), and when each figure next grows. ready_at: the earliest moment the group
 -- could admit one more request (used to pick the best group for a refusal). An unlocked read.
-CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer, p_rpd integer, p_now timestamp with time zone, OUT requests_left integer, OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint, OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone, OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_model text, p_rpm integer, p_tpm integer,
+    p_rpd integer, p_now timestamp with time zone, OUT requests_left integer,
+    OUT requests_reset_at timestamp with time zone, OUT tokens_left bigint,
+    OUT tokens_reset_at timestamp with time zone, OUT day_left integer, OUT day_reset_at timestamp with time zone,
+    OUT cooldown_until timestamp with time zone, OUT ready_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -246,7 +259,8 @@ $$;
 
 -- p_show_groups: the quota groups' names (Google project ids, key:<uuid>) are the operator's; a
 -- scoped token's caller sees each cooldown's cause and end, not whose project rests.
-CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone, p_show_groups boolean) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone,
+    p_show_groups boolean) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
@@ -317,18 +331,22 @@ begin
 end
 $$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAULT NULL::text, p_caller text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAULT NULL::text,
+    p_caller text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$ select public.google_ai_quota_report_at(null, p_token_hash, p_caller) $$;
 
-COMMENT ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) IS 'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota groups, the queue per class, and the caller''s budgets.';
+COMMENT ON FUNCTION public.google_ai_quota_report(p_token_hash text, p_caller text) IS
+    'GET llm-invoke/v1/quota: per model the caller may use, what is left of the minute and the day over all quota '
+    'groups, the queue per class, and the caller''s budgets.';
 
 -- The quota route's report at p_now (google_ai_quota_report): per model, the minute and the day
 -- over all quota groups, the queue, the caller's budgets, each model's `cooldowns` (with their cause)
 -- and `kept` (what its shares keep for others and for this caller, google_ai_quota_kept),
 -- and the models Google withdrew (`withdrawn`: when, Google's message, the successor, the shutdown date).
-CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text, p_caller text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with time zone, p_token_hash text,
+    p_caller text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -395,8 +413,10 @@ begin
     'budget', v_budget,
     'models', coalesce((
       select jsonb_agg(public.google_ai_model_quota(l.model, v_now)
-                       || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null),
-                            'kept', public.google_ai_quota_kept(l.model, public.google_ai_effective_limit(l.rpm, l.safety_margin),
+                       || jsonb_build_object('cooldowns',
+                         public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null),
+                            'kept', public.google_ai_quota_kept(l.model,
+                              public.google_ai_effective_limit(l.rpm, l.safety_margin),
                               public.google_ai_effective_limit(l.rpd, l.safety_margin), v_owner_class, v_owner_caller))
                        order by l.model)
       from public.google_ai_model_limits l
@@ -421,7 +441,8 @@ $$;
 -- clause, as google_ai_quota_group), so it is planned once with its caller's query, not on each call
 -- (a refusal's quota cost ~0.9 ms through the ranked groups); with no SET search_path, the
 -- body names everything by schema, operators included.
-CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text, p_exclude_key_ids uuid[]) RETURNS TABLE(quota_group text)
+CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text,
+    p_exclude_key_ids uuid[]) RETURNS TABLE(quota_group text)
     LANGUAGE sql STABLE
     AS $$
   select distinct public.google_ai_quota_group(k.project_id, k.id)

@@ -16,18 +16,27 @@ CREATE TABLE public.google_ai_maintenance_settings (
     time_budget interval DEFAULT '00:02:00'::interval NOT NULL,
     lock_timeout_ms integer DEFAULT 5000 NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_maintenance_settings_attempts_retention_check CHECK ((attempts_retention >= '1 day'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_attempts_retention_check CHECK ((attempts_retention >=
+      '1 day'::interval)),
     CONSTRAINT google_ai_maintenance_settings_batch_size_check CHECK (((batch_size >= 1) AND (batch_size <= 100000))),
-    CONSTRAINT google_ai_maintenance_settings_cron_history_check CHECK ((cron_history_retention >= '01:00:00'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_lock_timeout_check CHECK (((lock_timeout_ms >= 1) AND (lock_timeout_ms <= 600000))),
-    CONSTRAINT google_ai_maintenance_settings_max_batches_check CHECK (((max_batches >= 1) AND (max_batches <= 100000))),
+    CONSTRAINT google_ai_maintenance_settings_cron_history_check CHECK ((cron_history_retention >=
+      '01:00:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_lock_timeout_check CHECK
+      (((lock_timeout_ms >= 1) AND (lock_timeout_ms <= 600000))),
+    CONSTRAINT google_ai_maintenance_settings_max_batches_check
+      CHECK (((max_batches >= 1) AND (max_batches <= 100000))),
     CONSTRAINT google_ai_maintenance_settings_singleton CHECK (id),
-    CONSTRAINT google_ai_maintenance_settings_stale_reservation_check CHECK ((stale_reservation_after >= '00:07:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_stale_reservation_check CHECK ((stale_reservation_after >=
+      '00:07:00'::interval)),
     CONSTRAINT google_ai_maintenance_settings_time_budget_check CHECK ((time_budget > '00:00:00'::interval)),
     CONSTRAINT google_ai_maintenance_settings_token_grace_check CHECK ((token_grace >= '01:00:00'::interval))
 );
 
-COMMENT ON TABLE public.google_ai_maintenance_settings IS 'Housekeeping settings (one row). attempts_retention: how long attempt rows are kept; stale_reservation_after: when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; lock_timeout_ms: longest wait for a table lock.';
+COMMENT ON TABLE public.google_ai_maintenance_settings IS
+    'Housekeeping settings (one row). attempts_retention: how long attempt rows are kept; stale_reservation_after: '
+    'when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; '
+    'cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; '
+    'lock_timeout_ms: longest wait for a table lock.';
 
 CREATE TABLE public.google_ai_maintenance_log (
     id serial NOT NULL,
@@ -47,4 +56,5 @@ ALTER TABLE ONLY public.google_ai_maintenance_log
 ALTER TABLE ONLY public.google_ai_maintenance_settings
     ADD CONSTRAINT google_ai_maintenance_settings_pkey PRIMARY KEY (id);
 
-CREATE INDEX IF NOT EXISTS google_ai_maintenance_log_started_at_idx ON public.google_ai_maintenance_log USING btree (started_at);
+CREATE INDEX IF NOT EXISTS google_ai_maintenance_log_started_at_idx
+    ON public.google_ai_maintenance_log USING btree (started_at);

@@ -13,7 +13,9 @@ CREATE TABLE public.google_ai_metric_fold (
     CONSTRAINT google_ai_metric_fold_one_row CHECK (id)
 );
 
-COMMENT ON TABLE public.google_ai_metric_fold IS 'Metrics: the attempt rows (id <= folded_through) whose counts are in google_ai_metric_totals, and the fence (fence_id handed out by fence_at) that tells an id never to be visible from one not committed yet.';
+COMMENT ON TABLE public.google_ai_metric_fold IS
+    'Metrics: the attempt rows (id <= folded_through) whose counts are in google_ai_metric_totals, and the fence '
+    '(fence_id handed out by fence_at) that tells an id never to be visible from one not committed yet.';
 
 CREATE TABLE public.google_ai_metric_totals (
     family text NOT NULL,
@@ -23,7 +25,9 @@ CREATE TABLE public.google_ai_metric_totals (
     value numeric DEFAULT 0 NOT NULL
 );
 
-COMMENT ON TABLE public.google_ai_metric_totals IS 'Metrics: running totals of the attempt rows already folded (google_ai_metric_fold), per series. A scrape adds the rows above the fold''s mark; housekeeping folds what it deletes. Never holds a key or a secret.';
+COMMENT ON TABLE public.google_ai_metric_totals IS
+    'Metrics: running totals of the attempt rows already folded (google_ai_metric_fold), per series. A scrape adds the '
+    'rows above the fold''s mark; housekeeping folds what it deletes. Never holds a key or a secret.';
 
 ALTER TABLE ONLY public.google_ai_metric_fold
     ADD CONSTRAINT google_ai_metric_fold_pkey PRIMARY KEY (id);
@@ -72,13 +76,18 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_refusal_settled() RETURNS int
 -- Every label is read from columns fixed when the row was written or decided, never from another
 -- table: the caller is a Kaggle client's caller (client_id set at insert), else 'service'. A row
 -- from a reservation has a quota group; a queue lapse (google_ai_queue_lapse) has none.
-CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint, p_only bigint[] DEFAULT NULL::bigint[], p_settled_before timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(family text, suffix text, labels text, le numeric, value numeric)
+CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint,
+    p_only bigint[] DEFAULT NULL::bigint[],
+    p_settled_before timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(family text,
+    suffix text, labels text, le numeric, value numeric)
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
   with decided as materialized (
-    select a.model, a.quota_group, a.priority_class, a.status, a.limit_hit, a.refusal_cause, a.quota_cause, a.http_status,
-           a.service_tier, a.served_tier, a.input_tokens, a.output_tokens, a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
+    select a.model, a.quota_group, a.priority_class, a.status,
+      a.limit_hit, a.refusal_cause, a.quota_cause, a.http_status,
+           a.service_tier, a.served_tier, a.input_tokens, a.output_tokens,
+             a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
            case when a.client_id is not null then a.caller else 'service' end as caller
     from public.google_ai_attempts a
     where a.id > p_after and a.id <= p_through and a.status <> 'reserved'
@@ -89,7 +98,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
            coalesce(d.refusal_cause, public.google_ai_refusal_cause(d.limit_hit)) as refusal_cause,
            coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as google_429,
            coalesce(d.service_tier, 'standard') as service_tier, d.served_tier,
-           count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in, sum(d.output_tokens)::numeric as tokens_out
+           count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in,
+             sum(d.output_tokens)::numeric as tokens_out
     from decided d
     group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
   ), counters as (
@@ -100,15 +110,19 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
                  public.google_ai_metric_label('caller', g.caller) as who
           from groups g) g
     cross join lateral (values
-      ('eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc, g.who, public.google_ai_metric_label('status', g.status)), g.n),
-      ('eve_gateway_refusals_total', concat_ws(',', g.m, g.pc, g.who, public.google_ai_metric_label('limit', g.limit_hit),
+      ('eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc,
+        g.who, public.google_ai_metric_label('status', g.status)), g.n),
+      ('eve_gateway_refusals_total', concat_ws(',', g.m, g.pc,
+        g.who, public.google_ai_metric_label('limit', g.limit_hit),
           public.google_ai_metric_label('cause', g.refusal_cause)),
         case when g.status = 'refused' then g.n end),
       ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('cause', g.cause)),
         case when g.google_429 then g.n end),
       ('eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('status', g.status),
-          public.google_ai_metric_label('service_tier', g.service_tier), public.google_ai_metric_label('served_tier', g.served_tier)),
-        case when g.status in ('succeeded', 'cut', 'google_error', 'network_error', 'timeout', 'withdrawn') then g.n end),
+          public.google_ai_metric_label('service_tier', g.service_tier),
+            public.google_ai_metric_label('served_tier', g.served_tier)),
+        case when g.status in ('succeeded', 'cut', 'google_error', 'network_error', 'timeout',
+          'withdrawn') then g.n end),
       -- Abandoned by housekeeping: a reservation (it has a quota group) no finalize reached.
       ('eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg),
         case when g.status = 'abandoned' and g.quota_group is not null then g.n end),
@@ -130,7 +144,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
       ('eve_gateway_added_latency_seconds', 'priority_class', d.priority_class, d.added_ms),
       -- The wait before an admission: rows from a reservation only (a refusal's wait ended in no
       -- admission; a queue lapse's is its time in line).
-      ('eve_gateway_wait_seconds', 'priority_class', d.priority_class, case when d.quota_group is not null then d.wait_ms end)
+      ('eve_gateway_wait_seconds', 'priority_class', d.priority_class,
+        case when d.quota_group is not null then d.wait_ms end)
     ) h(family, second_name, second_value, ms)
     where h.ms is not null
   ), buckets as (
@@ -162,7 +177,8 @@ begin
 end
 $$;
 
-COMMENT ON FUNCTION public.google_ai_metrics() IS 'Prometheus text format (version 0.0.4) of the gateway''s counters, histograms and gauges: one call per scrape.';
+COMMENT ON FUNCTION public.google_ai_metrics() IS
+    'Prometheus text format (version 0.0.4) of the gateway''s counters, histograms and gauges: one call per scrape.';
 
 -- Adds the attempt rows that can no longer change to the totals and moves the mark past them: rows
 -- above the mark, up to (not including) the first one still open ('reserved'), younger than
@@ -179,7 +195,8 @@ COMMENT ON FUNCTION public.google_ai_metrics() IS 'Prometheus text format (versi
 -- back for at most twice stale_reservation_after; the rows after it stay live (counted) meanwhile.
 -- p_wait: wait for a fold in progress (housekeeping) or give up at once (a scrape: the other fold
 -- does the work). Returns the mark after the call.
-CREATE OR REPLACE FUNCTION public.google_ai_metrics_fold(p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_wait boolean DEFAULT false) RETURNS bigint
+CREATE OR REPLACE FUNCTION public.google_ai_metrics_fold(
+    p_now timestamp with time zone DEFAULT NULL::timestamp with time zone, p_wait boolean DEFAULT false) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -249,7 +266,8 @@ begin
   update public.google_ai_metric_fold f set
     folded_through = v_through,
     folded_at = pg_catalog.clock_timestamp(),
-    rows_folded = f.rows_folded + (select count(*) from public.google_ai_attempts a where a.id > v_mark and a.id <= v_through)
+    rows_folded = f.rows_folded + (select count(*)
+      from public.google_ai_attempts a where a.id > v_mark and a.id <= v_through)
   where f.id;
   return v_through;
 end
@@ -267,30 +285,49 @@ with clock as (
          (select f.folded_through from public.google_ai_metric_fold f where f.id) as mark,
          (select g.minute_guard_ms from public.google_ai_admission_settings g where g.id) as guard_ms
 ), families (family, kind, help) as (values
-  ('eve_gateway_attempts_total', 'counter', 'Attempt rows decided (one per reservation decision and its outcome), by status.'),
-  ('eve_gateway_refusals_total', 'counter', 'Requests the gateway refused or made wait, by the limit and the cause that refused them last (counted once final, minutes later).'),
-  ('eve_gateway_google_calls_total', 'counter', 'Calls that reached Google, by outcome, the service tier asked for (standard, flex, priority) and the one Google says served.'),
-  ('eve_gateway_google_429_total', 'counter', 'Google''s own 429 answers, by cause (minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted, unknown).'),
+  ('eve_gateway_attempts_total', 'counter',
+    'Attempt rows decided (one per reservation decision and its outcome), by status.'),
+  ('eve_gateway_refusals_total', 'counter',
+    'Requests the gateway refused or made wait, by the limit and the cause that refused them last '
+    '(counted once final, minutes later).'),
+  ('eve_gateway_google_calls_total', 'counter',
+    'Calls that reached Google, by outcome, the service tier asked '
+    'for (standard, flex, priority) and the one Google says served.'),
+  ('eve_gateway_google_429_total', 'counter',
+    'Google''s own 429 answers, by cause (minute, day, limit_zero, '
+    'spend_cap, monthly_cap, billing_cap, credits_depleted, unknown).'),
   ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),
-  ('eve_gateway_queue_lapses_total', 'counter', 'Waiters that left the admission queue without being admitted (stopped asking).'),
+  ('eve_gateway_queue_lapses_total', 'counter',
+    'Waiters that left the admission queue without being admitted (stopped asking).'),
   ('eve_gateway_tokens_total', 'counter', 'Tokens Google counted (gen_ai.client.token.usage), by gen_ai_token_type.'),
   ('eve_gateway_google_latency_seconds', 'histogram', 'Google''s own time per call (gen_ai.server.request.duration).'),
-  ('eve_gateway_time_to_first_byte_seconds', 'histogram', 'From a request''s arrival to its answer''s first byte (gen_ai.server.time_to_first_token for streams).'),
-  ('eve_gateway_added_latency_seconds', 'histogram', 'Time the gateway added to a request: Server-Timing''s total less Google and the wait.'),
+  ('eve_gateway_time_to_first_byte_seconds', 'histogram',
+    'From a request''s arrival to its answer''s first byte (gen_ai.server.time_to_first_token for streams).'),
+  ('eve_gateway_added_latency_seconds', 'histogram',
+    'Time the gateway added to a request: Server-Timing''s total less Google and the wait.'),
   ('eve_gateway_wait_seconds', 'histogram', 'How long an admitted request waited for capacity, by priority class.'),
   ('eve_gateway_attempts_in_flight', 'gauge', 'Reservations open now (Google called, no outcome yet).'),
-  ('eve_gateway_quota_used', 'gauge', 'Admissions in the current window per quota group and model: window="minute" (the sliding 60 s + guard), "day" (the Pacific day).'),
+  ('eve_gateway_quota_used', 'gauge',
+    'Admissions in the current window per quota group and model: '
+    'window="minute" (the sliding 60 s + guard), "day" (the Pacific day).'),
   ('eve_gateway_quota_limit', 'gauge', 'The limit of that window after the model''s safety margin (absent: no limit).'),
-  ('eve_gateway_pacific_day_end_timestamp_seconds', 'gauge', 'When the current Pacific day ends (Google''s daily quotas reset).'),
+  ('eve_gateway_pacific_day_end_timestamp_seconds', 'gauge',
+    'When the current Pacific day ends (Google''s daily quotas reset).'),
   ('eve_gateway_queue_depth', 'gauge', 'Requests waiting in the admission queue, by model and priority class.'),
   ('eve_gateway_queue_oldest_wait_seconds', 'gauge', 'How long the oldest request in the queue has waited.'),
-  ('eve_gateway_cooldown_seconds_left', 'gauge', 'A quota group resting for a model, by cause: seconds until it may book again.'),
+  ('eve_gateway_cooldown_seconds_left', 'gauge',
+    'A quota group resting for a model, by cause: seconds until it may book again.'),
   ('eve_gateway_model_withdrawn', 'gauge', '1 when Google answered 404 for the model and requests pass over it.'),
-  ('eve_gateway_model_shutdown_timestamp_seconds', 'gauge', 'The day Google stops serving the model, with its successor.'),
-  ('eve_gateway_keys', 'gauge', 'Keys by quota group, last health check (ok, invalid, missing_secret, error, unchecked) and rotation.'),
-  ('eve_gateway_caller_budget_remaining', 'gauge', 'What a Kaggle client (or a named service caller) may still use today.'),
-  ('eve_gateway_housekeeping_last_run_timestamp_seconds', 'gauge', 'When the last housekeeping run (not skipped) ended.'),
-  ('eve_gateway_housekeeping_last_success_timestamp_seconds', 'gauge', 'When the last successful housekeeping run ended.'),
+  ('eve_gateway_model_shutdown_timestamp_seconds', 'gauge',
+    'The day Google stops serving the model, with its successor.'),
+  ('eve_gateway_keys', 'gauge',
+    'Keys by quota group, last health check (ok, invalid, missing_secret, error, unchecked) and rotation.'),
+  ('eve_gateway_caller_budget_remaining', 'gauge',
+    'What a Kaggle client (or a named service caller) may still use today.'),
+  ('eve_gateway_housekeeping_last_run_timestamp_seconds', 'gauge',
+    'When the last housekeeping run (not skipped) ended.'),
+  ('eve_gateway_housekeeping_last_success_timestamp_seconds', 'gauge',
+    'When the last successful housekeeping run ended.'),
   ('eve_gateway_housekeeping_last_run_failed', 'gauge', '1 when the last housekeeping run failed.'),
   ('eve_gateway_metrics_live_rows', 'gauge', 'Attempt rows this scrape counted itself (above the fold''s mark).')
 ), live as (
@@ -321,10 +358,12 @@ with clock as (
   select p.quota_group, p.model,
          (select count(*) from public.google_ai_admissions w
           where w.quota_group = p.quota_group and w.model = p.model
-            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms, 1000)) * interval '1 millisecond') as minute_requests,
+            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms,
+              1000)) * interval '1 millisecond') as minute_requests,
          (select coalesce(sum(w.tokens), 0) from public.google_ai_admissions w
           where w.quota_group = p.quota_group and w.model = p.model
-            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms, 1000)) * interval '1 millisecond') as minute_tokens,
+            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms,
+              1000)) * interval '1 millisecond') as minute_tokens,
          coalesce((select case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.rpd_used else 0 end
                    from public.google_ai_usage_counters c where c.quota_group = p.quota_group and c.model = p.model), 0)
            as day_requests,
@@ -384,7 +423,8 @@ with clock as (
          extract(epoch from public.google_ai_pacific_start(l.shutdown_date))
   from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
   union all
-  select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('quota_group', public.google_ai_quota_group(k.project_id, k.id)),
+  select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('quota_group',
+    public.google_ai_quota_group(k.project_id, k.id)),
            public.google_ai_metric_label('health', coalesce(h.status, 'unchecked')),
            public.google_ai_metric_label('active', k.is_active::text)), count(*)::numeric
   from public.google_ai_api_keys k left join public.google_ai_key_health h on h.api_key_id = k.id
@@ -392,9 +432,12 @@ with clock as (
   union all
   select 'eve_gateway_caller_budget_remaining', concat_ws(',', public.google_ai_metric_label('caller', b.caller),
            public.google_ai_metric_label('unit', x.unit)), greatest(x.lim - x.used, 0)
-  from (select 'client:' || c.name as caller, c.daily_max_requests as max_requests, c.daily_max_tokens::bigint as max_tokens,
-               case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.requests_today else 0 end as requests,
-               case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.tokens_today::bigint else 0 end as tokens
+  from (select 'client:' || c.name as caller, c.daily_max_requests as max_requests,
+    c.daily_max_tokens::bigint as max_tokens,
+               case when c.day_bucket = public.google_ai_pacific_day(clock.at)
+                 then c.requests_today else 0 end as requests,
+               case when c.day_bucket = public.google_ai_pacific_day(clock.at)
+                 then c.tokens_today::bigint else 0 end as tokens
         from public.google_ai_clients c, clock where c.revoked_at is null
         union all
         select s.caller, s.daily_max_requests, s.daily_max_tokens::bigint,
@@ -420,7 +463,8 @@ with clock as (
   select s.family, s.family || '_sum', s.labels, s.value from summed s where s.suffix = '_sum'
   union all
   select h.family, h.family || '_bucket',
-         concat_ws(',', nullif(h.labels, ''), 'le="' || case when h.le = 'Infinity' then '+Inf' else h.le::text end || '"'),
+         concat_ws(',', nullif(h.labels, ''), 'le="' || case
+           when h.le = 'Infinity' then '+Inf' else h.le::text end || '"'),
          h.value
   from histograms h
   union all

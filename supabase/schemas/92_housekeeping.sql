@@ -5,7 +5,8 @@
 set check_function_bodies = off;
 
 -- The keys the maintenance function checks against Google, with their quota group.
-CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text, key_alias text, env_var_name text, quota_group text)
+CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text,
+    key_alias text, env_var_name text, quota_group text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -19,7 +20,9 @@ $$;
 -- p_batch, taking each batch with FOR UPDATE SKIP LOCKED so rows other transactions hold are left
 -- alone. Stops after p_max_batches or at p_deadline; 'more' says rows may remain for the next run.
 -- Internal: the condition is SQL text, so only the owner may call it.
-CREATE OR REPLACE FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text, p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone, p_order text DEFAULT NULL::text) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_delete_batched(p_table regclass, p_key text, p_condition text,
+    p_cutoff timestamp with time zone, p_batch integer, p_max_batches integer, p_deadline timestamp with time zone,
+    p_order text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -55,9 +58,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_housekeeping() RETURNS jsonb
     SET search_path TO ''
     AS $$ select public.google_ai_housekeeping_at(null) $$;
 
-COMMENT ON FUNCTION public.google_ai_housekeeping() IS 'Gateway housekeeping (retention, stale reservations, expired cooldowns and tokens, cron history, dead counters) in bounded batches; logs one google_ai_maintenance_log row per run and returns its summary.';
+COMMENT ON FUNCTION public.google_ai_housekeeping() IS
+    'Gateway housekeeping (retention, stale reservations, expired cooldowns and tokens, cron history, dead counters) '
+    'in bounded batches; logs one google_ai_maintenance_log row per run and returns its summary.';
 
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_abandon(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_abandon(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -182,7 +188,8 @@ begin
     begin
       execute format('select public.%I($1, $2, $3)', 'google_ai_housekeeping_' || c_steps[i])
         into v_result using v_now, v_settings, v_deadline;
-      v_result := v_result || jsonb_build_object('status', case when v_result ? 'skipped' then 'skipped' else 'succeeded' end);
+      v_result := v_result || jsonb_build_object('status',
+        case when v_result ? 'skipped' then 'skipped' else 'succeeded' end);
     exception when others then
       get stacked diagnostics v_message = message_text, v_state = returned_sqlstate;
       v_result := jsonb_build_object('status', 'failed', 'sqlstate', v_state,
@@ -232,9 +239,11 @@ begin
 end
 $_$;
 
--- Housekeeping's attempts step: old attempt rows deleted in batches; it folds first (waiting for a scrape's fold to end) and holds the fold's row lock while it deletes,
--- so the mark cannot move; a row above the mark is added to the totals in the statement that deletes it.
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+-- Housekeeping's attempts step: old attempt rows deleted in batches; it folds first (waiting for a scrape's fold to
+-- end) and holds the fold's row lock while it deletes, so the mark cannot move; a row above the mark is added to the
+-- totals in the statement that deletes it.
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_attempts(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -281,7 +290,8 @@ begin
 end
 $$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $_$
@@ -292,7 +302,8 @@ begin
 end
 $_$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $_$
@@ -318,7 +329,8 @@ begin
 end
 $_$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $_$
@@ -336,7 +348,8 @@ begin
 end
 $_$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $_$
@@ -352,7 +365,8 @@ $_$;
 -- Kaggle tokens that expired or were revoked more than token_grace ago. The grace (>= 1 hour)
 -- outlives any open reservation of a token (tokens live <= 12 hours) and the mint rate limit's
 -- one-hour look-back.
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone, p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $_$
@@ -372,7 +386,8 @@ $_$;
 -- housekeeping (the hourly job does that) and checks keys and the model catalogue.
 -- Raises a message that says what to set up when pg_net, Vault or a secret is missing. It reads the
 -- service key: only its owner (the role pg_cron runs the job as) may call it (99_access.sql).
-CREATE OR REPLACE FUNCTION public.google_ai_invoke_maintenance_function(p_body jsonb DEFAULT '{"housekeeping": false}'::jsonb, p_timeout_ms integer DEFAULT 120000) RETURNS bigint
+CREATE OR REPLACE FUNCTION public.google_ai_invoke_maintenance_function(
+    p_body jsonb DEFAULT '{"housekeeping": false}'::jsonb, p_timeout_ms integer DEFAULT 120000) RETURNS bigint
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $_$
@@ -382,26 +397,30 @@ declare
   v_id bigint;
 begin
   if pg_catalog.to_regprocedure('net.http_post(text, jsonb, jsonb, jsonb, integer)') is null then
-    raise exception 'pg_net is not installed: enable it (Dashboard > Database > Extensions > pg_net, or: create extension pg_net;)'
+    raise exception
+      'pg_net is not installed: enable it (Dashboard > Database > Extensions > pg_net, or: create extension pg_net;)'
       using errcode = '55000';
   end if;
   if pg_catalog.to_regclass('vault.decrypted_secrets') is null then
     raise exception 'Supabase Vault is not available in this database (vault.decrypted_secrets is missing)'
       using errcode = '55000';
   end if;
-  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 order by s.created_at desc limit 1'
+  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 '
+          || 'order by s.created_at desc limit 1'
     into v_url using 'eve_gateway_functions_url';
-  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 order by s.created_at desc limit 1'
+  execute 'select s.decrypted_secret from vault.decrypted_secrets s where s.name = $1 '
+          || 'order by s.created_at desc limit 1'
     into v_key using 'eve_gateway_service_key';
   if coalesce(v_url, '') = '' then
-    raise exception 'Vault secret eve_gateway_functions_url is missing: select vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''eve_gateway_functions_url'');'
-      using errcode = '55000';
+    raise exception using errcode = '55000', message = 'Vault secret eve_gateway_functions_url is missing: select '
+      || 'vault.create_secret(''https://<project-ref>.supabase.co/functions/v1'', ''eve_gateway_functions_url'');';
   end if;
   if coalesce(v_key, '') = '' then
-    raise exception 'Vault secret eve_gateway_service_key is missing: select vault.create_secret(''<service or secret key>'', ''eve_gateway_service_key'');'
-      using errcode = '55000';
+    raise exception using errcode = '55000', message = 'Vault secret eve_gateway_service_key is missing: select '
+      || 'vault.create_secret(''<service or secret key>'', ''eve_gateway_service_key'');';
   end if;
-  execute 'select net.http_post(url => $1, body => $2, params => ''{}''::jsonb, headers => $3, timeout_milliseconds => $4)'
+  execute 'select net.http_post(url => $1, body => $2, params => ''{}''::jsonb, headers => $3, '
+          || 'timeout_milliseconds => $4)'
     into v_id
     using pg_catalog.rtrim(v_url, '/') || '/maintenance',
           coalesce(p_body, '{}'::jsonb) || '{"source": "pg_cron"}'::jsonb,
@@ -413,7 +432,9 @@ end
 $_$;
 
 -- One google_ai_maintenance_log row for a run of the maintenance function; returns its id.
-CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[], p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone, p_status text, p_details jsonb) RETURNS integer
+CREATE OR REPLACE FUNCTION public.google_ai_log_maintenance_run(p_operation text, p_tables_affected text[],
+    p_deleted_count integer, p_started_at timestamp with time zone, p_completed_at timestamp with time zone,
+    p_status text, p_details jsonb) RETURNS integer
     LANGUAGE sql SECURITY DEFINER
     SET search_path TO ''
     AS $$

@@ -33,7 +33,9 @@ CREATE OR REPLACE VIEW public.google_ai_model_catalogue_status WITH (security_in
            FROM ok_keys o)))))
   GROUP BY l.model, l.is_active;
 
-COMMENT ON VIEW public.google_ai_model_catalogue_status IS 'Each configured model (google_ai_model_limits) against the catalogue: listed, unlisted (Google no longer lists it for any checked active key) or unknown (no successful check yet).';
+COMMENT ON VIEW public.google_ai_model_catalogue_status IS
+    'Each configured model (google_ai_model_limits) against the catalogue: listed, unlisted (Google no longer lists it '
+    'for any checked active key) or unknown (no successful check yet).';
 
 CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invoker='true') AS
  SELECT b.caller,
@@ -51,7 +53,8 @@ CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invo
     b.notes
    FROM public.google_ai_caller_budgets b;
 
-COMMENT ON VIEW public.google_ai_caller_budgets_today IS 'Service callers'' daily budgets and what they booked today (Pacific day), with the time they reset.';
+COMMENT ON VIEW public.google_ai_caller_budgets_today IS
+    'Service callers'' daily budgets and what they booked today (Pacific day), with the time they reset.';
 
 CREATE OR REPLACE VIEW public.google_ai_clients_overview WITH (security_invoker='true') AS
  SELECT c.id,
@@ -84,11 +87,13 @@ CREATE OR REPLACE VIEW public.google_ai_cooldowns_active WITH (security_invoker=
     cd.updated_at,
     COALESCE(( SELECT array_agg(k.key_alias ORDER BY k.key_alias) AS array_agg
            FROM public.google_ai_api_keys k
-          WHERE (k.is_active AND (public.google_ai_quota_group(k.project_id, k.id) = cd.quota_group))), '{}'::text[]) AS key_aliases
+          WHERE (k.is_active AND (public.google_ai_quota_group(k.project_id, k.id) = cd.quota_group))),
+            '{}'::text[]) AS key_aliases
    FROM public.google_ai_cooldowns cd
   WHERE (cd.cooldown_until > now());
 
-COMMENT ON VIEW public.google_ai_cooldowns_active IS 'Cooldowns in force: the quota group and model rest until cooldown_until.';
+COMMENT ON VIEW public.google_ai_cooldowns_active IS
+    'Cooldowns in force: the quota group and model rest until cooldown_until.';
 
 CREATE OR REPLACE VIEW public.google_ai_model_lifecycle WITH (security_invoker='true') AS
  SELECT l.model,
@@ -121,7 +126,9 @@ CREATE OR REPLACE VIEW public.google_ai_model_lifecycle WITH (security_invoker='
    FROM (public.google_ai_model_limits l
      LEFT JOIN public.google_ai_model_catalogue_status s ON ((s.model = l.model)));
 
-COMMENT ON VIEW public.google_ai_model_lifecycle IS 'Each model row in its life cycle: withdrawn (when, Google''s message and the replacement it names), shutdown date, successor, chain, limits and where they come from, and what models.list last said of it.';
+COMMENT ON VIEW public.google_ai_model_lifecycle IS
+    'Each model row in its life cycle: withdrawn (when, Google''s message and the replacement it names), shutdown '
+    'date, successor, chain, limits and where they come from, and what models.list last said of it.';
 
 CREATE OR REPLACE VIEW public.google_ai_queue_now WITH (security_invoker='true') AS
  SELECT q.model,
@@ -135,7 +142,9 @@ CREATE OR REPLACE VIEW public.google_ai_queue_now WITH (security_invoker='true')
   WHERE (q.lease_until >= now())
   GROUP BY q.model, q.priority_class;
 
-COMMENT ON VIEW public.google_ai_queue_now IS 'Requests waiting now, per model and class: how many, from how many callers, since when, and when the last turn comes.';
+COMMENT ON VIEW public.google_ai_queue_now IS
+    'Requests waiting now, per model and class: how many, from '
+    'how many callers, since when, and when the last turn comes.';
 
 CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='true') AS
  WITH clock AS (
@@ -148,7 +157,8 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
          SELECT DISTINCT s_1.id AS share_id,
             public.google_ai_quota_group(k.project_id, k.id) AS quota_group
            FROM (public.google_ai_quota_shares s_1
-             JOIN public.google_ai_api_keys k ON ((k.is_active AND ((k.models IS NULL) OR (s_1.model = ANY (k.models))))))
+             JOIN public.google_ai_api_keys k ON ((k.is_active AND
+               ((k.models IS NULL) OR (s_1.model = ANY (k.models))))))
         ), kept AS (
          SELECT s_1.model,
             (sum(COALESCE(s_1.reserved_rpd, 0)))::integer AS reserved_rpd
@@ -176,7 +186,8 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
             ELSE NULL::integer
         END AS rpd_kept_today,
         CASE
-            WHEN ((s.pace_burst IS NOT NULL) AND (l.rpd IS NOT NULL)) THEN public.google_ai_pace_allowance(c.at, c.day, s.pace_burst, (l.rpd - (kept.reserved_rpd - COALESCE(s.reserved_rpd, 0))))
+            WHEN ((s.pace_burst IS NOT NULL) AND (l.rpd IS NOT NULL)) THEN public.google_ai_pace_allowance(c.at, c.day,
+              s.pace_burst, (l.rpd - (kept.reserved_rpd - COALESCE(s.reserved_rpd, 0))))
             ELSE NULL::integer
         END AS pace_allows_today
    FROM (((((((public.google_ai_quota_shares s
@@ -189,7 +200,8 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
           WHERE (m.model = s.model)) l ON (true))
      CROSS JOIN LATERAL ( SELECT (count(*))::integer AS used_in_window
            FROM public.google_ai_admissions a
-          WHERE ((a.quota_group = g.quota_group) AND (a.model = s.model) AND (s.id = ANY (a.share_ids)) AND (a.admitted_at > (c.at - c.window_length)))) w)
+          WHERE ((a.quota_group = g.quota_group) AND (a.model = s.model) AND (s.id = ANY (a.share_ids)) AND
+            (a.admitted_at > (c.at - c.window_length)))) w)
      CROSS JOIN LATERAL ( SELECT
                 CASE
                     WHEN (u.day_bucket = c.day) THEN u.day_used
@@ -197,26 +209,35 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
                     ELSE 0
                 END AS used_today) d);
 
-COMMENT ON VIEW public.google_ai_shares_today IS 'Reserved shares and pacing per quota group: the owner''s use in the window and today, what the share still keeps from the others (rpm_kept_now, rpd_kept_today), and how much of today a paced owner may have used by now.';
+COMMENT ON VIEW public.google_ai_shares_today IS
+    'Reserved shares and pacing per quota group: the owner''s use in the window and today, what the share still keeps '
+    'from the others (rpm_kept_now, rpd_kept_today), and how much of today a paced owner may have used by now.';
 
 CREATE OR REPLACE VIEW public.google_ai_usage_by_caller_24h WITH (security_invoker='true') AS
  SELECT a.caller,
     (count(DISTINCT COALESCE(a.request_id, (a.reservation_id)::text)))::integer AS requests,
     (count(*))::integer AS attempts,
     (count(*) FILTER (WHERE (a.status = 'succeeded'::text)))::integer AS succeeded,
-    (count(*) FILTER (WHERE (a.status = ANY (ARRAY['google_error'::text, 'network_error'::text, 'timeout'::text]))))::integer AS failed,
+    (count(*) FILTER (WHERE (a.status = ANY (ARRAY['google_error'::text, 'network_error'::text,
+      'timeout'::text]))))::integer AS failed,
     (count(*) FILTER (WHERE (a.status = 'refused'::text)))::integer AS refused,
     (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'rpm'::text))))::integer AS refused_rpm,
     (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'tpm'::text))))::integer AS refused_tpm,
     (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'rpd'::text))))::integer AS refused_rpd,
-    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'cooldown'::text))))::integer AS refused_cooldown,
-    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit <> ALL (ARRAY['rpm'::text, 'tpm'::text, 'rpd'::text, 'cooldown'::text])))))::integer AS refused_other,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND
+      (a.limit_hit = 'cooldown'::text))))::integer AS refused_cooldown,
+    (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit <> ALL (ARRAY['rpm'::text, 'tpm'::text,
+      'rpd'::text, 'cooldown'::text])))))::integer AS refused_other,
     (count(*) FILTER (WHERE (a.status = 'reserved'::text)))::integer AS in_flight,
     (count(*) FILTER (WHERE (a.status = 'released'::text)))::integer AS released,
     (count(*) FILTER (WHERE (a.status = 'abandoned'::text)))::integer AS abandoned,
-    COALESCE(sum(a.input_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint) AS input_tokens,
-    COALESCE(sum(a.output_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint) AS output_tokens,
-    (COALESCE(sum(a.input_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint) + COALESCE(sum(a.output_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))), (0)::bigint)) AS total_tokens,
+    COALESCE(sum(a.input_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text,
+      'cut'::text]))), (0)::bigint) AS input_tokens,
+    COALESCE(sum(a.output_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text,
+      'cut'::text]))), (0)::bigint) AS output_tokens,
+    (COALESCE(sum(a.input_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text, 'cut'::text]))),
+      (0)::bigint) + COALESCE(sum(a.output_tokens) FILTER (WHERE (a.status = ANY (ARRAY['succeeded'::text,
+      'cut'::text]))), (0)::bigint)) AS total_tokens,
     array_agg(DISTINCT a.model ORDER BY a.model) AS models,
     min(a.created_at) AS first_at,
     max(a.created_at) AS last_at
@@ -224,7 +245,9 @@ CREATE OR REPLACE VIEW public.google_ai_usage_by_caller_24h WITH (security_invok
   WHERE (a.created_at > (now() - '24:00:00'::interval))
   GROUP BY a.caller;
 
-COMMENT ON VIEW public.google_ai_usage_by_caller_24h IS 'The last 24 hours per caller: logical requests, attempts by outcome, refusals by the limit that refused them, and the input/output tokens of successful calls.';
+COMMENT ON VIEW public.google_ai_usage_by_caller_24h IS
+    'The last 24 hours per caller: logical requests, attempts by outcome, refusals by the limit that refused them, and '
+    'the input/output tokens of successful calls.';
 
 CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true') AS
  WITH clock AS (
@@ -237,7 +260,8 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
             (count(*))::integer AS active_keys,
             array_agg(k.key_alias ORDER BY k.priority, k.key_alias) AS key_aliases
            FROM (public.google_ai_api_keys k
-             JOIN public.google_ai_model_limits l ON ((l.is_active AND ((k.models IS NULL) OR (l.model = ANY (k.models))))))
+             JOIN public.google_ai_model_limits l ON ((l.is_active AND
+               ((k.models IS NULL) OR (l.model = ANY (k.models))))))
           WHERE k.is_active
           GROUP BY (public.google_ai_quota_group(k.project_id, k.id)), l.model
         ), pairs AS (
@@ -279,7 +303,8 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
              LEFT JOIN serving s ON (((s.quota_group = p.quota_group) AND (s.model = p.model))))
              LEFT JOIN public.google_ai_usage_counters c ON (((c.quota_group = p.quota_group) AND (c.model = p.model))))
              LEFT JOIN public.google_ai_model_limits l ON ((l.model = p.model)))
-             LEFT JOIN public.google_ai_cooldowns cd ON (((cd.quota_group = p.quota_group) AND (cd.model = p.model) AND (cd.cooldown_until > clock.at))))
+             LEFT JOIN public.google_ai_cooldowns cd ON (((cd.quota_group = p.quota_group) AND (cd.model = p.model) AND
+               (cd.cooldown_until > clock.at))))
         )
  SELECT u.quota_group,
     u.model,
@@ -310,7 +335,10 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
     public.google_ai_pacific_start((u.day + 1)) AS day_resets_at
    FROM usage u;
 
-COMMENT ON VIEW public.google_ai_usage_now IS 'Per quota group and model: requests and input tokens used this minute, requests this Pacific day, against the limits after the safety margin; state is what would refuse a request now (open, rpm, tpm, rpd, cooldown, no_active_key).';
+COMMENT ON VIEW public.google_ai_usage_now IS
+    'Per quota group and model: requests and input tokens used this minute, requests this Pacific day, against the '
+    'limits after the safety margin; state is what would refuse '
+    'a request now (open, rpm, tpm, rpd, cooldown, no_active_key).';
 
 CREATE OR REPLACE VIEW public.google_ai_wait_by_class_1h WITH (security_invoker='true') AS
  SELECT a.model,
@@ -318,14 +346,19 @@ CREATE OR REPLACE VIEW public.google_ai_wait_by_class_1h WITH (security_invoker=
     (count(*) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))))::integer AS admitted,
     (count(*) FILTER (WHERE (a.status = 'refused'::text)))::integer AS refused,
     (count(*) FILTER (WHERE (a.status = 'abandoned'::text)))::integer AS abandoned,
-    percentile_disc((0.5)::double precision) WITHIN GROUP (ORDER BY COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_p50,
-    percentile_disc((0.95)::double precision) WITHIN GROUP (ORDER BY COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_p95,
-    max(COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_max
+    percentile_disc((0.5)::double precision) WITHIN GROUP (ORDER BY COALESCE(a.wait_ms,
+      0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_p50,
+    percentile_disc((0.95)::double precision) WITHIN GROUP (ORDER BY COALESCE(a.wait_ms,
+      0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text, 'abandoned'::text]))) AS wait_ms_p95,
+    max(COALESCE(a.wait_ms, 0)) FILTER (WHERE (a.status <> ALL (ARRAY['refused'::text,
+      'abandoned'::text]))) AS wait_ms_max
    FROM public.google_ai_attempts a
   WHERE ((a.created_at > (now() - '01:00:00'::interval)) AND (a.attempt = 1))
   GROUP BY a.model, COALESCE(a.priority_class, 'interactive'::text);
 
-COMMENT ON VIEW public.google_ai_wait_by_class_1h IS 'The last hour per model and class: first attempts admitted, refused and abandoned in the queue, and how long the admitted waited.';
+COMMENT ON VIEW public.google_ai_wait_by_class_1h IS
+    'The last hour per model and class: first attempts admitted, '
+    'refused and abandoned in the queue, and how long the admitted waited.';
 
 -- The model catalogue's status (the view of the same name), for the maintenance function's summary.
 CREATE OR REPLACE FUNCTION public.google_ai_catalogue_status() RETURNS SETOF public.google_ai_model_catalogue_status

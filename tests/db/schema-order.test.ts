@@ -1,6 +1,6 @@
 // supabase/schemas/ is applied in name order, and read in it: a file names only what it or an earlier
 // file defines (functions, tables, views), so each file can be understood with the ones before it and
-// nothing after. Function bodies are not checked when created (check_function_bodies is off), so
+// nothing after; and no file or line is longer than a reader takes in. Function bodies are not checked when created (check_function_bodies is off), so
 // PostgreSQL would not notice a call upward; this test does.
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -48,6 +48,14 @@ describe("supabase/schemas in call order", () => {
 
   it("names in each file only what that file or an earlier one defines", () => {
     expect(upwardNames(texts)).toEqual([]);
+  });
+
+  it("keeps each file under 600 lines and each line under 121 characters (a file read in one sitting)", () => {
+    const long = [...texts].filter(([, text]) => text.split("\n").length > 600).map(([file]) => file);
+    const wide = [...texts].flatMap(([file, text]) =>
+      text.split("\n").flatMap((line, i) => (line.length > 120 ? [`${file}:${i + 1}`] : []))
+    );
+    expect({ long, wide }).toEqual({ long: [], wide: [] });
   });
 
   it("finds a call to a later file, and not one in a comment", () => {
