@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 8645547d8691316717723fd88f46a21b6c1cab0a7799f015c683e437a4b33185
+-- sha256 of what follows: 8d3e8f6eedcb20bc1feb8e99385469761338242d121135747daf0b3e088774d1
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================
@@ -2660,6 +2660,27 @@ CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank sm
   select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
      and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank))
 $$;
+
+-- A ticket's turn in its class: one after the class's head and one after its caller's last ticket, so
+-- that within a class callers take turns (a caller with 100 waiting does not hold back one with 5).
+-- p_live_at: only tickets whose lease runs then count (null: every ticket; the queue was just lapsed).
+-- p_ticket, the caller's own ticket, is left out; p_below: only the caller's tickets before that turn
+-- count (a ticket moves up behind its caller's earlier live ticket, never back).
+CREATE OR REPLACE FUNCTION public.google_ai_next_turn(p_model text, p_rank smallint, p_caller text,
+    p_live_at timestamp with time zone, p_ticket uuid, p_below bigint) RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select 1 + greatest(
+    coalesce((select min(q.turn) from public.google_ai_queue q
+              where q.model = p_model and q.class_rank = p_rank
+                and (p_live_at is null or q.lease_until >= p_live_at)
+                and q.ticket_id is distinct from p_ticket), 0),
+    coalesce((select max(q.turn) from public.google_ai_queue q
+              where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
+                and (p_live_at is null or q.lease_until >= p_live_at)
+                and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below)), 0))
+$$;
 -- ================================================================================================
 -- supabase/schemas/45_group_booking.sql
 -- ================================================================================================
@@ -3812,20 +3833,10 @@ begin
       v_since := v_ticket.enqueued_at;
       -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
       -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
-      v_turn := least(v_ticket.turn, 1 + greatest(
-        coalesce((select min(q.turn) from public.google_ai_queue q
-                  where q.model = v_limits.model and q.class_rank = v_rank and q.lease_until >= v_now
-                    and q.ticket_id <> v_ticket.ticket_id), 0),
-        coalesce((select max(q.turn) from public.google_ai_queue q
-                  where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank
-                    and q.lease_until >= v_now and q.ticket_id <> v_ticket.ticket_id and q.turn < v_ticket.turn), 0)));
+      v_turn := least(v_ticket.turn, public.google_ai_next_turn(v_limits.model, v_rank, p_caller, v_now,
+        v_ticket.ticket_id, v_ticket.turn));
     elsif v_queued then
-      v_turn := 1 + greatest(
-        coalesce((select min(q.turn) from public.google_ai_queue q
-                  where q.model = v_limits.model and q.class_rank = v_rank and q.lease_until >= v_now), 0),
-        coalesce((select max(q.turn) from public.google_ai_queue q
-                  where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank
-                    and q.lease_until >= v_now), 0));
+      v_turn := public.google_ai_next_turn(v_limits.model, v_rank, p_caller, v_now, null, null);
       v_since := v_now;
     end if;
 
@@ -3883,11 +3894,7 @@ begin
                  * interval '1 millisecond';
       perform public.google_ai_queue_lapse(v_limits.model, v_now);
       if v_ticket.ticket_id is null then
-        v_turn := 1 + greatest(
-          coalesce((select min(q.turn) from public.google_ai_queue q
-                    where q.model = v_limits.model and q.class_rank = v_rank), 0),
-          coalesce((select max(q.turn) from public.google_ai_queue q
-                    where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank), 0));
+        v_turn := public.google_ai_next_turn(v_limits.model, v_rank, p_caller, null, null, null);
         v_since := v_now;
       end if;
       select count(*), min(q.lease_until) filter (where q.expected_at <= v_now) into v_ahead, v_due_lease

@@ -222,3 +222,24 @@ CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank sm
   select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
      and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank))
 $$;
+
+-- A ticket's turn in its class: one after the class's head and one after its caller's last ticket, so
+-- that within a class callers take turns (a caller with 100 waiting does not hold back one with 5).
+-- p_live_at: only tickets whose lease runs then count (null: every ticket; the queue was just lapsed).
+-- p_ticket, the caller's own ticket, is left out; p_below: only the caller's tickets before that turn
+-- count (a ticket moves up behind its caller's earlier live ticket, never back).
+CREATE OR REPLACE FUNCTION public.google_ai_next_turn(p_model text, p_rank smallint, p_caller text,
+    p_live_at timestamp with time zone, p_ticket uuid, p_below bigint) RETURNS bigint
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select 1 + greatest(
+    coalesce((select min(q.turn) from public.google_ai_queue q
+              where q.model = p_model and q.class_rank = p_rank
+                and (p_live_at is null or q.lease_until >= p_live_at)
+                and q.ticket_id is distinct from p_ticket), 0),
+    coalesce((select max(q.turn) from public.google_ai_queue q
+              where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
+                and (p_live_at is null or q.lease_until >= p_live_at)
+                and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below)), 0))
+$$;

@@ -145,20 +145,10 @@ begin
       v_since := v_ticket.enqueued_at;
       -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
       -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
-      v_turn := least(v_ticket.turn, 1 + greatest(
-        coalesce((select min(q.turn) from public.google_ai_queue q
-                  where q.model = v_limits.model and q.class_rank = v_rank and q.lease_until >= v_now
-                    and q.ticket_id <> v_ticket.ticket_id), 0),
-        coalesce((select max(q.turn) from public.google_ai_queue q
-                  where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank
-                    and q.lease_until >= v_now and q.ticket_id <> v_ticket.ticket_id and q.turn < v_ticket.turn), 0)));
+      v_turn := least(v_ticket.turn, public.google_ai_next_turn(v_limits.model, v_rank, p_caller, v_now,
+        v_ticket.ticket_id, v_ticket.turn));
     elsif v_queued then
-      v_turn := 1 + greatest(
-        coalesce((select min(q.turn) from public.google_ai_queue q
-                  where q.model = v_limits.model and q.class_rank = v_rank and q.lease_until >= v_now), 0),
-        coalesce((select max(q.turn) from public.google_ai_queue q
-                  where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank
-                    and q.lease_until >= v_now), 0));
+      v_turn := public.google_ai_next_turn(v_limits.model, v_rank, p_caller, v_now, null, null);
       v_since := v_now;
     end if;
 
@@ -216,11 +206,7 @@ begin
                  * interval '1 millisecond';
       perform public.google_ai_queue_lapse(v_limits.model, v_now);
       if v_ticket.ticket_id is null then
-        v_turn := 1 + greatest(
-          coalesce((select min(q.turn) from public.google_ai_queue q
-                    where q.model = v_limits.model and q.class_rank = v_rank), 0),
-          coalesce((select max(q.turn) from public.google_ai_queue q
-                    where q.model = v_limits.model and q.caller = p_caller and q.class_rank = v_rank), 0));
+        v_turn := public.google_ai_next_turn(v_limits.model, v_rank, p_caller, null, null, null);
         v_since := v_now;
       end if;
       select count(*), min(q.lease_until) filter (where q.expected_at <= v_now) into v_ahead, v_due_lease
