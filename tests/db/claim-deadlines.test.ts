@@ -44,6 +44,15 @@ interface Holder {
 }
 
 /** One service reservation with a request_id through the entry, naming the holder's times and id (or none). */
+/**
+ * A holder that stops waiting soon (1.5 s: time for the commit on a loaded machine, or the database
+ * rolls the reservation back as designed) and whose claim lapses 0.1 s later.
+ */
+function briefly(): { reply_by: string; hold_until: string } {
+  return { reply_by: iso(Date.now() + 1_500), hold_until: iso(Date.now() + 1_600) };
+}
+const briefHoldPassed = () => new Promise((r) => setTimeout(r, 1_800));
+
 async function reserve(
   caller: string,
   requestId: string,
@@ -117,9 +126,9 @@ describe("a reservation whose caller stopped waiting", () => {
 
 describe("a claim whose holder's bounds passed", () => {
   it("is taken over by a repeat at once; the first reservation still counts; the old holder's end spares the new claim", async () => {
-    const first = await reserve("taken", "r1", { reply_by: iso(Date.now() + 500), hold_until: iso(Date.now() + 600) });
+    const first = await reserve("taken", "r1", briefly());
     expect(first.ok).toBe(true);
-    await new Promise((r) => setTimeout(r, 800));
+    await briefHoldPassed();
     const before = await rpmUsed();
     const second = await reserve("taken", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 60_000) });
     expect(second.ok).toBe(true);
@@ -139,14 +148,14 @@ describe("a claim whose holder's bounds passed", () => {
   });
 
   it("is still held while the request holds a live ticket in the admission queue", async () => {
-    const first = await reserve("queued", "r1", { reply_by: iso(Date.now() + 500), hold_until: iso(Date.now() + 600) });
+    const first = await reserve("queued", "r1", briefly());
     expect(first.ok).toBe(true);
     const leaseUntil = iso(Date.now() + 30_000);
     await db.sql`insert into public.google_ai_queue (model, priority_class, class_rank, caller, request_id, turn,
                    enqueued_at, tokens, limit_hit, expected_at, lease_until, position)
                  select 'gemma-3-27b-it', pc.name, pc.rank, 'queued', 'r1', 1, now(), 10, 'rpm', now(), ${leaseUntil}, 1
                  from public.google_ai_priority_classes pc order by pc.rank limit 1`;
-    await new Promise((r) => setTimeout(r, 800));
+    await briefHoldPassed();
     const repeat = await reserve("queued", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 60_000) });
     expect(repeat).toMatchObject({ ok: false, limit: "in_progress" });
     expect(new Date(repeat.retry_at!).toISOString()).toBe(leaseUntil);
@@ -156,9 +165,9 @@ describe("a claim whose holder's bounds passed", () => {
   });
 
   it("is not revived by a refusal of a request that did not take it", async () => {
-    const first = await reserve("refused", "r1", { reply_by: iso(Date.now() + 500), hold_until: iso(Date.now() + 600) });
+    const first = await reserve("refused", "r1", briefly());
     expect(first.ok).toBe(true);
-    await new Promise((r) => setTimeout(r, 800));
+    await briefHoldPassed();
     // A repeat for a model nobody serves is refused; its row names a later hold_until.
     const [row] = await db.sql<{ r: Answer }[]>`
       select public.google_ai_reserve_models(p_models => array['no-such-model'], p_estimated_tokens => 10, p_caller => 'refused',
@@ -200,9 +209,9 @@ async function finalizeSuccess(reservationId: string, response: unknown): Promis
 async function takenOver(caller: string) {
   const a = crypto.randomUUID();
   const b = crypto.randomUUID();
-  const first = await reserve(caller, "r1", { reply_by: iso(Date.now() + 500), hold_until: iso(Date.now() + 600), holder: a });
+  const first = await reserve(caller, "r1", { ...briefly(), holder: a });
   expect(first.ok).toBe(true);
-  await new Promise((r) => setTimeout(r, 800));
+  await briefHoldPassed();
   const bHoldUntil = iso(Date.now() + 300_000);
   const second = await reserve(caller, "r1", { reply_by: iso(Date.now() + 5_000), hold_until: bHoldUntil, holder: b });
   expect(second.ok).toBe(true);
