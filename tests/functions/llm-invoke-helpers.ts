@@ -2,6 +2,7 @@
 // own key rows and limits, the offline simulator (each key row's secret is a simulator key), and
 // llm-invoke served over HTTP by the local stack. Every response is kept, so a test can scan all
 // of them (and every table) for secrets at the end.
+import { echoDatabaseTrouble, TEST_STACK_DB_ENV } from "../support/stack-env.ts";
 import type { Sql } from "../../shared/db/migrate.ts";
 import type { GoogleSimulator, SimulatorOptions } from "../../shared/google-sim/server.ts";
 import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
@@ -71,9 +72,6 @@ export const GENEROUS_SIM_MODELS = {
   "gemini-2.5-flash": { rpm: 100_000, tpm: 100_000_000, rpd: 1_000_000 },
 };
 
-/** The function's own words for a database it could not use in time (supabase/functions/_shared/db.ts). */
-const DATABASE_TROUBLE = /database (down|unavailable)|not an outage|connection lost|no database configured/;
-
 const envVarOf = (alias: string) => `GOOGLE_TEST_KEY_${alias.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;
 
 export async function startInvokeStack(label: string, options: {
@@ -103,14 +101,8 @@ export async function startInvokeStack(label: string, options: {
       values (${k.alias}, ${envVarOf(k.alias)}, ${k.project}, ${k.priority}, true) returning id`;
     keyIds[k.alias] = row!.id;
   }
-  // These tests share two cores with a dozen servers and, beside them, a test that drives 250
-  // connections: a connect or a statement may take seconds there, which is not what they examine (the
-  // outage tests, on their own stack, hold the production timeouts). A 503 of the database is echoed
-  // with the function's own line (below), so a failure says which bound it met.
   const env: Record<string, string> = {
-    GATEWAY_DB_CONNECT_TIMEOUT_MS: "10000",
-    GATEWAY_DB_STATEMENT_TIMEOUT_MS: "15000",
-    GATEWAY_DB_DEADLINE_MS: "20000",
+    ...TEST_STACK_DB_ENV,
     ...options.env,
     ...await options.dbEnv?.(db),
   };
@@ -129,7 +121,7 @@ export async function startInvokeStack(label: string, options: {
     only: ["llm-invoke"],
     log: (line) => {
       logs.push(line);
-      if (DATABASE_TROUBLE.test(line)) console.error(`[${label}] ${line}`);
+      echoDatabaseTrouble(label, line);
     },
   });
   const sim = stack.simulator!;

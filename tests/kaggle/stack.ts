@@ -3,6 +3,7 @@
 // every line the functions and the functions server print kept in `logs`, so tests can prove that
 // no secret or token was ever logged.
 import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
+import { echoDatabaseTrouble, TEST_STACK_DB_ENV } from "../support/stack-env.ts";
 import type { GoogleSimulator } from "../../shared/google-sim/server.ts";
 
 export interface KaggleStack {
@@ -35,9 +36,10 @@ export async function startKaggleStack(options: KaggleStackOptions): Promise<Kag
     databaseUrl: options.databaseUrl,
     // Never the real Google, even if the developer's environment has a GOOGLE_API_KEY.
     google: "simulator",
-    ...(options.env === undefined ? {} : { env: options.env }),
+    env: { ...TEST_STACK_DB_ENV, ...options.env },
     log: (line) => {
       logs.push(line);
+      echoDatabaseTrouble("kaggle-stack", line);
       options.echo?.(line);
     },
   });
