@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 8d3e8f6eedcb20bc1feb8e99385469761338242d121135747daf0b3e088774d1
+-- sha256 of what follows: 45e1f3de13ae70b6584e31bdcd1ef69372de5152ddd4f4027b54ec24354bfcf2
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================
@@ -569,19 +569,22 @@ $$;
 -- sanitize.ts), control characters flattened, length capped.
 CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text,
     p_max_length integer DEFAULT 500) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path TO ''
     AS $$
-  select left(
-    regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
-      coalesce(p_message, ''),
-      'AIza[0-9A-Za-z_-]{10,}', '[redacted]', 'g'),
-      '(sb_secret_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
-      'eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[redacted]', 'g'),
-      '([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@', '\1[redacted]@', 'gi'),
-      '\m(bearer|basic)\s+[^\s"'',;]+', '\1 [redacted]', 'gi'),
-      '[[:cntrl:]]+', ' ', 'g'),
-    greatest(p_max_length, 1))
+begin
+  return (
+    select left(
+      regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+        coalesce(p_message, ''),
+        'AIza[0-9A-Za-z_-]{10,}', '[redacted]', 'g'),
+        '(sb_secret_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
+        'eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[redacted]', 'g'),
+        '([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@', '\1[redacted]@', 'gi'),
+        '\m(bearer|basic)\s+[^\s"'',;]+', '\1 [redacted]', 'gi'),
+        '[[:cntrl:]]+', ' ', 'g'),
+      greatest(p_max_length, 1)));
+end
 $$;
 -- ================================================================================================
 -- supabase/schemas/20_windows.sql
@@ -681,11 +684,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_minute_window(p_at timestamp with ti
 
 -- The answer of finalize and release for a reservation that is not open (any more).
 CREATE OR REPLACE FUNCTION public.google_ai_not_open(p_reservation_id uuid) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select jsonb_build_object('ok', false, 'error', 'not_open',
-    'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id))
+begin
+  return (
+    select jsonb_build_object('ok', false, 'error', 'not_open',
+      'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id)));
+end
 $$;
 
 -- Google's day: Pacific time, midnight to midnight (23, 24 or 25 hours). The zone is named here only.
@@ -711,16 +717,19 @@ CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestam
 -- day before, on a clock that may lag ours).
 CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text,
     p_now timestamp with time zone) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET search_path TO ''
     AS $$
-  select case when p_limit = 'rpd'
-              then public.google_ai_pacific_midnight_after(p_now)
-                   + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
-              else public.google_ai_minute_window(p_now) + interval '1 minute' end
+begin
+  return (
+    select case when p_limit = 'rpd'
+                then public.google_ai_pacific_midnight_after(p_now)
+                     + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
+                else public.google_ai_minute_window(p_now) + interval '1 minute' end);
+end
 $$;
 
--- The spread of a model's window (google_ai_model_limits.spread_burst): each quota group hands its
+-- The spread of a model's window (p_burst: google_ai_model_limits.spread_burst): each quota group hands its
 -- window out on a schedule (google_ai_usage_counters.spread_until, a GCRA "theoretical arrival
 -- time"), one step per request: p_window / RPM, or the request's tokens' part of p_window / TPM when
 -- that is longer (limit_name says which). Every booking moves it one step on (google_ai_spread_next);
@@ -729,26 +738,24 @@ $$;
 -- So under a flood at most spread_burst requests go at once, then one per step, and capacity comes
 -- back to the window a request at a time instead of all at once a window later. Microseconds are
 -- rounded up: the schedule never runs faster than the limit. All null: the model is not spread.
-CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer,
-    p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+-- (PL/pgSQL: a SQL function that is not inlined is planned again on every call.)
+CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_burst integer, p_window interval, p_rpm integer,
+    p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 declare
-  v_burst integer;
   v_window_us numeric := extract(epoch from p_window) * 1000000;
   v_request_us numeric;
   v_token_us numeric;
 begin
-  select l.spread_burst into v_burst from public.google_ai_model_limits l where l.model = p_model;
-  if v_burst is null or (p_rpm is null and p_tpm is null) then
+  if p_burst is null or (p_rpm is null and p_tpm is null) then
     return;
   end if;
   v_request_us := case when p_rpm > 0 then ceil(v_window_us / p_rpm) end;
   v_token_us := case when p_tpm > 0 then ceil(v_window_us * greatest(p_tokens, 0) / p_tpm) end;
   limit_name := case when coalesce(v_token_us, 0) > coalesce(v_request_us, 0) then 'tpm' else 'rpm' end;
   step := greatest(v_request_us, v_token_us, 0) * interval '1 microsecond';
-  tolerance := (v_burst - 1) * coalesce(v_request_us, greatest(v_token_us, 0)) * interval '1 microsecond';
+  tolerance := (p_burst - 1) * coalesce(v_request_us, greatest(v_token_us, 0)) * interval '1 microsecond';
 end
 $$;
 
@@ -771,19 +778,22 @@ $$;
 CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text,
     p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer,
     p_tokens integer) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select min(a.admitted_at) + p_window
-  from (
-    select w.admitted_at,
-           count(*) over () - row_number() over (order by w.admitted_at, w.reservation_id) as left_requests,
-           sum(w.tokens) over () - sum(w.tokens) over (order by w.admitted_at, w.reservation_id) as left_tokens
-    from public.google_ai_admissions w
-    where w.quota_group = p_quota_group and w.model = p_model and w.admitted_at > p_now - p_window
-  ) a
-  where (p_rpm is null or a.left_requests + 1 <= p_rpm)
-    and (p_tpm is null or a.left_tokens + p_tokens <= p_tpm)
+begin
+  return (
+    select min(a.admitted_at) + p_window
+    from (
+      select w.admitted_at,
+             count(*) over () - row_number() over (order by w.admitted_at, w.reservation_id) as left_requests,
+             sum(w.tokens) over () - sum(w.tokens) over (order by w.admitted_at, w.reservation_id) as left_tokens
+      from public.google_ai_admissions w
+      where w.quota_group = p_quota_group and w.model = p_model and w.admitted_at > p_now - p_window
+    ) a
+    where (p_rpm is null or a.left_requests + 1 <= p_rpm)
+      and (p_tpm is null or a.left_tokens + p_tokens <= p_tpm));
+end
 $$;
 
 -- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
@@ -1147,16 +1157,19 @@ $$;
 -- Retired in the catalogue: active keys were checked (models.list answered) and none lists the
 -- model. The same reading as google_ai_model_catalogue_status's 'unlisted'.
 CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  with ok_keys as (
-    select h.api_key_id from public.google_ai_key_health h
-    join public.google_ai_api_keys k on k.id = h.api_key_id
-    where h.status = 'ok' and k.is_active)
-  select exists (select 1 from ok_keys)
-     and not exists (select 1 from public.google_ai_model_catalogue c
-                     where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o))
+begin
+  return (
+    with ok_keys as (
+      select h.api_key_id from public.google_ai_key_health h
+      join public.google_ai_api_keys k on k.id = h.api_key_id
+      where h.status = 'ok' and k.is_active)
+    select exists (select 1 from ok_keys)
+       and not exists (select 1 from public.google_ai_model_catalogue c
+                       where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o)));
+end
 $$;
 
 -- Records one key's check in one transaction: its health row; for 'ok' the catalogue rows of the
@@ -1411,13 +1424,16 @@ CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used big
 -- usable requests that the elapsed part of the day (23, 24 or 25 hours) earns.
 CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
     p_usable integer) RETURNS integer
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select p_burst + floor(greatest(0, p_usable)::numeric
-           * least(greatest(extract(epoch from p_at - d.s), 0), extract(epoch from d.e - d.s))
-           / extract(epoch from d.e - d.s))::integer
-  from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d
+begin
+  return (
+    select p_burst + floor(greatest(0, p_usable)::numeric
+             * least(greatest(extract(epoch from p_at - d.s), 0), extract(epoch from d.e - d.s))
+             / extract(epoch from d.e - d.s))::integer
+    from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d);
+end
 $$;
 
 -- The first moment of Pacific day p_day at which the allowance reaches p_used + 1 (to the
@@ -1426,16 +1442,19 @@ $$;
 -- e = ceil(need x L / usable), which lies within the day (e < L) exactly when need < usable.
 CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer,
     p_usable integer) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select case when n.need <= 0 then d.s
-              -- The allowance reaches burst + usable only at the day's end, which is the next day.
-              when p_usable <= 0 or n.need >= p_usable then null
-              else d.s + ceil(n.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / p_usable)
-                         * interval '1 microsecond' end
-  from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d,
-       (select p_used + 1 - p_burst as need) n
+begin
+  return (
+    select case when n.need <= 0 then d.s
+                -- The allowance reaches burst + usable only at the day's end, which is the next day.
+                when p_usable <= 0 or n.need >= p_usable then null
+                else d.s + ceil(n.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / p_usable)
+                           * interval '1 microsecond' end
+    from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d,
+         (select p_used + 1 - p_burst as need) n);
+end
 $$;
 
 -- What a requester may still use of a quota group, as the queue counts it (an unlocked read, like
@@ -2554,7 +2573,8 @@ declare
 begin
   free_now := 0;
   spread_bound := false;
-  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, null, 0);
+  v_spread := public.google_ai_spread_step((select l.spread_burst from public.google_ai_model_limits l
+                                            where l.model = p_model), v_window, p_rpm, null, 0);
   -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
   -- asked for waiters only, so only the class matters here.
   v_spaced := v_spread.step is not null
@@ -2627,7 +2647,7 @@ $$;
 
 -- At commit: a ticket taken or moved by a statement whose holder stopped waiting goes with the
 -- statement (it would hold the request's claim and a place ahead of live waiters for nobody). The
--- statement's reply_by is the transaction's setting google_ai.reply_by (google_ai_statement_holder).
+-- statement's reply_by is the transaction's setting google_ai.reply_by (set by google_ai_reserve_models_at).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_reply_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -2654,11 +2674,14 @@ CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON 
 -- for). While nobody waits, a burst that fits the window goes at once. Null rank: held.
 CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint,
     p_at timestamp with time zone) RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
-     and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank))
+begin
+  return (
+    select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
+       and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank)));
+end
 $$;
 
 -- A ticket's turn in its class: one after the class's head and one after its caller's last ticket, so
@@ -2668,18 +2691,21 @@ $$;
 -- count (a ticket moves up behind its caller's earlier live ticket, never back).
 CREATE OR REPLACE FUNCTION public.google_ai_next_turn(p_model text, p_rank smallint, p_caller text,
     p_live_at timestamp with time zone, p_ticket uuid, p_below bigint) RETURNS bigint
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select 1 + greatest(
-    coalesce((select min(q.turn) from public.google_ai_queue q
-              where q.model = p_model and q.class_rank = p_rank
-                and (p_live_at is null or q.lease_until >= p_live_at)
-                and q.ticket_id is distinct from p_ticket), 0),
-    coalesce((select max(q.turn) from public.google_ai_queue q
-              where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
-                and (p_live_at is null or q.lease_until >= p_live_at)
-                and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below)), 0))
+begin
+  return (
+    select 1 + greatest(
+      coalesce((select min(q.turn) from public.google_ai_queue q
+                where q.model = p_model and q.class_rank = p_rank
+                  and (p_live_at is null or q.lease_until >= p_live_at)
+                  and q.ticket_id is distinct from p_ticket), 0),
+      coalesce((select max(q.turn) from public.google_ai_queue q
+                where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
+                  and (p_live_at is null or q.lease_until >= p_live_at)
+                  and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below)), 0)));
+end
 $$;
 -- ================================================================================================
 -- supabase/schemas/45_group_booking.sql
@@ -2903,7 +2929,8 @@ begin
 
     -- The spread: the request waits for its place in the schedule when google_ai_spread_holds says so,
     -- unless its own share covers it.
-    v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
+    v_spread := public.google_ai_spread_step((select l.spread_burst from public.google_ai_model_limits l
+                                              where l.model = p_model), v_window, p_rpm, p_tpm, p_tokens);
     if v_spread.step is not null and not v_in_share and v_row.spread_until - v_spread.tolerance > v_now
        and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), v_now) then
       v_spread_at := v_row.spread_until - v_spread.tolerance;
@@ -3212,6 +3239,8 @@ declare
   v_spread record;
   v_fits boolean;
   v_paced boolean;
+  v_budgeted boolean;
+  v_burst integer;
   v_kept jsonb;
   -- The key that serves the group (its best, as google_ai_serving_key names it).
   v_key_id uuid;
@@ -3219,11 +3248,14 @@ declare
   v_env_var_name text;
 begin
   -- Paced shares and a service caller's budget are the general booking's; whether the model has
-  -- shares at all decides whether they are read under the lock.
-  select coalesce(bool_or(s.pace_burst is not null), false), count(*) > 0 into v_paced, v_shared
+  -- shares at all decides whether they are read under the lock. (One statement: this runs on every
+  -- request; it also reads the model's spread burst.)
+  select coalesce(bool_or(s.pace_burst is not null), false), count(*) > 0,
+         p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller),
+         (select l.spread_burst from public.google_ai_model_limits l where l.model = p_model)
+    into v_paced, v_shared, v_budgeted, v_burst
   from public.google_ai_quota_shares s where s.model = p_model;
-  if v_paced or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b
-    where b.caller = p_caller)) then
+  if v_paced or v_budgeted then
     return;
   end if;
 
@@ -3239,7 +3271,7 @@ begin
   end if;
   -- What does not depend on the counter row is read before its lock, which is held until commit: the
   -- key that serves the group (above) and the spread's step.
-  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
+  v_spread := public.google_ai_spread_step(v_burst, v_window, p_rpm, p_tpm, p_tokens);
   -- With other groups to try, a row another transaction holds is left to the general booking (which
   -- tries the others first), and so is one the unlocked look finds full; the only group is waited
   -- for, as the general booking would, and looked at under its lock only.
@@ -3383,14 +3415,15 @@ begin
 
   -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next
   -- to leave the window are its oldest admissions (this one at the latest).
-  select a.admitted_at into v_oldest from public.google_ai_admissions a
-  where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
-  order by a.admitted_at limit 1;
-  if p_tpm is not null then
-    select a.admitted_at into v_oldest_tokens from public.google_ai_admissions a
-    where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window and a.tokens > 0
-    order by a.admitted_at limit 1;
-  end if;
+  select (select a.admitted_at from public.google_ai_admissions a
+          where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
+          order by a.admitted_at limit 1),
+         case when p_tpm is not null
+              then (select a.admitted_at from public.google_ai_admissions a
+                    where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
+                      and a.tokens > 0
+                    order by a.admitted_at limit 1) end
+    into v_oldest, v_oldest_tokens;
   quota := jsonb_build_object(
     'model', p_model,
     'quota_group', v_group,
@@ -3557,23 +3590,6 @@ begin
 end
 $$;
 
--- The statement's reply_by for rows that do not carry it (a queue ticket): the reservation entry
--- passes its metadata through this, which notes '$holder'.reply_by for the transaction
--- (google_ai_queue_reply_check reads it) and returns the metadata unchanged. Owner only.
-CREATE OR REPLACE FUNCTION public.google_ai_statement_holder(p_metadata jsonb) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_reply_by timestamptz :=
-    case when pg_catalog.jsonb_typeof(p_metadata -> '$holder') = 'object'
-         then public.google_ai_holder_time(p_metadata -> '$holder', 'reply_by') end;
-begin
-  perform pg_catalog.set_config('google_ai.reply_by', coalesce(v_reply_by::text, ''), true);
-  return p_metadata;
-end
-$$;
-
 -- A claim turns 'done' only by its holder's success: a former holder's late finalize (its claim was
 -- taken over meanwhile) leaves the new holder's claim in place. Its own answer still counts and its
 -- token_usage is written; only the stored answer of the request is the new holder's to write.
@@ -3597,14 +3613,16 @@ $$;
 -- it the taker's (google_ai_attempt_holder).
 CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text,
     p_now timestamp with time zone) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
+begin
   insert into public.google_ai_responses as r (caller, request_id, status, model, created_at, expires_at, holder)
   values (p_caller, p_request_id, 'in_progress', p_model, p_now, p_now + interval '7 minutes', null)
   on conflict (caller, request_id) do update set
     status = 'in_progress', response = null, model = excluded.model,
-    created_at = excluded.created_at, expires_at = excluded.expires_at, holder = null
+    created_at = excluded.created_at, expires_at = excluded.expires_at, holder = null;
+end
 $$;
 
 -- For a request the caller named with its own request_id: the answer to give instead of reserving,
@@ -4179,7 +4197,7 @@ $$;
 -- unchanged. The holder's deadlines and identity
 -- (reply_by, hold_until, holder: llm-invoke's store/holder.ts) reach the attempt row's trigger
 -- (google_ai_attempt_holder) under the metadata key '$holder', which they overwrite; the statement's
--- reply_by also holds for a queue ticket it takes (google_ai_statement_holder).
+-- reply_by also holds for a queue ticket it takes (the transaction's setting google_ai.reply_by).
 -- The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only.
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[],
     p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text,
@@ -4208,7 +4226,9 @@ begin
       pg_catalog.jsonb_build_object('reply_by', p_reply_by, 'hold_until', p_hold_until, 'holder', p_holder)));
   end if;
   -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check).
-  v_metadata := public.google_ai_statement_holder(v_metadata);
+  perform pg_catalog.set_config('google_ai.reply_by', coalesce(case
+    when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'
+    then public.google_ai_holder_time(v_metadata -> '$holder', 'reply_by')::text end, ''), true);
   if cardinality(p_models) > 1 then
     return public.google_ai_fall_back_at(p_now => p_now, p_models => p_models,
       p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
@@ -4318,9 +4338,10 @@ $$;
 -- locks in the same order) take their row locks in one order and cannot deadlock.
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
     p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
+begin
   insert into public.google_ai_cooldowns as c (quota_group, model, cooldown_until, reason, quota_id, cause)
   select p_quota_group, m.model, p_until, left(p_reason, 500), left(p_quota_id, 200), p_cause
   from (select p_model as model
@@ -4337,6 +4358,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group tex
     quota_id = case when excluded.cooldown_until >= c.cooldown_until then excluded.quota_id else c.quota_id end,
     cause = case when excluded.cooldown_until >= c.cooldown_until then excluded.cause else c.cause end,
     updated_at = now();
+end
 $$;
 
 COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
@@ -4695,36 +4717,42 @@ $$;
 -- the effective limit given (p_rpm, p_rpd); null for a limit the model does not have.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_kept(p_model text,
     p_rpm integer, p_rpd integer, p_class text, p_caller text) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select jsonb_build_object(
-    'rpm_for_others', case when p_rpm is not null
-                           then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where not o.own), 0)) end,
-    'rpm_for_you', case when p_rpm is not null
-                        then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where o.own), 0)) end,
-    'rpd_for_others', case when p_rpd is not null
-                           then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where not o.own), 0)) end,
-    'rpd_for_you', case when p_rpd is not null
-                        then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where o.own), 0)) end)
-  from public.google_ai_quota_shares s
-  cross join lateral (select coalesce(s.priority_class = p_class,
-    false) or coalesce(s.caller = p_caller, false) as own) o
-  where s.model = p_model
+begin
+  return (
+    select jsonb_build_object(
+      'rpm_for_others', case when p_rpm is not null
+                             then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where not o.own), 0)) end,
+      'rpm_for_you', case when p_rpm is not null
+                          then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where o.own), 0)) end,
+      'rpd_for_others', case when p_rpd is not null
+                             then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where not o.own), 0)) end,
+      'rpd_for_you', case when p_rpd is not null
+                          then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where o.own), 0)) end)
+    from public.google_ai_quota_shares s
+    cross join lateral (select coalesce(s.priority_class = p_class,
+      false) or coalesce(s.caller = p_caller, false) as own) o
+    where s.model = p_model);
+end
 $$;
 
 -- The cause of the model's cooldown that ends first among the quota groups resting for it (the one
 -- a refusal's retry_after_ms is about); null: none rests, or its rest has no cause recorded.
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text) RETURNS text
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  select c.cause
-  from public.google_ai_cooldowns c
-  where c.model = coalesce((public.google_ai_resolve_model(p_model)).model, p_model)
-    and c.cooldown_until > pg_catalog.clock_timestamp()
-  order by c.cooldown_until, c.quota_group
-  limit 1
+begin
+  return (
+    select c.cause
+    from public.google_ai_cooldowns c
+    where c.model = coalesce((public.google_ai_resolve_model(p_model)).model, p_model)
+      and c.cooldown_until > pg_catalog.clock_timestamp()
+    order by c.cooldown_until, c.quota_group
+    limit 1);
+end
 $$;
 
 COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS

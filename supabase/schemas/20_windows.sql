@@ -78,11 +78,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_minute_window(p_at timestamp with ti
 
 -- The answer of finalize and release for a reservation that is not open (any more).
 CREATE OR REPLACE FUNCTION public.google_ai_not_open(p_reservation_id uuid) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select jsonb_build_object('ok', false, 'error', 'not_open',
-    'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id))
+begin
+  return (
+    select jsonb_build_object('ok', false, 'error', 'not_open',
+      'status', (select a.status from public.google_ai_attempts a where a.reservation_id = p_reservation_id)));
+end
 $$;
 
 -- Google's day: Pacific time, midnight to midnight (23, 24 or 25 hours). The zone is named here only.
@@ -108,16 +111,19 @@ CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestam
 -- day before, on a clock that may lag ours).
 CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text,
     p_now timestamp with time zone) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE PARALLEL SAFE
+    LANGUAGE plpgsql STABLE PARALLEL SAFE
     SET search_path TO ''
     AS $$
-  select case when p_limit = 'rpd'
-              then public.google_ai_pacific_midnight_after(p_now)
-                   + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
-              else public.google_ai_minute_window(p_now) + interval '1 minute' end
+begin
+  return (
+    select case when p_limit = 'rpd'
+                then public.google_ai_pacific_midnight_after(p_now)
+                     + (public.google_ai_admission_guard()).day_guard_ms * interval '1 millisecond'
+                else public.google_ai_minute_window(p_now) + interval '1 minute' end);
+end
 $$;
 
--- The spread of a model's window (google_ai_model_limits.spread_burst): each quota group hands its
+-- The spread of a model's window (p_burst: google_ai_model_limits.spread_burst): each quota group hands its
 -- window out on a schedule (google_ai_usage_counters.spread_until, a GCRA "theoretical arrival
 -- time"), one step per request: p_window / RPM, or the request's tokens' part of p_window / TPM when
 -- that is longer (limit_name says which). Every booking moves it one step on (google_ai_spread_next);
@@ -126,26 +132,24 @@ $$;
 -- So under a flood at most spread_burst requests go at once, then one per step, and capacity comes
 -- back to the window a request at a time instead of all at once a window later. Microseconds are
 -- rounded up: the schedule never runs faster than the limit. All null: the model is not spread.
-CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_model text, p_window interval, p_rpm integer, p_tpm integer,
-    p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+-- (PL/pgSQL: a SQL function that is not inlined is planned again on every call.)
+CREATE OR REPLACE FUNCTION public.google_ai_spread_step(p_burst integer, p_window interval, p_rpm integer,
+    p_tpm integer, p_tokens integer, OUT step interval, OUT tolerance interval, OUT limit_name text) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 declare
-  v_burst integer;
   v_window_us numeric := extract(epoch from p_window) * 1000000;
   v_request_us numeric;
   v_token_us numeric;
 begin
-  select l.spread_burst into v_burst from public.google_ai_model_limits l where l.model = p_model;
-  if v_burst is null or (p_rpm is null and p_tpm is null) then
+  if p_burst is null or (p_rpm is null and p_tpm is null) then
     return;
   end if;
   v_request_us := case when p_rpm > 0 then ceil(v_window_us / p_rpm) end;
   v_token_us := case when p_tpm > 0 then ceil(v_window_us * greatest(p_tokens, 0) / p_tpm) end;
   limit_name := case when coalesce(v_token_us, 0) > coalesce(v_request_us, 0) then 'tpm' else 'rpm' end;
   step := greatest(v_request_us, v_token_us, 0) * interval '1 microsecond';
-  tolerance := (v_burst - 1) * coalesce(v_request_us, greatest(v_token_us, 0)) * interval '1 microsecond';
+  tolerance := (p_burst - 1) * coalesce(v_request_us, greatest(v_token_us, 0)) * interval '1 microsecond';
 end
 $$;
 
@@ -168,19 +172,22 @@ $$;
 CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text,
     p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer,
     p_tokens integer) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select min(a.admitted_at) + p_window
-  from (
-    select w.admitted_at,
-           count(*) over () - row_number() over (order by w.admitted_at, w.reservation_id) as left_requests,
-           sum(w.tokens) over () - sum(w.tokens) over (order by w.admitted_at, w.reservation_id) as left_tokens
-    from public.google_ai_admissions w
-    where w.quota_group = p_quota_group and w.model = p_model and w.admitted_at > p_now - p_window
-  ) a
-  where (p_rpm is null or a.left_requests + 1 <= p_rpm)
-    and (p_tpm is null or a.left_tokens + p_tokens <= p_tpm)
+begin
+  return (
+    select min(a.admitted_at) + p_window
+    from (
+      select w.admitted_at,
+             count(*) over () - row_number() over (order by w.admitted_at, w.reservation_id) as left_requests,
+             sum(w.tokens) over () - sum(w.tokens) over (order by w.admitted_at, w.reservation_id) as left_tokens
+      from public.google_ai_admissions w
+      where w.quota_group = p_quota_group and w.model = p_model and w.admitted_at > p_now - p_window
+    ) a
+    where (p_rpm is null or a.left_requests + 1 <= p_rpm)
+      and (p_tpm is null or a.left_tokens + p_tokens <= p_tpm));
+end
 $$;
 
 -- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.

@@ -250,16 +250,19 @@ $$;
 -- Retired in the catalogue: active keys were checked (models.list answered) and none lists the
 -- model. The same reading as google_ai_model_catalogue_status's 'unlisted'.
 CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  with ok_keys as (
-    select h.api_key_id from public.google_ai_key_health h
-    join public.google_ai_api_keys k on k.id = h.api_key_id
-    where h.status = 'ok' and k.is_active)
-  select exists (select 1 from ok_keys)
-     and not exists (select 1 from public.google_ai_model_catalogue c
-                     where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o))
+begin
+  return (
+    with ok_keys as (
+      select h.api_key_id from public.google_ai_key_health h
+      join public.google_ai_api_keys k on k.id = h.api_key_id
+      where h.status = 'ok' and k.is_active)
+    select exists (select 1 from ok_keys)
+       and not exists (select 1 from public.google_ai_model_catalogue c
+                       where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o)));
+end
 $$;
 
 -- Records one key's check in one transaction: its health row; for 'ok' the catalogue rows of the

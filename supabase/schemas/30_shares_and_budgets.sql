@@ -101,13 +101,16 @@ CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used big
 -- usable requests that the elapsed part of the day (23, 24 or 25 hours) earns.
 CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
     p_usable integer) RETURNS integer
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select p_burst + floor(greatest(0, p_usable)::numeric
-           * least(greatest(extract(epoch from p_at - d.s), 0), extract(epoch from d.e - d.s))
-           / extract(epoch from d.e - d.s))::integer
-  from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d
+begin
+  return (
+    select p_burst + floor(greatest(0, p_usable)::numeric
+             * least(greatest(extract(epoch from p_at - d.s), 0), extract(epoch from d.e - d.s))
+             / extract(epoch from d.e - d.s))::integer
+    from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d);
+end
 $$;
 
 -- The first moment of Pacific day p_day at which the allowance reaches p_used + 1 (to the
@@ -116,16 +119,19 @@ $$;
 -- e = ceil(need x L / usable), which lies within the day (e < L) exactly when need < usable.
 CREATE OR REPLACE FUNCTION public.google_ai_pace_opens_at(p_day date, p_used integer, p_burst integer,
     p_usable integer) RETURNS timestamp with time zone
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select case when n.need <= 0 then d.s
-              -- The allowance reaches burst + usable only at the day's end, which is the next day.
-              when p_usable <= 0 or n.need >= p_usable then null
-              else d.s + ceil(n.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / p_usable)
-                         * interval '1 microsecond' end
-  from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d,
-       (select p_used + 1 - p_burst as need) n
+begin
+  return (
+    select case when n.need <= 0 then d.s
+                -- The allowance reaches burst + usable only at the day's end, which is the next day.
+                when p_usable <= 0 or n.need >= p_usable then null
+                else d.s + ceil(n.need::numeric * (extract(epoch from d.e - d.s) * 1000000) / p_usable)
+                           * interval '1 microsecond' end
+    from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d,
+         (select p_used + 1 - p_burst as need) n);
+end
 $$;
 
 -- What a requester may still use of a quota group, as the queue counts it (an unlocked read, like

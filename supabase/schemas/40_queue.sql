@@ -117,7 +117,8 @@ declare
 begin
   free_now := 0;
   spread_bound := false;
-  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, null, 0);
+  v_spread := public.google_ai_spread_step((select l.spread_burst from public.google_ai_model_limits l
+                                            where l.model = p_model), v_window, p_rpm, null, 0);
   -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
   -- asked for waiters only, so only the class matters here.
   v_spaced := v_spread.step is not null
@@ -190,7 +191,7 @@ $$;
 
 -- At commit: a ticket taken or moved by a statement whose holder stopped waiting goes with the
 -- statement (it would hold the request's claim and a place ahead of live waiters for nobody). The
--- statement's reply_by is the transaction's setting google_ai.reply_by (google_ai_statement_holder).
+-- statement's reply_by is the transaction's setting google_ai.reply_by (set by google_ai_reserve_models_at).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_reply_check() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -216,11 +217,14 @@ CREATE CONSTRAINT TRIGGER google_ai_queue_reply_check AFTER INSERT OR UPDATE ON 
 -- for). While nobody waits, a burst that fits the window goes at once. Null rank: held.
 CREATE OR REPLACE FUNCTION public.google_ai_spread_holds(p_model text, p_rank smallint,
     p_at timestamp with time zone) RETURNS boolean
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
-     and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank))
+begin
+  return (
+    select exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_at)
+       and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank)));
+end
 $$;
 
 -- A ticket's turn in its class: one after the class's head and one after its caller's last ticket, so
@@ -230,16 +234,19 @@ $$;
 -- count (a ticket moves up behind its caller's earlier live ticket, never back).
 CREATE OR REPLACE FUNCTION public.google_ai_next_turn(p_model text, p_rank smallint, p_caller text,
     p_live_at timestamp with time zone, p_ticket uuid, p_below bigint) RETURNS bigint
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select 1 + greatest(
-    coalesce((select min(q.turn) from public.google_ai_queue q
-              where q.model = p_model and q.class_rank = p_rank
-                and (p_live_at is null or q.lease_until >= p_live_at)
-                and q.ticket_id is distinct from p_ticket), 0),
-    coalesce((select max(q.turn) from public.google_ai_queue q
-              where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
-                and (p_live_at is null or q.lease_until >= p_live_at)
-                and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below)), 0))
+begin
+  return (
+    select 1 + greatest(
+      coalesce((select min(q.turn) from public.google_ai_queue q
+                where q.model = p_model and q.class_rank = p_rank
+                  and (p_live_at is null or q.lease_until >= p_live_at)
+                  and q.ticket_id is distinct from p_ticket), 0),
+      coalesce((select max(q.turn) from public.google_ai_queue q
+                where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
+                  and (p_live_at is null or q.lease_until >= p_live_at)
+                  and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below)), 0)));
+end
 $$;

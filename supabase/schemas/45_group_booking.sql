@@ -216,7 +216,8 @@ begin
 
     -- The spread: the request waits for its place in the schedule when google_ai_spread_holds says so,
     -- unless its own share covers it.
-    v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
+    v_spread := public.google_ai_spread_step((select l.spread_burst from public.google_ai_model_limits l
+                                              where l.model = p_model), v_window, p_rpm, p_tpm, p_tokens);
     if v_spread.step is not null and not v_in_share and v_row.spread_until - v_spread.tolerance > v_now
        and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), v_now) then
       v_spread_at := v_row.spread_until - v_spread.tolerance;

@@ -197,6 +197,8 @@ declare
   v_spread record;
   v_fits boolean;
   v_paced boolean;
+  v_budgeted boolean;
+  v_burst integer;
   v_kept jsonb;
   -- The key that serves the group (its best, as google_ai_serving_key names it).
   v_key_id uuid;
@@ -204,11 +206,14 @@ declare
   v_env_var_name text;
 begin
   -- Paced shares and a service caller's budget are the general booking's; whether the model has
-  -- shares at all decides whether they are read under the lock.
-  select coalesce(bool_or(s.pace_burst is not null), false), count(*) > 0 into v_paced, v_shared
+  -- shares at all decides whether they are read under the lock. (One statement: this runs on every
+  -- request; it also reads the model's spread burst.)
+  select coalesce(bool_or(s.pace_burst is not null), false), count(*) > 0,
+         p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller),
+         (select l.spread_burst from public.google_ai_model_limits l where l.model = p_model)
+    into v_paced, v_shared, v_budgeted, v_burst
   from public.google_ai_quota_shares s where s.model = p_model;
-  if v_paced or (p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b
-    where b.caller = p_caller)) then
+  if v_paced or v_budgeted then
     return;
   end if;
 
@@ -224,7 +229,7 @@ begin
   end if;
   -- What does not depend on the counter row is read before its lock, which is held until commit: the
   -- key that serves the group (above) and the spread's step.
-  v_spread := public.google_ai_spread_step(p_model, v_window, p_rpm, p_tpm, p_tokens);
+  v_spread := public.google_ai_spread_step(v_burst, v_window, p_rpm, p_tpm, p_tokens);
   -- With other groups to try, a row another transaction holds is left to the general booking (which
   -- tries the others first), and so is one the unlocked look finds full; the only group is waited
   -- for, as the general booking would, and looked at under its lock only.
@@ -368,14 +373,15 @@ begin
 
   -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next
   -- to leave the window are its oldest admissions (this one at the latest).
-  select a.admitted_at into v_oldest from public.google_ai_admissions a
-  where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
-  order by a.admitted_at limit 1;
-  if p_tpm is not null then
-    select a.admitted_at into v_oldest_tokens from public.google_ai_admissions a
-    where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window and a.tokens > 0
-    order by a.admitted_at limit 1;
-  end if;
+  select (select a.admitted_at from public.google_ai_admissions a
+          where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
+          order by a.admitted_at limit 1),
+         case when p_tpm is not null
+              then (select a.admitted_at from public.google_ai_admissions a
+                    where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
+                      and a.tokens > 0
+                    order by a.admitted_at limit 1) end
+    into v_oldest, v_oldest_tokens;
   quota := jsonb_build_object(
     'model', p_model,
     'quota_group', v_group,

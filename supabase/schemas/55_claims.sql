@@ -111,23 +111,6 @@ begin
 end
 $$;
 
--- The statement's reply_by for rows that do not carry it (a queue ticket): the reservation entry
--- passes its metadata through this, which notes '$holder'.reply_by for the transaction
--- (google_ai_queue_reply_check reads it) and returns the metadata unchanged. Owner only.
-CREATE OR REPLACE FUNCTION public.google_ai_statement_holder(p_metadata jsonb) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_reply_by timestamptz :=
-    case when pg_catalog.jsonb_typeof(p_metadata -> '$holder') = 'object'
-         then public.google_ai_holder_time(p_metadata -> '$holder', 'reply_by') end;
-begin
-  perform pg_catalog.set_config('google_ai.reply_by', coalesce(v_reply_by::text, ''), true);
-  return p_metadata;
-end
-$$;
-
 -- A claim turns 'done' only by its holder's success: a former holder's late finalize (its claim was
 -- taken over meanwhile) leaves the new holder's claim in place. Its own answer still counts and its
 -- token_usage is written; only the stored answer of the request is the new holder's to write.
@@ -151,14 +134,16 @@ $$;
 -- it the taker's (google_ai_attempt_holder).
 CREATE OR REPLACE FUNCTION public.google_ai_hold_request(p_caller text, p_request_id text, p_model text,
     p_now timestamp with time zone) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
+begin
   insert into public.google_ai_responses as r (caller, request_id, status, model, created_at, expires_at, holder)
   values (p_caller, p_request_id, 'in_progress', p_model, p_now, p_now + interval '7 minutes', null)
   on conflict (caller, request_id) do update set
     status = 'in_progress', response = null, model = excluded.model,
-    created_at = excluded.created_at, expires_at = excluded.expires_at, holder = null
+    created_at = excluded.created_at, expires_at = excluded.expires_at, holder = null;
+end
 $$;
 
 -- For a request the caller named with its own request_id: the answer to give instead of reserving,

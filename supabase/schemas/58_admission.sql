@@ -491,7 +491,7 @@ $$;
 -- unchanged. The holder's deadlines and identity
 -- (reply_by, hold_until, holder: llm-invoke's store/holder.ts) reach the attempt row's trigger
 -- (google_ai_attempt_holder) under the metadata key '$holder', which they overwrite; the statement's
--- reply_by also holds for a queue ticket it takes (google_ai_statement_holder).
+-- reply_by also holds for a queue ticket it takes (the transaction's setting google_ai.reply_by).
 -- The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only.
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[],
     p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text,
@@ -520,7 +520,9 @@ begin
       pg_catalog.jsonb_build_object('reply_by', p_reply_by, 'hold_until', p_hold_until, 'holder', p_holder)));
   end if;
   -- The statement's reply_by, for a queue ticket it takes or moves (google_ai_queue_reply_check).
-  v_metadata := public.google_ai_statement_holder(v_metadata);
+  perform pg_catalog.set_config('google_ai.reply_by', coalesce(case
+    when pg_catalog.jsonb_typeof(v_metadata -> '$holder') = 'object'
+    then public.google_ai_holder_time(v_metadata -> '$holder', 'reply_by')::text end, ''), true);
   if cardinality(p_models) > 1 then
     return public.google_ai_fall_back_at(p_now => p_now, p_models => p_models,
       p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,

@@ -53,9 +53,10 @@ $$;
 -- locks in the same order) take their row locks in one order and cannot deadlock.
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
     p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) RETURNS void
-    LANGUAGE sql
+    LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
+begin
   insert into public.google_ai_cooldowns as c (quota_group, model, cooldown_until, reason, quota_id, cause)
   select p_quota_group, m.model, p_until, left(p_reason, 500), left(p_quota_id, 200), p_cause
   from (select p_model as model
@@ -72,6 +73,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group tex
     quota_id = case when excluded.cooldown_until >= c.cooldown_until then excluded.quota_id else c.quota_id end,
     cause = case when excluded.cooldown_until >= c.cooldown_until then excluded.cause else c.cause end,
     updated_at = now();
+end
 $$;
 
 COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,

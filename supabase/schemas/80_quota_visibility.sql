@@ -103,36 +103,42 @@ $$;
 -- the effective limit given (p_rpm, p_rpd); null for a limit the model does not have.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_kept(p_model text,
     p_rpm integer, p_rpd integer, p_class text, p_caller text) RETURNS jsonb
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-  select jsonb_build_object(
-    'rpm_for_others', case when p_rpm is not null
-                           then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where not o.own), 0)) end,
-    'rpm_for_you', case when p_rpm is not null
-                        then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where o.own), 0)) end,
-    'rpd_for_others', case when p_rpd is not null
-                           then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where not o.own), 0)) end,
-    'rpd_for_you', case when p_rpd is not null
-                        then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where o.own), 0)) end)
-  from public.google_ai_quota_shares s
-  cross join lateral (select coalesce(s.priority_class = p_class,
-    false) or coalesce(s.caller = p_caller, false) as own) o
-  where s.model = p_model
+begin
+  return (
+    select jsonb_build_object(
+      'rpm_for_others', case when p_rpm is not null
+                             then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where not o.own), 0)) end,
+      'rpm_for_you', case when p_rpm is not null
+                          then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where o.own), 0)) end,
+      'rpd_for_others', case when p_rpd is not null
+                             then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where not o.own), 0)) end,
+      'rpd_for_you', case when p_rpd is not null
+                          then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where o.own), 0)) end)
+    from public.google_ai_quota_shares s
+    cross join lateral (select coalesce(s.priority_class = p_class,
+      false) or coalesce(s.caller = p_caller, false) as own) o
+    where s.model = p_model);
+end
 $$;
 
 -- The cause of the model's cooldown that ends first among the quota groups resting for it (the one
 -- a refusal's retry_after_ms is about); null: none rests, or its rest has no cause recorded.
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text) RETURNS text
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  select c.cause
-  from public.google_ai_cooldowns c
-  where c.model = coalesce((public.google_ai_resolve_model(p_model)).model, p_model)
-    and c.cooldown_until > pg_catalog.clock_timestamp()
-  order by c.cooldown_until, c.quota_group
-  limit 1
+begin
+  return (
+    select c.cause
+    from public.google_ai_cooldowns c
+    where c.model = coalesce((public.google_ai_resolve_model(p_model)).model, p_model)
+      and c.cooldown_until > pg_catalog.clock_timestamp()
+    order by c.cooldown_until, c.quota_group
+    limit 1);
+end
 $$;
 
 COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text) IS

@@ -40,6 +40,52 @@ function upwardNames(texts: Map<string, string>): string[] {
   return [...upward].sort();
 }
 
+interface FunctionText {
+  header: string;
+  body: string;
+}
+
+/** Each function's header (up to its body) and body, comments removed. */
+function functionTexts(texts: Map<string, string>): Map<string, FunctionText> {
+  const found = new Map<string, FunctionText>();
+  for (const text of texts.values()) {
+    const pattern = /create\s+(?:or\s+replace\s+)?function\s+public\.(\w+)\s*\(([\s\S]*?)\bas\s+(\$\w*\$)([\s\S]*?)\3/gi;
+    for (const m of text.replace(/--[^\n]*/g, "").matchAll(pattern)) found.set(m[1]!, { header: m[2]!, body: m[4]! });
+  }
+  return found;
+}
+
+/**
+ * Functions a request's statements reach (from the RPCs llm-invoke calls per request) that PostgreSQL
+ * plans again on every call: SQL functions it cannot inline (a SET clause, SECURITY DEFINER, or a
+ * row as the result). Before PostgreSQL 18 such a function's plan lives for one statement only; a
+ * PL/pgSQL function keeps its plans for the session.
+ */
+function replannedOnEveryCall(texts: Map<string, string>, entries: string[]): string[] {
+  const fns = functionTexts(texts);
+  const seen = new Set<string>();
+  const todo = [...entries];
+  while (todo.length > 0) {
+    const name = todo.pop()!;
+    if (seen.has(name) || !fns.has(name)) continue;
+    seen.add(name);
+    for (const m of fns.get(name)!.body.matchAll(/public\.(\w+)\s*\(/g)) todo.push(m[1]!);
+  }
+  return [...seen].filter((name) => {
+    const h = fns.get(name)!.header.toLowerCase();
+    return /language\s+sql\b/.test(h) &&
+      (/\bset\s+search_path\b/.test(h) || /security\s+definer/.test(h) ||
+        /returns\s+(record|public\.\w+)\s/.test(h) || /\bout\s+\w+/.test(h));
+  }).sort();
+}
+
+/** What llm-invoke calls for every request (store/pg-store.ts). */
+const PER_REQUEST = [
+  "google_ai_reserve_models", "google_ai_answer_quota", "google_ai_finalize", "google_ai_finalize_cut",
+  "google_ai_finalize_withdrawn", "google_ai_release", "google_ai_end_request", "google_ai_cooldown_cause",
+  "google_ai_cooldown_for_cause",
+];
+
 describe("supabase/schemas in call order", () => {
   it("reads every file and what it defines", () => {
     expect(files.length).toBeGreaterThan(10);
@@ -56,6 +102,22 @@ describe("supabase/schemas in call order", () => {
       text.split("\n").flatMap((line, i) => (line.length > 120 ? [`${file}:${i + 1}`] : []))
     );
     expect({ long, wide }).toEqual({ long: [], wide: [] });
+  });
+
+  it("plans a request's helpers once per session: none is a SQL function PostgreSQL cannot inline", () => {
+    const fns = functionTexts(texts);
+    for (const entry of PER_REQUEST) expect(fns.has(entry), entry).toBe(true);
+    expect(replannedOnEveryCall(texts, PER_REQUEST)).toEqual([]);
+  });
+
+  it("finds a SQL helper with a SET clause under an entry, and not an inlinable one", () => {
+    const sample = new Map([
+      ["10_a.sql", "create function public.helper() returns int language sql set search_path to '' as $$ select 1 $$;\n" +
+        "create function public.inlined() returns int language sql stable as $$ select 2 $$;"],
+      ["20_b.sql", "create function public.entry() returns int language plpgsql as $$ begin\n" +
+        "  return public.helper() + public.inlined(); end $$;"],
+    ]);
+    expect(replannedOnEveryCall(sample, ["entry"])).toEqual(["helper"]);
   });
 
   it("finds a call to a later file, and not one in a comment", () => {
