@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 45e1f3de13ae70b6584e31bdcd1ef69372de5152ddd4f4027b54ec24354bfcf2
+-- sha256 of what follows: 25d2ef035287536e1cc31e018c56d1523799b2bc2f31ffba12a83d513b2681bc
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================
@@ -1414,6 +1414,11 @@ $baseline$;
 
 CREATE INDEX IF NOT EXISTS google_ai_share_usage_share_idx ON public.google_ai_share_usage USING btree (share_id);
 
+-- A request counts against a budget once, on its first attempt; a retry spends tokens only.
+CREATE OR REPLACE FUNCTION public.google_ai_request_counts(p_attempt integer) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select case when coalesce(p_attempt, 1) operator(pg_catalog.=) 1 then 1 else 0 end $$;
+
 -- What is left of a budget (null: there is none), never below 0.
 CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
@@ -2180,7 +2185,7 @@ begin
   where t.client_id = v_client.id and t.created_at > now() - interval '1 hour';
   if v_recent >= v_client.mint_per_hour then
     return jsonb_build_object('ok', false, 'error', 'mint_rate_limited',
-      'retry_after_ms', greatest(0, ceil(extract(epoch from (v_oldest + interval '1 hour' - now())) * 1000))::bigint);
+      'retry_after_ms', public.google_ai_ms_until(v_oldest + interval '1 hour', now()));
   end if;
 
   v_expires := now() + v_ttl;
@@ -2257,7 +2262,7 @@ declare
   v_limit text;
   v_retry_at timestamptz;
   v_retry_ms bigint;
-  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
+  v_count_request integer := public.google_ai_request_counts(p_attempt);
   v_requests_today integer;
   v_tokens_today integer;
 begin
@@ -2292,7 +2297,7 @@ begin
   if v_limit is null then
     return;
   end if;
-  v_retry_ms := ceil(extract(epoch from (v_retry_at - p_now)) * 1000)::bigint;
+  v_retry_ms := public.google_ai_ms_until(v_retry_at, p_now);
 
   insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
     attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
@@ -2313,7 +2318,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_count_token_use(p_token_id uuid, p_c
     AS $$
 declare
   v_day date := public.google_ai_pacific_day(p_now);
-  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
+  v_count_request integer := public.google_ai_request_counts(p_attempt);
 begin
   update public.google_ai_tokens t set
     requests_used = t.requests_used + v_count_request,
@@ -3074,7 +3079,7 @@ declare
   v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
   v_budget public.google_ai_caller_budgets;
   v_budget_day date := public.google_ai_pacific_day(p_at);
-  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
+  v_count_request integer := public.google_ai_request_counts(p_attempt);
   v_requests_today integer;
   v_tokens_today bigint;
 begin
@@ -3649,7 +3654,7 @@ begin
     v_held_until := public.google_ai_claim_held_until(p_caller, p_request_id, v_prior.expires_at, p_now);
     if v_held_until is not null then
       return jsonb_build_object('ok', false, 'limit', 'in_progress', 'cause', 'in_progress',
-        'retry_after_ms', greatest(1000, ceil(extract(epoch from (v_held_until - p_now)) * 1000))::bigint,
+        'retry_after_ms', greatest(1000, public.google_ai_ms_until(v_held_until, p_now)),
         'retry_at', v_held_until);
     end if;
   end if;
@@ -3668,8 +3673,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with 
     SET search_path TO ''
     AS $$
 declare
-  v_retry_ms bigint := case when p_retry_at is null then null
-                            else greatest(0, ceil(extract(epoch from (p_retry_at - p_now)) * 1000))::bigint end;
+  v_retry_ms bigint := public.google_ai_ms_until(p_retry_at, p_now);
   v_cause text := coalesce(p_cause, public.google_ai_refusal_cause(p_limit));
 begin
   if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
@@ -3962,7 +3966,7 @@ begin
           'ok', false,
           'limit', v_blocked_by,
           'cause', v_cause,
-          'retry_after_ms', greatest(0, ceil(extract(epoch from (v_expected - v_now)) * 1000))::bigint,
+          'retry_after_ms', public.google_ai_ms_until(v_expected, v_now),
           'retry_at', v_expected,
           'model', v_limits.model,
           'queue', jsonb_build_object('ticket', v_ticket.ticket_id, 'position', v_ticket.position,
@@ -3992,8 +3996,7 @@ begin
       'retry_at', v_reopens_at,
       'model', v_limits.model,
       'max_tokens', case when v_limits.blocked_by = 'too_large' then v_limits.tpm end,
-      'recheck_after_ms', case when v_recheck_at is not null
-                               then greatest(0, ceil(extract(epoch from (v_recheck_at - v_now)) * 1000))::bigint end)
+      'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, v_now))
       -- A withdrawn model: when Google said so, and the model it names instead (if a row says).
       || case when v_blocked_by = 'withdrawn'
               then jsonb_build_object('withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor)

@@ -91,6 +91,11 @@ ALTER TABLE ONLY public.google_ai_share_usage
 
 CREATE INDEX IF NOT EXISTS google_ai_share_usage_share_idx ON public.google_ai_share_usage USING btree (share_id);
 
+-- A request counts against a budget once, on its first attempt; a retry spends tokens only.
+CREATE OR REPLACE FUNCTION public.google_ai_request_counts(p_attempt integer) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select case when coalesce(p_attempt, 1) operator(pg_catalog.=) 1 then 1 else 0 end $$;
+
 -- What is left of a budget (null: there is none), never below 0.
 CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used bigint) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE

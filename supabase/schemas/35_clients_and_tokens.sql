@@ -292,7 +292,7 @@ begin
   where t.client_id = v_client.id and t.created_at > now() - interval '1 hour';
   if v_recent >= v_client.mint_per_hour then
     return jsonb_build_object('ok', false, 'error', 'mint_rate_limited',
-      'retry_after_ms', greatest(0, ceil(extract(epoch from (v_oldest + interval '1 hour' - now())) * 1000))::bigint);
+      'retry_after_ms', public.google_ai_ms_until(v_oldest + interval '1 hour', now()));
   end if;
 
   v_expires := now() + v_ttl;
@@ -369,7 +369,7 @@ declare
   v_limit text;
   v_retry_at timestamptz;
   v_retry_ms bigint;
-  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
+  v_count_request integer := public.google_ai_request_counts(p_attempt);
   v_requests_today integer;
   v_tokens_today integer;
 begin
@@ -404,7 +404,7 @@ begin
   if v_limit is null then
     return;
   end if;
-  v_retry_ms := ceil(extract(epoch from (v_retry_at - p_now)) * 1000)::bigint;
+  v_retry_ms := public.google_ai_ms_until(v_retry_at, p_now);
 
   insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
     attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
@@ -425,7 +425,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_count_token_use(p_token_id uuid, p_c
     AS $$
 declare
   v_day date := public.google_ai_pacific_day(p_now);
-  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
+  v_count_request integer := public.google_ai_request_counts(p_attempt);
 begin
   update public.google_ai_tokens t set
     requests_used = t.requests_used + v_count_request,

@@ -32,7 +32,7 @@ declare
   v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
   v_budget public.google_ai_caller_budgets;
   v_budget_day date := public.google_ai_pacific_day(p_at);
-  v_count_request integer := case when coalesce(p_attempt, 1) = 1 then 1 else 0 end;
+  v_count_request integer := public.google_ai_request_counts(p_attempt);
   v_requests_today integer;
   v_tokens_today bigint;
 begin

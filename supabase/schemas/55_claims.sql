@@ -170,7 +170,7 @@ begin
     v_held_until := public.google_ai_claim_held_until(p_caller, p_request_id, v_prior.expires_at, p_now);
     if v_held_until is not null then
       return jsonb_build_object('ok', false, 'limit', 'in_progress', 'cause', 'in_progress',
-        'retry_after_ms', greatest(1000, ceil(extract(epoch from (v_held_until - p_now)) * 1000))::bigint,
+        'retry_after_ms', greatest(1000, public.google_ai_ms_until(v_held_until, p_now)),
         'retry_at', v_held_until);
     end if;
   end if;
@@ -189,8 +189,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with 
     SET search_path TO ''
     AS $$
 declare
-  v_retry_ms bigint := case when p_retry_at is null then null
-                            else greatest(0, ceil(extract(epoch from (p_retry_at - p_now)) * 1000))::bigint end;
+  v_retry_ms bigint := public.google_ai_ms_until(p_retry_at, p_now);
   v_cause text := coalesce(p_cause, public.google_ai_refusal_cause(p_limit));
 begin
   if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then

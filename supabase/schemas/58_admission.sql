@@ -256,7 +256,7 @@ begin
           'ok', false,
           'limit', v_blocked_by,
           'cause', v_cause,
-          'retry_after_ms', greatest(0, ceil(extract(epoch from (v_expected - v_now)) * 1000))::bigint,
+          'retry_after_ms', public.google_ai_ms_until(v_expected, v_now),
           'retry_at', v_expected,
           'model', v_limits.model,
           'queue', jsonb_build_object('ticket', v_ticket.ticket_id, 'position', v_ticket.position,
@@ -286,8 +286,7 @@ begin
       'retry_at', v_reopens_at,
       'model', v_limits.model,
       'max_tokens', case when v_limits.blocked_by = 'too_large' then v_limits.tpm end,
-      'recheck_after_ms', case when v_recheck_at is not null
-                               then greatest(0, ceil(extract(epoch from (v_recheck_at - v_now)) * 1000))::bigint end)
+      'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, v_now))
       -- A withdrawn model: when Google said so, and the model it names instead (if a row says).
       || case when v_blocked_by = 'withdrawn'
               then jsonb_build_object('withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor)
