@@ -25,7 +25,7 @@ export interface RpcFloorConfig {
   warmupSec: number;
   /** The measured window, inside the run: admissions, CPU and WAL are read at its two ends. */
   windowSec: number;
-  /** Also drive the statement llm-invoke sends (the RPC plus the answer's quota read). */
+  /** Also drive the statement llm-invoke sends for a named request with a fallback (plus the answer's quota read). */
   withInvokeStatement: boolean;
 }
 
@@ -135,10 +135,22 @@ select 'reserved', :rid::text, 'bench', '${MODEL}', '${MODEL}', 1, gen_random_uu
   date_trunc('minute', now()), current_date, 10, 0, '{}', 'interactive'
 from c;`;
 
-// What llm-invoke actually sends: the reservation and, in the same statement, the quota its answer
-// carries (pg-store.ts).
+/** The model llm-invoke falls back to when MODEL cannot serve (never asked here: MODEL always can). */
+const FALLBACK_MODEL = "bench-floor-fallback";
+
+// What llm-invoke actually sends for a named request (pg-store.ts): the model with its fallback, the
+// caller's request id (a claim on it), the holder's deadlines, and in the same statement the quota its
+// answer carries.
+const INVOKE_CALL = `public.google_ai_reserve_models(
+  p_models => array['${MODEL}', '${FALLBACK_MODEL}'], p_estimated_tokens => 10, p_caller => 'bench',
+  p_request_id => :rid::text, p_exclude_key_ids => '{}'::uuid[],
+  p_attempt => 1, p_wait_ms => 0, p_metadata => '{}'::jsonb,
+  p_idempotent => true, p_priority => null, p_queue_ticket => null::uuid,
+  p_wait_left_ms => 0, p_reply_by => now() + interval '20 seconds',
+  p_hold_until => now() + interval '6 minutes', p_holder => gen_random_uuid())`;
+
 const INVOKE_SCRIPT = `${REQUEST_ID}
-with reserved as materialized (select ${RESERVE_CALL} as r)
+with reserved as materialized (select ${INVOKE_CALL} as r)
 select reserved.r - 'quota' as r,
        coalesce(reserved.r -> 'quota', public.google_ai_answer_quota(p_answer => reserved.r, p_model => '${MODEL}',
          p_exclude_key_ids => '{}'::uuid[])) as q
@@ -152,7 +164,7 @@ const SCRIPTS: Record<Variant, { file: string; text: string; label: string }> = 
   lean: { file: "lean-admission.sql", text: LEAN_SCRIPT, label: "lean exact admission" },
   stateRow: { file: "state-row.sql", text: STATE_ROW_SCRIPT, label: "state-row candidate" },
   rpc: { file: "reserve.sql", text: RPC_SCRIPT, label: "reserve RPC" },
-  invoke: { file: "reserve-as-invoked.sql", text: INVOKE_SCRIPT, label: "reserve + quota read (llm-invoke's statement)" },
+  invoke: { file: "reserve-as-invoked.sql", text: INVOKE_SCRIPT, label: "llm-invoke's statement (a fallback, a request id, the holder)" },
 };
 
 interface RoundFigures {
@@ -209,7 +221,8 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   try {
     await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
     await setModel(db.sql, LEAN_MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
-    await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models: [MODEL, LEAN_MODEL, STATE_ROW_MODEL] }]);
+    await setModel(db.sql, FALLBACK_MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
+    await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models: [MODEL, LEAN_MODEL, STATE_ROW_MODEL, FALLBACK_MODEL] }]);
     await db.sql.unsafe(TABLES);
     await db.sql.unsafe(LEAN_FUNCTION);
     await setModel(db.sql, STATE_ROW_MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
@@ -423,7 +436,7 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
     },
     ...(cells.some((c) => c.variant === "invoke")
       ? [{
-        figure: `Reserve as llm-invoke sends it (with its quota read) / floor at ${ns.join(" / ")} connections`,
+        figure: `Reserve as llm-invoke sends a named request with a fallback (and its quota read) / floor at ${ns.join(" / ")} connections`,
         value: `${over((n) => pct(get(cells, "invoke", n)?.ratioToFloor))} (${over((n) => fmt(get(cells, "invoke", n)?.tps, 0))} tps)`,
       }]
       : []),
@@ -511,7 +524,7 @@ lean admission's reads and decision with every state it reads in one row per quo
 locked once: a ring of 62 per-second counts with their sums in place of the window's admission rows, the
 Pacific day's count, the cooldown. Beside the lean admission, it says what that layout costs against the
 window log (docs/admission-kernel.md).
-${withInvoke ? "\"llm-invoke's statement\" is the call exactly as the function sends it: the reservation and, in the same statement, the quota its answer carries (`google_ai_answer_quota`).\n" : ""}
+${withInvoke ? "\"llm-invoke's statement\" is the call as the function sends it for a named request of a model with a fallback: both models, the caller's request id (its claim is taken), the holder's reply_by, hold_until and id, and in the same statement the quota its answer carries (`google_ai_answer_quota`).\n" : ""}
 ${table(tpsHeaders, tpsRows, tpsHeaders.map(() => "r"))}
 ${overran ? `\n${overran} of ${all} windows closed after their pgbench run had ended (a slow machine): those include the run's last transactions and its disconnections.\n` : ""}
 **PostgreSQL's cost per transaction**: CPU and WAL per admission (per transaction: every transaction
