@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 25d2ef035287536e1cc31e018c56d1523799b2bc2f31ffba12a83d513b2681bc
+-- sha256 of what follows: 82a00081971fb9038e9f5173a6e6dcfccaca825c2d3a6ec3884e2d8df528937e
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================
@@ -796,12 +796,14 @@ begin
 end
 $$;
 
--- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
+-- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past,
+-- null if there is no such time (greatest alone would turn a null into 0).
 CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone,
     p_now timestamp with time zone) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
-                                          operator(pg_catalog.*) 1000))::bigint $$;
+    AS $$ select case when p_at is not null
+                      then greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
+                                                       operator(pg_catalog.*) 1000))::bigint end $$;
 -- ================================================================================================
 -- supabase/schemas/22_priority_classes.sql
 -- ================================================================================================

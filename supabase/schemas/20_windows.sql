@@ -190,9 +190,11 @@ begin
 end
 $$;
 
--- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past.
+-- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past,
+-- null if there is no such time (greatest alone would turn a null into 0).
 CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone,
     p_now timestamp with time zone) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
-                                          operator(pg_catalog.*) 1000))::bigint $$;
+    AS $$ select case when p_at is not null
+                      then greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
+                                                       operator(pg_catalog.*) 1000))::bigint end $$;
