@@ -15,7 +15,9 @@
 //                                    SET (...).
 //                                    The gateway's own tables exist only in the shape the baseline
 //                                    gives them, so creating them if missing is enough.
-//   ALTER TABLE [ONLY] t ADD CONSTRAINT c ... only if t has no constraint named c yet
+//   ALTER TABLE [ONLY] t ADD CONSTRAINT c ... only if t has no constraint named c yet, through one
+//                                    session-local function defined at the top (PostgreSQL has no ADD
+//                                    CONSTRAINT IF NOT EXISTS)
 //   CREATE CONSTRAINT TRIGGER g ON t ...      after DROP TRIGGER IF EXISTS g ON t (no OR REPLACE for it)
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
@@ -35,7 +37,7 @@ export async function baselineText(): Promise<string> {
     parts.push(`-- ${"=".repeat(96)}\n-- ${path.relative(repoRoot, file)}\n-- ${"=".repeat(96)}\n`);
     parts.push(splitStatements(text).map(adopting).join("\n\n"));
   }
-  const body = parts.join("\n") + "\n";
+  const body = CONSTRAINT_ONCE + "\n" + parts.join("\n") + "\n";
   return HEADER + `-- sha256 of what follows: ${sha256(body)}\n` + body;
 }
 
@@ -81,16 +83,21 @@ function adopting(statement: string): string {
   return statement;
 }
 
-/** A constraint added only if its table has none of that name yet. */
-function guardedConstraint(table: string, conname: string, statement: string): string {
-  return `DO $baseline$
+// Adds a constraint unless its table already has one of that name. In pg_temp: it lives only as long as
+// the migration's session and leaves nothing behind in the project.
+const CONSTRAINT_ONCE = `CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
+RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = '${table}'::regclass AND conname = '${conname}') THEN
-    ${statement}
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = p_table AND conname = p_name) THEN
+    EXECUTE p_statement;
   END IF;
 END
-$baseline$;`;
+$baseline$;
+`;
+
+/** A constraint added only if its table has none of that name yet. */
+function guardedConstraint(table: string, conname: string, statement: string): string {
+  return `SELECT pg_temp.add_constraint_once('${table}', '${conname}',\n  $constraint$${statement}$constraint$);`;
 }
 
 function stripLeadingComments(statement: string): string {

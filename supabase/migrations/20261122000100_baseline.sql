@@ -4,7 +4,16 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 82a00081971fb9038e9f5173a6e6dcfccaca825c2d3a6ec3884e2d8df528937e
+-- sha256 of what follows: 2d3d3e6d88cdcac52875792dc7d4cf137a41efd330aa065fb2aec3a83845a1f0
+CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
+RETURNS void LANGUAGE plpgsql AS $baseline$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint WHERE conrelid = p_table AND conname = p_name) THEN
+    EXECUTE p_statement;
+  END IF;
+END
+$baseline$;
+
 -- ================================================================================================
 -- supabase/schemas/00_roles.sql
 -- ================================================================================================
@@ -119,14 +128,8 @@ ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS limits_source
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS supports_images boolean;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS spread_burst integer;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS google_successor text;
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_model_limits'::regclass AND conname = 'google_ai_model_limits_spread_burst_check') THEN
-    ALTER TABLE public.google_ai_model_limits ADD CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1));
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_model_limits', 'google_ai_model_limits_spread_burst_check',
+  $constraint$ALTER TABLE public.google_ai_model_limits ADD CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1));$constraint$);
 
 COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS
     'Admissions spread over the window while requests wait for the model: at most this many of a quota group at once, '
@@ -259,66 +262,30 @@ COMMENT ON COLUMN public.google_ai_cooldowns.cause IS
     'Why the group rests: a Google 429''s quota_cause (a spend cap or money - monthly_cap, billing_cap, '
     'credits_depleted - rests every model of the group: one row each).';
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_api_keys'::regclass AND conname = 'google_ai_api_keys_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_api_keys
-    ADD CONSTRAINT google_ai_api_keys_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_api_keys', 'google_ai_api_keys_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_api_keys
+    ADD CONSTRAINT google_ai_api_keys_pkey PRIMARY KEY (id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_cooldowns'::regclass AND conname = 'google_ai_cooldowns_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_cooldowns
-    ADD CONSTRAINT google_ai_cooldowns_pkey PRIMARY KEY (quota_group, model);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_cooldowns', 'google_ai_cooldowns_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_cooldowns
+    ADD CONSTRAINT google_ai_cooldowns_pkey PRIMARY KEY (quota_group, model);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_model_limits'::regclass AND conname = 'google_ai_model_limits_fallback_models_check') THEN
-    ALTER TABLE public.google_ai_model_limits
-    ADD CONSTRAINT google_ai_model_limits_fallback_models_check CHECK ((cardinality(fallback_models) <= 3)) NOT VALID;
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_model_limits', 'google_ai_model_limits_fallback_models_check',
+  $constraint$ALTER TABLE public.google_ai_model_limits
+    ADD CONSTRAINT google_ai_model_limits_fallback_models_check CHECK ((cardinality(fallback_models) <= 3)) NOT VALID;$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_model_limits'::regclass AND conname = 'google_ai_model_limits_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_model_limits
-    ADD CONSTRAINT google_ai_model_limits_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_model_limits', 'google_ai_model_limits_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_model_limits
+    ADD CONSTRAINT google_ai_model_limits_pkey PRIMARY KEY (id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_model_limits'::regclass AND conname = 'google_ai_model_limits_safety_margin_check') THEN
-    ALTER TABLE public.google_ai_model_limits
+SELECT pg_temp.add_constraint_once('public.google_ai_model_limits', 'google_ai_model_limits_safety_margin_check',
+  $constraint$ALTER TABLE public.google_ai_model_limits
     ADD CONSTRAINT google_ai_model_limits_safety_margin_check CHECK (((safety_margin
-      >= (0)::numeric) AND (safety_margin < (1)::numeric))) NOT VALID;
-  END IF;
-END
-$baseline$;
+      >= (0)::numeric) AND (safety_margin < (1)::numeric))) NOT VALID;$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_usage_counters'::regclass AND conname = 'google_ai_usage_counters_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_usage_counters
-    ADD CONSTRAINT google_ai_usage_counters_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_usage_counters', 'google_ai_usage_counters_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_usage_counters
+    ADD CONSTRAINT google_ai_usage_counters_pkey PRIMARY KEY (id);$constraint$);
 
 CREATE INDEX IF NOT EXISTS google_ai_api_keys_active_idx ON
     public.google_ai_api_keys USING btree (priority) WHERE is_active;
@@ -516,25 +483,13 @@ COMMENT ON COLUMN public.google_ai_responses.holder IS
     'The invocation holding this in-flight claim (its $holder id); '
     'null until its first reservation, or for a claim made without one.';
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_attempts'::regclass AND conname = 'google_ai_attempts_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_attempts
-    ADD CONSTRAINT google_ai_attempts_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_attempts', 'google_ai_attempts_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_attempts
+    ADD CONSTRAINT google_ai_attempts_pkey PRIMARY KEY (id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_responses'::regclass AND conname = 'google_ai_responses_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_responses
-    ADD CONSTRAINT google_ai_responses_pkey PRIMARY KEY (caller, request_id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_responses', 'google_ai_responses_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_responses
+    ADD CONSTRAINT google_ai_responses_pkey PRIMARY KEY (caller, request_id);$constraint$);
 
 CREATE INDEX IF NOT EXISTS google_ai_attempts_caller_idx ON public.google_ai_attempts USING btree (caller, created_at);
 
@@ -637,25 +592,13 @@ COMMENT ON COLUMN public.google_ai_admissions.class_rank IS
 COMMENT ON COLUMN public.google_ai_admissions.share_ids IS
     'The shares whose owner made this admission: their window counts give it back when it leaves the window.';
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_admission_settings'::regclass AND conname = 'google_ai_admission_settings_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_admission_settings
-    ADD CONSTRAINT google_ai_admission_settings_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_admission_settings', 'google_ai_admission_settings_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_admission_settings
+    ADD CONSTRAINT google_ai_admission_settings_pkey PRIMARY KEY (id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_admissions'::regclass AND conname = 'google_ai_admissions_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_admissions
-    ADD CONSTRAINT google_ai_admissions_pkey PRIMARY KEY (reservation_id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_admissions', 'google_ai_admissions_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_admissions
+    ADD CONSTRAINT google_ai_admissions_pkey PRIMARY KEY (reservation_id);$constraint$);
 
 CREATE INDEX IF NOT EXISTS google_ai_admissions_window_idx ON
     public.google_ai_admissions USING btree (quota_group, model, admitted_at);
@@ -840,25 +783,13 @@ COMMENT ON COLUMN public.google_ai_priority_classes.kept_rpd_percent IS
 COMMENT ON COLUMN public.google_ai_priority_classes.kept_changed_at IS
     'When a kept percent was last set or cleared; null: never (the seed writes its default percents only then).';
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_priority_classes'::regclass AND conname = 'google_ai_priority_classes_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_priority_classes
-    ADD CONSTRAINT google_ai_priority_classes_pkey PRIMARY KEY (name);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_priority_classes', 'google_ai_priority_classes_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_priority_classes
+    ADD CONSTRAINT google_ai_priority_classes_pkey PRIMARY KEY (name);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_priority_classes'::regclass AND conname = 'google_ai_priority_classes_rank_key') THEN
-    ALTER TABLE ONLY public.google_ai_priority_classes
-    ADD CONSTRAINT google_ai_priority_classes_rank_key UNIQUE (rank);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_priority_classes', 'google_ai_priority_classes_rank_key',
+  $constraint$ALTER TABLE ONLY public.google_ai_priority_classes
+    ADD CONSTRAINT google_ai_priority_classes_rank_key UNIQUE (rank);$constraint$);
 
 CREATE OR REPLACE FUNCTION public.google_ai_class_rank(p_class text) RETURNS smallint
     LANGUAGE plpgsql STABLE
@@ -934,57 +865,27 @@ CREATE TABLE IF NOT EXISTS public.google_ai_service_tiers (
 COMMENT ON TABLE public.google_ai_service_tiers IS
     'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_key_health'::regclass AND conname = 'google_ai_key_health_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_key_health
-    ADD CONSTRAINT google_ai_key_health_pkey PRIMARY KEY (api_key_id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_key_health', 'google_ai_key_health_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_key_health
+    ADD CONSTRAINT google_ai_key_health_pkey PRIMARY KEY (api_key_id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_model_catalogue'::regclass AND conname = 'google_ai_model_catalogue_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_model_catalogue
-    ADD CONSTRAINT google_ai_model_catalogue_pkey PRIMARY KEY (api_key_id, model);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_model_catalogue', 'google_ai_model_catalogue_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_model_catalogue
+    ADD CONSTRAINT google_ai_model_catalogue_pkey PRIMARY KEY (api_key_id, model);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_service_tiers'::regclass AND conname = 'google_ai_service_tiers_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_service_tiers
-    ADD CONSTRAINT google_ai_service_tiers_pkey PRIMARY KEY (model, priority_class);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_service_tiers', 'google_ai_service_tiers_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_service_tiers
+    ADD CONSTRAINT google_ai_service_tiers_pkey PRIMARY KEY (model, priority_class);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_key_health'::regclass AND conname = 'google_ai_key_health_api_key_id_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_key_health
+SELECT pg_temp.add_constraint_once('public.google_ai_key_health', 'google_ai_key_health_api_key_id_fkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_key_health
     ADD CONSTRAINT google_ai_key_health_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES
-      public.google_ai_api_keys(id) ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
+      public.google_ai_api_keys(id) ON DELETE CASCADE;$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_model_catalogue'::regclass AND conname = 'google_ai_model_catalogue_api_key_id_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_model_catalogue
+SELECT pg_temp.add_constraint_once('public.google_ai_model_catalogue', 'google_ai_model_catalogue_api_key_id_fkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_model_catalogue
     ADD CONSTRAINT google_ai_model_catalogue_api_key_id_fkey FOREIGN KEY (api_key_id) REFERENCES
-      public.google_ai_api_keys(id) ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
+      public.google_ai_api_keys(id) ON DELETE CASCADE;$constraint$);
 
 CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_ai_model_catalogue USING btree (model);
 
@@ -1341,78 +1242,36 @@ CREATE TABLE IF NOT EXISTS public.google_ai_share_usage (
 COMMENT ON TABLE public.google_ai_share_usage IS
     'What each share''s owner used of a quota group, written only under that group''s counter-row lock.';
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_caller_budgets'::regclass AND conname = 'google_ai_caller_budgets_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_caller_budgets
-    ADD CONSTRAINT google_ai_caller_budgets_pkey PRIMARY KEY (caller);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_caller_budgets', 'google_ai_caller_budgets_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_caller_budgets
+    ADD CONSTRAINT google_ai_caller_budgets_pkey PRIMARY KEY (caller);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_owner_key') THEN
-    ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_owner_key UNIQUE NULLS NOT DISTINCT (model, priority_class, caller);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_quota_shares', 'google_ai_quota_shares_owner_key',
+  $constraint$ALTER TABLE ONLY public.google_ai_quota_shares
+    ADD CONSTRAINT google_ai_quota_shares_owner_key UNIQUE NULLS NOT DISTINCT (model, priority_class, caller);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_quota_shares
-    ADD CONSTRAINT google_ai_quota_shares_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_quota_shares', 'google_ai_quota_shares_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_quota_shares
+    ADD CONSTRAINT google_ai_quota_shares_pkey PRIMARY KEY (id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_share_usage'::regclass AND conname = 'google_ai_share_usage_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_share_usage
-    ADD CONSTRAINT google_ai_share_usage_pkey PRIMARY KEY (quota_group, share_id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_share_usage', 'google_ai_share_usage_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_share_usage
+    ADD CONSTRAINT google_ai_share_usage_pkey PRIMARY KEY (quota_group, share_id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_model_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_quota_shares
+SELECT pg_temp.add_constraint_once('public.google_ai_quota_shares', 'google_ai_quota_shares_model_fkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model)
-      ON UPDATE CASCADE ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
+      ON UPDATE CASCADE ON DELETE CASCADE;$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_quota_shares'::regclass AND conname = 'google_ai_quota_shares_priority_class_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_quota_shares
+SELECT pg_temp.add_constraint_once('public.google_ai_quota_shares', 'google_ai_quota_shares_priority_class_fkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
-      public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
+      public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_share_usage'::regclass AND conname = 'google_ai_share_usage_share_id_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_share_usage
+SELECT pg_temp.add_constraint_once('public.google_ai_share_usage', 'google_ai_share_usage_share_id_fkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_share_usage
     ADD CONSTRAINT google_ai_share_usage_share_id_fkey FOREIGN KEY (share_id) REFERENCES
-      public.google_ai_quota_shares(id) ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
+      public.google_ai_quota_shares(id) ON DELETE CASCADE;$constraint$);
 
 CREATE INDEX IF NOT EXISTS google_ai_share_usage_share_idx ON public.google_ai_share_usage USING btree (share_id);
 
@@ -1906,98 +1765,44 @@ COMMENT ON TABLE public.google_ai_credential_refusals IS
     'Requests refused before any attempt row because their token can never be admitted: how many, per minute, reason '
     'and token (unknown tokens together). Trimmed after a day.';
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_name_key') THEN
-    ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_name_key UNIQUE (name);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_clients', 'google_ai_clients_name_key',
+  $constraint$ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_name_key UNIQUE (name);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_clients', 'google_ai_clients_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_pkey PRIMARY KEY (id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_secret_hash_key') THEN
-    ALTER TABLE ONLY public.google_ai_clients
-    ADD CONSTRAINT google_ai_clients_secret_hash_key UNIQUE (secret_hash);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_clients', 'google_ai_clients_secret_hash_key',
+  $constraint$ALTER TABLE ONLY public.google_ai_clients
+    ADD CONSTRAINT google_ai_clients_secret_hash_key UNIQUE (secret_hash);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_tokens'::regclass AND conname = 'google_ai_tokens_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_tokens
-    ADD CONSTRAINT google_ai_tokens_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_tokens', 'google_ai_tokens_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_tokens
+    ADD CONSTRAINT google_ai_tokens_pkey PRIMARY KEY (id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_tokens'::regclass AND conname = 'google_ai_tokens_token_hash_key') THEN
-    ALTER TABLE ONLY public.google_ai_tokens
-    ADD CONSTRAINT google_ai_tokens_token_hash_key UNIQUE (token_hash);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_tokens', 'google_ai_tokens_token_hash_key',
+  $constraint$ALTER TABLE ONLY public.google_ai_tokens
+    ADD CONSTRAINT google_ai_tokens_token_hash_key UNIQUE (token_hash);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_clients'::regclass AND conname = 'google_ai_clients_priority_class_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_clients
+SELECT pg_temp.add_constraint_once('public.google_ai_clients', 'google_ai_clients_priority_class_fkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_clients
     ADD CONSTRAINT google_ai_clients_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
-      public.google_ai_priority_classes(name);
-  END IF;
-END
-$baseline$;
+      public.google_ai_priority_classes(name);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_credential_refusals'::regclass AND conname = 'google_ai_credential_refusals_client_id_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_credential_refusals
+SELECT pg_temp.add_constraint_once('public.google_ai_credential_refusals', 'google_ai_credential_refusals_client_id_fkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_credential_refusals
     ADD CONSTRAINT google_ai_credential_refusals_client_id_fkey FOREIGN KEY (client_id) REFERENCES
-      public.google_ai_clients(id) ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
+      public.google_ai_clients(id) ON DELETE CASCADE;$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_credential_refusals'::regclass AND conname = 'google_ai_credential_refusals_token_id_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_credential_refusals
+SELECT pg_temp.add_constraint_once('public.google_ai_credential_refusals', 'google_ai_credential_refusals_token_id_fkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_credential_refusals
     ADD CONSTRAINT google_ai_credential_refusals_token_id_fkey FOREIGN KEY (token_id) REFERENCES
-      public.google_ai_tokens(id) ON DELETE CASCADE;
-  END IF;
-END
-$baseline$;
+      public.google_ai_tokens(id) ON DELETE CASCADE;$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_tokens'::regclass AND conname = 'google_ai_tokens_client_id_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_tokens
-    ADD CONSTRAINT google_ai_tokens_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_tokens', 'google_ai_tokens_client_id_fkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_tokens
+    ADD CONSTRAINT google_ai_tokens_client_id_fkey FOREIGN KEY (client_id) REFERENCES public.google_ai_clients(id);$constraint$);
 
 CREATE UNIQUE INDEX IF NOT EXISTS google_ai_credential_refusals_key ON public.google_ai_credential_refusals USING btree
     (minute, reason, COALESCE(token_id, '00000000-0000-0000-0000-000000000000'::uuid));
@@ -2480,36 +2285,18 @@ COMMENT ON TABLE public.google_ai_queue_settings IS
     'The admission queue: grace_ms, how long a turn is kept for '
     'a waiter that has not called yet before its ticket lapses.';
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_queue'::regclass AND conname = 'google_ai_queue_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_queue
-    ADD CONSTRAINT google_ai_queue_pkey PRIMARY KEY (ticket_id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_queue', 'google_ai_queue_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_queue
+    ADD CONSTRAINT google_ai_queue_pkey PRIMARY KEY (ticket_id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_queue_settings'::regclass AND conname = 'google_ai_queue_settings_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_queue_settings
-    ADD CONSTRAINT google_ai_queue_settings_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_queue_settings', 'google_ai_queue_settings_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_queue_settings
+    ADD CONSTRAINT google_ai_queue_settings_pkey PRIMARY KEY (id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_queue'::regclass AND conname = 'google_ai_queue_priority_class_fkey') THEN
-    ALTER TABLE ONLY public.google_ai_queue
+SELECT pg_temp.add_constraint_once('public.google_ai_queue', 'google_ai_queue_priority_class_fkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_queue
     ADD CONSTRAINT google_ai_queue_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
-      public.google_ai_priority_classes(name);
-  END IF;
-END
-$baseline$;
+      public.google_ai_priority_classes(name);$constraint$);
 
 CREATE INDEX IF NOT EXISTS google_ai_queue_caller_idx ON public.google_ai_queue USING btree (model, caller, class_rank);
 
@@ -4299,15 +4086,9 @@ ALTER TABLE public.token_usage ADD COLUMN IF NOT EXISTS request_id text;
 ALTER TABLE public.token_usage ADD COLUMN IF NOT EXISTS meta jsonb;
 ALTER TABLE public.token_usage ADD COLUMN IF NOT EXISTS at timestamp with time zone DEFAULT now() NOT NULL;
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.token_usage'::regclass AND conname = 'token_usage_pkey') THEN
-    ALTER TABLE ONLY public.token_usage
-    ADD CONSTRAINT token_usage_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.token_usage', 'token_usage_pkey',
+  $constraint$ALTER TABLE ONLY public.token_usage
+    ADD CONSTRAINT token_usage_pkey PRIMARY KEY (id);$constraint$);
 
 CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
 
@@ -5141,25 +4922,13 @@ ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS status tex
 ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS details jsonb;
 ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS created_at timestamp with time zone DEFAULT now() NOT NULL;
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_maintenance_log'::regclass AND conname = 'google_ai_maintenance_log_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_maintenance_log
-    ADD CONSTRAINT google_ai_maintenance_log_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_maintenance_log', 'google_ai_maintenance_log_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_maintenance_log
+    ADD CONSTRAINT google_ai_maintenance_log_pkey PRIMARY KEY (id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_maintenance_settings'::regclass AND conname = 'google_ai_maintenance_settings_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_maintenance_settings
-    ADD CONSTRAINT google_ai_maintenance_settings_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_maintenance_settings', 'google_ai_maintenance_settings_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_maintenance_settings
+    ADD CONSTRAINT google_ai_maintenance_settings_pkey PRIMARY KEY (id);$constraint$);
 
 CREATE INDEX IF NOT EXISTS google_ai_maintenance_log_started_at_idx
     ON public.google_ai_maintenance_log USING btree (started_at);
@@ -5198,25 +4967,13 @@ COMMENT ON TABLE public.google_ai_metric_totals IS
     'Metrics: running totals of the attempt rows already folded (google_ai_metric_fold), per series. A scrape adds the '
     'rows above the fold''s mark; housekeeping folds what it deletes. Never holds a key or a secret.';
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_metric_fold'::regclass AND conname = 'google_ai_metric_fold_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_metric_fold
-    ADD CONSTRAINT google_ai_metric_fold_pkey PRIMARY KEY (id);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_metric_fold', 'google_ai_metric_fold_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_metric_fold
+    ADD CONSTRAINT google_ai_metric_fold_pkey PRIMARY KEY (id);$constraint$);
 
-DO $baseline$
-BEGIN
-  IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_constraint
-                 WHERE conrelid = 'public.google_ai_metric_totals'::regclass AND conname = 'google_ai_metric_totals_pkey') THEN
-    ALTER TABLE ONLY public.google_ai_metric_totals
-    ADD CONSTRAINT google_ai_metric_totals_pkey PRIMARY KEY (family, suffix, labels, le);
-  END IF;
-END
-$baseline$;
+SELECT pg_temp.add_constraint_once('public.google_ai_metric_totals', 'google_ai_metric_totals_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_metric_totals
+    ADD CONSTRAINT google_ai_metric_totals_pkey PRIMARY KEY (family, suffix, labels, le);$constraint$);
 
 -- The histograms' bucket bounds in seconds, +Inf last (the columns hold milliseconds).
 CREATE OR REPLACE FUNCTION public.google_ai_metric_bounds_s() RETURNS numeric[]
