@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 2d3d3e6d88cdcac52875792dc7d4cf137a41efd330aa065fb2aec3a83845a1f0
+-- sha256 of what follows: 1277c87e25d4abe4429920e5b71ab30e0ce49b6327733448ac982c5c9223581e
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -1320,83 +1320,6 @@ begin
                            * interval '1 microsecond' end
     from (select public.google_ai_pacific_start(p_day) as s, public.google_ai_pacific_start(p_day + 1) as e) d,
          (select p_used + 1 - p_burst as need) n);
-end
-$$;
-
--- What a requester may still use of a quota group, as the queue counts it (an unlocked read, like
--- the queue's): the times at which slots of the sliding window are free for it, counting requests
--- only — p_now once per slot free now, then the moment each admission whose leaving frees a slot
--- for it leaves (an owner's admission leaving frees a slot for its owner, not for the others) — and
--- the requests of today the others' day shares keep from it. Without shares kept from it: every
--- admission's leaving opens a slot, and nothing of the day is kept.
-CREATE OR REPLACE FUNCTION public.google_ai_share_room(p_quota_group text, p_model text, p_now timestamp with time zone,
-    p_window interval, p_rpm integer, p_class text, p_caller text, OUT openings timestamp with time zone[],
-    OUT day_held integer) RETURNS record
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-declare
-  v_ids bigint[];
-  v_kept integer[];
-  v_used integer[];
-  v_count integer;
-  v_free integer;
-  v_room integer;
-  v_held integer;
-  v_adm record;
-  v_day date := public.google_ai_pacific_day(p_now);
-begin
-  select coalesce(sum(greatest(0, s.reserved_rpd - case when u.day_bucket = v_day then u.day_used
-                                                        when u.day_bucket = v_day - 1 then u.day_next_used
-                                                        else 0 end)), 0)::integer
-    into day_held
-  from public.google_ai_quota_shares s
-  left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
-  where s.model = p_model and s.reserved_rpd is not null
-    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
-  if p_rpm is null then
-    return;
-  end if;
-
-  select array_agg(s.id order by s.id), array_agg(s.reserved_rpm order by s.id) into v_ids, v_kept
-  from public.google_ai_quota_shares s
-  where s.model = p_model and s.reserved_rpm is not null
-    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
-  v_ids := coalesce(v_ids, '{}'); v_kept := coalesce(v_kept, '{}');
-  select count(*) into v_count from public.google_ai_admissions a
-  where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window;
-  select coalesce(array_agg((select count(*) from public.google_ai_admissions a
-                             where a.quota_group = p_quota_group and a.model = p_model
-                               and a.admitted_at > p_now - p_window and i.id = any (a.share_ids))::integer
-                            order by i.n), '{}')
-    into v_used
-  from unnest(v_ids) with ordinality as i(id, n);
-  v_held := 0;
-  for i in 1 .. cardinality(v_ids) loop
-    v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
-  end loop;
-  v_free := greatest(0, p_rpm - v_count - v_held);
-  openings := array_fill(p_now, array[v_free]);
-
-  for v_adm in
-    select a.admitted_at, a.share_ids from public.google_ai_admissions a
-    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
-    order by a.admitted_at, a.reservation_id
-  loop
-    v_count := v_count - 1;
-    v_held := 0;
-    for i in 1 .. cardinality(v_ids) loop
-      if v_ids[i] = any (v_adm.share_ids) then
-        v_used[i] := v_used[i] - 1;
-      end if;
-      v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
-    end loop;
-    v_room := greatest(0, p_rpm - v_count - v_held);
-    if v_room > v_free then
-      openings := openings || array_fill(v_adm.admitted_at + p_window, array[v_room - v_free]);
-      v_free := v_room;
-    end if;
-  end loop;
 end
 $$;
 

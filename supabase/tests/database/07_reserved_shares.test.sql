@@ -3,7 +3,7 @@
 -- DST included), capacity given back by release, and the rows' access.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(57);
+select plan(55);
 
 -- The shares here are the test's own: without the default share of `interactive`.
 update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null;
@@ -93,26 +93,20 @@ select ok((pg_temp.a('minute-model', '2026-11-23 10:03:02+00', 'notebook', 'batc
 select is((select window_requests from public.google_ai_share_usage u join public.google_ai_quota_shares s on s.id = u.share_id
            where s.model = 'minute-model'), 0, 'the owner''s window count left with its admissions');
 
--- What the queue would count: the slots that open for batch, and for the bot, in a window where the
--- bot's admissions leave first (google_ai_share_room).
+-- What the queue counts: in a window where the bot's admissions leave first, each waiter's turn is
+-- when a slot opens for it.
 select ok((pg_temp.a('minute-model', '2026-11-23 10:05:00+00', 'bot') ->> 'ok')::boolean
           and (pg_temp.a('minute-model', '2026-11-23 10:05:00+00', 'bot') ->> 'ok')::boolean
           and pg_temp.fill('minute-model', '2026-11-23 10:05:01+00', 'notebook', 'batch') = 3, 'the bot 2, then batch 3');
-select is((public.google_ai_share_room('proj-s', 'minute-model', '2026-11-23 10:05:02+00', interval '61 seconds', 5,
-            'batch', 'notebook')).openings::text[],
-  array_fill('2026-11-23 10:06:02+00'::timestamptz, array[3])::text[],
-  'for batch: three slots, each when one of its own admissions leaves');
-select is((public.google_ai_share_room('proj-s', 'minute-model', '2026-11-23 10:05:02+00', interval '61 seconds', 5,
-            'interactive', 'bot')).openings::text[],
-  (array_fill('2026-11-23 10:06:01+00'::timestamptz, array[2]) || array_fill('2026-11-23 10:06:02+00'::timestamptz, array[3]))::text[],
-  'for the bot: five, the first two when its own leave');
 -- A WAIT request refused by a share learns the share's opening as its turn.
 select is(public.google_ai_admit_at(p_now => '2026-11-23 10:05:03+00', p_model => 'minute-model', p_estimated_tokens => 10,
             p_caller => 'notebook', p_request_id => null, p_priority => 'batch', p_wait_left_ms => 600000) -> 'queue' ->> 'expected_at',
   '2026-11-23T10:06:02+00:00', 'a batch waiter''s turn is when a slot opens for batch, not when the bot''s admissions leave');
 delete from public.google_ai_queue;
-select is((public.google_ai_share_room('proj-s', 'day-model', '2026-11-27 18:00:00+00', interval '61 seconds', null,
-            'batch', 'notebook')).day_held, 8, 'of the day, the share keeps 8 from batch while the bot has used none');
+select is(public.google_ai_admit_at(p_now => '2026-11-23 10:05:03+00', p_model => 'minute-model', p_estimated_tokens => 10,
+            p_caller => 'bot', p_request_id => null, p_priority => 'interactive', p_wait_left_ms => 600000) -> 'queue' ->> 'expected_at',
+  '2026-11-23T10:06:01+00:00', 'the bot''s turn is when its own first admission leaves');
+delete from public.google_ai_queue;
 
 -- Pacing through a Pacific day ----------------------------------------------------------------------
 -- paced-model: 96 a day, batch paced with a burst of 2: one more request every 15 minutes.
