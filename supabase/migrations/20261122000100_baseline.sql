@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 1277c87e25d4abe4429920e5b71ab30e0ce49b6327733448ac982c5c9223581e
+-- sha256 of what follows: 80306133c172aac35fa377922a0b4aeae7dec9f11270e9e7bba0a3204efa2751
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -323,17 +323,6 @@ begin
   limit 1;
   return v_row;
 end
-$$;
-
--- The model row a caller's name resolves to (by name, else alias), with what llm-invoke adapts to.
-CREATE OR REPLACE FUNCTION public.google_ai_model_capabilities(p_model text) RETURNS TABLE(model text,
-    supports_system_instruction boolean, supports_json_mode boolean)
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  select l.model, l.supports_system_instruction, l.supports_json_mode
-  from public.google_ai_resolve_model(p_model) l
-  where l.id is not null
 $$;
 
 -- The quota group of a key: its project, else the key alone. The one definition every query uses.
@@ -934,19 +923,6 @@ begin
 end
 $$;
 
--- The profile with function calling. google_ai_model_profile keeps its result type (an earlier
--- migration creates it, and re-applying that file must not meet a different one).
-CREATE OR REPLACE FUNCTION public.google_ai_model_features(p_model text) RETURNS TABLE(model text, is_active boolean,
-    supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, fallback_models text[])
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  select p.model, p.is_active, p.supports_system_instruction, p.supports_json_mode,
-         coalesce(l.supports_tools, l.supports_json_mode), p.fallback_models
-  from public.google_ai_model_profile(p_model) p
-  join public.google_ai_model_limits l on l.model = p.model
-$$;
-
 -- Called after every key was checked (its catalogue rows are fresh). A withdrawn model that a key
 -- whose last check succeeded lists again (seen after it was withdrawn) is brought back. The answer:
 --   restored       models brought back now
@@ -1022,39 +998,27 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_list() RETURNS TABLE(model tex
 $$;
 
 -- What llm-invoke needs to build a request's chain: the model a name resolves to (inactive rows
--- included, flagged), what it can do, and its row's chain resolved to canonical names (names no row
--- knows are left out).
-CREATE OR REPLACE FUNCTION public.google_ai_model_profile(p_model text) RETURNS TABLE(model text, is_active boolean,
-    supports_system_instruction boolean, supports_json_mode boolean, fallback_models text[])
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  select l.model, l.is_active, l.supports_system_instruction, l.supports_json_mode,
-         coalesce((select array_agg(f.model order by f.i)
-                   from (select r.model, min(c.i) as i
-                         from unnest(l.fallback_models) with ordinality c(name, i)
-                         cross join lateral public.google_ai_model_by_name(c.name) r
-                         where r.model is not null and r.model <> l.model
-                         group by r.model) f), '{}')
-  from public.google_ai_model_by_name(p_model) l
-  where l.id is not null
-$$;
-
--- google_ai_model_features with whether the model takes images (google_ai_model_limits.supports_images,
--- null: not known), whether it is withdrawn and its successor (the countTokens route, which books
--- nothing, answers a withdrawn model without calling Google). A new name: google_ai_model_features
--- keeps its result type (an earlier migration creates it, and re-applying that file must not meet a
--- different one).
+-- included, flagged), what it can do (function calling where the row does not say: as JSON mode;
+-- images: null when not known), whether it is withdrawn and its successor (the countTokens route,
+-- which books nothing, answers a withdrawn model without calling Google), and its row's chain
+-- resolved to canonical names (names no row knows are left out).
 CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS TABLE(model text, is_active boolean,
     supports_system_instruction boolean, supports_json_mode boolean, supports_tools boolean, supports_images boolean,
     fallback_models text[], withdrawn boolean, successor text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  select f.model, f.is_active, f.supports_system_instruction, f.supports_json_mode, f.supports_tools,
-         l.supports_images, f.fallback_models, l.withdrawn_at is not null, l.successor
-  from public.google_ai_model_features(p_model) f
-  join public.google_ai_model_limits l on l.model = f.model
+  select l.model, l.is_active, l.supports_system_instruction, l.supports_json_mode,
+         coalesce(l.supports_tools, l.supports_json_mode), l.supports_images,
+         coalesce((select array_agg(f.model order by f.i)
+                   from (select r.model, min(c.i) as i
+                         from unnest(l.fallback_models) with ordinality c(name, i)
+                         cross join lateral public.google_ai_model_by_name(c.name) r
+                         where r.model is not null and r.model <> l.model
+                         group by r.model) f), '{}'),
+         l.withdrawn_at is not null, l.successor
+  from public.google_ai_model_by_name(p_model) l
+  where l.id is not null
 $$;
 
 -- Retired in the catalogue: active keys were checked (models.list answered) and none lists the
@@ -6227,8 +6191,6 @@ REVOKE ALL ON TABLE public.google_ai_usage_counters FROM anon, authenticated, se
 
 GRANT SELECT ON TABLE public.google_ai_usage_counters TO service_role;
 
-GRANT ALL ON FUNCTION public.google_ai_model_capabilities(p_model text) TO service_role;
-
 GRANT ALL ON FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_cooldowns FROM anon, authenticated, service_role, eve_gateway;
@@ -6441,10 +6403,6 @@ REVOKE ALL ON TABLE public.google_ai_model_catalogue FROM anon, authenticated, s
 
 GRANT SELECT ON TABLE public.google_ai_model_catalogue TO service_role;
 
-GRANT ALL ON FUNCTION public.google_ai_model_features(p_model text) TO service_role;
-
-GRANT ALL ON FUNCTION public.google_ai_model_features(p_model text) TO eve_gateway;
-
 GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO eve_gateway;
@@ -6452,8 +6410,6 @@ GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days inte
 GRANT ALL ON FUNCTION public.google_ai_model_list() TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_model_list() TO eve_gateway;
-
-GRANT ALL ON FUNCTION public.google_ai_model_profile(p_model text) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO service_role;
 

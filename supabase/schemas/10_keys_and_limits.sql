@@ -228,17 +228,6 @@ begin
 end
 $$;
 
--- The model row a caller's name resolves to (by name, else alias), with what llm-invoke adapts to.
-CREATE OR REPLACE FUNCTION public.google_ai_model_capabilities(p_model text) RETURNS TABLE(model text,
-    supports_system_instruction boolean, supports_json_mode boolean)
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-  select l.model, l.supports_system_instruction, l.supports_json_mode
-  from public.google_ai_resolve_model(p_model) l
-  where l.id is not null
-$$;
-
 -- The quota group of a key: its project, else the key alone. The one definition every query uses.
 -- Inlined by the planner into the queries that call it (plain SQL, immutable, no SET clause), so
 -- it costs the reservation nothing; with no SET search_path, the body names everything by schema.

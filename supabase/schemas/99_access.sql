@@ -46,7 +46,6 @@ GRANT ALL ON FUNCTION public.google_ai_effective_limit(p_limit integer, p_margin
 
 REVOKE ALL ON TABLE public.google_ai_usage_counters FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_usage_counters TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_model_capabilities(p_model text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_quota_group(p_project_id text, p_key_id uuid) TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_cooldowns FROM anon, authenticated, service_role, eve_gateway;
@@ -206,13 +205,10 @@ GRANT SELECT ON TABLE public.google_ai_key_health TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_model_catalogue FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_model_catalogue TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_model_features(p_model text) TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_model_features(p_model text) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_model_list() TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_model_list() TO eve_gateway;
-GRANT ALL ON FUNCTION public.google_ai_model_profile(p_model text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer,

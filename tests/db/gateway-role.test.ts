@@ -74,7 +74,7 @@ describe("eve_gateway", () => {
   });
 
   it("may call what the functions call, and not the operator's functions", async () => {
-    const [profile] = await gateway`select * from public.google_ai_model_features(p_model => 'gemma-3-27b')`;
+    const [profile] = await gateway`select * from public.google_ai_model_traits(p_model => 'gemma-3-27b')`;
     expect(profile).toMatchObject({ model: "gemma-3-27b-it", is_active: true, supports_tools: false, fallback_models: [] });
     expect((await gateway`select * from public.google_ai_model_list()`).length).toBeGreaterThan(0);
     const [chain] = await gateway`select public.google_ai_reserve_models(p_models => array['gemini-2.5-flash', 'gemma-3-27b'],
@@ -104,8 +104,5 @@ describe("eve_gateway", () => {
     expect(await sqlstate(`select public.google_ai_reserve_models_at(now(), array['gemma-3-27b'], 1, 'c', null, 'r')`)).toBe("42501");
     expect(await sqlstate(`select public.google_ai_admit_at(now(), 'gemma-3-27b', 1, 'c', 'r')`)).toBe("42501");
     expect(await sqlstate(`select public.google_ai_fall_back_at(now(), array['gemma-3-27b'], 1, 'c', null, 'r')`)).toBe("42501");
-    // Model rows are read through google_ai_model_features: the older readers are the operators'.
-    expect(await sqlstate(`select * from public.google_ai_model_profile('gemma-3-27b')`)).toBe("42501");
-    expect(await sqlstate(`select * from public.google_ai_model_capabilities('gemma-3-27b')`)).toBe("42501");
   });
 });

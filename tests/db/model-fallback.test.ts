@@ -261,7 +261,7 @@ describe("retired models", () => {
   it("can be remapped by an alias row instead: the active row's alias wins over the retired row's name", async () => {
     await db.sql`insert into public.google_ai_model_limits (model, rpm, is_active) values ('remap-old', 10, false)`;
     await db.sql`insert into public.google_ai_model_limits (model, rpm, aliases) values ('remap-new', 10, '{remap-old}')`;
-    const [profile] = await db.sql`select model, is_active from public.google_ai_model_profile('remap-old')`;
+    const [profile] = await db.sql`select model, is_active from public.google_ai_model_traits('remap-old')`;
     expect(profile).toEqual({ model: "remap-new", is_active: true });
     const a = await chain({ at: T0 + 120_000, models: ["remap-old"], requestId: "remap-1" });
     expect(a).toMatchObject({ ok: true, model: "remap-new" });

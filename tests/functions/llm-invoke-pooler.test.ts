@@ -59,8 +59,8 @@ run("llm-invoke through PgBouncer in transaction mode", () => {
     try {
       await raw`select 1 as warm`;
       bouncer!.resetFlights();
-      await raw`select public.google_ai_model_features(p_model => ${GEMMA}) as r`;
-      expect(flightsByFunction()).toEqual({ google_ai_model_features: 2 });
+      await raw`select public.google_ai_model_traits(p_model => ${GEMMA}) as r`;
+      expect(flightsByFunction()).toEqual({ google_ai_model_traits: 2 });
     } finally {
       await raw.end();
     }

@@ -44,10 +44,10 @@ describe("a new connection", () => {
     const pool = recordingPool();
     try {
       // The control shows the look-up is visible to this count: one per new connection.
-      await control.sql`select public.google_ai_model_features(p_model => ${"gemma-3-27b"}) as r`;
+      await control.sql`select public.google_ai_model_traits(p_model => ${"gemma-3-27b"}) as r`;
       expect(typeLookups(control.sent)).toBe(1);
 
-      await pool.sql`select public.google_ai_model_features(p_model => ${"gemma-3-27b"}) as r`;
+      await pool.sql`select public.google_ai_model_traits(p_model => ${"gemma-3-27b"}) as r`;
       await pool.sql`select ${pool.sql.array(["gemma-3-27b"])}::text[] as r`;
       expect(pool.sent).toHaveLength(2);
       expect(typeLookups(pool.sent)).toBe(0);

@@ -10,9 +10,9 @@ insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases, suppor
 values ('tool-less', 10, 1000, 100, '{tl}', false), ('tool-full', 10, 1000, 100, '{}', true);
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('a1', 'KEY_A1', 'proj-a');
 
-select is((select supports_tools from public.google_ai_model_features('tl')), false, 'the profile says a model has no function calling (by alias too)');
-select is((select supports_tools from public.google_ai_model_features('tool-full')), true, 'and that another has');
-select is((select supports_tools from public.google_ai_model_features('gemma-3-27b')), false,
+select is((select supports_tools from public.google_ai_model_traits('tl')), false, 'the profile says a model has no function calling (by alias too)');
+select is((select supports_tools from public.google_ai_model_traits('tool-full')), true, 'and that another has');
+select is((select supports_tools from public.google_ai_model_traits('gemma-3-27b')), false,
   'seeded Gemma has no function calling (the flag unset follows its missing JSON mode)');
 
 select ok(exists (select 1 from public.google_ai_model_list() where model = 'tool-less' and aliases = '{tl}'),
@@ -47,7 +47,7 @@ select ok(not has_function_privilege('anon', 'public.google_ai_finalize_cut(uuid
   'nothing for the Data API roles');
 select ok(has_function_privilege('eve_gateway', 'public.google_ai_finalize_cut(uuid, text, integer, integer, integer, text, text, text, integer, integer)', 'execute')
   and has_function_privilege('eve_gateway', 'public.google_ai_model_list()', 'execute')
-  and has_function_privilege('eve_gateway', 'public.google_ai_model_features(text)', 'execute'),
+  and has_function_privilege('eve_gateway', 'public.google_ai_model_traits(text)', 'execute'),
   'the functions'' role may call them');
 
 select * from finish();
