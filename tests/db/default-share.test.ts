@@ -190,7 +190,7 @@ describe("what the shares keep, in the quota an answer carries", () => {
 
   it("for an admission's class and a queued ticket's: the interactive share kept for it, or from it", async () => {
     const [{ r }] = await db.sql<{ r: Record<string, unknown> }[]>`
-      select public.google_ai_admit_at(p_now => ${AT}::timestamptz, p_model => 'gemma-3-27b-it', p_estimated_tokens => 10,
+      select public.google_ai_reserve_models_at(p_now => ${AT}::timestamptz, p_models => array['gemma-3-27b-it'], p_estimated_tokens => 10,
         p_caller => 'ds-batch', p_request_id => null, p_priority => 'batch') as r`;
     expect(r).toMatchObject({ ok: true, priority: "batch" });
     expect((await answerQuota(r, "gemma-3-27b-it"))!.kept).toEqual({

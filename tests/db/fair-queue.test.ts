@@ -1,7 +1,8 @@
-// The admission queue, on a real PostgreSQL with the clock injected (google_ai_admit_at's p_now):
+// The admission queue, on a real PostgreSQL with the clock injected (google_ai_reserve_models_at's p_now):
 // the order it admits in (class first, then turns that alternate between callers), that a refused
 // WAIT request learns the exact time of its turn, that a waiter who stops calling gives its turn up,
 // and that the queue never admits more than the limit, with 250 connections at once.
+import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
@@ -40,15 +41,16 @@ interface Ask {
   waitLeftMs?: number;
   ticket?: string | null;
   priority?: string | null;
-  clientId?: string | null;
+  /** A scoped token's hash: the request is its client's (the caller is then ignored). */
+  tokenHash?: string;
   sql?: Sql;
 }
 
 async function admit(a: Ask): Promise<Answer> {
   const sql = a.sql ?? db.sql;
-  const [row] = await sql<{ r: Answer }[]>`select public.google_ai_admit_at(
-    p_now => ${new Date(a.at).toISOString()}::timestamptz, p_model => ${a.model}, p_estimated_tokens => 10,
-    p_caller => ${a.caller}, p_request_id => null, p_client_id => ${a.clientId ?? null}::uuid,
+  const [row] = await sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
+    p_now => ${new Date(a.at).toISOString()}::timestamptz, p_models => array[${a.model}::text], p_estimated_tokens => 10,
+    p_caller => ${a.tokenHash ? null : a.caller}, p_token_hash => ${a.tokenHash ?? null}, p_request_id => null,
     p_priority => ${a.priority ?? null}, p_queue_ticket => ${a.ticket ?? null}::uuid,
     p_wait_left_ms => ${a.waitLeftMs ?? 0}::integer) as r`;
   return row!.r;
@@ -216,11 +218,13 @@ describe("the admission queue", () => {
 
   it("never lets a client's request rise above its class", async () => {
     await model("q-clamp", 1);
-    const [client] = await db.sql<{ id: string }[]>`
-      insert into public.google_ai_clients (name, secret_hash, models, priority_class)
-      values ('clamped', 'hash-clamped', '{q-clamp}', 'batch') returning id`;
+    const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
+    const [{ c }] = await db.sql`select public.google_ai_create_client('clamped', '{q-clamp}'::text[]) as c`;
+    await db.sql`update public.google_ai_clients set priority_class = 'batch' where name = 'clamped'`;
+    const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
+    await db.sql`select public.google_ai_mint_token(${sha256(c.secret)}, ${sha256(token)})`;
     await fill("q-clamp", 1, T0);
-    const a = await admit({ at: T0 + 1_000, model: "q-clamp", caller: "client:clamped", clientId: client!.id,
+    const a = await admit({ at: T0 + 1_000, model: "q-clamp", caller: "client:clamped", tokenHash: sha256(token),
       priority: "interactive", waitLeftMs: 120_000 });
     expect(a).toMatchObject({ ok: false, queue: { priority: "batch" } });
     const b = await admit({ at: T0 + 1_000, model: "q-clamp", caller: "svc", priority: "batch", waitLeftMs: 600_000 });

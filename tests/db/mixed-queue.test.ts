@@ -46,7 +46,7 @@ interface Run {
   calls: number;
 }
 
-/** Drives the arrivals through google_ai_admit_at in time order, as WAIT callers would. */
+/** Drives the arrivals through google_ai_reserve_models_at in time order, as WAIT callers would. */
 async function replay(model: string, wakeDelayMs: number): Promise<Run> {
   const perMs = (RPM * 3) / 60_000;
   const streams = [
@@ -69,7 +69,7 @@ async function replay(model: string, wakeDelayMs: number): Promise<Run> {
     const c = pending.shift()!;
     run.calls++;
     const [row] = await db.sql<{ r: { ok: boolean; queue?: { ticket: string; expected_at: string } } }[]>`
-      select public.google_ai_admit_at(p_now => ${iso(c.at)}::text::timestamptz, p_model => ${model},
+      select public.google_ai_reserve_models_at(p_now => ${iso(c.at)}::text::timestamptz, p_models => array[${model}::text],
         p_estimated_tokens => 10, p_caller => ${c.caller}, p_request_id => null, p_priority => ${c.priority},
         p_queue_ticket => ${c.ticket ?? null}::uuid,
         p_wait_left_ms => ${Math.max(0, Math.round(c.arrived + MAX_WAIT_MS - c.at))}::integer) as r`;

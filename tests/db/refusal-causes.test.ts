@@ -40,8 +40,8 @@ interface Ask {
 }
 
 async function admit(a: Ask): Promise<Answer> {
-  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_admit_at(
-    p_now => ${iso(a.at)}::text::timestamptz, p_model => ${a.model}, p_estimated_tokens => 10,
+  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
+    p_now => ${iso(a.at)}::text::timestamptz, p_models => array[${a.model}::text], p_estimated_tokens => 10,
     p_caller => ${a.caller ?? "notebook"}, p_request_id => ${a.requestId ?? null}, p_priority => ${a.priority ?? "batch"},
     p_wait_left_ms => ${a.waitLeftMs ?? 0}::integer) as r`;
   return row!.r;

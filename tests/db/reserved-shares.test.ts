@@ -50,8 +50,8 @@ const bot = (n: number): Ask[] => Array.from({ length: n }, () => ({ caller: "bo
 async function burst(model: string, asks: Ask[], at = AT): Promise<Outcome[]> {
   return Promise.all(asks.map(async (a, i) => {
     const c = clients[i % clients.length]!;
-    const [row] = await c<{ r: Outcome }[]>`select public.google_ai_admit_at(
-      p_now => ${at}::timestamptz, p_model => ${model}, p_estimated_tokens => 10, p_caller => ${a.caller},
+    const [row] = await c<{ r: Outcome }[]>`select public.google_ai_reserve_models_at(
+      p_now => ${at}::timestamptz, p_models => array[${model}::text], p_estimated_tokens => 10, p_caller => ${a.caller},
       p_request_id => null, p_priority => ${a.priority}) as r`;
     return row!.r;
   }));
@@ -144,8 +144,8 @@ describe("the fast booking with several groups", () => {
     const [asker, other] = clients as [Sql, Sql];
     const lockedByOthers: string[] = [];
     await asker.begin(async (tx) => {
-      const [row] = await tx<{ r: Outcome }[]>`select public.google_ai_admit_at(
-        p_now => ${AT}::timestamptz, p_model => 'share-give-back', p_estimated_tokens => 10, p_caller => 'notebook',
+      const [row] = await tx<{ r: Outcome }[]>`select public.google_ai_reserve_models_at(
+        p_now => ${AT}::timestamptz, p_models => array['share-give-back'], p_estimated_tokens => 10, p_caller => 'notebook',
         p_request_id => null, p_priority => 'batch') as r`;
       expect(row!.r).toMatchObject({ ok: false, limit: "rpm" });
       // Still inside the asker's transaction: which counter rows does it hold?
@@ -192,8 +192,8 @@ describe("pacing and budgets at once", () => {
     // Each connection books, and every other admitted booking is released at once.
     await Promise.all(asks.map(async (a, i) => {
       const c = clients[i]!;
-      const [{ r }] = await c<{ r: Outcome }[]>`select public.google_ai_admit_at(p_now => ${AT}::timestamptz,
-        p_model => 'share-churn', p_estimated_tokens => 10, p_caller => ${a.caller}, p_request_id => null,
+      const [{ r }] = await c<{ r: Outcome }[]>`select public.google_ai_reserve_models_at(p_now => ${AT}::timestamptz,
+        p_models => array['share-churn'], p_estimated_tokens => 10, p_caller => ${a.caller}, p_request_id => null,
         p_priority => ${a.priority}) as r`;
       if (r.ok && i % 2 === 0) await c`select public.google_ai_release(${r.reservation_id!}::uuid, 'test')`;
     }));

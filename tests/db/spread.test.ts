@@ -49,8 +49,8 @@ interface Ask {
 }
 
 async function admit(a: Ask): Promise<Answer> {
-  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_admit_at(
-    p_now => ${iso(a.at)}::text::timestamptz, p_model => ${a.model}, p_estimated_tokens => ${a.tokens ?? 10},
+  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
+    p_now => ${iso(a.at)}::text::timestamptz, p_models => array[${a.model}::text], p_estimated_tokens => ${a.tokens ?? 10},
     p_caller => ${a.caller ?? "notebook"}, p_request_id => null, p_priority => ${a.priority ?? "batch"},
     p_queue_ticket => ${a.ticket ?? null}::uuid, p_wait_left_ms => ${a.waitLeftMs ?? 0}::integer) as r`;
   return row!.r;
@@ -222,7 +222,7 @@ describe("concurrent callers on the database's own clock", () => {
       try {
         await Promise.all(conns.map((c) => c`select 1`));
         const answers = await Promise.all(conns.map((c, i) =>
-          c<{ r: Answer }[]>`select public.google_ai_reserve_models(p_models => array[${name}], p_estimated_tokens => 10,
+          c<{ r: Answer }[]>`select public.google_ai_reserve_models(p_models => array[${name}::text], p_estimated_tokens => 10,
             p_caller => ${`race-${i}`}, p_request_id => null, p_priority => 'batch') as r`.then((rows) => rows[0]!.r)));
         return answers.filter((a) => a.ok).length;
       } finally {

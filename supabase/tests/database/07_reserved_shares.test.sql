@@ -17,7 +17,7 @@ insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values
 -- One request: p_class null is the credential's class (a service caller's: interactive).
 create function pg_temp.a(p_model text, p_at text, p_caller text, p_class text default null) returns jsonb
 language sql as $$
-  select public.google_ai_admit_at(p_now => p_at::timestamptz, p_model => p_model, p_estimated_tokens => 10,
+  select public.google_ai_reserve_models_at(p_now => p_at::timestamptz, p_models => array[p_model], p_estimated_tokens => 10,
     p_caller => p_caller, p_request_id => null, p_priority => p_class)
 $$;
 -- Books until refused; how many were admitted.
@@ -99,11 +99,11 @@ select ok((pg_temp.a('minute-model', '2026-11-23 10:05:00+00', 'bot') ->> 'ok'):
           and (pg_temp.a('minute-model', '2026-11-23 10:05:00+00', 'bot') ->> 'ok')::boolean
           and pg_temp.fill('minute-model', '2026-11-23 10:05:01+00', 'notebook', 'batch') = 3, 'the bot 2, then batch 3');
 -- A WAIT request refused by a share learns the share's opening as its turn.
-select is(public.google_ai_admit_at(p_now => '2026-11-23 10:05:03+00', p_model => 'minute-model', p_estimated_tokens => 10,
+select is(public.google_ai_reserve_models_at(p_now => '2026-11-23 10:05:03+00', p_models => array['minute-model'], p_estimated_tokens => 10,
             p_caller => 'notebook', p_request_id => null, p_priority => 'batch', p_wait_left_ms => 600000) -> 'queue' ->> 'expected_at',
   '2026-11-23T10:06:02+00:00', 'a batch waiter''s turn is when a slot opens for batch, not when the bot''s admissions leave');
 delete from public.google_ai_queue;
-select is(public.google_ai_admit_at(p_now => '2026-11-23 10:05:03+00', p_model => 'minute-model', p_estimated_tokens => 10,
+select is(public.google_ai_reserve_models_at(p_now => '2026-11-23 10:05:03+00', p_models => array['minute-model'], p_estimated_tokens => 10,
             p_caller => 'bot', p_request_id => null, p_priority => 'interactive', p_wait_left_ms => 600000) -> 'queue' ->> 'expected_at',
   '2026-11-23T10:06:01+00:00', 'the bot''s turn is when its own first admission leaves');
 delete from public.google_ai_queue;
