@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 80306133c172aac35fa377922a0b4aeae7dec9f11270e9e7bba0a3204efa2751
+-- sha256 of what follows: 638baeb27dc0882eda432db2ad207d617aebffb11d3c2bb1bc9bb634d7e96cf6
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -3776,12 +3776,7 @@ declare
   v_steps jsonb := '[]';      -- {model, limit, retry_after_ms} of each model passed over
   v_best jsonb;
 begin
-  if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
-    raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
-  end if;
-  if (p_caller is null) = (p_token_hash is null) then
-    raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
-  end if;
+  -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
 
   if p_token_hash is not null then
     select t.models, t.id, c.id, 'client:' || c.name into v_allowed, v_token_id, v_client_id, v_caller
@@ -3979,31 +3974,6 @@ SELECT pg_temp.add_constraint_once('public.token_usage', 'token_usage_pkey',
 
 CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
 
--- Cooldown: a quota group rests for one model until p_until (never shortened by a later call).
-CREATE OR REPLACE FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone,
-    p_reason text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  v_model text := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
-  v_until timestamptz;
-begin
-  if p_quota_group is null or p_until is null then
-    raise exception 'p_quota_group and p_until are required' using errcode = '22023';
-  end if;
-  insert into public.google_ai_cooldowns as c (quota_group, model, cooldown_until, reason, quota_id)
-  values (p_quota_group, v_model, p_until, left(p_reason, 500), left(p_quota_id, 200))
-  on conflict (quota_group, model) do update set
-    cooldown_until = greatest(c.cooldown_until, excluded.cooldown_until),
-    reason = excluded.reason,
-    quota_id = excluded.quota_id,
-    updated_at = now()
-  returning c.cooldown_until into v_until;
-  return jsonb_build_object('ok', true, 'quota_group', p_quota_group, 'model', v_model, 'cooldown_until', v_until);
-end
-$$;
-
 -- A quota group rests until p_until (never shortened by a later 429), with the 429's cause: one
 -- model, or for a spend cap every active model row the group's keys serve (a key's `models`, null:
 -- all) and the attempt's own model, a row or not. A row keeps the cause of whichever rest ends later.
@@ -4038,6 +4008,27 @@ COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_mo
     p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS
     'Finalize''s cooldown: one model, or for a spend cap or money (spend_cap, monthly_cap, billing_cap, '
     'credits_depleted) every active model the quota group''s keys serve.';
+
+-- Cooldown by hand (an operator's, or a test's): a quota group rests for one model until p_until,
+-- never shortened by a later call; written as finalize writes Google's (google_ai_cooldown_for_cause),
+-- with no cause.
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone,
+    p_reason text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_model text := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
+begin
+  if p_quota_group is null or p_until is null then
+    raise exception 'p_quota_group and p_until are required' using errcode = '22023';
+  end if;
+  perform public.google_ai_cooldown_for_cause(p_quota_group, v_model, p_until, null, p_reason, p_quota_id);
+  return jsonb_build_object('ok', true, 'quota_group', p_quota_group, 'model', v_model, 'cooldown_until',
+    (select c.cooldown_until from public.google_ai_cooldowns c
+     where c.quota_group = p_quota_group and c.model = v_model));
+end
+$$;
 
 -- The end of an idempotent request that failed: its in-flight marker goes, so the caller may repeat
 -- the request id at once (a success replaces the marker with the answer in finalize instead).

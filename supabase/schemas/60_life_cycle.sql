@@ -21,31 +21,6 @@ ALTER TABLE ONLY public.token_usage
 
 CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
 
--- Cooldown: a quota group rests for one model until p_until (never shortened by a later call).
-CREATE OR REPLACE FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone,
-    p_reason text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text) RETURNS jsonb
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-declare
-  v_model text := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
-  v_until timestamptz;
-begin
-  if p_quota_group is null or p_until is null then
-    raise exception 'p_quota_group and p_until are required' using errcode = '22023';
-  end if;
-  insert into public.google_ai_cooldowns as c (quota_group, model, cooldown_until, reason, quota_id)
-  values (p_quota_group, v_model, p_until, left(p_reason, 500), left(p_quota_id, 200))
-  on conflict (quota_group, model) do update set
-    cooldown_until = greatest(c.cooldown_until, excluded.cooldown_until),
-    reason = excluded.reason,
-    quota_id = excluded.quota_id,
-    updated_at = now()
-  returning c.cooldown_until into v_until;
-  return jsonb_build_object('ok', true, 'quota_group', p_quota_group, 'model', v_model, 'cooldown_until', v_until);
-end
-$$;
-
 -- A quota group rests until p_until (never shortened by a later 429), with the 429's cause: one
 -- model, or for a spend cap every active model row the group's keys serve (a key's `models`, null:
 -- all) and the attempt's own model, a row or not. A row keeps the cause of whichever rest ends later.
@@ -80,6 +55,27 @@ COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_mo
     p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS
     'Finalize''s cooldown: one model, or for a spend cap or money (spend_cap, monthly_cap, billing_cap, '
     'credits_depleted) every active model the quota group''s keys serve.';
+
+-- Cooldown by hand (an operator's, or a test's): a quota group rests for one model until p_until,
+-- never shortened by a later call; written as finalize writes Google's (google_ai_cooldown_for_cause),
+-- with no cause.
+CREATE OR REPLACE FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone,
+    p_reason text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text) RETURNS jsonb
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_model text := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
+begin
+  if p_quota_group is null or p_until is null then
+    raise exception 'p_quota_group and p_until are required' using errcode = '22023';
+  end if;
+  perform public.google_ai_cooldown_for_cause(p_quota_group, v_model, p_until, null, p_reason, p_quota_id);
+  return jsonb_build_object('ok', true, 'quota_group', p_quota_group, 'model', v_model, 'cooldown_until',
+    (select c.cooldown_until from public.google_ai_cooldowns c
+     where c.quota_group = p_quota_group and c.model = v_model));
+end
+$$;
 
 -- The end of an idempotent request that failed: its in-flight marker goes, so the caller may repeat
 -- the request id at once (a success replaces the marker with the answer in finalize instead).
