@@ -93,14 +93,21 @@ select is(pg_temp.r('2026-11-22 09:02:10+00') - 'retry_at' - 'model' - 'max_toke
   'every group cooling: refused until the earliest cooldown ends');
 
 -- A counter row that is missing when the lock is taken (first use, or deleted by housekeeping
--- between the candidate read and the lock) is created and counted, never booked uncounted.
-select is((public.google_ai_try_book('ghost', 'test-model', 3, 1000, 5, 7, '2026-11-22 09:03:00+00', false)).outcome, 'booked',
-  'waiting try on a missing row books');
+-- between the candidate read and the lock) is created and counted, never booked uncounted: with one
+-- group (the booking waits for the row's lock) and with two (it tries each with SKIP LOCKED first).
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('ghost-model', 3, 1000, 5),
+  ('ghost-model-2', 3, 1000, 5);
+insert into public.google_ai_api_keys (id, key_alias, env_var_name, project_id, priority, models) values
+  ('00000000-0000-0000-0000-0000000000c1', 'c1', 'KEY_C1', 'ghost', 1, '{ghost-model}'),
+  ('00000000-0000-0000-0000-0000000000c2', 'c2', 'KEY_C2', 'ghost-2a', 1, '{ghost-model-2}'),
+  ('00000000-0000-0000-0000-0000000000c3', 'c3', 'KEY_C3', 'ghost-2b', 1, '{ghost-model-2}');
+select is(public.google_ai_reserve_models_at('2026-11-22 09:03:00+00', array['ghost-model'], 7, 'pgtap', null, null)
+            ->> 'quota_group', 'ghost', 'the only group books on a missing row');
 select is((select (rpm_used, tpm_used, rpd_used)::text from public.google_ai_usage_counters where quota_group = 'ghost'),
   '(1,7,1)', 'and the booking is counted in a new row');
-select is((public.google_ai_try_book('ghost-2', 'test-model', 3, 1000, 5, 7, '2026-11-22 09:03:00+00', true)).outcome, 'booked',
-  'SKIP LOCKED try on a missing row books too');
-select is((select rpm_used from public.google_ai_usage_counters where quota_group = 'ghost-2'), 1, 'and is counted');
+select ok((public.google_ai_reserve_models_at('2026-11-22 09:03:00+00', array['ghost-model-2'], 7, 'pgtap', null, null)
+            ->> 'ok')::boolean, 'one of two groups books on a missing row too');
+select is((select sum(rpm_used)::int from public.google_ai_usage_counters where model = 'ghost-model-2'), 1, 'and is counted');
 
 -- A limit of 0 closes the model: nothing is admitted, whatever the margin.
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd, safety_margin) values ('closed-model', 10, 1000, 0, 0.5);
