@@ -390,12 +390,7 @@ declare
   v_steps jsonb := '[]';      -- {model, limit, retry_after_ms} of each model passed over
   v_best jsonb;
 begin
-  if p_models is null or cardinality(p_models) = 0 or cardinality(p_models) > 4 then
-    raise exception 'p_models must name 1 to 4 models' using errcode = '22023';
-  end if;
-  if (p_caller is null) = (p_token_hash is null) then
-    raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
-  end if;
+  -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
 
   if p_token_hash is not null then
     select t.models, t.id, c.id, 'client:' || c.name into v_allowed, v_token_id, v_client_id, v_caller
