@@ -12,31 +12,30 @@
 import { spawn, spawnSync } from "node:child_process";
 import { readFileSync, statSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
-import http from "node:http";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { fileURLToPath } from "node:url";
-import { DENO_FLAGS, DENO_PERMISSIONS } from "../scripts/serve-functions.ts";
-import { gatewayRoleUrl } from "../shared/db/gateway-role.ts";
+import { DEFAULT_FUNCTIONS_DIR, DENO_FLAGS, DENO_PERMISSIONS } from "../scripts/serve-functions.ts";
 import { denoBin } from "../shared/deno-bin.ts";
 import { freePort } from "../shared/free-port.ts";
-import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
+import type { GoogleSimulator } from "../shared/google-sim/server.ts";
 import { sleep } from "./lib/clock.ts";
-import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
-import { BENCH_SERVICE_KEY, BENCH_SIM_KEY, BENCH_SIM_KEY_VAR } from "./lib/llm-invoke.ts";
+import type { BenchServer } from "./lib/db.ts";
+import { stopChild } from "./lib/deno-server.ts";
+import { postOnce } from "./lib/http.ts";
+import { BENCH_SERVICE_KEY, functionEnv, keepLine, simulatorFor } from "./lib/llm-invoke.ts";
 import { processCpuSeconds } from "./lib/pg-cpu.ts";
-import { fmt, table, type PartResult } from "./lib/report.ts";
+import { fmt, table, times, type PartResult } from "./lib/report.ts";
 import { median, percentile } from "./lib/stats.ts";
+import { rotatedRounds } from "./lib/load.ts";
 
 export interface BootConfig {
   /** Boots per target and cache mode, interleaved in rotated order. */
   boots: number;
 }
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+const REPO_ROOT = path.resolve(DEFAULT_FUNCTIONS_DIR, "..", "..");
 const MODEL = "gemma-3-27b-it";
 const PROMPT = "Say hello in one word.";
-const HUGE = 2_000_000_000;
 const ANSWER_TIMEOUT_MS = 30_000;
 /** How often a connection is tried while the process has not bound its port yet (the notes name it). */
 const CONNECT_RETRY_MS = 2;
@@ -48,12 +47,25 @@ const MODES: Mode[] = ["warm", "cold"];
 interface Target {
   id: TargetId;
   label: string;
-  cwd: string;
-  /** `deno` arguments after `run` and the cache flag. */
+  /** `deno` arguments after `run` and the cache flag, run from the repository root (its Deno workspace). */
   args: string[];
-  /** The command as the report shows it (relative to cwd). */
+  /** The command as the report shows it. */
   shown: string;
 }
+
+const FUNCTION = "supabase/functions/llm-invoke";
+
+/** A target with the local functions server's permissions and flags, then `rest`. */
+function target(id: TargetId, label: string, ...rest: string[]): Target {
+  const args = [...DENO_PERMISSIONS, ...DENO_FLAGS, "--no-prompt", ...rest];
+  return { id, label, args, shown: `deno run ${args.join(" ")}` };
+}
+
+const TARGETS = [
+  // scripts/serve-functions.ts's command for llm-invoke.
+  target("now", "llm-invoke", "--config", `${FUNCTION}/deno.json`, `${FUNCTION}/index.ts`),
+  target("floor", "floor: empty Deno.serve + one connection + fetch", "bench/lib/boot-floor.ts"),
+];
 
 interface Boot {
   ms: number;
@@ -63,18 +75,7 @@ interface Boot {
   error?: string;
 }
 
-interface Cell {
-  target: TargetId;
-  mode: Mode;
-  boots: number;
-  answered200: number;
-  ms: { p50: number; max: number; min: number };
-  rssMiB: { p50: number; max: number };
-  cpuMs: { p50: number; max: number };
-  firstError?: string;
-  /** Every boot in the order it ran: ms to the answer (0.1 ms), HTTP status, RSS KiB, CPU ms. */
-  samples: [number, number, number | null, number | null][];
-}
+type Cell = ReturnType<typeof summarizeCell>;
 
 export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: string) => void): Promise<PartResult> {
   const work = await mkdtemp(path.join(tmpdir(), "eve-bench-boot-"));
@@ -84,35 +85,12 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
     const denoDir = path.join(work, "deno-dir");
     await mkdir(denoDir);
 
-    await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
-    await setKeys(db.sql, [{ alias: "bench", project: "proj-boot", envVar: BENCH_SIM_KEY_VAR, models: [MODEL] }]);
-    sim = await startGoogleSimulator({
-      keys: { [BENCH_SIM_KEY]: "proj-boot" },
-      models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } },
-      latencyMs: 0,
-    });
+    sim = await simulatorFor(db, MODEL, "proj-boot");
     // The environment scripts/serve-functions.ts gives llm-invoke in the benchmark (bench/lib/llm-invoke.ts),
     // the same for every target, with a DENO_DIR of the part's own: its caches start empty.
-    const env: Record<string, string | undefined> = {
-      NO_COLOR: "1",
-      ...process.env,
-      SUPABASE_DB_URL: await gatewayRoleUrl(db.url),
-      SUPABASE_SERVICE_ROLE_KEY: BENCH_SERVICE_KEY,
-      GOOGLE_AI_BASE_URL: sim.url,
-      [BENCH_SIM_KEY_VAR]: BENCH_SIM_KEY,
-      DENO_DIR: denoDir,
-    };
+    const env = { NO_COLOR: "1", ...process.env, ...(await functionEnv(db.url, sim.url)), DENO_DIR: denoDir };
 
-    const targets: Target[] = [
-      functionTarget(),
-      {
-        id: "floor",
-        label: "floor: empty Deno.serve + one connection + fetch",
-        cwd: REPO_ROOT,
-        args: [...DENO_PERMISSIONS, ...DENO_FLAGS, "--no-prompt", path.join(REPO_ROOT, "bench", "lib", "boot-floor.ts")],
-        shown: `deno run ${[...DENO_PERMISSIONS, ...DENO_FLAGS, "--no-prompt"].join(" ")} bench/lib/boot-floor.ts`,
-      },
-    ];
+    const targets = TARGETS;
     const deno = denoBin();
     const bootOnce = (t: Target, mode: Mode) => boot(deno, t, mode, env);
 
@@ -126,25 +104,14 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
 
     const cellsOrder = targets.flatMap((t) => MODES.map((mode) => ({ t, mode })));
     const samples = new Map<string, Boot[]>(cellsOrder.map(({ t, mode }) => [`${t.id}/${mode}`, []]));
-    const perRound: Record<string, number>[] = [];
-    for (let r = 0; r < cfg.boots; r++) {
-      const round: Record<string, number> = {};
-      for (let i = 0; i < cellsOrder.length; i++) {
-        const { t, mode } = cellsOrder[(i + r) % cellsOrder.length]!;
-        const b = await bootOnce(t, mode);
-        samples.get(`${t.id}/${mode}`)!.push(b);
-        if (b.status === 200) round[`${t.id}/${mode}`] = b.ms;
-      }
-      perRound.push(round);
-    }
+    const perRound = Array.from({ length: cfg.boots }, (): Record<string, number> => ({}));
+    await rotatedRounds(cellsOrder, cfg.boots, async ({ t, mode }, r) => {
+      const b = await bootOnce(t, mode);
+      samples.get(`${t.id}/${mode}`)!.push(b);
+      if (b.status === 200) perRound[r]![`${t.id}/${mode}`] = b.ms;
+    });
 
-    const cells: Cell[] = cellsOrder.map(({ t, mode }) => summarizeCell(t.id, mode, samples.get(`${t.id}/${mode}`)!));
-    for (const c of cells) {
-      log(
-        `  ${c.target.padEnd(6)} ${c.mode}  p50 ${fmt(c.ms.p50)} ms  max ${fmt(c.ms.max)} ms  RSS ${fmt(c.rssMiB.p50, 1)} MiB  CPU ${fmt(c.cpuMs.p50)} ms` +
-          (c.answered200 < c.boots ? `  NOT 200: ${c.boots - c.answered200} (${c.firstError})` : ""),
-      );
-    }
+    const cells = cellsOrder.map(({ t, mode }) => summarizeCell(t.id, mode, samples.get(`${t.id}/${mode}`)!));
 
     const cell = (t: TargetId, m: Mode) => cells.find((c) => c.target === t && c.mode === m);
     const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !(b > 0) ? null : a / b);
@@ -160,7 +127,6 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
       cpu: ratio(cell("now", "warm")?.cpuMs.p50, cell("floor", "warm")?.cpuMs.p50),
       warmPerRound: roundRatio("now/warm", "floor/warm"),
     };
-    log(`  llm-invoke/floor p50 warm ${fmt(ratios.warm, 3)} cold ${fmt(ratios.cold, 3)}`);
 
     // Each llm-invoke answer reserved and finalized one attempt: the rows say so.
     const [{ succeeded, open }] = await db.sql<{ succeeded: number; open: number }[]>`
@@ -195,7 +161,7 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
       headline: [{
         figure: "Boot to first answer, p50 warm (cold): llm-invoke / empty Deno.serve",
         value: `${ms(cell("now", "warm"))} (${ms(cell("now", "cold"))}) / ${ms(cell("floor", "warm"))} (${ms(cell("floor", "cold"))}) ms; ` +
-          `llm-invoke/floor ${ratioText(ratios.warm)}`,
+          `llm-invoke/floor ${times(ratios.warm)}`,
       }],
       checks: [
         {
@@ -214,50 +180,34 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
   }
 }
 
-/** scripts/serve-functions.ts's command for llm-invoke, run from the repository root (its Deno workspace). */
-function functionTarget(): Target {
-  const dir = path.join(REPO_ROOT, "supabase", "functions", "llm-invoke");
-  const flags = [...DENO_PERMISSIONS, ...DENO_FLAGS, "--no-prompt"];
-  return {
-    id: "now",
-    label: "llm-invoke",
-    cwd: REPO_ROOT,
-    args: [...flags, "--config", path.join(dir, "deno.json"), path.join(dir, "index.ts")],
-    shown: `deno run ${flags.join(" ")} --config supabase/functions/llm-invoke/deno.json supabase/functions/llm-invoke/index.ts`,
-  };
-}
-
 /** One boot: spawn, send the request until the port takes it, time the answer, read RSS and CPU, stop. */
 async function boot(deno: string, t: Target, mode: Mode, env: Record<string, string | undefined>): Promise<Boot> {
   const port = await freePort();
   const output: string[] = [];
   const args = ["run", ...(mode === "cold" ? ["--no-code-cache"] : []), ...t.args];
   const started = performance.now();
-  const child = spawn(deno, args, { cwd: t.cwd, env: { ...env, PORT: String(port) }, stdio: ["ignore", "pipe", "pipe"] });
-  let exited = false;
-  const exit = new Promise<void>((resolve) => child.once("exit", () => {
-    exited = true;
-    resolve();
-  }));
+  const childEnv = { ...env, PORT: String(port) };
+  const child = spawn(deno, args, { cwd: REPO_ROOT, env: childEnv, stdio: ["ignore", "pipe", "pipe"] });
   const keep = (chunk: Buffer) => {
-    output.push(...chunk.toString().split("\n").filter((l) => l.trim() !== ""));
-    if (output.length > 20) output.splice(0, output.length - 20);
+    for (const line of chunk.toString().split("\n")) if (line.trim() !== "") keepLine(output, line, 20);
   };
   child.stdout!.on("data", keep);
   child.stderr!.on("data", keep);
   child.once("error", (e) => output.push(String(e)));
   try {
     while (true) {
-      if (exited) return failed(started, `exited before answering: ${output.slice(-5).join(" | ")}`);
+      if (child.exitCode !== null || child.signalCode !== null) {
+        return failed(started, `exited before answering: ${output.slice(-5).join(" | ")}`);
+      }
       if (performance.now() - started > ANSWER_TIMEOUT_MS) return failed(started, `no answer within ${ANSWER_TIMEOUT_MS} ms`);
-      const r = await post(port);
-      if (r === "refused") {
+      const r = await postOnce(`http://127.0.0.1:${port}/`, ...BOOT_REQUEST);
+      if (r instanceof Error && r.code === "ECONNREFUSED") {
         await sleep(CONNECT_RETRY_MS);
         continue;
       }
       const ms = performance.now() - started;
       const usage = child.pid === undefined ? null : processUsage(child.pid);
-      if (typeof r === "string") return { ...failed(started, r), ms };
+      if (r instanceof Error) return { ...failed(started, String(r)), ms };
       return {
         ms,
         status: r.status,
@@ -267,14 +217,7 @@ async function boot(deno: string, t: Target, mode: Mode, env: Record<string, str
       };
     }
   } finally {
-    if (!exited) {
-      child.kill("SIGTERM");
-      const gone = await Promise.race([exit.then(() => true), sleep(3000).then(() => false)]);
-      if (!gone) {
-        child.kill("SIGKILL");
-        await exit;
-      }
-    }
+    await stopChild(child, 3000);
   }
 }
 
@@ -283,27 +226,10 @@ function failed(started: number, error: string): Boot {
 }
 
 /** The one request every boot answers: a native generateContent, NO_WAIT, the same body each time. */
-function post(port: number): Promise<{ status: number; body: string } | "refused" | string> {
-  const body = JSON.stringify({ model: MODEL, prompt: PROMPT, mode: "NO_WAIT" });
-  return new Promise((resolve) => {
-    const req = http.request({
-      host: "127.0.0.1",
-      port,
-      path: "/",
-      method: "POST",
-      agent: false,
-      headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body), authorization: `Bearer ${BENCH_SERVICE_KEY}` },
-    }, (res) => {
-      let text = "";
-      res.setEncoding("utf8");
-      res.on("data", (c: string) => (text += c));
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, body: text }));
-      res.on("error", (e) => resolve(String(e)));
-    });
-    req.on("error", (e: NodeJS.ErrnoException) => resolve(e.code === "ECONNREFUSED" ? "refused" : String(e)));
-    req.end(body);
-  });
-}
+const BOOT_REQUEST = [
+  { authorization: `Bearer ${BENCH_SERVICE_KEY}` },
+  JSON.stringify({ model: MODEL, prompt: PROMPT, mode: "NO_WAIT" }),
+] as const;
 
 /** VmRSS and user + system CPU of the process (all its threads) from /proc, or null off Linux. */
 function processUsage(pid: number): { rssKiB: number | null; cpuMs: number | null } | null {
@@ -329,7 +255,7 @@ function codeCacheSize(denoDir: string): number {
   return bytes;
 }
 
-function summarizeCell(target: TargetId, mode: Mode, boots: Boot[]): Cell {
+function summarizeCell(target: TargetId, mode: Mode, boots: Boot[]) {
   const ok = boots.filter((b) => b.status === 200);
   const sorted = (xs: number[]) => Float64Array.from(xs).sort();
   const times = sorted(ok.map((b) => b.ms));
@@ -346,7 +272,8 @@ function summarizeCell(target: TargetId, mode: Mode, boots: Boot[]): Cell {
     rssMiB: { p50: r(percentile(rss, 50)), max: r(rss[rss.length - 1] ?? NaN) },
     cpuMs: { p50: r(percentile(cpu, 50), 0), max: r(cpu[cpu.length - 1] ?? NaN, 0) },
     ...(firstError ? { firstError } : {}),
-    samples: boots.map((b) => [r(b.ms), b.status, b.rssKiB, b.cpuMs]),
+    /** Every boot in the order it ran: ms to the answer (0.1 ms), HTTP status, RSS KiB, CPU ms. */
+    samples: boots.map((b): [number, number, number | null, number | null] => [r(b.ms), b.status, b.rssKiB, b.cpuMs]),
   };
 }
 
@@ -354,21 +281,12 @@ function roundBoot(b: Boot) {
   return { ...b, ms: Math.round(b.ms * 10) / 10, rssMiB: b.rssKiB === null ? null : Math.round(b.rssKiB / 102.4) / 10 };
 }
 
-function ratioText(v: number | null): string {
-  return v === null ? "—" : `${fmt(v, 2)}×`;
-}
-
 function ms(c: Cell | undefined): string {
   return c ? fmt(c.ms.p50, 0) : "—";
 }
 
-interface RatioRow {
-  warm: number | null;
-  cold: number | null;
-  rss: number | null;
-  cpu: number | null;
-  warmPerRound: number | null;
-}
+/** llm-invoke / floor: p50 warm and cold, RSS and CPU (warm), and the median of the per-round warm ratios. */
+type RatioRow = Record<"warm" | "cold" | "rss" | "cpu" | "warmPerRound", number | null>;
 
 function markdown(
   cfg: BootConfig,
@@ -396,7 +314,7 @@ function markdown(
       `${w.answered200 + c.answered200} of ${w.boots + c.boots}`,
     ];
   });
-  const x = ratioText;
+  const x = times;
   const ratioRows = [["llm-invoke / floor", x(ratios.warm), x(ratios.warmPerRound), x(ratios.cold), x(ratios.rss), x(ratios.cpu)]];
   const commands = targets.map((t) => `- **${t.label}** (\`${t.id}\`), from the repository root: \`${t.shown}\``);
   return `

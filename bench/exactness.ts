@@ -9,6 +9,7 @@ import { waitForSecondOfMinute } from "./lib/clock.ts";
 import { naiveLimiter, createNaiveTable } from "./lib/naive.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import { rlflexBurst } from "./lib/rlflex-procs.ts";
+import { type Burst, fireAtOnce } from "./lib/wait-client.ts";
 import type { Sql } from "../shared/db/migrate.ts";
 
 export interface ExactnessConfig {
@@ -60,24 +61,7 @@ interface Window {
   tokens: number;
 }
 
-interface ScenarioResult {
-  id: string;
-  title: string;
-  limits: ModelLimits;
-  callers: number;
-  connections: number;
-  burstMs: number;
-  admitted: number;
-  refusedBy: Record<string, number>;
-  errors: number;
-  minuteWindows: Window[];
-  dayWindows: Window[];
-  overAdmission: { rpm: number; tpm: number; rpd: number; total: number };
-  /** Admitted per group and window short of the limit while callers were refused for that limit. */
-  capacityLeft: { rpm: number; rpd: number; tpmGroupsThatCouldStillFitARefusedRequest: number };
-  consistent: boolean;
-  consistencyNote: string;
-}
+type ScenarioResult = Awaited<ReturnType<typeof count>>;
 
 export async function runExactness(bench: BenchServer, cfg: ExactnessConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("exactness");
@@ -173,8 +157,6 @@ export async function runExactness(bench: BenchServer, cfg: ExactnessConfig, log
 interface Answer {
   ok: boolean;
   limit?: string;
-  quota_group?: string;
-  minute_bucket?: string;
   error?: string;
 }
 
@@ -185,15 +167,14 @@ async function count(
   answers: (Answer & { i: number })[],
   cfg: ExactnessConfig,
   burstMs: number,
-): Promise<ScenarioResult> {
-  const minute = await sql<{ group: string; window: string; admitted: number; tokens: number }[]>`
-    select quota_group as group, minute_bucket::text as window, count(*)::int as admitted, sum(estimated_tokens)::int as tokens
+) {
+  const windows = (bucket: "minute_bucket" | "day_bucket") => sql<Window[]>`
+    select quota_group as group, ${sql(bucket)}::text as window,
+           count(*)::int as admitted, sum(estimated_tokens)::int as tokens
     from public.google_ai_attempts where model = ${model} and status = 'reserved'
     group by 1, 2 order by 1, 2`;
-  const day = await sql<{ group: string; window: string; admitted: number; tokens: number }[]>`
-    select quota_group as group, day_bucket::text as window, count(*)::int as admitted, sum(estimated_tokens)::int as tokens
-    from public.google_ai_attempts where model = ${model} and status = 'reserved'
-    group by 1, 2 order by 1, 2`;
+  const minute = await windows("minute_bucket");
+  const day = await windows("day_bucket");
   const { rpm, tpm, rpd } = sc.limits;
   const over = { rpm: 0, tpm: 0, rpd: 0, total: 0 };
   for (const w of minute) {
@@ -244,6 +225,7 @@ async function count(
     minuteWindows: minute,
     dayWindows: day,
     overAdmission: over,
+    /** Admitted per group and window short of the limit while callers were refused for that limit. */
     capacityLeft: left,
     consistent: notes.length === 0,
     consistencyNote: notes.join(", ") || "ok",
@@ -288,27 +270,23 @@ ${results.every((r) => r.overAdmission.total === 0) ? "**0 in every scenario**" 
 `;
 }
 
-interface BurstResult {
-  limit: number;
-  callers: number;
-  connections: number;
-  processes?: number;
-  admitted: number;
-  refused: number;
-  errors: number;
-  overAdmission: number;
-  firstError?: string;
-  burstMs: number;
-}
+type BurstResult = ReturnType<typeof burstResult>;
 
 /**
  * The peers' bursts: naive on the part's open connections (which it then closes: the peer's
  * processes open as many of their own), then rate-limiter-flexible.
  */
-async function peerBursts(url: string, sql: Sql, clients: Sql[], cfg: ExactnessConfig, log: (s: string) => void): Promise<{ rlflex: BurstResult; naive: BurstResult }> {
+async function peerBursts(url: string, sql: Sql, clients: Sql[], cfg: ExactnessConfig, log: (s: string) => void) {
   const { connections, callers } = cfg;
   const { processes, limit } = cfg.peers;
-  const naive = await naiveBurst(sql, clients, cfg, log);
+  // naive: one process, every caller on its own connection slot, fired at once.
+  await waitForSecondOfMinute(2, 45);
+  const s = performance.now();
+  const naiveOut = await fireAtOnce(callers, (i) => naiveLimiter(clients[i % clients.length]!, "naive-burst", limit)());
+  const naive = burstResult(cfg, [naiveOut], performance.now() - s);
+  const [{ used }] = await sql<{ used: number }[]>`
+    select coalesce(sum(used), 0)::int as used from public.bench_naive_counters where key = 'naive-burst'`;
+  log(`  naive read-then-write: ${naive.admitted} admitted of ${callers} against ${limit} (its counter says ${used})`);
   await closeClients(clients);
   // rate-limiter-flexible: N processes, each with its share of the connections and callers.
   await waitForSecondOfMinute(2, 45);
@@ -323,56 +301,30 @@ async function peerBursts(url: string, sql: Sql, clients: Sql[], cfg: ExactnessC
       callers: Math.floor(callers / processes) + (p < callers % processes ? 1 : 0),
     })),
   );
-  const rlAdmitted = outs.reduce((s, o) => s + o.admitted, 0);
-  const rlflex: BurstResult = {
-    limit,
-    callers,
-    connections,
-    processes,
-    admitted: rlAdmitted,
-    refused: outs.reduce((s, o) => s + o.refused, 0),
-    errors: outs.reduce((s, o) => s + o.errors, 0),
-    overAdmission: Math.max(0, rlAdmitted - limit),
-    ...(outs.find((o) => o.firstError) ? { firstError: outs.find((o) => o.firstError)!.firstError } : {}),
-    burstMs: Math.round(performance.now() - t0),
-  };
+  const rlflex = burstResult(cfg, outs, performance.now() - t0, processes);
   const [{ points }] = await sql<{ points: number }[]>`select points from public.bench_rlflex where key like '%rlflex-burst'`;
-  log(`  rate-limiter-flexible, ${processes} processes: ${rlAdmitted} admitted of ${callers} against ${limit} (its row counts ${points} points consumed)`);
+  log(
+    `  rate-limiter-flexible, ${processes} processes: ${rlflex.admitted} admitted of ${callers} against ${limit} ` +
+      `(its row counts ${points} points consumed)`,
+  );
   return { rlflex, naive };
 }
 
-/** naive: one process, every caller on its own connection slot, fired at once. */
-async function naiveBurst(sql: Sql, clients: Sql[], cfg: ExactnessConfig, log: (s: string) => void): Promise<BurstResult> {
-  const { connections, callers } = cfg;
-  const { limit } = cfg.peers;
-  await waitForSecondOfMinute(2, 45);
-  const s = performance.now();
-  let errors = 0;
-  let firstError: string | undefined;
-  const answers = await Promise.all(
-    Array.from({ length: callers }, async (_, i) => {
-      try {
-        return (await naiveLimiter(clients[i % clients.length]!, "naive-burst", limit)()).ok;
-      } catch (error) {
-        errors++;
-        firstError ??= String(error);
-        return false;
-      }
-    }),
-  );
-  const admitted = answers.filter(Boolean).length;
-  const [{ used }] = await sql<{ used: number }[]>`select coalesce(sum(used), 0)::int as used from public.bench_naive_counters where key = 'naive-burst'`;
-  log(`  naive read-then-write: ${admitted} admitted of ${callers} against ${limit} (its counter says ${used})`);
+/** A peer's burst against its limit: the counts of its processes added up. */
+function burstResult(cfg: ExactnessConfig, outs: Burst[], ms: number, processes?: number) {
+  const sum = (k: "admitted" | "refused" | "errors") => outs.reduce((s, o) => s + o[k], 0);
+  const firstError = outs.find((o) => o.firstError)?.firstError;
   return {
-    limit,
-    callers,
-    connections,
-    admitted,
-    refused: callers - admitted - errors,
-    errors,
-    overAdmission: Math.max(0, admitted - limit),
+    limit: cfg.peers.limit,
+    callers: cfg.callers,
+    connections: cfg.connections,
+    ...(processes === undefined ? {} : { processes }),
+    admitted: sum("admitted"),
+    refused: sum("refused"),
+    errors: sum("errors"),
+    overAdmission: Math.max(0, sum("admitted") - cfg.peers.limit),
     ...(firstError ? { firstError } : {}),
-    burstMs: Math.round(performance.now() - s),
+    burstMs: Math.round(ms),
   };
 }
 

@@ -14,14 +14,15 @@
 // 4.5 minutes in full, waiting for the first boundary included) instead of four. The straddle
 // comes first and is over before the demand starts, so the two scenarios do not compete for the
 // CPU at a window opening.
-import { setMaxListeners } from "node:events";
-import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { arrivalsByMinute, startGoogleSimulator, type GoogleSimulator, type MinuteWindow } from "../shared/google-sim/server.ts";
 import { minuteOf, sleep } from "./lib/clock.ts";
-import { setKeys, setModel, type BenchServer } from "./lib/db.ts";
-import { BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, type InvokeAnswer, postInvoke, serveLlmInvoke } from "./lib/llm-invoke.ts";
+import { HUGE, setKeys, setModel, type BenchServer } from "./lib/db.ts";
+import { BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, type InvokeAnswer, postInvoke, probeInvoke } from "./lib/llm-invoke.ts";
+import { serveLlmInvoke } from "./lib/llm-invoke.ts";
 import { pct, type Check, type PartResult } from "./lib/report.ts";
 import { startSimRouter, type SimRouter } from "./lib/sim-router.ts";
+import { countBy } from "./lib/stats.ts";
+import { abortAt } from "./lib/wait-client.ts";
 
 export interface FidelityConfig {
   /** Network delay between llm-invoke and the simulator, ± uniform jitter. */
@@ -58,6 +59,8 @@ interface Row {
   mode: CountingMode;
   burstModel: string;
   demandModel: string;
+  /** The simulator of its counting mode. */
+  sim: GoogleSimulator;
 }
 
 interface WindowCount {
@@ -66,44 +69,37 @@ interface WindowCount {
   whole: boolean;
 }
 
-interface RowResult {
-  mode: string;
-  modeLabel: string;
-  burst: {
-    bookedPerWindow: WindowCount[];
-    googleReceivedPerWindow: WindowCount[];
-    google429: number;
-    callers: Record<string, number>;
-  };
-  demand: {
-    arrivals: number;
-    bookedPerWindow: WindowCount[];
-    googleAcceptedPerWindow: WindowCount[];
-    utilisation: number[];
-    googleUtilisation: number[];
-    google429: number;
-    callers: Record<string, number>;
-  };
-  /** Bookings above the limit in any of the gateway's own windows (must be 0). */
-  overAdmission: number;
-  /** The simulator dropped old records from `recent` (per-window Google figures incomplete). */
-  googleRecordsTruncated: boolean;
-}
+type RowResult = ReturnType<typeof rowResult>;
 
 const PROMPT = "Count me in your minute.";
-const HUGE = 2_000_000_000;
 const slug = (s: string) => s.replace(/[^a-z0-9]/gi, "-");
 
 export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("fidelity");
-  const sims: GoogleSimulator[] = [];
+  const rows: Row[] = [];
   let router: SimRouter | undefined;
-  let fns: FunctionsServer | undefined;
+  let fns: Awaited<ReturnType<typeof serveLlmInvoke>> | undefined;
   try {
-    const rows: Row[] = MODES.map((mode) => ({ mode, burstModel: `fid-burst-${mode.id}`, demandModel: `fid-demand-${mode.id}` }));
-    for (const r of rows) {
-      await setModel(db.sql, r.burstModel, { rpm: cfg.burst.limitRpm, tpm: null, rpd: null });
-      await setModel(db.sql, r.demandModel, { rpm: cfg.demand.limitRpm, tpm: null, rpd: null });
+    // One row per counting mode: its models and, Google's limits equal to the gateway's (TPM/RPD out
+    // of play), its simulator.
+    for (const [i, mode] of MODES.entries()) {
+      const burstModel = `fid-burst-${mode.id}`;
+      const demandModel = `fid-demand-${mode.id}`;
+      await setModel(db.sql, burstModel, { rpm: cfg.burst.limitRpm, tpm: null, rpd: null });
+      await setModel(db.sql, demandModel, { rpm: cfg.demand.limitRpm, tpm: null, rpd: null });
+      const sim = await startGoogleSimulator({
+        keys: { [BENCH_SIM_KEY]: "proj-fidelity" },
+        models: {
+          [burstModel]: { rpm: cfg.burst.limitRpm, tpm: HUGE, rpd: HUGE },
+          [demandModel]: { rpm: cfg.demand.limitRpm, tpm: HUGE, rpd: HUGE },
+        },
+        window: mode.window,
+        clockOffsetMs: mode.clockOffsetMs,
+        arrivalDelayMs: cfg.arrivalDelayMs,
+        arrivalJitterMs: cfg.arrivalJitterMs,
+        seed: 1000 + i,
+      });
+      rows.push({ mode, burstModel, demandModel, sim });
     }
     // One key row (= quota group) per model row, all reading the same simulator key.
     await setKeys(
@@ -115,50 +111,17 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
         models: [model],
       })),
     );
-
-    // One simulator per counting mode; Google's limits equal the gateway's (TPM/RPD out of play).
-    const routes = new Map<string, string>();
-    const simOf = new Map<string, GoogleSimulator>();
-    for (const [i, mode] of MODES.entries()) {
-      const mine = rows.filter((r) => r.mode === mode);
-      const sim = await startGoogleSimulator({
-        keys: { [BENCH_SIM_KEY]: "proj-fidelity" },
-        models: Object.fromEntries(
-          mine.flatMap((r) => [
-            [r.burstModel, { rpm: cfg.burst.limitRpm, tpm: HUGE, rpd: HUGE }],
-            [r.demandModel, { rpm: cfg.demand.limitRpm, tpm: HUGE, rpd: HUGE }],
-          ]),
-        ),
-        window: mode.window,
-        clockOffsetMs: mode.clockOffsetMs,
-        arrivalDelayMs: cfg.arrivalDelayMs,
-        arrivalJitterMs: cfg.arrivalJitterMs,
-        seed: 1000 + i,
-      });
-      sims.push(sim);
-      simOf.set(mode.id, sim);
-      for (const r of mine) {
-        routes.set(r.burstModel, sim.url);
-        routes.set(r.demandModel, sim.url);
-      }
-    }
-    router = await startSimRouter(routes);
+    const routes = rows.flatMap((r) => [[r.burstModel, r.sim.url], [r.demandModel, r.sim.url]] as const);
+    router = await startSimRouter(new Map(routes));
     const fnOut: string[] = [];
-    fns = await serveLlmInvoke({
-      dbUrl: db.url,
-      simUrl: router.url,
-      env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.demand.maxWaitMs) },
-      log: fnOut,
-      keep: 50,
-    });
-    // Straight to the function's Deno port (the local Node proxy caps its socket pool).
-    const invokeUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
+    const env = { LLM_INVOKE_MAX_WAIT_MS: String(cfg.demand.maxWaitMs) };
+    fns = await serveLlmInvoke({ dbUrl: db.url, simUrl: router.url, env, log: fnOut });
+    const invokeUrl = fns.url;
     // Request ids repeat across the rows' models: a random suffix keeps each one new.
     const call = (model: string, id: string, mode: "WAIT" | "NO_WAIT", signal?: AbortSignal) =>
       postInvoke(invokeUrl, { model, prompt: PROMPT, mode, max_wait_ms: cfg.demand.maxWaitMs, request_id: `${slug(id)}-${Math.random().toString(16).slice(2, 10).padEnd(8, "0")}` }, signal ? { signal } : {});
     for (const r of rows) {
-      const probe = await call(r.burstModel, `probe-${r.burstModel}`, "NO_WAIT");
-      if (probe.status !== 200) throw new Error(`probe: HTTP ${probe.status} ${probe.body.slice(0, 200)} ${fnOut.slice(-5).join(" | ")}`);
+      await probeInvoke(invokeUrl, { model: r.burstModel, prompt: PROMPT, request_id: `probe-${r.mode.id}` }, fnOut);
     }
 
     // The schedule: the straddle at boundary B; the demand from 10 s after it (2 s in the smoke run).
@@ -187,7 +150,7 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     await db.sql`delete from public.google_ai_usage_counters`;
     await db.sql`delete from public.google_ai_admissions`;
     await db.sql`delete from public.google_ai_cooldowns`;
-    for (const sim of sims) sim.reset();
+    for (const r of rows) r.sim.reset();
 
     // (a) The straddle: every counting mode at once.
     const burstCalls: Promise<InvokeAnswer & { row: Row }>[] = [];
@@ -204,16 +167,16 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     log(`  straddle done: ${burstAnswers.length} calls`);
 
     // (b) 3x demand in WAIT mode, every row at once.
-    const controller = new AbortController();
-    setMaxListeners(0, controller.signal);
-    const stop = setTimeout(() => controller.abort(), stopAt - Date.now());
+    const run = abortAt(stopAt);
     const demandCalls: Promise<InvokeAnswer & { row: Row }>[] = [];
     for (const [k, at] of arrivals.entries()) {
       await sleep(at - Date.now());
-      for (const row of rows) demandCalls.push(call(row.demandModel, `wait-${k}`, "WAIT", controller.signal).then((a) => ({ ...a, row })));
+      for (const row of rows) {
+        demandCalls.push(call(row.demandModel, `wait-${k}`, "WAIT", run.signal).then((a) => ({ ...a, row })));
+      }
     }
     const demandAnswers = await Promise.all(demandCalls);
-    clearTimeout(stop);
+    run.clear();
     await sleep(500); // finalizes run after the answers
 
     // The gateway's own account (attempt log) and Google's (each simulator's records).
@@ -221,54 +184,9 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
       select model, minute_bucket as window, count(*)::int as n from public.google_ai_attempts
       where status not in ('refused', 'released') and request_id not like 'probe-%'
       group by 1, 2 order by 1, 2`;
-    const statsOf = new Map(MODES.map((m) => [m.id, simOf.get(m.id)!.stats()]));
-    const results: RowResult[] = rows.map((row) => {
-      const stats = statsOf.get(row.mode.id)!;
-      const truncated = stats.total.received > stats.recent.length;
-      const bookedOf = (model: string, whole: (w: number) => boolean) =>
-        booked.filter((b) => b.model === model).map((b) => ({ window: b.window.toISOString(), count: b.n, whole: whole(b.window.getTime()) }));
-      const googleWindowWhole = (simMinute: number) => {
-        // A minute of Google's clock is whole when the demand covered all of it on ours.
-        const ours = simMinute - row.mode.clockOffsetMs;
-        return wholeWindows.length > 0 && ours >= demandStart && ours + 60_000 <= demandEnd + tailMs;
-      };
-      const googleBurst = arrivalsByMinute(stats.recent, row.burstModel);
-      const googleDemand = arrivalsByMinute(stats.recent, row.demandModel);
-      const burstBooked = bookedOf(row.burstModel, () => false);
-      const demandBooked = bookedOf(row.demandModel, (w) => wholeWindows.includes(w));
-      const over = (ws: WindowCount[], limit: number) => ws.reduce((s, w) => s + Math.max(0, w.count - limit), 0);
-      const status429 = (model: string) => stats.byModel[model]?.byStatus["429"] ?? 0;
-      return {
-        mode: row.mode.id,
-        modeLabel: row.mode.label,
-        burst: {
-          bookedPerWindow: burstBooked,
-          googleReceivedPerWindow: googleBurst.map((w) => ({ window: w.window, count: w.arrived, whole: false })),
-          google429: status429(row.burstModel),
-          callers: outcomes(burstAnswers.filter((a) => a.row === row)),
-        },
-        demand: {
-          arrivals: arrivals.length,
-          bookedPerWindow: demandBooked,
-          googleAcceptedPerWindow: googleDemand.map((w) => ({ window: w.window, count: w.ok, whole: googleWindowWhole(Date.parse(w.window)) })),
-          utilisation: demandBooked.filter((w) => w.whole).map((w) => w.count / cfg.demand.limitRpm),
-          googleUtilisation: googleDemand.filter((w) => googleWindowWhole(Date.parse(w.window))).map((w) => w.ok / cfg.demand.limitRpm),
-          google429: status429(row.demandModel),
-          callers: outcomes(demandAnswers.filter((a) => a.row === row)),
-        },
-        overAdmission: over(burstBooked, cfg.burst.limitRpm) + over(demandBooked, cfg.demand.limitRpm),
-        googleRecordsTruncated: truncated,
-      };
-    });
-
-    for (const r of results) {
-      log(
-        `  ${r.mode.padEnd(14)} burst: booked ${r.burst.bookedPerWindow.map((w) => w.count).join("+")}, ` +
-          `Google got ${r.burst.googleReceivedPerWindow.map((w) => w.count).join("+")}, Google 429s ${r.burst.google429}; ` +
-          `demand: booked ${r.demand.bookedPerWindow.map((w) => `${w.count}${w.whole ? "*" : ""}`).join(", ")}, ` +
-          `Google 429s ${r.demand.google429}; over-admission ${r.overAdmission}`,
-      );
-    }
+    const demand = { start: demandStart, end: demandEnd + tailMs, wholeWindows, arrivals: arrivals.length };
+    const answers = { burst: burstAnswers, demand: demandAnswers };
+    const results = rows.map((row) => rowResult(cfg, row, booked, demand, answers));
 
     const totalOver = results.reduce((s, r) => s + r.overAdmission, 0);
     const google429 = results.reduce((s, r) => s + r.burst.google429 + r.demand.google429, 0);
@@ -314,16 +232,65 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
   } finally {
     await fns?.close();
     await router?.close();
-    for (const sim of sims) await sim.close();
+    for (const r of rows) await r.sim.close();
     await db.drop();
   }
 }
 
-function outcomes(answers: InvokeAnswer[]): Record<string, number> {
-  const out: Record<string, number> = {};
-  for (const a of answers) out[String(a.status)] = (out[String(a.status)] ?? 0) + 1;
-  return out;
+/**
+ * A row's figures: the gateway's bookings (its attempt log) beside what its simulator counted. `demand`:
+ * the demand's span on our clock (its tail included), its whole windows and its arrivals.
+ */
+function rowResult(
+  cfg: FidelityConfig,
+  row: Row,
+  booked: { model: string; window: Date; n: number }[],
+  demand: { start: number; end: number; wholeWindows: number[]; arrivals: number },
+  answers: Record<"burst" | "demand", (InvokeAnswer & { row: Row })[]>,
+) {
+  const stats = row.sim.stats();
+  const bookedOf = (model: string, whole: (w: number) => boolean): WindowCount[] =>
+    booked.filter((b) => b.model === model)
+      .map((b) => ({ window: b.window.toISOString(), count: b.n, whole: whole(b.window.getTime()) }));
+  const googleWhole = (w: { window: string }) => {
+    // A minute of Google's clock is whole when the demand covered all of it on ours.
+    const ours = Date.parse(w.window) - row.mode.clockOffsetMs;
+    return demand.wholeWindows.length > 0 && ours >= demand.start && ours + 60_000 <= demand.end;
+  };
+  const googleBurst = arrivalsByMinute(stats.recent, row.burstModel);
+  const googleDemand = arrivalsByMinute(stats.recent, row.demandModel);
+  const burstBooked = bookedOf(row.burstModel, () => false);
+  const demandBooked = bookedOf(row.demandModel, (w) => demand.wholeWindows.includes(w));
+  const over = (ws: WindowCount[], limit: number) => ws.reduce((s, w) => s + Math.max(0, w.count - limit), 0);
+  const status429 = (model: string) => stats.byModel[model]?.byStatus["429"] ?? 0;
+  return {
+    mode: row.mode.id,
+    modeLabel: row.mode.label,
+    burst: {
+      bookedPerWindow: burstBooked,
+      googleReceivedPerWindow: googleBurst.map((w) => ({ window: w.window, count: w.arrived, whole: false })),
+      google429: status429(row.burstModel),
+      callers: outcomes(answers.burst, row),
+    },
+    demand: {
+      arrivals: demand.arrivals,
+      bookedPerWindow: demandBooked,
+      googleAcceptedPerWindow: googleDemand.map((w) => ({ window: w.window, count: w.ok, whole: googleWhole(w) })),
+      utilisation: demandBooked.filter((w) => w.whole).map((w) => w.count / cfg.demand.limitRpm),
+      googleUtilisation: googleDemand.filter(googleWhole).map((w) => w.ok / cfg.demand.limitRpm),
+      google429: status429(row.demandModel),
+      callers: outcomes(answers.demand, row),
+    },
+    /** Bookings above the limit in any of the gateway's own windows (must be 0). */
+    overAdmission: over(burstBooked, cfg.burst.limitRpm) + over(demandBooked, cfg.demand.limitRpm),
+    /** The simulator dropped old records from `recent` (per-window Google figures incomplete). */
+    googleRecordsTruncated: stats.total.received > stats.recent.length,
+  };
 }
+
+/** A row's answers by HTTP status. */
+const outcomes = (answers: (InvokeAnswer & { row: Row })[], row: Row) =>
+  countBy(answers.filter((a) => a.row === row), (a) => String(a.status));
 
 const iso = (ms: number) => new Date(ms).toISOString().slice(11, 19);
 const mean = (xs: number[]) => (xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length);

@@ -40,7 +40,6 @@ export async function runFinalizeWal(bench: BenchServer, cfg: FinalizeWalConfig,
       select count(*)::int as n from public.google_ai_attempts where model = ${MODEL} and status = 'succeeded'`;
     const f = { finalized: n, updates: end.updates - start.updates, hotUpdates: end.hot - start.hot, walBytes, walBytesPerFinalize: walBytes / ids.length };
     const hot = `${f.hotUpdates}/${f.updates} HOT (${pct(f.hotUpdates / Math.max(1, f.updates))})`;
-    log(`   ${fmt(f.walBytesPerFinalize, 0)} B of WAL per finalize, ${hot}`);
     const markdown = [
       `${cfg.admissions} admissions reserved, then finalized one transaction each. Counted from PostgreSQL: WAL between ` +
       `the first and the last finalize (the outcome also writes \`token_usage\`, the window's admission row and the counter ` +

@@ -22,25 +22,29 @@
 // Then the network round trips, direct and through PgBouncer in transaction mode (the stand-in for
 // Supavisor), counted at a proxy (lib/pooler-round-trips.ts).
 import { randomUUID } from "node:crypto";
-import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
+import type { GoogleSimulator } from "../shared/google-sim/server.ts";
 import { quoteIdent } from "../shared/db/migrate.ts";
 import { mintToken } from "../shared/db/scoped-token.ts";
 import { sleep } from "./lib/clock.ts";
-import { rpcCalls, setKeys, setModel, trackFunctions, type BenchDb, type BenchServer } from "./lib/db.ts";
+import { rpcCalls, trackFunctions, type BenchDb, type BenchServer } from "./lib/db.ts";
 import type { DenoServer } from "./lib/deno-server.ts";
 import { createFloorTables, floorAdmissions, serveFloor } from "./lib/floor.ts";
-import { type LatencyBudget, latencyBudget, latencyBudgetMarkdown, TimingSamples } from "./lib/latency-budget.ts";
+import { type LatencyBudget, latencyBudget, latencyBudgetMarkdown } from "./lib/latency-budget.ts";
 import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
-import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
+import { closedLoop, poolRounds, rotatedRounds, type LoadResult } from "./lib/load.ts";
 import { postmasterPid, serverCpuSeconds, processCpuSeconds } from "./lib/pg-cpu.ts";
 import { type PoolerRoundTrips, poolerRoundTrips, poolerRoundTripsMarkdown } from "./lib/pooler-round-trips.ts";
 import { startPortkey, type Portkey } from "./lib/portkey.ts";
-import { fmt, table, type PartResult } from "./lib/report.ts";
+import { fmt, table, times, type PartResult } from "./lib/report.ts";
+import { round } from "./lib/stats.ts";
+import { parseServerTiming } from "../supabase/functions/_shared/server-timing.ts";
 import {
   BENCH_SERVICE_KEY as SERVICE_KEY,
   BENCH_SIM_KEY as SIM_KEY,
-  BENCH_SIM_KEY_VAR,
+  postInvoke,
+  probeInvoke,
   serveLlmInvokeAsOnSupabase,
+  simulatorFor,
   waitUntilCounts,
 } from "./lib/llm-invoke.ts";
 
@@ -60,7 +64,6 @@ const STREAM_CHUNK_DELAY_MS = 25;
 
 const MODEL = "gemma-3-27b-it";
 const PROMPT = "Summarise in one sentence why a shared rate limiter must be atomic.";
-const HUGE = 2_000_000_000;
 /** The concurrency whose llm-invoke-as-on-Supabase answers give the latency budget. */
 const BUDGET_AT = 1;
 
@@ -83,23 +86,10 @@ interface Cell extends Omit<LoadResult, "samples"> {
   addedMs: Percentiles | null;
 }
 
-/** CPU per request over a target's rounds at one concurrency (warm-up calls included on both sides). */
-interface CpuPerRequest {
-  target: CpuTarget;
-  concurrency: number;
-  /** Requests completed in the measured rounds, warm-up included (the CPU was read around all of them). */
-  requests: number;
-  denoMs: number | null;
-  postgresMs: number | null;
-}
-
-/** llm-invoke as on Supabase: its added latency divided by the floor's and by Portkey's, same concurrency. */
-interface Ratio {
-  concurrency: number;
-  /** Null where the other target's added latency is not above zero. */
-  toFloor: { p50: number | null; p95: number | null; p99: number | null } | null;
-  toPortkey: { p50: number | null; p95: number | null; p99: number | null } | null;
-}
+type CpuPerRequest = ReturnType<typeof cpuPerRequest>;
+/** CPU seconds a target's Deno process and PostgreSQL spent over its rounds, and the requests completed. */
+type CpuSpent = Record<"deno" | "postgres" | "requests", number>;
+type Ratio = ReturnType<typeof ratioAt>;
 
 export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("overhead");
@@ -108,17 +98,9 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
   let floor: DenoServer | undefined;
   let portkey: Portkey | undefined;
   let portkeyError: string | undefined;
-  const fnLog: string[] = [];
   try {
-    await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
-    await setKeys(db.sql, [{ alias: "bench", project: "proj-overhead", envVar: BENCH_SIM_KEY_VAR, models: [MODEL] }]);
     await createFloorTables(db.sql);
-    sim = await startGoogleSimulator({
-      keys: { [SIM_KEY]: "proj-overhead" },
-      models: { [MODEL]: { rpm: HUGE, tpm: HUGE, rpd: HUGE } },
-      latencyMs: 0,
-      streamChunkDelayMs: STREAM_CHUNK_DELAY_MS,
-    });
+    sim = await simulatorFor(db, MODEL, "proj-overhead", { streamChunkDelayMs: STREAM_CHUNK_DELAY_MS });
     try {
       portkey = await startPortkey();
     } catch (error) {
@@ -127,7 +109,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
     }
 
     // Round trips first, on a function process whose every connection is opened under logging.
-    const roundTrips = await countRoundTrips(bench, db, sim, cfg.roundTripRequests, fnLog, log);
+    const roundTrips = await countRoundTrips(bench, db, sim, cfg.roundTripRequests);
     // Then network round trips at a proxy, direct and through PgBouncer in transaction mode.
     const pooled = await poolerRoundTrips({
       dbUrl: db.url,
@@ -135,86 +117,77 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
       requests: cfg.roundTripRequests,
       token: (await mintToken(db.sql, "bench-pooler", { models: [MODEL] })).token,
       call: callInvoke,
-      fnLog,
     });
-    log(`  round trips at a proxy: ${pooled.rows.map((r) => `${r.path} ${r.credential} ${r.onPathPerRequest} on path, p50 ${r.latencyP50Ms} ms`).join("; ")}`);
 
-    edge = await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url, log: fnLog, keep: 200 });
-    floor = await serveFloor({ dbUrl: db.url, simUrl: sim.url, simKey: SIM_KEY, log: (line) => keep(fnLog, line) });
+    edge = await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url });
+    floor = await serveFloor({ dbUrl: db.url, simUrl: sim.url, simKey: SIM_KEY });
     const edgeUrl = `${edge.url}/`;
     const floorUrl = `${floor.url}/`;
-    for (const [name, url] of [["llm-invoke as on Supabase", edgeUrl], ["the floor", floorUrl]] as const) {
-      const probe = await callInvoke(url, "probe");
-      if (probe.status !== 200) throw new Error(`${name} is not ready: HTTP ${probe.status} ${probe.body.slice(0, 300)}`);
-    }
+    const probe = { model: MODEL, prompt: PROMPT, request_id: "probe" };
+    for (const url of [edgeUrl, floorUrl]) await probeInvoke(url, probe);
     const postmaster = await postmasterPid(db.sql);
     const pids: Record<CpuTarget, number> = { "llm-invoke-edge": edge.pid, floor: floor.pid };
 
-    const timings = new TimingSamples();
+    // Server-Timing of the answers of llm-invoke as on Supabase at BUDGET_AT: the measured ones of each round.
+    const timings: Record<string, number>[] = [];
+    let timed: Record<string, number>[] | null = null;
     const targets: Target[] = ["direct", "llm-invoke-edge", "floor", ...(portkey ? (["portkey"] as const) : [])];
+    const direct = jsonPost(`${sim.url}/v1beta/models/${MODEL}:generateContent`, GOOGLE_KEY, GOOGLE_BODY);
+    const viaPortkey = jsonPost(`${portkey?.url}/v1/chat/completions`, {
+      "x-portkey-provider": "google",
+      "x-portkey-custom-host": sim.url,
+      authorization: `Bearer ${SIM_KEY}`,
+    }, { model: MODEL, messages: [{ role: "user", content: PROMPT }] });
     const calls: Record<Target, (seq: string) => Promise<string>> = {
-      direct: async () => await status(await fetch(`${sim!.url}/v1beta/models/${MODEL}:generateContent`, {
-        method: "POST",
-        headers: { "content-type": "application/json", "x-goog-api-key": SIM_KEY },
-        body: JSON.stringify({ contents: [{ role: "user", parts: [{ text: PROMPT }] }] }),
-      })),
+      direct: async () => await status(await fetch(...direct)),
       "llm-invoke-edge": async (id) => {
         const r = await callInvoke(edgeUrl, id);
-        timings.add(r.serverTiming);
+        timed?.push(parseServerTiming(r.serverTiming ?? null));
         return String(r.status);
       },
       // The floor is sent llm-invoke's request, bytes and headers alike.
       floor: async (id) => String((await callInvoke(floorUrl, id)).status),
-      portkey: async () => await status(await fetch(`${portkey!.url}/v1/chat/completions`, {
-        method: "POST",
-        headers: {
-          "content-type": "application/json",
-          "x-portkey-provider": "google",
-          "x-portkey-custom-host": sim!.url,
-          authorization: `Bearer ${SIM_KEY}`,
-        },
-        body: JSON.stringify({ model: MODEL, messages: [{ role: "user", content: PROMPT }] }),
-      })),
+      portkey: async () => await status(await fetch(...viaPortkey)),
     };
 
     const cpuAt = Math.max(...cfg.concurrencies);
-    const cpuSpent = new Map<CpuTarget, { deno: number | null; postgres: number | null; requests: number }>(
-      CPU_TARGETS.map((t) => [t, { deno: 0, postgres: postmaster === undefined ? null : 0, requests: 0 }]),
-    );
+    // CPU seconds so far of a target's Deno process and of the whole PostgreSQL server (NaN where unreadable).
+    const cpuNow = (t: CpuTarget) => ({
+      deno: processCpuSeconds(pids[t]) ?? NaN,
+      postgres: postmaster === undefined ? NaN : serverCpuSeconds(postmaster),
+    });
+    const cpuSpent = new Map(CPU_TARGETS.map((t) => [t, { deno: 0, postgres: 0, requests: 0 }]));
     const cells: Cell[] = [];
     for (const n of cfg.concurrencies) {
       const rounds = new Map<Target, LoadResult[]>(targets.map((t) => [t, []]));
-      for (let r = 0; r < cfg.rounds; r++) {
-        const order = targets.map((_, i) => targets[(i + r) % targets.length]!);
-        for (const t of order) {
-          const cpuTarget = n === cpuAt ? CPU_TARGETS.find((c) => c === t) : undefined;
-          const before = cpuTarget && cpuReading(pids[cpuTarget], postmaster);
-          if (t === "llm-invoke-edge" && n === BUDGET_AT) timings.beginRound();
-          const result = await closedLoop({
-            clients: Array.from({ length: n }, (_, i) => i),
-            warmupMs: cfg.warmupMs,
-            durationMs: cfg.durationMs,
-            call: async (w, _worker, seq) => {
-              const outcome = await calls[t](`b-${t}-${n}-${r}-${w}-${seq}`);
-              if (outcome !== "200") throw new Error(`${t}: HTTP ${outcome}`);
-              return outcome;
-            },
-          });
-          timings.endRound(result.calls);
-          // Finalizes handed to waitUntil may still run: let them end inside this target's turn.
-          if (t === "llm-invoke-edge") await sleep(SETTLE_MS);
-          if (cpuTarget && before) {
-            const after = cpuReading(pids[cpuTarget], postmaster);
-            const spent = cpuSpent.get(cpuTarget)!;
-            spent.deno = spent.deno === null || before.deno === undefined || after.deno === undefined ? null : spent.deno + after.deno - before.deno;
-            spent.postgres = spent.postgres === null || before.postgres === undefined || after.postgres === undefined
-              ? null
-              : spent.postgres + after.postgres - before.postgres;
-            spent.requests += result.totalCalls;
-          }
-          rounds.get(t)!.push(result);
-        }
+      await rotatedRounds(targets, cfg.rounds, async (t, r) => {
+        const cpuTarget = n === cpuAt ? CPU_TARGETS.find((c) => c === t) : undefined;
+        const before = cpuTarget && cpuNow(cpuTarget);
+        if (t === "llm-invoke-edge" && n === BUDGET_AT) timed = [];
+        const result = await closedLoop({
+          clients: Array.from({ length: n }, (_, i) => i),
+          warmupMs: cfg.warmupMs,
+          durationMs: cfg.durationMs,
+          call: async (w, _worker, seq) => {
+            const outcome = await calls[t](`b-${t}-${n}-${r}-${w}-${seq}`);
+            if (outcome !== "200") throw new Error(`${t}: HTTP ${outcome}`);
+            return outcome;
+          },
+      });
+      // Only the round's last answers were measured (at concurrency 1 the warm-up calls come first).
+      if (timed) timings.push(...timed.slice(Math.max(0, timed.length - result.calls)));
+      timed = null;
+      // Finalizes handed to waitUntil may still run: let them end inside this target's turn.
+      if (t === "llm-invoke-edge") await sleep(SETTLE_MS);
+      if (cpuTarget && before) {
+        const after = cpuNow(cpuTarget);
+        const spent = cpuSpent.get(cpuTarget)!;
+        spent.deno += after.deno - before.deno;
+        spent.postgres += after.postgres - before.postgres;
+        spent.requests += result.totalCalls;
       }
+      rounds.get(t)!.push(result);
+      });
       const pooled = new Map(targets.map((t) => [t, poolRounds(rounds.get(t)!)]));
       const base = pooled.get("direct")!.latencyMs;
       for (const t of targets) {
@@ -233,39 +206,15 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
       }
     }
 
-    const cpu: CpuPerRequest[] = CPU_TARGETS.map((t) => {
-      const s = cpuSpent.get(t)!;
-      const per = (seconds: number | null) => (seconds === null || s.requests === 0 ? null : (seconds * 1000) / s.requests);
-      return { target: t, concurrency: cpuAt, requests: s.requests, denoMs: per(s.deno), postgresMs: per(s.postgres) };
-    });
-    for (const c of cpu) log(`  CPU per request at c=${cpuAt}, ${c.target}: Deno ${fmt(c.denoMs, 3)} ms, PostgreSQL ${fmt(c.postgresMs, 3)} ms (${c.requests} requests)`);
-    const ratios: Ratio[] = cfg.concurrencies.map((n) => {
-      const e = get(cells, "llm-invoke-edge", n)?.addedMs;
-      // A ratio to an added latency that is not above zero (noise at a tail) has no meaning: null.
-      const div = (a: number, b: number) => (b > 0 ? a / b : null);
-      const over = (other: Percentiles | null | undefined) =>
-        e && other ? { p50: div(e.p50, other.p50), p95: div(e.p95, other.p95), p99: div(e.p99, other.p99) } : null;
-      return { concurrency: n, toFloor: over(get(cells, "floor", n)?.addedMs), toPortkey: over(get(cells, "portkey", n)?.addedMs) };
-    });
-    const edgeAt = get(cells, "llm-invoke-edge", BUDGET_AT);
-    const directAt = get(cells, "direct", BUDGET_AT);
-    const budget: LatencyBudget | null = edgeAt && directAt
-      ? latencyBudget(timings.all, { concurrency: BUDGET_AT, callerP50: edgeAt.latencyMs.p50, directP50: directAt.latencyMs.p50 })
+    const cpu = CPU_TARGETS.map((t) => cpuPerRequest(t, cpuAt, cpuSpent.get(t)!));
+    const ratios = cfg.concurrencies.map((n) => ratioAt(cells, n));
+    const callerP50 = get(cells, "llm-invoke-edge", BUDGET_AT)?.latencyMs.p50;
+    const directP50 = get(cells, "direct", BUDGET_AT)?.latencyMs.p50;
+    const budget: LatencyBudget | null = callerP50 !== undefined && directP50 !== undefined
+      ? latencyBudget(timings, { concurrency: BUDGET_AT, callerP50, directP50 })
       : null;
-    if (budget) {
-      log(
-        `  latency budget at c=${BUDGET_AT}, llm-invoke as on Supabase (p50 ms): ${budget.phases.map((p) => `${p.phase} ${fmt(p.p50, 3)}`).join(", ")}, ` +
-          `total ${fmt(budget.totalP50, 3)}; added ${fmt(budget.addedP50, 3)}, outside the function ${fmt(budget.outsideP50, 3)}`,
-      );
-    }
-    for (const r of ratios) log(`  c=${r.concurrency} llm-invoke as on Supabase, added p50: ${fmt(r.toFloor?.p50)}× the floor's, ${fmt(r.toPortkey?.p50)}× Portkey's`);
     const floorRows = await floorAdmissions(db.sql);
-
     const firstByte = await measureFirstByte(sim.url, edgeUrl, cfg.firstByteSamples);
-    log(
-      `  first streamed byte p50: direct ${fmt(firstByte.direct.p50)} ms, llm-invoke ${fmt(firstByte.gateway.p50)} ms ` +
-        `(added ${fmt(firstByte.addedMs.p50)} ms; non-streaming added at c=1: ${fmt(get(cells, "llm-invoke-edge", 1)?.addedMs?.p50 ?? NaN)} ms)`,
-    );
 
     const failing = cells.filter((c) => c.errors > 0);
     const errors = cells.reduce((s, c) => s + c.errors, 0) + firstByte.errors;
@@ -339,24 +288,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
 /** After each round of llm-invoke as on Supabase, time for the finalizes it handed to waitUntil to end (the notes name it). */
 const SETTLE_MS = 200;
 
-function keep(lines: string[], line: string): void {
-  lines.push(line);
-  if (lines.length > 200) lines.shift();
-}
-
-/** CPU seconds so far of one process and of the whole PostgreSQL server (undefined where unreadable). */
-function cpuReading(pid: number, postmaster: number | undefined): { deno: number | undefined; postgres: number | undefined } {
-  return { deno: processCpuSeconds(pid), postgres: postmaster === undefined ? undefined : serverCpuSeconds(postmaster) };
-}
-
-interface FirstByte {
-  samples: number;
-  direct: { p50: number; p95: number };
-  gateway: { p50: number; p95: number };
-  addedMs: { p50: number; p95: number };
-  /** Streams that did not answer 200 or whose text was not whole. */
-  errors: number;
-}
+type FirstByte = Awaited<ReturnType<typeof measureFirstByte>>;
 
 /** Milliseconds to the first bytes of a streamed answer's body; the rest is read (and checked) too. */
 async function timeToFirstByte(url: string, init: RequestInit): Promise<{ ms: number; ok: boolean }> {
@@ -371,38 +303,26 @@ async function timeToFirstByte(url: string, init: RequestInit): Promise<{ ms: nu
   return { ms, ok: res.status === 200 && (text.includes("finishReason") || text.includes('"type":"done"')) };
 }
 
-async function measureFirstByte(simUrl: string, gatewayUrl: string, samples: number): Promise<FirstByte> {
-  const direct: number[] = [];
-  const gateway: number[] = [];
+async function measureFirstByte(simUrl: string, gatewayUrl: string, samples: number) {
+  const gatewayBody = { model: MODEL, prompt: PROMPT, mode: "NO_WAIT", stream: true };
+  const streams = {
+    direct: jsonPost(`${simUrl}/v1beta/models/${MODEL}:streamGenerateContent?alt=sse`, GOOGLE_KEY, GOOGLE_BODY),
+    gateway: jsonPost(gatewayUrl, { authorization: `Bearer ${SERVICE_KEY}` }, gatewayBody),
+  };
+  const ms = { direct: [] as number[], gateway: [] as number[] };
   let errors = 0;
-  const body = { contents: [{ role: "user", parts: [{ text: PROMPT }] }] };
   for (let i = 0; i < samples; i++) {
-    const calls = [
-      async () => {
-        const r = await timeToFirstByte(`${simUrl}/v1beta/models/${MODEL}:streamGenerateContent?alt=sse`, {
-          method: "POST",
-          headers: { "content-type": "application/json", "x-goog-api-key": SIM_KEY },
-          body: JSON.stringify(body),
-        });
-        direct.push(r.ms);
-        if (!r.ok) errors++;
-      },
-      async () => {
-        const r = await timeToFirstByte(gatewayUrl, {
-          method: "POST",
-          headers: { "content-type": "application/json", authorization: `Bearer ${SERVICE_KEY}` },
-          body: JSON.stringify({ model: MODEL, prompt: PROMPT, mode: "NO_WAIT", stream: true }),
-        });
-        gateway.push(r.ms);
-        if (!r.ok) errors++;
-      },
-    ];
     // Interleaved, alternating which goes first.
-    for (const call of i % 2 === 0 ? calls : [...calls].reverse()) await call();
+    for (const k of i % 2 === 0 ? (["direct", "gateway"] as const) : (["gateway", "direct"] as const)) {
+      const r = await timeToFirstByte(...streams[k]);
+      ms[k].push(r.ms);
+      if (!r.ok) errors++;
+    }
   }
   const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
-  const d = { p50: pct(direct, 0.5), p95: pct(direct, 0.95) };
-  const g = { p50: pct(gateway, 0.5), p95: pct(gateway, 0.95) };
+  const d = { p50: pct(ms.direct, 0.5), p95: pct(ms.direct, 0.95) };
+  const g = { p50: pct(ms.gateway, 0.5), p95: pct(ms.gateway, 0.95) };
+  // errors: streams that did not answer 200 or whose text was not whole.
   return { samples, direct: d, gateway: g, addedMs: { p50: g.p50 - d.p50, p95: g.p95 - d.p95 }, errors };
 }
 
@@ -431,43 +351,30 @@ async function status(res: Response): Promise<string> {
   return String(res.status);
 }
 
-async function callInvoke(url: string, id: string, credential = SERVICE_KEY): Promise<{ status: number; body: string; serverTiming: string | null }> {
-  const res = await fetch(url, {
-    method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${credential}` },
-    body: JSON.stringify({ model: MODEL, prompt: PROMPT, mode: "NO_WAIT", request_id: `${id}-${randomUUID().slice(0, 8)}` }),
-  });
-  return { status: res.status, body: await res.text(), serverTiming: res.headers.get("server-timing") };
+/** Google's request for the prompt, and its key, as the caller sends them directly. */
+const GOOGLE_BODY = { contents: [{ role: "user", parts: [{ text: PROMPT }] }] };
+const GOOGLE_KEY = { "x-goog-api-key": SIM_KEY };
+
+/** A JSON POST: its URL and init (the body a string, so one init serves every call). */
+function jsonPost(url: string, headers: Record<string, string>, body: unknown): [string, RequestInit] {
+  const init = { method: "POST", headers: { "content-type": "application/json", ...headers } };
+  return [url, { ...init, body: JSON.stringify(body) }];
 }
 
-
-interface RoundTrips {
-  /** Which process was counted. */
-  target: Target;
-  requests: number;
-  succeeded: number;
-  statementsPerRequest: number;
-  /** Statements of the work handed to EdgeRuntime.waitUntil (finalize), per successful request. */
-  afterAnswerPerRequest: number;
-  /** The function process's own count of the tasks handed to waitUntil, at its exit (null if it printed none). */
-  waitUntil: { handed: number; settled: number; rejected: number } | null;
-  /** Calls of the top-level RPCs by pg_stat_user_functions, per successful request. */
-  rpcCallsPerRequest: number;
-  rpcCalls: Record<string, number>;
-  byStatement: Record<string, number>;
-  /** The same process's requests with a scoped token (Kaggle's credential), after the service key's. */
-  token: { requests: number; succeeded: number; byStatement: Record<string, number> };
-  method: string;
+/** llm-invoke's request (the floor is sent the same), with a request_id of its own. */
+function callInvoke(url: string, id: string, credential?: string) {
+  const body = { model: MODEL, prompt: PROMPT, mode: "NO_WAIT", request_id: `${id}-${randomUUID().slice(0, 8)}` };
+  return postInvoke(url, body, { credential });
 }
+
+type RoundTrips = Awaited<ReturnType<typeof countRoundTrips>>;
 
 async function countRoundTrips(
   bench: BenchServer,
   db: BenchDb,
   sim: GoogleSimulator,
   requests: number,
-  fnLog: string[],
-  log: (s: string) => void,
-): Promise<RoundTrips> {
+) {
   // Settings a session takes at connect: set them before the function opens any connection.
   await db.sql.unsafe(`alter database ${quoteIdent(db.name)} set log_statement = 'all'`);
   await trackFunctions(db);
@@ -485,7 +392,7 @@ async function countRoundTrips(
     // A fresh function process, as on Supabase: everything it sends to this database is in the window,
     // its connection set-up and capability look-up included (they show up as once-per-worker lines),
     // and the finalizes it runs after the answers.
-    fn = await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url, log: fnLog, keep: 200 });
+    fn = await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url });
     const url = `${fn.url}/`;
     /** `requests` sequential requests with one credential; how many succeeded (at least one must). */
     const sendAll = async (prefix: string, credential: string, what: string): Promise<number> => {
@@ -517,16 +424,21 @@ async function countRoundTrips(
     const rpc = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
     const rpcTotal = Object.values(rpc).reduce((s: number, v) => s + (v as number), 0);
     const afterAnswer = Object.entries(byStatement).filter(([k]) => AFTER_ANSWER.test(k)).reduce((s, [, v]) => s + v, 0);
-    const result: RoundTrips = {
-      target: "llm-invoke-edge",
+    return {
+      /** Which process was counted. */
+      target: "llm-invoke-edge" as Target,
       requests,
       succeeded,
-      statementsPerRequest: Math.round((serviceEntries / Math.max(1, succeeded)) * 100) / 100,
-      afterAnswerPerRequest: Math.round((afterAnswer / Math.max(1, succeeded)) * 100) / 100,
+      statementsPerRequest: round(serviceEntries / Math.max(1, succeeded), 2),
+      /** Statements of the work handed to EdgeRuntime.waitUntil (finalize), per successful request. */
+      afterAnswerPerRequest: round(afterAnswer / Math.max(1, succeeded), 2),
+      /** The function process's own count of the tasks handed to waitUntil, at its exit (null if it printed none). */
       waitUntil,
-      rpcCallsPerRequest: Math.round((rpcTotal / Math.max(1, succeeded + tokenSucceeded)) * 100) / 100,
+      /** Calls of the top-level RPCs by pg_stat_user_functions, per successful request. */
+      rpcCallsPerRequest: round(rpcTotal / Math.max(1, succeeded + tokenSucceeded), 2),
       rpcCalls: rpc,
       byStatement,
+      /** The same process's requests with a scoped token (Kaggle's credential), after the service key's. */
       token: { requests, succeeded: tokenSucceeded, byStatement: tokenByStatement },
       method:
         "log_statement = 'all' on the part's database (only llm-invoke connects to it during the window), " +
@@ -536,12 +448,6 @@ async function countRoundTrips(
         "tasks the process handed to waitUntil); cross-checked with " +
         "track_functions = 'all' (pg_stat_user_functions: calls of the gateway's top-level RPCs in the same window)",
     };
-    log(
-      `  round trips: ${result.statementsPerRequest} statements per successful request ${JSON.stringify(byStatement)}; ` +
-        `RPC calls ${result.rpcCallsPerRequest} ${JSON.stringify(rpc)}; waitUntil ${JSON.stringify(waitUntil)}; ` +
-        `scoped token: ${JSON.stringify(tokenByStatement)} over ${tokenSucceeded} requests`,
-    );
-    return result;
   } finally {
     off();
     await fn?.close();
@@ -558,7 +464,6 @@ function countStatements(entries: string[]): Record<string, number> {
     const name = (/google_ai_model_(traits|features|limits)\b/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
       (/google_ai_service_tier_list\b/.test(e) ? "service tiers (cached per worker)" : undefined) ??
       (/google_ai_check_token\b/.test(e) ? "token check (cached per worker, then refreshed in the background)" : undefined) ??
-      (/google_ai_service_tier_list\b/.test(e) ? "service tiers (cached per worker, read before the reservation)" : undefined) ??
       /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
       (/pg_catalog\.pg_type/.test(e) ? "postgres.js type look-up (per new connection)" : undefined) ??
       e.replace(/^.*?(execute[^:]*|statement):\s*/, "").slice(0, 50);
@@ -585,11 +490,31 @@ function pooledHeadline(p: PoolerRoundTrips) {
   });
 }
 
+/** CPU per request over a target's rounds at one concurrency (warm-up calls included on both sides). */
+function cpuPerRequest(target: CpuTarget, concurrency: number, spent: CpuSpent) {
+  const per = (s: number) => (Number.isNaN(s) || !spent.requests ? null : (s * 1000) / spent.requests);
+  // requests: completed in the measured rounds, warm-up included (the CPU was read around all of them).
+  return { target, concurrency, requests: spent.requests, denoMs: per(spent.deno), postgresMs: per(spent.postgres) };
+}
+
+/**
+ * llm-invoke as on Supabase: its added latency divided by the floor's and by Portkey's, same concurrency;
+ * null where the other target's added latency is not above zero.
+ */
+function ratioAt(cells: Cell[], n: number) {
+  const e = get(cells, "llm-invoke-edge", n)?.addedMs;
+  // A ratio to an added latency that is not above zero (noise at a tail) has no meaning: null.
+  const div = (a: number, b: number) => (b > 0 ? a / b : null);
+  const over = (other: Percentiles | null | undefined) =>
+    e && other ? { p50: div(e.p50, other.p50), p95: div(e.p95, other.p95), p99: div(e.p99, other.p99) } : null;
+  const to = (t: Target) => over(get(cells, t, n)?.addedMs);
+  return { concurrency: n, toFloor: to("floor"), toPortkey: to("portkey") };
+}
+
 function get(cells: Cell[], t: Target, n: number) {
   return cells.find((c) => c.target === t && c.connections === n);
 }
 
-const times = (x: number | null | undefined) => (x === null || x === undefined || !Number.isFinite(x) ? "—" : `${fmt(x, 2)}×`);
 const added = (a: Percentiles | null | undefined) => (a ? `${fmt(a.p50)} / ${fmt(a.p95)} / ${fmt(a.p99)} ms` : "—");
 
 function headline(cells: Cell[], ratios: Ratio[], cpu: CpuPerRequest[], rt: RoundTrips) {

@@ -4,11 +4,12 @@
 // beside a normal request and a small invalid one in the same rounds. Each request goes on its own
 // connection and is timed by the client on loopback (so the figure includes sending the body).
 // Every hostile answer must be a 4xx JSON error; the times are reported against the 50 ms target.
-import { request as httpRequest } from "node:http";
 import { type LocalStack, startLocalStack } from "../scripts/local-stack.ts";
 import { type StoppablePostgres, startStoppablePostgres } from "../shared/db/stoppable-postgres.ts";
+import { postOnce } from "./lib/http.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import { summarize, type Summary } from "./lib/stats.ts";
+import { rotatedRounds } from "./lib/load.ts";
 
 export interface HostileInputConfig {
   rounds: number;
@@ -33,30 +34,12 @@ function hostileBodies(size: number): Record<string, string> {
   };
 }
 
-interface Timed {
-  status: number;
-  ms: number;
-}
-
-function post(url: string, headers: Record<string, string>, body: string): Promise<Timed> {
-  const u = new URL(url);
-  const bytes = Buffer.from(body);
-  return new Promise((resolve, reject) => {
-    const started = performance.now();
-    const req = httpRequest({
-      host: u.hostname,
-      port: Number(u.port),
-      path: u.pathname,
-      method: "POST",
-      agent: false,
-      headers: { ...headers, "content-type": "application/json", "content-length": String(bytes.byteLength) },
-    }, (res) => {
-      res.resume();
-      res.on("end", () => resolve({ status: res.statusCode ?? 0, ms: performance.now() - started }));
-    });
-    req.on("error", reject);
-    req.end(bytes);
-  });
+/** A request on a connection of its own: its status and its time, sending the body included. */
+async function post(url: string, headers: Record<string, string>, body: string) {
+  const started = performance.now();
+  const r = await postOnce(url, headers, body);
+  if (r instanceof Error) throw r;
+  return { status: r.status, ms: performance.now() - started };
 }
 
 interface Row {
@@ -76,13 +59,9 @@ export async function runHostileInput(cfg: HostileInputConfig, log: (s: string) 
     const service = { authorization: `Bearer ${stack.serviceKey}` };
     const bodies = hostileBodies(cfg.bodyBytes);
 
-    interface Job {
-      row: Row;
-      send: () => Promise<Timed>;
-    }
-    const jobs: Job[] = [];
-    const job = (fn: Row["fn"], input: string, send: () => Promise<Timed>) =>
-      jobs.push({ row: { fn, input, statuses: [], ms: summarize([]) }, send });
+    const jobs: { row: Row; times: number[]; send: () => ReturnType<typeof post> }[] = [];
+    const job = (fn: Row["fn"], input: string, send: () => ReturnType<typeof post>) =>
+      jobs.push({ row: { fn, input, statuses: [], ms: summarize([]) }, times: [], send });
     const normal = JSON.stringify({ model: "gemma-3-27b", prompt: "Что такое EVE?" });
     job("llm-invoke (normal)", "a valid request (Google simulator answers)", () => post(urlOf("llm-invoke"), service, normal));
     job("llm-invoke (small invalid)", "an unknown field, 60 bytes", () =>
@@ -93,22 +72,17 @@ export async function runHostileInput(cfg: HostileInputConfig, log: (s: string) 
       for (const [input, body] of Object.entries(bodies)) job(fn, input, () => post(urlOf(fn), headers, body));
     }
 
-    const samples = new Map<Job, number[]>();
     // Warm every function once, then rounds in rotated order so no input always goes first.
     for (const j of jobs) await j.send();
-    for (let round = 0; round < cfg.rounds; round++) {
-      for (let i = 0; i < jobs.length; i++) {
-        const j = jobs[(i + round) % jobs.length]!;
-        const t = await j.send();
-        j.row.statuses.push(t.status);
-        samples.set(j, [...(samples.get(j) ?? []), t.ms]);
-      }
-    }
-    const rows = jobs.map((j) => ({ ...j.row, ms: summarize(samples.get(j) ?? []) }));
+    await rotatedRounds(jobs, cfg.rounds, async (j) => {
+      const t = await j.send();
+      j.row.statuses.push(t.status);
+      j.times.push(t.ms);
+    });
+    const rows = jobs.map((j) => ({ ...j.row, ms: summarize(j.times) }));
     const hostile = rows.filter((r) => (FUNCTIONS as readonly string[]).includes(r.fn));
     const worst = hostile.reduce((a, b) => (b.ms.p50 > a.ms.p50 ? b : a));
     const normalRow = rows[0]!;
-    log(`   worst hostile input: ${worst.fn} / ${worst.input}: p50 ${fmt(worst.ms.p50, 1)} ms (normal request ${fmt(normalRow.ms.p50, 1)} ms)`);
 
     const wrong = hostile.flatMap((r) => r.statuses.filter((s) => s < 400 || s >= 500).map((s) => `${r.fn} / ${r.input}: ${s}`));
     return {

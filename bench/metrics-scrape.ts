@@ -9,6 +9,7 @@ import { parseExposition, total } from "../shared/prometheus/exposition.ts";
 import type { BenchServer } from "./lib/db.ts";
 import { processCpuSeconds } from "./lib/pg-cpu.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
+import { median } from "./lib/stats.ts";
 
 export interface MetricsScrapeConfig {
   /** Attempt rows in the table. */
@@ -22,13 +23,6 @@ export interface MetricsScrapeConfig {
 
 /** The issue's bound for one scrape, in ms of PostgreSQL CPU. */
 const BOUND_MS = 50;
-
-interface Round {
-  scrapeCpuMs: number;
-  countCpuMs: number;
-  scrapeWallMs: number;
-  countWallMs: number;
-}
 
 export async function runMetricsScrape(bench: BenchServer, cfg: MetricsScrapeConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("metrics_scrape");
@@ -63,13 +57,17 @@ export async function runMetricsScrape(bench: BenchServer, cfg: MetricsScrapeCon
     const count = () => client`select count(*) from public.google_ai_attempts`;
     await scrape();
     await count();
-    const rounds: Round[] = [];
+    const rounds = [];
     for (let r = 0; r < cfg.rounds; r++) {
       // Alternate which goes first, so neither always runs on a warmer cache.
-      const [s, c] = r % 2 === 0 ? [await measure(scrape), await measure(count)] : [undefined, await measure(count)];
+      const s = r % 2 === 0 ? await measure(scrape) : undefined;
+      const c = await measure(count);
       const s2 = s ?? await measure(scrape);
       rounds.push({ scrapeCpuMs: s2.cpuMs, countCpuMs: c.cpuMs, scrapeWallMs: s2.wallMs, countWallMs: c.wallMs });
-      log(`   round ${r + 1}: scrape ${fmt(s2.cpuMs, 1)} ms CPU (${fmt(s2.wallMs, 1)} ms wall), count(*) ${fmt(c.cpuMs, 1)} ms CPU (${fmt(c.wallMs, 1)} ms wall)`);
+      log(
+        `   round ${r + 1}: scrape ${fmt(s2.cpuMs, 1)} ms CPU (${fmt(s2.wallMs, 1)} ms wall), ` +
+          `count(*) ${fmt(c.cpuMs, 1)} ms CPU (${fmt(c.wallMs, 1)} ms wall)`,
+      );
     }
 
     const exposition = parseExposition(text);
@@ -80,7 +78,6 @@ export async function runMetricsScrape(bench: BenchServer, cfg: MetricsScrapeCon
         and (status <> 'refused' or created_at < now() - public.google_ai_metric_refusal_settled())`;
     const counted = total(exposition, "eve_gateway_attempts_total");
     const live = total(exposition, "eve_gateway_metrics_live_rows");
-    const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
     const scrapeCpu = median(rounds.map((r) => r.scrapeCpuMs));
     const countCpu = median(rounds.map((r) => r.countCpuMs));
     const data = { config: cfg, foldMs, rounds, scrapeCpuMs: scrapeCpu, countCpuMs: countCpu, liveRows: live,

@@ -14,22 +14,20 @@
 // (bench/lib/wait-client.ts): rate-limiter-flexible in several child processes and a naive
 // read-then-write limiter, each on its own key; every limiter's admissions are counted per calendar
 // minute (Google's window) and charted.
-import { setMaxListeners } from "node:events";
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
-import type { FunctionsServer } from "../scripts/serve-functions.ts";
 import { connect, type Sql } from "../shared/db/migrate.ts";
 import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
 import { minuteOf, sleep } from "./lib/clock.ts";
-import { type BenchServer, rpcCalls, setKeys, setModel, trackFunctions } from "./lib/db.ts";
-import { BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, bookings, postInvoke, serveLlmInvoke, waitInLlmInvoke } from "./lib/llm-invoke.ts";
+import { type BenchServer, rpcCalls, setKeys, setModel, trackFunctions, UNBOUNDED } from "./lib/db.ts";
+import { type Booking, bookings, probeInvoke, serveLlmInvoke, waitInLlmInvoke } from "./lib/llm-invoke.ts";
 import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
 import { fmt, pct, table, type Check, type PartResult } from "./lib/report.ts";
 import { rlflexWaitStart } from "./lib/rlflex-procs.ts";
 import { roundSummary, summarize } from "./lib/stats.ts";
 import { cumulativeByMinute, waitChartSvg } from "./lib/svg.ts";
 import { analyse, countBetween, type LimiterResult } from "./lib/wait-analysis.ts";
-import { driveArrivals, waitForAdmission, type WaitRecord } from "./lib/wait-client.ts";
+import { abortAt, driveArrivals, waitForAdmission, type WaitRecord } from "./lib/wait-client.ts";
 
 export interface BatchClient {
   name: string;
@@ -72,19 +70,9 @@ interface Arrival {
   priority: PriorityClass;
 }
 
-interface Outcome {
-  arrival: Arrival;
-  /** When the database booked it. */
-  admittedAt: number | null;
-  /** It waited for its turn and was refused later: it lost its turn. */
-  lostTurn: boolean;
-  refusedAt: number | null;
-  cutOff: boolean;
-  error?: string;
-}
+type Outcome = ReturnType<typeof outcomeOf>;
 
 const PROMPT = "Wait for your turn, then answer in one word.";
-const HUGE = 2_000_000_000;
 /** The gateway's window: 60 s and the default minute guard. */
 const WINDOW_MS = 61_000;
 
@@ -111,22 +99,7 @@ const simKey = (s: Side) => `bench-sim-key-${s.id}`;
 const keyVar = (s: Side) => `GOOGLE_BENCH_SIM_KEY_${s.id.toUpperCase()}`;
 const project = (s: Side) => `proj-mixed-${s.id}`;
 
-interface RunResult {
-  sides: Record<Side["id"], Result>;
-  /** Reserve calls of the three sides together (the database counts per function, not per model). */
-  calls: number;
-  callsPerAdmitted: number;
-  /**
-   * Reserve calls of the three sides over their admitted requests, less one per request answered at
-   * once and two per lost turn: at most what an admitted request costs on average, more when a lost
-   * turn was asked again (the database counts calls per function, not per request).
-   */
-  ownCallsPerAdmitted: number;
-  limiters: LimiterResult[] | null;
-  arrivals: number;
-  startedAt: string;
-  wholeMinutes: string[];
-}
+type RunResult = Awaited<ReturnType<typeof runOnce>>;
 
 export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string) => void): Promise<PartResult> {
   const runs: RunResult[] = [];
@@ -195,12 +168,12 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
   };
 }
 
-async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string) => void, withPeers: boolean): Promise<RunResult> {
+async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string) => void, withPeers: boolean) {
   const db = await bench.fresh("mixed");
   const naiveSql: Sql = connect(db.url, { max: cfg.connections, idle_timeout: 0 });
   let rlflexProcs: Awaited<ReturnType<typeof rlflexWaitStart>> | undefined;
   let sim: GoogleSimulator | undefined;
-  let fns: FunctionsServer | undefined;
+  let fns: Awaited<ReturnType<typeof serveLlmInvoke>> | undefined;
   try {
     if (withPeers) {
       await createNaiveTable(db.sql);
@@ -214,20 +187,15 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
     await trackFunctions(db);
     sim = await startGoogleSimulator({
       keys: Object.fromEntries(SIDES.map((s) => [simKey(s), project(s)])),
-      models: Object.fromEntries(SIDES.map((s) => [s.model, { rpm: HUGE, tpm: HUGE, rpd: HUGE }])),
+      models: Object.fromEntries(SIDES.map((s) => [s.model, UNBOUNDED])),
     });
     const fnOut: string[] = [];
-    fns = await serveLlmInvoke({
-      dbUrl: db.url,
-      simUrl: sim.url,
-      env: { LLM_INVOKE_MAX_WAIT_MS: String(cfg.maxWaitMs), ...Object.fromEntries(SIDES.map((s) => [keyVar(s), simKey(s)])) },
-      log: fnOut,
-      keep: 50,
-    });
-    const invokeUrl = `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`;
+    const keys = Object.fromEntries(SIDES.map((s) => [keyVar(s), simKey(s)]));
+    const env = { LLM_INVOKE_MAX_WAIT_MS: String(cfg.maxWaitMs), ...keys };
+    fns = await serveLlmInvoke({ dbUrl: db.url, simUrl: sim.url, env, log: fnOut });
+    const invokeUrl = fns.url;
     for (const s of SIDES) {
-      const probe = await postInvoke(invokeUrl, { model: s.model, prompt: PROMPT, mode: "NO_WAIT", request_id: `probe-${s.id}` });
-      if (probe.status !== 200) throw new Error(`probe ${s.id}: HTTP ${probe.status} ${probe.body.slice(0, 200)} ${fnOut.slice(-5).join(" | ")}`);
+      await probeInvoke(invokeUrl, { model: s.model, prompt: PROMPT, request_id: `probe-${s.id}` }, fnOut);
     }
     // A clean slate after the probes: their bookings would hold a slot of the first window.
     for (const table of ["google_ai_attempts", "google_ai_admissions", "google_ai_usage_counters", "google_ai_share_usage", "bench_admission_log"]) {
@@ -269,17 +237,15 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
         `${cfg.batchClients.map((c) => `${c.name} ${arrivals.filter((a) => a.caller === c.name).length}`).join(", ")}), max wait ${cfg.maxWaitMs / 1000} s`,
     );
 
-    const controller = new AbortController();
-    setMaxListeners(0, controller.signal);
-    const stop = setTimeout(() => controller.abort(), stopAt - Date.now());
-    const policy = { jitterMs: cfg.jitterMs, maxWaitMs: cfg.maxWaitMs, signal: controller.signal };
+    const run = abortAt(stopAt);
+    const policy = { jitterMs: cfg.jitterMs, maxWaitMs: cfg.maxWaitMs, signal: run.signal };
     const naiveTry = naiveLimiter(naiveSql, "naive-mixed", cfg.limitRpm);
     const drive = (s: Side) => {
       const mine = arrivals.filter((a) => !s.botOnly || a.priority === "interactive");
       return driveArrivals(mine.map((a) => a.at), (i) => {
         const a = mine[i]!;
         const body = { model: s.model, prompt: PROMPT, max_wait_ms: cfg.maxWaitMs, priority: a.priority, request_id: `${s.id}-${a.id}` };
-        return waitInLlmInvoke(a.id, invokeUrl, body, { signal: controller.signal, caller: a.caller });
+        return waitInLlmInvoke(a.id, invokeUrl, body, { signal: run.signal, caller: a.caller });
       });
     };
     const [sideRecords, naiveRecords, rlflexRecords] = await Promise.all([
@@ -287,7 +253,7 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
       withPeers ? driveArrivals(times, (id) => waitForAdmission(id, naiveTry, policy)) : Promise.resolve([]),
       rlflexProcs ? rlflexProcs.done() : Promise.resolve([]),
     ]);
-    clearTimeout(stop);
+    run.clear();
     await sleep(500); // finalizes run after the answers
     // The function's connections end here: a backend reports its function counts when it exits
     // (an idle one only every few seconds), so the count below is whole.
@@ -302,23 +268,7 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
       const records = sideRecords[i]!;
       // Admissions at the database's booking times and windows (the answer arrives after Google's).
       const booked = await bookings(db.sql, s.model);
-      outcomesBySide[s.id] = records.map((rec) => {
-        const b = booked.get(`${s.id}-${rec.id}`);
-        const at = b?.bookedAt?.getTime() ?? null;
-        const error = rec.error ?? (rec.admittedAt !== null && at === null ? "answered 200 without a booking" : undefined);
-        rec.calls = b?.rows ?? 0;
-        rec.admittedAt = rec.admitCallStartedAt = rec.admittedAt !== null ? at : null;
-        rec.window = rec.admittedAt !== null ? b!.window!.getTime() : null;
-        if (error !== undefined) rec.error = error;
-        return {
-          arrival: arrivals[rec.id]!,
-          admittedAt: rec.admittedAt,
-          lostTurn: rec.gaveUpAt !== null && rec.waitedMs > 0,
-          refusedAt: rec.gaveUpAt,
-          cutOff: rec.cutOff,
-          ...(error === undefined ? {} : { error }),
-        };
-      });
+      outcomesBySide[s.id] = records.map((rec) => outcomeOf(rec, booked.get(`${s.id}-${rec.id}`), arrivals[rec.id]!));
     }
     // Reserve calls are the database's count for all three models together.
     const all = Object.values(outcomesBySide).flat();
@@ -335,7 +285,6 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
           `starved ${q.starved}; inversions ${q.inversions}; errors ${q.errors}${q.firstError ? ` (${q.firstError})` : ""}`,
       );
     }
-    log(`  reserve calls ${calls} for ${admittedAll} admitted: own calls per admitted request at most ${fmt(ownCallsPerAdmitted, 2)}`);
 
     let limiters: LimiterResult[] | null = null;
     if (withPeers) {
@@ -345,18 +294,18 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
         analyse("rlflex", `rate-limiter-flexible RateLimiterPostgres, ${procs} processes`, rlflexRecords, cfg, wholeMinutes),
         analyse("naive", "naive read-then-write", naiveRecords, cfg, wholeMinutes),
       ];
-      for (const r of limiters) {
-        log(
-          `  ${r.id.padEnd(7)} admitted ${r.admitted}/${r.arrivals}, per minute ${r.perWindow.map((w) => `${w.window.slice(11, 16)} ${w.admitted}${w.full ? "*" : ""}`).join(", ")}` +
-            `; over-admission ${r.overAdmission}; gave up ${r.gaveUp}, cut off ${r.cutOff}, errors ${r.errors}`,
-        );
-      }
       await writeChart(cfg, t0 - 2000, stopAt, times, { ours, rlflex: rlflexRecords, naive: naiveRecords }, procs);
     }
     return {
       sides,
+      /** Reserve calls of the three sides together (the database counts per function, not per model). */
       calls,
       callsPerAdmitted: calls / Math.max(1, admittedAll),
+      /**
+       * Reserve calls of the three sides over their admitted requests, less one per request answered at
+       * once and two per lost turn: at most what an admitted request costs on average, more when a lost
+       * turn was asked again (the database counts calls per function, not per request).
+       */
       ownCallsPerAdmitted,
       limiters,
       arrivals: arrivals.length,
@@ -370,6 +319,29 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
     await naiveSql.end({ timeout: 5 });
     await db.drop();
   }
+}
+
+/**
+ * A request's outcome by the database's booking (its time and window put in the waiter's record, whose
+ * answer arrives after Google's).
+ */
+function outcomeOf(rec: WaitRecord, b: Booking | undefined, arrival: Arrival) {
+  const at = b?.bookedAt?.getTime() ?? null;
+  const error = rec.error ?? (rec.admittedAt !== null && at === null ? "answered 200 without a booking" : undefined);
+  rec.calls = b?.rows ?? 0;
+  rec.admittedAt = rec.admitCallStartedAt = rec.admittedAt !== null ? at : null;
+  rec.window = rec.admittedAt !== null ? b!.window!.getTime() : null;
+  if (error !== undefined) rec.error = error;
+  return {
+    arrival,
+    /** When the database booked it. */
+    admittedAt: rec.admittedAt,
+    /** It waited for its turn and was refused later: it lost its turn. */
+    lostTurn: rec.gaveUpAt !== null && rec.waitedMs > 0,
+    refusedAt: rec.gaveUpAt,
+    cutOff: rec.cutOff,
+    ...(error === undefined ? {} : { error }),
+  };
 }
 
 /** A side's model: the limit, its spread, and its shares set explicitly (the seed's defaults replaced). */
@@ -423,31 +395,7 @@ function schedule(cfg: MixedLoadConfig, t0: number, demandMs: number): Arrival[]
 const reserveCalls = (calls: Record<string, number>) =>
   Object.entries(calls).filter(([name]) => name.startsWith("google_ai_reserve")).reduce((s, [, n]) => s + n, 0);
 
-interface ClassFigures {
-  requests: number;
-  admitted: number;
-  /** Answered at once: its turn lay beyond its wait when it asked. */
-  refusedAtOnce: number;
-  lostTurn: number;
-  waitMs: ReturnType<typeof summarize>;
-}
-
-interface Result {
-  requests: number;
-  admitted: number;
-  errors: number;
-  firstError?: string;
-  byClass: Record<PriorityClass, ClassFigures>;
-  batchAdmitted: Record<string, number>;
-  jain: number;
-  spans: { count: number; minUtilisation: number; worst: number; lowestSpanEndsAfterStartMs: number; counts: number[] };
-  perCaller: Record<string, { admitted: number; refusedAtOnce: number; lostTurn: number }>;
-  starved: number;
-  inversions: number;
-  attemptRows: number;
-  rowsPerAdmitted: number;
-  rowsPerAdmittedRequestItself: number;
-}
+type Result = Awaited<ReturnType<typeof account>>;
 
 async function account(
   sql: Sql,
@@ -455,7 +403,7 @@ async function account(
   outcomes: Outcome[],
   cfg: MixedLoadConfig,
   measured: { from: number; to: number },
-): Promise<Result> {
+) {
   // Admission times are the database's own (when each booking was written), so the spans are exact.
   const booked = await sql<{ admitted_at: Date }[]>`
     select a.admitted_at from public.bench_admission_log a where a.model = ${side.model} order by 1`;
@@ -466,17 +414,18 @@ async function account(
   const [{ ownRows }] = await sql<{ ownRows: number }[]>`
     select count(*)::int as "ownRows" from public.google_ai_attempts
     where model = ${side.model} and request_id = any(${sql.array(admitted.map((o) => `${side.id}-${o.arrival.id}`))}::text[])`;
-  const byClass = {} as Record<PriorityClass, ClassFigures>;
-  for (const c of ["interactive", "batch"] as const) {
+  const classFigures = (c: PriorityClass) => {
     const mine = outcomes.filter((o) => o.arrival.priority === c);
-    byClass[c] = {
+    return {
       requests: mine.length,
       admitted: mine.filter((o) => o.admittedAt !== null).length,
+      /** Answered at once: its turn lay beyond its wait when it asked. */
       refusedAtOnce: mine.filter((o) => o.refusedAt !== null && !o.lostTurn).length,
       lostTurn: mine.filter((o) => o.lostTurn).length,
       waitMs: roundSummary(summarize(mine.filter((o) => o.admittedAt !== null).map((o) => o.admittedAt! - o.arrival.at)), 0),
     };
-  }
+  };
+  const byClass = { interactive: classFigures("interactive"), batch: classFigures("batch") };
   // Fairness among the notebooks while all of them had requests waiting: admissions in the measured span.
   const batchAdmitted: Record<string, number> = {};
   for (const c of cfg.batchClients) {

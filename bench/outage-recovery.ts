@@ -5,6 +5,8 @@
 //   - bursts: after a quiet pause (1, 3, 10 s) the first burst of concurrent fresh requests: its 503s.
 // Counts are checked (0 503s in a burst; every repeat served within 1 s), times are reported.
 import { randomBytes } from "node:crypto";
+import { sleep } from "./lib/clock.ts";
+import { countBy } from "./lib/stats.ts";
 
 export interface RecoveryCall {
   status: number;
@@ -13,14 +15,18 @@ export interface RecoveryCall {
   at: number;
 }
 
-export interface Outage {
+/** How the database (or the pooler) is taken away and brought back. */
+export interface Cut {
+  down: () => Promise<unknown>;
+  /** It answers again when this resolves. */
+  up: () => Promise<unknown>;
+}
+
+export interface Outage extends Cut {
   id: string;
   title: string;
-  /**
-   * Takes the database (or the pooler) away while `inFlight` runs, brings it back, and says when it
-   * answers again (performance.now()).
-   */
-  cut: <T>(inFlight: () => Promise<T>) => Promise<{ result: T; returnedAt: number }>;
+  /** The least time it stays away (the requests in flight may end sooner). */
+  holdMs?: number;
 }
 
 export interface RecoveryConfig {
@@ -30,42 +36,29 @@ export interface RecoveryConfig {
   pausesMs: number[];
 }
 
-export interface RepeatRound {
-  /** Answers to the requests the outage cut (expected: every one 503). */
-  cut: Record<string, number>;
-  /** Milliseconds from the return to the last 503 any repeat got (0: none after the return). */
-  lastUnavailableMs: number;
-  /** Milliseconds from the return to the last repeat served (null: one was never served). */
-  allServedMs: number | null;
-  /** Repeats served more than 1 s after the return (or never). */
-  servedLate: number;
-  answers: Record<string, number>;
-}
+export type RecoveryResult = Awaited<ReturnType<typeof measureRecovery>>;
 
-export interface BurstRound {
-  pauseMs: number;
-  burst: Record<string, number>;
-  unavailable: number;
-}
-
-export interface RecoveryResult {
-  outage: string;
-  title: string;
-  repeats: RepeatRound;
-  bursts: BurstRound[];
-}
-
-const tally = (calls: RecoveryCall[]) => {
-  const out: Record<string, number> = {};
-  for (const c of calls) {
-    const k = `${c.status} ${c.code ?? ""}`.trim();
-    out[k] = (out[k] ?? 0) + 1;
-  }
-  return out;
-};
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** Answers by status and error code: "200", "503 unavailable". */
+export const tally = (calls: Pick<RecoveryCall, "status" | "code">[]) =>
+  countBy(calls, (c) => `${c.status} ${c.code ?? ""}`.trim());
 const REPEAT_EVERY_MS = 100;
 const REPEAT_FOR_MS = 15_000;
+
+/** Runs `work` while `cut` has taken the database away, then brings it back. */
+export async function during<T>(cut: Cut, work: () => Promise<T>): Promise<T> {
+  await cut.down();
+  try {
+    return await work();
+  } finally {
+    await cut.up();
+  }
+}
+
+/** `inFlight` run during the outage, and when the database answered again (performance.now()). */
+async function cut<T>(outage: Outage, inFlight: () => Promise<T>) {
+  const [result] = await during(outage, () => Promise.all([inFlight(), sleep(outage.holdMs ?? 0)]));
+  return { result, returnedAt: performance.now() };
+}
 
 export async function measureRecovery(
   cfg: RecoveryConfig,
@@ -73,11 +66,11 @@ export async function measureRecovery(
   invoke: (requestId?: string) => Promise<RecoveryCall>,
   healthy: () => Promise<void>,
   log: (s: string) => void,
-): Promise<RecoveryResult> {
+) {
   // Repeats: each cut caller repeats its request_id until served.
   await healthy();
   const ids = Array.from({ length: cfg.crowd }, (_, i) => `recovery-${outage.id}-${i}-${randomBytes(4).toString("hex")}`);
-  const { result: cut, returnedAt } = await outage.cut(() => Promise.all(ids.map((id) => invoke(id))));
+  const { result: cutCalls, returnedAt } = await cut(outage, () => Promise.all(ids.map((id) => invoke(id))));
   const repeatAnswers: RecoveryCall[] = [];
   const servedAt = await Promise.all(ids.map(async (id) => {
     while (performance.now() - returnedAt < REPEAT_FOR_MS) {
@@ -89,20 +82,24 @@ export async function measureRecovery(
     return null;
   }));
   const unavailable = repeatAnswers.filter((a) => a.status === 503).map((a) => a.at - returnedAt);
-  const repeats: RepeatRound = {
-    cut: tally(cut),
+  const repeats = {
+    /** Answers to the requests the outage cut (expected: every one 503). */
+    cut: tally(cutCalls),
+    /** Milliseconds from the return to the last 503 any repeat got (0: none after the return). */
     lastUnavailableMs: Math.max(0, ...unavailable),
+    /** Milliseconds from the return to the last repeat served (null: one was never served). */
     allServedMs: servedAt.some((t) => t === null) ? null : Math.max(...(servedAt as number[])),
+    /** Repeats served more than 1 s after the return (or never). */
     servedLate: servedAt.filter((t) => t === null || t > 1_000).length,
     answers: tally(repeatAnswers),
   };
   log(`   ${outage.title}, ${cfg.crowd} cut callers repeating: last 503 ${Math.round(repeats.lastUnavailableMs)} ms after the return, all served by ${repeats.allServedMs === null ? "never" : `${Math.round(repeats.allServedMs)} ms`}; answers ${JSON.stringify(repeats.answers)}`);
 
   // Bursts: the first burst after a quiet pause.
-  const bursts: BurstRound[] = [];
+  const bursts: { pauseMs: number; burst: Record<string, number>; unavailable: number }[] = [];
   for (const pauseMs of cfg.pausesMs) {
     await healthy();
-    await outage.cut(() => Promise.all(Array.from({ length: cfg.crowd }, () => invoke())));
+    await cut(outage, () => Promise.all(Array.from({ length: cfg.crowd }, () => invoke())));
     await sleep(pauseMs);
     const burst = await Promise.all(Array.from({ length: cfg.crowd }, () => invoke()));
     bursts.push({ pauseMs, burst: tally(burst), unavailable: burst.filter((c) => c.status === 503).length });

@@ -8,10 +8,13 @@ import { connect } from "../shared/db/migrate.ts";
 import { type StoppablePostgres, startStoppablePostgres } from "../shared/db/stoppable-postgres.ts";
 import { gatewayRoleUrl } from "../shared/db/gateway-role.ts";
 import { hasPgBouncer, type PgBouncer, startPgBouncer } from "../shared/db/pgbouncer.ts";
-import { measureRecovery, type Outage, type RecoveryCall, type RecoveryResult } from "./outage-recovery.ts";
+import { during, measureRecovery, tally, type Outage, type RecoveryCall } from "./outage-recovery.ts";
+import type { RecoveryResult } from "./outage-recovery.ts";
 import { DEFAULT_DB_TIMEOUTS } from "../supabase/functions/_shared/db.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
-import { countBy, summarize, type Summary } from "./lib/stats.ts";
+import { summarize, type Summary } from "./lib/stats.ts";
+import { sleep } from "./lib/clock.ts";
+import { keepLine } from "./lib/llm-invoke.ts";
 
 export interface OutageConfig {
   /** Rounds of each scenario (a restart between rounds). */
@@ -47,21 +50,22 @@ export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Pr
   let pg: StoppablePostgres | undefined;
   let stack: LocalStack | undefined;
   let bouncer: PgBouncer | undefined;
-  try {
-    pg = await startStoppablePostgres();
-    stack = await startLocalStack({
+  /** llm-invoke on the local stack against `databaseUrl`; `env` for the functions. */
+  const serve = (databaseUrl: string, env?: Record<string, string>) =>
+    startLocalStack({
       functionsPort: 0,
-      databaseUrl: pg.url,
+      databaseUrl,
       google: "simulator",
       // This part measures outages, not limits: neither the gateway nor Google may refuse its calls.
       // (A reservation the frozen database reaches after its caller gave up is rolled back at commit.)
       simulatorOptions: { models: { "gemma-3-27b-it": { rpm: 1_000_000, tpm: 1_000_000_000, rpd: 1_000_000 } } },
       only: ["llm-invoke"],
-      log: (line) => {
-        fnLog.push(line);
-        if (fnLog.length > 50) fnLog.shift();
-      },
+      env,
+      log: (line) => keepLine(fnLog, line, 50),
     });
+  try {
+    pg = await startStoppablePostgres();
+    stack = await serve(pg.url);
     const db = pg;
     const admin = connect(pg.url, { max: 1 });
     try {
@@ -70,6 +74,7 @@ export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Pr
       await admin.end();
     }
     const { call, healthy } = caller(stack, fnLog);
+    const one = async () => [await call()];
     const crowd = () => Promise.all(Array.from({ length: cfg.crowd }, () => call()));
 
     const scenarios: Scenario[] = [];
@@ -79,38 +84,25 @@ export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Pr
         await healthy();
         calls.push(...(await measure()));
       }
-      scenarios.push({ id, title, expect, calls, ms: summarize(calls.map((c) => c.ms)) });
-      const s = scenarios.at(-1)!;
-      log(`   ${title}: p50 ${fmt(s.ms.p50, 0)} ms, max ${fmt(s.ms.max, 0)} ms, answers ${JSON.stringify(countBy(calls, (c) => `${c.status} ${c.code ?? ""}`.trim()))}`);
+      const ms = summarize(calls.map((c) => c.ms));
+      scenarios.push({ id, title, expect, calls, ms });
+      log(`   ${title}: p50 ${fmt(ms.p50, 0)} ms, max ${fmt(ms.max, 0)} ms, answers ${JSON.stringify(tally(calls))}`);
     };
-    const whileStopped = async <T>(work: () => Promise<T>): Promise<T> => {
-      await db.stop();
-      try {
-        return await work();
-      } finally {
-        await db.start();
-      }
-    };
-    const whileFrozen = async <T>(work: () => Promise<T>): Promise<T> => {
-      await db.freeze();
-      try {
-        return await work();
-      } finally {
-        await db.thaw();
-      }
-    };
+    const stopped = { down: () => db.stop(), up: () => db.start() };
+    const frozen = { down: () => db.freeze(), up: () => db.thaw() };
 
-    await scenario("stopped-1", "stopped, 1 caller (the first after the stop)", 503, () => whileStopped(async () => [await call()]));
+    await scenario("stopped-1", "stopped, 1 caller (the first after the stop)", 503, () => during(stopped, one));
     await scenario("stopped-1-next", "stopped, 1 caller, the next 5 one after another", 503, () =>
-      whileStopped(async () => {
+      during(stopped, async () => {
         await call();
         const out: Call[] = [];
         for (let i = 0; i < 5; i++) out.push(await call());
         return out;
       }));
-    await scenario("stopped-crowd", `stopped, ${cfg.crowd} concurrent callers`, 503, () => whileStopped(crowd));
-    await scenario("frozen-1", "frozen (SIGSTOP), 1 caller", 503, () => whileFrozen(async () => [await call()]));
-    await scenario("frozen-crowd", `frozen (SIGSTOP), ${cfg.crowd} concurrent callers`, 503, () => whileFrozen(crowd));
+    await scenario("stopped-crowd", `stopped, ${cfg.crowd} concurrent callers`, 503, () => during(stopped, crowd));
+    await scenario("frozen-1", "frozen (SIGSTOP), 1 caller", 503, () => during(frozen, one));
+    await scenario("frozen-crowd", `frozen (SIGSTOP), ${cfg.crowd} concurrent callers`, 503, () =>
+      during(frozen, crowd));
     await scenario("restarted", "first request after a restart (stale pooled connections)", 200, async () => {
       await db.stop();
       await db.start();
@@ -120,69 +112,26 @@ export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Pr
     // Recovery: the same database frozen and restarted, then the pooler in front of it restarted.
     const recovery: RecoveryResult[] = [];
     const rcfg = { crowd: cfg.burst, pausesMs: cfg.pausesMs };
-    const frozen: Outage = {
-      id: "freeze",
-      title: `frozen ${cfg.freezeMs / 1000} s (SIGSTOP)`,
-      cut: async (inFlight) => {
-        await db.freeze();
-        let result;
-        try {
-          [result] = await Promise.all([inFlight(), sleep(cfg.freezeMs)]);
-        } finally {
-          await db.thaw();
-        }
-        return { result, returnedAt: performance.now() };
-      },
-    };
-    const restarted: Outage = {
-      id: "restart",
-      title: "PostgreSQL restarted (fast shutdown, start)",
-      cut: async (inFlight) => {
-        await db.stop();
-        let result;
-        try {
-          result = await inFlight();
-        } finally {
-          await db.start();
-        }
-        return { result, returnedAt: performance.now() };
-      },
-    };
-    for (const outage of [frozen, restarted]) recovery.push(await measureRecovery(rcfg, outage, call, healthy, log));
+    const outages: Outage[] = [
+      { id: "freeze", title: `frozen ${cfg.freezeMs / 1000} s (SIGSTOP)`, ...frozen, holdMs: cfg.freezeMs },
+      { id: "restart", title: "PostgreSQL restarted (fast shutdown, start)", ...stopped },
+    ];
+    for (const o of outages) recovery.push(await measureRecovery(rcfg, o, call, healthy, log));
     await stack.close();
     stack = undefined;
     let poolerNote = "PgBouncer is not installed here: the pooler restart was not measured.";
     if (hasPgBouncer()) {
       bouncer = await startPgBouncer(await gatewayRoleUrl(db.url));
       const pooler = bouncer;
-      stack = await startLocalStack({
-        functionsPort: 0,
-        databaseUrl: db.url,
-        google: "simulator",
-        simulatorOptions: { models: { "gemma-3-27b-it": { rpm: 1_000_000, tpm: 1_000_000_000, rpd: 1_000_000 } } },
-        only: ["llm-invoke"],
-        env: { GATEWAY_DB_URL: pooler.url },
-        log: (line) => {
-          fnLog.push(line);
-          if (fnLog.length > 50) fnLog.shift();
-        },
-      });
+      stack = await serve(db.url, { GATEWAY_DB_URL: pooler.url });
       const viaPooler = caller(stack, fnLog);
-      const poolerRestart: Outage = {
+      const restarted: Outage = {
         id: "pooler-restart",
         title: "the pooler (PgBouncer, transaction mode) restarted",
-        cut: async (inFlight) => {
-          await pooler.stop();
-          let result;
-          try {
-            result = await inFlight();
-          } finally {
-            await pooler.start();
-          }
-          return { result, returnedAt: performance.now() };
-        },
+        down: () => pooler.stop(),
+        up: () => pooler.start(),
       };
-      recovery.push(await measureRecovery(rcfg, poolerRestart, viaPooler.call, viaPooler.healthy, log));
+      recovery.push(await measureRecovery(rcfg, restarted, viaPooler.call, viaPooler.healthy, log));
       poolerNote = "llm-invoke through PgBouncer in transaction mode (GATEWAY_DB_URL), the stand-in for Supavisor.";
     }
 
@@ -236,8 +185,6 @@ export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Pr
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
 /** NO_WAIT calls to llm-invoke of `stack`, and a wait until it serves again. */
 function caller(stack: LocalStack, fnLog: string[]) {
   const url = `${stack.functionsUrl}/functions/v1/llm-invoke`;
@@ -272,9 +219,11 @@ function caller(stack: LocalStack, fnLog: string[]) {
   return { call, healthy };
 }
 
+/** "3 × 200, 1 × 503 unavailable". */
+const answers = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${v} × ${k}`).join(", ");
+
 function recoveryMarkdown(cfg: OutageConfig, recovery: RecoveryResult[], poolerNote: string): string {
   const t = DEFAULT_DB_TIMEOUTS;
-  const answers = (r: Record<string, number>) => Object.entries(r).map(([k, v]) => `${v} × ${k}`).join(", ");
   return [
     "**Back after an outage.** Each outage cuts " + `${cfg.burst}` + " concurrent requests (each answered 503); " +
     "then, from the moment the database answers again (thawed; started; the pooler listening again), " +
@@ -316,7 +265,7 @@ function markdown(cfg: OutageConfig, scenarios: Scenario[]): string {
       ["scenario", "answers", "p50 ms", "p95 ms", "max ms"],
       scenarios.map((s) => [
         s.title,
-        Object.entries(countBy(s.calls, (c) => `${c.status} ${c.code ?? ""}`.trim())).map(([k, v]) => `${v} × ${k}`).join(", "),
+        answers(tally(s.calls)),
         fmt(s.ms.p50, 0),
         fmt(s.ms.p95, 0),
         fmt(s.ms.max, 0),

@@ -5,14 +5,16 @@
 import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import { setKeys, setModel, walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
+import { setKeys, setModel, UNBOUNDED, walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
+import { sleep } from "./lib/clock.ts";
 import { FLOOR_TABLES } from "./lib/floor.ts";
 import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
 import { STATE_ROW_SQL } from "./lib/state-row-candidate.ts";
 import { findPgbench, pgbenchArgs, pgbenchVersion, runPgbench, type PgbenchRun } from "./lib/pgbench.ts";
 import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
 import { median } from "./lib/stats.ts";
-import { fmt, table, type PartResult } from "./lib/report.ts";
+import { rotatedRounds } from "./lib/load.ts";
+import { fmt, table, times, type PartResult } from "./lib/report.ts";
 import type { Sql } from "../shared/db/migrate.ts";
 
 export interface RpcFloorConfig {
@@ -36,7 +38,6 @@ const MODEL = "bench-floor";
 const LEAN_MODEL = "bench-lean";
 /** The state-row candidate's model (its own state row), served by the same key. */
 const STATE_ROW_MODEL = "bench-state-row";
-const HUGE = 2_000_000_000; // limits that never bind: every call is admitted
 
 const TABLES = `${FLOOR_TABLES}
 -- The attempt log as the gateway keeps it: google_ai_attempts' columns, defaults, constraints and
@@ -167,48 +168,8 @@ const SCRIPTS: Record<Variant, { file: string; text: string; label: string }> = 
   invoke: { file: "reserve-as-invoked.sql", text: INVOKE_SCRIPT, label: "llm-invoke's statement (a fallback, a request id, the holder)" },
 };
 
-interface RoundFigures {
-  /** Admissions per second in the measured window (committed rows counted at its two ends). */
-  tps: number;
-  /** pgbench's own tps for the whole run (warm-up included, connection time excluded). */
-  pgbenchTps: number;
-  /** Transactions pgbench completed over the whole run. */
-  transactions: number;
-  failed: number;
-  exitCode: number;
-  problem: string;
-  windowSeconds: number;
-  windowTransactions: number;
-  /** false when pgbench had already ended when the window closed (the window then saw its exit). */
-  windowInsideRun: boolean;
-  cpuSeconds: number | null;
-  walBytes: number;
-  /** Rows the whole run added to its log: audit rows (floor) or attempt rows (RPC). */
-  rowsWritten: number;
-  /** Of those, admissions (attempt rows with status 'reserved'; every audit row for the floor). */
-  rowsAdmitted: number;
-}
-
-interface Cell {
-  variant: Variant;
-  connections: number;
-  threads: number;
-  rounds: RoundFigures[];
-  /** Median round (measured window). */
-  tps: number;
-  /** Median round of pgbench's own tps (whole run). */
-  pgbenchTps: number;
-  /** Median of the per-round ratios to the floor measured in the same round (null for the floor). */
-  ratioToFloor: number | null;
-  /** The same against the floor with the attempt row (null for the two floors). */
-  ratioToLogged: number | null;
-  /** The RPC's against the lean exact admission measured in the same round (null for the others). */
-  ratioToLean: number | null;
-  transactions: number;
-  /** CPU and WAL over the windows of every round, divided by the admissions in them. */
-  cpuMsPerTransaction: number | null;
-  walBytesPerTransaction: number;
-}
+type RoundFigures = Awaited<ReturnType<typeof measure>>;
+type Cell = ReturnType<typeof cellOf>;
 
 export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: (s: string) => void): Promise<PartResult> {
   const bin = findPgbench();
@@ -219,13 +180,10 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   const dir = await mkdtemp(path.join(tmpdir(), "eve-bench-floor-"));
   const db = await bench.fresh("rpc_floor");
   try {
-    await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
-    await setModel(db.sql, LEAN_MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
-    await setModel(db.sql, FALLBACK_MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
+    for (const model of [MODEL, LEAN_MODEL, FALLBACK_MODEL, STATE_ROW_MODEL]) await setModel(db.sql, model, UNBOUNDED);
     await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models: [MODEL, LEAN_MODEL, STATE_ROW_MODEL, FALLBACK_MODEL] }]);
     await db.sql.unsafe(TABLES);
     await db.sql.unsafe(LEAN_FUNCTION);
-    await setModel(db.sql, STATE_ROW_MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
     await db.sql.unsafe(STATE_ROW_SQL);
     await db.sql`insert into public.bench_state_row (quota_group, model) values ('proj-floor', ${STATE_ROW_MODEL})`;
     // The lean admission updates its counter row; the gateway's first booking of the model makes it.
@@ -240,53 +198,24 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
     for (const n of cfg.connections) {
       const threads = Math.min(n, 2);
       const figures = new Map<Variant, RoundFigures[]>(variants.map((v) => [v, []]));
-      const ratios = new Map<Variant, number[]>(variants.map((v) => [v, []]));
-      const toLogged = new Map<Variant, number[]>(variants.map((v) => [v, []]));
-      const toLean: number[] = [];
-      for (let r = 0; r < cfg.rounds; r++) {
-        // Rotate the order each round so neither the floor nor the RPC always runs first.
-        const order = variants.map((_, i) => variants[(i + r) % variants.length]!);
-        for (const v of order) {
-          const f = await measure(db.sql, postmaster, v, cfg, () =>
-            runPgbench(bin, { url: db.url, scriptPath: path.join(dir, SCRIPTS[v].file), clients: n, threads, durationSec: cfg.durationSec })
-          );
-          figures.get(v)!.push(f);
-          log(
-            `  ${String(n).padStart(3)} conn  round ${r + 1}  ${v.padEnd(6)} ${fmt(f.tps, 1).padStart(8)} tps` +
-              ` (pgbench: ${fmt(f.pgbenchTps, 1)})` +
-              (f.cpuSeconds !== null && f.windowTransactions > 0 ? `  ${fmt((f.cpuSeconds * 1000) / f.windowTransactions, 3)} ms CPU/tx` : "") +
-              (f.windowInsideRun ? "" : "  (window outlasted the run)") +
-              (f.problem ? `\n    PROBLEM (exit ${f.exitCode}): ${f.problem.replaceAll("\n", "\n    ")}` : ""),
-          );
-        }
-        const floor = figures.get("floor")![r]!.tps;
-        const logged = figures.get("logged")![r]!.tps;
-        for (const v of variants) {
-          if (v !== "floor") ratios.get(v)!.push(floor > 0 ? figures.get(v)![r]!.tps / floor : NaN);
-          if (v !== "floor" && v !== "logged") toLogged.get(v)!.push(logged > 0 ? figures.get(v)![r]!.tps / logged : NaN);
-        }
-        const lean = figures.get("lean")![r]!.tps;
-        toLean.push(lean > 0 ? figures.get("rpc")![r]!.tps / lean : NaN);
-      }
-      for (const v of variants) {
-        const rounds = figures.get(v)!;
-        const inWindows = rounds.reduce((s, f) => s + f.windowTransactions, 0);
-        const cpu = rounds.every((f) => f.cpuSeconds !== null) ? rounds.reduce((s, f) => s + f.cpuSeconds!, 0) : null;
-        cells.push({
-          variant: v,
-          connections: n,
-          threads,
-          rounds,
-          tps: median(rounds.map((f) => f.tps)),
-          pgbenchTps: median(rounds.map((f) => f.pgbenchTps)),
-          ratioToFloor: v === "floor" ? null : median(ratios.get(v)!),
-          ratioToLogged: v === "floor" || v === "logged" ? null : median(toLogged.get(v)!),
-          ratioToLean: v === "rpc" ? median(toLean) : null,
-          transactions: rounds.reduce((s, f) => s + f.transactions, 0),
-          cpuMsPerTransaction: cpu === null || inWindows === 0 ? null : (cpu * 1000) / inWindows,
-          walBytesPerTransaction: inWindows ? Math.round(rounds.reduce((s, f) => s + f.walBytes, 0) / inWindows) : 0,
-        });
-      }
+      // Rotate the order each round so neither the floor nor the RPC always runs first.
+      await rotatedRounds(variants, cfg.rounds, async (v, r) => {
+        const scriptPath = path.join(dir, SCRIPTS[v].file);
+        const f = await measure(db.sql, postmaster, v, cfg, () =>
+          runPgbench(bin, { url: db.url, scriptPath, clients: n, threads, durationSec: cfg.durationSec })
+        );
+        figures.get(v)!.push(f);
+        log(
+          `  ${String(n).padStart(3)} conn  round ${r + 1}  ${v.padEnd(6)} ${fmt(f.tps, 1).padStart(8)} tps` +
+            ` (pgbench: ${fmt(f.pgbenchTps, 1)})` +
+            (f.cpuSeconds !== null && f.windowTransactions > 0
+              ? `  ${fmt((f.cpuSeconds * 1000) / f.windowTransactions, 3)} ms CPU/tx`
+              : "") +
+            (f.windowInsideRun ? "" : "  (window outlasted the run)") +
+            (f.problem ? `\n    PROBLEM (exit ${f.exitCode}): ${f.problem.replaceAll("\n", "\n    ")}` : ""),
+        );
+      });
+      cells.push(...variants.map((v) => cellOf(v, n, figures)));
     }
 
     const all = cells.flatMap((c) => c.rounds.map((f) => ({ c, f })));
@@ -332,14 +261,51 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** One variant at one connection count, over its rounds. */
+function cellOf(v: Variant, n: number, figures: Map<Variant, RoundFigures[]>) {
+  const rounds = figures.get(v)!;
+  /** The median of the per-round ratios to `base`, measured in the same round. */
+  const ratioTo = (base: Variant) =>
+    median(rounds.map((f, r) => {
+      const b = figures.get(base)![r]!.tps;
+      return b > 0 ? f.tps / b : NaN;
+    }));
+  const inWindows = rounds.reduce((s, f) => s + f.windowTransactions, 0);
+  const cpu = rounds.every((f) => f.cpuSeconds !== null) ? rounds.reduce((s, f) => s + f.cpuSeconds!, 0) : null;
+  return {
+    variant: v,
+    connections: n,
+    threads: Math.min(n, 2),
+    rounds,
+    /** Median round (measured window). */
+    tps: median(rounds.map((f) => f.tps)),
+    /** Median round of pgbench's own tps (whole run). */
+    pgbenchTps: median(rounds.map((f) => f.pgbenchTps)),
+    /** Median of the per-round ratios to the floor measured in the same round (null for the floor). */
+    ratioToFloor: v === "floor" ? null : ratioTo("floor"),
+    /** The same against the floor with the attempt row (null for the two floors). */
+    ratioToLogged: v === "floor" || v === "logged" ? null : ratioTo("logged"),
+    /** The RPC's against the lean exact admission measured in the same round (null for the others). */
+    ratioToLean: v === "rpc" ? ratioTo("lean") : null,
+    transactions: rounds.reduce((s, f) => s + f.transactions, 0),
+    /** CPU and WAL over the windows of every round, divided by the admissions in them. */
+    cpuMsPerTransaction: cpu === null || inWindows === 0 ? null : (cpu * 1000) / inWindows,
+    walBytesPerTransaction: inWindows ? Math.round(rounds.reduce((s, f) => s + f.walBytes, 0) / inWindows) : 0,
+  };
+}
 
 /**
  * One pgbench run, measured in a window inside it: the first seconds open the connections and warm
  * each new backend's caches (a cost a pooled production connection pays once, not per request), so
  * admissions, CPU and WAL are read once every connection is warm and again before pgbench stops.
  */
-async function measure(sql: Sql, postmaster: number | undefined, v: Variant, cfg: RpcFloorConfig, drive: () => Promise<PgbenchRun>): Promise<RoundFigures> {
+async function measure(
+  sql: Sql,
+  postmaster: number | undefined,
+  v: Variant,
+  cfg: RpcFloorConfig,
+  drive: () => Promise<PgbenchRun>,
+) {
   const before = await loggedRows(sql, v);
   let ended = false;
   const started = Date.now();
@@ -363,29 +329,32 @@ async function measure(sql: Sql, postmaster: number | undefined, v: Variant, cfg
   const windowSeconds = (closedAt - open.at) / 1000;
   const windowTransactions = closed.admitted - open.rows;
   return {
+    /** Admissions per second in the measured window (committed rows counted at its two ends). */
     tps: windowTransactions / windowSeconds,
+    /** pgbench's own tps for the whole run (warm-up included, connection time excluded). */
     pgbenchTps: run.tps,
+    /** Transactions pgbench completed over the whole run. */
     transactions: run.transactions,
     failed: run.failed,
     exitCode: run.exitCode,
     problem: run.problem,
     windowSeconds,
     windowTransactions,
+    /** false when pgbench had already ended when the window closed (the window then saw its exit). */
     windowInsideRun,
     cpuSeconds: open.cpu === null || cpuEnd === null ? null : cpuEnd - open.cpu,
     walBytes,
+    /** Rows the whole run added to its log: audit rows (floor) or attempt rows (RPC). */
     rowsWritten: after.all - before.all,
+    /** Of those, admissions (attempt rows with status 'reserved'; every audit row for the floor). */
     rowsAdmitted: after.admitted - before.admitted,
   };
 }
 
 async function loggedRows(sql: Sql, v: Variant): Promise<{ all: number; admitted: number }> {
-  if (v === "floor") {
-    const [{ n }] = await sql<{ n: string }[]>`select count(*)::text as n from public.bench_floor_audit`;
-    return { all: Number(n), admitted: Number(n) };
-  }
-  if (v === "logged") {
-    const [{ n }] = await sql<{ n: string }[]>`select count(*)::text as n from public.bench_floor_attempts`;
+  if (v === "floor" || v === "logged") {
+    const table = v === "floor" ? "bench_floor_audit" : "bench_floor_attempts";
+    const [{ n }] = await sql.unsafe<{ n: string }[]>(`select count(*)::text as n from public.${table}`);
     return { all: Number(n), admitted: Number(n) };
   }
   const caller = v === "lean" ? "bench-lean" : v === "stateRow" ? "bench-state-row" : "bench";
@@ -406,7 +375,6 @@ function cpuRatio(cells: Cell[], v: Variant, over: Variant, n: number): number |
   return a == null || b == null || b <= 0 ? null : a / b;
 }
 
-const times = (x: number | null | undefined) => (x === null || x === undefined ? "—" : `${fmt(x, 2)}×`);
 const pct = (x: number | null | undefined) => (x === null || x === undefined ? "—" : `${fmt(x * 100, 0)}%`);
 const ms = (x: number | null | undefined) => fmt(x, 3);
 
@@ -448,53 +416,59 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
   ];
 }
 
+/** A fenced SQL block of the report. */
+const sqlBlock = (text: string) => `\`\`\`sql\n${text}\n\`\`\``;
+
+/** A column of a table by connection count: its header and its cell. */
+type Column = readonly [string, (n: number) => string | number];
+
 function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], version: string, durable: boolean): string {
   const ns = cfg.connections;
   const all = cells.reduce((s, c) => s + c.rounds.length, 0);
   const overran = cells.reduce((s, c) => s + c.rounds.filter((f) => !f.windowInsideRun).length, 0);
   const withInvoke = variants.includes("invoke");
-  const tpsRows = ns.map((n) => [
-    n,
-    Math.min(n, 2),
-    fmt(get(cells, "floor", n)?.tps, 0),
-    fmt(get(cells, "logged", n)?.tps, 0),
-    pct(get(cells, "logged", n)?.ratioToFloor),
-    fmt(get(cells, "rpc", n)?.tps, 0),
-    pct(get(cells, "rpc", n)?.ratioToFloor),
-    pct(get(cells, "rpc", n)?.ratioToLogged),
-    fmt(get(cells, "lean", n)?.tps, 0),
-    pct(get(cells, "lean", n)?.ratioToLogged),
-    pct(get(cells, "rpc", n)?.ratioToLean),
-    fmt(get(cells, "stateRow", n)?.tps, 0),
-    pct(get(cells, "stateRow", n)?.ratioToLogged),
-    ...(withInvoke ? [fmt(get(cells, "invoke", n)?.tps, 0), pct(get(cells, "invoke", n)?.ratioToFloor)] : []),
-    `${fmt(get(cells, "floor", n)?.pgbenchTps, 0)} / ${fmt(get(cells, "rpc", n)?.pgbenchTps, 0)}`,
+  /** A table with a row per connection count: each column's header and its cell. */
+  const byConnections = (columns: Column[]) =>
+    table(columns.map(([h]) => h), ns.map((n) => columns.map(([, cell]) => cell(n))), columns.map(() => "r"));
+  const at = (v: Variant, n: number) => get(cells, v, n);
+  const ifInvoke = (columns: Column[]) => (withInvoke ? columns : []);
+  const tpsTable = byConnections([
+    ["connections", (n) => n],
+    ["pgbench threads", (n) => Math.min(n, 2)],
+    ["floor tps", (n) => fmt(at("floor", n)?.tps, 0)],
+    ["floor with the attempt row tps", (n) => fmt(at("logged", n)?.tps, 0)],
+    ["it / floor", (n) => pct(at("logged", n)?.ratioToFloor)],
+    ["reserve RPC tps", (n) => fmt(at("rpc", n)?.tps, 0)],
+    ["RPC / floor", (n) => pct(at("rpc", n)?.ratioToFloor)],
+    ["RPC / floor with the attempt row", (n) => pct(at("rpc", n)?.ratioToLogged)],
+    ["lean exact admission tps", (n) => fmt(at("lean", n)?.tps, 0)],
+    ["it / floor with the attempt row", (n) => pct(at("lean", n)?.ratioToLogged)],
+    ["RPC / lean admission", (n) => pct(at("rpc", n)?.ratioToLean)],
+    ["state-row candidate tps", (n) => fmt(at("stateRow", n)?.tps, 0)],
+    ["it / floor with the attempt row", (n) => pct(at("stateRow", n)?.ratioToLogged)],
+    ...ifInvoke([
+      ["llm-invoke's statement tps", (n) => fmt(at("invoke", n)?.tps, 0)],
+      ["it / floor", (n) => pct(at("invoke", n)?.ratioToFloor)],
+    ]),
+    ["pgbench's tps, whole run: floor / RPC", (n) =>
+      `${fmt(at("floor", n)?.pgbenchTps, 0)} / ${fmt(at("rpc", n)?.pgbenchTps, 0)}`],
   ]);
-  const costRows = ns.map((n) => [
-    n,
-    ms(get(cells, "floor", n)?.cpuMsPerTransaction),
-    ms(get(cells, "logged", n)?.cpuMsPerTransaction),
-    ms(get(cells, "lean", n)?.cpuMsPerTransaction),
-    ms(get(cells, "rpc", n)?.cpuMsPerTransaction),
-    times(cpuRatio(cells, "lean", "logged", n)),
-    times(cpuRatio(cells, "rpc", "logged", n)),
-    times(cpuRatio(cells, "rpc", "lean", n)),
-    ms(get(cells, "stateRow", n)?.cpuMsPerTransaction),
-    times(cpuRatio(cells, "stateRow", "lean", n)),
-    ...(withInvoke ? [ms(get(cells, "invoke", n)?.cpuMsPerTransaction)] : []),
-    fmt(get(cells, "floor", n)?.walBytesPerTransaction, 0),
-    fmt(get(cells, "logged", n)?.walBytesPerTransaction, 0),
-    fmt(get(cells, "rpc", n)?.walBytesPerTransaction, 0),
+  const costTable = byConnections([
+    ["connections", (n) => n],
+    ["floor CPU ms/tx", (n) => ms(at("floor", n)?.cpuMsPerTransaction)],
+    ["floor with the attempt row CPU ms/tx", (n) => ms(at("logged", n)?.cpuMsPerTransaction)],
+    ["lean exact admission CPU ms/tx", (n) => ms(at("lean", n)?.cpuMsPerTransaction)],
+    ["RPC CPU ms/tx", (n) => ms(at("rpc", n)?.cpuMsPerTransaction)],
+    ["lean ÷ floor with the attempt row", (n) => times(cpuRatio(cells, "lean", "logged", n))],
+    ["RPC ÷ floor with the attempt row", (n) => times(cpuRatio(cells, "rpc", "logged", n))],
+    ["RPC ÷ lean", (n) => times(cpuRatio(cells, "rpc", "lean", n))],
+    ["state-row candidate CPU ms/tx", (n) => ms(at("stateRow", n)?.cpuMsPerTransaction)],
+    ["it ÷ lean", (n) => times(cpuRatio(cells, "stateRow", "lean", n))],
+    ...ifInvoke([["llm-invoke's statement CPU ms/tx", (n) => ms(at("invoke", n)?.cpuMsPerTransaction)]]),
+    ["floor WAL bytes/tx", (n) => fmt(at("floor", n)?.walBytesPerTransaction, 0)],
+    ["floor with the attempt row WAL bytes/tx", (n) => fmt(at("logged", n)?.walBytesPerTransaction, 0)],
+    ["RPC WAL bytes/tx", (n) => fmt(at("rpc", n)?.walBytesPerTransaction, 0)],
   ]);
-  const tpsHeaders = ["connections", "pgbench threads", "floor tps", "floor with the attempt row tps", "it / floor",
-    "reserve RPC tps", "RPC / floor", "RPC / floor with the attempt row", "lean exact admission tps",
-    "it / floor with the attempt row", "RPC / lean admission", "state-row candidate tps", "it / floor with the attempt row",
-    ...(withInvoke ? ["llm-invoke's statement tps", "it / floor"] : []), "pgbench's tps, whole run: floor / RPC"];
-  const costHeaders = ["connections", "floor CPU ms/tx", "floor with the attempt row CPU ms/tx", "lean exact admission CPU ms/tx",
-    "RPC CPU ms/tx", "lean ÷ floor with the attempt row", "RPC ÷ floor with the attempt row", "RPC ÷ lean",
-    "state-row candidate CPU ms/tx", "it ÷ lean",
-    ...(withInvoke ? ["llm-invoke's statement CPU ms/tx"] : []), "floor WAL bytes/tx", "floor with the attempt row WAL bytes/tx",
-    "RPC WAL bytes/tx"];
   const cmd = (file: string, n: number) => `pgbench ${pgbenchArgs({ clients: n, threads: Math.min(n, 2), durationSec: cfg.durationSec, scriptPath: file, database: "<db>" }).join(" ")}`;
   return `
 ${durable ? "" : "**This run had fsync off** (`--no-fsync`): the figures below are not the durable floor.\n\n"}Both are driven by pgbench, PostgreSQL's own C load driver (${version}): one connection per client,
@@ -525,60 +499,44 @@ locked once: a ring of 62 per-second counts with their sums in place of the wind
 Pacific day's count, the cooldown. Beside the lean admission, it says what that layout costs against the
 window log (docs/admission-kernel.md).
 ${withInvoke ? "\"llm-invoke's statement\" is the call as the function sends it for a named request of a model with a fallback: both models, the caller's request id (its claim is taken), the holder's reply_by, hold_until and id, and in the same statement the quota its answer carries (`google_ai_answer_quota`).\n" : ""}
-${table(tpsHeaders, tpsRows, tpsHeaders.map(() => "r"))}
+${tpsTable}
 ${overran ? `\n${overran} of ${all} windows closed after their pgbench run had ended (a slow machine): those include the run's last transactions and its disconnections.\n` : ""}
 **PostgreSQL's cost per transaction**: CPU and WAL per admission (per transaction: every transaction
 admits one request).
 
-${table(costHeaders, costRows, costHeaders.map(() => "r"))}
+${costTable}
 
 **Reproduce by hand.** The two tables, in any database (the bench uses a fresh copy of the migrated
 schema):
 
-\`\`\`sql
-${TABLES}
-\`\`\`
+${sqlBlock(TABLES)}
 
 The floor script (\`floor.sql\`):
 
-\`\`\`sql
-${FLOOR_SCRIPT}
-\`\`\`
+${sqlBlock(FLOOR_SCRIPT)}
 
 The floor with the attempt row (\`floor-logged.sql\`):
 
-\`\`\`sql
-${LOGGED_SCRIPT}
-\`\`\`
+${sqlBlock(LOGGED_SCRIPT)}
 
 The lean exact admission (\`lean-admission.sql\`; a model \`${LEAN_MODEL}\` like \`${MODEL}\` below, served by
 the same key, whose counter row one reservation made), and its function:
 
-\`\`\`sql
-${LEAN_SCRIPT}
-\`\`\`
+${sqlBlock(LEAN_SCRIPT)}
 
-\`\`\`sql
-${LEAN_FUNCTION}
-\`\`\`
+${sqlBlock(LEAN_FUNCTION)}
 
 The state-row candidate (\`state-row.sql\`; a model \`${STATE_ROW_MODEL}\` like the others, its state row
 inserted for the key's group):
 
-\`\`\`sql
-${STATE_ROW_SCRIPT}
-\`\`\`
+${sqlBlock(STATE_ROW_SCRIPT)}
 
-\`\`\`sql
-${STATE_ROW_SQL}
-\`\`\`
+${sqlBlock(STATE_ROW_SQL)}
 
 The RPC script (\`reserve.sql\`; a model \`${MODEL}\` with limits that never bind, served by one active key —
 the part sets them with \`bench/lib/db.ts\`'s \`setModel\` and \`setKeys\`):
 
-\`\`\`sql
-${RPC_SCRIPT}
-\`\`\`
+${sqlBlock(RPC_SCRIPT)}
 
 Then, for each connection count N (threads: \`min(N, 2)\`), with PGHOST/PGPORT/PGUSER pointing at the server
 (fsync and synchronous_commit on, the defaults):

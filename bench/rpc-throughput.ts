@@ -4,8 +4,9 @@
 // transaction that locks a counter row, updates it and inserts its attempt row. The peers run in
 // the same rounds: rate-limiter-flexible (against `select 1` over its own driver, pg) and a naive
 // read-then-write limiter.
-import { closeClients, openClients, relationBytes, setKeys, setModel, walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
-import { closedLoop, poolRounds, type LoadResult } from "./lib/load.ts";
+import { closeClients, HUGE, openClients, relationBytes, setKeys, setModel, UNBOUNDED } from "./lib/db.ts";
+import { walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
+import { closedLoop, poolRounds, rotatedRounds, type LoadResult } from "./lib/load.ts";
 import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
 import { createRlflex, type RlflexHandle } from "./lib/rlflex.ts";
 import { median } from "./lib/stats.ts";
@@ -43,7 +44,6 @@ const VARIANTS: VariantSpec[] = [
 /** Each variant's ceiling: `select 1` over the same driver and connections. */
 const CEILING = (v: Variant): Variant => (v === "rlflex" || v === "pg-select1" ? "pg-select1" : "select1");
 
-const HUGE = 2_000_000_000; // limits that never bind: every call books
 const MODEL: Record<"reserve-1-group" | "reserve-5-groups" | "refuse-1-group", string> = {
   "reserve-1-group": "bench-1-group",
   "reserve-5-groups": "bench-5-groups",
@@ -65,8 +65,8 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
   let clients: Sql[] = [];
   let rl: RlflexHandle | undefined;
   try {
-    await setModel(db.sql, MODEL["reserve-1-group"], { rpm: HUGE, tpm: HUGE, rpd: HUGE });
-    await setModel(db.sql, MODEL["reserve-5-groups"], { rpm: HUGE, tpm: HUGE, rpd: HUGE });
+    await setModel(db.sql, MODEL["reserve-1-group"], UNBOUNDED);
+    await setModel(db.sql, MODEL["reserve-5-groups"], UNBOUNDED);
     await setModel(db.sql, MODEL["refuse-1-group"], { rpm: 1, tpm: HUGE, rpd: HUGE });
     await setKeys(db.sql, [
       { alias: "one", project: "proj-one", models: [MODEL["reserve-1-group"], MODEL["refuse-1-group"]] },
@@ -89,49 +89,46 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
       const rounds = new Map<VariantSpec, { results: LoadResult[]; wal: number; attempts: number }>(
         VARIANTS.map((v) => [v, { results: [], wal: 0, attempts: 0 }]),
       );
-      const ratios = new Map<VariantSpec, number[]>(VARIANTS.map((v) => [v, []]));
-      for (let r = 0; r < cfg.rounds; r++) {
-        // Rotate the order each round so no variant always runs first (or last) in a round.
-        const order = VARIANTS.map((_, i) => VARIANTS[(i + r) % VARIANTS.length]!);
-        const rate = new Map<VariantSpec, number>();
-        for (const v of order) {
-          await Promise.all(cellClients.map((c) => c.unsafe(`set synchronous_commit = ${v.commit}`)));
-          const attemptsBefore = await attemptCount(db.sql);
-          const lsn = await walLsn(db.sql);
-          const result = await closedLoop({
-            clients: cellClients,
-            warmupMs: cfg.warmupMs,
-            durationMs: cfg.durationMs,
-            call: async (c, w, seq) => {
-              switch (v.id) {
-                case "select1":
-                  await c`select 1`;
-                  return "ok";
-                case "pg-select1":
-                  await rl!.pool.query("select 1");
-                  return "ok";
-                case "rlflex":
-                  return (await rl!.tryOnce("rlflex-tp")).ok ? "admitted" : "refused";
-                case "naive":
-                  return (await naive[w]!()).ok ? "admitted" : "refused";
-                default: {
-                  const [row] = await c<{ r: { ok: boolean; limit?: string } }[]>`
-                    select public.google_ai_reserve_models(array[${MODEL[v.id]}], ${tokens}, 'bench', null, ${`${v.id}-${v.commit}-${n}-${r}-${w}-${seq}`}) as r`;
-                  return row!.r.ok ? "admitted" : `refused:${row!.r.limit}`;
-                }
+      // Rotate the order each round so no variant always runs first (or last) in a round.
+      await rotatedRounds(VARIANTS, cfg.rounds, async (v, r) => {
+        await Promise.all(cellClients.map((c) => c.unsafe(`set synchronous_commit = ${v.commit}`)));
+        const attemptsBefore = await attemptCount(db.sql);
+        const lsn = await walLsn(db.sql);
+        const result = await closedLoop({
+          clients: cellClients,
+          warmupMs: cfg.warmupMs,
+          durationMs: cfg.durationMs,
+          call: async (c, w, seq) => {
+            switch (v.id) {
+              case "select1":
+                await c`select 1`;
+                return "ok";
+              case "pg-select1":
+                await rl!.pool.query("select 1");
+                return "ok";
+              case "rlflex":
+                return (await rl!.tryOnce("rlflex-tp")).ok ? "admitted" : "refused";
+              case "naive":
+                return (await naive[w]!()).ok ? "admitted" : "refused";
+              default: {
+                const id = `${v.id}-${v.commit}-${n}-${r}-${w}-${seq}`;
+                const [row] = await c<{ r: { ok: boolean; limit?: string } }[]>`
+                  select public.google_ai_reserve_models(array[${MODEL[v.id]}], ${tokens}, 'bench', null, ${id}) as r`;
+                return row!.r.ok ? "admitted" : `refused:${row!.r.limit}`;
               }
-            },
-          });
-          await Promise.all(cellClients.map((c) => c.unsafe("reset synchronous_commit")));
-          const acc = rounds.get(v)!;
-          acc.results.push(result);
-          acc.wal += await walBytesSince(db.sql, lsn);
-          acc.attempts += (await attemptCount(db.sql)) - attemptsBefore;
-          rate.set(v, result.callsPerSecond);
-        }
-        const ceiling = (v: VariantSpec) => rate.get(VARIANTS.find((c) => c.id === CEILING(v.id))!)!;
-        for (const v of VARIANTS) ratios.get(v)!.push(rate.get(v)! / ceiling(v));
-      }
+            }
+          },
+        });
+        await Promise.all(cellClients.map((c) => c.unsafe("reset synchronous_commit")));
+        const acc = rounds.get(v)!;
+        acc.results.push(result);
+        acc.wal += await walBytesSince(db.sql, lsn);
+        acc.attempts += (await attemptCount(db.sql)) - attemptsBefore;
+      });
+      // Each round's calls/s against its ceiling's in the same round.
+      const rate = (v: VariantSpec | undefined, r: number) => rounds.get(v!)!.results[r]!.callsPerSecond;
+      const ceiling = (v: VariantSpec) => VARIANTS.find((c) => c.id === CEILING(v.id));
+      const ratios = (v: VariantSpec) => rounds.get(v)!.results.map((_, r) => rate(v, r) / rate(ceiling(v), r));
       await rl.close();
       rl = undefined;
       for (const v of VARIANTS) {
@@ -141,7 +138,7 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
           ...pooled,
           variant: v.id,
           synchronousCommit: v.commit,
-          ratioToSelect1: CEILING(v.id) === v.id ? null : median(ratios.get(v)!),
+          ratioToSelect1: CEILING(v.id) === v.id ? null : median(ratios(v)),
           walBytesPerCall: Math.round(acc.wal / Math.max(1, pooled.totalCalls)),
           attemptRowsWritten: acc.attempts,
         };
@@ -156,10 +153,7 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
       }
     }
 
-    const attempts = await db.sql<{ rows: string; bytes: string }[]>`
-      select count(*)::text as rows, pg_total_relation_size('public.google_ai_attempts')::text as bytes
-      from public.google_ai_attempts`;
-    const attemptRows = Number(attempts[0]!.rows);
+    const attemptRows = await attemptCount(db.sql);
     const attemptBytes = await relationBytes(db.sql, "public.google_ai_attempts");
     const bytesPerAttemptRow = attemptRows ? Math.round(attemptBytes / attemptRows) : 0;
     const errors = cells.reduce((s, c) => s + c.errors, 0);

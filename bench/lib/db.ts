@@ -26,13 +26,12 @@ export interface BenchDb {
 
 const TEMPLATE = "eve_bench_template";
 
-export async function startBenchServer(options: { durable: boolean; log?: (line: string) => void }): Promise<BenchServer> {
+export async function startBenchServer(options: { durable: boolean }): Promise<BenchServer> {
   const listeners = new Set<(line: string) => void>();
   const server = await startPostgres({
     durable: options.durable,
     log: (line) => {
       for (const l of listeners) l(line);
-      options.log?.(line);
     },
   });
   try {
@@ -88,6 +87,11 @@ export interface ModelLimits {
   rpd: number | null;
 }
 
+/** A limit that never binds. */
+export const HUGE = 2_000_000_000;
+/** Limits that never bind (a model row's, or the simulator's): every call is admitted. */
+export const UNBOUNDED = { rpm: HUGE, tpm: HUGE, rpd: HUGE };
+
 /** Adds (or replaces) a model row. Limits are per quota group, as in production. */
 export async function setModel(sql: Sql, model: string, limits: ModelLimits): Promise<void> {
   await sql`
@@ -103,7 +107,6 @@ export interface KeySpec {
   envVar?: string;
   /** Models this key serves (null: all). */
   models?: string[] | null;
-  priority?: number;
 }
 
 /** Replaces the key pool. */
@@ -113,7 +116,7 @@ export async function setKeys(sql: Sql, keys: KeySpec[]): Promise<void> {
     await sql`
       insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, models, priority, is_active)
       values (${k.alias}, ${k.envVar ?? `GOOGLE_BENCH_KEY_${k.alias.toUpperCase().replace(/[^A-Z0-9]/g, "_")}`},
-              ${k.project}, ${k.models ?? null}, ${k.priority ?? 100}, true)`;
+              ${k.project}, ${k.models ?? null}, 100, true)`;
   }
 }
 

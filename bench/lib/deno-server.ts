@@ -10,12 +10,12 @@ import path from "node:path";
 import { DEFAULT_FUNCTIONS_DIR, DENO_FLAGS, DENO_PERMISSIONS, parseDotenv } from "../../scripts/serve-functions.ts";
 import { denoBin } from "../../shared/deno-bin.ts";
 import { freePort } from "../../shared/free-port.ts";
+import { sleep } from "./clock.ts";
 
 const REPO_ROOT = path.resolve(DEFAULT_FUNCTIONS_DIR, "..", "..");
 
 export interface DenoServer {
   url: string;
-  port: number;
   pid: number;
   /** Stops the process (SIGTERM, then SIGKILL after 5 s) and returns its last output lines. */
   close(): Promise<string[]>;
@@ -29,7 +29,6 @@ export async function startDenoServer(opts: {
   env: Record<string, string>;
   /** Each output line, as it comes. */
   log?: (line: string) => void;
-  readyTimeoutMs?: number;
 }): Promise<DenoServer> {
   const port = await freePort();
   const envFile = path.join(DEFAULT_FUNCTIONS_DIR, ".env");
@@ -54,20 +53,12 @@ export async function startDenoServer(opts: {
   };
   child.stdout?.on("data", forward);
   child.stderr?.on("data", forward);
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const close = async () => {
-    if (child.exitCode === null && child.signalCode === null) {
-      child.kill("SIGTERM");
-      const done = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
-      if (!done) {
-        child.kill("SIGKILL");
-        await exited;
-      }
-    }
+    await stopChild(child, 5000);
     return [...output];
   };
 
-  const deadline = Date.now() + (opts.readyTimeoutMs ?? 30_000);
+  const deadline = Date.now() + 30_000;
   while (!(await answers(port))) {
     if (child.exitCode !== null || child.signalCode !== null || Date.now() > deadline) {
       await close();
@@ -75,7 +66,7 @@ export async function startDenoServer(opts: {
     }
     await sleep(100);
   }
-  return { url: `http://127.0.0.1:${port}`, port, pid: child.pid!, close };
+  return { url: `http://127.0.0.1:${port}`, pid: child.pid!, close };
 }
 
 /** Ready = answers any HTTP request. */
@@ -91,6 +82,13 @@ function answers(port: number): Promise<boolean> {
   });
 }
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
+/** Stops a child process: SIGTERM, then SIGKILL if it has not exited within `graceMs`; resolves once it has. */
+export async function stopChild(child: ChildProcess, graceMs: number): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  child.kill("SIGTERM");
+  if (!(await Promise.race([exited.then(() => true), sleep(graceMs).then(() => false)]))) {
+    child.kill("SIGKILL");
+    await exited;
+  }
 }

@@ -33,7 +33,7 @@ export async function floorAdmissions(sql: Sql): Promise<{ counter: number; audi
   return { counter: Number(row!.counter), auditRows: Number(row!.rows) };
 }
 
-export async function serveFloor(opts: { dbUrl: string; simUrl: string; simKey: string; log?: (line: string) => void }): Promise<DenoServer> {
+export async function serveFloor(opts: { dbUrl: string; simUrl: string; simKey: string }): Promise<DenoServer> {
   return startDenoServer({
     script: path.join(path.dirname(fileURLToPath(import.meta.url)), "floor-server.ts"),
     // The functions' shared import map: the same pinned postgres.js.
@@ -43,6 +43,5 @@ export async function serveFloor(opts: { dbUrl: string; simUrl: string; simKey: 
       GOOGLE_AI_BASE_URL: opts.simUrl,
       GOOGLE_AI_KEY: opts.simKey,
     },
-    log: (line) => opts.log?.(`[floor] ${line}`),
   });
 }

@@ -4,63 +4,16 @@
 // call to Google) and what lies outside the function (the added latency the function does not see:
 // the HTTP hop from the caller to the function and back, and the difference between the function's
 // call to Google and the caller's direct one).
-import { parseServerTiming, PHASES } from "../../supabase/functions/_shared/server-timing.ts";
+import { PHASES } from "../../supabase/functions/_shared/server-timing.ts";
 import { fmt, table } from "./report.ts";
 import { round, summarize } from "./stats.ts";
 
-/** Server-Timing values of one target's answers, kept per load round so warm-up calls can be dropped. */
-export class TimingSamples {
-  private readonly measured: Record<string, number>[] = [];
-  private round: Record<string, number>[] | null = null;
-
-  /** From now on, answers are collected (until `endRound`). */
-  beginRound(): void {
-    this.round = [];
-  }
-
-  add(serverTiming: string | null): void {
-    this.round?.push(parseServerTiming(serverTiming));
-  }
-
-  /** Ends the round, keeping its last `measuredCalls` answers (at concurrency 1 the warm-up calls come first). */
-  endRound(measuredCalls: number): void {
-    if (this.round !== null) this.measured.push(...this.round.slice(Math.max(0, this.round.length - measuredCalls)));
-    this.round = null;
-  }
-
-  get all(): readonly Record<string, number>[] {
-    return this.measured;
-  }
-}
-
-export interface LatencyBudget {
-  concurrency: number;
-  /** Answers read. */
-  responses: number;
-  /** Per phase: p50 ms over the answers that named it, and how many named it. */
-  phases: Array<{ phase: string; p50: number; named: number }>;
-  /** Per answer: total − the named phases, p50. */
-  unnamedP50: number;
-  /** The function's total, p50. */
-  totalP50: number;
-  /** Per answer: total − google (what the function itself spends), p50. */
-  ownP50: number;
-  /** The caller's latency to the target, p50. */
-  callerP50: number;
-  /** The direct call's latency, p50. */
-  directP50: number;
-  /** callerP50 − directP50, as the overhead table reports it. */
-  addedP50: number;
-  /** addedP50 − ownP50: the added latency the function does not see (HTTP hops). */
-  outsideP50: number;
-  /** callerP50 − totalP50: the hop between the caller and the function, read directly. */
-  hopP50: number;
-}
+export type LatencyBudget = NonNullable<ReturnType<typeof latencyBudget>>;
 
 export function latencyBudget(
   samples: readonly Record<string, number>[],
   at: { concurrency: number; callerP50: number; directP50: number },
-): LatencyBudget | null {
+) {
   const whole = samples.filter((s) => Number.isFinite(s.total));
   if (whole.length === 0) return null;
   const p50 = (xs: number[]) => round(summarize(xs).p50, 3);
@@ -70,18 +23,28 @@ export function latencyBudget(
   const addedP50 = round(at.callerP50 - at.directP50, 3);
   return {
     concurrency: at.concurrency,
+    /** Answers read. */
     responses: whole.length,
+    /** Per phase: p50 ms over the answers that named it, and how many named it. */
     phases: PHASES.flatMap((phase) => {
       const xs = whole.filter((s) => phase in s).map((s) => s[phase]!);
       return xs.length === 0 ? [] : [{ phase, p50: p50(xs), named: xs.length }];
     }),
+    /** Per answer: total − the named phases, p50. */
     unnamedP50: p50(whole.map((s) => s.total! - named(s))),
+    /** The function's total, p50. */
     totalP50,
+    /** Per answer: total − google (what the function itself spends), p50. */
     ownP50,
+    /** The caller's latency to the target, p50. */
     callerP50: at.callerP50,
+    /** The direct call's latency, p50. */
     directP50: at.directP50,
+    /** callerP50 − directP50, as the overhead table reports it. */
     addedP50,
+    /** addedP50 − ownP50: the added latency the function does not see (HTTP hops). */
     outsideP50: round(addedP50 - ownP50, 3),
+    /** callerP50 − totalP50: the hop between the caller and the function, read directly. */
     hopP50: round(at.callerP50 - totalP50, 3),
   };
 }

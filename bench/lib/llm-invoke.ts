@@ -4,11 +4,13 @@
 // Supabase's Edge Runtime runs it (EdgeRuntime.waitUntil defined, on its own Deno port).
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { DEFAULT_FUNCTIONS_DIR, startFunctionsServer, type FunctionsServer } from "../../scripts/serve-functions.ts";
+import { DEFAULT_FUNCTIONS_DIR, startFunctionsServer } from "../../scripts/serve-functions.ts";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
 import type { Sql } from "../../shared/db/migrate.ts";
+import { startGoogleSimulator, type SimulatorOptions } from "../../shared/google-sim/server.ts";
+import { type BenchDb, setKeys, setModel, UNBOUNDED } from "./db.ts";
 import { startDenoServer, type DenoServer } from "./deno-server.ts";
-import type { WaitRecord } from "./wait-client.ts";
+import { type WaitRecord, waitRecord } from "./wait-client.ts";
 
 export const BENCH_SERVICE_KEY = "bench-service-key-not-a-secret";
 export const BENCH_SIM_KEY = "bench-sim-key";
@@ -20,31 +22,48 @@ export interface ServeOptions {
   simUrl: string;
   /** Extra environment, e.g. LLM_INVOKE_* tuning. */
   env?: Record<string, string>;
-  /** Keeps the function's last `keep` output lines here, for error reports. */
-  log: string[];
-  keep: number;
+  /** Keeps the function's last output lines here, for error reports. */
+  log?: string[];
 }
 
-async function functionEnv(opts: ServeOptions): Promise<Record<string, string>> {
+/** The environment llm-invoke runs with in the benchmark. */
+export async function functionEnv(dbUrl: string, simUrl: string, env?: Record<string, string>) {
   return {
     // As in production: the functions' own role, which may only call the RPCs.
-    SUPABASE_DB_URL: await gatewayRoleUrl(opts.dbUrl),
+    SUPABASE_DB_URL: await gatewayRoleUrl(dbUrl),
     SUPABASE_SERVICE_ROLE_KEY: BENCH_SERVICE_KEY,
-    GOOGLE_AI_BASE_URL: opts.simUrl,
+    GOOGLE_AI_BASE_URL: simUrl,
     [BENCH_SIM_KEY_VAR]: BENCH_SIM_KEY,
-    ...opts.env,
+    ...env,
   };
 }
 
-function keeper(opts: ServeOptions): (line: string) => void {
-  return (line) => {
-    opts.log.push(line);
-    if (opts.log.length > opts.keep) opts.log.shift();
-  };
+/** Appends `line` to `lines`, keeping the last `max`. */
+export function keepLine(lines: string[] | undefined, line: string, max = 200): void {
+  lines?.push(line);
+  if (lines && lines.length > max) lines.shift();
 }
 
-export async function serveLlmInvoke(opts: ServeOptions): Promise<FunctionsServer> {
-  return startFunctionsServer({ port: 0, only: ["llm-invoke"], env: await functionEnv(opts), log: keeper(opts) });
+/**
+ * One model whose limits never bind, served by one key that reads BENCH_SIM_KEY, and a simulator for
+ * it answering at once.
+ */
+export async function simulatorFor(db: BenchDb, model: string, project: string, options: SimulatorOptions = {}) {
+  await setModel(db.sql, model, UNBOUNDED);
+  await setKeys(db.sql, [{ alias: "bench", project, envVar: BENCH_SIM_KEY_VAR, models: [model] }]);
+  const models = { [model]: UNBOUNDED };
+  return startGoogleSimulator({ keys: { [BENCH_SIM_KEY]: project }, models, latencyMs: 0, ...options });
+}
+
+/**
+ * llm-invoke as the local functions server runs it; `url` is the function's own Deno port (the local
+ * Node proxy caps its socket pool).
+ */
+export async function serveLlmInvoke(opts: ServeOptions): Promise<{ url: string; close(): Promise<void> }> {
+  const env = await functionEnv(opts.dbUrl, opts.simUrl, opts.env);
+  const log = (line: string) => keepLine(opts.log, line);
+  const fns = await startFunctionsServer({ port: 0, only: ["llm-invoke"], env, log });
+  return { url: `http://127.0.0.1:${fns.functions["llm-invoke"]!.port}/`, close: () => fns.close() };
 }
 
 /**
@@ -54,12 +73,11 @@ export async function serveLlmInvoke(opts: ServeOptions): Promise<FunctionsServe
  * process's last output lines, which end with its waitUntil counts.
  */
 export async function serveLlmInvokeAsOnSupabase(opts: ServeOptions): Promise<DenoServer> {
-  const log = keeper(opts);
   return startDenoServer({
     script: path.join(path.dirname(fileURLToPath(import.meta.url)), "edge-runtime-entry.ts"),
     config: path.join(DEFAULT_FUNCTIONS_DIR, "llm-invoke", "deno.json"),
-    env: await functionEnv(opts),
-    log: (line) => log(`[llm-invoke as on Supabase] ${line}`),
+    env: await functionEnv(opts.dbUrl, opts.simUrl, opts.env),
+    log: (line) => keepLine(opts.log, `[llm-invoke as on Supabase] ${line}`),
   });
 }
 
@@ -75,32 +93,41 @@ export function waitUntilCounts(output: string[]): { handed: number; settled: nu
 export interface InvokeAnswer {
   status: number;
   body: string;
+  /** The answer's Server-Timing header. */
+  serverTiming?: string | null;
 }
 
 /**
- * One native request with the bench service key (`caller`: its x-caller label). Not thrown: a request
- * cut off by `signal` answers status 0, a transport failure -1, the message as the body.
+ * One native request with the bench service key, or `credential` (`caller`: its x-caller label). Not
+ * thrown: a request cut off by `signal` answers status 0, a transport failure -1, the message as the body.
  */
 export async function postInvoke(
   url: string,
   body: Record<string, unknown>,
-  opts: { signal?: AbortSignal; caller?: string } = {},
+  opts: { signal?: AbortSignal; caller?: string; credential?: string } = {},
 ): Promise<InvokeAnswer> {
   try {
     const res = await fetch(url, {
       method: "POST",
       headers: {
         "content-type": "application/json",
-        authorization: `Bearer ${BENCH_SERVICE_KEY}`,
+        authorization: `Bearer ${opts.credential ?? BENCH_SERVICE_KEY}`,
         ...(opts.caller === undefined ? {} : { "x-caller": opts.caller }),
       },
       body: JSON.stringify(body),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
-    return { status: res.status, body: await res.text() };
+    return { status: res.status, body: await res.text(), serverTiming: res.headers.get("server-timing") };
   } catch (error) {
     return { status: opts.signal?.aborted ? 0 : -1, body: error instanceof Error ? error.message : String(error) };
   }
+}
+
+/** A NO_WAIT request that must answer 200 (the function serves the model), or an error with its last lines. */
+export async function probeInvoke(url: string, body: Record<string, unknown>, output: string[] = []): Promise<void> {
+  const r = await postInvoke(url, { ...body, mode: "NO_WAIT" });
+  const last = output.slice(-5).join(" | ");
+  if (r.status !== 200) throw new Error(`probe of ${url}: HTTP ${r.status} ${r.body.slice(0, 300)} ${last}`);
 }
 
 /**
@@ -114,7 +141,7 @@ export async function waitInLlmInvoke(
   body: Record<string, unknown>,
   opts: { signal: AbortSignal; caller?: string },
 ): Promise<WaitRecord> {
-  const rec: WaitRecord = { id, arrivedAt: Date.now(), admittedAt: null, admitCallStartedAt: null, window: null, gaveUpAt: null, cutOff: false, calls: 0, waitedMs: 0 };
+  const rec = waitRecord(id);
   const r = await postInvoke(url, { ...body, mode: "WAIT" }, opts);
   if (r.status === 200) rec.admittedAt = Date.now();
   else if (r.status === 429) rec.gaveUpAt = Date.now();

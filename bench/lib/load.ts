@@ -81,6 +81,13 @@ export async function closedLoop<C>(options: LoadOptions<C>): Promise<LoadResult
   };
 }
 
+/** Runs `each` on every item once per round, in an order rotated each round so that none always goes first. */
+export async function rotatedRounds<T>(items: readonly T[], rounds: number, each: (it: T, r: number) => Promise<void>) {
+  for (let r = 0; r < rounds; r++) {
+    for (let i = 0; i < items.length; i++) await each(items[(i + r) % items.length]!, r);
+  }
+}
+
 /** Pools several rounds of the same cell: calls/s is the median round, latency over all calls. */
 export function poolRounds(rounds: LoadResult[]): Omit<LoadResult, "samples"> & { rounds: number[] } {
   const samples = rounds.flatMap((r) => r.samples);

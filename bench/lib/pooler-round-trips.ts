@@ -29,12 +29,7 @@ export interface PathRoundTrips {
   latencyP50Ms: number;
 }
 
-export interface PoolerRoundTrips {
-  /** Null when PgBouncer is not installed (then only direct is counted). */
-  pgbouncer: string | null;
-  rows: PathRoundTrips[];
-  method: string;
-}
+export type PoolerRoundTrips = Awaited<ReturnType<typeof poolerRoundTrips>>;
 
 type Call = (url: string, id: string, credential?: string) => Promise<{ status: number; body: string }>;
 
@@ -49,8 +44,7 @@ export async function poolerRoundTrips(opts: {
   requests: number;
   token: string;
   call: Call;
-  fnLog: string[];
-}): Promise<PoolerRoundTrips> {
+}) {
   const gatewayUrl = await gatewayRoleUrl(opts.dbUrl);
   const paths: DbPath[] = hasPgBouncer() ? ["direct", "pooler"] : ["direct"];
   const rows: PathRoundTrips[] = [];
@@ -61,13 +55,8 @@ export async function poolerRoundTrips(opts: {
     try {
       if (path === "pooler") bouncer = await startPgBouncer(gatewayUrl);
       counter = await startFlightCounter(bouncer?.url ?? gatewayUrl);
-      fn = await serveLlmInvokeAsOnSupabase({
-        dbUrl: opts.dbUrl,
-        simUrl: opts.simUrl,
-        log: opts.fnLog,
-        keep: 200,
-        env: path === "pooler" ? { GATEWAY_DB_URL: counter.url } : { SUPABASE_DB_URL: counter.url },
-      });
+      const env = { [path === "pooler" ? "GATEWAY_DB_URL" : "SUPABASE_DB_URL"]: counter.url };
+      fn = await serveLlmInvokeAsOnSupabase({ dbUrl: opts.dbUrl, simUrl: opts.simUrl, env });
       const url = `${fn.url}/`;
       for (const [credential, secret] of [["service key", undefined], ["scoped token", opts.token]] as const) {
         // Warm-up: the worker's connections, capability look-up and token check are made once.
@@ -105,6 +94,7 @@ export async function poolerRoundTrips(opts: {
     }
   }
   return {
+    /** Null when PgBouncer is not installed (then only direct is counted). */
     pgbouncer: paths.includes("pooler") ? "PgBouncer (Debian), pool_mode = transaction" : null,
     rows,
     method:

@@ -8,13 +8,14 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { freePort } from "../../shared/free-port.ts";
+import { sleep } from "./clock.ts";
+import { stopChild } from "./deno-server.ts";
 
 export interface Portkey {
   url: string;
   version: string;
   close(): Promise<void>;
 }
-
 
 export async function startPortkey(): Promise<Portkey> {
   const require = createRequire(import.meta.url);
@@ -43,17 +44,11 @@ export async function startPortkey(): Promise<Portkey> {
       child.kill("SIGKILL");
       throw new Error(`portkey gateway did not start within 30 s: ${output}`);
     }
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   return {
     url,
     version,
-    close: () =>
-      new Promise<void>((resolve) => {
-        if (child.exitCode !== null) return resolve();
-        child.once("exit", () => resolve());
-        child.kill("SIGTERM");
-        setTimeout(() => child.kill("SIGKILL"), 5000).unref();
-      }),
+    close: () => stopChild(child, 5000),
   };
 }

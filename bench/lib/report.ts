@@ -33,13 +33,10 @@ export interface ReportInput {
   machine: MachineInfo;
   parts: PartResult[];
   failures: { part: string; error: string }[];
-  startedAt: Date;
   durationMs: number;
   /** Where the markdown goes. */
   markdownPath: string;
   resultsDir: string;
-  /** Relative link from the markdown to the chart, when there is one. */
-  chartLink?: string;
 }
 
 /** The static "History" section: earlier designs against the ones that replaced them, not rerun. */
@@ -71,6 +68,11 @@ export function pct(value: number | null | undefined, digits = 1): string {
   return `${(value * 100).toFixed(digits)}%`;
 }
 
+/** A ratio, "1.23×" ("—" where there is none). */
+export function times(value: number | null | undefined): string {
+  return value === null || value === undefined || !Number.isFinite(value) ? "—" : `${fmt(value, 2)}×`;
+}
+
 function machineSection(m: MachineInfo): string {
   const s = m.postgresSettings;
   return table(
@@ -89,12 +91,8 @@ function machineSection(m: MachineInfo): string {
   );
 }
 
-/** The issue's order of the parts, whatever order they ran in. */
-const ORDER = ["rpc-throughput", "rpc-floor", "finalize-wal", "exactness", "gateway-overhead", "boot", "outage", "hostile-input", "fidelity", "mixed-load", "metrics-scrape"];
-const byOrder = (a: PartResult, b: PartResult) => ORDER.indexOf(a.id) - ORDER.indexOf(b.id);
-
+/** The parts come in the order run.ts runs them: the issue's. */
 export async function writeReport(input: ReportInput): Promise<void> {
-  input = { ...input, parts: [...input.parts].sort(byOrder) };
   await mkdir(input.resultsDir, { recursive: true });
   await mkdir(path.dirname(input.markdownPath), { recursive: true });
   const generatedAt = input.machine.date;
@@ -163,7 +161,6 @@ export async function writeReport(input: ReportInput): Promise<void> {
 }
 
 export function printSummary(parts: PartResult[], failures: { part: string; error: string }[]): void {
-  parts = [...parts].sort(byOrder);
   const rows = parts.flatMap((p) => p.headline.map((h) => [h.figure, h.value]));
   const w = Math.max(...rows.map((r) => r[0]!.length), 10);
   console.log("");

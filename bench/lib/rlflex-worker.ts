@@ -1,8 +1,7 @@
 // A child process that runs rate-limiter-flexible for the multi-process tests: own Node process, own
 // pg pool, same table and key as its siblings. Driven over IPC by bench/lib/rlflex-procs.ts.
-import { setMaxListeners } from "node:events";
 import { createRlflex } from "./rlflex.ts";
-import { driveArrivals, waitForAdmission, type WaitRecord } from "./wait-client.ts";
+import { abortAt, type Burst, driveArrivals, fireAtOnce, waitForAdmission, type WaitRecord } from "./wait-client.ts";
 
 export type WorkerTask =
   | { kind: "burst"; url: string; connections: number; points: number; key: string; callers: number }
@@ -21,7 +20,7 @@ export type WorkerTask =
 
 export type WorkerMessage =
   | { type: "ready" }
-  | { type: "burst-done"; admitted: number; refused: number; errors: number; firstError?: string; decidedAt: number[] }
+  | ({ type: "burst-done" } & Burst)
   | { type: "wait-done"; records: WaitRecord[] }
   | { type: "error"; error: string };
 
@@ -35,37 +34,17 @@ process.once("message", async (task: WorkerTask) => {
       if (task.kind === "burst") {
         send({ type: "ready" });
         await new Promise<void>((resolve) => process.once("message", () => resolve()));
-        let admitted = 0;
-        let refused = 0;
-        let errors = 0;
-        let firstError: string | undefined;
-        const decidedAt: number[] = [];
-        await Promise.all(
-          Array.from({ length: task.callers }, async () => {
-            try {
-              const r = await rl.tryOnce(task.key);
-              if (r.ok) {
-                admitted++;
-                decidedAt.push(Date.now());
-              } else refused++;
-            } catch (error) {
-              errors++;
-              firstError ??= String(error);
-            }
-          }),
-        );
-        send({ type: "burst-done", admitted, refused, errors, ...(firstError ? { firstError } : {}), decidedAt });
+        send({ type: "burst-done", ...(await fireAtOnce(task.callers, () => rl.tryOnce(task.key))) });
       } else {
         send({ type: "ready" });
-        const controller = new AbortController();
-        setMaxListeners(0, controller.signal); // one listener per sleeping waiter
-        const stop = setTimeout(() => controller.abort(), Math.max(0, task.stopAt - Date.now()));
+        const run = abortAt(task.stopAt);
+        const policy = { jitterMs: task.jitterMs, maxWaitMs: task.maxWaitMs };
         const records = await driveArrivals(
           task.arrivals,
-          (id) => waitForAdmission(id, () => rl.tryOnce(task.key), { jitterMs: task.jitterMs, maxWaitMs: task.maxWaitMs, signal: controller.signal }),
+          (id) => waitForAdmission(id, () => rl.tryOnce(task.key), { ...policy, signal: run.signal }),
           task.ids,
         );
-        clearTimeout(stop);
+        run.clear();
         send({ type: "wait-done", records });
       }
     } finally {

@@ -32,8 +32,7 @@ export async function createRlflex(url: string, connections: number, points: num
     const l: RateLimiterPostgres = new RateLimiterPostgres(options, (err?: unknown) => (err ? reject(err) : resolve(l)));
   });
   // Open the pool's connections before anything is measured.
-  const clients = await Promise.all(Array.from({ length: connections }, () => pool.query("select 1")));
-  void clients;
+  await Promise.all(Array.from({ length: connections }, () => pool.query("select 1")));
   return {
     pool,
     limiter,

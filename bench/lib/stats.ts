@@ -45,15 +45,7 @@ export function round(value: number, digits = 2): number {
 }
 
 export function roundSummary(s: Summary, digits = 2): Summary {
-  return {
-    n: s.n,
-    min: round(s.min, digits),
-    p50: round(s.p50, digits),
-    p95: round(s.p95, digits),
-    p99: round(s.p99, digits),
-    max: round(s.max, digits),
-    mean: round(s.mean, digits),
-  };
+  return Object.fromEntries(Object.entries(s).map(([k, v]) => [k, round(v, digits)])) as unknown as Summary;
 }
 
 /** Counts values by a key. */

@@ -4,25 +4,7 @@ import { minuteOf } from "./clock.ts";
 import { roundSummary, summarize } from "./stats.ts";
 import type { WaitRecord } from "./wait-client.ts";
 
-export interface LimiterResult {
-  id: "ours" | "rlflex" | "naive";
-  label: string;
-  arrivals: number;
-  admitted: number;
-  gaveUp: number;
-  cutOff: number;
-  errors: number;
-  firstError?: string;
-  perWindow: { window: string; admitted: number; full: boolean }[];
-  utilisation: { window: string; admitted: number; ratio: number }[];
-  overAdmission: number;
-  windowsAboveLimit: number;
-  /** Admissions whose call straddled a minute boundary (counted by when the answer came back). */
-  straddling: number;
-  waitMs: ReturnType<typeof summarize>;
-  starvedWhileCapacityFree: number;
-  overtakenGaveUp: number;
-}
+export type LimiterResult = ReturnType<typeof analyse>;
 
 /**
  * `spanMs`: the limiter's own window when it slides (ours: 60 s + guard). Then "capacity left" means its
@@ -30,13 +12,13 @@ export interface LimiterResult {
  * short: a sliding window never fills every calendar minute to the limit, by design.
  */
 export function analyse(
-  id: LimiterResult["id"],
+  id: "ours" | "rlflex" | "naive",
   label: string,
   records: WaitRecord[],
   cfg: { limitRpm: number },
   fullWindows: number[],
   spanMs?: number,
-): LimiterResult {
+) {
   const admitted = records.filter((r) => r.admittedAt !== null);
   const perWindowMap = new Map<number, number>();
   for (const r of admitted) perWindowMap.set(r.window!, (perWindowMap.get(r.window!) ?? 0) + 1);
@@ -79,6 +61,7 @@ export function analyse(
     utilisation,
     overAdmission,
     windowsAboveLimit: perWindow.filter((w) => w.admitted > cfg.limitRpm).length,
+    /** Admissions whose call straddled a minute boundary (counted by when the answer came back). */
     straddling,
     waitMs: roundSummary(summarize(admitted.map((r) => r.admittedAt! - r.arrivedAt)), 0),
     starvedWhileCapacityFree: starved,

@@ -3,6 +3,7 @@
 // jitter of up to `jitterMs`, never beyond `maxWaitMs` of accumulated sleep), sleep, try again; give up
 // when it says so. The same loop drives our RPC, the naive limiter and rate-limiter-flexible, so the
 // three are compared under one client behaviour.
+import { setMaxListeners } from "node:events";
 import { decideWait } from "./polling-policy.ts";
 import { minuteOf } from "./clock.ts";
 
@@ -33,6 +34,20 @@ export interface WaitPolicy {
   signal: AbortSignal;
 }
 
+/** A waiter's record as it arrives (now). */
+export function waitRecord(id: number): WaitRecord {
+  const unset = { admittedAt: null, admitCallStartedAt: null, window: null, gaveUpAt: null };
+  return { id, arrivedAt: Date.now(), ...unset, cutOff: false, calls: 0, waitedMs: 0 };
+}
+
+/** A signal that ends the run at `stopAt` (epoch ms); `clear()` once the run is over before it. */
+export function abortAt(stopAt: number): { signal: AbortSignal; clear: () => void } {
+  const controller = new AbortController();
+  setMaxListeners(0, controller.signal); // one listener per sleeping waiter
+  const timer = setTimeout(() => controller.abort(), Math.max(0, stopAt - Date.now()));
+  return { signal: controller.signal, clear: () => clearTimeout(timer) };
+}
+
 /** Sleeps `ms`; false when the signal ended the sleep first. */
 export function abortableSleep(ms: number, signal: AbortSignal): Promise<boolean> {
   return new Promise((resolve) => {
@@ -50,17 +65,7 @@ export function abortableSleep(ms: number, signal: AbortSignal): Promise<boolean
 }
 
 export async function waitForAdmission(id: number, tryOnce: () => Promise<TryResult>, policy: WaitPolicy): Promise<WaitRecord> {
-  const rec: WaitRecord = {
-    id,
-    arrivedAt: Date.now(),
-    admittedAt: null,
-    admitCallStartedAt: null,
-    window: null,
-    gaveUpAt: null,
-    cutOff: false,
-    calls: 0,
-    waitedMs: 0,
-  };
+  const rec = waitRecord(id);
   for (;;) {
     if (policy.signal.aborted) {
       rec.cutOff = true;
@@ -114,3 +119,23 @@ export async function driveArrivals(
   }
   return Promise.all(running);
 }
+
+/** `callers` calls of `tryOnce` fired at once: how many were admitted, refused, or failed (and the first failure). */
+export async function fireAtOnce(callers: number, tryOnce: (i: number) => Promise<TryResult>) {
+  let admitted = 0;
+  let refused = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  await Promise.all(Array.from({ length: callers }, async (_, i) => {
+    try {
+      if ((await tryOnce(i)).ok) admitted++;
+      else refused++;
+    } catch (error) {
+      errors++;
+      firstError ??= String(error);
+    }
+  }));
+  return { admitted, refused, errors, ...(firstError ? { firstError } : {}) };
+}
+
+export type Burst = Awaited<ReturnType<typeof fireAtOnce>>;
