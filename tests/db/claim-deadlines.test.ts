@@ -81,29 +81,31 @@ async function counts(caller: string, requestId: string) {
   return row!;
 }
 
-async function rpmUsed(): Promise<number> {
+// What the model's counters booked: the Pacific day's count (the minute's count starts again at each
+// wall-clock minute, which a test that waits for a claim to lapse may cross).
+async function bookedToday(): Promise<number> {
   const [row] = await db.sql<{ n: number }[]>`
-    select coalesce(sum(rpm_used), 0)::int as n from public.google_ai_usage_counters where model = 'gemma-3-27b-it'`;
+    select coalesce(sum(rpd_used), 0)::int as n from public.google_ai_usage_counters where model = 'gemma-3-27b-it'`;
   return row!.n;
 }
 
 describe("a reservation whose caller stopped waiting", () => {
   it("is rolled back at commit with 57014 when its reply_by passed before the statement ran", async () => {
-    const before = await rpmUsed();
+    const before = await bookedToday();
     const error = await reserve("ghost-a", "r1", { reply_by: iso(Date.now() - 1_000), hold_until: iso(Date.now() + 60_000) })
       .then(() => null, (e: { code?: string }) => e);
     expect(error?.code).toBe("57014");
     expect(await counts("ghost-a", "r1")).toEqual({ attempts: 0, admissions: 0, claims: 0 });
-    expect(await rpmUsed()).toBe(before);
+    expect(await bookedToday()).toBe(before);
   });
 
   it("is rolled back when reply_by passes while the statement runs (checked at commit, not at its start)", async () => {
-    const before = await rpmUsed();
+    const before = await bookedToday();
     const error = await reserve("ghost-b", "r1", { reply_by: iso(Date.now() + 300), hold_until: iso(Date.now() + 60_000) },
       ", pg_catalog.pg_sleep(0.8)").then(() => null, (e: { code?: string }) => e);
     expect(error?.code).toBe("57014");
     expect(await counts("ghost-b", "r1")).toEqual({ attempts: 0, admissions: 0, claims: 0 });
-    expect(await rpmUsed()).toBe(before);
+    expect(await bookedToday()).toBe(before);
   });
 
   it("commits in time: the row carries the holder's times, the metadata does not, the claim lasts until hold_until", async () => {
@@ -129,10 +131,10 @@ describe("a claim whose holder's bounds passed", () => {
     const first = await reserve("taken", "r1", briefly());
     expect(first.ok).toBe(true);
     await briefHoldPassed();
-    const before = await rpmUsed();
+    const before = await bookedToday();
     const second = await reserve("taken", "r1", { reply_by: iso(Date.now() + 5_000), hold_until: iso(Date.now() + 60_000) });
     expect(second.ok).toBe(true);
-    expect(await rpmUsed()).toBe(before + 1);
+    expect(await bookedToday()).toBe(before + 1);
     expect(await counts("taken", "r1")).toEqual({ attempts: 2, admissions: 2, claims: 1 });
 
     // The first holder's late end of request (it gave up) leaves the new holder's claim.
