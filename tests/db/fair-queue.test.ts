@@ -2,9 +2,9 @@
 // the order it admits in (class first, then turns that alternate between callers), that a refused
 // WAIT request learns the exact time of its turn, that a waiter who stops calling gives its turn up,
 // and that the queue never admits more than the limit, with 250 connections at once.
-import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
+import { mintToken, sha256 } from "../../shared/db/scoped-token.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
@@ -218,11 +218,8 @@ describe("the admission queue", () => {
 
   it("never lets a client's request rise above its class", async () => {
     await model("q-clamp", 1);
-    const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
-    const [{ c }] = await db.sql`select public.google_ai_create_client('clamped', '{q-clamp}'::text[]) as c`;
+    const { token } = await mintToken(db.sql, "clamped", { models: ["q-clamp"] });
     await db.sql`update public.google_ai_clients set priority_class = 'batch' where name = 'clamped'`;
-    const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
-    await db.sql`select public.google_ai_mint_token(${sha256(c.secret)}, ${sha256(token)})`;
     await fill("q-clamp", 1, T0);
     const a = await admit({ at: T0 + 1_000, model: "q-clamp", caller: "client:clamped", tokenHash: sha256(token),
       priority: "interactive", waitLeftMs: 120_000 });

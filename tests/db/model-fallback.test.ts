@@ -3,14 +3,13 @@
 // first when its turn comes within the wait, keeps a ticket's model, passes over retired models,
 // keeps a token to its models, and records one refused row per model passed over. Under 300 callers
 // on 200 connections, chains in opposite orders neither deadlock nor admit more than each limit.
-import { createHash, randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
+import { mintToken, sha256 } from "../../shared/db/scoped-token.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
 const T0 = Date.parse("2026-11-21T10:00:00Z");
-const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
 beforeAll(async () => {
   db = await freshDatabase("model_fallback");
@@ -169,10 +168,8 @@ describe("a chain of models", () => {
     await model("sc-b", { rpm: 10 });
     await fill("sc-a", 1, T0);
     const mint = async (name: string, models: string[]) => {
-      const [{ c }] = await db.sql`select public.google_ai_create_client(${name}, ${models}::text[]) as c`;
-      const token = `evegw_tok_${randomBytes(32).toString("base64url")}`;
-      const [{ m }] = await db.sql`select public.google_ai_mint_token(${sha256(c.secret)}, ${sha256(token)}) as m`;
-      return { hash: sha256(token), tokenId: m.token_id as string };
+      const { token, tokenId } = await mintToken(db.sql, name, { models });
+      return { hash: sha256(token), tokenId };
     };
     const narrow = await mint("sc-narrow", ["sc-a"]);
     const refused = await chain({ at: T0 + 1000, models: ["sc-a", "sc-b"], tokenHash: narrow.hash, requestId: "sc-1" });
