@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 638baeb27dc0882eda432db2ad207d617aebffb11d3c2bb1bc9bb634d7e96cf6
+-- sha256 of what follows: 63f3882878ffd1bb2eb86b4399dcd0d22a9ffb320dd25c42e6e27ce3acccc337
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -195,8 +195,9 @@ CREATE TABLE IF NOT EXISTS public.google_ai_usage_counters (
     window_at timestamp with time zone,
     rpd_next_used integer DEFAULT 0 NOT NULL,
     rpd_prev_used integer DEFAULT 0 NOT NULL,
-    window_floor timestamp with time zone,
-    spread_until timestamp with time zone
+    spread_until timestamp with time zone,
+    ring_low bigint,
+    ring integer[]
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS id bigserial NOT NULL;
@@ -214,8 +215,9 @@ ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS window_toke
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS window_at timestamp with time zone;
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS rpd_next_used integer DEFAULT 0 NOT NULL;
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS rpd_prev_used integer DEFAULT 0 NOT NULL;
-ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS window_floor timestamp with time zone;
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS spread_until timestamp with time zone;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS ring_low bigint;
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS ring integer[];
 ALTER TABLE public.google_ai_usage_counters SET (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_used IS
@@ -225,7 +227,7 @@ COMMENT ON COLUMN public.google_ai_usage_counters.quota_group IS
     'Google Cloud project (or key:<id>) the row counts for. Null on rows written before the gateway.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.window_requests IS
-    'Admissions in the sliding window (the last 60 s + minute guard): the rows of google_ai_admissions.';
+    'Requests in the sliding window (the last 60 s + minute guard): the sum of the ring''s counts.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS
     'Requests admitted within the day guard before midnight, counted for the next Pacific day too.';
@@ -238,9 +240,9 @@ COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS
     'every booking moves it one step (google_ai_spread_step); while requests wait (google_ai_spread_holds), a request '
     'may be booked once this is at most spread_burst - 1 steps ahead of now. Null: not spread, or nothing booked yet.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS
-    'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next '
-    'removal of expired admissions reads the index from here.';
+COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
+    'The sliding window as a ring of seconds from ring_low on (google_ai_ring_at): per second its admissions, their '
+    'tokens, the first and the last one''s microsecond; window_requests and window_tokens are their sums.';
 
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
 -- or until Pacific midnight after a per-day quota violation.
@@ -400,6 +402,7 @@ CREATE TABLE IF NOT EXISTS public.google_ai_attempts (
     hold_until timestamp with time zone,
     holder uuid,
     refusal_cause text,
+    admitted_at timestamp with time zone,
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text,
       'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
       'unknown'::text]))),
@@ -411,6 +414,10 @@ WITH (fillfactor='80');
 
 COMMENT ON TABLE public.google_ai_attempts IS
     'Audit log: one row per reservation decision and its outcome. Secrets never appear here.';
+
+COMMENT ON COLUMN public.google_ai_attempts.admitted_at IS
+    'When the booking counted the request in its quota group''s window (the second of its ring slot, '
+    'google_ai_ring_at); null for a refusal.';
 
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 
@@ -487,6 +494,11 @@ CREATE INDEX IF NOT EXISTS google_ai_attempts_client_idx ON public.google_ai_att
 
 CREATE INDEX IF NOT EXISTS google_ai_attempts_created_at_idx ON public.google_ai_attempts USING btree (created_at);
 
+-- The admissions of a quota group's window, for what the ring of counts cannot say: which class made
+-- them (the queue's likely turn), which are still in flight (a TPM waiter's recheck).
+CREATE INDEX IF NOT EXISTS google_ai_attempts_window_idx ON public.google_ai_attempts USING btree (quota_group, model,
+    admitted_at) WHERE (admitted_at IS NOT NULL);
+
 CREATE INDEX IF NOT EXISTS google_ai_attempts_request_id_idx ON
     public.google_ai_attempts USING btree (request_id) WHERE (request_id IS NOT NULL);
 
@@ -534,8 +546,8 @@ $$;
 -- supabase/schemas/20_windows.sql
 -- ================================================================================================
 
--- Windows on Google's clock: the Pacific day, the sliding minute window (60 s plus a guard) over
--- google_ai_admissions, when a full window opens again, and the spread's schedule.
+-- Windows on Google's clock: the Pacific day, the sliding minute window (60 s plus a guard) as a ring
+-- of seconds, and the spread's schedule.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
@@ -558,39 +570,9 @@ COMMENT ON TABLE public.google_ai_admission_settings IS
     'is 60 s plus this), day_guard_ms (>= clock offset + delay at Pacific midnight), recheck_ms (how soon a TPM waiter '
     'asks again while tokens of its window may still be given back).';
 
-CREATE TABLE IF NOT EXISTS public.google_ai_admissions (
-    reservation_id uuid NOT NULL,
-    quota_group text NOT NULL,
-    model text NOT NULL,
-    admitted_at timestamp with time zone NOT NULL,
-    tokens integer NOT NULL,
-    in_flight boolean DEFAULT true NOT NULL,
-    day_guard smallint DEFAULT 0 NOT NULL,
-    share_ids bigint[],
-    class_rank smallint
-);
-
-COMMENT ON TABLE public.google_ai_admissions IS
-    'Admissions of the last minute + guard per quota group and model (the sliding window); expired rows are removed by '
-    'the next admission of their group. No caller data, no secrets.';
-
-COMMENT ON COLUMN public.google_ai_admissions.class_rank IS
-    'The rank of the priority class that made this admission (null: not known): the queue reads what the higher '
-    'classes took of the window to tell a lower class whether its turn is likely within its wait.';
-
-COMMENT ON COLUMN public.google_ai_admissions.share_ids IS
-    'The shares whose owner made this admission: their window counts give it back when it leaves the window.';
-
 SELECT pg_temp.add_constraint_once('public.google_ai_admission_settings', 'google_ai_admission_settings_pkey',
   $constraint$ALTER TABLE ONLY public.google_ai_admission_settings
     ADD CONSTRAINT google_ai_admission_settings_pkey PRIMARY KEY (id);$constraint$);
-
-SELECT pg_temp.add_constraint_once('public.google_ai_admissions', 'google_ai_admissions_pkey',
-  $constraint$ALTER TABLE ONLY public.google_ai_admissions
-    ADD CONSTRAINT google_ai_admissions_pkey PRIMARY KEY (reservation_id);$constraint$);
-
-CREATE INDEX IF NOT EXISTS google_ai_admissions_window_idx ON
-    public.google_ai_admissions USING btree (quota_group, model, admitted_at);
 
 CREATE OR REPLACE FUNCTION public.google_ai_admission_guard() RETURNS public.google_ai_admission_settings
     LANGUAGE plpgsql STABLE
@@ -705,26 +687,147 @@ CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp
               then p_spread_until else p_now end operator(pg_catalog.+) p_step
 $$;
 
--- When the sliding window has room again for one more request of p_tokens under both limits: when
--- the shortest run of its oldest admissions that frees enough has left it (admitted_at + window).
-CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text,
-    p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer,
-    p_tokens integer) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+-- The sliding window as a ring of seconds, kept on the row it limits (google_ai_usage_counters,
+-- google_ai_share_usage): one integer array, four entries per second of admissions - their count,
+-- their tokens, the first and the last of their times (microseconds into the second) - for the
+-- span = 1 + the guarded window in whole seconds (second s at (s % span) * 4 + 1), and the sums of
+-- the counts beside it. A second's first admission leaves the window on time (first + p_window), the
+-- others with its last (their tokens too): exact for up to two admissions a second, never early, at
+-- most one second late. ring_low: every second below it has left.
+-- This moves the ring to p_at (null: where it is), letting go what left the window, then counts
+-- p_requests and p_tokens at p_admitted_at (default p_at) while its second is in the ring. Negative:
+-- a correction, never below nothing; a request given back leaves the others of its second with the
+-- last (which of them it was is not known). Tokens are kept when sum_tokens is not null.
+CREATE OR REPLACE FUNCTION public.google_ai_ring_at(p_at timestamp with time zone, p_window interval,
+    INOUT ring_low bigint, INOUT ring integer[], INOUT sum_requests integer, INOUT sum_tokens bigint,
+    p_requests integer DEFAULT 0, p_tokens integer DEFAULT 0,
+    p_admitted_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
+declare
+  -- (date_part: a double is exact to the microsecond here, and far cheaper than extract's numeric.)
+  v_span integer := 1 + ceil(date_part('epoch', p_window))::integer;
+  v_now bigint := floor(date_part('epoch', p_at))::bigint;
+  v_at timestamptz;
+  v_second bigint;
+  v_us integer;
+  v_old integer[];
+  v_old_span integer;
+  v_i integer;
 begin
-  return (
-    select min(a.admitted_at) + p_window
-    from (
-      select w.admitted_at,
-             count(*) over () - row_number() over (order by w.admitted_at, w.reservation_id) as left_requests,
-             sum(w.tokens) over () - sum(w.tokens) over (order by w.admitted_at, w.reservation_id) as left_tokens
-      from public.google_ai_admissions w
-      where w.quota_group = p_quota_group and w.model = p_model and w.admitted_at > p_now - p_window
-    ) a
-    where (p_rpm is null or a.left_requests + 1 <= p_rpm)
-      and (p_tpm is null or a.left_tokens + p_tokens <= p_tpm));
+  if v_now is not null and (ring is null or ring_low is null or coalesce(sum_requests, 0) = 0
+                            or cardinality(ring) <> 4 * v_span) then
+    -- Nothing counted, or the guard changed: the ring starts again at p_at, with the seconds of the
+    -- old one still in the window. (A longer guard cannot bring back the seconds already let go.)
+    v_old := case when coalesce(sum_requests, 0) > 0 and ring_low is not null then ring end;
+    v_old_span := coalesce(cardinality(v_old) / 4, 0);
+    ring := pg_catalog.array_fill(0, array[4 * v_span]);
+    sum_requests := 0;
+    sum_tokens := case when sum_tokens is not null then 0 end;
+    for s in greatest(coalesce(ring_low, v_now), v_now - v_old_span + 1)
+             .. least(v_now, coalesce(ring_low, v_now) + v_old_span - 1) loop
+      v_i := (s % v_old_span)::integer * 4;
+      continue when v_old[v_i + 1] = 0 or s <= v_now - v_span
+                 or public.google_ai_ring_time(s, v_old[v_i + 4]) + p_window <= p_at;
+      ring[(s % v_span)::integer * 4 + 1 : (s % v_span)::integer * 4 + 4] := v_old[v_i + 1 : v_i + 4];
+      sum_requests := sum_requests + v_old[v_i + 1];
+      sum_tokens := sum_tokens + v_old[v_i + 2];
+    end loop;
+    ring_low := case when v_old is null then v_now else v_now - v_span + 1 end;
+  elsif v_now - ring_low >= v_span then
+    -- The seconds up to now - span have left whatever their times (their last admission was at most
+    -- the guarded window ago): their slots are let go as they are.
+    for s in ring_low .. least(v_now - v_span, ring_low + v_span - 1) loop
+      v_i := (s % v_span)::integer * 4;
+      sum_requests := sum_requests - ring[v_i + 1];
+      sum_tokens := sum_tokens - ring[v_i + 2];
+      ring[v_i + 1 : v_i + 4] := '{0,0,0,0}';
+    end loop;
+    ring_low := v_now - v_span + 1;
+  end if;
+  if ring is null then
+    return;
+  end if;
+  -- Up to the current second: empty seconds are passed, full ones let go as their admissions leave.
+  while ring_low < v_now loop
+    v_i := (ring_low % v_span)::integer * 4;
+    if ring[v_i + 1] > 0 then
+      if public.google_ai_ring_time(ring_low, ring[v_i + 4]) + p_window <= p_at then
+        sum_requests := sum_requests - ring[v_i + 1];
+        sum_tokens := sum_tokens - ring[v_i + 2];
+        ring[v_i + 1 : v_i + 4] := '{0,0,0,0}';
+      else
+        if ring[v_i + 3] < ring[v_i + 4] and public.google_ai_ring_time(ring_low, ring[v_i + 3]) + p_window <= p_at then
+          sum_requests := sum_requests - 1;
+          ring[v_i + 1] := ring[v_i + 1] - 1;
+          ring[v_i + 3] := ring[v_i + 4];
+        end if;
+        exit; -- (every later second's admissions are later than this one's last)
+      end if;
+    end if;
+    ring_low := ring_low + 1;
+  end loop;
+  if p_requests = 0 and p_tokens = 0 then
+    return;
+  end if;
+  v_at := coalesce(p_admitted_at, p_at);
+  v_second := floor(date_part('epoch', v_at))::bigint;
+  v_us := round((date_part('epoch', v_at) - v_second) * 1000000)::integer;
+  if v_second < ring_low or v_second >= ring_low + v_span then
+    return;
+  end if;
+  v_i := (v_second % v_span)::integer * 4;
+  if p_admitted_at is not null and ring[v_i + 1] = 0 then
+    return; -- (a correction for a second that left)
+  end if;
+  if p_requests > 0 or v_us >= ring[v_i + 3] then
+    -- (A request given back from before the second's first left already, with it.)
+    sum_requests := sum_requests - ring[v_i + 1];
+    ring[v_i + 1] := greatest(0, ring[v_i + 1] + p_requests);
+    sum_requests := sum_requests + ring[v_i + 1];
+  end if;
+  if sum_tokens is not null then
+    sum_tokens := sum_tokens - ring[v_i + 2];
+    ring[v_i + 2] := greatest(0, ring[v_i + 2] + p_tokens);
+    sum_tokens := sum_tokens + ring[v_i + 2];
+  end if;
+  if ring[v_i + 1] = 0 then
+    ring[v_i + 1 : v_i + 4] := '{0,0,0,0}';
+  elsif p_requests > 0 and ring[v_i + 1] = p_requests then
+    ring[v_i + 3 : v_i + 4] := array[v_us, v_us];
+  elsif p_requests > 0 then
+    ring[v_i + 3 : v_i + 4] := array[least(ring[v_i + 3], v_us), greatest(ring[v_i + 4], v_us)];
+  elsif p_requests < 0 then
+    ring[v_i + 3] := ring[v_i + 4];
+  end if;
+end
+$$;
+
+-- The moment p_us microseconds into second p_second of the epoch (to_timestamp rounds to the
+-- microsecond, far coarser than a double's error here).
+CREATE OR REPLACE FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select pg_catalog.to_timestamp(p_second::double precision operator(pg_catalog.+)
+                                         (p_us::double precision operator(pg_catalog./) 1000000)) $$;
+
+-- When the oldest second of a ring that counts anything next lets something go (google_ai_ring_at):
+-- a request when its first admission leaves, tokens (p_tokens) when its last does; null when it
+-- counts nothing.
+CREATE OR REPLACE FUNCTION public.google_ai_ring_frees_at(p_ring_low bigint, p_ring integer[], p_window interval,
+    p_tokens boolean DEFAULT false) RETURNS timestamp with time zone
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+declare
+  v_span integer := cardinality(p_ring) / 4;
+  v_i integer;
+begin
+  for s in p_ring_low .. p_ring_low + coalesce(v_span, 0) - 1 loop
+    v_i := (s % v_span)::integer * 4;
+    if p_ring[v_i + case when p_tokens then 2 else 1 end] > 0 then
+      return public.google_ai_ring_time(s, p_ring[v_i + case when p_tokens then 4 else 3 end]) + p_window;
+    end if;
+  end loop;
+  return null;
 end
 $$;
 
@@ -1200,11 +1303,14 @@ CREATE TABLE IF NOT EXISTS public.google_ai_share_usage (
     day_bucket date,
     day_used integer DEFAULT 0 NOT NULL,
     day_next_used integer DEFAULT 0 NOT NULL,
-    day_prev_used integer DEFAULT 0 NOT NULL
+    day_prev_used integer DEFAULT 0 NOT NULL,
+    ring_low bigint,
+    ring integer[]
 );
 
 COMMENT ON TABLE public.google_ai_share_usage IS
-    'What each share''s owner used of a quota group, written only under that group''s counter-row lock.';
+    'What each share''s owner used of a quota group, written only under that group''s counter-row lock: the '
+    'window as a ring of seconds (google_ai_ring_at; window_requests is its sum) and the Pacific day.';
 
 SELECT pg_temp.add_constraint_once('public.google_ai_caller_budgets', 'google_ai_caller_budgets_pkey',
   $constraint$ALTER TABLE ONLY public.google_ai_caller_budgets
@@ -1287,11 +1393,12 @@ begin
 end
 $$;
 
--- When the sliding window has room again for one more request of p_tokens for a requester that does
--- not own some RPM shares: walking its admissions oldest first, the first moment the ones left, plus
--- what the other owners may still claim of their shares, leave a request over (an owner's admission
--- leaving gives its owner room, not the others). Without such shares: google_ai_window_reopens_at.
--- Null: never within the window (the shares kept from this requester cover the limit).
+-- When the sliding window has room again for one more request of p_tokens, for a requester that
+-- does not own the RPM shares it holds back: walking the window's seconds oldest first (a second's
+-- first admission leaves on time, the others with its last: google_ai_ring_at), the first moment the
+-- admissions left, plus what the other owners may still claim of their shares, leave a request over
+-- (an owner's admission leaving gives its owner room, not the others). Null: never within the window
+-- (the shares kept from this requester cover the limit, or the tokens the TPM).
 CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text,
     p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text,
     p_caller text) RETURNS timestamp with time zone
@@ -1299,48 +1406,67 @@ CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group tex
     SET search_path TO ''
     AS $$
 declare
-  v_ids bigint[];
-  v_kept integer[];
-  v_used integer[];
+  v_row public.google_ai_usage_counters;
+  v_ring record;
+  v_share record;
+  -- The others' RPM shares: what each keeps, what its owner used of the window, its ring (a row each).
+  v_kept integer[] := '{}';
+  v_used integer[] := '{}';
+  v_rings integer[] := '{}';
+  v_span integer;
   v_left_requests integer;
   v_left_tokens bigint;
+  v_i integer;
+  v_us integer;
+  v_gone integer;
   v_held integer;
-  v_adm record;
 begin
-  select array_agg(s.id order by s.id), array_agg(s.reserved_rpm order by s.id) into v_ids, v_kept
-  from public.google_ai_quota_shares s
-  where s.model = p_model and s.reserved_rpm is not null
-    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
-  if v_ids is null or p_rpm is null then
-    return public.google_ai_window_reopens_at(p_quota_group, p_model, p_now, p_window, p_rpm, p_tpm, p_tokens);
+  select * into v_row from public.google_ai_usage_counters c where c.quota_group = p_quota_group and c.model = p_model;
+  v_ring := public.google_ai_ring_at(p_now, p_window, v_row.ring_low, v_row.ring, v_row.window_requests,
+    v_row.window_tokens);
+  if v_ring.ring_low is null then
+    return null;
   end if;
-
-  select count(*), coalesce(sum(a.tokens), 0) into v_left_requests, v_left_tokens
-  from public.google_ai_admissions a
-  where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window;
-  select array_agg((select count(*) from public.google_ai_admissions a
-                    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
-                      and i.id = any (a.share_ids))::integer order by i.n)
-    into v_used
-  from unnest(v_ids) with ordinality as i(id, n);
-
-  for v_adm in
-    select a.admitted_at, a.tokens, a.share_ids from public.google_ai_admissions a
-    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
-    order by a.admitted_at, a.reservation_id
+  v_span := cardinality(v_ring.ring) / 4;
+  for v_share in
+    select s.reserved_rpm, r.ring, r.sum_requests
+    from public.google_ai_quota_shares s
+    left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+    cross join lateral public.google_ai_ring_at(p_now, p_window, u.ring_low, u.ring, u.window_requests, null) r
+    where s.model = p_model and s.reserved_rpm is not null and p_rpm is not null
+      and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false))
   loop
-    v_left_requests := v_left_requests - 1;
-    v_left_tokens := v_left_tokens - v_adm.tokens;
-    v_held := 0;
-    for i in 1 .. cardinality(v_ids) loop
-      if v_ids[i] = any (v_adm.share_ids) then
-        v_used[i] := v_used[i] - 1;
+    v_kept := v_kept || v_share.reserved_rpm;
+    v_used := v_used || v_share.sum_requests;
+    v_rings := v_rings || array[v_share.ring];
+  end loop;
+
+  v_left_requests := v_ring.sum_requests;
+  v_left_tokens := v_ring.sum_tokens;
+  for s in v_ring.ring_low .. v_ring.ring_low + v_span - 1 loop
+    v_i := (s % v_span)::integer * 4;
+    continue when v_ring.ring[v_i + 1] = 0;
+    -- Two moments a second: its first admission leaves, then the others (and the tokens) with its last.
+    foreach v_us in array v_ring.ring[v_i + 3 : v_i + 4] loop
+      v_gone := case when v_us < v_ring.ring[v_i + 4] then 1 else v_ring.ring[v_i + 1] end;
+      v_held := 0;
+      for j in 1 .. cardinality(v_kept) loop
+        -- What of the owner's admissions of this second have left by then, the same way.
+        v_held := v_held + greatest(0, v_kept[j] - (v_used[j]
+          - case when v_rings[j][v_i + 1] = 0 or v_rings[j][v_i + 3] > v_us then 0
+                 when v_rings[j][v_i + 4] <= v_us then v_rings[j][v_i + 1] else 1 end));
+      end loop;
+      if (p_rpm is null or v_left_requests - v_gone + 1 + v_held <= p_rpm)
+         and (p_tpm is null or v_left_tokens - case when v_gone = v_ring.ring[v_i + 1] then v_ring.ring[v_i + 2]
+                                                     else 0 end + p_tokens <= p_tpm) then
+        return public.google_ai_ring_time(s, v_us) + p_window;
       end if;
-      v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
     end loop;
-    if v_left_requests + 1 + v_held <= p_rpm and (p_tpm is null or v_left_tokens + p_tokens <= p_tpm) then
-      return v_adm.admitted_at + p_window;
-    end if;
+    v_left_requests := v_left_requests - v_ring.ring[v_i + 1];
+    v_left_tokens := v_left_tokens - v_ring.ring[v_i + 2];
+    for j in 1 .. cardinality(v_kept) loop
+      v_used[j] := v_used[j] - v_rings[j][v_i + 1];
+    end loop;
   end loop;
   return null;
 end
@@ -1505,19 +1631,28 @@ CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON publ
     WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
--- release removes it (p_released) and gives back the request in its minute and day. The counter row
--- is locked before the admission row, the order the reservation takes them in. An admission that
--- already left the window changes only the calendar counters.
+-- release gives back the request in its minute, day and window (and in its owners' shares). The
+-- window is corrected in the second the admission counts in (google_ai_attempts.admitted_at) while
+-- that second is still in the ring; one that left it changes only the calendar counters.
 CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer,
     p_released boolean) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_row public.google_ai_usage_counters;
-  v_adm public.google_ai_admissions;
-  v_delta bigint;
-  v_shares bigint[];
+  v_ring record;
+  v_second bigint := floor(extract(epoch from p_att.admitted_at))::bigint;
+  -- (An attempt without its admission's time is not looked for in the window.)
+  v_requests integer := case when p_released and v_second is not null then -1 else 0 end;
+  v_delta integer := p_tokens - p_att.estimated_tokens;
+  -- Counted for the other day too when admitted within the day guard of a midnight.
+  v_near_end boolean := p_att.admitted_at >= public.google_ai_pacific_midnight_after(p_att.admitted_at) - v_day_guard;
+  v_near_start boolean := p_att.admitted_at
+    < public.google_ai_pacific_start(public.google_ai_pacific_day(p_att.admitted_at)) + v_day_guard;
 begin
   select * into v_row from public.google_ai_usage_counters c
   where c.quota_group = p_att.quota_group and c.model = p_att.model
@@ -1525,50 +1660,39 @@ begin
   if not found then
     return;
   end if;
-  if p_released then
-    delete from public.google_ai_admissions a where a.reservation_id = p_att.reservation_id returning * into v_adm;
-  else
-    select * into v_adm from public.google_ai_admissions a where a.reservation_id = p_att.reservation_id for update;
-    if found then
-      update public.google_ai_admissions a set tokens = p_tokens, in_flight = false
-      where a.reservation_id = p_att.reservation_id;
-    end if;
-  end if;
-  v_delta := p_tokens - coalesce(v_adm.tokens, p_att.estimated_tokens);
+  v_ring := public.google_ai_ring_at(null, v_window, v_row.ring_low, v_row.ring,
+    v_row.window_requests, v_row.window_tokens, v_requests,
+    case when v_second is not null then v_delta else 0 end, p_att.admitted_at);
 
   update public.google_ai_usage_counters c set
     rpm_used = case when p_released and c.minute_bucket = p_att.minute_bucket
                     then greatest(0, c.rpm_used - 1) else c.rpm_used end,
     tpm_used = case when c.minute_bucket = p_att.minute_bucket
-                    then greatest(0, c.tpm_used + (p_tokens - p_att.estimated_tokens)) else c.tpm_used end,
+                    then greatest(0, c.tpm_used + v_delta) else c.tpm_used end,
     rpd_used = case when p_released and c.day_bucket = p_att.day_bucket
                     then greatest(0, c.rpd_used - 1) else c.rpd_used end,
-    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_adm.day_guard = 1
+    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_near_end
                          then greatest(0, c.rpd_next_used - 1) else c.rpd_next_used end,
-    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_adm.day_guard = -1
+    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_near_start
                          then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
-    window_requests = case when v_adm.reservation_id is not null and p_released
-                           then greatest(0, c.window_requests - 1) else c.window_requests end,
-    window_tokens = case when v_adm.reservation_id is not null
-                         then greatest(0, c.window_tokens + v_delta) else c.window_tokens end
+    ring = v_ring.ring,
+    window_requests = v_ring.sum_requests, window_tokens = v_ring.sum_tokens
   where c.id = v_row.id;
 
   if p_released then
-    v_shares := case when v_adm.reservation_id is not null then v_adm.share_ids
-                     else (select array_agg(s.id) from public.google_ai_quota_shares s
-                           where s.model = p_att.model
-                             and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)) end;
-    if cardinality(v_shares) > 0 then
-      update public.google_ai_share_usage u set
-        window_requests = case when v_adm.reservation_id is not null
-                               then greatest(0, u.window_requests - 1) else u.window_requests end,
-        day_used = case when u.day_bucket = p_att.day_bucket then greatest(0, u.day_used - 1) else u.day_used end,
-        day_next_used = case when u.day_bucket = p_att.day_bucket and v_adm.day_guard = 1
-                             then greatest(0, u.day_next_used - 1) else u.day_next_used end,
-        day_prev_used = case when u.day_bucket = p_att.day_bucket and v_adm.day_guard = -1
-                             then greatest(0, u.day_prev_used - 1) else u.day_prev_used end
-      where u.quota_group = p_att.quota_group and u.share_id = any (v_shares);
-    end if;
+    update public.google_ai_share_usage u set
+      (ring, window_requests) =
+        (select r.ring, r.sum_requests
+         from public.google_ai_ring_at(null, v_window, u.ring_low, u.ring,
+           u.window_requests, null, v_requests, 0, p_att.admitted_at) r),
+      day_used = case when u.day_bucket = p_att.day_bucket then greatest(0, u.day_used - 1) else u.day_used end,
+      day_next_used = case when u.day_bucket = p_att.day_bucket and v_near_end
+                           then greatest(0, u.day_next_used - 1) else u.day_next_used end,
+      day_prev_used = case when u.day_bucket = p_att.day_bucket and v_near_start
+                           then greatest(0, u.day_prev_used - 1) else u.day_prev_used end
+    from public.google_ai_quota_shares s
+    where s.model = p_att.model and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)
+      and u.quota_group = p_att.quota_group and u.share_id = s.id;
   end if;
 end
 $$;
@@ -2237,6 +2361,8 @@ declare
   v_spread record;
   v_spaced boolean;
   v_group record;
+  v_ring record;
+  v_i integer;
   v_expiries timestamptz[];
   v_count integer;
   v_higher integer;
@@ -2261,7 +2387,7 @@ begin
   v_spaced := v_spread.step is not null
               and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
   for v_group in
-    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until
+    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests
     from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
     left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
   loop
@@ -2271,11 +2397,26 @@ begin
       free_now := 1000000;
       continue;
     end if;
-    select array_agg(a.admitted_at + v_window order by a.admitted_at),
-           count(*) filter (where a.class_rank < p_rank)
-      into v_expiries, v_higher
-    from public.google_ai_admissions a
-    where a.quota_group = v_group.quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
+    -- The window's admissions leave with their seconds (google_ai_ring_at); what the higher classes
+    -- took of it is on the attempt rows (a request that waited longer than a window says nothing of
+    -- what its class asks for now).
+    v_ring := public.google_ai_ring_at(p_now, v_window, v_group.ring_low, v_group.ring,
+      v_group.window_requests, null);
+    v_expiries := '{}';
+    for s in v_ring.ring_low .. v_ring.ring_low + cardinality(v_ring.ring) / 4 - 1 loop
+      v_i := (s % (cardinality(v_ring.ring) / 4))::integer * 4;
+      continue when v_ring.ring[v_i + 1] = 0;
+      -- A second's first admission leaves on time, the others with its last.
+      v_expiries := v_expiries || (public.google_ai_ring_time(s, v_ring.ring[v_i + 3]) + v_window)
+        || pg_catalog.array_fill(public.google_ai_ring_time(s, v_ring.ring[v_i + 4]) + v_window,
+                                 array[v_ring.ring[v_i + 1] - 1]);
+    end loop;
+    select count(*) into v_higher
+    from public.google_ai_attempts a
+    join public.google_ai_priority_classes pc on pc.name = a.priority_class
+    where a.quota_group = v_group.quota_group and a.model = p_model and a.admitted_at > p_now - v_window
+      and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
+      and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000;
     v_count := coalesce(cardinality(v_expiries), 0);
     v_free := greatest(0, p_rpm - v_count);
     -- The group's openings within one window: free now, then as admissions leave.
@@ -2422,7 +2563,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model
     p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean,
     p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text,
     OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date,
-    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
+    OUT admitted_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -2443,8 +2585,8 @@ declare
   v_rpd_used integer;
   v_rpd_next integer;
   v_rpd_prev integer;
-  v_gone_requests integer;
-  v_gone_tokens bigint;
+  v_ring record;
+  v_written integer;
   v_win_requests integer;
   v_win_tokens bigint;
   -- Shares
@@ -2458,7 +2600,6 @@ declare
   v_held_next integer := 0;
   v_held_prev integer := 0;
   v_owned bigint[] := '{}';
-  v_owned_win integer[] := '{}';
   v_owned_used integer[] := '{}';
   v_owned_next integer[] := '{}';
   v_owned_prev integer[] := '{}';
@@ -2519,37 +2660,16 @@ begin
     v_near_end := v_now >= v_midnight - v_day_guard;
     v_near_start := v_now < v_day_start + v_day_guard;
 
-    -- Admissions that left the window (each is expired once, by the first try after it left); the
-    -- owners of shares get their window count back with them.
-    with gone as (
-      delete from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model
-        and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
-      returning a.tokens, a.share_ids),
-    owners_back as (
-      update public.google_ai_share_usage u set window_requests = greatest(0, u.window_requests - b.n)
-      from (select s.id, count(*)::integer as n from gone g cross join unnest(g.share_ids) as s(id) group by s.id) b
-      where u.quota_group = p_quota_group and u.share_id = b.id)
-    select count(*), coalesce(sum(g.tokens), 0) into v_gone_requests, v_gone_tokens from gone g;
+    -- The window moved on to now, with this request counted (written only if it fits). A new counter
+    -- row (first use, or housekeeping removed an idle one): the owners' use starts again with it.
+    v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
+      v_row.window_requests, v_row.window_tokens, 1, p_tokens);
+    v_win_requests := v_ring.sum_requests - 1;
+    v_win_tokens := v_ring.sum_tokens - p_tokens;
     if v_row.window_at is null then
-      -- A new counter row (first use, or housekeeping removed an idle one): count what is in the window.
-      select count(*), coalesce(sum(a.tokens), 0) into v_win_requests, v_win_tokens
-      from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model;
-      -- The owners' use starts again with the row: their admissions in the window, nothing of the day.
       delete from public.google_ai_share_usage u
       where u.quota_group = p_quota_group
         and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
-      insert into public.google_ai_share_usage (quota_group, share_id, window_requests)
-      select p_quota_group, s.id, count(*)::integer
-      from public.google_ai_admissions a
-      cross join unnest(a.share_ids) as x(id)
-      join public.google_ai_quota_shares s on s.id = x.id and s.model = p_model
-      where a.quota_group = p_quota_group and a.model = p_model
-      group by s.id;
-    else
-      v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
-      v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
     end if;
 
     -- The model's shares in this group: what the others' shares keep from this requester, and the
@@ -2557,10 +2677,12 @@ begin
     for v_share in
       select s.id, s.reserved_rpm, s.reserved_rpd, s.pace_burst,
              coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
-             coalesce(u.window_requests, 0) as win, u.day_bucket, coalesce(u.day_used, 0) as day_used,
+             r.sum_requests as win, u.day_bucket, coalesce(u.day_used, 0) as day_used,
              coalesce(u.day_next_used, 0) as day_next_used, coalesce(u.day_prev_used, 0) as day_prev_used
       from public.google_ai_quota_shares s
       left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+      cross join lateral public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring,
+        u.window_requests, null) r
       where s.model = p_model
       order by s.id
     loop
@@ -2574,7 +2696,6 @@ begin
       v_reserved_rpd := v_reserved_rpd + coalesce(v_share.reserved_rpd, 0);
       if v_share.owned then
         v_owned := v_owned || v_share.id;
-        v_owned_win := v_owned_win || v_share.win;
         v_owned_used := v_owned_used || v_used;
         v_owned_next := v_owned_next || v_next;
         v_owned_prev := v_owned_prev || v_prev;
@@ -2654,9 +2775,10 @@ begin
         if v_window_full then
           reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model, v_now, v_window, p_rpm, p_tpm,
             p_tokens, p_class, p_caller);
-          if outcome = 'tpm' and exists (select 1 from public.google_ai_admissions a
+          -- Tokens may come back while admissions of the window are still in flight.
+          if outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
                                          where a.quota_group = p_quota_group and a.model = p_model
-                                           and a.in_flight and a.admitted_at > v_now - v_window) then
+                                           and a.status = 'reserved' and a.admitted_at > v_now - v_window) then
             recheck_at := v_now + v_guard.recheck_ms * interval '1 millisecond';
           end if;
         end if;
@@ -2675,24 +2797,31 @@ begin
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
-    insert into public.google_ai_admissions (reservation_id,
-      quota_group, model, admitted_at, tokens, day_guard, share_ids,
-      class_rank)
-    values (coalesce(p_reservation_id, gen_random_uuid()), p_quota_group, p_model, v_now, p_tokens,
-            case when v_near_end then 1 when v_near_start then -1 else 0 end,
-            case when cardinality(v_owned) > 0 then v_owned end, public.google_ai_class_rank(p_class));
-
     if cardinality(v_owned) > 0 then
-      insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
-        day_next_used, day_prev_used)
-      select p_quota_group, o.id, o.win + 1, v_day, o.used + 1,
-             o.next + case when v_near_end then 1 else 0 end, o.prev + case when v_near_start then 1 else 0 end
-      from unnest(v_owned, v_owned_win, v_owned_used, v_owned_next, v_owned_prev) as o(id, win, used, next, prev)
-      on conflict (quota_group, share_id) do update set
-        window_requests = excluded.window_requests, day_bucket = excluded.day_bucket, day_used = excluded.day_used,
-        day_next_used = excluded.day_next_used, day_prev_used = excluded.day_prev_used;
+      -- The owners' day and window; an owner's first admission in the group writes its row.
+      update public.google_ai_share_usage u set
+        day_bucket = v_day, day_used = o.used + 1,
+        day_next_used = o.next + case when v_near_end then 1 else 0 end,
+        day_prev_used = o.prev + case when v_near_start then 1 else 0 end,
+        (ring_low, ring, window_requests) =
+          (select r.ring_low, r.ring, r.sum_requests
+           from public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring, u.window_requests, null, 1, 0) r)
+      from unnest(v_owned, v_owned_used, v_owned_next, v_owned_prev) as o(id, used, next, prev)
+      where u.quota_group = p_quota_group and u.share_id = o.id;
+      get diagnostics v_written = row_count;
+      if v_written < cardinality(v_owned) then
+        insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
+          day_prev_used, ring_low, ring, window_requests)
+        select p_quota_group, o.id, v_day, o.used + 1, o.next + case when v_near_end then 1 else 0 end,
+               o.prev + case when v_near_start then 1 else 0 end, r.ring_low, r.ring, r.sum_requests
+        from unnest(v_owned, v_owned_used, v_owned_next, v_owned_prev) as o(id, used, next, prev)
+        cross join public.google_ai_ring_at(v_now, v_window, null, null, 0, null, 1, 0) r
+        where not exists (select 1 from public.google_ai_share_usage u
+                          where u.quota_group = p_quota_group and u.share_id = o.id);
+      end if;
     end if;
 
+    admitted_at := v_now;
     update public.google_ai_usage_counters c set
       minute_bucket   = v_minute,
       day_bucket      = v_day,
@@ -2701,10 +2830,11 @@ begin
       rpd_used        = v_rpd_used + 1,
       rpd_next_used   = v_rpd_next + case when v_near_end then 1 else 0 end,
       rpd_prev_used   = v_rpd_prev + case when v_near_start then 1 else 0 end,
-      window_requests = v_win_requests + 1,
-      window_tokens   = v_win_tokens + p_tokens,
+      ring_low        = v_ring.ring_low,
+      ring            = v_ring.ring,
+      window_requests = v_ring.sum_requests,
+      window_tokens   = v_ring.sum_tokens,
       window_at       = v_now,
-      window_floor    = greatest(v_row.window_floor, v_now - v_window),
       spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
       updated_at      = v_now
     where c.id = v_row.id;
@@ -2738,7 +2868,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm 
     p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
     p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
-    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
+    OUT admitted_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -2786,6 +2917,7 @@ begin
           p_reservation_id, p_class, p_caller);
         if v_wait.booked_group is not null then
           booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
+          admitted_at := v_wait.admitted_at;
           exit booking;
         end if;
         if reopens_at is null or v_wait.reopens_at < reopens_at then
@@ -2816,6 +2948,7 @@ begin
         v_outcome := v_try.outcome;
         if v_outcome = 'booked' then
           booked_group := v_candidate.quota_group; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
+          admitted_at := v_try.admitted_at;
           exit booking;
         end if;
         v_at := v_try.reopens_at;
@@ -2836,6 +2969,7 @@ begin
         p_reservation_id, p_class, p_caller);
       if v_wait.booked_group is not null then
         booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
+        admitted_at := v_wait.admitted_at;
         exit booking;
       elsif reopens_at is null or v_wait.reopens_at < reopens_at then
         reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by; cause := v_wait.cause;
@@ -2885,13 +3019,13 @@ $$;
 -- too: a row locked here stays locked until commit, and the general booking that follows when the
 -- locked look finds no room may wait for another group's row (two requests, each holding a full
 -- group's row and waiting for the other's, would deadlock). If the locked look finds no room after
--- all, the expired admissions it removed are taken off the row's sums (as the general try would)
--- before it leaves.
+-- all, it leaves the row as it found it.
 CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
     p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text,
     p_rank smallint DEFAULT NULL::smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone,
-    OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
+    OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text,
+    OUT admitted_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -2906,12 +3040,10 @@ declare
   v_minute timestamptz;
   v_day date;
   v_midnight timestamptz;
-  v_gone_requests integer;
-  v_gone_tokens bigint;
-  v_win_requests integer;
-  v_win_tokens bigint;
-  v_oldest timestamptz;
-  v_oldest_tokens timestamptz;
+  v_ring record;
+  v_requests_free timestamptz;
+  v_written integer;
+  v_tokens_free timestamptz;
   v_shared boolean;
   v_held_rpm integer := 0;
   v_held_rpd integer := 0;
@@ -2961,20 +3093,25 @@ begin
     if not found or v_row.window_at is null then
       return;
     end if;
+    v_now := greatest(p_at, v_row.window_at);
+    v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
+      v_row.window_requests, v_row.window_tokens);
     if v_shared then
-      v_day := public.google_ai_pacific_day(greatest(p_at, v_row.window_at));
-      select coalesce(sum(greatest(0, coalesce(s.reserved_rpm, 0) - coalesce(u.window_requests, 0))), 0),
+      v_day := public.google_ai_pacific_day(v_now);
+      select coalesce(sum(greatest(0, coalesce(s.reserved_rpm, 0) - r.sum_requests)), 0),
              coalesce(sum(greatest(0, coalesce(s.reserved_rpd, 0)
                                       - case when u.day_bucket = v_day then u.day_used
                                              when u.day_bucket = v_day - 1 then u.day_next_used else 0 end)), 0)
         into v_held_rpm, v_held_rpd
       from public.google_ai_quota_shares s
       left join public.google_ai_share_usage u on u.quota_group = v_group and u.share_id = s.id
+      cross join lateral public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring,
+        u.window_requests, null) r
       where s.model = p_model
         and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
     end if;
-    if not public.google_ai_fast_fits(v_row, v_row.window_requests + v_held_rpm, v_row.window_tokens, p_rpm, p_tpm,
-                                      p_rpd - v_held_rpd, p_tokens, greatest(p_at, v_row.window_at), v_day_guard) then
+    if not public.google_ai_fast_fits(v_row, v_ring.sum_requests + v_held_rpm, v_ring.sum_tokens, p_rpm, p_tpm,
+                                      p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard) then
       return;
     end if;
     select * into v_row from public.google_ai_usage_counters c
@@ -2994,19 +3131,9 @@ begin
   v_day := public.google_ai_pacific_day(v_now);
   v_midnight := public.google_ai_pacific_midnight_after(v_now);
 
-  -- The admissions that left the window since the last removal (window_floor, below).
-  with gone as (
-    delete from public.google_ai_admissions a
-    where a.quota_group = v_group and a.model = p_model
-      and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
-    returning a.tokens, a.share_ids),
-  owners_back as (
-    update public.google_ai_share_usage u set window_requests = greatest(0, u.window_requests - b.n)
-    from (select s.id, count(*)::integer as n from gone g cross join unnest(g.share_ids) as s(id) group by s.id) b
-    where u.quota_group = v_group and u.share_id = b.id)
-  select count(*), coalesce(sum(g.tokens), 0) into v_gone_requests, v_gone_tokens from gone g;
-  v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
-  v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
+  -- The window moved on to now, with this request counted (written only if it fits).
+  v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
+    v_row.window_requests, v_row.window_tokens, 1, p_tokens);
 
   -- The model's shares in this group (their use is written under the lock held here): what the
   -- others' keep from the requester, and the requester's own.
@@ -3032,7 +3159,14 @@ begin
     from (select s.id, s.reserved_rpm, s.reserved_rpd,
                  coalesce(s.priority_class = p_class, false) as for_class,
                  coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
-                 coalesce(u.window_requests, 0) as win,
+                 -- The share's window: nothing to keep without an RPM part, and the owner's own
+                 -- count matters only to the spread.
+                 case when s.reserved_rpm is null
+                        or (v_spread.step is null
+                            and (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false)))
+                      then 0
+                      else (public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring, u.window_requests,
+                              null)).sum_requests end as win,
                  case when u.day_bucket = v_day then u.day_used
                       when u.day_bucket = v_day - 1 then u.day_next_used else 0 end as day_used
           from public.google_ai_quota_shares s
@@ -3042,36 +3176,40 @@ begin
 
   -- Its place in the schedule holds it back only as google_ai_spread_holds says; its own share lets
   -- it past the schedule too.
-  v_fits := public.google_ai_fast_fits(v_row, v_win_requests + v_held_rpm, v_win_tokens, p_rpm, p_tpm,
-                                       p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard)
+  v_fits := public.google_ai_fast_fits(v_row, v_ring.sum_requests - 1 + v_held_rpm, v_ring.sum_tokens - p_tokens,
+                                       p_rpm, p_tpm, p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard)
             and (v_spread.step is null or v_in_share or v_row.spread_until - v_spread.tolerance <= v_now
                  or not public.google_ai_spread_holds(p_model, p_rank, v_now));
   if not v_fits then
-    update public.google_ai_usage_counters c set window_requests = v_win_requests, window_tokens = v_win_tokens,
-      window_floor = greatest(c.window_floor, v_now - v_window)
-    where c.id = v_row.id;
     return;
   end if;
 
-  insert into public.google_ai_admissions (reservation_id,
-    quota_group, model, admitted_at, tokens, day_guard, share_ids,
-    class_rank)
-  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned, p_rank);
-
   if v_owned is not null then
-    -- The owners' use, rolled to today as try_book rolls it (the day guard is not near here).
-    insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
-      day_next_used, day_prev_used)
-    select v_group, o.id, 1, v_day, 1, 0, 0 from unnest(v_owned) as o(id)
-    on conflict (quota_group, share_id) do update set
-      window_requests = u.window_requests + 1,
+    -- The owners' use: the day rolled to today as try_book rolls it (the day guard is not near
+    -- here), and the window. An owner's first admission in the group writes its row.
+    update public.google_ai_share_usage u set
       day_used = case when u.day_bucket = v_day then u.day_used
                       when u.day_bucket = v_day - 1 then u.day_next_used else 0 end + 1,
       day_next_used = case when u.day_bucket = v_day then u.day_next_used else 0 end,
       day_prev_used = case when u.day_bucket = v_day then u.day_prev_used
                            when u.day_bucket = v_day - 1 then u.day_used else 0 end,
-      day_bucket = v_day;
+      day_bucket = v_day,
+      (ring_low, ring, window_requests) =
+        (select r.ring_low, r.ring, r.sum_requests
+         from public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring, u.window_requests, null, 1, 0) r)
+    where u.quota_group = v_group and u.share_id = any (v_owned);
+    get diagnostics v_written = row_count;
+    if v_written < cardinality(v_owned) then
+      insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
+        day_prev_used, ring_low, ring, window_requests)
+      select v_group, o.id, v_day, 1, 0, 0, r.ring_low, r.ring, r.sum_requests
+      from unnest(v_owned) as o(id)
+      cross join public.google_ai_ring_at(v_now, v_window, null, null, 0, null, 1, 0) r
+      where not exists (select 1 from public.google_ai_share_usage u
+                        where u.quota_group = v_group and u.share_id = o.id);
+    end if;
   end if;
+
 
   update public.google_ai_usage_counters c set
     minute_bucket   = v_minute,
@@ -3079,10 +3217,11 @@ begin
     rpm_used        = case when v_row.minute_bucket = v_minute then v_row.rpm_used else 0 end + 1,
     tpm_used        = case when v_row.minute_bucket = v_minute then v_row.tpm_used else 0 end + p_tokens,
     rpd_used        = v_row.rpd_used + 1,
-    window_requests = v_win_requests + 1,
-    window_tokens   = v_win_tokens + p_tokens,
+    ring_low        = v_ring.ring_low,
+    ring            = v_ring.ring,
+    window_requests = v_ring.sum_requests,
+    window_tokens   = v_ring.sum_tokens,
     window_at       = v_now,
-    window_floor    = greatest(v_row.window_floor, v_now - v_window),
     spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
     updated_at      = v_now
   where c.id = v_row.id;
@@ -3094,28 +3233,22 @@ begin
   key_alias := v_key_alias;
   env_var_name := v_env_var_name;
 
-  -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next
-  -- to leave the window are its oldest admissions (this one at the latest).
-  select (select a.admitted_at from public.google_ai_admissions a
-          where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
-          order by a.admitted_at limit 1),
-         case when p_tpm is not null
-              then (select a.admitted_at from public.google_ai_admissions a
-                    where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
-                      and a.tokens > 0
-                    order by a.admitted_at limit 1) end
-    into v_oldest, v_oldest_tokens;
+  admitted_at := v_now;
+
+  -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next to
+  -- leave the window are its oldest seconds (this one's at the latest). (Times first: a call in its
+  -- argument would keep google_ai_ms_until from being inlined.)
+  v_requests_free := coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window), v_now);
+  v_tokens_free := coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window, true), v_now);
   quota := jsonb_build_object(
     'model', p_model,
     'quota_group', v_group,
     'rpm', p_rpm,
-    'requests_left', case when p_rpm is not null then greatest(0, p_rpm - (v_win_requests + 1)) end,
-    'requests_reset_ms', case when p_rpm is not null
-                              then public.google_ai_ms_until(coalesce(v_oldest + v_window, v_now), v_now) end,
+    'requests_left', case when p_rpm is not null then greatest(0, p_rpm - v_ring.sum_requests) end,
+    'requests_reset_ms', case when p_rpm is not null then public.google_ai_ms_until(v_requests_free, v_now) end,
     'tpm', p_tpm,
-    'tokens_left', case when p_tpm is not null then greatest(0, p_tpm - (v_win_tokens + p_tokens)) end,
-    'tokens_reset_ms', case when p_tpm is not null
-                            then public.google_ai_ms_until(coalesce(v_oldest_tokens + v_window, v_now), v_now) end,
+    'tokens_left', case when p_tpm is not null then greatest(0, p_tpm - v_ring.sum_tokens) end,
+    'tokens_reset_ms', case when p_tpm is not null then public.google_ai_ms_until(v_tokens_free, v_now) end,
     'rpd', p_rpd,
     'day_left', case when p_rpd is not null then greatest(0, p_rpd - (v_row.rpd_used + 1)) end,
     'day_reset_ms', case when p_rpd is not null
@@ -3130,7 +3263,8 @@ $$;
 CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer,
     p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text,
     OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
-    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
+    OUT admitted_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -3143,6 +3277,7 @@ begin
       p_reservation_id, p_class, p_caller);
     if v_try.outcome = 'booked' then
       booked_group := v_group; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
+      admitted_at := v_try.admitted_at;
       return;
     end if;
     if reopens_at is null or v_try.reopens_at < reopens_at then
@@ -3430,6 +3565,7 @@ declare
   v_group text;
   v_minute timestamptz;
   v_day date;
+  v_admitted_at timestamptz;
   v_blocked_by text;
   v_cause text;
   v_spread_bound boolean;
@@ -3557,20 +3693,26 @@ begin
                    left join public.google_ai_share_usage u on u.share_id = s.id
                    where s.model = v_limits.model and s.reserved_rpm is not null
                      and (s.priority_class = v_class or s.caller = p_caller)
-                     and coalesce(u.window_requests, 0) < s.reserved_rpm);
+                     and coalesce((public.google_ai_ring_at(v_now, (60000
+                           + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond',
+                           u.ring_low, u.ring, u.window_requests,
+                           null)).sum_requests,
+                         0) < s.reserved_rpm);
     end if;
 
     if v_may_book and not v_queued then
       -- Nothing but the limits in the way: the fast booking, with the quota it leaves.
-      select f.booked_group, f.minute_bucket, f.day_bucket, f.quota, f.key_id, f.key_alias, f.env_var_name
-        into v_group, v_minute, v_day, v_quota, v_key_id, v_key_alias, v_env_var_name
+      select f.booked_group, f.minute_bucket, f.day_bucket, f.quota, f.key_id, f.key_alias, f.env_var_name,
+             f.admitted_at
+        into v_group, v_minute, v_day, v_quota, v_key_id, v_key_alias, v_env_var_name, v_admitted_at
       from public.google_ai_book_fast(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
         p_estimated_tokens, p_exclude_key_ids, p_now, v_now,
           v_reservation_id, p_caller, p_client_id, v_class, v_rank) f;
     end if;
     if v_may_book and v_group is null then
-      select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at, b.cause
-        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at, v_cause
+      select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at, b.cause,
+             b.admitted_at
+        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at, v_cause, v_admitted_at
       from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
         p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id,
         v_class, p_caller, p_client_id, p_attempt) b;
@@ -3692,11 +3834,6 @@ begin
 
   if v_ticket.ticket_id is not null then
     delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
-    -- A request that arrived before the last window says nothing of what its class asks for now: its
-    -- admission is left out of what the queue reads as the higher classes' part (likely_at).
-    if v_since <= v_now - (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond' then
-      update public.google_ai_admissions a set class_rank = null where a.reservation_id = v_reservation_id;
-    end if;
   end if;
 
   if p_idempotent and p_request_id is not null then
@@ -3705,10 +3842,10 @@ begin
 
   insert into public.google_ai_attempts (reservation_id, status, request_id, caller, client_id, token_id, model,
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
-    wait_ms, metadata, priority_class)
+    wait_ms, metadata, priority_class, admitted_at)
   values (v_reservation_id, 'reserved', p_request_id, p_caller, p_client_id, p_token_id, v_limits.model,
     p_model, p_attempt, v_key_id, v_key_alias, v_group, v_minute, v_day, p_estimated_tokens,
-    p_wait_ms, coalesce(p_metadata, '{}'), v_class);
+    p_wait_ms, coalesce(p_metadata, '{}'), v_class, v_admitted_at);
   if p_token_hash is not null then
     perform public.google_ai_count_token_use(p_token_id, p_client_id, v_now, p_attempt, p_estimated_tokens);
   end if;
@@ -4438,12 +4575,7 @@ declare
   v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
   v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
   v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
-  v_requests integer;
-  v_tokens bigint;
-  v_gone_requests integer;
-  v_gone_tokens bigint;
-  v_oldest timestamptz;
-  v_oldest_tokens timestamptz;
+  v_ring record;
   v_row public.google_ai_usage_counters;
   v_day date := public.google_ai_pacific_day(p_now);
   v_midnight timestamptz := public.google_ai_pacific_midnight_after(p_now);
@@ -4460,43 +4592,19 @@ begin
   select * into v_row from public.google_ai_usage_counters c
   where c.quota_group = p_quota_group and c.model = p_model;
 
-  -- The minute, counted as google_ai_try_book counts it: the window's sums on the counter row, less
-  -- the admissions that have left the window since (none, right after a booking: it removed them);
-  -- without sums on the row (new, or removed by housekeeping), the admissions themselves.
+  -- The minute, counted as google_ai_try_book counts it: the ring moved on to p_now; the next to
+  -- leave the window are its oldest seconds.
   if p_rpm is not null or p_tpm is not null then
-    if v_row.window_at is not null then
-      select count(*), coalesce(sum(a.tokens), 0) into v_gone_requests, v_gone_tokens
-      from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model
-        and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= p_now - v_window;
-      v_requests := greatest(0, v_row.window_requests - v_gone_requests);
-      v_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
-    else
-      select count(*), coalesce(sum(a.tokens), 0) into v_requests, v_tokens
-      from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
-    end if;
-    -- The oldest admissions still in the window: the next to leave it (index look-ups).
-    -- (Written as a top-1 read: a generic plan of min() may aggregate the whole window instead.)
-    select a.admitted_at into v_oldest
-    from public.google_ai_admissions a
-    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window
-    order by a.admitted_at
-    limit 1;
-    if p_tpm is not null then
-      select a.admitted_at into v_oldest_tokens
-      from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window and a.tokens > 0
-      order by a.admitted_at
-      limit 1;
-    end if;
+    v_ring := public.google_ai_ring_at(p_now, v_window, v_row.ring_low, v_row.ring,
+      v_row.window_requests, coalesce(v_row.window_tokens, 0));
     if p_rpm is not null then
-      requests_left := greatest(0, p_rpm - v_requests);
-      requests_reset_at := coalesce(v_oldest + v_window, p_now);
+      requests_left := greatest(0, p_rpm - v_ring.sum_requests);
+      requests_reset_at := coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window), p_now);
     end if;
     if p_tpm is not null then
-      tokens_left := greatest(0, p_tpm - v_tokens);
-      tokens_reset_at := coalesce(v_oldest_tokens + v_window, p_now);
+      tokens_left := greatest(0, p_tpm - v_ring.sum_tokens);
+      tokens_reset_at := coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window, true),
+        p_now);
     end if;
   end if;
 
@@ -4868,11 +4976,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_label(p_name text, p_value te
 $$;
 
 -- The (non-cumulative) bucket of a duration in ms: the smallest bound >= it (le is inclusive).
-CREATE OR REPLACE FUNCTION public.google_ai_metric_le(p_ms integer) RETURNS numeric
+CREATE OR REPLACE FUNCTION public.google_ai_metric_le(p_us integer) RETURNS numeric
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
   select (public.google_ai_metric_bounds_s())[
-    pg_catalog.width_bucket(p_ms::double precision operator(pg_catalog.-) 0.5,
+    pg_catalog.width_bucket(p_us::double precision operator(pg_catalog.-) 0.5,
       '{5,10,25,50,100,250,500,1000,2500,5000,10000,30000,60000,120000,300000}'::double precision[])
     operator(pg_catalog.+) 1]
 $$;
@@ -5174,21 +5282,18 @@ with clock as (
   select c.quota_group, c.model from public.google_ai_usage_counters c where c.quota_group is not null
 ), quota as (
   select p.quota_group, p.model,
-         (select count(*) from public.google_ai_admissions w
-          where w.quota_group = p.quota_group and w.model = p.model
-            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms,
-              1000)) * interval '1 millisecond') as minute_requests,
-         (select coalesce(sum(w.tokens), 0) from public.google_ai_admissions w
-          where w.quota_group = p.quota_group and w.model = p.model
-            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms,
-              1000)) * interval '1 millisecond') as minute_tokens,
-         coalesce((select case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.rpd_used else 0 end
-                   from public.google_ai_usage_counters c where c.quota_group = p.quota_group and c.model = p.model), 0)
-           as day_requests,
+         coalesce(w.sum_requests, 0) as minute_requests,
+         coalesce(w.sum_tokens, 0) as minute_tokens,
+         case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.rpd_used else 0 end as day_requests,
          public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
          public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
          public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd
   from serving p cross join clock
+  left join public.google_ai_usage_counters c on c.quota_group = p.quota_group and c.model = p.model
+  -- The window's counts, moved on to now (google_ai_ring_at).
+  left join lateral public.google_ai_ring_at(clock.at,
+    (60000 + coalesce(clock.guard_ms, 1000)) * interval '1 millisecond', c.ring_low, c.ring,
+    c.window_requests, c.window_tokens) w on true
   left join public.google_ai_model_limits l on l.model = p.model
 ), last_run as (
   select m.completed_at, m.status from public.google_ai_maintenance_log m
@@ -5955,10 +6060,9 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
      LEFT JOIN LATERAL ( SELECT public.google_ai_effective_limit(m.rpd, m.safety_margin) AS rpd
            FROM public.google_ai_model_limits m
           WHERE (m.model = s.model)) l ON (true))
-     CROSS JOIN LATERAL ( SELECT (count(*))::integer AS used_in_window
-           FROM public.google_ai_admissions a
-          WHERE ((a.quota_group = g.quota_group) AND (a.model = s.model) AND (s.id = ANY (a.share_ids)) AND
-            (a.admitted_at > (c.at - c.window_length)))) w)
+     CROSS JOIN LATERAL ( SELECT r.sum_requests AS used_in_window
+           FROM public.google_ai_ring_at(c.at, c.window_length, u.ring_low, u.ring, u.window_requests,
+             NULL::bigint) r) w)
      CROSS JOIN LATERAL ( SELECT
                 CASE
                     WHEN (u.day_bucket = c.day) THEN u.day_used
@@ -6214,8 +6318,6 @@ GRANT SELECT ON TABLE public.google_ai_responses TO service_role;
 
 ALTER TABLE public.google_ai_admission_settings ENABLE ROW LEVEL SECURITY;
 
-ALTER TABLE public.google_ai_admissions ENABLE ROW LEVEL SECURITY;
-
 REVOKE ALL ON TABLE public.google_ai_admission_settings FROM anon, authenticated, service_role, eve_gateway;
 
 GRANT SELECT,UPDATE ON TABLE public.google_ai_admission_settings TO service_role;
@@ -6225,10 +6327,6 @@ GRANT ALL ON FUNCTION public.google_ai_pacific_start(p_day date) TO service_role
 GRANT ALL ON FUNCTION public.google_ai_pacific_zone() TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) TO service_role;
-
-REVOKE ALL ON TABLE public.google_ai_admissions FROM anon, authenticated, service_role, eve_gateway;
-
-GRANT SELECT ON TABLE public.google_ai_admissions TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text,
     p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,
@@ -6266,6 +6364,12 @@ ALTER TABLE public.google_ai_share_usage ENABLE ROW LEVEL SECURITY;
 
 GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
     p_usable integer) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint,
+    ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer, p_tokens integer,
+    p_admitted_at timestamp with time zone) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_caller_budgets FROM anon, authenticated, service_role, eve_gateway;
 

@@ -122,8 +122,9 @@ CREATE TABLE public.google_ai_usage_counters (
     window_at timestamp with time zone,
     rpd_next_used integer DEFAULT 0 NOT NULL,
     rpd_prev_used integer DEFAULT 0 NOT NULL,
-    window_floor timestamp with time zone,
-    spread_until timestamp with time zone
+    spread_until timestamp with time zone,
+    ring_low bigint,
+    ring integer[]
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
 
@@ -134,7 +135,7 @@ COMMENT ON COLUMN public.google_ai_usage_counters.quota_group IS
     'Google Cloud project (or key:<id>) the row counts for. Null on rows written before the gateway.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.window_requests IS
-    'Admissions in the sliding window (the last 60 s + minute guard): the rows of google_ai_admissions.';
+    'Requests in the sliding window (the last 60 s + minute guard): the sum of the ring''s counts.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_next_used IS
     'Requests admitted within the day guard before midnight, counted for the next Pacific day too.';
@@ -147,9 +148,9 @@ COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS
     'every booking moves it one step (google_ai_spread_step); while requests wait (google_ai_spread_holds), a request '
     'may be booked once this is at most spread_burst - 1 steps ahead of now. Null: not spread, or nothing booked yet.';
 
-COMMENT ON COLUMN public.google_ai_usage_counters.window_floor IS
-    'Every admission of this group and model admitted at or before this time has left google_ai_admissions: the next '
-    'removal of expired admissions reads the index from here.';
+COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
+    'The sliding window as a ring of seconds from ring_low on (google_ai_ring_at): per second its admissions, their '
+    'tokens, the first and the last one''s microsecond; window_requests and window_tokens are their sums.';
 
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
 -- or until Pacific midnight after a per-day quota violation.

@@ -47,6 +47,7 @@ CREATE TABLE public.google_ai_attempts (
     hold_until timestamp with time zone,
     holder uuid,
     refusal_cause text,
+    admitted_at timestamp with time zone,
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text,
       'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
       'unknown'::text]))),
@@ -58,6 +59,10 @@ WITH (fillfactor='80');
 
 COMMENT ON TABLE public.google_ai_attempts IS
     'Audit log: one row per reservation decision and its outcome. Secrets never appear here.';
+
+COMMENT ON COLUMN public.google_ai_attempts.admitted_at IS
+    'When the booking counted the request in its quota group''s window (the second of its ring slot, '
+    'google_ai_ring_at); null for a refusal.';
 
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 
@@ -131,6 +136,11 @@ CREATE INDEX IF NOT EXISTS google_ai_attempts_client_idx ON public.google_ai_att
     created_at) WHERE (client_id IS NOT NULL);
 
 CREATE INDEX IF NOT EXISTS google_ai_attempts_created_at_idx ON public.google_ai_attempts USING btree (created_at);
+
+-- The admissions of a quota group's window, for what the ring of counts cannot say: which class made
+-- them (the queue's likely turn), which are still in flight (a TPM waiter's recheck).
+CREATE INDEX IF NOT EXISTS google_ai_attempts_window_idx ON public.google_ai_attempts USING btree (quota_group, model,
+    admitted_at) WHERE (admitted_at IS NOT NULL);
 
 CREATE INDEX IF NOT EXISTS google_ai_attempts_request_id_idx ON
     public.google_ai_attempts USING btree (request_id) WHERE (request_id IS NOT NULL);

@@ -1,5 +1,5 @@
--- Windows on Google's clock: the Pacific day, the sliding minute window (60 s plus a guard) over
--- google_ai_admissions, when a full window opens again, and the spread's schedule.
+-- Windows on Google's clock: the Pacific day, the sliding minute window (60 s plus a guard) as a ring
+-- of seconds, and the spread's schedule.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
@@ -22,37 +22,8 @@ COMMENT ON TABLE public.google_ai_admission_settings IS
     'is 60 s plus this), day_guard_ms (>= clock offset + delay at Pacific midnight), recheck_ms (how soon a TPM waiter '
     'asks again while tokens of its window may still be given back).';
 
-CREATE TABLE public.google_ai_admissions (
-    reservation_id uuid NOT NULL,
-    quota_group text NOT NULL,
-    model text NOT NULL,
-    admitted_at timestamp with time zone NOT NULL,
-    tokens integer NOT NULL,
-    in_flight boolean DEFAULT true NOT NULL,
-    day_guard smallint DEFAULT 0 NOT NULL,
-    share_ids bigint[],
-    class_rank smallint
-);
-
-COMMENT ON TABLE public.google_ai_admissions IS
-    'Admissions of the last minute + guard per quota group and model (the sliding window); expired rows are removed by '
-    'the next admission of their group. No caller data, no secrets.';
-
-COMMENT ON COLUMN public.google_ai_admissions.class_rank IS
-    'The rank of the priority class that made this admission (null: not known): the queue reads what the higher '
-    'classes took of the window to tell a lower class whether its turn is likely within its wait.';
-
-COMMENT ON COLUMN public.google_ai_admissions.share_ids IS
-    'The shares whose owner made this admission: their window counts give it back when it leaves the window.';
-
 ALTER TABLE ONLY public.google_ai_admission_settings
     ADD CONSTRAINT google_ai_admission_settings_pkey PRIMARY KEY (id);
-
-ALTER TABLE ONLY public.google_ai_admissions
-    ADD CONSTRAINT google_ai_admissions_pkey PRIMARY KEY (reservation_id);
-
-CREATE INDEX IF NOT EXISTS google_ai_admissions_window_idx ON
-    public.google_ai_admissions USING btree (quota_group, model, admitted_at);
 
 CREATE OR REPLACE FUNCTION public.google_ai_admission_guard() RETURNS public.google_ai_admission_settings
     LANGUAGE plpgsql STABLE
@@ -167,26 +138,147 @@ CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp
               then p_spread_until else p_now end operator(pg_catalog.+) p_step
 $$;
 
--- When the sliding window has room again for one more request of p_tokens under both limits: when
--- the shortest run of its oldest admissions that frees enough has left it (admitted_at + window).
-CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_at(p_quota_group text, p_model text,
-    p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer,
-    p_tokens integer) RETURNS timestamp with time zone
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+-- The sliding window as a ring of seconds, kept on the row it limits (google_ai_usage_counters,
+-- google_ai_share_usage): one integer array, four entries per second of admissions - their count,
+-- their tokens, the first and the last of their times (microseconds into the second) - for the
+-- span = 1 + the guarded window in whole seconds (second s at (s % span) * 4 + 1), and the sums of
+-- the counts beside it. A second's first admission leaves the window on time (first + p_window), the
+-- others with its last (their tokens too): exact for up to two admissions a second, never early, at
+-- most one second late. ring_low: every second below it has left.
+-- This moves the ring to p_at (null: where it is), letting go what left the window, then counts
+-- p_requests and p_tokens at p_admitted_at (default p_at) while its second is in the ring. Negative:
+-- a correction, never below nothing; a request given back leaves the others of its second with the
+-- last (which of them it was is not known). Tokens are kept when sum_tokens is not null.
+CREATE OR REPLACE FUNCTION public.google_ai_ring_at(p_at timestamp with time zone, p_window interval,
+    INOUT ring_low bigint, INOUT ring integer[], INOUT sum_requests integer, INOUT sum_tokens bigint,
+    p_requests integer DEFAULT 0, p_tokens integer DEFAULT 0,
+    p_admitted_at timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
+declare
+  -- (date_part: a double is exact to the microsecond here, and far cheaper than extract's numeric.)
+  v_span integer := 1 + ceil(date_part('epoch', p_window))::integer;
+  v_now bigint := floor(date_part('epoch', p_at))::bigint;
+  v_at timestamptz;
+  v_second bigint;
+  v_us integer;
+  v_old integer[];
+  v_old_span integer;
+  v_i integer;
 begin
-  return (
-    select min(a.admitted_at) + p_window
-    from (
-      select w.admitted_at,
-             count(*) over () - row_number() over (order by w.admitted_at, w.reservation_id) as left_requests,
-             sum(w.tokens) over () - sum(w.tokens) over (order by w.admitted_at, w.reservation_id) as left_tokens
-      from public.google_ai_admissions w
-      where w.quota_group = p_quota_group and w.model = p_model and w.admitted_at > p_now - p_window
-    ) a
-    where (p_rpm is null or a.left_requests + 1 <= p_rpm)
-      and (p_tpm is null or a.left_tokens + p_tokens <= p_tpm));
+  if v_now is not null and (ring is null or ring_low is null or coalesce(sum_requests, 0) = 0
+                            or cardinality(ring) <> 4 * v_span) then
+    -- Nothing counted, or the guard changed: the ring starts again at p_at, with the seconds of the
+    -- old one still in the window. (A longer guard cannot bring back the seconds already let go.)
+    v_old := case when coalesce(sum_requests, 0) > 0 and ring_low is not null then ring end;
+    v_old_span := coalesce(cardinality(v_old) / 4, 0);
+    ring := pg_catalog.array_fill(0, array[4 * v_span]);
+    sum_requests := 0;
+    sum_tokens := case when sum_tokens is not null then 0 end;
+    for s in greatest(coalesce(ring_low, v_now), v_now - v_old_span + 1)
+             .. least(v_now, coalesce(ring_low, v_now) + v_old_span - 1) loop
+      v_i := (s % v_old_span)::integer * 4;
+      continue when v_old[v_i + 1] = 0 or s <= v_now - v_span
+                 or public.google_ai_ring_time(s, v_old[v_i + 4]) + p_window <= p_at;
+      ring[(s % v_span)::integer * 4 + 1 : (s % v_span)::integer * 4 + 4] := v_old[v_i + 1 : v_i + 4];
+      sum_requests := sum_requests + v_old[v_i + 1];
+      sum_tokens := sum_tokens + v_old[v_i + 2];
+    end loop;
+    ring_low := case when v_old is null then v_now else v_now - v_span + 1 end;
+  elsif v_now - ring_low >= v_span then
+    -- The seconds up to now - span have left whatever their times (their last admission was at most
+    -- the guarded window ago): their slots are let go as they are.
+    for s in ring_low .. least(v_now - v_span, ring_low + v_span - 1) loop
+      v_i := (s % v_span)::integer * 4;
+      sum_requests := sum_requests - ring[v_i + 1];
+      sum_tokens := sum_tokens - ring[v_i + 2];
+      ring[v_i + 1 : v_i + 4] := '{0,0,0,0}';
+    end loop;
+    ring_low := v_now - v_span + 1;
+  end if;
+  if ring is null then
+    return;
+  end if;
+  -- Up to the current second: empty seconds are passed, full ones let go as their admissions leave.
+  while ring_low < v_now loop
+    v_i := (ring_low % v_span)::integer * 4;
+    if ring[v_i + 1] > 0 then
+      if public.google_ai_ring_time(ring_low, ring[v_i + 4]) + p_window <= p_at then
+        sum_requests := sum_requests - ring[v_i + 1];
+        sum_tokens := sum_tokens - ring[v_i + 2];
+        ring[v_i + 1 : v_i + 4] := '{0,0,0,0}';
+      else
+        if ring[v_i + 3] < ring[v_i + 4] and public.google_ai_ring_time(ring_low, ring[v_i + 3]) + p_window <= p_at then
+          sum_requests := sum_requests - 1;
+          ring[v_i + 1] := ring[v_i + 1] - 1;
+          ring[v_i + 3] := ring[v_i + 4];
+        end if;
+        exit; -- (every later second's admissions are later than this one's last)
+      end if;
+    end if;
+    ring_low := ring_low + 1;
+  end loop;
+  if p_requests = 0 and p_tokens = 0 then
+    return;
+  end if;
+  v_at := coalesce(p_admitted_at, p_at);
+  v_second := floor(date_part('epoch', v_at))::bigint;
+  v_us := round((date_part('epoch', v_at) - v_second) * 1000000)::integer;
+  if v_second < ring_low or v_second >= ring_low + v_span then
+    return;
+  end if;
+  v_i := (v_second % v_span)::integer * 4;
+  if p_admitted_at is not null and ring[v_i + 1] = 0 then
+    return; -- (a correction for a second that left)
+  end if;
+  if p_requests > 0 or v_us >= ring[v_i + 3] then
+    -- (A request given back from before the second's first left already, with it.)
+    sum_requests := sum_requests - ring[v_i + 1];
+    ring[v_i + 1] := greatest(0, ring[v_i + 1] + p_requests);
+    sum_requests := sum_requests + ring[v_i + 1];
+  end if;
+  if sum_tokens is not null then
+    sum_tokens := sum_tokens - ring[v_i + 2];
+    ring[v_i + 2] := greatest(0, ring[v_i + 2] + p_tokens);
+    sum_tokens := sum_tokens + ring[v_i + 2];
+  end if;
+  if ring[v_i + 1] = 0 then
+    ring[v_i + 1 : v_i + 4] := '{0,0,0,0}';
+  elsif p_requests > 0 and ring[v_i + 1] = p_requests then
+    ring[v_i + 3 : v_i + 4] := array[v_us, v_us];
+  elsif p_requests > 0 then
+    ring[v_i + 3 : v_i + 4] := array[least(ring[v_i + 3], v_us), greatest(ring[v_i + 4], v_us)];
+  elsif p_requests < 0 then
+    ring[v_i + 3] := ring[v_i + 4];
+  end if;
+end
+$$;
+
+-- The moment p_us microseconds into second p_second of the epoch (to_timestamp rounds to the
+-- microsecond, far coarser than a double's error here).
+CREATE OR REPLACE FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select pg_catalog.to_timestamp(p_second::double precision operator(pg_catalog.+)
+                                         (p_us::double precision operator(pg_catalog./) 1000000)) $$;
+
+-- When the oldest second of a ring that counts anything next lets something go (google_ai_ring_at):
+-- a request when its first admission leaves, tokens (p_tokens) when its last does; null when it
+-- counts nothing.
+CREATE OR REPLACE FUNCTION public.google_ai_ring_frees_at(p_ring_low bigint, p_ring integer[], p_window interval,
+    p_tokens boolean DEFAULT false) RETURNS timestamp with time zone
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+declare
+  v_span integer := cardinality(p_ring) / 4;
+  v_i integer;
+begin
+  for s in p_ring_low .. p_ring_low + coalesce(v_span, 0) - 1 loop
+    v_i := (s % v_span)::integer * 4;
+    if p_ring[v_i + case when p_tokens then 2 else 1 end] > 0 then
+      return public.google_ai_ring_time(s, p_ring[v_i + case when p_tokens then 4 else 3 end]) + p_window;
+    end if;
+  end loop;
+  return null;
 end
 $$;
 

@@ -59,11 +59,14 @@ CREATE TABLE public.google_ai_share_usage (
     day_bucket date,
     day_used integer DEFAULT 0 NOT NULL,
     day_next_used integer DEFAULT 0 NOT NULL,
-    day_prev_used integer DEFAULT 0 NOT NULL
+    day_prev_used integer DEFAULT 0 NOT NULL,
+    ring_low bigint,
+    ring integer[]
 );
 
 COMMENT ON TABLE public.google_ai_share_usage IS
-    'What each share''s owner used of a quota group, written only under that group''s counter-row lock.';
+    'What each share''s owner used of a quota group, written only under that group''s counter-row lock: the '
+    'window as a ring of seconds (google_ai_ring_at; window_requests is its sum) and the Pacific day.';
 
 ALTER TABLE ONLY public.google_ai_caller_budgets
     ADD CONSTRAINT google_ai_caller_budgets_pkey PRIMARY KEY (caller);
@@ -139,11 +142,12 @@ begin
 end
 $$;
 
--- When the sliding window has room again for one more request of p_tokens for a requester that does
--- not own some RPM shares: walking its admissions oldest first, the first moment the ones left, plus
--- what the other owners may still claim of their shares, leave a request over (an owner's admission
--- leaving gives its owner room, not the others). Without such shares: google_ai_window_reopens_at.
--- Null: never within the window (the shares kept from this requester cover the limit).
+-- When the sliding window has room again for one more request of p_tokens, for a requester that
+-- does not own the RPM shares it holds back: walking the window's seconds oldest first (a second's
+-- first admission leaves on time, the others with its last: google_ai_ring_at), the first moment the
+-- admissions left, plus what the other owners may still claim of their shares, leave a request over
+-- (an owner's admission leaving gives its owner room, not the others). Null: never within the window
+-- (the shares kept from this requester cover the limit, or the tokens the TPM).
 CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group text, p_model text,
     p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_tokens integer, p_class text,
     p_caller text) RETURNS timestamp with time zone
@@ -151,48 +155,67 @@ CREATE OR REPLACE FUNCTION public.google_ai_window_reopens_for(p_quota_group tex
     SET search_path TO ''
     AS $$
 declare
-  v_ids bigint[];
-  v_kept integer[];
-  v_used integer[];
+  v_row public.google_ai_usage_counters;
+  v_ring record;
+  v_share record;
+  -- The others' RPM shares: what each keeps, what its owner used of the window, its ring (a row each).
+  v_kept integer[] := '{}';
+  v_used integer[] := '{}';
+  v_rings integer[] := '{}';
+  v_span integer;
   v_left_requests integer;
   v_left_tokens bigint;
+  v_i integer;
+  v_us integer;
+  v_gone integer;
   v_held integer;
-  v_adm record;
 begin
-  select array_agg(s.id order by s.id), array_agg(s.reserved_rpm order by s.id) into v_ids, v_kept
-  from public.google_ai_quota_shares s
-  where s.model = p_model and s.reserved_rpm is not null
-    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
-  if v_ids is null or p_rpm is null then
-    return public.google_ai_window_reopens_at(p_quota_group, p_model, p_now, p_window, p_rpm, p_tpm, p_tokens);
+  select * into v_row from public.google_ai_usage_counters c where c.quota_group = p_quota_group and c.model = p_model;
+  v_ring := public.google_ai_ring_at(p_now, p_window, v_row.ring_low, v_row.ring, v_row.window_requests,
+    v_row.window_tokens);
+  if v_ring.ring_low is null then
+    return null;
   end if;
-
-  select count(*), coalesce(sum(a.tokens), 0) into v_left_requests, v_left_tokens
-  from public.google_ai_admissions a
-  where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window;
-  select array_agg((select count(*) from public.google_ai_admissions a
-                    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
-                      and i.id = any (a.share_ids))::integer order by i.n)
-    into v_used
-  from unnest(v_ids) with ordinality as i(id, n);
-
-  for v_adm in
-    select a.admitted_at, a.tokens, a.share_ids from public.google_ai_admissions a
-    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - p_window
-    order by a.admitted_at, a.reservation_id
+  v_span := cardinality(v_ring.ring) / 4;
+  for v_share in
+    select s.reserved_rpm, r.ring, r.sum_requests
+    from public.google_ai_quota_shares s
+    left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+    cross join lateral public.google_ai_ring_at(p_now, p_window, u.ring_low, u.ring, u.window_requests, null) r
+    where s.model = p_model and s.reserved_rpm is not null and p_rpm is not null
+      and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false))
   loop
-    v_left_requests := v_left_requests - 1;
-    v_left_tokens := v_left_tokens - v_adm.tokens;
-    v_held := 0;
-    for i in 1 .. cardinality(v_ids) loop
-      if v_ids[i] = any (v_adm.share_ids) then
-        v_used[i] := v_used[i] - 1;
+    v_kept := v_kept || v_share.reserved_rpm;
+    v_used := v_used || v_share.sum_requests;
+    v_rings := v_rings || array[v_share.ring];
+  end loop;
+
+  v_left_requests := v_ring.sum_requests;
+  v_left_tokens := v_ring.sum_tokens;
+  for s in v_ring.ring_low .. v_ring.ring_low + v_span - 1 loop
+    v_i := (s % v_span)::integer * 4;
+    continue when v_ring.ring[v_i + 1] = 0;
+    -- Two moments a second: its first admission leaves, then the others (and the tokens) with its last.
+    foreach v_us in array v_ring.ring[v_i + 3 : v_i + 4] loop
+      v_gone := case when v_us < v_ring.ring[v_i + 4] then 1 else v_ring.ring[v_i + 1] end;
+      v_held := 0;
+      for j in 1 .. cardinality(v_kept) loop
+        -- What of the owner's admissions of this second have left by then, the same way.
+        v_held := v_held + greatest(0, v_kept[j] - (v_used[j]
+          - case when v_rings[j][v_i + 1] = 0 or v_rings[j][v_i + 3] > v_us then 0
+                 when v_rings[j][v_i + 4] <= v_us then v_rings[j][v_i + 1] else 1 end));
+      end loop;
+      if (p_rpm is null or v_left_requests - v_gone + 1 + v_held <= p_rpm)
+         and (p_tpm is null or v_left_tokens - case when v_gone = v_ring.ring[v_i + 1] then v_ring.ring[v_i + 2]
+                                                     else 0 end + p_tokens <= p_tpm) then
+        return public.google_ai_ring_time(s, v_us) + p_window;
       end if;
-      v_held := v_held + greatest(0, v_kept[i] - v_used[i]);
     end loop;
-    if v_left_requests + 1 + v_held <= p_rpm and (p_tpm is null or v_left_tokens + p_tokens <= p_tpm) then
-      return v_adm.admitted_at + p_window;
-    end if;
+    v_left_requests := v_left_requests - v_ring.ring[v_i + 1];
+    v_left_tokens := v_left_tokens - v_ring.ring[v_i + 2];
+    for j in 1 .. cardinality(v_kept) loop
+      v_used[j] := v_used[j] - v_rings[j][v_i + 1];
+    end loop;
   end loop;
   return null;
 end
@@ -357,19 +380,28 @@ CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON publ
     WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
--- release removes it (p_released) and gives back the request in its minute and day. The counter row
--- is locked before the admission row, the order the reservation takes them in. An admission that
--- already left the window changes only the calendar counters.
+-- release gives back the request in its minute, day and window (and in its owners' shares). The
+-- window is corrected in the second the admission counts in (google_ai_attempts.admitted_at) while
+-- that second is still in the ring; one that left it changes only the calendar counters.
 CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer,
     p_released boolean) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
+  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
+  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_row public.google_ai_usage_counters;
-  v_adm public.google_ai_admissions;
-  v_delta bigint;
-  v_shares bigint[];
+  v_ring record;
+  v_second bigint := floor(extract(epoch from p_att.admitted_at))::bigint;
+  -- (An attempt without its admission's time is not looked for in the window.)
+  v_requests integer := case when p_released and v_second is not null then -1 else 0 end;
+  v_delta integer := p_tokens - p_att.estimated_tokens;
+  -- Counted for the other day too when admitted within the day guard of a midnight.
+  v_near_end boolean := p_att.admitted_at >= public.google_ai_pacific_midnight_after(p_att.admitted_at) - v_day_guard;
+  v_near_start boolean := p_att.admitted_at
+    < public.google_ai_pacific_start(public.google_ai_pacific_day(p_att.admitted_at)) + v_day_guard;
 begin
   select * into v_row from public.google_ai_usage_counters c
   where c.quota_group = p_att.quota_group and c.model = p_att.model
@@ -377,50 +409,39 @@ begin
   if not found then
     return;
   end if;
-  if p_released then
-    delete from public.google_ai_admissions a where a.reservation_id = p_att.reservation_id returning * into v_adm;
-  else
-    select * into v_adm from public.google_ai_admissions a where a.reservation_id = p_att.reservation_id for update;
-    if found then
-      update public.google_ai_admissions a set tokens = p_tokens, in_flight = false
-      where a.reservation_id = p_att.reservation_id;
-    end if;
-  end if;
-  v_delta := p_tokens - coalesce(v_adm.tokens, p_att.estimated_tokens);
+  v_ring := public.google_ai_ring_at(null, v_window, v_row.ring_low, v_row.ring,
+    v_row.window_requests, v_row.window_tokens, v_requests,
+    case when v_second is not null then v_delta else 0 end, p_att.admitted_at);
 
   update public.google_ai_usage_counters c set
     rpm_used = case when p_released and c.minute_bucket = p_att.minute_bucket
                     then greatest(0, c.rpm_used - 1) else c.rpm_used end,
     tpm_used = case when c.minute_bucket = p_att.minute_bucket
-                    then greatest(0, c.tpm_used + (p_tokens - p_att.estimated_tokens)) else c.tpm_used end,
+                    then greatest(0, c.tpm_used + v_delta) else c.tpm_used end,
     rpd_used = case when p_released and c.day_bucket = p_att.day_bucket
                     then greatest(0, c.rpd_used - 1) else c.rpd_used end,
-    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_adm.day_guard = 1
+    rpd_next_used = case when p_released and c.day_bucket = p_att.day_bucket and v_near_end
                          then greatest(0, c.rpd_next_used - 1) else c.rpd_next_used end,
-    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_adm.day_guard = -1
+    rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_near_start
                          then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
-    window_requests = case when v_adm.reservation_id is not null and p_released
-                           then greatest(0, c.window_requests - 1) else c.window_requests end,
-    window_tokens = case when v_adm.reservation_id is not null
-                         then greatest(0, c.window_tokens + v_delta) else c.window_tokens end
+    ring = v_ring.ring,
+    window_requests = v_ring.sum_requests, window_tokens = v_ring.sum_tokens
   where c.id = v_row.id;
 
   if p_released then
-    v_shares := case when v_adm.reservation_id is not null then v_adm.share_ids
-                     else (select array_agg(s.id) from public.google_ai_quota_shares s
-                           where s.model = p_att.model
-                             and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)) end;
-    if cardinality(v_shares) > 0 then
-      update public.google_ai_share_usage u set
-        window_requests = case when v_adm.reservation_id is not null
-                               then greatest(0, u.window_requests - 1) else u.window_requests end,
-        day_used = case when u.day_bucket = p_att.day_bucket then greatest(0, u.day_used - 1) else u.day_used end,
-        day_next_used = case when u.day_bucket = p_att.day_bucket and v_adm.day_guard = 1
-                             then greatest(0, u.day_next_used - 1) else u.day_next_used end,
-        day_prev_used = case when u.day_bucket = p_att.day_bucket and v_adm.day_guard = -1
-                             then greatest(0, u.day_prev_used - 1) else u.day_prev_used end
-      where u.quota_group = p_att.quota_group and u.share_id = any (v_shares);
-    end if;
+    update public.google_ai_share_usage u set
+      (ring, window_requests) =
+        (select r.ring, r.sum_requests
+         from public.google_ai_ring_at(null, v_window, u.ring_low, u.ring,
+           u.window_requests, null, v_requests, 0, p_att.admitted_at) r),
+      day_used = case when u.day_bucket = p_att.day_bucket then greatest(0, u.day_used - 1) else u.day_used end,
+      day_next_used = case when u.day_bucket = p_att.day_bucket and v_near_end
+                           then greatest(0, u.day_next_used - 1) else u.day_next_used end,
+      day_prev_used = case when u.day_bucket = p_att.day_bucket and v_near_start
+                           then greatest(0, u.day_prev_used - 1) else u.day_prev_used end
+    from public.google_ai_quota_shares s
+    where s.model = p_att.model and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)
+      and u.quota_group = p_att.quota_group and u.share_id = s.id;
   end if;
 end
 $$;

@@ -100,6 +100,8 @@ declare
   v_spread record;
   v_spaced boolean;
   v_group record;
+  v_ring record;
+  v_i integer;
   v_expiries timestamptz[];
   v_count integer;
   v_higher integer;
@@ -124,7 +126,7 @@ begin
   v_spaced := v_spread.step is not null
               and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
   for v_group in
-    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until
+    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests
     from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
     left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
   loop
@@ -134,11 +136,26 @@ begin
       free_now := 1000000;
       continue;
     end if;
-    select array_agg(a.admitted_at + v_window order by a.admitted_at),
-           count(*) filter (where a.class_rank < p_rank)
-      into v_expiries, v_higher
-    from public.google_ai_admissions a
-    where a.quota_group = v_group.quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
+    -- The window's admissions leave with their seconds (google_ai_ring_at); what the higher classes
+    -- took of it is on the attempt rows (a request that waited longer than a window says nothing of
+    -- what its class asks for now).
+    v_ring := public.google_ai_ring_at(p_now, v_window, v_group.ring_low, v_group.ring,
+      v_group.window_requests, null);
+    v_expiries := '{}';
+    for s in v_ring.ring_low .. v_ring.ring_low + cardinality(v_ring.ring) / 4 - 1 loop
+      v_i := (s % (cardinality(v_ring.ring) / 4))::integer * 4;
+      continue when v_ring.ring[v_i + 1] = 0;
+      -- A second's first admission leaves on time, the others with its last.
+      v_expiries := v_expiries || (public.google_ai_ring_time(s, v_ring.ring[v_i + 3]) + v_window)
+        || pg_catalog.array_fill(public.google_ai_ring_time(s, v_ring.ring[v_i + 4]) + v_window,
+                                 array[v_ring.ring[v_i + 1] - 1]);
+    end loop;
+    select count(*) into v_higher
+    from public.google_ai_attempts a
+    join public.google_ai_priority_classes pc on pc.name = a.priority_class
+    where a.quota_group = v_group.quota_group and a.model = p_model and a.admitted_at > p_now - v_window
+      and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
+      and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000;
     v_count := coalesce(cardinality(v_expiries), 0);
     v_free := greatest(0, p_rpm - v_count);
     -- The group's openings within one window: free now, then as admissions leave.

@@ -28,7 +28,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model
     p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean,
     p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text,
     OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date,
-    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
+    OUT admitted_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -49,8 +50,8 @@ declare
   v_rpd_used integer;
   v_rpd_next integer;
   v_rpd_prev integer;
-  v_gone_requests integer;
-  v_gone_tokens bigint;
+  v_ring record;
+  v_written integer;
   v_win_requests integer;
   v_win_tokens bigint;
   -- Shares
@@ -64,7 +65,6 @@ declare
   v_held_next integer := 0;
   v_held_prev integer := 0;
   v_owned bigint[] := '{}';
-  v_owned_win integer[] := '{}';
   v_owned_used integer[] := '{}';
   v_owned_next integer[] := '{}';
   v_owned_prev integer[] := '{}';
@@ -125,37 +125,16 @@ begin
     v_near_end := v_now >= v_midnight - v_day_guard;
     v_near_start := v_now < v_day_start + v_day_guard;
 
-    -- Admissions that left the window (each is expired once, by the first try after it left); the
-    -- owners of shares get their window count back with them.
-    with gone as (
-      delete from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model
-        and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
-      returning a.tokens, a.share_ids),
-    owners_back as (
-      update public.google_ai_share_usage u set window_requests = greatest(0, u.window_requests - b.n)
-      from (select s.id, count(*)::integer as n from gone g cross join unnest(g.share_ids) as s(id) group by s.id) b
-      where u.quota_group = p_quota_group and u.share_id = b.id)
-    select count(*), coalesce(sum(g.tokens), 0) into v_gone_requests, v_gone_tokens from gone g;
+    -- The window moved on to now, with this request counted (written only if it fits). A new counter
+    -- row (first use, or housekeeping removed an idle one): the owners' use starts again with it.
+    v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
+      v_row.window_requests, v_row.window_tokens, 1, p_tokens);
+    v_win_requests := v_ring.sum_requests - 1;
+    v_win_tokens := v_ring.sum_tokens - p_tokens;
     if v_row.window_at is null then
-      -- A new counter row (first use, or housekeeping removed an idle one): count what is in the window.
-      select count(*), coalesce(sum(a.tokens), 0) into v_win_requests, v_win_tokens
-      from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model;
-      -- The owners' use starts again with the row: their admissions in the window, nothing of the day.
       delete from public.google_ai_share_usage u
       where u.quota_group = p_quota_group
         and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
-      insert into public.google_ai_share_usage (quota_group, share_id, window_requests)
-      select p_quota_group, s.id, count(*)::integer
-      from public.google_ai_admissions a
-      cross join unnest(a.share_ids) as x(id)
-      join public.google_ai_quota_shares s on s.id = x.id and s.model = p_model
-      where a.quota_group = p_quota_group and a.model = p_model
-      group by s.id;
-    else
-      v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
-      v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
     end if;
 
     -- The model's shares in this group: what the others' shares keep from this requester, and the
@@ -163,10 +142,12 @@ begin
     for v_share in
       select s.id, s.reserved_rpm, s.reserved_rpd, s.pace_burst,
              coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
-             coalesce(u.window_requests, 0) as win, u.day_bucket, coalesce(u.day_used, 0) as day_used,
+             r.sum_requests as win, u.day_bucket, coalesce(u.day_used, 0) as day_used,
              coalesce(u.day_next_used, 0) as day_next_used, coalesce(u.day_prev_used, 0) as day_prev_used
       from public.google_ai_quota_shares s
       left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+      cross join lateral public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring,
+        u.window_requests, null) r
       where s.model = p_model
       order by s.id
     loop
@@ -180,7 +161,6 @@ begin
       v_reserved_rpd := v_reserved_rpd + coalesce(v_share.reserved_rpd, 0);
       if v_share.owned then
         v_owned := v_owned || v_share.id;
-        v_owned_win := v_owned_win || v_share.win;
         v_owned_used := v_owned_used || v_used;
         v_owned_next := v_owned_next || v_next;
         v_owned_prev := v_owned_prev || v_prev;
@@ -260,9 +240,10 @@ begin
         if v_window_full then
           reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model, v_now, v_window, p_rpm, p_tpm,
             p_tokens, p_class, p_caller);
-          if outcome = 'tpm' and exists (select 1 from public.google_ai_admissions a
+          -- Tokens may come back while admissions of the window are still in flight.
+          if outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
                                          where a.quota_group = p_quota_group and a.model = p_model
-                                           and a.in_flight and a.admitted_at > v_now - v_window) then
+                                           and a.status = 'reserved' and a.admitted_at > v_now - v_window) then
             recheck_at := v_now + v_guard.recheck_ms * interval '1 millisecond';
           end if;
         end if;
@@ -281,24 +262,31 @@ begin
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
-    insert into public.google_ai_admissions (reservation_id,
-      quota_group, model, admitted_at, tokens, day_guard, share_ids,
-      class_rank)
-    values (coalesce(p_reservation_id, gen_random_uuid()), p_quota_group, p_model, v_now, p_tokens,
-            case when v_near_end then 1 when v_near_start then -1 else 0 end,
-            case when cardinality(v_owned) > 0 then v_owned end, public.google_ai_class_rank(p_class));
-
     if cardinality(v_owned) > 0 then
-      insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
-        day_next_used, day_prev_used)
-      select p_quota_group, o.id, o.win + 1, v_day, o.used + 1,
-             o.next + case when v_near_end then 1 else 0 end, o.prev + case when v_near_start then 1 else 0 end
-      from unnest(v_owned, v_owned_win, v_owned_used, v_owned_next, v_owned_prev) as o(id, win, used, next, prev)
-      on conflict (quota_group, share_id) do update set
-        window_requests = excluded.window_requests, day_bucket = excluded.day_bucket, day_used = excluded.day_used,
-        day_next_used = excluded.day_next_used, day_prev_used = excluded.day_prev_used;
+      -- The owners' day and window; an owner's first admission in the group writes its row.
+      update public.google_ai_share_usage u set
+        day_bucket = v_day, day_used = o.used + 1,
+        day_next_used = o.next + case when v_near_end then 1 else 0 end,
+        day_prev_used = o.prev + case when v_near_start then 1 else 0 end,
+        (ring_low, ring, window_requests) =
+          (select r.ring_low, r.ring, r.sum_requests
+           from public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring, u.window_requests, null, 1, 0) r)
+      from unnest(v_owned, v_owned_used, v_owned_next, v_owned_prev) as o(id, used, next, prev)
+      where u.quota_group = p_quota_group and u.share_id = o.id;
+      get diagnostics v_written = row_count;
+      if v_written < cardinality(v_owned) then
+        insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
+          day_prev_used, ring_low, ring, window_requests)
+        select p_quota_group, o.id, v_day, o.used + 1, o.next + case when v_near_end then 1 else 0 end,
+               o.prev + case when v_near_start then 1 else 0 end, r.ring_low, r.ring, r.sum_requests
+        from unnest(v_owned, v_owned_used, v_owned_next, v_owned_prev) as o(id, used, next, prev)
+        cross join public.google_ai_ring_at(v_now, v_window, null, null, 0, null, 1, 0) r
+        where not exists (select 1 from public.google_ai_share_usage u
+                          where u.quota_group = p_quota_group and u.share_id = o.id);
+      end if;
     end if;
 
+    admitted_at := v_now;
     update public.google_ai_usage_counters c set
       minute_bucket   = v_minute,
       day_bucket      = v_day,
@@ -307,10 +295,11 @@ begin
       rpd_used        = v_rpd_used + 1,
       rpd_next_used   = v_rpd_next + case when v_near_end then 1 else 0 end,
       rpd_prev_used   = v_rpd_prev + case when v_near_start then 1 else 0 end,
-      window_requests = v_win_requests + 1,
-      window_tokens   = v_win_tokens + p_tokens,
+      ring_low        = v_ring.ring_low,
+      ring            = v_ring.ring,
+      window_requests = v_ring.sum_requests,
+      window_tokens   = v_ring.sum_tokens,
       window_at       = v_now,
-      window_floor    = greatest(v_row.window_floor, v_now - v_window),
       spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
       updated_at      = v_now
     where c.id = v_row.id;

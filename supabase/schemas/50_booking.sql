@@ -15,7 +15,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm 
     p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
     p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
-    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
+    OUT admitted_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -63,6 +64,7 @@ begin
           p_reservation_id, p_class, p_caller);
         if v_wait.booked_group is not null then
           booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
+          admitted_at := v_wait.admitted_at;
           exit booking;
         end if;
         if reopens_at is null or v_wait.reopens_at < reopens_at then
@@ -93,6 +95,7 @@ begin
         v_outcome := v_try.outcome;
         if v_outcome = 'booked' then
           booked_group := v_candidate.quota_group; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
+          admitted_at := v_try.admitted_at;
           exit booking;
         end if;
         v_at := v_try.reopens_at;
@@ -113,6 +116,7 @@ begin
         p_reservation_id, p_class, p_caller);
       if v_wait.booked_group is not null then
         booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
+        admitted_at := v_wait.admitted_at;
         exit booking;
       elsif reopens_at is null or v_wait.reopens_at < reopens_at then
         reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by; cause := v_wait.cause;
@@ -162,13 +166,13 @@ $$;
 -- too: a row locked here stays locked until commit, and the general booking that follows when the
 -- locked look finds no room may wait for another group's row (two requests, each holding a full
 -- group's row and waiting for the other's, would deadlock). If the locked look finds no room after
--- all, the expired admissions it removed are taken off the row's sums (as the general try would)
--- before it leaves.
+-- all, it leaves the row as it found it.
 CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
     p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text,
     p_rank smallint DEFAULT NULL::smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone,
-    OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
+    OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text,
+    OUT admitted_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -183,12 +187,10 @@ declare
   v_minute timestamptz;
   v_day date;
   v_midnight timestamptz;
-  v_gone_requests integer;
-  v_gone_tokens bigint;
-  v_win_requests integer;
-  v_win_tokens bigint;
-  v_oldest timestamptz;
-  v_oldest_tokens timestamptz;
+  v_ring record;
+  v_requests_free timestamptz;
+  v_written integer;
+  v_tokens_free timestamptz;
   v_shared boolean;
   v_held_rpm integer := 0;
   v_held_rpd integer := 0;
@@ -238,20 +240,25 @@ begin
     if not found or v_row.window_at is null then
       return;
     end if;
+    v_now := greatest(p_at, v_row.window_at);
+    v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
+      v_row.window_requests, v_row.window_tokens);
     if v_shared then
-      v_day := public.google_ai_pacific_day(greatest(p_at, v_row.window_at));
-      select coalesce(sum(greatest(0, coalesce(s.reserved_rpm, 0) - coalesce(u.window_requests, 0))), 0),
+      v_day := public.google_ai_pacific_day(v_now);
+      select coalesce(sum(greatest(0, coalesce(s.reserved_rpm, 0) - r.sum_requests)), 0),
              coalesce(sum(greatest(0, coalesce(s.reserved_rpd, 0)
                                       - case when u.day_bucket = v_day then u.day_used
                                              when u.day_bucket = v_day - 1 then u.day_next_used else 0 end)), 0)
         into v_held_rpm, v_held_rpd
       from public.google_ai_quota_shares s
       left join public.google_ai_share_usage u on u.quota_group = v_group and u.share_id = s.id
+      cross join lateral public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring,
+        u.window_requests, null) r
       where s.model = p_model
         and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
     end if;
-    if not public.google_ai_fast_fits(v_row, v_row.window_requests + v_held_rpm, v_row.window_tokens, p_rpm, p_tpm,
-                                      p_rpd - v_held_rpd, p_tokens, greatest(p_at, v_row.window_at), v_day_guard) then
+    if not public.google_ai_fast_fits(v_row, v_ring.sum_requests + v_held_rpm, v_ring.sum_tokens, p_rpm, p_tpm,
+                                      p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard) then
       return;
     end if;
     select * into v_row from public.google_ai_usage_counters c
@@ -271,19 +278,9 @@ begin
   v_day := public.google_ai_pacific_day(v_now);
   v_midnight := public.google_ai_pacific_midnight_after(v_now);
 
-  -- The admissions that left the window since the last removal (window_floor, below).
-  with gone as (
-    delete from public.google_ai_admissions a
-    where a.quota_group = v_group and a.model = p_model
-      and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
-    returning a.tokens, a.share_ids),
-  owners_back as (
-    update public.google_ai_share_usage u set window_requests = greatest(0, u.window_requests - b.n)
-    from (select s.id, count(*)::integer as n from gone g cross join unnest(g.share_ids) as s(id) group by s.id) b
-    where u.quota_group = v_group and u.share_id = b.id)
-  select count(*), coalesce(sum(g.tokens), 0) into v_gone_requests, v_gone_tokens from gone g;
-  v_win_requests := greatest(0, v_row.window_requests - v_gone_requests);
-  v_win_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
+  -- The window moved on to now, with this request counted (written only if it fits).
+  v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
+    v_row.window_requests, v_row.window_tokens, 1, p_tokens);
 
   -- The model's shares in this group (their use is written under the lock held here): what the
   -- others' keep from the requester, and the requester's own.
@@ -309,7 +306,14 @@ begin
     from (select s.id, s.reserved_rpm, s.reserved_rpd,
                  coalesce(s.priority_class = p_class, false) as for_class,
                  coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
-                 coalesce(u.window_requests, 0) as win,
+                 -- The share's window: nothing to keep without an RPM part, and the owner's own
+                 -- count matters only to the spread.
+                 case when s.reserved_rpm is null
+                        or (v_spread.step is null
+                            and (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false)))
+                      then 0
+                      else (public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring, u.window_requests,
+                              null)).sum_requests end as win,
                  case when u.day_bucket = v_day then u.day_used
                       when u.day_bucket = v_day - 1 then u.day_next_used else 0 end as day_used
           from public.google_ai_quota_shares s
@@ -319,36 +323,40 @@ begin
 
   -- Its place in the schedule holds it back only as google_ai_spread_holds says; its own share lets
   -- it past the schedule too.
-  v_fits := public.google_ai_fast_fits(v_row, v_win_requests + v_held_rpm, v_win_tokens, p_rpm, p_tpm,
-                                       p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard)
+  v_fits := public.google_ai_fast_fits(v_row, v_ring.sum_requests - 1 + v_held_rpm, v_ring.sum_tokens - p_tokens,
+                                       p_rpm, p_tpm, p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard)
             and (v_spread.step is null or v_in_share or v_row.spread_until - v_spread.tolerance <= v_now
                  or not public.google_ai_spread_holds(p_model, p_rank, v_now));
   if not v_fits then
-    update public.google_ai_usage_counters c set window_requests = v_win_requests, window_tokens = v_win_tokens,
-      window_floor = greatest(c.window_floor, v_now - v_window)
-    where c.id = v_row.id;
     return;
   end if;
 
-  insert into public.google_ai_admissions (reservation_id,
-    quota_group, model, admitted_at, tokens, day_guard, share_ids,
-    class_rank)
-  values (p_reservation_id, v_group, p_model, v_now, p_tokens, 0, v_owned, p_rank);
-
   if v_owned is not null then
-    -- The owners' use, rolled to today as try_book rolls it (the day guard is not near here).
-    insert into public.google_ai_share_usage as u (quota_group, share_id, window_requests, day_bucket, day_used,
-      day_next_used, day_prev_used)
-    select v_group, o.id, 1, v_day, 1, 0, 0 from unnest(v_owned) as o(id)
-    on conflict (quota_group, share_id) do update set
-      window_requests = u.window_requests + 1,
+    -- The owners' use: the day rolled to today as try_book rolls it (the day guard is not near
+    -- here), and the window. An owner's first admission in the group writes its row.
+    update public.google_ai_share_usage u set
       day_used = case when u.day_bucket = v_day then u.day_used
                       when u.day_bucket = v_day - 1 then u.day_next_used else 0 end + 1,
       day_next_used = case when u.day_bucket = v_day then u.day_next_used else 0 end,
       day_prev_used = case when u.day_bucket = v_day then u.day_prev_used
                            when u.day_bucket = v_day - 1 then u.day_used else 0 end,
-      day_bucket = v_day;
+      day_bucket = v_day,
+      (ring_low, ring, window_requests) =
+        (select r.ring_low, r.ring, r.sum_requests
+         from public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring, u.window_requests, null, 1, 0) r)
+    where u.quota_group = v_group and u.share_id = any (v_owned);
+    get diagnostics v_written = row_count;
+    if v_written < cardinality(v_owned) then
+      insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
+        day_prev_used, ring_low, ring, window_requests)
+      select v_group, o.id, v_day, 1, 0, 0, r.ring_low, r.ring, r.sum_requests
+      from unnest(v_owned) as o(id)
+      cross join public.google_ai_ring_at(v_now, v_window, null, null, 0, null, 1, 0) r
+      where not exists (select 1 from public.google_ai_share_usage u
+                        where u.quota_group = v_group and u.share_id = o.id);
+    end if;
   end if;
+
 
   update public.google_ai_usage_counters c set
     minute_bucket   = v_minute,
@@ -356,10 +364,11 @@ begin
     rpm_used        = case when v_row.minute_bucket = v_minute then v_row.rpm_used else 0 end + 1,
     tpm_used        = case when v_row.minute_bucket = v_minute then v_row.tpm_used else 0 end + p_tokens,
     rpd_used        = v_row.rpd_used + 1,
-    window_requests = v_win_requests + 1,
-    window_tokens   = v_win_tokens + p_tokens,
+    ring_low        = v_ring.ring_low,
+    ring            = v_ring.ring,
+    window_requests = v_ring.sum_requests,
+    window_tokens   = v_ring.sum_tokens,
     window_at       = v_now,
-    window_floor    = greatest(v_row.window_floor, v_now - v_window),
     spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
     updated_at      = v_now
   where c.id = v_row.id;
@@ -371,28 +380,22 @@ begin
   key_alias := v_key_alias;
   env_var_name := v_env_var_name;
 
-  -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next
-  -- to leave the window are its oldest admissions (this one at the latest).
-  select (select a.admitted_at from public.google_ai_admissions a
-          where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
-          order by a.admitted_at limit 1),
-         case when p_tpm is not null
-              then (select a.admitted_at from public.google_ai_admissions a
-                    where a.quota_group = v_group and a.model = p_model and a.admitted_at > v_now - v_window
-                      and a.tokens > 0
-                    order by a.admitted_at limit 1) end
-    into v_oldest, v_oldest_tokens;
+  admitted_at := v_now;
+
+  -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next to
+  -- leave the window are its oldest seconds (this one's at the latest). (Times first: a call in its
+  -- argument would keep google_ai_ms_until from being inlined.)
+  v_requests_free := coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window), v_now);
+  v_tokens_free := coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window, true), v_now);
   quota := jsonb_build_object(
     'model', p_model,
     'quota_group', v_group,
     'rpm', p_rpm,
-    'requests_left', case when p_rpm is not null then greatest(0, p_rpm - (v_win_requests + 1)) end,
-    'requests_reset_ms', case when p_rpm is not null
-                              then public.google_ai_ms_until(coalesce(v_oldest + v_window, v_now), v_now) end,
+    'requests_left', case when p_rpm is not null then greatest(0, p_rpm - v_ring.sum_requests) end,
+    'requests_reset_ms', case when p_rpm is not null then public.google_ai_ms_until(v_requests_free, v_now) end,
     'tpm', p_tpm,
-    'tokens_left', case when p_tpm is not null then greatest(0, p_tpm - (v_win_tokens + p_tokens)) end,
-    'tokens_reset_ms', case when p_tpm is not null
-                            then public.google_ai_ms_until(coalesce(v_oldest_tokens + v_window, v_now), v_now) end,
+    'tokens_left', case when p_tpm is not null then greatest(0, p_tpm - v_ring.sum_tokens) end,
+    'tokens_reset_ms', case when p_tpm is not null then public.google_ai_ms_until(v_tokens_free, v_now) end,
     'rpd', p_rpd,
     'day_left', case when p_rpd is not null then greatest(0, p_rpd - (v_row.rpd_used + 1)) end,
     'day_reset_ms', case when p_rpd is not null
@@ -407,7 +410,8 @@ $$;
 CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer,
     p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text,
     OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
-    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text) RETURNS record
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
+    OUT admitted_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -420,6 +424,7 @@ begin
       p_reservation_id, p_class, p_caller);
     if v_try.outcome = 'booked' then
       booked_group := v_group; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
+      admitted_at := v_try.admitted_at;
       return;
     end if;
     if reopens_at is null or v_try.reopens_at < reopens_at then

@@ -44,6 +44,7 @@ declare
   v_group text;
   v_minute timestamptz;
   v_day date;
+  v_admitted_at timestamptz;
   v_blocked_by text;
   v_cause text;
   v_spread_bound boolean;
@@ -171,20 +172,26 @@ begin
                    left join public.google_ai_share_usage u on u.share_id = s.id
                    where s.model = v_limits.model and s.reserved_rpm is not null
                      and (s.priority_class = v_class or s.caller = p_caller)
-                     and coalesce(u.window_requests, 0) < s.reserved_rpm);
+                     and coalesce((public.google_ai_ring_at(v_now, (60000
+                           + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond',
+                           u.ring_low, u.ring, u.window_requests,
+                           null)).sum_requests,
+                         0) < s.reserved_rpm);
     end if;
 
     if v_may_book and not v_queued then
       -- Nothing but the limits in the way: the fast booking, with the quota it leaves.
-      select f.booked_group, f.minute_bucket, f.day_bucket, f.quota, f.key_id, f.key_alias, f.env_var_name
-        into v_group, v_minute, v_day, v_quota, v_key_id, v_key_alias, v_env_var_name
+      select f.booked_group, f.minute_bucket, f.day_bucket, f.quota, f.key_id, f.key_alias, f.env_var_name,
+             f.admitted_at
+        into v_group, v_minute, v_day, v_quota, v_key_id, v_key_alias, v_env_var_name, v_admitted_at
       from public.google_ai_book_fast(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
         p_estimated_tokens, p_exclude_key_ids, p_now, v_now,
           v_reservation_id, p_caller, p_client_id, v_class, v_rank) f;
     end if;
     if v_may_book and v_group is null then
-      select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at, b.cause
-        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at, v_cause
+      select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at, b.cause,
+             b.admitted_at
+        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at, v_cause, v_admitted_at
       from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
         p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id,
         v_class, p_caller, p_client_id, p_attempt) b;
@@ -306,11 +313,6 @@ begin
 
   if v_ticket.ticket_id is not null then
     delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
-    -- A request that arrived before the last window says nothing of what its class asks for now: its
-    -- admission is left out of what the queue reads as the higher classes' part (likely_at).
-    if v_since <= v_now - (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond' then
-      update public.google_ai_admissions a set class_rank = null where a.reservation_id = v_reservation_id;
-    end if;
   end if;
 
   if p_idempotent and p_request_id is not null then
@@ -319,10 +321,10 @@ begin
 
   insert into public.google_ai_attempts (reservation_id, status, request_id, caller, client_id, token_id, model,
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
-    wait_ms, metadata, priority_class)
+    wait_ms, metadata, priority_class, admitted_at)
   values (v_reservation_id, 'reserved', p_request_id, p_caller, p_client_id, p_token_id, v_limits.model,
     p_model, p_attempt, v_key_id, v_key_alias, v_group, v_minute, v_day, p_estimated_tokens,
-    p_wait_ms, coalesce(p_metadata, '{}'), v_class);
+    p_wait_ms, coalesce(p_metadata, '{}'), v_class, v_admitted_at);
   if p_token_hash is not null then
     perform public.google_ai_count_token_use(p_token_id, p_client_id, v_now, p_attempt, p_estimated_tokens);
   end if;

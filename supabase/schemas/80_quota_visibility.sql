@@ -160,12 +160,7 @@ declare
   v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
   v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
   v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
-  v_requests integer;
-  v_tokens bigint;
-  v_gone_requests integer;
-  v_gone_tokens bigint;
-  v_oldest timestamptz;
-  v_oldest_tokens timestamptz;
+  v_ring record;
   v_row public.google_ai_usage_counters;
   v_day date := public.google_ai_pacific_day(p_now);
   v_midnight timestamptz := public.google_ai_pacific_midnight_after(p_now);
@@ -182,43 +177,19 @@ begin
   select * into v_row from public.google_ai_usage_counters c
   where c.quota_group = p_quota_group and c.model = p_model;
 
-  -- The minute, counted as google_ai_try_book counts it: the window's sums on the counter row, less
-  -- the admissions that have left the window since (none, right after a booking: it removed them);
-  -- without sums on the row (new, or removed by housekeeping), the admissions themselves.
+  -- The minute, counted as google_ai_try_book counts it: the ring moved on to p_now; the next to
+  -- leave the window are its oldest seconds.
   if p_rpm is not null or p_tpm is not null then
-    if v_row.window_at is not null then
-      select count(*), coalesce(sum(a.tokens), 0) into v_gone_requests, v_gone_tokens
-      from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model
-        and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= p_now - v_window;
-      v_requests := greatest(0, v_row.window_requests - v_gone_requests);
-      v_tokens := greatest(0, v_row.window_tokens - v_gone_tokens);
-    else
-      select count(*), coalesce(sum(a.tokens), 0) into v_requests, v_tokens
-      from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window;
-    end if;
-    -- The oldest admissions still in the window: the next to leave it (index look-ups).
-    -- (Written as a top-1 read: a generic plan of min() may aggregate the whole window instead.)
-    select a.admitted_at into v_oldest
-    from public.google_ai_admissions a
-    where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window
-    order by a.admitted_at
-    limit 1;
-    if p_tpm is not null then
-      select a.admitted_at into v_oldest_tokens
-      from public.google_ai_admissions a
-      where a.quota_group = p_quota_group and a.model = p_model and a.admitted_at > p_now - v_window and a.tokens > 0
-      order by a.admitted_at
-      limit 1;
-    end if;
+    v_ring := public.google_ai_ring_at(p_now, v_window, v_row.ring_low, v_row.ring,
+      v_row.window_requests, coalesce(v_row.window_tokens, 0));
     if p_rpm is not null then
-      requests_left := greatest(0, p_rpm - v_requests);
-      requests_reset_at := coalesce(v_oldest + v_window, p_now);
+      requests_left := greatest(0, p_rpm - v_ring.sum_requests);
+      requests_reset_at := coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window), p_now);
     end if;
     if p_tpm is not null then
-      tokens_left := greatest(0, p_tpm - v_tokens);
-      tokens_reset_at := coalesce(v_oldest_tokens + v_window, p_now);
+      tokens_left := greatest(0, p_tpm - v_ring.sum_tokens);
+      tokens_reset_at := coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window, true),
+        p_now);
     end if;
   end if;
 

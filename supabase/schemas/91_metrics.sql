@@ -50,11 +50,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_label(p_name text, p_value te
 $$;
 
 -- The (non-cumulative) bucket of a duration in ms: the smallest bound >= it (le is inclusive).
-CREATE OR REPLACE FUNCTION public.google_ai_metric_le(p_ms integer) RETURNS numeric
+CREATE OR REPLACE FUNCTION public.google_ai_metric_le(p_us integer) RETURNS numeric
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
   select (public.google_ai_metric_bounds_s())[
-    pg_catalog.width_bucket(p_ms::double precision operator(pg_catalog.-) 0.5,
+    pg_catalog.width_bucket(p_us::double precision operator(pg_catalog.-) 0.5,
       '{5,10,25,50,100,250,500,1000,2500,5000,10000,30000,60000,120000,300000}'::double precision[])
     operator(pg_catalog.+) 1]
 $$;
@@ -356,21 +356,18 @@ with clock as (
   select c.quota_group, c.model from public.google_ai_usage_counters c where c.quota_group is not null
 ), quota as (
   select p.quota_group, p.model,
-         (select count(*) from public.google_ai_admissions w
-          where w.quota_group = p.quota_group and w.model = p.model
-            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms,
-              1000)) * interval '1 millisecond') as minute_requests,
-         (select coalesce(sum(w.tokens), 0) from public.google_ai_admissions w
-          where w.quota_group = p.quota_group and w.model = p.model
-            and w.admitted_at > clock.at - (60000 + coalesce(clock.guard_ms,
-              1000)) * interval '1 millisecond') as minute_tokens,
-         coalesce((select case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.rpd_used else 0 end
-                   from public.google_ai_usage_counters c where c.quota_group = p.quota_group and c.model = p.model), 0)
-           as day_requests,
+         coalesce(w.sum_requests, 0) as minute_requests,
+         coalesce(w.sum_tokens, 0) as minute_tokens,
+         case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.rpd_used else 0 end as day_requests,
          public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
          public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
          public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd
   from serving p cross join clock
+  left join public.google_ai_usage_counters c on c.quota_group = p.quota_group and c.model = p.model
+  -- The window's counts, moved on to now (google_ai_ring_at).
+  left join lateral public.google_ai_ring_at(clock.at,
+    (60000 + coalesce(clock.guard_ms, 1000)) * interval '1 millisecond', c.ring_low, c.ring,
+    c.window_requests, c.window_tokens) w on true
   left join public.google_ai_model_limits l on l.model = p.model
 ), last_run as (
   select m.completed_at, m.status from public.google_ai_maintenance_log m

@@ -198,10 +198,9 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
      LEFT JOIN LATERAL ( SELECT public.google_ai_effective_limit(m.rpd, m.safety_margin) AS rpd
            FROM public.google_ai_model_limits m
           WHERE (m.model = s.model)) l ON (true))
-     CROSS JOIN LATERAL ( SELECT (count(*))::integer AS used_in_window
-           FROM public.google_ai_admissions a
-          WHERE ((a.quota_group = g.quota_group) AND (a.model = s.model) AND (s.id = ANY (a.share_ids)) AND
-            (a.admitted_at > (c.at - c.window_length)))) w)
+     CROSS JOIN LATERAL ( SELECT r.sum_requests AS used_in_window
+           FROM public.google_ai_ring_at(c.at, c.window_length, u.ring_low, u.ring, u.window_requests,
+             NULL::bigint) r) w)
      CROSS JOIN LATERAL ( SELECT
                 CASE
                     WHEN (u.day_bucket = c.day) THEN u.day_used

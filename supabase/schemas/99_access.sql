@@ -72,16 +72,12 @@ GRANT SELECT ON TABLE public.google_ai_responses TO service_role;
 
 ALTER TABLE public.google_ai_admission_settings ENABLE ROW LEVEL SECURITY;
 
-ALTER TABLE public.google_ai_admissions ENABLE ROW LEVEL SECURITY;
-
 REVOKE ALL ON TABLE public.google_ai_admission_settings FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,UPDATE ON TABLE public.google_ai_admission_settings TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_start(p_day date) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_zone() TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) TO service_role;
 
-REVOKE ALL ON TABLE public.google_ai_admissions FROM anon, authenticated, service_role, eve_gateway;
-GRANT SELECT ON TABLE public.google_ai_admissions TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text,
     p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,
     p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer,
@@ -113,6 +109,10 @@ ALTER TABLE public.google_ai_quota_shares ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.google_ai_share_usage ENABLE ROW LEVEL SECURITY;
 GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
     p_usable integer) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint,
+    ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer, p_tokens integer,
+    p_admitted_at timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_caller_budgets FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_caller_budgets TO service_role;

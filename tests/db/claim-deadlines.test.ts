@@ -75,8 +75,8 @@ async function reserve(
 async function counts(caller: string, requestId: string) {
   const [row] = await db.sql<{ attempts: number; admissions: number; claims: number }[]>`
     select (select count(*)::int from public.google_ai_attempts a where a.caller = ${caller} and a.request_id = ${requestId}) as attempts,
-           (select count(*)::int from public.google_ai_admissions w join public.google_ai_attempts a using (reservation_id)
-             where a.caller = ${caller} and a.request_id = ${requestId}) as admissions,
+           (select count(*)::int from public.google_ai_attempts a
+             where a.caller = ${caller} and a.request_id = ${requestId} and a.admitted_at is not null and a.status not in ('released', 'withdrawn')) as admissions,
            (select count(*)::int from public.google_ai_responses r where r.caller = ${caller} and r.request_id = ${requestId}) as claims`;
   return row!;
 }

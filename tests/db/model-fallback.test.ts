@@ -217,7 +217,7 @@ describe("opposite chains under 200 connections", () => {
     expect(served.filter((a) => a.model === "cc-y")).toHaveLength(30);
     expect(answers.filter((a) => !a.ok && a.queue !== undefined)).toHaveLength(0);
     const [{ admitted }] = await db.sql<{ admitted: number }[]>`
-      select count(*)::int as admitted from public.google_ai_admissions where model in ('cc-x', 'cc-y')`;
+      select count(*)::int as admitted from public.google_ai_attempts a where a.model in ('cc-x', 'cc-y') and a.admitted_at is not null and a.status not in ('released', 'withdrawn')`;
     expect(admitted).toBe(60);
     // Each refused request tried both models: one refused row each.
     const [{ refusedRows }] = await db.sql<{ refusedRows: number }[]>`

@@ -48,7 +48,7 @@ async function withdraw(reservationId: string, message = GOOGLE_404) {
 
 async function booked(model: string) {
   const [row] = await db.sql<{ admissions: number; rpm_used: number; rpd_used: number }[]>`
-    select (select count(*)::int from public.google_ai_admissions a where a.model = ${model}) as admissions,
+    select (select count(*)::int from public.google_ai_attempts a where a.model = ${model} and a.admitted_at is not null and a.status not in ('released', 'withdrawn')) as admissions,
            coalesce(sum(c.rpm_used), 0)::int as rpm_used, coalesce(sum(c.rpd_used), 0)::int as rpd_used
     from public.google_ai_usage_counters c where c.model = ${model}`;
   return row!;

@@ -89,7 +89,6 @@ async function quotaAt(at: number, answer: unknown, model: string, exclude: stri
 }
 
 async function reset() {
-  await db.sql`delete from public.google_ai_admissions`;
   await db.sql`delete from public.google_ai_usage_counters`;
   await db.sql`delete from public.google_ai_cooldowns`;
   await db.sql`delete from public.google_ai_queue`;
@@ -288,7 +287,7 @@ describe("the quota route's report", () => {
     await db.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason, cause)
                  values ('proj-b', 'qv-pair', ${iso(T0 + 30_000)}::timestamptz, 'RESOURCE_EXHAUSTED', 'minute')`;
     const [{ n }] = await db.sql<{ n: number }[]>`
-      select count(*)::int as n from public.google_ai_admissions where quota_group = 'proj-a' and model = 'qv-pair'`;
+      select window_requests as n from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'qv-pair'`;
     const cooled = (await reportAt(T0 + 5_000)).models.find((m) => m.model === "qv-pair")!;
     expect(cooled.cooling_down).toBe(1);
     expect(cooled.minute.requests_left).toBe(5 - n);

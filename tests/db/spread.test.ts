@@ -65,7 +65,7 @@ async function model(name: string, limits: { rpm: number | null; tpm?: number | 
 async function admissions(name: string): Promise<number[]> {
   const rows = await db.sql<{ t: string }[]>`
     select to_char(admitted_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t
-    from public.google_ai_admissions where model = ${name} order by admitted_at`;
+    from public.google_ai_attempts where model = ${name} and admitted_at is not null order by admitted_at`;
   return rows.map((r) => msOf(r.t));
 }
 

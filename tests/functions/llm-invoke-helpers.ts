@@ -171,7 +171,6 @@ export async function startInvokeStack(label: string, options: {
       sim.reset();
       await sql`delete from public.google_ai_cooldowns`;
       await sql`delete from public.google_ai_usage_counters`;
-      await sql`delete from public.google_ai_admissions`;
     },
     setLimit: async (l) => {
       await sql`update public.google_ai_model_limits set
@@ -206,6 +205,22 @@ export async function allRowsAsText(sql: Sql): Promise<{ table: string; text: st
 }
 
 /** Milliseconds until the next minute starts (second :00), by this machine's clock (= the database's). */
+/**
+ * When a model's window next lets something go (60 s + the 1 s guard after an admission): a request
+ * with its oldest admission, which is the first of its second; tokens with the last admission of that
+ * second, which the others of the second leave with (google_ai_ring_at).
+ */
+export async function windowFreesAt(sql: Sql, model: string): Promise<{ requests: Date; tokens: Date }> {
+  const [row] = await sql<{ requests: Date; tokens: Date }[]>`
+    with w as (select a.admitted_at from public.google_ai_attempts a
+               where a.model = ${model} and a.admitted_at is not null and a.status not in ('released', 'withdrawn'))
+    select min(w.admitted_at) + interval '61 seconds' as requests,
+           (select max(x.admitted_at) from w x
+            where date_trunc('second', x.admitted_at) = date_trunc('second', min(w.admitted_at))) + interval '61 seconds' as tokens
+    from w`;
+  return row!;
+}
+
 export function msToNextMinute(now = Date.now()): number {
   return 60_000 - (now % 60_000);
 }

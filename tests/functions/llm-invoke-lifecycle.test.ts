@@ -85,7 +85,8 @@ describe("a withdrawn model", () => {
     expect(row).toEqual({ marked: true, successor: GEMMA4,
       withdrawn_message: modelNotFound(GEMMA3, "generateContent").body.error.message.replace(/\s+/g, " ") });
     // Its capacity was given back: only the admission that served is in the window.
-    const [{ n }] = await s.sql`select count(*)::int as n from public.google_ai_admissions where model = ${GEMMA3}`;
+    const [{ n }] = await s.sql`select coalesce(sum(window_requests), 0)::int as n from public.google_ai_usage_counters
+                                where model = ${GEMMA3}`;
     expect(n).toBe(0);
   });
 

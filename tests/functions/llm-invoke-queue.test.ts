@@ -40,7 +40,7 @@ it("serves the bot first when the window reopens, passes a vanished waiter's tur
     const [{ r }] = await s.sql`select public.google_ai_reserve_models(array[${MODEL}], 10, 'earlier', null, ${`fill-${i}`}) as r`;
     expect(r.ok).toBe(true);
   }
-  const [{ first }] = await s.sql<{ first: Date }[]>`select min(admitted_at) as first from public.google_ai_admissions`;
+  const [{ first }] = await s.sql<{ first: Date }[]>`select min(admitted_at) as first from public.google_ai_attempts`;
 
   // A notebook's request whose client goes away while it waits: first in line among the batch.
   const cutOff = new AbortController();
@@ -90,9 +90,8 @@ it("serves the bot first when the window reopens, passes a vanished waiter's tur
   expect(b2!.body.retry_after_ms).toBeGreaterThan(0);
 
   const admitted = await s.sql<{ request_id: string; admitted_at: Date; priority_class: string; wait_ms: number }[]>`
-    select t.request_id, a.admitted_at, t.priority_class, t.wait_ms from public.google_ai_admissions a
-    join public.google_ai_attempts t on t.reservation_id = a.reservation_id
-    where t.request_id in ('bot-1', 'bot-2', 'batch-1') order by a.admitted_at`;
+    select t.request_id, t.admitted_at, t.priority_class, t.wait_ms from public.google_ai_attempts t
+    where t.request_id in ('bot-1', 'bot-2', 'batch-1') and t.admitted_at is not null order by t.admitted_at`;
   expect(admitted.map((a) => a.request_id).slice(0, 2).sort()).toEqual(["bot-1", "bot-2"]);
   expect(admitted.map((a) => a.priority_class)).toEqual(["interactive", "interactive", "batch"]);
   for (const a of admitted) expect(a.admitted_at.getTime() - first.getTime()).toBeGreaterThanOrEqual(61_000);
@@ -113,7 +112,7 @@ it("serves the bot first when the window reopens, passes a vanished waiter's tur
   const [{ worst }] = await s.sql<{ worst: number }[]>`
     select max(n)::int as worst from (
       select count(*) over (order by admitted_at range between interval '60.999 seconds' preceding and current row) as n
-      from public.google_ai_admissions) w`;
+      from public.google_ai_attempts a where a.admitted_at is not null and a.status not in ('released', 'withdrawn')) w`;
   expect(worst).toBeLessThanOrEqual(3);
   console.log(`queue over HTTP: bot waited ${bot1!.body.waited_ms}/${bot2!.body.waited_ms} ms, batch-1 ${b1!.body.waited_ms} ms`);
 }, 150_000);

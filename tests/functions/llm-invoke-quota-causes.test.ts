@@ -43,7 +43,6 @@ beforeEach(async () => {
 /** A minute passes for the gateway: every rest ends a minute sooner, the minute windows start empty. */
 async function aMinutePasses() {
   await s.sql`update public.google_ai_cooldowns set cooldown_until = cooldown_until - interval '1 minute'`;
-  await s.sql`delete from public.google_ai_admissions`;
   await s.sql`delete from public.google_ai_usage_counters`;
 }
 

@@ -81,7 +81,8 @@ describe("streaming with exact accounting", () => {
     expect(await statuses()).toEqual([{ status: "refused", n: 70 }, { status: "succeeded", n: 30 }]);
     // The window holds what Google counted: 30 admissions, their input tokens settled at Google's counts.
     const [window] = await s.sql<{ n: number; tokens: number }[]>`
-      select count(*)::int as n, coalesce(sum(tokens), 0)::int as tokens from public.google_ai_admissions where model = ${GEMMA}`;
+      select coalesce(sum(window_requests), 0)::int as n, coalesce(sum(window_tokens), 0)::int as tokens
+      from public.google_ai_usage_counters where model = ${GEMMA}`;
     const [audited] = await s.sql<{ tokens: number }[]>`
       select sum(input_tokens)::int as tokens from public.google_ai_attempts where status = 'succeeded'`;
     const googleTokens = google.recent.filter((r) => r.status === 200).reduce((sum, r) => sum + (r.promptTokens ?? 0), 0);
@@ -111,7 +112,7 @@ describe("streaming with exact accounting", () => {
     expect(row!.output_tokens).toBeGreaterThan(0);
     // Capacity is exact: the window holds Google's count of the input, not the estimate; nothing is left reserved.
     const [window] = await s.sql<{ tokens: number }[]>`
-      select sum(tokens)::int as tokens from public.google_ai_admissions where model = ${FLASH}`;
+      select sum(window_tokens)::int as tokens from public.google_ai_usage_counters where model = ${FLASH}`;
     expect(window!.tokens).toBe(record.promptTokens);
   });
 

@@ -24,7 +24,7 @@ it("a WAIT request behind a full window sleeps until its oldest admission leaves
     const [{ r }] = await s.sql`select public.google_ai_reserve_models(array['gemma-3-27b-it'], 10, 'other-caller', null, ${`fill-${i}`}) as r`;
     expect(r.ok).toBe(true);
   }
-  const [{ first }] = await s.sql`select min(admitted_at) as first from public.google_ai_admissions`;
+  const [{ first }] = await s.sql`select min(admitted_at) as first from public.google_ai_attempts`;
 
   const res = await s.call({ model: "gemma-3-27b", prompt: "after the window", mode: "WAIT", max_wait_ms: 65_000, request_id: "minute-wait" });
   expect(res.status).toBe(200);
@@ -33,8 +33,8 @@ it("a WAIT request behind a full window sleeps until its oldest admission leaves
   expect(rows.map((r) => [r.status, r.limit_hit, r.wait_ms])).toEqual([["succeeded", null, res.body.waited_ms]]);
   // It was admitted only once the first admission had left the 61 s window, and it slept no longer
   // than the time it was given (the turn, counted from the call that queued it).
-  const [{ admitted }] = await s.sql`select a.admitted_at as admitted from public.google_ai_admissions a
-    join public.google_ai_attempts t on t.reservation_id = a.reservation_id where t.request_id = 'minute-wait'`;
+  const [{ admitted }] = await s.sql`select a.admitted_at as admitted from public.google_ai_attempts a
+    where a.request_id = 'minute-wait'`;
   expect((admitted as Date).getTime() - (first as Date).getTime()).toBeGreaterThanOrEqual(61_000);
   expect(res.body.waited_ms).toBeLessThanOrEqual(61_000);
   console.log(`WAIT behind a full window: waited ${res.body.waited_ms} ms in the queue`);

@@ -161,8 +161,8 @@ describe("after a frozen database", () => {
     await drained(pooled);
     const [left] = await query<{ attempts: number; admissions: number; claims: number; rolledBack: number }>(
       `select (select count(*)::int from public.google_ai_attempts where request_id = any ($1)) as attempts,
-              (select count(*)::int from public.google_ai_admissions w join public.google_ai_attempts a using (reservation_id)
-                 where a.request_id = any ($1)) as admissions,
+              (select count(*)::int from public.google_ai_attempts a
+                 where a.request_id = any ($1) and a.admitted_at is not null and a.status not in ('released', 'withdrawn')) as admissions,
               (select count(*)::int from public.google_ai_responses where request_id = any ($1)) as claims,
               ${LAST_ID} - $2::int - (select count(*)::int from public.google_ai_attempts where id > $2::int) as "rolledBack"`,
       [ids, before],

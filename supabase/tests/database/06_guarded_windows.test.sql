@@ -22,14 +22,18 @@ select is(pg_temp.r('2026-11-23 10:01:00.5+00') - 'model' - 'max_tokens' - 'rech
     'retry_at', '2026-11-23T10:02:00.7+00:00'),
   'a new calendar minute does not reopen a full window: the first admission leaves it at :59.7 + 61 s');
 select ok((pg_temp.r('2026-11-23 10:02:00.7+00') ->> 'ok')::boolean, 'when the oldest admission left the window, one more fits');
-select is((select window_requests from public.google_ai_usage_counters where quota_group = 'proj-w' and model = 'win-model'), 3,
-  'the window holds the two admissions still in it and the new one');
-select is((select count(*)::int from public.google_ai_admissions where quota_group = 'proj-w'), 3,
-  'the admission that left the window is gone from the table');
+select is(pg_temp.r('2026-11-23 10:02:00.8+00') - 'model' - 'max_tokens' - 'recheck_after_ms',
+  jsonb_build_object('ok', false, 'limit', 'rpm', 'cause', 'window_full', 'retry_after_ms', 100,
+    'retry_at', '2026-11-23T10:02:00.9+00:00'),
+  'the second''s other admissions leave with its last (:59.9 + 61 s): at most a second late, never early');
+select is((select (window_requests, ring_low)::text from public.google_ai_usage_counters
+           where quota_group = 'proj-w' and model = 'win-model'),
+  format('(3,%s)', extract(epoch from timestamptz '2026-11-23 10:00:59+00')::bigint),
+  'the window holds the two admissions of :59 still in it and the new one');
 
 -- Capacity given back: a TPM refusal while tokens of the window are in flight asks to re-check soon,
 -- and finalize's real count frees the tokens at once, within the same minute.
-delete from public.google_ai_admissions; delete from public.google_ai_usage_counters; delete from public.google_ai_attempts;
+delete from public.google_ai_usage_counters; delete from public.google_ai_attempts;
 select ok((pg_temp.r('2026-11-23 11:00:01+00', 700) ->> 'ok')::boolean, '700 of 1000 tokens booked on the estimate');
 select is((pg_temp.r('2026-11-23 11:00:02+00', 600) ->> 'recheck_after_ms')::int, 2000,
   'a TPM refusal with tokens of the window still in flight asks to re-check in recheck_ms');

@@ -90,7 +90,9 @@ select is(pg_temp.a('minute-model', '2026-11-23 10:03:01.5+00', 'notebook', 'bat
   'after the bot''s admissions left, the slots are the share''s again: batch still waits');
 select ok((pg_temp.a('minute-model', '2026-11-23 10:03:02+00', 'notebook', 'batch') ->> 'ok')::boolean,
   'batch is admitted at the time it was named');
-select is((select window_requests from public.google_ai_share_usage u join public.google_ai_quota_shares s on s.id = u.share_id
+select is((select (public.google_ai_ring_at('2026-11-23 10:03:02+00', interval '61 s', u.ring_low, u.ring,
+             u.window_requests, null)).sum_requests
+           from public.google_ai_share_usage u join public.google_ai_quota_shares s on s.id = u.share_id
            where s.model = 'minute-model'), 0, 'the owner''s window count left with its admissions');
 
 -- What the queue counts: in a window where the bot's admissions leave first, each waiter's turn is
@@ -157,7 +159,7 @@ begin
   return format('%s steps, %s used, %s wrong', v_steps, v_used, v_bad);
 end $$;
 
-delete from public.google_ai_share_usage; delete from public.google_ai_admissions; delete from public.google_ai_usage_counters;
+delete from public.google_ai_share_usage; delete from public.google_ai_usage_counters;
 select is(pg_temp.walk('paced-model', '2026-11-24', interval '7 minutes', 2, 96), '206 steps, 96 used, 0 wrong',
   'a 24-hour day walked in 7-minute steps: the pace holds at every step and names every opening exactly');
 select is(pg_temp.fill('paced-model', '2026-11-25 08:00:05+00', 'notebook', 'batch'), 2,
@@ -176,7 +178,7 @@ select is(pg_temp.a('dst-model', '2026-11-02 07:59:59+00', 'notebook', 'batch') 
   'its last second: the next request is the next day''s first, a 100th of a 24-hour day after 08:00 UTC');
 
 -- A day share and pacing together: the pace spreads what the shares leave batch.
-delete from public.google_ai_share_usage; delete from public.google_ai_admissions; delete from public.google_ai_usage_counters;
+delete from public.google_ai_share_usage; delete from public.google_ai_usage_counters;
 update public.google_ai_quota_shares set pace_burst = 1 where model = 'dst-model';
 insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd) values ('dst-model', 'interactive', 52);
 select is(pg_temp.walk('dst-model', '2026-11-24', interval '10 minutes', 1, 48), '144 steps, 48 used, 0 wrong',

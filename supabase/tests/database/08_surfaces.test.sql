@@ -31,8 +31,8 @@ select is((select (status, error_code, input_tokens, output_tokens)::text from p
   '(cut,stream_cut_by_client,60,12)', 'the row says it was cut, by whom, and the tokens so far');
 select is((select tpm_used from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'tool-less'), 60,
   'the window settles at Google''s count of the input');
-select is((select sum(tokens)::int from public.google_ai_admissions where model = 'tool-less'), 60,
-  'the guarded window holds the same count');
+select is((select window_tokens::int from public.google_ai_usage_counters where quota_group = 'proj-a' and model = 'tool-less'),
+  60, 'the guarded window holds the same count');
 select is((select (prompt_tokens, completion_tokens)::text from public.token_usage where request_id = 'req-cut'), '(60,12)',
   'what Google streamed is billed in token_usage');
 select is((select (input_tokens, output_tokens)::text from public.google_ai_usage_by_caller_24h where caller = 'pgtap'), '(60,12)',

@@ -99,11 +99,13 @@ delete from public.google_ai_quota_shares where model = 'fast-model';
 insert into public.google_ai_caller_budgets (caller, daily_max_requests) values ('budgeted', 50);
 select ok(not (pg_temp.r('2026-06-10 18:05:02+00', 'budgeted') ? 'quota'), 'so is a caller with a daily budget');
 select is((select requests_today from public.google_ai_caller_budgets where caller = 'budgeted'), 1, 'which the general booking counts');
-select is((select window_floor from public.google_ai_usage_counters where quota_group = 'proj-f' and model = 'fast-model'),
-  timestamptz '2026-06-10 18:04:01+00', 'each booking moves the row''s removal floor to the end of the window it emptied');
-select is((select count(*)::int from public.google_ai_admissions
-           where quota_group = 'proj-f' and model = 'fast-model' and admitted_at <= '2026-06-10 18:04:01+00'), 0,
-  'and no admission at or before the floor is left');
+select is((select (ring_low, window_requests)::text from public.google_ai_usage_counters
+           where quota_group = 'proj-f' and model = 'fast-model'),
+  format('(%s,3)', extract(epoch from timestamptz '2026-06-10 18:05:00+00')::bigint),
+  'each booking moves the ring on past the seconds that left: the window starts at the first second still in it');
+select is((select count(*)::int from public.google_ai_attempts
+           where model = 'fast-model' and admitted_at >= '2026-06-10 18:05:00+00'), 3,
+  'and the attempt rows record when each of the three in it was admitted');
 
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-paced', 100, 100000, 1000);
 select ok(public.google_ai_reserve_models_at('2026-06-10 18:10:00+00', array['fast-paced'], 10, 'pgtap', null, null) ->> 'ok' = 'true'
@@ -120,8 +122,8 @@ select ok(pg_temp.d('2026-06-11 06:59:50+00') ->> 'ok' = 'true' and pg_temp.d('2
   'six seconds before Pacific midnight the fast booking books');
 select ok(not (pg_temp.d('2026-06-11 06:59:56+00') ? 'quota'),
   'within the day guard (5 s) the general booking books, counting the request in both days');
-select is((select day_guard from public.google_ai_admissions where model = 'fast-day' order by admitted_at desc limit 1),
-  1::smallint, 'as the admission row records');
+select is((select (rpd_used, rpd_next_used)::text from public.google_ai_usage_counters where model = 'fast-day'),
+  '(3,1)', 'as the counter row records');
 
 -- An outcome is a heap-only update of the attempt row: no index names a column it changes.
 create temp table hot_before as
