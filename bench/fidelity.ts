@@ -148,7 +148,6 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
     await sleep(boundary - 3000 - Date.now());
     await db.sql`delete from public.google_ai_attempts`;
     await db.sql`delete from public.google_ai_usage_counters`;
-    await db.sql`delete from public.google_ai_admissions`;
     await db.sql`delete from public.google_ai_cooldowns`;
     for (const r of rows) r.sim.reset();
 

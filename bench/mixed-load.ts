@@ -181,7 +181,6 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
     }
     for (const s of SIDES) await setSide(db.sql, s, cfg.limitRpm);
     await setKeys(db.sql, SIDES.map((s) => ({ alias: `mixed-${s.id}`, project: project(s), envVar: keyVar(s), models: [s.model] })));
-    await keepAdmissionTimes(db.sql);
     // llm-invoke on its Deno port (the local Node proxy caps its socket pool), its reserve calls
     // counted by the database; the simulator answers at once.
     await trackFunctions(db);
@@ -198,7 +197,7 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
       await probeInvoke(invokeUrl, { model: s.model, prompt: PROMPT, request_id: `probe-${s.id}` }, fnOut);
     }
     // A clean slate after the probes: their bookings would hold a slot of the first window.
-    for (const table of ["google_ai_attempts", "google_ai_admissions", "google_ai_usage_counters", "google_ai_share_usage", "bench_admission_log"]) {
+    for (const table of ["google_ai_attempts", "google_ai_usage_counters", "google_ai_share_usage"]) {
       await db.sql.unsafe(`delete from public.${table}`);
     }
     const callsBefore = reserveCalls(await rpcCalls(db));
@@ -356,23 +355,6 @@ async function setSide(sql: Sql, s: Side, limitRpm: number): Promise<void> {
   }
 }
 
-/**
- * The window's admission rows leave it after 61 s (the next booking expires them), so the benchmark's
- * own database copies each one as it is written: the spans below are counted on the database's own
- * admission times, every one of them.
- */
-async function keepAdmissionTimes(sql: Sql): Promise<void> {
-  await sql.unsafe(`
-    create table public.bench_admission_log (model text not null, admitted_at timestamptz not null);
-    create function public.bench_log_admission() returns trigger language plpgsql set search_path = '' as $$
-    begin
-      insert into public.bench_admission_log (model, admitted_at) values (new.model, new.admitted_at);
-      return new;
-    end $$;
-    create trigger bench_log_admission after insert on public.google_ai_admissions
-      for each row execute function public.bench_log_admission();`);
-}
-
 /** The bot and the steady notebooks evenly spaced; each flooding notebook's burst at the start. */
 function schedule(cfg: MixedLoadConfig, t0: number, demandMs: number): Arrival[] {
   const perMs = (cfg.limitRpm * cfg.demandFactor) / 60_000;
@@ -406,7 +388,8 @@ async function account(
 ) {
   // Admission times are the database's own (when each booking was written), so the spans are exact.
   const booked = await sql<{ admitted_at: Date }[]>`
-    select a.admitted_at from public.bench_admission_log a where a.model = ${side.model} order by 1`;
+    select a.admitted_at from public.google_ai_attempts a where a.model = ${side.model} and a.admitted_at is not null
+    order by 1`;
   const times = booked.map((b) => b.admitted_at.getTime());
   const [{ rows }] = await sql<{ rows: number }[]>`
     select count(*)::int as rows from public.google_ai_attempts where model = ${side.model}`;

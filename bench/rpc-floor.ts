@@ -43,7 +43,11 @@ const TABLES = `${FLOOR_TABLES}
 -- The attempt log as the gateway keeps it: google_ai_attempts' columns, defaults, constraints and
 -- indexes, and its fillfactor.
 create table public.bench_floor_attempts (like public.google_ai_attempts including all);
-alter table public.bench_floor_attempts set (fillfactor = 80);`;
+alter table public.bench_floor_attempts set (fillfactor = 80);
+-- The lean admission's window log: one row per admission of the last 61 s.
+create table public.bench_lean_admissions (reservation_id uuid primary key, quota_group text not null,
+  model text not null, admitted_at timestamptz not null, tokens integer not null);
+create index on public.bench_lean_admissions (quota_group, model, admitted_at);`;
 
 // The least an exact admission of one model does in PostgreSQL, written the way the gateway writes
 // its own (one PL/pgSQL call, generic plans, the gateway's tables): the model row by its name, no live
@@ -84,20 +88,20 @@ begin
     return null;
   end if;
   with gone as (
-    delete from public.google_ai_admissions a
+    delete from public.bench_lean_admissions a
     where a.quota_group = v_row.quota_group and a.model = v_row.model
-      and a.admitted_at > coalesce(v_row.window_floor, '-infinity') and a.admitted_at <= v_now - v_window
+      and a.admitted_at > coalesce(v_row.window_at - v_window, '-infinity') and a.admitted_at <= v_now - v_window
     returning a.tokens)
   select count(*), coalesce(sum(g.tokens), 0) into v_gone, v_gone_tokens from gone g;
   if v_row.window_requests - v_gone + 1 > v_model.rpm or v_row.window_tokens - v_gone_tokens + p_tokens > v_model.tpm then
     return null;
   end if;
-  insert into public.google_ai_admissions (reservation_id, quota_group, model, admitted_at, tokens)
+  insert into public.bench_lean_admissions (reservation_id, quota_group, model, admitted_at, tokens)
   values (v_reservation, v_row.quota_group, v_row.model, v_now, p_tokens);
   update public.google_ai_usage_counters c set
     rpm_used = c.rpm_used + 1, tpm_used = c.tpm_used + p_tokens, rpd_used = c.rpd_used + 1,
     window_requests = v_row.window_requests - v_gone + 1, window_tokens = v_row.window_tokens - v_gone_tokens + p_tokens,
-    window_at = v_now, window_floor = v_now - v_window, updated_at = v_now
+    window_at = v_now, updated_at = v_now
   where c.id = v_row.id;
   insert into public.google_ai_attempts (reservation_id, status, request_id, caller, model, requested_model, api_key_id,
     key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens, wait_ms, metadata, priority_class)
@@ -489,8 +493,8 @@ admissions. pgbench's own tps over the whole run (warm-up included) is shown bes
 gateway) is the least an exact admission of one model does in PostgreSQL, written the way the reservation
 is written (one PL/pgSQL call with generic plans, on the gateway's own tables): it reads the model row by its
 name, asks whether anyone is queued for the model, takes the best key and asks whether its group is cooling
-down, locks the counter row, keeps the guarded sliding window (removes the admissions that left it, writes
-one), updates the counter row and writes the attempt row. It has none of the classes, shares, spread,
+down, locks the counter row, keeps the guarded sliding window as a log of admission rows (removes the
+admissions that left it, writes one), updates the counter row and writes the attempt row. It has none of the classes, shares, spread,
 budgets or the answer's quota. Beside it, the reserve RPC's cost is what those add; against the floor with
 the attempt row, its own is what reading the configuration and keeping the window cost.
 **The state-row candidate** (\`bench_state_row_admit\`, also created in the part's database only) makes the
