@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 63f3882878ffd1bb2eb86b4399dcd0d22a9ffb320dd25c42e6e27ce3acccc337
+-- sha256 of what follows: 849bf297f8f7cef753c4ca3891a670a49f26832a143810d1377b5dd4a60c373d
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -626,6 +626,27 @@ CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestam
     RETURNS timestamp with time zone
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select public.google_ai_pacific_start(public.google_ai_pacific_day(p_at) operator(pg_catalog.+) 1) $$;
+
+-- The guarded sliding window: Google's minute plus the guard (google_ai_admission_settings.minute_guard_ms)
+-- that holds whatever Google's window, clock or delay is.
+CREATE OR REPLACE FUNCTION public.google_ai_window_length(p_minute_guard_ms integer) RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select ((60000 operator(pg_catalog.+) p_minute_guard_ms) operator(pg_catalog.*) interval '1 millisecond') $$;
+
+-- A row's day counts as of Pacific day p_day, as {today's, counted ahead for tomorrow, yesterday's}.
+-- The row keeps the counts of its day_bucket: used, counted ahead for the next day (the guard before
+-- midnight), and the day before's (the guard after it). A row of yesterday carries today's guard
+-- count; an older row counts nothing.
+CREATE OR REPLACE FUNCTION public.google_ai_day_counts(p_bucket date, p_used integer, p_next integer, p_prev integer,
+    p_day date) RETURNS integer[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when p_bucket operator(pg_catalog.=) p_day
+              then array[coalesce(p_used, 0), coalesce(p_next, 0), coalesce(p_prev, 0)]
+              when p_bucket operator(pg_catalog.=) (p_day operator(pg_catalog.-) 1)
+              then array[coalesce(p_next, 0), 0, coalesce(p_used, 0)]
+              else array[0, 0, 0] end
+$$;
 
 -- The day reopens after midnight plus the day guard (the first moments of a day still count for the
 -- day before, on a clock that may lag ours).
@@ -1356,6 +1377,20 @@ CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used big
     AS $$ select case when p_max is not null
                   then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
 
+-- What a model's shares keep, as an answer's quota names it: of the RPM and of the RPD, the sizes of
+-- the shares kept for other owners and of those kept for the requester, each at most the limit; null
+-- for a limit the model does not have.
+CREATE OR REPLACE FUNCTION public.google_ai_kept_object(p_rpm integer, p_rpd integer, p_rpm_for_others bigint,
+    p_rpm_for_you bigint, p_rpd_for_others bigint, p_rpd_for_you bigint) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  select jsonb_build_object(
+    'rpm_for_others', case when p_rpm is not null then least(p_rpm, coalesce(p_rpm_for_others, 0)) end,
+    'rpm_for_you', case when p_rpm is not null then least(p_rpm, coalesce(p_rpm_for_you, 0)) end,
+    'rpd_for_others', case when p_rpd is not null then least(p_rpd, coalesce(p_rpd_for_others, 0)) end,
+    'rpd_for_you', case when p_rpd is not null then least(p_rpd, coalesce(p_rpd_for_you, 0)) end)
+$$;
+
 -- What a paced owner may have used of Pacific day p_day at p_at: the burst, plus the part of the
 -- usable requests that the elapsed part of the day (23, 24 or 25 hours) earns.
 CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
@@ -1641,7 +1676,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google
     AS $$
 declare
   v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
-  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_window interval := public.google_ai_window_length(v_guard.minute_guard_ms);
   v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_row public.google_ai_usage_counters;
   v_ring record;
@@ -2357,7 +2392,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm in
     SET search_path TO ''
     AS $$
 declare
-  v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
+  v_window interval := public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms);
   v_spread record;
   v_spaced boolean;
   v_group record;
@@ -2533,99 +2568,274 @@ $$;
 -- supabase/schemas/45_group_booking.sql
 -- ================================================================================================
 
--- Booking in one quota group: google_ai_try_book counts a request in the group's windows under its
--- counter row's lock (minute, day, spread, shares, pace, budget), or says when it may go and why.
+-- Booking in one quota group: google_ai_book_group counts a request in the group's windows under its
+-- counter row's lock (window, day, spread, shares, pace), or says when it may go and why.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- Whether one more request of p_tokens fits a counter row of today, away from the day guard, with
--- the window's sums given: the checks of google_ai_try_book when no share or pacing applies.
-CREATE OR REPLACE FUNCTION public.google_ai_fast_fits(p_row public.google_ai_usage_counters, p_win_requests integer,
-    p_win_tokens bigint, p_rpm integer, p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone,
-    p_day_guard interval) RETURNS boolean
-    LANGUAGE sql STABLE PARALLEL SAFE
+-- The model's shares in a quota group as one requester sees them at p_now, in one pass (a SQL
+-- function that returns a table, so it is inlined into the booking's statement):
+--   burst                the model's spread burst (google_ai_spread_step), read in the same pass;
+--   reserved_rpd         the day shares of all owners (what a paced owner's usable day leaves out);
+--   held_rpm, held_rpd,  what the others' shares still keep from the requester: of the window, and
+--   held_next, held_prev of each day google_ai_day_counts names;
+--   owned, owned_day     the requester's own shares (its class's or its caller's) and their day counts
+--                        (three entries each, in order), which a booking writes;
+--   in_share             one of them still has room in its RPM share (the spread does not hold it);
+--   pace_*               its paced shares: burst, day share, today's and tomorrow's count;
+--   kept                 what the shares keep for the requester's class and for the others, for the
+--                        answer's quota (as google_ai_quota_kept reads it).
+-- A share's window is read only where it matters: an owner's only to the spread. The arrays follow
+-- the shares' ids (the order the rows come in, which is also the order their use rows are locked in).
+CREATE OR REPLACE FUNCTION public.google_ai_share_state(p_quota_group text, p_model text,
+    p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_rpd integer, p_class text,
+    p_caller text)
+    RETURNS TABLE(burst integer, reserved_rpd bigint, held_rpm bigint, held_rpd bigint, held_next bigint,
+    held_prev bigint, owned bigint[], owned_day integer[], in_share boolean, pace_burst integer[],
+    pace_kept integer[], pace_used integer[], pace_next integer[], kept jsonb)
+    LANGUAGE sql STABLE
     AS $$
-  select p_row.day_bucket operator(pg_catalog.=) public.google_ai_pacific_day(p_now)
-     and p_now operator(pg_catalog.<) (public.google_ai_pacific_midnight_after(p_now)
-       operator(pg_catalog.-) p_day_guard)
-     and p_now operator(pg_catalog.>=) (public.google_ai_pacific_start(public.google_ai_pacific_day(p_now))
-                                        operator(pg_catalog.+) p_day_guard)
-     and (p_rpd is null or (p_row.rpd_used operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpd)
-     and (p_rpm is null or (p_win_requests operator(pg_catalog.+) 1) operator(pg_catalog.<=) p_rpm)
-     and (p_tpm is null or (p_win_tokens operator(pg_catalog.+) p_tokens) operator(pg_catalog.<=) p_tpm)
+  with m as (select l.spread_burst from public.google_ai_model_limits l where l.model operator(pg_catalog.=) p_model)
+  select (select m.spread_burst from m),
+         coalesce(sum(x.reserved_rpd), 0),
+         coalesce(sum(greatest(0, coalesce(x.reserved_rpm, 0) operator(pg_catalog.-) x.win))
+           filter (where not x.owned), 0),
+         coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) operator(pg_catalog.-) x.day[1]))
+           filter (where not x.owned), 0),
+         coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) operator(pg_catalog.-) x.day[2]))
+           filter (where not x.owned), 0),
+         coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) operator(pg_catalog.-) x.day[3]))
+           filter (where not x.owned), 0),
+         array_agg(x.id) filter (where x.owned),
+         array_agg(x.day) filter (where x.owned),
+         coalesce(bool_or(x.owned and x.win operator(pg_catalog.<) coalesce(x.reserved_rpm, 0)), false),
+         array_agg(x.pace_burst) filter (where x.owned and x.pace_burst is not null),
+         array_agg(coalesce(x.reserved_rpd, 0)) filter (where x.owned and x.pace_burst is not null),
+         array_agg(x.day[1]) filter (where x.owned and x.pace_burst is not null),
+         array_agg(x.day[2]) filter (where x.owned and x.pace_burst is not null),
+         case when p_class is not null and count(*) operator(pg_catalog.>) 0 then public.google_ai_kept_object(
+           p_rpm, p_rpd, sum(x.reserved_rpm) filter (where not x.for_class),
+           sum(x.reserved_rpm) filter (where x.for_class), sum(x.reserved_rpd) filter (where not x.for_class),
+           sum(x.reserved_rpd) filter (where x.for_class)) end
+  from (select s.id, s.reserved_rpm, s.reserved_rpd, s.pace_burst, o.for_class, o.owned,
+               case when s.reserved_rpm is null or (o.owned and (select m.spread_burst from m) is null) then 0
+                    else (public.google_ai_ring_at(p_now, p_window, u.ring_low, u.ring, u.window_requests,
+                            null)).sum_requests end as win,
+               public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, p_day) as day
+        from public.google_ai_quota_shares s
+        left join public.google_ai_share_usage u
+          on u.quota_group operator(pg_catalog.=) p_quota_group and u.share_id operator(pg_catalog.=) s.id
+        cross join lateral (select coalesce(s.priority_class operator(pg_catalog.=) p_class, false) as for_class,
+                                   coalesce(s.priority_class operator(pg_catalog.=) p_class, false)
+                                   or coalesce(s.caller operator(pg_catalog.=) p_caller, false) as owned) o
+        where s.model operator(pg_catalog.=) p_model
+        order by s.id) x
 $$;
 
--- One try at booking a request on a quota group's counter row. Returns 'booked', 'skipped' (row
--- locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd', 'rpm', 'tpm'.
--- The subtransaction (begin ... exception) gives the row lock back when the row is full, so the
--- caller can move on to the next group without holding it.
-CREATE OR REPLACE FUNCTION public.google_ai_try_book(p_quota_group text, p_model text, p_rpm integer, p_tpm integer,
-    p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean,
-    p_reservation_id uuid DEFAULT NULL::uuid, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text,
-    OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date,
-    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
-    OUT admitted_at timestamp with time zone) RETURNS record
+-- Pacing: each paced share the requester owns must allow one more of the day (usable: the group's
+-- day less what the other owners' shares keep). Null: none holds it back; else when the last one
+-- allows it: today, else tomorrow (counting what the guard before midnight booked ahead), else later.
+CREATE OR REPLACE FUNCTION public.google_ai_paced_until(p_now timestamp with time zone, p_day date, p_rpd integer,
+    p_reserved_rpd bigint, p_burst integer[], p_kept integer[], p_used integer[], p_next integer[])
+    RETURNS timestamp with time zone
+    LANGUAGE plpgsql STABLE
+    AS $$
+declare
+  v_usable integer;
+  v_at timestamptz;
+begin
+  for i in 1 .. case when p_rpd is null then 0 else coalesce(cardinality(p_burst), 0) end loop
+    v_usable := p_rpd - (p_reserved_rpd - p_kept[i]);
+    if p_used[i] + 1 > public.google_ai_pace_allowance(p_now, p_day, p_burst[i], v_usable) then
+      v_at := greatest(v_at, coalesce(public.google_ai_pace_opens_at(p_day, p_used[i], p_burst[i], v_usable),
+                                      public.google_ai_pace_opens_at(p_day + 1, p_next[i], p_burst[i], v_usable),
+                                      public.google_ai_pacific_start(p_day + 2)));
+    end if;
+  end loop;
+  return v_at;
+end
+$$;
+
+-- The booking's verdict, each rule in one place: the day (today's count, and within a guard of
+-- midnight the other day's; p_day: {today, ahead, yesterday} with this request not yet counted, p_held
+-- the same of what the others' day shares keep), the pace, the window (p_requests and p_tokens with
+-- this request counted; p_held_rpm what the others' RPM shares keep), the spread's schedule (named
+-- after the limit whose part of the window its step is). outcome: 'booked' or the first that blocks;
+-- cause, one meaning each: the day spent or kept by others' shares, a pace, the window full or kept
+-- by others' shares, or the request's place in the spread's schedule; window_full: no room in the
+-- window for this requester, whatever blocked first.
+CREATE OR REPLACE FUNCTION public.google_ai_booking_verdict(p_rpm integer, p_tpm integer, p_rpd integer,
+    p_requests integer, p_tokens bigint, p_day integer[], p_near_end boolean, p_near_start boolean,
+    p_held_rpm bigint, p_held bigint[], p_paced_until timestamp with time zone,
+    p_spread_at timestamp with time zone, p_spread_limit text)
+    RETURNS TABLE(outcome text, cause text, window_full boolean)
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  select case when d.full then 'rpd'
+              when p_paced_until is not null then 'pace'
+              when w.rpm_full then 'rpm'
+              when w.tpm_full then 'tpm'
+              when p_spread_at is not null then p_spread_limit
+              else 'booked' end,
+         case when d.full then case when d.spent then 'day_exhausted' else 'share_kept' end
+              when p_paced_until is not null then 'pace'
+              when w.spent then 'window_full'
+              when w.rpm_full then 'share_kept'
+              when p_spread_at is not null then 'spread' end,
+         w.rpm_full or w.tpm_full
+  from (select p_rpd is not null
+               and ((p_day[1] operator(pg_catalog.+) 1) operator(pg_catalog.>) (p_rpd operator(pg_catalog.-) p_held[1])
+                    or (p_near_end and (p_day[2] operator(pg_catalog.+) 1)
+                                       operator(pg_catalog.>) (p_rpd operator(pg_catalog.-) p_held[2]))
+                    or (p_near_start and (p_day[3] operator(pg_catalog.+) 1)
+                                         operator(pg_catalog.>) (p_rpd operator(pg_catalog.-) p_held[3]))) as full,
+               p_rpd is not null
+               and ((p_day[1] operator(pg_catalog.+) 1) operator(pg_catalog.>) p_rpd
+                    or (p_near_end and (p_day[2] operator(pg_catalog.+) 1) operator(pg_catalog.>) p_rpd)
+                    or (p_near_start and (p_day[3] operator(pg_catalog.+) 1) operator(pg_catalog.>) p_rpd)) as spent) d,
+       (select p_rpm is not null and p_requests operator(pg_catalog.>) (p_rpm operator(pg_catalog.-) p_held_rpm)
+                 as rpm_full,
+               p_tpm is not null and p_tokens operator(pg_catalog.>) p_tpm as tpm_full,
+               (p_rpm is not null and p_requests operator(pg_catalog.>) p_rpm)
+               or (p_tpm is not null and p_tokens operator(pg_catalog.>) p_tpm) as spent) w
+$$;
+
+-- When a refused request may go (reopens_at) and when asking again may help sooner (recheck_at):
+-- the day at midnight plus its guard (the guard after it still counts yesterday's, so a request that
+-- fits today but not tomorrow's guard count waits for the next midnight: p_today_fits); the window
+-- when it has room for this requester (google_ai_window_reopens_for), sooner if tokens of admissions
+-- still in flight come back; a pace or the schedule's place, and the window must have room by then.
+CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_outcome text, p_window_full boolean, p_quota_group text,
+    p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_rpd integer,
+    p_tokens integer, p_class text, p_caller text, p_midnight timestamp with time zone, p_day_guard interval,
+    p_today_fits boolean, p_paced_until timestamp with time zone, p_spread_at timestamp with time zone,
+    p_recheck_ms integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone)
+    RETURNS record
+    LANGUAGE plpgsql STABLE
+    AS $$
+begin
+  if p_outcome = 'rpd' then
+    reopens_at := case when p_today_fits then public.google_ai_pacific_midnight_after(p_midnight) + p_day_guard
+                       else p_midnight + p_day_guard end;
+    return;
+  end if;
+  if p_window_full then
+    reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model, p_now, p_window, p_rpm, p_tpm,
+      p_tokens, p_class, p_caller);
+    if p_outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
+                                     where a.quota_group = p_quota_group and a.model = p_model
+                                       and a.status = 'reserved' and a.admitted_at > p_now - p_window) then
+      recheck_at := p_now + p_recheck_ms * interval '1 millisecond';
+    end if;
+  end if;
+  if p_outcome = 'pace' then
+    reopens_at := greatest(p_paced_until, reopens_at);
+    recheck_at := null;
+  elsif p_spread_at is not null then
+    reopens_at := greatest(p_spread_at, reopens_at);
+    if recheck_at >= reopens_at then
+      recheck_at := null;
+    end if;
+  end if;
+end
+$$;
+
+-- The use rows of an owner's shares that have none in the group yet (its first admission there),
+-- with this booking counted: p_owned and their day counts as google_ai_day_counts reads them (three
+-- entries each). The booking counts the rows that exist.
+CREATE OR REPLACE FUNCTION public.google_ai_add_owned(p_quota_group text, p_owned bigint[], p_day_counts integer[],
+    p_now timestamp with time zone, p_window interval, p_day date, p_near_end boolean, p_near_start boolean)
+    RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+begin
+  insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
+    day_prev_used, ring_low, ring, window_requests)
+  select p_quota_group, o.id, p_day, p_day_counts[o.n][1] + 1,
+         p_day_counts[o.n][2] + case when p_near_end then 1 else 0 end,
+         p_day_counts[o.n][3] + case when p_near_start then 1 else 0 end,
+         r.ring_low, r.ring, r.sum_requests
+  from unnest(p_owned) with ordinality as o(id, n)
+  cross join public.google_ai_ring_at(p_now, p_window, null, null, 0, null, 1, 0) r
+  where not exists (select 1 from public.google_ai_share_usage u
+                    where u.quota_group = p_quota_group and u.share_id = o.id);
+end
+$$;
+
+-- The quota a booking leaves, as google_ai_group_quota reads it (this request counted): the window's
+-- requests and tokens with the times their oldest seconds leave it (p_requests_free, p_tokens_free:
+-- google_ai_ring_frees_at, this one's at the latest), and the day's count, the largest of today's and,
+-- within a guard of midnight, the other day's (p_day: {today, ahead, yesterday} before this request),
+-- until p_day_reset. p_kept: what the model's shares keep, for the admitted class (as
+-- google_ai_answer_quota_at adds it). Inlined into the booking's assignment.
+CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model text, p_quota_group text, p_rpm integer,
+    p_tpm integer, p_rpd integer, p_now timestamp with time zone, p_requests integer, p_tokens bigint,
+    p_requests_free timestamp with time zone, p_tokens_free timestamp with time zone, p_day integer[],
+    p_near_end boolean, p_near_start boolean, p_day_reset timestamp with time zone, p_kept jsonb) RETURNS jsonb
+    LANGUAGE sql STABLE
+    AS $$
+  select jsonb_build_object(
+    'model', p_model,
+    'quota_group', p_quota_group,
+    'rpm', p_rpm,
+    'requests_left', case when p_rpm is not null then greatest(0, p_rpm operator(pg_catalog.-) p_requests) end,
+    'requests_reset_ms', case when p_rpm is not null then public.google_ai_ms_until(p_requests_free, p_now) end,
+    'tpm', p_tpm,
+    'tokens_left', case when p_tpm is not null then greatest(0, p_tpm operator(pg_catalog.-) p_tokens) end,
+    'tokens_reset_ms', case when p_tpm is not null then public.google_ai_ms_until(p_tokens_free, p_now) end,
+    'rpd', p_rpd,
+    'day_left', case when p_rpd is not null
+                     then greatest(0, p_rpd operator(pg_catalog.-) (greatest(p_day[1],
+                                        case when p_near_end then p_day[2] end,
+                                        case when p_near_start then p_day[3] end) operator(pg_catalog.+) 1)) end,
+    'day_reset_ms', case when p_rpd is not null then public.google_ai_ms_until(p_day_reset, p_now) end)
+    operator(pg_catalog.||) case when p_kept is not null then jsonb_build_object('kept', p_kept)
+                                 else '{}'::jsonb end
+$$;
+
+-- Books one request on a quota group's counter row, or says why not. outcome: 'booked', 'skipped'
+-- (the row is locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd',
+-- 'pace', 'rpm', 'tpm'; cause names why (google_ai_refusal_cause's list), reopens_at when it may go,
+-- recheck_at when asking again may help sooner (tokens of admissions in flight may come back).
+-- A booking answers with the quota it leaves (as google_ai_group_quota reads it), so the answer
+-- needs no second reading of the window. The subtransaction (begin ... exception) gives the row lock
+-- back when the row is full, so the caller can move on to the next group without holding it.
+CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model text, p_rpm integer,
+    p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean,
+    p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text,
+    OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone,
+    OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone,
+    OUT quota jsonb) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
-  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_window interval := public.google_ai_window_length(v_guard.minute_guard_ms);
   v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_row public.google_ai_usage_counters;
   v_now timestamptz;
-  v_minute timestamptz;
   v_day date;
+  v_counts integer[];  -- the day's counts (google_ai_day_counts): today's, ahead for tomorrow, yesterday's
   v_midnight timestamptz;
-  v_day_start timestamptz;
   v_near_end boolean;
   v_near_start boolean;
-  v_rpm_used integer;
-  v_tpm_used integer;
-  v_rpd_used integer;
-  v_rpd_next integer;
-  v_rpd_prev integer;
   v_ring record;
-  v_written integer;
-  v_win_requests integer;
-  v_win_tokens bigint;
-  -- Shares
-  v_share record;
-  v_used integer;
-  v_next integer;
-  v_prev integer;
-  v_reserved_rpd integer := 0;
-  v_held_rpm integer := 0;
-  v_held_rpd integer := 0;
-  v_held_next integer := 0;
-  v_held_prev integer := 0;
-  v_owned bigint[] := '{}';
-  v_owned_used integer[] := '{}';
-  v_owned_next integer[] := '{}';
-  v_owned_prev integer[] := '{}';
-  v_pace_burst integer[] := '{}';
-  v_pace_kept integer[] := '{}';
-  v_pace_used integer[] := '{}';
-  v_pace_next integer[] := '{}';
-  v_usable integer;
-  v_pace_at timestamptz;
-  v_at timestamptz;
-  v_window_full boolean;
-  -- The spread of the window (google_ai_spread_step): the schedule's step and tolerance for this request
+  v_shares record;     -- the model's shares as the requester sees them (google_ai_share_state)
+  v_verdict record;
   v_spread record;
-  v_in_share boolean := false;
   v_spread_at timestamptz;
+  v_pace_at timestamptz;
+  v_written integer;
 begin
   begin
     for i in 1 .. 2 loop
       if p_skip_locked then
         select * into v_row from public.google_ai_usage_counters c
-        where c.quota_group = p_quota_group and c.model = p_model
-        for update skip locked;
+        where c.quota_group = p_quota_group and c.model = p_model for update skip locked;
       else
         select * into v_row from public.google_ai_usage_counters c
-        where c.quota_group = p_quota_group and c.model = p_model
-        for update;
+        where c.quota_group = p_quota_group and c.model = p_model for update;
       end if;
       exit when found;
       if p_skip_locked and exists (select 1 from public.google_ai_usage_counters c
@@ -2633,217 +2843,113 @@ begin
         outcome := 'skipped';
         return;
       end if;
+      -- The group's first use of the model.
       insert into public.google_ai_usage_counters (quota_group, model, rpm_used, tpm_used, rpd_used)
       values (p_quota_group, p_model, 0, 0, 0)
       on conflict (quota_group, model) where quota_group is not null do nothing;
     end loop;
-    if v_row.id is null then
-      raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
-    end if;
 
-    -- Decide with the time at which we hold the lock, and never move a window backwards.
+    -- Decided at the time the lock is held; a window, minute or day never moves backwards. The ring
+    -- moved on to now with this request counted (written only if it fits). A new counter row (first
+    -- use, or housekeeping removed an idle one): the owners' use starts again with it.
     v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
-    v_minute := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
     v_day := greatest(public.google_ai_pacific_day(v_now), v_row.day_bucket);
-    v_rpm_used := case when v_row.minute_bucket = v_minute then v_row.rpm_used else 0 end;
-    v_tpm_used := case when v_row.minute_bucket = v_minute then v_row.tpm_used else 0 end;
-    if v_row.day_bucket = v_day then
-      v_rpd_used := v_row.rpd_used; v_rpd_next := v_row.rpd_next_used; v_rpd_prev := v_row.rpd_prev_used;
-    elsif v_row.day_bucket = v_day - 1 then
-      -- The day rolled over: what was counted ahead becomes today's, yesterday's count stays in view.
-      v_rpd_used := v_row.rpd_next_used; v_rpd_next := 0; v_rpd_prev := coalesce(v_row.rpd_used, 0);
-    else
-      v_rpd_used := 0; v_rpd_next := 0; v_rpd_prev := 0;
-    end if;
+    v_counts := public.google_ai_day_counts(v_row.day_bucket, v_row.rpd_used, v_row.rpd_next_used,
+      v_row.rpd_prev_used, v_day);
     v_midnight := public.google_ai_pacific_midnight_after(v_now);
-    v_day_start := public.google_ai_pacific_start(v_day);
     v_near_end := v_now >= v_midnight - v_day_guard;
-    v_near_start := v_now < v_day_start + v_day_guard;
-
-    -- The window moved on to now, with this request counted (written only if it fits). A new counter
-    -- row (first use, or housekeeping removed an idle one): the owners' use starts again with it.
+    v_near_start := v_now < public.google_ai_pacific_start(v_day) + v_day_guard;
     v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
-    v_win_requests := v_ring.sum_requests - 1;
-    v_win_tokens := v_ring.sum_tokens - p_tokens;
     if v_row.window_at is null then
       delete from public.google_ai_share_usage u
       where u.quota_group = p_quota_group
         and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
     end if;
 
-    -- The model's shares in this group: what the others' shares keep from this requester, and the
-    -- use of its own (rolled to the current day like the counter row).
-    for v_share in
-      select s.id, s.reserved_rpm, s.reserved_rpd, s.pace_burst,
-             coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
-             r.sum_requests as win, u.day_bucket, coalesce(u.day_used, 0) as day_used,
-             coalesce(u.day_next_used, 0) as day_next_used, coalesce(u.day_prev_used, 0) as day_prev_used
-      from public.google_ai_quota_shares s
-      left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
-      cross join lateral public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring,
-        u.window_requests, null) r
-      where s.model = p_model
-      order by s.id
-    loop
-      if v_share.day_bucket = v_day then
-        v_used := v_share.day_used; v_next := v_share.day_next_used; v_prev := v_share.day_prev_used;
-      elsif v_share.day_bucket = v_day - 1 then
-        v_used := v_share.day_next_used; v_next := 0; v_prev := v_share.day_used;
-      else
-        v_used := 0; v_next := 0; v_prev := 0;
-      end if;
-      v_reserved_rpd := v_reserved_rpd + coalesce(v_share.reserved_rpd, 0);
-      if v_share.owned then
-        v_owned := v_owned || v_share.id;
-        v_owned_used := v_owned_used || v_used;
-        v_owned_next := v_owned_next || v_next;
-        v_owned_prev := v_owned_prev || v_prev;
-        -- A request its own RPM share still has room for is not held back by the spread.
-        v_in_share := v_in_share or v_share.win < coalesce(v_share.reserved_rpm, 0);
-        if v_share.pace_burst is not null then
-          -- Checked below, once the day shares of all owners are known.
-          v_pace_burst := v_pace_burst || v_share.pace_burst;
-          v_pace_kept := v_pace_kept || coalesce(v_share.reserved_rpd, 0);
-          v_pace_used := v_pace_used || v_used;
-          v_pace_next := v_pace_next || v_next;
-        end if;
-      else
-        v_held_rpm := v_held_rpm + greatest(0, coalesce(v_share.reserved_rpm, 0) - v_share.win);
-        v_held_rpd := v_held_rpd + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_used);
-        v_held_next := v_held_next + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_next);
-        v_held_prev := v_held_prev + greatest(0, coalesce(v_share.reserved_rpd, 0) - v_prev);
-      end if;
-    end loop;
-
-    -- Pacing: each paced share the requester owns must allow one more of the day (usable: the
-    -- group's day less what other owners' shares keep). The refusal names when the last one allows.
-    for i in 1 .. case when p_rpd is null then 0 else cardinality(v_pace_burst) end loop
-      v_usable := p_rpd - (v_reserved_rpd - v_pace_kept[i]);
-      if v_pace_used[i] + 1 > public.google_ai_pace_allowance(v_now, v_day, v_pace_burst[i], v_usable) then
-        -- Today, else tomorrow (counting what the guard before midnight booked ahead), else later.
-        v_at := coalesce(public.google_ai_pace_opens_at(v_day, v_pace_used[i], v_pace_burst[i], v_usable),
-                         public.google_ai_pace_opens_at(v_day + 1, v_pace_next[i], v_pace_burst[i], v_usable),
-                         public.google_ai_pacific_start(v_day + 2));
-        v_pace_at := greatest(v_pace_at, v_at);
-      end if;
-    end loop;
-
-    -- The spread: the request waits for its place in the schedule when google_ai_spread_holds says so,
-    -- unless its own share covers it.
-    v_spread := public.google_ai_spread_step((select l.spread_burst from public.google_ai_model_limits l
-                                              where l.model = p_model), v_window, p_rpm, p_tpm, p_tokens);
-    if v_spread.step is not null and not v_in_share and v_row.spread_until - v_spread.tolerance > v_now
+    -- The rules: the shares, the pace, the spread (its place in the schedule holds the request when
+    -- google_ai_spread_holds says so, unless its own share covers it), and the verdict.
+    select * into v_shares
+    from public.google_ai_share_state(p_quota_group, p_model, v_now, v_window, v_day, p_rpm, p_rpd, p_class, p_caller);
+    if v_shares.pace_burst is not null then
+      v_pace_at := public.google_ai_paced_until(v_now, v_day, p_rpd, v_shares.reserved_rpd, v_shares.pace_burst,
+        v_shares.pace_kept, v_shares.pace_used, v_shares.pace_next);
+    end if;
+    v_spread := public.google_ai_spread_step(v_shares.burst, v_window, p_rpm, p_tpm, p_tokens);
+    if v_spread.step is not null and not v_shares.in_share and v_row.spread_until - v_spread.tolerance > v_now
        and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), v_now) then
       v_spread_at := v_row.spread_until - v_spread.tolerance;
     end if;
-
-    v_window_full := (p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm)
-                  or (p_tpm is not null and v_win_tokens + p_tokens > p_tpm);
-    outcome := case
-      when p_rpd is not null and (v_rpd_used + 1 > p_rpd - v_held_rpd
-                                  or (v_near_end and v_rpd_next + 1 > p_rpd - v_held_next)
-                                  or (v_near_start and v_rpd_prev + 1 > p_rpd - v_held_prev)) then 'rpd'
-      when v_pace_at is not null then 'pace'
-      when p_rpm is not null and v_win_requests + 1 > p_rpm - v_held_rpm then 'rpm'
-      when p_tpm is not null and v_win_tokens + p_tokens > p_tpm then 'tpm'
-      -- Held by the spread: named after the limit whose share of the window the request's step is.
-      when v_spread_at is not null then v_spread.limit_name
-      else 'booked' end;
-    -- Why, one meaning each: the day spent or kept by others' day shares, a pace, the window full or
-    -- kept by others' shares, or the request's place in the spread's schedule.
-    cause := case
-      when outcome = 'booked' then null
-      when outcome = 'rpd' then case when v_rpd_used + 1 > p_rpd or (v_near_end and v_rpd_next + 1 > p_rpd)
-                                          or (v_near_start and v_rpd_prev + 1 > p_rpd)
-                                     then 'day_exhausted' else 'share_kept' end
-      when outcome = 'pace' then 'pace'
-      when not v_window_full then 'spread'
-      when (p_rpm is not null and v_win_requests + 1 > p_rpm) or (p_tpm is not null and v_win_tokens + p_tokens > p_tpm)
-        then 'window_full'
-      else 'share_kept' end;
-    minute_bucket := v_minute;
+    select * into v_verdict from public.google_ai_booking_verdict(p_rpm, p_tpm, p_rpd, v_ring.sum_requests,
+      v_ring.sum_tokens, v_counts, v_near_end, v_near_start, v_shares.held_rpm,
+      array[v_shares.held_rpd, v_shares.held_next, v_shares.held_prev], v_pace_at, v_spread_at, v_spread.limit_name);
+    outcome := v_verdict.outcome;
+    cause := v_verdict.cause;
+    minute_bucket := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
     day_bucket := v_day;
-
     if outcome <> 'booked' then
-      if outcome = 'rpd' then
-        -- Today's count is spent until midnight, and the guard after it still counts yesterday's.
-        reopens_at := case when v_near_end and v_rpd_used + 1 <= p_rpd - v_held_rpd
-                           then public.google_ai_pacific_midnight_after(v_midnight) + v_day_guard
-                           else v_midnight + v_day_guard end;
-      else
-        if v_window_full then
-          reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model, v_now, v_window, p_rpm, p_tpm,
-            p_tokens, p_class, p_caller);
-          -- Tokens may come back while admissions of the window are still in flight.
-          if outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
-                                         where a.quota_group = p_quota_group and a.model = p_model
-                                           and a.status = 'reserved' and a.admitted_at > v_now - v_window) then
-            recheck_at := v_now + v_guard.recheck_ms * interval '1 millisecond';
-          end if;
-        end if;
-        if outcome = 'pace' then
-          -- Paced until then, and the window must have room by then too.
-          reopens_at := greatest(v_pace_at, reopens_at);
-          recheck_at := null;
-        elsif v_spread_at is not null then
-          -- Its place in the schedule, and the window must have room by then too.
-          reopens_at := greatest(v_spread_at, reopens_at);
-          if recheck_at >= reopens_at then
-            recheck_at := null;
-          end if;
-        end if;
-      end if;
+      select r.reopens_at, r.recheck_at into reopens_at, recheck_at
+      from public.google_ai_refusal_times(outcome, v_verdict.window_full, p_quota_group, p_model, v_now, v_window,
+        p_rpm, p_tpm, p_rpd, p_tokens, p_class, p_caller, v_midnight, v_day_guard,
+        v_near_end and v_counts[1] + 1 <= p_rpd - v_shares.held_rpd, v_pace_at, v_spread_at, v_guard.recheck_ms) r;
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
-    if cardinality(v_owned) > 0 then
+    if v_shares.owned is not null then
       -- The owners' day and window; an owner's first admission in the group writes its row.
       update public.google_ai_share_usage u set
-        day_bucket = v_day, day_used = o.used + 1,
-        day_next_used = o.next + case when v_near_end then 1 else 0 end,
-        day_prev_used = o.prev + case when v_near_start then 1 else 0 end,
+        day_bucket = v_day,
+        day_used = v_shares.owned_day[o.n][1] + 1,
+        day_next_used = v_shares.owned_day[o.n][2] + case when v_near_end then 1 else 0 end,
+        day_prev_used = v_shares.owned_day[o.n][3] + case when v_near_start then 1 else 0 end,
         (ring_low, ring, window_requests) =
           (select r.ring_low, r.ring, r.sum_requests
            from public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring, u.window_requests, null, 1, 0) r)
-      from unnest(v_owned, v_owned_used, v_owned_next, v_owned_prev) as o(id, used, next, prev)
+      from unnest(v_shares.owned) with ordinality as o(id, n)
       where u.quota_group = p_quota_group and u.share_id = o.id;
       get diagnostics v_written = row_count;
-      if v_written < cardinality(v_owned) then
-        insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
-          day_prev_used, ring_low, ring, window_requests)
-        select p_quota_group, o.id, v_day, o.used + 1, o.next + case when v_near_end then 1 else 0 end,
-               o.prev + case when v_near_start then 1 else 0 end, r.ring_low, r.ring, r.sum_requests
-        from unnest(v_owned, v_owned_used, v_owned_next, v_owned_prev) as o(id, used, next, prev)
-        cross join public.google_ai_ring_at(v_now, v_window, null, null, 0, null, 1, 0) r
-        where not exists (select 1 from public.google_ai_share_usage u
-                          where u.quota_group = p_quota_group and u.share_id = o.id);
+      if v_written < cardinality(v_shares.owned) then
+        perform public.google_ai_add_owned(p_quota_group, v_shares.owned, v_shares.owned_day, v_now, v_window, v_day,
+          v_near_end, v_near_start);
       end if;
     end if;
-
-    admitted_at := v_now;
     update public.google_ai_usage_counters c set
-      minute_bucket   = v_minute,
+      minute_bucket   = google_ai_book_group.minute_bucket,
       day_bucket      = v_day,
-      rpm_used        = v_rpm_used + 1,
-      tpm_used        = v_tpm_used + p_tokens,
-      rpd_used        = v_rpd_used + 1,
-      rpd_next_used   = v_rpd_next + case when v_near_end then 1 else 0 end,
-      rpd_prev_used   = v_rpd_prev + case when v_near_start then 1 else 0 end,
+      rpm_used        = case when c.minute_bucket = google_ai_book_group.minute_bucket then c.rpm_used else 0 end
+                        + 1,
+      tpm_used        = case when c.minute_bucket = google_ai_book_group.minute_bucket then c.tpm_used else 0 end
+                        + p_tokens,
+      rpd_used        = v_counts[1] + 1,
+      rpd_next_used   = v_counts[2] + case when v_near_end then 1 else 0 end,
+      rpd_prev_used   = v_counts[3] + case when v_near_start then 1 else 0 end,
       ring_low        = v_ring.ring_low,
       ring            = v_ring.ring,
       window_requests = v_ring.sum_requests,
       window_tokens   = v_ring.sum_tokens,
       window_at       = v_now,
-      spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
+      spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_spread.step),
       updated_at      = v_now
     where c.id = v_row.id;
+    admitted_at := v_now;
+    -- The quota it leaves. (The times first: a call in an argument keeps the helpers from being inlined.)
+    select public.google_ai_booked_quota(p_model, p_quota_group, p_rpm, p_tpm, p_rpd, v_now, v_ring.sum_requests,
+             v_ring.sum_tokens, f.requests_free, f.tokens_free, v_counts, v_near_end, v_near_start, f.day_reset,
+             v_shares.kept)
+      into quota
+    from (select coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window), v_now)
+                   as requests_free,
+                 coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window, true), v_now)
+                   as tokens_free,
+                 case when v_near_start and v_counts[3] > v_counts[1] then public.google_ai_pacific_start(v_day)
+                      else v_midnight end + v_day_guard as day_reset
+          offset 0) f;
   exception
     when sqlstate 'P0001' then
       if sqlerrm <> 'eve:full' then
         raise;
       end if;
-      -- outcome, buckets, reopens_at and recheck_at keep the values set above
+      -- outcome, cause, the buckets, reopens_at and recheck_at keep the values set above
   end;
 end
 $$;
@@ -2851,146 +2957,144 @@ $$;
 -- supabase/schemas/50_booking.sql
 -- ================================================================================================
 
--- Booking a request: google_ai_book_fast, the hot path (one statement over the best group's counter
--- row), and google_ai_book_best_group (each group in rank order through google_ai_try_book) when it
--- does not apply; google_ai_book_waiting books a waiter's turn in the groups that have room.
+-- Booking a request: google_ai_book_best_group tries the groups that may serve the model in rank order,
+-- each through google_ai_book_group (45_group_booking.sql) under its counter row's lock;
+-- google_ai_book_waiting books on the first of the groups that were passed over while another
+-- transaction held them, waiting for each lock in turn.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- Books the request on the best candidate group that fits (p_now: the injected clock or null, for
--- the decision under the lock; p_at: the reservation's time). Groups cooling down are skipped.
--- Within a priority tier a group whose row another reservation holds is passed over (SKIP LOCKED)
--- so concurrent callers spread across groups; before moving to a lower tier the passed-over groups
--- are tried again, waiting for their locks, so a busy row is never mistaken for a full one.
+-- the decision under the lock; p_at: the reservation's time), with the quota it leaves and the key
+-- that serves the group. Groups cooling down are skipped, and so are groups the unlocked counts of
+-- google_ai_ranked_groups already show full. Within a priority tier a group whose row another
+-- reservation holds is passed over (SKIP LOCKED) so concurrent callers spread across groups; before
+-- moving to a lower tier the passed-over groups are tried again, waiting for their locks, so a busy
+-- row is never mistaken for a full one. The only group is waited for at once.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
--- serve the model.
+-- serve the model; a service caller's daily budget (google_ai_caller_budgets) spent: caller_budget.
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
-    p_reservation_id uuid, p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text,
+    p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
     OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
-    OUT admitted_at timestamp with time zone) RETURNS record
+    OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text,
+    OUT env_var_name text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
+  v_budget_caller text;
+  v_budget_today boolean;
+  v_budget_spent boolean;
+  v_budget_day date;
   v_candidate record;
   v_tier integer;
-  v_first boolean := true;
-  v_skipped text[] := '{}';
-  v_outcome text;
-  v_cause text;
-  v_try record;
-  v_wait record;
+  v_any boolean;
+  v_skipped text[];
+  v_try record;     -- a try on one group (google_ai_book_group) or on the passed-over ones
   v_at timestamptz;
-  v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
-  v_budget public.google_ai_caller_budgets;
-  v_budget_day date := public.google_ai_pacific_day(p_at);
-  v_count_request integer := public.google_ai_request_counts(p_attempt);
-  v_requests_today integer;
-  v_tokens_today bigint;
 begin
-  if p_client_id is null and p_caller is not null then
-    select * into v_budget from public.google_ai_caller_budgets b where b.caller = p_caller for update;
-    if found then
-      v_requests_today := case when v_budget.day_bucket = v_budget_day then v_budget.requests_today else 0 end;
-      v_tokens_today := case when v_budget.day_bucket = v_budget_day then v_budget.tokens_today else 0 end;
-      if (v_budget.daily_max_requests is not null and v_requests_today + v_count_request > v_budget.daily_max_requests)
-         or (v_budget.daily_max_tokens is not null and v_tokens_today + p_tokens > v_budget.daily_max_tokens) then
-        blocked_by := 'caller_budget';
-        cause := 'budget';
-        reopens_at := public.google_ai_pacific_midnight_after(p_at);
-        return;
-      end if;
+  -- A service caller's daily budget, locked until the booking counts the request in it.
+  if p_client_id is null then
+    select b.caller, b.day_bucket = d.day,
+           public.google_ai_budget_left(b.daily_max_requests, case when b.day_bucket = d.day then b.requests_today end)
+             < public.google_ai_request_counts(p_attempt)
+           or public.google_ai_budget_left(b.daily_max_tokens, case when b.day_bucket = d.day then b.tokens_today end)
+             < p_tokens,
+           d.day
+      into v_budget_caller, v_budget_today, v_budget_spent, v_budget_day
+    from public.google_ai_caller_budgets b
+    cross join (select public.google_ai_pacific_day(p_at) as day) d
+    where b.caller = p_caller
+    for update of b;
+    if v_budget_spent then
+      blocked_by := 'caller_budget';
+      cause := 'budget';
+      reopens_at := public.google_ai_pacific_midnight_after(p_at);
+      return;
     end if;
   end if;
 
-  <<booking>>
-  begin
-    for v_candidate in
-      select * from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
-      order by c.rank
-    loop
-      if not v_first and v_candidate.priority is distinct from v_tier and cardinality(v_skipped) > 0 then
-        select * into v_wait from public.google_ai_book_waiting(v_skipped,
-          p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now,
-          p_reservation_id, p_class, p_caller);
-        if v_wait.booked_group is not null then
-          booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
-          admitted_at := v_wait.admitted_at;
-          exit booking;
-        end if;
-        if reopens_at is null or v_wait.reopens_at < reopens_at then
-          reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by; cause := v_wait.cause;
-        end if;
-        recheck_at := least(recheck_at, v_wait.recheck_at);
-        v_skipped := '{}';
+  -- The candidates, best first; what their unlocked counts already show (a cooldown, the day or the
+  -- window full for everyone) is refused without taking their locks.
+  for v_candidate in
+    select c.*, count(*) over () as groups,
+           case when c.cooldown_until is not null then 'cooldown'
+                when p_rpd is not null and c.rpd_used + 1 > p_rpd then 'rpd'
+                when p_rpm is not null and c.rpm_used + 1 > p_rpm then 'rpm' end as full_by
+    from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
+    order by c.rank
+  loop
+    if v_candidate.priority is distinct from v_tier and cardinality(v_skipped) > 0 then
+      v_try := public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, p_class,
+        p_caller);
+      v_skipped := null;
+      if v_try.outcome = 'booked' then
+        booked_group := v_try.quota_group;
+        exit;
       end if;
-      v_first := false;
-      v_tier := v_candidate.priority;
-
-      v_cause := null;
-      if v_candidate.cooldown_until is not null then
-        v_outcome := 'cooldown';
-        v_at := v_candidate.cooldown_until;
-      elsif p_rpd is not null and v_candidate.rpd_used + 1 > p_rpd then
-        v_outcome := 'rpd';
-        v_at := public.google_ai_reopens_at('rpd', p_at);
-      elsif p_rpm is not null and v_candidate.rpm_used + 1 > p_rpm then
-        -- Full for everyone; for a requester that others' shares keep slots from, it reopens later.
-        v_outcome := 'rpm';
-        v_at := public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at, v_window, p_rpm, p_tpm,
-          p_tokens, p_class, p_caller);
-      else
-        -- TPM, shares and pacing are decided under the lock.
-        select * into v_try from public.google_ai_try_book(v_candidate.quota_group, p_model,
-          p_rpm, p_tpm, p_rpd, p_tokens, p_now, true, p_reservation_id, p_class, p_caller);
-        v_outcome := v_try.outcome;
-        if v_outcome = 'booked' then
-          booked_group := v_candidate.quota_group; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
-          admitted_at := v_try.admitted_at;
-          exit booking;
-        end if;
-        v_at := v_try.reopens_at;
-        v_cause := v_try.cause;
-        recheck_at := least(recheck_at, v_try.recheck_at);
+      if reopens_at is null or v_try.reopens_at < reopens_at then
+        select v_try.reopens_at, v_try.outcome, v_try.cause into reopens_at, blocked_by, cause;
       end if;
-
-      if v_outcome = 'skipped' then
-        v_skipped := v_skipped || v_candidate.quota_group;
-      elsif reopens_at is null or v_at < reopens_at then
-        reopens_at := v_at; blocked_by := v_outcome;
-        cause := coalesce(v_cause, public.google_ai_refusal_cause(v_outcome));
-      end if;
-    end loop;
-
-    if cardinality(v_skipped) > 0 then
-      select * into v_wait from public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now,
-        p_reservation_id, p_class, p_caller);
-      if v_wait.booked_group is not null then
-        booked_group := v_wait.booked_group; minute_bucket := v_wait.minute_bucket; day_bucket := v_wait.day_bucket;
-        admitted_at := v_wait.admitted_at;
-        exit booking;
-      elsif reopens_at is null or v_wait.reopens_at < reopens_at then
-        reopens_at := v_wait.reopens_at; blocked_by := v_wait.blocked_by; cause := v_wait.cause;
-      end if;
-      recheck_at := least(recheck_at, v_wait.recheck_at);
+      recheck_at := least(recheck_at, v_try.recheck_at);
     end if;
-  end;
+    v_tier := v_candidate.priority;
+
+    if v_candidate.full_by is null then
+      v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens,
+        p_now, v_candidate.groups > 1, p_class, p_caller);
+      if v_try.outcome = 'booked' then
+        select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
+          into booked_group, key_id, key_alias, env_var_name;
+        exit;
+      elsif v_try.outcome = 'skipped' then
+        v_skipped := v_skipped || v_candidate.quota_group;
+      elsif reopens_at is null or v_try.reopens_at < reopens_at then
+        select v_try.reopens_at, v_try.outcome, v_try.cause into reopens_at, blocked_by, cause;
+      end if;
+      recheck_at := least(recheck_at, v_try.recheck_at);
+    else
+      -- (For a requester that others' shares keep slots from, a full window reopens later.)
+      v_at := case v_candidate.full_by
+                when 'cooldown' then v_candidate.cooldown_until
+                when 'rpd' then public.google_ai_reopens_at('rpd', p_at)
+                else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at,
+                  public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+                  p_rpm, p_tpm, p_tokens, p_class, p_caller) end;
+      if reopens_at is null or v_at < reopens_at then
+        select v_at, v_candidate.full_by, public.google_ai_refusal_cause(v_candidate.full_by)
+          into reopens_at, blocked_by, cause;
+      end if;
+    end if;
+  end loop;
+  v_any := found;
+  if booked_group is null and cardinality(v_skipped) > 0 then
+    v_try := public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, p_class,
+      p_caller);
+    booked_group := case when v_try.outcome = 'booked' then v_try.quota_group end;
+    if v_try.outcome <> 'booked' and (reopens_at is null or v_try.reopens_at < reopens_at) then
+      select v_try.reopens_at, v_try.outcome, v_try.cause into reopens_at, blocked_by, cause;
+    end if;
+    recheck_at := least(recheck_at, v_try.recheck_at);
+  end if;
 
   if booked_group is not null then
-    blocked_by := null; reopens_at := null; recheck_at := null; cause := null;
-    if v_budget.caller is not null then
+    -- (Booked on a group it waited for: the caller looks its key up.)
+    select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null
+      into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause;
+    if v_budget_caller is not null then
       update public.google_ai_caller_budgets b set
         day_bucket = v_budget_day,
-        requests_today = v_requests_today + v_count_request,
-        tokens_today = v_tokens_today + p_tokens
-      where b.caller = v_budget.caller;
+        requests_today = case when v_budget_today then b.requests_today else 0 end
+                         + public.google_ai_request_counts(p_attempt),
+        tokens_today = case when v_budget_today then b.tokens_today else 0 end + p_tokens
+      where b.caller = v_budget_caller;
     end if;
     return;
   end if;
 
-  if v_first then
+  if not v_any then
     blocked_by := 'no_active_key';
   end if;
   cause := coalesce(cause, public.google_ai_refusal_cause(blocked_by));
@@ -3001,270 +3105,14 @@ begin
 end
 $$;
 
--- Most admissions meet nothing but the limits and the shares: nobody is queued for the model, no
--- share of it paces its owner's day, the caller has no daily budget, the best group is not cooling
--- down, its counter row is of today (and, with other groups to try, of a settled window), and
--- Pacific midnight is not within the day guard. For them this books on the best candidate group in a few statements,
--- under the same counter-row lock and with the same arithmetic as google_ai_try_book (what the others' shares keep
--- from the requester, its own shares' use, the spread's schedule), and answers with the quota the
--- booking leaves, so the answer needs no second reading of the window, and the key that serves the
--- group (p_rank: the class's rank, recorded on the admission for the queue's likely turns).
--- Whenever anything else could matter it books nothing and returns no group: the general booking
--- (google_ai_book_best_group) decides, and names the time of a refusal.
---
--- Exactness does not depend on the unlocked look taken when there are other groups (it only chooses
--- the path): the decision is taken on the counter row locked here. A row another transaction holds
--- is waited for when its group is the only candidate, else left to the general path (which tries the
--- others first, as it always did). The unlocked look counts what the shares keep from the requester
--- too: a row locked here stays locked until commit, and the general booking that follows when the
--- locked look finds no room may wait for another group's row (two requests, each holding a full
--- group's row and waiting for the other's, would deadlock). If the locked look finds no room after
--- all, it leaves the row as it found it.
-CREATE OR REPLACE FUNCTION public.google_ai_book_fast(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
-    p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
-    p_reservation_id uuid, p_caller text, p_client_id uuid, p_class text DEFAULT NULL::text,
-    p_rank smallint DEFAULT NULL::smallint, OUT booked_group text, OUT minute_bucket timestamp with time zone,
-    OUT day_bucket date, OUT quota jsonb, OUT key_id uuid, OUT key_alias text, OUT env_var_name text,
-    OUT admitted_at timestamp with time zone) RETURNS record
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
-  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
-  v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
-  v_group text;
-  v_groups bigint;
-  v_row public.google_ai_usage_counters;
-  v_now timestamptz;
-  v_minute timestamptz;
-  v_day date;
-  v_midnight timestamptz;
-  v_ring record;
-  v_requests_free timestamptz;
-  v_written integer;
-  v_tokens_free timestamptz;
-  v_shared boolean;
-  v_held_rpm integer := 0;
-  v_held_rpd integer := 0;
-  v_owned bigint[];
-  v_in_share boolean := false;
-  v_spread record;
-  v_fits boolean;
-  v_paced boolean;
-  v_budgeted boolean;
-  v_burst integer;
-  v_kept jsonb;
-  -- The key that serves the group (its best, as google_ai_serving_key names it).
-  v_key_id uuid;
-  v_key_alias text;
-  v_env_var_name text;
-begin
-  -- Paced shares and a service caller's budget are the general booking's; whether the model has
-  -- shares at all decides whether they are read under the lock. (One statement: this runs on every
-  -- request; it also reads the model's spread burst.)
-  select coalesce(bool_or(s.pace_burst is not null), false), count(*) > 0,
-         p_client_id is null and exists (select 1 from public.google_ai_caller_budgets b where b.caller = p_caller),
-         (select l.spread_burst from public.google_ai_model_limits l where l.model = p_model)
-    into v_paced, v_shared, v_budgeted, v_burst
-  from public.google_ai_quota_shares s where s.model = p_model;
-  if v_paced or v_budgeted then
-    return;
-  end if;
-
-  -- The group the general booking would try first, and an unlocked look at its row.
-  select c.quota_group, c.groups, c.key_id, c.key_alias, c.env_var_name
-    into v_group, v_groups, v_key_id, v_key_alias, v_env_var_name
-  from (select g.*, count(*) over () as groups
-        from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) g) c
-  where c.cooldown_until is null
-    and c.rank = 1;
-  if v_group is null then
-    return;
-  end if;
-  -- What does not depend on the counter row is read before its lock, which is held until commit: the
-  -- key that serves the group (above) and the spread's step.
-  v_spread := public.google_ai_spread_step(v_burst, v_window, p_rpm, p_tpm, p_tokens);
-  -- With other groups to try, a row another transaction holds is left to the general booking (which
-  -- tries the others first), and so is one the unlocked look finds full; the only group is waited
-  -- for, as the general booking would, and looked at under its lock only.
-  if v_groups > 1 then
-    select * into v_row from public.google_ai_usage_counters c where c.quota_group = v_group and c.model = p_model;
-    if not found or v_row.window_at is null then
-      return;
-    end if;
-    v_now := greatest(p_at, v_row.window_at);
-    v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
-      v_row.window_requests, v_row.window_tokens);
-    if v_shared then
-      v_day := public.google_ai_pacific_day(v_now);
-      select coalesce(sum(greatest(0, coalesce(s.reserved_rpm, 0) - r.sum_requests)), 0),
-             coalesce(sum(greatest(0, coalesce(s.reserved_rpd, 0)
-                                      - case when u.day_bucket = v_day then u.day_used
-                                             when u.day_bucket = v_day - 1 then u.day_next_used else 0 end)), 0)
-        into v_held_rpm, v_held_rpd
-      from public.google_ai_quota_shares s
-      left join public.google_ai_share_usage u on u.quota_group = v_group and u.share_id = s.id
-      cross join lateral public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring,
-        u.window_requests, null) r
-      where s.model = p_model
-        and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false));
-    end if;
-    if not public.google_ai_fast_fits(v_row, v_ring.sum_requests + v_held_rpm, v_ring.sum_tokens, p_rpm, p_tpm,
-                                      p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard) then
-      return;
-    end if;
-    select * into v_row from public.google_ai_usage_counters c
-    where c.quota_group = v_group and c.model = p_model
-    for update skip locked;
-  else
-    select * into v_row from public.google_ai_usage_counters c
-    where c.quota_group = v_group and c.model = p_model
-    for update;
-  end if;
-  if not found or v_row.window_at is null then
-    return;
-  end if;
-
-  v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
-  v_minute := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
-  v_day := public.google_ai_pacific_day(v_now);
-  v_midnight := public.google_ai_pacific_midnight_after(v_now);
-
-  -- The window moved on to now, with this request counted (written only if it fits).
-  v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
-    v_row.window_requests, v_row.window_tokens, 1, p_tokens);
-
-  -- The model's shares in this group (their use is written under the lock held here): what the
-  -- others' keep from the requester, and the requester's own.
-  if v_shared then
-    -- (kept: what the shares keep for the admitted class, as google_ai_quota_kept(p_model, p_rpm,
-    -- p_rpd, p_class, null) reads it for the answer's quota; read here in the same pass.)
-    select coalesce(sum(greatest(0, coalesce(x.reserved_rpm, 0) - x.win)) filter (where not x.owned), 0),
-           coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) - x.day_used)) filter (where not x.owned), 0),
-           array_agg(x.id order by x.id) filter (where x.owned),
-           coalesce(bool_or(x.owned and x.win < coalesce(x.reserved_rpm, 0)), false),
-           case when p_class is not null then jsonb_build_object(
-             'rpm_for_others', case when p_rpm is not null
-                                    then least(p_rpm, coalesce(sum(x.reserved_rpm)
-                                      filter (where not x.for_class), 0)) end,
-             'rpm_for_you', case when p_rpm is not null
-                                 then least(p_rpm, coalesce(sum(x.reserved_rpm) filter (where x.for_class), 0)) end,
-             'rpd_for_others', case when p_rpd is not null
-                                    then least(p_rpd, coalesce(sum(x.reserved_rpd)
-                                      filter (where not x.for_class), 0)) end,
-             'rpd_for_you', case when p_rpd is not null
-                                 then least(p_rpd, coalesce(sum(x.reserved_rpd) filter (where x.for_class), 0)) end) end
-      into v_held_rpm, v_held_rpd, v_owned, v_in_share, v_kept
-    from (select s.id, s.reserved_rpm, s.reserved_rpd,
-                 coalesce(s.priority_class = p_class, false) as for_class,
-                 coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as owned,
-                 -- The share's window: nothing to keep without an RPM part, and the owner's own
-                 -- count matters only to the spread.
-                 case when s.reserved_rpm is null
-                        or (v_spread.step is null
-                            and (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false)))
-                      then 0
-                      else (public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring, u.window_requests,
-                              null)).sum_requests end as win,
-                 case when u.day_bucket = v_day then u.day_used
-                      when u.day_bucket = v_day - 1 then u.day_next_used else 0 end as day_used
-          from public.google_ai_quota_shares s
-          left join public.google_ai_share_usage u on u.quota_group = v_group and u.share_id = s.id
-          where s.model = p_model) x;
-  end if;
-
-  -- Its place in the schedule holds it back only as google_ai_spread_holds says; its own share lets
-  -- it past the schedule too.
-  v_fits := public.google_ai_fast_fits(v_row, v_ring.sum_requests - 1 + v_held_rpm, v_ring.sum_tokens - p_tokens,
-                                       p_rpm, p_tpm, p_rpd - v_held_rpd, p_tokens, v_now, v_day_guard)
-            and (v_spread.step is null or v_in_share or v_row.spread_until - v_spread.tolerance <= v_now
-                 or not public.google_ai_spread_holds(p_model, p_rank, v_now));
-  if not v_fits then
-    return;
-  end if;
-
-  if v_owned is not null then
-    -- The owners' use: the day rolled to today as try_book rolls it (the day guard is not near
-    -- here), and the window. An owner's first admission in the group writes its row.
-    update public.google_ai_share_usage u set
-      day_used = case when u.day_bucket = v_day then u.day_used
-                      when u.day_bucket = v_day - 1 then u.day_next_used else 0 end + 1,
-      day_next_used = case when u.day_bucket = v_day then u.day_next_used else 0 end,
-      day_prev_used = case when u.day_bucket = v_day then u.day_prev_used
-                           when u.day_bucket = v_day - 1 then u.day_used else 0 end,
-      day_bucket = v_day,
-      (ring_low, ring, window_requests) =
-        (select r.ring_low, r.ring, r.sum_requests
-         from public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring, u.window_requests, null, 1, 0) r)
-    where u.quota_group = v_group and u.share_id = any (v_owned);
-    get diagnostics v_written = row_count;
-    if v_written < cardinality(v_owned) then
-      insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
-        day_prev_used, ring_low, ring, window_requests)
-      select v_group, o.id, v_day, 1, 0, 0, r.ring_low, r.ring, r.sum_requests
-      from unnest(v_owned) as o(id)
-      cross join public.google_ai_ring_at(v_now, v_window, null, null, 0, null, 1, 0) r
-      where not exists (select 1 from public.google_ai_share_usage u
-                        where u.quota_group = v_group and u.share_id = o.id);
-    end if;
-  end if;
-
-
-  update public.google_ai_usage_counters c set
-    minute_bucket   = v_minute,
-    day_bucket      = v_day,
-    rpm_used        = case when v_row.minute_bucket = v_minute then v_row.rpm_used else 0 end + 1,
-    tpm_used        = case when v_row.minute_bucket = v_minute then v_row.tpm_used else 0 end + p_tokens,
-    rpd_used        = v_row.rpd_used + 1,
-    ring_low        = v_ring.ring_low,
-    ring            = v_ring.ring,
-    window_requests = v_ring.sum_requests,
-    window_tokens   = v_ring.sum_tokens,
-    window_at       = v_now,
-    spread_until    = public.google_ai_spread_next(v_row.spread_until, v_now, v_spread.step),
-    updated_at      = v_now
-  where c.id = v_row.id;
-
-  booked_group := v_group;
-  minute_bucket := v_minute;
-  day_bucket := v_day;
-  key_id := v_key_id;
-  key_alias := v_key_alias;
-  env_var_name := v_env_var_name;
-
-  admitted_at := v_now;
-
-  -- What the booking leaves, as google_ai_group_quota reads it (this request counted): the next to
-  -- leave the window are its oldest seconds (this one's at the latest). (Times first: a call in its
-  -- argument would keep google_ai_ms_until from being inlined.)
-  v_requests_free := coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window), v_now);
-  v_tokens_free := coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window, true), v_now);
-  quota := jsonb_build_object(
-    'model', p_model,
-    'quota_group', v_group,
-    'rpm', p_rpm,
-    'requests_left', case when p_rpm is not null then greatest(0, p_rpm - v_ring.sum_requests) end,
-    'requests_reset_ms', case when p_rpm is not null then public.google_ai_ms_until(v_requests_free, v_now) end,
-    'tpm', p_tpm,
-    'tokens_left', case when p_tpm is not null then greatest(0, p_tpm - v_ring.sum_tokens) end,
-    'tokens_reset_ms', case when p_tpm is not null then public.google_ai_ms_until(v_tokens_free, v_now) end,
-    'rpd', p_rpd,
-    'day_left', case when p_rpd is not null then greatest(0, p_rpd - (v_row.rpd_used + 1)) end,
-    'day_reset_ms', case when p_rpd is not null
-                         then public.google_ai_ms_until(v_midnight + v_day_guard, v_now) end)
-    -- What the model's shares keep, for the admitted class (as google_ai_answer_quota_at adds it).
-    || case when v_kept is not null then jsonb_build_object('kept', v_kept) else '{}'::jsonb end;
-end
-$$;
-
 -- Books on the first of p_groups that fits, waiting for each row lock in turn (holding no other
--- counter lock while it waits). Reports the earliest reopening among the full ones.
+-- counter lock while it waits), as google_ai_book_group answers, with the group it booked on
+-- (quota_group). Unbooked: the earliest reopening among the full ones.
 CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer,
-    p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_reservation_id uuid, p_class text, p_caller text,
-    OUT booked_group text, OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
+    p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_class text, p_caller text,
+    OUT quota_group text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date,
     OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
-    OUT admitted_at timestamp with time zone) RETURNS record
+    OUT admitted_at timestamp with time zone, OUT quota jsonb) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -3273,19 +3121,18 @@ declare
   v_try record;
 begin
   foreach v_group in array p_groups loop
-    select * into v_try from public.google_ai_try_book(v_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, false,
-      p_reservation_id, p_class, p_caller);
+    v_try := public.google_ai_book_group(v_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, false, p_class,
+      p_caller);
     if v_try.outcome = 'booked' then
-      booked_group := v_group; minute_bucket := v_try.minute_bucket; day_bucket := v_try.day_bucket;
-      admitted_at := v_try.admitted_at;
+      quota_group := v_group; outcome := 'booked'; minute_bucket := v_try.minute_bucket;
+      day_bucket := v_try.day_bucket; admitted_at := v_try.admitted_at; quota := v_try.quota;
+      reopens_at := null; recheck_at := null; cause := null;
       return;
     end if;
     if reopens_at is null or v_try.reopens_at < reopens_at then
-      reopens_at := v_try.reopens_at; blocked_by := v_try.outcome; cause := v_try.cause;
+      reopens_at := v_try.reopens_at; outcome := v_try.outcome; cause := v_try.cause;
     end if;
-    if v_try.recheck_at is not null and (recheck_at is null or v_try.recheck_at < recheck_at) then
-      recheck_at := v_try.recheck_at;
-    end if;
+    recheck_at := least(recheck_at, v_try.recheck_at);
   end loop;
 end
 $$;
@@ -3527,9 +3374,9 @@ CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON publ
 --   fall back  a chain's models in order until one serves (google_ai_fall_back_at);
 --   admit      the queue-aware decision for one request (idempotency, credential, queue turn:
 --              google_ai_admit_at);
---   book       pick a quota group and count the request in its windows (google_ai_book_fast, the
---              hot path; google_ai_book_best_group when it does not apply: 50_booking.sql);
---   try_book   one group's windows, under its counter row's lock (45_group_booking.sql);
+--   book       pick a quota group and count the request in its windows (google_ai_book_best_group:
+--              50_booking.sql), one group under its counter row's lock (google_ai_book_group:
+--              45_group_booking.sql);
 --   settle     give back what an ended attempt did not use (30_shares_and_budgets.sql).
 -- The claim of a request id and its holder's deadlines (reply_by, hold_until) are 55_claims.sql.
 --
@@ -3693,29 +3540,20 @@ begin
                    left join public.google_ai_share_usage u on u.share_id = s.id
                    where s.model = v_limits.model and s.reserved_rpm is not null
                      and (s.priority_class = v_class or s.caller = p_caller)
-                     and coalesce((public.google_ai_ring_at(v_now, (60000
-                           + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond',
+                     and coalesce((public.google_ai_ring_at(v_now,
+                           public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
                            u.ring_low, u.ring, u.window_requests,
                            null)).sum_requests,
                          0) < s.reserved_rpm);
     end if;
 
-    if v_may_book and not v_queued then
-      -- Nothing but the limits in the way: the fast booking, with the quota it leaves.
-      select f.booked_group, f.minute_bucket, f.day_bucket, f.quota, f.key_id, f.key_alias, f.env_var_name,
-             f.admitted_at
-        into v_group, v_minute, v_day, v_quota, v_key_id, v_key_alias, v_env_var_name, v_admitted_at
-      from public.google_ai_book_fast(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
-        p_estimated_tokens, p_exclude_key_ids, p_now, v_now,
-          v_reservation_id, p_caller, p_client_id, v_class, v_rank) f;
-    end if;
-    if v_may_book and v_group is null then
+    if v_may_book then
       select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at, b.cause,
-             b.admitted_at
-        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at, v_cause, v_admitted_at
+             b.admitted_at, b.quota, b.key_id, b.key_alias, b.env_var_name
+        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at, v_cause, v_admitted_at, v_quota,
+             v_key_id, v_key_alias, v_env_var_name
       from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
-        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id,
-        v_class, p_caller, p_client_id, p_attempt) b;
+        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_class, p_caller, p_client_id, p_attempt) b;
     elsif not v_may_book then
       -- Slots free now are the turns of the tickets ahead; none free: the schedule or the window.
       v_blocked_by := case when v_limits.rpm is not null then 'rpm' else 'tpm' end;
@@ -3822,7 +3660,7 @@ begin
       || v_who;
   end if;
 
-  -- (The fast booking looked the key up before it locked the counter row.)
+  -- (A group booked after waiting for its lock names no key yet.)
   if v_key_id is null then
     select k.id, k.key_alias, k.env_var_name into v_key_id, v_key_alias, v_env_var_name
     from public.google_ai_serving_key(v_group, v_limits.model, p_exclude_key_ids) k;
@@ -4523,15 +4361,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_kept(p_model text,
     AS $$
 begin
   return (
-    select jsonb_build_object(
-      'rpm_for_others', case when p_rpm is not null
-                             then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where not o.own), 0)) end,
-      'rpm_for_you', case when p_rpm is not null
-                          then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where o.own), 0)) end,
-      'rpd_for_others', case when p_rpd is not null
-                             then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where not o.own), 0)) end,
-      'rpd_for_you', case when p_rpd is not null
-                          then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where o.own), 0)) end)
+    select public.google_ai_kept_object(p_rpm, p_rpd,
+             sum(s.reserved_rpm) filter (where not o.own), sum(s.reserved_rpm) filter (where o.own),
+             sum(s.reserved_rpd) filter (where not o.own), sum(s.reserved_rpd) filter (where o.own))
     from public.google_ai_quota_shares s
     cross join lateral (select coalesce(s.priority_class = p_class,
       false) or coalesce(s.caller = p_caller, false) as own) o
@@ -4573,16 +4405,17 @@ CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_mo
     AS $$
 declare
   v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
-  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_window interval := public.google_ai_window_length(v_guard.minute_guard_ms);
   v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_ring record;
   v_row public.google_ai_usage_counters;
   v_day date := public.google_ai_pacific_day(p_now);
   v_midnight timestamptz := public.google_ai_pacific_midnight_after(p_now);
   v_day_start timestamptz;
-  v_used integer := 0;
-  v_next integer := 0;
-  v_prev integer := 0;
+  v_counts integer[];
+  v_used integer;
+  v_next integer;
+  v_prev integer;
   v_near_end boolean;
   v_near_start boolean;
 begin
@@ -4592,7 +4425,7 @@ begin
   select * into v_row from public.google_ai_usage_counters c
   where c.quota_group = p_quota_group and c.model = p_model;
 
-  -- The minute, counted as google_ai_try_book counts it: the ring moved on to p_now; the next to
+  -- The minute, counted as google_ai_book_group counts it: the ring moved on to p_now; the next to
   -- leave the window are its oldest seconds.
   if p_rpm is not null or p_tpm is not null then
     v_ring := public.google_ai_ring_at(p_now, v_window, v_row.ring_low, v_row.ring,
@@ -4608,14 +4441,12 @@ begin
     end if;
   end if;
 
-  -- The day, read as google_ai_try_book reads it: a row of yesterday carries today's guard count,
-  -- and within the guard of a midnight the other day's count binds too.
+  -- The day, read as google_ai_book_group reads it (google_ai_day_counts): within the guard of a
+  -- midnight the other day's count binds too.
   if p_rpd is not null then
-    if v_row.day_bucket = v_day then
-      v_used := v_row.rpd_used; v_next := v_row.rpd_next_used; v_prev := v_row.rpd_prev_used;
-    elsif v_row.day_bucket = v_day - 1 then
-      v_used := v_row.rpd_next_used; v_prev := coalesce(v_row.rpd_used, 0);
-    end if;
+    v_counts := public.google_ai_day_counts(v_row.day_bucket, v_row.rpd_used, v_row.rpd_next_used,
+      v_row.rpd_prev_used, v_day);
+    v_used := v_counts[1]; v_next := v_counts[2]; v_prev := v_counts[3];
     v_day_start := public.google_ai_pacific_start(v_day);
     v_near_end := p_now >= v_midnight - v_day_guard;
     v_near_start := p_now < v_day_start + v_day_guard;
@@ -5292,7 +5123,7 @@ with clock as (
   left join public.google_ai_usage_counters c on c.quota_group = p.quota_group and c.model = p.model
   -- The window's counts, moved on to now (google_ai_ring_at).
   left join lateral public.google_ai_ring_at(clock.at,
-    (60000 + coalesce(clock.guard_ms, 1000)) * interval '1 millisecond', c.ring_low, c.ring,
+    public.google_ai_window_length(coalesce(clock.guard_ms, 1000)), c.ring_low, c.ring,
     c.window_requests, c.window_tokens) w on true
   left join public.google_ai_model_limits l on l.model = p.model
 ), last_run as (
@@ -6012,9 +5843,9 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
  WITH clock AS (
          SELECT now() AS at,
             public.google_ai_pacific_day(now()) AS day,
-            (((60000 + COALESCE(( SELECT st.minute_guard_ms
+            public.google_ai_window_length(COALESCE(( SELECT st.minute_guard_ms
                    FROM public.google_ai_admission_settings st
-                  WHERE st.id), 1000)))::double precision * '00:00:00.001'::interval) AS window_length
+                  WHERE st.id), 1000)) AS window_length
         ), groups AS (
          SELECT DISTINCT s_1.id AS share_id,
             public.google_ai_quota_group(k.project_id, k.id) AS quota_group
@@ -6063,12 +5894,8 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
      CROSS JOIN LATERAL ( SELECT r.sum_requests AS used_in_window
            FROM public.google_ai_ring_at(c.at, c.window_length, u.ring_low, u.ring, u.window_requests,
              NULL::bigint) r) w)
-     CROSS JOIN LATERAL ( SELECT
-                CASE
-                    WHEN (u.day_bucket = c.day) THEN u.day_used
-                    WHEN (u.day_bucket = (c.day - 1)) THEN u.day_next_used
-                    ELSE 0
-                END AS used_today) d);
+     CROSS JOIN LATERAL ( SELECT (public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used,
+             u.day_prev_used, c.day))[1] AS used_today) d);
 
 COMMENT ON VIEW public.google_ai_shares_today IS
     'Reserved shares and pacing per quota group: the owner''s use in the window and today, what the share still keeps '
@@ -6327,6 +6154,11 @@ GRANT ALL ON FUNCTION public.google_ai_pacific_start(p_day date) TO service_role
 GRANT ALL ON FUNCTION public.google_ai_pacific_zone() TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_day_counts(p_bucket date, p_used integer, p_next integer, p_prev integer,
+    p_day date) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_window_length(p_minute_guard_ms integer) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text,
     p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,

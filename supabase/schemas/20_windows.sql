@@ -78,6 +78,27 @@ CREATE OR REPLACE FUNCTION public.google_ai_pacific_midnight_after(p_at timestam
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select public.google_ai_pacific_start(public.google_ai_pacific_day(p_at) operator(pg_catalog.+) 1) $$;
 
+-- The guarded sliding window: Google's minute plus the guard (google_ai_admission_settings.minute_guard_ms)
+-- that holds whatever Google's window, clock or delay is.
+CREATE OR REPLACE FUNCTION public.google_ai_window_length(p_minute_guard_ms integer) RETURNS interval
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select ((60000 operator(pg_catalog.+) p_minute_guard_ms) operator(pg_catalog.*) interval '1 millisecond') $$;
+
+-- A row's day counts as of Pacific day p_day, as {today's, counted ahead for tomorrow, yesterday's}.
+-- The row keeps the counts of its day_bucket: used, counted ahead for the next day (the guard before
+-- midnight), and the day before's (the guard after it). A row of yesterday carries today's guard
+-- count; an older row counts nothing.
+CREATE OR REPLACE FUNCTION public.google_ai_day_counts(p_bucket date, p_used integer, p_next integer, p_prev integer,
+    p_day date) RETURNS integer[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when p_bucket operator(pg_catalog.=) p_day
+              then array[coalesce(p_used, 0), coalesce(p_next, 0), coalesce(p_prev, 0)]
+              when p_bucket operator(pg_catalog.=) (p_day operator(pg_catalog.-) 1)
+              then array[coalesce(p_next, 0), 0, coalesce(p_used, 0)]
+              else array[0, 0, 0] end
+$$;
+
 -- The day reopens after midnight plus the day guard (the first moments of a day still count for the
 -- day before, on a clock that may lag ours).
 CREATE OR REPLACE FUNCTION public.google_ai_reopens_at(p_limit text,

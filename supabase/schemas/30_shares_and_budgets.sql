@@ -105,6 +105,20 @@ CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used big
     AS $$ select case when p_max is not null
                   then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
 
+-- What a model's shares keep, as an answer's quota names it: of the RPM and of the RPD, the sizes of
+-- the shares kept for other owners and of those kept for the requester, each at most the limit; null
+-- for a limit the model does not have.
+CREATE OR REPLACE FUNCTION public.google_ai_kept_object(p_rpm integer, p_rpd integer, p_rpm_for_others bigint,
+    p_rpm_for_you bigint, p_rpd_for_others bigint, p_rpd_for_you bigint) RETURNS jsonb
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+  select jsonb_build_object(
+    'rpm_for_others', case when p_rpm is not null then least(p_rpm, coalesce(p_rpm_for_others, 0)) end,
+    'rpm_for_you', case when p_rpm is not null then least(p_rpm, coalesce(p_rpm_for_you, 0)) end,
+    'rpd_for_others', case when p_rpd is not null then least(p_rpd, coalesce(p_rpd_for_others, 0)) end,
+    'rpd_for_you', case when p_rpd is not null then least(p_rpd, coalesce(p_rpd_for_you, 0)) end)
+$$;
+
 -- What a paced owner may have used of Pacific day p_day at p_at: the burst, plus the part of the
 -- usable requests that the elapsed part of the day (23, 24 or 25 hours) earns.
 CREATE OR REPLACE FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
@@ -390,7 +404,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google
     AS $$
 declare
   v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
-  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_window interval := public.google_ai_window_length(v_guard.minute_guard_ms);
   v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_row public.google_ai_usage_counters;
   v_ring record;

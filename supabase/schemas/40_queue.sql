@@ -96,7 +96,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm in
     SET search_path TO ''
     AS $$
 declare
-  v_window interval := (60000 + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond';
+  v_window interval := public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms);
   v_spread record;
   v_spaced boolean;
   v_group record;

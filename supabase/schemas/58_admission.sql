@@ -6,9 +6,9 @@
 --   fall back  a chain's models in order until one serves (google_ai_fall_back_at);
 --   admit      the queue-aware decision for one request (idempotency, credential, queue turn:
 --              google_ai_admit_at);
---   book       pick a quota group and count the request in its windows (google_ai_book_fast, the
---              hot path; google_ai_book_best_group when it does not apply: 50_booking.sql);
---   try_book   one group's windows, under its counter row's lock (45_group_booking.sql);
+--   book       pick a quota group and count the request in its windows (google_ai_book_best_group:
+--              50_booking.sql), one group under its counter row's lock (google_ai_book_group:
+--              45_group_booking.sql);
 --   settle     give back what an ended attempt did not use (30_shares_and_budgets.sql).
 -- The claim of a request id and its holder's deadlines (reply_by, hold_until) are 55_claims.sql.
 --
@@ -172,29 +172,20 @@ begin
                    left join public.google_ai_share_usage u on u.share_id = s.id
                    where s.model = v_limits.model and s.reserved_rpm is not null
                      and (s.priority_class = v_class or s.caller = p_caller)
-                     and coalesce((public.google_ai_ring_at(v_now, (60000
-                           + (public.google_ai_admission_guard()).minute_guard_ms) * interval '1 millisecond',
+                     and coalesce((public.google_ai_ring_at(v_now,
+                           public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
                            u.ring_low, u.ring, u.window_requests,
                            null)).sum_requests,
                          0) < s.reserved_rpm);
     end if;
 
-    if v_may_book and not v_queued then
-      -- Nothing but the limits in the way: the fast booking, with the quota it leaves.
-      select f.booked_group, f.minute_bucket, f.day_bucket, f.quota, f.key_id, f.key_alias, f.env_var_name,
-             f.admitted_at
-        into v_group, v_minute, v_day, v_quota, v_key_id, v_key_alias, v_env_var_name, v_admitted_at
-      from public.google_ai_book_fast(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
-        p_estimated_tokens, p_exclude_key_ids, p_now, v_now,
-          v_reservation_id, p_caller, p_client_id, v_class, v_rank) f;
-    end if;
-    if v_may_book and v_group is null then
+    if v_may_book then
       select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at, b.cause,
-             b.admitted_at
-        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at, v_cause, v_admitted_at
+             b.admitted_at, b.quota, b.key_id, b.key_alias, b.env_var_name
+        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at, v_cause, v_admitted_at, v_quota,
+             v_key_id, v_key_alias, v_env_var_name
       from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
-        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_reservation_id,
-        v_class, p_caller, p_client_id, p_attempt) b;
+        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_class, p_caller, p_client_id, p_attempt) b;
     elsif not v_may_book then
       -- Slots free now are the turns of the tickets ahead; none free: the schedule or the window.
       v_blocked_by := case when v_limits.rpm is not null then 'rpm' else 'tpm' end;
@@ -301,7 +292,7 @@ begin
       || v_who;
   end if;
 
-  -- (The fast booking looked the key up before it locked the counter row.)
+  -- (A group booked after waiting for its lock names no key yet.)
   if v_key_id is null then
     select k.id, k.key_alias, k.env_var_name into v_key_id, v_key_alias, v_env_var_name
     from public.google_ai_serving_key(v_group, v_limits.model, p_exclude_key_ids) k;

@@ -108,15 +108,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_kept(p_model text,
     AS $$
 begin
   return (
-    select jsonb_build_object(
-      'rpm_for_others', case when p_rpm is not null
-                             then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where not o.own), 0)) end,
-      'rpm_for_you', case when p_rpm is not null
-                          then least(p_rpm, coalesce(sum(s.reserved_rpm) filter (where o.own), 0)) end,
-      'rpd_for_others', case when p_rpd is not null
-                             then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where not o.own), 0)) end,
-      'rpd_for_you', case when p_rpd is not null
-                          then least(p_rpd, coalesce(sum(s.reserved_rpd) filter (where o.own), 0)) end)
+    select public.google_ai_kept_object(p_rpm, p_rpd,
+             sum(s.reserved_rpm) filter (where not o.own), sum(s.reserved_rpm) filter (where o.own),
+             sum(s.reserved_rpd) filter (where not o.own), sum(s.reserved_rpd) filter (where o.own))
     from public.google_ai_quota_shares s
     cross join lateral (select coalesce(s.priority_class = p_class,
       false) or coalesce(s.caller = p_caller, false) as own) o
@@ -158,16 +152,17 @@ CREATE OR REPLACE FUNCTION public.google_ai_group_quota(p_quota_group text, p_mo
     AS $$
 declare
   v_guard public.google_ai_admission_settings := public.google_ai_admission_guard();
-  v_window interval := (60000 + v_guard.minute_guard_ms) * interval '1 millisecond';
+  v_window interval := public.google_ai_window_length(v_guard.minute_guard_ms);
   v_day_guard interval := v_guard.day_guard_ms * interval '1 millisecond';
   v_ring record;
   v_row public.google_ai_usage_counters;
   v_day date := public.google_ai_pacific_day(p_now);
   v_midnight timestamptz := public.google_ai_pacific_midnight_after(p_now);
   v_day_start timestamptz;
-  v_used integer := 0;
-  v_next integer := 0;
-  v_prev integer := 0;
+  v_counts integer[];
+  v_used integer;
+  v_next integer;
+  v_prev integer;
   v_near_end boolean;
   v_near_start boolean;
 begin
@@ -177,7 +172,7 @@ begin
   select * into v_row from public.google_ai_usage_counters c
   where c.quota_group = p_quota_group and c.model = p_model;
 
-  -- The minute, counted as google_ai_try_book counts it: the ring moved on to p_now; the next to
+  -- The minute, counted as google_ai_book_group counts it: the ring moved on to p_now; the next to
   -- leave the window are its oldest seconds.
   if p_rpm is not null or p_tpm is not null then
     v_ring := public.google_ai_ring_at(p_now, v_window, v_row.ring_low, v_row.ring,
@@ -193,14 +188,12 @@ begin
     end if;
   end if;
 
-  -- The day, read as google_ai_try_book reads it: a row of yesterday carries today's guard count,
-  -- and within the guard of a midnight the other day's count binds too.
+  -- The day, read as google_ai_book_group reads it (google_ai_day_counts): within the guard of a
+  -- midnight the other day's count binds too.
   if p_rpd is not null then
-    if v_row.day_bucket = v_day then
-      v_used := v_row.rpd_used; v_next := v_row.rpd_next_used; v_prev := v_row.rpd_prev_used;
-    elsif v_row.day_bucket = v_day - 1 then
-      v_used := v_row.rpd_next_used; v_prev := coalesce(v_row.rpd_used, 0);
-    end if;
+    v_counts := public.google_ai_day_counts(v_row.day_bucket, v_row.rpd_used, v_row.rpd_next_used,
+      v_row.rpd_prev_used, v_day);
+    v_used := v_counts[1]; v_next := v_counts[2]; v_prev := v_counts[3];
     v_day_start := public.google_ai_pacific_start(v_day);
     v_near_end := p_now >= v_midnight - v_day_guard;
     v_near_start := p_now < v_day_start + v_day_guard;

@@ -366,7 +366,7 @@ with clock as (
   left join public.google_ai_usage_counters c on c.quota_group = p.quota_group and c.model = p.model
   -- The window's counts, moved on to now (google_ai_ring_at).
   left join lateral public.google_ai_ring_at(clock.at,
-    (60000 + coalesce(clock.guard_ms, 1000)) * interval '1 millisecond', c.ring_low, c.ring,
+    public.google_ai_window_length(coalesce(clock.guard_ms, 1000)), c.ring_low, c.ring,
     c.window_requests, c.window_tokens) w on true
   left join public.google_ai_model_limits l on l.model = p.model
 ), last_run as (

@@ -150,9 +150,9 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
  WITH clock AS (
          SELECT now() AS at,
             public.google_ai_pacific_day(now()) AS day,
-            (((60000 + COALESCE(( SELECT st.minute_guard_ms
+            public.google_ai_window_length(COALESCE(( SELECT st.minute_guard_ms
                    FROM public.google_ai_admission_settings st
-                  WHERE st.id), 1000)))::double precision * '00:00:00.001'::interval) AS window_length
+                  WHERE st.id), 1000)) AS window_length
         ), groups AS (
          SELECT DISTINCT s_1.id AS share_id,
             public.google_ai_quota_group(k.project_id, k.id) AS quota_group
@@ -201,12 +201,8 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
      CROSS JOIN LATERAL ( SELECT r.sum_requests AS used_in_window
            FROM public.google_ai_ring_at(c.at, c.window_length, u.ring_low, u.ring, u.window_requests,
              NULL::bigint) r) w)
-     CROSS JOIN LATERAL ( SELECT
-                CASE
-                    WHEN (u.day_bucket = c.day) THEN u.day_used
-                    WHEN (u.day_bucket = (c.day - 1)) THEN u.day_next_used
-                    ELSE 0
-                END AS used_today) d);
+     CROSS JOIN LATERAL ( SELECT (public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used,
+             u.day_prev_used, c.day))[1] AS used_today) d);
 
 COMMENT ON VIEW public.google_ai_shares_today IS
     'Reserved shares and pacing per quota group: the owner''s use in the window and today, what the share still keeps '

@@ -77,6 +77,9 @@ GRANT SELECT,UPDATE ON TABLE public.google_ai_admission_settings TO service_role
 GRANT ALL ON FUNCTION public.google_ai_pacific_start(p_day date) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_zone() TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_day_counts(p_bucket date, p_used integer, p_next integer, p_prev integer,
+    p_day date) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_window_length(p_minute_guard_ms integer) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text,
     p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,

@@ -129,11 +129,11 @@ describe(`${CONNECTIONS} connections at once against a reserved share`, () => {
   });
 });
 
-describe("the fast booking with several groups", () => {
-  it("holds no row a share keeps full while the general booking may wait for another group's", async () => {
-    // Two requests each holding a full group's row while waiting for the other's deadlocked; so the fast
-    // booking must not lock a row it cannot book on. Nothing is booked of 10, and the interactive share
-    // keeps all of it from batch: the raw counts show room, the shares none.
+describe("a refusal with several groups", () => {
+  it("holds no counter row: each group's try gives its lock back when a share keeps the group full", async () => {
+    // Two requests each holding a full group's row while waiting for the other's would deadlock; so a
+    // try that cannot book gives its row back at once. Nothing is booked of 10, and the interactive
+    // share keeps all of it from batch: the raw counts show room, the shares none.
     await model("share-give-back", 10, null);
     await share("share-give-back", { priority_class: "interactive" }, { reserved_rpm: 10 });
     await burst("share-give-back", bot(1), "2026-11-23T17:00:00Z"); // counter rows for both groups,

@@ -58,8 +58,9 @@ select is(
           or has_function_privilege('authenticated', p.oid, 'execute'))),
   '{}'::text[], 'the inlined helpers run with their caller''s rights and are closed to anon and authenticated');
 
--- The fast booking: used when nothing but the limits is in the way, with the general booking's
--- counts, and declined (the general booking decides) whenever anything else could matter.
+-- One booking for every request: each answer carries the quota its booking leaves, read from the
+-- window the booking just wrote, whatever else was in the way (a new counter row, shares, a pace, a
+-- caller's budget, the day guard).
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-model', 3, 1000, 100);
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('f1', 'KEY_F1', 'proj-f');
@@ -68,8 +69,9 @@ language sql as $$ select public.google_ai_reserve_models_at(p_at::timestamptz, 
 
 create temp table answers (n int, a jsonb);
 insert into answers values (1, pg_temp.r('2026-06-10 18:00:00+00')), (2, pg_temp.r('2026-06-10 18:00:01+00'));
-select ok(not ((select a from answers where n = 1) ? 'quota'), 'the first booking of a group (no counter row yet) is the general one');
-select ok((select a from answers where n = 2) ? 'quota', 'the next is the fast one, and carries its quota');
+select is((select (a -> 'quota' ->> 'requests_left')::int from answers where n = 1), 2,
+  'the first booking of a group (no counter row yet) carries its quota');
+select ok((select a from answers where n = 2) ? 'quota', 'and so does the next');
 select is((select a -> 'quota' from answers where n = 2),
   public.google_ai_answer_quota_at('2026-06-10 18:00:01+00', (select a - 'quota' from answers where n = 2), 'fast-model'),
   'the quota it carries is what google_ai_answer_quota reads of the same booking');
@@ -77,7 +79,7 @@ select is((select (a -> 'quota' ->> 'requests_left')::int from answers where n =
   'two of three requests of the window used');
 
 select ok((pg_temp.r('2026-06-10 18:00:02+00') ->> 'ok')::boolean, 'the third fits');
-select is(pg_temp.r('2026-06-10 18:00:03+00') ->> 'limit', 'rpm', 'the fourth is refused (by the general booking)');
+select is(pg_temp.r('2026-06-10 18:00:03+00') ->> 'limit', 'rpm', 'the fourth is refused');
 select is((select row(window_requests, window_tokens, rpm_used, rpd_used)::text from public.google_ai_usage_counters
            where quota_group = 'proj-f' and model = 'fast-model'),
   row(3, 30, 3, 3)::text, 'the counter row counts the three admissions, whichever booking made them');
@@ -85,20 +87,21 @@ select is((select count(*)::int from public.google_ai_attempts where model = 'fa
   'one attempt row per admission');
 
 -- A window whose admissions left it since its last booking: the only group's row is looked at under
--- its lock, where the fast booking takes them off (as the general booking would) and books.
+-- its lock, where the booking takes them off and books.
 select is((pg_temp.r('2026-06-10 18:05:00+00') -> 'quota' ->> 'requests_left')::int, 2,
-  'a window whose admissions all left it is booked fast, the three that left taken off first');
--- Declined (with room in the window each time): a share that paces its owner's day, a caller's
--- budget, the day guard. A share that only keeps requests is counted by the fast booking itself.
+  'a window whose admissions all left it is booked, the three that left taken off first');
+-- With room in the window each time: a share kept for a class, a caller's budget, a share that paces
+-- its owner's day, the day guard.
 insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd) values ('fast-model', 'interactive', 1);
-select ok(pg_temp.r('2026-06-10 18:05:01+00') ? 'quota', 'a model with a share kept for a class takes the fast booking');
+select is((pg_temp.r('2026-06-10 18:05:01+00') -> 'quota' -> 'kept' ->> 'rpd_for_you')::int, 1,
+  'a model with a share kept for a class: the quota says what the share keeps for the admitted class');
 select is((select day_used from public.google_ai_share_usage u join public.google_ai_quota_shares s on s.id = u.share_id
            where s.model = 'fast-model' and u.quota_group = 'proj-f'), 1,
-  'and counts the owner''s use of its share, as the general booking would');
+  'and the booking counts the owner''s use of its share');
 delete from public.google_ai_quota_shares where model = 'fast-model';
 insert into public.google_ai_caller_budgets (caller, daily_max_requests) values ('budgeted', 50);
-select ok(not (pg_temp.r('2026-06-10 18:05:02+00', 'budgeted') ? 'quota'), 'so is a caller with a daily budget');
-select is((select requests_today from public.google_ai_caller_budgets where caller = 'budgeted'), 1, 'which the general booking counts');
+select ok(pg_temp.r('2026-06-10 18:05:02+00', 'budgeted') ? 'quota', 'so does a caller''s with a daily budget');
+select is((select requests_today from public.google_ai_caller_budgets where caller = 'budgeted'), 1, 'which the booking counts');
 select is((select (ring_low, window_requests)::text from public.google_ai_usage_counters
            where quota_group = 'proj-f' and model = 'fast-model'),
   format('(%s,3)', extract(epoch from timestamptz '2026-06-10 18:05:00+00')::bigint),
@@ -110,18 +113,19 @@ select is((select count(*)::int from public.google_ai_attempts
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-paced', 100, 100000, 1000);
 select ok(public.google_ai_reserve_models_at('2026-06-10 18:10:00+00', array['fast-paced'], 10, 'pgtap', null, null) ->> 'ok' = 'true'
           and public.google_ai_reserve_models_at('2026-06-10 18:10:01+00', array['fast-paced'], 10, 'pgtap', null, null) ? 'quota',
-  'a second model books fast once its counter row is settled');
+  'a second model books with its quota');
 insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd, pace_burst) values ('fast-paced', 'interactive', 10, 5);
-select ok(not (public.google_ai_reserve_models_at('2026-06-10 18:10:02+00', array['fast-paced'], 10, 'pgtap', null, null) ? 'quota'),
-  'a share that paces its owner''s day is booked by the general booking');
+select is((public.google_ai_reserve_models_at('2026-06-10 18:10:02+00', array['fast-paced'], 10, 'pgtap', null, null)
+           -> 'quota' ->> 'requests_left')::int, 97,
+  'a share that paces its owner''s day: booked within its burst, with its quota');
 
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('fast-day', 100, 100000, 1000);
 create function pg_temp.d(p_at text) returns jsonb
 language sql as $$ select public.google_ai_reserve_models_at(p_at::timestamptz, array['fast-day'], 10, 'pgtap', null, null) $$;
 select ok(pg_temp.d('2026-06-11 06:59:50+00') ->> 'ok' = 'true' and pg_temp.d('2026-06-11 06:59:54+00') ? 'quota',
-  'six seconds before Pacific midnight the fast booking books');
-select ok(not (pg_temp.d('2026-06-11 06:59:56+00') ? 'quota'),
-  'within the day guard (5 s) the general booking books, counting the request in both days');
+  'six seconds before Pacific midnight it books');
+select is((pg_temp.d('2026-06-11 06:59:56+00') -> 'quota' ->> 'day_left')::int, 997,
+  'within the day guard (5 s) it books, counting the request in both days, and says what is left of the day');
 select is((select (rpd_used, rpd_next_used)::text from public.google_ai_usage_counters where model = 'fast-day'),
   '(3,1)', 'as the counter row records');
 

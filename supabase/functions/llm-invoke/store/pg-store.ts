@@ -1,8 +1,8 @@
 // GatewayStore over Postgres: each operation is one statement calling one RPC (one round trip):
 //   reserve   public.google_ai_reserve_models: the model and its fallbacks as one array, the service
 //             caller's label or the token's hash, the holder's deadlines and id (holder.ts); and in the same
-//             statement the quota the answer reports (carried by a fast booking, else
-//             public.google_ai_answer_quota)
+//             statement the quota the answer reports (carried by every booking; for a refusal or a
+//             stored answer, public.google_ai_answer_quota)
 //   finalize  public.google_ai_finalize (cooldown and token_usage in the same call), or
 //             public.google_ai_finalize_cut for a streamed answer that broke off
 //   release   public.google_ai_release
