@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 849bf297f8f7cef753c4ca3891a670a49f26832a143810d1377b5dd4a60c373d
+-- sha256 of what follows: 3956f4a3f87cb2ec15812e14827e135e296380533ec17d93498e7bd714deeefc
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -2234,12 +2234,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclud
   select u.quota_group, u.priority, u.cooldown_until, u.rpm_used, u.tpm_used, u.rpd_used,
          row_number() over (
            order by u.priority nulls last,
-                    least(coalesce(1 operator(pg_catalog.-) u.rpm_used::numeric
-                      operator(pg_catalog./) nullif(p_rpm, 0), 1),
-                          coalesce(1 operator(pg_catalog.-) u.tpm_used::numeric
-                            operator(pg_catalog./) nullif(p_tpm, 0), 1),
-                          coalesce(1 operator(pg_catalog.-) u.rpd_used::numeric
-                            operator(pg_catalog./) nullif(p_rpd, 0), 1)) desc,
+                    least(coalesce(1 operator(pg_catalog.-) (u.rpm_used::numeric
+                      operator(pg_catalog./) nullif(p_rpm, 0)), 1),
+                          coalesce(1 operator(pg_catalog.-) (u.tpm_used::numeric
+                            operator(pg_catalog./) nullif(p_tpm, 0)), 1),
+                          coalesce(1 operator(pg_catalog.-) (u.rpd_used::numeric
+                            operator(pg_catalog./) nullif(p_rpd, 0)), 1)) desc,
                     u.quota_group),
          u.key_id, u.key_alias, u.env_var_name
   from usage u
@@ -2701,22 +2701,25 @@ CREATE OR REPLACE FUNCTION public.google_ai_booking_verdict(p_rpm integer, p_tpm
 $$;
 
 -- When a refused request may go (reopens_at) and when asking again may help sooner (recheck_at):
--- the day at midnight plus its guard (the guard after it still counts yesterday's, so a request that
--- fits today but not tomorrow's guard count waits for the next midnight: p_today_fits); the window
+-- the day at midnight plus its guard; a request today's count has room for (p_today_fits) was refused
+-- by the other day's count within a guard: within the guard before midnight it waits past the next
+-- midnight's guard (tomorrow is full too), within the guard after midnight only until that guard ends
+-- (yesterday's count stops binding then); the window
 -- when it has room for this requester (google_ai_window_reopens_for), sooner if tokens of admissions
 -- still in flight come back; a pace or the schedule's place, and the window must have room by then.
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_outcome text, p_window_full boolean, p_quota_group text,
     p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_class text, p_caller text, p_midnight timestamp with time zone, p_day_guard interval,
-    p_today_fits boolean, p_paced_until timestamp with time zone, p_spread_at timestamp with time zone,
-    p_recheck_ms integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone)
-    RETURNS record
+    p_near_end boolean, p_today_fits boolean, p_paced_until timestamp with time zone,
+    p_spread_at timestamp with time zone, p_recheck_ms integer, OUT reopens_at timestamp with time zone,
+    OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 begin
   if p_outcome = 'rpd' then
-    reopens_at := case when p_today_fits then public.google_ai_pacific_midnight_after(p_midnight) + p_day_guard
-                       else p_midnight + p_day_guard end;
+    reopens_at := case when not p_today_fits then p_midnight
+                       when p_near_end then public.google_ai_pacific_midnight_after(p_midnight)
+                       else public.google_ai_pacific_start(public.google_ai_pacific_day(p_now)) end + p_day_guard;
     return;
   end if;
   if p_window_full then
@@ -2848,6 +2851,9 @@ begin
       values (p_quota_group, p_model, 0, 0, 0)
       on conflict (quota_group, model) where quota_group is not null do nothing;
     end loop;
+    if v_row.id is null then
+      raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
+    end if;
 
     -- Decided at the time the lock is held; a window, minute or day never moves backwards. The ring
     -- moved on to now with this request counted (written only if it fits). A new counter row (first
@@ -2890,8 +2896,8 @@ begin
     if outcome <> 'booked' then
       select r.reopens_at, r.recheck_at into reopens_at, recheck_at
       from public.google_ai_refusal_times(outcome, v_verdict.window_full, p_quota_group, p_model, v_now, v_window,
-        p_rpm, p_tpm, p_rpd, p_tokens, p_class, p_caller, v_midnight, v_day_guard,
-        v_near_end and v_counts[1] + 1 <= p_rpd - v_shares.held_rpd, v_pace_at, v_spread_at, v_guard.recheck_ms) r;
+        p_rpm, p_tpm, p_rpd, p_tokens, p_class, p_caller, v_midnight, v_day_guard, v_near_end,
+        v_counts[1] + 1 <= p_rpd - v_shares.held_rpd, v_pace_at, v_spread_at, v_guard.recheck_ms) r;
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
@@ -2998,10 +3004,11 @@ begin
   -- A service caller's daily budget, locked until the booking counts the request in it.
   if p_client_id is null then
     select b.caller, b.day_bucket = d.day,
-           public.google_ai_budget_left(b.daily_max_requests, case when b.day_bucket = d.day then b.requests_today end)
-             < public.google_ai_request_counts(p_attempt)
-           or public.google_ai_budget_left(b.daily_max_tokens, case when b.day_bucket = d.day then b.tokens_today end)
-             < p_tokens,
+           -- (Over the budget, not "nothing left": a retry or a request of no tokens adds nothing, and is
+           -- still refused once the operator lowered the budget below today's use.)
+           case when b.day_bucket = d.day then b.requests_today else 0 end + public.google_ai_request_counts(p_attempt)
+             > b.daily_max_requests
+           or case when b.day_bucket = d.day then b.tokens_today else 0 end + p_tokens > b.daily_max_tokens,
            d.day
       into v_budget_caller, v_budget_today, v_budget_spent, v_budget_day
     from public.google_ai_caller_budgets b
@@ -3660,7 +3667,8 @@ begin
       || v_who;
   end if;
 
-  -- (A group booked after waiting for its lock names no key yet.)
+  -- (The key comes with the candidate group, read before its row's lock; a group booked after it was
+  -- passed over and waited for names none yet.)
   if v_key_id is null then
     select k.id, k.key_alias, k.env_var_name into v_key_id, v_key_alias, v_env_var_name
     from public.google_ai_serving_key(v_group, v_limits.model, p_exclude_key_ids) k;

@@ -43,12 +43,12 @@ CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclud
   select u.quota_group, u.priority, u.cooldown_until, u.rpm_used, u.tpm_used, u.rpd_used,
          row_number() over (
            order by u.priority nulls last,
-                    least(coalesce(1 operator(pg_catalog.-) u.rpm_used::numeric
-                      operator(pg_catalog./) nullif(p_rpm, 0), 1),
-                          coalesce(1 operator(pg_catalog.-) u.tpm_used::numeric
-                            operator(pg_catalog./) nullif(p_tpm, 0), 1),
-                          coalesce(1 operator(pg_catalog.-) u.rpd_used::numeric
-                            operator(pg_catalog./) nullif(p_rpd, 0), 1)) desc,
+                    least(coalesce(1 operator(pg_catalog.-) (u.rpm_used::numeric
+                      operator(pg_catalog./) nullif(p_rpm, 0)), 1),
+                          coalesce(1 operator(pg_catalog.-) (u.tpm_used::numeric
+                            operator(pg_catalog./) nullif(p_tpm, 0)), 1),
+                          coalesce(1 operator(pg_catalog.-) (u.rpd_used::numeric
+                            operator(pg_catalog./) nullif(p_rpd, 0)), 1)) desc,
                     u.quota_group),
          u.key_id, u.key_alias, u.env_var_name
   from usage u

@@ -131,22 +131,25 @@ CREATE OR REPLACE FUNCTION public.google_ai_booking_verdict(p_rpm integer, p_tpm
 $$;
 
 -- When a refused request may go (reopens_at) and when asking again may help sooner (recheck_at):
--- the day at midnight plus its guard (the guard after it still counts yesterday's, so a request that
--- fits today but not tomorrow's guard count waits for the next midnight: p_today_fits); the window
+-- the day at midnight plus its guard; a request today's count has room for (p_today_fits) was refused
+-- by the other day's count within a guard: within the guard before midnight it waits past the next
+-- midnight's guard (tomorrow is full too), within the guard after midnight only until that guard ends
+-- (yesterday's count stops binding then); the window
 -- when it has room for this requester (google_ai_window_reopens_for), sooner if tokens of admissions
 -- still in flight come back; a pace or the schedule's place, and the window must have room by then.
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_outcome text, p_window_full boolean, p_quota_group text,
     p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_class text, p_caller text, p_midnight timestamp with time zone, p_day_guard interval,
-    p_today_fits boolean, p_paced_until timestamp with time zone, p_spread_at timestamp with time zone,
-    p_recheck_ms integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone)
-    RETURNS record
+    p_near_end boolean, p_today_fits boolean, p_paced_until timestamp with time zone,
+    p_spread_at timestamp with time zone, p_recheck_ms integer, OUT reopens_at timestamp with time zone,
+    OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 begin
   if p_outcome = 'rpd' then
-    reopens_at := case when p_today_fits then public.google_ai_pacific_midnight_after(p_midnight) + p_day_guard
-                       else p_midnight + p_day_guard end;
+    reopens_at := case when not p_today_fits then p_midnight
+                       when p_near_end then public.google_ai_pacific_midnight_after(p_midnight)
+                       else public.google_ai_pacific_start(public.google_ai_pacific_day(p_now)) end + p_day_guard;
     return;
   end if;
   if p_window_full then
@@ -278,6 +281,9 @@ begin
       values (p_quota_group, p_model, 0, 0, 0)
       on conflict (quota_group, model) where quota_group is not null do nothing;
     end loop;
+    if v_row.id is null then
+      raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
+    end if;
 
     -- Decided at the time the lock is held; a window, minute or day never moves backwards. The ring
     -- moved on to now with this request counted (written only if it fits). A new counter row (first
@@ -320,8 +326,8 @@ begin
     if outcome <> 'booked' then
       select r.reopens_at, r.recheck_at into reopens_at, recheck_at
       from public.google_ai_refusal_times(outcome, v_verdict.window_full, p_quota_group, p_model, v_now, v_window,
-        p_rpm, p_tpm, p_rpd, p_tokens, p_class, p_caller, v_midnight, v_day_guard,
-        v_near_end and v_counts[1] + 1 <= p_rpd - v_shares.held_rpd, v_pace_at, v_spread_at, v_guard.recheck_ms) r;
+        p_rpm, p_tpm, p_rpd, p_tokens, p_class, p_caller, v_midnight, v_day_guard, v_near_end,
+        v_counts[1] + 1 <= p_rpd - v_shares.held_rpd, v_pace_at, v_spread_at, v_guard.recheck_ms) r;
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 

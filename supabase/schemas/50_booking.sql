@@ -39,10 +39,11 @@ begin
   -- A service caller's daily budget, locked until the booking counts the request in it.
   if p_client_id is null then
     select b.caller, b.day_bucket = d.day,
-           public.google_ai_budget_left(b.daily_max_requests, case when b.day_bucket = d.day then b.requests_today end)
-             < public.google_ai_request_counts(p_attempt)
-           or public.google_ai_budget_left(b.daily_max_tokens, case when b.day_bucket = d.day then b.tokens_today end)
-             < p_tokens,
+           -- (Over the budget, not "nothing left": a retry or a request of no tokens adds nothing, and is
+           -- still refused once the operator lowered the budget below today's use.)
+           case when b.day_bucket = d.day then b.requests_today else 0 end + public.google_ai_request_counts(p_attempt)
+             > b.daily_max_requests
+           or case when b.day_bucket = d.day then b.tokens_today else 0 end + p_tokens > b.daily_max_tokens,
            d.day
       into v_budget_caller, v_budget_today, v_budget_spent, v_budget_day
     from public.google_ai_caller_budgets b

@@ -292,7 +292,8 @@ begin
       || v_who;
   end if;
 
-  -- (A group booked after waiting for its lock names no key yet.)
+  -- (The key comes with the candidate group, read before its row's lock; a group booked after it was
+  -- passed over and waited for names none yet.)
   if v_key_id is null then
     select k.id, k.key_alias, k.env_var_name into v_key_id, v_key_alias, v_env_var_name
     from public.google_ai_serving_key(v_group, v_limits.model, p_exclude_key_ids) k;

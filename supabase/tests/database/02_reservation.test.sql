@@ -1,7 +1,7 @@
 -- The reservation RPC: limits, windows, quota groups, priority, headroom, cooldowns, refusals.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(41);
+select plan(42);
 
 -- Fixture: one model with small limits; group proj-a has two keys (priority 1), key b1 has no
 -- project (its own group, priority 2).
@@ -120,6 +120,18 @@ update public.google_ai_api_keys set is_active = false;
 select is(pg_temp.r('2026-11-22 09:05:00+00') ->> 'limit', 'no_active_key', 'no active key: no_active_key');
 select is(public.google_ai_reserve_models_at('2026-11-22 09:05:00+00', array['no-such-model'], 1, 'pgtap', null, null) ->> 'limit', 'unknown_model',
   'an unknown model is refused as unknown_model');
+
+-- Headroom is the smallest remaining fraction, 1 - used / limit: at RPM 2 and RPD 1000, a group that
+-- used 1 of the minute has 0.5 left, one that used 400 of the day 0.6.
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('rank-model', 2, null, 1000);
+insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, models) values
+  ('ra', 'KEY_RA', 'proj-ra', array['rank-model']), ('rb', 'KEY_RB', 'proj-rb', array['rank-model']);
+insert into public.google_ai_usage_counters (quota_group, model, minute_bucket, rpm_used, tpm_used, day_bucket, rpd_used)
+values ('proj-ra', 'rank-model', '2026-11-22 09:06:00+00', 1, 0, '2026-11-22', 1),
+       ('proj-rb', 'rank-model', '2026-11-22 09:05:00+00', 0, 0, '2026-11-22', 400);
+select is((select quota_group from public.google_ai_ranked_groups('rank-model', '{}', 2, null, 1000,
+           '2026-11-22 09:06:10+00') where rank = 1), 'proj-rb',
+  'the group with the larger fraction left goes first (1 - 1/2 against 1 - 400/1000)');
 
 select * from finish();
 rollback;

@@ -2,7 +2,7 @@
 -- Pacific day, and capacity given back at once.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(17);
+select plan(19);
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('win-model', 3, 1000, 100);
@@ -55,6 +55,16 @@ select is((select (rpd_used, rpd_next_used)::text from public.google_ai_usage_co
 select ok((pg_temp.r('2026-11-24 08:00:06+00') ->> 'ok')::boolean, 'the next day, after the guard');
 select is((select (day_bucket, rpd_used, rpd_prev_used)::text from public.google_ai_usage_counters where quota_group = 'proj-w'),
   '(2026-11-24,2,2)', 'the new day starts with the admission counted ahead, the day before stays in view');
+-- Within the guard after midnight yesterday's count still binds: a day full yesterday refuses, and
+-- reopens when the guard ends, not a day later.
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('day-full', 100, 100000, 2);
+create function pg_temp.d(p_at text) returns jsonb language sql as $$
+  select public.google_ai_reserve_models_at(p_at::timestamptz, array['day-full'], 10, 'pgtap', null, null) $$;
+select ok(pg_temp.d('2026-11-25 07:59:40+00') ->> 'ok' = 'true' and pg_temp.d('2026-11-25 07:59:41+00') ->> 'ok' = 'true',
+  'two of a day of 2 booked 20 s before Pacific midnight');
+select is(pg_temp.d('2026-11-25 08:00:02+00') - 'model' - 'max_tokens' - 'recheck_after_ms' - 'retry_after_ms',
+  jsonb_build_object('ok', false, 'limit', 'rpd', 'cause', 'day_exhausted', 'retry_at', '2026-11-25T08:00:05+00:00'),
+  'a day full yesterday refuses 2 s after midnight until the 5 s guard ends');
 
 select * from finish();
 rollback;

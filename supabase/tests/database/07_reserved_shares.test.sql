@@ -3,7 +3,7 @@
 -- DST included), capacity given back by release, and the rows' access.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(55);
+select plan(56);
 
 -- The shares here are the test's own: without the default share of `interactive`.
 update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null;
@@ -207,6 +207,11 @@ select ok((public.google_ai_release((select a.reservation_id from public.google_
   'a release ...');
 select is((select (requests_today, tokens_today)::text from public.google_ai_caller_budgets where caller = 'cron'), '(2,14)',
   '... gives its request and tokens back');
+update public.google_ai_caller_budgets set daily_max_requests = 1 where caller = 'cron';
+select is(public.google_ai_reserve_models_at(p_now => '2026-11-26 18:00:05+00', p_models => array['day-model'],
+            p_estimated_tokens => 0, p_caller => 'cron', p_request_id => null, p_attempt => 2) ->> 'limit',
+  'caller_budget', 'a budget lowered below today''s use refuses a retry too, though a retry adds no request');
+update public.google_ai_caller_budgets set daily_max_requests = 3 where caller = 'cron';
 select ok((pg_temp.a('day-model', '2026-11-27 08:00:00+00', 'cron') ->> 'ok')::boolean, 'the budget starts again at Pacific midnight');
 select throws_ok($$ insert into public.google_ai_caller_budgets (caller, daily_max_requests) values ('client:x', 1) $$, '23514', null,
   'a Kaggle client''s budget is on its client row, not here');
