@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 3956f4a3f87cb2ec15812e14827e135e296380533ec17d93498e7bd714deeefc
+-- sha256 of what follows: 97e831c6cce8c7fc42b586e1922231a9a50ccca1efc30d1758cf56d855c398e2
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -2198,9 +2198,8 @@ set check_function_bodies = off;
 -- row each: the priority of its best key, the cooldown in force at p_now and what it used in the
 -- current minute and Pacific day (an unlocked read), ranked in the order the reservation tries
 -- them: priority (lower first), then headroom (the smallest remaining fraction of RPM, TPM and
--- RPD, largest first), then name. Each row names the key that serves its group, as
--- google_ai_serving_key would (the best active key for the model, by priority, then alias), so the
--- fast booking needs no second look at the keys.
+-- RPD, largest first), then name. Each row names the key that serves its group (the best active key
+-- for the model, by priority, then alias), so a booking needs no second look at the keys.
 CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer,
     p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer,
     cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint,
@@ -2266,25 +2265,6 @@ begin
   if tpm is not null and p_estimated_tokens > tpm then
     blocked_by := 'too_large';
   end if;
-end
-$$;
-
--- The key that serves a booked group: the group's best active key for the model that the caller
--- did not exclude (all nulls when there is none).
-CREATE OR REPLACE FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[],
-    OUT id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  select k.id, k.key_alias, k.env_var_name into id, key_alias, env_var_name
-  from public.google_ai_api_keys k
-  where k.is_active
-    and public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
-    and (k.models is null or p_model = any (k.models))
-    and not (k.id = any (coalesce(p_exclude_key_ids, '{}')))
-  order by k.priority nulls last, k.key_alias
-  limit 1;
 end
 $$;
 -- ================================================================================================
@@ -2743,28 +2723,6 @@ begin
 end
 $$;
 
--- The use rows of an owner's shares that have none in the group yet (its first admission there),
--- with this booking counted: p_owned and their day counts as google_ai_day_counts reads them (three
--- entries each). The booking counts the rows that exist.
-CREATE OR REPLACE FUNCTION public.google_ai_add_owned(p_quota_group text, p_owned bigint[], p_day_counts integer[],
-    p_now timestamp with time zone, p_window interval, p_day date, p_near_end boolean, p_near_start boolean)
-    RETURNS void
-    LANGUAGE plpgsql
-    AS $$
-begin
-  insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
-    day_prev_used, ring_low, ring, window_requests)
-  select p_quota_group, o.id, p_day, p_day_counts[o.n][1] + 1,
-         p_day_counts[o.n][2] + case when p_near_end then 1 else 0 end,
-         p_day_counts[o.n][3] + case when p_near_start then 1 else 0 end,
-         r.ring_low, r.ring, r.sum_requests
-  from unnest(p_owned) with ordinality as o(id, n)
-  cross join public.google_ai_ring_at(p_now, p_window, null, null, 0, null, 1, 0) r
-  where not exists (select 1 from public.google_ai_share_usage u
-                    where u.quota_group = p_quota_group and u.share_id = o.id);
-end
-$$;
-
 -- The quota a booking leaves, as google_ai_group_quota reads it (this request counted): the window's
 -- requests and tokens with the times their oldest seconds leave it (p_requests_free, p_tokens_free:
 -- google_ai_ring_frees_at, this one's at the latest), and the day's count, the largest of today's and,
@@ -2829,7 +2787,6 @@ declare
   v_spread record;
   v_spread_at timestamptz;
   v_pace_at timestamptz;
-  v_written integer;
 begin
   begin
     for i in 1 .. 2 loop
@@ -2902,22 +2859,22 @@ begin
     end if;
 
     if v_shares.owned is not null then
-      -- The owners' day and window; an owner's first admission in the group writes its row.
-      update public.google_ai_share_usage u set
-        day_bucket = v_day,
-        day_used = v_shares.owned_day[o.n][1] + 1,
-        day_next_used = v_shares.owned_day[o.n][2] + case when v_near_end then 1 else 0 end,
-        day_prev_used = v_shares.owned_day[o.n][3] + case when v_near_start then 1 else 0 end,
-        (ring_low, ring, window_requests) =
-          (select r.ring_low, r.ring, r.sum_requests
-           from public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring, u.window_requests, null, 1, 0) r)
+      -- The owners' day and window, this booking counted; an owner's first admission in the group
+      -- writes its row. (Every write of the owners' rows holds this counter row's lock, so the rows
+      -- read here are the ones the upsert meets.)
+      insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
+        day_prev_used, ring_low, ring, window_requests)
+      select p_quota_group, o.id, v_day, v_shares.owned_day[o.n][1] + 1,
+             v_shares.owned_day[o.n][2] + case when v_near_end then 1 else 0 end,
+             v_shares.owned_day[o.n][3] + case when v_near_start then 1 else 0 end,
+             r.ring_low, r.ring, r.sum_requests
       from unnest(v_shares.owned) with ordinality as o(id, n)
-      where u.quota_group = p_quota_group and u.share_id = o.id;
-      get diagnostics v_written = row_count;
-      if v_written < cardinality(v_shares.owned) then
-        perform public.google_ai_add_owned(p_quota_group, v_shares.owned, v_shares.owned_day, v_now, v_window, v_day,
-          v_near_end, v_near_start);
-      end if;
+      left join public.google_ai_share_usage w on w.quota_group = p_quota_group and w.share_id = o.id
+      cross join lateral public.google_ai_ring_at(v_now, v_window, w.ring_low, w.ring, w.window_requests, null, 1, 0) r
+      on conflict (quota_group, share_id) do update set
+        day_bucket = excluded.day_bucket, day_used = excluded.day_used, day_next_used = excluded.day_next_used,
+        day_prev_used = excluded.day_prev_used, ring_low = excluded.ring_low, ring = excluded.ring,
+        window_requests = excluded.window_requests;
     end if;
     update public.google_ai_usage_counters c set
       minute_bucket   = google_ai_book_group.minute_bucket,
@@ -2964,19 +2921,18 @@ $$;
 -- ================================================================================================
 
 -- Booking a request: google_ai_book_best_group tries the groups that may serve the model in rank order,
--- each through google_ai_book_group (45_group_booking.sql) under its counter row's lock;
--- google_ai_book_waiting books on the first of the groups that were passed over while another
--- transaction held them, waiting for each lock in turn.
+-- each through google_ai_book_group (45_group_booking.sql) under its counter row's lock.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- Books the request on the best candidate group that fits (p_now: the injected clock or null, for
 -- the decision under the lock; p_at: the reservation's time), with the quota it leaves and the key
--- that serves the group. Groups cooling down are skipped, and so are groups the unlocked counts of
--- google_ai_ranked_groups already show full. Within a priority tier a group whose row another
--- reservation holds is passed over (SKIP LOCKED) so concurrent callers spread across groups; before
--- moving to a lower tier the passed-over groups are tried again, waiting for their locks, so a busy
--- row is never mistaken for a full one. The only group is waited for at once.
+-- that serves the group (read with the candidates, before the row's lock). Groups cooling down are
+-- skipped, and so are groups the unlocked counts of google_ai_ranked_groups already show full.
+-- Within a priority tier a group whose row another reservation holds is passed over (SKIP LOCKED) so
+-- concurrent callers spread across groups; before moving to a lower tier the passed-over groups are
+-- tried again in a second pass, waiting for their locks, so a busy row is never mistaken for a full
+-- one. The only group is waited for at once.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
 -- serve the model; a service caller's daily budget (google_ai_caller_budgets) spent: caller_budget.
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
@@ -2995,11 +2951,13 @@ declare
   v_budget_spent boolean;
   v_budget_day date;
   v_candidate record;
-  v_tier integer;
   v_any boolean;
-  v_skipped text[];
-  v_try record;     -- a try on one group (google_ai_book_group) or on the passed-over ones
-  v_at timestamptz;
+  v_skipped text[];  -- the groups passed over in this tier's first pass
+  v_try record;      -- a try on one group (google_ai_book_group)
+  v_at timestamptz;  -- a refusal's reopening, cause and recheck, merged into the answer's
+  v_outcome text;
+  v_cause text;
+  v_recheck timestamptz;
 begin
   -- A service caller's daily budget, locked until the booking counts the request in it.
   if p_client_id is null then
@@ -3023,44 +2981,34 @@ begin
     end if;
   end if;
 
-  -- The candidates, best first; what their unlocked counts already show (a cooldown, the day or the
-  -- window full for everyone) is refused without taking their locks.
+  -- The candidates, best first, each tier twice: the second pass waits for the groups the first passed
+  -- over. What their unlocked counts already show (a cooldown, the day or the window full for
+  -- everyone) is refused without taking their locks.
   for v_candidate in
-    select c.*, count(*) over () as groups,
-           case when c.cooldown_until is not null then 'cooldown'
-                when p_rpd is not null and c.rpd_used + 1 > p_rpd then 'rpd'
-                when p_rpm is not null and c.rpm_used + 1 > p_rpm then 'rpm' end as full_by
-    from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
-    order by c.rank
+    select c.*, p.waiting
+    from (select c.*, count(*) over () as groups,
+                 case when c.cooldown_until is not null then 'cooldown'
+                      when p_rpd is not null and c.rpd_used + 1 > p_rpd then 'rpd'
+                      when p_rpm is not null and c.rpm_used + 1 > p_rpm then 'rpm' end as full_by
+          from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c) c
+    cross join (values (false), (true)) p(waiting)
+    where not p.waiting or c.groups > 1
+    order by c.priority nulls last, p.waiting, c.rank
   loop
-    if v_candidate.priority is distinct from v_tier and cardinality(v_skipped) > 0 then
-      v_try := public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, p_class,
-        p_caller);
-      v_skipped := null;
-      if v_try.outcome = 'booked' then
-        booked_group := v_try.quota_group;
-        exit;
-      end if;
-      if reopens_at is null or v_try.reopens_at < reopens_at then
-        select v_try.reopens_at, v_try.outcome, v_try.cause into reopens_at, blocked_by, cause;
-      end if;
-      recheck_at := least(recheck_at, v_try.recheck_at);
-    end if;
-    v_tier := v_candidate.priority;
-
+    continue when v_candidate.waiting and not (v_candidate.quota_group = any (v_skipped));
     if v_candidate.full_by is null then
       v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens,
-        p_now, v_candidate.groups > 1, p_class, p_caller);
+        p_now, v_candidate.groups > 1 and not v_candidate.waiting, p_class, p_caller);
       if v_try.outcome = 'booked' then
         select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
           into booked_group, key_id, key_alias, env_var_name;
         exit;
       elsif v_try.outcome = 'skipped' then
         v_skipped := v_skipped || v_candidate.quota_group;
-      elsif reopens_at is null or v_try.reopens_at < reopens_at then
-        select v_try.reopens_at, v_try.outcome, v_try.cause into reopens_at, blocked_by, cause;
+        continue;
       end if;
-      recheck_at := least(recheck_at, v_try.recheck_at);
+      select v_try.reopens_at, v_try.outcome, v_try.cause, v_try.recheck_at
+        into v_at, v_outcome, v_cause, v_recheck;
     else
       -- (For a requester that others' shares keep slots from, a full window reopens later.)
       v_at := case v_candidate.full_by
@@ -3069,25 +3017,18 @@ begin
                 else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at,
                   public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
                   p_rpm, p_tpm, p_tokens, p_class, p_caller) end;
-      if reopens_at is null or v_at < reopens_at then
-        select v_at, v_candidate.full_by, public.google_ai_refusal_cause(v_candidate.full_by)
-          into reopens_at, blocked_by, cause;
-      end if;
+      select v_candidate.full_by, public.google_ai_refusal_cause(v_candidate.full_by), null
+        into v_outcome, v_cause, v_recheck;
     end if;
+    -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
+    if reopens_at is null or v_at < reopens_at then
+      select v_at, v_outcome, v_cause into reopens_at, blocked_by, cause;
+    end if;
+    recheck_at := least(recheck_at, v_recheck);
   end loop;
   v_any := found;
-  if booked_group is null and cardinality(v_skipped) > 0 then
-    v_try := public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, p_class,
-      p_caller);
-    booked_group := case when v_try.outcome = 'booked' then v_try.quota_group end;
-    if v_try.outcome <> 'booked' and (reopens_at is null or v_try.reopens_at < reopens_at) then
-      select v_try.reopens_at, v_try.outcome, v_try.cause into reopens_at, blocked_by, cause;
-    end if;
-    recheck_at := least(recheck_at, v_try.recheck_at);
-  end if;
 
   if booked_group is not null then
-    -- (Booked on a group it waited for: the caller looks its key up.)
     select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null
       into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause;
     if v_budget_caller is not null then
@@ -3109,38 +3050,6 @@ begin
   if recheck_at >= reopens_at then
     recheck_at := null;
   end if;
-end
-$$;
-
--- Books on the first of p_groups that fits, waiting for each row lock in turn (holding no other
--- counter lock while it waits), as google_ai_book_group answers, with the group it booked on
--- (quota_group). Unbooked: the earliest reopening among the full ones.
-CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer,
-    p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_class text, p_caller text,
-    OUT quota_group text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date,
-    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
-    OUT admitted_at timestamp with time zone, OUT quota jsonb) RETURNS record
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_group text;
-  v_try record;
-begin
-  foreach v_group in array p_groups loop
-    v_try := public.google_ai_book_group(v_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, false, p_class,
-      p_caller);
-    if v_try.outcome = 'booked' then
-      quota_group := v_group; outcome := 'booked'; minute_bucket := v_try.minute_bucket;
-      day_bucket := v_try.day_bucket; admitted_at := v_try.admitted_at; quota := v_try.quota;
-      reopens_at := null; recheck_at := null; cause := null;
-      return;
-    end if;
-    if reopens_at is null or v_try.reopens_at < reopens_at then
-      reopens_at := v_try.reopens_at; outcome := v_try.outcome; cause := v_try.cause;
-    end if;
-    recheck_at := least(recheck_at, v_try.recheck_at);
-  end loop;
 end
 $$;
 -- ================================================================================================
@@ -3665,17 +3574,6 @@ begin
               then jsonb_build_object('withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor)
               else '{}'::jsonb end
       || v_who;
-  end if;
-
-  -- (The key comes with the candidate group, read before its row's lock; a group booked after it was
-  -- passed over and waited for names none yet.)
-  if v_key_id is null then
-    select k.id, k.key_alias, k.env_var_name into v_key_id, v_key_alias, v_env_var_name
-    from public.google_ai_serving_key(v_group, v_limits.model, p_exclude_key_ids) k;
-    if v_key_id is null then
-      raise exception 'the keys of quota group % changed during the reservation; retry', v_group
-        using errcode = '40001';
-    end if;
   end if;
 
   if v_ticket.ticket_id is not null then

@@ -7,9 +7,8 @@ set check_function_bodies = off;
 -- row each: the priority of its best key, the cooldown in force at p_now and what it used in the
 -- current minute and Pacific day (an unlocked read), ranked in the order the reservation tries
 -- them: priority (lower first), then headroom (the smallest remaining fraction of RPM, TPM and
--- RPD, largest first), then name. Each row names the key that serves its group, as
--- google_ai_serving_key would (the best active key for the model, by priority, then alias), so the
--- fast booking needs no second look at the keys.
+-- RPD, largest first), then name. Each row names the key that serves its group (the best active key
+-- for the model, by priority, then alias), so a booking needs no second look at the keys.
 CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer,
     p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer,
     cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, rank bigint,
@@ -75,24 +74,5 @@ begin
   if tpm is not null and p_estimated_tokens > tpm then
     blocked_by := 'too_large';
   end if;
-end
-$$;
-
--- The key that serves a booked group: the group's best active key for the model that the caller
--- did not exclude (all nulls when there is none).
-CREATE OR REPLACE FUNCTION public.google_ai_serving_key(p_quota_group text, p_model text, p_exclude_key_ids uuid[],
-    OUT id uuid, OUT key_alias text, OUT env_var_name text) RETURNS record
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  select k.id, k.key_alias, k.env_var_name into id, key_alias, env_var_name
-  from public.google_ai_api_keys k
-  where k.is_active
-    and public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
-    and (k.models is null or p_model = any (k.models))
-    and not (k.id = any (coalesce(p_exclude_key_ids, '{}')))
-  order by k.priority nulls last, k.key_alias
-  limit 1;
 end
 $$;

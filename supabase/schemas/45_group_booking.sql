@@ -173,28 +173,6 @@ begin
 end
 $$;
 
--- The use rows of an owner's shares that have none in the group yet (its first admission there),
--- with this booking counted: p_owned and their day counts as google_ai_day_counts reads them (three
--- entries each). The booking counts the rows that exist.
-CREATE OR REPLACE FUNCTION public.google_ai_add_owned(p_quota_group text, p_owned bigint[], p_day_counts integer[],
-    p_now timestamp with time zone, p_window interval, p_day date, p_near_end boolean, p_near_start boolean)
-    RETURNS void
-    LANGUAGE plpgsql
-    AS $$
-begin
-  insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
-    day_prev_used, ring_low, ring, window_requests)
-  select p_quota_group, o.id, p_day, p_day_counts[o.n][1] + 1,
-         p_day_counts[o.n][2] + case when p_near_end then 1 else 0 end,
-         p_day_counts[o.n][3] + case when p_near_start then 1 else 0 end,
-         r.ring_low, r.ring, r.sum_requests
-  from unnest(p_owned) with ordinality as o(id, n)
-  cross join public.google_ai_ring_at(p_now, p_window, null, null, 0, null, 1, 0) r
-  where not exists (select 1 from public.google_ai_share_usage u
-                    where u.quota_group = p_quota_group and u.share_id = o.id);
-end
-$$;
-
 -- The quota a booking leaves, as google_ai_group_quota reads it (this request counted): the window's
 -- requests and tokens with the times their oldest seconds leave it (p_requests_free, p_tokens_free:
 -- google_ai_ring_frees_at, this one's at the latest), and the day's count, the largest of today's and,
@@ -259,7 +237,6 @@ declare
   v_spread record;
   v_spread_at timestamptz;
   v_pace_at timestamptz;
-  v_written integer;
 begin
   begin
     for i in 1 .. 2 loop
@@ -332,22 +309,22 @@ begin
     end if;
 
     if v_shares.owned is not null then
-      -- The owners' day and window; an owner's first admission in the group writes its row.
-      update public.google_ai_share_usage u set
-        day_bucket = v_day,
-        day_used = v_shares.owned_day[o.n][1] + 1,
-        day_next_used = v_shares.owned_day[o.n][2] + case when v_near_end then 1 else 0 end,
-        day_prev_used = v_shares.owned_day[o.n][3] + case when v_near_start then 1 else 0 end,
-        (ring_low, ring, window_requests) =
-          (select r.ring_low, r.ring, r.sum_requests
-           from public.google_ai_ring_at(v_now, v_window, u.ring_low, u.ring, u.window_requests, null, 1, 0) r)
+      -- The owners' day and window, this booking counted; an owner's first admission in the group
+      -- writes its row. (Every write of the owners' rows holds this counter row's lock, so the rows
+      -- read here are the ones the upsert meets.)
+      insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
+        day_prev_used, ring_low, ring, window_requests)
+      select p_quota_group, o.id, v_day, v_shares.owned_day[o.n][1] + 1,
+             v_shares.owned_day[o.n][2] + case when v_near_end then 1 else 0 end,
+             v_shares.owned_day[o.n][3] + case when v_near_start then 1 else 0 end,
+             r.ring_low, r.ring, r.sum_requests
       from unnest(v_shares.owned) with ordinality as o(id, n)
-      where u.quota_group = p_quota_group and u.share_id = o.id;
-      get diagnostics v_written = row_count;
-      if v_written < cardinality(v_shares.owned) then
-        perform public.google_ai_add_owned(p_quota_group, v_shares.owned, v_shares.owned_day, v_now, v_window, v_day,
-          v_near_end, v_near_start);
-      end if;
+      left join public.google_ai_share_usage w on w.quota_group = p_quota_group and w.share_id = o.id
+      cross join lateral public.google_ai_ring_at(v_now, v_window, w.ring_low, w.ring, w.window_requests, null, 1, 0) r
+      on conflict (quota_group, share_id) do update set
+        day_bucket = excluded.day_bucket, day_used = excluded.day_used, day_next_used = excluded.day_next_used,
+        day_prev_used = excluded.day_prev_used, ring_low = excluded.ring_low, ring = excluded.ring,
+        window_requests = excluded.window_requests;
     end if;
     update public.google_ai_usage_counters c set
       minute_bucket   = google_ai_book_group.minute_bucket,

@@ -1,17 +1,16 @@
 -- Booking a request: google_ai_book_best_group tries the groups that may serve the model in rank order,
--- each through google_ai_book_group (45_group_booking.sql) under its counter row's lock;
--- google_ai_book_waiting books on the first of the groups that were passed over while another
--- transaction held them, waiting for each lock in turn.
+-- each through google_ai_book_group (45_group_booking.sql) under its counter row's lock.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- Books the request on the best candidate group that fits (p_now: the injected clock or null, for
 -- the decision under the lock; p_at: the reservation's time), with the quota it leaves and the key
--- that serves the group. Groups cooling down are skipped, and so are groups the unlocked counts of
--- google_ai_ranked_groups already show full. Within a priority tier a group whose row another
--- reservation holds is passed over (SKIP LOCKED) so concurrent callers spread across groups; before
--- moving to a lower tier the passed-over groups are tried again, waiting for their locks, so a busy
--- row is never mistaken for a full one. The only group is waited for at once.
+-- that serves the group (read with the candidates, before the row's lock). Groups cooling down are
+-- skipped, and so are groups the unlocked counts of google_ai_ranked_groups already show full.
+-- Within a priority tier a group whose row another reservation holds is passed over (SKIP LOCKED) so
+-- concurrent callers spread across groups; before moving to a lower tier the passed-over groups are
+-- tried again in a second pass, waiting for their locks, so a busy row is never mistaken for a full
+-- one. The only group is waited for at once.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
 -- serve the model; a service caller's daily budget (google_ai_caller_budgets) spent: caller_budget.
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
@@ -30,11 +29,13 @@ declare
   v_budget_spent boolean;
   v_budget_day date;
   v_candidate record;
-  v_tier integer;
   v_any boolean;
-  v_skipped text[];
-  v_try record;     -- a try on one group (google_ai_book_group) or on the passed-over ones
-  v_at timestamptz;
+  v_skipped text[];  -- the groups passed over in this tier's first pass
+  v_try record;      -- a try on one group (google_ai_book_group)
+  v_at timestamptz;  -- a refusal's reopening, cause and recheck, merged into the answer's
+  v_outcome text;
+  v_cause text;
+  v_recheck timestamptz;
 begin
   -- A service caller's daily budget, locked until the booking counts the request in it.
   if p_client_id is null then
@@ -58,44 +59,34 @@ begin
     end if;
   end if;
 
-  -- The candidates, best first; what their unlocked counts already show (a cooldown, the day or the
-  -- window full for everyone) is refused without taking their locks.
+  -- The candidates, best first, each tier twice: the second pass waits for the groups the first passed
+  -- over. What their unlocked counts already show (a cooldown, the day or the window full for
+  -- everyone) is refused without taking their locks.
   for v_candidate in
-    select c.*, count(*) over () as groups,
-           case when c.cooldown_until is not null then 'cooldown'
-                when p_rpd is not null and c.rpd_used + 1 > p_rpd then 'rpd'
-                when p_rpm is not null and c.rpm_used + 1 > p_rpm then 'rpm' end as full_by
-    from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c
-    order by c.rank
+    select c.*, p.waiting
+    from (select c.*, count(*) over () as groups,
+                 case when c.cooldown_until is not null then 'cooldown'
+                      when p_rpd is not null and c.rpd_used + 1 > p_rpd then 'rpd'
+                      when p_rpm is not null and c.rpm_used + 1 > p_rpm then 'rpm' end as full_by
+          from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c) c
+    cross join (values (false), (true)) p(waiting)
+    where not p.waiting or c.groups > 1
+    order by c.priority nulls last, p.waiting, c.rank
   loop
-    if v_candidate.priority is distinct from v_tier and cardinality(v_skipped) > 0 then
-      v_try := public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, p_class,
-        p_caller);
-      v_skipped := null;
-      if v_try.outcome = 'booked' then
-        booked_group := v_try.quota_group;
-        exit;
-      end if;
-      if reopens_at is null or v_try.reopens_at < reopens_at then
-        select v_try.reopens_at, v_try.outcome, v_try.cause into reopens_at, blocked_by, cause;
-      end if;
-      recheck_at := least(recheck_at, v_try.recheck_at);
-    end if;
-    v_tier := v_candidate.priority;
-
+    continue when v_candidate.waiting and not (v_candidate.quota_group = any (v_skipped));
     if v_candidate.full_by is null then
       v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens,
-        p_now, v_candidate.groups > 1, p_class, p_caller);
+        p_now, v_candidate.groups > 1 and not v_candidate.waiting, p_class, p_caller);
       if v_try.outcome = 'booked' then
         select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
           into booked_group, key_id, key_alias, env_var_name;
         exit;
       elsif v_try.outcome = 'skipped' then
         v_skipped := v_skipped || v_candidate.quota_group;
-      elsif reopens_at is null or v_try.reopens_at < reopens_at then
-        select v_try.reopens_at, v_try.outcome, v_try.cause into reopens_at, blocked_by, cause;
+        continue;
       end if;
-      recheck_at := least(recheck_at, v_try.recheck_at);
+      select v_try.reopens_at, v_try.outcome, v_try.cause, v_try.recheck_at
+        into v_at, v_outcome, v_cause, v_recheck;
     else
       -- (For a requester that others' shares keep slots from, a full window reopens later.)
       v_at := case v_candidate.full_by
@@ -104,25 +95,18 @@ begin
                 else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at,
                   public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
                   p_rpm, p_tpm, p_tokens, p_class, p_caller) end;
-      if reopens_at is null or v_at < reopens_at then
-        select v_at, v_candidate.full_by, public.google_ai_refusal_cause(v_candidate.full_by)
-          into reopens_at, blocked_by, cause;
-      end if;
+      select v_candidate.full_by, public.google_ai_refusal_cause(v_candidate.full_by), null
+        into v_outcome, v_cause, v_recheck;
     end if;
+    -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
+    if reopens_at is null or v_at < reopens_at then
+      select v_at, v_outcome, v_cause into reopens_at, blocked_by, cause;
+    end if;
+    recheck_at := least(recheck_at, v_recheck);
   end loop;
   v_any := found;
-  if booked_group is null and cardinality(v_skipped) > 0 then
-    v_try := public.google_ai_book_waiting(v_skipped, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, p_class,
-      p_caller);
-    booked_group := case when v_try.outcome = 'booked' then v_try.quota_group end;
-    if v_try.outcome <> 'booked' and (reopens_at is null or v_try.reopens_at < reopens_at) then
-      select v_try.reopens_at, v_try.outcome, v_try.cause into reopens_at, blocked_by, cause;
-    end if;
-    recheck_at := least(recheck_at, v_try.recheck_at);
-  end if;
 
   if booked_group is not null then
-    -- (Booked on a group it waited for: the caller looks its key up.)
     select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null
       into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause;
     if v_budget_caller is not null then
@@ -144,37 +128,5 @@ begin
   if recheck_at >= reopens_at then
     recheck_at := null;
   end if;
-end
-$$;
-
--- Books on the first of p_groups that fits, waiting for each row lock in turn (holding no other
--- counter lock while it waits), as google_ai_book_group answers, with the group it booked on
--- (quota_group). Unbooked: the earliest reopening among the full ones.
-CREATE OR REPLACE FUNCTION public.google_ai_book_waiting(p_groups text[], p_model text, p_rpm integer, p_tpm integer,
-    p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_class text, p_caller text,
-    OUT quota_group text, OUT outcome text, OUT minute_bucket timestamp with time zone, OUT day_bucket date,
-    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
-    OUT admitted_at timestamp with time zone, OUT quota jsonb) RETURNS record
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_group text;
-  v_try record;
-begin
-  foreach v_group in array p_groups loop
-    v_try := public.google_ai_book_group(v_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens, p_now, false, p_class,
-      p_caller);
-    if v_try.outcome = 'booked' then
-      quota_group := v_group; outcome := 'booked'; minute_bucket := v_try.minute_bucket;
-      day_bucket := v_try.day_bucket; admitted_at := v_try.admitted_at; quota := v_try.quota;
-      reopens_at := null; recheck_at := null; cause := null;
-      return;
-    end if;
-    if reopens_at is null or v_try.reopens_at < reopens_at then
-      reopens_at := v_try.reopens_at; outcome := v_try.outcome; cause := v_try.cause;
-    end if;
-    recheck_at := least(recheck_at, v_try.recheck_at);
-  end loop;
 end
 $$;

@@ -292,17 +292,6 @@ begin
       || v_who;
   end if;
 
-  -- (The key comes with the candidate group, read before its row's lock; a group booked after it was
-  -- passed over and waited for names none yet.)
-  if v_key_id is null then
-    select k.id, k.key_alias, k.env_var_name into v_key_id, v_key_alias, v_env_var_name
-    from public.google_ai_serving_key(v_group, v_limits.model, p_exclude_key_ids) k;
-    if v_key_id is null then
-      raise exception 'the keys of quota group % changed during the reservation; retry', v_group
-        using errcode = '40001';
-    end if;
-  end if;
-
   if v_ticket.ticket_id is not null then
     delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
   end if;

@@ -82,6 +82,14 @@ describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () =
     expect(new Set(refused.map((o) => `${o.limit}:${o.retry_after_ms}`))).toEqual(new Set(["rpm:61000"]));
     const counters = await db.sql`select quota_group, rpm_used from public.google_ai_usage_counters where model = 'burst-rpm' order by 1`;
     expect(counters.map((c) => [c.quota_group, c.rpm_used])).toEqual([[GROUP_A, 40], [GROUP_B, 40]].sort());
+    // Each admission names a key of the group it booked, also a group passed over and then waited for
+    // (the key comes with the candidate, read before the row's lock).
+    const [{ keyless, foreign }] = await db.sql<{ keyless: number; foreign: number }[]>`
+      select count(*) filter (where k.id is null)::int as keyless,
+             count(*) filter (where public.google_ai_quota_group(k.project_id, k.id) <> a.quota_group)::int as foreign
+      from public.google_ai_attempts a left join public.google_ai_api_keys k on k.id = a.api_key_id
+      where a.model = 'burst-rpm' and a.status = 'reserved'`;
+    expect({ keyless, foreign }).toEqual({ keyless: 0, foreign: 0 });
   });
 
   it("TPM: admits exactly the per-minute token limit of each group", async () => {
@@ -182,6 +190,42 @@ describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () =
       // Finalize adjusts only the minute it was booked in, so tokens match exactly within the minute.
       expect(m.tpm_used).toBe(m.tpm_log);
     }
+  });
+
+  it("a group held by another reservation is passed over, then waited for before the request is refused", async () => {
+    await setModel("pass-over", 2, null, null);
+    const at = "2026-11-21 11:00:30+00";
+    const keysOf = async (group: string) =>
+      (await db.sql<{ id: string }[]>`select id from public.google_ai_api_keys k
+        where public.google_ai_quota_group(k.project_id, k.id) = ${group}`).map((k) => k.id);
+    const reserve = (c: Sql, id: string, exclude: string[]) =>
+      c<{ r: Outcome & { key_alias?: string } }[]>`
+        select public.google_ai_reserve_models_at(${at}::timestamptz, array['pass-over'], 1, 'burst', null, ${id},
+          ${exclude}::uuid[]) as r`.then(([row]) => row.r);
+    // Group B full (its unlocked count refuses it without a lock), group A with room for one more.
+    for (const id of ["b-1", "b-2"]) expect((await reserve(db.sql, id, await keysOf(GROUP_A))).quota_group).toBe(GROUP_B);
+    expect((await reserve(db.sql, "a-1", await keysOf(GROUP_B))).quota_group).toBe(GROUP_A);
+
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    const holder = clients[0].begin(async (tx) => {
+      await tx`select 1 from public.google_ai_usage_counters where quota_group = ${GROUP_A} and model = 'pass-over' for update`;
+      locked();
+      await held;
+    });
+    await isLocked;
+    let settled = false;
+    const waiter = reserve(clients[1], "a-2", []).finally(() => (settled = true));
+    await new Promise((r) => setTimeout(r, 500));
+    expect(settled).toBe(false); // skipped in the first pass, now waiting in the second
+    release();
+    await holder;
+    const answer = await waiter;
+    expect(answer.ok).toBe(true);
+    expect(answer.quota_group).toBe(GROUP_A);
+    expect(["a1", "a2"]).toContain(answer.key_alias);
   });
 
   it("the same named request from 250 connections at once reaches Google once", async () => {
