@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 97e831c6cce8c7fc42b586e1922231a9a50ccca1efc30d1758cf56d855c398e2
+-- sha256 of what follows: 56adbe2df63cb41d5d68192978d452f87878008e4c2bb5f6207349bd35e6bb4c
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -2244,28 +2244,30 @@ CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclud
   from usage u
 $$;
 
--- The model a request names and the limits it is held to (after the safety margin). blocked_by says
--- why no group can take it at all: unknown_model, or too_large (more tokens than a minute allows).
-CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text,
-    OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) RETURNS record
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+-- The model a request names and the limits it is held to (after the safety margin): the active row
+-- named exactly (its unique index), else the first active row with the name as an alias; no row when
+-- none is. blocked_by says why no group can take the request at all: withdrawn (Google said so, at
+-- withdrawn_at, naming successor if a row says), or too_large (more tokens than a minute allows).
+-- A SQL table function, so it is inlined into the statement that reads it.
+CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer)
+    RETURNS TABLE(model text, rpm integer, tpm integer, rpd integer, blocked_by text,
+    withdrawn_at timestamp with time zone, successor text)
+    LANGUAGE sql STABLE
     AS $$
-declare
-  v_model public.google_ai_model_limits := public.google_ai_resolve_model(p_model);
-begin
-  if v_model.id is null then
-    blocked_by := 'unknown_model';
-    return;
-  end if;
-  model := v_model.model;
-  rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
-  tpm := public.google_ai_effective_limit(v_model.tpm, v_model.safety_margin);
-  rpd := public.google_ai_effective_limit(v_model.rpd, v_model.safety_margin);
-  if tpm is not null and p_estimated_tokens > tpm then
-    blocked_by := 'too_large';
-  end if;
-end
+  select l.model,
+         public.google_ai_effective_limit(l.rpm, l.safety_margin),
+         public.google_ai_effective_limit(l.tpm, l.safety_margin),
+         public.google_ai_effective_limit(l.rpd, l.safety_margin),
+         case when l.withdrawn_at is not null then 'withdrawn'
+              when public.google_ai_effective_limit(l.tpm, l.safety_margin) operator(pg_catalog.<) p_estimated_tokens
+              then 'too_large' end,
+         l.withdrawn_at, l.successor
+  from (select m.* from public.google_ai_model_limits m where m.model operator(pg_catalog.=) p_model and m.is_active
+        union all
+        (select m.* from public.google_ai_model_limits m
+         where m.is_active and p_model operator(pg_catalog.=) any (m.aliases)
+         order by m.id limit 1)
+        limit 1) l
 $$;
 -- ================================================================================================
 -- supabase/schemas/40_queue.sql
@@ -3386,33 +3388,21 @@ begin
     end if;
   end if;
 
-  -- The class: the one asked for, never above the credential's (the client's class, or the top
-  -- class for a service caller). One statement: this runs on every request.
-  select a.rank, pc.name into v_rank, v_class
-  from (select greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc where pc.name = p_priority),
-                                 x.allowed), x.allowed) as rank
-        from (select coalesce((select pc.rank from public.google_ai_clients c
-                               join public.google_ai_priority_classes pc on pc.name = c.priority_class
-                               where c.id = p_client_id),
-                              (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
-  left join public.google_ai_priority_classes pc on pc.rank = a.rank;
-
-  -- The model and its limits (google_ai_request_limits, read in this one statement).
-  select l.model,
-         public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
-         public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
-         public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd,
-         case when l.withdrawn_at is not null then 'withdrawn'
-              when public.google_ai_effective_limit(l.tpm, l.safety_margin) < p_estimated_tokens
-              then 'too_large' end as blocked_by,
-         l.withdrawn_at, l.successor
-    into v_limits
-  -- The row named exactly (its unique index), else the first row with the name as an alias.
-  from (select m.* from public.google_ai_model_limits m where m.model = p_model and m.is_active
-        union all
-        (select m.* from public.google_ai_model_limits m where m.is_active and p_model = any (m.aliases)
-         order by m.id limit 1)
-        limit 1) l;
+  -- The request resolved in one statement (this runs on every request): the model and its limits
+  -- (google_ai_request_limits, inlined), and the class: the one asked for, never above the
+  -- credential's (the client's class, or the top class for a service caller).
+  select l.*, c.rank as class_rank, c.name as class_name into v_limits
+  from (select a.rank, pc.name
+        from (select greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc
+                                        where pc.name = p_priority), x.allowed), x.allowed) as rank
+              from (select coalesce((select pc.rank from public.google_ai_clients c
+                                     join public.google_ai_priority_classes pc on pc.name = c.priority_class
+                                     where c.id = p_client_id),
+                                    (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
+        left join public.google_ai_priority_classes pc on pc.rank = a.rank) c
+  left join public.google_ai_request_limits(p_model, p_estimated_tokens) l on true;
+  v_rank := v_limits.class_rank;
+  v_class := v_limits.class_name;
   v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
 
   if v_blocked_by is null then

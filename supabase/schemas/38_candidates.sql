@@ -53,26 +53,28 @@ CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclud
   from usage u
 $$;
 
--- The model a request names and the limits it is held to (after the safety margin). blocked_by says
--- why no group can take it at all: unknown_model, or too_large (more tokens than a minute allows).
-CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text,
-    OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text) RETURNS record
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
+-- The model a request names and the limits it is held to (after the safety margin): the active row
+-- named exactly (its unique index), else the first active row with the name as an alias; no row when
+-- none is. blocked_by says why no group can take the request at all: withdrawn (Google said so, at
+-- withdrawn_at, naming successor if a row says), or too_large (more tokens than a minute allows).
+-- A SQL table function, so it is inlined into the statement that reads it.
+CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer)
+    RETURNS TABLE(model text, rpm integer, tpm integer, rpd integer, blocked_by text,
+    withdrawn_at timestamp with time zone, successor text)
+    LANGUAGE sql STABLE
     AS $$
-declare
-  v_model public.google_ai_model_limits := public.google_ai_resolve_model(p_model);
-begin
-  if v_model.id is null then
-    blocked_by := 'unknown_model';
-    return;
-  end if;
-  model := v_model.model;
-  rpm := public.google_ai_effective_limit(v_model.rpm, v_model.safety_margin);
-  tpm := public.google_ai_effective_limit(v_model.tpm, v_model.safety_margin);
-  rpd := public.google_ai_effective_limit(v_model.rpd, v_model.safety_margin);
-  if tpm is not null and p_estimated_tokens > tpm then
-    blocked_by := 'too_large';
-  end if;
-end
+  select l.model,
+         public.google_ai_effective_limit(l.rpm, l.safety_margin),
+         public.google_ai_effective_limit(l.tpm, l.safety_margin),
+         public.google_ai_effective_limit(l.rpd, l.safety_margin),
+         case when l.withdrawn_at is not null then 'withdrawn'
+              when public.google_ai_effective_limit(l.tpm, l.safety_margin) operator(pg_catalog.<) p_estimated_tokens
+              then 'too_large' end,
+         l.withdrawn_at, l.successor
+  from (select m.* from public.google_ai_model_limits m where m.model operator(pg_catalog.=) p_model and m.is_active
+        union all
+        (select m.* from public.google_ai_model_limits m
+         where m.is_active and p_model operator(pg_catalog.=) any (m.aliases)
+         order by m.id limit 1)
+        limit 1) l
 $$;

@@ -102,33 +102,21 @@ begin
     end if;
   end if;
 
-  -- The class: the one asked for, never above the credential's (the client's class, or the top
-  -- class for a service caller). One statement: this runs on every request.
-  select a.rank, pc.name into v_rank, v_class
-  from (select greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc where pc.name = p_priority),
-                                 x.allowed), x.allowed) as rank
-        from (select coalesce((select pc.rank from public.google_ai_clients c
-                               join public.google_ai_priority_classes pc on pc.name = c.priority_class
-                               where c.id = p_client_id),
-                              (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
-  left join public.google_ai_priority_classes pc on pc.rank = a.rank;
-
-  -- The model and its limits (google_ai_request_limits, read in this one statement).
-  select l.model,
-         public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
-         public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
-         public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd,
-         case when l.withdrawn_at is not null then 'withdrawn'
-              when public.google_ai_effective_limit(l.tpm, l.safety_margin) < p_estimated_tokens
-              then 'too_large' end as blocked_by,
-         l.withdrawn_at, l.successor
-    into v_limits
-  -- The row named exactly (its unique index), else the first row with the name as an alias.
-  from (select m.* from public.google_ai_model_limits m where m.model = p_model and m.is_active
-        union all
-        (select m.* from public.google_ai_model_limits m where m.is_active and p_model = any (m.aliases)
-         order by m.id limit 1)
-        limit 1) l;
+  -- The request resolved in one statement (this runs on every request): the model and its limits
+  -- (google_ai_request_limits, inlined), and the class: the one asked for, never above the
+  -- credential's (the client's class, or the top class for a service caller).
+  select l.*, c.rank as class_rank, c.name as class_name into v_limits
+  from (select a.rank, pc.name
+        from (select greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc
+                                        where pc.name = p_priority), x.allowed), x.allowed) as rank
+              from (select coalesce((select pc.rank from public.google_ai_clients c
+                                     join public.google_ai_priority_classes pc on pc.name = c.priority_class
+                                     where c.id = p_client_id),
+                                    (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
+        left join public.google_ai_priority_classes pc on pc.rank = a.rank) c
+  left join public.google_ai_request_limits(p_model, p_estimated_tokens) l on true;
+  v_rank := v_limits.class_rank;
+  v_class := v_limits.class_name;
   v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
 
   if v_blocked_by is null then
