@@ -71,7 +71,7 @@ begin
           from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c) c
     cross join (values (false), (true)) p(waiting)
     where not p.waiting or c.groups > 1
-    order by c.priority nulls last, p.waiting, c.rank
+    order by c.priority nulls last, p.waiting, c.headroom desc, c.quota_group
   loop
     continue when v_candidate.waiting and not (v_candidate.quota_group = any (v_skipped));
     if v_candidate.full_by is null then

@@ -130,7 +130,7 @@ insert into public.google_ai_usage_counters (quota_group, model, minute_bucket, 
 values ('proj-ra', 'rank-model', '2026-11-22 09:06:00+00', 1, 0, '2026-11-22', 1),
        ('proj-rb', 'rank-model', '2026-11-22 09:05:00+00', 0, 0, '2026-11-22', 400);
 select is((select quota_group from public.google_ai_ranked_groups('rank-model', '{}', 2, null, 1000,
-           '2026-11-22 09:06:10+00') where rank = 1), 'proj-rb',
+           '2026-11-22 09:06:10+00') order by headroom desc limit 1), 'proj-rb',
   'the group with the larger fraction left goes first (1 - 1/2 against 1 - 400/1000)');
 
 select * from finish();
