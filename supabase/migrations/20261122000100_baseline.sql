@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 9ab181d904ae4f009f8bd433a648931b136f9d649b1615f6e0427157c17fd924
+-- sha256 of what follows: 0506668694d1d2d6468f84c44065f06528a2918c2e680086e3757e58e8d34116
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -2190,7 +2190,8 @@ $$;
 -- ================================================================================================
 
 -- A request's candidates: the limits of the model it names (google_ai_request_limits) and the quota
--- groups that may serve it, ranked (google_ai_ranked_groups), with the key a group serves it on.
+-- groups that may serve it (google_ai_candidate_groups), with what ranks them and the key a group
+-- serves it on.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
@@ -2198,11 +2199,11 @@ set check_function_bodies = off;
 -- row each: the priority of its best key, the cooldown in force at p_now, what it used in the
 -- current minute and Pacific day (an unlocked read) and its headroom (the smallest remaining
 -- fraction of RPM, TPM and RPD). The reservation tries them by priority (lower first, none last),
--- then headroom (largest first), then name: the order the caller sorts them in (no window function:
--- its start-up was a sixteenth of a reservation's CPU). Each row names the key that serves its group
+-- then headroom (largest first), then name: the order the caller sorts them in (no row_number():
+-- starting its window aggregate cost about 1% of a reservation's CPU). Each row names the key that serves its group
 -- (the best active key for the model, by priority, then alias), so a booking needs no second look at
 -- the keys.
-CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer,
+CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer,
     p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer,
     cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, headroom numeric,
     key_id uuid, key_alias text, env_var_name text)
@@ -2401,7 +2402,7 @@ begin
               and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
   for v_group in
     select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests
-    from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
+    from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
     left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
   loop
     continue when v_group.cooldown_until is not null or (p_rpd is not null and v_group.rpd_used >= p_rpd);
@@ -2859,7 +2860,7 @@ begin
     if v_shares.owned is not null then
       -- The owners' day and window, this booking counted; an owner's first admission in the group
       -- writes its row. (Every write of the owners' rows holds this counter row's lock, so the rows
-      -- read here are the ones the upsert meets.)
+      -- read here are the ones the upsert meets; only a share's delete, cascading, does not.)
       insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
         day_prev_used, ring_low, ring, window_requests)
       select p_quota_group, o.id, v_day, v_shares.owned_day[o.n][1] + 1,
@@ -2926,7 +2927,7 @@ set check_function_bodies = off;
 -- Books the request on the best candidate group that fits (p_now: the injected clock or null, for
 -- the decision under the lock; p_at: the reservation's time), with the quota it leaves and the key
 -- that serves the group (read with the candidates, before the row's lock). Groups cooling down are
--- skipped, and so are groups the unlocked counts of google_ai_ranked_groups already show full.
+-- skipped, and so are groups the unlocked counts of google_ai_candidate_groups already show full.
 -- Within a priority tier a group whose row another reservation holds is passed over (SKIP LOCKED) so
 -- concurrent callers spread across groups; before moving to a lower tier the passed-over groups are
 -- tried again in a second pass, waiting for their locks, so a busy row is never mistaken for a full
@@ -2950,7 +2951,7 @@ declare
   v_budget_day date;
   v_candidate record;
   v_any boolean;
-  v_skipped text[];  -- the groups passed over in this tier's first pass
+  v_skipped text[] := '{}';  -- the groups passed over in a first pass so far
   v_try record;      -- a try on one group (google_ai_book_group)
   v_at timestamptz;  -- a refusal's reopening, cause and recheck, merged into the answer's
   v_outcome text;
@@ -2988,7 +2989,7 @@ begin
                  case when c.cooldown_until is not null then 'cooldown'
                       when p_rpd is not null and c.rpd_used + 1 > p_rpd then 'rpd'
                       when p_rpm is not null and c.rpm_used + 1 > p_rpm then 'rpm' end as full_by
-          from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c) c
+          from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c) c
     cross join (values (false), (true)) p(waiting)
     where not p.waiting or c.groups > 1
     order by c.priority nulls last, p.waiting, c.headroom desc, c.quota_group
@@ -3000,6 +3001,14 @@ begin
       if v_try.outcome = 'booked' then
         select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
           into booked_group, key_id, key_alias, env_var_name;
+        -- (After waiting for the row, the key read before the wait must still serve the group.)
+        if v_candidate.waiting and not exists (
+             select 1 from public.google_ai_api_keys k
+             where k.id = key_id and k.is_active and public.google_ai_quota_group(k.project_id, k.id) = booked_group
+               and (k.models is null or p_model = any (k.models))) then
+          raise exception 'the keys of quota group % changed during the reservation; retry', booked_group
+            using errcode = '40001';
+        end if;
         exit;
       elsif v_try.outcome = 'skipped' then
         v_skipped := v_skipped || v_candidate.quota_group;
@@ -4550,7 +4559,7 @@ begin
 end
 $$;
 
--- The quota groups that may serve p_model: those google_ai_ranked_groups lists (an active key for
+-- The quota groups that may serve p_model: those google_ai_candidate_groups lists (an active key for
 -- the model that the caller did not exclude), without its usage read and ranking, which the quota
 -- reads here do themselves. Inlined by the planner into the query that calls it (plain SQL, no SET
 -- clause, as google_ai_quota_group), so it is planned once with its caller's query, not on each call

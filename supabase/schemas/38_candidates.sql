@@ -1,5 +1,6 @@
 -- A request's candidates: the limits of the model it names (google_ai_request_limits) and the quota
--- groups that may serve it, ranked (google_ai_ranked_groups), with the key a group serves it on.
+-- groups that may serve it (google_ai_candidate_groups), with what ranks them and the key a group
+-- serves it on.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
@@ -7,11 +8,11 @@ set check_function_bodies = off;
 -- row each: the priority of its best key, the cooldown in force at p_now, what it used in the
 -- current minute and Pacific day (an unlocked read) and its headroom (the smallest remaining
 -- fraction of RPM, TPM and RPD). The reservation tries them by priority (lower first, none last),
--- then headroom (largest first), then name: the order the caller sorts them in (no window function:
--- its start-up was a sixteenth of a reservation's CPU). Each row names the key that serves its group
+-- then headroom (largest first), then name: the order the caller sorts them in (no row_number():
+-- starting its window aggregate cost about 1% of a reservation's CPU). Each row names the key that serves its group
 -- (the best active key for the model, by priority, then alias), so a booking needs no second look at
 -- the keys.
-CREATE OR REPLACE FUNCTION public.google_ai_ranked_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer,
+CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer,
     p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer,
     cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, headroom numeric,
     key_id uuid, key_alias text, env_var_name text)

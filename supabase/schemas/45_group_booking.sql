@@ -311,7 +311,7 @@ begin
     if v_shares.owned is not null then
       -- The owners' day and window, this booking counted; an owner's first admission in the group
       -- writes its row. (Every write of the owners' rows holds this counter row's lock, so the rows
-      -- read here are the ones the upsert meets.)
+      -- read here are the ones the upsert meets; only a share's delete, cascading, does not.)
       insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
         day_prev_used, ring_low, ring, window_requests)
       select p_quota_group, o.id, v_day, v_shares.owned_day[o.n][1] + 1,

@@ -6,7 +6,7 @@ set check_function_bodies = off;
 -- Books the request on the best candidate group that fits (p_now: the injected clock or null, for
 -- the decision under the lock; p_at: the reservation's time), with the quota it leaves and the key
 -- that serves the group (read with the candidates, before the row's lock). Groups cooling down are
--- skipped, and so are groups the unlocked counts of google_ai_ranked_groups already show full.
+-- skipped, and so are groups the unlocked counts of google_ai_candidate_groups already show full.
 -- Within a priority tier a group whose row another reservation holds is passed over (SKIP LOCKED) so
 -- concurrent callers spread across groups; before moving to a lower tier the passed-over groups are
 -- tried again in a second pass, waiting for their locks, so a busy row is never mistaken for a full
@@ -30,7 +30,7 @@ declare
   v_budget_day date;
   v_candidate record;
   v_any boolean;
-  v_skipped text[];  -- the groups passed over in this tier's first pass
+  v_skipped text[] := '{}';  -- the groups passed over in a first pass so far
   v_try record;      -- a try on one group (google_ai_book_group)
   v_at timestamptz;  -- a refusal's reopening, cause and recheck, merged into the answer's
   v_outcome text;
@@ -68,7 +68,7 @@ begin
                  case when c.cooldown_until is not null then 'cooldown'
                       when p_rpd is not null and c.rpd_used + 1 > p_rpd then 'rpd'
                       when p_rpm is not null and c.rpm_used + 1 > p_rpm then 'rpm' end as full_by
-          from public.google_ai_ranked_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c) c
+          from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c) c
     cross join (values (false), (true)) p(waiting)
     where not p.waiting or c.groups > 1
     order by c.priority nulls last, p.waiting, c.headroom desc, c.quota_group
@@ -80,6 +80,14 @@ begin
       if v_try.outcome = 'booked' then
         select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
           into booked_group, key_id, key_alias, env_var_name;
+        -- (After waiting for the row, the key read before the wait must still serve the group.)
+        if v_candidate.waiting and not exists (
+             select 1 from public.google_ai_api_keys k
+             where k.id = key_id and k.is_active and public.google_ai_quota_group(k.project_id, k.id) = booked_group
+               and (k.models is null or p_model = any (k.models))) then
+          raise exception 'the keys of quota group % changed during the reservation; retry', booked_group
+            using errcode = '40001';
+        end if;
         exit;
       elsif v_try.outcome = 'skipped' then
         v_skipped := v_skipped || v_candidate.quota_group;

@@ -405,7 +405,7 @@ begin
 end
 $$;
 
--- The quota groups that may serve p_model: those google_ai_ranked_groups lists (an active key for
+-- The quota groups that may serve p_model: those google_ai_candidate_groups lists (an active key for
 -- the model that the caller did not exclude), without its usage read and ranking, which the quota
 -- reads here do themselves. Inlined by the planner into the query that calls it (plain SQL, no SET
 -- clause, as google_ai_quota_group), so it is planned once with its caller's query, not on each call

@@ -228,6 +228,45 @@ describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () =
     expect(["a1", "a2"]).toContain(answer.key_alias);
   });
 
+  it("a group waited for whose keys were switched off meanwhile is not booked: a serialization failure (40001)", async () => {
+    await setModel("pass-over-off", 2, null, null);
+    const at = "2026-11-21 11:00:30+00";
+    const keysOf = async (group: string) =>
+      (await db.sql<{ id: string }[]>`select id from public.google_ai_api_keys k
+        where public.google_ai_quota_group(k.project_id, k.id) = ${group}`).map((k) => k.id);
+    const reserve = (c: Sql, id: string, exclude: string[]) =>
+      c<{ r: Outcome }[]>`
+        select public.google_ai_reserve_models_at(${at}::timestamptz, array['pass-over-off'], 1, 'burst', null, ${id},
+          ${exclude}::uuid[]) as r`.then(([row]) => row.r);
+    for (const id of ["b-1", "b-2"]) expect((await reserve(db.sql, id, await keysOf(GROUP_A))).quota_group).toBe(GROUP_B);
+    expect((await reserve(db.sql, "a-1", await keysOf(GROUP_B))).quota_group).toBe(GROUP_A);
+
+    let release!: () => void;
+    const held = new Promise<void>((r) => (release = r));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((r) => (locked = r));
+    // The holder switches group A's keys off for this model before it gives the row back.
+    const holder = clients[2].begin(async (tx) => {
+      await tx`select 1 from public.google_ai_usage_counters where quota_group = ${GROUP_A} and model = 'pass-over-off' for update`;
+      locked();
+      await held;
+      await tx`update public.google_ai_api_keys set models = array['burst-rpm'] where project_id = ${GROUP_A}`;
+    });
+    await isLocked;
+    const waiter = reserve(clients[3], "a-2", []).then(
+      (r) => ({ ok: true as const, r }),
+      (e: { code?: string }) => ({ ok: false as const, code: e.code }),
+    );
+    await new Promise((r) => setTimeout(r, 300));
+    release();
+    await holder;
+    expect(await waiter).toEqual({ ok: false, code: "40001" });
+    const [{ n }] = await db.sql<{ n: number }[]>`select count(*)::int as n from public.google_ai_attempts
+      where model = 'pass-over-off' and request_id = 'a-2'`;
+    expect(n).toBe(0); // nothing of the booking stays
+    await db.sql`update public.google_ai_api_keys set models = null where project_id = ${GROUP_A}`;
+  });
+
   it("the same named request from 250 connections at once reaches Google once", async () => {
     await setModel("idem-burst", 1000, null, null);
     const outcomes = await Promise.all(

@@ -1,7 +1,7 @@
 -- The reservation RPC: limits, windows, quota groups, priority, headroom, cooldowns, refusals.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(42);
+select plan(44);
 
 -- Fixture: one model with small limits; group proj-a has two keys (priority 1), key b1 has no
 -- project (its own group, priority 2).
@@ -129,9 +129,25 @@ insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, mode
 insert into public.google_ai_usage_counters (quota_group, model, minute_bucket, rpm_used, tpm_used, day_bucket, rpd_used)
 values ('proj-ra', 'rank-model', '2026-11-22 09:06:00+00', 1, 0, '2026-11-22', 1),
        ('proj-rb', 'rank-model', '2026-11-22 09:05:00+00', 0, 0, '2026-11-22', 400);
-select is((select quota_group from public.google_ai_ranked_groups('rank-model', '{}', 2, null, 1000,
+select is((select quota_group from public.google_ai_candidate_groups('rank-model', '{}', 2, null, 1000,
            '2026-11-22 09:06:10+00') order by headroom desc limit 1), 'proj-rb',
   'the group with the larger fraction left goes first (1 - 1/2 against 1 - 400/1000)');
+
+-- A refusal after every group was tried under its lock, none passed over: each group is tried once
+-- (the second pass waits only for groups the first passed over).
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('tpm-full', null, 100, null);
+insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, models) values
+  ('t1', 'KEY_T1', 'proj-t1', array['tpm-full']), ('t2', 'KEY_T2', 'proj-t2', array['tpm-full']);
+select public.google_ai_reserve_models_at('2026-11-22 09:07:00+00', array['tpm-full'], 100, 'pgtap', null, null)
+from generate_series(1, 2);
+set local track_functions = 'all';
+create temp table booking_calls as
+select pg_stat_get_xact_function_calls('public.google_ai_book_group'::regproc) as before;
+select is(public.google_ai_reserve_models_at('2026-11-22 09:07:10+00', array['tpm-full'], 50, 'pgtap', null, null)
+            ->> 'limit', 'tpm', 'both groups full of tokens: refused tpm');
+select is(pg_stat_get_xact_function_calls('public.google_ai_book_group'::regproc) - coalesce(b.before, 0), 2::bigint,
+  'each of the two groups was tried once')
+from booking_calls b;
 
 select * from finish();
 rollback;

@@ -29,7 +29,7 @@ select unalike(pg_temp.plan_of('select public.google_ai_effective_limit(100, 0.1
   'the effective limit is inlined');
 select unalike(pg_temp.plan_of('select public.google_ai_ms_until(now(), now()), public.google_ai_budget_left(5, 2)'),
   '%google_ai_%', 'the answer''s arithmetic is inlined');
-select unalike(pg_temp.plan_of($q$select * from public.google_ai_ranked_groups('m', '{}', 1, 1, 1, now())$q$),
+select unalike(pg_temp.plan_of($q$select * from public.google_ai_candidate_groups('m', '{}', 1, 1, 1, now())$q$),
   '%Function Scan%', 'the candidate groups are inlined where they are read');
 
 -- Same answers as the definitions they replace.
@@ -51,7 +51,7 @@ select is(
                    'public.google_ai_pacific_day(timestamptz)'::regprocedure,
                    'public.google_ai_pacific_midnight_after(timestamptz)'::regprocedure,
                    'public.google_ai_effective_limit(integer, numeric)'::regprocedure,
-                   'public.google_ai_ranked_groups(text, uuid[], integer, integer, integer, timestamptz)'::regprocedure,
+                   'public.google_ai_candidate_groups(text, uuid[], integer, integer, integer, timestamptz)'::regprocedure,
                    'public.google_ai_ms_until(timestamptz, timestamptz)'::regprocedure,
                    'public.google_ai_budget_left(bigint, bigint)'::regprocedure)
      and (p.prosecdef or has_function_privilege('anon', p.oid, 'execute')
