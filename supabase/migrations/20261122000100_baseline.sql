@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 0506668694d1d2d6468f84c44065f06528a2918c2e680086e3757e58e8d34116
+-- sha256 of what follows: 22181298103ef3c22e1c5105cf065b6cd4897eee172ad6716c84297c74555552
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -4990,12 +4990,42 @@ with clock as (
   ('eve_gateway_metrics_live_rows', 'gauge', 'Attempt rows this scrape counted itself (above the fold''s mark).')
 ), live as (
   select a.status, a.model, a.quota_group from public.google_ai_attempts a, clock where a.id > clock.mark
+), serving as (
+  select public.google_ai_quota_group(k.project_id, k.id) as quota_group, l.model
+  from public.google_ai_api_keys k
+  join public.google_ai_model_limits l on l.is_active and (k.models is null or l.model = any (k.models))
+  where k.is_active
+  union
+  select c.quota_group, c.model from public.google_ai_usage_counters c where c.quota_group is not null
+), known (family, labels) as (
+  -- Series known before their first row, exported at zero from the start: a series that first
+  -- appears already holding its first observations starts at that value for Prometheus, and rate()
+  -- and increase() never count a series' starting value (a model's first requests would show in no
+  -- latency panel). The labels as google_ai_metric_samples renders them; active models by class,
+  -- and the quota groups serving each model.
+  select h.family, concat_ws(',', public.google_ai_metric_label('model', l.model),
+           public.google_ai_metric_label('priority_class', c.name))
+  from public.google_ai_model_limits l cross join public.google_ai_priority_classes c
+  cross join (values ('eve_gateway_time_to_first_byte_seconds'), ('eve_gateway_added_latency_seconds'),
+                     ('eve_gateway_wait_seconds')) h(family)
+  where l.is_active
+  union all
+  select 'eve_gateway_google_latency_seconds', concat_ws(',', public.google_ai_metric_label('model', p.model),
+           public.google_ai_metric_label('quota_group', p.quota_group))
+  from serving p
 ), counted as (
   select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t
   union all
   select s.family, s.suffix, s.labels, s.le, s.value
   from clock cross join lateral public.google_ai_metric_samples(clock.mark, 9223372036854775807, null,
     clock.at - public.google_ai_metric_refusal_settled()) s
+  union all
+  -- (A histogram's +Inf bucket brings all its buckets and _count; its _sum is a sample of its own.)
+  select k.family, x.suffix, k.labels, x.le, 0 from known k
+  join families f on f.family = k.family
+  cross join lateral (values ('histogram', '_bucket', 'Infinity'::numeric), ('histogram', '_sum', 'NaN'::numeric),
+                             ('counter', '', 'NaN'::numeric)) x(kind, suffix, le)
+  where x.kind = f.kind
 ), summed as (
   select c.family, c.suffix, c.labels, c.le, sum(c.value) as value from counted c group by 1, 2, 3, 4
 ), histograms as (
@@ -5005,13 +5035,6 @@ with clock as (
   from (select distinct s.family, s.labels from summed s where s.suffix = '_bucket') h
   cross join unnest(public.google_ai_metric_bounds_s()) b(le)
   left join summed s on s.family = h.family and s.labels = h.labels and s.suffix = '_bucket' and s.le = b.le
-), serving as (
-  select public.google_ai_quota_group(k.project_id, k.id) as quota_group, l.model
-  from public.google_ai_api_keys k
-  join public.google_ai_model_limits l on l.is_active and (k.models is null or l.model = any (k.models))
-  where k.is_active
-  union
-  select c.quota_group, c.model from public.google_ai_usage_counters c where c.quota_group is not null
 ), quota as (
   select p.quota_group, p.model,
          coalesce(w.sum_requests, 0) as minute_requests,

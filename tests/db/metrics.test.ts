@@ -337,4 +337,42 @@ describe("google_ai_metrics", () => {
     expect(total(after, "eve_gateway_attempts_total", { status: "abandoned" })
       - total(before, "eve_gateway_attempts_total", { status: "abandoned" })).toBe(2);
   });
+
+  // A series that first appears already holding its first rows starts at that value for Prometheus,
+  // which rate() and increase() never count: a model's first requests would show in no latency panel.
+  it("the histograms of active models and serving quota groups are exported at zero before their first row", async () => {
+    const [{ model }] = await sql<{ model: string }[]>`select l.model from public.google_ai_model_limits l
+      where l.is_active and not exists (select 1 from public.google_ai_attempts a where a.model = l.model)
+        and not exists (select 1 from public.google_ai_metric_totals t
+                        where strpos(t.labels, public.google_ai_metric_label('model', l.model)) > 0)
+      order by l.model limit 1`;
+    await sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority, is_active)
+              values ('zero-a', 'GOOGLE_TEST_KEY_ZERO_A', 'proj-zero', 1, true)`;
+    const histograms: [string, Record<string, string>][] = [
+      ["eve_gateway_google_latency_seconds", { model, quota_group: "proj-zero" }],
+      ["eve_gateway_time_to_first_byte_seconds", { model, priority_class: "interactive" }],
+      ["eve_gateway_added_latency_seconds", { model, priority_class: "batch" }],
+      ["eve_gateway_wait_seconds", { model, priority_class: "interactive" }],
+    ];
+    const series = (e: Exposition, name: string, labels: Record<string, string>) =>
+      e.samples.filter((s) => s.name === name && Object.keys(s.labels).filter((k) => k !== "le").length === Object.keys(labels).length
+        && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
+    const before = await scrape();
+    for (const [family, labels] of histograms) {
+      expect(series(before, `${family}_bucket`, labels).map((s) => s.value), family).toEqual(Array(16).fill(0));
+      expect(series(before, `${family}_bucket`, labels).some((s) => s.labels.le === "+Inf"), family).toBe(true);
+      expect(series(before, `${family}_count`, labels).map((s) => s.value), family).toEqual([0]);
+      expect(series(before, `${family}_sum`, labels).map((s) => s.value), family).toEqual([0]);
+    }
+    // Their first rows add to the same series (no second one with the same labels): one per class, both in proj-zero.
+    await insertAttempts(1, { model, quota_group: "proj-zero", wait_ms: 0 });
+    await insertAttempts(1, { model, quota_group: "proj-zero", wait_ms: 0, priority_class: "batch" });
+    const after = await scrape();
+    expectNoDecrease(counters(before), counters(after));
+    for (const [family, labels] of histograms) {
+      expect(series(after, `${family}_count`, labels).map((s) => s.value), family).toEqual([labels.quota_group ? 2 : 1]);
+      expect(series(after, `${family}_bucket`, labels).length, family).toBe(16);
+    }
+    await sql`delete from public.google_ai_api_keys where key_alias = 'zero-a'`;
+  });
 });
