@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 22181298103ef3c22e1c5105cf065b6cd4897eee172ad6716c84297c74555552
+-- sha256 of what follows: 963717c31a14573401c32455dbede236fdb4bd7c4884cf5bf854436e3c122733
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -5001,8 +5001,9 @@ with clock as (
   -- Series known before their first row, exported at zero from the start: a series that first
   -- appears already holding its first observations starts at that value for Prometheus, and rate()
   -- and increase() never count a series' starting value (a model's first requests would show in no
-  -- latency panel). The labels as google_ai_metric_samples renders them; active models by class,
-  -- and the quota groups serving each model.
+  -- latency panel, a group's first Google 429 or lost finalize no increase() alert). The labels as
+  -- google_ai_metric_samples renders them; active models by class, and the quota groups serving each
+  -- model.
   select h.family, concat_ws(',', public.google_ai_metric_label('model', l.model),
            public.google_ai_metric_label('priority_class', c.name))
   from public.google_ai_model_limits l cross join public.google_ai_priority_classes c
@@ -5010,9 +5011,16 @@ with clock as (
                      ('eve_gateway_wait_seconds')) h(family)
   where l.is_active
   union all
-  select 'eve_gateway_google_latency_seconds', concat_ws(',', public.google_ai_metric_label('model', p.model),
+  select x.family, concat_ws(',', public.google_ai_metric_label('model', p.model),
            public.google_ai_metric_label('quota_group', p.quota_group))
   from serving p
+  cross join (values ('eve_gateway_google_latency_seconds'), ('eve_gateway_finalizes_lost_total')) x(family)
+  union all
+  -- (The causes google_ai_finalize accepts, and 'unknown' for none.)
+  select 'eve_gateway_google_429_total', concat_ws(',', public.google_ai_metric_label('model', p.model),
+           public.google_ai_metric_label('quota_group', p.quota_group), public.google_ai_metric_label('cause', c.cause))
+  from serving p
+  cross join unnest('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]) c(cause)
 ), counted as (
   select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t
   union all

@@ -343,8 +343,9 @@ with clock as (
   -- Series known before their first row, exported at zero from the start: a series that first
   -- appears already holding its first observations starts at that value for Prometheus, and rate()
   -- and increase() never count a series' starting value (a model's first requests would show in no
-  -- latency panel). The labels as google_ai_metric_samples renders them; active models by class,
-  -- and the quota groups serving each model.
+  -- latency panel, a group's first Google 429 or lost finalize no increase() alert). The labels as
+  -- google_ai_metric_samples renders them; active models by class, and the quota groups serving each
+  -- model.
   select h.family, concat_ws(',', public.google_ai_metric_label('model', l.model),
            public.google_ai_metric_label('priority_class', c.name))
   from public.google_ai_model_limits l cross join public.google_ai_priority_classes c
@@ -352,9 +353,16 @@ with clock as (
                      ('eve_gateway_wait_seconds')) h(family)
   where l.is_active
   union all
-  select 'eve_gateway_google_latency_seconds', concat_ws(',', public.google_ai_metric_label('model', p.model),
+  select x.family, concat_ws(',', public.google_ai_metric_label('model', p.model),
            public.google_ai_metric_label('quota_group', p.quota_group))
   from serving p
+  cross join (values ('eve_gateway_google_latency_seconds'), ('eve_gateway_finalizes_lost_total')) x(family)
+  union all
+  -- (The causes google_ai_finalize accepts, and 'unknown' for none.)
+  select 'eve_gateway_google_429_total', concat_ws(',', public.google_ai_metric_label('model', p.model),
+           public.google_ai_metric_label('quota_group', p.quota_group), public.google_ai_metric_label('cause', c.cause))
+  from serving p
+  cross join unnest('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]) c(cause)
 ), counted as (
   select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t
   union all

@@ -340,7 +340,7 @@ describe("google_ai_metrics", () => {
 
   // A series that first appears already holding its first rows starts at that value for Prometheus,
   // which rate() and increase() never count: a model's first requests would show in no latency panel.
-  it("the histograms of active models and serving quota groups are exported at zero before their first row", async () => {
+  it("the histograms and alerted counters of active models and serving quota groups are exported at zero before their first row", async () => {
     const [{ model }] = await sql<{ model: string }[]>`select l.model from public.google_ai_model_limits l
       where l.is_active and not exists (select 1 from public.google_ai_attempts a where a.model = l.model)
         and not exists (select 1 from public.google_ai_metric_totals t
@@ -358,6 +358,11 @@ describe("google_ai_metrics", () => {
       e.samples.filter((s) => s.name === name && Object.keys(s.labels).filter((k) => k !== "le").length === Object.keys(labels).length
         && Object.entries(labels).every(([k, v]) => s.labels[k] === v));
     const before = await scrape();
+    // The counters the alerts read with increase(): a group's first Google 429 or lost finalize fires them.
+    const causes = ["minute", "day", "limit_zero", "spend_cap", "monthly_cap", "billing_cap", "credits_depleted", "unknown"];
+    expect(causes.map((cause) => series(before, "eve_gateway_google_429_total", { model, quota_group: "proj-zero", cause })
+      .map((s) => s.value))).toEqual(causes.map(() => [0]));
+    expect(series(before, "eve_gateway_finalizes_lost_total", { model, quota_group: "proj-zero" }).map((s) => s.value)).toEqual([0]);
     for (const [family, labels] of histograms) {
       expect(series(before, `${family}_bucket`, labels).map((s) => s.value), family).toEqual(Array(16).fill(0));
       expect(series(before, `${family}_bucket`, labels).some((s) => s.labels.le === "+Inf"), family).toBe(true);
@@ -373,6 +378,13 @@ describe("google_ai_metrics", () => {
       expect(series(after, `${family}_count`, labels).map((s) => s.value), family).toEqual([labels.quota_group ? 2 : 1]);
       expect(series(after, `${family}_bucket`, labels).length, family).toBe(16);
     }
+    // And the counters' first events too.
+    await insertAttempts(1, { model, quota_group: "proj-zero", status: "google_error", http_status: 429, quota_cause: "spend_cap" });
+    await insertAttempts(1, { model, quota_group: "proj-zero", status: "abandoned", http_status: null });
+    const counted = await scrape();
+    expectNoDecrease(counters(after), counters(counted));
+    expect(series(counted, "eve_gateway_google_429_total", { model, quota_group: "proj-zero", cause: "spend_cap" }).map((s) => s.value)).toEqual([1]);
+    expect(series(counted, "eve_gateway_finalizes_lost_total", { model, quota_group: "proj-zero" }).map((s) => s.value)).toEqual([1]);
     await sql`delete from public.google_ai_api_keys where key_alias = 'zero-a'`;
   });
 });
