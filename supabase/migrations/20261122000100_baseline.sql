@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 963717c31a14573401c32455dbede236fdb4bd7c4884cf5bf854436e3c122733
+-- sha256 of what follows: 3c04d13fcb13f60099adb8c259186355fa6010e8c5113a8bd704ed4fec2e4478
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -5020,7 +5020,8 @@ with clock as (
   select 'eve_gateway_google_429_total', concat_ws(',', public.google_ai_metric_label('model', p.model),
            public.google_ai_metric_label('quota_group', p.quota_group), public.google_ai_metric_label('cause', c.cause))
   from serving p
-  cross join unnest('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]) c(cause)
+  cross join unnest('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[])
+    c(cause)
 ), counted as (
   select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t
   union all
