@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 3c04d13fcb13f60099adb8c259186355fa6010e8c5113a8bd704ed4fec2e4478
+-- sha256 of what follows: 64c820ebb4156309320eeebc048bcfe438a0ada6d8a7056e1d89be3271ff172a
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -4935,9 +4935,13 @@ $$;
 -- statement, so it reads one snapshot: a fold or a housekeeping run that commits meanwhile is seen
 -- entirely or not at all.
 CREATE OR REPLACE FUNCTION public.google_ai_metrics_text() RETURNS text
-    LANGUAGE sql STABLE SECURITY DEFINER
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
+begin
+-- (PL/pgSQL, not SQL: a SQL function with SET clauses is planned again on every call, about half a
+-- scrape's CPU; this keeps its plan for the connection.)
+return (
 with clock as (
   select now() as at,
          (select f.folded_through from public.google_ai_metric_fold f where f.id) as mark,
@@ -5040,7 +5044,8 @@ with clock as (
 ), histograms as (
   -- Every bucket of each histogram series, cumulative, +Inf last; _count is the +Inf bucket.
   select h.family, h.labels, b.le,
-         sum(coalesce(s.value, 0)) over (partition by h.family, h.labels order by b.le) as value
+         sum(coalesce(s.value, 0)) over (partition by h.family collate "C", h.labels collate "C" order by b.le)
+           as value
   from (select distinct s.family, s.labels from summed s where s.suffix = '_bucket') h
   cross join unnest(public.google_ai_metric_bounds_s()) b(le)
   left join summed s on s.family = h.family and s.labels = h.labels and s.suffix = '_bucket' and s.le = b.le
@@ -5160,16 +5165,19 @@ with clock as (
   select g.family, g.family, g.labels, g.value from gauges g
 )
 -- Every family's HELP and TYPE, even before it has a sample, so a scraper knows each from the start.
-select string_agg(block, '' order by family)
+-- (Byte order, "C": the samples' text sorted by the database's collation cost a scrape more than all else.)
+select string_agg(block, '' order by family collate "C")
 from (
   select f.family,
          '# HELP ' || f.family || ' ' || f.help || E'\n# TYPE ' || f.family || ' ' || f.kind || E'\n' ||
          coalesce(string_agg(s.name || case when s.labels = '' then '' else '{' || s.labels || '}' end || ' ' ||
                              case when s.value = 'Infinity' then '+Inf' else trim_scale(s.value)::text end || E'\n',
-                             '' order by s.name, s.labels), '') as block
+                             '' order by s.name collate "C", s.labels collate "C"), '') as block
   from families f left join samples s on s.family = f.family
   group by f.family, f.kind, f.help
 ) blocks
+);
+end
 $$;
 -- ================================================================================================
 -- supabase/schemas/92_housekeeping.sql
