@@ -3,6 +3,7 @@
 // must equal the limit of each group exactly: not one more (over-admission), not one less (a busy
 // row mistaken for a full one).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { TransactionSql } from "postgres";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
@@ -68,6 +69,38 @@ async function loggedByGroup(model: string): Promise<Record<string, number>> {
     select quota_group, count(*)::int as n from public.google_ai_attempts
     where model = ${model} and status = 'reserved' group by quota_group`;
   return Object.fromEntries(rows.map((r) => [r.quota_group, r.n]));
+}
+
+/**
+ * Two groups for `model` (RPM 2) at one instant: B full (its unlocked count refuses it without a lock),
+ * A with room for one more, and A's counter row held by `holderClient` until `release()`; `beforeRelease`
+ * runs in the holder's transaction just before it gives the row back.
+ */
+async function groupAHeld(model: string, holderClient: Sql, beforeRelease?: (tx: TransactionSql) => Promise<unknown>) {
+  await setModel(model, 2, null, null);
+  const at = "2026-11-21 11:00:30+00";
+  const keysOf = async (group: string) =>
+    (await db.sql<{ id: string }[]>`select id from public.google_ai_api_keys k
+      where public.google_ai_quota_group(k.project_id, k.id) = ${group}`).map((k) => k.id);
+  const reserve = (c: Sql, id: string, exclude: string[]) =>
+    c<{ r: Outcome & { key_alias?: string } }[]>`
+      select public.google_ai_reserve_models_at(${at}::timestamptz, array[${model}], 1, 'burst', null, ${id},
+        ${exclude}::uuid[]) as r`.then(([row]) => row.r);
+  for (const id of ["b-1", "b-2"]) expect((await reserve(db.sql, id, await keysOf(GROUP_A))).quota_group).toBe(GROUP_B);
+  expect((await reserve(db.sql, "a-1", await keysOf(GROUP_B))).quota_group).toBe(GROUP_A);
+
+  let release!: () => void;
+  const held = new Promise<void>((r) => (release = r));
+  let locked!: () => void;
+  const isLocked = new Promise<void>((r) => (locked = r));
+  const holder = holderClient.begin(async (tx) => {
+    await tx`select 1 from public.google_ai_usage_counters where quota_group = ${GROUP_A} and model = ${model} for update`;
+    locked();
+    await held;
+    await beforeRelease?.(tx);
+  });
+  await isLocked;
+  return { reserve, release: async () => { release(); await holder; } };
 }
 
 describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () => {
@@ -193,35 +226,12 @@ describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () =
   });
 
   it("a group held by another reservation is passed over, then waited for before the request is refused", async () => {
-    await setModel("pass-over", 2, null, null);
-    const at = "2026-11-21 11:00:30+00";
-    const keysOf = async (group: string) =>
-      (await db.sql<{ id: string }[]>`select id from public.google_ai_api_keys k
-        where public.google_ai_quota_group(k.project_id, k.id) = ${group}`).map((k) => k.id);
-    const reserve = (c: Sql, id: string, exclude: string[]) =>
-      c<{ r: Outcome & { key_alias?: string } }[]>`
-        select public.google_ai_reserve_models_at(${at}::timestamptz, array['pass-over'], 1, 'burst', null, ${id},
-          ${exclude}::uuid[]) as r`.then(([row]) => row.r);
-    // Group B full (its unlocked count refuses it without a lock), group A with room for one more.
-    for (const id of ["b-1", "b-2"]) expect((await reserve(db.sql, id, await keysOf(GROUP_A))).quota_group).toBe(GROUP_B);
-    expect((await reserve(db.sql, "a-1", await keysOf(GROUP_B))).quota_group).toBe(GROUP_A);
-
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((r) => (locked = r));
-    const holder = clients[0].begin(async (tx) => {
-      await tx`select 1 from public.google_ai_usage_counters where quota_group = ${GROUP_A} and model = 'pass-over' for update`;
-      locked();
-      await held;
-    });
-    await isLocked;
+    const { reserve, release } = await groupAHeld("pass-over", clients[0]);
     let settled = false;
     const waiter = reserve(clients[1], "a-2", []).finally(() => (settled = true));
     await new Promise((r) => setTimeout(r, 500));
     expect(settled).toBe(false); // skipped in the first pass, now waiting in the second
-    release();
-    await holder;
+    await release();
     const answer = await waiter;
     expect(answer.ok).toBe(true);
     expect(answer.quota_group).toBe(GROUP_A);
@@ -229,37 +239,15 @@ describe(`${CONNECTIONS} concurrent connections, 3 keys in 2 quota groups`, () =
   });
 
   it("a group waited for whose keys were switched off meanwhile is not booked: a serialization failure (40001)", async () => {
-    await setModel("pass-over-off", 2, null, null);
-    const at = "2026-11-21 11:00:30+00";
-    const keysOf = async (group: string) =>
-      (await db.sql<{ id: string }[]>`select id from public.google_ai_api_keys k
-        where public.google_ai_quota_group(k.project_id, k.id) = ${group}`).map((k) => k.id);
-    const reserve = (c: Sql, id: string, exclude: string[]) =>
-      c<{ r: Outcome }[]>`
-        select public.google_ai_reserve_models_at(${at}::timestamptz, array['pass-over-off'], 1, 'burst', null, ${id},
-          ${exclude}::uuid[]) as r`.then(([row]) => row.r);
-    for (const id of ["b-1", "b-2"]) expect((await reserve(db.sql, id, await keysOf(GROUP_A))).quota_group).toBe(GROUP_B);
-    expect((await reserve(db.sql, "a-1", await keysOf(GROUP_B))).quota_group).toBe(GROUP_A);
-
-    let release!: () => void;
-    const held = new Promise<void>((r) => (release = r));
-    let locked!: () => void;
-    const isLocked = new Promise<void>((r) => (locked = r));
     // The holder switches group A's keys off for this model before it gives the row back.
-    const holder = clients[2].begin(async (tx) => {
-      await tx`select 1 from public.google_ai_usage_counters where quota_group = ${GROUP_A} and model = 'pass-over-off' for update`;
-      locked();
-      await held;
-      await tx`update public.google_ai_api_keys set models = array['burst-rpm'] where project_id = ${GROUP_A}`;
-    });
-    await isLocked;
+    const { reserve, release } = await groupAHeld("pass-over-off", clients[2], (tx) =>
+      tx`update public.google_ai_api_keys set models = array['burst-rpm'] where project_id = ${GROUP_A}`);
     const waiter = reserve(clients[3], "a-2", []).then(
       (r) => ({ ok: true as const, r }),
       (e: { code?: string }) => ({ ok: false as const, code: e.code }),
     );
     await new Promise((r) => setTimeout(r, 300));
-    release();
-    await holder;
+    await release();
     expect(await waiter).toEqual({ ok: false, code: "40001" });
     const [{ n }] = await db.sql<{ n: number }[]>`select count(*)::int as n from public.google_ai_attempts
       where model = 'pass-over-off' and request_id = 'a-2'`;
