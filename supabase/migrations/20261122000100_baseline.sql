@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 64c820ebb4156309320eeebc048bcfe438a0ada6d8a7056e1d89be3271ff172a
+-- sha256 of what follows: 0f4fc6827816fc85715e4149afa99d2bd42d389dbe8ead3d4d38aaec35f2d39c
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -244,6 +244,19 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
     'The sliding window as a ring of seconds from ring_low on (google_ai_ring_at): per second its admissions, their '
     'tokens, the first and the last one''s microsecond; window_requests and window_tokens are their sums.';
 
+-- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES in
+-- _shared/google/quota-cause.ts; a test keeps the two equal). The one list: the rows' checks, finalize
+-- and the metrics read it here. p_rests_group: only the causes that rest every model of the quota
+-- group (the spend-based rate limit, and money), not only the model asked.
+CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when p_rests_group then g.causes
+              else array['minute', 'day', 'limit_zero'] operator(pg_catalog.||) g.causes
+                   operator(pg_catalog.||) 'unknown'::text end
+  from (select array['spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted'] as causes) g
+$$;
+
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
 -- or until Pacific midnight after a per-day quota violation.
 CREATE TABLE IF NOT EXISTS public.google_ai_cooldowns (
@@ -255,9 +268,7 @@ CREATE TABLE IF NOT EXISTS public.google_ai_cooldowns (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     cause text,
-    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text,
-      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
-      'unknown'::text])))
+    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (public.google_ai_quota_causes())))
 );
 
 COMMENT ON COLUMN public.google_ai_cooldowns.cause IS
@@ -403,9 +414,7 @@ CREATE TABLE IF NOT EXISTS public.google_ai_attempts (
     holder uuid,
     refusal_cause text,
     admitted_at timestamp with time zone,
-    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text,
-      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
-      'unknown'::text]))),
+    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (public.google_ai_quota_causes()))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text,
       'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text,
       'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
@@ -422,8 +431,8 @@ COMMENT ON COLUMN public.google_ai_attempts.admitted_at IS
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 
 COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS
-    'For a Google 429: minute, day, limit_zero, spend_cap (the spend-based rate limit), monthly_cap, billing_cap, '
-    'credits_depleted (money: the project is out until its owner acts) or unknown, read from Google''s body.';
+    'For a Google 429: why, read from Google''s body; one of google_ai_quota_causes() (docs/google-429s.md says '
+    'what each means).';
 
 COMMENT ON COLUMN public.google_ai_attempts.refusal_cause IS
     'For a refusal: why, one meaning each (google_ai_refusal_cause): window_full, share_kept, spread, day_exhausted, '
@@ -3866,7 +3875,7 @@ begin
   from (select p_model as model
         union
         select l.model from public.google_ai_model_limits l
-        where p_cause in ('spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted') and l.is_active
+        where p_cause = any (public.google_ai_quota_causes(true)) and l.is_active
           and exists (select 1 from public.google_ai_api_keys k
                       where public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
                         and (k.models is null or l.model = any (k.models)))) m
@@ -3882,8 +3891,8 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
     p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS
-    'Finalize''s cooldown: one model, or for a spend cap or money (spend_cap, monthly_cap, billing_cap, '
-    'credits_depleted) every active model the quota group''s keys serve.';
+    'Finalize''s cooldown: one model, or for a spend cap or money (google_ai_quota_causes(true)) every active '
+    'model the quota group''s keys serve.';
 
 -- Cooldown by hand (an operator's, or a test's): a quota group rests for one model until p_until,
 -- never shortened by a later call; written as finalize writes Google's (google_ai_cooldown_for_cause),
@@ -3953,10 +3962,8 @@ begin
   if p_outcome not in ('succeeded', 'google_error', 'network_error', 'timeout') then
     raise exception 'p_outcome must be succeeded, google_error, network_error or timeout' using errcode = '22023';
   end if;
-  if p_quota_cause is not null and p_quota_cause not in ('minute', 'day', 'limit_zero', 'spend_cap', 'monthly_cap',
-                                                         'billing_cap', 'credits_depleted', 'unknown') then
-    raise exception
-      'p_quota_cause must be minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted or unknown'
+  if not (p_quota_cause = any (public.google_ai_quota_causes())) then
+    raise exception 'p_quota_cause must be one of %', array_to_string(public.google_ai_quota_causes(), ', ')
       using errcode = '22023';
   end if;
 
@@ -4956,8 +4963,7 @@ with clock as (
     'Calls that reached Google, by outcome, the service tier asked '
     'for (standard, flex, priority) and the one Google says served.'),
   ('eve_gateway_google_429_total', 'counter',
-    'Google''s own 429 answers, by cause (minute, day, limit_zero, '
-    'spend_cap, monthly_cap, billing_cap, credits_depleted, unknown).'),
+    'Google''s own 429 answers, by cause: the quota or the money the answer named (docs/google-429s.md).'),
   ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),
   ('eve_gateway_queue_lapses_total', 'counter',
     'Waiters that left the admission queue without being admitted (stopped asking).'),
@@ -5020,12 +5026,11 @@ with clock as (
   from serving p
   cross join (values ('eve_gateway_google_latency_seconds'), ('eve_gateway_finalizes_lost_total')) x(family)
   union all
-  -- (The causes google_ai_finalize accepts, and 'unknown' for none.)
+  -- (Every cause a row may name: google_ai_quota_causes.)
   select 'eve_gateway_google_429_total', concat_ws(',', public.google_ai_metric_label('model', p.model),
            public.google_ai_metric_label('quota_group', p.quota_group), public.google_ai_metric_label('cause', c.cause))
   from serving p
-  cross join unnest('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[])
-    c(cause)
+  cross join unnest(public.google_ai_quota_causes()) c(cause)
 ), counted as (
   select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t
   union all

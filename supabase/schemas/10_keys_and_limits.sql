@@ -152,6 +152,19 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
     'The sliding window as a ring of seconds from ring_low on (google_ai_ring_at): per second its admissions, their '
     'tokens, the first and the last one''s microsecond; window_requests and window_tokens are their sums.';
 
+-- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES in
+-- _shared/google/quota-cause.ts; a test keeps the two equal). The one list: the rows' checks, finalize
+-- and the metrics read it here. p_rests_group: only the causes that rest every model of the quota
+-- group (the spend-based rate limit, and money), not only the model asked.
+CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when p_rests_group then g.causes
+              else array['minute', 'day', 'limit_zero'] operator(pg_catalog.||) g.causes
+                   operator(pg_catalog.||) 'unknown'::text end
+  from (select array['spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted'] as causes) g
+$$;
+
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
 -- or until Pacific midnight after a per-day quota violation.
 CREATE TABLE public.google_ai_cooldowns (
@@ -163,9 +176,7 @@ CREATE TABLE public.google_ai_cooldowns (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     cause text,
-    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text,
-      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
-      'unknown'::text])))
+    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (public.google_ai_quota_causes())))
 );
 
 COMMENT ON COLUMN public.google_ai_cooldowns.cause IS

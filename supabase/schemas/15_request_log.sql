@@ -48,9 +48,7 @@ CREATE TABLE public.google_ai_attempts (
     holder uuid,
     refusal_cause text,
     admitted_at timestamp with time zone,
-    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text,
-      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
-      'unknown'::text]))),
+    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (public.google_ai_quota_causes()))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text,
       'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text,
       'abandoned'::text, 'cut'::text, 'withdrawn'::text])))
@@ -67,8 +65,8 @@ COMMENT ON COLUMN public.google_ai_attempts.admitted_at IS
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 
 COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS
-    'For a Google 429: minute, day, limit_zero, spend_cap (the spend-based rate limit), monthly_cap, billing_cap, '
-    'credits_depleted (money: the project is out until its owner acts) or unknown, read from Google''s body.';
+    'For a Google 429: why, read from Google''s body; one of google_ai_quota_causes() (docs/google-429s.md says '
+    'what each means).';
 
 COMMENT ON COLUMN public.google_ai_attempts.refusal_cause IS
     'For a refusal: why, one meaning each (google_ai_refusal_cause): window_full, share_kept, spread, day_exhausted, '

@@ -37,7 +37,7 @@ begin
   from (select p_model as model
         union
         select l.model from public.google_ai_model_limits l
-        where p_cause in ('spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted') and l.is_active
+        where p_cause = any (public.google_ai_quota_causes(true)) and l.is_active
           and exists (select 1 from public.google_ai_api_keys k
                       where public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
                         and (k.models is null or l.model = any (k.models)))) m
@@ -53,8 +53,8 @@ $$;
 
 COMMENT ON FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
     p_until timestamp with time zone, p_cause text, p_reason text, p_quota_id text) IS
-    'Finalize''s cooldown: one model, or for a spend cap or money (spend_cap, monthly_cap, billing_cap, '
-    'credits_depleted) every active model the quota group''s keys serve.';
+    'Finalize''s cooldown: one model, or for a spend cap or money (google_ai_quota_causes(true)) every active '
+    'model the quota group''s keys serve.';
 
 -- Cooldown by hand (an operator's, or a test's): a quota group rests for one model until p_until,
 -- never shortened by a later call; written as finalize writes Google's (google_ai_cooldown_for_cause),
@@ -124,10 +124,8 @@ begin
   if p_outcome not in ('succeeded', 'google_error', 'network_error', 'timeout') then
     raise exception 'p_outcome must be succeeded, google_error, network_error or timeout' using errcode = '22023';
   end if;
-  if p_quota_cause is not null and p_quota_cause not in ('minute', 'day', 'limit_zero', 'spend_cap', 'monthly_cap',
-                                                         'billing_cap', 'credits_depleted', 'unknown') then
-    raise exception
-      'p_quota_cause must be minute, day, limit_zero, spend_cap, monthly_cap, billing_cap, credits_depleted or unknown'
+  if not (p_quota_cause = any (public.google_ai_quota_causes())) then
+    raise exception 'p_quota_cause must be one of %', array_to_string(public.google_ai_quota_causes(), ', ')
       using errcode = '22023';
   end if;
 

@@ -298,8 +298,7 @@ with clock as (
     'Calls that reached Google, by outcome, the service tier asked '
     'for (standard, flex, priority) and the one Google says served.'),
   ('eve_gateway_google_429_total', 'counter',
-    'Google''s own 429 answers, by cause (minute, day, limit_zero, '
-    'spend_cap, monthly_cap, billing_cap, credits_depleted, unknown).'),
+    'Google''s own 429 answers, by cause: the quota or the money the answer named (docs/google-429s.md).'),
   ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),
   ('eve_gateway_queue_lapses_total', 'counter',
     'Waiters that left the admission queue without being admitted (stopped asking).'),
@@ -362,12 +361,11 @@ with clock as (
   from serving p
   cross join (values ('eve_gateway_google_latency_seconds'), ('eve_gateway_finalizes_lost_total')) x(family)
   union all
-  -- (The causes google_ai_finalize accepts, and 'unknown' for none.)
+  -- (Every cause a row may name: google_ai_quota_causes.)
   select 'eve_gateway_google_429_total', concat_ws(',', public.google_ai_metric_label('model', p.model),
            public.google_ai_metric_label('quota_group', p.quota_group), public.google_ai_metric_label('cause', c.cause))
   from serving p
-  cross join unnest('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[])
-    c(cause)
+  cross join unnest(public.google_ai_quota_causes()) c(cause)
 ), counted as (
   select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t
   union all

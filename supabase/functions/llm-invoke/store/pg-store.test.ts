@@ -11,6 +11,7 @@ import { GatewayError } from "../../_shared/errors.ts";
 import postgres from "postgres";
 import { createPgStore, jsonbText, parseQuotaReport, parseQuotaSnapshot, parseReserveResult } from "./pg-store.ts";
 import type { Refusal, Reservation, ReserveParams } from "../contract.ts";
+import { MONEY_CAUSES, QUOTA_CAUSES } from "../../_shared/google/quota-cause.ts";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 
@@ -344,6 +345,16 @@ describe("createPgStore over the RPCs", () => {
       await db.sql`delete from public.google_ai_model_limits where model = 'spend-test-inactive'`;
       await db.sql`delete from public.google_ai_cooldowns`;
     }
+  });
+
+  it("the causes the classifier names are the database's one list, and spend_cap and money rest the whole group", async () => {
+    const [{ all, group }] = await db.sql<{ all: string[]; group: string[] }[]>`
+      select public.google_ai_quota_causes() as all, public.google_ai_quota_causes(true) as group`;
+    expect(all).toEqual([...QUOTA_CAUSES]);
+    expect([...group].sort()).toEqual(["spend_cap", ...MONEY_CAUSES].sort());
+    // The rows' checks read the same list: a cause outside it is refused by the table, not only by finalize.
+    await expect(db.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, cause)
+                        values ('proj-default', 'gemma-3-27b-it', now(), 'quota')`).rejects.toThrow(/cause_check/);
   });
 
   it("concurrent spend caps of one group and key checks clearing its limit: 0 rests never deadlock", async () => {
