@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 0f4fc6827816fc85715e4149afa99d2bd42d389dbe8ead3d4d38aaec35f2d39c
+-- sha256 of what follows: c4ef66c229eff07ff44b13e4ee09513efa9615360c105ebd4247a54a86c75bf3
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -251,10 +251,9 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
 CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  select case when p_rests_group then g.causes
-              else array['minute', 'day', 'limit_zero'] operator(pg_catalog.||) g.causes
-                   operator(pg_catalog.||) 'unknown'::text end
-  from (select array['spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted'] as causes) g
+  -- (The four that rest the group stand together, 4th to 7th. No FROM, so the planner inlines it.)
+  select (array['minute', 'day', 'limit_zero', 'spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted',
+                'unknown'])[case when p_rests_group then 4 else 1 end : case when p_rests_group then 7 else 8 end]
 $$;
 
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
@@ -2204,7 +2203,22 @@ $$;
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The quota groups that may serve p_model (through an active key the caller did not exclude), one
+-- The keys that may serve p_model, each with its quota group: active, for the model (a key's models;
+-- null: every model) and not excluded by the caller. The one place that says which keys serve a
+-- model: the booking's candidates, a booking that waited for a row, the quota reads and the metrics
+-- all ask here. A SQL table function, so it is inlined into the statement that reads it.
+CREATE OR REPLACE FUNCTION public.google_ai_serving_keys(p_model text, p_exclude_key_ids uuid[])
+    RETURNS TABLE(quota_group text, key_id uuid, priority integer, key_alias text, env_var_name text)
+    LANGUAGE sql STABLE
+    AS $$
+  select public.google_ai_quota_group(k.project_id, k.id), k.id, k.priority, k.key_alias, k.env_var_name
+  from public.google_ai_api_keys k
+  where k.is_active
+    and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
+    and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
+$$;
+
+-- The quota groups that may serve p_model (through a key google_ai_serving_keys names), one
 -- row each: the priority of its best key, the cooldown in force at p_now, what it used in the
 -- current minute and Pacific day (an unlocked read) and its headroom (the smallest remaining
 -- fraction of RPM, TPM and RPD). The reservation tries them by priority (lower first, none last),
@@ -2219,14 +2233,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
     LANGUAGE sql STABLE
     AS $$
   with keys as (
-    select distinct on (public.google_ai_quota_group(k.project_id, k.id))
-           public.google_ai_quota_group(k.project_id, k.id) as quota_group,
-           k.priority, k.id as key_id, k.key_alias, k.env_var_name
-    from public.google_ai_api_keys k
-    where k.is_active
-      and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
-      and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
-    order by public.google_ai_quota_group(k.project_id, k.id), k.priority nulls last, k.key_alias
+    select distinct on (s.quota_group) s.quota_group, s.priority, s.key_id, s.key_alias, s.env_var_name
+    from public.google_ai_serving_keys(p_model, p_exclude_key_ids) s
+    order by s.quota_group, s.priority nulls last, s.key_alias
   ), usage as (
     select g.quota_group, g.priority, g.key_id, g.key_alias, g.env_var_name, cd.cooldown_until,
            case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)
@@ -3012,9 +3021,8 @@ begin
           into booked_group, key_id, key_alias, env_var_name;
         -- (After waiting for the row, the key read before the wait must still serve the group.)
         if v_candidate.waiting and not exists (
-             select 1 from public.google_ai_api_keys k
-             where k.id = key_id and k.is_active and public.google_ai_quota_group(k.project_id, k.id) = booked_group
-               and (k.models is null or p_model = any (k.models))) then
+             select 1 from public.google_ai_serving_keys(p_model, p_exclude_key_ids) s
+             where s.key_id = v_candidate.key_id and s.quota_group = v_candidate.quota_group) then
           raise exception 'the keys of quota group % changed during the reservation; retry', booked_group
             using errcode = '40001';
         end if;
@@ -4218,7 +4226,7 @@ begin
     from public.google_ai_group_quota(v_group, v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd, v_now) q;
   else
     select g.quota_group, q.* into v_quota
-    from public.google_ai_serving_groups(v_limits.model, p_exclude_key_ids) g
+    from (select distinct s.quota_group from public.google_ai_serving_keys(v_limits.model, p_exclude_key_ids) s) g
     cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
                                                      v_limits.rpd, v_now) q
     order by q.ready_at, q.requests_left desc nulls last, q.day_left desc nulls last, g.quota_group
@@ -4430,7 +4438,7 @@ begin
          sum(q.day_left)::integer as day_left,
          min(q.day_reset_at) as day_reset_at
     into v_sum
-  from public.google_ai_serving_groups(v_limits.model, '{}') g
+  from (select distinct s.quota_group from public.google_ai_serving_keys(v_limits.model, '{}') s) g
   cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
                                                    v_limits.rpd, p_now) q;
 
@@ -4564,23 +4572,6 @@ begin
       from public.google_ai_model_limits l
       where l.withdrawn_at is not null and (v_models is null or l.model = any (v_models))), '[]'));
 end
-$$;
-
--- The quota groups that may serve p_model: those google_ai_candidate_groups lists (an active key for
--- the model that the caller did not exclude), without its usage read and ranking, which the quota
--- reads here do themselves. Inlined by the planner into the query that calls it (plain SQL, no SET
--- clause, as google_ai_quota_group), so it is planned once with its caller's query, not on each call
--- (a refusal's quota cost ~0.9 ms through the ranked groups); with no SET search_path, the
--- body names everything by schema, operators included.
-CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text,
-    p_exclude_key_ids uuid[]) RETURNS TABLE(quota_group text)
-    LANGUAGE sql STABLE
-    AS $$
-  select distinct public.google_ai_quota_group(k.project_id, k.id)
-  from public.google_ai_api_keys k
-  where k.is_active
-    and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
-    and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
 $$;
 -- ================================================================================================
 -- supabase/schemas/90_maintenance_log.sql
@@ -5001,10 +4992,10 @@ with clock as (
 ), live as (
   select a.status, a.model, a.quota_group from public.google_ai_attempts a, clock where a.id > clock.mark
 ), serving as (
-  select public.google_ai_quota_group(k.project_id, k.id) as quota_group, l.model
-  from public.google_ai_api_keys k
-  join public.google_ai_model_limits l on l.is_active and (k.models is null or l.model = any (k.models))
-  where k.is_active
+  select s.quota_group, l.model
+  from public.google_ai_model_limits l
+  cross join lateral public.google_ai_serving_keys(l.model, null) s
+  where l.is_active
   union
   select c.quota_group, c.model from public.google_ai_usage_counters c where c.quota_group is not null
 ), known (family, labels) as (

@@ -4,7 +4,22 @@
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The quota groups that may serve p_model (through an active key the caller did not exclude), one
+-- The keys that may serve p_model, each with its quota group: active, for the model (a key's models;
+-- null: every model) and not excluded by the caller. The one place that says which keys serve a
+-- model: the booking's candidates, a booking that waited for a row, the quota reads and the metrics
+-- all ask here. A SQL table function, so it is inlined into the statement that reads it.
+CREATE OR REPLACE FUNCTION public.google_ai_serving_keys(p_model text, p_exclude_key_ids uuid[])
+    RETURNS TABLE(quota_group text, key_id uuid, priority integer, key_alias text, env_var_name text)
+    LANGUAGE sql STABLE
+    AS $$
+  select public.google_ai_quota_group(k.project_id, k.id), k.id, k.priority, k.key_alias, k.env_var_name
+  from public.google_ai_api_keys k
+  where k.is_active
+    and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
+    and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
+$$;
+
+-- The quota groups that may serve p_model (through a key google_ai_serving_keys names), one
 -- row each: the priority of its best key, the cooldown in force at p_now, what it used in the
 -- current minute and Pacific day (an unlocked read) and its headroom (the smallest remaining
 -- fraction of RPM, TPM and RPD). The reservation tries them by priority (lower first, none last),
@@ -19,14 +34,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
     LANGUAGE sql STABLE
     AS $$
   with keys as (
-    select distinct on (public.google_ai_quota_group(k.project_id, k.id))
-           public.google_ai_quota_group(k.project_id, k.id) as quota_group,
-           k.priority, k.id as key_id, k.key_alias, k.env_var_name
-    from public.google_ai_api_keys k
-    where k.is_active
-      and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
-      and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
-    order by public.google_ai_quota_group(k.project_id, k.id), k.priority nulls last, k.key_alias
+    select distinct on (s.quota_group) s.quota_group, s.priority, s.key_id, s.key_alias, s.env_var_name
+    from public.google_ai_serving_keys(p_model, p_exclude_key_ids) s
+    order by s.quota_group, s.priority nulls last, s.key_alias
   ), usage as (
     select g.quota_group, g.priority, g.key_id, g.key_alias, g.env_var_name, cd.cooldown_until,
            case when c.minute_bucket operator(pg_catalog.=) public.google_ai_minute_window(p_now)

@@ -82,9 +82,8 @@ begin
           into booked_group, key_id, key_alias, env_var_name;
         -- (After waiting for the row, the key read before the wait must still serve the group.)
         if v_candidate.waiting and not exists (
-             select 1 from public.google_ai_api_keys k
-             where k.id = key_id and k.is_active and public.google_ai_quota_group(k.project_id, k.id) = booked_group
-               and (k.models is null or p_model = any (k.models))) then
+             select 1 from public.google_ai_serving_keys(p_model, p_exclude_key_ids) s
+             where s.key_id = v_candidate.key_id and s.quota_group = v_candidate.quota_group) then
           raise exception 'the keys of quota group % changed during the reservation; retry', booked_group
             using errcode = '40001';
         end if;

@@ -57,7 +57,7 @@ begin
     from public.google_ai_group_quota(v_group, v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd, v_now) q;
   else
     select g.quota_group, q.* into v_quota
-    from public.google_ai_serving_groups(v_limits.model, p_exclude_key_ids) g
+    from (select distinct s.quota_group from public.google_ai_serving_keys(v_limits.model, p_exclude_key_ids) s) g
     cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
                                                      v_limits.rpd, v_now) q
     order by q.ready_at, q.requests_left desc nulls last, q.day_left desc nulls last, g.quota_group
@@ -269,7 +269,7 @@ begin
          sum(q.day_left)::integer as day_left,
          min(q.day_reset_at) as day_reset_at
     into v_sum
-  from public.google_ai_serving_groups(v_limits.model, '{}') g
+  from (select distinct s.quota_group from public.google_ai_serving_keys(v_limits.model, '{}') s) g
   cross join lateral public.google_ai_group_quota(g.quota_group, v_limits.model, v_limits.rpm, v_limits.tpm,
                                                    v_limits.rpd, p_now) q;
 
@@ -403,21 +403,4 @@ begin
       from public.google_ai_model_limits l
       where l.withdrawn_at is not null and (v_models is null or l.model = any (v_models))), '[]'));
 end
-$$;
-
--- The quota groups that may serve p_model: those google_ai_candidate_groups lists (an active key for
--- the model that the caller did not exclude), without its usage read and ranking, which the quota
--- reads here do themselves. Inlined by the planner into the query that calls it (plain SQL, no SET
--- clause, as google_ai_quota_group), so it is planned once with its caller's query, not on each call
--- (a refusal's quota cost ~0.9 ms through the ranked groups); with no SET search_path, the
--- body names everything by schema, operators included.
-CREATE OR REPLACE FUNCTION public.google_ai_serving_groups(p_model text,
-    p_exclude_key_ids uuid[]) RETURNS TABLE(quota_group text)
-    LANGUAGE sql STABLE
-    AS $$
-  select distinct public.google_ai_quota_group(k.project_id, k.id)
-  from public.google_ai_api_keys k
-  where k.is_active
-    and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
-    and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
 $$;

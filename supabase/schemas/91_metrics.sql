@@ -336,10 +336,10 @@ with clock as (
 ), live as (
   select a.status, a.model, a.quota_group from public.google_ai_attempts a, clock where a.id > clock.mark
 ), serving as (
-  select public.google_ai_quota_group(k.project_id, k.id) as quota_group, l.model
-  from public.google_ai_api_keys k
-  join public.google_ai_model_limits l on l.is_active and (k.models is null or l.model = any (k.models))
-  where k.is_active
+  select s.quota_group, l.model
+  from public.google_ai_model_limits l
+  cross join lateral public.google_ai_serving_keys(l.model, null) s
+  where l.is_active
   union
   select c.quota_group, c.model from public.google_ai_usage_counters c where c.quota_group is not null
 ), known (family, labels) as (
