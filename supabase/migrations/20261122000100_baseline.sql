@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: c4ef66c229eff07ff44b13e4ee09513efa9615360c105ebd4247a54a86c75bf3
+-- sha256 of what follows: 205907d09118848a11211ec3436ab684c85c82487cf555b7934499f25c8578db
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -5307,21 +5307,15 @@ $$;
 
 -- Housekeeping with an injectable clock (p_now null: the database clock). Tests use it to place
 -- the run in a given minute and Pacific day; everyone else calls google_ai_housekeeping().
+-- A step is a function of its own (google_ai_housekeeping_<fn>: abandon, attempts, counters) or a
+-- batched delete (google_ai_delete_batched) of its table's rows that match its condition ($1: the
+-- cutoff); a table this database does not have (pg_cron's, without pg_cron) skips its step.
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $_$
 declare
-  -- The big deletes first. Cooldowns and responses near the end: a live call may upsert a row these
-  -- steps are deleting, and it waits until this run commits. dead_counters last: it share-locks
-  -- the keys table, and that lock should live only milliseconds.
-  c_steps constant text[] := array['abandon', 'attempts', 'tokens', 'cron_history', 'cooldowns', 'responses',
-                                   'counters'];
-  c_names constant text[] := array['abandon_stale_reservations', 'attempts_retention', 'tokens', 'cron_history',
-                                   'expired_cooldowns', 'replay_responses', 'dead_counters'];
-  c_tables constant text[] := array['google_ai_attempts', 'google_ai_attempts', 'google_ai_tokens',
-                                    'cron.job_run_details', 'google_ai_cooldowns', 'google_ai_responses',
-                                    'google_ai_usage_counters'];
+  v_step record;
   v_started timestamptz := pg_catalog.clock_timestamp();
   v_now timestamptz := coalesce(p_now, v_started);
   v_settings public.google_ai_maintenance_settings;
@@ -5364,26 +5358,56 @@ begin
 
   perform pg_catalog.set_config('lock_timeout', v_settings.lock_timeout_ms::text || 'ms', true);
 
-  for i in 1 .. pg_catalog.array_length(c_steps, 1) loop
+  -- The steps in order. The big deletes first. Cooldowns and responses near the end: a live call may
+  -- upsert a row these steps are deleting, and it waits until this run commits. dead_counters last: it
+  -- share-locks the keys table, and that lock should live only milliseconds.
+  for v_step in
+    select * from (values
+      ('abandon_stale_reservations', 'public.google_ai_attempts', 'abandon', null, null, null::timestamptz, null),
+      ('attempts_retention', 'public.google_ai_attempts', 'attempts', null, null, null, null),
+      -- Kaggle tokens expired or revoked more than token_grace ago. The grace (>= 1 hour) outlives any
+      -- open reservation of a token (tokens live <= 12 hours) and the mint rate limit's look-back.
+      ('tokens', 'public.google_ai_tokens', null, 'id', 's.expires_at < $1 or s.revoked_at < $1',
+       v_now - v_settings.token_grace, null),
+      -- Finished runs only: a run still going has no end_time.
+      ('cron_history', 'cron.job_run_details', null, 'runid', 's.end_time < $1',
+       v_now - v_settings.cron_history_retention, null),
+      -- An expired cooldown is inert (the reservation ignores it); google_ai_cooldown writes one anew.
+      ('expired_cooldowns', 'public.google_ai_cooldowns', null, 'ctid', 's.cooldown_until < $1', v_now,
+       's.cooldown_until'),
+      -- A stored response is replayed for 24 hours (idempotent request ids); older rows are never read.
+      ('replay_responses', 'public.google_ai_responses', null, 'ctid', 's.created_at < $1',
+       v_now - interval '24 hours', 's.created_at'),
+      ('dead_counters', 'public.google_ai_usage_counters', 'counters', null, null, null, null)
+    ) s(name, rel, fn, key, condition, cutoff, sort)
+  loop
     v_step_started := pg_catalog.clock_timestamp();
     begin
-      execute format('select public.%I($1, $2, $3)', 'google_ai_housekeeping_' || c_steps[i])
-        into v_result using v_now, v_settings, v_deadline;
+      if v_step.fn is not null then
+        execute format('select public.%I($1, $2, $3)', 'google_ai_housekeeping_' || v_step.fn)
+          into v_result using v_now, v_settings, v_deadline;
+      elsif pg_catalog.to_regclass(v_step.rel) is null then
+        v_result := jsonb_build_object('skipped', 'no ' || v_step.rel || ' here: pg_cron is not installed');
+      else
+        v_result := public.google_ai_delete_batched(pg_catalog.to_regclass(v_step.rel), v_step.key, v_step.condition,
+            v_step.cutoff, v_settings.batch_size, v_settings.max_batches, v_deadline, v_step.sort)
+          || jsonb_build_object('older_than', v_step.cutoff);
+      end if;
       v_result := v_result || jsonb_build_object('status',
         case when v_result ? 'skipped' then 'skipped' else 'succeeded' end);
     exception when others then
       get stacked diagnostics v_message = message_text, v_state = returned_sqlstate;
       v_result := jsonb_build_object('status', 'failed', 'sqlstate', v_state,
         'error', public.google_ai_sanitize_error(v_message));
-      v_failed := v_failed || c_names[i];
+      v_failed := v_failed || v_step.name;
     end;
     v_changed := coalesce((v_result ->> 'deleted')::bigint, 0) + coalesce((v_result ->> 'abandoned')::bigint, 0);
     v_deleted := v_deleted + coalesce((v_result ->> 'deleted')::bigint, 0);
-    if v_changed > 0 and not (c_tables[i] = any (v_tables)) then
-      v_tables := v_tables || c_tables[i];
+    if v_changed > 0 and not (pg_catalog.regexp_replace(v_step.rel, '^public\.', '') = any (v_tables)) then
+      v_tables := v_tables || pg_catalog.regexp_replace(v_step.rel, '^public\.', '');
     end if;
     v_more := v_more or coalesce((v_result ->> 'more')::boolean, false);
-    v_steps := v_steps || jsonb_build_object(c_names[i], v_result || jsonb_build_object(
+    v_steps := v_steps || jsonb_build_object(v_step.name, v_result || jsonb_build_object(
       'ms', round(extract(epoch from (pg_catalog.clock_timestamp() - v_step_started)) * 1000, 1)));
   end loop;
 
@@ -5471,18 +5495,6 @@ begin
 end
 $$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cooldowns(p_now timestamp with time zone,
-    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $_$
-begin
-  -- An expired cooldown is inert (the RPC ignores it); google_ai_cooldown re-creates one when needed.
-  return public.google_ai_delete_batched('public.google_ai_cooldowns'::regclass, 'ctid',
-    's.cooldown_until < $1', p_now, p_settings.batch_size, p_settings.max_batches, p_deadline, 's.cooldown_until');
-end
-$_$;
-
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_counters(p_now timestamp with time zone,
     p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql
@@ -5507,57 +5519,6 @@ begin
                             where k.is_active and public.google_ai_quota_group(k.project_id, k.id) = s.quota_group)',
            v_day),
     v_minute, p_settings.batch_size, p_settings.max_batches, p_deadline);
-end
-$_$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_cron_history(p_now timestamp with time zone,
-    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $_$
-declare
-  v_table regclass := pg_catalog.to_regclass('cron.job_run_details');
-  v_cutoff timestamptz := p_now - p_settings.cron_history_retention;
-begin
-  if v_table is null then
-    return jsonb_build_object('skipped', 'pg_cron is not installed in this database');
-  end if;
-  -- Finished runs only: a run still going has no end_time.
-  return public.google_ai_delete_batched(v_table, 'runid', 's.end_time < $1', v_cutoff,
-      p_settings.batch_size, p_settings.max_batches, p_deadline)
-    || jsonb_build_object('older_than', v_cutoff);
-end
-$_$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_responses(p_now timestamp with time zone,
-    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $_$
-begin
-  -- The reservation RPC replays a stored response for 24 hours (idempotent request ids); older
-  -- rows are never read again.
-  return public.google_ai_delete_batched('public.google_ai_responses'::regclass, 'ctid',
-    's.created_at < $1', p_now - interval '24 hours', p_settings.batch_size, p_settings.max_batches, p_deadline,
-    's.created_at');
-end
-$_$;
-
--- Kaggle tokens that expired or were revoked more than token_grace ago. The grace (>= 1 hour)
--- outlives any open reservation of a token (tokens live <= 12 hours) and the mint rate limit's
--- one-hour look-back.
-CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_tokens(p_now timestamp with time zone,
-    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone) RETURNS jsonb
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $_$
-declare
-  v_cutoff timestamptz := p_now - p_settings.token_grace;
-begin
-  return public.google_ai_delete_batched('public.google_ai_tokens'::regclass, 'id',
-      's.expires_at < $1 or s.revoked_at < $1', v_cutoff,
-      p_settings.batch_size, p_settings.max_batches, p_deadline)
-    || jsonb_build_object('older_than', v_cutoff);
 end
 $_$;
 
