@@ -134,7 +134,13 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
       },
       { name: `mixed load${n}: the bot's p95 wait, paced, <= 4 intervals`, ok: p95 <= 4 * interval, detail: `${fmt(p95 / 1000, 1)} s vs ${fmt((4 * interval) / 1000, 1)} s` },
       { name: `mixed load${n}: the bot's requests all admitted (paced)`, ok: paced.byClass.interactive.admitted === paced.byClass.interactive.requests, detail: `${paced.byClass.interactive.admitted} of ${paced.byClass.interactive.requests}` },
-      { name: `mixed load${n}: utilisation of every saturated 61 s span >= 97% (paced)`, ok: paced.spans.minUtilisation >= 0.97, detail: pct(paced.spans.minUtilisation) },
+      // (Spread slots are window / limit apart, so a 61 s span holds the whole limit only when no slot's
+      // waiter woke late: one slot used a little late straddles the span's edge, and the next span has it.)
+      {
+        name: `mixed load${n}: every saturated 61 s span holds the limit, or one slot less (paced)`,
+        ok: Math.round(paced.spans.minUtilisation * cfg.limitRpm) >= cfg.limitRpm - 1,
+        detail: `${Math.round(paced.spans.minUtilisation * cfg.limitRpm)}/${cfg.limitRpm} (${pct(paced.spans.minUtilisation)})`,
+      },
       { name: `mixed load${n}: Jain's fairness index among batch notebooks >= 0.95 (paced)`, ok: paced.jain >= 0.95, detail: fmt(paced.jain, 3) },
       {
         name: `mixed load${n}: an admitted request leaves one attempt row (every side)`,
