@@ -267,3 +267,153 @@ begin
                   and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below)), 0)));
 end
 $$;
+
+-- A request's place in the model's queue, asked when someone waits for the model or the request holds
+-- a ticket (p_ticket: the ticket it names; only a live one of its caller for the model counts): the
+-- class and turn it stands in (its ticket's, the turn moved up as google_ai_next_turn allows; else
+-- where a ticket taken now, p_new_ticket, would stand, in p_class), and whether it may ask for a
+-- booking now (may_book). It may when nobody else waits, when a slot is free beyond the due tickets
+-- ahead, or when its own RPM share still has room in a group (the share keeps that slot for it, the
+-- spread does not hold it back, and the booking decides exactly). When it may not, free_now > 0 says
+-- the free slots are the turns of the tickets ahead; spread_bound, that only the schedule holds one.
+CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model text, p_rpm integer, p_rpd integer,
+    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_caller text, p_class text, p_rank smallint,
+    p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint,
+    OUT since timestamp with time zone, OUT may_book boolean, OUT free_now integer, OUT spread_bound boolean,
+    OUT turn_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+#variable_conflict use_variable
+declare
+  v_held public.google_ai_queue;
+  v_ahead integer;
+  v_due_ahead integer;
+begin
+  select p_rank, p_class, true into rank, class, may_book;
+  if p_ticket is not null then
+    select * into v_held from public.google_ai_queue q
+    where q.ticket_id = p_ticket and q.caller = p_caller and q.model = p_model and q.lease_until >= p_now;
+  end if;
+  if v_held.ticket_id is not null then
+    select v_held.ticket_id, v_held.class_rank, v_held.priority_class, v_held.enqueued_at
+      into ticket, rank, class, since;
+    -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
+    -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
+    turn := least(v_held.turn, public.google_ai_next_turn(p_model, rank, p_caller, p_now, ticket, v_held.turn));
+  end if;
+  if not exists (select 1 from public.google_ai_queue q
+                 where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket) then
+    return;
+  end if;
+  if ticket is null then
+    turn := public.google_ai_next_turn(p_model, rank, p_caller, p_now, null, null);
+    since := p_now;
+  end if;
+
+  select count(*), count(*) filter (where q.expected_at <= p_now) into v_ahead, v_due_ahead
+  from public.google_ai_queue q
+  where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
+    and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
+  select t.free_now, t.turn_at, t.spread_bound into free_now, turn_at, spread_bound
+  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank) t;
+  -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn
+  -- today anywhere: the booking names the reopening.)
+  may_book := turn_at is null or v_due_ahead < free_now
+    or exists (select 1 from public.google_ai_quota_shares s
+               left join public.google_ai_share_usage u on u.share_id = s.id
+               where s.model = p_model and s.reserved_rpm is not null
+                 and (s.priority_class = class or s.caller = p_caller)
+                 and coalesce((public.google_ai_ring_at(p_now,
+                       public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+                       u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm);
+end
+$$;
+
+-- A refused request waits in line (google_ai_admit_at asks when its limit is one a turn can bring and
+-- it has wait left): its ticket is taken, or renewed, when its turn is likely within the wait, and
+-- answer names it (the queued refusal, without the credential's ids). Otherwise no ticket and a null
+-- answer; turn_at, expected and likely_at say when its turn would have been, for the refusal's time.
+-- p_ticket, p_turn, p_since: the request's live ticket (google_ai_queue_place); none: a new ticket
+-- p_new_ticket. p_booking_tried: the booking was asked (p_reopens_at, p_recheck_at are its answer).
+CREATE OR REPLACE FUNCTION public.google_ai_queue_wait(p_now timestamp with time zone, p_model text,
+    p_requested_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_caller text, p_client_id uuid,
+    p_token_id uuid, p_request_id text, p_tokens integer, p_class text, p_rank smallint, p_ticket uuid,
+    p_turn bigint, p_since timestamp with time zone, p_new_ticket uuid, p_limit text, p_cause text,
+    p_booking_tried boolean, p_reopens_at timestamp with time zone, p_recheck_at timestamp with time zone,
+    p_wait_left_ms integer, OUT answer jsonb, OUT turn_at timestamp with time zone,
+    OUT expected timestamp with time zone, OUT likely_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_wait_until timestamptz := p_now + p_wait_left_ms * interval '1 millisecond';
+  v_grace interval;
+  v_turn bigint := p_turn;
+  v_since timestamptz := p_since;
+  v_ahead integer;
+  v_due_lease timestamptz;
+  v_free_now integer;
+  v_ticket public.google_ai_queue;
+begin
+  -- Tickets of a model are taken one at a time, so each one's place and time count every ticket before
+  -- it (the lock is the model's and lasts until the reservation commits; nothing under it waits for a
+  -- counter row, so a counter row the reservation may still hold cannot deadlock with it).
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('google_ai_queue:' || p_model));
+  v_grace := coalesce((select qs.grace_ms from public.google_ai_queue_settings qs where qs.id), 3000)
+             * interval '1 millisecond';
+  perform public.google_ai_queue_lapse(p_model, p_now);
+  if p_ticket is null then
+    v_turn := public.google_ai_next_turn(p_model, p_rank, p_caller, null, null, null);
+    v_since := p_now;
+  end if;
+  select count(*), min(q.lease_until) filter (where q.expected_at <= p_now) into v_ahead, v_due_lease
+  from public.google_ai_queue q
+  where q.model = p_model and q.ticket_id is distinct from p_ticket
+    and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
+        < (p_rank, v_turn, v_since, coalesce(p_ticket, p_new_ticket));
+  select t.free_now, t.turn_at, t.likely_at into v_free_now, turn_at, likely_at
+  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, p_rank) t;
+  -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls, the
+  -- slot is this one's once its ticket lapses. When the next opening lies beyond this caller's wait,
+  -- that is its chance: it asks again then (one call more if the waiter did come).
+  if v_free_now > 0 and v_due_lease is not null and coalesce(turn_at > v_wait_until, true) then
+    turn_at := v_due_lease + interval '1 millisecond';
+    likely_at := turn_at;
+  end if;
+  -- The booking was tried and names no time it could succeed (a closed model, or free slots that a
+  -- reserved share keeps from this caller): the queue's count of slots cannot serve it, and asking
+  -- again would not either, so it is answered now rather than given a turn.
+  if p_booking_tried and p_reopens_at is null and p_recheck_at is null then
+    turn_at := null;
+    likely_at := null;
+  end if;
+  -- Its turn: when the tickets ahead leave a slot over, and not before the booking's own reopening.
+  expected := greatest(turn_at, least(p_reopens_at, p_recheck_at), p_now + interval '50 milliseconds');
+  if turn_at is null and p_reopens_at is null then
+    expected := null;
+  end if;
+  -- A ticket is taken only when the turn is likely within the wait: the higher classes that asked
+  -- during the last window will ask again and go first (google_ai_queue_turn_at's likely_at). The
+  -- waiter is still told the earliest time (expected), so no slot waits for it.
+  if expected <= v_wait_until and greatest(expected, likely_at) <= v_wait_until then
+    insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
+      token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position)
+    values (coalesce(p_ticket, p_new_ticket), p_model, p_class, p_rank, p_caller, p_client_id, p_token_id,
+      p_request_id, p_requested_model, v_turn, v_since, p_tokens, p_limit, expected, expected + v_grace, v_ahead + 1)
+    on conflict (ticket_id) do update set
+      expected_at = excluded.expected_at, lease_until = excluded.lease_until, turn = excluded.turn,
+      position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit
+    returning * into v_ticket;
+    answer := jsonb_build_object(
+      'ok', false,
+      'limit', p_limit,
+      'cause', p_cause,
+      'retry_after_ms', public.google_ai_ms_until(expected, p_now),
+      'retry_at', expected,
+      'model', p_model,
+      'queue', jsonb_build_object('ticket', v_ticket.ticket_id, 'position', v_ticket.position,
+                                  'expected_at', expected, 'priority', p_class));
+  end if;
+end
+$$;

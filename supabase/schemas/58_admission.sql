@@ -38,7 +38,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time z
     AS $$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
-  v_grace interval;
   v_answer jsonb;
   v_limits record;
   v_group text;
@@ -55,18 +54,14 @@ declare
   v_key_alias text;
   v_env_var_name text;
   v_reservation_id uuid := gen_random_uuid();
-  -- The queue
+  -- The queue (google_ai_queue_place, google_ai_queue_wait)
   v_class text;
   v_rank smallint;
-  v_ticket public.google_ai_queue;
+  v_ticket_id uuid;
   v_turn bigint;
   v_since timestamptz;
-  v_queued boolean;
-  v_ahead integer := 0;
-  v_due_ahead integer := 0;
   v_free_now integer;
   v_turn_at timestamptz;
-  v_due_lease timestamptz;
   v_may_book boolean := true;
   v_expected timestamptz;
   v_likely_at timestamptz;
@@ -120,51 +115,14 @@ begin
   v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
 
   if v_blocked_by is null then
-    -- This caller's place: its ticket, or where a ticket taken now would stand.
-    if p_queue_ticket is not null then
-      select * into v_ticket from public.google_ai_queue q
-      where q.ticket_id = p_queue_ticket and q.caller = p_caller and q.model = v_limits.model
-        and q.lease_until >= v_now;
-    end if;
-    v_queued := exists (select 1 from public.google_ai_queue q
-                        where q.model = v_limits.model and q.lease_until >= v_now
-                          and q.ticket_id is distinct from v_ticket.ticket_id);
-    if v_ticket.ticket_id is not null then
-      v_rank := v_ticket.class_rank; v_class := v_ticket.priority_class;
-      v_since := v_ticket.enqueued_at;
-      -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
-      -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
-      v_turn := least(v_ticket.turn, public.google_ai_next_turn(v_limits.model, v_rank, p_caller, v_now,
-        v_ticket.ticket_id, v_ticket.turn));
-    elsif v_queued then
-      v_turn := public.google_ai_next_turn(v_limits.model, v_rank, p_caller, v_now, null, null);
-      v_since := v_now;
-    end if;
-
-    if v_queued then
-      select count(*), count(*) filter (where q.expected_at <= v_now) into v_ahead, v_due_ahead
-      from public.google_ai_queue q
-      where q.model = v_limits.model and q.lease_until >= v_now
-        and q.ticket_id is distinct from v_ticket.ticket_id
-        and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
-            < (v_rank, v_turn, v_since, coalesce(v_ticket.ticket_id, v_new_ticket));
-      select t.free_now, t.turn_at, t.spread_bound into v_free_now, v_turn_at, v_spread_bound
-      from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd,
-        p_exclude_key_ids, v_now, v_ahead + 1, v_rank) t;
-      -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks.
-      -- (No turn today anywhere: book_best_group names the reopening.) A request whose own RPM share
-      -- still has room in a group asks too: the share keeps that slot for it, the spread does not
-      -- hold it back, and the booking decides exactly.
-      v_may_book := v_turn_at is null or v_due_ahead < v_free_now
-        or exists (select 1 from public.google_ai_quota_shares s
-                   left join public.google_ai_share_usage u on u.share_id = s.id
-                   where s.model = v_limits.model and s.reserved_rpm is not null
-                     and (s.priority_class = v_class or s.caller = p_caller)
-                     and coalesce((public.google_ai_ring_at(v_now,
-                           public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-                           u.ring_low, u.ring, u.window_requests,
-                           null)).sum_requests,
-                         0) < s.reserved_rpm);
+    -- Its place in the queue (google_ai_queue_place) when anyone waits for the model or it holds a
+    -- ticket; else it asks for a booking at once.
+    if p_queue_ticket is not null or exists (select 1 from public.google_ai_queue q
+                                            where q.model = v_limits.model and q.lease_until >= v_now) then
+      select q.ticket, q.rank, q.class, q.turn, q.since, q.may_book, q.free_now, q.spread_bound, q.turn_at
+        into v_ticket_id, v_rank, v_class, v_turn, v_since, v_may_book, v_free_now, v_spread_bound, v_turn_at
+      from public.google_ai_queue_place(v_limits.model, v_limits.rpm, v_limits.rpd, p_exclude_key_ids, v_now,
+        p_caller, v_class, v_rank, p_queue_ticket, v_new_ticket) q;
     end if;
 
     if v_may_book then
@@ -174,7 +132,7 @@ begin
              v_key_id, v_key_alias, v_env_var_name
       from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
         p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_class, p_caller, p_client_id, p_attempt) b;
-    elsif not v_may_book then
+    else
       -- Slots free now are the turns of the tickets ahead; none free: the schedule or the window.
       v_blocked_by := case when v_limits.rpm is not null then 'rpm' else 'tpm' end;
       v_cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread' else 'window_full' end;
@@ -184,75 +142,23 @@ begin
   if v_group is null then
     v_cause := coalesce(v_cause, public.google_ai_refusal_cause(v_blocked_by));
     if v_blocked_by in ('rpm', 'tpm', 'rpd', 'cooldown', 'pace') and coalesce(p_wait_left_ms, 0) > 0 then
-      -- In line. Tickets of a model are taken one at a time, so each one's place and time count every
-      -- ticket before it (the lock is the model's and lasts until this call commits; nothing under it
-      -- waits for a counter row, so a counter row this call may still hold cannot deadlock with it).
-      perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('google_ai_queue:' || v_limits.model));
-      v_grace := coalesce((select qs.grace_ms from public.google_ai_queue_settings qs where qs.id), 3000)
-                 * interval '1 millisecond';
-      perform public.google_ai_queue_lapse(v_limits.model, v_now);
-      if v_ticket.ticket_id is null then
-        v_turn := public.google_ai_next_turn(v_limits.model, v_rank, p_caller, null, null, null);
-        v_since := v_now;
-      end if;
-      select count(*), min(q.lease_until) filter (where q.expected_at <= v_now) into v_ahead, v_due_lease
-      from public.google_ai_queue q
-      where q.model = v_limits.model and q.ticket_id is distinct from v_ticket.ticket_id
-        and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
-            < (v_rank, v_turn, v_since, coalesce(v_ticket.ticket_id, v_new_ticket));
-      select t.free_now, t.turn_at, t.likely_at into v_free_now, v_turn_at, v_likely_at
-      from public.google_ai_queue_turn_at(v_limits.model, v_limits.rpm, v_limits.rpd, p_exclude_key_ids, v_now,
-        v_ahead + 1, v_rank) t;
-      -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls,
-      -- the slot is this one's once its ticket lapses. When the next opening lies beyond this
-      -- caller's wait, that is its chance: it asks again then (one call more if the waiter did come).
-      if v_free_now > 0 and v_due_lease is not null
-         and coalesce(v_turn_at > v_now + p_wait_left_ms * interval '1 millisecond', true) then
-        v_turn_at := v_due_lease + interval '1 millisecond';
-        v_likely_at := v_turn_at;
-      end if;
-      -- The booking was tried and names no time it could succeed (a closed model, or free slots that a
-      -- reserved share keeps from this caller): the queue's count of slots cannot serve it, and
-      -- asking again would not either, so it is answered now rather than given a turn.
-      if v_may_book and v_reopens_at is null and v_recheck_at is null then
-        v_turn_at := null;
-        v_likely_at := null;
-      end if;
-      -- Its turn: when the tickets ahead leave a slot over, and not before the booking's own reopening.
-      v_expected := greatest(v_turn_at, least(v_reopens_at, v_recheck_at), v_now + interval '50 milliseconds');
-      if v_turn_at is null and v_reopens_at is null then
-        v_expected := null;
-      end if;
-      -- A ticket is taken only when the turn is likely within the wait: the higher classes that asked
-      -- during the last window will ask again and go first (google_ai_queue_turn_at's likely_at). The
-      -- waiter is still told the earliest time (v_expected), so no slot waits for it.
-      if v_expected <= v_now + p_wait_left_ms * interval '1 millisecond'
-         and greatest(v_expected, v_likely_at) <= v_now + p_wait_left_ms * interval '1 millisecond' then
-        insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
-          token_id, request_id, requested_model, turn, enqueued_at,
-            tokens, limit_hit, expected_at, lease_until, position)
-        values (coalesce(v_ticket.ticket_id, v_new_ticket), v_limits.model, v_class, v_rank, p_caller,
-          p_client_id, p_token_id, p_request_id, p_model, v_turn, v_since, p_estimated_tokens, v_blocked_by,
-          v_expected, v_expected + v_grace, v_ahead + 1)
-        on conflict (ticket_id) do update set
-          expected_at = excluded.expected_at, lease_until = excluded.lease_until, turn = excluded.turn,
-          position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit
-        returning * into v_ticket;
-        return jsonb_build_object(
-          'ok', false,
-          'limit', v_blocked_by,
-          'cause', v_cause,
-          'retry_after_ms', public.google_ai_ms_until(v_expected, v_now),
-          'retry_at', v_expected,
-          'model', v_limits.model,
-          'queue', jsonb_build_object('ticket', v_ticket.ticket_id, 'position', v_ticket.position,
-                                      'expected_at', v_expected, 'priority', v_class)) || v_who;
+      -- In line, when its turn is likely within its wait (google_ai_queue_wait).
+      select w.answer, w.turn_at, w.expected, w.likely_at into v_answer, v_turn_at, v_expected, v_likely_at
+      from public.google_ai_queue_wait(p_now => v_now, p_model => v_limits.model, p_requested_model => p_model,
+        p_rpm => v_limits.rpm, p_rpd => v_limits.rpd, p_exclude_key_ids => p_exclude_key_ids, p_caller => p_caller,
+        p_client_id => p_client_id, p_token_id => p_token_id, p_request_id => p_request_id,
+        p_tokens => p_estimated_tokens, p_class => v_class, p_rank => v_rank, p_ticket => v_ticket_id,
+        p_turn => v_turn, p_since => v_since, p_new_ticket => v_new_ticket, p_limit => v_blocked_by,
+        p_cause => v_cause, p_booking_tried => v_may_book, p_reopens_at => v_reopens_at,
+        p_recheck_at => v_recheck_at, p_wait_left_ms => p_wait_left_ms) w;
+      if v_answer is not null then
+        return v_answer || v_who;
       end if;
     end if;
 
     -- Not waiting (NO_WAIT, or the turn lies beyond the caller's wait): answered now, with the time.
-    if v_ticket.ticket_id is not null then
-      delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
+    if v_ticket_id is not null then
+      delete from public.google_ai_queue q where q.ticket_id = v_ticket_id;
     end if;
     if v_blocked_by in ('rpm', 'tpm') then
       -- Behind a queue, capacity for this caller comes with its turn (the likely one, for a lower class).
@@ -280,8 +186,8 @@ begin
       || v_who;
   end if;
 
-  if v_ticket.ticket_id is not null then
-    delete from public.google_ai_queue q where q.ticket_id = v_ticket.ticket_id;
+  if v_ticket_id is not null then
+    delete from public.google_ai_queue q where q.ticket_id = v_ticket_id;
   end if;
 
   if p_idempotent and p_request_id is not null then
