@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: cbdd9cc082b4ccca95754a476e7554557f01d0d4aebf308f969cf5bb814802f0
+-- sha256 of what follows: b19b77b1383b8212a27c31b7aabd62405046ecb0f7b220d55354e688126b6336
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -247,13 +247,15 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
 -- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES in
 -- _shared/google/quota-cause.ts; a test keeps the two equal). The one list: the rows' checks, finalize
 -- and the metrics read it here. p_rests_group: only the causes that rest every model of the quota
--- group (the spend-based rate limit, and money), not only the model asked.
+-- group (the spend-based rate limit, and money), not only the model asked. The list may only grow:
+-- the rows' checks hold it, and PostgreSQL does not check old rows again when it changes.
+-- (No FROM, so the planner inlines it, and folds it to a constant where it is a check.)
 CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  -- (The four that rest the group stand together, 4th to 7th. No FROM, so the planner inlines it.)
-  select (array['minute', 'day', 'limit_zero', 'spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted',
-                'unknown'])[case when p_rests_group then 4 else 1 end : case when p_rests_group then 7 else 8 end]
+  select case when p_rests_group then array['spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted']
+              else array['minute', 'day', 'limit_zero', 'spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted',
+                         'unknown'] end
 $$;
 
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
@@ -2204,9 +2206,9 @@ $$;
 set check_function_bodies = off;
 
 -- The keys that may serve p_model, each with its quota group: active, for the model (a key's models;
--- null: every model) and not excluded by the caller. The one place that says which keys serve a
--- model: the booking's candidates, a booking that waited for a row, the quota reads and the metrics
--- all ask here. A SQL table function, so it is inlined into the statement that reads it.
+-- null: every model) and not excluded by the caller. The booking's candidates, a booking that waited
+-- for a row, the quota reads and the metrics ask here (the operators' views keep their own reading).
+-- A SQL table function, so it is inlined into the statement that reads it.
 CREATE OR REPLACE FUNCTION public.google_ai_serving_keys(p_model text, p_exclude_key_ids uuid[])
     RETURNS TABLE(quota_group text, key_id uuid, priority integer, key_alias text, env_var_name text)
     LANGUAGE sql STABLE

@@ -155,13 +155,15 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
 -- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES in
 -- _shared/google/quota-cause.ts; a test keeps the two equal). The one list: the rows' checks, finalize
 -- and the metrics read it here. p_rests_group: only the causes that rest every model of the quota
--- group (the spend-based rate limit, and money), not only the model asked.
+-- group (the spend-based rate limit, and money), not only the model asked. The list may only grow:
+-- the rows' checks hold it, and PostgreSQL does not check old rows again when it changes.
+-- (No FROM, so the planner inlines it, and folds it to a constant where it is a check.)
 CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  -- (The four that rest the group stand together, 4th to 7th. No FROM, so the planner inlines it.)
-  select (array['minute', 'day', 'limit_zero', 'spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted',
-                'unknown'])[case when p_rests_group then 4 else 1 end : case when p_rests_group then 7 else 8 end]
+  select case when p_rests_group then array['spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted']
+              else array['minute', 'day', 'limit_zero', 'spend_cap', 'monthly_cap', 'billing_cap', 'credits_depleted',
+                         'unknown'] end
 $$;
 
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,

@@ -5,9 +5,9 @@
 set check_function_bodies = off;
 
 -- The keys that may serve p_model, each with its quota group: active, for the model (a key's models;
--- null: every model) and not excluded by the caller. The one place that says which keys serve a
--- model: the booking's candidates, a booking that waited for a row, the quota reads and the metrics
--- all ask here. A SQL table function, so it is inlined into the statement that reads it.
+-- null: every model) and not excluded by the caller. The booking's candidates, a booking that waited
+-- for a row, the quota reads and the metrics ask here (the operators' views keep their own reading).
+-- A SQL table function, so it is inlined into the statement that reads it.
 CREATE OR REPLACE FUNCTION public.google_ai_serving_keys(p_model text, p_exclude_key_ids uuid[])
     RETURNS TABLE(quota_group text, key_id uuid, priority integer, key_alias text, env_var_name text)
     LANGUAGE sql STABLE
