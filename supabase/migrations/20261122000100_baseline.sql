@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: b19b77b1383b8212a27c31b7aabd62405046ecb0f7b220d55354e688126b6336
+-- sha256 of what follows: 35329b62a41ce84f636a50ec1969baeba98ecd441c507cf7a86594fd003598aa
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -5363,11 +5363,40 @@ begin
 end
 $$;
 
+-- Housekeeping's steps, in the order a run takes them (google_ai_housekeeping_at). A step is a
+-- function of its own (fn: google_ai_housekeeping_<fn>, for abandon, attempts and counters) or a batched
+-- delete (google_ai_delete_batched) of rel's rows that match condition ($1: cutoff), in sort's order.
+-- The big deletes first. Cooldowns and responses near the end: a live call may upsert a row these
+-- steps are deleting, and it waits until the run commits. dead_counters last: it share-locks the keys
+-- table, and that lock should live only milliseconds.
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_steps(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings) RETURNS TABLE(name text, rel text, fn text, key text,
+    condition text, cutoff timestamp with time zone, sort text)
+    LANGUAGE sql STABLE
+    AS $_$
+  values
+    ('abandon_stale_reservations', 'public.google_ai_attempts', 'abandon', null, null, null::timestamptz, null),
+    ('attempts_retention', 'public.google_ai_attempts', 'attempts', null, null, null, null),
+    -- Kaggle tokens expired or revoked more than token_grace ago. The grace (>= 1 hour) outlives any
+    -- open reservation of a token (tokens live <= 12 hours) and the mint rate limit's look-back.
+    ('tokens', 'public.google_ai_tokens', null, 'id', 's.expires_at < $1 or s.revoked_at < $1',
+     p_now operator(pg_catalog.-) p_settings.token_grace, null),
+    -- Finished runs only: a run still going has no end_time.
+    ('cron_history', 'cron.job_run_details', null, 'runid', 's.end_time < $1',
+     p_now operator(pg_catalog.-) p_settings.cron_history_retention, null),
+    -- An expired cooldown is inert (the reservation ignores it); google_ai_cooldown writes one anew.
+    ('expired_cooldowns', 'public.google_ai_cooldowns', null, 'ctid', 's.cooldown_until < $1', p_now,
+     's.cooldown_until'),
+    -- A stored response is replayed for 24 hours (idempotent request ids); older rows are never read.
+    ('replay_responses', 'public.google_ai_responses', null, 'ctid', 's.created_at < $1',
+     p_now operator(pg_catalog.-) interval '24 hours', 's.created_at'),
+    ('dead_counters', 'public.google_ai_usage_counters', 'counters', null, null, null, null)
+$_$;
+
 -- Housekeeping with an injectable clock (p_now null: the database clock). Tests use it to place
--- the run in a given minute and Pacific day; everyone else calls google_ai_housekeeping().
--- A step is a function of its own (google_ai_housekeeping_<fn>: abandon, attempts, counters) or a
--- batched delete (google_ai_delete_batched) of its table's rows that match its condition ($1: the
--- cutoff); a table this database does not have (pg_cron's, without pg_cron) skips its step.
+-- the run in a given minute and Pacific day; everyone else calls google_ai_housekeeping(). Each step
+-- (google_ai_housekeeping_steps) runs in a subtransaction of its own: a failed step is logged and the
+-- run goes on; a table this database does not have (pg_cron's, without pg_cron) skips its step.
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -5416,29 +5445,7 @@ begin
 
   perform pg_catalog.set_config('lock_timeout', v_settings.lock_timeout_ms::text || 'ms', true);
 
-  -- The steps in order. The big deletes first. Cooldowns and responses near the end: a live call may
-  -- upsert a row these steps are deleting, and it waits until this run commits. dead_counters last: it
-  -- share-locks the keys table, and that lock should live only milliseconds.
-  for v_step in
-    select * from (values
-      ('abandon_stale_reservations', 'public.google_ai_attempts', 'abandon', null, null, null::timestamptz, null),
-      ('attempts_retention', 'public.google_ai_attempts', 'attempts', null, null, null, null),
-      -- Kaggle tokens expired or revoked more than token_grace ago. The grace (>= 1 hour) outlives any
-      -- open reservation of a token (tokens live <= 12 hours) and the mint rate limit's look-back.
-      ('tokens', 'public.google_ai_tokens', null, 'id', 's.expires_at < $1 or s.revoked_at < $1',
-       v_now - v_settings.token_grace, null),
-      -- Finished runs only: a run still going has no end_time.
-      ('cron_history', 'cron.job_run_details', null, 'runid', 's.end_time < $1',
-       v_now - v_settings.cron_history_retention, null),
-      -- An expired cooldown is inert (the reservation ignores it); google_ai_cooldown writes one anew.
-      ('expired_cooldowns', 'public.google_ai_cooldowns', null, 'ctid', 's.cooldown_until < $1', v_now,
-       's.cooldown_until'),
-      -- A stored response is replayed for 24 hours (idempotent request ids); older rows are never read.
-      ('replay_responses', 'public.google_ai_responses', null, 'ctid', 's.created_at < $1',
-       v_now - interval '24 hours', 's.created_at'),
-      ('dead_counters', 'public.google_ai_usage_counters', 'counters', null, null, null, null)
-    ) s(name, rel, fn, key, condition, cutoff, sort)
-  loop
+  for v_step in select * from public.google_ai_housekeeping_steps(v_now, v_settings) loop
     v_step_started := pg_catalog.clock_timestamp();
     begin
       if v_step.fn is not null then
