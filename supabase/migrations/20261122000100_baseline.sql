@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 45fa2ed4e7bfb3ac3ea73167b9a2fc022c70eda9a6192abfafb67034c7e4af48
+-- sha256 of what follows: ea403f6f68c8a79f8adf36262474679b92ff1c12b8117ed1ecf8910dee50a9e9
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -245,13 +245,13 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
     'tokens, the first and the last one''s microsecond; window_requests and window_tokens are their sums.';
 
 -- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES in
--- _shared/google/quota-cause.ts; a test keeps the two equal). The one list: the rows' checks, finalize
--- and the metrics read it here. p_rests_group: only the causes that rest every model of the quota
--- group (the spend-based rate limit, and money), not only the model asked. The list may only grow:
--- the rows' checks hold it, and PostgreSQL does not check old rows again when it changes.
--- STABLE, not IMMUTABLE: the planner calls an IMMUTABLE function whose arguments are constants to fold
--- it, and a check's expression is planned again for every insert (a SQL function planned and run each
--- time: about 100 us an attempt row). A STABLE one with no FROM is inlined instead, and its CASE folds.
+-- _shared/google/quota-cause.ts; a test keeps the two equal). The one list: finalize and the metrics
+-- read it here. p_rests_group: only the causes that rest every model of the quota group (the
+-- spend-based rate limit, and money), not only the model asked. The list may only grow: the rows'
+-- checks (google_ai_cooldowns.cause, google_ai_attempts.quota_cause) hold it, and PostgreSQL does not
+-- check old rows again when it changes. They write it out, and the same test keeps them equal to it:
+-- a check's expression is planned again for every row written, and a function in it was parsed (run,
+-- when IMMUTABLE) each time, about 100 us an attempt row. STABLE, so it is inlined where it is read.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
@@ -271,7 +271,9 @@ CREATE TABLE IF NOT EXISTS public.google_ai_cooldowns (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     cause text,
-    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (public.google_ai_quota_causes())))
+    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text,
+      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
+      'unknown'::text])))
 );
 
 COMMENT ON COLUMN public.google_ai_cooldowns.cause IS
@@ -417,7 +419,9 @@ CREATE TABLE IF NOT EXISTS public.google_ai_attempts (
     holder uuid,
     refusal_cause text,
     admitted_at timestamp with time zone,
-    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (public.google_ai_quota_causes()))),
+    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text,
+      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
+      'unknown'::text]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text,
       'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text,
       'abandoned'::text, 'cut'::text, 'withdrawn'::text])))

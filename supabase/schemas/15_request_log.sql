@@ -48,7 +48,9 @@ CREATE TABLE public.google_ai_attempts (
     holder uuid,
     refusal_cause text,
     admitted_at timestamp with time zone,
-    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (public.google_ai_quota_causes()))),
+    CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY (ARRAY['minute'::text, 'day'::text,
+      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
+      'unknown'::text]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY (ARRAY['reserved'::text, 'refused'::text,
       'succeeded'::text, 'google_error'::text, 'network_error'::text, 'timeout'::text, 'released'::text,
       'abandoned'::text, 'cut'::text, 'withdrawn'::text])))

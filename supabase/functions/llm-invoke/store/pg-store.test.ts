@@ -352,7 +352,16 @@ describe("createPgStore over the RPCs", () => {
       select public.google_ai_quota_causes() as all, public.google_ai_quota_causes(true) as group`;
     expect(all).toEqual([...QUOTA_CAUSES]);
     expect([...group].sort()).toEqual(["spend_cap", ...MONEY_CAUSES].sort());
-    // The rows' checks read the same list: a cause outside it is refused by the table, not only by finalize.
+    // The rows' checks hold the same list (written out: a check is planned for every row written), and a
+    // cause outside it is refused by the table, not only by finalize.
+    const checks = await db.sql<{ name: string; causes: string[] }[]>`
+      select c.conname as name,
+             array(select m[1] from regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g') m) as causes
+      from pg_constraint c
+      where c.conname in ('google_ai_cooldowns_cause_check', 'google_ai_attempts_quota_cause_check') order by 1`;
+    const names = ["google_ai_attempts_quota_cause_check", "google_ai_cooldowns_cause_check"];
+    expect(checks.map((c) => c.name)).toEqual(names);
+    for (const c of checks) expect({ name: c.name, causes: c.causes }).toEqual({ name: c.name, causes: all });
     await expect(db.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, cause)
                         values ('proj-default', 'gemma-3-27b-it', now(), 'quota')`).rejects.toThrow(/cause_check/);
   });
