@@ -402,7 +402,7 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
         `RPC ${over((n) => times(cpuRatio(cells, "rpc", "lean", n)))} (tps ${over((n) => pct(get(cells, "rpc", n)?.ratioToLean))} of it)`,
     },
     {
-      figure: `The state-row candidate (one row per group and model: a ring of per-second counts, the day, the cooldown, the spread, the shares' counts; the class, budget, shares, spread, walk and answer's quota), tps ÷ the floor with the attempt row; its CPU per admission ÷ the lean admission's, at ${ns.join(" / ")} connections`,
+      figure: `The state-row candidate (one row per group and model: a ring of per-second counts, the day, the spread, the shares' counts; booking with the limits, class, budget, groups, shares, spread and the answer's quota), tps ÷ the floor with the attempt row; its CPU per admission ÷ the lean admission's, at ${ns.join(" / ")} connections`,
       value: `${over((n) => pct(get(cells, "stateRow", n)?.ratioToLogged))} (${over((n) => fmt(get(cells, "stateRow", n)?.tps, 0))} tps); ` +
         `${over((n) => times(cpuRatio(cells, "stateRow", "lean", n)))} (${over((n) => ms(get(cells, "stateRow", n)?.cpuMsPerTransaction))} ms)`,
     },
@@ -498,13 +498,16 @@ admissions that left it, writes one), updates the counter row and writes the att
 budgets or the answer's quota. Beside it, the reserve RPC's cost is what those add; against the floor with
 the attempt row, its own is what reading the configuration and keeping the window cost.
 **The state-row candidate** (\`bench_state_row_entry\`, also created in the part's database only) keeps
-every state a booking reads in one row per quota group and model, locked once: a ring of 62 per-second
-counts with their sums in place of the window's admission rows, the Pacific day's count, the cooldown,
-the spread's schedule, and each share's owner's counts in the same ring and day. On it, it books as the
-reservation does: the class, the service caller's budget, what the others' shares keep, the spread, the
-walk over candidate groups, the answer with the quota it leaves, through an entry that calls its twin.
-Beside the lean admission and the reserve RPC, it says what the reservation's rules cost on that layout
-(docs/admission-kernel.md).
+every count a booking reads in one row per quota group and model, locked once: a ring of 62 per-second
+counts with their sums in place of the window's admission rows, the Pacific day's count, the spread's
+schedule, and each share's owner's counts in the same ring and day. On it, it books with the
+reservation's rules, through the gateway's own helpers where the rule is one: the request's limits, the
+class, the service caller's budget, the candidate groups (each tried in a subtransaction), what the
+others' shares keep, the spread, the answer with the quota it leaves, through an entry that calls its
+twin. It leaves out a paced share, the queue's turn and ticket, a held request id, a token's budgets,
+the refusal's times, the day guard at midnight and the second pass over groups others hold; and here,
+as for the RPC, no spread, budget or other owner's share binds. Beside the lean admission and the
+reserve RPC, it says what those rules cost on that layout (docs/admission-kernel.md).
 ${withInvoke ? "\"llm-invoke's statement\" is the call as the function sends it for a named request of a model with a fallback: both models, the caller's request id (its claim is taken), the holder's reply_by, hold_until and id, and in the same statement the quota its answer carries (`google_ai_answer_quota`).\n" : ""}
 ${tpsTable}
 ${overran ? `\n${overran} of ${all} windows closed after their pgbench run had ended (a slow machine): those include the run's last transactions and its disconnections.\n` : ""}

@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: ea403f6f68c8a79f8adf36262474679b92ff1c12b8117ed1ecf8910dee50a9e9
+-- sha256 of what follows: 64e2fd83be1e4eb416ca4a8309995dd040a545c5fb593e66147500b5083c9a8c
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -247,11 +247,13 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
 -- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES in
 -- _shared/google/quota-cause.ts; a test keeps the two equal). The one list: finalize and the metrics
 -- read it here. p_rests_group: only the causes that rest every model of the quota group (the
--- spend-based rate limit, and money), not only the model asked. The list may only grow: the rows'
--- checks (google_ai_cooldowns.cause, google_ai_attempts.quota_cause) hold it, and PostgreSQL does not
--- check old rows again when it changes. They write it out, and the same test keeps them equal to it:
--- a check's expression is planned again for every row written, and a function in it was parsed (run,
--- when IMMUTABLE) each time, about 100 us an attempt row. STABLE, so it is inlined where it is read.
+-- spend-based rate limit, and money), not only the model asked. The rows' checks
+-- (google_ai_cooldowns.cause, google_ai_attempts.quota_cause) write the list out, and the same test
+-- keeps them equal to it: a check's expression is planned again for every statement that writes its
+-- table (each of a reservation's one-row writes), and a function in it was parsed (run, when
+-- IMMUTABLE) each time, about 100 us an attempt row. So a new cause is three edits here and a migration
+-- that drops and adds both checks (NOT VALID, then VALIDATE: no long lock on the attempt log). STABLE,
+-- so it is inlined where it is read.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$

@@ -155,11 +155,13 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
 -- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES in
 -- _shared/google/quota-cause.ts; a test keeps the two equal). The one list: finalize and the metrics
 -- read it here. p_rests_group: only the causes that rest every model of the quota group (the
--- spend-based rate limit, and money), not only the model asked. The list may only grow: the rows'
--- checks (google_ai_cooldowns.cause, google_ai_attempts.quota_cause) hold it, and PostgreSQL does not
--- check old rows again when it changes. They write it out, and the same test keeps them equal to it:
--- a check's expression is planned again for every row written, and a function in it was parsed (run,
--- when IMMUTABLE) each time, about 100 us an attempt row. STABLE, so it is inlined where it is read.
+-- spend-based rate limit, and money), not only the model asked. The rows' checks
+-- (google_ai_cooldowns.cause, google_ai_attempts.quota_cause) write the list out, and the same test
+-- keeps them equal to it: a check's expression is planned again for every statement that writes its
+-- table (each of a reservation's one-row writes), and a function in it was parsed (run, when
+-- IMMUTABLE) each time, about 100 us an attempt row. So a new cause is three edits here and a migration
+-- that drops and adds both checks (NOT VALID, then VALIDATE: no long lock on the attempt log). STABLE,
+-- so it is inlined where it is read.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$

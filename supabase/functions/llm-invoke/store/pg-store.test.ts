@@ -356,9 +356,11 @@ describe("createPgStore over the RPCs", () => {
     // cause outside it is refused by the table, not only by finalize.
     const checks = await db.sql<{ name: string; causes: string[] }[]>`
       select c.conname as name,
-             array(select m[1] from regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g') m) as causes
+             array(select m[1] from regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g') with ordinality r(m, n)
+                   order by r.n) as causes
       from pg_constraint c
-      where c.conname in ('google_ai_cooldowns_cause_check', 'google_ai_attempts_quota_cause_check') order by 1`;
+      where c.conrelid in ('public.google_ai_cooldowns'::regclass, 'public.google_ai_attempts'::regclass)
+        and c.conname in ('google_ai_cooldowns_cause_check', 'google_ai_attempts_quota_cause_check') order by 1`;
     const names = ["google_ai_attempts_quota_cause_check", "google_ai_cooldowns_cause_check"];
     expect(checks.map((c) => c.name)).toEqual(names);
     for (const c of checks) expect({ name: c.name, causes: c.causes }).toEqual({ name: c.name, causes: all });
