@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 64e2fd83be1e4eb416ca4a8309995dd040a545c5fb593e66147500b5083c9a8c
+-- sha256 of what follows: 008abe7c60ccc437ac61a26d75e9773c152a52e49ae7b881fc67825f517a7318
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -753,6 +753,8 @@ declare
   v_old integer[];
   v_old_span integer;
   v_i integer;
+  v_from bigint;
+  v_s bigint;  -- a second of the epoch (the loops count offsets: a FOR variable is an integer, 2^31 s is 2038)
 begin
   if v_now is not null and (ring is null or ring_low is null or coalesce(sum_requests, 0) = 0
                             or cardinality(ring) <> 4 * v_span) then
@@ -763,12 +765,13 @@ begin
     ring := pg_catalog.array_fill(0, array[4 * v_span]);
     sum_requests := 0;
     sum_tokens := case when sum_tokens is not null then 0 end;
-    for s in greatest(coalesce(ring_low, v_now), v_now - v_old_span + 1)
-             .. least(v_now, coalesce(ring_low, v_now) + v_old_span - 1) loop
-      v_i := (s % v_old_span)::integer * 4;
-      continue when v_old[v_i + 1] = 0 or s <= v_now - v_span
-                 or public.google_ai_ring_time(s, v_old[v_i + 4]) + p_window <= p_at;
-      ring[(s % v_span)::integer * 4 + 1 : (s % v_span)::integer * 4 + 4] := v_old[v_i + 1 : v_i + 4];
+    v_from := greatest(coalesce(ring_low, v_now), v_now - v_old_span + 1);
+    for k in 0 .. least(v_now, coalesce(ring_low, v_now) + v_old_span - 1) - v_from loop
+      v_s := v_from + k;
+      v_i := (v_s % v_old_span)::integer * 4;
+      continue when v_old[v_i + 1] = 0 or v_s <= v_now - v_span
+                 or public.google_ai_ring_time(v_s, v_old[v_i + 4]) + p_window <= p_at;
+      ring[(v_s % v_span)::integer * 4 + 1 : (v_s % v_span)::integer * 4 + 4] := v_old[v_i + 1 : v_i + 4];
       sum_requests := sum_requests + v_old[v_i + 1];
       sum_tokens := sum_tokens + v_old[v_i + 2];
     end loop;
@@ -776,8 +779,8 @@ begin
   elsif v_now - ring_low >= v_span then
     -- The seconds up to now - span have left whatever their times (their last admission was at most
     -- the guarded window ago): their slots are let go as they are.
-    for s in ring_low .. least(v_now - v_span, ring_low + v_span - 1) loop
-      v_i := (s % v_span)::integer * 4;
+    for k in 0 .. least(v_now - v_span, ring_low + v_span - 1) - ring_low loop
+      v_i := ((ring_low + k) % v_span)::integer * 4;
       sum_requests := sum_requests - ring[v_i + 1];
       sum_tokens := sum_tokens - ring[v_i + 2];
       ring[v_i + 1 : v_i + 4] := '{0,0,0,0}';
@@ -860,10 +863,11 @@ declare
   v_span integer := cardinality(p_ring) / 4;
   v_i integer;
 begin
-  for s in p_ring_low .. p_ring_low + coalesce(v_span, 0) - 1 loop
-    v_i := (s % v_span)::integer * 4;
+  -- (Offsets from p_ring_low: a FOR variable is an integer, and epoch seconds pass 2^31 in 2038.)
+  for k in 0 .. coalesce(v_span, 0) - 1 loop
+    v_i := ((p_ring_low + k) % v_span)::integer * 4;
     if p_ring[v_i + case when p_tokens then 2 else 1 end] > 0 then
-      return public.google_ai_ring_time(s, p_ring[v_i + case when p_tokens then 4 else 3 end]) + p_window;
+      return public.google_ai_ring_time(p_ring_low + k, p_ring[v_i + case when p_tokens then 4 else 3 end]) + p_window;
     end if;
   end loop;
   return null;
@@ -1473,6 +1477,7 @@ declare
   v_us integer;
   v_gone integer;
   v_held integer;
+  v_s bigint;  -- a second of the epoch (the loop counts offsets: a FOR variable is an integer, 2^31 s is 2038)
 begin
   select * into v_row from public.google_ai_usage_counters c where c.quota_group = p_quota_group and c.model = p_model;
   v_ring := public.google_ai_ring_at(p_now, p_window, v_row.ring_low, v_row.ring, v_row.window_requests,
@@ -1496,8 +1501,9 @@ begin
 
   v_left_requests := v_ring.sum_requests;
   v_left_tokens := v_ring.sum_tokens;
-  for s in v_ring.ring_low .. v_ring.ring_low + v_span - 1 loop
-    v_i := (s % v_span)::integer * 4;
+  for k in 0 .. v_span - 1 loop
+    v_s := v_ring.ring_low + k;
+    v_i := (v_s % v_span)::integer * 4;
     continue when v_ring.ring[v_i + 1] = 0;
     -- Two moments a second: its first admission leaves, then the others (and the tokens) with its last.
     foreach v_us in array v_ring.ring[v_i + 3 : v_i + 4] loop
@@ -1512,7 +1518,7 @@ begin
       if (p_rpm is null or v_left_requests - v_gone + 1 + v_held <= p_rpm)
          and (p_tpm is null or v_left_tokens - case when v_gone = v_ring.ring[v_i + 1] then v_ring.ring[v_i + 2]
                                                      else 0 end + p_tokens <= p_tpm) then
-        return public.google_ai_ring_time(s, v_us) + p_window;
+        return public.google_ai_ring_time(v_s, v_us) + p_window;
       end if;
     end loop;
     v_left_requests := v_left_requests - v_ring.ring[v_i + 1];
@@ -2405,6 +2411,7 @@ declare
   v_group record;
   v_ring record;
   v_i integer;
+  v_s bigint;  -- a second of the epoch
   v_expiries timestamptz[];
   v_count integer;
   v_higher integer;
@@ -2445,12 +2452,14 @@ begin
     v_ring := public.google_ai_ring_at(p_now, v_window, v_group.ring_low, v_group.ring,
       v_group.window_requests, null);
     v_expiries := '{}';
-    for s in v_ring.ring_low .. v_ring.ring_low + cardinality(v_ring.ring) / 4 - 1 loop
-      v_i := (s % (cardinality(v_ring.ring) / 4))::integer * 4;
+    -- (Offsets from ring_low: a FOR variable is an integer, and epoch seconds pass 2^31 in 2038.)
+    for k in 0 .. cardinality(v_ring.ring) / 4 - 1 loop
+      v_s := v_ring.ring_low + k;
+      v_i := (v_s % (cardinality(v_ring.ring) / 4))::integer * 4;
       continue when v_ring.ring[v_i + 1] = 0;
       -- A second's first admission leaves on time, the others with its last.
-      v_expiries := v_expiries || (public.google_ai_ring_time(s, v_ring.ring[v_i + 3]) + v_window)
-        || pg_catalog.array_fill(public.google_ai_ring_time(s, v_ring.ring[v_i + 4]) + v_window,
+      v_expiries := v_expiries || (public.google_ai_ring_time(v_s, v_ring.ring[v_i + 3]) + v_window)
+        || pg_catalog.array_fill(public.google_ai_ring_time(v_s, v_ring.ring[v_i + 4]) + v_window,
                                  array[v_ring.ring[v_i + 1] - 1]);
     end loop;
     select count(*) into v_higher

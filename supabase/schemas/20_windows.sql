@@ -186,6 +186,8 @@ declare
   v_old integer[];
   v_old_span integer;
   v_i integer;
+  v_from bigint;
+  v_s bigint;  -- a second of the epoch (the loops count offsets: a FOR variable is an integer, 2^31 s is 2038)
 begin
   if v_now is not null and (ring is null or ring_low is null or coalesce(sum_requests, 0) = 0
                             or cardinality(ring) <> 4 * v_span) then
@@ -196,12 +198,13 @@ begin
     ring := pg_catalog.array_fill(0, array[4 * v_span]);
     sum_requests := 0;
     sum_tokens := case when sum_tokens is not null then 0 end;
-    for s in greatest(coalesce(ring_low, v_now), v_now - v_old_span + 1)
-             .. least(v_now, coalesce(ring_low, v_now) + v_old_span - 1) loop
-      v_i := (s % v_old_span)::integer * 4;
-      continue when v_old[v_i + 1] = 0 or s <= v_now - v_span
-                 or public.google_ai_ring_time(s, v_old[v_i + 4]) + p_window <= p_at;
-      ring[(s % v_span)::integer * 4 + 1 : (s % v_span)::integer * 4 + 4] := v_old[v_i + 1 : v_i + 4];
+    v_from := greatest(coalesce(ring_low, v_now), v_now - v_old_span + 1);
+    for k in 0 .. least(v_now, coalesce(ring_low, v_now) + v_old_span - 1) - v_from loop
+      v_s := v_from + k;
+      v_i := (v_s % v_old_span)::integer * 4;
+      continue when v_old[v_i + 1] = 0 or v_s <= v_now - v_span
+                 or public.google_ai_ring_time(v_s, v_old[v_i + 4]) + p_window <= p_at;
+      ring[(v_s % v_span)::integer * 4 + 1 : (v_s % v_span)::integer * 4 + 4] := v_old[v_i + 1 : v_i + 4];
       sum_requests := sum_requests + v_old[v_i + 1];
       sum_tokens := sum_tokens + v_old[v_i + 2];
     end loop;
@@ -209,8 +212,8 @@ begin
   elsif v_now - ring_low >= v_span then
     -- The seconds up to now - span have left whatever their times (their last admission was at most
     -- the guarded window ago): their slots are let go as they are.
-    for s in ring_low .. least(v_now - v_span, ring_low + v_span - 1) loop
-      v_i := (s % v_span)::integer * 4;
+    for k in 0 .. least(v_now - v_span, ring_low + v_span - 1) - ring_low loop
+      v_i := ((ring_low + k) % v_span)::integer * 4;
       sum_requests := sum_requests - ring[v_i + 1];
       sum_tokens := sum_tokens - ring[v_i + 2];
       ring[v_i + 1 : v_i + 4] := '{0,0,0,0}';
@@ -293,10 +296,11 @@ declare
   v_span integer := cardinality(p_ring) / 4;
   v_i integer;
 begin
-  for s in p_ring_low .. p_ring_low + coalesce(v_span, 0) - 1 loop
-    v_i := (s % v_span)::integer * 4;
+  -- (Offsets from p_ring_low: a FOR variable is an integer, and epoch seconds pass 2^31 in 2038.)
+  for k in 0 .. coalesce(v_span, 0) - 1 loop
+    v_i := ((p_ring_low + k) % v_span)::integer * 4;
     if p_ring[v_i + case when p_tokens then 2 else 1 end] > 0 then
-      return public.google_ai_ring_time(s, p_ring[v_i + case when p_tokens then 4 else 3 end]) + p_window;
+      return public.google_ai_ring_time(p_ring_low + k, p_ring[v_i + case when p_tokens then 4 else 3 end]) + p_window;
     end if;
   end loop;
   return null;

@@ -183,6 +183,7 @@ declare
   v_us integer;
   v_gone integer;
   v_held integer;
+  v_s bigint;  -- a second of the epoch (the loop counts offsets: a FOR variable is an integer, 2^31 s is 2038)
 begin
   select * into v_row from public.google_ai_usage_counters c where c.quota_group = p_quota_group and c.model = p_model;
   v_ring := public.google_ai_ring_at(p_now, p_window, v_row.ring_low, v_row.ring, v_row.window_requests,
@@ -206,8 +207,9 @@ begin
 
   v_left_requests := v_ring.sum_requests;
   v_left_tokens := v_ring.sum_tokens;
-  for s in v_ring.ring_low .. v_ring.ring_low + v_span - 1 loop
-    v_i := (s % v_span)::integer * 4;
+  for k in 0 .. v_span - 1 loop
+    v_s := v_ring.ring_low + k;
+    v_i := (v_s % v_span)::integer * 4;
     continue when v_ring.ring[v_i + 1] = 0;
     -- Two moments a second: its first admission leaves, then the others (and the tokens) with its last.
     foreach v_us in array v_ring.ring[v_i + 3 : v_i + 4] loop
@@ -222,7 +224,7 @@ begin
       if (p_rpm is null or v_left_requests - v_gone + 1 + v_held <= p_rpm)
          and (p_tpm is null or v_left_tokens - case when v_gone = v_ring.ring[v_i + 1] then v_ring.ring[v_i + 2]
                                                      else 0 end + p_tokens <= p_tpm) then
-        return public.google_ai_ring_time(s, v_us) + p_window;
+        return public.google_ai_ring_time(v_s, v_us) + p_window;
       end if;
     end loop;
     v_left_requests := v_left_requests - v_ring.ring[v_i + 1];

@@ -102,6 +102,7 @@ declare
   v_group record;
   v_ring record;
   v_i integer;
+  v_s bigint;  -- a second of the epoch
   v_expiries timestamptz[];
   v_count integer;
   v_higher integer;
@@ -142,12 +143,14 @@ begin
     v_ring := public.google_ai_ring_at(p_now, v_window, v_group.ring_low, v_group.ring,
       v_group.window_requests, null);
     v_expiries := '{}';
-    for s in v_ring.ring_low .. v_ring.ring_low + cardinality(v_ring.ring) / 4 - 1 loop
-      v_i := (s % (cardinality(v_ring.ring) / 4))::integer * 4;
+    -- (Offsets from ring_low: a FOR variable is an integer, and epoch seconds pass 2^31 in 2038.)
+    for k in 0 .. cardinality(v_ring.ring) / 4 - 1 loop
+      v_s := v_ring.ring_low + k;
+      v_i := (v_s % (cardinality(v_ring.ring) / 4))::integer * 4;
       continue when v_ring.ring[v_i + 1] = 0;
       -- A second's first admission leaves on time, the others with its last.
-      v_expiries := v_expiries || (public.google_ai_ring_time(s, v_ring.ring[v_i + 3]) + v_window)
-        || pg_catalog.array_fill(public.google_ai_ring_time(s, v_ring.ring[v_i + 4]) + v_window,
+      v_expiries := v_expiries || (public.google_ai_ring_time(v_s, v_ring.ring[v_i + 3]) + v_window)
+        || pg_catalog.array_fill(public.google_ai_ring_time(v_s, v_ring.ring[v_i + 4]) + v_window,
                                  array[v_ring.ring[v_i + 1] - 1]);
     end loop;
     select count(*) into v_higher
