@@ -166,20 +166,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
   select h.family, '_sum', h.labels, 'NaN'::numeric, sum(h.ms) / 1000 from histogram_rows h group by 1, 3
 $$;
 
--- What the metrics route calls: the fold (skipped when another one is running), then the text.
-CREATE OR REPLACE FUNCTION public.google_ai_metrics() RETURNS text
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  perform public.google_ai_metrics_fold(null, false);
-  return public.google_ai_metrics_text();
-end
-$$;
-
-COMMENT ON FUNCTION public.google_ai_metrics() IS
-    'Prometheus text format (version 0.0.4) of the gateway''s counters, histograms and gauges: one call per scrape.';
-
 -- Adds the attempt rows that can no longer change to the totals and moves the mark past them: rows
 -- above the mark, up to (not including) the first one still open ('reserved'), younger than
 -- stale_reservation_after (no function runs that long, so none writes it again), or a refusal a
@@ -273,249 +259,230 @@ begin
 end
 $$;
 
--- The text of one scrape: the folded totals plus the live rows, and the gauges read now. One
--- statement, so it reads one snapshot: a fold or a housekeeping run that commits meanwhile is seen
--- entirely or not at all.
-CREATE OR REPLACE FUNCTION public.google_ai_metrics_text() RETURNS text
-    LANGUAGE plpgsql STABLE SECURITY DEFINER
-    SET search_path TO ''
+-- The quota groups serving each active model now, and those that have counted for one: the series
+-- the scrape knows before their first row, and the quota gauges.
+CREATE OR REPLACE FUNCTION public.google_ai_metric_serving() RETURNS TABLE(quota_group text, model text)
+    LANGUAGE sql STABLE
     AS $$
-begin
--- (PL/pgSQL, not SQL: a SQL function with SET clauses is planned again on every call, about half a
--- scrape's CPU; this keeps its plan for the connection.)
-return (
-with clock as (
-  select now() as at,
-         (select f.folded_through from public.google_ai_metric_fold f where f.id) as mark,
-         (select g.minute_guard_ms from public.google_ai_admission_settings g where g.id) as guard_ms
-), families (family, kind, help) as (values
-  ('eve_gateway_attempts_total', 'counter',
-    'Attempt rows decided (one per reservation decision and its outcome), by status.'),
-  ('eve_gateway_refusals_total', 'counter',
-    'Requests the gateway refused or made wait, by the limit and the cause that refused them last '
-    '(counted once final, minutes later).'),
-  ('eve_gateway_google_calls_total', 'counter',
-    'Calls that reached Google, by outcome, the service tier asked '
-    'for (standard, flex, priority) and the one Google says served.'),
-  ('eve_gateway_google_429_total', 'counter',
-    'Google''s own 429 answers, by cause: the quota or the money the answer named (docs/google-429s.md).'),
-  ('eve_gateway_finalizes_lost_total', 'counter', 'Reservations no outcome ever reached (abandoned by housekeeping).'),
-  ('eve_gateway_queue_lapses_total', 'counter',
-    'Waiters that left the admission queue without being admitted (stopped asking).'),
-  ('eve_gateway_tokens_total', 'counter', 'Tokens Google counted (gen_ai.client.token.usage), by gen_ai_token_type.'),
-  ('eve_gateway_google_latency_seconds', 'histogram', 'Google''s own time per call (gen_ai.server.request.duration).'),
-  ('eve_gateway_time_to_first_byte_seconds', 'histogram',
-    'From a request''s arrival to its answer''s first byte (gen_ai.server.time_to_first_token for streams).'),
-  ('eve_gateway_added_latency_seconds', 'histogram',
-    'Time the gateway added to a request: Server-Timing''s total less Google and the wait.'),
-  ('eve_gateway_wait_seconds', 'histogram', 'How long an admitted request waited for capacity, by priority class.'),
-  ('eve_gateway_attempts_in_flight', 'gauge', 'Reservations open now (Google called, no outcome yet).'),
-  ('eve_gateway_quota_used', 'gauge',
-    'Admissions in the current window per quota group and model: '
-    'window="minute" (the sliding 60 s + guard), "day" (the Pacific day).'),
-  ('eve_gateway_quota_limit', 'gauge', 'The limit of that window after the model''s safety margin (absent: no limit).'),
-  ('eve_gateway_pacific_day_end_timestamp_seconds', 'gauge',
-    'When the current Pacific day ends (Google''s daily quotas reset).'),
-  ('eve_gateway_queue_depth', 'gauge', 'Requests waiting in the admission queue, by model and priority class.'),
-  ('eve_gateway_queue_oldest_wait_seconds', 'gauge', 'How long the oldest request in the queue has waited.'),
-  ('eve_gateway_cooldown_seconds_left', 'gauge',
-    'A quota group resting for a model, by cause: seconds until it may book again.'),
-  ('eve_gateway_model_withdrawn', 'gauge', '1 when Google answered 404 for the model and requests pass over it.'),
-  ('eve_gateway_model_shutdown_timestamp_seconds', 'gauge',
-    'The day Google stops serving the model, with its successor.'),
-  ('eve_gateway_keys', 'gauge',
-    'Keys by quota group, last health check (ok, invalid, missing_secret, error, unchecked) and rotation.'),
-  ('eve_gateway_caller_budget_remaining', 'gauge',
-    'What a Kaggle client (or a named service caller) may still use today.'),
-  ('eve_gateway_housekeeping_last_run_timestamp_seconds', 'gauge',
-    'When the last housekeeping run (not skipped) ended.'),
-  ('eve_gateway_housekeeping_last_success_timestamp_seconds', 'gauge',
-    'When the last successful housekeeping run ended.'),
-  ('eve_gateway_housekeeping_last_run_failed', 'gauge', '1 when the last housekeeping run failed.'),
-  ('eve_gateway_metrics_live_rows', 'gauge', 'Attempt rows this scrape counted itself (above the fold''s mark).')
-), live as (
-  select a.status, a.model, a.quota_group from public.google_ai_attempts a, clock where a.id > clock.mark
-), serving as (
   select s.quota_group, l.model
   from public.google_ai_model_limits l
   cross join lateral public.google_ai_serving_keys(l.model, null) s
   where l.is_active
   union
   select c.quota_group, c.model from public.google_ai_usage_counters c where c.quota_group is not null
-), known (family, labels) as (
-  -- Series known before their first row, exported at zero from the start: a series that first
-  -- appears already holding its first observations starts at that value for Prometheus, and rate()
-  -- and increase() never count a series' starting value (a model's first requests would show in no
-  -- latency panel, a group's first Google 429 or lost finalize no increase() alert). The labels as
-  -- google_ai_metric_samples renders them; active models by class, and the quota groups serving each
-  -- model.
-  select h.family, concat_ws(',', public.google_ai_metric_label('model', l.model),
-           public.google_ai_metric_label('priority_class', c.name))
-  from public.google_ai_model_limits l cross join public.google_ai_priority_classes c
-  cross join (values ('eve_gateway_time_to_first_byte_seconds'), ('eve_gateway_added_latency_seconds'),
-                     ('eve_gateway_wait_seconds')) h(family)
-  where l.is_active
-  union all
-  select x.family, concat_ws(',', public.google_ai_metric_label('model', p.model),
-           public.google_ai_metric_label('quota_group', p.quota_group))
-  from serving p
-  cross join (values ('eve_gateway_google_latency_seconds'), ('eve_gateway_finalizes_lost_total')) x(family)
-  union all
-  -- (Every cause a row may name: google_ai_quota_causes.)
-  select 'eve_gateway_google_429_total', concat_ws(',', public.google_ai_metric_label('model', p.model),
-           public.google_ai_metric_label('quota_group', p.quota_group), public.google_ai_metric_label('cause', c.cause))
-  from serving p
-  cross join unnest(public.google_ai_quota_causes()) c(cause)
-), counted as (
-  select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t
-  union all
-  select s.family, s.suffix, s.labels, s.le, s.value
-  from clock cross join lateral public.google_ai_metric_samples(clock.mark, 9223372036854775807, null,
-    clock.at - public.google_ai_metric_refusal_settled()) s
-  union all
-  -- (A histogram's +Inf bucket brings all its buckets and _count; its _sum is a sample of its own.)
-  select k.family, x.suffix, k.labels, x.le, 0 from known k
-  join families f on f.family = k.family
-  cross join lateral (values ('histogram', '_bucket', 'Infinity'::numeric), ('histogram', '_sum', 'NaN'::numeric),
-                             ('counter', '', 'NaN'::numeric)) x(kind, suffix, le)
-  where x.kind = f.kind
-), summed as (
-  select c.family, c.suffix, c.labels, c.le, sum(c.value) as value from counted c group by 1, 2, 3, 4
-), histograms as (
-  -- Every bucket of each histogram series, cumulative, +Inf last; _count is the +Inf bucket.
-  select h.family, h.labels, b.le,
-         sum(coalesce(s.value, 0)) over (partition by h.family collate "C", h.labels collate "C" order by b.le)
-           as value
-  from (select distinct s.family, s.labels from summed s where s.suffix = '_bucket') h
-  cross join unnest(public.google_ai_metric_bounds_s()) b(le)
-  left join summed s on s.family = h.family and s.labels = h.labels and s.suffix = '_bucket' and s.le = b.le
-), quota as (
-  select p.quota_group, p.model,
-         coalesce(w.sum_requests, 0) as minute_requests,
-         coalesce(w.sum_tokens, 0) as minute_tokens,
-         case when c.day_bucket = public.google_ai_pacific_day(clock.at) then c.rpd_used else 0 end as day_requests,
-         public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
-         public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
-         public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd
-  from serving p cross join clock
-  left join public.google_ai_usage_counters c on c.quota_group = p.quota_group and c.model = p.model
-  -- The window's counts, moved on to now (google_ai_ring_at).
-  left join lateral public.google_ai_ring_at(clock.at,
-    public.google_ai_window_length(coalesce(clock.guard_ms, 1000)), c.ring_low, c.ring,
-    c.window_requests, c.window_tokens) w on true
-  left join public.google_ai_model_limits l on l.model = p.model
-), last_run as (
-  select m.completed_at, m.status from public.google_ai_maintenance_log m
-  where m.operation = 'housekeeping' and m.status <> 'skipped'
-  order by m.started_at desc limit 1
-), gauges (family, labels, value) as (
-  select 'eve_gateway_attempts_in_flight', concat_ws(',', public.google_ai_metric_label('model', a.model),
-           public.google_ai_metric_label('quota_group', a.quota_group)), count(*)::numeric
-  from live a where a.status = 'reserved' group by a.model, a.quota_group
-  union all
-  select 'eve_gateway_quota_used', concat_ws(',', public.google_ai_metric_label('model', q.model),
-           public.google_ai_metric_label('quota_group', q.quota_group), x.w), x.v
-  from quota q cross join lateral (values
-    ('window="minute",unit="requests"', q.minute_requests::numeric, q.rpm::numeric),
-    ('window="minute",unit="tokens"', q.minute_tokens::numeric, q.tpm::numeric),
-    ('window="day",unit="requests"', q.day_requests::numeric, q.rpd::numeric)) x(w, v, lim)
-  union all
-  select 'eve_gateway_quota_limit', concat_ws(',', public.google_ai_metric_label('model', q.model),
-           public.google_ai_metric_label('quota_group', q.quota_group), x.w), x.lim
-  from quota q cross join lateral (values
-    ('window="minute",unit="requests"', q.rpm::numeric),
-    ('window="minute",unit="tokens"', q.tpm::numeric),
-    ('window="day",unit="requests"', q.rpd::numeric)) x(w, lim)
-  where x.lim is not null
-  union all
-  select 'eve_gateway_pacific_day_end_timestamp_seconds', '',
-         extract(epoch from public.google_ai_pacific_midnight_after(clock.at)) from clock
-  union all
-  select 'eve_gateway_queue_depth', concat_ws(',', public.google_ai_metric_label('model', q.model),
-           public.google_ai_metric_label('priority_class', q.priority_class)), count(*)::numeric
-  from public.google_ai_queue q, clock where q.lease_until > clock.at group by q.model, q.priority_class
-  union all
-  select 'eve_gateway_queue_oldest_wait_seconds', concat_ws(',', public.google_ai_metric_label('model', q.model),
-           public.google_ai_metric_label('priority_class', q.priority_class)),
-         round(extract(epoch from (clock.at - min(q.enqueued_at))), 3)
-  from public.google_ai_queue q, clock where q.lease_until > clock.at group by q.model, q.priority_class, clock.at
-  union all
-  select 'eve_gateway_cooldown_seconds_left', concat_ws(',', public.google_ai_metric_label('model', cd.model),
-           public.google_ai_metric_label('quota_group', cd.quota_group),
-           public.google_ai_metric_label('cause', coalesce(cd.cause, 'unknown'))),
-         round(extract(epoch from (cd.cooldown_until - clock.at)), 3)
-  from public.google_ai_cooldowns cd, clock where cd.cooldown_until > clock.at
-  union all
-  select 'eve_gateway_model_withdrawn', public.google_ai_metric_label('model', l.model),
-         case when l.withdrawn_at is not null then 1 else 0 end
-  from public.google_ai_model_limits l where l.is_active
-  union all
-  select 'eve_gateway_model_shutdown_timestamp_seconds', concat_ws(',', public.google_ai_metric_label('model', l.model),
-           public.google_ai_metric_label('successor', l.successor)),
-         extract(epoch from public.google_ai_pacific_start(l.shutdown_date))
-  from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
-  union all
-  select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('quota_group',
-    public.google_ai_quota_group(k.project_id, k.id)),
-           public.google_ai_metric_label('health', coalesce(h.status, 'unchecked')),
-           public.google_ai_metric_label('active', k.is_active::text)), count(*)::numeric
-  from public.google_ai_api_keys k left join public.google_ai_key_health h on h.api_key_id = k.id
-  group by 2
-  union all
-  select 'eve_gateway_caller_budget_remaining', concat_ws(',', public.google_ai_metric_label('caller', b.caller),
-           public.google_ai_metric_label('unit', x.unit)), greatest(x.lim - x.used, 0)
-  from (select 'client:' || c.name as caller, c.daily_max_requests as max_requests,
-    c.daily_max_tokens::bigint as max_tokens,
-               case when c.day_bucket = public.google_ai_pacific_day(clock.at)
-                 then c.requests_today else 0 end as requests,
-               case when c.day_bucket = public.google_ai_pacific_day(clock.at)
-                 then c.tokens_today::bigint else 0 end as tokens
-        from public.google_ai_clients c, clock where c.revoked_at is null
-        union all
-        select s.caller, s.daily_max_requests, s.daily_max_tokens::bigint,
-               case when s.day_bucket = public.google_ai_pacific_day(clock.at) then s.requests_today else 0 end,
-               case when s.day_bucket = public.google_ai_pacific_day(clock.at) then s.tokens_today else 0 end
-        from public.google_ai_caller_budgets s, clock) b
-  cross join lateral (values ('requests', b.max_requests::numeric, b.requests::numeric),
-                             ('tokens', b.max_tokens::numeric, b.tokens::numeric)) x(unit, lim, used)
-  where x.lim is not null
-  union all
-  select 'eve_gateway_housekeeping_last_run_timestamp_seconds', '', extract(epoch from r.completed_at) from last_run r
-  union all
-  select 'eve_gateway_housekeeping_last_run_failed', '', case when r.status = 'failed' then 1 else 0 end from last_run r
-  union all
-  select 'eve_gateway_housekeeping_last_success_timestamp_seconds', '', extract(epoch from m.completed_at)
-  from (select m.completed_at from public.google_ai_maintenance_log m
-        where m.operation = 'housekeeping' and m.status = 'succeeded' order by m.started_at desc limit 1) m
-  union all
-  select 'eve_gateway_metrics_live_rows', '', count(*)::numeric from live
-), samples (family, name, labels, value) as (
-  select s.family, s.family || s.suffix, s.labels, s.value from summed s where s.suffix = ''
-  union all
-  select s.family, s.family || '_sum', s.labels, s.value from summed s where s.suffix = '_sum'
+$$;
+
+-- The counters and histograms of one scrape at p_at: the folded totals, the live rows above the mark
+-- p_mark (a refusal once settled) and the series known before their first row at zero; buckets
+-- cumulative, +Inf last, _count equal to it. Samples as the text format names them.
+CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with time zone, p_mark bigint)
+    RETURNS TABLE(family text, sample text, labels text, value numeric)
+    LANGUAGE sql STABLE
+    AS $$
+  with known (family, kind, labels) as (
+    -- Series known before their first row, exported at zero from the start: a series that first
+    -- appears already holding its first observations starts at that value for Prometheus, and rate()
+    -- and increase() never count a series' starting value (a model's first requests would show in no
+    -- latency panel, a group's first Google 429 or lost finalize no increase() alert). The labels as
+    -- google_ai_metric_samples renders them; active models by class, and the quota groups serving each.
+    select h.family, 'histogram', concat_ws(',', public.google_ai_metric_label('model', l.model),
+             public.google_ai_metric_label('priority_class', c.name))
+    from public.google_ai_model_limits l cross join public.google_ai_priority_classes c
+    cross join (values ('eve_gateway_time_to_first_byte_seconds'), ('eve_gateway_added_latency_seconds'),
+                       ('eve_gateway_wait_seconds')) h(family)
+    where l.is_active
+    union all
+    select x.family, x.kind, concat_ws(',', public.google_ai_metric_label('model', p.model),
+             public.google_ai_metric_label('quota_group', p.quota_group))
+    from public.google_ai_metric_serving() p
+    cross join (values ('eve_gateway_google_latency_seconds', 'histogram'),
+                       ('eve_gateway_finalizes_lost_total', 'counter')) x(family, kind)
+    union all
+    -- (Every cause a row may name: google_ai_quota_causes.)
+    select 'eve_gateway_google_429_total', 'counter',
+           concat_ws(',', public.google_ai_metric_label('model', p.model),
+             public.google_ai_metric_label('quota_group', p.quota_group),
+             public.google_ai_metric_label('cause', c.cause))
+    from public.google_ai_metric_serving() p
+    cross join unnest(public.google_ai_quota_causes()) c(cause)
+  ), counted as (
+    select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t
+    union all
+    select s.family, s.suffix, s.labels, s.le, s.value
+    from public.google_ai_metric_samples(p_mark, 9223372036854775807, null,
+      p_at - public.google_ai_metric_refusal_settled()) s
+    union all
+    -- (A histogram's +Inf bucket brings all its buckets and _count; its _sum is a sample of its own.)
+    select k.family, x.suffix, k.labels, x.le, 0 from known k
+    cross join lateral (values ('histogram', '_bucket', 'Infinity'::numeric), ('histogram', '_sum', 'NaN'::numeric),
+                               ('counter', '', 'NaN'::numeric)) x(kind, suffix, le)
+    where x.kind = k.kind
+  ), summed as (
+    select c.family, c.suffix, c.labels, c.le, sum(c.value) as value from counted c group by 1, 2, 3, 4
+  ), histograms as (
+    -- Every bucket of each histogram series, cumulative.
+    select h.family, h.labels, b.le,
+           sum(coalesce(s.value, 0)) over (partition by h.family collate "C", h.labels collate "C" order by b.le)
+             as value
+    from (select distinct s.family, s.labels from summed s where s.suffix = '_bucket') h
+    cross join unnest(public.google_ai_metric_bounds_s()) b(le)
+    left join summed s on s.family = h.family and s.labels = h.labels and s.suffix = '_bucket' and s.le = b.le
+  )
+  select s.family, s.family || s.suffix, s.labels, s.value from summed s where s.suffix <> '_bucket'
   union all
   select h.family, h.family || '_bucket',
-         concat_ws(',', nullif(h.labels, ''), 'le="' || case
-           when h.le = 'Infinity' then '+Inf' else h.le::text end || '"'),
+         concat_ws(',', nullif(h.labels, ''),
+           'le="' || case when h.le = 'Infinity' then '+Inf' else h.le::text end || '"'),
          h.value
   from histograms h
   union all
   select h.family, h.family || '_count', h.labels, h.value from histograms h where h.le = 'Infinity'
-  union all
+$$;
+
+-- The quota gauges at p_at, per quota group serving a model (google_ai_metric_serving): admissions in
+-- the sliding minute (moved on to p_at by google_ai_ring_at) and the Pacific day, and their limits.
+CREATE OR REPLACE FUNCTION public.google_ai_metric_quota(p_at timestamp with time zone)
+    RETURNS TABLE(family text, sample text, labels text, value numeric)
+    LANGUAGE sql STABLE
+    AS $$
+  with quota as (
+    select concat_ws(',', public.google_ai_metric_label('model', p.model),
+             public.google_ai_metric_label('quota_group', p.quota_group)) as labels,
+           coalesce(w.sum_requests, 0) as minute_requests,
+           coalesce(w.sum_tokens, 0) as minute_tokens,
+           case when c.day_bucket = public.google_ai_pacific_day(p_at) then c.rpd_used else 0 end as day_requests,
+           public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
+           public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
+           public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd
+    from public.google_ai_metric_serving() p
+    left join public.google_ai_usage_counters c on c.quota_group = p.quota_group and c.model = p.model
+    left join lateral public.google_ai_ring_at(p_at, public.google_ai_window_length(coalesce(
+      (select g.minute_guard_ms from public.google_ai_admission_settings g where g.id), 1000)),
+      c.ring_low, c.ring, c.window_requests, c.window_tokens) w on true
+    left join public.google_ai_model_limits l on l.model = p.model
+  )
+  select x.family, x.family, concat_ws(',', q.labels, x.w), x.v
+  from quota q cross join lateral (values
+    ('eve_gateway_quota_used', 'window="minute",unit="requests"', q.minute_requests::numeric),
+    ('eve_gateway_quota_used', 'window="minute",unit="tokens"', q.minute_tokens::numeric),
+    ('eve_gateway_quota_used', 'window="day",unit="requests"', q.day_requests::numeric),
+    ('eve_gateway_quota_limit', 'window="minute",unit="requests"', q.rpm::numeric),
+    ('eve_gateway_quota_limit', 'window="minute",unit="tokens"', q.tpm::numeric),
+    ('eve_gateway_quota_limit', 'window="day",unit="requests"', q.rpd::numeric)) x(family, w, v)
+  -- (A limit that is not set has no gauge.)
+  where x.family = 'eve_gateway_quota_used' or x.v is not null
+$$;
+
+-- The other gauges at p_at: reservations in flight and the live rows (above the mark p_mark), the
+-- Pacific day's end, the queue, cooldowns, models, keys, callers' budgets and the last housekeeping.
+CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with time zone, p_mark bigint)
+    RETURNS TABLE(family text, sample text, labels text, value numeric)
+    LANGUAGE sql STABLE
+    AS $$
+  with live as (
+    select a.status, a.model, a.quota_group from public.google_ai_attempts a where a.id > p_mark
+  ), last_run as (
+    select m.completed_at, m.status from public.google_ai_maintenance_log m
+    where m.operation = 'housekeeping' and m.status <> 'skipped'
+    order by m.started_at desc limit 1
+  ), gauges (family, labels, value) as (
+    select 'eve_gateway_attempts_in_flight', concat_ws(',', public.google_ai_metric_label('model', a.model),
+             public.google_ai_metric_label('quota_group', a.quota_group)), count(*)::numeric
+    from live a where a.status = 'reserved' group by a.model, a.quota_group
+    union all
+    select 'eve_gateway_metrics_live_rows', '', count(*)::numeric from live
+    union all
+    select 'eve_gateway_pacific_day_end_timestamp_seconds', '',
+           extract(epoch from public.google_ai_pacific_midnight_after(p_at))
+    union all
+    select 'eve_gateway_queue_depth', concat_ws(',', public.google_ai_metric_label('model', q.model),
+             public.google_ai_metric_label('priority_class', q.priority_class)), count(*)::numeric
+    from public.google_ai_queue q where q.lease_until > p_at group by q.model, q.priority_class
+    union all
+    select 'eve_gateway_queue_oldest_wait_seconds', concat_ws(',', public.google_ai_metric_label('model', q.model),
+             public.google_ai_metric_label('priority_class', q.priority_class)),
+           round(extract(epoch from (p_at - min(q.enqueued_at))), 3)
+    from public.google_ai_queue q where q.lease_until > p_at group by q.model, q.priority_class
+    union all
+    select 'eve_gateway_cooldown_seconds_left', concat_ws(',', public.google_ai_metric_label('model', cd.model),
+             public.google_ai_metric_label('quota_group', cd.quota_group),
+             public.google_ai_metric_label('cause', coalesce(cd.cause, 'unknown'))),
+           round(extract(epoch from (cd.cooldown_until - p_at)), 3)
+    from public.google_ai_cooldowns cd where cd.cooldown_until > p_at
+    union all
+    select 'eve_gateway_model_withdrawn', public.google_ai_metric_label('model', l.model),
+           case when l.withdrawn_at is not null then 1 else 0 end
+    from public.google_ai_model_limits l where l.is_active
+    union all
+    select 'eve_gateway_model_shutdown_timestamp_seconds',
+           concat_ws(',', public.google_ai_metric_label('model', l.model),
+             public.google_ai_metric_label('successor', l.successor)),
+           extract(epoch from public.google_ai_pacific_start(l.shutdown_date))
+    from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
+    union all
+    select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('quota_group',
+             public.google_ai_quota_group(k.project_id, k.id)),
+             public.google_ai_metric_label('health', coalesce(h.status, 'unchecked')),
+             public.google_ai_metric_label('active', k.is_active::text)), count(*)::numeric
+    from public.google_ai_api_keys k left join public.google_ai_key_health h on h.api_key_id = k.id
+    group by 2
+    union all
+    select 'eve_gateway_caller_budget_remaining', concat_ws(',', public.google_ai_metric_label('caller', b.caller),
+             public.google_ai_metric_label('unit', x.unit)), greatest(x.lim - x.used, 0)
+    from (select 'client:' || c.name as caller, c.daily_max_requests as max_requests,
+                 c.daily_max_tokens::bigint as max_tokens,
+                 case when c.day_bucket = public.google_ai_pacific_day(p_at) then c.requests_today else 0 end
+                   as requests,
+                 case when c.day_bucket = public.google_ai_pacific_day(p_at) then c.tokens_today::bigint else 0 end
+                   as tokens
+          from public.google_ai_clients c where c.revoked_at is null
+          union all
+          select s.caller, s.daily_max_requests, s.daily_max_tokens::bigint,
+                 case when s.day_bucket = public.google_ai_pacific_day(p_at) then s.requests_today else 0 end,
+                 case when s.day_bucket = public.google_ai_pacific_day(p_at) then s.tokens_today else 0 end
+          from public.google_ai_caller_budgets s) b
+    cross join lateral (values ('requests', b.max_requests::numeric, b.requests::numeric),
+                               ('tokens', b.max_tokens::numeric, b.tokens::numeric)) x(unit, lim, used)
+    where x.lim is not null
+    union all
+    select 'eve_gateway_housekeeping_last_run_timestamp_seconds', '', extract(epoch from r.completed_at)
+    from last_run r
+    union all
+    select 'eve_gateway_housekeeping_last_run_failed', '', case when r.status = 'failed' then 1 else 0 end
+    from last_run r
+    union all
+    select 'eve_gateway_housekeeping_last_success_timestamp_seconds', '', extract(epoch from m.completed_at)
+    from (select m.completed_at from public.google_ai_maintenance_log m
+          where m.operation = 'housekeeping' and m.status = 'succeeded' order by m.started_at desc limit 1) m
+  )
   select g.family, g.family, g.labels, g.value from gauges g
-)
--- Every family's HELP and TYPE, even before it has a sample, so a scraper knows each from the start.
--- (Byte order, "C": the samples' text sorted by the database's collation cost a scrape more than all else.)
-select string_agg(block, '' order by family collate "C")
-from (
-  select f.family,
-         '# HELP ' || f.family || ' ' || f.help || E'\n# TYPE ' || f.family || ' ' || f.kind || E'\n' ||
-         coalesce(string_agg(s.name || case when s.labels = '' then '' else '{' || s.labels || '}' end || ' ' ||
-                             case when s.value = 'Infinity' then '+Inf' else trim_scale(s.value)::text end || E'\n',
-                             '' order by s.name collate "C", s.labels collate "C"), '') as block
-  from families f left join samples s on s.family = f.family
-  group by f.family, f.kind, f.help
-) blocks
-);
+$$;
+
+-- What the metrics route calls, once per scrape: the fold (skipped when another one is running), then
+-- every sample, each as the text format names it (maintenance/metrics-text.ts writes the text, with
+-- each family's HELP and TYPE). One statement, so one snapshot: a fold or a housekeeping run that
+-- commits meanwhile is seen entirely or not at all.
+CREATE OR REPLACE FUNCTION public.google_ai_metrics() RETURNS TABLE(family text, sample text, labels text,
+    value numeric)
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_at timestamptz := pg_catalog.now();
+begin
+  perform public.google_ai_metrics_fold(null, false);
+  -- (PL/pgSQL, not SQL: a SQL function with SET clauses is planned again on every call, about half a
+  -- scrape's CPU; this keeps its plan for the connection.)
+  return query
+    with fold as (select (select f.folded_through from public.google_ai_metric_fold f where f.id) as mark)
+    select c.* from fold, public.google_ai_metric_counts(v_at, fold.mark) c
+    union all
+    select q.* from public.google_ai_metric_quota(v_at) q
+    union all
+    select g.* from fold, public.google_ai_metric_gauges(v_at, fold.mark) g;
 end
 $$;
+
+COMMENT ON FUNCTION public.google_ai_metrics() IS
+    'One scrape''s samples (family, sample name, labels, value) of the gateway''s counters, histograms and gauges, '
+    'for Prometheus'' text format (version 0.0.4): one call per scrape.';

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { type Exposition, parseExposition, total } from "../../shared/prometheus/exposition.ts";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
+import { createPgMetricsSource } from "../../supabase/functions/maintenance/metrics-store.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
 let db: TestDatabase;
@@ -21,9 +22,13 @@ afterAll(async () => {
   await db?.drop();
 });
 
+/** One scrape's text as the metrics route writes it (one call of public.google_ai_metrics()). */
+function scrapeText(on: Sql = sql): Promise<string> {
+  return createPgMetricsSource({ run: (_what, work) => work(on) }).text();
+}
+
 async function scrape(on: Sql = sql): Promise<Exposition> {
-  const [row] = await on<{ m: string }[]>`select public.google_ai_metrics() as m`;
-  return parseExposition(row!.m);
+  return parseExposition(await scrapeText(on));
 }
 
 /** Attempt rows written as llm-invoke's RPCs leave them (the columns the metrics read). */
@@ -102,9 +107,11 @@ describe("google_ai_metrics", () => {
     expect(total(m, "eve_gateway_google_latency_seconds_bucket", { le: "0.25" })).toBe(0);
     expect(total(m, "eve_gateway_google_latency_seconds_bucket", { le: "0.5" })).toBe(total(m, "eve_gateway_google_latency_seconds_count"));
     // No label names a key.
-    const text = (await sql<{ m: string }[]>`select public.google_ai_metrics() as m`)[0]!.m;
+    const text = await scrapeText();
     expect(text).not.toContain("secret-alias-a");
     expect(text).toMatch(/^# HELP eve_gateway_/m);
+    // Every family the database exports is one the route describes.
+    expect(text).not.toContain(" untyped\n");
   });
 
   it("a bucket's bound is inclusive, as Prometheus reads le", async () => {
@@ -181,7 +188,7 @@ describe("google_ai_metrics", () => {
   it("the functions' role may scrape and nothing more; nobody else may", async () => {
     const gateway = connect(await gatewayRoleUrl(db.url), { max: 1 });
     try {
-      const [{ m }] = await gateway<{ m: string }[]>`select public.google_ai_metrics() as m`;
+      const m = await scrapeText(gateway);
       expect(m).toContain("eve_gateway_attempts_total");
       await expect(gateway`select * from public.google_ai_metric_totals`).rejects.toThrow(/permission denied/);
       await expect(gateway`select public.google_ai_metrics_fold()`).rejects.toThrow(/permission denied/);

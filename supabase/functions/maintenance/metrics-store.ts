@@ -1,19 +1,21 @@
 // Where the metrics route reads from: one RPC per scrape (the functions' role may call nothing else),
-// the work in SQL (supabase/schemas/91_metrics.sql).
+// the counting in SQL (supabase/schemas/91_metrics.sql), the text here (metrics-text.ts).
 import type { Database } from "../_shared/db.ts";
+import { type MetricSample, metricsText } from "./metrics-text.ts";
 
 export interface MetricsSource {
   /** One scrape's text, in Prometheus' text format. */
   text(): Promise<string>;
 }
 
-/** One round trip: the fold and the text, in the database (supabase/schemas/91_metrics.sql). */
+/** One round trip: the fold and every sample, in one statement of the database. */
 export function createPgMetricsSource(db: Pick<Database, "run">): MetricsSource {
   return {
     text: () =>
       db.run("metrics", async (sql) => {
-        const [row] = await sql<{ m: string }[]>`select public.google_ai_metrics() as m`;
-        return row!.m;
+        const rows = await sql<MetricSample[]>`
+          select family, sample, labels, value::text as value from public.google_ai_metrics()`;
+        return metricsText(rows);
       }),
   };
 }
