@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: e01056b1d09f1210ab6f497485bd7fd359686cf008873d6358b3191448adf432
+-- sha256 of what follows: 9b83850fc4871caa57c75800d13b4766b3f037383e83365be2e65a540ba84162
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -5377,10 +5377,48 @@ CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_steps(p_now timestamp w
     ('dead_counters', 'public.google_ai_usage_counters', 'counters', null, null, null, null)
 $_$;
 
+-- One housekeeping step (a row of google_ai_housekeeping_steps) in a subtransaction of its own: what it
+-- did, with its status and time. A failed step is rolled back alone and answers its (sanitized) error;
+-- a table this database does not have (pg_cron's, without pg_cron) skips its step.
+CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_step(p_now timestamp with time zone,
+    p_settings public.google_ai_maintenance_settings, p_deadline timestamp with time zone, p_fn text, p_rel text,
+    p_key text, p_condition text, p_cutoff timestamp with time zone, p_sort text) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $_$
+declare
+  v_started timestamptz := pg_catalog.clock_timestamp();
+  v_result jsonb;
+  v_message text;
+  v_state text;
+begin
+  begin
+    if p_fn is not null then
+      execute format('select public.%I($1, $2, $3)', 'google_ai_housekeeping_' || p_fn)
+        into v_result using p_now, p_settings, p_deadline;
+    elsif pg_catalog.to_regclass(p_rel) is null then
+      v_result := jsonb_build_object('skipped', 'no ' || p_rel || ' here: pg_cron is not installed');
+    else
+      v_result := public.google_ai_delete_batched(pg_catalog.to_regclass(p_rel), p_key, p_condition, p_cutoff,
+          p_settings.batch_size, p_settings.max_batches, p_deadline, p_sort)
+        || jsonb_build_object('older_than', p_cutoff);
+    end if;
+    v_result := v_result || jsonb_build_object('status',
+      case when v_result ? 'skipped' then 'skipped' else 'succeeded' end);
+  exception when others then
+    get stacked diagnostics v_message = message_text, v_state = returned_sqlstate;
+    v_result := jsonb_build_object('status', 'failed', 'sqlstate', v_state,
+      'error', public.google_ai_sanitize_error(v_message));
+  end;
+  return v_result || jsonb_build_object(
+    'ms', round(extract(epoch from (pg_catalog.clock_timestamp() - v_started)) * 1000, 1));
+end
+$_$;
+
 -- Housekeeping with an injectable clock (p_now null: the database clock). Tests use it to place
--- the run in a given minute and Pacific day; everyone else calls google_ai_housekeeping(). Each step
--- (google_ai_housekeeping_steps) runs in a subtransaction of its own: a failed step is logged and the
--- run goes on; a table this database does not have (pg_cron's, without pg_cron) skips its step.
+-- the run in a given minute and Pacific day; everyone else calls google_ai_housekeeping(). The steps
+-- (google_ai_housekeeping_steps) run one by one (google_ai_housekeeping_step): a failed step is logged
+-- and the run goes on. One log row per run, a skipped one too.
 CREATE OR REPLACE FUNCTION public.google_ai_housekeeping_at(p_now timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -5390,19 +5428,14 @@ declare
   v_started timestamptz := pg_catalog.clock_timestamp();
   v_now timestamptz := coalesce(p_now, v_started);
   v_settings public.google_ai_maintenance_settings;
-  v_deadline timestamptz;
   v_old_lock_timeout text := pg_catalog.current_setting('lock_timeout');
-  v_step_started timestamptz;
   v_result jsonb;
   v_steps jsonb := '{}';
   v_failed text[] := '{}';
   v_tables text[] := '{}';
   v_deleted bigint := 0;
-  v_changed bigint;
   v_more boolean := false;
   v_status text;
-  v_message text;
-  v_state text;
   v_completed timestamptz;
   v_log_id integer;
 begin
@@ -5413,14 +5446,12 @@ begin
     on conflict (id) do update set id = s.id
     returning * into v_settings;
   end if;
-  v_deadline := v_started + v_settings.time_budget;
 
   -- One run at a time (the hourly job and an on-demand run may meet); the other one is logged as skipped.
   if not pg_catalog.pg_try_advisory_xact_lock(pg_catalog.hashtext('public.google_ai_housekeeping')::bigint) then
-    v_completed := pg_catalog.clock_timestamp();
     insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at,
       completed_at, status, details)
-    values ('housekeeping', '{}', 0, v_started, v_completed, 'skipped',
+    values ('housekeeping', '{}', 0, v_started, pg_catalog.clock_timestamp(), 'skipped',
       jsonb_build_object('reason', 'another housekeeping run is in progress', 'now', v_now))
     returning id into v_log_id;
     return jsonb_build_object('ok', true, 'status', 'skipped', 'log_id', v_log_id, 'deleted_count', 0,
@@ -5428,68 +5459,41 @@ begin
   end if;
 
   perform pg_catalog.set_config('lock_timeout', v_settings.lock_timeout_ms::text || 'ms', true);
-
   for v_step in select * from public.google_ai_housekeeping_steps(v_now, v_settings) loop
-    v_step_started := pg_catalog.clock_timestamp();
-    begin
-      if v_step.fn is not null then
-        execute format('select public.%I($1, $2, $3)', 'google_ai_housekeeping_' || v_step.fn)
-          into v_result using v_now, v_settings, v_deadline;
-      elsif pg_catalog.to_regclass(v_step.rel) is null then
-        v_result := jsonb_build_object('skipped', 'no ' || v_step.rel || ' here: pg_cron is not installed');
-      else
-        v_result := public.google_ai_delete_batched(pg_catalog.to_regclass(v_step.rel), v_step.key, v_step.condition,
-            v_step.cutoff, v_settings.batch_size, v_settings.max_batches, v_deadline, v_step.sort)
-          || jsonb_build_object('older_than', v_step.cutoff);
-      end if;
-      v_result := v_result || jsonb_build_object('status',
-        case when v_result ? 'skipped' then 'skipped' else 'succeeded' end);
-    exception when others then
-      get stacked diagnostics v_message = message_text, v_state = returned_sqlstate;
-      v_result := jsonb_build_object('status', 'failed', 'sqlstate', v_state,
-        'error', public.google_ai_sanitize_error(v_message));
+    v_result := public.google_ai_housekeeping_step(v_now, v_settings, v_started + v_settings.time_budget,
+      v_step.fn, v_step.rel, v_step.key, v_step.condition, v_step.cutoff, v_step.sort);
+    if v_result ->> 'status' = 'failed' then
       v_failed := v_failed || v_step.name;
-    end;
-    v_changed := coalesce((v_result ->> 'deleted')::bigint, 0) + coalesce((v_result ->> 'abandoned')::bigint, 0);
+    end if;
     v_deleted := v_deleted + coalesce((v_result ->> 'deleted')::bigint, 0);
-    if v_changed > 0 and not (pg_catalog.regexp_replace(v_step.rel, '^public\.', '') = any (v_tables)) then
+    if coalesce((v_result ->> 'deleted')::bigint, 0) + coalesce((v_result ->> 'abandoned')::bigint, 0) > 0
+       and not (pg_catalog.regexp_replace(v_step.rel, '^public\.', '') = any (v_tables)) then
       v_tables := v_tables || pg_catalog.regexp_replace(v_step.rel, '^public\.', '');
     end if;
     v_more := v_more or coalesce((v_result ->> 'more')::boolean, false);
-    v_steps := v_steps || jsonb_build_object(v_step.name, v_result || jsonb_build_object(
-      'ms', round(extract(epoch from (pg_catalog.clock_timestamp() - v_step_started)) * 1000, 1)));
+    v_steps := v_steps || jsonb_build_object(v_step.name, v_result);
   end loop;
-
   perform pg_catalog.set_config('lock_timeout', v_old_lock_timeout, true);
 
   v_status := case when cardinality(v_failed) > 0 then 'failed' else 'succeeded' end;
   v_completed := pg_catalog.clock_timestamp();
+  v_result := jsonb_build_object(
+    'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
+    'steps', v_steps,
+    'failed_steps', to_jsonb(v_failed),
+    'more_pending', v_more);
   insert into public.google_ai_maintenance_log (operation, tables_affected, deleted_count, started_at,
     completed_at, status, details)
   values ('housekeeping', v_tables, least(v_deleted, 2147483647)::integer, v_started, v_completed, v_status,
-    jsonb_build_object(
-      'now', v_now,
-      'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
-      'steps', v_steps,
-      'failed_steps', to_jsonb(v_failed),
-      'more_pending', v_more,
-      'settings', to_jsonb(v_settings) - 'id' - 'updated_at'))
+    v_result || jsonb_build_object('now', v_now, 'settings', to_jsonb(v_settings) - 'id' - 'updated_at'))
   returning id into v_log_id;
 
   if v_status = 'failed' then
     raise warning 'google_ai_housekeeping: step(s) % failed; see google_ai_maintenance_log id %',
       array_to_string(v_failed, ', '), v_log_id;
   end if;
-
-  return jsonb_build_object(
-    'ok', v_status = 'succeeded',
-    'status', v_status,
-    'log_id', v_log_id,
-    'deleted_count', v_deleted,
-    'more_pending', v_more,
-    'failed_steps', to_jsonb(v_failed),
-    'duration_ms', round(extract(epoch from (v_completed - v_started)) * 1000, 1),
-    'steps', v_steps);
+  return v_result || jsonb_build_object('ok', v_status = 'succeeded', 'status', v_status, 'log_id', v_log_id,
+    'deleted_count', v_deleted);
 end
 $_$;
 
