@@ -330,7 +330,8 @@ declare
   v_caller jsonb;
   v_owner_class text;
   v_owner_caller text;
-  v_budget jsonb;
+  v_max_requests integer;
+  v_max_tokens bigint;
   v_requests_today integer;
   v_tokens_today bigint;
 begin
@@ -346,41 +347,39 @@ begin
       return jsonb_build_object('ok', false, 'status', 'token_expired');
     end if;
     v_models := v_token.models;
+    v_max_requests := v_client.daily_max_requests;
+    v_max_tokens := v_client.daily_max_tokens;
     v_requests_today := case when v_client.day_bucket = v_day then v_client.requests_today else 0 end;
     v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
     v_caller := jsonb_build_object('kind', 'token', 'client', v_client.name,
                                    'priority_class', v_client.priority_class);
     v_owner_class := v_client.priority_class;
     v_owner_caller := 'client:' || v_client.name;
-    v_budget := jsonb_build_object(
-      'token_requests_left', public.google_ai_budget_left(v_token.max_requests, v_token.requests_used),
-      'token_tokens_left', public.google_ai_budget_left(v_token.max_tokens, v_token.tokens_used),
-      'token_expires_at', v_token.expires_at,
-      'daily_requests_left', public.google_ai_budget_left(v_client.daily_max_requests, v_requests_today),
-      'daily_tokens_left', public.google_ai_budget_left(v_client.daily_max_tokens, v_tokens_today),
-      'daily_resets_at', case when v_client.daily_max_requests is not null or v_client.daily_max_tokens is not null
-                              then public.google_ai_pacific_midnight_after(v_now) end);
   else
     -- A label without a row has no budget: every field of v_caller_budget stays null.
     select * into v_caller_budget from public.google_ai_caller_budgets b where b.caller = p_caller;
+    v_max_requests := v_caller_budget.daily_max_requests;
+    v_max_tokens := v_caller_budget.daily_max_tokens;
     v_requests_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.requests_today else 0 end;
     v_tokens_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.tokens_today else 0 end;
     v_owner_class := (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1);
     v_owner_caller := p_caller;
     v_caller := jsonb_build_object('kind', 'service', 'client', null, 'priority_class', v_owner_class);
-    v_budget := jsonb_build_object('token_requests_left', null, 'token_tokens_left', null, 'token_expires_at', null,
-      'daily_requests_left', public.google_ai_budget_left(v_caller_budget.daily_max_requests, v_requests_today),
-      'daily_tokens_left', public.google_ai_budget_left(v_caller_budget.daily_max_tokens, v_tokens_today),
-      'daily_resets_at', case when v_caller_budget.daily_max_requests is not null
-                                   or v_caller_budget.daily_max_tokens is not null
-                              then public.google_ai_pacific_midnight_after(v_now) end);
   end if;
 
   return jsonb_build_object(
     'ok', true,
     'as_of', v_now,
     'caller', v_caller,
-    'budget', v_budget,
+    -- (A service caller has no token: its token fields are null.)
+    'budget', jsonb_build_object(
+      'token_requests_left', public.google_ai_budget_left(v_token.max_requests, v_token.requests_used),
+      'token_tokens_left', public.google_ai_budget_left(v_token.max_tokens, v_token.tokens_used),
+      'token_expires_at', v_token.expires_at,
+      'daily_requests_left', public.google_ai_budget_left(v_max_requests, v_requests_today),
+      'daily_tokens_left', public.google_ai_budget_left(v_max_tokens, v_tokens_today),
+      'daily_resets_at', case when v_max_requests is not null or v_max_tokens is not null
+                              then public.google_ai_pacific_midnight_after(v_now) end),
     'models', coalesce((
       select jsonb_agg(public.google_ai_model_quota(l.model, v_now)
                        || jsonb_build_object('cooldowns',
