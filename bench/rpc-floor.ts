@@ -9,7 +9,6 @@ import { setKeys, setModel, UNBOUNDED, walBytesSince, walLsn, type BenchServer }
 import { sleep } from "./lib/clock.ts";
 import { FLOOR_TABLES } from "./lib/floor.ts";
 import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
-import { STATE_ROW_SQL } from "./lib/state-row-candidate.ts";
 import { findPgbench, pgbenchArgs, pgbenchVersion, runPgbench, type PgbenchRun } from "./lib/pgbench.ts";
 import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
 import { median } from "./lib/stats.ts";
@@ -31,13 +30,11 @@ export interface RpcFloorConfig {
   withInvokeStatement: boolean;
 }
 
-type Variant = "floor" | "logged" | "lean" | "stateRow" | "rpc" | "invoke";
+type Variant = "floor" | "logged" | "lean" | "rpc" | "invoke";
 
 const MODEL = "bench-floor";
 /** The lean admission's own model (its own counter row and window), served by the same key. */
 const LEAN_MODEL = "bench-lean";
-/** The state-row candidate's model (its own state row), served by the same key. */
-const STATE_ROW_MODEL = "bench-state-row";
 
 const TABLES = `${FLOOR_TABLES}
 -- The attempt log as the gateway keeps it: google_ai_attempts' columns, defaults, constraints and
@@ -161,13 +158,11 @@ select reserved.r - 'quota' as r,
          p_exclude_key_ids => '{}'::uuid[])) as q
 from reserved;`;
 
-const STATE_ROW_SCRIPT = `${REQUEST_ID}\nselect public.bench_state_row_entry('${STATE_ROW_MODEL}', 10, 'bench-state-row', :rid::text) as r;`;
 
 const SCRIPTS: Record<Variant, { file: string; text: string; label: string }> = {
   floor: { file: "floor.sql", text: FLOOR_SCRIPT, label: "floor" },
   logged: { file: "floor-logged.sql", text: LOGGED_SCRIPT, label: "floor with the attempt row" },
   lean: { file: "lean-admission.sql", text: LEAN_SCRIPT, label: "lean exact admission" },
-  stateRow: { file: "state-row.sql", text: STATE_ROW_SCRIPT, label: "state-row candidate" },
   rpc: { file: "reserve.sql", text: RPC_SCRIPT, label: "reserve RPC" },
   invoke: { file: "reserve-as-invoked.sql", text: INVOKE_SCRIPT, label: "llm-invoke's statement (a fallback, a request id, the holder)" },
 };
@@ -180,16 +175,14 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   if (!bin) throw new Error("pgbench not found (install the PostgreSQL client tools, e.g. apt-get install postgresql-client)");
   const version = pgbenchVersion(bin);
   const durable = bench.settings.fsync === "on" && bench.settings.synchronous_commit === "on";
-  const variants: Variant[] = cfg.withInvokeStatement ? ["floor", "logged", "lean", "stateRow", "rpc", "invoke"] : ["floor", "logged", "lean", "stateRow", "rpc"];
+  const variants: Variant[] = cfg.withInvokeStatement ? ["floor", "logged", "lean", "rpc", "invoke"] : ["floor", "logged", "lean", "rpc"];
   const dir = await mkdtemp(path.join(tmpdir(), "eve-bench-floor-"));
   const db = await bench.fresh("rpc_floor");
   try {
-    for (const model of [MODEL, LEAN_MODEL, FALLBACK_MODEL, STATE_ROW_MODEL]) await setModel(db.sql, model, UNBOUNDED);
-    await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models: [MODEL, LEAN_MODEL, STATE_ROW_MODEL, FALLBACK_MODEL] }]);
+    for (const model of [MODEL, LEAN_MODEL, FALLBACK_MODEL]) await setModel(db.sql, model, UNBOUNDED);
+    await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models: [MODEL, LEAN_MODEL, FALLBACK_MODEL] }]);
     await db.sql.unsafe(TABLES);
     await db.sql.unsafe(LEAN_FUNCTION);
-    await db.sql.unsafe(STATE_ROW_SQL);
-    await db.sql`insert into public.bench_state_row (quota_group, model) values ('proj-floor', ${STATE_ROW_MODEL})`;
     // The lean admission updates its counter row; the gateway's first booking of the model makes it.
     await db.sql`select public.google_ai_reserve_models(p_models => array[${LEAN_MODEL}], p_estimated_tokens => 0, p_caller => 'bench-setup',
       p_request_id => null)`;
@@ -238,7 +231,6 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
         scripts: Object.fromEntries(variants.map((v) => [v, SCRIPTS[v].text])),
         floorTables: TABLES,
         leanFunction: LEAN_FUNCTION,
-        stateRowSql: STATE_ROW_SQL,
         cpuMeasured: postmaster !== undefined,
         cells,
       },
@@ -361,7 +353,7 @@ async function loggedRows(sql: Sql, v: Variant): Promise<{ all: number; admitted
     const [{ n }] = await sql.unsafe<{ n: string }[]>(`select count(*)::text as n from public.${table}`);
     return { all: Number(n), admitted: Number(n) };
   }
-  const caller = v === "lean" ? "bench-lean" : v === "stateRow" ? "bench-state-row" : "bench";
+  const caller = v === "lean" ? "bench-lean" : "bench";
   const [row] = await sql<{ all: string; admitted: string }[]>`
     select count(*)::text as all, (count(*) filter (where status = 'reserved'))::text as admitted
     from public.google_ai_attempts where caller = ${caller}`;
@@ -400,11 +392,6 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
       figure: `The lean exact admission (model, key, queue and cooldown read; the sliding window kept; the attempt row), PostgreSQL CPU per admission ÷ the floor with the attempt row; the reserve RPC's ÷ the lean admission's, at ${ns.join(" / ")} connections`,
       value: `${over((n) => times(cpuRatio(cells, "lean", "logged", n)))} (${over((n) => ms(get(cells, "lean", n)?.cpuMsPerTransaction))} ms); ` +
         `RPC ${over((n) => times(cpuRatio(cells, "rpc", "lean", n)))} (tps ${over((n) => pct(get(cells, "rpc", n)?.ratioToLean))} of it)`,
-    },
-    {
-      figure: `The state-row candidate (one row per group and model: a ring of per-second counts, the day, the spread, the shares' counts; booking with the limits, class, budget, groups, shares, spread and the answer's quota), tps ÷ the floor with the attempt row; its CPU per admission ÷ the lean admission's, at ${ns.join(" / ")} connections`,
-      value: `${over((n) => pct(get(cells, "stateRow", n)?.ratioToLogged))} (${over((n) => fmt(get(cells, "stateRow", n)?.tps, 0))} tps); ` +
-        `${over((n) => times(cpuRatio(cells, "stateRow", "lean", n)))} (${over((n) => ms(get(cells, "stateRow", n)?.cpuMsPerTransaction))} ms)`,
     },
     ...(cells.some((c) => c.variant === "invoke")
       ? [{
@@ -448,8 +435,6 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     ["lean exact admission tps", (n) => fmt(at("lean", n)?.tps, 0)],
     ["it / floor with the attempt row", (n) => pct(at("lean", n)?.ratioToLogged)],
     ["RPC / lean admission", (n) => pct(at("rpc", n)?.ratioToLean)],
-    ["state-row candidate tps", (n) => fmt(at("stateRow", n)?.tps, 0)],
-    ["it / floor with the attempt row", (n) => pct(at("stateRow", n)?.ratioToLogged)],
     ...ifInvoke([
       ["llm-invoke's statement tps", (n) => fmt(at("invoke", n)?.tps, 0)],
       ["it / floor", (n) => pct(at("invoke", n)?.ratioToFloor)],
@@ -466,8 +451,6 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     ["lean ÷ floor with the attempt row", (n) => times(cpuRatio(cells, "lean", "logged", n))],
     ["RPC ÷ floor with the attempt row", (n) => times(cpuRatio(cells, "rpc", "logged", n))],
     ["RPC ÷ lean", (n) => times(cpuRatio(cells, "rpc", "lean", n))],
-    ["state-row candidate CPU ms/tx", (n) => ms(at("stateRow", n)?.cpuMsPerTransaction)],
-    ["it ÷ lean", (n) => times(cpuRatio(cells, "stateRow", "lean", n))],
     ...ifInvoke([["llm-invoke's statement CPU ms/tx", (n) => ms(at("invoke", n)?.cpuMsPerTransaction)]]),
     ["floor WAL bytes/tx", (n) => fmt(at("floor", n)?.walBytesPerTransaction, 0)],
     ["floor with the attempt row WAL bytes/tx", (n) => fmt(at("logged", n)?.walBytesPerTransaction, 0)],
@@ -497,17 +480,6 @@ down, locks the counter row, keeps the guarded sliding window as a log of admiss
 admissions that left it, writes one), updates the counter row and writes the attempt row. It has none of the classes, shares, spread,
 budgets or the answer's quota. Beside it, the reserve RPC's cost is what those add; against the floor with
 the attempt row, its own is what reading the configuration and keeping the window cost.
-**The state-row candidate** (\`bench_state_row_entry\`, also created in the part's database only) keeps
-every count a booking reads in one row per quota group and model, locked once: a ring of 62 per-second
-counts with their sums in place of the window's admission rows, the Pacific day's count, the spread's
-schedule, and each share's owner's counts in the same ring and day. On it, it books with the
-reservation's rules, through the gateway's own helpers where the rule is one: the request's limits, the
-class, the service caller's budget, the candidate groups (each tried in a subtransaction), what the
-others' shares keep, the spread, the answer with the quota it leaves, through an entry that calls its
-twin. It leaves out a paced share, the queue's turn and ticket, a held request id, a token's budgets,
-the refusal's times, the day guard at midnight and the second pass over groups others hold; and here,
-as for the RPC, no spread, budget or other owner's share binds. Beside the lean admission and the
-reserve RPC, it says what those rules cost on that layout (docs/admission-kernel.md).
 ${withInvoke ? "\"llm-invoke's statement\" is the call as the function sends it for a named request of a model with a fallback: both models, the caller's request id (its claim is taken), the holder's reply_by, hold_until and id, and in the same statement the quota its answer carries (`google_ai_answer_quota`).\n" : ""}
 ${tpsTable}
 ${overran ? `\n${overran} of ${all} windows closed after their pgbench run had ended (a slow machine): those include the run's last transactions and its disconnections.\n` : ""}
@@ -536,13 +508,6 @@ ${sqlBlock(LEAN_SCRIPT)}
 
 ${sqlBlock(LEAN_FUNCTION)}
 
-The state-row candidate (\`state-row.sql\`; a model \`${STATE_ROW_MODEL}\` like the others, its state row
-inserted for the key's group):
-
-${sqlBlock(STATE_ROW_SCRIPT)}
-
-${sqlBlock(STATE_ROW_SQL)}
-
 The RPC script (\`reserve.sql\`; a model \`${MODEL}\` with limits that never bind, served by one active key —
 the part sets them with \`bench/lib/db.ts\`'s \`setModel\` and \`setKeys\`):
 
@@ -552,7 +517,7 @@ Then, for each connection count N (threads: \`min(N, 2)\`), with PGHOST/PGPORT/P
 (fsync and synchronous_commit on, the defaults):
 
 \`\`\`sh
-${ns.map((n) => `${cmd("floor.sql", n)}\n${cmd("floor-logged.sql", n)}\n${cmd("lean-admission.sql", n)}\n${cmd("state-row.sql", n)}\n${cmd("reserve.sql", n)}`).join("\n")}
+${ns.map((n) => `${cmd("floor.sql", n)}\n${cmd("floor-logged.sql", n)}\n${cmd("lean-admission.sql", n)}\n${cmd("reserve.sql", n)}`).join("\n")}
 \`\`\`
 
 Then compare their \`tps\` lines (below: how, and how to read the CPU).
