@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 64c3cca2259214f3d782c4298f49d1f61b4cef76b3d44325fe2dcc0b517c4dba
+-- sha256 of what follows: 4c7fb4cd2c7db60da869ce73cd65ae0155f78c24d9f855652141e5a7410c267a
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -5203,13 +5203,17 @@ begin
   perform public.google_ai_metrics_fold(null, false);
   -- (PL/pgSQL, not SQL: a SQL function with SET clauses is planned again on every call, about half a
   -- scrape's CPU; this keeps its plan for the connection.)
+  -- (A sample without a value has none to say: an owner's older log row may lack its times.)
   return query
     with fold as (select (select f.folded_through from public.google_ai_metric_fold f where f.id) as mark)
-    select c.* from fold, public.google_ai_metric_counts(v_at, fold.mark) c
-    union all
-    select q.* from public.google_ai_metric_quota(v_at) q
-    union all
-    select g.* from fold, public.google_ai_metric_gauges(v_at, fold.mark) g;
+    select s.* from (
+      select c.* from fold, public.google_ai_metric_counts(v_at, fold.mark) c
+      union all
+      select q.* from public.google_ai_metric_quota(v_at) q
+      union all
+      select g.* from fold, public.google_ai_metric_gauges(v_at, fold.mark) g
+    ) s
+    where s.value is not null;
 end
 $$;
 

@@ -473,13 +473,17 @@ begin
   perform public.google_ai_metrics_fold(null, false);
   -- (PL/pgSQL, not SQL: a SQL function with SET clauses is planned again on every call, about half a
   -- scrape's CPU; this keeps its plan for the connection.)
+  -- (A sample without a value has none to say: an owner's older log row may lack its times.)
   return query
     with fold as (select (select f.folded_through from public.google_ai_metric_fold f where f.id) as mark)
-    select c.* from fold, public.google_ai_metric_counts(v_at, fold.mark) c
-    union all
-    select q.* from public.google_ai_metric_quota(v_at) q
-    union all
-    select g.* from fold, public.google_ai_metric_gauges(v_at, fold.mark) g;
+    select s.* from (
+      select c.* from fold, public.google_ai_metric_counts(v_at, fold.mark) c
+      union all
+      select q.* from public.google_ai_metric_quota(v_at) q
+      union all
+      select g.* from fold, public.google_ai_metric_gauges(v_at, fold.mark) g
+    ) s
+    where s.value is not null;
 end
 $$;
 

@@ -394,4 +394,38 @@ describe("google_ai_metrics", () => {
     expect(series(counted, "eve_gateway_finalizes_lost_total", { model, quota_group: "proj-zero" }).map((s) => s.value)).toEqual([1]);
     await sql`delete from public.google_ai_api_keys where key_alias = 'zero-a'`;
   });
+
+  it("quota gauges: used always, a limit only when set, yesterday's day count as 0; an owner's log row without times is no sample", async () => {
+    const model = "metrics-gauge-model";
+    const labels = { model, quota_group: "proj-gauge" };
+    await sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values (${model}, 10, null, 100)`;
+    await sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority, is_active)
+              values ('gauge-a', 'GOOGLE_TEST_KEY_GAUGE_A', 'proj-gauge', 1, true)`;
+    await sql`insert into public.google_ai_usage_counters (quota_group, model, day_bucket, rpd_used)
+              values ('proj-gauge', ${model}, public.google_ai_pacific_day(now()) - 1, 5)`;
+    // An adopted log may hold rows without their times: newest first, nulls lead.
+    await sql`insert into public.google_ai_maintenance_log (operation, status) values ('housekeeping', 'succeeded')`;
+    const gauge = (e: Exposition, name: string, w: Record<string, string>) =>
+      e.samples.filter((s) => s.name === name && Object.entries({ ...labels, ...w }).every(([k, v]) => s.labels[k] === v))
+        .map((s) => s.value);
+    try {
+      const m = await scrape();
+      expect(gauge(m, "eve_gateway_quota_used", { window: "day", unit: "requests" })).toEqual([0]);
+      expect(gauge(m, "eve_gateway_quota_used", { window: "minute", unit: "tokens" })).toEqual([0]);
+      expect(gauge(m, "eve_gateway_quota_limit", { window: "minute", unit: "requests" })).toEqual([10]);
+      expect(gauge(m, "eve_gateway_quota_limit", { window: "day", unit: "requests" })).toEqual([100]);
+      expect(gauge(m, "eve_gateway_quota_limit", { window: "minute", unit: "tokens" })).toEqual([]);
+      expect(m.samples.filter((s) => s.name === "eve_gateway_housekeeping_last_run_timestamp_seconds")).toEqual([]);
+      expect(m.samples.filter((s) => s.name === "eve_gateway_housekeeping_last_run_failed").map((s) => s.value)).toEqual([0]);
+      expect(m.samples.filter((s) => !Number.isFinite(s.value) && s.labels.le !== "+Inf")).toEqual([]);
+      await sql`update public.google_ai_usage_counters set day_bucket = public.google_ai_pacific_day(now())
+                where quota_group = 'proj-gauge'`;
+      expect(gauge(await scrape(), "eve_gateway_quota_used", { window: "day", unit: "requests" })).toEqual([5]);
+    } finally {
+      await sql`delete from public.google_ai_maintenance_log where started_at is null`;
+      await sql`delete from public.google_ai_usage_counters where quota_group = 'proj-gauge'`;
+      await sql`delete from public.google_ai_api_keys where key_alias = 'gauge-a'`;
+      await sql`delete from public.google_ai_model_limits where model = ${model}`;
+    }
+  });
 });

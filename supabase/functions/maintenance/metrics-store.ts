@@ -8,7 +8,7 @@ export interface MetricsSource {
   text(): Promise<string>;
 }
 
-/** One round trip: the fold and every sample, in one statement of the database. */
+/** One round trip: the fold, then every sample read in one statement (one snapshot). */
 export function createPgMetricsSource(db: Pick<Database, "run">): MetricsSource {
   return {
     text: () =>

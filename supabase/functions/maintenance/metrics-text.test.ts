@@ -14,7 +14,7 @@ describe("metricsText", () => {
     for (const f of families) expect(text).toContain(`# HELP ${f} ${METRIC_FAMILIES[f]!.help}\n`);
   });
 
-  it("writes values without trailing zeros, +Inf for infinity, samples in byte order after their TYPE", () => {
+  it("writes values without trailing zeros, +Inf for infinity, samples sorted after their TYPE", () => {
     const text = metricsText([
       {
         family: "eve_gateway_wait_seconds",
@@ -41,11 +41,19 @@ describe("metricsText", () => {
         labels: "",
         value: "100.000",
       },
+      { family: "eve_gateway_keys", sample: "eve_gateway_keys", labels: 'health="ok"', value: "100" },
+      { family: "eve_gateway_keys", sample: "eve_gateway_keys", labels: 'health="error"', value: "NaN" },
     ]);
     const lines = text.split("\n");
     const at = (line: string) => lines.indexOf(line);
     expect(at("eve_gateway_quota_limit +Inf")).toBe(at("# TYPE eve_gateway_quota_limit gauge") + 1);
     expect(at("eve_gateway_metrics_live_rows 100")).toBe(at("# TYPE eve_gateway_metrics_live_rows gauge") + 1);
+    // An integer keeps its zeros; NaN is the format's own word.
+    const keys = at("# TYPE eve_gateway_keys gauge");
+    expect(lines.slice(keys + 1, keys + 3)).toEqual([
+      'eve_gateway_keys{health="error"} NaN',
+      'eve_gateway_keys{health="ok"} 100',
+    ]);
     const wait = at("# TYPE eve_gateway_wait_seconds histogram");
     expect(lines.slice(wait + 1, wait + 4)).toEqual([
       'eve_gateway_wait_seconds_bucket{model="a",le="+Inf"} 2',

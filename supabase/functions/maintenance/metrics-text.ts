@@ -1,6 +1,6 @@
 // Prometheus' text format (version 0.0.4) of one scrape's samples: every family's HELP and TYPE, even
 // before it has a sample (a scraper knows each from the start), then its samples, families and samples
-// in byte order. The samples come from the database (public.google_ai_metrics(), one statement);
+// sorted. The samples come from the database (public.google_ai_metrics(), one statement);
 // what each family means lives here, beside the text that says it.
 
 /** One sample as the database names it: its family, its own name (a histogram's `_bucket`, `_sum`, `_count`), its labels rendered. */
@@ -129,7 +129,7 @@ export function metricsText(samples: readonly MetricSample[]): string {
     else members.push(s);
   }
   let text = "";
-  for (const family of [...byFamily.keys()].sort(byteOrder)) {
+  for (const family of [...byFamily.keys()].sort(codeUnitOrder)) {
     const known = METRIC_FAMILIES[family];
     if (known !== undefined) text += `# HELP ${family} ${known.help}\n`;
     text += `# TYPE ${family} ${known?.kind ?? "untyped"}\n`;
@@ -147,10 +147,11 @@ function sampleValue(value: string): string {
 }
 
 function bySampleThenLabels(a: MetricSample, b: MetricSample): number {
-  return byteOrder(a.sample, b.sample) || byteOrder(a.labels, b.labels);
+  return codeUnitOrder(a.sample, b.sample) || codeUnitOrder(a.labels, b.labels);
 }
 
-// Byte order, as Prometheus' own clients sort (names and labels are ASCII but for label values).
-function byteOrder(a: string, b: string): number {
+// UTF-16 code-unit order: byte order unless a label value mixes characters above U+FFFF with ones in
+// U+E000-U+FFFF (Prometheus reads samples in any order; the order only keeps the text stable).
+function codeUnitOrder(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
