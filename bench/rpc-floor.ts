@@ -158,7 +158,6 @@ select reserved.r - 'quota' as r,
          p_exclude_key_ids => '{}'::uuid[])) as q
 from reserved;`;
 
-
 const SCRIPTS: Record<Variant, { file: string; text: string; label: string }> = {
   floor: { file: "floor.sql", text: FLOOR_SCRIPT, label: "floor" },
   logged: { file: "floor-logged.sql", text: LOGGED_SCRIPT, label: "floor with the attempt row" },
