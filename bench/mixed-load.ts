@@ -371,12 +371,22 @@ function schedule(cfg: MixedLoadConfig, t0: number, demandMs: number): Arrival[]
   for (const c of cfg.batchClients) {
     streams.push({ caller: c.name, priority: "batch", rate: (perMs * (1 - cfg.interactiveShare) * c.weight) / weights, burst: c.burst });
   }
-  const out: Omit<Arrival, "id">[] = [];
-  for (const s of streams) {
-    for (let i = 0; i < s.burst; i++) out.push({ at: t0, caller: s.caller, priority: s.priority });
-    if (s.rate > 0) for (let t = t0 + 1 / s.rate / 2; t < t0 + demandMs; t += 1 / s.rate) out.push({ at: Math.round(t), caller: s.caller, priority: s.priority });
+  // The notebooks share one rate and phase, so their arrivals coincide, and those of one instant go out
+  // in array order: a fixed order would always send the same notebook first, and a queue that serves
+  // in arrival order would favour it. Each instant starts with the next notebook (the bot, its own
+  // class, always first).
+  const batch = streams.length - 1;
+  const out: (Omit<Arrival, "id"> & { turn: number })[] = [];
+  for (const [k, s] of streams.entries()) {
+    const turn = (i: number) => (k === 0 ? 0 : 1 + ((k - 1 + batch - (i % batch)) % batch));
+    for (let i = 0; i < s.burst; i++) out.push({ at: t0, caller: s.caller, priority: s.priority, turn: turn(0) });
+    if (s.rate <= 0) continue;
+    let i = 0;
+    for (let t = t0 + 1 / s.rate / 2; t < t0 + demandMs; t += 1 / s.rate, i++) {
+      out.push({ at: Math.round(t), caller: s.caller, priority: s.priority, turn: turn(i) });
+    }
   }
-  return out.sort((a, b) => a.at - b.at).map((a, id) => ({ ...a, id }));
+  return out.sort((a, b) => a.at - b.at || a.turn - b.turn).map(({ turn: _turn, ...a }, id) => ({ ...a, id }));
 }
 
 /** Calls of the reservation entries, by the database's own count (pg_stat_user_functions). */
