@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 4c7fb4cd2c7db60da869ce73cd65ae0155f78c24d9f855652141e5a7410c267a
+-- sha256 of what follows: 3e3f8f06a566f1ca0786579a5f05a8182e0d7994f56cba2c3a7168c93dab0bbb
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -5009,7 +5009,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
     RETURNS TABLE(family text, sample text, labels text, value numeric)
     LANGUAGE sql STABLE
     AS $$
-  with known (family, kind, labels) as (
+  with serving as (
+    select p.quota_group, p.model from public.google_ai_metric_serving() p
+  ), known (family, kind, labels) as (
     -- Series known before their first row, exported at zero from the start: a series that first
     -- appears already holding its first observations starts at that value for Prometheus, and rate()
     -- and increase() never count a series' starting value (a model's first requests would show in no
@@ -5024,7 +5026,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
     union all
     select x.family, x.kind, concat_ws(',', public.google_ai_metric_label('model', p.model),
              public.google_ai_metric_label('quota_group', p.quota_group))
-    from public.google_ai_metric_serving() p
+    from serving p
     cross join (values ('eve_gateway_google_latency_seconds', 'histogram'),
                        ('eve_gateway_finalizes_lost_total', 'counter')) x(family, kind)
     union all
@@ -5033,7 +5035,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
            concat_ws(',', public.google_ai_metric_label('model', p.model),
              public.google_ai_metric_label('quota_group', p.quota_group),
              public.google_ai_metric_label('cause', c.cause))
-    from public.google_ai_metric_serving() p
+    from serving p
     cross join unnest(public.google_ai_quota_causes()) c(cause)
   ), counted as (
     select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t

@@ -279,7 +279,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
     RETURNS TABLE(family text, sample text, labels text, value numeric)
     LANGUAGE sql STABLE
     AS $$
-  with known (family, kind, labels) as (
+  with serving as (
+    select p.quota_group, p.model from public.google_ai_metric_serving() p
+  ), known (family, kind, labels) as (
     -- Series known before their first row, exported at zero from the start: a series that first
     -- appears already holding its first observations starts at that value for Prometheus, and rate()
     -- and increase() never count a series' starting value (a model's first requests would show in no
@@ -294,7 +296,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
     union all
     select x.family, x.kind, concat_ws(',', public.google_ai_metric_label('model', p.model),
              public.google_ai_metric_label('quota_group', p.quota_group))
-    from public.google_ai_metric_serving() p
+    from serving p
     cross join (values ('eve_gateway_google_latency_seconds', 'histogram'),
                        ('eve_gateway_finalizes_lost_total', 'counter')) x(family, kind)
     union all
@@ -303,7 +305,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
            concat_ws(',', public.google_ai_metric_label('model', p.model),
              public.google_ai_metric_label('quota_group', p.quota_group),
              public.google_ai_metric_label('cause', c.cause))
-    from public.google_ai_metric_serving() p
+    from serving p
     cross join unnest(public.google_ai_quota_causes()) c(cause)
   ), counted as (
     select t.family, t.suffix, t.labels, t.le, t.value from public.google_ai_metric_totals t

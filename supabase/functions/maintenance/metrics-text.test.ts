@@ -1,5 +1,5 @@
 // The text of a scrape from the database's samples: every family's HELP and TYPE (even with no sample),
-// values as the format writes them, byte order, and a family nobody described still exported.
+// values as the format writes them, sorted, and a family nobody described still exported.
 import { describe, expect, it } from "vitest";
 import { parseExposition } from "../../../shared/prometheus/exposition.ts";
 import { METRIC_FAMILIES, metricsText } from "./metrics-text.ts";
