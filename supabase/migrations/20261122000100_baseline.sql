@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 3e3f8f06a566f1ca0786579a5f05a8182e0d7994f56cba2c3a7168c93dab0bbb
+-- sha256 of what follows: 54fa30bbb2eecda921bd7485dfe7b7b75a6e1f5087972914b66a10a5e4bc3f8e
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -2213,9 +2213,9 @@ $$;
 -- supabase/schemas/38_candidates.sql
 -- ================================================================================================
 
--- A request's candidates: the limits of the model it names (google_ai_request_limits) and the quota
--- groups that may serve it (google_ai_candidate_groups), with what ranks them and the key a group
--- serves it on.
+-- A request's candidates: the limits of the model it names (google_ai_request_limits), the class it
+-- runs in (google_ai_request_class) and the quota groups that may serve it (google_ai_candidate_groups),
+-- with what ranks them and the key a group serves it on.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
@@ -2299,6 +2299,24 @@ CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estim
          where m.is_active and p_model operator(pg_catalog.=) any (m.aliases)
          order by m.id limit 1)
         limit 1) l
+$$;
+
+-- The class a request runs in: the one it asks for (p_priority), never above its credential's (the
+-- client's class, or the top class for a service caller); a name no class has leaves the credential's.
+-- A SQL table function, so it is inlined into the statement that reads it.
+CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_client_id uuid)
+    RETURNS TABLE(rank smallint, name text)
+    LANGUAGE sql STABLE
+    AS $$
+  select a.rank, pc.name
+  from (select greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc
+                                  where pc.name operator(pg_catalog.=) p_priority), x.allowed), x.allowed) as rank
+        from (select coalesce((select pc.rank from public.google_ai_clients c
+                               join public.google_ai_priority_classes pc
+                                 on pc.name operator(pg_catalog.=) c.priority_class
+                               where c.id operator(pg_catalog.=) p_client_id),
+                              (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
+  left join public.google_ai_priority_classes pc on pc.rank operator(pg_catalog.=) a.rank
 $$;
 -- ================================================================================================
 -- supabase/schemas/40_queue.sql
@@ -2587,12 +2605,13 @@ $$;
 -- where a ticket taken now, p_new_ticket, would stand, in p_class), and whether it may ask for a
 -- booking now (may_book). It may when nobody else waits, when a slot is free beyond the due tickets
 -- ahead, or when its own RPM share still has room in a group (the share keeps that slot for it, the
--- spread does not hold it back, and the booking decides exactly). When it may not, free_now > 0 says
--- the free slots are the turns of the tickets ahead; spread_bound, that only the schedule holds one.
+-- spread does not hold it back, and the booking decides exactly). When it may not, blocked_by and
+-- cause say why: the limit the window counts (rpm, else tpm), and queue_turn when the free slots are
+-- the turns of the tickets ahead, spread when only the schedule holds one, else window_full.
 CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model text, p_rpm integer, p_rpd integer,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_caller text, p_class text, p_rank smallint,
     p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint,
-    OUT since timestamp with time zone, OUT may_book boolean, OUT free_now integer, OUT spread_bound boolean,
+    OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text, OUT cause text,
     OUT turn_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -2602,6 +2621,8 @@ declare
   v_held public.google_ai_queue;
   v_ahead integer;
   v_due_ahead integer;
+  v_free_now integer;
+  v_spread_bound boolean;
 begin
   select p_rank, p_class, true into rank, class, may_book;
   if p_ticket is not null then
@@ -2628,11 +2649,11 @@ begin
   from public.google_ai_queue q
   where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
-  select t.free_now, t.turn_at, t.spread_bound into free_now, turn_at, spread_bound
+  select t.free_now, t.turn_at, t.spread_bound into v_free_now, turn_at, v_spread_bound
   from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank) t;
   -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn
   -- today anywhere: the booking names the reopening.)
-  may_book := turn_at is null or v_due_ahead < free_now
+  may_book := turn_at is null or v_due_ahead < v_free_now
     or exists (select 1 from public.google_ai_quota_shares s
                left join public.google_ai_share_usage u on u.share_id = s.id
                where s.model = p_model and s.reserved_rpm is not null
@@ -2640,6 +2661,10 @@ begin
                  and coalesce((public.google_ai_ring_at(p_now,
                        public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
                        u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm);
+  if not may_book then
+    blocked_by := case when p_rpm is not null then 'rpm' else 'tpm' end;
+    cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread' else 'window_full' end;
+  end if;
 end
 $$;
 
@@ -3429,38 +3454,6 @@ begin
 end
 $$;
 
--- A refusal in the attempt log; returns the milliseconds until p_retry_at (null: none known). One
--- refused row per request and attempt, not one per poll: a WAIT caller asking again (it has waited,
--- so p_wait_ms > 0) updates the row its first refusal wrote during this wait.
-CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text,
-    p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer,
-    p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb,
-    p_cause text DEFAULT NULL::text) RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_retry_ms bigint := public.google_ai_ms_until(p_retry_at, p_now);
-  v_cause text := coalesce(p_cause, public.google_ai_refusal_cause(p_limit));
-begin
-  if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
-    update public.google_ai_attempts a set
-      limit_hit = p_limit, refusal_cause = v_cause, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
-      estimated_tokens = p_estimated_tokens
-    where a.request_id = p_request_id and a.caller = p_caller and a.attempt = p_attempt
-      and a.status = 'refused'
-      and a.created_at >= pg_catalog.now() - (p_wait_ms + 60000) * interval '1 millisecond';
-  end if;
-  if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
-    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request_id, p_caller, p_client_id, p_token_id, p_model, p_requested_model,
-      p_attempt, p_estimated_tokens, p_limit, v_cause, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
-  end if;
-  return v_retry_ms;
-end
-$$;
-
 CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN
     ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
 
@@ -3482,7 +3475,9 @@ CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON publ
 --              llm-invoke, the tests and the bench all call;
 --   fall back  a chain's models in order until one serves (google_ai_fall_back_at);
 --   admit      the queue-aware decision for one request (idempotency, credential, queue turn:
---              google_ai_admit_at);
+--              google_ai_admit_at), answered by one of two steps: google_ai_refusal_at (wait in
+--              line, or refuse with the time to ask again) or google_ai_record_admission (the
+--              attempt row and the answer);
 --   book       pick a quota group and count the request in its windows (google_ai_book_best_group:
 --              50_booking.sql), one group under its counter row's lock (google_ai_book_group:
 --              45_group_booking.sql);
@@ -3497,6 +3492,116 @@ CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON publ
 -- ticket), so the generic plan is the one a custom plan would choose.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
+
+-- refuse: a request no group takes now waits in line when its turn is likely within its wait
+-- (google_ai_queue_wait, for a refusal a wait can end: rpm, tpm, rpd, cooldown, pace; its answer is
+-- the ticket), else it is answered with its limit, its cause and when to ask again, and logged: one
+-- refused row per request and attempt, not one per poll (a WAIT caller asking again, p_wait_ms > 0,
+-- updates the row its first refusal wrote during this wait). A ticket it held is given up. Behind a
+-- queue, capacity for this caller comes with its turn: the queue's estimate (the likely one, for a
+-- lower class), else the turn its place showed (p_turn_at) or the group's own time, whichever is later.
+-- p_model is the model's row (null when the name is unknown; the row then names the model as asked);
+-- p_ticket, p_turn, p_since and p_booking_tried are its place (google_ai_queue_place).
+CREATE OR REPLACE FUNCTION public.google_ai_refusal_at(p_now timestamp with time zone, p_caller text,
+    p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer,
+    p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb, p_exclude_key_ids uuid[], p_rpm integer,
+    p_rpd integer, p_class text, p_rank smallint, p_limit text, p_cause text, p_reopens_at timestamp with time zone,
+    p_recheck_at timestamp with time zone, p_wait_left_ms integer, p_ticket uuid, p_turn bigint,
+    p_since timestamp with time zone, p_turn_at timestamp with time zone, p_booking_tried boolean,
+    p_new_ticket uuid) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_wait record;
+  v_reopens_at timestamptz := p_reopens_at;
+  v_recheck_at timestamptz := p_recheck_at;
+  v_retry_ms bigint;
+begin
+  -- In line, when its turn is likely within its wait (nulls when it does not wait).
+  select w.* into v_wait from public.google_ai_queue_wait(p_now => p_now, p_model => p_model,
+    p_requested_model => p_requested_model, p_rpm => p_rpm, p_rpd => p_rpd, p_exclude_key_ids => p_exclude_key_ids,
+    p_caller => p_caller, p_client_id => p_client_id, p_token_id => p_token_id, p_request_id => p_request_id,
+    p_tokens => p_estimated_tokens, p_class => p_class, p_rank => p_rank, p_ticket => p_ticket, p_turn => p_turn,
+    p_since => p_since, p_new_ticket => p_new_ticket, p_limit => p_limit, p_cause => p_cause,
+    p_booking_tried => p_booking_tried, p_reopens_at => p_reopens_at, p_recheck_at => p_recheck_at,
+    p_wait_left_ms => p_wait_left_ms) w
+  where p_limit in ('rpm', 'tpm', 'rpd', 'cooldown', 'pace') and coalesce(p_wait_left_ms, 0) > 0;
+  if v_wait.answer is not null then
+    return v_wait.answer;
+  end if;
+
+  -- Not waiting (NO_WAIT, or the turn lies beyond the caller's wait): answered now, with the time.
+  if p_ticket is not null then
+    delete from public.google_ai_queue q where q.ticket_id = p_ticket;
+  end if;
+  if p_limit in ('rpm', 'tpm') then
+    v_reopens_at := coalesce(greatest(v_wait.expected, v_wait.likely_at),
+      greatest(coalesce(v_wait.turn_at, p_turn_at), v_reopens_at));
+    if v_recheck_at >= v_reopens_at then
+      v_recheck_at := null;
+    end if;
+  end if;
+  v_retry_ms := public.google_ai_ms_until(v_reopens_at, p_now);
+  if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
+    update public.google_ai_attempts a set
+      limit_hit = p_limit, refusal_cause = p_cause, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
+      estimated_tokens = p_estimated_tokens
+    where a.request_id = p_request_id and a.caller = p_caller and a.attempt = p_attempt
+      and a.status = 'refused'
+      and a.created_at >= pg_catalog.now() - (p_wait_ms + 60000) * interval '1 millisecond';
+  end if;
+  if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
+    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
+      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
+    values ('refused', p_request_id, p_caller, p_client_id, p_token_id, coalesce(p_model, p_requested_model),
+      p_requested_model, p_attempt, p_estimated_tokens, p_limit, p_cause, v_retry_ms, p_wait_ms,
+      coalesce(p_metadata, '{}'));
+  end if;
+  return jsonb_build_object('ok', false, 'limit', p_limit, 'cause', p_cause, 'retry_after_ms', v_retry_ms,
+    'retry_at', v_reopens_at, 'model', p_model, 'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now));
+end
+$$;
+
+-- record the admission: a booked request's attempt row, and the answer from what it holds (the key, its group, the
+-- buckets, the class, and the quota the booking leaves when it has one). The ticket it held is done
+-- with; an idempotent request's id is held (google_ai_hold_request); a token's budgets count the
+-- request (p_count_token: google_ai_count_token_use).
+CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp with time zone, p_caller text,
+    p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer,
+    p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb, p_class text, p_quota_group text,
+    p_key_id uuid, p_key_alias text, p_env_var_name text, p_minute_bucket timestamp with time zone,
+    p_day_bucket date, p_admitted_at timestamp with time zone, p_quota jsonb, p_ticket uuid, p_hold boolean,
+    p_count_token boolean) RETURNS jsonb
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_answer jsonb;
+begin
+  if p_ticket is not null then
+    delete from public.google_ai_queue q where q.ticket_id = p_ticket;
+  end if;
+  if p_hold then
+    perform public.google_ai_hold_request(p_caller, p_request_id, p_model, p_now);
+  end if;
+  insert into public.google_ai_attempts as a (reservation_id, status, request_id, caller, client_id, token_id, model,
+    requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
+    wait_ms, metadata, priority_class, admitted_at)
+  values (gen_random_uuid(), 'reserved', p_request_id, p_caller, p_client_id, p_token_id, p_model,
+    p_requested_model, p_attempt, p_key_id, p_key_alias, p_quota_group, p_minute_bucket, p_day_bucket,
+    p_estimated_tokens, p_wait_ms, coalesce(p_metadata, '{}'), p_class, p_admitted_at)
+  returning jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
+    'key_alias', a.key_alias, 'env_var_name', p_env_var_name, 'quota_group', a.quota_group, 'model', a.model,
+    'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class)
+    || case when p_quota is not null then jsonb_build_object('quota', p_quota) else '{}' end
+  into v_answer;
+  if p_count_token then
+    perform public.google_ai_count_token_use(p_token_id, p_client_id, p_now, p_attempt, p_estimated_tokens);
+  end if;
+  return v_answer;
+end
+$$;
 
 -- admit: one request for one model, as a service caller (p_caller; p_client_id when it acts for a
 -- client) or with a scoped token (p_token_hash: checked and its budgets booked with the quota, all or
@@ -3516,37 +3621,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time z
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
   v_answer jsonb;
-  v_limits record;
-  v_group text;
-  v_minute timestamptz;
-  v_day date;
-  v_admitted_at timestamptz;
+  v_who jsonb := '{}';       -- a token's client and token, named in every answer
+  v_credential record;
+  v_limits record;           -- the model's row, its limits and the request's class
   v_blocked_by text;
-  v_cause text;
-  v_spread_bound boolean;
-  v_reopens_at timestamptz;
-  v_recheck_at timestamptz;
-  v_retry_ms bigint;
-  v_key_id uuid;
-  v_key_alias text;
-  v_env_var_name text;
-  v_reservation_id uuid := gen_random_uuid();
-  -- The queue (google_ai_queue_place, google_ai_queue_wait)
-  v_class text;
-  v_rank smallint;
-  v_ticket_id uuid;
-  v_turn bigint;
-  v_since timestamptz;
-  v_free_now integer;
-  v_turn_at timestamptz;
-  v_may_book boolean := true;
-  v_expected timestamptz;
-  v_likely_at timestamptz;
-  v_quota jsonb;
+  v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
+  v_booking record;          -- the booking (google_ai_book_best_group): its group and key, or when to ask again
   -- The id a ticket taken now gets: tickets taken at the same instant are ordered by it.
   v_new_ticket uuid := gen_random_uuid();
-  v_credential record;
-  v_who jsonb := '{}';
 begin
   if p_token_hash is not null then
     v_credential := public.google_ai_token_verdict_at(v_now, p_token_hash, p_model, p_estimated_tokens, p_request_id,
@@ -3560,12 +3642,6 @@ begin
     p_token_id := v_credential.token_id;
     v_who := jsonb_build_object('client_id', p_client_id, 'token_id', p_token_id);
   end if;
-  if p_estimated_tokens is null or p_estimated_tokens < 0 then
-    raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
-  end if;
-  if p_caller is null or length(p_caller) = 0 or p_model is null or length(p_model) = 0 then
-    raise exception 'p_caller and p_model are required' using errcode = '22023';
-  end if;
 
   if p_idempotent and p_request_id is not null and p_attempt = 1 then
     v_answer := public.google_ai_idempotent_answer(p_caller, p_request_id, v_now);
@@ -3574,128 +3650,49 @@ begin
     end if;
   end if;
 
-  -- The request resolved in one statement (this runs on every request): the model and its limits
-  -- (google_ai_request_limits, inlined), and the class: the one asked for, never above the
-  -- credential's (the client's class, or the top class for a service caller).
+  -- The request resolved in one statement (this runs on every request): the model and its limits, and
+  -- the class (both SQL table functions, inlined).
   select l.*, c.rank as class_rank, c.name as class_name into v_limits
-  from (select a.rank, pc.name
-        from (select greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc
-                                        where pc.name = p_priority), x.allowed), x.allowed) as rank
-              from (select coalesce((select pc.rank from public.google_ai_clients c
-                                     join public.google_ai_priority_classes pc on pc.name = c.priority_class
-                                     where c.id = p_client_id),
-                                    (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
-        left join public.google_ai_priority_classes pc on pc.rank = a.rank) c
+  from public.google_ai_request_class(p_priority, p_client_id) c
   left join public.google_ai_request_limits(p_model, p_estimated_tokens) l on true;
-  v_rank := v_limits.class_rank;
-  v_class := v_limits.class_name;
   v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
 
-  if v_blocked_by is null then
-    -- Its place in the queue (google_ai_queue_place) when anyone waits for the model or it holds a
-    -- ticket; else it asks for a booking at once.
-    if p_queue_ticket is not null or exists (select 1 from public.google_ai_queue q
-                                            where q.model = v_limits.model and q.lease_until >= v_now) then
-      select q.ticket, q.rank, q.class, q.turn, q.since, q.may_book, q.free_now, q.spread_bound, q.turn_at
-        into v_ticket_id, v_rank, v_class, v_turn, v_since, v_may_book, v_free_now, v_spread_bound, v_turn_at
-      from public.google_ai_queue_place(v_limits.model, v_limits.rpm, v_limits.rpd, p_exclude_key_ids, v_now,
-        p_caller, v_class, v_rank, p_queue_ticket, v_new_ticket) q;
-    end if;
+  -- Its place in the queue when anyone waits for the model or it holds a ticket (a request that meets
+  -- an empty queue pays one exists), then a booking when its turn allows one. Each step's record is
+  -- assigned whether or not it runs (nulls when its condition, a one-time filter, is false).
+  select q.* into v_place from public.google_ai_queue_place(v_limits.model, v_limits.rpm, v_limits.rpd,
+    p_exclude_key_ids, v_now, p_caller, v_limits.class_name, v_limits.class_rank, p_queue_ticket, v_new_ticket) q
+  where v_blocked_by is null and (p_queue_ticket is not null or exists (
+    select 1 from public.google_ai_queue q where q.model = v_limits.model and q.lease_until >= v_now));
+  v_limits.class_rank := coalesce(v_place.rank, v_limits.class_rank);
+  v_limits.class_name := coalesce(v_place.class, v_limits.class_name);
+  select b.* into v_booking from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm,
+    v_limits.rpd, p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_limits.class_name, p_caller, p_client_id,
+    p_attempt) b
+  where v_blocked_by is null and coalesce(v_place.may_book, true);
+  v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
-    if v_may_book then
-      select b.booked_group, b.minute_bucket, b.day_bucket, b.blocked_by, b.reopens_at, b.recheck_at, b.cause,
-             b.admitted_at, b.quota, b.key_id, b.key_alias, b.env_var_name
-        into v_group, v_minute, v_day, v_blocked_by, v_reopens_at, v_recheck_at, v_cause, v_admitted_at, v_quota,
-             v_key_id, v_key_alias, v_env_var_name
-      from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm, v_limits.rpd,
-        p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_class, p_caller, p_client_id, p_attempt) b;
-    else
-      -- Slots free now are the turns of the tickets ahead; none free: the schedule or the window.
-      v_blocked_by := case when v_limits.rpm is not null then 'rpm' else 'tpm' end;
-      v_cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread' else 'window_full' end;
-    end if;
-  end if;
-
-  if v_group is null then
-    v_cause := coalesce(v_cause, public.google_ai_refusal_cause(v_blocked_by));
-    if v_blocked_by in ('rpm', 'tpm', 'rpd', 'cooldown', 'pace') and coalesce(p_wait_left_ms, 0) > 0 then
-      -- In line, when its turn is likely within its wait (google_ai_queue_wait).
-      select w.answer, w.turn_at, w.expected, w.likely_at into v_answer, v_turn_at, v_expected, v_likely_at
-      from public.google_ai_queue_wait(p_now => v_now, p_model => v_limits.model, p_requested_model => p_model,
-        p_rpm => v_limits.rpm, p_rpd => v_limits.rpd, p_exclude_key_ids => p_exclude_key_ids, p_caller => p_caller,
-        p_client_id => p_client_id, p_token_id => p_token_id, p_request_id => p_request_id,
-        p_tokens => p_estimated_tokens, p_class => v_class, p_rank => v_rank, p_ticket => v_ticket_id,
-        p_turn => v_turn, p_since => v_since, p_new_ticket => v_new_ticket, p_limit => v_blocked_by,
-        p_cause => v_cause, p_booking_tried => v_may_book, p_reopens_at => v_reopens_at,
-        p_recheck_at => v_recheck_at, p_wait_left_ms => p_wait_left_ms) w;
-      if v_answer is not null then
-        return v_answer || v_who;
-      end if;
-    end if;
-
-    -- Not waiting (NO_WAIT, or the turn lies beyond the caller's wait): answered now, with the time.
-    if v_ticket_id is not null then
-      delete from public.google_ai_queue q where q.ticket_id = v_ticket_id;
-    end if;
-    if v_blocked_by in ('rpm', 'tpm') then
-      -- Behind a queue, capacity for this caller comes with its turn (the likely one, for a lower class).
-      v_reopens_at := coalesce(greatest(v_expected, v_likely_at), greatest(v_turn_at, v_reopens_at));
-      if v_recheck_at >= v_reopens_at then
-        v_recheck_at := null;
-      end if;
-    end if;
-    v_retry_ms := public.google_ai_record_refusal(v_now, p_caller, p_request_id, p_client_id, p_token_id,
-      coalesce(v_limits.model, p_model), p_model, p_attempt, p_estimated_tokens,
-      v_blocked_by, v_reopens_at, p_wait_ms, p_metadata, v_cause);
-    return jsonb_build_object(
-      'ok', false,
-      'limit', v_blocked_by,
-      'cause', v_cause,
-      'retry_after_ms', v_retry_ms,
-      'retry_at', v_reopens_at,
-      'model', v_limits.model,
-      'max_tokens', case when v_limits.blocked_by = 'too_large' then v_limits.tpm end,
-      'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, v_now))
-      -- A withdrawn model: when Google said so, and the model it names instead (if a row says).
+  if v_booking.booked_group is null then
+    return public.google_ai_refusal_at(v_now, p_caller, p_request_id, p_client_id, p_token_id, v_limits.model,
+      p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, p_exclude_key_ids, v_limits.rpm, v_limits.rpd,
+      v_limits.class_name, v_limits.class_rank, v_blocked_by,
+      coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
+      v_booking.reopens_at, v_booking.recheck_at, p_wait_left_ms, v_place.ticket, v_place.turn, v_place.since,
+      v_place.turn_at, coalesce(v_place.may_book, true), v_new_ticket)
+      -- How many tokens a minute allows (too large); a withdrawn model: when Google said so, and the
+      -- model it names instead (if a row says).
+      || jsonb_build_object('max_tokens', case when v_blocked_by = 'too_large' then v_limits.tpm end)
       || case when v_blocked_by = 'withdrawn'
               then jsonb_build_object('withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor)
-              else '{}'::jsonb end
+              else '{}' end
       || v_who;
   end if;
 
-  if v_ticket_id is not null then
-    delete from public.google_ai_queue q where q.ticket_id = v_ticket_id;
-  end if;
-
-  if p_idempotent and p_request_id is not null then
-    perform public.google_ai_hold_request(p_caller, p_request_id, v_limits.model, v_now);
-  end if;
-
-  insert into public.google_ai_attempts (reservation_id, status, request_id, caller, client_id, token_id, model,
-    requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
-    wait_ms, metadata, priority_class, admitted_at)
-  values (v_reservation_id, 'reserved', p_request_id, p_caller, p_client_id, p_token_id, v_limits.model,
-    p_model, p_attempt, v_key_id, v_key_alias, v_group, v_minute, v_day, p_estimated_tokens,
-    p_wait_ms, coalesce(p_metadata, '{}'), v_class, v_admitted_at);
-  if p_token_hash is not null then
-    perform public.google_ai_count_token_use(p_token_id, p_client_id, v_now, p_attempt, p_estimated_tokens);
-  end if;
-
-  v_answer := jsonb_build_object(
-    'ok', true,
-    'reservation_id', v_reservation_id,
-    'key_id', v_key_id,
-    'key_alias', v_key_alias,
-    'env_var_name', v_env_var_name,
-    'quota_group', v_group,
-    'model', v_limits.model,
-    'minute_bucket', v_minute,
-    'day_bucket', v_day,
-    'priority', v_class);
-  if v_quota is not null then
-    v_answer := v_answer || jsonb_build_object('quota', v_quota);
-  end if;
-  return v_answer || v_who;
+  return public.google_ai_record_admission(v_now, p_caller, p_request_id, p_client_id, p_token_id, v_limits.model,
+    p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_limits.class_name, v_booking.booked_group,
+    v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket, v_booking.day_bucket,
+    v_booking.admitted_at, v_booking.quota, v_place.ticket, p_idempotent and p_request_id is not null,
+    p_token_hash is not null) || v_who;
 end
 $$;
 
@@ -3862,6 +3859,12 @@ begin
   end if;
   if (p_caller is null) = (p_token_hash is null) then
     raise exception 'pass exactly one of p_caller and p_token_hash' using errcode = '22023';
+  end if;
+  if p_caller = '' or array_position(p_models, null) is not null or array_position(p_models, '') is not null then
+    raise exception 'p_caller and p_models may not be empty' using errcode = '22023';
+  end if;
+  if p_estimated_tokens is null or p_estimated_tokens < 0 then
+    raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
   end if;
   if p_reply_by is not null then
     v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(

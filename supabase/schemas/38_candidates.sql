@@ -1,6 +1,6 @@
--- A request's candidates: the limits of the model it names (google_ai_request_limits) and the quota
--- groups that may serve it (google_ai_candidate_groups), with what ranks them and the key a group
--- serves it on.
+-- A request's candidates: the limits of the model it names (google_ai_request_limits), the class it
+-- runs in (google_ai_request_class) and the quota groups that may serve it (google_ai_candidate_groups),
+-- with what ranks them and the key a group serves it on.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
@@ -84,4 +84,22 @@ CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estim
          where m.is_active and p_model operator(pg_catalog.=) any (m.aliases)
          order by m.id limit 1)
         limit 1) l
+$$;
+
+-- The class a request runs in: the one it asks for (p_priority), never above its credential's (the
+-- client's class, or the top class for a service caller); a name no class has leaves the credential's.
+-- A SQL table function, so it is inlined into the statement that reads it.
+CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_client_id uuid)
+    RETURNS TABLE(rank smallint, name text)
+    LANGUAGE sql STABLE
+    AS $$
+  select a.rank, pc.name
+  from (select greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc
+                                  where pc.name operator(pg_catalog.=) p_priority), x.allowed), x.allowed) as rank
+        from (select coalesce((select pc.rank from public.google_ai_clients c
+                               join public.google_ai_priority_classes pc
+                                 on pc.name operator(pg_catalog.=) c.priority_class
+                               where c.id operator(pg_catalog.=) p_client_id),
+                              (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
+  left join public.google_ai_priority_classes pc on pc.rank operator(pg_catalog.=) a.rank
 $$;

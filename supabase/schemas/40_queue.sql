@@ -277,12 +277,13 @@ $$;
 -- where a ticket taken now, p_new_ticket, would stand, in p_class), and whether it may ask for a
 -- booking now (may_book). It may when nobody else waits, when a slot is free beyond the due tickets
 -- ahead, or when its own RPM share still has room in a group (the share keeps that slot for it, the
--- spread does not hold it back, and the booking decides exactly). When it may not, free_now > 0 says
--- the free slots are the turns of the tickets ahead; spread_bound, that only the schedule holds one.
+-- spread does not hold it back, and the booking decides exactly). When it may not, blocked_by and
+-- cause say why: the limit the window counts (rpm, else tpm), and queue_turn when the free slots are
+-- the turns of the tickets ahead, spread when only the schedule holds one, else window_full.
 CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model text, p_rpm integer, p_rpd integer,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_caller text, p_class text, p_rank smallint,
     p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint,
-    OUT since timestamp with time zone, OUT may_book boolean, OUT free_now integer, OUT spread_bound boolean,
+    OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text, OUT cause text,
     OUT turn_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -292,6 +293,8 @@ declare
   v_held public.google_ai_queue;
   v_ahead integer;
   v_due_ahead integer;
+  v_free_now integer;
+  v_spread_bound boolean;
 begin
   select p_rank, p_class, true into rank, class, may_book;
   if p_ticket is not null then
@@ -318,11 +321,11 @@ begin
   from public.google_ai_queue q
   where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
-  select t.free_now, t.turn_at, t.spread_bound into free_now, turn_at, spread_bound
+  select t.free_now, t.turn_at, t.spread_bound into v_free_now, turn_at, v_spread_bound
   from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank) t;
   -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn
   -- today anywhere: the booking names the reopening.)
-  may_book := turn_at is null or v_due_ahead < free_now
+  may_book := turn_at is null or v_due_ahead < v_free_now
     or exists (select 1 from public.google_ai_quota_shares s
                left join public.google_ai_share_usage u on u.share_id = s.id
                where s.model = p_model and s.reserved_rpm is not null
@@ -330,6 +333,10 @@ begin
                  and coalesce((public.google_ai_ring_at(p_now,
                        public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
                        u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm);
+  if not may_book then
+    blocked_by := case when p_rpm is not null then 'rpm' else 'tpm' end;
+    cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread' else 'window_full' end;
+  end if;
 end
 $$;
 

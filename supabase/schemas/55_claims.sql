@@ -178,38 +178,6 @@ begin
 end
 $$;
 
--- A refusal in the attempt log; returns the milliseconds until p_retry_at (null: none known). One
--- refused row per request and attempt, not one per poll: a WAIT caller asking again (it has waited,
--- so p_wait_ms > 0) updates the row its first refusal wrote during this wait.
-CREATE OR REPLACE FUNCTION public.google_ai_record_refusal(p_now timestamp with time zone, p_caller text,
-    p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer,
-    p_estimated_tokens integer, p_limit text, p_retry_at timestamp with time zone, p_wait_ms integer, p_metadata jsonb,
-    p_cause text DEFAULT NULL::text) RETURNS bigint
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_retry_ms bigint := public.google_ai_ms_until(p_retry_at, p_now);
-  v_cause text := coalesce(p_cause, public.google_ai_refusal_cause(p_limit));
-begin
-  if coalesce(p_wait_ms, 0) > 0 and p_request_id is not null then
-    update public.google_ai_attempts a set
-      limit_hit = p_limit, refusal_cause = v_cause, retry_after_ms = v_retry_ms, wait_ms = p_wait_ms,
-      estimated_tokens = p_estimated_tokens
-    where a.request_id = p_request_id and a.caller = p_caller and a.attempt = p_attempt
-      and a.status = 'refused'
-      and a.created_at >= pg_catalog.now() - (p_wait_ms + 60000) * interval '1 millisecond';
-  end if;
-  if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
-    insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
-      attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request_id, p_caller, p_client_id, p_token_id, p_model, p_requested_model,
-      p_attempt, p_estimated_tokens, p_limit, v_cause, v_retry_ms, p_wait_ms, coalesce(p_metadata, '{}'));
-  end if;
-  return v_retry_ms;
-end
-$$;
-
 CREATE OR REPLACE TRIGGER google_ai_attempts_holder BEFORE INSERT ON public.google_ai_attempts FOR EACH ROW WHEN
     ((new.metadata ? '$holder'::text)) EXECUTE FUNCTION public.google_ai_attempt_holder();
 

@@ -60,7 +60,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_le(p_us integer) RETURNS nume
 $$;
 
 -- How long a refusal may still change: a waiting caller asking again updates its refusal row while
--- it is younger than its wait plus a minute (google_ai_record_refusal). The longest wait is bounded
+-- it is younger than its wait plus a minute (google_ai_refusal_at). The longest wait is bounded
 -- by llm-invoke's budget, which Supabase's Edge Function wall clock (400 s at most) bounds; 8 minutes
 -- covers it. Keep it below stale_reservation_after (the fold's lag, 15 minutes by default).
 CREATE OR REPLACE FUNCTION public.google_ai_metric_refusal_settled() RETURNS interval
