@@ -67,15 +67,37 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_refusal_settled() RETURNS int
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$ select interval '8 minutes' $$;
 
--- The samples the decided attempt rows with p_after < id <= p_through (and, given p_only, among
--- those ids) add to the counters and histograms, summed per series. One definition for the fold, the
--- scrape's live part and housekeeping's fold-on-delete, so the three always agree. Set-based: rows
--- are grouped by their labels first, and labels are rendered per group, not per row.
+-- Which attempt rows the metrics count, with the columns their labels and values come from: the
+-- decided rows with p_after < id <= p_through (and, given p_only, among those ids). A step of its own
+-- so that google_ai_metric_samples reads them once for its counters and its histograms.
 -- p_settled_before (the scrape's live part): a refusal created at or after it may still change, and
 -- is left out until it cannot (the fold never reaches such a row; housekeeping's rows are old).
 -- Every label is read from columns fixed when the row was written or decided, never from another
--- table: the caller is a Kaggle client's caller (client_id set at insert), else 'service'. A row
--- from a reservation has a quota group; a queue lapse (google_ai_queue_lapse) has none.
+-- table: the caller is a Kaggle client's caller (client_id set at insert), else 'service'.
+-- (SQL, STABLE, no SET clause: PostgreSQL inlines it into the query that reads it.)
+CREATE OR REPLACE FUNCTION public.google_ai_metric_decided(p_after bigint, p_through bigint, p_only bigint[],
+    p_settled_before timestamp with time zone) RETURNS TABLE(model text, quota_group text, priority_class text,
+    status text, limit_hit text, refusal_cause text, quota_cause text, http_status integer, service_tier text,
+    served_tier text, input_tokens integer, output_tokens integer, latency_ms integer, first_byte_ms integer,
+    added_ms integer, wait_ms integer, caller text)
+    LANGUAGE sql STABLE
+    AS $$
+  select a.model, a.quota_group, a.priority_class, a.status,
+         a.limit_hit, a.refusal_cause, a.quota_cause, a.http_status,
+         a.service_tier, a.served_tier, a.input_tokens, a.output_tokens,
+         a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
+         case when a.client_id is not null then a.caller else 'service' end as caller
+  from public.google_ai_attempts a
+  where a.id > p_after and a.id <= p_through and a.status <> 'reserved'
+    and (p_only is null or a.id = any (p_only))
+    and (p_settled_before is null or a.status <> 'refused' or a.created_at < p_settled_before)
+$$;
+
+-- The samples the decided attempt rows (google_ai_metric_decided, read once) add to the counters and
+-- histograms, summed per series. One definition for the fold, the scrape's live part and
+-- housekeeping's fold-on-delete, so the three always agree. Set-based: rows are grouped by their
+-- labels first, and labels are rendered per group, not per row. A row from a reservation has a
+-- quota group; a queue lapse (google_ai_queue_lapse) has none.
 CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_through bigint,
     p_only bigint[] DEFAULT NULL::bigint[],
     p_settled_before timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS TABLE(family text,
@@ -84,15 +106,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
     SET search_path TO ''
     AS $$
   with decided as materialized (
-    select a.model, a.quota_group, a.priority_class, a.status,
-      a.limit_hit, a.refusal_cause, a.quota_cause, a.http_status,
-           a.service_tier, a.served_tier, a.input_tokens, a.output_tokens,
-             a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
-           case when a.client_id is not null then a.caller else 'service' end as caller
-    from public.google_ai_attempts a
-    where a.id > p_after and a.id <= p_through and a.status <> 'reserved'
-      and (p_only is null or a.id = any (p_only))
-      and (p_settled_before is null or a.status <> 'refused' or a.created_at < p_settled_before)
+    select d.* from public.google_ai_metric_decided(p_after, p_through, p_only, p_settled_before) d
   ), groups as (
     select d.model, d.quota_group, d.priority_class, d.caller, d.status, d.limit_hit,
            coalesce(d.refusal_cause, public.google_ai_refusal_cause(d.limit_hit)) as refusal_cause,
