@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 873d4dd5e83a28077ad0972d2bcd7c405859b9c929dbc1b378149d8810d58b38
+-- sha256 of what follows: 21878bfd43f3a1e60ccf068a048f5163e625a23bee34ebaf70799b42d96e3bcf
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -4548,6 +4548,44 @@ begin
 end
 $$;
 
+-- The quota report's `models`: each active model the caller may use (p_models; null: every one), in
+-- model order, with the minute and the day over all its quota groups and its queue
+-- (google_ai_model_quota), its `cooldowns` (google_ai_model_cooldowns) and `kept` (what its shares keep
+-- for others and for the requester of class p_class and caller p_caller, google_ai_quota_kept).
+-- A step of its own: the report's body says who asks; this, what each model has left for them.
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_models(p_now timestamp with time zone, p_models text[],
+    p_show_groups boolean, p_class text, p_caller text) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select coalesce(jsonb_agg(public.google_ai_model_quota(l.model, p_now)
+                   || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, p_now, p_show_groups),
+                        'kept', public.google_ai_quota_kept(l.model,
+                          public.google_ai_effective_limit(l.rpm, l.safety_margin),
+                          public.google_ai_effective_limit(l.rpd, l.safety_margin), p_class, p_caller))
+                   order by l.model), '[]')
+  from public.google_ai_model_limits l
+  where l.is_active and (p_models is null or l.model = any (p_models))
+$$;
+
+-- The quota report's `withdrawn`: the models Google withdrew among those the caller may use (p_models;
+-- null: every one), in model order: when, Google's message, the successors, the shutdown date.
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_withdrawn(p_models text[]) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'model', l.model,
+           'withdrawn_at', l.withdrawn_at,
+           'withdrawn_message', l.withdrawn_message,
+           'successor', l.successor,
+           'google_successor', l.google_successor,
+           'shutdown_date', l.shutdown_date)
+         order by l.model), '[]')
+  from public.google_ai_model_limits l
+  where l.withdrawn_at is not null and (p_models is null or l.model = any (p_models))
+$$;
+
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAULT NULL::text,
     p_caller text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -4627,27 +4665,9 @@ begin
       'daily_tokens_left', public.google_ai_budget_left(v_max_tokens, v_tokens_today),
       'daily_resets_at', case when v_max_requests is not null or v_max_tokens is not null
                               then public.google_ai_pacific_midnight_after(v_now) end),
-    'models', coalesce((
-      select jsonb_agg(public.google_ai_model_quota(l.model, v_now)
-                       || jsonb_build_object('cooldowns',
-                         public.google_ai_model_cooldowns(l.model, v_now, p_token_hash is null),
-                            'kept', public.google_ai_quota_kept(l.model,
-                              public.google_ai_effective_limit(l.rpm, l.safety_margin),
-                              public.google_ai_effective_limit(l.rpd, l.safety_margin), v_owner_class, v_owner_caller))
-                       order by l.model)
-      from public.google_ai_model_limits l
-      where l.is_active and (v_models is null or l.model = any (v_models))), '[]'),
-    'withdrawn', coalesce((
-      select jsonb_agg(jsonb_build_object(
-               'model', l.model,
-               'withdrawn_at', l.withdrawn_at,
-               'withdrawn_message', l.withdrawn_message,
-               'successor', l.successor,
-               'google_successor', l.google_successor,
-               'shutdown_date', l.shutdown_date)
-             order by l.model)
-      from public.google_ai_model_limits l
-      where l.withdrawn_at is not null and (v_models is null or l.model = any (v_models))), '[]'));
+    'models', public.google_ai_quota_report_models(v_now, v_models, p_token_hash is null, v_owner_class,
+      v_owner_caller),
+    'withdrawn', public.google_ai_quota_report_withdrawn(v_models));
 end
 $$;
 -- ================================================================================================
