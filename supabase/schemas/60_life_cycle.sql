@@ -99,9 +99,36 @@ begin
 end
 $$;
 
+-- What a success leaves beside its attempt row (p_att, just finalized): its response (p_response,
+-- when given and the caller sent its own request_id) kept for replay in place of the request's
+-- in-flight marker, and the bot's token_usage row with Google's counts. One step of finalize, taken
+-- for a success only (a cut stream is one too: google_ai_finalize_cut finalizes it as a success first).
+CREATE OR REPLACE FUNCTION public.google_ai_record_success(p_att public.google_ai_attempts, p_input_tokens integer,
+    p_output_tokens integer, p_response jsonb) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if p_response is not null and p_att.request_id is not null then
+    insert into public.google_ai_responses as r (caller, request_id, status, model, response, created_at, expires_at)
+    values (p_att.caller, p_att.request_id, 'done', p_att.model, p_response, now(), null)
+    on conflict (caller, request_id) do update set
+      status = 'done', model = excluded.model, response = excluded.response,
+      created_at = excluded.created_at, expires_at = null;
+  end if;
+
+  insert into public.token_usage (model, prompt_tokens, completion_tokens, total_tokens, request_id, meta)
+  values (p_att.model, p_input_tokens, p_output_tokens,
+    coalesce(p_input_tokens, 0) + coalesce(p_output_tokens, 0),
+    coalesce(p_att.request_id, p_att.reservation_id::text),
+    jsonb_build_object('source', 'eve-llm-gateway', 'caller', p_att.caller, 'key_alias', p_att.key_alias,
+      'attempt', p_att.attempt, 'reservation_id', p_att.reservation_id));
+end
+$$;
+
 -- Finalize: record the outcome of the call to Google and settle its admission at Google's input
--- token count (google_ai_settle_admission). A success also lands in
--- token_usage, and its response (when given: the caller sent its own request_id) is kept for replay.
+-- token count (google_ai_settle_admission). A success also lands in token_usage, and its response
+-- (when given: the caller sent its own request_id) is kept for replay (google_ai_record_success).
 -- Optionally cools the group down (Google's 429) in the same round trip.
 CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text,
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
@@ -154,21 +181,8 @@ begin
 
   -- Rows nobody holds for long first; the counter row (the hot one) last, so nothing this call might
   -- wait for (a housekeeping run holding a cooldown or a response row) keeps the counter locked.
-  if p_outcome = 'succeeded' and p_response is not null and v_att.request_id is not null then
-    insert into public.google_ai_responses as r (caller, request_id, status, model, response, created_at, expires_at)
-    values (v_att.caller, v_att.request_id, 'done', v_att.model, p_response, now(), null)
-    on conflict (caller, request_id) do update set
-      status = 'done', model = excluded.model, response = excluded.response,
-      created_at = excluded.created_at, expires_at = null;
-  end if;
-
   if p_outcome = 'succeeded' then
-    insert into public.token_usage (model, prompt_tokens, completion_tokens, total_tokens, request_id, meta)
-    values (v_att.model, p_input_tokens, p_output_tokens,
-      coalesce(p_input_tokens, 0) + coalesce(p_output_tokens, 0),
-      coalesce(v_att.request_id, v_att.reservation_id::text),
-      jsonb_build_object('source', 'eve-llm-gateway', 'caller', v_att.caller, 'key_alias', v_att.key_alias,
-        'attempt', v_att.attempt, 'reservation_id', v_att.reservation_id));
+    perform public.google_ai_record_success(v_att, p_input_tokens, p_output_tokens, p_response);
   end if;
 
   -- Google says the key itself is no good: take it out of rotation now (with the reason, never
