@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 53545c411b7a634f6c4cfa425c832b7e3e4580cb860ab0e0f20f52e8d7abd095
+-- sha256 of what follows: e3001ef480d72d38a2b01e77f753b791c2d8dfa647465dd073f5445c4ce95ec4
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -871,6 +871,30 @@ begin
     end if;
   end loop;
   return null;
+end
+$$;
+
+-- When each admission a ring counts leaves the window (google_ai_ring_at: a second's first admission on
+-- time, the others with its last), oldest first.
+CREATE OR REPLACE FUNCTION public.google_ai_ring_expiries(p_ring_low bigint, p_ring integer[], p_window interval)
+    RETURNS timestamp with time zone[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+declare
+  v_span integer := cardinality(p_ring) / 4;
+  v_expiries timestamptz[] := '{}';
+  v_s bigint;  -- a second of the epoch
+  v_i integer;
+begin
+  -- (Offsets from p_ring_low: a FOR variable is an integer, and epoch seconds pass 2^31 in 2038.)
+  for k in 0 .. coalesce(v_span, 0) - 1 loop
+    v_s := p_ring_low + k;
+    v_i := (v_s % v_span)::integer * 4;
+    continue when p_ring[v_i + 1] = 0;
+    v_expiries := v_expiries || (public.google_ai_ring_time(v_s, p_ring[v_i + 3]) + p_window)
+      || pg_catalog.array_fill(public.google_ai_ring_time(v_s, p_ring[v_i + 4]) + p_window, array[p_ring[v_i + 1] - 1]);
+  end loop;
+  return v_expiries;
 end
 $$;
 
@@ -2405,6 +2429,32 @@ begin
 end
 $$;
 
+-- A group's next p_needed slots for waiters: its openings (free now, then as admissions leave),
+-- each again a window later, and on a spread model (p_step) none before its schedule allows
+-- (p_schedule: the group's spread_until, p_tolerance: what the schedule forgives; google_ai_spread_next).
+CREATE OR REPLACE FUNCTION public.google_ai_group_slots(p_openings timestamp with time zone[], p_needed integer,
+    p_window interval, p_schedule timestamp with time zone, p_step interval, p_tolerance interval)
+    RETURNS timestamp with time zone[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+declare
+  v_n integer := cardinality(p_openings);
+  v_schedule timestamptz := p_schedule;
+  v_slot timestamptz;
+  v_slots timestamptz[] := '{}';
+begin
+  for j in 1 .. p_needed loop
+    v_slot := p_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * p_window;
+    if p_step is not null then
+      v_slot := greatest(v_slot, v_schedule - p_tolerance);
+      v_schedule := public.google_ai_spread_next(v_schedule, v_slot, p_step);
+    end if;
+    v_slots := v_slots || v_slot;
+  end loop;
+  return v_slots;
+end
+$$;
+
 -- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the
 -- quota groups that may serve the model today: each group offers its free slots now, then one slot
 -- as each admission of its window leaves it (admitted_at + window), then the same again a window
@@ -2428,22 +2478,15 @@ declare
   v_spaced boolean;
   v_group record;
   v_ring record;
-  v_i integer;
-  v_s bigint;  -- a second of the epoch
   v_expiries timestamptz[];
   v_count integer;
-  v_higher integer;
   v_part numeric;
   v_needed integer;
-  v_free integer;
   v_openings timestamptz[];
   v_group_slots timestamptz[];
   v_slots timestamptz[] := '{}';
   v_likely timestamptz[] := '{}';
   v_day_left bigint := 0;
-  v_n integer;
-  v_slot timestamptz;
-  v_schedule timestamptz;
 begin
   free_now := 0;
   spread_bound := false;
@@ -2454,7 +2497,14 @@ begin
   v_spaced := v_spread.step is not null
               and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
   for v_group in
-    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests
+    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests,
+           -- What the higher classes took of the window (a request that waited longer than a window
+           -- says nothing of what its class asks for now).
+           (select count(*) from public.google_ai_attempts a
+            join public.google_ai_priority_classes pc on pc.name = a.priority_class
+            where a.quota_group = c.quota_group and a.model = p_model and a.admitted_at > p_now - v_window
+              and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
+              and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000) as higher
     from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
     left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
   loop
@@ -2464,75 +2514,39 @@ begin
       free_now := 1000000;
       continue;
     end if;
-    -- The window's admissions leave with their seconds (google_ai_ring_at); what the higher classes
-    -- took of it is on the attempt rows (a request that waited longer than a window says nothing of
-    -- what its class asks for now).
+    -- The window's admissions leave with their seconds (google_ai_ring_at).
     v_ring := public.google_ai_ring_at(p_now, v_window, v_group.ring_low, v_group.ring,
       v_group.window_requests, null);
-    v_expiries := '{}';
-    -- (Offsets from ring_low: a FOR variable is an integer, and epoch seconds pass 2^31 in 2038.)
-    for k in 0 .. cardinality(v_ring.ring) / 4 - 1 loop
-      v_s := v_ring.ring_low + k;
-      v_i := (v_s % (cardinality(v_ring.ring) / 4))::integer * 4;
-      continue when v_ring.ring[v_i + 1] = 0;
-      -- A second's first admission leaves on time, the others with its last.
-      v_expiries := v_expiries || (public.google_ai_ring_time(v_s, v_ring.ring[v_i + 3]) + v_window)
-        || pg_catalog.array_fill(public.google_ai_ring_time(v_s, v_ring.ring[v_i + 4]) + v_window,
-                                 array[v_ring.ring[v_i + 1] - 1]);
-    end loop;
-    select count(*) into v_higher
-    from public.google_ai_attempts a
-    join public.google_ai_priority_classes pc on pc.name = a.priority_class
-    where a.quota_group = v_group.quota_group and a.model = p_model and a.admitted_at > p_now - v_window
-      and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
-      and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000;
-    v_count := coalesce(cardinality(v_expiries), 0);
-    v_free := greatest(0, p_rpm - v_count);
+    v_expiries := public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window);
+    v_count := cardinality(v_expiries);
     -- The group's openings within one window: free now, then as admissions leave.
-    v_openings := array_fill(p_now, array[v_free])
+    v_openings := array_fill(p_now, array[greatest(0, p_rpm - v_count)])
                   || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
-    v_n := cardinality(v_openings);
-    continue when v_n = 0;
+    continue when cardinality(v_openings) = 0;
     spread_bound := spread_bound
                     or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
     -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
     -- every waiter there counts on them all.)
     v_part := case when not v_spaced then 1
-                   else greatest(0.1, 1 - coalesce(v_higher, 0)::numeric / greatest(p_rpm, v_count, 1)) end;
+                   else greatest(0.1, 1 - coalesce(v_group.higher, 0)::numeric / greatest(p_rpm, v_count, 1)) end;
     v_needed := ceil(p_slots / v_part)::integer;
-    -- Its slots: each opening again a window later, none before the schedule allows.
-    v_schedule := v_group.spread_until;
-    v_group_slots := '{}';
-    for j in 1 .. v_needed loop
-      v_slot := v_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * v_window;
-      if v_spaced then
-        v_slot := greatest(v_slot, v_schedule - v_spread.tolerance);
-        v_schedule := public.google_ai_spread_next(v_schedule, v_slot, v_spread.step);
-      end if;
-      v_group_slots := v_group_slots || v_slot;
-      if j <= p_slots then
-        v_slots := v_slots || v_slot;
-        if v_slot <= p_now then
-          free_now := free_now + 1;
-        end if;
-      end if;
-    end loop;
+    -- Its slots (a waiter of this class counts on its part of them: the likely ones).
+    v_group_slots := public.google_ai_group_slots(v_openings, v_needed, v_window, v_group.spread_until,
+      case when v_spaced then v_spread.step end, v_spread.tolerance);
     for k in 1 .. p_slots loop
+      v_slots := v_slots || v_group_slots[k];
+      free_now := free_now + case when v_group_slots[k] <= p_now then 1 else 0 end;
       v_likely := v_likely || v_group_slots[least(v_needed, ceil(k / v_part)::integer)];
     end loop;
   end loop;
   if v_day_left < p_slots then
     return; -- not today
   end if;
-  if free_now >= p_slots then
-    turn_at := p_now;
-    likely_at := p_now;
-    return;
-  end if;
-  select array_agg(o order by o) into v_slots from unnest(v_slots) o;
-  turn_at := greatest(p_now, v_slots[p_slots]);
-  select array_agg(o order by o) into v_likely from unnest(v_likely) o;
-  likely_at := case when v_likely[p_slots] is not null then greatest(p_now, v_likely[p_slots]) end;
+  -- The p_slots-th of the slots in time order, and of the likely ones (now when enough are free now).
+  select greatest(p_now, (array_agg(o order by o))[p_slots]) into turn_at from unnest(v_slots) o;
+  select case when free_now >= p_slots then p_now
+              when count(*) >= p_slots then greatest(p_now, (array_agg(o order by o))[p_slots]) end
+    into likely_at from unnest(v_likely) o;
 end
 $$;
 
@@ -3696,6 +3710,49 @@ begin
 end
 $$;
 
+-- The chain a request tries (google_ai_fall_back_at): its models as asked (names) and canonical
+-- (models), each once, and whether each is retired (an inactive row, or unlisted by every key that
+-- answered models.list); when every one is, none is (the catalogue may be the one that is wrong).
+-- With p_token_hash, the fallbacks the token may not use are left out (the first model is always
+-- asked) and the token's client is the caller (caller, client_id, token_id). first: where the chain
+-- starts, the model of p_queue_ticket when the request holds one.
+CREATE OR REPLACE FUNCTION public.google_ai_fallback_chain(p_models text[], p_token_hash text, p_queue_ticket uuid,
+    OUT names text[], OUT models text[], OUT retired boolean[], OUT first integer, OUT caller text,
+    OUT client_id uuid, OUT token_id uuid) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_row public.google_ai_model_limits;
+  v_name text;
+  v_allowed text[];
+begin
+  select '{}', '{}', '{}', 1 into names, models, retired, first;
+  if p_token_hash is not null then
+    select t.models, t.id, c.id, 'client:' || c.name into v_allowed, token_id, client_id, caller
+    from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
+    where t.token_hash = p_token_hash;
+  end if;
+  foreach v_name in array p_models loop
+    v_row := public.google_ai_model_by_name(v_name);
+    continue when coalesce(v_row.model, v_name) = any (models);
+    continue when cardinality(models) > 0 and p_token_hash is not null
+                  and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
+    names := names || v_name;
+    models := models || coalesce(v_row.model, v_name);
+    retired := retired || (v_row.id is not null
+                           and (not v_row.is_active or public.google_ai_model_unlisted(v_row.model)));
+  end loop;
+  if not (false = any (retired)) then
+    retired := array_fill(false, array[cardinality(models)]);
+  end if;
+  if p_queue_ticket is not null then
+    first := coalesce(array_position(models,
+      (select q.model from public.google_ai_queue q where q.ticket_id = p_queue_ticket)), 1);
+  end if;
+end
+$$;
+
 -- Fallback: the request's models in order, each admitted (google_ai_admit_at) until one serves.
 -- p_models: the request's model as the caller named it, then its fallbacks (2 to 4). A service caller
 -- passes p_caller; a scoped token passes p_token_hash instead (checked for each model under the
@@ -3722,19 +3779,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_fall_back_at(p_now timestamp with ti
 declare
   -- Refusals that belong to one model: another model may still serve.
   c_model_limits constant text[] := array['rpm', 'tpm', 'rpd', 'cooldown', 'pace', 'no_active_key', 'too_large',
-    'unknown_model',
-                                          'withdrawn'];
-  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
-  v_names text[] := '{}';     -- as asked (the first as the caller wrote it)
-  v_models text[] := '{}';    -- canonical
-  v_retired boolean[] := '{}';
-  v_row public.google_ai_model_limits;
-  v_name text;
-  v_allowed text[];
-  v_caller text := p_caller;
-  v_client_id uuid;
-  v_token_id uuid;
-  v_start integer := 1;
+    'unknown_model', 'withdrawn'];
+  v_chain record;             -- google_ai_fallback_chain: the models, and a token's caller
   v_try jsonb;
   v_answer jsonb;
   v_refusals jsonb := '[]';   -- every model's refusal, in order
@@ -3742,41 +3788,14 @@ declare
   v_best jsonb;
 begin
   -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
-
-  if p_token_hash is not null then
-    select t.models, t.id, c.id, 'client:' || c.name into v_allowed, v_token_id, v_client_id, v_caller
-    from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
-    where t.token_hash = p_token_hash;
-  end if;
-
-  foreach v_name in array p_models loop
-    v_row := public.google_ai_model_by_name(v_name);
-    continue when coalesce(v_row.model, v_name) = any (v_models);
-    -- A token falls back only to models it may use (its first model is asked regardless and refused).
-    continue when cardinality(v_models) > 0 and p_token_hash is not null
-                  and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
-    v_names := v_names || v_name;
-    v_models := v_models || coalesce(v_row.model, v_name);
-    v_retired := v_retired || (v_row.id is not null
-                               and (not v_row.is_active or public.google_ai_model_unlisted(v_row.model)));
-  end loop;
-  -- When every model is retired the catalogue may be the one that is wrong: ask them in order.
-  if not (false = any (v_retired)) then
-    v_retired := array_fill(false, array[cardinality(v_models)]);
-  end if;
-
-  if p_queue_ticket is not null then
-    v_start := coalesce(array_position(v_models,
-      (select q.model from public.google_ai_queue q where q.ticket_id = p_queue_ticket)), 1);
-  end if;
-
-  for i in v_start .. cardinality(v_models) loop
-    if v_retired[i] then
+  v_chain := public.google_ai_fallback_chain(p_models, p_token_hash, p_queue_ticket);
+  for i in v_chain.first .. cardinality(v_chain.models) loop
+    if v_chain.retired[i] then
       v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
-        'model', v_models[i]);
+        'model', v_chain.models[i]);
     else
       begin
-        v_try := public.google_ai_admit_at(p_now => p_now, p_model => v_names[i],
+        v_try := public.google_ai_admit_at(p_now => p_now, p_model => v_chain.names[i],
           p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
           p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
           p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
@@ -3795,21 +3814,22 @@ begin
     -- Passed over. A ticket the request held for this model is given up (its turn lay beyond the
     -- wait after all, or the model retired meanwhile).
     if p_queue_ticket is not null then
-      delete from public.google_ai_queue q where q.ticket_id = p_queue_ticket and q.model = v_models[i];
+      delete from public.google_ai_queue q where q.ticket_id = p_queue_ticket and q.model = v_chain.models[i];
     end if;
 
     v_refusals := v_refusals || jsonb_build_array(v_try);
-    v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_models[i], 'limit', v_try ->> 'limit',
+    v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_chain.models[i], 'limit', v_try ->> 'limit',
       'cause', v_try ->> 'cause', 'retry_after_ms', v_try -> 'retry_after_ms'));
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
       attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request_id, coalesce(v_caller, 'token'), v_client_id, v_token_id, v_models[i], p_models[1],
+    values ('refused', p_request_id, coalesce(v_chain.caller, p_caller, 'token'), v_chain.client_id,
+      v_chain.token_id, v_chain.models[i], p_models[1],
       p_attempt, p_estimated_tokens, v_try ->> 'limit', v_try ->> 'cause', (v_try ->> 'retry_after_ms')::bigint,
       p_wait_ms, coalesce(p_metadata, '{}'));
   end loop;
 
   if v_answer is not null then
-    if (v_answer ->> 'model') is distinct from v_models[1] then
+    if (v_answer ->> 'model') is distinct from v_chain.models[1] then
       -- The rows of a fallback name the model the request asked for.
       if (v_answer ->> 'ok')::boolean then
         update public.google_ai_attempts a set requested_model = p_models[1]
@@ -3819,14 +3839,14 @@ begin
         where q.ticket_id = (v_answer -> 'queue' ->> 'ticket')::uuid;
       end if;
     end if;
-    return v_answer || jsonb_build_object('requested_model', v_models[1], 'fallback_from', v_steps);
+    return v_answer || jsonb_build_object('requested_model', v_chain.models[1], 'fallback_from', v_steps);
   end if;
 
   -- Every model refused: answer with the one whose capacity comes back first.
   select r.value into v_best from jsonb_array_elements(v_refusals) with ordinality r(value, i)
   order by (r.value ->> 'retry_at')::timestamptz nulls last, (r.value ->> 'limit' = 'retired'), r.i
   limit 1;
-  return v_best || jsonb_build_object('requested_model', v_models[1], 'fallback_from', v_steps);
+  return v_best || jsonb_build_object('requested_model', v_chain.models[1], 'fallback_from', v_steps);
 end
 $$;
 

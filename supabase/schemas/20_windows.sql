@@ -307,6 +307,30 @@ begin
 end
 $$;
 
+-- When each admission a ring counts leaves the window (google_ai_ring_at: a second's first admission on
+-- time, the others with its last), oldest first.
+CREATE OR REPLACE FUNCTION public.google_ai_ring_expiries(p_ring_low bigint, p_ring integer[], p_window interval)
+    RETURNS timestamp with time zone[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+declare
+  v_span integer := cardinality(p_ring) / 4;
+  v_expiries timestamptz[] := '{}';
+  v_s bigint;  -- a second of the epoch
+  v_i integer;
+begin
+  -- (Offsets from p_ring_low: a FOR variable is an integer, and epoch seconds pass 2^31 in 2038.)
+  for k in 0 .. coalesce(v_span, 0) - 1 loop
+    v_s := p_ring_low + k;
+    v_i := (v_s % v_span)::integer * 4;
+    continue when p_ring[v_i + 1] = 0;
+    v_expiries := v_expiries || (public.google_ai_ring_time(v_s, p_ring[v_i + 3]) + p_window)
+      || pg_catalog.array_fill(public.google_ai_ring_time(v_s, p_ring[v_i + 4]) + p_window, array[p_ring[v_i + 1] - 1]);
+  end loop;
+  return v_expiries;
+end
+$$;
+
 -- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past,
 -- null if there is no such time (greatest alone would turn a null into 0).
 CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone,

@@ -78,6 +78,32 @@ begin
 end
 $$;
 
+-- A group's next p_needed slots for waiters: its openings (free now, then as admissions leave),
+-- each again a window later, and on a spread model (p_step) none before its schedule allows
+-- (p_schedule: the group's spread_until, p_tolerance: what the schedule forgives; google_ai_spread_next).
+CREATE OR REPLACE FUNCTION public.google_ai_group_slots(p_openings timestamp with time zone[], p_needed integer,
+    p_window interval, p_schedule timestamp with time zone, p_step interval, p_tolerance interval)
+    RETURNS timestamp with time zone[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+declare
+  v_n integer := cardinality(p_openings);
+  v_schedule timestamptz := p_schedule;
+  v_slot timestamptz;
+  v_slots timestamptz[] := '{}';
+begin
+  for j in 1 .. p_needed loop
+    v_slot := p_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * p_window;
+    if p_step is not null then
+      v_slot := greatest(v_slot, v_schedule - p_tolerance);
+      v_schedule := public.google_ai_spread_next(v_schedule, v_slot, p_step);
+    end if;
+    v_slots := v_slots || v_slot;
+  end loop;
+  return v_slots;
+end
+$$;
+
 -- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the
 -- quota groups that may serve the model today: each group offers its free slots now, then one slot
 -- as each admission of its window leaves it (admitted_at + window), then the same again a window
@@ -101,22 +127,15 @@ declare
   v_spaced boolean;
   v_group record;
   v_ring record;
-  v_i integer;
-  v_s bigint;  -- a second of the epoch
   v_expiries timestamptz[];
   v_count integer;
-  v_higher integer;
   v_part numeric;
   v_needed integer;
-  v_free integer;
   v_openings timestamptz[];
   v_group_slots timestamptz[];
   v_slots timestamptz[] := '{}';
   v_likely timestamptz[] := '{}';
   v_day_left bigint := 0;
-  v_n integer;
-  v_slot timestamptz;
-  v_schedule timestamptz;
 begin
   free_now := 0;
   spread_bound := false;
@@ -127,7 +146,14 @@ begin
   v_spaced := v_spread.step is not null
               and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
   for v_group in
-    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests
+    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests,
+           -- What the higher classes took of the window (a request that waited longer than a window
+           -- says nothing of what its class asks for now).
+           (select count(*) from public.google_ai_attempts a
+            join public.google_ai_priority_classes pc on pc.name = a.priority_class
+            where a.quota_group = c.quota_group and a.model = p_model and a.admitted_at > p_now - v_window
+              and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
+              and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000) as higher
     from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
     left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
   loop
@@ -137,75 +163,39 @@ begin
       free_now := 1000000;
       continue;
     end if;
-    -- The window's admissions leave with their seconds (google_ai_ring_at); what the higher classes
-    -- took of it is on the attempt rows (a request that waited longer than a window says nothing of
-    -- what its class asks for now).
+    -- The window's admissions leave with their seconds (google_ai_ring_at).
     v_ring := public.google_ai_ring_at(p_now, v_window, v_group.ring_low, v_group.ring,
       v_group.window_requests, null);
-    v_expiries := '{}';
-    -- (Offsets from ring_low: a FOR variable is an integer, and epoch seconds pass 2^31 in 2038.)
-    for k in 0 .. cardinality(v_ring.ring) / 4 - 1 loop
-      v_s := v_ring.ring_low + k;
-      v_i := (v_s % (cardinality(v_ring.ring) / 4))::integer * 4;
-      continue when v_ring.ring[v_i + 1] = 0;
-      -- A second's first admission leaves on time, the others with its last.
-      v_expiries := v_expiries || (public.google_ai_ring_time(v_s, v_ring.ring[v_i + 3]) + v_window)
-        || pg_catalog.array_fill(public.google_ai_ring_time(v_s, v_ring.ring[v_i + 4]) + v_window,
-                                 array[v_ring.ring[v_i + 1] - 1]);
-    end loop;
-    select count(*) into v_higher
-    from public.google_ai_attempts a
-    join public.google_ai_priority_classes pc on pc.name = a.priority_class
-    where a.quota_group = v_group.quota_group and a.model = p_model and a.admitted_at > p_now - v_window
-      and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
-      and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000;
-    v_count := coalesce(cardinality(v_expiries), 0);
-    v_free := greatest(0, p_rpm - v_count);
+    v_expiries := public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window);
+    v_count := cardinality(v_expiries);
     -- The group's openings within one window: free now, then as admissions leave.
-    v_openings := array_fill(p_now, array[v_free])
+    v_openings := array_fill(p_now, array[greatest(0, p_rpm - v_count)])
                   || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
-    v_n := cardinality(v_openings);
-    continue when v_n = 0;
+    continue when cardinality(v_openings) = 0;
     spread_bound := spread_bound
                     or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
     -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
     -- every waiter there counts on them all.)
     v_part := case when not v_spaced then 1
-                   else greatest(0.1, 1 - coalesce(v_higher, 0)::numeric / greatest(p_rpm, v_count, 1)) end;
+                   else greatest(0.1, 1 - coalesce(v_group.higher, 0)::numeric / greatest(p_rpm, v_count, 1)) end;
     v_needed := ceil(p_slots / v_part)::integer;
-    -- Its slots: each opening again a window later, none before the schedule allows.
-    v_schedule := v_group.spread_until;
-    v_group_slots := '{}';
-    for j in 1 .. v_needed loop
-      v_slot := v_openings[((j - 1) % v_n) + 1] + ((j - 1) / v_n) * v_window;
-      if v_spaced then
-        v_slot := greatest(v_slot, v_schedule - v_spread.tolerance);
-        v_schedule := public.google_ai_spread_next(v_schedule, v_slot, v_spread.step);
-      end if;
-      v_group_slots := v_group_slots || v_slot;
-      if j <= p_slots then
-        v_slots := v_slots || v_slot;
-        if v_slot <= p_now then
-          free_now := free_now + 1;
-        end if;
-      end if;
-    end loop;
+    -- Its slots (a waiter of this class counts on its part of them: the likely ones).
+    v_group_slots := public.google_ai_group_slots(v_openings, v_needed, v_window, v_group.spread_until,
+      case when v_spaced then v_spread.step end, v_spread.tolerance);
     for k in 1 .. p_slots loop
+      v_slots := v_slots || v_group_slots[k];
+      free_now := free_now + case when v_group_slots[k] <= p_now then 1 else 0 end;
       v_likely := v_likely || v_group_slots[least(v_needed, ceil(k / v_part)::integer)];
     end loop;
   end loop;
   if v_day_left < p_slots then
     return; -- not today
   end if;
-  if free_now >= p_slots then
-    turn_at := p_now;
-    likely_at := p_now;
-    return;
-  end if;
-  select array_agg(o order by o) into v_slots from unnest(v_slots) o;
-  turn_at := greatest(p_now, v_slots[p_slots]);
-  select array_agg(o order by o) into v_likely from unnest(v_likely) o;
-  likely_at := case when v_likely[p_slots] is not null then greatest(p_now, v_likely[p_slots]) end;
+  -- The p_slots-th of the slots in time order, and of the likely ones (now when enough are free now).
+  select greatest(p_now, (array_agg(o order by o))[p_slots]) into turn_at from unnest(v_slots) o;
+  select case when free_now >= p_slots then p_now
+              when count(*) >= p_slots then greatest(p_now, (array_agg(o order by o))[p_slots]) end
+    into likely_at from unnest(v_likely) o;
 end
 $$;
 

@@ -226,6 +226,49 @@ begin
 end
 $$;
 
+-- The chain a request tries (google_ai_fall_back_at): its models as asked (names) and canonical
+-- (models), each once, and whether each is retired (an inactive row, or unlisted by every key that
+-- answered models.list); when every one is, none is (the catalogue may be the one that is wrong).
+-- With p_token_hash, the fallbacks the token may not use are left out (the first model is always
+-- asked) and the token's client is the caller (caller, client_id, token_id). first: where the chain
+-- starts, the model of p_queue_ticket when the request holds one.
+CREATE OR REPLACE FUNCTION public.google_ai_fallback_chain(p_models text[], p_token_hash text, p_queue_ticket uuid,
+    OUT names text[], OUT models text[], OUT retired boolean[], OUT first integer, OUT caller text,
+    OUT client_id uuid, OUT token_id uuid) RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_row public.google_ai_model_limits;
+  v_name text;
+  v_allowed text[];
+begin
+  select '{}', '{}', '{}', 1 into names, models, retired, first;
+  if p_token_hash is not null then
+    select t.models, t.id, c.id, 'client:' || c.name into v_allowed, token_id, client_id, caller
+    from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
+    where t.token_hash = p_token_hash;
+  end if;
+  foreach v_name in array p_models loop
+    v_row := public.google_ai_model_by_name(v_name);
+    continue when coalesce(v_row.model, v_name) = any (models);
+    continue when cardinality(models) > 0 and p_token_hash is not null
+                  and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
+    names := names || v_name;
+    models := models || coalesce(v_row.model, v_name);
+    retired := retired || (v_row.id is not null
+                           and (not v_row.is_active or public.google_ai_model_unlisted(v_row.model)));
+  end loop;
+  if not (false = any (retired)) then
+    retired := array_fill(false, array[cardinality(models)]);
+  end if;
+  if p_queue_ticket is not null then
+    first := coalesce(array_position(models,
+      (select q.model from public.google_ai_queue q where q.ticket_id = p_queue_ticket)), 1);
+  end if;
+end
+$$;
+
 -- Fallback: the request's models in order, each admitted (google_ai_admit_at) until one serves.
 -- p_models: the request's model as the caller named it, then its fallbacks (2 to 4). A service caller
 -- passes p_caller; a scoped token passes p_token_hash instead (checked for each model under the
@@ -252,19 +295,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_fall_back_at(p_now timestamp with ti
 declare
   -- Refusals that belong to one model: another model may still serve.
   c_model_limits constant text[] := array['rpm', 'tpm', 'rpd', 'cooldown', 'pace', 'no_active_key', 'too_large',
-    'unknown_model',
-                                          'withdrawn'];
-  v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
-  v_names text[] := '{}';     -- as asked (the first as the caller wrote it)
-  v_models text[] := '{}';    -- canonical
-  v_retired boolean[] := '{}';
-  v_row public.google_ai_model_limits;
-  v_name text;
-  v_allowed text[];
-  v_caller text := p_caller;
-  v_client_id uuid;
-  v_token_id uuid;
-  v_start integer := 1;
+    'unknown_model', 'withdrawn'];
+  v_chain record;             -- google_ai_fallback_chain: the models, and a token's caller
   v_try jsonb;
   v_answer jsonb;
   v_refusals jsonb := '[]';   -- every model's refusal, in order
@@ -272,41 +304,14 @@ declare
   v_best jsonb;
 begin
   -- (google_ai_reserve_models_at, its only caller, checked p_models and the caller or token.)
-
-  if p_token_hash is not null then
-    select t.models, t.id, c.id, 'client:' || c.name into v_allowed, v_token_id, v_client_id, v_caller
-    from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id
-    where t.token_hash = p_token_hash;
-  end if;
-
-  foreach v_name in array p_models loop
-    v_row := public.google_ai_model_by_name(v_name);
-    continue when coalesce(v_row.model, v_name) = any (v_models);
-    -- A token falls back only to models it may use (its first model is asked regardless and refused).
-    continue when cardinality(v_models) > 0 and p_token_hash is not null
-                  and not (coalesce(v_row.model, v_name) = any (coalesce(v_allowed, '{}')));
-    v_names := v_names || v_name;
-    v_models := v_models || coalesce(v_row.model, v_name);
-    v_retired := v_retired || (v_row.id is not null
-                               and (not v_row.is_active or public.google_ai_model_unlisted(v_row.model)));
-  end loop;
-  -- When every model is retired the catalogue may be the one that is wrong: ask them in order.
-  if not (false = any (v_retired)) then
-    v_retired := array_fill(false, array[cardinality(v_models)]);
-  end if;
-
-  if p_queue_ticket is not null then
-    v_start := coalesce(array_position(v_models,
-      (select q.model from public.google_ai_queue q where q.ticket_id = p_queue_ticket)), 1);
-  end if;
-
-  for i in v_start .. cardinality(v_models) loop
-    if v_retired[i] then
+  v_chain := public.google_ai_fallback_chain(p_models, p_token_hash, p_queue_ticket);
+  for i in v_chain.first .. cardinality(v_chain.models) loop
+    if v_chain.retired[i] then
       v_try := jsonb_build_object('ok', false, 'limit', 'retired', 'cause', 'retired', 'retry_after_ms', null,
-        'model', v_models[i]);
+        'model', v_chain.models[i]);
     else
       begin
-        v_try := public.google_ai_admit_at(p_now => p_now, p_model => v_names[i],
+        v_try := public.google_ai_admit_at(p_now => p_now, p_model => v_chain.names[i],
           p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
           p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
           p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
@@ -325,21 +330,22 @@ begin
     -- Passed over. A ticket the request held for this model is given up (its turn lay beyond the
     -- wait after all, or the model retired meanwhile).
     if p_queue_ticket is not null then
-      delete from public.google_ai_queue q where q.ticket_id = p_queue_ticket and q.model = v_models[i];
+      delete from public.google_ai_queue q where q.ticket_id = p_queue_ticket and q.model = v_chain.models[i];
     end if;
 
     v_refusals := v_refusals || jsonb_build_array(v_try);
-    v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_models[i], 'limit', v_try ->> 'limit',
+    v_steps := v_steps || jsonb_build_array(jsonb_build_object('model', v_chain.models[i], 'limit', v_try ->> 'limit',
       'cause', v_try ->> 'cause', 'retry_after_ms', v_try -> 'retry_after_ms'));
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
       attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request_id, coalesce(v_caller, 'token'), v_client_id, v_token_id, v_models[i], p_models[1],
+    values ('refused', p_request_id, coalesce(v_chain.caller, p_caller, 'token'), v_chain.client_id,
+      v_chain.token_id, v_chain.models[i], p_models[1],
       p_attempt, p_estimated_tokens, v_try ->> 'limit', v_try ->> 'cause', (v_try ->> 'retry_after_ms')::bigint,
       p_wait_ms, coalesce(p_metadata, '{}'));
   end loop;
 
   if v_answer is not null then
-    if (v_answer ->> 'model') is distinct from v_models[1] then
+    if (v_answer ->> 'model') is distinct from v_chain.models[1] then
       -- The rows of a fallback name the model the request asked for.
       if (v_answer ->> 'ok')::boolean then
         update public.google_ai_attempts a set requested_model = p_models[1]
@@ -349,14 +355,14 @@ begin
         where q.ticket_id = (v_answer -> 'queue' ->> 'ticket')::uuid;
       end if;
     end if;
-    return v_answer || jsonb_build_object('requested_model', v_models[1], 'fallback_from', v_steps);
+    return v_answer || jsonb_build_object('requested_model', v_chain.models[1], 'fallback_from', v_steps);
   end if;
 
   -- Every model refused: answer with the one whose capacity comes back first.
   select r.value into v_best from jsonb_array_elements(v_refusals) with ordinality r(value, i)
   order by (r.value ->> 'retry_at')::timestamptz nulls last, (r.value ->> 'limit' = 'retired'), r.i
   limit 1;
-  return v_best || jsonb_build_object('requested_model', v_models[1], 'fallback_from', v_steps);
+  return v_best || jsonb_build_object('requested_model', v_chain.models[1], 'fallback_from', v_steps);
 end
 $$;
 
