@@ -159,6 +159,38 @@ CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp
               then p_spread_until else p_now end operator(pg_catalog.+) p_step
 $$;
 
+-- A ring started again at p_at, p_span seconds long (google_ai_ring_at, when it counts nothing, the
+-- guard changed its span, or it last moved a span or more ago): the seconds of the old ring still in
+-- the window are kept, the others let go. (A longer guard cannot bring back the seconds let go.)
+CREATE OR REPLACE FUNCTION public.google_ai_ring_restarted(p_at timestamp with time zone, p_window interval,
+    p_span integer, INOUT ring_low bigint, INOUT ring integer[], INOUT sum_requests integer,
+    INOUT sum_tokens bigint) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+declare
+  v_now bigint := floor(date_part('epoch', p_at))::bigint;
+  v_old integer[] := case when coalesce(sum_requests, 0) > 0 and ring_low is not null then ring end;
+  v_old_span integer := coalesce(cardinality(v_old) / 4, 0);
+  v_from bigint := greatest(coalesce(ring_low, v_now), v_now - v_old_span + 1);
+  v_s bigint;  -- a second of the epoch (the loop counts offsets: a FOR variable is an integer, 2^31 s is 2038)
+  v_i integer;
+begin
+  ring := pg_catalog.array_fill(0, array[4 * p_span]);
+  sum_requests := 0;
+  sum_tokens := case when sum_tokens is not null then 0 end;
+  for k in 0 .. least(v_now, coalesce(ring_low, v_now) + v_old_span - 1) - v_from loop
+    v_s := v_from + k;
+    v_i := (v_s % v_old_span)::integer * 4;
+    continue when v_old[v_i + 1] = 0 or v_s <= v_now - p_span
+               or public.google_ai_ring_time(v_s, v_old[v_i + 4]) + p_window <= p_at;
+    ring[(v_s % p_span)::integer * 4 + 1 : (v_s % p_span)::integer * 4 + 4] := v_old[v_i + 1 : v_i + 4];
+    sum_requests := sum_requests + v_old[v_i + 1];
+    sum_tokens := sum_tokens + v_old[v_i + 2];
+  end loop;
+  ring_low := case when v_old is null then v_now else v_now - p_span + 1 end;
+end
+$$;
+
 -- The sliding window as a ring of seconds, kept on the row it limits (google_ai_usage_counters,
 -- google_ai_share_usage): one integer array, four entries per second of admissions - their count,
 -- their tokens, the first and the last of their times (microseconds into the second) - for the
@@ -183,42 +215,15 @@ declare
   v_at timestamptz;
   v_second bigint;
   v_us integer;
-  v_old integer[];
-  v_old_span integer;
   v_i integer;
-  v_from bigint;
-  v_s bigint;  -- a second of the epoch (the loops count offsets: a FOR variable is an integer, 2^31 s is 2038)
 begin
   if v_now is not null and (ring is null or ring_low is null or coalesce(sum_requests, 0) = 0
-                            or cardinality(ring) <> 4 * v_span) then
-    -- Nothing counted, or the guard changed: the ring starts again at p_at, with the seconds of the
-    -- old one still in the window. (A longer guard cannot bring back the seconds already let go.)
-    v_old := case when coalesce(sum_requests, 0) > 0 and ring_low is not null then ring end;
-    v_old_span := coalesce(cardinality(v_old) / 4, 0);
-    ring := pg_catalog.array_fill(0, array[4 * v_span]);
-    sum_requests := 0;
-    sum_tokens := case when sum_tokens is not null then 0 end;
-    v_from := greatest(coalesce(ring_low, v_now), v_now - v_old_span + 1);
-    for k in 0 .. least(v_now, coalesce(ring_low, v_now) + v_old_span - 1) - v_from loop
-      v_s := v_from + k;
-      v_i := (v_s % v_old_span)::integer * 4;
-      continue when v_old[v_i + 1] = 0 or v_s <= v_now - v_span
-                 or public.google_ai_ring_time(v_s, v_old[v_i + 4]) + p_window <= p_at;
-      ring[(v_s % v_span)::integer * 4 + 1 : (v_s % v_span)::integer * 4 + 4] := v_old[v_i + 1 : v_i + 4];
-      sum_requests := sum_requests + v_old[v_i + 1];
-      sum_tokens := sum_tokens + v_old[v_i + 2];
-    end loop;
-    ring_low := case when v_old is null then v_now else v_now - v_span + 1 end;
-  elsif v_now - ring_low >= v_span then
-    -- The seconds up to now - span have left whatever their times (their last admission was at most
-    -- the guarded window ago): their slots are let go as they are.
-    for k in 0 .. least(v_now - v_span, ring_low + v_span - 1) - ring_low loop
-      v_i := ((ring_low + k) % v_span)::integer * 4;
-      sum_requests := sum_requests - ring[v_i + 1];
-      sum_tokens := sum_tokens - ring[v_i + 2];
-      ring[v_i + 1 : v_i + 4] := '{0,0,0,0}';
-    end loop;
-    ring_low := v_now - v_span + 1;
+                            or cardinality(ring) <> 4 * v_span or v_now - ring_low >= v_span) then
+    -- Nothing counted, the guard changed, or a span or more passed since it moved (the seconds up to
+    -- now - span have left whatever their times: their last admission was at most the guarded window
+    -- ago): the ring starts again at p_at.
+    select r.ring_low, r.ring, r.sum_requests, r.sum_tokens into ring_low, ring, sum_requests, sum_tokens
+    from public.google_ai_ring_restarted(p_at, p_window, v_span, ring_low, ring, sum_requests, sum_tokens) r;
   end if;
   if ring is null then
     return;
