@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 85090070a7694cd05d00b7356272e2bf95c8484da91852e14bef168623a4cb2e
+-- sha256 of what follows: 5e7c286509f9e36338af2519a48392a1e2123d6cd5527ddd8ee2aa854a3c4491
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -904,13 +904,13 @@ end
 $$;
 
 -- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past,
--- null if there is no such time (greatest alone would turn a null into 0).
+-- null if there is no such time. (int8larger, not greatest: it keeps a null, and p_at is named once, so
+-- the function is inlined even when p_at is a call.)
 CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone,
     p_now timestamp with time zone) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select case when p_at is not null
-                      then greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
-                                                       operator(pg_catalog.*) 1000))::bigint end $$;
+    AS $$ select pg_catalog.int8larger(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
+                                                         operator(pg_catalog.*) 1000)::bigint) $$;
 -- ================================================================================================
 -- supabase/schemas/22_priority_classes.sql
 -- ================================================================================================

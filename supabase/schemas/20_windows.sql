@@ -337,10 +337,10 @@ end
 $$;
 
 -- Milliseconds from p_now until p_at, rounded up (a caller that waits that long is not early); 0 if past,
--- null if there is no such time (greatest alone would turn a null into 0).
+-- null if there is no such time. (int8larger, not greatest: it keeps a null, and p_at is named once, so
+-- the function is inlined even when p_at is a call.)
 CREATE OR REPLACE FUNCTION public.google_ai_ms_until(p_at timestamp with time zone,
     p_now timestamp with time zone) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$ select case when p_at is not null
-                      then greatest(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
-                                                       operator(pg_catalog.*) 1000))::bigint end $$;
+    AS $$ select pg_catalog.int8larger(0, pg_catalog.ceil(extract(epoch from (p_at operator(pg_catalog.-) p_now))
+                                                         operator(pg_catalog.*) 1000)::bigint) $$;
