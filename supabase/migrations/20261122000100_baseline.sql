@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 5e7c286509f9e36338af2519a48392a1e2123d6cd5527ddd8ee2aa854a3c4491
+-- sha256 of what follows: e0e6aa318a0ceb3ff89708781972b243b33a35f475c9c27ddc317238fbc114b2
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -1428,6 +1428,49 @@ CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used big
     AS $$ select case when p_max is not null
                   then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
 
+-- A service caller's daily budget (google_ai_caller_budgets) as a booking at p_at sees it, its row
+-- locked until the booking counts the request in it (google_ai_count_caller_budget): day, the Pacific
+-- day; today, whether the row's counts are that day's; spent, whether this request would go over it.
+-- All null when the caller has no budget, or is a client's (p_client_id: its token carries its budgets).
+CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
+    p_at timestamp with time zone, p_tokens integer, p_attempt integer, OUT day date, OUT today boolean,
+    OUT spent boolean) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if p_client_id is not null then
+    return;
+  end if;
+  select d.day, b.day_bucket = d.day,
+         -- (Over the budget, not "nothing left": a retry or a request of no tokens adds nothing, and is
+         -- still refused once the operator lowered the budget below today's use.)
+         case when b.day_bucket = d.day then b.requests_today else 0 end + public.google_ai_request_counts(p_attempt)
+           > b.daily_max_requests
+         or case when b.day_bucket = d.day then b.tokens_today else 0 end + p_tokens > b.daily_max_tokens
+    into day, today, spent
+  from public.google_ai_caller_budgets b
+  cross join (select public.google_ai_pacific_day(p_at) as day) d
+  where b.caller = p_caller
+  for update of b;
+end
+$$;
+
+-- A booked request counted in its caller's daily budget (locked and read by google_ai_caller_budget_at).
+CREATE OR REPLACE FUNCTION public.google_ai_count_caller_budget(p_caller text, p_day date, p_today boolean,
+    p_tokens integer, p_attempt integer) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  update public.google_ai_caller_budgets b set
+    day_bucket = p_day,
+    requests_today = case when p_today then b.requests_today else 0 end + public.google_ai_request_counts(p_attempt),
+    tokens_today = case when p_today then b.tokens_today else 0 end + p_tokens
+  where b.caller = p_caller;
+end
+$$;
+
 -- What a model's shares keep, as an answer's quota names it: of the RPM and of the RPD, the sizes of
 -- the shares kept for other owners and of those kept for the requester, each at most the limit; null
 -- for a limit the model does not have.
@@ -2266,7 +2309,8 @@ $$;
 -- The quota groups that may serve p_model (through a key google_ai_serving_keys names), one
 -- row each: the priority of its best key, the cooldown in force at p_now, what it used in the
 -- current minute and Pacific day (an unlocked read) and its headroom (the smallest remaining
--- fraction of RPM, TPM and RPD). The reservation tries them by priority (lower first, none last),
+-- fraction of RPM, TPM and RPD) and what those counts already show full for everyone (full_by: a
+-- cooldown, the day, the window). The reservation tries them by priority (lower first, none last),
 -- then headroom (largest first), then name: the order the caller sorts them in (no row_number():
 -- starting its window aggregate cost about 1% of a reservation's CPU). Each row names the key that serves its group
 -- (the best active key for the model, by priority, then alias), so a booking needs no second look at
@@ -2274,7 +2318,7 @@ $$;
 CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer,
     p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer,
     cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, headroom numeric,
-    key_id uuid, key_alias text, env_var_name text)
+    key_id uuid, key_alias text, env_var_name text, full_by text)
     LANGUAGE sql STABLE
     AS $$
   with keys as (
@@ -2300,7 +2344,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
          least(coalesce(1 operator(pg_catalog.-) (u.rpm_used::numeric operator(pg_catalog./) nullif(p_rpm, 0)), 1),
                coalesce(1 operator(pg_catalog.-) (u.tpm_used::numeric operator(pg_catalog./) nullif(p_tpm, 0)), 1),
                coalesce(1 operator(pg_catalog.-) (u.rpd_used::numeric operator(pg_catalog./) nullif(p_rpd, 0)), 1)),
-         u.key_id, u.key_alias, u.env_var_name
+         u.key_id, u.key_alias, u.env_var_name,
+         case when u.cooldown_until is not null then 'cooldown'
+              when p_rpd is not null and u.rpd_used operator(pg_catalog.+) 1 operator(pg_catalog.>) p_rpd then 'rpd'
+              when p_rpm is not null and u.rpm_used operator(pg_catalog.+) 1 operator(pg_catalog.>) p_rpm then 'rpm' end
   from usage u
 $$;
 
@@ -2346,6 +2393,19 @@ CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_cli
                                where c.id operator(pg_catalog.=) p_client_id),
                               (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
   left join public.google_ai_priority_classes pc on pc.rank operator(pg_catalog.=) a.rank
+$$;
+
+-- Whether p_key_id still serves p_quota_group for p_model (google_ai_serving_keys): a booking that
+-- waited for a group's row asks, as the key it read before the wait may have changed meanwhile.
+CREATE OR REPLACE FUNCTION public.google_ai_key_serves(p_model text, p_exclude_key_ids uuid[], p_key_id uuid,
+    p_quota_group text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return exists (select 1 from public.google_ai_serving_keys(p_model, p_exclude_key_ids) s
+                 where s.key_id = p_key_id and s.quota_group = p_quota_group);
+end
 $$;
 -- ================================================================================================
 -- supabase/schemas/40_queue.sql
@@ -2910,6 +2970,44 @@ CREATE OR REPLACE FUNCTION public.google_ai_booking_verdict(p_rpm integer, p_tpm
                or (p_tpm is not null and p_tokens operator(pg_catalog.>) p_tpm) as spent) w
 $$;
 
+-- The rules a booking in one group meets, read in one statement (a SQL function that returns a table,
+-- so it is inlined into the booking's): the shares as the requester sees them (google_ai_share_state),
+-- its pace (paced_until: google_ai_paced_until, when it owns a paced share), its place in the spread's
+-- schedule (spread_at: the schedule holds the request when google_ai_spread_holds says so, unless its
+-- own share covers it; spread_step: the schedule's step after a booking) and the verdict
+-- (google_ai_booking_verdict). p_requests and p_window_tokens: the window with this request counted;
+-- p_counts: the day's counts before it. What a booking writes and answers comes with it: the others'
+-- day shares (held_rpd), the requester's own shares and their day counts (owned, owned_day), what the
+-- shares keep (kept).
+CREATE OR REPLACE FUNCTION public.google_ai_group_rules(p_quota_group text, p_model text,
+    p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_tpm integer, p_rpd integer,
+    p_tokens integer, p_class text, p_caller text, p_requests integer, p_window_tokens bigint, p_counts integer[],
+    p_near_end boolean, p_near_start boolean, p_spread_until timestamp with time zone)
+    RETURNS TABLE(outcome text, cause text, window_full boolean, paced_until timestamp with time zone,
+    spread_at timestamp with time zone, spread_step interval, held_rpd bigint, owned bigint[], owned_day integer[],
+    kept jsonb)
+    LANGUAGE sql STABLE
+    AS $$
+  select v.outcome, v.cause, v.window_full, r.paced_until, r.spread_at, sp.step, s.held_rpd, s.owned, s.owned_day,
+         s.kept
+  from public.google_ai_share_state(p_quota_group, p_model, p_now, p_window, p_day, p_rpm, p_rpd, p_class,
+         p_caller) s
+  cross join lateral public.google_ai_spread_step(s.burst, p_window, p_rpm, p_tpm, p_tokens) sp
+  -- (offset 0: each rule is asked once, not once for each place the verdict names it.)
+  cross join lateral (
+    select case when s.pace_burst is not null
+                then public.google_ai_paced_until(p_now, p_day, p_rpd, s.reserved_rpd, s.pace_burst, s.pace_kept,
+                       s.pace_used, s.pace_next) end as paced_until,
+           case when sp.step is not null and not s.in_share
+                     and p_spread_until operator(pg_catalog.-) sp.tolerance operator(pg_catalog.>) p_now
+                     and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), p_now)
+                then p_spread_until operator(pg_catalog.-) sp.tolerance end as spread_at
+    offset 0) r
+  cross join lateral public.google_ai_booking_verdict(p_rpm, p_tpm, p_rpd, p_requests, p_window_tokens, p_counts,
+    p_near_end, p_near_start, s.held_rpm, array[s.held_rpd, s.held_next, s.held_prev], r.paced_until, r.spread_at,
+    sp.limit_name) v
+$$;
+
 -- When a refused request may go (reopens_at) and when asking again may help sooner (recheck_at):
 -- the day at midnight plus its guard; a request today's count has room for (p_today_fits) was refused
 -- by the other day's count within a guard: within the guard before midnight it waits past the next
@@ -2954,15 +3052,17 @@ end
 $$;
 
 -- The quota a booking leaves, as google_ai_group_quota reads it (this request counted): the window's
--- requests and tokens with the times their oldest seconds leave it (p_requests_free, p_tokens_free:
--- google_ai_ring_frees_at, this one's at the latest), and the day's count, the largest of today's and,
+-- requests and tokens (p_requests, p_tokens) with the times their oldest seconds leave the ring
+-- (google_ai_ring_frees_at; now at the latest), and the day's count, the largest of today's and,
 -- within a guard of midnight, the other day's (p_day: {today, ahead, yesterday} before this request),
--- until p_day_reset. p_kept: what the model's shares keep, for the admitted class (as
--- google_ai_answer_quota_at adds it). Inlined into the booking's assignment.
+-- until the day resets (p_midnight plus p_day_guard; after midnight, within its guard, when yesterday's
+-- count is the larger, that guard's end). p_kept: what the model's shares keep, for the admitted class
+-- (as google_ai_answer_quota_at adds it). Inlined into the booking's assignment.
 CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model text, p_quota_group text, p_rpm integer,
     p_tpm integer, p_rpd integer, p_now timestamp with time zone, p_requests integer, p_tokens bigint,
-    p_requests_free timestamp with time zone, p_tokens_free timestamp with time zone, p_day integer[],
-    p_near_end boolean, p_near_start boolean, p_day_reset timestamp with time zone, p_kept jsonb) RETURNS jsonb
+    p_ring_low bigint, p_ring integer[], p_window interval, p_day integer[], p_near_end boolean,
+    p_near_start boolean, p_today date, p_midnight timestamp with time zone, p_day_guard interval, p_kept jsonb)
+    RETURNS jsonb
     LANGUAGE sql STABLE
     AS $$
   select jsonb_build_object(
@@ -2970,18 +3070,87 @@ CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model text, p_quota_g
     'quota_group', p_quota_group,
     'rpm', p_rpm,
     'requests_left', case when p_rpm is not null then greatest(0, p_rpm operator(pg_catalog.-) p_requests) end,
-    'requests_reset_ms', case when p_rpm is not null then public.google_ai_ms_until(p_requests_free, p_now) end,
+    'requests_reset_ms', case when p_rpm is not null then public.google_ai_ms_until(
+      coalesce(public.google_ai_ring_frees_at(p_ring_low, p_ring, p_window), p_now), p_now) end,
     'tpm', p_tpm,
     'tokens_left', case when p_tpm is not null then greatest(0, p_tpm operator(pg_catalog.-) p_tokens) end,
-    'tokens_reset_ms', case when p_tpm is not null then public.google_ai_ms_until(p_tokens_free, p_now) end,
+    'tokens_reset_ms', case when p_tpm is not null then public.google_ai_ms_until(
+      coalesce(public.google_ai_ring_frees_at(p_ring_low, p_ring, p_window, true), p_now), p_now) end,
     'rpd', p_rpd,
     'day_left', case when p_rpd is not null
                      then greatest(0, p_rpd operator(pg_catalog.-) (greatest(p_day[1],
                                         case when p_near_end then p_day[2] end,
                                         case when p_near_start then p_day[3] end) operator(pg_catalog.+) 1)) end,
-    'day_reset_ms', case when p_rpd is not null then public.google_ai_ms_until(p_day_reset, p_now) end)
+    'day_reset_ms', case when p_rpd is not null then public.google_ai_ms_until(
+      case when p_near_start and p_day[3] operator(pg_catalog.>) p_day[1] then public.google_ai_pacific_start(p_today)
+           else p_midnight end operator(pg_catalog.+) p_day_guard, p_now) end)
     operator(pg_catalog.||) case when p_kept is not null then jsonb_build_object('kept', p_kept)
                                  else '{}'::jsonb end
+$$;
+
+-- A quota group's counter row for p_model, locked (created on the group's first use of the model); with
+-- p_skip_locked, a row another reservation holds is passed over: all fields null. A row never booked
+-- (new, or housekeeping removed an idle one) starts its owners' use again.
+CREATE OR REPLACE FUNCTION public.google_ai_counter_locked(p_quota_group text, p_model text, p_skip_locked boolean)
+    RETURNS public.google_ai_usage_counters
+    LANGUAGE plpgsql
+    AS $$
+declare
+  v_row public.google_ai_usage_counters;
+begin
+  for i in 1 .. 2 loop
+    if p_skip_locked then
+      select * into v_row from public.google_ai_usage_counters c
+      where c.quota_group = p_quota_group and c.model = p_model for update skip locked;
+    else
+      select * into v_row from public.google_ai_usage_counters c
+      where c.quota_group = p_quota_group and c.model = p_model for update;
+    end if;
+    exit when found;
+    if p_skip_locked and exists (select 1 from public.google_ai_usage_counters c
+                                 where c.quota_group = p_quota_group and c.model = p_model) then
+      return v_row;
+    end if;
+    insert into public.google_ai_usage_counters (quota_group, model, rpm_used, tpm_used, rpd_used)
+    values (p_quota_group, p_model, 0, 0, 0)
+    on conflict (quota_group, model) where quota_group is not null do nothing;
+  end loop;
+  if v_row.id is null then
+    raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
+  end if;
+  if v_row.window_at is null then
+    delete from public.google_ai_share_usage u
+    where u.quota_group = p_quota_group
+      and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
+  end if;
+  return v_row;
+end
+$$;
+
+-- A booking counted in the requester's own shares (p_owned, their day counts p_owned_day before it:
+-- google_ai_group_rules): each owner's day and window; an owner's first admission in the group writes
+-- its row. (Every write of the owners' rows holds the group's counter row lock, so the rows read here
+-- are the ones the upsert meets; only a share's delete, cascading, does not.)
+CREATE OR REPLACE FUNCTION public.google_ai_count_owned(p_quota_group text, p_now timestamp with time zone,
+    p_window interval, p_day date, p_owned bigint[], p_owned_day integer[], p_near_end boolean,
+    p_near_start boolean) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+begin
+  insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
+    day_prev_used, ring_low, ring, window_requests)
+  select p_quota_group, o.id, p_day, p_owned_day[o.n][1] + 1,
+         p_owned_day[o.n][2] + case when p_near_end then 1 else 0 end,
+         p_owned_day[o.n][3] + case when p_near_start then 1 else 0 end,
+         r.ring_low, r.ring, r.sum_requests
+  from unnest(p_owned) with ordinality as o(id, n)
+  left join public.google_ai_share_usage w on w.quota_group = p_quota_group and w.share_id = o.id
+  cross join lateral public.google_ai_ring_at(p_now, p_window, w.ring_low, w.ring, w.window_requests, null, 1, 0) r
+  on conflict (quota_group, share_id) do update set
+    day_bucket = excluded.day_bucket, day_used = excluded.day_used, day_next_used = excluded.day_next_used,
+    day_prev_used = excluded.day_prev_used, ring_low = excluded.ring_low, ring = excluded.ring,
+    window_requests = excluded.window_requests;
+end
 $$;
 
 -- Books one request on a quota group's counter row, or says why not. outcome: 'booked', 'skipped'
@@ -3012,39 +3181,17 @@ declare
   v_near_end boolean;
   v_near_start boolean;
   v_ring record;
-  v_shares record;     -- the model's shares as the requester sees them (google_ai_share_state)
-  v_verdict record;
-  v_spread record;
-  v_spread_at timestamptz;
-  v_pace_at timestamptz;
+  v_rules record;      -- what the rules say (google_ai_group_rules)
 begin
   begin
-    for i in 1 .. 2 loop
-      if p_skip_locked then
-        select * into v_row from public.google_ai_usage_counters c
-        where c.quota_group = p_quota_group and c.model = p_model for update skip locked;
-      else
-        select * into v_row from public.google_ai_usage_counters c
-        where c.quota_group = p_quota_group and c.model = p_model for update;
-      end if;
-      exit when found;
-      if p_skip_locked and exists (select 1 from public.google_ai_usage_counters c
-                                   where c.quota_group = p_quota_group and c.model = p_model) then
-        outcome := 'skipped';
-        return;
-      end if;
-      -- The group's first use of the model.
-      insert into public.google_ai_usage_counters (quota_group, model, rpm_used, tpm_used, rpd_used)
-      values (p_quota_group, p_model, 0, 0, 0)
-      on conflict (quota_group, model) where quota_group is not null do nothing;
-    end loop;
+    v_row := public.google_ai_counter_locked(p_quota_group, p_model, p_skip_locked);
     if v_row.id is null then
-      raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
+      outcome := 'skipped';
+      return;
     end if;
 
     -- Decided at the time the lock is held; a window, minute or day never moves backwards. The ring
-    -- moved on to now with this request counted (written only if it fits). A new counter row (first
-    -- use, or housekeeping removed an idle one): the owners' use starts again with it.
+    -- moved on to now with this request counted (written only if it fits).
     v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
     v_day := greatest(public.google_ai_pacific_day(v_now), v_row.day_bucket);
     v_counts := public.google_ai_day_counts(v_row.day_bucket, v_row.rpd_used, v_row.rpd_next_used,
@@ -3054,57 +3201,22 @@ begin
     v_near_start := v_now < public.google_ai_pacific_start(v_day) + v_day_guard;
     v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
-    if v_row.window_at is null then
-      delete from public.google_ai_share_usage u
-      where u.quota_group = p_quota_group
-        and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
-    end if;
-
-    -- The rules: the shares, the pace, the spread (its place in the schedule holds the request when
-    -- google_ai_spread_holds says so, unless its own share covers it), and the verdict.
-    select * into v_shares
-    from public.google_ai_share_state(p_quota_group, p_model, v_now, v_window, v_day, p_rpm, p_rpd, p_class, p_caller);
-    if v_shares.pace_burst is not null then
-      v_pace_at := public.google_ai_paced_until(v_now, v_day, p_rpd, v_shares.reserved_rpd, v_shares.pace_burst,
-        v_shares.pace_kept, v_shares.pace_used, v_shares.pace_next);
-    end if;
-    v_spread := public.google_ai_spread_step(v_shares.burst, v_window, p_rpm, p_tpm, p_tokens);
-    if v_spread.step is not null and not v_shares.in_share and v_row.spread_until - v_spread.tolerance > v_now
-       and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), v_now) then
-      v_spread_at := v_row.spread_until - v_spread.tolerance;
-    end if;
-    select * into v_verdict from public.google_ai_booking_verdict(p_rpm, p_tpm, p_rpd, v_ring.sum_requests,
-      v_ring.sum_tokens, v_counts, v_near_end, v_near_start, v_shares.held_rpm,
-      array[v_shares.held_rpd, v_shares.held_next, v_shares.held_prev], v_pace_at, v_spread_at, v_spread.limit_name);
-    outcome := v_verdict.outcome;
-    cause := v_verdict.cause;
-    minute_bucket := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
-    day_bucket := v_day;
+    select r.* into v_rules from public.google_ai_group_rules(p_quota_group, p_model, v_now, v_window, v_day, p_rpm,
+      p_tpm, p_rpd, p_tokens, p_class, p_caller, v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end,
+      v_near_start, v_row.spread_until) r;
+    select v_rules.outcome, v_rules.cause, greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket), v_day
+      into outcome, cause, minute_bucket, day_bucket;
     if outcome <> 'booked' then
       select r.reopens_at, r.recheck_at into reopens_at, recheck_at
-      from public.google_ai_refusal_times(outcome, v_verdict.window_full, p_quota_group, p_model, v_now, v_window,
+      from public.google_ai_refusal_times(outcome, v_rules.window_full, p_quota_group, p_model, v_now, v_window,
         p_rpm, p_tpm, p_rpd, p_tokens, p_class, p_caller, v_midnight, v_day_guard, v_near_end,
-        v_counts[1] + 1 <= p_rpd - v_shares.held_rpd, v_pace_at, v_spread_at, v_guard.recheck_ms) r;
+        v_counts[1] + 1 <= p_rpd - v_rules.held_rpd, v_rules.paced_until, v_rules.spread_at, v_guard.recheck_ms) r;
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
-    if v_shares.owned is not null then
-      -- The owners' day and window, this booking counted; an owner's first admission in the group
-      -- writes its row. (Every write of the owners' rows holds this counter row's lock, so the rows
-      -- read here are the ones the upsert meets; only a share's delete, cascading, does not.)
-      insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
-        day_prev_used, ring_low, ring, window_requests)
-      select p_quota_group, o.id, v_day, v_shares.owned_day[o.n][1] + 1,
-             v_shares.owned_day[o.n][2] + case when v_near_end then 1 else 0 end,
-             v_shares.owned_day[o.n][3] + case when v_near_start then 1 else 0 end,
-             r.ring_low, r.ring, r.sum_requests
-      from unnest(v_shares.owned) with ordinality as o(id, n)
-      left join public.google_ai_share_usage w on w.quota_group = p_quota_group and w.share_id = o.id
-      cross join lateral public.google_ai_ring_at(v_now, v_window, w.ring_low, w.ring, w.window_requests, null, 1, 0) r
-      on conflict (quota_group, share_id) do update set
-        day_bucket = excluded.day_bucket, day_used = excluded.day_used, day_next_used = excluded.day_next_used,
-        day_prev_used = excluded.day_prev_used, ring_low = excluded.ring_low, ring = excluded.ring,
-        window_requests = excluded.window_requests;
+    if v_rules.owned is not null then
+      perform public.google_ai_count_owned(p_quota_group, v_now, v_window, v_day, v_rules.owned, v_rules.owned_day,
+        v_near_end, v_near_start);
     end if;
     update public.google_ai_usage_counters c set
       minute_bucket   = google_ai_book_group.minute_bucket,
@@ -3121,22 +3233,13 @@ begin
       window_requests = v_ring.sum_requests,
       window_tokens   = v_ring.sum_tokens,
       window_at       = v_now,
-      spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_spread.step),
+      spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_rules.spread_step),
       updated_at      = v_now
     where c.id = v_row.id;
     admitted_at := v_now;
-    -- The quota it leaves. (The times first: a call in an argument keeps the helpers from being inlined.)
-    select public.google_ai_booked_quota(p_model, p_quota_group, p_rpm, p_tpm, p_rpd, v_now, v_ring.sum_requests,
-             v_ring.sum_tokens, f.requests_free, f.tokens_free, v_counts, v_near_end, v_near_start, f.day_reset,
-             v_shares.kept)
-      into quota
-    from (select coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window), v_now)
-                   as requests_free,
-                 coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window, true), v_now)
-                   as tokens_free,
-                 case when v_near_start and v_counts[3] > v_counts[1] then public.google_ai_pacific_start(v_day)
-                      else v_midnight end + v_day_guard as day_reset
-          offset 0) f;
+    quota := public.google_ai_booked_quota(p_model, p_quota_group, p_rpm, p_tpm, p_rpd, v_now, v_ring.sum_requests,
+      v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end, v_near_start, v_day,
+      v_midnight, v_day_guard, v_rules.kept);
   exception
     when sqlstate 'P0001' then
       if sqlerrm <> 'eve:full' then
@@ -3176,39 +3279,17 @@ CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm 
     SET search_path TO ''
     AS $$
 declare
-  v_budget_caller text;
-  v_budget_today boolean;
-  v_budget_spent boolean;
-  v_budget_day date;
+  v_budget record;   -- a service caller's daily budget (google_ai_caller_budget_at)
   v_candidate record;
-  v_any boolean;
   v_skipped text[] := '{}';  -- the groups passed over in a first pass so far
   v_try record;      -- a try on one group (google_ai_book_group)
-  v_at timestamptz;  -- a refusal's reopening, cause and recheck, merged into the answer's
-  v_outcome text;
-  v_cause text;
-  v_recheck timestamptz;
+  v_refusal record;  -- a group's refusal (outcome, cause, reopens_at, recheck_at), merged into the answer's
 begin
   -- A service caller's daily budget, locked until the booking counts the request in it.
-  if p_client_id is null then
-    select b.caller, b.day_bucket = d.day,
-           -- (Over the budget, not "nothing left": a retry or a request of no tokens adds nothing, and is
-           -- still refused once the operator lowered the budget below today's use.)
-           case when b.day_bucket = d.day then b.requests_today else 0 end + public.google_ai_request_counts(p_attempt)
-             > b.daily_max_requests
-           or case when b.day_bucket = d.day then b.tokens_today else 0 end + p_tokens > b.daily_max_tokens,
-           d.day
-      into v_budget_caller, v_budget_today, v_budget_spent, v_budget_day
-    from public.google_ai_caller_budgets b
-    cross join (select public.google_ai_pacific_day(p_at) as day) d
-    where b.caller = p_caller
-    for update of b;
-    if v_budget_spent then
-      blocked_by := 'caller_budget';
-      cause := 'budget';
-      reopens_at := public.google_ai_pacific_midnight_after(p_at);
-      return;
-    end if;
+  v_budget := public.google_ai_caller_budget_at(p_caller, p_client_id, p_at, p_tokens, p_attempt);
+  if v_budget.spent then
+    select 'caller_budget', 'budget', public.google_ai_pacific_midnight_after(p_at) into blocked_by, cause, reopens_at;
+    return;
   end if;
 
   -- The candidates, best first, each tier twice: the second pass waits for the groups the first passed
@@ -3216,10 +3297,7 @@ begin
   -- everyone) is refused without taking their locks.
   for v_candidate in
     select c.*, p.waiting
-    from (select c.*, count(*) over () as groups,
-                 case when c.cooldown_until is not null then 'cooldown'
-                      when p_rpd is not null and c.rpd_used + 1 > p_rpd then 'rpd'
-                      when p_rpm is not null and c.rpm_used + 1 > p_rpm then 'rpm' end as full_by
+    from (select c.*, count(*) over () as groups
           from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c) c
     cross join (values (false), (true)) p(waiting)
     where not p.waiting or c.groups > 1
@@ -3233,9 +3311,8 @@ begin
         select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
           into booked_group, key_id, key_alias, env_var_name;
         -- (After waiting for the row, the key read before the wait must still serve the group.)
-        if v_candidate.waiting and not exists (
-             select 1 from public.google_ai_serving_keys(p_model, p_exclude_key_ids) s
-             where s.key_id = v_candidate.key_id and s.quota_group = v_candidate.quota_group) then
+        if v_candidate.waiting
+           and not public.google_ai_key_serves(p_model, p_exclude_key_ids, v_candidate.key_id, booked_group) then
           raise exception 'the keys of quota group % changed during the reservation; retry', booked_group
             using errcode = '40001';
         end if;
@@ -3244,44 +3321,36 @@ begin
         v_skipped := v_skipped || v_candidate.quota_group;
         continue;
       end if;
-      select v_try.reopens_at, v_try.outcome, v_try.cause, v_try.recheck_at
-        into v_at, v_outcome, v_cause, v_recheck;
+      v_refusal := v_try;
     else
       -- (For a requester that others' shares keep slots from, a full window reopens later.)
-      v_at := case v_candidate.full_by
-                when 'cooldown' then v_candidate.cooldown_until
-                when 'rpd' then public.google_ai_reopens_at('rpd', p_at)
-                else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at,
-                  public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-                  p_rpm, p_tpm, p_tokens, p_class, p_caller) end;
-      select v_candidate.full_by, public.google_ai_refusal_cause(v_candidate.full_by), null
-        into v_outcome, v_cause, v_recheck;
+      select v_candidate.full_by as outcome, public.google_ai_refusal_cause(v_candidate.full_by) as cause,
+             case v_candidate.full_by
+               when 'cooldown' then v_candidate.cooldown_until
+               when 'rpd' then public.google_ai_reopens_at('rpd', p_at)
+               else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at,
+                 public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+                 p_rpm, p_tpm, p_tokens, p_class, p_caller) end as reopens_at,
+             null::timestamptz as recheck_at
+        into v_refusal;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
-    if reopens_at is null or v_at < reopens_at then
-      select v_at, v_outcome, v_cause into reopens_at, blocked_by, cause;
+    if reopens_at is null or v_refusal.reopens_at < reopens_at then
+      select v_refusal.reopens_at, v_refusal.outcome, v_refusal.cause into reopens_at, blocked_by, cause;
     end if;
-    recheck_at := least(recheck_at, v_recheck);
+    recheck_at := least(recheck_at, v_refusal.recheck_at);
   end loop;
-  v_any := found;
-
-  if booked_group is not null then
+  if not found then
+    blocked_by := 'no_active_key';
+  elsif booked_group is not null then
     select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null
       into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause;
-    if v_budget_caller is not null then
-      update public.google_ai_caller_budgets b set
-        day_bucket = v_budget_day,
-        requests_today = case when v_budget_today then b.requests_today else 0 end
-                         + public.google_ai_request_counts(p_attempt),
-        tokens_today = case when v_budget_today then b.tokens_today else 0 end + p_tokens
-      where b.caller = v_budget_caller;
+    if v_budget.day is not null then
+      perform public.google_ai_count_caller_budget(p_caller, v_budget.day, v_budget.today, p_tokens, p_attempt);
     end if;
     return;
   end if;
 
-  if not v_any then
-    blocked_by := 'no_active_key';
-  end if;
   cause := coalesce(cause, public.google_ai_refusal_cause(blocked_by));
   -- Asking again only helps before the reopening itself.
   if recheck_at >= reopens_at then
@@ -6232,6 +6301,9 @@ GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time z
 GRANT ALL ON FUNCTION public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint,
     ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer, p_tokens integer,
     p_admitted_at timestamp with time zone) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_ring_restarted(p_at timestamp with time zone, p_window interval,
+    p_span integer, ring_low bigint, ring integer[], sum_requests integer, sum_tokens bigint) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) TO service_role;
 

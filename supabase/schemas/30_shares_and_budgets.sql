@@ -105,6 +105,49 @@ CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used big
     AS $$ select case when p_max is not null
                   then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
 
+-- A service caller's daily budget (google_ai_caller_budgets) as a booking at p_at sees it, its row
+-- locked until the booking counts the request in it (google_ai_count_caller_budget): day, the Pacific
+-- day; today, whether the row's counts are that day's; spent, whether this request would go over it.
+-- All null when the caller has no budget, or is a client's (p_client_id: its token carries its budgets).
+CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
+    p_at timestamp with time zone, p_tokens integer, p_attempt integer, OUT day date, OUT today boolean,
+    OUT spent boolean) RETURNS record
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  if p_client_id is not null then
+    return;
+  end if;
+  select d.day, b.day_bucket = d.day,
+         -- (Over the budget, not "nothing left": a retry or a request of no tokens adds nothing, and is
+         -- still refused once the operator lowered the budget below today's use.)
+         case when b.day_bucket = d.day then b.requests_today else 0 end + public.google_ai_request_counts(p_attempt)
+           > b.daily_max_requests
+         or case when b.day_bucket = d.day then b.tokens_today else 0 end + p_tokens > b.daily_max_tokens
+    into day, today, spent
+  from public.google_ai_caller_budgets b
+  cross join (select public.google_ai_pacific_day(p_at) as day) d
+  where b.caller = p_caller
+  for update of b;
+end
+$$;
+
+-- A booked request counted in its caller's daily budget (locked and read by google_ai_caller_budget_at).
+CREATE OR REPLACE FUNCTION public.google_ai_count_caller_budget(p_caller text, p_day date, p_today boolean,
+    p_tokens integer, p_attempt integer) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+begin
+  update public.google_ai_caller_budgets b set
+    day_bucket = p_day,
+    requests_today = case when p_today then b.requests_today else 0 end + public.google_ai_request_counts(p_attempt),
+    tokens_today = case when p_today then b.tokens_today else 0 end + p_tokens
+  where b.caller = p_caller;
+end
+$$;
+
 -- What a model's shares keep, as an answer's quota names it: of the RPM and of the RPD, the sizes of
 -- the shares kept for other owners and of those kept for the requester, each at most the limit; null
 -- for a limit the model does not have.

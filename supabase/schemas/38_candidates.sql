@@ -22,7 +22,8 @@ $$;
 -- The quota groups that may serve p_model (through a key google_ai_serving_keys names), one
 -- row each: the priority of its best key, the cooldown in force at p_now, what it used in the
 -- current minute and Pacific day (an unlocked read) and its headroom (the smallest remaining
--- fraction of RPM, TPM and RPD). The reservation tries them by priority (lower first, none last),
+-- fraction of RPM, TPM and RPD) and what those counts already show full for everyone (full_by: a
+-- cooldown, the day, the window). The reservation tries them by priority (lower first, none last),
 -- then headroom (largest first), then name: the order the caller sorts them in (no row_number():
 -- starting its window aggregate cost about 1% of a reservation's CPU). Each row names the key that serves its group
 -- (the best active key for the model, by priority, then alias), so a booking needs no second look at
@@ -30,7 +31,7 @@ $$;
 CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exclude_key_ids uuid[], p_rpm integer,
     p_tpm integer, p_rpd integer, p_now timestamp with time zone) RETURNS TABLE(quota_group text, priority integer,
     cooldown_until timestamp with time zone, rpm_used integer, tpm_used integer, rpd_used integer, headroom numeric,
-    key_id uuid, key_alias text, env_var_name text)
+    key_id uuid, key_alias text, env_var_name text, full_by text)
     LANGUAGE sql STABLE
     AS $$
   with keys as (
@@ -56,7 +57,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
          least(coalesce(1 operator(pg_catalog.-) (u.rpm_used::numeric operator(pg_catalog./) nullif(p_rpm, 0)), 1),
                coalesce(1 operator(pg_catalog.-) (u.tpm_used::numeric operator(pg_catalog./) nullif(p_tpm, 0)), 1),
                coalesce(1 operator(pg_catalog.-) (u.rpd_used::numeric operator(pg_catalog./) nullif(p_rpd, 0)), 1)),
-         u.key_id, u.key_alias, u.env_var_name
+         u.key_id, u.key_alias, u.env_var_name,
+         case when u.cooldown_until is not null then 'cooldown'
+              when p_rpd is not null and u.rpd_used operator(pg_catalog.+) 1 operator(pg_catalog.>) p_rpd then 'rpd'
+              when p_rpm is not null and u.rpm_used operator(pg_catalog.+) 1 operator(pg_catalog.>) p_rpm then 'rpm' end
   from usage u
 $$;
 
@@ -102,4 +106,17 @@ CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_cli
                                where c.id operator(pg_catalog.=) p_client_id),
                               (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
   left join public.google_ai_priority_classes pc on pc.rank operator(pg_catalog.=) a.rank
+$$;
+
+-- Whether p_key_id still serves p_quota_group for p_model (google_ai_serving_keys): a booking that
+-- waited for a group's row asks, as the key it read before the wait may have changed meanwhile.
+CREATE OR REPLACE FUNCTION public.google_ai_key_serves(p_model text, p_exclude_key_ids uuid[], p_key_id uuid,
+    p_quota_group text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return exists (select 1 from public.google_ai_serving_keys(p_model, p_exclude_key_ids) s
+                 where s.key_id = p_key_id and s.quota_group = p_quota_group);
+end
 $$;

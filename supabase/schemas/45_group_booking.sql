@@ -130,6 +130,44 @@ CREATE OR REPLACE FUNCTION public.google_ai_booking_verdict(p_rpm integer, p_tpm
                or (p_tpm is not null and p_tokens operator(pg_catalog.>) p_tpm) as spent) w
 $$;
 
+-- The rules a booking in one group meets, read in one statement (a SQL function that returns a table,
+-- so it is inlined into the booking's): the shares as the requester sees them (google_ai_share_state),
+-- its pace (paced_until: google_ai_paced_until, when it owns a paced share), its place in the spread's
+-- schedule (spread_at: the schedule holds the request when google_ai_spread_holds says so, unless its
+-- own share covers it; spread_step: the schedule's step after a booking) and the verdict
+-- (google_ai_booking_verdict). p_requests and p_window_tokens: the window with this request counted;
+-- p_counts: the day's counts before it. What a booking writes and answers comes with it: the others'
+-- day shares (held_rpd), the requester's own shares and their day counts (owned, owned_day), what the
+-- shares keep (kept).
+CREATE OR REPLACE FUNCTION public.google_ai_group_rules(p_quota_group text, p_model text,
+    p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_tpm integer, p_rpd integer,
+    p_tokens integer, p_class text, p_caller text, p_requests integer, p_window_tokens bigint, p_counts integer[],
+    p_near_end boolean, p_near_start boolean, p_spread_until timestamp with time zone)
+    RETURNS TABLE(outcome text, cause text, window_full boolean, paced_until timestamp with time zone,
+    spread_at timestamp with time zone, spread_step interval, held_rpd bigint, owned bigint[], owned_day integer[],
+    kept jsonb)
+    LANGUAGE sql STABLE
+    AS $$
+  select v.outcome, v.cause, v.window_full, r.paced_until, r.spread_at, sp.step, s.held_rpd, s.owned, s.owned_day,
+         s.kept
+  from public.google_ai_share_state(p_quota_group, p_model, p_now, p_window, p_day, p_rpm, p_rpd, p_class,
+         p_caller) s
+  cross join lateral public.google_ai_spread_step(s.burst, p_window, p_rpm, p_tpm, p_tokens) sp
+  -- (offset 0: each rule is asked once, not once for each place the verdict names it.)
+  cross join lateral (
+    select case when s.pace_burst is not null
+                then public.google_ai_paced_until(p_now, p_day, p_rpd, s.reserved_rpd, s.pace_burst, s.pace_kept,
+                       s.pace_used, s.pace_next) end as paced_until,
+           case when sp.step is not null and not s.in_share
+                     and p_spread_until operator(pg_catalog.-) sp.tolerance operator(pg_catalog.>) p_now
+                     and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), p_now)
+                then p_spread_until operator(pg_catalog.-) sp.tolerance end as spread_at
+    offset 0) r
+  cross join lateral public.google_ai_booking_verdict(p_rpm, p_tpm, p_rpd, p_requests, p_window_tokens, p_counts,
+    p_near_end, p_near_start, s.held_rpm, array[s.held_rpd, s.held_next, s.held_prev], r.paced_until, r.spread_at,
+    sp.limit_name) v
+$$;
+
 -- When a refused request may go (reopens_at) and when asking again may help sooner (recheck_at):
 -- the day at midnight plus its guard; a request today's count has room for (p_today_fits) was refused
 -- by the other day's count within a guard: within the guard before midnight it waits past the next
@@ -174,15 +212,17 @@ end
 $$;
 
 -- The quota a booking leaves, as google_ai_group_quota reads it (this request counted): the window's
--- requests and tokens with the times their oldest seconds leave it (p_requests_free, p_tokens_free:
--- google_ai_ring_frees_at, this one's at the latest), and the day's count, the largest of today's and,
+-- requests and tokens (p_requests, p_tokens) with the times their oldest seconds leave the ring
+-- (google_ai_ring_frees_at; now at the latest), and the day's count, the largest of today's and,
 -- within a guard of midnight, the other day's (p_day: {today, ahead, yesterday} before this request),
--- until p_day_reset. p_kept: what the model's shares keep, for the admitted class (as
--- google_ai_answer_quota_at adds it). Inlined into the booking's assignment.
+-- until the day resets (p_midnight plus p_day_guard; after midnight, within its guard, when yesterday's
+-- count is the larger, that guard's end). p_kept: what the model's shares keep, for the admitted class
+-- (as google_ai_answer_quota_at adds it). Inlined into the booking's assignment.
 CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model text, p_quota_group text, p_rpm integer,
     p_tpm integer, p_rpd integer, p_now timestamp with time zone, p_requests integer, p_tokens bigint,
-    p_requests_free timestamp with time zone, p_tokens_free timestamp with time zone, p_day integer[],
-    p_near_end boolean, p_near_start boolean, p_day_reset timestamp with time zone, p_kept jsonb) RETURNS jsonb
+    p_ring_low bigint, p_ring integer[], p_window interval, p_day integer[], p_near_end boolean,
+    p_near_start boolean, p_today date, p_midnight timestamp with time zone, p_day_guard interval, p_kept jsonb)
+    RETURNS jsonb
     LANGUAGE sql STABLE
     AS $$
   select jsonb_build_object(
@@ -190,18 +230,87 @@ CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model text, p_quota_g
     'quota_group', p_quota_group,
     'rpm', p_rpm,
     'requests_left', case when p_rpm is not null then greatest(0, p_rpm operator(pg_catalog.-) p_requests) end,
-    'requests_reset_ms', case when p_rpm is not null then public.google_ai_ms_until(p_requests_free, p_now) end,
+    'requests_reset_ms', case when p_rpm is not null then public.google_ai_ms_until(
+      coalesce(public.google_ai_ring_frees_at(p_ring_low, p_ring, p_window), p_now), p_now) end,
     'tpm', p_tpm,
     'tokens_left', case when p_tpm is not null then greatest(0, p_tpm operator(pg_catalog.-) p_tokens) end,
-    'tokens_reset_ms', case when p_tpm is not null then public.google_ai_ms_until(p_tokens_free, p_now) end,
+    'tokens_reset_ms', case when p_tpm is not null then public.google_ai_ms_until(
+      coalesce(public.google_ai_ring_frees_at(p_ring_low, p_ring, p_window, true), p_now), p_now) end,
     'rpd', p_rpd,
     'day_left', case when p_rpd is not null
                      then greatest(0, p_rpd operator(pg_catalog.-) (greatest(p_day[1],
                                         case when p_near_end then p_day[2] end,
                                         case when p_near_start then p_day[3] end) operator(pg_catalog.+) 1)) end,
-    'day_reset_ms', case when p_rpd is not null then public.google_ai_ms_until(p_day_reset, p_now) end)
+    'day_reset_ms', case when p_rpd is not null then public.google_ai_ms_until(
+      case when p_near_start and p_day[3] operator(pg_catalog.>) p_day[1] then public.google_ai_pacific_start(p_today)
+           else p_midnight end operator(pg_catalog.+) p_day_guard, p_now) end)
     operator(pg_catalog.||) case when p_kept is not null then jsonb_build_object('kept', p_kept)
                                  else '{}'::jsonb end
+$$;
+
+-- A quota group's counter row for p_model, locked (created on the group's first use of the model); with
+-- p_skip_locked, a row another reservation holds is passed over: all fields null. A row never booked
+-- (new, or housekeeping removed an idle one) starts its owners' use again.
+CREATE OR REPLACE FUNCTION public.google_ai_counter_locked(p_quota_group text, p_model text, p_skip_locked boolean)
+    RETURNS public.google_ai_usage_counters
+    LANGUAGE plpgsql
+    AS $$
+declare
+  v_row public.google_ai_usage_counters;
+begin
+  for i in 1 .. 2 loop
+    if p_skip_locked then
+      select * into v_row from public.google_ai_usage_counters c
+      where c.quota_group = p_quota_group and c.model = p_model for update skip locked;
+    else
+      select * into v_row from public.google_ai_usage_counters c
+      where c.quota_group = p_quota_group and c.model = p_model for update;
+    end if;
+    exit when found;
+    if p_skip_locked and exists (select 1 from public.google_ai_usage_counters c
+                                 where c.quota_group = p_quota_group and c.model = p_model) then
+      return v_row;
+    end if;
+    insert into public.google_ai_usage_counters (quota_group, model, rpm_used, tpm_used, rpd_used)
+    values (p_quota_group, p_model, 0, 0, 0)
+    on conflict (quota_group, model) where quota_group is not null do nothing;
+  end loop;
+  if v_row.id is null then
+    raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
+  end if;
+  if v_row.window_at is null then
+    delete from public.google_ai_share_usage u
+    where u.quota_group = p_quota_group
+      and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
+  end if;
+  return v_row;
+end
+$$;
+
+-- A booking counted in the requester's own shares (p_owned, their day counts p_owned_day before it:
+-- google_ai_group_rules): each owner's day and window; an owner's first admission in the group writes
+-- its row. (Every write of the owners' rows holds the group's counter row lock, so the rows read here
+-- are the ones the upsert meets; only a share's delete, cascading, does not.)
+CREATE OR REPLACE FUNCTION public.google_ai_count_owned(p_quota_group text, p_now timestamp with time zone,
+    p_window interval, p_day date, p_owned bigint[], p_owned_day integer[], p_near_end boolean,
+    p_near_start boolean) RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+begin
+  insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
+    day_prev_used, ring_low, ring, window_requests)
+  select p_quota_group, o.id, p_day, p_owned_day[o.n][1] + 1,
+         p_owned_day[o.n][2] + case when p_near_end then 1 else 0 end,
+         p_owned_day[o.n][3] + case when p_near_start then 1 else 0 end,
+         r.ring_low, r.ring, r.sum_requests
+  from unnest(p_owned) with ordinality as o(id, n)
+  left join public.google_ai_share_usage w on w.quota_group = p_quota_group and w.share_id = o.id
+  cross join lateral public.google_ai_ring_at(p_now, p_window, w.ring_low, w.ring, w.window_requests, null, 1, 0) r
+  on conflict (quota_group, share_id) do update set
+    day_bucket = excluded.day_bucket, day_used = excluded.day_used, day_next_used = excluded.day_next_used,
+    day_prev_used = excluded.day_prev_used, ring_low = excluded.ring_low, ring = excluded.ring,
+    window_requests = excluded.window_requests;
+end
 $$;
 
 -- Books one request on a quota group's counter row, or says why not. outcome: 'booked', 'skipped'
@@ -232,39 +341,17 @@ declare
   v_near_end boolean;
   v_near_start boolean;
   v_ring record;
-  v_shares record;     -- the model's shares as the requester sees them (google_ai_share_state)
-  v_verdict record;
-  v_spread record;
-  v_spread_at timestamptz;
-  v_pace_at timestamptz;
+  v_rules record;      -- what the rules say (google_ai_group_rules)
 begin
   begin
-    for i in 1 .. 2 loop
-      if p_skip_locked then
-        select * into v_row from public.google_ai_usage_counters c
-        where c.quota_group = p_quota_group and c.model = p_model for update skip locked;
-      else
-        select * into v_row from public.google_ai_usage_counters c
-        where c.quota_group = p_quota_group and c.model = p_model for update;
-      end if;
-      exit when found;
-      if p_skip_locked and exists (select 1 from public.google_ai_usage_counters c
-                                   where c.quota_group = p_quota_group and c.model = p_model) then
-        outcome := 'skipped';
-        return;
-      end if;
-      -- The group's first use of the model.
-      insert into public.google_ai_usage_counters (quota_group, model, rpm_used, tpm_used, rpd_used)
-      values (p_quota_group, p_model, 0, 0, 0)
-      on conflict (quota_group, model) where quota_group is not null do nothing;
-    end loop;
+    v_row := public.google_ai_counter_locked(p_quota_group, p_model, p_skip_locked);
     if v_row.id is null then
-      raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
+      outcome := 'skipped';
+      return;
     end if;
 
     -- Decided at the time the lock is held; a window, minute or day never moves backwards. The ring
-    -- moved on to now with this request counted (written only if it fits). A new counter row (first
-    -- use, or housekeeping removed an idle one): the owners' use starts again with it.
+    -- moved on to now with this request counted (written only if it fits).
     v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
     v_day := greatest(public.google_ai_pacific_day(v_now), v_row.day_bucket);
     v_counts := public.google_ai_day_counts(v_row.day_bucket, v_row.rpd_used, v_row.rpd_next_used,
@@ -274,57 +361,22 @@ begin
     v_near_start := v_now < public.google_ai_pacific_start(v_day) + v_day_guard;
     v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
-    if v_row.window_at is null then
-      delete from public.google_ai_share_usage u
-      where u.quota_group = p_quota_group
-        and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
-    end if;
-
-    -- The rules: the shares, the pace, the spread (its place in the schedule holds the request when
-    -- google_ai_spread_holds says so, unless its own share covers it), and the verdict.
-    select * into v_shares
-    from public.google_ai_share_state(p_quota_group, p_model, v_now, v_window, v_day, p_rpm, p_rpd, p_class, p_caller);
-    if v_shares.pace_burst is not null then
-      v_pace_at := public.google_ai_paced_until(v_now, v_day, p_rpd, v_shares.reserved_rpd, v_shares.pace_burst,
-        v_shares.pace_kept, v_shares.pace_used, v_shares.pace_next);
-    end if;
-    v_spread := public.google_ai_spread_step(v_shares.burst, v_window, p_rpm, p_tpm, p_tokens);
-    if v_spread.step is not null and not v_shares.in_share and v_row.spread_until - v_spread.tolerance > v_now
-       and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), v_now) then
-      v_spread_at := v_row.spread_until - v_spread.tolerance;
-    end if;
-    select * into v_verdict from public.google_ai_booking_verdict(p_rpm, p_tpm, p_rpd, v_ring.sum_requests,
-      v_ring.sum_tokens, v_counts, v_near_end, v_near_start, v_shares.held_rpm,
-      array[v_shares.held_rpd, v_shares.held_next, v_shares.held_prev], v_pace_at, v_spread_at, v_spread.limit_name);
-    outcome := v_verdict.outcome;
-    cause := v_verdict.cause;
-    minute_bucket := greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket);
-    day_bucket := v_day;
+    select r.* into v_rules from public.google_ai_group_rules(p_quota_group, p_model, v_now, v_window, v_day, p_rpm,
+      p_tpm, p_rpd, p_tokens, p_class, p_caller, v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end,
+      v_near_start, v_row.spread_until) r;
+    select v_rules.outcome, v_rules.cause, greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket), v_day
+      into outcome, cause, minute_bucket, day_bucket;
     if outcome <> 'booked' then
       select r.reopens_at, r.recheck_at into reopens_at, recheck_at
-      from public.google_ai_refusal_times(outcome, v_verdict.window_full, p_quota_group, p_model, v_now, v_window,
+      from public.google_ai_refusal_times(outcome, v_rules.window_full, p_quota_group, p_model, v_now, v_window,
         p_rpm, p_tpm, p_rpd, p_tokens, p_class, p_caller, v_midnight, v_day_guard, v_near_end,
-        v_counts[1] + 1 <= p_rpd - v_shares.held_rpd, v_pace_at, v_spread_at, v_guard.recheck_ms) r;
+        v_counts[1] + 1 <= p_rpd - v_rules.held_rpd, v_rules.paced_until, v_rules.spread_at, v_guard.recheck_ms) r;
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
-    if v_shares.owned is not null then
-      -- The owners' day and window, this booking counted; an owner's first admission in the group
-      -- writes its row. (Every write of the owners' rows holds this counter row's lock, so the rows
-      -- read here are the ones the upsert meets; only a share's delete, cascading, does not.)
-      insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
-        day_prev_used, ring_low, ring, window_requests)
-      select p_quota_group, o.id, v_day, v_shares.owned_day[o.n][1] + 1,
-             v_shares.owned_day[o.n][2] + case when v_near_end then 1 else 0 end,
-             v_shares.owned_day[o.n][3] + case when v_near_start then 1 else 0 end,
-             r.ring_low, r.ring, r.sum_requests
-      from unnest(v_shares.owned) with ordinality as o(id, n)
-      left join public.google_ai_share_usage w on w.quota_group = p_quota_group and w.share_id = o.id
-      cross join lateral public.google_ai_ring_at(v_now, v_window, w.ring_low, w.ring, w.window_requests, null, 1, 0) r
-      on conflict (quota_group, share_id) do update set
-        day_bucket = excluded.day_bucket, day_used = excluded.day_used, day_next_used = excluded.day_next_used,
-        day_prev_used = excluded.day_prev_used, ring_low = excluded.ring_low, ring = excluded.ring,
-        window_requests = excluded.window_requests;
+    if v_rules.owned is not null then
+      perform public.google_ai_count_owned(p_quota_group, v_now, v_window, v_day, v_rules.owned, v_rules.owned_day,
+        v_near_end, v_near_start);
     end if;
     update public.google_ai_usage_counters c set
       minute_bucket   = google_ai_book_group.minute_bucket,
@@ -341,22 +393,13 @@ begin
       window_requests = v_ring.sum_requests,
       window_tokens   = v_ring.sum_tokens,
       window_at       = v_now,
-      spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_spread.step),
+      spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_rules.spread_step),
       updated_at      = v_now
     where c.id = v_row.id;
     admitted_at := v_now;
-    -- The quota it leaves. (The times first: a call in an argument keeps the helpers from being inlined.)
-    select public.google_ai_booked_quota(p_model, p_quota_group, p_rpm, p_tpm, p_rpd, v_now, v_ring.sum_requests,
-             v_ring.sum_tokens, f.requests_free, f.tokens_free, v_counts, v_near_end, v_near_start, f.day_reset,
-             v_shares.kept)
-      into quota
-    from (select coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window), v_now)
-                   as requests_free,
-                 coalesce(public.google_ai_ring_frees_at(v_ring.ring_low, v_ring.ring, v_window, true), v_now)
-                   as tokens_free,
-                 case when v_near_start and v_counts[3] > v_counts[1] then public.google_ai_pacific_start(v_day)
-                      else v_midnight end + v_day_guard as day_reset
-          offset 0) f;
+    quota := public.google_ai_booked_quota(p_model, p_quota_group, p_rpm, p_tpm, p_rpd, v_now, v_ring.sum_requests,
+      v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end, v_near_start, v_day,
+      v_midnight, v_day_guard, v_rules.kept);
   exception
     when sqlstate 'P0001' then
       if sqlerrm <> 'eve:full' then

@@ -24,39 +24,17 @@ CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm 
     SET search_path TO ''
     AS $$
 declare
-  v_budget_caller text;
-  v_budget_today boolean;
-  v_budget_spent boolean;
-  v_budget_day date;
+  v_budget record;   -- a service caller's daily budget (google_ai_caller_budget_at)
   v_candidate record;
-  v_any boolean;
   v_skipped text[] := '{}';  -- the groups passed over in a first pass so far
   v_try record;      -- a try on one group (google_ai_book_group)
-  v_at timestamptz;  -- a refusal's reopening, cause and recheck, merged into the answer's
-  v_outcome text;
-  v_cause text;
-  v_recheck timestamptz;
+  v_refusal record;  -- a group's refusal (outcome, cause, reopens_at, recheck_at), merged into the answer's
 begin
   -- A service caller's daily budget, locked until the booking counts the request in it.
-  if p_client_id is null then
-    select b.caller, b.day_bucket = d.day,
-           -- (Over the budget, not "nothing left": a retry or a request of no tokens adds nothing, and is
-           -- still refused once the operator lowered the budget below today's use.)
-           case when b.day_bucket = d.day then b.requests_today else 0 end + public.google_ai_request_counts(p_attempt)
-             > b.daily_max_requests
-           or case when b.day_bucket = d.day then b.tokens_today else 0 end + p_tokens > b.daily_max_tokens,
-           d.day
-      into v_budget_caller, v_budget_today, v_budget_spent, v_budget_day
-    from public.google_ai_caller_budgets b
-    cross join (select public.google_ai_pacific_day(p_at) as day) d
-    where b.caller = p_caller
-    for update of b;
-    if v_budget_spent then
-      blocked_by := 'caller_budget';
-      cause := 'budget';
-      reopens_at := public.google_ai_pacific_midnight_after(p_at);
-      return;
-    end if;
+  v_budget := public.google_ai_caller_budget_at(p_caller, p_client_id, p_at, p_tokens, p_attempt);
+  if v_budget.spent then
+    select 'caller_budget', 'budget', public.google_ai_pacific_midnight_after(p_at) into blocked_by, cause, reopens_at;
+    return;
   end if;
 
   -- The candidates, best first, each tier twice: the second pass waits for the groups the first passed
@@ -64,10 +42,7 @@ begin
   -- everyone) is refused without taking their locks.
   for v_candidate in
     select c.*, p.waiting
-    from (select c.*, count(*) over () as groups,
-                 case when c.cooldown_until is not null then 'cooldown'
-                      when p_rpd is not null and c.rpd_used + 1 > p_rpd then 'rpd'
-                      when p_rpm is not null and c.rpm_used + 1 > p_rpm then 'rpm' end as full_by
+    from (select c.*, count(*) over () as groups
           from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c) c
     cross join (values (false), (true)) p(waiting)
     where not p.waiting or c.groups > 1
@@ -81,9 +56,8 @@ begin
         select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
           into booked_group, key_id, key_alias, env_var_name;
         -- (After waiting for the row, the key read before the wait must still serve the group.)
-        if v_candidate.waiting and not exists (
-             select 1 from public.google_ai_serving_keys(p_model, p_exclude_key_ids) s
-             where s.key_id = v_candidate.key_id and s.quota_group = v_candidate.quota_group) then
+        if v_candidate.waiting
+           and not public.google_ai_key_serves(p_model, p_exclude_key_ids, v_candidate.key_id, booked_group) then
           raise exception 'the keys of quota group % changed during the reservation; retry', booked_group
             using errcode = '40001';
         end if;
@@ -92,44 +66,36 @@ begin
         v_skipped := v_skipped || v_candidate.quota_group;
         continue;
       end if;
-      select v_try.reopens_at, v_try.outcome, v_try.cause, v_try.recheck_at
-        into v_at, v_outcome, v_cause, v_recheck;
+      v_refusal := v_try;
     else
       -- (For a requester that others' shares keep slots from, a full window reopens later.)
-      v_at := case v_candidate.full_by
-                when 'cooldown' then v_candidate.cooldown_until
-                when 'rpd' then public.google_ai_reopens_at('rpd', p_at)
-                else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at,
-                  public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-                  p_rpm, p_tpm, p_tokens, p_class, p_caller) end;
-      select v_candidate.full_by, public.google_ai_refusal_cause(v_candidate.full_by), null
-        into v_outcome, v_cause, v_recheck;
+      select v_candidate.full_by as outcome, public.google_ai_refusal_cause(v_candidate.full_by) as cause,
+             case v_candidate.full_by
+               when 'cooldown' then v_candidate.cooldown_until
+               when 'rpd' then public.google_ai_reopens_at('rpd', p_at)
+               else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at,
+                 public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+                 p_rpm, p_tpm, p_tokens, p_class, p_caller) end as reopens_at,
+             null::timestamptz as recheck_at
+        into v_refusal;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
-    if reopens_at is null or v_at < reopens_at then
-      select v_at, v_outcome, v_cause into reopens_at, blocked_by, cause;
+    if reopens_at is null or v_refusal.reopens_at < reopens_at then
+      select v_refusal.reopens_at, v_refusal.outcome, v_refusal.cause into reopens_at, blocked_by, cause;
     end if;
-    recheck_at := least(recheck_at, v_recheck);
+    recheck_at := least(recheck_at, v_refusal.recheck_at);
   end loop;
-  v_any := found;
-
-  if booked_group is not null then
+  if not found then
+    blocked_by := 'no_active_key';
+  elsif booked_group is not null then
     select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null
       into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause;
-    if v_budget_caller is not null then
-      update public.google_ai_caller_budgets b set
-        day_bucket = v_budget_day,
-        requests_today = case when v_budget_today then b.requests_today else 0 end
-                         + public.google_ai_request_counts(p_attempt),
-        tokens_today = case when v_budget_today then b.tokens_today else 0 end + p_tokens
-      where b.caller = v_budget_caller;
+    if v_budget.day is not null then
+      perform public.google_ai_count_caller_budget(p_caller, v_budget.day, v_budget.today, p_tokens, p_attempt);
     end if;
     return;
   end if;
 
-  if not v_any then
-    blocked_by := 'no_active_key';
-  end if;
   cause := coalesce(cause, public.google_ai_refusal_cause(blocked_by));
   -- Asking again only helps before the reopening itself.
   if recheck_at >= reopens_at then

@@ -115,6 +115,8 @@ GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time z
 GRANT ALL ON FUNCTION public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint,
     ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer, p_tokens integer,
     p_admitted_at timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_ring_restarted(p_at timestamp with time zone, p_window interval,
+    p_span integer, ring_low bigint, ring integer[], sum_requests integer, sum_tokens bigint) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_caller_budgets FROM anon, authenticated, service_role, eve_gateway;
