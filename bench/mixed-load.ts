@@ -393,6 +393,18 @@ function schedule(cfg: MixedLoadConfig, t0: number, demandMs: number): Arrival[]
 const reserveCalls = (calls: Record<string, number>) =>
   Object.entries(calls).filter(([name]) => name.startsWith("google_ai_reserve")).reduce((s, [, n]) => s + n, 0);
 
+/** When each admission (times: sorted, ms) leaves the gateway's window: the first of its second on time,
+ * the others of that second with its last. */
+function ringLeaveTimes(times: number[]): number[] {
+  const lastOfSecond = new Map<number, number>();
+  for (const t of times) lastOfSecond.set(Math.floor(t / 1_000), t);
+  return times.map((t, i) => {
+    const second = Math.floor(t / 1_000);
+    const first = i === 0 || Math.floor(times[i - 1] / 1_000) !== second;
+    return (first ? t : lastOfSecond.get(second)!) + WINDOW_MS;
+  });
+}
+
 type Result = Awaited<ReturnType<typeof account>>;
 
 async function account(
@@ -456,11 +468,16 @@ async function account(
   // A spread window hands out one slot per interval and is below the limit between two of them by
   // design: there, a slot is wasted when two intervals pass without an admission while the window has room.
   // Room is the request's own: for a notebook, the window less what the interactive share still keeps.
+  // The window is the gateway's as documented (google_ai_ring_at): a second's first admission leaves it
+  // on time, the others with that second's last, so a burst in one second is held up to a second longer
+  // than the exact span above. Room the ring does not show yet is not room a waiter could have had.
   const interval = WINDOW_MS / cfg.limitRpm;
   const kept = side.interactiveShare > 0 ? Math.max(1, Math.floor(cfg.limitRpm * side.interactiveShare)) : 0;
   const botTimes = admitted.filter((o) => o.arrival.priority === "interactive").map((o) => o.admittedAt!).sort((a, b) => a - b);
+  const leaves = ringLeaveTimes(times);
+  const inRing = (t: number) => times.reduce((n, a, i) => n + (a <= t && leaves[i] > t ? 1 : 0), 0);
   const hasRoom = (t: number, priority: PriorityClass) =>
-    inSpan(t) + (priority === "batch" ? Math.max(0, kept - countBetween(botTimes, t - WINDOW_MS, t)) : 0) < cfg.limitRpm;
+    inRing(t) + (priority === "batch" ? Math.max(0, kept - countBetween(botTimes, t - WINDOW_MS, t)) : 0) < cfg.limitRpm;
   const idleWithRoom = (from: number, to: number, priority: PriorityClass) =>
     times.some((t, i) => {
       const next = times[i + 1] ?? Infinity;
@@ -561,7 +578,8 @@ function markdown(cfg: MixedLoadConfig, r: Result, callsPerAdmitted: number, req
       `max wait ${cfg.maxWaitMs / 1000} s. Each is one request to llm-invoke over HTTP (\`x-caller\` naming the client, \`priority\` ` +
       `its class); admission times are the database's bookings, reserve calls its own count in \`pg_stat_user_functions\`. ` +
       `Spans: every 61 s span (the gateway's window) ending each second of the saturated period; "starved": refused although ` +
-      `the window had room for it for a whole second while it waited (spread: two intervals passed with no admission while it had room; ` +
+      `the window had room for it for a whole second while it waited (the window as the gateway keeps it: a second's first ` +
+      `admission leaves on time, its others with its last; spread: two intervals passed with no admission while it had room; ` +
       `a notebook's room is the window less what the interactive share still keeps); "lost its turn": waited, then refused.`,
     "",
     table(
