@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: e0e6aa318a0ceb3ff89708781972b243b33a35f475c9c27ddc317238fbc114b2
+-- sha256 of what follows: f36d3ed48db7ba544f9562e9554cbb3cf9f5344b0eca27a2f7121e79e49809fe
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -3587,7 +3587,8 @@ set check_function_bodies = off;
 -- refused row per request and attempt, not one per poll (a WAIT caller asking again, p_wait_ms > 0,
 -- updates the row its first refusal wrote during this wait). A ticket it held is given up. Behind a
 -- queue, capacity for this caller comes with its turn: the queue's estimate (the likely one, for a
--- lower class), else the turn its place showed (p_turn_at) or the group's own time, whichever is later.
+-- lower class), else its turn (the queue's when it was asked, which may be none; else the one its place
+-- showed, p_turn_at) or the group's own time, whichever is later.
 -- p_model is the model's row (null when the name is unknown; the row then names the model as asked);
 -- p_ticket, p_turn, p_since and p_booking_tried are its place (google_ai_queue_place).
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_at(p_now timestamp with time zone, p_caller text,
@@ -3625,7 +3626,7 @@ begin
   end if;
   if p_limit in ('rpm', 'tpm') then
     v_reopens_at := coalesce(greatest(v_wait.expected, v_wait.likely_at),
-      greatest(coalesce(v_wait.turn_at, p_turn_at), v_reopens_at));
+      greatest(case when coalesce(p_wait_left_ms, 0) > 0 then v_wait.turn_at else p_turn_at end, v_reopens_at));
     if v_recheck_at >= v_reopens_at then
       v_recheck_at := null;
     end if;

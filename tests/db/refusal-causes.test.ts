@@ -28,6 +28,7 @@ interface Answer {
   limit?: string;
   cause?: string;
   queue?: { ticket: string };
+  retry_after_ms?: number | null;
 }
 
 interface Ask {
@@ -82,6 +83,19 @@ describe("a refusal's cause", () => {
     expect(await refusalRow("s-1")).toEqual({ limit_hit: "rpm", refusal_cause: "share_kept" });
     // The person's share is there.
     expect((await admit({ at: T0, model: "cause-share", caller: "bot", priority: "interactive" })).ok).toBe(true);
+  });
+
+  it("share_kept with no time: a waiting caller is answered at once, no retry time, while others wait", async () => {
+    // The class's share keeps the whole window from batch, so no reopening serves it; the queue holds
+    // a ticket, so the request has a place, and its turn must not become its retry time.
+    await model("cause-kept-all", { rpm: 2 });
+    await db.sql`insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm)
+                 values ('cause-kept-all', 'interactive', 2)`;
+    const leave = await someoneWaits(db.sql, "cause-kept-all", iso(T0));
+    const answer = await admit({ at: T0, model: "cause-kept-all", waitLeftMs: 30_000, requestId: "k-1" });
+    expect(answer).toMatchObject({ ok: false, limit: "rpm", cause: "share_kept", retry_after_ms: null });
+    expect(answer.queue).toBeUndefined();
+    await leave();
   });
 
   it("spread: requests wait and this one's place in the schedule is later", async () => {
