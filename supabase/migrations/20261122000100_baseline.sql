@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: f36d3ed48db7ba544f9562e9554cbb3cf9f5344b0eca27a2f7121e79e49809fe
+-- sha256 of what follows: 478a013d792937e6181567a24f3386793c8e59255ff85864f9f6a46cda645031
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -1428,13 +1428,33 @@ CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used big
     AS $$ select case when p_max is not null
                   then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
 
+-- A daily budget's use (a service caller's, google_ai_caller_budgets, or a client's, google_ai_clients)
+-- on Pacific day p_day with p_requests and p_tokens more: the row's counts are its day's (p_bucket),
+-- none on a new day. over: the use goes past a maximum (null: none). Over, not "nothing left": a retry
+-- or a request of no tokens adds nothing, and is still refused once the operator lowered the budget
+-- below the day's use. The one place a daily budget rolls over (an inlined SQL table function).
+CREATE OR REPLACE FUNCTION public.google_ai_daily_use(p_bucket date, p_requests_today integer,
+    p_tokens_today bigint, p_day date, p_requests integer, p_tokens bigint, p_max_requests integer,
+    p_max_tokens bigint) RETURNS TABLE(requests integer, tokens bigint, over boolean)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select u.requests, u.tokens,
+         coalesce(u.requests operator(pg_catalog.>) p_max_requests, false)
+         or coalesce(u.tokens operator(pg_catalog.>) p_max_tokens, false)
+  from (select case when p_bucket operator(pg_catalog.=) p_day then p_requests_today else 0 end
+                 operator(pg_catalog.+) p_requests as requests,
+               case when p_bucket operator(pg_catalog.=) p_day then p_tokens_today else 0 end
+                 operator(pg_catalog.+) p_tokens as tokens) u
+$$;
+
 -- A service caller's daily budget (google_ai_caller_budgets) as a booking at p_at sees it, its row
 -- locked until the booking counts the request in it (google_ai_count_caller_budget): day, the Pacific
--- day; today, whether the row's counts are that day's; spent, whether this request would go over it.
--- All null when the caller has no budget, or is a client's (p_client_id: its token carries its budgets).
+-- day; requests and tokens, the day's use with this request (google_ai_daily_use); spent, whether that
+-- goes over the budget. All null when the caller has no budget, or is a client's (p_client_id: its
+-- token carries its budgets).
 CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
-    p_at timestamp with time zone, p_tokens integer, p_attempt integer, OUT day date, OUT today boolean,
-    OUT spent boolean) RETURNS record
+    p_at timestamp with time zone, p_tokens integer, p_attempt integer, OUT day date, OUT requests integer,
+    OUT tokens bigint, OUT spent boolean) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -1442,31 +1462,25 @@ begin
   if p_client_id is not null then
     return;
   end if;
-  select d.day, b.day_bucket = d.day,
-         -- (Over the budget, not "nothing left": a retry or a request of no tokens adds nothing, and is
-         -- still refused once the operator lowered the budget below today's use.)
-         case when b.day_bucket = d.day then b.requests_today else 0 end + public.google_ai_request_counts(p_attempt)
-           > b.daily_max_requests
-         or case when b.day_bucket = d.day then b.tokens_today else 0 end + p_tokens > b.daily_max_tokens
-    into day, today, spent
+  select d.day, u.requests, u.tokens, u.over into day, requests, tokens, spent
   from public.google_ai_caller_budgets b
   cross join (select public.google_ai_pacific_day(p_at) as day) d
+  cross join lateral public.google_ai_daily_use(b.day_bucket, b.requests_today, b.tokens_today, d.day,
+    public.google_ai_request_counts(p_attempt), p_tokens, b.daily_max_requests, b.daily_max_tokens) u
   where b.caller = p_caller
   for update of b;
 end
 $$;
 
--- A booked request counted in its caller's daily budget (locked and read by google_ai_caller_budget_at).
-CREATE OR REPLACE FUNCTION public.google_ai_count_caller_budget(p_caller text, p_day date, p_today boolean,
-    p_tokens integer, p_attempt integer) RETURNS void
+-- A booked request counted in its caller's daily budget: the day's use with it, as
+-- google_ai_caller_budget_at read it under the lock it still holds.
+CREATE OR REPLACE FUNCTION public.google_ai_count_caller_budget(p_caller text, p_day date, p_requests integer,
+    p_tokens bigint) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
-  update public.google_ai_caller_budgets b set
-    day_bucket = p_day,
-    requests_today = case when p_today then b.requests_today else 0 end + public.google_ai_request_counts(p_attempt),
-    tokens_today = case when p_today then b.tokens_today else 0 end + p_tokens
+  update public.google_ai_caller_budgets b set day_bucket = p_day, requests_today = p_requests, tokens_today = p_tokens
   where b.caller = p_caller;
 end
 $$;
@@ -2212,8 +2226,7 @@ declare
   v_retry_at timestamptz;
   v_retry_ms bigint;
   v_count_request integer := public.google_ai_request_counts(p_attempt);
-  v_requests_today integer;
-  v_tokens_today integer;
+  v_day_over boolean;
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
   if not found then
@@ -2226,8 +2239,9 @@ begin
   client_id := v_client.id;
   token_id := v_token.id;
   v_model := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
-  v_requests_today := case when v_client.day_bucket = v_day then v_client.requests_today else 0 end;
-  v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
+  select u.over into v_day_over
+  from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day,
+    v_count_request, p_estimated_tokens, v_client.daily_max_requests, v_client.daily_max_tokens) u;
 
   if v_token.revoked_at is not null or v_client.revoked_at is not null then
     v_limit := 'token_revoked';
@@ -2238,8 +2252,7 @@ begin
   elsif (v_token.max_requests is not null and v_token.requests_used + v_count_request > v_token.max_requests)
      or (v_token.max_tokens is not null and v_token.tokens_used + p_estimated_tokens > v_token.max_tokens) then
     v_limit := 'token_budget';
-  elsif (v_client.daily_max_requests is not null and v_requests_today + v_count_request > v_client.daily_max_requests)
-     or (v_client.daily_max_tokens is not null and v_tokens_today + p_estimated_tokens > v_client.daily_max_tokens) then
+  elsif v_day_over then
     v_limit := 'client_budget';
     v_retry_at := public.google_ai_pacific_midnight_after(p_now);
   end if;
@@ -2276,8 +2289,9 @@ begin
   where t.id = p_token_id;
   update public.google_ai_clients c set
     day_bucket = v_day,
-    requests_today = case when c.day_bucket = v_day then c.requests_today else 0 end + v_count_request,
-    tokens_today = case when c.day_bucket = v_day then c.tokens_today else 0 end + p_estimated_tokens
+    (requests_today, tokens_today) = (select u.requests, u.tokens
+      from public.google_ai_daily_use(c.day_bucket, c.requests_today, c.tokens_today, v_day, v_count_request,
+        p_estimated_tokens, null, null) u)
   where c.id = p_client_id;
 end
 $$;
@@ -3346,7 +3360,7 @@ begin
     select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null
       into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause;
     if v_budget.day is not null then
-      perform public.google_ai_count_caller_budget(p_caller, v_budget.day, v_budget.today, p_tokens, p_attempt);
+      perform public.google_ai_count_caller_budget(p_caller, v_budget.day, v_budget.requests, v_budget.tokens);
     end if;
     return;
   end if;
@@ -4743,8 +4757,9 @@ begin
     v_models := v_token.models;
     v_max_requests := v_client.daily_max_requests;
     v_max_tokens := v_client.daily_max_tokens;
-    v_requests_today := case when v_client.day_bucket = v_day then v_client.requests_today else 0 end;
-    v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
+    select u.requests, u.tokens into v_requests_today, v_tokens_today
+    from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day, 0, 0,
+      null, null) u;
     v_caller := jsonb_build_object('kind', 'token', 'client', v_client.name,
                                    'priority_class', v_client.priority_class);
     v_owner_class := v_client.priority_class;
@@ -4754,8 +4769,9 @@ begin
     select * into v_caller_budget from public.google_ai_caller_budgets b where b.caller = p_caller;
     v_max_requests := v_caller_budget.daily_max_requests;
     v_max_tokens := v_caller_budget.daily_max_tokens;
-    v_requests_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.requests_today else 0 end;
-    v_tokens_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.tokens_today else 0 end;
+    select u.requests, u.tokens into v_requests_today, v_tokens_today
+    from public.google_ai_daily_use(v_caller_budget.day_bucket, v_caller_budget.requests_today,
+      v_caller_budget.tokens_today, v_day, 0, 0, null, null) u;
     v_owner_class := (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1);
     v_owner_caller := p_caller;
     v_caller := jsonb_build_object('kind', 'service', 'client', null, 'priority_class', v_owner_class);
@@ -5308,19 +5324,17 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
     select 'eve_gateway_caller_budget_remaining', concat_ws(',', public.google_ai_metric_label('caller', b.caller),
              public.google_ai_metric_label('unit', x.unit)), greatest(x.lim - x.used, 0)
     from (select 'client:' || c.name as caller, c.daily_max_requests as max_requests,
-                 c.daily_max_tokens::bigint as max_tokens,
-                 case when c.day_bucket = public.google_ai_pacific_day(p_at) then c.requests_today else 0 end
-                   as requests,
-                 case when c.day_bucket = public.google_ai_pacific_day(p_at) then c.tokens_today::bigint else 0 end
-                   as tokens
+                 c.daily_max_tokens::bigint as max_tokens, c.day_bucket, c.requests_today,
+                 c.tokens_today::bigint as tokens_today
           from public.google_ai_clients c where c.revoked_at is null
           union all
-          select s.caller, s.daily_max_requests, s.daily_max_tokens::bigint,
-                 case when s.day_bucket = public.google_ai_pacific_day(p_at) then s.requests_today else 0 end,
-                 case when s.day_bucket = public.google_ai_pacific_day(p_at) then s.tokens_today else 0 end
+          select s.caller, s.daily_max_requests, s.daily_max_tokens::bigint, s.day_bucket, s.requests_today,
+                 s.tokens_today
           from public.google_ai_caller_budgets s) b
-    cross join lateral (values ('requests', b.max_requests::numeric, b.requests::numeric),
-                               ('tokens', b.max_tokens::numeric, b.tokens::numeric)) x(unit, lim, used)
+    cross join lateral public.google_ai_daily_use(b.day_bucket, b.requests_today, b.tokens_today,
+      public.google_ai_pacific_day(p_at), 0, 0, null, null) u
+    cross join lateral (values ('requests', b.max_requests::numeric, u.requests::numeric),
+                               ('tokens', b.max_tokens::numeric, u.tokens::numeric)) x(unit, lim, used)
     where x.lim is not null
     union all
     select 'eve_gateway_housekeeping_last_run_timestamp_seconds', '', extract(epoch from r.completed_at)
@@ -5835,18 +5849,14 @@ COMMENT ON VIEW public.google_ai_model_catalogue_status IS
 CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invoker='true') AS
  SELECT b.caller,
     b.daily_max_requests,
-        CASE
-            WHEN (b.day_bucket = public.google_ai_pacific_day(now())) THEN b.requests_today
-            ELSE 0
-        END AS requests_today,
+    u.requests AS requests_today,
     b.daily_max_tokens,
-        CASE
-            WHEN (b.day_bucket = public.google_ai_pacific_day(now())) THEN b.tokens_today
-            ELSE (0)::bigint
-        END AS tokens_today,
+    u.tokens AS tokens_today,
     public.google_ai_pacific_start((public.google_ai_pacific_day(now()) + 1)) AS resets_at,
     b.notes
-   FROM public.google_ai_caller_budgets b;
+   FROM (public.google_ai_caller_budgets b
+     CROSS JOIN LATERAL public.google_ai_daily_use(b.day_bucket, b.requests_today, b.tokens_today,
+       public.google_ai_pacific_day(now()), 0, 0, NULL::integer, NULL::bigint) u(requests, tokens, over));
 
 COMMENT ON VIEW public.google_ai_caller_budgets_today IS
     'Service callers'' daily budgets and what they booked today (Pacific day), with the time they reset.';
@@ -6311,6 +6321,10 @@ GRANT ALL ON FUNCTION public.google_ai_ring_time(p_second bigint, p_us integer) 
 REVOKE ALL ON TABLE public.google_ai_caller_budgets FROM anon, authenticated, service_role, eve_gateway;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_caller_budgets TO service_role;
+
+-- (google_ai_caller_budgets_today reads a budget's day through it, as its invoker.)
+GRANT ALL ON FUNCTION public.google_ai_daily_use(p_bucket date, p_requests_today integer, p_tokens_today bigint,
+    p_day date, p_requests integer, p_tokens bigint, p_max_requests integer, p_max_tokens bigint) TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_quota_shares FROM anon, authenticated, service_role, eve_gateway;
 

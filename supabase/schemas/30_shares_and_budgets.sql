@@ -105,13 +105,33 @@ CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used big
     AS $$ select case when p_max is not null
                   then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
 
+-- A daily budget's use (a service caller's, google_ai_caller_budgets, or a client's, google_ai_clients)
+-- on Pacific day p_day with p_requests and p_tokens more: the row's counts are its day's (p_bucket),
+-- none on a new day. over: the use goes past a maximum (null: none). Over, not "nothing left": a retry
+-- or a request of no tokens adds nothing, and is still refused once the operator lowered the budget
+-- below the day's use. The one place a daily budget rolls over (an inlined SQL table function).
+CREATE OR REPLACE FUNCTION public.google_ai_daily_use(p_bucket date, p_requests_today integer,
+    p_tokens_today bigint, p_day date, p_requests integer, p_tokens bigint, p_max_requests integer,
+    p_max_tokens bigint) RETURNS TABLE(requests integer, tokens bigint, over boolean)
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select u.requests, u.tokens,
+         coalesce(u.requests operator(pg_catalog.>) p_max_requests, false)
+         or coalesce(u.tokens operator(pg_catalog.>) p_max_tokens, false)
+  from (select case when p_bucket operator(pg_catalog.=) p_day then p_requests_today else 0 end
+                 operator(pg_catalog.+) p_requests as requests,
+               case when p_bucket operator(pg_catalog.=) p_day then p_tokens_today else 0 end
+                 operator(pg_catalog.+) p_tokens as tokens) u
+$$;
+
 -- A service caller's daily budget (google_ai_caller_budgets) as a booking at p_at sees it, its row
 -- locked until the booking counts the request in it (google_ai_count_caller_budget): day, the Pacific
--- day; today, whether the row's counts are that day's; spent, whether this request would go over it.
--- All null when the caller has no budget, or is a client's (p_client_id: its token carries its budgets).
+-- day; requests and tokens, the day's use with this request (google_ai_daily_use); spent, whether that
+-- goes over the budget. All null when the caller has no budget, or is a client's (p_client_id: its
+-- token carries its budgets).
 CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
-    p_at timestamp with time zone, p_tokens integer, p_attempt integer, OUT day date, OUT today boolean,
-    OUT spent boolean) RETURNS record
+    p_at timestamp with time zone, p_tokens integer, p_attempt integer, OUT day date, OUT requests integer,
+    OUT tokens bigint, OUT spent boolean) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -119,31 +139,25 @@ begin
   if p_client_id is not null then
     return;
   end if;
-  select d.day, b.day_bucket = d.day,
-         -- (Over the budget, not "nothing left": a retry or a request of no tokens adds nothing, and is
-         -- still refused once the operator lowered the budget below today's use.)
-         case when b.day_bucket = d.day then b.requests_today else 0 end + public.google_ai_request_counts(p_attempt)
-           > b.daily_max_requests
-         or case when b.day_bucket = d.day then b.tokens_today else 0 end + p_tokens > b.daily_max_tokens
-    into day, today, spent
+  select d.day, u.requests, u.tokens, u.over into day, requests, tokens, spent
   from public.google_ai_caller_budgets b
   cross join (select public.google_ai_pacific_day(p_at) as day) d
+  cross join lateral public.google_ai_daily_use(b.day_bucket, b.requests_today, b.tokens_today, d.day,
+    public.google_ai_request_counts(p_attempt), p_tokens, b.daily_max_requests, b.daily_max_tokens) u
   where b.caller = p_caller
   for update of b;
 end
 $$;
 
--- A booked request counted in its caller's daily budget (locked and read by google_ai_caller_budget_at).
-CREATE OR REPLACE FUNCTION public.google_ai_count_caller_budget(p_caller text, p_day date, p_today boolean,
-    p_tokens integer, p_attempt integer) RETURNS void
+-- A booked request counted in its caller's daily budget: the day's use with it, as
+-- google_ai_caller_budget_at read it under the lock it still holds.
+CREATE OR REPLACE FUNCTION public.google_ai_count_caller_budget(p_caller text, p_day date, p_requests integer,
+    p_tokens bigint) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
-  update public.google_ai_caller_budgets b set
-    day_bucket = p_day,
-    requests_today = case when p_today then b.requests_today else 0 end + public.google_ai_request_counts(p_attempt),
-    tokens_today = case when p_today then b.tokens_today else 0 end + p_tokens
+  update public.google_ai_caller_budgets b set day_bucket = p_day, requests_today = p_requests, tokens_today = p_tokens
   where b.caller = p_caller;
 end
 $$;

@@ -370,8 +370,7 @@ declare
   v_retry_at timestamptz;
   v_retry_ms bigint;
   v_count_request integer := public.google_ai_request_counts(p_attempt);
-  v_requests_today integer;
-  v_tokens_today integer;
+  v_day_over boolean;
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
   if not found then
@@ -384,8 +383,9 @@ begin
   client_id := v_client.id;
   token_id := v_token.id;
   v_model := coalesce((public.google_ai_resolve_model(p_model)).model, p_model);
-  v_requests_today := case when v_client.day_bucket = v_day then v_client.requests_today else 0 end;
-  v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
+  select u.over into v_day_over
+  from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day,
+    v_count_request, p_estimated_tokens, v_client.daily_max_requests, v_client.daily_max_tokens) u;
 
   if v_token.revoked_at is not null or v_client.revoked_at is not null then
     v_limit := 'token_revoked';
@@ -396,8 +396,7 @@ begin
   elsif (v_token.max_requests is not null and v_token.requests_used + v_count_request > v_token.max_requests)
      or (v_token.max_tokens is not null and v_token.tokens_used + p_estimated_tokens > v_token.max_tokens) then
     v_limit := 'token_budget';
-  elsif (v_client.daily_max_requests is not null and v_requests_today + v_count_request > v_client.daily_max_requests)
-     or (v_client.daily_max_tokens is not null and v_tokens_today + p_estimated_tokens > v_client.daily_max_tokens) then
+  elsif v_day_over then
     v_limit := 'client_budget';
     v_retry_at := public.google_ai_pacific_midnight_after(p_now);
   end if;
@@ -434,8 +433,9 @@ begin
   where t.id = p_token_id;
   update public.google_ai_clients c set
     day_bucket = v_day,
-    requests_today = case when c.day_bucket = v_day then c.requests_today else 0 end + v_count_request,
-    tokens_today = case when c.day_bucket = v_day then c.tokens_today else 0 end + p_estimated_tokens
+    (requests_today, tokens_today) = (select u.requests, u.tokens
+      from public.google_ai_daily_use(c.day_bucket, c.requests_today, c.tokens_today, v_day, v_count_request,
+        p_estimated_tokens, null, null) u)
   where c.id = p_client_id;
 end
 $$;

@@ -91,7 +91,7 @@ begin
     select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null
       into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause;
     if v_budget.day is not null then
-      perform public.google_ai_count_caller_budget(p_caller, v_budget.day, v_budget.today, p_tokens, p_attempt);
+      perform public.google_ai_count_caller_budget(p_caller, v_budget.day, v_budget.requests, v_budget.tokens);
     end if;
     return;
   end if;

@@ -387,8 +387,9 @@ begin
     v_models := v_token.models;
     v_max_requests := v_client.daily_max_requests;
     v_max_tokens := v_client.daily_max_tokens;
-    v_requests_today := case when v_client.day_bucket = v_day then v_client.requests_today else 0 end;
-    v_tokens_today := case when v_client.day_bucket = v_day then v_client.tokens_today else 0 end;
+    select u.requests, u.tokens into v_requests_today, v_tokens_today
+    from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day, 0, 0,
+      null, null) u;
     v_caller := jsonb_build_object('kind', 'token', 'client', v_client.name,
                                    'priority_class', v_client.priority_class);
     v_owner_class := v_client.priority_class;
@@ -398,8 +399,9 @@ begin
     select * into v_caller_budget from public.google_ai_caller_budgets b where b.caller = p_caller;
     v_max_requests := v_caller_budget.daily_max_requests;
     v_max_tokens := v_caller_budget.daily_max_tokens;
-    v_requests_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.requests_today else 0 end;
-    v_tokens_today := case when v_caller_budget.day_bucket = v_day then v_caller_budget.tokens_today else 0 end;
+    select u.requests, u.tokens into v_requests_today, v_tokens_today
+    from public.google_ai_daily_use(v_caller_budget.day_bucket, v_caller_budget.requests_today,
+      v_caller_budget.tokens_today, v_day, 0, 0, null, null) u;
     v_owner_class := (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1);
     v_owner_caller := p_caller;
     v_caller := jsonb_build_object('kind', 'service', 'client', null, 'priority_class', v_owner_class);

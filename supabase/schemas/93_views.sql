@@ -40,18 +40,14 @@ COMMENT ON VIEW public.google_ai_model_catalogue_status IS
 CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invoker='true') AS
  SELECT b.caller,
     b.daily_max_requests,
-        CASE
-            WHEN (b.day_bucket = public.google_ai_pacific_day(now())) THEN b.requests_today
-            ELSE 0
-        END AS requests_today,
+    u.requests AS requests_today,
     b.daily_max_tokens,
-        CASE
-            WHEN (b.day_bucket = public.google_ai_pacific_day(now())) THEN b.tokens_today
-            ELSE (0)::bigint
-        END AS tokens_today,
+    u.tokens AS tokens_today,
     public.google_ai_pacific_start((public.google_ai_pacific_day(now()) + 1)) AS resets_at,
     b.notes
-   FROM public.google_ai_caller_budgets b;
+   FROM (public.google_ai_caller_budgets b
+     CROSS JOIN LATERAL public.google_ai_daily_use(b.day_bucket, b.requests_today, b.tokens_today,
+       public.google_ai_pacific_day(now()), 0, 0, NULL::integer, NULL::bigint) u(requests, tokens, over));
 
 COMMENT ON VIEW public.google_ai_caller_budgets_today IS
     'Service callers'' daily budgets and what they booked today (Pacific day), with the time they reset.';
