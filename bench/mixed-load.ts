@@ -21,6 +21,7 @@ import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim
 import { minuteOf, sleep } from "./lib/clock.ts";
 import { type BenchServer, rpcCalls, setKeys, setModel, trackFunctions, UNBOUNDED } from "./lib/db.ts";
 import { type Booking, bookings, probeInvoke, serveLlmInvoke, waitInLlmInvoke } from "./lib/llm-invoke.ts";
+import { journalQueue, readQueueJournal, type TicketWrite, turnOrderAt } from "./lib/queue-journal.ts";
 import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
 import { fmt, pct, table, type Check, type PartResult } from "./lib/report.ts";
 import { rlflexWaitStart } from "./lib/rlflex-procs.ts";
@@ -157,6 +158,7 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
     data: { config: { ...cfg, chartPath: undefined }, intervalMs: interval, runs },
     markdown:
       sidesMarkdown(cfg, runs, first.arrivals) + "\n\n" + markdown(cfg, last.sides.paced, last.callsPerAdmitted, first.arrivals) +
+      "\n\n" + callersMarkdown(runs) +
       (first.limiters ? peersMarkdown(cfg, first.limiters, first.wholeMinutes.map((w) => Date.parse(w))) : ""),
     headline: [
       ...runs.map((r, i) => ({
@@ -186,6 +188,7 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
       await Promise.all([...Array(cfg.connections)].map(() => naiveSql`select 1`));
     }
     for (const s of SIDES) await setSide(db.sql, s, cfg.limitRpm);
+    await journalQueue(db.sql); // every ticket written, to tell afterwards who held which turn
     await setKeys(db.sql, SIDES.map((s) => ({ alias: `mixed-${s.id}`, project: project(s), envVar: keyVar(s), models: [s.model] })));
     // llm-invoke on its Deno port (the local Node proxy caps its socket pool), its reserve calls
     // counted by the database; the simulator answers at once.
@@ -291,6 +294,12 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
       );
     }
 
+    const paced = SIDES.find((s) => s.id === "paced")!;
+    const pacedRequests = await requestLog(db.sql, paced, outcomesBySide.paced, t0, { from: t0 + WINDOW_MS, to: t0 + demandMs });
+    log(`  paced, per caller (in the measured span / admitted; refused at once; lost turns; lapsed tickets; mean wait): ` +
+      Object.entries(pacedRequests.perCaller).map(([c, f]) =>
+        `${c} ${f.inSpan}/${f.admitted}; ${f.refusedAtOnce}; ${f.lostTurn}; ${f.lapsed}; ${fmt(f.meanWaitMs / 1000, 1)} s`).join(" | "));
+
     let limiters: LimiterResult[] | null = null;
     if (withPeers) {
       const ours = sideRecords[SIDES.findIndex((s) => s.id === "paced")]!;
@@ -313,6 +322,8 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
        */
       ownCallsPerAdmitted,
       limiters,
+      /** The paced side's requests one by one (fields: pacedRequests.fields) and per caller. */
+      pacedRequests,
       arrivals: arrivals.length,
       startedAt: new Date(t0).toISOString(),
       wholeMinutes: wholeMinutes.map((w) => new Date(w).toISOString()),
@@ -345,8 +356,69 @@ function outcomeOf(rec: WaitRecord, b: Booking | undefined, arrival: Arrival) {
     lostTurn: rec.gaveUpAt !== null && rec.waitedMs > 0,
     refusedAt: rec.gaveUpAt,
     cutOff: rec.cutOff,
+    /** A refusal's cause, as the 429 names it. */
+    cause: rec.cause,
     ...(error === undefined ? {} : { error }),
   };
+}
+
+const REQUEST_FIELDS = "id caller class arrived outcome at calls tickets turn place told last lapsed ahead due cause";
+
+/**
+ * A side's requests one by one (a line of REQUEST_FIELDS each; times in ms from the demand's start,
+ * "-" for none), to tell afterwards how the turns went, and per caller. outcome: admitted, refused
+ * (at once: no ticket, its turn lay beyond its wait), lost (held a ticket, then refused: it lost its
+ * turn), cut (waiting when the run ended) or error; at: the booking (admitted) or the 429; calls:
+ * reserve calls (a ticket written per refusal that queued it, and the answer); tickets: its ticket
+ * writes (taken, then renewed each time it asked again and was told a later time); turn, place,
+ * told: its first ticket's turn, place in line and the time the gateway named; last: the last time
+ * named; lapsed: tickets that lapsed before it called (google_ai_queue_lapse); ahead, due: when it
+ * was admitted, the live tickets of its class before it in turn order, and how many of them were due.
+ */
+async function requestLog(sql: Sql, side: Side, outcomes: Outcome[], t0: number, measured: { from: number; to: number }) {
+  const journal = await readQueueJournal(sql, side.model);
+  const classes = await sql<{ name: string; rank: number }[]>`select name, rank from public.google_ai_priority_classes`;
+  const rank = new Map(classes.map((c) => [c.name, c.rank]));
+  const writes = new Map<string, TicketWrite[]>();
+  for (const w of journal) if (w.requestId !== null) writes.set(w.requestId, [...(writes.get(w.requestId) ?? []), w]);
+  const ms = (t: number | null | undefined) => (t === null || t === undefined ? "-" : Math.round(t - t0));
+  const windows = Math.max(1, Math.ceil((measured.to - measured.from) / WINDOW_MS));
+  const perCaller: Record<string, { inSpan: number; inSpanByWindow: number[]; admitted: number; refusedAtOnce: number; lostTurn: number;
+    lapsed: number; meanWaitMs: number; callsPerRequest: number; pastEarlierTurn: number; pastDueTurn: number }> = {};
+  const rows = outcomes.map((o) => {
+    const id = `${side.id}-${o.arrival.id}`;
+    const mine = writes.get(id) ?? [];
+    const tickets = mine.filter((w) => w.op !== "D");
+    const lapsed = mine.filter((w) => w.op === "D" && w.leaseUntil < w.at).length;
+    const outcome = o.admittedAt !== null ? "admitted" : o.lostTurn ? "lost" : o.refusedAt !== null ? "refused" : o.cutOff ? "cut" : "error";
+    const calls = tickets.length + (outcome === "cut" || outcome === "error" ? 0 : 1);
+    const order = o.admittedAt === null ? null : turnOrderAt(journal, id, o.arrival.caller, rank.get(o.arrival.priority)!, o.admittedAt);
+    const c = (perCaller[o.arrival.caller] ??= { inSpan: 0, inSpanByWindow: new Array<number>(windows).fill(0), admitted: 0, refusedAtOnce: 0,
+      lostTurn: 0, lapsed: 0, meanWaitMs: 0, callsPerRequest: 0, pastEarlierTurn: 0, pastDueTurn: 0 });
+    c.lapsed += lapsed;
+    c.callsPerRequest += calls;
+    if (outcome === "refused") c.refusedAtOnce++;
+    if (outcome === "lost") c.lostTurn++;
+    if (o.admittedAt !== null) {
+      c.admitted++;
+      c.meanWaitMs += o.admittedAt - o.arrival.at;
+      if (o.admittedAt >= measured.from && o.admittedAt <= measured.to) {
+        c.inSpan++;
+        c.inSpanByWindow[Math.min(windows - 1, Math.floor((o.admittedAt - measured.from) / WINDOW_MS))]!++;
+      }
+      if (order!.ahead > 0) c.pastEarlierTurn++;
+      if (order!.dueAhead > 0) c.pastDueTurn++;
+    }
+    const [first, last] = [tickets[0], tickets[tickets.length - 1]];
+    return [o.arrival.id, o.arrival.caller, o.arrival.priority, ms(o.arrival.at), outcome, ms(o.admittedAt ?? o.refusedAt), calls, tickets.length,
+      first?.turn ?? "-", first?.position ?? "-", ms(first?.expectedAt), ms(last?.expectedAt), lapsed, order?.ahead ?? "-", order?.dueAhead ?? "-",
+      o.cause ?? "-"].join(" ");
+  });
+  for (const [caller, c] of Object.entries(perCaller)) {
+    c.meanWaitMs = Math.round(c.meanWaitMs / Math.max(1, c.admitted));
+    c.callsPerRequest = Number((c.callsPerRequest / outcomes.filter((o) => o.arrival.caller === caller).length).toFixed(2));
+  }
+  return { fields: REQUEST_FIELDS, rows, perCaller };
 }
 
 /** A side's model: the limit, its spread, and its shares set explicitly (the seed's defaults replaced). */
@@ -616,6 +688,37 @@ function markdown(cfg: MixedLoadConfig, r: Result, callsPerAdmitted: number, req
       "over the requests admitted: at 3× demand about two thirds of the requests cannot be served within their wait, and " +
       "each is answered and logged once, so nothing that logs every answer goes below about 3 here. \"An admitted " +
       "request's own\" counts only the rows of the admitted requests: 1 each (the refusal that queued it writes none).",
+  ].join("\n");
+}
+
+/** The paced side per caller, every run: what its turns came to (the requests one by one are in the JSON). */
+function callersMarkdown(runs: RunResult[]): string {
+  const rows = runs.flatMap((r, i) =>
+    Object.entries(r.pacedRequests.perCaller).map(([caller, c]) => [
+      runs.length > 1 ? String(i + 1) : "",
+      caller,
+      `${c.inSpan} (${c.inSpanByWindow.join(" + ")}) / ${c.admitted}`,
+      c.refusedAtOnce,
+      c.lostTurn,
+      c.lapsed,
+      fmt(c.meanWaitMs / 1000, 1),
+      fmt(c.callsPerRequest, 2),
+      `${c.pastEarlierTurn} (${c.pastDueTurn})`,
+    ])
+  );
+  return [
+    "**Paced, per caller.** Admitted in the measured span (the Jain figure's counts; in brackets, per 61 s of the span) " +
+      "and in all; requests answered at " +
+      "once (no ticket: the turn lay beyond the wait); lost turns (held a ticket, then refused); tickets that lapsed " +
+      "before their waiter called; the mean wait of the admitted; reserve calls per request; admissions made while a " +
+      "live ticket of the same class stood earlier in turn order (in brackets: one whose time had come). Every request " +
+      "of the paced side, with its tickets' turns, places and named times, is in the part's JSON (`runs[].pacedRequests`).",
+    "",
+    table(
+      ["run", "caller", "admitted in span (per window) / all", "refused at once", "lost turns", "lapsed tickets", "mean wait (s)", "reserve calls / request", "admitted past an earlier turn (due)"],
+      rows,
+      ["r", "l", "r", "r", "r", "r", "r", "r", "r"],
+    ),
   ].join("\n");
 }
 

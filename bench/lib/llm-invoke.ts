@@ -6,6 +6,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_FUNCTIONS_DIR, startFunctionsServer } from "../../scripts/serve-functions.ts";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
+import { parseServerTiming } from "../../supabase/functions/_shared/server-timing.ts";
 import type { Sql } from "../../shared/db/migrate.ts";
 import { startGoogleSimulator, type SimulatorOptions } from "../../shared/google-sim/server.ts";
 import { type BenchDb, setKeys, setModel, UNBOUNDED } from "./db.ts";
@@ -132,8 +133,8 @@ export async function probeInvoke(url: string, body: Record<string, unknown>, ou
 
 /**
  * A WAIT request as a waiter's record: admitted (200; the time is the answer's until the caller puts
- * the database's booking time in), gave up (429, after the `waited_ms` the answer names), still
- * waiting when `signal` ended the run, or an error.
+ * the database's booking time in), gave up (429: the sleep its Server-Timing names, and the refusal's
+ * cause), still waiting when `signal` ended the run, or an error.
  */
 export async function waitInLlmInvoke(
   id: number,
@@ -147,8 +148,12 @@ export async function waitInLlmInvoke(
   else if (r.status === 429) rec.gaveUpAt = Date.now();
   else if (r.status === 0) rec.cutOff = true;
   else rec.error = `HTTP ${r.status} ${r.body.slice(0, 200)}`;
+  // A 429 names no waited_ms: its sleep for a turn is the answer's Server-Timing `wait` (a lost turn).
+  const slept = parseServerTiming(r.serverTiming ?? null).wait;
   try {
-    rec.waitedMs = (JSON.parse(r.body) as { waited_ms?: number }).waited_ms ?? 0;
+    const answer = JSON.parse(r.body) as { waited_ms?: number; cause?: unknown };
+    rec.waitedMs = answer.waited_ms ?? (slept !== undefined && slept > 0 ? Math.round(slept) : 0);
+    if (r.status === 429 && typeof answer.cause === "string") rec.cause = answer.cause;
   } catch {
     // not JSON
   }
@@ -166,13 +171,14 @@ export interface Booking {
 /**
  * The database's account of each request to `model`, by request_id: when it was booked, in which
  * window, and its attempt rows. A released booking gave its slot back (the call never reached
- * Google), so it is not an admission.
+ * Google), so it is not an admission; a booking names its quota group, which a refusal's row and a
+ * lapsed ticket's abandoned row (google_ai_queue_lapse, written when the ticket lapses) do not.
  */
 export async function bookings(sql: Sql, model: string): Promise<Map<string, Booking>> {
   const rows = await sql<{ request_id: string; booked_at: Date | null; window: Date | null; rows: number }[]>`
     select request_id,
-           min(created_at) filter (where status not in ('refused', 'released')) as booked_at,
-           min(minute_bucket) filter (where status not in ('refused', 'released')) as window,
+           min(created_at) filter (where quota_group is not null and status <> 'released') as booked_at,
+           min(minute_bucket) filter (where quota_group is not null and status <> 'released') as window,
            count(*)::int as rows
     from public.google_ai_attempts where model = ${model} group by request_id`;
   return new Map(rows.map((r) => [r.request_id, { bookedAt: r.booked_at, window: r.window, rows: r.rows }]));

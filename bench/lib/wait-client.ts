@@ -24,6 +24,8 @@ export interface WaitRecord {
   calls: number;
   /** Sleep accumulated, as llm-invoke accounts it (waited_ms). */
   waitedMs: number;
+  /** Why a WAIT request was refused in the end, as the 429 says (llm-invoke's refusal cause). */
+  cause?: string;
   error?: string;
 }
 
