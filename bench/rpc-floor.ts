@@ -580,9 +580,9 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
         `RPC ${over((n) => times(cpuRatio(cells, "rpc", "lean", n)))} (tps ${over((n) => pct(get(cells, "rpc", n)?.ratioToLean))} of it)`,
     },
     {
-      figure: `The rules' floor (their reads and writes, none of their arithmetic): PostgreSQL CPU per admission ÷ the lean admission's, in one call; in named steps; tps ÷ the floor with the attempt row, one call / steps, at ${ns.join(" / ")} connections`,
-      value: `${over((n) => times(cpuRatio(cells, "rules", "lean", n)))}; steps ${over((n) => times(cpuRatio(cells, "steps", "lean", n)))}; ` +
-        `tps ${over((n) => `${pct(get(cells, "rules", n)?.ratioToLogged)} / ${pct(get(cells, "steps", n)?.ratioToLogged)}`)}`,
+      figure: `The rules' floor (their reads and writes, none of their arithmetic): tps ÷ the floor with the attempt row and PostgreSQL CPU per admission ÷ the lean admission's, in one call; in named steps, at ${ns.join(" / ")} connections`,
+      value: `${over((n) => pct(get(cells, "rules", n)?.ratioToLogged))}, ${over((n) => times(cpuRatio(cells, "rules", "lean", n)))}; ` +
+        `steps ${over((n) => pct(get(cells, "steps", n)?.ratioToLogged))}, ${over((n) => times(cpuRatio(cells, "steps", "lean", n)))}`,
     },
     ...(cells.some((c) => c.variant === "invoke")
       ? [{
