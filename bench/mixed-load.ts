@@ -206,7 +206,7 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
       await probeInvoke(invokeUrl, { model: s.model, prompt: PROMPT, request_id: `probe-${s.id}` }, fnOut);
     }
     // A clean slate after the probes: their bookings would hold a slot of the first window.
-    for (const table of ["google_ai_attempts", "google_ai_usage_counters", "google_ai_share_usage"]) {
+    for (const table of ["google_ai_attempts", "google_ai_usage_counters"]) {
       await db.sql.unsafe(`delete from public.${table}`);
     }
     const callsBefore = reserveCalls(await rpcCalls(db));

@@ -141,8 +141,8 @@ from c;`;
 // case, and nothing more. Beside the lean admission's reads (the model, the queue, the key, the
 // cooldown) and writes (the counter row, the attempt row) it reads the caller's class, locks its daily
 // budget row (the bench's caller has none), reads the model's shares with their owners' use in the
-// group, and counts the request in its own class's share (the interactive class keeps 20% of every
-// model). Its window is the row's running sums, kept by no rule (a floor, not an exact window): the
+// group (on the counter row, as the reservation keeps it), and counts the request in its own class's
+// share (the interactive class keeps 20% of every model). Its window is the row's running sums, kept by no rule (a floor, not an exact window): the
 // rules' arithmetic is left out, their reads and writes are not. "rules" does it in one PL/pgSQL
 // call; "steps" does the same statements as named steps, one function each (the request, its group,
 // the row's lock, the shares, the booking, the attempt row) composed by an entry, so the two differ
@@ -187,7 +187,7 @@ begin
   return v_row;
 end
 $$;
-create function public.bench_rule_shares(p_quota_group text, p_model text, p_class text,
+create function public.bench_rule_shares(p_row public.google_ai_usage_counters, p_model text, p_class text,
   out owned bigint[], out held bigint)
 language plpgsql as $$
 begin
@@ -196,8 +196,16 @@ begin
            filter (where s.priority_class is distinct from p_class), 0)
     into owned, held
   from public.google_ai_quota_shares s
-  left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+  left join unnest(p_row.share_use) u on u.share_id = s.id
   where s.model = p_model;
+end
+$$;
+create function public.bench_share_use(p_use public.google_ai_share_use[], p_owned bigint[])
+returns public.google_ai_share_use[] language plpgsql stable as $$
+begin
+  return (select array_agg(row(o.id, coalesce(u.window_requests, 0) + 1, current_date, coalesce(u.day_used, 0) + 1, 0,
+                   0, null, coalesce(u.ring, pg_catalog.array_fill(0, array[248])))::public.google_ai_share_use)
+          from unnest(p_owned) o(id) left join unnest(p_use) u on u.share_id = o.id);
 end
 $$;
 create function public.bench_rule_book(p_row public.google_ai_usage_counters, p_tokens integer, p_owned bigint[],
@@ -207,12 +215,8 @@ begin
   update public.google_ai_usage_counters c set
     rpm_used = c.rpm_used + 1, tpm_used = c.tpm_used + p_tokens, rpd_used = c.rpd_used + 1,
     window_requests = c.window_requests + 1, window_tokens = c.window_tokens + p_tokens,
-    window_at = p_now, updated_at = p_now
+    window_at = p_now, updated_at = p_now, share_use = public.bench_share_use(c.share_use, p_owned)
   where c.id = p_row.id;
-  insert into public.google_ai_share_usage as u (quota_group, share_id, day_bucket, day_used, window_requests, ring)
-  select p_row.quota_group, o.id, current_date, 1, 1, pg_catalog.array_fill(0, array[248])
-  from unnest(p_owned) o(id)
-  on conflict (quota_group, share_id) do update set day_used = u.day_used + 1, window_requests = u.window_requests + 1;
 end
 $$;
 create function public.bench_rule_record(p_reservation uuid, p_row public.google_ai_usage_counters, p_model text,
@@ -245,7 +249,7 @@ begin
     return null;
   end if;
   v_row := public.bench_rule_lock(v_group.quota_group, v_request.model);
-  v_shares := public.bench_rule_shares(v_row.quota_group, v_request.model, v_request.class);
+  v_shares := public.bench_rule_shares(v_row, v_request.model, v_request.class);
   if v_row.id is null or v_row.window_requests + 1 > v_request.rpm - v_shares.held
      or v_row.window_tokens + p_tokens > v_request.tpm or v_row.rpd_used + 1 > v_request.rpd then
     return null;
@@ -290,7 +294,7 @@ begin
            filter (where s.priority_class is distinct from v_class), 0)
     into v_owned, v_held
   from public.google_ai_quota_shares s
-  left join public.google_ai_share_usage u on u.quota_group = v_row.quota_group and u.share_id = s.id
+  left join unnest(v_row.share_use) u on u.share_id = s.id
   where s.model = v_model.model;
   if v_row.id is null or v_row.window_requests + 1 > v_model.rpm - v_held
      or v_row.window_tokens + p_tokens > v_model.tpm or v_row.rpd_used + 1 > v_model.rpd then
@@ -299,12 +303,8 @@ begin
   update public.google_ai_usage_counters c set
     rpm_used = c.rpm_used + 1, tpm_used = c.tpm_used + p_tokens, rpd_used = c.rpd_used + 1,
     window_requests = c.window_requests + 1, window_tokens = c.window_tokens + p_tokens,
-    window_at = v_now, updated_at = v_now
+    window_at = v_now, updated_at = v_now, share_use = public.bench_share_use(c.share_use, v_owned)
   where c.id = v_row.id;
-  insert into public.google_ai_share_usage as u (quota_group, share_id, day_bucket, day_used, window_requests, ring)
-  select v_row.quota_group, o.id, current_date, 1, 1, pg_catalog.array_fill(0, array[248])
-  from unnest(v_owned) o(id)
-  on conflict (quota_group, share_id) do update set day_used = u.day_used + 1, window_requests = u.window_requests + 1;
   insert into public.google_ai_attempts (reservation_id, status, request_id, caller, model, requested_model, api_key_id,
     key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens, wait_ms, metadata, priority_class)
   values (v_reservation, 'reserved', p_request_id, p_caller, v_row.model, p_model, v_key.id, v_key.key_alias,

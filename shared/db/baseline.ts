@@ -19,6 +19,7 @@
 //                                    session-local function defined at the top (PostgreSQL has no ADD
 //                                    CONSTRAINT IF NOT EXISTS)
 //   CREATE CONSTRAINT TRIGGER g ON t ...      after DROP TRIGGER IF EXISTS g ON t (no OR REPLACE for it)
+//   CREATE TYPE t AS (...)           only if no type t exists yet (no IF NOT EXISTS for it)
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -78,6 +79,11 @@ function adopting(statement: string): string {
   if (table) return statement.replace(/^(\s*(--[^\n]*\n)*\s*)CREATE TABLE /, "$1CREATE TABLE IF NOT EXISTS ");
   const constraint = /^ALTER TABLE (?:ONLY )?(public\.\w+)\s+ADD CONSTRAINT (\w+) ([\s\S]*);$/.exec(code);
   if (constraint) return guardedConstraint(constraint[1], constraint[2], code);
+  const type = /^CREATE TYPE (public\.\w+) AS \(/.exec(code);
+  if (type) {
+    const lead = statement.slice(0, statement.length - code.length);
+    return `${lead}DO $type$\nBEGIN\n  IF pg_catalog.to_regtype('${type[1]}') IS NULL THEN\n    ${code}\n  END IF;\nEND\n$type$;`;
+  }
   const trigger = /^CREATE CONSTRAINT TRIGGER (\w+) [\s\S]*? ON (public\.\w+) /.exec(code);
   if (trigger) return `DROP TRIGGER IF EXISTS ${trigger[1]} ON ${trigger[2]};\n${statement}`;
   return statement;

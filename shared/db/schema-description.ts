@@ -1,7 +1,7 @@
 // A normalised, deterministic description of what the migrations build, read from pg_catalog:
-// tables and views (columns, types, defaults, NOT NULL, options, RLS, ACLs, comments), constraints,
-// indexes, functions (arguments, result, language, volatility, SECURITY DEFINER, config, ACL, body),
-// policies, triggers, sequences, the gateway's roles, the public schema's ACL, extensions and the
+// tables, views and composite types (columns, types, defaults, NOT NULL, options, RLS, ACLs,
+// comments), constraints, indexes, functions (arguments, result, language, volatility, SECURITY
+// DEFINER, config, ACL, body), policies, triggers, sequences, the gateway's roles, the public schema's ACL, extensions and the
 // gateway's pg_cron jobs (eve-gateway-*). No OIDs and nothing that depends on creation order other
 // than column order, so two databases built the same way describe the same.
 import type { Sql } from "./migrate.ts";
@@ -42,7 +42,7 @@ export async function describeSchema(sql: Sql, schema = "public"): Promise<Schem
            c.reloptions as options, c.relacl::text as acl, obj_description(c.oid, 'pg_class') as comment,
            case when c.relkind in ('v', 'm') then pg_get_viewdef(c.oid) end as view
     from pg_class c
-    where c.relnamespace = ${schema}::regnamespace and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f')
+    where c.relnamespace = ${schema}::regnamespace and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f', 'c')
     order by c.relname`;
   for (const r of rels) {
     const columns = await sql<{ name: string; type: string; not_null: boolean; default: string | null;

@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 478a013d792937e6181567a24f3386793c8e59255ff85864f9f6a46cda645031
+-- sha256 of what follows: a0df6fc87340e79c7be3c8e6bacd6438ff2a6ce3d6e8c2b712296f180489c267
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -179,6 +179,27 @@ COMMENT ON COLUMN public.google_ai_model_limits.limits_source IS
 COMMENT ON COLUMN public.google_ai_model_limits.supports_images IS
     'The model takes images as input. Null: not known (images are passed to Google, which decides).';
 
+-- What one share's owner (google_ai_quota_shares) used of a quota group: the window as a ring of
+-- seconds (google_ai_ring_at; window_requests its sum) and the Pacific day's counts of day_bucket
+-- (google_ai_day_counts). A counter row carries its model's shares' use (share_use), so a booking
+-- writes one row.
+DO $type$
+BEGIN
+  IF pg_catalog.to_regtype('public.google_ai_share_use') IS NULL THEN
+    CREATE TYPE public.google_ai_share_use AS (
+    share_id bigint,
+    window_requests integer,
+    day_bucket date,
+    day_used integer,
+    day_next_used integer,
+    day_prev_used integer,
+    ring_low bigint,
+    ring integer[]
+);
+  END IF;
+END
+$type$;
+
 CREATE TABLE IF NOT EXISTS public.google_ai_usage_counters (
     id bigserial NOT NULL,
     api_key_id uuid,
@@ -197,7 +218,8 @@ CREATE TABLE IF NOT EXISTS public.google_ai_usage_counters (
     rpd_prev_used integer DEFAULT 0 NOT NULL,
     spread_until timestamp with time zone,
     ring_low bigint,
-    ring integer[]
+    ring integer[],
+    share_use public.google_ai_share_use[]
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS id bigserial NOT NULL;
@@ -218,6 +240,7 @@ ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS rpd_prev_us
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS spread_until timestamp with time zone;
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS ring_low bigint;
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS ring integer[];
+ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS share_use public.google_ai_share_use[];
 ALTER TABLE public.google_ai_usage_counters SET (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_used IS
@@ -239,6 +262,10 @@ COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS
     'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): '
     'every booking moves it one step (google_ai_spread_step); while requests wait (google_ai_spread_holds), a request '
     'may be booked once this is at most spread_burst - 1 steps ahead of now. Null: not spread, or nothing booked yet.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.share_use IS
+    'What the owners of the model''s shares used of this group, one element per share that booked here, in share id '
+    'order: written with the row under its lock (a share removed leaves its element unread until the next booking).';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
     'The sliding window as a ring of seconds from ring_low on (google_ai_ring_at): per second its admissions, their '
@@ -759,7 +786,7 @@ end
 $$;
 
 -- The sliding window as a ring of seconds, kept on the row it limits (google_ai_usage_counters,
--- google_ai_share_usage): one integer array, four entries per second of admissions - their count,
+-- google_ai_share_use): one integer array, four entries per second of admissions - their count,
 -- their tokens, the first and the last of their times (microseconds into the second) - for the
 -- span = 1 + the guarded window in whole seconds (second s at (s % span) * 4 + 1), and the sums of
 -- the counts beside it. A second's first admission leaves the window on time (first + p_window), the
@@ -1368,22 +1395,6 @@ COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS
     'kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); '
     'setting it back to true re-derives it.';
 
-CREATE TABLE IF NOT EXISTS public.google_ai_share_usage (
-    quota_group text NOT NULL,
-    share_id bigint NOT NULL,
-    window_requests integer DEFAULT 0 NOT NULL,
-    day_bucket date,
-    day_used integer DEFAULT 0 NOT NULL,
-    day_next_used integer DEFAULT 0 NOT NULL,
-    day_prev_used integer DEFAULT 0 NOT NULL,
-    ring_low bigint,
-    ring integer[]
-);
-
-COMMENT ON TABLE public.google_ai_share_usage IS
-    'What each share''s owner used of a quota group, written only under that group''s counter-row lock: the '
-    'window as a ring of seconds (google_ai_ring_at; window_requests is its sum) and the Pacific day.';
-
 SELECT pg_temp.add_constraint_once('public.google_ai_caller_budgets', 'google_ai_caller_budgets_pkey',
   $constraint$ALTER TABLE ONLY public.google_ai_caller_budgets
     ADD CONSTRAINT google_ai_caller_budgets_pkey PRIMARY KEY (caller);$constraint$);
@@ -1396,10 +1407,6 @@ SELECT pg_temp.add_constraint_once('public.google_ai_quota_shares', 'google_ai_q
   $constraint$ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_pkey PRIMARY KEY (id);$constraint$);
 
-SELECT pg_temp.add_constraint_once('public.google_ai_share_usage', 'google_ai_share_usage_pkey',
-  $constraint$ALTER TABLE ONLY public.google_ai_share_usage
-    ADD CONSTRAINT google_ai_share_usage_pkey PRIMARY KEY (quota_group, share_id);$constraint$);
-
 SELECT pg_temp.add_constraint_once('public.google_ai_quota_shares', 'google_ai_quota_shares_model_fkey',
   $constraint$ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model)
@@ -1409,13 +1416,6 @@ SELECT pg_temp.add_constraint_once('public.google_ai_quota_shares', 'google_ai_q
   $constraint$ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
       public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;$constraint$);
-
-SELECT pg_temp.add_constraint_once('public.google_ai_share_usage', 'google_ai_share_usage_share_id_fkey',
-  $constraint$ALTER TABLE ONLY public.google_ai_share_usage
-    ADD CONSTRAINT google_ai_share_usage_share_id_fkey FOREIGN KEY (share_id) REFERENCES
-      public.google_ai_quota_shares(id) ON DELETE CASCADE;$constraint$);
-
-CREATE INDEX IF NOT EXISTS google_ai_share_usage_share_idx ON public.google_ai_share_usage USING btree (share_id);
 
 -- A request counts against a budget once, on its first attempt; a retry spends tokens only.
 CREATE OR REPLACE FUNCTION public.google_ai_request_counts(p_attempt integer) RETURNS integer
@@ -1575,7 +1575,7 @@ begin
   for v_share in
     select s.reserved_rpm, r.ring, r.sum_requests
     from public.google_ai_quota_shares s
-    left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+    left join unnest(v_row.share_use) u on u.share_id = s.id
     cross join lateral public.google_ai_ring_at(p_now, p_window, u.ring_low, u.ring, u.window_requests, null) r
     where s.model = p_model and s.reserved_rpm is not null and p_rpm is not null
       and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false))
@@ -1660,7 +1660,7 @@ $$;
 -- a derived row is updated, or removed when the class keeps nothing of the model any more, and a
 -- missing one is inserted; a row the operator owns for the same model and class (derived_from_class
 -- false) is left as it is, and none is derived beside it. A share's owner counts
--- (google_ai_share_usage) stay with its row; a removed row takes them with it.
+-- (google_ai_usage_counters.share_use) stay with its row; a removed row's are no longer read.
 CREATE OR REPLACE FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -1775,6 +1775,63 @@ CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE 
 CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW
     WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 
+-- The shares' use (google_ai_usage_counters.share_use) with p_requests more (1: a booking at p_at;
+-- -1: a release of the admission at p_admitted_at) counted for the shares of p_owned: in their
+-- window (google_ai_ring_at) and their Pacific day p_day (and the other day's within a guard of
+-- midnight: p_near_end, p_near_start). A booking moves each owner's day on to p_day; a release
+-- corrects only a day still counted (the same day_bucket). p_live: the model's shares in id order,
+-- whose elements the result keeps (a removed share's go); null: every element is kept.
+CREATE OR REPLACE FUNCTION public.google_ai_share_use_counted(p_use public.google_ai_share_use[], p_live bigint[],
+    p_owned bigint[], p_at timestamp with time zone, p_window interval, p_requests integer,
+    p_admitted_at timestamp with time zone, p_day date, p_near_end boolean, p_near_start boolean)
+    RETURNS public.google_ai_share_use[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+declare
+  v_use public.google_ai_share_use[] := '{}';
+  v_ids bigint[] := p_live;
+  v_id bigint;
+  v_old public.google_ai_share_use;
+  v_new public.google_ai_share_use;
+  v_days integer[];
+  v_ring record;
+begin
+  if v_ids is null then
+    -- (Apart, so that the loop's expression stays a simple one, not a query.)
+    v_ids := array(select u.share_id from unnest(p_use) u);
+  end if;
+  foreach v_id in array v_ids loop
+    v_old := null;
+    for i in 1 .. coalesce(cardinality(p_use), 0) loop
+      if (p_use[i]).share_id = v_id then
+        v_old := p_use[i];
+        exit;
+      end if;
+    end loop;
+    if not coalesce(v_id = any(p_owned), false) or (p_requests < 0 and v_old.share_id is null) then
+      if v_old.share_id is not null then
+        v_use := v_use || v_old;
+      end if;
+      continue;
+    end if;
+    v_ring := public.google_ai_ring_at(p_at, p_window, v_old.ring_low, v_old.ring, v_old.window_requests, null,
+      p_requests, 0, p_admitted_at);
+    v_new := row(v_id, v_ring.sum_requests, v_old.day_bucket, v_old.day_used, v_old.day_next_used,
+      v_old.day_prev_used, v_ring.ring_low, v_ring.ring);
+    if p_requests > 0 or v_old.day_bucket = p_day then
+      v_days := public.google_ai_day_counts(v_old.day_bucket, v_old.day_used, v_old.day_next_used,
+        v_old.day_prev_used, p_day);
+      v_new.day_bucket := p_day;
+      v_new.day_used := greatest(0, v_days[1] + p_requests);
+      v_new.day_next_used := greatest(0, v_days[2] + case when p_near_end then p_requests else 0 end);
+      v_new.day_prev_used := greatest(0, v_days[3] + case when p_near_start then p_requests else 0 end);
+    end if;
+    v_use := v_use || v_new;
+  end loop;
+  return v_use;
+end
+$$;
+
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
 -- release gives back the request in its minute, day and window (and in its owners' shares). The
 -- window is corrected in the second the admission counts in (google_ai_attempts.admitted_at) while
@@ -1825,19 +1882,12 @@ begin
   where c.id = v_row.id;
 
   if p_released then
-    update public.google_ai_share_usage u set
-      (ring, window_requests) =
-        (select r.ring, r.sum_requests
-         from public.google_ai_ring_at(null, v_window, u.ring_low, u.ring,
-           u.window_requests, null, v_requests, 0, p_att.admitted_at) r),
-      day_used = case when u.day_bucket = p_att.day_bucket then greatest(0, u.day_used - 1) else u.day_used end,
-      day_next_used = case when u.day_bucket = p_att.day_bucket and v_near_end
-                           then greatest(0, u.day_next_used - 1) else u.day_next_used end,
-      day_prev_used = case when u.day_bucket = p_att.day_bucket and v_near_start
-                           then greatest(0, u.day_prev_used - 1) else u.day_prev_used end
-    from public.google_ai_quota_shares s
-    where s.model = p_att.model and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)
-      and u.quota_group = p_att.quota_group and u.share_id = s.id;
+    update public.google_ai_usage_counters c set
+      share_use = public.google_ai_share_use_counted(c.share_use, null,
+        array(select s.id from public.google_ai_quota_shares s
+              where s.model = p_att.model and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
+        null, v_window, -1, p_att.admitted_at, p_att.day_bucket, v_near_end, v_near_start)
+    where c.id = v_row.id and c.share_use is not null;
   end if;
 end
 $$;
@@ -2748,7 +2798,8 @@ begin
   -- today anywhere: the booking names the reopening.)
   may_book := turn_at is null or v_due_ahead < v_free_now
     or exists (select 1 from public.google_ai_quota_shares s
-               left join public.google_ai_share_usage u on u.share_id = s.id
+               left join (select e.* from public.google_ai_usage_counters c, unnest(c.share_use) e
+                          where c.model = p_model) u on u.share_id = s.id
                where s.model = p_model and s.reserved_rpm is not null
                  and (s.priority_class = class or s.caller = p_caller)
                  and coalesce((public.google_ai_ring_at(p_now,
@@ -2863,19 +2914,19 @@ set check_function_bodies = off;
 --   reserved_rpd         the day shares of all owners (what a paced owner's usable day leaves out);
 --   held_rpm, held_rpd,  what the others' shares still keep from the requester: of the window, and
 --   held_next, held_prev of each day google_ai_day_counts names;
---   owned, owned_day     the requester's own shares (its class's or its caller's) and their day counts
---                        (three entries each, in order), which a booking writes;
+--   live                 the model's shares, in id order (what the row's share_use keeps);
+--   owned                the requester's own shares (its class's or its caller's), which a booking counts;
 --   in_share             one of them still has room in its RPM share (the spread does not hold it);
 --   pace_*               its paced shares: burst, day share, today's and tomorrow's count;
 --   kept                 what the shares keep for the requester's class and for the others, for the
 --                        answer's quota (as google_ai_quota_kept reads it).
 -- A share's window is read only where it matters: an owner's only to the spread. The arrays follow
--- the shares' ids (the order the rows come in, which is also the order their use rows are locked in).
-CREATE OR REPLACE FUNCTION public.google_ai_share_state(p_quota_group text, p_model text,
+-- the shares' ids. p_share_use: the counter row's use of the shares (google_ai_usage_counters).
+CREATE OR REPLACE FUNCTION public.google_ai_share_state(p_share_use public.google_ai_share_use[], p_model text,
     p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_rpd integer, p_class text,
     p_caller text)
     RETURNS TABLE(burst integer, reserved_rpd bigint, held_rpm bigint, held_rpd bigint, held_next bigint,
-    held_prev bigint, owned bigint[], owned_day integer[], in_share boolean, pace_burst integer[],
+    held_prev bigint, live bigint[], owned bigint[], in_share boolean, pace_burst integer[],
     pace_kept integer[], pace_used integer[], pace_next integer[], kept jsonb)
     LANGUAGE sql STABLE
     AS $$
@@ -2890,8 +2941,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_share_state(p_quota_group text, p_mo
            filter (where not x.owned), 0),
          coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) operator(pg_catalog.-) x.day[3]))
            filter (where not x.owned), 0),
+         array_agg(x.id),
          array_agg(x.id) filter (where x.owned),
-         array_agg(x.day) filter (where x.owned),
          coalesce(bool_or(x.owned and x.win operator(pg_catalog.<) coalesce(x.reserved_rpm, 0)), false),
          array_agg(x.pace_burst) filter (where x.owned and x.pace_burst is not null),
          array_agg(coalesce(x.reserved_rpd, 0)) filter (where x.owned and x.pace_burst is not null),
@@ -2907,8 +2958,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_share_state(p_quota_group text, p_mo
                             null)).sum_requests end as win,
                public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, p_day) as day
         from public.google_ai_quota_shares s
-        left join public.google_ai_share_usage u
-          on u.quota_group operator(pg_catalog.=) p_quota_group and u.share_id operator(pg_catalog.=) s.id
+        left join unnest(p_share_use) u on u.share_id operator(pg_catalog.=) s.id
         cross join lateral (select coalesce(s.priority_class operator(pg_catalog.=) p_class, false) as for_class,
                                    coalesce(s.priority_class operator(pg_catalog.=) p_class, false)
                                    or coalesce(s.caller operator(pg_catalog.=) p_caller, false) as owned) o
@@ -2991,20 +3041,19 @@ $$;
 -- own share covers it; spread_step: the schedule's step after a booking) and the verdict
 -- (google_ai_booking_verdict). p_requests and p_window_tokens: the window with this request counted;
 -- p_counts: the day's counts before it. What a booking writes and answers comes with it: the others'
--- day shares (held_rpd), the requester's own shares and their day counts (owned, owned_day), what the
--- shares keep (kept).
-CREATE OR REPLACE FUNCTION public.google_ai_group_rules(p_quota_group text, p_model text,
+-- day shares (held_rpd), the model's shares and the requester's own (live, owned), what the shares
+-- keep (kept). p_share_use: the counter row's use of the shares.
+CREATE OR REPLACE FUNCTION public.google_ai_group_rules(p_share_use public.google_ai_share_use[], p_model text,
     p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_class text, p_caller text, p_requests integer, p_window_tokens bigint, p_counts integer[],
     p_near_end boolean, p_near_start boolean, p_spread_until timestamp with time zone)
     RETURNS TABLE(outcome text, cause text, window_full boolean, paced_until timestamp with time zone,
-    spread_at timestamp with time zone, spread_step interval, held_rpd bigint, owned bigint[], owned_day integer[],
+    spread_at timestamp with time zone, spread_step interval, held_rpd bigint, live bigint[], owned bigint[],
     kept jsonb)
     LANGUAGE sql STABLE
     AS $$
-  select v.outcome, v.cause, v.window_full, r.paced_until, r.spread_at, sp.step, s.held_rpd, s.owned, s.owned_day,
-         s.kept
-  from public.google_ai_share_state(p_quota_group, p_model, p_now, p_window, p_day, p_rpm, p_rpd, p_class,
+  select v.outcome, v.cause, v.window_full, r.paced_until, r.spread_at, sp.step, s.held_rpd, s.live, s.owned, s.kept
+  from public.google_ai_share_state(p_share_use, p_model, p_now, p_window, p_day, p_rpm, p_rpd, p_class,
          p_caller) s
   cross join lateral public.google_ai_spread_step(s.burst, p_window, p_rpm, p_tpm, p_tokens) sp
   -- (offset 0: each rule is asked once, not once for each place the verdict names it.)
@@ -3103,8 +3152,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model text, p_quota_g
 $$;
 
 -- A quota group's counter row for p_model, locked (created on the group's first use of the model); with
--- p_skip_locked, a row another reservation holds is passed over: all fields null. A row never booked
--- (new, or housekeeping removed an idle one) starts its owners' use again.
+-- p_skip_locked, a row another reservation holds is passed over: all fields null. (A new row, or one
+-- housekeeping removed when idle, starts its owners' use again: share_use is on the row.)
 CREATE OR REPLACE FUNCTION public.google_ai_counter_locked(p_quota_group text, p_model text, p_skip_locked boolean)
     RETURNS public.google_ai_usage_counters
     LANGUAGE plpgsql
@@ -3132,38 +3181,7 @@ begin
   if v_row.id is null then
     raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
   end if;
-  if v_row.window_at is null then
-    delete from public.google_ai_share_usage u
-    where u.quota_group = p_quota_group
-      and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
-  end if;
   return v_row;
-end
-$$;
-
--- A booking counted in the requester's own shares (p_owned, their day counts p_owned_day before it:
--- google_ai_group_rules): each owner's day and window; an owner's first admission in the group writes
--- its row. (Every write of the owners' rows holds the group's counter row lock, so the rows read here
--- are the ones the upsert meets; only a share's delete, cascading, does not.)
-CREATE OR REPLACE FUNCTION public.google_ai_count_owned(p_quota_group text, p_now timestamp with time zone,
-    p_window interval, p_day date, p_owned bigint[], p_owned_day integer[], p_near_end boolean,
-    p_near_start boolean) RETURNS void
-    LANGUAGE plpgsql
-    AS $$
-begin
-  insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
-    day_prev_used, ring_low, ring, window_requests)
-  select p_quota_group, o.id, p_day, p_owned_day[o.n][1] + 1,
-         p_owned_day[o.n][2] + case when p_near_end then 1 else 0 end,
-         p_owned_day[o.n][3] + case when p_near_start then 1 else 0 end,
-         r.ring_low, r.ring, r.sum_requests
-  from unnest(p_owned) with ordinality as o(id, n)
-  left join public.google_ai_share_usage w on w.quota_group = p_quota_group and w.share_id = o.id
-  cross join lateral public.google_ai_ring_at(p_now, p_window, w.ring_low, w.ring, w.window_requests, null, 1, 0) r
-  on conflict (quota_group, share_id) do update set
-    day_bucket = excluded.day_bucket, day_used = excluded.day_used, day_next_used = excluded.day_next_used,
-    day_prev_used = excluded.day_prev_used, ring_low = excluded.ring_low, ring = excluded.ring,
-    window_requests = excluded.window_requests;
 end
 $$;
 
@@ -3215,7 +3233,7 @@ begin
     v_near_start := v_now < public.google_ai_pacific_start(v_day) + v_day_guard;
     v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
-    select r.* into v_rules from public.google_ai_group_rules(p_quota_group, p_model, v_now, v_window, v_day, p_rpm,
+    select r.* into v_rules from public.google_ai_group_rules(v_row.share_use, p_model, v_now, v_window, v_day, p_rpm,
       p_tpm, p_rpd, p_tokens, p_class, p_caller, v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end,
       v_near_start, v_row.spread_until) r;
     select v_rules.outcome, v_rules.cause, greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket), v_day
@@ -3228,10 +3246,6 @@ begin
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
-    if v_rules.owned is not null then
-      perform public.google_ai_count_owned(p_quota_group, v_now, v_window, v_day, v_rules.owned, v_rules.owned_day,
-        v_near_end, v_near_start);
-    end if;
     update public.google_ai_usage_counters c set
       minute_bucket   = google_ai_book_group.minute_bucket,
       day_bucket      = v_day,
@@ -3248,6 +3262,9 @@ begin
       window_tokens   = v_ring.sum_tokens,
       window_at       = v_now,
       spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_rules.spread_step),
+      share_use       = case when v_rules.owned is null then c.share_use
+                             else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned, v_now,
+                                    v_window, 1, null, v_day, v_near_end, v_near_start) end,
       updated_at      = v_now
     where c.id = v_row.id;
     admitted_at := v_now;
@@ -5999,7 +6016,12 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
      JOIN groups g ON ((g.share_id = s.id)))
      JOIN kept ON ((kept.model = s.model)))
      CROSS JOIN clock c)
-     LEFT JOIN public.google_ai_share_usage u ON (((u.share_id = s.id) AND (u.quota_group = g.quota_group))))
+     LEFT JOIN LATERAL ( SELECT e.window_requests, e.day_bucket, e.day_used, e.day_next_used, e.day_prev_used,
+            e.ring_low, e.ring
+           FROM public.google_ai_usage_counters uc,
+            LATERAL unnest(uc.share_use) e(share_id, window_requests, day_bucket, day_used, day_next_used,
+              day_prev_used, ring_low, ring)
+          WHERE ((uc.quota_group = g.quota_group) AND (uc.model = s.model) AND (e.share_id = s.id))) u ON (true))
      LEFT JOIN LATERAL ( SELECT public.google_ai_effective_limit(m.rpd, m.safety_margin) AS rpd
            FROM public.google_ai_model_limits m
           WHERE (m.model = s.model)) l ON (true))
@@ -6304,8 +6326,6 @@ ALTER TABLE public.google_ai_caller_budgets ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_quota_shares ENABLE ROW LEVEL SECURITY;
 
-ALTER TABLE public.google_ai_share_usage ENABLE ROW LEVEL SECURITY;
-
 GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
     p_usable integer) TO service_role;
 
@@ -6333,10 +6353,6 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_quota_shares TO serv
 REVOKE ALL ON SEQUENCE public.google_ai_quota_shares_id_seq FROM anon, authenticated, service_role, eve_gateway;
 
 GRANT USAGE ON SEQUENCE public.google_ai_quota_shares_id_seq TO service_role;
-
-REVOKE ALL ON TABLE public.google_ai_share_usage FROM anon, authenticated, service_role, eve_gateway;
-
-GRANT SELECT ON TABLE public.google_ai_share_usage TO service_role;
 
 ALTER TABLE public.token_usage ENABLE ROW LEVEL SECURITY;
 

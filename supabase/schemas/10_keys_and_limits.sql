@@ -106,6 +106,21 @@ COMMENT ON COLUMN public.google_ai_model_limits.limits_source IS
 COMMENT ON COLUMN public.google_ai_model_limits.supports_images IS
     'The model takes images as input. Null: not known (images are passed to Google, which decides).';
 
+-- What one share's owner (google_ai_quota_shares) used of a quota group: the window as a ring of
+-- seconds (google_ai_ring_at; window_requests its sum) and the Pacific day's counts of day_bucket
+-- (google_ai_day_counts). A counter row carries its model's shares' use (share_use), so a booking
+-- writes one row.
+CREATE TYPE public.google_ai_share_use AS (
+    share_id bigint,
+    window_requests integer,
+    day_bucket date,
+    day_used integer,
+    day_next_used integer,
+    day_prev_used integer,
+    ring_low bigint,
+    ring integer[]
+);
+
 CREATE TABLE public.google_ai_usage_counters (
     id bigserial NOT NULL,
     api_key_id uuid,
@@ -124,7 +139,8 @@ CREATE TABLE public.google_ai_usage_counters (
     rpd_prev_used integer DEFAULT 0 NOT NULL,
     spread_until timestamp with time zone,
     ring_low bigint,
-    ring integer[]
+    ring integer[],
+    share_use public.google_ai_share_use[]
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
 
@@ -147,6 +163,10 @@ COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS
     'The schedule on which the window is handed out when the model is spread (google_ai_model_limits.spread_burst): '
     'every booking moves it one step (google_ai_spread_step); while requests wait (google_ai_spread_holds), a request '
     'may be booked once this is at most spread_burst - 1 steps ahead of now. Null: not spread, or nothing booked yet.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.share_use IS
+    'What the owners of the model''s shares used of this group, one element per share that booked here, in share id '
+    'order: written with the row under its lock (a share removed leaves its element unread until the next booking).';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
     'The sliding window as a ring of seconds from ring_low on (google_ai_ring_at): per second its admissions, their '

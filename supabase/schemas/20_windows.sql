@@ -192,7 +192,7 @@ end
 $$;
 
 -- The sliding window as a ring of seconds, kept on the row it limits (google_ai_usage_counters,
--- google_ai_share_usage): one integer array, four entries per second of admissions - their count,
+-- google_ai_share_use): one integer array, four entries per second of admissions - their count,
 -- their tokens, the first and the last of their times (microseconds into the second) - for the
 -- span = 1 + the guarded window in whole seconds (second s at (s % span) * 4 + 1), and the sums of
 -- the counts beside it. A second's first admission leaves the window on time (first + p_window), the

@@ -52,22 +52,6 @@ COMMENT ON COLUMN public.google_ai_quota_shares.derived_from_class IS
     'kept_rpd_percent), kept in step by triggers. An operator''s edit of the row makes it the operator''s (false); '
     'setting it back to true re-derives it.';
 
-CREATE TABLE public.google_ai_share_usage (
-    quota_group text NOT NULL,
-    share_id bigint NOT NULL,
-    window_requests integer DEFAULT 0 NOT NULL,
-    day_bucket date,
-    day_used integer DEFAULT 0 NOT NULL,
-    day_next_used integer DEFAULT 0 NOT NULL,
-    day_prev_used integer DEFAULT 0 NOT NULL,
-    ring_low bigint,
-    ring integer[]
-);
-
-COMMENT ON TABLE public.google_ai_share_usage IS
-    'What each share''s owner used of a quota group, written only under that group''s counter-row lock: the '
-    'window as a ring of seconds (google_ai_ring_at; window_requests is its sum) and the Pacific day.';
-
 ALTER TABLE ONLY public.google_ai_caller_budgets
     ADD CONSTRAINT google_ai_caller_budgets_pkey PRIMARY KEY (caller);
 
@@ -77,9 +61,6 @@ ALTER TABLE ONLY public.google_ai_quota_shares
 ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_pkey PRIMARY KEY (id);
 
-ALTER TABLE ONLY public.google_ai_share_usage
-    ADD CONSTRAINT google_ai_share_usage_pkey PRIMARY KEY (quota_group, share_id);
-
 ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model)
       ON UPDATE CASCADE ON DELETE CASCADE;
@@ -87,12 +68,6 @@ ALTER TABLE ONLY public.google_ai_quota_shares
 ALTER TABLE ONLY public.google_ai_quota_shares
     ADD CONSTRAINT google_ai_quota_shares_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
       public.google_ai_priority_classes(name) ON UPDATE CASCADE ON DELETE CASCADE;
-
-ALTER TABLE ONLY public.google_ai_share_usage
-    ADD CONSTRAINT google_ai_share_usage_share_id_fkey FOREIGN KEY (share_id) REFERENCES
-      public.google_ai_quota_shares(id) ON DELETE CASCADE;
-
-CREATE INDEX IF NOT EXISTS google_ai_share_usage_share_idx ON public.google_ai_share_usage USING btree (share_id);
 
 -- A request counts against a budget once, on its first attempt; a retry spends tokens only.
 CREATE OR REPLACE FUNCTION public.google_ai_request_counts(p_attempt integer) RETURNS integer
@@ -252,7 +227,7 @@ begin
   for v_share in
     select s.reserved_rpm, r.ring, r.sum_requests
     from public.google_ai_quota_shares s
-    left join public.google_ai_share_usage u on u.quota_group = p_quota_group and u.share_id = s.id
+    left join unnest(v_row.share_use) u on u.share_id = s.id
     cross join lateral public.google_ai_ring_at(p_now, p_window, u.ring_low, u.ring, u.window_requests, null) r
     where s.model = p_model and s.reserved_rpm is not null and p_rpm is not null
       and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false))
@@ -337,7 +312,7 @@ $$;
 -- a derived row is updated, or removed when the class keeps nothing of the model any more, and a
 -- missing one is inserted; a row the operator owns for the same model and class (derived_from_class
 -- false) is left as it is, and none is derived beside it. A share's owner counts
--- (google_ai_share_usage) stay with its row; a removed row takes them with it.
+-- (google_ai_usage_counters.share_use) stay with its row; a removed row's are no longer read.
 CREATE OR REPLACE FUNCTION public.google_ai_derive_class_shares(p_model text, p_class text) RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -452,6 +427,63 @@ CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE 
 CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW
     WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 
+-- The shares' use (google_ai_usage_counters.share_use) with p_requests more (1: a booking at p_at;
+-- -1: a release of the admission at p_admitted_at) counted for the shares of p_owned: in their
+-- window (google_ai_ring_at) and their Pacific day p_day (and the other day's within a guard of
+-- midnight: p_near_end, p_near_start). A booking moves each owner's day on to p_day; a release
+-- corrects only a day still counted (the same day_bucket). p_live: the model's shares in id order,
+-- whose elements the result keeps (a removed share's go); null: every element is kept.
+CREATE OR REPLACE FUNCTION public.google_ai_share_use_counted(p_use public.google_ai_share_use[], p_live bigint[],
+    p_owned bigint[], p_at timestamp with time zone, p_window interval, p_requests integer,
+    p_admitted_at timestamp with time zone, p_day date, p_near_end boolean, p_near_start boolean)
+    RETURNS public.google_ai_share_use[]
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+declare
+  v_use public.google_ai_share_use[] := '{}';
+  v_ids bigint[] := p_live;
+  v_id bigint;
+  v_old public.google_ai_share_use;
+  v_new public.google_ai_share_use;
+  v_days integer[];
+  v_ring record;
+begin
+  if v_ids is null then
+    -- (Apart, so that the loop's expression stays a simple one, not a query.)
+    v_ids := array(select u.share_id from unnest(p_use) u);
+  end if;
+  foreach v_id in array v_ids loop
+    v_old := null;
+    for i in 1 .. coalesce(cardinality(p_use), 0) loop
+      if (p_use[i]).share_id = v_id then
+        v_old := p_use[i];
+        exit;
+      end if;
+    end loop;
+    if not coalesce(v_id = any(p_owned), false) or (p_requests < 0 and v_old.share_id is null) then
+      if v_old.share_id is not null then
+        v_use := v_use || v_old;
+      end if;
+      continue;
+    end if;
+    v_ring := public.google_ai_ring_at(p_at, p_window, v_old.ring_low, v_old.ring, v_old.window_requests, null,
+      p_requests, 0, p_admitted_at);
+    v_new := row(v_id, v_ring.sum_requests, v_old.day_bucket, v_old.day_used, v_old.day_next_used,
+      v_old.day_prev_used, v_ring.ring_low, v_ring.ring);
+    if p_requests > 0 or v_old.day_bucket = p_day then
+      v_days := public.google_ai_day_counts(v_old.day_bucket, v_old.day_used, v_old.day_next_used,
+        v_old.day_prev_used, p_day);
+      v_new.day_bucket := p_day;
+      v_new.day_used := greatest(0, v_days[1] + p_requests);
+      v_new.day_next_used := greatest(0, v_days[2] + case when p_near_end then p_requests else 0 end);
+      v_new.day_prev_used := greatest(0, v_days[3] + case when p_near_start then p_requests else 0 end);
+    end if;
+    v_use := v_use || v_new;
+  end loop;
+  return v_use;
+end
+$$;
+
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
 -- release gives back the request in its minute, day and window (and in its owners' shares). The
 -- window is corrected in the second the admission counts in (google_ai_attempts.admitted_at) while
@@ -502,19 +534,12 @@ begin
   where c.id = v_row.id;
 
   if p_released then
-    update public.google_ai_share_usage u set
-      (ring, window_requests) =
-        (select r.ring, r.sum_requests
-         from public.google_ai_ring_at(null, v_window, u.ring_low, u.ring,
-           u.window_requests, null, v_requests, 0, p_att.admitted_at) r),
-      day_used = case when u.day_bucket = p_att.day_bucket then greatest(0, u.day_used - 1) else u.day_used end,
-      day_next_used = case when u.day_bucket = p_att.day_bucket and v_near_end
-                           then greatest(0, u.day_next_used - 1) else u.day_next_used end,
-      day_prev_used = case when u.day_bucket = p_att.day_bucket and v_near_start
-                           then greatest(0, u.day_prev_used - 1) else u.day_prev_used end
-    from public.google_ai_quota_shares s
-    where s.model = p_att.model and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)
-      and u.quota_group = p_att.quota_group and u.share_id = s.id;
+    update public.google_ai_usage_counters c set
+      share_use = public.google_ai_share_use_counted(c.share_use, null,
+        array(select s.id from public.google_ai_quota_shares s
+              where s.model = p_att.model and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
+        null, v_window, -1, p_att.admitted_at, p_att.day_bucket, v_near_end, v_near_start)
+    where c.id = v_row.id and c.share_use is not null;
   end if;
 end
 $$;

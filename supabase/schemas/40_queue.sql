@@ -317,7 +317,8 @@ begin
   -- today anywhere: the booking names the reopening.)
   may_book := turn_at is null or v_due_ahead < v_free_now
     or exists (select 1 from public.google_ai_quota_shares s
-               left join public.google_ai_share_usage u on u.share_id = s.id
+               left join (select e.* from public.google_ai_usage_counters c, unnest(c.share_use) e
+                          where c.model = p_model) u on u.share_id = s.id
                where s.model = p_model and s.reserved_rpm is not null
                  and (s.priority_class = class or s.caller = p_caller)
                  and coalesce((public.google_ai_ring_at(p_now,

@@ -9,19 +9,19 @@ set check_function_bodies = off;
 --   reserved_rpd         the day shares of all owners (what a paced owner's usable day leaves out);
 --   held_rpm, held_rpd,  what the others' shares still keep from the requester: of the window, and
 --   held_next, held_prev of each day google_ai_day_counts names;
---   owned, owned_day     the requester's own shares (its class's or its caller's) and their day counts
---                        (three entries each, in order), which a booking writes;
+--   live                 the model's shares, in id order (what the row's share_use keeps);
+--   owned                the requester's own shares (its class's or its caller's), which a booking counts;
 --   in_share             one of them still has room in its RPM share (the spread does not hold it);
 --   pace_*               its paced shares: burst, day share, today's and tomorrow's count;
 --   kept                 what the shares keep for the requester's class and for the others, for the
 --                        answer's quota (as google_ai_quota_kept reads it).
 -- A share's window is read only where it matters: an owner's only to the spread. The arrays follow
--- the shares' ids (the order the rows come in, which is also the order their use rows are locked in).
-CREATE OR REPLACE FUNCTION public.google_ai_share_state(p_quota_group text, p_model text,
+-- the shares' ids. p_share_use: the counter row's use of the shares (google_ai_usage_counters).
+CREATE OR REPLACE FUNCTION public.google_ai_share_state(p_share_use public.google_ai_share_use[], p_model text,
     p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_rpd integer, p_class text,
     p_caller text)
     RETURNS TABLE(burst integer, reserved_rpd bigint, held_rpm bigint, held_rpd bigint, held_next bigint,
-    held_prev bigint, owned bigint[], owned_day integer[], in_share boolean, pace_burst integer[],
+    held_prev bigint, live bigint[], owned bigint[], in_share boolean, pace_burst integer[],
     pace_kept integer[], pace_used integer[], pace_next integer[], kept jsonb)
     LANGUAGE sql STABLE
     AS $$
@@ -36,8 +36,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_share_state(p_quota_group text, p_mo
            filter (where not x.owned), 0),
          coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) operator(pg_catalog.-) x.day[3]))
            filter (where not x.owned), 0),
+         array_agg(x.id),
          array_agg(x.id) filter (where x.owned),
-         array_agg(x.day) filter (where x.owned),
          coalesce(bool_or(x.owned and x.win operator(pg_catalog.<) coalesce(x.reserved_rpm, 0)), false),
          array_agg(x.pace_burst) filter (where x.owned and x.pace_burst is not null),
          array_agg(coalesce(x.reserved_rpd, 0)) filter (where x.owned and x.pace_burst is not null),
@@ -53,8 +53,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_share_state(p_quota_group text, p_mo
                             null)).sum_requests end as win,
                public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, p_day) as day
         from public.google_ai_quota_shares s
-        left join public.google_ai_share_usage u
-          on u.quota_group operator(pg_catalog.=) p_quota_group and u.share_id operator(pg_catalog.=) s.id
+        left join unnest(p_share_use) u on u.share_id operator(pg_catalog.=) s.id
         cross join lateral (select coalesce(s.priority_class operator(pg_catalog.=) p_class, false) as for_class,
                                    coalesce(s.priority_class operator(pg_catalog.=) p_class, false)
                                    or coalesce(s.caller operator(pg_catalog.=) p_caller, false) as owned) o
@@ -137,20 +136,19 @@ $$;
 -- own share covers it; spread_step: the schedule's step after a booking) and the verdict
 -- (google_ai_booking_verdict). p_requests and p_window_tokens: the window with this request counted;
 -- p_counts: the day's counts before it. What a booking writes and answers comes with it: the others'
--- day shares (held_rpd), the requester's own shares and their day counts (owned, owned_day), what the
--- shares keep (kept).
-CREATE OR REPLACE FUNCTION public.google_ai_group_rules(p_quota_group text, p_model text,
+-- day shares (held_rpd), the model's shares and the requester's own (live, owned), what the shares
+-- keep (kept). p_share_use: the counter row's use of the shares.
+CREATE OR REPLACE FUNCTION public.google_ai_group_rules(p_share_use public.google_ai_share_use[], p_model text,
     p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_class text, p_caller text, p_requests integer, p_window_tokens bigint, p_counts integer[],
     p_near_end boolean, p_near_start boolean, p_spread_until timestamp with time zone)
     RETURNS TABLE(outcome text, cause text, window_full boolean, paced_until timestamp with time zone,
-    spread_at timestamp with time zone, spread_step interval, held_rpd bigint, owned bigint[], owned_day integer[],
+    spread_at timestamp with time zone, spread_step interval, held_rpd bigint, live bigint[], owned bigint[],
     kept jsonb)
     LANGUAGE sql STABLE
     AS $$
-  select v.outcome, v.cause, v.window_full, r.paced_until, r.spread_at, sp.step, s.held_rpd, s.owned, s.owned_day,
-         s.kept
-  from public.google_ai_share_state(p_quota_group, p_model, p_now, p_window, p_day, p_rpm, p_rpd, p_class,
+  select v.outcome, v.cause, v.window_full, r.paced_until, r.spread_at, sp.step, s.held_rpd, s.live, s.owned, s.kept
+  from public.google_ai_share_state(p_share_use, p_model, p_now, p_window, p_day, p_rpm, p_rpd, p_class,
          p_caller) s
   cross join lateral public.google_ai_spread_step(s.burst, p_window, p_rpm, p_tpm, p_tokens) sp
   -- (offset 0: each rule is asked once, not once for each place the verdict names it.)
@@ -249,8 +247,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model text, p_quota_g
 $$;
 
 -- A quota group's counter row for p_model, locked (created on the group's first use of the model); with
--- p_skip_locked, a row another reservation holds is passed over: all fields null. A row never booked
--- (new, or housekeeping removed an idle one) starts its owners' use again.
+-- p_skip_locked, a row another reservation holds is passed over: all fields null. (A new row, or one
+-- housekeeping removed when idle, starts its owners' use again: share_use is on the row.)
 CREATE OR REPLACE FUNCTION public.google_ai_counter_locked(p_quota_group text, p_model text, p_skip_locked boolean)
     RETURNS public.google_ai_usage_counters
     LANGUAGE plpgsql
@@ -278,38 +276,7 @@ begin
   if v_row.id is null then
     raise exception 'no counter row for quota group % and model %', p_quota_group, p_model;
   end if;
-  if v_row.window_at is null then
-    delete from public.google_ai_share_usage u
-    where u.quota_group = p_quota_group
-      and u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = p_model);
-  end if;
   return v_row;
-end
-$$;
-
--- A booking counted in the requester's own shares (p_owned, their day counts p_owned_day before it:
--- google_ai_group_rules): each owner's day and window; an owner's first admission in the group writes
--- its row. (Every write of the owners' rows holds the group's counter row lock, so the rows read here
--- are the ones the upsert meets; only a share's delete, cascading, does not.)
-CREATE OR REPLACE FUNCTION public.google_ai_count_owned(p_quota_group text, p_now timestamp with time zone,
-    p_window interval, p_day date, p_owned bigint[], p_owned_day integer[], p_near_end boolean,
-    p_near_start boolean) RETURNS void
-    LANGUAGE plpgsql
-    AS $$
-begin
-  insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used, day_next_used,
-    day_prev_used, ring_low, ring, window_requests)
-  select p_quota_group, o.id, p_day, p_owned_day[o.n][1] + 1,
-         p_owned_day[o.n][2] + case when p_near_end then 1 else 0 end,
-         p_owned_day[o.n][3] + case when p_near_start then 1 else 0 end,
-         r.ring_low, r.ring, r.sum_requests
-  from unnest(p_owned) with ordinality as o(id, n)
-  left join public.google_ai_share_usage w on w.quota_group = p_quota_group and w.share_id = o.id
-  cross join lateral public.google_ai_ring_at(p_now, p_window, w.ring_low, w.ring, w.window_requests, null, 1, 0) r
-  on conflict (quota_group, share_id) do update set
-    day_bucket = excluded.day_bucket, day_used = excluded.day_used, day_next_used = excluded.day_next_used,
-    day_prev_used = excluded.day_prev_used, ring_low = excluded.ring_low, ring = excluded.ring,
-    window_requests = excluded.window_requests;
 end
 $$;
 
@@ -361,7 +328,7 @@ begin
     v_near_start := v_now < public.google_ai_pacific_start(v_day) + v_day_guard;
     v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
-    select r.* into v_rules from public.google_ai_group_rules(p_quota_group, p_model, v_now, v_window, v_day, p_rpm,
+    select r.* into v_rules from public.google_ai_group_rules(v_row.share_use, p_model, v_now, v_window, v_day, p_rpm,
       p_tpm, p_rpd, p_tokens, p_class, p_caller, v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end,
       v_near_start, v_row.spread_until) r;
     select v_rules.outcome, v_rules.cause, greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket), v_day
@@ -374,10 +341,6 @@ begin
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
-    if v_rules.owned is not null then
-      perform public.google_ai_count_owned(p_quota_group, v_now, v_window, v_day, v_rules.owned, v_rules.owned_day,
-        v_near_end, v_near_start);
-    end if;
     update public.google_ai_usage_counters c set
       minute_bucket   = google_ai_book_group.minute_bucket,
       day_bucket      = v_day,
@@ -394,6 +357,9 @@ begin
       window_tokens   = v_ring.sum_tokens,
       window_at       = v_now,
       spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_rules.spread_step),
+      share_use       = case when v_rules.owned is null then c.share_use
+                             else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned, v_now,
+                                    v_window, 1, null, v_day, v_near_end, v_near_start) end,
       updated_at      = v_now
     where c.id = v_row.id;
     admitted_at := v_now;

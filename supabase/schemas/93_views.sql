@@ -190,7 +190,12 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
      JOIN groups g ON ((g.share_id = s.id)))
      JOIN kept ON ((kept.model = s.model)))
      CROSS JOIN clock c)
-     LEFT JOIN public.google_ai_share_usage u ON (((u.share_id = s.id) AND (u.quota_group = g.quota_group))))
+     LEFT JOIN LATERAL ( SELECT e.window_requests, e.day_bucket, e.day_used, e.day_next_used, e.day_prev_used,
+            e.ring_low, e.ring
+           FROM public.google_ai_usage_counters uc,
+            LATERAL unnest(uc.share_use) e(share_id, window_requests, day_bucket, day_used, day_next_used,
+              day_prev_used, ring_low, ring)
+          WHERE ((uc.quota_group = g.quota_group) AND (uc.model = s.model) AND (e.share_id = s.id))) u ON (true))
      LEFT JOIN LATERAL ( SELECT public.google_ai_effective_limit(m.rpd, m.safety_margin) AS rpd
            FROM public.google_ai_model_limits m
           WHERE (m.model = s.model)) l ON (true))

@@ -109,7 +109,6 @@ ALTER TABLE public.google_ai_caller_budgets ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_quota_shares ENABLE ROW LEVEL SECURITY;
 
-ALTER TABLE public.google_ai_share_usage ENABLE ROW LEVEL SECURITY;
 GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
     p_usable integer) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint,
@@ -130,9 +129,6 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_quota_shares TO serv
 
 REVOKE ALL ON SEQUENCE public.google_ai_quota_shares_id_seq FROM anon, authenticated, service_role, eve_gateway;
 GRANT USAGE ON SEQUENCE public.google_ai_quota_shares_id_seq TO service_role;
-
-REVOKE ALL ON TABLE public.google_ai_share_usage FROM anon, authenticated, service_role, eve_gateway;
-GRANT SELECT ON TABLE public.google_ai_share_usage TO service_role;
 
 ALTER TABLE public.token_usage ENABLE ROW LEVEL SECURITY;
 GRANT ALL ON FUNCTION public.google_ai_cooldown(p_quota_group text, p_model text, p_until timestamp with time zone,

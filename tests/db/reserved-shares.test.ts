@@ -86,8 +86,8 @@ describe(`${CONNECTIONS} connections at once against a reserved share`, () => {
     const bots = await burst("share-day", bot(50));
     expect(admitted(bots)).toBe(16); // its 8 in each group
     const [{ day_used }] = await db.sql<{ day_used: number }[]>`
-      select sum(u.day_used)::int as day_used from public.google_ai_share_usage u
-      join public.google_ai_quota_shares s on s.id = u.share_id where s.model = 'share-day'`;
+      select sum(u.day_used)::int as day_used from public.google_ai_usage_counters c, unnest(c.share_use) u
+      where u.share_id in (select s.id from public.google_ai_quota_shares s where s.model = 'share-day')`;
     expect(day_used).toBe(16);
     expect(admitted(await burst("share-day", [...batch(20), ...bot(20)]))).toBe(0);
   });
@@ -199,10 +199,10 @@ describe("pacing and budgets at once", () => {
     }));
     const [held] = await db.sql<{ bot: number; total: number; used: number; window: number; rpd_used: number }[]>`
       select count(*) filter (where t.priority_class = 'interactive')::int as bot, count(*)::int as total,
-             (select u.day_used from public.google_ai_share_usage u join public.google_ai_quota_shares s on s.id = u.share_id
-              where s.model = 'share-churn') as used,
-             (select u.window_requests from public.google_ai_share_usage u join public.google_ai_quota_shares s on s.id = u.share_id
-              where s.model = 'share-churn') as window,
+             (select u.day_used from public.google_ai_usage_counters c, unnest(c.share_use) u
+              where c.model = 'share-churn') as used,
+             (select u.window_requests from public.google_ai_usage_counters c, unnest(c.share_use) u
+              where c.model = 'share-churn') as window,
              (select c.rpd_used from public.google_ai_usage_counters c where c.model = 'share-churn') as rpd_used
       from public.google_ai_attempts t where t.model = 'share-churn' and t.status = 'reserved'`;
     expect(held!.used).toBe(held!.bot);

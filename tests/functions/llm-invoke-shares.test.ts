@@ -69,9 +69,12 @@ describe("a paced notebook", () => {
     const [{ id }] = await s.sql<{ id: number }[]>`insert into public.google_ai_quota_shares (model, priority_class, pace_burst)
       values ('gemma-3-27b-it', 'batch', 0) returning id`;
     expect((await fromBot("gemma-3-27b", 0)).status).toBe(200); // the group's counter row exists
-    await s.sql`insert into public.google_ai_share_usage (quota_group, share_id, day_bucket, day_used)
-      select 'proj-share', ${id}, public.google_ai_pacific_day(now()),
-             public.google_ai_pace_allowance(now() + interval '5 seconds', public.google_ai_pacific_day(now()), 0, 14400)`;
+    const used = await s.sql`update public.google_ai_usage_counters c set share_use = array[row(${id}, 0,
+        public.google_ai_pacific_day(now()),
+        public.google_ai_pace_allowance(now() + interval '5 seconds', public.google_ai_pacific_day(now()), 0, 14400),
+        0, 0, null, null)::public.google_ai_share_use]
+      where c.quota_group = 'proj-share' and c.model = 'gemma-3-27b-it'`;
+    expect(used.count).toBe(1);
     const paced = await fromNotebook("gemma-3-27b", 1);
     expect(paced.status).toBe(429);
     expect(paced.body).toMatchObject({ error: { code: "rate_limited" }, limit: "pace" });

@@ -63,7 +63,7 @@ select is(
    from information_schema.role_table_grants
    where table_schema = 'public' and grantee = 'service_role'
      and table_name in ('google_ai_attempts', 'google_ai_usage_counters', 'google_ai_cooldowns', 'google_ai_responses',
-                        'google_ai_clients', 'google_ai_tokens', 'google_ai_maintenance_log', 'google_ai_share_usage')
+                        'google_ai_clients', 'google_ai_tokens', 'google_ai_maintenance_log')
      and privilege_type <> 'SELECT'),
   '{}'::text[], 'service_role may only read the audit log, counters (the shares'' owners'' use too), cooldowns, responses, clients and tokens');
 

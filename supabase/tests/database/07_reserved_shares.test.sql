@@ -42,7 +42,8 @@ select is(pg_temp.a('day-model', '2026-11-23 18:00:01+00', 'notebook', 'batch') 
                      'retry_at', '2026-11-24T08:00:05+00:00'),
   'the refusal is rpd, until Pacific midnight plus the day guard');
 select is(pg_temp.fill('day-model', '2026-11-23 18:00:02+00', 'bot'), 8, 'the bot still gets its 8');
-select is((select (day_used, window_requests)::text from public.google_ai_share_usage), '(8,8)',
+select is((select (u.day_used, u.window_requests)::text
+           from public.google_ai_usage_counters c, unnest(c.share_use) u), '(8,8)',
   'the owner''s use is counted on its share''s row');
 select is((select (rpd_used)::text from public.google_ai_usage_counters where model = 'day-model'), '20',
   'the day holds exactly its limit');
@@ -51,7 +52,8 @@ select is((select (rpd_used)::text from public.google_ai_usage_counters where mo
 select ok((public.google_ai_release((select a.reservation_id from public.google_ai_attempts a
   where a.model = 'day-model' and a.caller = 'bot' and a.status = 'reserved' order by a.id limit 1), 'test') ->> 'ok')::boolean,
   'one of the bot''s reservations is released');
-select is((select (day_used, window_requests)::text from public.google_ai_share_usage), '(7,7)',
+select is((select (u.day_used, u.window_requests)::text
+           from public.google_ai_usage_counters c, unnest(c.share_use) u), '(7,7)',
   'the release gave the owner''s use back in the day and the window');
 select ok(not (pg_temp.a('day-model', '2026-11-23 18:00:03+00', 'notebook', 'batch') ->> 'ok')::boolean,
   'the slot given back is still the share''s: batch is refused');
@@ -92,7 +94,8 @@ select ok((pg_temp.a('minute-model', '2026-11-23 10:03:02+00', 'notebook', 'batc
   'batch is admitted at the time it was named');
 select is((select (public.google_ai_ring_at('2026-11-23 10:03:02+00', interval '61 s', u.ring_low, u.ring,
              u.window_requests, null)).sum_requests
-           from public.google_ai_share_usage u join public.google_ai_quota_shares s on s.id = u.share_id
+           from public.google_ai_usage_counters c cross join lateral unnest(c.share_use) u
+           join public.google_ai_quota_shares s on s.id = u.share_id
            where s.model = 'minute-model'), 0, 'the owner''s window count left with its admissions');
 
 -- What the queue counts: in a window where the bot's admissions leave first, each waiter's turn is
@@ -159,7 +162,7 @@ begin
   return format('%s steps, %s used, %s wrong', v_steps, v_used, v_bad);
 end $$;
 
-delete from public.google_ai_share_usage; delete from public.google_ai_usage_counters;
+delete from public.google_ai_usage_counters;
 select is(pg_temp.walk('paced-model', '2026-11-24', interval '7 minutes', 2, 96), '206 steps, 96 used, 0 wrong',
   'a 24-hour day walked in 7-minute steps: the pace holds at every step and names every opening exactly');
 select is(pg_temp.fill('paced-model', '2026-11-25 08:00:05+00', 'notebook', 'batch'), 2,
@@ -178,7 +181,7 @@ select is(pg_temp.a('dst-model', '2026-11-02 07:59:59+00', 'notebook', 'batch') 
   'its last second: the next request is the next day''s first, a 100th of a 24-hour day after 08:00 UTC');
 
 -- A day share and pacing together: the pace spreads what the shares leave batch.
-delete from public.google_ai_share_usage; delete from public.google_ai_usage_counters;
+delete from public.google_ai_usage_counters;
 update public.google_ai_quota_shares set pace_burst = 1 where model = 'dst-model';
 insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd) values ('dst-model', 'interactive', 52);
 select is(pg_temp.walk('dst-model', '2026-11-24', interval '10 minutes', 1, 48), '144 steps, 48 used, 0 wrong',
@@ -220,9 +223,9 @@ select throws_ok($$ insert into public.google_ai_caller_budgets (caller, daily_m
 select ok(has_table_privilege('service_role', 'public.google_ai_quota_shares', 'insert, update, delete')
           and has_table_privilege('service_role', 'public.google_ai_caller_budgets', 'insert, update, delete'),
   'service_role manages shares and budgets');
-select ok(has_table_privilege('service_role', 'public.google_ai_share_usage', 'select')
-          and not has_table_privilege('service_role', 'public.google_ai_share_usage', 'insert, update, delete'),
-  'service_role reads the owners'' use, never writes it');
+select ok(has_table_privilege('service_role', 'public.google_ai_usage_counters', 'select')
+          and not has_table_privilege('service_role', 'public.google_ai_usage_counters', 'insert, update, delete'),
+  'service_role reads the owners'' use (on the counter rows), never writes it');
 set local role service_role;
 insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd) values ('gemini-2.5-flash', 'interactive', 8);
 select is((select (owner, quota_group, rpd_kept_today)::text from public.google_ai_shares_today where model = 'gemini-2.5-flash'),

@@ -95,8 +95,9 @@ select is((pg_temp.r('2026-06-10 18:05:00+00') -> 'quota' ->> 'requests_left')::
 insert into public.google_ai_quota_shares (model, priority_class, reserved_rpd) values ('fast-model', 'interactive', 1);
 select is((pg_temp.r('2026-06-10 18:05:01+00') -> 'quota' -> 'kept' ->> 'rpd_for_you')::int, 1,
   'a model with a share kept for a class: the quota says what the share keeps for the admitted class');
-select is((select day_used from public.google_ai_share_usage u join public.google_ai_quota_shares s on s.id = u.share_id
-           where s.model = 'fast-model' and u.quota_group = 'proj-f'), 1,
+select is((select u.day_used from public.google_ai_usage_counters c cross join lateral unnest(c.share_use) u
+           join public.google_ai_quota_shares s on s.id = u.share_id
+           where s.model = 'fast-model' and c.quota_group = 'proj-f'), 1,
   'and the booking counts the owner''s use of its share');
 delete from public.google_ai_quota_shares where model = 'fast-model';
 insert into public.google_ai_caller_budgets (caller, daily_max_requests) values ('budgeted', 50);
