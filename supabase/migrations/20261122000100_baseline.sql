@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: a0df6fc87340e79c7be3c8e6bacd6438ff2a6ce3d6e8c2b712296f180489c267
+-- sha256 of what follows: f8382f2ab4285b91c0a045296d958688310feecb9f26fe60684f8ec6229a2231
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -221,7 +221,7 @@ CREATE TABLE IF NOT EXISTS public.google_ai_usage_counters (
     ring integer[],
     share_use public.google_ai_share_use[]
 )
-WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
+WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01', toast_tuple_target='8160');
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS id bigserial NOT NULL;
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS api_key_id uuid;
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS model text;
@@ -241,7 +241,7 @@ ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS spread_unti
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS ring_low bigint;
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS ring integer[];
 ALTER TABLE public.google_ai_usage_counters ADD COLUMN IF NOT EXISTS share_use public.google_ai_share_use[];
-ALTER TABLE public.google_ai_usage_counters SET (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
+ALTER TABLE public.google_ai_usage_counters SET (fillfactor='70', autovacuum_vacuum_scale_factor='0.01', toast_tuple_target='8160');
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_used IS
     'Requests booked in day_bucket (the Pacific day), carried across minute rollovers.';
@@ -263,6 +263,9 @@ COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS
     'every booking moves it one step (google_ai_spread_step); while requests wait (google_ai_spread_holds), a request '
     'may be booked once this is at most spread_burst - 1 steps ahead of now. Null: not spread, or nothing booked yet.';
 
+-- (toast_tuple_target: a row with its rings and its shares' is about 1-4 kB; kept whole, a booking
+-- neither compresses it when writing nor decompresses it when reading. Above the target, toasting
+-- goes on as usual.)
 COMMENT ON COLUMN public.google_ai_usage_counters.share_use IS
     'What the owners of the model''s shares used of this group, one element per share that booked here, in share id '
     'order: written with the row under its lock (a share removed leaves its element unread until the next booking).';

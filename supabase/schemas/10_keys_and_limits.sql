@@ -142,7 +142,7 @@ CREATE TABLE public.google_ai_usage_counters (
     ring integer[],
     share_use public.google_ai_share_use[]
 )
-WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01');
+WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01', toast_tuple_target='8160');
 
 COMMENT ON COLUMN public.google_ai_usage_counters.rpd_used IS
     'Requests booked in day_bucket (the Pacific day), carried across minute rollovers.';
@@ -164,6 +164,9 @@ COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS
     'every booking moves it one step (google_ai_spread_step); while requests wait (google_ai_spread_holds), a request '
     'may be booked once this is at most spread_burst - 1 steps ahead of now. Null: not spread, or nothing booked yet.';
 
+-- (toast_tuple_target: a row with its rings and its shares' is about 1-4 kB; kept whole, a booking
+-- neither compresses it when writing nor decompresses it when reading. Above the target, toasting
+-- goes on as usual.)
 COMMENT ON COLUMN public.google_ai_usage_counters.share_use IS
     'What the owners of the model''s shares used of this group, one element per share that booked here, in share id '
     'order: written with the row under its lock (a share removed leaves its element unread until the next booking).';
