@@ -142,8 +142,9 @@ from c;`;
 // cooldown) and writes (the counter row, the attempt row) it reads the caller's class, locks its daily
 // budget row (the bench's caller has none), reads the model's shares with their owners' use in the
 // group (on the counter row, as the reservation keeps it), and counts the request in its own class's
-// share (the interactive class keeps 20% of every model). Its window is the row's running sums, kept by no rule (a floor, not an exact window): the
-// rules' arithmetic is left out, their reads and writes are not. "rules" does it in one PL/pgSQL
+// share (the interactive class keeps 20% of every model). Its window is the row's running sums, kept
+// by no rule (a floor, not an exact window): the rules' arithmetic is left out, their reads and writes
+// are not. "rules" does it in one PL/pgSQL
 // call; "steps" does the same statements as named steps, one function each (the request, its group,
 // the row's lock, the shares, the booking, the attempt row) composed by an entry, so the two differ
 // only by the frames a named step costs.
