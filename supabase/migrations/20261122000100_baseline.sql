@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: f8382f2ab4285b91c0a045296d958688310feecb9f26fe60684f8ec6229a2231
+-- sha256 of what follows: 9252dabadfd29138230ea52749d091d2710846335ddc1d21e20c52812d3c4196
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -1881,17 +1881,14 @@ begin
     rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_near_start
                          then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
     ring = v_ring.ring,
-    window_requests = v_ring.sum_requests, window_tokens = v_ring.sum_tokens
+    window_requests = v_ring.sum_requests, window_tokens = v_ring.sum_tokens,
+    share_use = case when p_released and c.share_use is not null then public.google_ai_share_use_counted(c.share_use,
+                  null, array(select s.id from public.google_ai_quota_shares s
+                              where s.model = p_att.model
+                                and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
+                  null, v_window, -1, p_att.admitted_at, p_att.day_bucket, v_near_end, v_near_start)
+                else c.share_use end
   where c.id = v_row.id;
-
-  if p_released then
-    update public.google_ai_usage_counters c set
-      share_use = public.google_ai_share_use_counted(c.share_use, null,
-        array(select s.id from public.google_ai_quota_shares s
-              where s.model = p_att.model and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
-        null, v_window, -1, p_att.admitted_at, p_att.day_bucket, v_near_end, v_near_start)
-    where c.id = v_row.id and c.share_use is not null;
-  end if;
 end
 $$;
 -- ================================================================================================

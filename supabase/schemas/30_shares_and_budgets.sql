@@ -530,16 +530,13 @@ begin
     rpd_prev_used = case when p_released and c.day_bucket = p_att.day_bucket and v_near_start
                          then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
     ring = v_ring.ring,
-    window_requests = v_ring.sum_requests, window_tokens = v_ring.sum_tokens
+    window_requests = v_ring.sum_requests, window_tokens = v_ring.sum_tokens,
+    share_use = case when p_released and c.share_use is not null then public.google_ai_share_use_counted(c.share_use,
+                  null, array(select s.id from public.google_ai_quota_shares s
+                              where s.model = p_att.model
+                                and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
+                  null, v_window, -1, p_att.admitted_at, p_att.day_bucket, v_near_end, v_near_start)
+                else c.share_use end
   where c.id = v_row.id;
-
-  if p_released then
-    update public.google_ai_usage_counters c set
-      share_use = public.google_ai_share_use_counted(c.share_use, null,
-        array(select s.id from public.google_ai_quota_shares s
-              where s.model = p_att.model and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
-        null, v_window, -1, p_att.admitted_at, p_att.day_bucket, v_near_end, v_near_start)
-    where c.id = v_row.id and c.share_use is not null;
-  end if;
 end
 $$;
