@@ -39,9 +39,14 @@ export async function describeSchema(sql: Sql, schema = "public"): Promise<Schem
   const rels = await sql<{ name: string; kind: string; rls: boolean; force_rls: boolean; options: string[] | null;
     acl: string | null; comment: string | null; view: string | null }[]>`
     select c.relname as name, c.relkind as kind, c.relrowsecurity as rls, c.relforcerowsecurity as force_rls,
-           c.reloptions as options, c.relacl::text as acl, obj_description(c.oid, 'pg_class') as comment,
+           c.reloptions as options,
+           -- (A composite type's ACL and comment are its pg_type row's.)
+           case when c.relkind = 'c' then t.typacl::text else c.relacl::text end as acl,
+           case when c.relkind = 'c' then obj_description(t.oid, 'pg_type')
+                else obj_description(c.oid, 'pg_class') end as comment,
            case when c.relkind in ('v', 'm') then pg_get_viewdef(c.oid) end as view
     from pg_class c
+    left join pg_type t on t.oid = c.reltype
     where c.relnamespace = ${schema}::regnamespace and c.relkind in ('r', 'p', 'v', 'm', 'S', 'f', 'c')
     order by c.relname`;
   for (const r of rels) {

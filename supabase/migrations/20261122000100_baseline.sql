@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 9252dabadfd29138230ea52749d091d2710846335ddc1d21e20c52812d3c4196
+-- sha256 of what follows: eb9491ae82c0c590f682a673511a26dfa14bf9123887093bb0aae65414568bac
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -1817,8 +1817,9 @@ begin
       end if;
       continue;
     end if;
+    -- (A release of an admission without its time is not looked for in the window: its day only.)
     v_ring := public.google_ai_ring_at(p_at, p_window, v_old.ring_low, v_old.ring, v_old.window_requests, null,
-      p_requests, 0, p_admitted_at);
+      case when p_requests < 0 and p_admitted_at is null then 0 else p_requests end, 0, p_admitted_at);
     v_new := row(v_id, v_ring.sum_requests, v_old.day_bucket, v_old.day_used, v_old.day_next_used,
       v_old.day_prev_used, v_ring.ring_low, v_ring.ring);
     if p_requests > 0 or v_old.day_bucket = p_day then

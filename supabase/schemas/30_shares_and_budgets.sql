@@ -466,8 +466,9 @@ begin
       end if;
       continue;
     end if;
+    -- (A release of an admission without its time is not looked for in the window: its day only.)
     v_ring := public.google_ai_ring_at(p_at, p_window, v_old.ring_low, v_old.ring, v_old.window_requests, null,
-      p_requests, 0, p_admitted_at);
+      case when p_requests < 0 and p_admitted_at is null then 0 else p_requests end, 0, p_admitted_at);
     v_new := row(v_id, v_ring.sum_requests, v_old.day_bucket, v_old.day_used, v_old.day_next_used,
       v_old.day_prev_used, v_ring.ring_low, v_ring.ring);
     if p_requests > 0 or v_old.day_bucket = p_day then

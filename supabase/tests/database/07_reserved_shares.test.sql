@@ -3,7 +3,7 @@
 -- DST included), capacity given back by release, and the rows' access.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(56);
+select plan(59);
 
 -- The shares here are the test's own: without the default share of `interactive`.
 update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null;
@@ -218,6 +218,19 @@ update public.google_ai_caller_budgets set daily_max_requests = 3 where caller =
 select ok((pg_temp.a('day-model', '2026-11-27 08:00:00+00', 'cron') ->> 'ok')::boolean, 'the budget starts again at Pacific midnight');
 select throws_ok($$ insert into public.google_ai_caller_budgets (caller, daily_max_requests) values ('client:x', 1) $$, '23514', null,
   'a Kaggle client''s budget is on its client row, not here');
+
+-- A reservation without its admission's time (a row from before admitted_at was written) gives its day
+-- back on release, in its owner's share too, and is not looked for in the window.
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('legacy-model', 5, null, 10);
+insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm, reserved_rpd)
+  values ('legacy-model', 'interactive', 2, 3);
+select ok((pg_temp.a('legacy-model', '2026-11-27 09:00:00+00', 'bot') ->> 'ok')::boolean, 'the bot books on legacy-model');
+update public.google_ai_attempts set admitted_at = null where model = 'legacy-model';
+select ok((public.google_ai_release((select a.reservation_id from public.google_ai_attempts a where a.model = 'legacy-model'),
+  'test') ->> 'ok')::boolean, 'a reservation without its admission''s time is released');
+select is((select (u.day_used, u.window_requests)::text
+           from public.google_ai_usage_counters c, unnest(c.share_use) u where c.model = 'legacy-model'), '(0,1)',
+  'its owner''s day is given back; its window is not looked in');
 
 -- Access --------------------------------------------------------------------------------------------
 select ok(has_table_privilege('service_role', 'public.google_ai_quota_shares', 'insert, update, delete')
