@@ -19,7 +19,8 @@
 //                                    session-local function defined at the top (PostgreSQL has no ADD
 //                                    CONSTRAINT IF NOT EXISTS)
 //   CREATE CONSTRAINT TRIGGER g ON t ...      after DROP TRIGGER IF EXISTS g ON t (no OR REPLACE for it)
-//   CREATE TYPE t AS (...)           only if no type t exists yet (no IF NOT EXISTS for it)
+//   CREATE TYPE t AS ...             only if no type t exists yet (no IF NOT EXISTS for it); a type
+//                                    in an older shape is changed by a migration of its own
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import path from "node:path";
@@ -79,7 +80,7 @@ function adopting(statement: string): string {
   if (table) return statement.replace(/^(\s*(--[^\n]*\n)*\s*)CREATE TABLE /, "$1CREATE TABLE IF NOT EXISTS ");
   const constraint = /^ALTER TABLE (?:ONLY )?(public\.\w+)\s+ADD CONSTRAINT (\w+) ([\s\S]*);$/.exec(code);
   if (constraint) return guardedConstraint(constraint[1], constraint[2], code);
-  const type = /^CREATE TYPE (public\.\w+) AS \(/.exec(code);
+  const type = /^CREATE TYPE (public\.\w+) AS /.exec(code);
   if (type) {
     const lead = statement.slice(0, statement.length - code.length);
     return `${lead}DO $type$\nBEGIN\n  IF pg_catalog.to_regtype('${type[1]}') IS NULL THEN\n    ${code}\n  END IF;\nEND\n$type$;`;
