@@ -2,8 +2,9 @@
 // tables, views and composite types (columns, types, defaults, NOT NULL, options, RLS, ACLs,
 // comments), constraints, indexes, functions (arguments, result, language, volatility, SECURITY
 // DEFINER, config, ACL, body), policies, triggers, sequences, the gateway's roles, the public
-// schema's ACL, extensions and the gateway's pg_cron jobs (eve-gateway-*). No OIDs and nothing that depends on creation order other
-// than column order, so two databases built the same way describe the same.
+// schema's ACL, extensions and the gateway's pg_cron jobs (eve-gateway-*). No OIDs and nothing that
+// depends on creation order other than column order, so two databases built the same way describe
+// the same.
 import type { Sql } from "./migrate.ts";
 
 export interface SchemaDescription {

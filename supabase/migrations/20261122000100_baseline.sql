@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: eb9491ae82c0c590f682a673511a26dfa14bf9123887093bb0aae65414568bac
+-- sha256 of what follows: f20865f812e61795f14430b73d19a0bbc8bb8cf397bf3e6eb40352cfa46da100
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -1778,16 +1778,17 @@ CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE 
 CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW
     WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();
 
--- The shares' use (google_ai_usage_counters.share_use) with p_requests more (1: a booking at p_at;
--- -1: a release of the admission at p_admitted_at) counted for the shares of p_owned: in their
--- window (google_ai_ring_at) and their Pacific day p_day (and the other day's within a guard of
--- midnight: p_near_end, p_near_start). A booking moves each owner's day on to p_day; a release
+-- The shares' use (google_ai_usage_counters.share_use) with a request more or less counted for the
+-- shares of p_owned: p_window_requests in their window (google_ai_ring_at: a booking at p_at, a
+-- release in the second of p_admitted_at) and p_day_requests in their Pacific day p_day (and the
+-- other day's within a guard of midnight: p_near_end, p_near_start). A booking (1, 1) moves each
+-- owner's day on to p_day; a release (-1, or 0 for an admission the window does not look for, and -1)
 -- corrects only a day still counted (the same day_bucket). p_live: the model's shares in id order,
 -- whose elements the result keeps (a removed share's go); null: every element is kept.
 CREATE OR REPLACE FUNCTION public.google_ai_share_use_counted(p_use public.google_ai_share_use[], p_live bigint[],
-    p_owned bigint[], p_at timestamp with time zone, p_window interval, p_requests integer,
-    p_admitted_at timestamp with time zone, p_day date, p_near_end boolean, p_near_start boolean)
-    RETURNS public.google_ai_share_use[]
+    p_owned bigint[], p_at timestamp with time zone, p_window interval, p_window_requests integer,
+    p_day_requests integer, p_admitted_at timestamp with time zone, p_day date, p_near_end boolean,
+    p_near_start boolean) RETURNS public.google_ai_share_use[]
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     AS $$
 declare
@@ -1811,24 +1812,23 @@ begin
         exit;
       end if;
     end loop;
-    if not coalesce(v_id = any(p_owned), false) or (p_requests < 0 and v_old.share_id is null) then
+    if not coalesce(v_id = any(p_owned), false) or (p_day_requests < 0 and v_old.share_id is null) then
       if v_old.share_id is not null then
         v_use := v_use || v_old;
       end if;
       continue;
     end if;
-    -- (A release of an admission without its time is not looked for in the window: its day only.)
     v_ring := public.google_ai_ring_at(p_at, p_window, v_old.ring_low, v_old.ring, v_old.window_requests, null,
-      case when p_requests < 0 and p_admitted_at is null then 0 else p_requests end, 0, p_admitted_at);
+      p_window_requests, 0, p_admitted_at);
     v_new := row(v_id, v_ring.sum_requests, v_old.day_bucket, v_old.day_used, v_old.day_next_used,
       v_old.day_prev_used, v_ring.ring_low, v_ring.ring);
-    if p_requests > 0 or v_old.day_bucket = p_day then
+    if p_day_requests > 0 or v_old.day_bucket = p_day then
       v_days := public.google_ai_day_counts(v_old.day_bucket, v_old.day_used, v_old.day_next_used,
         v_old.day_prev_used, p_day);
       v_new.day_bucket := p_day;
-      v_new.day_used := greatest(0, v_days[1] + p_requests);
-      v_new.day_next_used := greatest(0, v_days[2] + case when p_near_end then p_requests else 0 end);
-      v_new.day_prev_used := greatest(0, v_days[3] + case when p_near_start then p_requests else 0 end);
+      v_new.day_used := greatest(0, v_days[1] + p_day_requests);
+      v_new.day_next_used := greatest(0, v_days[2] + case when p_near_end then p_day_requests else 0 end);
+      v_new.day_prev_used := greatest(0, v_days[3] + case when p_near_start then p_day_requests else 0 end);
     end if;
     v_use := v_use || v_new;
   end loop;
@@ -1887,7 +1887,7 @@ begin
                   null, array(select s.id from public.google_ai_quota_shares s
                               where s.model = p_att.model
                                 and (s.priority_class = p_att.priority_class or s.caller = p_att.caller)),
-                  null, v_window, -1, p_att.admitted_at, p_att.day_bucket, v_near_end, v_near_start)
+                  null, v_window, v_requests, -1, p_att.admitted_at, p_att.day_bucket, v_near_end, v_near_start)
                 else c.share_use end
   where c.id = v_row.id;
 end
@@ -3265,7 +3265,7 @@ begin
       spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_rules.spread_step),
       share_use       = case when v_rules.owned is null then c.share_use
                              else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned, v_now,
-                                    v_window, 1, null, v_day, v_near_end, v_near_start) end,
+                                    v_window, 1, 1, null, v_day, v_near_end, v_near_start) end,
       updated_at      = v_now
     where c.id = v_row.id;
     admitted_at := v_now;
