@@ -30,7 +30,7 @@ export interface RpcFloorConfig {
   withInvokeStatement: boolean;
 }
 
-type Variant = "floor" | "logged" | "lean" | "rules" | "steps" | "rpc" | "invoke";
+type Variant = "floor" | "logged" | "lean" | "rules" | "rpc" | "invoke";
 
 const MODEL = "bench-floor";
 /** The lean admission's own model (its own counter row and window), served by the same key. */
@@ -144,121 +144,15 @@ from c;`;
 // group (on the counter row, as the reservation keeps it), and counts the request in its own class's
 // share (the interactive class keeps 20% of every model). Its window is the row's running sums, kept
 // by no rule (a floor, not an exact window): the rules' arithmetic is left out, their reads and writes
-// are not. "rules" does it in one PL/pgSQL
-// call; "steps" does the same statements as named steps, one function each (the request, its group,
-// the row's lock, the shares, the booking, the attempt row) composed by an entry, so the two differ
-// only by the frames a named step costs.
+// are not, in one PL/pgSQL call.
 const RULES_MODEL = "bench-rules";
-const STEPS_MODEL = "bench-steps";
 const RULES_FUNCTIONS = `
-create function public.bench_rule_request(p_model text, p_caller text, p_now timestamptz,
-  out model text, out rpm integer, out tpm integer, out rpd integer, out class text)
-language plpgsql as $$
-begin
-  select m.model, m.rpm, m.tpm, m.rpd into model, rpm, tpm, rpd
-  from public.google_ai_model_limits m where m.model = p_model and m.is_active;
-  select pc.name into class from public.google_ai_priority_classes pc order by pc.rank limit 1;
-  if exists (select 1 from public.google_ai_queue q where q.model = p_model and q.lease_until >= p_now) then
-    model := null;
-  end if;
-  perform 1 from public.google_ai_caller_budgets b where b.caller = p_caller for update;
-end
-$$;
-create function public.bench_rule_group(p_model text, p_now timestamptz,
-  out key_id uuid, out key_alias text, out quota_group text)
-language plpgsql as $$
-begin
-  select k.id, k.key_alias, public.google_ai_quota_group(k.project_id, k.id) into key_id, key_alias, quota_group
-  from public.google_ai_api_keys k
-  where k.is_active and (k.models is null or p_model = any (k.models))
-  order by k.priority nulls last, k.key_alias limit 1;
-  if exists (select 1 from public.google_ai_cooldowns cd where cd.quota_group = bench_rule_group.quota_group
-             and cd.model = p_model and cd.cooldown_until > p_now) then
-    quota_group := null;
-  end if;
-end
-$$;
-create function public.bench_rule_lock(p_quota_group text, p_model text) returns public.google_ai_usage_counters
-language plpgsql as $$
-declare
-  v_row public.google_ai_usage_counters;
-begin
-  select * into v_row from public.google_ai_usage_counters c
-  where c.quota_group = p_quota_group and c.model = p_model for update;
-  return v_row;
-end
-$$;
-create function public.bench_rule_shares(p_row public.google_ai_usage_counters, p_model text, p_class text,
-  out owned bigint[], out held bigint)
-language plpgsql as $$
-begin
-  select array_agg(s.id) filter (where s.priority_class = p_class),
-         coalesce(sum(greatest(0, coalesce(s.reserved_rpm, 0) - coalesce(u.window_requests, 0)))
-           filter (where s.priority_class is distinct from p_class), 0)
-    into owned, held
-  from public.google_ai_quota_shares s
-  left join unnest(p_row.share_use) u on u.share_id = s.id
-  where s.model = p_model;
-end
-$$;
 create function public.bench_share_use(p_use public.google_ai_share_use[], p_owned bigint[])
 returns public.google_ai_share_use[] language plpgsql stable as $$
 begin
   return (select array_agg(row(o.id, coalesce(u.window_requests, 0) + 1, current_date, coalesce(u.day_used, 0) + 1, 0,
                    0, null, coalesce(u.ring, pg_catalog.array_fill(0, array[248])))::public.google_ai_share_use)
           from unnest(p_owned) o(id) left join unnest(p_use) u on u.share_id = o.id);
-end
-$$;
-create function public.bench_rule_book(p_row public.google_ai_usage_counters, p_tokens integer, p_owned bigint[],
-  p_now timestamptz) returns void
-language plpgsql as $$
-begin
-  update public.google_ai_usage_counters c set
-    rpm_used = c.rpm_used + 1, tpm_used = c.tpm_used + p_tokens, rpd_used = c.rpd_used + 1,
-    window_requests = c.window_requests + 1, window_tokens = c.window_tokens + p_tokens,
-    window_at = p_now, updated_at = p_now, share_use = public.bench_share_use(c.share_use, p_owned)
-  where c.id = p_row.id;
-end
-$$;
-create function public.bench_rule_record(p_reservation uuid, p_row public.google_ai_usage_counters, p_model text,
-  p_key_id uuid, p_key_alias text, p_tokens integer, p_caller text, p_request_id text, p_class text, p_now timestamptz)
-returns void
-language plpgsql as $$
-begin
-  insert into public.google_ai_attempts (reservation_id, status, request_id, caller, model, requested_model, api_key_id,
-    key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens, wait_ms, metadata, priority_class)
-  values (p_reservation, 'reserved', p_request_id, p_caller, p_row.model, p_model, p_key_id, p_key_alias,
-    p_row.quota_group, date_trunc('minute', p_now), current_date, p_tokens, 0, '{}', p_class);
-end
-$$;
-create function public.bench_steps_admit(p_model text, p_tokens integer, p_caller text, p_request_id text)
-returns uuid language plpgsql security definer set search_path to '' set plan_cache_mode to force_generic_plan as $$
-declare
-  v_now timestamptz := pg_catalog.clock_timestamp();
-  v_reservation uuid := gen_random_uuid();
-  v_request record;
-  v_group record;
-  v_row public.google_ai_usage_counters;
-  v_shares record;
-begin
-  v_request := public.bench_rule_request(p_model, p_caller, v_now);
-  if v_request.model is null then
-    return null;
-  end if;
-  v_group := public.bench_rule_group(p_model, v_now);
-  if v_group.quota_group is null then
-    return null;
-  end if;
-  v_row := public.bench_rule_lock(v_group.quota_group, v_request.model);
-  v_shares := public.bench_rule_shares(v_row, v_request.model, v_request.class);
-  if v_row.id is null or v_row.window_requests + 1 > v_request.rpm - v_shares.held
-     or v_row.window_tokens + p_tokens > v_request.tpm or v_row.rpd_used + 1 > v_request.rpd then
-    return null;
-  end if;
-  perform public.bench_rule_book(v_row, p_tokens, v_shares.owned, v_now);
-  perform public.bench_rule_record(v_reservation, v_row, p_model, v_group.key_id, v_group.key_alias, p_tokens, p_caller,
-    p_request_id, v_request.class, v_now);
-  return v_reservation;
 end
 $$;
 create function public.bench_rules_admit(p_model text, p_tokens integer, p_caller text, p_request_id text)
@@ -315,7 +209,6 @@ end
 $$;`.trim();
 
 const RULES_SCRIPT = `${REQUEST_ID}\nselect public.bench_rules_admit('${RULES_MODEL}', 10, 'bench-rules', :rid::text) as r;`;
-const STEPS_SCRIPT = `${REQUEST_ID}\nselect public.bench_steps_admit('${STEPS_MODEL}', 10, 'bench-steps', :rid::text) as r;`;
 
 /** The model llm-invoke falls back to when MODEL cannot serve (never asked here: MODEL always can). */
 const FALLBACK_MODEL = "bench-floor-fallback";
@@ -343,7 +236,6 @@ const SCRIPTS: Record<Variant, { file: string; text: string; label: string }> = 
   logged: { file: "floor-logged.sql", text: LOGGED_SCRIPT, label: "floor with the attempt row" },
   lean: { file: "lean-admission.sql", text: LEAN_SCRIPT, label: "lean exact admission" },
   rules: { file: "rules-floor.sql", text: RULES_SCRIPT, label: "the rules' floor, one call" },
-  steps: { file: "rules-floor-steps.sql", text: STEPS_SCRIPT, label: "the rules' floor in named steps" },
   rpc: { file: "reserve.sql", text: RPC_SCRIPT, label: "reserve RPC" },
   invoke: { file: "reserve-as-invoked.sql", text: INVOKE_SCRIPT, label: "llm-invoke's statement (a fallback, a request id, the holder)" },
 };
@@ -356,11 +248,11 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   if (!bin) throw new Error("pgbench not found (install the PostgreSQL client tools, e.g. apt-get install postgresql-client)");
   const version = pgbenchVersion(bin);
   const durable = bench.settings.fsync === "on" && bench.settings.synchronous_commit === "on";
-  const variants: Variant[] = ["floor", "logged", "lean", "rules", "steps", "rpc", ...(cfg.withInvokeStatement ? ["invoke" as const] : [])];
+  const variants: Variant[] = ["floor", "logged", "lean", "rules", "rpc", ...(cfg.withInvokeStatement ? ["invoke" as const] : [])];
   const dir = await mkdtemp(path.join(tmpdir(), "eve-bench-floor-"));
   const db = await bench.fresh("rpc_floor");
   try {
-    const models = [MODEL, LEAN_MODEL, FALLBACK_MODEL, RULES_MODEL, STEPS_MODEL];
+    const models = [MODEL, LEAN_MODEL, FALLBACK_MODEL, RULES_MODEL];
     for (const model of models) await setModel(db.sql, model, UNBOUNDED);
     await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models }]);
     await db.sql.unsafe(TABLES);
@@ -368,7 +260,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
     await db.sql.unsafe(RULES_FUNCTIONS);
     // The lean admission and the rules' floors update their counter row (and the class's share use);
     // the gateway's first booking of the model makes them, as the gateway keeps them (with the ring).
-    for (const model of [LEAN_MODEL, RULES_MODEL, STEPS_MODEL]) {
+    for (const model of [LEAN_MODEL, RULES_MODEL]) {
       await db.sql`select public.google_ai_reserve_models(p_models => array[${model}], p_estimated_tokens => 0,
         p_caller => 'bench-setup', p_request_id => null)`;
     }
@@ -540,7 +432,7 @@ async function loggedRows(sql: Sql, v: Variant): Promise<{ all: number; admitted
     const [{ n }] = await sql.unsafe<{ n: string }[]>(`select count(*)::text as n from public.${table}`);
     return { all: Number(n), admitted: Number(n) };
   }
-  const caller = v === "lean" || v === "rules" || v === "steps" ? `bench-${v}` : "bench";
+  const caller = v === "lean" || v === "rules" ? `bench-${v}` : "bench";
   const [row] = await sql<{ all: string; admitted: string }[]>`
     select count(*)::text as all, (count(*) filter (where status = 'reserved'))::text as admitted
     from public.google_ai_attempts where caller = ${caller}`;
@@ -581,9 +473,8 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
         `RPC ${over((n) => times(cpuRatio(cells, "rpc", "lean", n)))} (tps ${over((n) => pct(get(cells, "rpc", n)?.ratioToLean))} of it)`,
     },
     {
-      figure: `The rules' floor (their reads and writes, none of their arithmetic): tps ÷ the floor with the attempt row and PostgreSQL CPU per admission ÷ the lean admission's, in one call; in named steps, at ${ns.join(" / ")} connections`,
-      value: `${over((n) => pct(get(cells, "rules", n)?.ratioToLogged))}, ${over((n) => times(cpuRatio(cells, "rules", "lean", n)))}; ` +
-        `steps ${over((n) => pct(get(cells, "steps", n)?.ratioToLogged))}, ${over((n) => times(cpuRatio(cells, "steps", "lean", n)))}`,
+      figure: `The rules' floor (their reads and writes, none of their arithmetic): tps ÷ the floor with the attempt row and PostgreSQL CPU per admission ÷ the lean admission's, at ${ns.join(" / ")} connections`,
+      value: `${over((n) => pct(get(cells, "rules", n)?.ratioToLogged))}, ${over((n) => times(cpuRatio(cells, "rules", "lean", n)))}`,
     },
     ...(cells.some((c) => c.variant === "invoke")
       ? [{
@@ -627,8 +518,7 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     ["lean exact admission tps", (n) => fmt(at("lean", n)?.tps, 0)],
     ["it / floor with the attempt row", (n) => pct(at("lean", n)?.ratioToLogged)],
     ["RPC / lean admission", (n) => pct(at("rpc", n)?.ratioToLean)],
-    ["the rules' floor / floor with the attempt row: one call, steps", (n) =>
-      `${pct(at("rules", n)?.ratioToLogged)}, ${pct(at("steps", n)?.ratioToLogged)}`],
+    ["the rules' floor / floor with the attempt row", (n) => pct(at("rules", n)?.ratioToLogged)],
     ...ifInvoke([
       ["llm-invoke's statement tps", (n) => fmt(at("invoke", n)?.tps, 0)],
       ["it / floor", (n) => pct(at("invoke", n)?.ratioToFloor)],
@@ -645,8 +535,7 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     ["lean ÷ floor with the attempt row", (n) => times(cpuRatio(cells, "lean", "logged", n))],
     ["RPC ÷ floor with the attempt row", (n) => times(cpuRatio(cells, "rpc", "logged", n))],
     ["RPC ÷ lean", (n) => times(cpuRatio(cells, "rpc", "lean", n))],
-    ["the rules' floor ÷ lean: one call, steps", (n) =>
-      `${times(cpuRatio(cells, "rules", "lean", n))}, ${times(cpuRatio(cells, "steps", "lean", n))}`],
+    ["the rules' floor ÷ lean", (n) => times(cpuRatio(cells, "rules", "lean", n))],
     ...ifInvoke([["llm-invoke's statement CPU ms/tx", (n) => ms(at("invoke", n)?.cpuMsPerTransaction)]]),
     ["floor WAL bytes/tx", (n) => fmt(at("floor", n)?.walBytesPerTransaction, 0)],
     ["floor with the attempt row WAL bytes/tx", (n) => fmt(at("logged", n)?.walBytesPerTransaction, 0)],
@@ -676,13 +565,11 @@ down, locks the counter row, keeps the guarded sliding window as a log of admiss
 admissions that left it, writes one), updates the counter row and writes the attempt row. It has none of the classes, shares, spread,
 budgets or the answer's quota. Beside it, the reserve RPC's cost is what those add; against the floor with
 the attempt row, its own is what reading the configuration and keeping the window cost.
-**The rules' floor** (\`bench_rules_admit\`, and \`bench_steps_admit\` composing the same statements as
-named steps, one function each) makes the lean admission's reads and writes without its window log, and
+**The rules' floor** (\`bench_rules_admit\`) makes the lean admission's reads and writes without its window log, and
 also those the reservation's rules need here: the caller's class, its daily budget row locked, the
 model's shares with their owners' use in the group, the request counted in its class's share (the
 interactive class keeps 20% of every model). It keeps none of the rules' arithmetic (its window is the
-row's running sums): no reservation with the rules can cost less. "One call" against "steps" is the
-cost of the frames a reservation written as named steps starts.
+row's running sums): no reservation with the rules can cost less.
 ${withInvoke ? "\"llm-invoke's statement\" is the call as the function sends it for a named request of a model with a fallback: both models, the caller's request id (its claim is taken), the holder's reply_by, hold_until and id, and in the same statement the quota its answer carries (`google_ai_answer_quota`).\n" : ""}
 ${tpsTable}
 ${overran ? `\n${overran} of ${all} windows closed after their pgbench run had ended (a slow machine): those include the run's last transactions and its disconnections.\n` : ""}
@@ -711,10 +598,9 @@ ${sqlBlock(LEAN_SCRIPT)}
 
 ${sqlBlock(LEAN_FUNCTION)}
 
-The rules' floor (\`rules-floor.sql\`, \`rules-floor-steps.sql\`; models \`${RULES_MODEL}\` and \`${STEPS_MODEL}\` made as
-\`${LEAN_MODEL}\` is):
+The rules' floor (\`rules-floor.sql\`; a model \`${RULES_MODEL}\` made as \`${LEAN_MODEL}\` is):
 
-${sqlBlock(`${RULES_SCRIPT}\n\n${STEPS_SCRIPT}`)}
+${sqlBlock(RULES_SCRIPT)}
 
 ${sqlBlock(RULES_FUNCTIONS)}
 
@@ -727,7 +613,7 @@ Then, for each connection count N (threads: \`min(N, 2)\`), with PGHOST/PGPORT/P
 (fsync and synchronous_commit on, the defaults):
 
 \`\`\`sh
-${ns.map((n) => ["floor", "floor-logged", "lean-admission", "rules-floor", "rules-floor-steps", "reserve"].map((f) => cmd(`${f}.sql`, n)).join("\n")).join("\n")}
+${ns.map((n) => ["floor", "floor-logged", "lean-admission", "rules-floor", "reserve"].map((f) => cmd(`${f}.sql`, n)).join("\n")).join("\n")}
 \`\`\`
 
 Then compare their \`tps\` lines (below: how, and how to read the CPU).
