@@ -7,6 +7,7 @@
 import { type LocalStack, startLocalStack } from "../scripts/local-stack.ts";
 import { type StoppablePostgres, startStoppablePostgres } from "../shared/db/stoppable-postgres.ts";
 import { postOnce } from "./lib/http.ts";
+import type { BenchServer } from "./lib/db.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import { summarize, type Summary } from "./lib/stats.ts";
 import { rotatedRounds } from "./lib/load.ts";
@@ -49,7 +50,8 @@ interface Row {
   ms: Summary;
 }
 
-export async function runHostileInput(cfg: HostileInputConfig, log: (s: string) => void): Promise<PartResult> {
+/** The part runs its own PostgreSQL (under the local stack), not the run's. */
+export async function runHostileInput(_bench: BenchServer, cfg: HostileInputConfig, log: (s: string) => void): Promise<PartResult> {
   let pg: StoppablePostgres | undefined;
   let stack: LocalStack | undefined;
   try {

@@ -11,6 +11,7 @@ import { hasPgBouncer, type PgBouncer, startPgBouncer } from "../shared/db/pgbou
 import { during, measureRecovery, tally, type Outage, type RecoveryCall } from "./outage-recovery.ts";
 import type { RecoveryResult } from "./outage-recovery.ts";
 import { DEFAULT_DB_TIMEOUTS } from "../supabase/functions/_shared/db.ts";
+import type { BenchServer } from "./lib/db.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import { summarize, type Summary } from "./lib/stats.ts";
 import { sleep } from "./lib/clock.ts";
@@ -45,7 +46,8 @@ interface Scenario {
   ms: Summary;
 }
 
-export async function runOutage(cfg: OutageConfig, log: (s: string) => void): Promise<PartResult> {
+/** The part runs its own PostgreSQL (it stops and freezes it), not the run's. */
+export async function runOutage(_bench: BenchServer, cfg: OutageConfig, log: (s: string) => void): Promise<PartResult> {
   const fnLog: string[] = [];
   let pg: StoppablePostgres | undefined;
   let stack: LocalStack | undefined;

@@ -10,7 +10,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startBenchServer } from "./lib/db.ts";
 import { machineInfo } from "./lib/machine.ts";
-import { printSummary, writeReport, type PartResult } from "./lib/report.ts";
+import { printSummary, writeReport, type Part, type PartResult } from "./lib/report.ts";
 import { runRpcThroughput } from "./rpc-throughput.ts";
 import { runRpcFloor } from "./rpc-floor.ts";
 import { runFinalizeWal } from "./finalize-wal.ts";
@@ -67,12 +67,13 @@ async function main(): Promise<number> {
   const parts: PartResult[] = [];
   const failures: { part: string; error: string }[] = [];
   const want = (id: string) => args.only === null || args.only.includes(id);
-  const run = async (id: string, title: string, fn: () => Promise<PartResult>) => {
+  /** Runs one part with its sizes (every part is `run<Part>(bench, config, log)`). */
+  const run = async <C>(id: string, title: string, part: Part<C>, cfg: C) => {
     if (!want(id)) return;
     log(`\n== ${title}`);
     const s = Date.now();
     try {
-      parts.push(await fn());
+      parts.push(await part(bench, cfg, log));
       log(`   (${Math.round((Date.now() - s) / 1000)} s)`);
     } catch (error) {
       const message = error instanceof Error ? (error.stack ?? error.message) : String(error);
@@ -83,106 +84,66 @@ async function main(): Promise<number> {
 
   const smoke = args.smoke;
   try {
-    await run("rpc-throughput", "1. reservation RPC throughput (and the peers')", () =>
-      runRpcThroughput(
-        bench,
-        smoke
-          ? { concurrencies: [1, 8], rounds: 1, warmupMs: 200, durationMs: 800 }
-          : { concurrencies: [1, 8, 32, 128], rounds: 3, warmupMs: 250, durationMs: 900 },
-        log,
-      ));
-    await run("rpc-floor", "1b. reservation RPC against its floor (pgbench)", () =>
-      runRpcFloor(
-        bench,
-        {
-          connections: [1, 8, 32],
-          ...(smoke
-            ? { rounds: 1, durationSec: 1, warmupSec: 0.25, windowSec: 0.5, withInvokeStatement: false }
-            : { rounds: 3, durationSec: 10, warmupSec: 1.5, windowSec: 8, withInvokeStatement: true }),
-        },
-        log,
-      ));
-    await run("finalize-wal", "1c. finalize: WAL and heap-only updates", () =>
-      runFinalizeWal(bench, { admissions: smoke ? 50 : 2000 }, log));
-    await run("exactness", "2. exactness under a burst", () =>
-      runExactness(
-        bench,
-        smoke
-          ? { connections: 40, callers: 300, peers: { processes: 2, limit: 30 } }
-          : { connections: 500, callers: 1000, peers: { processes: 4, limit: 30 } },
-        log,
-      ));
-    await run("gateway-overhead", "4. gateway overhead: llm-invoke and Portkey vs direct", () =>
-      runGatewayOverhead(
-        bench,
-        {
-          ...(smoke
-            ? { concurrencies: [1, 4], rounds: 1, warmupMs: 200, durationMs: 600 }
-            : { concurrencies: [1, 16], rounds: 3, warmupMs: 400, durationMs: 1500 }),
-          roundTripRequests: smoke ? 5 : 50,
-          firstByteSamples: smoke ? 10 : 200,
-        },
-        log,
-      ));
-    await run("boot", "4b. boot: a new llm-invoke worker to its first answer", () =>
-      runBoot(bench, { boots: smoke ? 2 : 30 }, log));
-    await run("outage", "6. database outage: time to a 503, and back", () =>
-      runOutage(
-        smoke
-          ? { rounds: 1, crowd: 5, burst: 12, pausesMs: [1_000], freezeMs: 6_500 }
-          : { rounds: 3, crowd: 20, burst: 12, pausesMs: [1_000, 3_000, 10_000], freezeMs: 8_000 },
-        log,
-      ));
-    await run("hostile-input", "7. what a hostile request costs", () =>
-      runHostileInput(smoke ? { rounds: 1, bodyBytes: 200_000 } : { rounds: 7, bodyBytes: 990_000 }, log));
+    await run("rpc-throughput", "1. reservation RPC throughput (and the peers')", runRpcThroughput, smoke
+      ? { concurrencies: [1, 8], rounds: 1, warmupMs: 200, durationMs: 800 }
+      : { concurrencies: [1, 8, 32, 128], rounds: 3, warmupMs: 250, durationMs: 900 });
+    await run("rpc-floor", "1b. reservation RPC against its floor (pgbench)", runRpcFloor, {
+      connections: [1, 8, 32],
+      ...(smoke
+        ? { rounds: 1, durationSec: 1, warmupSec: 0.25, windowSec: 0.5, withInvokeStatement: false }
+        : { rounds: 3, durationSec: 10, warmupSec: 1.5, windowSec: 8, withInvokeStatement: true }),
+    });
+    await run("finalize-wal", "1c. finalize: WAL and heap-only updates", runFinalizeWal, { admissions: smoke ? 50 : 2000 });
+    await run("exactness", "2. exactness under a burst", runExactness, smoke
+      ? { connections: 40, callers: 300, peers: { processes: 2, limit: 30 } }
+      : { connections: 500, callers: 1000, peers: { processes: 4, limit: 30 } });
+    await run("gateway-overhead", "4. gateway overhead: llm-invoke and Portkey vs direct", runGatewayOverhead, {
+      ...(smoke
+        ? { concurrencies: [1, 4], rounds: 1, warmupMs: 200, durationMs: 600 }
+        : { concurrencies: [1, 16], rounds: 3, warmupMs: 400, durationMs: 1500 }),
+      roundTripRequests: smoke ? 5 : 50,
+      firstByteSamples: smoke ? 10 : 200,
+    });
+    await run("boot", "4b. boot: a new llm-invoke worker to its first answer", runBoot, { boots: smoke ? 2 : 30 });
+    await run("outage", "6. database outage: time to a 503, and back", runOutage, smoke
+      ? { rounds: 1, crowd: 5, burst: 12, pausesMs: [1_000], freezeMs: 6_500 }
+      : { rounds: 3, crowd: 20, burst: 12, pausesMs: [1_000, 3_000, 10_000], freezeMs: 8_000 });
+    await run("hostile-input", "7. what a hostile request costs", runHostileInput, smoke
+      ? { rounds: 1, bodyBytes: 200_000 }
+      : { rounds: 7, bodyBytes: 990_000 });
     // Waits for a minute boundary (the straddle), then its four counting modes run at once.
-    await run("fidelity", "8. fidelity: Google 429s when Google counts differently", () =>
-      runFidelity(
-        bench,
-        {
-          arrivalDelayMs: 100,
-          arrivalJitterMs: 50,
-          burst: { limitRpm: 40, late: 40, lateSpanMs: 300, early: 40, earlyAtMs: 500 },
-          demand: smoke
-            ? { limitRpm: 10, factor: 30, wholeWindows: 0, smokeDurationMs: 4000, maxWaitMs: 3000 }
-            : { limitRpm: 40, factor: 3, wholeWindows: 3, maxWaitMs: 65_000 },
-        },
-        log,
-      ));
+    await run("fidelity", "8. fidelity: Google 429s when Google counts differently", runFidelity, {
+      arrivalDelayMs: 100,
+      arrivalJitterMs: 50,
+      burst: { limitRpm: 40, late: 40, lateSpanMs: 300, early: 40, earlyAtMs: 500 },
+      demand: smoke
+        ? { limitRpm: 10, factor: 30, wholeWindows: 0, smokeDurationMs: 4000, maxWaitMs: 3000 }
+        : { limitRpm: 40, factor: 3, wholeWindows: 3, maxWaitMs: 65_000 },
+    });
     const mixedLoad = "9. WAIT at 3x demand: the bot and the notebooks in llm-invoke's queue, and the peers (+ chart)";
-    await run("mixed-load", mixedLoad, () =>
-      runMixedLoad(
-        bench,
-        {
-          // Smoke: seconds only, so no window reopens; it shows the part runs and never over-admits.
-          ...(smoke ? { limitRpm: 10, demandFactor: 30 } : { limitRpm: 30, demandFactor: 3 }),
-          interactiveShare: 0.2,
-          batchClients: [
-            { name: "notebook-flood", weight: 1, burst: smoke ? 20 : 100 },
-            { name: "notebook-b", weight: 1, burst: 0 },
-            { name: "notebook-c", weight: 1, burst: 0 },
-            { name: "notebook-d", weight: 1, burst: 0 },
-          ],
-          wholeWindows: 3,
-          // Full: three runs in a row, each checked on its own (fairness must hold in every one).
-          runs: smoke ? 1 : args.runs ?? 3,
-          ...(smoke ? { smokeDurationMs: 5_000, maxWaitMs: 3_000 } : { maxWaitMs: 65_000 }),
-          jitterMs: 250,
-          rlflexProcesses: 4,
-          connections: 8,
-          chartPath,
-          machineLabel: `${machine.nproc} × ${machine.cpuModel}, ${machine.postgres.replace(/ \(.*$/, "")}`,
-        },
-        log,
-      ));
-    await run("metrics-scrape", "10. /metrics: a scrape's PostgreSQL CPU on a big attempt log", () =>
-      runMetricsScrape(
-        bench,
-        smoke
-          ? { rows: 20_000, liveRows: 200, perRound: 5, rounds: 1 }
-          : { rows: 1_000_000, liveRows: 500, perRound: 20, rounds: 5 },
-        log,
-      ));
+    await run("mixed-load", mixedLoad, runMixedLoad, {
+      // Smoke: seconds only, so no window reopens; it shows the part runs and never over-admits.
+      ...(smoke ? { limitRpm: 10, demandFactor: 30 } : { limitRpm: 30, demandFactor: 3 }),
+      interactiveShare: 0.2,
+      batchClients: [
+        { name: "notebook-flood", weight: 1, burst: smoke ? 20 : 100 },
+        { name: "notebook-b", weight: 1, burst: 0 },
+        { name: "notebook-c", weight: 1, burst: 0 },
+        { name: "notebook-d", weight: 1, burst: 0 },
+      ],
+      wholeWindows: 3,
+      // Full: three runs in a row, each checked on its own (fairness must hold in every one).
+      runs: smoke ? 1 : args.runs ?? 3,
+      ...(smoke ? { smokeDurationMs: 5_000, maxWaitMs: 3_000 } : { maxWaitMs: 65_000 }),
+      jitterMs: 250,
+      rlflexProcesses: 4,
+      connections: 8,
+      chartPath,
+      machineLabel: `${machine.nproc} × ${machine.cpuModel}, ${machine.postgres.replace(/ \(.*$/, "")}`,
+    });
+    await run("metrics-scrape", "10. /metrics: a scrape's PostgreSQL CPU on a big attempt log", runMetricsScrape, smoke
+      ? { rows: 20_000, liveRows: 200, perRound: 5, rounds: 1 }
+      : { rows: 1_000_000, liveRows: 500, perRound: 20, rounds: 5 });
   } finally {
     await bench.stop();
   }

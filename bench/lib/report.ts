@@ -2,6 +2,7 @@
 // part, and the console summary. Parts bring their own markdown section; this file only frames it.
 import { mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
+import type { BenchServer } from "./db.ts";
 import type { MachineInfo } from "./machine.ts";
 
 export interface Check {
@@ -27,6 +28,9 @@ export interface PartResult {
   /** Things that must hold (our over-admission is 0, ...): a failed check fails the run. */
   checks: Check[];
 }
+
+/** A part of the benchmark: run on the run's server with its sizes, logging its progress. */
+export type Part<C> = (bench: BenchServer, cfg: C, log: (s: string) => void) => Promise<PartResult>;
 
 export interface ReportInput {
   mode: "full" | "smoke";
