@@ -17,7 +17,6 @@ import path from "node:path";
 import { DEFAULT_FUNCTIONS_DIR, DENO_FLAGS, DENO_PERMISSIONS } from "../scripts/serve-functions.ts";
 import { denoBin } from "../shared/deno-bin.ts";
 import { freePort } from "../shared/free-port.ts";
-import type { GoogleSimulator } from "../shared/google-sim/server.ts";
 import { sleep } from "./lib/clock.ts";
 import type { BenchServer } from "./lib/db.ts";
 import { stopChild } from "./lib/deno-server.ts";
@@ -27,6 +26,7 @@ import { processCpuSeconds } from "./lib/pg-cpu.ts";
 import { fmt, table, times, type PartResult } from "./lib/report.ts";
 import { median, percentile } from "./lib/stats.ts";
 import { rotatedRounds } from "./lib/load.ts";
+import { Teardown } from "./lib/teardown.ts";
 
 export interface BootConfig {
   /** Boots per target and cache mode, interleaved in rotated order. */
@@ -78,14 +78,14 @@ interface Boot {
 type Cell = ReturnType<typeof summarizeCell>;
 
 export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: string) => void): Promise<PartResult> {
-  const work = await mkdtemp(path.join(tmpdir(), "eve-bench-boot-"));
-  const db = await bench.fresh("boot");
-  let sim: GoogleSimulator | undefined;
+  const teardown = new Teardown();
   try {
+    const work = teardown.add(await mkdtemp(path.join(tmpdir(), "eve-bench-boot-")), (dir) => rm(dir, { recursive: true, force: true }));
+    const db = teardown.closes(await bench.fresh("boot"));
     const denoDir = path.join(work, "deno-dir");
     await mkdir(denoDir);
 
-    sim = await simulatorFor(db, MODEL, "proj-boot");
+    const sim = teardown.closes(await simulatorFor(db, MODEL, "proj-boot"));
     // The environment scripts/serve-functions.ts gives llm-invoke in the benchmark (bench/lib/llm-invoke.ts),
     // the same for every target, with a DENO_DIR of the part's own: its caches start empty.
     const env = { NO_COLOR: "1", ...process.env, ...(await functionEnv(db.url, sim.url)), DENO_DIR: denoDir };
@@ -174,9 +174,7 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
       ],
     };
   } finally {
-    await sim?.close();
-    await db.drop();
-    await rm(work, { recursive: true, force: true });
+    await teardown.run();
   }
 }
 

@@ -150,7 +150,7 @@ export async function runExactness(bench: BenchServer, cfg: ExactnessConfig, log
     };
   } finally {
     await closeClients(clients);
-    await db.drop();
+    await db.close();
   }
 }
 

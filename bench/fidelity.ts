@@ -20,8 +20,9 @@ import { HUGE, setKeys, setModel, type BenchServer } from "./lib/db.ts";
 import { BENCH_SIM_KEY, BENCH_SIM_KEY_VAR, type InvokeAnswer, postInvoke, probeInvoke } from "./lib/llm-invoke.ts";
 import { serveLlmInvoke } from "./lib/llm-invoke.ts";
 import { pct, type Check, type PartResult } from "./lib/report.ts";
-import { startSimRouter, type SimRouter } from "./lib/sim-router.ts";
+import { startSimRouter } from "./lib/sim-router.ts";
 import { countBy } from "./lib/stats.ts";
+import { Teardown } from "./lib/teardown.ts";
 import { abortAt } from "./lib/wait-client.ts";
 
 export interface FidelityConfig {
@@ -75,11 +76,10 @@ const PROMPT = "Count me in your minute.";
 const slug = (s: string) => s.replace(/[^a-z0-9]/gi, "-");
 
 export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: (s: string) => void): Promise<PartResult> {
-  const db = await bench.fresh("fidelity");
-  const rows: Row[] = [];
-  let router: SimRouter | undefined;
-  let fns: Awaited<ReturnType<typeof serveLlmInvoke>> | undefined;
+  const teardown = new Teardown();
   try {
+    const db = teardown.closes(await bench.fresh("fidelity"));
+    const rows: Row[] = [];
     // One row per counting mode: its models and, Google's limits equal to the gateway's (TPM/RPD out
     // of play), its simulator.
     for (const [i, mode] of MODES.entries()) {
@@ -87,7 +87,7 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
       const demandModel = `fid-demand-${mode.id}`;
       await setModel(db.sql, burstModel, { rpm: cfg.burst.limitRpm, tpm: null, rpd: null });
       await setModel(db.sql, demandModel, { rpm: cfg.demand.limitRpm, tpm: null, rpd: null });
-      const sim = await startGoogleSimulator({
+      const sim = teardown.closes(await startGoogleSimulator({
         keys: { [BENCH_SIM_KEY]: "proj-fidelity" },
         models: {
           [burstModel]: { rpm: cfg.burst.limitRpm, tpm: HUGE, rpd: HUGE },
@@ -98,7 +98,7 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
         arrivalDelayMs: cfg.arrivalDelayMs,
         arrivalJitterMs: cfg.arrivalJitterMs,
         seed: 1000 + i,
-      });
+      }));
       rows.push({ mode, burstModel, demandModel, sim });
     }
     // One key row (= quota group) per model row, all reading the same simulator key.
@@ -112,10 +112,10 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
       })),
     );
     const routes = rows.flatMap((r) => [[r.burstModel, r.sim.url], [r.demandModel, r.sim.url]] as const);
-    router = await startSimRouter(new Map(routes));
+    const router = teardown.closes(await startSimRouter(new Map(routes)));
     const fnOut: string[] = [];
     const env = { LLM_INVOKE_MAX_WAIT_MS: String(cfg.demand.maxWaitMs) };
-    fns = await serveLlmInvoke({ dbUrl: db.url, simUrl: router.url, env, log: fnOut });
+    const fns = teardown.closes(await serveLlmInvoke({ dbUrl: db.url, simUrl: router.url, env, log: fnOut }));
     const invokeUrl = fns.url;
     // Request ids repeat across the rows' models: a random suffix keeps each one new.
     const call = (model: string, id: string, mode: "WAIT" | "NO_WAIT", signal?: AbortSignal) =>
@@ -229,10 +229,7 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
       checks,
     };
   } finally {
-    await fns?.close();
-    await router?.close();
-    for (const r of rows) await r.sim.close();
-    await db.drop();
+    await teardown.run();
   }
 }
 

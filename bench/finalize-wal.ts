@@ -68,7 +68,7 @@ export async function runFinalizeWal(bench: BenchServer, cfg: FinalizeWalConfig,
     };
   } finally {
     await client.end({ timeout: 5 });
-    await db.drop();
+    await db.close();
   }
 }
 

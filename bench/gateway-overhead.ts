@@ -37,6 +37,7 @@ import { type PoolerRoundTrips, poolerRoundTrips, poolerRoundTripsMarkdown } fro
 import { startPortkey, type Portkey } from "./lib/portkey.ts";
 import { fmt, table, times, type PartResult } from "./lib/report.ts";
 import { round } from "./lib/stats.ts";
+import { Teardown } from "./lib/teardown.ts";
 import { parseServerTiming } from "../supabase/functions/_shared/server-timing.ts";
 import {
   BENCH_SERVICE_KEY as SERVICE_KEY,
@@ -92,17 +93,15 @@ type CpuSpent = Record<"deno" | "postgres" | "requests", number>;
 type Ratio = ReturnType<typeof ratioAt>;
 
 export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig, log: (s: string) => void): Promise<PartResult> {
-  const db = await bench.fresh("overhead");
-  let sim: GoogleSimulator | undefined;
-  let edge: DenoServer | undefined;
-  let floor: DenoServer | undefined;
+  const teardown = new Teardown();
   let portkey: Portkey | undefined;
   let portkeyError: string | undefined;
   try {
+    const db = teardown.closes(await bench.fresh("overhead"));
     await createFloorTables(db.sql);
-    sim = await simulatorFor(db, MODEL, "proj-overhead", { streamChunkDelayMs: STREAM_CHUNK_DELAY_MS });
+    const sim = teardown.closes(await simulatorFor(db, MODEL, "proj-overhead", { streamChunkDelayMs: STREAM_CHUNK_DELAY_MS }));
     try {
-      portkey = await startPortkey();
+      portkey = teardown.closes(await startPortkey());
     } catch (error) {
       portkeyError = error instanceof Error ? error.message : String(error);
       log(`  portkey could not start: ${portkeyError}`);
@@ -119,8 +118,8 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
       call: callInvoke,
     });
 
-    edge = await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url });
-    floor = await serveFloor({ dbUrl: db.url, simUrl: sim.url, simKey: SIM_KEY });
+    const edge = teardown.closes(await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url }));
+    const floor = teardown.closes(await serveFloor({ dbUrl: db.url, simUrl: sim.url, simKey: SIM_KEY }));
     const edgeUrl = `${edge.url}/`;
     const floorUrl = `${floor.url}/`;
     const probe = { model: MODEL, prompt: PROMPT, request_id: "probe" };
@@ -277,11 +276,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
       ],
     };
   } finally {
-    await floor?.close();
-    await edge?.close();
-    await portkey?.close();
-    await sim?.close();
-    await db.drop();
+    await teardown.run();
   }
 }
 

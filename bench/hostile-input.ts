@@ -4,13 +4,14 @@
 // beside a normal request and a small invalid one in the same rounds. Each request goes on its own
 // connection and is timed by the client on loopback (so the figure includes sending the body).
 // Every hostile answer must be a 4xx JSON error; the times are reported against the 50 ms target.
-import { type LocalStack, startLocalStack } from "../scripts/local-stack.ts";
-import { type StoppablePostgres, startStoppablePostgres } from "../shared/db/stoppable-postgres.ts";
+import { startLocalStack } from "../scripts/local-stack.ts";
+import { startStoppablePostgres } from "../shared/db/stoppable-postgres.ts";
 import { postOnce } from "./lib/http.ts";
 import type { BenchServer } from "./lib/db.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import { summarize, type Summary } from "./lib/stats.ts";
 import { rotatedRounds } from "./lib/load.ts";
+import { Teardown } from "./lib/teardown.ts";
 
 export interface HostileInputConfig {
   rounds: number;
@@ -52,12 +53,11 @@ interface Row {
 
 /** The part runs its own PostgreSQL (under the local stack), not the run's. */
 export async function runHostileInput(_bench: BenchServer, cfg: HostileInputConfig, log: (s: string) => void): Promise<PartResult> {
-  let pg: StoppablePostgres | undefined;
-  let stack: LocalStack | undefined;
+  const teardown = new Teardown();
   try {
-    pg = await startStoppablePostgres();
-    stack = await startLocalStack({ functionsPort: 0, databaseUrl: pg.url, google: "simulator", log: () => {} });
-    const urlOf = (fn: Fn) => `${stack!.functionsUrl}/functions/v1/${fn}`;
+    const pg = teardown.closes(await startStoppablePostgres());
+    const stack = teardown.closes(await startLocalStack({ functionsPort: 0, databaseUrl: pg.url, google: "simulator", log: () => {} }));
+    const urlOf = (fn: Fn) => `${stack.functionsUrl}/functions/v1/${fn}`;
     const service = { authorization: `Bearer ${stack.serviceKey}` };
     const bodies = hostileBodies(cfg.bodyBytes);
 
@@ -103,8 +103,7 @@ export async function runHostileInput(_bench: BenchServer, cfg: HostileInputConf
       }],
     };
   } finally {
-    await stack?.close();
-    await pg?.close();
+    await teardown.run();
   }
 }
 

@@ -123,7 +123,7 @@ export async function runMetricsScrape(bench: BenchServer, cfg: MetricsScrapeCon
     };
   } finally {
     await client.end({ timeout: 5 });
-    await db.drop();
+    await db.close();
   }
 }
 

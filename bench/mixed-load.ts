@@ -17,7 +17,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { connect, type Sql } from "../shared/db/migrate.ts";
-import { startGoogleSimulator, type GoogleSimulator } from "../shared/google-sim/server.ts";
+import { startGoogleSimulator } from "../shared/google-sim/server.ts";
 import { minuteOf, sleep } from "./lib/clock.ts";
 import { type BenchServer, rpcCalls, setKeys, setModel, trackFunctions, UNBOUNDED } from "./lib/db.ts";
 import { type Booking, bookings, probeInvoke, serveLlmInvoke, waitInLlmInvoke } from "./lib/llm-invoke.ts";
@@ -27,6 +27,7 @@ import { fmt, pct, table, type Check, type PartResult } from "./lib/report.ts";
 import { rlflexWaitStart } from "./lib/rlflex-procs.ts";
 import { roundSummary, summarize } from "./lib/stats.ts";
 import { cumulativeByMinute, waitChartSvg } from "./lib/svg.ts";
+import { Teardown } from "./lib/teardown.ts";
 import { analyse, countBetween, type LimiterResult } from "./lib/wait-analysis.ts";
 import { abortAt, driveArrivals, waitForAdmission, type WaitRecord } from "./lib/wait-client.ts";
 
@@ -177,12 +178,10 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
 }
 
 async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string) => void, withPeers: boolean) {
-  const db = await bench.fresh("mixed");
-  const naiveSql: Sql = connect(db.url, { max: cfg.connections, idle_timeout: 0 });
-  let rlflexProcs: Awaited<ReturnType<typeof rlflexWaitStart>> | undefined;
-  let sim: GoogleSimulator | undefined;
-  let fns: Awaited<ReturnType<typeof serveLlmInvoke>> | undefined;
+  const teardown = new Teardown();
   try {
+    const db = teardown.closes(await bench.fresh("mixed"));
+    const naiveSql = teardown.add(connect(db.url, { max: cfg.connections, idle_timeout: 0 }), (sql) => sql.end({ timeout: 5 }));
     if (withPeers) {
       await createNaiveTable(db.sql);
       await Promise.all([...Array(cfg.connections)].map(() => naiveSql`select 1`));
@@ -193,14 +192,14 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
     // llm-invoke on its Deno port (the local Node proxy caps its socket pool), its reserve calls
     // counted by the database; the simulator answers at once.
     await trackFunctions(db);
-    sim = await startGoogleSimulator({
+    const sim = teardown.closes(await startGoogleSimulator({
       keys: Object.fromEntries(SIDES.map((s) => [simKey(s), project(s)])),
       models: Object.fromEntries(SIDES.map((s) => [s.model, UNBOUNDED])),
-    });
+    }));
     const fnOut: string[] = [];
     const keys = Object.fromEntries(SIDES.map((s) => [keyVar(s), simKey(s)]));
     const env = { LLM_INVOKE_MAX_WAIT_MS: String(cfg.maxWaitMs), ...keys };
-    fns = await serveLlmInvoke({ dbUrl: db.url, simUrl: sim.url, env, log: fnOut });
+    const fns = teardown.closes(await serveLlmInvoke({ dbUrl: db.url, simUrl: sim.url, env, log: fnOut }));
     const invokeUrl = fns.url;
     for (const s of SIDES) {
       await probeInvoke(invokeUrl, { model: s.model, prompt: PROMPT, request_id: `probe-${s.id}` }, fnOut);
@@ -220,25 +219,22 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
     for (let w = minuteOf(t0) + 60_000; w + 60_000 <= t0 + demandMs && cfg.smokeDurationMs === undefined; w += 60_000) wholeMinutes.push(w);
     // rate-limiter-flexible: the arrivals dealt round-robin to its processes.
     const procs = Math.max(1, cfg.rlflexProcesses);
-    if (withPeers) {
-      rlflexProcs = await rlflexWaitStart(
-        Array.from({ length: procs }, (_, p) => {
-          const ids = times.map((_, i) => i).filter((i) => i % procs === p);
-          return {
-            kind: "wait" as const,
-            url: db.url,
-            connections: Math.max(2, Math.ceil(cfg.connections / procs)),
-            points: cfg.limitRpm,
-            key: "rlflex-mixed",
-            arrivals: ids.map((i) => times[i]!),
-            ids,
-            jitterMs: cfg.jitterMs,
-            maxWaitMs: cfg.maxWaitMs,
-            stopAt,
-          };
-        }),
-      );
-    }
+    const rlflexTasks = Array.from({ length: procs }, (_, p) => {
+      const ids = times.map((_, i) => i).filter((i) => i % procs === p);
+      return {
+        kind: "wait" as const,
+        url: db.url,
+        connections: Math.max(2, Math.ceil(cfg.connections / procs)),
+        points: cfg.limitRpm,
+        key: "rlflex-mixed",
+        arrivals: ids.map((i) => times[i]!),
+        ids,
+        jitterMs: cfg.jitterMs,
+        maxWaitMs: cfg.maxWaitMs,
+        stopAt,
+      };
+    });
+    const rlflexProcs = withPeers ? teardown.closes(await rlflexWaitStart(rlflexTasks)) : undefined;
     log(
       `  limit ${cfg.limitRpm}/min, demand ${cfg.demandFactor}× for ${(demandMs / 1000).toFixed(0)} s: ${arrivals.length} requests ` +
         `(${arrivals.filter((a) => a.priority === "interactive").length} from the bot, batch: ` +
@@ -266,7 +262,6 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
     // The function's connections end here: a backend reports its function counts when it exits
     // (an idle one only every few seconds), so the count below is whole.
     await fns.close();
-    fns = undefined;
     await sleep(500);
 
     const calls = reserveCalls(await rpcCalls(db)) - callsBefore;
@@ -329,11 +324,7 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
       wholeMinutes: wholeMinutes.map((w) => new Date(w).toISOString()),
     };
   } finally {
-    rlflexProcs?.kill();
-    await fns?.close();
-    await sim?.close();
-    await naiveSql.end({ timeout: 5 });
-    await db.drop();
+    await teardown.run();
   }
 }
 

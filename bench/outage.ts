@@ -5,9 +5,9 @@
 // and a restart of the pooler in front of it (outage-recovery.ts). Counts are checked; times are reported.
 import { type LocalStack, startLocalStack } from "../scripts/local-stack.ts";
 import { connect } from "../shared/db/migrate.ts";
-import { type StoppablePostgres, startStoppablePostgres } from "../shared/db/stoppable-postgres.ts";
+import { startStoppablePostgres } from "../shared/db/stoppable-postgres.ts";
 import { gatewayRoleUrl } from "../shared/db/gateway-role.ts";
-import { hasPgBouncer, type PgBouncer, startPgBouncer } from "../shared/db/pgbouncer.ts";
+import { hasPgBouncer, startPgBouncer } from "../shared/db/pgbouncer.ts";
 import { during, measureRecovery, tally, type Outage, type RecoveryCall } from "./outage-recovery.ts";
 import type { RecoveryResult } from "./outage-recovery.ts";
 import { DEFAULT_DB_TIMEOUTS } from "../supabase/functions/_shared/db.ts";
@@ -16,6 +16,7 @@ import { fmt, table, type PartResult } from "./lib/report.ts";
 import { summarize, type Summary } from "./lib/stats.ts";
 import { sleep } from "./lib/clock.ts";
 import { keepLine } from "./lib/llm-invoke.ts";
+import { Teardown } from "./lib/teardown.ts";
 
 export interface OutageConfig {
   /** Rounds of each scenario (a restart between rounds). */
@@ -49,9 +50,7 @@ interface Scenario {
 /** The part runs its own PostgreSQL (it stops and freezes it), not the run's. */
 export async function runOutage(_bench: BenchServer, cfg: OutageConfig, log: (s: string) => void): Promise<PartResult> {
   const fnLog: string[] = [];
-  let pg: StoppablePostgres | undefined;
-  let stack: LocalStack | undefined;
-  let bouncer: PgBouncer | undefined;
+  const teardown = new Teardown();
   /** llm-invoke on the local stack against `databaseUrl`; `env` for the functions. */
   const serve = (databaseUrl: string, env?: Record<string, string>) =>
     startLocalStack({
@@ -66,10 +65,9 @@ export async function runOutage(_bench: BenchServer, cfg: OutageConfig, log: (s:
       log: (line) => keepLine(fnLog, line, 50),
     });
   try {
-    pg = await startStoppablePostgres();
-    stack = await serve(pg.url);
-    const db = pg;
-    const admin = connect(pg.url, { max: 1 });
+    const db = teardown.closes(await startStoppablePostgres());
+    const stack = teardown.closes(await serve(db.url));
+    const admin = connect(db.url, { max: 1 });
     try {
       await admin`update public.google_ai_model_limits set rpm = null, tpm = null, rpd = null where model = 'gemma-3-27b-it'`;
     } finally {
@@ -120,13 +118,10 @@ export async function runOutage(_bench: BenchServer, cfg: OutageConfig, log: (s:
     ];
     for (const o of outages) recovery.push(await measureRecovery(rcfg, o, call, healthy, log));
     await stack.close();
-    stack = undefined;
     let poolerNote = "PgBouncer is not installed here: the pooler restart was not measured.";
     if (hasPgBouncer()) {
-      bouncer = await startPgBouncer(await gatewayRoleUrl(db.url));
-      const pooler = bouncer;
-      stack = await serve(db.url, { GATEWAY_DB_URL: pooler.url });
-      const viaPooler = caller(stack, fnLog);
+      const pooler = teardown.closes(await startPgBouncer(await gatewayRoleUrl(db.url)));
+      const viaPooler = caller(teardown.closes(await serve(db.url, { GATEWAY_DB_URL: pooler.url })), fnLog);
       const restarted: Outage = {
         id: "pooler-restart",
         title: "the pooler (PgBouncer, transaction mode) restarted",
@@ -181,9 +176,7 @@ export async function runOutage(_bench: BenchServer, cfg: OutageConfig, log: (s:
       ],
     };
   } finally {
-    await stack?.close();
-    await bouncer?.close();
-    await pg?.close();
+    await teardown.run();
   }
 }
 

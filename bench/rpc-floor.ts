@@ -331,7 +331,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
       ],
     };
   } finally {
-    await db.drop();
+    await db.close();
     await rm(dir, { recursive: true, force: true });
   }
 }

@@ -180,7 +180,7 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
   } finally {
     await rl?.close();
     await closeClients(clients);
-    await db.drop();
+    await db.close();
   }
 }
 

@@ -21,7 +21,8 @@ export interface BenchDb {
   url: string;
   /** Small admin pool for setup and read-backs (not used for measured traffic). */
   sql: Sql;
-  drop(): Promise<void>;
+  /** Ends its pool and drops the database. */
+  close(): Promise<void>;
 }
 
 const TEMPLATE = "eve_bench_template";
@@ -67,7 +68,7 @@ export async function startBenchServer(options: { durable: boolean }): Promise<B
           name: dbName,
           url,
           sql,
-          async drop() {
+          async close() {
             await sql.end({ timeout: 5 });
             await dropDatabase(server.url, dbName);
           },

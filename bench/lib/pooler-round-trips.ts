@@ -6,11 +6,11 @@
 // scoped token: the reservation's flights are the caller's path, finalize's run after the answer
 // (waitUntil). The sequential latency beside it shows what a second round trip would cost.
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
-import { hasPgBouncer, PREPARE, startFlightCounter, startPgBouncer, type FlightCounter, type PgBouncer } from "../../shared/db/pgbouncer.ts";
+import { hasPgBouncer, PREPARE, startFlightCounter, startPgBouncer } from "../../shared/db/pgbouncer.ts";
 import { sleep } from "./clock.ts";
-import type { DenoServer } from "./deno-server.ts";
 import { serveLlmInvokeAsOnSupabase } from "./llm-invoke.ts";
 import { median, round } from "./stats.ts";
+import { Teardown } from "./teardown.ts";
 
 export type DbPath = "direct" | "pooler";
 
@@ -49,14 +49,12 @@ export async function poolerRoundTrips(opts: {
   const paths: DbPath[] = hasPgBouncer() ? ["direct", "pooler"] : ["direct"];
   const rows: PathRoundTrips[] = [];
   for (const path of paths) {
-    let bouncer: PgBouncer | undefined;
-    let counter: FlightCounter | undefined;
-    let fn: DenoServer | undefined;
+    const teardown = new Teardown();
     try {
-      if (path === "pooler") bouncer = await startPgBouncer(gatewayUrl);
-      counter = await startFlightCounter(bouncer?.url ?? gatewayUrl);
+      const bouncer = path === "pooler" ? teardown.closes(await startPgBouncer(gatewayUrl)) : undefined;
+      const counter = teardown.closes(await startFlightCounter(bouncer?.url ?? gatewayUrl));
       const env = { [path === "pooler" ? "GATEWAY_DB_URL" : "SUPABASE_DB_URL"]: counter.url };
-      fn = await serveLlmInvokeAsOnSupabase({ dbUrl: opts.dbUrl, simUrl: opts.simUrl, env });
+      const fn = teardown.closes(await serveLlmInvokeAsOnSupabase({ dbUrl: opts.dbUrl, simUrl: opts.simUrl, env }));
       const url = `${fn.url}/`;
       for (const [credential, secret] of [["service key", undefined], ["scoped token", opts.token]] as const) {
         // Warm-up: the worker's connections, capability look-up and token check are made once.
@@ -88,9 +86,7 @@ export async function poolerRoundTrips(opts: {
         });
       }
     } finally {
-      await fn?.close();
-      await counter?.close();
-      await bouncer?.close();
+      await teardown.run();
     }
   }
   return {

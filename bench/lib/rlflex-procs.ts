@@ -47,6 +47,10 @@ async function expect<T extends WorkerMessage["type"]>(p: ProcHandle, type: T): 
   return m as Extract<WorkerMessage, { type: T }>;
 }
 
+function killAll(procs: ProcHandle[]): void {
+  for (const p of procs) if (p.child.exitCode === null) p.child.kill();
+}
+
 /** Every process opens its pool, then all fire their callers at once on a signal. */
 export async function rlflexBurst(tasks: Extract<WorkerTask, { kind: "burst" }>[]) {
   await createTables(tasks);
@@ -56,7 +60,7 @@ export async function rlflexBurst(tasks: Extract<WorkerTask, { kind: "burst" }>[
     for (const p of procs) p.child.send({ go: true });
     return await Promise.all(procs.map((p) => expect(p, "burst-done")));
   } finally {
-    for (const p of procs) if (p.child.exitCode === null) p.child.kill();
+    killAll(procs);
   }
 }
 
@@ -71,11 +75,9 @@ export async function rlflexWaitStart(tasks: Extract<WorkerTask, { kind: "wait" 
         const out = await Promise.all(procs.map((p) => expect(p, "wait-done")));
         return out.flatMap((m) => m.records);
       } finally {
-        for (const p of procs) if (p.child.exitCode === null) p.child.kill();
+        killAll(procs);
       }
     },
-    kill: () => {
-      for (const p of procs) if (p.child.exitCode === null) p.child.kill();
-    },
+    close: async () => killAll(procs),
   };
 }
