@@ -19,7 +19,7 @@ import { denoBin } from "../shared/deno-bin.ts";
 import { freePort } from "../shared/free-port.ts";
 import { sleep } from "./lib/clock.ts";
 import type { BenchServer } from "./lib/db.ts";
-import { stopChild } from "./lib/deno-server.ts";
+import { stopChild } from "./lib/server-process.ts";
 import { postOnce } from "./lib/http.ts";
 import { BENCH_SERVICE_KEY, functionEnv, keepLine, simulatorFor } from "./lib/llm-invoke.ts";
 import { processCpuSeconds } from "./lib/pg-cpu.ts";

@@ -27,7 +27,7 @@ import { quoteIdent } from "../shared/db/migrate.ts";
 import { mintToken } from "../shared/db/scoped-token.ts";
 import { sleep } from "./lib/clock.ts";
 import { rpcCalls, trackFunctions, type BenchDb, type BenchServer } from "./lib/db.ts";
-import type { DenoServer } from "./lib/deno-server.ts";
+import type { ServerProcess } from "./lib/server-process.ts";
 import { createFloorTables, floorAdmissions, serveFloor } from "./lib/floor.ts";
 import { type LatencyBudget, latencyBudget, latencyBudgetMarkdown } from "./lib/latency-budget.ts";
 import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
@@ -380,7 +380,7 @@ async function countRoundTrips(
     if (/\bLOG:\s+(execute\b|statement:)/.test(line)) entries.push(line);
     else if (!/\b(LOG|DETAIL|ERROR|WARNING|HINT|CONTEXT|STATEMENT):/.test(line) && entries.length) entries[entries.length - 1] += ` ${line.trim()}`;
   });
-  let fn: DenoServer | undefined;
+  let fn: ServerProcess | undefined;
   try {
     const { token } = await mintToken(db.sql, "bench-round-trips", { models: [MODEL] });
     const before = await rpcCalls(db);

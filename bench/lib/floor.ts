@@ -5,7 +5,8 @@ import { fileURLToPath } from "node:url";
 import { DEFAULT_FUNCTIONS_DIR } from "../../scripts/serve-functions.ts";
 import { GATEWAY_ROLE, gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
 import type { Sql } from "../../shared/db/migrate.ts";
-import { startDenoServer, type DenoServer } from "./deno-server.ts";
+import { startDenoServer } from "./deno-server.ts";
+import type { ServerProcess } from "./server-process.ts";
 
 /** The floor statement's tables: a counter row, and an audit table with a uuid key and no other index. */
 export const FLOOR_TABLES = `
@@ -33,7 +34,7 @@ export async function floorAdmissions(sql: Sql): Promise<{ counter: number; audi
   return { counter: Number(row!.counter), auditRows: Number(row!.rows) };
 }
 
-export async function serveFloor(opts: { dbUrl: string; simUrl: string; simKey: string }): Promise<DenoServer> {
+export async function serveFloor(opts: { dbUrl: string; simUrl: string; simKey: string }): Promise<ServerProcess> {
   return startDenoServer({
     script: path.join(path.dirname(fileURLToPath(import.meta.url)), "floor-server.ts"),
     // The functions' shared import map: the same pinned postgres.js.

@@ -10,7 +10,8 @@ import { parseServerTiming } from "../../supabase/functions/_shared/server-timin
 import type { Sql } from "../../shared/db/migrate.ts";
 import { startGoogleSimulator, type SimulatorOptions } from "../../shared/google-sim/server.ts";
 import { type BenchDb, setKeys, setModel, UNBOUNDED } from "./db.ts";
-import { startDenoServer, type DenoServer } from "./deno-server.ts";
+import { startDenoServer } from "./deno-server.ts";
+import type { ServerProcess } from "./server-process.ts";
 import { type WaitRecord, waitRecord } from "./wait-client.ts";
 
 export const BENCH_SERVICE_KEY = "bench-service-key-not-a-secret";
@@ -73,7 +74,7 @@ export async function serveLlmInvoke(opts: ServeOptions): Promise<{ url: string;
  * environment, permissions, flags and deno.json of the local functions server. close() returns the
  * process's last output lines, which end with its waitUntil counts.
  */
-export async function serveLlmInvokeAsOnSupabase(opts: ServeOptions): Promise<DenoServer> {
+export async function serveLlmInvokeAsOnSupabase(opts: ServeOptions): Promise<ServerProcess> {
   return startDenoServer({
     script: path.join(path.dirname(fileURLToPath(import.meta.url)), "edge-runtime-entry.ts"),
     config: path.join(DEFAULT_FUNCTIONS_DIR, "llm-invoke", "deno.json"),
