@@ -13,7 +13,7 @@ import { findPgbench, pgbenchArgs, pgbenchVersion, runPgbench, type PgbenchRun }
 import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
 import { median } from "./lib/stats.ts";
 import { rotatedRounds } from "./lib/load.ts";
-import { fmt, table, times, type PartResult } from "./lib/report.ts";
+import { fmt, pct as percent, table, times, type PartResult } from "./lib/report.ts";
 import type { Sql } from "../shared/db/migrate.ts";
 
 export interface RpcFloorConfig {
@@ -26,8 +26,6 @@ export interface RpcFloorConfig {
   warmupSec: number;
   /** The measured window, inside the run: admissions, CPU and WAL are read at its two ends. */
   windowSec: number;
-  /** Also drive the statement llm-invoke sends for a named request with a fallback (plus the answer's quota read). */
-  withInvokeStatement: boolean;
 }
 
 type Variant = "floor" | "logged" | "lean" | "rules" | "rpc" | "invoke";
@@ -112,14 +110,19 @@ $$;`.trim();
 // same round trip, and the commit waits for its WAL flush like any admission must.
 const FLOOR_SCRIPT = `${FLOOR_STATEMENT};`;
 
-// The service caller's reservation, with the named arguments llm-invoke's pg-store passes (a
-// request id per call, no excluded keys, first attempt, not waiting, not idempotent).
-const RESERVE_CALL = `public.google_ai_reserve_models(
-  p_models => array['${MODEL}'], p_estimated_tokens => 10, p_caller => 'bench',
+/**
+ * The service caller's reservation of `models`, with the named arguments llm-invoke's pg-store passes
+ * (a request id per call, no excluded keys, first attempt, not waiting); `holder`: its last ones.
+ */
+const reserveCall = (models: string[], idempotent: boolean, holder = "") => `public.google_ai_reserve_models(
+  p_models => array[${models.map((m) => `'${m}'`).join(", ")}], p_estimated_tokens => 10, p_caller => 'bench',
   p_request_id => :rid::text, p_exclude_key_ids => '{}'::uuid[],
   p_attempt => 1, p_wait_ms => 0, p_metadata => '{}'::jsonb,
-  p_idempotent => false, p_priority => null, p_queue_ticket => null::uuid,
-  p_wait_left_ms => 0)`;
+  p_idempotent => ${idempotent}, p_priority => null, p_queue_ticket => null::uuid,
+  p_wait_left_ms => 0${holder})`;
+
+// The reservation as the service caller sends it: not idempotent.
+const RESERVE_CALL = reserveCall([MODEL], false);
 
 const REQUEST_ID = "\\set rid random(1, 9000000000000000000)";
 
@@ -216,13 +219,8 @@ const FALLBACK_MODEL = "bench-floor-fallback";
 // What llm-invoke actually sends for a named request (pg-store.ts): the model with its fallback, the
 // caller's request id (a claim on it), the holder's deadlines, and in the same statement the quota its
 // answer carries.
-const INVOKE_CALL = `public.google_ai_reserve_models(
-  p_models => array['${MODEL}', '${FALLBACK_MODEL}'], p_estimated_tokens => 10, p_caller => 'bench',
-  p_request_id => :rid::text, p_exclude_key_ids => '{}'::uuid[],
-  p_attempt => 1, p_wait_ms => 0, p_metadata => '{}'::jsonb,
-  p_idempotent => true, p_priority => null, p_queue_ticket => null::uuid,
-  p_wait_left_ms => 0, p_reply_by => now() + interval '20 seconds',
-  p_hold_until => now() + interval '6 minutes', p_holder => gen_random_uuid())`;
+const INVOKE_CALL = reserveCall([MODEL, FALLBACK_MODEL], true, `, p_reply_by => now() + interval '20 seconds',
+  p_hold_until => now() + interval '6 minutes', p_holder => gen_random_uuid()`);
 
 const INVOKE_SCRIPT = `${REQUEST_ID}
 with reserved as materialized (select ${INVOKE_CALL} as r)
@@ -248,7 +246,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   if (!bin) throw new Error("pgbench not found (install the PostgreSQL client tools, e.g. apt-get install postgresql-client)");
   const version = pgbenchVersion(bin);
   const durable = bench.settings.fsync === "on" && bench.settings.synchronous_commit === "on";
-  const variants: Variant[] = ["floor", "logged", "lean", "rules", "rpc", ...(cfg.withInvokeStatement ? ["invoke" as const] : [])];
+  const variants: Variant[] = ["floor", "logged", "lean", "rules", "rpc", "invoke"];
   const dir = await mkdtemp(path.join(tmpdir(), "eve-bench-floor-"));
   const db = await bench.fresh("rpc_floor");
   try {
@@ -313,7 +311,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
         cpuMeasured: postmaster !== undefined,
         cells,
       },
-      markdown: markdown(cfg, cells, variants, version, durable),
+      markdown: markdown(cfg, cells, version, durable),
       headline: headline(cells, cfg.connections, durable),
       checks: [
         {
@@ -450,7 +448,8 @@ function cpuRatio(cells: Cell[], v: Variant, over: Variant, n: number): number |
   return a == null || b == null || b <= 0 ? null : a / b;
 }
 
-const pct = (x: number | null | undefined) => (x === null || x === undefined ? "—" : `${fmt(x * 100, 0)}%`);
+/** A ratio as a whole percentage. */
+const pct = (x: number | null | undefined) => percent(x, 0);
 const ms = (x: number | null | undefined) => fmt(x, 3);
 
 function headline(cells: Cell[], ns: number[], durable: boolean) {
@@ -476,12 +475,10 @@ function headline(cells: Cell[], ns: number[], durable: boolean) {
       figure: `The rules' floor (their reads and writes, none of their arithmetic): tps ÷ the floor with the attempt row and PostgreSQL CPU per admission ÷ the lean admission's, at ${ns.join(" / ")} connections`,
       value: `${over((n) => pct(get(cells, "rules", n)?.ratioToLogged))}, ${over((n) => times(cpuRatio(cells, "rules", "lean", n)))}`,
     },
-    ...(cells.some((c) => c.variant === "invoke")
-      ? [{
-        figure: `Reserve as llm-invoke sends a named request with a fallback (and its quota read) / floor at ${ns.join(" / ")} connections`,
-        value: `${over((n) => pct(get(cells, "invoke", n)?.ratioToFloor))} (${over((n) => fmt(get(cells, "invoke", n)?.tps, 0))} tps)`,
-      }]
-      : []),
+    {
+      figure: `Reserve as llm-invoke sends a named request with a fallback (and its quota read) / floor at ${ns.join(" / ")} connections`,
+      value: `${over((n) => pct(get(cells, "invoke", n)?.ratioToFloor))} (${over((n) => fmt(get(cells, "invoke", n)?.tps, 0))} tps)`,
+    },
     {
       figure: `PostgreSQL CPU per admission, RPC vs floor (pgbench) at ${ns.join(" / ")} connections`,
       value: `RPC ${over((n) => ms(get(cells, "rpc", n)?.cpuMsPerTransaction))} ms; floor ${over((n) => ms(get(cells, "floor", n)?.cpuMsPerTransaction))} ms; ` +
@@ -496,16 +493,14 @@ const sqlBlock = (text: string) => `\`\`\`sql\n${text}\n\`\`\``;
 /** A column of a table by connection count: its header and its cell. */
 type Column = readonly [string, (n: number) => string | number];
 
-function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], version: string, durable: boolean): string {
+function markdown(cfg: RpcFloorConfig, cells: Cell[], version: string, durable: boolean): string {
   const ns = cfg.connections;
   const all = cells.reduce((s, c) => s + c.rounds.length, 0);
   const overran = cells.reduce((s, c) => s + c.rounds.filter((f) => !f.windowInsideRun).length, 0);
-  const withInvoke = variants.includes("invoke");
   /** A table with a row per connection count: each column's header and its cell. */
   const byConnections = (columns: Column[]) =>
     table(columns.map(([h]) => h), ns.map((n) => columns.map(([, cell]) => cell(n))), columns.map(() => "r"));
   const at = (v: Variant, n: number) => get(cells, v, n);
-  const ifInvoke = (columns: Column[]) => (withInvoke ? columns : []);
   const tpsTable = byConnections([
     ["connections", (n) => n],
     ["pgbench threads", (n) => Math.min(n, 2)],
@@ -519,10 +514,8 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     ["it / floor with the attempt row", (n) => pct(at("lean", n)?.ratioToLogged)],
     ["RPC / lean admission", (n) => pct(at("rpc", n)?.ratioToLean)],
     ["the rules' floor / floor with the attempt row", (n) => pct(at("rules", n)?.ratioToLogged)],
-    ...ifInvoke([
-      ["llm-invoke's statement tps", (n) => fmt(at("invoke", n)?.tps, 0)],
-      ["it / floor", (n) => pct(at("invoke", n)?.ratioToFloor)],
-    ]),
+    ["llm-invoke's statement tps", (n) => fmt(at("invoke", n)?.tps, 0)],
+    ["it / floor", (n) => pct(at("invoke", n)?.ratioToFloor)],
     ["pgbench's tps, whole run: floor / RPC", (n) =>
       `${fmt(at("floor", n)?.pgbenchTps, 0)} / ${fmt(at("rpc", n)?.pgbenchTps, 0)}`],
   ]);
@@ -536,7 +529,7 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], variants: Variant[], versi
     ["RPC ÷ floor with the attempt row", (n) => times(cpuRatio(cells, "rpc", "logged", n))],
     ["RPC ÷ lean", (n) => times(cpuRatio(cells, "rpc", "lean", n))],
     ["the rules' floor ÷ lean", (n) => times(cpuRatio(cells, "rules", "lean", n))],
-    ...ifInvoke([["llm-invoke's statement CPU ms/tx", (n) => ms(at("invoke", n)?.cpuMsPerTransaction)]]),
+    ["llm-invoke's statement CPU ms/tx", (n) => ms(at("invoke", n)?.cpuMsPerTransaction)],
     ["floor WAL bytes/tx", (n) => fmt(at("floor", n)?.walBytesPerTransaction, 0)],
     ["floor with the attempt row WAL bytes/tx", (n) => fmt(at("logged", n)?.walBytesPerTransaction, 0)],
     ["RPC WAL bytes/tx", (n) => fmt(at("rpc", n)?.walBytesPerTransaction, 0)],
@@ -570,7 +563,8 @@ also those the reservation's rules need here: the caller's class, its daily budg
 model's shares with their owners' use in the group, the request counted in its class's share (the
 interactive class keeps 20% of every model). It keeps none of the rules' arithmetic (its window is the
 row's running sums): no reservation with the rules can cost less.
-${withInvoke ? "\"llm-invoke's statement\" is the call as the function sends it for a named request of a model with a fallback: both models, the caller's request id (its claim is taken), the holder's reply_by, hold_until and id, and in the same statement the quota its answer carries (`google_ai_answer_quota`).\n" : ""}
+"llm-invoke's statement" is the call as the function sends it for a named request of a model with a fallback: both models, the caller's request id (its claim is taken), the holder's reply_by, hold_until and id, and in the same statement the quota its answer carries (\`google_ai_answer_quota\`).
+
 ${tpsTable}
 ${overran ? `\n${overran} of ${all} windows closed after their pgbench run had ended (a slow machine): those include the run's last transactions and its disconnections.\n` : ""}
 **PostgreSQL's cost per transaction**: CPU and WAL per admission (per transaction: every transaction
