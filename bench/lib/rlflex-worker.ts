@@ -31,12 +31,11 @@ process.once("message", async (task: WorkerTask) => {
     // The parent created the table before starting the workers (createRlflexTable).
     const rl = await createRlflex(task.url, task.connections, task.points, { tableCreated: true });
     try {
+      send({ type: "ready" });
       if (task.kind === "burst") {
-        send({ type: "ready" });
         await new Promise<void>((resolve) => process.once("message", () => resolve()));
         send({ type: "burst-done", ...(await fireAtOnce(task.callers, () => rl.tryOnce(task.key))) });
       } else {
-        send({ type: "ready" });
         const run = abortAt(task.stopAt);
         const policy = { jitterMs: task.jitterMs, maxWaitMs: task.maxWaitMs };
         const records = await driveArrivals(

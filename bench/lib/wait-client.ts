@@ -4,6 +4,7 @@
 // when it says so. The same loop drives our RPC, the naive limiter and rate-limiter-flexible, so the
 // three are compared under one client behaviour.
 import { setMaxListeners } from "node:events";
+import { setTimeout as delay } from "node:timers/promises";
 import { decideWait } from "./polling-policy.ts";
 import { minuteOf } from "./clock.ts";
 
@@ -51,19 +52,8 @@ export function abortAt(stopAt: number): { signal: AbortSignal; clear: () => voi
 }
 
 /** Sleeps `ms`; false when the signal ended the sleep first. */
-export function abortableSleep(ms: number, signal: AbortSignal): Promise<boolean> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve(false);
-    const timer = setTimeout(() => {
-      signal.removeEventListener("abort", onAbort);
-      resolve(true);
-    }, Math.max(0, ms));
-    const onAbort = () => {
-      clearTimeout(timer);
-      resolve(false);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-  });
+function abortableSleep(ms: number, signal: AbortSignal): Promise<boolean> {
+  return delay(Math.max(0, ms), true, { signal }).catch(() => false);
 }
 
 export async function waitForAdmission(id: number, tryOnce: () => Promise<TryResult>, policy: WaitPolicy): Promise<WaitRecord> {
