@@ -36,7 +36,7 @@ import { postmasterPid, serverCpuSeconds, processCpuSeconds } from "./lib/pg-cpu
 import { type PoolerRoundTrips, poolerRoundTrips, poolerRoundTripsMarkdown } from "./lib/pooler-round-trips.ts";
 import { startPortkey, type Portkey } from "./lib/portkey.ts";
 import { fmt, table, times, type PartResult } from "./lib/report.ts";
-import { round } from "./lib/stats.ts";
+import { round, summarize } from "./lib/stats.ts";
 import { Teardown } from "./lib/teardown.ts";
 import { parseServerTiming } from "../supabase/functions/_shared/server-timing.ts";
 import {
@@ -314,11 +314,10 @@ async function measureFirstByte(simUrl: string, gatewayUrl: string, samples: num
       if (!r.ok) errors++;
     }
   }
-  const pct = (xs: number[], q: number) => [...xs].sort((a, b) => a - b)[Math.min(xs.length - 1, Math.floor(q * xs.length))] ?? NaN;
-  const d = { p50: pct(ms.direct, 0.5), p95: pct(ms.direct, 0.95) };
-  const g = { p50: pct(ms.gateway, 0.5), p95: pct(ms.gateway, 0.95) };
+  const [d, g] = [summarize(ms.direct), summarize(ms.gateway)];
   // errors: streams that did not answer 200 or whose text was not whole.
-  return { samples, direct: d, gateway: g, addedMs: { p50: g.p50 - d.p50, p95: g.p95 - d.p95 }, errors };
+  const added = { p50: g.p50 - d.p50, p95: g.p95 - d.p95 };
+  return { samples, direct: { p50: d.p50, p95: d.p95 }, gateway: { p50: g.p50, p95: g.p95 }, addedMs: added, errors };
 }
 
 function firstByteMarkdown(fb: FirstByte, cells: Cell[]): string {
@@ -418,15 +417,10 @@ async function countRoundTrips(
     const tokenByStatement = countStatements(entries.slice(serviceEntries));
     const rpc = Object.fromEntries(Object.keys(after).map((k) => [k, after[k]! - (before[k] ?? 0)]).filter(([, v]) => (v as number) > 0));
     const rpcTotal = Object.values(rpc).reduce((s: number, v) => s + (v as number), 0);
-    const afterAnswer = Object.entries(byStatement).filter(([k]) => AFTER_ANSWER.test(k)).reduce((s, [, v]) => s + v, 0);
+    // (How they are counted: the part's notes.)
     return {
-      /** Which process was counted. */
-      target: "llm-invoke-edge" as Target,
       requests,
       succeeded,
-      statementsPerRequest: round(serviceEntries / Math.max(1, succeeded), 2),
-      /** Statements of the work handed to EdgeRuntime.waitUntil (finalize), per successful request. */
-      afterAnswerPerRequest: round(afterAnswer / Math.max(1, succeeded), 2),
       /** The function process's own count of the tasks handed to waitUntil, at its exit (null if it printed none). */
       waitUntil,
       /** Calls of the top-level RPCs by pg_stat_user_functions, per successful request. */
@@ -435,13 +429,6 @@ async function countRoundTrips(
       byStatement,
       /** The same process's requests with a scoped token (Kaggle's credential), after the service key's. */
       token: { requests, succeeded: tokenSucceeded, byStatement: tokenByStatement },
-      method:
-        "log_statement = 'all' on the part's database (only llm-invoke connects to it during the window), " +
-        "statements counted from the server log over sequential requests to a freshly started llm-invoke as on Supabase " +
-        "(with the service key, then as many with a scoped token) " +
-        "(EdgeRuntime.waitUntil defined: finalize runs after the answer, counted off the caller's path and checked against the " +
-        "tasks the process handed to waitUntil); cross-checked with " +
-        "track_functions = 'all' (pg_stat_user_functions: calls of the gateway's top-level RPCs in the same window)",
     };
   } finally {
     off();
@@ -549,9 +536,7 @@ function roundTripSummary(rt: RoundTrips): string {
 }
 
 /** The same for the scoped token's requests (same process, after the service key's). */
-function tokenRoundTripSummary(rt: RoundTrips): string {
-  return statementSummary(rt.token.byStatement, rt.token.succeeded, null);
-}
+const tokenRoundTripSummary = (rt: RoundTrips) => statementSummary(rt.token.byStatement, rt.token.succeeded, null);
 
 /** Counted statements by where they fall: before the answer, after it (waitUntil), once per worker. */
 function byPlace(byStatement: Record<string, number>) {
