@@ -15,7 +15,7 @@ import type { BenchServer } from "./lib/db.ts";
 import { fmt, table, type PartResult } from "./lib/report.ts";
 import { summarize, type Summary } from "./lib/stats.ts";
 import { sleep } from "./lib/clock.ts";
-import { keepLine } from "./lib/llm-invoke.ts";
+import { keepLine, postInvoke } from "./lib/llm-invoke.ts";
 import { Teardown } from "./lib/teardown.ts";
 
 export interface OutageConfig {
@@ -183,25 +183,12 @@ export async function runOutage(_bench: BenchServer, cfg: OutageConfig, log: (s:
 /** NO_WAIT calls to llm-invoke of `stack`, and a wait until it serves again. */
 function caller(stack: LocalStack, fnLog: string[]) {
   const url = `${stack.functionsUrl}/functions/v1/llm-invoke`;
-  const headers = { authorization: `Bearer ${stack.serviceKey}`, "content-type": "application/json" };
   const call = async (requestId?: string): Promise<Call & RecoveryCall> => {
-    const body = JSON.stringify({
-      model: "gemma-3-27b",
-      prompt: "Что такое EVE?",
-      mode: "NO_WAIT",
-      ...(requestId === undefined ? {} : { request_id: requestId }),
-    });
+    const request = { model: "gemma-3-27b", prompt: "Что такое EVE?", mode: "NO_WAIT", request_id: requestId };
     const started = performance.now();
-    const res = await fetch(url, { method: "POST", headers, body });
-    const text = await res.text();
+    const r = await postInvoke(url, request, { credential: stack.serviceKey });
     const at = performance.now();
-    let code: string | null = null;
-    try {
-      code = (JSON.parse(text) as { error?: { code?: string } }).error?.code ?? null;
-    } catch {
-      code = null;
-    }
-    return { status: res.status, code, retryAfter: res.headers.get("retry-after"), ms: at - started, at };
+    return { status: r.status, code: errorCode(r.body), retryAfter: r.retryAfter ?? null, ms: at - started, at };
   };
   /** Until llm-invoke serves again (it may still be in its short down state), its pool warm. */
   const healthy = async () => {
@@ -212,6 +199,15 @@ function caller(stack: LocalStack, fnLog: string[]) {
     }
   };
   return { call, healthy };
+}
+
+/** The error code an answer's JSON body names (null: none, or not JSON). */
+function errorCode(body: string): string | null {
+  try {
+    return (JSON.parse(body) as { error?: { code?: string } }).error?.code ?? null;
+  } catch {
+    return null;
+  }
 }
 
 /** "3 × 200, 1 × 503 unavailable". */

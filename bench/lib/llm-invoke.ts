@@ -95,8 +95,9 @@ export function waitUntilCounts(output: string[]): { handed: number; settled: nu
 export interface InvokeAnswer {
   status: number;
   body: string;
-  /** The answer's Server-Timing header. */
+  /** The answer's Server-Timing and Retry-After headers. */
   serverTiming?: string | null;
+  retryAfter?: string | null;
 }
 
 /**
@@ -119,7 +120,8 @@ export async function postInvoke(
       body: JSON.stringify(body),
       ...(opts.signal ? { signal: opts.signal } : {}),
     });
-    return { status: res.status, body: await res.text(), serverTiming: res.headers.get("server-timing") };
+    const headers = { serverTiming: res.headers.get("server-timing"), retryAfter: res.headers.get("retry-after") };
+    return { status: res.status, body: await res.text(), ...headers };
   } catch (error) {
     return { status: opts.signal?.aborted ? 0 : -1, body: error instanceof Error ? error.message : String(error) };
   }
