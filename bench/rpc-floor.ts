@@ -245,7 +245,6 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   const bin = findPgbench();
   if (!bin) throw new Error("pgbench not found (install the PostgreSQL client tools, e.g. apt-get install postgresql-client)");
   const version = pgbenchVersion(bin);
-  const durable = bench.settings.fsync === "on" && bench.settings.synchronous_commit === "on";
   const variants: Variant[] = ["floor", "logged", "lean", "rules", "rpc", "invoke"];
   const dir = await mkdtemp(path.join(tmpdir(), "eve-bench-floor-"));
   const db = await bench.fresh("rpc_floor");
@@ -311,8 +310,8 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
         cpuMeasured: postmaster !== undefined,
         cells,
       },
-      markdown: markdown(cfg, cells, version, durable),
-      headline: headline(cells, cfg.connections, durable),
+      markdown: markdown(cfg, cells, version),
+      headline: headline(cells, cfg.connections),
       checks: [
         {
           name: "floor and RPC cells ran without errors (pgbench exit 0, no failed transactions)",
@@ -452,12 +451,11 @@ function cpuRatio(cells: Cell[], v: Variant, over: Variant, n: number): number |
 const pct = (x: number | null | undefined) => percent(x, 0);
 const ms = (x: number | null | undefined) => fmt(x, 3);
 
-function headline(cells: Cell[], ns: number[], durable: boolean) {
+function headline(cells: Cell[], ns: number[]) {
   const over = (pick: (n: number) => string) => ns.map(pick).join(" / ");
-  const conditions = durable ? "fsync on" : "fsync OFF: not the durable floor";
   return [
     {
-      figure: `Reserve RPC / floor (pgbench, prepared, one hot row, ${conditions}) at ${ns.join(" / ")} connections`,
+      figure: `Reserve RPC / floor (pgbench, prepared, one hot row, fsync on) at ${ns.join(" / ")} connections`,
       value: `${over((n) => pct(get(cells, "rpc", n)?.ratioToFloor))} (floor ${over((n) => fmt(get(cells, "floor", n)?.tps, 0))} tps; ` +
         `RPC ${over((n) => fmt(get(cells, "rpc", n)?.tps, 0))} tps)`,
     },
@@ -493,7 +491,7 @@ const sqlBlock = (text: string) => `\`\`\`sql\n${text}\n\`\`\``;
 /** A column of a table by connection count: its header and its cell. */
 type Column = readonly [string, (n: number) => string | number];
 
-function markdown(cfg: RpcFloorConfig, cells: Cell[], version: string, durable: boolean): string {
+function markdown(cfg: RpcFloorConfig, cells: Cell[], version: string): string {
   const ns = cfg.connections;
   const all = cells.reduce((s, c) => s + c.rounds.length, 0);
   const overran = cells.reduce((s, c) => s + c.rounds.filter((f) => !f.windowInsideRun).length, 0);
@@ -536,7 +534,7 @@ function markdown(cfg: RpcFloorConfig, cells: Cell[], version: string, durable: 
   ]);
   const cmd = (file: string, n: number) => `pgbench ${pgbenchArgs({ clients: n, threads: Math.min(n, 2), durationSec: cfg.durationSec, scriptPath: file, database: "<db>" }).join(" ")}`;
   return `
-${durable ? "" : "**This run had fsync off** (`--no-fsync`): the figures below are not the durable floor.\n\n"}Both are driven by pgbench, PostgreSQL's own C load driver (${version}): one connection per client,
+Both are driven by pgbench, PostgreSQL's own C load driver (${version}): one connection per client,
 prepared statements (\`-M prepared\`), \`-T ${cfg.durationSec}\` per cell, at ${ns.join(", ")} connections on one hot
 row (one quota group for the RPC, with limits that never bind, so every call is admitted and writes its
 attempt row). Each cell ran ${cfg.rounds} time${cfg.rounds === 1 ? "" : "s"}, interleaved with the others in

@@ -29,21 +29,19 @@ interface Args {
   smoke: boolean;
   only: string[] | null;
   out: string | null;
-  durable: boolean;
   /** Full runs of the mixed-load part (3 by default). */
   runs?: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { smoke: false, only: null, out: null, durable: true };
+  const args: Args = { smoke: false, only: null, out: null };
   for (const a of argv) {
     if (a === "--smoke") args.smoke = true;
     else if (a.startsWith("--only=")) args.only = a.slice(7).split(",").filter(Boolean);
     else if (a.startsWith("--out=")) args.out = path.resolve(a.slice(6));
-    else if (a === "--no-fsync") args.durable = false;
     else if (a.startsWith("--runs=")) args.runs = Math.max(1, Number(a.slice(7)) || 1);
     else if (a === "--help" || a === "-h") {
-      console.log("usage: tsx bench/run.ts [--smoke] [--only=<part,...>] [--out=<dir>] [--no-fsync] [--runs=<mixed-load runs>]");
+      console.log("usage: tsx bench/run.ts [--smoke] [--only=<part,...>] [--out=<dir>] [--runs=<mixed-load runs>]");
       process.exit(0);
     } else throw new Error(`unknown argument ${a}`);
   }
@@ -60,7 +58,7 @@ async function main(): Promise<number> {
   const chartPath = outDir ? path.join(outDir, "wait-admissions.svg") : path.join(repoRoot, "docs", "wait-admissions.svg");
 
   log(`EVE LLM Gateway benchmark (${args.smoke ? "smoke" : "full"}): starting PostgreSQL`);
-  const bench = await startBenchServer({ durable: args.durable });
+  const bench = await startBenchServer();
   const machine = machineInfo({ version: bench.version, engine: bench.server.engine, settings: bench.settings });
   log(`  ${machine.postgres} (${machine.postgresEngine}), ${machine.nproc} × ${machine.cpuModel}, Node ${machine.node}, Deno ${machine.deno}`);
 

@@ -27,10 +27,11 @@ export interface BenchDb {
 
 const TEMPLATE = "eve_bench_template";
 
-export async function startBenchServer(options: { durable: boolean }): Promise<BenchServer> {
+/** The server as in production: fsync and synchronous_commit on. */
+export async function startBenchServer(): Promise<BenchServer> {
   const listeners = new Set<(line: string) => void>();
   const server = await startPostgres({
-    durable: options.durable,
+    durable: true,
     log: (line) => {
       for (const l of listeners) l(line);
     },
