@@ -24,7 +24,7 @@ import { postOnce } from "./lib/http.ts";
 import { BENCH_SERVICE_KEY, functionEnv, keepLine, simulatorFor } from "./lib/llm-invoke.ts";
 import { processCpuSeconds } from "./lib/pg-cpu.ts";
 import { fmt, table, times, type PartResult } from "./lib/report.ts";
-import { median, percentile } from "./lib/stats.ts";
+import { median, round, summarize } from "./lib/stats.ts";
 import { rotatedRounds } from "./lib/load.ts";
 import { Teardown } from "./lib/teardown.ts";
 
@@ -90,42 +90,35 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
     // the same for every target, with a DENO_DIR of the part's own: its caches start empty.
     const env = { NO_COLOR: "1", ...process.env, ...(await functionEnv(db.url, sim.url)), DENO_DIR: denoDir };
 
-    const targets = TARGETS;
     const deno = denoBin();
     const bootOnce = (t: Target, mode: Mode) => boot(deno, t, mode, env);
 
     // One unmeasured boot per target into the empty DENO_DIR: it transpiles and fills the code cache.
     const firstBoots: Partial<Record<TargetId, Boot>> = {};
-    for (const t of targets) {
-      firstBoots[t.id] = await bootOnce(t, "warm");
-      log(`  first boot (empty DENO_DIR) ${t.id.padEnd(6)} ${fmt(firstBoots[t.id]!.ms)} ms HTTP ${firstBoots[t.id]!.status}${firstBoots[t.id]!.error ? ` ${firstBoots[t.id]!.error}` : ""}`);
+    for (const t of TARGETS) {
+      const b = (firstBoots[t.id] = await bootOnce(t, "warm"));
+      log(`  first boot (empty DENO_DIR) ${t.id.padEnd(6)} ${fmt(b.ms)} ms HTTP ${b.status}${b.error ? ` ${b.error}` : ""}`);
     }
     const codeCacheBytes = codeCacheSize(denoDir);
 
-    const cellsOrder = targets.flatMap((t) => MODES.map((mode) => ({ t, mode })));
-    const samples = new Map<string, Boot[]>(cellsOrder.map(({ t, mode }) => [`${t.id}/${mode}`, []]));
-    const perRound = Array.from({ length: cfg.boots }, (): Record<string, number> => ({}));
-    await rotatedRounds(cellsOrder, cfg.boots, async ({ t, mode }, r) => {
-      const b = await bootOnce(t, mode);
-      samples.get(`${t.id}/${mode}`)!.push(b);
-      if (b.status === 200) perRound[r]![`${t.id}/${mode}`] = b.ms;
-    });
-
-    const cells = cellsOrder.map(({ t, mode }) => summarizeCell(t.id, mode, samples.get(`${t.id}/${mode}`)!));
+    const cellsOrder = TARGETS.flatMap((t) => MODES.map((mode) => ({ t, mode })));
+    const samples = await rotatedRounds(cellsOrder, cfg.boots, ({ t, mode }) => bootOnce(t, mode));
+    const boots = (t: TargetId, m: Mode) => samples.get(cellsOrder.find((c) => c.t.id === t && c.mode === m)!)!;
+    const cells = cellsOrder.map((c) => summarizeCell(c.t.id, c.mode, samples.get(c)!));
 
     const cell = (t: TargetId, m: Mode) => cells.find((c) => c.target === t && c.mode === m);
     const ratio = (a: number | undefined, b: number | undefined) => (a === undefined || b === undefined || !(b > 0) ? null : a / b);
-    const roundRatio = (a: string, b: string) => {
-      const rs = perRound.filter((r) => r[a] !== undefined && r[b] !== undefined).map((r) => r[a]! / r[b]!);
-      return rs.length ? median(rs) : null;
-    };
+    // Warm boots of one round, llm-invoke's over the floor's, where both answered.
+    const floorWarm = boots("floor", "warm");
+    const perRound = boots("now", "warm").flatMap((b, r) =>
+      b.status === 200 && floorWarm[r]!.status === 200 ? [b.ms / floorWarm[r]!.ms] : []);
     // llm-invoke against the floor, measured in the same rounds.
     const ratios: RatioRow = {
       warm: ratio(cell("now", "warm")?.ms.p50, cell("floor", "warm")?.ms.p50),
       cold: ratio(cell("now", "cold")?.ms.p50, cell("floor", "cold")?.ms.p50),
       rss: ratio(cell("now", "warm")?.rssMiB.p50, cell("floor", "warm")?.rssMiB.p50),
       cpu: ratio(cell("now", "warm")?.cpuMs.p50, cell("floor", "warm")?.cpuMs.p50),
-      warmPerRound: roundRatio("now/warm", "floor/warm"),
+      warmPerRound: perRound.length ? median(perRound) : null,
     };
 
     // Each llm-invoke answer reserved and finalized one attempt: the rows say so.
@@ -133,9 +126,7 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
       select count(*) filter (where status = 'succeeded')::int as succeeded,
              count(*) filter (where status = 'reserved')::int as open
       from public.google_ai_attempts`;
-    const invokeAnswers = [...samples.entries()].filter(([k]) => !k.startsWith("floor/")).flatMap(([, v]) => v)
-      .concat(targets.filter((t) => t.id !== "floor").map((t) => firstBoots[t.id]!))
-      .filter((b) => b.status === 200).length;
+    const invokeAnswers = [...boots("now", "warm"), ...boots("now", "cold"), firstBoots.now!].filter((b) => b.status === 200).length;
 
     const all = [...samples.values()].flat().concat(Object.values(firstBoots));
     const not200 = all.filter((b) => b.status !== 200);
@@ -146,7 +137,7 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
       model: MODEL,
       prompt: PROMPT,
       deno: denoVersion,
-      targets: targets.map((t) => ({ id: t.id, label: t.label, command: t.shown, cold: "the same with --no-code-cache after `run`" })),
+      targets: TARGETS.map((t) => ({ id: t.id, label: t.label, command: t.shown, cold: "the same with --no-code-cache after `run`" })),
       firstBoots: Object.fromEntries(Object.entries(firstBoots).map(([k, b]) => [k, roundBoot(b)])),
       codeCacheBytesAfterFirstBoots: codeCacheBytes,
       cells,
@@ -157,7 +148,7 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
       id: "boot",
       title: "Boot: a new llm-invoke worker to its first answer, against an empty Deno.serve",
       data,
-      markdown: markdown(cfg, targets, cells, firstBoots, ratios, codeCacheBytes, denoVersion),
+      markdown: markdown(cfg, TARGETS, cells, firstBoots, ratios, codeCacheBytes, denoVersion),
       headline: [{
         figure: "Boot to first answer, p50 warm (cold): llm-invoke / empty Deno.serve",
         value: `${ms(cell("now", "warm"))} (${ms(cell("now", "cold"))}) / ${ms(cell("floor", "warm"))} (${ms(cell("floor", "cold"))}) ms; ` +
@@ -167,7 +158,7 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
         {
           name: "every boot answered 200",
           ok: not200.length === 0 && succeeded === invokeAnswers && open === 0,
-          detail: `${all.length - not200.length} of ${all.length} boots (${targets.map((t) => t.id).join(", ")})` +
+          detail: `${all.length - not200.length} of ${all.length} boots (${TARGETS.map((t) => t.id).join(", ")})` +
             `${not200.length ? `; first failure: ${not200[0]!.error ?? `HTTP ${not200[0]!.status}`}` : ""}; ` +
             `llm-invoke attempts succeeded ${succeeded} for ${invokeAnswers} answers, ${open} left reserved`,
         },
@@ -255,20 +246,19 @@ function codeCacheSize(denoDir: string): number {
 
 function summarizeCell(target: TargetId, mode: Mode, boots: Boot[]) {
   const ok = boots.filter((b) => b.status === 200);
-  const sorted = (xs: number[]) => Float64Array.from(xs).sort();
-  const times = sorted(ok.map((b) => b.ms));
-  const rss = sorted(ok.flatMap((b) => (b.rssKiB === null ? [] : [b.rssKiB / 1024])));
-  const cpu = sorted(ok.flatMap((b) => (b.cpuMs === null ? [] : [b.cpuMs])));
-  const r = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+  const times = summarize(ok.map((b) => b.ms));
+  const rss = summarize(ok.flatMap((b) => (b.rssKiB === null ? [] : [b.rssKiB / 1024])));
+  const cpu = summarize(ok.flatMap((b) => (b.cpuMs === null ? [] : [b.cpuMs])));
+  const r = (x: number, d = 1) => round(x, d);
   const firstError = boots.find((b) => b.status !== 200)?.error;
   return {
     target,
     mode,
     boots: boots.length,
     answered200: ok.length,
-    ms: { p50: r(percentile(times, 50)), max: r(times[times.length - 1] ?? NaN), min: r(times[0] ?? NaN) },
-    rssMiB: { p50: r(percentile(rss, 50)), max: r(rss[rss.length - 1] ?? NaN) },
-    cpuMs: { p50: r(percentile(cpu, 50), 0), max: r(cpu[cpu.length - 1] ?? NaN, 0) },
+    ms: { p50: r(times.p50), max: r(times.max), min: r(times.min) },
+    rssMiB: { p50: r(rss.p50), max: r(rss.max) },
+    cpuMs: { p50: r(cpu.p50, 0), max: r(cpu.max, 0) },
     ...(firstError ? { firstError } : {}),
     /** Every boot in the order it ran: ms to the answer (0.1 ms), HTTP status, RSS KiB, CPU ms. */
     samples: boots.map((b): [number, number, number | null, number | null] => [r(b.ms), b.status, b.rssKiB, b.cpuMs]),

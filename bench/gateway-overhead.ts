@@ -158,8 +158,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
     const cpuSpent = new Map(CPU_TARGETS.map((t) => [t, { deno: 0, postgres: 0, requests: 0 }]));
     const cells: Cell[] = [];
     for (const n of cfg.concurrencies) {
-      const rounds = new Map<Target, LoadResult[]>(targets.map((t) => [t, []]));
-      await rotatedRounds(targets, cfg.rounds, async (t, r) => {
+      const rounds = await rotatedRounds(targets, cfg.rounds, async (t, r) => {
         const cpuTarget = n === cpuAt ? CPU_TARGETS.find((c) => c === t) : undefined;
         const before = cpuTarget && cpuNow(cpuTarget);
         if (t === "llm-invoke-edge" && n === BUDGET_AT) timed = [];
@@ -185,7 +184,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
         spent.postgres += after.postgres - before.postgres;
         spent.requests += result.totalCalls;
       }
-      rounds.get(t)!.push(result);
+      return result;
       });
       const pooled = new Map(targets.map((t) => [t, poolRounds(rounds.get(t)!)]));
       const base = pooled.get("direct")!.latencyMs;

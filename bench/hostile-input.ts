@@ -61,9 +61,8 @@ export async function runHostileInput(_bench: BenchServer, cfg: HostileInputConf
     const service = { authorization: `Bearer ${stack.serviceKey}` };
     const bodies = hostileBodies(cfg.bodyBytes);
 
-    const jobs: { row: Row; times: number[]; send: () => ReturnType<typeof post> }[] = [];
-    const job = (fn: Row["fn"], input: string, send: () => ReturnType<typeof post>) =>
-      jobs.push({ row: { fn, input, statuses: [], ms: summarize([]) }, times: [], send });
+    const jobs: { fn: Row["fn"]; input: string; send: () => ReturnType<typeof post> }[] = [];
+    const job = (fn: Row["fn"], input: string, send: () => ReturnType<typeof post>) => jobs.push({ fn, input, send });
     const normal = JSON.stringify({ model: "gemma-3-27b", prompt: "Что такое EVE?" });
     job("llm-invoke (normal)", "a valid request (Google simulator answers)", () => post(urlOf("llm-invoke"), service, normal));
     job("llm-invoke (small invalid)", "an unknown field, 60 bytes", () =>
@@ -76,12 +75,11 @@ export async function runHostileInput(_bench: BenchServer, cfg: HostileInputConf
 
     // Warm every function once, then rounds in rotated order so no input always goes first.
     for (const j of jobs) await j.send();
-    await rotatedRounds(jobs, cfg.rounds, async (j) => {
-      const t = await j.send();
-      j.row.statuses.push(t.status);
-      j.times.push(t.ms);
+    const sent = await rotatedRounds(jobs, cfg.rounds, (j) => j.send());
+    const rows: Row[] = jobs.map((j) => {
+      const answers = sent.get(j)!;
+      return { fn: j.fn, input: j.input, statuses: answers.map((a) => a.status), ms: summarize(answers.map((a) => a.ms)) };
     });
-    const rows = jobs.map((j) => ({ ...j.row, ms: summarize(j.times) }));
     const hostile = rows.filter((r) => (FUNCTIONS as readonly string[]).includes(r.fn));
     const worst = hostile.reduce((a, b) => (b.ms.p50 > a.ms.p50 ? b : a));
     const normalRow = rows[0]!;

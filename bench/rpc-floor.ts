@@ -269,14 +269,12 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
     const cells: Cell[] = [];
     for (const n of cfg.connections) {
       const threads = Math.min(n, 2);
-      const figures = new Map<Variant, RoundFigures[]>(variants.map((v) => [v, []]));
       // Rotate the order each round so neither the floor nor the RPC always runs first.
-      await rotatedRounds(variants, cfg.rounds, async (v, r) => {
+      const figures = await rotatedRounds(variants, cfg.rounds, async (v, r) => {
         const scriptPath = path.join(dir, SCRIPTS[v].file);
         const f = await measure(db.sql, postmaster, v, cfg, () =>
           runPgbench(bin, { url: db.url, scriptPath, clients: n, threads, durationSec: cfg.durationSec })
         );
-        figures.get(v)!.push(f);
         log(
           `  ${String(n).padStart(3)} conn  round ${r + 1}  ${v.padEnd(6)} ${fmt(f.tps, 1).padStart(8)} tps` +
             ` (pgbench: ${fmt(f.pgbenchTps, 1)})` +
@@ -286,6 +284,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
             (f.windowInsideRun ? "" : "  (window outlasted the run)") +
             (f.problem ? `\n    PROBLEM (exit ${f.exitCode}): ${f.problem.replaceAll("\n", "\n    ")}` : ""),
         );
+        return f;
       });
       cells.push(...variants.map((v) => cellOf(v, n, figures)));
     }

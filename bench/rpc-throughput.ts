@@ -86,11 +86,8 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
       const cellClients = clients.slice(0, n);
       const naive = cellClients.map((c) => naiveLimiter(c, "naive-tp", HUGE));
       rl = await createRlflex(db.url, n, HUGE);
-      const rounds = new Map<VariantSpec, { results: LoadResult[]; wal: number; attempts: number }>(
-        VARIANTS.map((v) => [v, { results: [], wal: 0, attempts: 0 }]),
-      );
       // Rotate the order each round so no variant always runs first (or last) in a round.
-      await rotatedRounds(VARIANTS, cfg.rounds, async (v, r) => {
+      const rounds = await rotatedRounds(VARIANTS, cfg.rounds, async (v, r) => {
         await Promise.all(cellClients.map((c) => c.unsafe(`set synchronous_commit = ${v.commit}`)));
         const attemptsBefore = await attemptCount(db.sql);
         const lsn = await walLsn(db.sql);
@@ -120,27 +117,24 @@ export async function runRpcThroughput(bench: BenchServer, cfg: RpcThroughputCon
           },
         });
         await Promise.all(cellClients.map((c) => c.unsafe("reset synchronous_commit")));
-        const acc = rounds.get(v)!;
-        acc.results.push(result);
-        acc.wal += await walBytesSince(db.sql, lsn);
-        acc.attempts += (await attemptCount(db.sql)) - attemptsBefore;
+        return { result, wal: await walBytesSince(db.sql, lsn), attempts: (await attemptCount(db.sql)) - attemptsBefore };
       });
       // Each round's calls/s against its ceiling's in the same round.
-      const rate = (v: VariantSpec | undefined, r: number) => rounds.get(v!)!.results[r]!.callsPerSecond;
+      const rate = (v: VariantSpec | undefined, r: number) => rounds.get(v!)![r]!.result.callsPerSecond;
       const ceiling = (v: VariantSpec) => VARIANTS.find((c) => c.id === CEILING(v.id));
-      const ratios = (v: VariantSpec) => rounds.get(v)!.results.map((_, r) => rate(v, r) / rate(ceiling(v), r));
+      const ratios = (v: VariantSpec) => rounds.get(v)!.map((_, r) => rate(v, r) / rate(ceiling(v), r));
       await rl.close();
       rl = undefined;
       for (const v of VARIANTS) {
         const acc = rounds.get(v)!;
-        const pooled = poolRounds(acc.results);
+        const pooled = poolRounds(acc.map((a) => a.result));
         const cell: Cell = {
           ...pooled,
           variant: v.id,
           synchronousCommit: v.commit,
           ratioToSelect1: CEILING(v.id) === v.id ? null : median(ratios(v)),
-          walBytesPerCall: Math.round(acc.wal / Math.max(1, pooled.totalCalls)),
-          attemptRowsWritten: acc.attempts,
+          walBytesPerCall: Math.round(acc.reduce((sum, a) => sum + a.wal, 0) / Math.max(1, pooled.totalCalls)),
+          attemptRowsWritten: acc.reduce((sum, a) => sum + a.attempts, 0),
         };
         cells.push(cell);
         log(

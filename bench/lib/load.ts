@@ -81,11 +81,19 @@ export async function closedLoop<C>(options: LoadOptions<C>): Promise<LoadResult
   };
 }
 
-/** Runs `each` on every item once per round, in an order rotated each round so that none always goes first. */
-export async function rotatedRounds<T>(items: readonly T[], rounds: number, each: (it: T, r: number) => Promise<void>) {
+/**
+ * Runs `each` on every item once per round, in an order rotated each round so that none always goes
+ * first; returns each item's results in round order.
+ */
+export async function rotatedRounds<T, R>(items: readonly T[], rounds: number, each: (it: T, r: number) => Promise<R>) {
+  const results = new Map<T, R[]>(items.map((it) => [it, []]));
   for (let r = 0; r < rounds; r++) {
-    for (let i = 0; i < items.length; i++) await each(items[(i + r) % items.length]!, r);
+    for (let i = 0; i < items.length; i++) {
+      const it = items[(i + r) % items.length]!;
+      results.get(it)!.push(await each(it, r));
+    }
   }
+  return results;
 }
 
 /** Pools several rounds of the same cell: calls/s is the median round, latency over all calls. */
