@@ -374,8 +374,9 @@ async function requestLog(sql: Sql, side: Side, outcomes: Outcome[], t0: number,
   for (const w of journal) if (w.requestId !== null) writes.set(w.requestId, [...(writes.get(w.requestId) ?? []), w]);
   const ms = (t: number | null | undefined) => (t === null || t === undefined ? "-" : Math.round(t - t0));
   const windows = Math.max(1, Math.ceil((measured.to - measured.from) / WINDOW_MS));
-  const perCaller: Record<string, { inSpan: number; inSpanByWindow: number[]; admitted: number; refusedAtOnce: number; lostTurn: number;
-    lapsed: number; meanWaitMs: number; callsPerRequest: number; pastEarlierTurn: number; pastDueTurn: number }> = {};
+  const callerFigures = () => ({ inSpan: 0, inSpanByWindow: new Array<number>(windows).fill(0), admitted: 0, refusedAtOnce: 0, lostTurn: 0,
+    lapsed: 0, meanWaitMs: 0, callsPerRequest: 0, pastEarlierTurn: 0, pastDueTurn: 0 });
+  const perCaller: Record<string, ReturnType<typeof callerFigures>> = {};
   const rows = outcomes.map((o) => {
     const id = `${side.id}-${o.arrival.id}`;
     const mine = writes.get(id) ?? [];
@@ -384,8 +385,7 @@ async function requestLog(sql: Sql, side: Side, outcomes: Outcome[], t0: number,
     const outcome = o.admittedAt !== null ? "admitted" : o.lostTurn ? "lost" : o.refusedAt !== null ? "refused" : o.cutOff ? "cut" : "error";
     const calls = tickets.length + (outcome === "cut" || outcome === "error" ? 0 : 1);
     const order = o.admittedAt === null ? null : turnOrderAt(journal, id, o.arrival.caller, rank.get(o.arrival.priority)!, o.admittedAt);
-    const c = (perCaller[o.arrival.caller] ??= { inSpan: 0, inSpanByWindow: new Array<number>(windows).fill(0), admitted: 0, refusedAtOnce: 0,
-      lostTurn: 0, lapsed: 0, meanWaitMs: 0, callsPerRequest: 0, pastEarlierTurn: 0, pastDueTurn: 0 });
+    const c = (perCaller[o.arrival.caller] ??= callerFigures());
     c.lapsed += lapsed;
     c.callsPerRequest += calls;
     if (outcome === "refused") c.refusedAtOnce++;
@@ -508,25 +508,11 @@ async function account(
   const inSpan = (end: number) => countBetween(times, end - WINDOW_MS, end);
   let worst = 0;
   for (const t of times) worst = Math.max(worst, inSpan(t));
-  let minUtilisation = Infinity;
-  let lowestSpanEnd = NaN;
-  let count = 0;
-  const spanCounts: number[] = [];
-  for (let end = measured.from + WINDOW_MS; end <= measured.to; end += 1_000) {
-    spanCounts.push(inSpan(end));
-    if (inSpan(end) / cfg.limitRpm < minUtilisation) {
-      minUtilisation = inSpan(end) / cfg.limitRpm;
-      lowestSpanEnd = end;
-    }
-    count++;
-  }
-  const perCaller: Record<string, { admitted: number; refusedAtOnce: number; lostTurn: number }> = {};
-  for (const o of outcomes) {
-    const c = (perCaller[o.arrival.caller] ??= { admitted: 0, refusedAtOnce: 0, lostTurn: 0 });
-    if (o.admittedAt !== null) c.admitted++;
-    else if (o.lostTurn) c.lostTurn++;
-    else if (o.refusedAt !== null) c.refusedAtOnce++;
-  }
+  // The saturated period's 61 s spans, one ending on each of its seconds, and the lowest of them.
+  const spanEnds: number[] = [];
+  for (let end = measured.from + WINDOW_MS; end <= measured.to; end += 1_000) spanEnds.push(end);
+  const spanCounts = spanEnds.map(inSpan);
+  const lowest = spanCounts.indexOf(Math.min(...spanCounts));
   // Starved: gave up (or lost its turn) although the window had room for a whole second while it waited.
   // A spread window hands out one slot per interval and is below the limit between two of them by
   // design: there, a slot is wasted when two intervals pass without an admission while the window has room.
@@ -574,8 +560,13 @@ async function account(
     byClass,
     batchAdmitted,
     jain: jain(Object.values(batchAdmitted)),
-    spans: { count, minUtilisation: count === 0 ? NaN : minUtilisation, worst, lowestSpanEndsAfterStartMs: lowestSpanEnd - measured.from + WINDOW_MS, counts: spanCounts },
-    perCaller,
+    spans: {
+      count: spanCounts.length,
+      minUtilisation: lowest < 0 ? NaN : spanCounts[lowest]! / cfg.limitRpm,
+      worst,
+      lowestSpanEndsAfterStartMs: lowest < 0 ? NaN : spanEnds[lowest]! - measured.from + WINDOW_MS,
+      counts: spanCounts,
+    },
     starved,
     inversions,
     attemptRows: rows,
