@@ -335,7 +335,6 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
 function outcomeOf(rec: WaitRecord, b: Booking | undefined, arrival: Arrival) {
   const at = b?.bookedAt?.getTime() ?? null;
   const error = rec.error ?? (rec.admittedAt !== null && at === null ? "answered 200 without a booking" : undefined);
-  rec.calls = b?.rows ?? 0;
   rec.admittedAt = rec.admitCallStartedAt = rec.admittedAt !== null ? at : null;
   rec.window = rec.admittedAt !== null ? b!.window!.getTime() : null;
   if (error !== undefined) rec.error = error;

@@ -11,11 +11,6 @@ export interface Check {
   detail: string;
 }
 
-export interface HeadlineRow {
-  figure: string;
-  value: string;
-}
-
 export interface PartResult {
   /** Also the JSON file name: bench/results/<id>.json */
   id: string;
@@ -24,7 +19,8 @@ export interface PartResult {
   data: unknown;
   /** The part's section of the report (without its heading). */
   markdown: string;
-  headline: HeadlineRow[];
+  /** Headline rows: a figure's name and its measured value. */
+  headline: { figure: string; value: string }[];
   /** Things that must hold (our over-admission is 0, ...): a failed check fails the run. */
   checks: Check[];
 }

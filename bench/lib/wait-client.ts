@@ -22,7 +22,6 @@ export interface WaitRecord {
   gaveUpAt: number | null;
   /** Still waiting when the run ended. */
   cutOff: boolean;
-  calls: number;
   /** Sleep accumulated, as llm-invoke accounts it (waited_ms). */
   waitedMs: number;
   /** Why a WAIT request was refused in the end, as the 429 says (llm-invoke's refusal cause). */
@@ -40,7 +39,7 @@ export interface WaitPolicy {
 /** A waiter's record as it arrives (now). */
 export function waitRecord(id: number): WaitRecord {
   const unset = { admittedAt: null, admitCallStartedAt: null, window: null, gaveUpAt: null };
-  return { id, arrivedAt: Date.now(), ...unset, cutOff: false, calls: 0, waitedMs: 0 };
+  return { id, arrivedAt: Date.now(), ...unset, cutOff: false, waitedMs: 0 };
 }
 
 /** A signal that ends the run at `stopAt` (epoch ms); `clear()` once the run is over before it. */
@@ -72,7 +71,6 @@ export async function waitForAdmission(id: number, tryOnce: () => Promise<TryRes
       rec.gaveUpAt = Date.now();
       return rec;
     }
-    rec.calls++;
     if (r.ok) {
       rec.admittedAt = Date.now();
       rec.admitCallStartedAt = started;
