@@ -4,8 +4,9 @@
 // authentication, reservation, Google's call, finalize), with the process's RSS and CPU at that
 // moment. Targets:
 //   - llm-invoke as scripts/serve-functions.ts runs it;
-//   - floor: bench/lib/boot-floor.ts, an empty Deno.serve that opens one database connection and
-//     answers by calling the simulator with fetch.
+//   - floor: bench/lib/floor-server.ts (the gateway-overhead part's floor), an empty Deno.serve that
+//     answers by one database round trip (its pool opened on the first request) and a fetch to the
+//     simulator.
 // Warm = Deno's V8 code cache in use (filled by one unmeasured boot per target); cold =
 // `--no-code-cache` (every module compiled from source; the TypeScript already transpiled into the
 // part's own DENO_DIR is read either way). Boots are interleaved in rotated order.
@@ -21,6 +22,7 @@ import { sleep } from "./lib/clock.ts";
 import type { BenchServer } from "./lib/db.ts";
 import { stopChild } from "./lib/server-process.ts";
 import { postOnce } from "./lib/http.ts";
+import { createFloorTables } from "./lib/floor.ts";
 import { BENCH_SERVICE_KEY, functionEnv, keepLine, simulatorFor } from "./lib/llm-invoke.ts";
 import { processCpuSeconds } from "./lib/pg-cpu.ts";
 import { fmt, table, times, type PartResult } from "./lib/report.ts";
@@ -64,7 +66,9 @@ function target(id: TargetId, label: string, ...rest: string[]): Target {
 const TARGETS = [
   // scripts/serve-functions.ts's command for llm-invoke.
   target("now", "llm-invoke", "--config", `${FUNCTION}/deno.json`, `${FUNCTION}/index.ts`),
-  target("floor", "floor: empty Deno.serve + one connection + fetch", "bench/lib/boot-floor.ts"),
+  // The gateway-overhead part's floor, with the functions' shared import map.
+  target("floor", "floor: empty Deno.serve + one database round trip + fetch",
+    "--config", "supabase/functions/_shared/deno.json", "bench/lib/floor-server.ts"),
 ];
 
 interface Boot {
@@ -82,6 +86,7 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
   try {
     const work = teardown.add(await mkdtemp(path.join(tmpdir(), "eve-bench-boot-")), (dir) => rm(dir, { recursive: true, force: true }));
     const db = teardown.closes(await bench.fresh("boot"));
+    await createFloorTables(db.sql);
     const denoDir = path.join(work, "deno-dir");
     await mkdir(denoDir);
 

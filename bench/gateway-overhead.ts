@@ -119,7 +119,7 @@ export async function runGatewayOverhead(bench: BenchServer, cfg: OverheadConfig
     });
 
     const edge = teardown.closes(await serveLlmInvokeAsOnSupabase({ dbUrl: db.url, simUrl: sim.url }));
-    const floor = teardown.closes(await serveFloor({ dbUrl: db.url, simUrl: sim.url, simKey: SIM_KEY }));
+    const floor = teardown.closes(await serveFloor({ dbUrl: db.url, simUrl: sim.url }));
     const edgeUrl = `${edge.url}/`;
     const floorUrl = `${floor.url}/`;
     const probe = { model: MODEL, prompt: PROMPT, request_id: "probe" };

@@ -6,8 +6,10 @@
 // body, a deadline combined with the request's signal) and answers Google's body.
 //
 // Run with supabase/functions/_shared/deno.json as config, so `postgres` is the functions' pinned
-// postgres.js. Environment: SUPABASE_DB_URL, GOOGLE_AI_BASE_URL, GOOGLE_AI_KEY, PORT. The tables are
-// created by the benchmark part (floor.ts).
+// postgres.js, and with llm-invoke's environment in the benchmark (llm-invoke.ts functionEnv):
+// SUPABASE_DB_URL, GOOGLE_AI_BASE_URL, the simulator's key in GOOGLE_BENCH_SIM_KEY, and PORT. The
+// tables are created by the benchmark part (floor.ts). The gateway-overhead part serves it as the
+// floor of added latency, the boot part boots it as the floor of a worker's boot.
 import postgres from "postgres";
 import { FLOOR_STATEMENT } from "./floor-statement.ts";
 
@@ -29,7 +31,7 @@ const need = (name: string): string => {
 const ATTEMPT_TIMEOUT_MS = 45_000;
 
 const apiBase = `${need("GOOGLE_AI_BASE_URL").replace(/\/+$/, "")}/v1beta`;
-const apiKey = need("GOOGLE_AI_KEY");
+const apiKey = need("GOOGLE_BENCH_SIM_KEY");
 
 // The pool as the functions open theirs (_shared/db.ts createPool): same size by default, prepared
 // statements, the same start-up parameters.

@@ -1,11 +1,12 @@
-// The latency floor beside llm-invoke (floor-server.ts): its two tables in the part's database, and
-// the server started like the functions (deno-server.ts), connecting as the functions' own role.
+// The floor beside llm-invoke (floor-server.ts): its two tables in the part's database, and the
+// server started like the functions (deno-server.ts), connecting as the functions' own role.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_FUNCTIONS_DIR } from "../../scripts/serve-functions.ts";
-import { GATEWAY_ROLE, gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
+import { GATEWAY_ROLE } from "../../shared/db/gateway-role.ts";
 import type { Sql } from "../../shared/db/migrate.ts";
 import { startDenoServer } from "./deno-server.ts";
+import { functionEnv } from "./llm-invoke.ts";
 import type { ServerProcess } from "./server-process.ts";
 
 /** The floor statement's tables: a counter row, and an audit table with a uuid key and no other index. */
@@ -34,15 +35,11 @@ export async function floorAdmissions(sql: Sql): Promise<{ counter: number; audi
   return { counter: Number(row!.counter), auditRows: Number(row!.rows) };
 }
 
-export async function serveFloor(opts: { dbUrl: string; simUrl: string; simKey: string }): Promise<ServerProcess> {
+export async function serveFloor(opts: { dbUrl: string; simUrl: string }): Promise<ServerProcess> {
   return startDenoServer({
     script: path.join(path.dirname(fileURLToPath(import.meta.url)), "floor-server.ts"),
     // The functions' shared import map: the same pinned postgres.js.
     config: path.join(DEFAULT_FUNCTIONS_DIR, "_shared", "deno.json"),
-    env: {
-      SUPABASE_DB_URL: await gatewayRoleUrl(opts.dbUrl),
-      GOOGLE_AI_BASE_URL: opts.simUrl,
-      GOOGLE_AI_KEY: opts.simKey,
-    },
+    env: await functionEnv(opts.dbUrl, opts.simUrl),
   });
 }
