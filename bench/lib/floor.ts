@@ -1,13 +1,12 @@
 // The floor beside llm-invoke (floor-server.ts): its two tables in the part's database, and the
-// server started like the functions (deno-server.ts), connecting as the functions' own role.
+// server started like the functions (server-process.ts), connecting as the functions' own role.
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { DEFAULT_FUNCTIONS_DIR } from "../../scripts/serve-functions.ts";
 import { GATEWAY_ROLE } from "../../shared/db/gateway-role.ts";
 import type { Sql } from "../../shared/db/migrate.ts";
-import { startDenoServer } from "./deno-server.ts";
 import { functionEnv } from "./llm-invoke.ts";
-import type { ServerProcess } from "./server-process.ts";
+import { startDenoServer, type ServerProcess } from "./server-process.ts";
 
 /** The floor statement's tables: a counter row, and an audit table with a uuid key and no other index. */
 export const FLOOR_TABLES = `

@@ -10,8 +10,7 @@ import { parseServerTiming } from "../../supabase/functions/_shared/server-timin
 import type { Sql } from "../../shared/db/migrate.ts";
 import { startGoogleSimulator, type SimulatorOptions } from "../../shared/google-sim/server.ts";
 import { type BenchDb, setKeys, setModel, UNBOUNDED } from "./db.ts";
-import { startDenoServer } from "./deno-server.ts";
-import type { ServerProcess } from "./server-process.ts";
+import { startDenoServer, type ServerProcess } from "./server-process.ts";
 import { type WaitRecord, waitRecord } from "./wait-client.ts";
 
 export const BENCH_SERVICE_KEY = "bench-service-key-not-a-secret";
