@@ -2,7 +2,7 @@
 // call as soon as the previous one returns. Calls that start during the warm-up are not counted;
 // calls that start in the measured window are counted with their latency.
 import { performance } from "node:perf_hooks";
-import { roundSummary, summarize, type Summary } from "./stats.ts";
+import { roundSummary, summarize } from "./stats.ts";
 
 export interface LoadOptions<C> {
   clients: readonly C[];
@@ -12,23 +12,9 @@ export interface LoadOptions<C> {
   call: (client: C, worker: number, seq: number) => Promise<string>;
 }
 
-export interface LoadResult {
-  connections: number;
-  measuredMs: number;
-  calls: number;
-  /** Every call that completed, warm-up included (for per-call costs such as WAL bytes). */
-  totalCalls: number;
-  callsPerSecond: number;
-  /** Milliseconds per call, as seen by the client (one round trip + server time). */
-  latencyMs: Summary;
-  outcomes: Record<string, number>;
-  errors: number;
-  firstError?: string;
-  /** Raw latencies (ms) of the measured calls, for pooling rounds; never written to JSON. */
-  samples: number[];
-}
+export type LoadResult = Awaited<ReturnType<typeof closedLoop>>;
 
-export async function closedLoop<C>(options: LoadOptions<C>): Promise<LoadResult> {
+export async function closedLoop<C>(options: LoadOptions<C>) {
   const { clients, warmupMs, durationMs, call } = options;
   const start = performance.now();
   const measureFrom = start + warmupMs;
@@ -71,12 +57,15 @@ export async function closedLoop<C>(options: LoadOptions<C>): Promise<LoadResult
     connections: clients.length,
     measuredMs: Math.round(measuredMs),
     calls: latencies.length,
+    /** Every call that completed, warm-up included (for per-call costs such as WAL bytes). */
     totalCalls,
     callsPerSecond: Math.round((latencies.length / measuredMs) * 1000),
+    /** Milliseconds per call, as seen by the client (one round trip + server time). */
     latencyMs: roundSummary(summarize(latencies), 3),
     outcomes,
     errors,
     ...(firstError !== undefined ? { firstError } : {}),
+    /** Raw latencies (ms) of the measured calls, for pooling rounds; never written to JSON. */
     samples: latencies,
   };
 }

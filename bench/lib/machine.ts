@@ -4,21 +4,7 @@ import { cpus, loadavg, totalmem, availableParallelism } from "node:os";
 import { readFileSync } from "node:fs";
 import { denoBin } from "../../shared/deno-bin.ts";
 
-export interface MachineInfo {
-  date: string;
-  nproc: number;
-  cpuModel: string;
-  ramGiB: number;
-  loadAverageAtStart: number[];
-  os: string;
-  node: string;
-  deno: string;
-  postgres: string;
-  postgresEngine: string;
-  postgresSettings: Record<string, string>;
-  /** The commit the run measured, and whether the code it runs had uncommitted changes. */
-  code: string;
-}
+export type MachineInfo = ReturnType<typeof machineInfo>;
 
 function codeVersion(): string {
   const git = (args: string[]) => spawnSync("git", args, { encoding: "utf8" });
@@ -46,7 +32,7 @@ function denoVersion(): string {
   }
 }
 
-export function machineInfo(pg: { version: string; engine: string; settings: Record<string, string> }): MachineInfo {
+export function machineInfo(pg: { version: string; engine: string; settings: Record<string, string> }) {
   return {
     date: new Date().toISOString(),
     nproc: availableParallelism(),
@@ -59,6 +45,7 @@ export function machineInfo(pg: { version: string; engine: string; settings: Rec
     postgres: pg.version.split(" on ")[0] ?? pg.version,
     postgresEngine: pg.engine,
     postgresSettings: pg.settings,
+    /** The commit the run measured, and whether the code it runs had uncommitted changes. */
     code: codeVersion(),
   };
 }

@@ -5,17 +5,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { existsSync, readdirSync } from "node:fs";
 import path from "node:path";
 
-export interface PgbenchRun {
-  /** Transactions pgbench completed (its "actually processed" count). */
-  transactions: number;
-  /** Failed transactions as pgbench reports them (0 when the line is absent and it exited 0). */
-  failed: number;
-  /** tps without the initial connection time, as pgbench prints it. */
-  tps: number;
-  exitCode: number;
-  /** The tail of pgbench's output when something went wrong (empty otherwise). */
-  problem: string;
-}
+export type PgbenchRun = Awaited<ReturnType<typeof runPgbench>>;
 
 export interface PgbenchOptions {
   /** Superuser URL of the database to drive (postgres://user@host:port/db). */
@@ -53,7 +43,7 @@ export function pgbenchArgs(o: Omit<PgbenchOptions, "url"> & { database: string 
   return ["-n", "-M", "prepared", "-c", String(o.clients), "-j", String(o.threads), "-T", String(o.durationSec), "-f", o.scriptPath, o.database];
 }
 
-export async function runPgbench(bin: string, o: PgbenchOptions): Promise<PgbenchRun> {
+export async function runPgbench(bin: string, o: PgbenchOptions) {
   const u = new URL(o.url);
   // Host, port and user through the environment: the command line stays the one documented.
   const env = {
@@ -82,10 +72,14 @@ export async function runPgbench(bin: string, o: PgbenchOptions): Promise<Pgbenc
   const aborted = /aborted|error/i.test(out);
   const ok = exitCode === 0 && transactions !== null && tps !== null && failed === 0 && !aborted;
   return {
+    /** Transactions pgbench completed (its "actually processed" count). */
     transactions: transactions ?? 0,
+    /** Failed transactions as pgbench reports them (0 when the line is absent and it exited 0). */
     failed,
+    /** tps without the initial connection time, as pgbench prints it. */
     tps: tps ?? 0,
     exitCode,
+    /** The tail of pgbench's output when something went wrong (empty otherwise). */
     problem: ok ? "" : out.trim().split("\n").slice(-8).join("\n"),
   };
 }

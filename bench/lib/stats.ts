@@ -1,15 +1,7 @@
 // Percentiles and summaries. Nearest-rank percentiles on a sorted copy: with n samples, p99 is the
 // value below which 99% of them lie (no interpolation, so a reported figure is a measured one).
 
-export interface Summary {
-  n: number;
-  min: number;
-  p50: number;
-  p95: number;
-  p99: number;
-  max: number;
-  mean: number;
-}
+export type Summary = ReturnType<typeof summarize>;
 
 export function percentile(sorted: ArrayLike<number>, p: number): number {
   if (sorted.length === 0) return NaN;
@@ -17,7 +9,7 @@ export function percentile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
 }
 
-export function summarize(values: readonly number[]): Summary {
+export function summarize(values: readonly number[]) {
   const sorted = Float64Array.from(values).sort();
   const n = sorted.length;
   let sum = 0;
