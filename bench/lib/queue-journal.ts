@@ -5,22 +5,8 @@
 // row insert per ticket write, in the reservation's own transaction (a ticket rolled back leaves no row).
 import type { Sql } from "../../shared/db/migrate.ts";
 
-export interface TicketWrite {
-  /** When it was written: the database's clock, epoch ms with microseconds (an admission's time is its
-   * transaction's start; the ticket it ends is written later in that transaction). */
-  at: number;
-  /** I: taken, U: renewed (asked again, told a new time), D: ended (admitted, refused, or lapsed). */
-  op: "I" | "U" | "D";
-  ticket: string;
-  requestId: string | null;
-  caller: string;
-  rank: number;
-  turn: number;
-  enqueuedAt: number;
-  expectedAt: number;
-  leaseUntil: number;
-  position: number;
-}
+/** One ticket write, as readQueueJournal returns it. */
+export type TicketWrite = Awaited<ReturnType<typeof readQueueJournal>>[number];
 
 export async function journalQueue(sql: Sql): Promise<void> {
   await sql`
@@ -40,14 +26,19 @@ export async function journalQueue(sql: Sql): Promise<void> {
 }
 
 /** The model's ticket writes in the order they were made. */
-export async function readQueueJournal(sql: Sql, model: string): Promise<TicketWrite[]> {
-  const rows = await sql<{ at: number; op: TicketWrite["op"]; ticket: string; request_id: string | null; caller: string;
+export async function readQueueJournal(sql: Sql, model: string) {
+  const rows = await sql<{ at: number; op: "I" | "U" | "D"; ticket: string; request_id: string | null; caller: string;
     rank: number; turn: string; enqueued_at: Date; expected_at: Date; lease_until: Date; position: number }[]>`
     select extract(epoch from l.at) * 1000 as at, l.op, (l.q).ticket_id as ticket, (l.q).request_id, (l.q).caller, (l.q).class_rank as rank,
            (l.q).turn::text as turn, (l.q).enqueued_at, (l.q).expected_at, (l.q).lease_until, (l.q).position
     from public.bench_queue_log l where (l.q).model = ${model} order by l.id`;
   return rows.map((r) => ({
-    at: Number(r.at), op: r.op, ticket: r.ticket, requestId: r.request_id, caller: r.caller, rank: r.rank,
+    /** When it was written: the database's clock, epoch ms with microseconds (an admission's time is its
+     * transaction's start; the ticket it ends is written later in that transaction). */
+    at: Number(r.at),
+    /** I: taken, U: renewed (asked again, told a new time), D: ended (admitted, refused, or lapsed). */
+    op: r.op,
+    ticket: r.ticket, requestId: r.request_id, caller: r.caller, rank: r.rank,
     turn: Number(r.turn), enqueuedAt: r.enqueued_at.getTime(), expectedAt: r.expected_at.getTime(),
     leaseUntil: r.lease_until.getTime(), position: r.position,
   }));

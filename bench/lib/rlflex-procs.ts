@@ -1,6 +1,6 @@
 // Runs rate-limiter-flexible in several real child processes (Node + tsx), as several gateway
 // instances or workers would, all on one Postgres table and one key.
-import { fork, type ChildProcess } from "node:child_process";
+import { fork } from "node:child_process";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { createRlflexTable } from "./rlflex.ts";
@@ -10,12 +10,9 @@ const WORKER = path.join(path.dirname(fileURLToPath(import.meta.url)), "rlflex-w
 // tsx's loader by absolute URL, so the children start whatever the current directory is.
 const TSX = import.meta.resolve("tsx");
 
-export interface ProcHandle {
-  child: ChildProcess;
-  next(): Promise<WorkerMessage>;
-}
+type ProcHandle = ReturnType<typeof start>;
 
-function start(task: WorkerTask): ProcHandle {
+function start(task: WorkerTask) {
   const child = fork(WORKER, [], { execArgv: ["--import", TSX], stdio: ["ignore", "inherit", "inherit", "ipc"] });
   const queue: WorkerMessage[] = [];
   const waiters: ((m: WorkerMessage) => void)[] = [];
@@ -32,7 +29,7 @@ function start(task: WorkerTask): ProcHandle {
   child.send(task);
   return {
     child,
-    next: () => new Promise((resolve) => (queue.length ? resolve(queue.shift()!) : waiters.push(resolve))),
+    next: () => new Promise<WorkerMessage>((resolve) => (queue.length ? resolve(queue.shift()!) : waiters.push(resolve))),
   };
 }
 

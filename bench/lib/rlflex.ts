@@ -1,18 +1,13 @@
 // rate-limiter-flexible's RateLimiterPostgres, configured as its README shows (a pg Pool), with the
 // same per-minute limit as ours: `points` = RPM, `duration` = 60 s, one key per quota group.
 // Its window starts at the key's first hit (not at :00) and uses the caller's Date.now().
-import pg, { type Pool } from "pg";
+import pg from "pg";
 import { RateLimiterPostgres, RateLimiterRes } from "rate-limiter-flexible";
 import type { TryResult } from "./wait-client.ts";
 
 export const RLFLEX_TABLE = "bench_rlflex";
 
-export interface RlflexHandle {
-  pool: Pool;
-  limiter: RateLimiterPostgres;
-  tryOnce(key: string): Promise<TryResult>;
-  close(): Promise<void>;
-}
+export type RlflexHandle = Awaited<ReturnType<typeof createRlflex>>;
 
 /**
  * Creates the limiter's table (its own `CREATE TABLE IF NOT EXISTS`), once. Processes that each create
@@ -24,7 +19,7 @@ export async function createRlflexTable(url: string): Promise<void> {
   await rl.close();
 }
 
-export async function createRlflex(url: string, connections: number, points: number, { tableCreated = false } = {}): Promise<RlflexHandle> {
+export async function createRlflex(url: string, connections: number, points: number, { tableCreated = false } = {}) {
   const pool = new pg.Pool({ connectionString: url, max: connections, idleTimeoutMillis: 0 });
   const options = { storeClient: pool, storeType: "pool", tableName: RLFLEX_TABLE, tableCreated, points, duration: 60, clearExpiredByTimeout: false };
   // With its table created, the limiter is ready at once; otherwise its callback says when the table is.
@@ -36,7 +31,7 @@ export async function createRlflex(url: string, connections: number, points: num
   return {
     pool,
     limiter,
-    async tryOnce(key) {
+    async tryOnce(key: string): Promise<TryResult> {
       try {
         await limiter.consume(key, 1);
         return { ok: true };

@@ -5,14 +5,9 @@
 import { Agent, createServer, request } from "node:http";
 import type { AddressInfo } from "node:net";
 
-export interface SimRouter {
-  url: string;
-  close(): Promise<void>;
-}
-
 const MODEL_IN_PATH = /^\/v1(?:beta)?\/models\/([^/:?]+)/;
 
-export async function startSimRouter(routes: ReadonlyMap<string, string>): Promise<SimRouter> {
+export async function startSimRouter(routes: ReadonlyMap<string, string>) {
   const agent = new Agent({ keepAlive: true, maxSockets: Infinity });
   const server = createServer((req, res) => {
     const model = MODEL_IN_PATH.exec(req.url ?? "")?.[1];
