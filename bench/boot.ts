@@ -46,19 +46,16 @@ type TargetId = "now" | "floor";
 type Mode = "warm" | "cold";
 const MODES: Mode[] = ["warm", "cold"];
 
-interface Target {
-  id: TargetId;
-  label: string;
-  /** `deno` arguments after `run` and the cache flag, run from the repository root (its Deno workspace). */
-  args: string[];
-  /** The command as the report shows it. */
-  shown: string;
-}
+type Target = ReturnType<typeof target>;
 
 const FUNCTION = "supabase/functions/llm-invoke";
 
-/** A target with the local functions server's permissions and flags, then `rest`. */
-function target(id: TargetId, label: string, ...rest: string[]): Target {
+/**
+ * A target with the local functions server's permissions and flags, then `rest`: its `deno` arguments
+ * after `run` and the cache flag, run from the repository root (its Deno workspace), and the command
+ * as the report shows it.
+ */
+function target(id: TargetId, label: string, ...rest: string[]) {
   const args = [...DENO_PERMISSIONS, ...DENO_FLAGS, "--no-prompt", ...rest];
   return { id, label, args, shown: `deno run ${args.join(" ")}` };
 }

@@ -30,7 +30,6 @@ export async function createRlflex(url: string, connections: number, points: num
   await Promise.all(Array.from({ length: connections }, () => pool.query("select 1")));
   return {
     pool,
-    limiter,
     async tryOnce(key: string): Promise<TryResult> {
       try {
         await limiter.consume(key, 1);
