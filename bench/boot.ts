@@ -11,7 +11,7 @@
 // `--no-code-cache` (every module compiled from source; the TypeScript already transpiled into the
 // part's own DENO_DIR is read either way). Boots are interleaved in rotated order.
 import { spawn, spawnSync } from "node:child_process";
-import { readFileSync, statSync } from "node:fs";
+import { statSync } from "node:fs";
 import { mkdir, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -24,7 +24,7 @@ import { stopChild } from "./lib/server-process.ts";
 import { postOnce } from "./lib/http.ts";
 import { createFloorTables } from "./lib/floor.ts";
 import { BENCH_SERVICE_KEY, functionEnv, keepLine, simulatorFor } from "./lib/llm-invoke.ts";
-import { processCpuSeconds } from "./lib/pg-cpu.ts";
+import { processCpuSeconds, readProc } from "./lib/pg-cpu.ts";
 import { fmt, table, times, type PartResult } from "./lib/report.ts";
 import { median, round, summarize } from "./lib/stats.ts";
 import { rotatedRounds } from "./lib/load.ts";
@@ -223,14 +223,10 @@ const BOOT_REQUEST = [
 ] as const;
 
 /** VmRSS and user + system CPU of the process (all its threads) from /proc, or null off Linux. */
-function processUsage(pid: number): { rssKiB: number | null; cpuMs: number | null } | null {
-  try {
-    const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(readFileSync(`/proc/${pid}/status`, "utf8"));
-    const cpu = processCpuSeconds(pid);
-    return { rssKiB: rss ? Number(rss[1]) : null, cpuMs: cpu === undefined ? null : cpu * 1000 };
-  } catch {
-    return null;
-  }
+function processUsage(pid: number): { rssKiB: number | null; cpuMs: number | null } {
+  const rss = /^VmRSS:\s+(\d+)\s+kB/m.exec(readProc(`${pid}/status`) ?? "");
+  const cpu = processCpuSeconds(pid);
+  return { rssKiB: rss ? Number(rss[1]) : null, cpuMs: cpu === undefined ? null : cpu * 1000 };
 }
 
 /** Bytes of Deno's V8 code cache (an SQLite file and its write-ahead log) in a DENO_DIR. */

@@ -3,7 +3,7 @@
 // heap-only (HOT), from PostgreSQL's own statistics. (Against the design before it: docs/benchmarks.md,
 // "History".)
 import { connect, type Sql } from "../shared/db/migrate.ts";
-import { setKeys, setModel, walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
+import { setKeys, setModel, UNBOUNDED, walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
 import { fmt, pct, table, type PartResult } from "./lib/report.ts";
 
 export interface FinalizeWalConfig {
@@ -12,13 +12,12 @@ export interface FinalizeWalConfig {
 }
 
 const MODEL = "bench-finalize";
-const HUGE = 2_000_000_000;
 
 export async function runFinalizeWal(bench: BenchServer, cfg: FinalizeWalConfig, log: (s: string) => void): Promise<PartResult> {
   const db = await bench.fresh("finalize");
   const client = connect(db.url, { max: 1 });
   try {
-    await setModel(db.sql, MODEL, { rpm: HUGE, tpm: HUGE, rpd: HUGE });
+    await setModel(db.sql, MODEL, UNBOUNDED);
     await setKeys(db.sql, [{ alias: "fin", project: "proj-fin", models: [MODEL] }]);
     const ids: string[] = [];
     for (let i = 0; i < cfg.admissions; i++) {

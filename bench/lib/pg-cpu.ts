@@ -21,13 +21,18 @@ interface ProcStat {
   children: number;
 }
 
-function readStat(pid: number): ProcStat | undefined {
-  let text: string;
+/** A file of /proc (`<pid>/stat`), or undefined when its process is gone or this is not Linux. */
+export function readProc(file: string): string | undefined {
   try {
-    text = readFileSync(`/proc/${pid}/stat`, "utf8");
+    return readFileSync(`/proc/${file}`, "utf8");
   } catch {
-    return undefined; // gone, or not on Linux
+    return undefined;
   }
+}
+
+function readStat(pid: number): ProcStat | undefined {
+  const text = readProc(`${pid}/stat`);
+  if (text === undefined) return undefined;
   // Fields after the command name (which may hold spaces and parentheses): state is field 3.
   const f = text.slice(text.lastIndexOf(")") + 2).split(" ");
   const at = (field: number) => Number(f[field - 3]);
@@ -48,13 +53,7 @@ export async function postmasterPid(sql: Sql): Promise<number | undefined> {
   const [{ pid }] = await sql<{ pid: number }[]>`select pg_backend_pid() as pid`;
   const backend = readStat(pid);
   if (!backend) return undefined;
-  const comm = (() => {
-    try {
-      return readFileSync(`/proc/${backend.ppid}/comm`, "utf8").trim();
-    } catch {
-      return "";
-    }
-  })();
+  const comm = readProc(`${backend.ppid}/comm`)?.trim() ?? "";
   return comm.startsWith("postgres") || comm.startsWith("postmaster") ? backend.ppid : undefined;
 }
 
