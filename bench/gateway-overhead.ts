@@ -31,7 +31,7 @@ import type { ServerProcess } from "./lib/server-process.ts";
 import { createFloorTables, floorAdmissions, serveFloor } from "./lib/floor.ts";
 import { type LatencyBudget, latencyBudget, latencyBudgetMarkdown } from "./lib/latency-budget.ts";
 import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
-import { closedLoop, poolRounds, rotatedRounds, type LoadResult } from "./lib/load.ts";
+import { closedLoop, poolRounds, rotatedRounds } from "./lib/load.ts";
 import { postmasterPid, serverCpuSeconds, processCpuSeconds } from "./lib/pg-cpu.ts";
 import { type PoolerRoundTrips, poolerRoundTrips, poolerRoundTripsMarkdown } from "./lib/pooler-round-trips.ts";
 import { startPortkey, type Portkey } from "./lib/portkey.ts";
@@ -81,9 +81,8 @@ type CpuTarget = (typeof CPU_TARGETS)[number];
 
 type Percentiles = { p50: number; p95: number; p99: number };
 
-interface Cell extends Omit<LoadResult, "samples"> {
+interface Cell extends ReturnType<typeof poolRounds> {
   target: Target;
-  rounds: number[];
   addedMs: Percentiles | null;
 }
 

@@ -6,7 +6,7 @@
 // read-then-write limiter.
 import { closeClients, HUGE, openClients, relationBytes, setKeys, setModel, UNBOUNDED } from "./lib/db.ts";
 import { walBytesSince, walLsn, type BenchServer } from "./lib/db.ts";
-import { closedLoop, poolRounds, rotatedRounds, type LoadResult } from "./lib/load.ts";
+import { closedLoop, poolRounds, rotatedRounds } from "./lib/load.ts";
 import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
 import { createRlflex, type RlflexHandle } from "./lib/rlflex.ts";
 import { median } from "./lib/stats.ts";
@@ -23,14 +23,8 @@ export interface RpcThroughputConfig {
 
 type Variant = "select1" | "reserve-1-group" | "reserve-5-groups" | "refuse-1-group" | "naive" | "pg-select1" | "rlflex";
 
-interface VariantSpec {
-  id: Variant;
-  /** synchronous_commit for the cell's sessions: "on" is PostgreSQL's (and Supabase's) default. */
-  commit: "on" | "off";
-  label: string;
-}
-
-const VARIANTS: VariantSpec[] = [
+// commit: synchronous_commit for the cell's sessions ("on" is PostgreSQL's, and Supabase's, default).
+const VARIANTS: { id: Variant; commit: "on" | "off"; label: string }[] = [
   { id: "select1", commit: "on", label: "`select 1` over postgres.js (ceiling)" },
   { id: "reserve-1-group", commit: "on", label: "reserve, 1 quota group (admitted)" },
   { id: "reserve-5-groups", commit: "on", label: "reserve, 5 quota groups (admitted)" },
@@ -41,6 +35,7 @@ const VARIANTS: VariantSpec[] = [
   { id: "pg-select1", commit: "on", label: "`select 1` over pg (ceiling for rate-limiter-flexible)" },
   { id: "rlflex", commit: "on", label: "peer: rate-limiter-flexible `consume()` (admitted)" },
 ];
+type VariantSpec = (typeof VARIANTS)[number];
 /** Each variant's ceiling: `select 1` over the same driver and connections. */
 const CEILING = (v: Variant): Variant => (v === "rlflex" || v === "pg-select1" ? "pg-select1" : "select1");
 
@@ -50,9 +45,8 @@ const MODEL: Record<"reserve-1-group" | "reserve-5-groups" | "refuse-1-group", s
   "refuse-1-group": "bench-full",
 };
 
-interface Cell extends Omit<LoadResult, "samples"> {
-  /** calls/s of each round; callsPerSecond is their median. */
-  rounds: number[];
+/** poolRounds' figures (calls/s of each round; callsPerSecond is their median) and the variant's. */
+interface Cell extends ReturnType<typeof poolRounds> {
   variant: Variant;
   synchronousCommit: "on" | "off";
   ratioToSelect1: number | null;
