@@ -458,15 +458,14 @@ const AFTER_ANSWER = /^google_ai_finalize/;
 /** Headline rows of the pooler comparison: round trips and sequential latency, direct beside the pooler. */
 function pooledHeadline(p: PoolerRoundTrips) {
   const row = (path: string, credential: string) => p.rows.find((r) => r.path === path && r.credential === credential);
-  return (["service key", "scoped token"] as const).flatMap((credential) => {
-    const d = row("direct", credential);
+  // Direct is always counted; the pooler only where PgBouncer is installed.
+  return (["service key", "scoped token"] as const).map((credential) => {
+    const d = row("direct", credential)!;
     const q = row("pooler", credential);
-    return d
-      ? [{
-        figure: `Network round trips on the caller's path per request, direct / through PgBouncer in transaction mode (${credential}); sequential p50`,
-        value: `${d.onPathPerRequest} / ${q ? q.onPathPerRequest : "—"}; ${fmt(d.latencyP50Ms, 2)} / ${q ? fmt(q.latencyP50Ms, 2) : "—"} ms`,
-      }]
-      : [];
+    return {
+      figure: `Network round trips on the caller's path per request, direct / through PgBouncer in transaction mode (${credential}); sequential p50`,
+      value: `${d.onPathPerRequest} / ${q ? q.onPathPerRequest : "—"}; ${fmt(d.latencyP50Ms, 2)} / ${q ? fmt(q.latencyP50Ms, 2) : "—"} ms`,
+    };
   });
 }
 

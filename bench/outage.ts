@@ -31,12 +31,8 @@ export interface OutageConfig {
   freezeMs: number;
 }
 
-interface Call {
-  status: number;
-  code: string | null;
-  retryAfter: string | null;
-  ms: number;
-}
+/** An answer, its Retry-After and how long it took. */
+type Call = RecoveryCall & { retryAfter: string | null; ms: number };
 
 interface Scenario {
   id: string;
@@ -183,7 +179,7 @@ export async function runOutage(_bench: BenchServer, cfg: OutageConfig, log: (s:
 /** NO_WAIT calls to llm-invoke of `stack`, and a wait until it serves again. */
 function caller(stack: LocalStack, fnLog: string[]) {
   const url = `${stack.functionsUrl}/functions/v1/llm-invoke`;
-  const call = async (requestId?: string): Promise<Call & RecoveryCall> => {
+  const call = async (requestId?: string): Promise<Call> => {
     const request = { model: "gemma-3-27b", prompt: "Что такое EVE?", mode: "NO_WAIT", request_id: requestId };
     const started = performance.now();
     const r = await postInvoke(url, request, { credential: stack.serviceKey });
