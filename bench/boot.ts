@@ -150,7 +150,7 @@ export async function runBoot(bench: BenchServer, cfg: BootConfig, log: (s: stri
       id: "boot",
       title: "Boot: a new llm-invoke worker to its first answer, against an empty Deno.serve",
       data,
-      markdown: markdown(cfg, TARGETS, cells, firstBoots, ratios, codeCacheBytes, denoVersion),
+      markdown: markdown(cfg, cells, firstBoots, ratios, codeCacheBytes, denoVersion),
       headline: [{
         figure: "Boot to first answer, p50 warm (cold): llm-invoke / empty Deno.serve",
         value: `${ms(cell("now", "warm"))} (${ms(cell("now", "cold"))}) / ${ms(cell("floor", "warm"))} (${ms(cell("floor", "cold"))}) ms; ` +
@@ -276,22 +276,19 @@ type RatioRow = Record<"warm" | "cold" | "rss" | "cpu" | "warmPerRound", number 
 
 function markdown(
   cfg: BootConfig,
-  targets: Target[],
   cells: Cell[],
   firstBoots: Partial<Record<TargetId, Boot>>,
   ratios: RatioRow,
   codeCacheBytes: number,
   deno: string,
 ): string {
-  const cell = (t: TargetId, m: Mode) => cells.find((c) => c.target === t && c.mode === m);
-  const label = (id: TargetId) => targets.find((t) => t.id === id)?.label ?? id;
-  const rows = (["now", "floor"] as TargetId[]).map((id) => {
+  const cell = (t: TargetId, m: Mode) => cells.find((c) => c.target === t && c.mode === m)!;
+  const rows = TARGETS.map(({ id, label }) => {
     const w = cell(id, "warm");
     const c = cell(id, "cold");
     const first = firstBoots[id];
-    if (w === undefined || c === undefined) return [label(id), "not measured", "—", "—", "—", "—", "—"];
     return [
-      label(id),
+      label,
       `${fmt(w.ms.p50, 0)} / ${fmt(w.ms.max, 0)}`,
       `${fmt(c.ms.p50, 0)} / ${fmt(c.ms.max, 0)}`,
       `${fmt(w.rssMiB.p50, 1)} / ${fmt(w.rssMiB.max, 1)}`,
@@ -302,7 +299,7 @@ function markdown(
   });
   const x = times;
   const ratioRows = [["llm-invoke / floor", x(ratios.warm), x(ratios.warmPerRound), x(ratios.cold), x(ratios.rss), x(ratios.cpu)]];
-  const commands = targets.map((t) => `- **${t.label}** (\`${t.id}\`), from the repository root: \`${t.shown}\``);
+  const commands = TARGETS.map((t) => `- **${t.label}** (\`${t.id}\`), from the repository root: \`${t.shown}\``);
   return `
 ${cfg.boots} boots per target and column, interleaved in rotated order; Deno ${deno}; the code cache held
 ${fmt(codeCacheBytes / 1024 / 1024, 1)} MiB after the first boots (what is measured, warm and cold: below).
