@@ -220,12 +220,10 @@ export async function runFidelity(bench: BenchServer, cfg: FidelityConfig, log: 
         rows: results,
       },
       markdown: markdown(cfg, results, wholeWindows.length),
-      headline: results.map((r) => {
-        return {
-          figure: `fidelity, Google ${r.modeLabel} (delay ${cfg.arrivalDelayMs} ± ${cfg.arrivalJitterMs} ms): Google 429s for admitted requests, straddle / ${cfg.demand.factor}× WAIT demand`,
-          value: `${r.burst.google429} / ${r.demand.google429}; utilisation ${r.demand.utilisation.length === 0 ? "—" : pct(mean(r.demand.utilisation))}; over-admission vs our counters ${r.overAdmission}`,
-        };
-      }),
+      headline: results.map((r) => ({
+        figure: `fidelity, Google ${r.modeLabel} (delay ${cfg.arrivalDelayMs} ± ${cfg.arrivalJitterMs} ms): Google 429s for admitted requests, straddle / ${cfg.demand.factor}× WAIT demand`,
+        value: `${r.burst.google429} / ${r.demand.google429}; utilisation ${r.demand.utilisation.length === 0 ? "—" : pct(mean(r.demand.utilisation))}; over-admission vs our counters ${r.overAdmission}`,
+      })),
       checks,
     };
   } finally {
