@@ -229,13 +229,13 @@ select reserved.r - 'quota' as r,
          p_exclude_key_ids => '{}'::uuid[])) as q
 from reserved;`;
 
-const SCRIPTS: Record<Variant, { file: string; text: string; label: string }> = {
-  floor: { file: "floor.sql", text: FLOOR_SCRIPT, label: "floor" },
-  logged: { file: "floor-logged.sql", text: LOGGED_SCRIPT, label: "floor with the attempt row" },
-  lean: { file: "lean-admission.sql", text: LEAN_SCRIPT, label: "lean exact admission" },
-  rules: { file: "rules-floor.sql", text: RULES_SCRIPT, label: "the rules' floor, one call" },
-  rpc: { file: "reserve.sql", text: RPC_SCRIPT, label: "reserve RPC" },
-  invoke: { file: "reserve-as-invoked.sql", text: INVOKE_SCRIPT, label: "llm-invoke's statement (a fallback, a request id, the holder)" },
+const SCRIPTS: Record<Variant, { file: string; text: string }> = {
+  floor: { file: "floor.sql", text: FLOOR_SCRIPT },
+  logged: { file: "floor-logged.sql", text: LOGGED_SCRIPT },
+  lean: { file: "lean-admission.sql", text: LEAN_SCRIPT },
+  rules: { file: "rules-floor.sql", text: RULES_SCRIPT },
+  rpc: { file: "reserve.sql", text: RPC_SCRIPT },
+  invoke: { file: "reserve-as-invoked.sql", text: INVOKE_SCRIPT },
 };
 
 type RoundFigures = Awaited<ReturnType<typeof measure>>;
