@@ -132,7 +132,7 @@ export async function writeReport(input: ReportInput): Promise<void> {
 
 const REPRODUCE = `\`\`\`sh
 npm ci
-npm run bench          # the full run (about 25 minutes on 2 cores); rewrites this file and docs/wait-admissions.svg, writes bench/results/*.json
+npm run bench          # the full run (how long: bench/README.md); rewrites this file and docs/wait-admissions.svg, writes bench/results/*.json
 npm run bench:smoke    # seconds per part, tiny sizes, writes to a temp dir; exits 1 if our design over-admits or a part crashes
 npm run bench -- --only=rpc-throughput,exactness   # a subset (ids: the JSON file names)
 \`\`\``;
