@@ -12,6 +12,7 @@ import { FLOOR_TABLES } from "./lib/floor.ts";
 import { FLOOR_STATEMENT } from "./lib/floor-statement.ts";
 import { findPgbench, pgbenchArgs, pgbenchVersion, runPgbench, type PgbenchRun } from "./lib/pgbench.ts";
 import { postmasterPid, serverCpuSeconds } from "./lib/pg-cpu.ts";
+import { canCount, countInstructions } from "./lib/callgrind.ts";
 import { median } from "./lib/stats.ts";
 import { rotatedRounds } from "./lib/load.ts";
 import { fmt, pct as percent, table, times, type PartResult } from "./lib/report.ts";
@@ -30,6 +31,8 @@ export interface RpcFloorConfig {
   warmupSec: number;
   /** The measured window, inside the run: admissions, CPU and WAL are read at its two ends. */
   windowSec: number;
+  /** Instructions are counted (lib/callgrind.ts) over these two runs of each script on one connection. */
+  countedTransactions: [number, number];
 }
 
 type Variant = "floor" | "logged" | "lean" | "rules" | "rpc" | "invoke";
@@ -115,6 +118,38 @@ const SCRIPTS: Record<Variant, { file: string; text: string }> = {
 };
 
 type RoundFigures = Awaited<ReturnType<typeof measure>>;
+
+/** The part's models, key, tables and functions, in a migrated database. */
+async function prepare(sql: Sql): Promise<void> {
+  const models = [MODEL, LEAN_MODEL, FALLBACK_MODEL, RULES_MODEL];
+  for (const model of models) await setModel(sql, model, UNBOUNDED);
+  await setKeys(sql, [{ alias: "floor", project: "proj-floor", models }]);
+  await sql.unsafe(TABLES);
+  await sql.unsafe(LEAN_FUNCTION);
+  await sql.unsafe(RULES_FUNCTIONS);
+  // The lean admission and the rules' floors update their counter row (and the class's share use);
+  // the gateway's first booking of the model makes them, as the gateway keeps them (with the ring).
+  for (const model of [LEAN_MODEL, RULES_MODEL]) {
+    await sql`select public.google_ai_reserve_models(p_models => array[${model}], p_estimated_tokens => 0,
+      p_caller => 'bench-setup', p_request_id => null)`;
+  }
+}
+
+/** Instructions per transaction of each variant (lib/callgrind.ts), and how many of the counted ones each admitted. */
+async function counted(bench: BenchServer, cfg: RpcFloorConfig, dir: string, variants: Variant[]) {
+  if (!canCount()) return null;
+  const admitted: Partial<Record<Variant, [transactions: number, admitted: number]>> = {};
+  const rowsSoFar = new Map<string, number>(); // the RPC's and llm-invoke's statement write one log
+  const scripts = Object.fromEntries(variants.map((v) => [v, path.join(dir, SCRIPTS[v].file)]));
+  const perTransaction = await countInstructions(bench.server.engine, prepare, scripts, cfg.countedTransactions,
+    async (sql, v, transactions) => {
+      const log = v === "invoke" ? "rpc" : v;
+      const rows = (await loggedRows(sql, v as Variant)).admitted;
+      admitted[v as Variant] = [transactions, rows - (rowsSoFar.get(log) ?? 0)];
+      rowsSoFar.set(log, rows);
+    });
+  return { perTransaction: perTransaction as Record<Variant, number>, admitted };
+}
 type Cell = ReturnType<typeof cellOf>;
 
 export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: (s: string) => void): Promise<PartResult> {
@@ -125,18 +160,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
   const dir = await mkdtemp(path.join(tmpdir(), "eve-bench-floor-"));
   const db = await bench.fresh("rpc_floor");
   try {
-    const models = [MODEL, LEAN_MODEL, FALLBACK_MODEL, RULES_MODEL];
-    for (const model of models) await setModel(db.sql, model, UNBOUNDED);
-    await setKeys(db.sql, [{ alias: "floor", project: "proj-floor", models }]);
-    await db.sql.unsafe(TABLES);
-    await db.sql.unsafe(LEAN_FUNCTION);
-    await db.sql.unsafe(RULES_FUNCTIONS);
-    // The lean admission and the rules' floors update their counter row (and the class's share use);
-    // the gateway's first booking of the model makes them, as the gateway keeps them (with the ring).
-    for (const model of [LEAN_MODEL, RULES_MODEL]) {
-      await db.sql`select public.google_ai_reserve_models(p_models => array[${model}], p_estimated_tokens => 0,
-        p_caller => 'bench-setup', p_request_id => null)`;
-    }
+    await prepare(db.sql);
     for (const v of variants) await writeFile(path.join(dir, SCRIPTS[v].file), `${SCRIPTS[v].text}\n`);
     const postmaster = await postmasterPid(db.sql);
     if (postmaster === undefined) log("  PostgreSQL is not a local process: CPU per transaction not measured");
@@ -165,6 +189,10 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
       cells.push(...variants.map((v) => cellOf(v, n, figures)));
     }
 
+    log("  counting instructions per transaction under callgrind");
+    const instructions = await counted(bench, cfg, dir, variants);
+    if (instructions === null) log("  valgrind is not installed: instructions not counted");
+
     const all = cells.flatMap((c) => c.rounds.map((f) => ({ c, f })));
     const broken = all.filter(({ f }) => f.exitCode !== 0 || f.failed > 0 || f.problem !== "" || f.transactions === 0);
     const inexact = all.filter(({ f }) => f.rowsWritten !== f.transactions || f.rowsAdmitted !== f.transactions);
@@ -184,9 +212,10 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
         rulesFunctions: RULES_FUNCTIONS,
         cpuMeasured: postmaster !== undefined,
         cells,
+        instructions,
       },
-      markdown: markdown(cfg, cells, version),
-      headline: headline(cells, cfg.connections),
+      markdown: markdown(cfg, cells, version) + countedMarkdown(cfg, instructions),
+      headline: [...headline(cells, cfg.connections), ...countedHeadline(instructions)],
       checks: [
         {
           name: "floor and RPC cells ran without errors (pgbench exit 0, no failed transactions)",
@@ -200,6 +229,7 @@ export async function runRpcFloor(bench: BenchServer, cfg: RpcFloorConfig, log: 
             ? `${all.length} runs, ${all.reduce((s, { f }) => s + f.transactions, 0)} transactions, rows = transactions in each`
             : inexact.slice(0, 3).map(describe).join("; "),
         },
+        countedCheck(instructions),
       ],
     };
   } finally {
@@ -485,4 +515,44 @@ ${ns.map((n) => ["floor", "floor-logged", "lean-admission", "rules-floor", "rese
 
 Then compare their \`tps\` lines (below: how, and how to read the CPU).
 `;
+}
+
+type Counted = Awaited<ReturnType<typeof counted>>;
+
+/** The counted instructions of one variant over another's. */
+const countRatio = (c: NonNullable<Counted>, v: Variant, over: Variant) => c.perTransaction[v] / c.perTransaction[over];
+
+function countedHeadline(c: Counted) {
+  return c === null ? [] : [{
+    figure: "Instructions per admission, counted (callgrind, one connection; the same on any machine): the reserve RPC " +
+      "÷ the lean exact admission and ÷ the floor with the attempt row; the rules' floor ÷ the lean admission",
+    value: `RPC ${times(countRatio(c, "rpc", "lean"))}, ${times(countRatio(c, "rpc", "logged"))} ` +
+      `(${fmt(c.perTransaction.rpc / 1000, 0)}k against ${fmt(c.perTransaction.lean / 1000, 0)}k and ` +
+      `${fmt(c.perTransaction.logged / 1000, 0)}k); the rules' floor ${times(countRatio(c, "rules", "lean"))}`,
+  }];
+}
+
+function countedCheck(c: Counted) {
+  const short = Object.entries(c?.admitted ?? {}).filter(([, [n, admitted]]) => admitted !== n);
+  return {
+    name: "instructions counted (valgrind installed), over admitted transactions only",
+    ok: c !== null && short.length === 0,
+    detail: c === null ? "valgrind is not installed (apt-get install valgrind)"
+      : short.map(([v, [n, admitted]]) => `${v}: ${admitted} of ${n} admitted`).join("; ") || "every counted transaction admitted",
+  };
+}
+
+function countedMarkdown(cfg: RpcFloorConfig, c: Counted): string {
+  if (c === null) return "\n\n**Instructions:** not counted (valgrind is not installed).";
+  const [n1, n2] = cfg.countedTransactions;
+  const rows = (Object.keys(c.perTransaction) as Variant[]).map((v) =>
+    [v, fmt(c.perTransaction[v] / 1000, 1), times(countRatio(c, v, "logged")), times(countRatio(c, v, "lean"))]);
+  return `
+
+**Instructions per transaction, counted** (\`bench/lib/callgrind.ts\`): the CPU figures above move by up to a
+third between runs on a shared machine; a count does not. The part's database is served again under
+valgrind's callgrind and each script runs on one connection for ${n1}, then ${n2} transactions; a
+transaction's count is the two backends' difference over ${n2 - n1}. User space only (not the commit's flush).
+
+${table(["variant", "k instructions / tx", "÷ floor with the attempt row", "÷ lean admission"], rows, ["l", "r", "r", "r"])}`;
 }

@@ -14,6 +14,8 @@ export interface PgbenchOptions {
   clients: number;
   threads: number;
   durationSec: number;
+  /** A fixed number of transactions per client instead (pgbench -t). */
+  transactions?: number;
 }
 
 /** pgbench's path: beside the newest Debian server, beside pg_config, or on PATH. */
@@ -40,7 +42,8 @@ export function pgbenchVersion(bin: string): string {
 
 /** The command line, as a person would type it (also what runPgbench executes). */
 export function pgbenchArgs(o: Omit<PgbenchOptions, "url"> & { database: string }): string[] {
-  return ["-n", "-M", "prepared", "-c", String(o.clients), "-j", String(o.threads), "-T", String(o.durationSec), "-f", o.scriptPath, o.database];
+  const length = o.transactions ? ["-t", String(o.transactions)] : ["-T", String(o.durationSec)];
+  return ["-n", "-M", "prepared", "-c", String(o.clients), "-j", String(o.threads), ...length, "-f", o.scriptPath, o.database];
 }
 
 export async function runPgbench(bin: string, o: PgbenchOptions) {

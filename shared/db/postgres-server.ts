@@ -39,6 +39,8 @@ export interface StartOptions {
   /** Throwaway servers trade durability for speed (fsync off). */
   durable?: boolean;
   log?: (line: string) => void;
+  /** Run the server under this command (the bench counts instructions under valgrind). */
+  wrapper?: string[];
 }
 
 export interface Binaries {
@@ -170,7 +172,8 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
   }
   if (pgCron) args.push("-c", "shared_preload_libraries=pg_cron", "-c", "cron.database_name=postgres");
 
-  const child: ChildProcess = spawn(bins.postgres, args, { stdio: ["ignore", "pipe", "pipe"], ...(owner ?? {}) });
+  const [command, ...prefix] = [...(options.wrapper ?? []), bins.postgres];
+  const child: ChildProcess = spawn(command, [...prefix, ...args], { stdio: ["ignore", "pipe", "pipe"], ...(owner ?? {}) });
   let output = "";
   const onData = (chunk: Buffer) => {
     const text = chunk.toString("utf8");
