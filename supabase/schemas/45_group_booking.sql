@@ -3,64 +3,6 @@
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The model's shares in a quota group as one requester sees them at p_now, in one pass (a SQL
--- function that returns a table, so it is inlined into the booking's statement):
---   burst                the model's spread burst (google_ai_spread_step), read in the same pass;
---   reserved_rpd         the day shares of all owners (what a paced owner's usable day leaves out);
---   held_rpm, held_rpd,  what the others' shares still keep from the requester: of the window, and
---   held_next, held_prev of each day google_ai_day_counts names;
---   live                 the model's shares, in id order (what the row's share_use keeps);
---   owned                the requester's own shares (its class's or its caller's), which a booking counts;
---   in_share             one of them still has room in its RPM share (the spread does not hold it);
---   pace_*               its paced shares: burst, day share, today's and tomorrow's count;
---   kept                 what the shares keep for the requester's class and for the others, for the
---                        answer's quota (as google_ai_quota_kept reads it).
--- A share's window is read only where it matters: an owner's only to the spread. The arrays follow
--- the shares' ids. p_share_use: the counter row's use of the shares (google_ai_usage_counters).
-CREATE OR REPLACE FUNCTION public.google_ai_share_state(p_share_use public.google_ai_share_use[], p_model text,
-    p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_rpd integer, p_class text,
-    p_caller text)
-    RETURNS TABLE(burst integer, reserved_rpd bigint, held_rpm bigint, held_rpd bigint, held_next bigint,
-    held_prev bigint, live bigint[], owned bigint[], in_share boolean, pace_burst integer[],
-    pace_kept integer[], pace_used integer[], pace_next integer[], kept jsonb)
-    LANGUAGE sql STABLE
-    AS $$
-  with m as (select l.spread_burst from public.google_ai_model_limits l where l.model operator(pg_catalog.=) p_model)
-  select (select m.spread_burst from m),
-         coalesce(sum(x.reserved_rpd), 0),
-         coalesce(sum(greatest(0, coalesce(x.reserved_rpm, 0) operator(pg_catalog.-) x.win))
-           filter (where not x.owned), 0),
-         coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) operator(pg_catalog.-) x.day[1]))
-           filter (where not x.owned), 0),
-         coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) operator(pg_catalog.-) x.day[2]))
-           filter (where not x.owned), 0),
-         coalesce(sum(greatest(0, coalesce(x.reserved_rpd, 0) operator(pg_catalog.-) x.day[3]))
-           filter (where not x.owned), 0),
-         array_agg(x.id),
-         array_agg(x.id) filter (where x.owned),
-         coalesce(bool_or(x.owned and x.win operator(pg_catalog.<) coalesce(x.reserved_rpm, 0)), false),
-         array_agg(x.pace_burst) filter (where x.owned and x.pace_burst is not null),
-         array_agg(coalesce(x.reserved_rpd, 0)) filter (where x.owned and x.pace_burst is not null),
-         array_agg(x.day[1]) filter (where x.owned and x.pace_burst is not null),
-         array_agg(x.day[2]) filter (where x.owned and x.pace_burst is not null),
-         case when p_class is not null and count(*) operator(pg_catalog.>) 0 then public.google_ai_kept_object(
-           p_rpm, p_rpd, sum(x.reserved_rpm) filter (where not x.for_class),
-           sum(x.reserved_rpm) filter (where x.for_class), sum(x.reserved_rpd) filter (where not x.for_class),
-           sum(x.reserved_rpd) filter (where x.for_class)) end
-  from (select s.id, s.reserved_rpm, s.reserved_rpd, s.pace_burst, o.for_class, o.owned,
-               case when s.reserved_rpm is null or (o.owned and (select m.spread_burst from m) is null) then 0
-                    else (public.google_ai_ring_at(p_now, p_window, u.ring_low, u.ring, u.window_requests,
-                            null)).sum_requests end as win,
-               public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, p_day) as day
-        from public.google_ai_quota_shares s
-        left join unnest(p_share_use) u on u.share_id operator(pg_catalog.=) s.id
-        cross join lateral (select coalesce(s.priority_class operator(pg_catalog.=) p_class, false) as for_class,
-                                   coalesce(s.priority_class operator(pg_catalog.=) p_class, false)
-                                   or coalesce(s.caller operator(pg_catalog.=) p_caller, false) as owned) o
-        where s.model operator(pg_catalog.=) p_model
-        order by s.id) x
-$$;
-
 -- Pacing: each paced share the requester owns must allow one more of the day (usable: the group's
 -- day less what the other owners' shares keep). Null: none holds it back; else when the last one
 -- allows it: today, else tomorrow (counting what the guard before midnight booked ahead), else later.
@@ -92,78 +34,142 @@ $$;
 -- after the limit whose part of the window its step is). outcome: 'booked' or the first that blocks;
 -- cause, one meaning each: the day spent or kept by others' shares, a pace, the window full or kept
 -- by others' shares, or the request's place in the spread's schedule; window_full: no room in the
--- window for this requester, whatever blocked first.
-CREATE OR REPLACE FUNCTION public.google_ai_booking_verdict(p_rpm integer, p_tpm integer, p_rpd integer,
+-- window for this requester, whatever blocked first. (PL/pgSQL returning a record: the rules call it
+-- as an expression, where a SQL table function is a statement of its own.)
+CREATE OR REPLACE FUNCTION public.google_ai_booking_outcome(p_rpm integer, p_tpm integer, p_rpd integer,
     p_requests integer, p_tokens bigint, p_day integer[], p_near_end boolean, p_near_start boolean,
     p_held_rpm bigint, p_held bigint[], p_paced_until timestamp with time zone,
-    p_spread_at timestamp with time zone, p_spread_limit text)
-    RETURNS TABLE(outcome text, cause text, window_full boolean)
-    LANGUAGE sql IMMUTABLE
+    p_spread_at timestamp with time zone, p_spread_limit text, OUT outcome text, OUT cause text,
+    OUT window_full boolean) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE
     AS $$
-  select case when d.full then 'rpd'
-              when p_paced_until is not null then 'pace'
-              when w.rpm_full then 'rpm'
-              when w.tpm_full then 'tpm'
-              when p_spread_at is not null then p_spread_limit
-              else 'booked' end,
-         case when d.full then case when d.spent then 'day_exhausted' else 'share_kept' end
-              when p_paced_until is not null then 'pace'
-              when w.spent then 'window_full'
-              when w.rpm_full then 'share_kept'
-              when p_spread_at is not null then 'spread' end,
-         w.rpm_full or w.tpm_full
-  from (select p_rpd is not null
-               and ((p_day[1] operator(pg_catalog.+) 1) operator(pg_catalog.>) (p_rpd operator(pg_catalog.-) p_held[1])
-                    or (p_near_end and (p_day[2] operator(pg_catalog.+) 1)
-                                       operator(pg_catalog.>) (p_rpd operator(pg_catalog.-) p_held[2]))
-                    or (p_near_start and (p_day[3] operator(pg_catalog.+) 1)
-                                         operator(pg_catalog.>) (p_rpd operator(pg_catalog.-) p_held[3]))) as full,
-               p_rpd is not null
-               and ((p_day[1] operator(pg_catalog.+) 1) operator(pg_catalog.>) p_rpd
-                    or (p_near_end and (p_day[2] operator(pg_catalog.+) 1) operator(pg_catalog.>) p_rpd)
-                    or (p_near_start and (p_day[3] operator(pg_catalog.+) 1) operator(pg_catalog.>) p_rpd)) as spent) d,
-       (select p_rpm is not null and p_requests operator(pg_catalog.>) (p_rpm operator(pg_catalog.-) p_held_rpm)
-                 as rpm_full,
-               p_tpm is not null and p_tokens operator(pg_catalog.>) p_tpm as tpm_full,
-               (p_rpm is not null and p_requests operator(pg_catalog.>) p_rpm)
-               or (p_tpm is not null and p_tokens operator(pg_catalog.>) p_tpm) as spent) w
+declare
+  -- The day has no room for this requester (full), or none for anyone (spent).
+  v_day_full boolean := p_rpd is not null and (p_day[1] + 1 > p_rpd - p_held[1]
+    or (p_near_end and p_day[2] + 1 > p_rpd - p_held[2]) or (p_near_start and p_day[3] + 1 > p_rpd - p_held[3]));
+  v_day_spent boolean := p_rpd is not null and (p_day[1] + 1 > p_rpd
+    or (p_near_end and p_day[2] + 1 > p_rpd) or (p_near_start and p_day[3] + 1 > p_rpd));
+  -- The window has no room for this requester, in requests or in tokens.
+  v_rpm_full boolean := p_rpm is not null and p_requests > p_rpm - p_held_rpm;
+  v_tpm_full boolean := p_tpm is not null and p_tokens > p_tpm;
+begin
+  window_full := v_rpm_full or v_tpm_full;
+  if v_day_full then
+    outcome := 'rpd';
+    cause := case when v_day_spent then 'day_exhausted' else 'share_kept' end;
+  elsif p_paced_until is not null then
+    outcome := 'pace';
+    cause := 'pace';
+  elsif window_full then
+    outcome := case when v_rpm_full then 'rpm' else 'tpm' end;
+    -- (No room for anyone: the window is spent; else the others' shares keep what is left.)
+    cause := case when (p_rpm is not null and p_requests > p_rpm) or v_tpm_full then 'window_full'
+                  else 'share_kept' end;
+  elsif p_spread_at is not null then
+    outcome := p_spread_limit;
+    cause := 'spread';
+  else
+    outcome := 'booked';
+  end if;
+end
 $$;
 
--- The rules a booking in one group meets, read in one statement (a SQL function that returns a table,
--- so it is inlined into the booking's): the shares as the requester sees them (google_ai_share_state),
--- its pace (paced_until: google_ai_paced_until, when it owns a paced share), its place in the spread's
--- schedule (spread_at: the schedule holds the request when google_ai_spread_holds says so, unless its
--- own share covers it; spread_step: the schedule's step after a booking) and the verdict
--- (google_ai_booking_verdict). p_requests and p_window_tokens: the window with this request counted;
--- p_counts: the day's counts before it. What a booking writes and answers comes with it: the others'
--- day shares (held_rpd), the model's shares and the requester's own (live, owned), what the shares
--- keep (kept). p_share_use: the counter row's use of the shares.
-CREATE OR REPLACE FUNCTION public.google_ai_group_rules(p_share_use public.google_ai_share_use[], p_model text,
+-- The rules a booking in one group meets. The model's shares as the requester sees them at p_now, in
+-- one pass: what the others' shares still keep from it, of the window and of each day
+-- google_ai_day_counts names; its own (its class's or its caller's), which a booking counts, and
+-- whether one of them still has room in its RPM share (the spread does not hold it then); a share's
+-- window is read only where it matters, an owner's only to the spread. Then its pace (paced_until:
+-- google_ai_paced_until, when it owns a paced share: usable is the group's day less what the other
+-- owners' shares keep), its place in the spread's schedule (spread_at: the schedule holds the request
+-- when google_ai_spread_holds says so, unless its own share covers it; spread_step: the schedule's
+-- step after a booking) and the verdict (google_ai_booking_outcome). p_requests and p_window_tokens:
+-- the window with this request counted; p_counts: the day's counts before it. What a booking writes
+-- and answers comes with it: the others' day shares (held_rpd), the model's shares in id order and the
+-- requester's own (live, owned: what the counter row's share_use keeps), what the shares keep for its
+-- class and for the others (kept, as google_ai_quota_kept reads it). p_share_use: the row's use of the
+-- shares. (PL/pgSQL, called as an expression: one statement reads the shares, the rest are expressions.)
+CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_share_use public.google_ai_share_use[], p_model text,
     p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_class text, p_caller text, p_requests integer, p_window_tokens bigint, p_counts integer[],
-    p_near_end boolean, p_near_start boolean, p_spread_until timestamp with time zone)
-    RETURNS TABLE(outcome text, cause text, window_full boolean, paced_until timestamp with time zone,
-    spread_at timestamp with time zone, spread_step interval, held_rpd bigint, live bigint[], owned bigint[],
-    kept jsonb)
-    LANGUAGE sql STABLE
+    p_near_end boolean, p_near_start boolean, p_spread_until timestamp with time zone, OUT outcome text,
+    OUT cause text, OUT window_full boolean, OUT paced_until timestamp with time zone,
+    OUT spread_at timestamp with time zone, OUT spread_step interval, OUT held_rpd bigint, OUT live bigint[],
+    OUT owned bigint[], OUT kept jsonb) RETURNS record
+    LANGUAGE plpgsql STABLE
     AS $$
-  select v.outcome, v.cause, v.window_full, r.paced_until, r.spread_at, sp.step, s.held_rpd, s.live, s.owned, s.kept
-  from public.google_ai_share_state(p_share_use, p_model, p_now, p_window, p_day, p_rpm, p_rpd, p_class,
-         p_caller) s
-  cross join lateral public.google_ai_spread_step(s.burst, p_window, p_rpm, p_tpm, p_tokens) sp
-  -- (offset 0: each rule is asked once, not once for each place the verdict names it.)
-  cross join lateral (
-    select case when s.pace_burst is not null
-                then public.google_ai_paced_until(p_now, p_day, p_rpd, s.reserved_rpd, s.pace_burst, s.pace_kept,
-                       s.pace_used, s.pace_next) end as paced_until,
-           case when sp.step is not null and not s.in_share
-                     and p_spread_until operator(pg_catalog.-) sp.tolerance operator(pg_catalog.>) p_now
-                     and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), p_now)
-                then p_spread_until operator(pg_catalog.-) sp.tolerance end as spread_at
-    offset 0) r
-  cross join lateral public.google_ai_booking_verdict(p_rpm, p_tpm, p_rpd, p_requests, p_window_tokens, p_counts,
-    p_near_end, p_near_start, s.held_rpm, array[s.held_rpd, s.held_next, s.held_prev], r.paced_until, r.spread_at,
-    sp.limit_name) v
+declare
+  v_burst integer := (select l.spread_burst from public.google_ai_model_limits l where l.model = p_model);
+  v_share record;
+  v_win integer;                    -- a share's window
+  v_reserved_rpd bigint := 0;       -- the day shares of all owners
+  v_held_rpm bigint := 0;           -- what the others' shares keep: of the window, and of each day
+  v_held bigint[] := '{0,0,0}';
+  v_in_share boolean := false;
+  v_pace_burst integer[];          -- the requester's paced shares: burst, day share, today's and tomorrow's count
+  v_pace_kept integer[];
+  v_pace_used integer[];
+  v_pace_next integer[];
+  v_kept bigint[] := '{0,0,0,0}';   -- kept for the others and for the class: of the window, of the day
+  v_step record;
+  v_verdict record;
+begin
+  for v_share in
+    select s.id, s.reserved_rpm, coalesce(s.reserved_rpd, 0) as rpd_share, s.pace_burst, u.ring_low, u.ring,
+           u.window_requests, coalesce(s.priority_class = p_class, false) as for_class,
+           coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as is_owned,
+           public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, p_day) as day
+    from public.google_ai_quota_shares s
+    left join unnest(p_share_use) u on u.share_id = s.id
+    where s.model = p_model
+    order by s.id
+  loop
+    v_win := case when v_share.reserved_rpm is null or (v_share.is_owned and v_burst is null) then 0
+                  else (public.google_ai_ring_at(p_now, p_window, v_share.ring_low, v_share.ring,
+                          v_share.window_requests, null)).sum_requests end;
+    live := live || v_share.id;
+    v_reserved_rpd := v_reserved_rpd + v_share.rpd_share;
+    if v_share.is_owned then
+      owned := owned || v_share.id;
+      v_in_share := v_in_share or v_win < coalesce(v_share.reserved_rpm, 0);
+      if v_share.pace_burst is not null then
+        v_pace_burst := v_pace_burst || v_share.pace_burst;
+        v_pace_kept := v_pace_kept || v_share.rpd_share;
+        v_pace_used := v_pace_used || v_share.day[1];
+        v_pace_next := v_pace_next || v_share.day[2];
+      end if;
+    else
+      v_held_rpm := v_held_rpm + greatest(0, coalesce(v_share.reserved_rpm, 0) - v_win);
+      v_held := array[v_held[1] + greatest(0, v_share.rpd_share - v_share.day[1]),
+                      v_held[2] + greatest(0, v_share.rpd_share - v_share.day[2]),
+                      v_held[3] + greatest(0, v_share.rpd_share - v_share.day[3])];
+    end if;
+    v_kept := case when v_share.for_class
+                   then array[v_kept[1], v_kept[2] + coalesce(v_share.reserved_rpm, 0), v_kept[3],
+                              v_kept[4] + v_share.rpd_share]
+                   else array[v_kept[1] + coalesce(v_share.reserved_rpm, 0), v_kept[2],
+                              v_kept[3] + v_share.rpd_share, v_kept[4]] end;
+  end loop;
+
+  held_rpd := v_held[1];
+  if p_class is not null and live is not null then
+    kept := public.google_ai_kept_object(p_rpm, p_rpd, v_kept[1], v_kept[2], v_kept[3], v_kept[4]);
+  end if;
+  if v_pace_burst is not null then
+    paced_until := public.google_ai_paced_until(p_now, p_day, p_rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
+      v_pace_used, v_pace_next);
+  end if;
+  v_step := public.google_ai_spread_step(v_burst, p_window, p_rpm, p_tpm, p_tokens);
+  spread_step := v_step.step;
+  if v_step.step is not null and not v_in_share and p_spread_until - v_step.tolerance > p_now
+     and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), p_now) then
+    spread_at := p_spread_until - v_step.tolerance;
+  end if;
+  v_verdict := public.google_ai_booking_outcome(p_rpm, p_tpm, p_rpd, p_requests, p_window_tokens, p_counts,
+    p_near_end, p_near_start, v_held_rpm, v_held, paced_until, spread_at, v_step.limit_name);
+  outcome := v_verdict.outcome;
+  cause := v_verdict.cause;
+  window_full := v_verdict.window_full;
+end
 $$;
 
 -- When a refused request may go (reopens_at) and when asking again may help sooner (recheck_at):
@@ -308,7 +314,7 @@ declare
   v_near_end boolean;
   v_near_start boolean;
   v_ring record;
-  v_rules record;      -- what the rules say (google_ai_group_rules)
+  v_rules record;      -- what the rules say (google_ai_booking_rules)
 begin
   begin
     v_row := public.google_ai_counter_locked(p_quota_group, p_model, p_skip_locked);
@@ -328,9 +334,9 @@ begin
     v_near_start := v_now < public.google_ai_pacific_start(v_day) + v_day_guard;
     v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
-    select r.* into v_rules from public.google_ai_group_rules(v_row.share_use, p_model, v_now, v_window, v_day, p_rpm,
-      p_tpm, p_rpd, p_tokens, p_class, p_caller, v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end,
-      v_near_start, v_row.spread_until) r;
+    v_rules := public.google_ai_booking_rules(v_row.share_use, p_model, v_now, v_window, v_day, p_rpm, p_tpm, p_rpd,
+      p_tokens, p_class, p_caller, v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end, v_near_start,
+      v_row.spread_until);
     select v_rules.outcome, v_rules.cause, greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket), v_day
       into outcome, cause, minute_bucket, day_bucket;
     if outcome <> 'booked' then
