@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 36683cc81c1018a23daa335fbcc654db2f71be10131ada24d7dd6c4a2124c9c6
+-- sha256 of what follows: 89937ee03197c7a8a701c33ba3c570f2067dbaaadfb548bb5ff674131bcff29f
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -3712,6 +3712,8 @@ begin
   if p_hold then
     perform public.google_ai_hold_request(p_caller, p_request_id, p_model, p_now);
   end if;
+  -- (One object with the quota in it, and the key taken out when there is none: a concatenation would
+  -- encode the whole answer again.)
   insert into public.google_ai_attempts as a (reservation_id, status, request_id, caller, client_id, token_id, model,
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
     wait_ms, metadata, priority_class, admitted_at)
@@ -3720,9 +3722,11 @@ begin
     p_estimated_tokens, p_wait_ms, coalesce(p_metadata, '{}'), p_class, p_admitted_at)
   returning jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
     'key_alias', a.key_alias, 'env_var_name', p_env_var_name, 'quota_group', a.quota_group, 'model', a.model,
-    'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class)
-    || case when p_quota is not null then jsonb_build_object('quota', p_quota) else '{}' end
+    'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class, 'quota', p_quota)
   into v_answer;
+  if p_quota is null then
+    v_answer := v_answer - 'quota';
+  end if;
   if p_count_token then
     perform public.google_ai_count_token_use(p_token_id, p_client_id, p_now, p_attempt, p_estimated_tokens);
   end if;
@@ -3815,11 +3819,13 @@ begin
       || v_who;
   end if;
 
-  return public.google_ai_record_admission(v_now, p_caller, p_request_id, p_client_id, p_token_id, v_limits.model,
-    p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_limits.class_name, v_booking.booked_group,
-    v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket, v_booking.day_bucket,
-    v_booking.admitted_at, v_booking.quota, v_place.ticket, p_idempotent and p_request_id is not null,
-    p_token_hash is not null) || v_who;
+  v_answer := public.google_ai_record_admission(v_now, p_caller, p_request_id, p_client_id, p_token_id,
+    v_limits.model, p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_limits.class_name,
+    v_booking.booked_group, v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket,
+    v_booking.day_bucket, v_booking.admitted_at, v_booking.quota, v_place.ticket,
+    p_idempotent and p_request_id is not null, p_token_hash is not null);
+  -- (A service caller's answer names no client: it is not encoded again for an empty object.)
+  return case when p_token_hash is null then v_answer else v_answer || v_who end;
 end
 $$;
 
