@@ -88,7 +88,7 @@ async function main(): Promise<number> {
     await run("rpc-floor", "1b. reservation RPC against its floor (pgbench)", runRpcFloor, {
       connections: [1, 8, 32],
       ...(smoke ? { rounds: 1, durationSec: 1, warmupSec: 0.25, windowSec: 0.5 } : { rounds: 3, durationSec: 10, warmupSec: 1.5, windowSec: 8 }),
-      countedTransactions: smoke ? [5, 25] : [20, 220],
+      countedTransactions: smoke ? [8, 28] : [20, 220],
     });
     await run("finalize-wal", "1c. finalize: WAL and heap-only updates", runFinalizeWal, { admissions: smoke ? 50 : 2000 });
     await run("exactness", "2. exactness under a burst", runExactness, smoke

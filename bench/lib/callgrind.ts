@@ -13,7 +13,8 @@ import { connect, databaseUrl, prepareDatabase, type Sql } from "../../shared/db
 import { sleep } from "./clock.ts";
 import { findPgbench, runPgbench } from "./pgbench.ts";
 
-export const canCount = () => spawnSync("valgrind", ["--version"]).status === 0;
+/** Whether this machine can count: valgrind installed, and a server of our own (not DATABASE_URL's). */
+export const canCount = (engine: Engine) => engine !== "external" && spawnSync("valgrind", ["--version"]).status === 0;
 
 /** Instructions per transaction of each script (name → pgbench script path) in a database `prepare` makes. */
 export async function countInstructions(engine: Engine, prepare: (sql: Sql) => Promise<void>,
@@ -26,11 +27,14 @@ export async function countInstructions(engine: Engine, prepare: (sql: Sql) => P
   };
   try {
     const plain = await startPostgres({ engine, dataDir: base, durable: true });
-    // No autovacuum: its analyze would make the backend plan every statement again, in a count or not.
-    await withDb(plain.url, async (sql) => void (await sql`create database counted`, await sql`alter system set autovacuum = off`));
-    await prepareDatabase(databaseUrl(plain.url, "counted"));
-    await withDb(databaseUrl(plain.url, "counted"), prepare);
-    await plain.stop();
+    try {
+      // No autovacuum: its analyze would make the backend plan every statement again, in a count or not.
+      await withDb(plain.url, async (sql) => void (await sql`create database counted`, await sql`alter system set autovacuum = off`));
+      await prepareDatabase(databaseUrl(plain.url, "counted"));
+      await withDb(databaseUrl(plain.url, "counted"), prepare);
+    } finally {
+      await plain.stop();
+    }
     await mkdir(out);
     await chmod(out, 0o777); // the server may run as another user (postgres, when we are root)
     const server = await startPostgres({ engine, dataDir: base, durable: true, wrapper: ["valgrind", "--tool=callgrind",
@@ -55,21 +59,24 @@ export async function countInstructions(engine: Engine, prepare: (sql: Sql) => P
     }
     return per;
   } finally {
-    await rm(base, { recursive: true, force: true });
+    await rm(base, { recursive: true, force: true, maxRetries: 5 });
   }
 }
 
-/** The backend's count: the largest profile written since (pgbench's check connection writes one too), once none comes for a second. */
+/**
+ * The backend's count: two profiles come from a pgbench run (its check connection's and its client's,
+ * each written when the backend exits), so wait for both and take the larger; each is removed once read.
+ */
 async function countSince(dir: string, before: Set<string>): Promise<number> {
-  let seen = "";
-  for (let i = 0, stable = 0; i < 600 && stable < 10; i++) {
+  for (let i = 0; i < 600; i++) {
+    const added = (await readdir(dir)).filter((f) => !before.has(f));
+    const texts = await Promise.all(added.map((f) => readFile(path.join(dir, f), "utf8")));
+    const counts = texts.map((t) => Number(/^(?:totals|summary): (\d+)/m.exec(t)?.[1] ?? NaN));
+    if (added.length >= 2 && !counts.some(Number.isNaN)) {
+      await Promise.all(added.map((f) => rm(path.join(dir, f))));
+      return Math.max(...counts);
+    }
     await sleep(100);
-    const added = (await readdir(dir)).filter((f) => !before.has(f)).sort().join(",");
-    stable = added !== "" && added === seen ? stable + 1 : 0;
-    seen = added;
   }
-  const counts = await Promise.all(seen.split(",").filter(Boolean).map(async (f) =>
-    Number(/^(?:totals|summary): (\d+)/m.exec(await readFile(path.join(dir, f), "utf8"))?.[1] ?? NaN)));
-  if (counts.length === 0 || counts.some(Number.isNaN)) throw new Error("callgrind wrote no profile for the pgbench run");
-  return Math.max(...counts);
+  throw new Error("callgrind did not write the pgbench run's two profiles within 60 s");
 }
