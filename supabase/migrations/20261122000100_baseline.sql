@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 89937ee03197c7a8a701c33ba3c570f2067dbaaadfb548bb5ff674131bcff29f
+-- sha256 of what follows: be79bd664df263bb7e4f45839b923208eaffd9d1257b76ff64d4bf6b8476b68b
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -3036,7 +3036,7 @@ begin
     v_reserved_rpd := v_reserved_rpd + v_share.rpd_share;
     if v_share.is_owned then
       owned := owned || v_share.id;
-      v_in_share := v_in_share or v_win < coalesce(v_share.reserved_rpm, 0);
+      v_in_share := v_in_share or coalesce(v_win < v_share.reserved_rpm, false);
       if v_share.pace_burst is not null then
         v_pace_burst := v_pace_burst || v_share.pace_burst;
         v_pace_kept := v_pace_kept || v_share.rpd_share;

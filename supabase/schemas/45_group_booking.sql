@@ -130,7 +130,7 @@ begin
     v_reserved_rpd := v_reserved_rpd + v_share.rpd_share;
     if v_share.is_owned then
       owned := owned || v_share.id;
-      v_in_share := v_in_share or v_win < coalesce(v_share.reserved_rpm, 0);
+      v_in_share := v_in_share or coalesce(v_win < v_share.reserved_rpm, false);
       if v_share.pace_burst is not null then
         v_pace_burst := v_pace_burst || v_share.pace_burst;
         v_pace_kept := v_pace_kept || v_share.rpd_share;
