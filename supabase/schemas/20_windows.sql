@@ -250,6 +250,20 @@ begin
   if p_requests = 0 and p_tokens = 0 then
     return;
   end if;
+  if p_admitted_at is null and p_requests > 0 and p_tokens >= 0 and v_now is not null then
+    -- A booking now (nearly every call): the current second written as one slice, as the lines below
+    -- would (its count, its tokens when they are kept, the first and the last of its times). Writing
+    -- elements one by one unpacks the whole array and packs it again: counted, about 40k instructions more.
+    v_i := (v_now % v_span)::integer * 4;
+    v_us := round((date_part('epoch', p_at) - v_now) * 1000000)::integer;
+    ring[v_i + 1 : v_i + 4] := array[ring[v_i + 1] + p_requests,
+      ring[v_i + 2] + case when sum_tokens is not null then p_tokens else 0 end,
+      case when ring[v_i + 1] = 0 then v_us else least(ring[v_i + 3], v_us) end, greatest(ring[v_i + 4], v_us)];
+    sum_requests := sum_requests + p_requests;
+    sum_tokens := sum_tokens + p_tokens;
+    return;
+  end if;
+  -- A correction, or a request counted at another time.
   v_at := coalesce(p_admitted_at, p_at);
   v_second := floor(date_part('epoch', v_at))::bigint;
   v_us := round((date_part('epoch', v_at) - v_second) * 1000000)::integer;

@@ -261,15 +261,16 @@ begin
 end
 $$;
 
--- A request's place in the model's queue, asked when someone waits for the model or the request holds
--- a ticket (p_ticket: the ticket it names; only a live one of its caller for the model counts): the
--- class and turn it stands in (its ticket's, the turn moved up as google_ai_next_turn allows; else
--- where a ticket taken now, p_new_ticket, would stand, in p_class), and whether it may ask for a
--- booking now (may_book). It may when nobody else waits, when a slot is free beyond the due tickets
--- ahead, or when its own RPM share still has room in a group (the share keeps that slot for it, the
--- spread does not hold it back, and the booking decides exactly). When it may not, blocked_by and
--- cause say why: the limit the window counts (rpm, else tpm), and queue_turn when the free slots are
--- the turns of the tickets ahead, spread when only the schedule holds one, else window_full.
+-- A request's place in the model's queue, none when nobody waits for the model and the request holds no
+-- ticket (p_ticket: the ticket it names; only a live one of its caller for the model counts), nor for a
+-- null model (the request is blocked already): the class and turn it stands in (its ticket's, the turn
+-- moved up as google_ai_next_turn allows; else where a ticket taken now, p_new_ticket, would stand, in
+-- p_class), and whether it may ask for a booking now (may_book). It may when nobody else waits, when a
+-- slot is free beyond the due tickets ahead, or when its own RPM share still has room in a group (the
+-- share keeps that slot for it, the spread does not hold it back, and the booking decides exactly).
+-- When it may not, blocked_by and cause say why: the limit the window counts (rpm, else tpm), and
+-- queue_turn when the free slots are the turns of the tickets ahead, spread when only the schedule
+-- holds one, else window_full.
 CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model text, p_rpm integer, p_rpd integer,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_caller text, p_class text, p_rank smallint,
     p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint,
@@ -286,7 +287,12 @@ declare
   v_free_now integer;
   v_spread_bound boolean;
 begin
-  select p_rank, p_class, true into rank, class, may_book;
+  rank := p_rank;
+  class := p_class;
+  may_book := true;
+  if p_model is null then
+    return;
+  end if;
   if p_ticket is not null then
     select * into v_held from public.google_ai_queue q
     where q.ticket_id = p_ticket and q.caller = p_caller and q.model = p_model and q.lease_until >= p_now;

@@ -13,6 +13,7 @@ set check_function_bodies = off;
 -- one. The only group is waited for at once.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
 -- serve the model; a service caller's daily budget (google_ai_caller_budgets) spent: caller_budget.
+-- A null model (an earlier step blocked the request) books nothing and answers nulls.
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
     p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text,
@@ -30,6 +31,9 @@ declare
   v_try record;      -- a try on one group (google_ai_book_group)
   v_refusal record;  -- a group's refusal (outcome, cause, reopens_at, recheck_at), merged into the answer's
 begin
+  if p_model is null then
+    return; -- (an earlier step blocked the request)
+  end if;
   -- A service caller's daily budget, locked until the booking counts the request in it.
   v_budget := public.google_ai_caller_budget_at(p_caller, p_client_id, p_at, p_tokens, p_attempt);
   if v_budget.spent then

@@ -192,19 +192,19 @@ begin
   left join public.google_ai_request_limits(p_model, p_estimated_tokens) l on true;
   v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
 
-  -- Its place in the queue when anyone waits for the model or it holds a ticket (a request that meets
-  -- an empty queue pays one exists), then a booking when its turn allows one. Each step's record is
-  -- assigned whether or not it runs (nulls when its condition, a one-time filter, is false).
-  select q.* into v_place from public.google_ai_queue_place(v_limits.model, v_limits.rpm, v_limits.rpd,
-    p_exclude_key_ids, v_now, p_caller, v_limits.class_name, v_limits.class_rank, p_queue_ticket, v_new_ticket) q
-  where v_blocked_by is null and (p_queue_ticket is not null or exists (
-    select 1 from public.google_ai_queue q where q.model = v_limits.model and q.lease_until >= v_now));
+  -- Its place in the queue (google_ai_queue_place: none when nobody waits for the model and it holds no
+  -- ticket), then a booking when its turn allows one. Each is called with a null model, and answers
+  -- nulls, when an earlier step blocks the request. (Called as expressions: a statement that reads a
+  -- function sets up a scan even when its condition is false.)
+  v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits.model end, v_limits.rpm,
+    v_limits.rpd, p_exclude_key_ids, v_now, p_caller, v_limits.class_name, v_limits.class_rank, p_queue_ticket,
+    v_new_ticket);
   v_limits.class_rank := coalesce(v_place.rank, v_limits.class_rank);
   v_limits.class_name := coalesce(v_place.class, v_limits.class_name);
-  select b.* into v_booking from public.google_ai_book_best_group(v_limits.model, v_limits.rpm, v_limits.tpm,
-    v_limits.rpd, p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_limits.class_name, p_caller, p_client_id,
-    p_attempt) b
-  where v_blocked_by is null and coalesce(v_place.may_book, true);
+  v_booking := public.google_ai_book_best_group(
+    case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits.model end, v_limits.rpm,
+    v_limits.tpm, v_limits.rpd, p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_limits.class_name, p_caller,
+    p_client_id, p_attempt);
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then
