@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 1ce1c4de391262608bc243bfe89df9972e5a48da6d3ccf27a8a035d9c884db10
+-- sha256 of what follows: 42a578bedffc8f21559bf9c139f52e7b49b462492372e84dc809bbc89e236433
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -3147,7 +3147,8 @@ $$;
 -- within a guard of midnight, the other day's (p_day: {today, ahead, yesterday} before this request),
 -- until the day resets (p_midnight plus p_day_guard; after midnight, within its guard, when yesterday's
 -- count is the larger, that guard's end). p_kept: what the model's shares keep, for the admitted class
--- (as google_ai_answer_quota_at adds it). Inlined into the booking's assignment.
+-- (as google_ai_answer_quota_at adds it; the booking takes the key out when it is null: a concatenation
+-- would encode the whole object again). Inlined into the booking's assignment.
 CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model text, p_quota_group text, p_rpm integer,
     p_tpm integer, p_rpd integer, p_now timestamp with time zone, p_requests integer, p_tokens bigint,
     p_ring_low bigint, p_ring integer[], p_window interval, p_day integer[], p_near_end boolean,
@@ -3173,9 +3174,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_booked_quota(p_model text, p_quota_g
                                         case when p_near_start then p_day[3] end) operator(pg_catalog.+) 1)) end,
     'day_reset_ms', case when p_rpd is not null then public.google_ai_ms_until(
       case when p_near_start and p_day[3] operator(pg_catalog.>) p_day[1] then public.google_ai_pacific_start(p_today)
-           else p_midnight end operator(pg_catalog.+) p_day_guard, p_now) end)
-    operator(pg_catalog.||) case when p_kept is not null then jsonb_build_object('kept', p_kept)
-                                 else '{}'::jsonb end
+           else p_midnight end operator(pg_catalog.+) p_day_guard, p_now) end,
+    'kept', p_kept)
 $$;
 
 -- A quota group's counter row for p_model, locked (created on the group's first use of the model); with
@@ -3298,6 +3298,9 @@ begin
     quota := public.google_ai_booked_quota(p_model, p_quota_group, p_rpm, p_tpm, p_rpd, v_now, v_ring.sum_requests,
       v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end, v_near_start, v_day,
       v_midnight, v_day_guard, v_rules.kept);
+    if v_rules.kept is null then
+      quota := quota - 'kept';
+    end if;
   exception
     when sqlstate 'P0001' then
       if sqlerrm <> 'eve:full' then
