@@ -369,12 +369,10 @@ begin
       updated_at      = v_now
     where c.id = v_row.id;
     admitted_at := v_now;
+    -- (The key kept taken out when the shares keep nothing; minus an empty array is the object as it is.)
     quota := public.google_ai_booked_quota(p_model, p_quota_group, p_rpm, p_tpm, p_rpd, v_now, v_ring.sum_requests,
       v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end, v_near_start, v_day,
-      v_midnight, v_day_guard, v_rules.kept);
-    if v_rules.kept is null then
-      quota := quota - 'kept';
-    end if;
+      v_midnight, v_day_guard, v_rules.kept) - case when v_rules.kept is null then '{kept}' else '{}' end::text[];
   exception
     when sqlstate 'P0001' then
       if sqlerrm <> 'eve:full' then

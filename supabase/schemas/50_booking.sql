@@ -28,8 +28,7 @@ declare
   v_budget record;   -- a service caller's daily budget (google_ai_caller_budget_at)
   v_candidate record;
   v_skipped text[] := '{}';  -- the groups passed over in a first pass so far
-  v_try record;      -- a try on one group (google_ai_book_group)
-  v_refusal record;  -- a group's refusal (outcome, cause, reopens_at, recheck_at), merged into the answer's
+  v_try record;      -- a candidate's answer (google_ai_book_group's, or the refusal its unlocked counts show)
 begin
   if p_model is null then
     return; -- (an earlier step blocked the request)
@@ -70,7 +69,6 @@ begin
         v_skipped := v_skipped || v_candidate.quota_group;
         continue;
       end if;
-      v_refusal := v_try;
     else
       -- (For a requester that others' shares keep slots from, a full window reopens later.)
       select v_candidate.full_by as outcome, public.google_ai_refusal_cause(v_candidate.full_by) as cause,
@@ -81,13 +79,13 @@ begin
                  public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
                  p_rpm, p_tpm, p_tokens, p_class, p_caller) end as reopens_at,
              null::timestamptz as recheck_at
-        into v_refusal;
+        into v_try;
     end if;
     -- The earliest reopening wins, with its cause; asking again may help at the earliest recheck.
-    if reopens_at is null or v_refusal.reopens_at < reopens_at then
-      select v_refusal.reopens_at, v_refusal.outcome, v_refusal.cause into reopens_at, blocked_by, cause;
+    if reopens_at is null or v_try.reopens_at < reopens_at then
+      select v_try.reopens_at, v_try.outcome, v_try.cause into reopens_at, blocked_by, cause;
     end if;
-    recheck_at := least(recheck_at, v_refusal.recheck_at);
+    recheck_at := least(recheck_at, v_try.recheck_at);
   end loop;
   if not found then
     blocked_by := 'no_active_key';
@@ -102,8 +100,6 @@ begin
 
   cause := coalesce(cause, public.google_ai_refusal_cause(blocked_by));
   -- Asking again only helps before the reopening itself.
-  if recheck_at >= reopens_at then
-    recheck_at := null;
-  end if;
+  recheck_at := case when recheck_at >= reopens_at then null else recheck_at end;
 end
 $$;
