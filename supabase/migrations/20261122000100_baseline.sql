@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: e66e112258382c4a8b89dafd8e4c382624572e295232fdb6998c4f1c61980a8a
+-- sha256 of what follows: 2f21917575e741dc39ca4912a243daf71c7da4b7b36c998eb4b5418fb8af043a
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -2423,47 +2423,59 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
 $$;
 
 -- The model a request names and the limits it is held to (after the safety margin): the active row
--- named exactly (its unique index), else the first active row with the name as an alias; no row when
+-- named exactly (its unique index), else the first active row with the name as an alias; all null when
 -- none is. blocked_by says why no group can take the request at all: withdrawn (Google said so, at
 -- withdrawn_at, naming successor if a row says), or too_large (more tokens than a minute allows).
--- A SQL table function, so it is inlined into the statement that reads it.
-CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer)
-    RETURNS TABLE(model text, rpm integer, tpm integer, rpd integer, blocked_by text,
-    withdrawn_at timestamp with time zone, successor text)
-    LANGUAGE sql STABLE
+-- (PL/pgSQL called as an expression: only the lookup a request needs runs, where one inlined statement
+-- set up both lookups and the class's for every request; counted, about 350k instructions less.)
+CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text,
+    OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text,
+    OUT withdrawn_at timestamp with time zone, OUT successor text) RETURNS record
+    LANGUAGE plpgsql STABLE
     AS $$
-  select l.model,
-         public.google_ai_effective_limit(l.rpm, l.safety_margin),
-         public.google_ai_effective_limit(l.tpm, l.safety_margin),
-         public.google_ai_effective_limit(l.rpd, l.safety_margin),
-         case when l.withdrawn_at is not null then 'withdrawn'
-              when public.google_ai_effective_limit(l.tpm, l.safety_margin) operator(pg_catalog.<) p_estimated_tokens
-              then 'too_large' end,
-         l.withdrawn_at, l.successor
-  from (select m.* from public.google_ai_model_limits m where m.model operator(pg_catalog.=) p_model and m.is_active
-        union all
-        (select m.* from public.google_ai_model_limits m
-         where m.is_active and p_model operator(pg_catalog.=) any (m.aliases)
-         order by m.id limit 1)
-        limit 1) l
+declare
+  v_row public.google_ai_model_limits;
+begin
+  select m.* into v_row from public.google_ai_model_limits m where m.model = p_model and m.is_active;
+  if not found then
+    select m.* into v_row from public.google_ai_model_limits m
+    where m.is_active and p_model = any (m.aliases)
+    order by m.id limit 1;
+  end if;
+  model := v_row.model;
+  rpm := public.google_ai_effective_limit(v_row.rpm, v_row.safety_margin);
+  tpm := public.google_ai_effective_limit(v_row.tpm, v_row.safety_margin);
+  rpd := public.google_ai_effective_limit(v_row.rpd, v_row.safety_margin);
+  blocked_by := case when v_row.withdrawn_at is not null then 'withdrawn'
+                     when tpm < p_estimated_tokens then 'too_large' end;
+  withdrawn_at := v_row.withdrawn_at;
+  successor := v_row.successor;
+end
 $$;
 
 -- The class a request runs in: the one it asks for (p_priority), never above its credential's (the
 -- client's class, or the top class for a service caller); a name no class has leaves the credential's.
--- A SQL table function, so it is inlined into the statement that reads it.
-CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_client_id uuid)
-    RETURNS TABLE(rank smallint, name text)
-    LANGUAGE sql STABLE
+-- (PL/pgSQL, like the limits: a service caller that asks for no class costs one lookup.)
+CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_client_id uuid, OUT rank smallint,
+    OUT name text) RETURNS record
+    LANGUAGE plpgsql STABLE
     AS $$
-  select a.rank, pc.name
-  from (select greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc
-                                  where pc.name operator(pg_catalog.=) p_priority), x.allowed), x.allowed) as rank
-        from (select coalesce((select pc.rank from public.google_ai_clients c
-                               join public.google_ai_priority_classes pc
-                                 on pc.name operator(pg_catalog.=) c.priority_class
-                               where c.id operator(pg_catalog.=) p_client_id),
-                              (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
-  left join public.google_ai_priority_classes pc on pc.rank operator(pg_catalog.=) a.rank
+#variable_conflict use_variable
+begin
+  if p_client_id is not null then
+    select pc.rank, pc.name into rank, name
+    from public.google_ai_clients c join public.google_ai_priority_classes pc on pc.name = c.priority_class
+    where c.id = p_client_id;
+  end if;
+  if rank is null then
+    select pc.rank, pc.name into rank, name from public.google_ai_priority_classes pc order by pc.rank limit 1;
+  end if;
+  if p_priority is not null then
+    -- (A larger rank is a lower class.)
+    select pc.rank, pc.name into rank, name from public.google_ai_priority_classes pc
+    where pc.rank = greatest(rank, (select a.rank from public.google_ai_priority_classes a where a.name = p_priority));
+  end if;
+end
 $$;
 
 -- Whether p_key_id still serves p_quota_group for p_model (google_ai_serving_keys): a booking that
@@ -3767,7 +3779,8 @@ declare
   v_answer jsonb;
   v_who jsonb := '{}';       -- a token's client and token, named in every answer
   v_credential record;
-  v_limits record;           -- the model's row, its limits and the request's class
+  v_limits record;           -- the model's row and its limits (google_ai_request_limits)
+  v_class record;            -- the class it runs in, rank and name (google_ai_request_class)
   v_blocked_by text;
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
   v_booking record;          -- the booking (google_ai_book_best_group): its group and key, or when to ask again
@@ -3794,11 +3807,9 @@ begin
     end if;
   end if;
 
-  -- The request resolved in one statement (this runs on every request): the model and its limits, and
-  -- the class (both SQL table functions, inlined).
-  select l.*, c.rank as class_rank, c.name as class_name into v_limits
-  from public.google_ai_request_class(p_priority, p_client_id) c
-  left join public.google_ai_request_limits(p_model, p_estimated_tokens) l on true;
+  -- The request resolved: the model and its limits, and the class it runs in.
+  v_limits := public.google_ai_request_limits(p_model, p_estimated_tokens);
+  v_class := public.google_ai_request_class(p_priority, p_client_id);
   v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
 
   -- Its place in the queue (google_ai_queue_place: none when nobody waits for the model and it holds no
@@ -3806,20 +3817,20 @@ begin
   -- nulls, when an earlier step blocks the request. (Called as expressions: a statement that reads a
   -- function sets up a scan even when its condition is false.)
   v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits.model end, v_limits.rpm,
-    v_limits.rpd, p_exclude_key_ids, v_now, p_caller, v_limits.class_name, v_limits.class_rank, p_queue_ticket,
+    v_limits.rpd, p_exclude_key_ids, v_now, p_caller, v_class.name, v_class.rank, p_queue_ticket,
     v_new_ticket);
-  v_limits.class_rank := coalesce(v_place.rank, v_limits.class_rank);
-  v_limits.class_name := coalesce(v_place.class, v_limits.class_name);
+  v_class.rank := coalesce(v_place.rank, v_class.rank);
+  v_class.name := coalesce(v_place.class, v_class.name);
   v_booking := public.google_ai_book_best_group(
     case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits.model end, v_limits.rpm,
-    v_limits.tpm, v_limits.rpd, p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_limits.class_name, p_caller,
+    v_limits.tpm, v_limits.rpd, p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_class.name, p_caller,
     p_client_id, p_attempt);
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then
     return public.google_ai_refusal_at(v_now, p_caller, p_request_id, p_client_id, p_token_id, v_limits.model,
       p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, p_exclude_key_ids, v_limits.rpm, v_limits.rpd,
-      v_limits.class_name, v_limits.class_rank, v_blocked_by,
+      v_class.name, v_class.rank, v_blocked_by,
       coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
       v_booking.reopens_at, v_booking.recheck_at, p_wait_left_ms, v_place.ticket, v_place.turn, v_place.since,
       v_place.turn_at, coalesce(v_place.may_book, true), v_new_ticket)
@@ -3833,7 +3844,7 @@ begin
   end if;
 
   v_answer := public.google_ai_record_admission(v_now, p_caller, p_request_id, p_client_id, p_token_id,
-    v_limits.model, p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_limits.class_name,
+    v_limits.model, p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_class.name,
     v_booking.booked_group, v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket,
     v_booking.day_bucket, v_booking.admitted_at, v_booking.quota, v_place.ticket,
     p_idempotent and p_request_id is not null, p_token_hash is not null);
@@ -4459,7 +4470,7 @@ begin
      or (p_answer -> 'ok' = 'true'::jsonb and jsonb_typeof(p_answer -> 'quota_group') is distinct from 'string') then
     return null;
   end if;
-  select * into v_limits from public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model), 0);
+  v_limits := public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model), 0);
   if v_limits.model is null then
     return null;
   end if;
@@ -4669,7 +4680,7 @@ declare
   v_sum record;
   v_queue jsonb;
 begin
-  select * into v_limits from public.google_ai_request_limits(p_model, 0);
+  v_limits := public.google_ai_request_limits(p_model, 0);
   if v_limits.model is null then
     return null;
   end if;

@@ -65,47 +65,59 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
 $$;
 
 -- The model a request names and the limits it is held to (after the safety margin): the active row
--- named exactly (its unique index), else the first active row with the name as an alias; no row when
+-- named exactly (its unique index), else the first active row with the name as an alias; all null when
 -- none is. blocked_by says why no group can take the request at all: withdrawn (Google said so, at
 -- withdrawn_at, naming successor if a row says), or too_large (more tokens than a minute allows).
--- A SQL table function, so it is inlined into the statement that reads it.
-CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer)
-    RETURNS TABLE(model text, rpm integer, tpm integer, rpd integer, blocked_by text,
-    withdrawn_at timestamp with time zone, successor text)
-    LANGUAGE sql STABLE
+-- (PL/pgSQL called as an expression: only the lookup a request needs runs, where one inlined statement
+-- set up both lookups and the class's for every request; counted, about 350k instructions less.)
+CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text,
+    OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text,
+    OUT withdrawn_at timestamp with time zone, OUT successor text) RETURNS record
+    LANGUAGE plpgsql STABLE
     AS $$
-  select l.model,
-         public.google_ai_effective_limit(l.rpm, l.safety_margin),
-         public.google_ai_effective_limit(l.tpm, l.safety_margin),
-         public.google_ai_effective_limit(l.rpd, l.safety_margin),
-         case when l.withdrawn_at is not null then 'withdrawn'
-              when public.google_ai_effective_limit(l.tpm, l.safety_margin) operator(pg_catalog.<) p_estimated_tokens
-              then 'too_large' end,
-         l.withdrawn_at, l.successor
-  from (select m.* from public.google_ai_model_limits m where m.model operator(pg_catalog.=) p_model and m.is_active
-        union all
-        (select m.* from public.google_ai_model_limits m
-         where m.is_active and p_model operator(pg_catalog.=) any (m.aliases)
-         order by m.id limit 1)
-        limit 1) l
+declare
+  v_row public.google_ai_model_limits;
+begin
+  select m.* into v_row from public.google_ai_model_limits m where m.model = p_model and m.is_active;
+  if not found then
+    select m.* into v_row from public.google_ai_model_limits m
+    where m.is_active and p_model = any (m.aliases)
+    order by m.id limit 1;
+  end if;
+  model := v_row.model;
+  rpm := public.google_ai_effective_limit(v_row.rpm, v_row.safety_margin);
+  tpm := public.google_ai_effective_limit(v_row.tpm, v_row.safety_margin);
+  rpd := public.google_ai_effective_limit(v_row.rpd, v_row.safety_margin);
+  blocked_by := case when v_row.withdrawn_at is not null then 'withdrawn'
+                     when tpm < p_estimated_tokens then 'too_large' end;
+  withdrawn_at := v_row.withdrawn_at;
+  successor := v_row.successor;
+end
 $$;
 
 -- The class a request runs in: the one it asks for (p_priority), never above its credential's (the
 -- client's class, or the top class for a service caller); a name no class has leaves the credential's.
--- A SQL table function, so it is inlined into the statement that reads it.
-CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_client_id uuid)
-    RETURNS TABLE(rank smallint, name text)
-    LANGUAGE sql STABLE
+-- (PL/pgSQL, like the limits: a service caller that asks for no class costs one lookup.)
+CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_client_id uuid, OUT rank smallint,
+    OUT name text) RETURNS record
+    LANGUAGE plpgsql STABLE
     AS $$
-  select a.rank, pc.name
-  from (select greatest(coalesce((select pc.rank from public.google_ai_priority_classes pc
-                                  where pc.name operator(pg_catalog.=) p_priority), x.allowed), x.allowed) as rank
-        from (select coalesce((select pc.rank from public.google_ai_clients c
-                               join public.google_ai_priority_classes pc
-                                 on pc.name operator(pg_catalog.=) c.priority_class
-                               where c.id operator(pg_catalog.=) p_client_id),
-                              (select min(pc.rank) from public.google_ai_priority_classes pc)) as allowed) x) a
-  left join public.google_ai_priority_classes pc on pc.rank operator(pg_catalog.=) a.rank
+#variable_conflict use_variable
+begin
+  if p_client_id is not null then
+    select pc.rank, pc.name into rank, name
+    from public.google_ai_clients c join public.google_ai_priority_classes pc on pc.name = c.priority_class
+    where c.id = p_client_id;
+  end if;
+  if rank is null then
+    select pc.rank, pc.name into rank, name from public.google_ai_priority_classes pc order by pc.rank limit 1;
+  end if;
+  if p_priority is not null then
+    -- (A larger rank is a lower class.)
+    select pc.rank, pc.name into rank, name from public.google_ai_priority_classes pc
+    where pc.rank = greatest(rank, (select a.rank from public.google_ai_priority_classes a where a.name = p_priority));
+  end if;
+end
 $$;
 
 -- Whether p_key_id still serves p_quota_group for p_model (google_ai_serving_keys): a booking that

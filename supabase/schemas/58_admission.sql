@@ -158,7 +158,8 @@ declare
   v_answer jsonb;
   v_who jsonb := '{}';       -- a token's client and token, named in every answer
   v_credential record;
-  v_limits record;           -- the model's row, its limits and the request's class
+  v_limits record;           -- the model's row and its limits (google_ai_request_limits)
+  v_class record;            -- the class it runs in, rank and name (google_ai_request_class)
   v_blocked_by text;
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
   v_booking record;          -- the booking (google_ai_book_best_group): its group and key, or when to ask again
@@ -185,11 +186,9 @@ begin
     end if;
   end if;
 
-  -- The request resolved in one statement (this runs on every request): the model and its limits, and
-  -- the class (both SQL table functions, inlined).
-  select l.*, c.rank as class_rank, c.name as class_name into v_limits
-  from public.google_ai_request_class(p_priority, p_client_id) c
-  left join public.google_ai_request_limits(p_model, p_estimated_tokens) l on true;
+  -- The request resolved: the model and its limits, and the class it runs in.
+  v_limits := public.google_ai_request_limits(p_model, p_estimated_tokens);
+  v_class := public.google_ai_request_class(p_priority, p_client_id);
   v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
 
   -- Its place in the queue (google_ai_queue_place: none when nobody waits for the model and it holds no
@@ -197,20 +196,20 @@ begin
   -- nulls, when an earlier step blocks the request. (Called as expressions: a statement that reads a
   -- function sets up a scan even when its condition is false.)
   v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits.model end, v_limits.rpm,
-    v_limits.rpd, p_exclude_key_ids, v_now, p_caller, v_limits.class_name, v_limits.class_rank, p_queue_ticket,
+    v_limits.rpd, p_exclude_key_ids, v_now, p_caller, v_class.name, v_class.rank, p_queue_ticket,
     v_new_ticket);
-  v_limits.class_rank := coalesce(v_place.rank, v_limits.class_rank);
-  v_limits.class_name := coalesce(v_place.class, v_limits.class_name);
+  v_class.rank := coalesce(v_place.rank, v_class.rank);
+  v_class.name := coalesce(v_place.class, v_class.name);
   v_booking := public.google_ai_book_best_group(
     case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits.model end, v_limits.rpm,
-    v_limits.tpm, v_limits.rpd, p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_limits.class_name, p_caller,
+    v_limits.tpm, v_limits.rpd, p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_class.name, p_caller,
     p_client_id, p_attempt);
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then
     return public.google_ai_refusal_at(v_now, p_caller, p_request_id, p_client_id, p_token_id, v_limits.model,
       p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, p_exclude_key_ids, v_limits.rpm, v_limits.rpd,
-      v_limits.class_name, v_limits.class_rank, v_blocked_by,
+      v_class.name, v_class.rank, v_blocked_by,
       coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
       v_booking.reopens_at, v_booking.recheck_at, p_wait_left_ms, v_place.ticket, v_place.turn, v_place.since,
       v_place.turn_at, coalesce(v_place.may_book, true), v_new_ticket)
@@ -224,7 +223,7 @@ begin
   end if;
 
   v_answer := public.google_ai_record_admission(v_now, p_caller, p_request_id, p_client_id, p_token_id,
-    v_limits.model, p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_limits.class_name,
+    v_limits.model, p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_class.name,
     v_booking.booked_group, v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket,
     v_booking.day_bucket, v_booking.admitted_at, v_booking.quota, v_place.ticket,
     p_idempotent and p_request_id is not null, p_token_hash is not null);
