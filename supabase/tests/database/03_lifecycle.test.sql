@@ -2,7 +2,7 @@
 -- booking back, a 429 cools the group down, and closed reservations stay closed.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(31);
+select plan(33);
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('test-model', 10, 1000, 100);
@@ -98,6 +98,13 @@ select lives_ok($$ select public.google_ai_finalize((select id from ids where na
   'API_KEY_INVALID') $$, 'finalize with API_KEY_INVALID');
 select is((select (is_active, disabled_reason is not null)::text from public.google_ai_api_keys where key_alias = 'a1'), '(f,t)',
   'the key is deactivated with a reason, not deleted');
+
+-- The attempt log's checks hold whatever statement writes a row: an outcome or a 429's cause outside
+-- their lists is refused.
+select throws_ok($$ update public.google_ai_attempts set status = 'finished' where reservation_id = (select id from ids where name = 'up') $$,
+  '23514', null, 'an attempt row takes no status outside its list');
+select throws_ok($$ update public.google_ai_attempts set quota_cause = 'rpm' where reservation_id = (select id from ids where name = 'up') $$,
+  '23514', null, 'nor a quota cause outside google_ai_quota_causes()');
 
 select * from finish();
 rollback;
