@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: d47665dd0d817f07075d4af84dad33a7286039e8941e8f8468c9ec5ae0dffb48
+-- sha256 of what follows: 13e8651e063c661388b5393dd792ebdfb7e502fd4e00e0df2c9ccfaa894db0eb
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -2434,11 +2434,12 @@ $$;
 -- named exactly (its unique index), else the first active row with the name as an alias; all null when
 -- none is. blocked_by says why no group can take the request at all: withdrawn (Google said so, at
 -- withdrawn_at, naming successor if a row says), or too_large (more tokens than a minute allows).
+-- spread_burst: the model's spread (google_ai_spread_step), which the booking's rules take from here.
 -- (PL/pgSQL called as an expression: only the lookup a request needs runs, where one inlined statement
 -- set up both lookups and the class's for every request; counted, about 350k instructions less.)
 CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text,
     OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text,
-    OUT withdrawn_at timestamp with time zone, OUT successor text) RETURNS record
+    OUT withdrawn_at timestamp with time zone, OUT successor text, OUT spread_burst integer) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 declare
@@ -2458,6 +2459,7 @@ begin
                      when tpm < p_estimated_tokens then 'too_large' end;
   withdrawn_at := v_row.withdrawn_at;
   successor := v_row.successor;
+  spread_burst := v_row.spread_burst;
 end
 $$;
 
@@ -3025,18 +3027,18 @@ $$;
 -- and answers comes with it: the others' day shares (held_rpd), the model's shares in id order and the
 -- requester's own (live, owned: what the counter row's share_use keeps), what the shares keep for its
 -- class and for the others (kept, as google_ai_quota_kept reads it). p_share_use: the row's use of the
--- shares. (PL/pgSQL, called as an expression: one statement reads the shares, the rest are expressions.)
+-- shares; p_burst: the model's spread_burst, as the request resolved it (google_ai_request_limits).
+-- (PL/pgSQL, called as an expression: one statement reads the shares, the rest are expressions.)
 CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_share_use public.google_ai_share_use[], p_model text,
     p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_class text, p_caller text, p_requests integer, p_window_tokens bigint, p_counts integer[],
-    p_near_end boolean, p_near_start boolean, p_spread_until timestamp with time zone, OUT outcome text,
-    OUT cause text, OUT window_full boolean, OUT paced_until timestamp with time zone,
+    p_near_end boolean, p_near_start boolean, p_spread_until timestamp with time zone, p_burst integer,
+    OUT outcome text, OUT cause text, OUT window_full boolean, OUT paced_until timestamp with time zone,
     OUT spread_at timestamp with time zone, OUT spread_step interval, OUT held_rpd bigint, OUT live bigint[],
     OUT owned bigint[], OUT kept jsonb) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 declare
-  v_burst integer := (select l.spread_burst from public.google_ai_model_limits l where l.model = p_model);
   v_share record;
   v_win integer;                    -- a share's window
   v_reserved_rpd bigint := 0;       -- the day shares of all owners
@@ -3061,7 +3063,7 @@ begin
     where s.model = p_model
     order by s.id
   loop
-    v_win := case when v_share.reserved_rpm is null or (v_share.is_owned and v_burst is null) then 0
+    v_win := case when v_share.reserved_rpm is null or (v_share.is_owned and p_burst is null) then 0
                   else (public.google_ai_ring_at(p_now, p_window, v_share.ring_low, v_share.ring,
                           v_share.window_requests, null)).sum_requests end;
     live := live || v_share.id;
@@ -3096,7 +3098,7 @@ begin
     paced_until := public.google_ai_paced_until(p_now, p_day, p_rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
       v_pace_used, v_pace_next);
   end if;
-  v_step := public.google_ai_spread_step(v_burst, p_window, p_rpm, p_tpm, p_tokens);
+  v_step := public.google_ai_spread_step(p_burst, p_window, p_rpm, p_tpm, p_tokens);
   spread_step := v_step.step;
   if v_step.step is not null and not v_in_share and p_spread_until - v_step.tolerance > p_now
      and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), p_now) then
@@ -3228,12 +3230,13 @@ $$;
 -- (the row is locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd',
 -- 'pace', 'rpm', 'tpm'; cause names why (google_ai_refusal_cause's list), reopens_at when it may go,
 -- recheck_at when asking again may help sooner (tokens of admissions in flight may come back).
--- A booking answers with the quota it leaves (as google_ai_group_quota reads it), so the answer
--- needs no second reading of the window. The subtransaction (begin ... exception) gives the row lock
--- back when the row is full, so the caller can move on to the next group without holding it.
+-- p_burst: the model's spread_burst (the rules' schedule). A booking answers with the quota it leaves
+-- (as google_ai_group_quota reads it), so the answer needs no second reading of the window. The
+-- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
+-- move on to the next group without holding it.
 CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model text, p_rpm integer,
     p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean,
-    p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text,
+    p_burst integer, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone,
     OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone,
     OUT quota jsonb) RETURNS record
@@ -3274,7 +3277,7 @@ begin
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
     v_rules := public.google_ai_booking_rules(v_row.share_use, p_model, v_now, v_window, v_day, p_rpm, p_tpm, p_rpd,
       p_tokens, p_class, p_caller, v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end, v_near_start,
-      v_row.spread_until);
+      v_row.spread_until, p_burst);
     select v_rules.outcome, v_rules.cause, greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket), v_day
       into outcome, cause, minute_bucket, day_bucket;
     if outcome <> 'booked' then
@@ -3339,10 +3342,11 @@ set check_function_bodies = off;
 -- one. The only group is waited for at once.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
 -- serve the model; a service caller's daily budget (google_ai_caller_budgets) spent: caller_budget.
--- A null model (an earlier step blocked the request) books nothing and answers nulls.
+-- A null model (an earlier step blocked the request) books nothing and answers nulls. The model's
+-- limits and spread_burst come as the request resolved them (google_ai_request_limits).
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
-    p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text,
+    p_class text, p_caller text, p_client_id uuid, p_attempt integer, p_burst integer, OUT booked_group text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
     OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
     OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text,
@@ -3380,7 +3384,7 @@ begin
     continue when v_candidate.waiting and not (v_candidate.quota_group = any (v_skipped));
     if v_candidate.full_by is null then
       v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens,
-        p_now, v_candidate.groups > 1 and not v_candidate.waiting, p_class, p_caller);
+        p_now, v_candidate.groups > 1 and not v_candidate.waiting, p_burst, p_class, p_caller);
       if v_try.outcome = 'booked' then
         select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
           into booked_group, key_id, key_alias, env_var_name;
@@ -3832,7 +3836,7 @@ begin
   v_booking := public.google_ai_book_best_group(
     case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits.model end, v_limits.rpm,
     v_limits.tpm, v_limits.rpd, p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_class.name, p_caller,
-    p_client_id, p_attempt);
+    p_client_id, p_attempt, v_limits.spread_burst);
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then

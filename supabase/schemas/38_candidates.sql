@@ -68,11 +68,12 @@ $$;
 -- named exactly (its unique index), else the first active row with the name as an alias; all null when
 -- none is. blocked_by says why no group can take the request at all: withdrawn (Google said so, at
 -- withdrawn_at, naming successor if a row says), or too_large (more tokens than a minute allows).
+-- spread_burst: the model's spread (google_ai_spread_step), which the booking's rules take from here.
 -- (PL/pgSQL called as an expression: only the lookup a request needs runs, where one inlined statement
 -- set up both lookups and the class's for every request; counted, about 350k instructions less.)
 CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text,
     OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text,
-    OUT withdrawn_at timestamp with time zone, OUT successor text) RETURNS record
+    OUT withdrawn_at timestamp with time zone, OUT successor text, OUT spread_burst integer) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 declare
@@ -92,6 +93,7 @@ begin
                      when tpm < p_estimated_tokens then 'too_large' end;
   withdrawn_at := v_row.withdrawn_at;
   successor := v_row.successor;
+  spread_burst := v_row.spread_burst;
 end
 $$;
 

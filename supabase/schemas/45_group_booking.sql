@@ -87,18 +87,18 @@ $$;
 -- and answers comes with it: the others' day shares (held_rpd), the model's shares in id order and the
 -- requester's own (live, owned: what the counter row's share_use keeps), what the shares keep for its
 -- class and for the others (kept, as google_ai_quota_kept reads it). p_share_use: the row's use of the
--- shares. (PL/pgSQL, called as an expression: one statement reads the shares, the rest are expressions.)
+-- shares; p_burst: the model's spread_burst, as the request resolved it (google_ai_request_limits).
+-- (PL/pgSQL, called as an expression: one statement reads the shares, the rest are expressions.)
 CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_share_use public.google_ai_share_use[], p_model text,
     p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_class text, p_caller text, p_requests integer, p_window_tokens bigint, p_counts integer[],
-    p_near_end boolean, p_near_start boolean, p_spread_until timestamp with time zone, OUT outcome text,
-    OUT cause text, OUT window_full boolean, OUT paced_until timestamp with time zone,
+    p_near_end boolean, p_near_start boolean, p_spread_until timestamp with time zone, p_burst integer,
+    OUT outcome text, OUT cause text, OUT window_full boolean, OUT paced_until timestamp with time zone,
     OUT spread_at timestamp with time zone, OUT spread_step interval, OUT held_rpd bigint, OUT live bigint[],
     OUT owned bigint[], OUT kept jsonb) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 declare
-  v_burst integer := (select l.spread_burst from public.google_ai_model_limits l where l.model = p_model);
   v_share record;
   v_win integer;                    -- a share's window
   v_reserved_rpd bigint := 0;       -- the day shares of all owners
@@ -123,7 +123,7 @@ begin
     where s.model = p_model
     order by s.id
   loop
-    v_win := case when v_share.reserved_rpm is null or (v_share.is_owned and v_burst is null) then 0
+    v_win := case when v_share.reserved_rpm is null or (v_share.is_owned and p_burst is null) then 0
                   else (public.google_ai_ring_at(p_now, p_window, v_share.ring_low, v_share.ring,
                           v_share.window_requests, null)).sum_requests end;
     live := live || v_share.id;
@@ -158,7 +158,7 @@ begin
     paced_until := public.google_ai_paced_until(p_now, p_day, p_rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
       v_pace_used, v_pace_next);
   end if;
-  v_step := public.google_ai_spread_step(v_burst, p_window, p_rpm, p_tpm, p_tokens);
+  v_step := public.google_ai_spread_step(p_burst, p_window, p_rpm, p_tpm, p_tokens);
   spread_step := v_step.step;
   if v_step.step is not null and not v_in_share and p_spread_until - v_step.tolerance > p_now
      and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), p_now) then
@@ -290,12 +290,13 @@ $$;
 -- (the row is locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd',
 -- 'pace', 'rpm', 'tpm'; cause names why (google_ai_refusal_cause's list), reopens_at when it may go,
 -- recheck_at when asking again may help sooner (tokens of admissions in flight may come back).
--- A booking answers with the quota it leaves (as google_ai_group_quota reads it), so the answer
--- needs no second reading of the window. The subtransaction (begin ... exception) gives the row lock
--- back when the row is full, so the caller can move on to the next group without holding it.
+-- p_burst: the model's spread_burst (the rules' schedule). A booking answers with the quota it leaves
+-- (as google_ai_group_quota reads it), so the answer needs no second reading of the window. The
+-- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
+-- move on to the next group without holding it.
 CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model text, p_rpm integer,
     p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean,
-    p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text,
+    p_burst integer, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone,
     OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone,
     OUT quota jsonb) RETURNS record
@@ -336,7 +337,7 @@ begin
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
     v_rules := public.google_ai_booking_rules(v_row.share_use, p_model, v_now, v_window, v_day, p_rpm, p_tpm, p_rpd,
       p_tokens, p_class, p_caller, v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end, v_near_start,
-      v_row.spread_until);
+      v_row.spread_until, p_burst);
     select v_rules.outcome, v_rules.cause, greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket), v_day
       into outcome, cause, minute_bucket, day_bucket;
     if outcome <> 'booked' then

@@ -13,10 +13,11 @@ set check_function_bodies = off;
 -- one. The only group is waited for at once.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
 -- serve the model; a service caller's daily budget (google_ai_caller_budgets) spent: caller_budget.
--- A null model (an earlier step blocked the request) books nothing and answers nulls.
+-- A null model (an earlier step blocked the request) books nothing and answers nulls. The model's
+-- limits and spread_burst come as the request resolved them (google_ai_request_limits).
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
     p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
-    p_class text, p_caller text, p_client_id uuid, p_attempt integer, OUT booked_group text,
+    p_class text, p_caller text, p_client_id uuid, p_attempt integer, p_burst integer, OUT booked_group text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
     OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
     OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text,
@@ -54,7 +55,7 @@ begin
     continue when v_candidate.waiting and not (v_candidate.quota_group = any (v_skipped));
     if v_candidate.full_by is null then
       v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens,
-        p_now, v_candidate.groups > 1 and not v_candidate.waiting, p_class, p_caller);
+        p_now, v_candidate.groups > 1 and not v_candidate.waiting, p_burst, p_class, p_caller);
       if v_try.outcome = 'booked' then
         select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
           into booked_group, key_id, key_alias, env_var_name;

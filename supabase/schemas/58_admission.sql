@@ -203,7 +203,7 @@ begin
   v_booking := public.google_ai_book_best_group(
     case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits.model end, v_limits.rpm,
     v_limits.tpm, v_limits.rpd, p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_class.name, p_caller,
-    p_client_id, p_attempt);
+    p_client_id, p_attempt, v_limits.spread_burst);
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then
