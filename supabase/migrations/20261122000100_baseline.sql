@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 13e8651e063c661388b5393dd792ebdfb7e502fd4e00e0df2c9ccfaa894db0eb
+-- sha256 of what follows: ec218c8708980db706ba88da122f800208f77607b5d88fd95695d4715d2fd083
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -293,7 +293,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean D
 $$;
 
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
--- or until Pacific midnight after a per-day quota violation.
+-- or until Pacific midnight after a per-day quota violation. (Its check's list is one array constant,
+-- as google_ai_attempts' are: 15_request_log.sql says why.)
 CREATE TABLE IF NOT EXISTS public.google_ai_cooldowns (
     quota_group text NOT NULL,
     model text NOT NULL,
@@ -303,9 +304,8 @@ CREATE TABLE IF NOT EXISTS public.google_ai_cooldowns (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     cause text,
-    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text,
-      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
-      'unknown'::text])))
+    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY
+      ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[])))
 );
 
 COMMENT ON COLUMN public.google_ai_cooldowns.cause IS

@@ -194,7 +194,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean D
 $$;
 
 -- A quota group rests for one model until a time, e.g. after Google's own 429 named a retry delay,
--- or until Pacific midnight after a per-day quota violation.
+-- or until Pacific midnight after a per-day quota violation. (Its check's list is one array constant,
+-- as google_ai_attempts' are: 15_request_log.sql says why.)
 CREATE TABLE public.google_ai_cooldowns (
     quota_group text NOT NULL,
     model text NOT NULL,
@@ -204,9 +205,8 @@ CREATE TABLE public.google_ai_cooldowns (
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     updated_at timestamp with time zone DEFAULT now() NOT NULL,
     cause text,
-    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY (ARRAY['minute'::text, 'day'::text,
-      'limit_zero'::text, 'spend_cap'::text, 'monthly_cap'::text, 'billing_cap'::text, 'credits_depleted'::text,
-      'unknown'::text])))
+    CONSTRAINT google_ai_cooldowns_cause_check CHECK ((cause = ANY
+      ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[])))
 );
 
 COMMENT ON COLUMN public.google_ai_cooldowns.cause IS

@@ -352,12 +352,12 @@ describe("createPgStore over the RPCs", () => {
       select public.google_ai_quota_causes() as all, public.google_ai_quota_causes(true) as group`;
     expect(all).toEqual([...QUOTA_CAUSES]);
     expect([...group].sort()).toEqual(["spend_cap", ...MONEY_CAUSES].sort());
-    // The rows' checks hold the same list (written out: a check is planned for every row written), and a
-    // cause outside it is refused by the table, not only by finalize.
+    // The rows' checks hold the same list (written out as one array constant: a check is parsed and planned
+    // for every row written), and a cause outside it is refused by the table, not only by finalize.
     const checks = await db.sql<{ name: string; causes: string[] }[]>`
       select c.conname as name,
-             array(select m[1] from regexp_matches(pg_get_constraintdef(c.oid), '''([a-z_]+)''', 'g') with ordinality r(m, n)
-                   order by r.n) as causes
+             array(select m[1] from regexp_matches(pg_get_constraintdef(c.oid), '[{,]([a-z_]+)(?=[,}])', 'g')
+                   with ordinality r(m, n) order by r.n) as causes
       from pg_constraint c
       where c.conrelid in ('public.google_ai_cooldowns'::regclass, 'public.google_ai_attempts'::regclass)
         and c.conname in ('google_ai_cooldowns_cause_check', 'google_ai_attempts_quota_cause_check') order by 1`;
