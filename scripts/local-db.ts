@@ -1,23 +1,45 @@
-// The local stack's database: a PostgreSQL kept in .data/postgres (so keys and logs survive a
-// restart) on the port the Supabase CLI uses for its local database, with the Supabase bootstrap,
-// pending migrations and the seed applied. DATABASE_URL points it at an existing server instead.
+// The local stack's database: a PostgreSQL whose data is kept across restarts (keys and logs survive),
+// on the port the Supabase CLI uses for its local database, with the Supabase bootstrap, pending
+// migrations and the seed applied. The data lives in .data/postgres inside the checkout or, as root,
+// under SERVER_HOME (shared/db/server-user.ts: the server's user may not enter the checkout);
+// EVE_DB_DIR picks another directory, DATABASE_URL an existing server.
+import { createHash } from "node:crypto";
+import { realpathSync } from "node:fs";
 import path from "node:path";
 import { startPostgres, type PostgresServer } from "../shared/db/postgres-server.ts";
-import { prepareDatabase, repoRoot } from "../shared/db/migrate.ts";
+import { ensureEmbeddedExtensions } from "../shared/db/embedded-extensions.ts";
+import { prepareDatabase, repoRoot, serverVersion } from "../shared/db/migrate.ts";
+import { SERVER_HOME, serverUser } from "../shared/db/server-user.ts";
 
 export const LOCAL_DB_PORT = Number(process.env.EVE_DB_PORT ?? 54322);
 
-export async function startLocalDatabase(log: (line: string) => void = () => {}): Promise<{ server: PostgresServer; applied: string[] }> {
-  const server = await startPostgres({
-    port: LOCAL_DB_PORT,
-    dataDir: process.env.EVE_DB_DIR ?? path.join(repoRoot, ".data", "postgres"),
-    durable: true,
-    log,
-  });
+/** Where the local database keeps its data: one directory per checkout. */
+export function localDataDir(): string {
+  if (process.env.EVE_DB_DIR) return path.resolve(process.env.EVE_DB_DIR);
+  if (!serverUser()) return path.join(repoRoot, ".data", "postgres");
+  const checkout = realpathSync(repoRoot);
+  const id = `${path.basename(checkout)}-${createHash("sha256").update(checkout).digest("hex").slice(0, 8)}`;
+  return path.join(SERVER_HOME, "checkouts", id, "postgres");
+}
+
+export interface LocalDatabase {
+  server: PostgresServer;
+  applied: string[];
+  /** The server's version ("17.6"). */
+  version: string;
+  /** Where its data is kept; undefined for DATABASE_URL's server. */
+  dataDir?: string;
+}
+
+export async function startLocalDatabase(log: (line: string) => void = () => {}): Promise<LocalDatabase> {
+  // The same engine as `npm test`'s: PostgreSQL 17 with pg_cron and pgTAP, installed on the first run.
+  log(`PostgreSQL: ${await ensureEmbeddedExtensions()}`);
+  const dataDir = process.env.DATABASE_URL ? undefined : localDataDir();
+  const server = await startPostgres({ port: LOCAL_DB_PORT, ...(dataDir ? { dataDir } : {}), durable: true, log });
   try {
     // A real Supabase database already has its roles and schemas: bootstrap only our own servers.
     const applied = await prepareDatabase(server.url, { bootstrap: server.engine !== "external" });
-    return { server, applied };
+    return { server, applied, version: await serverVersion(server.url), ...(dataDir ? { dataDir } : {}) };
   } catch (err) {
     await server.stop();
     throw err;

@@ -7,7 +7,7 @@
 //   service key   sb_secret_eve_local_dev_only   (SUPABASE_SERVICE_ROLE_KEY and SUPABASE_SECRET_KEYS)
 //   anon key      sb_publishable_eve_local_dev_only
 //   functions     http://127.0.0.1:54321          (SUPABASE_URL for callers)
-//   database      postgres://postgres@127.0.0.1:54322/postgres (trust auth on loopback; data in .data/postgres)
+//   database      postgres://postgres@127.0.0.1:54322/postgres (trust auth on loopback; data: scripts/local-db.ts)
 //   simulator     http://127.0.0.1:54329, the seeded key's GOOGLE_API_KEY = sim-key-a1
 import { gatewayRoleUrl } from "../shared/db/gateway-role.ts";
 import { startLocalDatabase } from "./local-db.ts";
@@ -49,6 +49,8 @@ export interface LocalStack {
   serviceKey: string;
   anonKey: string;
   databaseUrl: string;
+  /** The local database's version and data directory, when the stack started it. */
+  database?: { version: string; dataDir?: string };
   /** Present unless real Google is used. */
   simulator?: GoogleSimulator;
   functions: FunctionsServer;
@@ -79,11 +81,13 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
 
   try {
     let databaseUrl = opts.databaseUrl;
+    let database: LocalStack["database"];
     if (databaseUrl === undefined) {
-      const { server, applied } = await startLocalDatabase(log);
-      cleanups.push(() => server.stop());
-      databaseUrl = server.url;
-      log(`database: ${server.engine} at ${redactPassword(databaseUrl)}; migrations applied now: ${applied.length}`);
+      const local = await startLocalDatabase(log);
+      cleanups.push(() => local.server.stop());
+      databaseUrl = local.server.url;
+      database = { version: local.version, ...(local.dataDir ? { dataDir: local.dataDir } : {}) };
+      log(`database: PostgreSQL ${local.version} (${local.server.engine}) at ${redactPassword(databaseUrl)}; migrations applied now: ${local.applied.length}`);
     }
 
     let simulator: GoogleSimulator | undefined;
@@ -137,6 +141,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       serviceKey: LOCAL_SERVICE_KEY,
       anonKey: LOCAL_ANON_KEY,
       databaseUrl,
+      ...(database === undefined ? {} : { database }),
       ...(simulator === undefined ? {} : { simulator }),
       functions,
       close,

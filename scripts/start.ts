@@ -66,7 +66,9 @@ EVE LLM Gateway is running locally.
   metrics         ${stack.functionsUrl}/functions/v1/maintenance/metrics   (Prometheus: Basic service_role + the service key; docs/observability.md)
   SUPABASE_URL    ${stack.functionsUrl}
   service key     ${stack.serviceKey}   (local default, never valid anywhere else)
-  database        ${redactPassword(stack.databaseUrl)}
+  database        ${redactPassword(stack.databaseUrl)}${stack.database ? `   (PostgreSQL ${stack.database.version})` : ""}${
+  stack.database?.dataDir ? `\n  data            ${stack.database.dataDir}` : ""
+}
   google          ${stack.simulator ? `offline simulator at ${stack.simulator.url} (no real key needed)` : "the real Gemini API (GOOGLE_API_KEY)"}
 
 Try it:

@@ -9,10 +9,9 @@ import { readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { tmpdir } from "node:os";
 import { startPostgres } from "../shared/db/postgres-server.ts";
-import { cloneDatabase, connect, dropDatabase, repoRoot } from "../shared/db/migrate.ts";
+import { cloneDatabase, dropDatabase, repoRoot, serverVersion } from "../shared/db/migrate.ts";
 import { runPgTapFile } from "../shared/db/pgtap.ts";
 import { createTemplateDatabase } from "../tests/support/template.ts";
-import { ensurePgExtensionPackages } from "../shared/db/system-packages.ts";
 import { ensureEmbeddedExtensions } from "../shared/db/embedded-extensions.ts";
 import { extraSuites } from "./test-suites.ts";
 import { prometheusBinary } from "../tests/support/prometheus.ts";
@@ -38,14 +37,13 @@ const wordingSeed = seedFrom(process.env.GOOGLE_SIM_WORDING_SEED) ?? drawSeed();
 process.env.GOOGLE_SIM_WORDING_SEED = String(wordingSeed);
 
 async function main(): Promise<number> {
-  console.log(`System packages: ${ensurePgExtensionPackages()}`);
   console.log(`Embedded PostgreSQL: ${await ensureEmbeddedExtensions()}`);
   console.log(`Google simulator wordings: seed ${wordingSeed}`);
   const server = await startPostgres();
   const version = await serverVersion(server.url);
   console.log(`PostgreSQL ${version}: ${server.engine} engine at ${server.url} (pg_cron: ${server.features.pgCron}, pgTAP: ${server.features.pgTap})`);
-  // Supabase runs PostgreSQL 17: CI tests on it unless a run asks for another engine (the pgTAP run on 15).
-  if (ci && process.env.EVE_PG_ENGINE === undefined && server.engine !== "external" && !version.startsWith("17.")) {
+  // Supabase runs PostgreSQL 17: CI tests on it and nothing else.
+  if (ci && server.engine !== "external" && !version.startsWith("17.")) {
     console.error(`CI tests on PostgreSQL 17 (Supabase's): this run got ${version}; refusing to test another version silently`);
     await server.stop();
     return 1;
@@ -95,7 +93,7 @@ async function runPgTap(serverUrl: string, template: string, available: boolean)
   const tally: Tally = { suite: "pgTAP", passed: 0, failed: 0, skipped: 0 };
   if (!available) {
     tally.skipped = files.length;
-    console.log(`\npgTAP: the pgtap extension is not installed for this PostgreSQL: ${files.length} files SKIPPED (apt-get install postgresql-15-pgtap)`);
+    console.log(`\npgTAP: the pgtap extension is not installed for this PostgreSQL: ${files.length} files SKIPPED (see the "Embedded PostgreSQL" line above)`);
     return tally;
   }
   console.log(`\npgTAP: ${files.length} files`);
@@ -161,13 +159,3 @@ export function run(cmd: string, args: string[], env: Record<string, string> = {
 }
 
 process.exitCode = await main();
-
-async function serverVersion(url: string): Promise<string> {
-  const sql = connect(url, { max: 1 });
-  try {
-    const [{ v }] = await sql<{ v: string }[]>`select current_setting('server_version') as v`;
-    return v.split(" ")[0]!;
-  } finally {
-    await sql.end();
-  }
-}

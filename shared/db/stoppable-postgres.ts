@@ -3,12 +3,12 @@
 // (SIGSTOP on the postmaster and every backend: connections are accepted by the kernel and then
 // nothing answers) and thawed. Migrated and seeded like the test template.
 import { spawnSync } from "node:child_process";
-import { readFile, mkdtemp, rm } from "node:fs/promises";
-import { tmpdir } from "node:os";
+import { readFile, rm } from "node:fs/promises";
 import path from "node:path";
 import { freePort } from "../free-port.ts";
 import { prepareDatabase } from "./migrate.ts";
-import { type Engine, type PostgresServer, startPostgres } from "./postgres-server.ts";
+import { type PostgresServer, startPostgres } from "./postgres-server.ts";
+import { scratchDir } from "./server-user.ts";
 
 export interface StoppablePostgres {
   /** Superuser URL of the migrated `postgres` database; the same across restarts. */
@@ -24,11 +24,10 @@ export interface StoppablePostgres {
 }
 
 export async function startStoppablePostgres(log?: (line: string) => void): Promise<StoppablePostgres> {
-  // A server given by DATABASE_URL cannot be stopped from here: use a local binary.
-  const engine: Engine | "auto" = process.env.DATABASE_URL || process.env.EVE_PG_ENGINE === "external" ? "embedded" : "auto";
-  const base = await mkdtemp(path.join(tmpdir(), "eve-pg-outage-"));
+  // Always a server of our own: one given by DATABASE_URL cannot be stopped from here.
+  const base = await scratchDir("eve-pg-outage");
   const port = await freePort();
-  const launch = () => startPostgres({ engine, dataDir: base, port, durable: false, ...(log ? { log } : {}) });
+  const launch = () => startPostgres({ engine: "embedded", dataDir: base, port, durable: false, ...(log ? { log } : {}) });
   let server: PostgresServer | null = await launch();
   const url = server.url;
   await prepareDatabase(url);

@@ -16,7 +16,7 @@ let sql: Sql;
 
 beforeAll(async () => {
   const { serverUrl, pgCron } = testServer();
-  expect(pgCron, "pg_cron must be installed and preloaded (apt-get install postgresql-15-cron)").toBe(true);
+  expect(pgCron, "pg_cron must be installed and preloaded (the first `npm test` installs it into the embedded PostgreSQL 17: shared/db/embedded-extensions.ts)").toBe(true);
   await prepareDatabase(serverUrl);
   sql = connect(serverUrl, { max: 4 });
 });
