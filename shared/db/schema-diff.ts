@@ -12,6 +12,10 @@
 //     differ from the schema files' gets them by name: a revoke from PUBLIC, anon, authenticated and
 //     whoever holds it, then the target's grants in the target's order (99_access.sql's least
 //     privilege), touching no other object's grants;
+//   - a function whose result type changes is dropped first (migra replaces it, which PostgreSQL
+//     refuses); a changed signature is migra's own drop and create, so no overload is left behind;
+//   - pg-promise's warning on stdout (two clients of one server) is silenced, and migra reads the
+//     definitions with an empty search_path, so views name every object with its schema;
 //   - the owner's data: a statement that would drop one of the owner's tables or columns, or rewrite a
 //     column's type, is refused (the change needs a hand-written migration).
 // The result is checked before it is returned: applied twice to the migrations' database, that
@@ -99,18 +103,21 @@ export async function buildDatabase(serverUrl: string, name: string, build: (sql
  * the migration is applied to it twice, to check it.
  */
 export async function diffDatabases(fromUrl: string, targetUrl: string): Promise<SchemaDiff> {
-  const statements = (await migraStatements(fromUrl, targetUrl)).map(idempotent);
-  refuseOwnersData(statements);
   const from = connect(fromUrl, { max: 1 });
   const target = connect(targetUrl, { max: 1 });
   try {
-    const head = HEADER + statements.join("\n\n") + "\n";
-    await applyScript(from, head);
+    // migra replaces a function whose result type changed, which PostgreSQL refuses: drop it first.
+    const [had, wanted] = await Promise.all([objectStates(from), objectStates(target)]);
+    const resultChanged = [...wanted].filter(([name, f]) => f.kind === "function" && had.has(name) && had.get(name)!.result !== f.result)
+      .map(([name]) => `drop function if exists ${name};`);
+    const statements = [...resultChanged, ...(await migraStatements(fromUrl, targetUrl)).map(idempotent)];
+    refuseOwnersData(statements);
+    await applyScript(from, [HEADER, ...statements].join("\n\n"));
     const fixups = await alignAccessAndOptions(from, target);
     if (statements.length === 0 && fixups.length === 0) {
       return { sql: null, statements, fixups, remaining: describeDifferences(await describeSchema(from), await describeSchema(target)) };
     }
-    const sql = head + (fixups.length ? `\n${FIXUPS_NOTE}${fixups.join("\n")}\n` : "");
+    const sql = [HEADER, ...statements, ...(fixups.length ? [FIXUPS_NOTE + fixups.join("\n")] : [])].join("\n\n") + "\n";
     await applyScript(from, fixups.join("\n"));
     await applyScript(from, sql); // the second time: must change nothing
     const remaining = describeDifferences(await describeSchema(from), await describeSchema(target));
@@ -122,10 +129,8 @@ export async function diffDatabases(fromUrl: string, targetUrl: string): Promise
 
 const HEADER = `-- Written by \`npm run db:diff\` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
-set check_function_bodies = off;
-
-`;
-const FIXUPS_NOTE = `-- Access, view options, comments and definitions as supabase/schemas has them, object by object
+set check_function_bodies = off;`;
+const FIXUPS_NOTE = `-- Grants, view options, comments and definitions as supabase/schemas has them, object by object
 -- (no other object's grants are touched).
 `;
 

@@ -83,7 +83,8 @@ async function expectAppliedTwiceEqual(migration: string, targetUrl: string): Pr
   }
 }
 
-describe("npm run db:diff", () => {
+// Each case builds a database from the schema files and diffs it: several seconds, more on a busy machine.
+describe("npm run db:diff", { timeout: 240_000 }, () => {
   it("finds no changes on the repository: supabase/schemas and the migrations build the same database", async () => {
     const diff = await diffSchemas(serverUrl);
     expect(diff.sql, `supabase/schemas and the migrations differ; \`npm run db:diff -- <name>\` writes:\n${diff.sql}`).toBeNull();
