@@ -25,8 +25,8 @@ try {
     }
   } else {
     const file = await writeMigration(name, diff.sql);
-    console.log(`wrote ${path.relative(repoRoot, file)}: ${diff.statements.length} statements from migra, ` +
-      `${diff.fixups.length} for access, options and comments`);
+    console.log(`wrote ${path.relative(repoRoot, file)} (statements: ${diff.statements.length} from migra, ` +
+      `${diff.fixups.length} for grants, options and comments); read it before committing it`);
     if (diff.remaining.length) {
       console.error(`applied twice, it still leaves these different from supabase/schemas (finish it by hand):\n  ` +
         diff.remaining.join("\n  "));

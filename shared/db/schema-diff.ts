@@ -127,7 +127,9 @@ export async function diffDatabases(fromUrl: string, targetUrl: string): Promise
   }
 }
 
-const HEADER = `-- Written by \`npm run db:diff\` from the difference between what the migrations before it build and
+/** The first words of every migration the command writes. */
+export const GENERATED_MARK = "-- Written by `npm run db:diff`";
+const HEADER = `${GENERATED_MARK} from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
 set check_function_bodies = off;`;
 const FIXUPS_NOTE = `-- Grants, view options, comments and definitions as supabase/schemas has them, object by object
