@@ -169,7 +169,6 @@ const TABLE = String.raw`("[^"]+"\."[^"]+"|[\w.]+)`;
 export function idempotent(statement: string): string {
   const s = statement;
   const rewrites: [RegExp, string][] = [
-    [/^create table (?!if not exists)/i, "create table if not exists "],
     [/^create (unlogged )?table (?!if not exists)/i, "create $1table if not exists "],
     [/^drop table (?!if exists)/i, "drop table if exists "],
     [/^drop (type|domain|sequence|materialized view|view) (?!if exists)/i, "drop $1 if exists "],

@@ -62,7 +62,7 @@ async function generate(edit: (dir: string) => Promise<void>): Promise<{ diff: S
 async function replaceIn(dir: string, file: string, from: string, to: string): Promise<void> {
   const text = await readFile(path.join(dir, file), "utf8");
   expect(text, `${file} holds the text the case edits`).toContain(from);
-  await writeFile(path.join(dir, file), text.replaceAll(from, to));
+  await writeFile(path.join(dir, file), text.replaceAll(from, () => to));
 }
 
 /** The migration applied twice to a fresh copy of what the migrations build must make it describe as the target. */
@@ -179,6 +179,25 @@ GRANT ALL ON FUNCTION public.google_ai_note_count() TO eve_gateway;
     ]));
     expect(diff.remaining).toEqual([]);
     await expectAppliedTwiceEqual(sql, targetUrl);
+  });
+
+  it("writes what migra alone misses or gets wrong: a new result type, a function's settings, a comment", async () => {
+    const { diff, targetUrl } = await generate(async (dir) => {
+      await replaceIn(dir, "20_windows.sql", "public.google_ai_pacific_zone() RETURNS text",
+        "public.google_ai_pacific_zone() RETURNS character varying");
+      await replaceIn(dir, "10_keys_and_limits.sql", "LANGUAGE sql IMMUTABLE PARALLEL SAFE\n    AS $$ select case when p_limit",
+        "LANGUAGE sql IMMUTABLE PARALLEL SAFE\n    SET search_path TO ''\n    AS $$ select case when p_limit");
+      await replaceIn(dir, "80_quota_visibility.sql", "'Why a model''s first-ending", "'Why (in short) a model''s first-ending");
+    });
+    // CREATE OR REPLACE cannot change a result type: the function is dropped first, then granted again.
+    expect(diff.statements[0]).toBe("drop function if exists public.google_ai_pacific_zone();");
+    expect(diff.fixups).toEqual(expect.arrayContaining([
+      "grant execute on function public.google_ai_pacific_zone() to service_role;",
+      expect.stringMatching(/^CREATE OR REPLACE FUNCTION public\.google_ai_effective_limit\([\s\S]*SET search_path TO ''/),
+      expect.stringMatching(/^comment on function public\.google_ai_cooldown_cause\(p_model text\) is 'Why \(in short\)/),
+    ]));
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(diff.sql!, targetUrl);
   });
 
   it("refuses to drop or rewrite the owner's tables and columns", () => {

@@ -18,11 +18,9 @@ import {
 } from "../../shared/db/migrate.ts";
 import { BASELINE_FILE, baselineIntact, baselineText, splitStatements } from "../../shared/db/baseline.ts";
 import { describeSchema, type SchemaDescription } from "../../shared/db/schema-description.ts";
-import { GENERATED_MARK } from "../../shared/db/schema-diff.ts";
+import { GENERATED_MARK, ROWS_AND_SCHEDULE } from "../../shared/db/schema-diff.ts";
 import { emptySupabaseDatabase } from "../support/empty-database.ts";
 
-/** The migration that holds what supabase/schemas cannot: rows and the pg_cron schedule. */
-const ROWS_AND_SCHEDULE = "20261122000200_rows_and_schedule.sql";
 /** The last file of the baseline; later migrations are changes, each holding only what it changed. */
 const BASELINE_LAST = "20261122000200";
 
