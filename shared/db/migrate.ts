@@ -37,16 +37,19 @@ export async function applySupabaseBootstrap(sql: Sql): Promise<void> {
   await sql.unsafe(`alter role postgres set search_path = "$user", public, extensions`);
 }
 
-export async function listMigrations(): Promise<{ version: string; name: string; file: string }[]> {
-  const files = (await readdir(migrationsDir)).filter((f) => /^\d{14}_.+\.sql$/.test(f)).sort();
-  return files.map((f) => ({ version: f.slice(0, 14), name: f.slice(15, -4), file: path.join(migrationsDir, f) }));
+export async function listMigrations(dir = migrationsDir): Promise<{ version: string; name: string; file: string }[]> {
+  const files = (await readdir(dir)).filter((f) => /^\d{14}_.+\.sql$/.test(f)).sort();
+  return files.map((f) => ({ version: f.slice(0, 14), name: f.slice(15, -4), file: path.join(dir, f) }));
 }
 
 /**
  * Applies the migrations not yet recorded, in order, each in its own transaction. `force` applies
  * them again (the idempotency tests: a migration applied twice must change nothing).
  */
-export async function applyMigrations(sql: Sql, { force = false }: { force?: boolean } = {}): Promise<string[]> {
+export async function applyMigrations(
+  sql: Sql,
+  { force = false, dir = migrationsDir }: { force?: boolean; dir?: string } = {},
+): Promise<string[]> {
   await sql.unsafe(`
     create schema if not exists supabase_migrations;
     create table if not exists supabase_migrations.schema_migrations (
@@ -55,7 +58,7 @@ export async function applyMigrations(sql: Sql, { force = false }: { force?: boo
     (await sql<{ version: string }[]>`select version from supabase_migrations.schema_migrations`).map((r) => r.version),
   );
   const applied: string[] = [];
-  for (const m of await listMigrations()) {
+  for (const m of await listMigrations(dir)) {
     if (done.has(m.version) && !force) continue;
     const text = await readFile(m.file, "utf8");
     await sql.begin(async (tx) => {
@@ -68,18 +71,22 @@ export async function applyMigrations(sql: Sql, { force = false }: { force?: boo
   return applied;
 }
 
-export async function listSchemaFiles(): Promise<string[]> {
-  return (await readdir(schemasDir)).filter((f) => f.endsWith(".sql")).sort().map((f) => path.join(schemasDir, f));
+export async function listSchemaFiles(dir = schemasDir): Promise<string[]> {
+  return (await readdir(dir)).filter((f) => f.endsWith(".sql")).sort().map((f) => path.join(dir, f));
 }
 
 /**
  * Builds the schema from supabase/schemas in name order, as `supabase db diff` does on its shadow
  * database, in one transaction. What declarative files cannot say (rows, the pg_cron schedule) lives
- * in migrations: pass them as `migrations` (file names) to apply them afterwards.
+ * in migrations: pass them as `migrations` (file names, or paths) to apply them afterwards. `dir` reads the schema
+ * files from elsewhere (a copy being edited).
  */
-export async function applySchemas(sql: Sql, { migrations = [] }: { migrations?: string[] } = {}): Promise<void> {
-  const texts = await Promise.all((await listSchemaFiles()).map((f) => readFile(f, "utf8")));
-  for (const m of migrations) texts.push(await readFile(path.join(migrationsDir, m), "utf8"));
+export async function applySchemas(
+  sql: Sql,
+  { migrations = [], dir = schemasDir }: { migrations?: string[]; dir?: string } = {},
+): Promise<void> {
+  const texts = await Promise.all((await listSchemaFiles(dir)).map((f) => readFile(f, "utf8")));
+  for (const m of migrations) texts.push(await readFile(path.resolve(migrationsDir, m), "utf8"));
   await sql.begin(async (tx) => {
     for (const text of texts) await tx.unsafe(text).simple();
   });

@@ -123,3 +123,36 @@ export async function describeSchema(sql: Sql, schema = "public"): Promise<Schem
 
   return { relations, constraints, indexes, functions, policies, triggers, roles, schemaAcl, extensions, cronJobs };
 }
+
+/** What differs between two descriptions, one line per object ("functions public.f(integer)"), in order. */
+export function describeDifferences(a: SchemaDescription, b: SchemaDescription): string[] {
+  const out: string[] = [];
+  for (const section of Object.keys(a) as (keyof SchemaDescription)[]) {
+    const x = a[section], y = b[section];
+    if (x !== null && y !== null && typeof x === "object" && typeof y === "object" && !Array.isArray(x)) {
+      const keys = [...new Set([...Object.keys(x), ...Object.keys(y as object)])].sort();
+      for (const k of keys) {
+        const vx = (x as Record<string, unknown>)[k], vy = (y as Record<string, unknown>)[k];
+        if (JSON.stringify(vx) === JSON.stringify(vy)) continue;
+        out.push(`${section} ${k}: ${vx === undefined ? "only in the second" : vy === undefined ? "only in the first"
+          : `${fieldsThatDiffer(vx, vy) || "differs"}`}`);
+      }
+    } else if (JSON.stringify(x) !== JSON.stringify(y)) {
+      out.push(`${section}: differs`);
+    }
+  }
+  return out;
+}
+
+function fieldsThatDiffer(x: unknown, y: unknown): string {
+  if (!x || !y || typeof x !== "object" || typeof y !== "object" || Array.isArray(x)) return "";
+  const keys = [...new Set([...Object.keys(x), ...Object.keys(y)])];
+  const fields: string[] = [];
+  for (const k of keys) {
+    const a = JSON.stringify((x as Record<string, unknown>)[k]), b = JSON.stringify((y as Record<string, unknown>)[k]);
+    if (a === b) continue;
+    // Short values are shown (grants, options, a comment); long ones (a body) only named.
+    fields.push(a.length + b.length <= 400 ? `${k} ${a} vs ${b}` : k);
+  }
+  return fields.join(", ");
+}

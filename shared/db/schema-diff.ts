@@ -1,0 +1,364 @@
+// The next migration, written by a tool: the difference between the database the migrations build
+// and the one supabase/schemas builds, both on throwaway databases of one server.
+//
+// @pgkit/migra (a TypeScript port of migra, the diff Supabase's own `db diff` has used) writes the
+// statements; then what it gets wrong or leaves out is fixed here:
+//   - idempotency: migra's output is rewritten to apply twice (CREATE ... IF NOT EXISTS, DROP ... IF
+//     EXISTS, constraints and types added only when missing, policies and triggers dropped before they
+//     are created);
+//   - access and options: migra writes no function grants, and a view it drops and creates again loses
+//     its security_invoker, grants and comments. After its statements are applied to the migrations'
+//     database, every function and relation whose grants, options, RLS, comment or definition still
+//     differ from the schema files' gets them by name: a revoke from PUBLIC, anon, authenticated and
+//     whoever holds it, then the target's grants in the target's order (99_access.sql's least
+//     privilege), touching no other object's grants;
+//   - a function whose result type changes is dropped first (migra replaces it, which PostgreSQL
+//     refuses); a changed signature is migra's own drop and create, so no overload is left behind;
+//   - pg-promise's warning on stdout (two clients of one server) is silenced, and migra reads the
+//     definitions with an empty search_path, so views name every object with its schema;
+//   - the owner's data: a statement that would drop one of the owner's tables or columns, or rewrite a
+//     column's type, is refused (the change needs a hand-written migration).
+// The result is checked before it is returned: applied twice to the migrations' database, that
+// database must describe the same as the schema files' (shared/db/schema-description.ts); what still
+// differs is returned by name.
+import { writeFile } from "node:fs/promises";
+import path from "node:path";
+import { createClient } from "@pgkit/client";
+import { Migration } from "@pgkit/migra";
+import { ADOPTED_TABLES, splitStatements } from "./baseline.ts";
+import {
+  applyMigrations,
+  applySchemas,
+  applySupabaseBootstrap,
+  connect,
+  databaseUrl,
+  dropDatabase,
+  listMigrations,
+  migrationsDir,
+  quoteIdent,
+  schemasDir,
+  type Sql,
+} from "./migrate.ts";
+import { describeDifferences, describeSchema } from "./schema-description.ts";
+
+/** What declarative files cannot hold (rows, the pg_cron schedule): applied after the schema files. */
+export const ROWS_AND_SCHEDULE = "20261122000200_rows_and_schedule.sql";
+
+export interface SchemaDiff {
+  /** The migration's text, or null when the two databases are already equal. */
+  sql: string | null;
+  /** migra's statements, made idempotent. */
+  statements: string[];
+  /** The statements added after migra's: grants, view options, comments, definitions it missed. */
+  fixups: string[];
+  /** What still differs after the migration was applied twice (empty when it is complete). */
+  remaining: string[];
+}
+
+/** A change the generator will not write: it would drop or rewrite the owner's data. */
+export class OwnersDataRefused extends Error {}
+
+/**
+ * Builds both databases on the server, diffs them and drops them again. `schemas` reads the schema
+ * files from another folder (a copy being edited); `migrations` likewise.
+ */
+export async function diffSchemas(
+  serverUrl: string,
+  { schemas = schemasDir, migrations = migrationsDir }: { schemas?: string; migrations?: string } = {},
+): Promise<SchemaDiff> {
+  const suffix = Math.random().toString(16).slice(2, 10);
+  const from = `diff_from_${suffix}`, target = `diff_target_${suffix}`;
+  try {
+    // One after the other: both create the same roles, which belong to the server.
+    const fromUrl = await buildDatabase(serverUrl, from, (sql) => applyMigrations(sql, { dir: migrations }).then(() => {}));
+    const targetUrl = await buildDatabase(serverUrl, target, (sql) =>
+      applySchemas(sql, { dir: schemas, migrations: [path.join(migrations, ROWS_AND_SCHEDULE)] }));
+    return await diffDatabases(fromUrl, targetUrl);
+  } finally {
+    await Promise.all([dropDatabase(serverUrl, from), dropDatabase(serverUrl, target)]);
+  }
+}
+
+/** An empty Supabase-like database `name` on the server, then `build` applied to it. */
+export async function buildDatabase(serverUrl: string, name: string, build: (sql: Sql) => Promise<void>): Promise<string> {
+  const admin = connect(serverUrl, { max: 1 });
+  try {
+    await admin.unsafe(`create database ${quoteIdent(name)}`);
+  } finally {
+    await admin.end();
+  }
+  const url = databaseUrl(serverUrl, name);
+  const sql = connect(url, { max: 1 });
+  try {
+    await applySupabaseBootstrap(sql);
+    await build(sql);
+  } finally {
+    await sql.end();
+  }
+  return url;
+}
+
+/**
+ * The migration that takes `fromUrl`'s database to `targetUrl`'s. Leaves `fromUrl`'s database changed:
+ * the migration is applied to it twice, to check it.
+ */
+export async function diffDatabases(fromUrl: string, targetUrl: string): Promise<SchemaDiff> {
+  const from = connect(fromUrl, { max: 1 });
+  const target = connect(targetUrl, { max: 1 });
+  try {
+    // migra replaces a function whose result type changed, which PostgreSQL refuses: drop it first.
+    const [had, wanted] = await Promise.all([objectStates(from), objectStates(target)]);
+    const resultChanged = [...wanted].filter(([name, f]) => f.kind === "function" && had.has(name) && had.get(name)!.result !== f.result)
+      .map(([name]) => `drop function if exists ${name};`);
+    const statements = [...resultChanged, ...(await migraStatements(fromUrl, targetUrl)).map(idempotent)];
+    refuseOwnersData(statements);
+    await applyScript(from, [HEADER, ...statements].join("\n\n"));
+    const fixups = await alignAccessAndOptions(from, target);
+    if (statements.length === 0 && fixups.length === 0) {
+      return { sql: null, statements, fixups, remaining: describeDifferences(await describeSchema(from), await describeSchema(target)) };
+    }
+    const sql = [HEADER, ...statements, ...(fixups.length ? [FIXUPS_NOTE + fixups.join("\n")] : [])].join("\n\n") + "\n";
+    await applyScript(from, fixups.join("\n"));
+    await applyScript(from, sql); // the second time: must change nothing
+    const remaining = describeDifferences(await describeSchema(from), await describeSchema(target));
+    return { sql, statements, fixups, remaining };
+  } finally {
+    await Promise.all([from.end(), target.end()]);
+  }
+}
+
+/** The first words of every migration the command writes. */
+export const GENERATED_MARK = "-- Written by `npm run db:diff`";
+const HEADER = `${GENERATED_MARK} from the difference between what the migrations before it build and
+-- what supabase/schemas builds. Applying it twice changes nothing.
+set check_function_bodies = off;`;
+const FIXUPS_NOTE = `-- Grants, view options, comments and definitions as supabase/schemas has them, object by object
+-- (no other object's grants are touched).
+`;
+
+async function applyScript(sql: Sql, text: string): Promise<void> {
+  if (text.trim()) await sql.begin((tx) => tx.unsafe(text).simple());
+}
+
+async function migraStatements(fromUrl: string, targetUrl: string): Promise<string[]> {
+  // noWarnings: pg-promise otherwise prints a warning on stdout when two clients share a server. An
+  // empty search_path: the definitions migra reads back (views') name every object with its schema.
+  const options = { pgpOptions: { initialize: { noWarnings: true } } };
+  const emptySearchPath = (url: string) => {
+    const u = new URL(url);
+    u.searchParams.set("options", "-c search_path=");
+    return u.toString();
+  };
+  const from = createClient(emptySearchPath(fromUrl), options);
+  const target = createClient(emptySearchPath(targetUrl), options);
+  try {
+    const migration = await Migration.create(from, target, { schema: "public" });
+    migration.set_safety(false); // drops are allowed; the owner's data is guarded by refuseOwnersData
+    migration.add_all_changes(true);
+    return [...migration.statements].flatMap((s) => splitStatements(s)).map((s) => s.trim())
+      // (Its own `set check_function_bodies = off` comes once, in the header.)
+      .filter((s) => s && !/^select 1;$/.test(s) && !/^set check_function_bodies = off;$/i.test(s));
+  } finally {
+    await Promise.all([from.end(), target.end()]);
+  }
+}
+
+const TABLE = String.raw`("[^"]+"\."[^"]+"|[\w.]+)`;
+
+/** One of migra's statements, written to apply a second time without error or change. */
+export function idempotent(statement: string): string {
+  const s = statement;
+  const rewrites: [RegExp, string][] = [
+    [/^create (unlogged )?table (?!if not exists)/i, "create $1table if not exists "],
+    [/^drop table (?!if exists)/i, "drop table if exists "],
+    [/^drop (type|domain|sequence|materialized view|view) (?!if exists)/i, "drop $1 if exists "],
+    [/^create sequence (?!if not exists)/i, "create sequence if not exists "],
+    [/^create (unique )?index (?!if not exists)/i, "create $1index if not exists "],
+    [new RegExp(`^alter table ${TABLE} add column (?!if not exists)`, "i"), "alter table $1 add column if not exists "],
+    [new RegExp(`^alter table ${TABLE} drop column (?!if exists)`, "i"), "alter table $1 drop column if exists "],
+    [new RegExp(`^alter table ${TABLE} drop constraint (?!if exists)`, "i"), "alter table $1 drop constraint if exists "],
+    [/^drop policy (?!if exists)/i, "drop policy if exists "],
+    [/^(alter type \S+ add value) (?!if not exists)/i, "$1 if not exists "],
+  ];
+  for (const [pattern, replacement] of rewrites) if (pattern.test(s)) return s.replace(pattern, replacement);
+
+  const constraint = new RegExp(`^alter table ${TABLE} add constraint ("[^"]+"|\\w+) `, "i").exec(s);
+  if (constraint) {
+    return `do $migration$ begin\n  if not exists (select 1 from pg_catalog.pg_constraint where conrelid = '${constraint[1]}'::regclass\n` +
+      `                 and conname = '${unquote(constraint[2]!)}') then\n    ${s}\n  end if;\nend $migration$;`;
+  }
+  const type = /^create (type|domain) (\S+) /i.exec(s);
+  if (type) {
+    return `do $migration$ begin\n  if pg_catalog.to_regtype('${type[2]!.replaceAll("'", "''")}') is null then\n    ${s}\n  end if;\nend $migration$;`;
+  }
+  const policy = new RegExp(`^create policy ("[^"]+"|\\w+)\\s+on ${TABLE}`, "i").exec(s.replace(/^\s+/, ""));
+  if (policy) return `drop policy if exists ${policy[1]} on ${policy[2]};\n${s.trim()}`;
+  const trigger = new RegExp(`^create (?:constraint )?trigger ("[^"]+"|\\w+) [\\s\\S]*? on ${TABLE} `, "i").exec(s);
+  if (trigger) return `drop trigger if exists ${trigger[1]} on ${trigger[2]};\n${s}`;
+  return s;
+}
+
+function unquote(identifier: string): string {
+  return identifier.startsWith('"') ? identifier.slice(1, -1).replaceAll('""', '"') : identifier;
+}
+
+/** Refuses statements that would drop or rewrite the owner's tables' data. */
+export function refuseOwnersData(statements: string[]): void {
+  const owners = ADOPTED_TABLES.map((t) => t.replace(/^public\./, ""));
+  const tableOf = (s: string) => {
+    const m = /^(?:drop table(?: if exists)?|alter table(?: only)?) (?:"public"\.|public\.)"?(\w+)"?/i.exec(s);
+    return m && owners.includes(m[1]!) ? m[1]! : null;
+  };
+  const refused = statements.filter((s) => {
+    const table = tableOf(s);
+    return table !== null && (/^drop table/i.test(s) || /\bdrop column\b/i.test(s) || /\balter column \S+ (set data )?type\b/i.test(s));
+  });
+  if (refused.length) {
+    throw new OwnersDataRefused(
+      "refused: this change would drop or rewrite data in the owner's tables (" + owners.join(", ") + "):\n  " +
+      refused.join("\n  ") + "\nKeep the column or table in supabase/schemas, or write that migration by hand " +
+      "(supabase/migrations/README.md).",
+    );
+  }
+}
+
+interface ObjectState {
+  kind: "function" | "table" | "sequence" | "view";
+  acl: string | null;
+  /** [grantee ('public' or a quoted role), privilege, grantable] in the ACL's order, the owner left out. */
+  grants: [string, string, boolean][];
+  comment: string | null;
+  /** Functions: pg_get_functiondef and the result type; relations: reloptions, RLS, column comments. */
+  definition?: string;
+  result?: string;
+  options?: string[] | null;
+  rls?: boolean;
+  forceRls?: boolean;
+  columnComments?: [string, string | null][];
+}
+
+/** Every function and relation of the public schema, by qualified name (functions with their arguments). */
+async function objectStates(sql: Sql): Promise<Map<string, ObjectState>> {
+  const states = new Map<string, ObjectState>();
+  const grantsOf = (acl: string, owner: string) => `
+    (select coalesce(json_agg(json_build_array(case when a.grantee = 0 then 'public' else quote_ident(a.grantee::regrole::text) end,
+                                               a.privilege_type, a.is_grantable) order by a.n), '[]')
+     from aclexplode(${acl}) with ordinality as a(grantor, grantee, privilege_type, is_grantable, n)
+     where a.grantee <> ${owner})`;
+  for (const f of await sql.unsafe<{ name: string; acl: string | null; grants: [string, string, boolean][]; comment: string | null;
+    definition: string; result: string }[]>(`
+    select format('%I.%I(%s)', n.nspname, p.proname, pg_get_function_identity_arguments(p.oid)) as name,
+           p.proacl::text as acl, ${grantsOf(`coalesce(p.proacl, acldefault('f'::"char", p.proowner))`, "p.proowner")} as grants,
+           obj_description(p.oid, 'pg_proc') as comment, pg_get_functiondef(p.oid) as definition,
+           pg_get_function_result(p.oid) as result
+    from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+    where n.nspname = 'public' and p.prokind = 'f'`)) {
+    states.set(f.name, { kind: "function", ...f });
+  }
+  for (const r of await sql.unsafe<{ name: string; relkind: string; acl: string | null; grants: [string, string, boolean][];
+    comment: string | null; options: string[] | null; rls: boolean; force_rls: boolean; columns: [string, string | null][] }[]>(`
+    select format('%I.%I', n.nspname, c.relname) as name, c.relkind, c.relacl::text as acl,
+           ${grantsOf(`coalesce(c.relacl, acldefault((case c.relkind when 'S' then 's' else 'r' end)::"char", c.relowner))`, "c.relowner")} as grants,
+           obj_description(c.oid, 'pg_class') as comment, c.reloptions as options,
+           c.relrowsecurity as rls, c.relforcerowsecurity as force_rls,
+           (select coalesce(json_agg(json_build_array(a.attname, col_description(c.oid, a.attnum)) order by a.attnum), '[]')
+            from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) as columns
+    from pg_class c join pg_namespace n on n.oid = c.relnamespace
+    where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'S')`)) {
+    const kind = r.relkind === "S" ? "sequence" : r.relkind === "v" || r.relkind === "m" ? "view" : "table";
+    states.set(r.name, { kind, acl: r.acl, grants: r.grants, comment: r.comment, options: r.options, rls: r.rls,
+      forceRls: r.force_rls, columnComments: r.columns });
+  }
+  return states;
+}
+
+/**
+ * Statements that give each function and relation of `from` the grants, options, RLS, comments and
+ * definition it has in `target`, only where they differ; applied to `from` as they are written.
+ */
+export async function alignAccessAndOptions(from: Sql, target: Sql): Promise<string[]> {
+  const [have, want] = await Promise.all([objectStates(from), objectStates(target)]);
+  const out: string[] = [];
+  for (const [name, goal] of [...want].sort(([a], [b]) => a.localeCompare(b))) {
+    const now = have.get(name);
+    const grantKind = goal.kind === "sequence" ? "sequence" : goal.kind === "function" ? "function" : "table";
+    let recreated = !now;
+    if (goal.kind === "function" && (!now || now.definition !== goal.definition)) {
+      // CREATE OR REPLACE cannot change a result type: drop first (which resets the grants below).
+      if (now && now.result !== goal.result) {
+        out.push(`drop function if exists ${name};`);
+        recreated = true;
+      }
+      out.push(`${goal.definition!.trim()};`);
+    }
+    if (recreated || now!.acl !== goal.acl) {
+      // Revoked from the target's grantees too: applied again, the grants then come back in the same order.
+      const holders = new Set(["public", "anon", "authenticated", ...[...now?.grants ?? [], ...goal.grants].map(([grantee]) => grantee)]);
+      out.push(`revoke all on ${grantKind} ${name} from ${[...holders].join(", ")};`);
+      out.push(...grantStatements(grantKind, name, goal.grants));
+    }
+    if (goal.kind === "view" || goal.kind === "table") {
+      const options = goal.options ?? [];
+      const dropped = (now?.options ?? []).map((o) => o.split("=")[0]!).filter((k) => !options.some((o) => o.startsWith(`${k}=`)));
+      if (JSON.stringify(now?.options ?? []) !== JSON.stringify(options)) {
+        const alter = goal.kind === "view" ? "alter view" : "alter table";
+        if (dropped.length) out.push(`${alter} ${name} reset (${dropped.join(", ")});`);
+        if (options.length) out.push(`${alter} ${name} set (${options.map(optionText).join(", ")});`);
+      }
+    }
+    if (goal.kind === "table") {
+      if (now?.rls !== goal.rls) out.push(`alter table ${name} ${goal.rls ? "enable" : "disable"} row level security;`);
+      if (now?.forceRls !== goal.forceRls) out.push(`alter table ${name} ${goal.forceRls ? "" : "no "}force row level security;`);
+    }
+    if (now?.comment !== goal.comment) out.push(`comment on ${goal.kind === "function" ? "function" : goal.kind} ${name} is ${literal(goal.comment)};`);
+    const before = new Map(now?.columnComments ?? []);
+    for (const [column, comment] of goal.columnComments ?? []) {
+      if ((before.get(column) ?? null) !== comment) out.push(`comment on column ${name}.${quoteIdent(column)} is ${literal(comment)};`);
+    }
+  }
+  for (const [name, state] of have) {
+    if (state.kind === "function" && !want.has(name)) out.push(`drop function if exists ${name};`);
+  }
+  return out;
+}
+
+function grantStatements(kind: string, name: string, grants: [string, string, boolean][]): string[] {
+  const byGrantee = new Map<string, { privileges: string[]; grantable: string[] }>();
+  for (const [grantee, privilege, grantable] of grants) {
+    const entry = byGrantee.get(grantee) ?? { privileges: [], grantable: [] };
+    (grantable ? entry.grantable : entry.privileges).push(privilege.toLowerCase());
+    byGrantee.set(grantee, entry);
+  }
+  const out: string[] = [];
+  for (const [grantee, { privileges, grantable }] of byGrantee) {
+    if (privileges.length) out.push(`grant ${privileges.join(", ")} on ${kind} ${name} to ${grantee};`);
+    if (grantable.length) out.push(`grant ${grantable.join(", ")} on ${kind} ${name} to ${grantee} with grant option;`);
+  }
+  return out;
+}
+
+function optionText(option: string): string {
+  const i = option.indexOf("=");
+  return `${option.slice(0, i)}=${literal(option.slice(i + 1))}`;
+}
+
+function literal(text: string | null): string {
+  return text === null ? "null" : `'${text.replaceAll("'", "''")}'`;
+}
+
+/** `<UTC yyyymmddhhmmss>_<name>.sql`, later than every migration in `dir`. */
+export async function nextMigrationFile(name: string, dir = migrationsDir, now = new Date()): Promise<string> {
+  if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`a migration's name is lower case letters, digits and _ (got '${name}')`);
+  let version = now.toISOString().replace(/\D/g, "").slice(0, 14);
+  const last = (await listMigrations(dir)).at(-1)?.version;
+  if (last && version <= last) version = String(BigInt(last) + 1n);
+  return path.join(dir, `${version}_${name}.sql`);
+}
+
+/** Writes the migration into `dir`, returning its path. */
+export async function writeMigration(name: string, sql: string, dir = migrationsDir): Promise<string> {
+  const file = await nextMigrationFile(name, dir);
+  await writeFile(file, sql);
+  return file;
+}
+

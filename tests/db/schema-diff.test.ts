@@ -1,0 +1,219 @@
+// `npm run db:diff` writes the next migration from supabase/schemas (shared/db/schema-diff.ts). For
+// each kind of change a maintainer makes, a copy of the schema files is edited, the generator writes
+// the migration, and that migration, applied twice to what the migrations build, must give the
+// database the edited files build: bodies, signatures, grants, RLS, view options, comments.
+// And on the repository itself it finds no changes: supabase/schemas and the migrations agree.
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { applyMigrations, applySchemas, cloneDatabase, connect, dropDatabase, schemasDir } from "../../shared/db/migrate.ts";
+import { describeDifferences, describeSchema } from "../../shared/db/schema-description.ts";
+import {
+  buildDatabase,
+  diffDatabases,
+  diffSchemas,
+  OwnersDataRefused,
+  refuseOwnersData,
+  ROWS_AND_SCHEDULE,
+  type SchemaDiff,
+} from "../../shared/db/schema-diff.ts";
+import { testServer } from "../support/test-database.ts";
+
+const cleanups: (() => Promise<void>)[] = [];
+afterAll(async () => {
+  while (cleanups.length) await cleanups.pop()!();
+});
+
+const unique = (label: string) => `${label}_${Math.random().toString(16).slice(2, 10)}`;
+let serverUrl: string;
+/** What the migrations build, copied for each case. */
+let migrated: string;
+
+beforeAll(async () => {
+  serverUrl = testServer().serverUrl;
+  migrated = unique("diff_migrated");
+  await buildDatabase(serverUrl, migrated, async (sql) => void await applyMigrations(sql));
+  cleanups.push(() => dropDatabase(serverUrl, migrated));
+});
+
+async function newDatabase(label: string, build?: (url: string) => Promise<void>): Promise<string> {
+  const name = unique(label);
+  cleanups.push(() => dropDatabase(serverUrl, name));
+  const url = await cloneDatabase(serverUrl, migrated, name);
+  if (build) await build(url);
+  return url;
+}
+
+/** Applies `edit` to a copy of supabase/schemas, then writes the migration to it from the migrations' database. */
+async function generate(edit: (dir: string) => Promise<void>): Promise<{ diff: SchemaDiff; targetUrl: string }> {
+  const dir = await mkdtemp(path.join(tmpdir(), "eve-schemas-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  await cp(schemasDir, dir, { recursive: true });
+  await edit(dir);
+  const target = unique("diff_target");
+  cleanups.push(() => dropDatabase(serverUrl, target));
+  const targetUrl = await buildDatabase(serverUrl, target, (sql) => applySchemas(sql, { dir, migrations: [ROWS_AND_SCHEDULE] }));
+  const diff = await diffDatabases(await newDatabase("diff_from"), targetUrl);
+  return { diff, targetUrl };
+}
+
+/** Replaces `from` by `to` in a schema file of the copy; `from` must be there. */
+async function replaceIn(dir: string, file: string, from: string, to: string): Promise<void> {
+  const text = await readFile(path.join(dir, file), "utf8");
+  expect(text, `${file} holds the text the case edits`).toContain(from);
+  await writeFile(path.join(dir, file), text.replaceAll(from, () => to));
+}
+
+/** The migration applied twice to a fresh copy of what the migrations build must make it describe as the target. */
+async function expectAppliedTwiceEqual(migration: string, targetUrl: string): Promise<void> {
+  const url = await newDatabase("diff_check");
+  const sql = connect(url, { max: 1 });
+  const target = connect(targetUrl, { max: 1 });
+  try {
+    await sql.begin((tx) => tx.unsafe(migration).simple());
+    const once = await describeSchema(sql);
+    await sql.begin((tx) => tx.unsafe(migration).simple());
+    const twice = await describeSchema(sql);
+    const wanted = await describeSchema(target);
+    expect(describeDifferences(once, wanted), "applied once").toEqual([]);
+    expect(describeDifferences(twice, wanted), "applied twice").toEqual([]);
+  } finally {
+    await Promise.all([sql.end(), target.end()]);
+  }
+}
+
+// Each case builds a database from the schema files and diffs it: several seconds, more on a busy machine.
+describe("npm run db:diff", { timeout: 240_000 }, () => {
+  it("finds no changes on the repository: supabase/schemas and the migrations build the same database", async () => {
+    const diff = await diffSchemas(serverUrl);
+    expect(diff.sql, `supabase/schemas and the migrations differ; \`npm run db:diff -- <name>\` writes:\n${diff.sql}`).toBeNull();
+    expect(diff.remaining, "differences the diff cannot write").toEqual([]);
+  });
+
+  it("writes a changed function body as CREATE OR REPLACE, keeping its grants", async () => {
+    const { diff, targetUrl } = await generate((dir) =>
+      replaceIn(dir, "10_keys_and_limits.sql", "else greatest(1, pg_catalog.floor(", "else greatest(2, pg_catalog.floor("));
+    expect(diff.statements).toHaveLength(1);
+    expect(diff.statements[0]).toMatch(/^CREATE OR REPLACE FUNCTION public\.google_ai_effective_limit\(/);
+    expect(diff.fixups).toEqual([]);
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(diff.sql!, targetUrl);
+  });
+
+  it("writes a changed signature as drop and create, with the grants named in 99_access.sql and no stray overload", async () => {
+    const { diff, targetUrl } = await generate(async (dir) => {
+      await replaceIn(dir, "80_quota_visibility.sql", "CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text)",
+        "CREATE OR REPLACE FUNCTION public.google_ai_cooldown_cause(p_model text, p_at timestamp with time zone DEFAULT NULL)");
+      await replaceIn(dir, "80_quota_visibility.sql", "and c.cooldown_until > pg_catalog.clock_timestamp()",
+        "and c.cooldown_until > coalesce(p_at, pg_catalog.clock_timestamp())");
+      await replaceIn(dir, "80_quota_visibility.sql", "COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text)",
+        "COMMENT ON FUNCTION public.google_ai_cooldown_cause(p_model text, p_at timestamp with time zone)");
+      await replaceIn(dir, "99_access.sql", "public.google_ai_cooldown_cause(p_model text)",
+        "public.google_ai_cooldown_cause(p_model text, p_at timestamp with time zone)");
+    });
+    const sql = diff.sql!;
+    expect(sql).toMatch(/drop function if exists "public"\."google_ai_cooldown_cause"\(p_model text\);/);
+    const signature = "public.google_ai_cooldown_cause(p_model text, p_at timestamp with time zone)";
+    // Least privilege: revoked from everyone who holds it by default, then granted by name as the schema files do.
+    expect(diff.fixups).toEqual(expect.arrayContaining([
+      expect.stringMatching(new RegExp(`^revoke all on function ${escape(signature)} from public, anon, authenticated`)),
+      `grant execute on function ${signature} to service_role;`,
+      `grant execute on function ${signature} to eve_gateway;`,
+    ]));
+    // Other functions' grants are not touched.
+    expect(diff.fixups.filter((s) => /^(revoke|grant)/.test(s) && !s.includes(signature))).toEqual([]);
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(sql, targetUrl);
+  });
+
+  it("writes a new table and function with their grants, RLS, policy, index and comments", async () => {
+    const { diff, targetUrl } = await generate(async (dir) => {
+      await writeFile(path.join(dir, "94_notes.sql"), `
+CREATE TABLE public.google_ai_notes (
+    id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    note text NOT NULL,
+    created_at timestamp with time zone DEFAULT now() NOT NULL
+);
+COMMENT ON TABLE public.google_ai_notes IS 'The operator''s notes.';
+COMMENT ON COLUMN public.google_ai_notes.note IS 'What happened.';
+CREATE INDEX google_ai_notes_created_at ON public.google_ai_notes USING btree (created_at);
+CREATE POLICY notes_read ON public.google_ai_notes FOR SELECT TO service_role USING (true);
+CREATE OR REPLACE FUNCTION public.google_ai_note_count() RETURNS bigint
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$ select pg_catalog.count(*) from public.google_ai_notes $$;
+`);
+      const access = await readFile(path.join(dir, "99_access.sql"), "utf8");
+      await writeFile(path.join(dir, "99_access.sql"), access + `
+ALTER TABLE public.google_ai_notes ENABLE ROW LEVEL SECURITY;
+REVOKE ALL ON TABLE public.google_ai_notes FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT,INSERT ON TABLE public.google_ai_notes TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_note_count() TO eve_gateway;
+`);
+    });
+    const sql = diff.sql!;
+    expect(sql).toContain(`create table if not exists "public"."google_ai_notes"`);
+    expect(sql).toContain(`alter table "public"."google_ai_notes" enable row level security;`);
+    expect(sql).toContain("grant execute on function public.google_ai_note_count() to eve_gateway;");
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(sql, targetUrl);
+    // The new function is the gateway role's only: not anon's, authenticated's or PUBLIC's.
+    const check = connect(targetUrl, { max: 1 });
+    try {
+      const [{ acl }] = await check`select proacl::text as acl from pg_proc where proname = 'google_ai_note_count'`;
+      expect(acl).toBe("{postgres=X/postgres,eve_gateway=X/postgres}");
+    } finally {
+      await check.end();
+    }
+  });
+
+  it("writes a view that gains a column in the middle, keeping security_invoker, grants and comment", async () => {
+    const { diff, targetUrl } = await generate((dir) =>
+      replaceIn(dir, "93_views.sql", "    cd.reason,\n    cd.quota_id,", "    cd.reason,\n    cd.cause,\n    cd.quota_id,"));
+    const sql = diff.sql!;
+    expect(sql).toContain(`drop view if exists "public"."google_ai_cooldowns_active";`);
+    expect(diff.fixups).toEqual(expect.arrayContaining([
+      "alter view public.google_ai_cooldowns_active set (security_invoker='true');",
+      "grant select on table public.google_ai_cooldowns_active to service_role;",
+    ]));
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(sql, targetUrl);
+  });
+
+  it("writes what migra alone misses or gets wrong: a new result type, a function's settings, a comment", async () => {
+    const { diff, targetUrl } = await generate(async (dir) => {
+      await replaceIn(dir, "20_windows.sql", "public.google_ai_pacific_zone() RETURNS text",
+        "public.google_ai_pacific_zone() RETURNS character varying");
+      await replaceIn(dir, "10_keys_and_limits.sql", "LANGUAGE sql IMMUTABLE PARALLEL SAFE\n    AS $$ select case when p_limit",
+        "LANGUAGE sql IMMUTABLE PARALLEL SAFE\n    SET search_path TO ''\n    AS $$ select case when p_limit");
+      await replaceIn(dir, "80_quota_visibility.sql", "'Why a model''s first-ending", "'Why (in short) a model''s first-ending");
+    });
+    // CREATE OR REPLACE cannot change a result type: the function is dropped first, then granted again.
+    expect(diff.statements[0]).toBe("drop function if exists public.google_ai_pacific_zone();");
+    expect(diff.fixups).toEqual(expect.arrayContaining([
+      "grant execute on function public.google_ai_pacific_zone() to service_role;",
+      expect.stringMatching(/^CREATE OR REPLACE FUNCTION public\.google_ai_effective_limit\([\s\S]*SET search_path TO ''/),
+      expect.stringMatching(/^comment on function public\.google_ai_cooldown_cause\(p_model text\) is 'Why \(in short\)/),
+    ]));
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(diff.sql!, targetUrl);
+  });
+
+  it("refuses to drop or rewrite the owner's tables and columns", () => {
+    for (const statement of [
+      `drop table "public"."token_usage";`,
+      `alter table "public"."google_ai_api_keys" drop column "project_id";`,
+      `alter table "public"."google_ai_model_limits" alter column "rpm" set data type bigint using "rpm"::bigint;`,
+    ]) {
+      expect(() => refuseOwnersData([statement]), statement).toThrow(OwnersDataRefused);
+    }
+    // The gateway's own tables, and additions to the owner's, are the generator's to write.
+    refuseOwnersData([`drop table if exists "public"."google_ai_notes";`,
+      `alter table "public"."token_usage" add column if not exists "x" text;`]);
+  });
+});
+
+function escape(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
+}
