@@ -13,7 +13,7 @@ if (!name || !/^[a-z0-9_]+$/.test(name)) {
 }
 
 // Its own server even when DATABASE_URL names one: the two databases are scratch.
-const server = await startPostgres({ engine: process.env.EVE_PG_ENGINE === "debian" ? "debian" : "embedded" });
+const server = await startPostgres({ engine: "embedded" });
 let code = 0;
 try {
   const diff = await diffSchemas(server.url);
