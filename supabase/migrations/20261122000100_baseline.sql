@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: ec218c8708980db706ba88da122f800208f77607b5d88fd95695d4715d2fd083
+-- sha256 of what follows: 93cd324111d7404a17980bd58abdf23ccc3fc3a868d547b9ae65cd56830c5fee
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -274,9 +274,9 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
     'The sliding window as a ring of seconds from ring_low on (google_ai_ring_at): per second its admissions, their '
     'tokens, the first and the last one''s microsecond; window_requests and window_tokens are their sums.';
 
--- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES in
--- _shared/google/quota-cause.ts; a test keeps the two equal). The one list: finalize and the metrics
--- read it here. p_rests_group: only the causes that rest every model of the quota group (the
+-- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES and
+-- GROUP_CAUSES in functions/_shared/vocabulary.ts; tests/db/vocabulary.test.ts keeps this function and
+-- both checks equal to them). The database's one list: finalize and the metrics read it here. p_rests_group: only the causes that rest every model of the quota group (the
 -- spend-based rate limit, and money), not only the model asked. The rows' checks
 -- (google_ai_cooldowns.cause, google_ai_attempts.quota_cause) write the list out, and the same test
 -- keeps them equal to it: a check's expression is planned again for every statement that writes its
@@ -559,7 +559,9 @@ CREATE INDEX IF NOT EXISTS google_ai_responses_created_at_idx ON public.google_a
 -- Why a refusal was made, from its limit when nothing finer is known (the booking names window_full,
 -- share_kept or spread for rpm and tpm, queue_turn for a turn kept for earlier tickets): a full window
 -- (rpm, tpm), the Pacific day (rpd), a paced share (pace), a Google cooldown, a budget (token, client
--- or caller); any other limit is the request's own reason and is its own cause.
+-- or caller); any other limit is the request's own reason and is its own cause. The limits and causes
+-- are listed once, in functions/_shared/vocabulary.ts (refusalCauseOf); tests/db/vocabulary.test.ts
+-- asks this function about each.
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_cause(p_limit text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
