@@ -124,9 +124,9 @@ _ERROR_STATUS = {
     "unsupported_feature": 400, "invalid_image": 400, "upstream_rejected": 400,
     "unauthorized": 401, "invalid_secret": 401, "client_revoked": 401, "token_invalid": 401,
     "token_expired": 401, "token_revoked": 401, "forbidden": 403, "model_not_allowed": 403,
-    "scope_exceeded": 403, "not_found": 404, "method_not_allowed": 405, "request_in_progress": 409,
-    "body_too_large": 413, "image_too_large": 413, "unsupported_media_type": 415, "rate_limited": 429,
-    "internal_error": 500, "upstream_error": 502, "unavailable": 503, "upstream_timeout": 504,
+    "scope_exceeded": 403, "not_found": 404, "model_withdrawn": 404, "method_not_allowed": 405,
+    "request_in_progress": 409, "body_too_large": 413, "image_too_large": 413, "unsupported_media_type": 415,
+    "rate_limited": 429, "internal_error": 500, "upstream_error": 502, "unavailable": 503, "upstream_timeout": 504,
 }
 # The image types Google takes inline, told from the bytes' signature (docs/images.md).
 _IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))

@@ -563,7 +563,7 @@ const ERROR_STATUS: Record<string, number> = {
   invalid_json: 400, invalid_request: 400, empty_input: 400, unknown_model: 400, unsupported_feature: 400,
   invalid_image: 400, upstream_rejected: 400, unauthorized: 401, invalid_secret: 401, client_revoked: 401,
   token_invalid: 401, token_expired: 401, token_revoked: 401, forbidden: 403, model_not_allowed: 403,
-  scope_exceeded: 403, not_found: 404, method_not_allowed: 405, request_in_progress: 409, body_too_large: 413,
+  scope_exceeded: 403, not_found: 404, model_withdrawn: 404, method_not_allowed: 405, request_in_progress: 409, body_too_large: 413,
   image_too_large: 413, unsupported_media_type: 415, rate_limited: 429, internal_error: 500, upstream_error: 502,
   unavailable: 503, upstream_timeout: 504,
 };

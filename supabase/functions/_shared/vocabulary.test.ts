@@ -10,6 +10,7 @@ import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
+import { ERROR_STATUS } from "./errors.ts";
 import {
   ADMISSION_CAUSES,
   ATTEMPT_STATUSES,
@@ -191,6 +192,41 @@ describe("the docs' enumerations are whole lists", () => {
   });
 });
 
+// ---- The schema files' literals ----------------------------------------------------------------------
+
+const SCHEMA_DIR = "supabase/schemas";
+const schemaFiles = () => readdirSync(path.join(ROOT, SCHEMA_DIR)).filter((f) => f.endsWith(".sql")).sort();
+
+describe("the schema files name only known values", () => {
+  // A refusal's jsonb names its limit and cause: each literal one is a limit and a cause of the lists.
+  it.each(schemaFiles())("%s: the literal limits and causes of refusals", (file) => {
+    const text = read(`${SCHEMA_DIR}/${file}`);
+    const unknown = [
+      ...[...text.matchAll(/(?<!->>\s*)'limit',\s*'([a-z_]+)'/g)].map((m) => m[1]!).filter((v) => !(STEP_LIMITS as readonly string[]).includes(v))
+        .map((v) => `limit ${v}`),
+      ...[...text.matchAll(/(?<!->>\s*)'cause',\s*'([a-z_]+)'/g)].map((m) => m[1]!).filter((v) => !REFUSAL_CAUSES.includes(v))
+        .map((v) => `cause ${v}`),
+    ];
+    expect({ place: `${SCHEMA_DIR}/${file}`, unknown }).toEqual({ place: `${SCHEMA_DIR}/${file}`, unknown: [] });
+  });
+
+  // A literal list of three or more values, all but one of one list's, has no stranger (a renamed or
+  // mistyped value); whether it is whole is the database test's to say where it must be.
+  it.each(schemaFiles())("%s: the literal lists", (file) => {
+    const text = read(`${SCHEMA_DIR}/${file}`);
+    const lists = [
+      ...[...text.matchAll(/\(('[a-z_]+'(?:::text)?(?:,\s*'[a-z_]+'(?:::text)?)+)\)/g)].map((m) => m[1]!),
+      ...[...text.matchAll(/(?:array|ARRAY)\[([^\]]*)\]/g)].map((m) => m[1]!),
+      ...[...text.matchAll(/'\{([a-z_,]+)\}'::text\[\]/g)].map((m) => m[1]!.split(",").map((v) => `'${v}'`).join(",")),
+    ].map((list) => [...list.matchAll(/'([a-z_]+)'/g)].map((m) => m[1]!)).filter((vs) => vs.length >= 3);
+    const strangers = lists.flatMap((vs) => {
+      const near = FAMILIES.find((f) => vs.filter((v) => f.values.includes(v)).length === vs.length - 1 && vs.length > 3);
+      return near === undefined ? [] : [`${vs.join(", ")}: ${vs.filter((v) => !near.values.includes(v)).join(", ")} is not one of the ${near.name}`];
+    });
+    expect({ place: `${SCHEMA_DIR}/${file}`, strangers }).toEqual({ place: `${SCHEMA_DIR}/${file}`, strangers: [] });
+  });
+});
+
 // ---- Tables with a row per value ---------------------------------------------------------------------
 
 /** The rows of the markdown table whose header line starts with `header`: their cells, trimmed. */
@@ -273,6 +309,28 @@ describe("the clients' lists", () => {
     expect(copy, `${place} is missing`).not.toBeNull();
     expect(difference(place, list, copy!)).toEqual(same(place));
   });
+});
+
+/** The `code: status` pairs of the table assigned to `name` in a client. */
+function statusTable(file: string, name: string): Record<string, number> | null {
+  const m = new RegExp(`\\b${name}\\b[^=\\n]*=\\s*\\{([^}]*)\\}`).exec(read(file));
+  if (m === null) return null;
+  return Object.fromEntries([...m[1]!.matchAll(/["']?([a-z_]+)["']?\s*:\s*(\d{3})/g)].map((p) => [p[1]!, Number(p[2])]));
+}
+
+// client_closed is only ever written to the log (the caller is gone): no client meets it.
+const CALLER_ERROR_STATUS = Object.fromEntries(Object.entries(ERROR_STATUS).filter(([code]) => code !== "client_closed"));
+
+describe("the clients' error statuses are ERROR_STATUS", () => {
+  it.each([["clients/typescript/eve-gateway.ts", "ERROR_STATUS"], ["clients/python/eve_gateway.py", "_ERROR_STATUS"]])(
+    "%s: %s",
+    (file, name) => {
+      const place = `${file} (${name})`;
+      const table = statusTable(file, name);
+      expect(table, `${place} is missing`).not.toBeNull();
+      expect({ place, table }).toEqual({ place, table: CALLER_ERROR_STATUS });
+    },
+  );
 });
 
 describe("the alert rules", () => {
