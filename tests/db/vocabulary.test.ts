@@ -69,7 +69,9 @@ describe("the database's lists are vocabulary.ts's", () => {
     const rows = await db.sql<{ limit: string; cause: string }[]>`
       select l as limit, public.google_ai_refusal_cause(l) as cause from unnest(${STEP_LIMITS as unknown as string[]}::text[]) l`;
     const place = fn("google_ai_refusal_cause");
-    const disagree = rows.filter((r) => r.cause !== refusalCauseOf(r.limit as (typeof STEP_LIMITS)[number]));
+    const disagree = rows
+      .map((r) => ({ limit: r.limit, database: r.cause, vocabulary: refusalCauseOf(r.limit as (typeof STEP_LIMITS)[number]) }))
+      .filter((r) => r.database !== r.vocabulary);
     expect({ place, disagree }).toEqual({ place, disagree: [] });
     // Every admission cause but the booking's own (share_kept, spread, queue_turn) is some limit's.
     const mapped = new Set(rows.map((r) => r.cause));
