@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 93cd324111d7404a17980bd58abdf23ccc3fc3a868d547b9ae65cd56830c5fee
+-- sha256 of what follows: 479d60f56ff633e91509ed59455023cbb6eaf6a51c50ac3c4fb0a4b341c0e46b
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -276,14 +276,14 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
 
 -- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES and
 -- GROUP_CAUSES in functions/_shared/vocabulary.ts; tests/db/vocabulary.test.ts keeps this function and
--- both checks equal to them). The database's one list: finalize and the metrics read it here. p_rests_group: only the causes that rest every model of the quota group (the
--- spend-based rate limit, and money), not only the model asked. The rows' checks
--- (google_ai_cooldowns.cause, google_ai_attempts.quota_cause) write the list out, and the same test
--- keeps them equal to it: a check's expression is planned again for every statement that writes its
--- table (each of a reservation's one-row writes), and a function in it was parsed (run, when
--- IMMUTABLE) each time, about 100 us an attempt row. So a new cause is three edits here and a migration
--- that drops and adds both checks (NOT VALID, then VALIDATE: no long lock on the attempt log). STABLE,
--- so it is inlined where it is read.
+-- both checks equal to them). The database's one list: finalize and the metrics read it here.
+-- p_rests_group: only the causes that rest every model of the quota group (the spend-based rate
+-- limit, and money), not only the model asked. The rows' checks (google_ai_cooldowns.cause,
+-- google_ai_attempts.quota_cause) write the list out: a check's expression is planned again for every
+-- statement that writes its table (each of a reservation's one-row writes), and a function in it was
+-- parsed (run, when IMMUTABLE) each time, about 100 us an attempt row. So a new cause is an edit of
+-- QUOTA_CAUSES, three here, and a migration that drops and adds both checks (NOT VALID, then
+-- VALIDATE: no long lock on the attempt log). STABLE, so it is inlined where it is read.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
