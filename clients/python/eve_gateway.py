@@ -104,6 +104,19 @@ DEFAULT_TIMEOUT = 180.0
 DEFAULT_REFRESH_MARGIN = 300.0
 # llm-invoke codes after which a fresh token may succeed.
 _RENEWABLE = {"token_expired", "token_invalid", "token_revoked"}
+
+# The gateway's closed lists, as a caller meets them (docs/llm-invoke.md#errors, docs/google-429s.md);
+# the gateway's tests hold them equal to its own (supabase/functions/_shared/vocabulary.ts).
+# The `limit` of a 429 (RateLimited.limit): what was used up.
+RATE_LIMITS = ("rpm", "tpm", "rpd", "cooldown", "pace", "upstream", "token_budget", "client_budget", "caller_budget",
+               "mint_rate")
+# Why the gateway refused, one meaning each: a 429's `cause` when Google's own 429 is not behind it.
+ADMISSION_CAUSES = ("window_full", "share_kept", "spread", "day_exhausted", "pace", "queue_turn", "google_cooldown",
+                    "budget")
+# Why Google answered 429: a cooldown's `cause`, and a 429's when Google's own is behind it.
+QUOTA_CAUSES = ("minute", "day", "limit_zero", "spend_cap", "monthly_cap", "billing_cap", "credits_depleted", "unknown")
+# The classes a request waits in, highest first; a credential may ask for its own or a lower one.
+PRIORITY_CLASSES = ("interactive", "batch")
 # The status each gateway error code is answered with (supabase/functions/_shared/errors.ts): an error
 # reported inside a stream, whose HTTP status was already 200, raises what the same HTTP error would.
 _ERROR_STATUS = {
@@ -111,9 +124,9 @@ _ERROR_STATUS = {
     "unsupported_feature": 400, "invalid_image": 400, "upstream_rejected": 400,
     "unauthorized": 401, "invalid_secret": 401, "client_revoked": 401, "token_invalid": 401,
     "token_expired": 401, "token_revoked": 401, "forbidden": 403, "model_not_allowed": 403,
-    "scope_exceeded": 403, "not_found": 404, "method_not_allowed": 405, "request_in_progress": 409,
-    "body_too_large": 413, "image_too_large": 413, "unsupported_media_type": 415, "rate_limited": 429,
-    "internal_error": 500, "upstream_error": 502, "unavailable": 503, "upstream_timeout": 504,
+    "scope_exceeded": 403, "not_found": 404, "model_withdrawn": 404, "method_not_allowed": 405,
+    "request_in_progress": 409, "body_too_large": 413, "image_too_large": 413, "unsupported_media_type": 415,
+    "rate_limited": 429, "internal_error": 500, "upstream_error": 502, "unavailable": 503, "upstream_timeout": 504,
 }
 # The image types Google takes inline, told from the bytes' signature (docs/images.md).
 _IMAGE_SIGNATURES = ((b"\x89PNG\r\n\x1a\n", "image/png"), (b"\xff\xd8\xff", "image/jpeg"))
@@ -163,10 +176,9 @@ class BadRequest(GatewayError):
 
 
 class RateLimited(GatewayError):
-    """429. `retry_after` is in seconds (None when waiting cannot help); `limit` names the limit hit:
-    rpm, tpm, rpd, cooldown, upstream, pace, caller_budget, token_budget, client_budget or mint_rate;
-    `cause` says why (window_full, share_kept, spread, day_exhausted, pace, queue_turn, google_cooldown,
-    budget, or Google's cause: docs/llm-invoke.md#errors), None when the answer did not say."""
+    """429. `retry_after` is in seconds (None when waiting cannot help); `limit` names the limit hit, one
+    of RATE_LIMITS; `cause` says why, one of ADMISSION_CAUSES or, where Google's own 429 is behind it,
+    of QUOTA_CAUSES (docs/llm-invoke.md#errors); None when the answer did not say."""
 
     def __init__(self, message: str, *, retry_after: Optional[float] = None, limit: Optional[str] = None,
                  cause: Optional[str] = None, **kw: Any):

@@ -175,16 +175,16 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
     'The sliding window as a ring of seconds from ring_low on (google_ai_ring_at): per second its admissions, their '
     'tokens, the first and the last one''s microsecond; window_requests and window_tokens are their sums.';
 
--- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES in
--- _shared/google/quota-cause.ts; a test keeps the two equal). The one list: finalize and the metrics
--- read it here. p_rests_group: only the causes that rest every model of the quota group (the
--- spend-based rate limit, and money), not only the model asked. The rows' checks
--- (google_ai_cooldowns.cause, google_ai_attempts.quota_cause) write the list out, and the same test
--- keeps them equal to it: a check's expression is planned again for every statement that writes its
--- table (each of a reservation's one-row writes), and a function in it was parsed (run, when
--- IMMUTABLE) each time, about 100 us an attempt row. So a new cause is three edits here and a migration
--- that drops and adds both checks (NOT VALID, then VALIDATE: no long lock on the attempt log). STABLE,
--- so it is inlined where it is read.
+-- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES and
+-- GROUP_CAUSES in functions/_shared/vocabulary.ts; tests/db/vocabulary.test.ts keeps this function and
+-- both checks equal to them). The database's one list: finalize and the metrics read it here.
+-- p_rests_group: only the causes that rest every model of the quota group (the spend-based rate
+-- limit, and money), not only the model asked. The rows' checks (google_ai_cooldowns.cause,
+-- google_ai_attempts.quota_cause) write the list out: a check's expression is planned again for every
+-- statement that writes its table (each of a reservation's one-row writes), and a function in it was
+-- parsed (run, when IMMUTABLE) each time, about 100 us an attempt row. So a new cause is an edit of
+-- QUOTA_CAUSES, three here, and a migration that drops and adds both checks (NOT VALID, then
+-- VALIDATE: no long lock on the attempt log). STABLE, so it is inlined where it is read.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$

@@ -16,6 +16,7 @@ import { type StoppablePostgres, startStoppablePostgres } from "../../shared/db/
 import { queryOnce } from "../support/query-once.ts";
 import { eventually, GENEROUS_SIM_MODELS, sleep } from "../functions/llm-invoke-helpers.ts";
 import { inCi, prometheusBinary, type PromResult, type RunningPrometheus, startPrometheus } from "../support/prometheus.ts";
+import { FINALIZE_OUTCOMES } from "../../supabase/functions/_shared/vocabulary.ts";
 
 const available = prometheusBinary() !== null;
 const ALERTS = readFileSync(path.join(repoRoot, "docs", "prometheus", "eve-gateway-alerts.yml"), "utf8");
@@ -27,7 +28,7 @@ const KEYS = [
   { alias: "metrics-b", project: "proj-b", env: "GOOGLE_TEST_KEY_METRICS_B", simKey: "sim-metrics-b" },
 ];
 /** Statuses of attempts that called Google. */
-const CALLED_GOOGLE = ["succeeded", "cut", "google_error", "network_error", "timeout", "withdrawn"];
+const CALLED_GOOGLE: readonly string[] = FINALIZE_OUTCOMES;
 
 let pg: StoppablePostgres;
 let stack: LocalStack;

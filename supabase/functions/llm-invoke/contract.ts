@@ -2,10 +2,31 @@
 // normalized request, the limits a request is held to, a model's capabilities, and the shapes that
 // cross the store port (a reservation, a refusal and its limits, a finalize, a model row). Types,
 // constants and one pure look-up: nothing here imports a stage, so every stage can import this.
-import type { QuotaCause } from "../_shared/google/quota-cause.ts";
 import type { Content, GenerationConfig, RequestExtras } from "../_shared/google/types.ts";
+import type {
+  FinalizeOutcome,
+  PriorityClass,
+  QuotaCause,
+  RefusalLimit,
+  ServiceTier,
+  TOKEN_REFUSALS,
+} from "../_shared/vocabulary.ts";
 
 export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../_shared/google/types.ts";
+// The closed lists (limits, causes, statuses, classes, tiers) are _shared/vocabulary.ts's: one list each.
+export {
+  ADMISSION_CAUSES,
+  type AdmissionCause,
+  type FinalizeOutcome,
+  PRIORITY_CLASSES,
+  type PriorityClass,
+  REFUSAL_LIMITS,
+  type RefusalLimit,
+  SERVICE_TIERS,
+  type ServiceTier,
+  TOKEN_LIMITS,
+  type TokenLimit,
+} from "../_shared/vocabulary.ts";
 
 export type InvokeMode = "WAIT" | "NO_WAIT";
 
@@ -37,7 +58,7 @@ export interface NormalizedRequest {
   /** A stream ends with the whole answer's usage (OpenAI's stream_options.include_usage). */
   streamUsage?: boolean;
   /** The service tier the caller asked for (OpenAI's service_tier, Gemini's serviceTier); absent: its class's row decides. */
-  serviceTier?: "flex" | "standard" | "priority";
+  serviceTier?: ServiceTier;
 }
 
 export interface RequestLimits {
@@ -69,70 +90,7 @@ export interface ModelCapabilities {
   supportsImages?: boolean | null;
 }
 
-export type TokenStatus = "ok" | "token_invalid" | "token_expired" | "token_revoked";
-
-/**
- * Refusals of the quota itself (google_ai_reserve_models). `withdrawn`: Google answered 404 NOT_FOUND for the
- * model (its row is marked withdrawn); nothing brings it back but maintenance or the operator.
- */
-export type QuotaLimit =
-  | "rpm"
-  | "tpm"
-  | "rpd"
-  | "cooldown"
-  | "no_active_key"
-  | "too_large"
-  | "unknown_model"
-  | "withdrawn";
-
-/**
- * Refusals of the caller's own allowance (google_ai_reserve_models): `pace`, the Pacific day is paced for its
- * class or caller (google_ai_quota_shares.pace_burst) and the next request is allowed at retryAfterMs;
- * `caller_budget`, a service caller's daily budget (google_ai_caller_budgets) is used up until
- * Pacific midnight.
- */
-export type AllowanceLimit = "pace" | "caller_budget";
-
-/** Refusals of a scoped token (google_ai_reserve_models checks a token before the quota). */
-export type TokenLimit =
-  | "token_invalid"
-  | "token_expired"
-  | "token_revoked"
-  | "model_not_allowed"
-  | "token_budget"
-  | "client_budget";
-
-/**
- * Idempotency (the caller's own request_id): `duplicate` carries the stored answer of a completed
- * request, `in_progress` says the same request is being served right now.
- */
-export type ReplayLimit = "duplicate" | "in_progress";
-
-export type RefusalLimit = QuotaLimit | AllowanceLimit | TokenLimit | ReplayLimit;
-
-export const TOKEN_LIMITS: readonly TokenLimit[] = [
-  "token_invalid",
-  "token_expired",
-  "token_revoked",
-  "model_not_allowed",
-  "token_budget",
-  "client_budget",
-];
-export const REFUSAL_LIMITS: readonly RefusalLimit[] = [
-  "rpm",
-  "tpm",
-  "rpd",
-  "cooldown",
-  "no_active_key",
-  "too_large",
-  "unknown_model",
-  "withdrawn",
-  "pace",
-  "caller_budget",
-  ...TOKEN_LIMITS,
-  "duplicate",
-  "in_progress",
-];
+export type TokenStatus = "ok" | (typeof TOKEN_REFUSALS)[number];
 
 /**
  * Who the reservation is for. A service caller names itself (its label goes to the audit row); a
@@ -191,24 +149,6 @@ export interface FallbackStep {
   retryAfterMs: number | null;
 }
 
-/**
- * Why the database refused a request, one meaning each (docs/errors.md): the window full, kept by
- * others' shares, a place in the spread's schedule, the Pacific day spent, a paced share, the turns
- * of earlier tickets, a Google cooldown, a budget. Any other cause is the request's own reason and
- * names its limit (unknown_model, too_large, no_active_key, withdrawn, a token's).
- */
-export const ADMISSION_CAUSES = [
-  "window_full",
-  "share_kept",
-  "spread",
-  "day_exhausted",
-  "pace",
-  "queue_turn",
-  "google_cooldown",
-  "budget",
-] as const;
-export type AdmissionCause = (typeof ADMISSION_CAUSES)[number];
-
 /** A model row as a request's chain needs it: what it can do, whether it serves, and its own fallbacks. */
 export interface ModelProfile extends ModelCapabilities {
   /** False: the operator retired the row; it serves nobody but may still name fallbacks. */
@@ -224,10 +164,6 @@ export interface ModelProfile extends ModelCapabilities {
   successor?: string | null;
 }
 
-/** Google's service tiers (the generateContent body's serviceTier). */
-export type ServiceTier = "flex" | "standard" | "priority";
-export const SERVICE_TIERS: readonly ServiceTier[] = ["flex", "standard", "priority"];
-
 /** A row of google_ai_service_tiers: the tier asked for a (model, priority class). */
 export interface ServiceTierRow {
   model: string;
@@ -236,10 +172,6 @@ export interface ServiceTierRow {
   /** A flex call Google sheds is retried at standard. */
   standardOnShed: boolean;
 }
-
-/** Admission order between waiting requests (rows of google_ai_priority_classes). */
-export type PriorityClass = "interactive" | "batch";
-export const PRIORITY_CLASSES: readonly PriorityClass[] = ["interactive", "batch"];
 
 /** A place in the admission queue: a WAIT refusal's ticket and when its turn comes. */
 export interface QueuePlace {
@@ -333,16 +265,13 @@ export interface Refusal {
   successor?: string | null;
   /** For `cooldown`: why the group rests (a Google 429's cause), read in the reservation's statement. */
   cause?: QuotaCause | null;
-  /** Why the database refused (ADMISSION_CAUSES, or the limit itself for the request's own reasons). */
+  /** Why the database refused (REFUSAL_CAUSES: an admission cause, or the limit itself for the request's own reasons). */
   refusalCause?: string | null;
 }
 
-/**
- * "cut": a streamed answer broke off after it started (FinalizeParams.cutBy says who cut it).
- * "withdrawn": Google answered 404 NOT_FOUND for the model: the reservation is given back and the
- * model row marked withdrawn (google_ai_finalize_withdrawn).
- */
-export type FinalizeOutcome = "succeeded" | "google_error" | "network_error" | "timeout" | "cut" | "withdrawn";
+// FinalizeOutcome: "cut", a streamed answer broke off after it started (FinalizeParams.cutBy says who
+// cut it); "withdrawn", Google answered 404 NOT_FOUND for the model: the reservation is given back and
+// the model row marked withdrawn (google_ai_finalize_withdrawn).
 
 export interface FinalizeParams {
   reservationId: string;

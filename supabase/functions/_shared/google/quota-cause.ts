@@ -19,20 +19,10 @@
 // billing account's cap, a monthly cap, any other spend limit. A 429 whose message says none of it
 // stays `unknown` rather than taking a wrong, longer rest.
 
-export type QuotaCause =
-  | "minute"
-  | "day"
-  | "limit_zero"
-  | "spend_cap"
-  | "monthly_cap"
-  | "billing_cap"
-  | "credits_depleted"
-  | "unknown";
-export const QUOTA_CAUSES: readonly QuotaCause[] = ["minute", "day", "limit_zero", "spend_cap", "monthly_cap",
-  "billing_cap", "credits_depleted", "unknown"];
+import type { QuotaCause } from "../vocabulary.ts";
 
-/** The causes that are money, not quota: the project is out until its owner acts. */
-export const MONEY_CAUSES: readonly QuotaCause[] = ["monthly_cap", "billing_cap", "credits_depleted"];
+// The causes are one list, QUOTA_CAUSES in vocabulary.ts (the database's copies are held to it).
+export type { QuotaCause } from "../vocabulary.ts";
 
 /**
  * How long a project out of money rests: every model of it, then one call asks Google again (one 429

@@ -1,6 +1,7 @@
 // The Gemini REST shapes the gateway sends and receives (v1beta generateContent, camelCase as Google's
 // own SDKs send it). Fields the gateway does not interpret are carried as they came, so a new Gemini
 // field reaches Google without a code change.
+import type { ServiceTier } from "../vocabulary.ts";
 
 /**
  * One part of a turn: text, an inline image (`inlineData`), a function call or its response. The
@@ -58,7 +59,7 @@ export interface GoogleRequest extends RequestExtras {
   systemInstruction?: string;
   generationConfig: GenerationConfig;
   /** Google's service tier for this call (the body's serviceTier); absent: standard, nothing sent. */
-  serviceTier?: "flex" | "standard" | "priority";
+  serviceTier?: ServiceTier;
 }
 
 /** One generateContent answer, or one chunk of a streamed one, as Google sent it. */

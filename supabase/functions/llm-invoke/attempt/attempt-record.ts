@@ -9,7 +9,8 @@
 // an hour (MONEY_REST_MS), whatever delay Google names, and the first call after it is the hour's one
 // probe. For spend_cap and money the database rests every model of the group.
 import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
-import { MONEY_CAUSES, MONEY_REST_MS, SPEND_CAP_MAX_REST_MS } from "../../_shared/google/quota-cause.ts";
+import { MONEY_REST_MS, SPEND_CAP_MAX_REST_MS } from "../../_shared/google/quota-cause.ts";
+import { isOneOf, MONEY_CAUSES } from "../../_shared/vocabulary.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
 import { outputTokens, type Usage } from "../../_shared/google/response.ts";
 import type { FinalizeOutcome, FinalizeParams } from "../contract.ts";
@@ -88,7 +89,7 @@ export function failureRecord(
   const delayMs = error.retryAfterMs ?? defaultCooldownMs;
   const restMs = cause === "spend_cap"
     ? Math.min(SPEND_CAP_MAX_REST_MS, Math.max(delayMs, error.spendWindowMs ?? 0))
-    : cause !== null && MONEY_CAUSES.includes(cause)
+    : cause !== null && isOneOf(MONEY_CAUSES, cause)
     ? MONEY_REST_MS
     : delayMs;
   return {

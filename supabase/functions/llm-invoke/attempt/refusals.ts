@@ -2,26 +2,26 @@
 // idempotency) and the end of the attempts, each turned into the caller's error once, here.
 import { GatewayError, rateLimited } from "../../_shared/errors.ts";
 import type { ClassifiedGoogleError, QuotaCause } from "../../_shared/google/errors.ts";
+import type { FallbackStep, Refusal, TokenStatus } from "../contract.ts";
 import {
   ADMISSION_CAUSES,
   type AdmissionCause,
-  type FallbackStep,
-  type Refusal,
+  isOneOf,
+  type RateLimit,
   TOKEN_LIMITS,
   type TokenLimit,
-  type TokenStatus,
-} from "../contract.ts";
+  WAITABLE_LIMITS,
+} from "../../_shared/vocabulary.ts";
 import { unknownModel } from "../model/model-chain.ts";
 
 /**
  * Refusals that may be waited on: a minute window, a day, a cooldown or the pace of a day frees them
  * (the wait itself follows the queue's ticket: a refusal without one is answered at once).
  */
-export type WaitableLimit = "rpm" | "tpm" | "rpd" | "cooldown" | "pace";
-const WAITABLE: readonly string[] = ["rpm", "tpm", "rpd", "cooldown", "pace"] satisfies readonly WaitableLimit[];
+export type WaitableLimit = (typeof WAITABLE_LIMITS)[number];
 
 export function isWaitable(limit: Refusal["limit"]): limit is WaitableLimit {
-  return WAITABLE.includes(limit);
+  return isOneOf(WAITABLE_LIMITS, limit);
 }
 
 export interface RefusalContext {
@@ -132,7 +132,7 @@ const REFUSAL_WORDS: Record<AdmissionCause, string> = {
  */
 export function withRefusalCause(error: GatewayError, cause: string | null): GatewayError {
   if (cause === null || error.extra?.cause !== undefined) return error;
-  const why = (ADMISSION_CAUSES as readonly string[]).includes(cause) ? REFUSAL_WORDS[cause as AdmissionCause] : null;
+  const why = isOneOf(ADMISSION_CAUSES, cause) ? REFUSAL_WORDS[cause] : null;
   return new GatewayError(error.code, why === null ? error.message : `${error.message} Cause: ${why}`, {
     extra: { ...error.extra, cause },
     headers: error.headers,
@@ -157,7 +157,7 @@ function tooLarge(maxTokens: number | null, ctx: RefusalContext): GatewayError {
 }
 
 function isTokenLimit(limit: Refusal["limit"]): limit is TokenLimit {
-  return (TOKEN_LIMITS as readonly string[]).includes(limit);
+  return isOneOf(TOKEN_LIMITS, limit);
 }
 
 export function modelNotAllowed(model: string): GatewayError {
@@ -279,7 +279,7 @@ export function rejectedByGoogle(error: ClassifiedGoogleError): GatewayError {
  * a per-day or per-minute quota is rpd, tpm or rpm; a limit: 0, a spend cap or an unplaced 429 is
  * `upstream` (its `cause` says which), whatever quotaId Google sent beside it.
  */
-export function limitOfQuota(error: ClassifiedGoogleError): string {
+export function limitOfQuota(error: ClassifiedGoogleError): RateLimit {
   if (error.quotaCause === "day") return "rpd";
   if (error.quotaCause !== "minute") return "upstream";
   const id = error.quotaId ?? "";

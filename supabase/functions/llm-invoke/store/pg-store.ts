@@ -26,16 +26,12 @@ import {
   type QuotaKept,
   type QuotaSnapshot,
   type Refusal,
-  REFUSAL_LIMITS,
-  type RefusalLimit,
   type Reservation,
-  SERVICE_TIERS,
-  type ServiceTier,
   type ServiceTierRow,
   type TokenStatus,
 } from "../contract.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
-import { QUOTA_CAUSES, type QuotaCause } from "../../_shared/google/quota-cause.ts";
+import { isOneOf, QUOTA_CAUSES, type QuotaCause, REFUSAL_LIMITS, SERVICE_TIERS } from "../../_shared/vocabulary.ts";
 import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../../_shared/db.ts";
 import { databaseUnavailable } from "../../_shared/envelope.ts";
 import type { ActiveKey, GatewayStore, ModelLister, QuotaReader, QuotaReport, TokenChecker } from "./store.ts";
@@ -259,11 +255,11 @@ export function parseServiceTierRows(value: unknown): ServiceTierRow[] {
     if (o === null || typeof o !== "object" || typeof o.model !== "string" || typeof o.priority_class !== "string") {
       return [];
     }
-    if (!(SERVICE_TIERS as readonly unknown[]).includes(o.service_tier)) return [];
+    if (!isOneOf(SERVICE_TIERS, o.service_tier)) return [];
     return [{
       model: o.model,
       priorityClass: o.priority_class,
-      serviceTier: o.service_tier as ServiceTier,
+      serviceTier: o.service_tier,
       standardOnShed: o.standard_on_shed === true,
     }];
   });
@@ -271,7 +267,7 @@ export function parseServiceTierRows(value: unknown): ServiceTierRow[] {
 
 /** google_ai_cooldown_cause's answer: one of the causes, else null (an unreadable cause is "not known"). */
 function quotaCauseOrNull(value: unknown): QuotaCause | null {
-  return typeof value === "string" && (QUOTA_CAUSES as readonly string[]).includes(value) ? value as QuotaCause : null;
+  return isOneOf(QUOTA_CAUSES, value) ? value : null;
 }
 
 /** A duration for an integer column: whole ms, null when not known. */
@@ -302,13 +298,16 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
       ...fallbackFrom(o.fallback_from),
     };
   }
-  if (!REFUSAL_LIMITS.includes(o.limit as RefusalLimit)) {
-    throw new Error(`reserve refused with an unknown limit ${sanitizeError(String(o.limit), { maxLength: 50 })}`);
+  // A limit the functions do not know is a database newer than them, or a list not kept: the one list
+  // is REFUSAL_LIMITS in _shared/vocabulary.ts.
+  const limit = o.limit;
+  if (!isOneOf(REFUSAL_LIMITS, limit)) {
+    throw new Error(`reserve refused with a limit not in REFUSAL_LIMITS: ${sanitizeError(String(limit), { maxLength: 50 })}`);
   }
   const retry = o.retry_after_ms;
   return {
     ok: false,
-    limit: o.limit as RefusalLimit,
+    limit,
     retryAfterMs: typeof retry === "number" && Number.isFinite(retry) ? retry : null,
     retryAt: typeof o.retry_at === "string" ? o.retry_at : null,
     maxTokens: typeof o.max_tokens === "number" ? o.max_tokens : null,

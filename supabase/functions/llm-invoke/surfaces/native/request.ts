@@ -12,7 +12,6 @@ import {
   type InvokeMode,
   type NormalizedRequest,
   PRIORITY_CLASSES,
-  type PriorityClass,
   type RequestLimits,
 } from "../../contract.ts";
 
@@ -85,7 +84,7 @@ export const invokeRequestSchema = z.strictObject({
     .optional(),
   metadata: z.record(z.string(), z.unknown()).optional(),
   include_candidates: z.boolean().default(false),
-  priority: z.enum(PRIORITY_CLASSES as [PriorityClass, ...PriorityClass[]]).optional(),
+  priority: z.enum(PRIORITY_CLASSES).optional(),
   stream: z.boolean().default(false),
   ...extrasSchema,
 });

@@ -1,0 +1,182 @@
+// The closed lists the gateway's parts speak — the database's answers and rows, the functions' types
+// and request schemas, the clients, the metrics' label values and the docs — each written here once.
+// Types and zod enums derive from these arrays. Where another place must write a list out (a check
+// constraint as one array constant, for speed; a SQL function's body; a doc; a client, which ships
+// alone), tests/db/vocabulary.test.ts (the migrated database) and tests/vocabulary.test.ts (docs and
+// clients) hold it equal to the list here and name the file that disagrees. A new refusal limit or
+// cause, quota cause or status starts here; those tests then name every other place to change.
+
+// ---- Google's 429s ---------------------------------------------------------------------------------
+
+/**
+ * Why Google answered 429, read from its body (google/quota-cause.ts; docs/google-429s.md says what
+ * each asks for). The database's copy: google_ai_quota_causes() and the checks of
+ * google_ai_cooldowns.cause and google_ai_attempts.quota_cause.
+ */
+export const QUOTA_CAUSES = [
+  "minute",
+  "day",
+  "limit_zero",
+  "spend_cap",
+  "monthly_cap",
+  "billing_cap",
+  "credits_depleted",
+  "unknown",
+] as const;
+export type QuotaCause = (typeof QUOTA_CAUSES)[number];
+
+/** Money, not quota: the project is out until its owner acts. */
+export const MONEY_CAUSES = ["monthly_cap", "billing_cap", "credits_depleted"] as const satisfies readonly QuotaCause[];
+
+/** The causes that rest every model of the quota group, not only the one asked (google_ai_quota_causes(true)). */
+export const GROUP_CAUSES = ["spend_cap", ...MONEY_CAUSES] as const satisfies readonly QuotaCause[];
+
+// ---- Refusals: the `limit` ---------------------------------------------------------------------------
+
+/**
+ * Refusals that waiting may lift: a minute window, the Pacific day, a cooldown or a paced share
+ * frees them (the database gives these a queue ticket when the caller waits).
+ */
+export const WAITABLE_LIMITS = ["rpm", "tpm", "rpd", "cooldown", "pace"] as const;
+
+/**
+ * Refusals of the quota itself. `withdrawn`: Google answered 404 NOT_FOUND for the model (its row is
+ * marked); nothing brings it back but maintenance or the operator.
+ */
+export const QUOTA_LIMITS = [
+  "rpm",
+  "tpm",
+  "rpd",
+  "cooldown",
+  "no_active_key",
+  "too_large",
+  "unknown_model",
+  "withdrawn",
+] as const;
+
+/**
+ * Refusals of the caller's own allowance: `pace`, the Pacific day is paced for its class or caller
+ * (google_ai_quota_shares.pace_burst); `caller_budget`, a service caller's daily budget
+ * (google_ai_caller_budgets) is used up until Pacific midnight.
+ */
+export const ALLOWANCE_LIMITS = ["pace", "caller_budget"] as const;
+
+/** A scoped token the database does not admit at all (also the rows of google_ai_credential_refusals). */
+export const TOKEN_REFUSALS = ["token_invalid", "token_expired", "token_revoked"] as const;
+
+/** Refusals of a scoped token (checked before the quota). */
+export const TOKEN_LIMITS = [...TOKEN_REFUSALS, "model_not_allowed", "token_budget", "client_budget"] as const;
+export type TokenLimit = (typeof TOKEN_LIMITS)[number];
+
+/**
+ * Idempotency (the caller's own request_id): `duplicate` carries the stored answer of a completed
+ * request, `in_progress` says the same request is being served right now.
+ */
+export const REPLAY_LIMITS = ["duplicate", "in_progress"] as const;
+
+/** Every `limit` a reservation may answer a refusal with (google_ai_reserve_models). */
+export const REFUSAL_LIMITS = [...QUOTA_LIMITS, ...ALLOWANCE_LIMITS, ...TOKEN_LIMITS, ...REPLAY_LIMITS] as const;
+export type RefusalLimit = (typeof REFUSAL_LIMITS)[number];
+
+/**
+ * Refusals that belong to one model, so the next model of a chain is asked (google_ai_fall_back_at's
+ * c_model_limits).
+ */
+export const MODEL_LIMITS = [...WAITABLE_LIMITS, "no_active_key", "too_large", "unknown_model", "withdrawn"] as const;
+
+/**
+ * A fallback step's limit and an attempt row's limit_hit: a refusal's, or `retired` for a model of a
+ * chain the operator retired (passed over; never a whole request's answer).
+ */
+export const STEP_LIMITS = [...REFUSAL_LIMITS, "retired"] as const;
+export type StepLimit = (typeof STEP_LIMITS)[number];
+
+/** The budgets: a token's, its client's, a service caller's (their cause is `budget`). */
+export const BUDGET_LIMITS = ["token_budget", "client_budget", "caller_budget"] as const;
+
+/**
+ * The `limit` of llm-invoke's 429 answers: the waitable refusals, the budgets, and `upstream` (Google
+ * itself answered 429 on the last attempt, for no per-minute or per-day quota: its `cause` says which).
+ */
+export const INVOKE_RATE_LIMITS = [...WAITABLE_LIMITS, "upstream", ...BUDGET_LIMITS] as const;
+
+/** The `limit` of any function's 429: llm-invoke's, and issue-kaggle-token's `mint_rate`. */
+export const RATE_LIMITS = [...INVOKE_RATE_LIMITS, "mint_rate"] as const;
+export type RateLimit = (typeof RATE_LIMITS)[number];
+
+// ---- Refusals: the `cause` ---------------------------------------------------------------------------
+
+/**
+ * Why the database refused a request, one meaning each (docs/llm-invoke.md#errors): the window full,
+ * kept by others' shares, a place in the spread's schedule, the Pacific day spent, a paced share, the
+ * turns of earlier tickets, a Google cooldown, a budget. Any other cause is the request's own reason
+ * and is its limit (OWN_REASON_LIMITS).
+ */
+export const ADMISSION_CAUSES = [
+  "window_full",
+  "share_kept",
+  "spread",
+  "day_exhausted",
+  "pace",
+  "queue_turn",
+  "google_cooldown",
+  "budget",
+] as const;
+export type AdmissionCause = (typeof ADMISSION_CAUSES)[number];
+
+/**
+ * A refusal's cause when nothing finer is known (google_ai_refusal_cause): the booking names
+ * share_kept, spread or queue_turn itself. A limit not named here is its own cause.
+ */
+const CAUSE_OF_LIMIT: Partial<Record<StepLimit, AdmissionCause>> = {
+  rpm: "window_full",
+  tpm: "window_full",
+  rpd: "day_exhausted",
+  cooldown: "google_cooldown",
+  pace: "pace",
+  token_budget: "budget",
+  client_budget: "budget",
+  caller_budget: "budget",
+};
+
+export function refusalCauseOf(limit: StepLimit): string {
+  return CAUSE_OF_LIMIT[limit] ?? limit;
+}
+
+/** The limits that are their own cause: the request's own reason, said already by its limit. */
+export const OWN_REASON_LIMITS = STEP_LIMITS.filter((l) => CAUSE_OF_LIMIT[l] === undefined);
+
+/** Every cause a refusal (and google_ai_attempts.refusal_cause) may name. */
+export const REFUSAL_CAUSES: readonly string[] = [...ADMISSION_CAUSES, ...OWN_REASON_LIMITS];
+
+// ---- The attempt log -----------------------------------------------------------------------------
+
+/** How a call to Google ended (finalize's outcomes; the statuses of attempt rows that called Google). */
+export const FINALIZE_OUTCOMES = ["succeeded", "google_error", "network_error", "timeout", "cut", "withdrawn"] as const;
+export type FinalizeOutcome = (typeof FINALIZE_OUTCOMES)[number];
+
+/**
+ * An attempt row's status once decided (the label values of eve_gateway_attempts_total): refused, a
+ * call's outcome, given back before the call (`released`), or `abandoned` (a lost finalize, a lapsed
+ * queue place).
+ */
+export const DECIDED_STATUSES = ["refused", ...FINALIZE_OUTCOMES, "released", "abandoned"] as const;
+
+/** google_ai_attempts.status: `reserved` while Google is being called, then decided. */
+export const ATTEMPT_STATUSES = ["reserved", ...DECIDED_STATUSES] as const;
+export type AttemptStatus = (typeof ATTEMPT_STATUSES)[number];
+
+// ---- Classes and tiers -------------------------------------------------------------------------------
+
+/** Admission order between waiting requests, highest first (the rows of google_ai_priority_classes). */
+export const PRIORITY_CLASSES = ["interactive", "batch"] as const;
+export type PriorityClass = (typeof PRIORITY_CLASSES)[number];
+
+/** Google's service tiers (the generateContent body's serviceTier; google_ai_service_tiers.service_tier). */
+export const SERVICE_TIERS = ["flex", "standard", "priority"] as const;
+export type ServiceTier = (typeof SERVICE_TIERS)[number];
+
+/** Whether `value` is one of `list` (narrowing an unknown string to the list's type). */
+export function isOneOf<T extends string>(list: readonly T[], value: unknown): value is T {
+  return typeof value === "string" && (list as readonly string[]).includes(value);
+}
