@@ -9,7 +9,7 @@ import type { UsageSnapshot } from './quota.ts';
 import { parseQuotaCauseOptions, type QuotaCauseOptions, type QuotaCauseState } from './quota-causes.ts';
 import { parseServiceTierOptions, type ServiceTierOptions, type ServiceTierState } from './service-tiers.ts';
 import type { SimStats } from './stats.ts';
-import { withdrawnList } from './withdrawn.ts';
+import { withdrawnList } from '../sim-core/withdrawn.ts';
 
 export interface SimulatorStats extends SimStats {
   /** Current window usage per project, per model. */

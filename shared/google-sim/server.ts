@@ -19,7 +19,7 @@ import { googleStats } from './stats.ts';
 import { ThoughtSigner } from './signatures.ts';
 import { QuotaCauses, type QuotaCauseOptions } from './quota-causes.ts';
 import { SERVED_TIER_HEADER, ServiceTiers, type ServiceTierOptions } from './service-tiers.ts';
-import { WithdrawnModels } from './withdrawn.ts';
+import { WithdrawnModels } from '../sim-core/withdrawn.ts';
 
 export type { ModelOptions, ModelSpec } from './config.ts';
 export { DEFAULT_MODELS, DEV_KEYS } from './config.ts';
