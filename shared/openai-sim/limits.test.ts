@@ -194,3 +194,15 @@ describe('x-ratelimit-* headers', () => {
     expect(bad.headers.get('x-ratelimit-remaining-requests')).toBe('59');
   });
 });
+
+describe('the wait in the message', () => {
+  it("'mixed' words it in seconds, then milliseconds, then not at all, answer after answer", async () => {
+    const s = await start({ rpm: 1, tpm: 1_000_000 }, { now: fakeClock('2026-11-27T10:00:59.500Z').now, waitStyle: 'mixed' });
+    expect((await complete(s, 'sk-a1', chat(MODEL, 'x', { max_tokens: 1 }))).status).toBe(200);
+    const messages = [];
+    for (let i = 0; i < 3; i++) messages.push((await complete(s, 'sk-a1', chat(MODEL, 'x', { max_tokens: 1 }))).json.error.message as string);
+    expect(messages[0]).toContain('try again in 0.5s.');
+    expect(messages[1]).toContain('try again in 500ms.');
+    expect(messages[2]).not.toMatch(/try again/i);
+  });
+});
