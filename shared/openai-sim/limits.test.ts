@@ -83,6 +83,33 @@ describe('tokens per minute, booked on arrival', () => {
     expect(s.stats().quota['org-a']![MODEL]!.minuteTokens).toBe(2 * perRequest + booked('x', 1));
   });
 
+  it("with settle 'usage', what the answer did not use goes back to the window once it is answered", async () => {
+    const perRequest = booked('x', 400);
+    const tpm = perRequest + 50;
+    const s = await start({ rpm: 1000, tpm }, { now: fakeClock('2026-11-27T10:00:00Z').now, settle: 'usage' });
+    const first = await complete(s, 'sk-a1', chat(MODEL, 'x', { max_tokens: 400 }));
+    const used = first.json.usage.total_tokens as number;
+    expect(first.headers.get('x-ratelimit-remaining-tokens')).toBe(String(tpm - used));
+    // Each booking still needs its whole 400 on arrival: k answers fit while (k - 1) × used + perRequest ≤ tpm.
+    let fits = 1;
+    while (fits * used + perRequest <= tpm) fits += 1;
+    const statuses = [];
+    for (let i = 1; i <= fits; i++) statuses.push((await complete(s, 'sk-a1', chat(MODEL, 'x', { max_tokens: 400 }))).status);
+    expect(statuses).toEqual([...Array<number>(fits - 1).fill(200), 429]);
+    expect(s.stats().quota['org-a']![MODEL]!.minuteTokens).toBe(fits * used);
+    // The same requests without settling: the second is refused.
+    const plain = await startOpenAISimulator({
+      organizations: { 'org-a': { keys: ['sk-a1'], limits: { [MODEL]: { rpm: 1000, tpm } } } },
+      now: fakeClock('2026-11-27T10:00:00Z').now,
+    });
+    try {
+      expect((await complete(plain, 'sk-a1', chat(MODEL, 'x', { max_tokens: 400 }))).status).toBe(200);
+      expect((await complete(plain, 'sk-a1', chat(MODEL, 'x', { max_tokens: 400 }))).status).toBe(429);
+    } finally {
+      await plain.close();
+    }
+  });
+
   it('books max_completion_tokens over max_tokens, the default when neither is sent, and × n', async () => {
     const s = await start({ rpm: 1000, tpm: 1_000_000 }, { now: fakeClock('2026-11-27T10:00:00Z').now, defaultMaxTokens: 700 });
     await complete(s, 'sk-a1', chat(MODEL, 'x', { max_completion_tokens: 50, max_tokens: 9 }));

@@ -7,9 +7,10 @@
 //   and tokens; a request always fits an empty slice (else a request larger than a slice's tokens
 //   could never pass).
 // Minute windows are fixed or sliding (sim-core/windows.ts). A check and its record are one
-// synchronous step; a refused request records nothing.
+// synchronous step; a refused request records nothing. Whether OpenAI later gives back what the
+// answer did not use is not documented: `settle` does it for a simulator told to (option `settle`).
 
-import { MINUTE_MS, WindowCount, type MinuteWindow } from '../sim-core/windows.ts';
+import { MINUTE_MS, WindowCount, type MinuteWindow, type WindowEntry } from '../sim-core/windows.ts';
 import type { Limits } from './config.ts';
 
 const DAY_MS = 86_400_000;
@@ -32,9 +33,15 @@ export type Refusal = {
   requested: number;
   retryAfterMs: number;
 };
-export type Admission = { ok: true } | Refusal;
+/** What an admission booked, for `settle`. */
+export interface Booking {
+  usage: Usage;
+  minute: WindowEntry;
+  slice: WindowEntry | undefined;
+}
+export type Admission = { ok: true; booking: Booking } | Refusal;
 
-interface Usage {
+export interface Usage {
   minute: WindowCount;
   slice: WindowCount | undefined;
   day: number;
@@ -110,11 +117,17 @@ export class QuotaTracker {
           retryAfterMs: u.slice.retryAfter(t, tokens, perSlice),
         };
       }
-      u.slice.add(t, tokens);
     }
-    u.minute.add(t, tokens);
+    const slice = u.slice?.add(t, tokens);
+    const minute = u.minute.add(t, tokens);
     u.dayRequests += 1;
-    return { ok: true };
+    return { ok: true, booking: { usage: u, minute, slice } };
+  }
+
+  /** Gives back `unused` tokens of a booking while its windows still count it. */
+  settle(booking: Booking, unused: number): void {
+    booking.usage.minute.giveBack(booking.minute, unused);
+    if (booking.slice && booking.usage.slice) booking.usage.slice.giveBack(booking.slice, unused);
   }
 
   /** The x-ratelimit-* values for this organization and model, now. */

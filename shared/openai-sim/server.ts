@@ -28,7 +28,7 @@ import {
   type OrgOptions,
   type Wallet,
 } from './config.ts';
-import { bookedTokens, buildChoices, DEFAULT_MAX_TOKENS, parseChatRequest, promptTokens } from './completions.ts';
+import { bookedTokens, buildChoices, completionTokens, DEFAULT_MAX_TOKENS, parseChatRequest, promptTokens } from './completions.ts';
 import * as errors from './errors.ts';
 import { FaultBook, parseFaultSpec, type ApiMethod, type Fault, type FaultSpec } from './faults.ts';
 import { QuotaTracker, type UsageSnapshot } from './quota.ts';
@@ -53,6 +53,8 @@ export { tokensForText } from '../sim-core/text-tokens.ts';
 /** OpenAI's request size limit for a chat completion body (approximate; OpenAI does not publish one). */
 const MAX_BODY_BYTES = 50 * 1024 * 1024;
 
+export type Settle = 'arrival' | 'usage';
+
 export interface OpenAISimulatorOptions {
   /** 0 (default) picks a free port. */
   port?: number;
@@ -70,6 +72,11 @@ export interface OpenAISimulatorOptions {
   sliceMs?: number;
   /** max_tokens booked on arrival when a request sends none. Default DEFAULT_MAX_TOKENS (4096). */
   defaultMaxTokens?: number;
+  /**
+   * 'arrival' (default): TPM keeps what a request booked on arrival. 'usage': once the answer is
+   * built, the tokens it did not use (booked − prompt − completion) are given back to the window.
+   */
+  settle?: Settle;
   /** How rate-limit messages give the wait; default drawn per run from the wording seed. */
   waitStyle?: errors.WaitStyle;
   /** Network delay before a request arrives (and is counted), ± uniform jitter. Default 0. */
@@ -110,6 +117,7 @@ export interface OpenAISimulator {
   readonly port: number;
   readonly waitStyle: errors.WaitStyle;
   readonly defaultMaxTokens: number;
+  readonly settle: Settle;
   setFaults(faults: FaultSpec[]): Fault[];
   addFault(fault: FaultSpec): Fault;
   clearFaults(): void;
@@ -173,6 +181,8 @@ export async function startOpenAISimulator(opts: OpenAISimulatorOptions = {}): P
   const waitStyle: errors.WaitStyle = opts.waitStyle ?? pickWording('openai.rate_limit.wait', errors.WAIT_STYLES);
   if (!errors.WAIT_STYLES.includes(waitStyle)) throw new Error(`openai-sim: waitStyle must be one of ${errors.WAIT_STYLES.join(', ')}`);
   const defaultMaxTokens = nonNegative('defaultMaxTokens', opts.defaultMaxTokens, DEFAULT_MAX_TOKENS);
+  const settle: Settle = opts.settle ?? 'arrival';
+  if (settle !== 'arrival' && settle !== 'usage') throw new Error("openai-sim: settle must be 'arrival' or 'usage'");
   const latencyMs = nonNegative('latencyMs', opts.latencyMs, 0);
   const streamChunks = Math.max(1, opts.streamChunks ?? 3);
   const streamChunkDelayMs = nonNegative('streamChunkDelayMs', opts.streamChunkDelayMs, 0);
@@ -364,6 +374,10 @@ export async function startOpenAISimulator(opts: OpenAISimulatorOptions = {}): P
       choices: buildChoices(model, request, (i) => `call_sim${seq}${i}`),
       promptTokens: input,
     };
+    if (settle === 'usage') {
+      quota.settle(admission.booking, booked - input - completionTokens(answer.choices));
+      setRateLimitHeaders(res, org, model, limits);
+    }
     const cutAfter = fault?.kind === 'cut_stream' ? (fault.afterChunks ?? 1) : undefined;
     if (!request.stream) {
       if (cutAfter === undefined && fault?.kind !== 'stream_error') return send(res, record, 200, completionObject(answer, request));
@@ -397,6 +411,7 @@ export async function startOpenAISimulator(opts: OpenAISimulatorOptions = {}): P
     port: listening.port,
     waitStyle,
     defaultMaxTokens,
+    settle,
     setFaults: (faults) => faultBook.set(faults),
     addFault: (fault) => faultBook.add(fault),
     clearFaults: () => faultBook.clear(),

@@ -23,9 +23,12 @@ export interface WindowLimits {
   tokens: number;
 }
 
-interface Admitted {
+/** One admission, as `add` returns it, so that unused tokens can be given back. */
+export interface WindowEntry {
   at: number;
   tokens: number;
+  /** Fixed mode: the window it was counted in. */
+  start: number;
 }
 
 export class WindowCount {
@@ -34,7 +37,7 @@ export class WindowCount {
   private count = 0;
   private sum = 0;
   /** Sliding mode: admissions inside the window, oldest first. */
-  private readonly log: Admitted[] = [];
+  private readonly log: WindowEntry[] = [];
 
   constructor(
     readonly mode: MinuteWindow,
@@ -73,11 +76,25 @@ export class WindowCount {
     return { requests: this.count + 1 > limits.requests, tokens: this.sum + tokens > limits.tokens };
   }
 
-  add(t: number, tokens: number): void {
+  add(t: number, tokens: number): WindowEntry {
     this.roll(t);
-    if (this.mode === 'sliding') this.log.push({ at: t, tokens });
+    const entry = { at: t, tokens, start: this.start };
+    if (this.mode === 'sliding') this.log.push(entry);
     this.count += 1;
     this.sum += tokens;
+    return entry;
+  }
+
+  /**
+   * Takes back up to `tokens` of an admission's tokens while it is still counted (a provider that
+   * settles on what the answer used); nothing once it has left the window.
+   */
+  giveBack(entry: WindowEntry, tokens: number): void {
+    const back = Math.min(tokens, entry.tokens);
+    if (back <= 0) return;
+    if (this.mode === 'sliding' ? !this.log.includes(entry) : entry.start !== this.start) return;
+    entry.tokens -= back;
+    this.sum -= back;
   }
 
   /**
