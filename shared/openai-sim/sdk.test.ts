@@ -5,13 +5,17 @@
 import OpenAI from 'openai';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FUNCTION_ARG_STRING, startOpenAISimulator, type OpenAISimulator } from './server.ts';
+import { fakeClock } from './test-helpers.ts';
 
 let sim: OpenAISimulator;
 let client: OpenAI;
 beforeAll(async () => {
   sim = await startOpenAISimulator({
+    // One minute for the whole file: the counts below cannot straddle a window.
+    now: fakeClock('2026-11-27T10:00:00Z').now,
     organizations: {
-      'org-sim-a': { keys: ['sk-sim-a1'], limits: { 'gpt-4o-mini': { rpm: 2 } } },
+      // gpt-4o's Tier 1 TPM (30 000) books about seven requests without max_tokens: room for this file.
+      'org-sim-a': { keys: ['sk-sim-a1'], limits: { 'gpt-4o-mini': { rpm: 2 }, 'gpt-4o': { tpm: 1_000_000 } } },
       'org-sim-broke': { keys: ['sk-sim-broke'], wallet: 'empty' },
     },
   });
@@ -40,8 +44,8 @@ describe('the openai SDK against the simulator', () => {
     expect(data.usage).toMatchObject({ prompt_tokens: 11, completion_tokens: 8, total_tokens: 19 });
     expect(response.headers.get('x-ratelimit-limit-requests')).toBe('500');
     expect(response.headers.get('x-ratelimit-remaining-requests')).toBe('499');
-    // TPM books input + max_tokens on arrival: 30000 - (11 + 100)
-    expect(response.headers.get('x-ratelimit-remaining-tokens')).toBe('29889');
+    // TPM books input + max_tokens on arrival: 1 000 000 - (11 + 100)
+    expect(response.headers.get('x-ratelimit-remaining-tokens')).toBe('999889');
     expect(response.headers.get('x-ratelimit-reset-requests')).toMatch(/^(\d+ms|\d+(\.\d+)?s|\d+m\d+(\.\d+)?s)$/);
   });
 
@@ -171,6 +175,14 @@ describe('the openai SDK against the simulator', () => {
       expect(e.top_logprobs).toHaveLength(2);
       expect(e.top_logprobs[0]!.token).toBe(e.token);
     }
+  });
+
+  it('n choices, streamed and not: choice i > 0 is marked #i; the SDK rebuilds every choice from the stream', async () => {
+    const body = { model: 'gpt-4o', messages: [{ role: 'user' as const, content: 'two please' }], n: 2 };
+    const r = await client.chat.completions.create(body);
+    expect(r.choices.map((c) => c.message.content)).toEqual(['sim(gpt-4o): two please', 'sim(gpt-4o)#1: two please']);
+    const streamed = await client.chat.completions.stream(body).finalChatCompletion();
+    expect(streamed.choices.map((c) => c.message.content)).toEqual(['sim(gpt-4o): two please', 'sim(gpt-4o)#1: two please']);
   });
 
   it('models: list and retrieve; a withdrawn model is absent and answers 404 model_not_found', async () => {
