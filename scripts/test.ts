@@ -15,7 +15,7 @@ import { createTemplateDatabase } from "../tests/support/template.ts";
 import { ensureEmbeddedExtensions } from "../shared/db/embedded-extensions.ts";
 import { extraSuites } from "./test-suites.ts";
 import { prometheusBinary } from "../tests/support/prometheus.ts";
-import { drawSeed, seedFrom } from "../shared/google-sim/wordings.ts";
+import { drawSeed, seedFrom } from "../shared/sim-core/wordings.ts";
 
 interface Tally {
   suite: string;
@@ -31,7 +31,7 @@ const onlyPgTap = process.argv[2] === "pgtap";
 const vitestArgs = onlyPgTap ? [] : process.argv.slice(2);
 const everything = !onlyPgTap && vitestArgs.length === 0;
 
-// The simulator words each Google answer one of several ways, drawn once per run (shared/google-sim/wordings.ts):
+// The simulators word each answer one of several ways, drawn once per run (shared/sim-core/wordings.ts):
 // every process of the run inherits the seed, and a failing run names it so that it can be repeated.
 const wordingSeed = seedFrom(process.env.GOOGLE_SIM_WORDING_SEED) ?? drawSeed();
 process.env.GOOGLE_SIM_WORDING_SEED = String(wordingSeed);

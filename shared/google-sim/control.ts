@@ -1,15 +1,15 @@
-// The /__sim control API: the HTTP face of the programmatic control surface, for the local stack
-// and for tests in other processes. It needs no Google key.
+// The Google simulator's control surface: what a test or the local stack can change at run time,
+// programmatically (`SimControl`) and over HTTP under /__sim (`controlRoutes`). It needs no Google key.
 
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { stringMap, type ControlRoutes } from '../sim-core/control.ts';
+import { faultList } from '../sim-core/faults.ts';
 import type { ModelOptions, ModelSpec } from './config.ts';
 import { parseFaultSpec, type Fault, type FaultSpec } from './faults.ts';
-import { parseJson, readBody, writeJson } from './http.ts';
 import type { UsageSnapshot } from './quota.ts';
 import { parseQuotaCauseOptions, type QuotaCauseOptions, type QuotaCauseState } from './quota-causes.ts';
 import { parseServiceTierOptions, type ServiceTierOptions, type ServiceTierState } from './service-tiers.ts';
 import type { SimStats } from './stats.ts';
-import { withdrawnList } from './withdrawn.ts';
+import { withdrawnList } from '../sim-core/withdrawn.ts';
 
 export interface SimulatorStats extends SimStats {
   /** Current window usage per project, per model. */
@@ -49,93 +49,63 @@ export interface SimControl {
   serviceTiers(): ServiceTierState;
 }
 
-export const CONTROL_PREFIX = '/__sim';
+/** The control routes of the Google simulator (sim-core/control.ts serves them). */
+export function controlRoutes(sim: SimControl): ControlRoutes {
+  return {
+    'GET /health': () => ({ ok: true }),
+    'GET /stats': () => sim.stats(),
+    'GET /faults': () => ({ faults: sim.faults() }),
+    'POST /faults': (body) => ({ faults: faultList(body, parseFaultSpec).map((f) => sim.addFault(f)) }),
+    'PUT /faults': (body) => ({ faults: sim.setFaults(faultList(body, parseFaultSpec)) }),
+    'DELETE /faults': () => {
+      sim.clearFaults();
+      return { faults: [] };
+    },
+    'POST /reset': () => {
+      sim.reset();
+      return { ok: true };
+    },
+    'GET /keys': () => sim.keys(),
+    'PUT /keys': setKeys,
+    'POST /keys': setKeys,
+    'GET /models': () => sim.models(),
+    'PUT /models': setModels,
+    'POST /models': setModels,
+    'GET /withdrawn': () => ({ models: sim.withdrawnModels() }),
+    'PUT /withdrawn': (body) => {
+      sim.setWithdrawn(withdrawnList(body));
+      return { models: sim.withdrawnModels() };
+    },
+    'POST /withdrawn': (body) => {
+      for (const m of withdrawnList(body)) sim.withdraw(m);
+      return { models: sim.withdrawnModels() };
+    },
+    'DELETE /withdrawn': (body) => {
+      for (const m of withdrawnList(body)) sim.restore(m);
+      return { models: sim.withdrawnModels() };
+    },
+    'GET /causes': () => sim.quotaCauses(),
+    'PUT /causes': setCauses,
+    'POST /causes': setCauses,
+    'GET /tiers': () => sim.serviceTiers(),
+    'PUT /tiers': setTiers,
+    'POST /tiers': setTiers,
+  };
 
-function fail(res: ServerResponse, message: string, code = 400): void {
-  writeJson(res, code, { error: { code, message, status: code === 404 ? 'NOT_FOUND' : 'INVALID_ARGUMENT' } });
-}
-
-/** A body of one rule, an array of rules, or {faults: [...]}. */
-function faultList(body: unknown): FaultSpec[] {
-  const raw = Array.isArray(body)
-    ? body
-    : body !== null && typeof body === 'object' && Array.isArray((body as { faults?: unknown }).faults)
-      ? (body as { faults: unknown[] }).faults
-      : [body];
-  return raw.map(parseFaultSpec);
-}
-
-function stringMap(body: unknown): Record<string, string> {
-  if (body === null || typeof body !== 'object' || Array.isArray(body)) throw new Error('expected an object');
-  for (const [k, v] of Object.entries(body)) {
-    if (typeof v !== 'string') throw new Error(`value for "${k}" must be a project id string`);
+  function setKeys(body: unknown): unknown {
+    sim.setKeys(stringMap(body, 'a project id string'));
+    return sim.keys();
   }
-  return body as Record<string, string>;
-}
-
-export async function handleControl(sim: SimControl, req: IncomingMessage, res: ServerResponse, path: string): Promise<void> {
-  const { text } = await readBody(req);
-  const parsed = parseJson(text);
-  if (!parsed.ok) return fail(res, 'body is not valid JSON');
-  const body = parsed.value;
-  const route = `${req.method} ${path.slice(CONTROL_PREFIX.length) || '/'}`;
-  try {
-    switch (route) {
-      case 'GET /health':
-        return writeJson(res, 200, { ok: true });
-      case 'GET /stats':
-        return writeJson(res, 200, sim.stats());
-      case 'GET /faults':
-        return writeJson(res, 200, { faults: sim.faults() });
-      case 'POST /faults':
-        return writeJson(res, 200, { faults: faultList(body).map((f) => sim.addFault(f)) });
-      case 'PUT /faults':
-        return writeJson(res, 200, { faults: sim.setFaults(faultList(body)) });
-      case 'DELETE /faults':
-        sim.clearFaults();
-        return writeJson(res, 200, { faults: [] });
-      case 'POST /reset':
-        sim.reset();
-        return writeJson(res, 200, { ok: true });
-      case 'GET /keys':
-        return writeJson(res, 200, sim.keys());
-      case 'PUT /keys':
-      case 'POST /keys':
-        sim.setKeys(stringMap(body));
-        return writeJson(res, 200, sim.keys());
-      case 'GET /models':
-        return writeJson(res, 200, sim.models());
-      case 'PUT /models':
-      case 'POST /models':
-        sim.setModels(body as ModelOptions);
-        return writeJson(res, 200, sim.models());
-      case 'GET /withdrawn':
-        return writeJson(res, 200, { models: sim.withdrawnModels() });
-      case 'PUT /withdrawn':
-        sim.setWithdrawn(withdrawnList(body));
-        return writeJson(res, 200, { models: sim.withdrawnModels() });
-      case 'POST /withdrawn':
-        for (const m of withdrawnList(body)) sim.withdraw(m);
-        return writeJson(res, 200, { models: sim.withdrawnModels() });
-      case 'DELETE /withdrawn':
-        for (const m of withdrawnList(body)) sim.restore(m);
-        return writeJson(res, 200, { models: sim.withdrawnModels() });
-      case 'GET /causes':
-        return writeJson(res, 200, sim.quotaCauses());
-      case 'PUT /causes':
-      case 'POST /causes':
-        sim.setQuotaCauses(parseQuotaCauseOptions(body));
-        return writeJson(res, 200, sim.quotaCauses());
-      case 'GET /tiers':
-        return writeJson(res, 200, sim.serviceTiers());
-      case 'PUT /tiers':
-      case 'POST /tiers':
-        sim.setServiceTiers(parseServiceTierOptions(body));
-        return writeJson(res, 200, sim.serviceTiers());
-      default:
-        return fail(res, `no control route ${route}`, 404);
-    }
-  } catch (e) {
-    return fail(res, e instanceof Error ? e.message : String(e));
+  function setModels(body: unknown): unknown {
+    sim.setModels(body as ModelOptions);
+    return sim.models();
+  }
+  function setCauses(body: unknown): unknown {
+    sim.setQuotaCauses(parseQuotaCauseOptions(body));
+    return sim.quotaCauses();
+  }
+  function setTiers(body: unknown): unknown {
+    sim.setServiceTiers(parseServiceTierOptions(body));
+    return sim.serviceTiers();
   }
 }

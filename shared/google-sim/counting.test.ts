@@ -2,7 +2,7 @@
 // request is counted. Each mode is shown where it differs from the default fixed minute at :00.
 
 import { afterEach, describe, expect, it } from 'vitest';
-import { arrivalDelays, seededRandom } from './arrival.ts';
+import { arrivalDelays, seededRandom } from '../sim-core/arrival.ts';
 import { DEFAULT_MODELS, type ModelSpec } from './config.ts';
 import { QUOTA_IDS, QuotaTracker } from './quota.ts';
 import { startGoogleSimulator, type GoogleSimulator, type SimulatorOptions } from './server.ts';

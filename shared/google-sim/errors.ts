@@ -12,7 +12,7 @@ export interface SimAnswer {
   body: GoogleErrorBody;
 }
 
-import { pickWording } from './wordings.ts';
+import { pickWording } from '../sim-core/wordings.ts';
 
 const SERVICE = 'generativelanguage.googleapis.com';
 const RATE_LIMIT_DOCS = 'https://ai.google.dev/gemini-api/docs/rate-limits';

@@ -1,7 +1,9 @@
 // Fault injection: rules that make the next matching requests fail the way Google sometimes does.
 // A rule matches by model, api key and/or project (all optional) and by API method (default: the
-// two generate methods, since those are what a gateway retries). The first matching rule wins and
-// spends one of its `count` uses; a rule without `count` stays until cleared.
+// two generate methods, since those are what a gateway retries). The book (sim-core/faults.ts) keeps
+// them: the first matching rule wins and spends one of its `count` uses.
+
+import { checkFaultRule, FaultBook as RuleBook, type Booked } from '../sim-core/faults.ts';
 
 export const FAULT_KINDS = [
   'http500',
@@ -47,11 +49,7 @@ export interface FaultSpec {
   afterChunks?: number;
 }
 
-export interface Fault extends FaultSpec {
-  id: number;
-  /** Requests this rule has hit so far. */
-  hits: number;
-}
+export type Fault = Booked<FaultSpec>;
 
 export interface FaultTarget {
   method: ApiMethod;
@@ -62,66 +60,20 @@ export interface FaultTarget {
 
 /** Validates a rule that came in over HTTP; throws a readable message on nonsense. */
 export function parseFaultSpec(input: unknown): FaultSpec {
-  if (input === null || typeof input !== 'object' || Array.isArray(input)) throw new Error('a fault must be an object');
-  const f = input as Record<string, unknown>;
-  if (!FAULT_KINDS.includes(f.kind as FaultKind)) {
-    throw new Error(`fault.kind must be one of ${FAULT_KINDS.join(', ')}`);
-  }
-  for (const field of ['model', 'apiKey', 'project', 'quotaId', 'quotaValue', 'message'] as const) {
-    if (f[field] !== undefined && typeof f[field] !== 'string') throw new Error(`fault.${field} must be a string`);
-  }
+  const f = checkFaultRule(input, FAULT_KINDS, API_METHODS, ['model', 'apiKey', 'project', 'quotaId', 'quotaValue', 'message']);
   if (f.retryDelay !== undefined && f.retryDelay !== null && typeof f.retryDelay !== 'string') {
     throw new Error('fault.retryDelay must be a string such as "22s", or null');
-  }
-  if (f.count !== undefined && !(Number.isInteger(f.count) && (f.count as number) > 0)) {
-    throw new Error('fault.count must be a positive integer');
-  }
-  if (f.afterChunks !== undefined && !(Number.isInteger(f.afterChunks) && (f.afterChunks as number) >= 0)) {
-    throw new Error('fault.afterChunks must be a non-negative integer');
-  }
-  if (f.methods !== undefined) {
-    if (!Array.isArray(f.methods) || !f.methods.every((m) => API_METHODS.includes(m as ApiMethod))) {
-      throw new Error(`fault.methods must list some of ${API_METHODS.join(', ')}`);
-    }
   }
   return f as unknown as FaultSpec;
 }
 
-export class FaultBook {
-  private faults: Fault[] = [];
-  private nextId = 1;
-
-  add(spec: FaultSpec): Fault {
-    const fault: Fault = { ...spec, id: this.nextId++, hits: 0 };
-    this.faults.push(fault);
-    return fault;
-  }
-
-  set(specs: FaultSpec[]): Fault[] {
-    this.faults = [];
-    return specs.map((s) => this.add(s));
-  }
-
-  clear(): void {
-    this.faults = [];
-  }
-
-  list(): Fault[] {
-    return this.faults.map((f) => ({ ...f }));
-  }
-
-  /** Finds the first rule matching `target` and spends one use of it. */
-  take(target: FaultTarget): Fault | undefined {
-    const index = this.faults.findIndex((f) => matches(f, target));
-    if (index < 0) return undefined;
-    const fault = this.faults[index]!;
-    fault.hits += 1;
-    if (fault.count !== undefined && fault.hits >= fault.count) this.faults.splice(index, 1);
-    return { ...fault };
+export class FaultBook extends RuleBook<FaultSpec, FaultTarget> {
+  constructor() {
+    super(matches);
   }
 }
 
-function matches(f: Fault, t: FaultTarget): boolean {
+function matches(f: FaultSpec, t: FaultTarget): boolean {
   if (!(f.methods ?? DEFAULT_METHODS).includes(t.method)) return false;
   if (f.model !== undefined && f.model !== t.model) return false;
   if (f.apiKey !== undefined && f.apiKey !== t.apiKey) return false;

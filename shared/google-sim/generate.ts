@@ -7,7 +7,7 @@ import type { ModelSpec } from './config.ts';
 import { invalidArgument, invalidJson, type SimAnswer } from './errors.ts';
 import { checkSafetySettings, parseGenerationConfig, type GenerationOptions } from './generation-config.ts';
 import { UNREADABLE_IMAGE_MESSAGE } from './images.ts';
-import { valueForSchema } from './schema-values.ts';
+import { valueForSchema } from '../sim-core/schema-values.ts';
 import { countRequestTokens, countRequestTokensByModality, hasUnreadableImage, tokensForText, truncateToTokens } from './tokens.ts';
 import { chooseFunctionCall, parseTools, type FunctionCall, type ToolSetup } from './tools.ts';
 import { field, isObject, snake } from './json-fields.ts';

@@ -3,7 +3,7 @@
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SIM_THOUGHTS_TOKENS } from './generation-config.ts';
-import { valueForSchema } from './schema-values.ts';
+import { valueForSchema } from '../sim-core/schema-values.ts';
 import { startGoogleSimulator, type GoogleSimulator } from './server.ts';
 import { ask, call, generate } from './test-helpers.ts';
 import { tokensForText } from './tokens.ts';

@@ -1,9 +1,7 @@
 // Reading Google's request JSON, where every field may be spelt in camelCase or snake_case (proto JSON
 // accepts both).
 
-export function isObject(v: unknown): v is Record<string, unknown> {
-  return v !== null && typeof v === 'object' && !Array.isArray(v);
-}
+export { isObject } from '../sim-core/json.ts';
 
 /** `generationConfig` → `generation_config`. */
 export function snake(name: string): string {

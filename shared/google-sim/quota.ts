@@ -8,6 +8,7 @@
 // Admission is checked and recorded in one synchronous step, so concurrent requests cannot both
 // slip into the last slot; a refused request records nothing.
 
+import { WindowCount, type MinuteWindow } from '../sim-core/windows.ts';
 import type { ModelSpec } from './config.ts';
 import type { QuotaViolation } from './errors.ts';
 
@@ -57,14 +58,7 @@ export function nextPacificMidnight(t: number): number {
   throw new Error(`google-sim: no Pacific midnight found after ${new Date(t).toISOString()}`);
 }
 
-/** How RPM and TPM are counted. */
-export type MinuteWindow = 'fixed' | 'sliding';
-export const MINUTE_WINDOWS: readonly MinuteWindow[] = ['fixed', 'sliding'];
-const MINUTE_MS = 60_000;
-
-export function minuteStart(t: number): number {
-  return Math.floor(t / 60_000) * 60_000;
-}
+export { MINUTE_WINDOWS, minuteStart, type MinuteWindow } from '../sim-core/windows.ts';
 
 /** Builds one QuotaFailure violation; unknown quota ids are treated as request quotas. */
 export function violation(quotaId: string, model: string, quotaValue: number | string): QuotaViolation {
@@ -76,18 +70,9 @@ export function violation(quotaId: string, model: string, quotaValue: number | s
   };
 }
 
-/** One admitted request in a sliding window. */
-interface Admitted {
-  at: number;
-  tokens: number;
-}
-
 interface Usage {
-  minute: number;
-  minuteRequests: number;
-  minuteTokens: number;
-  /** Sliding mode: admissions of the last 60 s, oldest first (empty in fixed mode). */
-  log: Admitted[];
+  /** RPM and TPM: requests and input tokens in the minute window. */
+  minute: WindowCount;
   day: string;
   dayRequests: number;
   /** Set by the `day_exhausted` fault; cleared when the Pacific day rolls over. */
@@ -123,62 +108,33 @@ export class QuotaTracker {
   ) {}
 
   private current(project: string, model: string): Usage {
-    const t = this.now();
-    const minute = minuteStart(t);
-    const day = pacificDay(t);
+    const day = pacificDay(this.now());
     const key = `${project}\u0000${model}`;
     let u = this.usage.get(key);
     if (!u) {
-      u = { minute, minuteRequests: 0, minuteTokens: 0, log: [], day, dayRequests: 0, dayExhausted: false };
+      u = { minute: new WindowCount(this.window), day, dayRequests: 0, dayExhausted: false };
       this.usage.set(key, u);
-    }
-    if (this.window === 'sliding') {
-      // Drop what left the window; the counters then cover (t - 60 s, t].
-      let gone = 0;
-      while (gone < u.log.length && u.log[gone]!.at <= t - MINUTE_MS) gone++;
-      if (gone > 0) u.log.splice(0, gone);
-      u.minuteRequests = u.log.length;
-      u.minuteTokens = u.log.reduce((sum, a) => sum + a.tokens, 0);
-    } else if (u.minute !== minute) {
-      Object.assign(u, { minute, minuteRequests: 0, minuteTokens: 0 });
     }
     if (u.day !== day) Object.assign(u, { day, dayRequests: 0, dayExhausted: false });
     return u;
   }
 
-  /** Sliding mode: how long until the window has room for one more request of `tokens`. */
-  private slidingRetryAfter(u: Usage, spec: ModelSpec, tokens: number, t: number): number {
-    let requests = u.minuteRequests;
-    let used = u.minuteTokens;
-    for (const a of u.log) {
-      if (requests + 1 <= spec.rpm && used + tokens <= spec.tpm) break;
-      requests -= 1;
-      used -= a.tokens;
-      if (requests + 1 <= spec.rpm && used + tokens <= spec.tpm) return Math.max(1, a.at + MINUTE_MS - t);
-    }
-    // Room already (only the day quota refused), or a request larger than the TPM itself.
-    return MINUTE_MS;
-  }
-
   /** Checks every limit; records the request only when all of them allow it. */
   admit(project: string, model: string, spec: ModelSpec, inputTokens: number): Admission {
     const u = this.current(project, model);
+    const t = this.now();
+    const limits = { requests: spec.rpm, tokens: spec.tpm };
+    const over = u.minute.over(t, inputTokens, limits);
     const violations: QuotaViolation[] = [];
-    if (u.minuteRequests + 1 > spec.rpm) violations.push(violation(QUOTA_IDS.rpm, model, spec.rpm));
-    if (u.minuteTokens + inputTokens > spec.tpm) violations.push(violation(QUOTA_IDS.tpm, model, spec.tpm));
+    if (over.requests) violations.push(violation(QUOTA_IDS.rpm, model, spec.rpm));
+    if (over.tokens) violations.push(violation(QUOTA_IDS.tpm, model, spec.tpm));
     if (u.dayExhausted || u.dayRequests + 1 > spec.rpd) violations.push(violation(QUOTA_IDS.rpd, model, spec.rpd));
     if (violations.length > 0) {
       // Google reports a short delay even for the per-day quota; the simulator does the same
       // (time to the next minute), so the gateway must read the quotaId, not just the delay.
-      const t = this.now();
-      const retryAfterMs = this.window === 'sliding'
-        ? this.slidingRetryAfter(u, spec, inputTokens, t)
-        : u.minute + MINUTE_MS - t;
-      return { ok: false, violations, retryAfterMs };
+      return { ok: false, violations, retryAfterMs: u.minute.retryAfter(t, inputTokens, limits) };
     }
-    if (this.window === 'sliding') u.log.push({ at: this.now(), tokens: inputTokens });
-    u.minuteRequests += 1;
-    u.minuteTokens += inputTokens;
+    u.minute.add(t, inputTokens);
     u.dayRequests += 1;
     return { ok: true };
   }
@@ -194,9 +150,10 @@ export class QuotaTracker {
     for (const key of this.usage.keys()) {
       const [project, model] = key.split('\u0000') as [string, string];
       const u = this.current(project, model);
+      const minute = u.minute.used(this.now());
       (out[project] ??= {})[model] = {
-        minuteRequests: u.minuteRequests,
-        minuteTokens: u.minuteTokens,
+        minuteRequests: minute.requests,
+        minuteTokens: minute.tokens,
         dayRequests: u.dayRequests,
         dayExhausted: u.dayExhausted,
         dayResetsAt,

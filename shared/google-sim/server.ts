@@ -3,32 +3,33 @@
 // `x-goog-api-key` or `?key=`), enforces per-project/per-model quotas like Google, answers with
 // Google's error shapes, and can inject faults. See README.md.
 
-import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import { DEV_KEYS, modelResource, resolveModels, type ModelOptions, type ModelSpec } from './config.ts';
-import { CONTROL_PREFIX, handleControl, type SimControl, type SimulatorStats } from './control.ts';
+import { controlRoutes, type SimControl, type SimulatorStats } from './control.ts';
+import { isControlPath, serveControl } from '../sim-core/control.ts';
 import * as errors from './errors.ts';
 import { FaultBook, type ApiMethod, type Fault, type FaultSpec } from './faults.ts';
 import { checkInputLimit, generate, inputTokens, parseCountTokens, parseGenerateRequest } from './generate.ts';
-import { MAX_BODY_BYTES, parseJson, readBody, writeJson, writeRaw, writeSse } from './http.ts';
-import { writePacedSse } from './streaming.ts';
-import { arrivalDelays } from './arrival.ts';
+import { closeServer, decodePath, listen, parseJson, readBody, Sleeper, writeJson, writeRaw, writeSse } from '../sim-core/http.ts';
+import { writePacedSse } from '../sim-core/streaming.ts';
+import { arrivalDelays } from '../sim-core/arrival.ts';
 import { MINUTE_WINDOWS, QUOTA_IDS, QuotaTracker, minuteStart, violation, type MinuteWindow } from './quota.ts';
-import { StatsRecorder, type RequestRecord } from './stats.ts';
+import { StatsRecorder, type RequestRecord } from '../sim-core/stats.ts';
+import { googleStats } from './stats.ts';
 import { ThoughtSigner } from './signatures.ts';
 import { QuotaCauses, type QuotaCauseOptions } from './quota-causes.ts';
 import { SERVED_TIER_HEADER, ServiceTiers, type ServiceTierOptions } from './service-tiers.ts';
-import { WithdrawnModels } from './withdrawn.ts';
+import { WithdrawnModels } from '../sim-core/withdrawn.ts';
 
 export type { ModelOptions, ModelSpec } from './config.ts';
 export { DEFAULT_MODELS, DEV_KEYS } from './config.ts';
 export type { SimControl, SimulatorStats } from './control.ts';
 export type { ApiMethod, Fault, FaultKind, FaultSpec } from './faults.ts';
 export { MINUTE_WINDOWS, QUOTA_IDS, nextPacificMidnight, pacificDay, type MinuteWindow } from './quota.ts';
-export { seededRandom } from './arrival.ts';
+export { seededRandom } from '../sim-core/arrival.ts';
 export { arrivalsByMinute, type ArrivalWindow } from './windows.ts';
 export type { Counter, RequestRecord, StreamCounts } from './stats.ts';
-export type { StreamCut } from './streaming.ts';
+export type { StreamCut } from '../sim-core/streaming.ts';
 export { countRequestTokens, tokensForText } from './tokens.ts';
 export { SIM_THOUGHTS_TOKENS } from './generation-config.ts';
 export { FUNCTION_ARG_STRING } from './tools.ts';
@@ -109,6 +110,9 @@ interface Route {
   model: string | undefined;
 }
 
+/** Google's request size limit. */
+const MAX_BODY_BYTES = 20 * 1024 * 1024;
+
 const API_PATH = /^\/(?:v1beta|v1)\/models(?:\/([^/:]+)(?::(generateContent|streamGenerateContent|countTokens))?)?$/;
 
 function matchRoute(httpMethod: string | undefined, path: string): Route | undefined {
@@ -118,14 +122,6 @@ function matchRoute(httpMethod: string | undefined, path: string): Route | undef
   if (verb) return httpMethod === 'POST' ? { method: verb as ApiMethod, model } : undefined;
   if (httpMethod !== 'GET') return undefined;
   return model ? { method: 'models.get', model } : { method: 'models.list', model: undefined };
-}
-
-function decodePath(raw: string): string {
-  try {
-    return decodeURIComponent(raw);
-  } catch {
-    return raw;
-  }
 }
 
 export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise<GoogleSimulator> {
@@ -153,7 +149,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
   const quota = new QuotaTracker(now, window);
   const faultBook = new FaultBook();
   const withdrawn = new WithdrawnModels();
-  const stats = new StatsRecorder();
+  const stats = new StatsRecorder<ApiMethod>();
   const signer = new ThoughtSigner();
   const causes = new QuotaCauses(now, opts.quotaCauses);
   const tiers = new ServiceTiers(now, opts.serviceTiers);
@@ -161,28 +157,16 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
 
   let closing = false;
   let responseSeq = 0;
-  /** Wakers of pending latency sleeps, so close() does not wait for them. */
-  const sleepers = new Set<() => void>();
+  /** Latency and arrival sleeps, which close() ends at once. */
+  const sleeper = new Sleeper();
+  const sleep = (ms: number): Promise<void> => sleeper.sleep(ms);
 
-  function sleep(ms: number): Promise<void> {
-    if (ms <= 0) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        sleepers.delete(wake);
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      sleepers.add(wake);
-    });
-  }
-
-  function send(res: ServerResponse, record: RequestRecord, status: number, body: unknown): void {
+  function send(res: ServerResponse, record: RequestRecord<ApiMethod>, status: number, body: unknown): void {
     stats.answered(record, status);
     writeJson(res, status, body);
   }
 
-  function reply(res: ServerResponse, record: RequestRecord, answer: errors.SimAnswer): void {
+  function reply(res: ServerResponse, record: RequestRecord<ApiMethod>, answer: errors.SimAnswer): void {
     send(res, record, answer.status, answer.body);
   }
 
@@ -201,7 +185,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
   }
 
   /** Answers for a matched fault; returns false when the request should carry on normally. */
-  function applyFault(fault: Fault, route: Route, res: ServerResponse, record: RequestRecord): boolean {
+  function applyFault(fault: Fault, route: Route, res: ServerResponse, record: RequestRecord<ApiMethod>): boolean {
     record.faultId = fault.id;
     switch (fault.kind) {
       case 'http500':
@@ -229,7 +213,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
       case 'malformed':
         stats.answered(record, 200);
         if (route.method === 'streamGenerateContent') {
-          writeSse(res, ['{"candidates": [{"content": {"parts": [{"text": "sim']);
+          writeSse(res, ['{"candidates": [{"content": {"parts": [{"text": "sim'], '\r\n');
         } else {
           writeRaw(res, 200, 'application/json; charset=UTF-8', '{\n  "candidates": [\n    {\n      "content": {\n        "parts": [{"text": "sim');
         }
@@ -243,7 +227,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
         return false;
       case 'day_exhausted':
         // Marks the quota state; the normal path then refuses with the per-day quotaId.
-        if (record.project !== undefined && route.model !== undefined) quota.exhaustDay(record.project, route.model);
+        if (record.group !== undefined && route.model !== undefined) quota.exhaustDay(record.group, route.model);
         return false;
     }
   }
@@ -256,12 +240,12 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     const headerKey = req.headers['x-goog-api-key'];
     const apiKey = (Array.isArray(headerKey) ? headerKey[0] : headerKey) ?? url.searchParams.get('key') ?? undefined;
     const project = apiKey === undefined ? undefined : keys.get(apiKey);
-    const record = stats.received({ at: now(), method: route?.method ?? 'unknown', model: route?.model, apiKey, project });
+    const record = stats.received({ at: now(), method: route?.method ?? 'unknown', model: route?.model, apiKey, group: project });
     res.on('close', () => {
       if (record.status === undefined) stats.abandoned(record);
     });
 
-    const body = await readBody(req);
+    const body = await readBody(req, MAX_BODY_BYTES);
     if (!route) {
       stats.answered(record, 404);
       return writeRaw(res, 404, 'text/html; charset=UTF-8', errors.routeNotFoundPage(path));
@@ -332,12 +316,12 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     const outcome = await writePacedSse(
       res,
       out.chunks.map((c) => JSON.stringify(c)),
-      { delayMs: streamChunkDelayMs, cutAfter, shuttingDown: () => closing },
+      { delayMs: streamChunkDelayMs, eol: '\r\n', cutAfter, shuttingDown: () => closing },
     );
     stats.streamEnded(record, outcome);
   }
 
-  function listModels(res: ServerResponse, record: RequestRecord, url: URL): void {
+  function listModels(res: ServerResponse, record: RequestRecord<ApiMethod>, url: URL): void {
     // Paged like Google: pageSize (default 50, max 1000) and an opaque pageToken.
     const all = [...models.entries()]
       .filter(([id, spec]) => !withdrawn.isWithdrawn(id, spec))
@@ -350,33 +334,19 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     send(res, record, 200, page);
   }
 
-  const server = createServer((req, res) => {
+  const listening = await listen((req, res) => {
     const url = new URL(req.url ?? '/', 'http://google-sim');
     const path = decodePath(url.pathname);
-    const work = path === CONTROL_PREFIX || path.startsWith(`${CONTROL_PREFIX}/`)
-      ? handleControl(sim, req, res, path)
-      : handleApi(req, res, path, url);
+    const work = isControlPath(path) ? serveControl(routes, req, res, path) : handleApi(req, res, path, url);
     work.catch((e: unknown) => {
       // A simulator bug must not look like a Google answer: say so plainly.
       if (!res.headersSent && !res.destroyed) writeRaw(res, 500, 'text/plain', `google-sim internal error: ${String(e)}`);
     });
-  });
-  // Hundreds of parallel clients: no per-server connection cap, generous listen backlog.
-  server.maxConnections = Infinity;
-
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ port: opts.port ?? 0, host: opts.host ?? '127.0.0.1', backlog: 2048 }, () => {
-      server.off('error', reject);
-      resolve();
-    });
-  });
-  const address = server.address() as AddressInfo;
-  const host = address.family === 'IPv6' ? `[${address.address}]` : address.address;
+  }, opts.port ?? 0, opts.host ?? '127.0.0.1');
 
   const sim: GoogleSimulator = {
-    url: `http://${host}:${address.port}`,
-    port: address.port,
+    url: listening.url,
+    port: listening.port,
     streamChunkDelayMs,
     counting: () => ({
       window,
@@ -395,7 +365,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
       tiers.reset();
       faultBook.clear();
     },
-    stats: () => ({ ...stats.snapshot(), quota: quota.snapshot(), calls: causes.state().calls }),
+    stats: () => ({ ...googleStats(stats.snapshot()), quota: quota.snapshot(), calls: causes.state().calls }),
     setQuotaCauses: (next) => causes.set(next),
     quotaCauses: () => causes.state(),
     setServiceTiers: (next) => tiers.set(next),
@@ -415,11 +385,10 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     close: async () => {
       if (closing) return;
       closing = true;
-      for (const wake of [...sleepers]) wake();
-      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeAllConnections();
-      await closed;
+      sleeper.wakeAll();
+      await closeServer(listening.server);
     },
   };
+  const routes = controlRoutes(sim);
   return sim;
 }

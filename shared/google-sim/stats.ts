@@ -1,178 +1,22 @@
-// Counts of what "Google" saw, so tests can assert "exactly N calls reached Google" and
-// "at most 3 attempts". Only API requests are counted; /__sim control calls are not.
+// What Google saw (sim-core/stats.ts), with the quota group named as Google names it: the project.
 
+import type { RequestRecord as CoreRecord, SimStats as CoreStats } from '../sim-core/stats.ts';
 import type { ApiMethod } from './faults.ts';
-import type { StreamCut, StreamOutcome } from './streaming.ts';
 
-export interface Counter {
-  /** Requests that arrived. */
-  received: number;
-  /** Requests that got a status line (a hanging request is received but never answered). */
-  answered: number;
-  /** Requests whose connection closed before any answer. */
-  abandoned: number;
-  /** Answered requests by HTTP status, e.g. {"200": 3, "429": 1}. */
-  byStatus: Record<string, number>;
-}
+export type { Counter, StreamCounts } from '../sim-core/stats.ts';
 
-export interface RequestRecord {
-  /** Simulator clock (ms) at arrival. */
-  at: number;
-  method: ApiMethod | 'unknown';
-  model: string | undefined;
-  apiKey: string | undefined;
+export type RequestRecord = Omit<CoreRecord<ApiMethod>, 'group'> & {
+  /** The key's Google Cloud project; undefined for an unknown key. */
   project: string | undefined;
-  /** HTTP status, or undefined while the request has not been answered. */
-  status: number | undefined;
-  /** Set when a fault rule decided the answer. */
-  faultId: number | undefined;
-  /** The connection closed before an answer (client gave up, or the simulator closed). */
-  abandoned: boolean;
-  /**
-   * Set when an answer was cut before its end: 'client' = the caller hung up mid-stream,
-   * 'server' = a cut_stream fault cut it (on generateContent: before any byte of the answer).
-   */
-  streamCut: StreamCut | undefined;
-  /** streamGenerateContent: SSE events written before the stream ended or was cut. */
-  chunksSent: number | undefined;
-  /** generateContent / stream: the input tokens counted for the request (its promptTokenCount). */
-  promptTokens: number | undefined;
-}
+};
 
-/** streamGenerateContent answers that started (status 200 sent) and how they ended. */
-export interface StreamCounts {
-  /** Got their 200; `started - completed - clientAborted - serverCut` are still being written. */
-  started: number;
-  /** Ended with the final chunk (finishReason). */
-  completed: number;
-  /** The caller hung up before the final chunk: "the caller aborted Google's stream". */
-  clientAborted: number;
-  /** A cut_stream fault cut it. */
-  serverCut: number;
-}
-
-export interface SimStats {
-  total: Counter;
-  byKey: Record<string, Counter>;
-  byProject: Record<string, Counter>;
-  byModel: Record<string, Counter>;
-  byMethod: Record<string, Counter>;
-  /** Received, not yet answered and still connected. */
-  inFlight: number;
+export interface SimStats extends Omit<CoreStats<ApiMethod>, 'byGroup' | 'recent'> {
+  byProject: CoreStats['byGroup'];
   /** The most recent requests (up to 1000), oldest first. */
   recent: RequestRecord[];
-  streams: StreamCounts;
 }
 
-const RECENT_LIMIT = 1000;
-/** Label used for requests that carried no key. */
-export const NO_KEY = '(none)';
-
-function emptyCounter(): Counter {
-  return { received: 0, answered: 0, abandoned: 0, byStatus: {} };
-}
-
-export class StatsRecorder {
-  private stats: SimStats = StatsRecorder.empty();
-  /** Records of the current epoch; requests that straddle a reset are not counted after it. */
-  private live = new WeakSet<RequestRecord>();
-
-  private static empty(): SimStats {
-    return {
-      total: emptyCounter(),
-      byKey: {},
-      byProject: {},
-      byModel: {},
-      byMethod: {},
-      inFlight: 0,
-      recent: [],
-      streams: { started: 0, completed: 0, clientAborted: 0, serverCut: 0 },
-    };
-  }
-
-  private counters(r: RequestRecord): Counter[] {
-    const s = this.stats;
-    const out = [s.total, (s.byKey[r.apiKey ?? NO_KEY] ??= emptyCounter()), (s.byMethod[r.method] ??= emptyCounter())];
-    if (r.project !== undefined) out.push((s.byProject[r.project] ??= emptyCounter()));
-    if (r.model !== undefined) out.push((s.byModel[r.model] ??= emptyCounter()));
-    return out;
-  }
-
-  /** Records an arrival and returns the record to pass to `answered`. */
-  received(
-    r: Omit<RequestRecord, 'status' | 'faultId' | 'abandoned' | 'streamCut' | 'chunksSent' | 'promptTokens'>,
-  ): RequestRecord {
-    const record: RequestRecord = {
-      ...r,
-      status: undefined,
-      faultId: undefined,
-      abandoned: false,
-      streamCut: undefined,
-      chunksSent: undefined,
-      promptTokens: undefined,
-    };
-    for (const c of this.counters(record)) c.received += 1;
-    this.stats.inFlight += 1;
-    this.live.add(record);
-    this.stats.recent.push(record);
-    if (this.stats.recent.length > RECENT_LIMIT) this.stats.recent.shift();
-    return record;
-  }
-
-  answered(record: RequestRecord, status: number): void {
-    if (record.status !== undefined) return;
-    record.status = status;
-    if (!this.live.has(record)) return;
-    for (const c of this.counters(record)) {
-      c.answered += 1;
-      c.byStatus[status] = (c.byStatus[status] ?? 0) + 1;
-    }
-    this.stats.inFlight -= 1;
-  }
-
-  abandoned(record: RequestRecord): void {
-    if (record.status !== undefined || record.abandoned || record.streamCut !== undefined) return;
-    record.abandoned = true;
-    if (!this.live.has(record)) return;
-    for (const c of this.counters(record)) c.abandoned += 1;
-    this.stats.inFlight -= 1;
-  }
-
-  /** A streamed answer got its 200 and starts writing chunks. */
-  streamStarted(record: RequestRecord): void {
-    this.answered(record, 200);
-    record.chunksSent = 0;
-    if (this.live.has(record)) this.stats.streams.started += 1;
-  }
-
-  /** A started stream ended, whole or cut. */
-  streamEnded(record: RequestRecord, outcome: StreamOutcome): void {
-    record.chunksSent = outcome.chunksSent;
-    record.streamCut = outcome.cut;
-    if (!this.live.has(record)) return;
-    const s = this.stats.streams;
-    if (outcome.cut === 'client') s.clientAborted += 1;
-    else if (outcome.cut === 'server') s.serverCut += 1;
-    else s.completed += 1;
-  }
-
-  /**
-   * A cut_stream fault dropped a generateContent connection before any answer: it is neither
-   * answered (no status line) nor abandoned (the client did not give up).
-   */
-  cutBeforeAnswer(record: RequestRecord): void {
-    if (record.status !== undefined || record.abandoned) return;
-    record.streamCut = 'server';
-    record.chunksSent = 0;
-    if (this.live.has(record)) this.stats.inFlight -= 1;
-  }
-
-  snapshot(): SimStats {
-    return structuredClone(this.stats);
-  }
-
-  reset(): void {
-    this.stats = StatsRecorder.empty();
-    this.live = new WeakSet();
-  }
+export function googleStats(stats: CoreStats<ApiMethod>): SimStats {
+  const { byGroup, recent, ...rest } = stats;
+  return { ...rest, byProject: byGroup, recent: recent.map(({ group, ...r }) => ({ ...r, project: group })) };
 }

@@ -13,21 +13,10 @@
 // the byte rule on the answer text. An image whose header cannot be read is refused with 400 before
 // counting (see findUnreadableImage).
 
+import { tokensForBytes, utf8Bytes } from '../sim-core/text-tokens.ts';
 import { imageTokensByGoogleRule, inlineImage, readImageSize } from './images.ts';
 
-const encoder = new TextEncoder();
-
-export function utf8Bytes(text: string): number {
-  return encoder.encode(text).length;
-}
-
-export function tokensForBytes(bytes: number): number {
-  return Math.ceil(bytes / 4);
-}
-
-export function tokensForText(text: string): number {
-  return tokensForBytes(utf8Bytes(text));
-}
+export { tokensForBytes, tokensForText, truncateToTokens, utf8Bytes } from '../sim-core/text-tokens.ts';
 
 interface Tally {
   bytes: number;
@@ -81,22 +70,4 @@ export function hasUnreadableImage(contents: unknown, systemInstruction?: unknow
     }
   }
   return false;
-}
-
-/**
- * Cuts `text` to at most `maxTokens` tokens under the rule above (so at most 4*maxTokens bytes),
- * never splitting a UTF-8 character.
- */
-export function truncateToTokens(text: string, maxTokens: number): { text: string; truncated: boolean } {
-  const budget = Math.max(0, Math.floor(maxTokens)) * 4;
-  if (utf8Bytes(text) <= budget) return { text, truncated: false };
-  let used = 0;
-  let out = '';
-  for (const ch of text) {
-    const size = utf8Bytes(ch);
-    if (used + size > budget) break;
-    used += size;
-    out += ch;
-  }
-  return { text: out, truncated: true };
 }

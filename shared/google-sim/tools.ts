@@ -5,7 +5,7 @@
 
 import type { ModelSpec } from './config.ts';
 import { invalidArgument, invalidJson, type SimAnswer } from './errors.ts';
-import { valueForSchema } from './schema-values.ts';
+import { valueForSchema } from '../sim-core/schema-values.ts';
 import { field, isObject, snake } from './json-fields.ts';
 
 export interface FunctionDeclaration {

@@ -1,7 +1,7 @@
-// The network between the caller and Google: each request arrives `delayMs` ± `jitterMs` (uniform)
-// after it was sent, and Google counts it on arrival. The simulator sleeps that long before it
-// records or counts a request, so a request sent at :59.95 with 100 ms of delay lands in the next
-// minute, as it would on Google.
+// The network between the caller and the provider: each request arrives `delayMs` ± `jitterMs`
+// (uniform) after it was sent, and the provider counts it on arrival. A simulator sleeps that long
+// before it records or counts a request, so a request sent at :59.95 with 100 ms of delay lands in
+// the next minute, as it would on the provider.
 
 export interface ArrivalOptions {
   /** Mean delay in ms before a request is counted. Default 0. */
@@ -28,7 +28,7 @@ export function seededRandom(seed: number): () => number {
 
 function nonNegative(name: string, value: number | undefined): number {
   const v = value ?? 0;
-  if (!Number.isFinite(v) || v < 0) throw new Error(`google-sim: ${name} must be a non-negative number`);
+  if (!Number.isFinite(v) || v < 0) throw new Error(`sim: ${name} must be a non-negative number`);
   return v;
 }
 

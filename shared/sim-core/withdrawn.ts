@@ -1,11 +1,14 @@
-// Withdrawn models: Google stops serving a model and from then on answers its generate, stream and
-// countTokens calls with the same 404 NOT_FOUND as for a model that never existed, and leaves it out
-// of models.list (and models.get), each worded as drawn for the run (errors.ts, modelNotFound). A model is withdrawn by its spec (`models: {id: {withdrawn: true}}`)
-// or at run time (`withdraw(id)`, or PUT/POST /__sim/withdrawn), and comes back with `restore(id)`.
-// The model keeps its spec, quota windows and stats: a test can count the calls it still gets
+// Withdrawn models: the provider stops serving a model and from then on answers its calls with the
+// same 404 as for a model that never existed, and leaves it out of the model list, each worded as
+// drawn for the run. A model is withdrawn by its spec (`models: {id: {withdrawn: true}}`) or at run
+// time (`withdraw(id)`, or PUT/POST /__sim/withdrawn), and comes back with `restore(id)`. The model
+// keeps its spec, quota windows and stats: a test can count the calls it still gets
 // (`stats().byModel[id].received`).
 
-import type { ModelSpec } from './config.ts';
+/** The part of a model's spec this reads. */
+interface Withdrawable {
+  withdrawn?: boolean | undefined;
+}
 
 export class WithdrawnModels {
   /** Withdrawn at run time (on top of specs that say `withdrawn: true`). */
@@ -13,7 +16,7 @@ export class WithdrawnModels {
   /** Brought back at run time though their spec says withdrawn. */
   private restored = new Set<string>();
 
-  isWithdrawn(model: string, spec: ModelSpec | undefined): boolean {
+  isWithdrawn(model: string, spec: Withdrawable | undefined): boolean {
     if (this.runtime.has(model)) return true;
     return spec?.withdrawn === true && !this.restored.has(model);
   }
@@ -35,7 +38,7 @@ export class WithdrawnModels {
   }
 
   /** Every withdrawn model among these specs, plus run-time ones. */
-  list(specs: ReadonlyMap<string, ModelSpec>): string[] {
+  list(specs: ReadonlyMap<string, Withdrawable>): string[] {
     const ids = new Set([...specs.keys(), ...this.runtime]);
     return [...ids].filter((id) => this.isWithdrawn(id, specs.get(id))).sort();
   }

@@ -1,13 +1,13 @@
-// A deterministic value that fits a schema: the simulator's answer under responseSchema /
-// responseJsonSchema, and the `args` of the function calls it makes. It understands both of
-// Google's schema dialects: the OpenAPI subset (`type: "OBJECT"`, any case, `nullable`,
-// `propertyOrdering`) and JSON Schema (`type` arrays, `$ref` into `$defs`, `anyOf`, `const`).
+// A deterministic value that fits a schema: a simulator's answer under a response schema, and the
+// arguments of the function calls it makes. It understands the OpenAPI subset Google takes
+// (`type: "OBJECT"`, any case, `nullable`, `propertyOrdering`) and JSON Schema (`type` arrays, `$ref`
+// into `$defs`, `anyOf`, `const`), the dialect of OpenAI's `json_schema` and tools.
 //
 // The rule: enum → its first value; const → it; string → `strings`; number → 1.5; integer → 1;
 // boolean → true; array → []; null → null; object → its required properties (all of them when none
 // is marked required), each by this rule; anyOf/oneOf/allOf → the first branch.
 
-import { isObject } from './json-fields.ts';
+import { isObject } from './json.ts';
 
 export interface ValueRule {
   /** What every string becomes (function args: "sim"; JSON answers: an excerpt of the question). */

@@ -1,9 +1,10 @@
 // Writes a streamed answer one SSE event at a time, optionally paced, and reports how it ended.
-// Pacing makes "the caller hung up mid-stream" and "Google cut the stream" observable: with every
+// Pacing makes "the caller hung up mid-stream" and "the provider cut the stream" observable: with every
 // chunk written at once both would be invisible, because the whole answer sits in the socket buffer
 // before the client can react.
 
 import type { ServerResponse } from 'node:http';
+import type { SseEol } from './http.ts';
 
 /** Who ended a stream before its last chunk: the client hung up, or the simulator cut it (fault). */
 export type StreamCut = 'client' | 'server';
@@ -18,6 +19,8 @@ export interface StreamOutcome {
 export interface PaceOptions {
   /** Pause before every event after the first. */
   delayMs: number;
+  /** `data: <event>` ends with two of these: '\r\n' (Google) or '\n' (OpenAI). */
+  eol: SseEol;
   /** cut_stream fault: send this many events, never the last one, then destroy the socket. */
   cutAfter?: number | undefined;
   /** True while the whole simulator is closing; its cut connections are nobody's abort. */
@@ -53,7 +56,7 @@ function writeEvent(res: ServerResponse, text: string): Promise<void> {
   });
 }
 
-/** Google's SSE framing: `data: <json>` ended by CRLF CRLF. */
+/** Writes `data: <event>` events one at a time, `delayMs` apart; a cut never sends the last one. */
 export async function writePacedSse(res: ServerResponse, events: string[], opts: PaceOptions): Promise<StreamOutcome> {
   if (res.destroyed || res.headersSent) return { chunksSent: 0, cut: opts.shuttingDown() ? undefined : 'client' };
   let closed = false;
@@ -61,13 +64,13 @@ export async function writePacedSse(res: ServerResponse, events: string[], opts:
     closed = true;
   });
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache' });
-  // A server cut never delivers the last event: that one carries finishReason.
+  // A server cut never delivers the last event: that one ends the answer (finishReason, [DONE]).
   const limit = opts.cutAfter === undefined ? events.length : Math.max(0, Math.min(opts.cutAfter, events.length - 1));
   let sent = 0;
   for (; sent < limit; sent++) {
     if (sent > 0) await pause(res, opts.delayMs);
     if (closed || res.destroyed) return { chunksSent: sent, cut: opts.shuttingDown() ? undefined : 'client' };
-    await writeEvent(res, `data: ${events[sent]}\r\n\r\n`);
+    await writeEvent(res, `data: ${events[sent]}${opts.eol}${opts.eol}`);
   }
   if (opts.cutAfter !== undefined) {
     // Flush what was written (headers at least), then close without the chunked-body terminator:
