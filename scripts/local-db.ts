@@ -4,22 +4,26 @@
 // under SERVER_HOME (shared/db/server-user.ts: the server's user may not enter the checkout);
 // EVE_DB_DIR picks another directory, DATABASE_URL an existing server.
 import { createHash } from "node:crypto";
-import { realpathSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import path from "node:path";
 import { startPostgres, type PostgresServer } from "../shared/db/postgres-server.ts";
 import { ensureEmbeddedExtensions } from "../shared/db/embedded-extensions.ts";
 import { prepareDatabase, repoRoot, serverVersion } from "../shared/db/migrate.ts";
-import { SERVER_HOME, serverUser } from "../shared/db/server-user.ts";
+import { publicDir, SERVER_HOME, serverCanReach, serverUser } from "../shared/db/server-user.ts";
 
 export const LOCAL_DB_PORT = Number(process.env.EVE_DB_PORT ?? 54322);
 
 /** Where the local database keeps its data: one directory per checkout. */
 export function localDataDir(): string {
   if (process.env.EVE_DB_DIR) return path.resolve(process.env.EVE_DB_DIR);
-  if (!serverUser()) return path.join(repoRoot, ".data", "postgres");
+  const inCheckout = path.join(repoRoot, ".data", "postgres");
+  // As root, a database the server's user can reach in the checkout is kept where it is.
+  if (!serverUser() || (existsSync(path.join(inCheckout, "data", "PG_VERSION")) && serverCanReach(path.join(inCheckout, "data")))) {
+    return inCheckout;
+  }
   const checkout = realpathSync(repoRoot);
   const id = `${path.basename(checkout)}-${createHash("sha256").update(checkout).digest("hex").slice(0, 8)}`;
-  return path.join(SERVER_HOME, "checkouts", id, "postgres");
+  return path.join(publicDir(path.join(SERVER_HOME, "checkouts", id)), "postgres");
 }
 
 export interface LocalDatabase {
@@ -32,7 +36,8 @@ export interface LocalDatabase {
 }
 
 export async function startLocalDatabase(log: (line: string) => void = () => {}): Promise<LocalDatabase> {
-  // The same engine as `npm test`'s: PostgreSQL 17 with pg_cron and pgTAP, installed on the first run.
+  // The same engine as `npm test`'s: PostgreSQL 17 with pg_cron and pgTAP, installed on the first run
+  // where the machine can fetch them (else it runs without them, and says so).
   log(`PostgreSQL: ${await ensureEmbeddedExtensions()}`);
   const dataDir = process.env.DATABASE_URL ? undefined : localDataDir();
   const server = await startPostgres({ port: LOCAL_DB_PORT, ...(dataDir ? { dataDir } : {}), durable: true, log });

@@ -127,6 +127,10 @@ function reachable(bins: Binaries): Binaries {
     spawnSync("chmod", ["-R", "go+rX", partial]);
     try {
       renameSync(partial, copy);
+      // Older copies (another engine version or set of extensions) are not used again.
+      for (const old of readdirSync(engines)) {
+        if (old !== path.basename(copy) && /^postgresql-[0-9a-f]{12}$/.test(old)) rmSync(path.join(engines, old), { recursive: true, force: true });
+      }
     } catch {
       rmSync(partial, { recursive: true, force: true }); // another start finished its copy first
     }

@@ -45,10 +45,12 @@ function userExists(name: string): boolean {
   return spawnSync("id", ["-u", name]).status === 0;
 }
 
-/** A directory (made, with its parents) that only root writes and everyone may enter. */
+/** A directory that only root writes and everyone may enter, with every folder made for it (whatever the umask). */
 export function publicDir(dir: string): string {
-  mkdirSync(dir, { recursive: true });
-  chmodSync(dir, 0o755);
+  const first = mkdirSync(dir, { recursive: true });
+  if (first !== undefined) {
+    for (let d = dir; d.length >= first.length; d = path.dirname(d)) chmodSync(d, 0o755);
+  }
   return dir;
 }
 
@@ -58,9 +60,12 @@ export function handToServer(dir: string): void {
   if (user) chownSync(dir, user.uid, user.gid);
 }
 
-/** A fresh directory for a throwaway server's files, owned by the server's user. */
+/**
+ * A fresh directory for a throwaway server's files, owned by the server's user: in the temporary
+ * directory (cleared at boot) when that user can enter it, else under SERVER_HOME.
+ */
 export async function scratchDir(prefix: string): Promise<string> {
-  const parent = serverUser() ? publicDir(path.join(SERVER_HOME, "tmp")) : tmpdir();
+  const parent = serverCanReach(tmpdir()) ? tmpdir() : publicDir(path.join(SERVER_HOME, "tmp"));
   const dir = await mkdtemp(path.join(parent, `${prefix}-`));
   handToServer(dir);
   return dir;

@@ -75,11 +75,12 @@ it("npm start comes up and answers README's curl", async () => {
   });
   const out = collect(child);
   const exited = new Promise<number | null>((resolve) => child.once("exit", (code) => resolve(code)));
+  let waiting = true;
   try {
     const ready = await Promise.race([
       (async () => {
-        while (!out.text().includes("Ctrl-C stops everything.")) await new Promise((r) => setTimeout(r, 200));
-        return true;
+        while (waiting && !out.text().includes("Ctrl-C stops everything.")) await new Promise((r) => setTimeout(r, 200));
+        return waiting;
       })(),
       exited.then(() => false),
       new Promise<boolean>((r) => setTimeout(() => r(false), 150_000)),
@@ -103,6 +104,7 @@ it("npm start comes up and answers README's curl", async () => {
     expect(body.model).toBe("gemma-3-27b-it");
     expect(body.text.length).toBeGreaterThan(0);
   } finally {
+    waiting = false;
     child.kill("SIGINT");
     await Promise.race([exited, new Promise((r) => setTimeout(r, 20_000))]);
     if (child.exitCode === null) child.kill("SIGKILL");

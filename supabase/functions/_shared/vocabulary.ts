@@ -2,7 +2,7 @@
 // and request schemas, the clients, the metrics' label values and the docs — each written here once.
 // Types and zod enums derive from these arrays. Where another place must write a list out (a check
 // constraint as one array constant, for speed; a SQL function's body; a doc; a client, which ships
-// alone), tests/db/vocabulary.test.ts (the migrated database) and tests/vocabulary.test.ts (docs and
+// alone), tests/db/vocabulary.test.ts (the migrated database) and _shared/vocabulary.test.ts (docs and
 // clients) hold it equal to the list here and name the file that disagrees. A new refusal limit or
 // cause, quota cause or status starts here; those tests then name every other place to change.
 
