@@ -237,27 +237,39 @@ begin
 end
 $$;
 
--- A ticket's turn in its class: one after the class's head and one after its caller's last ticket, so
--- that within a class callers take turns (a caller with 100 waiting does not hold back one with 5).
+-- A ticket's turn in its class (start-time fair queueing). A new ticket whose caller has none waiting
+-- takes the turn of the class's head, behind it (ties go to the earlier arrival); a caller's next one
+-- the turn after its last. So within a class callers take turns: a caller with 100 waiting delays
+-- another's first request by one turn, and its second by one more (A, B, A, B).
+-- A ticket already in line (p_ticket) moves up to follow its caller's previous live ticket, or the
+-- head: one turn after it, never beside it. Its caller's earlier tickets are gone, and a ticket cannot
+-- tell whether they were admitted (their turns were its caller's, and the head's turn is another
+-- caller's) or given up; tying the head would put it, the earlier arrival, before a newer caller's
+-- ticket that it just had its turn before.
 -- p_live_at: only tickets whose lease runs then count (null: every ticket; the queue was just lapsed).
 -- p_ticket, the caller's own ticket, is left out; p_below: only the caller's tickets before that turn
--- count (a ticket moves up behind its caller's earlier live ticket, never back).
+-- count (a ticket moves up, never back).
 CREATE OR REPLACE FUNCTION public.google_ai_next_turn(p_model text, p_rank smallint, p_caller text,
     p_live_at timestamp with time zone, p_ticket uuid, p_below bigint) RETURNS bigint
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
+declare
+  v_head bigint;
+  v_last bigint;
 begin
-  return (
-    select 1 + greatest(
-      coalesce((select min(q.turn) from public.google_ai_queue q
-                where q.model = p_model and q.class_rank = p_rank
-                  and (p_live_at is null or q.lease_until >= p_live_at)
-                  and q.ticket_id is distinct from p_ticket), 0),
-      coalesce((select max(q.turn) from public.google_ai_queue q
-                where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
-                  and (p_live_at is null or q.lease_until >= p_live_at)
-                  and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below)), 0)));
+  select min(q.turn) into v_head from public.google_ai_queue q
+  where q.model = p_model and q.class_rank = p_rank
+    and (p_live_at is null or q.lease_until >= p_live_at)
+    and q.ticket_id is distinct from p_ticket;
+  select max(q.turn) into v_last from public.google_ai_queue q
+  where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
+    and (p_live_at is null or q.lease_until >= p_live_at)
+    and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below);
+  if p_ticket is null then
+    return greatest(coalesce(v_head, 1), coalesce(v_last, 0) + 1);
+  end if;
+  return 1 + greatest(coalesce(v_head, 0), coalesce(v_last, 0));
 end
 $$;
 
