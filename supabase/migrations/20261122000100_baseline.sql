@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 9c7bc2c5cf7bafb134f5bc5863434695c3e9bc8afa31023b98f057991a04378b
+-- sha256 of what follows: 59f084b3ef3b139f93c9e2f2e6d5d803e76331806c04c26c163672ebb2abad89
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -2617,15 +2617,19 @@ $$;
 -- quota groups that may serve the model today: each group offers its free slots now, then one slot
 -- as each admission of its window leaves it (admitted_at + window), then the same again a window
 -- later; a spread model's group offers each of those slots no sooner than its schedule allows
--- (google_ai_spread_step, google_ai_spread_next). free_now counts the slots of each group's first
--- p_slots that are free now. likely_at: the same for a request of class rank p_rank, counting, on a
+-- (google_ai_spread_step, google_ai_spread_next). A group's window holds, for a waiter of class
+-- p_class and caller p_caller, what the RPM shares it does not own leave it (google_ai_booking_rules'
+-- rule: the limit less what their owners have not used of the window), so a slot a share keeps from it
+-- is not counted as its turn. free_now counts the slots of each group's first p_slots that are free
+-- now. likely_at: the same for a request of class rank p_rank, counting, on a
 -- spread model, on the part of each group's slots that the higher classes left in the last window
 -- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
 -- p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule holds
--- back. Null turn_at: no group can serve today (day used up or cooling down everywhere).
+-- back. Null turn_at: no group can serve today (day used up or cooling down everywhere), or the shares
+-- it does not own keep every group's window.
 CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer,
-    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint,
-    OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone,
+    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, p_class text,
+    p_caller text, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone,
     OUT spread_bound boolean) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -2638,6 +2642,7 @@ declare
   v_ring record;
   v_expiries timestamptz[];
   v_count integer;
+  v_room integer;
   v_part numeric;
   v_needed integer;
   v_openings timestamptz[];
@@ -2662,7 +2667,14 @@ begin
             join public.google_ai_priority_classes pc on pc.name = a.priority_class
             where a.quota_group = c.quota_group and a.model = p_model and a.admitted_at > p_now - v_window
               and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
-              and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000) as higher
+              and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000) as higher,
+           -- What the RPM shares this waiter does not own still keep of the window.
+           (select coalesce(sum(greatest(0, s.reserved_rpm - coalesce((public.google_ai_ring_at(p_now, v_window,
+                     e.ring_low, e.ring, e.window_requests, null)).sum_requests, 0))), 0)
+            from public.google_ai_quota_shares s
+            left join unnest(u.share_use) e on e.share_id = s.id
+            where s.model = p_model and s.reserved_rpm is not null
+              and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false))) as held
     from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
     left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
   loop
@@ -2677,9 +2689,11 @@ begin
       v_group.window_requests, null);
     v_expiries := public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window);
     v_count := cardinality(v_expiries);
-    -- The group's openings within one window: free now, then as admissions leave.
-    v_openings := array_fill(p_now, array[greatest(0, p_rpm - v_count)])
-                  || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
+    -- The group's openings within one window for this waiter (its room: the limit less what others'
+    -- shares keep): free now, then as admissions leave.
+    v_room := p_rpm - v_group.held;
+    v_openings := array_fill(p_now, array[greatest(0, v_room - v_count)])
+                  || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}');
     continue when cardinality(v_openings) = 0;
     spread_bound := spread_bound
                     or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
@@ -2701,7 +2715,11 @@ begin
     return; -- not today
   end if;
   -- The p_slots-th of the slots in time order, and of the likely ones (now when enough are free now).
-  select greatest(p_now, (array_agg(o order by o))[p_slots]) into turn_at from unnest(v_slots) o;
+  -- None when the shares this waiter does not own keep every group's window from it: the booking
+  -- names when, if ever, one has room for it.
+  select case when free_now >= p_slots then p_now
+              when count(*) >= p_slots then greatest(p_now, (array_agg(o order by o))[p_slots]) end
+    into turn_at from unnest(v_slots) o;
   select case when free_now >= p_slots then p_now
               when count(*) >= p_slots then greatest(p_now, (array_agg(o order by o))[p_slots]) end
     into likely_at from unnest(v_likely) o;
@@ -2840,7 +2858,8 @@ begin
   where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
   select t.free_now, t.turn_at, t.spread_bound into v_free_now, turn_at, v_spread_bound
-  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank) t;
+  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank, class,
+    p_caller) t;
   -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn
   -- today anywhere: the booking names the reopening.)
   may_book := turn_at is null or v_due_ahead < v_free_now
@@ -2902,7 +2921,8 @@ begin
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
         < (p_rank, v_turn, v_since, coalesce(p_ticket, p_new_ticket));
   select t.free_now, t.turn_at, t.likely_at into v_free_now, turn_at, likely_at
-  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, p_rank) t;
+  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, p_rank,
+    p_class, p_caller) t;
   -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls, the
   -- slot is this one's once its ticket lapses. When the next opening lies beyond this caller's wait,
   -- that is its chance: it asks again then (one call more if the waiter did come).
