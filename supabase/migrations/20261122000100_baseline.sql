@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 59f084b3ef3b139f93c9e2f2e6d5d803e76331806c04c26c163672ebb2abad89
+-- sha256 of what follows: 28bfab29b56b8f05d6bc9d4b10c5a2bb278426f4ab421dfce5a992dbe364a693
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -2625,12 +2625,13 @@ $$;
 -- spread model, on the part of each group's slots that the higher classes left in the last window
 -- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
 -- p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule holds
--- back. Null turn_at: no group can serve today (day used up or cooling down everywhere), or the shares
+-- back; kept_bound: some group's window has room now that only the shares keep from this waiter.
+-- Null turn_at: no group can serve today (day used up or cooling down everywhere), or the shares
 -- it does not own keep every group's window.
 CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, p_class text,
     p_caller text, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone,
-    OUT spread_bound boolean) RETURNS record
+    OUT spread_bound boolean, OUT kept_bound boolean) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -2653,6 +2654,7 @@ declare
 begin
   free_now := 0;
   spread_bound := false;
+  kept_bound := false;
   v_spread := public.google_ai_spread_step((select l.spread_burst from public.google_ai_model_limits l
                                             where l.model = p_model), v_window, p_rpm, null, 0);
   -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
@@ -2692,6 +2694,7 @@ begin
     -- The group's openings within one window for this waiter (its room: the limit less what others'
     -- shares keep): free now, then as admissions leave.
     v_room := p_rpm - v_group.held;
+    kept_bound := kept_bound or (v_count < p_rpm and v_count >= v_room);
     v_openings := array_fill(p_now, array[greatest(0, v_room - v_count)])
                   || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}');
     continue when cardinality(v_openings) = 0;
@@ -2810,7 +2813,7 @@ $$;
 -- share keeps that slot for it, the spread does not hold it back, and the booking decides exactly).
 -- When it may not, blocked_by and cause say why: the limit the window counts (rpm, else tpm), and
 -- queue_turn when the free slots are the turns of the tickets ahead, spread when only the schedule
--- holds one, else window_full.
+-- holds one, share_kept when only others' shares keep the window's room from it, else window_full.
 CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model text, p_rpm integer, p_rpd integer,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_caller text, p_class text, p_rank smallint,
     p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint,
@@ -2826,6 +2829,7 @@ declare
   v_due_ahead integer;
   v_free_now integer;
   v_spread_bound boolean;
+  v_kept_bound boolean;
 begin
   rank := p_rank;
   class := p_class;
@@ -2857,11 +2861,11 @@ begin
   from public.google_ai_queue q
   where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
-  select t.free_now, t.turn_at, t.spread_bound into v_free_now, turn_at, v_spread_bound
+  select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
   from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank, class,
     p_caller) t;
-  -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn
-  -- today anywhere: the booking names the reopening.)
+  -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn,
+  -- none today anywhere or every window kept from it by shares: the booking names the reopening.)
   may_book := turn_at is null or v_due_ahead < v_free_now
     or exists (select 1 from public.google_ai_quota_shares s
                left join (select e.* from public.google_ai_usage_counters c, unnest(c.share_use) e
@@ -2873,7 +2877,8 @@ begin
                        u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm);
   if not may_book then
     blocked_by := case when p_rpm is not null then 'rpm' else 'tpm' end;
-    cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread' else 'window_full' end;
+    cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread'
+                  when v_kept_bound then 'share_kept' else 'window_full' end;
   end if;
 end
 $$;
