@@ -7,8 +7,7 @@
 // not spread and no share, "paced" every arrival with admissions spread one per interval while requests
 // wait and a share that keeps the bot's demand for the interactive class (a burst that fits the window
 // goes at once while nobody waits: the share is a person's room then). Reported per side: the bot's waits; on the shared sides, per class
-// waits, who lost a turn, starvation, Jain's fairness index among the notebooks and the turns taken
-// past a waiting notebook (bench/lib/fair-turns.ts: a count, not a timing), the utilisation of
+// waits, who lost a turn, starvation, Jain's fairness index and turns taken past a waiting caller among the notebooks, the utilisation of
 // every saturated 61 s span and the worst span (never above the limit); what admission costs:
 // reserve calls and attempt rows per admitted request. A full run repeats the part (`runs`), each run
 // checked on its own. In the first run the peers take the same arrivals on the same Postgres, polling
@@ -22,7 +21,7 @@ import { startGoogleSimulator } from "../shared/google-sim/server.ts";
 import { minuteOf, sleep } from "./lib/clock.ts";
 import { type BenchServer, rpcCalls, setKeys, setModel, trackFunctions, UNBOUNDED } from "./lib/db.ts";
 import { type Booking, bookings, probeInvoke, serveLlmInvoke, waitInLlmInvoke } from "./lib/llm-invoke.ts";
-import { fairTurnBreaches } from "./lib/fair-turns.ts";
+import { fairTurnBreaches } from "../shared/fair-turns.ts";
 import { journalQueue, readQueueJournal, type TicketWrite, turnOrderAt } from "./lib/queue-journal.ts";
 import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
 import { fmt, pct, table, type Check, type PartResult } from "./lib/report.ts";
@@ -169,10 +168,7 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
         value: SIDES.map((s) => secs(r.sides[s.id].byClass.interactive.waitMs)).join("; "),
       })),
       { figure: "Mixed load, paced: Jain's fairness among batch notebooks, per run", value: runs.map((r) => fmt(r.sides.paced.jain, 3)).join(", ") },
-      {
-        figure: "Mixed load, paced: turn breaches among batch notebooks (pairs / admissions beyond one ahead of a waiting notebook), per run",
-        value: runs.map((r) => turnBreaches(r.sides.paced)).join(", "),
-      },
+      { figure: "Mixed load, paced: turn breaches among batch notebooks (pairs / excess admissions), per run", value: runs.map((r) => turnBreaches(r.sides.paced)).join(", ") },
       { figure: "Mixed load, paced: reserve calls / attempt rows per admitted request", value: `${fmt(last.callsPerAdmitted, 2)} / ${fmt(last.sides.paced.rowsPerAdmitted, 2)}` },
       ...(first.limiters ?? []).map((r) => ({
         figure: `WAIT, same arrivals: ${r.label} — admitted per whole calendar minute / limit ${cfg.limitRpm}; over-admission (minutes above the limit)`,
@@ -556,21 +552,13 @@ async function account(
     b.arrival.priority === "batch" &&
     botWaiting.some((i) => i.arrival.at < b.admittedAt! - 1_000 && (i.admittedAt ?? i.refusedAt ?? Infinity) > b.admittedAt! + 1_000)
   ).length;
-  // Turns taken past a waiting caller: while a caller had a request in line (from its first ticket to its
-  // last request's end), another caller of its class admitted more than once more than it.
-  const journal = side.botOnly ? [] : await readQueueJournal(sql, side.model);
-  const firstTicket = new Map<string, number>();
-  const lastWrite = new Map<string, number>();
-  for (const w of journal) {
-    if (w.requestId === null) continue;
-    if (!firstTicket.has(w.requestId)) firstTicket.set(w.requestId, w.at);
-    lastWrite.set(w.requestId, w.at);
-  }
-  const fairTurns = fairTurnBreaches(outcomes.map((o) => {
-    const id = `${side.id}-${o.arrival.id}`;
-    return { caller: o.arrival.caller, priority: o.arrival.priority, queuedAt: firstTicket.get(id),
-      admittedAt: o.admittedAt ?? undefined, endedAt: o.admittedAt ?? o.refusedAt ?? lastWrite.get(id) };
-  }));
+  // Turns taken past a waiting caller (shared/fair-turns.ts), in line from its request's first ticket write.
+  const writes = (side.botOnly ? [] : await readQueueJournal(sql, side.model)).filter((w) => w.requestId !== null);
+  const firstTicket = new Map([...writes].reverse().map((w) => [w.requestId!, w.at]));
+  const lastWrite = new Map(writes.map((w) => [w.requestId!, w.at]));
+  const fairTurns = fairTurnBreaches(outcomes.map((o) => ({ caller: o.arrival.caller, priority: o.arrival.priority,
+    queuedAt: firstTicket.get(`${side.id}-${o.arrival.id}`), admittedAt: o.admittedAt ?? undefined,
+    endedAt: o.admittedAt ?? o.refusedAt ?? lastWrite.get(`${side.id}-${o.arrival.id}`) })));
   const errors = outcomes.filter((o) => o.error !== undefined);
   return {
     requests: outcomes.length,
@@ -580,8 +568,7 @@ async function account(
     byClass,
     batchAdmitted,
     jain: jain(Object.values(batchAdmitted)),
-    /** Pairs (waiting caller, other caller of its class) where the other was admitted more than once more
-     * than it while it waited, and the admissions beyond that one, summed (0 and 0: the turns alternated). */
+    /** Pairs where one caller was admitted more than once more than another of its class that waited; the excess. */
     turnBreaches: { pairs: fairTurns.breaches.length, excess: fairTurns.excess },
     spans: {
       count: spanCounts.length,
@@ -637,10 +624,8 @@ function sidesMarkdown(cfg: MixedLoadConfig, runs: RunResult[], requests: number
       `*paced* takes the same arrivals with admissions spread (\`spread_burst\` = 1: one per interval, window / limit = ` +
       `${fmt(interval / 1000, 2)} s) and ${pct(SIDES.find((s) => s.id === "paced")!.interactiveShare, 0)} of the limit kept for the interactive class, ` +
       `so a slot comes free every interval and the bot takes the next one. ` +
-      `${requests} requests per run; the wait is from arrival to the database's booking. ` +
-      `Turn breaches: pairs of notebooks where, while one had a request in line (from its first ticket to its last ` +
-      `request's end), the other was admitted more than once more than it, and the admissions beyond that one ` +
-      `(start-time fair queueing alternates the turns: 0 / 0).`,
+      `${requests} requests per run; the wait is from arrival to the database's booking. Turn breaches: pairs of notebooks where, while one ` +
+      `had a request in line, the other was admitted more than once more than it, and the admissions beyond that one (fair turns: 0 / 0).`,
     "",
     table(
       ["run", "side", "bot admitted", "bot wait p50 / p95 / max", "p95 in intervals", "Jain (notebooks)", "turn breaches (pairs / excess)", "lowest span utilisation", "worst span", "own rows / admitted"],
@@ -679,7 +664,7 @@ function markdown(cfg: MixedLoadConfig, r: Result, callsPerAdmitted: number, req
     ),
     "",
     table(
-      ["61 s spans", "lowest utilisation", "worst span", "starved", "notebook admitted while the bot waited", "batch admissions per notebook", "Jain", "turn breaches (pairs / excess)", "reserve calls / admitted (three sides)", "attempt rows / admitted", "an admitted request's own rows"],
+      ["61 s spans", "lowest utilisation", "worst span", "starved", "notebook admitted while the bot waited", "batch admissions per notebook", "Jain", "reserve calls / admitted (three sides)", "attempt rows / admitted", "an admitted request's own rows"],
       [[
         r.spans.count,
         pct(r.spans.minUtilisation),
@@ -688,12 +673,11 @@ function markdown(cfg: MixedLoadConfig, r: Result, callsPerAdmitted: number, req
         r.inversions,
         Object.entries(r.batchAdmitted).map(([k, v]) => `${k} ${v}`).join(", "),
         fmt(r.jain, 3),
-        turnBreaches(r),
         fmt(callsPerAdmitted, 2),
         fmt(r.rowsPerAdmitted, 2),
         fmt(r.rowsPerAdmittedRequestItself, 2),
       ]],
-      ["r", "r", "r", "r", "r", "l", "r", "r", "r", "r", "r"],
+      ["r", "r", "r", "r", "r", "l", "r", "r", "r", "r"],
     ),
     "",
     "Reserve calls and attempt rows per admitted request count everything (the requests answered at once included) " +

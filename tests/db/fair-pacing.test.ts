@@ -2,7 +2,7 @@
 // class keeps part of the window, one Kaggle client's backlog never costs another client's requests
 // their turns. Driven as llm-invoke drives WAIT callers (tests/support/wait-callers.ts).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { fairTurnBreaches } from "../../bench/lib/fair-turns.ts";
+import { fairTurnBreaches } from "../../shared/fair-turns.ts";
 import { seededRandom } from "../../shared/google-sim/arrival.ts";
 import { mintToken, sha256 } from "../../shared/db/scoped-token.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";

@@ -1,8 +1,8 @@
 // Fairness between the callers of one class, as a count: from the moment a caller's first request
 // queues (takes a ticket), and while it still has a request waiting within its wait, no other caller of
 // its class may be admitted more than once more than it. Start-time fair queueing promises that
-// (turns alternate between callers); a caller whose turn is taken counts as one breach per admission
-// beyond that one. Pure: the mixed load (bench/mixed-load.ts) and tests/db/fair-pacing.test.ts count it.
+// (turns alternate between callers). Pure: tests/db/fair-pacing.test.ts asserts it over many seeds,
+// the bench's mixed load (bench/mixed-load.ts) counts it.
 
 export interface TurnRequest {
   caller: string;
