@@ -7,7 +7,7 @@
 // not spread and no share, "paced" every arrival with admissions spread one per interval while requests
 // wait and a share that keeps the bot's demand for the interactive class (a burst that fits the window
 // goes at once while nobody waits: the share is a person's room then). Reported per side: the bot's waits; on the shared sides, per class
-// waits, who lost a turn, starvation, Jain's fairness index among the notebooks, the utilisation of
+// waits, who lost a turn, starvation, Jain's fairness index and turns taken past a waiting caller among the notebooks, the utilisation of
 // every saturated 61 s span and the worst span (never above the limit); what admission costs:
 // reserve calls and attempt rows per admitted request. A full run repeats the part (`runs`), each run
 // checked on its own. In the first run the peers take the same arrivals on the same Postgres, polling
@@ -21,6 +21,7 @@ import { startGoogleSimulator } from "../shared/google-sim/server.ts";
 import { minuteOf, sleep } from "./lib/clock.ts";
 import { type BenchServer, rpcCalls, setKeys, setModel, trackFunctions, UNBOUNDED } from "./lib/db.ts";
 import { type Booking, bookings, probeInvoke, serveLlmInvoke, waitInLlmInvoke } from "./lib/llm-invoke.ts";
+import { fairTurnBreaches } from "../shared/fair-turns.ts";
 import { journalQueue, readQueueJournal, type TicketWrite, turnOrderAt } from "./lib/queue-journal.ts";
 import { createNaiveTable, naiveLimiter } from "./lib/naive.ts";
 import { fmt, pct, table, type Check, type PartResult } from "./lib/report.ts";
@@ -167,6 +168,7 @@ export async function runMixedLoad(bench: BenchServer, cfg: MixedLoadConfig, log
         value: SIDES.map((s) => secs(r.sides[s.id].byClass.interactive.waitMs)).join("; "),
       })),
       { figure: "Mixed load, paced: Jain's fairness among batch notebooks, per run", value: runs.map((r) => fmt(r.sides.paced.jain, 3)).join(", ") },
+      { figure: "Mixed load, paced: turn breaches among batch notebooks (pairs / excess admissions), per run", value: runs.map((r) => turnBreaches(r.sides.paced)).join(", ") },
       { figure: "Mixed load, paced: reserve calls / attempt rows per admitted request", value: `${fmt(last.callsPerAdmitted, 2)} / ${fmt(last.sides.paced.rowsPerAdmitted, 2)}` },
       ...(first.limiters ?? []).map((r) => ({
         figure: `WAIT, same arrivals: ${r.label} — admitted per whole calendar minute / limit ${cfg.limitRpm}; over-admission (minutes above the limit)`,
@@ -284,7 +286,7 @@ async function runOnce(bench: BenchServer, cfg: MixedLoadConfig, log: (s: string
       const q = sides[s.id];
       log(
         `  ${s.id.padEnd(6)} admitted ${q.admitted}/${q.requests}; spans ${q.spans.count}: min ${pct(q.spans.minUtilisation)} worst ${q.spans.worst}/${cfg.limitRpm}; ` +
-          `bot wait p50/p95/max ${secs(q.byClass.interactive.waitMs)}; Jain ${fmt(q.jain, 3)}; own rows ${fmt(q.rowsPerAdmittedRequestItself, 2)}; ` +
+          `bot wait p50/p95/max ${secs(q.byClass.interactive.waitMs)}; Jain ${fmt(q.jain, 3)}; turn breaches ${turnBreaches(q)}; own rows ${fmt(q.rowsPerAdmittedRequestItself, 2)}; ` +
           `starved ${q.starved}; inversions ${q.inversions}; errors ${q.errors}${q.firstError ? ` (${q.firstError})` : ""}`,
       );
     }
@@ -550,6 +552,13 @@ async function account(
     b.arrival.priority === "batch" &&
     botWaiting.some((i) => i.arrival.at < b.admittedAt! - 1_000 && (i.admittedAt ?? i.refusedAt ?? Infinity) > b.admittedAt! + 1_000)
   ).length;
+  // Turns taken past a waiting caller (shared/fair-turns.ts), in line from its request's first ticket write.
+  const writes = (side.botOnly ? [] : await readQueueJournal(sql, side.model)).filter((w) => w.requestId !== null);
+  const firstTicket = new Map([...writes].reverse().map((w) => [w.requestId!, w.at]));
+  const lastWrite = new Map(writes.map((w) => [w.requestId!, w.at]));
+  const fairTurns = fairTurnBreaches(outcomes.map((o) => ({ caller: o.arrival.caller, priority: o.arrival.priority,
+    queuedAt: firstTicket.get(`${side.id}-${o.arrival.id}`), admittedAt: o.admittedAt ?? undefined,
+    endedAt: o.admittedAt ?? o.refusedAt ?? lastWrite.get(`${side.id}-${o.arrival.id}`) })));
   const errors = outcomes.filter((o) => o.error !== undefined);
   return {
     requests: outcomes.length,
@@ -559,6 +568,8 @@ async function account(
     byClass,
     batchAdmitted,
     jain: jain(Object.values(batchAdmitted)),
+    /** Pairs where one caller was admitted more than once more than another of its class that waited; the excess. */
+    turnBreaches: { pairs: fairTurns.breaches.length, excess: fairTurns.excess },
     spans: {
       count: spanCounts.length,
       minUtilisation: lowest < 0 ? NaN : spanCounts[lowest]! / cfg.limitRpm,
@@ -581,6 +592,8 @@ export function jain(xs: number[]): number {
   return squares === 0 ? NaN : (sum * sum) / (xs.length * squares);
 }
 
+const turnBreaches = (q: { turnBreaches: { pairs: number; excess: number } }) => `${q.turnBreaches.pairs} / ${q.turnBreaches.excess}`;
+
 const secs = (s: { p50: number; p95: number; max: number }) =>
   `${fmt(s.p50 / 1000, 1)} / ${fmt(s.p95 / 1000, 1)} / ${fmt(s.max / 1000, 1)} s`;
 
@@ -596,6 +609,7 @@ function sidesMarkdown(cfg: MixedLoadConfig, runs: RunResult[], requests: number
         secs(q.byClass.interactive.waitMs),
         fmt(q.byClass.interactive.waitMs.p95 / interval, 1),
         s.botOnly ? "—" : fmt(q.jain, 3),
+        s.botOnly ? "—" : turnBreaches(q),
         s.botOnly ? "—" : pct(q.spans.minUtilisation),
         `${q.spans.worst}/${cfg.limitRpm}`,
         fmt(q.rowsPerAdmittedRequestItself, 2),
@@ -610,12 +624,13 @@ function sidesMarkdown(cfg: MixedLoadConfig, runs: RunResult[], requests: number
       `*paced* takes the same arrivals with admissions spread (\`spread_burst\` = 1: one per interval, window / limit = ` +
       `${fmt(interval / 1000, 2)} s) and ${pct(SIDES.find((s) => s.id === "paced")!.interactiveShare, 0)} of the limit kept for the interactive class, ` +
       `so a slot comes free every interval and the bot takes the next one. ` +
-      `${requests} requests per run; the wait is from arrival to the database's booking.`,
+      `${requests} requests per run; the wait is from arrival to the database's booking. Turn breaches: pairs of notebooks where, while one ` +
+      `had a request in line, the other was admitted more than once more than it, and the admissions beyond that one (fair turns: 0 / 0).`,
     "",
     table(
-      ["run", "side", "bot admitted", "bot wait p50 / p95 / max", "p95 in intervals", "Jain (notebooks)", "lowest span utilisation", "worst span", "own rows / admitted"],
+      ["run", "side", "bot admitted", "bot wait p50 / p95 / max", "p95 in intervals", "Jain (notebooks)", "turn breaches (pairs / excess)", "lowest span utilisation", "worst span", "own rows / admitted"],
       rows,
-      ["r", "l", "r", "r", "r", "r", "r", "r", "r"],
+      ["r", "l", "r", "r", "r", "r", "r", "r", "r", "r"],
     ),
     "",
     `Reserve calls per admitted request, at most (three sides, less one call for each request answered at once and two for each lost ` +

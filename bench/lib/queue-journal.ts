@@ -61,10 +61,10 @@ export function turnOrderAt(journal: readonly TicketWrite[], requestId: string, 
   const live = liveTickets(journal, at).filter((w) => w.rank === rank);
   const own = live.find((w) => w.requestId === requestId);
   const others = live.filter((w) => w.requestId !== requestId);
-  // (A held ticket moves up behind its caller's earlier live ticket as it asks: google_ai_queue_place.)
+  // (A new ticket takes the head's turn or the one after its caller's last; a held one moves up to one after either.)
   const mine = others.filter((w) => w.caller === caller && (own === undefined || w.turn < own.turn)).map((w) => w.turn);
-  const head = others.length === 0 ? 0 : Math.min(...others.map((w) => w.turn));
-  const turn = Math.min(own?.turn ?? Infinity, 1 + Math.max(head, ...mine));
+  const head = others.length === 0 ? null : Math.min(...others.map((w) => w.turn));
+  const turn = own === undefined ? Math.max(head ?? 1, 1 + Math.max(0, ...mine)) : Math.min(own.turn, 1 + Math.max(head ?? 0, ...mine));
   const since = own?.enqueuedAt ?? at;
   const ahead = others.filter((w) => w.turn < turn || (w.turn === turn && w.enqueuedAt < since));
   return { ahead: ahead.length, dueAhead: ahead.filter((w) => w.expectedAt <= at).length };

@@ -144,9 +144,10 @@ describe("the admission queue", () => {
     const admitted = await play("q-fair", waiters, (a) => a.filter((w) => w.caller === "client:small").length === 5,
       (due) => [...due].reverse());
     const order = admitted.map((w) => (w.caller === "client:small" ? "S" : "B")).join("");
-    // The small caller's 5 requests are served within the first 11, never two of the big one's in
-    // a row once it is waiting beyond its first turn.
-    expect(order.slice(0, 11)).toBe("BBSBSBSBSBS");
+    // The turns alternate: the small caller's first takes the big one's first turn, behind it, and each
+    // window (2 slots) admits one of each; the small caller's 5 requests are served within the first 10.
+    // (Both due at the same moment, the small one calls first: the worst case for the big one's turn.)
+    expect(order.slice(0, 10)).toBe("SBSBSBSBSB");
     // Each window admits exactly its limit.
     const perWindow = new Map<number, number>();
     for (const w of admitted) perWindow.set(w.admittedAt!, (perWindow.get(w.admittedAt!) ?? 0) + 1);
@@ -165,7 +166,7 @@ describe("the admission queue", () => {
     expect(n).toBe(0);
     // A NO_WAIT caller behind a queue hears the time of its turn behind it, not the next opening.
     await queue("q-beyond", "patient", T0 + 11_000);
-    await queue("q-beyond", "patient", T0 + 11_000);
+    await queue("q-beyond", "patient-too", T0 + 11_000);
     const late = await admit({ at: T0 + 12_000, model: "q-beyond", caller: "impatient" });
     expect(late.retry_after_ms).toBe(WINDOW_MS * 2 - 12_000);
   });

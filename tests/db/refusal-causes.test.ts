@@ -85,6 +85,22 @@ describe("a refusal's cause", () => {
     expect((await admit({ at: T0, model: "cause-share", caller: "bot", priority: "interactive" })).ok).toBe(true);
   });
 
+  it("share_kept while others wait: the window's room is the share's, not a turn of the queue", async () => {
+    // The queue counts, for a batch request, the window less what the interactive share keeps: the last
+    // slot is the share's, so the cause is the share, not a full window or a turn.
+    await model("cause-kept-queue", { rpm: 3 });
+    await db.sql`insert into public.google_ai_quota_shares (model, priority_class, reserved_rpm)
+                 values ('cause-kept-queue', 'interactive', 1)`;
+    const leave = await someoneWaits(db.sql, "cause-kept-queue", iso(T0));
+    expect((await admit({ at: T0, model: "cause-kept-queue" })).ok).toBe(true);
+    expect((await admit({ at: T0, model: "cause-kept-queue" })).ok).toBe(true);
+    expect(await admit({ at: T0 + 10, model: "cause-kept-queue", requestId: "kq-1" })).toMatchObject({
+      ok: false, limit: "rpm", cause: "share_kept",
+    });
+    expect(await refusalRow("kq-1")).toEqual({ limit_hit: "rpm", refusal_cause: "share_kept" });
+    await leave();
+  });
+
   it("share_kept with no time: a waiting caller is answered at once, no retry time, while others wait", async () => {
     // The class's share keeps the whole window from batch, so no reopening serves it; the queue holds
     // a ticket, so the request has a place, and its turn must not become its retry time.
