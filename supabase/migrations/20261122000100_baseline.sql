@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 28bfab29b56b8f05d6bc9d4b10c5a2bb278426f4ab421dfce5a992dbe364a693
+-- sha256 of what follows: ec218c8708980db706ba88da122f800208f77607b5d88fd95695d4715d2fd083
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -2617,21 +2617,16 @@ $$;
 -- quota groups that may serve the model today: each group offers its free slots now, then one slot
 -- as each admission of its window leaves it (admitted_at + window), then the same again a window
 -- later; a spread model's group offers each of those slots no sooner than its schedule allows
--- (google_ai_spread_step, google_ai_spread_next). A group's window holds, for a waiter of class
--- p_class and caller p_caller, what the RPM shares it does not own leave it (google_ai_booking_rules'
--- rule: the limit less what their owners have not used of the window), so a slot a share keeps from it
--- is not counted as its turn. free_now counts the slots of each group's first p_slots that are free
--- now. likely_at: the same for a request of class rank p_rank, counting, on a
+-- (google_ai_spread_step, google_ai_spread_next). free_now counts the slots of each group's first
+-- p_slots that are free now. likely_at: the same for a request of class rank p_rank, counting, on a
 -- spread model, on the part of each group's slots that the higher classes left in the last window
 -- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
 -- p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule holds
--- back; kept_bound: some group's window has room now that only the shares keep from this waiter.
--- Null turn_at: no group can serve today (day used up or cooling down everywhere), or the shares
--- it does not own keep every group's window.
+-- back. Null turn_at: no group can serve today (day used up or cooling down everywhere).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer,
-    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, p_class text,
-    p_caller text, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone,
-    OUT spread_bound boolean, OUT kept_bound boolean) RETURNS record
+    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint,
+    OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone,
+    OUT spread_bound boolean) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -2643,7 +2638,6 @@ declare
   v_ring record;
   v_expiries timestamptz[];
   v_count integer;
-  v_room integer;
   v_part numeric;
   v_needed integer;
   v_openings timestamptz[];
@@ -2654,7 +2648,6 @@ declare
 begin
   free_now := 0;
   spread_bound := false;
-  kept_bound := false;
   v_spread := public.google_ai_spread_step((select l.spread_burst from public.google_ai_model_limits l
                                             where l.model = p_model), v_window, p_rpm, null, 0);
   -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
@@ -2669,14 +2662,7 @@ begin
             join public.google_ai_priority_classes pc on pc.name = a.priority_class
             where a.quota_group = c.quota_group and a.model = p_model and a.admitted_at > p_now - v_window
               and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
-              and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000) as higher,
-           -- What the RPM shares this waiter does not own still keep of the window.
-           (select coalesce(sum(greatest(0, s.reserved_rpm - coalesce((public.google_ai_ring_at(p_now, v_window,
-                     e.ring_low, e.ring, e.window_requests, null)).sum_requests, 0))), 0)
-            from public.google_ai_quota_shares s
-            left join unnest(u.share_use) e on e.share_id = s.id
-            where s.model = p_model and s.reserved_rpm is not null
-              and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false))) as held
+              and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000) as higher
     from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
     left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
   loop
@@ -2691,12 +2677,9 @@ begin
       v_group.window_requests, null);
     v_expiries := public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window);
     v_count := cardinality(v_expiries);
-    -- The group's openings within one window for this waiter (its room: the limit less what others'
-    -- shares keep): free now, then as admissions leave.
-    v_room := p_rpm - v_group.held;
-    kept_bound := kept_bound or (v_count < p_rpm and v_count >= v_room);
-    v_openings := array_fill(p_now, array[greatest(0, v_room - v_count)])
-                  || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}');
+    -- The group's openings within one window: free now, then as admissions leave.
+    v_openings := array_fill(p_now, array[greatest(0, p_rpm - v_count)])
+                  || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
     continue when cardinality(v_openings) = 0;
     spread_bound := spread_bound
                     or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
@@ -2718,11 +2701,7 @@ begin
     return; -- not today
   end if;
   -- The p_slots-th of the slots in time order, and of the likely ones (now when enough are free now).
-  -- None when the shares this waiter does not own keep every group's window from it: the booking
-  -- names when, if ever, one has room for it.
-  select case when free_now >= p_slots then p_now
-              when count(*) >= p_slots then greatest(p_now, (array_agg(o order by o))[p_slots]) end
-    into turn_at from unnest(v_slots) o;
+  select greatest(p_now, (array_agg(o order by o))[p_slots]) into turn_at from unnest(v_slots) o;
   select case when free_now >= p_slots then p_now
               when count(*) >= p_slots then greatest(p_now, (array_agg(o order by o))[p_slots]) end
     into likely_at from unnest(v_likely) o;
@@ -2768,39 +2747,27 @@ begin
 end
 $$;
 
--- A ticket's turn in its class (start-time fair queueing). A new ticket whose caller has none waiting
--- takes the turn of the class's head, behind it (ties go to the earlier arrival); a caller's next one
--- the turn after its last. So within a class callers take turns: a caller with 100 waiting delays
--- another's first request by one turn, and its second by one more (A, B, A, B).
--- A ticket already in line (p_ticket) moves up to follow its caller's previous live ticket, or the
--- head: one turn after it, never beside it. Its caller's earlier tickets are gone, and a ticket cannot
--- tell whether they were admitted (their turns were its caller's, and the head's turn is another
--- caller's) or given up; tying the head would put it, the earlier arrival, before a newer caller's
--- ticket that it just had its turn before.
+-- A ticket's turn in its class: one after the class's head and one after its caller's last ticket, so
+-- that within a class callers take turns (a caller with 100 waiting does not hold back one with 5).
 -- p_live_at: only tickets whose lease runs then count (null: every ticket; the queue was just lapsed).
 -- p_ticket, the caller's own ticket, is left out; p_below: only the caller's tickets before that turn
--- count (a ticket moves up, never back).
+-- count (a ticket moves up behind its caller's earlier live ticket, never back).
 CREATE OR REPLACE FUNCTION public.google_ai_next_turn(p_model text, p_rank smallint, p_caller text,
     p_live_at timestamp with time zone, p_ticket uuid, p_below bigint) RETURNS bigint
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
-declare
-  v_head bigint;
-  v_last bigint;
 begin
-  select min(q.turn) into v_head from public.google_ai_queue q
-  where q.model = p_model and q.class_rank = p_rank
-    and (p_live_at is null or q.lease_until >= p_live_at)
-    and q.ticket_id is distinct from p_ticket;
-  select max(q.turn) into v_last from public.google_ai_queue q
-  where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
-    and (p_live_at is null or q.lease_until >= p_live_at)
-    and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below);
-  if p_ticket is null then
-    return greatest(coalesce(v_head, 1), coalesce(v_last, 0) + 1);
-  end if;
-  return 1 + greatest(coalesce(v_head, 0), coalesce(v_last, 0));
+  return (
+    select 1 + greatest(
+      coalesce((select min(q.turn) from public.google_ai_queue q
+                where q.model = p_model and q.class_rank = p_rank
+                  and (p_live_at is null or q.lease_until >= p_live_at)
+                  and q.ticket_id is distinct from p_ticket), 0),
+      coalesce((select max(q.turn) from public.google_ai_queue q
+                where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
+                  and (p_live_at is null or q.lease_until >= p_live_at)
+                  and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below)), 0)));
 end
 $$;
 
@@ -2813,7 +2780,7 @@ $$;
 -- share keeps that slot for it, the spread does not hold it back, and the booking decides exactly).
 -- When it may not, blocked_by and cause say why: the limit the window counts (rpm, else tpm), and
 -- queue_turn when the free slots are the turns of the tickets ahead, spread when only the schedule
--- holds one, share_kept when only others' shares keep the window's room from it, else window_full.
+-- holds one, else window_full.
 CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model text, p_rpm integer, p_rpd integer,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_caller text, p_class text, p_rank smallint,
     p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint,
@@ -2829,7 +2796,6 @@ declare
   v_due_ahead integer;
   v_free_now integer;
   v_spread_bound boolean;
-  v_kept_bound boolean;
 begin
   rank := p_rank;
   class := p_class;
@@ -2861,11 +2827,10 @@ begin
   from public.google_ai_queue q
   where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
-  select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
-  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank, class,
-    p_caller) t;
-  -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn,
-  -- none today anywhere or every window kept from it by shares: the booking names the reopening.)
+  select t.free_now, t.turn_at, t.spread_bound into v_free_now, turn_at, v_spread_bound
+  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank) t;
+  -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn
+  -- today anywhere: the booking names the reopening.)
   may_book := turn_at is null or v_due_ahead < v_free_now
     or exists (select 1 from public.google_ai_quota_shares s
                left join (select e.* from public.google_ai_usage_counters c, unnest(c.share_use) e
@@ -2877,8 +2842,7 @@ begin
                        u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm);
   if not may_book then
     blocked_by := case when p_rpm is not null then 'rpm' else 'tpm' end;
-    cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread'
-                  when v_kept_bound then 'share_kept' else 'window_full' end;
+    cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread' else 'window_full' end;
   end if;
 end
 $$;
@@ -2926,8 +2890,7 @@ begin
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
         < (p_rank, v_turn, v_since, coalesce(p_ticket, p_new_ticket));
   select t.free_now, t.turn_at, t.likely_at into v_free_now, turn_at, likely_at
-  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, p_rank,
-    p_class, p_caller) t;
+  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, p_rank) t;
   -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls, the
   -- slot is this one's once its ticket lapses. When the next opening lies beyond this caller's wait,
   -- that is its chance: it asks again then (one call more if the waiter did come).

@@ -1,0 +1,283 @@
+-- Written by `npm run db:diff` from the difference between what the migrations before it build and
+-- what supabase/schemas builds. Applying it twice changes nothing.
+set check_function_bodies = off;
+
+drop function if exists "public"."google_ai_queue_turn_at"(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean);
+
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, p_class text, p_caller text, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean, OUT kept_bound boolean)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_window interval := public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms);
+  v_spread record;
+  v_spaced boolean;
+  v_group record;
+  v_ring record;
+  v_expiries timestamptz[];
+  v_count integer;
+  v_room integer;
+  v_part numeric;
+  v_needed integer;
+  v_openings timestamptz[];
+  v_group_slots timestamptz[];
+  v_slots timestamptz[] := '{}';
+  v_likely timestamptz[] := '{}';
+  v_day_left bigint := 0;
+begin
+  free_now := 0;
+  spread_bound := false;
+  kept_bound := false;
+  v_spread := public.google_ai_spread_step((select l.spread_burst from public.google_ai_model_limits l
+                                            where l.model = p_model), v_window, p_rpm, null, 0);
+  -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
+  -- asked for waiters only, so only the class matters here.
+  v_spaced := v_spread.step is not null
+              and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
+  for v_group in
+    select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests,
+           -- What the higher classes took of the window (a request that waited longer than a window
+           -- says nothing of what its class asks for now).
+           (select count(*) from public.google_ai_attempts a
+            join public.google_ai_priority_classes pc on pc.name = a.priority_class
+            where a.quota_group = c.quota_group and a.model = p_model and a.admitted_at > p_now - v_window
+              and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
+              and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000) as higher,
+           -- What the RPM shares this waiter does not own still keep of the window.
+           (select coalesce(sum(greatest(0, s.reserved_rpm - coalesce((public.google_ai_ring_at(p_now, v_window,
+                     e.ring_low, e.ring, e.window_requests, null)).sum_requests, 0))), 0)
+            from public.google_ai_quota_shares s
+            left join unnest(u.share_use) e on e.share_id = s.id
+            where s.model = p_model and s.reserved_rpm is not null
+              and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false))) as held
+    from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
+    left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
+  loop
+    continue when v_group.cooldown_until is not null or (p_rpd is not null and v_group.rpd_used >= p_rpd);
+    v_day_left := v_day_left + coalesce(p_rpd - v_group.rpd_used, 1000000);
+    if p_rpm is null then
+      free_now := 1000000;
+      continue;
+    end if;
+    -- The window's admissions leave with their seconds (google_ai_ring_at).
+    v_ring := public.google_ai_ring_at(p_now, v_window, v_group.ring_low, v_group.ring,
+      v_group.window_requests, null);
+    v_expiries := public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window);
+    v_count := cardinality(v_expiries);
+    -- The group's openings within one window for this waiter (its room: the limit less what others'
+    -- shares keep): free now, then as admissions leave.
+    v_room := p_rpm - v_group.held;
+    kept_bound := kept_bound or (v_count < p_rpm and v_count >= v_room);
+    v_openings := array_fill(p_now, array[greatest(0, v_room - v_count)])
+                  || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}');
+    continue when cardinality(v_openings) = 0;
+    spread_bound := spread_bound
+                    or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
+    -- (A model that is not spread reopens a window's slots at once, to whoever is waiting then:
+    -- every waiter there counts on them all.)
+    v_part := case when not v_spaced then 1
+                   else greatest(0.1, 1 - coalesce(v_group.higher, 0)::numeric / greatest(p_rpm, v_count, 1)) end;
+    v_needed := ceil(p_slots / v_part)::integer;
+    -- Its slots (a waiter of this class counts on its part of them: the likely ones).
+    v_group_slots := public.google_ai_group_slots(v_openings, v_needed, v_window, v_group.spread_until,
+      case when v_spaced then v_spread.step end, v_spread.tolerance);
+    for k in 1 .. p_slots loop
+      v_slots := v_slots || v_group_slots[k];
+      free_now := free_now + case when v_group_slots[k] <= p_now then 1 else 0 end;
+      v_likely := v_likely || v_group_slots[least(v_needed, ceil(k / v_part)::integer)];
+    end loop;
+  end loop;
+  if v_day_left < p_slots then
+    return; -- not today
+  end if;
+  -- The p_slots-th of the slots in time order, and of the likely ones (now when enough are free now).
+  -- None when the shares this waiter does not own keep every group's window from it: the booking
+  -- names when, if ever, one has room for it.
+  select case when free_now >= p_slots then p_now
+              when count(*) >= p_slots then greatest(p_now, (array_agg(o order by o))[p_slots]) end
+    into turn_at from unnest(v_slots) o;
+  select case when free_now >= p_slots then p_now
+              when count(*) >= p_slots then greatest(p_now, (array_agg(o order by o))[p_slots]) end
+    into likely_at from unnest(v_likely) o;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_next_turn(p_model text, p_rank smallint, p_caller text, p_live_at timestamp with time zone, p_ticket uuid, p_below bigint)
+ RETURNS bigint
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_head bigint;
+  v_last bigint;
+begin
+  select min(q.turn) into v_head from public.google_ai_queue q
+  where q.model = p_model and q.class_rank = p_rank
+    and (p_live_at is null or q.lease_until >= p_live_at)
+    and q.ticket_id is distinct from p_ticket;
+  select max(q.turn) into v_last from public.google_ai_queue q
+  where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
+    and (p_live_at is null or q.lease_until >= p_live_at)
+    and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below);
+  if p_ticket is null then
+    return greatest(coalesce(v_head, 1), coalesce(v_last, 0) + 1);
+  end if;
+  return 1 + greatest(coalesce(v_head, 0), coalesce(v_last, 0));
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_caller text, p_class text, p_rank smallint, p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint, OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text, OUT cause text, OUT turn_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+#variable_conflict use_variable
+declare
+  v_held public.google_ai_queue;
+  v_ahead integer;
+  v_due_ahead integer;
+  v_free_now integer;
+  v_spread_bound boolean;
+  v_kept_bound boolean;
+begin
+  rank := p_rank;
+  class := p_class;
+  may_book := true;
+  if p_model is null then
+    return;
+  end if;
+  if p_ticket is not null then
+    select * into v_held from public.google_ai_queue q
+    where q.ticket_id = p_ticket and q.caller = p_caller and q.model = p_model and q.lease_until >= p_now;
+  end if;
+  if v_held.ticket_id is not null then
+    select v_held.ticket_id, v_held.class_rank, v_held.priority_class, v_held.enqueued_at
+      into ticket, rank, class, since;
+    -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
+    -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
+    turn := least(v_held.turn, public.google_ai_next_turn(p_model, rank, p_caller, p_now, ticket, v_held.turn));
+  end if;
+  if not exists (select 1 from public.google_ai_queue q
+                 where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket) then
+    return;
+  end if;
+  if ticket is null then
+    turn := public.google_ai_next_turn(p_model, rank, p_caller, p_now, null, null);
+    since := p_now;
+  end if;
+
+  select count(*), count(*) filter (where q.expected_at <= p_now) into v_ahead, v_due_ahead
+  from public.google_ai_queue q
+  where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
+    and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
+  select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
+  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank, class,
+    p_caller) t;
+  -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn,
+  -- none today anywhere or every window kept from it by shares: the booking names the reopening.)
+  may_book := turn_at is null or v_due_ahead < v_free_now
+    or exists (select 1 from public.google_ai_quota_shares s
+               left join (select e.* from public.google_ai_usage_counters c, unnest(c.share_use) e
+                          where c.model = p_model) u on u.share_id = s.id
+               where s.model = p_model and s.reserved_rpm is not null
+                 and (s.priority_class = class or s.caller = p_caller)
+                 and coalesce((public.google_ai_ring_at(p_now,
+                       public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+                       u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm);
+  if not may_book then
+    blocked_by := case when p_rpm is not null then 'rpm' else 'tpm' end;
+    cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread'
+                  when v_kept_bound then 'share_kept' else 'window_full' end;
+  end if;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_queue_wait(p_now timestamp with time zone, p_model text, p_requested_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_caller text, p_client_id uuid, p_token_id uuid, p_request_id text, p_tokens integer, p_class text, p_rank smallint, p_ticket uuid, p_turn bigint, p_since timestamp with time zone, p_new_ticket uuid, p_limit text, p_cause text, p_booking_tried boolean, p_reopens_at timestamp with time zone, p_recheck_at timestamp with time zone, p_wait_left_ms integer, OUT answer jsonb, OUT turn_at timestamp with time zone, OUT expected timestamp with time zone, OUT likely_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_wait_until timestamptz := p_now + p_wait_left_ms * interval '1 millisecond';
+  v_grace interval;
+  v_turn bigint := p_turn;
+  v_since timestamptz := p_since;
+  v_ahead integer;
+  v_due_lease timestamptz;
+  v_free_now integer;
+  v_ticket public.google_ai_queue;
+begin
+  -- Tickets of a model are taken one at a time, so each one's place and time count every ticket before
+  -- it (the lock is the model's and lasts until the reservation commits; nothing under it waits for a
+  -- counter row, so a counter row the reservation may still hold cannot deadlock with it).
+  perform pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('google_ai_queue:' || p_model));
+  v_grace := coalesce((select qs.grace_ms from public.google_ai_queue_settings qs where qs.id), 3000)
+             * interval '1 millisecond';
+  perform public.google_ai_queue_lapse(p_model, p_now);
+  if p_ticket is null then
+    v_turn := public.google_ai_next_turn(p_model, p_rank, p_caller, null, null, null);
+    v_since := p_now;
+  end if;
+  select count(*), min(q.lease_until) filter (where q.expected_at <= p_now) into v_ahead, v_due_lease
+  from public.google_ai_queue q
+  where q.model = p_model and q.ticket_id is distinct from p_ticket
+    and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
+        < (p_rank, v_turn, v_since, coalesce(p_ticket, p_new_ticket));
+  select t.free_now, t.turn_at, t.likely_at into v_free_now, turn_at, likely_at
+  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, p_rank,
+    p_class, p_caller) t;
+  -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls, the
+  -- slot is this one's once its ticket lapses. When the next opening lies beyond this caller's wait,
+  -- that is its chance: it asks again then (one call more if the waiter did come).
+  if v_free_now > 0 and v_due_lease is not null and coalesce(turn_at > v_wait_until, true) then
+    turn_at := v_due_lease + interval '1 millisecond';
+    likely_at := turn_at;
+  end if;
+  -- The booking was tried and names no time it could succeed (a closed model, or free slots that a
+  -- reserved share keeps from this caller): the queue's count of slots cannot serve it, and asking
+  -- again would not either, so it is answered now rather than given a turn.
+  if p_booking_tried and p_reopens_at is null and p_recheck_at is null then
+    turn_at := null;
+    likely_at := null;
+  end if;
+  -- Its turn: when the tickets ahead leave a slot over, and not before the booking's own reopening.
+  expected := greatest(turn_at, least(p_reopens_at, p_recheck_at), p_now + interval '50 milliseconds');
+  if turn_at is null and p_reopens_at is null then
+    expected := null;
+  end if;
+  -- A ticket is taken only when the turn is likely within the wait: the higher classes that asked
+  -- during the last window will ask again and go first (google_ai_queue_turn_at's likely_at). The
+  -- waiter is still told the earliest time (expected), so no slot waits for it.
+  if expected <= v_wait_until and greatest(expected, likely_at) <= v_wait_until then
+    insert into public.google_ai_queue as q (ticket_id, model, priority_class, class_rank, caller, client_id,
+      token_id, request_id, requested_model, turn, enqueued_at, tokens, limit_hit, expected_at, lease_until, position)
+    values (coalesce(p_ticket, p_new_ticket), p_model, p_class, p_rank, p_caller, p_client_id, p_token_id,
+      p_request_id, p_requested_model, v_turn, v_since, p_tokens, p_limit, expected, expected + v_grace, v_ahead + 1)
+    on conflict (ticket_id) do update set
+      expected_at = excluded.expected_at, lease_until = excluded.lease_until, turn = excluded.turn,
+      position = excluded.position, tokens = excluded.tokens, limit_hit = excluded.limit_hit
+    returning * into v_ticket;
+    answer := jsonb_build_object(
+      'ok', false,
+      'limit', p_limit,
+      'cause', p_cause,
+      'retry_after_ms', public.google_ai_ms_until(expected, p_now),
+      'retry_at', expected,
+      'model', p_model,
+      'queue', jsonb_build_object('ticket', v_ticket.ticket_id, 'position', v_ticket.position,
+                                  'expected_at', expected, 'priority', p_class));
+  end if;
+end
+$function$
+;
+
+-- Grants, view options, comments and definitions as supabase/schemas has them, object by object
+-- (no other object's grants are touched).
+revoke all on function public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, p_class text, p_caller text, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean, OUT kept_bound boolean) from public, anon, authenticated, service_role;
