@@ -3,7 +3,7 @@
 // their turns. Driven as llm-invoke drives WAIT callers (tests/support/wait-callers.ts).
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { fairTurnBreaches } from "../../shared/fair-turns.ts";
-import { seededRandom } from "../../shared/google-sim/arrival.ts";
+import { seededRandom } from "../../shared/sim-core/arrival.ts";
 import { mintToken, sha256 } from "../../shared/db/scoped-token.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 import { driveWaitCallers, mostInWindow } from "../support/wait-callers.ts";
