@@ -1,15 +1,13 @@
 // The Google simulator's control surface: what a test or the local stack can change at run time,
 // programmatically (`SimControl`) and over HTTP under /__sim (`controlRoutes`). It needs no Google key.
 
-import { stringMap, type ControlRoutes } from '../sim-core/control.ts';
-import { faultList } from '../sim-core/faults.ts';
+import { commonRoutes, stringMap, type ControlRoutes } from '../sim-core/control.ts';
 import type { ModelOptions, ModelSpec } from './config.ts';
 import { parseFaultSpec, type Fault, type FaultSpec } from './faults.ts';
 import type { UsageSnapshot } from './quota.ts';
 import { parseQuotaCauseOptions, type QuotaCauseOptions, type QuotaCauseState } from './quota-causes.ts';
 import { parseServiceTierOptions, type ServiceTierOptions, type ServiceTierState } from './service-tiers.ts';
 import type { SimStats } from './stats.ts';
-import { withdrawnList } from '../sim-core/withdrawn.ts';
 
 export interface SimulatorStats extends SimStats {
   /** Current window usage per project, per model. */
@@ -52,38 +50,12 @@ export interface SimControl {
 /** The control routes of the Google simulator (sim-core/control.ts serves them). */
 export function controlRoutes(sim: SimControl): ControlRoutes {
   return {
-    'GET /health': () => ({ ok: true }),
-    'GET /stats': () => sim.stats(),
-    'GET /faults': () => ({ faults: sim.faults() }),
-    'POST /faults': (body) => ({ faults: faultList(body, parseFaultSpec).map((f) => sim.addFault(f)) }),
-    'PUT /faults': (body) => ({ faults: sim.setFaults(faultList(body, parseFaultSpec)) }),
-    'DELETE /faults': () => {
-      sim.clearFaults();
-      return { faults: [] };
-    },
-    'POST /reset': () => {
-      sim.reset();
-      return { ok: true };
-    },
+    ...commonRoutes(sim, parseFaultSpec),
     'GET /keys': () => sim.keys(),
     'PUT /keys': setKeys,
     'POST /keys': setKeys,
-    'GET /models': () => sim.models(),
     'PUT /models': setModels,
     'POST /models': setModels,
-    'GET /withdrawn': () => ({ models: sim.withdrawnModels() }),
-    'PUT /withdrawn': (body) => {
-      sim.setWithdrawn(withdrawnList(body));
-      return { models: sim.withdrawnModels() };
-    },
-    'POST /withdrawn': (body) => {
-      for (const m of withdrawnList(body)) sim.withdraw(m);
-      return { models: sim.withdrawnModels() };
-    },
-    'DELETE /withdrawn': (body) => {
-      for (const m of withdrawnList(body)) sim.restore(m);
-      return { models: sim.withdrawnModels() };
-    },
     'GET /causes': () => sim.quotaCauses(),
     'PUT /causes': setCauses,
     'POST /causes': setCauses,

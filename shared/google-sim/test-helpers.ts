@@ -1,55 +1,18 @@
 // Helpers for the simulator's own tests: a settable clock and a thin fetch wrapper.
 
+import { type HttpResult, request } from '../sim-core/test-helpers.ts';
 import type { GoogleSimulator } from './server.ts';
 
-export interface FakeClock {
-  now: () => number;
-  set(iso: string): void;
-  advance(ms: number): void;
-}
+export { type FakeClock, fakeClock, type HttpResult } from '../sim-core/test-helpers.ts';
 
-export function fakeClock(iso: string): FakeClock {
-  let t = Date.parse(iso);
-  return {
-    now: () => t,
-    set: (next) => {
-      t = Date.parse(next);
-    },
-    advance: (ms) => {
-      t += ms;
-    },
-  };
-}
-
-export interface HttpResult {
-  status: number;
-  headers: Headers;
-  text: string;
-  /** Parsed body (any: tests poke into Google-shaped JSON), undefined when not JSON. */
-  json: any;
-}
-
-export async function call(
+export function call(
   sim: GoogleSimulator,
   method: string,
   path: string,
   opts: { key?: string | undefined; body?: unknown; rawBody?: string; signal?: AbortSignal } = {},
 ): Promise<HttpResult> {
-  const headers: Record<string, string> = { 'content-type': 'application/json' };
-  if (opts.key !== undefined) headers['x-goog-api-key'] = opts.key;
-  const body = opts.rawBody ?? (opts.body === undefined ? undefined : JSON.stringify(opts.body));
-  const init: RequestInit = { method, headers };
-  if (body !== undefined) init.body = body;
-  if (opts.signal) init.signal = opts.signal;
-  const res = await fetch(`${sim.url}${path}`, init);
-  const text = await res.text();
-  let json: unknown;
-  try {
-    json = JSON.parse(text);
-  } catch {
-    json = undefined;
-  }
-  return { status: res.status, headers: res.headers, text, json };
+  const keyHeader: [string, string] | undefined = opts.key === undefined ? undefined : ['x-goog-api-key', opts.key];
+  return request(sim.url, method, path, { ...opts, keyHeader });
 }
 
 /** A one-turn user request body. */

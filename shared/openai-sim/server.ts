@@ -7,15 +7,14 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { arrivalDelays } from '../sim-core/arrival.ts';
-import { isControlPath, serveControl, type ControlRoutes } from '../sim-core/control.ts';
-import { faultList } from '../sim-core/faults.ts';
+import { commonRoutes, isControlPath, serveControl, type ControlRoutes } from '../sim-core/control.ts';
 import { closeServer, decodePath, listen, parseJson, readBody, Sleeper, writeJson, writeRaw, writeSse } from '../sim-core/http.ts';
 import { isObject } from '../sim-core/json.ts';
 import { StatsRecorder, type RequestRecord } from '../sim-core/stats.ts';
 import { writePacedSse } from '../sim-core/streaming.ts';
 import { MINUTE_WINDOWS, type MinuteWindow } from '../sim-core/windows.ts';
 import { pickWording } from '../sim-core/wordings.ts';
-import { WithdrawnModels, withdrawnList } from '../sim-core/withdrawn.ts';
+import { WithdrawnModels } from '../sim-core/withdrawn.ts';
 import {
   DEV_ORGS,
   limitsFor,
@@ -486,19 +485,7 @@ function controlRoutes(sim: OpenAISimulator): ControlRoutes {
     return sim.models();
   };
   return {
-    'GET /health': () => ({ ok: true }),
-    'GET /stats': () => sim.stats(),
-    'GET /faults': () => ({ faults: sim.faults() }),
-    'POST /faults': (body) => ({ faults: faultList(body, parseFaultSpec).map((f) => sim.addFault(f)) }),
-    'PUT /faults': (body) => ({ faults: sim.setFaults(faultList(body, parseFaultSpec)) }),
-    'DELETE /faults': () => {
-      sim.clearFaults();
-      return { faults: [] };
-    },
-    'POST /reset': () => {
-      sim.reset();
-      return { ok: true };
-    },
+    ...commonRoutes(sim, parseFaultSpec),
     'GET /organizations': () => sim.organizations(),
     'PUT /organizations': setOrgs,
     'POST /organizations': setOrgs,
@@ -515,21 +502,7 @@ function controlRoutes(sim: OpenAISimulator): ControlRoutes {
       }
       return sim.spend(body as unknown as OutsideSpend);
     },
-    'GET /models': () => sim.models(),
     'PUT /models': setModels,
     'POST /models': setModels,
-    'GET /withdrawn': () => ({ models: sim.withdrawnModels() }),
-    'PUT /withdrawn': (body) => {
-      sim.setWithdrawn(withdrawnList(body));
-      return { models: sim.withdrawnModels() };
-    },
-    'POST /withdrawn': (body) => {
-      for (const m of withdrawnList(body)) sim.withdraw(m);
-      return { models: sim.withdrawnModels() };
-    },
-    'DELETE /withdrawn': (body) => {
-      for (const m of withdrawnList(body)) sim.restore(m);
-      return { models: sim.withdrawnModels() };
-    },
   };
 }

@@ -4,7 +4,9 @@
 // handler that throws is answered 400 with its message.
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { faultList } from './faults.ts';
 import { parseJson, readBody, writeJson } from './http.ts';
+import { withdrawnList } from './withdrawn.ts';
 
 export const CONTROL_PREFIX = '/__sim';
 /** Control bodies are small; this only stops a runaway client. */
@@ -41,4 +43,56 @@ export function stringMap(body: unknown, what: string): Record<string, string> {
     if (typeof v !== 'string') throw new Error(`value for "${k}" must be ${what}`);
   }
   return body as Record<string, string>;
+}
+
+/** The part of a simulator's control surface that every simulator has. */
+export interface CommonControl<Spec, Fault> {
+  stats(): unknown;
+  faults(): Fault[];
+  addFault(spec: Spec): Fault;
+  setFaults(specs: Spec[]): Fault[];
+  clearFaults(): void;
+  reset(): void;
+  models(): unknown;
+  withdrawnModels(): string[];
+  setWithdrawn(models: readonly string[]): void;
+  withdraw(model: string): void;
+  restore(model: string): void;
+}
+
+/**
+ * The routes every simulator serves alike: health, stats, faults (each simulator parses its own fault
+ * specs), reset, the models' read-back and the withdrawn models. A simulator adds its own to these.
+ */
+export function commonRoutes<Spec, Fault>(sim: CommonControl<Spec, Fault>, parseFault: (input: unknown) => Spec): ControlRoutes {
+  const faults = (body: unknown) => faultList(body, parseFault);
+  return {
+    'GET /health': () => ({ ok: true }),
+    'GET /stats': () => sim.stats(),
+    'GET /faults': () => ({ faults: sim.faults() }),
+    'POST /faults': (body) => ({ faults: faults(body).map((f) => sim.addFault(f)) }),
+    'PUT /faults': (body) => ({ faults: sim.setFaults(faults(body)) }),
+    'DELETE /faults': () => {
+      sim.clearFaults();
+      return { faults: [] };
+    },
+    'POST /reset': () => {
+      sim.reset();
+      return { ok: true };
+    },
+    'GET /models': () => sim.models(),
+    'GET /withdrawn': () => ({ models: sim.withdrawnModels() }),
+    'PUT /withdrawn': (body) => {
+      sim.setWithdrawn(withdrawnList(body));
+      return { models: sim.withdrawnModels() };
+    },
+    'POST /withdrawn': (body) => {
+      for (const m of withdrawnList(body)) sim.withdraw(m);
+      return { models: sim.withdrawnModels() };
+    },
+    'DELETE /withdrawn': (body) => {
+      for (const m of withdrawnList(body)) sim.restore(m);
+      return { models: sim.withdrawnModels() };
+    },
+  };
 }
