@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 2726a00eab8d00f2ab58779f5d67925e16130b7129a4ae3e0e2e4e2db19e09f4
+-- sha256 of what follows: 4589e5309561f0ec2328089bdaceef60b7cb726fc126b4192e39648a4d5fc576
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -45,8 +45,8 @@ set check_function_bodies = off;
 -- and Google also goes by its product's name (gemini, Google AI); null (a row from before the column
 -- had values) is Google's, as every key was. Null for a name not known: such a key serves nothing, and
 -- the key table's check refuses a new one. A model row holds the provider's name as this returns it.
--- Plain SQL, immutable, no SET clause: a key row keeps its reading in serves_provider, so the key
--- selection compares two columns (reading the name there cost a reservation about 20k instructions).
+-- Immutable, so a key row keeps its reading in the generated serves_provider and the key selection
+-- compares two columns (reading the name there cost a reservation about 20k instructions more).
 CREATE OR REPLACE FUNCTION public.google_ai_provider(p_name text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$

@@ -10,8 +10,8 @@ set check_function_bodies = off;
 -- and Google also goes by its product's name (gemini, Google AI); null (a row from before the column
 -- had values) is Google's, as every key was. Null for a name not known: such a key serves nothing, and
 -- the key table's check refuses a new one. A model row holds the provider's name as this returns it.
--- Plain SQL, immutable, no SET clause: a key row keeps its reading in serves_provider, so the key
--- selection compares two columns (reading the name there cost a reservation about 20k instructions).
+-- Immutable, so a key row keeps its reading in the generated serves_provider and the key selection
+-- compares two columns (reading the name there cost a reservation about 20k instructions more).
 CREATE OR REPLACE FUNCTION public.google_ai_provider(p_name text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
