@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: ec218c8708980db706ba88da122f800208f77607b5d88fd95695d4715d2fd083
+-- sha256 of what follows: 4589e5309561f0ec2328089bdaceef60b7cb726fc126b4192e39648a4d5fc576
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -40,6 +40,23 @@ $$;
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
+-- The providers the gateway knows, and the one reading of a provider's name: google and openai. A key
+-- row's provider is the owner's own text, kept as written, so case, spaces, '_' and '-' do not count
+-- and Google also goes by its product's name (gemini, Google AI); null (a row from before the column
+-- had values) is Google's, as every key was. Null for a name not known: such a key serves nothing, and
+-- the key table's check refuses a new one. A model row holds the provider's name as this returns it.
+-- Immutable, so a key row keeps its reading in the generated serves_provider and the key selection
+-- compares two columns (reading the name there cost a reservation about 20k instructions more).
+CREATE OR REPLACE FUNCTION public.google_ai_provider(p_name text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when p_name operator(pg_catalog.=) 'google' or p_name operator(pg_catalog.=) 'openai' then p_name
+              when p_name is null then 'google'
+              else case pg_catalog.translate(pg_catalog.lower(p_name), ' _-', '')
+                     when 'google' then 'google' when 'googleai' then 'google' when 'gemini' then 'google'
+                     when 'openai' then 'openai' end end
+$$;
+
 CREATE TABLE IF NOT EXISTS public.google_ai_api_keys (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     key_alias text NOT NULL,
@@ -53,7 +70,8 @@ CREATE TABLE IF NOT EXISTS public.google_ai_api_keys (
     models text[],
     disabled_reason text,
     disabled_at timestamp with time zone,
-    updated_at timestamp with time zone DEFAULT now()
+    updated_at timestamp with time zone DEFAULT now(),
+    serves_provider text GENERATED ALWAYS AS (public.google_ai_provider(provider)) STORED
 );
 ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS id uuid DEFAULT gen_random_uuid() NOT NULL;
 ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS key_alias text NOT NULL;
@@ -68,6 +86,7 @@ ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS models text[];
 ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS disabled_reason text;
 ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS disabled_at timestamp with time zone;
 ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS updated_at timestamp with time zone DEFAULT now();
+ALTER TABLE public.google_ai_api_keys ADD COLUMN IF NOT EXISTS serves_provider text GENERATED ALWAYS AS (public.google_ai_provider(provider)) STORED;
 
 COMMENT ON COLUMN public.google_ai_api_keys.env_var_name IS
     'Name of the Edge Function secret that holds the key (supabase '
@@ -75,6 +94,35 @@ COMMENT ON COLUMN public.google_ai_api_keys.env_var_name IS
 
 COMMENT ON COLUMN public.google_ai_api_keys.priority IS
     'Lower is preferred. Among equal priorities the group with the most headroom is chosen.';
+
+COMMENT ON COLUMN public.google_ai_api_keys.provider IS
+    'Whose key this is, as the owner writes it: google or openai in any case (gemini and Google AI are google; '
+    'null is google). Kept as written; serves_provider holds the gateway''s reading.';
+
+COMMENT ON COLUMN public.google_ai_api_keys.serves_provider IS
+    'The provider whose model rows the key serves: google_ai_provider(provider), kept by PostgreSQL.';
+
+-- The owner's table may hold provider names from before the gateway: each must be one
+-- google_ai_provider reads, or the migration stops here naming the rows, having changed nothing (the
+-- operator corrects them and runs it again). Then the check below keeps it so.
+DO $providers$
+declare
+  v_rows text;
+begin
+  select pg_catalog.string_agg(pg_catalog.format('%s (%s)', k.id, k.provider), ', ' order by k.id) into v_rows
+  from public.google_ai_api_keys k
+  where public.google_ai_provider(k.provider) is null;
+  if v_rows is not null then
+    raise exception 'google_ai_api_keys: provider not known in row(s) %', v_rows
+      using hint = 'Known: google (any case; also gemini, google_ai, Google AI) and openai. '
+                   'Correct these rows'' provider, then run the migration again.';
+  end if;
+end
+$providers$;
+
+SELECT pg_temp.add_constraint_once('public.google_ai_api_keys', 'google_ai_api_keys_provider_check',
+  $constraint$ALTER TABLE public.google_ai_api_keys
+    ADD CONSTRAINT google_ai_api_keys_provider_check CHECK ((serves_provider IS NOT NULL));$constraint$);
 
 COMMENT ON COLUMN public.google_ai_api_keys.project_id IS
     'Google Cloud project of the key: keys of one project share one quota group. Null: the key is its own group.';
@@ -103,7 +151,9 @@ CREATE TABLE IF NOT EXISTS public.google_ai_model_limits (
     supports_images boolean,
     spread_burst integer,
     google_successor text,
-    CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1))
+    provider text DEFAULT 'google'::text NOT NULL,
+    CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1)),
+    CONSTRAINT google_ai_model_limits_provider_check CHECK ((provider = public.google_ai_provider(provider)))
 );
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS id serial NOT NULL;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS model text NOT NULL;
@@ -128,8 +178,14 @@ ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS limits_source
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS supports_images boolean;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS spread_burst integer;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS google_successor text;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS provider text DEFAULT 'google'::text NOT NULL;
 SELECT pg_temp.add_constraint_once('public.google_ai_model_limits', 'google_ai_model_limits_spread_burst_check',
   $constraint$ALTER TABLE public.google_ai_model_limits ADD CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1));$constraint$);
+SELECT pg_temp.add_constraint_once('public.google_ai_model_limits', 'google_ai_model_limits_provider_check',
+  $constraint$ALTER TABLE public.google_ai_model_limits ADD CONSTRAINT google_ai_model_limits_provider_check CHECK ((provider = public.google_ai_provider(provider)));$constraint$);
+
+COMMENT ON COLUMN public.google_ai_model_limits.provider IS
+    'Who serves the model: google or openai (google_ai_provider''s names). Only keys of this provider serve it.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS
     'Admissions spread over the window while requests wait for the model: at most this many of a quota group at once, '
@@ -1135,8 +1191,9 @@ begin
 end
 $$;
 
--- Called after every key was checked (its catalogue rows are fresh). A withdrawn model that a key
--- whose last check succeeded lists again (seen after it was withdrawn) is brought back. The answer:
+-- Called after every Google key was checked (its catalogue rows are fresh). A withdrawn Google model
+-- that a key whose last check succeeded lists again (seen after it was withdrawn) is brought back;
+-- missing and restored read Google's model rows only (no other provider's is in its catalogue). The answer:
 --   restored       models brought back now
 --   withdrawn      models still marked: {model, withdrawn_at, message, successor}
 --   missing        active rows no checked key lists (Google retired or renamed them)
@@ -1158,14 +1215,15 @@ begin
         from public.google_ai_model_catalogue c
         join public.google_ai_key_health h on h.api_key_id = c.api_key_id and h.status = 'ok'
         join public.google_ai_api_keys k on k.id = c.api_key_id and k.is_active
+                                          and k.serves_provider = 'google'
         group by c.model) x;
   v_checked := exists (select 1 from public.google_ai_key_health h
                        join public.google_ai_api_keys k on k.id = h.api_key_id
-                       where h.status = 'ok' and k.is_active);
+                       where h.status = 'ok' and k.is_active and k.serves_provider = 'google');
 
   with back as (
     update public.google_ai_model_limits l set withdrawn_at = null, withdrawn_message = null, google_successor = null
-    where v_checked and l.withdrawn_at is not null and v_listed ? l.model
+    where v_checked and l.provider = 'google' and l.withdrawn_at is not null and v_listed ? l.model
       and (v_listed ->> l.model)::timestamptz > l.withdrawn_at
     returning l.model)
   select coalesce(array_agg(b.model order by b.model), '{}') into v_restored from back b;
@@ -1178,7 +1236,8 @@ begin
                              'google_successor', l.google_successor) order by l.model)
                            from public.google_ai_model_limits l where l.withdrawn_at is not null), '[]'),
     'missing', coalesce((select jsonb_agg(l.model order by l.model) from public.google_ai_model_limits l
-                         where v_checked and l.is_active and not v_listed ? l.model), '[]'),
+                         where v_checked and l.provider = 'google' and l.is_active and not v_listed ? l.model),
+                         '[]'),
     'shutting_down', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'shutdown_date', l.shutdown_date,
                                  'days_left', l.shutdown_date - current_date, 'successor', l.successor)
                                  order by l.shutdown_date, l.model)
@@ -1233,8 +1292,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS T
   where l.id is not null
 $$;
 
--- Retired in the catalogue: active keys were checked (models.list answered) and none lists the
--- model. The same reading as google_ai_model_catalogue_status's 'unlisted'.
+-- Retired in Google's catalogue: active Google keys were checked (models.list answered) and none
+-- lists the model. The same reading as google_ai_model_catalogue_status's 'unlisted'. For Google's
+-- model rows only (another provider's models are in no Google catalogue).
 CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -1244,7 +1304,7 @@ begin
     with ok_keys as (
       select h.api_key_id from public.google_ai_key_health h
       join public.google_ai_api_keys k on k.id = h.api_key_id
-      where h.status = 'ok' and k.is_active)
+      where h.status = 'ok' and k.is_active and k.serves_provider = 'google')
     select exists (select 1 from ok_keys)
        and not exists (select 1 from public.google_ai_model_catalogue c
                        where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o)));
@@ -2370,8 +2430,9 @@ $$;
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The keys that may serve p_model, each with its quota group: active, for the model (a key's models;
--- null: every model) and not excluded by the caller. The booking's candidates, a booking that waited
+-- The keys that may serve p_model, each with its quota group: active, of the model's provider (a
+-- model no row names has none), for the model (a key's models; null: every model of its provider) and
+-- not excluded by the caller. The booking's candidates, a booking that waited
 -- for a row, the quota reads and the metrics ask here (the operators' views keep their own reading).
 -- A SQL table function, so it is inlined into the statement that reads it.
 CREATE OR REPLACE FUNCTION public.google_ai_serving_keys(p_model text, p_exclude_key_ids uuid[])
@@ -2381,6 +2442,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_serving_keys(p_model text, p_exclude
   select public.google_ai_quota_group(k.project_id, k.id), k.id, k.priority, k.key_alias, k.env_var_name
   from public.google_ai_api_keys k
   where k.is_active
+    and k.serves_provider operator(pg_catalog.=)
+        (select m.provider from public.google_ai_model_limits m where m.model operator(pg_catalog.=) p_model)
     and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
     and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
 $$;
@@ -3896,7 +3959,8 @@ begin
     names := names || v_name;
     models := models || coalesce(v_row.model, v_name);
     retired := retired || (v_row.id is not null
-                           and (not v_row.is_active or public.google_ai_model_unlisted(v_row.model)));
+                           and (not v_row.is_active
+                                or (v_row.provider = 'google' and public.google_ai_model_unlisted(v_row.model))));
   end loop;
   if not (false = any (retired)) then
     retired := array_fill(false, array[cardinality(models)]);
@@ -4121,8 +4185,9 @@ SELECT pg_temp.add_constraint_once('public.token_usage', 'token_usage_pkey',
 CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
 
 -- A quota group rests until p_until (never shortened by a later 429), with the 429's cause: one
--- model, or for a spend cap every active model row the group's keys serve (a key's `models`, null:
--- all) and the attempt's own model, a row or not. A row keeps the cause of whichever rest ends later.
+-- model, or for a spend cap every active model row the group's keys serve (their provider's; a key's
+-- `models`, null: all of them) and the attempt's own model, a row or not. A row keeps the cause of
+-- whichever rest ends later.
 -- The rows are written in model order: two spend caps of one group (or a key check's delete, which
 -- locks in the same order) take their row locks in one order and cannot deadlock.
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
@@ -4139,6 +4204,7 @@ begin
         where p_cause = any (public.google_ai_quota_causes(true)) and l.is_active
           and exists (select 1 from public.google_ai_api_keys k
                       where public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
+                        and k.serves_provider = l.provider
                         and (k.models is null or l.model = any (k.models)))) m
   order by m.model
   on conflict (quota_group, model) do update set
@@ -5380,8 +5446,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
            extract(epoch from public.google_ai_pacific_start(l.shutdown_date))
     from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
     union all
-    select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('quota_group',
-             public.google_ai_quota_group(k.project_id, k.id)),
+    select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('provider', k.serves_provider),
+             public.google_ai_metric_label('quota_group', public.google_ai_quota_group(k.project_id, k.id)),
              public.google_ai_metric_label('health', coalesce(h.status, 'unchecked')),
              public.google_ai_metric_label('active', k.is_active::text)), count(*)::numeric
     from public.google_ai_api_keys k left join public.google_ai_key_health h on h.api_key_id = k.id
@@ -5458,7 +5524,8 @@ COMMENT ON FUNCTION public.google_ai_metrics() IS
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The keys the maintenance function checks against Google, with their quota group.
+-- The active Google keys, with their quota group: those the maintenance function checks against
+-- Google (models.list) and llm-invoke's countTokens calls use. Another provider's keys never reach Google.
 CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text,
     key_alias text, env_var_name text, quota_group text)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -5466,7 +5533,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text,
     AS $$
   select k.id::text, k.key_alias, k.env_var_name, public.google_ai_quota_group(k.project_id, k.id)
   from public.google_ai_api_keys k
-  where k.is_active
+  where k.is_active and k.serves_provider = 'google'
   order by k.priority nulls last, k.key_alias
 $$;
 
@@ -5884,7 +5951,7 @@ CREATE OR REPLACE VIEW public.google_ai_model_catalogue_status WITH (security_in
             h.checked_at
            FROM (public.google_ai_key_health h
              JOIN public.google_ai_api_keys k ON ((k.id = h.api_key_id)))
-          WHERE ((h.status = 'ok'::text) AND k.is_active)
+          WHERE ((h.status = 'ok'::text) AND k.is_active AND (k.serves_provider = 'google'::text))
         )
  SELECT l.model,
     l.is_active,
@@ -5906,11 +5973,12 @@ CREATE OR REPLACE VIEW public.google_ai_model_catalogue_status WITH (security_in
    FROM (public.google_ai_model_limits l
      LEFT JOIN public.google_ai_model_catalogue c ON (((c.model = l.model) AND (c.api_key_id IN ( SELECT o.api_key_id
            FROM ok_keys o)))))
+  WHERE (l.provider = 'google'::text)
   GROUP BY l.model, l.is_active;
 
 COMMENT ON VIEW public.google_ai_model_catalogue_status IS
-    'Each configured model (google_ai_model_limits) against the catalogue: listed, unlisted (Google no longer lists it '
-    'for any checked active key) or unknown (no successful check yet).';
+    'Each of Google''s model rows (google_ai_model_limits) against the catalogue: listed, unlisted (Google no longer '
+    'lists it for any checked active key) or unknown (no successful check yet).';
 
 CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invoker='true') AS
  SELECT b.caller,
@@ -5993,7 +6061,8 @@ CREATE OR REPLACE VIEW public.google_ai_model_lifecycle WITH (security_invoker='
     l.supports_images,
     s.catalogue_status,
     s.last_listed_at,
-    l.google_successor
+    l.google_successor,
+    l.provider
    FROM (public.google_ai_model_limits l
      LEFT JOIN public.google_ai_model_catalogue_status s ON ((s.model = l.model)));
 
@@ -6285,6 +6354,8 @@ ALTER TABLE public.google_ai_usage_counters ENABLE ROW LEVEL SECURITY;
 REVOKE ALL ON TABLE public.google_ai_api_keys FROM anon, authenticated, service_role, eve_gateway;
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_api_keys TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_provider(p_name text) TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_model_limits FROM anon, authenticated, service_role, eve_gateway;
 

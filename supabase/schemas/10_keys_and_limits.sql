@@ -5,6 +5,23 @@
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
+-- The providers the gateway knows, and the one reading of a provider's name: google and openai. A key
+-- row's provider is the owner's own text, kept as written, so case, spaces, '_' and '-' do not count
+-- and Google also goes by its product's name (gemini, Google AI); null (a row from before the column
+-- had values) is Google's, as every key was. Null for a name not known: such a key serves nothing, and
+-- the key table's check refuses a new one. A model row holds the provider's name as this returns it.
+-- Immutable, so a key row keeps its reading in the generated serves_provider and the key selection
+-- compares two columns (reading the name there cost a reservation about 20k instructions more).
+CREATE OR REPLACE FUNCTION public.google_ai_provider(p_name text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when p_name operator(pg_catalog.=) 'google' or p_name operator(pg_catalog.=) 'openai' then p_name
+              when p_name is null then 'google'
+              else case pg_catalog.translate(pg_catalog.lower(p_name), ' _-', '')
+                     when 'google' then 'google' when 'googleai' then 'google' when 'gemini' then 'google'
+                     when 'openai' then 'openai' end end
+$$;
+
 CREATE TABLE public.google_ai_api_keys (
     id uuid DEFAULT gen_random_uuid() NOT NULL,
     key_alias text NOT NULL,
@@ -18,7 +35,8 @@ CREATE TABLE public.google_ai_api_keys (
     models text[],
     disabled_reason text,
     disabled_at timestamp with time zone,
-    updated_at timestamp with time zone DEFAULT now()
+    updated_at timestamp with time zone DEFAULT now(),
+    serves_provider text GENERATED ALWAYS AS (public.google_ai_provider(provider)) STORED
 );
 
 COMMENT ON COLUMN public.google_ai_api_keys.env_var_name IS
@@ -27,6 +45,34 @@ COMMENT ON COLUMN public.google_ai_api_keys.env_var_name IS
 
 COMMENT ON COLUMN public.google_ai_api_keys.priority IS
     'Lower is preferred. Among equal priorities the group with the most headroom is chosen.';
+
+COMMENT ON COLUMN public.google_ai_api_keys.provider IS
+    'Whose key this is, as the owner writes it: google or openai in any case (gemini and Google AI are google; '
+    'null is google). Kept as written; serves_provider holds the gateway''s reading.';
+
+COMMENT ON COLUMN public.google_ai_api_keys.serves_provider IS
+    'The provider whose model rows the key serves: google_ai_provider(provider), kept by PostgreSQL.';
+
+-- The owner's table may hold provider names from before the gateway: each must be one
+-- google_ai_provider reads, or the migration stops here naming the rows, having changed nothing (the
+-- operator corrects them and runs it again). Then the check below keeps it so.
+DO $providers$
+declare
+  v_rows text;
+begin
+  select pg_catalog.string_agg(pg_catalog.format('%s (%s)', k.id, k.provider), ', ' order by k.id) into v_rows
+  from public.google_ai_api_keys k
+  where public.google_ai_provider(k.provider) is null;
+  if v_rows is not null then
+    raise exception 'google_ai_api_keys: provider not known in row(s) %', v_rows
+      using hint = 'Known: google (any case; also gemini, google_ai, Google AI) and openai. '
+                   'Correct these rows'' provider, then run the migration again.';
+  end if;
+end
+$providers$;
+
+ALTER TABLE public.google_ai_api_keys
+    ADD CONSTRAINT google_ai_api_keys_provider_check CHECK ((serves_provider IS NOT NULL));
 
 COMMENT ON COLUMN public.google_ai_api_keys.project_id IS
     'Google Cloud project of the key: keys of one project share one quota group. Null: the key is its own group.';
@@ -55,8 +101,13 @@ CREATE TABLE public.google_ai_model_limits (
     supports_images boolean,
     spread_burst integer,
     google_successor text,
-    CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1))
+    provider text DEFAULT 'google'::text NOT NULL,
+    CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1)),
+    CONSTRAINT google_ai_model_limits_provider_check CHECK ((provider = public.google_ai_provider(provider)))
 );
+
+COMMENT ON COLUMN public.google_ai_model_limits.provider IS
+    'Who serves the model: google or openai (google_ai_provider''s names). Only keys of this provider serve it.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS
     'Admissions spread over the window while requests wait for the model: at most this many of a quota group at once, '

@@ -124,8 +124,9 @@ begin
 end
 $$;
 
--- Called after every key was checked (its catalogue rows are fresh). A withdrawn model that a key
--- whose last check succeeded lists again (seen after it was withdrawn) is brought back. The answer:
+-- Called after every Google key was checked (its catalogue rows are fresh). A withdrawn Google model
+-- that a key whose last check succeeded lists again (seen after it was withdrawn) is brought back;
+-- missing and restored read Google's model rows only (no other provider's is in its catalogue). The answer:
 --   restored       models brought back now
 --   withdrawn      models still marked: {model, withdrawn_at, message, successor}
 --   missing        active rows no checked key lists (Google retired or renamed them)
@@ -147,14 +148,15 @@ begin
         from public.google_ai_model_catalogue c
         join public.google_ai_key_health h on h.api_key_id = c.api_key_id and h.status = 'ok'
         join public.google_ai_api_keys k on k.id = c.api_key_id and k.is_active
+                                          and k.serves_provider = 'google'
         group by c.model) x;
   v_checked := exists (select 1 from public.google_ai_key_health h
                        join public.google_ai_api_keys k on k.id = h.api_key_id
-                       where h.status = 'ok' and k.is_active);
+                       where h.status = 'ok' and k.is_active and k.serves_provider = 'google');
 
   with back as (
     update public.google_ai_model_limits l set withdrawn_at = null, withdrawn_message = null, google_successor = null
-    where v_checked and l.withdrawn_at is not null and v_listed ? l.model
+    where v_checked and l.provider = 'google' and l.withdrawn_at is not null and v_listed ? l.model
       and (v_listed ->> l.model)::timestamptz > l.withdrawn_at
     returning l.model)
   select coalesce(array_agg(b.model order by b.model), '{}') into v_restored from back b;
@@ -167,7 +169,8 @@ begin
                              'google_successor', l.google_successor) order by l.model)
                            from public.google_ai_model_limits l where l.withdrawn_at is not null), '[]'),
     'missing', coalesce((select jsonb_agg(l.model order by l.model) from public.google_ai_model_limits l
-                         where v_checked and l.is_active and not v_listed ? l.model), '[]'),
+                         where v_checked and l.provider = 'google' and l.is_active and not v_listed ? l.model),
+                         '[]'),
     'shutting_down', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'shutdown_date', l.shutdown_date,
                                  'days_left', l.shutdown_date - current_date, 'successor', l.successor)
                                  order by l.shutdown_date, l.model)
@@ -222,8 +225,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS T
   where l.id is not null
 $$;
 
--- Retired in the catalogue: active keys were checked (models.list answered) and none lists the
--- model. The same reading as google_ai_model_catalogue_status's 'unlisted'.
+-- Retired in Google's catalogue: active Google keys were checked (models.list answered) and none
+-- lists the model. The same reading as google_ai_model_catalogue_status's 'unlisted'. For Google's
+-- model rows only (another provider's models are in no Google catalogue).
 CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -233,7 +237,7 @@ begin
     with ok_keys as (
       select h.api_key_id from public.google_ai_key_health h
       join public.google_ai_api_keys k on k.id = h.api_key_id
-      where h.status = 'ok' and k.is_active)
+      where h.status = 'ok' and k.is_active and k.serves_provider = 'google')
     select exists (select 1 from ok_keys)
        and not exists (select 1 from public.google_ai_model_catalogue c
                        where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o)));

@@ -4,8 +4,9 @@
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The keys that may serve p_model, each with its quota group: active, for the model (a key's models;
--- null: every model) and not excluded by the caller. The booking's candidates, a booking that waited
+-- The keys that may serve p_model, each with its quota group: active, of the model's provider (a
+-- model no row names has none), for the model (a key's models; null: every model of its provider) and
+-- not excluded by the caller. The booking's candidates, a booking that waited
 -- for a row, the quota reads and the metrics ask here (the operators' views keep their own reading).
 -- A SQL table function, so it is inlined into the statement that reads it.
 CREATE OR REPLACE FUNCTION public.google_ai_serving_keys(p_model text, p_exclude_key_ids uuid[])
@@ -15,6 +16,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_serving_keys(p_model text, p_exclude
   select public.google_ai_quota_group(k.project_id, k.id), k.id, k.priority, k.key_alias, k.env_var_name
   from public.google_ai_api_keys k
   where k.is_active
+    and k.serves_provider operator(pg_catalog.=)
+        (select m.provider from public.google_ai_model_limits m where m.model operator(pg_catalog.=) p_model)
     and (k.models is null or p_model operator(pg_catalog.=) any (k.models))
     and not (k.id operator(pg_catalog.=) any (coalesce(p_exclude_key_ids, '{}'::uuid[])))
 $$;

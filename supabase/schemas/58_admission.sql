@@ -263,7 +263,8 @@ begin
     names := names || v_name;
     models := models || coalesce(v_row.model, v_name);
     retired := retired || (v_row.id is not null
-                           and (not v_row.is_active or public.google_ai_model_unlisted(v_row.model)));
+                           and (not v_row.is_active
+                                or (v_row.provider = 'google' and public.google_ai_model_unlisted(v_row.model))));
   end loop;
   if not (false = any (retired)) then
     retired := array_fill(false, array[cardinality(models)]);

@@ -22,8 +22,9 @@ ALTER TABLE ONLY public.token_usage
 CREATE INDEX IF NOT EXISTS token_usage_request_id_idx ON public.token_usage USING btree (request_id);
 
 -- A quota group rests until p_until (never shortened by a later 429), with the 429's cause: one
--- model, or for a spend cap every active model row the group's keys serve (a key's `models`, null:
--- all) and the attempt's own model, a row or not. A row keeps the cause of whichever rest ends later.
+-- model, or for a spend cap every active model row the group's keys serve (their provider's; a key's
+-- `models`, null: all of them) and the attempt's own model, a row or not. A row keeps the cause of
+-- whichever rest ends later.
 -- The rows are written in model order: two spend caps of one group (or a key check's delete, which
 -- locks in the same order) take their row locks in one order and cannot deadlock.
 CREATE OR REPLACE FUNCTION public.google_ai_cooldown_for_cause(p_quota_group text, p_model text,
@@ -40,6 +41,7 @@ begin
         where p_cause = any (public.google_ai_quota_causes(true)) and l.is_active
           and exists (select 1 from public.google_ai_api_keys k
                       where public.google_ai_quota_group(k.project_id, k.id) = p_quota_group
+                        and k.serves_provider = l.provider
                         and (k.models is null or l.model = any (k.models)))) m
   order by m.model
   on conflict (quota_group, model) do update set

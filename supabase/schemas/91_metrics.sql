@@ -436,8 +436,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
            extract(epoch from public.google_ai_pacific_start(l.shutdown_date))
     from public.google_ai_model_limits l where l.is_active and l.shutdown_date is not null
     union all
-    select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('quota_group',
-             public.google_ai_quota_group(k.project_id, k.id)),
+    select 'eve_gateway_keys', concat_ws(',', public.google_ai_metric_label('provider', k.serves_provider),
+             public.google_ai_metric_label('quota_group', public.google_ai_quota_group(k.project_id, k.id)),
              public.google_ai_metric_label('health', coalesce(h.status, 'unchecked')),
              public.google_ai_metric_label('active', k.is_active::text)), count(*)::numeric
     from public.google_ai_api_keys k left join public.google_ai_key_health h on h.api_key_id = k.id

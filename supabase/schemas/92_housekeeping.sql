@@ -4,7 +4,8 @@
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The keys the maintenance function checks against Google, with their quota group.
+-- The active Google keys, with their quota group: those the maintenance function checks against
+-- Google (models.list) and llm-invoke's countTokens calls use. Another provider's keys never reach Google.
 CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text,
     key_alias text, env_var_name text, quota_group text)
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -12,7 +13,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text,
     AS $$
   select k.id::text, k.key_alias, k.env_var_name, public.google_ai_quota_group(k.project_id, k.id)
   from public.google_ai_api_keys k
-  where k.is_active
+  where k.is_active and k.serves_provider = 'google'
   order by k.priority nulls last, k.key_alias
 $$;
 

@@ -9,7 +9,7 @@ CREATE OR REPLACE VIEW public.google_ai_model_catalogue_status WITH (security_in
             h.checked_at
            FROM (public.google_ai_key_health h
              JOIN public.google_ai_api_keys k ON ((k.id = h.api_key_id)))
-          WHERE ((h.status = 'ok'::text) AND k.is_active)
+          WHERE ((h.status = 'ok'::text) AND k.is_active AND (k.serves_provider = 'google'::text))
         )
  SELECT l.model,
     l.is_active,
@@ -31,11 +31,12 @@ CREATE OR REPLACE VIEW public.google_ai_model_catalogue_status WITH (security_in
    FROM (public.google_ai_model_limits l
      LEFT JOIN public.google_ai_model_catalogue c ON (((c.model = l.model) AND (c.api_key_id IN ( SELECT o.api_key_id
            FROM ok_keys o)))))
+  WHERE (l.provider = 'google'::text)
   GROUP BY l.model, l.is_active;
 
 COMMENT ON VIEW public.google_ai_model_catalogue_status IS
-    'Each configured model (google_ai_model_limits) against the catalogue: listed, unlisted (Google no longer lists it '
-    'for any checked active key) or unknown (no successful check yet).';
+    'Each of Google''s model rows (google_ai_model_limits) against the catalogue: listed, unlisted (Google no longer '
+    'lists it for any checked active key) or unknown (no successful check yet).';
 
 CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invoker='true') AS
  SELECT b.caller,
@@ -118,7 +119,8 @@ CREATE OR REPLACE VIEW public.google_ai_model_lifecycle WITH (security_invoker='
     l.supports_images,
     s.catalogue_status,
     s.last_listed_at,
-    l.google_successor
+    l.google_successor,
+    l.provider
    FROM (public.google_ai_model_limits l
      LEFT JOIN public.google_ai_model_catalogue_status s ON ((s.model = l.model)));
 

@@ -1,7 +1,7 @@
 // llm-invoke: the one door to Google AI. Wiring only: the HTTP side is http/handler.ts, the attempt
 // loop attempt/invoke.ts, the database store/pg-store.ts over one pool per worker (layers: README.md).
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
-import { googleKeyReader } from "../_shared/google/key-reader.ts";
+import { keyReader } from "../_shared/key-reader.ts";
 import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./attempt/settings.ts";
 import { dbTimeoutsFromEnv, workerDatabase } from "../_shared/db.ts";
 import { createGoogleClient, googleBaseUrlFromEnv } from "../_shared/google/client.ts";
@@ -28,7 +28,8 @@ const store = createPgStore({
 });
 
 const google = createGoogleClient({ baseUrl: googleBaseUrlFromEnv(env) });
-const secret = googleKeyReader(env);
+// Google's keys only: the database books a Google model on Google's keys (the key row's provider).
+const secret = keyReader(env, "google");
 
 const handler = createHandler({
   serviceKeys: serviceKeysFromEnv(env),

@@ -1,7 +1,7 @@
 // maintenance: housekeeping on demand, key health and the model catalogue. Wiring only: the HTTP
 // side is handler.ts, the run run.ts, the database store.ts, Google's models.list google-models.ts.
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
-import { googleKeyReader } from "../_shared/google/key-reader.ts";
+import { keyReader } from "../_shared/key-reader.ts";
 import { DEFAULT_DB_TIMEOUTS, workerDatabase } from "../_shared/db.ts";
 import { googleBaseUrlFromEnv } from "../_shared/google/client.ts";
 import { createModelLister } from "./google-models.ts";
@@ -22,8 +22,9 @@ const handler = createMaintenanceHandler({
   // The same worker database (one pool): a scrape is one call of well under a second.
   metrics: () => createPgMetricsSource(workerDatabase(env, "maintenance", HOUSEKEEPING_TIMEOUTS)),
   lister: createModelLister({ baseUrl: googleBaseUrlFromEnv(env) }),
-  // Google keys by each key row's env_var_name (never SUPABASE_* or other project credentials).
-  secret: googleKeyReader(env),
+  // Google keys by each key row's env_var_name (never SUPABASE_* or other project credentials, nor
+  // another provider's keys): the run checks Google's key rows only (google_ai_active_keys).
+  secret: keyReader(env, "google"),
 });
 
 serveFunction("maintenance", handler);

@@ -1,0 +1,67 @@
+// The one place that reads a provider's API key: by a key row's env_var_name, from the function's
+// secrets. Pure (the environment is passed in), so vitest covers it; each index.ts passes Deno.env.get.
+type Env = (name: string) => string | undefined;
+
+/**
+ * The providers a key row or a model row may name: google_ai_provider's names in the database
+ * (supabase/schemas/10_keys_and_limits.sql; tests/db/providers.test.ts keeps the two lists equal).
+ */
+export const PROVIDERS = ["google", "openai"] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
+/**
+ * Which secrets a key row of each provider may name, by default: that provider's key names only, so a
+ * key row (which an operator or a mistake can write) cannot make a function send any other Edge secret,
+ * or another provider's key, to a provider. GATEWAY_<PROVIDER>_KEY_ENV_PATTERN (keyEnvPatternVariable)
+ * replaces a provider's (a regular expression the whole name must match).
+ */
+export const DEFAULT_KEY_ENV_PATTERNS: Readonly<Record<Provider, string>> = {
+  google: "GOOGLE_[A-Z0-9_]{1,100}",
+  openai: "OPENAI_[A-Z0-9_]{1,100}",
+};
+
+/** The variable that replaces a provider's key name pattern: GATEWAY_GOOGLE_KEY_ENV_PATTERN, … */
+export const keyEnvPatternVariable = (provider: Provider) => `GATEWAY_${provider.toUpperCase()}_KEY_ENV_PATTERN`;
+
+// Secrets that are never a provider's key, whatever a key row or a pattern says: the project's own
+// credentials must not reach a provider (or whatever GOOGLE_AI_BASE_URL names).
+const NEVER_A_KEY = /^(SUPABASE_|GATEWAY_DB_|DATABASE_URL$|PG[A-Z]*$|DENO_|PATH$|HOME$)/;
+const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
+
+/** A provider's pattern: its variable's, else the default (a malformed one must not open every secret). */
+function namePattern(get: Env, provider: Provider): RegExp {
+  const configured = get(keyEnvPatternVariable(provider))?.trim();
+  if (configured) {
+    try {
+      return new RegExp(`^(?:${configured})$`);
+    } catch {
+      // keep the default
+    }
+  }
+  return new RegExp(`^(?:${DEFAULT_KEY_ENV_PATTERNS[provider]})$`);
+}
+
+/**
+ * The key of `provider` named by a key row's env_var_name, or undefined when the secret is not set or
+ * the name is not one of that provider's: outside its pattern, or inside another provider's (a pattern
+ * widened for one provider never hands it another's keys). Then the reservation is released and
+ * another key is tried.
+ */
+export function keyReader(get: Env, provider: Provider): (envVarName: string) => string | undefined {
+  const own = namePattern(get, provider);
+  const others = PROVIDERS.filter((p) => p !== provider).map((p) => namePattern(get, p));
+  // A worker's secrets are fixed when it starts: a key found once is kept, not looked up and checked
+  // again for every request. One not found is looked up again (it is rare, and may be set meanwhile
+  // where the environment can change, as in tests).
+  const found = new Map<string, string>();
+  return (name) => {
+    const known = found.get(name);
+    if (known !== undefined) return known;
+    if (!ENV_NAME.test(name) || NEVER_A_KEY.test(name) || !own.test(name)) return undefined;
+    if (others.some((pattern) => pattern.test(name))) return undefined;
+    const value = get(name)?.trim();
+    if (value === undefined || value === "") return undefined;
+    found.set(name, value);
+    return value;
+  };
+}

@@ -1,0 +1,181 @@
+// Providers are data: a model row names its provider, a key row names its own (the owner's spelling,
+// read through google_ai_provider), and a key serves only its provider's models. A Google request
+// never books another provider's key, whatever its priority; an OpenAI model row is served by OpenAI
+// keys only; and the adoption migration stops on a provider spelling it does not know, naming the rows.
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { applyMigrations, type Sql } from "../../shared/db/migrate.ts";
+import { createProductionTables } from "../support/production-tables.ts";
+import { emptySupabaseDatabase } from "../support/empty-database.ts";
+import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { PROVIDERS } from "../../supabase/functions/_shared/key-reader.ts";
+
+const GOOGLE_KEY = "0a000000-0000-4000-8000-000000000001";
+const OPENAI_KEY = "0a000000-0000-4000-8000-000000000002";
+
+let db: TestDatabase;
+
+beforeAll(async () => {
+  db = await freshDatabase("providers");
+  await db.sql`update public.google_ai_model_limits set spread_burst = null`;
+  await db.sql`delete from public.google_ai_api_keys`;
+  // The owner's table as the issue measured it: an OpenAI key at the best priority beside the Google key.
+  await db.sql`insert into public.google_ai_api_keys (id, key_alias, provider, env_var_name, priority, project_id)
+               values (${GOOGLE_KEY}, 'google-main', 'google', 'GOOGLE_API_KEY', 10, 'proj-g'),
+                      (${OPENAI_KEY}, 'openai-main', 'openai', 'OPENAI_API_KEY', 1, 'org-o')`;
+}, 60_000);
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+type Booking = { ok: boolean; key_id?: string; key_alias?: string; reservation_id?: string; model?: string };
+
+async function reserve(model: string, requestId: string, exclude: string[] = []): Promise<Booking> {
+  const [{ r }] = await db.sql`select public.google_ai_reserve_models(p_models => array[${model}], p_estimated_tokens => 10,
+    p_caller => 'providers', p_request_id => ${requestId}, p_exclude_key_ids => ${exclude}::uuid[]) as r`;
+  return r;
+}
+
+async function release(reservationId: string, reason: string) {
+  await db.sql`select public.google_ai_release(${reservationId}::uuid, ${reason})`;
+}
+
+async function attemptsOn(keyId: string): Promise<number> {
+  const [{ n }] = await db.sql`select count(*)::int as n from public.google_ai_attempts where api_key_id = ${keyId}::uuid`;
+  return n;
+}
+
+describe("a key serves only its provider's models", () => {
+  it("20 Google requests book no attempt on the OpenAI key at priority 1", async () => {
+    for (let i = 0; i < 20; i++) {
+      // As llm-invoke does: a key whose secret it may not read is released and the next one asked for.
+      let booking = await reserve("gemma-3-27b", `google-${i}`);
+      if (booking.ok && booking.key_id === OPENAI_KEY) {
+        await release(booking.reservation_id!, "key secret not set");
+        booking = await reserve("gemma-3-27b", `google-${i}`, [OPENAI_KEY]);
+      }
+      expect(booking).toMatchObject({ ok: true, key_id: GOOGLE_KEY, model: "gemma-3-27b-it" });
+      await release(booking.reservation_id!, "test");
+    }
+    expect(await attemptsOn(OPENAI_KEY)).toBe(0);
+    expect(await attemptsOn(GOOGLE_KEY)).toBe(20);
+  });
+
+  it("an OpenAI model row is served by the OpenAI key, never by Google's", async () => {
+    await db.sql`insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, spread_burst)
+                 values ('gpt-4o', 'openai', 100, 100000, null, null)`;
+    const booking = await reserve("gpt-4o", "openai-1");
+    expect(booking).toMatchObject({ ok: true, key_id: OPENAI_KEY, model: "gpt-4o" });
+    await release(booking.reservation_id!, "test");
+    const without = await reserve("gpt-4o", "openai-2", [OPENAI_KEY]);
+    expect(without.ok).toBe(false);
+  });
+
+  it("reads the owner's spellings of a provider, and none it does not know", async () => {
+    const rows = await db.sql<{ spelling: string | null; provider: string | null }[]>`
+      select s as spelling, public.google_ai_provider(s) as provider
+      from unnest(array['google', 'Google', ' GOOGLE ', 'gemini', 'Gemini', 'google_ai', 'Google AI', 'google-ai',
+                        'GoogleAI', null, 'openai', 'OpenAI', 'open_ai', ' Open AI ', 'anthropic', '', 'googl']) s`;
+    expect(Object.fromEntries(rows.map((r) => [String(r.spelling), r.provider]))).toEqual({
+      "google": "google", "Google": "google", " GOOGLE ": "google", "gemini": "google", "Gemini": "google",
+      "google_ai": "google", "Google AI": "google", "google-ai": "google", "GoogleAI": "google", "null": "google",
+      "openai": "openai", "OpenAI": "openai", "open_ai": "openai", " Open AI ": "openai",
+      "anthropic": null, "": null, "googl": null,
+    });
+  });
+
+  it("knows the providers the functions know, each by its own name", async () => {
+    const rows = await db.sql`select p, public.google_ai_provider(p) as provider from unnest(${[...PROVIDERS]}::text[]) p`;
+    for (const r of rows) expect(r.provider).toBe(r.p);
+  });
+
+  it("serves a key by its owner's spelling, and refuses a new key of an unknown provider", async () => {
+    await db.sql`update public.google_ai_api_keys set provider = ' Gemini ' where id = ${GOOGLE_KEY}::uuid`;
+    const booking = await reserve("gemma-3-27b", "spelled-1");
+    expect(booking).toMatchObject({ ok: true, key_id: GOOGLE_KEY });
+    await release(booking.reservation_id!, "test");
+    await expect(db.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name)
+                        values ('other', 'anthropic', 'ANTHROPIC_API_KEY')`).rejects.toMatchObject({ code: "23514" });
+    await expect(db.sql`update public.google_ai_model_limits set provider = 'OpenAI' where model = 'gpt-4o'`)
+      .rejects.toMatchObject({ code: "23514" });
+  });
+});
+
+describe("Google's catalogue, life cycle and key health keep to Google's rows", () => {
+  it("checks only Google's keys, and concludes nothing about another provider's models", async () => {
+    const keys = await db.sql`select key_alias from public.google_ai_active_keys()`;
+    expect(keys.map((k) => k.key_alias)).toEqual(["google-main"]);
+    // Google's key checked and listing only Gemma: gpt-4o is no Google model, so not missing, not
+    // unlisted, not passed over as retired in a chain.
+    const [{ r }] = await db.sql`select public.google_ai_record_key_check(${GOOGLE_KEY}::uuid, 'ok', 200, null, null,
+      ${db.sql.json([{ model: "gemma-3-27b-it" }])}::jsonb) as r`;
+    expect(r).toMatchObject({ ok: true, models: 1 });
+    await db.sql`update public.google_ai_model_limits set withdrawn_at = now() - interval '1 hour' where model = 'gpt-4o'`;
+    const [{ review }] = await db.sql`select public.google_ai_model_lifecycle_review() as review`;
+    expect(review.checked).toBe(true);
+    expect(review.missing).not.toContain("gpt-4o");
+    expect(review.missing).toContain("gemini-2.5-flash");
+    expect(review.restored).toEqual([]);
+    const statuses = await db.sql`select model from public.google_ai_model_catalogue_status`;
+    expect(statuses.map((x) => x.model)).not.toContain("gpt-4o");
+    await db.sql`update public.google_ai_model_limits set withdrawn_at = null where model = 'gpt-4o'`;
+    const [chain] = await db.sql`select retired from public.google_ai_fallback_chain(array['gpt-4o', 'gemini-2.5-flash'], null, null)`;
+    expect(chain!.retired).toEqual([false, true]);
+    const [{ n }] = await db.sql`select count(*)::int as n from public.google_ai_key_health where api_key_id = ${OPENAI_KEY}::uuid`;
+    expect(n).toBe(0);
+  });
+
+  it("counts keys per provider in the metrics", async () => {
+    const rows = await db.sql`select labels, value::int as value from public.google_ai_metric_gauges(now(), 0)
+                              where family = 'eve_gateway_keys' order by labels`;
+    expect(rows.map((x) => x.labels)).toEqual([
+      'provider="google",quota_group="proj-g",health="ok",active="true"',
+      'provider="openai",quota_group="org-o",health="unchecked",active="true"',
+    ]);
+  });
+});
+
+describe("the adoption migration and the owner's provider values", () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    while (cleanups.length) await cleanups.pop()!();
+  });
+
+  async function ownerProject(label: string): Promise<Sql> {
+    const sql = await emptySupabaseDatabase(label, cleanups, { max: 2 });
+    await createProductionTables(sql);
+    return sql;
+  }
+
+  it("keeps known spellings as written and changes or disables nothing", async () => {
+    const sql = await ownerProject("providers_known");
+    await sql`insert into public.google_ai_api_keys (id, key_alias, provider, env_var_name, is_active, priority) values
+      ('33333333-3333-3333-3333-333333333333', 'gemini-spelled', 'Gemini', 'GOOGLE_API_KEY_3', true, 3),
+      ('44444444-4444-4444-4444-444444444444', 'bot-openai', 'OpenAI', 'OPENAI_API_KEY', true, 1),
+      ('55555555-5555-5555-5555-555555555555', 'no-provider', null, 'GOOGLE_API_KEY_5', true, 5)`;
+    const before = await sql`select id, key_alias, provider, env_var_name, is_active, priority from public.google_ai_api_keys order by id`;
+    await applyMigrations(sql);
+    const after = await sql`select id, key_alias, provider, env_var_name, is_active, priority from public.google_ai_api_keys order by id`;
+    expect(after).toEqual(before);
+    const models = await sql`select model, provider from public.google_ai_model_limits order by model`;
+    expect(models).toEqual([{ model: "gemini-2.5-flash", provider: "google" }, { model: "gemma-3-27b-it", provider: "google" }]);
+    // The owner's Google requests are served by the Google key, never the OpenAI one at priority 1.
+    const [{ r }] = await sql`select public.google_ai_reserve_models(array['gemma-3-27b-it'], 10, 'test', null, 'adopt-p') as r`;
+    expect(r).toMatchObject({ ok: true, key_alias: "main" });
+  });
+
+  it("stops on a spelling it does not know, naming the rows, and changes nothing", async () => {
+    const sql = await ownerProject("providers_unknown");
+    await sql`insert into public.google_ai_api_keys (id, key_alias, provider, env_var_name, is_active, priority) values
+      ('66666666-6666-6666-6666-666666666666', 'claude', 'anthropic', 'ANTHROPIC_API_KEY', true, 4),
+      ('77777777-7777-7777-7777-777777777777', 'typo', 'gogle', 'GOOGLE_API_KEY_7', true, 7)`;
+    const before = await sql`select to_jsonb(k) as row from public.google_ai_api_keys k order by id`;
+    const error = await applyMigrations(sql).then(() => null, (e: Error) => e);
+    expect(error?.message).toMatch(/provider/);
+    expect(error?.message).toContain("66666666-6666-6666-6666-666666666666 (anthropic)");
+    expect(error?.message).toContain("77777777-7777-7777-7777-777777777777 (gogle)");
+    expect(error?.message).not.toContain("11111111-1111-1111-1111-111111111111");
+    const after = await sql`select to_jsonb(k) as row from public.google_ai_api_keys k order by id`;
+    expect(after).toEqual(before);
+  });
+});
