@@ -1,13 +1,10 @@
 // The one place that reads a provider's API key: by a key row's env_var_name, from the function's
 // secrets. Pure (the environment is passed in), so vitest covers it; each index.ts passes Deno.env.get.
-type Env = (name: string) => string | undefined;
+import { type Provider, PROVIDERS } from "./vocabulary.ts";
 
-/**
- * The providers a key row or a model row may name: google_ai_provider's names in the database
- * (supabase/schemas/10_keys_and_limits.sql; tests/db/providers.test.ts keeps the two lists equal).
- */
-export const PROVIDERS = ["google", "openai"] as const;
-export type Provider = (typeof PROVIDERS)[number];
+export { type Provider, PROVIDERS };
+
+type Env = (name: string) => string | undefined;
 
 /**
  * Which secrets a key row of each provider may name, by default: that provider's key names only, so a

@@ -166,6 +166,15 @@ export const DECIDED_STATUSES = ["refused", ...FINALIZE_OUTCOMES, "released", "a
 export const ATTEMPT_STATUSES = ["reserved", ...DECIDED_STATUSES] as const;
 export type AttemptStatus = (typeof ATTEMPT_STATUSES)[number];
 
+// ---- Providers -----------------------------------------------------------------------------------
+
+/**
+ * The providers a key row or a model row may name: google_ai_provider's names in the database
+ * (supabase/schemas/10_keys_and_limits.sql; tests/db/providers.test.ts keeps the two lists equal).
+ */
+export const PROVIDERS = ["google", "openai"] as const;
+export type Provider = (typeof PROVIDERS)[number];
+
 // ---- Classes and tiers -------------------------------------------------------------------------------
 
 /** Admission order between waiting requests, highest first (the rows of google_ai_priority_classes). */
