@@ -104,6 +104,43 @@ begin
 end
 $$;
 
+-- What the higher classes than rank p_rank took of a group's window for the model (a request that
+-- waited longer than a window says nothing of what its class asks for now).
+CREATE OR REPLACE FUNCTION public.google_ai_higher_taken(p_group text, p_model text, p_now timestamp with time zone,
+    p_window interval, p_rank smallint) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$
+  select count(*) from public.google_ai_attempts a
+  join public.google_ai_priority_classes pc on pc.name = a.priority_class
+  where a.quota_group = p_group and a.model = p_model and a.admitted_at > p_now - p_window
+    and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
+    and coalesce(a.wait_ms, 0) < extract(epoch from p_window) * 1000
+$$;
+
+-- What the model's RPM shares that a waiter of class p_class and caller p_caller does not own still
+-- keep of a group's window: each share's reserve less what its owner used of the window (p_use, the
+-- counter row's share_use).
+CREATE OR REPLACE FUNCTION public.google_ai_kept_from(p_model text, p_use public.google_ai_share_use[],
+    p_now timestamp with time zone, p_window interval, p_class text, p_caller text) RETURNS bigint
+    LANGUAGE sql STABLE
+    AS $$
+  select coalesce(sum(greatest(0, s.reserved_rpm - coalesce((public.google_ai_ring_at(p_now, p_window,
+           e.ring_low, e.ring, e.window_requests, null)).sum_requests, 0))), 0)
+  from public.google_ai_quota_shares s
+  left join unnest(p_use) e on e.share_id = s.id
+  where s.model = p_model and s.reserved_rpm is not null
+    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false))
+$$;
+
+-- The p_n-th earliest of p_slots, never before p_now; null when there are fewer. (The three helpers
+-- here are SQL with no SET clause, names qualified: PostgreSQL plans them with their caller.)
+CREATE OR REPLACE FUNCTION public.google_ai_nth_slot(p_slots timestamp with time zone[], p_n integer,
+    p_now timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE sql IMMUTABLE
+    AS $$
+  select case when count(*) >= p_n then greatest(p_now, (array_agg(o order by o))[p_n]) end from unnest(p_slots) o
+$$;
+
 -- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the
 -- quota groups that may serve the model today: each group offers its free slots now, then one slot
 -- as each admission of its window leaves it (admitted_at + window), then the same again a window
@@ -154,20 +191,8 @@ begin
               and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
   for v_group in
     select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests,
-           -- What the higher classes took of the window (a request that waited longer than a window
-           -- says nothing of what its class asks for now).
-           (select count(*) from public.google_ai_attempts a
-            join public.google_ai_priority_classes pc on pc.name = a.priority_class
-            where a.quota_group = c.quota_group and a.model = p_model and a.admitted_at > p_now - v_window
-              and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
-              and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000) as higher,
-           -- What the RPM shares this waiter does not own still keep of the window.
-           (select coalesce(sum(greatest(0, s.reserved_rpm - coalesce((public.google_ai_ring_at(p_now, v_window,
-                     e.ring_low, e.ring, e.window_requests, null)).sum_requests, 0))), 0)
-            from public.google_ai_quota_shares s
-            left join unnest(u.share_use) e on e.share_id = s.id
-            where s.model = p_model and s.reserved_rpm is not null
-              and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false))) as held
+           public.google_ai_higher_taken(c.quota_group, p_model, p_now, v_window, p_rank) as higher,
+           public.google_ai_kept_from(p_model, u.share_use, p_now, v_window, p_class, p_caller) as held
     from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
     left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
   loop
@@ -211,12 +236,8 @@ begin
   -- The p_slots-th of the slots in time order, and of the likely ones (now when enough are free now).
   -- None when the shares this waiter does not own keep every group's window from it: the booking
   -- names when, if ever, one has room for it.
-  select case when free_now >= p_slots then p_now
-              when count(*) >= p_slots then greatest(p_now, (array_agg(o order by o))[p_slots]) end
-    into turn_at from unnest(v_slots) o;
-  select case when free_now >= p_slots then p_now
-              when count(*) >= p_slots then greatest(p_now, (array_agg(o order by o))[p_slots]) end
-    into likely_at from unnest(v_likely) o;
+  turn_at := case when free_now >= p_slots then p_now else public.google_ai_nth_slot(v_slots, p_slots, p_now) end;
+  likely_at := case when free_now >= p_slots then p_now else public.google_ai_nth_slot(v_likely, p_slots, p_now) end;
 end
 $$;
 
