@@ -108,13 +108,16 @@ $$;
 -- waited longer than a window says nothing of what its class asks for now).
 CREATE OR REPLACE FUNCTION public.google_ai_higher_taken(p_group text, p_model text, p_now timestamp with time zone,
     p_window interval, p_rank smallint) RETURNS bigint
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
     AS $$
-  select count(*) from public.google_ai_attempts a
-  join public.google_ai_priority_classes pc on pc.name = a.priority_class
-  where a.quota_group = p_group and a.model = p_model and a.admitted_at > p_now - p_window
-    and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
-    and coalesce(a.wait_ms, 0) < extract(epoch from p_window) * 1000
+begin
+  return (select count(*) from public.google_ai_attempts a
+          join public.google_ai_priority_classes pc on pc.name = a.priority_class
+          where a.quota_group = p_group and a.model = p_model and a.admitted_at > p_now - p_window
+            and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
+            and coalesce(a.wait_ms, 0) < extract(epoch from p_window) * 1000);
+end
 $$;
 
 -- What the model's RPM shares that a waiter of class p_class and caller p_caller does not own still
@@ -122,23 +125,31 @@ $$;
 -- counter row's share_use).
 CREATE OR REPLACE FUNCTION public.google_ai_kept_from(p_model text, p_use public.google_ai_share_use[],
     p_now timestamp with time zone, p_window interval, p_class text, p_caller text) RETURNS bigint
-    LANGUAGE sql STABLE
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
     AS $$
-  select coalesce(sum(greatest(0, s.reserved_rpm - coalesce((public.google_ai_ring_at(p_now, p_window,
-           e.ring_low, e.ring, e.window_requests, null)).sum_requests, 0))), 0)
-  from public.google_ai_quota_shares s
-  left join unnest(p_use) e on e.share_id = s.id
-  where s.model = p_model and s.reserved_rpm is not null
-    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false))
+begin
+  return (select coalesce(sum(greatest(0, s.reserved_rpm - coalesce((public.google_ai_ring_at(p_now, p_window,
+                   e.ring_low, e.ring, e.window_requests, null)).sum_requests, 0))), 0)
+          from public.google_ai_quota_shares s
+          left join unnest(p_use) e on e.share_id = s.id
+          where s.model = p_model and s.reserved_rpm is not null
+            and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false)));
+end
 $$;
 
 -- The p_n-th earliest of p_slots, never before p_now; null when there are fewer. (The three helpers
--- here are SQL with no SET clause, names qualified: PostgreSQL plans them with their caller.)
+-- here are PL/pgSQL: a query in a SQL function cannot be inlined, and PL/pgSQL keeps its plans for
+-- the session.)
 CREATE OR REPLACE FUNCTION public.google_ai_nth_slot(p_slots timestamp with time zone[], p_n integer,
     p_now timestamp with time zone) RETURNS timestamp with time zone
-    LANGUAGE sql IMMUTABLE
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
     AS $$
-  select case when count(*) >= p_n then greatest(p_now, (array_agg(o order by o))[p_n]) end from unnest(p_slots) o
+begin
+  return (select case when count(*) >= p_n then greatest(p_now, (array_agg(o order by o))[p_n]) end
+          from unnest(p_slots) o);
+end
 $$;
 
 -- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the

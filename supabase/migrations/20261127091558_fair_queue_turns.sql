@@ -6,37 +6,47 @@ drop function if exists "public"."google_ai_queue_turn_at"(p_model text, p_rpm i
 
 CREATE OR REPLACE FUNCTION public.google_ai_higher_taken(p_group text, p_model text, p_now timestamp with time zone, p_window interval, p_rank smallint)
  RETURNS bigint
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
+ SET search_path TO ''
 AS $function$
-  select count(*) from public.google_ai_attempts a
-  join public.google_ai_priority_classes pc on pc.name = a.priority_class
-  where a.quota_group = p_group and a.model = p_model and a.admitted_at > p_now - p_window
-    and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
-    and coalesce(a.wait_ms, 0) < extract(epoch from p_window) * 1000
+begin
+  return (select count(*) from public.google_ai_attempts a
+          join public.google_ai_priority_classes pc on pc.name = a.priority_class
+          where a.quota_group = p_group and a.model = p_model and a.admitted_at > p_now - p_window
+            and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
+            and coalesce(a.wait_ms, 0) < extract(epoch from p_window) * 1000);
+end
 $function$
 ;
 
 CREATE OR REPLACE FUNCTION public.google_ai_kept_from(p_model text, p_use public.google_ai_share_use[], p_now timestamp with time zone, p_window interval, p_class text, p_caller text)
  RETURNS bigint
- LANGUAGE sql
+ LANGUAGE plpgsql
  STABLE
+ SET search_path TO ''
 AS $function$
-  select coalesce(sum(greatest(0, s.reserved_rpm - coalesce((public.google_ai_ring_at(p_now, p_window,
-           e.ring_low, e.ring, e.window_requests, null)).sum_requests, 0))), 0)
-  from public.google_ai_quota_shares s
-  left join unnest(p_use) e on e.share_id = s.id
-  where s.model = p_model and s.reserved_rpm is not null
-    and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false))
+begin
+  return (select coalesce(sum(greatest(0, s.reserved_rpm - coalesce((public.google_ai_ring_at(p_now, p_window,
+                   e.ring_low, e.ring, e.window_requests, null)).sum_requests, 0))), 0)
+          from public.google_ai_quota_shares s
+          left join unnest(p_use) e on e.share_id = s.id
+          where s.model = p_model and s.reserved_rpm is not null
+            and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false)));
+end
 $function$
 ;
 
 CREATE OR REPLACE FUNCTION public.google_ai_nth_slot(p_slots timestamp with time zone[], p_n integer, p_now timestamp with time zone)
  RETURNS timestamp with time zone
- LANGUAGE sql
+ LANGUAGE plpgsql
  IMMUTABLE
+ SET search_path TO ''
 AS $function$
-  select case when count(*) >= p_n then greatest(p_now, (array_agg(o order by o))[p_n]) end from unnest(p_slots) o
+begin
+  return (select case when count(*) >= p_n then greatest(p_now, (array_agg(o order by o))[p_n]) end
+          from unnest(p_slots) o);
+end
 $function$
 ;
 
