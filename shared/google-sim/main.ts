@@ -10,7 +10,8 @@
 //     before a request is counted
 // Prints one line `google-sim listening on <url>` once ready; SIGINT/SIGTERM close it cleanly.
 
-import { DEV_KEYS, MINUTE_WINDOWS, startGoogleSimulator, type MinuteWindow } from './server.ts';
+import { parseMinuteWindow } from '../sim-core/windows.ts';
+import { DEV_KEYS, startGoogleSimulator } from './server.ts';
 
 function parseKeys(raw: string | undefined): Record<string, string> {
   if (raw === undefined || raw.trim() === '') return { ...DEV_KEYS };
@@ -40,14 +41,6 @@ function parseInteger(name: string): number {
   return n;
 }
 
-function parseWindow(raw: string | undefined): MinuteWindow {
-  if (raw === undefined || raw.trim() === '') return 'fixed';
-  if (!(MINUTE_WINDOWS as readonly string[]).includes(raw)) {
-    throw new Error(`GOOGLE_SIM_WINDOW must be one of ${MINUTE_WINDOWS.join(', ')}, got "${raw}"`);
-  }
-  return raw as MinuteWindow;
-}
-
 try {
   const sim = await startGoogleSimulator({
     port: parseNumber('GOOGLE_SIM_PORT', 54329),
@@ -55,7 +48,7 @@ try {
     keys: parseKeys(process.env.GOOGLE_SIM_KEYS),
     latencyMs: parseNumber('GOOGLE_SIM_LATENCY_MS', 0),
     streamChunkDelayMs: parseNumber('GOOGLE_SIM_STREAM_CHUNK_DELAY_MS', 0),
-    window: parseWindow(process.env.GOOGLE_SIM_WINDOW),
+    window: parseMinuteWindow('GOOGLE_SIM_WINDOW', process.env.GOOGLE_SIM_WINDOW),
     clockOffsetMs: parseInteger('GOOGLE_SIM_CLOCK_OFFSET_MS'),
     arrivalDelayMs: parseNumber('GOOGLE_SIM_ARRIVAL_DELAY_MS', 0),
     arrivalJitterMs: parseNumber('GOOGLE_SIM_ARRIVAL_JITTER_MS', 0),

@@ -12,7 +12,8 @@
 //   GOOGLE_SIM_WORDING_SEED  the run's wording seed, shared with google-sim
 // Prints one line `openai-sim listening on <url>` once ready; SIGINT/SIGTERM close it cleanly.
 
-import { DEV_ORGS, MINUTE_WINDOWS, startOpenAISimulator, type MinuteWindow, type OrgOptions, type Settle } from './server.ts';
+import { parseMinuteWindow } from '../sim-core/windows.ts';
+import { DEV_ORGS, startOpenAISimulator, type OrgOptions, type Settle } from './server.ts';
 
 function parseOrgs(raw: string | undefined): OrgOptions {
   if (raw === undefined || raw.trim() === '') return structuredClone(DEV_ORGS) as OrgOptions;
@@ -31,14 +32,6 @@ function parseNumber(name: string, fallback: number): number {
   return n;
 }
 
-function parseWindow(raw: string | undefined): MinuteWindow {
-  if (raw === undefined || raw.trim() === '') return 'fixed';
-  if (!(MINUTE_WINDOWS as readonly string[]).includes(raw)) {
-    throw new Error(`OPENAI_SIM_WINDOW must be one of ${MINUTE_WINDOWS.join(', ')}, got "${raw}"`);
-  }
-  return raw as MinuteWindow;
-}
-
 function parseSettle(raw: string | undefined): Settle {
   if (raw === undefined || raw.trim() === '') return 'arrival';
   if (raw !== 'arrival' && raw !== 'usage') throw new Error(`OPENAI_SIM_SETTLE must be arrival or usage, got "${raw}"`);
@@ -51,7 +44,7 @@ try {
     port: parseNumber('OPENAI_SIM_PORT', 54330),
     host: process.env.OPENAI_SIM_HOST || '127.0.0.1',
     organizations: parseOrgs(process.env.OPENAI_SIM_ORGS),
-    window: parseWindow(process.env.OPENAI_SIM_WINDOW),
+    window: parseMinuteWindow('OPENAI_SIM_WINDOW', process.env.OPENAI_SIM_WINDOW),
     ...(slice > 0 ? { sliceMs: slice } : {}),
     defaultMaxTokens: parseNumber('OPENAI_SIM_DEFAULT_MAX_TOKENS', 4096),
     settle: parseSettle(process.env.OPENAI_SIM_SETTLE),

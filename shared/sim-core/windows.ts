@@ -155,3 +155,12 @@ export function arrivalsByMinute(
   }
   return [...out.entries()].sort(([a], [b]) => a - b).map(([, w]) => w);
 }
+
+/** A simulator CLI's window variable (`name`, for its message): fixed when unset. */
+export function parseMinuteWindow(name: string, raw: string | undefined): MinuteWindow {
+  if (raw === undefined || raw.trim() === '') return 'fixed';
+  if (!(MINUTE_WINDOWS as readonly string[]).includes(raw)) {
+    throw new Error(`${name} must be one of ${MINUTE_WINDOWS.join(', ')}, got "${raw}"`);
+  }
+  return raw as MinuteWindow;
+}
