@@ -102,6 +102,8 @@ CREATE TABLE public.google_ai_model_limits (
     spread_burst integer,
     google_successor text,
     provider text DEFAULT 'google'::text NOT NULL,
+    booked_output_tokens integer,
+    CONSTRAINT google_ai_model_limits_booked_output_tokens_check CHECK ((booked_output_tokens >= 1)),
     CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1)),
     CONSTRAINT google_ai_model_limits_provider_check CHECK ((provider = public.google_ai_provider(provider)))
 );
@@ -117,7 +119,13 @@ COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpm IS 'Requests per minute per quota group (null: no limit).';
 
-COMMENT ON COLUMN public.google_ai_model_limits.tpm IS 'Input tokens per minute per quota group (null: no limit).';
+COMMENT ON COLUMN public.google_ai_model_limits.tpm IS
+    'Tokens per minute per quota group (null: no limit): input tokens, and output tokens too where '
+    'booked_output_tokens is set.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.booked_output_tokens IS
+    'Null: TPM counts input tokens only (Google). Set: TPM counts input and output (OpenAI): a request books its '
+    'input plus its max_tokens, or this many when it names none, and is settled at input + output.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpd IS 'Requests per Pacific day per quota group (null: no limit).';
 
