@@ -225,6 +225,17 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS T
   where l.id is not null
 $$;
 
+-- Who serves a model (its canonical name) and how its TPM counts: the provider whose client and keys
+-- the gateway uses, and the output a request books where TPM counts answers too (OpenAI). Read beside
+-- google_ai_model_traits in the same statement.
+CREATE OR REPLACE FUNCTION public.google_ai_model_provider(p_model text) RETURNS TABLE(provider text,
+    booked_output_tokens integer)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select l.provider, l.booked_output_tokens from public.google_ai_model_limits l where l.model = p_model
+$$;
+
 -- Retired in Google's catalogue: active Google keys were checked (models.list answered) and none
 -- lists the model. The same reading as google_ai_model_catalogue_status's 'unlisted'. For Google's
 -- model rows only (another provider's models are in no Google catalogue).

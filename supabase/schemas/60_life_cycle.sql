@@ -128,10 +128,23 @@ begin
 end
 $$;
 
--- Finalize: record the outcome of the call to Google and settle its admission at Google's input
--- token count (google_ai_settle_admission). A success also lands in token_usage, and its response
--- (when given: the caller sent its own request_id) is kept for replay (google_ai_record_success).
--- Optionally cools the group down (Google's 429) in the same round trip.
+-- Whether the model's TPM counts an answer's tokens as well as its input (OpenAI's rule: its row has
+-- booked_output_tokens); Google's counts input only. PL/pgSQL: a query in a SQL function is never inlined.
+CREATE OR REPLACE FUNCTION public.google_ai_counts_output(p_model text) RETURNS boolean
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return exists (select 1 from public.google_ai_model_limits l
+                 where l.model = p_model and l.booked_output_tokens is not null);
+end
+$$;
+
+-- Finalize: record the outcome of the call to the provider and settle its admission at the provider's
+-- count (google_ai_settle_admission): input tokens, and output too where the model's TPM counts it. A
+-- success also lands in token_usage, and its response (when given: the caller sent its own request_id)
+-- is kept for replay (google_ai_record_success). Optionally cools the group down (the provider's 429)
+-- in the same round trip.
 CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text,
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
     p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text,
@@ -149,6 +162,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
 declare
   v_att public.google_ai_attempts;
   v_until timestamptz;
+  v_counted integer;
 begin
   if p_outcome not in ('succeeded', 'google_error', 'network_error', 'timeout') then
     raise exception 'p_outcome must be succeeded, google_error, network_error or timeout' using errcode = '22023';
@@ -209,12 +223,15 @@ begin
       coalesce(p_error_code, p_outcome), p_quota_id);
   end if;
 
-  if p_input_tokens is not null and p_input_tokens <> v_att.estimated_tokens then
-    perform public.google_ai_adjust_token_budget(v_att, 0, p_input_tokens - v_att.estimated_tokens);
+  -- What the quota counts of the call: its input, and its output where the model's TPM counts that
+  -- too (google_ai_counts_output); null when the provider sent no count (the booking stays).
+  v_counted := p_input_tokens
+    + case when public.google_ai_counts_output(v_att.model) then coalesce(p_output_tokens, 0) else 0 end;
+  if v_counted is not null and v_counted <> v_att.estimated_tokens then
+    perform public.google_ai_adjust_token_budget(v_att, 0, v_counted - v_att.estimated_tokens);
   end if;
-  -- The window learns Google's count now: waiters asking again see the tokens given back.
-  perform public.google_ai_settle_admission(v_att, greatest(0,
-    coalesce(p_input_tokens, v_att.estimated_tokens)), false);
+  -- The window learns the provider's count now: waiters asking again see the tokens given back.
+  perform public.google_ai_settle_admission(v_att, greatest(0, coalesce(v_counted, v_att.estimated_tokens)), false);
 
   return jsonb_build_object('ok', true, 'status', p_outcome, 'cooldown_until', v_until);
 end

@@ -216,6 +216,8 @@ GRANT ALL ON FUNCTION public.google_ai_model_list() TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_model_list() TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_model_provider(p_model text) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_model_provider(p_model text) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer,
     p_reason text, p_message text, p_models jsonb, p_disable boolean) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_service_tier_list() TO service_role;

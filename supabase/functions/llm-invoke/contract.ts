@@ -6,6 +6,7 @@ import type { Content, GenerationConfig, RequestExtras } from "../_shared/google
 import type {
   FinalizeOutcome,
   PriorityClass,
+  Provider,
   QuotaCause,
   RefusalLimit,
   ServiceTier,
@@ -59,6 +60,16 @@ export interface NormalizedRequest {
   streamUsage?: boolean;
   /** The service tier the caller asked for (OpenAI's service_tier, Gemini's serviceTier); absent: its class's row decides. */
   serviceTier?: ServiceTier;
+  /**
+   * OpenAI's route: the caller's Chat Completions body as sent. An OpenAI model is sent this body (its
+   * model, stream and token cap set by the gateway), so every field OpenAI offers reaches it.
+   */
+  openAiBody?: Record<string, unknown>;
+  /**
+   * Fields of that body only OpenAI's models honour (logprobs, logit_bias, …), each with why another
+   * provider's cannot: a model of another provider refuses the request naming them (gemma.ts).
+   */
+  openAiOnly?: ReadonlyArray<{ field: string; why: string }>;
 }
 
 export interface RequestLimits {
@@ -162,6 +173,13 @@ export interface ModelProfile extends ModelCapabilities {
   withdrawn?: boolean;
   /** With `withdrawn`: the model Google names instead (null: not known). */
   successor?: string | null;
+  /** Who serves the model (its row's provider): the upstream called and the keys read. Absent: google. */
+  provider?: Provider;
+  /**
+   * Set where the model's TPM counts an answer's tokens too (OpenAI): the output a request books when
+   * it names no max_tokens. Absent: TPM counts input only (Google).
+   */
+  bookedOutputTokens?: number;
 }
 
 /** A row of google_ai_service_tiers: the tier asked for a (model, priority class). */

@@ -31,7 +31,14 @@ import {
   type TokenStatus,
 } from "../contract.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
-import { isOneOf, QUOTA_CAUSES, type QuotaCause, REFUSAL_LIMITS, SERVICE_TIERS } from "../../_shared/vocabulary.ts";
+import {
+  isOneOf,
+  type Provider,
+  QUOTA_CAUSES,
+  type QuotaCause,
+  REFUSAL_LIMITS,
+  SERVICE_TIERS,
+} from "../../_shared/vocabulary.ts";
 import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../../_shared/db.ts";
 import { databaseUnavailable } from "../../_shared/envelope.ts";
 import type { ActiveKey, GatewayStore, ModelLister, QuotaReader, QuotaReport, TokenChecker } from "./store.ts";
@@ -92,12 +99,16 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
             fallbacks: string[];
             withdrawn: boolean;
             successor: string | null;
+            provider: string;
+            booked: number | null;
           }[]
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
                  p.supports_tools as tools, p.supports_images as images,
-                 coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor
-          from public.google_ai_model_traits(p_model => ${model}) p`;
+                 coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor,
+                 v.provider, v.booked_output_tokens as booked
+          from public.google_ai_model_traits(p_model => ${model}) p
+          cross join lateral public.google_ai_model_provider(p_model => p.model) v`;
         const row = rows[0];
         return row === undefined ? null : ({
           model: row.model,
@@ -108,6 +119,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           supportsImages: row.images,
           fallbackModels: row.fallbacks,
           ...(row.withdrawn ? { withdrawn: true, successor: row.successor } : {}),
+          // The database's check holds provider to google_ai_provider's names (vocabulary.ts's PROVIDERS).
+          provider: row.provider as Provider,
+          ...(row.booked === null ? {} : { bookedOutputTokens: row.booked }),
         } satisfies ModelProfile);
       }),
 
