@@ -1,10 +1,11 @@
-// llm-invoke: the one door to Google AI. Wiring only: the HTTP side is http/handler.ts, the attempt
+// llm-invoke: the one door to Google AI and OpenAI. Wiring only: the HTTP side is http/handler.ts, the attempt
 // loop attempt/invoke.ts, the database store/pg-store.ts over one pool per worker (layers: README.md).
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
 import { keyReader } from "../_shared/key-reader.ts";
 import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./attempt/settings.ts";
 import { dbTimeoutsFromEnv, workerDatabase } from "../_shared/db.ts";
 import { createGoogleClient, googleBaseUrlFromEnv } from "../_shared/google/client.ts";
+import { createOpenAiClient, openAiBaseUrlFromEnv } from "./upstream/openai/client.ts";
 import { createHandler } from "./http/handler.ts";
 import { createInputCounter, createInvoke } from "./attempt/invoke.ts";
 import { createPgStore } from "./store/pg-store.ts";
@@ -28,8 +29,11 @@ const store = createPgStore({
 });
 
 const google = createGoogleClient({ baseUrl: googleBaseUrlFromEnv(env) });
-// Google's keys only: the database books a Google model on Google's keys (the key row's provider).
-const secret = keyReader(env, "google");
+const openai = createOpenAiClient({ baseUrl: openAiBaseUrlFromEnv(env) });
+// The database books a model on its provider's keys (the key row's provider); each provider's key is
+// read by that provider's secret names only.
+const readers = { google: keyReader(env, "google"), openai: keyReader(env, "openai") };
+const secret = (envVarName: string, provider: keyof typeof readers) => readers[provider](envVarName);
 
 const handler = createHandler({
   serviceKeys: serviceKeysFromEnv(env),
@@ -39,7 +43,7 @@ const handler = createHandler({
   models: () => store.modelList(),
   countTokens: createInputCounter({ store, google, secret, options }),
   requestLimits: requestLimitsFromEnv(env, options),
-  invoke: createInvoke({ store, google, secret, options, waitUntil }),
+  invoke: createInvoke({ store, google, openai, secret, options, waitUntil }),
 });
 
 serveFunction("llm-invoke", handler);

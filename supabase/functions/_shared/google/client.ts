@@ -34,6 +34,8 @@ export type GenerateOutcome =
     latencyMs: number;
     /** The tier Google says served (its x-gemini-service-tier header); null: not said. */
     servedTier?: string | null;
+    /** OpenAI's own chat.completion, when OpenAI answered (its route returns it as it came). */
+    openai?: Record<string, unknown>;
   }
   | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
 
@@ -331,7 +333,9 @@ function thrownContext(guard: ReturnType<typeof callGuard>, call: GenerateCall |
   };
 }
 
-interface ThrownContext {
+export interface ThrownContext {
+  /** Who was called, for the messages (default: Google). */
+  upstream?: string;
   timedOut: boolean;
   callerAborted: boolean;
   httpStatus: number | undefined;
@@ -378,11 +382,12 @@ export function classifyThrown(error: unknown, ctx: ThrownContext): ClassifiedGo
   const { secrets } = ctx;
   // Checked first, by our own flags: an aborted fetch rejects with whatever reason the signal
   // carries (AbortError, TimeoutError or any value), so the error itself cannot tell.
+  const who = ctx.upstream ?? "Google";
   if (ctx.timedOut) {
-    return classifyGoogleFailure("timeout", `Google did not answer within ${ctx.timeoutMs} ms.`, { secrets });
+    return classifyGoogleFailure("timeout", `${who} did not answer within ${ctx.timeoutMs} ms.`, { secrets });
   }
   if (ctx.callerAborted || isAbort(error)) {
-    return classifyGoogleFailure("aborted", "The call to Google was cancelled.", { secrets });
+    return classifyGoogleFailure("aborted", `The call to ${who} was cancelled.`, { secrets });
   }
   // ApiError: status plus the error body serialized as JSON in the message.
   const status = apiErrorStatus(error);

@@ -57,6 +57,8 @@ export interface ClassifiedGoogleError {
   spendWindowMs: number | null;
   /** Sanitized, length-capped message for logs and callers. */
   message: string;
+  /** Who answered, for the caller's message: absent for Google ("OpenAI" for OpenAI's classifier). */
+  upstream?: string;
 }
 
 const TYPE_PREFIX = "type.googleapis.com/google.rpc.";

@@ -60,6 +60,8 @@ export interface GoogleRequest extends RequestExtras {
   generationConfig: GenerationConfig;
   /** Google's service tier for this call (the body's serviceTier); absent: standard, nothing sent. */
   serviceTier?: ServiceTier;
+  /** For an OpenAI model only: the caller's own Chat Completions body (never sent to Google). */
+  openAiBody?: Record<string, unknown>;
 }
 
 /** One generateContent answer, or one chunk of a streamed one, as Google sent it. */

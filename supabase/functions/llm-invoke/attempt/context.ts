@@ -55,6 +55,8 @@ export interface InvokeResult {
    * native body. Absent in answers stored before it existed: googleResponseOf rebuilds one.
    */
   response?: GoogleResponse;
+  /** OpenAI's own chat.completion when OpenAI served: OpenAI's route answers it as it came. Not in the native body. */
+  openai?: Record<string, unknown>;
 }
 
 /**

@@ -39,7 +39,8 @@
 // answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
 import type { GenerateOutcome, GoogleClient, StreamOutcome } from "../../_shared/google/client.ts";
-import type { NormalizedRequest, Reservation } from "../contract.ts";
+import type { ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
+import type { Provider } from "../../_shared/vocabulary.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
 import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
 import type { GoogleRequest } from "../../_shared/google/types.ts";
@@ -63,20 +64,29 @@ import {
   shedFlex,
   type TierChoice,
 } from "./service-tiers.ts";
-import {
-  cancelled,
-  exhausted,
-  fallbackSteps,
-  modelWithdrawn,
-  noActiveKey,
-  rejectedByGoogle,
-} from "./refusals.ts";
+import { cancelled, exhausted, fallbackSteps, modelWithdrawn, noActiveKey, rejectedByGoogle } from "./refusals.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
 import { estimateInputTokens } from "../model/tokens.ts";
 
 export const MAX_ATTEMPTS = 3;
+
+const providerOf = (profile: ModelProfile): Provider => profile.provider ?? "google";
+
+/**
+ * The output tokens a request books on top of its input: for a chain model whose TPM counts them
+ * (its row's booked_output_tokens, OpenAI), the caller's max tokens or the row's figure; the largest
+ * over the chain, as the one reservation may land on any of its models.
+ */
+function bookedOutput(chain: readonly ChainLink[], maxOutputTokens: number | undefined): number {
+  return Math.max(
+    0,
+    ...chain.map((l) =>
+      l.profile.bookedOutputTokens === undefined ? 0 : maxOutputTokens ?? l.profile.bookedOutputTokens
+    ),
+  );
+}
 /** Key rows skipped because their secret is missing, per request, before giving up. */
 const MAX_UNUSABLE_KEYS = 10;
 
@@ -90,8 +100,10 @@ function withinDeadline(answer: Promise<boolean>, ms: number): Promise<boolean> 
 export interface InvokeDeps {
   store: GatewayStore;
   google: GoogleClient;
-  /** Reads a Google key from the Edge secret store by the key row's env_var_name. */
-  secret: (envVarName: string) => string | undefined;
+  /** OpenAI's client (upstream/openai), for the models whose row names provider openai. */
+  openai?: GoogleClient;
+  /** Reads a provider's key from the Edge secret store by the key row's env_var_name (key-reader.ts). */
+  secret: (envVarName: string, provider: Provider) => string | undefined;
   options?: Partial<InvokeOptions>;
   clock?: Clock;
   random?: () => number;
@@ -113,7 +125,8 @@ function shared(deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options"
     countTokens: createTokenCounter({
       store: deps.store,
       google: deps.google,
-      secret: deps.secret,
+      // Google counts with Google's keys only (another provider's key row never reaches it).
+      secret: (name: string) => deps.secret(name, "google"),
       clock,
       keysTtlMs: options.capabilitiesTtlMs,
       logError,
@@ -155,6 +168,8 @@ export function createInputCounter(
 
 export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeAnswer> {
   const { options, clock, logError, profiles, countTokens } = shared(deps);
+  // Each provider's client; a provider without one has no usable key here (its reservations are released).
+  const upstreams: Partial<Record<Provider, GoogleClient>> = { google: deps.google, openai: deps.openai };
   const random = deps.random ?? Math.random;
   const serviceTiers = cachedServiceTiers(deps.store, clock, options.capabilitiesTtlMs);
   const jitter = () => Math.floor(random() * options.jitterMs);
@@ -178,7 +193,12 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             estimateInputTokens({ contents: l.request.contents, system: l.request.systemInstruction })
           ),
         ),
-      (model) => countTokens(requestFor(chain, model), { deadline, signal, timing }),
+      // Only Google counts a request for free; another provider's model keeps the estimate.
+      (model) =>
+        providerOf(chain.find((l) => l.model === model)?.profile ?? chain[0]!.profile) === "google"
+          ? countTokens(requestFor(chain, model), { deadline, signal, timing })
+          : Promise.resolve(null),
+      bookedOutput(chain, request.generationConfig.maxOutputTokens),
     );
     const reserveAs = reserveCallerOf(caller);
     // The caller named the request (its own request_id): the database keeps an idempotency record.
@@ -192,8 +212,12 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     // a tier its class may not ask for is a 400 without a reservation or a wait.
     const tierRows = await serviceTiers();
     if (request.serviceTier !== undefined) {
-      checkAskedTier(tierRows, chain.map((l) => l.model), admissibleClasses(caller.kind, request.priority),
-        request.serviceTier);
+      checkAskedTier(
+        tierRows,
+        chain.map((l) => l.model),
+        admissibleClasses(caller.kind, request.priority),
+        request.serviceTier,
+      );
     }
 
     const keys = new KeyExclusions();
@@ -240,17 +264,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         const reservation = admission.reservation;
         lastReservation = reservation;
 
-        const apiKey = deps.secret(reservation.envVarName);
-        if (apiKey === undefined || apiKey === "") {
-          logError(`secret ${reservation.envVarName} of key ${reservation.keyAlias} is not set`);
-          await deps.store.release(reservation.reservationId, "key secret not set");
-          keys.markBroken(reservation.keyId);
-          unusableKeys++;
-          continue;
-        }
-
         // Normally a link of the chain; another model when the caller's name now resolves to it (an
-        // alias repointed since this worker cached its row): Google is called for the model booked.
+        // alias repointed since this worker cached its row): the provider is called for the model booked.
         let link: ChainLink;
         try {
           link = await linkFor(profiles, request, chain, reservation.model);
@@ -258,10 +273,25 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           await deps.store.release(reservation.reservationId, "the reserved model cannot take the request");
           throw error;
         }
+        // The database booked a key of the model's provider: its secret is read by that provider's names.
+        const provider = providerOf(link.profile);
+        const upstream = upstreams[provider];
+        const apiKey = upstream === undefined ? undefined : deps.secret(reservation.envVarName, provider);
+        if (apiKey === undefined || apiKey === "") {
+          logError(`secret ${reservation.envVarName} of key ${reservation.keyAlias} is not set`);
+          await deps.store.release(reservation.reservationId, "key secret not set");
+          keys.markBroken(reservation.keyId);
+          unusableKeys++;
+          continue;
+        }
         let choice: TierChoice;
         try {
-          choice = chooseTier(await serviceTiers(), reservation.model, reservation.priority ?? request.priority,
-            request.serviceTier);
+          choice = chooseTier(
+            await serviceTiers(),
+            reservation.model,
+            reservation.priority ?? request.priority,
+            request.serviceTier,
+          );
         } catch (error) {
           await deps.store.release(reservation.reservationId, "service tier not allowed for the class");
           throw error;
@@ -271,14 +301,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
         calls++;
         if (request.stream) {
-          const opened = await streamGoogle(apiKey, reservation, sent);
+          const opened = await streamGoogle(upstream!, apiKey, reservation, sent);
           if (opened.ok) {
             // The first chunk is here: what the gateway added, and the first byte, are known now.
             const times = answerTimes(timing);
             return relayStream(opened, {
               head: { ...headOf(reservation, calls), waited_ms: waiting.waitedMs },
               reservationId: reservation.reservationId,
-              estimatedInputTokens: size.tokens,
+              estimatedInputTokens: size.input,
               includeCandidates: request.includeCandidates,
               idempotent,
               finalize: (record) =>
@@ -297,10 +327,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           }
           lastError = opened.error;
           if (shedFlex(tier, opened.error)) flexShed = true;
-          if (await failed(opened, reservation, tier, apiKey)) continue;
+          if (await failed(opened, reservation, tier, upstream!, apiKey)) continue;
           break;
         }
-        const outcome = await callGoogle(apiKey, sent, reservation);
+        const outcome = await callGoogle(upstream!, apiKey, sent, reservation);
         if (outcome.ok) {
           const result = answer(outcome, reservation, calls);
           const times = answerTimes(timing);
@@ -323,7 +353,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
         lastError = outcome.error;
         if (shedFlex(tier, outcome.error)) flexShed = true;
-        if (!(await failed(outcome, reservation, tier, apiKey))) break;
+        if (!(await failed(outcome, reservation, tier, upstream!, apiKey))) break;
       }
       throw exhausted(lastError, withdrawn);
     } catch (error) {
@@ -346,10 +376,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       outcome: Extract<GenerateOutcome, { ok: false }>,
       reservation: Reservation,
       tier: TierChoice["tier"],
+      upstream: GoogleClient,
       apiKey: string,
     ): Promise<boolean> {
       let error = outcome.error;
-      if (error.class === "model_withdrawn" && !(await stillNotFound(apiKey, reservation.model))) {
+      if (error.class === "model_withdrawn" && !(await stillNotFound(upstream, apiKey, reservation.model))) {
         // This key sees the model (or Google could not say): the mark would be wrong for everyone.
         error = { ...error, class: "client_error" };
       }
@@ -396,11 +427,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
      * call; one at a time per model, whose answer every request waiting on it takes (each no longer
      * than its own deadline). Not bound to one caller's signal: the others still need its answer.
      */
-    async function stillNotFound(apiKey: string, model: string): Promise<boolean> {
+    async function stillNotFound(upstream: GoogleClient, apiKey: string, model: string): Promise<boolean> {
       let asked = confirming.get(model);
       if (asked === undefined) {
         const timeoutMs = Math.max(1, options.attemptTimeoutMs);
-        asked = deps.google.getModel({ apiKey, model, timeoutMs })
+        asked = upstream.getModel({ apiKey, model, timeoutMs })
           .then((got) => !got.ok && got.error.class === "model_withdrawn", () => false)
           .finally(() => confirming.delete(model));
         confirming.set(model, asked);
@@ -410,12 +441,17 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     }
 
     /** Opens Google's stream and waits for its first chunk (what fails before it is an attempt like any other). */
-    async function streamGoogle(apiKey: string, reservation: Reservation, sent: GoogleRequest): Promise<StreamOutcome> {
+    async function streamGoogle(
+      upstream: GoogleClient,
+      apiKey: string,
+      reservation: Reservation,
+      sent: GoogleRequest,
+    ): Promise<StreamOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       const streamTimeoutMs = Math.max(1, deadline - clock.now());
       try {
         return await timing.time("google", () =>
-          openStream(deps.google, {
+          openStream(upstream, {
             apiKey,
             request: sent,
             timeoutMs,
@@ -438,12 +474,17 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       return { model: reservation.model, ...fallback, key_alias: reservation.keyAlias, attempts };
     }
 
-    async function callGoogle(apiKey: string, sent: GoogleRequest, reservation: Reservation): Promise<GenerateOutcome> {
+    async function callGoogle(
+      upstream: GoogleClient,
+      apiKey: string,
+      sent: GoogleRequest,
+      reservation: Reservation,
+    ): Promise<GenerateOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       try {
         return await timing.time(
           "google",
-          () => deps.google.generate({ apiKey, request: sent, timeoutMs, signal }),
+          () => upstream.generate({ apiKey, request: sent, timeoutMs, signal }),
         );
       } catch (error) {
         // The Google client does not throw for failed calls; if it does anyway, give the booking back.
@@ -463,11 +504,12 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         model,
         ...rest,
         key_alias,
-        usage: answerUsage(outcome.usage, size.tokens),
+        usage: answerUsage(outcome.usage, size.input),
         waited_ms: waiting.waitedMs,
         finish_reason: outcome.finishReason,
         ...(request.includeCandidates ? { candidates: outcome.candidates } : {}),
         response: outcome.response,
+        ...(outcome.openai === undefined ? {} : { openai: outcome.openai }),
       };
     }
   };

@@ -88,8 +88,9 @@ export function createTokenCounter(deps: TokenCounterDeps): TokenCounter {
 }
 
 /**
- * One request's input size: what its reservations book. The estimate at first; Google's count once
- * a refusal asked for it (at most once per request, kept for the request's later attempts).
+ * What one request's reservations book: its input size (the estimate at first; Google's count once a
+ * refusal asked for it, at most once per request, kept for the request's later attempts), plus the
+ * output booked where a model's TPM counts it.
  */
 export class InputSize {
   /** What the next reservation books. */
@@ -98,12 +99,22 @@ export class InputSize {
   counted: number | null = null;
   private asked = false;
 
-  /** `count` asks Google for the input as `model` takes it (the refusal's model in a chain). */
+  /**
+   * `count` asks Google for the input as `model` takes it (the refusal's model in a chain).
+   * `bookedOutput`: the output tokens booked on top of the input where a model's TPM counts them
+   * (OpenAI's max_tokens); 0 where TPM counts input only.
+   */
   constructor(
     readonly estimated: number,
     private readonly count: (model: string | null) => Promise<number | null>,
+    readonly bookedOutput = 0,
   ) {
-    this.tokens = estimated;
+    this.tokens = estimated + bookedOutput;
+  }
+
+  /** The input alone: what the answer reports when the provider counts none. */
+  get input(): number {
+    return this.tokens - this.bookedOutput;
   }
 
   /** After a refusal: true when Google's count is now known and the reservation should be made again with it. */
@@ -113,7 +124,7 @@ export class InputSize {
     const counted = await this.count(refusal.model ?? null);
     if (counted === null) return false;
     this.counted = counted;
-    this.tokens = counted;
+    this.tokens = counted + this.bookedOutput;
     return true;
   }
 }

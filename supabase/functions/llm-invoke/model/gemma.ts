@@ -6,7 +6,7 @@
 // Everything a model can take is forwarded unchanged.
 import { GatewayError } from "../../_shared/errors.ts";
 import type { Content, GoogleRequest } from "../../_shared/google/types.ts";
-import type { ModelCapabilities, NormalizedRequest } from "../contract.ts";
+import type { ModelCapabilities, ModelProfile, NormalizedRequest } from "../contract.ts";
 
 export type { GoogleRequest } from "../../_shared/google/types.ts";
 
@@ -19,7 +19,19 @@ function unsupported(model: string, feature: string, advice: string, what = feat
 
 const PLAIN_TEXT = "text/plain";
 
-export function adaptToModel(caps: ModelCapabilities, req: NormalizedRequest): GoogleRequest {
+export function adaptToModel(
+  caps: ModelCapabilities & Pick<ModelProfile, "provider">,
+  req: NormalizedRequest,
+): GoogleRequest {
+  const openai = caps.provider === "openai";
+  const only = req.openAiOnly ?? [];
+  if (!openai && only.length > 0) {
+    throw new GatewayError(
+      "unsupported_feature",
+      `Not supported by ${caps.model}: ${only.map((f) => `${f.field} (${f.why})`).join("; ")}.`,
+      { details: { model: caps.model, field: only[0]!.field, features: only.map((f) => f.field) } },
+    );
+  }
   const config = req.generationConfig;
   if (!caps.supportsJsonMode) {
     const mime = config.responseMimeType;
@@ -52,7 +64,13 @@ export function adaptToModel(caps: ModelCapabilities, req: NormalizedRequest): G
     throw unsupported(caps.model, "images", "send text only, or use a model that takes images.");
   }
 
-  const base = { model: caps.model, generationConfig: config, ...req.extras };
+  const base = {
+    model: caps.model,
+    generationConfig: config,
+    ...req.extras,
+    // An OpenAI model takes the caller's own Chat Completions body, where there is one.
+    ...(openai && req.openAiBody !== undefined ? { openAiBody: req.openAiBody } : {}),
+  };
   if (req.system === undefined) return { ...base, contents: req.contents };
   if (caps.supportsSystemInstruction) return { ...base, contents: req.contents, systemInstruction: req.system };
   return { ...base, contents: foldSystem(req.system, req.contents) };

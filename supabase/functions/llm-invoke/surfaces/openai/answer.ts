@@ -64,6 +64,11 @@ export function choicesOf(result: InvokeResult, requestId: string): Array<Record
 }
 
 export function answer(result: InvokeResult, ctx: SurfaceContext): JsonAnswer {
+  // OpenAI served: its own completion (logprobs, refusals, annotations, its usage details), under the
+  // gateway's id.
+  if (result.openai !== undefined) {
+    return { body: { ...result.openai, id: completionId(ctx.requestId) }, asIs: true };
+  }
   return {
     body: {
       id: completionId(ctx.requestId),

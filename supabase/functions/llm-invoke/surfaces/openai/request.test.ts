@@ -1,6 +1,7 @@
 // parse: an OpenAI chat.completions body → the gateway's request (messages, tools, settings, refusals).
 import { describe, expect, it } from "vitest";
 import { imageTokens } from "../../model/images.ts";
+import { adaptToModel } from "../../model/gemma.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../../contract.ts";
 import { includesUsage, openAiSurface, THINKING_BUDGETS } from "../openai.ts";
 import { base64, png } from "../../../../../tests/support/image-bytes.ts";
@@ -332,7 +333,8 @@ describe("parse: generation settings", () => {
   });
 });
 
-describe("parse: fields the gateway cannot honour, fields it ignores, and x-eve-* headers", () => {
+describe("parse: fields only OpenAI's models honour, fields it ignores, and x-eve-* headers", () => {
+  const gemini = { model: "gemini-2.5-flash", supportsSystemInstruction: true, supportsJsonMode: true, supportsTools: true };
   it.each([
     ["logprobs", true],
     ["top_logprobs", 3],
@@ -342,15 +344,18 @@ describe("parse: fields the gateway cannot honour, fields it ignores, and x-eve-
     ["web_search_options", {}],
     ["logit_bias", { "50256": -100 }],
     ["functions", [{ name: "f" }]],
-  ])("refuses %s with unsupported_feature naming it", (field, value) => {
-    const e = refusal(() => parse(chat({ [field]: value })));
+  ])("keeps %s for an OpenAI model; another provider's refuses it with unsupported_feature naming it", (field, value) => {
+    const req = parse(chat({ [field]: value }));
+    expect(req.openAiOnly?.map((f) => f.field)).toEqual([field]);
+    expect(adaptToModel({ ...gemini, model: "gpt-4o", provider: "openai" }, req).openAiBody).toMatchObject({ [field]: value });
+    const e = refusal(() => adaptToModel({ ...gemini, provider: "google" }, req));
     expect(e.code).toBe("unsupported_feature");
     expect(e.message).toContain(field);
     expect(e.details?.field).toBe(field);
   });
 
-  it("names every unsupported field at once", () => {
-    const e = refusal(() => parse(chat({ logprobs: true, web_search_options: {} })));
+  it("names every such field at once", () => {
+    const e = refusal(() => adaptToModel(gemini, parse(chat({ logprobs: true, web_search_options: {} }))));
     expect(e.details?.features).toEqual(["logprobs", "web_search_options"]);
   });
 
@@ -367,6 +372,7 @@ describe("parse: fields the gateway cannot honour, fields it ignores, and x-eve-
       stream_options: { include_usage: false },
     }));
     expect(req.metadata).toEqual({ ticket: "T-9" });
+    expect(req.openAiOnly).toBeUndefined();
   });
 
   it("takes every service_tier OpenAI defines: flex and priority ask Google; auto, default and scale leave it to the class", () => {

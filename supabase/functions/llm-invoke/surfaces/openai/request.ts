@@ -24,30 +24,31 @@ const MAX_MESSAGES = 1000;
 export const THINKING_BUDGETS = { none: 0, minimal: 0, low: 1024, medium: 8192, high: 24576 } as const;
 
 /**
- * Fields OpenAI defines that the gateway cannot honour: refused (400 unsupported_feature naming them)
- * rather than silently ignored, since the caller would otherwise get an answer without what it asked for.
- * Each test says whether the value given asks for the feature (logprobs: false asks for nothing).
+ * Fields only OpenAI's models honour: passed to an OpenAI model in the caller's body, and refused by
+ * any other model (400 unsupported_feature naming them, model-chain.ts) rather than silently ignored,
+ * since the caller would otherwise get an answer without what it asked for. Each test says whether
+ * the value given asks for the feature (logprobs: false asks for nothing).
  */
 const UNSUPPORTED: Record<string, { asks: (value: unknown) => boolean; why: string }> = {
-  logprobs: { asks: (v) => v === true, why: "Gemini's answers carry no log probabilities here" },
-  top_logprobs: { asks: (v) => v !== null && v !== undefined, why: "Gemini's answers carry no log probabilities here" },
+  logprobs: { asks: (v) => v === true, why: "only OpenAI's models give log probabilities" },
+  top_logprobs: { asks: (v) => v !== null && v !== undefined, why: "only OpenAI's models give log probabilities" },
   logit_bias: {
     asks: (v) => v !== null && typeof v === "object" && Object.keys(v).length > 0,
-    why: "Gemini takes no logit bias",
+    why: "only OpenAI's models take a logit bias",
   },
-  audio: { asks: (v) => v !== null && v !== undefined, why: "audio output is not offered" },
+  audio: { asks: (v) => v !== null && v !== undefined, why: "audio output is OpenAI's audio models' only" },
   modalities: {
     asks: (v) => Array.isArray(v) && v.some((m) => m !== "text"),
-    why: "only text output is offered",
+    why: "output other than text is OpenAI's models' only",
   },
-  prediction: { asks: (v) => v !== null && v !== undefined, why: "predicted outputs are not offered" },
-  web_search_options: { asks: (v) => v !== null && v !== undefined, why: "web search is not offered" },
-  functions: { asks: (v) => v !== null && v !== undefined, why: "use tools instead of the legacy functions" },
+  prediction: { asks: (v) => v !== null && v !== undefined, why: "predicted outputs are OpenAI's only" },
+  web_search_options: { asks: (v) => v !== null && v !== undefined, why: "web search is OpenAI's search models' only" },
+  functions: { asks: (v) => v !== null && v !== undefined, why: "the legacy functions are OpenAI's only; use tools" },
   function_call: {
     asks: (v) => v !== null && v !== undefined,
-    why: "use tool_choice instead of the legacy function_call",
+    why: "the legacy function_call is OpenAI's only; use tool_choice",
   },
-  verbosity: { asks: (v) => v !== null && v !== undefined, why: "Gemini takes no verbosity setting" },
+  verbosity: { asks: (v) => v !== null && v !== undefined, why: "verbosity is OpenAI's models' only" },
 };
 
 const responseFormatSchema = z.discriminatedUnion("type", [
@@ -106,13 +107,6 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
   const body = input.body;
   if (!isObject(body)) throw new GatewayError("invalid_json", "The body must be a JSON object.");
   const asked = Object.keys(UNSUPPORTED).filter((field) => field in body && UNSUPPORTED[field].asks(body[field]));
-  if (asked.length > 0) {
-    throw new GatewayError(
-      "unsupported_feature",
-      `Not supported by this gateway: ${asked.map((f) => `${f} (${UNSUPPORTED[f].why})`).join("; ")}.`,
-      { details: { field: asked[0], features: asked } },
-    );
-  }
   const parsed = chatCompletionSchema.safeParse(body);
   if (!parsed.success) throw invalidRequest(parsed.error);
   const req = parsed.data;
@@ -135,6 +129,8 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
     includeCandidates: false,
     ...(req.stream_options?.include_usage === true ? { streamUsage: true } : {}),
     ...serviceTierOf(req.service_tier),
+    openAiBody: body,
+    ...(asked.length === 0 ? {} : { openAiOnly: asked.map((field) => ({ field, why: UNSUPPORTED[field].why })) }),
   };
 }
 

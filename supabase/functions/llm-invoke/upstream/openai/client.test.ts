@@ -1,0 +1,143 @@
+// OpenAI's client against the offline OpenAI simulator (a real HTTP server whose error wordings are
+// drawn per run): answers in the gateway's inner shape, the stream with its usage chunk, and every
+// failure classified by structure.
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type OpenAISimulator, startOpenAISimulator } from "../../../../../shared/openai-sim/server.ts";
+import type { GoogleRequest } from "../../../_shared/google/types.ts";
+import type { GoogleClient } from "../../../_shared/google/client.ts";
+import { createOpenAiClient } from "./client.ts";
+
+let sim: OpenAISimulator;
+let client: GoogleClient;
+const apiKey = "sk-sim-a1";
+
+beforeAll(async () => {
+  sim = await startOpenAISimulator({ waitStyle: "mixed" });
+  client = createOpenAiClient({ baseUrl: sim.url });
+});
+afterAll(() => sim.close());
+beforeEach(() => sim.reset());
+
+const request = (over: Partial<GoogleRequest> = {}): GoogleRequest => ({
+  model: "gpt-4o",
+  contents: [{ role: "user", parts: [{ text: "hello there" }] }],
+  systemInstruction: "Be brief.",
+  generationConfig: { maxOutputTokens: 50 },
+  ...over,
+});
+const call = (over: Partial<GoogleRequest> = {}) => ({ apiKey, request: request(over), timeoutMs: 5_000 });
+
+describe("generate", () => {
+  it("answers in the gateway's shape with OpenAI's usage", async () => {
+    const out = await client.generate(call());
+    expect(out.ok).toBe(true);
+    if (!out.ok) return;
+    expect(out.text).toContain("hello there");
+    expect(out.finishReason).toBe("STOP");
+    expect(out.usage!.promptTokens).toBeGreaterThan(0);
+    expect(out.usage!.totalTokens).toBe(out.usage!.promptTokens + out.usage!.candidatesTokens);
+    expect(out.modelVersion).toMatch(/^gpt-4o/);
+    const seen = sim.stats().recent.at(-1)!;
+    expect(seen).toMatchObject({ model: "gpt-4o", apiKey, status: 200 });
+  });
+
+  it("sends function declarations as tools and reads tool calls back as functionCall parts", async () => {
+    const out = await client.generate(call({
+      tools: [{
+        functionDeclarations: [{
+          name: "get_weather",
+          parametersJsonSchema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+        }],
+      }],
+      toolConfig: { functionCallingConfig: { mode: "ANY" } },
+    }));
+    expect(out.ok).toBe(true);
+    if (!out.ok) return;
+    const parts = (out.candidates[0] as { content: { parts: Array<Record<string, unknown>> } }).content.parts;
+    const called = parts.find((p) => p.functionCall !== undefined)?.functionCall as { name: string; id?: string };
+    expect(called.name).toBe("get_weather");
+    expect(called.id).toBeTypeOf("string");
+  });
+});
+
+describe("stream", () => {
+  it("passes the text as it comes and ends with OpenAI's usage", async () => {
+    const out = await client.stream({ ...call(), streamTimeoutMs: 5_000 });
+    expect(out.ok).toBe(true);
+    if (!out.ok) return;
+    const chunks = [];
+    for await (const chunk of out.chunks) chunks.push(chunk);
+    const text = chunks.flatMap((c) => (c.candidates as Array<{ content: { parts: Array<{ text?: string }> } }>) ?? [])
+      .flatMap((c) => c.content.parts.map((p) => p.text ?? "")).join("");
+    expect(text).toContain("hello there");
+    const usage = chunks.at(-1)!.usageMetadata as { promptTokenCount: number; candidatesTokenCount: number };
+    expect(usage.promptTokenCount).toBeGreaterThan(0);
+    expect(usage.candidatesTokenCount).toBeGreaterThan(0);
+  });
+
+  it("a stream OpenAI breaks off is a StreamCut", async () => {
+    sim.addFault({ kind: "cut_stream", afterChunks: 2, count: 1 });
+    const out = await client.stream({ ...call(), streamTimeoutMs: 5_000 });
+    expect(out.ok).toBe(true);
+    if (!out.ok) return;
+    await expect((async () => {
+      for await (const _ of out.chunks) { /* drain */ }
+    })()).rejects.toMatchObject({ name: "StreamCut" });
+  });
+});
+
+describe("failures, by structure", () => {
+  it("a rate limit rests for the wait the headers give, whatever the message says", async () => {
+    for (const limitType of ["requests", "tokens"] as const) {
+      sim.addFault({ kind: "rate_limited", limitType, waitMs: 7_250, count: 1 });
+      const out = await client.generate(call());
+      expect(out.ok).toBe(false);
+      if (out.ok) return;
+      expect(out.error).toMatchObject({ class: "rate_limited", quotaCause: "minute", httpStatus: 429 });
+      expect(out.error.retryAfterMs).toBe(7_250);
+    }
+  });
+
+  it("an empty wallet is money, not a rate limit (same status)", async () => {
+    sim.setWallet("org-sim-a", "empty");
+    const out = await client.generate(call());
+    sim.setWallet("org-sim-a", "funded");
+    expect(out.ok).toBe(false);
+    if (out.ok) return;
+    expect(out.error).toMatchObject({ class: "rate_limited", quotaCause: "credits_depleted", retryAfterMs: null });
+  });
+
+  it("a wrong key is the key's fault, and its secret is not in the message", async () => {
+    const out = await client.generate({ ...call(), apiKey: "sk-not-a-key-0123456789" });
+    expect(out.ok).toBe(false);
+    if (out.ok) return;
+    expect(out.error.class).toBe("invalid_key");
+    expect(out.error.message).not.toContain("sk-not-a-key-0123456789");
+  });
+
+  it("a withdrawn model is model_withdrawn, and models.get confirms it", async () => {
+    const out = await client.generate(call({ model: "gpt-4" }));
+    expect(out.ok).toBe(false);
+    if (out.ok) return;
+    expect(out.error.class).toBe("model_withdrawn");
+    const asked = await client.getModel({ apiKey, model: "gpt-4", timeoutMs: 5_000 });
+    expect(asked.ok).toBe(false);
+    if (!asked.ok) expect(asked.error.class).toBe("model_withdrawn");
+    expect((await client.getModel({ apiKey, model: "gpt-4o", timeoutMs: 5_000 })).ok).toBe(true);
+  });
+
+  it("a 5xx is retried, a bad request is the caller's", async () => {
+    sim.addFault({ kind: "http503", count: 1 });
+    const failed = await client.generate(call());
+    expect(!failed.ok && failed.error.class).toBe("retryable");
+    sim.addFault({ kind: "bad_request", count: 1 });
+    const bad = await client.generate(call());
+    expect(!bad.ok && bad.error.class).toBe("client_error");
+  });
+
+  it("OpenAI offers no token count: the estimate stands", async () => {
+    const counted = await client.countTokens(call());
+    expect(counted.ok).toBe(false);
+    expect(sim.stats().total.received).toBe(0);
+  });
+});

@@ -1,0 +1,110 @@
+// OpenAI's failed answers, classified into the one shape the attempt loop acts on (the same as
+// Google's, ../../../_shared/google/errors.ts), by structure: the HTTP status, `error.type`,
+// `error.code` and the x-ratelimit-* headers. The message is read for one fact only, the wait of a
+// rate limit, and only when no header carries it (research: openai-errors.md).
+//   429 insufficient_quota   money: the organization has no credit (credits_depleted: it rests an
+//                            hour, then one call asks again)
+//   429 otherwise            a rate limit: the group rests for the wait (headers, else the message
+//                            in seconds or milliseconds, else the gateway's default)
+//   401                      the key itself (taken out of rotation)
+//   404 model_not_found      the model, for this organization: confirmed by GET /v1/models/{id}
+//   408, 409, 5xx            retried
+//   any other 4xx            the request: answered to the caller
+import type { ClassifiedGoogleError } from "../../../_shared/google/errors.ts";
+import { sanitize } from "../../../_shared/sanitize.ts";
+
+/** OpenAI's durations ("120ms", "1s", "18.642s", "6m0s", "1h0m0s") in whole milliseconds, rounded up. */
+export function parseOpenAiDuration(value: string | null | undefined): number | null {
+  const text = value?.trim();
+  if (!text || text.length > 40) return null;
+  let ms = 0;
+  let consumed = 0;
+  for (const m of text.matchAll(/(\d+(?:\.\d+)?)(ms|h|m|s)/g)) {
+    if (m.index !== consumed) return null;
+    consumed += m[0].length;
+    const n = Number(m[1]);
+    ms += m[2] === "h" ? n * 3_600_000 : m[2] === "m" ? n * 60_000 : m[2] === "s" ? n * 1000 : n;
+  }
+  return consumed === text.length && consumed > 0 ? Math.ceil(ms) : null;
+}
+
+/** "Please try again in 18.642s." or "… in 174ms." in a message, as milliseconds rounded up. */
+export function waitFromMessage(message: string): number | null {
+  const m = /try again in (\d+(?:\.\d+)?)\s*(ms|s)\b/i.exec(message);
+  if (m === null) return null;
+  const n = Number(m[1]);
+  return Math.ceil(m[2]!.toLowerCase() === "ms" ? n : n * 1000);
+}
+
+type Which = "requests" | "tokens";
+
+/**
+ * The wait of a rate limit from x-ratelimit-reset-*: of the limit the answer names (`type`), else of
+ * the one whose remaining count is 0, else the later of the two. Null when no header says.
+ */
+export function waitFromHeaders(headers: Headers, type: string | null): number | null {
+  const reset = (w: Which) => parseOpenAiDuration(headers.get(`x-ratelimit-reset-${w}`));
+  const spent = (w: Which) => headers.get(`x-ratelimit-remaining-${w}`)?.trim() === "0";
+  const named: Which | null = type === "requests" || type === "tokens"
+    ? type
+    : spent("tokens")
+    ? "tokens"
+    : spent("requests")
+    ? "requests"
+    : null;
+  if (named !== null && reset(named) !== null) return reset(named);
+  const both = [reset("requests"), reset("tokens")].filter((v): v is number => v !== null);
+  return both.length === 0 ? null : Math.max(...both);
+}
+
+function asRecord(value: unknown): Record<string, unknown> | undefined {
+  return typeof value === "object" && value !== null && !Array.isArray(value)
+    ? value as Record<string, unknown>
+    : undefined;
+}
+
+const text = (value: unknown) => typeof value === "string" && value !== "" ? value.slice(0, 100) : null;
+
+/** Classifies an HTTP error answer; `body` is the parsed JSON, or the raw text if it was not JSON. */
+export function classifyOpenAiHttpError(
+  httpStatus: number,
+  body: unknown,
+  headers: Headers,
+  options: { secrets?: readonly string[]; model?: string } = {},
+): ClassifiedGoogleError {
+  const error = asRecord(asRecord(body)?.error);
+  const type = text(error?.type);
+  const code = text(error?.code);
+  const rawMessage = typeof error?.message === "string"
+    ? error.message
+    : typeof body === "string"
+    ? body
+    : `HTTP ${httpStatus}`;
+  const money = httpStatus === 429 && (code === "insufficient_quota" || type === "insufficient_quota");
+  const retryAfterMs = httpStatus === 429 && !money
+    ? waitFromHeaders(headers, type) ?? waitFromMessage(rawMessage)
+    : null;
+  const base = {
+    kind: "http" as const,
+    httpStatus,
+    status: type,
+    reason: code ?? type,
+    // Which limit a rate limit hit ("requests" or "tokens": rpm or tpm), as Google's quotaId says it.
+    quotaId: httpStatus === 429 && (type === "requests" || type === "tokens") ? type : null,
+    quotaIds: httpStatus === 429 && (type === "requests" || type === "tokens") ? [type] : [],
+    retryAfterMs,
+    perDay: false,
+    quotaCause: httpStatus === 429 ? (money ? "credits_depleted" as const : "minute" as const) : null,
+    spendWindowMs: null,
+    message: sanitize(rawMessage, { secrets: options.secrets, maxLength: 500 }),
+    upstream: "OpenAI",
+  };
+  if (httpStatus === 429) return { ...base, class: "rate_limited" };
+  if (httpStatus >= 500 || httpStatus === 408 || httpStatus === 409) return { ...base, class: "retryable" };
+  if (httpStatus === 401) return { ...base, class: "invalid_key" };
+  if (httpStatus === 404 && code === "model_not_found" && options.model !== undefined) {
+    return { ...base, class: "model_withdrawn" };
+  }
+  if (httpStatus >= 400) return { ...base, class: "client_error" };
+  return { ...base, class: "retryable", kind: "malformed" };
+}

@@ -1,0 +1,136 @@
+// OpenAI's Chat Completions answers in the gateway's inner shape (Gemini's answer: candidates with
+// parts, finishReason, usageMetadata), so the attempt loop, finalize, the stream relay and every
+// surface read them as they read Google's. Usage: OpenAI's prompt_tokens and completion_tokens (its
+// reasoning tokens are inside completion_tokens).
+import type { GoogleResponse } from "../../../_shared/google/types.ts";
+
+type Json = Record<string, unknown>;
+
+const FINISH: Record<string, string> = {
+  stop: "STOP",
+  tool_calls: "STOP",
+  function_call: "STOP",
+  length: "MAX_TOKENS",
+  content_filter: "SAFETY",
+};
+
+export const finishReasonOf = (reason: unknown) => typeof reason === "string" ? FINISH[reason] ?? "OTHER" : undefined;
+
+const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
+
+function usageMetadata(usage: unknown): Json | undefined {
+  if (!isObject(usage)) return undefined;
+  const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+  const prompt = n(usage.prompt_tokens);
+  const completion = n(usage.completion_tokens);
+  return {
+    promptTokenCount: prompt,
+    candidatesTokenCount: completion,
+    totalTokenCount: typeof usage.total_tokens === "number" ? usage.total_tokens : prompt + completion,
+  };
+}
+
+/** A tool call's arguments (a JSON text) as Gemini's args object; text that is not an object is kept under `arguments`. */
+function argsOf(text: unknown): Json {
+  if (typeof text !== "string" || text === "") return {};
+  try {
+    const parsed = JSON.parse(text);
+    return isObject(parsed) ? parsed : { arguments: parsed };
+  } catch {
+    return { arguments: text };
+  }
+}
+
+function callPart(call: Json): Json {
+  const fn = isObject(call.function) ? call.function : {};
+  return {
+    functionCall: {
+      name: typeof fn.name === "string" ? fn.name : "",
+      args: argsOf(fn.arguments),
+      ...(typeof call.id === "string" ? { id: call.id } : {}),
+    },
+  };
+}
+
+function common(body: Json): Json {
+  return {
+    ...(typeof body.model === "string" ? { modelVersion: body.model } : {}),
+    ...(typeof body.id === "string" ? { responseId: body.id } : {}),
+  };
+}
+
+/** A whole chat.completion; null when it has no choices (not an answer). */
+export function completionToResponse(body: Json): GoogleResponse | null {
+  if (!Array.isArray(body.choices) || body.choices.length === 0) return null;
+  const candidates = body.choices.filter(isObject).map((choice, position) => {
+    const message = isObject(choice.message) ? choice.message : {};
+    const parts: Json[] = [];
+    if (typeof message.content === "string" && message.content !== "") parts.push({ text: message.content });
+    if (typeof message.refusal === "string" && message.refusal !== "") parts.push({ text: message.refusal });
+    if (Array.isArray(message.tool_calls)) parts.push(...message.tool_calls.filter(isObject).map(callPart));
+    return {
+      index: typeof choice.index === "number" ? choice.index : position,
+      content: { role: "model", parts },
+      ...(finishReasonOf(choice.finish_reason) === undefined
+        ? {}
+        : { finishReason: finishReasonOf(choice.finish_reason) }),
+    };
+  });
+  const usage = usageMetadata(body.usage);
+  return { candidates, ...(usage === undefined ? {} : { usageMetadata: usage }), ...common(body) };
+}
+
+/**
+ * Streamed chat.completion.chunk objects as Gemini's chunks. Text deltas pass at once; a tool call's
+ * arguments come in pieces and are passed whole when its choice finishes. Returns null for a chunk
+ * that carries nothing to pass (a role-only delta).
+ */
+export class ChunkTranslator {
+  private readonly calls = new Map<number, Map<number, { id?: string; name: string; args: string }>>();
+
+  translate(chunk: Json): GoogleResponse | null {
+    const candidates: Json[] = [];
+    for (const [position, choice] of (Array.isArray(chunk.choices) ? chunk.choices : []).entries()) {
+      if (!isObject(choice)) continue;
+      const index = typeof choice.index === "number" ? choice.index : position;
+      const delta = isObject(choice.delta) ? choice.delta : {};
+      const parts: Json[] = [];
+      if (typeof delta.content === "string" && delta.content !== "") parts.push({ text: delta.content });
+      if (typeof delta.refusal === "string" && delta.refusal !== "") parts.push({ text: delta.refusal });
+      if (Array.isArray(delta.tool_calls)) this.collect(index, delta.tool_calls);
+      const finish = finishReasonOf(choice.finish_reason);
+      if (finish !== undefined) parts.push(...this.finished(index));
+      if (parts.length > 0 || finish !== undefined) {
+        candidates.push({
+          index,
+          content: { role: "model", parts },
+          ...(finish === undefined ? {} : { finishReason: finish }),
+        });
+      }
+    }
+    const usage = usageMetadata(chunk.usage);
+    if (candidates.length === 0 && usage === undefined) return null;
+    return { candidates, ...(usage === undefined ? {} : { usageMetadata: usage }), ...common(chunk) };
+  }
+
+  private collect(choice: number, deltas: unknown[]): void {
+    const calls = this.calls.get(choice) ?? new Map();
+    this.calls.set(choice, calls);
+    for (const [position, d] of deltas.entries()) {
+      if (!isObject(d)) continue;
+      const at = typeof d.index === "number" ? d.index : position;
+      const fn = isObject(d.function) ? d.function : {};
+      const call = calls.get(at) ?? { name: "", args: "" };
+      if (typeof d.id === "string") call.id = d.id;
+      if (typeof fn.name === "string") call.name += fn.name;
+      if (typeof fn.arguments === "string") call.args += fn.arguments;
+      calls.set(at, call);
+    }
+  }
+
+  private finished(choice: number): Json[] {
+    const calls = [...(this.calls.get(choice) ?? new Map()).entries()].sort(([a], [b]) => a - b);
+    this.calls.delete(choice);
+    return calls.map(([, c]) => callPart({ id: c.id, function: { name: c.name, arguments: c.args } }));
+  }
+}

@@ -1,0 +1,165 @@
+// gpt-4o through the gateway, over HTTP with the real function, PostgreSQL and both simulators: the
+// OpenAI organization is a quota group of its own, its key is read by OpenAI's secret names and sent
+// to OpenAI only, a request books its input plus max_tokens and settles at input + output (OpenAI's
+// rule, the row's booked_output_tokens), the gateway writes the bot's token_usage row, and OpenAI's
+// failures are told by structure: a 5xx or an empty wallet answered by the chain's Gemini model in the
+// same request, the wallet asked again at most once an hour, a withdrawn model learned once.
+import OpenAI from "openai";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type OpenAISimulator, startOpenAISimulator } from "../../shared/openai-sim/server.ts";
+import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+
+let s: InvokeStack;
+let oa: OpenAISimulator;
+const FLASH = "gemini-2.5-flash";
+const OPENAI_SECRET = "sk-sim-a1";
+
+beforeAll(async () => {
+  oa = await startOpenAISimulator({ settle: "usage" });
+  s = await startInvokeStack("llm_invoke_openai", {
+    keys: [{ alias: "google-main", project: "proj-g", priority: 1, simKey: "sim-key-google" }],
+    env: { OPENAI_BASE_URL: oa.url, OPENAI_TEST_KEY: OPENAI_SECRET },
+  });
+  await s.sql`
+    insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
+    values ('openai-main', 'openai', 'OPENAI_TEST_KEY', 'org-sim-a', 1, true)`;
+  await s.sql`
+    insert into public.google_ai_model_limits
+      (model, provider, rpm, tpm, rpd, booked_output_tokens, supports_system_instruction, supports_json_mode,
+       supports_tools, supports_images, is_active)
+    values ('gpt-4o', 'openai', 500, 30000, null, 4096, true, true, true, true, true),
+           ('gpt-4', 'openai', 500, 30000, null, 4096, true, true, true, true, true)`;
+});
+afterAll(async () => {
+  await s?.close();
+  await oa?.close();
+});
+beforeEach(async () => {
+  await s.reset();
+  oa.reset();
+  oa.setWallet("org-sim-a", "funded");
+  await s.sql`delete from public.google_ai_attempts`;
+  await s.sql`delete from public.token_usage`;
+  await s.setLimit({ model: FLASH, rpm: 100, tpm: 250_000, rpd: 1_000 });
+});
+
+function openai(): OpenAI {
+  return new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0 });
+}
+
+describe("gpt-4o behind the gateway", () => {
+  it("is served on the OpenAI key, booked input + max_tokens, settled and logged at OpenAI's count", async () => {
+    const res = await s.call({ model: "gpt-4o", prompt: "hello from the bot", generationConfig: { maxOutputTokens: 200 }, request_id: "oa-1" });
+    expect(res.status, res.text).toBe(200);
+    expect(res.body).toMatchObject({ model: "gpt-4o", key_alias: "openai-main", attempts: 1 });
+    expect(res.body.text).toContain("hello from the bot");
+    const byKey = oa.stats().byKey;
+    expect(byKey[OPENAI_SECRET]?.received).toBe(1);
+    expect(s.sim.stats().total.received).toBe(0);
+
+    const [att] = await s.sql<{ estimated_tokens: number; input_tokens: number; output_tokens: number; quota_group: string }[]>`
+      select estimated_tokens, input_tokens, output_tokens, quota_group from public.google_ai_attempts
+      where request_id = 'oa-1' and status = 'succeeded'`;
+    expect(att!.quota_group).toBe("org-sim-a");
+    // The booking: the input's estimate plus the caller's max tokens.
+    expect(att!.estimated_tokens - 200).toBeGreaterThan(0);
+    expect(att!.estimated_tokens - 200).toBeLessThan(50);
+    const usage = res.body.usage;
+    expect({ input: att!.input_tokens, output: att!.output_tokens })
+      .toEqual({ input: usage.prompt_tokens, output: usage.completion_tokens });
+
+    const [row] = await s.sql`
+      select model, prompt_tokens, completion_tokens, total_tokens, request_id, meta->>'source' as source
+      from public.token_usage where request_id = 'oa-1'`;
+    expect(row).toEqual({
+      model: "gpt-4o",
+      prompt_tokens: usage.prompt_tokens,
+      completion_tokens: usage.completion_tokens,
+      total_tokens: usage.prompt_tokens + usage.completion_tokens,
+      request_id: "oa-1",
+      source: "eve-llm-gateway",
+    });
+  });
+
+  it("the window keeps input + output once answered, as OpenAI counts", async () => {
+    const res = await s.call({ model: "gpt-4o", prompt: "count me", request_id: "oa-count" });
+    expect(res.status).toBe(200);
+    const [counter] = await s.sql<{ tokens: number }[]>`
+      select sum(window_tokens)::int as tokens from public.google_ai_usage_counters where model = 'gpt-4o'`;
+    expect(counter!.tokens).toBe(res.body.usage.prompt_tokens + res.body.usage.completion_tokens);
+  });
+
+  it("OpenAI's SDK, unchanged but for base URL and key: chat, stream with usage, a tool call", async () => {
+    const completion = await openai().chat.completions.create({
+      model: "gpt-4o",
+      messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "parse this event" }],
+      max_tokens: 100,
+    });
+    expect(completion.choices[0]!.message.content).toContain("parse this event");
+    expect(completion.usage!.total_tokens).toBe(completion.usage!.prompt_tokens + completion.usage!.completion_tokens);
+
+    const stream = await openai().chat.completions.create({
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "stream it" }],
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+    let text = "";
+    let usage: OpenAI.CompletionUsage | null | undefined;
+    for await (const chunk of stream) {
+      text += chunk.choices[0]?.delta.content ?? "";
+      if (chunk.usage) usage = chunk.usage;
+    }
+    expect(text).toContain("stream it");
+    expect(usage!.completion_tokens).toBeGreaterThan(0);
+
+    const tooled = await openai().chat.completions.create({
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "weather in Oslo?" }],
+      tools: [{
+        type: "function",
+        function: { name: "weather", parameters: { type: "object", properties: { city: { type: "string" } } } },
+      }],
+      tool_choice: "required",
+    });
+    expect(tooled.choices[0]!.message.tool_calls?.[0]).toMatchObject({ type: "function", function: { name: "weather" } });
+    // Every call went to OpenAI with OpenAI's key; none to Google.
+    expect(oa.stats().byKey[OPENAI_SECRET]?.received).toBe(3);
+    expect(s.sim.stats().total.received).toBe(0);
+  });
+
+  it("a 5xx on OpenAI is answered by the chain's Gemini model in the same request", async () => {
+    oa.addFault({ kind: "http503" });
+    const res = await s.call({ model: "gpt-4o", prompt: "fall back please", fallback_models: [FLASH], request_id: "oa-5xx" });
+    oa.clearFaults();
+    expect(res.status, res.text).toBe(200);
+    expect(res.body.model).toBe(FLASH);
+    expect(s.sim.stats().total.received).toBe(1);
+  });
+
+  it("an empty wallet: answered by Gemini now, and OpenAI asked again at most once an hour", async () => {
+    oa.setWallet("org-sim-a", "empty");
+    for (let i = 0; i < 5; i++) {
+      const res = await s.call({ model: "gpt-4o", prompt: `wallet ${i}`, fallback_models: [FLASH], request_id: `oa-wallet-${i}` });
+      expect(res.status, res.text).toBe(200);
+      expect(res.body.model).toBe(FLASH);
+    }
+    expect(oa.stats().total.received).toBe(1);
+    const [rest] = await s.sql<{ cause: string; minutes: number }[]>`
+      select cause, round(extract(epoch from (cooldown_until - now())) / 60)::int as minutes
+      from public.google_ai_cooldowns where quota_group = 'org-sim-a'`;
+    expect(rest).toMatchObject({ cause: "credits_depleted", minutes: 60 });
+  });
+
+  it("a withdrawn model: OpenAI's 404 confirmed by models.get, learned once, refused after", async () => {
+    const first = await s.call({ model: "gpt-4", prompt: "old model" });
+    expect(first.status).toBe(404);
+    expect(first.body.error.code).toBe("model_withdrawn");
+    const [row] = await s.sql`select withdrawn_at is not null as withdrawn from public.google_ai_model_limits where model = 'gpt-4'`;
+    expect(row).toEqual({ withdrawn: true });
+    const calls = oa.stats().total.received;
+    const again = await s.call({ model: "gpt-4", prompt: "old model again" });
+    expect(again.status).toBe(404);
+    expect(oa.stats().total.received).toBe(calls);
+  });
+});
