@@ -128,6 +128,57 @@ describe("gpt-4o behind the gateway", () => {
     expect(s.sim.stats().total.received).toBe(0);
   });
 
+  it("OpenAI's own fields reach gpt-4o and come back as OpenAI sent them: logprobs, logit_bias, a strict schema", async () => {
+    const completion = await openai().chat.completions.create({
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "extract the event" }],
+      logprobs: true,
+      top_logprobs: 2,
+      logit_bias: { "50256": -100 },
+      response_format: {
+        type: "json_schema",
+        json_schema: {
+          name: "event",
+          strict: true,
+          schema: {
+            type: "object",
+            properties: { title: { type: "string" }, day: { type: "string" } },
+            required: ["title", "day"],
+            additionalProperties: false,
+          },
+        },
+      },
+    });
+    const choice = completion.choices[0]!;
+    expect(choice.logprobs?.content?.length).toBeGreaterThan(0);
+    expect(choice.logprobs!.content![0]!.top_logprobs).toHaveLength(2);
+    expect(Object.keys(JSON.parse(choice.message.content!)).sort()).toEqual(["day", "title"]);
+    // A strict schema OpenAI refuses is OpenAI's 400, said as the gateway's upstream_rejected.
+    const refused = await openai().chat.completions.create({
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "x" }],
+      response_format: {
+        type: "json_schema",
+        json_schema: { name: "loose", strict: true, schema: { type: "object", properties: { a: { type: "string" } } } },
+      },
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((refused as InstanceType<typeof OpenAI.APIError>).code).toBe("upstream_rejected");
+  });
+
+  it("a Gemini model refuses what only OpenAI's models give, naming it, before anything is booked", async () => {
+    const refused = await openai().chat.completions.create({
+      model: FLASH,
+      messages: [{ role: "user", content: "x" }],
+      logprobs: true,
+    }).catch((e: unknown) => e);
+    expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+    expect((refused as InstanceType<typeof OpenAI.APIError>).code).toBe("unsupported_feature");
+    expect(s.sim.stats().total.received).toBe(0);
+    const [{ n }] = await s.sql`select count(*)::int as n from public.google_ai_attempts`;
+    expect(n).toBe(0);
+  });
+
   it("a 5xx on OpenAI is answered by the chain's Gemini model in the same request", async () => {
     oa.addFault({ kind: "http503" });
     const res = await s.call({ model: "gpt-4o", prompt: "fall back please", fallback_models: [FLASH], request_id: "oa-5xx" });

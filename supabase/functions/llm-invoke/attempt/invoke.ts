@@ -39,7 +39,7 @@
 // answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
 import type { GenerateOutcome, GoogleClient, StreamOutcome } from "../../_shared/google/client.ts";
-import type { ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
+import type { GenerationConfig, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
 import type { Provider } from "../../_shared/vocabulary.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
 import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
@@ -76,14 +76,17 @@ const providerOf = (profile: ModelProfile): Provider => profile.provider ?? "goo
 
 /**
  * The output tokens a request books on top of its input: for a chain model whose TPM counts them
- * (its row's booked_output_tokens, OpenAI), the caller's max tokens or the row's figure; the largest
- * over the chain, as the one reservation may land on any of its models.
+ * (its row's booked_output_tokens, OpenAI), the caller's max tokens or the row's figure, for each
+ * answer asked (n); the largest over the chain, as the one reservation may land on any of its models.
  */
-function bookedOutput(chain: readonly ChainLink[], maxOutputTokens: number | undefined): number {
+function bookedOutput(chain: readonly ChainLink[], config: GenerationConfig): number {
+  const answers = config.candidateCount ?? 1;
   return Math.max(
     0,
     ...chain.map((l) =>
-      l.profile.bookedOutputTokens === undefined ? 0 : maxOutputTokens ?? l.profile.bookedOutputTokens
+      l.profile.bookedOutputTokens === undefined
+        ? 0
+        : (config.maxOutputTokens ?? l.profile.bookedOutputTokens) * answers
     ),
   );
 }
@@ -198,7 +201,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         providerOf(chain.find((l) => l.model === model)?.profile ?? chain[0]!.profile) === "google"
           ? countTokens(requestFor(chain, model), { deadline, signal, timing })
           : Promise.resolve(null),
-      bookedOutput(chain, request.generationConfig.maxOutputTokens),
+      bookedOutput(chain, request.generationConfig),
     );
     const reserveAs = reserveCallerOf(caller);
     // The caller named the request (its own request_id): the database keeps an idempotency record.

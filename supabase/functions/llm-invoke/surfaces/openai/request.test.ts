@@ -334,7 +334,12 @@ describe("parse: generation settings", () => {
 });
 
 describe("parse: fields only OpenAI's models honour, fields it ignores, and x-eve-* headers", () => {
-  const gemini = { model: "gemini-2.5-flash", supportsSystemInstruction: true, supportsJsonMode: true, supportsTools: true };
+  const gemini = {
+    model: "gemini-2.5-flash",
+    supportsSystemInstruction: true,
+    supportsJsonMode: true,
+    supportsTools: true,
+  };
   it.each([
     ["logprobs", true],
     ["top_logprobs", 3],
@@ -344,15 +349,20 @@ describe("parse: fields only OpenAI's models honour, fields it ignores, and x-ev
     ["web_search_options", {}],
     ["logit_bias", { "50256": -100 }],
     ["functions", [{ name: "f" }]],
-  ])("keeps %s for an OpenAI model; another provider's refuses it with unsupported_feature naming it", (field, value) => {
-    const req = parse(chat({ [field]: value }));
-    expect(req.openAiOnly?.map((f) => f.field)).toEqual([field]);
-    expect(adaptToModel({ ...gemini, model: "gpt-4o", provider: "openai" }, req).openAiBody).toMatchObject({ [field]: value });
-    const e = refusal(() => adaptToModel({ ...gemini, provider: "google" }, req));
-    expect(e.code).toBe("unsupported_feature");
-    expect(e.message).toContain(field);
-    expect(e.details?.field).toBe(field);
-  });
+  ])(
+    "keeps %s for an OpenAI model; another provider's refuses it with unsupported_feature naming it",
+    (field, value) => {
+      const req = parse(chat({ [field]: value }));
+      expect(req.openAiOnly?.map((f) => f.field)).toEqual([field]);
+      expect(adaptToModel({ ...gemini, model: "gpt-4o", provider: "openai" }, req).openAiBody).toMatchObject({
+        [field]: value,
+      });
+      const e = refusal(() => adaptToModel({ ...gemini, provider: "google" }, req));
+      expect(e.code).toBe("unsupported_feature");
+      expect(e.message).toContain(field);
+      expect(e.details?.field).toBe(field);
+    },
+  );
 
   it("names every such field at once", () => {
     const e = refusal(() => adaptToModel(gemini, parse(chat({ logprobs: true, web_search_options: {} }))));
