@@ -128,6 +128,36 @@ begin
 end
 $$;
 
+-- What the provider says is left of the quota group's limits (OpenAI's x-ratelimit-remaining-*, which
+-- count every user of the organization, not only the gateway): when no more is left than twice this
+-- group's admissions of the model still on their way (those, and as many again admitted before this
+-- rest lands), the model rests until the provider's counts are full again (p_until), so the gateway
+-- waits instead of meeting the provider's 429s while someone else spends the same organization. A
+-- 'minute' rest, reason 'provider_room'.
+CREATE OR REPLACE FUNCTION public.google_ai_heed_provider_room(p_att public.google_ai_attempts,
+    p_requests integer, p_tokens integer, p_until timestamp with time zone) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  v_flying integer;
+  v_flying_tokens bigint;
+begin
+  if p_att.quota_group is null or p_until <= pg_catalog.clock_timestamp() then
+    return;
+  end if;
+  -- In flight: admitted in the last minutes and not ended (the window's index, then the status).
+  select count(*), coalesce(sum(a.estimated_tokens), 0) into v_flying, v_flying_tokens
+  from public.google_ai_attempts a
+  where a.quota_group = p_att.quota_group and a.model = p_att.model
+    and a.admitted_at > pg_catalog.clock_timestamp() - interval '5 minutes' and a.status = 'reserved';
+  if p_requests <= 2 * v_flying or p_tokens <= 2 * v_flying_tokens then
+    perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, p_until, 'minute',
+      'provider_room', null);
+  end if;
+end
+$$;
+
 -- Whether the model's TPM counts an answer's tokens as well as its input (OpenAI's rule: its row has
 -- booked_output_tokens); Google's counts input only. PL/pgSQL: a query in a SQL function is never inlined.
 CREATE OR REPLACE FUNCTION public.google_ai_counts_output(p_model text) RETURNS boolean
@@ -154,7 +184,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
     p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb,
     p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text,
     p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
-    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer,
+    p_room_requests integer DEFAULT NULL::integer, p_room_tokens integer DEFAULT NULL::integer,
+    p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -221,6 +253,9 @@ begin
   if v_until is not null and v_att.quota_group is not null then
     perform public.google_ai_cooldown_for_cause(v_att.quota_group, v_att.model, v_until, p_quota_cause,
       coalesce(p_error_code, p_outcome), p_quota_id);
+  end if;
+  if p_room_until is not null then
+    perform public.google_ai_heed_provider_room(v_att, p_room_requests, p_room_tokens, p_room_until);
   end if;
 
   -- What the quota counts of the call: its input, and its output where the model's TPM counts that

@@ -330,6 +330,11 @@ export interface FinalizeParams {
   addedMs?: number | null;
   /** Of the request's final attempt: from arrival to the answer's first byte (ms); null when not known. */
   firstByteMs?: number | null;
+  /**
+   * What the provider says is left of the group's limits (OpenAI's x-ratelimit-*): the database rests
+   * the model until `until` when no more is left than is already on its way. Null/absent: not said.
+   */
+  room?: { requests: number | null; tokens: number | null; until: Date } | null;
 }
 
 /** A model a caller can name (GET …/v1beta/models, …/v1/models): its row and what Google lists of it. */

@@ -36,6 +36,8 @@ export type GenerateOutcome =
     servedTier?: string | null;
     /** OpenAI's own chat.completion, when OpenAI answered (its route returns it as it came). */
     openai?: Record<string, unknown>;
+    /** What the provider says is left of the group's limits, where it says so (OpenAI). */
+    room?: ProviderRoom | null;
   }
   | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
 
@@ -52,8 +54,21 @@ export type StreamOutcome =
     latencyMs: number;
     /** The tier Google says served (its x-gemini-service-tier header); null: not said. */
     servedTier?: string | null;
+    /** What the provider says is left of the group's limits, where it says so (OpenAI). */
+    room?: ProviderRoom | null;
   }
   | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
+
+/**
+ * What a provider's answer says is left of its limits for the key's group, counting every user of it
+ * (OpenAI's x-ratelimit-remaining-* and -reset-*): requests and tokens left (null: not said), and in
+ * how many ms its counts are full again.
+ */
+export interface ProviderRoom {
+  requests: number | null;
+  tokens: number | null;
+  resetMs: number;
+}
 
 /** A stream that broke off after it started: what went wrong, classified like any failed call. */
 export class StreamCut extends Error {

@@ -31,6 +31,7 @@ const EMPTY = {
   servedTier: null,
   addedMs: null,
   firstByteMs: null,
+  room: null,
 } as const;
 
 export interface SuccessRecord {
@@ -46,6 +47,8 @@ export interface SuccessRecord {
   servedTier?: string | null;
   addedMs?: number | null;
   firstByteMs?: number | null;
+  /** What the provider says is left of the group's limits (OpenAI's x-ratelimit-*). */
+  room?: FinalizeParams["room"];
 }
 
 /** Google's counts for finalize: null where Google sent none (the booked estimate then stays). */

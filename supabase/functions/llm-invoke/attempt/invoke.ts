@@ -38,8 +38,8 @@
 // Server-Timing: each call to Google is timed as `google` (a stream's until its first chunk: the
 // answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
-import type { GenerateOutcome, GoogleClient, StreamOutcome } from "../../_shared/google/client.ts";
-import type { GenerationConfig, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
+import type { GenerateOutcome, GoogleClient, ProviderRoom, StreamOutcome } from "../../_shared/google/client.ts";
+import type { FinalizeParams, GenerationConfig, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
 import type { Provider } from "../../_shared/vocabulary.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
 import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
@@ -73,6 +73,11 @@ import { estimateInputTokens } from "../model/tokens.ts";
 export const MAX_ATTEMPTS = 3;
 
 const providerOf = (profile: ModelProfile): Provider => profile.provider ?? "google";
+
+/** The provider's word on what is left of the group's limits, with the moment all of it is back. */
+function roomUntil(room: ProviderRoom | null | undefined, now: number): FinalizeParams["room"] {
+  return room == null ? null : { requests: room.requests, tokens: room.tokens, until: new Date(now + room.resetMs) };
+}
 
 /**
  * The output tokens a request books on top of its input: for a chain model whose TPM counts them
@@ -320,6 +325,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
                   ...times,
                   serviceTier: tier,
                   servedTier: opened.servedTier ?? null,
+                  room: roomUntil(opened.room, clock.now()),
                 }, { deadline, clock }),
               endRequest: () => deps.store.endRequest(reservation.reservationId),
               afterAnswer,
@@ -348,6 +354,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
               ...times,
               serviceTier: tier,
               servedTier: outcome.servedTier ?? null,
+              room: roomUntil(outcome.room, clock.now()),
             }),
             { deadline, clock },
           ));

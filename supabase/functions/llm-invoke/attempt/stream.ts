@@ -44,6 +44,7 @@ export async function openStream(google: GoogleClient, call: GenerateCall): Prom
       ok: true,
       latencyMs: opened.latencyMs,
       servedTier: opened.servedTier ?? null,
+      room: opened.room ?? null,
       chunks: prepend(first.value, opened.chunks),
     };
   } catch (error) {

@@ -184,7 +184,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
             p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
             p_latency_ms => ${p.latencyMs}::integer, p_error_message => ${p.errorMessage},
             p_service_tier => ${p.serviceTier ?? null}, p_served_tier => ${p.servedTier ?? null},
-            p_added_ms => ${roundedMs(p.addedMs)}::integer, p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer) as r`;
+            p_added_ms => ${roundedMs(p.addedMs)}::integer, p_first_byte_ms => ${
+            roundedMs(p.firstByteMs)
+          }::integer) as r`;
           return;
         }
         await sql`select public.google_ai_finalize(
@@ -198,7 +200,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           p_key_rejected => ${p.keyRejected ?? null}::boolean,
           p_quota_cause => ${p.quotaCause ?? null}, p_service_tier => ${p.serviceTier ?? null},
           p_served_tier => ${p.servedTier ?? null}, p_added_ms => ${roundedMs(p.addedMs)}::integer,
-          p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer) as r`;
+          p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer,
+          p_room_requests => ${p.room?.requests ?? null}::integer, p_room_tokens => ${p.room?.tokens ?? null}::integer,
+          p_room_until => ${p.room == null ? null : p.room.until.toISOString()}::timestamptz) as r`;
       }),
 
     release: (reservationId, reason) =>
@@ -316,7 +320,9 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
   // is REFUSAL_LIMITS in _shared/vocabulary.ts.
   const limit = o.limit;
   if (!isOneOf(REFUSAL_LIMITS, limit)) {
-    throw new Error(`reserve refused with a limit not in REFUSAL_LIMITS: ${sanitizeError(String(limit), { maxLength: 50 })}`);
+    throw new Error(
+      `reserve refused with a limit not in REFUSAL_LIMITS: ${sanitizeError(String(limit), { maxLength: 50 })}`,
+    );
   }
   const retry = o.retry_after_ms;
   return {

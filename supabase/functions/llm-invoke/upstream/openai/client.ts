@@ -20,7 +20,7 @@ import { type ClassifiedGoogleError, classifyGoogleFailure } from "../../../_sha
 import { responseFinishReason, responseText, responseUsage } from "../../../_shared/google/response.ts";
 import { sseData } from "../../../_shared/google/sse.ts";
 import type { GoogleResponse } from "../../../_shared/google/types.ts";
-import { classifyOpenAiHttpError } from "./errors.ts";
+import { classifyOpenAiHttpError, roomOf } from "./errors.ts";
 import { chatCompletionBody } from "./request.ts";
 import { ChunkTranslator, completionToResponse } from "./response.ts";
 
@@ -134,6 +134,7 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
       latencyMs,
       servedTier: servedTierOf(read.body),
       openai: read.body,
+      room: roomOf(answer.headers),
     };
   } catch (error) {
     return { ok: false, latencyMs: Date.now() - started, error: thrown(error, guard, call) };
@@ -176,7 +177,13 @@ async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
       : read.error;
     return { ok: false, latencyMs, error };
   }
-  return { ok: true, latencyMs, servedTier: null, chunks: streamChunks(response.body, guard, call) };
+  return {
+    ok: true,
+    latencyMs,
+    servedTier: null,
+    room: roomOf(response.headers),
+    chunks: streamChunks(response.body, guard, call),
+  };
 }
 
 /** OpenAI's SSE events as the gateway's chunks; `[DONE]` ends them, anything that breaks them is a StreamCut. */

@@ -11,6 +11,7 @@
 //   408, 409, 5xx            retried
 //   any other 4xx            the request: answered to the caller
 import type { ClassifiedGoogleError } from "../../../_shared/google/errors.ts";
+import type { ProviderRoom } from "../../../_shared/google/client.ts";
 import { sanitize } from "../../../_shared/sanitize.ts";
 
 /** OpenAI's durations ("120ms", "1s", "18.642s", "6m0s", "1h0m0s") in whole milliseconds, rounded up. */
@@ -55,6 +56,20 @@ export function waitFromHeaders(headers: Headers, type: string | null): number |
   if (named !== null && reset(named) !== null) return reset(named);
   const both = [reset("requests"), reset("tokens")].filter((v): v is number => v !== null);
   return both.length === 0 ? null : Math.max(...both);
+}
+
+/** OpenAI's x-ratelimit-* on any answer: what is left, and when all of it is back; null when not said. */
+export function roomOf(headers: Headers): ProviderRoom | null {
+  const count = (name: string) => {
+    const value = headers.get(name)?.trim();
+    return value !== undefined && /^\d{1,12}$/.test(value) ? Number(value) : null;
+  };
+  const requests = count("x-ratelimit-remaining-requests");
+  const tokens = count("x-ratelimit-remaining-tokens");
+  const resets = [headers.get("x-ratelimit-reset-requests"), headers.get("x-ratelimit-reset-tokens")]
+    .map(parseOpenAiDuration).filter((v): v is number => v !== null);
+  if ((requests === null && tokens === null) || resets.length === 0) return null;
+  return { requests, tokens, resetMs: Math.max(...resets) };
 }
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {
