@@ -1,22 +1,36 @@
-// `npm run db:diff -- <name>`: writes supabase/migrations/<timestamp>_<name>.sql, the change from what
-// the migrations build to what supabase/schemas builds (shared/db/schema-diff.ts says how), on a
-// throwaway PostgreSQL it starts and stops. Prints "no changes" and writes nothing when they are equal.
+// `npm run db:diff -- <name> [--what "what it changes"]`: writes supabase/migrations/<timestamp>_<name>.sql,
+// the change from what the migrations build to what supabase/schemas builds (shared/db/schema-diff.ts
+// says how), on a throwaway PostgreSQL it starts and stops. Its header says what it changes: --what's
+// words, else the name's. Prints "no changes" and writes nothing when they are equal.
 import path from "node:path";
 import { repoRoot } from "../shared/db/migrate.ts";
 import { startPostgres } from "../shared/db/postgres-server.ts";
 import { diffSchemas, OwnersDataRefused, writeMigration } from "../shared/db/schema-diff.ts";
 
-const name = process.argv[2];
-if (!name || !/^[a-z0-9_]+$/.test(name)) {
-  console.error("usage: npm run db:diff -- <name>   (lower case letters, digits and _: what the change does)");
+const { name, what } = parseArgs(process.argv.slice(2));
+if (!name || !/^[a-z0-9_]+$/.test(name) || what === "") {
+  console.error('usage: npm run db:diff -- <name> [--what "what it changes, in words"]   (name: lower case ' +
+    "letters, digits and _)");
   process.exit(2);
+}
+
+function parseArgs(args: string[]): { name?: string; what?: string } {
+  const out: { name?: string; what?: string } = {};
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--what") out.what = (args[++i] ?? "").trim();
+    else if (arg.startsWith("--what=")) out.what = arg.slice("--what=".length).trim();
+    else if (out.name === undefined) out.name = arg;
+    else out.name = ""; // a second name: refused by the usage check
+  }
+  return out;
 }
 
 // Its own server even when DATABASE_URL names one: the two databases are scratch.
 const server = await startPostgres({ engine: "embedded" });
 let code = 0;
 try {
-  const diff = await diffSchemas(server.url);
+  const diff = await diffSchemas(server.url, { what: what ?? name.replaceAll("_", " ") });
   if (diff.sql === null) {
     console.log("no changes: the migrations build what supabase/schemas builds");
     if (diff.remaining.length) {

@@ -105,18 +105,6 @@ DEFAULT_REFRESH_MARGIN = 300.0
 # llm-invoke codes after which a fresh token may succeed.
 _RENEWABLE = {"token_expired", "token_invalid", "token_revoked"}
 
-# The gateway's closed lists, as a caller meets them (docs/llm-invoke.md#errors, docs/google-429s.md);
-# the gateway's tests hold them equal to its own (supabase/functions/_shared/vocabulary.ts).
-# The `limit` of a 429 (RateLimited.limit): what was used up.
-RATE_LIMITS = ("rpm", "tpm", "rpd", "cooldown", "pace", "upstream", "token_budget", "client_budget", "caller_budget",
-               "mint_rate")
-# Why the gateway refused, one meaning each: a 429's `cause` when Google's own 429 is not behind it.
-ADMISSION_CAUSES = ("window_full", "share_kept", "spread", "day_exhausted", "pace", "queue_turn", "google_cooldown",
-                    "budget")
-# Why Google answered 429: a cooldown's `cause`, and a 429's when Google's own is behind it.
-QUOTA_CAUSES = ("minute", "day", "limit_zero", "spend_cap", "monthly_cap", "billing_cap", "credits_depleted", "unknown")
-# The classes a request waits in, highest first; a credential may ask for its own or a lower one.
-PRIORITY_CLASSES = ("interactive", "batch")
 # The status each gateway error code is answered with (supabase/functions/_shared/errors.ts): an error
 # reported inside a stream, whose HTTP status was already 200, raises what the same HTTP error would.
 _ERROR_STATUS = {
@@ -176,9 +164,9 @@ class BadRequest(GatewayError):
 
 
 class RateLimited(GatewayError):
-    """429. `retry_after` is in seconds (None when waiting cannot help); `limit` names the limit hit, one
-    of RATE_LIMITS; `cause` says why, one of ADMISSION_CAUSES or, where Google's own 429 is behind it,
-    of QUOTA_CAUSES (docs/llm-invoke.md#errors); None when the answer did not say."""
+    """429. `retry_after` is in seconds (None when waiting cannot help); `limit` names the limit hit and
+    `cause` says why: strings whose values docs/llm-invoke.md#errors lists (the gateway adds values
+    there; one this client does not know is a 429 like any other); None when the answer did not say."""
 
     def __init__(self, message: str, *, retry_after: Optional[float] = None, limit: Optional[str] = None,
                  cause: Optional[str] = None, **kw: Any):

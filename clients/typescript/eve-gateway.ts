@@ -41,25 +41,6 @@ const CLIENT_SECRET_PREFIX = "evegw_cs_";
 /** Supabase's region names (us-east-1, eu-central-1, ap-southeast-2, ...): checked so a typo fails at once. */
 const REGION = /^[a-z]{2}-[a-z]+-[0-9]+$/;
 const RENEWABLE = new Set(["token_expired", "token_invalid", "token_revoked"]);
-
-// The gateway's closed lists, as a caller meets them (docs/llm-invoke.md#errors, docs/google-429s.md);
-// the gateway's tests hold them equal to its own (supabase/functions/_shared/vocabulary.ts).
-/** The `limit` of a 429 (RateLimited.limit): what was used up. */
-export const RATE_LIMITS = [
-  "rpm", "tpm", "rpd", "cooldown", "pace", "upstream", "token_budget", "client_budget", "caller_budget", "mint_rate",
-] as const;
-/** Why the gateway refused, one meaning each: a 429's `cause` when Google's own 429 is not behind it. */
-export const ADMISSION_CAUSES = [
-  "window_full", "share_kept", "spread", "day_exhausted", "pace", "queue_turn", "google_cooldown", "budget",
-] as const;
-/** Why Google answered 429: a cooldown's `cause`, and a 429's when Google's own is behind it. */
-export const QUOTA_CAUSES = [
-  "minute", "day", "limit_zero", "spend_cap", "monthly_cap", "billing_cap", "credits_depleted", "unknown",
-] as const;
-export type QuotaCause = (typeof QUOTA_CAUSES)[number];
-/** The classes a request waits in, highest first; a credential may ask for its own or a lower one. */
-export const PRIORITY_CLASSES = ["interactive", "batch"] as const;
-export type PriorityClass = (typeof PRIORITY_CLASSES)[number];
 const CREDENTIAL = /evegw_(?:cs|tok)_[A-Za-z0-9_-]+|sb_secret_[A-Za-z0-9_-]+|eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_.-]*/g;
 
 // Errors -----------------------------------------------------------------------------------------
@@ -98,7 +79,11 @@ export class AuthError extends GatewayError {}
 export class BadRequest extends GatewayError {}
 /** 5xx (Google failed, database down), a network failure, or an answer that is not the gateway's JSON. */
 export class UpstreamError extends GatewayError {}
-/** 429. `retryAfter` in seconds (null when waiting cannot help); `limit`: one of RATE_LIMITS. */
+/**
+ * 429. `retryAfter` in seconds (null when waiting cannot help). `limit` names what was used up and the
+ * body's `cause` why: strings whose values docs/llm-invoke.md#errors lists (the gateway adds values
+ * there; a client that meets one it does not know reads it as a 429 like any other).
+ */
 export class RateLimited extends GatewayError {
   readonly retryAfter: number | null;
   readonly limit: string | null;
@@ -213,8 +198,11 @@ export interface GenerateOptions {
   tools?: Record<string, unknown>[];
   toolConfig?: Record<string, unknown>;
   safetySettings?: Array<{ category: string; threshold: string }>;
-  /** "batch" to wait behind this credential's own class. */
-  priority?: PriorityClass;
+  /**
+   * A priority class (docs/llm-invoke.md lists them): "batch" to wait behind this credential's own class
+   * (a higher class than the credential's is lowered to it; one the gateway does not know is a BadRequest).
+   */
+  priority?: string;
   maxWaitMs?: number;
   requestId?: string;
   metadata?: Record<string, unknown>;
@@ -326,7 +314,8 @@ export interface WithdrawnModel {
 export interface Cooldown {
   /** The group's name (a Google project id, key:<uuid>): for a service caller only; absent for a token. */
   quota_group?: string;
-  cause: QuotaCause | null;
+  /** Why Google answered 429: docs/google-429s.md lists the values. */
+  cause: string | null;
   cooldown_until: string;
   retry_after_ms: number;
 }

@@ -64,7 +64,8 @@ export class OwnersDataRefused extends Error {}
  */
 export async function diffSchemas(
   serverUrl: string,
-  { schemas = schemasDir, migrations = migrationsDir }: { schemas?: string; migrations?: string } = {},
+  { schemas = schemasDir, migrations = migrationsDir, what }: { schemas?: string; migrations?: string; what?: string } =
+    {},
 ): Promise<SchemaDiff> {
   const suffix = Math.random().toString(16).slice(2, 10);
   const from = `diff_from_${suffix}`, target = `diff_target_${suffix}`;
@@ -73,7 +74,7 @@ export async function diffSchemas(
     const fromUrl = await buildDatabase(serverUrl, from, (sql) => applyMigrations(sql, { dir: migrations }).then(() => {}));
     const targetUrl = await buildDatabase(serverUrl, target, (sql) =>
       applySchemas(sql, { dir: schemas, migrations: [path.join(migrations, ROWS_AND_SCHEDULE)] }));
-    return await diffDatabases(fromUrl, targetUrl);
+    return await diffDatabases(fromUrl, targetUrl, what);
   } finally {
     await Promise.all([dropDatabase(serverUrl, from), dropDatabase(serverUrl, target)]);
   }
@@ -99,10 +100,11 @@ export async function buildDatabase(serverUrl: string, name: string, build: (sql
 }
 
 /**
- * The migration that takes `fromUrl`'s database to `targetUrl`'s. Leaves `fromUrl`'s database changed:
- * the migration is applied to it twice, to check it.
+ * The migration that takes `fromUrl`'s database to `targetUrl`'s; `what` (what it changes, in words)
+ * goes in its header. Leaves `fromUrl`'s database changed: the migration is applied to it twice, to check it.
  */
-export async function diffDatabases(fromUrl: string, targetUrl: string): Promise<SchemaDiff> {
+export async function diffDatabases(fromUrl: string, targetUrl: string, what?: string): Promise<SchemaDiff> {
+  const header = migrationHeader(what);
   const from = connect(fromUrl, { max: 1 });
   const target = connect(targetUrl, { max: 1 });
   try {
@@ -112,12 +114,12 @@ export async function diffDatabases(fromUrl: string, targetUrl: string): Promise
       .map(([name]) => `drop function if exists ${name};`);
     const statements = [...resultChanged, ...(await migraStatements(fromUrl, targetUrl)).map(idempotent)];
     refuseOwnersData(statements);
-    await applyScript(from, [HEADER, ...statements].join("\n\n"));
+    await applyScript(from, [header, ...statements].join("\n\n"));
     const fixups = await alignAccessAndOptions(from, target);
     if (statements.length === 0 && fixups.length === 0) {
       return { sql: null, statements, fixups, remaining: describeDifferences(await describeSchema(from), await describeSchema(target)) };
     }
-    const sql = [HEADER, ...statements, ...(fixups.length ? [FIXUPS_NOTE + fixups.join("\n")] : [])].join("\n\n") + "\n";
+    const sql = [header, ...statements, ...(fixups.length ? [FIXUPS_NOTE + fixups.join("\n")] : [])].join("\n\n") + "\n";
     await applyScript(from, fixups.join("\n"));
     await applyScript(from, sql); // the second time: must change nothing
     const remaining = describeDifferences(await describeSchema(from), await describeSchema(target));
@@ -129,9 +131,27 @@ export async function diffDatabases(fromUrl: string, targetUrl: string): Promise
 
 /** The first words of every migration the command writes. */
 export const GENERATED_MARK = "-- Written by `npm run db:diff`";
-const HEADER = `${GENERATED_MARK} from the difference between what the migrations before it build and
--- what supabase/schemas builds. Applying it twice changes nothing.
-set check_function_bodies = off;`;
+/** The header line that says what a migration changes: every migration after the baseline has one. */
+export const WHAT_MARK = "-- What it changes: ";
+
+/** The header: how the file was written and, when given, what it changes (wrapped to comment lines). */
+export function migrationHeader(what?: string): string {
+  const lines = [
+    `${GENERATED_MARK} from the difference between what the migrations before it build and`,
+    "-- what supabase/schemas builds. Applying it twice changes nothing.",
+  ];
+  const words = (what ?? "").split(/\s+/).filter(Boolean);
+  let line = WHAT_MARK.trimEnd();
+  for (const word of words) {
+    if (line.length + 1 + word.length > 110) {
+      lines.push(line);
+      line = "--  ";
+    }
+    line += ` ${word}`;
+  }
+  if (words.length > 0) lines.push(line);
+  return [...lines, "set check_function_bodies = off;"].join("\n");
+}
 const FIXUPS_NOTE = `-- Grants, view options, comments and definitions as supabase/schemas has them, object by object
 -- (no other object's grants are touched).
 `;

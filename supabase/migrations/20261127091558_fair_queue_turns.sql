@@ -1,5 +1,10 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
+-- What it changes: the fair queue's turns: a caller's first waiting ticket takes the head's turn and a moved
+--   ticket never ties the head (google_ai_next_turn); a waiter's likely turn counts only the slots that
+--   shares it does not own leave it (google_ai_queue_turn_at gains p_class, p_caller and kept_bound: dropped
+--   and created again with its grants; its parts google_ai_higher_taken, google_ai_kept_from and
+--   google_ai_nth_slot are new)
 set check_function_bodies = off;
 
 drop function if exists "public"."google_ai_queue_turn_at"(p_model text, p_rpm integer, p_rpd integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone, OUT spread_bound boolean);

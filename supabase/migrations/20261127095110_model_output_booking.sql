@@ -1,5 +1,7 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
+-- What it changes: google_ai_model_limits.booked_output_tokens: where set, TPM counts an answer's tokens too
+--   (OpenAI's rule), booking this many when a request names no max_tokens
 set check_function_bodies = off;
 
 alter table "public"."google_ai_model_limits" add column if not exists "booked_output_tokens" integer;

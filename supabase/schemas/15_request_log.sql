@@ -72,9 +72,9 @@ COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS
     'what each means).';
 
 COMMENT ON COLUMN public.google_ai_attempts.refusal_cause IS
-    'For a refusal: why, one meaning each (google_ai_refusal_cause): window_full, share_kept, spread, day_exhausted, '
-    'pace, queue_turn, google_cooldown, budget, or the request''s own reason (its limit_hit: unknown_model, too_large, '
-    'no_active_key, withdrawn, a token''s).';
+    'For a refusal: why, one meaning each (google_ai_refusal_cause): an admission cause (the list: ADMISSION_CAUSES '
+    'in functions/_shared/vocabulary.ts; docs/llm-invoke.md#errors says what each means), or the request''s own '
+    'reason, its limit_hit.';
 
 COMMENT ON COLUMN public.google_ai_attempts.service_tier IS
     'The service tier the gateway asked Google for (flex, priority); null: standard.';

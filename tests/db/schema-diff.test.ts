@@ -13,10 +13,12 @@ import {
   buildDatabase,
   diffDatabases,
   diffSchemas,
+  migrationHeader,
   OwnersDataRefused,
   refuseOwnersData,
   ROWS_AND_SCHEDULE,
   type SchemaDiff,
+  WHAT_MARK,
 } from "../../shared/db/schema-diff.ts";
 import { testServer } from "../support/test-database.ts";
 
@@ -46,7 +48,7 @@ async function newDatabase(label: string, build?: (url: string) => Promise<void>
 }
 
 /** Applies `edit` to a copy of supabase/schemas, then writes the migration to it from the migrations' database. */
-async function generate(edit: (dir: string) => Promise<void>): Promise<{ diff: SchemaDiff; targetUrl: string }> {
+async function generate(edit: (dir: string) => Promise<void>, what?: string): Promise<{ diff: SchemaDiff; targetUrl: string }> {
   const dir = await mkdtemp(path.join(tmpdir(), "eve-schemas-"));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   await cp(schemasDir, dir, { recursive: true });
@@ -54,7 +56,7 @@ async function generate(edit: (dir: string) => Promise<void>): Promise<{ diff: S
   const target = unique("diff_target");
   cleanups.push(() => dropDatabase(serverUrl, target));
   const targetUrl = await buildDatabase(serverUrl, target, (sql) => applySchemas(sql, { dir, migrations: [ROWS_AND_SCHEDULE] }));
-  const diff = await diffDatabases(await newDatabase("diff_from"), targetUrl);
+  const diff = await diffDatabases(await newDatabase("diff_from"), targetUrl, what);
   return { diff, targetUrl };
 }
 
@@ -91,9 +93,16 @@ describe("npm run db:diff", { timeout: 240_000 }, () => {
     expect(diff.remaining, "differences the diff cannot write").toEqual([]);
   });
 
-  it("writes a changed function body as CREATE OR REPLACE, keeping its grants", async () => {
+  it("writes a changed function body as CREATE OR REPLACE, keeping its grants, and says what it changes", async () => {
     const { diff, targetUrl } = await generate((dir) =>
-      replaceIn(dir, "10_keys_and_limits.sql", "else greatest(1, pg_catalog.floor(", "else greatest(2, pg_catalog.floor("));
+      replaceIn(dir, "10_keys_and_limits.sql", "else greatest(1, pg_catalog.floor(", "else greatest(2, pg_catalog.floor("),
+      "an effective limit of at least 2");
+    expect(diff.sql!.split("\n").slice(0, 4)).toEqual([
+      expect.stringMatching(/^-- Written by `npm run db:diff`/),
+      expect.stringMatching(/^-- what supabase\/schemas builds/),
+      `${WHAT_MARK}an effective limit of at least 2`,
+      "set check_function_bodies = off;",
+    ]);
     expect(diff.statements).toHaveLength(1);
     expect(diff.statements[0]).toMatch(/^CREATE OR REPLACE FUNCTION public\.google_ai_effective_limit\(/);
     expect(diff.fixups).toEqual([]);
@@ -198,6 +207,20 @@ GRANT ALL ON FUNCTION public.google_ai_note_count() TO eve_gateway;
     ]));
     expect(diff.remaining).toEqual([]);
     await expectAppliedTwiceEqual(diff.sql!, targetUrl);
+  });
+
+  it("says in its header what the migration changes, in comment lines of at most 110 characters", () => {
+    const what = "the fair queue's turns: a caller's first waiting ticket takes the head's turn and a moved " +
+      "ticket never ties the head; a waiter's likely turn counts only the slots the shares it does not own leave it";
+    const lines = migrationHeader(what).split("\n");
+    const said = lines.filter((l) => l.startsWith("--")).slice(2);
+    expect(said[0]!.startsWith(WHAT_MARK)).toBe(true);
+    expect(said.length).toBeGreaterThan(1);
+    expect(Math.max(...said.map((l) => l.length))).toBeLessThanOrEqual(110);
+    expect(said.map((l, i) => l.slice(i === 0 ? WHAT_MARK.length : 2).trim()).join(" ")).toBe(what);
+    expect(lines.at(-1)).toBe("set check_function_bodies = off;");
+    // Without words, the header says only how the file was written.
+    expect(migrationHeader().split("\n").filter((l) => l.startsWith(WHAT_MARK.trimEnd()))).toEqual([]);
   });
 
   it("refuses to drop or rewrite the owner's tables and columns", () => {

@@ -18,7 +18,7 @@ import {
 } from "../../shared/db/migrate.ts";
 import { BASELINE_FILE, baselineIntact, baselineText, splitStatements } from "../../shared/db/baseline.ts";
 import { describeSchema, type SchemaDescription } from "../../shared/db/schema-description.ts";
-import { GENERATED_MARK, ROWS_AND_SCHEDULE } from "../../shared/db/schema-diff.ts";
+import { GENERATED_MARK, ROWS_AND_SCHEDULE, WHAT_MARK } from "../../shared/db/schema-diff.ts";
 import { emptySupabaseDatabase } from "../support/empty-database.ts";
 
 /** The last file of the baseline; later migrations are changes, each holding only what it changed. */
@@ -127,10 +127,22 @@ describe("supabase/schemas and supabase/migrations", () => {
     expect(spelled, "the quota group is spelled out only in google_ai_quota_group").toBe(1);
   });
 
-  it("are listed, one line each, in supabase/migrations/README.md and docs/architecture.md", async () => {
+  it("after the baseline, each says in its header what it changes", async () => {
+    const unsaid: string[] = [];
+    for (const m of await listMigrations()) {
+      if (m.version <= BASELINE_LAST) continue;
+      const text = await readFile(m.file, "utf8");
+      if (!text.split("\n").some((l) => l.startsWith(WHAT_MARK) && l.length > WHAT_MARK.length)) unsaid.push(m.name);
+    }
+    expect(unsaid, `no "${WHAT_MARK.trim()}" line (npm run db:diff -- <name> --what "...")`).toEqual([]);
+  });
+
+  it("up to the baseline, and the schema files, are listed in supabase/migrations/README.md (and docs/architecture.md)", async () => {
     const readme = await readFile(path.join(migrationsDir, "README.md"), "utf8");
     const architecture = await readFile(path.join(repoRoot, "docs", "architecture.md"), "utf8");
-    for (const m of await listMigrations()) expect(readme).toContain(`${m.version}_${m.name}.sql`);
+    for (const m of await listMigrations()) {
+      if (m.version <= BASELINE_LAST) expect(readme).toContain(`${m.version}_${m.name}.sql`);
+    }
     for (const file of await listSchemaFiles()) {
       expect(readme).toContain(path.basename(file));
       expect(architecture).toContain(path.basename(file));

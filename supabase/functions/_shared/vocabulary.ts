@@ -1,29 +1,40 @@
 // The closed lists the gateway's parts speak — the database's answers and rows, the functions' types
-// and request schemas, the clients, the metrics' label values and the docs — each written here once.
-// Types and zod enums derive from these arrays. Where another place must write a list out (a check
-// constraint as one array constant, for speed; a SQL function's body; a doc; a client, which ships
-// alone), tests/db/vocabulary.test.ts (the migrated database) and _shared/vocabulary.test.ts (docs and
-// clients) hold it equal to the list here and name the file that disagrees. A new refusal limit or
-// cause, quota cause or status starts here; those tests then name every other place to change.
+// and request schemas, the metrics' label values and the docs — each written here once, a cause with
+// the words a 429 gives it. Types and zod enums derive from these. Where another place must write a
+// list out (a check constraint as one array constant, for speed; a SQL function's body; a doc table),
+// tests/db/vocabulary.test.ts (the migrated database) and _shared/vocabulary.test.ts (the docs and the
+// alert rules) hold it equal to the list here and name the file that disagrees. The clients, which
+// ship alone, take limits, causes and classes as strings and write none of them out. A new refusal
+// limit or cause, quota cause or status starts here; those tests then name every other place to change.
 
 // ---- Google's 429s ---------------------------------------------------------------------------------
 
 /**
  * Why Google answered 429, read from its body (google/quota-cause.ts; docs/google-429s.md says what
- * each asks for). The database's copy: google_ai_quota_causes() and the checks of
- * google_ai_cooldowns.cause and google_ai_attempts.quota_cause.
+ * each asks for), each cause with what a 429's message says of it after "Cause: ". The database's
+ * copy: google_ai_quota_causes() and the checks of google_ai_cooldowns.cause and
+ * google_ai_attempts.quota_cause.
  */
-export const QUOTA_CAUSES = [
-  "minute",
-  "day",
-  "limit_zero",
-  "spend_cap",
-  "monthly_cap",
-  "billing_cap",
-  "credits_depleted",
-  "unknown",
-] as const;
-export type QuotaCause = (typeof QUOTA_CAUSES)[number];
+const QUOTA_CAUSE_WORDS = {
+  minute: "Google's per-minute quota.",
+  day: "Google's per-day quota, until midnight Pacific time.",
+  limit_zero: "the project has no Google quota for this model (limit: 0), until the next key check or " +
+    "midnight Pacific time.",
+  spend_cap: "the spend-based rate limit of the project's tier, for its rolling window: every model of the " +
+    "project rests.",
+  monthly_cap: "the project's monthly spending cap: the project is out until its owner raises it or the month turns.",
+  billing_cap: "the billing account's monthly spending cap: the project is out until its owner raises it or the " +
+    "month turns.",
+  credits_depleted: "the project's prepaid credits are used up: it is out until its owner adds credits.",
+  unknown: "a Google 429 that names no known quota.",
+} as const;
+export type QuotaCause = keyof typeof QUOTA_CAUSE_WORDS;
+export const QUOTA_CAUSES = Object.keys(QUOTA_CAUSE_WORDS) as [QuotaCause, ...QuotaCause[]];
+
+/** What a 429's message says of Google's cause. */
+export function quotaCauseWords(cause: QuotaCause): string {
+  return QUOTA_CAUSE_WORDS[cause];
+}
 
 /** Money, not quota: the project is out until its owner acts. */
 export const MONEY_CAUSES = ["monthly_cap", "billing_cap", "credits_depleted"] as const satisfies readonly QuotaCause[];
@@ -107,37 +118,55 @@ export type RateLimit = (typeof RATE_LIMITS)[number];
 // ---- Refusals: the `cause` ---------------------------------------------------------------------------
 
 /**
- * Why the database refused a request, one meaning each (docs/llm-invoke.md#errors): the window full,
- * kept by others' shares, a place in the spread's schedule, the Pacific day spent, a paced share, the
- * turns of earlier tickets, a Google cooldown, a budget. Any other cause is the request's own reason
- * and is its limit (OWN_REASON_LIMITS).
+ * Why the database refused a request, one meaning each (docs/llm-invoke.md#errors), each cause once:
+ * `limits`, the limits it is the cause of when nothing finer is known (google_ai_refusal_cause; the
+ * booking names share_kept, spread and queue_turn itself, so they stand for no limit), and `words`,
+ * what a 429's message says of it after "Cause: ". Any other cause is the request's own reason and is
+ * its limit (OWN_REASON_LIMITS).
  */
-export const ADMISSION_CAUSES = [
-  "window_full",
-  "share_kept",
-  "spread",
-  "day_exhausted",
-  "pace",
-  "queue_turn",
-  "google_cooldown",
-  "budget",
-] as const;
-export type AdmissionCause = (typeof ADMISSION_CAUSES)[number];
+const ADMISSION_CAUSE_TABLE = {
+  window_full: {
+    limits: ["rpm", "tpm"],
+    words: "the sliding minute window (60 s plus a guard) is full; capacity comes back as its oldest " +
+      "admissions leave it.",
+  },
+  share_kept: {
+    limits: [],
+    words: "what is left of the window or the day is kept by shares of other classes or callers.",
+  },
+  spread: {
+    limits: [],
+    words: "requests wait for this model, and batch requests are handed the window one per 61 s / RPM: " +
+      "this one's place in the schedule is later.",
+  },
+  day_exhausted: {
+    limits: ["rpd"],
+    words: "the model's requests for the Pacific day are used up, until midnight Pacific time (plus a guard).",
+  },
+  pace: { limits: ["pace"], words: "a share paced over the Pacific day allows its owner no more yet." },
+  queue_turn: {
+    limits: [],
+    words: "the free slots are the turns of requests that waited longer or rank higher.",
+  },
+  google_cooldown: { limits: ["cooldown"], words: "the quota group rests after a Google 429." },
+  budget: {
+    limits: ["token_budget", "client_budget", "caller_budget"],
+    words: "a token's, client's or caller's budget is used up (limit says which).",
+  },
+} as const satisfies Record<string, { limits: readonly StepLimit[]; words: string }>;
 
-/**
- * A refusal's cause when nothing finer is known (google_ai_refusal_cause): the booking names
- * share_kept, spread or queue_turn itself. A limit not named here is its own cause.
- */
-const CAUSE_OF_LIMIT: Partial<Record<StepLimit, AdmissionCause>> = {
-  rpm: "window_full",
-  tpm: "window_full",
-  rpd: "day_exhausted",
-  cooldown: "google_cooldown",
-  pace: "pace",
-  token_budget: "budget",
-  client_budget: "budget",
-  caller_budget: "budget",
-};
+export type AdmissionCause = keyof typeof ADMISSION_CAUSE_TABLE;
+export const ADMISSION_CAUSES = Object.keys(ADMISSION_CAUSE_TABLE) as [AdmissionCause, ...AdmissionCause[]];
+
+/** What a 429's message says of an admission cause; null for the request's own reasons (their limit says it). */
+export function admissionCauseWords(cause: string): string | null {
+  return isOneOf(ADMISSION_CAUSES, cause) ? ADMISSION_CAUSE_TABLE[cause].words : null;
+}
+
+/** A refusal's cause when nothing finer is known (google_ai_refusal_cause): its limit's, or the limit itself. */
+const CAUSE_OF_LIMIT: Partial<Record<StepLimit, AdmissionCause>> = Object.fromEntries(
+  ADMISSION_CAUSES.flatMap((cause) => ADMISSION_CAUSE_TABLE[cause].limits.map((limit) => [limit, cause])),
+);
 
 export function refusalCauseOf(limit: StepLimit): string {
   return CAUSE_OF_LIMIT[limit] ?? limit;

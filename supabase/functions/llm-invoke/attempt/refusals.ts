@@ -4,9 +4,9 @@ import { GatewayError, rateLimited } from "../../_shared/errors.ts";
 import type { ClassifiedGoogleError, QuotaCause } from "../../_shared/google/errors.ts";
 import type { FallbackStep, Refusal, TokenStatus } from "../contract.ts";
 import {
-  ADMISSION_CAUSES,
-  type AdmissionCause,
+  admissionCauseWords,
   isOneOf,
+  quotaCauseWords,
   type RateLimit,
   TOKEN_LIMITS,
   type TokenLimit,
@@ -89,27 +89,13 @@ export function quotaRefusal(
  */
 export function withCause(error: GatewayError, cause: QuotaCause | null): GatewayError {
   if (cause === null) return error;
-  const why = CAUSE_WORDS[cause];
+  const why = quotaCauseWords(cause);
   return new GatewayError(error.code, `${error.message} Cause: ${why}`, {
     extra: { ...error.extra, cause },
     headers: error.headers,
     ...(error.details === undefined ? {} : { details: error.details }),
   });
 }
-
-const CAUSE_WORDS: Record<QuotaCause, string> = {
-  minute: "Google's per-minute quota.",
-  day: "Google's per-day quota, until midnight Pacific time.",
-  limit_zero:
-    "the project has no Google quota for this model (limit: 0), until the next key check or midnight Pacific time.",
-  spend_cap:
-    "the spend-based rate limit of the project's tier, for its rolling window: every model of the project rests.",
-  monthly_cap: "the project's monthly spending cap: the project is out until its owner raises it or the month turns.",
-  billing_cap:
-    "the billing account's monthly spending cap: the project is out until its owner raises it or the month turns.",
-  credits_depleted: "the project's prepaid credits are used up: it is out until its owner adds credits.",
-  unknown: "a Google 429 that names no known quota.",
-};
 
 /** The chain's steps as the caller reads them (snake_case, like the rest of the answer). */
 export function fallbackSteps(
@@ -118,26 +104,13 @@ export function fallbackSteps(
   return steps.map((s) => ({ model: s.model, limit: s.limit, cause: s.cause, retry_after_ms: s.retryAfterMs }));
 }
 
-const REFUSAL_WORDS: Record<AdmissionCause, string> = {
-  window_full:
-    "the sliding minute window (60 s plus a guard) is full; capacity comes back as its oldest admissions leave it.",
-  share_kept: "what is left of the window or the day is kept by shares of other classes or callers.",
-  spread:
-    "requests wait for this model, and batch requests are handed the window one per 61 s / RPM: this one's place in the schedule is later.",
-  day_exhausted: "the model's requests for the Pacific day are used up, until midnight Pacific time (plus a guard).",
-  pace: "a share paced over the Pacific day allows its owner no more yet.",
-  queue_turn: "the free slots are the turns of requests that waited longer or rank higher.",
-  google_cooldown: "the quota group rests after a Google 429.",
-  budget: "a token's, client's or caller's budget is used up (limit says which).",
-};
-
 /**
  * The database's cause of a refusal in the body (`cause`, every surface, like a Google cause) and,
  * for an admission cause, in the message; the request's own reasons are their limit and say why already.
  */
 export function withRefusalCause(error: GatewayError, cause: string | null): GatewayError {
   if (cause === null || error.extra?.cause !== undefined) return error;
-  const why = isOneOf(ADMISSION_CAUSES, cause) ? REFUSAL_WORDS[cause] : null;
+  const why = admissionCauseWords(cause);
   return new GatewayError(error.code, why === null ? error.message : `${error.message} Cause: ${why}`, {
     extra: { ...error.extra, cause },
     headers: error.headers,
@@ -255,32 +228,26 @@ export function exhausted(
     case "rate_limited":
       return withCause(rateLimited(limitOfQuota(error), error.retryAfterMs), error.quotaCause);
     case "invalid_key":
-      return new GatewayError(
-        "upstream_error",
-        `${who(error)} refused the gateway's keys; the operator has to check them.`,
-      );
+      return new GatewayError("upstream_error", "Google refused the gateway's keys; the operator has to check them.");
     case "client_error":
       return rejectedByGoogle(error);
     case "model_withdrawn":
       if (withdrawn !== null) return modelWithdrawn(withdrawn.model, withdrawn.successor);
-      return new GatewayError("model_withdrawn", `${who(error)} no longer serves the model: ${error.message}`, {
+      return new GatewayError("model_withdrawn", `Google no longer serves the model: ${error.message}`, {
         details: { upstream_status: error.httpStatus },
       });
     default:
       return error.kind === "timeout"
-        ? new GatewayError("upstream_timeout", `${who(error)} did not answer in time.`)
-        : new GatewayError("upstream_error", `${who(error)} failed: ${error.message}`, {
+        ? new GatewayError("upstream_timeout", "Google did not answer in time.")
+        : new GatewayError("upstream_error", `Google failed: ${error.message}`, {
           details: { upstream_status: error.httpStatus },
         });
   }
 }
 
-/** Who answered a failed call, for the caller's message. */
-const who = (error: ClassifiedGoogleError) => error.upstream ?? "Google";
-
-/** The provider refused the request itself (a 4xx other than 429): not retried. */
+/** Google refused the request itself (a 4xx other than 429): not retried. */
 export function rejectedByGoogle(error: ClassifiedGoogleError): GatewayError {
-  return new GatewayError("upstream_rejected", `${who(error)} rejected the request: ${error.message}`, {
+  return new GatewayError("upstream_rejected", `Google rejected the request: ${error.message}`, {
     details: { upstream_status: error.httpStatus, upstream_code: error.status },
   });
 }

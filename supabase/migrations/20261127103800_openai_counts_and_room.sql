@@ -1,8 +1,26 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
+-- What it changes: finalize settles at input + output where the model's TPM counts answers
+--   (google_ai_counts_output); google_ai_model_provider gives a model's provider and output booking beside
+--   its traits; finalize takes what the provider says is left of the group's limits (p_room_*, OpenAI's
+--   x-ratelimit-*) and rests the model until they are back when no more is left than twice what is on its way
+--   (google_ai_heed_provider_room); google_ai_finalize dropped and created with its grants
 set check_function_bodies = off;
 
 drop function if exists "public"."google_ai_finalize"(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer);
+
+CREATE OR REPLACE FUNCTION public.google_ai_counts_output(p_model text)
+ RETURNS boolean
+ LANGUAGE plpgsql
+ STABLE
+ SET search_path TO ''
+AS $function$
+begin
+  return exists (select 1 from public.google_ai_model_limits l
+                 where l.model = p_model and l.booked_output_tokens is not null);
+end
+$function$
+;
 
 CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb, p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer, p_room_requests integer DEFAULT NULL::integer, p_room_tokens integer DEFAULT NULL::integer, p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone)
  RETURNS jsonb
@@ -118,9 +136,23 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_model_provider(p_model text)
+ RETURNS TABLE(provider text, booked_output_tokens integer)
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+  select l.provider, l.booked_output_tokens from public.google_ai_model_limits l where l.model = p_model
+$function$
+;
+
 -- Grants, view options, comments and definitions as supabase/schemas has them, object by object
 -- (no other object's grants are touched).
+revoke all on function public.google_ai_counts_output(p_model text) from public, anon, authenticated, service_role;
 revoke all on function public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone) from public, anon, authenticated, service_role, eve_gateway;
 grant execute on function public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone) to service_role;
 grant execute on function public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer, p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text, p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean, p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text, p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone) to eve_gateway;
 revoke all on function public.google_ai_heed_provider_room(p_att google_ai_attempts, p_requests integer, p_tokens integer, p_until timestamp with time zone) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_model_provider(p_model text) from public, anon, authenticated, service_role, eve_gateway;
+grant execute on function public.google_ai_model_provider(p_model text) to service_role;
+grant execute on function public.google_ai_model_provider(p_model text) to eve_gateway;
