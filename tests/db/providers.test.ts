@@ -125,6 +125,15 @@ describe("Google's catalogue, life cycle and key health keep to Google's rows", 
     expect(n).toBe(0);
   });
 
+  it("pairs each quota group with its provider's models in the operator views", async () => {
+    const usage = await db.sql`select quota_group, model from public.google_ai_usage_now where model in ('gpt-4o', 'gemma-3-27b-it')
+                               order by quota_group, model`;
+    expect(usage.map((r) => `${r.quota_group} ${r.model}`)).toEqual(["org-o gpt-4o", "proj-g gemma-3-27b-it"]);
+    const shares = await db.sql`select quota_group, model from public.google_ai_shares_today
+                                where owner = 'interactive' and model in ('gpt-4o', 'gemma-3-27b-it') order by quota_group, model`;
+    expect(shares.map((r) => `${r.quota_group} ${r.model}`)).toEqual(["org-o gpt-4o", "proj-g gemma-3-27b-it"]);
+  });
+
   it("counts keys per provider in the metrics", async () => {
     const rows = await db.sql`select labels, value::int as value from public.google_ai_metric_gauges(now(), 0)
                               where family = 'eve_gateway_keys' order by labels`;
