@@ -62,8 +62,9 @@ describe("a key serves only its provider's models", () => {
   });
 
   it("an OpenAI model row is served by the OpenAI key, never by Google's", async () => {
-    await db.sql`insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, spread_burst)
-                 values ('gpt-4o', 'openai', 100, 100000, null, null)`;
+    // The seed's row (supabase/seed.sql), OpenAI's.
+    const [seeded] = await db.sql`select provider, booked_output_tokens from public.google_ai_model_limits where model = 'gpt-4o'`;
+    expect(seeded).toEqual({ provider: "openai", booked_output_tokens: 4096 });
     const booking = await reserve("gpt-4o", "openai-1");
     expect(booking).toMatchObject({ ok: true, key_id: OPENAI_KEY, model: "gpt-4o" });
     await release(booking.reservation_id!, "test");
