@@ -1,6 +1,6 @@
-// The whole gateway on one machine, no Docker, no Google key: PostgreSQL (migrations + seed), the
-// offline Google simulator (unless a real key is configured), and every Edge Function served at
-// http://127.0.0.1:54321/functions/v1/<name> — the paths `supabase functions serve` uses.
+// The whole gateway on one machine, no Docker, no provider key: PostgreSQL (migrations + seed), the
+// offline Google and OpenAI simulators (each unless a real key for it is configured), and every Edge
+// Function served at http://127.0.0.1:54321/functions/v1/<name> — the paths `supabase functions serve` uses.
 // `npm start` (scripts/start.ts) runs it; tests call startLocalStack({ functionsPort: 0, databaseUrl }).
 //
 // Documented local defaults (never use them anywhere else):
@@ -9,17 +9,25 @@
 //   functions     http://127.0.0.1:54321          (SUPABASE_URL for callers)
 //   database      postgres://postgres@127.0.0.1:54322/postgres (trust auth on loopback; data: scripts/local-db.ts)
 //   simulator     http://127.0.0.1:54329, the seeded key's GOOGLE_API_KEY = sim-key-a1
+//   openai sim    http://127.0.0.1:54330 (OPENAI_BASE_URL), the seeded key's OPENAI_API_KEY = sk-sim-a1
 import { gatewayRoleUrl } from "../shared/db/gateway-role.ts";
 import { startLocalDatabase } from "./local-db.ts";
 import { freePort } from "../shared/free-port.ts";
 import { DEFAULT_FUNCTIONS_PORT, type FunctionsServer, startFunctionsServer } from "./serve-functions.ts";
 import { type GoogleSimulator, type SimulatorOptions, startGoogleSimulator } from "../shared/google-sim/server.ts";
+import { type OpenAISimulator, type OpenAISimulatorOptions, startOpenAISimulator } from "../shared/openai-sim/server.ts";
 
 export const LOCAL_SERVICE_KEY = "sb_secret_eve_local_dev_only";
 export const LOCAL_ANON_KEY = "sb_publishable_eve_local_dev_only";
 export const LOCAL_SIMULATOR_PORT = 54329;
 /** The simulator's dev key handed to the seeded key row (env var GOOGLE_API_KEY). */
 export const LOCAL_SIMULATOR_KEY = "sim-key-a1";
+export const LOCAL_OPENAI_SIMULATOR_PORT = 54330;
+/** The OpenAI simulator's dev key handed to the seeded OpenAI key row (env var OPENAI_API_KEY; organization org-sim-a). */
+export const LOCAL_OPENAI_SIMULATOR_KEY = "sk-sim-a1";
+
+/** Whether a provider's calls go to its simulator or to the provider itself. */
+export type ProviderMode = "auto" | "simulator" | "real";
 
 export interface LocalStackOptions {
   /** Port of the functions server; default 54321, 0 picks a free one. */
@@ -31,11 +39,21 @@ export interface LocalStackOptions {
    * or the environment (an error if none). "auto" (default): real if GOOGLE_API_KEY is set, else
    * the simulator.
    */
-  google?: "auto" | "simulator" | "real";
+  google?: ProviderMode;
+  /**
+   * The same for OpenAI, with OPENAI_API_KEY: "real" (or "auto" with the key set) leaves
+   * OPENAI_BASE_URL unset, so the functions call api.openai.com with that key.
+   */
+  openai?: ProviderMode;
   /** Extra environment for the functions (wins over everything else): e.g. each key row's secret. */
   env?: Record<string, string>;
   /** Passed to the simulator (port defaults to 54329, or a free one when functionsPort is 0). */
   simulatorOptions?: SimulatorOptions;
+  /**
+   * Passed to the OpenAI simulator (port defaults to 54330, or a free one when functionsPort is 0;
+   * settle defaults to "usage": TPM settled on input + output, as the gateway settles a request).
+   */
+  openaiSimulatorOptions?: OpenAISimulatorOptions;
   /** Serve only these functions (default: every function folder). */
   only?: string[];
   /** Another folder of functions (tests). */
@@ -53,6 +71,8 @@ export interface LocalStack {
   database?: { version: string; dataDir?: string };
   /** Present unless real Google is used. */
   simulator?: GoogleSimulator;
+  /** Present unless real OpenAI is used; the functions' OPENAI_BASE_URL is its url. */
+  openaiSimulator?: OpenAISimulator;
   functions: FunctionsServer;
   close(): Promise<void>;
 }
@@ -60,12 +80,8 @@ export interface LocalStack {
 export async function startLocalStack(opts: LocalStackOptions = {}): Promise<LocalStack> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const env = opts.env ?? {};
-  const realKey = env.GOOGLE_API_KEY ?? process.env.GOOGLE_API_KEY;
-  const mode = opts.google ?? "auto";
-  const useReal = mode === "real" || (mode === "auto" && realKey !== undefined && realKey.trim() !== "");
-  if (useReal && (realKey === undefined || realKey.trim() === "")) {
-    throw new Error('google: "real" needs GOOGLE_API_KEY (in env or the environment)');
-  }
+  const useReal = useRealProvider("google", opts.google, "GOOGLE_API_KEY", env);
+  const useRealOpenAI = useRealProvider("openai", opts.openai, "OPENAI_API_KEY", env);
 
   const cleanups: Array<() => Promise<void>> = [];
   const close = async () => {
@@ -106,6 +122,23 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       log("google: the real Gemini API with GOOGLE_API_KEY");
     }
 
+    let openaiSimulator: OpenAISimulator | undefined;
+    const openaiEnv: Record<string, string> = {};
+    if (!useRealOpenAI) {
+      const ephemeral = opts.functionsPort === 0;
+      openaiSimulator = await startOpenAISimulator({
+        settle: "usage",
+        ...opts.openaiSimulatorOptions,
+        port: opts.openaiSimulatorOptions?.port ?? (ephemeral ? 0 : LOCAL_OPENAI_SIMULATOR_PORT),
+      });
+      cleanups.push(() => openaiSimulator!.close());
+      openaiEnv.OPENAI_BASE_URL = openaiSimulator.url;
+      openaiEnv.OPENAI_API_KEY = LOCAL_OPENAI_SIMULATOR_KEY;
+      log(`openai: offline simulator at ${openaiSimulator.url}`);
+    } else {
+      log("openai: the real OpenAI API with OPENAI_API_KEY");
+    }
+
     // The functions learn their own URL (SUPABASE_URL), so the port is chosen before they start.
     const requested = opts.functionsPort ?? DEFAULT_FUNCTIONS_PORT;
     const port = requested === 0 ? await freePort() : requested;
@@ -119,6 +152,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       SUPABASE_ANON_KEY: LOCAL_ANON_KEY,
       SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: LOCAL_ANON_KEY }),
       ...googleEnv,
+      ...openaiEnv,
       ...env,
     };
     // A pooler URL in the parent's environment would point the functions at another database.
@@ -143,6 +177,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       databaseUrl,
       ...(database === undefined ? {} : { database }),
       ...(simulator === undefined ? {} : { simulator }),
+      ...(openaiSimulator === undefined ? {} : { openaiSimulator }),
       functions,
       close,
     };
@@ -150,6 +185,17 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     await close();
     throw error;
   }
+}
+
+/**
+ * Whether `provider`'s calls go to the provider itself: "real", or "auto" (the default) with its key set
+ * in `env` or the environment. "real" without the key is an error.
+ */
+function useRealProvider(provider: string, mode: ProviderMode = "auto", keyName: string, env: Record<string, string>): boolean {
+  const key = env[keyName] ?? process.env[keyName];
+  const hasKey = key !== undefined && key.trim() !== "";
+  if (mode === "real" && !hasKey) throw new Error(`${provider}: "real" needs ${keyName} (in env or the environment)`);
+  return mode === "real" || (mode === "auto" && hasKey);
 }
 
 /** postgres://user:secret@host → postgres://user:***@host, for printing. */

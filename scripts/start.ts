@@ -1,10 +1,12 @@
 // `npm start`: the whole gateway locally (database, Google simulator unless GOOGLE_API_KEY is set,
-// every Edge Function), then what a caller needs to try it. Ctrl-C stops everything.
+// OpenAI simulator unless OPENAI_API_KEY is set, every Edge Function), then what a caller needs to try
+// it. Ctrl-C stops everything.
 //
 // Defaults: functions on 54321 (FUNCTIONS_PORT), database on 54322 (EVE_DB_PORT; DATABASE_URL uses an
-// existing server instead), simulator on 54329 (GOOGLE_SIM_PORT). A port of 0 picks a free one.
+// existing server instead), Google simulator on 54329 (GOOGLE_SIM_PORT), OpenAI simulator on 54330
+// (OPENAI_SIM_PORT). A port of 0 picks a free one; FUNCTIONS_PORT=0 makes both simulators' default 0 too.
 import net from "node:net";
-import { LOCAL_SIMULATOR_PORT, redactPassword, startLocalStack } from "./local-stack.ts";
+import { LOCAL_OPENAI_SIMULATOR_PORT, LOCAL_SIMULATOR_PORT, redactPassword, startLocalStack } from "./local-stack.ts";
 import { DEFAULT_FUNCTIONS_PORT } from "./serve-functions.ts";
 
 const port = (name: string): number | undefined => {
@@ -16,6 +18,9 @@ const port = (name: string): number | undefined => {
 };
 const functionsPort = port("FUNCTIONS_PORT");
 const simulatorPort = port("GOOGLE_SIM_PORT");
+const openaiSimulatorPort = port("OPENAI_SIM_PORT");
+// With FUNCTIONS_PORT=0 the stack picks free ports for the simulators too (local-stack.ts).
+const simDefault = (fixed: number) => (functionsPort === 0 ? 0 : fixed);
 
 /** True when something already listens on 127.0.0.1:`p` (e.g. a gateway started before). */
 function taken(p: number): Promise<boolean> {
@@ -29,7 +34,10 @@ function taken(p: number): Promise<boolean> {
 // Checked before anything starts: a second `npm start` must not attach to the first one's database
 // and then die half-way with a stack trace.
 const ports: Array<[string, number]> = [["FUNCTIONS_PORT", functionsPort ?? DEFAULT_FUNCTIONS_PORT]];
-if (!process.env.GOOGLE_API_KEY) ports.push(["GOOGLE_SIM_PORT", simulatorPort ?? LOCAL_SIMULATOR_PORT]);
+if (!process.env.GOOGLE_API_KEY?.trim()) ports.push(["GOOGLE_SIM_PORT", simulatorPort ?? simDefault(LOCAL_SIMULATOR_PORT)]);
+if (!process.env.OPENAI_API_KEY?.trim()) {
+  ports.push(["OPENAI_SIM_PORT", openaiSimulatorPort ?? simDefault(LOCAL_OPENAI_SIMULATOR_PORT)]);
+}
 for (const [name, p] of ports) {
   if (p !== 0 && (await taken(p))) {
     console.error(
@@ -43,6 +51,7 @@ for (const [name, p] of ports) {
 const stack = await startLocalStack({
   ...(functionsPort === undefined ? {} : { functionsPort }),
   ...(simulatorPort === undefined ? {} : { simulatorOptions: { port: simulatorPort } }),
+  ...(openaiSimulatorPort === undefined ? {} : { openaiSimulatorOptions: { port: openaiSimulatorPort } }),
   log: (line) => process.stderr.write(`${line}\n`),
 });
 const invokeUrl = `${stack.functionsUrl}/functions/v1/llm-invoke`;
@@ -70,6 +79,11 @@ EVE LLM Gateway is running locally.
   stack.database?.dataDir ? `\n  data            ${stack.database.dataDir}` : ""
 }
   google          ${stack.simulator ? `offline simulator at ${stack.simulator.url} (no real key needed)` : "the real Gemini API (GOOGLE_API_KEY)"}
+  openai          ${
+  stack.openaiSimulator
+    ? `offline simulator at ${stack.openaiSimulator.url} (OPENAI_BASE_URL; no real key needed)`
+    : "the real OpenAI API (OPENAI_API_KEY)"
+}
 
 Try it:
 

@@ -152,3 +152,47 @@ $seed$;
 insert into public.google_ai_api_keys (key_alias, provider, env_var_name, is_active, priority, notes)
 values ('default', 'google', 'GOOGLE_API_KEY', true, 100, 'Seeded: the pre-gateway GOOGLE_API_KEY.')
 on conflict (key_alias) do nothing;
+
+-- OpenAI's models the bot calls, and its key. In a block that runs only where the schema knows
+-- providers (a key row's serves_provider, a model row's booked_output_tokens): before that, an OpenAI
+-- key row would be booked for Google's requests. OpenAI counts TPM per organization and model on a
+-- request's input plus its max_tokens on arrival, so booked_output_tokens is set (4096 when a request
+-- names none). Limits belong to the organization's usage tier and rise as it pays: correct them with
+-- one UPDATE from the organization's limits page (or the x-ratelimit-limit-* headers OpenAI answers with).
+do $seed$
+begin
+  if (select count(*) from information_schema.columns
+      where table_schema = 'public'
+        and (table_name, column_name) in (('google_ai_api_keys', 'serves_provider'),
+                                          ('google_ai_model_limits', 'booked_output_tokens'))) < 2 then
+    return;
+  end if;
+
+  insert into public.google_ai_model_limits
+    (model, provider, rpm, tpm, rpd, booked_output_tokens, aliases, supports_system_instruction, supports_json_mode,
+     supports_tools, supports_images, shutdown_date, successor, spread_burst, limits_source, notes)
+  values
+    ('gpt-4o', 'openai', 500, 30000, null, 4096, '{}', true, true, true, true, null, null, 1,
+     'Usage tier 1: 500 RPM / 30,000 TPM, no daily cap, per organization: OpenAI''s rate-limit table '
+     '(platform.openai.com/docs/guides/rate-limits) as quoted in community.openai.com/t/1028595, read 2026-11-27; '
+     'OpenAI''s 429s of 2026 still say "Limit 30000" (continuedev/continue#10502, #11472). '
+     'No shutdown announced (OpenAI''s deprecations page as archived 2026-04 to 2026-06).',
+     'GPT-4o, the model the bot calls (parse_event_via_4o, ask_4o). Left ChatGPT in 2026-02; the API serves it.'),
+    ('gpt-4o-mini', 'openai', 500, 200000, null, 4096, '{}', true, true, true, true, null, null, 1,
+     'Usage tier 1: 500 RPM / 200,000 TPM per organization: OpenAI''s rate-limit table '
+     '(platform.openai.com/docs/guides/rate-limits) as quoted in community.openai.com/t/1028595, read 2026-11-27; '
+     'that table also lists 10,000 RPD, not set here. '
+     'No shutdown announced (OpenAI''s deprecations page as archived 2026-04 to 2026-06).',
+     'GPT-4o mini.')
+  on conflict (model) do nothing;
+
+  -- The organization's key under the name OpenAI's SDK reads (`supabase secrets set OPENAI_API_KEY=...`).
+  -- Not added beside a key row of OpenAI the owner already has: one organization is one quota group,
+  -- and a second row for it under another project_id would count its limits twice.
+  insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, is_active, priority, notes)
+  select 'openai-default', 'openai', 'OPENAI_API_KEY', 'org-default', true, 100,
+         'Seeded: the bot''s OPENAI_API_KEY. project_id names its OpenAI organization (one quota group).'
+  where not exists (select 1 from public.google_ai_api_keys k where k.serves_provider = 'openai')
+  on conflict (key_alias) do nothing;
+end
+$seed$;

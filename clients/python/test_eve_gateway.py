@@ -647,7 +647,7 @@ class Failures(unittest.TestCase):
     def test_bad_requests(self):
         cases = [
             (dict(prompt="   "), "empty_input"),
-            (dict(prompt="x", model="gpt-4o"), "unknown_model"),
+            (dict(prompt="x", model="claude-3-opus"), "unknown_model"),
             (dict(prompt="x", candidate_count=9), "invalid_request"),  # Gemini takes 1 to 8
             (dict(prompt="x", response_mime_type="application/json"), "unsupported_feature"),
         ]

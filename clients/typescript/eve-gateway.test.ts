@@ -380,7 +380,7 @@ describe("generate against the local stack", () => {
   it("bad requests, Google failing, an unreachable gateway", async () => {
     const bot = new EveGateway({ url: stack.url, serviceKey: stack.serviceKey });
     await expect(bot.generate("  ")).rejects.toMatchObject({ name: "BadRequest", code: "empty_input" });
-    await expect(bot.generate("x", { model: "gpt-4o" })).rejects.toMatchObject({ name: "BadRequest", code: "unknown_model" });
+    await expect(bot.generate("x", { model: "claude-3-opus" })).rejects.toMatchObject({ name: "BadRequest", code: "unknown_model" });
     stack.simulator.addFault({ kind: "http500", model: "gemma-3-27b-it", count: 3 });
     try {
       await expect(bot.generate("x")).rejects.toMatchObject({ name: "UpstreamError", status: 502, code: "upstream_error" });

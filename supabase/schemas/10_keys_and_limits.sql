@@ -1,7 +1,7 @@
--- Keys and limits: the Google API keys (the secret's name only, never the key) and their quota
--- groups (google_ai_quota_group: keys of one Cloud project share a group), a model's row (limits,
--- capabilities, aliases, life cycle columns), the per-group counters and the cooldowns; how a name
--- becomes a model row and what limit applies to a group.
+-- Keys and limits: the providers' API keys (the secret's name only, never the key) and their quota
+-- groups (google_ai_quota_group: keys of one Cloud project, or of one OpenAI organization, share a
+-- group), a model's row (limits, capabilities, aliases, life cycle columns), the per-group counters and
+-- the cooldowns; how a name becomes a model row and what limit applies to a group.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
@@ -75,7 +75,8 @@ ALTER TABLE public.google_ai_api_keys
     ADD CONSTRAINT google_ai_api_keys_provider_check CHECK ((serves_provider IS NOT NULL));
 
 COMMENT ON COLUMN public.google_ai_api_keys.project_id IS
-    'Google Cloud project of the key: keys of one project share one quota group. Null: the key is its own group.';
+    'Google Cloud project, or OpenAI organization, of the key: keys of one project or organization share one '
+    'quota group. Null: the key is its own group.';
 
 CREATE TABLE public.google_ai_model_limits (
     id serial NOT NULL,

@@ -154,8 +154,9 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
         ), groups AS (
          SELECT DISTINCT s_1.id AS share_id,
             public.google_ai_quota_group(k.project_id, k.id) AS quota_group
-           FROM (public.google_ai_quota_shares s_1
-             JOIN public.google_ai_api_keys k ON ((k.is_active AND
+           FROM ((public.google_ai_quota_shares s_1
+             JOIN public.google_ai_model_limits m_1 ON ((m_1.model = s_1.model)))
+             JOIN public.google_ai_api_keys k ON ((k.is_active AND (k.serves_provider = m_1.provider) AND
                ((k.models IS NULL) OR (s_1.model = ANY (k.models))))))
         ), kept AS (
          SELECT s_1.model,
@@ -258,7 +259,7 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
             (count(*))::integer AS active_keys,
             array_agg(k.key_alias ORDER BY k.priority, k.key_alias) AS key_aliases
            FROM (public.google_ai_api_keys k
-             JOIN public.google_ai_model_limits l ON ((l.is_active AND
+             JOIN public.google_ai_model_limits l ON ((l.is_active AND (k.serves_provider = l.provider) AND
                ((k.models IS NULL) OR (l.model = ANY (k.models))))))
           WHERE k.is_active
           GROUP BY (public.google_ai_quota_group(k.project_id, k.id)), l.model

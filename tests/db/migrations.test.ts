@@ -130,6 +130,21 @@ describe("migrations on a project that already has the production tables", () =>
       { model: "gemma-3-27b-it", rpm: 30, tpm: 15000, rpd: 14400 },
       { model: "gemma-4-26b-a4b-it", rpm: 30, tpm: 15000, rpd: 14400 },
       { model: "gemma-4-31b-it", rpm: 30, tpm: 15000, rpd: 14400 },
+      { model: "gpt-4o", rpm: 500, tpm: 30000, rpd: null },
+      { model: "gpt-4o-mini", rpm: 500, tpm: 200000, rpd: null },
+    ]);
+    // OpenAI's rows are OpenAI's, book input + max_tokens (4096 when a request names none), and its one
+    // key row is served by them alone, its organization its quota group.
+    const openai = await sql`select model, provider, booked_output_tokens from public.google_ai_model_limits
+                             where booked_output_tokens is not null or provider <> 'google' order by model`;
+    expect(openai).toEqual([
+      { model: "gpt-4o", provider: "openai", booked_output_tokens: 4096 },
+      { model: "gpt-4o-mini", provider: "openai", booked_output_tokens: 4096 },
+    ]);
+    const keys = await sql`select key_alias, serves_provider, env_var_name, project_id from public.google_ai_api_keys order by key_alias`;
+    expect(keys).toEqual([
+      { key_alias: "default", serves_provider: "google", env_var_name: "GOOGLE_API_KEY", project_id: null },
+      { key_alias: "openai-default", serves_provider: "openai", env_var_name: "OPENAI_API_KEY", project_id: "org-default" },
     ]);
     // Every seeded row says where its limits come from, and the owner's names carry their life cycle.
     const lifecycle = await sql`select model, shutdown_date::text as shutdown, successor, limits_source is not null as sourced

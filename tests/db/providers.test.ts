@@ -62,8 +62,9 @@ describe("a key serves only its provider's models", () => {
   });
 
   it("an OpenAI model row is served by the OpenAI key, never by Google's", async () => {
-    await db.sql`insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, spread_burst)
-                 values ('gpt-4o', 'openai', 100, 100000, null, null)`;
+    // The seed's row (supabase/seed.sql), OpenAI's.
+    const [seeded] = await db.sql`select provider, booked_output_tokens from public.google_ai_model_limits where model = 'gpt-4o'`;
+    expect(seeded).toEqual({ provider: "openai", booked_output_tokens: 4096 });
     const booking = await reserve("gpt-4o", "openai-1");
     expect(booking).toMatchObject({ ok: true, key_id: OPENAI_KEY, model: "gpt-4o" });
     await release(booking.reservation_id!, "test");
@@ -123,6 +124,15 @@ describe("Google's catalogue, life cycle and key health keep to Google's rows", 
     expect(chain!.retired).toEqual([false, true]);
     const [{ n }] = await db.sql`select count(*)::int as n from public.google_ai_key_health where api_key_id = ${OPENAI_KEY}::uuid`;
     expect(n).toBe(0);
+  });
+
+  it("pairs each quota group with its provider's models in the operator views", async () => {
+    const usage = await db.sql`select quota_group, model from public.google_ai_usage_now where model in ('gpt-4o', 'gemma-3-27b-it')
+                               order by quota_group, model`;
+    expect(usage.map((r) => `${r.quota_group} ${r.model}`)).toEqual(["org-o gpt-4o", "proj-g gemma-3-27b-it"]);
+    const shares = await db.sql`select quota_group, model from public.google_ai_shares_today
+                                where owner = 'interactive' and model in ('gpt-4o', 'gemma-3-27b-it') order by quota_group, model`;
+    expect(shares.map((r) => `${r.quota_group} ${r.model}`)).toEqual(["org-o gpt-4o", "proj-g gemma-3-27b-it"]);
   });
 
   it("counts keys per provider in the metrics", async () => {

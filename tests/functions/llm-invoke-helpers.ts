@@ -1,21 +1,27 @@
 // Shared set-up of the llm-invoke integration tests: a fresh database per test file with the test's
-// own key rows and limits, the offline simulator (each key row's secret is a simulator key), and
-// llm-invoke served over HTTP by the local stack. Every response is kept, so a test can scan all
+// own key rows and limits, the offline Google and OpenAI simulators (each key row's secret is a key of
+// its provider's simulator), and llm-invoke served over HTTP by the local stack. Every response is kept, so a test can scan all
 // of them (and every table) for secrets at the end.
 import { echoDatabaseTrouble, TEST_STACK_DB_ENV } from "../support/stack-env.ts";
 import type { Sql } from "../../shared/db/migrate.ts";
 import type { GoogleSimulator, SimulatorOptions } from "../../shared/google-sim/server.ts";
+import type { OpenAISimulator, OpenAISimulatorOptions, OrgOptions } from "../../shared/openai-sim/server.ts";
 import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
 export interface TestKey {
   alias: string;
-  /** Quota group in the database (google_ai_api_keys.project_id). */
+  /** Whose key (google_ai_api_keys.provider); default google. */
+  provider?: "google" | "openai";
+  /** Quota group in the database (google_ai_api_keys.project_id): a Google project, an OpenAI organization. */
   project: string;
   priority: number;
-  /** The key value the function reads from its env var; a simulator key. */
+  /** The key value the function reads from its env var; a key of its provider's simulator (sk-sim-a1, …). */
   simKey: string;
-  /** The simulator's project for that key (Google counts quota per project). */
+  /**
+   * The simulator's project (Google) or organization (OpenAI) for that key: quota is counted per each.
+   * Default `sim-<project>`.
+   */
   simProject?: string;
   /** Leave the env var unset (a key row whose secret is missing). */
   noSecret?: boolean;
@@ -28,6 +34,10 @@ export interface ModelLimit {
   rpd?: number | null;
   /** google_ai_model_limits.spread_burst (null: not spread). */
   spreadBurst?: number | null;
+  /** google_ai_model_limits.provider. */
+  provider?: "google" | "openai";
+  /** google_ai_model_limits.booked_output_tokens (null: TPM counts input only, as Google). */
+  bookedOutputTokens?: number | null;
 }
 
 export interface Seen {
@@ -49,6 +59,8 @@ export interface InvokeStack {
   sql: Sql;
   stack: LocalStack;
   sim: GoogleSimulator;
+  /** The OpenAI simulator: the functions' OPENAI_BASE_URL; it holds the OpenAI keys' organizations. */
+  openaiSim: OpenAISimulator;
   url: string;
   serviceKey: string;
   keys: TestKey[];
@@ -60,8 +72,9 @@ export interface InvokeStack {
   logs: string[];
   call(body: unknown, options?: { headers?: Record<string, string>; auth?: string | null }): Promise<CallResult>;
   raw(init: RequestInit & { path?: string }): Promise<CallResult>;
-  /** Fresh minute for the test: simulator quota/stats/faults, counters and cooldowns cleared. */
+  /** Fresh minute for the test: both simulators' quota/stats/faults, counters and cooldowns cleared. */
   reset(): Promise<void>;
+  /** Updates the model's row (a row the seed does not have is inserted, its provider's). */
   setLimit(limit: ModelLimit): Promise<void>;
   close(): Promise<void>;
 }
@@ -72,7 +85,15 @@ export const GENEROUS_SIM_MODELS = {
   "gemini-2.5-flash": { rpm: 100_000, tpm: 100_000_000, rpd: 1_000_000 },
 };
 
-const envVarOf = (alias: string) => `GOOGLE_TEST_KEY_${alias.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;
+/** OpenAI's simulator limits far above the database's, as GENEROUS_SIM_MODELS is for Google's. */
+export const GENEROUS_OPENAI_SIM_MODELS = {
+  "gpt-4o": { rpm: 100_000, tpm: 100_000_000 },
+  "gpt-4o-mini": { rpm: 100_000, tpm: 100_000_000 },
+};
+
+/** A key row's secret name, inside its provider's pattern (supabase/functions/_shared/key-reader.ts). */
+const envVarOf = (k: Pick<TestKey, "alias" | "provider">) =>
+  `${k.provider === "openai" ? "OPENAI" : "GOOGLE"}_TEST_KEY_${k.alias.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;
 
 export async function startInvokeStack(label: string, options: {
   keys: TestKey[];
@@ -82,6 +103,8 @@ export async function startInvokeStack(label: string, options: {
   dbEnv?: (db: TestDatabase) => Promise<Record<string, string>>;
   /** More simulator options (Google's counting, models); its keys always come from `keys`. */
   simulator?: Omit<SimulatorOptions, "keys">;
+  /** More OpenAI simulator options (counting, models); its organizations always come from `keys`. */
+  openaiSimulator?: Omit<OpenAISimulatorOptions, "organizations">;
   /**
    * "as seeded": the models keep the seed's spread of the window. By default a stack's models are not
    * spread, so that a test of something else may send its requests at once; the spread is tested
@@ -97,8 +120,8 @@ export async function startInvokeStack(label: string, options: {
   const keyIds: Record<string, string> = {};
   for (const k of options.keys) {
     const [row] = await sql<{ id: string }[]>`
-      insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority, is_active)
-      values (${k.alias}, ${envVarOf(k.alias)}, ${k.project}, ${k.priority}, true) returning id`;
+      insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
+      values (${k.alias}, ${k.provider ?? "google"}, ${envVarOf(k)}, ${k.project}, ${k.priority}, true) returning id`;
     keyIds[k.alias] = row!.id;
   }
   const env: Record<string, string> = {
@@ -107,17 +130,22 @@ export async function startInvokeStack(label: string, options: {
     ...await options.dbEnv?.(db),
   };
   const simKeys: Record<string, string> = {};
+  const organizations: OrgOptions = {};
   for (const k of options.keys) {
-    simKeys[k.simKey] = k.simProject ?? `sim-${k.project}`;
-    if (!k.noSecret) env[envVarOf(k.alias)] = k.simKey;
+    const simProject = k.simProject ?? `sim-${k.project}`;
+    if (k.provider === "openai") (organizations[simProject] ??= { keys: [] }).keys.push(k.simKey);
+    else simKeys[k.simKey] = simProject;
+    if (!k.noSecret) env[envVarOf(k)] = k.simKey;
   }
   const logs: string[] = [];
   const stack = await startLocalStack({
     functionsPort: 0,
     databaseUrl: db.url,
     google: "simulator",
+    openai: "simulator",
     env,
     simulatorOptions: { models: GENEROUS_SIM_MODELS, ...options.simulator, keys: simKeys },
+    openaiSimulatorOptions: { models: GENEROUS_OPENAI_SIM_MODELS, ...options.openaiSimulator, organizations },
     only: ["llm-invoke"],
     log: (line) => {
       logs.push(line);
@@ -125,6 +153,7 @@ export async function startInvokeStack(label: string, options: {
     },
   });
   const sim = stack.simulator!;
+  const openaiSim = stack.openaiSimulator!;
   const url = `${stack.functionsUrl}/functions/v1/llm-invoke`;
   const seen: Seen[] = [];
 
@@ -148,6 +177,7 @@ export async function startInvokeStack(label: string, options: {
     sql,
     stack,
     sim,
+    openaiSim,
     url,
     serviceKey: stack.serviceKey,
     keys: options.keys,
@@ -169,16 +199,23 @@ export async function startInvokeStack(label: string, options: {
     },
     reset: async () => {
       sim.reset();
+      openaiSim.reset();
       await sql`delete from public.google_ai_cooldowns`;
       await sql`delete from public.google_ai_usage_counters`;
     },
     setLimit: async (l) => {
-      await sql`update public.google_ai_model_limits set
+      const updated = await sql`update public.google_ai_model_limits set
         rpm = ${l.rpm === undefined ? sql`rpm` : l.rpm},
         tpm = ${l.tpm === undefined ? sql`tpm` : l.tpm},
         rpd = ${l.rpd === undefined ? sql`rpd` : l.rpd},
-        spread_burst = ${l.spreadBurst === undefined ? sql`spread_burst` : l.spreadBurst}
+        spread_burst = ${l.spreadBurst === undefined ? sql`spread_burst` : l.spreadBurst},
+        provider = ${l.provider === undefined ? sql`provider` : l.provider},
+        booked_output_tokens = ${l.bookedOutputTokens === undefined ? sql`booked_output_tokens` : l.bookedOutputTokens}
         where model = ${l.model}`;
+      if (updated.count > 0) return;
+      await sql`insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, spread_burst, booked_output_tokens)
+        values (${l.model}, ${l.provider ?? "google"}, ${l.rpm ?? null}, ${l.tpm ?? null}, ${l.rpd ?? null},
+                ${l.spreadBurst ?? null}, ${l.bookedOutputTokens ?? null})`;
     },
     close: async () => {
       await stack.close();

@@ -78,7 +78,7 @@ const CASES: Case[] = [
   ["model as a number", () => postJson({ model: 42, prompt: "x" }), 400, "invalid_request"],
   ["prompt as an object", () => postJson({ model: "gemma-3-27b", prompt: { text: "x" } }), 400, "invalid_request"],
   ["no model", () => postJson({ prompt: "x" }), 400, "invalid_request"],
-  ["an unknown model", () => postJson({ model: "gpt-4o", prompt: "x" }), 400, "unknown_model"],
+  ["an unknown model", () => postJson({ model: "claude-3-opus", prompt: "x" }), 400, "unknown_model"],
   ["SQL injection in model", () => postJson({ model: INJECTION, prompt: "x" }), 400, "invalid_request"],
   ["a path in model", () => postJson({ model: "../../v1beta/models/x:generateContent?key=1", prompt: "x" }), 400, "invalid_request"],
   ["a Unicode model name", () => postJson({ model: "gemma\u202e-3", prompt: "x" }), 400, "invalid_request"],

@@ -45,16 +45,17 @@ async function generate(auth: string, model: string, mode: "WAIT" | "NO_WAIT", h
   return { status: res.status, body: (await res.json()) as Record<string, unknown> };
 }
 
-/** Active keys in the local stack (each key without a project is its own quota group). */
+/** Active Google keys in the local stack (each key without a project is its own quota group). */
 async function keys(): Promise<number> {
-  const [{ n }] = await db.sql<{ n: number }[]>`select count(*)::int as n from public.google_ai_api_keys where is_active`;
+  const [{ n }] = await db.sql<{ n: number }[]>`
+    select count(*)::int as n from public.google_ai_api_keys where is_active and serves_provider = 'google'`;
   return n;
 }
 
 describe("a notebook's burst under the limit", () => {
   it("20 of 20 Gemma calls and Flash's window less the share kept for people, at once, WAIT and NO_WAIT alike", async () => {
     const token = await notebookToken("festival-parser");
-    // The local stack has one key, one project: one quota group per model.
+    // The local stack has one Google key, one project: one quota group per Google model.
     expect(await keys()).toBe(1);
     // Half of each model's calls wait (WAIT, the default), half do not.
     const mode = (i: number) => (i % 2 === 0 ? "WAIT" : "NO_WAIT");

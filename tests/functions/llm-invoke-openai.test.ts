@@ -23,12 +23,12 @@ beforeAll(async () => {
   await s.sql`
     insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
     values ('openai-main', 'openai', 'OPENAI_TEST_KEY', 'org-sim-a', 1, true)`;
+  // gpt-4o is the seed's row (OpenAI's, 500 RPM / 30,000 TPM, booked_output_tokens 4096); gpt-4 is added.
   await s.sql`
     insert into public.google_ai_model_limits
       (model, provider, rpm, tpm, rpd, booked_output_tokens, supports_system_instruction, supports_json_mode,
        supports_tools, supports_images, is_active)
-    values ('gpt-4o', 'openai', 500, 30000, null, 4096, true, true, true, true, true),
-           ('gpt-4', 'openai', 500, 30000, null, 4096, true, true, true, true, true)`;
+    values ('gpt-4', 'openai', 500, 30000, null, 4096, true, true, true, true, true)`;
 });
 afterAll(async () => {
   await s?.close();

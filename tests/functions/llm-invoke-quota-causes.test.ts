@@ -146,11 +146,13 @@ describe.each(["monthly_cap", "billing_cap", "credits_depleted"] as const)("mone
       { status: "google_error", quota_cause: kind, key_alias: "key-a" },
       { status: "succeeded", quota_cause: null, key_alias: "key-b" },
     ]);
-    // Every model of project A rests for the hour, with the cause; the quota route names project and cause.
+    // Every model of project A rests for the hour, with the cause (Google's models: OpenAI's rows are no
+    // Google project's); the quota route names project and cause.
     const rests = await s.sql<{ model: string; cause: string; minutes: number }[]>`
       select model, cause, floor(extract(epoch from (cooldown_until - now())) / 60)::int as minutes
       from public.google_ai_cooldowns where quota_group = 'proj-a' order by model`;
-    const models = await s.sql<{ model: string }[]>`select model from public.google_ai_model_limits order by model`;
+    const models = await s.sql<{ model: string }[]>`
+      select model from public.google_ai_model_limits where provider = 'google' order by model`;
     expect(rests.map((r) => r.model)).toEqual(models.map((m) => m.model));
     for (const r of rests) expect(r).toMatchObject({ cause: kind, minutes: 59 });
     const report = await quotaReport();
@@ -191,11 +193,12 @@ describe("spend cap", () => {
       { status: "succeeded", quota_cause: null, key_alias: "key-b" },
     ]);
 
-    // One rest per model row of project A, each for (at least) the 10-minute window.
+    // One rest per (Google) model row of project A, each for (at least) the 10-minute window.
     const rests = await s.sql<{ model: string; cause: string; minutes: number }[]>`
       select model, cause, floor(extract(epoch from (cooldown_until - now())) / 60)::int as minutes
       from public.google_ai_cooldowns where quota_group = 'proj-a' order by model`;
-    const models = await s.sql<{ model: string }[]>`select model from public.google_ai_model_limits order by model`;
+    const models = await s.sql<{ model: string }[]>`
+      select model from public.google_ai_model_limits where provider = 'google' order by model`;
     expect(rests.map((r) => r.model)).toEqual(models.map((m) => m.model));
     for (const r of rests) expect(r).toMatchObject({ cause: "spend_cap", minutes: 9 });
 

@@ -1,6 +1,6 @@
-// The local stack around llm-invoke: `npm start` (scripts/start.ts) prints a curl that works as
-// pasted and stops cleanly on SIGTERM; a broken function next to llm-invoke does not stop it; a
-// database that is down or not configured gives 503 JSON, never a 500 or a stack trace.
+// The local stack around llm-invoke: `npm start` (scripts/start.ts) prints where both simulators are
+// and a curl that works as pasted, and stops cleanly on SIGTERM; a broken function next to llm-invoke
+// does not stop it; a database that is down or not configured gives 503 JSON, never a 500 or a stack trace.
 import { spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,7 +35,10 @@ describe("npm start", () => {
   it("prints the URL, the local service key, the database and a curl that works as pasted; SIGTERM stops it", async () => {
     const child = spawn(process.execPath, ["--import", "tsx", "scripts/start.ts"], {
       cwd: ROOT,
-      env: { ...process.env, DATABASE_URL: db.url, FUNCTIONS_PORT: "0", GOOGLE_SIM_PORT: "0", GOOGLE_API_KEY: "" },
+      env: {
+        ...process.env, DATABASE_URL: db.url, FUNCTIONS_PORT: "0", GOOGLE_SIM_PORT: "0", GOOGLE_API_KEY: "",
+        OPENAI_SIM_PORT: "0", OPENAI_API_KEY: "",
+      },
       stdio: ["ignore", "pipe", "pipe"],
     });
     let out = "";
@@ -48,7 +51,8 @@ describe("npm start", () => {
       expect(out, err).toContain("Ctrl-C stops everything");
       expect(out).toMatch(/llm-invoke\s+http:\/\/127\.0\.0\.1:\d+\/functions\/v1\/llm-invoke/);
       expect(out).toContain("sb_secret_eve_local_dev_only");
-      expect(out).toContain("offline simulator");
+      expect(out).toMatch(/google\s+offline simulator at http:\/\/127\.0\.0\.1:\d+/);
+      expect(out).toMatch(/openai\s+offline simulator at http:\/\/127\.0\.0\.1:\d+/);
       const curl = out.slice(out.indexOf("curl -sS"), out.indexOf("\n\nCtrl-C"));
       const run = spawnSync("sh", ["-c", curl], { encoding: "utf8", timeout: 20_000 });
       expect(run.status, run.stderr).toBe(0);

@@ -183,7 +183,7 @@ describe("input forms and models", () => {
   });
 
   it("an unknown model is a 400 naming the fix, and costs Google nothing", async () => {
-    const res = await s.call({ model: "gpt-4o", prompt: "x" });
+    const res = await s.call({ model: "claude-3-opus", prompt: "x" });
     expect(res.status).toBe(400);
     expect(res.body.error.code).toBe("unknown_model");
     expect(res.body.error.message).toMatch(/google_ai_model_limits/);
