@@ -223,7 +223,7 @@ begin
   v_secret := 'evegw_cs_' || rtrim(translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/', '-_'), '=');
   insert into public.google_ai_clients (name, secret_hash, models, max_token_ttl, token_max_requests, token_max_tokens,
     daily_max_requests, daily_max_tokens, mint_per_hour, notes)
-  values (p_name, public.google_ai_sha256_hex(v_secret), v_models,
+  values (p_name, encode(pg_catalog.sha256(convert_to(v_secret, 'UTF8')), 'hex'), v_models,
     p_max_token_ttl, p_token_max_requests, p_token_max_tokens,
     p_daily_max_requests, p_daily_max_tokens, p_mint_per_hour, p_notes)
   returning id into v_id;
@@ -345,11 +345,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_revoke_token(p_token_id uuid) RETURN
   )
   select jsonb_build_object('ok', exists (select 1 from t))
 $$;
-
-CREATE OR REPLACE FUNCTION public.google_ai_sha256_hex(p_text text) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    SET search_path TO ''
-    AS $$ select encode(pg_catalog.sha256(convert_to(p_text, 'UTF8')), 'hex') $$;
 
 -- A scoped token's verdict on one request, under the token's and its client's row locks (held until
 -- the reservation commits, so two requests of one token are counted one after the other): refusal is

@@ -128,45 +128,44 @@ begin
 end
 $$;
 
--- What the provider says is left of the quota group's limits (OpenAI's x-ratelimit-remaining-*, which
--- count every user of the organization, not only the gateway): when no more is left than twice this
--- group's admissions of the model still on their way (those, and as many again admitted before this
--- rest lands), the model rests until the provider's counts are full again (p_until), so the gateway
--- waits instead of meeting the provider's 429s while someone else spends the same organization. A
--- 'minute' rest, reason 'provider_room'.
-CREATE OR REPLACE FUNCTION public.google_ai_heed_provider_room(p_att public.google_ai_attempts,
-    p_requests integer, p_tokens integer, p_until timestamp with time zone) RETURNS void
+-- Finalize's accounting of one call, after its row is written: the rest the provider's own counts ask
+-- for, then the admission settled at the provider's count (the counter row, the hot one, last).
+--   Room: what the provider says is left of the group's limits (OpenAI's x-ratelimit-remaining-*,
+--   which count every user of the organization). When no more is left than twice this group's
+--   admissions of the model still on their way (those, and as many again admitted before this rest
+--   lands), the model rests until the provider's counts are full again (p_room_until, reason
+--   'provider_room'), so the gateway waits instead of meeting the provider's 429s.
+--   Count: the input, and the output too where the model's TPM counts answers (its row's
+--   booked_output_tokens, OpenAI's rule); null when the provider sent none (the booking stays).
+CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_attempts, p_input_tokens integer,
+    p_output_tokens integer, p_room_requests integer, p_room_tokens integer,
+    p_room_until timestamp with time zone) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_flying integer;
   v_flying_tokens bigint;
+  v_counted integer;
 begin
-  if p_att.quota_group is null or p_until <= pg_catalog.clock_timestamp() then
-    return;
+  if p_room_until > pg_catalog.clock_timestamp() and p_att.quota_group is not null then
+    select count(*), coalesce(sum(a.estimated_tokens), 0) into v_flying, v_flying_tokens
+    from public.google_ai_attempts a
+    where a.quota_group = p_att.quota_group and a.model = p_att.model
+      and a.admitted_at > pg_catalog.clock_timestamp() - interval '5 minutes' and a.status = 'reserved';
+    if p_room_requests <= 2 * v_flying or p_room_tokens <= 2 * v_flying_tokens then
+      perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, p_room_until, 'minute',
+        'provider_room', null);
+    end if;
   end if;
-  -- In flight: admitted in the last minutes and not ended (the window's index, then the status).
-  select count(*), coalesce(sum(a.estimated_tokens), 0) into v_flying, v_flying_tokens
-  from public.google_ai_attempts a
-  where a.quota_group = p_att.quota_group and a.model = p_att.model
-    and a.admitted_at > pg_catalog.clock_timestamp() - interval '5 minutes' and a.status = 'reserved';
-  if p_requests <= 2 * v_flying or p_tokens <= 2 * v_flying_tokens then
-    perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, p_until, 'minute',
-      'provider_room', null);
-  end if;
-end
-$$;
 
--- Whether the model's TPM counts an answer's tokens as well as its input (OpenAI's rule: its row has
--- booked_output_tokens); Google's counts input only. PL/pgSQL: a query in a SQL function is never inlined.
-CREATE OR REPLACE FUNCTION public.google_ai_counts_output(p_model text) RETURNS boolean
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  return exists (select 1 from public.google_ai_model_limits l
-                 where l.model = p_model and l.booked_output_tokens is not null);
+  v_counted := p_input_tokens + case when exists (select 1 from public.google_ai_model_limits l
+    where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_output_tokens, 0) else 0 end;
+  if v_counted is not null and v_counted <> p_att.estimated_tokens then
+    perform public.google_ai_adjust_token_budget(p_att, 0, v_counted - p_att.estimated_tokens);
+  end if;
+  -- The window learns the provider's count now: waiters asking again see the tokens given back.
+  perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);
 end
 $$;
 
@@ -194,7 +193,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
 declare
   v_att public.google_ai_attempts;
   v_until timestamptz;
-  v_counted integer;
 begin
   if p_outcome not in ('succeeded', 'google_error', 'network_error', 'timeout') then
     raise exception 'p_outcome must be succeeded, google_error, network_error or timeout' using errcode = '22023';
@@ -254,19 +252,8 @@ begin
     perform public.google_ai_cooldown_for_cause(v_att.quota_group, v_att.model, v_until, p_quota_cause,
       coalesce(p_error_code, p_outcome), p_quota_id);
   end if;
-  if p_room_until is not null then
-    perform public.google_ai_heed_provider_room(v_att, p_room_requests, p_room_tokens, p_room_until);
-  end if;
-
-  -- What the quota counts of the call: its input, and its output where the model's TPM counts that
-  -- too (google_ai_counts_output); null when the provider sent no count (the booking stays).
-  v_counted := p_input_tokens
-    + case when public.google_ai_counts_output(v_att.model) then coalesce(p_output_tokens, 0) else 0 end;
-  if v_counted is not null and v_counted <> v_att.estimated_tokens then
-    perform public.google_ai_adjust_token_budget(v_att, 0, v_counted - v_att.estimated_tokens);
-  end if;
-  -- The window learns the provider's count now: waiters asking again see the tokens given back.
-  perform public.google_ai_settle_admission(v_att, greatest(0, coalesce(v_counted, v_att.estimated_tokens)), false);
+  perform public.google_ai_settle_call(v_att, p_input_tokens, p_output_tokens, p_room_requests, p_room_tokens,
+    p_room_until);
 
   return jsonb_build_object('ok', true, 'status', p_outcome, 'cooldown_until', v_until);
 end

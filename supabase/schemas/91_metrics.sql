@@ -121,7 +121,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
     from (select g.*, public.google_ai_metric_label('model', g.model) as m,
                  public.google_ai_metric_label('quota_group', g.quota_group) as qg,
                  public.google_ai_metric_label('priority_class', g.priority_class) as pc,
-                 public.google_ai_metric_label('caller', g.caller) as who
+                 public.google_ai_metric_label('caller', g.caller) as who,
+                 public.google_ai_metric_label('provider',
+                   (select v.provider from public.google_ai_model_provider(g.model) v)) as pv
           from groups g) g
     cross join lateral (values
       ('eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc,
@@ -130,9 +132,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
         g.who, public.google_ai_metric_label('limit', g.limit_hit),
           public.google_ai_metric_label('cause', g.refusal_cause)),
         case when g.status = 'refused' then g.n end),
-      ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('cause', g.cause)),
+      ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, g.pv,
+        public.google_ai_metric_label('cause', g.cause)),
         case when g.google_429 then g.n end),
-      ('eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('status', g.status),
+      ('eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, g.pv,
+          public.google_ai_metric_label('status', g.status),
           public.google_ai_metric_label('service_tier', g.service_tier),
             public.google_ai_metric_label('served_tier', g.served_tier)),
         case when g.status in ('succeeded', 'cut', 'google_error', 'network_error', 'timeout',
@@ -318,6 +322,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
     select 'eve_gateway_google_429_total', 'counter',
            concat_ws(',', public.google_ai_metric_label('model', p.model),
              public.google_ai_metric_label('quota_group', p.quota_group),
+             public.google_ai_metric_label('provider',
+               (select v.provider from public.google_ai_model_provider(p.model) v)),
              public.google_ai_metric_label('cause', c.cause))
     from serving p
     cross join unnest(public.google_ai_quota_causes()) c(cause)
@@ -422,6 +428,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
     union all
     select 'eve_gateway_cooldown_seconds_left', concat_ws(',', public.google_ai_metric_label('model', cd.model),
              public.google_ai_metric_label('quota_group', cd.quota_group),
+             public.google_ai_metric_label('provider',
+               (select v.provider from public.google_ai_model_provider(cd.model) v)),
              public.google_ai_metric_label('cause', coalesce(cd.cause, 'unknown'))),
            round(extract(epoch from (cd.cooldown_until - p_at)), 3)
     from public.google_ai_cooldowns cd where cd.cooldown_until > p_at

@@ -354,7 +354,8 @@ describe("google_ai_metrics", () => {
   // which rate() and increase() never count: a model's first requests would show in no latency panel.
   it("the histograms and alerted counters of active models and serving quota groups are exported at zero before their first row", async () => {
     const [{ model }] = await sql<{ model: string }[]>`select l.model from public.google_ai_model_limits l
-      where l.is_active and not exists (select 1 from public.google_ai_attempts a where a.model = l.model)
+      where l.is_active and l.provider = 'google'
+        and not exists (select 1 from public.google_ai_attempts a where a.model = l.model)
         and not exists (select 1 from public.google_ai_metric_totals t
                         where strpos(t.labels, public.google_ai_metric_label('model', l.model)) > 0)
       order by l.model limit 1`;
@@ -372,7 +373,7 @@ describe("google_ai_metrics", () => {
     const before = await scrape();
     // The counters the alerts read with increase(): a group's first Google 429 or lost finalize fires them.
     const causes = ["minute", "day", "limit_zero", "spend_cap", "monthly_cap", "billing_cap", "credits_depleted", "unknown"];
-    expect(causes.map((cause) => series(before, "eve_gateway_google_429_total", { model, quota_group: "proj-zero", cause })
+    expect(causes.map((cause) => series(before, "eve_gateway_google_429_total", { model, quota_group: "proj-zero", provider: "google", cause })
       .map((s) => s.value))).toEqual(causes.map(() => [0]));
     expect(series(before, "eve_gateway_finalizes_lost_total", { model, quota_group: "proj-zero" }).map((s) => s.value)).toEqual([0]);
     for (const [family, labels] of histograms) {
@@ -395,7 +396,7 @@ describe("google_ai_metrics", () => {
     await insertAttempts(1, { model, quota_group: "proj-zero", status: "abandoned", http_status: null });
     const counted = await scrape();
     expectNoDecrease(counters(after), counters(counted));
-    expect(series(counted, "eve_gateway_google_429_total", { model, quota_group: "proj-zero", cause: "spend_cap" }).map((s) => s.value)).toEqual([1]);
+    expect(series(counted, "eve_gateway_google_429_total", { model, quota_group: "proj-zero", provider: "google", cause: "spend_cap" }).map((s) => s.value)).toEqual([1]);
     expect(series(counted, "eve_gateway_finalizes_lost_total", { model, quota_group: "proj-zero" }).map((s) => s.value)).toEqual([1]);
     await sql`delete from public.google_ai_api_keys where key_alias = 'zero-a'`;
   });

@@ -28,12 +28,13 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   },
   eve_gateway_google_calls_total: {
     kind: "counter",
-    help: "Calls that reached Google, by outcome, the service tier asked for (standard, flex, priority) " +
-      "and the one Google says served.",
+    help: "Calls that reached the model's provider (google, openai), by outcome, the service tier asked for " +
+      "(standard, flex, priority) and the one the provider says served.",
   },
   eve_gateway_google_429_total: {
     kind: "counter",
-    help: "Google's own 429 answers, by cause: the quota or the money the answer named (docs/google-429s.md).",
+    help: "The provider's own 429 answers (google, openai), by cause: the quota or the money the answer named " +
+      "(docs/google-429s.md).",
   },
   eve_gateway_finalizes_lost_total: {
     kind: "counter",
@@ -87,7 +88,7 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   },
   eve_gateway_cooldown_seconds_left: {
     kind: "gauge",
-    help: "A quota group resting for a model, by cause: seconds until it may book again.",
+    help: "A quota group resting for a model, by provider and cause: seconds until it may book again.",
   },
   eve_gateway_model_withdrawn: {
     kind: "gauge",
