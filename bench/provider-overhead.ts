@@ -1,22 +1,27 @@
 // Part 4c: what the gateway adds to a gpt-4o call beside what it adds to a Google call. One llm-invoke
 // as on Supabase in front of both simulators, with a Google model on a Google key and gpt-4o on an
-// OpenAI key; four targets in interleaved rounds at each concurrency: the Google simulator directly
-// (generateContent), llm-invoke with the Google model, the OpenAI simulator directly (Chat
-// Completions), llm-invoke with gpt-4o (the native JSON route). Same prompt and the same output cap
-// everywhere. Added latency = a target's percentile − its provider's direct percentile at the same
-// concurrency; the figure is gpt-4o's added latency over Google's.
+// OpenAI key; four targets: the Google simulator directly (generateContent), llm-invoke with the Google
+// model, the OpenAI simulator directly (Chat Completions), llm-invoke with gpt-4o (the native JSON
+// route). Same prompt and the same output cap everywhere. The targets are interleaved call by call,
+// not round by round: the figure is a ratio of two small differences, and on a shared machine the load
+// moves within seconds, so rounds a few seconds apart gave ratios from 0.5× to 2× from run to run.
+// Added latency = a target's percentile − its provider's direct percentile in the same load; the
+// figure is gpt-4o's added latency over Google's.
 import { randomUUID } from "node:crypto";
 import { startOpenAISimulator } from "../shared/openai-sim/server.ts";
 import { HUGE, UNBOUNDED, type BenchServer } from "./lib/db.ts";
 import { BENCH_SIM_KEY, postInvoke, probeInvoke, serveLlmInvokeAsOnSupabase, simulatorFor } from "./lib/llm-invoke.ts";
-import { closedLoop, poolRounds, rotatedRounds } from "./lib/load.ts";
+import { performance } from "node:perf_hooks";
 import { fmt, table, times, type Check, type PartResult } from "./lib/report.ts";
+import { round, roundSummary, summarize, type Summary } from "./lib/stats.ts";
 import { Teardown } from "./lib/teardown.ts";
+import { PHASES, parseServerTiming } from "../supabase/functions/_shared/server-timing.ts";
 
 export interface ProviderOverheadConfig {
+  /** Requests in flight, the four targets together. */
   concurrencies: number[];
-  rounds: number;
   warmupMs: number;
+  /** Measured time per concurrency, shared by the four targets. */
   durationMs: number;
   /** Whether the ratio is a check (a full run) or only reported (a smoke run's figures mean nothing). */
   checkRatio: boolean;
@@ -45,9 +50,17 @@ const LABEL: Record<Target, string> = {
 const BASE: Partial<Record<Target, Target>> = { "google-invoke": "google-direct", "openai-invoke": "openai-direct" };
 
 type Percentiles = { p50: number; p95: number; p99: number };
-interface Cell extends ReturnType<typeof poolRounds> {
+interface Cell {
   target: Target;
+  /** Requests in flight, all targets together. */
+  connections: number;
+  /** Measured calls of this target, and their rate. */
+  calls: number;
+  callsPerSecond: number;
+  latencyMs: Summary;
   addedMs: Percentiles | null;
+  errors: number;
+  firstError?: string;
 }
 
 export async function runProviderOverhead(
@@ -93,41 +106,42 @@ export async function runProviderOverhead(
     });
     const invoke = async (model: string, id: string) => {
       const r = await postInvoke(edgeUrl, invokeBody(model, id));
-      return r.status === 200 ? "200" : `${r.status} ${r.body.slice(0, 200)}`;
+      return { outcome: r.status === 200 ? "200" : `${r.status} ${r.body.slice(0, 200)}`, timing: parseServerTiming(r.serverTiming ?? null) };
     };
-    const calls: Record<Target, (id: string) => Promise<string>> = {
-      "google-direct": async () => await status(await fetch(...googleDirect)),
+    const calls: Record<Target, (id: string) => Promise<{ outcome: string; timing?: Record<string, number> }>> = {
+      "google-direct": async () => ({ outcome: await status(await fetch(...googleDirect)) }),
       "google-invoke": (id) => invoke(GOOGLE_MODEL, id),
-      "openai-direct": async () => await status(await fetch(...openaiDirect)),
+      "openai-direct": async () => ({ outcome: await status(await fetch(...openaiDirect)) }),
       "openai-invoke": (id) => invoke(OPENAI_MODEL, id),
     };
 
     const cells: Cell[] = [];
+    const phases: PhaseRow[] = [];
     for (const n of cfg.concurrencies) {
-      const rounds = await rotatedRounds(TARGETS, cfg.rounds, async (t, r) => {
-        const result = await closedLoop({
-          clients: Array.from({ length: n }, (_, i) => i),
-          warmupMs: cfg.warmupMs,
-          durationMs: cfg.durationMs,
-          call: async (w, _worker, seq) => {
-            const outcome = await calls[t](`p-${t}-${n}-${r}-${w}-${seq}`);
-            if (outcome !== "200") throw new Error(`${t}: HTTP ${outcome}`);
-            return outcome;
-          },
-        });
-        // A success's finalize runs after the answer (waitUntil): let it end inside this target's turn.
-        if (t.endsWith("-invoke")) await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-        return result;
-      });
-      const pooled = new Map(TARGETS.map((t) => [t, poolRounds(rounds.get(t)!)]));
+      const measured = await interleavedLoop(n, cfg, calls);
+      // A success's finalize runs after the answer (waitUntil): let the last ones end before the next load.
+      await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      for (const t of ["google-invoke", "openai-invoke"] as const) phases.push(phaseRow(t, n, measured.get(t)!.timings));
       for (const t of TARGETS) {
-        const p = pooled.get(t)!;
-        const base = BASE[t] && pooled.get(BASE[t]!)!.latencyMs;
-        const addedMs = base ? { p50: p.latencyMs.p50 - base.p50, p95: p.latencyMs.p95 - base.p95, p99: p.latencyMs.p99 - base.p99 } : null;
-        const cell: Cell = { ...p, target: t, addedMs };
+        const m = measured.get(t)!;
+        const latencyMs = roundSummary(summarize(m.latencies), 3);
+        const base = BASE[t] && summarize(measured.get(BASE[t]!)!.latencies);
+        const addedMs = base
+          ? { p50: round(latencyMs.p50 - base.p50, 3), p95: round(latencyMs.p95 - base.p95, 3), p99: round(latencyMs.p99 - base.p99, 3) }
+          : null;
+        const cell: Cell = {
+          target: t,
+          connections: n,
+          calls: m.latencies.length,
+          callsPerSecond: Math.round((m.latencies.length / m.measuredMs) * 1000),
+          latencyMs,
+          addedMs,
+          errors: m.errors,
+          ...(m.firstError === undefined ? {} : { firstError: m.firstError }),
+        };
         cells.push(cell);
         log(
-          `  c=${String(n).padStart(2)} ${t.padEnd(13)} ${String(cell.callsPerSecond).padStart(5)} req/s  p50 ${fmt(cell.latencyMs.p50)} p95 ${fmt(cell.latencyMs.p95)} ms` +
+          `  c=${String(n).padStart(2)} ${t.padEnd(13)} ${String(cell.callsPerSecond).padStart(5)} req/s  p50 ${fmt(latencyMs.p50)} p95 ${fmt(latencyMs.p95)} ms` +
             (addedMs ? `  added p50 ${fmt(addedMs.p50)} p95 ${fmt(addedMs.p95)} ms` : "") +
             (cell.errors ? `  ERRORS ${cell.errors}: ${cell.firstError}` : ""),
         );
@@ -141,7 +155,7 @@ export async function runProviderOverhead(
       name: "provider overhead requests all answered 200, in every target",
       ok: errors === 0,
       detail: errors === 0
-        ? `${cells.reduce((s, c) => s + c.totalCalls, 0)} requests over ${TARGETS.length} targets, 0 errors`
+        ? `${cells.reduce((s, c) => s + c.calls, 0)} measured requests over ${TARGETS.length} targets, 0 errors`
         : `${errors} errors; first: ${cells.find((c) => c.errors > 0)?.firstError}`,
     }];
     if (cfg.checkRatio) {
@@ -162,9 +176,10 @@ export async function runProviderOverhead(
         targets: Object.fromEntries(TARGETS.map((t) => [t, LABEL[t].replaceAll("`", "")])),
         cells,
         ratios,
+        serverTimingP50: phases,
         simulators: { google: google.stats().total.received, openai: openai.stats().total.received },
       },
-      markdown: markdown(cfg, cells, ratios),
+      markdown: markdown(cfg, cells, ratios, phases),
       headline: [{
         figure: `Added latency p50 / p95, llm-invoke as on Supabase: gpt-4o ÷ ${GOOGLE_MODEL} (target ≤ ${MAX_RATIO}×)`,
         value: ratioDetail(cells, ratios),
@@ -178,6 +193,55 @@ export async function runProviderOverhead(
 
 /** After each round through llm-invoke, time for the finalizes it handed to waitUntil to end. */
 const SETTLE_MS = 200;
+
+/** What a target's calls measured in one interleaved load. */
+interface Measured {
+  latencies: number[];
+  timings: Record<string, number>[];
+  errors: number;
+  firstError?: string;
+  measuredMs: number;
+}
+
+/**
+ * A closed loop of `n` clients, each calling the four targets in turn (client w starting at target w),
+ * so that whatever else loads the machine falls on all four alike. Calls started in the warm-up are not
+ * counted; a failed call is counted as an error, not timed.
+ */
+async function interleavedLoop(
+  n: number,
+  cfg: ProviderOverheadConfig,
+  calls: Record<Target, (id: string) => Promise<{ outcome: string; timing?: Record<string, number> }>>,
+): Promise<Map<Target, Measured>> {
+  const measured = new Map<Target, Measured>(TARGETS.map((t) => [t, { latencies: [], timings: [], errors: 0, measuredMs: 0 }]));
+  const start = performance.now();
+  const measureFrom = start + cfg.warmupMs;
+  const stopAt = measureFrom + cfg.durationMs;
+  let lastEnd = measureFrom;
+  await Promise.all(Array.from({ length: n }, async (_, w) => {
+    for (let seq = 0; ; seq++) {
+      const t0 = performance.now();
+      if (t0 >= stopAt) return;
+      const t = TARGETS[(w + seq) % TARGETS.length]!;
+      const m = measured.get(t)!;
+      const { outcome, timing } = await calls[t](`p-${n}-${w}-${seq}`).catch((error: unknown) => ({
+        outcome: error instanceof Error ? error.message : String(error),
+        timing: undefined,
+      }));
+      const t1 = performance.now();
+      if (outcome !== "200") {
+        m.errors++;
+        m.firstError ??= `${t}: HTTP ${outcome}`;
+      } else if (t0 >= measureFrom) {
+        m.latencies.push(t1 - t0);
+        if (timing) m.timings.push(timing);
+        lastEnd = Math.max(lastEnd, t1);
+      }
+    }
+  }));
+  for (const m of measured.values()) m.measuredMs = Math.max(cfg.durationMs, lastEnd - measureFrom);
+  return measured;
+}
 
 /** llm-invoke's native request for `model`, with a request_id of its own. */
 function invokeBody(model: string, id: string) {
@@ -224,7 +288,19 @@ function ratioDetail(cells: Cell[], ratios: Ratio[]): string {
   }).join("; ");
 }
 
-function markdown(cfg: ProviderOverheadConfig, cells: Cell[], ratios: Ratio[]): string {
+/** The p50 of each Server-Timing phase (and the total) over a gateway target's measured answers. */
+function phaseRow(target: Target, concurrency: number, samples: Record<string, number>[]) {
+  const p50 = (name: string) => {
+    const xs = samples.filter((s) => name in s).map((s) => s[name]!);
+    return xs.length === 0 ? null : round(summarize(xs).p50, 3);
+  };
+  const p50ms: Record<string, number | null> = Object.fromEntries([...PHASES, "total"].map((p) => [p, p50(p)]));
+  return { target, concurrency, answers: samples.length, p50ms };
+}
+
+type PhaseRow = ReturnType<typeof phaseRow>;
+
+function markdown(cfg: ProviderOverheadConfig, cells: Cell[], ratios: Ratio[], phases: PhaseRow[]): string {
   const rows = cells.map((c) => [
     LABEL[c.target],
     c.connections,
@@ -240,12 +316,19 @@ function markdown(cfg: ProviderOverheadConfig, cells: Cell[], ratios: Ratio[]): 
     fmt(get(cells, "openai-invoke", r.concurrency)?.addedMs?.p50),
     `**${times(r.p50)}** / ${times(r.p95)}`,
   ]);
+  const shown = [...PHASES, "total"].filter((p) => phases.some((r) => r.p50ms[p] != null));
+  const phaseRows = phases.map((r) => [
+    LABEL[r.target],
+    r.concurrency,
+    ...shown.map((p) => fmt(r.p50ms[p], 2)),
+  ]);
   return `
 One prompt (${PROMPT.length} characters) capped at ${MAX_OUTPUT_TOKENS} output tokens, one llm-invoke as on Supabase in
 front of both simulators (each answering at once, limits that never bind): \`${GOOGLE_MODEL}\` on a Google key,
-\`gpt-4o\` on an OpenAI key. Closed loop at concurrency ${cfg.concurrencies.join(" and ")}, ${cfg.rounds} interleaved
-rounds of ${cfg.durationMs / 1000} s per target. Added latency = the target's percentile minus its provider's direct
-call's at the same concurrency.
+\`gpt-4o\` on an OpenAI key. Closed loop of ${cfg.concurrencies.join(" and then ")} clients for ${cfg.durationMs / 1000} s each, every client
+calling the four targets in turn (client *w* starting at target *w*), so the machine's other load falls on all four
+alike; "concurrency" is the requests in flight, all targets together. Added latency = the target's percentile minus
+its provider's direct call's in the same load.
 
 ${table(["target", "concurrency", "requests/s", "p50 ms", "p95 ms", "p99 ms", "added p50 / p95 / p99 ms"], rows, ["l", "r", "r", "r", "r", "r", "r"])}
 
@@ -253,5 +336,10 @@ ${table(["target", "concurrency", "requests/s", "p50 ms", "p95 ms", "p99 ms", "a
 zero). ${cfg.checkRatio ? `Checked: p50 at most ${MAX_RATIO}× at each concurrency.` : "Not checked in a smoke run."}
 
 ${table(["concurrency", `added p50 ms: ${GOOGLE_MODEL}`, "gpt-4o", "gpt-4o ÷ Google, p50 / p95"], ratioRows, ["r", "r", "r", "r"])}
+
+Where the time goes inside the function: the p50 of each phase its \`Server-Timing\` header names, over the measured
+answers (\`google\` is the call to the model's provider, whichever it is).
+
+${table(["target", "concurrency", ...shown.map((p) => `${p} p50 ms`)], phaseRows, ["l", "r", ...shown.map(() => "r" as const)])}
 `;
 }

@@ -103,8 +103,8 @@ async function main(): Promise<number> {
       firstByteSamples: smoke ? 10 : 200,
     });
     await run("provider-overhead", "4c. provider overhead: llm-invoke's added latency, gpt-4o beside Google", runProviderOverhead, smoke
-      ? { concurrencies: [1], rounds: 1, warmupMs: 200, durationMs: 500, checkRatio: false }
-      : { concurrencies: [1, 16], rounds: 3, warmupMs: 400, durationMs: 1500, checkRatio: true });
+      ? { concurrencies: [1, 4], warmupMs: 200, durationMs: 1_000, checkRatio: false }
+      : { concurrencies: [1, 16], warmupMs: 500, durationMs: 12_000, checkRatio: true });
     await run("boot", "4b. boot: a new llm-invoke worker to its first answer", runBoot, { boots: smoke ? 2 : 30 });
     await run("outage", "6. database outage: time to a 503, and back", runOutage, smoke
       ? { rounds: 1, crowd: 5, burst: 12, pausesMs: [1_000], freezeMs: 6_500 }
