@@ -16,6 +16,10 @@ afterAll(async () => {
   await db?.drop();
 });
 
+// Each call starts a TypeScript process (seconds on a loaded machine): the tests that make several
+// in a row get more than the default minute.
+const SEVERAL_PROCESSES_MS = 180_000;
+
 const cli = (...args: string[]) =>
   run("npx", ["tsx", "scripts/clients.ts", ...args], { cwd: repoRoot, env: { ...process.env, SUPABASE_DB_URL: db.url } });
 
@@ -38,7 +42,7 @@ it("creates a client, printing its secret once and storing only its hash", async
   expect(revoked.stdout).toContain("revoked festival-parser-kaggle");
   const [{ revoked_at }] = await db.sql`select revoked_at from public.google_ai_clients`;
   expect(revoked_at).not.toBeNull();
-});
+}, SEVERAL_PROCESSES_MS);
 
 it("refuses bad input with a message and a non-zero exit", async () => {
   await expect(cli("create", "x")).rejects.toMatchObject({ code: 2, stderr: expect.stringContaining("create needs --models") });
@@ -58,4 +62,4 @@ it("refuses bad input with a message and a non-zero exit", async () => {
   const badId = await cli("revoke-token", "not-a-uuid").catch((e: { code: number; stderr: string }) => e);
   expect(badId).toMatchObject({ code: 2, stderr: expect.stringContaining("a token id looks like") });
   expect((badId as { stderr: string }).stderr).not.toMatch(/invalid input syntax/);
-});
+}, SEVERAL_PROCESSES_MS);

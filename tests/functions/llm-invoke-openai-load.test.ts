@@ -28,7 +28,9 @@ beforeAll(async () => {
   await s.sql`
     insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, booked_output_tokens,
       supports_system_instruction, supports_json_mode, supports_tools, supports_images, is_active)
-    values ('gpt-4o', 'openai', ${RPM}, 30000, null, 4096, true, true, true, true, true)`;
+    values ('gpt-4o', 'openai', ${RPM}, 30000, null, 4096, true, true, true, true, true)
+    on conflict (model) do update set provider = excluded.provider, rpm = excluded.rpm, tpm = excluded.tpm,
+      rpd = null, booked_output_tokens = excluded.booked_output_tokens, spread_burst = null, is_active = true`;
 }, 120_000);
 afterAll(async () => {
   await s?.close();

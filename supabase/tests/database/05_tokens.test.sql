@@ -18,14 +18,14 @@ select matches((select r ->> 'secret' from c), '^evegw_cs_[A-Za-z0-9_-]{43}$',
 select is((select models from public.google_ai_clients where name = 'festival-parser-kaggle'), array['gemma-3-27b-it'],
   'model aliases are stored as canonical names');
 select is((select secret_hash from public.google_ai_clients where name = 'festival-parser-kaggle'),
-  public.google_ai_sha256_hex((select r ->> 'secret' from c)), 'only the SHA-256 of the secret is stored');
+  encode(sha256(convert_to((select r ->> 'secret' from c), 'UTF8')), 'hex'), 'only the SHA-256 of the secret is stored');
 select is((select count(*)::int from public.google_ai_clients c2, c
            where position((c.r ->> 'secret') in row_to_json(c2)::text) > 0), 0, 'the secret itself is stored nowhere in the row');
 select throws_ok($$ select public.google_ai_create_client('x', array['no-such-model']) $$, '22023', 'unknown model(s): no-such-model',
   'a client for an unknown model is refused');
 
-create function pg_temp.secret() returns text language sql as $$ select public.google_ai_sha256_hex((select r ->> 'secret' from c)) $$;
-create function pg_temp.h(t text) returns text language sql as $$ select public.google_ai_sha256_hex(t) $$;
+create function pg_temp.h(t text) returns text language sql as $$ select encode(sha256(convert_to(t, 'UTF8')), 'hex') $$;
+create function pg_temp.secret() returns text language sql as $$ select pg_temp.h((select r ->> 'secret' from c)) $$;
 
 select is(public.google_ai_mint_token(pg_temp.h('evegw_cs_wrong'), pg_temp.h('t0')) ->> 'error', 'invalid_secret', 'a wrong secret is refused');
 create temp table t1 as select public.google_ai_mint_token(pg_temp.secret(), pg_temp.h('tok-1')) as r;
