@@ -94,12 +94,6 @@ describe("gpt-4o under load", () => {
     const other = setInterval(spend, 200);
     const statuses = await load(8, 25, "shared").finally(() => clearInterval(other));
     expect(statuses.filter((x) => x !== 200)).toEqual([]);
-    if (process.env.DEBUG_LOAD) {
-      const rec = oa.stats().recent;
-      console.log(JSON.stringify(perMinute()), rec.map((r, i) => r.status === 429 ? `${i}@${r.at % 60000}` : "").filter(Boolean));
-      console.log(await s.sql`select error_code, count(*)::int from public.google_ai_attempts group by 1`);
-      console.log(await s.sql`select quota_group, model, reason, cause, cooldown_until from public.google_ai_cooldowns`);
-    }
     for (const [, refused] of perMinute()) expect(refused).toBeLessThanOrEqual(1);
     const [{ rests }] = await s.sql`
       select count(*)::int as rests from public.google_ai_attempts where error_code = 'rate_limit_exceeded'`;
