@@ -5,7 +5,27 @@
 // its HTTP errors read.
 import { type ClassifiedGoogleError, classifyGoogleFailure, classifyGoogleHttpError } from "./errors.ts";
 import { sanitizeError } from "../sanitize.ts";
-import type { GenerateCall, ModelCall, ModelOutcome } from "./client.ts";
+
+/** A call about one model (models.get): whether a key sees it. */
+export interface ModelCall {
+  apiKey: string;
+  model: string;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export type ModelOutcome =
+  | { ok: true; latencyMs: number }
+  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
+
+/** What a generation's call (client.ts GenerateCall) tells this module: the key, the deadlines, the model. */
+interface GenerateCall {
+  apiKey: string;
+  request: { model: string };
+  timeoutMs: number;
+  streamTimeoutMs?: number;
+  signal?: AbortSignal;
+}
 
 /**
  * What differs between providers in the calls both clients make: who answers (for messages; absent

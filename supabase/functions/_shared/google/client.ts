@@ -111,17 +111,6 @@ export interface GoogleClient {
   getModel(call: ModelCall): Promise<ModelOutcome>;
 }
 
-export interface ModelCall {
-  apiKey: string;
-  model: string;
-  timeoutMs: number;
-  signal?: AbortSignal;
-}
-
-export type ModelOutcome =
-  | { ok: true; latencyMs: number }
-  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
-
 export interface GoogleClientOptions {
   /** Google's endpoint or a compatible server (the offline simulator); no trailing path. */
   baseUrl?: string;
