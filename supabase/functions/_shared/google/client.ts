@@ -18,6 +18,8 @@ import {
   classifyThrown,
   type Dialect,
   fetchModel,
+  type ModelCall,
+  type ModelOutcome,
   openStream,
   readJsonAnswer,
   thrownContext,
