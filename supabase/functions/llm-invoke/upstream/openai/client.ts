@@ -28,20 +28,13 @@ import { type ClassifiedGoogleError, classifyGoogleFailure } from "../../../_sha
 import { responseFinishReason, responseText, responseUsage } from "../../../_shared/google/response.ts";
 import { sseData } from "../../../_shared/google/sse.ts";
 import type { GoogleResponse } from "../../../_shared/google/types.ts";
-import { classifyOpenAiHttpError, roomOf } from "./errors.ts";
+import { classifyOpenAiHttpError, roomOf } from "../../../_shared/openai/errors.ts";
+import { openAiApiUrl } from "../../../_shared/openai/endpoint.ts";
 import { chatCompletionBody } from "./request.ts";
 import { ChunkTranslator, completionToResponse } from "./response.ts";
 
-export const DEFAULT_OPENAI_BASE_URL = "https://api.openai.com";
-
-/** Base URL from OPENAI_BASE_URL (without /v1), else OpenAI's. */
-export function openAiBaseUrlFromEnv(get: (name: string) => string | undefined): string {
-  const value = get("OPENAI_BASE_URL")?.trim();
-  return value === undefined || value === "" ? DEFAULT_OPENAI_BASE_URL : value;
-}
-
 export function createOpenAiClient(options: { baseUrl?: string } = {}): GoogleClient {
-  const api = `${(options.baseUrl ?? DEFAULT_OPENAI_BASE_URL).replace(/\/+$/, "").replace(/\/v1$/, "")}/v1`;
+  const api = openAiApiUrl(options.baseUrl);
   return {
     generate: (call) => generate(`${api}/chat/completions`, call),
     stream: (call) => stream(`${api}/chat/completions`, call),
