@@ -24,13 +24,30 @@ function store() {
     recordKeyCheck: vi.fn((c: KeyCheck) => {
       return Promise.resolve({ ok: true, disabled: c.status === "invalid" && c.disable, removed: 0 });
     }),
-    catalogueStatus: vi.fn(() => Promise.resolve([])),
+    // The catalogue's status is per provider: an OpenAI model no checked OpenAI key lists is unlisted.
+    catalogueStatus: vi.fn(() =>
+      Promise.resolve([{
+        model: "gpt-4-32k",
+        is_active: true,
+        keys_checked: 2,
+        keys_listing: 0,
+        quota_groups: [],
+        input_token_limit: null,
+        output_token_limit: null,
+        catalogue_status: "unlisted" as const,
+      }])
+    ),
     modelLifecycle: vi.fn(() =>
       Promise.resolve({
         checked: true,
         restored: [],
-        withdrawn: [{ model: "gpt-4", withdrawn_at: "2026-11-20T00:00:00Z", message: null, successor: null,
-          provider: "openai" as const }],
+        withdrawn: [{
+          model: "gpt-4",
+          withdrawn_at: "2026-11-20T00:00:00Z",
+          message: null,
+          successor: null,
+          provider: "openai" as const,
+        }],
         missing: ["gpt-4-32k"],
         shutting_down: [],
         unserved: [],
@@ -50,7 +67,9 @@ function lister(refuse: string | null): ModelLister & { seen: string[] } {
     list: (apiKey: string): Promise<ListOutcome> => {
       seen.push(apiKey);
       if (apiKey === refuse) {
-        const body = { error: { message: "Incorrect API key provided", type: "invalid_request_error", code: "invalid_api_key" } };
+        const body = {
+          error: { message: "Incorrect API key provided", type: "invalid_request_error", code: "invalid_api_key" },
+        };
         return Promise.resolve({ ok: false, latencyMs: 1, error: classifyOpenAiHttpError(401, body, new Headers()) });
       }
       return Promise.resolve({ ok: true, latencyMs: 1, models: [] });
@@ -85,7 +104,7 @@ describe("runMaintenance with providers", () => {
       ["o1", "openai", "ok", null],
       ["o2", "openai", "invalid", "invalid_api_key"],
     ]);
-    // Another provider's missing model is unlisted too, and a withdrawn one names who answered 404.
+    // Another provider's unlisted model is a problem too, and a withdrawn one names who answered 404.
     expect(summary.catalogue).toMatchObject({ unlisted: ["gpt-4-32k"] });
     expect(summary.problems).toEqual(expect.arrayContaining([
       "model gpt-4-32k is configured but no checked key of its provider lists it any more",

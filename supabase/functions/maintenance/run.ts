@@ -257,7 +257,9 @@ async function checkKeys(
   for (const r of results.map((x) => x.result)) {
     if (r.action === "disabled") {
       problems.push(
-        `key ${r.key_alias} was taken out of rotation: ${r.message ?? r.reason ?? `rejected by ${UPSTREAM[r.provider]}`}`,
+        `key ${r.key_alias} was taken out of rotation: ${
+          r.message ?? r.reason ?? `rejected by ${UPSTREAM[r.provider]}`
+        }`,
       );
     }
     if (r.action === "would_disable") {
@@ -286,17 +288,10 @@ async function checkKeys(
       })),
       unlisted,
     };
-    for (const m of unlisted) problems.push(`model ${m} is configured but no checked key lists it any more`);
-    await reviewLifecycle(deps, summary);
-    // The review reads every provider's lists; the catalogue status above, Google's: another
-    // provider's configured model that none of its checked keys lists is unlisted too.
-    if (summary.lifecycle.status === "reviewed") {
-      for (const m of summary.lifecycle.missing.filter((x) => !unlisted.includes(x))) {
-        unlisted.push(m);
-        problems.push(`model ${m} is configured but no checked key of its provider lists it any more`);
-      }
-      unlisted.sort();
+    for (const m of unlisted) {
+      problems.push(`model ${m} is configured but no checked key of its provider lists it any more`);
     }
+    await reviewLifecycle(deps, summary);
   } catch (error) {
     const message = sanitizeError(error, { maxLength: 300 });
     summary.catalogue = {
@@ -319,13 +314,19 @@ async function reviewLifecycle(deps: RunDeps, summary: RunSummary): Promise<void
     const review = await deps.store.modelLifecycle();
     summary.lifecycle = { status: "reviewed", ...review };
     const instead = (successor: string | null) => successor === null ? "" : `; successor ${successor}`;
-    for (const m of review.restored) problems.push(`model ${m} is listed by its provider again: its withdrawn mark was cleared`);
+    for (const m of review.restored) {
+      problems.push(`model ${m} is listed by its provider again: its withdrawn mark was cleared`);
+    }
     for (const w of review.withdrawn) {
       const who = UPSTREAM[w.provider ?? "google"];
-      problems.push(`model ${w.model} is withdrawn (${who} answered 404 since ${w.withdrawn_at})${instead(w.successor)}`);
+      problems.push(
+        `model ${w.model} is withdrawn (${who} answered 404 since ${w.withdrawn_at})${instead(w.successor)}`,
+      );
     }
     for (const s of review.shutting_down) {
-      const when = s.days_left < 0 ? `shut down on ${s.shutdown_date}` : `shuts down on ${s.shutdown_date} (in ${s.days_left} days)`;
+      const when = s.days_left < 0
+        ? `shut down on ${s.shutdown_date}`
+        : `shuts down on ${s.shutdown_date} (in ${s.days_left} days)`;
       problems.push(`model ${s.model} ${when}${instead(s.successor)}`);
     }
     // review.unserved (models a provider lists that no row serves) is news, not a problem: it stays in the summary.
