@@ -3,7 +3,7 @@
 // generateContentStream, countTokens, models.list/get, and a 429 the SDK can read with the gateway's
 // exact wait in RetryInfo. Nothing but the base URL and the key changes in the caller's code. The same
 // SDK naming an OpenAI model (gpt-4o) is served by OpenAI's simulator, answered in Google's shape.
-import { ApiError, GoogleGenAI } from "@google/genai";
+import { ApiError, FunctionCallingConfigMode, GoogleGenAI, Type } from "@google/genai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
 
@@ -206,5 +206,58 @@ describe("@google/genai naming an OpenAI model", () => {
       [GPT, lastUsage!.promptTokenCount, lastUsage!.candidatesTokenCount],
       [GPT, lastUsage!.promptTokenCount, lastUsage!.candidatesTokenCount],
     ]);
+  });
+
+  it("JSON and tools as Google's SDK writes them reach OpenAI as it takes them, and come back in Gemini's shape", async () => {
+    const gpt = sdk({}, gptToken).models;
+    // Google's types in capitals, nullable, propertyOrdering: OpenAI takes JSON Schema only.
+    const event = await gpt.generateContent({
+      model: GPT,
+      contents: "concert on Friday",
+      config: {
+        responseMimeType: "application/json",
+        responseSchema: {
+          type: Type.OBJECT,
+          properties: { title: { type: Type.STRING }, hour: { type: Type.INTEGER, nullable: true } },
+          required: ["title", "hour"],
+          propertyOrdering: ["title", "hour"],
+        },
+      },
+    });
+    expect(JSON.parse(event.text!)).toEqual({ title: "concert on Friday", hour: 1 });
+    // A list at the root (Google's own example); OpenAI answers objects only, the caller gets the list.
+    const listConfig = {
+      responseMimeType: "application/json",
+      responseSchema: { type: Type.ARRAY, items: { type: Type.STRING }, maxItems: "3" },
+    };
+    const list = await gpt.generateContent({ model: GPT, contents: "three colours", config: listConfig });
+    expect(JSON.parse(list.text!)).toEqual([]);
+    const pieces: string[] = [];
+    for await (const chunk of await gpt.generateContentStream({ model: GPT, contents: "three colours", config: listConfig })) {
+      pieces.push(chunk.text ?? "");
+    }
+    expect(pieces.join("")).toBe(list.text);
+    // JSON without a schema, and a question that does not say "json" (OpenAI's json_object asks for the word).
+    const any = await gpt.generateContent({ model: GPT, contents: "three colours", config: { responseMimeType: "application/json" } });
+    expect(JSON.parse(any.text!)).toMatchObject({ model: GPT });
+    // A function declared with Google's types, a call forced as Google forces it.
+    const called = await gpt.generateContent({
+      model: GPT,
+      contents: "weather in Oslo?",
+      config: {
+        tools: [{
+          functionDeclarations: [{
+            name: "weather",
+            parameters: { type: Type.OBJECT, properties: { city: { type: Type.STRING } }, required: ["city"] },
+          }],
+        }],
+        toolConfig: { functionCallingConfig: { mode: FunctionCallingConfigMode.ANY } },
+      },
+    });
+    expect(called.functionCalls?.map((c) => [c.name, c.args])).toEqual([["weather", { city: "sim" }]]);
+
+    expect(s.openaiSim.stats().recent.map((r) => r.status)).toEqual([200, 200, 200, 200, 200]);
+    expect(s.sim.stats().total.received).toBe(0);
+    expect((await written()).usage.map((u) => u.model)).toEqual([GPT, GPT, GPT, GPT, GPT]);
   });
 });

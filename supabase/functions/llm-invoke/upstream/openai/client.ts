@@ -21,7 +21,7 @@ import { responseFinishReason, responseText, responseUsage } from "../../../_sha
 import { sseData } from "../../../_shared/google/sse.ts";
 import type { GoogleResponse } from "../../../_shared/google/types.ts";
 import { classifyOpenAiHttpError, roomOf } from "./errors.ts";
-import { chatCompletionBody } from "./request.ts";
+import { answerWrapped, chatCompletionBody } from "./request.ts";
 import { ChunkTranslator, completionToResponse } from "./response.ts";
 
 export const DEFAULT_OPENAI_BASE_URL = "https://api.openai.com";
@@ -115,7 +115,7 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
     const read = await readJson(answer, [call.apiKey], call.request.model);
     const latencyMs = Date.now() - started;
     if (!read.ok) return { ok: false, latencyMs, error: read.error };
-    const response = completionToResponse(read.body);
+    const response = completionToResponse(read.body, answerWrapped(call.request));
     if (response === null) {
       return {
         ok: false,
@@ -193,7 +193,7 @@ async function* streamChunks(
   call: GenerateCall,
 ): AsyncGenerator<GoogleResponse, void, undefined> {
   const secrets = [call.apiKey];
-  const translator = new ChunkTranslator();
+  const translator = new ChunkTranslator(answerWrapped(call.request));
   const cut = (message: string) =>
     new StreamCut(failure(classifyGoogleFailure("malformed", message, { httpStatus: 200, secrets })));
   try {
