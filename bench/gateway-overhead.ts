@@ -35,7 +35,7 @@ import { closedLoop, poolRounds, rotatedRounds } from "./lib/load.ts";
 import { postmasterPid, serverCpuSeconds, processCpuSeconds } from "./lib/pg-cpu.ts";
 import { type PoolerRoundTrips, poolerRoundTrips, poolerRoundTripsMarkdown } from "./lib/pooler-round-trips.ts";
 import { startPortkey, type Portkey } from "./lib/portkey.ts";
-import { fmt, table, times, type PartResult } from "./lib/report.ts";
+import { fmt, latencyRow, table, times, type PartResult } from "./lib/report.ts";
 import { round, summarize } from "./lib/stats.ts";
 import { Teardown } from "./lib/teardown.ts";
 import { parseServerTiming } from "../supabase/functions/_shared/server-timing.ts";
@@ -571,15 +571,7 @@ function markdown(
   portkey: Portkey | undefined,
   portkeyError: string | undefined,
 ): string {
-  const rows = cells.map((c) => [
-    LABEL[c.target],
-    c.connections,
-    fmt(c.callsPerSecond),
-    fmt(c.latencyMs.p50),
-    fmt(c.latencyMs.p95),
-    fmt(c.latencyMs.p99),
-    c.addedMs ? `**${fmt(c.addedMs.p50)}** / ${fmt(c.addedMs.p95)} / ${fmt(c.addedMs.p99)}` : "—",
-  ]);
+  const rows = cells.map((c) => latencyRow(LABEL[c.target], c));
   const ratioRows = ratios.map((r) => [
     r.concurrency,
     fmt(get(cells, "llm-invoke-edge", r.concurrency)?.addedMs?.p50),

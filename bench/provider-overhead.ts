@@ -12,7 +12,7 @@ import { startOpenAISimulator } from "../shared/openai-sim/server.ts";
 import { HUGE, UNBOUNDED, type BenchServer } from "./lib/db.ts";
 import { BENCH_SIM_KEY, postInvoke, probeInvoke, serveLlmInvokeAsOnSupabase, simulatorFor } from "./lib/llm-invoke.ts";
 import { performance } from "node:perf_hooks";
-import { fmt, table, times, type Check, type PartResult } from "./lib/report.ts";
+import { fmt, latencyRow, table, times, type Check, type PartResult } from "./lib/report.ts";
 import { round, roundSummary, summarize, type Summary } from "./lib/stats.ts";
 import { Teardown } from "./lib/teardown.ts";
 import { PHASES, parseServerTiming } from "../supabase/functions/_shared/server-timing.ts";
@@ -301,15 +301,7 @@ function phaseRow(target: Target, concurrency: number, samples: Record<string, n
 type PhaseRow = ReturnType<typeof phaseRow>;
 
 function markdown(cfg: ProviderOverheadConfig, cells: Cell[], ratios: Ratio[], phases: PhaseRow[]): string {
-  const rows = cells.map((c) => [
-    LABEL[c.target],
-    c.connections,
-    fmt(c.callsPerSecond),
-    fmt(c.latencyMs.p50),
-    fmt(c.latencyMs.p95),
-    fmt(c.latencyMs.p99),
-    c.addedMs ? `**${fmt(c.addedMs.p50)}** / ${fmt(c.addedMs.p95)} / ${fmt(c.addedMs.p99)}` : "—",
-  ]);
+  const rows = cells.map((c) => latencyRow(LABEL[c.target], c));
   const ratioRows = ratios.map((r) => [
     r.concurrency,
     fmt(get(cells, "google-invoke", r.concurrency)?.addedMs?.p50),

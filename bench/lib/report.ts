@@ -73,6 +73,24 @@ export function times(value: number | null | undefined): string {
   return value === null || value === undefined || !Number.isFinite(value) ? "—" : `${fmt(value, 2)}×`;
 }
 
+/** A latency table's row: who, connections, calls/s, latency p50/p95/p99, and what the gateway added (p50 in bold). */
+export function latencyRow(label: string, c: {
+  connections: number;
+  callsPerSecond: number;
+  latencyMs: { p50: number; p95: number; p99: number };
+  addedMs: { p50: number; p95: number; p99: number } | null;
+}): (string | number)[] {
+  return [
+    label,
+    c.connections,
+    fmt(c.callsPerSecond),
+    fmt(c.latencyMs.p50),
+    fmt(c.latencyMs.p95),
+    fmt(c.latencyMs.p99),
+    c.addedMs ? `**${fmt(c.addedMs.p50)}** / ${fmt(c.addedMs.p95)} / ${fmt(c.addedMs.p99)}` : "—",
+  ];
+}
+
 function machineSection(m: MachineInfo): string {
   const s = m.postgresSettings;
   return table(

@@ -3,9 +3,10 @@
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The last check of each key: ok (models.list answered), invalid (Google refused the key; the key
--- was taken out of rotation), missing_secret (no Edge secret under env_var_name; reported only),
--- error (anything else: 429, 5xx, network; nothing concluded).
+-- The last check of each key against its provider's model list (Google's models.list, OpenAI's GET
+-- /v1/models): ok (the list answered), invalid (the provider refused the key; the key was taken out of
+-- rotation), missing_secret (no Edge secret under env_var_name; reported only), error (anything else:
+-- 429, 5xx, network; nothing concluded).
 CREATE TABLE public.google_ai_key_health (
     api_key_id uuid NOT NULL,
     key_alias text NOT NULL,
@@ -19,7 +20,8 @@ CREATE TABLE public.google_ai_key_health (
       'missing_secret'::text, 'error'::text])))
 );
 
-COMMENT ON TABLE public.google_ai_key_health IS 'The last models.list check of each key by the maintenance function.';
+COMMENT ON TABLE public.google_ai_key_health IS
+    'The last check of each key against its provider''s model list, by the maintenance function.';
 
 CREATE TABLE public.google_ai_model_catalogue (
     api_key_id uuid NOT NULL,
@@ -36,8 +38,8 @@ CREATE TABLE public.google_ai_model_catalogue (
 );
 
 COMMENT ON TABLE public.google_ai_model_catalogue IS
-    'Models each key can reach (Google models.list), with token '
-    'limits and methods; refreshed by the maintenance function.';
+    'Models each key can reach (its provider''s model list), with token limits and methods where the '
+    'provider gives them (Google does, OpenAI does not); refreshed by the maintenance function.';
 
 -- The operator's rows: which tier llm-invoke asks Google for (the request body's serviceTier) when a
 -- request of that class is served by that model. No row: standard (nothing is sent). flex is half
@@ -124,60 +126,64 @@ begin
 end
 $$;
 
--- Called after every Google key was checked (its catalogue rows are fresh). A withdrawn Google model
--- that a key whose last check succeeded lists again (seen after it was withdrawn) is brought back;
--- missing and restored read Google's model rows only (no other provider's is in its catalogue). The answer:
+-- Called after every key was checked (its catalogue rows are fresh). Per provider: a provider's models
+-- are compared with the lists of that provider's active keys whose last check succeeded, and with no
+-- other's (Google's keys list Google's models, OpenAI's keys OpenAI's). A withdrawn model that a key of
+-- its provider lists again (seen after it was withdrawn) is brought back. The answer:
+--   checked        some provider has a key whose last check succeeded
 --   restored       models brought back now
---   withdrawn      models still marked: {model, withdrawn_at, message, successor}
---   missing        active rows no checked key lists (Google retired or renamed them)
+--   withdrawn      models still marked: {model, withdrawn_at, message, successor, provider}
+--   missing        active rows no checked key of their provider lists (retired or renamed)
 --   shutting_down  rows whose shutdown date is within p_within_days (or past): {model, shutdown_date,
 --                  days_left, successor}
---   unserved       models Google lists that no row serves (nobody can name them yet)
--- Without a key whose last check succeeded, nothing is concluded from the catalogue.
+--   unserved       models a provider lists that no row serves (nobody can name them yet)
+-- Without a key of its provider whose last check succeeded, nothing is concluded about a model.
 CREATE OR REPLACE FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer DEFAULT 14) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 declare
-  v_checked boolean;
-  v_listed jsonb;   -- {model: when a checked active key last listed it}
+  v_checked text[]; -- providers with an active key whose last check succeeded
+  v_listed jsonb;   -- {provider: {model: when a checked active key of that provider last listed it}}
   v_restored text[];
 begin
-  select coalesce(jsonb_object_agg(x.model, x.listed_at), '{}') into v_listed
-  from (select c.model, max(c.refreshed_at) as listed_at
-        from public.google_ai_model_catalogue c
-        join public.google_ai_key_health h on h.api_key_id = c.api_key_id and h.status = 'ok'
-        join public.google_ai_api_keys k on k.id = c.api_key_id and k.is_active
-                                          and k.serves_provider = 'google'
-        group by c.model) x;
-  v_checked := exists (select 1 from public.google_ai_key_health h
-                       join public.google_ai_api_keys k on k.id = h.api_key_id
-                       where h.status = 'ok' and k.is_active and k.serves_provider = 'google');
+  select coalesce(jsonb_object_agg(x.provider, x.models), '{}') into v_listed
+  from (select y.provider, jsonb_object_agg(y.model, y.listed_at) as models
+        from (select k.serves_provider as provider, c.model, max(c.refreshed_at) as listed_at
+              from public.google_ai_model_catalogue c
+              join public.google_ai_key_health h on h.api_key_id = c.api_key_id and h.status = 'ok'
+              join public.google_ai_api_keys k on k.id = c.api_key_id and k.is_active
+              group by k.serves_provider, c.model) y
+        group by y.provider) x;
+  select coalesce(array_agg(distinct k.serves_provider), '{}') into v_checked
+  from public.google_ai_key_health h join public.google_ai_api_keys k on k.id = h.api_key_id
+  where h.status = 'ok' and k.is_active;
 
   with back as (
     update public.google_ai_model_limits l set withdrawn_at = null, withdrawn_message = null, google_successor = null
-    where v_checked and l.provider = 'google' and l.withdrawn_at is not null and v_listed ? l.model
-      and (v_listed ->> l.model)::timestamptz > l.withdrawn_at
+    where l.provider = any (v_checked) and l.withdrawn_at is not null and v_listed -> l.provider ? l.model
+      and (v_listed -> l.provider ->> l.model)::timestamptz > l.withdrawn_at
     returning l.model)
   select coalesce(array_agg(b.model order by b.model), '{}') into v_restored from back b;
 
   return jsonb_build_object(
-    'checked', v_checked,
+    'checked', cardinality(v_checked) > 0,
     'restored', to_jsonb(v_restored),
     'withdrawn', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'withdrawn_at', l.withdrawn_at,
                              'message', l.withdrawn_message, 'successor', l.successor,
-                             'google_successor', l.google_successor) order by l.model)
+                             'google_successor', l.google_successor, 'provider', l.provider) order by l.model)
                            from public.google_ai_model_limits l where l.withdrawn_at is not null), '[]'),
     'missing', coalesce((select jsonb_agg(l.model order by l.model) from public.google_ai_model_limits l
-                         where v_checked and l.provider = 'google' and l.is_active and not v_listed ? l.model),
-                         '[]'),
+                         where l.provider = any (v_checked) and l.is_active
+                           and not coalesce(v_listed -> l.provider, '{}') ? l.model), '[]'),
     'shutting_down', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'shutdown_date', l.shutdown_date,
                                  'days_left', l.shutdown_date - current_date, 'successor', l.successor)
                                  order by l.shutdown_date, l.model)
                                from public.google_ai_model_limits l
                                where l.is_active and l.shutdown_date <= current_date + coalesce(p_within_days, 14)),
                                  '[]'),
-    'unserved', coalesce((select jsonb_agg(g order by g) from jsonb_object_keys(v_listed) g
+    'unserved', coalesce((select jsonb_agg(distinct g order by g)
+                          from jsonb_each(v_listed) p cross join lateral jsonb_object_keys(p.value) g
                           where not exists (select 1 from public.google_ai_model_limits l where l.model = g)), '[]'));
 end
 $$;
@@ -258,7 +264,8 @@ $$;
 -- Records one key's check in one transaction: its health row; for 'ok' the catalogue rows of the
 -- models listed (upserted, first_seen_at kept) and the removal of those no longer listed; for
 -- 'invalid' the removal of its catalogue rows and, when p_disable, the key taken out of rotation
--- (is_active = false, disabled_reason, disabled_at; never deleted). p_models: a JSON array of
+-- (is_active = false, disabled_reason naming the provider that refused it, disabled_at; never
+-- deleted). p_models: a JSON array of
 -- {model, display_name, version, input_token_limit, output_token_limit, supported_methods}.
 CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text,
     p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text,
@@ -319,7 +326,9 @@ begin
     delete from public.google_ai_model_catalogue c where c.api_key_id = p_key_id;
     get diagnostics v_removed = row_count;
     if p_disable and v_key.is_active then
-      v_disabled_reason := left(format('maintenance: Google rejected the key (models.list: HTTP %s%s): %s',
+      v_disabled_reason := left(format('maintenance: %s rejected the key (%s: HTTP %s%s): %s',
+        case v_key.serves_provider when 'openai' then 'OpenAI' else 'Google' end,
+        case v_key.serves_provider when 'openai' then 'GET /v1/models' else 'models.list' end,
         coalesce(p_http_status::text, '?'), coalesce(' ' || p_reason, ''), v_message), 500);
       update public.google_ai_api_keys k set
         is_active = false, disabled_reason = v_disabled_reason, disabled_at = v_now, updated_at = v_now

@@ -4,16 +4,17 @@
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The active Google keys, with their quota group: those the maintenance function checks against
--- Google (models.list) and llm-invoke's countTokens calls use. Another provider's keys never reach Google.
-CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text,
+-- One provider's active keys (Google's by default), with their quota group: those the maintenance
+-- function checks against that provider's model list, and (Google's) those llm-invoke's countTokens
+-- calls use. A key is only ever sent to its own provider.
+CREATE OR REPLACE FUNCTION public.google_ai_active_keys(p_provider text DEFAULT 'google'::text) RETURNS TABLE(id text,
     key_alias text, env_var_name text, quota_group text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
   select k.id::text, k.key_alias, k.env_var_name, public.google_ai_quota_group(k.project_id, k.id)
   from public.google_ai_api_keys k
-  where k.is_active and k.serves_provider = 'google'
+  where k.is_active and k.serves_provider = p_provider
   order by k.priority nulls last, k.key_alias
 $$;
 

@@ -231,8 +231,8 @@ GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_service_tiers TO ser
 ALTER TABLE public.google_ai_maintenance_log ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_maintenance_settings ENABLE ROW LEVEL SECURITY;
-GRANT ALL ON FUNCTION public.google_ai_active_keys() TO service_role;
-GRANT ALL ON FUNCTION public.google_ai_active_keys() TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_active_keys(p_provider text) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_active_keys(p_provider text) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_housekeeping() TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_housekeeping() TO eve_gateway;
 

@@ -13,6 +13,7 @@ import { type FunctionsServer, startFunctionsServer } from "../../scripts/serve-
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
 import { modelNotFound } from "../../shared/google-sim/errors.ts";
 import { eventually, GENEROUS_SIM_MODELS, type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
+import { echoDatabaseTrouble, TEST_STACK_DB_ENV } from "../support/stack-env.ts";
 
 const GEMMA3 = "gemma-3-27b-it";
 const GEMMA4 = "gemma-4-31b-it";
@@ -34,6 +35,7 @@ beforeAll(async () => {
     port: 0,
     only: ["maintenance"],
     env: {
+      ...TEST_STACK_DB_ENV,
       SUPABASE_DB_URL: await gatewayRoleUrl(s.db.url),
       GATEWAY_DB_URL: "",
       SUPABASE_SERVICE_ROLE_KEY: MAINTENANCE_KEY,
@@ -41,7 +43,7 @@ beforeAll(async () => {
       GOOGLE_AI_BASE_URL: s.sim.url,
       GOOGLE_TEST_KEY_LC_KEY: KEY.simKey,
     },
-    log: () => {},
+    log: (line) => echoDatabaseTrouble("maintenance", line),
   });
   // Google withdraws Gemma 3 (the gateway's rows do not know yet).
   s.sim.withdraw(GEMMA3);

@@ -128,7 +128,7 @@ describe("gpt-4o behind the gateway", () => {
     expect(s.sim.stats().total.received).toBe(0);
   });
 
-  it("OpenAI's own fields reach gpt-4o and come back as OpenAI sent them: logprobs, logit_bias, a strict schema", async () => {
+  it("OpenAI's own fields reach gpt-4o and come back as OpenAI sent them: logprobs (whole or streamed), logit_bias, a strict schema", async () => {
     const completion = await openai().chat.completions.create({
       model: "gpt-4o",
       messages: [{ role: "user", content: "extract the event" }],
@@ -153,6 +153,26 @@ describe("gpt-4o behind the gateway", () => {
     expect(choice.logprobs?.content?.length).toBeGreaterThan(0);
     expect(choice.logprobs!.content![0]!.top_logprobs).toHaveLength(2);
     expect(Object.keys(JSON.parse(choice.message.content!)).sort()).toEqual(["day", "title"]);
+    // Streamed, each delta comes with OpenAI's logprobs of its tokens, as OpenAI sent them.
+    const stream = await openai().chat.completions.create({
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "stream the event" }],
+      logprobs: true,
+      top_logprobs: 1,
+      stream: true,
+    });
+    let streamed = "";
+    const tokens: string[] = [];
+    for await (const chunk of stream) {
+      const delta = chunk.choices[0];
+      streamed += delta?.delta.content ?? "";
+      for (const entry of delta?.logprobs?.content ?? []) {
+        expect(entry.top_logprobs).toHaveLength(1);
+        tokens.push(entry.token);
+      }
+    }
+    expect(streamed).toContain("stream the event");
+    expect(tokens.join("")).toBe(streamed);
     // A strict schema OpenAI refuses is OpenAI's 400, said as the gateway's upstream_rejected.
     const refused = await openai().chat.completions.create({
       model: "gpt-4o",

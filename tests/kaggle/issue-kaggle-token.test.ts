@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type FunctionsServer, startFunctionsServer } from "../../scripts/serve-functions.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { echoDatabaseTrouble, TEST_STACK_DB_ENV } from "../support/stack-env.ts";
 
 const sha256 = (s: string) => createHash("sha256").update(s).digest("hex");
 let db: TestDatabase;
@@ -38,8 +39,11 @@ beforeAll(async () => {
   server = await startFunctionsServer({
     port: 0,
     only: ["issue-kaggle-token"],
-    env: { SUPABASE_DB_URL: db.url, GATEWAY_DB_URL: "", SUPABASE_URL: "", EVE_GATEWAY_URL: "" },
-    log: (line) => logs.push(line),
+    env: { ...TEST_STACK_DB_ENV, SUPABASE_DB_URL: db.url, GATEWAY_DB_URL: "", SUPABASE_URL: "", EVE_GATEWAY_URL: "" },
+    log: (line) => {
+      logs.push(line);
+      echoDatabaseTrouble("issue-kaggle-token", line);
+    },
   });
   url = `${server.url}/functions/v1/issue-kaggle-token`;
 }, 120_000);

@@ -8,6 +8,7 @@ import { type FunctionsServer, startFunctionsServer } from "../../scripts/serve-
 import { type GoogleSimulator, startGoogleSimulator } from "../../shared/google-sim/server.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
+import { echoDatabaseTrouble, TEST_STACK_DB_ENV } from "../support/stack-env.ts";
 
 const SERVICE_KEY = "sb_secret_maintenance_http_test_0123456789";
 // Key rows -> Edge secrets -> simulator keys. "revoked" is a key the simulator (Google) does not know;
@@ -52,6 +53,7 @@ beforeAll(async () => {
     port: 0,
     only: ["maintenance"],
     env: {
+      ...TEST_STACK_DB_ENV,
       SUPABASE_DB_URL: await gatewayRoleUrl(db.url),
       GATEWAY_DB_URL: "",
       SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY,
@@ -60,7 +62,10 @@ beforeAll(async () => {
       GOOGLE_MT_KEY_NOT_SET: "",
       ...SECRETS,
     },
-    log: (line) => logs.push(line),
+    log: (line) => {
+      logs.push(line);
+      echoDatabaseTrouble("maintenance", line);
+    },
   });
   url = `${server.url}/functions/v1/maintenance`;
 }, 120_000);

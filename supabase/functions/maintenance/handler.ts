@@ -1,4 +1,4 @@
-// maintenance: housekeeping on demand, key health against Google's models.list, the model catalogue.
+// maintenance: housekeeping on demand, key health against each provider's model list, the model catalogue.
 // Only the project's service/secret key may call it (SUPABASE_SERVICE_ROLE_KEY or a value of
 // SUPABASE_SECRET_KEYS, as `Authorization: Bearer` or `apikey`); scoped tokens and anything else: 401.
 //
@@ -7,7 +7,8 @@
 //           runs everything inside one transaction that is rolled back (store.dryRun).
 // Answer:   200 the run summary (run.ts RunSummary) with request_id: housekeeping result, every active
 //           key's check (ok / invalid -> disabled / missing_secret / error), the catalogue status of
-//           each configured model (listed / unlisted / unknown), and `problems` in words. `status` is
+//           each configured Google model (listed / unlisted / unknown), the life cycle per provider,
+//           and `problems` in words. `status` is
 //           "failed" when housekeeping or the catalogue failed; the run is logged either way.
 // Errors:   the shared envelope's shape and codes (_shared/errors.ts has the one table): 401 for
 //           anything but the service key, 400/413/415 for a bad body, 503 when the database cannot
@@ -26,7 +27,7 @@ import { invalidRequest } from "../_shared/validation.ts";
 import type { ModelLister } from "./google-models.ts";
 import { checkMetricsCaller, isMetricsPath, METRICS_CONTENT_TYPE } from "./metrics.ts";
 import type { MetricsSource } from "./metrics-store.ts";
-import { runMaintenance } from "./run.ts";
+import { type RunDeps, runMaintenance } from "./run.ts";
 import type { MaintenanceStore } from "./store.ts";
 
 export const MAX_BODY_BYTES = 16 * 1024;
@@ -35,7 +36,9 @@ export interface MaintenanceHandlerDeps {
   serviceKeys: ServiceKeys;
   /** The database, or a GatewayError("unavailable") when none is configured. */
   store: () => MaintenanceStore;
+  /** Google's model list; `providers` adds the others (run.ts ProviderAccess). */
   lister: ModelLister;
+  providers?: RunDeps["providers"];
   /** The metrics route's database (GET /metrics); without it the route answers 503. */
   metrics?: () => MetricsSource;
   secret: (envVarName: string) => string | undefined;
@@ -78,7 +81,7 @@ export function createMaintenanceHandler(deps: MaintenanceHandlerDeps): (req: Re
     const input = await readOptions(req);
     const store = deps.store();
     const summary = await runMaintenance(
-      { store, lister: deps.lister, secret: deps.secret, listTimeoutMs: deps.listTimeoutMs },
+      { store, lister: deps.lister, secret: deps.secret, providers: deps.providers, listTimeoutMs: deps.listTimeoutMs },
       {
         housekeeping: input.housekeeping ?? true,
         keys: input.keys ?? true,

@@ -1,10 +1,13 @@
 // maintenance: housekeeping on demand, key health and the model catalogue. Wiring only: the HTTP
-// side is handler.ts, the run run.ts, the database store.ts, Google's models.list google-models.ts.
+// side is handler.ts, the run run.ts, the database store.ts, Google's models.list google-models.ts,
+// OpenAI's GET /v1/models openai-models.ts.
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
 import { keyReader } from "../_shared/key-reader.ts";
 import { DEFAULT_DB_TIMEOUTS, workerDatabase } from "../_shared/db.ts";
 import { googleBaseUrlFromEnv } from "../_shared/google/client.ts";
+import { openAiBaseUrlFromEnv } from "../_shared/openai/endpoint.ts";
 import { createModelLister } from "./google-models.ts";
+import { createOpenAiModelLister } from "./openai-models.ts";
 import { createMaintenanceHandler } from "./handler.ts";
 import { createPgMaintenanceStore } from "./store.ts";
 import { createPgMetricsSource } from "./metrics-store.ts";
@@ -22,9 +25,13 @@ const handler = createMaintenanceHandler({
   // The same worker database (one pool): a scrape is one call of well under a second.
   metrics: () => createPgMetricsSource(workerDatabase(env, "maintenance", HOUSEKEEPING_TIMEOUTS)),
   lister: createModelLister({ baseUrl: googleBaseUrlFromEnv(env) }),
-  // Google keys by each key row's env_var_name (never SUPABASE_* or other project credentials, nor
-  // another provider's keys): the run checks Google's key rows only (google_ai_active_keys).
+  // Each provider's keys by each key row's env_var_name, read as llm-invoke reads them (never SUPABASE_*
+  // or other project credentials, nor another provider's keys): each provider's key rows are checked
+  // against that provider's list only (google_ai_active_keys(p_provider)).
   secret: keyReader(env, "google"),
+  providers: {
+    openai: { lister: createOpenAiModelLister({ baseUrl: openAiBaseUrlFromEnv(env) }), secret: keyReader(env, "openai") },
+  },
 });
 
 serveFunction("maintenance", handler);

@@ -100,7 +100,7 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   },
   eve_gateway_keys: {
     kind: "gauge",
-    help: "Keys by provider, quota group, last health check (ok, invalid, missing_secret, error, unchecked; Google's keys only are checked) and rotation.",
+    help: "Keys by provider, quota group, last health check against the provider's model list (ok, invalid, missing_secret, error; unchecked before the first run) and rotation.",
   },
   eve_gateway_caller_budget_remaining: {
     kind: "gauge",

@@ -1,8 +1,10 @@
-// One maintenance run: housekeeping (SQL), then every active key checked against Google's
-// models.list, each answer recorded (key health, catalogue, an invalid key out of rotation), then
-// the configured models compared with the catalogue. Returns the JSON summary and logs the run in
-// google_ai_maintenance_log. Never holds a key longer than its own check; no key ever reaches the
-// summary, the log or the database (only aliases and env var names).
+// One maintenance run: housekeeping (SQL), then every active key checked against its own provider's
+// model list (Google's models.list, OpenAI's GET /v1/models), each answer recorded (key health,
+// catalogue, an invalid key out of rotation), then the configured models compared with the catalogue
+// per provider. Returns the JSON summary and logs the run in google_ai_maintenance_log. Never holds a
+// key longer than its own check; a key goes to its own provider only; no key ever reaches the summary,
+// the log or the database (only aliases and env var names).
+import { type Provider, PROVIDERS } from "../_shared/key-reader.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import type { ModelLister } from "./google-models.ts";
 import type {
@@ -26,11 +28,21 @@ export interface RunOptions {
   caller: string;
 }
 
+/** How one provider's keys are checked: its model list, and its key reader (_shared/key-reader.ts). */
+export interface ProviderAccess {
+  lister: ModelLister;
+  /** The provider's key named by env_var_name, or undefined (unset, empty, or not one of its names). */
+  secret: (envVarName: string) => string | undefined;
+}
+
 export interface RunDeps {
   store: MaintenanceStore;
+  /** Google's model list and key reader. */
   lister: ModelLister;
   /** The Google key named by env_var_name, or undefined (unset, empty, or a name never used for keys). */
   secret: (envVarName: string) => string | undefined;
+  /** Other providers whose keys are checked too (a provider not named here: its keys are left unchecked). */
+  providers?: Partial<Record<Provider, ProviderAccess>>;
   /** Keys checked at once. */
   concurrency?: number;
   listTimeoutMs?: number;
@@ -40,6 +52,7 @@ export interface RunDeps {
 export type KeyAction = "none" | "disabled" | "would_disable" | "already_inactive";
 
 export interface KeyResult {
+  provider: Provider;
   key_alias: string;
   env_var_name: string;
   quota_group: string;
@@ -87,17 +100,23 @@ export interface RunSummary {
         CatalogueStatus,
         "model" | "catalogue_status" | "keys_listing" | "input_token_limit" | "output_token_limit"
       >[];
-      /** Configured active models that no checked active key lists any more. */
+      /** Configured active models that no checked active key of their provider lists any more (`models`: Google's rows). */
       unlisted: string[];
       error?: string;
     };
-  /** The models' life cycle after this run's models.list (withdrawn, missing, shutting down, unserved). */
+  /** The models' life cycle after this run's lists, per provider (withdrawn, missing, shutting down, unserved). */
   lifecycle: { status: "not_run" } | { status: "failed"; error: string } | ({ status: "reviewed" } & ModelLifecycle);
   /** What an operator should look at, in words. */
   problems: string[];
 }
 
 export const DEFAULT_CONCURRENCY = 4;
+
+/** Who answers for each provider, in the summary's words. */
+const UPSTREAM: Readonly<Record<Provider, string>> = { google: "Google", openai: "OpenAI" };
+
+/** An active key with its provider, and how that provider is reached. */
+type ProviderKey = ActiveKey & ProviderAccess & { provider: Provider };
 
 export async function runMaintenance(deps: RunDeps, options: RunOptions): Promise<RunSummary> {
   // A dry run does everything a real run does, inside one transaction that is rolled back: the counts
@@ -201,7 +220,16 @@ async function checkKeys(
   addRemoved: (n: number) => void,
 ): Promise<boolean> {
   const problems = summary.problems;
-  const keys = await deps.store.activeKeys();
+  const access: Partial<Record<Provider, ProviderAccess>> = {
+    google: { lister: deps.lister, secret: deps.secret },
+    ...deps.providers,
+  };
+  const keys: ProviderKey[] = [];
+  for (const provider of PROVIDERS) {
+    const reach = access[provider];
+    if (reach === undefined) continue;
+    for (const key of await deps.store.activeKeys(provider)) keys.push({ ...key, provider, ...reach });
+  }
   const results = await mapLimited(
     keys,
     deps.concurrency ?? DEFAULT_CONCURRENCY,
@@ -228,9 +256,13 @@ async function checkKeys(
   if (keys.length === 0) problems.push("no active key: the gateway cannot serve any request");
   for (const r of results.map((x) => x.result)) {
     if (r.action === "disabled") {
-      problems.push(`key ${r.key_alias} was taken out of rotation: ${r.message ?? r.reason ?? "rejected by Google"}`);
+      problems.push(
+        `key ${r.key_alias} was taken out of rotation: ${r.message ?? r.reason ?? `rejected by ${UPSTREAM[r.provider]}`}`,
+      );
     }
-    if (r.action === "would_disable") problems.push(`key ${r.key_alias} is rejected by Google (dry run: left active)`);
+    if (r.action === "would_disable") {
+      problems.push(`key ${r.key_alias} is rejected by ${UPSTREAM[r.provider]} (dry run: left active)`);
+    }
     if (r.status === "missing_secret") {
       problems.push(
         `key ${r.key_alias}: no Edge secret ${r.env_var_name} (supabase secrets set ${r.env_var_name}=...)`,
@@ -256,6 +288,15 @@ async function checkKeys(
     };
     for (const m of unlisted) problems.push(`model ${m} is configured but no checked key lists it any more`);
     await reviewLifecycle(deps, summary);
+    // The review reads every provider's lists; the catalogue status above, Google's: another
+    // provider's configured model that none of its checked keys lists is unlisted too.
+    if (summary.lifecycle.status === "reviewed") {
+      for (const m of summary.lifecycle.missing.filter((x) => !unlisted.includes(x))) {
+        unlisted.push(m);
+        problems.push(`model ${m} is configured but no checked key of its provider lists it any more`);
+      }
+      unlisted.sort();
+    }
   } catch (error) {
     const message = sanitizeError(error, { maxLength: 300 });
     summary.catalogue = {
@@ -278,15 +319,16 @@ async function reviewLifecycle(deps: RunDeps, summary: RunSummary): Promise<void
     const review = await deps.store.modelLifecycle();
     summary.lifecycle = { status: "reviewed", ...review };
     const instead = (successor: string | null) => successor === null ? "" : `; successor ${successor}`;
-    for (const m of review.restored) problems.push(`model ${m} is listed by Google again: its withdrawn mark was cleared`);
+    for (const m of review.restored) problems.push(`model ${m} is listed by its provider again: its withdrawn mark was cleared`);
     for (const w of review.withdrawn) {
-      problems.push(`model ${w.model} is withdrawn (Google answered 404 since ${w.withdrawn_at})${instead(w.successor)}`);
+      const who = UPSTREAM[w.provider ?? "google"];
+      problems.push(`model ${w.model} is withdrawn (${who} answered 404 since ${w.withdrawn_at})${instead(w.successor)}`);
     }
     for (const s of review.shutting_down) {
       const when = s.days_left < 0 ? `shut down on ${s.shutdown_date}` : `shuts down on ${s.shutdown_date} (in ${s.days_left} days)`;
       problems.push(`model ${s.model} ${when}${instead(s.successor)}`);
     }
-    // review.unserved (models Google lists that no row serves) is news, not a problem: it stays in the summary.
+    // review.unserved (models a provider lists that no row serves) is news, not a problem: it stays in the summary.
   } catch (error) {
     const message = sanitizeError(error, { maxLength: 300 });
     summary.lifecycle = { status: "failed", error: message };
@@ -296,11 +338,16 @@ async function reviewLifecycle(deps: RunDeps, summary: RunSummary): Promise<void
 
 async function checkKey(
   deps: RunDeps,
-  key: ActiveKey,
+  key: ProviderKey,
   options: RunOptions,
 ): Promise<{ result: KeyResult; removed: number }> {
-  const base = { key_alias: key.key_alias, env_var_name: key.env_var_name, quota_group: key.quota_group };
-  const apiKey = deps.secret(key.env_var_name);
+  const base = {
+    provider: key.provider,
+    key_alias: key.key_alias,
+    env_var_name: key.env_var_name,
+    quota_group: key.quota_group,
+  };
+  const apiKey = key.secret(key.env_var_name);
   let check: KeyCheck;
   let latency: number | null = null;
   if (apiKey === undefined) {
@@ -309,12 +356,14 @@ async function checkKey(
       status: "missing_secret",
       httpStatus: null,
       reason: null,
-      message: `no usable Edge secret named ${key.env_var_name} (unset, empty, or a name never used for Google keys)`,
+      message: `no usable Edge secret named ${key.env_var_name} (unset, empty, or a name never used for ${
+        UPSTREAM[key.provider]
+      } keys)`,
       models: [],
       disable: false,
     };
   } else {
-    const outcome = await deps.lister.list(apiKey, { timeoutMs: deps.listTimeoutMs });
+    const outcome = await key.lister.list(apiKey, { timeoutMs: deps.listTimeoutMs });
     latency = outcome.latencyMs;
     if (outcome.ok) {
       check = {

@@ -3,6 +3,7 @@
 // logic in SQL. Array columns come back as jsonb: the pool does not look types up (_shared/db.ts).
 import type postgres from "postgres";
 import type { Database } from "../_shared/db.ts";
+import type { Provider } from "../_shared/key-reader.ts";
 import type { CatalogueModel } from "./google-models.ts";
 
 /** public.google_ai_housekeeping()'s answer (the fields the summary uses). */
@@ -60,17 +61,23 @@ export interface CatalogueStatus {
 
 /** google_ai_model_lifecycle_review's answer: what models.list and the rows say of each model's life cycle. */
 export interface ModelLifecycle {
-  /** A key whose last check succeeded exists: the catalogue could be read as Google's list. */
+  /** A key whose last check succeeded exists (of some provider): its provider's list could be read. */
   checked: boolean;
-  /** Withdrawn models Google lists again, brought back by this run. */
+  /** Withdrawn models their provider lists again, brought back by this run. */
   restored: string[];
-  /** Models still marked withdrawn (Google answered 404 NOT_FOUND for them). */
-  withdrawn: { model: string; withdrawn_at: string; message: string | null; successor: string | null }[];
-  /** Active rows no checked key lists. */
+  /** Models still marked withdrawn (their provider answered 404 for them). */
+  withdrawn: {
+    model: string;
+    withdrawn_at: string;
+    message: string | null;
+    successor: string | null;
+    provider?: Provider;
+  }[];
+  /** Active rows no checked key of their provider lists. */
   missing: string[];
   /** Active rows within 14 days of their announced shutdown (or past it). */
   shutting_down: { model: string; shutdown_date: string; days_left: number; successor: string | null }[];
-  /** Models Google lists that no row serves. */
+  /** Models a provider lists that no row serves. */
   unserved: string[];
 }
 
@@ -85,7 +92,8 @@ export interface RunLogEntry {
 
 export interface MaintenanceStore {
   housekeeping(): Promise<HousekeepingResult>;
-  activeKeys(): Promise<ActiveKey[]>;
+  /** One provider's active keys (Google's when none is named). */
+  activeKeys(provider?: Provider): Promise<ActiveKey[]>;
   recordKeyCheck(check: KeyCheck): Promise<KeyCheckRecord>;
   catalogueStatus(): Promise<CatalogueStatus[]>;
   /** After the keys were checked: brings back withdrawn models listed again, reports the life cycle. */
@@ -128,10 +136,11 @@ export function createPgMaintenanceStore(db: Pick<Database, "run">): Maintenance
         const [row] = await sql<{ r: HousekeepingResult }[]>`select public.google_ai_housekeeping() as r`;
         return row!.r;
       }),
-    activeKeys: () =>
+    activeKeys: (provider = "google") =>
       db.run("active keys", (sql) =>
         sql<ActiveKey[]>`
-          select k.id, k.key_alias, k.env_var_name, k.quota_group from public.google_ai_active_keys() k`),
+          select k.id, k.key_alias, k.env_var_name, k.quota_group
+          from public.google_ai_active_keys(p_provider => ${provider}::text) k`),
     recordKeyCheck: (check) =>
       db.run("record key check", async (sql) => {
         const [row] = await sql<{ r: KeyCheckRecord }[]>`

@@ -1,7 +1,7 @@
 // Google's Gemini REST over plain `fetch` (no SDK: one POST needs none of google-auth-library, ws or
-// gaxios, and the function boots faster without them). Three calls, each with a deadline, none of
-// which throws for a failed call: each returns Google's answer or a classified error (errors.ts)
-// whose message is sanitized of the key.
+// gaxios, and the function boots faster without them). Four calls, each with a deadline (call.ts),
+// none of which throws for a failed call: each returns Google's answer or a classified error
+// (errors.ts) whose message is sanitized of the key.
 //   generate     generateContent: the whole answer, read (text, usage) and kept as Google sent it
 //   stream       streamGenerateContent?alt=sse: resolves when Google's headers arrive; its chunks are
 //                passed on as they come, and a stream Google cuts ends with a StreamCut error
@@ -12,7 +12,18 @@ import { type ClassifiedGoogleError, classifyGoogleFailure, classifyGoogleHttpEr
 import { isEmptyResponse, responseFinishReason, responseText, responseUsage, type Usage } from "./response.ts";
 import { sseData } from "./sse.ts";
 import { generateContentBody, type GoogleRequest, type GoogleResponse } from "./types.ts";
-import { sanitizeError } from "../sanitize.ts";
+import {
+  type CallGuard,
+  callGuard,
+  classifyThrown,
+  type Dialect,
+  fetchModel,
+  type ModelCall,
+  type ModelOutcome,
+  openStream,
+  readJsonAnswer,
+  thrownContext,
+} from "./call.ts";
 
 export type { Usage } from "./response.ts";
 
@@ -102,17 +113,6 @@ export interface GoogleClient {
   getModel(call: ModelCall): Promise<ModelOutcome>;
 }
 
-export interface ModelCall {
-  apiKey: string;
-  model: string;
-  timeoutMs: number;
-  signal?: AbortSignal;
-}
-
-export type ModelOutcome =
-  | { ok: true; latencyMs: number }
-  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
-
 export interface GoogleClientOptions {
   /** Google's endpoint or a compatible server (the offline simulator); no trailing path. */
   baseUrl?: string;
@@ -134,7 +134,13 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
     generate: (call) => generate(url(call.request.model, "generateContent"), call),
     stream: (call) => stream(url(call.request.model, "streamGenerateContent") + "?alt=sse", call),
     countTokens: (call) => countTokens(url(call.request.model, "countTokens"), call),
-    getModel: (call) => getModel(`${apiBase}/models/${encodeURIComponent(call.model)}`, call),
+    getModel: (call) =>
+      fetchModel(
+        `${apiBase}/models/${encodeURIComponent(call.model)}`,
+        { "x-goog-api-key": call.apiKey },
+        call,
+        GOOGLE,
+      ),
   };
 }
 
@@ -152,40 +158,18 @@ function post(url: string, call: GenerateCall, body: unknown, signal: AbortSigna
   });
 }
 
-/** Reads a whole answer: its JSON, or the classified error of a non-2xx status. */
-async function readJson(
-  response: Response,
-  secrets: string[],
-  model: string,
-): Promise<{ ok: true; body: unknown } | { ok: false; error: ClassifiedGoogleError }> {
-  const text = await response.text();
-  let body: unknown = text;
-  let parsed = false;
-  try {
-    body = JSON.parse(text);
-    parsed = true;
-  } catch {
-    // Not JSON: an error is classified on its status and raw text; a 200 is malformed.
-  }
-  if (!response.ok) return { ok: false, error: classifyGoogleHttpError(response.status, body, { secrets, model }) };
-  if (!parsed || typeof body !== "object" || body === null || Array.isArray(body)) {
-    return {
-      ok: false,
-      error: classifyGoogleFailure("malformed", "Google answered 200 with a body that is not a JSON object.", {
-        httpStatus: response.status,
-        secrets,
-      }),
-    };
-  }
-  return { ok: true, body };
-}
+/** Google's answers, read by its own rules (errors.ts). */
+const GOOGLE: Dialect = {
+  classifyHttp: (status, body, _headers, options) => classifyGoogleHttpError(status, body, options),
+};
 
 async function countTokens(url: string, call: GenerateCall): Promise<CountTokensOutcome> {
   const started = Date.now();
   const guard = callGuard(call.timeoutMs, call.signal);
   try {
-    const read = await readJson(
+    const read = await readJsonAnswer(
       await post(url, call, countTokensBody(call.request), guard.signal),
+      GOOGLE,
       [call.apiKey],
       call.request.model,
     );
@@ -207,28 +191,13 @@ async function countTokens(url: string, call: GenerateCall): Promise<CountTokens
   }
 }
 
-async function getModel(url: string, call: ModelCall): Promise<ModelOutcome> {
-  const started = Date.now();
-  const guard = callGuard(call.timeoutMs, call.signal);
-  try {
-    const answer = await fetch(url, { headers: { "x-goog-api-key": call.apiKey }, signal: guard.signal });
-    const read = await readJson(answer, [call.apiKey], call.model);
-    const latencyMs = Date.now() - started;
-    return read.ok ? { ok: true, latencyMs } : { ok: false, latencyMs, error: read.error };
-  } catch (error) {
-    return { ok: false, latencyMs: Date.now() - started, error: classifyThrown(error, thrownContext(guard, call)) };
-  } finally {
-    guard.done();
-  }
-}
-
 async function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
   const started = Date.now();
   const guard = callGuard(call.timeoutMs, call.signal);
   try {
     const answer = await post(url, call, generateContentBody(call.request), guard.signal);
     const servedTier = servedTierOf(answer);
-    const read = await readJson(answer, [call.apiKey], call.request.model);
+    const read = await readJsonAnswer(answer, GOOGLE, [call.apiKey], call.request.model);
     const latencyMs = Date.now() - started;
     if (!read.ok) return { ok: false, latencyMs, error: read.error };
     const response = read.body as GoogleResponse;
@@ -260,34 +229,17 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
 }
 
 async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
-  const started = Date.now();
-  // One deadline for the whole stream; the attempt's own deadline covers the wait for headers.
-  const guard = callGuard(Math.max(call.timeoutMs, call.streamTimeoutMs ?? call.timeoutMs), call.signal);
-  const headers = callGuard(call.timeoutMs, guard.signal);
-  let response: Response;
-  try {
-    response = await post(url, call, generateContentBody(call.request), headers.signal);
-  } catch (error) {
-    guard.done();
-    const context = thrownContext(headers, call);
-    return { ok: false, latencyMs: Date.now() - started, error: classifyThrown(error, context) };
-  } finally {
-    headers.done();
-  }
-  const latencyMs = Date.now() - started;
-  if (!response.ok || response.body === null) {
-    const read = await readJson(response, [call.apiKey], call.request.model).catch((error) => ({
-      ok: false as const,
-      error: classifyThrown(error, thrownContext(guard, call)),
-    }));
-    guard.done();
-    const error = read.ok
-      ? classifyGoogleFailure("malformed", "Google answered the stream without a body.", {
-        httpStatus: response.status,
-      })
-      : read.error;
-    return { ok: false, latencyMs, error };
-  }
+  const opened = await openStream(
+    url,
+    {
+      headers: { "content-type": "application/json", "x-goog-api-key": call.apiKey },
+      body: generateContentBody(call.request),
+    },
+    call,
+    GOOGLE,
+  );
+  if (!opened.ok) return opened;
+  const { response, guard, latencyMs } = opened;
   return { ok: true, latencyMs, servedTier: servedTierOf(response), chunks: streamChunks(response.body, guard, call) };
 }
 
@@ -300,7 +252,7 @@ export function servedTierOf(response: Response): string | null {
 /** Google's SSE events as answers; anything that breaks the stream off becomes a StreamCut. */
 async function* streamChunks(
   body: ReadableStream<Uint8Array>,
-  guard: ReturnType<typeof callGuard>,
+  guard: CallGuard,
   call: GenerateCall,
 ): AsyncGenerator<GoogleResponse, void, undefined> {
   const secrets = [call.apiKey];
@@ -334,109 +286,4 @@ async function* streamChunks(
   } finally {
     guard.done();
   }
-}
-
-/** What is known about a call that threw: whose deadline ran out, the status seen, what to redact. */
-function thrownContext(guard: ReturnType<typeof callGuard>, call: GenerateCall | ModelCall): ThrownContext {
-  return {
-    timedOut: guard.timedOut(),
-    callerAborted: call.signal?.aborted === true,
-    httpStatus: guard.httpStatus(),
-    secrets: [call.apiKey],
-    timeoutMs: call.timeoutMs,
-    model: "request" in call ? call.request.model : call.model,
-  };
-}
-
-export interface ThrownContext {
-  /** Who was called, for the messages (default: Google). */
-  upstream?: string;
-  timedOut: boolean;
-  callerAborted: boolean;
-  httpStatus: number | undefined;
-  secrets: string[];
-  timeoutMs: number;
-  /** The model called: only a 404 naming it is model_withdrawn. */
-  model?: string;
-}
-
-/**
- * What every call to Google through the SDK needs: a deadline (aborting with the caller's own
- * signal too, and remembering that it fired) and a fetch that records the HTTP status, which the SDK
- * loses when an error body is not valid JSON. Call done() when the call is over.
- */
-export function callGuard(timeoutMs: number, callerSignal?: AbortSignal): {
-  signal: AbortSignal;
-  recordingFetch: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
-  httpStatus: () => number | undefined;
-  timedOut: () => boolean;
-  done: () => void;
-} {
-  const deadline = new AbortController();
-  let fired = false;
-  let status: number | undefined;
-  const timer = setTimeout(() => {
-    fired = true;
-    deadline.abort();
-  }, timeoutMs);
-  return {
-    signal: callerSignal === undefined ? deadline.signal : AbortSignal.any([deadline.signal, callerSignal]),
-    recordingFetch: async (input, init) => {
-      const response = await fetch(input, init);
-      status = response.status;
-      return response;
-    },
-    httpStatus: () => status,
-    timedOut: () => fired,
-    done: () => clearTimeout(timer),
-  };
-}
-
-/** Maps whatever the SDK or fetch threw to a classified error. */
-export function classifyThrown(error: unknown, ctx: ThrownContext): ClassifiedGoogleError {
-  const { secrets } = ctx;
-  // Checked first, by our own flags: an aborted fetch rejects with whatever reason the signal
-  // carries (AbortError, TimeoutError or any value), so the error itself cannot tell.
-  const who = ctx.upstream ?? "Google";
-  if (ctx.timedOut) {
-    return classifyGoogleFailure("timeout", `${who} did not answer within ${ctx.timeoutMs} ms.`, { secrets });
-  }
-  if (ctx.callerAborted || isAbort(error)) {
-    return classifyGoogleFailure("aborted", `The call to ${who} was cancelled.`, { secrets });
-  }
-  // ApiError: status plus the error body serialized as JSON in the message.
-  const status = apiErrorStatus(error);
-  if (status !== undefined) {
-    const message = (error as Error).message;
-    let body: unknown = message;
-    try {
-      body = JSON.parse(message);
-    } catch {
-      // Not JSON: classify on the status and the raw text.
-    }
-    return classifyGoogleHttpError(status, body, { secrets, model: ctx.model });
-  }
-  if (error instanceof SyntaxError) {
-    // The body (of an answer or of an error) was not JSON. Keep the status when we saw one.
-    if (ctx.httpStatus !== undefined && ctx.httpStatus >= 400) {
-      return classifyGoogleHttpError(ctx.httpStatus, `Malformed error body: ${sanitizeError(error, { secrets })}`, {
-        secrets,
-      });
-    }
-    return classifyGoogleFailure("malformed", sanitizeError(error, { secrets }), {
-      secrets,
-      httpStatus: ctx.httpStatus,
-    });
-  }
-  return classifyGoogleFailure("network", sanitizeError(error, { secrets }), { secrets });
-}
-
-function apiErrorStatus(error: unknown): number | undefined {
-  if (!(error instanceof Error) || error.name !== "ApiError") return undefined;
-  const status = (error as Error & { status?: unknown }).status;
-  return typeof status === "number" ? status : undefined;
-}
-
-function isAbort(error: unknown): boolean {
-  return error instanceof Error && (error.name === "AbortError" || error.name === "TimeoutError");
 }

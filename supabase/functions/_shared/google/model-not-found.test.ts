@@ -15,7 +15,11 @@ describe("Google's 404 for a model", () => {
         for (const [i, word] of MODEL_NOT_FOUND_WORDINGS.entries()) {
           const message = word(GEMMA3, method, replacement);
           const e = classifyGoogleHttpError(404, notFound(message), { model: GEMMA3 });
-          expect(e, `wording ${i} on ${method}`).toMatchObject({ class: "model_withdrawn", httpStatus: 404, status: "NOT_FOUND" });
+          expect(e, `wording ${i} on ${method}`).toMatchObject({
+            class: "model_withdrawn",
+            httpStatus: 404,
+            status: "NOT_FOUND",
+          });
           expect(e.message).toBe(message);
         }
       }
@@ -28,8 +32,13 @@ describe("Google's 404 for a model", () => {
         .toBe("model_withdrawn");
     }
     // Google's models.get body, as answered for gemma-3-27b-it since May 2026.
-    const real = { error: { code: 404, message: "Model is not found: models/gemma-3-27b-it for api version v1beta",
-      status: "NOT_FOUND" } };
+    const real = {
+      error: {
+        code: 404,
+        message: "Model is not found: models/gemma-3-27b-it for api version v1beta",
+        status: "NOT_FOUND",
+      },
+    };
     expect(classifyGoogleHttpError(404, real, { model: GEMMA3 }).class).toBe("model_withdrawn");
   });
 

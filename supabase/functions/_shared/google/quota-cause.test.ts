@@ -1,8 +1,14 @@
 import { describe, expect, it } from "vitest";
 import { classifyGoogleHttpError } from "./errors.ts";
 import { SPEND_CAP_MAX_REST_MS, SPEND_CAP_WINDOW_MS } from "./quota-cause.ts";
-import { MONEY_WORDINGS, moneyExhausted, quotaExceeded, SPEND_RATE_WORDINGS, spendCapExceeded, VIOLATION_LINE_WORDINGS }
-  from "../../../../shared/google-sim/errors.ts";
+import {
+  MONEY_WORDINGS,
+  moneyExhausted,
+  quotaExceeded,
+  SPEND_RATE_WORDINGS,
+  spendCapExceeded,
+  VIOLATION_LINE_WORDINGS,
+} from "../../../../shared/google-sim/errors.ts";
 import { QUOTA_IDS, violation } from "../../../../shared/google-sim/quota.ts";
 
 const T = "type.googleapis.com/google.rpc.";
@@ -11,7 +17,9 @@ const DOCS = "https://ai.google.dev/gemini-api/docs/rate-limits";
 /** A Google 429 with QuotaFailure violations ({quotaId, value}) and the message lines Google writes for them. */
 function quota429(violations: Array<{ id: string; value?: string; metric?: string }>, model = "gemini-2.5-pro") {
   const lines = violations.map((v) =>
-    `* Quota exceeded for metric: ${v.metric ?? "generativelanguage.googleapis.com/generate_content_free_tier_requests"}, ` +
+    `* Quota exceeded for metric: ${
+      v.metric ?? "generativelanguage.googleapis.com/generate_content_free_tier_requests"
+    }, ` +
     `limit: ${v.value ?? "20"}, model: ${model}`
   );
   return {
@@ -59,15 +67,24 @@ describe("the cause of a Google 429", () => {
     delete (withoutValues.error.details[1] as { violations: Array<{ quotaValue?: string }> }).violations[0]!.quotaValue;
     expect(cause(withoutValues)).toBe("limit_zero");
     // A limit of 05 or 0.5 is not zero.
-    expect(cause(quota429([{ id: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", value: "05" }]))).toBe("minute");
+    expect(cause(quota429([{ id: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier", value: "05" }]))).toBe(
+      "minute",
+    );
   });
 
   it("a spend cap, by the word: with the window it names, or Google's documented 10 minutes", () => {
     const spend = (message: string) =>
       classifyGoogleHttpError(429, {
-        error: { code: 429, status: "RESOURCE_EXHAUSTED", message, details: [{ "@type": `${T}RetryInfo`, retryDelay: "42s" }] },
+        error: {
+          code: 429,
+          status: "RESOURCE_EXHAUSTED",
+          message,
+          details: [{ "@type": `${T}RetryInfo`, retryDelay: "42s" }],
+        },
       });
-    const named = spend("Your billing account has reached its spend-based rate limit for the rolling 15-minute window.");
+    const named = spend(
+      "Your billing account has reached its spend-based rate limit for the rolling 15-minute window.",
+    );
     expect(named).toMatchObject({ quotaCause: "spend_cap", spendWindowMs: 15 * 60_000, retryAfterMs: 42_000 });
     expect(spend("Spend limit reached for this project.")).toMatchObject({
       quotaCause: "spend_cap",
@@ -78,14 +95,21 @@ describe("the cause of a Google 429", () => {
   });
 
   it("per day is the cause's: a limit: 0 with a per-day quotaId is not per day", () => {
-    const zero = classifyGoogleHttpError(429, quota429([{ id: "GenerateRequestsPerDayPerProjectPerModel-FreeTier", value: "0" }]));
+    const zero = classifyGoogleHttpError(
+      429,
+      quota429([{ id: "GenerateRequestsPerDayPerProjectPerModel-FreeTier", value: "0" }]),
+    );
     expect(zero).toMatchObject({ quotaCause: "limit_zero", perDay: false });
     const day = classifyGoogleHttpError(429, quota429([{ id: "GenerateRequestsPerDayPerProjectPerModel-FreeTier" }]));
     expect(day).toMatchObject({ quotaCause: "day", perDay: true });
   });
 
   it("unknown: Google's bare 429, a capacity 429, anything else; null for every other status", () => {
-    expect(cause({ error: { code: 429, status: "RESOURCE_EXHAUSTED", message: "Resource has been exhausted (e.g. check quota)." } }))
+    expect(
+      cause({
+        error: { code: 429, status: "RESOURCE_EXHAUSTED", message: "Resource has been exhausted (e.g. check quota)." },
+      }),
+    )
       .toBe("unknown");
     expect(cause({
       error: {
@@ -103,18 +127,44 @@ describe("the cause of a Google 429", () => {
     for (const [kind, wordings] of Object.entries(MONEY_WORDINGS)) {
       for (const [i, message] of wordings.entries()) {
         const e = classifyGoogleHttpError(429, { error: { code: 429, status: "RESOURCE_EXHAUSTED", message } });
-        expect(e, `${kind} wording ${i}`).toMatchObject({ class: "rate_limited", quotaCause: kind, spendWindowMs: null });
+        expect(e, `${kind} wording ${i}`).toMatchObject({
+          class: "rate_limited",
+          quotaCause: kind,
+          spendWindowMs: null,
+        });
       }
     }
     // As the simulator answers (the run's wording), and Google's own three bodies (google-errors.md).
     expect(cause(moneyExhausted("credits_depleted").body)).toBe("credits_depleted");
-    expect(cause({ error: { code: 429, status: "RESOURCE_EXHAUSTED",
-      message: "Your project has exceeded its monthly spending cap. Please go to AI Studio at https://ai.studio/spend" } }))
+    expect(
+      cause({
+        error: {
+          code: 429,
+          status: "RESOURCE_EXHAUSTED",
+          message:
+            "Your project has exceeded its monthly spending cap. Please go to AI Studio at https://ai.studio/spend",
+        },
+      }),
+    )
       .toBe("monthly_cap");
-    expect(cause({ error: { code: 429, status: "RESOURCE_EXHAUSTED",
-      message: "Your billing account has exceeded its monthly spending cap…" } })).toBe("billing_cap");
-    expect(cause({ error: { code: 429, status: "RESOURCE_EXHAUSTED",
-      message: "Your prepayment credits are depleted. Please go to AI Studio at https://ai.studio/projects…" } }))
+    expect(
+      cause({
+        error: {
+          code: 429,
+          status: "RESOURCE_EXHAUSTED",
+          message: "Your billing account has exceeded its monthly spending cap…",
+        },
+      }),
+    ).toBe("billing_cap");
+    expect(
+      cause({
+        error: {
+          code: 429,
+          status: "RESOURCE_EXHAUSTED",
+          message: "Your prepayment credits are depleted. Please go to AI Studio at https://ai.studio/projects…",
+        },
+      }),
+    )
       .toBe("credits_depleted");
   });
 
@@ -137,8 +187,14 @@ describe("the cause of a Google 429", () => {
     for (const [i, line] of VIOLATION_LINE_WORDINGS.entries()) {
       // As users quote it: the details without quotaValue, only the message's line says 0.
       const message = `You exceeded your current quota.\n${line(v)}\nPlease retry in 38.2s.`;
-      const bare = { error: { code: 429, status: "RESOURCE_EXHAUSTED", message, details: [{ "@type": `${T}QuotaFailure`,
-        violations: [{ quotaId: v.quotaId, quotaMetric: v.quotaMetric }] }] } };
+      const bare = {
+        error: {
+          code: 429,
+          status: "RESOURCE_EXHAUSTED",
+          message,
+          details: [{ "@type": `${T}QuotaFailure`, violations: [{ quotaId: v.quotaId, quotaMetric: v.quotaMetric }] }],
+        },
+      };
       expect(cause(bare), `wording ${i}`).toBe("limit_zero");
     }
   });

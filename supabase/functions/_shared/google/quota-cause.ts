@@ -74,8 +74,10 @@ const MONTHLY_CAP = /\bmonth(?:ly)?\b[\s\S]*\b(?:cap|limit)\b|\bspending cap\b/i
 
 export function quotaCauseOf(facts: QuotaCauseFacts): QuotaCauseReading {
   const ids = facts.violations.map((v) => v.quotaId ?? "");
-  if (facts.violations.some((v) => v.quotaValue !== null && /^\s*0\s*$/.test(v.quotaValue)) ||
-    LIMIT_ZERO_LINE.test(facts.message)) {
+  if (
+    facts.violations.some((v) => v.quotaValue !== null && /^\s*0\s*$/.test(v.quotaValue)) ||
+    LIMIT_ZERO_LINE.test(facts.message)
+  ) {
     return { cause: "limit_zero", windowMs: null };
   }
   if (ids.some((id) => /spend/i.test(id)) || /SPEND/i.test(facts.reason ?? "")) {
@@ -96,7 +98,6 @@ function moneyCauseOf(message: string): QuotaCause | null {
   if (SPEND.test(message)) return "spend_cap";
   return null;
 }
-
 
 /** "… rolling 10-minute window …", "per 10 minutes": the window a spend cap names (capped), else Google's documented 10 minutes. */
 function spendWindowMs(message: string): number {

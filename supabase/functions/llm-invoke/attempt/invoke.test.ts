@@ -8,11 +8,10 @@ import {
   type GenerateCall,
   type GenerateOutcome,
   type GoogleClient,
-  type ModelCall,
-  type ModelOutcome,
   StreamCut,
   type StreamOutcome,
 } from "../../_shared/google/client.ts";
+import type { ModelCall, ModelOutcome } from "../../_shared/google/call.ts";
 import type { GoogleResponse } from "../../_shared/google/types.ts";
 import { classifyGoogleFailure, classifyGoogleHttpError } from "../../_shared/google/errors.ts";
 import { MODEL_NOT_FOUND_WORDINGS } from "../../../../shared/google-sim/errors.ts";
@@ -20,7 +19,7 @@ import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } fr
 import type { Clock } from "../clock.ts";
 import { createInputCounter, createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { exhausted, limitOfQuota } from "./refusals.ts";
-import { classifyOpenAiHttpError } from "../upstream/openai/errors.ts";
+import { classifyOpenAiHttpError } from "../../_shared/openai/errors.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "../model/exact-count.ts";
 import type { ActiveKey, GatewayStore } from "../store/store.ts";

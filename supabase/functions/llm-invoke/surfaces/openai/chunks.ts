@@ -21,6 +21,7 @@ import {
 } from "./candidates.ts";
 import { openAiErrorObject } from "./errors.ts";
 import { includesUsage } from "./request.ts";
+import { OPENAI_LOGPROBS } from "../../upstream/openai/response.ts";
 
 /** Writes OpenAI's chunk frames of one answer, and remembers what each choice has said so far. */
 class ChunkWriter {
@@ -46,15 +47,15 @@ class ChunkWriter {
     });
   }
 
-  /** A delta of a choice; its first one says the role. */
-  delta(index: number, delta: Record<string, unknown>): string {
+  /** A delta of a choice (with OpenAI's logprobs of it, where it sent them); its first one says the role. */
+  delta(index: number, delta: Record<string, unknown>, logprobs: unknown = null): string {
     const first = !this.choices.has(index);
     if (first) this.choices.set(index, { toolCalls: 0, finished: false });
     return this.frame([{
       index,
       delta: { ...(first ? { role: "assistant" } : {}), ...delta },
       finish_reason: null,
-      logprobs: null,
+      logprobs,
     }]);
   }
 
@@ -84,7 +85,7 @@ class ChunkWriter {
         ...(text === "" && calls.length > 0 ? {} : { content: text }),
         ...(calls.length === 0 ? {} : { tool_calls: calls }),
         ...googleExtra(signature),
-      }));
+      }, (candidate as Record<string, unknown>)[OPENAI_LOGPROBS] ?? null));
       this.choices.get(index)!.toolCalls += calls.length;
     }
     if (typeof candidate.finishReason === "string") {

@@ -1,5 +1,6 @@
-// OpenAI's Chat Completions REST over plain `fetch`, speaking the same calls as Google's client
-// (../../../_shared/google/client.ts) so the attempt loop runs both alike:
+// OpenAI's Chat Completions REST over plain `fetch` (the call itself: ../../../_shared/google/call.ts),
+// speaking the same calls as Google's client (../../../_shared/google/client.ts) so the attempt loop
+// runs both alike:
 //   generate     POST /v1/chat/completions: the whole answer, in the gateway's inner shape (response.ts)
 //   stream       the same with stream: true and the usage chunk; resolves when OpenAI's headers arrive
 //   getModel     GET /v1/models/{id}: whether the key's organization sees a model (confirms a 404)
@@ -7,12 +8,19 @@
 // Each call has a deadline and none throws for a failed call: it returns the answer or a classified
 // error (errors.ts) whose message is sanitized of the key.
 import {
+  type CallGuard,
   callGuard,
-  classifyThrown,
+  type Dialect,
+  failureOf,
+  fetchModel,
+  openStream,
+  readJsonAnswer,
+  thrownBy,
+} from "../../../_shared/google/call.ts";
+import {
   type GenerateCall,
   type GenerateOutcome,
   type GoogleClient,
-  type ModelCall,
   StreamCut,
   type StreamOutcome,
 } from "../../../_shared/google/client.ts";
@@ -20,20 +28,13 @@ import { type ClassifiedGoogleError, classifyGoogleFailure } from "../../../_sha
 import { responseFinishReason, responseText, responseUsage } from "../../../_shared/google/response.ts";
 import { sseData } from "../../../_shared/google/sse.ts";
 import type { GoogleResponse } from "../../../_shared/google/types.ts";
-import { classifyOpenAiHttpError, roomOf } from "./errors.ts";
+import { classifyOpenAiHttpError, roomOf } from "../../../_shared/openai/errors.ts";
+import { openAiApiUrl } from "../../../_shared/openai/endpoint.ts";
 import { answerWrapped, chatCompletionBody } from "./request.ts";
 import { ChunkTranslator, completionToResponse } from "./response.ts";
 
-export const DEFAULT_OPENAI_BASE_URL = "https://api.openai.com";
-
-/** Base URL from OPENAI_BASE_URL (without /v1), else OpenAI's. */
-export function openAiBaseUrlFromEnv(get: (name: string) => string | undefined): string {
-  const value = get("OPENAI_BASE_URL")?.trim();
-  return value === undefined || value === "" ? DEFAULT_OPENAI_BASE_URL : value;
-}
-
 export function createOpenAiClient(options: { baseUrl?: string } = {}): GoogleClient {
-  const api = `${(options.baseUrl ?? DEFAULT_OPENAI_BASE_URL).replace(/\/+$/, "").replace(/\/v1$/, "")}/v1`;
+  const api = openAiApiUrl(options.baseUrl);
   return {
     generate: (call) => generate(`${api}/chat/completions`, call),
     stream: (call) => stream(`${api}/chat/completions`, call),
@@ -43,7 +44,8 @@ export function createOpenAiClient(options: { baseUrl?: string } = {}): GoogleCl
         latencyMs: 0,
         error: failure(classifyGoogleFailure("malformed", "OpenAI offers no token count: the estimate stands.")),
       }),
-    getModel: (call) => getModel(`${api}/models/${encodeURIComponent(call.model)}`, call),
+    getModel: (call) =>
+      fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, headers(call.apiKey), call, OPENAI),
   };
 }
 
@@ -51,51 +53,11 @@ function headers(apiKey: string): Record<string, string> {
   return { "content-type": "application/json", authorization: `Bearer ${apiKey}` };
 }
 
-async function readJson(response: Response, secrets: string[], model: string) {
-  const text = await response.text();
-  let body: unknown = text;
-  let parsed = false;
-  try {
-    body = JSON.parse(text);
-    parsed = true;
-  } catch {
-    // Not JSON: an error is classified on its status and raw text; a 200 is malformed.
-  }
-  if (!response.ok) {
-    return {
-      ok: false as const,
-      error: classifyOpenAiHttpError(response.status, body, response.headers, { secrets, model }),
-    };
-  }
-  if (!parsed || typeof body !== "object" || body === null || Array.isArray(body)) {
-    return {
-      ok: false as const,
-      error: failure(classifyGoogleFailure("malformed", "OpenAI answered 200 with a body that is not a JSON object.", {
-        httpStatus: response.status,
-        secrets,
-      })),
-    };
-  }
-  return { ok: true as const, body: body as Record<string, unknown> };
-}
-
-function thrown(
-  error: unknown,
-  guard: ReturnType<typeof callGuard>,
-  call: GenerateCall | ModelCall,
-): ClassifiedGoogleError {
-  return failure(classifyThrown(error, {
-    upstream: "OpenAI",
-    timedOut: guard.timedOut(),
-    callerAborted: call.signal?.aborted === true,
-    httpStatus: guard.httpStatus(),
-    secrets: [call.apiKey],
-    timeoutMs: call.timeoutMs,
-  }));
-}
+/** OpenAI's answers, read by its own rules (errors.ts). */
+const OPENAI: Dialect = { upstream: "OpenAI", classifyHttp: classifyOpenAiHttpError };
 
 /** A failure classified without an OpenAI answer, said to be OpenAI's. */
-const failure = (error: ClassifiedGoogleError): ClassifiedGoogleError => ({ ...error, upstream: "OpenAI" });
+const failure = (error: ClassifiedGoogleError): ClassifiedGoogleError => failureOf(OPENAI, error);
 
 /** OpenAI's service_tier as the answer names it (default, flex, priority, scale); null when absent. */
 function servedTierOf(body: Record<string, unknown>): string | null {
@@ -112,7 +74,7 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
       body: JSON.stringify(chatCompletionBody(call.request, false)),
       signal: guard.signal,
     });
-    const read = await readJson(answer, [call.apiKey], call.request.model);
+    const read = await readJsonAnswer(answer, OPENAI, [call.apiKey], call.request.model);
     const latencyMs = Date.now() - started;
     if (!read.ok) return { ok: false, latencyMs, error: read.error };
     const response = completionToResponse(read.body, answerWrapped(call.request));
@@ -137,46 +99,21 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
       room: roomOf(answer.headers),
     };
   } catch (error) {
-    return { ok: false, latencyMs: Date.now() - started, error: thrown(error, guard, call) };
+    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(OPENAI, error, guard, call) };
   } finally {
     guard.done();
   }
 }
 
 async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
-  const started = Date.now();
-  const guard = callGuard(Math.max(call.timeoutMs, call.streamTimeoutMs ?? call.timeoutMs), call.signal);
-  const first = callGuard(call.timeoutMs, guard.signal);
-  let response: Response;
-  try {
-    response = await fetch(url, {
-      method: "POST",
-      headers: headers(call.apiKey),
-      body: JSON.stringify(chatCompletionBody(call.request, true)),
-      signal: first.signal,
-    });
-  } catch (error) {
-    guard.done();
-    return { ok: false, latencyMs: Date.now() - started, error: thrown(error, first, call) };
-  } finally {
-    first.done();
-  }
-  const latencyMs = Date.now() - started;
-  if (!response.ok || response.body === null) {
-    const read = await readJson(response, [call.apiKey], call.request.model).catch((error) => ({
-      ok: false as const,
-      error: thrown(error, guard, call),
-    }));
-    guard.done();
-    const error = read.ok
-      ? failure(
-        classifyGoogleFailure("malformed", "OpenAI answered the stream without a body.", {
-          httpStatus: response.status,
-        }),
-      )
-      : read.error;
-    return { ok: false, latencyMs, error };
-  }
+  const opened = await openStream(
+    url,
+    { headers: headers(call.apiKey), body: chatCompletionBody(call.request, true) },
+    call,
+    OPENAI,
+  );
+  if (!opened.ok) return opened;
+  const { response, guard, latencyMs } = opened;
   return {
     ok: true,
     latencyMs,
@@ -189,7 +126,7 @@ async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
 /** OpenAI's SSE events as the gateway's chunks; `[DONE]` ends them, anything that breaks them is a StreamCut. */
 async function* streamChunks(
   body: ReadableStream<Uint8Array>,
-  guard: ReturnType<typeof callGuard>,
+  guard: CallGuard,
   call: GenerateCall,
 ): AsyncGenerator<GoogleResponse, void, undefined> {
   const secrets = [call.apiKey];
@@ -222,22 +159,7 @@ async function* streamChunks(
     }
   } catch (error) {
     if (error instanceof StreamCut) throw error;
-    throw new StreamCut(thrown(error, guard, call));
-  } finally {
-    guard.done();
-  }
-}
-
-async function getModel(url: string, call: ModelCall) {
-  const started = Date.now();
-  const guard = callGuard(call.timeoutMs, call.signal);
-  try {
-    const answer = await fetch(url, { headers: headers(call.apiKey), signal: guard.signal });
-    const read = await readJson(answer, [call.apiKey], call.model);
-    const latencyMs = Date.now() - started;
-    return read.ok ? { ok: true as const, latencyMs } : { ok: false as const, latencyMs, error: read.error };
-  } catch (error) {
-    return { ok: false as const, latencyMs: Date.now() - started, error: thrown(error, guard, call) };
+    throw new StreamCut(thrownBy(OPENAI, error, guard, call));
   } finally {
     guard.done();
   }

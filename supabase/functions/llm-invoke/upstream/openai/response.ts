@@ -17,6 +17,12 @@ const FINISH: Record<string, string> = {
 
 export const finishReasonOf = (reason: unknown) => typeof reason === "string" ? FINISH[reason] ?? "OTHER" : undefined;
 
+/**
+ * The field of a streamed candidate that carries OpenAI's logprobs of its delta, as OpenAI sent them:
+ * Gemini's chunks have no place for them, and only OpenAI's route asks for them.
+ */
+export const OPENAI_LOGPROBS = "openaiLogprobs";
+
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
 function usageMetadata(usage: unknown): Json | undefined {
@@ -118,6 +124,8 @@ export class ChunkTranslator {
           index,
           content: { role: "model", parts },
           ...(finish === undefined ? {} : { finishReason: finish }),
+          // The caller asked OpenAI for logprobs (OpenAI's route only): passed on with their delta.
+          ...(isObject(choice.logprobs) ? { [OPENAI_LOGPROBS]: choice.logprobs } : {}),
         });
       }
     }

@@ -1,5 +1,5 @@
 // OpenAI's failed answers, classified into the one shape the attempt loop acts on (the same as
-// Google's, ../../../_shared/google/errors.ts), by structure: the HTTP status, `error.type`,
+// Google's, ../google/errors.ts), by structure: the HTTP status, `error.type`,
 // `error.code` and the x-ratelimit-* headers. The message is read for one fact only, the wait of a
 // rate limit, and only when no header carries it (research: openai-errors.md).
 //   429 insufficient_quota   money: the organization has no credit (credits_depleted: it rests an
@@ -10,9 +10,9 @@
 //   404 model_not_found      the model, for this organization: confirmed by GET /v1/models/{id}
 //   408, 409, 5xx            retried
 //   any other 4xx            the request: answered to the caller
-import type { ClassifiedGoogleError } from "../../../_shared/google/errors.ts";
-import type { ProviderRoom } from "../../../_shared/google/client.ts";
-import { sanitize } from "../../../_shared/sanitize.ts";
+import type { ClassifiedGoogleError } from "../google/errors.ts";
+import type { ProviderRoom } from "../google/client.ts";
+import { sanitize } from "../sanitize.ts";
 
 /** OpenAI's durations ("120ms", "1s", "18.642s", "6m0s", "1h0m0s") in whole milliseconds, rounded up. */
 export function parseOpenAiDuration(value: string | null | undefined): number | null {

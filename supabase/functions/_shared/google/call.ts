@@ -1,0 +1,276 @@
+// A call to a provider's REST over `fetch`, as Google's client (client.ts) and OpenAI's
+// (llm-invoke/upstream/openai) both make it: a deadline that also follows the caller's signal, the
+// answer read whole or opened as a stream, and whatever fails classified (errors.ts) with its
+// message sanitized of the key. What differs between providers is a Dialect: who answers, and how
+// its HTTP errors read.
+import { type ClassifiedGoogleError, classifyGoogleFailure, classifyGoogleHttpError } from "./errors.ts";
+import { sanitizeError } from "../sanitize.ts";
+
+/** A call about one model (models.get): whether a key sees it. */
+export interface ModelCall {
+  apiKey: string;
+  model: string;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export type ModelOutcome =
+  | { ok: true; latencyMs: number }
+  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
+
+/** What a generation's call (client.ts GenerateCall) tells this module: the key, the deadlines, the model. */
+interface GenerateCall {
+  apiKey: string;
+  request: { model: string };
+  timeoutMs: number;
+  streamTimeoutMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * What differs between providers in the calls both clients make: who answers (for messages; absent
+ * for Google) and how that provider's HTTP errors are read.
+ */
+export interface Dialect {
+  upstream?: string;
+  classifyHttp(
+    status: number,
+    body: unknown,
+    headers: Headers,
+    options: { secrets: string[]; model: string },
+  ): ClassifiedGoogleError;
+}
+
+/** A failure classified without the provider's answer, said to be the dialect's provider's. */
+export function failureOf(dialect: Dialect, error: ClassifiedGoogleError): ClassifiedGoogleError {
+  return dialect.upstream === undefined ? error : { ...error, upstream: dialect.upstream };
+}
+
+/** Reads a whole answer: its JSON object, or the classified error of a non-2xx status. */
+export async function readJsonAnswer(
+  response: Response,
+  dialect: Dialect,
+  secrets: string[],
+  model: string,
+): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false; error: ClassifiedGoogleError }> {
+  const text = await response.text();
+  let body: unknown = text;
+  let parsed = false;
+  try {
+    body = JSON.parse(text);
+    parsed = true;
+  } catch {
+    // Not JSON: an error is classified on its status and raw text; a 200 is malformed.
+  }
+  if (!response.ok) {
+    return { ok: false, error: dialect.classifyHttp(response.status, body, response.headers, { secrets, model }) };
+  }
+  if (!parsed || typeof body !== "object" || body === null || Array.isArray(body)) {
+    const who = dialect.upstream ?? "Google";
+    return {
+      ok: false,
+      error: failureOf(
+        dialect,
+        classifyGoogleFailure("malformed", `${who} answered 200 with a body that is not a JSON object.`, {
+          httpStatus: response.status,
+          secrets,
+        }),
+      ),
+    };
+  }
+  return { ok: true, body: body as Record<string, unknown> };
+}
+
+/** Whether a key sees a model: GET `url` with the key's `headers`; ok on 200, else the classified error. */
+export async function fetchModel(
+  url: string,
+  headers: Record<string, string>,
+  call: ModelCall,
+  dialect: Dialect,
+): Promise<ModelOutcome> {
+  const started = Date.now();
+  const guard = callGuard(call.timeoutMs, call.signal);
+  try {
+    const read = await readJsonAnswer(
+      await fetch(url, { headers, signal: guard.signal }),
+      dialect,
+      [call.apiKey],
+      call.model,
+    );
+    const latencyMs = Date.now() - started;
+    return read.ok ? { ok: true, latencyMs } : { ok: false, latencyMs, error: read.error };
+  } catch (error) {
+    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(dialect, error, guard, call) };
+  } finally {
+    guard.done();
+  }
+}
+
+/**
+ * Opens a stream: POSTs `body` and resolves when the provider's headers arrive (within the call's
+ * timeoutMs), with the guard that bounds the whole stream (streamTimeoutMs); a non-2xx answer, or
+ * one without a body, is read whole and classified.
+ */
+export async function openStream(
+  url: string,
+  init: { headers: Record<string, string>; body: unknown },
+  call: GenerateCall,
+  dialect: Dialect,
+): Promise<
+  | { ok: true; response: Response & { body: ReadableStream<Uint8Array> }; guard: CallGuard; latencyMs: number }
+  | { ok: false; error: ClassifiedGoogleError; latencyMs: number }
+> {
+  const started = Date.now();
+  // One deadline for the whole stream; the attempt's own deadline covers the wait for headers.
+  const guard = callGuard(Math.max(call.timeoutMs, call.streamTimeoutMs ?? call.timeoutMs), call.signal);
+  const first = callGuard(call.timeoutMs, guard.signal);
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      method: "POST",
+      headers: init.headers,
+      body: JSON.stringify(init.body),
+      signal: first.signal,
+    });
+  } catch (error) {
+    guard.done();
+    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(dialect, error, first, call) };
+  } finally {
+    first.done();
+  }
+  const latencyMs = Date.now() - started;
+  if (response.ok && response.body !== null) {
+    return { ok: true, response: response as Response & { body: ReadableStream<Uint8Array> }, guard, latencyMs };
+  }
+  const read = await readJsonAnswer(response, dialect, [call.apiKey], call.request.model).catch((error) => ({
+    ok: false as const,
+    error: thrownBy(dialect, error, guard, call),
+  }));
+  guard.done();
+  const error = read.ok
+    ? failureOf(
+      dialect,
+      classifyGoogleFailure("malformed", `${dialect.upstream ?? "Google"} answered the stream without a body.`, {
+        httpStatus: response.status,
+      }),
+    )
+    : read.error;
+  return { ok: false, latencyMs, error };
+}
+
+/** What a call that threw comes to, said to be the dialect's provider's. */
+export function thrownBy(
+  dialect: Dialect,
+  error: unknown,
+  guard: CallGuard,
+  call: GenerateCall | ModelCall,
+): ClassifiedGoogleError {
+  return failureOf(dialect, classifyThrown(error, { ...thrownContext(guard, call), upstream: dialect.upstream }));
+}
+
+/** What is known about a call that threw: whose deadline ran out, the status seen, what to redact. */
+export function thrownContext(guard: CallGuard, call: GenerateCall | ModelCall): ThrownContext {
+  return {
+    timedOut: guard.timedOut(),
+    callerAborted: call.signal?.aborted === true,
+    httpStatus: guard.httpStatus(),
+    secrets: [call.apiKey],
+    timeoutMs: call.timeoutMs,
+    model: "request" in call ? call.request.model : call.model,
+  };
+}
+
+export interface ThrownContext {
+  /** Who was called, for the messages (default: Google). */
+  upstream?: string;
+  timedOut: boolean;
+  callerAborted: boolean;
+  httpStatus: number | undefined;
+  secrets: string[];
+  timeoutMs: number;
+  /** The model called: only a 404 naming it is model_withdrawn. */
+  model?: string;
+}
+
+/**
+ * What every call to Google through the SDK needs: a deadline (aborting with the caller's own
+ * signal too, and remembering that it fired) and a fetch that records the HTTP status, which the SDK
+ * loses when an error body is not valid JSON. Call done() when the call is over.
+ */
+export interface CallGuard {
+  signal: AbortSignal;
+  recordingFetch: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
+  httpStatus: () => number | undefined;
+  timedOut: () => boolean;
+  done: () => void;
+}
+
+export function callGuard(timeoutMs: number, callerSignal?: AbortSignal): CallGuard {
+  const deadline = new AbortController();
+  let fired = false;
+  let status: number | undefined;
+  const timer = setTimeout(() => {
+    fired = true;
+    deadline.abort();
+  }, timeoutMs);
+  return {
+    signal: callerSignal === undefined ? deadline.signal : AbortSignal.any([deadline.signal, callerSignal]),
+    recordingFetch: async (input, init) => {
+      const response = await fetch(input, init);
+      status = response.status;
+      return response;
+    },
+    httpStatus: () => status,
+    timedOut: () => fired,
+    done: () => clearTimeout(timer),
+  };
+}
+
+/** Maps whatever the SDK or fetch threw to a classified error. */
+export function classifyThrown(error: unknown, ctx: ThrownContext): ClassifiedGoogleError {
+  const { secrets } = ctx;
+  // Checked first, by our own flags: an aborted fetch rejects with whatever reason the signal
+  // carries (AbortError, TimeoutError or any value), so the error itself cannot tell.
+  const who = ctx.upstream ?? "Google";
+  if (ctx.timedOut) {
+    return classifyGoogleFailure("timeout", `${who} did not answer within ${ctx.timeoutMs} ms.`, { secrets });
+  }
+  if (ctx.callerAborted || isAbort(error)) {
+    return classifyGoogleFailure("aborted", `The call to ${who} was cancelled.`, { secrets });
+  }
+  // ApiError: status plus the error body serialized as JSON in the message.
+  const status = apiErrorStatus(error);
+  if (status !== undefined) {
+    const message = (error as Error).message;
+    let body: unknown = message;
+    try {
+      body = JSON.parse(message);
+    } catch {
+      // Not JSON: classify on the status and the raw text.
+    }
+    return classifyGoogleHttpError(status, body, { secrets, model: ctx.model });
+  }
+  if (error instanceof SyntaxError) {
+    // The body (of an answer or of an error) was not JSON. Keep the status when we saw one.
+    if (ctx.httpStatus !== undefined && ctx.httpStatus >= 400) {
+      return classifyGoogleHttpError(ctx.httpStatus, `Malformed error body: ${sanitizeError(error, { secrets })}`, {
+        secrets,
+      });
+    }
+    return classifyGoogleFailure("malformed", sanitizeError(error, { secrets }), {
+      secrets,
+      httpStatus: ctx.httpStatus,
+    });
+  }
+  return classifyGoogleFailure("network", sanitizeError(error, { secrets }), { secrets });
+}
+
+function apiErrorStatus(error: unknown): number | undefined {
+  if (!(error instanceof Error) || error.name !== "ApiError") return undefined;
+  const status = (error as Error & { status?: unknown }).status;
+  return typeof status === "number" ? status : undefined;
+}
+
+function isAbort(error: unknown): boolean {
+  return error instanceof Error && (error.name === "AbortError" || error.name === "TimeoutError");
+}

@@ -1,0 +1,102 @@
+// OpenAI's model list with one key: GET /v1/models (Authorization: Bearer), with a deadline. The same
+// contract as Google's lister (google-models.ts): never throws for a failed call; it returns the
+// models, or an error classified as llm-invoke classifies OpenAI's answers (_shared/openai/errors.ts),
+// by status, `type` and `code`: a 401 is "invalid_key" (the key out of rotation), a 429, a 5xx or a
+// network failure is retryable (nothing concluded). Messages are sanitized with the key as a known
+// secret. The list gives `id`, `created` and `owned_by`, no token limits: those stay null.
+// No Deno globals: vitest runs it against the simulator.
+import { callGuard, classifyThrown } from "../_shared/google/client.ts";
+import { type ClassifiedGoogleError, classifyGoogleFailure } from "../_shared/google/errors.ts";
+import { openAiApiUrl } from "../_shared/openai/endpoint.ts";
+import { classifyOpenAiHttpError } from "../_shared/openai/errors.ts";
+import { type CatalogueModel, DEFAULT_LIST_TIMEOUT_MS, type ModelLister } from "./google-models.ts";
+
+export interface OpenAiModelListerOptions {
+  /** OpenAI's endpoint or a compatible server (the offline simulator), with or without /v1. */
+  baseUrl?: string;
+  /** Deadline of one key's listing. */
+  timeoutMs?: number;
+  /** Safety stop for a list that never ends. */
+  maxModels?: number;
+}
+
+const DEFAULT_MAX_MODELS = 5000;
+
+export function createOpenAiModelLister(options: OpenAiModelListerOptions = {}): ModelLister {
+  const url = `${openAiApiUrl(options.baseUrl)}/models`;
+  const maxModels = options.maxModels ?? DEFAULT_MAX_MODELS;
+  return {
+    async list(apiKey, call = {}) {
+      const timeoutMs = call.timeoutMs ?? options.timeoutMs ?? DEFAULT_LIST_TIMEOUT_MS;
+      const started = Date.now();
+      const guard = callGuard(timeoutMs, call.signal);
+      const secrets = [apiKey];
+      const failed = (error: ClassifiedGoogleError) => ({
+        ok: false as const,
+        latencyMs: Date.now() - started,
+        error: { ...error, upstream: "OpenAI" },
+      });
+      try {
+        const answer = await guard.recordingFetch(url, {
+          headers: { authorization: `Bearer ${apiKey}` },
+          signal: guard.signal,
+        });
+        const text = await answer.text();
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // Not JSON: an error is classified on its status and raw text; a 200 is malformed.
+        }
+        if (!answer.ok) return failed(classifyOpenAiHttpError(answer.status, body, answer.headers, { secrets }));
+        const models = modelsOf(body, maxModels);
+        if (models === null) {
+          return failed(classifyGoogleFailure("malformed", "OpenAI answered the model list without a data array.", {
+            httpStatus: answer.status,
+            secrets,
+          }));
+        }
+        return { ok: true, models, latencyMs: Date.now() - started };
+      } catch (error) {
+        return failed(classifyThrown(error, {
+          upstream: "OpenAI",
+          timedOut: guard.timedOut(),
+          callerAborted: call.signal?.aborted === true,
+          httpStatus: guard.httpStatus(),
+          secrets,
+          timeoutMs,
+        }));
+      } finally {
+        guard.done();
+      }
+    },
+  };
+}
+
+/** `{object: "list", data: [{id, created, owned_by}, …]}` as catalogue rows; null when there is no list. */
+export function modelsOf(body: unknown, maxModels = DEFAULT_MAX_MODELS): CatalogueModel[] | null {
+  const data = typeof body === "object" && body !== null ? (body as { data?: unknown }).data : undefined;
+  if (!Array.isArray(data)) return null;
+  const models: CatalogueModel[] = [];
+  for (const item of data) {
+    const entry = toCatalogueModel(item);
+    if (entry !== null) models.push(entry);
+    if (models.length >= maxModels) break;
+  }
+  return models;
+}
+
+/** One entry of OpenAI's list as a catalogue row: its id; OpenAI says nothing of limits or methods. */
+export function toCatalogueModel(item: unknown): CatalogueModel | null {
+  const id = typeof item === "object" && item !== null ? (item as { id?: unknown }).id : undefined;
+  const model = typeof id === "string" ? id.trim() : "";
+  if (model === "" || model.length > 200) return null;
+  return {
+    model,
+    display_name: null,
+    version: null,
+    input_token_limit: null,
+    output_token_limit: null,
+    supported_methods: [],
+  };
+}
