@@ -5,10 +5,10 @@
 // network failure is retryable (nothing concluded). Messages are sanitized with the key as a known
 // secret. The list gives `id`, `created` and `owned_by`, no token limits: those stay null.
 // No Deno globals: vitest runs it against the simulator.
-import { callGuard, classifyThrown } from "../_shared/google/client.ts";
+import { callGuard, failureOf, readJsonAnswer, thrownBy } from "../_shared/google/call.ts";
 import { type ClassifiedGoogleError, classifyGoogleFailure } from "../_shared/google/errors.ts";
 import { openAiApiUrl } from "../_shared/openai/endpoint.ts";
-import { classifyOpenAiHttpError } from "../_shared/openai/errors.ts";
+import { OPENAI_DIALECT } from "../_shared/openai/errors.ts";
 import { type CatalogueModel, DEFAULT_LIST_TIMEOUT_MS, type ModelLister } from "./google-models.ts";
 
 export interface OpenAiModelListerOptions {
@@ -34,22 +34,13 @@ export function createOpenAiModelLister(options: OpenAiModelListerOptions = {}):
       const failed = (error: ClassifiedGoogleError) => ({
         ok: false as const,
         latencyMs: Date.now() - started,
-        error: { ...error, upstream: "OpenAI" },
+        error: failureOf(OPENAI_DIALECT, error),
       });
       try {
-        const answer = await guard.recordingFetch(url, {
-          headers: { authorization: `Bearer ${apiKey}` },
-          signal: guard.signal,
-        });
-        const text = await answer.text();
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          // Not JSON: an error is classified on its status and raw text; a 200 is malformed.
-        }
-        if (!answer.ok) return failed(classifyOpenAiHttpError(answer.status, body, answer.headers, { secrets }));
-        const models = modelsOf(body, maxModels);
+        const answer = await fetch(url, { headers: { authorization: `Bearer ${apiKey}` }, signal: guard.signal });
+        const read = await readJsonAnswer(answer, OPENAI_DIALECT, secrets, "");
+        if (!read.ok) return failed(read.error);
+        const models = modelsOf(read.body, maxModels);
         if (models === null) {
           return failed(classifyGoogleFailure("malformed", "OpenAI answered the model list without a data array.", {
             httpStatus: answer.status,
@@ -58,14 +49,7 @@ export function createOpenAiModelLister(options: OpenAiModelListerOptions = {}):
         }
         return { ok: true, models, latencyMs: Date.now() - started };
       } catch (error) {
-        return failed(classifyThrown(error, {
-          upstream: "OpenAI",
-          timedOut: guard.timedOut(),
-          callerAborted: call.signal?.aborted === true,
-          httpStatus: guard.httpStatus(),
-          secrets,
-          timeoutMs,
-        }));
+        return failed(thrownBy(OPENAI_DIALECT, error, guard, { apiKey, model: "", timeoutMs, signal: call.signal }));
       } finally {
         guard.done();
       }

@@ -10,7 +10,6 @@
 import {
   type CallGuard,
   callGuard,
-  type Dialect,
   failureOf,
   fetchModel,
   openStream,
@@ -28,7 +27,7 @@ import { type ClassifiedGoogleError, classifyGoogleFailure } from "../../../_sha
 import { responseFinishReason, responseText, responseUsage } from "../../../_shared/google/response.ts";
 import { sseData } from "../../../_shared/google/sse.ts";
 import type { GoogleResponse } from "../../../_shared/google/types.ts";
-import { classifyOpenAiHttpError, roomOf } from "../../../_shared/openai/errors.ts";
+import { classifyOpenAiHttpError, OPENAI_DIALECT, roomOf } from "../../../_shared/openai/errors.ts";
 import { openAiApiUrl } from "../../../_shared/openai/endpoint.ts";
 import { answerWrapped, chatCompletionBody } from "./request.ts";
 import { ChunkTranslator, completionToResponse } from "./response.ts";
@@ -45,7 +44,7 @@ export function createOpenAiClient(options: { baseUrl?: string } = {}): GoogleCl
         error: failure(classifyGoogleFailure("malformed", "OpenAI offers no token count: the estimate stands.")),
       }),
     getModel: (call) =>
-      fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, headers(call.apiKey), call, OPENAI),
+      fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, headers(call.apiKey), call, OPENAI_DIALECT),
   };
 }
 
@@ -53,11 +52,8 @@ function headers(apiKey: string): Record<string, string> {
   return { "content-type": "application/json", authorization: `Bearer ${apiKey}` };
 }
 
-/** OpenAI's answers, read by its own rules (errors.ts). */
-const OPENAI: Dialect = { upstream: "OpenAI", classifyHttp: classifyOpenAiHttpError };
-
 /** A failure classified without an OpenAI answer, said to be OpenAI's. */
-const failure = (error: ClassifiedGoogleError): ClassifiedGoogleError => failureOf(OPENAI, error);
+const failure = (error: ClassifiedGoogleError): ClassifiedGoogleError => failureOf(OPENAI_DIALECT, error);
 
 /** OpenAI's service_tier as the answer names it (default, flex, priority, scale); null when absent. */
 function servedTierOf(body: Record<string, unknown>): string | null {
@@ -74,7 +70,7 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
       body: JSON.stringify(chatCompletionBody(call.request, false)),
       signal: guard.signal,
     });
-    const read = await readJsonAnswer(answer, OPENAI, [call.apiKey], call.request.model);
+    const read = await readJsonAnswer(answer, OPENAI_DIALECT, [call.apiKey], call.request.model);
     const latencyMs = Date.now() - started;
     if (!read.ok) return { ok: false, latencyMs, error: read.error };
     const response = completionToResponse(read.body, answerWrapped(call.request));
@@ -99,7 +95,7 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
       room: roomOf(answer.headers),
     };
   } catch (error) {
-    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(OPENAI, error, guard, call) };
+    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(OPENAI_DIALECT, error, guard, call) };
   } finally {
     guard.done();
   }
@@ -110,7 +106,7 @@ async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
     url,
     { headers: headers(call.apiKey), body: chatCompletionBody(call.request, true) },
     call,
-    OPENAI,
+    OPENAI_DIALECT,
   );
   if (!opened.ok) return opened;
   const { response, guard, latencyMs } = opened;
@@ -159,7 +155,7 @@ async function* streamChunks(
     }
   } catch (error) {
     if (error instanceof StreamCut) throw error;
-    throw new StreamCut(thrownBy(OPENAI, error, guard, call));
+    throw new StreamCut(thrownBy(OPENAI_DIALECT, error, guard, call));
   } finally {
     guard.done();
   }
