@@ -281,7 +281,7 @@ def parse_duration(text: str) -> Optional[float]:
 class Quota:
     """The quota route's answer for this client's credential: `.caller`, `.budget` (what is left of
     the token's and the client's budgets, or with a service key of the daily budget of `caller`, the
-    x-caller label; None where there is none), `.models` (one dict per model:
+    x-caller label; None where there is none), `.models` (one dict per model: its `provider`,
     limits, what is left of the minute and the Pacific day over all quota groups, the queue per class),
     `.as_of`, and the whole answer as `.raw`. `model(name)` finds one model's entry."""
 

@@ -298,15 +298,19 @@ export interface QuotaReport {
     daily_resets_at: string | null;
   };
   models: ModelQuota[];
-  /** Models Google withdrew (404) among those the credential may use (docs/google-429s.md). */
+  /** Models their provider withdrew (404) among those the credential may use (docs/models.md). */
   withdrawn?: WithdrawnModel[];
 }
 
 export interface WithdrawnModel {
   model: string;
+  /** Who withdrew it: "google" or "openai". */
+  provider: string;
   withdrawn_at: string;
   withdrawn_message: string | null;
   successor: string | null;
+  /** The replacement Google's 404 named (a suggestion), or null. */
+  google_successor: string | null;
   shutdown_date: string | null;
 }
 
@@ -322,6 +326,8 @@ export interface Cooldown {
 
 export interface ModelQuota {
   model: string;
+  /** Who serves the model: "google" or "openai"; its quota groups are that provider's. */
+  provider: string;
   /** Per quota group, after the safety margin. */
   limits: { rpm: number | null; tpm: number | null; rpd: number | null };
   quota_groups: number;

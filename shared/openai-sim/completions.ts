@@ -4,7 +4,8 @@
 //   when it is a user, system or developer message; empty after a tool result);
 // - response_format json_object: {"model": "<model>", "echo": "<same 200 characters>"};
 // - response_format json_schema: a value that fits the schema (sim-core/schema-values.ts, strings
-//   = the first 40 characters of the question); `strict: true` schemas are checked like OpenAI's;
+//   = the first 40 characters of the question); every schema is checked like OpenAI's (an object at
+//   its root, JSON Schema's type names: Google's `OBJECT` is refused), `strict: true` ones further;
 // - tools: tool_choice "required" or a named function always calls (the named one, else the first
 //   function whose name is in the question, else the first); "auto" (default) calls the first
 //   function whose name is in the question; "none" never. Arguments fit the function's parameters;
@@ -76,6 +77,18 @@ export function contentText(content: unknown): string {
     .join('');
 }
 
+/** JSON Schema's type names: OpenAI checks every schema against them (Google's `OBJECT` is none). */
+const JSON_TYPES = ['string', 'number', 'integer', 'boolean', 'array', 'object', 'null'];
+
+/** Every schema: its types are JSON Schema's. Returns the first place that breaks the rule. */
+function typeProblem(schema: unknown, path: string, depth = 0): string | undefined {
+  if (!isObject(schema) || depth > 32) return undefined;
+  const types = Array.isArray(schema.type) ? schema.type : schema.type === undefined ? [] : [schema.type];
+  const bad = types.find((t) => typeof t !== 'string' || !JSON_TYPES.includes(t));
+  if (bad !== undefined) return `In context=(${path}), '${String(bad)}' is not valid under any of the given schemas.`;
+  return childProblem(schema, path, depth, typeProblem);
+}
+
 /**
  * Strict structured outputs: every object lists all its properties in `required` and sets
  * `additionalProperties: false`. Returns the first place that breaks the rule.
@@ -90,6 +103,12 @@ function strictProblem(schema: unknown, path: string, depth = 0): string | undef
     const missing = props.find((p) => !required.includes(p));
     if (missing !== undefined) return `In context=(${path}), 'required' is required to be supplied and to be an array including every key in properties. Missing '${missing}'.`;
   }
+  return childProblem(schema, path, depth, strictProblem);
+}
+
+/** The first problem `rule` finds in a schema's sub-schemas (properties, items, anyOf, $defs). */
+function childProblem(schema: Record<string, unknown>, path: string, depth: number,
+  rule: (schema: unknown, path: string, depth: number) => string | undefined): string | undefined {
   const children: [string, unknown][] = [];
   if (isObject(schema.properties)) for (const [k, v] of Object.entries(schema.properties)) children.push([`${path}${path ? ', ' : ''}'properties', '${k}'`, v]);
   if (schema.items !== undefined) children.push([`${path}${path ? ', ' : ''}'items'`, schema.items]);
@@ -99,7 +118,7 @@ function strictProblem(schema: unknown, path: string, depth = 0): string | undef
     for (const [k, v] of entries) children.push([`${path}${path ? ', ' : ''}'${key}', '${k}'`, v]);
   }
   for (const [p, child] of children) {
-    const problem = strictProblem(child, p, depth + 1);
+    const problem = rule(child, p, depth + 1);
     if (problem) return problem;
   }
   return undefined;
@@ -121,10 +140,14 @@ function parseFormat(raw: unknown, messages: Record<string, unknown>[]): Parsed<
       return fail(badRequest("Invalid 'response_format.json_schema.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.", 'response_format.json_schema.name', 'invalid_value'));
     }
     const schema = spec.schema ?? {};
-    if (spec.strict === true) {
-      const problem = strictProblem(schema, '');
-      if (problem) return fail(badRequest(`Invalid schema for response_format '${spec.name}': ${problem}`, 'response_format', 'invalid_json_schema'));
+    // OpenAI's answer is an object: a schema of any other value is refused, whether strict or not.
+    const root = isObject(schema) ? schema.type : undefined;
+    if (root !== 'object') {
+      const got = typeof root === 'string' ? root : 'None';
+      return fail(badRequest(`Invalid schema for response_format '${spec.name}': schema must be a JSON Schema of 'type: "object"', got 'type: "${got}"'.`, 'response_format', 'invalid_json_schema'));
     }
+    const problem = typeProblem(schema, '') ?? (spec.strict === true ? strictProblem(schema, '') : undefined);
+    if (problem) return fail(badRequest(`Invalid schema for response_format '${spec.name}': ${problem}`, 'response_format', 'invalid_json_schema'));
     return { ok: true, value: { type: 'json_schema', schema } };
   }
   return fail(badRequest(`Invalid value: '${String(raw.type)}'. Supported values are: 'json_object', 'json_schema', and 'text'.`, 'response_format.type', 'invalid_value'));
@@ -142,8 +165,9 @@ function parseTools(raw: unknown, choice: unknown): Parsed<{ tools: ToolFunction
       if (typeof name !== 'string' || !NAME.test(name)) {
         return fail(badRequest(`Invalid 'tools[${i}].function.name': string does not match pattern. Expected a string that matches the pattern '^[a-zA-Z0-9_-]+$'.`, `tools[${i}].function.name`, 'invalid_value'));
       }
-      if (tool.function.strict === true && tool.function.parameters !== undefined) {
-        const problem = strictProblem(tool.function.parameters, '');
+      if (tool.function.parameters !== undefined) {
+        const parameters = tool.function.parameters;
+        const problem = typeProblem(parameters, '') ?? (tool.function.strict === true ? strictProblem(parameters, '') : undefined);
         if (problem) return fail(badRequest(`Invalid schema for function '${name}': ${problem}`, `tools[${i}].function.parameters`, 'invalid_function_parameters'));
       }
       tools.push({ name, parameters: tool.function.parameters });

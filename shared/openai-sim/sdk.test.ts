@@ -159,6 +159,37 @@ describe('the openai SDK against the simulator', () => {
     expect(e.param).toBe('response_format');
   });
 
+  it("any schema, strict or not: an object at the root of response_format, JSON Schema's type names", async () => {
+    const asked = (schema: Record<string, unknown>) => apiError(client.chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'x' }],
+      response_format: { type: 'json_schema', json_schema: { name: 'loose', schema } },
+    }));
+    for (const schema of [{ type: 'array', items: { type: 'string' } }, { type: 'OBJECT', properties: {} },
+      { type: 'object', properties: { a: { type: 'STRING' } } }]) {
+      const e = await asked(schema);
+      expect(e, JSON.stringify(schema)).toBeInstanceOf(OpenAI.BadRequestError);
+      expect(e.param).toBe('response_format');
+    }
+    const tool = await apiError(client.chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'x' }],
+      tools: [{ type: 'function', function: { name: 'f', parameters: { type: 'OBJECT', properties: {} } } }],
+    }));
+    expect(tool).toBeInstanceOf(OpenAI.BadRequestError);
+    expect(tool.param).toBe('tools[0].function.parameters');
+    // Lower-case JSON Schema, a nullable type among them, is answered.
+    const fine = await client.chat.completions.create({
+      model: 'gpt-4o',
+      messages: [{ role: 'user', content: 'x' }],
+      response_format: {
+        type: 'json_schema',
+        json_schema: { name: 'loose', schema: { type: 'object', properties: { a: { type: ['string', 'null'] } } } },
+      },
+    });
+    expect(JSON.parse(fine.choices[0]!.message.content!)).toEqual({ a: 'x' });
+  });
+
   it('logprobs: one entry per token, with the top alternatives asked for', async () => {
     const r = await client.chat.completions.create({
       model: 'gpt-4o',

@@ -302,7 +302,7 @@ end
 $$;
 
 -- The quota report's `models`: each active model the caller may use (p_models; null: every one), in
--- model order, with the minute and the day over all its quota groups and its queue
+-- model order, with its `provider`, the minute and the day over all its quota groups and its queue
 -- (google_ai_model_quota), its `cooldowns` (google_ai_model_cooldowns) and `kept` (what its shares keep
 -- for others and for the requester of class p_class and caller p_caller, google_ai_quota_kept).
 -- A step of its own: the report's body says who asks; this, what each model has left for them.
@@ -312,7 +312,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_report_models(p_now timestamp 
     SET search_path TO ''
     AS $$
   select coalesce(jsonb_agg(public.google_ai_model_quota(l.model, p_now)
-                   || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, p_now, p_show_groups),
+                   || jsonb_build_object('provider', l.provider,
+                        'cooldowns', public.google_ai_model_cooldowns(l.model, p_now, p_show_groups),
                         'kept', public.google_ai_quota_kept(l.model,
                           public.google_ai_effective_limit(l.rpm, l.safety_margin),
                           public.google_ai_effective_limit(l.rpd, l.safety_margin), p_class, p_caller))
@@ -321,14 +322,16 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_report_models(p_now timestamp 
   where l.is_active and (p_models is null or l.model = any (p_models))
 $$;
 
--- The quota report's `withdrawn`: the models Google withdrew among those the caller may use (p_models;
--- null: every one), in model order: when, Google's message, the successors, the shutdown date.
+-- The quota report's `withdrawn`: the models their provider withdrew among those the caller may use
+-- (p_models; null: every one), in model order: which provider, when, its message, the successors, the
+-- shutdown date.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report_withdrawn(p_models text[]) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
   select coalesce(jsonb_agg(jsonb_build_object(
            'model', l.model,
+           'provider', l.provider,
            'withdrawn_at', l.withdrawn_at,
            'withdrawn_message', l.withdrawn_message,
            'successor', l.successor,

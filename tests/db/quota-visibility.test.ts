@@ -9,7 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { connect, type Sql } from "../../shared/db/migrate.ts";
 import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
-import type { ModelQuota } from "../../clients/typescript/eve-gateway.ts";
+import type { ModelQuota, WithdrawnModel } from "../../clients/typescript/eve-gateway.ts";
 
 let db: TestDatabase;
 let gateway: Sql;
@@ -243,6 +243,7 @@ interface Report {
   caller: { kind: string; client: string | null; priority_class: string };
   budget: Record<string, number | string | null>;
   models: ModelQuota[];
+  withdrawn: WithdrawnModel[];
 }
 
 async function reportAt(at: number, tokenHash: string | null = null, caller: string | null = null): Promise<Report> {
@@ -269,6 +270,7 @@ describe("the quota route's report", () => {
     const pair = r.models.find((m) => m.model === "qv-pair")!;
     expect(pair).toEqual({
       model: "qv-pair",
+      provider: "google",
       limits: { rpm: 5, tpm: 1000, rpd: 20 },
       quota_groups: 2,
       cooling_down: 0,
@@ -332,6 +334,38 @@ describe("the quota route's report", () => {
     expect(await reportAt(T0, "no-such-hash")).toEqual({ ok: false, status: "token_invalid" });
     await db.sql`update public.google_ai_clients set revoked_at = now() where id = ${c.client_id}`;
     expect(await reportAt(T0, "hash-live")).toEqual({ ok: false, status: "token_revoked" });
+  });
+
+  it("names each model's provider, and sums only that provider's groups: an OpenAI organization for gpt-4o", async () => {
+    await reset();
+    // An OpenAI key for every OpenAI model (models null): it is gpt-4o's group and no Google model's.
+    await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority, models, provider)
+                 values ('qv-openai', 'OPENAI_API_KEY_QV', 'org-qv', 1, null, 'openai')`;
+    try {
+      const booked = await reserveAt(T0, "gpt-4o", 100);
+      expect(booked).toMatchObject({ ok: true, quota_group: "org-qv" });
+      const r = await reportAt(T0 + 1_000);
+      const rows = await db.sql<{ model: string; provider: string }[]>`
+        select model, provider from public.google_ai_model_limits where is_active order by model`;
+      expect(r.models.map((m) => [m.model, m.provider])).toEqual(rows.map((m) => [m.model, m.provider]));
+      const gpt = r.models.find((m) => m.model === "gpt-4o")!;
+      expect(gpt).toMatchObject({ provider: "openai", quota_groups: 1 });
+      expect(gpt.minute.requests_left).toBe(gpt.limits.rpm! - 1);
+      expect(r.models.find((m) => m.model === "qv-solo")).toMatchObject({ provider: "google", quota_groups: 1 });
+      expect(r.models.find((m) => m.model === "qv-keyless")).toMatchObject({ provider: "google", quota_groups: 0 });
+
+      // A withdrawn model says whose 404 it was.
+      await db.sql`update public.google_ai_model_limits set withdrawn_at = ${iso(T0)}::timestamptz,
+                     withdrawn_message = 'gone' where model in ('gpt-4o', 'qv-pair')`;
+      expect((await reportAt(T0 + 1_000)).withdrawn).toEqual([
+        expect.objectContaining({ model: "gpt-4o", provider: "openai", withdrawn_message: "gone" }),
+        expect.objectContaining({ model: "qv-pair", provider: "google", withdrawn_message: "gone" }),
+      ]);
+    } finally {
+      await db.sql`update public.google_ai_model_limits set withdrawn_at = null, withdrawn_message = null
+                   where model in ('gpt-4o', 'qv-pair')`;
+      await db.sql`delete from public.google_ai_api_keys where key_alias = 'qv-openai'`;
+    }
   });
 });
 

@@ -28,6 +28,7 @@ beforeEach(async () => {
 
 interface ModelQuota {
   model: string;
+  provider: string;
   limits: { rpm: number | null; tpm: number | null; rpd: number | null };
   quota_groups: number;
   minute: { requests_left: number | null; requests_reset_ms: number | null; tokens_left: number | null };
@@ -164,6 +165,7 @@ describe("the quota route", () => {
     const all = await quota();
     expect(all.body.caller).toMatchObject({ kind: "service", client: null });
     expect((all.body.models as ModelQuota[]).map((m) => m.model)).toEqual(expect.arrayContaining([FLASH, GEMMA]));
+    expect([modelOf(all, GEMMA).provider, modelOf(all, "gpt-4o").provider]).toEqual(["google", "openai"]);
     expect(Object.values(all.body.budget as Record<string, unknown>).every((v) => v === null)).toBe(true);
   });
 

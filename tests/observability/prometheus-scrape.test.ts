@@ -21,8 +21,12 @@ import { FINALIZE_OUTCOMES } from "../../supabase/functions/_shared/vocabulary.t
 const available = prometheusBinary() !== null;
 const ALERTS = readFileSync(path.join(repoRoot, "docs", "prometheus", "eve-gateway-alerts.yml"), "utf8");
 const DASHBOARD = JSON.parse(readFileSync(path.join(repoRoot, "docs", "grafana", "eve-gateway.json"), "utf8")) as {
-  panels: { type: string; title: string; targets?: { expr: string }[] }[];
+  panels: { type: string; title: string; targets?: { expr: string; legendFormat: string }[] }[];
+  templating: { list: { name: string; allValue?: string }[] };
 };
+/** The metrics that carry the provider (google, openai): their panels split and filter by it. */
+const BY_PROVIDER = ["eve_gateway_google_calls_total", "eve_gateway_google_429_total", "eve_gateway_cooldown_seconds_left",
+  "eve_gateway_keys"];
 const KEYS = [
   { alias: "metrics-a", project: "proj-a", env: "GOOGLE_TEST_KEY_METRICS_A", simKey: "sim-metrics-a" },
   { alias: "metrics-b", project: "proj-b", env: "GOOGLE_TEST_KEY_METRICS_B", simKey: "sim-metrics-b" },
@@ -239,15 +243,25 @@ describe.skipIf(!available && !inCi)("Prometheus scraping the local stack", () =
     }, 30_000).catch(() => {
       throw new Error(`sum(eve_gateway_attempts_total): Prometheus says ${scraped}, the rows ${rows} (before: ${seen})`);
     });
-    const targets = DASHBOARD.panels.flatMap((p) => (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr })));
+    const targets = DASHBOARD.panels.flatMap((p) =>
+      (p.targets ?? []).map((t) => ({ panel: p.title, expr: t.expr, legend: t.legendFormat })));
     expect(targets.length).toBeGreaterThanOrEqual(15);
+    expect(DASHBOARD.templating.list.filter((v) => v.allValue === ".*").map((v) => v.name)).toEqual(["model", "provider"]);
     const empty: string[] = [];
+    const unsplit: string[] = [];
     for (const t of targets) {
-      const expr = t.expr.replaceAll("$__rate_interval", "2m").replaceAll("$model", ".*");
+      const expr = t.expr.replaceAll("$__rate_interval", "2m").replaceAll("$model", ".*").replaceAll("$provider", ".*");
       const result = await prom.query(expr);
       if (!result.some((r) => Number.isFinite(Number(r.value[1])))) empty.push(`${t.panel}: ${expr}`);
+      // A panel of a provider's metric is filtered by the variable and names the provider of each series.
+      if (BY_PROVIDER.some((m) => t.expr.includes(m)) && (!t.expr.includes('provider=~"$provider"')
+          || !t.legend.includes("{{provider}}") || !result.every((r) => ["google", "openai"].includes(r.metric.provider!)))) {
+        unsplit.push(`${t.panel}: ${t.expr}`);
+      }
     }
     expect(empty).toEqual([]);
+    expect(unsplit).toEqual([]);
+    expect(targets.filter((t) => BY_PROVIDER.some((m) => t.expr.includes(m))).length).toBe(4);
     const rules = await prom.rules();
     expect(rules.length).toBe((ALERTS.match(/- alert:/g) ?? []).length);
     expect(rules.filter((r) => r.health !== "ok")).toEqual([]);

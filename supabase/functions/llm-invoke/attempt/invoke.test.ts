@@ -19,6 +19,7 @@ import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } fr
 import type { Clock } from "../clock.ts";
 import { createInputCounter, createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { exhausted, limitOfQuota } from "./refusals.ts";
+import { classifyOpenAiHttpError } from "../../_shared/openai/errors.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "../model/exact-count.ts";
 import type { ActiveKey, GatewayStore } from "../store/store.ts";
@@ -801,6 +802,26 @@ describe("limitOfQuota", () => {
     expect(zero.quotaCause).toBe("limit_zero");
     expect(limitOfQuota(zero)).toBe("upstream");
     expect(exhausted(zero).extra).toMatchObject({ limit: "upstream", cause: "limit_zero" });
+  });
+
+  it("names the provider that refused or failed: OpenAI's errors say OpenAI, Google's Google", () => {
+    const openai = (status: number, message: string) =>
+      classifyOpenAiHttpError(status, { error: { message, type: "invalid_request_error", param: null, code: null } },
+        new Headers(), { secrets: [], model: "gpt-4o" });
+    const refused = openai(400, "'messages' must contain the word 'json' in some form.");
+    expect(refused.class).toBe("client_error");
+    expect(exhausted(refused)).toMatchObject({
+      code: "upstream_rejected",
+      message: expect.stringMatching(/^OpenAI rejected/),
+    });
+    expect(exhausted(openai(500, "The server had an error.")).message).toMatch(/^OpenAI failed: /);
+    const google = classifyGoogleHttpError(400, {
+      error: { code: 400, message: "bad field", status: "INVALID_ARGUMENT" },
+    });
+    expect(exhausted(google)).toMatchObject({
+      code: "upstream_rejected",
+      message: "Google rejected the request: bad field",
+    });
   });
 });
 

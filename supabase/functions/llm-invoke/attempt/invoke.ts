@@ -64,7 +64,7 @@ import {
   shedFlex,
   type TierChoice,
 } from "./service-tiers.ts";
-import { cancelled, exhausted, fallbackSteps, modelWithdrawn, noActiveKey, rejectedByGoogle } from "./refusals.ts";
+import { cancelled, exhausted, fallbackSteps, modelWithdrawn, noActiveKey, rejectedByProvider } from "./refusals.ts";
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
@@ -411,7 +411,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           },
           { deadline, clock },
         ));
-      if (error.class === "client_error") throw rejectedByGoogle(error);
+      if (error.class === "client_error") throw rejectedByProvider(error);
       if (error.kind === "aborted") throw cancelled();
       if (error.class === "model_withdrawn") {
         // Learned once, in the database; the key is not at fault and nothing needs to back off.

@@ -224,30 +224,37 @@ export function exhausted(
   if (error === null) {
     return new GatewayError("unavailable", "No Google key could be used: a key's secret is not configured.");
   }
+  const provider = providerOf(error);
   switch (error.class) {
     case "rate_limited":
       return withCause(rateLimited(limitOfQuota(error), error.retryAfterMs), error.quotaCause);
     case "invalid_key":
-      return new GatewayError("upstream_error", "Google refused the gateway's keys; the operator has to check them.");
+      return new GatewayError(
+        "upstream_error",
+        `${provider} refused the gateway's keys; the operator has to check them.`,
+      );
     case "client_error":
-      return rejectedByGoogle(error);
+      return rejectedByProvider(error);
     case "model_withdrawn":
       if (withdrawn !== null) return modelWithdrawn(withdrawn.model, withdrawn.successor);
-      return new GatewayError("model_withdrawn", `Google no longer serves the model: ${error.message}`, {
+      return new GatewayError("model_withdrawn", `${provider} no longer serves the model: ${error.message}`, {
         details: { upstream_status: error.httpStatus },
       });
     default:
       return error.kind === "timeout"
-        ? new GatewayError("upstream_timeout", "Google did not answer in time.")
-        : new GatewayError("upstream_error", `Google failed: ${error.message}`, {
+        ? new GatewayError("upstream_timeout", `${provider} did not answer in time.`)
+        : new GatewayError("upstream_error", `${provider} failed: ${error.message}`, {
           details: { upstream_status: error.httpStatus },
         });
   }
 }
 
-/** Google refused the request itself (a 4xx other than 429): not retried. */
-export function rejectedByGoogle(error: ClassifiedGoogleError): GatewayError {
-  return new GatewayError("upstream_rejected", `Google rejected the request: ${error.message}`, {
+/** Who answered (or failed to): the error's provider, Google unless it says otherwise. */
+const providerOf = (error: ClassifiedGoogleError) => error.upstream ?? "Google";
+
+/** The model's provider refused the request itself (a 4xx other than 429): not retried. */
+export function rejectedByProvider(error: ClassifiedGoogleError): GatewayError {
+  return new GatewayError("upstream_rejected", `${providerOf(error)} rejected the request: ${error.message}`, {
     details: { upstream_status: error.httpStatus, upstream_code: error.status },
   });
 }

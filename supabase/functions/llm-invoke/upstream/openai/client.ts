@@ -29,7 +29,7 @@ import { sseData } from "../../../_shared/google/sse.ts";
 import type { GoogleResponse } from "../../../_shared/google/types.ts";
 import { classifyOpenAiHttpError, OPENAI_DIALECT, roomOf } from "../../../_shared/openai/errors.ts";
 import { openAiApiUrl } from "../../../_shared/openai/endpoint.ts";
-import { chatCompletionBody } from "./request.ts";
+import { answerWrapped, chatCompletionBody } from "./request.ts";
 import { ChunkTranslator, completionToResponse } from "./response.ts";
 
 export function createOpenAiClient(options: { baseUrl?: string } = {}): GoogleClient {
@@ -73,7 +73,7 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
     const read = await readJsonAnswer(answer, OPENAI_DIALECT, [call.apiKey], call.request.model);
     const latencyMs = Date.now() - started;
     if (!read.ok) return { ok: false, latencyMs, error: read.error };
-    const response = completionToResponse(read.body);
+    const response = completionToResponse(read.body, answerWrapped(call.request));
     if (response === null) {
       return {
         ok: false,
@@ -126,7 +126,7 @@ async function* streamChunks(
   call: GenerateCall,
 ): AsyncGenerator<GoogleResponse, void, undefined> {
   const secrets = [call.apiKey];
-  const translator = new ChunkTranslator();
+  const translator = new ChunkTranslator(answerWrapped(call.request));
   const cut = (message: string) =>
     new StreamCut(failure(classifyGoogleFailure("malformed", message, { httpStatus: 200, secrets })));
   try {

@@ -1,7 +1,8 @@
 // The gateway's one request as a Chat Completions body: roles, images, the tool-call round trip,
-// sampling and JSON output.
+// sampling and JSON output (Gemini's schemas as JSON Schema, a value that is not an object wrapped in
+// one, the word "json" OpenAI's json_object needs).
 import { describe, expect, it } from "vitest";
-import { chatCompletionBody } from "./request.ts";
+import { answerWrapped, chatCompletionBody } from "./request.ts";
 
 describe("chatCompletionBody", () => {
   it("writes the system prompt first, turns as user/assistant, and the sampling fields", () => {
@@ -86,5 +87,88 @@ describe("chatCompletionBody", () => {
       generationConfig: { responseMimeType: "application/json" },
     }, false);
     expect(anyObject.response_format).toEqual({ type: "json_object" });
+  });
+
+  it("sends Gemini's OpenAPI schemas as JSON Schema: lower-case types, nullable as a type, counts as numbers", () => {
+    const geminiSchema = {
+      type: "OBJECT",
+      properties: {
+        name: { type: "STRING", nullable: true, description: "who" },
+        tags: { type: "ARRAY", items: { type: "STRING", format: "enum", enum: ["a", "b"] }, maxItems: "3" },
+        kind: { type: "STRING", enum: ["x", "y"], nullable: true },
+      },
+      required: ["name"],
+      propertyOrdering: ["name", "tags", "kind"],
+    };
+    const jsonSchema = {
+      type: "object",
+      properties: {
+        name: { type: ["string", "null"], description: "who" },
+        tags: { type: "array", items: { type: "string", enum: ["a", "b"] }, maxItems: 3 },
+        kind: { type: ["string", "null"], enum: ["x", "y", null] },
+      },
+      required: ["name"],
+    };
+    const request = {
+      model: "gpt-4o",
+      contents: [{ role: "user" as const, parts: [{ text: "x" }] }],
+      generationConfig: { responseMimeType: "application/json", responseSchema: geminiSchema },
+      tools: [{ functionDeclarations: [{ name: "tag", parameters: geminiSchema }] }],
+    };
+    const body = chatCompletionBody(request, false);
+    expect(body.response_format).toEqual({
+      type: "json_schema",
+      json_schema: { name: "response", schema: jsonSchema },
+    });
+    expect(body.tools).toEqual([{ type: "function", function: { name: "tag", parameters: jsonSchema } }]);
+    expect(answerWrapped(request)).toBe(false);
+  });
+
+  it("asks for a list (or any value that is not an object) as an object holding it, as OpenAI takes objects only", () => {
+    const request = {
+      model: "gpt-4o",
+      contents: [{ role: "user" as const, parts: [{ text: "three colours" }] }],
+      generationConfig: {
+        responseMimeType: "application/json",
+        responseSchema: { type: "ARRAY", items: { type: "STRING" } },
+      },
+    };
+    expect(chatCompletionBody(request, false).response_format).toEqual({
+      type: "json_schema",
+      json_schema: {
+        name: "response",
+        schema: {
+          type: "object",
+          properties: { value: { type: "array", items: { type: "string" } } },
+          required: ["value"],
+          additionalProperties: false,
+        },
+      },
+    });
+    expect(answerWrapped(request)).toBe(true);
+    const jsonSchema = { ...request, generationConfig: { responseJsonSchema: { type: "integer" } } };
+    expect(answerWrapped(jsonSchema)).toBe(true);
+    // OpenAI's route passes the caller's own body: nothing is wrapped there.
+    expect(answerWrapped({ ...request, openAiBody: { messages: [] } })).toBe(false);
+  });
+
+  it('says "json" for json_object when no message does (OpenAI refuses it otherwise), after the system prompt', () => {
+    const asked = (text: string, systemInstruction?: string) =>
+      chatCompletionBody({
+        model: "gpt-4o",
+        systemInstruction,
+        contents: [{ role: "user", parts: [{ text }] }],
+        generationConfig: { responseMimeType: "application/json" },
+      }, false).messages;
+    expect(asked("three colours", "Be brief.")).toEqual([
+      { role: "system", content: "Be brief." },
+      { role: "system", content: "Answer in JSON." },
+      { role: "user", content: "three colours" },
+    ]);
+    expect(asked("three colours")).toEqual([
+      { role: "system", content: "Answer in JSON." },
+      { role: "user", content: "three colours" },
+    ]);
+    expect(asked("three colours as Json")).toEqual([{ role: "user", content: "three colours as Json" }]);
   });
 });

@@ -1,8 +1,10 @@
 // The gateway's one request (Gemini's contents, system instruction, generationConfig, tools) as an
 // OpenAI Chat Completions body, for a model an OpenAI organization serves. Every surface reaches it:
 // the gateway's JSON route, Google's routes and OpenAI's own. What Chat Completions has no field for
-// (safetySettings, topK, thinking budgets) is not sent; the answer is still the model's.
+// (safetySettings, topK, thinking budgets) is not sent; the answer is still the model's. Gemini's
+// schemas are sent as JSON Schema (schema.ts).
 import type { Content, GoogleRequest, Part } from "../../../_shared/google/types.ts";
+import { jsonSchemaOf, responseFormatSchema } from "./schema.ts";
 
 type Message = Record<string, unknown>;
 
@@ -22,13 +24,32 @@ export function chatCompletionBody(request: GoogleRequest, stream: boolean): Rec
   }
   const ids = new CallIds();
   for (const content of request.contents) messages.push(...messagesOf(content, ids));
+  const fields = sampling(request.generationConfig);
+  // OpenAI refuses json_object unless a message says "json"; Gemini asks no such word of the caller.
+  const format = fields.response_format as { type?: string } | undefined;
+  if (format?.type === "json_object" && !messages.some((m) => /json/i.test(JSON.stringify(m.content ?? "")))) {
+    messages.splice(messages[0]?.role === "system" ? 1 : 0, 0, { role: "system", content: "Answer in JSON." });
+  }
   return {
     model: request.model,
     messages,
-    ...sampling(request.generationConfig),
+    ...fields,
     ...toolFields(request),
     ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}),
   };
+}
+
+/** The JSON Schema of the answer asked for (Gemini's responseJsonSchema, else its responseSchema); undefined: none. */
+function answerSchema(config: GoogleRequest["generationConfig"]): unknown {
+  if (config.responseJsonSchema !== undefined) return config.responseJsonSchema;
+  return config.responseSchema === undefined ? undefined : jsonSchemaOf(config.responseSchema);
+}
+
+/** Whether OpenAI's answer comes wrapped in an object (the schema asked for is not an object's): schema.ts. */
+export function answerWrapped(request: GoogleRequest): boolean {
+  if (request.openAiBody !== undefined) return false;
+  const schema = answerSchema(request.generationConfig);
+  return schema !== undefined && responseFormatSchema(schema).wrapped;
 }
 
 /** OpenAI's route: the caller's body as sent, but for the fields the gateway sets. */
@@ -115,9 +136,10 @@ function sampling(config: GoogleRequest["generationConfig"]): Record<string, unk
   if (config.seed !== undefined) body.seed = config.seed;
   if (config.presencePenalty !== undefined) body.presence_penalty = config.presencePenalty;
   if (config.frequencyPenalty !== undefined) body.frequency_penalty = config.frequencyPenalty;
-  const schema = config.responseJsonSchema ?? config.responseSchema;
+  const schema = answerSchema(config);
   if (schema !== undefined) {
-    body.response_format = { type: "json_schema", json_schema: { name: "response", schema } };
+    const asked = responseFormatSchema(schema).schema;
+    body.response_format = { type: "json_schema", json_schema: { name: "response", schema: asked } };
   } else if (config.responseMimeType === "application/json") {
     body.response_format = { type: "json_object" };
   }
@@ -145,7 +167,7 @@ function toolFields(request: GoogleRequest): Record<string, unknown> {
       ...(d.description === undefined ? {} : { description: d.description }),
       ...(d.parametersJsonSchema ?? d.parameters) === undefined
         ? {}
-        : { parameters: d.parametersJsonSchema ?? d.parameters },
+        : { parameters: d.parametersJsonSchema ?? jsonSchemaOf(d.parameters) },
     },
   }));
   const calling = (request.toolConfig?.functionCallingConfig ?? {}) as {

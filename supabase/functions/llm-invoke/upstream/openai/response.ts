@@ -3,6 +3,7 @@
 // surface read them as they read Google's. Usage: OpenAI's prompt_tokens and completion_tokens (its
 // reasoning tokens are inside completion_tokens).
 import type { GoogleResponse } from "../../../_shared/google/types.ts";
+import { unwrappedText } from "./schema.ts";
 
 type Json = Record<string, unknown>;
 
@@ -65,13 +66,18 @@ function common(body: Json): Json {
   };
 }
 
-/** A whole chat.completion; null when it has no choices (not an answer). */
-export function completionToResponse(body: Json): GoogleResponse | null {
+/**
+ * A whole chat.completion; null when it has no choices (not an answer). `wrapped`: the JSON answer was
+ * asked as an object holding it (schema.ts), and its text is the value held.
+ */
+export function completionToResponse(body: Json, wrapped = false): GoogleResponse | null {
   if (!Array.isArray(body.choices) || body.choices.length === 0) return null;
   const candidates = body.choices.filter(isObject).map((choice, position) => {
     const message = isObject(choice.message) ? choice.message : {};
     const parts: Json[] = [];
-    if (typeof message.content === "string" && message.content !== "") parts.push({ text: message.content });
+    if (typeof message.content === "string" && message.content !== "") {
+      parts.push({ text: wrapped ? unwrappedText(message.content) : message.content });
+    }
     if (typeof message.refusal === "string" && message.refusal !== "") parts.push({ text: message.refusal });
     if (Array.isArray(message.tool_calls)) parts.push(...message.tool_calls.filter(isObject).map(callPart));
     return {
@@ -88,11 +94,15 @@ export function completionToResponse(body: Json): GoogleResponse | null {
 
 /**
  * Streamed chat.completion.chunk objects as Gemini's chunks. Text deltas pass at once; a tool call's
- * arguments come in pieces and are passed whole when its choice finishes. Returns null for a chunk
- * that carries nothing to pass (a role-only delta).
+ * arguments come in pieces and are passed whole when its choice finishes, and so is the text of a
+ * wrapped JSON answer (`wrapped`, schema.ts): the value it holds is known only once it is whole.
+ * Returns null for a chunk that carries nothing to pass (a role-only delta).
  */
 export class ChunkTranslator {
   private readonly calls = new Map<number, Map<number, { id?: string; name: string; args: string }>>();
+  private readonly texts = new Map<number, string>();
+
+  constructor(private readonly wrapped = false) {}
 
   translate(chunk: Json): GoogleResponse | null {
     const candidates: Json[] = [];
@@ -101,11 +111,14 @@ export class ChunkTranslator {
       const index = typeof choice.index === "number" ? choice.index : position;
       const delta = isObject(choice.delta) ? choice.delta : {};
       const parts: Json[] = [];
-      if (typeof delta.content === "string" && delta.content !== "") parts.push({ text: delta.content });
+      if (typeof delta.content === "string" && delta.content !== "") {
+        if (this.wrapped) this.texts.set(index, (this.texts.get(index) ?? "") + delta.content);
+        else parts.push({ text: delta.content });
+      }
       if (typeof delta.refusal === "string" && delta.refusal !== "") parts.push({ text: delta.refusal });
       if (Array.isArray(delta.tool_calls)) this.collect(index, delta.tool_calls);
       const finish = finishReasonOf(choice.finish_reason);
-      if (finish !== undefined) parts.push(...this.finished(index));
+      if (finish !== undefined) parts.push(...this.finishedText(index), ...this.finished(index));
       if (parts.length > 0 || finish !== undefined) {
         candidates.push({
           index,
@@ -134,6 +147,12 @@ export class ChunkTranslator {
       if (typeof fn.arguments === "string") call.args += fn.arguments;
       calls.set(at, call);
     }
+  }
+
+  private finishedText(choice: number): Json[] {
+    const text = this.texts.get(choice);
+    this.texts.delete(choice);
+    return text === undefined ? [] : [{ text: unwrappedText(text) }];
   }
 
   private finished(choice: number): Json[] {
