@@ -9,11 +9,10 @@
 import { ApiError, GoogleGenAI } from "@google/genai";
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FunctionsServer, startFunctionsServer } from "../../scripts/serve-functions.ts";
-import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
+import type { FunctionsServer } from "../../scripts/serve-functions.ts";
 import { modelNotFound } from "../../shared/google-sim/errors.ts";
 import { eventually, GENEROUS_SIM_MODELS, type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
-import { echoDatabaseTrouble, TEST_STACK_DB_ENV } from "../support/stack-env.ts";
+import { serveMaintenance } from "../maintenance/serve-maintenance.ts";
 
 const GEMMA3 = "gemma-3-27b-it";
 const GEMMA4 = "gemma-4-31b-it";
@@ -31,20 +30,11 @@ beforeAll(async () => {
   });
   ({ token } = await mintToken(s.sql, "lc-notebook", { models: [GEMMA3, GEMMA4] }));
   // The maintenance function, served against the same database and "Google".
-  maintenance = await startFunctionsServer({
-    port: 0,
-    only: ["maintenance"],
-    env: {
-      ...TEST_STACK_DB_ENV,
-      SUPABASE_DB_URL: await gatewayRoleUrl(s.db.url),
-      GATEWAY_DB_URL: "",
-      SUPABASE_SERVICE_ROLE_KEY: MAINTENANCE_KEY,
-      SUPABASE_SECRET_KEYS: "",
-      GOOGLE_AI_BASE_URL: s.sim.url,
-      GOOGLE_TEST_KEY_LC_KEY: KEY.simKey,
-    },
-    log: (line) => echoDatabaseTrouble("maintenance", line),
-  });
+  ({ server: maintenance } = await serveMaintenance({
+    dbUrl: s.db.url,
+    serviceKey: MAINTENANCE_KEY,
+    env: { GOOGLE_AI_BASE_URL: s.sim.url, GOOGLE_TEST_KEY_LC_KEY: KEY.simKey },
+  }));
   // Google withdraws Gemma 3 (the gateway's rows do not know yet).
   s.sim.withdraw(GEMMA3);
 }, 120_000);

@@ -4,11 +4,10 @@
 // is missing is reported only, the catalogue is refreshed, configured models Google does not list
 // are flagged, the run is logged, and no key appears anywhere in what it answers or writes.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FunctionsServer, startFunctionsServer } from "../../scripts/serve-functions.ts";
+import type { FunctionsServer } from "../../scripts/serve-functions.ts";
 import { type GoogleSimulator, startGoogleSimulator } from "../../shared/google-sim/server.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
-import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
-import { echoDatabaseTrouble, TEST_STACK_DB_ENV } from "../support/stack-env.ts";
+import { serveMaintenance } from "./serve-maintenance.ts";
 
 const SERVICE_KEY = "sb_secret_maintenance_http_test_0123456789";
 // Key rows -> Edge secrets -> simulator keys. "revoked" is a key the simulator (Google) does not know;
@@ -49,25 +48,12 @@ beforeAll(async () => {
     models: { "gemini-3.9-flash": { displayName: "Gemini 3.9 Flash" } },
     faults: [{ kind: "invalid_key", apiKey: "sim-key-c1", methods: ["models.list"] }],
   });
-  server = await startFunctionsServer({
-    port: 0,
-    only: ["maintenance"],
-    env: {
-      ...TEST_STACK_DB_ENV,
-      SUPABASE_DB_URL: await gatewayRoleUrl(db.url),
-      GATEWAY_DB_URL: "",
-      SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY,
-      SUPABASE_SECRET_KEYS: "",
-      GOOGLE_AI_BASE_URL: sim.url,
-      GOOGLE_MT_KEY_NOT_SET: "",
-      ...SECRETS,
-    },
-    log: (line) => {
-      logs.push(line);
-      echoDatabaseTrouble("maintenance", line);
-    },
-  });
-  url = `${server.url}/functions/v1/maintenance`;
+  ({ server, url } = await serveMaintenance({
+    dbUrl: db.url,
+    serviceKey: SERVICE_KEY,
+    env: { GOOGLE_AI_BASE_URL: sim.url, GOOGLE_MT_KEY_NOT_SET: "", ...SECRETS },
+    log: (line) => logs.push(line),
+  }));
 }, 120_000);
 
 afterAll(async () => {

@@ -6,11 +6,11 @@
 // (an OpenAI row OpenAI does not list is missing, a withdrawn one it lists again is restored); and
 // counted in both simulators, no key ever reaches the other provider.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type FunctionsServer, startFunctionsServer } from "../../scripts/serve-functions.ts";
+import type { FunctionsServer } from "../../scripts/serve-functions.ts";
 import { type GoogleSimulator, startGoogleSimulator } from "../../shared/google-sim/server.ts";
 import { type OpenAISimulator, startOpenAISimulator } from "../../shared/openai-sim/server.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
-import { gatewayRoleUrl } from "../../shared/db/gateway-role.ts";
+import { serveMaintenance } from "./serve-maintenance.ts";
 
 const SERVICE_KEY = "sb_secret_maintenance_openai_test_0123456789";
 const GOOGLE_SECRETS: Record<string, string> = { GOOGLE_MT_KEY_G1: "sim-key-g1" };
@@ -48,14 +48,10 @@ beforeAll(async () => {
                  withdrawn_message = 'The model does not exist' where model = 'gpt-4o-mini'`;
   google = await startGoogleSimulator({ keys: { "sim-key-g1": "sim-project-g" } });
   openai = await startOpenAISimulator({ organizations: { "org-mt-a": { keys: [OPENAI_SECRETS.OPENAI_MT_KEY_A1!] } } });
-  server = await startFunctionsServer({
-    port: 0,
-    only: ["maintenance"],
+  ({ server, url } = await serveMaintenance({
+    dbUrl: db.url,
+    serviceKey: SERVICE_KEY,
     env: {
-      SUPABASE_DB_URL: await gatewayRoleUrl(db.url),
-      GATEWAY_DB_URL: "",
-      SUPABASE_SERVICE_ROLE_KEY: SERVICE_KEY,
-      SUPABASE_SECRET_KEYS: "",
       GOOGLE_AI_BASE_URL: google.url,
       OPENAI_BASE_URL: openai.url,
       OPENAI_MT_KEY_NOT_SET: "",
@@ -63,8 +59,7 @@ beforeAll(async () => {
       ...OPENAI_SECRETS,
     },
     log: (line) => logs.push(line),
-  });
-  url = `${server.url}/functions/v1/maintenance`;
+  }));
 }, 120_000);
 
 afterAll(async () => {
