@@ -3,7 +3,7 @@
 // to OpenAI only, a request books its input plus max_tokens and settles at input + output (OpenAI's
 // rule, the row's booked_output_tokens), the gateway writes the bot's token_usage row, and OpenAI's
 // failures are told by structure: a 5xx or an empty wallet answered by the chain's Gemini model in the
-// same request, the wallet asked again at most once an hour, a withdrawn model learned once.
+// same request (a JSON answer too), the wallet asked again at most once an hour, a withdrawn model learned once.
 import OpenAI from "openai";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type OpenAISimulator, startOpenAISimulator } from "../../shared/openai-sim/server.ts";
@@ -205,6 +205,24 @@ describe("gpt-4o behind the gateway", () => {
     oa.clearFaults();
     expect(res.status, res.text).toBe(200);
     expect(res.body.model).toBe(FLASH);
+    expect(s.sim.stats().total.received).toBe(1);
+  });
+
+  it("a JSON answer crosses providers too: gpt-4o's, or the chain's Gemini model's in the same request when OpenAI fails", async () => {
+    const schema = { type: "object", properties: { title: { type: "string" }, day: { type: "string" } }, required: ["title", "day"] };
+    const ask = (id: string) =>
+      s.call({ model: "gpt-4o", prompt: "extract the event", fallback_models: [FLASH], request_id: id,
+        generationConfig: { responseMimeType: "application/json", responseJsonSchema: schema } });
+    const served = await ask("oa-json");
+    expect(served.status, served.text).toBe(200);
+    expect(served.body.model).toBe("gpt-4o");
+    expect(Object.keys(JSON.parse(served.body.text)).sort()).toEqual(["day", "title"]);
+    oa.addFault({ kind: "http503" });
+    const fell = await ask("oa-json-fallback");
+    oa.clearFaults();
+    expect(fell.status, fell.text).toBe(200);
+    expect(fell.body.model).toBe(FLASH);
+    expect(Object.keys(JSON.parse(fell.body.text)).sort()).toEqual(["day", "title"]);
     expect(s.sim.stats().total.received).toBe(1);
   });
 
