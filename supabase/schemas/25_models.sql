@@ -243,8 +243,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_provider(p_model text) RETURNS
 $$;
 
 -- Retired in Google's catalogue: active Google keys were checked (models.list answered) and none
--- lists the model. The same reading as google_ai_model_catalogue_status's 'unlisted'. For Google's
--- model rows only (another provider's models are in no Google catalogue).
+-- lists the model. The same reading as google_ai_model_catalogue_status's 'unlisted' of a Google row.
+-- For Google's model rows only: a chain passes over another provider's model after a confirmed 404.
 CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
     LANGUAGE plpgsql STABLE
     SET search_path TO ''

@@ -129,8 +129,9 @@ CREATE OR REPLACE VIEW public.google_ai_model_lifecycle WITH (security_invoker='
      LEFT JOIN public.google_ai_model_catalogue_status s ON ((s.model = l.model)));
 
 COMMENT ON VIEW public.google_ai_model_lifecycle IS
-    'Each model row in its life cycle: withdrawn (when, Google''s message and the replacement it names), shutdown '
-    'date, successor, chain, limits and where they come from, and what models.list last said of it.';
+    'Each model row in its life cycle: withdrawn (when, its provider''s message and the replacement it names), '
+    'shutdown date, successor, chain, limits and where they come from, and what its provider''s model list last '
+    'said of it.';
 
 CREATE OR REPLACE VIEW public.google_ai_queue_now WITH (security_invoker='true') AS
  SELECT q.model,

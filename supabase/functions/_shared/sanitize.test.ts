@@ -10,6 +10,16 @@ describe("sanitize", () => {
   it.each([
     ["a Google key", `request failed for key ${GOOGLE_KEY} (400)`, GOOGLE_KEY],
     ["a Google key in a query string", `GET /v1beta/models?key=${GOOGLE_KEY}&alt=sse`, GOOGLE_KEY],
+    [
+      "an OpenAI key",
+      "Incorrect API key provided: sk-proj-AbCdEf0123456789xyz. Find yours",
+      "sk-proj-AbCdEf0123456789xyz",
+    ],
+    [
+      "an OpenAI service account key",
+      "key sk-svcacct-0123456789abcdef_XYZ rejected",
+      "sk-svcacct-0123456789abcdef_XYZ",
+    ],
     ["a Supabase secret key", `apikey header was ${SB_SECRET}`, SB_SECRET],
     ["a JWT", `service role ${JWT} rejected`, JWT],
     ["a bearer token", "Authorization: Bearer abc.def-123_opaque", "abc.def-123_opaque"],

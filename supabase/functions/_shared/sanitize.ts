@@ -20,6 +20,8 @@ const TRUNCATED = "…[truncated]";
 const PATTERNS: ReadonlyArray<[RegExp, string]> = [
   // Google API keys: "AIza" + 35 url-safe characters (matched loosely so that a cut key is caught too).
   [/AIza[0-9A-Za-z_-]{10,}/g, REDACTED],
+  // OpenAI API keys: "sk-", then the key's kind (proj-, svcacct-, admin-) and its characters.
+  [/\bsk-[0-9A-Za-z_-]{8,}/g, REDACTED],
   // Supabase secret keys, our scoped tokens (evegw_tok_) and Kaggle client secrets (evegw_cs_).
   [/sb_secret_[0-9A-Za-z_-]+/g, REDACTED],
   [/evegw_(?:tok|cs)_[0-9A-Za-z_-]+/g, REDACTED],

@@ -7,7 +7,7 @@
 //           runs everything inside one transaction that is rolled back (store.dryRun).
 // Answer:   200 the run summary (run.ts RunSummary) with request_id: housekeeping result, every active
 //           key's check (ok / invalid -> disabled / missing_secret / error), the catalogue status of
-//           each configured Google model (listed / unlisted / unknown), the life cycle per provider,
+//           each model row against its provider's keys (listed / unlisted / unknown), the life cycle,
 //           and `problems` in words. `status` is
 //           "failed" when housekeeping or the catalogue failed; the run is logged either way.
 // Errors:   the shared envelope's shape and codes (_shared/errors.ts has the one table): 401 for

@@ -38,7 +38,7 @@ export function createOpenAiModelLister(options: OpenAiModelListerOptions = {}):
       });
       try {
         const answer = await fetch(url, { headers: { authorization: `Bearer ${apiKey}` }, signal: guard.signal });
-        const read = await readJsonAnswer(answer, OPENAI_DIALECT, secrets, "");
+        const read = await readJsonAnswer(answer, OPENAI_DIALECT, secrets);
         if (!read.ok) return failed(read.error);
         const models = modelsOf(read.body, maxModels);
         if (models === null) {

@@ -100,7 +100,7 @@ export interface RunSummary {
         CatalogueStatus,
         "model" | "catalogue_status" | "keys_listing" | "input_token_limit" | "output_token_limit"
       >[];
-      /** Configured active models that no checked active key of their provider lists any more (`models`: Google's rows). */
+      /** Configured active models that no checked active key of their provider lists any more. */
       unlisted: string[];
       error?: string;
     };

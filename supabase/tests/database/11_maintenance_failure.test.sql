@@ -2,7 +2,7 @@
 -- 'failed', the sanitized error) and returns instead of raising, and the other steps keep their work.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(14);
+select plan(15);
 
 update public.google_ai_maintenance_settings set batch_size = 1;
 insert into public.google_ai_attempts (status, caller, model, created_at)
@@ -52,6 +52,8 @@ select is((select tables_affected from public.google_ai_maintenance_log where id
 select is(public.google_ai_sanitize_error(E'Authorization: Bearer eyJhbGciOi.eyJzdWIiOiIx.c2lnbmF0dXJl\nnext'),
   'Authorization: Bearer [redacted] next', 'bearer tokens and JWTs are redacted, control characters flattened');
 select is(length(public.google_ai_sanitize_error(repeat('x', 2000))), 500, 'messages are capped at 500 characters');
+select is(public.google_ai_sanitize_error('Incorrect API key provided: sk-proj-AbCdEf0123456789xyz. Find yours'),
+  'Incorrect API key provided: [redacted]. Find yours', 'OpenAI keys are redacted');
 
 select * from finish();
 rollback;

@@ -1,5 +1,5 @@
-// A call to a provider's REST over `fetch`, as Google's client (client.ts) and OpenAI's
-// (llm-invoke/upstream/openai) both make it: a deadline that also follows the caller's signal, the
+// A call to a provider's REST over `fetch`, as Google's client (client.ts), OpenAI's
+// (llm-invoke/upstream/openai) and maintenance's model lists make it: a deadline that also follows the caller's signal, the
 // answer read whole or opened as a stream, and whatever fails classified (errors.ts) with its
 // message sanitized of the key. What differs between providers is a Dialect: who answers, and how
 // its HTTP errors read.
@@ -33,13 +33,19 @@ interface GenerateCall {
  */
 export interface Dialect {
   upstream?: string;
+  /** `model`: the model called, if any (only a 404 naming it is model_withdrawn). */
   classifyHttp(
     status: number,
     body: unknown,
     headers: Headers,
-    options: { secrets: string[]; model: string },
+    options: { secrets: string[]; model?: string },
   ): ClassifiedGoogleError;
 }
+
+/** Google's answers, read by its own rules (errors.ts): the dialect where none is named. */
+export const GOOGLE_DIALECT: Dialect = {
+  classifyHttp: (status, body, _headers, options) => classifyGoogleHttpError(status, body, options),
+};
 
 /** A failure classified without the provider's answer, said to be the dialect's provider's. */
 export function failureOf(dialect: Dialect, error: ClassifiedGoogleError): ClassifiedGoogleError {
@@ -51,7 +57,7 @@ export async function readJsonAnswer(
   response: Response,
   dialect: Dialect,
   secrets: string[],
-  model: string,
+  model?: string,
 ): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false; error: ClassifiedGoogleError }> {
   const text = await response.text();
   let body: unknown = text;
@@ -165,7 +171,7 @@ export function thrownBy(
   guard: CallGuard,
   call: GenerateCall | ModelCall,
 ): ClassifiedGoogleError {
-  return failureOf(dialect, classifyThrown(error, { ...thrownContext(guard, call), upstream: dialect.upstream }));
+  return failureOf(dialect, classifyThrown(error, { ...thrownContext(guard, call), dialect }));
 }
 
 /** What is known about a call that threw: whose deadline ran out, the status seen, what to redact. */
@@ -181,8 +187,8 @@ export function thrownContext(guard: CallGuard, call: GenerateCall | ModelCall):
 }
 
 export interface ThrownContext {
-  /** Who was called, for the messages (default: Google). */
-  upstream?: string;
+  /** Who was called and how its errors read (default: Google's). */
+  dialect?: Dialect;
   timedOut: boolean;
   callerAborted: boolean;
   httpStatus: number | undefined;
@@ -193,9 +199,9 @@ export interface ThrownContext {
 }
 
 /**
- * What every call to Google through the SDK needs: a deadline (aborting with the caller's own
- * signal too, and remembering that it fired) and a fetch that records the HTTP status, which the SDK
- * loses when an error body is not valid JSON. Call done() when the call is over.
+ * What every call to a provider needs: a deadline (aborting with the caller's own signal too, and
+ * remembering that it fired) and a fetch that records the HTTP status, which an SDK (Google's model
+ * list) loses when an error body is not valid JSON. Call done() when the call is over.
  */
 export interface CallGuard {
   signal: AbortSignal;
@@ -226,12 +232,13 @@ export function callGuard(timeoutMs: number, callerSignal?: AbortSignal): CallGu
   };
 }
 
-/** Maps whatever the SDK or fetch threw to a classified error. */
+/** Maps whatever the SDK or fetch threw to a classified error, read by the call's dialect. */
 export function classifyThrown(error: unknown, ctx: ThrownContext): ClassifiedGoogleError {
   const { secrets } = ctx;
+  const dialect = ctx.dialect ?? GOOGLE_DIALECT;
   // Checked first, by our own flags: an aborted fetch rejects with whatever reason the signal
   // carries (AbortError, TimeoutError or any value), so the error itself cannot tell.
-  const who = ctx.upstream ?? "Google";
+  const who = dialect.upstream ?? "Google";
   if (ctx.timedOut) {
     return classifyGoogleFailure("timeout", `${who} did not answer within ${ctx.timeoutMs} ms.`, { secrets });
   }
@@ -248,14 +255,13 @@ export function classifyThrown(error: unknown, ctx: ThrownContext): ClassifiedGo
     } catch {
       // Not JSON: classify on the status and the raw text.
     }
-    return classifyGoogleHttpError(status, body, { secrets, model: ctx.model });
+    return dialect.classifyHttp(status, body, new Headers(), { secrets, model: ctx.model });
   }
   if (error instanceof SyntaxError) {
     // The body (of an answer or of an error) was not JSON. Keep the status when we saw one.
     if (ctx.httpStatus !== undefined && ctx.httpStatus >= 400) {
-      return classifyGoogleHttpError(ctx.httpStatus, `Malformed error body: ${sanitizeError(error, { secrets })}`, {
-        secrets,
-      });
+      const body = `Malformed error body: ${sanitizeError(error, { secrets })}`;
+      return dialect.classifyHttp(ctx.httpStatus, body, new Headers(), { secrets });
     }
     return classifyGoogleFailure("malformed", sanitizeError(error, { secrets }), {
       secrets,

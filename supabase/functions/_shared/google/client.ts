@@ -16,8 +16,8 @@ import {
   type CallGuard,
   callGuard,
   classifyThrown,
-  type Dialect,
   fetchModel,
+  GOOGLE_DIALECT,
   type ModelCall,
   type ModelOutcome,
   openStream,
@@ -139,7 +139,7 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
         `${apiBase}/models/${encodeURIComponent(call.model)}`,
         { "x-goog-api-key": call.apiKey },
         call,
-        GOOGLE,
+        GOOGLE_DIALECT,
       ),
   };
 }
@@ -158,18 +158,13 @@ function post(url: string, call: GenerateCall, body: unknown, signal: AbortSigna
   });
 }
 
-/** Google's answers, read by its own rules (errors.ts). */
-const GOOGLE: Dialect = {
-  classifyHttp: (status, body, _headers, options) => classifyGoogleHttpError(status, body, options),
-};
-
 async function countTokens(url: string, call: GenerateCall): Promise<CountTokensOutcome> {
   const started = Date.now();
   const guard = callGuard(call.timeoutMs, call.signal);
   try {
     const read = await readJsonAnswer(
       await post(url, call, countTokensBody(call.request), guard.signal),
-      GOOGLE,
+      GOOGLE_DIALECT,
       [call.apiKey],
       call.request.model,
     );
@@ -197,7 +192,7 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
   try {
     const answer = await post(url, call, generateContentBody(call.request), guard.signal);
     const servedTier = servedTierOf(answer);
-    const read = await readJsonAnswer(answer, GOOGLE, [call.apiKey], call.request.model);
+    const read = await readJsonAnswer(answer, GOOGLE_DIALECT, [call.apiKey], call.request.model);
     const latencyMs = Date.now() - started;
     if (!read.ok) return { ok: false, latencyMs, error: read.error };
     const response = read.body as GoogleResponse;
@@ -236,7 +231,7 @@ async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
       body: generateContentBody(call.request),
     },
     call,
-    GOOGLE,
+    GOOGLE_DIALECT,
   );
   if (!opened.ok) return opened;
   const { response, guard, latencyMs } = opened;

@@ -654,7 +654,7 @@ describe("invoke: Google failures", () => {
     const error = await rejection(run());
     expect(error.code).toBe("model_withdrawn");
     expect(error.details).toEqual({ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" });
-    expect(error.message).toContain("Google names gemma-4-31b-it as its successor");
+    expect(error.message).toContain("Its successor is gemma-4-31b-it");
     expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error", "google_error", "withdrawn"]);
   });
 

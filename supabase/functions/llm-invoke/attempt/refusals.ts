@@ -195,18 +195,20 @@ function inProgress(requestId: string, retryAfterMs: number | null, retryAt: str
   );
 }
 
-/** Google no longer serves the model and the request has no other model left to try. */
+/** The model's provider no longer serves it and the request has no other model left to try. */
 export function modelWithdrawn(model: string, successor: string | null): GatewayError {
   const instead = successor === null
     ? "name another model, or give the request fallback_models."
-    : `Google names ${successor} as its successor: name it, or give the request fallback_models.`;
-  return new GatewayError("model_withdrawn", `Model ${model} is withdrawn: Google no longer serves it. ${instead}`, {
-    details: { model, successor },
-  });
+    : `Its successor is ${successor}: name it, or give the request fallback_models.`;
+  return new GatewayError(
+    "model_withdrawn",
+    `Model ${model} is withdrawn: its provider no longer serves it. ${instead}`,
+    { details: { model, successor } },
+  );
 }
 
 export function noActiveKey(): GatewayError {
-  return new GatewayError("unavailable", "No active Google key serves this model.");
+  return new GatewayError("unavailable", "No active key of the model's provider serves this model.");
 }
 
 export function cancelled(): GatewayError {
@@ -222,7 +224,10 @@ export function exhausted(
   withdrawn: { model: string; successor: string | null } | null = null,
 ): GatewayError {
   if (error === null) {
-    return new GatewayError("unavailable", "No Google key could be used: a key's secret is not configured.");
+    return new GatewayError(
+      "unavailable",
+      "No key of the model's provider could be used: a key's secret is not configured.",
+    );
   }
   const provider = providerOf(error);
   switch (error.class) {

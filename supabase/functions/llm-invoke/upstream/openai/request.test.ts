@@ -170,5 +170,15 @@ describe("chatCompletionBody", () => {
       { role: "user", content: "three colours" },
     ]);
     expect(asked("three colours as Json")).toEqual([{ role: "user", content: "three colours as Json" }]);
+    // An image's data is no word of the caller's, even where its base64 happens to spell "json".
+    const withImage = chatCompletionBody({
+      model: "gpt-4o",
+      contents: [{
+        role: "user",
+        parts: [{ text: "the colours" }, { inlineData: { mimeType: "image/png", data: "aGVsbG8JSONx" } }],
+      }],
+      generationConfig: { responseMimeType: "application/json" },
+    }, false).messages;
+    expect((withImage as unknown[])[0]).toEqual({ role: "system", content: "Answer in JSON." });
   });
 });

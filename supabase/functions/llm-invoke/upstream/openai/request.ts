@@ -27,7 +27,7 @@ export function chatCompletionBody(request: GoogleRequest, stream: boolean): Rec
   const fields = sampling(request.generationConfig);
   // OpenAI refuses json_object unless a message says "json"; Gemini asks no such word of the caller.
   const format = fields.response_format as { type?: string } | undefined;
-  if (format?.type === "json_object" && !messages.some((m) => /json/i.test(JSON.stringify(m.content ?? "")))) {
+  if (format?.type === "json_object" && !messages.some((m) => /json/i.test(textOf(m.content)))) {
     messages.splice(messages[0]?.role === "system" ? 1 : 0, 0, { role: "system", content: "Answer in JSON." });
   }
   return {
@@ -37,6 +37,17 @@ export function chatCompletionBody(request: GoogleRequest, stream: boolean): Rec
     ...toolFields(request),
     ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}),
   };
+}
+
+/** A message's words: its text, or its text parts' (never an image's data, where "json" may occur by chance). */
+function textOf(content: unknown): string {
+  if (typeof content === "string") return content;
+  if (!Array.isArray(content)) return "";
+  return content.map((part) =>
+    typeof part === "object" && part !== null && (part as { type?: unknown }).type === "text"
+      ? String((part as { text?: unknown }).text ?? "")
+      : ""
+  ).join(" ");
 }
 
 /** The JSON Schema of the answer asked for (Gemini's responseJsonSchema, else its responseSchema); undefined: none. */
