@@ -242,9 +242,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_provider(p_model text) RETURNS
   select l.provider, l.booked_output_tokens from public.google_ai_model_limits l where l.model = p_model
 $$;
 
--- Retired in Google's catalogue: active Google keys were checked (models.list answered) and none
--- lists the model. The same reading as google_ai_model_catalogue_status's 'unlisted' of a Google row.
--- For Google's model rows only: a chain passes over another provider's model after a confirmed 404.
+-- Retired in its provider's catalogue: active keys of the model's provider were checked (their model
+-- lists answered) and none lists the model. The same reading as google_ai_model_catalogue_status's
+-- 'unlisted': another provider's lists say nothing of the model, and no checked key says 'unknown'.
 CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -254,7 +254,8 @@ begin
     with ok_keys as (
       select h.api_key_id from public.google_ai_key_health h
       join public.google_ai_api_keys k on k.id = h.api_key_id
-      where h.status = 'ok' and k.is_active and k.serves_provider = 'google')
+      join public.google_ai_model_limits l on l.model = p_model and l.provider = k.serves_provider
+      where h.status = 'ok' and k.is_active)
     select exists (select 1 from ok_keys)
        and not exists (select 1 from public.google_ai_model_catalogue c
                        where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o)));

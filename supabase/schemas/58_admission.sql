@@ -233,8 +233,8 @@ end
 $$;
 
 -- The chain a request tries (google_ai_fall_back_at): its models as asked (names) and canonical
--- (models), each once, and whether each is retired (an inactive row, or unlisted by every key that
--- answered models.list); when every one is, none is (the catalogue may be the one that is wrong).
+-- (models), each once, and whether each is retired (an inactive row, or unlisted by every checked key
+-- of its provider: google_ai_model_unlisted); when every one is, none is (the catalogue may be the one that is wrong).
 -- With p_token_hash, the fallbacks the token may not use are left out (the first model is always
 -- asked) and the token's client is the caller (caller, client_id, token_id). first: where the chain
 -- starts, the model of p_queue_ticket when the request holds one.
@@ -264,7 +264,7 @@ begin
     models := models || coalesce(v_row.model, v_name);
     retired := retired || (v_row.id is not null
                            and (not v_row.is_active
-                                or (v_row.provider = 'google' and public.google_ai_model_unlisted(v_row.model))));
+                                or public.google_ai_model_unlisted(v_row.model)));
   end loop;
   if not (false = any (retired)) then
     retired := array_fill(false, array[cardinality(models)]);

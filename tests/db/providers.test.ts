@@ -102,7 +102,7 @@ describe("a key serves only its provider's models", () => {
   });
 });
 
-describe("Google's catalogue, life cycle and key health keep to Google's rows", () => {
+describe("each provider's catalogue, life cycle and key health keep to its own rows", () => {
   it("checks only Google's keys, and concludes nothing about another provider's models", async () => {
     const keys = await db.sql`select key_alias from public.google_ai_active_keys()`;
     expect(keys.map((k) => k.key_alias)).toEqual(["google-main"]);
@@ -144,6 +144,27 @@ describe("Google's catalogue, life cycle and key health keep to Google's rows", 
       'provider="google",quota_group="proj-g",health="ok",active="true"',
       'provider="openai",quota_group="org-o",health="unchecked",active="true"',
     ]);
+  });
+
+  it("passes over a model its own provider's checked keys leave unlisted, OpenAI's as Google's", async () => {
+    const chain = async () =>
+      (await db.sql`select retired from public.google_ai_fallback_chain(array['gpt-4o', 'gemma-3-27b'], null, null)`)[0]!.retired;
+    const checkOpenAi = (models: string[]) =>
+      db.sql`select public.google_ai_record_key_check(${OPENAI_KEY}::uuid, 'ok', 200, null, null,
+        ${db.sql.json(models.map((model) => ({ model })))}::jsonb)`;
+    try {
+      // Google's key lists Gemma (the test above); OpenAI's key, checked, lists another model only.
+      await checkOpenAi(["gpt-4o-mini"]);
+      expect(await chain()).toEqual([true, false]);
+      const [status] = await db.sql`select catalogue_status from public.google_ai_model_catalogue_status where model = 'gpt-4o'`;
+      expect(status!.catalogue_status).toBe("unlisted");
+      // Listed again: asked again.
+      await checkOpenAi(["gpt-4o-mini", "gpt-4o"]);
+      expect(await chain()).toEqual([false, false]);
+    } finally {
+      await db.sql`delete from public.google_ai_model_catalogue where api_key_id = ${OPENAI_KEY}::uuid`;
+      await db.sql`delete from public.google_ai_key_health where api_key_id = ${OPENAI_KEY}::uuid`;
+    }
   });
 });
 
