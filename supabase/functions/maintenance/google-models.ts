@@ -3,8 +3,8 @@
 // (_shared/google/errors.ts), so "invalid_key" means the same thing in llm-invoke and here. Messages
 // are sanitized with the key as a known secret. No Deno globals: vitest runs it against the simulator.
 import { GoogleGenAI } from "@google/genai";
-import { callGuard, classifyThrown } from "../_shared/google/call.ts";
-import { DEFAULT_GOOGLE_BASE_URL, GOOGLE_API_VERSION } from "../_shared/google/client.ts";
+import { callGuard, classifyThrown } from "../_shared/upstream/call.ts";
+import { DEFAULT_GOOGLE_BASE_URL, GOOGLE_API_VERSION, GOOGLE_DIALECT } from "../_shared/google/client.ts";
 import type { ClassifiedGoogleError } from "../_shared/google/errors.ts";
 
 /** One model as the catalogue stores it (google_ai_record_key_check's p_models). */
@@ -68,6 +68,7 @@ export function createModelLister(options: ModelListerOptions = {}): ModelLister
           ok: false,
           latencyMs: Date.now() - started,
           error: classifyThrown(error, {
+            dialect: GOOGLE_DIALECT,
             timedOut: guard.timedOut(),
             callerAborted: call.signal?.aborted === true,
             httpStatus: guard.httpStatus(),

@@ -5,7 +5,7 @@
 // network failure is retryable (nothing concluded). Messages are sanitized with the key as a known
 // secret. The list gives `id`, `created` and `owned_by`, no token limits: those stay null.
 // No Deno globals: vitest runs it against the simulator.
-import { callGuard, failureOf, readJsonAnswer, thrownBy } from "../_shared/google/call.ts";
+import { callGuard, failureOf, readJsonAnswer, thrownBy } from "../_shared/upstream/call.ts";
 import { type ClassifiedGoogleError, classifyGoogleFailure } from "../_shared/google/errors.ts";
 import { openAiApiUrl } from "../_shared/openai/endpoint.ts";
 import { OPENAI_DIALECT } from "../_shared/openai/errors.ts";

@@ -1,5 +1,5 @@
 // Google's Gemini REST over plain `fetch` (no SDK: one POST needs none of google-auth-library, ws or
-// gaxios, and the function boots faster without them). Four calls, each with a deadline (call.ts),
+// gaxios, and the function boots faster without them). Four calls, each with a deadline (../upstream/call.ts),
 // none of which throws for a failed call: each returns Google's answer or a classified error
 // (errors.ts) whose message is sanitized of the key.
 //   generate     generateContent: the whole answer, read (text, usage) and kept as Google sent it
@@ -16,14 +16,19 @@ import {
   type CallGuard,
   callGuard,
   classifyThrown,
+  type Dialect,
   fetchModel,
-  GOOGLE_DIALECT,
   type ModelCall,
   type ModelOutcome,
   openStream,
   readJsonAnswer,
   thrownContext,
-} from "./call.ts";
+} from "../upstream/call.ts";
+
+/** Google's answers, read by its own rules (errors.ts): the dialect of every call to Google. */
+export const GOOGLE_DIALECT: Dialect = {
+  classifyHttp: (status, body, _headers, options) => classifyGoogleHttpError(status, body, options),
+};
 
 export type { Usage } from "./response.ts";
 
@@ -180,7 +185,11 @@ async function countTokens(url: string, call: GenerateCall): Promise<CountTokens
     }
     return { ok: true, totalTokens: total, latencyMs };
   } catch (error) {
-    return { ok: false, latencyMs: Date.now() - started, error: classifyThrown(error, thrownContext(guard, call)) };
+    return {
+      ok: false,
+      latencyMs: Date.now() - started,
+      error: classifyThrown(error, thrownContext(guard, call, GOOGLE_DIALECT)),
+    };
   } finally {
     guard.done();
   }
@@ -217,7 +226,11 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
       servedTier,
     };
   } catch (error) {
-    return { ok: false, latencyMs: Date.now() - started, error: classifyThrown(error, thrownContext(guard, call)) };
+    return {
+      ok: false,
+      latencyMs: Date.now() - started,
+      error: classifyThrown(error, thrownContext(guard, call, GOOGLE_DIALECT)),
+    };
   } finally {
     guard.done();
   }
@@ -277,7 +290,7 @@ async function* streamChunks(
     }
   } catch (error) {
     if (error instanceof StreamCut) throw error;
-    throw new StreamCut(classifyThrown(error, thrownContext(guard, call)));
+    throw new StreamCut(classifyThrown(error, thrownContext(guard, call, GOOGLE_DIALECT)));
   } finally {
     guard.done();
   }

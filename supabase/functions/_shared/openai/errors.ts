@@ -12,7 +12,7 @@
 //   any other 4xx            the request: answered to the caller
 import type { ClassifiedGoogleError } from "../google/errors.ts";
 import type { ProviderRoom } from "../google/client.ts";
-import type { Dialect } from "../google/call.ts";
+import type { Dialect } from "../upstream/call.ts";
 import { sanitize } from "../sanitize.ts";
 
 /** OpenAI's durations ("120ms", "1s", "18.642s", "6m0s", "1h0m0s") in whole milliseconds, rounded up. */
@@ -125,5 +125,5 @@ export function classifyOpenAiHttpError(
   return { ...base, class: "retryable", kind: "malformed" };
 }
 
-/** OpenAI's answers, read by its own rules: the dialect of every call to OpenAI (../google/call.ts). */
+/** OpenAI's answers, read by its own rules: the dialect of every call to OpenAI (../upstream/call.ts). */
 export const OPENAI_DIALECT: Dialect = { upstream: "OpenAI", classifyHttp: classifyOpenAiHttpError };

@@ -11,7 +11,7 @@ import {
   StreamCut,
   type StreamOutcome,
 } from "../../_shared/google/client.ts";
-import type { ModelCall, ModelOutcome } from "../../_shared/google/call.ts";
+import type { ModelCall, ModelOutcome } from "../../_shared/upstream/call.ts";
 import type { GoogleResponse } from "../../_shared/google/types.ts";
 import { classifyGoogleFailure, classifyGoogleHttpError } from "../../_shared/google/errors.ts";
 import { MODEL_NOT_FOUND_WORDINGS } from "../../../../shared/google-sim/errors.ts";

@@ -1,4 +1,4 @@
-// OpenAI's Chat Completions REST over plain `fetch` (the call itself: ../../../_shared/google/call.ts),
+// OpenAI's Chat Completions REST over plain `fetch` (the call itself: ../../../_shared/upstream/call.ts),
 // speaking the same calls as Google's client (../../../_shared/google/client.ts) so the attempt loop
 // runs both alike:
 //   generate     POST /v1/chat/completions: the whole answer, in the gateway's inner shape (response.ts)
@@ -15,7 +15,7 @@ import {
   openStream,
   readJsonAnswer,
   thrownBy,
-} from "../../../_shared/google/call.ts";
+} from "../../../_shared/upstream/call.ts";
 import {
   type GenerateCall,
   type GenerateOutcome,

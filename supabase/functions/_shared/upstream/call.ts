@@ -1,9 +1,11 @@
-// A call to a provider's REST over `fetch`, as Google's client (client.ts), OpenAI's
-// (llm-invoke/upstream/openai) and maintenance's model lists make it: a deadline that also follows the caller's signal, the
-// answer read whole or opened as a stream, and whatever fails classified (errors.ts) with its
-// message sanitized of the key. What differs between providers is a Dialect: who answers, and how
-// its HTTP errors read.
-import { type ClassifiedGoogleError, classifyGoogleFailure, classifyGoogleHttpError } from "./errors.ts";
+// A call to a provider's REST over `fetch`, as Google's client (../google/client.ts), OpenAI's
+// (llm-invoke/upstream/openai) and maintenance's model lists make it: a deadline that also follows
+// the caller's signal, the answer read whole or opened as a stream, and whatever fails classified
+// with its message sanitized of the key. What differs between providers is a Dialect: who answers,
+// and how its HTTP errors read (GOOGLE_DIALECT in ../google/client.ts, OPENAI_DIALECT in
+// ../openai/errors.ts). A failure no provider answered (a timeout, the network) is classified alike
+// for every provider, in the one error shape both providers are read into (../google/errors.ts).
+import { type ClassifiedGoogleError, classifyGoogleFailure } from "../google/errors.ts";
 import { sanitizeError } from "../sanitize.ts";
 
 /** A call about one model (models.get): whether a key sees it. */
@@ -41,11 +43,6 @@ export interface Dialect {
     options: { secrets: string[]; model?: string },
   ): ClassifiedGoogleError;
 }
-
-/** Google's answers, read by its own rules (errors.ts): the dialect where none is named. */
-export const GOOGLE_DIALECT: Dialect = {
-  classifyHttp: (status, body, _headers, options) => classifyGoogleHttpError(status, body, options),
-};
 
 /** A failure classified without the provider's answer, said to be the dialect's provider's. */
 export function failureOf(dialect: Dialect, error: ClassifiedGoogleError): ClassifiedGoogleError {
@@ -171,12 +168,13 @@ export function thrownBy(
   guard: CallGuard,
   call: GenerateCall | ModelCall,
 ): ClassifiedGoogleError {
-  return failureOf(dialect, classifyThrown(error, { ...thrownContext(guard, call), dialect }));
+  return failureOf(dialect, classifyThrown(error, thrownContext(guard, call, dialect)));
 }
 
 /** What is known about a call that threw: whose deadline ran out, the status seen, what to redact. */
-export function thrownContext(guard: CallGuard, call: GenerateCall | ModelCall): ThrownContext {
+export function thrownContext(guard: CallGuard, call: GenerateCall | ModelCall, dialect: Dialect): ThrownContext {
   return {
+    dialect,
     timedOut: guard.timedOut(),
     callerAborted: call.signal?.aborted === true,
     httpStatus: guard.httpStatus(),
@@ -187,8 +185,8 @@ export function thrownContext(guard: CallGuard, call: GenerateCall | ModelCall):
 }
 
 export interface ThrownContext {
-  /** Who was called and how its errors read (default: Google's). */
-  dialect?: Dialect;
+  /** Who was called and how its errors read. */
+  dialect: Dialect;
   timedOut: boolean;
   callerAborted: boolean;
   httpStatus: number | undefined;
@@ -235,7 +233,7 @@ export function callGuard(timeoutMs: number, callerSignal?: AbortSignal): CallGu
 /** Maps whatever the SDK or fetch threw to a classified error, read by the call's dialect. */
 export function classifyThrown(error: unknown, ctx: ThrownContext): ClassifiedGoogleError {
   const { secrets } = ctx;
-  const dialect = ctx.dialect ?? GOOGLE_DIALECT;
+  const dialect = ctx.dialect;
   // Checked first, by our own flags: an aborted fetch rejects with whatever reason the signal
   // carries (AbortError, TimeoutError or any value), so the error itself cannot tell.
   const who = dialect.upstream ?? "Google";
