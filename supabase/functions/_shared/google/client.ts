@@ -15,14 +15,13 @@ import { generateContentBody, type GoogleRequest, type GoogleResponse } from "./
 import {
   type CallGuard,
   callGuard,
-  classifyThrown,
   type Dialect,
   fetchModel,
   type ModelCall,
   type ModelOutcome,
   openStream,
   readJsonAnswer,
-  thrownContext,
+  thrownBy,
 } from "../upstream/call.ts";
 
 /** Google's answers, read by its own rules (errors.ts): the dialect of every call to Google. */
@@ -188,7 +187,7 @@ async function countTokens(url: string, call: GenerateCall): Promise<CountTokens
     return {
       ok: false,
       latencyMs: Date.now() - started,
-      error: classifyThrown(error, thrownContext(guard, call, GOOGLE_DIALECT)),
+      error: thrownBy(GOOGLE_DIALECT, error, guard, call),
     };
   } finally {
     guard.done();
@@ -229,7 +228,7 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
     return {
       ok: false,
       latencyMs: Date.now() - started,
-      error: classifyThrown(error, thrownContext(guard, call, GOOGLE_DIALECT)),
+      error: thrownBy(GOOGLE_DIALECT, error, guard, call),
     };
   } finally {
     guard.done();
@@ -290,7 +289,7 @@ async function* streamChunks(
     }
   } catch (error) {
     if (error instanceof StreamCut) throw error;
-    throw new StreamCut(classifyThrown(error, thrownContext(guard, call, GOOGLE_DIALECT)));
+    throw new StreamCut(thrownBy(GOOGLE_DIALECT, error, guard, call));
   } finally {
     guard.done();
   }

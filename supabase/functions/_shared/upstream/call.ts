@@ -172,7 +172,7 @@ export function thrownBy(
 }
 
 /** What is known about a call that threw: whose deadline ran out, the status seen, what to redact. */
-export function thrownContext(guard: CallGuard, call: GenerateCall | ModelCall, dialect: Dialect): ThrownContext {
+function thrownContext(guard: CallGuard, call: GenerateCall | ModelCall, dialect: Dialect): ThrownContext {
   return {
     dialect,
     timedOut: guard.timedOut(),
