@@ -73,7 +73,7 @@ interface CounterFigures {
 
 export async function runLogScale(bench: BenchServer, cfg: LogScaleConfig, log: (s: string) => void): Promise<PartResult> {
   const small = await latencyHalves(bench, cfg, log);
-  const counters = await counterGrowth(bench, cfg, log);
+  const { figures: counters, cronRuns } = await counterGrowth(bench, cfg, log);
   const ratios = Object.fromEntries(KINDS.map((k) => [k, round(small[1].p50[k] / small[0].p50[k], 3)])) as Record<Kind, number>;
   for (const k of KINDS) log(`  ${k.padEnd(14)} p50 ${fmt(small[0].p50[k])} → ${fmt(small[1].p50[k])} ms (${times(ratios[k])})`);
   const [first, last] = counters;
@@ -88,9 +88,9 @@ export async function runLogScale(bench: BenchServer, cfg: LogScaleConfig, log: 
       detail: errors === 0 ? `${2 * cfg.calls * KINDS.length} requests, 0 errors` : `${errors} errors; first: ${small.find((h) => h.errors)?.firstError}`,
     },
     {
-      name: "pg_cron vacuumed the counter rows on the migrations' schedule while they were under load",
-      ok: last!.vacuums > 0,
-      detail: `${last!.vacuums} vacuums in ${last!.requests} requests`,
+      name: "pg_cron ran the migrations' counter vacuum against the part's database, every run succeeded",
+      ok: cronRuns.succeeded > 0 && cronRuns.failed === 0,
+      detail: `${cronRuns.succeeded} runs succeeded, ${cronRuns.failed} failed${cronRuns.firstFailure ? `: ${cronRuns.firstFailure}` : ""}`,
     },
   ];
   if (cfg.checkFigures) {
@@ -237,7 +237,17 @@ async function fillLog(sql: Sql, rows: number): Promise<void> {
 }
 
 /** gpt-4o's reserve and finalize with OpenAI's room, `concurrency` at a time, to each measure in turn. */
-async function counterGrowth(bench: BenchServer, cfg: LogScaleConfig, log: (s: string) => void): Promise<CounterFigures[]> {
+interface CronRuns {
+  succeeded: number;
+  failed: number;
+  firstFailure?: string;
+}
+
+async function counterGrowth(
+  bench: BenchServer,
+  cfg: LogScaleConfig,
+  log: (s: string) => void,
+): Promise<{ figures: CounterFigures[]; cronRuns: CronRuns }> {
   const db = await bench.fresh("log_scale_counters");
   const clients = await openClients(db.url, cfg.concurrency);
   const cron = connect(bench.server.url, { max: 1 });
@@ -252,9 +262,9 @@ async function counterGrowth(bench: BenchServer, cfg: LogScaleConfig, log: (s: s
       done = target;
       figures.push(await counterFigures(db, done));
       const f = figures.at(-1)!;
-      log(`  counters after ${done}: ${kb(f.tableBytes)}, ${f.deadRows} dead, ${f.hotUpdates}/${f.updates} HOT, ${f.vacuums} autovacuums`);
+      log(`  counters after ${done}: ${kb(f.tableBytes)}, ${f.deadRows} dead, ${f.hotUpdates}/${f.updates} HOT, ${f.vacuums} vacuums`);
     }
-    return figures;
+    return { figures, cronRuns: await cronRunsOf(cron, job) };
   } finally {
     await cron`select cron.unschedule(${job}::bigint)`;
     await cron.end({ timeout: 5 });
@@ -276,6 +286,25 @@ async function scheduleCounterVacuum(cron: Sql, database: string): Promise<strin
   if (!job) throw new Error(`${file} scheduled no job (is pg_cron preloaded on the bench server?)`);
   await cron`select cron.alter_job(${job.jobid}::bigint, database => ${database})`;
   return job.jobid;
+}
+
+/** The job's runs, after its next one has ended (a burst shorter than its interval may end before the first). */
+async function cronRunsOf(cron: Sql, job: string): Promise<CronRuns> {
+  const runs = () => cron<{ status: string; message: string | null }[]>`
+    select status, return_message as message from cron.job_run_details
+    where jobid = ${job}::bigint and status in ('succeeded', 'failed') order by runid`;
+  const deadline = Date.now() + 30_000;
+  let seen = await runs();
+  while (seen.length === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    seen = await runs();
+  }
+  const failed = seen.filter((r) => r.status === "failed");
+  return {
+    succeeded: seen.length - failed.length,
+    failed: failed.length,
+    ...(failed[0] ? { firstFailure: String(failed[0].message).slice(0, 200) } : {}),
+  };
 }
 
 async function churn(clients: Sql[], from: number, to: number): Promise<void> {
