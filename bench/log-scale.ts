@@ -1,8 +1,9 @@
 // Part 11: a request's cost does not grow with the log. Two halves, each measured side by side in one run:
-//  - Latency: one llm-invoke as on Supabase in front of both simulators; gemma and gpt-4o whole, a gpt-4o
-//    stream and a fallback (gpt-4o-mini fails with 503, Gemma answers in the same request), interleaved
-//    call by call, with the part's own small log, then again after a month of older attempt rows of the
-//    same groups and models. The figure is each kind's p50 with the big log over its p50 with the small one.
+//  - Latency: two llm-invoke as on Supabase, each with its own database, in front of both simulators: one
+//    with the part's own small log, one with a month of older attempt rows of the same groups and models.
+//    Gemma and gpt-4o whole, a gpt-4o stream and a fallback (gpt-4o-mini fails with 503, Gemma answers in
+//    the same request), interleaved call by call and stack by stack. The figure is each kind's p50 with
+//    the big log over its p50 with the small one.
 //  - The counter row: gpt-4o's reservation and finalize (with OpenAI's room, the path that counts the
 //    calls in flight) at concurrency 16, straight to the RPCs, with pg_cron running the migrations' vacuum
 //    of the counter rows on its schedule (the server's cron database gets the migration, and the job is
@@ -117,36 +118,42 @@ export async function runLogScale(bench: BenchServer, cfg: LogScaleConfig, log: 
   };
 }
 
+/**
+ * Two stacks side by side, each its own database and llm-invoke as on Supabase, one with the part's own
+ * small log and one with `logRows` older rows; every call goes to both in turn, so the load of the
+ * machine at any moment falls on both alike.
+ */
 async function latencyHalves(bench: BenchServer, cfg: LogScaleConfig, log: (s: string) => void): Promise<[Half, Half]> {
   const teardown = new Teardown();
   try {
-    const db = teardown.closes(await bench.fresh("log_scale"));
-    const google = teardown.closes(await simulatorFor(db, GEMMA, PROJECT));
     const openai = teardown.closes(await startOpenAISimulator({
       organizations: { [ORG]: { keys: [SECRET] } },
       models: { [GPT]: { rpm: HUGE, tpm: HUGE }, [FAILING]: { rpm: HUGE, tpm: HUGE } },
       settle: "usage",
     }));
     openai.addFault({ kind: "http503", model: FAILING });
-    await openaiRows(db.sql);
-    const fnLog: string[] = [];
-    const edge = teardown.closes(await serveLlmInvokeAsOnSupabase({
-      dbUrl: db.url,
-      simUrl: google.url,
-      env: { OPENAI_BASE_URL: openai.url, [SECRET_VAR]: SECRET },
-      log: fnLog,
-    }));
-    const url = `${edge.url}/`;
-    for (const model of [GEMMA, GPT]) await probeInvoke(url, body(model, "probe"), fnLog);
-
-    const before = await measure(url, cfg.calls, 0);
-    log(`  small log: ${KINDS.map((k) => `${k} ${fmt(before.p50[k])} ms`).join(", ")}`);
-    const t0 = performance.now();
-    await fillLog(db.sql, cfg.logRows);
-    log(`  ${cfg.logRows.toLocaleString("en")} older attempt rows added and analyzed in ${fmt((performance.now() - t0) / 1000, 1)} s`);
-    const after = await measure(url, cfg.calls, cfg.logRows);
-    log(`  big log:   ${KINDS.map((k) => `${k} ${fmt(after.p50[k])} ms`).join(", ")}`);
-    return [before, after];
+    const stack = async (name: string, logRows: number) => {
+      const db = teardown.closes(await bench.fresh(name));
+      const google = teardown.closes(await simulatorFor(db, GEMMA, PROJECT));
+      await openaiRows(db.sql);
+      const t0 = performance.now();
+      if (logRows > 0) await fillLog(db.sql, logRows);
+      if (logRows > 0) log(`  ${logRows.toLocaleString("en")} older attempt rows added and analyzed in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+      const fnLog: string[] = [];
+      const edge = teardown.closes(await serveLlmInvokeAsOnSupabase({
+        dbUrl: db.url,
+        simUrl: google.url,
+        env: { OPENAI_BASE_URL: openai.url, [SECRET_VAR]: SECRET },
+        log: fnLog,
+      }));
+      const url = `${edge.url}/`;
+      for (const model of [GEMMA, GPT]) await probeInvoke(url, body(model, "probe"), fnLog);
+      return url;
+    };
+    const urls: [string, string] = [await stack("log_scale_small", 0), await stack("log_scale_big", cfg.logRows)];
+    const halves = await measure(urls, cfg.calls, [0, cfg.logRows]);
+    for (const h of halves) log(`  log of ${h.logRows}: ${KINDS.map((k) => `${k} ${fmt(h.p50[k])} ms`).join(", ")}`);
+    return halves;
   } finally {
     await teardown.run();
   }
@@ -172,36 +179,38 @@ function body(model: string, id: string, extra: Record<string, unknown> = {}) {
     generationConfig: { maxOutputTokens: 64 }, ...extra };
 }
 
-/** Each kind `calls` times, interleaved call by call, one at a time. */
-async function measure(url: string, calls: number, logRows: number): Promise<Half> {
-  const ms: Record<Kind, number[]> = { gemma: [], "gpt-4o": [], "gpt-4o stream": [], fallback: [] };
-  const half: Half = { logRows, p50: {} as Record<Kind, number>, errors: 0 };
-  const call: Record<Kind, (id: string) => Promise<string | null>> = {
-    gemma: async (id) => expect200(await postInvoke(url, body(GEMMA, id))),
-    "gpt-4o": async (id) => expect200(await postInvoke(url, body(GPT, id))),
-    "gpt-4o stream": async (id) => {
+/** Each kind `calls` times on each stack, interleaved call by call (stack by stack), one at a time. */
+async function measure(urls: [string, string], calls: number, logRows: [number, number]): Promise<[Half, Half]> {
+  const halves = logRows.map((rows) => ({ logRows: rows, p50: {} as Record<Kind, number>, errors: 0 })) as [Half, Half];
+  const ms = halves.map(() => ({ gemma: [], "gpt-4o": [], "gpt-4o stream": [], fallback: [] })) as Record<Kind, number[]>[];
+  const call: Record<Kind, (url: string, id: string) => Promise<string | null>> = {
+    gemma: async (url, id) => expect200(await postInvoke(url, body(GEMMA, id))),
+    "gpt-4o": async (url, id) => expect200(await postInvoke(url, body(GPT, id))),
+    "gpt-4o stream": async (url, id) => {
       const res = await fetch(url, { method: "POST", headers: invokeHeaders(), body: JSON.stringify(body(GPT, id, { stream: true })) });
       const text = await res.text();
       return res.status === 200 && text.includes('"type":"done"') ? null : `${res.status} ${text.slice(-200)}`;
     },
-    fallback: async (id) => {
+    fallback: async (url, id) => {
       const r = await postInvoke(url, body(FAILING, id));
       return r.status === 200 && (JSON.parse(r.body) as { model?: string }).model === GEMMA ? null : `${r.status} ${r.body.slice(0, 200)}`;
     },
   };
   for (let i = 0; i < calls; i++) {
     for (const k of KINDS) {
-      const t0 = performance.now();
-      const error = await call[k](randomUUID());
-      ms[k].push(performance.now() - t0);
-      if (error) {
-        half.errors++;
-        half.firstError ??= `${k}: ${error}`;
+      for (const [h, url] of urls.entries()) {
+        const t0 = performance.now();
+        const error = await call[k](url, randomUUID());
+        ms[h]![k].push(performance.now() - t0);
+        if (error) {
+          halves[h]!.errors++;
+          halves[h]!.firstError ??= `${k}: ${error}`;
+        }
       }
     }
   }
-  for (const k of KINDS) half.p50[k] = round(summarize(ms[k]).p50, 3);
-  return half;
+  for (const [h, half] of halves.entries()) for (const k of KINDS) half.p50[k] = round(summarize(ms[h]![k]).p50, 3);
+  return halves;
 }
 
 function invokeHeaders(): Record<string, string> {
@@ -352,10 +361,10 @@ function kb(bytes: number): string {
 
 function markdown(cfg: LogScaleConfig, halves: [Half, Half], ratios: Record<Kind, number>, counters: CounterFigures[]): string {
   return [
-    `One llm-invoke as on Supabase in front of both simulators. Each kind ${cfg.calls} times, interleaved call by call, ` +
-    `one at a time: with the part's own small log, then after ${cfg.logRows.toLocaleString("en")} older attempt rows of the ` +
-    `same quota groups, models and caller (30 days of them, analyzed). \`fallback\` asks ${FAILING}, which the OpenAI ` +
-    `simulator answers 503, and Gemma answers in the same request.`,
+    `Two llm-invoke as on Supabase in front of both simulators, each with its own database: one with the part's own ` +
+    `small log, one with ${cfg.logRows.toLocaleString("en")} older attempt rows of the same quota groups, models and caller ` +
+    `(30 days of them, analyzed). Each kind ${cfg.calls} times on each, interleaved call by call and stack by stack, one ` +
+    `at a time. \`fallback\` asks ${FAILING}, which the OpenAI simulator answers 503, and Gemma answers in the same request.`,
     "",
     table(
       ["kind", "p50, small log", `p50, ${cfg.logRows.toLocaleString("en")} older rows`, "ratio"],
