@@ -14,6 +14,11 @@
 //     privilege), touching no other object's grants;
 //   - a function whose result type changes is dropped first (migra replaces it, which PostgreSQL
 //     refuses); a changed signature is migra's own drop and create, so no overload is left behind;
+//   - dependents: what depends on a view migra drops (a column added in its middle) or on a function
+//     dropped (its result type or signature changed) and that migra does not drop itself, such as a
+//     function returning the view's rows, is dropped before it and created again after it from the
+//     schema files' definition, in dependency order, with its grants, options and comment (below);
+//     what cannot be (a table's column of the view's row type...) is refused, naming it;
 //   - pg-promise's warning on stdout (two clients of one server) is silenced, and migra reads the
 //     definitions with an empty search_path, so views name every object with its schema;
 //   - the owner's data: a statement that would drop one of the owner's tables or columns, or rewrite a
@@ -111,9 +116,17 @@ export async function diffDatabases(fromUrl: string, targetUrl: string, what?: s
     // migra replaces a function whose result type changed, which PostgreSQL refuses: drop it first.
     const [had, wanted] = await Promise.all([objectStates(from), objectStates(target)]);
     const resultChanged = [...wanted].filter(([name, f]) => f.kind === "function" && had.has(name) && had.get(name)!.result !== f.result)
-      .map(([name]) => `drop function if exists ${name};`);
-    const statements = [...resultChanged, ...(await migraStatements(fromUrl, targetUrl)).map(idempotent)];
-    refuseOwnersData(statements);
+      .map(([name]) => name);
+    const migra = (await migraStatements(fromUrl, targetUrl)).map(idempotent);
+    refuseOwnersData(migra);
+    // What the dropped views and functions leave behind, dropped before them and created after them.
+    const dropped = {
+      views: migra.flatMap((s) => /^drop view if exists (\S+);$/i.exec(s)?.[1] ?? []),
+      functions: [...resultChanged, ...[...had].filter(([name, f]) => f.kind === "function" && !wanted.has(name)).map(([name]) => name)],
+    };
+    const dependents = await dependentsToRecreate(from, target, wanted, dropped, migra);
+    const statements = [...dependents.drops, ...resultChanged.map((name) => `drop function if exists ${name};`), ...migra,
+      ...dependents.creates];
     await applyScript(from, [header, ...statements].join("\n\n"));
     const fixups = await alignAccessAndOptions(from, target);
     if (statements.length === 0 && fixups.length === 0) {
@@ -220,6 +233,112 @@ export function idempotent(statement: string): string {
 
 function unquote(identifier: string): string {
   return identifier.startsWith('"') ? identifier.slice(1, -1).replaceAll('""', '"') : identifier;
+}
+
+/** A change the generator cannot write: what depends on a view or function it must drop is not a view or function. */
+export class DependentsRefused extends Error {}
+
+interface Dependent {
+  kind: "view" | "function" | "other";
+  /** Views `"schema"."name"`, functions as objectStates names them, anything else as PostgreSQL describes it. */
+  name: string;
+  oid: number;
+}
+
+/**
+ * The views and functions that depend on what the migration drops (`dropped`: views as migra names them,
+ * functions as objectStates does), found in `from` through pg_depend, at any depth: a view reading a
+ * dropped view or function, a function taking or returning a dropped view's row type (or an array of
+ * it). PostgreSQL refuses the drop while they exist, so each is dropped first (dependents of dependents
+ * before them) and created again last from `target`'s definition, in the opposite order; its grants and
+ * comment come back with the fixups (alignAccessAndOptions). One that migra drops itself is left to it. Anything
+ * else depending on them (a table's column of the row type, a default, a constraint, a policy) cannot be
+ * dropped without data or access lost: refused with DependentsRefused, naming it.
+ */
+async function dependentsToRecreate(from: Sql, target: Sql, wanted: Map<string, ObjectState>,
+  dropped: { views: string[]; functions: string[] }, migra: string[]): Promise<{ drops: string[]; creates: string[] }> {
+  const roots = await from.unsafe<{ classid: string; oid: number; name: string }[]>(`
+    select 'pg_class' as classid, c.oid::int as oid, v.name from unnest($1::text[]) v(name)
+      join pg_catalog.pg_class c on c.oid = pg_catalog.to_regclass(v.name)
+    union all
+    select 'pg_proc', p.oid::int, format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid))
+    from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) = any($2::text[])`,
+  [dropped.views, dropped.functions]);
+  // Breadth first from the roots; an object met again moves behind the one that reached it.
+  const order: Dependent[] = [];
+  const why = new Map<string, string>();
+  let frontier = roots.map((r) => ({ classid: r.classid, oid: r.oid, name: r.name }));
+  for (let depth = 0; frontier.length && depth < 50; depth++) {
+    const next: typeof frontier = [];
+    for (const object of frontier) {
+      for (const d of await directDependents(from, object.classid, object.oid)) {
+        if (!why.has(d.name)) why.set(d.name, object.name);
+        const at = order.findIndex((o) => o.name === d.name);
+        if (at >= 0) order.splice(at, 1);
+        order.push(d);
+        if (d.kind !== "other") next.push({ classid: d.kind === "view" ? "pg_class" : "pg_proc", oid: d.oid, name: d.name });
+      }
+    }
+    frontier = next;
+  }
+  const others = order.filter((d) => d.kind === "other");
+  if (others.length) {
+    throw new DependentsRefused(`refused: ${others.map((d) => `${d.name} depends on ${why.get(d.name)}`).join("; ")}, ` +
+      "which db:diff drops and creates again only for views and functions: write this migration by hand, keeping " +
+      "those rows (supabase/migrations/README.md).");
+  }
+  const droppedByMigra = (name: string) => migra.some((s) => s.toLowerCase() === `drop view if exists ${name};`.toLowerCase());
+  const mine = order.filter((d) => !(d.kind === "view" && droppedByMigra(d.name)));
+  const drops = [...mine].reverse().map((d) => d.kind === "view" ? `drop view if exists ${d.name};` : `drop function if exists ${d.name};`);
+  const creates: string[] = [];
+  for (const d of mine) {
+    const goal = wanted.get(d.name);
+    const text = d.kind === "view" ? await viewDefinition(target, d.name)
+      : goal?.kind === "function" ? `${goal.definition!.trim()};` : null;
+    if (text) creates.push(text);
+  }
+  return { drops, creates };
+}
+
+/** The views and functions (and anything else) that depend on one object or, for a relation, on its row type. */
+async function directDependents(sql: Sql, classid: string, oid: number): Promise<Dependent[]> {
+  return sql.unsafe<Dependent[]>(`
+    with refs(refclassid, refobjid) as (
+      select $1::regclass, $2::oid
+      union all
+      select 'pg_catalog.pg_type'::regclass, t.oid from pg_catalog.pg_class c join pg_catalog.pg_type t
+        on t.oid in (c.reltype, (select rt.typarray from pg_catalog.pg_type rt where rt.oid = c.reltype))
+      where $1::regclass = 'pg_catalog.pg_class'::regclass and c.oid = $2::oid
+    )
+    select distinct case when v.oid is not null and v.relkind = 'v' then 'view'
+                         when p.oid is not null then 'function' else 'other' end as kind,
+           case when v.oid is not null and v.relkind = 'v' then format('"%s"."%s"', vn.nspname, v.relname)
+                when p.oid is not null then format('%I.%I(%s)', pn.nspname, p.proname,
+                  pg_catalog.pg_get_function_identity_arguments(p.oid))
+                else pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) end as name,
+           coalesce(v.oid, p.oid, d.objid)::int as oid
+    from pg_catalog.pg_depend d join refs on d.refclassid = refs.refclassid and d.refobjid = refs.refobjid
+    left join pg_catalog.pg_rewrite r on d.classid = 'pg_catalog.pg_rewrite'::regclass and r.oid = d.objid
+    left join pg_catalog.pg_class v on v.oid = r.ev_class
+    left join pg_catalog.pg_namespace vn on vn.oid = v.relnamespace
+    left join pg_catalog.pg_proc p on d.classid = 'pg_catalog.pg_proc'::regclass and p.oid = d.objid
+    left join pg_catalog.pg_namespace pn on pn.oid = p.pronamespace
+    where d.deptype = 'n'
+      and not (r.oid is not null and r.ev_class = $2::oid and $1::regclass = 'pg_catalog.pg_class'::regclass)`, [`pg_catalog.${classid}`, oid]);
+}
+
+/** A view of `sql` as `create or replace view` with its options, every name qualified; null when it has none. */
+async function viewDefinition(sql: Sql, name: string): Promise<string | null> {
+  return sql.begin(async (tx) => {
+    await tx.unsafe(`set local search_path = ''`);
+    const [row] = await tx.unsafe<{ options: string[] | null; definition: string }[]>(`
+      select c.reloptions as options, pg_catalog.pg_get_viewdef(c.oid) as definition
+      from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass($1) and c.relkind = 'v'`, [name]);
+    if (!row) return null;
+    const options = row.options?.length ? ` with (${row.options.map(optionText).join(", ")})` : "";
+    return `create or replace view ${name}${options} as ${row.definition.trim().replace(/;$/, "")};`;
+  });
 }
 
 /** Refuses statements that would drop or rewrite the owner's tables' data. */
