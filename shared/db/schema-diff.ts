@@ -19,6 +19,7 @@
 //     function returning the view's rows, is dropped before it and created again after it from the
 //     schema files' definition, in dependency order, with its grants, options and comment (below);
 //     what cannot be (a table's column of the view's row type...) is refused, naming it;
+//   - a new type is created before the functions (migra sorts them by name: a function taking it came first);
 //   - pg-promise's warning on stdout (two clients of one server) is silenced, and migra reads the
 //     definitions with an empty search_path, so views name every object with its schema;
 //   - the owner's data: a statement that would drop one of the owner's tables or columns, or rewrite a
@@ -117,7 +118,7 @@ export async function diffDatabases(fromUrl: string, targetUrl: string, what?: s
     const [had, wanted] = await Promise.all([objectStates(from), objectStates(target)]);
     const resultChanged = [...wanted].filter(([name, f]) => f.kind === "function" && had.has(name) && had.get(name)!.result !== f.result)
       .map(([name]) => name);
-    const migra = (await migraStatements(fromUrl, targetUrl)).map(idempotent);
+    const migra = typesFirst(await migraStatements(fromUrl, targetUrl)).map(idempotent);
     refuseOwnersData(migra);
     // What the dropped views and functions leave behind, dropped before them and created after them.
     const dropped = {
@@ -196,6 +197,18 @@ async function migraStatements(fromUrl: string, targetUrl: string): Promise<stri
   }
 }
 
+/**
+ * migra's statements with every new type created before the first function is: migra sorts them by
+ * name, so a function taking a new composite type as a parameter came before the type.
+ */
+export function typesFirst(statements: string[]): string[] {
+  const isType = (s: string) => /^create (type|domain) /i.test(s);
+  const firstFunction = statements.findIndex((s) => /^create (or replace )?function /i.test(s));
+  if (firstFunction < 0) return statements;
+  const before = statements.slice(0, firstFunction), after = statements.slice(firstFunction);
+  return [...before, ...after.filter(isType), ...after.filter((s) => !isType(s))];
+}
+
 const TABLE = String.raw`("[^"]+"\."[^"]+"|[\w.]+)`;
 
 /** One of migra's statements, written to apply a second time without error or change. */
@@ -257,6 +270,34 @@ interface Dependent {
  */
 async function dependentsToRecreate(from: Sql, target: Sql, wanted: Map<string, ObjectState>,
   dropped: { views: string[]; functions: string[] }, migra: string[]): Promise<{ drops: string[]; creates: string[] }> {
+  // (Names as objectStates gives them: read with an empty search_path, every type qualified.)
+  const order = await from.begin(async (tx) => {
+    await tx.unsafe("set local search_path = ''");
+    return dependentsInOrder(tx as unknown as Sql, dropped);
+  });
+  const others = order.dependents.filter((d) => d.kind === "other");
+  if (others.length) {
+    throw new DependentsRefused(`refused: ${others.map((d) => `${d.name} depends on ${order.why.get(d.name)}`).join("; ")}, ` +
+      "which db:diff drops and creates again only for views and functions: write this migration by hand, keeping " +
+      "those rows (supabase/migrations/README.md).");
+  }
+  const droppedByMigra = (name: string) => migra.some((s) => s.toLowerCase() === `drop view if exists ${name};`.toLowerCase());
+  const mine = order.dependents.filter((d) => !(d.kind === "view" && droppedByMigra(d.name)));
+  const drops = [...mine].reverse().map((d) => d.kind === "view" ? `drop view if exists ${d.name};` : `drop function if exists ${d.name};`);
+  const creates: string[] = [];
+  for (const d of mine) {
+    const goal = wanted.get(d.name);
+    const text = d.kind === "view" ? await viewDefinition(target, d.name)
+      : goal?.kind === "function" ? `${goal.definition!.trim()};` : null;
+    if (text) creates.push(text);
+  }
+  return { drops, creates };
+}
+
+/** The dependents of `dropped` in `sql`, each after what it depends on, and what first reached each. */
+async function dependentsInOrder(sql: Sql, dropped: { views: string[]; functions: string[] }):
+    Promise<{ dependents: Dependent[]; why: Map<string, string> }> {
+  const from = sql;
   const roots = await from.unsafe<{ classid: string; oid: number; name: string }[]>(`
     select 'pg_class' as classid, c.oid::int as oid, v.name from unnest($1::text[]) v(name)
       join pg_catalog.pg_class c on c.oid = pg_catalog.to_regclass(v.name)
@@ -282,23 +323,7 @@ async function dependentsToRecreate(from: Sql, target: Sql, wanted: Map<string, 
     }
     frontier = next;
   }
-  const others = order.filter((d) => d.kind === "other");
-  if (others.length) {
-    throw new DependentsRefused(`refused: ${others.map((d) => `${d.name} depends on ${why.get(d.name)}`).join("; ")}, ` +
-      "which db:diff drops and creates again only for views and functions: write this migration by hand, keeping " +
-      "those rows (supabase/migrations/README.md).");
-  }
-  const droppedByMigra = (name: string) => migra.some((s) => s.toLowerCase() === `drop view if exists ${name};`.toLowerCase());
-  const mine = order.filter((d) => !(d.kind === "view" && droppedByMigra(d.name)));
-  const drops = [...mine].reverse().map((d) => d.kind === "view" ? `drop view if exists ${d.name};` : `drop function if exists ${d.name};`);
-  const creates: string[] = [];
-  for (const d of mine) {
-    const goal = wanted.get(d.name);
-    const text = d.kind === "view" ? await viewDefinition(target, d.name)
-      : goal?.kind === "function" ? `${goal.definition!.trim()};` : null;
-    if (text) creates.push(text);
-  }
-  return { drops, creates };
+  return { dependents: order, why };
 }
 
 /** The views and functions (and anything else) that depend on one object or, for a relation, on its row type. */
@@ -362,7 +387,7 @@ export function refuseOwnersData(statements: string[]): void {
 }
 
 interface ObjectState {
-  kind: "function" | "table" | "sequence" | "view";
+  kind: "function" | "table" | "sequence" | "view" | "type";
   acl: string | null;
   /** [grantee ('public' or a quoted role), privilege, grantable] in the ACL's order, the owner left out. */
   grants: [string, string, boolean][];
@@ -376,8 +401,18 @@ interface ObjectState {
   columnComments?: [string, string | null][];
 }
 
-/** Every function and relation of the public schema, by qualified name (functions with their arguments). */
+/**
+ * Every function and relation of the public schema, by qualified name (functions with their arguments),
+ * read with an empty search_path so that every type in a name or definition is qualified too.
+ */
 async function objectStates(sql: Sql): Promise<Map<string, ObjectState>> {
+  return sql.begin(async (tx) => {
+    await tx.unsafe("set local search_path = ''");
+    return readObjectStates(tx as unknown as Sql);
+  });
+}
+
+async function readObjectStates(sql: Sql): Promise<Map<string, ObjectState>> {
   const states = new Map<string, ObjectState>();
   const grantsOf = (acl: string, owner: string) => `
     (select coalesce(json_agg(json_build_array(case when a.grantee = 0 then 'public' else quote_ident(a.grantee::regrole::text) end,
@@ -398,13 +433,14 @@ async function objectStates(sql: Sql): Promise<Map<string, ObjectState>> {
     comment: string | null; options: string[] | null; rls: boolean; force_rls: boolean; columns: [string, string | null][] }[]>(`
     select format('%I.%I', n.nspname, c.relname) as name, c.relkind, c.relacl::text as acl,
            ${grantsOf(`coalesce(c.relacl, acldefault((case c.relkind when 'S' then 's' else 'r' end)::"char", c.relowner))`, "c.relowner")} as grants,
-           obj_description(c.oid, 'pg_class') as comment, c.reloptions as options,
+           case when c.relkind = 'c' then obj_description(c.reltype, 'pg_type') else obj_description(c.oid, 'pg_class') end
+             as comment, c.reloptions as options,
            c.relrowsecurity as rls, c.relforcerowsecurity as force_rls,
            (select coalesce(json_agg(json_build_array(a.attname, col_description(c.oid, a.attnum)) order by a.attnum), '[]')
             from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) as columns
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'S')`)) {
-    const kind = r.relkind === "S" ? "sequence" : r.relkind === "v" || r.relkind === "m" ? "view" : "table";
+    where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'c')`)) {
+    const kind = r.relkind === "S" ? "sequence" : r.relkind === "v" || r.relkind === "m" ? "view" : r.relkind === "c" ? "type" : "table";
     states.set(r.name, { kind, acl: r.acl, grants: r.grants, comment: r.comment, options: r.options, rls: r.rls,
       forceRls: r.force_rls, columnComments: r.columns });
   }
@@ -430,7 +466,8 @@ export async function alignAccessAndOptions(from: Sql, target: Sql): Promise<str
       }
       out.push(`${goal.definition!.trim()};`);
     }
-    if (recreated || now!.acl !== goal.acl) {
+    // (A composite type's comments only: its grants are the type's, which the schema files never set.)
+    if (goal.kind !== "type" && (recreated || now!.acl !== goal.acl)) {
       // Revoked from the target's grantees too: applied again, the grants then come back in the same order.
       const holders = new Set(["public", "anon", "authenticated", ...[...now?.grants ?? [], ...goal.grants].map(([grantee]) => grantee)]);
       out.push(`revoke all on ${grantKind} ${name} from ${[...holders].join(", ")};`);

@@ -158,8 +158,12 @@ declare
   v_answer jsonb;
   v_who jsonb := '{}';       -- a token's client and token, named in every answer
   v_credential record;
-  v_limits record;           -- the model's row and its limits (google_ai_request_limits)
-  v_class record;            -- the class it runs in, rank and name (google_ai_request_class)
+  -- The request resolved, each whole and handed whole down the queue and the booking to the rules: the
+  -- model's row, its limits after the margin (google_ai_request_limits), the class's row
+  -- (google_ai_request_class) and the caller.
+  v_limits public.google_ai_model_limits;
+  v_class public.google_ai_priority_classes;
+  v_caller public.google_ai_caller;
   v_blocked_by text;
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
   v_booking record;          -- the booking (google_ai_book_best_group): its group and key, or when to ask again
@@ -186,24 +190,26 @@ begin
     end if;
   end if;
 
-  -- The request resolved: the model and its limits, and the class it runs in.
-  v_limits := public.google_ai_request_limits(p_model, p_estimated_tokens);
+  -- The request resolved: the model's row, the class and the caller, and what blocks it on its own.
+  v_limits := public.google_ai_request_limits(p_model);
   v_class := public.google_ai_request_class(p_priority, p_client_id);
-  v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
+  v_caller := row(p_caller, p_client_id, p_token_id);
+  v_blocked_by := public.google_ai_request_blocked_by(v_limits, p_estimated_tokens);
 
   -- Its place in the queue (google_ai_queue_place: none when nobody waits for the model and it holds no
   -- ticket), then a booking when its turn allows one. Each is called with a null model, and answers
   -- nulls, when an earlier step blocks the request. (Called as expressions: a statement that reads a
   -- function sets up a scan even when its condition is false.)
-  v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits.model end, v_limits.rpm,
-    v_limits.rpd, p_exclude_key_ids, v_now, p_caller, v_class.name, v_class.rank, p_queue_ticket,
-    v_new_ticket);
+  v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits end, v_class, v_caller,
+    p_exclude_key_ids, v_now, p_queue_ticket, v_new_ticket);
+  -- (A ticket keeps the class and rank it was taken in.)
+  if v_place.class is distinct from v_class.name then
+    select pc.* into v_class from public.google_ai_priority_classes pc where pc.name = v_place.class;
+  end if;
   v_class.rank := coalesce(v_place.rank, v_class.rank);
-  v_class.name := coalesce(v_place.class, v_class.name);
   v_booking := public.google_ai_book_best_group(
-    case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits.model end, v_limits.rpm,
-    v_limits.tpm, v_limits.rpd, p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_class.name, p_caller,
-    p_client_id, p_attempt, v_limits.spread_burst);
+    case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits end, v_class, v_caller,
+    p_estimated_tokens, p_exclude_key_ids, p_now, v_now, p_attempt);
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then

@@ -274,7 +274,7 @@ GRANT SELECT ON TABLE public.google_ai_cooldowns_busiest TO service_role;
       await replaceIn(dir, "93_views.sql", "    cd.reason,\n    cd.quota_id,", "    cd.reason,\n    cd.cause,\n    cd.quota_id,");
     }, undefined, kept);
     await expect(change).rejects.toThrow(DependentsRefused);
-    await expect(change).rejects.toThrow(new RegExp("^refused: column taken of table google_ai_cooldown_snapshots depends on " +
+    await expect(change).rejects.toThrow(new RegExp("^refused: column taken of table public.google_ai_cooldown_snapshots depends on " +
       escape(`"public"."google_ai_cooldowns_active"`) + ", which db:diff drops and creates again only for views and functions: " +
       "write this migration by hand"));
   });
