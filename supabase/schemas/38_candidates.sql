@@ -69,9 +69,11 @@ $$;
 
 -- The model a request names, as the request is held to it: its row (google_ai_model_limits), the
 -- active one named exactly (its unique index), else the first active row with the name as an alias,
--- with rpm, tpm and rpd after the safety margin (safety_margin then 0); all null when none is. The
--- booking takes this row whole (google_ai_admit_at to google_ai_booking_rules and
--- google_ai_booking_outcome), so a rule reads a new column of the model where it decides.
+-- with rpm, tpm and rpd after the safety margin (safety_margin then 0); all null when none is
+-- (google_ai_admit_at then refuses unknown_model, as it refuses a withdrawn model or a request too
+-- large for a minute before any lock). The booking takes this row whole (google_ai_admit_at to
+-- google_ai_booking_rules and google_ai_booking_outcome), so a rule reads a new column of the model where
+-- it decides.
 -- (PL/pgSQL called as an expression: only the lookup a request needs runs, where one inlined statement
 -- set up both lookups and the class's for every request; counted, about 350k instructions less.)
 CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text) RETURNS public.google_ai_model_limits
@@ -92,19 +94,6 @@ begin
   v_row.safety_margin := 0;
   return v_row;
 end
-$$;
-
--- Why no group can take a request for p_model (its row as google_ai_request_limits resolves it) at all,
--- decided on the request alone before any lock: unknown_model (no row), withdrawn (its provider said so,
--- at withdrawn_at, naming successor if a row says), too_large (more tokens than a minute allows). Null:
--- nothing. Inlined into the caller's expression.
-CREATE OR REPLACE FUNCTION public.google_ai_request_blocked_by(p_model public.google_ai_model_limits,
-    p_estimated_tokens integer) RETURNS text
-    LANGUAGE sql IMMUTABLE
-    AS $$
-  select case when (p_model).model is null then 'unknown_model'
-              when (p_model).withdrawn_at is not null then 'withdrawn'
-              when (p_model).tpm operator(pg_catalog.<) p_estimated_tokens then 'too_large' end
 $$;
 
 -- The class a request runs in, its row: the one it asks for (p_priority), never above its credential's

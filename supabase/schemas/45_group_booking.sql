@@ -351,9 +351,8 @@ begin
     if outcome <> 'booked' then
       select r.reopens_at, r.recheck_at into reopens_at, recheck_at
       from public.google_ai_refusal_times(outcome, v_rules.window_full, p_quota_group, p_model, p_class, p_caller,
-        v_now, v_window, p_tokens, v_midnight, v_day_guard, v_near_end,
-        v_counts[1] + 1 <= p_model.rpd - v_rules.held_rpd, v_rules.paced_until, v_rules.spread_at,
-        v_guard.recheck_ms) r;
+        v_now, v_window, p_tokens, v_midnight, v_day_guard, v_near_end, p_model.rpd - v_rules.held_rpd > v_counts[1],
+        v_rules.paced_until, v_rules.spread_at, v_guard.recheck_ms) r;
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
@@ -381,9 +380,9 @@ begin
     admitted_at := v_now;
     -- (The key kept taken out when the shares keep nothing; minus an empty array is the object as it is.)
     quota := public.google_ai_booked_quota(p_model.model, p_quota_group, p_model.rpm, p_model.tpm, p_model.rpd, v_now,
-      v_ring.sum_requests,
-      v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end, v_near_start, v_day,
-      v_midnight, v_day_guard, v_rules.kept) - case when v_rules.kept is null then '{kept}' else '{}' end::text[];
+      v_ring.sum_requests, v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end,
+      v_near_start, v_day, v_midnight, v_day_guard, v_rules.kept)
+      - case when v_rules.kept is null then '{kept}' else '{}' end::text[];
   exception
     when sqlstate 'P0001' then
       if sqlerrm <> 'eve:full' then

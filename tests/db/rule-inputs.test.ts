@@ -1,6 +1,7 @@
 // The booking hands the request's model row, class row and caller down whole (google_ai_admit_at to
 // google_ai_booking_rules and google_ai_booking_outcome): a rule that reads a new column of the model
-// needs that column and the rule's own lines, and no function between changes its signature.
+// needs that column and the rule's own lines, and no function between changes its signature. A limit
+// waited for in the queue whose capacity the queue does not count gets its turn head first.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 
@@ -49,5 +50,33 @@ describe("a rule reads a new column of the model", () => {
     expect(await reserve("rule-open", "batch")).toMatchObject({ ok: true });
     expect(await reserve("rule-closed", "batch")).toMatchObject({ ok: false, limit: "rpm", cause: "window_full" });
     expect(await reserve("rule-closed", "interactive")).toMatchObject({ ok: true });
+  });
+});
+
+describe("a waitable limit the queue does not count", () => {
+  it("holds the requests behind its due ticket until that ticket's own turn is served", async () => {
+    // The queue's turns of a limit of its own (google_ai_queue_turns: 'head'), as a new waitable limit
+    // gets them; 'pace' stands for it here.
+    const [{ definition }] = await db.sql<{ definition: string }[]>`
+      select pg_get_functiondef('public.google_ai_queue_turns'::regproc) as definition`;
+    const counted = "then case when p_limit operator(pg_catalog.=) any ('{rpm,tpm,rpd,cooldown,pace}'::text[])";
+    expect(definition).toContain(counted);
+    await db.sql.unsafe(definition.replace(counted, counted.replace(",pace}", "}")));
+    expect((await db.sql`select public.google_ai_queue_turns('pace') as t`)[0]!.t).toBe("head");
+
+    await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('head-first', 100, null, null)`;
+    const [{ rank }] = await db.sql`select rank from public.google_ai_priority_classes where name = 'batch'`;
+    const [{ ticket }] = await db.sql`insert into public.google_ai_queue (model, priority_class, class_rank, caller, turn,
+        enqueued_at, tokens, limit_hit, expected_at, lease_until, position)
+      values ('head-first', 'batch', ${rank}, 'waiter', 1, now() - interval '5 seconds', 10, 'pace',
+        now() - interval '1 second', now() + interval '1 minute', 1) returning ticket_id as ticket`;
+    const reserve = async (caller: string, queueTicket: string | null) =>
+      (await db.sql<{ r: { ok: boolean; limit?: string; cause?: string } }[]>`
+        select public.google_ai_reserve_models(p_models => array['head-first'], p_estimated_tokens => 10,
+          p_caller => ${caller}, p_priority => 'batch', p_queue_ticket => ${queueTicket}::uuid) as r`)[0]!.r;
+    // The window has room, but the due ticket ahead waits for a limit the window does not count.
+    expect(await reserve("newcomer", null)).toMatchObject({ ok: false, limit: "pace", cause: "queue_turn" });
+    expect(await reserve("waiter", ticket)).toMatchObject({ ok: true });
+    expect(await reserve("newcomer", null)).toMatchObject({ ok: true });
   });
 });
