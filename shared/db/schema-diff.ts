@@ -281,11 +281,13 @@ async function dependentsToRecreate(from: Sql, target: Sql, wanted: Map<string, 
       "which db:diff drops and creates again only for views and functions: write this migration by hand, keeping " +
       "those rows (supabase/migrations/README.md).");
   }
+  // Every dependent is dropped before the first drop (migra's own drop of one, later, finds it gone);
+  // one that migra drops and creates again itself is left to it to create.
   const droppedByMigra = (name: string) => migra.some((s) => s.toLowerCase() === `drop view if exists ${name};`.toLowerCase());
-  const mine = order.dependents.filter((d) => !(d.kind === "view" && droppedByMigra(d.name)));
-  const drops = [...mine].reverse().map((d) => d.kind === "view" ? `drop view if exists ${d.name};` : `drop function if exists ${d.name};`);
+  const drops = [...order.dependents].reverse()
+    .map((d) => d.kind === "view" ? `drop view if exists ${d.name};` : `drop function if exists ${d.name};`);
   const creates: string[] = [];
-  for (const d of mine) {
+  for (const d of order.dependents.filter((d) => !(d.kind === "view" && droppedByMigra(d.name)))) {
     const goal = wanted.get(d.name);
     const text = d.kind === "view" ? await viewDefinition(target, d.name)
       : goal?.kind === "function" ? `${goal.definition!.trim()};` : null;

@@ -298,6 +298,29 @@ GRANT SELECT ON TABLE public.google_ai_cooldowns_busiest TO service_role;
     await expectAppliedTwiceEqual(diff.sql!, targetUrl);
   });
 
+  it("writes a function whose result type changes while a view reads it: the view goes first and comes back", async () => {
+    const zone = `
+CREATE OR REPLACE VIEW public.google_ai_zone_now WITH (security_invoker='true') AS
+ SELECT public.google_ai_pacific_zone() AS zone;
+COMMENT ON VIEW public.google_ai_zone_now IS 'The Pacific zone''s name.';
+`;
+    const { diff, targetUrl } = await generate(async (dir) => {
+      await writeFile(path.join(dir, "94_zone.sql"), zone);
+      await replaceIn(dir, "20_windows.sql", "public.google_ai_pacific_zone() RETURNS text",
+        "public.google_ai_pacific_zone() RETURNS character varying");
+    }, undefined, zone);
+    const sql = diff.sql!;
+    const dropView = sql.indexOf(`drop view if exists "public"."google_ai_zone_now";`);
+    const dropFunction = sql.indexOf("drop function if exists public.google_ai_pacific_zone();");
+    expect(dropView).toBeGreaterThanOrEqual(0);
+    expect(dropView).toBeLessThan(dropFunction);
+    expect(diff.fixups).toEqual(expect.arrayContaining([
+      "comment on view public.google_ai_zone_now is 'The Pacific zone''s name.';",
+    ]));
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(sql, targetUrl, zone);
+  });
+
   it("says in its header what the migration changes, in comment lines of at most 110 characters", () => {
     const what = "the fair queue's turns: a caller's first waiting ticket takes the head's turn and a moved " +
       "ticket never ties the head; a waiter's likely turn counts only the slots the shares it does not own leave it";
