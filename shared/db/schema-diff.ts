@@ -14,9 +14,9 @@
 //     privilege), touching no other object's grants;
 //   - a function whose result type changes is dropped first (migra replaces it, which PostgreSQL
 //     refuses); a changed signature is migra's own drop and create, so no overload is left behind;
-//   - dependents: what depends on a view migra drops (a column added in its middle) or on a function
-//     dropped (its result type or signature changed) and that migra does not drop itself, such as a
-//     function returning the view's rows, is dropped before it and created again after it from the
+//   - dependents: what depends on a view migra drops (a column added in its middle), a composite type
+//     it drops (an attribute added) or a function dropped (its result type or signature changed), such
+//     as a function returning the view's rows or taking the type, is dropped before it and created again after it from the
 //     schema files' definition, in dependency order, with its grants, options and comment (below);
 //     what cannot be (a table's column of the view's row type...) is refused, naming it;
 //   - a new type is created before the functions (migra sorts them by name: a function taking it came first);
@@ -123,6 +123,7 @@ export async function diffDatabases(fromUrl: string, targetUrl: string, what?: s
     // What the dropped views and functions leave behind, dropped before them and created after them.
     const dropped = {
       views: migra.flatMap((s) => /^drop view if exists (\S+);$/i.exec(s)?.[1] ?? []),
+      types: migra.flatMap((s) => /^drop type if exists (\S+);$/i.exec(s)?.[1] ?? []),
       functions: [...resultChanged, ...[...had].filter(([name, f]) => f.kind === "function" && !wanted.has(name)).map(([name]) => name)],
     };
     const dependents = await dependentsToRecreate(from, target, wanted, dropped, migra);
@@ -259,17 +260,17 @@ interface Dependent {
 }
 
 /**
- * The views and functions that depend on what the migration drops (`dropped`: views as migra names them,
- * functions as objectStates does), found in `from` through pg_depend, at any depth: a view reading a
- * dropped view or function, a function taking or returning a dropped view's row type (or an array of
- * it). PostgreSQL refuses the drop while they exist, so each is dropped first (dependents of dependents
+ * The views and functions that depend on what the migration drops (`dropped`: views and types as migra
+ * names them, functions as objectStates does), found in `from` through pg_depend, at any depth: a view
+ * reading a dropped view or function, a function taking or returning a dropped view's row type or a
+ * dropped type (a composite type migra changes by dropping it and creating it again), or an array of it. PostgreSQL refuses the drop while they exist, so each is dropped first (dependents of dependents
  * before them) and created again last from `target`'s definition, in the opposite order; its grants and
  * comment come back with the fixups (alignAccessAndOptions). One that migra drops itself is left to it. Anything
  * else depending on them (a table's column of the row type, a default, a constraint, a policy) cannot be
  * dropped without data or access lost: refused with DependentsRefused, naming it.
  */
 async function dependentsToRecreate(from: Sql, target: Sql, wanted: Map<string, ObjectState>,
-  dropped: { views: string[]; functions: string[] }, migra: string[]): Promise<{ drops: string[]; creates: string[] }> {
+  dropped: { views: string[]; functions: string[]; types: string[] }, migra: string[]): Promise<{ drops: string[]; creates: string[] }> {
   // (Names as objectStates gives them: read with an empty search_path, every type qualified.)
   const order = await from.begin(async (tx) => {
     await tx.unsafe("set local search_path = ''");
@@ -297,7 +298,7 @@ async function dependentsToRecreate(from: Sql, target: Sql, wanted: Map<string, 
 }
 
 /** The dependents of `dropped` in `sql`, each after what it depends on, and what first reached each. */
-async function dependentsInOrder(sql: Sql, dropped: { views: string[]; functions: string[] }):
+async function dependentsInOrder(sql: Sql, dropped: { views: string[]; functions: string[]; types: string[] }):
     Promise<{ dependents: Dependent[]; why: Map<string, string> }> {
   const from = sql;
   const roots = await from.unsafe<{ classid: string; oid: number; name: string }[]>(`
@@ -306,8 +307,11 @@ async function dependentsInOrder(sql: Sql, dropped: { views: string[]; functions
     union all
     select 'pg_proc', p.oid::int, format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid))
     from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-    where format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) = any($2::text[])`,
-  [dropped.views, dropped.functions]);
+    where format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) = any($2::text[])
+    union all
+    select 'pg_type', t.oid::int, v.name from unnest($3::text[]) v(name)
+      join pg_catalog.pg_type t on t.oid = pg_catalog.to_regtype(v.name)`,
+  [dropped.views, dropped.functions, dropped.types]);
   // Breadth first from the roots; an object met again moves behind the one that reached it.
   const order: Dependent[] = [];
   const why = new Map<string, string>();
@@ -337,6 +341,9 @@ async function directDependents(sql: Sql, classid: string, oid: number): Promise
       select 'pg_catalog.pg_type'::regclass, t.oid from pg_catalog.pg_class c join pg_catalog.pg_type t
         on t.oid in (c.reltype, (select rt.typarray from pg_catalog.pg_type rt where rt.oid = c.reltype))
       where $1::regclass = 'pg_catalog.pg_class'::regclass and c.oid = $2::oid
+      union all
+      select 'pg_catalog.pg_type'::regclass, t.typarray from pg_catalog.pg_type t
+      where $1::regclass = 'pg_catalog.pg_type'::regclass and t.oid = $2::oid and t.typarray <> 0
     )
     select distinct case when v.oid is not null and v.relkind = 'v' then 'view'
                          when p.oid is not null then 'function' else 'other' end as kind,

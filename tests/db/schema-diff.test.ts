@@ -321,6 +321,21 @@ COMMENT ON VIEW public.google_ai_zone_now IS 'The Pacific zone''s name.';
     await expectAppliedTwiceEqual(sql, targetUrl, zone);
   });
 
+  it("writes a composite type that gains an attribute: the functions taking it go first and come back", async () => {
+    const { diff, targetUrl } = await generate((dir) =>
+      replaceIn(dir, "35_clients_and_tokens.sql", "    client_id uuid,\n    token_id uuid\n);",
+        "    client_id uuid,\n    token_id uuid,\n    attempt integer\n);"));
+    const sql = diff.sql!;
+    const dropType = sql.indexOf(`drop type if exists "public"."google_ai_caller";`);
+    const dropRules = sql.indexOf("drop function if exists public.google_ai_booking_rules(");
+    const createRules = sql.indexOf("CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(");
+    expect(dropRules).toBeGreaterThanOrEqual(0);
+    expect(dropRules).toBeLessThan(dropType);
+    expect(dropType).toBeLessThan(createRules);
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(sql, targetUrl);
+  });
+
   it("says in its header what the migration changes, in comment lines of at most 110 characters", () => {
     const what = "the fair queue's turns: a caller's first waiting ticket takes the head's turn and a moved " +
       "ticket never ties the head; a waiter's likely turn counts only the slots the shares it does not own leave it";
