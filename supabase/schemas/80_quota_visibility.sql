@@ -46,7 +46,7 @@ begin
      or (p_answer -> 'ok' = 'true'::jsonb and jsonb_typeof(p_answer -> 'quota_group') is distinct from 'string') then
     return null;
   end if;
-  v_limits := public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model), 0);
+  v_limits := public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model));
   if v_limits.model is null then
     return null;
   end if;
@@ -256,7 +256,7 @@ declare
   v_sum record;
   v_queue jsonb;
 begin
-  v_limits := public.google_ai_request_limits(p_model, 0);
+  v_limits := public.google_ai_request_limits(p_model);
   if v_limits.model is null then
     return null;
   end if;
