@@ -186,6 +186,40 @@ describe("gpt-4o behind the gateway", () => {
     expect((refused as InstanceType<typeof OpenAI.APIError>).code).toBe("upstream_rejected");
   });
 
+  it("five calls OpenAI refuses with 400 keep only their input: the next ordinary call is served at once, the window within one call of OpenAI's", async () => {
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0, defaultHeaders: { "x-eve-mode": "NO_WAIT" } });
+    const strict = { type: "object", properties: { a: { type: "string" } } };
+    const refusals = [
+      { max_tokens: 20_000 },
+      { response_format: { type: "json_schema" as const, json_schema: { name: "loose", strict: true, schema: strict } } },
+      { response_format: { type: "json_object" as const } },
+      { max_completion_tokens: 20_000 },
+      { max_tokens: 20_000 },
+    ];
+    for (const extra of refusals) {
+      const refused = await client.chat.completions.create({
+        model: "gpt-4o",
+        messages: [{ role: "user", content: "refuse me" }],
+        ...extra,
+      }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((refused as InstanceType<typeof OpenAI.APIError>).code).toBe("upstream_rejected");
+    }
+    const served = await client.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "an ordinary call" }] });
+    expect(served.choices[0]!.message.content).toContain("an ordinary call");
+    expect(oa.stats().total.byStatus).toEqual({ 400: 5, 200: 1 });
+    const counted = oa.stats().quota["org-sim-a"]!["gpt-4o"]!.minuteTokens;
+    const [window] = await s.sql<{ tokens: number }[]>`
+      select sum(window_tokens)::int as tokens from public.google_ai_usage_counters where model = 'gpt-4o'`;
+    const [call] = await s.sql<{ estimated: number }[]>`
+      select max(estimated_tokens)::int as estimated from public.google_ai_attempts where status = 'succeeded'`;
+    expect(Math.abs(window!.tokens - counted)).toBeLessThanOrEqual(call!.estimated);
+    // The refusals kept their input only (a few tokens each), logged with OpenAI's status.
+    const rows = await s.sql<{ status: string; http_status: number }[]>`
+      select status, http_status from public.google_ai_attempts where http_status = 400`;
+    expect(rows).toHaveLength(5);
+  });
+
   it("a Gemini model refuses what only OpenAI's models give, naming it, before anything is booked", async () => {
     const refused = await openai().chat.completions.create({
       model: FLASH,

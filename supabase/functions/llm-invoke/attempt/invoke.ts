@@ -406,6 +406,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
               error,
               now: clock.now(),
               defaultCooldownMs: options.defaultCooldownMs,
+              inputTokens: size.input,
             }),
             serviceTier: tier,
           },

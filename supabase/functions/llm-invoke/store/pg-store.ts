@@ -202,7 +202,8 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           p_served_tier => ${p.servedTier ?? null}, p_added_ms => ${roundedMs(p.addedMs)}::integer,
           p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer,
           p_room_requests => ${p.room?.requests ?? null}::integer, p_room_tokens => ${p.room?.tokens ?? null}::integer,
-          p_room_until => ${p.room == null ? null : p.room.until.toISOString()}::timestamptz) as r`;
+          p_room_until => ${p.room == null ? null : p.room.until.toISOString()}::timestamptz,
+          p_settled_tokens => ${p.settledTokens ?? null}::integer) as r`;
       }),
 
     release: (reservationId, reason) =>
