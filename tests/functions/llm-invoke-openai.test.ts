@@ -220,6 +220,32 @@ describe("gpt-4o behind the gateway", () => {
     expect(rows).toHaveLength(5);
   });
 
+  it("a max_tokens larger than the model's TPM is blamed on max_tokens; an unknown model is OpenAI's 404 model_not_found", async () => {
+    for (const extra of [{ max_tokens: 100_000 }, { max_completion_tokens: 31_000 }]) {
+      const refused = await openai().chat.completions.create({
+        model: "gpt-4o",
+        messages: [{ role: "user", content: "too much" }],
+        ...extra,
+      }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+      const error = refused as InstanceType<typeof OpenAI.APIError>;
+      expect({ code: error.code, param: error.param }).toEqual({ code: "invalid_request", param: "max_tokens" });
+      const details = (error.error as { details: Record<string, unknown> }).details;
+      expect(details).toMatchObject({ field: "max_tokens", tpm_limit: 30_000 });
+      expect(details.max_tokens).toBeUndefined();
+      expect(error.message).not.toContain("input is estimated");
+    }
+    const unknown = await openai().chat.completions.create({
+      model: "gpt-9-nonexistent",
+      messages: [{ role: "user", content: "x" }],
+    }).catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
+    const error = unknown as InstanceType<typeof OpenAI.APIError>;
+    expect({ status: error.status, code: error.code, param: error.param })
+      .toEqual({ status: 404, code: "model_not_found", param: "model" });
+    expect(error.message).toContain("/v1/models");
+  });
+
   it("a Gemini model refuses what only OpenAI's models give, naming it, before anything is booked", async () => {
     const refused = await openai().chat.completions.create({
       model: FLASH,

@@ -9,7 +9,6 @@
 // and fall back to the message text "Please retry in 10.689924287s.". A per-day quota means
 // "exhausted until midnight Pacific", which the database computes: we only raise a flag.
 // What kind of 429 it was (minute, day, limit: 0, spend cap, unknown) is read in quota-cause.ts.
-import type { ProviderRoom } from "./client.ts";
 import { sanitize } from "../sanitize.ts";
 import { isPerDayQuota, type QuotaCause, quotaCauseOf } from "./quota-cause.ts";
 
@@ -60,8 +59,8 @@ export interface ClassifiedGoogleError {
   message: string;
   /** Who answered, for the caller's message: absent for Google ("OpenAI" for OpenAI's classifier). */
   upstream?: string;
-  /** What the failed answer's rate-limit headers say is left of the group's limits (OpenAI's x-ratelimit-*). */
-  room?: ProviderRoom | null;
+  /** What the failed answer's rate-limit headers say is left of the group's limits (OpenAI's x-ratelimit-*; client.ts's ProviderRoom). */
+  room?: { requests: number | null; tokens: number | null; resetMs: number } | null;
 }
 
 const TYPE_PREFIX = "type.googleapis.com/google.rpc.";

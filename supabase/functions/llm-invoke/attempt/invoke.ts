@@ -207,6 +207,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           ? countTokens(requestFor(chain, model), { deadline, signal, timing })
           : Promise.resolve(null),
       bookedOutput(chain, request.generationConfig),
+      request.imageTokens,
     );
     const reserveAs = reserveCallerOf(caller);
     // The caller named the request (its own request_id): the database keeps an idempotency record.
