@@ -246,6 +246,13 @@ describe("gpt-4o behind the gateway", () => {
     expect(error.message).toContain("/v1/models");
   });
 
+  it("GET /v1/models names each model's owner by its row's provider", async () => {
+    const owners = new Map<string, string>();
+    for await (const m of openai().models.list()) owners.set(m.id, m.owned_by);
+    expect({ gpt: owners.get("gpt-4o"), flash: owners.get(FLASH) }).toEqual({ gpt: "openai", flash: "google" });
+    expect((await openai().models.retrieve("gpt-4o")).owned_by).toBe("openai");
+  });
+
   it("a Gemini model refuses what only OpenAI's models give, naming it, before anything is booked", async () => {
     const refused = await openai().chat.completions.create({
       model: FLASH,

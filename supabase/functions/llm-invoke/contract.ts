@@ -356,6 +356,8 @@ export interface ModelEntry {
   supportsSystemInstruction: boolean;
   supportsJsonMode: boolean;
   supportsTools: boolean;
+  /** Who serves it (its row's provider); absent: google. */
+  provider?: Provider;
 }
 
 /** The model a name stands for: its id or one of its aliases. */

@@ -218,8 +218,9 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         return { body: (await openAiModule()).openAiModels(models, now()), asIs: true };
       case "openai.model": {
         const id = route.model.replace(/^models\//, "");
-        if (modelNamed(models, id) === undefined) throw notFound(`No model ${id} here; GET …/v1/models lists them.`);
-        return { body: (await openAiModule()).openAiModel(id, now()), asIs: true };
+        const entry = modelNamed(models, id);
+        if (entry === undefined) throw notFound(`No model ${id} here; GET …/v1/models lists them.`);
+        return { body: (await openAiModule()).openAiModel(id, now(), entry), asIs: true };
       }
       default:
         throw notFound("This path is not one of llm-invoke's routes.");
