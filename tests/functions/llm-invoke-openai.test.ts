@@ -253,6 +253,36 @@ describe("gpt-4o behind the gateway", () => {
     expect((await openai().models.retrieve("gpt-4o")).owned_by).toBe("openai");
   });
 
+  it("every answer says what happened in x-eve-* headers (replayed, model, provider, attempts); a stream names the model as the whole answer does", async () => {
+    const ask = () =>
+      openai().chat.completions.create(
+        { model: "gpt-4o", messages: [{ role: "user", content: "say what happened" }] },
+        { headers: { "x-eve-request-id": "oa-headers" } },
+      ).withResponse();
+    const first = await ask();
+    const served = (h: Headers) =>
+      ["x-eve-replayed", "x-eve-model", "x-eve-provider", "x-eve-attempts"].map((n) => h.get(n));
+    expect(served(first.response.headers)).toEqual(["false", "gpt-4o", "openai", "1"]);
+    const again = await ask();
+    expect(served(again.response.headers)).toEqual(["true", "gpt-4o", "openai", "0"]);
+    expect(again.data.choices[0]!.message.content).toBe(first.data.choices[0]!.message.content);
+
+    const { data: stream, response } = await openai().chat.completions.create({
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "stream what happened" }],
+      stream: true,
+    }).withResponse();
+    expect(served(response.headers)).toEqual(["false", "gpt-4o", "openai", "1"]);
+    const models = new Set<string>();
+    for await (const chunk of stream) models.add(chunk.model);
+    expect([...models]).toEqual([first.data.model]);
+
+    // The native route and a Gemini model alike.
+    const native = await s.call({ model: FLASH, prompt: "native headers" });
+    expect(native.status, native.text).toBe(200);
+    expect(served(native.headers)).toEqual(["false", FLASH, "google", "1"]);
+  });
+
   it("a Gemini model refuses what only OpenAI's models give, naming it, before anything is booked", async () => {
     const refused = await openai().chat.completions.create({
       model: FLASH,

@@ -268,6 +268,7 @@ describe("invoke: success", () => {
     expect(result).toEqual({
       text: "Привет",
       model: "gemma-3-27b-it",
+      provider: "google",
       key_alias: "alias-1",
       usage: { prompt_tokens: 11, completion_tokens: 9, total_tokens: 20 },
       attempts: 1,
