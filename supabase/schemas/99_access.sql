@@ -192,6 +192,7 @@ GRANT SELECT ON TABLE public.google_ai_tokens TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_credential_refusals FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_credential_refusals TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_group_room(p_quota_group text, p_model text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
     p_exclude_key_ids uuid[]) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
