@@ -59,6 +59,8 @@ export interface ClassifiedGoogleError {
   message: string;
   /** Who answered, for the caller's message: absent for Google ("OpenAI" for OpenAI's classifier). */
   upstream?: string;
+  /** What the failed answer's rate-limit headers say is left of the group's limits (OpenAI's x-ratelimit-*; client.ts's ProviderRoom). */
+  room?: { requests: number | null; tokens: number | null; resetMs: number } | null;
 }
 
 const TYPE_PREFIX = "type.googleapis.com/google.rpc.";

@@ -207,6 +207,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           ? countTokens(requestFor(chain, model), { deadline, signal, timing })
           : Promise.resolve(null),
       bookedOutput(chain, request.generationConfig),
+      request.imageTokens,
     );
     const reserveAs = reserveCallerOf(caller);
     // The caller named the request (its own request_id): the database keeps an idempotency record.
@@ -314,7 +315,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             // The first chunk is here: what the gateway added, and the first byte, are known now.
             const times = answerTimes(timing);
             return relayStream(opened, {
-              head: { ...headOf(reservation, calls), waited_ms: waiting.waitedMs },
+              head: { ...headOf(reservation, calls, provider), waited_ms: waiting.waitedMs },
               reservationId: reservation.reservationId,
               estimatedInputTokens: size.input,
               includeCandidates: request.includeCandidates,
@@ -341,7 +342,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         }
         const outcome = await callGoogle(upstream!, apiKey, sent, reservation);
         if (outcome.ok) {
-          const result = answer(outcome, reservation, calls);
+          const result = answer(outcome, reservation, calls, provider);
           const times = answerTimes(timing);
           await afterAnswer(finalizeReliably(
             deps.store,
@@ -406,6 +407,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
               error,
               now: clock.now(),
               defaultCooldownMs: options.defaultCooldownMs,
+              inputTokens: size.input,
             }),
             serviceTier: tier,
           },
@@ -474,14 +476,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       }
     }
 
-    /** Who served: the model, why a fallback served, the key, the calls made. */
-    function headOf(reservation: Reservation, attempts: number) {
+    /** Who served: the model and its provider, why a fallback served, the key, the calls made. */
+    function headOf(reservation: Reservation, attempts: number, provider: Provider) {
       // A fallback served: the answer says what was asked for and why each model before it was passed over.
       const passedOver = (reservation.fallbackFrom ?? []).filter((s) => s.model !== reservation.model);
       const fallback = reservation.model === chain[0]!.model
         ? {}
         : { requested_model: chain[0]!.model, fallback_from: fallbackSteps(passedOver) };
-      return { model: reservation.model, ...fallback, key_alias: reservation.keyAlias, attempts };
+      return { model: reservation.model, provider, ...fallback, key_alias: reservation.keyAlias, attempts };
     }
 
     async function callGoogle(
@@ -507,8 +509,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       outcome: Extract<GenerateOutcome, { ok: true }>,
       reservation: Reservation,
       attempts: number,
+      provider: Provider,
     ): InvokeResult {
-      const { model, key_alias, ...rest } = headOf(reservation, attempts);
+      const { model, key_alias, ...rest } = headOf(reservation, attempts, provider);
       return {
         text: outcome.text,
         model,

@@ -108,6 +108,8 @@ export class InputSize {
     readonly estimated: number,
     private readonly count: (model: string | null) => Promise<number | null>,
     readonly bookedOutput = 0,
+    /** Of `estimated`, the tokens the request's images count (named when they make it too large). */
+    readonly imageTokens = 0,
   ) {
     this.tokens = estimated + bookedOutput;
   }

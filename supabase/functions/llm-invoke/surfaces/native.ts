@@ -13,9 +13,9 @@ import { parseInvokeRequest } from "./native/request.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "./sse.ts";
 import type { GenerateSurface, SurfaceContext } from "./surface.ts";
 
-/** The native body of an answer: everything but the provider's own shape of it. */
+/** The native body of an answer: everything but the provider's own shape of it (and who served: x-eve-provider). */
 export function nativeBody(result: InvokeResult): Record<string, unknown> {
-  const { response: _google, openai: _openai, ...body } = result;
+  const { response: _google, openai: _openai, provider: _provider, ...body } = result;
   return body;
 }
 
