@@ -4,7 +4,7 @@
 --   window's index bounds the scan (clock_timestamp() in the statement read every row of the group's log)
 set check_function_bodies = off;
 
-CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_attempts, p_input_tokens integer, p_output_tokens integer, p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_attempts, p_input_tokens integer, p_output_tokens integer, p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone, p_settled_tokens integer)
  RETURNS void
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -30,6 +30,7 @@ begin
 
   v_counted := p_input_tokens + case when exists (select 1 from public.google_ai_model_limits l
     where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_output_tokens, 0) else 0 end;
+  v_counted := coalesce(v_counted, least(p_settled_tokens, p_att.estimated_tokens));
   if v_counted is not null and v_counted <> p_att.estimated_tokens then
     perform public.google_ai_adjust_token_budget(p_att, 0, v_counted - p_att.estimated_tokens);
   end if;
