@@ -12,10 +12,21 @@ insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, prio
   ('b1', 'KEY_B1', 'proj-b', 1, true, array['view-model']),
   ('c1', 'KEY_C1', 'proj-c', 1, false, array['view-model']);
 -- Usage booked as the admission books it (google_ai_book_group: the sliding window's ring, the day).
+-- The model's row as the request resolves it: its limits after the margin (9 rpm, p_tpm, 90 rpd).
 create function pg_temp.book(p_group text, p_model text, p_n integer, p_tokens integer, p_at timestamptz,
-    p_tpm integer default 900) returns text language sql as $$
-  select string_agg((public.google_ai_book_group(p_group, p_model, 9, p_tpm, 90, p_tokens, p_at, false, null)).outcome,
-    ',') from generate_series(1, p_n) $$;
+    p_tpm integer default 900) returns text language plpgsql as $$
+declare
+  v_model public.google_ai_model_limits;
+  v_outcomes text[] := '{}';
+begin
+  select * into v_model from public.google_ai_model_limits where model = p_model;
+  v_model.rpm := 9; v_model.tpm := p_tpm; v_model.rpd := 90;
+  for i in 1..p_n loop
+    v_outcomes := v_outcomes || (public.google_ai_book_group(p_group, v_model, null::public.google_ai_priority_classes,
+      null::public.google_ai_caller, p_tokens, p_at, false)).outcome;
+  end loop;
+  return array_to_string(v_outcomes, ',');
+end $$;
 -- (The shares the classes keep of every model are left out: the view is about the group's window.)
 delete from public.google_ai_quota_shares where model = 'view-model';
 select pg_temp.book('proj-a', 'view-model', 3, 100, now());
