@@ -15,7 +15,7 @@ import path from "node:path";
 import { performance } from "node:perf_hooks";
 import { startOpenAISimulator } from "../shared/openai-sim/server.ts";
 import { connect, migrationsDir, type Sql } from "../shared/db/migrate.ts";
-import { type BenchDb, type BenchServer, closeClients, HUGE, openClients, relationBytes, UNBOUNDED } from "./lib/db.ts";
+import { type BenchDb, type BenchServer, closeClients, HUGE, openClients, relationBytes, setOpenAIModel } from "./lib/db.ts";
 import { postInvoke, probeInvoke, serveLlmInvokeAsOnSupabase, simulatorFor } from "./lib/llm-invoke.ts";
 import { fmt, pct, table, times, type Check, type PartResult } from "./lib/report.ts";
 import { round, summarize } from "./lib/stats.ts";
@@ -166,15 +166,8 @@ async function openaiRows(sql: Sql): Promise<void> {
   await sql`
     insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
     values ('scale-openai', 'openai', ${SECRET_VAR}, ${ORG}, 100, true)`;
-  for (const model of [GPT, FAILING]) {
-    await sql`
-      insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, booked_output_tokens, fallback_models, is_active)
-      values (${model}, 'openai', ${UNBOUNDED.rpm}, ${UNBOUNDED.tpm}, ${UNBOUNDED.rpd}, 4096,
-              ${model === FAILING ? [GEMMA] : []}, true)
-      on conflict (model) do update set provider = excluded.provider, rpm = excluded.rpm, tpm = excluded.tpm,
-        rpd = excluded.rpd, booked_output_tokens = excluded.booked_output_tokens,
-        fallback_models = excluded.fallback_models, is_active = true`;
-  }
+  await setOpenAIModel(sql, GPT);
+  await setOpenAIModel(sql, FAILING, [GEMMA]);
 }
 
 function body(model: string, id: string, extra: Record<string, unknown> = {}) {

@@ -9,7 +9,7 @@
 // figure is gpt-4o's added latency over Google's.
 import { randomUUID } from "node:crypto";
 import { startOpenAISimulator } from "../shared/openai-sim/server.ts";
-import { HUGE, UNBOUNDED, type BenchServer } from "./lib/db.ts";
+import { HUGE, setOpenAIModel, type BenchServer } from "./lib/db.ts";
 import { BENCH_SIM_KEY, postInvoke, probeInvoke, serveLlmInvokeAsOnSupabase, simulatorFor } from "./lib/llm-invoke.ts";
 import { performance } from "node:perf_hooks";
 import { fmt, latencyRow, table, times, type Check, type PartResult } from "./lib/report.ts";
@@ -80,11 +80,7 @@ export async function runProviderOverhead(
     await db.sql`
       insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
       values ('bench-openai', 'openai', ${OPENAI_SECRET_VAR}, ${OPENAI_ORG}, 100, true)`;
-    await db.sql`
-      insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, booked_output_tokens, is_active)
-      values (${OPENAI_MODEL}, 'openai', ${UNBOUNDED.rpm}, ${UNBOUNDED.tpm}, ${UNBOUNDED.rpd}, 4096, true)
-      on conflict (model) do update set provider = excluded.provider, rpm = excluded.rpm, tpm = excluded.tpm,
-        rpd = excluded.rpd, booked_output_tokens = excluded.booked_output_tokens, is_active = true`;
+    await setOpenAIModel(db.sql, OPENAI_MODEL);
     const fnLog: string[] = [];
     const edge = teardown.closes(await serveLlmInvokeAsOnSupabase({
       dbUrl: db.url,

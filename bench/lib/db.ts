@@ -102,6 +102,19 @@ export async function setModel(sql: Sql, model: string, limits: ModelLimits): Pr
     on conflict (model) do update set rpm = excluded.rpm, tpm = excluded.tpm, rpd = excluded.rpd`;
 }
 
+/**
+ * Adds (or replaces) an OpenAI model row whose limits never bind, booking its output as OpenAI counts
+ * TPM (booked_output_tokens), with the chain's next models.
+ */
+export async function setOpenAIModel(sql: Sql, model: string, fallbackModels: string[] = []): Promise<void> {
+  await sql`
+    insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, booked_output_tokens, fallback_models, is_active)
+    values (${model}, 'openai', ${UNBOUNDED.rpm}, ${UNBOUNDED.tpm}, ${UNBOUNDED.rpd}, 4096, ${fallbackModels}, true)
+    on conflict (model) do update set provider = excluded.provider, rpm = excluded.rpm, tpm = excluded.tpm,
+      rpd = excluded.rpd, booked_output_tokens = excluded.booked_output_tokens,
+      fallback_models = excluded.fallback_models, is_active = true`;
+}
+
 export interface KeySpec {
   alias: string;
   /** Google Cloud project = quota group. */

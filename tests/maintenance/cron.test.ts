@@ -31,6 +31,19 @@ async function job(name: string) {
     select jobid, schedule, command, database, active from cron.job where jobname = ${name}`;
 }
 
+/** The job's first run after run id `after` to end, or undefined when none ended within `ms`. */
+async function nextRun(jobid: string, after: string, ms: number) {
+  const deadline = Date.now() + ms;
+  let run: { status: string; return_message: string } | undefined;
+  while (Date.now() < deadline && run === undefined) {
+    await new Promise((r) => setTimeout(r, 1000));
+    [run] = await sql<{ status: string; return_message: string }[]>`
+      select status, return_message from cron.job_run_details
+      where jobid = ${jobid} and runid > ${after}::bigint and status in ('succeeded', 'failed') order by runid limit 1`;
+  }
+  return run;
+}
+
 describe("the housekeeping job in pg_cron", () => {
   it("exists in the cron database, hourly at :17, running google_ai_housekeeping()", async () => {
     expect(await job(JOB)).toEqual([
@@ -88,16 +101,9 @@ describe("the housekeeping job in pg_cron", () => {
     const [{ max }] = await sql`select coalesce(max(id), 0)::int as max from public.google_ai_maintenance_log`;
     const [{ jobid }] = await sql`select cron.schedule('probe-eve-housekeeping', '* * * * *', ${command}) as jobid`;
     try {
-      let run: { status: string; return_message: string } | undefined;
       // pg_cron starts a job at a minute's start once its job cache has reloaded: a job scheduled just
       // before one may wait for the next, and on a loaded machine the run takes seconds of its own.
-      const deadline = Date.now() + 140_000;
-      while (Date.now() < deadline && run === undefined) {
-        await new Promise((r) => setTimeout(r, 1000));
-        [run] = await sql<{ status: string; return_message: string }[]>`
-          select status, return_message from cron.job_run_details
-          where jobid = ${jobid} and status in ('succeeded', 'failed') order by runid limit 1`;
-      }
+      const run = await nextRun(jobid, "0", 140_000);
       expect(run, "pg_cron did not run the probe job within 140 s").toBeDefined();
       expect(run).toEqual({ status: "succeeded", return_message: "1 row" });
       const logs = await sql`select operation, status from public.google_ai_maintenance_log where id > ${max}`;
@@ -122,15 +128,7 @@ describe("the counter rows' vacuum in pg_cron", () => {
   it("runs under pg_cron's scheduler: the counter table is vacuumed", async () => {
     const [{ jobid }] = await job(VACUUM_JOB);
     const [{ max }] = await sql`select coalesce(max(runid), 0)::text as max from cron.job_run_details where jobid = ${jobid}`;
-    let run: { status: string; return_message: string } | undefined;
-    const deadline = Date.now() + 60_000;
-    while (Date.now() < deadline && run === undefined) {
-      await new Promise((r) => setTimeout(r, 1000));
-      [run] = await sql<{ status: string; return_message: string }[]>`
-        select status, return_message from cron.job_run_details
-        where jobid = ${jobid} and runid > ${max}::bigint and status in ('succeeded', 'failed') order by runid limit 1`;
-    }
-    expect(run, "pg_cron did not run the vacuum within 60 s").toEqual({ status: "succeeded", return_message: "VACUUM" });
+    expect(await nextRun(jobid, max, 60_000), "pg_cron did not run the vacuum within 60 s").toEqual({ status: "succeeded", return_message: "VACUUM" });
   }, 70_000);
 });
 
