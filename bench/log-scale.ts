@@ -10,11 +10,10 @@
 //    pointed at the part's database); google_ai_usage_counters' size, dead rows and heap-only share after
 //    the first batch and after ten times as many.
 import { randomUUID } from "node:crypto";
-import { readdir, readFile } from "node:fs/promises";
-import path from "node:path";
+import { readFile } from "node:fs/promises";
 import { performance } from "node:perf_hooks";
 import { startOpenAISimulator } from "../shared/openai-sim/server.ts";
-import { connect, migrationsDir, type Sql } from "../shared/db/migrate.ts";
+import { connect, listMigrations, type Sql } from "../shared/db/migrate.ts";
 import { type BenchDb, type BenchServer, closeClients, HUGE, openClients, relationBytes, setOpenAIModel } from "./lib/db.ts";
 import { postInvoke, probeInvoke, serveLlmInvokeAsOnSupabase, simulatorFor } from "./lib/llm-invoke.ts";
 import { fmt, pct, table, times, type Check, type PartResult } from "./lib/report.ts";
@@ -292,12 +291,12 @@ async function counterGrowth(
  * project's own is, its job then pointed at the part's database (pg_cron runs jobs from one database).
  */
 async function scheduleCounterVacuum(cron: Sql, database: string): Promise<string> {
-  const file = (await readdir(migrationsDir)).find((f) => f.endsWith("_counters_vacuum_schedule.sql"));
-  if (!file) throw new Error(`no *_counters_vacuum_schedule.sql in ${migrationsDir}`);
+  const migration = (await listMigrations()).find((m) => m.name === "counters_vacuum_schedule");
+  if (!migration) throw new Error("no *_counters_vacuum_schedule.sql among the migrations");
   await cron`create extension if not exists pg_cron with schema pg_catalog`;
-  await cron.unsafe(await readFile(path.join(migrationsDir, file), "utf8"));
+  await cron.unsafe(await readFile(migration.file, "utf8"));
   const [job] = await cron<{ jobid: string }[]>`select jobid::text from cron.job where jobname = 'eve-gateway-counters-vacuum'`;
-  if (!job) throw new Error(`${file} scheduled no job (is pg_cron preloaded on the bench server?)`);
+  if (!job) throw new Error(`${migration.file} scheduled no job (is pg_cron preloaded on the bench server?)`);
   await cron`select cron.alter_job(${job.jobid}::bigint, database => ${database})`;
   return job.jobid;
 }

@@ -12,15 +12,13 @@ insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, prio
   ('b1', 'KEY_B1', 'proj-b', 1, true, array['view-model']),
   ('c1', 'KEY_C1', 'proj-c', 1, false, array['view-model']);
 -- Usage booked as the admission books it (google_ai_book_group: the sliding window's ring, the day).
--- The model's row as the request resolves it: its limits after the margin (9 rpm, p_tpm, 90 rpd).
-create function pg_temp.book(p_group text, p_model text, p_n integer, p_tokens integer, p_at timestamptz,
-    p_tpm integer default 900) returns text language plpgsql as $$
+-- The model's row as the request resolves it (google_ai_request_limits: its limits after the margin).
+create function pg_temp.book(p_group text, p_model text, p_n integer, p_tokens integer, p_at timestamptz)
+    returns text language plpgsql as $$
 declare
-  v_model public.google_ai_model_limits;
+  v_model public.google_ai_model_limits := public.google_ai_request_limits(p_model);
   v_outcomes text[] := '{}';
 begin
-  select * into v_model from public.google_ai_model_limits where model = p_model;
-  v_model.rpm := 9; v_model.tpm := p_tpm; v_model.rpd := 90;
   for i in 1..p_n loop
     v_outcomes := v_outcomes || (public.google_ai_book_group(p_group, v_model, null::public.google_ai_priority_classes,
       null::public.google_ai_caller, p_tokens, p_at, false)).outcome;
@@ -41,8 +39,10 @@ insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reas
 select is((select (active_keys, key_aliases, rpm_used, rpm_limit, rpm_left, tpm_used, tpm_limit, tpm_left, rpd_used, rpd_limit, state)::text
            from public.google_ai_usage_now where quota_group = 'proj-a' and model = 'view-model'),
   '(2,"{a1,a2}",3,9,6,300,900,600,3,90,open)', 'a group in use: its sliding window and day against the limits after the 10% margin');
+-- (in the first two minutes of a Pacific day, those seven were yesterday's)
 select is((select (rpm_used, tpm_used, rpm_left, rpd_used, rpd_left)::text from public.google_ai_usage_now where quota_group = 'proj-b'),
-  '(0,0,0,7,83)', 'admissions that left the window count as nothing; the day still counts; a cooldown leaves nothing to book');
+  case when public.google_ai_pacific_day(now() - interval '2 minutes') = public.google_ai_pacific_day(now())
+       then '(0,0,0,7,83)' else '(0,0,0,0,90)' end, 'admissions that left the window count as nothing; the day still counts; a cooldown leaves nothing to book');
 select is((select (state, cooldown_reason)::text from public.google_ai_usage_now where quota_group = 'proj-b'),
   '(cooldown,rate_limited)', 'a cooldown in force shows, and is what would refuse a request now');
 select is((select (active_keys, rpd_used, state)::text from public.google_ai_usage_now where quota_group = 'proj-c'),
@@ -62,11 +62,11 @@ insert into public.google_ai_model_limits (model, rpm, tpm, rpd, safety_margin) 
 insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority, is_active, models) values
   ('d1', 'KEY_D1', 'proj-d', 1, true, array['view-tokens']);
 delete from public.google_ai_quota_shares where model = 'view-tokens';
-select pg_temp.book('proj-d', 'view-tokens', 1, 700, now(), 1000);
+select pg_temp.book('proj-d', 'view-tokens', 1, 700, now());
 select is((select (tpm_used, tpm_left)::text from public.google_ai_usage_now where quota_group = 'proj-d'), '(700,300)',
   'tokens used and left in the window');
-select is(pg_temp.book('proj-d', 'view-tokens', 1, 301, now(), 1000), 'tpm', 'one token more than shown left is refused');
-select is(pg_temp.book('proj-d', 'view-tokens', 1, 300, now(), 1000), 'booked', 'what is shown left is booked');
+select is(pg_temp.book('proj-d', 'view-tokens', 1, 301, now()), 'tpm', 'one token more than shown left is refused');
+select is(pg_temp.book('proj-d', 'view-tokens', 1, 300, now()), 'booked', 'what is shown left is booked');
 
 select is((select array_agg(quota_group) from public.google_ai_cooldowns_active where model = 'view-model'), array['proj-b'],
   'only cooldowns in force are listed');

@@ -2,6 +2,7 @@
 import { describe, expect, it } from "vitest";
 import { classifyGoogleHttpError } from "../../_shared/google/errors.ts";
 import { SPEND_CAP_MAX_REST_MS } from "../../_shared/google/quota-cause.ts";
+import { classifyOpenAiHttpError } from "../../_shared/openai/errors.ts";
 import { failureRecord } from "./attempt-record.ts";
 
 const NOW = Date.parse("2026-11-24T10:00:00Z");
@@ -30,5 +31,26 @@ describe("failureRecord for a spend cap", () => {
 
   it("never rests a whole project longer than an hour, whatever delay Google asks for", () => {
     expect(record(spendCap(`${6 * 3600}s`)).cooldownUntil).toEqual(new Date(NOW + SPEND_CAP_MAX_REST_MS));
+  });
+});
+
+describe("failureRecord's settled size: what the window keeps of a failed call's booking", () => {
+  const openAi = (status: number, code: string | null = null) =>
+    classifyOpenAiHttpError(status, { error: { message: "no", type: "invalid_request_error", code } }, new Headers());
+  const settled = (error: ReturnType<typeof openAi>) =>
+    failureRecord({ reservationId: "r", latencyMs: 1, error, now: NOW, defaultCooldownMs: 30_000, inputTokens: 42 })
+      .settledTokens;
+
+  it("a refusal before generating (400, 404, 429) keeps the input only", () => {
+    expect([400, 404, 429].map((s) => settled(openAi(s)))).toEqual([42, 42, 42]);
+  });
+
+  it("a failure that may come after the provider started (408, 409, 5xx) keeps the whole booking", () => {
+    expect([408, 409, 500, 503].map((s) => settled(openAi(s)))).toEqual([null, null, null, null]);
+  });
+
+  it("without the booking's input known, nothing is settled", () => {
+    expect(failureRecord({ reservationId: "r", latencyMs: 1, error: openAi(400), now: NOW, defaultCooldownMs: 1 })
+      .settledTokens).toBeNull();
   });
 });

@@ -87,11 +87,14 @@ export interface FailureRecord {
 }
 
 /**
- * The provider answered with a refusal (any 4xx, a 429 too): nothing was generated, so at most the
- * input was counted. A 5xx, a timeout or a cut connection may come after the provider started.
+ * The provider answered with a refusal (a 4xx, a 429 too): nothing was generated, so at most the
+ * input was counted. A 5xx, a timeout (a 408 too) or a conflict (409), which a provider answers when
+ * it may have started, and a cut connection keep the whole booking: the classifier calls those
+ * retryable.
  */
 export function refusedBeforeGenerating(error: ClassifiedGoogleError): boolean {
-  return error.kind === "http" && error.httpStatus !== null && error.httpStatus >= 400 && error.httpStatus < 500;
+  return error.kind === "http" && error.class !== "retryable" && error.httpStatus !== null &&
+    error.httpStatus >= 400 && error.httpStatus < 500;
 }
 
 export function failureRecord(
