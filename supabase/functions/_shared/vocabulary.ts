@@ -197,12 +197,8 @@ export type AttemptStatus = (typeof ATTEMPT_STATUSES)[number];
 
 // ---- Providers -----------------------------------------------------------------------------------
 
-/**
- * The providers a key row or a model row may name: google_ai_provider's names in the database
- * (supabase/schemas/10_keys_and_limits.sql; tests/db/providers.test.ts keeps the two lists equal).
- */
-export const PROVIDERS = ["google", "openai"] as const;
-export type Provider = (typeof PROVIDERS)[number];
+// The providers a key row or a model row may name are the registry's (providers/registry.ts): each
+// is a module there, and the list derives from it.
 
 // ---- Classes and tiers -------------------------------------------------------------------------------
 

@@ -2,18 +2,18 @@
 // normalized request, the limits a request is held to, a model's capabilities, and the shapes that
 // cross the store port (a reservation, a refusal and its limits, a finalize, a model row). Types,
 // constants and one pure look-up: nothing here imports a stage, so every stage can import this.
-import type { Content, GenerationConfig, RequestExtras } from "../_shared/google/types.ts";
+import type { Content, GenerationConfig, RequestExtras } from "../_shared/upstream/shapes.ts";
+import type { Provider } from "../_shared/providers/registry.ts";
 import type {
   FinalizeOutcome,
   PriorityClass,
-  Provider,
   QuotaCause,
   RefusalLimit,
   ServiceTier,
   TOKEN_REFUSALS,
 } from "../_shared/vocabulary.ts";
 
-export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../_shared/google/types.ts";
+export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../_shared/upstream/shapes.ts";
 // The closed lists (limits, causes, statuses, classes, tiers) are _shared/vocabulary.ts's: one list each.
 export {
   ADMISSION_CAUSES,

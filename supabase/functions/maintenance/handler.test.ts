@@ -3,11 +3,11 @@
 import { ServiceKeys } from "../_shared/auth.ts";
 import { describe, expect, it, vi } from "vitest";
 import { GatewayError } from "../_shared/errors.ts";
-import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/google/errors.ts";
-import type { ListOutcome, ModelLister } from "./google-models.ts";
+import { classifyGoogleHttpError } from "../_shared/providers/google/errors.ts";
 import { createMaintenanceHandler, type MaintenanceHandlerDeps } from "./handler.ts";
 import type { RunSummary } from "./run.ts";
 import type { ActiveKey, KeyCheck, MaintenanceStore, RunLogEntry } from "./store.ts";
+import { type ListOutcome, type ModelLister, upstreamFailure } from "../_shared/upstream/port.ts";
 
 const SERVICE_KEY = "sb_secret_maintenance_unit_test";
 const GOOGLE_KEYS: Record<string, string> = {
@@ -59,9 +59,19 @@ function fakeStore(overrides: Partial<MaintenanceStore> = {}) {
       Promise.resolve({
         checked: true,
         restored: [],
-        withdrawn: [{ model: "gemma-3-27b-it", withdrawn_at: "2026-11-23T10:00:00Z", message: "gone", successor: "gemma-4-31b-it" }],
+        withdrawn: [{
+          model: "gemma-3-27b-it",
+          withdrawn_at: "2026-11-23T10:00:00Z",
+          message: "gone",
+          successor: "gemma-4-31b-it",
+        }],
         missing: ["gemini-1.0-pro"],
-        shutting_down: [{ model: "gemini-2.5-flash", shutdown_date: "2026-12-01", days_left: 8, successor: "gemini-3.5-flash-lite" }],
+        shutting_down: [{
+          model: "gemini-2.5-flash",
+          shutdown_date: "2026-12-01",
+          days_left: 8,
+          successor: "gemini-3.5-flash-lite",
+        }],
         unserved: ["gemini-3.8-flash"],
       })
     ),
@@ -136,7 +146,7 @@ function listOutcome(apiKey: string): ListOutcome {
   return {
     ok: false,
     latencyMs: 9,
-    error: classifyGoogleFailure("timeout", "Google did not answer within 15000 ms."),
+    error: upstreamFailure("timeout", "Google did not answer within 15000 ms."),
   };
 }
 
@@ -145,8 +155,7 @@ function build(overrides: Partial<MaintenanceHandlerDeps> = {}, store = fakeStor
   const handler = createMaintenanceHandler({
     serviceKeys: new ServiceKeys([SERVICE_KEY]),
     store: () => store.store,
-    lister,
-    secret: (name) => GOOGLE_KEYS[name],
+    providers: { google: { lister, secret: (name) => GOOGLE_KEYS[name] } },
     newRequestId: () => "rid-m",
     log: (l) => lines.push(l),
     ...overrides,
@@ -235,8 +244,11 @@ describe("a maintenance run", () => {
     });
     expect(body.catalogue).toMatchObject({ status: "refreshed", refreshed_keys: 1, unlisted: ["gemini-1.0-pro"] });
     // The life cycle after models.list: in the summary, and in words among the problems.
-    expect(body.lifecycle).toMatchObject({ status: "reviewed", unserved: ["gemini-3.8-flash"],
-      withdrawn: [{ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" }] });
+    expect(body.lifecycle).toMatchObject({
+      status: "reviewed",
+      unserved: ["gemini-3.8-flash"],
+      withdrawn: [{ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" }],
+    });
     expect(body.problems).toEqual(expect.arrayContaining([
       "model gemma-3-27b-it is withdrawn (Google answered 404 since 2026-11-23T10:00:00Z); successor gemma-4-31b-it",
       "model gemini-2.5-flash shuts down on 2026-12-01 (in 8 days); successor gemini-3.5-flash-lite",

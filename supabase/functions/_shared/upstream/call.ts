@@ -1,24 +1,11 @@
-// A call to a provider's REST over `fetch`, as Google's client (../google/client.ts), OpenAI's
-// (llm-invoke/upstream/openai) and maintenance's model lists make it: a deadline that also follows
-// the caller's signal, the answer read whole or opened as a stream, and whatever fails classified
-// with its message sanitized of the key. What differs between providers is a Dialect: who answers,
-// and how its HTTP errors read (GOOGLE_DIALECT in ../google/client.ts, OPENAI_DIALECT in
-// ../openai/errors.ts). A failure no provider answered (a timeout, the network) is classified alike
-// for every provider, in the one error shape both providers are read into (../google/errors.ts).
-import { type ClassifiedGoogleError, classifyGoogleFailure } from "../google/errors.ts";
+// A call to a provider's REST over `fetch`, as every provider's client and model list make it
+// (../providers/<dialect>/): a deadline that also follows the caller's signal, the answer read whole
+// or opened as a stream, and whatever fails classified with its message sanitized of the key. What
+// differs between providers is a Dialect: who answers, and how its HTTP errors read. A failure no
+// provider answered (a timeout, the network) is classified alike for every provider, in the port's
+// one error shape (port.ts).
+import { type ModelCall, type ModelOutcome, type UpstreamError, upstreamFailure } from "./port.ts";
 import { sanitizeError } from "../sanitize.ts";
-
-/** A call about one model (models.get): whether a key sees it. */
-export interface ModelCall {
-  apiKey: string;
-  model: string;
-  timeoutMs: number;
-  signal?: AbortSignal;
-}
-
-export type ModelOutcome =
-  | { ok: true; latencyMs: number }
-  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
 
 /** What a generation's call (client.ts GenerateCall) tells this module: the key, the deadlines, the model. */
 interface GenerateCall {
@@ -29,24 +16,22 @@ interface GenerateCall {
   signal?: AbortSignal;
 }
 
-/**
- * What differs between providers in the calls both clients make: who answers (for messages; absent
- * for Google) and how that provider's HTTP errors are read.
- */
+/** What differs between providers in the calls every client makes: who answers, and how its HTTP errors read. */
 export interface Dialect {
-  upstream?: string;
+  /** Who answers, in messages (the provider's display name). */
+  upstream: string;
   /** `model`: the model called, if any (only a 404 naming it is model_withdrawn). */
   classifyHttp(
     status: number,
     body: unknown,
     headers: Headers,
     options: { secrets: string[]; model?: string },
-  ): ClassifiedGoogleError;
+  ): UpstreamError;
 }
 
 /** A failure classified without the provider's answer, said to be the dialect's provider's. */
-export function failureOf(dialect: Dialect, error: ClassifiedGoogleError): ClassifiedGoogleError {
-  return dialect.upstream === undefined ? error : { ...error, upstream: dialect.upstream };
+export function failureOf(dialect: Dialect, error: UpstreamError): UpstreamError {
+  return { ...error, upstream: dialect.upstream };
 }
 
 /** Reads a whole answer: its JSON object, or the classified error of a non-2xx status. */
@@ -55,7 +40,7 @@ export async function readJsonAnswer(
   dialect: Dialect,
   secrets: string[],
   model?: string,
-): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false; error: ClassifiedGoogleError }> {
+): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false; error: UpstreamError }> {
   const text = await response.text();
   let body: unknown = text;
   let parsed = false;
@@ -69,12 +54,12 @@ export async function readJsonAnswer(
     return { ok: false, error: dialect.classifyHttp(response.status, body, response.headers, { secrets, model }) };
   }
   if (!parsed || typeof body !== "object" || body === null || Array.isArray(body)) {
-    const who = dialect.upstream ?? "Google";
+    const who = dialect.upstream;
     return {
       ok: false,
       error: failureOf(
         dialect,
-        classifyGoogleFailure("malformed", `${who} answered 200 with a body that is not a JSON object.`, {
+        upstreamFailure("malformed", `${who} answered 200 with a body that is not a JSON object.`, {
           httpStatus: response.status,
           secrets,
         }),
@@ -121,7 +106,7 @@ export async function openStream(
   dialect: Dialect,
 ): Promise<
   | { ok: true; response: Response & { body: ReadableStream<Uint8Array> }; guard: CallGuard; latencyMs: number }
-  | { ok: false; error: ClassifiedGoogleError; latencyMs: number }
+  | { ok: false; error: UpstreamError; latencyMs: number }
 > {
   const started = Date.now();
   // One deadline for the whole stream; the attempt's own deadline covers the wait for headers.
@@ -153,7 +138,7 @@ export async function openStream(
   const error = read.ok
     ? failureOf(
       dialect,
-      classifyGoogleFailure("malformed", `${dialect.upstream ?? "Google"} answered the stream without a body.`, {
+      upstreamFailure("malformed", `${dialect.upstream} answered the stream without a body.`, {
         httpStatus: response.status,
       }),
     )
@@ -167,7 +152,7 @@ export function thrownBy(
   error: unknown,
   guard: CallGuard,
   call: GenerateCall | ModelCall,
-): ClassifiedGoogleError {
+): UpstreamError {
   return failureOf(dialect, classifyThrown(error, thrownContext(guard, call, dialect)));
 }
 
@@ -198,8 +183,8 @@ export interface ThrownContext {
 
 /**
  * What every call to a provider needs: a deadline (aborting with the caller's own signal too, and
- * remembering that it fired) and a fetch that records the HTTP status, which an SDK (Google's model
- * list) loses when an error body is not valid JSON. Call done() when the call is over.
+ * remembering that it fired) and a fetch that records the HTTP status, which an SDK loses when an error
+ * body is not valid JSON. Call done() when the call is over.
  */
 export interface CallGuard {
   signal: AbortSignal;
@@ -231,17 +216,17 @@ export function callGuard(timeoutMs: number, callerSignal?: AbortSignal): CallGu
 }
 
 /** Maps whatever the SDK or fetch threw to a classified error, read by the call's dialect. */
-export function classifyThrown(error: unknown, ctx: ThrownContext): ClassifiedGoogleError {
+export function classifyThrown(error: unknown, ctx: ThrownContext): UpstreamError {
   const { secrets } = ctx;
   const dialect = ctx.dialect;
   // Checked first, by our own flags: an aborted fetch rejects with whatever reason the signal
   // carries (AbortError, TimeoutError or any value), so the error itself cannot tell.
-  const who = dialect.upstream ?? "Google";
+  const who = dialect.upstream;
   if (ctx.timedOut) {
-    return classifyGoogleFailure("timeout", `${who} did not answer within ${ctx.timeoutMs} ms.`, { secrets });
+    return upstreamFailure("timeout", `${who} did not answer within ${ctx.timeoutMs} ms.`, { secrets });
   }
   if (ctx.callerAborted || isAbort(error)) {
-    return classifyGoogleFailure("aborted", `The call to ${who} was cancelled.`, { secrets });
+    return upstreamFailure("aborted", `The call to ${who} was cancelled.`, { secrets });
   }
   // ApiError: status plus the error body serialized as JSON in the message.
   const status = apiErrorStatus(error);
@@ -261,12 +246,12 @@ export function classifyThrown(error: unknown, ctx: ThrownContext): ClassifiedGo
       const body = `Malformed error body: ${sanitizeError(error, { secrets })}`;
       return dialect.classifyHttp(ctx.httpStatus, body, new Headers(), { secrets });
     }
-    return classifyGoogleFailure("malformed", sanitizeError(error, { secrets }), {
+    return upstreamFailure("malformed", sanitizeError(error, { secrets }), {
       secrets,
       httpStatus: ctx.httpStatus,
     });
   }
-  return classifyGoogleFailure("network", sanitizeError(error, { secrets }), { secrets });
+  return upstreamFailure("network", sanitizeError(error, { secrets }), { secrets });
 }
 
 function apiErrorStatus(error: unknown): number | undefined {

@@ -53,7 +53,7 @@ export interface RequestExtras {
 }
 
 /** What is sent to Google for one request. */
-export interface GoogleRequest extends RequestExtras {
+export interface UpstreamRequest extends RequestExtras {
   model: string;
   contents: Content[];
   systemInstruction?: string;
@@ -65,19 +65,4 @@ export interface GoogleRequest extends RequestExtras {
 }
 
 /** One generateContent answer, or one chunk of a streamed one, as Google sent it. */
-export type GoogleResponse = Record<string, unknown>;
-
-/** The generateContent body of a request (everything but the model, which is in the path). */
-export function generateContentBody(request: GoogleRequest): Record<string, unknown> {
-  return {
-    contents: request.contents,
-    ...(request.systemInstruction === undefined
-      ? {}
-      : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
-    ...(Object.keys(request.generationConfig).length === 0 ? {} : { generationConfig: request.generationConfig }),
-    ...(request.tools === undefined ? {} : { tools: request.tools }),
-    ...(request.toolConfig === undefined ? {} : { toolConfig: request.toolConfig }),
-    ...(request.safetySettings === undefined ? {} : { safetySettings: request.safetySettings }),
-    ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
-  };
-}
+export type UpstreamAnswer = Record<string, unknown>;

@@ -8,12 +8,12 @@
 // never more than an hour (SPEND_CAP_MAX_REST_MS); money (monthly_cap, billing_cap, credits_depleted)
 // an hour (MONEY_REST_MS), whatever delay Google names, and the first call after it is the hour's one
 // probe. For spend_cap and money the database rests every model of the group.
-import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
-import { MONEY_REST_MS, SPEND_CAP_MAX_REST_MS } from "../../_shared/google/quota-cause.ts";
+import { MONEY_REST_MS, SPEND_CAP_MAX_REST_MS } from "../../_shared/providers/google/quota-cause.ts";
 import { isOneOf, MONEY_CAUSES } from "../../_shared/vocabulary.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
-import { outputTokens, type Usage } from "../../_shared/google/response.ts";
+import { outputTokens, type Usage } from "../../_shared/upstream/answer.ts";
 import type { FinalizeOutcome, FinalizeParams } from "../contract.ts";
+import { type UpstreamError } from "../../_shared/upstream/port.ts";
 
 const EMPTY = {
   inputTokens: null,
@@ -76,7 +76,7 @@ export function successRecord(s: SuccessRecord): FinalizeParams {
 export interface FailureRecord {
   reservationId: string;
   latencyMs: number;
-  error: ClassifiedGoogleError;
+  error: UpstreamError;
   /** Now, on the loop's clock: a 429's cooldown runs from here. */
   now: number;
   /** Cooldown after a 429 that names no wait. */
@@ -111,7 +111,7 @@ export function failureRecord(
   };
 }
 
-function finalizeOutcome(error: ClassifiedGoogleError): FinalizeOutcome {
+function finalizeOutcome(error: UpstreamError): FinalizeOutcome {
   if (error.class === "model_withdrawn") return "withdrawn";
   if (error.kind === "timeout") return "timeout";
   if (error.kind === "network" || error.kind === "aborted") return "network_error";

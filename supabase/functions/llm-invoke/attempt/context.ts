@@ -1,9 +1,9 @@
 // What the attempt loop receives and answers, shared by the HTTP handler and the loop itself, so the
 // loop does not depend on the HTTP edge.
 import type { Caller } from "../../_shared/auth.ts";
-import { outputTokens, type Usage } from "../../_shared/google/response.ts";
-import type { GoogleResponse } from "../../_shared/google/types.ts";
-import type { QuotaSnapshot, NormalizedRequest } from "../contract.ts";
+import { outputTokens, type Usage } from "../../_shared/upstream/answer.ts";
+import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import type { NormalizedRequest, QuotaSnapshot } from "../contract.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
 
 /** Where a waiting request stands: its place, the model it waits for, when its turn is expected. */
@@ -54,7 +54,7 @@ export interface InvokeResult {
    * Google's answer as it came (routes that speak Google's or OpenAI's shape read it); not part of the
    * native body. Absent in answers stored before it existed: googleResponseOf rebuilds one.
    */
-  response?: GoogleResponse;
+  response?: UpstreamAnswer;
   /** OpenAI's own chat.completion when OpenAI served: OpenAI's route answers it as it came. Not in the native body. */
   openai?: Record<string, unknown>;
 }
@@ -87,7 +87,7 @@ export type StreamHead = Pick<
  */
 export interface InvokeStream extends StreamHead {
   kind: "stream";
-  chunks: AsyncIterable<GoogleResponse>;
+  chunks: AsyncIterable<UpstreamAnswer>;
   /** The whole answer, once `chunks` has ended normally (text, usage, finish reason). */
   result(): InvokeResult;
   /**
@@ -104,7 +104,7 @@ export function isStream(answer: InvokeAnswer): answer is InvokeStream {
 }
 
 /** Google's shape of an answer: as Google sent it, or rebuilt from the gateway's fields. */
-export function googleResponseOf(result: InvokeResult): GoogleResponse {
+export function googleResponseOf(result: InvokeResult): UpstreamAnswer {
   if (result.response !== undefined) return result.response;
   return {
     candidates: result.candidates ?? [{

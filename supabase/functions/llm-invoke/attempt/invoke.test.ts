@@ -3,27 +3,29 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../_shared/errors.ts";
 import type { FinalizeParams, ModelProfile, Refusal, Reservation, ReserveParams, ServiceTierRow } from "../contract.ts";
-import {
-  type CountTokensOutcome,
-  type GenerateCall,
-  type GenerateOutcome,
-  type GoogleClient,
-  StreamCut,
-  type StreamOutcome,
-} from "../../_shared/google/client.ts";
-import type { ModelCall, ModelOutcome } from "../../_shared/upstream/call.ts";
-import type { GoogleResponse } from "../../_shared/google/types.ts";
-import { classifyGoogleFailure, classifyGoogleHttpError } from "../../_shared/google/errors.ts";
+import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import { classifyGoogleHttpError } from "../../_shared/providers/google/errors.ts";
 import { MODEL_NOT_FOUND_WORDINGS } from "../../../../shared/google-sim/errors.ts";
 import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } from "./context.ts";
 import type { Clock } from "../clock.ts";
 import { createInputCounter, createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { exhausted, limitOfQuota } from "./refusals.ts";
-import { classifyOpenAiHttpError } from "../../_shared/openai/errors.ts";
+import { classifyOpenAiHttpError } from "../../_shared/providers/openai/errors.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "../model/exact-count.ts";
 import type { ActiveKey, GatewayStore } from "../store/store.ts";
 import { estimateInputTokens } from "../model/tokens.ts";
+import {
+  type CountTokensOutcome,
+  type GenerateCall,
+  type GenerateOutcome,
+  type ModelCall,
+  type ModelOutcome,
+  StreamCut,
+  type StreamOutcome,
+  type UpstreamClient,
+  upstreamFailure,
+} from "../../_shared/upstream/port.ts";
 
 const GEMMA: ModelProfile = {
   model: "gemma-3-27b-it",
@@ -114,7 +116,7 @@ class FakeStore implements GatewayStore {
 /** countTokens fails (network) unless the test scripts its answers. */
 const countFailed = (): CountTokensOutcome => ({
   ok: false,
-  error: classifyGoogleFailure("network", "connection refused"),
+  error: upstreamFailure("network", "connection refused"),
   latencyMs: 1,
 });
 
@@ -132,7 +134,7 @@ const modelGetNotFound = (model: string) =>
     error: { code: 404, message: `Model is not found: models/${model} for api version v1beta`, status: "NOT_FOUND" },
   }, { model });
 
-class FakeGoogle implements GoogleClient {
+class FakeGoogle implements UpstreamClient {
   calls: GenerateCall[] = [];
   counts: GenerateCall[] = [];
   streams: StreamOutcome[] = [];
@@ -217,7 +219,7 @@ function setup(
   const clock = new FakeClock();
   const invoke = createInvoke({
     store,
-    google,
+    clients: { google },
     secret: (name) => (name.startsWith("GOOGLE_KEY_") ? `secret-of-${name}` : undefined),
     clock,
     random: () => 0,
@@ -302,9 +304,13 @@ describe("invoke: success", () => {
 
   it("names a named request's holder in each reservation, held until the invocation's end (streams too)", async () => {
     const store = new FakeStore([reservation(1), reservation(2)]);
-    const { run, clock } = setup(store, new FakeGoogle([fail(classifyGoogleHttpError(503, { error: { code: 503, message: "u" } })), ok()]), {
-      options: { attemptTimeoutMs: 45_000, budgetMs: 140_000, backoffBaseMs: 250, jitterMs: 250 },
-    });
+    const { run, clock } = setup(
+      store,
+      new FakeGoogle([fail(classifyGoogleHttpError(503, { error: { code: 503, message: "u" } })), ok()]),
+      {
+        options: { attemptTimeoutMs: 45_000, budgetMs: 140_000, backoffBaseMs: 250, jitterMs: 250 },
+      },
+    );
     const start = clock.now();
     await run({ mode: "NO_WAIT", request_id: "named-1" });
     expect(store.reserves[0]!.claim).toEqual({ id: expect.any(String), invocationEnd: start + 140_000 });
@@ -377,7 +383,7 @@ describe("invoke: refusals, WAIT and NO_WAIT", () => {
     const clock = new FakeClock();
     const invoke = createInvoke({
       store,
-      google: new FakeGoogle([ok()]),
+      clients: { google: new FakeGoogle([ok()]) },
       secret: () => "k",
       clock,
       random: () => 0.5,
@@ -528,7 +534,7 @@ describe("invoke: Google failures", () => {
   });
 
   it("retries a timeout on the same key when it is the only one, and answers 504 in the end", async () => {
-    const timeout = () => fail(classifyGoogleFailure("timeout", "no answer"));
+    const timeout = () => fail(upstreamFailure("timeout", "no answer"));
     const store = new FakeStore([
       reservation(1),
       refusal("no_active_key", null), // key-1 excluded, nothing else
@@ -562,8 +568,11 @@ describe("invoke: Google failures", () => {
   it("a model Google no longer serves: finalized as withdrawn, the row re-read, the next reservation's answer decides", async () => {
     const withdrawn = fail(notFound("gemma-3-27b-it"));
     // No chain left: the database refuses the marked model, and the caller learns its successor.
-    const store = new FakeStore([reservation(1), { ...refusal("withdrawn", null), model: "gemma-3-27b-it",
-      successor: "gemma-4-31b-it" }]);
+    const store = new FakeStore([reservation(1), {
+      ...refusal("withdrawn", null),
+      model: "gemma-3-27b-it",
+      successor: "gemma-4-31b-it",
+    }]);
     const google = new FakeGoogle([withdrawn]);
     const { run } = setup(store, google);
     const error = await rejection(run());
@@ -574,7 +583,11 @@ describe("invoke: Google failures", () => {
     expect(google.calls).toHaveLength(1);
     // Confirmed once, on the same key, before the row was marked.
     expect(google.modelCalls.map((c) => [c.model, c.apiKey])).toEqual([["gemma-3-27b-it", "secret-of-GOOGLE_KEY_1"]]);
-    expect(store.finalized.map((f) => [f.outcome, f.httpStatus, f.errorCode])).toEqual([["withdrawn", 404, "NOT_FOUND"]]);
+    expect(store.finalized.map((f) => [f.outcome, f.httpStatus, f.errorCode])).toEqual([[
+      "withdrawn",
+      404,
+      "NOT_FOUND",
+    ]]);
     // The key was not at fault: the next reservation excludes nothing.
     expect(store.reserves.map((r) => r.excludeKeyIds)).toEqual([[], []]);
     // The worker dropped its cached row: the next request reads it again.
@@ -602,7 +615,7 @@ describe("invoke: Google failures", () => {
   it("a 404 models.get cannot confirm (Google failed to say): nothing marked either", async () => {
     const store = new FakeStore([reservation(1)]);
     const google = new FakeGoogle([fail(notFound("gemma-3-27b-it"))]);
-    google.models = [{ ok: false, error: classifyGoogleFailure("network", "connection reset"), latencyMs: 1 }];
+    google.models = [{ ok: false, error: upstreamFailure("network", "connection reset"), latencyMs: 1 }];
     const { run } = setup(store, google);
     expect((await rejection(run())).code).toBe("upstream_rejected");
     expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error"]);
@@ -612,8 +625,13 @@ describe("invoke: Google failures", () => {
     "Google's 404 in wording %i is the same answer: confirmed by models.get, finalized as withdrawn",
     async (_, message) => {
       const store = new FakeStore([reservation(1), { ...refusal("withdrawn", null), model: "gemma-3-27b-it" }]);
-      const google = new FakeGoogle([fail(classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND",
-        message } }, { model: "gemma-3-27b-it" }))]);
+      const google = new FakeGoogle([
+        fail(
+          classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND", message } }, {
+            model: "gemma-3-27b-it",
+          }),
+        ),
+      ]);
       const { run } = setup(store, google);
       expect((await rejection(run())).code).toBe("model_withdrawn");
       expect(google.modelCalls).toHaveLength(1);
@@ -623,8 +641,9 @@ describe("invoke: Google failures", () => {
 
   it("a 404 that is not Google's JSON error (a proxy's page) is a plain client error: no models.get, nothing marked", async () => {
     const store = new FakeStore([reservation(1)]);
-    const google = new FakeGoogle([fail(classifyGoogleHttpError(404, "<html><title>404 Not Found</title></html>",
-      { model: "gemma-3-27b-it" }))]);
+    const google = new FakeGoogle([
+      fail(classifyGoogleHttpError(404, "<html><title>404 Not Found</title></html>", { model: "gemma-3-27b-it" })),
+    ]);
     const { run } = setup(store, google);
     expect((await rejection(run())).code).toBe("upstream_rejected");
     expect(google.modelCalls).toHaveLength(0);
@@ -647,8 +666,10 @@ describe("invoke: Google failures", () => {
   });
 
   it("a withdrawal met on the request's last call is answered naming the model and its successor", async () => {
-    const store = new FakeStore([reservation(1), reservation(2), reservation(3)],
-      { ...GEMMA, successor: "gemma-4-31b-it" });
+    const store = new FakeStore([reservation(1), reservation(2), reservation(3)], {
+      ...GEMMA,
+      successor: "gemma-4-31b-it",
+    });
     const google = new FakeGoogle([google500(), google500(), fail(notFound("gemma-3-27b-it"))]);
     const { run } = setup(store, google);
     const error = await rejection(run());
@@ -721,7 +742,12 @@ describe("invoke: the caller's service tier", () => {
   it("a tier the class may not ask for is refused before anything is booked", async () => {
     // Nothing scripted: a reservation would throw.
     const store = new FakeStore([]);
-    const invoke = createInvoke({ store, google: new FakeGoogle([]), secret: () => "k", logError: () => {} });
+    const invoke = createInvoke({
+      store,
+      clients: { google: new FakeGoogle([]) },
+      secret: () => "k",
+      logError: () => {},
+    });
     // No tier rows: standard is every class's ceiling.
     const e = await rejection(invoke(asking("priority")));
     expect(e.code).toBe("invalid_request");
@@ -736,8 +762,16 @@ describe("invoke: the caller's service tier", () => {
       { model: "gemma-3-27b-it", priorityClass: "batch", serviceTier: "flex", standardOnShed: false },
     ];
     const store = Object.assign(new FakeStore([reservation(1)]), { serviceTiers: () => Promise.resolve(rows) });
-    const invoke = createInvoke({ store, google: new FakeGoogle([ok()]), secret: () => "k", logError: () => {} });
-    const token = (ctx: InvokeContext): InvokeContext => ({ ...ctx, caller: { kind: "token", tokenHash: "h", label: "client:t" } });
+    const invoke = createInvoke({
+      store,
+      clients: { google: new FakeGoogle([ok()]) },
+      secret: () => "k",
+      logError: () => {},
+    });
+    const token = (ctx: InvokeContext): InvokeContext => ({
+      ...ctx,
+      caller: { kind: "token", tokenHash: "h", label: "client:t" },
+    });
     // A batch token may ask for flex only.
     expect((await rejection(invoke(token(asking("standard", { priority: "batch" }))))).code).toBe("invalid_request");
     // A token that names no class may be interactive: priority passes here (the admitted class decides after).
@@ -750,7 +784,7 @@ describe("the countTokens route", () => {
   const counter = (store: FakeStore, google: FakeGoogle) =>
     createInputCounter({
       store,
-      google,
+      clients: { google },
       secret: (name) => (name.startsWith("GOOGLE_KEY_") ? `secret-of-${name}` : undefined),
       clock: new FakeClock(),
       // Every cached row is stale at once: a second look-up would read the store again.
@@ -806,8 +840,12 @@ describe("limitOfQuota", () => {
 
   it("names the provider that refused or failed: OpenAI's errors say OpenAI, Google's Google", () => {
     const openai = (status: number, message: string) =>
-      classifyOpenAiHttpError(status, { error: { message, type: "invalid_request_error", param: null, code: null } },
-        new Headers(), { secrets: [], model: "gpt-4o" });
+      classifyOpenAiHttpError(
+        status,
+        { error: { message, type: "invalid_request_error", param: null, code: null } },
+        new Headers(),
+        { secrets: [], model: "gpt-4o" },
+      );
     const refused = openai(400, "'messages' must contain the word 'json' in some form.");
     expect(refused.class).toBe("client_error");
     expect(exhausted(refused)).toMatchObject({
@@ -830,7 +868,7 @@ describe("invoke: scoped tokens", () => {
   function runWithToken(store: FakeStore, google: FakeGoogle, body: Record<string, unknown> = {}) {
     const invoke = createInvoke({
       store,
-      google,
+      clients: { google },
       secret: (name) => `secret-of-${name}`,
       clock: new FakeClock(),
       random: () => 0,
@@ -931,7 +969,7 @@ describe("invoke: Google's exact count where the estimate would refuse", () => {
     ["a network failure", countFailed()],
     ["a 429", { ok: false, error: classifyGoogleHttpError(429, { error: { code: 429, message: "q" } }), latencyMs: 1 }],
     ["a 503", { ok: false, error: classifyGoogleHttpError(503, { error: { code: 503, message: "u" } }), latencyMs: 1 }],
-    ["a timeout", { ok: false, error: classifyGoogleFailure("timeout", "slow"), latencyMs: 1 }],
+    ["a timeout", { ok: false, error: upstreamFailure("timeout", "slow"), latencyMs: 1 }],
   ])("falls back to the estimate's refusal when countTokens gives %s", async (_, failure) => {
     const store = new FakeStore([tooLarge(1_800)]);
     const google = new FakeGoogle([], [failure]);
@@ -1093,7 +1131,7 @@ describe("invoke: model fallback", () => {
 function googleStream(pieces: string[], options: { cut?: boolean; promptTokens?: number } = {}) {
   let returned = false;
   const prompt = options.promptTokens ?? 11;
-  async function* chunks(): AsyncGenerator<GoogleResponse, void, undefined> {
+  async function* chunks(): AsyncGenerator<UpstreamAnswer, void, undefined> {
     try {
       let soFar = 0;
       for (const [i, text] of pieces.entries()) {
@@ -1104,7 +1142,7 @@ function googleStream(pieces: string[], options: { cut?: boolean; promptTokens?:
           usageMetadata: { promptTokenCount: prompt, candidatesTokenCount: soFar, totalTokenCount: prompt + soFar },
         };
       }
-      if (options.cut === true) throw new StreamCut(classifyGoogleFailure("network", "connection reset"));
+      if (options.cut === true) throw new StreamCut(upstreamFailure("network", "connection reset"));
     } finally {
       returned = true;
     }

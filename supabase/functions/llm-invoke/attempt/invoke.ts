@@ -3,7 +3,7 @@
 // would be refused may be replaced by Google's exact count, exact-count.ts) → call Google with the
 // reserved model → finalize, at most MAX_ATTEMPTS calls to Google, each preceded by its own
 // reservation of the whole chain (a model Google's 429 cooled down falls back to the next).
-// Talks to the database only through GatewayStore and to Google only through GoogleClient, so it is
+// Talks to the database only through GatewayStore and to Google only through UpstreamClient, so it is
 // tested with in-memory fakes. The parts: admission.ts (reserve-or-wait, with wait-policy.ts),
 // refusals.ts (what the caller is answered), attempt-record.ts (what finalize writes),
 // key-exclusions.ts (which keys the next reservation leaves out), finalize.ts (finalize that does not
@@ -38,19 +38,17 @@
 // Server-Timing: each call to Google is timed as `google` (a stream's until its first chunk: the
 // answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
-import type { GenerateOutcome, GoogleClient, ProviderRoom, StreamOutcome } from "../../_shared/google/client.ts";
 import type { FinalizeParams, GenerationConfig, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
-import type { Provider } from "../../_shared/vocabulary.ts";
+import { DEFAULT_PROVIDER, type Provider, providerName } from "../../_shared/providers/registry.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
-import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
-import type { GoogleRequest } from "../../_shared/google/types.ts";
+import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
 import { admit } from "./admission.ts";
 import { answerTimes, failureRecord, googleCounts, successRecord } from "./attempt-record.ts";
 import { cachedProfiles } from "../model/capabilities.ts";
-import { createTokenCounter, InputSize } from "../model/exact-count.ts";
+import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact-count.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
 import { finalizeReliably } from "./finalize.ts";
@@ -69,10 +67,17 @@ import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
 import { estimateInputTokens } from "../model/tokens.ts";
+import {
+  type GenerateOutcome,
+  type ProviderRoom,
+  type StreamOutcome,
+  type UpstreamClient,
+  type UpstreamError,
+} from "../../_shared/upstream/port.ts";
 
 export const MAX_ATTEMPTS = 3;
 
-const providerOf = (profile: ModelProfile): Provider => profile.provider ?? "google";
+const providerOf = (profile: ModelProfile): Provider => profile.provider ?? DEFAULT_PROVIDER;
 
 /** The provider's word on what is left of the group's limits, with the moment all of it is back. */
 function roomUntil(room: ProviderRoom | null | undefined, now: number): FinalizeParams["room"] {
@@ -107,9 +112,8 @@ function withinDeadline(answer: Promise<boolean>, ms: number): Promise<boolean> 
 
 export interface InvokeDeps {
   store: GatewayStore;
-  google: GoogleClient;
-  /** OpenAI's client (upstream/openai), for the models whose row names provider openai. */
-  openai?: GoogleClient;
+  /** Each provider's client (providers/registry.ts); a provider without one has no usable key here. */
+  clients: Partial<Record<Provider, UpstreamClient>>;
   /** Reads a provider's key from the Edge secret store by the key row's env_var_name (key-reader.ts). */
   secret: (envVarName: string, provider: Provider) => string | undefined;
   options?: Partial<InvokeOptions>;
@@ -120,25 +124,39 @@ export interface InvokeDeps {
   logError?: (message: string) => void;
 }
 
-/** What the attempt loop and the countTokens route share: options, clock, cached model rows, Google's count. */
-function shared(deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options" | "clock" | "logError">) {
+/**
+ * What the attempt loop and the countTokens route share: options, clock, cached model rows, and the
+ * exact count of each provider that offers one.
+ */
+function shared(deps: Pick<InvokeDeps, "store" | "clients" | "secret" | "options" | "clock" | "logError">) {
   const options = { ...DEFAULT_INVOKE_OPTIONS, ...deps.options };
   const clock = deps.clock ?? systemClock;
   const logError = deps.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
+  const counters = new Map<Provider, TokenCounter>();
+  for (const [provider, client] of Object.entries(deps.clients) as Array<[Provider, UpstreamClient | undefined]>) {
+    const countTokens = client?.countTokens?.bind(client);
+    if (countTokens === undefined) continue;
+    counters.set(
+      provider,
+      createTokenCounter({
+        store: deps.store,
+        provider,
+        client: { countTokens },
+        // A provider counts with its own keys only (another provider's key row never reaches it).
+        secret: (name: string) => deps.secret(name, provider),
+        clock,
+        keysTtlMs: options.capabilitiesTtlMs,
+        logError,
+      }),
+    );
+  }
   return {
     options,
     clock,
     logError,
     profiles: cachedProfiles(deps.store, clock, options.capabilitiesTtlMs),
-    countTokens: createTokenCounter({
-      store: deps.store,
-      google: deps.google,
-      // Google counts with Google's keys only (another provider's key row never reaches it).
-      secret: (name: string) => deps.secret(name, "google"),
-      clock,
-      keysTtlMs: options.capabilitiesTtlMs,
-      logError,
-    }),
+    /** The exact count of the provider serving `profile`'s model; undefined: it offers none. */
+    counterFor: (profile: ModelProfile) => counters.get(providerOf(profile)),
   };
 }
 
@@ -147,37 +165,42 @@ function shared(deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options"
  * quota: countTokens is free and has its own quota at Google. Throws when no count can be had.
  */
 export function createInputCounter(
-  deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options" | "clock" | "logError">,
+  deps: Pick<InvokeDeps, "store" | "clients" | "secret" | "options" | "clock" | "logError">,
 ): (
   request: NormalizedRequest,
   signal: AbortSignal,
   scope?: Scope,
   timing?: PhaseTimer,
 ) => Promise<number> {
-  const { options, clock, profiles, countTokens } = shared(deps);
+  const { options, clock, profiles, counterFor } = shared(deps);
   return async (request, signal, scope = {}, timing) => {
     const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
     requireModel(scope, first!.model);
-    // Google would answer 404 for it: say so without asking (countTokens books nothing to learn it by).
+    // The provider would answer 404 for it: say so without asking (a count books nothing to learn it by).
     // The row is the one the link was fitted from: one look-up, one answer.
     if (first!.profile.withdrawn === true) throw modelWithdrawn(first!.model, first!.profile.successor ?? null);
+    const who = providerName(providerOf(first!.profile));
+    const countTokens = counterFor(first!.profile);
+    if (countTokens === undefined) {
+      throw new GatewayError("upstream_error", `${who} offers no exact token count for ${first!.model}.`);
+    }
     const total = await countTokens(first!.request, {
       deadline: clock.now() + options.attemptTimeoutMs,
       signal,
       ...(timing === undefined ? {} : { timing }),
     });
     if (total === null) {
-      throw new GatewayError("upstream_error", "Google's token count could not be had now; retry shortly.");
+      throw new GatewayError("upstream_error", `${who}'s token count could not be had now; retry shortly.`);
     }
     return total;
   };
 }
 
 export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeAnswer> {
-  const { options, clock, logError, profiles, countTokens } = shared(deps);
+  const { options, clock, logError, profiles, counterFor } = shared(deps);
   // Each provider's client; a provider without one has no usable key here (its reservations are released).
-  const upstreams: Partial<Record<Provider, GoogleClient>> = { google: deps.google, openai: deps.openai };
+  const upstreams = deps.clients;
   const random = deps.random ?? Math.random;
   const serviceTiers = cachedServiceTiers(deps.store, clock, options.capabilitiesTtlMs);
   const jitter = () => Math.floor(random() * options.jitterMs);
@@ -192,8 +215,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     };
     const deadline = clock.now() + options.budgetMs;
     const chain: ChainLink[] = await resolveChain(profiles, request);
-    // The estimate (the largest over the chain's forms of the request); Google's exact count
-    // replaces it if a refusal asks for one (exact-count.ts).
+    // The estimate (the largest over the chain's forms of the request); the provider's exact count
+    // replaces it if a refusal asks for one (exact-count.ts), where the provider offers one.
     const size = new InputSize(
       request.imageTokens +
         Math.max(
@@ -201,11 +224,13 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             estimateInputTokens({ contents: l.request.contents, system: l.request.systemInstruction })
           ),
         ),
-      // Only Google counts a request for free; another provider's model keeps the estimate.
-      (model) =>
-        providerOf(chain.find((l) => l.model === model)?.profile ?? chain[0]!.profile) === "google"
-          ? countTokens(requestFor(chain, model), { deadline, signal, timing })
-          : Promise.resolve(null),
+      // A provider without an exact count keeps the estimate.
+      (model) => {
+        const countTokens = counterFor(chain.find((l) => l.model === model)?.profile ?? chain[0]!.profile);
+        return countTokens === undefined
+          ? Promise.resolve(null)
+          : countTokens(requestFor(chain, model), { deadline, signal, timing });
+      },
       bookedOutput(chain, request.generationConfig),
     );
     const reserveAs = reserveCallerOf(caller);
@@ -232,7 +257,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };
     let calls = 0;
     let unusableKeys = 0;
-    let lastError: ClassifiedGoogleError | null = null;
+    let lastError: UpstreamError | null = null;
     /** The model this request found withdrawn last, and its successor (the answer if no call is left). */
     let withdrawn: { model: string; successor: string | null } | null = null;
     let lastReservation: Reservation | null = null;
@@ -386,7 +411,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       outcome: Extract<GenerateOutcome, { ok: false }>,
       reservation: Reservation,
       tier: TierChoice["tier"],
-      upstream: GoogleClient,
+      upstream: UpstreamClient,
       apiKey: string,
     ): Promise<boolean> {
       let error = outcome.error;
@@ -437,7 +462,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
      * call; one at a time per model, whose answer every request waiting on it takes (each no longer
      * than its own deadline). Not bound to one caller's signal: the others still need its answer.
      */
-    async function stillNotFound(upstream: GoogleClient, apiKey: string, model: string): Promise<boolean> {
+    async function stillNotFound(upstream: UpstreamClient, apiKey: string, model: string): Promise<boolean> {
       let asked = confirming.get(model);
       if (asked === undefined) {
         const timeoutMs = Math.max(1, options.attemptTimeoutMs);
@@ -452,10 +477,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
     /** Opens Google's stream and waits for its first chunk (what fails before it is an attempt like any other). */
     async function streamGoogle(
-      upstream: GoogleClient,
+      upstream: UpstreamClient,
       apiKey: string,
       reservation: Reservation,
-      sent: GoogleRequest,
+      sent: UpstreamRequest,
     ): Promise<StreamOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       const streamTimeoutMs = Math.max(1, deadline - clock.now());
@@ -485,9 +510,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     }
 
     async function callGoogle(
-      upstream: GoogleClient,
+      upstream: UpstreamClient,
       apiKey: string,
-      sent: GoogleRequest,
+      sent: UpstreamRequest,
       reservation: Reservation,
     ): Promise<GenerateOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));

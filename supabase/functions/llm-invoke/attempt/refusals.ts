@@ -1,7 +1,7 @@
 // What llm-invoke answers when it cannot serve a request: the database's refusals (quota, token,
 // idempotency) and the end of the attempts, each turned into the caller's error once, here.
 import { GatewayError, rateLimited } from "../../_shared/errors.ts";
-import type { ClassifiedGoogleError, QuotaCause } from "../../_shared/google/errors.ts";
+import type { QuotaCause } from "../../_shared/vocabulary.ts";
 import type { FallbackStep, Refusal, TokenStatus } from "../contract.ts";
 import {
   admissionCauseWords,
@@ -13,6 +13,7 @@ import {
   WAITABLE_LIMITS,
 } from "../../_shared/vocabulary.ts";
 import { unknownModel } from "../model/model-chain.ts";
+import { type UpstreamError, upstreamOf } from "../../_shared/upstream/port.ts";
 
 /**
  * Refusals that may be waited on: a minute window, a day, a cooldown or the pace of a day frees them
@@ -220,7 +221,7 @@ export function cancelled(): GatewayError {
  * the request found withdrawn, with its successor, for when that was the last call it had.
  */
 export function exhausted(
-  error: ClassifiedGoogleError | null,
+  error: UpstreamError | null,
   withdrawn: { model: string; successor: string | null } | null = null,
 ): GatewayError {
   if (error === null) {
@@ -255,10 +256,10 @@ export function exhausted(
 }
 
 /** Who answered (or failed to): the error's provider, Google unless it says otherwise. */
-const providerOf = (error: ClassifiedGoogleError) => error.upstream ?? "Google";
+const providerOf = upstreamOf;
 
 /** The model's provider refused the request itself (a 4xx other than 429): not retried. */
-export function rejectedByProvider(error: ClassifiedGoogleError): GatewayError {
+export function rejectedByProvider(error: UpstreamError): GatewayError {
   return new GatewayError("upstream_rejected", `${providerOf(error)} rejected the request: ${error.message}`, {
     details: { upstream_status: error.httpStatus, upstream_code: error.status },
   });
@@ -269,7 +270,7 @@ export function rejectedByProvider(error: ClassifiedGoogleError): GatewayError {
  * a per-day or per-minute quota is rpd, tpm or rpm; a limit: 0, a spend cap or an unplaced 429 is
  * `upstream` (its `cause` says which), whatever quotaId Google sent beside it.
  */
-export function limitOfQuota(error: ClassifiedGoogleError): RateLimit {
+export function limitOfQuota(error: UpstreamError): RateLimit {
   if (error.quotaCause === "day") return "rpd";
   if (error.quotaCause !== "minute") return "upstream";
   const id = error.quotaId ?? "";

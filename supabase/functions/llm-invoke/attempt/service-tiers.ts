@@ -9,9 +9,9 @@
 // are read, and a caller's own tier checked (checkAskedTier), before the request books anything.
 import { GatewayError } from "../../_shared/errors.ts";
 import { PRIORITY_CLASSES, type PriorityClass, type ServiceTier, type ServiceTierRow } from "../contract.ts";
-import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
 import type { Clock } from "../clock.ts";
 import { type GatewayStore } from "../store/store.ts";
+import { type UpstreamError } from "../../_shared/upstream/port.ts";
 
 const RANK: Record<ServiceTier, number> = { flex: 0, standard: 1, priority: 2 };
 
@@ -87,9 +87,13 @@ export function checkAskedTier(
   asked: ServiceTier,
 ): void {
   for (const model of models) {
-    const ceilings = classes.map((c) => rows.find((r) => r.model === model && r.priorityClass === c)?.serviceTier ?? "standard");
+    const ceilings = classes.map((c) =>
+      rows.find((r) => r.model === model && r.priorityClass === c)?.serviceTier ?? "standard"
+    );
     const ceiling = ceilings.reduce((a, b) => (RANK[b] > RANK[a] ? b : a), "flex" as ServiceTier);
-    if (RANK[asked] > RANK[ceiling]) throw tierNotAllowed(asked, ceiling, model, classes.length === 1 ? classes[0] : undefined);
+    if (RANK[asked] > RANK[ceiling]) {
+      throw tierNotAllowed(asked, ceiling, model, classes.length === 1 ? classes[0] : undefined);
+    }
   }
 }
 
@@ -100,7 +104,7 @@ export function admissibleClasses(callerKind: "service" | "token", asked: Priori
 }
 
 /** A flex call Google shed: its capacity answer (503), not a quota or a request fault. */
-export function shedFlex(tier: ServiceTier | null, error: ClassifiedGoogleError): boolean {
+export function shedFlex(tier: ServiceTier | null, error: UpstreamError): boolean {
   return tier === "flex" && error.class === "retryable" && error.httpStatus === 503;
 }
 

@@ -6,8 +6,6 @@
 //                 or 'cut' (the caller went away, or Google broke off) with the tokens so far. No
 //                 database write stands between a chunk from Google and the caller.
 import { GatewayError } from "../../_shared/errors.ts";
-import { type GenerateCall, type GoogleClient, StreamCut, type StreamOutcome } from "../../_shared/google/client.ts";
-import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
 import {
   mergeChunk,
   outputTokens,
@@ -15,20 +13,27 @@ import {
   responseText,
   responseUsage,
   type Usage,
-} from "../../_shared/google/response.ts";
-import type { GoogleResponse } from "../../_shared/google/types.ts";
-import { classifyGoogleFailure } from "../../_shared/google/errors.ts";
+} from "../../_shared/upstream/answer.ts";
+import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { googleCounts, successRecord } from "./attempt-record.ts";
 import type { Clock } from "../clock.ts";
 import { answerUsage, type InvokeResult, type InvokeStream, type StreamHead } from "./context.ts";
 import type { FinalizeParams } from "../contract.ts";
 import { estimateTextTokens } from "../model/tokens.ts";
+import {
+  type GenerateCall,
+  StreamCut,
+  type StreamOutcome,
+  type UpstreamClient,
+  type UpstreamError,
+  upstreamFailure,
+} from "../../_shared/upstream/port.ts";
 
 type OpenedStream = Extract<StreamOutcome, { ok: true }>;
 
 /** Opens the stream and waits for Google's first chunk; a stream that fails before it is a failed call. */
-export async function openStream(google: GoogleClient, call: GenerateCall): Promise<StreamOutcome> {
+export async function openStream(google: UpstreamClient, call: GenerateCall): Promise<StreamOutcome> {
   const opened = await google.stream(call);
   if (!opened.ok) return opened;
   try {
@@ -37,7 +42,7 @@ export async function openStream(google: GoogleClient, call: GenerateCall): Prom
       return {
         ok: false,
         latencyMs: opened.latencyMs,
-        error: classifyGoogleFailure("malformed", "Google's stream ended before its first chunk.", { httpStatus: 200 }),
+        error: upstreamFailure("malformed", "Google's stream ended before its first chunk.", { httpStatus: 200 }),
       };
     }
     return {
@@ -55,18 +60,18 @@ export async function openStream(google: GoogleClient, call: GenerateCall): Prom
 
 /** `first`, then the rest; stopping it (even before its first step) stops Google's stream. */
 function prepend(
-  first: GoogleResponse,
-  rest: AsyncGenerator<GoogleResponse, void, undefined>,
-): AsyncGenerator<GoogleResponse, void, undefined> {
-  let pending: GoogleResponse | null = first;
+  first: UpstreamAnswer,
+  rest: AsyncGenerator<UpstreamAnswer, void, undefined>,
+): AsyncGenerator<UpstreamAnswer, void, undefined> {
+  let pending: UpstreamAnswer | null = first;
   const iterator = {
-    next: (): Promise<IteratorResult<GoogleResponse, void>> => {
+    next: (): Promise<IteratorResult<UpstreamAnswer, void>> => {
       if (pending === null) return rest.next();
       const value = pending;
       pending = null;
       return Promise.resolve({ done: false, value });
     },
-    return: (): Promise<IteratorResult<GoogleResponse, void>> => {
+    return: (): Promise<IteratorResult<UpstreamAnswer, void>> => {
       pending = null;
       return rest.return(undefined);
     },
@@ -75,7 +80,7 @@ function prepend(
       return iterator;
     },
   };
-  return iterator as unknown as AsyncGenerator<GoogleResponse, void, undefined>;
+  return iterator as unknown as AsyncGenerator<UpstreamAnswer, void, undefined>;
 }
 
 export interface RelayOptions {
@@ -102,9 +107,9 @@ export interface RelayOptions {
 /** What was streamed so far: the chunks merged into Google's whole answer, and what is read from it. */
 class StreamTally {
   /** The whole answer in Google's shape, as generateContent would have sent it. */
-  whole: GoogleResponse = {};
+  whole: UpstreamAnswer = {};
 
-  add(chunk: GoogleResponse): void {
+  add(chunk: UpstreamAnswer): void {
     this.whole = mergeChunk(this.whole, chunk);
   }
 
@@ -143,9 +148,9 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     response: tally.whole,
   });
 
-  async function* chunks(): AsyncGenerator<GoogleResponse, void, undefined> {
+  async function* chunks(): AsyncGenerator<UpstreamAnswer, void, undefined> {
     let ended: "done" | "client" | "google" = "client";
-    let cut: ClassifiedGoogleError | null = null;
+    let cut: UpstreamError | null = null;
     try {
       for await (const chunk of opened.chunks) {
         tally.add(chunk);
@@ -175,7 +180,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     }
   }
 
-  async function finish(ended: "done" | "client" | "google", cut: ClassifiedGoogleError | null): Promise<void> {
+  async function finish(ended: "done" | "client" | "google", cut: UpstreamError | null): Promise<void> {
     options.signal?.removeEventListener("abort", onAbort);
     const latencyMs = clock.now() - startedAt;
     if (ended === "done") {
@@ -212,7 +217,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
   // away before reading anything is finalized here instead of in the body's `finally`.
   const body = chunks();
   let started = false;
-  const iterator: AsyncIterableIterator<GoogleResponse> = {
+  const iterator: AsyncIterableIterator<UpstreamAnswer> = {
     next: () => {
       started = true;
       return body.next();

@@ -10,18 +10,18 @@
 // `Server-Timing` (_shared/server-timing.ts): here `auth` and `body`; invoke adds the rest.
 import { authenticate, type Caller, type ServiceKeys } from "../../_shared/auth.ts";
 import {
+  DEFAULT_REQUEST_LIMITS,
   type ModelEntry,
   modelNamed,
-  type ReserveCaller,
-  DEFAULT_REQUEST_LIMITS,
   type NormalizedRequest,
   type RequestLimits,
+  type ReserveCaller,
 } from "../contract.ts";
 import { type Answer, envelope, type RequestScope } from "../../_shared/envelope.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import { parseJson, readBody } from "../../_shared/http.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
-import type { GoogleResponse } from "../../_shared/google/types.ts";
+import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
 import { type InvokeAnswer, type InvokeContext, isStream, type QueueProgress } from "../attempt/context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
 import { type Dialect, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
@@ -290,7 +290,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
 function watchStream(answer: InvokeAnswer, scope: RequestScope): InvokeAnswer {
   if (!isStream(answer)) return answer;
   const source = answer.chunks;
-  const chunks: AsyncIterable<GoogleResponse> = {
+  const chunks: AsyncIterable<UpstreamAnswer> = {
     [Symbol.asyncIterator]() {
       const inner = source[Symbol.asyncIterator]();
       return {

@@ -5,10 +5,10 @@
 // refuse JSON mode and tools with a clear 400 naming the feature instead of Google's opaque one.
 // Everything a model can take is forwarded unchanged.
 import { GatewayError } from "../../_shared/errors.ts";
-import type { Content, GoogleRequest } from "../../_shared/google/types.ts";
+import type { Content, UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import type { ModelCapabilities, ModelProfile, NormalizedRequest } from "../contract.ts";
 
-export type { GoogleRequest } from "../../_shared/google/types.ts";
+export type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 
 /** `feature` is the field's name (details.feature, stable); `what` may say more of it for people. */
 function unsupported(model: string, feature: string, advice: string, what = feature): GatewayError {
@@ -22,7 +22,7 @@ const PLAIN_TEXT = "text/plain";
 export function adaptToModel(
   caps: ModelCapabilities & Pick<ModelProfile, "provider">,
   req: NormalizedRequest,
-): GoogleRequest {
+): UpstreamRequest {
   const openai = caps.provider === "openai";
   const only = req.openAiOnly ?? [];
   if (!openai && only.length > 0) {

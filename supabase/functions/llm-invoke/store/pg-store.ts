@@ -31,14 +31,8 @@ import {
   type TokenStatus,
 } from "../contract.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
-import {
-  isOneOf,
-  type Provider,
-  QUOTA_CAUSES,
-  type QuotaCause,
-  REFUSAL_LIMITS,
-  SERVICE_TIERS,
-} from "../../_shared/vocabulary.ts";
+import type { Provider } from "../../_shared/providers/registry.ts";
+import { isOneOf, QUOTA_CAUSES, type QuotaCause, REFUSAL_LIMITS, SERVICE_TIERS } from "../../_shared/vocabulary.ts";
 import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../../_shared/db.ts";
 import { databaseUnavailable } from "../../_shared/envelope.ts";
 import type { ActiveKey, GatewayStore, ModelLister, QuotaReader, QuotaReport, TokenChecker } from "./store.ts";

@@ -1,5 +1,5 @@
 // Google's Gemini REST over plain `fetch` (no SDK: one POST needs none of google-auth-library, ws or
-// gaxios, and the function boots faster without them). Four calls, each with a deadline (../upstream/call.ts),
+// gaxios, and the function boots faster without them). Four calls, each with a deadline (../../upstream/call.ts),
 // none of which throws for a failed call: each returns Google's answer or a classified error
 // (errors.ts) whose message is sanitized of the key.
 //   generate     generateContent: the whole answer, read (text, usage) and kept as Google sent it
@@ -8,114 +8,39 @@
 //   countTokens  Google's exact count of an input (free, with its own quota), for the whole request
 //   getModel     models.get: whether a key sees a model (confirms a 404 before the model is marked withdrawn)
 // Retries are the attempt loop's job.
-import { type ClassifiedGoogleError, classifyGoogleFailure, classifyGoogleHttpError } from "./errors.ts";
-import { isEmptyResponse, responseFinishReason, responseText, responseUsage, type Usage } from "./response.ts";
-import { sseData } from "./sse.ts";
-import { generateContentBody, type GoogleRequest, type GoogleResponse } from "./types.ts";
+import { classifyGoogleHttpError } from "./errors.ts";
+import { isEmptyResponse, responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
+import { sseData } from "../../upstream/sse.ts";
+import type { UpstreamAnswer, UpstreamRequest } from "../../upstream/shapes.ts";
+import {
+  type CountTokensOutcome,
+  type GenerateCall,
+  type GenerateOutcome,
+  StreamCut,
+  type StreamOutcome,
+  type UpstreamClient,
+  upstreamFailure,
+} from "../../upstream/port.ts";
 import {
   type CallGuard,
   callGuard,
   type Dialect,
+  failureOf,
   fetchModel,
-  type ModelCall,
-  type ModelOutcome,
   openStream,
   readJsonAnswer,
   thrownBy,
-} from "../upstream/call.ts";
+} from "../../upstream/call.ts";
 
 /** Google's answers, read by its own rules (errors.ts): the dialect of every call to Google. */
 export const GOOGLE_DIALECT: Dialect = {
+  upstream: "Google",
   classifyHttp: (status, body, _headers, options) => classifyGoogleHttpError(status, body, options),
 };
-
-export type { Usage } from "./response.ts";
 
 export const DEFAULT_GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com";
 // Gemma and Google's docs for the Gemini API use v1beta (v1 lacks systemInstruction and JSON schema).
 export const GOOGLE_API_VERSION = "v1beta";
-
-export type GenerateOutcome =
-  | {
-    ok: true;
-    text: string;
-    finishReason: string | null;
-    /** null when Google sent no usageMetadata (the caller then keeps its estimate). */
-    usage: Usage | null;
-    candidates: unknown[];
-    modelVersion: string | null;
-    /** Google's answer as it came, for callers that speak Google's shape. */
-    response: GoogleResponse;
-    latencyMs: number;
-    /** The tier Google says served (its x-gemini-service-tier header); null: not said. */
-    servedTier?: string | null;
-    /** OpenAI's own chat.completion, when OpenAI answered (its route returns it as it came). */
-    openai?: Record<string, unknown>;
-    /** What the provider says is left of the group's limits, where it says so (OpenAI). */
-    room?: ProviderRoom | null;
-  }
-  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
-
-export type StreamOutcome =
-  | {
-    ok: true;
-    /**
-     * Google's chunks as they arrive. Ends after the last one, or throws StreamCut when the stream
-     * breaks off (network, deadline, an error event, a chunk that is not JSON). Stopping early
-     * (`return()`) aborts the call to Google.
-     */
-    chunks: AsyncGenerator<GoogleResponse, void, undefined>;
-    /** Time to Google's response headers. */
-    latencyMs: number;
-    /** The tier Google says served (its x-gemini-service-tier header); null: not said. */
-    servedTier?: string | null;
-    /** What the provider says is left of the group's limits, where it says so (OpenAI). */
-    room?: ProviderRoom | null;
-  }
-  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
-
-/**
- * What a provider's answer says is left of its limits for the key's group, counting every user of it
- * (OpenAI's x-ratelimit-remaining-* and -reset-*): requests and tokens left (null: not said), and in
- * how many ms its counts are full again.
- */
-export interface ProviderRoom {
-  requests: number | null;
-  tokens: number | null;
-  resetMs: number;
-}
-
-/** A stream that broke off after it started: what went wrong, classified like any failed call. */
-export class StreamCut extends Error {
-  constructor(readonly error: ClassifiedGoogleError) {
-    super(error.message);
-    this.name = "StreamCut";
-  }
-}
-
-export interface GenerateCall {
-  apiKey: string;
-  request: GoogleRequest;
-  /** Deadline of this attempt (a stream: until Google's headers); on expiry the outcome is a `timeout` failure. */
-  timeoutMs: number;
-  /** A stream's deadline for all of it, counted from the call (default: timeoutMs). */
-  streamTimeoutMs?: number;
-  /** Caller-side cancellation (e.g. the caller went away); gives an `aborted` failure. */
-  signal?: AbortSignal;
-}
-
-export type CountTokensOutcome =
-  | { ok: true; totalTokens: number; latencyMs: number }
-  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
-
-export interface GoogleClient {
-  generate(call: GenerateCall): Promise<GenerateOutcome>;
-  stream(call: GenerateCall): Promise<StreamOutcome>;
-  /** Google's count of the input tokens `call.request` would be billed for (contents + system instruction). */
-  countTokens(call: GenerateCall): Promise<CountTokensOutcome>;
-  /** models.get for one model on one key: ok when the key sees it; a 404 naming it is model_withdrawn. */
-  getModel(call: ModelCall): Promise<ModelOutcome>;
-}
 
 export interface GoogleClientOptions {
   /** Google's endpoint or a compatible server (the offline simulator); no trailing path. */
@@ -123,11 +48,8 @@ export interface GoogleClientOptions {
   apiVersion?: string;
 }
 
-/** Base URL from GOOGLE_AI_BASE_URL, else Google's. */
-export function googleBaseUrlFromEnv(get: (name: string) => string | undefined): string {
-  const value = get("GOOGLE_AI_BASE_URL")?.trim();
-  return value === undefined || value === "" ? DEFAULT_GOOGLE_BASE_URL : value;
-}
+/** Google's client: the port's calls, the exact token count included. */
+export type GoogleClient = Required<UpstreamClient>;
 
 export function createGoogleClient(options: GoogleClientOptions = {}): GoogleClient {
   const apiBase = `${(options.baseUrl ?? DEFAULT_GOOGLE_BASE_URL).replace(/\/+$/, "")}/${
@@ -148,8 +70,23 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
   };
 }
 
+/** The generateContent body of a request (everything but the model, which is in the path). */
+export function generateContentBody(request: UpstreamRequest): Record<string, unknown> {
+  return {
+    contents: request.contents,
+    ...(request.systemInstruction === undefined
+      ? {}
+      : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
+    ...(Object.keys(request.generationConfig).length === 0 ? {} : { generationConfig: request.generationConfig }),
+    ...(request.tools === undefined ? {} : { tools: request.tools }),
+    ...(request.toolConfig === undefined ? {} : { toolConfig: request.toolConfig }),
+    ...(request.safetySettings === undefined ? {} : { safetySettings: request.safetySettings }),
+    ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
+  };
+}
+
 /** The countTokens body: the whole generateContentRequest, so the system instruction is counted too. */
-export function countTokensBody(request: GoogleRequest): Record<string, unknown> {
+export function countTokensBody(request: UpstreamRequest): Record<string, unknown> {
   return { generateContentRequest: { model: `models/${request.model}`, ...generateContentBody(request) } };
 }
 
@@ -179,7 +116,10 @@ async function countTokens(url: string, call: GenerateCall): Promise<CountTokens
       return {
         ok: false,
         latencyMs,
-        error: classifyGoogleFailure("malformed", "countTokens answered without totalTokens.", { httpStatus: 200 }),
+        error: failureOf(
+          GOOGLE_DIALECT,
+          upstreamFailure("malformed", "countTokens answered without totalTokens.", { httpStatus: 200 }),
+        ),
       };
     }
     return { ok: true, totalTokens: total, latencyMs };
@@ -203,14 +143,17 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
     const read = await readJsonAnswer(answer, GOOGLE_DIALECT, [call.apiKey], call.request.model);
     const latencyMs = Date.now() - started;
     if (!read.ok) return { ok: false, latencyMs, error: read.error };
-    const response = read.body as GoogleResponse;
+    const response = read.body as UpstreamAnswer;
     if (isEmptyResponse(response)) {
       return {
         ok: false,
         latencyMs,
-        error: classifyGoogleFailure("malformed", "Google answered without candidates or promptFeedback.", {
-          httpStatus: 200,
-        }),
+        error: failureOf(
+          GOOGLE_DIALECT,
+          upstreamFailure("malformed", "Google answered without candidates or promptFeedback.", {
+            httpStatus: 200,
+          }),
+        ),
       };
     }
     return {
@@ -261,7 +204,7 @@ async function* streamChunks(
   body: ReadableStream<Uint8Array>,
   guard: CallGuard,
   call: GenerateCall,
-): AsyncGenerator<GoogleResponse, void, undefined> {
+): AsyncGenerator<UpstreamAnswer, void, undefined> {
   const secrets = [call.apiKey];
   try {
     for await (const data of sseData(body)) {
@@ -269,23 +212,33 @@ async function* streamChunks(
       try {
         chunk = JSON.parse(data);
       } catch {
-        throw new StreamCut(classifyGoogleFailure("malformed", "Google sent a stream event that is not JSON.", {
-          httpStatus: 200,
-          secrets,
-        }));
+        throw new StreamCut(
+          failureOf(
+            GOOGLE_DIALECT,
+            upstreamFailure("malformed", "Google sent a stream event that is not JSON.", {
+              httpStatus: 200,
+              secrets,
+            }),
+          ),
+        );
       }
       if (typeof chunk !== "object" || chunk === null || Array.isArray(chunk)) {
-        throw new StreamCut(classifyGoogleFailure("malformed", "Google sent a stream event that is not an object.", {
-          httpStatus: 200,
-          secrets,
-        }));
+        throw new StreamCut(
+          failureOf(
+            GOOGLE_DIALECT,
+            upstreamFailure("malformed", "Google sent a stream event that is not an object.", {
+              httpStatus: 200,
+              secrets,
+            }),
+          ),
+        );
       }
       const error = (chunk as { error?: { code?: unknown } }).error;
       if (error !== undefined) {
         const status = typeof error.code === "number" ? error.code : 500;
         throw new StreamCut(classifyGoogleHttpError(status, chunk, { secrets, model: call.request.model }));
       }
-      yield chunk as GoogleResponse;
+      yield chunk as UpstreamAnswer;
     }
   } catch (error) {
     if (error instanceof StreamCut) throw error;

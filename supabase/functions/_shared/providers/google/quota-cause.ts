@@ -19,10 +19,10 @@
 // billing account's cap, a monthly cap, any other spend limit. A 429 whose message says none of it
 // stays `unknown` rather than taking a wrong, longer rest.
 
-import type { QuotaCause } from "../vocabulary.ts";
+import type { QuotaCause } from "../../vocabulary.ts";
 
 // The causes are one list, QUOTA_CAUSES in vocabulary.ts (the database's copies are held to it).
-export type { QuotaCause } from "../vocabulary.ts";
+export type { QuotaCause } from "../../vocabulary.ts";
 
 /**
  * How long a project out of money rests: every model of it, then one call asks Google again (one 429

@@ -4,7 +4,7 @@
 //   generate     POST /v1/chat/completions: the whole answer, in the gateway's inner shape (response.ts)
 //   stream       the same with stream: true and the usage chunk; resolves when OpenAI's headers arrive
 //   getModel     GET /v1/models/{id}: whether the key's organization sees a model (confirms a 404)
-//   countTokens  OpenAI offers no count: answered as a failure, so the estimate stands
+//   (no countTokens: OpenAI offers no count, so the estimate stands)
 // Each call has a deadline and none throws for a failed call: it returns the answer or a classified
 // error (errors.ts) whose message is sanitized of the key.
 import {
@@ -15,34 +15,29 @@ import {
   openStream,
   readJsonAnswer,
   thrownBy,
-} from "../../../_shared/upstream/call.ts";
+} from "../../upstream/call.ts";
+import { responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
+import { sseData } from "../../upstream/sse.ts";
+import type { UpstreamAnswer } from "../../upstream/shapes.ts";
+import { classifyOpenAiHttpError, OPENAI_DIALECT, roomOf } from "./errors.ts";
+import { openAiApiUrl } from "./endpoint.ts";
+import { answerWrapped, chatCompletionBody } from "./request.ts";
+import { ChunkTranslator, completionToResponse } from "./response.ts";
 import {
   type GenerateCall,
   type GenerateOutcome,
-  type GoogleClient,
   StreamCut,
   type StreamOutcome,
-} from "../../../_shared/google/client.ts";
-import { type ClassifiedGoogleError, classifyGoogleFailure } from "../../../_shared/google/errors.ts";
-import { responseFinishReason, responseText, responseUsage } from "../../../_shared/google/response.ts";
-import { sseData } from "../../../_shared/google/sse.ts";
-import type { GoogleResponse } from "../../../_shared/google/types.ts";
-import { classifyOpenAiHttpError, OPENAI_DIALECT, roomOf } from "../../../_shared/openai/errors.ts";
-import { openAiApiUrl } from "../../../_shared/openai/endpoint.ts";
-import { answerWrapped, chatCompletionBody } from "./request.ts";
-import { ChunkTranslator, completionToResponse } from "./response.ts";
+  type UpstreamClient,
+  type UpstreamError,
+  upstreamFailure,
+} from "../../upstream/port.ts";
 
-export function createOpenAiClient(options: { baseUrl?: string } = {}): GoogleClient {
+export function createOpenAiClient(options: { baseUrl?: string } = {}): UpstreamClient {
   const api = openAiApiUrl(options.baseUrl);
   return {
     generate: (call) => generate(`${api}/chat/completions`, call),
     stream: (call) => stream(`${api}/chat/completions`, call),
-    countTokens: () =>
-      Promise.resolve({
-        ok: false,
-        latencyMs: 0,
-        error: failure(classifyGoogleFailure("malformed", "OpenAI offers no token count: the estimate stands.")),
-      }),
     getModel: (call) =>
       fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, headers(call.apiKey), call, OPENAI_DIALECT),
   };
@@ -53,7 +48,7 @@ function headers(apiKey: string): Record<string, string> {
 }
 
 /** A failure classified without an OpenAI answer, said to be OpenAI's. */
-const failure = (error: ClassifiedGoogleError): ClassifiedGoogleError => failureOf(OPENAI_DIALECT, error);
+const failure = (error: UpstreamError): UpstreamError => failureOf(OPENAI_DIALECT, error);
 
 /** OpenAI's service_tier as the answer names it (default, flex, priority, scale); null when absent. */
 function servedTierOf(body: Record<string, unknown>): string | null {
@@ -78,7 +73,7 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
       return {
         ok: false,
         latencyMs,
-        error: failure(classifyGoogleFailure("malformed", "OpenAI answered without choices.", { httpStatus: 200 })),
+        error: failure(upstreamFailure("malformed", "OpenAI answered without choices.", { httpStatus: 200 })),
       };
     }
     return {
@@ -124,11 +119,11 @@ async function* streamChunks(
   body: ReadableStream<Uint8Array>,
   guard: CallGuard,
   call: GenerateCall,
-): AsyncGenerator<GoogleResponse, void, undefined> {
+): AsyncGenerator<UpstreamAnswer, void, undefined> {
   const secrets = [call.apiKey];
   const translator = new ChunkTranslator(answerWrapped(call.request));
   const cut = (message: string) =>
-    new StreamCut(failure(classifyGoogleFailure("malformed", message, { httpStatus: 200, secrets })));
+    new StreamCut(failure(upstreamFailure("malformed", message, { httpStatus: 200, secrets })));
   try {
     for await (const data of sseData(body)) {
       if (data.trim() === "[DONE]") return;

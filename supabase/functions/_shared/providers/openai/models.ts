@@ -5,11 +5,16 @@
 // network failure is retryable (nothing concluded). Messages are sanitized with the key as a known
 // secret. The list gives `id`, `created` and `owned_by`, no token limits: those stay null.
 // No Deno globals: vitest runs it against the simulator.
-import { callGuard, failureOf, readJsonAnswer, thrownBy } from "../_shared/upstream/call.ts";
-import { type ClassifiedGoogleError, classifyGoogleFailure } from "../_shared/google/errors.ts";
-import { openAiApiUrl } from "../_shared/openai/endpoint.ts";
-import { OPENAI_DIALECT } from "../_shared/openai/errors.ts";
-import { type CatalogueModel, DEFAULT_LIST_TIMEOUT_MS, type ModelLister } from "./google-models.ts";
+import { callGuard, failureOf, readJsonAnswer, thrownBy } from "../../upstream/call.ts";
+import { openAiApiUrl } from "./endpoint.ts";
+import { OPENAI_DIALECT } from "./errors.ts";
+import {
+  type CatalogueModel,
+  DEFAULT_LIST_TIMEOUT_MS,
+  type ModelLister,
+  type UpstreamError,
+  upstreamFailure,
+} from "../../upstream/port.ts";
 
 export interface OpenAiModelListerOptions {
   /** OpenAI's endpoint or a compatible server (the offline simulator), with or without /v1. */
@@ -31,7 +36,7 @@ export function createOpenAiModelLister(options: OpenAiModelListerOptions = {}):
       const started = Date.now();
       const guard = callGuard(timeoutMs, call.signal);
       const secrets = [apiKey];
-      const failed = (error: ClassifiedGoogleError) => ({
+      const failed = (error: UpstreamError) => ({
         ok: false as const,
         latencyMs: Date.now() - started,
         error: failureOf(OPENAI_DIALECT, error),
@@ -42,7 +47,7 @@ export function createOpenAiModelLister(options: OpenAiModelListerOptions = {}):
         if (!read.ok) return failed(read.error);
         const models = modelsOf(read.body, maxModels);
         if (models === null) {
-          return failed(classifyGoogleFailure("malformed", "OpenAI answered the model list without a data array.", {
+          return failed(upstreamFailure("malformed", "OpenAI answered the model list without a data array.", {
             httpStatus: answer.status,
             secrets,
           }));

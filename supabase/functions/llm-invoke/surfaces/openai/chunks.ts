@@ -21,7 +21,7 @@ import {
 } from "./candidates.ts";
 import { openAiErrorObject } from "./errors.ts";
 import { includesUsage } from "./request.ts";
-import { OPENAI_LOGPROBS } from "../../upstream/openai/response.ts";
+import { OPENAI_LOGPROBS } from "../../../_shared/providers/openai/response.ts";
 
 /** Writes OpenAI's chunk frames of one answer, and remembers what each choice has said so far. */
 class ChunkWriter {
