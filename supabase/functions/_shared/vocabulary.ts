@@ -36,6 +36,20 @@ export function quotaCauseWords(cause: QuotaCause): string {
   return QUOTA_CAUSE_WORDS[cause];
 }
 
+/**
+ * How long a project out of money rests: every model of it, then one call asks the provider again (one 429
+ * an hour while the owner has not acted; served again within the hour after they do).
+ */
+export const MONEY_REST_MS = 60 * 60_000;
+
+/**
+ * The longest a spend cap rests a project, whatever its message or delay says. A spend cap stops every
+ * model of the project, and its window is read from free text ("monthly", "per 720 hours" would rest
+ * it for a month on one reading): after an hour one call per model asks the provider again, which costs at
+ * most one 429 per model an hour while the cap holds.
+ */
+export const SPEND_CAP_MAX_REST_MS = 60 * 60_000;
+
 /** Money, not quota: the project is out until its owner acts. */
 export const MONEY_CAUSES = ["monthly_cap", "billing_cap", "credits_depleted"] as const satisfies readonly QuotaCause[];
 

@@ -14,6 +14,14 @@ import type {
 } from "../_shared/vocabulary.ts";
 
 export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../_shared/upstream/shapes.ts";
+
+/** The caller's own body in a provider's dialect (NormalizedRequest.dialectBody). */
+export interface DialectBody {
+  dialect: string;
+  body: Record<string, unknown>;
+  /** Fields of the body only that dialect's models honour, each with why another provider's cannot. */
+  only?: ReadonlyArray<{ field: string; why: string }>;
+}
 // The closed lists (limits, causes, statuses, classes, tiers) are _shared/vocabulary.ts's: one list each.
 export {
   ADMISSION_CAUSES,
@@ -61,15 +69,13 @@ export interface NormalizedRequest {
   /** The service tier the caller asked for (OpenAI's service_tier, Gemini's serviceTier); absent: its class's row decides. */
   serviceTier?: ServiceTier;
   /**
-   * OpenAI's route: the caller's Chat Completions body as sent. An OpenAI model is sent this body (its
-   * model, stream and token cap set by the gateway), so every field OpenAI offers reaches it.
+   * A route that speaks a provider's dialect: the caller's body as sent, and the fields of it only
+   * that dialect's models honour, each with why another provider's cannot. A model whose provider
+   * speaks that dialect is sent this body (its model, stream and token cap set by the gateway), so
+   * every field the dialect offers reaches it; a model of another provider refuses the request
+   * naming those fields (gemma.ts).
    */
-  openAiBody?: Record<string, unknown>;
-  /**
-   * Fields of that body only OpenAI's models honour (logprobs, logit_bias, …), each with why another
-   * provider's cannot: a model of another provider refuses the request naming them (gemma.ts).
-   */
-  openAiOnly?: ReadonlyArray<{ field: string; why: string }>;
+  dialectBody?: DialectBody;
 }
 
 export interface RequestLimits {

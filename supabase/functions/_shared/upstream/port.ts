@@ -7,7 +7,7 @@
 import { sanitize } from "../sanitize.ts";
 import type { QuotaCause } from "../vocabulary.ts";
 import type { Usage } from "./answer.ts";
-import type { UpstreamAnswer, UpstreamRequest } from "./shapes.ts";
+import type { DialectAnswer, UpstreamAnswer, UpstreamRequest } from "./shapes.ts";
 
 // ---- A failed call, classified by what the gateway does next ------------------------------------------
 
@@ -121,8 +121,8 @@ export type GenerateOutcome =
     latencyMs: number;
     /** The tier the provider says served; null: not said. */
     servedTier?: string | null;
-    /** OpenAI's own chat.completion, when OpenAI answered (its route returns it as it came). */
-    openai?: Record<string, unknown>;
+    /** The provider's own answer as it came, where its dialect is not the hub's (a route of that dialect returns it). */
+    dialectAnswer?: DialectAnswer;
     /** What the provider says is left of the group's limits, where it says so. */
     room?: ProviderRoom | null;
   }

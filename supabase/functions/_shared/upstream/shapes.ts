@@ -60,9 +60,22 @@ export interface UpstreamRequest extends RequestExtras {
   generationConfig: GenerationConfig;
   /** Google's service tier for this call (the body's serviceTier); absent: standard, nothing sent. */
   serviceTier?: ServiceTier;
-  /** For an OpenAI model only: the caller's own Chat Completions body (never sent to Google). */
-  openAiBody?: Record<string, unknown>;
+  /**
+   * The caller's own body, when it came in this provider's dialect: the provider sends it as it came
+   * (only the gateway's fields set) instead of translating the hub shape. Only a provider of that
+   * dialect is given one (model/gemma.ts).
+   */
+  dialectBody?: { dialect: string; body: Record<string, unknown> };
 }
 
-/** One generateContent answer, or one chunk of a streamed one, as Google sent it. */
+/** A provider's own answer in its dialect, beside the hub shape of it (GenerateOutcome.dialectAnswer). */
+export interface DialectAnswer {
+  dialect: string;
+  body: Record<string, unknown>;
+}
+
+/**
+ * The gateway's hub shape of an answer: one generateContent answer, or one chunk of a streamed one,
+ * as Google sends it and as every other provider's answer is translated into.
+ */
 export type UpstreamAnswer = Record<string, unknown>;

@@ -2,7 +2,7 @@
 // loop does not depend on the HTTP edge.
 import type { Caller } from "../../_shared/auth.ts";
 import { outputTokens, type Usage } from "../../_shared/upstream/answer.ts";
-import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import type { DialectAnswer, UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
 import type { NormalizedRequest, QuotaSnapshot } from "../contract.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
 
@@ -52,11 +52,14 @@ export interface InvokeResult {
   replayed?: boolean;
   /**
    * Google's answer as it came (routes that speak Google's or OpenAI's shape read it); not part of the
-   * native body. Absent in answers stored before it existed: googleResponseOf rebuilds one.
+   * native body. Absent in answers stored before it existed: upstreamAnswerOf rebuilds one.
    */
   response?: UpstreamAnswer;
-  /** OpenAI's own chat.completion when OpenAI served: OpenAI's route answers it as it came. Not in the native body. */
-  openai?: Record<string, unknown>;
+  /**
+   * The provider's own answer as it came, when its dialect is not the hub's (a chat.completion): a
+   * route of that dialect answers it as it came (pass-through). Not in the native body.
+   */
+  dialectAnswer?: DialectAnswer;
 }
 
 /**
@@ -103,8 +106,8 @@ export function isStream(answer: InvokeAnswer): answer is InvokeStream {
   return (answer as InvokeStream).kind === "stream";
 }
 
-/** Google's shape of an answer: as Google sent it, or rebuilt from the gateway's fields. */
-export function googleResponseOf(result: InvokeResult): UpstreamAnswer {
+/** The answer in the hub shape (Gemini's): as the provider's client gave it, or rebuilt from the gateway's fields. */
+export function upstreamAnswerOf(result: InvokeResult): UpstreamAnswer {
   if (result.response !== undefined) return result.response;
   return {
     candidates: result.candidates ?? [{

@@ -35,8 +35,8 @@
 // the caller's own within its class (checked before the first reservation); the attempt row records
 // the tier asked and the one Google says served. A flex call Google sheds (503) is retried like any 503, at standard when the row says so.
 //
-// Server-Timing: each call to Google is timed as `google` (a stream's until its first chunk: the
-// answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
+// Server-Timing: each call to the provider is timed as `upstream` (a stream's until its first chunk:
+// the answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
 import type { FinalizeParams, GenerationConfig, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
 import { DEFAULT_PROVIDER, type Provider, providerName } from "../../_shared/providers/registry.ts";
@@ -46,7 +46,7 @@ import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
 import { admit } from "./admission.ts";
-import { answerTimes, failureRecord, googleCounts, successRecord } from "./attempt-record.ts";
+import { answerTimes, failureRecord, successRecord, usageCounts } from "./attempt-record.ts";
 import { cachedProfiles } from "../model/capabilities.ts";
 import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact-count.ts";
 import { type Clock, systemClock } from "../clock.ts";
@@ -225,11 +225,12 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           ),
         ),
       // A provider without an exact count keeps the estimate.
-      (model) => {
-        const countTokens = counterFor(chain.find((l) => l.model === model)?.profile ?? chain[0]!.profile);
-        return countTokens === undefined
-          ? Promise.resolve(null)
-          : countTokens(requestFor(chain, model), { deadline, signal, timing });
+      async (model) => {
+        const profile = chain.find((l) => l.model === model)?.profile ?? chain[0]!.profile;
+        const countTokens = counterFor(profile);
+        if (countTokens === undefined) return null;
+        const tokens = await countTokens(requestFor(chain, model), { deadline, signal, timing });
+        return tokens === null ? null : { tokens, by: providerName(providerOf(profile)) };
       },
       bookedOutput(chain, request.generationConfig),
     );
@@ -334,13 +335,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
 
         calls++;
         if (request.stream) {
-          const opened = await streamGoogle(upstream!, apiKey, reservation, sent);
+          const opened = await streamUpstream(upstream!, providerName(provider), apiKey, reservation, sent);
           if (opened.ok) {
             // The first chunk is here: what the gateway added, and the first byte, are known now.
             const times = answerTimes(timing);
             return relayStream(opened, {
               head: { ...headOf(reservation, calls), waited_ms: waiting.waitedMs },
               reservationId: reservation.reservationId,
+              upstream: providerName(provider),
               estimatedInputTokens: size.input,
               includeCandidates: request.includeCandidates,
               idempotent,
@@ -364,7 +366,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           if (await failed(opened, reservation, tier, upstream!, apiKey)) continue;
           break;
         }
-        const outcome = await callGoogle(upstream!, apiKey, sent, reservation);
+        const outcome = await callUpstream(upstream!, apiKey, sent, reservation);
         if (outcome.ok) {
           const result = answer(outcome, reservation, calls);
           const times = answerTimes(timing);
@@ -374,7 +376,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             successRecord({
               reservationId: reservation.reservationId,
               latencyMs: outcome.latencyMs,
-              ...googleCounts(outcome.usage),
+              ...usageCounts(outcome.usage),
               response: idempotent ? result : null,
               ...times,
               serviceTier: tier,
@@ -472,12 +474,13 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         confirming.set(model, asked);
       }
       const left = Math.max(1, deadline - clock.now());
-      return await timing.time("google", () => withinDeadline(asked!, left));
+      return await timing.time("upstream", () => withinDeadline(asked!, left));
     }
 
-    /** Opens Google's stream and waits for its first chunk (what fails before it is an attempt like any other). */
-    async function streamGoogle(
+    /** Opens the provider's stream and waits for its first chunk (what fails before it is an attempt like any other). */
+    async function streamUpstream(
       upstream: UpstreamClient,
+      who: string,
       apiKey: string,
       reservation: Reservation,
       sent: UpstreamRequest,
@@ -485,8 +488,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       const streamTimeoutMs = Math.max(1, deadline - clock.now());
       try {
-        return await timing.time("google", () =>
-          openStream(upstream, {
+        return await timing.time("upstream", () =>
+          openStream(upstream, who, {
             apiKey,
             request: sent,
             timeoutMs,
@@ -509,7 +512,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       return { model: reservation.model, ...fallback, key_alias: reservation.keyAlias, attempts };
     }
 
-    async function callGoogle(
+    async function callUpstream(
       upstream: UpstreamClient,
       apiKey: string,
       sent: UpstreamRequest,
@@ -518,7 +521,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       try {
         return await timing.time(
-          "google",
+          "upstream",
           () => upstream.generate({ apiKey, request: sent, timeoutMs, signal }),
         );
       } catch (error) {
@@ -544,7 +547,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         finish_reason: outcome.finishReason,
         ...(request.includeCandidates ? { candidates: outcome.candidates } : {}),
         response: outcome.response,
-        ...(outcome.openai === undefined ? {} : { openai: outcome.openai }),
+        ...(outcome.dialectAnswer === undefined ? {} : { dialectAnswer: outcome.dialectAnswer }),
       };
     }
   };

@@ -29,8 +29,10 @@ export interface RefusalContext {
   model: string;
   requestId: string;
   estimatedTokens: number;
-  /** Google's exact count of the input, when it was asked (exact-count.ts). */
+  /** The provider's exact count of the input, when it was asked (exact-count.ts). */
   countedTokens?: number | null;
+  /** Who counted them (the provider's name). */
+  countedBy?: string | null;
 }
 
 /**
@@ -119,13 +121,13 @@ export function withRefusalCause(error: GatewayError, cause: string | null): Gat
   });
 }
 
-/** The input is larger than one minute of the model's tokens: by Google's count when it was asked. */
+/** The input is larger than one minute of the model's tokens: by the provider's count when it was asked. */
 function tooLarge(maxTokens: number | null, ctx: RefusalContext): GatewayError {
   const limit = `more than this model's per-minute token limit${maxTokens === null ? "" : ` (${maxTokens})`}.`;
   const counted = ctx.countedTokens ?? null;
   const size = counted === null
     ? `The input is estimated at ${ctx.estimatedTokens} tokens`
-    : `Google counts the input at ${counted} tokens`;
+    : `${ctx.countedBy ?? "The provider"} counts the input at ${counted} tokens`;
   return new GatewayError("invalid_request", `${size}, ${limit} Shorten it or split it.`, {
     details: {
       estimated_tokens: ctx.estimatedTokens,

@@ -16,7 +16,7 @@ import {
 } from "../../_shared/upstream/answer.ts";
 import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
-import { googleCounts, successRecord } from "./attempt-record.ts";
+import { successRecord, usageCounts } from "./attempt-record.ts";
 import type { Clock } from "../clock.ts";
 import { answerUsage, type InvokeResult, type InvokeStream, type StreamHead } from "./context.ts";
 import type { FinalizeParams } from "../contract.ts";
@@ -32,9 +32,12 @@ import {
 
 type OpenedStream = Extract<StreamOutcome, { ok: true }>;
 
-/** Opens the stream and waits for Google's first chunk; a stream that fails before it is a failed call. */
-export async function openStream(google: UpstreamClient, call: GenerateCall): Promise<StreamOutcome> {
-  const opened = await google.stream(call);
+/**
+ * Opens the stream and waits for the provider's first chunk (`upstream`: its name, for messages); a
+ * stream that fails before it is a failed call.
+ */
+export async function openStream(client: UpstreamClient, upstream: string, call: GenerateCall): Promise<StreamOutcome> {
+  const opened = await client.stream(call);
   if (!opened.ok) return opened;
   try {
     const first = await opened.chunks.next();
@@ -42,7 +45,10 @@ export async function openStream(google: UpstreamClient, call: GenerateCall): Pr
       return {
         ok: false,
         latencyMs: opened.latencyMs,
-        error: upstreamFailure("malformed", "Google's stream ended before its first chunk.", { httpStatus: 200 }),
+        error: {
+          ...upstreamFailure("malformed", `${upstream}'s stream ended before its first chunk.`, { httpStatus: 200 }),
+          upstream,
+        },
       };
     }
     return {
@@ -86,6 +92,8 @@ function prepend(
 export interface RelayOptions {
   head: StreamHead;
   reservationId: string;
+  /** Who streams (the provider's name), for the caller's messages. */
+  upstream: string;
   /** Booked at reservation: counted when Google's stream names no usage at all. */
   estimatedInputTokens: number;
   includeCandidates: boolean;
@@ -168,12 +176,12 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     // Only a break-off gets here (a caller that stops reading ends the generator at its yield):
     // the stream must not look whole to whoever reads it.
     if (ended === "client") {
-      throw new GatewayError("client_closed", "The call to Google was aborted: the caller went away.");
+      throw new GatewayError("client_closed", `The call to ${options.upstream} was aborted: the caller went away.`);
     }
     if (ended === "google") {
       throw new GatewayError(
         "upstream_error",
-        `Google's stream broke off after it started (${cut?.message ?? "no reason given"}); ` +
+        `${options.upstream}'s stream broke off after it started (${cut?.message ?? "no reason given"}); ` +
           "the part already sent is all there is.",
         { details: { cut_by: "google" } },
       );
@@ -188,7 +196,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
       await options.afterAnswer(options.finalize(successRecord({
         reservationId: options.reservationId,
         latencyMs,
-        ...googleCounts(tally.usage),
+        ...usageCounts(tally.usage),
         response: options.idempotent ? whole : null,
       })));
       return;

@@ -75,7 +75,7 @@ export function createTokenCounter(deps: TokenCounterDeps): TokenCounter {
       const timeoutMs = Math.min(COUNT_TIMEOUT_MS, budget.deadline - deps.clock.now());
       if (timeoutMs < 1) return null;
       const outcome = await (budget.timing ?? untimed).time(
-        "google",
+        "upstream",
         () => deps.client.countTokens({ apiKey, request, timeoutMs, signal: budget.signal }),
       );
       if (outcome.ok) return outcome.totalTokens;
@@ -98,8 +98,9 @@ export function createTokenCounter(deps: TokenCounterDeps): TokenCounter {
 export class InputSize {
   /** What the next reservation books. */
   tokens: number;
-  /** Google's count, once asked and answered. */
+  /** The provider's count, once asked and answered, and who counted (its name, for messages). */
   counted: number | null = null;
+  countedBy: string | null = null;
   private asked = false;
 
   /**
@@ -109,7 +110,7 @@ export class InputSize {
    */
   constructor(
     readonly estimated: number,
-    private readonly count: (model: string | null) => Promise<number | null>,
+    private readonly count: (model: string | null) => Promise<{ tokens: number; by: string } | null>,
     readonly bookedOutput = 0,
   ) {
     this.tokens = estimated + bookedOutput;
@@ -126,8 +127,9 @@ export class InputSize {
     this.asked = true;
     const counted = await this.count(refusal.model ?? null);
     if (counted === null) return false;
-    this.counted = counted;
-    this.tokens = counted + this.bookedOutput;
+    this.counted = counted.tokens;
+    this.countedBy = counted.by;
+    this.tokens = counted.tokens + this.bookedOutput;
     return true;
   }
 }

@@ -7,6 +7,7 @@
 import { GatewayError } from "../../_shared/errors.ts";
 import type { Content, UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import type { ModelCapabilities, ModelProfile, NormalizedRequest } from "../contract.ts";
+import { DEFAULT_PROVIDER } from "../../_shared/providers/registry.ts";
 
 export type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 
@@ -23,9 +24,10 @@ export function adaptToModel(
   caps: ModelCapabilities & Pick<ModelProfile, "provider">,
   req: NormalizedRequest,
 ): UpstreamRequest {
-  const openai = caps.provider === "openai";
-  const only = req.openAiOnly ?? [];
-  if (!openai && only.length > 0) {
+  // The caller spoke this model's provider's dialect: its body goes as it came (pass-through).
+  const own = req.dialectBody !== undefined && req.dialectBody.dialect === (caps.provider ?? DEFAULT_PROVIDER);
+  const only = req.dialectBody?.only ?? [];
+  if (!own && only.length > 0) {
     throw new GatewayError(
       "unsupported_feature",
       `Not supported by ${caps.model}: ${only.map((f) => `${f.field} (${f.why})`).join("; ")}.`,
@@ -68,8 +70,7 @@ export function adaptToModel(
     model: caps.model,
     generationConfig: config,
     ...req.extras,
-    // An OpenAI model takes the caller's own Chat Completions body, where there is one.
-    ...(openai && req.openAiBody !== undefined ? { openAiBody: req.openAiBody } : {}),
+    ...(own ? { dialectBody: { dialect: req.dialectBody!.dialect, body: req.dialectBody!.body } } : {}),
   };
   if (req.system === undefined) return { ...base, contents: req.contents };
   if (caps.supportsSystemInstruction) return { ...base, contents: req.contents, systemInstruction: req.system };

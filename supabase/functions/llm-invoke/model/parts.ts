@@ -31,7 +31,7 @@ export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Par
   if (part.fileData !== undefined) {
     throw new GatewayError(
       "unsupported_feature",
-      `${where}.fileData refers to a file uploaded to one Google project; the gateway spreads requests over ` +
+      `${where}.fileData refers to a file uploaded to one project of the provider; the gateway spreads requests over ` +
         "several projects, so send the bytes inline (inlineData) instead.",
       { details: { field: `${where}.fileData`, feature: "fileData" } },
     );

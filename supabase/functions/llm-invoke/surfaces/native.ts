@@ -15,7 +15,10 @@ import type { GenerateSurface, SurfaceContext } from "./surface.ts";
 
 /** The native body of an answer: everything but the provider's own shape of it. */
 export function nativeBody(result: InvokeResult): Record<string, unknown> {
-  const { response: _google, openai: _openai, ...body } = result;
+  // `openai`: where an answer stored for replay by an earlier release keeps the provider's own.
+  const { response: _hub, dialectAnswer: _own, openai: _stored, ...body } = result as InvokeResult & {
+    openai?: unknown;
+  };
   return body;
 }
 

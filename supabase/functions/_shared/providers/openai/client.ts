@@ -86,7 +86,7 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
       response,
       latencyMs,
       servedTier: servedTierOf(read.body),
-      openai: read.body,
+      dialectAnswer: { dialect: "openai", body: read.body },
       room: roomOf(answer.headers),
     };
   } catch (error) {

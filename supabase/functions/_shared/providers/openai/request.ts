@@ -17,7 +17,7 @@ const GATEWAY_FIELDS = ["model", "stream", "stream_options", "max_tokens", "max_
 
 /** The Chat Completions body for `request` (its model is the one booked). */
 export function chatCompletionBody(request: UpstreamRequest, stream: boolean): Record<string, unknown> {
-  if (request.openAiBody !== undefined) return callersBody(request, request.openAiBody, stream);
+  if (request.dialectBody?.dialect === "openai") return callersBody(request, request.dialectBody.body, stream);
   const messages: Message[] = [];
   if (request.systemInstruction !== undefined && request.systemInstruction !== "") {
     messages.push({ role: "system", content: request.systemInstruction });
@@ -58,7 +58,7 @@ function answerSchema(config: UpstreamRequest["generationConfig"]): unknown {
 
 /** Whether OpenAI's answer comes wrapped in an object (the schema asked for is not an object's): schema.ts. */
 export function answerWrapped(request: UpstreamRequest): boolean {
-  if (request.openAiBody !== undefined) return false;
+  if (request.dialectBody?.dialect === "openai") return false;
   const schema = answerSchema(request.generationConfig);
   return schema !== undefined && responseFormatSchema(schema).wrapped;
 }
