@@ -261,7 +261,8 @@ $$;
 
 -- Google billed what it streamed: the call is finalized like a success (tokens reconciled with
 -- Google's last count, token_usage written, no stored answer), then marked 'cut' with who cut it
--- ('client': the caller went away; 'google': the stream broke off on Google's side).
+-- ('client': the caller went away; 'upstream': the stream broke off on the provider's side; 'google',
+-- upstream's former name, is taken until the next release, so a finalize logged before it replays).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text,
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
     p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text,
@@ -273,8 +274,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, 
 declare
   v_answer jsonb;
 begin
-  if p_cut_by not in ('client', 'google') then
-    raise exception 'p_cut_by must be client or google' using errcode = '22023';
+  if p_cut_by not in ('client', 'upstream', 'google') then
+    raise exception 'p_cut_by must be client or upstream' using errcode = '22023';
   end if;
   v_answer := public.google_ai_finalize(
     p_reservation_id => p_reservation_id, p_outcome => 'succeeded', p_input_tokens => p_input_tokens,

@@ -320,8 +320,8 @@ export interface FinalizeParams {
    * the database falls back to API_KEY_INVALID alone).
    */
   keyRejected?: boolean;
-  /** A cut stream: the caller went away ("client") or the stream broke off on Google's side ("google"). */
-  cutBy?: "client" | "google";
+  /** A cut stream: the caller went away ("client") or the stream broke off on the provider's side ("upstream"). */
+  cutBy?: "client" | "upstream";
   /**
    * A Google 429's cause (quota-cause.ts): recorded on the attempt and on the cooldown it starts;
    * `spend_cap` and the money causes (monthly_cap, billing_cap, credits_depleted) rest every model of the

@@ -48,18 +48,6 @@ const ALLOWED: ReadonlyArray<{ file: string; line: RegExp; why: string }> = [
     line: /"google_error"/,
     why: "the attempt status the database knows (renamed with the SQL)",
   },
-  {
-    file: "llm-invoke/attempt/finalize.ts",
-    line: /cut_by\?: "client" \| "google"/,
-    why: "cut_by as the database takes it (renamed with the SQL)",
-  },
-  {
-    file: "llm-invoke/attempt/stream.ts",
-    line: /"google"/,
-    why: "cut_by as the database takes it (renamed with the SQL)",
-  },
-  { file: "llm-invoke/contract.ts", line: /cutBy\?: "client" \| "google"/, why: "the same cut_by" },
-  { file: "llm-invoke/store/pg-store.ts", line: /p_cut_by => \$\{p\.cutBy \?\? "google"\}/, why: "the same cut_by" },
 ];
 
 function modules(dir: string): string[] {

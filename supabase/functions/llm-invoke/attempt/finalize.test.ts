@@ -99,7 +99,7 @@ describe("finalizeReliably", () => {
     const logs: string[] = [];
     const cut = success({
       outcome: "cut",
-      cutBy: "google",
+      cutBy: "upstream",
       response: null,
       serviceTier: "flex",
       servedTier: "standard",
@@ -110,7 +110,7 @@ describe("finalizeReliably", () => {
     const record = JSON.parse(logs.find((l) => l.startsWith("finalize_lost "))!.slice(14));
     expect(record).toMatchObject({
       outcome: "cut",
-      cut_by: "google",
+      cut_by: "upstream",
       service_tier: "flex",
       served_tier: "standard",
       added_ms: 9,

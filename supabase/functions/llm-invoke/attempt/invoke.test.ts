@@ -1235,7 +1235,7 @@ describe("invoke: streamed answers", () => {
     const stream = await runStream();
     const error = await rejection(readAll(stream));
     expect(error.code).toBe("upstream_error");
-    expect(store.finalized).toEqual([expect.objectContaining({ outcome: "cut", cutBy: "google", outputTokens: 7 })]);
+    expect(store.finalized).toEqual([expect.objectContaining({ outcome: "cut", cutBy: "upstream", outputTokens: 7 })]);
   });
 
   it("a stream that fails before its first chunk is an ordinary failed attempt, retried on another key", async () => {

@@ -157,7 +157,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
   });
 
   async function* chunks(): AsyncGenerator<UpstreamAnswer, void, undefined> {
-    let ended: "done" | "client" | "google" = "client";
+    let ended: "done" | "client" | "upstream" = "client";
     let cut: UpstreamError | null = null;
     try {
       for await (const chunk of opened.chunks) {
@@ -169,7 +169,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
       if (!(error instanceof StreamCut)) throw error;
       cut = error.error;
       // Our caller's own signal aborted the call: the caller went away.
-      ended = cut.kind === "aborted" ? "client" : "google";
+      ended = cut.kind === "aborted" ? "client" : "upstream";
     } finally {
       await finish(ended, cut);
     }
@@ -178,17 +178,17 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     if (ended === "client") {
       throw new GatewayError("client_closed", `The call to ${options.upstream} was aborted: the caller went away.`);
     }
-    if (ended === "google") {
+    if (ended === "upstream") {
       throw new GatewayError(
         "upstream_error",
         `${options.upstream}'s stream broke off after it started (${cut?.message ?? "no reason given"}); ` +
           "the part already sent is all there is.",
-        { details: { cut_by: "google" } },
+        { details: { cut_by: "upstream" } },
       );
     }
   }
 
-  async function finish(ended: "done" | "client" | "google", cut: UpstreamError | null): Promise<void> {
+  async function finish(ended: "done" | "client" | "upstream", cut: UpstreamError | null): Promise<void> {
     options.signal?.removeEventListener("abort", onAbort);
     const latencyMs = clock.now() - startedAt;
     if (ended === "done") {
