@@ -59,19 +59,9 @@ function fakeStore(overrides: Partial<MaintenanceStore> = {}) {
       Promise.resolve({
         checked: true,
         restored: [],
-        withdrawn: [{
-          model: "gemma-3-27b-it",
-          withdrawn_at: "2026-11-23T10:00:00Z",
-          message: "gone",
-          successor: "gemma-4-31b-it",
-        }],
+        withdrawn: [{ model: "gemma-3-27b-it", withdrawn_at: "2026-11-23T10:00:00Z", message: "gone", successor: "gemma-4-31b-it" }],
         missing: ["gemini-1.0-pro"],
-        shutting_down: [{
-          model: "gemini-2.5-flash",
-          shutdown_date: "2026-12-01",
-          days_left: 8,
-          successor: "gemini-3.5-flash-lite",
-        }],
+        shutting_down: [{ model: "gemini-2.5-flash", shutdown_date: "2026-12-01", days_left: 8, successor: "gemini-3.5-flash-lite" }],
         unserved: ["gemini-3.8-flash"],
       })
     ),
@@ -244,11 +234,8 @@ describe("a maintenance run", () => {
     });
     expect(body.catalogue).toMatchObject({ status: "refreshed", refreshed_keys: 1, unlisted: ["gemini-1.0-pro"] });
     // The life cycle after models.list: in the summary, and in words among the problems.
-    expect(body.lifecycle).toMatchObject({
-      status: "reviewed",
-      unserved: ["gemini-3.8-flash"],
-      withdrawn: [{ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" }],
-    });
+    expect(body.lifecycle).toMatchObject({ status: "reviewed", unserved: ["gemini-3.8-flash"],
+      withdrawn: [{ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" }] });
     expect(body.problems).toEqual(expect.arrayContaining([
       "model gemma-3-27b-it is withdrawn (Google answered 404 since 2026-11-23T10:00:00Z); successor gemma-4-31b-it",
       "model gemini-2.5-flash shuts down on 2026-12-01 (in 8 days); successor gemini-3.5-flash-lite",

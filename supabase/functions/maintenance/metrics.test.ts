@@ -65,14 +65,10 @@ describe("GET /maintenance/metrics", () => {
 
   it("is GET only; the function's own route stays POST", async () => {
     const { handle } = handler();
-    const post = await handle(
-      new Request(URL_, { method: "POST", headers: { authorization: `Bearer ${SERVICE_KEY}` } }),
-    );
+    const post = await handle(new Request(URL_, { method: "POST", headers: { authorization: `Bearer ${SERVICE_KEY}` } }));
     expect(post.status).toBe(405);
     expect(post.headers.get("allow")).toBe("GET");
-    const get = await handle(
-      new Request("http://localhost/functions/v1/maintenance", { headers: { authorization: `Bearer ${SERVICE_KEY}` } }),
-    );
+    const get = await handle(new Request("http://localhost/functions/v1/maintenance", { headers: { authorization: `Bearer ${SERVICE_KEY}` } }));
     expect(get.status).toBe(405);
     expect(isMetricsPath("http://localhost/functions/v1/maintenance/metrics/")).toBe(true);
     expect(isMetricsPath("http://localhost/functions/v1/maintenance")).toBe(false);

@@ -4,8 +4,9 @@
 // differs between providers is a Dialect: who answers, and how its HTTP errors read. A failure no
 // provider answered (a timeout, the network) is classified alike for every provider, in the port's
 // one error shape (port.ts).
-import { type ModelCall, type ModelOutcome, type UpstreamError, upstreamFailure } from "./port.ts";
+import { type ModelCall, type ModelOutcome, StreamCut, type UpstreamError, upstreamFailure } from "./port.ts";
 import { sanitizeError } from "../sanitize.ts";
+import { sseData } from "./sse.ts";
 
 /** What a generation's call (client.ts GenerateCall) tells this module: the key, the deadlines, the model. */
 interface GenerateCall {
@@ -32,6 +33,71 @@ export interface Dialect {
 /** A failure classified without the provider's answer, said to be the dialect's provider's. */
 export function failureOf(dialect: Dialect, error: UpstreamError): UpstreamError {
   return { ...error, upstream: dialect.upstream };
+}
+
+/** An outcome with the call's time. */
+export type Timed<T> = (T & { latencyMs: number }) | { ok: false; error: UpstreamError; latencyMs: number };
+
+/**
+ * One call with its deadline (the call's timeoutMs, following the caller's signal): `work` makes it
+ * with the guard's signal; whatever it throws is classified by the dialect; the outcome carries the
+ * call's time. Every whole-answer call of every provider is one.
+ */
+export async function timedCall<T extends { ok: true }>(
+  call: GenerateCall | ModelCall,
+  dialect: Dialect,
+  work: (guard: CallGuard) => Promise<T | { ok: false; error: UpstreamError }>,
+): Promise<Timed<T>> {
+  const started = Date.now();
+  const guard = callGuard(call.timeoutMs, call.signal);
+  try {
+    const outcome = await work(guard);
+    return { ...outcome, latencyMs: Date.now() - started } as Timed<T>;
+  } catch (error) {
+    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(dialect, error, guard, call) };
+  } finally {
+    guard.done();
+  }
+}
+
+/**
+ * A provider's server-sent events as JSON objects, as they arrive. `done`: the data that ends the
+ * stream (OpenAI's `[DONE]`), else its end does; `errorOf`: the dialect's reading of an error event
+ * (undefined: not one). Anything that breaks the stream off (an error event, an event that is not a
+ * JSON object, the network, the deadline) ends it with a StreamCut; the guard is done when it ends.
+ */
+export async function* sseEvents(
+  body: ReadableStream<Uint8Array>,
+  guard: CallGuard,
+  call: GenerateCall,
+  dialect: Dialect,
+  read: { done?: string; errorOf: (event: Record<string, unknown>, secrets: string[]) => UpstreamError | undefined },
+): AsyncGenerator<Record<string, unknown>, void, undefined> {
+  const secrets = [call.apiKey];
+  const cut = (message: string) =>
+    new StreamCut(failureOf(dialect, upstreamFailure("malformed", message, { httpStatus: 200, secrets })));
+  try {
+    for await (const data of sseData(body)) {
+      if (read.done !== undefined && data.trim() === read.done) return;
+      let event: unknown;
+      try {
+        event = JSON.parse(data);
+      } catch {
+        throw cut(`${dialect.upstream} sent a stream event that is not JSON.`);
+      }
+      if (typeof event !== "object" || event === null || Array.isArray(event)) {
+        throw cut(`${dialect.upstream} sent a stream event that is not an object.`);
+      }
+      const error = read.errorOf(event as Record<string, unknown>, secrets);
+      if (error !== undefined) throw new StreamCut(error);
+      yield event as Record<string, unknown>;
+    }
+  } catch (error) {
+    if (error instanceof StreamCut) throw error;
+    throw new StreamCut(thrownBy(dialect, error, guard, call));
+  } finally {
+    guard.done();
+  }
 }
 
 /** Reads a whole answer: its JSON object, or the classified error of a non-2xx status. */
@@ -70,28 +136,21 @@ export async function readJsonAnswer(
 }
 
 /** Whether a key sees a model: GET `url` with the key's `headers`; ok on 200, else the classified error. */
-export async function fetchModel(
+export function fetchModel(
   url: string,
   headers: Record<string, string>,
   call: ModelCall,
   dialect: Dialect,
 ): Promise<ModelOutcome> {
-  const started = Date.now();
-  const guard = callGuard(call.timeoutMs, call.signal);
-  try {
+  return timedCall(call, dialect, async (guard) => {
     const read = await readJsonAnswer(
       await fetch(url, { headers, signal: guard.signal }),
       dialect,
       [call.apiKey],
       call.model,
     );
-    const latencyMs = Date.now() - started;
-    return read.ok ? { ok: true, latencyMs } : { ok: false, latencyMs, error: read.error };
-  } catch (error) {
-    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(dialect, error, guard, call) };
-  } finally {
-    guard.done();
-  }
+    return read.ok ? { ok: true as const } : read;
+  });
 }
 
 /**

@@ -3,7 +3,7 @@
 import type { Caller } from "../../_shared/auth.ts";
 import { outputTokens, type Usage } from "../../_shared/upstream/answer.ts";
 import type { DialectAnswer, UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
-import type { NormalizedRequest, QuotaSnapshot } from "../contract.ts";
+import type { QuotaSnapshot, NormalizedRequest } from "../contract.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
 
 /** Where a waiting request stands: its place, the model it waits for, when its turn is expected. */

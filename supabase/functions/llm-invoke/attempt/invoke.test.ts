@@ -304,13 +304,9 @@ describe("invoke: success", () => {
 
   it("names a named request's holder in each reservation, held until the invocation's end (streams too)", async () => {
     const store = new FakeStore([reservation(1), reservation(2)]);
-    const { run, clock } = setup(
-      store,
-      new FakeGoogle([fail(classifyGoogleHttpError(503, { error: { code: 503, message: "u" } })), ok()]),
-      {
-        options: { attemptTimeoutMs: 45_000, budgetMs: 140_000, backoffBaseMs: 250, jitterMs: 250 },
-      },
-    );
+    const { run, clock } = setup(store, new FakeGoogle([fail(classifyGoogleHttpError(503, { error: { code: 503, message: "u" } })), ok()]), {
+      options: { attemptTimeoutMs: 45_000, budgetMs: 140_000, backoffBaseMs: 250, jitterMs: 250 },
+    });
     const start = clock.now();
     await run({ mode: "NO_WAIT", request_id: "named-1" });
     expect(store.reserves[0]!.claim).toEqual({ id: expect.any(String), invocationEnd: start + 140_000 });
@@ -568,11 +564,8 @@ describe("invoke: Google failures", () => {
   it("a model Google no longer serves: finalized as withdrawn, the row re-read, the next reservation's answer decides", async () => {
     const withdrawn = fail(notFound("gemma-3-27b-it"));
     // No chain left: the database refuses the marked model, and the caller learns its successor.
-    const store = new FakeStore([reservation(1), {
-      ...refusal("withdrawn", null),
-      model: "gemma-3-27b-it",
-      successor: "gemma-4-31b-it",
-    }]);
+    const store = new FakeStore([reservation(1), { ...refusal("withdrawn", null), model: "gemma-3-27b-it",
+      successor: "gemma-4-31b-it" }]);
     const google = new FakeGoogle([withdrawn]);
     const { run } = setup(store, google);
     const error = await rejection(run());
@@ -583,11 +576,7 @@ describe("invoke: Google failures", () => {
     expect(google.calls).toHaveLength(1);
     // Confirmed once, on the same key, before the row was marked.
     expect(google.modelCalls.map((c) => [c.model, c.apiKey])).toEqual([["gemma-3-27b-it", "secret-of-GOOGLE_KEY_1"]]);
-    expect(store.finalized.map((f) => [f.outcome, f.httpStatus, f.errorCode])).toEqual([[
-      "withdrawn",
-      404,
-      "NOT_FOUND",
-    ]]);
+    expect(store.finalized.map((f) => [f.outcome, f.httpStatus, f.errorCode])).toEqual([["withdrawn", 404, "NOT_FOUND"]]);
     // The key was not at fault: the next reservation excludes nothing.
     expect(store.reserves.map((r) => r.excludeKeyIds)).toEqual([[], []]);
     // The worker dropped its cached row: the next request reads it again.
@@ -625,13 +614,8 @@ describe("invoke: Google failures", () => {
     "Google's 404 in wording %i is the same answer: confirmed by models.get, finalized as withdrawn",
     async (_, message) => {
       const store = new FakeStore([reservation(1), { ...refusal("withdrawn", null), model: "gemma-3-27b-it" }]);
-      const google = new FakeGoogle([
-        fail(
-          classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND", message } }, {
-            model: "gemma-3-27b-it",
-          }),
-        ),
-      ]);
+      const google = new FakeGoogle([fail(classifyGoogleHttpError(404, { error: { code: 404, status: "NOT_FOUND",
+        message } }, { model: "gemma-3-27b-it" }))]);
       const { run } = setup(store, google);
       expect((await rejection(run())).code).toBe("model_withdrawn");
       expect(google.modelCalls).toHaveLength(1);
@@ -641,9 +625,8 @@ describe("invoke: Google failures", () => {
 
   it("a 404 that is not Google's JSON error (a proxy's page) is a plain client error: no models.get, nothing marked", async () => {
     const store = new FakeStore([reservation(1)]);
-    const google = new FakeGoogle([
-      fail(classifyGoogleHttpError(404, "<html><title>404 Not Found</title></html>", { model: "gemma-3-27b-it" })),
-    ]);
+    const google = new FakeGoogle([fail(classifyGoogleHttpError(404, "<html><title>404 Not Found</title></html>",
+      { model: "gemma-3-27b-it" }))]);
     const { run } = setup(store, google);
     expect((await rejection(run())).code).toBe("upstream_rejected");
     expect(google.modelCalls).toHaveLength(0);
@@ -666,10 +649,8 @@ describe("invoke: Google failures", () => {
   });
 
   it("a withdrawal met on the request's last call is answered naming the model and its successor", async () => {
-    const store = new FakeStore([reservation(1), reservation(2), reservation(3)], {
-      ...GEMMA,
-      successor: "gemma-4-31b-it",
-    });
+    const store = new FakeStore([reservation(1), reservation(2), reservation(3)],
+      { ...GEMMA, successor: "gemma-4-31b-it" });
     const google = new FakeGoogle([google500(), google500(), fail(notFound("gemma-3-27b-it"))]);
     const { run } = setup(store, google);
     const error = await rejection(run());
@@ -768,10 +749,7 @@ describe("invoke: the caller's service tier", () => {
       secret: () => "k",
       logError: () => {},
     });
-    const token = (ctx: InvokeContext): InvokeContext => ({
-      ...ctx,
-      caller: { kind: "token", tokenHash: "h", label: "client:t" },
-    });
+    const token = (ctx: InvokeContext): InvokeContext => ({ ...ctx, caller: { kind: "token", tokenHash: "h", label: "client:t" } });
     // A batch token may ask for flex only.
     expect((await rejection(invoke(token(asking("standard", { priority: "batch" }))))).code).toBe("invalid_request");
     // A token that names no class may be interactive: priority passes here (the admitted class decides after).
@@ -840,12 +818,8 @@ describe("limitOfQuota", () => {
 
   it("names the provider that refused or failed: OpenAI's errors say OpenAI, Google's Google", () => {
     const openai = (status: number, message: string) =>
-      classifyOpenAiHttpError(
-        status,
-        { error: { message, type: "invalid_request_error", param: null, code: null } },
-        new Headers(),
-        { secrets: [], model: "gpt-4o" },
-      );
+      classifyOpenAiHttpError(status, { error: { message, type: "invalid_request_error", param: null, code: null } },
+        new Headers(), { secrets: [], model: "gpt-4o" });
     const refused = openai(400, "'messages' must contain the word 'json' in some form.");
     expect(refused.class).toBe("client_error");
     expect(exhausted(refused)).toMatchObject({

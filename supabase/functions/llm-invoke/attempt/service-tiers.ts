@@ -87,13 +87,9 @@ export function checkAskedTier(
   asked: ServiceTier,
 ): void {
   for (const model of models) {
-    const ceilings = classes.map((c) =>
-      rows.find((r) => r.model === model && r.priorityClass === c)?.serviceTier ?? "standard"
-    );
+    const ceilings = classes.map((c) => rows.find((r) => r.model === model && r.priorityClass === c)?.serviceTier ?? "standard");
     const ceiling = ceilings.reduce((a, b) => (RANK[b] > RANK[a] ? b : a), "flex" as ServiceTier);
-    if (RANK[asked] > RANK[ceiling]) {
-      throw tierNotAllowed(asked, ceiling, model, classes.length === 1 ? classes[0] : undefined);
-    }
+    if (RANK[asked] > RANK[ceiling]) throw tierNotAllowed(asked, ceiling, model, classes.length === 1 ? classes[0] : undefined);
   }
 }
 

@@ -121,13 +121,7 @@ describe("parseQuotaSnapshot and parseQuotaReport", () => {
     expect(parseQuotaSnapshot({ model: "m", quota_group: "g", rpm: 5, requests_left: -1, requests_reset_ms: "soon" }))
       .toMatchObject({ rpm: 5, requestsLeft: 0, requestsResetMs: null, tpm: null });
     // What the shares keep: read when it is an object, its unreadable figures null; else none.
-    expect(
-      parseQuotaSnapshot({
-        model: "m",
-        quota_group: "g",
-        kept: { rpm_for_others: 6, rpm_for_you: "x", rpd_for_others: 2 },
-      })!.kept,
-    )
+    expect(parseQuotaSnapshot({ model: "m", quota_group: "g", kept: { rpm_for_others: 6, rpm_for_you: "x", rpd_for_others: 2 } })!.kept)
       .toEqual({ rpmForOthers: 6, rpmForYou: null, rpdForOthers: 2, rpdForYou: null });
     expect(parseQuotaSnapshot({ model: "m", quota_group: "g", kept: "6" })!.kept).toBeNull();
     expect(parseQuotaSnapshot({ model: "m", quota_group: "g" })!.kept).toBeNull();
@@ -156,10 +150,7 @@ describe("createPgStore over the RPCs", () => {
       provider: "google",
     });
     // Gemma 4's row takes a system instruction and tools; Gemini's say they take images.
-    expect(await store().modelProfile("gemma-4-31b-it")).toMatchObject({
-      supportsSystemInstruction: true,
-      supportsTools: true,
-    });
+    expect(await store().modelProfile("gemma-4-31b-it")).toMatchObject({ supportsSystemInstruction: true, supportsTools: true });
     expect(await store().modelProfile("gemini-3.5-flash")).toMatchObject({ supportsImages: true });
     // A retired row still answers (inactive), with its chain in order: aliases resolved, unknown names left out.
     await db.sql`insert into public.google_ai_model_limits (model, rpm, is_active, fallback_models)

@@ -10,26 +10,25 @@
 // Retries are the attempt loop's job.
 import { classifyGoogleHttpError } from "./errors.ts";
 import { isEmptyResponse, responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
-import { sseData } from "../../upstream/sse.ts";
 import type { UpstreamAnswer, UpstreamRequest } from "../../upstream/shapes.ts";
 import {
   type CountTokensOutcome,
   type GenerateCall,
   type GenerateOutcome,
-  StreamCut,
   type StreamOutcome,
   type UpstreamClient,
+  type UpstreamError,
   upstreamFailure,
 } from "../../upstream/port.ts";
 import {
   type CallGuard,
-  callGuard,
   type Dialect,
   failureOf,
   fetchModel,
   openStream,
   readJsonAnswer,
-  thrownBy,
+  sseEvents,
+  timedCall,
 } from "../../upstream/call.ts";
 
 /** Google's answers, read by its own rules (errors.ts): the dialect of every call to Google. */
@@ -99,83 +98,48 @@ function post(url: string, call: GenerateCall, body: unknown, signal: AbortSigna
   });
 }
 
-async function countTokens(url: string, call: GenerateCall): Promise<CountTokensOutcome> {
-  const started = Date.now();
-  const guard = callGuard(call.timeoutMs, call.signal);
-  try {
+function countTokens(url: string, call: GenerateCall): Promise<CountTokensOutcome> {
+  return timedCall(call, GOOGLE_DIALECT, async (guard) => {
     const read = await readJsonAnswer(
       await post(url, call, countTokensBody(call.request), guard.signal),
       GOOGLE_DIALECT,
       [call.apiKey],
       call.request.model,
     );
-    const latencyMs = Date.now() - started;
-    if (!read.ok) return { ok: false, latencyMs, error: read.error };
+    if (!read.ok) return read;
     const total = (read.body as { totalTokens?: unknown }).totalTokens;
     if (typeof total !== "number" || !Number.isInteger(total) || total < 0) {
-      return {
-        ok: false,
-        latencyMs,
-        error: failureOf(
-          GOOGLE_DIALECT,
-          upstreamFailure("malformed", "countTokens answered without totalTokens.", { httpStatus: 200 }),
-        ),
-      };
+      return { ok: false, error: malformed("countTokens answered without totalTokens.") };
     }
-    return { ok: true, totalTokens: total, latencyMs };
-  } catch (error) {
-    return {
-      ok: false,
-      latencyMs: Date.now() - started,
-      error: thrownBy(GOOGLE_DIALECT, error, guard, call),
-    };
-  } finally {
-    guard.done();
-  }
+    return { ok: true as const, totalTokens: total };
+  });
 }
 
-async function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
-  const started = Date.now();
-  const guard = callGuard(call.timeoutMs, call.signal);
-  try {
+function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
+  return timedCall(call, GOOGLE_DIALECT, async (guard) => {
     const answer = await post(url, call, generateContentBody(call.request), guard.signal);
-    const servedTier = servedTierOf(answer);
     const read = await readJsonAnswer(answer, GOOGLE_DIALECT, [call.apiKey], call.request.model);
-    const latencyMs = Date.now() - started;
-    if (!read.ok) return { ok: false, latencyMs, error: read.error };
+    if (!read.ok) return read;
     const response = read.body as UpstreamAnswer;
     if (isEmptyResponse(response)) {
-      return {
-        ok: false,
-        latencyMs,
-        error: failureOf(
-          GOOGLE_DIALECT,
-          upstreamFailure("malformed", "Google answered without candidates or promptFeedback.", {
-            httpStatus: 200,
-          }),
-        ),
-      };
+      return { ok: false, error: malformed("Google answered without candidates or promptFeedback.") };
     }
     return {
-      ok: true,
+      ok: true as const,
       text: responseText(response),
       finishReason: responseFinishReason(response),
       usage: responseUsage(response),
       candidates: Array.isArray(response.candidates) ? response.candidates : [],
       modelVersion: typeof response.modelVersion === "string" ? response.modelVersion : null,
       response,
-      latencyMs,
-      servedTier,
+      servedTier: servedTierOf(answer),
     };
-  } catch (error) {
-    return {
-      ok: false,
-      latencyMs: Date.now() - started,
-      error: thrownBy(GOOGLE_DIALECT, error, guard, call),
-    };
-  } finally {
-    guard.done();
-  }
+  });
+}
+
+/** Google answered 200 with something that is not the answer asked for. */
+function malformed(message: string): UpstreamError {
+  return failureOf(GOOGLE_DIALECT, upstreamFailure("malformed", message, { httpStatus: 200 }));
 }
 
 async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
@@ -200,50 +164,18 @@ export function servedTierOf(response: Response): string | null {
 }
 
 /** Google's SSE events as answers; anything that breaks the stream off becomes a StreamCut. */
-async function* streamChunks(
+function streamChunks(
   body: ReadableStream<Uint8Array>,
   guard: CallGuard,
   call: GenerateCall,
 ): AsyncGenerator<UpstreamAnswer, void, undefined> {
-  const secrets = [call.apiKey];
-  try {
-    for await (const data of sseData(body)) {
-      let chunk: unknown;
-      try {
-        chunk = JSON.parse(data);
-      } catch {
-        throw new StreamCut(
-          failureOf(
-            GOOGLE_DIALECT,
-            upstreamFailure("malformed", "Google sent a stream event that is not JSON.", {
-              httpStatus: 200,
-              secrets,
-            }),
-          ),
-        );
-      }
-      if (typeof chunk !== "object" || chunk === null || Array.isArray(chunk)) {
-        throw new StreamCut(
-          failureOf(
-            GOOGLE_DIALECT,
-            upstreamFailure("malformed", "Google sent a stream event that is not an object.", {
-              httpStatus: 200,
-              secrets,
-            }),
-          ),
-        );
-      }
-      const error = (chunk as { error?: { code?: unknown } }).error;
-      if (error !== undefined) {
-        const status = typeof error.code === "number" ? error.code : 500;
-        throw new StreamCut(classifyGoogleHttpError(status, chunk, { secrets, model: call.request.model }));
-      }
-      yield chunk as UpstreamAnswer;
-    }
-  } catch (error) {
-    if (error instanceof StreamCut) throw error;
-    throw new StreamCut(thrownBy(GOOGLE_DIALECT, error, guard, call));
-  } finally {
-    guard.done();
-  }
+  return sseEvents(body, guard, call, GOOGLE_DIALECT, {
+    // An error event is Google's error body, its code the HTTP status it stands for.
+    errorOf: (event, secrets) => {
+      const error = (event as { error?: { code?: unknown } }).error;
+      if (error === undefined) return undefined;
+      const status = typeof error.code === "number" ? error.code : 500;
+      return classifyGoogleHttpError(status, event, { secrets, model: call.request.model });
+    },
+  });
 }

@@ -3,13 +3,12 @@
 // a failed call: it returns the models, or an error classified like the generate path's (errors.ts),
 // so "invalid_key" means the same thing in llm-invoke and in maintenance. Messages are sanitized with
 // the key as a known secret. No Deno globals: vitest runs it against the simulator.
-import { callGuard, readJsonAnswer, thrownBy } from "../../upstream/call.ts";
+import { failureOf, readJsonAnswer, timedCall } from "../../upstream/call.ts";
 import {
   type CatalogueModel,
   DEFAULT_LIST_TIMEOUT_MS,
   type ListOutcome,
   type ModelLister,
-  type UpstreamError,
   upstreamFailure,
 } from "../../upstream/port.ts";
 import { DEFAULT_GOOGLE_BASE_URL, GOOGLE_API_VERSION, GOOGLE_DIALECT } from "./client.ts";
@@ -33,47 +32,38 @@ export function createModelLister(options: ModelListerOptions = {}): ModelLister
   }`;
   const maxModels = options.maxModels ?? DEFAULT_MAX_MODELS;
   return {
-    async list(apiKey, call = {}): Promise<ListOutcome> {
+    list(apiKey, call = {}): Promise<ListOutcome> {
       const timeoutMs = call.timeoutMs ?? options.timeoutMs ?? DEFAULT_LIST_TIMEOUT_MS;
-      const started = Date.now();
-      const guard = callGuard(timeoutMs, call.signal);
-      const failed = (error: UpstreamError) => ({
-        ok: false as const,
-        latencyMs: Date.now() - started,
-        error,
-      });
-      try {
+      return timedCall({ apiKey, model: "", timeoutMs, signal: call.signal }, GOOGLE_DIALECT, async (guard) => {
         const models: CatalogueModel[] = [];
         let pageToken: string | undefined;
         do {
-          const query = `pageSize=${PAGE_SIZE}${
-            pageToken === undefined ? "" : `&pageToken=${encodeURIComponent(pageToken)}`
-          }`;
+          const page = pageToken === undefined ? "" : `&pageToken=${encodeURIComponent(pageToken)}`;
           const read = await readJsonAnswer(
-            await fetch(`${apiBase}/models?${query}`, { headers: { "x-goog-api-key": apiKey }, signal: guard.signal }),
+            await fetch(`${apiBase}/models?pageSize=${PAGE_SIZE}${page}`, {
+              headers: { "x-goog-api-key": apiKey },
+              signal: guard.signal,
+            }),
             GOOGLE_DIALECT,
             [apiKey],
           );
-          if (!read.ok) return failed(read.error);
-          const page = read.body.models;
-          if (page !== undefined && !Array.isArray(page)) {
-            return failed(
-              upstreamFailure("malformed", "Google's model list has no list of models.", { httpStatus: 200 }),
-            );
+          if (!read.ok) return read;
+          const listed = read.body.models;
+          if (listed !== undefined && !Array.isArray(listed)) {
+            const error = upstreamFailure("malformed", "Google's model list has no list of models.", {
+              httpStatus: 200,
+            });
+            return { ok: false, error: failureOf(GOOGLE_DIALECT, error) };
           }
-          for (const m of page ?? []) {
+          for (const m of listed ?? []) {
             const entry = toCatalogueModel(m as RestModel);
             if (entry !== null) models.push(entry);
           }
           const next = read.body.nextPageToken;
           pageToken = typeof next === "string" && next !== "" ? next : undefined;
         } while (pageToken !== undefined && models.length < maxModels);
-        return { ok: true, models: models.slice(0, maxModels), latencyMs: Date.now() - started };
-      } catch (error) {
-        return failed(thrownBy(GOOGLE_DIALECT, error, guard, { apiKey, model: "", timeoutMs, signal: call.signal }));
-      } finally {
-        guard.done();
-      }
+        return { ok: true as const, models: models.slice(0, maxModels) };
+      });
     },
   };
 }

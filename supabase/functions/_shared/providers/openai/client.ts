@@ -1,6 +1,5 @@
-// OpenAI's Chat Completions REST over plain `fetch` (the call itself: ../../../_shared/upstream/call.ts),
-// speaking the same calls as Google's client (../../../_shared/google/client.ts) so the attempt loop
-// runs both alike:
+// OpenAI's Chat Completions REST over plain `fetch` (the call itself: ../../upstream/call.ts), the
+// provider port's calls (../../upstream/port.ts), so the attempt loop runs it as any provider:
 //   generate     POST /v1/chat/completions: the whole answer, in the gateway's inner shape (response.ts)
 //   stream       the same with stream: true and the usage chunk; resolves when OpenAI's headers arrive
 //   getModel     GET /v1/models/{id}: whether the key's organization sees a model (confirms a 404)
@@ -9,15 +8,15 @@
 // error (errors.ts) whose message is sanitized of the key.
 import {
   type CallGuard,
-  callGuard,
   failureOf,
   fetchModel,
   openStream,
   readJsonAnswer,
+  sseEvents,
   thrownBy,
+  timedCall,
 } from "../../upstream/call.ts";
 import { responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
-import { sseData } from "../../upstream/sse.ts";
 import type { UpstreamAnswer } from "../../upstream/shapes.ts";
 import { classifyOpenAiHttpError, OPENAI_DIALECT, roomOf } from "./errors.ts";
 import { openAiApiUrl } from "./endpoint.ts";
@@ -55,10 +54,8 @@ function servedTierOf(body: Record<string, unknown>): string | null {
   return typeof body.service_tier === "string" ? body.service_tier.slice(0, 20) : null;
 }
 
-async function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
-  const started = Date.now();
-  const guard = callGuard(call.timeoutMs, call.signal);
-  try {
+function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
+  return timedCall(call, OPENAI_DIALECT, async (guard) => {
     const answer = await fetch(url, {
       method: "POST",
       headers: headers(call.apiKey),
@@ -66,34 +63,27 @@ async function generate(url: string, call: GenerateCall): Promise<GenerateOutcom
       signal: guard.signal,
     });
     const read = await readJsonAnswer(answer, OPENAI_DIALECT, [call.apiKey], call.request.model);
-    const latencyMs = Date.now() - started;
-    if (!read.ok) return { ok: false, latencyMs, error: read.error };
+    if (!read.ok) return read;
     const response = completionToResponse(read.body, answerWrapped(call.request));
     if (response === null) {
       return {
         ok: false,
-        latencyMs,
         error: failure(upstreamFailure("malformed", "OpenAI answered without choices.", { httpStatus: 200 })),
       };
     }
     return {
-      ok: true,
+      ok: true as const,
       text: responseText(response),
       finishReason: responseFinishReason(response),
       usage: responseUsage(response),
       candidates: response.candidates as unknown[],
       modelVersion: typeof response.modelVersion === "string" ? response.modelVersion : null,
       response,
-      latencyMs,
       servedTier: servedTierOf(read.body),
       dialectAnswer: { dialect: "openai", body: read.body },
       room: roomOf(answer.headers),
     };
-  } catch (error) {
-    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(OPENAI_DIALECT, error, guard, call) };
-  } finally {
-    guard.done();
-  }
+  });
 }
 
 async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
@@ -120,38 +110,24 @@ async function* streamChunks(
   guard: CallGuard,
   call: GenerateCall,
 ): AsyncGenerator<UpstreamAnswer, void, undefined> {
-  const secrets = [call.apiKey];
   const translator = new ChunkTranslator(answerWrapped(call.request));
-  const cut = (message: string) =>
-    new StreamCut(failure(upstreamFailure("malformed", message, { httpStatus: 200, secrets })));
+  const events = sseEvents(body, guard, call, OPENAI_DIALECT, {
+    done: "[DONE]",
+    errorOf: (event, secrets) => {
+      if (event.error === undefined) return undefined;
+      const error = event.error as { code?: unknown; type?: unknown };
+      // A mid-stream error names no HTTP status: a rate limit or money by its type/code, else OpenAI's failure.
+      const status = error.code === "rate_limit_exceeded" || error.type === "insufficient_quota" ? 429 : 500;
+      return classifyOpenAiHttpError(status, event, new Headers(), { secrets, model: call.request.model });
+    },
+  });
   try {
-    for await (const data of sseData(body)) {
-      if (data.trim() === "[DONE]") return;
-      let chunk: unknown;
-      try {
-        chunk = JSON.parse(data);
-      } catch {
-        throw cut("OpenAI sent a stream event that is not JSON.");
-      }
-      if (typeof chunk !== "object" || chunk === null || Array.isArray(chunk)) {
-        throw cut("OpenAI sent a stream event that is not an object.");
-      }
-      const record = chunk as Record<string, unknown>;
-      if (record.error !== undefined) {
-        const error = record.error as { code?: unknown; type?: unknown };
-        // A mid-stream error names no HTTP status: a rate limit or money by its type/code, else OpenAI's failure.
-        const status = error.code === "rate_limit_exceeded" || error.type === "insufficient_quota" ? 429 : 500;
-        throw new StreamCut(
-          classifyOpenAiHttpError(status, record, new Headers(), { secrets, model: call.request.model }),
-        );
-      }
-      const translated = translator.translate(record);
+    for await (const event of events) {
+      const translated = translator.translate(event);
       if (translated !== null) yield translated;
     }
   } catch (error) {
     if (error instanceof StreamCut) throw error;
     throw new StreamCut(thrownBy(OPENAI_DIALECT, error, guard, call));
-  } finally {
-    guard.done();
   }
 }

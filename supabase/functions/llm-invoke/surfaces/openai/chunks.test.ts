@@ -170,8 +170,7 @@ describe("stream", () => {
     ];
     const { stream } = fakeStream(chunks, result(chunks[1]));
     const got = (await frames(openAiSurface.stream(stream, ctx()).stream)).slice(0, -1) as Chunk[];
-    const deltas = (index: number) =>
-      got.flatMap((c) => c.choices).filter((c) => c.index === index).map((c) => c.delta);
+    const deltas = (index: number) => got.flatMap((c) => c.choices).filter((c) => c.index === index).map((c) => c.delta);
     expect(deltas(0)[0]!.tool_calls).toEqual([
       {
         index: 0,
