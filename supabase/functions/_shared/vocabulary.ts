@@ -16,9 +16,9 @@
  * google_ai_attempts.quota_cause.
  */
 const QUOTA_CAUSE_WORDS = {
-  minute: "Google's per-minute quota.",
-  day: "Google's per-day quota, until midnight Pacific time.",
-  limit_zero: "the project has no Google quota for this model (limit: 0), until the next key check or " +
+  minute: "the provider's per-minute quota.",
+  day: "the provider's per-day quota, until midnight Pacific time.",
+  limit_zero: "the project has no quota for this model at its provider (limit: 0), until the next key check or " +
     "midnight Pacific time.",
   spend_cap: "the spend-based rate limit of the project's tier, for its rolling window: every model of the " +
     "project rests.",
@@ -26,7 +26,7 @@ const QUOTA_CAUSE_WORDS = {
   billing_cap: "the billing account's monthly spending cap: the project is out until its owner raises it or the " +
     "month turns.",
   credits_depleted: "the project's prepaid credits are used up: it is out until its owner adds credits.",
-  unknown: "a Google 429 that names no known quota.",
+  unknown: "a provider's 429 that names no known quota.",
 } as const;
 export type QuotaCause = keyof typeof QUOTA_CAUSE_WORDS;
 export const QUOTA_CAUSES = Object.keys(QUOTA_CAUSE_WORDS) as [QuotaCause, ...QuotaCause[]];
@@ -162,7 +162,7 @@ const ADMISSION_CAUSE_TABLE = {
     limits: [],
     words: "the free slots are the turns of requests that waited longer or rank higher.",
   },
-  google_cooldown: { limits: ["cooldown"], words: "the quota group rests after a Google 429." },
+  google_cooldown: { limits: ["cooldown"], words: "the quota group rests after its provider's 429." },
   budget: {
     limits: ["token_budget", "client_budget", "caller_budget"],
     words: "a token's, client's or caller's budget is used up (limit says which).",
