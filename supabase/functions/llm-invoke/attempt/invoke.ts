@@ -12,7 +12,7 @@
 // A streamed request (stream.ts) is the same loop: an attempt that fails before Google's first chunk
 // is retried like any other; from the first chunk on, the answer belongs to the caller.
 //
-// Per Google outcome:
+// Per outcome of a call to the provider:
 //   success        finalize(succeeded) and answer (off the response path when waitUntil exists)
 //   429            finalize with a cooldown (RetryInfo, or Pacific midnight for a per-day quota),
 //                  then the next attempt reserves again, which skips the cooled-down group
@@ -76,6 +76,17 @@ import {
 } from "../../_shared/upstream/port.ts";
 
 export const MAX_ATTEMPTS = 3;
+
+/** One call made ready (createInvoke's prepareCall): who is called, with which key, tier and request. */
+interface PreparedCall {
+  provider: Provider;
+  /** The provider's name, for messages. */
+  who: string;
+  client: UpstreamClient;
+  apiKey: string;
+  tier: TierChoice["tier"];
+  sent: UpstreamRequest;
+}
 
 const providerOf = (profile: ModelProfile): Provider => profile.provider ?? DEFAULT_PROVIDER;
 
@@ -298,99 +309,26 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         const reservation = admission.reservation;
         lastReservation = reservation;
 
-        // Normally a link of the chain; another model when the caller's name now resolves to it (an
-        // alias repointed since this worker cached its row): the provider is called for the model booked.
-        let link: ChainLink;
-        try {
-          link = await linkFor(profiles, request, chain, reservation.model);
-        } catch (error) {
-          await deps.store.release(reservation.reservationId, "the reserved model cannot take the request");
-          throw error;
-        }
-        // The database booked a key of the model's provider: its secret is read by that provider's names.
-        const provider = providerOf(link.profile);
-        const upstream = upstreams[provider];
-        const apiKey = upstream === undefined ? undefined : deps.secret(reservation.envVarName, provider);
-        if (apiKey === undefined || apiKey === "") {
-          logError(`secret ${reservation.envVarName} of key ${reservation.keyAlias} is not set`);
-          await deps.store.release(reservation.reservationId, "key secret not set");
-          keys.markBroken(reservation.keyId);
+        const call = await prepareCall(reservation);
+        if (call === null) {
           unusableKeys++;
           continue;
         }
-        let choice: TierChoice;
-        try {
-          choice = chooseTier(
-            await serviceTiers(),
-            reservation.model,
-            reservation.priority ?? request.priority,
-            request.serviceTier,
-          );
-        } catch (error) {
-          await deps.store.release(reservation.reservationId, "service tier not allowed for the class");
-          throw error;
-        }
-        const tier = flexShed && choice.standardOnShed ? null : choice.tier;
-        const sent = { ...link.request, ...(tier === null ? {} : { serviceTier: tier }) };
 
         calls++;
         if (request.stream) {
-          const opened = await streamUpstream(upstream!, providerName(provider), apiKey, reservation, sent);
-          if (opened.ok) {
-            // The first chunk is here: what the gateway added, and the first byte, are known now.
-            const times = answerTimes(timing);
-            return relayStream(opened, {
-              head: { ...headOf(reservation, calls), waited_ms: waiting.waitedMs },
-              reservationId: reservation.reservationId,
-              upstream: providerName(provider),
-              estimatedInputTokens: size.input,
-              includeCandidates: request.includeCandidates,
-              idempotent,
-              finalize: (record) =>
-                finalizeReliably(deps.store, logError, {
-                  ...record,
-                  ...times,
-                  serviceTier: tier,
-                  servedTier: opened.servedTier ?? null,
-                  room: roomUntil(opened.room, clock.now()),
-                }, { deadline, clock }),
-              endRequest: () => deps.store.endRequest(reservation.reservationId),
-              afterAnswer,
-              clock,
-              logError,
-              signal,
-            });
-          }
+          const opened = await streamUpstream(call, reservation);
+          if (opened.ok) return answerStreamed(opened, call, reservation);
           lastError = opened.error;
-          if (shedFlex(tier, opened.error)) flexShed = true;
-          if (await failed(opened, reservation, tier, upstream!, apiKey)) continue;
+          if (shedFlex(call.tier, opened.error)) flexShed = true;
+          if (await failed(opened, reservation, call)) continue;
           break;
         }
-        const outcome = await callUpstream(upstream!, apiKey, sent, reservation);
-        if (outcome.ok) {
-          const result = answer(outcome, reservation, calls);
-          const times = answerTimes(timing);
-          await afterAnswer(finalizeReliably(
-            deps.store,
-            logError,
-            successRecord({
-              reservationId: reservation.reservationId,
-              latencyMs: outcome.latencyMs,
-              ...usageCounts(outcome.usage),
-              response: idempotent ? result : null,
-              ...times,
-              serviceTier: tier,
-              servedTier: outcome.servedTier ?? null,
-              room: roomUntil(outcome.room, clock.now()),
-            }),
-            { deadline, clock },
-          ));
-          return result;
-        }
-
+        const outcome = await callUpstream(call, reservation);
+        if (outcome.ok) return await answerWhole(outcome, call, reservation);
         lastError = outcome.error;
-        if (shedFlex(tier, outcome.error)) flexShed = true;
-        if (!(await failed(outcome, reservation, tier, upstream!, apiKey))) break;
+        if (shedFlex(call.tier, outcome.error)) flexShed = true;
+        if (!(await failed(outcome, reservation, call))) break;
       }
       throw exhausted(lastError, withdrawn);
     } catch (error) {
@@ -406,18 +344,116 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     }
 
     /**
+     * A reservation made ready to call: the model it booked (normally a link of the chain; another
+     * model when the caller's name now resolves to it, an alias repointed since this worker cached its
+     * row), its provider's client and the key's secret (read by that provider's names: the database
+     * booked a key of the model's provider), the tier to ask for, the request as that model takes it.
+     * Null when the key's secret is not set: the reservation is released and the key left out.
+     */
+    async function prepareCall(reservation: Reservation): Promise<PreparedCall | null> {
+      let link: ChainLink;
+      try {
+        link = await linkFor(profiles, request, chain, reservation.model);
+      } catch (error) {
+        await deps.store.release(reservation.reservationId, "the reserved model cannot take the request");
+        throw error;
+      }
+      const provider = providerOf(link.profile);
+      const client = upstreams[provider];
+      const apiKey = client === undefined ? undefined : deps.secret(reservation.envVarName, provider);
+      if (client === undefined || apiKey === undefined || apiKey === "") {
+        logError(`secret ${reservation.envVarName} of key ${reservation.keyAlias} is not set`);
+        await deps.store.release(reservation.reservationId, "key secret not set");
+        keys.markBroken(reservation.keyId);
+        return null;
+      }
+      let choice: TierChoice;
+      try {
+        choice = chooseTier(
+          await serviceTiers(),
+          reservation.model,
+          reservation.priority ?? request.priority,
+          request.serviceTier,
+        );
+      } catch (error) {
+        await deps.store.release(reservation.reservationId, "service tier not allowed for the class");
+        throw error;
+      }
+      const tier = flexShed && choice.standardOnShed ? null : choice.tier;
+      const sent = { ...link.request, ...(tier === null ? {} : { serviceTier: tier }) };
+      return { provider, who: providerName(provider), client, apiKey, tier, sent };
+    }
+
+    /**
+     * A success's finalize, streamed or whole: the record with the request's times (read when the
+     * answer's first byte leaves), the tier asked for and the one served, the provider's room.
+     */
+    function finalizeSuccess(
+      record: FinalizeParams,
+      call: PreparedCall,
+      served: { servedTier?: string | null; room?: ProviderRoom | null },
+      times: ReturnType<typeof answerTimes>,
+    ): Promise<boolean> {
+      return finalizeReliably(deps.store, logError, {
+        ...record,
+        ...times,
+        serviceTier: call.tier,
+        servedTier: served.servedTier ?? null,
+        room: roomUntil(served.room, clock.now()),
+      }, { deadline, clock });
+    }
+
+    /** The first chunk is here: the stream is the caller's, finalized when it ends. */
+    function answerStreamed(
+      opened: Extract<StreamOutcome, { ok: true }>,
+      call: PreparedCall,
+      reservation: Reservation,
+    ): InvokeAnswer {
+      const times = answerTimes(timing);
+      return relayStream(opened, {
+        head: { ...headOf(reservation, calls), waited_ms: waiting.waitedMs },
+        reservationId: reservation.reservationId,
+        upstream: call.who,
+        estimatedInputTokens: size.input,
+        includeCandidates: request.includeCandidates,
+        idempotent,
+        finalize: (record) => finalizeSuccess(record, call, opened, times),
+        endRequest: () => deps.store.endRequest(reservation.reservationId),
+        afterAnswer,
+        clock,
+        logError,
+        signal,
+      });
+    }
+
+    /** The whole answer: finalized (off the response path where the runtime allows it), then answered. */
+    async function answerWhole(
+      outcome: Extract<GenerateOutcome, { ok: true }>,
+      call: PreparedCall,
+      reservation: Reservation,
+    ): Promise<InvokeResult> {
+      const result = answer(outcome, reservation, calls);
+      const record = successRecord({
+        reservationId: reservation.reservationId,
+        latencyMs: outcome.latencyMs,
+        ...usageCounts(outcome.usage),
+        response: idempotent ? result : null,
+      });
+      await afterAnswer(finalizeSuccess(record, call, outcome, answerTimes(timing)));
+      return result;
+    }
+
+    /**
      * A failed call: finalized (awaited: the next reservation must see its cooldown), then either
      * thrown as the caller's answer or ready for the next attempt (false: no time left for one).
      */
     async function failed(
       outcome: Extract<GenerateOutcome, { ok: false }>,
       reservation: Reservation,
-      tier: TierChoice["tier"],
-      upstream: UpstreamClient,
-      apiKey: string,
+      call: PreparedCall,
     ): Promise<boolean> {
       let error = outcome.error;
-      if (error.class === "model_withdrawn" && !(await stillNotFound(upstream, apiKey, reservation.model))) {
+      if (error.class === "model_withdrawn" && !(await stillNotFound(call.client, call.apiKey, reservation.model))) {
         // This key sees the model (or Google could not say): the mark would be wrong for everyone.
         error = { ...error, class: "client_error" };
       }
@@ -434,7 +470,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
               now: clock.now(),
               defaultCooldownMs: options.defaultCooldownMs,
             }),
-            serviceTier: tier,
+            serviceTier: call.tier,
           },
           { deadline, clock },
         ));
@@ -478,26 +514,20 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     }
 
     /** Opens the provider's stream and waits for its first chunk (what fails before it is an attempt like any other). */
-    async function streamUpstream(
-      upstream: UpstreamClient,
-      who: string,
-      apiKey: string,
-      reservation: Reservation,
-      sent: UpstreamRequest,
-    ): Promise<StreamOutcome> {
+    async function streamUpstream(call: PreparedCall, reservation: Reservation): Promise<StreamOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       const streamTimeoutMs = Math.max(1, deadline - clock.now());
       try {
         return await timing.time("upstream", () =>
-          openStream(upstream, who, {
-            apiKey,
-            request: sent,
+          openStream(call.client, call.who, {
+            apiKey: call.apiKey,
+            request: call.sent,
             timeoutMs,
             streamTimeoutMs,
             signal,
           }));
       } catch (error) {
-        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
+        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [call.apiKey] }));
         throw error;
       }
     }
@@ -512,21 +542,16 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       return { model: reservation.model, ...fallback, key_alias: reservation.keyAlias, attempts };
     }
 
-    async function callUpstream(
-      upstream: UpstreamClient,
-      apiKey: string,
-      sent: UpstreamRequest,
-      reservation: Reservation,
-    ): Promise<GenerateOutcome> {
+    async function callUpstream(call: PreparedCall, reservation: Reservation): Promise<GenerateOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       try {
         return await timing.time(
           "upstream",
-          () => upstream.generate({ apiKey, request: sent, timeoutMs, signal }),
+          () => call.client.generate({ apiKey: call.apiKey, request: call.sent, timeoutMs, signal }),
         );
       } catch (error) {
-        // The Google client does not throw for failed calls; if it does anyway, give the booking back.
-        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
+        // A client does not throw for failed calls; if it does anyway, give the booking back.
+        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [call.apiKey] }));
         throw error;
       }
     }
