@@ -1,5 +1,5 @@
-// OpenAI's failed answers, classified into the one shape the attempt loop acts on (the same as
-// Google's, ../google/errors.ts), by structure: the HTTP status, `error.type`,
+// OpenAI's failed answers, classified into the one shape the attempt loop acts on (the port's
+// UpstreamError, ../../upstream/port.ts), by structure: the HTTP status, `error.type`,
 // `error.code` and the x-ratelimit-* headers. The message is read for one fact only, the wait of a
 // rate limit, and only when no header carries it (research: openai-errors.md).
 //   429 insufficient_quota   money: the organization has no credit (credits_depleted: it rests an

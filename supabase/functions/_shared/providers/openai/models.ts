@@ -1,6 +1,6 @@
-// OpenAI's model list with one key: GET /v1/models (Authorization: Bearer), with a deadline. The same
-// contract as Google's lister (google-models.ts): never throws for a failed call; it returns the
-// models, or an error classified as llm-invoke classifies OpenAI's answers (_shared/openai/errors.ts),
+// OpenAI's model list with one key: GET /v1/models (Authorization: Bearer), with a deadline. The port's
+// ModelLister (../../upstream/port.ts): never throws for a failed call; it returns the models, or an
+// error classified as llm-invoke classifies OpenAI's answers (errors.ts),
 // by status, `type` and `code`: a 401 is "invalid_key" (the key out of rotation), a 429, a 5xx or a
 // network failure is retryable (nothing concluded). Messages are sanitized with the key as a known
 // secret. The list gives `id`, `created` and `owned_by`, no token limits: those stay null.
