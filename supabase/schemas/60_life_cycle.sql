@@ -194,8 +194,10 @@ declare
   v_att public.google_ai_attempts;
   v_until timestamptz;
 begin
-  if p_outcome not in ('succeeded', 'google_error', 'network_error', 'timeout') then
-    raise exception 'p_outcome must be succeeded, google_error, network_error or timeout' using errcode = '22023';
+  -- google_error: upstream_error's former name, taken until the next release (a finalize logged
+  -- before it replays) and written as upstream_error.
+  if p_outcome not in ('succeeded', 'upstream_error', 'network_error', 'timeout', 'google_error') then
+    raise exception 'p_outcome must be succeeded, upstream_error, network_error or timeout' using errcode = '22023';
   end if;
   if not (p_quota_cause = any (public.google_ai_quota_causes())) then
     raise exception 'p_quota_cause must be one of %', array_to_string(public.google_ai_quota_causes(), ', ')
@@ -203,7 +205,7 @@ begin
   end if;
 
   update public.google_ai_attempts a set
-    status = p_outcome,
+    status = case p_outcome when 'google_error' then 'upstream_error' else p_outcome end,
     finished_at = pg_catalog.clock_timestamp(),
     input_tokens = p_input_tokens,
     output_tokens = p_output_tokens,
@@ -255,7 +257,7 @@ begin
   perform public.google_ai_settle_call(v_att, p_input_tokens, p_output_tokens, p_room_requests, p_room_tokens,
     p_room_until);
 
-  return jsonb_build_object('ok', true, 'status', p_outcome, 'cooldown_until', v_until);
+  return jsonb_build_object('ok', true, 'status', v_att.status, 'cooldown_until', v_until);
 end
 $$;
 

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   ADMISSION_CAUSES,
   ATTEMPT_STATUSES,
+  CALL_STATUSES,
   FINALIZE_OUTCOMES,
   GROUP_CAUSES,
   MODEL_LIMITS,
@@ -85,7 +86,7 @@ describe("the database's lists are vocabulary.ts's", () => {
   const BODIES: [name: string, what: string, pattern: RegExp, list: readonly string[]][] = [
     ["google_ai_fall_back_at", "c_model_limits", /c_model_limits constant text\[\] := array\[([^\]]*)\]/, MODEL_LIMITS],
     ["google_ai_refusal_at", "the limits that wait in line", /where p_limit in \(([^)]*)\) and coalesce\(p_wait_left_ms/, WAITABLE_LIMITS],
-    ["google_ai_metric_samples", "the statuses of eve_gateway_google_calls_total", /'eve_gateway_google_calls_total'[\s\S]*?g\.status in \(([^)]*)\)/, FINALIZE_OUTCOMES],
+    ["google_ai_metric_samples", "the statuses of eve_gateway_google_calls_total", /'eve_gateway_google_calls_total'[\s\S]*?g\.status in \(([^)]*)\)/, CALL_STATUSES],
   ];
   it.each(BODIES)("%s: %s", async (name, what, pattern, list) => {
     const [row] = await db.sql<{ src: string }[]>`

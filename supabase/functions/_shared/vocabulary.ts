@@ -194,16 +194,26 @@ export const REFUSAL_CAUSES: readonly string[] = [...ADMISSION_CAUSES, ...OWN_RE
 
 // ---- The attempt log -----------------------------------------------------------------------------
 
-/** How a call to Google ended (finalize's outcomes; the statuses of attempt rows that called Google). */
-export const FINALIZE_OUTCOMES = ["succeeded", "google_error", "network_error", "timeout", "cut", "withdrawn"] as const;
+/** How a call to the model's provider ended (finalize's outcomes; what an attempt row that called it says now). */
+export const FINALIZE_OUTCOMES = ["succeeded", "upstream_error", "network_error", "timeout", "cut", "withdrawn"] as const;
 export type FinalizeOutcome = (typeof FINALIZE_OUTCOMES)[number];
+
+/**
+ * Statuses of calls under a former name, which rows written before this release still hold:
+ * `google_error` is `upstream_error`. Finalize takes it until the next release (a finalize logged
+ * before this one replays) and writes `upstream_error`; the metrics and the views count both.
+ */
+export const FORMER_CALL_STATUSES = ["google_error"] as const;
+
+/** Every status of an attempt row that called the provider (eve_gateway_google_calls_total's). */
+export const CALL_STATUSES = [...FINALIZE_OUTCOMES, ...FORMER_CALL_STATUSES] as const;
 
 /**
  * An attempt row's status once decided (the label values of eve_gateway_attempts_total): refused, a
  * call's outcome, given back before the call (`released`), or `abandoned` (a lost finalize, a lapsed
  * queue place).
  */
-export const DECIDED_STATUSES = ["refused", ...FINALIZE_OUTCOMES, "released", "abandoned"] as const;
+export const DECIDED_STATUSES = ["refused", ...CALL_STATUSES, "released", "abandoned"] as const;
 
 /** google_ai_attempts.status: `reserved` while Google is being called, then decided. */
 export const ATTEMPT_STATUSES = ["reserved", ...DECIDED_STATUSES] as const;

@@ -114,5 +114,5 @@ function finalizeOutcome(error: UpstreamError): FinalizeOutcome {
   if (error.class === "model_withdrawn") return "withdrawn";
   if (error.kind === "timeout") return "timeout";
   if (error.kind === "network" || error.kind === "aborted") return "network_error";
-  return "google_error";
+  return "upstream_error";
 }

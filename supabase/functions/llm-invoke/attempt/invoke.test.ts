@@ -496,7 +496,7 @@ describe("invoke: Google failures", () => {
     expect(result).toMatchObject({ key_alias: "alias-2", attempts: 2 });
     expect(store.finalized[0]).toMatchObject({
       reservationId: "res-1",
-      outcome: "google_error",
+      outcome: "upstream_error",
       httpStatus: 429,
       errorCode: "RESOURCE_EXHAUSTED",
       quotaId: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
@@ -524,7 +524,7 @@ describe("invoke: Google failures", () => {
     const error = await rejection(run());
     expect(error.code).toBe("upstream_error");
     expect(google.calls).toHaveLength(MAX_ATTEMPTS);
-    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error", "google_error", "google_error"]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error", "upstream_error", "upstream_error"]);
     expect(clock.sleeps).toEqual([250, 500]);
     expect(store.reserves.map((r) => r.attempt)).toEqual([1, 2, 3]);
   });
@@ -597,7 +597,7 @@ describe("invoke: Google failures", () => {
     expect(error.details).toMatchObject({ upstream_status: 404 });
     expect(google.modelCalls).toHaveLength(1);
     // An ordinary failed call: no withdrawal in the database, no second reservation.
-    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error"]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error"]);
     expect(store.reserves).toHaveLength(1);
   });
 
@@ -607,7 +607,7 @@ describe("invoke: Google failures", () => {
     google.models = [{ ok: false, error: upstreamFailure("network", "connection reset"), latencyMs: 1 }];
     const { run } = setup(store, google);
     expect((await rejection(run())).code).toBe("upstream_rejected");
-    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error"]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error"]);
   });
 
   it.each(MODEL_NOT_FOUND_WORDINGS.map((word, i) => [i, word("gemma-3-27b-it", "generateContent", "gemma-4-31b-it")]))(
@@ -630,7 +630,7 @@ describe("invoke: Google failures", () => {
     const { run } = setup(store, google);
     expect((await rejection(run())).code).toBe("upstream_rejected");
     expect(google.modelCalls).toHaveLength(0);
-    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error"]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error"]);
   });
 
   it("requests that meet the same 404 together share one models.get, and each learns the withdrawal", async () => {
@@ -657,7 +657,7 @@ describe("invoke: Google failures", () => {
     expect(error.code).toBe("model_withdrawn");
     expect(error.details).toEqual({ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" });
     expect(error.message).toContain("Its successor is gemma-4-31b-it");
-    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error", "google_error", "withdrawn"]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error", "upstream_error", "withdrawn"]);
   });
 
   it("takes a refused key out for good and moves on", async () => {
@@ -1229,6 +1229,6 @@ describe("invoke: streamed answers", () => {
     const stream = await runStream();
     expect(await readAll(stream)).toEqual(["ok"]);
     expect(stream.attempts).toBe(3);
-    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error", "network_error", "succeeded"]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error", "network_error", "succeeded"]);
   });
 });
