@@ -233,13 +233,13 @@ begin
     perform public.google_ai_record_success(v_att, p_input_tokens, p_output_tokens, p_response);
   end if;
 
-  -- Google says the key itself is no good: take it out of rotation now (with the reason, never
+  -- The provider says the key itself is no good: take it out of rotation now (with the reason, never
   -- deleted), rather than let every request spend an attempt on it until the next health check.
   if coalesce(p_key_rejected, p_error_code = 'API_KEY_INVALID') and v_att.api_key_id is not null then
     update public.google_ai_api_keys k set
       is_active = false,
-      disabled_reason = 'Google rejected the key (' || coalesce(left(p_error_code, 100),
-        'no reason given') || ') on a call',
+      disabled_reason = case k.serves_provider when 'openai' then 'OpenAI' else 'Google' end
+        || ' rejected the key (' || coalesce(left(p_error_code, 100), 'no reason given') || ') on a call',
       disabled_at = now(),
       updated_at = now()
     where k.id = v_att.api_key_id and k.is_active;

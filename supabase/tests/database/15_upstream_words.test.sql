@@ -3,7 +3,7 @@
 -- for one release, so a finalize logged before it replays, and rows that hold them are still counted.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(8);
+select plan(9);
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases) values ('words-model', 10, 1000, 100, '{}');
@@ -28,6 +28,16 @@ select is(public.google_ai_finalize_cut((select id from ids where name = 'cut-fo
   'google, its former name, is still taken');
 select throws_ok(
   $$ select public.google_ai_finalize_cut(gen_random_uuid(), 'provider') $$, '22023', null, 'any other word is refused');
+
+-- A key a call finds rejected is taken out naming the provider that rejected it.
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases, provider) values ('words-gpt', 10, 1000, 100, '{}', 'openai');
+insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, provider) values ('o1', 'OPENAI_W1', 'org-w', 'openai');
+insert into ids values ('gpt', (public.google_ai_reserve_models_at(now(), array['words-gpt'], 10, 'pgtap-gpt', null,
+  'req-words-gpt') ->> 'reservation_id')::uuid);
+select public.google_ai_finalize((select id from ids where name = 'gpt'), 'upstream_error', p_http_status => 401,
+  p_error_code => 'invalid_api_key', p_key_rejected => true);
+select is((select disabled_reason from public.google_ai_api_keys where key_alias = 'o1'),
+  'OpenAI rejected the key (invalid_api_key) on a call', 'an OpenAI key rejected on a call is said to be OpenAI''s');
 
 -- A row written before upstream_error had its name is counted as a failure beside the new ones.
 insert into public.google_ai_attempts (status, caller, model, request_id) values ('google_error', 'pgtap-words', 'words-model', 'req-old');
