@@ -15,6 +15,14 @@ describe("baseUrlOf", () => {
     expect(baseUrlOf("openai", () => undefined)).toBe("https://api.openai.com");
   });
 
+  it("stops on a base URL that is not one, naming the variable", () => {
+    for (const bad of ["generativelanguage.googleapis.com", "ftp://x", "http://x/?key=1", "http//x"]) {
+      expect(() => baseUrlOf("google", () => bad)).toThrow(/^GOOGLE_AI_BASE_URL is not an http\(s\) base URL/);
+    }
+    expect(() => baseUrlOf("openai", () => "not a url")).toThrow(/^OPENAI_BASE_URL /);
+    expect(baseUrlOf("openai", () => "http://127.0.0.1:8789/v1/")).toBe("http://127.0.0.1:8789/v1/");
+  });
+
   it("gives every provider its own variable and key names", () => {
     const variables = PROVIDERS.map((p) => providerModule(p).baseUrlVariable);
     expect(new Set(variables).size).toBe(PROVIDERS.length);

@@ -26,11 +26,25 @@ export function providerName(provider: Provider): string {
   return REGISTRY[provider].displayName;
 }
 
-/** Where a provider is reached: its base URL variable's value (a compatible server, a simulator), else its own. */
+/**
+ * Where a provider is reached: its base URL variable's value (a compatible server, a simulator), else
+ * its own. A value that is not an http(s) URL stops the worker with a message naming the variable: a
+ * key is never sent to where a typo points.
+ */
 export function baseUrlOf(provider: Provider, get: Env): string {
   const module = REGISTRY[provider];
   const value = get(module.baseUrlVariable)?.trim();
-  return value === undefined || value === "" ? module.defaultBaseUrl : value;
+  if (value === undefined || value === "") return module.defaultBaseUrl;
+  let url: URL | null = null;
+  try {
+    url = new URL(value);
+  } catch {
+    // reported below
+  }
+  if (url === null || (url.protocol !== "https:" && url.protocol !== "http:") || url.search !== "" || url.hash !== "") {
+    throw new Error(`${module.baseUrlVariable} is not an http(s) base URL without a query: ${JSON.stringify(value)}`);
+  }
+  return value;
 }
 
 /** Every provider's client, each reached at its base URL. */
