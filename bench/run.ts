@@ -23,6 +23,7 @@ import { runHostileInput } from "./hostile-input.ts";
 import { runFidelity } from "./fidelity.ts";
 import { runMixedLoad } from "./mixed-load.ts";
 import { runMetricsScrape } from "./metrics-scrape.ts";
+import { runLogScale } from "./log-scale.ts";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
 
@@ -145,6 +146,9 @@ async function main(): Promise<number> {
     await run("metrics-scrape", "10. /metrics: a scrape's PostgreSQL CPU on a big attempt log", runMetricsScrape, smoke
       ? { rows: 20_000, liveRows: 200, perRound: 5, rounds: 1, checkCpu: false }
       : { rows: 1_000_000, liveRows: 500, perRound: 20, rounds: 5, checkCpu: true });
+    await run("log-scale", "11. a request's cost with a month of attempts, and the counter row under load", runLogScale, smoke
+      ? { calls: 10, logRows: 50_000, counterRequests: [300, 3_000], concurrency: 16, checkFigures: false }
+      : { calls: 60, logRows: 1_000_000, counterRequests: [3_000, 30_000], concurrency: 16, checkFigures: true });
   } finally {
     await bench.stop();
   }

@@ -5,7 +5,7 @@
 import path from "node:path";
 import { repoRoot } from "../shared/db/migrate.ts";
 import { startPostgres } from "../shared/db/postgres-server.ts";
-import { diffSchemas, OwnersDataRefused, writeMigration } from "../shared/db/schema-diff.ts";
+import { DependentsRefused, diffSchemas, OwnersDataRefused, writeMigration } from "../shared/db/schema-diff.ts";
 
 const { name, what } = parseArgs(process.argv.slice(2));
 if (!name || !/^[a-z0-9_]+$/.test(name) || what === "") {
@@ -48,8 +48,13 @@ try {
     }
   }
 } catch (err) {
-  if (!(err instanceof OwnersDataRefused)) throw err;
-  console.error(err.message);
+  // One clear line, no stack: what was refused, or what PostgreSQL said while building or checking.
+  if (err instanceof OwnersDataRefused || err instanceof DependentsRefused) console.error(err.message);
+  else {
+    const e = err as { message?: string; detail?: string; hint?: string; where?: string };
+    console.error(`db:diff stopped, writing nothing: ${[e.message ?? String(err), e.detail, e.hint].filter(Boolean).join("; ")}` +
+      (e.where ? ` (at ${e.where.split("\n")[0]})` : ""));
+  }
   code = 1;
 } finally {
   await server.stop();

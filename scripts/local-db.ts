@@ -4,7 +4,7 @@
 // under SERVER_HOME (shared/db/server-user.ts: the server's user may not enter the checkout);
 // EVE_DB_DIR picks another directory, DATABASE_URL an existing server.
 import { createHash } from "node:crypto";
-import { existsSync, realpathSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import path from "node:path";
 import { startPostgres, type PostgresServer } from "../shared/db/postgres-server.ts";
 import { ensureEmbeddedExtensions } from "../shared/db/embedded-extensions.ts";
@@ -23,7 +23,58 @@ export function localDataDir(): string {
   }
   const checkout = realpathSync(repoRoot);
   const id = `${path.basename(checkout)}-${createHash("sha256").update(checkout).digest("hex").slice(0, 8)}`;
-  return path.join(publicDir(path.join(SERVER_HOME, "checkouts", id)), "postgres");
+  const home = publicDir(path.join(SERVER_HOME, "checkouts", id));
+  recordCheckout(home, checkout);
+  return path.join(home, "postgres");
+}
+
+/** The file beside a checkout's database (SERVER_HOME/checkouts/<id>) naming the checkout it belongs to. */
+const CHECKOUT_RECORD = "checkout";
+
+/** Notes which checkout a database under SERVER_HOME belongs to, so `npm run db -- clean` can tell when it is gone. */
+export function recordCheckout(home: string, checkout: string): void {
+  const record = path.join(home, CHECKOUT_RECORD);
+  if (!existsSync(record)) writeFileSync(record, `${checkout}\n`);
+}
+
+export interface CleanedDatabase {
+  dir: string;
+  checkout: string | null;
+  outcome: "removed" | "kept: its checkout is there" | "kept: no record of its checkout" | "kept: its server is running";
+}
+
+/** Whether the PostgreSQL whose data directory is `dataDir` runs (its postmaster.pid names a live process). */
+function serverRunning(dataDir: string): boolean {
+  const pidFile = path.join(dataDir, "postmaster.pid");
+  if (!existsSync(pidFile)) return false;
+  const pid = Number(readFileSync(pidFile, "utf8").split("\n")[0]);
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * `npm run db -- clean`: removes the local databases under `home`/checkouts whose checkout is gone
+ * (a worktree or clone deleted). A database whose checkout is there, that names no checkout (made before
+ * the record was kept), or whose server still runs is kept and said. `dryRun` only says.
+ */
+export function cleanLocalDatabases(home: string = SERVER_HOME, dryRun = false): CleanedDatabase[] {
+  const root = path.join(home, "checkouts");
+  if (!existsSync(root)) return [];
+  return readdirSync(root, { withFileTypes: true }).filter((e) => e.isDirectory()).map((e): CleanedDatabase => {
+    const dir = path.join(root, e.name);
+    const record = path.join(dir, CHECKOUT_RECORD);
+    const checkout = existsSync(record) ? readFileSync(record, "utf8").trim() || null : null;
+    if (checkout === null) return { dir, checkout, outcome: "kept: no record of its checkout" };
+    if (existsSync(path.join(checkout, "package.json"))) return { dir, checkout, outcome: "kept: its checkout is there" };
+    if (serverRunning(path.join(dir, "postgres", "data"))) return { dir, checkout, outcome: "kept: its server is running" };
+    if (!dryRun) rmSync(dir, { recursive: true, force: true });
+    return { dir, checkout, outcome: "removed" };
+  });
 }
 
 export interface LocalDatabase {

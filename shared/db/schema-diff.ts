@@ -14,6 +14,12 @@
 //     privilege), touching no other object's grants;
 //   - a function whose result type changes is dropped first (migra replaces it, which PostgreSQL
 //     refuses); a changed signature is migra's own drop and create, so no overload is left behind;
+//   - dependents: what depends on a view migra drops (a column added in its middle), a composite type
+//     it drops (an attribute added) or a function dropped (its result type or signature changed), such
+//     as a function returning the view's rows or taking the type, is dropped before it and created again after it from the
+//     schema files' definition, in dependency order, with its grants, options and comment (below);
+//     what cannot be (a table's column of the view's row type...) is refused, naming it;
+//   - a new type is created before the functions (migra sorts them by name: a function taking it came first);
 //   - pg-promise's warning on stdout (two clients of one server) is silenced, and migra reads the
 //     definitions with an empty search_path, so views name every object with its schema;
 //   - the owner's data: a statement that would drop one of the owner's tables or columns, or rewrite a
@@ -111,9 +117,18 @@ export async function diffDatabases(fromUrl: string, targetUrl: string, what?: s
     // migra replaces a function whose result type changed, which PostgreSQL refuses: drop it first.
     const [had, wanted] = await Promise.all([objectStates(from), objectStates(target)]);
     const resultChanged = [...wanted].filter(([name, f]) => f.kind === "function" && had.has(name) && had.get(name)!.result !== f.result)
-      .map(([name]) => `drop function if exists ${name};`);
-    const statements = [...resultChanged, ...(await migraStatements(fromUrl, targetUrl)).map(idempotent)];
-    refuseOwnersData(statements);
+      .map(([name]) => name);
+    const migra = typesFirst(await migraStatements(fromUrl, targetUrl)).map(idempotent);
+    refuseOwnersData(migra);
+    // What the dropped views and functions leave behind, dropped before them and created after them.
+    const dropped = {
+      views: migra.flatMap((s) => /^drop view if exists (\S+);$/i.exec(s)?.[1] ?? []),
+      types: migra.flatMap((s) => /^drop type if exists (\S+);$/i.exec(s)?.[1] ?? []),
+      functions: [...resultChanged, ...[...had].filter(([name, f]) => f.kind === "function" && !wanted.has(name)).map(([name]) => name)],
+    };
+    const dependents = await dependentsToRecreate(from, target, wanted, dropped, migra);
+    const statements = [...dependents.drops, ...resultChanged.map((name) => `drop function if exists ${name};`), ...migra,
+      ...dependents.creates];
     await applyScript(from, [header, ...statements].join("\n\n"));
     const fixups = await alignAccessAndOptions(from, target);
     if (statements.length === 0 && fixups.length === 0) {
@@ -183,6 +198,18 @@ async function migraStatements(fromUrl: string, targetUrl: string): Promise<stri
   }
 }
 
+/**
+ * migra's statements with every new type created before the first function is: migra sorts them by
+ * name, so a function taking a new composite type as a parameter came before the type.
+ */
+export function typesFirst(statements: string[]): string[] {
+  const isType = (s: string) => /^create (type|domain) /i.test(s);
+  const firstFunction = statements.findIndex((s) => /^create (or replace )?function /i.test(s));
+  if (firstFunction < 0) return statements;
+  const before = statements.slice(0, firstFunction), after = statements.slice(firstFunction);
+  return [...before, ...after.filter(isType), ...after.filter((s) => !isType(s))];
+}
+
 const TABLE = String.raw`("[^"]+"\."[^"]+"|[\w.]+)`;
 
 /** One of migra's statements, written to apply a second time without error or change. */
@@ -222,6 +249,132 @@ function unquote(identifier: string): string {
   return identifier.startsWith('"') ? identifier.slice(1, -1).replaceAll('""', '"') : identifier;
 }
 
+/** A change the generator cannot write: what depends on a view or function it must drop is not a view or function. */
+export class DependentsRefused extends Error {}
+
+interface Dependent {
+  kind: "view" | "function" | "other";
+  /** Views `"schema"."name"`, functions as objectStates names them, anything else as PostgreSQL describes it. */
+  name: string;
+  oid: number;
+}
+
+/**
+ * The views and functions that depend on what the migration drops (`dropped`: views and types as migra
+ * names them, functions as objectStates does), found in `from` through pg_depend, at any depth: a view
+ * reading a dropped view or function, a function taking or returning a dropped view's row type or a
+ * dropped type (a composite type migra changes by dropping it and creating it again), or an array of it. PostgreSQL refuses the drop while they exist, so each is dropped first (dependents of dependents
+ * before them) and created again last from `target`'s definition, in the opposite order; its grants and
+ * comment come back with the fixups (alignAccessAndOptions). One that migra drops itself is left to it. Anything
+ * else depending on them (a table's column of the row type, a default, a constraint, a policy) cannot be
+ * dropped without data or access lost: refused with DependentsRefused, naming it.
+ */
+async function dependentsToRecreate(from: Sql, target: Sql, wanted: Map<string, ObjectState>,
+  dropped: { views: string[]; functions: string[]; types: string[] }, migra: string[]): Promise<{ drops: string[]; creates: string[] }> {
+  // (Names as objectStates gives them: read with an empty search_path, every type qualified.)
+  const order = await from.begin(async (tx) => {
+    await tx.unsafe("set local search_path = ''");
+    return dependentsInOrder(tx as unknown as Sql, dropped);
+  });
+  const others = order.dependents.filter((d) => d.kind === "other");
+  if (others.length) {
+    throw new DependentsRefused(`refused: ${others.map((d) => `${d.name} depends on ${order.why.get(d.name)}`).join("; ")}, ` +
+      "which db:diff drops and creates again only for views and functions: write this migration by hand, keeping " +
+      "those rows (supabase/migrations/README.md).");
+  }
+  // Every dependent is dropped before the first drop (migra's own drop of one, later, finds it gone);
+  // one that migra drops and creates again itself is left to it to create.
+  const droppedByMigra = (name: string) => migra.some((s) => s.toLowerCase() === `drop view if exists ${name};`.toLowerCase());
+  const drops = [...order.dependents].reverse()
+    .map((d) => d.kind === "view" ? `drop view if exists ${d.name};` : `drop function if exists ${d.name};`);
+  const creates: string[] = [];
+  for (const d of order.dependents.filter((d) => !(d.kind === "view" && droppedByMigra(d.name)))) {
+    const goal = wanted.get(d.name);
+    const text = d.kind === "view" ? await viewDefinition(target, d.name)
+      : goal?.kind === "function" ? `${goal.definition!.trim()};` : null;
+    if (text) creates.push(text);
+  }
+  return { drops, creates };
+}
+
+/** The dependents of `dropped` in `sql`, each after what it depends on, and what first reached each. */
+async function dependentsInOrder(sql: Sql, dropped: { views: string[]; functions: string[]; types: string[] }):
+    Promise<{ dependents: Dependent[]; why: Map<string, string> }> {
+  const from = sql;
+  const roots = await from.unsafe<{ classid: string; oid: number; name: string }[]>(`
+    select 'pg_class' as classid, c.oid::int as oid, v.name from unnest($1::text[]) v(name)
+      join pg_catalog.pg_class c on c.oid = pg_catalog.to_regclass(v.name)
+    union all
+    select 'pg_proc', p.oid::int, format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid))
+    from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
+    where format('%I.%I(%s)', n.nspname, p.proname, pg_catalog.pg_get_function_identity_arguments(p.oid)) = any($2::text[])
+    union all
+    select 'pg_type', t.oid::int, v.name from unnest($3::text[]) v(name)
+      join pg_catalog.pg_type t on t.oid = pg_catalog.to_regtype(v.name)`,
+  [dropped.views, dropped.functions, dropped.types]);
+  // Breadth first from the roots; an object met again moves behind the one that reached it.
+  const order: Dependent[] = [];
+  const why = new Map<string, string>();
+  let frontier = roots.map((r) => ({ classid: r.classid, oid: r.oid, name: r.name }));
+  for (let depth = 0; frontier.length && depth < 50; depth++) {
+    const next: typeof frontier = [];
+    for (const object of frontier) {
+      for (const d of await directDependents(from, object.classid, object.oid)) {
+        if (!why.has(d.name)) why.set(d.name, object.name);
+        const at = order.findIndex((o) => o.name === d.name);
+        if (at >= 0) order.splice(at, 1);
+        order.push(d);
+        if (d.kind !== "other") next.push({ classid: d.kind === "view" ? "pg_class" : "pg_proc", oid: d.oid, name: d.name });
+      }
+    }
+    frontier = next;
+  }
+  return { dependents: order, why };
+}
+
+/** The views and functions (and anything else) that depend on one object or, for a relation, on its row type. */
+async function directDependents(sql: Sql, classid: string, oid: number): Promise<Dependent[]> {
+  return sql.unsafe<Dependent[]>(`
+    with refs(refclassid, refobjid) as (
+      select $1::regclass, $2::oid
+      union all
+      select 'pg_catalog.pg_type'::regclass, t.oid from pg_catalog.pg_class c join pg_catalog.pg_type t
+        on t.oid in (c.reltype, (select rt.typarray from pg_catalog.pg_type rt where rt.oid = c.reltype))
+      where $1::regclass = 'pg_catalog.pg_class'::regclass and c.oid = $2::oid
+      union all
+      select 'pg_catalog.pg_type'::regclass, t.typarray from pg_catalog.pg_type t
+      where $1::regclass = 'pg_catalog.pg_type'::regclass and t.oid = $2::oid and t.typarray <> 0
+    )
+    select distinct case when v.oid is not null and v.relkind = 'v' then 'view'
+                         when p.oid is not null then 'function' else 'other' end as kind,
+           case when v.oid is not null and v.relkind = 'v' then format('"%s"."%s"', vn.nspname, v.relname)
+                when p.oid is not null then format('%I.%I(%s)', pn.nspname, p.proname,
+                  pg_catalog.pg_get_function_identity_arguments(p.oid))
+                else pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) end as name,
+           coalesce(v.oid, p.oid, d.objid)::int as oid
+    from pg_catalog.pg_depend d join refs on d.refclassid = refs.refclassid and d.refobjid = refs.refobjid
+    left join pg_catalog.pg_rewrite r on d.classid = 'pg_catalog.pg_rewrite'::regclass and r.oid = d.objid
+    left join pg_catalog.pg_class v on v.oid = r.ev_class
+    left join pg_catalog.pg_namespace vn on vn.oid = v.relnamespace
+    left join pg_catalog.pg_proc p on d.classid = 'pg_catalog.pg_proc'::regclass and p.oid = d.objid
+    left join pg_catalog.pg_namespace pn on pn.oid = p.pronamespace
+    where d.deptype = 'n'
+      and not (r.oid is not null and r.ev_class = $2::oid and $1::regclass = 'pg_catalog.pg_class'::regclass)`, [`pg_catalog.${classid}`, oid]);
+}
+
+/** A view of `sql` as `create or replace view` with its options, every name qualified; null when it has none. */
+async function viewDefinition(sql: Sql, name: string): Promise<string | null> {
+  return sql.begin(async (tx) => {
+    await tx.unsafe(`set local search_path = ''`);
+    const [row] = await tx.unsafe<{ options: string[] | null; definition: string }[]>(`
+      select c.reloptions as options, pg_catalog.pg_get_viewdef(c.oid) as definition
+      from pg_catalog.pg_class c where c.oid = pg_catalog.to_regclass($1) and c.relkind = 'v'`, [name]);
+    if (!row) return null;
+    const options = row.options?.length ? ` with (${row.options.map(optionText).join(", ")})` : "";
+    return `create or replace view ${name}${options} as ${row.definition.trim().replace(/;$/, "")};`;
+  });
+}
+
 /** Refuses statements that would drop or rewrite the owner's tables' data. */
 export function refuseOwnersData(statements: string[]): void {
   const owners = ADOPTED_TABLES.map((t) => t.replace(/^public\./, ""));
@@ -243,7 +396,7 @@ export function refuseOwnersData(statements: string[]): void {
 }
 
 interface ObjectState {
-  kind: "function" | "table" | "sequence" | "view";
+  kind: "function" | "table" | "sequence" | "view" | "type";
   acl: string | null;
   /** [grantee ('public' or a quoted role), privilege, grantable] in the ACL's order, the owner left out. */
   grants: [string, string, boolean][];
@@ -257,8 +410,18 @@ interface ObjectState {
   columnComments?: [string, string | null][];
 }
 
-/** Every function and relation of the public schema, by qualified name (functions with their arguments). */
+/**
+ * Every function and relation of the public schema, by qualified name (functions with their arguments),
+ * read with an empty search_path so that every type in a name or definition is qualified too.
+ */
 async function objectStates(sql: Sql): Promise<Map<string, ObjectState>> {
+  return sql.begin(async (tx) => {
+    await tx.unsafe("set local search_path = ''");
+    return readObjectStates(tx as unknown as Sql);
+  });
+}
+
+async function readObjectStates(sql: Sql): Promise<Map<string, ObjectState>> {
   const states = new Map<string, ObjectState>();
   const grantsOf = (acl: string, owner: string) => `
     (select coalesce(json_agg(json_build_array(case when a.grantee = 0 then 'public' else quote_ident(a.grantee::regrole::text) end,
@@ -279,13 +442,14 @@ async function objectStates(sql: Sql): Promise<Map<string, ObjectState>> {
     comment: string | null; options: string[] | null; rls: boolean; force_rls: boolean; columns: [string, string | null][] }[]>(`
     select format('%I.%I', n.nspname, c.relname) as name, c.relkind, c.relacl::text as acl,
            ${grantsOf(`coalesce(c.relacl, acldefault((case c.relkind when 'S' then 's' else 'r' end)::"char", c.relowner))`, "c.relowner")} as grants,
-           obj_description(c.oid, 'pg_class') as comment, c.reloptions as options,
+           case when c.relkind = 'c' then obj_description(c.reltype, 'pg_type') else obj_description(c.oid, 'pg_class') end
+             as comment, c.reloptions as options,
            c.relrowsecurity as rls, c.relforcerowsecurity as force_rls,
            (select coalesce(json_agg(json_build_array(a.attname, col_description(c.oid, a.attnum)) order by a.attnum), '[]')
             from pg_attribute a where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped) as columns
     from pg_class c join pg_namespace n on n.oid = c.relnamespace
-    where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'S')`)) {
-    const kind = r.relkind === "S" ? "sequence" : r.relkind === "v" || r.relkind === "m" ? "view" : "table";
+    where n.nspname = 'public' and c.relkind in ('r', 'p', 'v', 'm', 'S', 'c')`)) {
+    const kind = r.relkind === "S" ? "sequence" : r.relkind === "v" || r.relkind === "m" ? "view" : r.relkind === "c" ? "type" : "table";
     states.set(r.name, { kind, acl: r.acl, grants: r.grants, comment: r.comment, options: r.options, rls: r.rls,
       forceRls: r.force_rls, columnComments: r.columns });
   }
@@ -311,7 +475,8 @@ export async function alignAccessAndOptions(from: Sql, target: Sql): Promise<str
       }
       out.push(`${goal.definition!.trim()};`);
     }
-    if (recreated || now!.acl !== goal.acl) {
+    // (A composite type's comments only: its grants are the type's, which the schema files never set.)
+    if (goal.kind !== "type" && (recreated || now!.acl !== goal.acl)) {
       // Revoked from the target's grantees too: applied again, the grants then come back in the same order.
       const holders = new Set(["public", "anon", "authenticated", ...[...now?.grants ?? [], ...goal.grants].map(([grantee]) => grantee)]);
       out.push(`revoke all on ${grantKind} ${name} from ${[...holders].join(", ")};`);

@@ -44,7 +44,13 @@ describe('faults', () => {
     expect(b.json).toBeUndefined();
     expect(b.text).toContain('<html>');
     expect(c.json.error.type).toBe('server_error');
-    expect(s.stats().quota['org-sim-a']).toBeUndefined();
+    // The 500 and the 503 carry the organization's x-ratelimit-*, as OpenAI's errors do: nothing spent.
+    for (const r of [a, c]) {
+      expect(r.headers.get('x-ratelimit-remaining-tokens')).toBe(r.headers.get('x-ratelimit-limit-tokens'));
+      expect(r.headers.get('x-ratelimit-remaining-requests')).not.toBeNull();
+    }
+    expect(b.headers.get('x-ratelimit-remaining-tokens')).toBeNull();
+    expect(s.stats().quota['org-sim-a']?.[MODEL] ?? { minuteRequests: 0, minuteTokens: 0 }).toMatchObject({ minuteRequests: 0, minuteTokens: 0 });
     expect((await complete(s, 'sk-sim-a1', chat(MODEL, 'x'))).status).toBe(200);
   });
 

@@ -222,9 +222,21 @@ export async function startOpenAISimulator(opts: OpenAISimulatorOptions = {}): P
     for (const [name, value] of Object.entries(quota.headers(org, model, limits, errors.formatDuration))) res.setHeader(name, value);
   }
 
+  /**
+   * The organization's x-ratelimit-* on a fault's answer, as OpenAI puts them on its errors (a 400, a
+   * 500, a 503 of a known key for a served model): the fault counts nothing, so they say the room as it is.
+   */
+  function setFaultRateLimitHeaders(res: ServerResponse, record: RequestRecord<ApiMethod>, model: string | undefined): void {
+    const org = record.group;
+    const spec = model === undefined ? undefined : models.get(model);
+    if (org === undefined || spec === undefined || withdrawn.isWithdrawn(model!, spec)) return;
+    setRateLimitHeaders(res, org, model!, limitsFor(orgs.orgs.get(org), model!, spec));
+  }
+
   /** Answers for a matched fault; returns false when the request carries on (cut_stream, stream_error). */
   function applyFault(fault: Fault, route: Route, model: string | undefined, res: ServerResponse, record: RequestRecord<ApiMethod>): boolean {
     record.faultId = fault.id;
+    if (fault.kind === 'http500' || fault.kind === 'http503' || fault.kind === 'bad_request') setFaultRateLimitHeaders(res, record, model);
     switch (fault.kind) {
       case 'http500':
         reply(res, record, errors.serverError());

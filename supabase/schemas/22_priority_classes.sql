@@ -35,12 +35,3 @@ ALTER TABLE ONLY public.google_ai_priority_classes
 
 ALTER TABLE ONLY public.google_ai_priority_classes
     ADD CONSTRAINT google_ai_priority_classes_rank_key UNIQUE (rank);
-
-CREATE OR REPLACE FUNCTION public.google_ai_class_rank(p_class text) RETURNS smallint
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  return (select c.rank from public.google_ai_priority_classes c where c.name = p_class);
-end
-$$;

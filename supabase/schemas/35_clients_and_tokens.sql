@@ -57,6 +57,19 @@ CREATE TABLE public.google_ai_tokens (
 COMMENT ON COLUMN public.google_ai_tokens.token_hash IS
     'SHA-256 hex of the token; the token itself never reaches the database.';
 
+-- Who a request books for, passed whole down the booking (google_ai_admit_at to google_ai_booking_rules)
+-- beside the model's row and the class's: a field added here, set once in google_ai_admit_at, reaches
+-- every rule without a signature changed on the way.
+CREATE TYPE public.google_ai_caller AS (
+    name text,
+    client_id uuid,
+    token_id uuid
+);
+
+COMMENT ON TYPE public.google_ai_caller IS
+    'Who a request books for: the caller''s label (a service caller''s, or client:<name> for a token''s client), '
+    'the client it acts for and the token it came with (null for a service caller).';
+
 CREATE TABLE public.google_ai_credential_refusals (
     minute timestamp with time zone NOT NULL,
     reason text NOT NULL,

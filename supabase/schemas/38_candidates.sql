@@ -67,16 +67,16 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
   from usage u
 $$;
 
--- The model a request names and the limits it is held to (after the safety margin): the active row
--- named exactly (its unique index), else the first active row with the name as an alias; all null when
--- none is. blocked_by says why no group can take the request at all: withdrawn (Google said so, at
--- withdrawn_at, naming successor if a row says), or too_large (more tokens than a minute allows).
--- spread_burst: the model's spread (google_ai_spread_step), which the booking's rules take from here.
+-- The model a request names, as the request is held to it: its row (google_ai_model_limits), the
+-- active one named exactly (its unique index), else the first active row with the name as an alias,
+-- with rpm, tpm and rpd after the safety margin (safety_margin then 0); all null when none is
+-- (google_ai_admit_at then refuses unknown_model, as it refuses a withdrawn model or a request too
+-- large for a minute before any lock). The booking takes this row whole (google_ai_admit_at to
+-- google_ai_booking_rules and google_ai_booking_outcome), so a rule reads a new column of the model where
+-- it decides.
 -- (PL/pgSQL called as an expression: only the lookup a request needs runs, where one inlined statement
 -- set up both lookups and the class's for every request; counted, about 350k instructions less.)
-CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text,
-    OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text,
-    OUT withdrawn_at timestamp with time zone, OUT successor text, OUT spread_burst integer) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text) RETURNS public.google_ai_model_limits
     LANGUAGE plpgsql STABLE
     AS $$
 declare
@@ -88,40 +88,40 @@ begin
     where m.is_active and p_model = any (m.aliases)
     order by m.id limit 1;
   end if;
-  model := v_row.model;
-  rpm := public.google_ai_effective_limit(v_row.rpm, v_row.safety_margin);
-  tpm := public.google_ai_effective_limit(v_row.tpm, v_row.safety_margin);
-  rpd := public.google_ai_effective_limit(v_row.rpd, v_row.safety_margin);
-  blocked_by := case when v_row.withdrawn_at is not null then 'withdrawn'
-                     when tpm < p_estimated_tokens then 'too_large' end;
-  withdrawn_at := v_row.withdrawn_at;
-  successor := v_row.successor;
-  spread_burst := v_row.spread_burst;
+  v_row.rpm := public.google_ai_effective_limit(v_row.rpm, v_row.safety_margin);
+  v_row.tpm := public.google_ai_effective_limit(v_row.tpm, v_row.safety_margin);
+  v_row.rpd := public.google_ai_effective_limit(v_row.rpd, v_row.safety_margin);
+  v_row.safety_margin := 0;
+  return v_row;
 end
 $$;
 
--- The class a request runs in: the one it asks for (p_priority), never above its credential's (the
--- client's class, or the top class for a service caller); a name no class has leaves the credential's.
+-- The class a request runs in, its row: the one it asks for (p_priority), never above its credential's
+-- (the client's class, or the top class for a service caller); a name no class has leaves the
+-- credential's. The booking takes the row whole, as it takes the model's.
 -- (PL/pgSQL, like the limits: a service caller that asks for no class costs one lookup.)
-CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_client_id uuid, OUT rank smallint,
-    OUT name text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_client_id uuid)
+    RETURNS public.google_ai_priority_classes
     LANGUAGE plpgsql STABLE
     AS $$
-#variable_conflict use_variable
+declare
+  v_class public.google_ai_priority_classes;
 begin
   if p_client_id is not null then
-    select pc.rank, pc.name into rank, name
+    select pc.* into v_class
     from public.google_ai_clients c join public.google_ai_priority_classes pc on pc.name = c.priority_class
     where c.id = p_client_id;
   end if;
-  if rank is null then
-    select pc.rank, pc.name into rank, name from public.google_ai_priority_classes pc order by pc.rank limit 1;
+  if v_class.rank is null then
+    select pc.* into v_class from public.google_ai_priority_classes pc order by pc.rank limit 1;
   end if;
   if p_priority is not null then
     -- (A larger rank is a lower class.)
-    select pc.rank, pc.name into rank, name from public.google_ai_priority_classes pc
-    where pc.rank = greatest(rank, (select a.rank from public.google_ai_priority_classes a where a.name = p_priority));
+    select pc.* into v_class from public.google_ai_priority_classes pc
+    where pc.rank = greatest(v_class.rank,
+      (select a.rank from public.google_ai_priority_classes a where a.name = p_priority));
   end if;
+  return v_class;
 end
 $$;
 

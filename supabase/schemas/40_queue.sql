@@ -26,23 +26,8 @@ COMMENT ON TABLE public.google_ai_queue IS
     'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request '
     'is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
 
-CREATE TABLE public.google_ai_queue_settings (
-    id boolean DEFAULT true NOT NULL,
-    grace_ms integer DEFAULT 3000 NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_queue_settings_grace_ms_check CHECK (((grace_ms >= 100) AND (grace_ms <= 60000))),
-    CONSTRAINT google_ai_queue_settings_one_row CHECK (id)
-);
-
-COMMENT ON TABLE public.google_ai_queue_settings IS
-    'The admission queue: grace_ms, how long a turn is kept for '
-    'a waiter that has not called yet before its ticket lapses.';
-
 ALTER TABLE ONLY public.google_ai_queue
     ADD CONSTRAINT google_ai_queue_pkey PRIMARY KEY (ticket_id);
-
-ALTER TABLE ONLY public.google_ai_queue_settings
-    ADD CONSTRAINT google_ai_queue_settings_pkey PRIMARY KEY (id);
 
 ALTER TABLE ONLY public.google_ai_queue
     ADD CONSTRAINT google_ai_queue_priority_class_fkey FOREIGN KEY (priority_class) REFERENCES
@@ -54,6 +39,22 @@ CREATE INDEX IF NOT EXISTS google_ai_queue_lease_idx ON public.google_ai_queue U
 
 CREATE INDEX IF NOT EXISTS google_ai_queue_order_idx ON
     public.google_ai_queue USING btree (model, class_rank, turn, enqueued_at);
+
+-- The limits a WAIT caller waits for in the model's queue, one entry each (WAITABLE_LIMITS in
+-- supabase/functions/_shared/vocabulary.ts; tests/db/vocabulary.test.ts holds the first list to it), and
+-- how their turns go. A refusal for one of them takes a ticket (google_ai_refusal_at); its turn follows:
+-- 'slots' for what google_ai_queue_turn_at counts (each group's window, its day, its cooldowns: the
+-- second list), where a request behind the due tickets may book a slot they leave over; 'head' for any
+-- other (its capacity is not the window's, so the queue cannot count it): a due ticket waiting for it
+-- holds every request behind it until its own turn is served (google_ai_queue_place). Null: not waited
+-- for, answered at once. Inlined into the statement that reads it.
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turns(p_limit text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when p_limit operator(pg_catalog.=) any ('{rpm,tpm,rpd,cooldown,pace}'::text[])
+              then case when p_limit operator(pg_catalog.=) any ('{rpm,tpm,rpd,cooldown,pace}'::text[]) then 'slots'
+                        else 'head' end end
+$$;
 
 -- Tickets whose waiter stopped calling: removed, each leaving an abandoned attempt row (nothing lost).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) RETURNS integer
@@ -328,78 +329,87 @@ $$;
 
 -- A request's place in the model's queue, none when nobody waits for the model and the request holds no
 -- ticket (p_ticket: the ticket it names; only a live one of its caller for the model counts), nor for a
--- null model (the request is blocked already): the class and turn it stands in (its ticket's, the turn
+-- null model (the request is blocked already). p_model, p_class and p_caller are the request's model row
+-- (limits after the margin: google_ai_request_limits), class row and caller, each whole, as the booking
+-- takes them. Answers the class and turn it stands in (its ticket's, the turn
 -- moved up as google_ai_next_turn allows; else where a ticket taken now, p_new_ticket, would stand, in
 -- p_class), and whether it may ask for a booking now (may_book). It may when nobody else waits, when a
 -- slot is free beyond the due tickets ahead, or when its own RPM share still has room in a group (the
--- share keeps that slot for it, the spread does not hold it back, and the booking decides exactly).
--- When it may not, blocked_by and cause say why: the limit the window counts (rpm, else tpm), and
--- queue_turn when the free slots are the turns of the tickets ahead, spread when only the schedule
--- holds one, share_kept when only others' shares keep the window's room from it, else window_full.
-CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model text, p_rpm integer, p_rpd integer,
-    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_caller text, p_class text, p_rank smallint,
-    p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint,
-    OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text, OUT cause text,
-    OUT turn_at timestamp with time zone) RETURNS record
+-- share keeps that slot for it, the spread does not hold it back, and the booking decides exactly); never
+-- while a due ticket ahead waits for a limit whose turns go head first (google_ai_queue_turns: 'head').
+-- When it may not, blocked_by and cause say why: the limit the window counts (rpm, else tpm), or the
+-- one the head-first ticket waits for, and queue_turn when the free slots (or the head's turn) are the
+-- turns of the tickets ahead, spread when only the schedule holds one, share_kept when only others'
+-- shares keep the window's room from it, else window_full.
+CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model public.google_ai_model_limits,
+    p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_exclude_key_ids uuid[],
+    p_now timestamp with time zone, p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint,
+    OUT class text, OUT turn bigint, OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text,
+    OUT cause text, OUT turn_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
 #variable_conflict use_variable
 declare
+  v_model text := p_model.model;
+  v_caller text := p_caller.name;
   v_held public.google_ai_queue;
   v_ahead integer;
   v_due_ahead integer;
+  v_head_limit text;   -- the limit a due ticket ahead waits for head first (google_ai_queue_turns)
   v_free_now integer;
   v_spread_bound boolean;
   v_kept_bound boolean;
 begin
-  rank := p_rank;
-  class := p_class;
+  rank := p_class.rank;
+  class := p_class.name;
   may_book := true;
-  if p_model is null then
+  if v_model is null then
     return;
   end if;
   if p_ticket is not null then
     select * into v_held from public.google_ai_queue q
-    where q.ticket_id = p_ticket and q.caller = p_caller and q.model = p_model and q.lease_until >= p_now;
+    where q.ticket_id = p_ticket and q.caller = v_caller and q.model = v_model and q.lease_until >= p_now;
   end if;
   if v_held.ticket_id is not null then
     select v_held.ticket_id, v_held.class_rank, v_held.priority_class, v_held.enqueued_at
       into ticket, rank, class, since;
     -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
     -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
-    turn := least(v_held.turn, public.google_ai_next_turn(p_model, rank, p_caller, p_now, ticket, v_held.turn));
+    turn := least(v_held.turn, public.google_ai_next_turn(v_model, rank, v_caller, p_now, ticket, v_held.turn));
   end if;
   if not exists (select 1 from public.google_ai_queue q
-                 where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket) then
+                 where q.model = v_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket) then
     return;
   end if;
   if ticket is null then
-    turn := public.google_ai_next_turn(p_model, rank, p_caller, p_now, null, null);
+    turn := public.google_ai_next_turn(v_model, rank, v_caller, p_now, null, null);
     since := p_now;
   end if;
 
-  select count(*), count(*) filter (where q.expected_at <= p_now) into v_ahead, v_due_ahead
+  select count(*), count(*) filter (where q.expected_at <= p_now),
+         min(q.limit_hit) filter (where q.expected_at <= p_now and public.google_ai_queue_turns(q.limit_hit) = 'head')
+    into v_ahead, v_due_ahead, v_head_limit
   from public.google_ai_queue q
-  where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
+  where q.model = v_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
   select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
-  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank, class,
-    p_caller) t;
+  from public.google_ai_queue_turn_at(v_model, p_model.rpm, p_model.rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank,
+    class, v_caller) t;
   -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn,
   -- none today anywhere or every window kept from it by shares: the booking names the reopening.)
-  may_book := turn_at is null or v_due_ahead < v_free_now
+  may_book := v_head_limit is null and (turn_at is null or v_due_ahead < v_free_now
     or exists (select 1 from public.google_ai_quota_shares s
                left join (select e.* from public.google_ai_usage_counters c, unnest(c.share_use) e
-                          where c.model = p_model) u on u.share_id = s.id
-               where s.model = p_model and s.reserved_rpm is not null
-                 and (s.priority_class = class or s.caller = p_caller)
+                          where c.model = v_model) u on u.share_id = s.id
+               where s.model = v_model and s.reserved_rpm is not null
+                 and (s.priority_class = class or s.caller = v_caller)
                  and coalesce((public.google_ai_ring_at(p_now,
                        public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-                       u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm);
+                       u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm));
   if not may_book then
-    blocked_by := case when p_rpm is not null then 'rpm' else 'tpm' end;
-    cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread'
+    blocked_by := coalesce(v_head_limit, case when p_model.rpm is not null then 'rpm' else 'tpm' end);
+    cause := case when v_head_limit is not null or v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread'
                   when v_kept_bound then 'share_kept' else 'window_full' end;
   end if;
 end

@@ -34,24 +34,27 @@ $$;
 -- after the limit whose part of the window its step is). outcome: 'booked' or the first that blocks;
 -- cause, one meaning each: the day spent or kept by others' shares, a pace, the window full or kept
 -- by others' shares, or the request's place in the spread's schedule; window_full: no room in the
--- window for this requester, whatever blocked first. (PL/pgSQL returning a record: the rules call it
--- as an expression, where a SQL table function is a statement of its own.)
-CREATE OR REPLACE FUNCTION public.google_ai_booking_outcome(p_rpm integer, p_tpm integer, p_rpd integer,
-    p_requests integer, p_tokens bigint, p_day integer[], p_near_end boolean, p_near_start boolean,
-    p_held_rpm bigint, p_held bigint[], p_paced_until timestamp with time zone,
-    p_spread_at timestamp with time zone, p_spread_limit text, OUT outcome text, OUT cause text,
-    OUT window_full boolean) RETURNS record
+-- window for this requester, whatever blocked first. p_model, p_class, p_caller: the request's model row
+-- (its limits after the margin), class row and caller, whole (google_ai_request_limits), so a rule here
+-- reads a new column of theirs with no signature changed on the way. (PL/pgSQL returning a record: the
+-- rules call it as an expression, where a SQL table function is a statement of its own.)
+CREATE OR REPLACE FUNCTION public.google_ai_booking_outcome(p_model public.google_ai_model_limits,
+    p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_requests integer,
+    p_tokens bigint, p_day integer[], p_near_end boolean, p_near_start boolean, p_held_rpm bigint, p_held bigint[],
+    p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_spread_limit text,
+    OUT outcome text, OUT cause text, OUT window_full boolean) RETURNS record
     LANGUAGE plpgsql IMMUTABLE
     AS $$
 declare
   -- The day has no room for this requester (full), or none for anyone (spent).
-  v_day_full boolean := p_rpd is not null and (p_day[1] + 1 > p_rpd - p_held[1]
-    or (p_near_end and p_day[2] + 1 > p_rpd - p_held[2]) or (p_near_start and p_day[3] + 1 > p_rpd - p_held[3]));
-  v_day_spent boolean := p_rpd is not null and (p_day[1] + 1 > p_rpd
-    or (p_near_end and p_day[2] + 1 > p_rpd) or (p_near_start and p_day[3] + 1 > p_rpd));
+  v_day_full boolean := p_model.rpd is not null and (p_day[1] + 1 > p_model.rpd - p_held[1]
+    or (p_near_end and p_day[2] + 1 > p_model.rpd - p_held[2])
+    or (p_near_start and p_day[3] + 1 > p_model.rpd - p_held[3]));
+  v_day_spent boolean := p_model.rpd is not null and (p_day[1] + 1 > p_model.rpd
+    or (p_near_end and p_day[2] + 1 > p_model.rpd) or (p_near_start and p_day[3] + 1 > p_model.rpd));
   -- The window has no room for this requester, in requests or in tokens.
-  v_rpm_full boolean := p_rpm is not null and p_requests > p_rpm - p_held_rpm;
-  v_tpm_full boolean := p_tpm is not null and p_tokens > p_tpm;
+  v_rpm_full boolean := p_model.rpm is not null and p_requests > p_model.rpm - p_held_rpm;
+  v_tpm_full boolean := p_model.tpm is not null and p_tokens > p_model.tpm;
 begin
   window_full := v_rpm_full or v_tpm_full;
   if v_day_full then
@@ -63,7 +66,7 @@ begin
   elsif window_full then
     outcome := case when v_rpm_full then 'rpm' else 'tpm' end;
     -- (No room for anyone: the window is spent; else the others' shares keep what is left.)
-    cause := case when (p_rpm is not null and p_requests > p_rpm) or v_tpm_full then 'window_full'
+    cause := case when (p_model.rpm is not null and p_requests > p_model.rpm) or v_tpm_full then 'window_full'
                   else 'share_kept' end;
   elsif p_spread_at is not null then
     outcome := p_spread_limit;
@@ -86,19 +89,23 @@ $$;
 -- the window with this request counted; p_counts: the day's counts before it. What a booking writes
 -- and answers comes with it: the others' day shares (held_rpd), the model's shares in id order and the
 -- requester's own (live, owned: what the counter row's share_use keeps), what the shares keep for its
--- class and for the others (kept, as google_ai_quota_kept reads it). p_share_use: the row's use of the
--- shares; p_burst: the model's spread_burst, as the request resolved it (google_ai_request_limits).
+-- class and for the others (kept, as google_ai_quota_kept reads it). p_model, p_class, p_caller: the
+-- request's model row (limits after the margin, spread_burst: google_ai_request_limits), class row and
+-- caller; p_counter: the group's counter row as locked (its share_use, its spread_until). Each whole,
+-- so a rule reads a new column of theirs with no signature changed on the way.
 -- (PL/pgSQL, called as an expression: one statement reads the shares, the rest are expressions.)
-CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_share_use public.google_ai_share_use[], p_model text,
-    p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_tpm integer, p_rpd integer,
-    p_tokens integer, p_class text, p_caller text, p_requests integer, p_window_tokens bigint, p_counts integer[],
-    p_near_end boolean, p_near_start boolean, p_spread_until timestamp with time zone, p_burst integer,
-    OUT outcome text, OUT cause text, OUT window_full boolean, OUT paced_until timestamp with time zone,
-    OUT spread_at timestamp with time zone, OUT spread_step interval, OUT held_rpd bigint, OUT live bigint[],
-    OUT owned bigint[], OUT kept jsonb) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_model public.google_ai_model_limits,
+    p_class public.google_ai_priority_classes, p_caller public.google_ai_caller,
+    p_counter public.google_ai_usage_counters, p_now timestamp with time zone, p_window interval, p_day date,
+    p_tokens integer, p_requests integer, p_window_tokens bigint, p_counts integer[], p_near_end boolean,
+    p_near_start boolean, OUT outcome text, OUT cause text, OUT window_full boolean,
+    OUT paced_until timestamp with time zone, OUT spread_at timestamp with time zone, OUT spread_step interval,
+    OUT held_rpd bigint, OUT live bigint[], OUT owned bigint[], OUT kept jsonb) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 declare
+  v_class text := p_class.name;
+  v_caller text := p_caller.name;
   v_share record;
   v_win integer;                    -- a share's window
   v_reserved_rpd bigint := 0;       -- the day shares of all owners
@@ -115,15 +122,15 @@ declare
 begin
   for v_share in
     select s.id, s.reserved_rpm, coalesce(s.reserved_rpd, 0) as rpd_share, s.pace_burst, u.ring_low, u.ring,
-           u.window_requests, coalesce(s.priority_class = p_class, false) as for_class,
-           coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as is_owned,
+           u.window_requests, coalesce(s.priority_class = v_class, false) as for_class,
+           coalesce(s.priority_class = v_class, false) or coalesce(s.caller = v_caller, false) as is_owned,
            public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, p_day) as day
     from public.google_ai_quota_shares s
-    left join unnest(p_share_use) u on u.share_id = s.id
-    where s.model = p_model
+    left join unnest(p_counter.share_use) u on u.share_id = s.id
+    where s.model = p_model.model
     order by s.id
   loop
-    v_win := case when v_share.reserved_rpm is null or (v_share.is_owned and p_burst is null) then 0
+    v_win := case when v_share.reserved_rpm is null or (v_share.is_owned and p_model.spread_burst is null) then 0
                   else (public.google_ai_ring_at(p_now, p_window, v_share.ring_low, v_share.ring,
                           v_share.window_requests, null)).sum_requests end;
     live := live || v_share.id;
@@ -151,20 +158,20 @@ begin
   end loop;
 
   held_rpd := v_held[1];
-  if p_class is not null and live is not null then
-    kept := public.google_ai_kept_object(p_rpm, p_rpd, v_kept[1], v_kept[2], v_kept[3], v_kept[4]);
+  if v_class is not null and live is not null then
+    kept := public.google_ai_kept_object(p_model.rpm, p_model.rpd, v_kept[1], v_kept[2], v_kept[3], v_kept[4]);
   end if;
   if v_pace_burst is not null then
-    paced_until := public.google_ai_paced_until(p_now, p_day, p_rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
+    paced_until := public.google_ai_paced_until(p_now, p_day, p_model.rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
       v_pace_used, v_pace_next);
   end if;
-  v_step := public.google_ai_spread_step(p_burst, p_window, p_rpm, p_tpm, p_tokens);
+  v_step := public.google_ai_spread_step(p_model.spread_burst, p_window, p_model.rpm, p_model.tpm, p_tokens);
   spread_step := v_step.step;
-  if v_step.step is not null and not v_in_share and p_spread_until - v_step.tolerance > p_now
-     and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), p_now) then
-    spread_at := p_spread_until - v_step.tolerance;
+  if v_step.step is not null and not v_in_share and p_counter.spread_until - v_step.tolerance > p_now
+     and public.google_ai_spread_holds(p_model.model, p_class.rank, p_now) then
+    spread_at := p_counter.spread_until - v_step.tolerance;
   end if;
-  v_verdict := public.google_ai_booking_outcome(p_rpm, p_tpm, p_rpd, p_requests, p_window_tokens, p_counts,
+  v_verdict := public.google_ai_booking_outcome(p_model, p_class, p_caller, p_requests, p_window_tokens, p_counts,
     p_near_end, p_near_start, v_held_rpm, v_held, paced_until, spread_at, v_step.limit_name);
   outcome := v_verdict.outcome;
   cause := v_verdict.cause;
@@ -179,12 +186,13 @@ $$;
 -- (yesterday's count stops binding then); the window
 -- when it has room for this requester (google_ai_window_reopens_for), sooner if tokens of admissions
 -- still in flight come back; a pace or the schedule's place, and the window must have room by then.
+-- p_model, p_class, p_caller: whole, as the rules take them (google_ai_booking_rules).
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_outcome text, p_window_full boolean, p_quota_group text,
-    p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_rpd integer,
-    p_tokens integer, p_class text, p_caller text, p_midnight timestamp with time zone, p_day_guard interval,
-    p_near_end boolean, p_today_fits boolean, p_paced_until timestamp with time zone,
-    p_spread_at timestamp with time zone, p_recheck_ms integer, OUT reopens_at timestamp with time zone,
-    OUT recheck_at timestamp with time zone) RETURNS record
+    p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes,
+    p_caller public.google_ai_caller, p_now timestamp with time zone, p_window interval, p_tokens integer,
+    p_midnight timestamp with time zone, p_day_guard interval, p_near_end boolean, p_today_fits boolean,
+    p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_recheck_ms integer,
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 begin
@@ -195,10 +203,10 @@ begin
     return;
   end if;
   if p_window_full then
-    reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model, p_now, p_window, p_rpm, p_tpm,
-      p_tokens, p_class, p_caller);
+    reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model.model, p_now, p_window, p_model.rpm,
+      p_model.tpm, p_tokens, p_class.name, p_caller.name);
     if p_outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
-                                     where a.quota_group = p_quota_group and a.model = p_model
+                                     where a.quota_group = p_quota_group and a.model = p_model.model
                                        and a.status = 'reserved' and a.admitted_at > p_now - p_window) then
       recheck_at := p_now + p_recheck_ms * interval '1 millisecond';
     end if;
@@ -290,13 +298,14 @@ $$;
 -- (the row is locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd',
 -- 'pace', 'rpm', 'tpm'; cause names why (google_ai_refusal_cause's list), reopens_at when it may go,
 -- recheck_at when asking again may help sooner (tokens of admissions in flight may come back).
--- p_burst: the model's spread_burst (the rules' schedule). A booking answers with the quota it leaves
+-- p_model, p_class, p_caller: the request's model row (limits after the margin), class row and caller,
+-- whole, handed to the rules (google_ai_booking_rules). A booking answers with the quota it leaves
 -- (as google_ai_group_quota reads it), so the answer needs no second reading of the window. The
 -- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
 -- move on to the next group without holding it.
-CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model text, p_rpm integer,
-    p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean,
-    p_burst integer, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text,
+CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits,
+    p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
+    p_now timestamp with time zone, p_skip_locked boolean, OUT outcome text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone,
     OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone,
     OUT quota jsonb) RETURNS record
@@ -318,7 +327,7 @@ declare
   v_rules record;      -- what the rules say (google_ai_booking_rules)
 begin
   begin
-    v_row := public.google_ai_counter_locked(p_quota_group, p_model, p_skip_locked);
+    v_row := public.google_ai_counter_locked(p_quota_group, p_model.model, p_skip_locked);
     if v_row.id is null then
       outcome := 'skipped';
       return;
@@ -335,16 +344,15 @@ begin
     v_near_start := v_now < public.google_ai_pacific_start(v_day) + v_day_guard;
     v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
-    v_rules := public.google_ai_booking_rules(v_row.share_use, p_model, v_now, v_window, v_day, p_rpm, p_tpm, p_rpd,
-      p_tokens, p_class, p_caller, v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end, v_near_start,
-      v_row.spread_until, p_burst);
+    v_rules := public.google_ai_booking_rules(p_model, p_class, p_caller, v_row, v_now, v_window, v_day, p_tokens,
+      v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end, v_near_start);
     select v_rules.outcome, v_rules.cause, greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket), v_day
       into outcome, cause, minute_bucket, day_bucket;
     if outcome <> 'booked' then
       select r.reopens_at, r.recheck_at into reopens_at, recheck_at
-      from public.google_ai_refusal_times(outcome, v_rules.window_full, p_quota_group, p_model, v_now, v_window,
-        p_rpm, p_tpm, p_rpd, p_tokens, p_class, p_caller, v_midnight, v_day_guard, v_near_end,
-        v_counts[1] + 1 <= p_rpd - v_rules.held_rpd, v_rules.paced_until, v_rules.spread_at, v_guard.recheck_ms) r;
+      from public.google_ai_refusal_times(outcome, v_rules.window_full, p_quota_group, p_model, p_class, p_caller,
+        v_now, v_window, p_tokens, v_midnight, v_day_guard, v_near_end, p_model.rpd - v_rules.held_rpd > v_counts[1],
+        v_rules.paced_until, v_rules.spread_at, v_guard.recheck_ms) r;
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
@@ -371,9 +379,10 @@ begin
     where c.id = v_row.id;
     admitted_at := v_now;
     -- (The key kept taken out when the shares keep nothing; minus an empty array is the object as it is.)
-    quota := public.google_ai_booked_quota(p_model, p_quota_group, p_rpm, p_tpm, p_rpd, v_now, v_ring.sum_requests,
-      v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end, v_near_start, v_day,
-      v_midnight, v_day_guard, v_rules.kept) - case when v_rules.kept is null then '{kept}' else '{}' end::text[];
+    quota := public.google_ai_booked_quota(p_model.model, p_quota_group, p_model.rpm, p_model.tpm, p_model.rpd, v_now,
+      v_ring.sum_requests, v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end,
+      v_near_start, v_day, v_midnight, v_day_guard, v_rules.kept)
+      - case when v_rules.kept is null then '{kept}' else '{}' end::text[];
   exception
     when sqlstate 'P0001' then
       if sqlerrm <> 'eve:full' then

@@ -13,11 +13,13 @@ set check_function_bodies = off;
 -- one. The only group is waited for at once.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
 -- serve the model; a service caller's daily budget (google_ai_caller_budgets) spent: caller_budget.
--- A null model (an earlier step blocked the request) books nothing and answers nulls. The model's
--- limits and spread_burst come as the request resolved them (google_ai_request_limits).
-CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
-    p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
-    p_class text, p_caller text, p_client_id uuid, p_attempt integer, p_burst integer, OUT booked_group text,
+-- A null model (an earlier step blocked the request) books nothing and answers nulls. p_model, p_class,
+-- p_caller: the request's model row (limits after the margin: google_ai_request_limits), class row and
+-- caller, each whole and handed down whole to the rules (google_ai_book_group).
+CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.google_ai_model_limits,
+    p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
+    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer,
+    OUT booked_group text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
     OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
     OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text,
@@ -31,11 +33,11 @@ declare
   v_skipped text[] := '{}';  -- the groups passed over in a first pass so far
   v_try record;      -- a candidate's answer (google_ai_book_group's, or the refusal its unlocked counts show)
 begin
-  if p_model is null then
+  if p_model.model is null then
     return; -- (an earlier step blocked the request)
   end if;
   -- A service caller's daily budget, locked until the booking counts the request in it.
-  v_budget := public.google_ai_caller_budget_at(p_caller, p_client_id, p_at, p_tokens, p_attempt);
+  v_budget := public.google_ai_caller_budget_at(p_caller.name, p_caller.client_id, p_at, p_tokens, p_attempt);
   if v_budget.spent then
     select 'caller_budget', 'budget', public.google_ai_pacific_midnight_after(p_at) into blocked_by, cause, reopens_at;
     return;
@@ -47,21 +49,22 @@ begin
   for v_candidate in
     select c.*, p.waiting
     from (select c.*, count(*) over () as groups
-          from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c) c
+          from public.google_ai_candidate_groups(p_model.model, p_exclude_key_ids, p_model.rpm, p_model.tpm,
+                 p_model.rpd, p_at) c) c
     cross join (values (false), (true)) p(waiting)
     where not p.waiting or c.groups > 1
     order by c.priority nulls last, p.waiting, c.headroom desc, c.quota_group
   loop
     continue when v_candidate.waiting and not (v_candidate.quota_group = any (v_skipped));
     if v_candidate.full_by is null then
-      v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens,
-        p_now, v_candidate.groups > 1 and not v_candidate.waiting, p_burst, p_class, p_caller);
+      v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_class, p_caller, p_tokens, p_now,
+        v_candidate.groups > 1 and not v_candidate.waiting);
       if v_try.outcome = 'booked' then
         select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
           into booked_group, key_id, key_alias, env_var_name;
         -- (After waiting for the row, the key read before the wait must still serve the group.)
         if v_candidate.waiting
-           and not public.google_ai_key_serves(p_model, p_exclude_key_ids, v_candidate.key_id, booked_group) then
+           and not public.google_ai_key_serves(p_model.model, p_exclude_key_ids, v_candidate.key_id, booked_group) then
           raise exception 'the keys of quota group % changed during the reservation; retry', booked_group
             using errcode = '40001';
         end if;
@@ -76,9 +79,9 @@ begin
              case v_candidate.full_by
                when 'cooldown' then v_candidate.cooldown_until
                when 'rpd' then public.google_ai_reopens_at('rpd', p_at)
-               else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at,
+               else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model.model, p_at,
                  public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-                 p_rpm, p_tpm, p_tokens, p_class, p_caller) end as reopens_at,
+                 p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name) end as reopens_at,
              null::timestamptz as recheck_at
         into v_try;
     end if;
@@ -94,7 +97,7 @@ begin
     select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null
       into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause;
     if v_budget.day is not null then
-      perform public.google_ai_count_caller_budget(p_caller, v_budget.day, v_budget.requests, v_budget.tokens);
+      perform public.google_ai_count_caller_budget(p_caller.name, v_budget.day, v_budget.requests, v_budget.tokens);
     end if;
     return;
   end if;

@@ -24,7 +24,7 @@
 set check_function_bodies = off;
 
 -- refuse: a request no group takes now waits in line when its turn is likely within its wait
--- (google_ai_queue_wait, for a refusal a wait can end: rpm, tpm, rpd, cooldown, pace; its answer is
+-- (google_ai_queue_wait, for a refusal a wait can end: google_ai_queue_turns names them; its answer is
 -- the ticket), else it is answered with its limit, its cause and when to ask again, and logged: one
 -- refused row per request and attempt, not one per poll (a WAIT caller asking again, p_wait_ms > 0,
 -- updates the row its first refusal wrote during this wait). A ticket it held is given up. Behind a
@@ -57,7 +57,7 @@ begin
     p_since => p_since, p_new_ticket => p_new_ticket, p_limit => p_limit, p_cause => p_cause,
     p_booking_tried => p_booking_tried, p_reopens_at => p_reopens_at, p_recheck_at => p_recheck_at,
     p_wait_left_ms => p_wait_left_ms) w
-  where p_limit in ('rpm', 'tpm', 'rpd', 'cooldown', 'pace') and coalesce(p_wait_left_ms, 0) > 0;
+  where public.google_ai_queue_turns(p_limit) is not null and coalesce(p_wait_left_ms, 0) > 0;
   if v_wait.answer is not null then
     return v_wait.answer;
   end if;
@@ -158,8 +158,10 @@ declare
   v_answer jsonb;
   v_who jsonb := '{}';       -- a token's client and token, named in every answer
   v_credential record;
-  v_limits record;           -- the model's row and its limits (google_ai_request_limits)
-  v_class record;            -- the class it runs in, rank and name (google_ai_request_class)
+  -- The request resolved, each handed whole down the queue and the booking to the rules.
+  v_limits public.google_ai_model_limits;   -- the model's row, limits after the margin
+  v_class public.google_ai_priority_classes;
+  v_caller public.google_ai_caller;
   v_blocked_by text;
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
   v_booking record;          -- the booking (google_ai_book_best_group): its group and key, or when to ask again
@@ -186,24 +188,25 @@ begin
     end if;
   end if;
 
-  -- The request resolved: the model and its limits, and the class it runs in.
-  v_limits := public.google_ai_request_limits(p_model, p_estimated_tokens);
+  -- The request resolved, and the rules on it alone (before any lock): unknown, withdrawn, too large.
+  v_limits := public.google_ai_request_limits(p_model);
   v_class := public.google_ai_request_class(p_priority, p_client_id);
-  v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
+  v_caller := row(p_caller, p_client_id, p_token_id);
+  v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.withdrawn_at is not null
+                       then 'withdrawn' when v_limits.tpm < p_estimated_tokens then 'too_large' end;
 
-  -- Its place in the queue (google_ai_queue_place: none when nobody waits for the model and it holds no
-  -- ticket), then a booking when its turn allows one. Each is called with a null model, and answers
-  -- nulls, when an earlier step blocks the request. (Called as expressions: a statement that reads a
-  -- function sets up a scan even when its condition is false.)
-  v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits.model end, v_limits.rpm,
-    v_limits.rpd, p_exclude_key_ids, v_now, p_caller, v_class.name, v_class.rank, p_queue_ticket,
-    v_new_ticket);
+  -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
+  -- when its turn allows one; each answers nulls for a null model (an earlier step blocked it). (Called as
+  -- expressions: a statement that reads a function sets up a scan even when its condition is false.)
+  v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits end, v_class, v_caller,
+    p_exclude_key_ids, v_now, p_queue_ticket, v_new_ticket);
+  if v_place.class is distinct from v_class.name then -- (a ticket keeps the class and rank it was taken in)
+    select pc.* into v_class from public.google_ai_priority_classes pc where pc.name = v_place.class;
+  end if;
   v_class.rank := coalesce(v_place.rank, v_class.rank);
-  v_class.name := coalesce(v_place.class, v_class.name);
   v_booking := public.google_ai_book_best_group(
-    case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits.model end, v_limits.rpm,
-    v_limits.tpm, v_limits.rpd, p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_class.name, p_caller,
-    p_client_id, p_attempt, v_limits.spread_burst);
+    case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits end, v_class, v_caller,
+    p_estimated_tokens, p_exclude_key_ids, p_now, v_now, p_attempt);
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then
@@ -213,8 +216,7 @@ begin
       coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
       v_booking.reopens_at, v_booking.recheck_at, p_wait_left_ms, v_place.ticket, v_place.turn, v_place.since,
       v_place.turn_at, coalesce(v_place.may_book, true), v_new_ticket)
-      -- How many tokens a minute allows (too large); a withdrawn model: when Google said so, and the
-      -- model it names instead (if a row says).
+      -- How many tokens a minute allows (too large); a withdrawn model's when and successor (if a row says).
       || jsonb_build_object('max_tokens', case when v_blocked_by = 'too_large' then v_limits.tpm end)
       || case when v_blocked_by = 'withdrawn'
               then jsonb_build_object('withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor)
@@ -300,9 +302,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_fall_back_at(p_now timestamp with ti
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
-  -- Refusals that belong to one model: another model may still serve.
-  c_model_limits constant text[] := array['rpm', 'tpm', 'rpd', 'cooldown', 'pace', 'no_active_key', 'too_large',
-    'unknown_model', 'withdrawn'];
+  -- Refusals that belong to one model, so another model may still serve: these, and every limit a
+  -- caller may wait for in the model's queue (google_ai_queue_turns).
+  c_model_limits constant text[] := array['no_active_key', 'too_large', 'unknown_model', 'withdrawn'];
   v_chain record;             -- google_ai_fallback_chain: the models, and a token's caller
   v_try jsonb;
   v_answer jsonb;
@@ -324,7 +326,8 @@ begin
           p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
           p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash);
         if not (v_try ->> 'ok')::boolean and not (v_try ? 'queue')
-           and (v_try ->> 'limit') = any (c_model_limits) then
+           and ((v_try ->> 'limit') = any (c_model_limits)
+                or public.google_ai_queue_turns(v_try ->> 'limit') is not null) then
           raise exception using errcode = 'EF001', message = 'model refused: try the next';
         end if;
         v_answer := v_try; -- admitted, queued, or a refusal no other model can change

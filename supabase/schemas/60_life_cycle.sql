@@ -136,23 +136,27 @@ $$;
 --   lands), the model rests until the provider's counts are full again (p_room_until, reason
 --   'provider_room'), so the gateway waits instead of meeting the provider's 429s.
 --   Count: the input, and the output too where the model's TPM counts answers (its row's
---   booked_output_tokens, OpenAI's rule); null when the provider sent none (the booking stays).
+--   booked_output_tokens, OpenAI's rule). When the provider sent none: p_settled_tokens (a call it
+--   refused before generating keeps its input, its output booking goes back), else the booking stays.
 CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_attempts, p_input_tokens integer,
     p_output_tokens integer, p_room_requests integer, p_room_tokens integer,
-    p_room_until timestamp with time zone) RETURNS void
+    p_room_until timestamp with time zone, p_settled_tokens integer) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
+  -- The clock read once, into a variable: a bound the window's index can hold (clock_timestamp() in the
+  -- statement itself is volatile, so every row of the group's log would be read to test it).
+  v_now timestamptz := pg_catalog.clock_timestamp();
   v_flying integer;
   v_flying_tokens bigint;
   v_counted integer;
 begin
-  if p_room_until > pg_catalog.clock_timestamp() and p_att.quota_group is not null then
+  if p_room_until > v_now and p_att.quota_group is not null then
     select count(*), coalesce(sum(a.estimated_tokens), 0) into v_flying, v_flying_tokens
     from public.google_ai_attempts a
     where a.quota_group = p_att.quota_group and a.model = p_att.model
-      and a.admitted_at > pg_catalog.clock_timestamp() - interval '5 minutes' and a.status = 'reserved';
+      and a.admitted_at > v_now - interval '5 minutes' and a.status = 'reserved';
     if p_room_requests <= 2 * v_flying or p_room_tokens <= 2 * v_flying_tokens then
       perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, p_room_until, 'minute',
         'provider_room', null);
@@ -161,6 +165,7 @@ begin
 
   v_counted := p_input_tokens + case when exists (select 1 from public.google_ai_model_limits l
     where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_output_tokens, 0) else 0 end;
+  v_counted := coalesce(v_counted, least(p_settled_tokens, p_att.estimated_tokens));
   if v_counted is not null and v_counted <> p_att.estimated_tokens then
     perform public.google_ai_adjust_token_budget(p_att, 0, v_counted - p_att.estimated_tokens);
   end if;
@@ -170,7 +175,8 @@ end
 $$;
 
 -- Finalize: record the outcome of the call to the provider and settle its admission at the provider's
--- count (google_ai_settle_admission): input tokens, and output too where the model's TPM counts it. A
+-- count (google_ai_settle_admission): input tokens, and output too where the model's TPM counts it
+-- (without the provider's count: p_settled_tokens, what a refusal keeps; else the booking). A
 -- success also lands in token_usage, and its response (when given: the caller sent its own request_id)
 -- is kept for replay (google_ai_record_success). Optionally cools the group down (the provider's 429)
 -- in the same round trip.
@@ -185,7 +191,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
     p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
     p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer,
     p_room_requests integer DEFAULT NULL::integer, p_room_tokens integer DEFAULT NULL::integer,
-    p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone) RETURNS jsonb
+    p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
+    p_settled_tokens integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -255,7 +262,7 @@ begin
       coalesce(p_error_code, p_outcome), p_quota_id);
   end if;
   perform public.google_ai_settle_call(v_att, p_input_tokens, p_output_tokens, p_room_requests, p_room_tokens,
-    p_room_until);
+    p_room_until, p_settled_tokens);
 
   return jsonb_build_object('ok', true, 'status', v_att.status, 'cooldown_until', v_until);
 end

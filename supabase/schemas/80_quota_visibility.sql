@@ -46,7 +46,7 @@ begin
      or (p_answer -> 'ok' = 'true'::jsonb and jsonb_typeof(p_answer -> 'quota_group') is distinct from 'string') then
     return null;
   end if;
-  v_limits := public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model), 0);
+  v_limits := public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model));
   if v_limits.model is null then
     return null;
   end if;
@@ -227,6 +227,44 @@ begin
 end
 $$;
 
+-- What one quota group has of a model now, as the admission counts it (google_ai_group_quota on the
+-- model's effective limits, at the database's clock): the requests and tokens in the sliding window,
+-- and what the next request could book (0 while a cooldown rests the group). The usage view's figures
+-- (google_ai_usage_now); callable by service_role, which may not give google_ai_group_quota a clock.
+CREATE OR REPLACE FUNCTION public.google_ai_group_room(p_quota_group text, p_model text, OUT requests_used integer,
+    OUT tokens_used bigint, OUT requests_left integer, OUT tokens_left bigint, OUT day_left integer,
+    OUT window_frees_at timestamp with time zone, OUT ready_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_limits record;
+  v_row public.google_ai_usage_counters;
+  v_ring record;
+  v_quota record;
+begin
+  select public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
+         public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
+         public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd
+  into v_limits from public.google_ai_model_limits l where l.model = p_model;
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = p_quota_group and c.model = p_model;
+  v_ring := public.google_ai_ring_at(v_now,
+    public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+    v_row.ring_low, v_row.ring, v_row.window_requests, coalesce(v_row.window_tokens, 0));
+  requests_used := coalesce(v_ring.sum_requests, 0);
+  tokens_used := coalesce(v_ring.sum_tokens, 0);
+  select * into v_quota from public.google_ai_group_quota(p_quota_group, p_model, v_limits.rpm, v_limits.tpm,
+    v_limits.rpd, v_now);
+  requests_left := v_quota.requests_left;
+  tokens_left := v_quota.tokens_left;
+  day_left := v_quota.day_left;
+  window_frees_at := least(v_quota.requests_reset_at, v_quota.tokens_reset_at);
+  ready_at := v_quota.ready_at;
+end
+$$;
+
 -- p_show_groups: the quota groups' names (Google project ids, key:<uuid>) are the operator's; a
 -- scoped token's caller sees each cooldown's cause and end, not whose project rests.
 CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone,
@@ -256,7 +294,7 @@ declare
   v_sum record;
   v_queue jsonb;
 begin
-  v_limits := public.google_ai_request_limits(p_model, 0);
+  v_limits := public.google_ai_request_limits(p_model);
   if v_limits.model is null then
     return null;
   end if;

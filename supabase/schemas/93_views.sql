@@ -256,7 +256,6 @@ COMMENT ON VIEW public.google_ai_usage_by_caller_24h IS
 CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true') AS
  WITH clock AS (
          SELECT now() AS at,
-            date_trunc('minute'::text, now(), 'UTC'::text) AS minute,
             public.google_ai_pacific_day(now()) AS day
         ), serving AS (
          SELECT public.google_ai_quota_group(k.project_id, k.id) AS quota_group,
@@ -281,18 +280,9 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
          SELECT p.quota_group,
             p.model,
             clock.at,
-            clock.minute,
             clock.day,
             COALESCE(s.active_keys, 0) AS active_keys,
             COALESCE(s.key_aliases, '{}'::text[]) AS key_aliases,
-                CASE
-                    WHEN (c.minute_bucket = clock.minute) THEN c.rpm_used
-                    ELSE 0
-                END AS rpm_used,
-                CASE
-                    WHEN (c.minute_bucket = clock.minute) THEN c.tpm_used
-                    ELSE 0
-                END AS tpm_used,
                 CASE
                     WHEN (c.day_bucket = clock.day) THEN c.rpd_used
                     ELSE 0
@@ -314,35 +304,40 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
     u.model,
     u.active_keys,
     u.key_aliases,
-    u.minute AS minute_window,
-    u.rpm_used,
+    (u.at - '00:01:00'::interval) AS minute_window,
+    r.requests_used AS rpm_used,
     u.rpm_limit,
-    (u.rpm_limit - u.rpm_used) AS rpm_left,
-    u.tpm_used,
+    r.requests_left AS rpm_left,
+    (r.tokens_used)::integer AS tpm_used,
     u.tpm_limit,
-    (u.tpm_limit - u.tpm_used) AS tpm_left,
+    (r.tokens_left)::integer AS tpm_left,
     u.day AS pacific_day,
     u.rpd_used,
     u.rpd_limit,
-    (u.rpd_limit - u.rpd_used) AS rpd_left,
+    r.day_left AS rpd_left,
     u.cooldown_until,
     u.cooldown_reason,
         CASE
             WHEN (u.active_keys = 0) THEN 'no_active_key'::text
             WHEN (u.cooldown_until IS NOT NULL) THEN 'cooldown'::text
-            WHEN (u.rpd_used >= u.rpd_limit) THEN 'rpd'::text
-            WHEN (u.rpm_used >= u.rpm_limit) THEN 'rpm'::text
-            WHEN (u.tpm_used >= u.tpm_limit) THEN 'tpm'::text
+            WHEN (r.day_left = 0) THEN 'rpd'::text
+            WHEN (r.requests_left = 0) THEN 'rpm'::text
+            WHEN (r.tokens_left = 0) THEN 'tpm'::text
             ELSE 'open'::text
         END AS state,
-    (u.minute + '00:01:00'::interval) AS minute_resets_at,
+    r.window_frees_at AS minute_resets_at,
     public.google_ai_pacific_start((u.day + 1)) AS day_resets_at
-   FROM usage u;
+   FROM (usage u
+     CROSS JOIN LATERAL public.google_ai_group_room(u.quota_group, u.model) r(requests_used, tokens_used, requests_left,
+       tokens_left, day_left, window_frees_at, ready_at));
 
 COMMENT ON VIEW public.google_ai_usage_now IS
-    'Per quota group and model: requests and input tokens used this minute, requests this Pacific day, against the '
-    'limits after the safety margin; state is what would refuse '
-    'a request now (open, rpm, tpm, rpd, cooldown, no_active_key).';
+    'Per quota group and model, as the admission counts them (google_ai_group_room): the requests and tokens in the '
+    'sliding minute window (the last minute, minute_window on), the requests of this Pacific day, against the limits '
+    'after the safety margin. The *_left figures are what the next request could book (0 while a cooldown rests the '
+    'group; a share kept for another class or caller, google_ai_shares_today, may leave a given request less); '
+    'minute_resets_at is when the window next frees room; state is what would refuse one now (open, rpm, tpm, rpd, '
+    'cooldown, no_active_key).';
 
 CREATE OR REPLACE VIEW public.google_ai_wait_by_class_1h WITH (security_invoker='true') AS
  SELECT a.model,

@@ -141,13 +141,13 @@ GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome
     p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,
     p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
-    p_room_until timestamp with time zone) TO service_role;
+    p_room_until timestamp with time zone, p_settled_tokens integer) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer,
     p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text,
     p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,
     p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
-    p_room_until timestamp with time zone) TO eve_gateway;
+    p_room_until timestamp with time zone, p_settled_tokens integer) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
     p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer) TO service_role;
@@ -192,6 +192,7 @@ GRANT SELECT ON TABLE public.google_ai_tokens TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_credential_refusals FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_credential_refusals TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_group_room(p_quota_group text, p_model text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
     p_exclude_key_ids uuid[]) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,

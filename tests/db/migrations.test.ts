@@ -1,13 +1,26 @@
 // Migrations adopt the production tables in place: applied to a database that already has the
-// five tables with rows, every row and column survives; applied twice, nothing changes.
+// five tables with rows, every row and column survives; each applied twice in a row, the second time
+// changes nothing. (An earlier migration is not applied again after later ones: no project does, and
+// a later one may change a function's result columns, which the earlier CREATE OR REPLACE cannot undo.)
+import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import path from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import {
+  applyMigration,
   applyMigrations,
+  applySchemas,
   applySeed,
+  listMigrations,
+  migrationsDir,
+  schemasDir,
   type Sql,
 } from "../../shared/db/migrate.ts";
+import { describeDifferences, describeSchema } from "../../shared/db/schema-description.ts";
+import { diffSchemas, ROWS_AND_SCHEDULE, writeMigration } from "../../shared/db/schema-diff.ts";
 import { createProductionTables } from "../support/production-tables.ts";
 import { emptySupabaseDatabase } from "../support/empty-database.ts";
+import { testServer } from "../support/test-database.ts";
 
 const cleanups: (() => Promise<void>)[] = [];
 afterEach(async () => {
@@ -38,6 +51,38 @@ async function snapshotSchema(sql: Sql) {
     order by 1, 2`);
 }
 
+/** Every old row is still there with every old column unchanged (new columns may be added). */
+function expectRowsKept(before: Record<string, Record<string, unknown>[]>, after: Record<string, Record<string, unknown>[]>): void {
+  for (const table of TABLES) {
+    const afterById = new Map(after[table]!.map((r) => [String(r.id), r]));
+    for (const old of before[table]!) {
+      const now = afterById.get(String(old.id));
+      expect(now, `${table} row ${old.id}`).toBeDefined();
+      for (const [col, value] of Object.entries(old)) expect(now![col], `${table}.${col} of row ${old.id}`).toEqual(value);
+    }
+  }
+}
+
+/**
+ * The migrations of `dir` in order, each applied twice in a row: the second time must change neither
+ * the schema nor a row; then the seed, twice, likewise.
+ */
+async function applyEachTwice(sql: Sql, dir = migrationsDir): Promise<void> {
+  await applyMigrations(sql, { dir: await mkdtemp(path.join(tmpdir(), "eve-no-migrations-")) }); // the record table
+  for (const m of await listMigrations(dir)) {
+    await applyMigration(sql, m);
+    const [schema, rows] = [await snapshotSchema(sql), await snapshotRows(sql)];
+    await applyMigration(sql, m);
+    expect(await snapshotSchema(sql), `${m.name} applied a second time`).toEqual(schema);
+    expect(await snapshotRows(sql), `${m.name} applied a second time`).toEqual(rows);
+  }
+  await applySeed(sql);
+  const [schema, rows] = [await snapshotSchema(sql), await snapshotRows(sql)];
+  await applySeed(sql);
+  expect(await snapshotSchema(sql), "the seed applied a second time").toEqual(schema);
+  expect(await snapshotRows(sql), "the seed applied a second time").toEqual(rows);
+}
+
 describe("migrations on a project that already has the production tables", () => {
   it("keep every existing row and column, and add what the gateway needs", async () => {
     const sql = await emptySupabaseDatabase("adopt", cleanups, { max: 2 });
@@ -48,16 +93,7 @@ describe("migrations on a project that already has the production tables", () =>
     expect(applied.slice(0, 3)).toEqual(["20261122000000_adopt_production_tables", "20261122000100_baseline", "20261122000200_rows_and_schedule"]);
     await applySeed(sql);
 
-    const after = await snapshotRows(sql);
-    for (const table of TABLES) {
-      // Every old row is still there with every old column unchanged (new columns may be added).
-      const afterById = new Map(after[table].map((r) => [String(r.id), r]));
-      for (const old of before[table]) {
-        const now = afterById.get(String(old.id));
-        expect(now, `${table} row ${old.id}`).toBeDefined();
-        for (const [col, value] of Object.entries(old)) expect(now![col], `${table}.${col} of row ${old.id}`).toEqual(value);
-      }
-    }
+    expectRowsKept(before, await snapshotRows(sql));
     // The seed did not overwrite the owner's own limits (flash at 10 RPM here), only filled gaps; it
     // says they are the owner's, and adds the model's life cycle.
     const flash = await sql`select rpm, rpd, limits_source, shutdown_date::text as shutdown, successor
@@ -95,28 +131,15 @@ describe("migrations on a project that already has the production tables", () =>
     expect(rows).toEqual([{ model: "gemma-3-27b-it", prompt_tokens: 12, completion_tokens: 3, total_tokens: 15, has_time: true }]);
   });
 
-  it("change nothing when applied a second time (schema and data)", async () => {
+  it("change nothing when each is applied a second time (schema and data)", async () => {
     const sql = await emptySupabaseDatabase("idempotent", cleanups, { max: 2 });
     await createProductionTables(sql);
-    await applyMigrations(sql);
-    await applySeed(sql);
-    const schema1 = await snapshotSchema(sql);
-    const rows1 = await snapshotRows(sql);
-
-    await applyMigrations(sql, { force: true });
-    await applySeed(sql);
-    expect(await snapshotSchema(sql)).toEqual(schema1);
-    expect(await snapshotRows(sql)).toEqual(rows1);
+    await applyEachTwice(sql);
   });
 
-  it("apply to an empty project too, twice, with identical results", async () => {
+  it("apply to an empty project too, each twice, with identical results", async () => {
     const sql = await emptySupabaseDatabase("fresh", cleanups, { max: 2 });
-    await applyMigrations(sql);
-    await applySeed(sql);
-    const schema1 = await snapshotSchema(sql);
-    await applyMigrations(sql, { force: true });
-    await applySeed(sql);
-    expect(await snapshotSchema(sql)).toEqual(schema1);
+    await applyEachTwice(sql);
     const models = await sql`select model, rpm, tpm, rpd from public.google_ai_model_limits order by model`;
     expect(models).toEqual([
       { model: "gemini-2.5-flash", rpm: 5, tpm: 250000, rpd: 20 },
@@ -170,6 +193,41 @@ describe("migrations on a project that already has the production tables", () =>
     expect(await snapshotRows(sql)).toEqual(edited);
     const [{ r }] = await sql`select (public.google_ai_model_by_name('gemma-3-27b')).model as r`;
     expect(r).toBe("gemma-4-31b-it");
+  });
+
+  it("take a later migration that adds a result column to a function of the baseline, written by db:diff", async () => {
+    // A copy of the schema files and migrations; a column added to google_ai_fallback_chain's results.
+    const [schemas, migrations] = [await mkdtemp(path.join(tmpdir(), "eve-schemas-")), await mkdtemp(path.join(tmpdir(), "eve-migrations-"))];
+    cleanups.push(() => rm(schemas, { recursive: true, force: true }), () => rm(migrations, { recursive: true, force: true }));
+    await cp(schemasDir, schemas, { recursive: true });
+    await cp(migrationsDir, migrations, { recursive: true });
+    const file = path.join(schemas, "58_admission.sql");
+    const before = await readFile(file, "utf8");
+    const after = before.replace("OUT client_id uuid, OUT token_id uuid) RETURNS record",
+      "OUT client_id uuid, OUT token_id uuid, OUT asked_count integer) RETURNS record")
+      .replace("  if p_queue_ticket is not null then\n    first :=", "  asked_count := cardinality(names);\n  if p_queue_ticket is not null then\n    first :=");
+    expect(after.split("asked_count").length, "the edit found its two places").toBe(3);
+    await writeFile(file, after);
+    const diff = await diffSchemas(testServer().serverUrl, { schemas, migrations, what: "the chain says how many it asked" });
+    expect(diff.sql).toMatch(/drop function if exists "?public"?\."?google_ai_fallback_chain"?\(/);
+    expect(diff.remaining).toEqual([]);
+    await writeMigration("fallback_chain_asked", diff.sql!, migrations);
+
+    // The replay: on the owner's tables, each migration twice in a row, the rows kept.
+    const adopted = await emptySupabaseDatabase("later_result", cleanups, { max: 2 });
+    await createProductionTables(adopted);
+    const rows = await snapshotRows(adopted);
+    await applyEachTwice(adopted, migrations);
+    expectRowsKept(rows, await snapshotRows(adopted));
+    const [{ asked }] = await adopted`select (public.google_ai_fallback_chain(array['gemma-3-27b-it', 'gpt-4o'], null, null)).asked_count as asked`;
+    expect(asked).toBe(2);
+
+    // Equality: what the migrations build is what the edited schema files build.
+    const migrated = await emptySupabaseDatabase("later_migrated", cleanups);
+    await applyMigrations(migrated, { dir: migrations });
+    const declared = await emptySupabaseDatabase("later_declared", cleanups);
+    await applySchemas(declared, { dir: schemas, migrations: [path.join(migrations, ROWS_AND_SCHEDULE)] });
+    expect(describeDifferences(await describeSchema(migrated), await describeSchema(declared))).toEqual([]);
   });
 
   it("stop with a clear message, changing nothing, when existing rows would break a unique key", async () => {

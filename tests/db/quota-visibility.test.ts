@@ -260,7 +260,7 @@ describe("the quota route's report", () => {
     for (const [cls, lease] of [["interactive", T0 + 60_000], ["batch", T0 + 60_000], ["batch", T0 - 1]] as const) {
       await db.sql`insert into public.google_ai_queue (model, priority_class, class_rank, caller, turn, enqueued_at,
           tokens, limit_hit, expected_at, lease_until, position)
-        values ('qv-pair', ${cls}, public.google_ai_class_rank(${cls}), 'waiter', 1, ${iso(T0)}::timestamptz, 10, 'rpm',
+        values ('qv-pair', ${cls}, (select rank from public.google_ai_priority_classes where name = ${cls}), 'waiter', 1, ${iso(T0)}::timestamptz, 10, 'rpm',
           ${iso(T0 + 61_000)}::timestamptz, ${iso(lease)}::timestamptz, 1)`;
     }
     const r = await reportAt(T0 + 5_000);

@@ -11,6 +11,7 @@ import { applyMigrations, applySchemas, cloneDatabase, connect, dropDatabase, sc
 import { describeDifferences, describeSchema } from "../../shared/db/schema-description.ts";
 import {
   buildDatabase,
+  DependentsRefused,
   diffDatabases,
   diffSchemas,
   migrationHeader,
@@ -48,7 +49,8 @@ async function newDatabase(label: string, build?: (url: string) => Promise<void>
 }
 
 /** Applies `edit` to a copy of supabase/schemas, then writes the migration to it from the migrations' database. */
-async function generate(edit: (dir: string) => Promise<void>, what?: string): Promise<{ diff: SchemaDiff; targetUrl: string }> {
+async function generate(edit: (dir: string) => Promise<void>, what?: string, fromSql?: string):
+    Promise<{ diff: SchemaDiff; targetUrl: string }> {
   const dir = await mkdtemp(path.join(tmpdir(), "eve-schemas-"));
   cleanups.push(() => rm(dir, { recursive: true, force: true }));
   await cp(schemasDir, dir, { recursive: true });
@@ -56,8 +58,19 @@ async function generate(edit: (dir: string) => Promise<void>, what?: string): Pr
   const target = unique("diff_target");
   cleanups.push(() => dropDatabase(serverUrl, target));
   const targetUrl = await buildDatabase(serverUrl, target, (sql) => applySchemas(sql, { dir, migrations: [ROWS_AND_SCHEDULE] }));
-  const diff = await diffDatabases(await newDatabase("diff_from"), targetUrl, what);
+  const diff = await diffDatabases(await newDatabase("diff_from", fromSql ? (url) => applySql(url, fromSql) : undefined),
+    targetUrl, what);
   return { diff, targetUrl };
+}
+
+/** `text` applied to the database at `url`, as one script. */
+async function applySql(url: string, text: string): Promise<void> {
+  const sql = connect(url, { max: 1 });
+  try {
+    await sql.begin((tx) => tx.unsafe(text).simple());
+  } finally {
+    await sql.end();
+  }
 }
 
 /** Replaces `from` by `to` in a schema file of the copy; `from` must be there. */
@@ -68,8 +81,8 @@ async function replaceIn(dir: string, file: string, from: string, to: string): P
 }
 
 /** The migration applied twice to a fresh copy of what the migrations build must make it describe as the target. */
-async function expectAppliedTwiceEqual(migration: string, targetUrl: string): Promise<void> {
-  const url = await newDatabase("diff_check");
+async function expectAppliedTwiceEqual(migration: string, targetUrl: string, fromSql?: string): Promise<void> {
+  const url = await newDatabase("diff_check", fromSql ? (u) => applySql(u, fromSql) : undefined);
   const sql = connect(url, { max: 1 });
   const target = connect(targetUrl, { max: 1 });
   try {
@@ -190,6 +203,82 @@ GRANT ALL ON FUNCTION public.google_ai_note_count() TO eve_gateway;
     await expectAppliedTwiceEqual(sql, targetUrl);
   });
 
+  it("writes a view that gains a column in the middle when a function returns its rows and a view reads it", async () => {
+    // google_ai_catalogue_status() returns the view's row type; google_ai_model_lifecycle selects from it.
+    const { diff, targetUrl } = await generate((dir) =>
+      replaceIn(dir, "93_views.sql", "SELECT l.model,\n    l.is_active,\n    (( SELECT count(*) AS count",
+        "SELECT l.model,\n    l.is_active,\n    l.provider,\n    (( SELECT count(*) AS count"));
+    const sql = diff.sql!;
+    const at = (text: string) => {
+      const i = sql.indexOf(text);
+      expect(i, text).toBeGreaterThanOrEqual(0);
+      return i;
+    };
+    // The dependents go first and come back after the view, in dependency order, with their grants.
+    const dropFunction = at("drop function if exists public.google_ai_catalogue_status();");
+    const dropLifecycle = at(`drop view if exists "public"."google_ai_model_lifecycle";`);
+    const dropView = at(`drop view if exists "public"."google_ai_model_catalogue_status";`);
+    const createView = at(`create or replace view "public"."google_ai_model_catalogue_status"`);
+    const createFunction = at("CREATE OR REPLACE FUNCTION public.google_ai_catalogue_status()");
+    const createLifecycle = at(`create or replace view "public"."google_ai_model_lifecycle"`);
+    expect(Math.max(dropFunction, dropLifecycle)).toBeLessThan(dropView);
+    expect(createView).toBeLessThan(Math.min(createFunction, createLifecycle));
+    expect(diff.fixups).toEqual(expect.arrayContaining([
+      "grant execute on function public.google_ai_catalogue_status() to eve_gateway;",
+      expect.stringMatching(/^grant insert, select, .* on table public\.google_ai_model_lifecycle to service_role;$/),
+      expect.stringMatching(/^comment on view public\.google_ai_model_lifecycle is 'Each model row in its life cycle/),
+    ]));
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(sql, targetUrl);
+  });
+
+  it("writes a view over a view over a changed view, innermost first", async () => {
+    // Two views stacked on google_ai_cooldowns_active, in both databases; the bottom one gains a column
+    // in the middle.
+    const stacked = `
+CREATE OR REPLACE VIEW public.google_ai_cooldowns_by_group WITH (security_invoker='true') AS
+ SELECT a.quota_group, count(*)::integer AS models FROM public.google_ai_cooldowns_active a GROUP BY a.quota_group;
+COMMENT ON VIEW public.google_ai_cooldowns_by_group IS 'Cooldowns in force per quota group.';
+CREATE OR REPLACE VIEW public.google_ai_cooldowns_busiest WITH (security_invoker='true') AS
+ SELECT g.quota_group, g.models FROM public.google_ai_cooldowns_by_group g WHERE g.models > 1;
+REVOKE ALL ON TABLE public.google_ai_cooldowns_busiest FROM anon, authenticated, service_role;
+GRANT SELECT ON TABLE public.google_ai_cooldowns_busiest TO service_role;
+`;
+    const { diff, targetUrl } = await generate(async (dir) => {
+      await writeFile(path.join(dir, "94_stacked.sql"), stacked);
+      await replaceIn(dir, "93_views.sql", "    cd.reason,\n    cd.quota_id,", "    cd.reason,\n    cd.cause,\n    cd.quota_id,");
+    }, undefined, stacked);
+    const sql = diff.sql!;
+    const order = [
+      `drop view if exists "public"."google_ai_cooldowns_busiest";`,
+      `drop view if exists "public"."google_ai_cooldowns_by_group";`,
+      `drop view if exists "public"."google_ai_cooldowns_active";`,
+      `create or replace view "public"."google_ai_cooldowns_active"`,
+      `create or replace view "public"."google_ai_cooldowns_by_group"`,
+      `create or replace view "public"."google_ai_cooldowns_busiest"`,
+    ].map((text) => [text, sql.indexOf(text)] as const);
+    for (const [text, i] of order) expect(i, text).toBeGreaterThanOrEqual(0);
+    expect(order.map(([, i]) => i)).toEqual(order.map(([, i]) => i).sort((a, b) => a - b));
+    expect(diff.fixups).toEqual(expect.arrayContaining([
+      "grant select on table public.google_ai_cooldowns_busiest to service_role;",
+      "comment on view public.google_ai_cooldowns_by_group is 'Cooldowns in force per quota group.';",
+    ]));
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(sql, targetUrl, stacked);
+  });
+
+  it("refuses, naming them, what depends on a changed view and is neither a view nor a function", async () => {
+    const kept = "CREATE TABLE public.google_ai_cooldown_snapshots (taken public.google_ai_cooldowns_active);\n";
+    const change = generate(async (dir) => {
+      await writeFile(path.join(dir, "94_snapshots.sql"), kept);
+      await replaceIn(dir, "93_views.sql", "    cd.reason,\n    cd.quota_id,", "    cd.reason,\n    cd.cause,\n    cd.quota_id,");
+    }, undefined, kept);
+    await expect(change).rejects.toThrow(DependentsRefused);
+    await expect(change).rejects.toThrow(new RegExp("^refused: column taken of table public.google_ai_cooldown_snapshots depends on " +
+      escape(`"public"."google_ai_cooldowns_active"`) + ", which db:diff drops and creates again only for views and functions: " +
+      "write this migration by hand"));
+  });
+
   it("writes what migra alone misses or gets wrong: a new result type, a function's settings, a comment", async () => {
     const { diff, targetUrl } = await generate(async (dir) => {
       await replaceIn(dir, "20_windows.sql", "public.google_ai_pacific_zone() RETURNS text",
@@ -207,6 +296,44 @@ GRANT ALL ON FUNCTION public.google_ai_note_count() TO eve_gateway;
     ]));
     expect(diff.remaining).toEqual([]);
     await expectAppliedTwiceEqual(diff.sql!, targetUrl);
+  });
+
+  it("writes a function whose result type changes while a view reads it: the view goes first and comes back", async () => {
+    const zone = `
+CREATE OR REPLACE VIEW public.google_ai_zone_now WITH (security_invoker='true') AS
+ SELECT public.google_ai_pacific_zone() AS zone;
+COMMENT ON VIEW public.google_ai_zone_now IS 'The Pacific zone''s name.';
+`;
+    const { diff, targetUrl } = await generate(async (dir) => {
+      await writeFile(path.join(dir, "94_zone.sql"), zone);
+      await replaceIn(dir, "20_windows.sql", "public.google_ai_pacific_zone() RETURNS text",
+        "public.google_ai_pacific_zone() RETURNS character varying");
+    }, undefined, zone);
+    const sql = diff.sql!;
+    const dropView = sql.indexOf(`drop view if exists "public"."google_ai_zone_now";`);
+    const dropFunction = sql.indexOf("drop function if exists public.google_ai_pacific_zone();");
+    expect(dropView).toBeGreaterThanOrEqual(0);
+    expect(dropView).toBeLessThan(dropFunction);
+    expect(diff.fixups).toEqual(expect.arrayContaining([
+      "comment on view public.google_ai_zone_now is 'The Pacific zone''s name.';",
+    ]));
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(sql, targetUrl, zone);
+  });
+
+  it("writes a composite type that gains an attribute: the functions taking it go first and come back", async () => {
+    const { diff, targetUrl } = await generate((dir) =>
+      replaceIn(dir, "35_clients_and_tokens.sql", "    client_id uuid,\n    token_id uuid\n);",
+        "    client_id uuid,\n    token_id uuid,\n    attempt integer\n);"));
+    const sql = diff.sql!;
+    const dropType = sql.indexOf(`drop type if exists "public"."google_ai_caller";`);
+    const dropRules = sql.indexOf("drop function if exists public.google_ai_booking_rules(");
+    const createRules = sql.indexOf("CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(");
+    expect(dropRules).toBeGreaterThanOrEqual(0);
+    expect(dropRules).toBeLessThan(dropType);
+    expect(dropType).toBeLessThan(createRules);
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(sql, targetUrl);
   });
 
   it("says in its header what the migration changes, in comment lines of at most 110 characters", () => {

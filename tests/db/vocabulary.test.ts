@@ -82,10 +82,22 @@ describe("the database's lists are vocabulary.ts's", () => {
     expect(bookingOwn).toEqual(expect.arrayContaining(["share_kept", "spread", "queue_turn"]));
   });
 
+  it("google_ai_queue_turns(limit): a ticket and a turn for each of WAITABLE_LIMITS, none for any other limit", async () => {
+    const rows = await db.sql<{ limit: string; turns: string | null }[]>`
+      select l as limit, public.google_ai_queue_turns(l) as turns from unnest(${STEP_LIMITS as unknown as string[]}::text[]) l`;
+    const place = fn("google_ai_queue_turns");
+    const waited = rows.filter((r) => r.turns !== null).map((r) => r.limit);
+    expect(difference(place, WAITABLE_LIMITS, waited)).toEqual(same(place));
+    // Every waited limit's turn is one the queue knows: counted in the windows' slots, or head first.
+    expect({ place, turns: rows.filter((r) => r.turns !== null && !["slots", "head"].includes(r.turns)) })
+      .toEqual({ place, turns: [] });
+  });
+
   // Lists a function's body writes out: [function, what the list is, how to find it, the list].
   const BODIES: [name: string, what: string, pattern: RegExp, list: readonly string[]][] = [
-    ["google_ai_fall_back_at", "c_model_limits", /c_model_limits constant text\[\] := array\[([^\]]*)\]/, MODEL_LIMITS],
-    ["google_ai_refusal_at", "the limits that wait in line", /where p_limit in \(([^)]*)\) and coalesce\(p_wait_left_ms/, WAITABLE_LIMITS],
+    // (With the waitable limits, which google_ai_queue_turns names: the case below.)
+    ["google_ai_fall_back_at", "c_model_limits", /c_model_limits constant text\[\] := array\[([^\]]*)\]/,
+      MODEL_LIMITS.filter((l) => !(WAITABLE_LIMITS as readonly string[]).includes(l))],
     ["google_ai_metric_samples", "the statuses of eve_gateway_google_calls_total", /'eve_gateway_google_calls_total'[\s\S]*?g\.status in \(([^)]*)\)/, CALL_STATUSES],
   ];
   it.each(BODIES)("%s: %s", async (name, what, pattern, list) => {

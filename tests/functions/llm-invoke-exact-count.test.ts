@@ -60,7 +60,7 @@ describe("exact count where the estimate would refuse", () => {
     expect(res.body.error.code).toBe("invalid_request");
     expect(res.body.error.message).toContain("Google counts the input at 2100 tokens");
     expect(res.body.error.message).toContain(`(${TPM})`);
-    expect(res.body.error.details).toEqual({ estimated_tokens: estimateOf(prompt), counted_tokens: 2_100, max_tokens: TPM });
+    expect(res.body.error.details).toEqual({ field: "messages", estimated_tokens: estimateOf(prompt), counted_tokens: 2_100, tpm_limit: TPM });
     expect(countCalls()).toBe(1);
     expect(s.sim.stats().byMethod["generateContent"]?.received ?? 0).toBe(0);
   });
@@ -92,7 +92,7 @@ describe("exact count where the estimate would refuse", () => {
     const res = await s.call({ model: "gemma-3-27b", prompt });
     expect(res.status).toBe(400);
     expect(res.body.error.message).toContain(`estimated at ${estimateOf(prompt)} tokens`);
-    expect(res.body.error.details).toEqual({ estimated_tokens: estimateOf(prompt), max_tokens: TPM });
+    expect(res.body.error.details).toEqual({ field: "messages", estimated_tokens: estimateOf(prompt), tpm_limit: TPM });
     expect(countCalls()).toBe(1);
     expect(s.sim.stats().byMethod["generateContent"]?.received ?? 0).toBe(0);
   });

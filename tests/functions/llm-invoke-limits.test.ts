@@ -75,7 +75,7 @@ describe("NO_WAIT", () => {
     await s.setLimit({ model: GEMMA, tpm: 50 });
     const res = await s.call({ model: GEMMA, prompt: "x".repeat(2000) });
     expect(res.status).toBe(400);
-    expect(res.body.error).toMatchObject({ code: "invalid_request", details: { max_tokens: 50, counted_tokens: 500 } });
+    expect(res.body.error).toMatchObject({ code: "invalid_request", details: { field: "messages", tpm_limit: 50, counted_tokens: 500 } });
     // Google's count was asked (once) and is still too large: generateContent is never called.
     expect(s.sim.stats().byMethod["countTokens"]?.received).toBe(1);
     expect(s.sim.stats().byMethod["generateContent"]?.received ?? 0).toBe(0);

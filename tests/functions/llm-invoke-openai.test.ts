@@ -186,6 +186,103 @@ describe("gpt-4o behind the gateway", () => {
     expect((refused as InstanceType<typeof OpenAI.APIError>).code).toBe("upstream_rejected");
   });
 
+  it("five calls OpenAI refuses with 400 keep only their input: the next ordinary call is served at once, the window within one call of OpenAI's", async () => {
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0, defaultHeaders: { "x-eve-mode": "NO_WAIT" } });
+    const strict = { type: "object", properties: { a: { type: "string" } } };
+    const refusals = [
+      { max_tokens: 20_000 },
+      { response_format: { type: "json_schema" as const, json_schema: { name: "loose", strict: true, schema: strict } } },
+      { response_format: { type: "json_object" as const } },
+      { max_completion_tokens: 20_000 },
+      { max_tokens: 20_000 },
+    ];
+    for (const extra of refusals) {
+      const refused = await client.chat.completions.create({
+        model: "gpt-4o",
+        messages: [{ role: "user", content: "refuse me" }],
+        ...extra,
+      }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+      expect((refused as InstanceType<typeof OpenAI.APIError>).code).toBe("upstream_rejected");
+    }
+    const served = await client.chat.completions.create({ model: "gpt-4o", messages: [{ role: "user", content: "an ordinary call" }] });
+    expect(served.choices[0]!.message.content).toContain("an ordinary call");
+    expect(oa.stats().total.byStatus).toEqual({ 400: 5, 200: 1 });
+    const counted = oa.stats().quota["org-sim-a"]!["gpt-4o"]!.minuteTokens;
+    const [window] = await s.sql<{ tokens: number }[]>`
+      select sum(window_tokens)::int as tokens from public.google_ai_usage_counters where model = 'gpt-4o'`;
+    const [call] = await s.sql<{ estimated: number }[]>`
+      select max(estimated_tokens)::int as estimated from public.google_ai_attempts where status = 'succeeded'`;
+    expect(Math.abs(window!.tokens - counted)).toBeLessThanOrEqual(call!.estimated);
+    // The refusals kept their input only (a few tokens each), logged with OpenAI's status.
+    const rows = await s.sql<{ status: string; http_status: number }[]>`
+      select status, http_status from public.google_ai_attempts where http_status = 400`;
+    expect(rows).toHaveLength(5);
+  });
+
+  it("a max_tokens larger than the model's TPM is blamed on max_tokens; an unknown model is OpenAI's 404 model_not_found", async () => {
+    for (const extra of [{ max_tokens: 100_000 }, { max_completion_tokens: 31_000 }]) {
+      const refused = await openai().chat.completions.create({
+        model: "gpt-4o",
+        messages: [{ role: "user", content: "too much" }],
+        ...extra,
+      }).catch((e: unknown) => e);
+      expect(refused).toBeInstanceOf(OpenAI.BadRequestError);
+      const error = refused as InstanceType<typeof OpenAI.APIError>;
+      expect({ code: error.code, param: error.param }).toEqual({ code: "invalid_request", param: "max_tokens" });
+      const details = (error.error as { details: Record<string, unknown> }).details;
+      expect(details).toMatchObject({ field: "max_tokens", tpm_limit: 30_000 });
+      expect(details.max_tokens).toBeUndefined();
+      expect(error.message).not.toContain("input is estimated");
+    }
+    const unknown = await openai().chat.completions.create({
+      model: "gpt-9-nonexistent",
+      messages: [{ role: "user", content: "x" }],
+    }).catch((e: unknown) => e);
+    expect(unknown).toBeInstanceOf(OpenAI.NotFoundError);
+    const error = unknown as InstanceType<typeof OpenAI.APIError>;
+    expect({ status: error.status, code: error.code, param: error.param })
+      .toEqual({ status: 404, code: "model_not_found", param: "model" });
+    expect(error.message).toContain("/v1/models");
+  });
+
+  it("GET /v1/models names each model's owner by its row's provider", async () => {
+    const owners = new Map<string, string>();
+    for await (const m of openai().models.list()) owners.set(m.id, m.owned_by);
+    expect({ gpt: owners.get("gpt-4o"), flash: owners.get(FLASH) }).toEqual({ gpt: "openai", flash: "google" });
+    expect((await openai().models.retrieve("gpt-4o")).owned_by).toBe("openai");
+  });
+
+  it("every answer says what happened in x-eve-* headers (replayed, model, provider, attempts); a stream names the model as the whole answer does", async () => {
+    const ask = () =>
+      openai().chat.completions.create(
+        { model: "gpt-4o", messages: [{ role: "user", content: "say what happened" }] },
+        { headers: { "x-eve-request-id": "oa-headers" } },
+      ).withResponse();
+    const first = await ask();
+    const served = (h: Headers) =>
+      ["x-eve-replayed", "x-eve-model", "x-eve-provider", "x-eve-attempts"].map((n) => h.get(n));
+    expect(served(first.response.headers)).toEqual(["false", "gpt-4o", "openai", "1"]);
+    const again = await ask();
+    expect(served(again.response.headers)).toEqual(["true", "gpt-4o", "openai", "0"]);
+    expect(again.data.choices[0]!.message.content).toBe(first.data.choices[0]!.message.content);
+
+    const { data: stream, response } = await openai().chat.completions.create({
+      model: "gpt-4o",
+      messages: [{ role: "user", content: "stream what happened" }],
+      stream: true,
+    }).withResponse();
+    expect(served(response.headers)).toEqual(["false", "gpt-4o", "openai", "1"]);
+    const models = new Set<string>();
+    for await (const chunk of stream) models.add(chunk.model);
+    expect([...models]).toEqual([first.data.model]);
+
+    // The native route and a Gemini model alike.
+    const native = await s.call({ model: FLASH, prompt: "native headers" });
+    expect(native.status, native.text).toBe(200);
+    expect(served(native.headers)).toEqual(["false", FLASH, "google", "1"]);
+  });
+
   it("a Gemini model refuses what only OpenAI's models give, naming it, before anything is booked", async () => {
     const refused = await openai().chat.completions.create({
       model: FLASH,

@@ -5,11 +5,12 @@
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { applyMigrations, connect, migrationsDir, prepareDatabase, type Sql } from "../../shared/db/migrate.ts";
+import { applyMigration, connect, listMigrations, migrationsDir, prepareDatabase, type Sql } from "../../shared/db/migrate.ts";
 import { testServer } from "../support/test-database.ts";
 
 const JOB = "eve-gateway-housekeeping";
 const FUNCTION_JOB = "eve-gateway-maintenance";
+const VACUUM_JOB = "eve-gateway-counters-vacuum";
 const SCHEDULE_MIGRATION = path.join(migrationsDir, "20261122000200_rows_and_schedule.sql");
 
 let sql: Sql;
@@ -72,13 +73,14 @@ describe("the housekeeping job in pg_cron", () => {
     expect(log!.tables_affected).toEqual(expect.arrayContaining(["google_ai_attempts", "google_ai_cooldowns", "cron.job_run_details"]));
   });
 
-  it("is overwritten, not duplicated, when the migrations are applied again", async () => {
+  it("is overwritten, not duplicated, when the migration that schedules it is applied again", async () => {
     const [before] = await job(JOB);
-    await applyMigrations(sql, { force: true });
+    await applyMigration(sql, (await listMigrations()).find((m) => m.name === "rows_and_schedule")!);
     const after = await job(JOB);
     expect(after).toHaveLength(1);
     expect(after[0]).toEqual(before);
-    expect((await sql`select count(*)::int as n from cron.job where jobname like 'eve-gateway-%'`)[0]!.n).toBe(1);
+    const names = await sql`select jobname from cron.job where jobname like 'eve-gateway-%' order by 1`;
+    expect(names.map((r) => r.jobname)).toEqual([VACUUM_JOB, JOB]);
   });
 
   it("runs under pg_cron's scheduler itself (a probe job with the same command, every minute)", async () => {
@@ -104,6 +106,32 @@ describe("the housekeeping job in pg_cron", () => {
       await sql`select cron.unschedule(${jobid}::bigint)`;
     }
   }, 160_000);
+});
+
+describe("the counter rows' vacuum in pg_cron", () => {
+  it("exists in the cron database, every 10 seconds, vacuuming google_ai_usage_counters", async () => {
+    expect(await job(VACUUM_JOB)).toEqual([{
+      jobid: expect.any(String),
+      schedule: "10 seconds",
+      command: "vacuum (skip_locked) public.google_ai_usage_counters",
+      database: "postgres",
+      active: true,
+    }]);
+  });
+
+  it("runs under pg_cron's scheduler: the counter table is vacuumed", async () => {
+    const [{ jobid }] = await job(VACUUM_JOB);
+    const [{ max }] = await sql`select coalesce(max(runid), 0)::text as max from cron.job_run_details where jobid = ${jobid}`;
+    let run: { status: string; return_message: string } | undefined;
+    const deadline = Date.now() + 60_000;
+    while (Date.now() < deadline && run === undefined) {
+      await new Promise((r) => setTimeout(r, 1000));
+      [run] = await sql<{ status: string; return_message: string }[]>`
+        select status, return_message from cron.job_run_details
+        where jobid = ${jobid} and runid > ${max}::bigint and status in ('succeeded', 'failed') order by runid limit 1`;
+    }
+    expect(run, "pg_cron did not run the vacuum within 60 s").toEqual({ status: "succeeded", return_message: "VACUUM" });
+  }, 70_000);
 });
 
 describe("the maintenance function job (pg_net + Vault)", () => {

@@ -41,6 +41,8 @@ export type Answer = JsonAnswer | StreamAnswer | TextAnswer;
 export interface ErrorAnswer {
   body: unknown;
   headers?: Record<string, string>;
+  /** Where the API spoken answers another status for the same error (OpenAI's 404 for a model it does not know). */
+  status?: number;
 }
 
 /** What the envelope gives a handler for one request. */
@@ -186,7 +188,7 @@ export function envelope(options: EnvelopeOptions, handle: ScopedHandler): (req:
       const shaped = options.errorShape?.(req)?.(error, requestId);
       response = jsonResponse(
         shaped === undefined ? { ...error.extra, request_id: requestId, error: error.toBody().error } : shaped.body,
-        error.status,
+        shaped?.status ?? error.status,
         {
           ...options.headers,
           ...scopedHeaders,

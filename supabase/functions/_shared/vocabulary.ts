@@ -60,7 +60,10 @@ export const GROUP_CAUSES = ["spend_cap", ...MONEY_CAUSES] as const satisfies re
 
 /**
  * Refusals that waiting may lift: a minute window, the Pacific day, a cooldown or a paced share
- * frees them (the database gives these a queue ticket when the caller waits).
+ * frees them. One entry each: the database's google_ai_queue_turns (40_queue.sql; held to this list by
+ * tests/db/vocabulary.test.ts) gives these a queue ticket when the caller waits, and their turn: counted
+ * in each group's window slots for the limits the queue counts, head first for any other (a due ticket
+ * waiting for it holds the requests behind it); another model of a chain may escape them (MODEL_LIMITS).
  */
 export const WAITABLE_LIMITS = ["rpm", "tpm", "rpd", "cooldown", "pace"] as const;
 

@@ -341,6 +341,12 @@ export interface FinalizeParams {
    * the model until `until` when no more is left than is already on its way. Null/absent: not said.
    */
   room?: { requests: number | null; tokens: number | null; until: Date } | null;
+  /**
+   * A call the provider answered without usage: the tokens its window keeps of the booking. The input
+   * for a call the provider refused before generating (a 4xx: the output booking goes back); null/absent:
+   * the whole booking stays (a call that failed after it started may have been counted whole).
+   */
+  settledTokens?: number | null;
 }
 
 /** A model a caller can name (GET …/v1beta/models, …/v1/models): its row and what Google lists of it. */
@@ -356,6 +362,8 @@ export interface ModelEntry {
   supportsSystemInstruction: boolean;
   supportsJsonMode: boolean;
   supportsTools: boolean;
+  /** Who serves it (its row's provider); absent: google. */
+  provider?: Provider;
 }
 
 /** The model a name stands for: its id or one of its aliases. */

@@ -1,8 +1,8 @@
--- The usage views: current windows against limits (a row from an older minute counts as nothing
--- used now), cooldowns in force, the last 24 hours by caller; readable by service_role only.
+-- The usage views: current windows against limits, as the admission counts them (admissions that
+-- left the sliding window count as nothing), cooldowns in force, the last 24 hours by caller; readable by service_role only.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(16);
+select plan(20);
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd, safety_margin) values ('view-model', 10, 1000, 100, 0.1);
@@ -11,32 +11,51 @@ insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, prio
   ('a2', 'KEY_A2', 'proj-a', 2, true, array['view-model']),
   ('b1', 'KEY_B1', 'proj-b', 1, true, array['view-model']),
   ('c1', 'KEY_C1', 'proj-c', 1, false, array['view-model']);
-insert into public.google_ai_usage_counters (quota_group, model, minute_bucket, day_bucket, rpm_used, tpm_used, rpd_used) values
-  ('proj-a', 'view-model', date_trunc('minute', now(), 'UTC'), (now() at time zone 'America/Los_Angeles')::date, 3, 300, 20),
-  -- last used two minutes ago: nothing used this minute, the day's count still stands
-  ('proj-b', 'view-model', date_trunc('minute', now(), 'UTC') - interval '2 minutes', (now() at time zone 'America/Los_Angeles')::date, 7, 700, 50),
-  -- a group whose only key is inactive, used yesterday
-  ('proj-c', 'view-model', date_trunc('minute', now(), 'UTC') - interval '1 day', (now() at time zone 'America/Los_Angeles')::date - 1, 1, 10, 90);
+-- Usage booked as the admission books it (google_ai_book_group: the sliding window's ring, the day).
+create function pg_temp.book(p_group text, p_model text, p_n integer, p_tokens integer, p_at timestamptz,
+    p_tpm integer default 900) returns text language sql as $$
+  select string_agg((public.google_ai_book_group(p_group, p_model, 9, p_tpm, 90, p_tokens, p_at, false, null)).outcome,
+    ',') from generate_series(1, p_n) $$;
+-- (The shares the classes keep of every model are left out: the view is about the group's window.)
+delete from public.google_ai_quota_shares where model = 'view-model';
+select pg_temp.book('proj-a', 'view-model', 3, 100, now());
+-- booked two minutes ago: out of the window now, the day's count still stands
+select pg_temp.book('proj-b', 'view-model', 7, 100, now() - interval '2 minutes');
+-- a group whose only key is inactive, used yesterday
+select pg_temp.book('proj-c', 'view-model', 1, 10, now() - interval '1 day');
 insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason, quota_id) values
   ('proj-b', 'view-model', now() + interval '42 seconds', 'rate_limited', 'GenerateRequestsPerMinutePerProjectPerModel-FreeTier'),
   ('proj-a', 'view-model', now() - interval '1 second', 'over', null);
 
-select is((select (active_keys, key_aliases, rpm_used, rpm_limit, rpm_left, tpm_used, tpm_limit, rpd_used, rpd_limit, state)::text
+select is((select (active_keys, key_aliases, rpm_used, rpm_limit, rpm_left, tpm_used, tpm_limit, tpm_left, rpd_used, rpd_limit, state)::text
            from public.google_ai_usage_now where quota_group = 'proj-a' and model = 'view-model'),
-  '(2,"{a1,a2}",3,9,6,300,900,20,90,open)', 'a group in use this minute: usage against the limits after the 10% margin');
-select is((select (rpm_used, tpm_used, rpd_used, rpd_left)::text from public.google_ai_usage_now where quota_group = 'proj-b'),
-  '(0,0,50,40)', 'a row from an older minute counts as nothing used this minute; the day still counts');
+  '(2,"{a1,a2}",3,9,6,300,900,600,3,90,open)', 'a group in use: its sliding window and day against the limits after the 10% margin');
+select is((select (rpm_used, tpm_used, rpm_left, rpd_used, rpd_left)::text from public.google_ai_usage_now where quota_group = 'proj-b'),
+  '(0,0,0,7,83)', 'admissions that left the window count as nothing; the day still counts; a cooldown leaves nothing to book');
 select is((select (state, cooldown_reason)::text from public.google_ai_usage_now where quota_group = 'proj-b'),
   '(cooldown,rate_limited)', 'a cooldown in force shows, and is what would refuse a request now');
 select is((select (active_keys, rpd_used, state)::text from public.google_ai_usage_now where quota_group = 'proj-c'),
   '(0,0,no_active_key)', 'a group without an active key: yesterday''s count is not today''s');
-select is((select minute_resets_at - minute_window from public.google_ai_usage_now where quota_group = 'proj-a'), interval '1 minute',
-  'the minute resets one minute after the window starts');
+select ok((select minute_resets_at between now() + interval '59 seconds' and now() + interval '62 seconds'
+           from public.google_ai_usage_now where quota_group = 'proj-a'),
+  'the window frees room when its first admission leaves it (60 s and the guard after it)');
 select is((select day_resets_at at time zone 'America/Los_Angeles' from public.google_ai_usage_now where quota_group = 'proj-a'),
   ((now() at time zone 'America/Los_Angeles')::date + 1)::timestamp, 'the day resets at the next Pacific midnight');
 
-update public.google_ai_usage_counters set rpm_used = 9 where quota_group = 'proj-a';
-select is((select state from public.google_ai_usage_now where quota_group = 'proj-a'), 'rpm', 'a full minute shows as rpm');
+select is(pg_temp.book('proj-a', 'view-model', 6, 50, now()), 'booked,booked,booked,booked,booked,booked', 'six more fit');
+select is((select (state, rpm_left, minute_resets_at > now())::text from public.google_ai_usage_now where quota_group = 'proj-a'),
+  '(rpm,0,t)', 'a full window shows as rpm, with room again when its first admission leaves');
+
+-- What the view shows left is what the next request can book: one token more is refused, that many fit.
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd, safety_margin) values ('view-tokens', 10, 1000, 100, 0);
+insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority, is_active, models) values
+  ('d1', 'KEY_D1', 'proj-d', 1, true, array['view-tokens']);
+delete from public.google_ai_quota_shares where model = 'view-tokens';
+select pg_temp.book('proj-d', 'view-tokens', 1, 700, now(), 1000);
+select is((select (tpm_used, tpm_left)::text from public.google_ai_usage_now where quota_group = 'proj-d'), '(700,300)',
+  'tokens used and left in the window');
+select is(pg_temp.book('proj-d', 'view-tokens', 1, 301, now(), 1000), 'tpm', 'one token more than shown left is refused');
+select is(pg_temp.book('proj-d', 'view-tokens', 1, 300, now(), 1000), 'booked', 'what is shown left is booked');
 
 select is((select array_agg(quota_group) from public.google_ai_cooldowns_active where model = 'view-model'), array['proj-b'],
   'only cooldowns in force are listed');

@@ -55,6 +55,8 @@ export interface UpstreamError {
   message: string;
   /** Who answered, for the caller's message (the provider's display name); absent: not known. */
   upstream?: string;
+  /** What the failed answer's rate-limit headers say is left of the group's limits, where the provider says so. */
+  room?: ProviderRoom | null;
 }
 
 /** A failure without a usable HTTP answer: network error, our timeout, a caller abort, bad JSON. */

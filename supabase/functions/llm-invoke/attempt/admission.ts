@@ -76,7 +76,14 @@ export async function admit(
     if (r.limit === "duplicate") return { kind: "replay", response: r.response as InvokeResult };
     if (r.limit === "no_active_key") return { kind: "no_active_key" };
     const counted = await size.recount(r);
-    const context = { ...refusal, estimatedTokens: size.estimated, countedTokens: size.counted, countedBy: size.countedBy };
+    const context = {
+      ...refusal,
+      estimatedTokens: size.estimated,
+      countedTokens: size.counted,
+      countedBy: size.countedBy,
+      bookedOutputTokens: size.bookedOutput,
+      imageTokens: size.imageTokens,
+    };
     // Google's count is still above the most one request may book: no second round trip to hear it.
     if (counted && r.limit === "too_large" && r.maxTokens != null && size.tokens > r.maxTokens) {
       throw finalRefusal(r, context)!;

@@ -31,6 +31,7 @@ const EMPTY = {
   addedMs: null,
   firstByteMs: null,
   room: null,
+  settledTokens: null,
 } as const;
 
 export interface SuccessRecord {
@@ -80,10 +81,20 @@ export interface FailureRecord {
   now: number;
   /** Cooldown after a 429 that names no wait. */
   defaultCooldownMs: number;
+  /** The booking's input tokens: what a call refused before generating keeps (refusedBeforeGenerating). */
+  inputTokens?: number;
+}
+
+/**
+ * The provider answered with a refusal (any 4xx, a 429 too): nothing was generated, so at most the
+ * input was counted. A 5xx, a timeout or a cut connection may come after the provider started.
+ */
+export function refusedBeforeGenerating(error: UpstreamError): boolean {
+  return error.kind === "http" && error.httpStatus !== null && error.httpStatus >= 400 && error.httpStatus < 500;
 }
 
 export function failureRecord(
-  { reservationId, latencyMs, error, now, defaultCooldownMs }: FailureRecord,
+  { reservationId, latencyMs, error, now, defaultCooldownMs, inputTokens }: FailureRecord,
 ): FinalizeParams {
   const limited = error.class === "rate_limited";
   const cause = limited ? error.quotaCause ?? "unknown" : null;
@@ -107,6 +118,10 @@ export function failureRecord(
     cooldownUntilPacificMidnight: untilMidnight,
     keyRejected: error.class === "invalid_key",
     quotaCause: cause,
+    room: error.room == null
+      ? null
+      : { requests: error.room.requests, tokens: error.room.tokens, until: new Date(now + error.room.resetMs) },
+    settledTokens: inputTokens !== undefined && refusedBeforeGenerating(error) ? inputTokens : null,
   };
 }
 

@@ -3,6 +3,7 @@
 import type { Caller } from "../../_shared/auth.ts";
 import { outputTokens, type Usage } from "../../_shared/upstream/answer.ts";
 import type { DialectAnswer, UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import type { Provider } from "../../_shared/providers/registry.ts";
 import type { QuotaSnapshot, NormalizedRequest } from "../contract.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
 
@@ -39,6 +40,8 @@ export interface InvokeResult {
   text: string;
   /** The model that served (canonical). */
   model: string;
+  /** Who served it (the model row's provider); absent in answers stored before it was recorded. */
+  provider?: Provider;
   /** Only when a fallback served: the chain's first model, and why each model before this one was passed over. */
   requested_model?: string;
   fallback_from?: Array<{ model: string; limit: string; cause: string | null; retry_after_ms: number | null }>;
@@ -79,7 +82,7 @@ export function answerUsage(usage: Usage | null, estimatedInputTokens: number): 
 /** Who served a streamed answer: known when its first chunk is passed on. */
 export type StreamHead = Pick<
   InvokeResult,
-  "model" | "requested_model" | "fallback_from" | "key_alias" | "attempts" | "waited_ms"
+  "model" | "provider" | "requested_model" | "fallback_from" | "key_alias" | "attempts" | "waited_ms"
 >;
 
 /**

@@ -37,6 +37,8 @@ export interface LostFinalize {
   outcome: FinalizeParams["outcome"];
   input_tokens: number | null;
   output_tokens: number | null;
+  /** A call answered without usage: the tokens its window keeps (google_ai_finalize's p_settled_tokens). */
+  settled_tokens: number | null;
   http_status: number | null;
   error_code: string | null;
   quota_id: string | null;
@@ -100,6 +102,7 @@ export function lostRecord(params: FinalizeParams, tries: number, lastError: str
     outcome: params.outcome,
     input_tokens: params.inputTokens,
     output_tokens: params.outputTokens,
+    settled_tokens: params.settledTokens ?? null,
     http_status: params.httpStatus,
     error_code: params.errorCode,
     quota_id: params.quotaId,

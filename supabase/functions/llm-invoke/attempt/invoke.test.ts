@@ -270,6 +270,7 @@ describe("invoke: success", () => {
     expect(result).toEqual({
       text: "Привет",
       model: "gemma-3-27b-it",
+      provider: "google",
       key_alias: "alias-1",
       usage: { prompt_tokens: 11, completion_tokens: 9, total_tokens: 20 },
       attempts: 1,
@@ -934,7 +935,7 @@ describe("invoke: Google's exact count where the estimate would refuse", () => {
     expect(error.status).toBe(400);
     expect(error.message).toContain("Google counts the input at 1950 tokens");
     expect(error.message).toContain("(1800)");
-    expect(error.details).toEqual({ estimated_tokens: estimateOf(LONG), counted_tokens: 1_950, max_tokens: 1_800 });
+    expect(error.details).toEqual({ field: "messages", estimated_tokens: estimateOf(LONG), counted_tokens: 1_950, tpm_limit: 1_800 });
     expect(store.reserves).toHaveLength(1);
     expect(google.calls).toHaveLength(0);
   });
@@ -950,7 +951,7 @@ describe("invoke: Google's exact count where the estimate would refuse", () => {
     const error = await rejection(setup(store, google).run({ prompt: LONG }));
     expect(error.status).toBe(400);
     expect(error.message).toContain(`estimated at ${estimateOf(LONG)} tokens`);
-    expect(error.details).toEqual({ estimated_tokens: estimateOf(LONG), max_tokens: 1_800 });
+    expect(error.details).toEqual({ field: "messages", estimated_tokens: estimateOf(LONG), tpm_limit: 1_800 });
     expect(google.counts).toHaveLength(1);
   });
 

@@ -244,6 +244,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         return tokens === null ? null : { tokens, by: providerName(providerOf(profile)) };
       },
       bookedOutput(chain, request.generationConfig),
+      request.imageTokens,
     );
     const reserveAs = reserveCallerOf(caller);
     // The caller named the request (its own request_id): the database keeps an idempotency record.
@@ -411,7 +412,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     ): InvokeAnswer {
       const times = answerTimes(timing);
       return relayStream(opened, {
-        head: { ...headOf(reservation, calls), waited_ms: waiting.waitedMs },
+        head: { ...headOf(reservation, calls, call.provider), waited_ms: waiting.waitedMs },
         reservationId: reservation.reservationId,
         upstream: call.who,
         estimatedInputTokens: size.input,
@@ -432,7 +433,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       call: PreparedCall,
       reservation: Reservation,
     ): Promise<InvokeResult> {
-      const result = answer(outcome, reservation, calls);
+      const result = answer(outcome, reservation, calls, call.provider);
       const record = successRecord({
         reservationId: reservation.reservationId,
         latencyMs: outcome.latencyMs,
@@ -469,6 +470,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
               error,
               now: clock.now(),
               defaultCooldownMs: options.defaultCooldownMs,
+              inputTokens: size.input,
             }),
             serviceTier: call.tier,
           },
@@ -532,14 +534,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       }
     }
 
-    /** Who served: the model, why a fallback served, the key, the calls made. */
-    function headOf(reservation: Reservation, attempts: number) {
+    /** Who served: the model and its provider, why a fallback served, the key, the calls made. */
+    function headOf(reservation: Reservation, attempts: number, provider: Provider) {
       // A fallback served: the answer says what was asked for and why each model before it was passed over.
       const passedOver = (reservation.fallbackFrom ?? []).filter((s) => s.model !== reservation.model);
       const fallback = reservation.model === chain[0]!.model
         ? {}
         : { requested_model: chain[0]!.model, fallback_from: fallbackSteps(passedOver) };
-      return { model: reservation.model, ...fallback, key_alias: reservation.keyAlias, attempts };
+      return { model: reservation.model, provider, ...fallback, key_alias: reservation.keyAlias, attempts };
     }
 
     async function callUpstream(call: PreparedCall, reservation: Reservation): Promise<GenerateOutcome> {
@@ -560,8 +562,9 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       outcome: Extract<GenerateOutcome, { ok: true }>,
       reservation: Reservation,
       attempts: number,
+      provider: Provider,
     ): InvokeResult {
-      const { model, key_alias, ...rest } = headOf(reservation, attempts);
+      const { model, key_alias, ...rest } = headOf(reservation, attempts, provider);
       return {
         text: outcome.text,
         model,

@@ -33,6 +33,10 @@ export interface RefusalContext {
   countedTokens?: number | null;
   /** Who counted them (the provider's name). */
   countedBy?: string | null;
+  /** Output tokens booked on top of the input (OpenAI's max_tokens); 0/absent where TPM counts input only. */
+  bookedOutputTokens?: number;
+  /** Of the input, the tokens its images count. */
+  imageTokens?: number;
 }
 
 /**
@@ -121,19 +125,45 @@ export function withRefusalCause(error: GatewayError, cause: string | null): Gat
   });
 }
 
-/** The input is larger than one minute of the model's tokens: by the provider's count when it was asked. */
-function tooLarge(maxTokens: number | null, ctx: RefusalContext): GatewayError {
-  const limit = `more than this model's per-minute token limit${maxTokens === null ? "" : ` (${maxTokens})`}.`;
+/**
+ * The request books more than one minute of the model's tokens (`tpm`). Names what is too large, as
+ * OpenAI's `param` names a field (details.field): `max_tokens` when the input fits and the output
+ * booked on top of it (OpenAI's models) does not, `image_url` when the text alone would fit, else the
+ * input (`messages`), by the provider's count when it was asked.
+ */
+function tooLarge(tpm: number | null, ctx: RefusalContext): GatewayError {
+  const limit = `this model's per-minute token limit${tpm === null ? "" : ` (${tpm})`}`;
   const counted = ctx.countedTokens ?? null;
+  const input = counted ?? ctx.estimatedTokens;
+  const output = ctx.bookedOutputTokens ?? 0;
+  const images = ctx.imageTokens ?? 0;
+  const figures = {
+    estimated_tokens: ctx.estimatedTokens,
+    ...(counted === null ? {} : { counted_tokens: counted }),
+    ...(output === 0 ? {} : { booked_output_tokens: output }),
+    ...(images === 0 ? {} : { image_tokens: images }),
+    tpm_limit: tpm,
+  };
+  if (output > 0 && tpm !== null && input < tpm) {
+    return new GatewayError(
+      "invalid_request",
+      `The request books ${input + output} tokens (the input, ${input}, plus ${output} asked for the answer), ` +
+        `more than ${limit}. Ask for at most ${tpm - input} output tokens (max_tokens).`,
+      { details: { field: "max_tokens", ...figures } },
+    );
+  }
   const size = counted === null
     ? `The input is estimated at ${ctx.estimatedTokens} tokens`
     : `${ctx.countedBy ?? "The provider"} counts the input at ${counted} tokens`;
-  return new GatewayError("invalid_request", `${size}, ${limit} Shorten it or split it.`, {
-    details: {
-      estimated_tokens: ctx.estimatedTokens,
-      ...(counted === null ? {} : { counted_tokens: counted }),
-      max_tokens: maxTokens,
-    },
+  if (images > 0 && tpm !== null && input - images < tpm) {
+    return new GatewayError(
+      "invalid_request",
+      `${size}, ${images} of them for its images, more than ${limit}. Send fewer or smaller images.`,
+      { details: { field: "image_url", ...figures } },
+    );
+  }
+  return new GatewayError("invalid_request", `${size}, more than ${limit}. Shorten it or split it.`, {
+    details: { field: "messages", ...figures },
   });
 }
 

@@ -218,8 +218,9 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
         return { body: (await openAiModule()).openAiModels(models, now()), asIs: true };
       case "openai.model": {
         const id = route.model.replace(/^models\//, "");
-        if (modelNamed(models, id) === undefined) throw notFound(`No model ${id} here; GET …/v1/models lists them.`);
-        return { body: (await openAiModule()).openAiModel(id, now()), asIs: true };
+        const entry = modelNamed(models, id);
+        if (entry === undefined) throw notFound(`No model ${id} here; GET …/v1/models lists them.`);
+        return { body: (await openAiModule()).openAiModel(id, now(), entry), asIs: true };
       }
       default:
         throw notFound("This path is not one of llm-invoke's routes.");
@@ -270,6 +271,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
 
     const answer = watchStream(await running, scope);
     logAnswer(scope, answer);
+    scope.setHeaders(servedHeaders(answer));
     // Google's REST streams as one JSON array unless asked for SSE (?alt=sse); older SDKs read the array.
     if (request.stream && dialect === "gemini" && new URL(req.url).searchParams.get("alt") !== "sse") {
       return (await geminiModule()).geminiJsonArrayStream(answer, context());
@@ -323,6 +325,21 @@ function logAnswer(scope: RequestScope, answer: InvokeAnswer): void {
       replayed: answer.replayed === true,
     }),
   });
+}
+
+/**
+ * What happened to the request, on every route's answer (a whole answer and a stream alike): whether
+ * it is a replay of a stored answer (x-eve-replayed), the model and provider that served, and the
+ * calls made to providers (x-eve-attempts: 0 for a replay).
+ */
+export function servedHeaders(answer: InvokeAnswer): Record<string, string> {
+  const replayed = !isStream(answer) && answer.replayed === true;
+  return {
+    "x-eve-replayed": String(replayed),
+    "x-eve-model": answer.model,
+    ...(answer.provider === undefined ? {} : { "x-eve-provider": answer.provider }),
+    "x-eve-attempts": String(replayed ? 0 : answer.attempts),
+  };
 }
 
 /** A 404 that names the routes, in its message too (the other APIs' error shapes keep only the message). */

@@ -112,6 +112,8 @@ export class InputSize {
     readonly estimated: number,
     private readonly count: (model: string | null) => Promise<{ tokens: number; by: string } | null>,
     readonly bookedOutput = 0,
+    /** Of `estimated`, the tokens the request's images count (named when they make it too large). */
+    readonly imageTokens = 0,
   ) {
     this.tokens = estimated + bookedOutput;
   }

@@ -84,5 +84,7 @@ export function requestFor(links: readonly ChainLink[], model: string | null | u
 
 /** A model the request names that has no row (by id or alias). */
 export function unknownModel(model: string): GatewayError {
-  return new GatewayError("unknown_model", `Unknown model ${model}: use a model listed in google_ai_model_limits.`);
+  return new GatewayError("unknown_model", `Unknown model ${model}: use a model listed in google_ai_model_limits.`, {
+    details: { model },
+  });
 }

@@ -196,7 +196,8 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           p_served_tier => ${p.servedTier ?? null}, p_added_ms => ${roundedMs(p.addedMs)}::integer,
           p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer,
           p_room_requests => ${p.room?.requests ?? null}::integer, p_room_tokens => ${p.room?.tokens ?? null}::integer,
-          p_room_until => ${p.room == null ? null : p.room.until.toISOString()}::timestamptz) as r`;
+          p_room_until => ${p.room == null ? null : p.room.until.toISOString()}::timestamptz,
+          p_settled_tokens => ${p.settledTokens ?? null}::integer) as r`;
       }),
 
     release: (reservationId, reason) =>
@@ -223,11 +224,13 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           supports_system_instruction: boolean;
           supports_json_mode: boolean;
           supports_tools: boolean;
+          provider: string;
         }[]>`
           select m.model, coalesce(to_jsonb(m.aliases), '[]'::jsonb) as aliases, m.display_name,
                  m.input_token_limit, m.output_token_limit, m.rpm, m.tpm, m.rpd, m.supports_system_instruction,
-                 m.supports_json_mode, m.supports_tools
-          from public.google_ai_model_list() m`;
+                 m.supports_json_mode, m.supports_tools, v.provider
+          from public.google_ai_model_list() m
+          cross join lateral public.google_ai_model_provider(p_model => m.model) v`;
         return rows.map((r): ModelEntry => ({
           model: r.model,
           aliases: r.aliases,
@@ -240,6 +243,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           supportsSystemInstruction: r.supports_system_instruction,
           supportsJsonMode: r.supports_json_mode,
           supportsTools: r.supports_tools,
+          provider: r.provider as Provider,
         }));
       }),
 

@@ -13,12 +13,12 @@ import { parseInvokeRequest } from "./native/request.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "./sse.ts";
 import type { GenerateSurface, SurfaceContext } from "./surface.ts";
 
-/** The native body of an answer: everything but the provider's own shape of it. */
+/** The native body of an answer: everything but the provider's own shape of it (and who served: x-eve-provider). */
 export function nativeBody(result: InvokeResult): Record<string, unknown> {
   // `openai`: where an answer stored for replay by an earlier release keeps the provider's own.
-  const { response: _hub, dialectAnswer: _own, openai: _stored, ...body } = result as InvokeResult & {
-    openai?: unknown;
-  };
+  const { response: _hub, dialectAnswer: _own, openai: _stored, provider: _provider, ...body } = result as
+    & InvokeResult
+    & { openai?: unknown };
   return body;
 }
 

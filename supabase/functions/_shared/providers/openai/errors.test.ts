@@ -89,3 +89,19 @@ describe("classifyOpenAiHttpError", () => {
     expect(out.message).not.toContain(key);
   });
 });
+
+describe("room on a refusal", () => {
+  it("a 400 or a 503 with x-ratelimit-* carries what is left, as a 200 does; none without them", () => {
+    const h = new Headers({
+      "x-ratelimit-remaining-requests": "499",
+      "x-ratelimit-remaining-tokens": "29950",
+      "x-ratelimit-reset-requests": "120ms",
+      "x-ratelimit-reset-tokens": "100ms",
+    });
+    for (const status of [400, 503]) {
+      expect(classifyOpenAiHttpError(status, body("invalid_request_error", "invalid_value"), h).room)
+        .toEqual({ requests: 499, tokens: 29_950, resetMs: 120 });
+    }
+    expect(classifyOpenAiHttpError(400, body("invalid_request_error", null), new Headers()).room).toBeNull();
+  });
+});

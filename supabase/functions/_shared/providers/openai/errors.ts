@@ -113,6 +113,8 @@ export function classifyOpenAiHttpError(
     spendWindowMs: null,
     message: sanitize(rawMessage, { secrets: options.secrets, maxLength: 500 }),
     upstream: "OpenAI",
+    // Every answer of OpenAI's carries the organization's room, a refusal's too: the books follow it.
+    room: roomOf(headers),
   };
   if (httpStatus === 429) return { ...base, class: "rate_limited" };
   if (httpStatus >= 500 || httpStatus === 408 || httpStatus === 409) return { ...base, class: "retryable" };

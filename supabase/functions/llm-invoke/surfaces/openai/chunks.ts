@@ -30,7 +30,8 @@ class ChunkWriter {
 
   constructor(
     private readonly ctx: SurfaceContext,
-    private readonly model: string,
+    /** The `model` every chunk names: OpenAI's snapshot when OpenAI served (as its whole answer names it). */
+    public model: string,
     private readonly includeUsage: boolean,
   ) {}
 
@@ -113,6 +114,8 @@ async function* chunkFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceCon
   const writer = new ChunkWriter(ctx, answer.model, includeUsage);
 
   if (!isStream(answer)) {
+    const own = answer.dialectAnswer?.dialect === "openai" ? answer.dialectAnswer.body : undefined;
+    if (typeof own?.model === "string") writer.model = own.model;
     // A replay: each choice whole in one chunk, then its finish.
     for (const choice of choicesOf(answer, ctx.requestId)) {
       const index = choice.index as number;
@@ -132,6 +135,8 @@ async function* chunkFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceCon
 
   try {
     for await (const chunk of answer.chunks) {
+      // OpenAI's chunks name its snapshot (gpt-4o-2024-08-06), as its whole answer does: so do these.
+      if (answer.provider === "openai" && typeof chunk.modelVersion === "string") writer.model = chunk.modelVersion;
       const candidates = candidatesOf(chunk);
       for (const [position, candidate] of candidates.entries()) {
         for (const f of writer.candidate(candidate, indexOf(candidate, position))) yield f;

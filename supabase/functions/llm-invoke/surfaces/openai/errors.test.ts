@@ -35,6 +35,18 @@ describe("error", () => {
     expect(((await response.json()) as { error: { type: string } }).error.type).toBe("rate_limit_error");
   });
 
+  it("an unknown model is OpenAI's 404 model_not_found with param model, pointing at GET …/v1/models", async () => {
+    const handle = envelope(
+      { name: "llm-invoke", errorShape: () => openAiSurface.error, logLine: () => {}, newRequestId: () => REQUEST_ID },
+      () => Promise.reject(new GatewayError("unknown_model", "Unknown model gpt-9.", { details: { model: "gpt-9" } })),
+    );
+    const response = await handle(new Request("http://x/llm-invoke/v1/chat/completions", { method: "POST" }));
+    expect(response.status).toBe(404);
+    const { error } = (await response.json()) as { error: Record<string, unknown> };
+    expect(error).toMatchObject({ type: "invalid_request_error", param: "model", code: "model_not_found" });
+    expect(error.message).toContain("/v1/models");
+  });
+
   it("names the type by status, keeps the gateway's code, and the field as param", () => {
     const cases: Array<[GatewayError, string, string | null]> = [
       [

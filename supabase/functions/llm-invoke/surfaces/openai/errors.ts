@@ -46,7 +46,30 @@ export function openAiErrorObject(error: GatewayError, requestId: string): Recor
   };
 }
 
+/**
+ * A model the gateway does not know, as OpenAI says it: 404 `model_not_found` (OpenAI's SDKs raise
+ * NotFoundError), pointing at the list of the models served.
+ */
+function modelNotFound(error: GatewayError, requestId: string): ErrorAnswer {
+  const model = typeof error.details?.model === "string" ? error.details.model : null;
+  return {
+    status: 404,
+    body: {
+      error: {
+        message: `The model \`${model ?? "?"}\` does not exist or is not served here: ` +
+          "GET /functions/v1/llm-invoke/v1/models lists the models you can use.",
+        type: "invalid_request_error",
+        param: "model",
+        code: "model_not_found",
+        ...(model === null ? {} : { details: { model } }),
+        request_id: requestId,
+      },
+    },
+  };
+}
+
 export function error(error: GatewayError, requestId: string): ErrorAnswer {
+  if (error.code === "unknown_model") return modelNotFound(error, requestId);
   const headers: Record<string, string> = {};
   const retryAfterMs = error.extra?.retry_after_ms;
   if (error.status === 429 && typeof retryAfterMs === "number") {

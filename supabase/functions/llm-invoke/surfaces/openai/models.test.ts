@@ -25,4 +25,14 @@ describe("models", () => {
       owned_by: "google",
     });
   });
+
+  it("says who owns each model by its row's provider", () => {
+    const list = openAiModels([entry("gpt-4o", ["4o"], { provider: "openai" }), entry("gemini-2.5-flash", [])], NOW);
+    expect((list.data as Array<{ id: string; owned_by: string }>).map((m) => [m.id, m.owned_by])).toEqual([
+      ["gpt-4o", "openai"],
+      ["4o", "openai"],
+      ["gemini-2.5-flash", "google"],
+    ]);
+    expect(openAiModel("gpt-4o", NOW, entry("gpt-4o", [], { provider: "openai" })).owned_by).toBe("openai");
+  });
 });

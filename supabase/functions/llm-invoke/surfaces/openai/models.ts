@@ -3,9 +3,9 @@
 import type { ModelEntry } from "../../contract.ts";
 import { created } from "./answer.ts";
 
-/** One entry of /v1/models: `id` is the model's id or one of its aliases. */
-export function openAiModel(id: string, now: number): Record<string, unknown> {
-  return { id, object: "model", created: created(now), owned_by: "google" };
+/** One entry of /v1/models: `id` is the model's id or one of its aliases; `owned_by` its row's provider. */
+export function openAiModel(id: string, now: number, entry?: ModelEntry): Record<string, unknown> {
+  return { id, object: "model", created: created(now), owned_by: entry?.provider ?? "google" };
 }
 
 /** GET /v1/models: every model the gateway serves, under its id and under each alias (each a name callers may use). */
@@ -16,7 +16,7 @@ export function openAiModels(models: ModelEntry[], now: number): Record<string, 
     for (const id of [entry.model, ...entry.aliases]) {
       if (seen.has(id)) continue;
       seen.add(id);
-      data.push(openAiModel(id, now));
+      data.push(openAiModel(id, now, entry));
     }
   }
   return { object: "list", data };

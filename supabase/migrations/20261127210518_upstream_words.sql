@@ -1,9 +1,11 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
--- What it changes: An attempt row whose call the provider answered with an error says upstream_error (the
---   check takes it beside google_error, which earlier rows keep); google_ai_finalize takes google_error until
---   the next release and writes upstream_error, and a key it takes out of rotation names the provider that
---   rejected it (an OpenAI key was said to be Google's); the calls metric and the 24 h view count both
+-- What it changes: The words for any provider: an attempt row whose call the provider answered with an error
+--   says upstream_error (the status check takes it beside google_error, which earlier rows keep;
+--   google_ai_finalize takes google_error until the next release and writes upstream_error; the calls metric
+--   and the 24 h view count both), a stream the provider broke off is cut by upstream (google_ai_finalize_cut
+--   takes google until the next release), and a key a call finds rejected is taken out naming the provider
+--   that rejected it
 set check_function_bodies = off;
 
 alter table "public"."google_ai_attempts" drop constraint if exists "google_ai_attempts_status_check";
@@ -17,7 +19,7 @@ end $migration$;
 
 alter table "public"."google_ai_attempts" validate constraint "google_ai_attempts_status_check";
 
-CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb, p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer, p_room_requests integer DEFAULT NULL::integer, p_room_tokens integer DEFAULT NULL::integer, p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb, p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer, p_room_requests integer DEFAULT NULL::integer, p_room_tokens integer DEFAULT NULL::integer, p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_settled_tokens integer DEFAULT NULL::integer)
  RETURNS jsonb
  LANGUAGE plpgsql
  SECURITY DEFINER
@@ -89,9 +91,39 @@ begin
       coalesce(p_error_code, p_outcome), p_quota_id);
   end if;
   perform public.google_ai_settle_call(v_att, p_input_tokens, p_output_tokens, p_room_requests, p_room_tokens,
-    p_room_until);
+    p_room_until, p_settled_tokens);
 
   return jsonb_build_object('ok', true, 'status', v_att.status, 'cooldown_until', v_until);
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_answer jsonb;
+begin
+  if p_cut_by not in ('client', 'upstream', 'google') then
+    raise exception 'p_cut_by must be client or upstream' using errcode = '22023';
+  end if;
+  v_answer := public.google_ai_finalize(
+    p_reservation_id => p_reservation_id, p_outcome => 'succeeded', p_input_tokens => p_input_tokens,
+    p_output_tokens => p_output_tokens, p_http_status => 200, p_latency_ms => p_latency_ms,
+    p_service_tier => p_service_tier, p_served_tier => p_served_tier, p_added_ms => p_added_ms,
+    p_first_byte_ms => p_first_byte_ms);
+  if not coalesce((v_answer ->> 'ok')::boolean, false) then
+    return v_answer;
+  end if;
+  update public.google_ai_attempts a set
+    status = 'cut',
+    error_code = 'stream_cut_by_' || p_cut_by,
+    error_message = left(p_error_message, 1000)
+  where a.reservation_id = p_reservation_id;
+  return jsonb_build_object('ok', true, 'status', 'cut');
 end
 $function$
 ;

@@ -1,0 +1,399 @@
+// Part 11: a request's cost does not grow with the log. Two halves, each measured side by side in one run:
+//  - Latency: two llm-invoke as on Supabase, each with its own database, in front of both simulators: one
+//    with the part's own small log, one with a month of older attempt rows of the same groups and models.
+//    Gemma and gpt-4o whole, a gpt-4o stream and a fallback (gpt-4o-mini fails with 503, Gemma answers in
+//    the same request), interleaved call by call and stack by stack. The figure is each kind's p50 with
+//    the big log over its p50 with the small one.
+//  - The counter row: gpt-4o's reservation and finalize (with OpenAI's room, the path that counts the
+//    calls in flight) at concurrency 16, straight to the RPCs, with pg_cron running the migrations' vacuum
+//    of the counter rows on its schedule (the server's cron database gets the migration, and the job is
+//    pointed at the part's database); google_ai_usage_counters' size, dead rows and heap-only share after
+//    the first batch and after ten times as many.
+import { randomUUID } from "node:crypto";
+import { readdir, readFile } from "node:fs/promises";
+import path from "node:path";
+import { performance } from "node:perf_hooks";
+import { startOpenAISimulator } from "../shared/openai-sim/server.ts";
+import { connect, migrationsDir, type Sql } from "../shared/db/migrate.ts";
+import { type BenchDb, type BenchServer, closeClients, HUGE, openClients, relationBytes, UNBOUNDED } from "./lib/db.ts";
+import { postInvoke, probeInvoke, serveLlmInvokeAsOnSupabase, simulatorFor } from "./lib/llm-invoke.ts";
+import { fmt, pct, table, times, type Check, type PartResult } from "./lib/report.ts";
+import { round, summarize } from "./lib/stats.ts";
+import { Teardown } from "./lib/teardown.ts";
+
+export interface LogScaleConfig {
+  /** Calls of each kind in each half of the latency measure, one at a time. */
+  calls: number;
+  /** Older attempt rows added between the two latency halves. */
+  logRows: number;
+  /** The counter row's two measures: after the first count of requests, then after the second in all. */
+  counterRequests: [number, number];
+  /** Requests in flight for the counter row. */
+  concurrency: number;
+  /**
+   * Whether the ratios and the growth are checks (a full run) or only reported: a smoke run's few calls
+   * say nothing of a p50, and its first batch ends before the first vacuum.
+   */
+  checkFigures: boolean;
+}
+
+const GEMMA = "gemma-3-27b-it";
+const GPT = "gpt-4o";
+/** Always fails with 503 at the OpenAI simulator: each of its calls falls back to Gemma. */
+const FAILING = "gpt-4o-mini";
+const ORG = "org-scale";
+const PROJECT = "proj-scale";
+const SECRET = "sk-scale-openai";
+const SECRET_VAR = "OPENAI_SCALE_SIM_KEY";
+/** A kind's p50 with the big log may be at most this many times its p50 with the small one. */
+const MAX_RATIO = 1.2;
+/** The counter table after ten times the requests may be at most this many times its size after the first. */
+const MAX_GROWTH = 2;
+
+type Kind = "gemma" | "gpt-4o" | "gpt-4o stream" | "fallback";
+const KINDS: Kind[] = ["gemma", "gpt-4o", "gpt-4o stream", "fallback"];
+/** The kinds the issue's bound is on. */
+const BOUND: Kind[] = ["gemma", "gpt-4o"];
+
+interface Half {
+  logRows: number;
+  p50: Record<Kind, number>;
+  errors: number;
+  firstError?: string;
+}
+
+interface CounterFigures {
+  requests: number;
+  /** The table's size at the batch's end (heap, indexes, TOAST). */
+  tableBytes: number;
+  /** Its largest size seen during the batch (sampled every 250 ms): what the load needed at most. */
+  peakBytes: number;
+  liveRows: number;
+  deadRows: number;
+  updates: number;
+  hotUpdates: number;
+  vacuums: number;
+}
+
+export async function runLogScale(bench: BenchServer, cfg: LogScaleConfig, log: (s: string) => void): Promise<PartResult> {
+  const small = await latencyHalves(bench, cfg, log);
+  const { figures: counters, cronRuns } = await counterGrowth(bench, cfg, log);
+  const ratios = Object.fromEntries(KINDS.map((k) => [k, round(small[1].p50[k] / small[0].p50[k], 3)])) as Record<Kind, number>;
+  for (const k of KINDS) log(`  ${k.padEnd(14)} p50 ${fmt(small[0].p50[k])} → ${fmt(small[1].p50[k])} ms (${times(ratios[k])})`);
+  const [first, last] = counters;
+  const growth = round(last!.peakBytes / first!.peakBytes, 3);
+  log(`  counters' peak: ${kb(first!.peakBytes)} in the first ${first!.requests}, ${kb(last!.peakBytes)} in the rest to ${last!.requests} (${times(growth)})`);
+
+  const errors = small[0].errors + small[1].errors;
+  const checks: Check[] = [
+    {
+      name: "every request of both halves answered as asked (200, the fallback by Gemma)",
+      ok: errors === 0,
+      detail: errors === 0 ? `${2 * cfg.calls * KINDS.length} requests, 0 errors` : `${errors} errors; first: ${small.find((h) => h.errors)?.firstError}`,
+    },
+    {
+      name: "pg_cron ran the migrations' counter vacuum against the part's database, every run succeeded",
+      ok: cronRuns.succeeded > 0 && cronRuns.failed === 0,
+      detail: `${cronRuns.succeeded} runs succeeded, ${cronRuns.failed} failed${cronRuns.firstFailure ? `: ${cronRuns.firstFailure}` : ""}`,
+    },
+  ];
+  if (cfg.checkFigures) {
+    checks.push({
+      name: `the counter table's largest size up to ${last!.requests} requests within ${MAX_GROWTH}× of its largest in the first ${first!.requests}`,
+      ok: growth <= MAX_GROWTH,
+      detail: `${kb(first!.peakBytes)} → ${kb(last!.peakBytes)} (${times(growth)}); at the end ${kb(last!.tableBytes)}, one live row`,
+    }, {
+      name: `gemma's and gpt-4o's p50 with ${cfg.logRows.toLocaleString("en")} older attempt rows within ${MAX_RATIO}× of a small log's`,
+      ok: BOUND.every((k) => ratios[k] <= MAX_RATIO),
+      detail: BOUND.map((k) => `${k} ${times(ratios[k])}`).join(", "),
+    });
+  }
+  return {
+    id: "log-scale",
+    title: "A request's cost with a month of attempts",
+    data: { config: cfg, halves: small, ratios, counters },
+    markdown: markdown(cfg, small, ratios, counters),
+    headline: [
+      { figure: `p50 with ${cfg.logRows.toLocaleString("en")} older attempt rows ÷ a small log's (target ≤ ${MAX_RATIO}×)`, value: KINDS.map((k) => `${k} ${times(ratios[k])}`).join(", ") },
+      { figure: `counter table's largest size, requests ${first!.requests} to ${last!.requests} ÷ the first ${first!.requests} (target ≤ ${MAX_GROWTH}×)`, value: `${times(growth)} (${kb(first!.peakBytes)} → ${kb(last!.peakBytes)})` },
+    ],
+    checks,
+  };
+}
+
+/**
+ * Two stacks side by side, each its own database and llm-invoke as on Supabase, one with the part's own
+ * small log and one with `logRows` older rows; every call goes to both in turn, so the load of the
+ * machine at any moment falls on both alike.
+ */
+async function latencyHalves(bench: BenchServer, cfg: LogScaleConfig, log: (s: string) => void): Promise<[Half, Half]> {
+  const teardown = new Teardown();
+  try {
+    const openai = teardown.closes(await startOpenAISimulator({
+      organizations: { [ORG]: { keys: [SECRET] } },
+      models: { [GPT]: { rpm: HUGE, tpm: HUGE }, [FAILING]: { rpm: HUGE, tpm: HUGE } },
+      settle: "usage",
+    }));
+    openai.addFault({ kind: "http503", model: FAILING });
+    const stack = async (name: string, logRows: number) => {
+      const db = teardown.closes(await bench.fresh(name));
+      const google = teardown.closes(await simulatorFor(db, GEMMA, PROJECT));
+      await openaiRows(db.sql);
+      const t0 = performance.now();
+      if (logRows > 0) await fillLog(db.sql, logRows);
+      if (logRows > 0) log(`  ${logRows.toLocaleString("en")} older attempt rows added and analyzed in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+      const fnLog: string[] = [];
+      const edge = teardown.closes(await serveLlmInvokeAsOnSupabase({
+        dbUrl: db.url,
+        simUrl: google.url,
+        env: { OPENAI_BASE_URL: openai.url, [SECRET_VAR]: SECRET },
+        log: fnLog,
+      }));
+      const url = `${edge.url}/`;
+      for (const model of [GEMMA, GPT]) await probeInvoke(url, body(model, "probe"), fnLog);
+      return url;
+    };
+    const urls: [string, string] = [await stack("log_scale_small", 0), await stack("log_scale_big", cfg.logRows)];
+    const halves = await measure(urls, cfg.calls, [0, cfg.logRows]);
+    for (const h of halves) log(`  log of ${h.logRows}: ${KINDS.map((k) => `${k} ${fmt(h.p50[k])} ms`).join(", ")}`);
+    return halves;
+  } finally {
+    await teardown.run();
+  }
+}
+
+async function openaiRows(sql: Sql): Promise<void> {
+  await sql`
+    insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
+    values ('scale-openai', 'openai', ${SECRET_VAR}, ${ORG}, 100, true)`;
+  for (const model of [GPT, FAILING]) {
+    await sql`
+      insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, booked_output_tokens, fallback_models, is_active)
+      values (${model}, 'openai', ${UNBOUNDED.rpm}, ${UNBOUNDED.tpm}, ${UNBOUNDED.rpd}, 4096,
+              ${model === FAILING ? [GEMMA] : []}, true)
+      on conflict (model) do update set provider = excluded.provider, rpm = excluded.rpm, tpm = excluded.tpm,
+        rpd = excluded.rpd, booked_output_tokens = excluded.booked_output_tokens,
+        fallback_models = excluded.fallback_models, is_active = true`;
+  }
+}
+
+function body(model: string, id: string, extra: Record<string, unknown> = {}) {
+  return { model, prompt: "Summarise in one sentence why a shared rate limiter must be atomic.", request_id: id,
+    generationConfig: { maxOutputTokens: 64 }, ...extra };
+}
+
+/** Each kind `calls` times on each stack, interleaved call by call (stack by stack), one at a time. */
+async function measure(urls: [string, string], calls: number, logRows: [number, number]): Promise<[Half, Half]> {
+  const halves = logRows.map((rows) => ({ logRows: rows, p50: {} as Record<Kind, number>, errors: 0 })) as [Half, Half];
+  const ms = halves.map(() => ({ gemma: [], "gpt-4o": [], "gpt-4o stream": [], fallback: [] })) as Record<Kind, number[]>[];
+  const call: Record<Kind, (url: string, id: string) => Promise<string | null>> = {
+    gemma: async (url, id) => expect200(await postInvoke(url, body(GEMMA, id))),
+    "gpt-4o": async (url, id) => expect200(await postInvoke(url, body(GPT, id))),
+    "gpt-4o stream": async (url, id) => {
+      const res = await fetch(url, { method: "POST", headers: invokeHeaders(), body: JSON.stringify(body(GPT, id, { stream: true })) });
+      const text = await res.text();
+      return res.status === 200 && text.includes('"type":"done"') ? null : `${res.status} ${text.slice(-200)}`;
+    },
+    fallback: async (url, id) => {
+      const r = await postInvoke(url, body(FAILING, id));
+      return r.status === 200 && (JSON.parse(r.body) as { model?: string }).model === GEMMA ? null : `${r.status} ${r.body.slice(0, 200)}`;
+    },
+  };
+  for (let i = 0; i < calls; i++) {
+    for (const k of KINDS) {
+      for (const [h, url] of urls.entries()) {
+        const t0 = performance.now();
+        const error = await call[k](url, randomUUID());
+        ms[h]![k].push(performance.now() - t0);
+        if (error) {
+          halves[h]!.errors++;
+          halves[h]!.firstError ??= `${k}: ${error}`;
+        }
+      }
+    }
+  }
+  for (const [h, half] of halves.entries()) for (const k of KINDS) half.p50[k] = round(summarize(ms[h]![k]).p50, 3);
+  return halves;
+}
+
+function invokeHeaders(): Record<string, string> {
+  return { authorization: "Bearer bench-service-key-not-a-secret", "content-type": "application/json" };
+}
+
+function expect200(r: { status: number; body: string }): string | null {
+  return r.status === 200 ? null : `${r.status} ${r.body.slice(0, 200)}`;
+}
+
+/** A month of decided attempts of the part's own groups, models and caller, as 30 days of retention keep them. */
+async function fillLog(sql: Sql, rows: number): Promise<void> {
+  const batch = 200_000;
+  for (let done = 0; done < rows; done += batch) {
+    const size = Math.min(batch, rows - done);
+    await sql.begin(async (tx) => {
+      // Written as a restore would: the live path's triggers (a holder's claim, the commit checks) are not theirs.
+      await tx`set local session_replication_role = replica`;
+      await tx`
+        insert into public.google_ai_attempts (created_at, admitted_at, finished_at, status, request_id, caller, model,
+          requested_model, quota_group, key_alias, priority_class, estimated_tokens, input_tokens, output_tokens,
+          http_status, latency_ms)
+        select at, at, at, 'succeeded', 'old-' || i, 'service', model, model,
+               case when model = ${GPT} then ${ORG} else ${PROJECT} end,
+               case when model = ${GPT} then 'scale-openai' else 'bench' end,
+               'interactive', 120, 100, 40, 200, 500
+        from (select i, now() - interval '30 days' + interval '30 days' * (i::float8 / ${rows}) - interval '10 minutes' as at,
+                     (array[${GPT}, ${GEMMA}])[1 + i % 2] as model
+              from generate_series(${done + 1}::int, ${done + size}::int) i) x`;
+    });
+  }
+  await sql`analyze public.google_ai_attempts`;
+}
+
+/** gpt-4o's reserve and finalize with OpenAI's room, `concurrency` at a time, to each measure in turn. */
+interface CronRuns {
+  succeeded: number;
+  failed: number;
+  firstFailure?: string;
+}
+
+async function counterGrowth(
+  bench: BenchServer,
+  cfg: LogScaleConfig,
+  log: (s: string) => void,
+): Promise<{ figures: CounterFigures[]; cronRuns: CronRuns }> {
+  const db = await bench.fresh("log_scale_counters");
+  const clients = await openClients(db.url, cfg.concurrency);
+  const cron = connect(bench.server.url, { max: 1 });
+  const job = await scheduleCounterVacuum(cron, db.name);
+  try {
+    await db.sql`update public.google_ai_api_keys set is_active = false`;
+    await openaiRows(db.sql);
+    const figures: CounterFigures[] = [];
+    let done = 0;
+    for (const target of cfg.counterRequests) {
+      let peak = 0;
+      const sampler = setInterval(() => {
+        void relationBytes(db.sql, "public.google_ai_usage_counters").then((b) => (peak = Math.max(peak, b)), () => {});
+      }, 250);
+      try {
+        await churn(clients, done, target);
+      } finally {
+        clearInterval(sampler);
+      }
+      done = target;
+      const f = await counterFigures(db, done);
+      f.peakBytes = Math.max(peak, f.tableBytes);
+      figures.push(f);
+      log(`  counters after ${done}: ${kb(f.tableBytes)} (peak ${kb(f.peakBytes)}), ${f.deadRows} dead, ${f.hotUpdates}/${f.updates} HOT, ${f.vacuums} vacuums`);
+    }
+    return { figures, cronRuns: await cronRunsOf(cron, job) };
+  } finally {
+    await cron`select cron.unschedule(${job}::bigint)`;
+    await cron.end({ timeout: 5 });
+    await closeClients(clients);
+    await db.close();
+  }
+}
+
+/**
+ * The migration that schedules the counter rows' vacuum, applied to the server's cron database as a
+ * project's own is, its job then pointed at the part's database (pg_cron runs jobs from one database).
+ */
+async function scheduleCounterVacuum(cron: Sql, database: string): Promise<string> {
+  const file = (await readdir(migrationsDir)).find((f) => f.endsWith("_counters_vacuum_schedule.sql"));
+  if (!file) throw new Error(`no *_counters_vacuum_schedule.sql in ${migrationsDir}`);
+  await cron`create extension if not exists pg_cron with schema pg_catalog`;
+  await cron.unsafe(await readFile(path.join(migrationsDir, file), "utf8"));
+  const [job] = await cron<{ jobid: string }[]>`select jobid::text from cron.job where jobname = 'eve-gateway-counters-vacuum'`;
+  if (!job) throw new Error(`${file} scheduled no job (is pg_cron preloaded on the bench server?)`);
+  await cron`select cron.alter_job(${job.jobid}::bigint, database => ${database})`;
+  return job.jobid;
+}
+
+/** The job's runs, after its next one has ended (a burst shorter than its interval may end before the first). */
+async function cronRunsOf(cron: Sql, job: string): Promise<CronRuns> {
+  const runs = () => cron<{ status: string; message: string | null }[]>`
+    select status, return_message as message from cron.job_run_details
+    where jobid = ${job}::bigint and status in ('succeeded', 'failed') order by runid`;
+  const deadline = Date.now() + 30_000;
+  let seen = await runs();
+  while (seen.length === 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    seen = await runs();
+  }
+  const failed = seen.filter((r) => r.status === "failed");
+  return {
+    succeeded: seen.length - failed.length,
+    failed: failed.length,
+    ...(failed[0] ? { firstFailure: String(failed[0].message).slice(0, 200) } : {}),
+  };
+}
+
+async function churn(clients: Sql[], from: number, to: number): Promise<void> {
+  let next = from;
+  await Promise.all(clients.map(async (c) => {
+    while (next < to) {
+      const i = next++;
+      const [{ r }] = await c<{ r: { ok: boolean; reservation_id: string } }[]>`
+        select public.google_ai_reserve_models(p_models => array[${GPT}], p_estimated_tokens => 120, p_caller => 'bench',
+          p_request_id => ${`churn-${i}`}) as r`;
+      if (!r.ok) throw new Error(`reservation ${i} refused: ${JSON.stringify(r)}`);
+      await c`select public.google_ai_finalize(p_reservation_id => ${r.reservation_id}::uuid, p_outcome => 'succeeded',
+        p_input_tokens => 100, p_output_tokens => 40, p_http_status => 200, p_latency_ms => 5,
+        p_room_requests => 1000000, p_room_tokens => 100000000, p_room_until => ${new Date(Date.now() + 1000).toISOString()}::timestamptz)`;
+    }
+  }));
+}
+
+async function counterFigures(db: BenchDb, requests: number): Promise<CounterFigures> {
+  await db.sql`select pg_stat_force_next_flush()`;
+  // Each client's statistics reach the shared counts within a second of its last transaction.
+  await new Promise((resolve) => setTimeout(resolve, 1_100));
+  const [row] = await db.sql.begin(async (tx) => {
+    await tx`set local stats_fetch_consistency = none`;
+    return tx<{ bytes: string; live: string; dead: string; upd: string; hot: string; vacuums: string }[]>`
+      select pg_total_relation_size('public.google_ai_usage_counters')::text as bytes, n_live_tup::text as live,
+             n_dead_tup::text as dead, n_tup_upd::text as upd, n_tup_hot_upd::text as hot,
+             (vacuum_count + autovacuum_count)::text as vacuums
+      from pg_stat_user_tables where relid = 'public.google_ai_usage_counters'::regclass`;
+  });
+  return {
+    requests,
+    tableBytes: Number(row!.bytes),
+    peakBytes: Number(row!.bytes),
+    liveRows: Number(row!.live),
+    deadRows: Number(row!.dead),
+    updates: Number(row!.upd),
+    hotUpdates: Number(row!.hot),
+    vacuums: Number(row!.vacuums),
+  };
+}
+
+function kb(bytes: number): string {
+  return `${fmt(bytes / 1024, 0)} kB`;
+}
+
+function markdown(cfg: LogScaleConfig, halves: [Half, Half], ratios: Record<Kind, number>, counters: CounterFigures[]): string {
+  return [
+    `Two llm-invoke as on Supabase in front of both simulators, each with its own database: one with the part's own ` +
+    `small log, one with ${cfg.logRows.toLocaleString("en")} older attempt rows of the same quota groups, models and caller ` +
+    `(30 days of them, analyzed). Each kind ${cfg.calls} times on each, interleaved call by call and stack by stack, one ` +
+    `at a time. \`fallback\` asks ${FAILING}, which the OpenAI simulator answers 503, and Gemma answers in the same request.`,
+    "",
+    table(
+      ["kind", "p50, small log", `p50, ${cfg.logRows.toLocaleString("en")} older rows`, "ratio"],
+      KINDS.map((k) => [k, `${fmt(halves[0].p50[k])} ms`, `${fmt(halves[1].p50[k])} ms`, times(ratios[k])]),
+      ["l", "r", "r", "r"],
+    ),
+    "",
+    `The counter row: gpt-4o's reservation and finalize (with OpenAI's room, so finalize counts the calls in flight) ` +
+    `straight to the RPCs, ${cfg.concurrency} at a time. \`google_ai_usage_counters\` holds one live row; its size counts ` +
+    `the heap, its indexes and its TOAST, sampled every 250 ms: a vacuum gives pages back only from the table's end, so the ` +
+    `size at one moment says where the live row happened to be; the largest size a batch needed says what the load costs.`,
+    "",
+    table(
+      ["requests (in all)", "largest size in the batch", "size at its end", "dead rows", "updates", "heap-only", "vacuums"],
+      counters.map((c) => [c.requests, kb(c.peakBytes), kb(c.tableBytes), c.deadRows, c.updates, pct(c.hotUpdates / Math.max(1, c.updates)), c.vacuums]),
+      ["r", "r", "r", "r", "r", "r", "r"],
+    ),
+  ].join("\n");
+}
