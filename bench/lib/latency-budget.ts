@@ -19,7 +19,7 @@ export function latencyBudget(
   const p50 = (xs: number[]) => round(summarize(xs).p50, 3);
   const named = (s: Record<string, number>) => PHASES.reduce((sum, p) => sum + (s[p] ?? 0), 0);
   const totalP50 = p50(whole.map((s) => s.total!));
-  const ownP50 = p50(whole.map((s) => s.total! - (s.google ?? 0)));
+  const ownP50 = p50(whole.map((s) => s.total! - (s.upstream ?? 0)));
   const addedP50 = round(at.callerP50 - at.directP50, 3);
   return {
     concurrency: at.concurrency,
@@ -34,7 +34,7 @@ export function latencyBudget(
     unnamedP50: p50(whole.map((s) => s.total! - named(s))),
     /** The function's total, p50. */
     totalP50,
-    /** Per answer: total − google (what the function itself spends), p50. */
+    /** Per answer: total − upstream (what the function itself spends), p50. */
     ownP50,
     /** The caller's latency to the target, p50. */
     callerP50: at.callerP50,
@@ -55,7 +55,7 @@ const MEANING: Record<string, string> = {
   body: "reading, parsing and validating the request body",
   reserve: "the reservation round trips to PostgreSQL",
   wait: "sleeping in the queue for a turn (WAIT)",
-  google: "the call to Google (here the simulator), the whole answer",
+  upstream: "the call to the provider (here the simulator), the whole answer",
   finalize: "the finalize the caller waits for (plain Deno only)",
 };
 
@@ -69,7 +69,7 @@ export function latencyBudgetMarkdown(b: LatencyBudget | null, label: string): s
     ]),
     ["not named", fmt(b.unnamedP50, 3), "per answer: total − the named phases (routing, estimate, building the answer)"],
     ["**`total`** (the function)", `**${fmt(b.totalP50, 3)}**`, "from the request's arrival in the handler to its answer"],
-    ["the function's own time", fmt(b.ownP50, 3), "per answer: total − `google`"],
+    ["the function's own time", fmt(b.ownP50, 3), "per answer: total − `upstream`"],
     ["direct call", fmt(b.directP50, 3), "the same call to the simulator from the benchmark's process"],
     [label, fmt(b.callerP50, 3), "as the caller sees it"],
     ["**added latency**", `**${fmt(b.addedP50, 3)}**`, "the caller's p50 − the direct call's p50 (the overhead table's figure)"],

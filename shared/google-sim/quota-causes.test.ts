@@ -1,7 +1,7 @@
 // limit: 0 per (project, model) and spend caps per project, over HTTP, and read back by the gateway's
 // own classifier (the simulator's bodies must be the ones the gateway is written for).
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
-import { classifyGoogleHttpError } from '../../supabase/functions/_shared/google/errors.ts';
+import { classifyGoogleHttpError } from '../../supabase/functions/_shared/providers/google/errors.ts';
 import { startGoogleSimulator, type GoogleSimulator } from './server.ts';
 import { call, fakeClock } from './test-helpers.ts';
 

@@ -5,7 +5,8 @@
 set check_function_bodies = off;
 
 -- One row per reservation decision: a refusal, or a reservation that later becomes the outcome of
--- one call to Google (succeeded, google_error, network_error, timeout) or is released.
+-- one call to the model's provider (succeeded, upstream_error, network_error, timeout, cut, withdrawn;
+-- google_error is upstream_error on rows written before it had that name) or is released.
 -- Never holds a key, a token or a secret: keys are named by alias, callers by label.
 -- (The checks' lists are array constants: PostgreSQL reads a table's checks again from their stored text
 -- in every statement that writes a row, token by token; written as ARRAY[...] of one constant per value
@@ -54,7 +55,8 @@ CREATE TABLE public.google_ai_attempts (
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY
       ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY
-      ('{reserved,refused,succeeded,google_error,network_error,timeout,released,abandoned,cut,withdrawn}'::text[])))
+      ('{reserved,refused,succeeded,upstream_error,network_error,timeout,cut,withdrawn,google_error,
+        released,abandoned}'::text[])))
 )
 WITH (fillfactor='80');
 

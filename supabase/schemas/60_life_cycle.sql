@@ -201,8 +201,10 @@ declare
   v_att public.google_ai_attempts;
   v_until timestamptz;
 begin
-  if p_outcome not in ('succeeded', 'google_error', 'network_error', 'timeout') then
-    raise exception 'p_outcome must be succeeded, google_error, network_error or timeout' using errcode = '22023';
+  -- google_error: upstream_error's former name, taken until the next release (a finalize logged
+  -- before it replays) and written as upstream_error.
+  if p_outcome not in ('succeeded', 'upstream_error', 'network_error', 'timeout', 'google_error') then
+    raise exception 'p_outcome must be succeeded, upstream_error, network_error or timeout' using errcode = '22023';
   end if;
   if not (p_quota_cause = any (public.google_ai_quota_causes())) then
     raise exception 'p_quota_cause must be one of %', array_to_string(public.google_ai_quota_causes(), ', ')
@@ -210,7 +212,7 @@ begin
   end if;
 
   update public.google_ai_attempts a set
-    status = p_outcome,
+    status = case p_outcome when 'google_error' then 'upstream_error' else p_outcome end,
     finished_at = pg_catalog.clock_timestamp(),
     input_tokens = p_input_tokens,
     output_tokens = p_output_tokens,
@@ -238,13 +240,13 @@ begin
     perform public.google_ai_record_success(v_att, p_input_tokens, p_output_tokens, p_response);
   end if;
 
-  -- Google says the key itself is no good: take it out of rotation now (with the reason, never
+  -- The provider says the key itself is no good: take it out of rotation now (with the reason, never
   -- deleted), rather than let every request spend an attempt on it until the next health check.
   if coalesce(p_key_rejected, p_error_code = 'API_KEY_INVALID') and v_att.api_key_id is not null then
     update public.google_ai_api_keys k set
       is_active = false,
-      disabled_reason = 'Google rejected the key (' || coalesce(left(p_error_code, 100),
-        'no reason given') || ') on a call',
+      disabled_reason = case k.serves_provider when 'openai' then 'OpenAI' else 'Google' end
+        || ' rejected the key (' || coalesce(left(p_error_code, 100), 'no reason given') || ') on a call',
       disabled_at = now(),
       updated_at = now()
     where k.id = v_att.api_key_id and k.is_active;
@@ -262,13 +264,14 @@ begin
   perform public.google_ai_settle_call(v_att, p_input_tokens, p_output_tokens, p_room_requests, p_room_tokens,
     p_room_until, p_settled_tokens);
 
-  return jsonb_build_object('ok', true, 'status', p_outcome, 'cooldown_until', v_until);
+  return jsonb_build_object('ok', true, 'status', v_att.status, 'cooldown_until', v_until);
 end
 $$;
 
 -- Google billed what it streamed: the call is finalized like a success (tokens reconciled with
 -- Google's last count, token_usage written, no stored answer), then marked 'cut' with who cut it
--- ('client': the caller went away; 'google': the stream broke off on Google's side).
+-- ('client': the caller went away; 'upstream': the stream broke off on the provider's side; 'google',
+-- upstream's former name, is taken until the next release, so a finalize logged before it replays).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text,
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
     p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text,
@@ -280,8 +283,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, 
 declare
   v_answer jsonb;
 begin
-  if p_cut_by not in ('client', 'google') then
-    raise exception 'p_cut_by must be client or google' using errcode = '22023';
+  if p_cut_by not in ('client', 'upstream', 'google') then
+    raise exception 'p_cut_by must be client or upstream' using errcode = '22023';
   end if;
   v_answer := public.google_ai_finalize(
     p_reservation_id => p_reservation_id, p_outcome => 'succeeded', p_input_tokens => p_input_tokens,

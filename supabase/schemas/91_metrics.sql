@@ -139,8 +139,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
           public.google_ai_metric_label('status', g.status),
           public.google_ai_metric_label('service_tier', g.service_tier),
             public.google_ai_metric_label('served_tier', g.served_tier)),
-        case when g.status in ('succeeded', 'cut', 'google_error', 'network_error', 'timeout',
-          'withdrawn') then g.n end),
+        case when g.status in ('succeeded', 'cut', 'upstream_error', 'network_error', 'timeout',
+          'withdrawn', 'google_error') then g.n end),
       -- Abandoned by housekeeping: a reservation (it has a quota group) no finalize reached.
       ('eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg),
         case when g.status = 'abandoned' and g.quota_group is not null then g.n end),

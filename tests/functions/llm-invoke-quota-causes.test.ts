@@ -79,16 +79,16 @@ describe("limit: 0", () => {
     const failed = await s.sql<{ status: string; http_status: number; quota_cause: string; key_alias: string }[]>`
       select status, http_status, quota_cause, key_alias from public.google_ai_attempts
       where status not in ('succeeded', 'refused')`;
-    expect(failed).toEqual([{ status: "google_error", http_status: 429, quota_cause: "limit_zero", key_alias: "key-a" }]);
+    expect(failed).toEqual([{ status: "upstream_error", http_status: 429, quota_cause: "limit_zero", key_alias: "key-a" }]);
     // The final attempt of each request carries what the gateway added and its first byte (for the
     // metrics); the attempt that was not final carries neither.
     const times = await s.sql<{ status: string; timed: number; first_byte_covers_added: number }[]>`
       select status, count(*) filter (where added_ms is not null and first_byte_ms is not null)::int as timed,
              count(*) filter (where first_byte_ms >= added_ms)::int as first_byte_covers_added
-      from public.google_ai_attempts where status in ('succeeded', 'google_error') group by status order by status`;
+      from public.google_ai_attempts where status in ('succeeded', 'upstream_error') group by status order by status`;
     expect(times).toEqual([
-      { status: "google_error", timed: 0, first_byte_covers_added: 0 },
       { status: "succeeded", timed: 12, first_byte_covers_added: 12 },
+      { status: "upstream_error", timed: 0, first_byte_covers_added: 0 },
     ]);
 
     // It rests until Pacific midnight (two aged minutes ago), not for Google's 38 s.
@@ -143,7 +143,7 @@ describe.each(["monthly_cap", "billing_cap", "credits_depleted"] as const)("mone
     const rows = await s.sql`select status, quota_cause, key_alias from public.google_ai_attempts
                              where request_id = ${`money-${kind}`} order by id`;
     expect(rows).toEqual([
-      { status: "google_error", quota_cause: kind, key_alias: "key-a" },
+      { status: "upstream_error", quota_cause: kind, key_alias: "key-a" },
       { status: "succeeded", quota_cause: null, key_alias: "key-b" },
     ]);
     // Every model of project A rests for the hour, with the cause (Google's models: OpenAI's rows are no
@@ -189,7 +189,7 @@ describe("spend cap", () => {
     const rows = await s.sql<{ status: string; quota_cause: string | null; key_alias: string }[]>`
       select status, quota_cause, key_alias from public.google_ai_attempts where request_id = 'sc-1' order by id`;
     expect(rows).toEqual([
-      { status: "google_error", quota_cause: "spend_cap", key_alias: "key-a" },
+      { status: "upstream_error", quota_cause: "spend_cap", key_alias: "key-a" },
       { status: "succeeded", quota_cause: null, key_alias: "key-b" },
     ]);
 
@@ -265,7 +265,7 @@ describe("spend cap", () => {
     expect(res.status).toBe(200);
     expect(res.body.key_alias).toBe("key-b");
     const [row] = await s.sql<{ quota_cause: string }[]>`
-      select quota_cause from public.google_ai_attempts where request_id = 'bare-1' and status = 'google_error'`;
+      select quota_cause from public.google_ai_attempts where request_id = 'bare-1' and status = 'upstream_error'`;
     expect(row).toEqual({ quota_cause: "unknown" });
     const rests = await s.sql<{ model: string; cause: string }[]>`
       select model, cause from public.google_ai_cooldowns where quota_group = 'proj-a'`;

@@ -46,7 +46,7 @@ describe("Google's 429", () => {
     expect(await attemptsOf("r429")).toEqual([
       {
         attempt: 1,
-        status: "google_error",
+        status: "upstream_error",
         key_alias: "main-a",
         http_status: 429,
         error_code: "RESOURCE_EXHAUSTED",
@@ -73,7 +73,7 @@ describe("Google's 429", () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ key_alias: "main-b", attempts: 2 });
     const rows = await attemptsOf("rpd429");
-    expect(rows[0]).toMatchObject({ status: "google_error", http_status: 429, quota_id: "GenerateRequestsPerDayPerProjectPerModel-FreeTier" });
+    expect(rows[0]).toMatchObject({ status: "upstream_error", http_status: 429, quota_id: "GenerateRequestsPerDayPerProjectPerModel-FreeTier" });
     const [cd] = await s.sql`select cooldown_until = public.google_ai_pacific_midnight_after(now()) as at_midnight,
                                     cooldown_until
                              from public.google_ai_cooldowns where quota_group = 'proj-a' and model = ${GEMMA}`;
@@ -102,7 +102,7 @@ describe("failures that are retried", () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ attempts: 2, key_alias: "main-b" });
     expect((await attemptsOf("r500")).map((r) => [r.status, r.key_alias, r.http_status])).toEqual([
-      ["google_error", "main-a", 500],
+      ["upstream_error", "main-a", 500],
       ["succeeded", "main-b", 200],
     ]);
     expect(s.sim.stats().total.received).toBe(2);
@@ -137,9 +137,9 @@ describe("failures that are retried", () => {
     expect(res.body.error.code).toBe("upstream_error");
     expect(s.sim.stats().total.received).toBe(3);
     expect((await attemptsOf("r503")).map((r) => [r.attempt, r.status, r.key_alias, r.http_status])).toEqual([
-      [1, "google_error", "main-a", 503],
-      [2, "google_error", "main-b", 503],
-      [3, "google_error", "main-c", 503],
+      [1, "upstream_error", "main-a", 503],
+      [2, "upstream_error", "main-b", 503],
+      [3, "upstream_error", "main-c", 503],
     ]);
   });
 
@@ -170,7 +170,7 @@ describe("failures that are not retried", () => {
     expect(res.body.error).toMatchObject({ code: "upstream_rejected", details: { upstream_status: 400 } });
     expect(res.body.error.message).toContain("invalid argument: topK");
     expect(s.sim.stats().total.received).toBe(1);
-    expect((await attemptsOf("r400")).map((r) => [r.status, r.http_status])).toEqual([["google_error", 400]]);
+    expect((await attemptsOf("r400")).map((r) => [r.status, r.http_status])).toEqual([["upstream_error", 400]]);
   });
 
   it("a key Google calls invalid is left out and the request succeeds on another", async () => {
@@ -178,7 +178,7 @@ describe("failures that are not retried", () => {
     const res = await s.call({ model: GEMMA, prompt: "x", request_id: "rkey" });
     expect(res.status).toBe(200);
     expect(res.body.key_alias).toBe("main-b");
-    expect((await attemptsOf("rkey"))[0]).toMatchObject({ status: "google_error", error_code: "API_KEY_INVALID" });
+    expect((await attemptsOf("rkey"))[0]).toMatchObject({ status: "upstream_error", error_code: "API_KEY_INVALID" });
   });
 });
 

@@ -67,7 +67,7 @@ describe("service tiers", () => {
     expect(toStandard.status).toBe(200);
     expect(toStandard.body.attempts).toBe(2);
     expect(await attempts("t-shed-std")).toEqual([
-      { status: "google_error", http_status: 503, service_tier: "flex", served_tier: null },
+      { status: "upstream_error", http_status: 503, service_tier: "flex", served_tier: null },
       { status: "succeeded", http_status: 200, service_tier: null, served_tier: "standard" },
     ]);
 
@@ -75,7 +75,7 @@ describe("service tiers", () => {
     const staysFlex = await s.call({ model: TIERED, prompt: "shed", priority: "batch", request_id: "t-shed-flex" });
     expect(staysFlex.status).toBe(200);
     expect(await attempts("t-shed-flex")).toEqual([
-      { status: "google_error", http_status: 503, service_tier: "flex", served_tier: null },
+      { status: "upstream_error", http_status: 503, service_tier: "flex", served_tier: null },
       { status: "succeeded", http_status: 200, service_tier: "flex", served_tier: "flex" },
     ]);
     expect(s.sim.serviceTiers().shed).toBe(2);

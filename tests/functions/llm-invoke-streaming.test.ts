@@ -123,7 +123,7 @@ describe("streaming with exact accounting", () => {
     expect(events.map((e) => e.type)).toEqual(["chunk", "chunk", "error"]);
     expect(events[2]).toMatchObject({ error: { code: "upstream_error" } });
     const [row] = await s.sql<{ status: string; error_code: string }[]>`select status, error_code from public.google_ai_attempts`;
-    expect(row).toEqual({ status: "cut", error_code: "stream_cut_by_google" });
+    expect(row).toEqual({ status: "cut", error_code: "stream_cut_by_upstream" });
     // The request's log line is written when the stream ends, and says how it ended.
     await expect.poll(() => s.logs.some((l) => l.includes('"stream_error":"upstream_error"'))).toBe(true);
     const line = JSON.parse(s.logs.find((l) => l.includes('"stream_error":"upstream_error"'))!.replace(/^[^{]*/, ""));

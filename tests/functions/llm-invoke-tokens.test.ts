@@ -110,7 +110,7 @@ describe("a valid token", () => {
                              where request_id = 'tok-retry' order by id`;
     expect(rows.map((r) => [r.attempt, r.status])).toEqual([
       [1, "released"],
-      [1, "google_error"],
+      [1, "upstream_error"],
       [2, "succeeded"],
     ]);
     const [tok] = await s.sql`select requests_used from public.google_ai_tokens where id = ${t.tokenId}`;

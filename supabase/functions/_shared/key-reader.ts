@@ -1,6 +1,6 @@
 // The one place that reads a provider's API key: by a key row's env_var_name, from the function's
 // secrets. Pure (the environment is passed in), so vitest covers it; each index.ts passes Deno.env.get.
-import { type Provider, PROVIDERS } from "./vocabulary.ts";
+import { type Provider, providerModule, PROVIDERS } from "./providers/registry.ts";
 
 export { type Provider, PROVIDERS };
 
@@ -12,16 +12,15 @@ type Env = (name: string) => string | undefined;
  * or another provider's key, to a provider. GATEWAY_<PROVIDER>_KEY_ENV_PATTERN (keyEnvPatternVariable)
  * replaces a provider's (a regular expression the whole name must match).
  */
-export const DEFAULT_KEY_ENV_PATTERNS: Readonly<Record<Provider, string>> = {
-  google: "GOOGLE_[A-Z0-9_]{1,100}",
-  openai: "OPENAI_[A-Z0-9_]{1,100}",
-};
+export const DEFAULT_KEY_ENV_PATTERNS: Readonly<Record<Provider, string>> = Object.fromEntries(
+  PROVIDERS.map((p) => [p, providerModule(p).keyEnvPattern]),
+) as Record<Provider, string>;
 
 /** The variable that replaces a provider's key name pattern: GATEWAY_GOOGLE_KEY_ENV_PATTERN, … */
 export const keyEnvPatternVariable = (provider: Provider) => `GATEWAY_${provider.toUpperCase()}_KEY_ENV_PATTERN`;
 
 // Secrets that are never a provider's key, whatever a key row or a pattern says: the project's own
-// credentials must not reach a provider (or whatever GOOGLE_AI_BASE_URL names).
+// credentials must not reach a provider (or whatever its base URL variable names).
 const NEVER_A_KEY = /^(SUPABASE_|GATEWAY_DB_|DATABASE_URL$|PG[A-Z]*$|DENO_|PATH$|HOME$)/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
@@ -61,4 +60,13 @@ export function keyReader(get: Env, provider: Provider): (envVarName: string) =>
     found.set(name, value);
     return value;
   };
+}
+
+/** Every provider's reader: a key row's secret, read by the names of the provider the row is for. */
+export function keyReaders(get: Env): (envVarName: string, provider: Provider) => string | undefined {
+  const readers = Object.fromEntries(PROVIDERS.map((p) => [p, keyReader(get, p)])) as Record<
+    Provider,
+    (envVarName: string) => string | undefined
+  >;
+  return (envVarName, provider) => readers[provider](envVarName);
 }

@@ -1,14 +1,20 @@
 // Where a request's time went, as the standard `Server-Timing` header (W3C Server Timing):
-// `auth;dur=0.21, body;dur=0.08, reserve;dur=1.52, google;dur=3.1, total;dur=5.4`, durations in
+// `auth;dur=0.21, body;dur=0.08, reserve;dur=1.52, upstream;dur=3.1, total;dur=5.4`, durations in
 // milliseconds. One recorder per request, a fixed array of sums: a phase timed more than once (a
-// reservation per attempt, a call to Google per attempt) is summed. Only phase names and durations
-// ever go in the header: never a name, an id or a secret.
+// reservation per attempt, a call to the provider per attempt) is summed. Only phase names and
+// durations ever go in the header: never a name, an id or a secret.
 
 /** The phases a request may spend time in, in the order the header lists them. */
-export const PHASES = ["auth", "body", "reserve", "wait", "google", "finalize"] as const;
+export const PHASES = ["auth", "body", "reserve", "wait", "upstream", "finalize"] as const;
 export type Phase = (typeof PHASES)[number];
 
-const INDEX: Record<Phase, number> = { auth: 0, body: 1, reserve: 2, wait: 3, google: 4, finalize: 5 };
+const INDEX: Record<Phase, number> = { auth: 0, body: 1, reserve: 2, wait: 3, upstream: 4, finalize: 5 };
+
+/**
+ * The name `upstream` had before it named any provider's calls: written after it with the same
+ * duration for one release (docs/llm-invoke.md#server-timing), so readers of the old name keep working.
+ */
+export const FORMER_UPSTREAM_PHASE = "google";
 
 /** What the code being timed sees: take a mark, then add the time since it to a phase. */
 export interface PhaseTimer {
@@ -18,14 +24,14 @@ export interface PhaseTimer {
   add(phase: Phase, mark: number): void;
   /** Runs `work` and adds its time to `phase`, however it ends. */
   time<T>(phase: Phase, work: () => Promise<T>): Promise<T>;
-  /** The request's time so far and what Google and the wait for capacity took of it (absent: not recorded). */
+  /** The request's time so far and what the provider and the wait for capacity took of it (absent: not recorded). */
   soFar?(): TimeSoFar;
 }
 
 /** For the attempt row's added_ms and first_byte_ms (milliseconds). */
 export interface TimeSoFar {
   totalMs: number;
-  googleMs: number;
+  upstreamMs: number;
   waitMs: number;
 }
 
@@ -70,7 +76,7 @@ export class ServerTiming implements PhaseTimer {
   soFar(): TimeSoFar {
     return {
       totalMs: Math.max(0, this.now() - this.started),
-      googleMs: this.sums[INDEX.google]!,
+      upstreamMs: this.sums[INDEX.upstream]!,
       waitMs: this.sums[INDEX.wait]!,
     };
   }
@@ -79,7 +85,10 @@ export class ServerTiming implements PhaseTimer {
   header(): string {
     let value = "";
     for (let i = 0; i < PHASES.length; i++) {
-      if ((this.reached & (1 << i)) !== 0) value += `${PHASES[i]};dur=${ms(this.sums[i]!)}, `;
+      if ((this.reached & (1 << i)) === 0) continue;
+      const dur = ms(this.sums[i]!);
+      value += `${PHASES[i]};dur=${dur}, `;
+      if (i === INDEX.upstream) value += `${FORMER_UPSTREAM_PHASE};dur=${dur}, `;
     }
     return `${value}total;dur=${ms(this.now() - this.started)}`;
   }

@@ -16,9 +16,9 @@
  * google_ai_attempts.quota_cause.
  */
 const QUOTA_CAUSE_WORDS = {
-  minute: "Google's per-minute quota.",
-  day: "Google's per-day quota, until midnight Pacific time.",
-  limit_zero: "the project has no Google quota for this model (limit: 0), until the next key check or " +
+  minute: "the provider's per-minute quota.",
+  day: "the provider's per-day quota, until midnight Pacific time.",
+  limit_zero: "the project has no quota for this model at its provider (limit: 0), until the next key check or " +
     "midnight Pacific time.",
   spend_cap: "the spend-based rate limit of the project's tier, for its rolling window: every model of the " +
     "project rests.",
@@ -26,7 +26,7 @@ const QUOTA_CAUSE_WORDS = {
   billing_cap: "the billing account's monthly spending cap: the project is out until its owner raises it or the " +
     "month turns.",
   credits_depleted: "the project's prepaid credits are used up: it is out until its owner adds credits.",
-  unknown: "a Google 429 that names no known quota.",
+  unknown: "a provider's 429 that names no known quota.",
 } as const;
 export type QuotaCause = keyof typeof QUOTA_CAUSE_WORDS;
 export const QUOTA_CAUSES = Object.keys(QUOTA_CAUSE_WORDS) as [QuotaCause, ...QuotaCause[]];
@@ -35,6 +35,20 @@ export const QUOTA_CAUSES = Object.keys(QUOTA_CAUSE_WORDS) as [QuotaCause, ...Qu
 export function quotaCauseWords(cause: QuotaCause): string {
   return QUOTA_CAUSE_WORDS[cause];
 }
+
+/**
+ * How long a project out of money rests: every model of it, then one call asks the provider again (one 429
+ * an hour while the owner has not acted; served again within the hour after they do).
+ */
+export const MONEY_REST_MS = 60 * 60_000;
+
+/**
+ * The longest a spend cap rests a project, whatever its message or delay says. A spend cap stops every
+ * model of the project, and its window is read from free text ("monthly", "per 720 hours" would rest
+ * it for a month on one reading): after an hour one call per model asks the provider again, which costs at
+ * most one 429 per model an hour while the cap holds.
+ */
+export const SPEND_CAP_MAX_REST_MS = 60 * 60_000;
 
 /** Money, not quota: the project is out until its owner acts. */
 export const MONEY_CAUSES = ["monthly_cap", "billing_cap", "credits_depleted"] as const satisfies readonly QuotaCause[];
@@ -151,7 +165,7 @@ const ADMISSION_CAUSE_TABLE = {
     limits: [],
     words: "the free slots are the turns of requests that waited longer or rank higher.",
   },
-  google_cooldown: { limits: ["cooldown"], words: "the quota group rests after a Google 429." },
+  google_cooldown: { limits: ["cooldown"], words: "the quota group rests after its provider's 429." },
   budget: {
     limits: ["token_budget", "client_budget", "caller_budget"],
     words: "a token's, client's or caller's budget is used up (limit says which).",
@@ -183,16 +197,26 @@ export const REFUSAL_CAUSES: readonly string[] = [...ADMISSION_CAUSES, ...OWN_RE
 
 // ---- The attempt log -----------------------------------------------------------------------------
 
-/** How a call to Google ended (finalize's outcomes; the statuses of attempt rows that called Google). */
-export const FINALIZE_OUTCOMES = ["succeeded", "google_error", "network_error", "timeout", "cut", "withdrawn"] as const;
+/** How a call to the model's provider ended (finalize's outcomes; what an attempt row that called it says now). */
+export const FINALIZE_OUTCOMES = ["succeeded", "upstream_error", "network_error", "timeout", "cut", "withdrawn"] as const;
 export type FinalizeOutcome = (typeof FINALIZE_OUTCOMES)[number];
+
+/**
+ * Statuses of calls under a former name, which rows written before this release still hold:
+ * `google_error` is `upstream_error`. Finalize takes it until the next release (a finalize logged
+ * before this one replays) and writes `upstream_error`; the metrics and the views count both.
+ */
+export const FORMER_CALL_STATUSES = ["google_error"] as const;
+
+/** Every status of an attempt row that called the provider (eve_gateway_google_calls_total's). */
+export const CALL_STATUSES = [...FINALIZE_OUTCOMES, ...FORMER_CALL_STATUSES] as const;
 
 /**
  * An attempt row's status once decided (the label values of eve_gateway_attempts_total): refused, a
  * call's outcome, given back before the call (`released`), or `abandoned` (a lost finalize, a lapsed
  * queue place).
  */
-export const DECIDED_STATUSES = ["refused", ...FINALIZE_OUTCOMES, "released", "abandoned"] as const;
+export const DECIDED_STATUSES = ["refused", ...CALL_STATUSES, "released", "abandoned"] as const;
 
 /** google_ai_attempts.status: `reserved` while Google is being called, then decided. */
 export const ATTEMPT_STATUSES = ["reserved", ...DECIDED_STATUSES] as const;
@@ -200,12 +224,8 @@ export type AttemptStatus = (typeof ATTEMPT_STATUSES)[number];
 
 // ---- Providers -----------------------------------------------------------------------------------
 
-/**
- * The providers a key row or a model row may name: google_ai_provider's names in the database
- * (supabase/schemas/10_keys_and_limits.sql; tests/db/providers.test.ts keeps the two lists equal).
- */
-export const PROVIDERS = ["google", "openai"] as const;
-export type Provider = (typeof PROVIDERS)[number];
+// The providers a key row or a model row may name are the registry's (providers/registry.ts): each
+// is a module there, and the list derives from it.
 
 // ---- Classes and tiers -------------------------------------------------------------------------------
 

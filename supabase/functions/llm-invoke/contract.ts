@@ -2,18 +2,26 @@
 // normalized request, the limits a request is held to, a model's capabilities, and the shapes that
 // cross the store port (a reservation, a refusal and its limits, a finalize, a model row). Types,
 // constants and one pure look-up: nothing here imports a stage, so every stage can import this.
-import type { Content, GenerationConfig, RequestExtras } from "../_shared/google/types.ts";
+import type { Content, GenerationConfig, RequestExtras } from "../_shared/upstream/shapes.ts";
+import type { Provider } from "../_shared/providers/registry.ts";
 import type {
   FinalizeOutcome,
   PriorityClass,
-  Provider,
   QuotaCause,
   RefusalLimit,
   ServiceTier,
   TOKEN_REFUSALS,
 } from "../_shared/vocabulary.ts";
 
-export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../_shared/google/types.ts";
+export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../_shared/upstream/shapes.ts";
+
+/** The caller's own body in a provider's dialect (NormalizedRequest.dialectBody). */
+export interface DialectBody {
+  dialect: string;
+  body: Record<string, unknown>;
+  /** Fields of the body only that dialect's models honour, each with why another provider's cannot. */
+  only?: ReadonlyArray<{ field: string; why: string }>;
+}
 // The closed lists (limits, causes, statuses, classes, tiers) are _shared/vocabulary.ts's: one list each.
 export {
   ADMISSION_CAUSES,
@@ -61,15 +69,13 @@ export interface NormalizedRequest {
   /** The service tier the caller asked for (OpenAI's service_tier, Gemini's serviceTier); absent: its class's row decides. */
   serviceTier?: ServiceTier;
   /**
-   * OpenAI's route: the caller's Chat Completions body as sent. An OpenAI model is sent this body (its
-   * model, stream and token cap set by the gateway), so every field OpenAI offers reaches it.
+   * A route that speaks a provider's dialect: the caller's body as sent, and the fields of it only
+   * that dialect's models honour, each with why another provider's cannot. A model whose provider
+   * speaks that dialect is sent this body (its model, stream and token cap set by the gateway), so
+   * every field the dialect offers reaches it; a model of another provider refuses the request
+   * naming those fields (gemma.ts).
    */
-  openAiBody?: Record<string, unknown>;
-  /**
-   * Fields of that body only OpenAI's models honour (logprobs, logit_bias, …), each with why another
-   * provider's cannot: a model of another provider refuses the request naming them (gemma.ts).
-   */
-  openAiOnly?: ReadonlyArray<{ field: string; why: string }>;
+  dialectBody?: DialectBody;
 }
 
 export interface RequestLimits {
@@ -314,8 +320,8 @@ export interface FinalizeParams {
    * the database falls back to API_KEY_INVALID alone).
    */
   keyRejected?: boolean;
-  /** A cut stream: the caller went away ("client") or the stream broke off on Google's side ("google"). */
-  cutBy?: "client" | "google";
+  /** A cut stream: the caller went away ("client") or the stream broke off on the provider's side ("upstream"). */
+  cutBy?: "client" | "upstream";
   /**
    * A Google 429's cause (quota-cause.ts): recorded on the attempt and on the cooldown it starts;
    * `spend_cap` and the money causes (monthly_cap, billing_cap, credits_depleted) rest every model of the

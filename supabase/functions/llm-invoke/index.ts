@@ -1,12 +1,10 @@
-// llm-invoke: the one door to Google AI and OpenAI. Wiring only: the HTTP side is http/handler.ts, the attempt
+// llm-invoke: the one door to the providers (providers/registry.ts). Wiring only: the HTTP side is http/handler.ts, the attempt
 // loop attempt/invoke.ts, the database store/pg-store.ts over one pool per worker (layers: README.md).
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
-import { keyReader } from "../_shared/key-reader.ts";
+import { keyReaders } from "../_shared/key-reader.ts";
 import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./attempt/settings.ts";
 import { dbTimeoutsFromEnv, workerDatabase } from "../_shared/db.ts";
-import { createGoogleClient, googleBaseUrlFromEnv } from "../_shared/google/client.ts";
-import { createOpenAiClient } from "./upstream/openai/client.ts";
-import { openAiBaseUrlFromEnv } from "../_shared/openai/endpoint.ts";
+import { upstreamClients } from "../_shared/providers/registry.ts";
 import { createHandler } from "./http/handler.ts";
 import { createInputCounter, createInvoke } from "./attempt/invoke.ts";
 import { createPgStore } from "./store/pg-store.ts";
@@ -29,12 +27,10 @@ const store = createPgStore({
   deadlineMs: dbTimeoutsFromEnv(env).deadlineMs,
 });
 
-const google = createGoogleClient({ baseUrl: googleBaseUrlFromEnv(env) });
-const openai = createOpenAiClient({ baseUrl: openAiBaseUrlFromEnv(env) });
-// The database books a model on its provider's keys (the key row's provider); each provider's key is
-// read by that provider's secret names only.
-const readers = { google: keyReader(env, "google"), openai: keyReader(env, "openai") };
-const secret = (envVarName: string, provider: keyof typeof readers) => readers[provider](envVarName);
+// Every registered provider's client, at its base URL. The database books a model on its provider's
+// keys (the key row's provider); each provider's key is read by that provider's secret names only.
+const clients = upstreamClients(env);
+const secret = keyReaders(env);
 
 const handler = createHandler({
   serviceKeys: serviceKeysFromEnv(env),
@@ -42,9 +38,9 @@ const handler = createHandler({
   checkToken: cachedTokenCheck(store),
   quota: (caller) => store.quotaReport(caller),
   models: () => store.modelList(),
-  countTokens: createInputCounter({ store, google, secret, options }),
+  countTokens: createInputCounter({ store, clients, secret, options }),
   requestLimits: requestLimitsFromEnv(env, options),
-  invoke: createInvoke({ store, google, openai, secret, options, waitUntil }),
+  invoke: createInvoke({ store, clients, secret, options, waitUntil }),
 });
 
 serveFunction("llm-invoke", handler);

@@ -3,11 +3,11 @@
 import { ServiceKeys } from "../_shared/auth.ts";
 import { describe, expect, it, vi } from "vitest";
 import { GatewayError } from "../_shared/errors.ts";
-import { classifyGoogleFailure, classifyGoogleHttpError } from "../_shared/google/errors.ts";
-import type { ListOutcome, ModelLister } from "./google-models.ts";
+import { classifyGoogleHttpError } from "../_shared/providers/google/errors.ts";
 import { createMaintenanceHandler, type MaintenanceHandlerDeps } from "./handler.ts";
 import type { RunSummary } from "./run.ts";
 import type { ActiveKey, KeyCheck, MaintenanceStore, RunLogEntry } from "./store.ts";
+import { type ListOutcome, type ModelLister, upstreamFailure } from "../_shared/upstream/port.ts";
 
 const SERVICE_KEY = "sb_secret_maintenance_unit_test";
 const GOOGLE_KEYS: Record<string, string> = {
@@ -136,7 +136,7 @@ function listOutcome(apiKey: string): ListOutcome {
   return {
     ok: false,
     latencyMs: 9,
-    error: classifyGoogleFailure("timeout", "Google did not answer within 15000 ms."),
+    error: upstreamFailure("timeout", "Google did not answer within 15000 ms."),
   };
 }
 
@@ -145,8 +145,7 @@ function build(overrides: Partial<MaintenanceHandlerDeps> = {}, store = fakeStor
   const handler = createMaintenanceHandler({
     serviceKeys: new ServiceKeys([SERVICE_KEY]),
     store: () => store.store,
-    lister,
-    secret: (name) => GOOGLE_KEYS[name],
+    providers: { google: { lister, secret: (name) => GOOGLE_KEYS[name] } },
     newRequestId: () => "rid-m",
     log: (l) => lines.push(l),
     ...overrides,

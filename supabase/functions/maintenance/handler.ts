@@ -24,7 +24,6 @@ import { envelope } from "../_shared/envelope.ts";
 import { readOptionalJsonObject } from "../_shared/http.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import { invalidRequest } from "../_shared/validation.ts";
-import type { ModelLister } from "./google-models.ts";
 import { checkMetricsCaller, isMetricsPath, METRICS_CONTENT_TYPE } from "./metrics.ts";
 import type { MetricsSource } from "./metrics-store.ts";
 import { type RunDeps, runMaintenance } from "./run.ts";
@@ -36,12 +35,10 @@ export interface MaintenanceHandlerDeps {
   serviceKeys: ServiceKeys;
   /** The database, or a GatewayError("unavailable") when none is configured. */
   store: () => MaintenanceStore;
-  /** Google's model list; `providers` adds the others (run.ts ProviderAccess). */
-  lister: ModelLister;
-  providers?: RunDeps["providers"];
+  /** Each provider's model list and key reader (run.ts ProviderAccess). */
+  providers: RunDeps["providers"];
   /** The metrics route's database (GET /metrics); without it the route answers 503. */
   metrics?: () => MetricsSource;
-  secret: (envVarName: string) => string | undefined;
   listTimeoutMs?: number;
   newRequestId?: () => string;
   /** Diagnostics: the run's outcome, database and unexpected errors (sanitized). */
@@ -81,7 +78,7 @@ export function createMaintenanceHandler(deps: MaintenanceHandlerDeps): (req: Re
     const input = await readOptions(req);
     const store = deps.store();
     const summary = await runMaintenance(
-      { store, lister: deps.lister, secret: deps.secret, providers: deps.providers, listTimeoutMs: deps.listTimeoutMs },
+      { store, providers: deps.providers, listTimeoutMs: deps.listTimeoutMs },
       {
         housekeeping: input.housekeeping ?? true,
         keys: input.keys ?? true,

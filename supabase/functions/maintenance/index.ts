@@ -1,13 +1,10 @@
 // maintenance: housekeeping on demand, key health and the model catalogue. Wiring only: the HTTP
-// side is handler.ts, the run run.ts, the database store.ts, Google's models.list google-models.ts,
-// OpenAI's GET /v1/models openai-models.ts.
+// side is handler.ts, the run run.ts, the database store.ts, each provider's model list its module's
+// (_shared/providers/registry.ts).
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
 import { keyReader } from "../_shared/key-reader.ts";
 import { DEFAULT_DB_TIMEOUTS, workerDatabase } from "../_shared/db.ts";
-import { googleBaseUrlFromEnv } from "../_shared/google/client.ts";
-import { openAiBaseUrlFromEnv } from "../_shared/openai/endpoint.ts";
-import { createModelLister } from "./google-models.ts";
-import { createOpenAiModelLister } from "./openai-models.ts";
+import { modelListers, PROVIDERS } from "../_shared/providers/registry.ts";
 import { createMaintenanceHandler } from "./handler.ts";
 import { createPgMaintenanceStore } from "./store.ts";
 import { createPgMetricsSource } from "./metrics-store.ts";
@@ -15,6 +12,7 @@ import { serveFunction } from "../_shared/serve.ts";
 
 const env = (name: string) => Deno.env.get(name);
 const HOUSEKEEPING_TIMEOUTS = { ...DEFAULT_DB_TIMEOUTS, statementTimeoutMs: 60_000, deadlineMs: 61_000 };
+const listers = modelListers(env);
 
 const handler = createMaintenanceHandler({
   serviceKeys: serviceKeysFromEnv(env),
@@ -24,14 +22,10 @@ const handler = createMaintenanceHandler({
   store: () => createPgMaintenanceStore(workerDatabase(env, "maintenance", HOUSEKEEPING_TIMEOUTS)),
   // The same worker database (one pool): a scrape is one call of well under a second.
   metrics: () => createPgMetricsSource(workerDatabase(env, "maintenance", HOUSEKEEPING_TIMEOUTS)),
-  lister: createModelLister({ baseUrl: googleBaseUrlFromEnv(env) }),
   // Each provider's keys by each key row's env_var_name, read as llm-invoke reads them (never SUPABASE_*
   // or other project credentials, nor another provider's keys): each provider's key rows are checked
-  // against that provider's list only (google_ai_active_keys(p_provider)).
-  secret: keyReader(env, "google"),
-  providers: {
-    openai: { lister: createOpenAiModelLister({ baseUrl: openAiBaseUrlFromEnv(env) }), secret: keyReader(env, "openai") },
-  },
+  // against that provider's list only (google_ai_active_keys(p_provider)), at its base URL.
+  providers: Object.fromEntries(PROVIDERS.map((p) => [p, { lister: listers[p], secret: keyReader(env, p) }])),
 });
 
 serveFunction("maintenance", handler);

@@ -46,11 +46,11 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   },
   eve_gateway_tokens_total: {
     kind: "counter",
-    help: "Tokens Google counted (gen_ai.client.token.usage), by gen_ai_token_type.",
+    help: "Tokens the provider counted (gen_ai.client.token.usage), by gen_ai_token_type.",
   },
   eve_gateway_google_latency_seconds: {
     kind: "histogram",
-    help: "Google's own time per call (gen_ai.server.request.duration).",
+    help: "The provider's own time per call (gen_ai.server.request.duration).",
   },
   eve_gateway_time_to_first_byte_seconds: {
     kind: "histogram",
@@ -58,13 +58,13 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   },
   eve_gateway_added_latency_seconds: {
     kind: "histogram",
-    help: "Time the gateway added to a request: Server-Timing's total less Google and the wait.",
+    help: "Time the gateway added to a request: Server-Timing's total less the provider and the wait.",
   },
   eve_gateway_wait_seconds: {
     kind: "histogram",
     help: "How long an admitted request waited for capacity, by priority class.",
   },
-  eve_gateway_attempts_in_flight: { kind: "gauge", help: "Reservations open now (Google called, no outcome yet)." },
+  eve_gateway_attempts_in_flight: { kind: "gauge", help: "Reservations open now (the provider called, no outcome yet)." },
   eve_gateway_quota_used: {
     kind: "gauge",
     help: "Admissions in the current window per quota group and model: " +
@@ -76,7 +76,7 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   },
   eve_gateway_pacific_day_end_timestamp_seconds: {
     kind: "gauge",
-    help: "When the current Pacific day ends (Google's daily quotas reset).",
+    help: "When the current Pacific day ends (daily quotas reset).",
   },
   eve_gateway_queue_depth: {
     kind: "gauge",
@@ -92,11 +92,11 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   },
   eve_gateway_model_withdrawn: {
     kind: "gauge",
-    help: "1 when Google answered 404 for the model and requests pass over it.",
+    help: "1 when its provider answered 404 for the model and requests pass over it.",
   },
   eve_gateway_model_shutdown_timestamp_seconds: {
     kind: "gauge",
-    help: "The day Google stops serving the model, with its successor.",
+    help: "The day its provider stops serving the model, with its successor.",
   },
   eve_gateway_keys: {
     kind: "gauge",

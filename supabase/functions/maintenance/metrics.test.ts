@@ -19,8 +19,7 @@ function handler() {
     serviceKeys: new ServiceKeys([SERVICE_KEY]),
     store,
     metrics: () => ({ text }),
-    lister: { list: () => Promise.reject(new Error("not used")) } as never,
-    secret: () => undefined,
+    providers: {},
     logRequest: () => {},
     log: () => {},
   });

@@ -1,11 +1,11 @@
 // The run's providers as data: each provider's active keys are read by provider and sent to that
 // provider's list with that provider's key reader only; a provider the run is not given is not read.
 import { describe, expect, it, vi } from "vitest";
-import { classifyOpenAiHttpError } from "../_shared/openai/errors.ts";
-import type { Provider } from "../_shared/key-reader.ts";
-import type { ListOutcome, ModelLister } from "./google-models.ts";
+import { classifyOpenAiHttpError } from "../_shared/providers/openai/errors.ts";
+import type { Provider } from "../_shared/providers/registry.ts";
 import { runMaintenance } from "./run.ts";
 import type { ActiveKey, KeyCheck, MaintenanceStore } from "./store.ts";
+import { type ListOutcome, type ModelLister } from "../_shared/upstream/port.ts";
 
 const KEYS: Record<Provider, ActiveKey[]> = {
   google: [{ id: "00000000-0000-0000-0000-0000000000g1", key_alias: "g1", env_var_name: "GOOGLE_A", quota_group: "p" }],
@@ -88,9 +88,7 @@ describe("runMaintenance with providers", () => {
     const openaiSecret = vi.fn((name: string) => name.startsWith("OPENAI_") ? SECRETS[name] : undefined);
     const summary = await runMaintenance({
       store: s,
-      lister: google,
-      secret: googleSecret,
-      providers: { openai: { lister: openai, secret: openaiSecret } },
+      providers: { google: { lister: google, secret: googleSecret }, openai: { lister: openai, secret: openaiSecret } },
     }, options);
     expect(activeKeys.mock.calls).toEqual([["google"], ["openai"]]);
     expect(google.seen).toEqual(["g-secret"]);
@@ -115,7 +113,7 @@ describe("runMaintenance with providers", () => {
   it("reads no other provider's keys when the run is given Google's only", async () => {
     const { store: s, activeKeys } = store();
     const google = lister(null);
-    await runMaintenance({ store: s, lister: google, secret: (n) => SECRETS[n] }, options);
+    await runMaintenance({ store: s, providers: { google: { lister: google, secret: (n) => SECRETS[n] } } }, options);
     expect(activeKeys.mock.calls).toEqual([["google"]]);
     expect(google.seen).toEqual(["g-secret"]);
   });

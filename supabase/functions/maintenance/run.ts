@@ -1,12 +1,11 @@
 // One maintenance run: housekeeping (SQL), then every active key checked against its own provider's
-// model list (Google's models.list, OpenAI's GET /v1/models), each answer recorded (key health,
+// model list (its module's, _shared/providers/registry.ts), each answer recorded (key health,
 // catalogue, an invalid key out of rotation), then the configured models compared with the catalogue
 // per provider. Returns the JSON summary and logs the run in google_ai_maintenance_log. Never holds a
 // key longer than its own check; a key goes to its own provider only; no key ever reaches the summary,
 // the log or the database (only aliases and env var names).
-import { type Provider, PROVIDERS } from "../_shared/key-reader.ts";
+import { DEFAULT_PROVIDER, type Provider, providerName, PROVIDERS } from "../_shared/providers/registry.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
-import type { ModelLister } from "./google-models.ts";
 import type {
   ActiveKey,
   CatalogueStatus,
@@ -16,6 +15,7 @@ import type {
   MaintenanceStore,
   ModelLifecycle,
 } from "./store.ts";
+import { type ModelLister } from "../_shared/upstream/port.ts";
 
 export interface RunOptions {
   /** Run public.google_ai_housekeeping() first (default true; the pg_cron job sends false). */
@@ -37,12 +37,8 @@ export interface ProviderAccess {
 
 export interface RunDeps {
   store: MaintenanceStore;
-  /** Google's model list and key reader. */
-  lister: ModelLister;
-  /** The Google key named by env_var_name, or undefined (unset, empty, or a name never used for keys). */
-  secret: (envVarName: string) => string | undefined;
-  /** Other providers whose keys are checked too (a provider not named here: its keys are left unchecked). */
-  providers?: Partial<Record<Provider, ProviderAccess>>;
+  /** The providers whose keys are checked (a provider not named here: its keys are left unchecked). */
+  providers: Partial<Record<Provider, ProviderAccess>>;
   /** Keys checked at once. */
   concurrency?: number;
   listTimeoutMs?: number;
@@ -111,9 +107,6 @@ export interface RunSummary {
 }
 
 export const DEFAULT_CONCURRENCY = 4;
-
-/** Who answers for each provider, in the summary's words. */
-const UPSTREAM: Readonly<Record<Provider, string>> = { google: "Google", openai: "OpenAI" };
 
 /** An active key with its provider, and how that provider is reached. */
 type ProviderKey = ActiveKey & ProviderAccess & { provider: Provider };
@@ -220,10 +213,7 @@ async function checkKeys(
   addRemoved: (n: number) => void,
 ): Promise<boolean> {
   const problems = summary.problems;
-  const access: Partial<Record<Provider, ProviderAccess>> = {
-    google: { lister: deps.lister, secret: deps.secret },
-    ...deps.providers,
-  };
+  const access = deps.providers;
   const keys: ProviderKey[] = [];
   for (const provider of PROVIDERS) {
     const reach = access[provider];
@@ -258,12 +248,12 @@ async function checkKeys(
     if (r.action === "disabled") {
       problems.push(
         `key ${r.key_alias} was taken out of rotation: ${
-          r.message ?? r.reason ?? `rejected by ${UPSTREAM[r.provider]}`
+          r.message ?? r.reason ?? `rejected by ${providerName(r.provider)}`
         }`,
       );
     }
     if (r.action === "would_disable") {
-      problems.push(`key ${r.key_alias} is rejected by ${UPSTREAM[r.provider]} (dry run: left active)`);
+      problems.push(`key ${r.key_alias} is rejected by ${providerName(r.provider)} (dry run: left active)`);
     }
     if (r.status === "missing_secret") {
       problems.push(
@@ -318,7 +308,7 @@ async function reviewLifecycle(deps: RunDeps, summary: RunSummary): Promise<void
       problems.push(`model ${m} is listed by its provider again: its withdrawn mark was cleared`);
     }
     for (const w of review.withdrawn) {
-      const who = UPSTREAM[w.provider ?? "google"];
+      const who = providerName(w.provider ?? DEFAULT_PROVIDER);
       problems.push(
         `model ${w.model} is withdrawn (${who} answered 404 since ${w.withdrawn_at})${instead(w.successor)}`,
       );
@@ -358,7 +348,7 @@ async function checkKey(
       httpStatus: null,
       reason: null,
       message: `no usable Edge secret named ${key.env_var_name} (unset, empty, or a name never used for ${
-        UPSTREAM[key.provider]
+        providerName(key.provider)
       } keys)`,
       models: [],
       disable: false,

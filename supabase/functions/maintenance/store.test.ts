@@ -27,7 +27,7 @@ afterAll(async () => {
 describe("createPgMaintenanceStore", () => {
   it("reads the catalogue's quota groups as arrays (empty for a model no key lists)", async () => {
     const store = createPgMaintenanceStore(database);
-    const [key] = await store.activeKeys();
+    const [key] = await store.activeKeys("google");
     const listed = {
       model: "gemma-3-27b-it",
       display_name: "Gemma 3 27B",

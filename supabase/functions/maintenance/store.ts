@@ -3,8 +3,8 @@
 // logic in SQL. Array columns come back as jsonb: the pool does not look types up (_shared/db.ts).
 import type postgres from "postgres";
 import type { Database } from "../_shared/db.ts";
-import type { Provider } from "../_shared/key-reader.ts";
-import type { CatalogueModel } from "./google-models.ts";
+import type { Provider } from "../_shared/providers/registry.ts";
+import { type CatalogueModel } from "../_shared/upstream/port.ts";
 
 /** public.google_ai_housekeeping()'s answer (the fields the summary uses). */
 export interface HousekeepingResult {
@@ -93,7 +93,7 @@ export interface RunLogEntry {
 export interface MaintenanceStore {
   housekeeping(): Promise<HousekeepingResult>;
   /** One provider's active keys (Google's when none is named). */
-  activeKeys(provider?: Provider): Promise<ActiveKey[]>;
+  activeKeys(provider: Provider): Promise<ActiveKey[]>;
   recordKeyCheck(check: KeyCheck): Promise<KeyCheckRecord>;
   catalogueStatus(): Promise<CatalogueStatus[]>;
   /** After the keys were checked: brings back withdrawn models listed again, reports the life cycle. */
@@ -136,7 +136,7 @@ export function createPgMaintenanceStore(db: Pick<Database, "run">): Maintenance
         const [row] = await sql<{ r: HousekeepingResult }[]>`select public.google_ai_housekeeping() as r`;
         return row!.r;
       }),
-    activeKeys: (provider = "google") =>
+    activeKeys: (provider) =>
       db.run("active keys", (sql) =>
         sql<ActiveKey[]>`
           select k.id, k.key_alias, k.env_var_name, k.quota_group

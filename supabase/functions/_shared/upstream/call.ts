@@ -1,24 +1,12 @@
-// A call to a provider's REST over `fetch`, as Google's client (../google/client.ts), OpenAI's
-// (llm-invoke/upstream/openai) and maintenance's model lists make it: a deadline that also follows
-// the caller's signal, the answer read whole or opened as a stream, and whatever fails classified
-// with its message sanitized of the key. What differs between providers is a Dialect: who answers,
-// and how its HTTP errors read (GOOGLE_DIALECT in ../google/client.ts, OPENAI_DIALECT in
-// ../openai/errors.ts). A failure no provider answered (a timeout, the network) is classified alike
-// for every provider, in the one error shape both providers are read into (../google/errors.ts).
-import { type ClassifiedGoogleError, classifyGoogleFailure } from "../google/errors.ts";
+// A call to a provider's REST over `fetch`, as every provider's client and model list make it
+// (../providers/<dialect>/): a deadline that also follows the caller's signal, the answer read whole
+// or opened as a stream, and whatever fails classified with its message sanitized of the key. What
+// differs between providers is a Dialect: who answers, and how its HTTP errors read. A failure no
+// provider answered (a timeout, the network) is classified alike for every provider, in the port's
+// one error shape (port.ts).
+import { type ModelCall, type ModelOutcome, StreamCut, type UpstreamError, upstreamFailure } from "./port.ts";
 import { sanitizeError } from "../sanitize.ts";
-
-/** A call about one model (models.get): whether a key sees it. */
-export interface ModelCall {
-  apiKey: string;
-  model: string;
-  timeoutMs: number;
-  signal?: AbortSignal;
-}
-
-export type ModelOutcome =
-  | { ok: true; latencyMs: number }
-  | { ok: false; error: ClassifiedGoogleError; latencyMs: number };
+import { sseData } from "./sse.ts";
 
 /** What a generation's call (client.ts GenerateCall) tells this module: the key, the deadlines, the model. */
 interface GenerateCall {
@@ -29,24 +17,87 @@ interface GenerateCall {
   signal?: AbortSignal;
 }
 
-/**
- * What differs between providers in the calls both clients make: who answers (for messages; absent
- * for Google) and how that provider's HTTP errors are read.
- */
+/** What differs between providers in the calls every client makes: who answers, and how its HTTP errors read. */
 export interface Dialect {
-  upstream?: string;
+  /** Who answers, in messages (the provider's display name). */
+  upstream: string;
   /** `model`: the model called, if any (only a 404 naming it is model_withdrawn). */
   classifyHttp(
     status: number,
     body: unknown,
     headers: Headers,
     options: { secrets: string[]; model?: string },
-  ): ClassifiedGoogleError;
+  ): UpstreamError;
 }
 
 /** A failure classified without the provider's answer, said to be the dialect's provider's. */
-export function failureOf(dialect: Dialect, error: ClassifiedGoogleError): ClassifiedGoogleError {
-  return dialect.upstream === undefined ? error : { ...error, upstream: dialect.upstream };
+export function failureOf(dialect: Dialect, error: UpstreamError): UpstreamError {
+  return { ...error, upstream: dialect.upstream };
+}
+
+/** An outcome with the call's time. */
+export type Timed<T> = (T & { latencyMs: number }) | { ok: false; error: UpstreamError; latencyMs: number };
+
+/**
+ * One call with its deadline (the call's timeoutMs, following the caller's signal): `work` makes it
+ * with the guard's signal; whatever it throws is classified by the dialect; the outcome carries the
+ * call's time. Every whole-answer call of every provider is one.
+ */
+export async function timedCall<T extends { ok: true }>(
+  call: GenerateCall | ModelCall,
+  dialect: Dialect,
+  work: (guard: CallGuard) => Promise<T | { ok: false; error: UpstreamError }>,
+): Promise<Timed<T>> {
+  const started = Date.now();
+  const guard = callGuard(call.timeoutMs, call.signal);
+  try {
+    const outcome = await work(guard);
+    return { ...outcome, latencyMs: Date.now() - started } as Timed<T>;
+  } catch (error) {
+    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(dialect, error, guard, call) };
+  } finally {
+    guard.done();
+  }
+}
+
+/**
+ * A provider's server-sent events as JSON objects, as they arrive. `done`: the data that ends the
+ * stream (OpenAI's `[DONE]`), else its end does; `errorOf`: the dialect's reading of an error event
+ * (undefined: not one). Anything that breaks the stream off (an error event, an event that is not a
+ * JSON object, the network, the deadline) ends it with a StreamCut; the guard is done when it ends.
+ */
+export async function* sseEvents(
+  body: ReadableStream<Uint8Array>,
+  guard: CallGuard,
+  call: GenerateCall,
+  dialect: Dialect,
+  read: { done?: string; errorOf: (event: Record<string, unknown>, secrets: string[]) => UpstreamError | undefined },
+): AsyncGenerator<Record<string, unknown>, void, undefined> {
+  const secrets = [call.apiKey];
+  const cut = (message: string) =>
+    new StreamCut(failureOf(dialect, upstreamFailure("malformed", message, { httpStatus: 200, secrets })));
+  try {
+    for await (const data of sseData(body)) {
+      if (read.done !== undefined && data.trim() === read.done) return;
+      let event: unknown;
+      try {
+        event = JSON.parse(data);
+      } catch {
+        throw cut(`${dialect.upstream} sent a stream event that is not JSON.`);
+      }
+      if (typeof event !== "object" || event === null || Array.isArray(event)) {
+        throw cut(`${dialect.upstream} sent a stream event that is not an object.`);
+      }
+      const error = read.errorOf(event as Record<string, unknown>, secrets);
+      if (error !== undefined) throw new StreamCut(error);
+      yield event as Record<string, unknown>;
+    }
+  } catch (error) {
+    if (error instanceof StreamCut) throw error;
+    throw new StreamCut(thrownBy(dialect, error, guard, call));
+  } finally {
+    guard.done();
+  }
 }
 
 /** Reads a whole answer: its JSON object, or the classified error of a non-2xx status. */
@@ -55,7 +106,7 @@ export async function readJsonAnswer(
   dialect: Dialect,
   secrets: string[],
   model?: string,
-): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false; error: ClassifiedGoogleError }> {
+): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false; error: UpstreamError }> {
   const text = await response.text();
   let body: unknown = text;
   let parsed = false;
@@ -69,12 +120,12 @@ export async function readJsonAnswer(
     return { ok: false, error: dialect.classifyHttp(response.status, body, response.headers, { secrets, model }) };
   }
   if (!parsed || typeof body !== "object" || body === null || Array.isArray(body)) {
-    const who = dialect.upstream ?? "Google";
+    const who = dialect.upstream;
     return {
       ok: false,
       error: failureOf(
         dialect,
-        classifyGoogleFailure("malformed", `${who} answered 200 with a body that is not a JSON object.`, {
+        upstreamFailure("malformed", `${who} answered 200 with a body that is not a JSON object.`, {
           httpStatus: response.status,
           secrets,
         }),
@@ -85,28 +136,21 @@ export async function readJsonAnswer(
 }
 
 /** Whether a key sees a model: GET `url` with the key's `headers`; ok on 200, else the classified error. */
-export async function fetchModel(
+export function fetchModel(
   url: string,
   headers: Record<string, string>,
   call: ModelCall,
   dialect: Dialect,
 ): Promise<ModelOutcome> {
-  const started = Date.now();
-  const guard = callGuard(call.timeoutMs, call.signal);
-  try {
+  return timedCall(call, dialect, async (guard) => {
     const read = await readJsonAnswer(
       await fetch(url, { headers, signal: guard.signal }),
       dialect,
       [call.apiKey],
       call.model,
     );
-    const latencyMs = Date.now() - started;
-    return read.ok ? { ok: true, latencyMs } : { ok: false, latencyMs, error: read.error };
-  } catch (error) {
-    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(dialect, error, guard, call) };
-  } finally {
-    guard.done();
-  }
+    return read.ok ? { ok: true as const } : read;
+  });
 }
 
 /**
@@ -121,7 +165,7 @@ export async function openStream(
   dialect: Dialect,
 ): Promise<
   | { ok: true; response: Response & { body: ReadableStream<Uint8Array> }; guard: CallGuard; latencyMs: number }
-  | { ok: false; error: ClassifiedGoogleError; latencyMs: number }
+  | { ok: false; error: UpstreamError; latencyMs: number }
 > {
   const started = Date.now();
   // One deadline for the whole stream; the attempt's own deadline covers the wait for headers.
@@ -153,7 +197,7 @@ export async function openStream(
   const error = read.ok
     ? failureOf(
       dialect,
-      classifyGoogleFailure("malformed", `${dialect.upstream ?? "Google"} answered the stream without a body.`, {
+      upstreamFailure("malformed", `${dialect.upstream} answered the stream without a body.`, {
         httpStatus: response.status,
       }),
     )
@@ -167,7 +211,7 @@ export function thrownBy(
   error: unknown,
   guard: CallGuard,
   call: GenerateCall | ModelCall,
-): ClassifiedGoogleError {
+): UpstreamError {
   return failureOf(dialect, classifyThrown(error, thrownContext(guard, call, dialect)));
 }
 
@@ -198,8 +242,8 @@ export interface ThrownContext {
 
 /**
  * What every call to a provider needs: a deadline (aborting with the caller's own signal too, and
- * remembering that it fired) and a fetch that records the HTTP status, which an SDK (Google's model
- * list) loses when an error body is not valid JSON. Call done() when the call is over.
+ * remembering that it fired) and a fetch that records the HTTP status, which an SDK loses when an error
+ * body is not valid JSON. Call done() when the call is over.
  */
 export interface CallGuard {
   signal: AbortSignal;
@@ -231,17 +275,17 @@ export function callGuard(timeoutMs: number, callerSignal?: AbortSignal): CallGu
 }
 
 /** Maps whatever the SDK or fetch threw to a classified error, read by the call's dialect. */
-export function classifyThrown(error: unknown, ctx: ThrownContext): ClassifiedGoogleError {
+export function classifyThrown(error: unknown, ctx: ThrownContext): UpstreamError {
   const { secrets } = ctx;
   const dialect = ctx.dialect;
   // Checked first, by our own flags: an aborted fetch rejects with whatever reason the signal
   // carries (AbortError, TimeoutError or any value), so the error itself cannot tell.
-  const who = dialect.upstream ?? "Google";
+  const who = dialect.upstream;
   if (ctx.timedOut) {
-    return classifyGoogleFailure("timeout", `${who} did not answer within ${ctx.timeoutMs} ms.`, { secrets });
+    return upstreamFailure("timeout", `${who} did not answer within ${ctx.timeoutMs} ms.`, { secrets });
   }
   if (ctx.callerAborted || isAbort(error)) {
-    return classifyGoogleFailure("aborted", `The call to ${who} was cancelled.`, { secrets });
+    return upstreamFailure("aborted", `The call to ${who} was cancelled.`, { secrets });
   }
   // ApiError: status plus the error body serialized as JSON in the message.
   const status = apiErrorStatus(error);
@@ -261,12 +305,12 @@ export function classifyThrown(error: unknown, ctx: ThrownContext): ClassifiedGo
       const body = `Malformed error body: ${sanitizeError(error, { secrets })}`;
       return dialect.classifyHttp(ctx.httpStatus, body, new Headers(), { secrets });
     }
-    return classifyGoogleFailure("malformed", sanitizeError(error, { secrets }), {
+    return upstreamFailure("malformed", sanitizeError(error, { secrets }), {
       secrets,
       httpStatus: ctx.httpStatus,
     });
   }
-  return classifyGoogleFailure("network", sanitizeError(error, { secrets }), { secrets });
+  return upstreamFailure("network", sanitizeError(error, { secrets }), { secrets });
 }
 
 function apiErrorStatus(error: unknown): number | undefined {

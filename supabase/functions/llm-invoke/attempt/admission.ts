@@ -80,6 +80,7 @@ export async function admit(
       ...refusal,
       estimatedTokens: size.estimated,
       countedTokens: size.counted,
+      countedBy: size.countedBy,
       bookedOutputTokens: size.bookedOutput,
       imageTokens: size.imageTokens,
     };

@@ -1,8 +1,8 @@
 // What finalize is asked to write for a failed call: the rest each 429 cause asks for.
 import { describe, expect, it } from "vitest";
-import { classifyGoogleHttpError } from "../../_shared/google/errors.ts";
-import { SPEND_CAP_MAX_REST_MS } from "../../_shared/google/quota-cause.ts";
-import { classifyOpenAiHttpError } from "../../_shared/openai/errors.ts";
+import { classifyGoogleHttpError } from "../../_shared/providers/google/errors.ts";
+import { SPEND_CAP_MAX_REST_MS } from "../../_shared/providers/google/quota-cause.ts";
+import { classifyOpenAiHttpError } from "../../_shared/providers/openai/errors.ts";
 import { failureRecord } from "./attempt-record.ts";
 
 const NOW = Date.parse("2026-11-24T10:00:00Z");

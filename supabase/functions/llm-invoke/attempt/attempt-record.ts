@@ -8,12 +8,11 @@
 // never more than an hour (SPEND_CAP_MAX_REST_MS); money (monthly_cap, billing_cap, credits_depleted)
 // an hour (MONEY_REST_MS), whatever delay Google names, and the first call after it is the hour's one
 // probe. For spend_cap and money the database rests every model of the group.
-import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
-import { MONEY_REST_MS, SPEND_CAP_MAX_REST_MS } from "../../_shared/google/quota-cause.ts";
-import { isOneOf, MONEY_CAUSES } from "../../_shared/vocabulary.ts";
+import { isOneOf, MONEY_CAUSES, MONEY_REST_MS, SPEND_CAP_MAX_REST_MS } from "../../_shared/vocabulary.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
-import { outputTokens, type Usage } from "../../_shared/google/response.ts";
+import { outputTokens, type Usage } from "../../_shared/upstream/answer.ts";
 import type { FinalizeOutcome, FinalizeParams } from "../contract.ts";
+import { type UpstreamError } from "../../_shared/upstream/port.ts";
 
 const EMPTY = {
   inputTokens: null,
@@ -52,8 +51,8 @@ export interface SuccessRecord {
   room?: FinalizeParams["room"];
 }
 
-/** Google's counts for finalize: null where Google sent none (the booked estimate then stays). */
-export function googleCounts(usage: Usage | null): Pick<SuccessRecord, "inputTokens" | "outputTokens"> {
+/** The provider's counts for finalize: null where it sent none (the booked estimate then stays). */
+export function usageCounts(usage: Usage | null): Pick<SuccessRecord, "inputTokens" | "outputTokens"> {
   return usage === null
     ? { inputTokens: null, outputTokens: null }
     : { inputTokens: usage.promptTokens, outputTokens: outputTokens(usage) };
@@ -61,13 +60,13 @@ export function googleCounts(usage: Usage | null): Pick<SuccessRecord, "inputTok
 
 /**
  * Read when the answer's first byte leaves (a stream's first chunk): what the gateway added to the
- * request (Server-Timing's total less google and wait) and the time to that byte. Null where the
+ * request (Server-Timing's total less upstream and wait) and the time to that byte. Null where the
  * request's time is not recorded.
  */
 export function answerTimes(timing: PhaseTimer): { addedMs: number | null; firstByteMs: number | null } {
   const t = timing.soFar?.();
   if (t === undefined) return { addedMs: null, firstByteMs: null };
-  return { addedMs: Math.max(0, t.totalMs - t.googleMs - t.waitMs), firstByteMs: t.totalMs };
+  return { addedMs: Math.max(0, t.totalMs - t.upstreamMs - t.waitMs), firstByteMs: t.totalMs };
 }
 
 export function successRecord(s: SuccessRecord): FinalizeParams {
@@ -77,7 +76,7 @@ export function successRecord(s: SuccessRecord): FinalizeParams {
 export interface FailureRecord {
   reservationId: string;
   latencyMs: number;
-  error: ClassifiedGoogleError;
+  error: UpstreamError;
   /** Now, on the loop's clock: a 429's cooldown runs from here. */
   now: number;
   /** Cooldown after a 429 that names no wait. */
@@ -92,7 +91,7 @@ export interface FailureRecord {
  * it may have started, and a cut connection keep the whole booking: the classifier calls those
  * retryable.
  */
-export function refusedBeforeGenerating(error: ClassifiedGoogleError): boolean {
+export function refusedBeforeGenerating(error: UpstreamError): boolean {
   return error.kind === "http" && error.class !== "retryable" && error.httpStatus !== null &&
     error.httpStatus >= 400 && error.httpStatus < 500;
 }
@@ -129,9 +128,9 @@ export function failureRecord(
   };
 }
 
-function finalizeOutcome(error: ClassifiedGoogleError): FinalizeOutcome {
+function finalizeOutcome(error: UpstreamError): FinalizeOutcome {
   if (error.class === "model_withdrawn") return "withdrawn";
   if (error.kind === "timeout") return "timeout";
   if (error.kind === "network" || error.kind === "aborted") return "network_error";
-  return "google_error";
+  return "upstream_error";
 }

@@ -1,9 +1,9 @@
 // What the attempt loop receives and answers, shared by the HTTP handler and the loop itself, so the
 // loop does not depend on the HTTP edge.
 import type { Caller } from "../../_shared/auth.ts";
-import { outputTokens, type Usage } from "../../_shared/google/response.ts";
-import type { GoogleResponse } from "../../_shared/google/types.ts";
-import type { Provider } from "../../_shared/vocabulary.ts";
+import { outputTokens, type Usage } from "../../_shared/upstream/answer.ts";
+import type { DialectAnswer, UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import type { Provider } from "../../_shared/providers/registry.ts";
 import type { QuotaSnapshot, NormalizedRequest } from "../contract.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
 
@@ -55,11 +55,14 @@ export interface InvokeResult {
   replayed?: boolean;
   /**
    * Google's answer as it came (routes that speak Google's or OpenAI's shape read it); not part of the
-   * native body. Absent in answers stored before it existed: googleResponseOf rebuilds one.
+   * native body. Absent in answers stored before it existed: upstreamAnswerOf rebuilds one.
    */
-  response?: GoogleResponse;
-  /** OpenAI's own chat.completion when OpenAI served: OpenAI's route answers it as it came. Not in the native body. */
-  openai?: Record<string, unknown>;
+  response?: UpstreamAnswer;
+  /**
+   * The provider's own answer as it came, when its dialect is not the hub's (a chat.completion): a
+   * route of that dialect answers it as it came (pass-through). Not in the native body.
+   */
+  dialectAnswer?: DialectAnswer;
 }
 
 /**
@@ -90,7 +93,7 @@ export type StreamHead = Pick<
  */
 export interface InvokeStream extends StreamHead {
   kind: "stream";
-  chunks: AsyncIterable<GoogleResponse>;
+  chunks: AsyncIterable<UpstreamAnswer>;
   /** The whole answer, once `chunks` has ended normally (text, usage, finish reason). */
   result(): InvokeResult;
   /**
@@ -106,8 +109,8 @@ export function isStream(answer: InvokeAnswer): answer is InvokeStream {
   return (answer as InvokeStream).kind === "stream";
 }
 
-/** Google's shape of an answer: as Google sent it, or rebuilt from the gateway's fields. */
-export function googleResponseOf(result: InvokeResult): GoogleResponse {
+/** The answer in the hub shape (Gemini's): as the provider's client gave it, or rebuilt from the gateway's fields. */
+export function upstreamAnswerOf(result: InvokeResult): UpstreamAnswer {
   if (result.response !== undefined) return result.response;
   return {
     candidates: result.candidates ?? [{

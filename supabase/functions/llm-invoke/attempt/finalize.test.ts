@@ -99,7 +99,7 @@ describe("finalizeReliably", () => {
     const logs: string[] = [];
     const cut = success({
       outcome: "cut",
-      cutBy: "google",
+      cutBy: "upstream",
       response: null,
       serviceTier: "flex",
       servedTier: "standard",
@@ -110,7 +110,7 @@ describe("finalizeReliably", () => {
     const record = JSON.parse(logs.find((l) => l.startsWith("finalize_lost "))!.slice(14));
     expect(record).toMatchObject({
       outcome: "cut",
-      cut_by: "google",
+      cut_by: "upstream",
       service_tier: "flex",
       served_tier: "standard",
       added_ms: 9,
@@ -123,7 +123,7 @@ describe("finalizeReliably", () => {
     const clock = fakeClock();
     const logs: string[] = [];
     const rateLimited = success({
-      outcome: "google_error",
+      outcome: "upstream_error",
       httpStatus: 429,
       errorCode: "RESOURCE_EXHAUSTED",
       quotaId: "GenerateRequestsPerMinutePerProjectPerModel",
@@ -135,7 +135,7 @@ describe("finalizeReliably", () => {
     expect(calls.length).toBeGreaterThan(1);
     const record = JSON.parse(logs.find((l) => l.startsWith("finalize_lost "))!.slice(14));
     expect(record).toMatchObject({
-      outcome: "google_error",
+      outcome: "upstream_error",
       http_status: 429,
       cooldown_until: "2026-11-21T10:16:00.000Z",
       replay_answer_lost: false,

@@ -54,7 +54,7 @@ export interface LostFinalize {
   added_ms: number | null;
   first_byte_ms: number | null;
   /** A cut stream (outcome "cut"): who cut it; replayed with google_ai_finalize_cut, not google_ai_finalize. */
-  cut_by?: "client" | "google";
+  cut_by?: "client" | "upstream";
   /** The caller named the request: its stored answer (for replay by request_id) is lost too. */
   replay_answer_lost: boolean;
   tries: number;

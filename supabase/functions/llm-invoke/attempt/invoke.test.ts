@@ -3,27 +3,29 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../_shared/errors.ts";
 import type { FinalizeParams, ModelProfile, Refusal, Reservation, ReserveParams, ServiceTierRow } from "../contract.ts";
-import {
-  type CountTokensOutcome,
-  type GenerateCall,
-  type GenerateOutcome,
-  type GoogleClient,
-  StreamCut,
-  type StreamOutcome,
-} from "../../_shared/google/client.ts";
-import type { ModelCall, ModelOutcome } from "../../_shared/upstream/call.ts";
-import type { GoogleResponse } from "../../_shared/google/types.ts";
-import { classifyGoogleFailure, classifyGoogleHttpError } from "../../_shared/google/errors.ts";
+import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import { classifyGoogleHttpError } from "../../_shared/providers/google/errors.ts";
 import { MODEL_NOT_FOUND_WORDINGS } from "../../../../shared/google-sim/errors.ts";
 import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } from "./context.ts";
 import type { Clock } from "../clock.ts";
 import { createInputCounter, createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { exhausted, limitOfQuota } from "./refusals.ts";
-import { classifyOpenAiHttpError } from "../../_shared/openai/errors.ts";
+import { classifyOpenAiHttpError } from "../../_shared/providers/openai/errors.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "../model/exact-count.ts";
 import type { ActiveKey, GatewayStore } from "../store/store.ts";
 import { estimateInputTokens } from "../model/tokens.ts";
+import {
+  type CountTokensOutcome,
+  type GenerateCall,
+  type GenerateOutcome,
+  type ModelCall,
+  type ModelOutcome,
+  StreamCut,
+  type StreamOutcome,
+  type UpstreamClient,
+  upstreamFailure,
+} from "../../_shared/upstream/port.ts";
 
 const GEMMA: ModelProfile = {
   model: "gemma-3-27b-it",
@@ -114,7 +116,7 @@ class FakeStore implements GatewayStore {
 /** countTokens fails (network) unless the test scripts its answers. */
 const countFailed = (): CountTokensOutcome => ({
   ok: false,
-  error: classifyGoogleFailure("network", "connection refused"),
+  error: upstreamFailure("network", "connection refused"),
   latencyMs: 1,
 });
 
@@ -132,7 +134,7 @@ const modelGetNotFound = (model: string) =>
     error: { code: 404, message: `Model is not found: models/${model} for api version v1beta`, status: "NOT_FOUND" },
   }, { model });
 
-class FakeGoogle implements GoogleClient {
+class FakeGoogle implements UpstreamClient {
   calls: GenerateCall[] = [];
   counts: GenerateCall[] = [];
   streams: StreamOutcome[] = [];
@@ -217,7 +219,7 @@ function setup(
   const clock = new FakeClock();
   const invoke = createInvoke({
     store,
-    google,
+    clients: { google },
     secret: (name) => (name.startsWith("GOOGLE_KEY_") ? `secret-of-${name}` : undefined),
     clock,
     random: () => 0,
@@ -378,7 +380,7 @@ describe("invoke: refusals, WAIT and NO_WAIT", () => {
     const clock = new FakeClock();
     const invoke = createInvoke({
       store,
-      google: new FakeGoogle([ok()]),
+      clients: { google: new FakeGoogle([ok()]) },
       secret: () => "k",
       clock,
       random: () => 0.5,
@@ -495,7 +497,7 @@ describe("invoke: Google failures", () => {
     expect(result).toMatchObject({ key_alias: "alias-2", attempts: 2 });
     expect(store.finalized[0]).toMatchObject({
       reservationId: "res-1",
-      outcome: "google_error",
+      outcome: "upstream_error",
       httpStatus: 429,
       errorCode: "RESOURCE_EXHAUSTED",
       quotaId: "GenerateRequestsPerMinutePerProjectPerModel-FreeTier",
@@ -523,13 +525,13 @@ describe("invoke: Google failures", () => {
     const error = await rejection(run());
     expect(error.code).toBe("upstream_error");
     expect(google.calls).toHaveLength(MAX_ATTEMPTS);
-    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error", "google_error", "google_error"]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error", "upstream_error", "upstream_error"]);
     expect(clock.sleeps).toEqual([250, 500]);
     expect(store.reserves.map((r) => r.attempt)).toEqual([1, 2, 3]);
   });
 
   it("retries a timeout on the same key when it is the only one, and answers 504 in the end", async () => {
-    const timeout = () => fail(classifyGoogleFailure("timeout", "no answer"));
+    const timeout = () => fail(upstreamFailure("timeout", "no answer"));
     const store = new FakeStore([
       reservation(1),
       refusal("no_active_key", null), // key-1 excluded, nothing else
@@ -596,17 +598,17 @@ describe("invoke: Google failures", () => {
     expect(error.details).toMatchObject({ upstream_status: 404 });
     expect(google.modelCalls).toHaveLength(1);
     // An ordinary failed call: no withdrawal in the database, no second reservation.
-    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error"]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error"]);
     expect(store.reserves).toHaveLength(1);
   });
 
   it("a 404 models.get cannot confirm (Google failed to say): nothing marked either", async () => {
     const store = new FakeStore([reservation(1)]);
     const google = new FakeGoogle([fail(notFound("gemma-3-27b-it"))]);
-    google.models = [{ ok: false, error: classifyGoogleFailure("network", "connection reset"), latencyMs: 1 }];
+    google.models = [{ ok: false, error: upstreamFailure("network", "connection reset"), latencyMs: 1 }];
     const { run } = setup(store, google);
     expect((await rejection(run())).code).toBe("upstream_rejected");
-    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error"]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error"]);
   });
 
   it.each(MODEL_NOT_FOUND_WORDINGS.map((word, i) => [i, word("gemma-3-27b-it", "generateContent", "gemma-4-31b-it")]))(
@@ -629,7 +631,7 @@ describe("invoke: Google failures", () => {
     const { run } = setup(store, google);
     expect((await rejection(run())).code).toBe("upstream_rejected");
     expect(google.modelCalls).toHaveLength(0);
-    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error"]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error"]);
   });
 
   it("requests that meet the same 404 together share one models.get, and each learns the withdrawal", async () => {
@@ -656,7 +658,7 @@ describe("invoke: Google failures", () => {
     expect(error.code).toBe("model_withdrawn");
     expect(error.details).toEqual({ model: "gemma-3-27b-it", successor: "gemma-4-31b-it" });
     expect(error.message).toContain("Its successor is gemma-4-31b-it");
-    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error", "google_error", "withdrawn"]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error", "upstream_error", "withdrawn"]);
   });
 
   it("takes a refused key out for good and moves on", async () => {
@@ -722,7 +724,12 @@ describe("invoke: the caller's service tier", () => {
   it("a tier the class may not ask for is refused before anything is booked", async () => {
     // Nothing scripted: a reservation would throw.
     const store = new FakeStore([]);
-    const invoke = createInvoke({ store, google: new FakeGoogle([]), secret: () => "k", logError: () => {} });
+    const invoke = createInvoke({
+      store,
+      clients: { google: new FakeGoogle([]) },
+      secret: () => "k",
+      logError: () => {},
+    });
     // No tier rows: standard is every class's ceiling.
     const e = await rejection(invoke(asking("priority")));
     expect(e.code).toBe("invalid_request");
@@ -737,7 +744,12 @@ describe("invoke: the caller's service tier", () => {
       { model: "gemma-3-27b-it", priorityClass: "batch", serviceTier: "flex", standardOnShed: false },
     ];
     const store = Object.assign(new FakeStore([reservation(1)]), { serviceTiers: () => Promise.resolve(rows) });
-    const invoke = createInvoke({ store, google: new FakeGoogle([ok()]), secret: () => "k", logError: () => {} });
+    const invoke = createInvoke({
+      store,
+      clients: { google: new FakeGoogle([ok()]) },
+      secret: () => "k",
+      logError: () => {},
+    });
     const token = (ctx: InvokeContext): InvokeContext => ({ ...ctx, caller: { kind: "token", tokenHash: "h", label: "client:t" } });
     // A batch token may ask for flex only.
     expect((await rejection(invoke(token(asking("standard", { priority: "batch" }))))).code).toBe("invalid_request");
@@ -751,7 +763,7 @@ describe("the countTokens route", () => {
   const counter = (store: FakeStore, google: FakeGoogle) =>
     createInputCounter({
       store,
-      google,
+      clients: { google },
       secret: (name) => (name.startsWith("GOOGLE_KEY_") ? `secret-of-${name}` : undefined),
       clock: new FakeClock(),
       // Every cached row is stale at once: a second look-up would read the store again.
@@ -831,7 +843,7 @@ describe("invoke: scoped tokens", () => {
   function runWithToken(store: FakeStore, google: FakeGoogle, body: Record<string, unknown> = {}) {
     const invoke = createInvoke({
       store,
-      google,
+      clients: { google },
       secret: (name) => `secret-of-${name}`,
       clock: new FakeClock(),
       random: () => 0,
@@ -932,7 +944,7 @@ describe("invoke: Google's exact count where the estimate would refuse", () => {
     ["a network failure", countFailed()],
     ["a 429", { ok: false, error: classifyGoogleHttpError(429, { error: { code: 429, message: "q" } }), latencyMs: 1 }],
     ["a 503", { ok: false, error: classifyGoogleHttpError(503, { error: { code: 503, message: "u" } }), latencyMs: 1 }],
-    ["a timeout", { ok: false, error: classifyGoogleFailure("timeout", "slow"), latencyMs: 1 }],
+    ["a timeout", { ok: false, error: upstreamFailure("timeout", "slow"), latencyMs: 1 }],
   ])("falls back to the estimate's refusal when countTokens gives %s", async (_, failure) => {
     const store = new FakeStore([tooLarge(1_800)]);
     const google = new FakeGoogle([], [failure]);
@@ -1094,7 +1106,7 @@ describe("invoke: model fallback", () => {
 function googleStream(pieces: string[], options: { cut?: boolean; promptTokens?: number } = {}) {
   let returned = false;
   const prompt = options.promptTokens ?? 11;
-  async function* chunks(): AsyncGenerator<GoogleResponse, void, undefined> {
+  async function* chunks(): AsyncGenerator<UpstreamAnswer, void, undefined> {
     try {
       let soFar = 0;
       for (const [i, text] of pieces.entries()) {
@@ -1105,7 +1117,7 @@ function googleStream(pieces: string[], options: { cut?: boolean; promptTokens?:
           usageMetadata: { promptTokenCount: prompt, candidatesTokenCount: soFar, totalTokenCount: prompt + soFar },
         };
       }
-      if (options.cut === true) throw new StreamCut(classifyGoogleFailure("network", "connection reset"));
+      if (options.cut === true) throw new StreamCut(upstreamFailure("network", "connection reset"));
     } finally {
       returned = true;
     }
@@ -1198,7 +1210,7 @@ describe("invoke: streamed answers", () => {
     const stream = await runStream();
     const error = await rejection(readAll(stream));
     expect(error.code).toBe("upstream_error");
-    expect(store.finalized).toEqual([expect.objectContaining({ outcome: "cut", cutBy: "google", outputTokens: 7 })]);
+    expect(store.finalized).toEqual([expect.objectContaining({ outcome: "cut", cutBy: "upstream", outputTokens: 7 })]);
   });
 
   it("a stream that fails before its first chunk is an ordinary failed attempt, retried on another key", async () => {
@@ -1218,6 +1230,6 @@ describe("invoke: streamed answers", () => {
     const stream = await runStream();
     expect(await readAll(stream)).toEqual(["ok"]);
     expect(stream.attempts).toBe(3);
-    expect(store.finalized.map((f) => f.outcome)).toEqual(["google_error", "network_error", "succeeded"]);
+    expect(store.finalized.map((f) => f.outcome)).toEqual(["upstream_error", "network_error", "succeeded"]);
   });
 });

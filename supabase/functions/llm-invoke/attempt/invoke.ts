@@ -3,7 +3,7 @@
 // would be refused may be replaced by Google's exact count, exact-count.ts) → call Google with the
 // reserved model → finalize, at most MAX_ATTEMPTS calls to Google, each preceded by its own
 // reservation of the whole chain (a model Google's 429 cooled down falls back to the next).
-// Talks to the database only through GatewayStore and to Google only through GoogleClient, so it is
+// Talks to the database only through GatewayStore and to Google only through UpstreamClient, so it is
 // tested with in-memory fakes. The parts: admission.ts (reserve-or-wait, with wait-policy.ts),
 // refusals.ts (what the caller is answered), attempt-record.ts (what finalize writes),
 // key-exclusions.ts (which keys the next reservation leaves out), finalize.ts (finalize that does not
@@ -12,7 +12,7 @@
 // A streamed request (stream.ts) is the same loop: an attempt that fails before Google's first chunk
 // is retried like any other; from the first chunk on, the answer belongs to the caller.
 //
-// Per Google outcome:
+// Per outcome of a call to the provider:
 //   success        finalize(succeeded) and answer (off the response path when waitUntil exists)
 //   429            finalize with a cooldown (RetryInfo, or Pacific midnight for a per-day quota),
 //                  then the next attempt reserves again, which skips the cooled-down group
@@ -35,22 +35,20 @@
 // the caller's own within its class (checked before the first reservation); the attempt row records
 // the tier asked and the one Google says served. A flex call Google sheds (503) is retried like any 503, at standard when the row says so.
 //
-// Server-Timing: each call to Google is timed as `google` (a stream's until its first chunk: the
-// answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
+// Server-Timing: each call to the provider is timed as `upstream` (a stream's until its first chunk:
+// the answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
-import type { GenerateOutcome, GoogleClient, ProviderRoom, StreamOutcome } from "../../_shared/google/client.ts";
 import type { FinalizeParams, GenerationConfig, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
-import type { Provider } from "../../_shared/vocabulary.ts";
+import { DEFAULT_PROVIDER, type Provider, providerName } from "../../_shared/providers/registry.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
-import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
-import type { GoogleRequest } from "../../_shared/google/types.ts";
+import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
 import { admit } from "./admission.ts";
-import { answerTimes, failureRecord, googleCounts, successRecord } from "./attempt-record.ts";
+import { answerTimes, failureRecord, successRecord, usageCounts } from "./attempt-record.ts";
 import { cachedProfiles } from "../model/capabilities.ts";
-import { createTokenCounter, InputSize } from "../model/exact-count.ts";
+import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact-count.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
 import { finalizeReliably } from "./finalize.ts";
@@ -69,10 +67,28 @@ import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
 import { estimateInputTokens } from "../model/tokens.ts";
+import {
+  type GenerateOutcome,
+  type ProviderRoom,
+  type StreamOutcome,
+  type UpstreamClient,
+  type UpstreamError,
+} from "../../_shared/upstream/port.ts";
 
 export const MAX_ATTEMPTS = 3;
 
-const providerOf = (profile: ModelProfile): Provider => profile.provider ?? "google";
+/** One call made ready (createInvoke's prepareCall): who is called, with which key, tier and request. */
+interface PreparedCall {
+  provider: Provider;
+  /** The provider's name, for messages. */
+  who: string;
+  client: UpstreamClient;
+  apiKey: string;
+  tier: TierChoice["tier"];
+  sent: UpstreamRequest;
+}
+
+const providerOf = (profile: ModelProfile): Provider => profile.provider ?? DEFAULT_PROVIDER;
 
 /** The provider's word on what is left of the group's limits, with the moment all of it is back. */
 function roomUntil(room: ProviderRoom | null | undefined, now: number): FinalizeParams["room"] {
@@ -107,9 +123,8 @@ function withinDeadline(answer: Promise<boolean>, ms: number): Promise<boolean> 
 
 export interface InvokeDeps {
   store: GatewayStore;
-  google: GoogleClient;
-  /** OpenAI's client (upstream/openai), for the models whose row names provider openai. */
-  openai?: GoogleClient;
+  /** Each provider's client (providers/registry.ts); a provider without one has no usable key here. */
+  clients: Partial<Record<Provider, UpstreamClient>>;
   /** Reads a provider's key from the Edge secret store by the key row's env_var_name (key-reader.ts). */
   secret: (envVarName: string, provider: Provider) => string | undefined;
   options?: Partial<InvokeOptions>;
@@ -120,25 +135,39 @@ export interface InvokeDeps {
   logError?: (message: string) => void;
 }
 
-/** What the attempt loop and the countTokens route share: options, clock, cached model rows, Google's count. */
-function shared(deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options" | "clock" | "logError">) {
+/**
+ * What the attempt loop and the countTokens route share: options, clock, cached model rows, and the
+ * exact count of each provider that offers one.
+ */
+function shared(deps: Pick<InvokeDeps, "store" | "clients" | "secret" | "options" | "clock" | "logError">) {
   const options = { ...DEFAULT_INVOKE_OPTIONS, ...deps.options };
   const clock = deps.clock ?? systemClock;
   const logError = deps.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
+  const counters = new Map<Provider, TokenCounter>();
+  for (const [provider, client] of Object.entries(deps.clients) as Array<[Provider, UpstreamClient | undefined]>) {
+    const countTokens = client?.countTokens?.bind(client);
+    if (countTokens === undefined) continue;
+    counters.set(
+      provider,
+      createTokenCounter({
+        store: deps.store,
+        provider,
+        client: { countTokens },
+        // A provider counts with its own keys only (another provider's key row never reaches it).
+        secret: (name: string) => deps.secret(name, provider),
+        clock,
+        keysTtlMs: options.capabilitiesTtlMs,
+        logError,
+      }),
+    );
+  }
   return {
     options,
     clock,
     logError,
     profiles: cachedProfiles(deps.store, clock, options.capabilitiesTtlMs),
-    countTokens: createTokenCounter({
-      store: deps.store,
-      google: deps.google,
-      // Google counts with Google's keys only (another provider's key row never reaches it).
-      secret: (name: string) => deps.secret(name, "google"),
-      clock,
-      keysTtlMs: options.capabilitiesTtlMs,
-      logError,
-    }),
+    /** The exact count of the provider serving `profile`'s model; undefined: it offers none. */
+    counterFor: (profile: ModelProfile) => counters.get(providerOf(profile)),
   };
 }
 
@@ -147,37 +176,42 @@ function shared(deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options"
  * quota: countTokens is free and has its own quota at Google. Throws when no count can be had.
  */
 export function createInputCounter(
-  deps: Pick<InvokeDeps, "store" | "google" | "secret" | "options" | "clock" | "logError">,
+  deps: Pick<InvokeDeps, "store" | "clients" | "secret" | "options" | "clock" | "logError">,
 ): (
   request: NormalizedRequest,
   signal: AbortSignal,
   scope?: Scope,
   timing?: PhaseTimer,
 ) => Promise<number> {
-  const { options, clock, profiles, countTokens } = shared(deps);
+  const { options, clock, profiles, counterFor } = shared(deps);
   return async (request, signal, scope = {}, timing) => {
     const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
     requireModel(scope, first!.model);
-    // Google would answer 404 for it: say so without asking (countTokens books nothing to learn it by).
+    // The provider would answer 404 for it: say so without asking (a count books nothing to learn it by).
     // The row is the one the link was fitted from: one look-up, one answer.
     if (first!.profile.withdrawn === true) throw modelWithdrawn(first!.model, first!.profile.successor ?? null);
+    const who = providerName(providerOf(first!.profile));
+    const countTokens = counterFor(first!.profile);
+    if (countTokens === undefined) {
+      throw new GatewayError("upstream_error", `${who} offers no exact token count for ${first!.model}.`);
+    }
     const total = await countTokens(first!.request, {
       deadline: clock.now() + options.attemptTimeoutMs,
       signal,
       ...(timing === undefined ? {} : { timing }),
     });
     if (total === null) {
-      throw new GatewayError("upstream_error", "Google's token count could not be had now; retry shortly.");
+      throw new GatewayError("upstream_error", `${who}'s token count could not be had now; retry shortly.`);
     }
     return total;
   };
 }
 
 export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeAnswer> {
-  const { options, clock, logError, profiles, countTokens } = shared(deps);
+  const { options, clock, logError, profiles, counterFor } = shared(deps);
   // Each provider's client; a provider without one has no usable key here (its reservations are released).
-  const upstreams: Partial<Record<Provider, GoogleClient>> = { google: deps.google, openai: deps.openai };
+  const upstreams = deps.clients;
   const random = deps.random ?? Math.random;
   const serviceTiers = cachedServiceTiers(deps.store, clock, options.capabilitiesTtlMs);
   const jitter = () => Math.floor(random() * options.jitterMs);
@@ -192,8 +226,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     };
     const deadline = clock.now() + options.budgetMs;
     const chain: ChainLink[] = await resolveChain(profiles, request);
-    // The estimate (the largest over the chain's forms of the request); Google's exact count
-    // replaces it if a refusal asks for one (exact-count.ts).
+    // The estimate (the largest over the chain's forms of the request); the provider's exact count
+    // replaces it if a refusal asks for one (exact-count.ts), where the provider offers one.
     const size = new InputSize(
       request.imageTokens +
         Math.max(
@@ -201,11 +235,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
             estimateInputTokens({ contents: l.request.contents, system: l.request.systemInstruction })
           ),
         ),
-      // Only Google counts a request for free; another provider's model keeps the estimate.
-      (model) =>
-        providerOf(chain.find((l) => l.model === model)?.profile ?? chain[0]!.profile) === "google"
-          ? countTokens(requestFor(chain, model), { deadline, signal, timing })
-          : Promise.resolve(null),
+      // A provider without an exact count keeps the estimate.
+      async (model) => {
+        const profile = chain.find((l) => l.model === model)?.profile ?? chain[0]!.profile;
+        const countTokens = counterFor(profile);
+        if (countTokens === undefined) return null;
+        const tokens = await countTokens(requestFor(chain, model), { deadline, signal, timing });
+        return tokens === null ? null : { tokens, by: providerName(providerOf(profile)) };
+      },
       bookedOutput(chain, request.generationConfig),
       request.imageTokens,
     );
@@ -233,7 +270,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     const waiting = { mode: request.mode, maxWaitMs: request.maxWaitMs, deadline, signal, waitedMs: 0 };
     let calls = 0;
     let unusableKeys = 0;
-    let lastError: ClassifiedGoogleError | null = null;
+    let lastError: UpstreamError | null = null;
     /** The model this request found withdrawn last, and its successor (the answer if no call is left). */
     let withdrawn: { model: string; successor: string | null } | null = null;
     let lastReservation: Reservation | null = null;
@@ -273,98 +310,26 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         const reservation = admission.reservation;
         lastReservation = reservation;
 
-        // Normally a link of the chain; another model when the caller's name now resolves to it (an
-        // alias repointed since this worker cached its row): the provider is called for the model booked.
-        let link: ChainLink;
-        try {
-          link = await linkFor(profiles, request, chain, reservation.model);
-        } catch (error) {
-          await deps.store.release(reservation.reservationId, "the reserved model cannot take the request");
-          throw error;
-        }
-        // The database booked a key of the model's provider: its secret is read by that provider's names.
-        const provider = providerOf(link.profile);
-        const upstream = upstreams[provider];
-        const apiKey = upstream === undefined ? undefined : deps.secret(reservation.envVarName, provider);
-        if (apiKey === undefined || apiKey === "") {
-          logError(`secret ${reservation.envVarName} of key ${reservation.keyAlias} is not set`);
-          await deps.store.release(reservation.reservationId, "key secret not set");
-          keys.markBroken(reservation.keyId);
+        const call = await prepareCall(reservation);
+        if (call === null) {
           unusableKeys++;
           continue;
         }
-        let choice: TierChoice;
-        try {
-          choice = chooseTier(
-            await serviceTiers(),
-            reservation.model,
-            reservation.priority ?? request.priority,
-            request.serviceTier,
-          );
-        } catch (error) {
-          await deps.store.release(reservation.reservationId, "service tier not allowed for the class");
-          throw error;
-        }
-        const tier = flexShed && choice.standardOnShed ? null : choice.tier;
-        const sent = { ...link.request, ...(tier === null ? {} : { serviceTier: tier }) };
 
         calls++;
         if (request.stream) {
-          const opened = await streamGoogle(upstream!, apiKey, reservation, sent);
-          if (opened.ok) {
-            // The first chunk is here: what the gateway added, and the first byte, are known now.
-            const times = answerTimes(timing);
-            return relayStream(opened, {
-              head: { ...headOf(reservation, calls, provider), waited_ms: waiting.waitedMs },
-              reservationId: reservation.reservationId,
-              estimatedInputTokens: size.input,
-              includeCandidates: request.includeCandidates,
-              idempotent,
-              finalize: (record) =>
-                finalizeReliably(deps.store, logError, {
-                  ...record,
-                  ...times,
-                  serviceTier: tier,
-                  servedTier: opened.servedTier ?? null,
-                  room: roomUntil(opened.room, clock.now()),
-                }, { deadline, clock }),
-              endRequest: () => deps.store.endRequest(reservation.reservationId),
-              afterAnswer,
-              clock,
-              logError,
-              signal,
-            });
-          }
+          const opened = await streamUpstream(call, reservation);
+          if (opened.ok) return answerStreamed(opened, call, reservation);
           lastError = opened.error;
-          if (shedFlex(tier, opened.error)) flexShed = true;
-          if (await failed(opened, reservation, tier, upstream!, apiKey)) continue;
+          if (shedFlex(call.tier, opened.error)) flexShed = true;
+          if (await failed(opened, reservation, call)) continue;
           break;
         }
-        const outcome = await callGoogle(upstream!, apiKey, sent, reservation);
-        if (outcome.ok) {
-          const result = answer(outcome, reservation, calls, provider);
-          const times = answerTimes(timing);
-          await afterAnswer(finalizeReliably(
-            deps.store,
-            logError,
-            successRecord({
-              reservationId: reservation.reservationId,
-              latencyMs: outcome.latencyMs,
-              ...googleCounts(outcome.usage),
-              response: idempotent ? result : null,
-              ...times,
-              serviceTier: tier,
-              servedTier: outcome.servedTier ?? null,
-              room: roomUntil(outcome.room, clock.now()),
-            }),
-            { deadline, clock },
-          ));
-          return result;
-        }
-
+        const outcome = await callUpstream(call, reservation);
+        if (outcome.ok) return await answerWhole(outcome, call, reservation);
         lastError = outcome.error;
-        if (shedFlex(tier, outcome.error)) flexShed = true;
-        if (!(await failed(outcome, reservation, tier, upstream!, apiKey))) break;
+        if (shedFlex(call.tier, outcome.error)) flexShed = true;
+        if (!(await failed(outcome, reservation, call))) break;
       }
       throw exhausted(lastError, withdrawn);
     } catch (error) {
@@ -380,18 +345,116 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     }
 
     /**
+     * A reservation made ready to call: the model it booked (normally a link of the chain; another
+     * model when the caller's name now resolves to it, an alias repointed since this worker cached its
+     * row), its provider's client and the key's secret (read by that provider's names: the database
+     * booked a key of the model's provider), the tier to ask for, the request as that model takes it.
+     * Null when the key's secret is not set: the reservation is released and the key left out.
+     */
+    async function prepareCall(reservation: Reservation): Promise<PreparedCall | null> {
+      let link: ChainLink;
+      try {
+        link = await linkFor(profiles, request, chain, reservation.model);
+      } catch (error) {
+        await deps.store.release(reservation.reservationId, "the reserved model cannot take the request");
+        throw error;
+      }
+      const provider = providerOf(link.profile);
+      const client = upstreams[provider];
+      const apiKey = client === undefined ? undefined : deps.secret(reservation.envVarName, provider);
+      if (client === undefined || apiKey === undefined || apiKey === "") {
+        logError(`secret ${reservation.envVarName} of key ${reservation.keyAlias} is not set`);
+        await deps.store.release(reservation.reservationId, "key secret not set");
+        keys.markBroken(reservation.keyId);
+        return null;
+      }
+      let choice: TierChoice;
+      try {
+        choice = chooseTier(
+          await serviceTiers(),
+          reservation.model,
+          reservation.priority ?? request.priority,
+          request.serviceTier,
+        );
+      } catch (error) {
+        await deps.store.release(reservation.reservationId, "service tier not allowed for the class");
+        throw error;
+      }
+      const tier = flexShed && choice.standardOnShed ? null : choice.tier;
+      const sent = { ...link.request, ...(tier === null ? {} : { serviceTier: tier }) };
+      return { provider, who: providerName(provider), client, apiKey, tier, sent };
+    }
+
+    /**
+     * A success's finalize, streamed or whole: the record with the request's times (read when the
+     * answer's first byte leaves), the tier asked for and the one served, the provider's room.
+     */
+    function finalizeSuccess(
+      record: FinalizeParams,
+      call: PreparedCall,
+      served: { servedTier?: string | null; room?: ProviderRoom | null },
+      times: ReturnType<typeof answerTimes>,
+    ): Promise<boolean> {
+      return finalizeReliably(deps.store, logError, {
+        ...record,
+        ...times,
+        serviceTier: call.tier,
+        servedTier: served.servedTier ?? null,
+        room: roomUntil(served.room, clock.now()),
+      }, { deadline, clock });
+    }
+
+    /** The first chunk is here: the stream is the caller's, finalized when it ends. */
+    function answerStreamed(
+      opened: Extract<StreamOutcome, { ok: true }>,
+      call: PreparedCall,
+      reservation: Reservation,
+    ): InvokeAnswer {
+      const times = answerTimes(timing);
+      return relayStream(opened, {
+        head: { ...headOf(reservation, calls, call.provider), waited_ms: waiting.waitedMs },
+        reservationId: reservation.reservationId,
+        upstream: call.who,
+        estimatedInputTokens: size.input,
+        includeCandidates: request.includeCandidates,
+        idempotent,
+        finalize: (record) => finalizeSuccess(record, call, opened, times),
+        endRequest: () => deps.store.endRequest(reservation.reservationId),
+        afterAnswer,
+        clock,
+        logError,
+        signal,
+      });
+    }
+
+    /** The whole answer: finalized (off the response path where the runtime allows it), then answered. */
+    async function answerWhole(
+      outcome: Extract<GenerateOutcome, { ok: true }>,
+      call: PreparedCall,
+      reservation: Reservation,
+    ): Promise<InvokeResult> {
+      const result = answer(outcome, reservation, calls, call.provider);
+      const record = successRecord({
+        reservationId: reservation.reservationId,
+        latencyMs: outcome.latencyMs,
+        ...usageCounts(outcome.usage),
+        response: idempotent ? result : null,
+      });
+      await afterAnswer(finalizeSuccess(record, call, outcome, answerTimes(timing)));
+      return result;
+    }
+
+    /**
      * A failed call: finalized (awaited: the next reservation must see its cooldown), then either
      * thrown as the caller's answer or ready for the next attempt (false: no time left for one).
      */
     async function failed(
       outcome: Extract<GenerateOutcome, { ok: false }>,
       reservation: Reservation,
-      tier: TierChoice["tier"],
-      upstream: GoogleClient,
-      apiKey: string,
+      call: PreparedCall,
     ): Promise<boolean> {
       let error = outcome.error;
-      if (error.class === "model_withdrawn" && !(await stillNotFound(upstream, apiKey, reservation.model))) {
+      if (error.class === "model_withdrawn" && !(await stillNotFound(call.client, call.apiKey, reservation.model))) {
         // This key sees the model (or Google could not say): the mark would be wrong for everyone.
         error = { ...error, class: "client_error" };
       }
@@ -409,7 +472,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
               defaultCooldownMs: options.defaultCooldownMs,
               inputTokens: size.input,
             }),
-            serviceTier: tier,
+            serviceTier: call.tier,
           },
           { deadline, clock },
         ));
@@ -439,7 +502,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
      * call; one at a time per model, whose answer every request waiting on it takes (each no longer
      * than its own deadline). Not bound to one caller's signal: the others still need its answer.
      */
-    async function stillNotFound(upstream: GoogleClient, apiKey: string, model: string): Promise<boolean> {
+    async function stillNotFound(upstream: UpstreamClient, apiKey: string, model: string): Promise<boolean> {
       let asked = confirming.get(model);
       if (asked === undefined) {
         const timeoutMs = Math.max(1, options.attemptTimeoutMs);
@@ -449,29 +512,24 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         confirming.set(model, asked);
       }
       const left = Math.max(1, deadline - clock.now());
-      return await timing.time("google", () => withinDeadline(asked!, left));
+      return await timing.time("upstream", () => withinDeadline(asked!, left));
     }
 
-    /** Opens Google's stream and waits for its first chunk (what fails before it is an attempt like any other). */
-    async function streamGoogle(
-      upstream: GoogleClient,
-      apiKey: string,
-      reservation: Reservation,
-      sent: GoogleRequest,
-    ): Promise<StreamOutcome> {
+    /** Opens the provider's stream and waits for its first chunk (what fails before it is an attempt like any other). */
+    async function streamUpstream(call: PreparedCall, reservation: Reservation): Promise<StreamOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       const streamTimeoutMs = Math.max(1, deadline - clock.now());
       try {
-        return await timing.time("google", () =>
-          openStream(upstream, {
-            apiKey,
-            request: sent,
+        return await timing.time("upstream", () =>
+          openStream(call.client, call.who, {
+            apiKey: call.apiKey,
+            request: call.sent,
             timeoutMs,
             streamTimeoutMs,
             signal,
           }));
       } catch (error) {
-        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
+        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [call.apiKey] }));
         throw error;
       }
     }
@@ -486,21 +544,16 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       return { model: reservation.model, provider, ...fallback, key_alias: reservation.keyAlias, attempts };
     }
 
-    async function callGoogle(
-      upstream: GoogleClient,
-      apiKey: string,
-      sent: GoogleRequest,
-      reservation: Reservation,
-    ): Promise<GenerateOutcome> {
+    async function callUpstream(call: PreparedCall, reservation: Reservation): Promise<GenerateOutcome> {
       const timeoutMs = Math.max(1, Math.min(options.attemptTimeoutMs, deadline - clock.now()));
       try {
         return await timing.time(
-          "google",
-          () => upstream.generate({ apiKey, request: sent, timeoutMs, signal }),
+          "upstream",
+          () => call.client.generate({ apiKey: call.apiKey, request: call.sent, timeoutMs, signal }),
         );
       } catch (error) {
-        // The Google client does not throw for failed calls; if it does anyway, give the booking back.
-        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [apiKey] }));
+        // A client does not throw for failed calls; if it does anyway, give the booking back.
+        await deps.store.release(reservation.reservationId, sanitizeError(error, { secrets: [call.apiKey] }));
         throw error;
       }
     }
@@ -522,7 +575,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         finish_reason: outcome.finishReason,
         ...(request.includeCandidates ? { candidates: outcome.candidates } : {}),
         response: outcome.response,
-        ...(outcome.openai === undefined ? {} : { openai: outcome.openai }),
+        ...(outcome.dialectAnswer === undefined ? {} : { dialectAnswer: outcome.dialectAnswer }),
       };
     }
   };

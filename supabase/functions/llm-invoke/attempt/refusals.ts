@@ -1,7 +1,7 @@
 // What llm-invoke answers when it cannot serve a request: the database's refusals (quota, token,
 // idempotency) and the end of the attempts, each turned into the caller's error once, here.
 import { GatewayError, rateLimited } from "../../_shared/errors.ts";
-import type { ClassifiedGoogleError, QuotaCause } from "../../_shared/google/errors.ts";
+import type { QuotaCause } from "../../_shared/vocabulary.ts";
 import type { FallbackStep, Refusal, TokenStatus } from "../contract.ts";
 import {
   admissionCauseWords,
@@ -13,6 +13,7 @@ import {
   WAITABLE_LIMITS,
 } from "../../_shared/vocabulary.ts";
 import { unknownModel } from "../model/model-chain.ts";
+import { type UpstreamError, upstreamOf } from "../../_shared/upstream/port.ts";
 
 /**
  * Refusals that may be waited on: a minute window, a day, a cooldown or the pace of a day frees them
@@ -28,8 +29,10 @@ export interface RefusalContext {
   model: string;
   requestId: string;
   estimatedTokens: number;
-  /** Google's exact count of the input, when it was asked (exact-count.ts). */
+  /** The provider's exact count of the input, when it was asked (exact-count.ts). */
   countedTokens?: number | null;
+  /** Who counted them (the provider's name). */
+  countedBy?: string | null;
   /** Output tokens booked on top of the input (OpenAI's max_tokens); 0/absent where TPM counts input only. */
   bookedOutputTokens?: number;
   /** Of the input, the tokens its images count. */
@@ -126,7 +129,7 @@ export function withRefusalCause(error: GatewayError, cause: string | null): Gat
  * The request books more than one minute of the model's tokens (`tpm`). Names what is too large, as
  * OpenAI's `param` names a field (details.field): `max_tokens` when the input fits and the output
  * booked on top of it (OpenAI's models) does not, `image_url` when the text alone would fit, else the
- * input (`messages`), by Google's count when it was asked.
+ * input (`messages`), by the provider's count when it was asked.
  */
 function tooLarge(tpm: number | null, ctx: RefusalContext): GatewayError {
   const limit = `this model's per-minute token limit${tpm === null ? "" : ` (${tpm})`}`;
@@ -151,7 +154,7 @@ function tooLarge(tpm: number | null, ctx: RefusalContext): GatewayError {
   }
   const size = counted === null
     ? `The input is estimated at ${ctx.estimatedTokens} tokens`
-    : `Google counts the input at ${counted} tokens`;
+    : `${ctx.countedBy ?? "The provider"} counts the input at ${counted} tokens`;
   if (images > 0 && tpm !== null && input - images < tpm) {
     return new GatewayError(
       "invalid_request",
@@ -250,7 +253,7 @@ export function cancelled(): GatewayError {
  * the request found withdrawn, with its successor, for when that was the last call it had.
  */
 export function exhausted(
-  error: ClassifiedGoogleError | null,
+  error: UpstreamError | null,
   withdrawn: { model: string; successor: string | null } | null = null,
 ): GatewayError {
   if (error === null) {
@@ -285,10 +288,10 @@ export function exhausted(
 }
 
 /** Who answered (or failed to): the error's provider, Google unless it says otherwise. */
-const providerOf = (error: ClassifiedGoogleError) => error.upstream ?? "Google";
+const providerOf = upstreamOf;
 
 /** The model's provider refused the request itself (a 4xx other than 429): not retried. */
-export function rejectedByProvider(error: ClassifiedGoogleError): GatewayError {
+export function rejectedByProvider(error: UpstreamError): GatewayError {
   return new GatewayError("upstream_rejected", `${providerOf(error)} rejected the request: ${error.message}`, {
     details: { upstream_status: error.httpStatus, upstream_code: error.status },
   });
@@ -299,7 +302,7 @@ export function rejectedByProvider(error: ClassifiedGoogleError): GatewayError {
  * a per-day or per-minute quota is rpd, tpm or rpm; a limit: 0, a spend cap or an unplaced 429 is
  * `upstream` (its `cause` says which), whatever quotaId Google sent beside it.
  */
-export function limitOfQuota(error: ClassifiedGoogleError): RateLimit {
+export function limitOfQuota(error: UpstreamError): RateLimit {
   if (error.quotaCause === "day") return "rpd";
   if (error.quotaCause !== "minute") return "upstream";
   const id = error.quotaId ?? "";

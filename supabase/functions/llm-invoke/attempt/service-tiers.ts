@@ -9,9 +9,9 @@
 // are read, and a caller's own tier checked (checkAskedTier), before the request books anything.
 import { GatewayError } from "../../_shared/errors.ts";
 import { PRIORITY_CLASSES, type PriorityClass, type ServiceTier, type ServiceTierRow } from "../contract.ts";
-import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
 import type { Clock } from "../clock.ts";
 import { type GatewayStore } from "../store/store.ts";
+import { type UpstreamError } from "../../_shared/upstream/port.ts";
 
 const RANK: Record<ServiceTier, number> = { flex: 0, standard: 1, priority: 2 };
 
@@ -100,7 +100,7 @@ export function admissibleClasses(callerKind: "service" | "token", asked: Priori
 }
 
 /** A flex call Google shed: its capacity answer (503), not a quota or a request fault. */
-export function shedFlex(tier: ServiceTier | null, error: ClassifiedGoogleError): boolean {
+export function shedFlex(tier: ServiceTier | null, error: UpstreamError): boolean {
   return tier === "flex" && error.class === "retryable" && error.httpStatus === 503;
 }
 

@@ -6,8 +6,6 @@
 //                 or 'cut' (the caller went away, or Google broke off) with the tokens so far. No
 //                 database write stands between a chunk from Google and the caller.
 import { GatewayError } from "../../_shared/errors.ts";
-import { type GenerateCall, type GoogleClient, StreamCut, type StreamOutcome } from "../../_shared/google/client.ts";
-import type { ClassifiedGoogleError } from "../../_shared/google/errors.ts";
 import {
   mergeChunk,
   outputTokens,
@@ -15,21 +13,31 @@ import {
   responseText,
   responseUsage,
   type Usage,
-} from "../../_shared/google/response.ts";
-import type { GoogleResponse } from "../../_shared/google/types.ts";
-import { classifyGoogleFailure } from "../../_shared/google/errors.ts";
+} from "../../_shared/upstream/answer.ts";
+import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
-import { googleCounts, successRecord } from "./attempt-record.ts";
+import { successRecord, usageCounts } from "./attempt-record.ts";
 import type { Clock } from "../clock.ts";
 import { answerUsage, type InvokeResult, type InvokeStream, type StreamHead } from "./context.ts";
 import type { FinalizeParams } from "../contract.ts";
 import { estimateTextTokens } from "../model/tokens.ts";
+import {
+  type GenerateCall,
+  StreamCut,
+  type StreamOutcome,
+  type UpstreamClient,
+  type UpstreamError,
+  upstreamFailure,
+} from "../../_shared/upstream/port.ts";
 
 type OpenedStream = Extract<StreamOutcome, { ok: true }>;
 
-/** Opens the stream and waits for Google's first chunk; a stream that fails before it is a failed call. */
-export async function openStream(google: GoogleClient, call: GenerateCall): Promise<StreamOutcome> {
-  const opened = await google.stream(call);
+/**
+ * Opens the stream and waits for the provider's first chunk (`upstream`: its name, for messages); a
+ * stream that fails before it is a failed call.
+ */
+export async function openStream(client: UpstreamClient, upstream: string, call: GenerateCall): Promise<StreamOutcome> {
+  const opened = await client.stream(call);
   if (!opened.ok) return opened;
   try {
     const first = await opened.chunks.next();
@@ -37,7 +45,10 @@ export async function openStream(google: GoogleClient, call: GenerateCall): Prom
       return {
         ok: false,
         latencyMs: opened.latencyMs,
-        error: classifyGoogleFailure("malformed", "Google's stream ended before its first chunk.", { httpStatus: 200 }),
+        error: {
+          ...upstreamFailure("malformed", `${upstream}'s stream ended before its first chunk.`, { httpStatus: 200 }),
+          upstream,
+        },
       };
     }
     return {
@@ -55,18 +66,18 @@ export async function openStream(google: GoogleClient, call: GenerateCall): Prom
 
 /** `first`, then the rest; stopping it (even before its first step) stops Google's stream. */
 function prepend(
-  first: GoogleResponse,
-  rest: AsyncGenerator<GoogleResponse, void, undefined>,
-): AsyncGenerator<GoogleResponse, void, undefined> {
-  let pending: GoogleResponse | null = first;
+  first: UpstreamAnswer,
+  rest: AsyncGenerator<UpstreamAnswer, void, undefined>,
+): AsyncGenerator<UpstreamAnswer, void, undefined> {
+  let pending: UpstreamAnswer | null = first;
   const iterator = {
-    next: (): Promise<IteratorResult<GoogleResponse, void>> => {
+    next: (): Promise<IteratorResult<UpstreamAnswer, void>> => {
       if (pending === null) return rest.next();
       const value = pending;
       pending = null;
       return Promise.resolve({ done: false, value });
     },
-    return: (): Promise<IteratorResult<GoogleResponse, void>> => {
+    return: (): Promise<IteratorResult<UpstreamAnswer, void>> => {
       pending = null;
       return rest.return(undefined);
     },
@@ -75,12 +86,14 @@ function prepend(
       return iterator;
     },
   };
-  return iterator as unknown as AsyncGenerator<GoogleResponse, void, undefined>;
+  return iterator as unknown as AsyncGenerator<UpstreamAnswer, void, undefined>;
 }
 
 export interface RelayOptions {
   head: StreamHead;
   reservationId: string;
+  /** Who streams (the provider's name), for the caller's messages. */
+  upstream: string;
   /** Booked at reservation: counted when Google's stream names no usage at all. */
   estimatedInputTokens: number;
   includeCandidates: boolean;
@@ -102,9 +115,9 @@ export interface RelayOptions {
 /** What was streamed so far: the chunks merged into Google's whole answer, and what is read from it. */
 class StreamTally {
   /** The whole answer in Google's shape, as generateContent would have sent it. */
-  whole: GoogleResponse = {};
+  whole: UpstreamAnswer = {};
 
-  add(chunk: GoogleResponse): void {
+  add(chunk: UpstreamAnswer): void {
     this.whole = mergeChunk(this.whole, chunk);
   }
 
@@ -143,9 +156,9 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     response: tally.whole,
   });
 
-  async function* chunks(): AsyncGenerator<GoogleResponse, void, undefined> {
-    let ended: "done" | "client" | "google" = "client";
-    let cut: ClassifiedGoogleError | null = null;
+  async function* chunks(): AsyncGenerator<UpstreamAnswer, void, undefined> {
+    let ended: "done" | "client" | "upstream" = "client";
+    let cut: UpstreamError | null = null;
     try {
       for await (const chunk of opened.chunks) {
         tally.add(chunk);
@@ -156,26 +169,26 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
       if (!(error instanceof StreamCut)) throw error;
       cut = error.error;
       // Our caller's own signal aborted the call: the caller went away.
-      ended = cut.kind === "aborted" ? "client" : "google";
+      ended = cut.kind === "aborted" ? "client" : "upstream";
     } finally {
       await finish(ended, cut);
     }
     // Only a break-off gets here (a caller that stops reading ends the generator at its yield):
     // the stream must not look whole to whoever reads it.
     if (ended === "client") {
-      throw new GatewayError("client_closed", "The call to Google was aborted: the caller went away.");
+      throw new GatewayError("client_closed", `The call to ${options.upstream} was aborted: the caller went away.`);
     }
-    if (ended === "google") {
+    if (ended === "upstream") {
       throw new GatewayError(
         "upstream_error",
-        `Google's stream broke off after it started (${cut?.message ?? "no reason given"}); ` +
+        `${options.upstream}'s stream broke off after it started (${cut?.message ?? "no reason given"}); ` +
           "the part already sent is all there is.",
-        { details: { cut_by: "google" } },
+        { details: { cut_by: "upstream" } },
       );
     }
   }
 
-  async function finish(ended: "done" | "client" | "google", cut: ClassifiedGoogleError | null): Promise<void> {
+  async function finish(ended: "done" | "client" | "upstream", cut: UpstreamError | null): Promise<void> {
     options.signal?.removeEventListener("abort", onAbort);
     const latencyMs = clock.now() - startedAt;
     if (ended === "done") {
@@ -183,7 +196,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
       await options.afterAnswer(options.finalize(successRecord({
         reservationId: options.reservationId,
         latencyMs,
-        ...googleCounts(tally.usage),
+        ...usageCounts(tally.usage),
         response: options.idempotent ? whole : null,
       })));
       return;
@@ -212,7 +225,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
   // away before reading anything is finalized here instead of in the body's `finally`.
   const body = chunks();
   let started = false;
-  const iterator: AsyncIterableIterator<GoogleResponse> = {
+  const iterator: AsyncIterableIterator<UpstreamAnswer> = {
     next: () => {
       started = true;
       return body.next();

@@ -9,12 +9,13 @@
 //                        often enough to pay for a call to Google
 // Ordinary requests never get here. A count that fails (network, 5xx, 429, timeout, no usable key)
 // leaves the estimate in place and the refusal stands as it was: the count never fails a request.
-import type { GoogleClient } from "../../_shared/google/client.ts";
 import type { Refusal } from "../contract.ts";
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
-import type { GoogleRequest } from "../../_shared/google/types.ts";
+import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import type { Clock } from "../clock.ts";
 import type { ActiveKey, GatewayStore } from "../store/store.ts";
+import type { UpstreamClient } from "../../_shared/upstream/port.ts";
+import type { Provider } from "../../_shared/providers/registry.ts";
 
 /** A `tpm` refusal of a reservation this large (or larger) is worth an exact count. */
 export const EXACT_COUNT_MIN_TOKENS = 1_000;
@@ -28,14 +29,16 @@ export function exactCountMayHelp(refusal: Pick<Refusal, "limit">, tokens: numbe
 
 /** Google's count of a request's input tokens; null when it could not be had. Never throws. */
 export type TokenCounter = (
-  request: GoogleRequest,
+  request: UpstreamRequest,
   budget: { deadline: number; signal?: AbortSignal; timing?: PhaseTimer },
 ) => Promise<number | null>;
 
 export interface TokenCounterDeps {
   store: Pick<GatewayStore, "activeKeys">;
-  google: Pick<GoogleClient, "countTokens">;
-  /** Reads a Google key from the Edge secret store by the key row's env_var_name. */
+  /** Whose keys count (the store's active keys of this provider). */
+  provider: Provider;
+  client: Required<Pick<UpstreamClient, "countTokens">>;
+  /** Reads the provider's key from the Edge secret store by the key row's env_var_name. */
   secret: (envVarName: string) => string | undefined;
   clock: Pick<Clock, "now">;
   /** How long the list of active keys is cached per worker. */
@@ -53,7 +56,7 @@ export function createTokenCounter(deps: TokenCounterDeps): TokenCounter {
 
   async function usableKeys(): Promise<Array<{ key: ActiveKey; apiKey: string }>> {
     if (cached === null || deps.clock.now() - cached.at >= deps.keysTtlMs) {
-      cached = { at: deps.clock.now(), keys: await deps.store.activeKeys() };
+      cached = { at: deps.clock.now(), keys: await deps.store.activeKeys(deps.provider) };
     }
     return cached.keys.flatMap((key) => {
       const apiKey = deps.secret(key.envVarName);
@@ -72,8 +75,8 @@ export function createTokenCounter(deps: TokenCounterDeps): TokenCounter {
       const timeoutMs = Math.min(COUNT_TIMEOUT_MS, budget.deadline - deps.clock.now());
       if (timeoutMs < 1) return null;
       const outcome = await (budget.timing ?? untimed).time(
-        "google",
-        () => deps.google.countTokens({ apiKey, request, timeoutMs, signal: budget.signal }),
+        "upstream",
+        () => deps.client.countTokens({ apiKey, request, timeoutMs, signal: budget.signal }),
       );
       if (outcome.ok) return outcome.totalTokens;
       // The classified message is sanitized of the key already.
@@ -95,8 +98,9 @@ export function createTokenCounter(deps: TokenCounterDeps): TokenCounter {
 export class InputSize {
   /** What the next reservation books. */
   tokens: number;
-  /** Google's count, once asked and answered. */
+  /** The provider's count, once asked and answered, and who counted (its name, for messages). */
   counted: number | null = null;
+  countedBy: string | null = null;
   private asked = false;
 
   /**
@@ -106,7 +110,7 @@ export class InputSize {
    */
   constructor(
     readonly estimated: number,
-    private readonly count: (model: string | null) => Promise<number | null>,
+    private readonly count: (model: string | null) => Promise<{ tokens: number; by: string } | null>,
     readonly bookedOutput = 0,
     /** Of `estimated`, the tokens the request's images count (named when they make it too large). */
     readonly imageTokens = 0,
@@ -125,8 +129,9 @@ export class InputSize {
     this.asked = true;
     const counted = await this.count(refusal.model ?? null);
     if (counted === null) return false;
-    this.counted = counted;
-    this.tokens = counted + this.bookedOutput;
+    this.counted = counted.tokens;
+    this.countedBy = counted.by;
+    this.tokens = counted.tokens + this.bookedOutput;
     return true;
   }
 }

@@ -5,10 +5,11 @@
 // refuse JSON mode and tools with a clear 400 naming the feature instead of Google's opaque one.
 // Everything a model can take is forwarded unchanged.
 import { GatewayError } from "../../_shared/errors.ts";
-import type { Content, GoogleRequest } from "../../_shared/google/types.ts";
+import type { Content, UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import type { ModelCapabilities, ModelProfile, NormalizedRequest } from "../contract.ts";
+import { DEFAULT_PROVIDER } from "../../_shared/providers/registry.ts";
 
-export type { GoogleRequest } from "../../_shared/google/types.ts";
+export type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 
 /** `feature` is the field's name (details.feature, stable); `what` may say more of it for people. */
 function unsupported(model: string, feature: string, advice: string, what = feature): GatewayError {
@@ -22,10 +23,11 @@ const PLAIN_TEXT = "text/plain";
 export function adaptToModel(
   caps: ModelCapabilities & Pick<ModelProfile, "provider">,
   req: NormalizedRequest,
-): GoogleRequest {
-  const openai = caps.provider === "openai";
-  const only = req.openAiOnly ?? [];
-  if (!openai && only.length > 0) {
+): UpstreamRequest {
+  // The caller spoke this model's provider's dialect: its body goes as it came (pass-through).
+  const own = req.dialectBody !== undefined && req.dialectBody.dialect === (caps.provider ?? DEFAULT_PROVIDER);
+  const only = req.dialectBody?.only ?? [];
+  if (!own && only.length > 0) {
     throw new GatewayError(
       "unsupported_feature",
       `Not supported by ${caps.model}: ${only.map((f) => `${f.field} (${f.why})`).join("; ")}.`,
@@ -68,8 +70,7 @@ export function adaptToModel(
     model: caps.model,
     generationConfig: config,
     ...req.extras,
-    // An OpenAI model takes the caller's own Chat Completions body, where there is one.
-    ...(openai && req.openAiBody !== undefined ? { openAiBody: req.openAiBody } : {}),
+    ...(own ? { dialectBody: { dialect: req.dialectBody!.dialect, body: req.dialectBody!.body } } : {}),
   };
   if (req.system === undefined) return { ...base, contents: req.contents };
   if (caps.supportsSystemInstruction) return { ...base, contents: req.contents, systemInstruction: req.system };

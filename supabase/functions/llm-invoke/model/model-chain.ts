@@ -7,7 +7,7 @@
 // on Gemma) is a 400. A row's chain is the operator's: such models are left out of it silently, as are
 // retired rows (is_active = false), which can serve nobody. A retired first model stays first: the
 // database passes over it (and records why) and the answer names what it asked for.
-import { adaptToModel, type GoogleRequest } from "./gemma.ts";
+import { adaptToModel, type UpstreamRequest } from "./gemma.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import type { ModelProfile, NormalizedRequest } from "../contract.ts";
 
@@ -15,7 +15,7 @@ export interface ChainLink {
   /** Canonical model id. */
   model: string;
   /** The request as this model takes it. */
-  request: GoogleRequest;
+  request: UpstreamRequest;
   /** The model's row as the chain was resolved from it (whether it is withdrawn, its successor). */
   profile: ModelProfile;
 }
@@ -78,7 +78,7 @@ function bookedWithoutRow(model: string): GatewayError {
 }
 
 /** The request as the reserved model takes it (the first link's if the model is not in the chain). */
-export function requestFor(links: readonly ChainLink[], model: string | null | undefined): GoogleRequest {
+export function requestFor(links: readonly ChainLink[], model: string | null | undefined): UpstreamRequest {
   return (links.find((l) => l.model === model) ?? links[0]!).request;
 }
 

@@ -3,7 +3,7 @@
 // functionCall / functionResponse. Parts that point at data held by one Google project (fileData,
 // and cachedContent at the request level) cannot be served from a pool of projects: a clear 400.
 import { GatewayError } from "../../_shared/errors.ts";
-import type { Content, Part } from "../../_shared/google/types.ts";
+import type { Content, Part } from "../../_shared/upstream/shapes.ts";
 import { sanitize } from "../../_shared/sanitize.ts";
 import { type ImageInfo, inspectInlineImage } from "./images.ts";
 import { camelKeys, isObject } from "./json-keys.ts";
@@ -31,7 +31,7 @@ export function checkPart(raw: unknown, where: string, images: ImageInfo[]): Par
   if (part.fileData !== undefined) {
     throw new GatewayError(
       "unsupported_feature",
-      `${where}.fileData refers to a file uploaded to one Google project; the gateway spreads requests over ` +
+      `${where}.fileData refers to a file uploaded to one project of the provider; the gateway spreads requests over ` +
         "several projects, so send the bytes inline (inlineData) instead.",
       { details: { field: `${where}.fileData`, feature: "fileData" } },
     );

@@ -183,7 +183,7 @@ describe("createPgStore over the RPCs", () => {
   });
 
   it("lists the active keys in rotation order, without their secrets", async () => {
-    const keys = await store().activeKeys();
+    const keys = await store().activeKeys("google");
     expect(keys.map((k) => [k.keyAlias, k.envVarName, k.quotaGroup])).toEqual([
       ["default", expect.any(String), "proj-default"],
       ["second", "SECOND_KEY", "proj-second"],
@@ -198,7 +198,7 @@ describe("createPgStore over the RPCs", () => {
       const r = (await s.reserve(params({ requestId: `kr-${errorCode}-${keyRejected}` }))) as Reservation;
       await s.finalize({
         reservationId: r.reservationId,
-        outcome: "google_error",
+        outcome: "upstream_error",
         inputTokens: null,
         outputTokens: null,
         httpStatus: 400,
@@ -321,7 +321,7 @@ describe("createPgStore over the RPCs", () => {
       expect(r.quotaGroup).toBe("proj-default");
       await s.finalize({
         reservationId: r.reservationId,
-        outcome: "google_error",
+        outcome: "upstream_error",
         inputTokens: null,
         outputTokens: null,
         httpStatus: 429,
@@ -398,7 +398,7 @@ describe("createPgStore over the RPCs", () => {
     const r = (await s.reserve(params())) as Reservation;
     await s.finalize({
       reservationId: r.reservationId,
-      outcome: "google_error",
+      outcome: "upstream_error",
       inputTokens: null,
       outputTokens: null,
       httpStatus: 429,

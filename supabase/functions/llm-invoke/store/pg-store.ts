@@ -31,14 +31,8 @@ import {
   type TokenStatus,
 } from "../contract.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
-import {
-  isOneOf,
-  type Provider,
-  QUOTA_CAUSES,
-  type QuotaCause,
-  REFUSAL_LIMITS,
-  SERVICE_TIERS,
-} from "../../_shared/vocabulary.ts";
+import type { Provider } from "../../_shared/providers/registry.ts";
+import { isOneOf, QUOTA_CAUSES, type QuotaCause, REFUSAL_LIMITS, SERVICE_TIERS } from "../../_shared/vocabulary.ts";
 import { type Database, DatabaseUnavailable, DEFAULT_DB_TIMEOUTS, type Sql } from "../../_shared/db.ts";
 import { databaseUnavailable } from "../../_shared/envelope.ts";
 import type { ActiveKey, GatewayStore, ModelLister, QuotaReader, QuotaReport, TokenChecker } from "./store.ts";
@@ -180,7 +174,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         }
         if (p.outcome === "cut") {
           await sql`select public.google_ai_finalize_cut(
-            p_reservation_id => ${p.reservationId}::uuid, p_cut_by => ${p.cutBy ?? "google"},
+            p_reservation_id => ${p.reservationId}::uuid, p_cut_by => ${p.cutBy ?? "upstream"},
             p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
             p_latency_ms => ${p.latencyMs}::integer, p_error_message => ${p.errorMessage},
             p_service_tier => ${p.serviceTier ?? null}, p_served_tier => ${p.servedTier ?? null},

@@ -15,6 +15,7 @@ import type {
   ServiceTierRow,
   TokenStatus,
 } from "../contract.ts";
+import type { Provider } from "../../_shared/providers/registry.ts";
 
 /** An active key row (no secret: the secret is the Edge secret its env var names). */
 export interface ActiveKey {
@@ -33,8 +34,8 @@ export interface GatewayStore {
   release(reservationId: string, reason: string): Promise<void>;
   /** A named (idempotent) request failed for good: free its request_id (any reservation of it). */
   endRequest(reservationId: string): Promise<void>;
-  /** Active keys in rotation order, for calls that book no quota (countTokens, exact-count.ts). */
-  activeKeys(): Promise<ActiveKey[]>;
+  /** A provider's active keys in rotation order, for calls that book no quota (its exact count, exact-count.ts). */
+  activeKeys(provider: Provider): Promise<ActiveKey[]>;
   /** The service tier rows (google_ai_service_tiers); absent: every call is standard. */
   serviceTiers?(): Promise<ServiceTierRow[]>;
 }

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ERROR_STATUS, type ErrorCode, GatewayError, rateLimited } from "../../_shared/errors.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../contract.ts";
-import type { GoogleResponse } from "../../_shared/google/types.ts";
+import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
 import type { InvokeResult, InvokeStream } from "../attempt/context.ts";
 import { imageTokens } from "../model/images.ts";
 import { MAX_PARTS } from "./native/request.ts";
@@ -206,7 +206,7 @@ describe("geminiSurface.parse: Google's GenerateContentRequest", () => {
 
 // ---- answers and errors ---------------------------------------------------------------------------------
 
-const googleAnswer: GoogleResponse = {
+const googleAnswer: UpstreamAnswer = {
   candidates: [{ content: { role: "model", parts: [{ text: "Привет" }] }, finishReason: "STOP", index: 0 }],
   usageMetadata: { promptTokenCount: 3, candidatesTokenCount: 2, totalTokenCount: 5 },
   modelVersion: "gemini-2.5-flash",
@@ -307,7 +307,7 @@ function ctx(): SurfaceContext {
   return { requestId: "req-s", request: parse({ contents: [{ parts: [{ text: "Hi" }] }] }), now: 0 };
 }
 
-const chunks: GoogleResponse[] = [
+const chunks: UpstreamAnswer[] = [
   {
     candidates: [{ content: { role: "model", parts: [{ text: "При" }] }, index: 0 }],
     modelVersion: "gemini-2.5-flash",
@@ -318,8 +318,8 @@ const chunks: GoogleResponse[] = [
   },
 ];
 
-function fakeStream(items: GoogleResponse[], failWith?: Error, stopped?: { value: boolean }): InvokeStream {
-  async function* gen(): AsyncGenerator<GoogleResponse, void, undefined> {
+function fakeStream(items: UpstreamAnswer[], failWith?: Error, stopped?: { value: boolean }): InvokeStream {
+  async function* gen(): AsyncGenerator<UpstreamAnswer, void, undefined> {
     try {
       yield* items;
       if (failWith !== undefined) throw failWith;

@@ -8,7 +8,7 @@
 // safety-enums.ts (numbered enums of Google's REST clients), count-tokens.ts, errors.ts (Google's
 // error shape), stream.ts (SSE and JSON-array streams), models.ts (model list and get).
 import type { JsonAnswer, StreamAnswer } from "../../_shared/envelope.ts";
-import { googleResponseOf, type InvokeResult, type InvokeStream } from "../attempt/context.ts";
+import { upstreamAnswerOf, type InvokeResult, type InvokeStream } from "../attempt/context.ts";
 import type { NormalizedRequest } from "../contract.ts";
 import { geminiErrorAnswer } from "./gemini/errors.ts";
 import { normalized, parseGenerateBody, pathModel } from "./gemini/request.ts";
@@ -28,7 +28,7 @@ export const geminiSurface: GenerateSurface = {
   },
 
   answer(result: InvokeResult): JsonAnswer {
-    return { body: googleResponseOf(result), asIs: true };
+    return { body: upstreamAnswerOf(result), asIs: true };
   },
 
   stream(answer: InvokeStream | InvokeResult, ctx: SurfaceContext): StreamAnswer {

@@ -6,8 +6,8 @@
 //   error   {error: {code, message, details?}, ...}    the request failed after the stream began
 import type { ErrorAnswer, JsonAnswer, StreamAnswer } from "../../_shared/envelope.ts";
 import { GatewayError } from "../../_shared/errors.ts";
-import { responseText } from "../../_shared/google/response.ts";
-import type { GoogleResponse } from "../../_shared/google/types.ts";
+import { responseText } from "../../_shared/upstream/answer.ts";
+import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
 import { type InvokeResult, type InvokeStream, isStream, type QueueProgress } from "../attempt/context.ts";
 import { parseInvokeRequest } from "./native/request.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "./sse.ts";
@@ -15,7 +15,10 @@ import type { GenerateSurface, SurfaceContext } from "./surface.ts";
 
 /** The native body of an answer: everything but the provider's own shape of it (and who served: x-eve-provider). */
 export function nativeBody(result: InvokeResult): Record<string, unknown> {
-  const { response: _google, openai: _openai, provider: _provider, ...body } = result;
+  // `openai`: where an answer stored for replay by an earlier release keeps the provider's own.
+  const { response: _hub, dialectAnswer: _own, openai: _stored, provider: _provider, ...body } = result as
+    & InvokeResult
+    & { openai?: unknown };
   return body;
 }
 
@@ -34,7 +37,7 @@ export function queuedFrame(progress: QueueProgress): string {
   });
 }
 
-function chunkFrame(chunk: GoogleResponse, ctx: SurfaceContext): string {
+function chunkFrame(chunk: UpstreamAnswer, ctx: SurfaceContext): string {
   return sseFrame({
     type: "chunk",
     text: responseText(chunk),

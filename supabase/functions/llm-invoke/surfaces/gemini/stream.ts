@@ -3,8 +3,8 @@
 // end with an error in Google's shape if the call fails after the first chunk.
 import type { StreamAnswer } from "../../../_shared/envelope.ts";
 import { GatewayError } from "../../../_shared/errors.ts";
-import type { GoogleResponse } from "../../../_shared/google/types.ts";
-import { googleResponseOf, type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
+import type { UpstreamAnswer } from "../../../_shared/upstream/shapes.ts";
+import { upstreamAnswerOf, type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
 import { sseBody } from "../sse.ts";
 import type { SurfaceContext } from "../surface.ts";
 import { googleError } from "./errors.ts";
@@ -14,9 +14,9 @@ import { googleError } from "./errors.ts";
 const frame = (data: unknown) => `data: ${JSON.stringify(data)}\r\n\r\n`;
 
 /** Google's chunks of an answer: a live stream's as they come, a replay's whole answer as one chunk. */
-async function* googleChunks(answer: InvokeStream | InvokeResult): AsyncGenerator<GoogleResponse, void, undefined> {
+async function* googleChunks(answer: InvokeStream | InvokeResult): AsyncGenerator<UpstreamAnswer, void, undefined> {
   if (isStream(answer)) yield* answer.chunks;
-  else yield googleResponseOf(answer);
+  else yield upstreamAnswerOf(answer);
 }
 
 /**

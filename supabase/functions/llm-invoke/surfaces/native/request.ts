@@ -3,7 +3,7 @@
 // The other routes (surfaces/) build the same NormalizedRequest from Google's or OpenAI's shape.
 import { z } from "zod";
 import { GatewayError } from "../../../_shared/errors.ts";
-import type { Content, GenerationConfig, RequestExtras } from "../../../_shared/google/types.ts";
+import type { Content, GenerationConfig, RequestExtras } from "../../../_shared/upstream/shapes.ts";
 import { invalidRequest } from "../../../_shared/validation.ts";
 import { camelGenerationConfig } from "../../model/json-keys.ts";
 import { checkContents, imageTokensOf } from "../../model/parts.ts";

@@ -1,7 +1,7 @@
 // A whole answer as OpenAI's chat.completion: one choice per candidate (a blocked prompt still gets
 // choices[0]), usage, and the id and created that the stream's chunks share.
 import type { JsonAnswer } from "../../../_shared/envelope.ts";
-import { googleResponseOf, type InvokeResult } from "../../attempt/context.ts";
+import { type InvokeResult, upstreamAnswerOf } from "../../attempt/context.ts";
 import type { SurfaceContext } from "../surface.ts";
 import {
   candidatesOf,
@@ -30,7 +30,7 @@ export function usageOf(result: InvokeResult): Record<string, unknown> {
 
 /** The choices of a whole answer (a replay of a streamed one included). */
 export function choicesOf(result: InvokeResult, requestId: string): Array<Record<string, unknown>> {
-  const candidates = candidatesOf(googleResponseOf(result));
+  const candidates = candidatesOf(upstreamAnswerOf(result));
   if (candidates.length === 0) {
     // A blocked prompt has no candidate; OpenAI's clients expect choices[0].
     return [{
@@ -64,10 +64,11 @@ export function choicesOf(result: InvokeResult, requestId: string): Array<Record
 }
 
 export function answer(result: InvokeResult, ctx: SurfaceContext): JsonAnswer {
-  // OpenAI served: its own completion (logprobs, refusals, annotations, its usage details), under the
-  // gateway's id.
-  if (result.openai !== undefined) {
-    return { body: { ...result.openai, id: completionId(ctx.requestId) }, asIs: true };
+  // A provider of this dialect served: its own completion (logprobs, refusals, annotations, its usage
+  // details), under the gateway's id. (`openai`: where an answer stored for replay keeps it.)
+  const own = result.dialectAnswer?.dialect === "openai" ? result.dialectAnswer.body : legacyOwn(result);
+  if (own !== undefined) {
+    return { body: { ...own, id: completionId(ctx.requestId) }, asIs: true };
   }
   return {
     body: {
@@ -81,4 +82,10 @@ export function answer(result: InvokeResult, ctx: SurfaceContext): JsonAnswer {
     },
     asIs: true,
   };
+}
+
+/** The completion an answer stored for replay by an earlier release keeps under `openai`. */
+function legacyOwn(result: InvokeResult): Record<string, unknown> | undefined {
+  const stored = (result as { openai?: unknown }).openai;
+  return typeof stored === "object" && stored !== null ? stored as Record<string, unknown> : undefined;
 }

@@ -1,7 +1,7 @@
 // Google's candidates in OpenAI's terms: a candidate's choice index, its text (thoughts left out), its
 // function calls as tool_calls, and its finish reason. A whole answer (answer.ts) and the chunk stream
 // (chunks.ts) both say a candidate through these, so the two agree.
-import type { GoogleResponse } from "../../../_shared/google/types.ts";
+import type { UpstreamAnswer } from "../../../_shared/upstream/shapes.ts";
 import { isObject } from "./checks.ts";
 
 export interface RawPart {
@@ -36,7 +36,7 @@ export function finishReasonOf(
   return calledFunctions ? "tool_calls" : "stop";
 }
 
-export function candidatesOf(response: GoogleResponse): RawCandidate[] {
+export function candidatesOf(response: UpstreamAnswer): RawCandidate[] {
   return Array.isArray(response.candidates) ? response.candidates as RawCandidate[] : [];
 }
 

@@ -1,15 +1,15 @@
 // stream: Google's chunks (or a replayed answer) → OpenAI's chat.completion.chunk frames over SSE.
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../../_shared/errors.ts";
-import type { GoogleResponse } from "../../../_shared/google/types.ts";
+import type { UpstreamAnswer } from "../../../_shared/upstream/shapes.ts";
 import type { InvokeResult, InvokeStream } from "../../attempt/context.ts";
 import { openAiSurface } from "../openai.ts";
 import { chat, ctx, NOW, parse, REQUEST_ID, result } from "./test-fixtures.ts";
 
 /** A Google stream of the given chunks; `closed` counts how often the stream was ended (normally or not). */
-function fakeStream(chunks: GoogleResponse[], final: InvokeResult, failAfter?: GatewayError) {
+function fakeStream(chunks: UpstreamAnswer[], final: InvokeResult, failAfter?: GatewayError) {
   const seen = { closed: 0 };
-  async function* produce(): AsyncGenerator<GoogleResponse> {
+  async function* produce(): AsyncGenerator<UpstreamAnswer> {
     try {
       for (const c of chunks) yield c;
       if (failAfter !== undefined) throw failAfter;
@@ -54,7 +54,7 @@ const usageMetadata = (prompt: number, out: number) => ({
   candidatesTokenCount: out,
   totalTokenCount: prompt + out,
 });
-const TEXT_CHUNKS: GoogleResponse[] = [
+const TEXT_CHUNKS: UpstreamAnswer[] = [
   {
     candidates: [{ content: { role: "model", parts: [{ text: "Hel" }] }, index: 0 }],
     usageMetadata: usageMetadata(5, 1),
@@ -105,7 +105,7 @@ describe("stream", () => {
   });
 
   it("streams tool calls with their index, and n > 1 choices apart", async () => {
-    const chunks: GoogleResponse[] = [
+    const chunks: UpstreamAnswer[] = [
       {
         candidates: [
           { content: { role: "model", parts: [{ functionCall: { name: "f", args: { a: 1 } } }] }, index: 0 },
@@ -152,7 +152,7 @@ describe("stream", () => {
   });
 
   it("says thought signatures where Google's OpenAI endpoint does: on a tool call's delta, and on the delta of a text's last piece", async () => {
-    const chunks: GoogleResponse[] = [
+    const chunks: UpstreamAnswer[] = [
       {
         candidates: [{
           content: {

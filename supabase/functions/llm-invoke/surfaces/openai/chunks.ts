@@ -21,7 +21,7 @@ import {
 } from "./candidates.ts";
 import { openAiErrorObject } from "./errors.ts";
 import { includesUsage } from "./request.ts";
-import { OPENAI_LOGPROBS } from "../../upstream/openai/response.ts";
+import { OPENAI_LOGPROBS } from "../../../_shared/providers/openai/response.ts";
 
 /** Writes OpenAI's chunk frames of one answer, and remembers what each choice has said so far. */
 class ChunkWriter {
@@ -114,7 +114,8 @@ async function* chunkFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceCon
   const writer = new ChunkWriter(ctx, answer.model, includeUsage);
 
   if (!isStream(answer)) {
-    if (typeof answer.openai?.model === "string") writer.model = answer.openai.model;
+    const own = answer.dialectAnswer?.dialect === "openai" ? answer.dialectAnswer.body : undefined;
+    if (typeof own?.model === "string") writer.model = own.model;
     // A replay: each choice whole in one chunk, then its finish.
     for (const choice of choicesOf(answer, ctx.requestId)) {
       const index = choice.index as number;

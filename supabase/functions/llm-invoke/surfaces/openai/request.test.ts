@@ -353,8 +353,8 @@ describe("parse: fields only OpenAI's models honour, fields it ignores, and x-ev
     "keeps %s for an OpenAI model; another provider's refuses it with unsupported_feature naming it",
     (field, value) => {
       const req = parse(chat({ [field]: value }));
-      expect(req.openAiOnly?.map((f) => f.field)).toEqual([field]);
-      expect(adaptToModel({ ...gemini, model: "gpt-4o", provider: "openai" }, req).openAiBody).toMatchObject({
+      expect(req.dialectBody?.only?.map((f) => f.field)).toEqual([field]);
+      expect(adaptToModel({ ...gemini, model: "gpt-4o", provider: "openai" }, req).dialectBody?.body).toMatchObject({
         [field]: value,
       });
       const e = refusal(() => adaptToModel({ ...gemini, provider: "google" }, req));
@@ -382,7 +382,7 @@ describe("parse: fields only OpenAI's models honour, fields it ignores, and x-ev
       stream_options: { include_usage: false },
     }));
     expect(req.metadata).toEqual({ ticket: "T-9" });
-    expect(req.openAiOnly).toBeUndefined();
+    expect(req.dialectBody?.only).toBeUndefined();
   });
 
   it("takes every service_tier OpenAI defines: flex and priority ask Google; auto, default and scale leave it to the class", () => {

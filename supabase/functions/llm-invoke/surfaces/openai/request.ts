@@ -129,8 +129,11 @@ export function parseChatCompletion(input: ParseInput): NormalizedRequest {
     includeCandidates: false,
     ...(req.stream_options?.include_usage === true ? { streamUsage: true } : {}),
     ...serviceTierOf(req.service_tier),
-    openAiBody: body,
-    ...(asked.length === 0 ? {} : { openAiOnly: asked.map((field) => ({ field, why: UNSUPPORTED[field].why })) }),
+    dialectBody: {
+      dialect: "openai",
+      body,
+      ...(asked.length === 0 ? {} : { only: asked.map((field) => ({ field, why: UNSUPPORTED[field].why })) }),
+    },
   };
 }
 

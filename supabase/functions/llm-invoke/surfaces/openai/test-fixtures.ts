@@ -1,6 +1,6 @@
 // What the OpenAI surface's tests share: a fixed clock and request id, a chat body, parsing it through
 // the surface with the default limits, catching the GatewayError a call throws, and an InvokeResult.
-import type { GoogleResponse } from "../../../_shared/google/types.ts";
+import type { UpstreamAnswer } from "../../../_shared/upstream/shapes.ts";
 import type { InvokeResult } from "../../attempt/context.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../../contract.ts";
 import { openAiSurface } from "../openai.ts";
@@ -22,7 +22,7 @@ export function ctx(request: NormalizedRequest = parse(chat())) {
   return { requestId: REQUEST_ID, request, now: NOW };
 }
 
-export function result(response: GoogleResponse, more: Partial<InvokeResult> = {}): InvokeResult {
+export function result(response: UpstreamAnswer, more: Partial<InvokeResult> = {}): InvokeResult {
   return {
     text: "",
     model: "gemini-2.5-flash",

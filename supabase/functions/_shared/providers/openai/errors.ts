@@ -1,5 +1,5 @@
-// OpenAI's failed answers, classified into the one shape the attempt loop acts on (the same as
-// Google's, ../google/errors.ts), by structure: the HTTP status, `error.type`,
+// OpenAI's failed answers, classified into the one shape the attempt loop acts on (the port's
+// UpstreamError, ../../upstream/port.ts), by structure: the HTTP status, `error.type`,
 // `error.code` and the x-ratelimit-* headers. The message is read for one fact only, the wait of a
 // rate limit, and only when no header carries it (research: openai-errors.md).
 //   429 insufficient_quota   money: the organization has no credit (credits_depleted: it rests an
@@ -10,10 +10,9 @@
 //   404 model_not_found      the model, for this organization: confirmed by GET /v1/models/{id}
 //   408, 409, 5xx            retried
 //   any other 4xx            the request: answered to the caller
-import type { ClassifiedGoogleError } from "../google/errors.ts";
-import type { ProviderRoom } from "../google/client.ts";
-import type { Dialect } from "../upstream/call.ts";
-import { sanitize } from "../sanitize.ts";
+import type { Dialect } from "../../upstream/call.ts";
+import { sanitize } from "../../sanitize.ts";
+import { type ProviderRoom, type UpstreamError } from "../../upstream/port.ts";
 
 /** OpenAI's durations ("120ms", "1s", "18.642s", "6m0s", "1h0m0s") in whole milliseconds, rounded up. */
 export function parseOpenAiDuration(value: string | null | undefined): number | null {
@@ -87,7 +86,7 @@ export function classifyOpenAiHttpError(
   body: unknown,
   headers: Headers,
   options: { secrets?: readonly string[]; model?: string } = {},
-): ClassifiedGoogleError {
+): UpstreamError {
   const error = asRecord(asRecord(body)?.error);
   const type = text(error?.type);
   const code = text(error?.code);

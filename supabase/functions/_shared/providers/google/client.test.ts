@@ -3,14 +3,9 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import type { GoogleRequest } from "./types.ts";
-import {
-  type CountTokensOutcome,
-  createGoogleClient,
-  type GenerateCall,
-  type GenerateOutcome,
-  googleBaseUrlFromEnv,
-} from "./client.ts";
+import type { UpstreamRequest } from "../../upstream/shapes.ts";
+import { createGoogleClient } from "./client.ts";
+import { type CountTokensOutcome, type GenerateCall, type GenerateOutcome } from "../../upstream/port.ts";
 
 const KEY = "AIzaSyTESTKEY000000000000000000000000000";
 
@@ -60,7 +55,7 @@ function json(status: number, body: unknown): Script {
   };
 }
 
-const REQUEST: GoogleRequest = {
+const REQUEST: UpstreamRequest = {
   model: "gemma-3-27b-it",
   contents: [{ role: "user", parts: [{ text: "Привет" }] }],
   generationConfig: { temperature: 0.3, maxOutputTokens: 64 },
@@ -317,13 +312,5 @@ describe("google-client: a 404 for the model called", () => {
     script = () => {}; // never answers
     expect(await client.getModel({ apiKey: KEY, model: "gemini-2.5-flash", timeoutMs: 300 }))
       .toMatchObject({ ok: false, error: { kind: "timeout" } });
-  });
-});
-
-describe("googleBaseUrlFromEnv", () => {
-  it("uses GOOGLE_AI_BASE_URL when set and Google's endpoint otherwise", () => {
-    expect(googleBaseUrlFromEnv((n) => (n === "GOOGLE_AI_BASE_URL" ? "http://127.0.0.1:8788" : undefined)))
-      .toBe("http://127.0.0.1:8788");
-    expect(googleBaseUrlFromEnv(() => " ")).toBe("https://generativelanguage.googleapis.com");
   });
 });

@@ -8,8 +8,8 @@ import {
   SPEND_RATE_WORDINGS,
   spendCapExceeded,
   VIOLATION_LINE_WORDINGS,
-} from "../../../../shared/google-sim/errors.ts";
-import { QUOTA_IDS, violation } from "../../../../shared/google-sim/quota.ts";
+} from "../../../../../shared/google-sim/errors.ts";
+import { QUOTA_IDS, violation } from "../../../../../shared/google-sim/quota.ts";
 
 const T = "type.googleapis.com/google.rpc.";
 const DOCS = "https://ai.google.dev/gemini-api/docs/rate-limits";

@@ -53,31 +53,29 @@ export interface RequestExtras {
 }
 
 /** What is sent to Google for one request. */
-export interface GoogleRequest extends RequestExtras {
+export interface UpstreamRequest extends RequestExtras {
   model: string;
   contents: Content[];
   systemInstruction?: string;
   generationConfig: GenerationConfig;
   /** Google's service tier for this call (the body's serviceTier); absent: standard, nothing sent. */
   serviceTier?: ServiceTier;
-  /** For an OpenAI model only: the caller's own Chat Completions body (never sent to Google). */
-  openAiBody?: Record<string, unknown>;
+  /**
+   * The caller's own body, when it came in this provider's dialect: the provider sends it as it came
+   * (only the gateway's fields set) instead of translating the hub shape. Only a provider of that
+   * dialect is given one (model/gemma.ts).
+   */
+  dialectBody?: { dialect: string; body: Record<string, unknown> };
 }
 
-/** One generateContent answer, or one chunk of a streamed one, as Google sent it. */
-export type GoogleResponse = Record<string, unknown>;
-
-/** The generateContent body of a request (everything but the model, which is in the path). */
-export function generateContentBody(request: GoogleRequest): Record<string, unknown> {
-  return {
-    contents: request.contents,
-    ...(request.systemInstruction === undefined
-      ? {}
-      : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
-    ...(Object.keys(request.generationConfig).length === 0 ? {} : { generationConfig: request.generationConfig }),
-    ...(request.tools === undefined ? {} : { tools: request.tools }),
-    ...(request.toolConfig === undefined ? {} : { toolConfig: request.toolConfig }),
-    ...(request.safetySettings === undefined ? {} : { safetySettings: request.safetySettings }),
-    ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
-  };
+/** A provider's own answer in its dialect, beside the hub shape of it (GenerateOutcome.dialectAnswer). */
+export interface DialectAnswer {
+  dialect: string;
+  body: Record<string, unknown>;
 }
+
+/**
+ * The gateway's hub shape of an answer: one generateContent answer, or one chunk of a streamed one,
+ * as Google sends it and as every other provider's answer is translated into.
+ */
+export type UpstreamAnswer = Record<string, unknown>;

@@ -149,7 +149,7 @@ describe("chatCompletionBody", () => {
     const jsonSchema = { ...request, generationConfig: { responseJsonSchema: { type: "integer" } } };
     expect(answerWrapped(jsonSchema)).toBe(true);
     // OpenAI's route passes the caller's own body: nothing is wrapped there.
-    expect(answerWrapped({ ...request, openAiBody: { messages: [] } })).toBe(false);
+    expect(answerWrapped({ ...request, dialectBody: { dialect: "openai", body: { messages: [] } } })).toBe(false);
   });
 
   it('says "json" for json_object when no message does (OpenAI refuses it otherwise), after the system prompt', () => {

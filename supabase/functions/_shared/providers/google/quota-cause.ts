@@ -19,27 +19,15 @@
 // billing account's cap, a monthly cap, any other spend limit. A 429 whose message says none of it
 // stays `unknown` rather than taking a wrong, longer rest.
 
-import type { QuotaCause } from "../vocabulary.ts";
+import { type QuotaCause, SPEND_CAP_MAX_REST_MS } from "../../vocabulary.ts";
 
-// The causes are one list, QUOTA_CAUSES in vocabulary.ts (the database's copies are held to it).
-export type { QuotaCause } from "../vocabulary.ts";
-
-/**
- * How long a project out of money rests: every model of it, then one call asks Google again (one 429
- * an hour while the owner has not acted; served again within the hour after they do).
- */
-export const MONEY_REST_MS = 60 * 60_000;
+// The causes are one list, QUOTA_CAUSES in vocabulary.ts (the database's copies are held to it), and
+// so are the longest rests a cause gives (MONEY_REST_MS, SPEND_CAP_MAX_REST_MS).
+export type { QuotaCause } from "../../vocabulary.ts";
+export { MONEY_REST_MS, SPEND_CAP_MAX_REST_MS } from "../../vocabulary.ts";
 
 /** The rolling window a spend cap rests for when Google's message names none (Google's documented 10 minutes). */
 export const SPEND_CAP_WINDOW_MS = 10 * 60_000;
-
-/**
- * The longest a spend cap rests a project, whatever its message or delay says. A spend cap stops every
- * model of the project, and its window is read from free text ("monthly", "per 720 hours" would rest
- * it for a month on one reading): after an hour one call per model asks Google again, which costs at
- * most one 429 per model an hour while the cap holds.
- */
-export const SPEND_CAP_MAX_REST_MS = 60 * 60_000;
 
 export interface QuotaViolationFacts {
   quotaId: string | null;

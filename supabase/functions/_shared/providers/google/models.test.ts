@@ -1,9 +1,9 @@
-// models.list through @google/genai against the offline simulator: every page, the catalogue fields,
+// models.list over REST against the offline simulator: every page, the catalogue fields,
 // and each failure classified the way llm-invoke classifies it, with the key never in a message.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { DEFAULT_MODELS } from "../../../shared/google-sim/config.ts";
-import { type GoogleSimulator, startGoogleSimulator } from "../../../shared/google-sim/server.ts";
-import { createModelLister, toCatalogueModel } from "./google-models.ts";
+import { DEFAULT_MODELS } from "../../../../../shared/google-sim/config.ts";
+import { type GoogleSimulator, startGoogleSimulator } from "../../../../../shared/google-sim/server.ts";
+import { createModelLister, toCatalogueModel } from "./models.ts";
 
 let sim: GoogleSimulator;
 // 1,204 extra models: with 1,000 per page the list takes two pages.
@@ -82,7 +82,7 @@ describe("toCatalogueModel", () => {
         name: "models/x-1",
         inputTokenLimit: 10,
         outputTokenLimit: -1,
-        supportedActions: ["a", 3 as never],
+        supportedGenerationMethods: ["a", 3 as never],
       }),
     )
       .toEqual({

@@ -1,15 +1,19 @@
-// OpenAI's model list with one key: GET /v1/models (Authorization: Bearer), with a deadline. The same
-// contract as Google's lister (google-models.ts): never throws for a failed call; it returns the
-// models, or an error classified as llm-invoke classifies OpenAI's answers (_shared/openai/errors.ts),
+// OpenAI's model list with one key: GET /v1/models (Authorization: Bearer), with a deadline. The port's
+// ModelLister (../../upstream/port.ts): never throws for a failed call; it returns the models, or an
+// error classified as llm-invoke classifies OpenAI's answers (errors.ts),
 // by status, `type` and `code`: a 401 is "invalid_key" (the key out of rotation), a 429, a 5xx or a
 // network failure is retryable (nothing concluded). Messages are sanitized with the key as a known
 // secret. The list gives `id`, `created` and `owned_by`, no token limits: those stay null.
 // No Deno globals: vitest runs it against the simulator.
-import { callGuard, failureOf, readJsonAnswer, thrownBy } from "../_shared/upstream/call.ts";
-import { type ClassifiedGoogleError, classifyGoogleFailure } from "../_shared/google/errors.ts";
-import { openAiApiUrl } from "../_shared/openai/endpoint.ts";
-import { OPENAI_DIALECT } from "../_shared/openai/errors.ts";
-import { type CatalogueModel, DEFAULT_LIST_TIMEOUT_MS, type ModelLister } from "./google-models.ts";
+import { failureOf, readJsonAnswer, timedCall } from "../../upstream/call.ts";
+import { openAiApiUrl } from "./endpoint.ts";
+import { OPENAI_DIALECT } from "./errors.ts";
+import {
+  type CatalogueModel,
+  DEFAULT_LIST_TIMEOUT_MS,
+  type ModelLister,
+  upstreamFailure,
+} from "../../upstream/port.ts";
 
 export interface OpenAiModelListerOptions {
   /** OpenAI's endpoint or a compatible server (the offline simulator), with or without /v1. */
@@ -26,33 +30,23 @@ export function createOpenAiModelLister(options: OpenAiModelListerOptions = {}):
   const url = `${openAiApiUrl(options.baseUrl)}/models`;
   const maxModels = options.maxModels ?? DEFAULT_MAX_MODELS;
   return {
-    async list(apiKey, call = {}) {
+    list(apiKey, call = {}) {
       const timeoutMs = call.timeoutMs ?? options.timeoutMs ?? DEFAULT_LIST_TIMEOUT_MS;
-      const started = Date.now();
-      const guard = callGuard(timeoutMs, call.signal);
       const secrets = [apiKey];
-      const failed = (error: ClassifiedGoogleError) => ({
-        ok: false as const,
-        latencyMs: Date.now() - started,
-        error: failureOf(OPENAI_DIALECT, error),
-      });
-      try {
+      return timedCall({ apiKey, model: "", timeoutMs, signal: call.signal }, OPENAI_DIALECT, async (guard) => {
         const answer = await fetch(url, { headers: { authorization: `Bearer ${apiKey}` }, signal: guard.signal });
         const read = await readJsonAnswer(answer, OPENAI_DIALECT, secrets);
-        if (!read.ok) return failed(read.error);
+        if (!read.ok) return read;
         const models = modelsOf(read.body, maxModels);
         if (models === null) {
-          return failed(classifyGoogleFailure("malformed", "OpenAI answered the model list without a data array.", {
+          const error = upstreamFailure("malformed", "OpenAI answered the model list without a data array.", {
             httpStatus: answer.status,
             secrets,
-          }));
+          });
+          return { ok: false, error: failureOf(OPENAI_DIALECT, error) };
         }
-        return { ok: true, models, latencyMs: Date.now() - started };
-      } catch (error) {
-        return failed(thrownBy(OPENAI_DIALECT, error, guard, { apiKey, model: "", timeoutMs, signal: call.signal }));
-      } finally {
-        guard.done();
-      }
+        return { ok: true as const, models };
+      });
     },
   };
 }

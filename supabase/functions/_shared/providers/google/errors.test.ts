@@ -1,11 +1,6 @@
 import { describe, expect, it } from "vitest";
-import {
-  classifyGoogleFailure,
-  classifyGoogleHttpError,
-  isPerDayQuota,
-  parseDuration,
-  retryDelayFromMessage,
-} from "./errors.ts";
+import { classifyGoogleHttpError, isPerDayQuota, parseDuration, retryDelayFromMessage } from "./errors.ts";
+import { upstreamFailure } from "../../upstream/port.ts";
 
 const T = "type.googleapis.com/google.rpc.";
 
@@ -156,13 +151,13 @@ describe("classifyGoogleHttpError", () => {
   });
 });
 
-describe("classifyGoogleFailure", () => {
+describe("upstreamFailure", () => {
   it("marks transport failures retryable with their kind", () => {
-    expect(classifyGoogleFailure("timeout", "no answer in 30000 ms")).toMatchObject({
+    expect(upstreamFailure("timeout", "no answer in 30000 ms")).toMatchObject({
       class: "retryable",
       kind: "timeout",
       httpStatus: null,
     });
-    expect(classifyGoogleFailure("malformed", "Unexpected token <", { httpStatus: 200 }).httpStatus).toBe(200);
+    expect(upstreamFailure("malformed", "Unexpected token <", { httpStatus: 200 }).httpStatus).toBe(200);
   });
 });

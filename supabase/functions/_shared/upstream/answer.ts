@@ -1,6 +1,6 @@
 // Reading Google's generateContent answers (whole, or one streamed chunk): the answer's text, why it
 // ended, and the usage Google counted. Everything else in the answer is passed to callers unchanged.
-import type { GoogleResponse } from "./types.ts";
+import type { UpstreamAnswer } from "./shapes.ts";
 
 export interface Usage {
   promptTokens: number;
@@ -16,7 +16,7 @@ interface RawCandidate {
   finishReason?: unknown;
 }
 
-function candidates(response: GoogleResponse): RawCandidate[] {
+function candidates(response: UpstreamAnswer): RawCandidate[] {
   return Array.isArray(response.candidates) ? response.candidates as RawCandidate[] : [];
 }
 
@@ -24,13 +24,13 @@ function candidates(response: GoogleResponse): RawCandidate[] {
  * The first candidate (index 0). By its `index` where Google gives one: a streamed chunk of a request
  * for several candidates may carry only another candidate's piece.
  */
-function firstCandidate(response: GoogleResponse): RawCandidate | undefined {
+function firstCandidate(response: UpstreamAnswer): RawCandidate | undefined {
   const all = candidates(response);
   return all.find((c) => c.index === 0) ?? all.find((c, i) => c.index === undefined && i === 0);
 }
 
 /** The first candidate's answer text (thoughts left out). */
-export function responseText(response: GoogleResponse): string {
+export function responseText(response: UpstreamAnswer): string {
   const parts = firstCandidate(response)?.content?.parts ?? [];
   let text = "";
   for (const part of parts) if (typeof part.text === "string" && part.thought !== true) text += part.text;
@@ -38,7 +38,7 @@ export function responseText(response: GoogleResponse): string {
 }
 
 /** Why the first candidate ended, or BLOCKED_<reason> when the prompt itself was blocked; null mid-stream. */
-export function responseFinishReason(response: GoogleResponse): string | null {
+export function responseFinishReason(response: UpstreamAnswer): string | null {
   const reason = firstCandidate(response)?.finishReason;
   if (typeof reason === "string") return reason;
   const blocked = (response.promptFeedback as { blockReason?: unknown } | undefined)?.blockReason;
@@ -46,12 +46,12 @@ export function responseFinishReason(response: GoogleResponse): string | null {
 }
 
 /** True when the answer has neither candidates nor a prompt verdict: not a generateContent answer. */
-export function isEmptyResponse(response: GoogleResponse): boolean {
+export function isEmptyResponse(response: UpstreamAnswer): boolean {
   return candidates(response).length === 0 && response.promptFeedback === undefined;
 }
 
 /** Google's usageMetadata, or null when the answer carries none. */
-export function responseUsage(response: GoogleResponse): Usage | null {
+export function responseUsage(response: UpstreamAnswer): Usage | null {
   const u = response.usageMetadata as Record<string, unknown> | undefined;
   if (u === undefined || u === null || typeof u !== "object") return null;
   const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
@@ -85,8 +85,8 @@ interface MergedCandidate {
  * its last piece, sometimes an empty one); text after a signed part starts a part of its own. So a
  * replay or a history built from the whole sends every signature back, on the text it came with.
  */
-export function mergeChunk(whole: GoogleResponse, chunk: GoogleResponse): GoogleResponse {
-  const merged: GoogleResponse = { ...whole, ...chunk };
+export function mergeChunk(whole: UpstreamAnswer, chunk: UpstreamAnswer): UpstreamAnswer {
+  const merged: UpstreamAnswer = { ...whole, ...chunk };
   const before = Array.isArray(whole.candidates) ? whole.candidates as MergedCandidate[] : [];
   const after = before.map((c) => ({ ...c, content: { ...c.content, parts: [...(c.content?.parts ?? [])] } }));
   for (

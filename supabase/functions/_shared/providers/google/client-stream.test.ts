@@ -1,10 +1,11 @@
 // The Google client's stream against the offline simulator over real HTTP: chunks arrive one by one,
 // a stream Google breaks off ends with StreamCut, and stopping early aborts the call on Google's side.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type GoogleSimulator, startGoogleSimulator } from "../../../../shared/google-sim/server.ts";
-import { createGoogleClient, StreamCut, type StreamOutcome } from "./client.ts";
-import { responseText, responseUsage } from "./response.ts";
-import type { GoogleRequest, GoogleResponse } from "./types.ts";
+import { type GoogleSimulator, startGoogleSimulator } from "../../../../../shared/google-sim/server.ts";
+import { createGoogleClient } from "./client.ts";
+import { responseText, responseUsage } from "../../upstream/answer.ts";
+import type { UpstreamAnswer, UpstreamRequest } from "../../upstream/shapes.ts";
+import { StreamCut, type StreamOutcome } from "../../upstream/port.ts";
 
 const KEY = "sim-key-a1";
 let sim: GoogleSimulator;
@@ -15,7 +16,7 @@ beforeAll(async () => {
 afterAll(() => sim.close());
 beforeEach(() => sim.reset());
 
-const request: GoogleRequest = {
+const request: UpstreamRequest = {
   model: "gemini-2.5-flash",
   contents: [{ role: "user", parts: [{ text: "tell me about streams, please" }] }],
   generationConfig: {},
@@ -31,7 +32,7 @@ describe("google client: streamGenerateContent", () => {
   it("yields Google's chunks in order; together they are the whole answer, the last carries the final usage", async () => {
     const whole = await createGoogleClient({ baseUrl: sim.url }).generate({ apiKey: KEY, request, timeoutMs: 5_000 });
     if (!whole.ok) throw new Error(whole.error.message);
-    const chunks: GoogleResponse[] = [];
+    const chunks: UpstreamAnswer[] = [];
     for await (const chunk of (await open()).chunks) chunks.push(chunk);
     expect(chunks.length).toBe(4);
     expect(chunks.map(responseText).join("")).toBe(whole.text);
@@ -41,7 +42,7 @@ describe("google client: streamGenerateContent", () => {
 
   it("ends with StreamCut when Google breaks the stream off", async () => {
     sim.addFault({ kind: "cut_stream", afterChunks: 2 });
-    const seen: GoogleResponse[] = [];
+    const seen: UpstreamAnswer[] = [];
     let cut: unknown;
     try {
       for await (const chunk of (await open()).chunks) seen.push(chunk);

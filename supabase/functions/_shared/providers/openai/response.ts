@@ -2,7 +2,7 @@
 // parts, finishReason, usageMetadata), so the attempt loop, finalize, the stream relay and every
 // surface read them as they read Google's. Usage: OpenAI's prompt_tokens and completion_tokens (its
 // reasoning tokens are inside completion_tokens).
-import type { GoogleResponse } from "../../../_shared/google/types.ts";
+import type { UpstreamAnswer } from "../../upstream/shapes.ts";
 import { unwrappedText } from "./schema.ts";
 
 type Json = Record<string, unknown>;
@@ -70,7 +70,7 @@ function common(body: Json): Json {
  * A whole chat.completion; null when it has no choices (not an answer). `wrapped`: the JSON answer was
  * asked as an object holding it (schema.ts), and its text is the value held.
  */
-export function completionToResponse(body: Json, wrapped = false): GoogleResponse | null {
+export function completionToResponse(body: Json, wrapped = false): UpstreamAnswer | null {
   if (!Array.isArray(body.choices) || body.choices.length === 0) return null;
   const candidates = body.choices.filter(isObject).map((choice, position) => {
     const message = isObject(choice.message) ? choice.message : {};
@@ -104,7 +104,7 @@ export class ChunkTranslator {
 
   constructor(private readonly wrapped = false) {}
 
-  translate(chunk: Json): GoogleResponse | null {
+  translate(chunk: Json): UpstreamAnswer | null {
     const candidates: Json[] = [];
     for (const [position, choice] of (Array.isArray(chunk.choices) ? chunk.choices : []).entries()) {
       if (!isObject(choice)) continue;

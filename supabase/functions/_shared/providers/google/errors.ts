@@ -9,59 +9,12 @@
 // and fall back to the message text "Please retry in 10.689924287s.". A per-day quota means
 // "exhausted until midnight Pacific", which the database computes: we only raise a flag.
 // What kind of 429 it was (minute, day, limit: 0, spend cap, unknown) is read in quota-cause.ts.
-import { sanitize } from "../sanitize.ts";
-import { isPerDayQuota, type QuotaCause, quotaCauseOf } from "./quota-cause.ts";
+import { sanitize } from "../../sanitize.ts";
+import type { UpstreamError } from "../../upstream/port.ts";
+import { isPerDayQuota, quotaCauseOf } from "./quota-cause.ts";
 
 export type { QuotaCause } from "./quota-cause.ts";
 export { isPerDayQuota } from "./quota-cause.ts";
-
-export type GoogleErrorClass =
-  /** 429: cool the quota group down until retryAfterMs (or Pacific midnight if perDay) and try another key. */
-  | "rate_limited"
-  /** 5xx, network error, timeout, malformed answer: retry with backoff, preferably on another key. */
-  | "retryable"
-  /** The key itself is refused (invalid, expired, blocked, API disabled): take it out, try another. */
-  | "invalid_key"
-  /** Any other 4xx: the request is at fault; never retried, reported to the caller. */
-  | "client_error"
-  /**
-   * Google's own 404 NOT_FOUND (a JSON error) to a call for one model: Google may no longer serve it,
-   * whatever the message says. The attempt loop confirms it with models.get for the model on the same
-   * key (the same kind of answer) before the model is marked withdrawn (isModelNotFound).
-   */
-  | "model_withdrawn";
-
-export type GoogleFailureKind = "http" | "network" | "timeout" | "malformed" | "aborted";
-
-export interface ClassifiedGoogleError {
-  class: GoogleErrorClass;
-  kind: GoogleFailureKind;
-  httpStatus: number | null;
-  /** Google's canonical status, e.g. RESOURCE_EXHAUSTED, INVALID_ARGUMENT. */
-  status: string | null;
-  /** ErrorInfo.reason, e.g. API_KEY_INVALID. */
-  reason: string | null;
-  /** The quotaId that decides the cooldown: a per-day one if any, else the first. */
-  quotaId: string | null;
-  quotaIds: string[];
-  /** Wait Google asked for, rounded up to whole ms; null when it named none. */
-  retryAfterMs: number | null;
-  /**
-   * The 429's cause is `day` (quotaCause): the group is out until midnight Pacific. Derived from the
-   * cause, never read apart from it: a `limit: 0` with a per-day quotaId is limit_zero, not per day.
-   */
-  perDay: boolean;
-  /** For a 429: why Google refused (quota-cause.ts); null for every other answer. */
-  quotaCause: QuotaCause | null;
-  /** For a spend cap: the rolling window Google names (10 minutes if none); null otherwise. */
-  spendWindowMs: number | null;
-  /** Sanitized, length-capped message for logs and callers. */
-  message: string;
-  /** Who answered, for the caller's message: absent for Google ("OpenAI" for OpenAI's classifier). */
-  upstream?: string;
-  /** What the failed answer's rate-limit headers say is left of the group's limits (OpenAI's x-ratelimit-*; client.ts's ProviderRoom). */
-  room?: { requests: number | null; tokens: number | null; resetMs: number } | null;
-}
 
 const TYPE_PREFIX = "type.googleapis.com/google.rpc.";
 
@@ -101,7 +54,7 @@ export function classifyGoogleHttpError(
   httpStatus: number,
   body: unknown,
   options: { secrets?: readonly string[]; model?: string } = {},
-): ClassifiedGoogleError {
+): UpstreamError {
   const error = asRecord(asRecord(body)?.error);
   const details = Array.isArray(error?.details) ? error.details.map(asRecord) : [];
   const byType = (name: string) => details.filter((d) => d?.["@type"] === TYPE_PREFIX + name);
@@ -151,6 +104,7 @@ export function classifyGoogleHttpError(
     quotaCause: cause?.cause ?? null,
     spendWindowMs: cause?.windowMs ?? null,
     message: sanitize(rawMessage, { secrets: options.secrets, maxLength: 500 }),
+    upstream: "Google",
   };
 
   if (httpStatus === 429) return { ...base, class: "rate_limited" };
@@ -180,28 +134,6 @@ export function classifyGoogleHttpError(
  */
 export function isModelNotFound(httpStatus: number, status: string | null): boolean {
   return httpStatus === 404 && status === "NOT_FOUND";
-}
-
-/** A failure without a usable HTTP answer: network error, our timeout, a caller abort, bad JSON. */
-export function classifyGoogleFailure(
-  kind: Exclude<GoogleFailureKind, "http">,
-  message: string,
-  options: { secrets?: readonly string[]; httpStatus?: number } = {},
-): ClassifiedGoogleError {
-  return {
-    class: "retryable",
-    kind,
-    httpStatus: options.httpStatus ?? null,
-    status: null,
-    reason: null,
-    quotaId: null,
-    quotaIds: [],
-    retryAfterMs: null,
-    perDay: false,
-    quotaCause: null,
-    spendWindowMs: null,
-    message: sanitize(message, { secrets: options.secrets, maxLength: 500 }),
-  };
 }
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {

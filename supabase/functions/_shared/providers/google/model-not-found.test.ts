@@ -3,7 +3,7 @@
 // simulator may draw is held here, one by one; a 404 that is not Google's JSON error stays a client error.
 import { describe, expect, it } from "vitest";
 import { classifyGoogleHttpError, isModelNotFound } from "./errors.ts";
-import { MODEL_GET_NOT_FOUND_WORDINGS, MODEL_NOT_FOUND_WORDINGS } from "../../../../shared/google-sim/errors.ts";
+import { MODEL_GET_NOT_FOUND_WORDINGS, MODEL_NOT_FOUND_WORDINGS } from "../../../../../shared/google-sim/errors.ts";
 
 const GEMMA3 = "gemma-3-27b-it";
 const notFound = (message: string) => ({ error: { code: 404, status: "NOT_FOUND", message } });

@@ -3,8 +3,8 @@
 // is the key (invalid_key), a 429, a 5xx, a broken body or a deadline concludes nothing (retryable).
 // The key is never in a message.
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
-import { type OpenAISimulator, startOpenAISimulator } from "../../../shared/openai-sim/server.ts";
-import { createOpenAiModelLister, modelsOf, toCatalogueModel } from "./openai-models.ts";
+import { type OpenAISimulator, startOpenAISimulator } from "../../../../../shared/openai-sim/server.ts";
+import { createOpenAiModelLister, modelsOf, toCatalogueModel } from "./models.ts";
 
 const KEY = "sk-sim-lister-a1";
 let sim: OpenAISimulator;

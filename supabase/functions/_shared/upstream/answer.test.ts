@@ -1,10 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { mergeChunk, responseFinishReason, responseText, responseUsage } from "./response.ts";
-import type { GoogleResponse } from "./types.ts";
+import { mergeChunk, responseFinishReason, responseText, responseUsage } from "./answer.ts";
+import type { UpstreamAnswer } from "./shapes.ts";
 
 describe("mergeChunk: a stream's chunks make the whole answer", () => {
   it("joins text pieces per candidate, keeps function calls and thoughts apart, takes the latest usage and reason", () => {
-    const chunks: GoogleResponse[] = [
+    const chunks: UpstreamAnswer[] = [
       { candidates: [{ index: 0, content: { role: "model", parts: [{ text: "think", thought: true }] } }] },
       {
         candidates: [{ index: 0, content: { role: "model", parts: [{ text: "Hel" }] } }, {
@@ -45,7 +45,7 @@ describe("mergeChunk: a stream's chunks make the whole answer", () => {
   });
 
   it("keeps thought signatures: on the text they end, and on the function call they came with", () => {
-    const chunks: GoogleResponse[] = [
+    const chunks: UpstreamAnswer[] = [
       { candidates: [{ index: 0, content: { role: "model", parts: [{ text: "Hel" }] } }] },
       { candidates: [{ index: 0, content: { parts: [{ text: "lo" }] } }] },
       { candidates: [{ index: 0, content: { parts: [{ text: "", thoughtSignature: "sig-text" }] } }] },

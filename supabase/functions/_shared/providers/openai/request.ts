@@ -3,7 +3,7 @@
 // the gateway's JSON route, Google's routes and OpenAI's own. What Chat Completions has no field for
 // (safetySettings, topK, thinking budgets) is not sent; the answer is still the model's. Gemini's
 // schemas are sent as JSON Schema (schema.ts).
-import type { Content, GoogleRequest, Part } from "../../../_shared/google/types.ts";
+import type { Content, Part, UpstreamRequest } from "../../upstream/shapes.ts";
 import { jsonSchemaOf, responseFormatSchema } from "./schema.ts";
 
 type Message = Record<string, unknown>;
@@ -16,8 +16,8 @@ type Message = Record<string, unknown>;
 const GATEWAY_FIELDS = ["model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "metadata"];
 
 /** The Chat Completions body for `request` (its model is the one booked). */
-export function chatCompletionBody(request: GoogleRequest, stream: boolean): Record<string, unknown> {
-  if (request.openAiBody !== undefined) return callersBody(request, request.openAiBody, stream);
+export function chatCompletionBody(request: UpstreamRequest, stream: boolean): Record<string, unknown> {
+  if (request.dialectBody?.dialect === "openai") return callersBody(request, request.dialectBody.body, stream);
   const messages: Message[] = [];
   if (request.systemInstruction !== undefined && request.systemInstruction !== "") {
     messages.push({ role: "system", content: request.systemInstruction });
@@ -51,21 +51,21 @@ function textOf(content: unknown): string {
 }
 
 /** The JSON Schema of the answer asked for (Gemini's responseJsonSchema, else its responseSchema); undefined: none. */
-function answerSchema(config: GoogleRequest["generationConfig"]): unknown {
+function answerSchema(config: UpstreamRequest["generationConfig"]): unknown {
   if (config.responseJsonSchema !== undefined) return config.responseJsonSchema;
   return config.responseSchema === undefined ? undefined : jsonSchemaOf(config.responseSchema);
 }
 
 /** Whether OpenAI's answer comes wrapped in an object (the schema asked for is not an object's): schema.ts. */
-export function answerWrapped(request: GoogleRequest): boolean {
-  if (request.openAiBody !== undefined) return false;
+export function answerWrapped(request: UpstreamRequest): boolean {
+  if (request.dialectBody?.dialect === "openai") return false;
   const schema = answerSchema(request.generationConfig);
   return schema !== undefined && responseFormatSchema(schema).wrapped;
 }
 
 /** OpenAI's route: the caller's body as sent, but for the fields the gateway sets. */
 function callersBody(
-  request: GoogleRequest,
+  request: UpstreamRequest,
   body: Record<string, unknown>,
   stream: boolean,
 ): Record<string, unknown> {
@@ -137,7 +137,7 @@ function messagesOf(content: Content, ids: CallIds): Message[] {
 }
 
 /** generationConfig's fields that Chat Completions has. */
-function sampling(config: GoogleRequest["generationConfig"]): Record<string, unknown> {
+function sampling(config: UpstreamRequest["generationConfig"]): Record<string, unknown> {
   const body: Record<string, unknown> = {};
   if (config.temperature !== undefined) body.temperature = config.temperature;
   if (config.topP !== undefined) body.top_p = config.topP;
@@ -165,7 +165,7 @@ interface Declaration {
 }
 
 /** Gemini's function declarations and calling mode as OpenAI's tools and tool_choice. */
-function toolFields(request: GoogleRequest): Record<string, unknown> {
+function toolFields(request: UpstreamRequest): Record<string, unknown> {
   const declarations = (request.tools ?? []).flatMap((tool) => {
     const list = (tool as { functionDeclarations?: unknown }).functionDeclarations;
     return Array.isArray(list) ? list as Declaration[] : [];

@@ -1,0 +1,181 @@
+// Google's Gemini REST over plain `fetch` (no SDK: one POST needs none of google-auth-library, ws or
+// gaxios, and the function boots faster without them). Four calls, each with a deadline (../../upstream/call.ts),
+// none of which throws for a failed call: each returns Google's answer or a classified error
+// (errors.ts) whose message is sanitized of the key.
+//   generate     generateContent: the whole answer, read (text, usage) and kept as Google sent it
+//   stream       streamGenerateContent?alt=sse: resolves when Google's headers arrive; its chunks are
+//                passed on as they come, and a stream Google cuts ends with a StreamCut error
+//   countTokens  Google's exact count of an input (free, with its own quota), for the whole request
+//   getModel     models.get: whether a key sees a model (confirms a 404 before the model is marked withdrawn)
+// Retries are the attempt loop's job.
+import { classifyGoogleHttpError } from "./errors.ts";
+import { isEmptyResponse, responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
+import type { UpstreamAnswer, UpstreamRequest } from "../../upstream/shapes.ts";
+import {
+  type CountTokensOutcome,
+  type GenerateCall,
+  type GenerateOutcome,
+  type StreamOutcome,
+  type UpstreamClient,
+  type UpstreamError,
+  upstreamFailure,
+} from "../../upstream/port.ts";
+import {
+  type CallGuard,
+  type Dialect,
+  failureOf,
+  fetchModel,
+  openStream,
+  readJsonAnswer,
+  sseEvents,
+  timedCall,
+} from "../../upstream/call.ts";
+
+/** Google's answers, read by its own rules (errors.ts): the dialect of every call to Google. */
+export const GOOGLE_DIALECT: Dialect = {
+  upstream: "Google",
+  classifyHttp: (status, body, _headers, options) => classifyGoogleHttpError(status, body, options),
+};
+
+export const DEFAULT_GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com";
+// Gemma and Google's docs for the Gemini API use v1beta (v1 lacks systemInstruction and JSON schema).
+export const GOOGLE_API_VERSION = "v1beta";
+
+export interface GoogleClientOptions {
+  /** Google's endpoint or a compatible server (the offline simulator); no trailing path. */
+  baseUrl?: string;
+  apiVersion?: string;
+}
+
+/** Google's client: the port's calls, the exact token count included. */
+export type GoogleClient = Required<UpstreamClient>;
+
+export function createGoogleClient(options: GoogleClientOptions = {}): GoogleClient {
+  const apiBase = `${(options.baseUrl ?? DEFAULT_GOOGLE_BASE_URL).replace(/\/+$/, "")}/${
+    options.apiVersion ?? GOOGLE_API_VERSION
+  }`;
+  const url = (model: string, method: string) => `${apiBase}/models/${encodeURIComponent(model)}:${method}`;
+  return {
+    generate: (call) => generate(url(call.request.model, "generateContent"), call),
+    stream: (call) => stream(url(call.request.model, "streamGenerateContent") + "?alt=sse", call),
+    countTokens: (call) => countTokens(url(call.request.model, "countTokens"), call),
+    getModel: (call) =>
+      fetchModel(
+        `${apiBase}/models/${encodeURIComponent(call.model)}`,
+        { "x-goog-api-key": call.apiKey },
+        call,
+        GOOGLE_DIALECT,
+      ),
+  };
+}
+
+/** The generateContent body of a request (everything but the model, which is in the path). */
+export function generateContentBody(request: UpstreamRequest): Record<string, unknown> {
+  return {
+    contents: request.contents,
+    ...(request.systemInstruction === undefined
+      ? {}
+      : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
+    ...(Object.keys(request.generationConfig).length === 0 ? {} : { generationConfig: request.generationConfig }),
+    ...(request.tools === undefined ? {} : { tools: request.tools }),
+    ...(request.toolConfig === undefined ? {} : { toolConfig: request.toolConfig }),
+    ...(request.safetySettings === undefined ? {} : { safetySettings: request.safetySettings }),
+    ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
+  };
+}
+
+/** The countTokens body: the whole generateContentRequest, so the system instruction is counted too. */
+export function countTokensBody(request: UpstreamRequest): Record<string, unknown> {
+  return { generateContentRequest: { model: `models/${request.model}`, ...generateContentBody(request) } };
+}
+
+function post(url: string, call: GenerateCall, body: unknown, signal: AbortSignal): Promise<Response> {
+  return fetch(url, {
+    method: "POST",
+    headers: { "content-type": "application/json", "x-goog-api-key": call.apiKey },
+    body: JSON.stringify(body),
+    signal,
+  });
+}
+
+function countTokens(url: string, call: GenerateCall): Promise<CountTokensOutcome> {
+  return timedCall(call, GOOGLE_DIALECT, async (guard) => {
+    const read = await readJsonAnswer(
+      await post(url, call, countTokensBody(call.request), guard.signal),
+      GOOGLE_DIALECT,
+      [call.apiKey],
+      call.request.model,
+    );
+    if (!read.ok) return read;
+    const total = (read.body as { totalTokens?: unknown }).totalTokens;
+    if (typeof total !== "number" || !Number.isInteger(total) || total < 0) {
+      return { ok: false, error: malformed("countTokens answered without totalTokens.") };
+    }
+    return { ok: true as const, totalTokens: total };
+  });
+}
+
+function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
+  return timedCall(call, GOOGLE_DIALECT, async (guard) => {
+    const answer = await post(url, call, generateContentBody(call.request), guard.signal);
+    const read = await readJsonAnswer(answer, GOOGLE_DIALECT, [call.apiKey], call.request.model);
+    if (!read.ok) return read;
+    const response = read.body as UpstreamAnswer;
+    if (isEmptyResponse(response)) {
+      return { ok: false, error: malformed("Google answered without candidates or promptFeedback.") };
+    }
+    return {
+      ok: true as const,
+      text: responseText(response),
+      finishReason: responseFinishReason(response),
+      usage: responseUsage(response),
+      candidates: Array.isArray(response.candidates) ? response.candidates : [],
+      modelVersion: typeof response.modelVersion === "string" ? response.modelVersion : null,
+      response,
+      servedTier: servedTierOf(answer),
+    };
+  });
+}
+
+/** Google answered 200 with something that is not the answer asked for. */
+function malformed(message: string): UpstreamError {
+  return failureOf(GOOGLE_DIALECT, upstreamFailure("malformed", message, { httpStatus: 200 }));
+}
+
+async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
+  const opened = await openStream(
+    url,
+    {
+      headers: { "content-type": "application/json", "x-goog-api-key": call.apiKey },
+      body: generateContentBody(call.request),
+    },
+    call,
+    GOOGLE_DIALECT,
+  );
+  if (!opened.ok) return opened;
+  const { response, guard, latencyMs } = opened;
+  return { ok: true, latencyMs, servedTier: servedTierOf(response), chunks: streamChunks(response.body, guard, call) };
+}
+
+/** Google's x-gemini-service-tier header (flex, standard, priority), length-capped; null when absent. */
+export function servedTierOf(response: Response): string | null {
+  const value = response.headers.get("x-gemini-service-tier")?.trim().toLowerCase();
+  return value === undefined || value === "" ? null : value.slice(0, 20);
+}
+
+/** Google's SSE events as answers; anything that breaks the stream off becomes a StreamCut. */
+function streamChunks(
+  body: ReadableStream<Uint8Array>,
+  guard: CallGuard,
+  call: GenerateCall,
+): AsyncGenerator<UpstreamAnswer, void, undefined> {
+  return sseEvents(body, guard, call, GOOGLE_DIALECT, {
+    // An error event is Google's error body, its code the HTTP status it stands for.
+    errorOf: (event, secrets) => {
+      const error = (event as { error?: { code?: unknown } }).error;
+      if (error === undefined) return undefined;
+      const status = typeof error.code === "number" ? error.code : 500;
+      return classifyGoogleHttpError(status, event, { secrets, model: call.request.model });
+    },
+  });
+}

@@ -1,0 +1,133 @@
+// OpenAI's Chat Completions REST over plain `fetch` (the call itself: ../../upstream/call.ts), the
+// provider port's calls (../../upstream/port.ts), so the attempt loop runs it as any provider:
+//   generate     POST /v1/chat/completions: the whole answer, in the gateway's inner shape (response.ts)
+//   stream       the same with stream: true and the usage chunk; resolves when OpenAI's headers arrive
+//   getModel     GET /v1/models/{id}: whether the key's organization sees a model (confirms a 404)
+//   (no countTokens: OpenAI offers no count, so the estimate stands)
+// Each call has a deadline and none throws for a failed call: it returns the answer or a classified
+// error (errors.ts) whose message is sanitized of the key.
+import {
+  type CallGuard,
+  failureOf,
+  fetchModel,
+  openStream,
+  readJsonAnswer,
+  sseEvents,
+  thrownBy,
+  timedCall,
+} from "../../upstream/call.ts";
+import { responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
+import type { UpstreamAnswer } from "../../upstream/shapes.ts";
+import { classifyOpenAiHttpError, OPENAI_DIALECT, roomOf } from "./errors.ts";
+import { openAiApiUrl } from "./endpoint.ts";
+import { answerWrapped, chatCompletionBody } from "./request.ts";
+import { ChunkTranslator, completionToResponse } from "./response.ts";
+import {
+  type GenerateCall,
+  type GenerateOutcome,
+  StreamCut,
+  type StreamOutcome,
+  type UpstreamClient,
+  type UpstreamError,
+  upstreamFailure,
+} from "../../upstream/port.ts";
+
+export function createOpenAiClient(options: { baseUrl?: string } = {}): UpstreamClient {
+  const api = openAiApiUrl(options.baseUrl);
+  return {
+    generate: (call) => generate(`${api}/chat/completions`, call),
+    stream: (call) => stream(`${api}/chat/completions`, call),
+    getModel: (call) =>
+      fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, headers(call.apiKey), call, OPENAI_DIALECT),
+  };
+}
+
+function headers(apiKey: string): Record<string, string> {
+  return { "content-type": "application/json", authorization: `Bearer ${apiKey}` };
+}
+
+/** A failure classified without an OpenAI answer, said to be OpenAI's. */
+const failure = (error: UpstreamError): UpstreamError => failureOf(OPENAI_DIALECT, error);
+
+/** OpenAI's service_tier as the answer names it (default, flex, priority, scale); null when absent. */
+function servedTierOf(body: Record<string, unknown>): string | null {
+  return typeof body.service_tier === "string" ? body.service_tier.slice(0, 20) : null;
+}
+
+function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
+  return timedCall(call, OPENAI_DIALECT, async (guard) => {
+    const answer = await fetch(url, {
+      method: "POST",
+      headers: headers(call.apiKey),
+      body: JSON.stringify(chatCompletionBody(call.request, false)),
+      signal: guard.signal,
+    });
+    const read = await readJsonAnswer(answer, OPENAI_DIALECT, [call.apiKey], call.request.model);
+    if (!read.ok) return read;
+    const response = completionToResponse(read.body, answerWrapped(call.request));
+    if (response === null) {
+      return {
+        ok: false,
+        error: failure(upstreamFailure("malformed", "OpenAI answered without choices.", { httpStatus: 200 })),
+      };
+    }
+    return {
+      ok: true as const,
+      text: responseText(response),
+      finishReason: responseFinishReason(response),
+      usage: responseUsage(response),
+      candidates: response.candidates as unknown[],
+      modelVersion: typeof response.modelVersion === "string" ? response.modelVersion : null,
+      response,
+      servedTier: servedTierOf(read.body),
+      dialectAnswer: { dialect: "openai", body: read.body },
+      room: roomOf(answer.headers),
+    };
+  });
+}
+
+async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
+  const opened = await openStream(
+    url,
+    { headers: headers(call.apiKey), body: chatCompletionBody(call.request, true) },
+    call,
+    OPENAI_DIALECT,
+  );
+  if (!opened.ok) return opened;
+  const { response, guard, latencyMs } = opened;
+  return {
+    ok: true,
+    latencyMs,
+    servedTier: null,
+    room: roomOf(response.headers),
+    chunks: streamChunks(response.body, guard, call),
+  };
+}
+
+/** OpenAI's SSE events as the gateway's chunks; `[DONE]` ends them, anything that breaks them is a StreamCut. */
+async function* streamChunks(
+  body: ReadableStream<Uint8Array>,
+  guard: CallGuard,
+  call: GenerateCall,
+): AsyncGenerator<UpstreamAnswer, void, undefined> {
+  const translator = new ChunkTranslator(answerWrapped(call.request));
+  const events = sseEvents(body, guard, call, OPENAI_DIALECT, {
+    done: "[DONE]",
+    errorOf: (event, secrets) => {
+      if (event.error === undefined) return undefined;
+      const error = event.error as { code?: unknown; type?: unknown };
+      // A mid-stream error names no HTTP status: a rate limit or money by its type/code, else OpenAI's failure.
+      const status = error.code === "rate_limit_exceeded" || error.type === "insufficient_quota" ? 429 : 500;
+      return classifyOpenAiHttpError(status, event, new Headers(), { secrets, model: call.request.model });
+    },
+  });
+  try {
+    for await (const event of events) {
+      const translated = translator.translate(event);
+      if (translated !== null) yield translated;
+    }
+  } catch (error) {
+    if (error instanceof StreamCut) throw error;
+    throw new StreamCut(thrownBy(OPENAI_DIALECT, error, guard, call));
+  }
+}

@@ -1,0 +1,15 @@
+// OpenAI (Chat Completions) as the registry holds it (../registry.ts): where it is reached, which
+// secrets are its keys, its client (client.ts) and its model list (models.ts).
+import type { ProviderModule } from "../../upstream/port.ts";
+import { createOpenAiClient } from "./client.ts";
+import { DEFAULT_OPENAI_BASE_URL } from "./endpoint.ts";
+import { createOpenAiModelLister } from "./models.ts";
+
+export const openai: ProviderModule = {
+  displayName: "OpenAI",
+  defaultBaseUrl: DEFAULT_OPENAI_BASE_URL,
+  baseUrlVariable: "OPENAI_BASE_URL",
+  keyEnvPattern: "OPENAI_[A-Z0-9_]{1,100}",
+  createClient: ({ baseUrl }) => createOpenAiClient({ baseUrl }),
+  createLister: ({ baseUrl, timeoutMs }) => createOpenAiModelLister({ baseUrl, timeoutMs }),
+};

@@ -1,0 +1,125 @@
+// Guards the provider seam (README.md beside this file): outside the registry and the provider
+// folders, no function's code names a provider, so a provider is added by its folder and one registry
+// line, and the core does not branch on who serves. As llm-invoke/layers.test.ts holds the layers.
+//
+// Read is the code (comments aside, they may speak of anyone) of every module under
+// supabase/functions that is not a test; named are the registry's providers, by name and display
+// name, in any case and inside identifiers (`openAiBody`, `createGoogleClient`); `google_ai_` is the
+// owner's table prefix and the gateway's SQL namespace (CONTRIBUTING.md), not a provider.
+import { readdirSync, readFileSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { describe, expect, it } from "vitest";
+import { providerModule, PROVIDERS } from "./registry.ts";
+
+const PROVIDERS_DIR = path.dirname(fileURLToPath(import.meta.url));
+const FUNCTIONS = path.resolve(PROVIDERS_DIR, "..", "..");
+
+/**
+ * Where a provider's name may stand outside the provider folders, each with why. A route's dialect is
+ * the API its callers speak (Gemini's, OpenAI's), whoever serves the model: the surfaces and the route
+ * table are named for it.
+ */
+const ALLOWED: ReadonlyArray<{ file: string; line: RegExp; why: string }> = [
+  { file: "llm-invoke/surfaces/", line: /./, why: "a route's dialect: the API its callers speak" },
+  { file: "llm-invoke/http/routes.ts", line: /openai/, why: "the route table names each route's dialect" },
+  {
+    file: "llm-invoke/http/handler.ts",
+    line: /openai|openAi/,
+    why: "the handler loads the surface of a route's dialect",
+  },
+  {
+    file: "_shared/server-timing.ts",
+    line: /FORMER_UPSTREAM_PHASE = "google"/,
+    why: "the `upstream` phase under its former, public name, for one release (docs/llm-invoke.md)",
+  },
+  {
+    file: "maintenance/metrics-text.ts",
+    line: /eve_gateway_google_|\(google, openai\)|google-429s\.md/,
+    why: "metric names the dashboards and alert rules read, kept (docs/observability.md), and their help",
+  },
+  {
+    file: "_shared/vocabulary.ts",
+    line: /google_cooldown|"google_error"/,
+    why: "the cooldown cause the database and the docs name; the status older rows hold (FORMER_CALL_STATUSES)",
+  },
+];
+
+function modules(dir: string): string[] {
+  return readdirSync(dir, { withFileTypes: true }).flatMap((d) => {
+    const full = path.join(dir, d.name);
+    if (d.isDirectory()) return d.name.startsWith(".") ? [] : modules(full);
+    return d.name.endsWith(".ts") && !d.name.endsWith(".test.ts") && !d.name.endsWith("test-fixtures.ts") ? [full] : [];
+  });
+}
+
+/** The source with its comments blanked (strings and template literals kept), line breaks kept. */
+export function codeOf(source: string): string {
+  let out = "";
+  let i = 0;
+  while (i < source.length) {
+    const c = source[i]!;
+    const next = source[i + 1];
+    if (c === "/" && next === "/") {
+      while (i < source.length && source[i] !== "\n") i++;
+    } else if (c === "/" && next === "*") {
+      const end = source.indexOf("*/", i + 2);
+      const stop = end < 0 ? source.length : end + 2;
+      out += source.slice(i, stop).replace(/[^\n]/g, "");
+      i = stop;
+    } else if (c === '"' || c === "'" || c === "`") {
+      let j = i + 1;
+      while (j < source.length && source[j] !== c) j += source[j] === "\\" ? 2 : 1;
+      out += source.slice(i, j + 1);
+      i = j + 1;
+    } else {
+      out += c;
+      i++;
+    }
+  }
+  return out;
+}
+
+const names = [...new Set(PROVIDERS.flatMap((p) => [p, providerModule(p).displayName]))];
+// A name anywhere, inside a word too (`createGoogleClient`, `openAiBody`), but never the SQL namespace
+// google_ai_ (GOOGLE_AI_ alike: the match ignores case).
+const NAMED = new RegExp(
+  `(?:${names.map((n) => n.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")).join("|")})(?!_ai_)`,
+  "i",
+);
+
+/** Every line of code naming a provider outside the provider folders: `file:line: text`. */
+function namings(): Array<{ file: string; line: number; text: string }> {
+  return modules(FUNCTIONS)
+    .filter((f) => !f.startsWith(PROVIDERS_DIR + path.sep))
+    .flatMap((file) => {
+      const rel = path.relative(FUNCTIONS, file).split(path.sep).join("/");
+      return codeOf(readFileSync(file, "utf8")).split("\n").flatMap((text, i) =>
+        NAMED.test(text) ? [{ file: rel, line: i + 1, text: text.trim() }] : []
+      );
+    });
+}
+
+describe("provider names", () => {
+  const found = namings();
+  const allowedBy = (n: { file: string; text: string }) =>
+    ALLOWED.find((a) => n.file.startsWith(a.file) && a.line.test(n.text));
+
+  it("reads what it should: the names of every registered provider, in code and not in comments", () => {
+    expect(names.map((n) => n.toLowerCase())).toEqual(expect.arrayContaining(["google", "openai"]));
+    expect(codeOf('const a = "Google"; // OpenAI\n/* openai */ b')).toBe('const a = "Google"; \n b');
+    expect(NAMED.test("createGoogleClient")).toBe(true);
+    expect(NAMED.test("req.openAiBody")).toBe(true);
+    expect(NAMED.test("public.google_ai_reserve_models")).toBe(false);
+  });
+
+  it("no module outside the registry and the provider folders names a provider", () => {
+    const stray = found.filter((n) => allowedBy(n) === undefined).map((n) => `${n.file}:${n.line}: ${n.text}`);
+    expect(stray).toEqual([]);
+  });
+
+  it("every exception is still needed (the list only shrinks)", () => {
+    const unused = ALLOWED.filter((a) => !found.some((n) => allowedBy(n) === a)).map((a) => `${a.file} ${a.line}`);
+    expect(unused).toEqual([]);
+  });
+});

@@ -1,0 +1,230 @@
+// The provider port: what the gateway asks of a provider and what it gets back, in the gateway's own
+// words. Each provider (../providers/<dialect>/) implements it once and registers in
+// ../providers/registry.ts; the attempt loop, the token count and maintenance speak only this.
+// Nothing here knows a provider: the request and the answer are the gateway's hub shapes (shapes.ts,
+// read by answer.ts), a failure is one classified shape whatever its dialect (the provider's
+// classifier reads its own answers into it).
+import { sanitize } from "../sanitize.ts";
+import type { QuotaCause } from "../vocabulary.ts";
+import type { Usage } from "./answer.ts";
+import type { DialectAnswer, UpstreamAnswer, UpstreamRequest } from "./shapes.ts";
+
+// ---- A failed call, classified by what the gateway does next ------------------------------------------
+
+export type UpstreamErrorClass =
+  /** 429: cool the quota group down until retryAfterMs (or Pacific midnight if perDay) and try another key. */
+  | "rate_limited"
+  /** 5xx, network error, timeout, malformed answer: retry with backoff, preferably on another key. */
+  | "retryable"
+  /** The key itself is refused (invalid, expired, blocked, API disabled): take it out, try another. */
+  | "invalid_key"
+  /** Any other 4xx: the request is at fault; never retried, reported to the caller. */
+  | "client_error"
+  /**
+   * The provider's own answer that it does not serve the model called (its dialect says how it tells
+   * that, never its words). The attempt loop confirms it with a model look-up on the same key (the
+   * same kind of answer) before the model is marked withdrawn.
+   */
+  | "model_withdrawn";
+
+export type UpstreamFailureKind = "http" | "network" | "timeout" | "malformed" | "aborted";
+
+export interface UpstreamError {
+  class: UpstreamErrorClass;
+  kind: UpstreamFailureKind;
+  httpStatus: number | null;
+  /** The provider's status word for the error (Google's RESOURCE_EXHAUSTED, OpenAI's `type`). */
+  status: string | null;
+  /** The provider's finer reason (Google's ErrorInfo.reason, OpenAI's `code`). */
+  reason: string | null;
+  /** The quota that decides the cooldown: a per-day one if any, else the first. */
+  quotaId: string | null;
+  quotaIds: string[];
+  /** Wait the provider asked for, rounded up to whole ms; null when it named none. */
+  retryAfterMs: number | null;
+  /**
+   * The 429's cause is `day` (quotaCause): the group is out until midnight Pacific. Derived from the
+   * cause, never read apart from it.
+   */
+  perDay: boolean;
+  /** For a 429: why the provider refused; null for every other answer. */
+  quotaCause: QuotaCause | null;
+  /** For a spend cap: the rolling window the provider names; null otherwise. */
+  spendWindowMs: number | null;
+  /** Sanitized, length-capped message for logs and callers. */
+  message: string;
+  /** Who answered, for the caller's message (the provider's display name); absent: not known. */
+  upstream?: string;
+  /** What the failed answer's rate-limit headers say is left of the group's limits, where the provider says so. */
+  room?: ProviderRoom | null;
+}
+
+/** A failure without a usable HTTP answer: network error, our timeout, a caller abort, bad JSON. */
+export function upstreamFailure(
+  kind: Exclude<UpstreamFailureKind, "http">,
+  message: string,
+  options: { secrets?: readonly string[]; httpStatus?: number } = {},
+): UpstreamError {
+  return {
+    class: "retryable",
+    kind,
+    httpStatus: options.httpStatus ?? null,
+    status: null,
+    reason: null,
+    quotaId: null,
+    quotaIds: [],
+    retryAfterMs: null,
+    perDay: false,
+    quotaCause: null,
+    spendWindowMs: null,
+    message: sanitize(message, { secrets: options.secrets, maxLength: 500 }),
+  };
+}
+
+/** Who answered an error, in a caller's message: the provider's name, else "the provider". */
+export function upstreamOf(error: Pick<UpstreamError, "upstream">): string {
+  return error.upstream ?? "the provider";
+}
+
+// ---- Generation ----------------------------------------------------------------------------------------
+
+export interface GenerateCall {
+  apiKey: string;
+  request: UpstreamRequest;
+  /** Deadline of this attempt (a stream: until the provider's headers); on expiry the outcome is a `timeout` failure. */
+  timeoutMs: number;
+  /** A stream's deadline for all of it, counted from the call (default: timeoutMs). */
+  streamTimeoutMs?: number;
+  /** Caller-side cancellation (e.g. the caller went away); gives an `aborted` failure. */
+  signal?: AbortSignal;
+}
+
+/**
+ * What a provider's answer says is left of its limits for the key's group, counting every user of it:
+ * requests and tokens left (null: not said), and in how many ms its counts are full again.
+ */
+export interface ProviderRoom {
+  requests: number | null;
+  tokens: number | null;
+  resetMs: number;
+}
+
+export type GenerateOutcome =
+  | {
+    ok: true;
+    text: string;
+    finishReason: string | null;
+    /** null when the provider sent no usage (the caller then keeps its estimate). */
+    usage: Usage | null;
+    candidates: unknown[];
+    modelVersion: string | null;
+    /** The answer in the gateway's hub shape. */
+    response: UpstreamAnswer;
+    latencyMs: number;
+    /** The tier the provider says served; null: not said. */
+    servedTier?: string | null;
+    /** The provider's own answer as it came, where its dialect is not the hub's (a route of that dialect returns it). */
+    dialectAnswer?: DialectAnswer;
+    /** What the provider says is left of the group's limits, where it says so. */
+    room?: ProviderRoom | null;
+  }
+  | { ok: false; error: UpstreamError; latencyMs: number };
+
+export type StreamOutcome =
+  | {
+    ok: true;
+    /**
+     * The answer's chunks (hub shape) as they arrive. Ends after the last one, or throws StreamCut
+     * when the stream breaks off (network, deadline, an error event, a chunk that is not JSON).
+     * Stopping early (`return()`) aborts the call.
+     */
+    chunks: AsyncGenerator<UpstreamAnswer, void, undefined>;
+    /** Time to the provider's response headers. */
+    latencyMs: number;
+    /** The tier the provider says served; null: not said. */
+    servedTier?: string | null;
+    /** What the provider says is left of the group's limits, where it says so. */
+    room?: ProviderRoom | null;
+  }
+  | { ok: false; error: UpstreamError; latencyMs: number };
+
+/** A stream that broke off after it started: what went wrong, classified like any failed call. */
+export class StreamCut extends Error {
+  constructor(readonly error: UpstreamError) {
+    super(error.message);
+    this.name = "StreamCut";
+  }
+}
+
+export type CountTokensOutcome =
+  | { ok: true; totalTokens: number; latencyMs: number }
+  | { ok: false; error: UpstreamError; latencyMs: number };
+
+// ---- Models ---------------------------------------------------------------------------------------------
+
+/** A call about one model (a model look-up): whether a key sees it. */
+export interface ModelCall {
+  apiKey: string;
+  model: string;
+  timeoutMs: number;
+  signal?: AbortSignal;
+}
+
+export type ModelOutcome =
+  | { ok: true; latencyMs: number }
+  | { ok: false; error: UpstreamError; latencyMs: number };
+
+/** One model as the catalogue stores it (google_ai_record_key_check's p_models). */
+export interface CatalogueModel {
+  /** The provider's id of the model, e.g. gemma-3-27b-it. */
+  model: string;
+  display_name: string | null;
+  version: string | null;
+  input_token_limit: number | null;
+  output_token_limit: number | null;
+  supported_methods: string[];
+}
+
+export type ListOutcome =
+  | { ok: true; models: CatalogueModel[]; latencyMs: number }
+  | { ok: false; error: UpstreamError; latencyMs: number };
+
+/** Lists the models one key sees (maintenance's key check); never throws for a failed call. */
+export interface ModelLister {
+  list(apiKey: string, options?: { timeoutMs?: number; signal?: AbortSignal }): Promise<ListOutcome>;
+}
+
+/** Deadline of one key's listing, all pages included. */
+export const DEFAULT_LIST_TIMEOUT_MS = 15_000;
+
+// ---- The client --------------------------------------------------------------------------------------
+
+/** One provider's client. No call throws for a failed call: each returns a classified error. */
+export interface UpstreamClient {
+  generate(call: GenerateCall): Promise<GenerateOutcome>;
+  /** Resolves when the provider's headers arrive; its chunks follow. */
+  stream(call: GenerateCall): Promise<StreamOutcome>;
+  /**
+   * The provider's exact count of the input tokens `call.request` would be billed for, where the
+   * provider offers one (free of its generation quota); absent: the estimate stands.
+   */
+  countTokens?(call: GenerateCall): Promise<CountTokensOutcome>;
+  /** Whether a key sees a model: ok when it does; the provider's not-served answer is model_withdrawn. */
+  getModel(call: ModelCall): Promise<ModelOutcome>;
+}
+
+// ---- A provider, as the registry holds it ------------------------------------------------------------
+
+/** What the registry (../providers/registry.ts) knows of one provider: how it is reached and spoken to. */
+export interface ProviderModule {
+  /** Its name in messages ("Google"). */
+  displayName: string;
+  /** Where it is reached unless `baseUrlVariable` says otherwise. */
+  defaultBaseUrl: string;
+  /** The environment variable that points it at another server (a compatible one, a simulator). */
+  baseUrlVariable: string;
+  /** The secrets its key rows may name by default (a regular expression the whole name must match). */
+  keyEnvPattern: string;
+  createClient(options: { baseUrl: string }): UpstreamClient;
+  createLister(options: { baseUrl: string; timeoutMs?: number }): ModelLister;
+}

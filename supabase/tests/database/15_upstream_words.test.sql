@@ -1,0 +1,48 @@
+-- The words for any provider's failures: a call the provider answered with an error is upstream_error,
+-- a stream it broke off is cut by upstream; the former names (google_error, google) are still taken
+-- for one release, so a finalize logged before it replays, and rows that hold them are still counted.
+begin;
+create extension if not exists pgtap with schema extensions;
+select plan(9);
+
+delete from public.google_ai_api_keys;
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases) values ('words-model', 10, 1000, 100, '{}');
+insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('w1', 'KEY_W1', 'proj-w');
+
+create temp table ids (name text primary key, id uuid);
+insert into ids select n, (public.google_ai_reserve_models_at(now(), array['words-model'], 10, 'pgtap-words', null,
+  'req-words-' || n) ->> 'reservation_id')::uuid from unnest(array['new', 'former', 'cut', 'cut-former']) n;
+
+select is(public.google_ai_finalize((select id from ids where name = 'new'), 'upstream_error', p_http_status => 500)
+  ->> 'status', 'upstream_error', 'finalize takes upstream_error');
+select is(public.google_ai_finalize((select id from ids where name = 'former'), 'google_error', p_http_status => 500)
+  ->> 'status', 'upstream_error', 'and google_error, its former name, for one release');
+select is((select array_agg(status order by status) from public.google_ai_attempts where caller = 'pgtap-words'
+           and request_id in ('req-words-new', 'req-words-former')), array['upstream_error', 'upstream_error'],
+  'both rows say upstream_error');
+select is(public.google_ai_finalize_cut((select id from ids where name = 'cut'), 'upstream', 5, 1) ->> 'status', 'cut',
+  'a stream the provider broke off is cut by upstream');
+select is((select error_code from public.google_ai_attempts where request_id = 'req-words-cut'), 'stream_cut_by_upstream',
+  'and its row says so');
+select is(public.google_ai_finalize_cut((select id from ids where name = 'cut-former'), 'google', 5, 1) ->> 'status', 'cut',
+  'google, its former name, is still taken');
+select throws_ok(
+  $$ select public.google_ai_finalize_cut(gen_random_uuid(), 'provider') $$, '22023', null, 'any other word is refused');
+
+-- A key a call finds rejected is taken out naming the provider that rejected it.
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases, provider) values ('words-gpt', 10, 1000, 100, '{}', 'openai');
+insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, provider) values ('o1', 'OPENAI_W1', 'org-w', 'openai');
+insert into ids values ('gpt', (public.google_ai_reserve_models_at(now(), array['words-gpt'], 10, 'pgtap-gpt', null,
+  'req-words-gpt') ->> 'reservation_id')::uuid);
+select public.google_ai_finalize((select id from ids where name = 'gpt'), 'upstream_error', p_http_status => 401,
+  p_error_code => 'invalid_api_key', p_key_rejected => true);
+select is((select disabled_reason from public.google_ai_api_keys where key_alias = 'o1'),
+  'OpenAI rejected the key (invalid_api_key) on a call', 'an OpenAI key rejected on a call is said to be OpenAI''s');
+
+-- A row written before upstream_error had its name is counted as a failure beside the new ones.
+insert into public.google_ai_attempts (status, caller, model, request_id) values ('google_error', 'pgtap-words', 'words-model', 'req-old');
+select is((select failed from public.google_ai_usage_by_caller_24h where caller = 'pgtap-words'), 3,
+  'the 24 h view counts google_error and upstream_error rows as failed');
+
+select * from finish();
+rollback;
