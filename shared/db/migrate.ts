@@ -42,14 +42,8 @@ export async function listMigrations(dir = migrationsDir): Promise<{ version: st
   return files.map((f) => ({ version: f.slice(0, 14), name: f.slice(15, -4), file: path.join(dir, f) }));
 }
 
-/**
- * Applies the migrations not yet recorded, in order, each in its own transaction. `force` applies
- * the recorded ones too.
- */
-export async function applyMigrations(
-  sql: Sql,
-  { force = false, dir = migrationsDir }: { force?: boolean; dir?: string } = {},
-): Promise<string[]> {
+/** Applies the migrations not yet recorded, in order, each in its own transaction. */
+export async function applyMigrations(sql: Sql, { dir = migrationsDir }: { dir?: string } = {}): Promise<string[]> {
   await sql.unsafe(`
     create schema if not exists supabase_migrations;
     create table if not exists supabase_migrations.schema_migrations (
@@ -59,7 +53,7 @@ export async function applyMigrations(
   );
   const applied: string[] = [];
   for (const m of await listMigrations(dir)) {
-    if (done.has(m.version) && !force) continue;
+    if (done.has(m.version)) continue;
     await applyMigration(sql, m);
     applied.push(`${m.version}_${m.name}`);
   }
