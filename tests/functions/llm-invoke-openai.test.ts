@@ -186,6 +186,76 @@ describe("gpt-4o behind the gateway", () => {
     expect((refused as InstanceType<typeof OpenAI.APIError>).code).toBe("upstream_rejected");
   });
 
+  it("a gpt-4o stream reaches the caller as OpenAI sent it (logprobs, tool-call pieces as they come), but for the gateway's id; settled at OpenAI's count", async () => {
+    /** The data of each SSE frame of a streamed answer, parsed ([DONE] kept as the string). */
+    const framesOf = async (res: Response) =>
+      (await res.text()).split("\n\n").filter((f) => f.trim() !== "").map((f) => {
+        const data = f.replace(/^data: /, "");
+        return data === "[DONE]" ? data : JSON.parse(data) as Record<string, unknown>;
+      });
+    /** The fields a second call names afresh (completion id, second, tool call ids), blanked. */
+    const fresh = (frames: unknown[]) =>
+      JSON.parse(JSON.stringify(frames).replace(/"(id|created)":("[^"]*"|\d+)/g, '"$1":"·"'));
+    const bodies = [
+      { messages: [{ role: "user", content: "stream every token" }], logprobs: true, top_logprobs: 2 },
+      {
+        messages: [{ role: "user", content: "call the tool" }],
+        tools: [{
+          type: "function",
+          function: {
+            name: "weather",
+            parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+          },
+        }],
+        tool_choice: "required",
+      },
+    ];
+    for (const [i, asked] of bodies.entries()) {
+      for (const includeUsage of [true, false]) {
+        const body = {
+          model: "gpt-4o",
+          ...asked,
+          stream: true,
+          ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
+        };
+        const requestId = `oa-pass-${i}-${includeUsage}`;
+        const res = await fetch(`${s.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${s.serviceKey}`, "content-type": "application/json", "x-eve-request-id": requestId },
+          body: JSON.stringify(body),
+        });
+        expect(res.status).toBe(200);
+        const got = await framesOf(res);
+        // What OpenAI sends for the same body as the gateway sends it (the usage chunk always asked).
+        const direct = await fetch(`${oa.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${OPENAI_SECRET}`, "content-type": "application/json" },
+          body: JSON.stringify({ ...body, stream_options: { include_usage: true } }),
+        });
+        const sent = await framesOf(direct);
+        const expected = includeUsage
+          ? sent
+          : sent.flatMap((f) => {
+            if (f === "[DONE]") return [f];
+            const { usage, ...rest } = f;
+            return usage !== null && (rest.choices as unknown[]).length === 0 ? [] : [rest];
+          });
+        expect(fresh(got)).toEqual(fresh(expected));
+        expect(got.slice(0, -1).every((f) => (f as { id: string }).id === `chatcmpl-${requestId}`)).toBe(true);
+        type Choice = { delta: { tool_calls?: unknown[] }; logprobs: { content: unknown[] } | null };
+        const choices = got.slice(0, -1).flatMap((f) => (f as { choices: Choice[] }).choices);
+        if (i === 0) expect(choices.filter((c) => (c.logprobs?.content.length ?? 0) > 0).length).toBeGreaterThan(1);
+        else expect(choices.filter((c) => c.delta.tool_calls !== undefined).length).toBeGreaterThan(2);
+        // The books: one attempt, settled at OpenAI's count of this answer.
+        const usage = (sent.at(-2) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
+        await expect.poll(async () =>
+          await s.sql`
+            select status, input_tokens, output_tokens from public.google_ai_attempts where request_id = ${requestId}`
+        ).toEqual([{ status: "succeeded", input_tokens: usage.prompt_tokens, output_tokens: usage.completion_tokens }]);
+      }
+    }
+  });
+
   it("five calls OpenAI refuses with 400 keep only their input: the next ordinary call is served at once, the window within one call of OpenAI's", async () => {
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0, defaultHeaders: { "x-eve-mode": "NO_WAIT" } });
     const strict = { type: "object", properties: { a: { type: "string" } } };

@@ -2,7 +2,7 @@
 // loop does not depend on the HTTP edge.
 import type { Caller } from "../../_shared/auth.ts";
 import { outputTokens, type Usage } from "../../_shared/upstream/answer.ts";
-import type { DialectAnswer, UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import type { DialectAnswer, UpstreamAnswer, UpstreamChunk } from "../../_shared/upstream/shapes.ts";
 import type { Provider } from "../../_shared/providers/registry.ts";
 import type { QuotaSnapshot, NormalizedRequest } from "../contract.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
@@ -86,14 +86,16 @@ export type StreamHead = Pick<
 >;
 
 /**
- * A streamed answer (the request asked for `stream`). Its chunks are Google's, passed on as they
- * arrive. It ends normally, or throws GatewayError when the stream broke off on Google's side;
- * stopping early (`return()`, the caller went away) aborts the call to Google. Either way the attempt
- * is finalized with the tokens Google counted so far.
+ * A streamed answer (the request asked for `stream`). Its chunks are the provider's, passed on as they
+ * arrive: each in the hub shape (null where a chunk holds nothing of it yet) and, where the provider's
+ * dialect is not the hub's, as the provider sent it (a route of that dialect passes that on). It ends
+ * normally, or throws GatewayError when the stream broke off on the provider's side; stopping early
+ * (`return()`, the caller went away) aborts the call. Either way the attempt is finalized with the
+ * tokens the provider counted so far.
  */
 export interface InvokeStream extends StreamHead {
   kind: "stream";
-  chunks: AsyncIterable<UpstreamAnswer>;
+  chunks: AsyncIterable<UpstreamChunk>;
   /** The whole answer, once `chunks` has ended normally (text, usage, finish reason). */
   result(): InvokeResult;
   /**

@@ -1,6 +1,7 @@
 // OpenAI's Chat Completions answers in the gateway's inner shape (Gemini's answer: candidates with
-// parts, finishReason, usageMetadata), so the attempt loop, finalize, the stream relay and every
-// surface read them as they read Google's. Usage: OpenAI's prompt_tokens and completion_tokens (its
+// parts, finishReason, usageMetadata), so the attempt loop, finalize, the stream relay and the routes
+// of another dialect read them as they read Google's (OpenAI's own route passes OpenAI's answer and
+// chunks as they came). Usage: OpenAI's prompt_tokens and completion_tokens (its
 // reasoning tokens are inside completion_tokens).
 import type { UpstreamAnswer } from "../../upstream/shapes.ts";
 import { unwrappedText } from "./schema.ts";
@@ -16,12 +17,6 @@ const FINISH: Record<string, string> = {
 };
 
 export const finishReasonOf = (reason: unknown) => typeof reason === "string" ? FINISH[reason] ?? "OTHER" : undefined;
-
-/**
- * The field of a streamed candidate that carries OpenAI's logprobs of its delta, as OpenAI sent them:
- * Gemini's chunks have no place for them, and only OpenAI's route asks for them.
- */
-export const OPENAI_LOGPROBS = "openaiLogprobs";
 
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -93,10 +88,12 @@ export function completionToResponse(body: Json, wrapped = false): UpstreamAnswe
 }
 
 /**
- * Streamed chat.completion.chunk objects as Gemini's chunks. Text deltas pass at once; a tool call's
- * arguments come in pieces and are passed whole when its choice finishes, and so is the text of a
- * wrapped JSON answer (`wrapped`, schema.ts): the value it holds is known only once it is whole.
- * Returns null for a chunk that carries nothing to pass (a role-only delta).
+ * Streamed chat.completion.chunk objects as Gemini's chunks, for the books and for a route of another
+ * dialect (OpenAI's own route passes OpenAI's chunks as they came: the client gives both). Text deltas
+ * pass at once; a tool call's arguments come in pieces and are passed whole when its choice finishes
+ * (Gemini's functionCall holds them whole), and so is the text of a wrapped JSON answer (`wrapped`,
+ * schema.ts): the value it holds is known only once it is whole. Returns null for a chunk that carries
+ * nothing of that shape (a role-only delta, a piece of a tool call).
  */
 export class ChunkTranslator {
   private readonly calls = new Map<number, Map<number, { id?: string; name: string; args: string }>>();
@@ -124,8 +121,6 @@ export class ChunkTranslator {
           index,
           content: { role: "model", parts },
           ...(finish === undefined ? {} : { finishReason: finish }),
-          // The caller asked OpenAI for logprobs (OpenAI's route only): passed on with their delta.
-          ...(isObject(choice.logprobs) ? { [OPENAI_LOGPROBS]: choice.logprobs } : {}),
         });
       }
     }
