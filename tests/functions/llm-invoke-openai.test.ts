@@ -235,7 +235,7 @@ describe("gpt-4o behind the gateway", () => {
         const sent = await framesOf(direct);
         const expected = includeUsage
           ? sent
-          : sent.flatMap((f) => {
+          : sent.flatMap((f): unknown[] => {
             if (f === "[DONE]") return [f];
             const { usage, ...rest } = f;
             return usage !== null && (rest.choices as unknown[]).length === 0 ? [] : [rest];
