@@ -256,6 +256,46 @@ describe("gpt-4o behind the gateway", () => {
     }
   });
 
+  it("a gpt-4o stream OpenAI breaks off: the chunks before it as sent, one error frame cut_by upstream, the attempt cut; a stored streamed answer replays", async () => {
+    const stream = (requestId: string) =>
+      fetch(`${s.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${s.serviceKey}`, "content-type": "application/json", "x-eve-request-id": requestId },
+        body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "stream then break" }], stream: true }),
+      });
+    const frames = async (res: Response) =>
+      (await res.text()).split("\n\n").filter((f) => f.trim() !== "").map((f) => f.replace(/^data: /, ""))
+        .map((d) => (d === "[DONE]" ? d : JSON.parse(d) as Record<string, unknown>));
+    // The role chunk and the first piece reach the caller; then the socket closes.
+    oa.addFault({ kind: "cut_stream", afterChunks: 2, count: 1 });
+    const cut = await stream("oa-cut");
+    expect(cut.status).toBe(200);
+    const got = await frames(cut);
+    expect(got).toHaveLength(3);
+    expect(got[0]).toMatchObject({ id: "chatcmpl-oa-cut", choices: [{ delta: { role: "assistant", content: "" } }] });
+    expect(got[2]).toMatchObject({ error: { code: "upstream_error", details: { cut_by: "upstream" } } });
+    await expect.poll(async () =>
+      await s.sql`select status, error_code from public.google_ai_attempts where request_id = 'oa-cut'`
+    ).toEqual([{ status: "cut", error_code: "stream_cut_by_upstream" }]);
+
+    // Served whole and stored: the same request id is a replay, without a second call to OpenAI.
+    const first = await frames(await stream("oa-replay"));
+    const text = (all: unknown[]) =>
+      all.flatMap((f) => (f === "[DONE]" ? [] : (f as { choices: Array<{ delta: { content?: string } }> }).choices))
+        .map((c) => c.delta.content ?? "").join("");
+    await expect.poll(async () =>
+      await s.sql`select status from public.google_ai_attempts where request_id = 'oa-replay'`
+    ).toEqual([{ status: "succeeded" }]);
+    const calls = oa.stats().total.received;
+    const again = await stream("oa-replay");
+    expect(again.headers.get("x-eve-replayed")).toBe("true");
+    const replayed = await frames(again);
+    expect(text(replayed)).toBe(text(first));
+    expect(text(first)).toContain("stream then break");
+    expect(replayed.at(-1)).toBe("[DONE]");
+    expect(oa.stats().total.received).toBe(calls);
+  });
+
   it("five calls OpenAI refuses with 400 keep only their input: the next ordinary call is served at once, the window within one call of OpenAI's", async () => {
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0, defaultHeaders: { "x-eve-mode": "NO_WAIT" } });
     const strict = { type: "object", properties: { a: { type: "string" } } };
