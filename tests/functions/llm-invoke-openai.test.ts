@@ -256,13 +256,20 @@ describe("gpt-4o behind the gateway", () => {
     }
   });
 
-  it("a gpt-4o stream OpenAI breaks off: the chunks before it as sent, one error frame cut_by upstream, the attempt cut; a stored streamed answer replays", async () => {
-    const stream = (requestId: string) =>
+  it("a gpt-4o stream OpenAI breaks off: the chunks before it as sent, one error frame cut_by upstream, the attempt cut; a stored streamed answer replays as OpenAI's completion, logprobs and all", async () => {
+    const ask = (requestId: string, stream = true) =>
       fetch(`${s.url}/v1/chat/completions`, {
         method: "POST",
         headers: { authorization: `Bearer ${s.serviceKey}`, "content-type": "application/json", "x-eve-request-id": requestId },
-        body: JSON.stringify({ model: "gpt-4o", messages: [{ role: "user", content: "stream then break" }], stream: true }),
+        body: JSON.stringify({
+          model: "gpt-4o",
+          messages: [{ role: "user", content: "stream then break" }],
+          logprobs: true,
+          stream,
+          ...(stream ? { stream_options: { include_usage: true } } : {}),
+        }),
       });
+    const stream = (requestId: string) => ask(requestId);
     const frames = async (res: Response) =>
       (await res.text()).split("\n\n").filter((f) => f.trim() !== "").map((f) => f.replace(/^data: /, ""))
         .map((d) => (d === "[DONE]" ? d : JSON.parse(d) as Record<string, unknown>));
@@ -278,11 +285,13 @@ describe("gpt-4o behind the gateway", () => {
       await s.sql`select status, error_code from public.google_ai_attempts where request_id = 'oa-cut'`
     ).toEqual([{ status: "cut", error_code: "stream_cut_by_upstream" }]);
 
-    // Served whole and stored: the same request id is a replay, without a second call to OpenAI.
+    // Served whole and stored: the same request id is a replay, without a second call to OpenAI,
+    // of OpenAI's completion the chunks made up (its snapshot, logprobs and usage).
     const first = await frames(await stream("oa-replay"));
-    const text = (all: unknown[]) =>
-      all.flatMap((f) => (f === "[DONE]" ? [] : (f as { choices: Array<{ delta: { content?: string } }> }).choices))
-        .map((c) => c.delta.content ?? "").join("");
+    type Frame = { model: string; choices: Array<{ delta: { content?: string }; logprobs: { content: unknown[] } | null }>; usage?: unknown };
+    const framed = (all: unknown[]) => all.filter((f): f is Frame => f !== "[DONE]");
+    const text = (all: unknown[]) => framed(all).flatMap((f) => f.choices).map((c) => c.delta.content ?? "").join("");
+    const logprobs = (all: unknown[]) => framed(all).flatMap((f) => f.choices).flatMap((c) => c.logprobs?.content ?? []);
     await expect.poll(async () =>
       await s.sql`select status from public.google_ai_attempts where request_id = 'oa-replay'`
     ).toEqual([{ status: "succeeded" }]);
@@ -290,9 +299,21 @@ describe("gpt-4o behind the gateway", () => {
     const again = await stream("oa-replay");
     expect(again.headers.get("x-eve-replayed")).toBe("true");
     const replayed = await frames(again);
-    expect(text(replayed)).toBe(text(first));
     expect(text(first)).toContain("stream then break");
+    expect(text(replayed)).toBe(text(first));
+    expect(logprobs(first).length).toBeGreaterThan(1);
+    expect(logprobs(replayed)).toEqual(logprobs(first));
+    expect(new Set(framed(replayed).map((f) => f.model))).toEqual(new Set(framed(first).map((f) => f.model)));
+    expect(framed(replayed).at(-1)!.usage).toEqual(framed(first).at(-1)!.usage);
     expect(replayed.at(-1)).toBe("[DONE]");
+    const whole = await (await ask("oa-replay", false)).json() as {
+      id: string;
+      model: string;
+      choices: Array<{ message: { content: string }; logprobs: { content: unknown[] } }>;
+    };
+    expect(whole).toMatchObject({ id: "chatcmpl-oa-replay", object: "chat.completion", model: framed(first)[0]!.model });
+    expect(whole.choices[0]!.message.content).toBe(text(first));
+    expect(whole.choices[0]!.logprobs.content).toEqual(logprobs(first));
     expect(oa.stats().total.received).toBe(calls);
   });
 

@@ -146,6 +146,11 @@ export type StreamOutcome =
     servedTier?: string | null;
     /** What the provider says is left of the group's limits, where it says so. */
     room?: ProviderRoom | null;
+    /**
+     * The provider's own whole answer, folded from its chunks so far, where its dialect is not the
+     * hub's: a stored streamed answer is replayed from it on a route of that dialect.
+     */
+    dialectAnswer?: () => DialectAnswer;
   }
   | { ok: false; error: UpstreamError; latencyMs: number };
 

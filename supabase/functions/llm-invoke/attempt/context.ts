@@ -31,7 +31,7 @@ export interface InvokeContext {
   onQuota?: (quota: QuotaSnapshot) => void;
   /** Told the request's place in line whenever it waits for its turn. */
   onQueued?: (progress: QueueProgress) => void;
-  /** Where the request's reserve, wait, google and finalize time is recorded (Server-Timing). */
+  /** Where the request's reserve, wait, upstream and finalize time is recorded (Server-Timing). */
   timing?: PhaseTimer;
 }
 
@@ -54,7 +54,7 @@ export interface InvokeResult {
   /** True when the answer is a replay of an earlier request with the same request_id. */
   replayed?: boolean;
   /**
-   * Google's answer as it came (routes that speak Google's or OpenAI's shape read it); not part of the
+   * The answer in the hub shape (routes of another dialect than the native one read it); not part of the
    * native body. Absent in answers stored before it existed: upstreamAnswerOf rebuilds one.
    */
   response?: UpstreamAnswer;
@@ -66,7 +66,7 @@ export interface InvokeResult {
 }
 
 /**
- * An answer's usage from Google's count; without one, the input as estimated and booked, no output.
+ * An answer's usage from the provider's count; without one, the input as estimated and booked, no output.
  * Whole and streamed answers alike.
  */
 export function answerUsage(usage: Usage | null, estimatedInputTokens: number): InvokeResult["usage"] {
@@ -99,7 +99,7 @@ export interface InvokeStream extends StreamHead {
   /** The whole answer, once `chunks` has ended normally (text, usage, finish reason). */
   result(): InvokeResult;
   /**
-   * For an answer nobody will read (the caller went away before its stream began): aborts Google's
+   * For an answer nobody will read (the caller went away before its stream began): aborts the provider's
    * stream and finalizes the attempt as cut. Does nothing once the chunks have ended.
    */
   cancel(): Promise<void>;

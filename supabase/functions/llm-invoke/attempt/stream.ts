@@ -58,6 +58,7 @@ export async function openStream(client: UpstreamClient, upstream: string, call:
       servedTier: opened.servedTier ?? null,
       room: opened.room ?? null,
       chunks: prepend(first.value, opened.chunks),
+      ...(opened.dialectAnswer === undefined ? {} : { dialectAnswer: opened.dialectAnswer }),
     };
   } catch (error) {
     if (error instanceof StreamCut) return { ok: false, latencyMs: opened.latencyMs, error: error.error };
@@ -155,6 +156,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     ...(options.includeCandidates ? { candidates: (tally.whole.candidates as unknown[] | undefined) ?? [] } : {}),
     // openStream hands over a stream only once its first chunk has come: there is always a whole.
     response: tally.whole,
+    ...(opened.dialectAnswer === undefined ? {} : { dialectAnswer: opened.dialectAnswer() }),
   });
 
   async function* chunks(): AsyncGenerator<UpstreamChunk, void, undefined> {

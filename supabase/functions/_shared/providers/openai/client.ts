@@ -21,7 +21,7 @@ import type { UpstreamChunk } from "../../upstream/shapes.ts";
 import { classifyOpenAiHttpError, OPENAI_DIALECT, roomOf } from "./errors.ts";
 import { openAiApiUrl } from "./endpoint.ts";
 import { answerWrapped, chatCompletionBody } from "./request.ts";
-import { ChunkTranslator, completionToResponse } from "./response.ts";
+import { ChunkTranslator, CompletionFolder, completionToResponse } from "./response.ts";
 import {
   type GenerateCall,
   type GenerateOutcome,
@@ -95,12 +95,14 @@ async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
   );
   if (!opened.ok) return opened;
   const { response, guard, latencyMs } = opened;
+  const folder = new CompletionFolder();
   return {
     ok: true,
     latencyMs,
     servedTier: null,
     room: roomOf(response.headers),
-    chunks: streamChunks(response.body, guard, call),
+    chunks: streamChunks(response.body, guard, call, folder),
+    dialectAnswer: () => ({ dialect: "openai", body: folder.completion() }),
   };
 }
 
@@ -112,6 +114,7 @@ async function* streamChunks(
   body: ReadableStream<Uint8Array>,
   guard: CallGuard,
   call: GenerateCall,
+  folder: CompletionFolder,
 ): AsyncGenerator<UpstreamChunk, void, undefined> {
   const translator = new ChunkTranslator(answerWrapped(call.request));
   const events = sseEvents(body, guard, call, OPENAI_DIALECT, {
@@ -126,6 +129,7 @@ async function* streamChunks(
   });
   try {
     for await (const event of events) {
+      folder.add(event);
       yield { answer: translator.translate(event), own: { dialect: "openai", body: event } };
     }
   } catch (error) {

@@ -306,6 +306,48 @@ describe("stream of a provider that speaks OpenAI's dialect (pass-through)", () 
     ]);
   });
 
+  it("a stored answer replays OpenAI's completion: each choice whole with its logprobs, its finish, the usage, under the gateway's id", async () => {
+    const completion = {
+      id: "chatcmpl-openai-1",
+      object: "chat.completion",
+      created: 1_700_000_000,
+      model: "gpt-4o-2024-08-06",
+      choices: [{
+        index: 0,
+        message: { role: "assistant", content: null, refusal: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "f", arguments: "{}" } }] },
+        logprobs,
+        finish_reason: "tool_calls",
+      }],
+      usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
+      system_fingerprint: "fp_1",
+    };
+    const replay = { ...final, replayed: true, dialectAnswer: { dialect: "openai", body: completion } };
+    const request = parse(chat({ model: "gpt-4o", stream: true, stream_options: { include_usage: true } }));
+    const got = await frames(openAiSurface.stream(replay, ctx(request)).stream);
+    const envelope = {
+      id: "chatcmpl-req-1",
+      object: "chat.completion.chunk",
+      created: 1_700_000_000,
+      model: "gpt-4o-2024-08-06",
+      system_fingerprint: "fp_1",
+    };
+    expect(got).toEqual([
+      {
+        ...envelope,
+        choices: [{
+          index: 0,
+          delta: { ...completion.choices[0]!.message, tool_calls: [{ index: 0, ...completion.choices[0]!.message.tool_calls[0]! }] },
+          logprobs,
+          finish_reason: null,
+        }],
+        usage: null,
+      },
+      { ...envelope, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: "tool_calls" }], usage: null },
+      { ...envelope, choices: [], usage: completion.usage },
+      "[DONE]",
+    ]);
+  });
+
   it("a break-off after some chunks: those as sent, then one error frame and no [DONE]", async () => {
     const cut = new GatewayError("upstream_error", "OpenAI's stream broke off.", { details: { cut_by: "upstream" } });
     const { stream, seen } = fakeStream(pieces.slice(0, 2), final, cut);

@@ -9,7 +9,7 @@ import type { StreamAnswer } from "../../../_shared/envelope.ts";
 import { type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "../sse.ts";
 import type { SurfaceContext } from "../surface.ts";
-import { choicesOf, completionId, created, usageOf } from "./answer.ts";
+import { choicesOf, completionId, created, ownCompletion, usageOf } from "./answer.ts";
 import {
   candidatesOf,
   finishReasonOf,
@@ -33,7 +33,7 @@ class ChunkWriter {
   constructor(
     private readonly ctx: SurfaceContext,
     /** The `model` every chunk names: OpenAI's snapshot when OpenAI served (as its whole answer names it). */
-    public model: string,
+    private readonly model: string,
     private readonly includeUsage: boolean,
   ) {}
 
@@ -116,8 +116,11 @@ async function* chunkFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceCon
   const writer = new ChunkWriter(ctx, answer.model, includeUsage);
 
   if (!isStream(answer)) {
-    const own = answer.dialectAnswer?.dialect === "openai" ? answer.dialectAnswer.body : undefined;
-    if (typeof own?.model === "string") writer.model = own.model;
+    const own = ownCompletion(answer);
+    if (own !== undefined && Array.isArray(own.choices)) {
+      yield* ownReplay(own, ctx, includeUsage);
+      return;
+    }
     // A replay: each choice whole in one chunk, then its finish.
     for (const choice of choicesOf(answer, ctx.requestId)) {
       const index = choice.index as number;
@@ -167,6 +170,40 @@ async function* chunkFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceCon
     for (const f of writer.end(whole.finish_reason)) yield f;
     if (includeUsage) yield writer.frame([], usageOf(whole));
   }
+  yield sseFrame("[DONE]");
+}
+
+/**
+ * A replay of a provider of this dialect's completion (a stored answer, whole or folded from its
+ * stream): each choice's message whole in one chunk with its logprobs, then its finish; the usage
+ * chunk when asked; [DONE]. The chunks name what the completion names (snapshot, time, fingerprint),
+ * under the gateway's id.
+ */
+function* ownReplay(own: Record<string, unknown>, ctx: SurfaceContext, includeUsage: boolean): Generator<string> {
+  const { id: _id, object: _object, choices, usage, ...head } = own;
+  const frame = (choices: unknown[], usageOf: unknown = null) =>
+    sseFrame({
+      id: completionId(ctx.requestId),
+      object: "chat.completion.chunk",
+      ...head,
+      choices,
+      ...(includeUsage ? { usage: usageOf } : {}),
+    });
+  for (const [position, choice] of (choices as Array<Record<string, unknown>>).entries()) {
+    const index = typeof choice.index === "number" ? choice.index : position;
+    const message = (choice.message ?? {}) as Record<string, unknown>;
+    const calls = Array.isArray(message.tool_calls)
+      ? (message.tool_calls as Array<Record<string, unknown>>).map((call, k) => ({ index: k, ...call }))
+      : undefined;
+    yield frame([{
+      index,
+      delta: { ...message, ...(calls === undefined ? {} : { tool_calls: calls }) },
+      logprobs: choice.logprobs ?? null,
+      finish_reason: null,
+    }]);
+    yield frame([{ index, delta: {}, logprobs: null, finish_reason: choice.finish_reason ?? "stop" }]);
+  }
+  if (includeUsage) yield frame([], usage ?? null);
   yield sseFrame("[DONE]");
 }
 
