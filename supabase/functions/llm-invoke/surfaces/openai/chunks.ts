@@ -32,7 +32,7 @@ class ChunkWriter {
 
   constructor(
     private readonly ctx: SurfaceContext,
-    /** The `model` every chunk names: OpenAI's snapshot when OpenAI served (as its whole answer names it). */
+    /** The `model` every chunk names: the model that served. */
     private readonly model: string,
     private readonly includeUsage: boolean,
   ) {}
