@@ -155,8 +155,9 @@ CREATE INDEX IF NOT EXISTS google_ai_responses_created_at_idx ON public.google_a
 
 -- Why a refusal was made, from its limit when nothing finer is known (the booking names window_full,
 -- share_kept or spread for rpm and tpm, queue_turn for a turn kept for earlier tickets): a full window
--- (rpm, tpm), the Pacific day (rpd), a paced share (pace), a Google cooldown, a budget (token, client
--- or caller); any other limit is the request's own reason and is its own cause. The limits and causes
+-- (rpm, tpm), the Pacific day (rpd), a paced share (pace), a provider's cooldown (upstream_cooldown;
+-- google_cooldown on rows written before it had that name), a budget (token, client or caller); any
+-- other limit is the request's own reason and is its own cause. The limits and causes
 -- are listed once, in functions/_shared/vocabulary.ts (refusalCauseOf); tests/db/vocabulary.test.ts
 -- asks this function about each.
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_cause(p_limit text) RETURNS text
@@ -164,7 +165,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_refusal_cause(p_limit text) RETURNS 
     AS $$
   select case when p_limit in ('rpm', 'tpm') then 'window_full'
               when p_limit = 'rpd' then 'day_exhausted'
-              when p_limit = 'cooldown' then 'google_cooldown'
+              when p_limit = 'cooldown' then 'upstream_cooldown'
               when p_limit in ('token_budget', 'client_budget', 'caller_budget') then 'budget'
               else p_limit end
 $$;

@@ -145,15 +145,15 @@ describe("a refusal's cause", () => {
     expect(await refusalRow("t-1")).toEqual({ limit_hit: "rpm", refusal_cause: "queue_turn" });
   });
 
-  it("google_cooldown: the group rests after a Google 429", async () => {
+  it("upstream_cooldown: the group rests after its provider's 429", async () => {
     await model("cause-cool", { rpm: 10 });
     const [{ g }] = await db.sql<{ g: string }[]>`
       select public.google_ai_quota_group(k.project_id, k.id) as g from public.google_ai_api_keys k limit 1`;
     await db.sql`select public.google_ai_cooldown(${g}, 'cause-cool', ${iso(T0 + 30_000)}::text::timestamptz)`;
     expect(await admit({ at: T0, model: "cause-cool", requestId: "c-1" })).toMatchObject({
-      ok: false, limit: "cooldown", cause: "google_cooldown",
+      ok: false, limit: "cooldown", cause: "upstream_cooldown",
     });
-    expect(await refusalRow("c-1")).toEqual({ limit_hit: "cooldown", refusal_cause: "google_cooldown" });
+    expect(await refusalRow("c-1")).toEqual({ limit_hit: "cooldown", refusal_cause: "upstream_cooldown" });
   });
 
   it("budget: a caller's daily budget is used up; the request's own reasons are their limit", async () => {

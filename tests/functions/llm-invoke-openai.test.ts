@@ -186,6 +186,137 @@ describe("gpt-4o behind the gateway", () => {
     expect((refused as InstanceType<typeof OpenAI.APIError>).code).toBe("upstream_rejected");
   });
 
+  it("a gpt-4o stream reaches the caller as OpenAI sent it (logprobs, tool-call pieces as they come), but for the gateway's id; settled at OpenAI's count", async () => {
+    /** The data of each SSE frame of a streamed answer, parsed ([DONE] kept as the string). */
+    const framesOf = async (res: Response) =>
+      (await res.text()).split("\n\n").filter((f) => f.trim() !== "").map((f) => {
+        const data = f.replace(/^data: /, "");
+        return data === "[DONE]" ? data : JSON.parse(data) as Record<string, unknown>;
+      });
+    /** The fields a second call names afresh (completion id, second, tool call ids), blanked. */
+    const fresh = (frames: unknown[]) =>
+      JSON.parse(JSON.stringify(frames).replace(/"(id|created)":("[^"]*"|\d+)/g, '"$1":"·"'));
+    const bodies = [
+      { messages: [{ role: "user", content: "stream every token" }], logprobs: true, top_logprobs: 2 },
+      {
+        messages: [{ role: "user", content: "call the tool" }],
+        tools: [{
+          type: "function",
+          function: {
+            name: "weather",
+            parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"] },
+          },
+        }],
+        tool_choice: "required",
+      },
+    ];
+    for (const [i, asked] of bodies.entries()) {
+      for (const includeUsage of [true, false]) {
+        const body = {
+          model: "gpt-4o",
+          ...asked,
+          stream: true,
+          ...(includeUsage ? { stream_options: { include_usage: true } } : {}),
+        };
+        const requestId = `oa-pass-${i}-${includeUsage}`;
+        const res = await fetch(`${s.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${s.serviceKey}`, "content-type": "application/json", "x-eve-request-id": requestId },
+          body: JSON.stringify(body),
+        });
+        expect(res.status).toBe(200);
+        const got = await framesOf(res);
+        // What OpenAI sends for the same body as the gateway sends it (the usage chunk always asked).
+        const direct = await fetch(`${oa.url}/v1/chat/completions`, {
+          method: "POST",
+          headers: { authorization: `Bearer ${OPENAI_SECRET}`, "content-type": "application/json" },
+          body: JSON.stringify({ ...body, stream_options: { include_usage: true } }),
+        });
+        const sent = await framesOf(direct);
+        const expected = includeUsage
+          ? sent
+          : sent.flatMap((f): unknown[] => {
+            if (f === "[DONE]") return [f];
+            const { usage, ...rest } = f;
+            return usage !== null && (rest.choices as unknown[]).length === 0 ? [] : [rest];
+          });
+        expect(fresh(got)).toEqual(fresh(expected));
+        expect(got.slice(0, -1).every((f) => (f as { id: string }).id === `chatcmpl-${requestId}`)).toBe(true);
+        type Choice = { delta: { tool_calls?: unknown[] }; logprobs: { content: unknown[] } | null };
+        const choices = got.slice(0, -1).flatMap((f) => (f as { choices: Choice[] }).choices);
+        if (i === 0) expect(choices.filter((c) => (c.logprobs?.content.length ?? 0) > 0).length).toBeGreaterThan(1);
+        else expect(choices.filter((c) => c.delta.tool_calls !== undefined).length).toBeGreaterThan(2);
+        // The books: one attempt, settled at OpenAI's count of this answer.
+        const usage = (sent.at(-2) as { usage: { prompt_tokens: number; completion_tokens: number } }).usage;
+        await expect.poll(async () =>
+          await s.sql`
+            select status, input_tokens, output_tokens from public.google_ai_attempts where request_id = ${requestId}`
+        ).toEqual([{ status: "succeeded", input_tokens: usage.prompt_tokens, output_tokens: usage.completion_tokens }]);
+      }
+    }
+  });
+
+  it("a gpt-4o stream OpenAI breaks off: the chunks before it as sent, one error frame cut_by upstream, the attempt cut; a stored streamed answer replays as OpenAI's completion, logprobs and all", async () => {
+    const ask = (requestId: string, stream = true) =>
+      fetch(`${s.url}/v1/chat/completions`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${s.serviceKey}`, "content-type": "application/json", "x-eve-request-id": requestId },
+        body: JSON.stringify({
+          model: "gpt-4o",
+          messages: [{ role: "user", content: "stream then break" }],
+          logprobs: true,
+          stream,
+          ...(stream ? { stream_options: { include_usage: true } } : {}),
+        }),
+      });
+    const stream = (requestId: string) => ask(requestId);
+    const frames = async (res: Response) =>
+      (await res.text()).split("\n\n").filter((f) => f.trim() !== "").map((f) => f.replace(/^data: /, ""))
+        .map((d) => (d === "[DONE]" ? d : JSON.parse(d) as Record<string, unknown>));
+    // The role chunk and the first piece reach the caller; then the socket closes.
+    oa.addFault({ kind: "cut_stream", afterChunks: 2, count: 1 });
+    const cut = await stream("oa-cut");
+    expect(cut.status).toBe(200);
+    const got = await frames(cut);
+    expect(got).toHaveLength(3);
+    expect(got[0]).toMatchObject({ id: "chatcmpl-oa-cut", choices: [{ delta: { role: "assistant", content: "" } }] });
+    expect(got[2]).toMatchObject({ error: { code: "upstream_error", details: { cut_by: "upstream" } } });
+    await expect.poll(async () =>
+      await s.sql`select status, error_code from public.google_ai_attempts where request_id = 'oa-cut'`
+    ).toEqual([{ status: "cut", error_code: "stream_cut_by_upstream" }]);
+
+    // Served whole and stored: the same request id is a replay, without a second call to OpenAI,
+    // of OpenAI's completion the chunks made up (its snapshot, logprobs and usage).
+    const first = await frames(await stream("oa-replay"));
+    type Frame = { model: string; choices: Array<{ delta: { content?: string }; logprobs: { content: unknown[] } | null }>; usage?: unknown };
+    const framed = (all: unknown[]) => all.filter((f): f is Frame => f !== "[DONE]");
+    const text = (all: unknown[]) => framed(all).flatMap((f) => f.choices).map((c) => c.delta.content ?? "").join("");
+    const logprobs = (all: unknown[]) => framed(all).flatMap((f) => f.choices).flatMap((c) => c.logprobs?.content ?? []);
+    await expect.poll(async () =>
+      await s.sql`select status from public.google_ai_attempts where request_id = 'oa-replay'`
+    ).toEqual([{ status: "succeeded" }]);
+    const calls = oa.stats().total.received;
+    const again = await stream("oa-replay");
+    expect(again.headers.get("x-eve-replayed")).toBe("true");
+    const replayed = await frames(again);
+    expect(text(first)).toContain("stream then break");
+    expect(text(replayed)).toBe(text(first));
+    expect(logprobs(first).length).toBeGreaterThan(1);
+    expect(logprobs(replayed)).toEqual(logprobs(first));
+    expect(new Set(framed(replayed).map((f) => f.model))).toEqual(new Set(framed(first).map((f) => f.model)));
+    expect(framed(replayed).at(-1)!.usage).toEqual(framed(first).at(-1)!.usage);
+    expect(replayed.at(-1)).toBe("[DONE]");
+    const whole = await (await ask("oa-replay", false)).json() as {
+      id: string;
+      model: string;
+      choices: Array<{ message: { content: string }; logprobs: { content: unknown[] } }>;
+    };
+    expect(whole).toMatchObject({ id: "chatcmpl-oa-replay", object: "chat.completion", model: framed(first)[0]!.model });
+    expect(whole.choices[0]!.message.content).toBe(text(first));
+    expect(whole.choices[0]!.logprobs.content).toEqual(logprobs(first));
+    expect(oa.stats().total.received).toBe(calls);
+  });
+
   it("five calls OpenAI refuses with 400 keep only their input: the next ordinary call is served at once, the window within one call of OpenAI's", async () => {
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0, defaultHeaders: { "x-eve-mode": "NO_WAIT" } });
     const strict = { type: "object", properties: { a: { type: "string" } } };

@@ -17,6 +17,7 @@ import { queryOnce } from "../support/query-once.ts";
 import { eventually, GENEROUS_SIM_MODELS, sleep } from "../functions/llm-invoke-helpers.ts";
 import { inCi, prometheusBinary, type PromResult, type RunningPrometheus, startPrometheus } from "../support/prometheus.ts";
 import { FINALIZE_OUTCOMES } from "../../supabase/functions/_shared/vocabulary.ts";
+import { RENAMED_FAMILIES } from "../../supabase/functions/maintenance/metrics-text.ts";
 
 const available = prometheusBinary() !== null;
 const ALERTS = readFileSync(path.join(repoRoot, "docs", "prometheus", "eve-gateway-alerts.yml"), "utf8");
@@ -25,7 +26,7 @@ const DASHBOARD = JSON.parse(readFileSync(path.join(repoRoot, "docs", "grafana",
   templating: { list: { name: string; allValue?: string }[] };
 };
 /** The metrics that carry the provider (google, openai): their panels split and filter by it. */
-const BY_PROVIDER = ["eve_gateway_google_calls_total", "eve_gateway_google_429_total", "eve_gateway_cooldown_seconds_left",
+const BY_PROVIDER = ["eve_gateway_upstream_calls_total", "eve_gateway_upstream_429_total", "eve_gateway_cooldown_seconds_left",
   "eve_gateway_keys"];
 const KEYS = [
   { alias: "metrics-a", project: "proj-a", env: "GOOGLE_TEST_KEY_METRICS_A", simKey: "sim-metrics-a" },
@@ -206,9 +207,15 @@ describe.skipIf(!available && !inCi)("Prometheus scraping the local stack", () =
     const called = CALLED_GOOGLE.map((s) => `status="${s}"`);
     const reached = await Promise.all(called.map((c) => value(`sum(eve_gateway_attempts_total{${c}}) or vector(0)`)));
     expect(reached.reduce((a, b) => a + b, 0)).toBe(sim.received);
-    expect(await value('sum(eve_gateway_google_calls_total{service_tier="standard"})')).toBe(sim.received);
+    expect(await value('sum(eve_gateway_upstream_calls_total{service_tier="standard"})')).toBe(sim.received);
     expect(await value('sum(eve_gateway_attempts_total{status="succeeded"})')).toBe(sim.byStatus["200"]);
-    expect(await value("sum(eve_gateway_google_429_total)")).toBe(sim.byStatus["429"]);
+    expect(await value("sum(eve_gateway_upstream_429_total)")).toBe(sim.byStatus["429"]);
+    // The former names, for one release: the same series.
+    for (const [former, name] of Object.entries(RENAMED_FAMILIES)) {
+      const suffix = name.endsWith("_seconds") ? "_count" : "";
+      expect(await value(`count(${former}${suffix})`), former).toBe(await value(`count(${name}${suffix})`));
+      expect(await value(`sum(${former}${suffix})`), former).toBe(await value(`sum(${name}${suffix})`));
+    }
     // The fault answers the first three calls that reach Google for Flash; how many of the load's
     // calls reach Google while the groups cool down depends on timing, so: at least one, at most three.
     expect(sim.byStatus["429"]).toBeGreaterThanOrEqual(1);

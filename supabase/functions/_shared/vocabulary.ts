@@ -165,7 +165,7 @@ const ADMISSION_CAUSE_TABLE = {
     limits: [],
     words: "the free slots are the turns of requests that waited longer or rank higher.",
   },
-  google_cooldown: { limits: ["cooldown"], words: "the quota group rests after its provider's 429." },
+  upstream_cooldown: { limits: ["cooldown"], words: "the quota group rests after its provider's 429." },
   budget: {
     limits: ["token_budget", "client_budget", "caller_budget"],
     words: "a token's, client's or caller's budget is used up (limit says which).",
@@ -175,9 +175,21 @@ const ADMISSION_CAUSE_TABLE = {
 export type AdmissionCause = keyof typeof ADMISSION_CAUSE_TABLE;
 export const ADMISSION_CAUSES = Object.keys(ADMISSION_CAUSE_TABLE) as [AdmissionCause, ...AdmissionCause[]];
 
-/** What a 429's message says of an admission cause; null for the request's own reasons (their limit says it). */
+/**
+ * Admission causes under a former name, which rows written before this release still hold (read
+ * until the next release): `google_cooldown` is `upstream_cooldown`.
+ */
+export const FORMER_ADMISSION_CAUSES = { google_cooldown: "upstream_cooldown" } as const satisfies Record<
+  string,
+  AdmissionCause
+>;
+
+/** What a 429's message says of an admission cause (a former name too); null for the request's own reasons (their limit says it). */
 export function admissionCauseWords(cause: string): string | null {
-  return isOneOf(ADMISSION_CAUSES, cause) ? ADMISSION_CAUSE_TABLE[cause].words : null;
+  const current = Object.hasOwn(FORMER_ADMISSION_CAUSES, cause)
+    ? FORMER_ADMISSION_CAUSES[cause as keyof typeof FORMER_ADMISSION_CAUSES]
+    : cause;
+  return isOneOf(ADMISSION_CAUSES, current) ? ADMISSION_CAUSE_TABLE[current].words : null;
 }
 
 /** A refusal's cause when nothing finer is known (google_ai_refusal_cause): its limit's, or the limit itself. */
@@ -192,8 +204,12 @@ export function refusalCauseOf(limit: StepLimit): string {
 /** The limits that are their own cause: the request's own reason, said already by its limit. */
 export const OWN_REASON_LIMITS = STEP_LIMITS.filter((l) => CAUSE_OF_LIMIT[l] === undefined);
 
-/** Every cause a refusal (and google_ai_attempts.refusal_cause) may name. */
-export const REFUSAL_CAUSES: readonly string[] = [...ADMISSION_CAUSES, ...OWN_REASON_LIMITS];
+/** Every cause a refusal (and google_ai_attempts.refusal_cause) may name, the former names older rows hold too. */
+export const REFUSAL_CAUSES: readonly string[] = [
+  ...ADMISSION_CAUSES,
+  ...OWN_REASON_LIMITS,
+  ...Object.keys(FORMER_ADMISSION_CAUSES),
+];
 
 // ---- The attempt log -----------------------------------------------------------------------------
 
@@ -208,7 +224,7 @@ export type FinalizeOutcome = (typeof FINALIZE_OUTCOMES)[number];
  */
 export const FORMER_CALL_STATUSES = ["google_error"] as const;
 
-/** Every status of an attempt row that called the provider (eve_gateway_google_calls_total's). */
+/** Every status of an attempt row that called the provider (eve_gateway_upstream_calls_total's). */
 export const CALL_STATUSES = [...FINALIZE_OUTCOMES, ...FORMER_CALL_STATUSES] as const;
 
 /**

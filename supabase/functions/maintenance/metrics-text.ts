@@ -26,12 +26,12 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
     help: "Requests the gateway refused or made wait, by the limit and the cause that refused them last " +
       "(counted once final, minutes later).",
   },
-  eve_gateway_google_calls_total: {
+  eve_gateway_upstream_calls_total: {
     kind: "counter",
     help: "Calls that reached the model's provider (google, openai), by outcome, the service tier asked for " +
       "(standard, flex, priority) and the one the provider says served.",
   },
-  eve_gateway_google_429_total: {
+  eve_gateway_upstream_429_total: {
     kind: "counter",
     help: "The provider's own 429 answers (google, openai), by cause: the quota or the money the answer named " +
       "(docs/google-429s.md).",
@@ -48,7 +48,7 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
     kind: "counter",
     help: "Tokens the provider counted (gen_ai.client.token.usage), by gen_ai_token_type.",
   },
-  eve_gateway_google_latency_seconds: {
+  eve_gateway_upstream_latency_seconds: {
     kind: "histogram",
     help: "The provider's own time per call (gen_ai.server.request.duration).",
   },
@@ -121,17 +121,44 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
   },
 };
 
+/**
+ * Families exported under a neutral name whose former name is exported beside it, the same samples,
+ * until the next release (docs/llm-invoke.md lists the renames): former name → name. The database
+ * keeps counting them under the former name (its folded totals are kept by family).
+ */
+export const RENAMED_FAMILIES: Readonly<Record<string, string>> = {
+  eve_gateway_google_calls_total: "eve_gateway_upstream_calls_total",
+  eve_gateway_google_429_total: "eve_gateway_upstream_429_total",
+  eve_gateway_google_latency_seconds: "eve_gateway_upstream_latency_seconds",
+};
+
+/** A family's description, a former name's included (its name's, said to be former). */
+function describe(family: string): { kind: Kind; help: string } | undefined {
+  const renamed = Object.hasOwn(RENAMED_FAMILIES, family) ? RENAMED_FAMILIES[family] : undefined;
+  const known = METRIC_FAMILIES[renamed ?? family];
+  if (renamed === undefined || known === undefined) return known;
+  return { kind: known.kind, help: `Former name of ${renamed}, exported until the next release. ${known.help}` };
+}
+
+/** A sample under both its names where its family was renamed (RENAMED_FAMILIES), else as it is. */
+function named(sample: MetricSample): MetricSample[] {
+  if (!Object.hasOwn(RENAMED_FAMILIES, sample.family)) return [sample];
+  const renamed = RENAMED_FAMILIES[sample.family]!;
+  return [sample, { ...sample, family: renamed, sample: renamed + sample.sample.slice(sample.family.length) }];
+}
+
 /** The text of one scrape. A family the list above does not name is still exported, as `untyped`. */
 export function metricsText(samples: readonly MetricSample[]): string {
-  const byFamily = new Map<string, MetricSample[]>(Object.keys(METRIC_FAMILIES).map((f) => [f, []]));
-  for (const s of samples) {
+  const families = [...Object.keys(METRIC_FAMILIES), ...Object.keys(RENAMED_FAMILIES)];
+  const byFamily = new Map<string, MetricSample[]>(families.map((f) => [f, []]));
+  for (const s of samples.flatMap(named)) {
     const members = byFamily.get(s.family);
     if (members === undefined) byFamily.set(s.family, [s]);
     else members.push(s);
   }
   let text = "";
   for (const family of [...byFamily.keys()].sort(codeUnitOrder)) {
-    const known = METRIC_FAMILIES[family];
+    const known = describe(family);
     if (known !== undefined) text += `# HELP ${family} ${known.help}\n`;
     text += `# TYPE ${family} ${known?.kind ?? "untyped"}\n`;
     for (const s of byFamily.get(family)!.sort(bySampleThenLabels)) {

@@ -89,7 +89,7 @@ select is(pg_temp.r('2026-11-22 09:02:00+00') ->> 'key_alias', 'b1', 'a cooling 
 select ok((public.google_ai_cooldown('key:00000000-0000-0000-0000-0000000000b1', 'test-model', '2026-11-22 09:02:20+00') ->> 'ok')::boolean,
   'second cooldown accepted');
 select is(pg_temp.r('2026-11-22 09:02:10+00') - 'retry_at' - 'model' - 'max_tokens' - 'recheck_after_ms',
-  jsonb_build_object('ok', false, 'limit', 'cooldown', 'cause', 'google_cooldown', 'retry_after_ms', 10000),
+  jsonb_build_object('ok', false, 'limit', 'cooldown', 'cause', 'upstream_cooldown', 'retry_after_ms', 10000),
   'every group cooling: refused until the earliest cooldown ends');
 
 -- A counter row that is missing when the lock is taken (first use, or deleted by housekeeping

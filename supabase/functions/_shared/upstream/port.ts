@@ -7,7 +7,7 @@
 import { sanitize } from "../sanitize.ts";
 import type { QuotaCause } from "../vocabulary.ts";
 import type { Usage } from "./answer.ts";
-import type { DialectAnswer, UpstreamAnswer, UpstreamRequest } from "./shapes.ts";
+import type { DialectAnswer, UpstreamAnswer, UpstreamChunk, UpstreamRequest } from "./shapes.ts";
 
 // ---- A failed call, classified by what the gateway does next ------------------------------------------
 
@@ -134,17 +134,23 @@ export type StreamOutcome =
   | {
     ok: true;
     /**
-     * The answer's chunks (hub shape) as they arrive. Ends after the last one, or throws StreamCut
-     * when the stream breaks off (network, deadline, an error event, a chunk that is not JSON).
-     * Stopping early (`return()`) aborts the call.
+     * The answer's chunks as they arrive (each in the hub shape, and as the provider sent it where
+     * its dialect is not the hub's). Ends after the last one, or throws StreamCut when the stream
+     * breaks off (network, deadline, an error event, a chunk that is not JSON). Stopping early
+     * (`return()`) aborts the call.
      */
-    chunks: AsyncGenerator<UpstreamAnswer, void, undefined>;
+    chunks: AsyncGenerator<UpstreamChunk, void, undefined>;
     /** Time to the provider's response headers. */
     latencyMs: number;
     /** The tier the provider says served; null: not said. */
     servedTier?: string | null;
     /** What the provider says is left of the group's limits, where it says so. */
     room?: ProviderRoom | null;
+    /**
+     * The provider's own whole answer, folded from its chunks so far, where its dialect is not the
+     * hub's: a stored streamed answer is replayed from it on a route of that dialect.
+     */
+    dialectAnswer?: () => DialectAnswer;
   }
   | { ok: false; error: UpstreamError; latencyMs: number };
 

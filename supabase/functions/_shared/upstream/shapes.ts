@@ -75,6 +75,21 @@ export interface DialectAnswer {
 }
 
 /**
+ * One piece of a streamed answer (StreamOutcome.chunks), in the hub shape and, where the provider's
+ * dialect is not the hub's, as the provider sent it: a route of that dialect passes `own` on as it
+ * came (pass-through), every other reader takes `answer`.
+ */
+export interface UpstreamChunk {
+  /**
+   * The piece in the hub shape; null when it holds nothing the hub shape carries yet (a role-only
+   * delta, a piece of a tool call's arguments, which the hub takes whole when its choice ends).
+   */
+  answer: UpstreamAnswer | null;
+  /** The provider's own chunk as it came, where its dialect is not the hub's. */
+  own?: DialectAnswer;
+}
+
+/**
  * The gateway's hub shape of an answer: one generateContent answer, or one chunk of a streamed one,
  * as Google sends it and as every other provider's answer is translated into.
  */

@@ -2,7 +2,7 @@
 // loop does not depend on the HTTP edge.
 import type { Caller } from "../../_shared/auth.ts";
 import { outputTokens, type Usage } from "../../_shared/upstream/answer.ts";
-import type { DialectAnswer, UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import type { DialectAnswer, UpstreamAnswer, UpstreamChunk } from "../../_shared/upstream/shapes.ts";
 import type { Provider } from "../../_shared/providers/registry.ts";
 import type { QuotaSnapshot, NormalizedRequest } from "../contract.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
@@ -31,7 +31,7 @@ export interface InvokeContext {
   onQuota?: (quota: QuotaSnapshot) => void;
   /** Told the request's place in line whenever it waits for its turn. */
   onQueued?: (progress: QueueProgress) => void;
-  /** Where the request's reserve, wait, google and finalize time is recorded (Server-Timing). */
+  /** Where the request's reserve, wait, upstream and finalize time is recorded (Server-Timing). */
   timing?: PhaseTimer;
 }
 
@@ -54,7 +54,7 @@ export interface InvokeResult {
   /** True when the answer is a replay of an earlier request with the same request_id. */
   replayed?: boolean;
   /**
-   * Google's answer as it came (routes that speak Google's or OpenAI's shape read it); not part of the
+   * The answer in the hub shape (routes of another dialect than the native one read it); not part of the
    * native body. Absent in answers stored before it existed: upstreamAnswerOf rebuilds one.
    */
   response?: UpstreamAnswer;
@@ -66,7 +66,7 @@ export interface InvokeResult {
 }
 
 /**
- * An answer's usage from Google's count; without one, the input as estimated and booked, no output.
+ * An answer's usage from the provider's count; without one, the input as estimated and booked, no output.
  * Whole and streamed answers alike.
  */
 export function answerUsage(usage: Usage | null, estimatedInputTokens: number): InvokeResult["usage"] {
@@ -86,18 +86,20 @@ export type StreamHead = Pick<
 >;
 
 /**
- * A streamed answer (the request asked for `stream`). Its chunks are Google's, passed on as they
- * arrive. It ends normally, or throws GatewayError when the stream broke off on Google's side;
- * stopping early (`return()`, the caller went away) aborts the call to Google. Either way the attempt
- * is finalized with the tokens Google counted so far.
+ * A streamed answer (the request asked for `stream`). Its chunks are the provider's, passed on as they
+ * arrive: each in the hub shape (null where a chunk holds nothing of it yet) and, where the provider's
+ * dialect is not the hub's, as the provider sent it (a route of that dialect passes that on). It ends
+ * normally, or throws GatewayError when the stream broke off on the provider's side; stopping early
+ * (`return()`, the caller went away) aborts the call. Either way the attempt is finalized with the
+ * tokens the provider counted so far.
  */
 export interface InvokeStream extends StreamHead {
   kind: "stream";
-  chunks: AsyncIterable<UpstreamAnswer>;
+  chunks: AsyncIterable<UpstreamChunk>;
   /** The whole answer, once `chunks` has ended normally (text, usage, finish reason). */
   result(): InvokeResult;
   /**
-   * For an answer nobody will read (the caller went away before its stream began): aborts Google's
+   * For an answer nobody will read (the caller went away before its stream began): aborts the provider's
    * stream and finalizes the attempt as cut. Does nothing once the chunks have ended.
    */
   cancel(): Promise<void>;

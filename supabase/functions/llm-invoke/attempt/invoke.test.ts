@@ -3,7 +3,7 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../_shared/errors.ts";
 import type { FinalizeParams, ModelProfile, Refusal, Reservation, ReserveParams, ServiceTierRow } from "../contract.ts";
-import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import type { UpstreamChunk } from "../../_shared/upstream/shapes.ts";
 import { classifyGoogleHttpError } from "../../_shared/providers/google/errors.ts";
 import { MODEL_NOT_FOUND_WORDINGS } from "../../../../shared/google-sim/errors.ts";
 import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } from "./context.ts";
@@ -1106,15 +1106,17 @@ describe("invoke: model fallback", () => {
 function googleStream(pieces: string[], options: { cut?: boolean; promptTokens?: number } = {}) {
   let returned = false;
   const prompt = options.promptTokens ?? 11;
-  async function* chunks(): AsyncGenerator<UpstreamAnswer, void, undefined> {
+  async function* chunks(): AsyncGenerator<UpstreamChunk, void, undefined> {
     try {
       let soFar = 0;
       for (const [i, text] of pieces.entries()) {
         soFar += text.length;
         const last = i === pieces.length - 1 && options.cut !== true;
         yield {
-          candidates: [{ content: { role: "model", parts: [{ text }] }, ...(last ? { finishReason: "STOP" } : {}) }],
-          usageMetadata: { promptTokenCount: prompt, candidatesTokenCount: soFar, totalTokenCount: prompt + soFar },
+          answer: {
+            candidates: [{ content: { role: "model", parts: [{ text }] }, ...(last ? { finishReason: "STOP" } : {}) }],
+            usageMetadata: { promptTokenCount: prompt, candidatesTokenCount: soFar, totalTokenCount: prompt + soFar },
+          },
         };
       }
       if (options.cut === true) throw new StreamCut(upstreamFailure("network", "connection reset"));
@@ -1129,7 +1131,7 @@ function googleStream(pieces: string[], options: { cut?: boolean; promptTokens?:
 async function readAll(stream: InvokeStream): Promise<string[]> {
   const texts: string[] = [];
   for await (const chunk of stream.chunks) {
-    texts.push((chunk.candidates as Array<{ content: { parts: Array<{ text: string }> } }>)[0]!.content.parts[0]!.text);
+    texts.push((chunk.answer!.candidates as Array<{ content: { parts: Array<{ text: string }> } }>)[0]!.content.parts[0]!.text);
   }
   return texts;
 }

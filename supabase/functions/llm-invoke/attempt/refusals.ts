@@ -75,7 +75,7 @@ function finalError(r: Refusal, ctx: RefusalContext): GatewayError | null {
 export function quotaRefusal(
   r: Pick<Refusal, "limit" | "retryAfterMs" | "model" | "fallbackFrom" | "cause" | "refusalCause">,
 ): GatewayError {
-  // A cooldown's cause is Google's when it is known (finer than google_cooldown); else the database's.
+  // A cooldown's cause is the provider's when it is known (finer than upstream_cooldown); else the database's.
   const limited = rateLimited(r.limit, r.retryAfterMs);
   const error = r.cause ? withCause(limited, r.cause) : withRefusalCause(limited, r.refusalCause ?? null);
   if (r.fallbackFrom === undefined || r.fallbackFrom.length === 0) return error;

@@ -1,10 +1,11 @@
-// A streamed answer: Google's chunks passed to the caller as they arrive, with exact accounting.
-//   openStream    opens Google's stream and reads its first chunk, so that anything failing before
-//                 the caller has seen a byte is an ordinary failed attempt (retried by the loop)
-//   relayStream   passes the chunks on, keeping Google's latest usageMetadata and the text so far;
-//                 when the stream ends it finalizes the attempt: a success with Google's last count,
-//                 or 'cut' (the caller went away, or Google broke off) with the tokens so far. No
-//                 database write stands between a chunk from Google and the caller.
+// A streamed answer: the provider's chunks passed to the caller as they arrive (each as the provider
+// sent it and in the hub shape: the caller's route takes the form it speaks), with exact accounting.
+//   openStream    opens the provider's stream and reads its first chunk, so that anything failing
+//                 before the caller has seen a byte is an ordinary failed attempt (retried by the loop)
+//   relayStream   passes the chunks on, keeping the provider's latest usage and the text so far (read
+//                 from the hub shape); when the stream ends it finalizes the attempt: a success with
+//                 the provider's last count, or 'cut' (the caller went away, or the provider broke off)
+//                 with the tokens so far. No database write stands between a chunk and the caller.
 import { GatewayError } from "../../_shared/errors.ts";
 import {
   mergeChunk,
@@ -14,7 +15,7 @@ import {
   responseUsage,
   type Usage,
 } from "../../_shared/upstream/answer.ts";
-import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import type { UpstreamAnswer, UpstreamChunk } from "../../_shared/upstream/shapes.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { successRecord, usageCounts } from "./attempt-record.ts";
 import type { Clock } from "../clock.ts";
@@ -57,6 +58,7 @@ export async function openStream(client: UpstreamClient, upstream: string, call:
       servedTier: opened.servedTier ?? null,
       room: opened.room ?? null,
       chunks: prepend(first.value, opened.chunks),
+      ...(opened.dialectAnswer === undefined ? {} : { dialectAnswer: opened.dialectAnswer }),
     };
   } catch (error) {
     if (error instanceof StreamCut) return { ok: false, latencyMs: opened.latencyMs, error: error.error };
@@ -64,20 +66,20 @@ export async function openStream(client: UpstreamClient, upstream: string, call:
   }
 }
 
-/** `first`, then the rest; stopping it (even before its first step) stops Google's stream. */
+/** `first`, then the rest; stopping it (even before its first step) stops the provider's stream. */
 function prepend(
-  first: UpstreamAnswer,
-  rest: AsyncGenerator<UpstreamAnswer, void, undefined>,
-): AsyncGenerator<UpstreamAnswer, void, undefined> {
-  let pending: UpstreamAnswer | null = first;
+  first: UpstreamChunk,
+  rest: AsyncGenerator<UpstreamChunk, void, undefined>,
+): AsyncGenerator<UpstreamChunk, void, undefined> {
+  let pending: UpstreamChunk | null = first;
   const iterator = {
-    next: (): Promise<IteratorResult<UpstreamAnswer, void>> => {
+    next: (): Promise<IteratorResult<UpstreamChunk, void>> => {
       if (pending === null) return rest.next();
       const value = pending;
       pending = null;
       return Promise.resolve({ done: false, value });
     },
-    return: (): Promise<IteratorResult<UpstreamAnswer, void>> => {
+    return: (): Promise<IteratorResult<UpstreamChunk, void>> => {
       pending = null;
       return rest.return(undefined);
     },
@@ -86,7 +88,7 @@ function prepend(
       return iterator;
     },
   };
-  return iterator as unknown as AsyncGenerator<UpstreamAnswer, void, undefined>;
+  return iterator as unknown as AsyncGenerator<UpstreamChunk, void, undefined>;
 }
 
 export interface RelayOptions {
@@ -117,8 +119,8 @@ class StreamTally {
   /** The whole answer in Google's shape, as generateContent would have sent it. */
   whole: UpstreamAnswer = {};
 
-  add(chunk: UpstreamAnswer): void {
-    this.whole = mergeChunk(this.whole, chunk);
+  add(chunk: UpstreamChunk): void {
+    if (chunk.answer !== null) this.whole = mergeChunk(this.whole, chunk.answer);
   }
 
   get text(): string {
@@ -154,9 +156,10 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
     ...(options.includeCandidates ? { candidates: (tally.whole.candidates as unknown[] | undefined) ?? [] } : {}),
     // openStream hands over a stream only once its first chunk has come: there is always a whole.
     response: tally.whole,
+    ...(opened.dialectAnswer === undefined ? {} : { dialectAnswer: opened.dialectAnswer() }),
   });
 
-  async function* chunks(): AsyncGenerator<UpstreamAnswer, void, undefined> {
+  async function* chunks(): AsyncGenerator<UpstreamChunk, void, undefined> {
     let ended: "done" | "client" | "upstream" = "client";
     let cut: UpstreamError | null = null;
     try {
@@ -225,7 +228,7 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
   // away before reading anything is finalized here instead of in the body's `finally`.
   const body = chunks();
   let started = false;
-  const iterator: AsyncIterableIterator<UpstreamAnswer> = {
+  const iterator: AsyncIterableIterator<UpstreamChunk> = {
     next: () => {
       started = true;
       return body.next();

@@ -21,7 +21,7 @@ import { type Answer, envelope, type RequestScope } from "../../_shared/envelope
 import { GatewayError } from "../../_shared/errors.ts";
 import { parseJson, readBody } from "../../_shared/http.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
-import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import type { UpstreamChunk } from "../../_shared/upstream/shapes.ts";
 import { type InvokeAnswer, type InvokeContext, isStream, type QueueProgress } from "../attempt/context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
 import { type Dialect, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
@@ -292,7 +292,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
 function watchStream(answer: InvokeAnswer, scope: RequestScope): InvokeAnswer {
   if (!isStream(answer)) return answer;
   const source = answer.chunks;
-  const chunks: AsyncIterable<UpstreamAnswer> = {
+  const chunks: AsyncIterable<UpstreamChunk> = {
     [Symbol.asyncIterator]() {
       const inner = source[Symbol.asyncIterator]();
       return {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ERROR_STATUS, type ErrorCode, GatewayError, rateLimited } from "../../_shared/errors.ts";
 import { DEFAULT_REQUEST_LIMITS, type NormalizedRequest } from "../contract.ts";
-import type { UpstreamAnswer } from "../../_shared/upstream/shapes.ts";
+import type { UpstreamAnswer, UpstreamChunk } from "../../_shared/upstream/shapes.ts";
 import type { InvokeResult, InvokeStream } from "../attempt/context.ts";
 import { imageTokens } from "../model/images.ts";
 import { MAX_PARTS } from "./native/request.ts";
@@ -319,9 +319,9 @@ const chunks: UpstreamAnswer[] = [
 ];
 
 function fakeStream(items: UpstreamAnswer[], failWith?: Error, stopped?: { value: boolean }): InvokeStream {
-  async function* gen(): AsyncGenerator<UpstreamAnswer, void, undefined> {
+  async function* gen(): AsyncGenerator<UpstreamChunk, void, undefined> {
     try {
-      yield* items;
+      for (const answer of items) yield { answer };
       if (failWith !== undefined) throw failWith;
     } finally {
       if (stopped !== undefined) stopped.value = true;

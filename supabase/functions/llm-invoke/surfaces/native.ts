@@ -58,7 +58,7 @@ export async function* nativeFrames(answer: InvokeStream | InvokeResult, ctx: Su
     return;
   }
   try {
-    for await (const chunk of answer.chunks) yield chunkFrame(chunk, ctx);
+    for await (const chunk of answer.chunks) if (chunk.answer !== null) yield chunkFrame(chunk.answer, ctx);
   } catch (error) {
     if (!(error instanceof GatewayError)) throw error;
     yield errorFrame(error, ctx.requestId);

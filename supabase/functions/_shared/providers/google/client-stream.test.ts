@@ -33,7 +33,7 @@ describe("google client: streamGenerateContent", () => {
     const whole = await createGoogleClient({ baseUrl: sim.url }).generate({ apiKey: KEY, request, timeoutMs: 5_000 });
     if (!whole.ok) throw new Error(whole.error.message);
     const chunks: UpstreamAnswer[] = [];
-    for await (const chunk of (await open()).chunks) chunks.push(chunk);
+    for await (const chunk of (await open()).chunks) chunks.push(chunk.answer!);
     expect(chunks.length).toBe(4);
     expect(chunks.map(responseText).join("")).toBe(whole.text);
     expect(responseUsage(chunks.at(-1)!)).toEqual(whole.usage);
@@ -45,7 +45,7 @@ describe("google client: streamGenerateContent", () => {
     const seen: UpstreamAnswer[] = [];
     let cut: unknown;
     try {
-      for await (const chunk of (await open()).chunks) seen.push(chunk);
+      for await (const chunk of (await open()).chunks) seen.push(chunk.answer!);
     } catch (error) {
       cut = error;
     }

@@ -10,7 +10,7 @@
 // Retries are the attempt loop's job.
 import { classifyGoogleHttpError } from "./errors.ts";
 import { isEmptyResponse, responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
-import type { UpstreamAnswer, UpstreamRequest } from "../../upstream/shapes.ts";
+import type { UpstreamAnswer, UpstreamChunk, UpstreamRequest } from "../../upstream/shapes.ts";
 import {
   type CountTokensOutcome,
   type GenerateCall,
@@ -163,13 +163,16 @@ export function servedTierOf(response: Response): string | null {
   return value === undefined || value === "" ? null : value.slice(0, 20);
 }
 
-/** Google's SSE events as answers; anything that breaks the stream off becomes a StreamCut. */
-function streamChunks(
+/**
+ * Google's SSE events as chunks (Google's chunk is the hub's shape: nothing to pass beside it);
+ * anything that breaks the stream off becomes a StreamCut.
+ */
+async function* streamChunks(
   body: ReadableStream<Uint8Array>,
   guard: CallGuard,
   call: GenerateCall,
-): AsyncGenerator<UpstreamAnswer, void, undefined> {
-  return sseEvents(body, guard, call, GOOGLE_DIALECT, {
+): AsyncGenerator<UpstreamChunk, void, undefined> {
+  const events = sseEvents(body, guard, call, GOOGLE_DIALECT, {
     // An error event is Google's error body, its code the HTTP status it stands for.
     errorOf: (event, secrets) => {
       const error = (event as { error?: { code?: unknown } }).error;
@@ -178,4 +181,5 @@ function streamChunks(
       return classifyGoogleHttpError(status, event, { secrets, model: call.request.model });
     },
   });
+  for await (const event of events) yield { answer: event as UpstreamAnswer };
 }

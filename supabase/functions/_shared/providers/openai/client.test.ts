@@ -66,13 +66,44 @@ describe("stream", () => {
     expect(out.ok).toBe(true);
     if (!out.ok) return;
     const chunks = [];
-    for await (const chunk of out.chunks) chunks.push(chunk);
+    for await (const chunk of out.chunks) if (chunk.answer !== null) chunks.push(chunk.answer);
     const text = chunks.flatMap((c) => (c.candidates as Array<{ content: { parts: Array<{ text?: string }> } }>) ?? [])
       .flatMap((c) => c.content.parts.map((p) => p.text ?? "")).join("");
     expect(text).toContain("hello there");
     const usage = chunks.at(-1)!.usageMetadata as { promptTokenCount: number; candidatesTokenCount: number };
     expect(usage.promptTokenCount).toBeGreaterThan(0);
     expect(usage.candidatesTokenCount).toBeGreaterThan(0);
+  });
+
+  it("gives each of OpenAI's chunks as it came beside its hub shape: the role chunk and a tool call's pieces too", async () => {
+    const out = await client.stream({
+      ...call({
+        tools: [{ functionDeclarations: [{ name: "get_weather", parametersJsonSchema: { type: "object" } }] }],
+        toolConfig: { functionCallingConfig: { mode: "ANY" } },
+      }),
+      streamTimeoutMs: 5_000,
+    });
+    expect(out.ok).toBe(true);
+    if (!out.ok) return;
+    const chunks = [];
+    for await (const chunk of out.chunks) chunks.push(chunk);
+    // Every chunk OpenAI sent, [DONE] aside, is there as it came.
+    expect(chunks.every((c) => c.own?.dialect === "openai" && c.own.body.object === "chat.completion.chunk")).toBe(true);
+    type Delta = { tool_calls?: Array<{ function: { arguments?: string } }> };
+    const pieces = chunks.flatMap((c) =>
+      (c.own!.body.choices as Array<{ delta: Delta }>).flatMap((ch) => ch.delta.tool_calls ?? [])
+    );
+    expect(pieces.length).toBeGreaterThan(2);
+    // The hub shape takes the call whole, when its choice ends; the role chunk and the pieces hold nothing of it.
+    const calls = chunks.flatMap((c) =>
+      ((c.answer?.candidates ?? []) as Array<{ content: { parts: Array<{ functionCall?: unknown }> } }>)
+        .flatMap((cand) => cand.content.parts.filter((p) => p.functionCall !== undefined))
+    );
+    expect(calls).toEqual([{ functionCall: expect.objectContaining({ name: "get_weather" }) }]);
+    expect(chunks[0]!.answer).toBeNull();
+    expect(JSON.parse(pieces.map((p) => p.function.arguments ?? "").join(""))).toEqual(
+      (calls[0] as { functionCall: { args: unknown } }).functionCall.args,
+    );
   });
 
   it("a stream OpenAI breaks off is a StreamCut", async () => {

@@ -17,11 +17,11 @@ import {
   timedCall,
 } from "../../upstream/call.ts";
 import { responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
-import type { UpstreamAnswer } from "../../upstream/shapes.ts";
+import type { UpstreamChunk } from "../../upstream/shapes.ts";
 import { classifyOpenAiHttpError, OPENAI_DIALECT, roomOf } from "./errors.ts";
 import { openAiApiUrl } from "./endpoint.ts";
 import { answerWrapped, chatCompletionBody } from "./request.ts";
-import { ChunkTranslator, completionToResponse } from "./response.ts";
+import { ChunkTranslator, CompletionFolder, completionToResponse } from "./response.ts";
 import {
   type GenerateCall,
   type GenerateOutcome,
@@ -95,21 +95,27 @@ async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
   );
   if (!opened.ok) return opened;
   const { response, guard, latencyMs } = opened;
+  const folder = new CompletionFolder();
   return {
     ok: true,
     latencyMs,
     servedTier: null,
     room: roomOf(response.headers),
-    chunks: streamChunks(response.body, guard, call),
+    chunks: streamChunks(response.body, guard, call, folder),
+    dialectAnswer: () => ({ dialect: "openai", body: folder.completion() }),
   };
 }
 
-/** OpenAI's SSE events as the gateway's chunks; `[DONE]` ends them, anything that breaks them is a StreamCut. */
+/**
+ * OpenAI's SSE events, each as it came and in the hub shape (for the books and for routes of another
+ * dialect); `[DONE]` ends them, anything that breaks them is a StreamCut.
+ */
 async function* streamChunks(
   body: ReadableStream<Uint8Array>,
   guard: CallGuard,
   call: GenerateCall,
-): AsyncGenerator<UpstreamAnswer, void, undefined> {
+  folder: CompletionFolder,
+): AsyncGenerator<UpstreamChunk, void, undefined> {
   const translator = new ChunkTranslator(answerWrapped(call.request));
   const events = sseEvents(body, guard, call, OPENAI_DIALECT, {
     done: "[DONE]",
@@ -123,8 +129,8 @@ async function* streamChunks(
   });
   try {
     for await (const event of events) {
-      const translated = translator.translate(event);
-      if (translated !== null) yield translated;
+      folder.add(event);
+      yield { answer: translator.translate(event), own: { dialect: "openai", body: event } };
     }
   } catch (error) {
     if (error instanceof StreamCut) throw error;

@@ -10,7 +10,7 @@ type Message = Record<string, unknown>;
 
 /**
  * Fields of a caller's own body the gateway sets itself: the model booked, whether it streams (with the
- * usage chunk, which the books need), the token cap (a scoped token's may be lower than asked); and
+ * usage chunk, which the books need; the caller's other stream options kept), the token cap (a scoped token's may be lower than asked); and
  * `metadata`, which is the gateway's audit record, not OpenAI's stored-completion tags.
  */
 const GATEWAY_FIELDS = ["model", "stream", "stream_options", "max_tokens", "max_completion_tokens", "metadata"];
@@ -71,11 +71,15 @@ function callersBody(
 ): Record<string, unknown> {
   const own = Object.fromEntries(Object.entries(body).filter(([field]) => !GATEWAY_FIELDS.includes(field)));
   const cap = request.generationConfig.maxOutputTokens;
+  // The caller's other stream options (include_obfuscation) stand; the usage chunk is always asked.
+  const options = typeof body.stream_options === "object" && body.stream_options !== null
+    ? body.stream_options
+    : {};
   return {
     ...own,
     model: request.model,
     ...(cap === undefined ? {} : { max_completion_tokens: cap }),
-    ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}),
+    ...(stream ? { stream: true, stream_options: { ...options, include_usage: true } } : {}),
   };
 }
 

@@ -1,6 +1,7 @@
 // OpenAI's Chat Completions answers in the gateway's inner shape (Gemini's answer: candidates with
-// parts, finishReason, usageMetadata), so the attempt loop, finalize, the stream relay and every
-// surface read them as they read Google's. Usage: OpenAI's prompt_tokens and completion_tokens (its
+// parts, finishReason, usageMetadata), so the attempt loop, finalize, the stream relay and the routes
+// of another dialect read them as they read Google's (OpenAI's own route passes OpenAI's answer and
+// chunks as they came). Usage: OpenAI's prompt_tokens and completion_tokens (its
 // reasoning tokens are inside completion_tokens).
 import type { UpstreamAnswer } from "../../upstream/shapes.ts";
 import { unwrappedText } from "./schema.ts";
@@ -16,12 +17,6 @@ const FINISH: Record<string, string> = {
 };
 
 export const finishReasonOf = (reason: unknown) => typeof reason === "string" ? FINISH[reason] ?? "OTHER" : undefined;
-
-/**
- * The field of a streamed candidate that carries OpenAI's logprobs of its delta, as OpenAI sent them:
- * Gemini's chunks have no place for them, and only OpenAI's route asks for them.
- */
-export const OPENAI_LOGPROBS = "openaiLogprobs";
 
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
 
@@ -93,10 +88,12 @@ export function completionToResponse(body: Json, wrapped = false): UpstreamAnswe
 }
 
 /**
- * Streamed chat.completion.chunk objects as Gemini's chunks. Text deltas pass at once; a tool call's
- * arguments come in pieces and are passed whole when its choice finishes, and so is the text of a
- * wrapped JSON answer (`wrapped`, schema.ts): the value it holds is known only once it is whole.
- * Returns null for a chunk that carries nothing to pass (a role-only delta).
+ * Streamed chat.completion.chunk objects as Gemini's chunks, for the books and for a route of another
+ * dialect (OpenAI's own route passes OpenAI's chunks as they came: the client gives both). Text deltas
+ * pass at once; a tool call's arguments come in pieces and are passed whole when its choice finishes
+ * (Gemini's functionCall holds them whole), and so is the text of a wrapped JSON answer (`wrapped`,
+ * schema.ts): the value it holds is known only once it is whole. Returns null for a chunk that carries
+ * nothing of that shape (a role-only delta, a piece of a tool call).
  */
 export class ChunkTranslator {
   private readonly calls = new Map<number, Map<number, { id?: string; name: string; args: string }>>();
@@ -124,8 +121,6 @@ export class ChunkTranslator {
           index,
           content: { role: "model", parts },
           ...(finish === undefined ? {} : { finishReason: finish }),
-          // The caller asked OpenAI for logprobs (OpenAI's route only): passed on with their delta.
-          ...(isObject(choice.logprobs) ? { [OPENAI_LOGPROBS]: choice.logprobs } : {}),
         });
       }
     }
@@ -159,5 +154,78 @@ export class ChunkTranslator {
     const calls = [...(this.calls.get(choice) ?? new Map()).entries()].sort(([a], [b]) => a - b);
     this.calls.delete(choice);
     return calls.map(([, c]) => callPart({ id: c.id, function: { name: c.name, arguments: c.args } }));
+  }
+}
+
+interface FoldedChoice {
+  message: Json & { content: string | null; refusal: string | null };
+  calls: Map<number, { id?: string; type: string; function: { name: string; arguments: string } }>;
+  logprobs: { content: unknown[] | null; refusal: unknown[] | null } | null;
+  finish_reason: unknown;
+}
+
+/** The fields of a chunk that name the completion they make up (its id, snapshot, time, fingerprint, tier). */
+const COMPLETION_FIELDS = ["id", "created", "model", "service_tier", "system_fingerprint"];
+
+/**
+ * OpenAI's streamed chunks folded into the chat.completion they make up, as the whole answer comes:
+ * each choice's content, refusal, tool calls (by their index, arguments joined) and logprobs in order,
+ * and its finish; the completion's id, snapshot, time, fingerprint and tier, and the usage. A stored
+ * streamed answer is replayed from it.
+ */
+export class CompletionFolder {
+  private readonly head: Json = {};
+  private usage: Json | null = null;
+  private readonly choices = new Map<number, FoldedChoice>();
+
+  add(chunk: Json): void {
+    for (const field of COMPLETION_FIELDS) if (chunk[field] !== undefined) this.head[field] = chunk[field];
+    if (isObject(chunk.usage)) this.usage = chunk.usage;
+    for (const [position, choice] of (Array.isArray(chunk.choices) ? chunk.choices : []).entries()) {
+      if (!isObject(choice)) continue;
+      const index = typeof choice.index === "number" ? choice.index : position;
+      const folded = this.choices.get(index) ??
+        { message: { role: "assistant", content: null, refusal: null }, calls: new Map(), logprobs: null, finish_reason: null };
+      this.choices.set(index, folded);
+      const delta = isObject(choice.delta) ? choice.delta : {};
+      if (typeof delta.role === "string") folded.message.role = delta.role;
+      if (typeof delta.content === "string") folded.message.content = (folded.message.content ?? "") + delta.content;
+      if (typeof delta.refusal === "string") folded.message.refusal = (folded.message.refusal ?? "") + delta.refusal;
+      for (const [at, d] of (Array.isArray(delta.tool_calls) ? delta.tool_calls : []).entries()) {
+        if (!isObject(d)) continue;
+        const n = typeof d.index === "number" ? d.index : at;
+        const call = folded.calls.get(n) ?? { type: "function", function: { name: "", arguments: "" } };
+        folded.calls.set(n, call);
+        const fn = isObject(d.function) ? d.function : {};
+        if (typeof d.id === "string") call.id = d.id;
+        if (typeof d.type === "string") call.type = d.type;
+        if (typeof fn.name === "string") call.function.name += fn.name;
+        if (typeof fn.arguments === "string") call.function.arguments += fn.arguments;
+      }
+      if (isObject(choice.logprobs)) {
+        const logprobs = folded.logprobs ?? { content: null, refusal: null };
+        for (const kind of ["content", "refusal"] as const) {
+          const more = choice.logprobs[kind];
+          if (Array.isArray(more)) logprobs[kind] = [...(logprobs[kind] ?? []), ...more];
+        }
+        folded.logprobs = logprobs;
+      }
+      if (typeof choice.finish_reason === "string") folded.finish_reason = choice.finish_reason;
+    }
+  }
+
+  /** The completion so far. */
+  completion(): Json {
+    const choices = [...this.choices.entries()].sort(([a], [b]) => a - b).map(([index, c]) => {
+      const calls = [...c.calls.entries()].sort(([a], [b]) => a - b).map(([, call]) => call);
+      return {
+        index,
+        message: { ...c.message, ...(calls.length === 0 ? {} : { tool_calls: calls }) },
+        logprobs: c.logprobs,
+        finish_reason: c.finish_reason,
+      };
+    });
+    const { id, created, model, ...rest } = this.head;
+    return { id, object: "chat.completion", created, model, choices, usage: this.usage, ...rest };
   }
 }

@@ -15,8 +15,11 @@ const frame = (data: unknown) => `data: ${JSON.stringify(data)}\r\n\r\n`;
 
 /** Google's chunks of an answer: a live stream's as they come, a replay's whole answer as one chunk. */
 async function* googleChunks(answer: InvokeStream | InvokeResult): AsyncGenerator<UpstreamAnswer, void, undefined> {
-  if (isStream(answer)) yield* answer.chunks;
-  else yield upstreamAnswerOf(answer);
+  if (!isStream(answer)) {
+    yield upstreamAnswerOf(answer);
+    return;
+  }
+  for await (const chunk of answer.chunks) if (chunk.answer !== null) yield chunk.answer;
 }
 
 /**

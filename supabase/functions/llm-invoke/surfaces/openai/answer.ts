@@ -63,10 +63,18 @@ export function choicesOf(result: InvokeResult, requestId: string): Array<Record
   });
 }
 
+/**
+ * A provider of this dialect served: its own completion (logprobs, refusals, annotations, its usage
+ * details; a stream's folded from its chunks). (`openai`: where an answer stored for replay by an
+ * earlier release keeps it.)
+ */
+export function ownCompletion(result: InvokeResult): Record<string, unknown> | undefined {
+  return result.dialectAnswer?.dialect === "openai" ? result.dialectAnswer.body : legacyOwn(result);
+}
+
 export function answer(result: InvokeResult, ctx: SurfaceContext): JsonAnswer {
-  // A provider of this dialect served: its own completion (logprobs, refusals, annotations, its usage
-  // details), under the gateway's id. (`openai`: where an answer stored for replay keeps it.)
-  const own = result.dialectAnswer?.dialect === "openai" ? result.dialectAnswer.body : legacyOwn(result);
+  // A provider of this dialect served: its own completion, under the gateway's id.
+  const own = ownCompletion(result);
   if (own !== undefined) {
     return { body: { ...own, id: completionId(ctx.requestId) }, asIs: true };
   }

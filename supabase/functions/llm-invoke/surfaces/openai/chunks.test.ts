@@ -1,17 +1,20 @@
 // stream: Google's chunks (or a replayed answer) → OpenAI's chat.completion.chunk frames over SSE.
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../../_shared/errors.ts";
-import type { UpstreamAnswer } from "../../../_shared/upstream/shapes.ts";
+import type { UpstreamAnswer, UpstreamChunk } from "../../../_shared/upstream/shapes.ts";
 import type { InvokeResult, InvokeStream } from "../../attempt/context.ts";
 import { openAiSurface } from "../openai.ts";
 import { chat, ctx, NOW, parse, REQUEST_ID, result } from "./test-fixtures.ts";
 
-/** A Google stream of the given chunks; `closed` counts how often the stream was ended (normally or not). */
-function fakeStream(chunks: UpstreamAnswer[], final: InvokeResult, failAfter?: GatewayError) {
+/**
+ * A stream of the given chunks (hub answers, or pieces with a provider's own chunk beside them);
+ * `closed` counts how often the stream was ended (normally or not).
+ */
+function fakeStream(chunks: Array<UpstreamAnswer | UpstreamChunk>, final: InvokeResult, failAfter?: GatewayError) {
   const seen = { closed: 0 };
-  async function* produce(): AsyncGenerator<UpstreamAnswer> {
+  async function* produce(): AsyncGenerator<UpstreamChunk> {
     try {
-      for (const c of chunks) yield c;
+      for (const c of chunks) yield "answer" in c ? c as UpstreamChunk : { answer: c };
       if (failAfter !== undefined) throw failAfter;
     } finally {
       seen.closed++;
@@ -234,6 +237,124 @@ describe("stream", () => {
     const reader = openAiSurface.stream(stream, ctx()).stream.getReader();
     await reader.read();
     await reader.cancel();
+    expect(seen.closed).toBe(1);
+  });
+});
+
+describe("stream of a provider that speaks OpenAI's dialect (pass-through)", () => {
+  // OpenAI's chunks as it sends them with the usage chunk the gateway always asks for, each beside its
+  // hub shape (null where it holds nothing of it): logprobs on a text delta, a tool call in pieces.
+  const own = (choices: unknown[], more: Record<string, unknown> = {}) => ({
+    id: "chatcmpl-openai-1",
+    object: "chat.completion.chunk",
+    created: 1_700_000_000,
+    model: "gpt-4o-2024-08-06",
+    service_tier: "default",
+    system_fingerprint: "fp_1",
+    choices,
+    usage: null,
+    ...more,
+  });
+  const logprobs = { content: [{ token: "Hi", logprob: -0.1, bytes: [72, 105], top_logprobs: [] }], refusal: null };
+  const sent = [
+    own([{ index: 0, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null }]),
+    own([{ index: 0, delta: { content: "Hi" }, logprobs, finish_reason: null }]),
+    own([{
+      index: 0,
+      delta: { tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name: "f", arguments: "" } }] },
+      logprobs: null,
+      finish_reason: null,
+    }]),
+    own([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: '{"a":' } }] }, logprobs: null, finish_reason: null }]),
+    own([{ index: 0, delta: { tool_calls: [{ index: 0, function: { arguments: "1}" } }] }, logprobs: null, finish_reason: null }]),
+    own([{ index: 0, delta: {}, logprobs: null, finish_reason: "tool_calls" }]),
+    own([], { usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9, completion_tokens_details: { reasoning_tokens: 0 } } }),
+  ];
+  // The hub shape of each (what the books read): the call whole at the choice's end, the usage last.
+  const hub: Array<UpstreamAnswer | null> = [
+    null,
+    { candidates: [{ index: 0, content: { role: "model", parts: [{ text: "Hi" }] } }] },
+    null,
+    null,
+    null,
+    {
+      candidates: [{
+        index: 0,
+        content: { role: "model", parts: [{ functionCall: { name: "f", args: { a: 1 }, id: "call_1" } }] },
+        finishReason: "STOP",
+      }],
+    },
+    { candidates: [], usageMetadata: usageMetadata(5, 4) },
+  ];
+  const pieces: UpstreamChunk[] = sent.map((body, i) => ({ answer: hub[i]!, own: { dialect: "openai", body } }));
+  const final = result({}, { model: "gpt-4o", provider: "openai", usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 } });
+
+  it("each chunk reaches the caller as OpenAI sent it (logprobs, tool-call pieces as they come, its usage), under the gateway's id", async () => {
+    const { stream, seen } = fakeStream(pieces, final);
+    const request = parse(chat({ model: "gpt-4o", stream: true, stream_options: { include_usage: true }, logprobs: true }));
+    const got = await frames(openAiSurface.stream(stream, ctx(request)).stream);
+    expect(got).toEqual([...sent.map((c) => ({ ...c, id: "chatcmpl-req-1" })), "[DONE]"]);
+    expect(seen.closed).toBe(1);
+  });
+
+  it("without include_usage: the usage the gateway asked for its books is not said, the rest as sent", async () => {
+    const { stream } = fakeStream(pieces, final);
+    const got = await frames(openAiSurface.stream(stream, ctx(parse(chat({ model: "gpt-4o", stream: true })))).stream);
+    expect(got).toEqual([
+      ...sent.slice(0, -1).map(({ usage: _usage, ...c }) => ({ ...c, id: "chatcmpl-req-1" })),
+      "[DONE]",
+    ]);
+  });
+
+  it("a stored answer replays OpenAI's completion: each choice whole with its logprobs, its finish, the usage, under the gateway's id", async () => {
+    const completion = {
+      id: "chatcmpl-openai-1",
+      object: "chat.completion",
+      created: 1_700_000_000,
+      model: "gpt-4o-2024-08-06",
+      choices: [{
+        index: 0,
+        message: { role: "assistant", content: null, refusal: null, tool_calls: [{ id: "call_1", type: "function", function: { name: "f", arguments: "{}" } }] },
+        logprobs,
+        finish_reason: "tool_calls",
+      }],
+      usage: { prompt_tokens: 5, completion_tokens: 4, total_tokens: 9 },
+      system_fingerprint: "fp_1",
+    };
+    const replay = { ...final, replayed: true, dialectAnswer: { dialect: "openai", body: completion } };
+    const request = parse(chat({ model: "gpt-4o", stream: true, stream_options: { include_usage: true } }));
+    const got = await frames(openAiSurface.stream(replay, ctx(request)).stream);
+    const envelope = {
+      id: "chatcmpl-req-1",
+      object: "chat.completion.chunk",
+      created: 1_700_000_000,
+      model: "gpt-4o-2024-08-06",
+      system_fingerprint: "fp_1",
+    };
+    expect(got).toEqual([
+      {
+        ...envelope,
+        choices: [{
+          index: 0,
+          delta: { ...completion.choices[0]!.message, tool_calls: [{ index: 0, ...completion.choices[0]!.message.tool_calls[0]! }] },
+          logprobs,
+          finish_reason: null,
+        }],
+        usage: null,
+      },
+      { ...envelope, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: "tool_calls" }], usage: null },
+      { ...envelope, choices: [], usage: completion.usage },
+      "[DONE]",
+    ]);
+  });
+
+  it("a break-off after some chunks: those as sent, then one error frame and no [DONE]", async () => {
+    const cut = new GatewayError("upstream_error", "OpenAI's stream broke off.", { details: { cut_by: "upstream" } });
+    const { stream, seen } = fakeStream(pieces.slice(0, 2), final, cut);
+    const got = await frames(openAiSurface.stream(stream, ctx(parse(chat({ model: "gpt-4o", stream: true })))).stream);
+    expect(got).toHaveLength(3);
+    expect(got[1]).toMatchObject({ choices: [{ delta: { content: "Hi" }, logprobs }] });
+    expect(got[2]).toMatchObject({ error: { code: "upstream_error", details: { cut_by: "upstream" } } });
     expect(seen.closed).toBe(1);
   });
 });

@@ -1,12 +1,15 @@
-// A streamed answer as OpenAI's chat.completion.chunk frames over server-sent events: the role in a
-// choice's first delta, tool calls numbered per choice, one finish per choice, the usage chunk when
-// stream_options.include_usage asked for it, then [DONE]. A replayed (stored) answer is sent the same way.
+// A streamed answer as OpenAI's chat.completion.chunk frames over server-sent events. A provider of
+// this dialect served: its chunks pass as it sent them (logprobs, tool-call pieces as they come, its
+// usage details), with the gateway's id, and its usage chunk only when the caller asked for it. Another
+// provider served: its chunks (the hub shape) are said in OpenAI's words, the role in a choice's first
+// delta, tool calls numbered per choice, one finish per choice, the usage chunk when
+// stream_options.include_usage asked for it. Then [DONE]. A replayed (stored) answer is sent the same way.
 import { GatewayError } from "../../../_shared/errors.ts";
 import type { StreamAnswer } from "../../../_shared/envelope.ts";
 import { type InvokeResult, type InvokeStream, isStream } from "../../attempt/context.ts";
 import { SSE_HEADERS, sseBody, sseFrame } from "../sse.ts";
 import type { SurfaceContext } from "../surface.ts";
-import { choicesOf, completionId, created, usageOf } from "./answer.ts";
+import { choicesOf, completionId, created, ownCompletion, usageOf } from "./answer.ts";
 import {
   candidatesOf,
   finishReasonOf,
@@ -21,7 +24,6 @@ import {
 } from "./candidates.ts";
 import { openAiErrorObject } from "./errors.ts";
 import { includesUsage } from "./request.ts";
-import { OPENAI_LOGPROBS } from "../../../_shared/providers/openai/response.ts";
 
 /** Writes OpenAI's chunk frames of one answer, and remembers what each choice has said so far. */
 class ChunkWriter {
@@ -30,8 +32,8 @@ class ChunkWriter {
 
   constructor(
     private readonly ctx: SurfaceContext,
-    /** The `model` every chunk names: OpenAI's snapshot when OpenAI served (as its whole answer names it). */
-    public model: string,
+    /** The `model` every chunk names: the model that served. */
+    private readonly model: string,
     private readonly includeUsage: boolean,
   ) {}
 
@@ -48,15 +50,15 @@ class ChunkWriter {
     });
   }
 
-  /** A delta of a choice (with OpenAI's logprobs of it, where it sent them); its first one says the role. */
-  delta(index: number, delta: Record<string, unknown>, logprobs: unknown = null): string {
+  /** A delta of a choice; its first one says the role. */
+  delta(index: number, delta: Record<string, unknown>): string {
     const first = !this.choices.has(index);
     if (first) this.choices.set(index, { toolCalls: 0, finished: false });
     return this.frame([{
       index,
       delta: { ...(first ? { role: "assistant" } : {}), ...delta },
       finish_reason: null,
-      logprobs,
+      logprobs: null,
     }]);
   }
 
@@ -86,7 +88,7 @@ class ChunkWriter {
         ...(text === "" && calls.length > 0 ? {} : { content: text }),
         ...(calls.length === 0 ? {} : { tool_calls: calls }),
         ...googleExtra(signature),
-      }, (candidate as Record<string, unknown>)[OPENAI_LOGPROBS] ?? null));
+      }));
       this.choices.get(index)!.toolCalls += calls.length;
     }
     if (typeof candidate.finishReason === "string") {
@@ -108,14 +110,17 @@ class ChunkWriter {
   }
 }
 
-/** OpenAI's chunk frames for a Google stream (or a replayed whole answer), then `[DONE]`. */
+/** OpenAI's chunk frames of a stream (or of a replayed whole answer), then `[DONE]`. */
 async function* chunkFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceContext): AsyncGenerator<string> {
   const includeUsage = includesUsage(ctx.request);
   const writer = new ChunkWriter(ctx, answer.model, includeUsage);
 
   if (!isStream(answer)) {
-    const own = answer.dialectAnswer?.dialect === "openai" ? answer.dialectAnswer.body : undefined;
-    if (typeof own?.model === "string") writer.model = own.model;
+    const own = ownCompletion(answer);
+    if (own !== undefined && Array.isArray(own.choices)) {
+      yield* ownReplay(own, ctx, includeUsage);
+      return;
+    }
     // A replay: each choice whole in one chunk, then its finish.
     for (const choice of choicesOf(answer, ctx.requestId)) {
       const index = choice.index as number;
@@ -133,15 +138,22 @@ async function* chunkFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceCon
     return;
   }
 
+  /** A provider of this dialect served: its chunks were passed as it sent them, and it said all. */
+  let passedOn = false;
   try {
     for await (const chunk of answer.chunks) {
-      // OpenAI's chunks name its snapshot (gpt-4o-2024-08-06), as its whole answer does: so do these.
-      if (answer.provider === "openai" && typeof chunk.modelVersion === "string") writer.model = chunk.modelVersion;
-      const candidates = candidatesOf(chunk);
+      if (chunk.own?.dialect === "openai") {
+        passedOn = true;
+        const frame = ownFrame(chunk.own.body, ctx, includeUsage);
+        if (frame !== null) yield frame;
+        continue;
+      }
+      if (chunk.answer === null) continue;
+      const candidates = candidatesOf(chunk.answer);
       for (const [position, candidate] of candidates.entries()) {
         for (const f of writer.candidate(candidate, indexOf(candidate, position))) yield f;
       }
-      const blocked = (chunk.promptFeedback as { blockReason?: unknown } | undefined)?.blockReason;
+      const blocked = (chunk.answer.promptFeedback as { blockReason?: unknown } | undefined)?.blockReason;
       if (candidates.length === 0 && typeof blocked === "string") {
         for (const f of writer.finish(0, "content_filter")) yield f;
       }
@@ -153,10 +165,60 @@ async function* chunkFrames(answer: InvokeStream | InvokeResult, ctx: SurfaceCon
     yield sseFrame({ error: openAiErrorObject(error, ctx.requestId) });
     return;
   }
-  const whole = answer.result();
-  for (const f of writer.end(whole.finish_reason)) yield f;
-  if (includeUsage) yield writer.frame([], usageOf(whole));
+  if (!passedOn) {
+    const whole = answer.result();
+    for (const f of writer.end(whole.finish_reason)) yield f;
+    if (includeUsage) yield writer.frame([], usageOf(whole));
+  }
   yield sseFrame("[DONE]");
+}
+
+/**
+ * A replay of a provider of this dialect's completion (a stored answer, whole or folded from its
+ * stream): each choice's message whole in one chunk with its logprobs, then its finish; the usage
+ * chunk when asked; [DONE]. The chunks name what the completion names (snapshot, time, fingerprint),
+ * under the gateway's id.
+ */
+function* ownReplay(own: Record<string, unknown>, ctx: SurfaceContext, includeUsage: boolean): Generator<string> {
+  const { id: _id, object: _object, choices, usage, ...head } = own;
+  const frame = (choices: unknown[], usageOf: unknown = null) =>
+    sseFrame({
+      id: completionId(ctx.requestId),
+      object: "chat.completion.chunk",
+      ...head,
+      choices,
+      ...(includeUsage ? { usage: usageOf } : {}),
+    });
+  for (const [position, choice] of (choices as Array<Record<string, unknown>>).entries()) {
+    const index = typeof choice.index === "number" ? choice.index : position;
+    const message = (choice.message ?? {}) as Record<string, unknown>;
+    const calls = Array.isArray(message.tool_calls)
+      ? (message.tool_calls as Array<Record<string, unknown>>).map((call, k) => ({ index: k, ...call }))
+      : undefined;
+    yield frame([{
+      index,
+      delta: { ...message, ...(calls === undefined ? {} : { tool_calls: calls }) },
+      logprobs: choice.logprobs ?? null,
+      finish_reason: null,
+    }]);
+    yield frame([{ index, delta: {}, logprobs: null, finish_reason: choice.finish_reason ?? "stop" }]);
+  }
+  if (includeUsage) yield frame([], usage ?? null);
+  yield sseFrame("[DONE]");
+}
+
+/**
+ * A chunk of a provider of this dialect, as it sent it but for the gateway's fields: the completion's
+ * id (the gateway's, as on the whole answer), and the usage, which the gateway always asks for (its
+ * books need it) but the caller sees only if it asked (stream_options.include_usage): null when the
+ * chunk is then empty (the usage chunk).
+ */
+function ownFrame(chunk: Record<string, unknown>, ctx: SurfaceContext, includeUsage: boolean): string | null {
+  const id = completionId(ctx.requestId);
+  if (includeUsage || !("usage" in chunk)) return sseFrame({ ...chunk, id });
+  const { usage, ...rest } = chunk;
+  if (usage !== null && Array.isArray(rest.choices) && rest.choices.length === 0) return null;
+  return sseFrame({ ...rest, id });
 }
 
 export function stream(answer: InvokeStream | InvokeResult, ctx: SurfaceContext): StreamAnswer {
