@@ -113,7 +113,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           supportsImages: row.images,
           fallbackModels: row.fallbacks,
           ...(row.withdrawn ? { withdrawn: true, successor: row.successor } : {}),
-          // The database's check holds provider to google_ai_provider's names (vocabulary.ts's PROVIDERS).
+          // A google_ai_providers row's name (the database's foreign key).
           provider: row.provider as Provider,
           ...(row.booked === null ? {} : { bookedOutputTokens: row.booked }),
         } satisfies ModelProfile);
@@ -247,10 +247,11 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         }));
       }),
 
-    activeKeys: () =>
+    activeKeys: (provider) =>
       run("active keys", async (sql) => {
         const rows = await sql<{ id: string; key_alias: string; env_var_name: string; quota_group: string }[]>`
-          select k.id, k.key_alias, k.env_var_name, k.quota_group from public.google_ai_active_keys() k`;
+          select k.id, k.key_alias, k.env_var_name, k.quota_group
+          from public.google_ai_active_keys(p_provider => ${provider}::text) k`;
         return rows.map((r): ActiveKey => ({
           keyId: r.id,
           keyAlias: r.key_alias,
