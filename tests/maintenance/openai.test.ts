@@ -114,7 +114,7 @@ describe("a run with Google's and OpenAI's keys", () => {
     const [row] = await db.sql`select is_active, disabled_reason, disabled_at is not null as dated
                                from public.google_ai_api_keys where key_alias = 'o-revoked'`;
     expect(row).toMatchObject({ is_active: false, dated: true });
-    expect(row!.disabled_reason).toMatch(/^maintenance: OpenAI rejected the key \(GET \/v1\/models: HTTP 401 invalid_api_key\): /);
+    expect(row!.disabled_reason).toMatch(/^maintenance: OpenAI rejected the key \(its model list: HTTP 401 invalid_api_key\): /);
     expect(first.body.problems.join("\n")).toMatch(/key o-revoked was taken out of rotation/);
   });
 

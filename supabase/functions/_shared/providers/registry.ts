@@ -17,7 +17,7 @@ export const DIALECTS = Object.keys(REGISTRY) as [Dialect, ...Dialect[]];
 export type Provider = string;
 
 /** The provider of a model row that names none: the database's column default. */
-export const DEFAULT_PROVIDER: Provider = "google";
+export const DEFAULT_PROVIDER = "google" satisfies Dialect;
 
 /** A google_ai_providers row, as google_ai_provider_list() answers it. */
 export interface ProviderRow {
