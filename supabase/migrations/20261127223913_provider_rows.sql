@@ -1,4 +1,7 @@
--- Rows (supabase/schemas has no DML): the built-in providers, each its dialect's own row, reached at its
+-- Written by hand: rows, which `npm run db:diff` does not write (supabase/schemas has no DML).
+-- What it changes: seeds the built-in provider rows (google, openai), before the next migration's foreign keys
+--   make every key row's and model row's provider one of them.
+-- The built-in providers, each its dialect's own row, reached at its
 -- dialect's base URL and read by its dialect's key pattern unless the operator's row says otherwise. The
 -- next migration makes every key row's and model row's provider one of these rows: the owner's key rows
 -- all read as google or openai (the baseline's check stopped on any other, naming the rows). Applied

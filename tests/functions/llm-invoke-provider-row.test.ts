@@ -6,7 +6,8 @@
 //   provider's simulator answers no 429, each simulator sees only its own provider's keys, and each
 //   answer writes one token_usage row;
 //   a row whose dialect no module speaks is left out, named in the log, and its key is sent nowhere;
-//   GET /v1/models says who owns each model (the provider row's name);
+//   OpenAI's route takes OpenAI's own fields (logprobs) to it, as to OpenAI;
+//   the quota route and the metrics name it; GET /v1/models says who owns each model (the row's name);
 //   maintenance checks the provider's key against its own model list and fills the catalogue with it.
 import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -16,6 +17,8 @@ import { serveMaintenance } from "../maintenance/serve-maintenance.ts";
 
 const RPM = 6;
 const MODEL = "deepseek-chat";
+/** Another of its models, with room to spare. */
+const WIDE = "deepseek-reasoner";
 const DEEP_KEY = "sk-sim-deepseek-0123456789";
 const OPENAI_KEY = "sk-sim-openai-beside";
 
@@ -26,7 +29,10 @@ beforeAll(async () => {
   // The provider's service: an OpenAI-shaped server elsewhere, with its own model and limits.
   deep = await startOpenAISimulator({
     settle: "usage",
-    models: { [MODEL]: { rpm: RPM, tpm: 1_000_000, snapshot: MODEL, ownedBy: "deepseek" } },
+    models: {
+      [MODEL]: { rpm: RPM, tpm: 1_000_000, snapshot: MODEL, ownedBy: "deepseek" },
+      [WIDE]: { rpm: 1_000, tpm: 1_000_000, snapshot: WIDE, ownedBy: "deepseek" },
+    },
     organizations: { "org-deep": { keys: [DEEP_KEY], limits: { [MODEL]: { rpm: RPM, tpm: 1_000_000 } } } },
   });
   s = await startInvokeStack("llm_invoke_provider_row", {
@@ -43,7 +49,8 @@ beforeAll(async () => {
               values ('deepseek-main', 'Deep Seek', 'DEEPSEEK_KEY_1', 'org-deep', 1, true)`;
   await s.sql`insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, booked_output_tokens,
                 supports_system_instruction, supports_json_mode, supports_tools, is_active)
-              values (${MODEL}, 'deepseek', ${RPM}, null, null, 4096, true, true, true, true)`;
+              values (${MODEL}, 'deepseek', ${RPM}, null, null, 4096, true, true, true, true),
+                     (${WIDE}, 'deepseek', 600, null, null, 4096, true, true, true, true)`;
   // A mistyped row: a dialect no module speaks. Its key's secret is a key the other service knows.
   await s.sql`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern)
               values ('typo', 'opnai', 'Typo', ${deep.url}, 'TYPO_[A-Z0-9_]{1,100}')`;
@@ -79,6 +86,20 @@ describe("an OpenAI-compatible provider added by rows and a secret", () => {
     expect(n).toBe(RPM);
   }, 180_000);
 
+  it("takes OpenAI's own fields through OpenAI's route: the provider speaks OpenAI's dialect", async () => {
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0 });
+    const before = deep.stats().total.received;
+    const answer = await client.chat.completions.create({
+      model: WIDE,
+      messages: [{ role: "user", content: "say something" }],
+      max_tokens: 20,
+      logprobs: true,
+    });
+    expect(answer.choices[0]!.message.content).toBeTruthy();
+    expect(deep.stats().total.received).toBe(before + 1);
+    expect(Object.keys(deep.stats().byKey)).toEqual([DEEP_KEY]);
+  });
+
   it("a row whose dialect no module speaks stops with a message naming it, and sends its key nowhere", async () => {
     const before = deep.stats().total.received;
     const res = await s.call({ model: "typo-model", prompt: "typo", mode: "NO_WAIT" });
@@ -88,6 +109,20 @@ describe("an OpenAI-compatible provider added by rows and a secret", () => {
     expect(deep.stats().total.received).toBe(before);
     expect(s.logs.join("\n")).toContain('provider typo: dialect "opnai" is not one the functions speak (google, openai)');
     expect(s.logs.join("\n")).toMatch(/key typo-key \(secret TYPO_KEY_1\) not used: provider typo has no usable row/);
+  });
+
+  it("the quota route and the metrics carry it", async () => {
+    const res = await s.raw({
+      method: "GET",
+      path: "/functions/v1/llm-invoke/v1/quota",
+      headers: { authorization: `Bearer ${s.serviceKey}` },
+    });
+    expect(res.status).toBe(200);
+    const model = (res.body.models as Array<{ model: string; provider: string }>).find((m) => m.model === MODEL);
+    expect(model).toMatchObject({ provider: "deepseek" });
+    const keys = await s.sql`select labels from public.google_ai_metric_gauges(now(), 0)
+                             where family = 'eve_gateway_keys' and labels like '%org-deep%'`;
+    expect(keys.map((k) => k.labels)).toEqual([expect.stringContaining('provider="deepseek"')]);
   });
 
   it("GET /v1/models says who owns each model", async () => {

@@ -54,7 +54,7 @@ describe("keyReader", () => {
     expect(deepseek("DEEPSEEK_API_KEY")).toBe("sk-d");
     expect(deepseek("OPENAI_API_KEY")).toBeUndefined();
     expect(deepseek.refusal("OPENAI_API_KEY")).toBe("OPENAI_API_KEY is not one of DeepSeek's key names (^(?:DEEPSEEK_[A-Z0-9_]{1,100})$)");
-    expect(deepseek.refusal("DEEPSEEK_OTHER")).toBe("the Edge secret DEEPSEEK_OTHER is not set");
+    expect(deepseek.refusal("DEEPSEEK_OTHER")).toBe("it is not set, or empty");
     expect(deepseek.refusal("SUPABASE_DB_URL")).toBe("SUPABASE_DB_URL is never read as a provider's key");
     expect(keyReader(env, "openai", rows)("DEEPSEEK_API_KEY")).toBeUndefined();
   });

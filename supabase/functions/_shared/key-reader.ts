@@ -80,7 +80,7 @@ export function keyReader(get: Env, provider: Provider, rows: readonly ProviderR
     if (other !== undefined) {
       return `${name} matches both ${who}'s and ${other.who}'s key-secret patterns: read for neither (narrow one)`;
     }
-    return read(name) === undefined ? `the Edge secret ${name} is not set` : "";
+    return read(name) === undefined ? "it is not set, or empty" : "";
   };
   return Object.assign(read, { refusal });
 }

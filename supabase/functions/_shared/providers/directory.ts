@@ -5,7 +5,15 @@
 import type { ModelLister, UpstreamClient } from "../upstream/port.ts";
 import { keyNamePattern, type KeyReader, keyReader } from "../key-reader.ts";
 import type { Database } from "../db.ts";
-import { baseUrlOf, type Dialect, dialectModule, DIALECTS, isDialect, type Provider, type ProviderRow } from "./registry.ts";
+import {
+  baseUrlOf,
+  type Dialect,
+  dialectModule,
+  DIALECTS,
+  isDialect,
+  type Provider,
+  type ProviderRow,
+} from "./registry.ts";
 
 type Env = (name: string) => string | undefined;
 
@@ -37,7 +45,9 @@ export function providerDirectory(rows: readonly ProviderRow[], get: Env): Provi
     const dialect = row.dialect;
     if (!isDialect(dialect)) {
       problems.push(
-        `provider ${row.name}: dialect ${JSON.stringify(dialect)} is not one the functions speak (${DIALECTS.join(", ")})`,
+        `provider ${row.name}: dialect ${JSON.stringify(dialect)} is not one the functions speak (${
+          DIALECTS.join(", ")
+        })`,
       );
       continue;
     }
@@ -49,7 +59,9 @@ export function providerDirectory(rows: readonly ProviderRow[], get: Env): Provi
       continue;
     }
     if (keyNamePattern(get, row) === null) {
-      problems.push(`provider ${row.name}: key_env_pattern ${JSON.stringify(row.key_env_pattern)} is no regular expression`);
+      problems.push(
+        `provider ${row.name}: key_env_pattern ${JSON.stringify(row.key_env_pattern)} is no regular expression`,
+      );
       continue;
     }
     const key = keyReader(get, row.name, rows);

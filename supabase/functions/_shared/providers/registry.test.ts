@@ -5,9 +5,10 @@ import { describe, expect, it } from "vitest";
 import { baseUrlOf, BUILT_IN_PROVIDERS, dialectModule, DIALECTS, type ProviderRow } from "./registry.ts";
 import { cachedProviderDirectory, providerDirectory } from "./directory.ts";
 
-const own = (dialect: "google" | "openai") => BUILT_IN_PROVIDERS.find((r) => r.name === dialect)! as ProviderRow & {
-  dialect: typeof dialect;
-};
+const own = (dialect: "google" | "openai") =>
+  BUILT_IN_PROVIDERS.find((r) => r.name === dialect)! as ProviderRow & {
+    dialect: typeof dialect;
+  };
 const compatible = (over: Partial<ProviderRow> = {}): ProviderRow => ({
   name: "deepseek",
   dialect: "openai",
@@ -41,7 +42,9 @@ describe("baseUrlOf", () => {
   it("reaches another row at its own base URL, never at the dialect's variable", () => {
     const env = (n: string) => (n === "OPENAI_BASE_URL" ? "http://127.0.0.1:8789" : undefined);
     expect(baseUrlOf({ ...compatible(), dialect: "openai" }, env)).toBe("https://api.deepseek.com");
-    expect(() => baseUrlOf({ ...compatible({ base_url: null }), dialect: "openai" }, env)).toThrow(/deepseek has no base_url/);
+    expect(() => baseUrlOf({ ...compatible({ base_url: null }), dialect: "openai" }, env)).toThrow(
+      /deepseek has no base_url/,
+    );
   });
 
   it("gives every dialect its own variable and key names, and seeds each as its own row", () => {
@@ -57,14 +60,21 @@ describe("providerDirectory", () => {
   const env = (vars: Record<string, string>) => (n: string) => vars[n];
 
   it("makes each row its dialect's client at the row's URL, read by the row's key names", () => {
-    const dir = providerDirectory([...BUILT_IN_PROVIDERS, compatible()], env({
-      OPENAI_API_KEY: "sk-openai",
-      DEEPSEEK_API_KEY: "sk-deepseek",
-      OPENAI_BASE_URL: "http://127.0.0.1:8789",
-    }));
+    const dir = providerDirectory(
+      [...BUILT_IN_PROVIDERS, compatible()],
+      env({
+        OPENAI_API_KEY: "sk-openai",
+        DEEPSEEK_API_KEY: "sk-deepseek",
+        OPENAI_BASE_URL: "http://127.0.0.1:8789",
+      }),
+    );
     expect(dir.problems).toEqual([]);
     const deepseek = dir.upstream("deepseek")!;
-    expect([deepseek.dialect, deepseek.who, deepseek.baseUrl]).toEqual(["openai", "DeepSeek", "https://api.deepseek.com"]);
+    expect([deepseek.dialect, deepseek.who, deepseek.baseUrl]).toEqual([
+      "openai",
+      "DeepSeek",
+      "https://api.deepseek.com",
+    ]);
     expect(deepseek.key("DEEPSEEK_API_KEY")).toBe("sk-deepseek");
     expect(deepseek.key("OPENAI_API_KEY")).toBeUndefined();
     expect(dir.upstream("openai")!.key("DEEPSEEK_API_KEY")).toBeUndefined();
@@ -81,17 +91,22 @@ describe("providerDirectory", () => {
     ], env({}));
     expect(dir.upstreams.map((u) => u.provider)).toEqual(DIALECTS);
     expect(dir.problems).toHaveLength(4);
-    expect(dir.problems[0]).toMatch(/^provider echo: dialect "echo-json" is not one the functions speak \(google, openai\)/);
+    expect(dir.problems[0]).toMatch(
+      /^provider echo: dialect "echo-json" is not one the functions speak \(google, openai\)/,
+    );
     expect(dir.problems[1]).toMatch(/^provider typo: provider typo's base_url is not an http\(s\) base URL/);
     expect(dir.problems[2]).toMatch(/^provider nourl: provider nourl has no base_url/);
     expect(dir.problems[3]).toMatch(/^provider badpattern: key_env_pattern "\(" is no regular expression/);
   });
 
   it("reads a secret two rows' patterns both take for neither, naming both", () => {
-    const dir = providerDirectory([...BUILT_IN_PROVIDERS, compatible({ key_env_pattern: "[A-Z_]+" })], env({
-      OPENAI_API_KEY: "sk-openai",
-      DEEPSEEK_API_KEY: "sk-deepseek",
-    }));
+    const dir = providerDirectory(
+      [...BUILT_IN_PROVIDERS, compatible({ key_env_pattern: "[A-Z_]+" })],
+      env({
+        OPENAI_API_KEY: "sk-openai",
+        DEEPSEEK_API_KEY: "sk-deepseek",
+      }),
+    );
     const openai = dir.upstream("openai")!;
     expect(openai.key("OPENAI_API_KEY")).toBeUndefined();
     expect(openai.key.refusal("OPENAI_API_KEY")).toBe(

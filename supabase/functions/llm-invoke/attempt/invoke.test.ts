@@ -217,7 +217,7 @@ function providersOf(
   clients: Record<string, UpstreamClient>,
   secret: (envVarName: string) => string | undefined,
 ): InvokeDeps["providers"] {
-  const key = Object.assign((name: string) => secret(name), { refusal: (name: string) => `the Edge secret ${name} is not set` });
+  const key = Object.assign((name: string) => secret(name), { refusal: () => "it is not set, or empty" });
   const upstreams = new Map(Object.entries(clients).map(([provider, client]) => [provider, {
     provider,
     dialect: "google" as const,
