@@ -20,8 +20,9 @@ $$;
 
 -- The providers, a row each (the rows migration seeds google and openai): a key row or a model row names
 -- one (foreign keys). dialect: the wire format, a module of the functions' registry; they refuse a row
--- whose dialect they do not know, naming it, so a new dialect needs no change here. A dialect's own row
--- may leave base_url and key_env_pattern null: its variable's, else its default.
+-- whose dialect they do not know, naming it, so a new dialect needs no change here. key_env_pattern: the
+-- secrets its key rows may name (a regular expression; GATEWAY_<NAME>_KEY_ENV_PATTERN replaces it). A
+-- dialect's own row may leave base_url and key_env_pattern null: its variable's, else its default.
 CREATE TABLE public.google_ai_providers (
     name text NOT NULL PRIMARY KEY,
     dialect text NOT NULL,
@@ -35,11 +36,6 @@ CREATE TABLE public.google_ai_providers (
     CONSTRAINT google_ai_providers_own_check
         CHECK ((name = dialect OR (base_url IS NOT NULL AND key_env_pattern IS NOT NULL)))
 );
-
-COMMENT ON COLUMN public.google_ai_providers.key_env_pattern IS
-    'The Edge secrets its key rows may name (a regular expression the whole name must match); a name another '
-    'provider''s pattern also matches is refused, naming both. Null: GATEWAY_<NAME>_KEY_ENV_PATTERN, else the '
-    'dialect''s.';
 
 -- The providers llm-invoke and maintenance build their clients, model lists and key readers from.
 CREATE OR REPLACE FUNCTION public.google_ai_provider_list() RETURNS SETOF public.google_ai_providers
@@ -81,8 +77,7 @@ COMMENT ON COLUMN public.google_ai_api_keys.serves_provider IS
     'The provider (google_ai_providers) whose model rows the key serves: google_ai_provider(provider), kept by '
     'PostgreSQL.';
 
--- The owner's key rows all read as a seeded provider: the baseline migration stopped on any other
--- spelling, naming the rows.
+-- The owner's key rows all read as a seeded provider (the baseline stopped on any other, naming it).
 ALTER TABLE public.google_ai_api_keys
     ADD CONSTRAINT google_ai_api_keys_provider_fkey
         FOREIGN KEY (serves_provider) REFERENCES public.google_ai_providers(name);

@@ -244,4 +244,3 @@ grant execute on function public.google_ai_provider_list() to service_role;
 grant execute on function public.google_ai_provider_list() to eve_gateway;
 revoke all on table public.google_ai_providers from public, anon, authenticated, service_role;
 grant insert, select, update, delete on table public.google_ai_providers to service_role;
-comment on column public.google_ai_providers."key_env_pattern" is 'The Edge secrets its key rows may name (a regular expression the whole name must match); a name another provider''s pattern also matches is refused, naming both. Null: GATEWAY_<NAME>_KEY_ENV_PATTERN, else the dialect''s.';
