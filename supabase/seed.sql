@@ -4,6 +4,13 @@
 -- while it has never been (limits_source is null), so a value the operator changed or cleared stays.
 -- docs/models.md lists every row with its limits, dates and sources.
 
+-- The built-in providers, as the rows migration seeds them (20261127225722_provider_rows.sql), for a
+-- database built from supabase/schemas, which has no rows: model and key rows name one.
+insert into public.google_ai_providers (name, dialect, display_name) values
+  ('google', 'google', 'Google'),
+  ('openai', 'openai', 'OpenAI')
+on conflict (name) do nothing;
+
 -- Model limits from the owner's table (seed 001): per Google Cloud project, per model.
 insert into public.google_ai_model_limits
   (model, rpm, tpm, rpd, aliases, supports_system_instruction, supports_json_mode, notes)

@@ -5,21 +5,44 @@
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The providers the gateway knows, and the one reading of a provider's name: google and openai. A key
--- row's provider is the owner's own text, kept as written, so case, spaces, '_' and '-' do not count
--- and Google also goes by its product's name (gemini, Google AI); null (a row from before the column
--- had values) is Google's, as every key was. Null for a name not known: such a key serves nothing, and
--- the key table's check refuses a new one. A model row holds the provider's name as this returns it.
--- Immutable, so a key row keeps its reading in the generated serves_provider and the key selection
--- compares two columns (reading the name there cost a reservation about 20k instructions more).
+-- The one reading of a provider's name: a key row's provider is the owner's own text, kept as written,
+-- so case, spaces, '_' and '-' do not count, and Google also goes by its product's name (gemini,
+-- Google AI); null (a row from before the column had values) is Google's, as every key was. Pure
+-- normalisation, so immutable: a key row keeps its reading in the generated serves_provider, and the key
+-- selection compares two columns (reading a table there cost a reservation about 20k instructions).
 CREATE OR REPLACE FUNCTION public.google_ai_provider(p_name text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  select case when p_name operator(pg_catalog.=) 'google' or p_name operator(pg_catalog.=) 'openai' then p_name
-              when p_name is null then 'google'
-              else case pg_catalog.translate(pg_catalog.lower(p_name), ' _-', '')
-                     when 'google' then 'google' when 'googleai' then 'google' when 'gemini' then 'google'
-                     when 'openai' then 'openai' end end
+  select case pg_catalog.translate(pg_catalog.lower(coalesce(p_name, 'google')), ' _-', '')
+           when 'googleai' then 'google' when 'gemini' then 'google'
+           else pg_catalog.translate(pg_catalog.lower(coalesce(p_name, 'google')), ' _-', '') end
+$$;
+
+-- The providers, a row each (the rows migration seeds google and openai): a key row or a model row names
+-- one (foreign keys). dialect: the wire format, a module of the functions' registry; they refuse a row
+-- whose dialect they do not know, naming it, so a new dialect needs no change here. key_env_pattern: the
+-- secrets its key rows may name (a regular expression; GATEWAY_<NAME>_KEY_ENV_PATTERN replaces it). A
+-- dialect's own row may leave base_url and key_env_pattern null: its variable's, else its default.
+CREATE TABLE public.google_ai_providers (
+    name text NOT NULL PRIMARY KEY,
+    dialect text NOT NULL,
+    display_name text NOT NULL,
+    base_url text,
+    key_env_pattern text,
+    CONSTRAINT google_ai_providers_name_check
+        CHECK ((name ~ '^[a-z][a-z0-9]{0,39}$' AND name = public.google_ai_provider(name))),
+    CONSTRAINT google_ai_providers_base_url_check
+        CHECK ((base_url ~ '^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[^?#[:space:]]*)?$')),
+    CONSTRAINT google_ai_providers_own_check
+        CHECK ((name = dialect OR (base_url IS NOT NULL AND key_env_pattern IS NOT NULL)))
+);
+
+-- The providers llm-invoke and maintenance build their clients, model lists and key readers from.
+CREATE OR REPLACE FUNCTION public.google_ai_provider_list() RETURNS SETOF public.google_ai_providers
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select * from public.google_ai_providers p order by p.name
 $$;
 
 CREATE TABLE public.google_ai_api_keys (
@@ -47,32 +70,17 @@ COMMENT ON COLUMN public.google_ai_api_keys.priority IS
     'Lower is preferred. Among equal priorities the group with the most headroom is chosen.';
 
 COMMENT ON COLUMN public.google_ai_api_keys.provider IS
-    'Whose key this is, as the owner writes it: google or openai in any case (gemini and Google AI are google; '
-    'null is google). Kept as written; serves_provider holds the gateway''s reading.';
+    'Whose key this is, as the owner writes it: a provider''s name in any case, with or without spaces, _ or - '
+    '(gemini and Google AI are google; null is google). Kept as written; serves_provider holds the gateway''s reading.';
 
 COMMENT ON COLUMN public.google_ai_api_keys.serves_provider IS
-    'The provider whose model rows the key serves: google_ai_provider(provider), kept by PostgreSQL.';
+    'The provider (google_ai_providers) whose model rows the key serves: google_ai_provider(provider), kept by '
+    'PostgreSQL.';
 
--- The owner's table may hold provider names from before the gateway: each must be one
--- google_ai_provider reads, or the migration stops here naming the rows, having changed nothing (the
--- operator corrects them and runs it again). Then the check below keeps it so.
-DO $providers$
-declare
-  v_rows text;
-begin
-  select pg_catalog.string_agg(pg_catalog.format('%s (%s)', k.id, k.provider), ', ' order by k.id) into v_rows
-  from public.google_ai_api_keys k
-  where public.google_ai_provider(k.provider) is null;
-  if v_rows is not null then
-    raise exception 'google_ai_api_keys: provider not known in row(s) %', v_rows
-      using hint = 'Known: google (any case; also gemini, google_ai, Google AI) and openai. '
-                   'Correct these rows'' provider, then run the migration again.';
-  end if;
-end
-$providers$;
-
+-- The owner's key rows all read as a seeded provider (the baseline stopped on any other, naming it).
 ALTER TABLE public.google_ai_api_keys
-    ADD CONSTRAINT google_ai_api_keys_provider_check CHECK ((serves_provider IS NOT NULL));
+    ADD CONSTRAINT google_ai_api_keys_provider_fkey
+        FOREIGN KEY (serves_provider) REFERENCES public.google_ai_providers(name);
 
 COMMENT ON COLUMN public.google_ai_api_keys.project_id IS
     'Google Cloud project, or OpenAI organization, of the key: keys of one project or organization share one '
@@ -106,11 +114,11 @@ CREATE TABLE public.google_ai_model_limits (
     booked_output_tokens integer,
     CONSTRAINT google_ai_model_limits_booked_output_tokens_check CHECK ((booked_output_tokens >= 1)),
     CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1)),
-    CONSTRAINT google_ai_model_limits_provider_check CHECK ((provider = public.google_ai_provider(provider)))
+    CONSTRAINT google_ai_model_limits_provider_fkey FOREIGN KEY (provider) REFERENCES public.google_ai_providers(name)
 );
 
 COMMENT ON COLUMN public.google_ai_model_limits.provider IS
-    'Who serves the model: google or openai (google_ai_provider''s names). Only keys of this provider serve it.';
+    'Who serves the model (google_ai_providers). Only keys of this provider serve it.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS
     'Admissions spread over the window while requests wait for the model: at most this many of a quota group at once, '

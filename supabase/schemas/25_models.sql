@@ -327,9 +327,8 @@ begin
     delete from public.google_ai_model_catalogue c where c.api_key_id = p_key_id;
     get diagnostics v_removed = row_count;
     if p_disable and v_key.is_active then
-      v_disabled_reason := left(format('maintenance: %s rejected the key (%s: HTTP %s%s): %s',
-        case v_key.serves_provider when 'openai' then 'OpenAI' else 'Google' end,
-        case v_key.serves_provider when 'openai' then 'GET /v1/models' else 'models.list' end,
+      v_disabled_reason := left(format('maintenance: %s rejected the key (its model list: HTTP %s%s): %s',
+        (select p.display_name from public.google_ai_providers p where p.name = v_key.serves_provider),
         coalesce(p_http_status::text, '?'), coalesce(' ' || p_reason, ''), v_message), 500);
       update public.google_ai_api_keys k set
         is_active = false, disabled_reason = v_disabled_reason, disabled_at = v_now, updated_at = v_now

@@ -245,7 +245,7 @@ begin
   if coalesce(p_key_rejected, p_error_code = 'API_KEY_INVALID') and v_att.api_key_id is not null then
     update public.google_ai_api_keys k set
       is_active = false,
-      disabled_reason = case k.serves_provider when 'openai' then 'OpenAI' else 'Google' end
+      disabled_reason = (select p.display_name from public.google_ai_providers p where p.name = k.serves_provider)
         || ' rejected the key (' || coalesce(left(p_error_code, 100), 'no reason given') || ') on a call',
       disabled_at = now(),
       updated_at = now()

@@ -37,6 +37,13 @@ ALTER TABLE public.google_ai_model_limits ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_usage_counters ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE public.google_ai_providers ENABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON TABLE public.google_ai_providers FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_providers TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_provider_list() TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_provider_list() TO eve_gateway;
+
 REVOKE ALL ON TABLE public.google_ai_api_keys FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_api_keys TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_provider(p_name text) TO service_role;

@@ -7,7 +7,7 @@ import { applyMigrations, type Sql } from "../../shared/db/migrate.ts";
 import { createProductionTables } from "../support/production-tables.ts";
 import { emptySupabaseDatabase } from "../support/empty-database.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
-import { PROVIDERS } from "../../supabase/functions/_shared/key-reader.ts";
+import { DIALECTS } from "../../supabase/functions/_shared/providers/registry.ts";
 
 const GOOGLE_KEY = "0a000000-0000-4000-8000-000000000001";
 const OPENAI_KEY = "0a000000-0000-4000-8000-000000000002";
@@ -72,7 +72,7 @@ describe("a key serves only its provider's models", () => {
     expect(without.ok).toBe(false);
   });
 
-  it("reads the owner's spellings of a provider, and none it does not know", async () => {
+  it("reads the owner's spellings of a provider (the provider rows say which names exist)", async () => {
     const rows = await db.sql<{ spelling: string | null; provider: string | null }[]>`
       select s as spelling, public.google_ai_provider(s) as provider
       from unnest(array['google', 'Google', ' GOOGLE ', 'gemini', 'Gemini', 'google_ai', 'Google AI', 'google-ai',
@@ -81,13 +81,25 @@ describe("a key serves only its provider's models", () => {
       "google": "google", "Google": "google", " GOOGLE ": "google", "gemini": "google", "Gemini": "google",
       "google_ai": "google", "Google AI": "google", "google-ai": "google", "GoogleAI": "google", "null": "google",
       "openai": "openai", "OpenAI": "openai", "open_ai": "openai", " Open AI ": "openai",
-      "anthropic": null, "": null, "googl": null,
+      "anthropic": "anthropic", "": "", "googl": "googl",
     });
   });
 
-  it("knows the providers the functions know, each by its own name", async () => {
-    const rows = await db.sql`select p, public.google_ai_provider(p) as provider from unnest(${[...PROVIDERS]}::text[]) p`;
-    for (const r of rows) expect(r.provider).toBe(r.p);
+  it("seeds each dialect the functions know as its own provider row", async () => {
+    const rows = await db.sql`select name, dialect from public.google_ai_provider_list() where name = dialect`;
+    expect(rows.map((r) => r.name).sort()).toEqual([...DIALECTS].sort());
+  });
+
+  it("refuses a provider row with a name that is no reading, a base URL that is no http(s) URL, or none", async () => {
+    const add = (name: string, baseUrl: string | null, pattern: string | null = "X_[A-Z]+") =>
+      db.sql`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern)
+             values (${name}, 'openai', 'X', ${baseUrl}, ${pattern})`;
+    for (const [name, url] of [["Deep Seek", "https://api.deepseek.com"], ["gemini", "https://x.example"],
+      ["deepseek", "ftp://api.deepseek.com"], ["deepseek", "https://api.deepseek.com/v1?key=1"], ["deepseek", "api.deepseek.com"],
+      ["deepseek", "https://evil.example#@api.deepseek.com"], ["deepseek", null]] as const) {
+      await expect(add(name, url), `${name} ${url}`).rejects.toMatchObject({ code: "23514" });
+    }
+    await expect(add("deepseek", "https://api.deepseek.com", null)).rejects.toMatchObject({ code: "23514" });
   });
 
   it("serves a key by its owner's spelling, and refuses a new key of an unknown provider", async () => {
@@ -96,9 +108,9 @@ describe("a key serves only its provider's models", () => {
     expect(booking).toMatchObject({ ok: true, key_id: GOOGLE_KEY });
     await release(booking.reservation_id!, "test");
     await expect(db.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name)
-                        values ('other', 'anthropic', 'ANTHROPIC_API_KEY')`).rejects.toMatchObject({ code: "23514" });
+                        values ('other', 'anthropic', 'ANTHROPIC_API_KEY')`).rejects.toMatchObject({ code: "23503" });
     await expect(db.sql`update public.google_ai_model_limits set provider = 'OpenAI' where model = 'gpt-4o'`)
-      .rejects.toMatchObject({ code: "23514" });
+      .rejects.toMatchObject({ code: "23503" });
   });
 });
 

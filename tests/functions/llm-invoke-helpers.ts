@@ -8,11 +8,12 @@ import type { GoogleSimulator, SimulatorOptions } from "../../shared/google-sim/
 import type { OpenAISimulator, OpenAISimulatorOptions, OrgOptions } from "../../shared/openai-sim/server.ts";
 import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+import { DEFAULT_PROVIDER, type Dialect, type Provider } from "../../supabase/functions/_shared/providers/registry.ts";
 
 export interface TestKey {
   alias: string;
-  /** Whose key (google_ai_api_keys.provider); default google. */
-  provider?: "google" | "openai";
+  /** Whose key (google_ai_api_keys.provider): a dialect's own provider row, served by its simulator; default google. */
+  provider?: Dialect;
   /** Quota group in the database (google_ai_api_keys.project_id): a Google project, an OpenAI organization. */
   project: string;
   priority: number;
@@ -34,8 +35,8 @@ export interface ModelLimit {
   rpd?: number | null;
   /** google_ai_model_limits.spread_burst (null: not spread). */
   spreadBurst?: number | null;
-  /** google_ai_model_limits.provider. */
-  provider?: "google" | "openai";
+  /** google_ai_model_limits.provider: a provider row's name. */
+  provider?: Provider;
   /** google_ai_model_limits.booked_output_tokens (null: TPM counts input only, as Google). */
   bookedOutputTokens?: number | null;
 }
@@ -92,8 +93,9 @@ export const GENEROUS_OPENAI_SIM_MODELS = {
 };
 
 /** A key row's secret name, inside its provider's pattern (supabase/functions/_shared/key-reader.ts). */
+/** A key row's secret: one of its provider's names by default (the dialect's pattern, PROVIDER_…). */
 const envVarOf = (k: Pick<TestKey, "alias" | "provider">) =>
-  `${k.provider === "openai" ? "OPENAI" : "GOOGLE"}_TEST_KEY_${k.alias.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;
+  `${(k.provider ?? DEFAULT_PROVIDER).toUpperCase()}_TEST_KEY_${k.alias.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;
 
 export async function startInvokeStack(label: string, options: {
   keys: TestKey[];
@@ -121,7 +123,7 @@ export async function startInvokeStack(label: string, options: {
   for (const k of options.keys) {
     const [row] = await sql<{ id: string }[]>`
       insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
-      values (${k.alias}, ${k.provider ?? "google"}, ${envVarOf(k)}, ${k.project}, ${k.priority}, true) returning id`;
+      values (${k.alias}, ${k.provider ?? DEFAULT_PROVIDER}, ${envVarOf(k)}, ${k.project}, ${k.priority}, true) returning id`;
     keyIds[k.alias] = row!.id;
   }
   const env: Record<string, string> = {
@@ -131,10 +133,14 @@ export async function startInvokeStack(label: string, options: {
   };
   const simKeys: Record<string, string> = {};
   const organizations: OrgOptions = {};
+  // Where each dialect's simulator holds a key (a dialect without a line here fails to compile).
+  const holdKey: Record<Dialect, (simKey: string, simProject: string) => void> = {
+    google: (key, project) => (simKeys[key] = project),
+    openai: (key, project) => (organizations[project] ??= { keys: [] }).keys.push(key),
+  };
   for (const k of options.keys) {
     const simProject = k.simProject ?? `sim-${k.project}`;
-    if (k.provider === "openai") (organizations[simProject] ??= { keys: [] }).keys.push(k.simKey);
-    else simKeys[k.simKey] = simProject;
+    holdKey[k.provider ?? DEFAULT_PROVIDER](k.simKey, simProject);
     if (!k.noSecret) env[envVarOf(k)] = k.simKey;
   }
   const logs: string[] = [];
@@ -214,7 +220,7 @@ export async function startInvokeStack(label: string, options: {
         where model = ${l.model}`;
       if (updated.count > 0) return;
       await sql`insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, spread_burst, booked_output_tokens)
-        values (${l.model}, ${l.provider ?? "google"}, ${l.rpm ?? null}, ${l.tpm ?? null}, ${l.rpd ?? null},
+        values (${l.model}, ${l.provider ?? DEFAULT_PROVIDER}, ${l.rpm ?? null}, ${l.tpm ?? null}, ${l.rpd ?? null},
                 ${l.spreadBurst ?? null}, ${l.bookedOutputTokens ?? null})`;
     },
     close: async () => {

@@ -126,7 +126,7 @@ describe("a run", () => {
     expect(rows).toHaveLength(2);
     for (const row of rows) {
       expect(row).toMatchObject({ is_active: false, dated: true });
-      expect(row.disabled_reason).toMatch(/^maintenance: Google rejected the key \(models\.list: HTTP 400 API_KEY_INVALID\): API key not valid/);
+      expect(row.disabled_reason).toMatch(/^maintenance: Google rejected the key \(its model list: HTTP 400 API_KEY_INVALID\): API key not valid/);
     }
     const result = first.body.keys.results.find((r: { key_alias: string }) => r.key_alias === "revoked");
     expect(result).toMatchObject({ status: "invalid", action: "disabled", http_status: 400, reason: "API_KEY_INVALID" });

@@ -114,7 +114,7 @@ describe("a run with Google's and OpenAI's keys", () => {
     const [row] = await db.sql`select is_active, disabled_reason, disabled_at is not null as dated
                                from public.google_ai_api_keys where key_alias = 'o-revoked'`;
     expect(row).toMatchObject({ is_active: false, dated: true });
-    expect(row!.disabled_reason).toMatch(/^maintenance: OpenAI rejected the key \(GET \/v1\/models: HTTP 401 invalid_api_key\): /);
+    expect(row!.disabled_reason).toMatch(/^maintenance: OpenAI rejected the key \(its model list: HTTP 401 invalid_api_key\): /);
     expect(first.body.problems.join("\n")).toMatch(/key o-revoked was taken out of rotation/);
   });
 
@@ -122,7 +122,7 @@ describe("a run with Google's and OpenAI's keys", () => {
     const [row] = await db.sql`select k.is_active, h.status, h.message from public.google_ai_api_keys k
                                join public.google_ai_key_health h on h.api_key_id = k.id where k.key_alias = 'o-nosecret'`;
     expect(row).toMatchObject({ is_active: true, status: "missing_secret" });
-    expect(row!.message).toMatch(/OPENAI_MT_KEY_NOT_SET .*OpenAI keys/);
+    expect(row!.message).toBe("no usable Edge secret named OPENAI_MT_KEY_NOT_SET (it is not set, or empty)");
     expect(first.body.problems.join("\n")).toMatch(/supabase secrets set OPENAI_MT_KEY_NOT_SET=/);
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from "vitest";
-import { DEFAULT_KEY_ENV_PATTERNS, keyEnvPatternVariable, keyReader, PROVIDERS } from "./key-reader.ts";
+import { keyEnvPatternVariable, keyReader } from "./key-reader.ts";
+import { BUILT_IN_PROVIDERS, dialectModule, DIALECTS } from "./providers/registry.ts";
 
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
 
@@ -29,11 +30,33 @@ describe("keyReader", () => {
     expect(read("bad name; rm -rf")).toBeUndefined();
   });
 
-  it("knows each provider's pattern and the variable that replaces it", () => {
-    expect(Object.keys(DEFAULT_KEY_ENV_PATTERNS).sort()).toEqual([...PROVIDERS].sort());
-    expect(PROVIDERS.map(keyEnvPatternVariable)).toEqual(
-      ["GATEWAY_GOOGLE_KEY_ENV_PATTERN", "GATEWAY_OPENAI_KEY_ENV_PATTERN"],
-    );
+  it("reads each built-in provider's keys by its dialect's pattern, or by its variable's", () => {
+    for (const dialect of DIALECTS) {
+      const name = dialectModule(dialect).keyEnvPattern.split("[")[0] + "KEY_1";
+      expect(keyReader(envOf({ [name]: "k" }), dialect)(name)).toBe("k");
+      const variable = keyEnvPatternVariable(dialect);
+      expect(variable).toBe(`GATEWAY_${dialect.toUpperCase()}_KEY_ENV_PATTERN`);
+      expect(keyReader(envOf({ MY_KEY: "m", [variable]: "MY_KEY" }), dialect)("MY_KEY")).toBe("m");
+    }
+    expect(BUILT_IN_PROVIDERS.map((r) => r.name)).toEqual(DIALECTS);
+  });
+
+  it("reads an added provider's keys by its row's pattern, and says why it read none", () => {
+    const rows = [...BUILT_IN_PROVIDERS, {
+      name: "deepseek",
+      dialect: "openai",
+      display_name: "DeepSeek",
+      base_url: "https://api.deepseek.com",
+      key_env_pattern: "DEEPSEEK_[A-Z0-9_]{1,100}",
+    }];
+    const env = envOf({ DEEPSEEK_API_KEY: "sk-d", OPENAI_API_KEY: "sk-o" });
+    const deepseek = keyReader(env, "deepseek", rows);
+    expect(deepseek("DEEPSEEK_API_KEY")).toBe("sk-d");
+    expect(deepseek("OPENAI_API_KEY")).toBeUndefined();
+    expect(deepseek.refusal("OPENAI_API_KEY")).toBe("OPENAI_API_KEY is not one of DeepSeek's key names (^(?:DEEPSEEK_[A-Z0-9_]{1,100})$)");
+    expect(deepseek.refusal("DEEPSEEK_OTHER")).toBe("it is not set, or empty");
+    expect(deepseek.refusal("SUPABASE_DB_URL")).toBe("SUPABASE_DB_URL is never read as a provider's key");
+    expect(keyReader(env, "openai", rows)("DEEPSEEK_API_KEY")).toBeUndefined();
   });
 
   it("reads only the provider's own key names by default, or what its variable allows", () => {

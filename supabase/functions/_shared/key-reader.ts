@@ -1,72 +1,86 @@
 // The one place that reads a provider's API key: by a key row's env_var_name, from the function's
-// secrets. Pure (the environment is passed in), so vitest covers it; each index.ts passes Deno.env.get.
-import { type Provider, providerModule, PROVIDERS } from "./providers/registry.ts";
-
-export { type Provider, PROVIDERS };
+// secrets. Pure (the environment and the provider rows are passed in), so vitest covers it.
+import { BUILT_IN_PROVIDERS, dialectModule, isDialect, type Provider, type ProviderRow } from "./providers/registry.ts";
 
 type Env = (name: string) => string | undefined;
 
 /**
- * Which secrets a key row of each provider may name, by default: that provider's key names only, so a
- * key row (which an operator or a mistake can write) cannot make a function send any other Edge secret,
- * or another provider's key, to a provider. GATEWAY_<PROVIDER>_KEY_ENV_PATTERN (keyEnvPatternVariable)
- * replaces a provider's (a regular expression the whole name must match).
+ * The variable that replaces a provider's key name pattern: GATEWAY_GOOGLE_KEY_ENV_PATTERN, … (a
+ * regular expression the whole name must match). By default a provider's key names are its row's
+ * pattern, else its dialect's (GOOGLE_…, OPENAI_…), so a key row (which an operator or a mistake can
+ * write) cannot make a function send any other Edge secret, or another provider's key, to a provider.
  */
-export const DEFAULT_KEY_ENV_PATTERNS: Readonly<Record<Provider, string>> = Object.fromEntries(
-  PROVIDERS.map((p) => [p, providerModule(p).keyEnvPattern]),
-) as Record<Provider, string>;
-
-/** The variable that replaces a provider's key name pattern: GATEWAY_GOOGLE_KEY_ENV_PATTERN, … */
 export const keyEnvPatternVariable = (provider: Provider) => `GATEWAY_${provider.toUpperCase()}_KEY_ENV_PATTERN`;
 
 // Secrets that are never a provider's key, whatever a key row or a pattern says: the project's own
-// credentials must not reach a provider (or whatever its base URL variable names).
+// credentials must not reach a provider (or whatever its base URL names).
 const NEVER_A_KEY = /^(SUPABASE_|GATEWAY_DB_|DATABASE_URL$|PG[A-Z]*$|DENO_|PATH$|HOME$)/;
 const ENV_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/;
 
-/** A provider's pattern: its variable's, else the default (a malformed one must not open every secret). */
-function namePattern(get: Env, provider: Provider): RegExp {
-  const configured = get(keyEnvPatternVariable(provider))?.trim();
-  if (configured) {
-    try {
-      return new RegExp(`^(?:${configured})$`);
-    } catch {
-      // keep the default
-    }
+function wholeName(source: string): RegExp | null {
+  try {
+    return new RegExp(`^(?:${source})$`);
+  } catch {
+    return null;
   }
-  return new RegExp(`^(?:${DEFAULT_KEY_ENV_PATTERNS[provider]})$`);
+}
+
+/**
+ * A provider row's key names: its variable's (a malformed one is ignored: it must not open every
+ * secret), else the row's, else its dialect's. Null: the row's own pattern is no regular expression,
+ * or its dialect is unknown (such a row reads no key).
+ */
+export function keyNamePattern(get: Env, row: ProviderRow): RegExp | null {
+  const configured = get(keyEnvPatternVariable(row.name))?.trim();
+  const fromVariable = configured ? wholeName(configured) : null;
+  if (fromVariable !== null) return fromVariable;
+  const source = row.key_env_pattern ?? (isDialect(row.dialect) ? dialectModule(row.dialect).keyEnvPattern : null);
+  return source === null ? null : wholeName(source);
+}
+
+/** A provider's key by a key row's env_var_name, or undefined; `refusal` says why not, for the logs. */
+export interface KeyReader {
+  (envVarName: string): string | undefined;
+  refusal(envVarName: string): string;
 }
 
 /**
  * The key of `provider` named by a key row's env_var_name, or undefined when the secret is not set or
- * the name is not one of that provider's: outside its pattern, or inside another provider's (a pattern
- * widened for one provider never hands it another's keys). Then the reservation is released and
- * another key is tried.
+ * the name is not one of that provider's: outside its pattern, or inside another provider's as well
+ * (two patterns that both take a name read it for neither, and the refusal names both: a row or a
+ * pattern widened for one provider never hands it another's keys). Then the reservation is released
+ * and another key is tried.
  */
-export function keyReader(get: Env, provider: Provider): (envVarName: string) => string | undefined {
-  const own = namePattern(get, provider);
-  const others = PROVIDERS.filter((p) => p !== provider).map((p) => namePattern(get, p));
+export function keyReader(get: Env, provider: Provider, rows: readonly ProviderRow[] = BUILT_IN_PROVIDERS): KeyReader {
+  const named = rows.map((r) => ({ name: r.name, who: r.display_name, pattern: keyNamePattern(get, r) }));
+  const self = named.find((r) => r.name === provider);
+  const own = self?.pattern ?? null;
+  const who = self?.who ?? provider;
+  const others = named.filter((r) => r.name !== provider);
+  const alsoTakenBy = (name: string) => others.find((o) => o.pattern?.test(name) === true);
   // A worker's secrets are fixed when it starts: a key found once is kept, not looked up and checked
   // again for every request. One not found is looked up again (it is rare, and may be set meanwhile
   // where the environment can change, as in tests).
   const found = new Map<string, string>();
-  return (name) => {
+  const read = (name: string) => {
     const known = found.get(name);
     if (known !== undefined) return known;
-    if (!ENV_NAME.test(name) || NEVER_A_KEY.test(name) || !own.test(name)) return undefined;
-    if (others.some((pattern) => pattern.test(name))) return undefined;
+    if (own === null || !ENV_NAME.test(name) || NEVER_A_KEY.test(name) || !own.test(name)) return undefined;
+    if (alsoTakenBy(name) !== undefined) return undefined;
     const value = get(name)?.trim();
     if (value === undefined || value === "") return undefined;
     found.set(name, value);
     return value;
   };
-}
-
-/** Every provider's reader: a key row's secret, read by the names of the provider the row is for. */
-export function keyReaders(get: Env): (envVarName: string, provider: Provider) => string | undefined {
-  const readers = Object.fromEntries(PROVIDERS.map((p) => [p, keyReader(get, p)])) as Record<
-    Provider,
-    (envVarName: string) => string | undefined
-  >;
-  return (envVarName, provider) => readers[provider](envVarName);
+  const refusal = (name: string) => {
+    if (own === null) return `provider ${provider} has no usable key-secret pattern`;
+    if (!ENV_NAME.test(name) || NEVER_A_KEY.test(name)) return `${name} is never read as a provider's key`;
+    if (!own.test(name)) return `${name} is not one of ${who}'s key names (${own.source})`;
+    const other = alsoTakenBy(name);
+    if (other !== undefined) {
+      return `${name} matches both ${who}'s and ${other.who}'s key-secret patterns: read for neither (narrow one)`;
+    }
+    return read(name) === undefined ? "it is not set, or empty" : "";
+  };
+  return Object.assign(read, { refusal });
 }

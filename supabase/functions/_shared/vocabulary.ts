@@ -240,8 +240,8 @@ export type AttemptStatus = (typeof ATTEMPT_STATUSES)[number];
 
 // ---- Providers -----------------------------------------------------------------------------------
 
-// The providers a key row or a model row may name are the registry's (providers/registry.ts): each
-// is a module there, and the list derives from it.
+// The providers a key row or a model row may name are rows (google_ai_providers); the dialects that
+// speak them are the registry's modules (providers/registry.ts), and that list derives from it.
 
 // ---- Classes and tiers -------------------------------------------------------------------------------
 

@@ -181,6 +181,8 @@ export interface ModelProfile extends ModelCapabilities {
   successor?: string | null;
   /** Who serves the model (its row's provider): the upstream called and the keys read. Absent: google. */
   provider?: Provider;
+  /** The wire format its provider speaks (the provider row's dialect). Absent: the provider's name. */
+  dialect?: string;
   /**
    * Set where the model's TPM counts an answer's tokens too (OpenAI): the output a request books when
    * it names no max_tokens. Absent: TPM counts input only (Google).

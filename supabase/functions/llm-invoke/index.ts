@@ -1,10 +1,9 @@
 // llm-invoke: the one door to the providers (providers/registry.ts). Wiring only: the HTTP side is http/handler.ts, the attempt
 // loop attempt/invoke.ts, the database store/pg-store.ts over one pool per worker (layers: README.md).
 import { serviceKeysFromEnv } from "../_shared/auth.ts";
-import { keyReaders } from "../_shared/key-reader.ts";
 import { invokeOptionsFromEnv, requestLimitsFromEnv } from "./attempt/settings.ts";
 import { dbTimeoutsFromEnv, workerDatabase } from "../_shared/db.ts";
-import { upstreamClients } from "../_shared/providers/registry.ts";
+import { cachedProviderDirectory, providerRowsFrom } from "../_shared/providers/directory.ts";
 import { createHandler } from "./http/handler.ts";
 import { createInputCounter, createInvoke } from "./attempt/invoke.ts";
 import { createPgStore } from "./store/pg-store.ts";
@@ -22,15 +21,13 @@ const waitUntil = typeof edgeRuntime?.waitUntil === "function"
   : undefined;
 
 const options = invokeOptionsFromEnv(env);
-const store = createPgStore({
-  database: workerDatabase(env, "llm-invoke"),
-  deadlineMs: dbTimeoutsFromEnv(env).deadlineMs,
-});
+const database = workerDatabase(env, "llm-invoke");
+const store = createPgStore({ database, deadlineMs: dbTimeoutsFromEnv(env).deadlineMs });
 
-// Every registered provider's client, at its base URL. The database books a model on its provider's
-// keys (the key row's provider); each provider's key is read by that provider's secret names only.
-const clients = upstreamClients(env);
-const secret = keyReaders(env);
+// The provider rows, each made its dialect's client at its base URL, read again as the model rows are.
+// The database books a model on its provider's keys (the key row's provider); each provider's key is
+// read by that provider's secret names only.
+const providers = cachedProviderDirectory(providerRowsFrom(database), env, { ttlMs: options.capabilitiesTtlMs });
 
 const handler = createHandler({
   serviceKeys: serviceKeysFromEnv(env),
@@ -38,9 +35,9 @@ const handler = createHandler({
   checkToken: cachedTokenCheck(store),
   quota: (caller) => store.quotaReport(caller),
   models: () => store.modelList(),
-  countTokens: createInputCounter({ store, clients, secret, options }),
+  countTokens: createInputCounter({ store, providers, options }),
   requestLimits: requestLimitsFromEnv(env, options),
-  invoke: createInvoke({ store, clients, secret, options, waitUntil }),
+  invoke: createInvoke({ store, providers, options, waitUntil }),
 });
 
 serveFunction("llm-invoke", handler);

@@ -145,7 +145,7 @@ function build(overrides: Partial<MaintenanceHandlerDeps> = {}, store = fakeStor
   const handler = createMaintenanceHandler({
     serviceKeys: new ServiceKeys([SERVICE_KEY]),
     store: () => store.store,
-    providers: { google: { lister, secret: (name) => GOOGLE_KEYS[name] } },
+    providers: () => Promise.resolve({ providers: { google: { lister, secret: (name) => GOOGLE_KEYS[name] } } }),
     newRequestId: () => "rid-m",
     log: (l) => lines.push(l),
     ...overrides,

@@ -35,8 +35,8 @@ export interface MaintenanceHandlerDeps {
   serviceKeys: ServiceKeys;
   /** The database, or a GatewayError("unavailable") when none is configured. */
   store: () => MaintenanceStore;
-  /** Each provider's model list and key reader (run.ts ProviderAccess). */
-  providers: RunDeps["providers"];
+  /** Each usable provider row's model list and key reader (run.ts ProviderAccess), and the rows left out. */
+  providers: () => Promise<Pick<RunDeps, "providers" | "providerProblems">>;
   /** The metrics route's database (GET /metrics); without it the route answers 503. */
   metrics?: () => MetricsSource;
   listTimeoutMs?: number;
@@ -78,7 +78,7 @@ export function createMaintenanceHandler(deps: MaintenanceHandlerDeps): (req: Re
     const input = await readOptions(req);
     const store = deps.store();
     const summary = await runMaintenance(
-      { store, providers: deps.providers, listTimeoutMs: deps.listTimeoutMs },
+      { store, ...await deps.providers(), listTimeoutMs: deps.listTimeoutMs },
       {
         housekeeping: input.housekeeping ?? true,
         keys: input.keys ?? true,

@@ -19,7 +19,7 @@ function handler() {
     serviceKeys: new ServiceKeys([SERVICE_KEY]),
     store,
     metrics: () => ({ text }),
-    providers: {},
+    providers: () => Promise.resolve({ providers: {} }),
     logRequest: () => {},
     log: () => {},
   });

@@ -1,10 +1,10 @@
 // One maintenance run: housekeeping (SQL), then every active key checked against its own provider's
-// model list (its module's, _shared/providers/registry.ts), each answer recorded (key health,
+// model list (its provider row's, _shared/providers/directory.ts), each answer recorded (key health,
 // catalogue, an invalid key out of rotation), then the configured models compared with the catalogue
 // per provider. Returns the JSON summary and logs the run in google_ai_maintenance_log. Never holds a
 // key longer than its own check; a key goes to its own provider only; no key ever reaches the summary,
 // the log or the database (only aliases and env var names).
-import { DEFAULT_PROVIDER, type Provider, providerName, PROVIDERS } from "../_shared/providers/registry.ts";
+import { BUILT_IN_PROVIDERS, DEFAULT_PROVIDER, type Provider } from "../_shared/providers/registry.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import type {
   ActiveKey,
@@ -33,12 +33,18 @@ export interface ProviderAccess {
   lister: ModelLister;
   /** The provider's key named by env_var_name, or undefined (unset, empty, or not one of its names). */
   secret: (envVarName: string) => string | undefined;
+  /** Its display name, for messages (default: the provider's name). */
+  who?: string;
+  /** Why `secret` read no key for a name (key-reader.ts), for the key's message. */
+  refusal?: (envVarName: string) => string;
 }
 
 export interface RunDeps {
   store: MaintenanceStore;
   /** The providers whose keys are checked (a provider not named here: its keys are left unchecked). */
-  providers: Partial<Record<Provider, ProviderAccess>>;
+  providers: Readonly<Record<Provider, ProviderAccess>>;
+  /** Provider rows that could not be used, each message naming its row (reported as problems). */
+  providerProblems?: readonly string[];
   /** Keys checked at once. */
   concurrency?: number;
   listTimeoutMs?: number;
@@ -107,6 +113,11 @@ export interface RunSummary {
 }
 
 export const DEFAULT_CONCURRENCY = 4;
+
+/** A provider's display name: its access's, else a built-in row's, else its name. */
+function whoIs(deps: Pick<RunDeps, "providers">, provider: Provider): string {
+  return deps.providers[provider]?.who ?? BUILT_IN_PROVIDERS.find((r) => r.name === provider)?.display_name ?? provider;
+}
 
 /** An active key with its provider, and how that provider is reached. */
 type ProviderKey = ActiveKey & ProviderAccess & { provider: Provider };
@@ -215,11 +226,11 @@ async function checkKeys(
   const problems = summary.problems;
   const access = deps.providers;
   const keys: ProviderKey[] = [];
-  for (const provider of PROVIDERS) {
-    const reach = access[provider];
-    if (reach === undefined) continue;
+  for (const [provider, reach] of Object.entries(access)) {
     for (const key of await deps.store.activeKeys(provider)) keys.push({ ...key, provider, ...reach });
   }
+  const who = (provider: Provider) => whoIs(deps, provider);
+  for (const problem of deps.providerProblems ?? []) problems.push(problem);
   const results = await mapLimited(
     keys,
     deps.concurrency ?? DEFAULT_CONCURRENCY,
@@ -248,12 +259,12 @@ async function checkKeys(
     if (r.action === "disabled") {
       problems.push(
         `key ${r.key_alias} was taken out of rotation: ${
-          r.message ?? r.reason ?? `rejected by ${providerName(r.provider)}`
+          r.message ?? r.reason ?? `rejected by ${who(r.provider)}`
         }`,
       );
     }
     if (r.action === "would_disable") {
-      problems.push(`key ${r.key_alias} is rejected by ${providerName(r.provider)} (dry run: left active)`);
+      problems.push(`key ${r.key_alias} is rejected by ${who(r.provider)} (dry run: left active)`);
     }
     if (r.status === "missing_secret") {
       problems.push(
@@ -308,7 +319,7 @@ async function reviewLifecycle(deps: RunDeps, summary: RunSummary): Promise<void
       problems.push(`model ${m} is listed by its provider again: its withdrawn mark was cleared`);
     }
     for (const w of review.withdrawn) {
-      const who = providerName(w.provider ?? DEFAULT_PROVIDER);
+      const who = whoIs(deps, w.provider ?? DEFAULT_PROVIDER);
       problems.push(
         `model ${w.model} is withdrawn (${who} answered 404 since ${w.withdrawn_at})${instead(w.successor)}`,
       );
@@ -347,9 +358,9 @@ async function checkKey(
       status: "missing_secret",
       httpStatus: null,
       reason: null,
-      message: `no usable Edge secret named ${key.env_var_name} (unset, empty, or a name never used for ${
-        providerName(key.provider)
-      } keys)`,
+      message: `no usable Edge secret named ${key.env_var_name} (${
+        key.refusal?.(key.env_var_name) ?? `unset, empty, or a name never used for ${whoIs(deps, key.provider)} keys`
+      })`,
       models: [],
       disable: false,
     };

@@ -50,7 +50,7 @@ create temp table r3 as select public.google_ai_record_key_check('00000000-0000-
 select is((select (r ->> 'disabled')::boolean from r3), true, 'an invalid key is reported as disabled');
 select is((select is_active from public.google_ai_api_keys where key_alias = 'b1'), false, 'it is out of rotation');
 select matches((select disabled_reason from public.google_ai_api_keys where key_alias = 'b1'),
-  '^maintenance: Google rejected the key \(models\.list: HTTP 400 API_KEY_INVALID\): API key not valid',
+  '^maintenance: Google rejected the key \(its model list: HTTP 400 API_KEY_INVALID\): API key not valid',
   'with the reason recorded');
 select ok((select disabled_at is not null and position('AIzaSyA123' in disabled_reason) = 0
            from public.google_ai_api_keys where key_alias = 'b1'), 'and when; the reason holds no key');

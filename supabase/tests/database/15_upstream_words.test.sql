@@ -1,9 +1,10 @@
 -- The words for any provider's failures: a call the provider answered with an error is upstream_error,
 -- a stream it broke off is cut by upstream; the former names (google_error, google) are still taken
--- for one release, so a finalize logged before it replays, and rows that hold them are still counted.
+-- for one release, so a finalize logged before it replays, and rows that hold them are still counted. A
+-- key a call finds rejected is taken out naming its provider row's display name.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(9);
+select plan(10);
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases) values ('words-model', 10, 1000, 100, '{}');
@@ -38,6 +39,18 @@ select public.google_ai_finalize((select id from ids where name = 'gpt'), 'upstr
   p_error_code => 'invalid_api_key', p_key_rejected => true);
 select is((select disabled_reason from public.google_ai_api_keys where key_alias = 'o1'),
   'OpenAI rejected the key (invalid_api_key) on a call', 'an OpenAI key rejected on a call is said to be OpenAI''s');
+
+-- Any provider's: its row's display name.
+insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern)
+  values ('deepseek', 'openai', 'DeepSeek', 'https://api.deepseek.com', 'DEEPSEEK_[A-Z0-9_]+');
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd, aliases, provider) values ('words-ds', 10, 1000, 100, '{}', 'deepseek');
+insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, provider) values ('d1', 'DEEPSEEK_W1', 'ds-w', 'Deep Seek');
+insert into ids values ('ds', (public.google_ai_reserve_models_at(now(), array['words-ds'], 10, 'pgtap-ds', null,
+  'req-words-ds') ->> 'reservation_id')::uuid);
+select public.google_ai_finalize((select id from ids where name = 'ds'), 'upstream_error', p_http_status => 401,
+  p_error_code => 'invalid_api_key', p_key_rejected => true);
+select is((select disabled_reason from public.google_ai_api_keys where key_alias = 'd1'),
+  'DeepSeek rejected the key (invalid_api_key) on a call', 'a key of an added provider is said to be its display name''s');
 
 -- A row written before upstream_error had its name is counted as a failure beside the new ones.
 insert into public.google_ai_attempts (status, caller, model, request_id) values ('google_error', 'pgtap-words', 'words-model', 'req-old');

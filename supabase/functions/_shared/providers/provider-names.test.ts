@@ -3,14 +3,14 @@
 // line, and the core does not branch on who serves. As llm-invoke/layers.test.ts holds the layers.
 //
 // Read is the code (comments aside, they may speak of anyone) of every module under
-// supabase/functions that is not a test; named are the registry's providers, by name and display
-// name, in any case and inside identifiers (`openAiBody`, `createGoogleClient`); `google_ai_` is the
+// supabase/functions that is not a test; named are the registry's dialects' own providers, by name and
+// display name, in any case and inside identifiers (`openAiBody`, `createGoogleClient`); `google_ai_` is the
 // owner's table prefix and the gateway's SQL namespace (CONTRIBUTING.md), not a provider.
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { providerModule, PROVIDERS } from "./registry.ts";
+import { BUILT_IN_PROVIDERS } from "./registry.ts";
 
 const PROVIDERS_DIR = path.dirname(fileURLToPath(import.meta.url));
 const FUNCTIONS = path.resolve(PROVIDERS_DIR, "..", "..");
@@ -80,7 +80,7 @@ export function codeOf(source: string): string {
   return out;
 }
 
-const names = [...new Set(PROVIDERS.flatMap((p) => [p, providerModule(p).displayName]))];
+const names = [...new Set(BUILT_IN_PROVIDERS.flatMap((r) => [r.name, r.display_name]))];
 // A name anywhere, inside a word too (`createGoogleClient`, `openAiBody`), but never the SQL namespace
 // google_ai_ (GOOGLE_AI_ alike: the match ignores case).
 const NAMED = new RegExp(

@@ -1,32 +1,139 @@
-// The registry: each provider's module, reached at its base URL variable's value or its own.
+// The registry and the provider rows: a dialect's own row is reached at its base URL variable's value or
+// its own; another row at its base URL, which must be an http(s) URL; a row that cannot be used is left
+// out with a message naming it.
 import { describe, expect, it } from "vitest";
-import { baseUrlOf, providerModule, PROVIDERS } from "./registry.ts";
+import { baseUrlOf, BUILT_IN_PROVIDERS, dialectModule, DIALECTS, type ProviderRow } from "./registry.ts";
+import { cachedProviderDirectory, providerDirectory } from "./directory.ts";
+
+const own = (dialect: "google" | "openai") =>
+  BUILT_IN_PROVIDERS.find((r) => r.name === dialect)! as ProviderRow & {
+    dialect: typeof dialect;
+  };
+const compatible = (over: Partial<ProviderRow> = {}): ProviderRow => ({
+  name: "deepseek",
+  dialect: "openai",
+  display_name: "DeepSeek",
+  base_url: "https://api.deepseek.com",
+  key_env_pattern: "DEEPSEEK_[A-Z0-9_]{1,100}",
+  ...over,
+});
 
 describe("baseUrlOf", () => {
   it("uses GOOGLE_AI_BASE_URL when set and Google's endpoint otherwise", () => {
-    expect(baseUrlOf("google", (n) => (n === "GOOGLE_AI_BASE_URL" ? "http://127.0.0.1:8788" : undefined)))
+    expect(baseUrlOf(own("google"), (n) => (n === "GOOGLE_AI_BASE_URL" ? "http://127.0.0.1:8788" : undefined)))
       .toBe("http://127.0.0.1:8788");
-    expect(baseUrlOf("google", () => " ")).toBe("https://generativelanguage.googleapis.com");
+    expect(baseUrlOf(own("google"), () => " ")).toBe("https://generativelanguage.googleapis.com");
   });
 
   it("uses OPENAI_BASE_URL when set and OpenAI's endpoint otherwise", () => {
-    expect(baseUrlOf("openai", (n) => (n === "OPENAI_BASE_URL" ? "http://127.0.0.1:8789/v1" : undefined)))
+    expect(baseUrlOf(own("openai"), (n) => (n === "OPENAI_BASE_URL" ? "http://127.0.0.1:8789/v1" : undefined)))
       .toBe("http://127.0.0.1:8789/v1");
-    expect(baseUrlOf("openai", () => undefined)).toBe("https://api.openai.com");
+    expect(baseUrlOf(own("openai"), () => undefined)).toBe("https://api.openai.com");
   });
 
   it("stops on a base URL that is not one, naming the variable", () => {
-    for (const bad of ["generativelanguage.googleapis.com", "ftp://x", "http://x/?key=1", "http//x"]) {
-      expect(() => baseUrlOf("google", () => bad)).toThrow(/^GOOGLE_AI_BASE_URL is not an http\(s\) base URL/);
+    for (const bad of ["generativelanguage.googleapis.com", "ftp://x", "http://x/?key=1", "http//x", "https://u:p@x"]) {
+      expect(() => baseUrlOf(own("google"), () => bad)).toThrow(/^GOOGLE_AI_BASE_URL is not an http\(s\) base URL/);
     }
-    expect(() => baseUrlOf("openai", () => "not a url")).toThrow(/^OPENAI_BASE_URL /);
-    expect(baseUrlOf("openai", () => "http://127.0.0.1:8789/v1/")).toBe("http://127.0.0.1:8789/v1/");
+    expect(() => baseUrlOf(own("openai"), () => "not a url")).toThrow(/^OPENAI_BASE_URL /);
+    expect(baseUrlOf(own("openai"), () => "http://127.0.0.1:8789/v1/")).toBe("http://127.0.0.1:8789/v1/");
   });
 
-  it("gives every provider its own variable and key names", () => {
-    const variables = PROVIDERS.map((p) => providerModule(p).baseUrlVariable);
-    expect(new Set(variables).size).toBe(PROVIDERS.length);
-    const patterns = PROVIDERS.map((p) => providerModule(p).keyEnvPattern);
-    expect(new Set(patterns).size).toBe(PROVIDERS.length);
+  it("reaches another row at its own base URL, never at the dialect's variable", () => {
+    const env = (n: string) => (n === "OPENAI_BASE_URL" ? "http://127.0.0.1:8789" : undefined);
+    expect(baseUrlOf({ ...compatible(), dialect: "openai" }, env)).toBe("https://api.deepseek.com");
+    expect(() => baseUrlOf({ ...compatible({ base_url: null }), dialect: "openai" }, env)).toThrow(
+      /deepseek has no base_url/,
+    );
+  });
+
+  it("gives every dialect its own variable and key names, and seeds each as its own row", () => {
+    const variables = DIALECTS.map((d) => dialectModule(d).baseUrlVariable);
+    expect(new Set(variables).size).toBe(DIALECTS.length);
+    const patterns = DIALECTS.map((d) => dialectModule(d).keyEnvPattern);
+    expect(new Set(patterns).size).toBe(DIALECTS.length);
+    expect(BUILT_IN_PROVIDERS.map((r) => [r.name, r.dialect])).toEqual(DIALECTS.map((d) => [d, d]));
+  });
+});
+
+describe("providerDirectory", () => {
+  const env = (vars: Record<string, string>) => (n: string) => vars[n];
+
+  it("makes each row its dialect's client at the row's URL, read by the row's key names", () => {
+    const dir = providerDirectory(
+      [...BUILT_IN_PROVIDERS, compatible()],
+      env({
+        OPENAI_API_KEY: "sk-openai",
+        DEEPSEEK_API_KEY: "sk-deepseek",
+        OPENAI_BASE_URL: "http://127.0.0.1:8789",
+      }),
+    );
+    expect(dir.problems).toEqual([]);
+    const deepseek = dir.upstream("deepseek")!;
+    expect([deepseek.dialect, deepseek.who, deepseek.baseUrl]).toEqual([
+      "openai",
+      "DeepSeek",
+      "https://api.deepseek.com",
+    ]);
+    expect(deepseek.key("DEEPSEEK_API_KEY")).toBe("sk-deepseek");
+    expect(deepseek.key("OPENAI_API_KEY")).toBeUndefined();
+    expect(dir.upstream("openai")!.key("DEEPSEEK_API_KEY")).toBeUndefined();
+    expect(dir.upstream("openai")!.baseUrl).toBe("http://127.0.0.1:8789");
+  });
+
+  it("leaves out a row it cannot use, naming it: unknown dialect, bad URL, bad pattern", () => {
+    const dir = providerDirectory([
+      ...BUILT_IN_PROVIDERS,
+      compatible({ name: "echo", dialect: "echo-json" }),
+      compatible({ name: "typo", base_url: "htps://api.example.com" }),
+      compatible({ name: "nourl", base_url: null }),
+      compatible({ name: "badpattern", key_env_pattern: "(" }),
+    ], env({}));
+    expect(dir.upstreams.map((u) => u.provider)).toEqual(DIALECTS);
+    expect(dir.problems).toHaveLength(4);
+    expect(dir.problems[0]).toMatch(
+      /^provider echo: dialect "echo-json" is not one the functions speak \(google, openai\)/,
+    );
+    expect(dir.problems[1]).toMatch(/^provider typo: provider typo's base_url is not an http\(s\) base URL/);
+    expect(dir.problems[2]).toMatch(/^provider nourl: provider nourl has no base_url/);
+    expect(dir.problems[3]).toMatch(/^provider badpattern: key_env_pattern "\(" is no regular expression/);
+  });
+
+  it("reads a secret two rows' patterns both take for neither, naming both", () => {
+    const dir = providerDirectory(
+      [...BUILT_IN_PROVIDERS, compatible({ key_env_pattern: "[A-Z_]+" })],
+      env({
+        OPENAI_API_KEY: "sk-openai",
+        DEEPSEEK_API_KEY: "sk-deepseek",
+      }),
+    );
+    const openai = dir.upstream("openai")!;
+    expect(openai.key("OPENAI_API_KEY")).toBeUndefined();
+    expect(openai.key.refusal("OPENAI_API_KEY")).toBe(
+      "OPENAI_API_KEY matches both OpenAI's and DeepSeek's key-secret patterns: read for neither (narrow one)",
+    );
+    expect(dir.upstream("deepseek")!.key("OPENAI_API_KEY")).toBeUndefined();
+    expect(dir.upstream("deepseek")!.key("DEEPSEEK_API_KEY")).toBe("sk-deepseek");
+  });
+});
+
+describe("cachedProviderDirectory", () => {
+  it("reads the rows again after the TTL, keeping the directory while they are the same", async () => {
+    let now = 0;
+    let reads = 0;
+    let rows: ProviderRow[] = [...BUILT_IN_PROVIDERS];
+    const directory = cachedProviderDirectory(() => (reads++, Promise.resolve(rows)), () => undefined, {
+      ttlMs: 1_000,
+      now: () => now,
+      log: () => {},
+    });
+    const first = await directory();
+    expect(await directory()).toBe(first);
+    now = 1_000;
+    expect(await directory()).toBe(first);
+    expect(reads).toBe(2);
+    rows = [...rows, compatible()];
+    now = 2_000;
+    expect((await directory()).upstream("deepseek")?.who).toBe("DeepSeek");
   });
 });

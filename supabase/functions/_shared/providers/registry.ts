@@ -1,62 +1,87 @@
-// The providers the gateway speaks, one module each (./<dialect>/provider.ts, the port's
-// ProviderModule), keyed by the name their key and model rows give (google_ai_provider in the
-// database; tests/db/providers.test.ts keeps the two lists equal). Adding a provider: its folder
-// beside these and one line here. Nothing outside this file and the provider folders names a
-// provider (provider-names.test.ts holds it).
-import type { ModelLister, ProviderModule, UpstreamClient } from "../upstream/port.ts";
+// The dialects the gateway speaks, one module each (./<dialect>/provider.ts, the port's ProviderModule),
+// and what a provider row (google_ai_providers: name, dialect, display name, base URL, key-secret
+// pattern) means. A provider is a row; a dialect is code: an OpenAI-compatible service is a row of
+// dialect openai, a new wire format its folder beside these and one line here. The seeded rows are the
+// dialects' own (name = dialect; tests/db/providers.test.ts keeps the two lists equal). Nothing outside
+// this file and the dialect folders names a provider (provider-names.test.ts holds it).
+import type { ProviderModule } from "../upstream/port.ts";
 import { google } from "./google/provider.ts";
 import { openai } from "./openai/provider.ts";
 
 const REGISTRY = { google, openai } as const satisfies Record<string, ProviderModule>;
 
-export type Provider = keyof typeof REGISTRY;
-export const PROVIDERS = Object.keys(REGISTRY) as [Provider, ...Provider[]];
+export type Dialect = keyof typeof REGISTRY;
+export const DIALECTS = Object.keys(REGISTRY) as [Dialect, ...Dialect[]];
+
+/** A provider: a google_ai_providers row's name (key rows and model rows name it). */
+export type Provider = string;
 
 /** The provider of a model row that names none: the database's column default. */
-export const DEFAULT_PROVIDER: Provider = "google";
+export const DEFAULT_PROVIDER = "google" satisfies Dialect;
+
+/** A google_ai_providers row, as google_ai_provider_list() answers it. */
+export interface ProviderRow {
+  name: string;
+  dialect: string;
+  display_name: string;
+  /** Null: the dialect's own row, reached at its variable's URL, else its default. */
+  base_url: string | null;
+  /** Null: GATEWAY_<NAME>_KEY_ENV_PATTERN, else the dialect's pattern. */
+  key_env_pattern: string | null;
+}
 
 type Env = (name: string) => string | undefined;
 
-export function providerModule(provider: Provider): ProviderModule {
-  return REGISTRY[provider];
+export function isDialect(name: string): name is Dialect {
+  return Object.hasOwn(REGISTRY, name);
 }
 
-/** Who answers for a provider, in messages ("Google"). */
-export function providerName(provider: Provider): string {
-  return REGISTRY[provider].displayName;
+export function dialectModule(dialect: Dialect): ProviderModule {
+  return REGISTRY[dialect];
 }
+
+/** The rows the database seeds: each dialect as its own provider. */
+export const BUILT_IN_PROVIDERS: readonly ProviderRow[] = DIALECTS.map((d) => ({
+  name: d,
+  dialect: d,
+  display_name: REGISTRY[d].displayName,
+  base_url: null,
+  key_env_pattern: null,
+}));
 
 /**
- * Where a provider is reached: its base URL variable's value (a compatible server, a simulator), else
- * its own. A value that is not an http(s) URL stops the worker with a message naming the variable: a
- * key is never sent to where a typo points.
+ * An http(s) base URL without credentials, query or fragment, as given; throws naming `what`
+ * otherwise: a key is never sent to where a typo points.
  */
-export function baseUrlOf(provider: Provider, get: Env): string {
-  const module = REGISTRY[provider];
-  const value = get(module.baseUrlVariable)?.trim();
-  if (value === undefined || value === "") return module.defaultBaseUrl;
+export function checkedBaseUrl(value: string, what: string): string {
   let url: URL | null = null;
   try {
     url = new URL(value);
   } catch {
     // reported below
   }
-  if (url === null || (url.protocol !== "https:" && url.protocol !== "http:") || url.search !== "" || url.hash !== "") {
-    throw new Error(`${module.baseUrlVariable} is not an http(s) base URL without a query: ${JSON.stringify(value)}`);
+  if (
+    url === null || (url.protocol !== "https:" && url.protocol !== "http:") || url.search !== "" || url.hash !== "" ||
+    url.username !== "" || url.password !== ""
+  ) {
+    throw new Error(`${what} is not an http(s) base URL without a query: ${JSON.stringify(value)}`);
   }
   return value;
 }
 
-/** Every provider's client, each reached at its base URL. */
-export function upstreamClients(get: Env): Record<Provider, UpstreamClient> {
-  return Object.fromEntries(
-    PROVIDERS.map((p) => [p, REGISTRY[p].createClient({ baseUrl: baseUrlOf(p, get) })]),
-  ) as Record<Provider, UpstreamClient>;
-}
-
-/** Every provider's model list (maintenance's key checks), each reached at its base URL. */
-export function modelListers(get: Env, options: { timeoutMs?: number } = {}): Record<Provider, ModelLister> {
-  return Object.fromEntries(
-    PROVIDERS.map((p) => [p, REGISTRY[p].createLister({ baseUrl: baseUrlOf(p, get), ...options })]),
-  ) as Record<Provider, ModelLister>;
+/**
+ * Where a provider row is reached: a dialect's own row at its variable's value (a compatible server, a
+ * simulator), else the row's URL, else the dialect's default; another row at its own URL, which it must
+ * have. A value that is not an http(s) URL throws with a message naming the variable or the row.
+ */
+export function baseUrlOf(row: ProviderRow & { dialect: Dialect }, get: Env): string {
+  const module = REGISTRY[row.dialect];
+  if (row.name === row.dialect) {
+    const value = get(module.baseUrlVariable)?.trim();
+    if (value !== undefined && value !== "") return checkedBaseUrl(value, module.baseUrlVariable);
+  }
+  const own = row.base_url?.trim();
+  if (own !== undefined && own !== "") return checkedBaseUrl(own, `provider ${row.name}'s base_url`);
+  if (row.name === row.dialect) return module.defaultBaseUrl;
+  throw new Error(`provider ${row.name} has no base_url (only a dialect's own row may leave it to the dialect)`);
 }

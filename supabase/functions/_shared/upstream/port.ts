@@ -221,15 +221,15 @@ export interface UpstreamClient {
 
 // ---- A provider, as the registry holds it ------------------------------------------------------------
 
-/** What the registry (../providers/registry.ts) knows of one provider: how it is reached and spoken to. */
+/** What the registry (../providers/registry.ts) knows of one dialect: how its providers are reached and spoken to. */
 export interface ProviderModule {
   /** Its name in messages ("Google"). */
   displayName: string;
   /** Where it is reached unless `baseUrlVariable` says otherwise. */
   defaultBaseUrl: string;
-  /** The environment variable that points it at another server (a compatible one, a simulator). */
+  /** The environment variable that points its own provider row at another server (a compatible one, a simulator). */
   baseUrlVariable: string;
-  /** The secrets its key rows may name by default (a regular expression the whole name must match). */
+  /** The secrets its own provider row's key rows may name by default (a regular expression the whole name must match). */
   keyEnvPattern: string;
   createClient(options: { baseUrl: string }): UpstreamClient;
   createLister(options: { baseUrl: string; timeoutMs?: number }): ModelLister;

@@ -10,6 +10,7 @@ import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } fr
 import type { Clock } from "../clock.ts";
 import { createInputCounter, createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { exhausted, limitOfQuota } from "./refusals.ts";
+import { BUILT_IN_PROVIDERS } from "../../_shared/providers/registry.ts";
 import { classifyOpenAiHttpError } from "../../_shared/providers/openai/errors.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "../model/exact-count.ts";
@@ -211,6 +212,24 @@ const google429 = (quotaId: string, retryDelay: string) =>
 const google500 = () =>
   fail(classifyGoogleHttpError(500, { error: { code: 500, status: "INTERNAL", message: "boom" } }));
 
+/** The provider directory (providers/directory.ts) of fake clients: each a provider of its own name. */
+function providersOf(
+  clients: Record<string, UpstreamClient>,
+  secret: (envVarName: string) => string | undefined,
+): InvokeDeps["providers"] {
+  const key = Object.assign((name: string) => secret(name), { refusal: () => "it is not set, or empty" });
+  const upstreams = new Map(Object.entries(clients).map(([provider, client]) => [provider, {
+    provider,
+    dialect: "google" as const,
+    who: BUILT_IN_PROVIDERS.find((r) => r.name === provider)?.display_name ?? provider,
+    baseUrl: "http://fake",
+    client,
+    lister: () => ({ list: () => Promise.reject(new Error("no list")) }),
+    key,
+  }]));
+  return () => Promise.resolve({ upstream: (provider: string) => upstreams.get(provider) });
+}
+
 function setup(
   store: FakeStore,
   google: FakeGoogle,
@@ -219,8 +238,7 @@ function setup(
   const clock = new FakeClock();
   const invoke = createInvoke({
     store,
-    clients: { google },
-    secret: (name) => (name.startsWith("GOOGLE_KEY_") ? `secret-of-${name}` : undefined),
+    providers: providersOf({ google }, (name) => (name.startsWith("GOOGLE_KEY_") ? `secret-of-${name}` : undefined)),
     clock,
     random: () => 0,
     logError: () => {},
@@ -380,8 +398,7 @@ describe("invoke: refusals, WAIT and NO_WAIT", () => {
     const clock = new FakeClock();
     const invoke = createInvoke({
       store,
-      clients: { google: new FakeGoogle([ok()]) },
-      secret: () => "k",
+      providers: providersOf({ google: new FakeGoogle([ok()]) }, () => "k"),
       clock,
       random: () => 0.5,
       options: { jitterMs: 200 },
@@ -726,8 +743,7 @@ describe("invoke: the caller's service tier", () => {
     const store = new FakeStore([]);
     const invoke = createInvoke({
       store,
-      clients: { google: new FakeGoogle([]) },
-      secret: () => "k",
+      providers: providersOf({ google: new FakeGoogle([]) }, () => "k"),
       logError: () => {},
     });
     // No tier rows: standard is every class's ceiling.
@@ -746,8 +762,7 @@ describe("invoke: the caller's service tier", () => {
     const store = Object.assign(new FakeStore([reservation(1)]), { serviceTiers: () => Promise.resolve(rows) });
     const invoke = createInvoke({
       store,
-      clients: { google: new FakeGoogle([ok()]) },
-      secret: () => "k",
+      providers: providersOf({ google: new FakeGoogle([ok()]) }, () => "k"),
       logError: () => {},
     });
     const token = (ctx: InvokeContext): InvokeContext => ({ ...ctx, caller: { kind: "token", tokenHash: "h", label: "client:t" } });
@@ -763,8 +778,7 @@ describe("the countTokens route", () => {
   const counter = (store: FakeStore, google: FakeGoogle) =>
     createInputCounter({
       store,
-      clients: { google },
-      secret: (name) => (name.startsWith("GOOGLE_KEY_") ? `secret-of-${name}` : undefined),
+      providers: providersOf({ google }, (name) => (name.startsWith("GOOGLE_KEY_") ? `secret-of-${name}` : undefined)),
       clock: new FakeClock(),
       // Every cached row is stale at once: a second look-up would read the store again.
       options: { capabilitiesTtlMs: 0 },
@@ -843,8 +857,7 @@ describe("invoke: scoped tokens", () => {
   function runWithToken(store: FakeStore, google: FakeGoogle, body: Record<string, unknown> = {}) {
     const invoke = createInvoke({
       store,
-      clients: { google },
-      secret: (name) => `secret-of-${name}`,
+      providers: providersOf({ google }, (name) => `secret-of-${name}`),
       clock: new FakeClock(),
       random: () => 0,
       logError: () => {},

@@ -39,7 +39,8 @@
 // the answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
 import type { FinalizeParams, GenerationConfig, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
-import { DEFAULT_PROVIDER, type Provider, providerName } from "../../_shared/providers/registry.ts";
+import { DEFAULT_PROVIDER, type Provider } from "../../_shared/providers/registry.ts";
+import type { ProviderDirectory, Upstream } from "../../_shared/providers/directory.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
 import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import { GatewayError } from "../../_shared/errors.ts";
@@ -123,10 +124,11 @@ function withinDeadline(answer: Promise<boolean>, ms: number): Promise<boolean> 
 
 export interface InvokeDeps {
   store: GatewayStore;
-  /** Each provider's client (providers/registry.ts); a provider without one has no usable key here. */
-  clients: Partial<Record<Provider, UpstreamClient>>;
-  /** Reads a provider's key from the Edge secret store by the key row's env_var_name (key-reader.ts). */
-  secret: (envVarName: string, provider: Provider) => string | undefined;
+  /**
+   * The provider rows made usable (providers/directory.ts): each one's client, and its key read from the
+   * Edge secret store by a key row's env_var_name. A provider not in it has no usable key here.
+   */
+  providers: () => Promise<Pick<ProviderDirectory, "upstream">>;
   options?: Partial<InvokeOptions>;
   clock?: Clock;
   random?: () => number;
@@ -139,35 +141,41 @@ export interface InvokeDeps {
  * What the attempt loop and the countTokens route share: options, clock, cached model rows, and the
  * exact count of each provider that offers one.
  */
-function shared(deps: Pick<InvokeDeps, "store" | "clients" | "secret" | "options" | "clock" | "logError">) {
+function shared(deps: Pick<InvokeDeps, "store" | "providers" | "options" | "clock" | "logError">) {
   const options = { ...DEFAULT_INVOKE_OPTIONS, ...deps.options };
   const clock = deps.clock ?? systemClock;
   const logError = deps.logError ?? ((m: string) => console.error(`[llm-invoke] ${m}`));
-  const counters = new Map<Provider, TokenCounter>();
-  for (const [provider, client] of Object.entries(deps.clients) as Array<[Provider, UpstreamClient | undefined]>) {
-    const countTokens = client?.countTokens?.bind(client);
-    if (countTokens === undefined) continue;
-    counters.set(
-      provider,
-      createTokenCounter({
-        store: deps.store,
-        provider,
-        client: { countTokens },
-        // A provider counts with its own keys only (another provider's key row never reaches it).
-        secret: (name: string) => deps.secret(name, provider),
-        clock,
-        keysTtlMs: options.capabilitiesTtlMs,
-        logError,
-      }),
-    );
-  }
+  // One counter per usable provider row (a row read again makes a new one).
+  const counters = new WeakMap<Upstream, TokenCounter>();
+  /** The provider serving `profile`'s model, or undefined when its row is not usable here. */
+  const upstreamOf = async (profile: ModelProfile) => (await deps.providers()).upstream(providerOf(profile));
   return {
     options,
     clock,
     logError,
+    upstreamOf,
     profiles: cachedProfiles(deps.store, clock, options.capabilitiesTtlMs),
     /** The exact count of the provider serving `profile`'s model; undefined: it offers none. */
-    counterFor: (profile: ModelProfile) => counters.get(providerOf(profile)),
+    counterFor: async (profile: ModelProfile): Promise<TokenCounter | undefined> => {
+      const upstream = await upstreamOf(profile);
+      const countTokens = upstream?.client.countTokens?.bind(upstream.client);
+      if (upstream === undefined || countTokens === undefined) return undefined;
+      let counter = counters.get(upstream);
+      if (counter === undefined) {
+        counter = createTokenCounter({
+          store: deps.store,
+          provider: upstream.provider,
+          client: { countTokens },
+          // A provider counts with its own keys only (another provider's key row never reaches it).
+          secret: upstream.key,
+          clock,
+          keysTtlMs: options.capabilitiesTtlMs,
+          logError,
+        });
+        counters.set(upstream, counter);
+      }
+      return counter;
+    },
   };
 }
 
@@ -176,14 +184,14 @@ function shared(deps: Pick<InvokeDeps, "store" | "clients" | "secret" | "options
  * quota: countTokens is free and has its own quota at Google. Throws when no count can be had.
  */
 export function createInputCounter(
-  deps: Pick<InvokeDeps, "store" | "clients" | "secret" | "options" | "clock" | "logError">,
+  deps: Pick<InvokeDeps, "store" | "providers" | "options" | "clock" | "logError">,
 ): (
   request: NormalizedRequest,
   signal: AbortSignal,
   scope?: Scope,
   timing?: PhaseTimer,
 ) => Promise<number> {
-  const { options, clock, profiles, counterFor } = shared(deps);
+  const { options, clock, profiles, counterFor, upstreamOf } = shared(deps);
   return async (request, signal, scope = {}, timing) => {
     const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
@@ -191,8 +199,8 @@ export function createInputCounter(
     // The provider would answer 404 for it: say so without asking (a count books nothing to learn it by).
     // The row is the one the link was fitted from: one look-up, one answer.
     if (first!.profile.withdrawn === true) throw modelWithdrawn(first!.model, first!.profile.successor ?? null);
-    const who = providerName(providerOf(first!.profile));
-    const countTokens = counterFor(first!.profile);
+    const who = (await upstreamOf(first!.profile))?.who ?? providerOf(first!.profile);
+    const countTokens = await counterFor(first!.profile);
     if (countTokens === undefined) {
       throw new GatewayError("upstream_error", `${who} offers no exact token count for ${first!.model}.`);
     }
@@ -209,9 +217,7 @@ export function createInputCounter(
 }
 
 export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeAnswer> {
-  const { options, clock, logError, profiles, counterFor } = shared(deps);
-  // Each provider's client; a provider without one has no usable key here (its reservations are released).
-  const upstreams = deps.clients;
+  const { options, clock, logError, profiles, counterFor, upstreamOf } = shared(deps);
   const random = deps.random ?? Math.random;
   const serviceTiers = cachedServiceTiers(deps.store, clock, options.capabilitiesTtlMs);
   const jitter = () => Math.floor(random() * options.jitterMs);
@@ -238,10 +244,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       // A provider without an exact count keeps the estimate.
       async (model) => {
         const profile = chain.find((l) => l.model === model)?.profile ?? chain[0]!.profile;
-        const countTokens = counterFor(profile);
+        const countTokens = await counterFor(profile);
         if (countTokens === undefined) return null;
         const tokens = await countTokens(requestFor(chain, model), { deadline, signal, timing });
-        return tokens === null ? null : { tokens, by: providerName(providerOf(profile)) };
+        return tokens === null ? null : { tokens, by: (await upstreamOf(profile))?.who ?? providerOf(profile) };
       },
       bookedOutput(chain, request.generationConfig),
       request.imageTokens,
@@ -360,10 +366,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         throw error;
       }
       const provider = providerOf(link.profile);
-      const client = upstreams[provider];
-      const apiKey = client === undefined ? undefined : deps.secret(reservation.envVarName, provider);
-      if (client === undefined || apiKey === undefined || apiKey === "") {
-        logError(`secret ${reservation.envVarName} of key ${reservation.keyAlias} is not set`);
+      // A provider whose row is not usable here (its message is logged when the rows are read) has no key.
+      const upstream = await upstreamOf(link.profile);
+      const apiKey = upstream?.key(reservation.envVarName);
+      if (upstream === undefined || apiKey === undefined || apiKey === "") {
+        const why = upstream === undefined
+          ? `provider ${provider} has no usable row`
+          : upstream.key.refusal(reservation.envVarName);
+        logError(`key ${reservation.keyAlias} (secret ${reservation.envVarName}) not used: ${why}`);
         await deps.store.release(reservation.reservationId, "key secret not set");
         keys.markBroken(reservation.keyId);
         return null;
@@ -382,7 +392,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       }
       const tier = flexShed && choice.standardOnShed ? null : choice.tier;
       const sent = { ...link.request, ...(tier === null ? {} : { serviceTier: tier }) };
-      return { provider, who: providerName(provider), client, apiKey, tier, sent };
+      return { provider, who: upstream.who, client: upstream.client, apiKey, tier, sent };
     }
 
     /**

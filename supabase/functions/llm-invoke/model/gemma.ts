@@ -21,11 +21,12 @@ function unsupported(model: string, feature: string, advice: string, what = feat
 const PLAIN_TEXT = "text/plain";
 
 export function adaptToModel(
-  caps: ModelCapabilities & Pick<ModelProfile, "provider">,
+  caps: ModelCapabilities & Pick<ModelProfile, "provider" | "dialect">,
   req: NormalizedRequest,
 ): UpstreamRequest {
   // The caller spoke this model's provider's dialect: its body goes as it came (pass-through).
-  const own = req.dialectBody !== undefined && req.dialectBody.dialect === (caps.provider ?? DEFAULT_PROVIDER);
+  const own = req.dialectBody !== undefined &&
+    req.dialectBody.dialect === (caps.dialect ?? caps.provider ?? DEFAULT_PROVIDER);
   const only = req.dialectBody?.only ?? [];
   if (!own && only.length > 0) {
     throw new GatewayError(

@@ -148,6 +148,7 @@ describe("createPgStore over the RPCs", () => {
       supportsImages: null, // the seed does not know whether Gemma 3 took images
       fallbackModels: [],
       provider: "google",
+      dialect: "google",
     });
     // Gemma 4's row takes a system instruction and tools; Gemini's say they take images.
     expect(await store().modelProfile("gemma-4-31b-it")).toMatchObject({ supportsSystemInstruction: true, supportsTools: true });

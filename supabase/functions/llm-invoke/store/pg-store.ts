@@ -94,13 +94,15 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
             withdrawn: boolean;
             successor: string | null;
             provider: string;
+            dialect: string | null;
             booked: number | null;
           }[]
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
                  p.supports_tools as tools, p.supports_images as images,
                  coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor,
-                 v.provider, v.booked_output_tokens as booked
+                 v.provider, v.booked_output_tokens as booked,
+                 (select d.dialect from public.google_ai_provider_list() d where d.name = v.provider) as dialect
           from public.google_ai_model_traits(p_model => ${model}) p
           cross join lateral public.google_ai_model_provider(p_model => p.model) v`;
         const row = rows[0];
@@ -113,8 +115,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           supportsImages: row.images,
           fallbackModels: row.fallbacks,
           ...(row.withdrawn ? { withdrawn: true, successor: row.successor } : {}),
-          // The database's check holds provider to google_ai_provider's names (vocabulary.ts's PROVIDERS).
+          // A google_ai_providers row's name (the database's foreign key).
           provider: row.provider as Provider,
+          ...(row.dialect === null ? {} : { dialect: row.dialect }),
           ...(row.booked === null ? {} : { bookedOutputTokens: row.booked }),
         } satisfies ModelProfile);
       }),
@@ -247,10 +250,11 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
         }));
       }),
 
-    activeKeys: () =>
+    activeKeys: (provider) =>
       run("active keys", async (sql) => {
         const rows = await sql<{ id: string; key_alias: string; env_var_name: string; quota_group: string }[]>`
-          select k.id, k.key_alias, k.env_var_name, k.quota_group from public.google_ai_active_keys() k`;
+          select k.id, k.key_alias, k.env_var_name, k.quota_group
+          from public.google_ai_active_keys(p_provider => ${provider}::text) k`;
         return rows.map((r): ActiveKey => ({
           keyId: r.id,
           keyAlias: r.key_alias,

@@ -1,0 +1,170 @@
+// An OpenAI-compatible provider added by rows and a secret alone, no code: a google_ai_providers row
+// (dialect openai, its own base URL and key-secret pattern), a key row, a model row with its limits and
+// the key's Edge secret. Its service is the OpenAI simulator started on another port; OpenAI's own
+// simulator runs beside it with a key of its own. Over HTTP with the real functions and PostgreSQL:
+//   8 callers × 40 NO_WAIT requests at RPM 6: exactly 6 served, the rest refused by the gateway, the
+//   provider's simulator answers no 429, each simulator sees only its own provider's keys, and each
+//   answer writes one token_usage row;
+//   a row whose dialect no module speaks is left out, named in the log, and its key is sent nowhere;
+//   OpenAI's route takes OpenAI's own fields (logprobs) to it, as to OpenAI;
+//   the quota route and the metrics name it; GET /v1/models says who owns each model (the row's name);
+//   maintenance checks the provider's key against its own model list and fills the catalogue with it.
+import OpenAI from "openai";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type OpenAISimulator, startOpenAISimulator } from "../../shared/openai-sim/server.ts";
+import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+import { serveMaintenance } from "../maintenance/serve-maintenance.ts";
+
+const RPM = 6;
+const MODEL = "deepseek-chat";
+/** Another of its models, with room to spare. */
+const WIDE = "deepseek-reasoner";
+const DEEP_KEY = "sk-sim-deepseek-0123456789";
+const OPENAI_KEY = "sk-sim-openai-beside";
+
+let s: InvokeStack;
+let deep: OpenAISimulator;
+
+beforeAll(async () => {
+  // The provider's service: an OpenAI-shaped server elsewhere, with its own model and limits.
+  deep = await startOpenAISimulator({
+    settle: "usage",
+    models: {
+      [MODEL]: { rpm: RPM, tpm: 1_000_000, snapshot: MODEL, ownedBy: "deepseek" },
+      [WIDE]: { rpm: 1_000, tpm: 1_000_000, snapshot: WIDE, ownedBy: "deepseek" },
+    },
+    organizations: { "org-deep": { keys: [DEEP_KEY], limits: { [MODEL]: { rpm: RPM, tpm: 1_000_000 } } } },
+  });
+  s = await startInvokeStack("llm_invoke_provider_row", {
+    keys: [
+      { alias: "google-main", project: "proj-g", priority: 1, simKey: "sim-key-google" },
+      { alias: "openai-main", provider: "openai", project: "org-o", priority: 1, simKey: OPENAI_KEY },
+    ],
+    env: { DEEPSEEK_KEY_1: DEEP_KEY, TYPO_KEY_1: DEEP_KEY },
+  });
+  // The rows an operator types (the key row's provider in the operator's own spelling).
+  await s.sql`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern)
+              values ('deepseek', 'openai', 'DeepSeek', ${deep.url}, 'DEEPSEEK_[A-Z0-9_]{1,100}')`;
+  await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
+              values ('deepseek-main', 'Deep Seek', 'DEEPSEEK_KEY_1', 'org-deep', 1, true)`;
+  await s.sql`insert into public.google_ai_model_limits (model, provider, rpm, tpm, rpd, booked_output_tokens,
+                supports_system_instruction, supports_json_mode, supports_tools, is_active)
+              values (${MODEL}, 'deepseek', ${RPM}, null, null, 4096, true, true, true, true),
+                     (${WIDE}, 'deepseek', 600, null, null, 4096, true, true, true, true)`;
+  // A mistyped row: a dialect no module speaks. Its key's secret is a key the other service knows.
+  await s.sql`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern)
+              values ('typo', 'opnai', 'Typo', ${deep.url}, 'TYPO_[A-Z0-9_]{1,100}')`;
+  await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
+              values ('typo-key', 'typo', 'TYPO_KEY_1', 'org-typo', 1, true)`;
+  await s.sql`insert into public.google_ai_model_limits (model, provider, rpm, is_active) values ('typo-model', 'typo', 60, true)`;
+}, 120_000);
+
+afterAll(async () => {
+  await s?.close();
+  await deep?.close();
+});
+
+describe("an OpenAI-compatible provider added by rows and a secret", () => {
+  it("8 callers × 40 NO_WAIT at RPM 6: exactly 6 served, no 429 from it, no key seen by the wrong provider", async () => {
+    const statuses: number[] = [];
+    await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+      for (let i = 0; i < 40; i++) {
+        const res = await s.call({ model: MODEL, prompt: `rows ${w}-${i}`, mode: "NO_WAIT", generationConfig: { maxOutputTokens: 20 } });
+        statuses.push(res.status);
+      }
+    }));
+    expect(statuses.filter((x) => x === 200)).toHaveLength(RPM);
+    expect(statuses.filter((x) => x !== 200 && x !== 429)).toEqual([]);
+    const stats = deep.stats();
+    expect(stats.total.received).toBe(RPM);
+    expect(stats.recent.filter((r) => r.status === 429)).toEqual([]);
+    // Each simulator saw its own provider's keys only.
+    expect(Object.keys(stats.byKey)).toEqual([DEEP_KEY]);
+    expect(Object.keys(s.openaiSim.stats().byKey)).not.toContain(DEEP_KEY);
+    expect(Object.keys(s.sim.stats().byKey)).not.toContain(DEEP_KEY);
+    const [{ n }] = await s.sql`select count(*)::int as n from public.token_usage where model = ${MODEL}`;
+    expect(n).toBe(RPM);
+  }, 180_000);
+
+  it("takes OpenAI's own fields through OpenAI's route: the provider speaks OpenAI's dialect", async () => {
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0 });
+    const before = deep.stats().total.received;
+    const answer = await client.chat.completions.create({
+      model: WIDE,
+      messages: [{ role: "user", content: "say something" }],
+      max_tokens: 20,
+      logprobs: true,
+    });
+    expect(answer.choices[0]!.message.content).toBeTruthy();
+    expect(deep.stats().total.received).toBe(before + 1);
+    expect(Object.keys(deep.stats().byKey)).toEqual([DEEP_KEY]);
+  });
+
+  it("a row whose dialect no module speaks stops with a message naming it, and sends its key nowhere", async () => {
+    const before = deep.stats().total.received;
+    const res = await s.call({ model: "typo-model", prompt: "typo", mode: "NO_WAIT" });
+    expect(res.status).toBeGreaterThanOrEqual(400);
+    expect(res.status).toBeLessThan(600);
+    expect(typeof res.body?.error?.code).toBe("string");
+    expect(deep.stats().total.received).toBe(before);
+    expect(s.logs.join("\n")).toContain('provider typo: dialect "opnai" is not one the functions speak (google, openai)');
+    expect(s.logs.join("\n")).toMatch(/key typo-key \(secret TYPO_KEY_1\) not used: provider typo has no usable row/);
+  });
+
+  it("the quota route and the metrics carry it", async () => {
+    const res = await s.raw({
+      method: "GET",
+      path: "/functions/v1/llm-invoke/v1/quota",
+      headers: { authorization: `Bearer ${s.serviceKey}` },
+    });
+    expect(res.status).toBe(200);
+    const model = (res.body.models as Array<{ model: string; provider: string }>).find((m) => m.model === MODEL);
+    expect(model).toMatchObject({ provider: "deepseek" });
+    const keys = await s.sql`select labels from public.google_ai_metric_gauges(now(), 0)
+                             where family = 'eve_gateway_keys' and labels like '%org-deep%'`;
+    expect(keys.map((k) => k.labels)).toEqual([expect.stringContaining('provider="deepseek"')]);
+  });
+
+  it("GET /v1/models says who owns each model", async () => {
+    const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0 });
+    const owners = new Map<string, string>();
+    for await (const m of client.models.list()) owners.set(m.id, m.owned_by);
+    expect(owners.get(MODEL)).toBe("deepseek");
+    expect(owners.get("gpt-4o")).toBe("openai");
+    expect(owners.get("gemma-3-27b-it")).toBe("google");
+  });
+
+  it("maintenance checks its key against its own model list and lists its models", async () => {
+    const serviceKey = "sb_secret_provider_row_maintenance_0123456789";
+    const { server, url } = await serveMaintenance({
+      dbUrl: s.db.url,
+      serviceKey,
+      env: {
+        GOOGLE_AI_BASE_URL: s.sim.url,
+        OPENAI_BASE_URL: s.openaiSim.url,
+        DEEPSEEK_KEY_1: DEEP_KEY,
+        OPENAI_TEST_KEY_OPENAI_MAIN: OPENAI_KEY,
+        GOOGLE_TEST_KEY_GOOGLE_MAIN: "sim-key-google",
+      },
+    });
+    try {
+      const res = await fetch(url, {
+        method: "POST",
+        headers: { authorization: `Bearer ${serviceKey}`, "content-type": "application/json" },
+        body: JSON.stringify({ housekeeping: false }),
+      });
+      const body = await res.json();
+      expect(res.status).toBe(200);
+      const results = body.keys.results as Array<{ key_alias: string; provider: string; status: string }>;
+      expect(results.find((r) => r.key_alias === "deepseek-main")).toMatchObject({ provider: "deepseek", status: "ok" });
+      const rows = await s.sql`select c.model from public.google_ai_model_catalogue c where c.key_alias = 'deepseek-main'`;
+      expect(rows.map((r) => r.model)).toContain(MODEL);
+      const [status] = await s.sql`select catalogue_status from public.google_ai_model_catalogue_status where model = ${MODEL}`;
+      expect(status!.catalogue_status).toBe("listed");
+      expect(Object.keys(deep.stats().byKey)).toEqual([DEEP_KEY]);
+      expect(Object.keys(s.openaiSim.stats().byKey)).not.toContain(DEEP_KEY);
+    } finally {
+      await server.close();
+    }
+  }, 120_000);
+});
