@@ -62,6 +62,38 @@ CREATE TABLE public.google_ai_service_tiers (
 COMMENT ON TABLE public.google_ai_service_tiers IS
     'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
 
+-- What a model's call costs, per service tier, in US dollars per million tokens: input, input the
+-- provider read from its cache (null: not known, so a call with cached input costs null), output, and
+-- thinking (null: billed as output, Google's and OpenAI's rule; output_tokens already holds it). A
+-- 'free' row: a call that asks for no tier is on the provider's free tier (Google's free projects),
+-- priced there (0); a call at a tier with no row, or a model with none, costs null (unknown), never 0.
+-- Each row says where its figures came from and the day they were read (google_ai_call_cost).
+CREATE TABLE public.google_ai_model_prices (
+    model text NOT NULL,
+    service_tier text NOT NULL,
+    input_per_mtok numeric NOT NULL,
+    cached_input_per_mtok numeric,
+    output_per_mtok numeric NOT NULL,
+    thinking_per_mtok numeric,
+    source text NOT NULL,
+    read_on date NOT NULL,
+    CONSTRAINT google_ai_model_prices_tier_check CHECK ((service_tier = ANY
+      ('{free,flex,standard,priority}'::text[]))),
+    CONSTRAINT google_ai_model_prices_not_negative CHECK (((LEAST(input_per_mtok, cached_input_per_mtok,
+      output_per_mtok, thinking_per_mtok) >= (0)::numeric)))
+);
+
+COMMENT ON TABLE public.google_ai_model_prices IS
+    'US dollars per million tokens per model and service tier (free: a call asking no tier), with the source and '
+    'the day it was read; no row: the call''s cost is unknown (null).';
+
+ALTER TABLE ONLY public.google_ai_model_prices
+    ADD CONSTRAINT google_ai_model_prices_pkey PRIMARY KEY (model, service_tier);
+
+ALTER TABLE ONLY public.google_ai_model_prices
+    ADD CONSTRAINT google_ai_model_prices_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model)
+      ON UPDATE CASCADE ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.google_ai_key_health
     ADD CONSTRAINT google_ai_key_health_pkey PRIMARY KEY (api_key_id);
 

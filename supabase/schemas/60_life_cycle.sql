@@ -128,6 +128,29 @@ begin
 end
 $$;
 
+-- What one call cost in US dollars: the provider's counts at its model's price (google_ai_model_prices)
+-- for the tier that served it (OpenAI's default is standard; no tier said: the one asked for, else
+-- standard), or the free tier's where a call that asked for none has one. Input read from the cache
+-- at its own price, thinking (part of the output) at its own or the output's. Null: no price row, a
+-- cached count without a cached price, or no counts from a call the provider may have billed (a
+-- refusal it answered, upstream_error, bills nothing: 0).
+CREATE OR REPLACE FUNCTION public.google_ai_call_cost(p_model text, p_asked_tier text, p_served_tier text,
+    p_outcome text, p_input integer, p_cached integer, p_output integer, p_thinking integer) RETURNS numeric
+    LANGUAGE sql STABLE
+    AS $$
+  select case when p_input is null and p_output is null then case when p_outcome = 'upstream_error' then 0 end
+              else ((coalesce(p_input, 0) - coalesce(p_cached, 0)) * p.input_per_mtok
+                    + case when coalesce(p_cached, 0) = 0 then 0 else p_cached * p.cached_input_per_mtok end
+                    + (coalesce(p_output, 0) - coalesce(p_thinking, 0)) * p.output_per_mtok
+                    + coalesce(p_thinking, 0) * coalesce(p.thinking_per_mtok, p.output_per_mtok)) * 0.000001 end
+  from (select case lower(coalesce(p_served_tier, p_asked_tier)) when 'default' then 'standard'
+                 else coalesce(lower(coalesce(p_served_tier, p_asked_tier)), 'standard') end as tier) t
+  join public.google_ai_model_prices p on p.model = p_model
+    and p.service_tier in (t.tier, case when t.tier = 'standard' and p_asked_tier is null then 'free' end)
+  order by p.service_tier = 'free' desc
+  limit 1
+$$;
+
 -- Finalize's accounting of one call, after its row is written: the rest the provider's own counts ask
 -- for, then the admission settled at the provider's count (the counter row, the hot one, last).
 --   Room: what the provider says is left of the group's limits (OpenAI's x-ratelimit-remaining-*,
@@ -192,7 +215,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
     p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer,
     p_room_requests integer DEFAULT NULL::integer, p_room_tokens integer DEFAULT NULL::integer,
     p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
-    p_settled_tokens integer DEFAULT NULL::integer) RETURNS jsonb
+    p_settled_tokens integer DEFAULT NULL::integer, p_cached_input_tokens integer DEFAULT NULL::integer,
+    p_thinking_tokens integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -226,7 +250,11 @@ begin
     served_tier = left(p_served_tier, 20),
     -- (greatest() ignores a null: a time not known stays null)
     added_ms = case when p_added_ms is not null then greatest(0, p_added_ms) end,
-    first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end
+    first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end,
+    cached_input_tokens = p_cached_input_tokens,
+    thinking_tokens = p_thinking_tokens,
+    cost_usd = public.google_ai_call_cost(a.model, p_service_tier, p_served_tier, p_outcome, p_input_tokens,
+      p_cached_input_tokens, p_output_tokens, p_thinking_tokens)
   where a.reservation_id = p_reservation_id and a.status = 'reserved'
   returning * into v_att;
 
@@ -276,7 +304,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, 
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
     p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text,
     p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
-    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer,
+    p_cached_input_tokens integer DEFAULT NULL::integer, p_thinking_tokens integer DEFAULT NULL::integer)
+    RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -290,7 +320,8 @@ begin
     p_reservation_id => p_reservation_id, p_outcome => 'succeeded', p_input_tokens => p_input_tokens,
     p_output_tokens => p_output_tokens, p_http_status => 200, p_latency_ms => p_latency_ms,
     p_service_tier => p_service_tier, p_served_tier => p_served_tier, p_added_ms => p_added_ms,
-    p_first_byte_ms => p_first_byte_ms);
+    p_first_byte_ms => p_first_byte_ms, p_cached_input_tokens => p_cached_input_tokens,
+    p_thinking_tokens => p_thinking_tokens);
   if not coalesce((v_answer ->> 'ok')::boolean, false) then
     return v_answer;
   end if;
