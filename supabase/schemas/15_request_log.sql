@@ -55,6 +55,7 @@ CREATE TABLE public.google_ai_attempts (
     cached_input_tokens integer,
     cost_usd numeric,
     thinking_tokens integer,
+    booked_usd numeric,
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY
       ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY
@@ -81,6 +82,10 @@ COMMENT ON COLUMN public.google_ai_attempts.thinking_tokens IS
 COMMENT ON COLUMN public.google_ai_attempts.cost_usd IS
     'What the call cost in US dollars, set when it settles (google_ai_call_cost): the provider''s counts at its '
     'model''s price; null: not known (no price, or a call that may have been billed without counts).';
+
+COMMENT ON COLUMN public.google_ai_attempts.booked_usd IS
+    'The worst case the reservation booked in its client''s budget in money (google_ai_count_token_use), settled on '
+    'cost_usd when the call ends; null: no budget in money.';
 
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 

@@ -128,29 +128,6 @@ begin
 end
 $$;
 
--- What one call cost in US dollars: the provider's counts at its model's price (google_ai_model_prices)
--- for the tier that served it (OpenAI's default is standard; no tier said: the one asked for, else
--- standard), or the free tier's where a call that asked for none has one. Input read from the cache
--- at its own price, thinking (part of the output) at its own or the output's. Null: no price row, a
--- cached count without a cached price, or no counts from a call the provider may have billed (a
--- refusal it answered, upstream_error, bills nothing: 0).
-CREATE OR REPLACE FUNCTION public.google_ai_call_cost(p_model text, p_asked_tier text, p_served_tier text,
-    p_outcome text, p_input integer, p_cached integer, p_output integer, p_thinking integer) RETURNS numeric
-    LANGUAGE sql STABLE
-    AS $$
-  select case when p_input is null and p_output is null then case when p_outcome = 'upstream_error' then 0 end
-              else ((coalesce(p_input, 0) - coalesce(p_cached, 0)) * p.input_per_mtok
-                    + case when coalesce(p_cached, 0) = 0 then 0 else p_cached * p.cached_input_per_mtok end
-                    + (coalesce(p_output, 0) - coalesce(p_thinking, 0)) * p.output_per_mtok
-                    + coalesce(p_thinking, 0) * coalesce(p.thinking_per_mtok, p.output_per_mtok)) * 0.000001 end
-  from (select case lower(coalesce(p_served_tier, p_asked_tier)) when 'default' then 'standard'
-                 else coalesce(lower(coalesce(p_served_tier, p_asked_tier)), 'standard') end as tier) t
-  join public.google_ai_model_prices p on p.model = p_model
-    and p.service_tier in (t.tier, case when t.tier = 'standard' and p_asked_tier is null then 'free' end)
-  order by p.service_tier = 'free' desc
-  limit 1
-$$;
-
 -- Finalize's accounting of one call, after its row is written: the rest the provider's own counts ask
 -- for, then the admission settled at the provider's count (the counter row, the hot one, last).
 --   Room: what the provider says is left of the group's limits (OpenAI's x-ratelimit-remaining-*,
@@ -189,8 +166,10 @@ begin
   v_counted := p_input_tokens + case when exists (select 1 from public.google_ai_model_limits l
     where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_output_tokens, 0) else 0 end;
   v_counted := coalesce(v_counted, least(p_settled_tokens, p_att.estimated_tokens));
-  if v_counted is not null and v_counted <> p_att.estimated_tokens then
-    perform public.google_ai_adjust_token_budget(p_att, 0, v_counted - p_att.estimated_tokens);
+  -- A budget in money settles on the call's cost (an unknown one keeps its worst case).
+  if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null then
+    perform public.google_ai_adjust_token_budget(p_att, 0, coalesce(v_counted - p_att.estimated_tokens, 0),
+      coalesce(p_att.cost_usd - p_att.booked_usd, 0));
   end if;
   -- The window learns the provider's count now: waiters asking again see the tokens given back.
   perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);
@@ -367,7 +346,7 @@ begin
     return public.google_ai_not_open(p_reservation_id);
   end if;
 
-  perform public.google_ai_adjust_token_budget(v_att, 0, -v_att.estimated_tokens);
+  perform public.google_ai_adjust_token_budget(v_att, 0, -v_att.estimated_tokens, -v_att.booked_usd);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   -- Google's message may name a replacement ("… use models/X"): the first other model it names is kept
@@ -407,7 +386,7 @@ begin
   end if;
 
   perform public.google_ai_adjust_token_budget(v_att, case when v_att.attempt = 1 then -1 else 0 end,
-    -v_att.estimated_tokens);
+    -v_att.estimated_tokens, -v_att.booked_usd);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   return jsonb_build_object('ok', true, 'status', 'released');
