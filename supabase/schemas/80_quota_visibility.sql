@@ -460,7 +460,19 @@ begin
       'daily_requests_left', public.google_ai_budget_left(v_max_requests, v_requests_today),
       'daily_tokens_left', public.google_ai_budget_left(v_max_tokens, v_tokens_today),
       'daily_resets_at', case when v_max_requests is not null or v_max_tokens is not null
-                              then public.google_ai_pacific_midnight_after(v_now) end),
+                              then public.google_ai_pacific_midnight_after(v_now) end,
+      -- A client's budgets in money: what is left of its day's and month's (booked worst cases included).
+      -- (greatest() ignores a null: a budget not set stays null only outside it)
+      'daily_usd_left', v_client.daily_max_usd - least(v_client.daily_max_usd, case when v_client.day_bucket = v_day
+                                                                   then v_client.spent_today_usd else 0 end),
+      'monthly_usd_left', v_client.monthly_max_usd - least(v_client.monthly_max_usd, case when v_client.month_bucket
+        = pg_catalog.date_trunc('month', v_day)::date then v_client.spent_month_usd else 0 end)),
+    -- What the caller's calls cost since the Pacific day and month began (calls of unknown cost left out).
+    'spend', (select jsonb_build_object('today_usd', coalesce(sum(a.cost_usd) filter (where a.created_at
+                >= public.google_ai_pacific_start(v_day)), 0), 'month_usd', coalesce(sum(a.cost_usd), 0))
+              from public.google_ai_attempts a
+              where a.caller = v_owner_caller and a.cost_usd is not null
+                and a.created_at >= public.google_ai_pacific_start(pg_catalog.date_trunc('month', v_day)::date)),
     'models', public.google_ai_quota_report_models(v_now, v_models, p_token_hash is null, v_owner_class,
       v_owner_caller),
     'withdrawn', public.google_ai_quota_report_withdrawn(v_models));

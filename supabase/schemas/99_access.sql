@@ -295,6 +295,11 @@ GRANT SELECT ON TABLE public.google_ai_queue_now TO service_role;
 REVOKE ALL ON TABLE public.google_ai_shares_today FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_shares_today TO service_role;
 
+REVOKE ALL ON TABLE public.google_ai_spend_daily FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT ON TABLE public.google_ai_spend_daily TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_spend_yesterday(p_now timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_spend_yesterday(p_now timestamp with time zone) TO eve_gateway;
+
 REVOKE ALL ON TABLE public.google_ai_usage_by_caller_24h FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_usage_by_caller_24h TO service_role;
 

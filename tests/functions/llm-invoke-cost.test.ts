@@ -130,4 +130,34 @@ describe("a cost on every call", () => {
              public.google_ai_call_cost(${FLASH}, null, null, 'succeeded', 10, 0, 5, 0)::text as uncached`;
     expect(cachedUnknown).toEqual({ cached: null, uncached: "0.0000155" });
   });
+
+  it("spend you can read: the view per provider's day, the quota route, yesterday's summary and the metric agree with the rows", async () => {
+    const [{ total }] = await s.sql`select sum(cost_usd)::text as total from public.google_ai_attempts where cost_usd is not null`;
+    // The view: per provider's day (Google's Pacific, OpenAI's UTC), model and caller.
+    const days = await s.sql<{ provider: string; model: string; day: string; pacific: string; utc: string }[]>`
+      select provider, model, day::text, public.google_ai_pacific_day(now())::text as pacific,
+             (now() at time zone 'UTC')::date::text as utc
+      from public.google_ai_spend_daily group by 1, 2, 3`;
+    for (const d of days) expect(d.day).toBe(d.provider === "openai" ? d.utc : d.pacific);
+    const [view] = await s.sql`select sum(spend_usd)::text as spend, sum(calls)::int as calls,
+                                      sum(calls_unpriced)::int as unpriced from public.google_ai_spend_daily`;
+    expect(view).toEqual({ spend: total, calls: 19, unpriced: 0 });
+    // The quota route: the caller's own spend today and this month.
+    const quota = await s.raw({ method: "GET", path: "/functions/v1/llm-invoke/v1/quota",
+      headers: { authorization: `Bearer ${s.serviceKey}` } });
+    expect(quota.status).toBe(200);
+    expect(quota.body.spend).toEqual({ today_usd: Number(total), month_usd: Number(total) });
+    // Tomorrow's maintenance summary: each provider's yesterday.
+    const [{ y }] = await s.sql`select public.google_ai_spend_yesterday(now() + interval '1 day') as y`;
+    const [{ google, openai }] = await s.sql`
+      select sum(a.cost_usd) filter (where l.provider = 'google')::float8 as google,
+             sum(a.cost_usd) filter (where l.provider = 'openai')::float8 as openai
+      from public.google_ai_attempts a join public.google_ai_model_limits l on l.model = a.model`;
+    expect(y.map((d: { provider: string; spend_usd: number }) => [d.provider, d.spend_usd]))
+      .toEqual([["google", google], ["openai", openai]]);
+    // The metric: eve_gateway_spend_usd_total sums to the same money.
+    const [{ metric }] = await s.sql`select sum(value)::text as metric from public.google_ai_metrics()
+                                     where family = 'eve_gateway_spend_usd_total'`;
+    expect(Number(metric)).toBe(Number(total));
+  });
 });

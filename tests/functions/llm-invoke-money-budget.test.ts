@@ -81,6 +81,10 @@ describe("a client's budget in money", () => {
       where c.name = 'money-day' and a.status = 'refused' and a.limit_hit = 'client_budget'
         and a.refusal_cause = 'spend_budget'`;
     expect(refusals).toBe(310);
+    // The notebook's own view: nothing left of the day, and what it spent.
+    const quota = await s.raw({ method: "GET", path: "/functions/v1/llm-invoke/v1/quota", headers: { authorization: `Bearer ${token}` } });
+    expect(quota.body.budget).toMatchObject({ daily_usd_left: 0, monthly_usd_left: null });
+    expect(quota.body.spend).toEqual({ today_usd: 0.03, month_usd: 0.03 });
   }, 180_000);
 
   it("a month's budget refuses until the Pacific month ends; a released reservation gives its worst case back", async () => {
