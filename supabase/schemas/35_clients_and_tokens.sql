@@ -169,7 +169,7 @@ begin
       spent_month_usd = case when c.month_bucket = v_month then greatest(0, c.spent_month_usd + coalesce(p_usd, 0))
                              else c.spent_month_usd end
     where c.id = p_attempt.client_id and (c.day_bucket = v_day or c.month_bucket = v_month);
-  elsif p_attempt.client_id is null then
+  elsif p_attempt.client_id is null and (p_requests <> 0 or p_tokens <> 0) then
     update public.google_ai_caller_budgets b set
       requests_today = greatest(0, b.requests_today + p_requests),
       tokens_today = greatest(0, b.tokens_today + p_tokens)

@@ -166,10 +166,11 @@ begin
   v_counted := p_input_tokens + case when exists (select 1 from public.google_ai_model_limits l
     where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_output_tokens, 0) else 0 end;
   v_counted := coalesce(v_counted, least(p_settled_tokens, p_att.estimated_tokens));
-  -- A budget in money settles on the call's cost (an unknown one keeps its worst case).
-  if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null then
+  -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
+  if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
+     or p_att.cost_usd is not null then
     perform public.google_ai_adjust_token_budget(p_att, 0, coalesce(v_counted - p_att.estimated_tokens, 0),
-      coalesce(p_att.cost_usd - p_att.booked_usd, 0));
+      coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0));
   end if;
   -- The window learns the provider's count now: waiters asking again see the tokens given back.
   perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);

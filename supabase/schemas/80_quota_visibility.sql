@@ -467,12 +467,12 @@ begin
                                                                    then v_client.spent_today_usd else 0 end),
       'monthly_usd_left', v_client.monthly_max_usd - least(v_client.monthly_max_usd, case when v_client.month_bucket
         = pg_catalog.date_trunc('month', v_day)::date then v_client.spent_month_usd else 0 end)),
-    -- What the caller's calls cost since the Pacific day and month began (calls of unknown cost left out).
-    'spend', (select jsonb_build_object('today_usd', coalesce(sum(a.cost_usd) filter (where a.created_at
-                >= public.google_ai_pacific_start(v_day)), 0), 'month_usd', coalesce(sum(a.cost_usd), 0))
-              from public.google_ai_attempts a
-              where a.caller = v_owner_caller and a.cost_usd is not null
-                and a.created_at >= public.google_ai_pacific_start(pg_catalog.date_trunc('month', v_day)::date)),
+    -- A token's client's spend of the Pacific day and month, from its running totals (calls in flight at
+    -- their worst case where it has a budget in money); a service caller's is read in google_ai_spend_daily.
+    'spend', case when p_token_hash is not null then jsonb_build_object(
+               'today_usd', case when v_client.day_bucket = v_day then v_client.spent_today_usd else 0 end,
+               'month_usd', case when v_client.month_bucket = pg_catalog.date_trunc('month', v_day)::date
+                                 then v_client.spent_month_usd else 0 end) end,
     'models', public.google_ai_quota_report_models(v_now, v_models, p_token_hash is null, v_owner_class,
       v_owner_caller),
     'withdrawn', public.google_ai_quota_report_withdrawn(v_models));

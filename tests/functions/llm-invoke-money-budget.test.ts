@@ -85,6 +85,14 @@ describe("a client's budget in money", () => {
     const quota = await s.raw({ method: "GET", path: "/functions/v1/llm-invoke/v1/quota", headers: { authorization: `Bearer ${token}` } });
     expect(quota.body.budget).toMatchObject({ daily_usd_left: 0, monthly_usd_left: null });
     expect(quota.body.spend).toEqual({ today_usd: 0.03, month_usd: 0.03 });
+    // A client without a budget in money has its spend counted too: what its calls cost.
+    const free = await notebook("money-none", {});
+    expect((await load(free, 1, 2, "none")).map((a) => a.status)).toEqual([200, 200]);
+    const [{ cost }] = await s.sql`select sum(a.cost_usd)::float8 as cost from public.google_ai_attempts a
+                                   where a.caller = 'client:money-none'`;
+    const mine = await s.raw({ method: "GET", path: "/functions/v1/llm-invoke/v1/quota", headers: { authorization: `Bearer ${free}` } });
+    expect(mine.body.spend).toEqual({ today_usd: cost, month_usd: cost });
+    expect(cost).toBe(0.006);
   }, 180_000);
 
   it("a month's budget refuses until the Pacific month ends; a released reservation gives its worst case back", async () => {

@@ -2,8 +2,8 @@
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: spend you can read: google_ai_spend_daily (per provider's day, provider, model, caller),
 --   google_ai_spend_yesterday for the maintenance summary, eve_gateway_spend_usd_total in the metrics
---   (google_ai_metric_decided carries cost_usd), and the quota report's spend and a client's budgets in money
---   left
+--   (google_ai_metric_decided carries cost_usd), a client's running spend settled on every call's cost, and
+--   the quota report's spend and budgets in money left for a token
 set check_function_bodies = off;
 
 drop function if exists public.google_ai_metric_decided(p_after bigint, p_through bigint, p_only bigint[], p_settled_before timestamp with time zone);
@@ -44,6 +44,43 @@ AS $function$
         where d.day = case d.provider when 'openai' then (coalesce(p_now, now()) at time zone 'UTC')::date
                                       else public.google_ai_pacific_day(coalesce(p_now, now())) end - 1
         group by 1, 2) s
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts, p_requests integer, p_tokens integer, p_usd numeric DEFAULT 0)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_day date := public.google_ai_pacific_day(p_attempt.created_at);
+  v_month date := pg_catalog.date_trunc('month', public.google_ai_pacific_day(p_attempt.created_at))::date;
+begin
+  if p_requests = 0 and p_tokens = 0 and coalesce(p_usd, 0) = 0 then
+    return;
+  end if;
+  if p_attempt.token_id is not null then
+    update public.google_ai_tokens t set
+      requests_used = greatest(0, t.requests_used + p_requests),
+      tokens_used = greatest(0, t.tokens_used + p_tokens)
+    where t.id = p_attempt.token_id;
+    update public.google_ai_clients c set
+      requests_today = case when c.day_bucket = v_day then greatest(0, c.requests_today + p_requests)
+                            else c.requests_today end,
+      tokens_today = case when c.day_bucket = v_day then greatest(0, c.tokens_today + p_tokens) else c.tokens_today end,
+      spent_today_usd = case when c.day_bucket = v_day then greatest(0, c.spent_today_usd + coalesce(p_usd, 0))
+                             else c.spent_today_usd end,
+      spent_month_usd = case when c.month_bucket = v_month then greatest(0, c.spent_month_usd + coalesce(p_usd, 0))
+                             else c.spent_month_usd end
+    where c.id = p_attempt.client_id and (c.day_bucket = v_day or c.month_bucket = v_month);
+  elsif p_attempt.client_id is null and (p_requests <> 0 or p_tokens <> 0) then
+    update public.google_ai_caller_budgets b set
+      requests_today = greatest(0, b.requests_today + p_requests),
+      tokens_today = greatest(0, b.tokens_today + p_tokens)
+    where b.caller = p_attempt.caller
+      and b.day_bucket = coalesce(p_attempt.day_bucket, public.google_ai_pacific_day(p_attempt.created_at));
+  end if;
+end
 $function$
 ;
 
@@ -226,15 +263,54 @@ begin
                                                                    then v_client.spent_today_usd else 0 end),
       'monthly_usd_left', v_client.monthly_max_usd - least(v_client.monthly_max_usd, case when v_client.month_bucket
         = pg_catalog.date_trunc('month', v_day)::date then v_client.spent_month_usd else 0 end)),
-    -- What the caller's calls cost since the Pacific day and month began (calls of unknown cost left out).
-    'spend', (select jsonb_build_object('today_usd', coalesce(sum(a.cost_usd) filter (where a.created_at
-                >= public.google_ai_pacific_start(v_day)), 0), 'month_usd', coalesce(sum(a.cost_usd), 0))
-              from public.google_ai_attempts a
-              where a.caller = v_owner_caller and a.cost_usd is not null
-                and a.created_at >= public.google_ai_pacific_start(pg_catalog.date_trunc('month', v_day)::date)),
+    -- A token's client's spend of the Pacific day and month, from its running totals (calls in flight at
+    -- their worst case where it has a budget in money); a service caller's is read in google_ai_spend_daily.
+    'spend', case when p_token_hash is not null then jsonb_build_object(
+               'today_usd', case when v_client.day_bucket = v_day then v_client.spent_today_usd else 0 end,
+               'month_usd', case when v_client.month_bucket = pg_catalog.date_trunc('month', v_day)::date
+                                 then v_client.spent_month_usd else 0 end) end,
     'models', public.google_ai_quota_report_models(v_now, v_models, p_token_hash is null, v_owner_class,
       v_owner_caller),
     'withdrawn', public.google_ai_quota_report_withdrawn(v_models));
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_attempts, p_input_tokens integer, p_output_tokens integer, p_room_requests integer, p_room_tokens integer, p_room_until timestamp with time zone, p_settled_tokens integer)
+ RETURNS void
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  -- The clock read once, into a variable: a bound the window's index can hold (clock_timestamp() in the
+  -- statement itself is volatile, so every row of the group's log would be read to test it).
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_flying integer;
+  v_flying_tokens bigint;
+  v_counted integer;
+begin
+  if p_room_until > v_now and p_att.quota_group is not null then
+    select count(*), coalesce(sum(a.estimated_tokens), 0) into v_flying, v_flying_tokens
+    from public.google_ai_attempts a
+    where a.quota_group = p_att.quota_group and a.model = p_att.model
+      and a.admitted_at > v_now - interval '5 minutes' and a.status = 'reserved';
+    if p_room_requests <= 2 * v_flying or p_room_tokens <= 2 * v_flying_tokens then
+      perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, p_room_until, 'minute',
+        'provider_room', null);
+    end if;
+  end if;
+
+  v_counted := p_input_tokens + case when exists (select 1 from public.google_ai_model_limits l
+    where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_output_tokens, 0) else 0 end;
+  v_counted := coalesce(v_counted, least(p_settled_tokens, p_att.estimated_tokens));
+  -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
+  if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
+     or p_att.cost_usd is not null then
+    perform public.google_ai_adjust_token_budget(p_att, 0, coalesce(v_counted - p_att.estimated_tokens, 0),
+      coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0));
+  end if;
+  -- The window learns the provider's count now: waiters asking again see the tokens given back.
+  perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);
 end
 $function$
 ;
