@@ -203,3 +203,88 @@ begin
   on conflict (key_alias) do nothing;
 end
 $seed$;
+
+-- What each call costs (google_ai_model_prices), in US dollars per million tokens, per tier, as read on
+-- 2026-11-27 from the stored copies named in each row (Google's and OpenAI's pricing pages cannot be
+-- reached from here; the copies quote them). The owner's Google projects are on the free tier: each
+-- Gemini and Gemma model has a 'free' row (0), which prices a call that asks for no tier; the paid
+-- rows beside it price flex or priority calls, and every call once the 'free' row is deleted (the
+-- project billed). A model or tier with no row costs null (unknown), never 0: gemini-3.6-flash has no
+-- published paid price in any copy found, so only its free row is seeded. Inserted only when missing:
+-- a row the operator corrected stays. In a block that runs only where the schema has the table.
+do $seed$
+begin
+  if not exists (select 1 from information_schema.tables
+                 where table_schema = 'public' and table_name = 'google_ai_model_prices') then
+    return;
+  end if;
+  insert into public.google_ai_model_prices
+    (model, service_tier, input_per_mtok, cached_input_per_mtok, output_per_mtok, source, read_on)
+  select p.model, p.tier, p.input, p.cached, p.output, p.source, date '2026-11-27'
+  from (values
+    ('gemma-3-27b-it', 'free', 0, 0, 0,
+     'Free tier, free of charge: ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07 '
+     '(api-evangelist/deepmind plans/deepmind-plans-pricing.yml).'),
+    ('gemma-4-31b-it', 'free', 0, 0, 0,
+     'Gemma 4: "Free of charge", free tier only, no paid tier: ai.google.dev/gemini-api/docs/pricing as '
+     'transcribed 2026-10-07 (api-evangelist/deepmind plans/deepmind-plans-pricing.yml).'),
+    ('gemma-4-26b-a4b-it', 'free', 0, 0, 0,
+     'Gemma 4: "Free of charge", free tier only, no paid tier: ai.google.dev/gemini-api/docs/pricing as '
+     'transcribed 2026-10-07 (api-evangelist/deepmind plans/deepmind-plans-pricing.yml).'),
+    ('gemini-2.5-flash', 'free', 0, 0, 0,
+     'Free tier, free of charge: ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07.'),
+    ('gemini-2.5-flash', 'standard', 0.30, 0.03, 2.50,
+     'Input $0.30 (text/image/video): ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07 '
+     '(api-evangelist/deepmind); output $2.50 including thinking, caching 90% off: Google''s page as quoted by '
+     'deploybase.ai (2026-03).'),
+    ('gemini-2.5-flash', 'flex', 0.15, 0.015, 1.25,
+     'Half of standard: Google''s Flex tier is 50% off (announcement of 2026-04-02, as reported by circlo.io).'),
+    ('gemini-2.5-flash-lite', 'free', 0, 0, 0,
+     'Free tier, free of charge: ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07.'),
+    ('gemini-2.5-flash-lite', 'standard', 0.10, null, 0.40,
+     'Output $0.40: ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07 (api-evangelist/deepmind); '
+     'input $0.10: hivebook.wiki Gemini 2.5 (standard tier). Cached price not found: a cached call costs null.'),
+    ('gemini-3.5-flash', 'free', 0, 0, 0,
+     'Free tier, free of charge: ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07.'),
+    ('gemini-3.5-flash', 'standard', 1.50, 0.15, 9.00,
+     'Input $1.50, output $9.00: ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07 '
+     '(api-evangelist/deepmind); cached input 10% of input (betterhackernews.com item 48242210).'),
+    ('gemini-3.5-flash', 'flex', 0.75, 0.075, 4.50,
+     'Half of standard: Google''s Flex tier is 50% off (announcement of 2026-04-02, as reported by circlo.io).'),
+    ('gemini-3.5-flash-lite', 'free', 0, 0, 0,
+     'Free tier, free of charge: ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07.'),
+    ('gemini-3.5-flash-lite', 'standard', 0.30, null, 2.50,
+     'Input $0.30 (text/image/video/audio), output $2.50: ai.google.dev/gemini-api/docs/pricing as transcribed '
+     '2026-10-07 (api-evangelist/deepmind). Cached price not found: a cached call costs null.'),
+    ('gemini-3.6-flash', 'free', 0, 0, 0,
+     'Free tier, free of charge: ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07. No paid '
+     'price found in any stored copy: no standard row.'),
+    ('gemini-3.7-flash', 'free', 0, 0, 0,
+     'Free tier, free of charge: ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07.'),
+    ('gemini-3.7-flash', 'standard', 0.75, 0.075, 3.75,
+     'Launch price $0.75 in / $3.75 out (standard $1.50 / $7.50 later), cache reads discounted alike: '
+     'BerriAI/litellm discussion 36799 (Gemini 3.7 Flash release).'),
+    ('gemini-3.8-flash', 'free', 0, 0, 0,
+     'Free tier, free of charge: ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07.'),
+    ('gemini-3.8-flash', 'standard', 0.75, 0.075, 3.75,
+     '$0.75 in / $3.75 out including thinking through 2026-12-31, $1.50 / $7.50 from 2027-01-01 (update this row '
+     'then): ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07 (api-evangelist/deepmind); cache '
+     'reads $0.075: BerriAI/litellm discussion 39357.'),
+    ('gemini-3.8-flash', 'flex', 0.375, 0.0375, 1.875,
+     'Half of standard: batch and flex at half the standard rate (BerriAI/litellm discussion 39357).'),
+    ('gemini-3.1-flash-lite', 'free', 0, 0, 0,
+     'Free tier, free of charge: ai.google.dev/gemini-api/docs/pricing as transcribed 2026-10-07.'),
+    ('gemini-3.1-flash-lite', 'standard', 0.25, 0.025, 1.50,
+     'List price $0.25 in / $0.025 cached / $1.50 out: docs.apiyi.com (list price, data of 2026-07-31) and '
+     'vercel.com/ai-gateway/models/gemini-3.1-flash-lite.'),
+    ('gpt-4o', 'standard', 2.50, 1.25, 10.00,
+     '$2.50 in / $1.25 cached / $10.00 out: developers.openai.com/api/docs/pricing as quoted by '
+     'chatgptpricing-akr.pages.dev; platform.openai.com/docs/pricing (2026-05) as quoted by aimodelcalc.pages.dev.'),
+    ('gpt-4o-mini', 'standard', 0.15, 0.075, 0.60,
+     '$0.15 in / $0.075 cached / $0.60 out: developers.openai.com/api/docs/pricing as quoted by '
+     'chatgptpricing-akr.pages.dev; platform.openai.com/docs/pricing (2026-05) as quoted by aimodelcalc.pages.dev.')
+  ) as p(model, tier, input, cached, output, source)
+  where exists (select 1 from public.google_ai_model_limits l where l.model = p.model)
+  on conflict (model, service_tier) do nothing;
+end
+$seed$;

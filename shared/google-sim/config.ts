@@ -29,6 +29,11 @@ export interface ModelSpec {
    */
   defaultThoughtsTokens: number;
   /**
+   * usageMetadata.cachedContentTokenCount of every answer (at most its prompt): that much of each
+   * prompt is said to have been read from Google's implicit cache. Unset: 0, the field left out.
+   */
+  cachedTokens?: number;
+  /**
    * 'required': answers carry thought signatures and a current turn that replays a function call
    * without its signature is refused, as Gemini 3 does (signatures.ts). Unset or 'off' on every
    * model by default.

@@ -173,6 +173,7 @@ interface PromptUsage {
   tokens: number;
   details: Array<{ modality: string; tokenCount: number }>;
   thoughts: number;
+  cached: number;
 }
 
 /** The input side of usageMetadata, the same for every chunk of an answer. */
@@ -180,12 +181,13 @@ function promptUsage(req: GenerateRequest, promptTokens: number): PromptUsage {
   const { image } = countRequestTokensByModality(req.contents, req.systemInstruction);
   const details = [{ modality: 'TEXT', tokenCount: promptTokens - image }];
   if (image > 0) details.push({ modality: 'IMAGE', tokenCount: image });
-  return { tokens: promptTokens, details, thoughts: req.thoughtsTokens };
+  return { tokens: promptTokens, details, thoughts: req.thoughtsTokens, cached: Math.min(req.cachedTokens, promptTokens) };
 }
 
 function usage(prompt: PromptUsage, candidatesTokenCount: number): Record<string, unknown> {
   const u: Record<string, unknown> = { promptTokenCount: prompt.tokens, candidatesTokenCount };
   if (prompt.thoughts > 0) u.thoughtsTokenCount = prompt.thoughts;
+  if (prompt.cached > 0) u.cachedContentTokenCount = prompt.cached;
   u.totalTokenCount = prompt.tokens + candidatesTokenCount + prompt.thoughts;
   u.promptTokensDetails = prompt.details;
   return u;

@@ -19,6 +19,8 @@ export interface GenerationOptions {
   candidateCount: number;
   /** usageMetadata.thoughtsTokenCount of the answer (0: no thoughts, field left out). */
   thoughtsTokens: number;
+  /** usageMetadata.cachedContentTokenCount of the answer, before it is capped at the prompt (the model's cachedTokens). */
+  cachedTokens: number;
 }
 
 /** Thought tokens reported when thinking is on with no smaller budget (a small fixed number). */
@@ -141,6 +143,7 @@ export function parseGenerationConfig(raw: unknown, model: string, spec: ModelSp
       responseSchema: schema ?? jsonSchema ?? undefined,
       candidateCount: count,
       thoughtsTokens: thinking.value,
+      cachedTokens: spec.cachedTokens ?? 0,
     },
   };
 }

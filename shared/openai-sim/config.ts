@@ -30,6 +30,10 @@ export interface ModelSpec extends Limits {
   withdrawn?: boolean | undefined;
   /** The substitute OpenAI named when it announced the shutdown (some 404 wordings name it). */
   replacement?: string | undefined;
+  /** usage.prompt_tokens_details.cached_tokens of every answer (at most its prompt); unset: 0. */
+  cachedTokens?: number | undefined;
+  /** usage.completion_tokens_details.reasoning_tokens of every answer, counted in completion_tokens; unset: 0. */
+  reasoningTokens?: number | undefined;
 }
 
 export type ModelOptions = Record<string, Partial<ModelSpec>>;

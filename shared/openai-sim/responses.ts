@@ -12,18 +12,23 @@ export interface Answer {
   model: string;
   choices: Choice[];
   promptTokens: number;
+  /** Of the prompt, read from the cache (prompt_tokens_details.cached_tokens). */
+  cachedTokens?: number;
+  /** Spent reasoning, inside completion_tokens (completion_tokens_details.reasoning_tokens). */
+  reasoningTokens?: number;
 }
 
 const FINGERPRINT = 'fp_sim';
 
 export function usage(a: Answer): Record<string, unknown> {
-  const completion = completionTokens(a.choices);
+  const reasoning = a.reasoningTokens ?? 0;
+  const completion = completionTokens(a.choices) + reasoning;
   return {
     prompt_tokens: a.promptTokens,
     completion_tokens: completion,
     total_tokens: a.promptTokens + completion,
-    prompt_tokens_details: { cached_tokens: 0, audio_tokens: 0 },
-    completion_tokens_details: { reasoning_tokens: 0, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
+    prompt_tokens_details: { cached_tokens: Math.min(a.cachedTokens ?? 0, a.promptTokens), audio_tokens: 0 },
+    completion_tokens_details: { reasoning_tokens: reasoning, audio_tokens: 0, accepted_prediction_tokens: 0, rejected_prediction_tokens: 0 },
   };
 }
 

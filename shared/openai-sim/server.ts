@@ -384,9 +384,11 @@ export async function startOpenAISimulator(opts: OpenAISimulatorOptions = {}): P
       model: spec.snapshot,
       choices: buildChoices(model, request, (i) => `call_sim${seq}${i}`),
       promptTokens: input,
+      cachedTokens: spec.cachedTokens ?? 0,
+      reasoningTokens: spec.reasoningTokens ?? 0,
     };
     if (settle === 'usage') {
-      quota.settle(admission.booking, booked - input - completionTokens(answer.choices));
+      quota.settle(admission.booking, booked - input - completionTokens(answer.choices) - (spec.reasoningTokens ?? 0));
       setRateLimitHeaders(res, org, model, limits);
     }
     const cutAfter = fault?.kind === 'cut_stream' ? (fault.afterChunks ?? 1) : undefined;

@@ -52,6 +52,10 @@ CREATE TABLE public.google_ai_attempts (
     holder uuid,
     refusal_cause text,
     admitted_at timestamp with time zone,
+    cached_input_tokens integer,
+    cost_usd numeric,
+    thinking_tokens integer,
+    booked_usd numeric,
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY
       ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY
@@ -66,6 +70,22 @@ COMMENT ON TABLE public.google_ai_attempts IS
 COMMENT ON COLUMN public.google_ai_attempts.admitted_at IS
     'When the booking counted the request in its quota group''s window (the second of its ring slot, '
     'google_ai_ring_at); null for a refusal.';
+
+COMMENT ON COLUMN public.google_ai_attempts.cached_input_tokens IS
+    'Of input_tokens, those the provider read from its cache (Google''s cachedContentTokenCount, OpenAI''s '
+    'cached_tokens); null: not said.';
+
+COMMENT ON COLUMN public.google_ai_attempts.thinking_tokens IS
+    'Of output_tokens, the model''s thinking (Google''s thoughtsTokenCount, OpenAI''s reasoning_tokens); '
+    'null: not said.';
+
+COMMENT ON COLUMN public.google_ai_attempts.cost_usd IS
+    'What the call cost in US dollars, set when it settles (google_ai_call_cost): the provider''s counts at its '
+    'model''s price; null: not known (no price, or a call that may have been billed without counts).';
+
+COMMENT ON COLUMN public.google_ai_attempts.booked_usd IS
+    'The worst case the reservation booked in its client''s budget in money (google_ai_count_token_use), settled on '
+    'cost_usd when the call ends; null: no budget in money.';
 
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 

@@ -62,6 +62,38 @@ CREATE TABLE public.google_ai_service_tiers (
 COMMENT ON TABLE public.google_ai_service_tiers IS
     'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
 
+-- What a model's call costs, per service tier, in US dollars per million tokens: input, input the
+-- provider read from its cache (null: not known, so a call with cached input costs null), output, and
+-- thinking (null: billed as output, Google's and OpenAI's rule; output_tokens already holds it). A
+-- 'free' row: a call that asks for no tier is on the provider's free tier (Google's free projects),
+-- priced there (0); a call at a tier with no row, or a model with none, costs null (unknown), never 0.
+-- Each row says where its figures came from and the day they were read (google_ai_call_cost).
+CREATE TABLE public.google_ai_model_prices (
+    model text NOT NULL,
+    service_tier text NOT NULL,
+    input_per_mtok numeric NOT NULL,
+    cached_input_per_mtok numeric,
+    output_per_mtok numeric NOT NULL,
+    thinking_per_mtok numeric,
+    source text NOT NULL,
+    read_on date NOT NULL,
+    CONSTRAINT google_ai_model_prices_tier_check CHECK ((service_tier = ANY
+      ('{free,flex,standard,priority}'::text[]))),
+    CONSTRAINT google_ai_model_prices_not_negative CHECK (((LEAST(input_per_mtok, cached_input_per_mtok,
+      output_per_mtok, thinking_per_mtok) >= (0)::numeric)))
+);
+
+COMMENT ON TABLE public.google_ai_model_prices IS
+    'US dollars per million tokens per model and service tier (free: a call asking no tier), with the source and '
+    'the day it was read; no row: the call''s cost is unknown (null).';
+
+ALTER TABLE ONLY public.google_ai_model_prices
+    ADD CONSTRAINT google_ai_model_prices_pkey PRIMARY KEY (model, service_tier);
+
+ALTER TABLE ONLY public.google_ai_model_prices
+    ADD CONSTRAINT google_ai_model_prices_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model)
+      ON UPDATE CASCADE ON DELETE CASCADE;
+
 ALTER TABLE ONLY public.google_ai_key_health
     ADD CONSTRAINT google_ai_key_health_pkey PRIMARY KEY (api_key_id);
 
@@ -80,6 +112,33 @@ ALTER TABLE ONLY public.google_ai_model_catalogue
       public.google_ai_api_keys(id) ON DELETE CASCADE;
 
 CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_ai_model_catalogue USING btree (model);
+
+-- What one call cost in US dollars: the provider's counts at its model's price (google_ai_model_prices)
+-- for the tier that served it (OpenAI's default is standard; no tier said: the one asked for, else
+-- standard), or the free tier's where a call that asked for none has one. Input read from the cache
+-- at its own price, thinking (part of the output) at its own or the output's. Null: no price row, a
+-- cached count without a cached price, or no counts from a call the provider may have billed (a
+-- refusal it answered, upstream_error, bills nothing: 0).
+CREATE OR REPLACE FUNCTION public.google_ai_call_cost(p_model text, p_asked_tier text, p_served_tier text,
+    p_outcome text, p_input integer, p_cached integer, p_output integer, p_thinking integer) RETURNS numeric
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (
+    select case when p_input is null and p_output is null then case when p_outcome = 'upstream_error' then 0 end
+                else ((coalesce(p_input, 0) - coalesce(p_cached, 0)) * p.input_per_mtok
+                      + case when coalesce(p_cached, 0) = 0 then 0 else p_cached * p.cached_input_per_mtok end
+                      + (coalesce(p_output, 0) - coalesce(p_thinking, 0)) * p.output_per_mtok
+                      + coalesce(p_thinking, 0) * coalesce(p.thinking_per_mtok, p.output_per_mtok)) * 0.000001 end
+    from (select case lower(coalesce(p_served_tier, p_asked_tier)) when 'default' then 'standard'
+                   else coalesce(lower(coalesce(p_served_tier, p_asked_tier)), 'standard') end as tier) t
+    join public.google_ai_model_prices p on p.model = p_model
+      and p.service_tier in (t.tier, case when t.tier = 'standard' and p_asked_tier is null then 'free' end)
+    order by p.service_tier = 'free' desc
+    limit 1);
+end
+$$;
 
 -- The maintenance function's key check (google_ai_record_key_check) writes the key's health row; an
 -- 'ok' check ends the limit_zero rests of the key's quota group: the project may have been given

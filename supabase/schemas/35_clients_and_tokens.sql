@@ -23,6 +23,11 @@ CREATE TABLE public.google_ai_clients (
     revoked_reason text,
     max_output_tokens integer DEFAULT 8192 NOT NULL,
     priority_class text DEFAULT 'batch'::text NOT NULL,
+    daily_max_usd numeric,
+    month_bucket date,
+    monthly_max_usd numeric,
+    spent_month_usd numeric DEFAULT 0 NOT NULL,
+    spent_today_usd numeric DEFAULT 0 NOT NULL,
     CONSTRAINT google_ai_clients_max_output_tokens_check CHECK
       (((max_output_tokens >= 1) AND (max_output_tokens <= 1000000))),
     CONSTRAINT google_ai_clients_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)),
@@ -35,6 +40,15 @@ COMMENT ON COLUMN public.google_ai_clients.secret_hash IS
 
 COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS
     'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
+
+COMMENT ON COLUMN public.google_ai_clients.daily_max_usd IS
+    'The most the client''s calls may cost in US dollars per Pacific day (null: no limit), beside its token and '
+    'request budgets: a reservation books its worst case (its input and max_output_tokens at the price '
+    'google_ai_call_cost reads) in spent_today_usd and spent_month_usd, finalize settles them on the call''s cost '
+    '(cost_usd; unknown: the worst case stays); refused with cause spend_budget until Pacific midnight.';
+
+COMMENT ON COLUMN public.google_ai_clients.monthly_max_usd IS
+    'As daily_max_usd, per Pacific calendar month (month_bucket, spent_month_usd); refused until the month''s end.';
 
 COMMENT ON COLUMN public.google_ai_clients.priority_class IS
     'The highest class this client''s requests are queued in (a request may ask for a lower one).';
@@ -126,15 +140,19 @@ CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON
 CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
 
 -- Token budgets follow the reservation's life cycle: finalize and release (request life cycle) call
--- this with an attempt's request and token deltas. finalize reconciles the token's (and the client's
--- same-day) tokens by actual - estimate; release gives back what the reservation booked.
+-- this with an attempt's request, token and money deltas. finalize reconciles the token's (and the
+-- client's same-day) tokens by actual - estimate, and the client's same-day and same-month spend by
+-- cost - worst case; release gives back what the reservation booked.
 CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts,
-    p_requests integer, p_tokens integer) RETURNS void
+    p_requests integer, p_tokens integer, p_usd numeric DEFAULT 0) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
+declare
+  v_day date := public.google_ai_pacific_day(p_attempt.created_at);
+  v_month date := pg_catalog.date_trunc('month', public.google_ai_pacific_day(p_attempt.created_at))::date;
 begin
-  if p_requests = 0 and p_tokens = 0 then
+  if p_requests = 0 and p_tokens = 0 and coalesce(p_usd, 0) = 0 then
     return;
   end if;
   if p_attempt.token_id is not null then
@@ -143,10 +161,15 @@ begin
       tokens_used = greatest(0, t.tokens_used + p_tokens)
     where t.id = p_attempt.token_id;
     update public.google_ai_clients c set
-      requests_today = greatest(0, c.requests_today + p_requests),
-      tokens_today = greatest(0, c.tokens_today + p_tokens)
-    where c.id = p_attempt.client_id and c.day_bucket = public.google_ai_pacific_day(p_attempt.created_at);
-  elsif p_attempt.client_id is null then
+      requests_today = case when c.day_bucket = v_day then greatest(0, c.requests_today + p_requests)
+                            else c.requests_today end,
+      tokens_today = case when c.day_bucket = v_day then greatest(0, c.tokens_today + p_tokens) else c.tokens_today end,
+      spent_today_usd = case when c.day_bucket = v_day then greatest(0, c.spent_today_usd + coalesce(p_usd, 0))
+                             else c.spent_today_usd end,
+      spent_month_usd = case when c.month_bucket = v_month then greatest(0, c.spent_month_usd + coalesce(p_usd, 0))
+                             else c.spent_month_usd end
+    where c.id = p_attempt.client_id and (c.day_bucket = v_day or c.month_bucket = v_month);
+  elsif p_attempt.client_id is null and (p_requests <> 0 or p_tokens <> 0) then
     update public.google_ai_caller_budgets b set
       requests_today = greatest(0, b.requests_today + p_requests),
       tokens_today = greatest(0, b.tokens_today + p_tokens)
@@ -379,6 +402,9 @@ declare
   v_retry_ms bigint;
   v_count_request integer := public.google_ai_request_counts(p_attempt);
   v_day_over boolean;
+  v_month date := pg_catalog.date_trunc('month', v_day)::date;
+  v_worst numeric;     -- the most the call may cost, where the client has a budget in money
+  v_cause text;
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
   if not found then
@@ -394,6 +420,10 @@ begin
   select u.over into v_day_over
   from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day,
     v_count_request, p_estimated_tokens, v_client.daily_max_requests, v_client.daily_max_tokens) u;
+  if v_client.daily_max_usd is not null or v_client.monthly_max_usd is not null then
+    v_worst := public.google_ai_call_cost(v_model, null, null, 'succeeded', p_estimated_tokens, 0,
+      v_client.max_output_tokens, 0);
+  end if;
 
   if v_token.revoked_at is not null or v_client.revoked_at is not null then
     v_limit := 'token_revoked';
@@ -407,6 +437,16 @@ begin
   elsif v_day_over then
     v_limit := 'client_budget';
     v_retry_at := public.google_ai_pacific_midnight_after(p_now);
+  -- A budget in money: the day's (then the month's) spend with this call's worst case over it, or a
+  -- price not known (no reopening: only a price row admits it).
+  elsif v_client.daily_max_usd is not null and (v_worst is null or v_worst + case when v_client.day_bucket = v_day
+        then v_client.spent_today_usd else 0 end > v_client.daily_max_usd) then
+    select 'client_budget', 'spend_budget', case when v_worst is not null
+      then public.google_ai_pacific_midnight_after(p_now) end into v_limit, v_cause, v_retry_at;
+  elsif v_client.monthly_max_usd is not null and (v_worst is null or v_worst + case when v_client.month_bucket = v_month
+        then v_client.spent_month_usd else 0 end > v_client.monthly_max_usd) then
+    select 'client_budget', 'spend_budget', case when v_worst is not null
+      then public.google_ai_pacific_start((v_month + interval '1 month')::date) end into v_limit, v_cause, v_retry_at;
   end if;
   if v_limit is null then
     return;
@@ -416,24 +456,33 @@ begin
   insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
     attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
   values ('refused', p_request_id, caller, client_id, token_id, v_model, p_model, coalesce(p_attempt, 1),
-    p_estimated_tokens, v_limit, public.google_ai_refusal_cause(v_limit), v_retry_ms, p_wait_ms,
+    p_estimated_tokens, v_limit, coalesce(v_cause, public.google_ai_refusal_cause(v_limit)), v_retry_ms, p_wait_ms,
     coalesce(p_metadata, '{}'));
-  refusal := jsonb_build_object('ok', false, 'limit', v_limit, 'cause', public.google_ai_refusal_cause(v_limit),
+  refusal := jsonb_build_object('ok', false, 'limit', v_limit, 'cause', coalesce(v_cause,
+    public.google_ai_refusal_cause(v_limit)),
     'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', client_id, 'token_id', token_id);
 end
 $$;
 
 -- Books an admitted request on its token and its client's day (the rows google_ai_token_verdict_at
--- locked): a request on its first attempt, its estimated tokens on every attempt.
+-- locked): a request on its first attempt, its estimated tokens on every attempt, and where the client
+-- has a budget in money the call's worst case (as the verdict read it) on its day and month; answers
+-- that worst case (null: no budget in money), which finalize settles (google_ai_adjust_token_budget).
 CREATE OR REPLACE FUNCTION public.google_ai_count_token_use(p_token_id uuid, p_client_id uuid,
-    p_now timestamp with time zone, p_attempt integer, p_estimated_tokens integer) RETURNS void
+    p_now timestamp with time zone, p_attempt integer, p_estimated_tokens integer, p_model text) RETURNS numeric
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_day date := public.google_ai_pacific_day(p_now);
+  v_month date := pg_catalog.date_trunc('month', public.google_ai_pacific_day(p_now))::date;
   v_count_request integer := public.google_ai_request_counts(p_attempt);
+  v_worst numeric;
 begin
+  select public.google_ai_call_cost(p_model, null, null, 'succeeded', p_estimated_tokens, 0, c.max_output_tokens, 0)
+    into v_worst
+  from public.google_ai_clients c
+  where c.id = p_client_id and (c.daily_max_usd is not null or c.monthly_max_usd is not null);
   update public.google_ai_tokens t set
     requests_used = t.requests_used + v_count_request,
     tokens_used = t.tokens_used + p_estimated_tokens,
@@ -443,7 +492,11 @@ begin
     day_bucket = v_day,
     (requests_today, tokens_today) = (select u.requests, u.tokens
       from public.google_ai_daily_use(c.day_bucket, c.requests_today, c.tokens_today, v_day, v_count_request,
-        p_estimated_tokens, null, null) u)
+        p_estimated_tokens, null, null) u),
+    spent_today_usd = case when c.day_bucket = v_day then c.spent_today_usd else 0 end + coalesce(v_worst, 0),
+    month_bucket = v_month,
+    spent_month_usd = case when c.month_bucket = v_month then c.spent_month_usd else 0 end + coalesce(v_worst, 0)
   where c.id = p_client_id;
+  return v_worst;
 end
 $$;

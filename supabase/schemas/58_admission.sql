@@ -109,9 +109,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp wit
     AS $$
 declare
   v_answer jsonb;
+  v_booked_usd numeric;
 begin
   if p_ticket is not null then
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
+  end if;
+  if p_count_token then
+    v_booked_usd := public.google_ai_count_token_use(p_token_id, p_client_id, p_now, p_attempt, p_estimated_tokens,
+      p_model);
   end if;
   if p_hold then
     perform public.google_ai_hold_request(p_caller, p_request_id, p_model, p_now);
@@ -120,19 +125,16 @@ begin
   -- encode the whole answer again.)
   insert into public.google_ai_attempts as a (reservation_id, status, request_id, caller, client_id, token_id, model,
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
-    wait_ms, metadata, priority_class, admitted_at)
+    wait_ms, metadata, priority_class, admitted_at, booked_usd)
   values (gen_random_uuid(), 'reserved', p_request_id, p_caller, p_client_id, p_token_id, p_model,
     p_requested_model, p_attempt, p_key_id, p_key_alias, p_quota_group, p_minute_bucket, p_day_bucket,
-    p_estimated_tokens, p_wait_ms, coalesce(p_metadata, '{}'), p_class, p_admitted_at)
+    p_estimated_tokens, p_wait_ms, coalesce(p_metadata, '{}'), p_class, p_admitted_at, v_booked_usd)
   returning jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
     'key_alias', a.key_alias, 'env_var_name', p_env_var_name, 'quota_group', a.quota_group, 'model', a.model,
     'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class, 'quota', p_quota)
   into v_answer;
   if p_quota is null then
     v_answer := v_answer - 'quota';
-  end if;
-  if p_count_token then
-    perform public.google_ai_count_token_use(p_token_id, p_client_id, p_now, p_attempt, p_estimated_tokens);
   end if;
   return v_answer;
 end

@@ -166,8 +166,11 @@ begin
   v_counted := p_input_tokens + case when exists (select 1 from public.google_ai_model_limits l
     where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_output_tokens, 0) else 0 end;
   v_counted := coalesce(v_counted, least(p_settled_tokens, p_att.estimated_tokens));
-  if v_counted is not null and v_counted <> p_att.estimated_tokens then
-    perform public.google_ai_adjust_token_budget(p_att, 0, v_counted - p_att.estimated_tokens);
+  -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
+  if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
+     or p_att.cost_usd is not null then
+    perform public.google_ai_adjust_token_budget(p_att, 0, coalesce(v_counted - p_att.estimated_tokens, 0),
+      coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0));
   end if;
   -- The window learns the provider's count now: waiters asking again see the tokens given back.
   perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);
@@ -192,7 +195,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
     p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer,
     p_room_requests integer DEFAULT NULL::integer, p_room_tokens integer DEFAULT NULL::integer,
     p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
-    p_settled_tokens integer DEFAULT NULL::integer) RETURNS jsonb
+    p_settled_tokens integer DEFAULT NULL::integer, p_cached_input_tokens integer DEFAULT NULL::integer,
+    p_thinking_tokens integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -226,7 +230,11 @@ begin
     served_tier = left(p_served_tier, 20),
     -- (greatest() ignores a null: a time not known stays null)
     added_ms = case when p_added_ms is not null then greatest(0, p_added_ms) end,
-    first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end
+    first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end,
+    cached_input_tokens = p_cached_input_tokens,
+    thinking_tokens = p_thinking_tokens,
+    cost_usd = public.google_ai_call_cost(a.model, p_service_tier, p_served_tier, p_outcome, p_input_tokens,
+      p_cached_input_tokens, p_output_tokens, p_thinking_tokens)
   where a.reservation_id = p_reservation_id and a.status = 'reserved'
   returning * into v_att;
 
@@ -276,7 +284,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, 
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
     p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text,
     p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
-    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer,
+    p_cached_input_tokens integer DEFAULT NULL::integer, p_thinking_tokens integer DEFAULT NULL::integer)
+    RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -290,7 +300,8 @@ begin
     p_reservation_id => p_reservation_id, p_outcome => 'succeeded', p_input_tokens => p_input_tokens,
     p_output_tokens => p_output_tokens, p_http_status => 200, p_latency_ms => p_latency_ms,
     p_service_tier => p_service_tier, p_served_tier => p_served_tier, p_added_ms => p_added_ms,
-    p_first_byte_ms => p_first_byte_ms);
+    p_first_byte_ms => p_first_byte_ms, p_cached_input_tokens => p_cached_input_tokens,
+    p_thinking_tokens => p_thinking_tokens);
   if not coalesce((v_answer ->> 'ok')::boolean, false) then
     return v_answer;
   end if;
@@ -336,7 +347,7 @@ begin
     return public.google_ai_not_open(p_reservation_id);
   end if;
 
-  perform public.google_ai_adjust_token_budget(v_att, 0, -v_att.estimated_tokens);
+  perform public.google_ai_adjust_token_budget(v_att, 0, -v_att.estimated_tokens, -v_att.booked_usd);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   -- Google's message may name a replacement ("… use models/X"): the first other model it names is kept
@@ -376,7 +387,7 @@ begin
   end if;
 
   perform public.google_ai_adjust_token_budget(v_att, case when v_att.attempt = 1 then -1 else 0 end,
-    -v_att.estimated_tokens);
+    -v_att.estimated_tokens, -v_att.booked_usd);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   return jsonb_build_object('ok', true, 'status', 'released');

@@ -460,7 +460,19 @@ begin
       'daily_requests_left', public.google_ai_budget_left(v_max_requests, v_requests_today),
       'daily_tokens_left', public.google_ai_budget_left(v_max_tokens, v_tokens_today),
       'daily_resets_at', case when v_max_requests is not null or v_max_tokens is not null
-                              then public.google_ai_pacific_midnight_after(v_now) end),
+                              then public.google_ai_pacific_midnight_after(v_now) end,
+      -- A client's budgets in money: what is left of its day's and month's (booked worst cases included).
+      -- (greatest() ignores a null: a budget not set stays null only outside it)
+      'daily_usd_left', v_client.daily_max_usd - least(v_client.daily_max_usd, case when v_client.day_bucket = v_day
+                                                                   then v_client.spent_today_usd else 0 end),
+      'monthly_usd_left', v_client.monthly_max_usd - least(v_client.monthly_max_usd, case when v_client.month_bucket
+        = pg_catalog.date_trunc('month', v_day)::date then v_client.spent_month_usd else 0 end)),
+    -- A token's client's spend of the Pacific day and month, from its running totals (calls in flight at
+    -- their worst case where it has a budget in money); a service caller's is read in google_ai_spend_daily.
+    'spend', case when p_token_hash is not null then jsonb_build_object(
+               'today_usd', case when v_client.day_bucket = v_day then v_client.spent_today_usd else 0 end,
+               'month_usd', case when v_client.month_bucket = pg_catalog.date_trunc('month', v_day)::date
+                                 then v_client.spent_month_usd else 0 end) end,
     'models', public.google_ai_quota_report_models(v_now, v_models, p_token_hash is null, v_owner_class,
       v_owner_caller),
     'withdrawn', public.google_ai_quota_report_withdrawn(v_models));

@@ -79,14 +79,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_decided(p_after bigint, p_thr
     p_settled_before timestamp with time zone) RETURNS TABLE(model text, quota_group text, priority_class text,
     status text, limit_hit text, refusal_cause text, quota_cause text, http_status integer, service_tier text,
     served_tier text, input_tokens integer, output_tokens integer, latency_ms integer, first_byte_ms integer,
-    added_ms integer, wait_ms integer, caller text)
+    added_ms integer, wait_ms integer, caller text, cost_usd numeric)
     LANGUAGE sql STABLE
     AS $$
   select a.model, a.quota_group, a.priority_class, a.status,
          a.limit_hit, a.refusal_cause, a.quota_cause, a.http_status,
          a.service_tier, a.served_tier, a.input_tokens, a.output_tokens,
          a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
-         case when a.client_id is not null then a.caller else 'service' end as caller
+         case when a.client_id is not null then a.caller else 'service' end as caller, a.cost_usd
   from public.google_ai_attempts a
   where a.id > p_after and a.id <= p_through and a.status <> 'reserved'
     and (p_only is null or a.id = any (p_only))
@@ -113,7 +113,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
            coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as google_429,
            coalesce(d.service_tier, 'standard') as service_tier, d.served_tier,
            count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in,
-             sum(d.output_tokens)::numeric as tokens_out
+             sum(d.output_tokens)::numeric as tokens_out, sum(d.cost_usd) as spend
     from decided d
     group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
   ), counters as (
@@ -148,7 +148,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
       ('eve_gateway_queue_lapses_total', concat_ws(',', g.m, g.pc, g.who),
         case when g.status = 'abandoned' and g.quota_group is null then g.n end),
       ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="input"'), g.tokens_in),
-      ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="output"'), g.tokens_out)
+      ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="output"'), g.tokens_out),
+      -- What the calls cost (cost_usd; a call of unknown cost adds nothing).
+      ('eve_gateway_spend_usd_total', concat_ws(',', g.m, g.pv, g.who), g.spend)
     ) x(family, labels, value)
     where x.value is not null
     group by 1, 2

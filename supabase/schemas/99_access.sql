@@ -148,19 +148,23 @@ GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome
     p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,
     p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
-    p_room_until timestamp with time zone, p_settled_tokens integer) TO service_role;
+    p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer,
+    p_thinking_tokens integer) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer,
     p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text,
     p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,
     p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
     p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
-    p_room_until timestamp with time zone, p_settled_tokens integer) TO eve_gateway;
+    p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer,
+    p_thinking_tokens integer) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
     p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
-    p_added_ms integer, p_first_byte_ms integer) TO service_role;
+    p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer,
+    p_thinking_tokens integer) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
     p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
-    p_added_ms integer, p_first_byte_ms integer) TO eve_gateway;
+    p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer,
+    p_thinking_tokens integer) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,
     p_error_code text, p_error_message text, p_latency_ms integer) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,
@@ -215,6 +219,8 @@ ALTER TABLE public.google_ai_model_catalogue ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_service_tiers ENABLE ROW LEVEL SECURITY;
 
+ALTER TABLE public.google_ai_model_prices ENABLE ROW LEVEL SECURITY;
+
 REVOKE ALL ON TABLE public.google_ai_key_health FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_key_health TO service_role;
 
@@ -235,6 +241,8 @@ GRANT ALL ON FUNCTION public.google_ai_service_tier_list() TO eve_gateway;
 
 REVOKE ALL ON TABLE public.google_ai_service_tiers FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_service_tiers TO service_role;
+REVOKE ALL ON TABLE public.google_ai_model_prices FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_model_prices TO service_role;
 
 ALTER TABLE public.google_ai_maintenance_log ENABLE ROW LEVEL SECURITY;
 
@@ -293,6 +301,11 @@ GRANT SELECT ON TABLE public.google_ai_queue_now TO service_role;
 
 REVOKE ALL ON TABLE public.google_ai_shares_today FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_shares_today TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_spend_daily FROM anon, authenticated, service_role, eve_gateway;
+GRANT SELECT ON TABLE public.google_ai_spend_daily TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_spend_yesterday(p_now timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_spend_yesterday(p_now timestamp with time zone) TO eve_gateway;
 
 REVOKE ALL ON TABLE public.google_ai_usage_by_caller_24h FROM anon, authenticated, service_role, eve_gateway;
 GRANT SELECT ON TABLE public.google_ai_usage_by_caller_24h TO service_role;

@@ -170,6 +170,11 @@ const ADMISSION_CAUSE_TABLE = {
     limits: ["token_budget", "client_budget", "caller_budget"],
     words: "a token's, client's or caller's budget is used up (limit says which).",
   },
+  spend_budget: {
+    limits: [],
+    words: "the client's budget in money for the Pacific day or month has no room for this call's worst " +
+      "case (its input at the input price, its largest answer at the output price), or its price is not known.",
+  },
 } as const satisfies Record<string, { limits: readonly StepLimit[]; words: string }>;
 
 export type AdmissionCause = keyof typeof ADMISSION_CAUSE_TABLE;

@@ -304,6 +304,9 @@ export interface FinalizeParams {
   outcome: FinalizeOutcome;
   inputTokens: number | null;
   outputTokens: number | null;
+  /** Of the input, what the provider read from its cache; of the output, its thinking (null: not said). */
+  cachedInputTokens?: number | null;
+  thinkingTokens?: number | null;
   httpStatus: number | null;
   errorCode: string | null;
   quotaId: string | null;

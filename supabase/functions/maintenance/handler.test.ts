@@ -55,6 +55,9 @@ function fakeStore(overrides: Partial<MaintenanceStore> = {}) {
         removed: c.status === "invalid" ? 2 : 0,
       });
     }),
+    spendYesterday: vi.fn(() =>
+      Promise.resolve([{ provider: "openai", day: "2026-11-26", spend_usd: 1.25, calls: 40, calls_unpriced: 0 }])
+    ),
     modelLifecycle: vi.fn(() =>
       Promise.resolve({
         checked: true,

@@ -48,6 +48,10 @@ export const METRIC_FAMILIES: Readonly<Record<string, { kind: Kind; help: string
     kind: "counter",
     help: "Tokens the provider counted (gen_ai.client.token.usage), by gen_ai_token_type.",
   },
+  eve_gateway_spend_usd_total: {
+    kind: "counter",
+    help: "What the calls cost in US dollars (their tokens at their model's price), by model, provider and caller.",
+  },
   eve_gateway_upstream_latency_seconds: {
     kind: "histogram",
     help: "The provider's own time per call (gen_ai.server.request.duration).",

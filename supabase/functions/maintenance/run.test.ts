@@ -37,6 +37,9 @@ function store() {
         catalogue_status: "unlisted" as const,
       }])
     ),
+    spendYesterday: vi.fn(() =>
+      Promise.resolve([{ provider: "openai", day: "2026-11-26", spend_usd: 1.25, calls: 40, calls_unpriced: 0 }])
+    ),
     modelLifecycle: vi.fn(() =>
       Promise.resolve({
         checked: true,

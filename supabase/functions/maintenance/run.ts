@@ -14,6 +14,7 @@ import type {
   KeyCheckStatus,
   MaintenanceStore,
   ModelLifecycle,
+  SpendDay,
 } from "./store.ts";
 import { type ModelLister } from "../_shared/upstream/port.ts";
 
@@ -108,6 +109,8 @@ export interface RunSummary {
     };
   /** The models' life cycle after this run's lists, per provider (withdrawn, missing, shutting down, unserved). */
   lifecycle: { status: "not_run" } | { status: "failed"; error: string } | ({ status: "reviewed" } & ModelLifecycle);
+  /** What each provider's yesterday cost (null: not read, see problems). */
+  spend_yesterday: SpendDay[] | null;
   /** What an operator should look at, in words. */
   problems: string[];
 }
@@ -145,6 +148,7 @@ async function runOnce(deps: RunDeps, options: RunOptions): Promise<RunSummary> 
     keys: { status: "not_run" },
     catalogue: { status: "not_run" },
     lifecycle: { status: "not_run" },
+    spend_yesterday: null,
     problems,
   };
   let failed = false;
@@ -187,6 +191,12 @@ async function runOnce(deps: RunDeps, options: RunOptions): Promise<RunSummary> 
     }
   }
 
+  try {
+    summary.spend_yesterday = await deps.store.spendYesterday();
+  } catch (error) {
+    problems.push(`yesterday's spend could not be read: ${sanitizeError(error, { maxLength: 300 })}`);
+  }
+
   summary.status = failed ? "failed" : "succeeded";
   const completed = now();
   summary.duration_ms = completed.getTime() - started.getTime();
@@ -209,6 +219,7 @@ async function runOnce(deps: RunDeps, options: RunOptions): Promise<RunSummary> 
         unlisted: summary.catalogue.unlisted,
       },
       lifecycle: summary.lifecycle,
+      spend_yesterday: summary.spend_yesterday,
       problems,
     },
   });

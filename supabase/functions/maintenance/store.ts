@@ -17,6 +17,16 @@ export interface HousekeepingResult {
   reason?: string;
 }
 
+/** One provider's spend on one of its days (google_ai_spend_yesterday). */
+export interface SpendDay {
+  provider: string;
+  day: string;
+  /** US dollars, as the database's numeric text's number; calls of unknown cost are not in it. */
+  spend_usd: number;
+  calls: number;
+  calls_unpriced: number;
+}
+
 export interface ActiveKey {
   id: string;
   key_alias: string;
@@ -98,6 +108,8 @@ export interface MaintenanceStore {
   catalogueStatus(): Promise<CatalogueStatus[]>;
   /** After the keys were checked: brings back withdrawn models listed again, reports the life cycle. */
   modelLifecycle(): Promise<ModelLifecycle>;
+  /** What each provider's yesterday (its own day: Pacific for Google, UTC for OpenAI) cost. */
+  spendYesterday(): Promise<SpendDay[]>;
   /** One google_ai_maintenance_log row (operation 'maintenance_function'); returns its id. */
   logRun(entry: RunLogEntry): Promise<number>;
   /**
@@ -161,6 +173,11 @@ export function createPgMaintenanceStore(db: Pick<Database, "run">): Maintenance
     modelLifecycle: () =>
       db.run("model life cycle", async (sql) => {
         const [row] = await sql<{ r: ModelLifecycle }[]>`select public.google_ai_model_lifecycle_review() as r`;
+        return row!.r;
+      }),
+    spendYesterday: () =>
+      db.run("spend yesterday", async (sql) => {
+        const [row] = await sql<{ r: SpendDay[] }[]>`select public.google_ai_spend_yesterday() as r`;
         return row!.r;
       }),
     logRun: (entry) =>

@@ -7,6 +7,8 @@ export interface Usage {
   candidatesTokens: number;
   /** Gemini 2.5 "thinking" tokens: billed as output, not part of candidatesTokens. */
   thoughtsTokens: number;
+  /** Of promptTokens, those read from the provider's cache (billed at the cached-input price). */
+  cachedTokens: number;
   totalTokens: number;
 }
 
@@ -59,6 +61,7 @@ export function responseUsage(response: UpstreamAnswer): Usage | null {
     promptTokens: n(u.promptTokenCount),
     candidatesTokens: n(u.candidatesTokenCount),
     thoughtsTokens: n(u.thoughtsTokenCount),
+    cachedTokens: n(u.cachedContentTokenCount),
     totalTokens: n(u.totalTokenCount),
   };
 }

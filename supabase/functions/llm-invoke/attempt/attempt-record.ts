@@ -17,6 +17,8 @@ import { type UpstreamError } from "../../_shared/upstream/port.ts";
 const EMPTY = {
   inputTokens: null,
   outputTokens: null,
+  cachedInputTokens: null,
+  thinkingTokens: null,
   httpStatus: null,
   errorCode: null,
   quotaId: null,
@@ -40,6 +42,9 @@ export interface SuccessRecord {
   /** Google's counts; null when Google sent no usage (the reservation's estimate stays booked). */
   inputTokens: number | null;
   outputTokens: number | null;
+  /** Of those, the input read from the provider's cache and the output spent thinking (the call's cost). */
+  cachedInputTokens?: number | null;
+  thinkingTokens?: number | null;
   /** Kept for replay when the caller named the request (its own request_id), else null. */
   response: unknown | null;
   /** The tier asked for and the tier Google says served; the request's added and first-byte times. */
@@ -52,10 +57,17 @@ export interface SuccessRecord {
 }
 
 /** The provider's counts for finalize: null where it sent none (the booked estimate then stays). */
-export function usageCounts(usage: Usage | null): Pick<SuccessRecord, "inputTokens" | "outputTokens"> {
+export function usageCounts(
+  usage: Usage | null,
+): Pick<SuccessRecord, "inputTokens" | "outputTokens" | "cachedInputTokens" | "thinkingTokens"> {
   return usage === null
-    ? { inputTokens: null, outputTokens: null }
-    : { inputTokens: usage.promptTokens, outputTokens: outputTokens(usage) };
+    ? { inputTokens: null, outputTokens: null, cachedInputTokens: null, thinkingTokens: null }
+    : {
+      inputTokens: usage.promptTokens,
+      outputTokens: outputTokens(usage),
+      cachedInputTokens: usage.cachedTokens,
+      thinkingTokens: usage.thoughtsTokens,
+    };
 }
 
 /**

@@ -37,6 +37,8 @@ export interface LostFinalize {
   outcome: FinalizeParams["outcome"];
   input_tokens: number | null;
   output_tokens: number | null;
+  cached_input_tokens: number | null;
+  thinking_tokens: number | null;
   /** A call answered without usage: the tokens its window keeps (google_ai_finalize's p_settled_tokens). */
   settled_tokens: number | null;
   http_status: number | null;
@@ -102,6 +104,8 @@ export function lostRecord(params: FinalizeParams, tries: number, lastError: str
     outcome: params.outcome,
     input_tokens: params.inputTokens,
     output_tokens: params.outputTokens,
+    cached_input_tokens: params.cachedInputTokens ?? null,
+    thinking_tokens: params.thinkingTokens ?? null,
     settled_tokens: params.settledTokens ?? null,
     http_status: params.httpStatus,
     error_code: params.errorCode,

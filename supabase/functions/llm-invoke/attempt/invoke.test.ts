@@ -186,7 +186,7 @@ const ok = (text = "Привет"): GenerateOutcome => ({
   ok: true,
   text,
   finishReason: "STOP",
-  usage: { promptTokens: 11, candidatesTokens: 7, thoughtsTokens: 2, totalTokens: 20 },
+  usage: { promptTokens: 11, candidatesTokens: 7, thoughtsTokens: 2, cachedTokens: 0, totalTokens: 20 },
   candidates: [{ content: { parts: [{ text }] } }],
   modelVersion: null,
   response: { candidates: [{ content: { parts: [{ text }] } }] },

@@ -50,7 +50,7 @@ export function finalRefusal(r: Refusal, ctx: RefusalContext): GatewayError | nu
 }
 
 function finalError(r: Refusal, ctx: RefusalContext): GatewayError | null {
-  if (isTokenLimit(r.limit)) return tokenRefusal(r.limit, r.retryAfterMs, ctx.model);
+  if (isTokenLimit(r.limit)) return tokenRefusal(r.limit, r.retryAfterMs, ctx.model, r.retryAt);
   switch (r.limit) {
     case "in_progress":
       return inProgress(ctx.requestId, r.retryAfterMs, r.retryAt);
@@ -176,7 +176,12 @@ export function modelNotAllowed(model: string): GatewayError {
 }
 
 /** A scoped token's refusal: never waited on (no minute window frees it). */
-export function tokenRefusal(limit: TokenLimit, retryAfterMs: number | null, model: string): GatewayError {
+export function tokenRefusal(
+  limit: TokenLimit,
+  retryAfterMs: number | null,
+  model: string,
+  retryAt: string | null = null,
+): GatewayError {
   switch (limit) {
     case "token_invalid":
     case "token_expired":
@@ -190,13 +195,19 @@ export function tokenRefusal(limit: TokenLimit, retryAfterMs: number | null, mod
         null,
         "The token's request or token budget is used up: get a new token from issue-kaggle-token.",
       );
-    case "client_budget":
-      return rateLimited(
+    case "client_budget": {
+      // Its day's (a count or money) or month's (money): the cause says which kind, retry_at when it reopens.
+      const error = rateLimited(
         "client_budget",
         retryAfterMs,
-        "The client's daily budget is used up until midnight Pacific time" +
-          (retryAfterMs === null ? "." : `; retry in ${retryAfterMs} ms.`),
+        "The client's budget is used up" +
+          (retryAfterMs === null ? "." : `; it reopens at ${retryAt ?? "Pacific midnight"} (in ${retryAfterMs} ms).`),
       );
+      return new GatewayError(error.code, error.message, {
+        extra: { ...error.extra, retry_at: retryAt },
+        headers: error.headers,
+      });
+    }
   }
 }
 

@@ -210,6 +210,8 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
         latencyMs,
         inputTokens: tally.usage?.promptTokens ?? options.estimatedInputTokens,
         outputTokens: tally.outputTokens(),
+        cachedInputTokens: tally.usage?.cachedTokens ?? null,
+        thinkingTokens: tally.usage?.thoughtsTokens ?? null,
         response: null,
       }),
       outcome: "cut",

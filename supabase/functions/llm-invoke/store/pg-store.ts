@@ -181,9 +181,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
             p_input_tokens => ${p.inputTokens}::integer, p_output_tokens => ${p.outputTokens}::integer,
             p_latency_ms => ${p.latencyMs}::integer, p_error_message => ${p.errorMessage},
             p_service_tier => ${p.serviceTier ?? null}, p_served_tier => ${p.servedTier ?? null},
-            p_added_ms => ${roundedMs(p.addedMs)}::integer, p_first_byte_ms => ${
-            roundedMs(p.firstByteMs)
-          }::integer) as r`;
+            p_added_ms => ${roundedMs(p.addedMs)}::integer, p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer,
+            p_cached_input_tokens => ${p.cachedInputTokens ?? null}::integer,
+            p_thinking_tokens => ${p.thinkingTokens ?? null}::integer) as r`;
           return;
         }
         await sql`select public.google_ai_finalize(
@@ -200,7 +200,9 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           p_first_byte_ms => ${roundedMs(p.firstByteMs)}::integer,
           p_room_requests => ${p.room?.requests ?? null}::integer, p_room_tokens => ${p.room?.tokens ?? null}::integer,
           p_room_until => ${p.room == null ? null : p.room.until.toISOString()}::timestamptz,
-          p_settled_tokens => ${p.settledTokens ?? null}::integer) as r`;
+          p_settled_tokens => ${p.settledTokens ?? null}::integer,
+          p_cached_input_tokens => ${p.cachedInputTokens ?? null}::integer,
+          p_thinking_tokens => ${p.thinkingTokens ?? null}::integer) as r`;
       }),
 
     release: (reservationId, reason) =>

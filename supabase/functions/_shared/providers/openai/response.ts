@@ -1,8 +1,9 @@
 // OpenAI's Chat Completions answers in the gateway's inner shape (Gemini's answer: candidates with
 // parts, finishReason, usageMetadata), so the attempt loop, finalize, the stream relay and the routes
 // of another dialect read them as they read Google's (OpenAI's own route passes OpenAI's answer and
-// chunks as they came). Usage: OpenAI's prompt_tokens and completion_tokens (its
-// reasoning tokens are inside completion_tokens).
+// chunks as they came). Usage: OpenAI's prompt_tokens and completion_tokens, its reasoning tokens
+// (inside completion_tokens) as Gemini's thoughts beside the answer's, its cached prompt tokens as
+// Gemini's cachedContentTokenCount.
 import type { UpstreamAnswer } from "../../upstream/shapes.ts";
 import { unwrappedText } from "./schema.ts";
 
@@ -25,9 +26,14 @@ function usageMetadata(usage: unknown): Json | undefined {
   const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
   const prompt = n(usage.prompt_tokens);
   const completion = n(usage.completion_tokens);
+  const details = (v: unknown, field: string) => isObject(v) ? n(v[field]) : 0;
+  const reasoning = Math.min(completion, details(usage.completion_tokens_details, "reasoning_tokens"));
+  const cached = details(usage.prompt_tokens_details, "cached_tokens");
   return {
     promptTokenCount: prompt,
-    candidatesTokenCount: completion,
+    candidatesTokenCount: completion - reasoning,
+    ...(reasoning > 0 ? { thoughtsTokenCount: reasoning } : {}),
+    ...(cached > 0 ? { cachedContentTokenCount: cached } : {}),
     totalTokenCount: typeof usage.total_tokens === "number" ? usage.total_tokens : prompt + completion,
   };
 }

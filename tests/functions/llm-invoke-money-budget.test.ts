@@ -1,0 +1,119 @@
+// A client's budget in money, over HTTP with the real function, PostgreSQL and the OpenAI simulator:
+// a notebook with a budget of 3 cents a day, 8 processes × 40 requests with its scoped token. Each
+// reservation books the call's worst case (its input at the input price, the client's largest answer
+// at the output price) and finalize settles it on the call's cost. Here every call's cost is its worst
+// case exactly (input is free, every answer is cut at the client's max_output_tokens), so the budget
+// holds exactly 10 calls: 10 are served, the spend is the budget to the last digit (0 overspend, the
+// last admitted call the one that fits), and the 310 others are refused with cause spend_budget and
+// the time the budget reopens (the next Pacific midnight). A month's budget refuses until the month ends.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { GENEROUS_OPENAI_SIM_MODELS, type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
+
+let s: InvokeStack;
+const MODEL = "gpt-4o-mini";
+const MAX_OUTPUT = 3;
+const OUTPUT_PER_MTOK = "1000"; // 3 tokens: $0.003 a call
+const BUDGET = "0.03";
+
+beforeAll(async () => {
+  s = await startInvokeStack("llm_invoke_money_budget", {
+    keys: [{ alias: "money-openai", provider: "openai", project: "org-money", priority: 1, simKey: "sk-sim-money" }],
+    openaiSimulator: { models: GENEROUS_OPENAI_SIM_MODELS },
+  });
+  await s.setLimit({ model: MODEL, rpm: 100_000, tpm: 100_000_000 });
+  await s.sql`delete from public.google_ai_model_prices where model = ${MODEL}`;
+  await s.sql`insert into public.google_ai_model_prices (model, service_tier, input_per_mtok, cached_input_per_mtok,
+                output_per_mtok, source, read_on)
+              values (${MODEL}, 'standard', 0, 0, ${OUTPUT_PER_MTOK}::numeric, 'test', current_date)`;
+}, 120_000);
+
+afterAll(async () => {
+  await s?.close();
+});
+
+async function notebook(name: string, budget: { daily?: string; monthly?: string }): Promise<string> {
+  const t = await mintToken(s.sql, name, { models: [MODEL] });
+  await s.sql`update public.google_ai_clients set max_output_tokens = ${MAX_OUTPUT},
+                daily_max_usd = ${budget.daily ?? null}::numeric, monthly_max_usd = ${budget.monthly ?? null}::numeric
+              where id = ${t.clientId}`;
+  return t.token;
+}
+
+/** `workers` processes, each sending `each` requests one after another; every answer. */
+async function load(token: string, workers: number, each: number, tag: string) {
+  const answers: { status: number; body: any; retryAfter: string | null }[] = [];
+  await Promise.all(Array.from({ length: workers }, async (_, w) => {
+    for (let i = 0; i < each; i++) {
+      const res = await s.call({ model: MODEL, prompt: `${tag} ${w}-${i}: tell me a long story`, mode: "NO_WAIT" },
+        { auth: token });
+      answers.push({ status: res.status, body: res.body, retryAfter: res.headers.get("retry-after") });
+    }
+  }));
+  return answers;
+}
+
+describe("a client's budget in money", () => {
+  it("3 cents a day, 8 processes × 40 requests: exactly the 10 calls that fit are served, spend = budget, the rest refused naming cause and reopening", async () => {
+    const token = await notebook("money-day", { daily: BUDGET });
+    const answers = await load(token, 8, 40, "day");
+    const served = answers.filter((a) => a.status === 200);
+    const refused = answers.filter((a) => a.status !== 200);
+    expect(served).toHaveLength(10);
+    expect(refused).toHaveLength(310);
+    const [{ midnight }] = await s.sql`select public.google_ai_pacific_midnight_after(now()) as midnight`;
+    for (const r of refused) {
+      expect(r.status).toBe(429);
+      expect(r.body).toMatchObject({ error: { code: "rate_limited" }, limit: "client_budget", cause: "spend_budget" });
+      expect(new Date(r.body.retry_at).getTime()).toBe((midnight as Date).getTime());
+      expect(r.retryAfter).toBe(String(Math.ceil(r.body.retry_after_ms / 1000)));
+    }
+
+    const [spend] = await s.sql`
+      select sum(a.cost_usd)::text as cost, count(*)::int as calls, count(*) filter (where a.cost_usd is null)::int as unpriced,
+             bool_and(a.booked_usd = a.cost_usd) as exact, max(c.spent_today_usd)::text as booked,
+             max(c.daily_max_usd)::text as budget
+      from public.google_ai_attempts a join public.google_ai_clients c on c.id = a.client_id
+      where c.name = 'money-day' and a.status = 'succeeded'`;
+    // 0 overspend: what the calls cost is the budget, and the client's booked spend says the same.
+    expect(spend).toEqual({ cost: "0.030000", calls: 10, unpriced: 0, exact: true, booked: "0.030000", budget: BUDGET });
+    const [{ refusals }] = await s.sql`
+      select count(*)::int as refusals from public.google_ai_attempts a join public.google_ai_clients c on c.id = a.client_id
+      where c.name = 'money-day' and a.status = 'refused' and a.limit_hit = 'client_budget'
+        and a.refusal_cause = 'spend_budget'`;
+    expect(refusals).toBe(310);
+    // The notebook's own view: nothing left of the day, and what it spent.
+    const quota = await s.raw({ method: "GET", path: "/functions/v1/llm-invoke/v1/quota", headers: { authorization: `Bearer ${token}` } });
+    expect(quota.body.budget).toMatchObject({ daily_usd_left: 0, monthly_usd_left: null });
+    expect(quota.body.spend).toEqual({ today_usd: 0.03, month_usd: 0.03 });
+    // A client without a budget in money has its spend counted too: what its calls cost.
+    const free = await notebook("money-none", {});
+    expect((await load(free, 1, 2, "none")).map((a) => a.status)).toEqual([200, 200]);
+    const [{ cost }] = await s.sql`select sum(a.cost_usd)::float8 as cost from public.google_ai_attempts a
+                                   where a.caller = 'client:money-none'`;
+    const mine = await s.raw({ method: "GET", path: "/functions/v1/llm-invoke/v1/quota", headers: { authorization: `Bearer ${free}` } });
+    expect(mine.body.spend).toEqual({ today_usd: cost, month_usd: cost });
+    expect(cost).toBe(0.006);
+  }, 180_000);
+
+  it("a month's budget refuses until the Pacific month ends; a released reservation gives its worst case back", async () => {
+    const token = await notebook("money-month", { monthly: "0.006" });
+    const answers = await load(token, 2, 3, "month");
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(2);
+    const refusal = answers.find((a) => a.status === 429)!;
+    expect(refusal.body).toMatchObject({ limit: "client_budget", cause: "spend_budget" });
+    const [{ next }] = await s.sql`
+      select public.google_ai_pacific_start((date_trunc('month', public.google_ai_pacific_day(now())) + interval '1 month')::date) as next`;
+    expect(new Date(refusal.body.retry_at).getTime()).toBe((next as Date).getTime());
+
+    // A reservation released before it reached the provider: its worst case leaves the month's spend.
+    await s.sql`update public.google_ai_clients set monthly_max_usd = 0.009 where name = 'money-month'`;
+    const [{ r }] = await s.sql`select public.google_ai_reserve_models(p_models => array[${MODEL}], p_estimated_tokens => 10,
+      p_token_hash => encode(sha256(convert_to(${token}, 'UTF8')), 'hex')) as r`;
+    expect(r).toMatchObject({ ok: true });
+    const spent = async () =>
+      (await s.sql`select spent_month_usd::text as m from public.google_ai_clients where name = 'money-month'`)[0]!.m;
+    expect(await spent()).toBe("0.009000");
+    await s.sql`select public.google_ai_release(${r.reservation_id}::uuid, 'test')`;
+    expect(await spent()).toBe("0.006000");
+  }, 60_000);
+});
