@@ -52,10 +52,10 @@ CREATE TABLE public.google_ai_attempts (
     holder uuid,
     refusal_cause text,
     admitted_at timestamp with time zone,
+    booked_usd numeric,
     cached_input_tokens integer,
     cost_usd numeric,
     thinking_tokens integer,
-    booked_usd numeric,
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY
       ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY
