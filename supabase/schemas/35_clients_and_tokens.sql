@@ -43,8 +43,9 @@ COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS
 
 COMMENT ON COLUMN public.google_ai_clients.daily_max_usd IS
     'The most the client''s calls may cost in US dollars per Pacific day (null: no limit), beside its token and '
-    'request budgets: a reservation books its worst case (its input and max_output_tokens at the price '
-    'google_ai_call_cost reads) in spent_today_usd and spent_month_usd, finalize settles them on the call''s cost '
+    'request budgets: a reservation books its worst case (its input, max_output_tokens and the model''s thinking '
+    'at the dearest price it may be served at, google_ai_worst_call_cost) in spent_today_usd and spent_month_usd, '
+    'finalize settles them on the call''s cost '
     '(cost_usd; unknown: the worst case stays); refused with cause spend_budget until Pacific midnight.';
 
 COMMENT ON COLUMN public.google_ai_clients.monthly_max_usd IS
@@ -421,8 +422,7 @@ begin
   from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day,
     v_count_request, p_estimated_tokens, v_client.daily_max_requests, v_client.daily_max_tokens) u;
   if v_client.daily_max_usd is not null or v_client.monthly_max_usd is not null then
-    v_worst := public.google_ai_call_cost(v_model, null, null, 'succeeded', p_estimated_tokens, 0,
-      v_client.max_output_tokens, 0);
+    v_worst := public.google_ai_worst_call_cost(v_model, p_estimated_tokens, v_client.max_output_tokens);
   end if;
 
   if v_token.revoked_at is not null or v_client.revoked_at is not null then
@@ -479,8 +479,7 @@ declare
   v_count_request integer := public.google_ai_request_counts(p_attempt);
   v_worst numeric;
 begin
-  select public.google_ai_call_cost(p_model, null, null, 'succeeded', p_estimated_tokens, 0, c.max_output_tokens, 0)
-    into v_worst
+  select public.google_ai_worst_call_cost(p_model, p_estimated_tokens, c.max_output_tokens) into v_worst
   from public.google_ai_clients c
   where c.id = p_client_id and (c.daily_max_usd is not null or c.monthly_max_usd is not null);
   update public.google_ai_tokens t set

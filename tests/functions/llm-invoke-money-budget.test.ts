@@ -6,20 +6,47 @@
 // holds exactly 10 calls: 10 are served, the spend is the budget to the last digit (0 overspend, the
 // last admitted call the one that fits), and the 310 others are refused with cause spend_budget and
 // the time the budget reopens (the next Pacific midnight). A month's budget refuses until the month ends.
+// A Gemini call that thinks as much as its model allows (thinking is not capped by maxOutputTokens) at
+// the dearer tier its class asks for is booked at that worst case too: 0 overspend.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GENEROUS_OPENAI_SIM_MODELS, type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
+import {
+  GENEROUS_OPENAI_SIM_MODELS,
+  GENEROUS_SIM_MODELS,
+  type InvokeStack,
+  mintToken,
+  startInvokeStack,
+} from "./llm-invoke-helpers.ts";
 
 let s: InvokeStack;
 const MODEL = "gpt-4o-mini";
 const MAX_OUTPUT = 3;
 const OUTPUT_PER_MTOK = "1000"; // 3 tokens: $0.003 a call
 const BUDGET = "0.03";
+const FLASH = "gemini-2.5-flash";
+const FLASH_THINKING = 7; // the most the model may think: the simulator thinks this much on every call
 
 beforeAll(async () => {
   s = await startInvokeStack("llm_invoke_money_budget", {
-    keys: [{ alias: "money-openai", provider: "openai", project: "org-money", priority: 1, simKey: "sk-sim-money" }],
+    keys: [
+      { alias: "money-openai", provider: "openai", project: "org-money", priority: 1, simKey: "sk-sim-money" },
+      { alias: "money-google", project: "proj-money", priority: 1, simKey: "sim-key-money" },
+    ],
     openaiSimulator: { models: GENEROUS_OPENAI_SIM_MODELS },
+    simulator: {
+      models: { ...GENEROUS_SIM_MODELS, [FLASH]: { ...GENEROUS_SIM_MODELS[FLASH], defaultThoughtsTokens: FLASH_THINKING } },
+    },
   });
+  await s.setLimit({ model: FLASH, rpm: 100_000, tpm: 100_000_000, rpd: 1_000_000 });
+  // Flash thinks at most FLASH_THINKING tokens; a batch request asks for priority, at twice standard's price.
+  // (Set before any request: workers cache the tier rows.)
+  await s.sql`update public.google_ai_model_limits set max_thinking_tokens = ${FLASH_THINKING} where model = ${FLASH}`;
+  await s.sql`insert into public.google_ai_service_tiers (model, priority_class, service_tier)
+              values (${FLASH}, 'batch', 'priority')`;
+  await s.sql`delete from public.google_ai_model_prices where model = ${FLASH}`;
+  await s.sql`insert into public.google_ai_model_prices (model, service_tier, input_per_mtok, cached_input_per_mtok,
+                output_per_mtok, source, read_on)
+              values (${FLASH}, 'standard', 0, 0, 1000, 'test', current_date),
+                     (${FLASH}, 'priority', 0, 0, 2000, 'test', current_date)`;
   await s.setLimit({ model: MODEL, rpm: 100_000, tpm: 100_000_000 });
   await s.sql`delete from public.google_ai_model_prices where model = ${MODEL}`;
   await s.sql`insert into public.google_ai_model_prices (model, service_tier, input_per_mtok, cached_input_per_mtok,
@@ -31,8 +58,8 @@ afterAll(async () => {
   await s?.close();
 });
 
-async function notebook(name: string, budget: { daily?: string; monthly?: string }): Promise<string> {
-  const t = await mintToken(s.sql, name, { models: [MODEL] });
+async function notebook(name: string, budget: { daily?: string; monthly?: string }, model = MODEL): Promise<string> {
+  const t = await mintToken(s.sql, name, { models: [model] });
   await s.sql`update public.google_ai_clients set max_output_tokens = ${MAX_OUTPUT},
                 daily_max_usd = ${budget.daily ?? null}::numeric, monthly_max_usd = ${budget.monthly ?? null}::numeric
               where id = ${t.clientId}`;
@@ -40,11 +67,11 @@ async function notebook(name: string, budget: { daily?: string; monthly?: string
 }
 
 /** `workers` processes, each sending `each` requests one after another; every answer. */
-async function load(token: string, workers: number, each: number, tag: string) {
+async function load(token: string, workers: number, each: number, tag: string, model = MODEL) {
   const answers: { status: number; body: any; retryAfter: string | null }[] = [];
   await Promise.all(Array.from({ length: workers }, async (_, w) => {
     for (let i = 0; i < each; i++) {
-      const res = await s.call({ model: MODEL, prompt: `${tag} ${w}-${i}: tell me a long story`, mode: "NO_WAIT" },
+      const res = await s.call({ model, prompt: `${tag} ${w}-${i}: tell me a long story`, mode: "NO_WAIT" },
         { auth: token });
       answers.push({ status: res.status, body: res.body, retryAfter: res.headers.get("retry-after") });
     }
@@ -116,4 +143,27 @@ describe("a client's budget in money", () => {
     await s.sql`select public.google_ai_release(${r.reservation_id}::uuid, 'test')`;
     expect(await spent()).toBe("0.006000");
   }, 60_000);
+
+  it("a Gemini call thinking as much as its model allows, at the priority tier its class asks for: booked at that worst case, 0 overspend", async () => {
+    // Worst case: (3 answer + 7 thinking) × $2000/Mtok = $0.02 a call; $0.10 a day holds exactly 5.
+    const token = await notebook("money-thinking", { daily: "0.10" }, FLASH);
+    const answers = await load(token, 8, 5, "thinking", FLASH);
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(5);
+    for (const r of answers.filter((a) => a.status !== 200)) {
+      expect(r.body).toMatchObject({ limit: "client_budget", cause: "spend_budget" });
+      expect(r.body.retry_at).not.toBeNull();
+    }
+    const rows = await s.sql`
+      select a.service_tier, a.served_tier, a.thinking_tokens, a.output_tokens, a.booked_usd::text as booked,
+             a.cost_usd::text as cost
+      from public.google_ai_attempts a where a.caller = 'client:money-thinking' and a.status = 'succeeded'`;
+    expect(rows).toHaveLength(5);
+    for (const row of rows) {
+      expect(row).toEqual({ service_tier: "priority", served_tier: "priority", thinking_tokens: FLASH_THINKING,
+        output_tokens: MAX_OUTPUT + FLASH_THINKING, booked: "0.020000", cost: "0.020000" });
+    }
+    const [client] = await s.sql`select spent_today_usd::text as spent from public.google_ai_clients
+                                 where name = 'money-thinking'`;
+    expect(client).toEqual({ spent: "0.100000" });
+  }, 120_000);
 });
