@@ -14,6 +14,8 @@ import {
   GENEROUS_SIM_MODELS,
   type InvokeStack,
   mintToken,
+  newToken,
+  sha256,
   startInvokeStack,
 } from "./llm-invoke-helpers.ts";
 
@@ -166,4 +168,29 @@ describe("a client's budget in money", () => {
                                  where name = 'money-thinking'`;
     expect(client).toEqual({ spent: "0.100000" });
   }, 120_000);
+
+  it("a token's own budget in money, minted from its client's token_max_usd: booked and settled beside the client's, refused naming spend_budget, never reopening", async () => {
+    const first = await mintToken(s.sql, "money-token", { models: [MODEL] });
+    await s.sql`update public.google_ai_clients set max_output_tokens = ${MAX_OUTPUT}, token_max_usd = 0.009
+                where id = ${first.clientId}`;
+    const token = newToken();
+    const [{ m }] = await s.sql`select public.google_ai_mint_token(${sha256(first.secret)}, ${sha256(token)}) as m`;
+    expect(m.ok).toBe(true);
+    // $0.003 a call (the client has no budget in money of its own): the token's $0.009 holds 3.
+    const answers = await load(token, 4, 3, "token");
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(3);
+    const refused = answers.filter((a) => a.status !== 200);
+    expect(refused).toHaveLength(9);
+    for (const r of refused) {
+      expect(r.status).toBe(429);
+      expect(r.body).toMatchObject({ limit: "token_budget", cause: "spend_budget", retry_after_ms: null });
+    }
+    const [spent] = await s.sql`
+      select t.max_usd::text as max, t.spent_usd::text as token, c.spent_today_usd::text as client,
+             (select sum(a.cost_usd)::text from public.google_ai_attempts a where a.token_id = t.id) as cost
+      from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id where t.id = ${m.token_id}`;
+    expect(spent).toEqual({ max: "0.009", token: "0.009000", client: "0.009000", cost: "0.009000" });
+    // The client's first token, minted before, has no budget in money: it is still served.
+    expect((await load(first.token, 1, 1, "first")).map((a) => a.status)).toEqual([200]);
+  }, 60_000);
 });

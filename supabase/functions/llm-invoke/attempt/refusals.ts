@@ -193,7 +193,7 @@ export function tokenRefusal(
       return rateLimited(
         "token_budget",
         null,
-        "The token's request or token budget is used up: get a new token from issue-kaggle-token.",
+        "The token's request, token or money budget is used up: get a new token from issue-kaggle-token.",
       );
     case "client_budget": {
       // Its day's (a count or money) or month's (money): the cause says which kind, retry_at when it reopens.
