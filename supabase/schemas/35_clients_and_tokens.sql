@@ -182,12 +182,19 @@ begin
       spent_month_usd = case when c.month_bucket = v_month then greatest(0, c.spent_month_usd + coalesce(p_usd, 0))
                              else c.spent_month_usd end
     where c.id = p_attempt.client_id and (c.day_bucket = v_day or c.month_bucket = v_month);
-  elsif p_attempt.client_id is null and (p_requests <> 0 or p_tokens <> 0) then
+  elsif p_attempt.client_id is null then
+    -- (A service caller's day is the one its booking counted in: the attempt's day_bucket.)
+    v_day := coalesce(p_attempt.day_bucket, v_day);
+    v_month := pg_catalog.date_trunc('month', v_day)::date;
     update public.google_ai_caller_budgets b set
-      requests_today = greatest(0, b.requests_today + p_requests),
-      tokens_today = greatest(0, b.tokens_today + p_tokens)
-    where b.caller = p_attempt.caller
-      and b.day_bucket = coalesce(p_attempt.day_bucket, public.google_ai_pacific_day(p_attempt.created_at));
+      requests_today = case when b.day_bucket = v_day then greatest(0, b.requests_today + p_requests)
+                            else b.requests_today end,
+      tokens_today = case when b.day_bucket = v_day then greatest(0, b.tokens_today + p_tokens) else b.tokens_today end,
+      spent_today_usd = case when b.day_bucket = v_day then greatest(0, b.spent_today_usd + coalesce(p_usd, 0))
+                             else b.spent_today_usd end,
+      spent_month_usd = case when b.month_bucket = v_month then greatest(0, b.spent_month_usd + coalesce(p_usd, 0))
+                             else b.spent_month_usd end
+    where b.caller = p_attempt.caller and (b.day_bucket = v_day or b.month_bucket = v_month);
   end if;
 end
 $$;

@@ -26,6 +26,7 @@ const OUTPUT_PER_MTOK = "1000"; // 3 tokens: $0.003 a call
 const BUDGET = "0.03";
 const FLASH = "gemini-2.5-flash";
 const FLASH_THINKING = 7; // the most the model may think: the simulator thinks this much on every call
+const FLASH_OUTPUT = 3; // the model's output limit, as its catalogue row says
 
 beforeAll(async () => {
   s = await startInvokeStack("llm_invoke_money_budget", {
@@ -35,7 +36,11 @@ beforeAll(async () => {
     ],
     openaiSimulator: { models: GENEROUS_OPENAI_SIM_MODELS },
     simulator: {
-      models: { ...GENEROUS_SIM_MODELS, [FLASH]: { ...GENEROUS_SIM_MODELS[FLASH], defaultThoughtsTokens: FLASH_THINKING } },
+      // Flash answers at most FLASH_OUTPUT tokens (its output limit) and thinks FLASH_THINKING beside them.
+      models: {
+        ...GENEROUS_SIM_MODELS,
+        [FLASH]: { ...GENEROUS_SIM_MODELS[FLASH], defaultThoughtsTokens: FLASH_THINKING, outputTokenLimit: FLASH_OUTPUT },
+      },
     },
   });
   await s.setLimit({ model: FLASH, rpm: 100_000, tpm: 100_000_000, rpd: 1_000_000 });
@@ -192,5 +197,38 @@ describe("a client's budget in money", () => {
     expect(spent).toEqual({ max: "0.009", token: "0.009000", client: "0.009000", cost: "0.009000" });
     // The client's first token, minted before, has no budget in money: it is still served.
     expect((await load(first.token, 1, 1, "first")).map((a) => a.status)).toEqual([200]);
+  }, 60_000);
+
+  it("a service caller's budget in money: a request naming no largest answer books the model's output limit and thinking, 0 overspend, refusals name spend_budget and the midnight", async () => {
+    // The model's output limit as its catalogue says (google_ai_model_catalogue, which the maintenance
+    // function fills from models.get).
+    await s.sql`insert into public.google_ai_model_catalogue (api_key_id, model, key_alias, quota_group, output_token_limit)
+                select k.id, ${FLASH}, k.key_alias, public.google_ai_quota_group(k.project_id, k.id), ${FLASH_OUTPUT}
+                from public.google_ai_api_keys k where k.key_alias = 'money-google'`;
+    await s.sql`insert into public.google_ai_caller_budgets (caller, daily_max_usd) values ('bot-money', 0.05)`;
+    // Worst case: (3 + 7) tokens at the dearest tier it may be asked at (priority, $2000/Mtok) = $0.02;
+    // an interactive call is served at standard ($1000/Mtok): $0.01. One after another: 4 fit in $0.05.
+    const statuses: number[] = [];
+    const bodies: any[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await s.call({ model: FLASH, prompt: `bot ${i}: tell me a long story`, mode: "NO_WAIT" },
+        { headers: { "x-caller": "bot-money" } });
+      statuses.push(res.status);
+      bodies.push(res.body);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
+    const [{ midnight }] = await s.sql`select public.google_ai_pacific_midnight_after(now()) as midnight`;
+    for (const body of bodies.slice(4)) {
+      expect(body).toMatchObject({ limit: "caller_budget", cause: "spend_budget" });
+      expect(new Date(body.retry_at).getTime()).toBe((midnight as Date).getTime());
+    }
+    const [spend] = await s.sql`
+      select (select sum(a.cost_usd)::text from public.google_ai_attempts a
+              where a.caller = 'bot-money' and a.status = 'succeeded') as cost,
+             (select bool_and(a.booked_usd = 0.02) from public.google_ai_attempts a
+              where a.caller = 'bot-money' and a.status = 'succeeded') as booked_worst,
+             b.spent_today_usd::text as spent, b.spent_month_usd::text as month
+      from public.google_ai_caller_budgets b where b.caller = 'bot-money'`;
+    expect(spend).toEqual({ cost: "0.040000", booked_worst: true, spent: "0.040000", month: "0.040000" });
   }, 60_000);
 });

@@ -61,7 +61,7 @@ function finalError(r: Refusal, ctx: RefusalContext): GatewayError | null {
     case "too_large":
       return tooLarge(r.maxTokens ?? null, ctx);
     case "caller_budget":
-      return callerBudget(r.retryAfterMs);
+      return callerBudget(r.retryAfterMs, r.retryAt);
     default:
       return null;
   }
@@ -211,14 +211,19 @@ export function tokenRefusal(
   }
 }
 
-/** A service caller's daily budget (google_ai_caller_budgets): used up until Pacific midnight. */
-function callerBudget(retryAfterMs: number | null): GatewayError {
-  return rateLimited(
+/** A service caller's budget (google_ai_caller_budgets): used up until Pacific midnight, or the month's end. */
+function callerBudget(retryAfterMs: number | null, retryAt: string | null): GatewayError {
+  // Its day's (a count or money) or month's (money): the cause says which kind, retry_at when it reopens.
+  const error = rateLimited(
     "caller_budget",
     retryAfterMs,
-    "This caller's daily budget is used up until midnight Pacific time" +
-      (retryAfterMs === null ? "." : `; retry in ${retryAfterMs} ms.`),
+    "This caller's budget is used up" +
+      (retryAfterMs === null ? "." : `; it reopens at ${retryAt ?? "Pacific midnight"} (in ${retryAfterMs} ms).`),
   );
+  return new GatewayError(error.code, error.message, {
+    extra: { ...error.extra, retry_at: retryAt },
+    headers: error.headers,
+  });
 }
 
 /**
