@@ -164,4 +164,23 @@ describe("cachedProviderDirectory", () => {
     now = 2_000;
     expect((await directory()).upstream("deepseek")?.who).toBe("DeepSeek");
   });
+
+  it("in the background: the request after the TTL gets the directory it had, the next one the new rows", async () => {
+    let now = 0;
+    let reads = 0;
+    const rows: ProviderRow[] = [...BUILT_IN_PROVIDERS];
+    const directory = cachedProviderDirectory(() => (reads++, Promise.resolve([...rows])), () => undefined, {
+      ttlMs: 1_000,
+      inBackground: true,
+      now: () => now,
+      log: () => {},
+    });
+    await directory();
+    rows.push(compatible());
+    now = 1_000;
+    expect((await directory()).upstream("deepseek")).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect((await directory()).upstream("deepseek")?.who).toBe("DeepSeek");
+    expect(reads).toBe(2);
+  });
 });
