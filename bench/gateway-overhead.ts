@@ -443,6 +443,7 @@ function countStatements(entries: string[]): Record<string, number> {
     // The cached look-ups first: they are google_ai_ functions too, but made once per worker.
     const name = (/google_ai_model_(traits|features|limits)\b/.test(e) ? "model capabilities (cached per worker)" : undefined) ??
       (/google_ai_service_tier_list\b/.test(e) ? "service tiers (cached per worker)" : undefined) ??
+      (/google_ai_provider_list\b/.test(e) ? "provider rows (cached per worker)" : undefined) ??
       (/google_ai_check_token\b/.test(e) ? "token check (cached per worker, then refreshed in the background)" : undefined) ??
       /public\.(google_ai_\w+)\s*\(/.exec(e)?.[1] ??
       (/pg_catalog\.pg_type/.test(e) ? "postgres.js type look-up (per new connection)" : undefined) ??

@@ -7,12 +7,19 @@ import { applyMigrations, type Sql } from "../../shared/db/migrate.ts";
 import { createProductionTables } from "../support/production-tables.ts";
 import { emptySupabaseDatabase } from "../support/empty-database.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
-import { DIALECTS } from "../../supabase/functions/_shared/providers/registry.ts";
+import {
+  BUILT_IN_PROVIDERS,
+  DIALECTS,
+  type ProviderRow,
+} from "../../supabase/functions/_shared/providers/registry.ts";
 
 const GOOGLE_KEY = "0a000000-0000-4000-8000-000000000001";
 const OPENAI_KEY = "0a000000-0000-4000-8000-000000000002";
 
 let db: TestDatabase;
+
+/** Thrown to roll a transaction back. */
+class Rollback extends Error {}
 
 beforeAll(async () => {
   db = await freshDatabase("providers");
@@ -85,9 +92,26 @@ describe("a key serves only its provider's models", () => {
     });
   });
 
-  it("seeds each dialect the functions know as its own provider row", async () => {
-    const rows = await db.sql`select name, dialect from public.google_ai_provider_list() where name = dialect`;
-    expect(rows.map((r) => r.name).sort()).toEqual([...DIALECTS].sort());
+  it("seeds the built-in providers, each of a dialect the functions speak", async () => {
+    const rows = await db.sql<ProviderRow[]>`select name, dialect, display_name, base_url, key_env_pattern
+                                             from public.google_ai_provider_list()`;
+    expect(rows).toEqual(BUILT_IN_PROVIDERS);
+    for (const row of rows) expect(DIALECTS, row.name).toContain(row.dialect);
+  });
+
+  it("takes each dialect's own row (a dialect needs none seeded: an operator, or a test, inserts it)", async () => {
+    for (const dialect of DIALECTS) {
+      const taken = await db.sql.begin(async (tx) => {
+        await tx`insert into public.google_ai_providers (name, dialect, display_name)
+                 values (${dialect}, ${dialect}, 'X') on conflict (name) do nothing`;
+        const [row] = await tx`select dialect from public.google_ai_providers where name = ${dialect}`;
+        throw new Rollback(row?.dialect);
+      }).catch((e) => {
+        if (!(e instanceof Rollback)) throw e;
+        return e.message;
+      });
+      expect(taken, dialect).toBe(dialect);
+    }
   });
 
   it("refuses a provider row with a name that is no reading, a base URL that is no http(s) URL, or none", async () => {

@@ -10,10 +10,16 @@ import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
 import { DEFAULT_PROVIDER, type Dialect, type Provider } from "../../supabase/functions/_shared/providers/registry.ts";
 
+/**
+ * The dialects whose simulators the stack starts (scripts/local-stack.ts). A test of another dialect
+ * starts its own server and inserts its rows (a provider row with that server's URL, key and model rows).
+ */
+export type StackDialect = Extract<Dialect, "google" | "openai">;
+
 export interface TestKey {
   alias: string;
-  /** Whose key (google_ai_api_keys.provider): a dialect's own provider row, served by its simulator; default google. */
-  provider?: Dialect;
+  /** Whose key (google_ai_api_keys.provider): a stack dialect's own provider row, served by its simulator; default google. */
+  provider?: StackDialect;
   /** Quota group in the database (google_ai_api_keys.project_id): a Google project, an OpenAI organization. */
   project: string;
   priority: number;
@@ -133,8 +139,8 @@ export async function startInvokeStack(label: string, options: {
   };
   const simKeys: Record<string, string> = {};
   const organizations: OrgOptions = {};
-  // Where each dialect's simulator holds a key (a dialect without a line here fails to compile).
-  const holdKey: Record<Dialect, (simKey: string, simProject: string) => void> = {
+  // Where each stack simulator holds a key.
+  const holdKey: Record<StackDialect, (simKey: string, simProject: string) => void> = {
     google: (key, project) => (simKeys[key] = project),
     openai: (key, project) => (organizations[project] ??= { keys: [] }).keys.push(key),
   };

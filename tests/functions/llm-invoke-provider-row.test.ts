@@ -13,6 +13,7 @@ import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type OpenAISimulator, startOpenAISimulator } from "../../shared/openai-sim/server.ts";
 import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+import { DIALECTS } from "../../supabase/functions/_shared/providers/registry.ts";
 import { serveMaintenance } from "../maintenance/serve-maintenance.ts";
 
 const RPM = 6;
@@ -107,7 +108,9 @@ describe("an OpenAI-compatible provider added by rows and a secret", () => {
     expect(res.status).toBeLessThan(600);
     expect(typeof res.body?.error?.code).toBe("string");
     expect(deep.stats().total.received).toBe(before);
-    expect(s.logs.join("\n")).toContain('provider typo: dialect "opnai" is not one the functions speak (google, openai)');
+    expect(s.logs.join("\n")).toContain(
+      `provider typo: dialect "opnai" is not one the functions speak (${DIALECTS.join(", ")})`,
+    );
     expect(s.logs.join("\n")).toMatch(/key typo-key \(secret TYPO_KEY_1\) not used: provider typo has no usable row/);
   });
 

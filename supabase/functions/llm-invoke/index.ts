@@ -27,7 +27,10 @@ const store = createPgStore({ database, deadlineMs: dbTimeoutsFromEnv(env).deadl
 // The provider rows, each made its dialect's client at its base URL, read again as the model rows are.
 // The database books a model on its provider's keys (the key row's provider); each provider's key is
 // read by that provider's secret names only.
-const providers = cachedProviderDirectory(providerRowsFrom(database), env, { ttlMs: options.capabilitiesTtlMs });
+const providers = cachedProviderDirectory(providerRowsFrom(database), env, {
+  ttlMs: options.capabilitiesTtlMs,
+  inBackground: true,
+});
 
 const handler = createHandler({
   serviceKeys: serviceKeysFromEnv(env),

@@ -81,13 +81,14 @@ export function providerDirectory(rows: readonly ProviderRow[], get: Env): Provi
 }
 
 /**
- * The directory of the rows `load` reads, read again once `ttlMs` have passed; the same rows keep the
- * same directory (clients, cached keys). A failed read keeps the last directory, if any.
+ * The directory of the rows `load` reads, read again once `ttlMs` have passed (`inBackground`: the last
+ * directory answers meanwhile); the same rows keep the same directory (clients, cached keys). A failed
+ * read keeps the last directory, if any.
  */
 export function cachedProviderDirectory(
   load: () => Promise<readonly ProviderRow[]>,
   get: Env,
-  options: { ttlMs: number; now?: () => number; log?: (message: string) => void },
+  options: { ttlMs: number; inBackground?: boolean; now?: () => number; log?: (message: string) => void },
 ): () => Promise<ProviderDirectory> {
   const now = options.now ?? Date.now;
   const log = options.log ?? ((m: string) => console.error(m));
@@ -114,7 +115,10 @@ export function cachedProviderDirectory(
   };
   return () => {
     if (current !== null && now() - current.at < options.ttlMs) return Promise.resolve(current.directory);
-    return loading ??= refresh();
+    if (current === null || !options.inBackground) return loading ??= refresh();
+    // llm-invoke reads them again as it reads the model rows: a request never waits for rows it has.
+    loading ??= refresh();
+    return Promise.resolve(current.directory);
   };
 }
 

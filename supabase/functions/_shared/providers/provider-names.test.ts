@@ -10,7 +10,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
-import { BUILT_IN_PROVIDERS } from "./registry.ts";
+import { dialectModule, DIALECTS } from "./registry.ts";
 
 const PROVIDERS_DIR = path.dirname(fileURLToPath(import.meta.url));
 const FUNCTIONS = path.resolve(PROVIDERS_DIR, "..", "..");
@@ -80,7 +80,7 @@ export function codeOf(source: string): string {
   return out;
 }
 
-const names = [...new Set(BUILT_IN_PROVIDERS.flatMap((r) => [r.name, r.display_name]))];
+const names = [...new Set(DIALECTS.flatMap((d) => [d, dialectModule(d).displayName]))];
 // A name anywhere, inside a word too (`createGoogleClient`, `openAiBody`), but never the SQL namespace
 // google_ai_ (GOOGLE_AI_ alike: the match ignores case).
 const NAMED = new RegExp(

@@ -2,7 +2,15 @@
 // its own; another row at its base URL, which must be an http(s) URL; a row that cannot be used is left
 // out with a message naming it.
 import { describe, expect, it } from "vitest";
-import { baseUrlOf, BUILT_IN_PROVIDERS, dialectModule, DIALECTS, type ProviderRow } from "./registry.ts";
+import {
+  baseUrlOf,
+  BUILT_IN_PROVIDERS,
+  type Dialect,
+  dialectModule,
+  DIALECTS,
+  isDialect,
+  type ProviderRow,
+} from "./registry.ts";
 import { cachedProviderDirectory, providerDirectory } from "./directory.ts";
 
 const own = (dialect: "google" | "openai") =>
@@ -47,12 +55,34 @@ describe("baseUrlOf", () => {
     );
   });
 
-  it("gives every dialect its own variable and key names, and seeds each as its own row", () => {
+  it("gives every dialect its own variable and key names, and a name a provider row may take", () => {
     const variables = DIALECTS.map((d) => dialectModule(d).baseUrlVariable);
     expect(new Set(variables).size).toBe(DIALECTS.length);
     const patterns = DIALECTS.map((d) => dialectModule(d).keyEnvPattern);
     expect(new Set(patterns).size).toBe(DIALECTS.length);
-    expect(BUILT_IN_PROVIDERS.map((r) => [r.name, r.dialect])).toEqual(DIALECTS.map((d) => [d, d]));
+    // google_ai_providers.name's check (tests/db/providers.test.ts inserts each dialect's own row).
+    for (const d of DIALECTS) expect(d).toMatch(/^[a-z][a-z0-9]{0,39}$/);
+  });
+
+  it("seeds built-in dialects' own rows only, each reached without a row's URL", () => {
+    for (const row of BUILT_IN_PROVIDERS) {
+      expect(isDialect(row.dialect) && row.name === row.dialect).toBe(true);
+      expect(baseUrlOf(row as ProviderRow & { dialect: Dialect }, () => undefined)).toBe(
+        dialectModule(row.dialect as Dialect).defaultBaseUrl,
+      );
+    }
+  });
+
+  it("reaches the own row of a dialect with no default endpoint at its variable or its URL, else stops", () => {
+    // A wire format with no public endpoint: a module without a default.
+    const module = { baseUrlVariable: "OPENAI_BASE_URL" };
+    const row = { ...own("openai"), base_url: null };
+    expect(() => baseUrlOf(row, () => undefined, module)).toThrow(
+      /^provider openai has no base_url, and its dialect no default endpoint \(set OPENAI_BASE_URL or the row's base_url\)/,
+    );
+    expect(baseUrlOf(row, (n) => (n === "OPENAI_BASE_URL" ? "http://127.0.0.1:9" : undefined), module))
+      .toBe("http://127.0.0.1:9");
+    expect(baseUrlOf({ ...row, base_url: "http://10.0.0.1:8000" }, () => undefined, module)).toBe("http://10.0.0.1:8000");
   });
 });
 
@@ -84,16 +114,14 @@ describe("providerDirectory", () => {
   it("leaves out a row it cannot use, naming it: unknown dialect, bad URL, bad pattern", () => {
     const dir = providerDirectory([
       ...BUILT_IN_PROVIDERS,
-      compatible({ name: "echo", dialect: "echo-json" }),
+      compatible({ name: "opnai", dialect: "opnai" }),
       compatible({ name: "typo", base_url: "htps://api.example.com" }),
       compatible({ name: "nourl", base_url: null }),
       compatible({ name: "badpattern", key_env_pattern: "(" }),
     ], env({}));
-    expect(dir.upstreams.map((u) => u.provider)).toEqual(DIALECTS);
+    expect(dir.upstreams.map((u) => u.provider)).toEqual(BUILT_IN_PROVIDERS.map((r) => r.name));
     expect(dir.problems).toHaveLength(4);
-    expect(dir.problems[0]).toMatch(
-      /^provider echo: dialect "echo-json" is not one the functions speak \(google, openai\)/,
-    );
+    expect(dir.problems[0]).toBe(`provider opnai: dialect "opnai" is not one the functions speak (${DIALECTS.join(", ")})`);
     expect(dir.problems[1]).toMatch(/^provider typo: provider typo's base_url is not an http\(s\) base URL/);
     expect(dir.problems[2]).toMatch(/^provider nourl: provider nourl has no base_url/);
     expect(dir.problems[3]).toMatch(/^provider badpattern: key_env_pattern "\(" is no regular expression/);
@@ -135,5 +163,24 @@ describe("cachedProviderDirectory", () => {
     rows = [...rows, compatible()];
     now = 2_000;
     expect((await directory()).upstream("deepseek")?.who).toBe("DeepSeek");
+  });
+
+  it("in the background: the request after the TTL gets the directory it had, the next one the new rows", async () => {
+    let now = 0;
+    let reads = 0;
+    const rows: ProviderRow[] = [...BUILT_IN_PROVIDERS];
+    const directory = cachedProviderDirectory(() => (reads++, Promise.resolve([...rows])), () => undefined, {
+      ttlMs: 1_000,
+      inBackground: true,
+      now: () => now,
+      log: () => {},
+    });
+    await directory();
+    rows.push(compatible());
+    now = 1_000;
+    expect((await directory()).upstream("deepseek")).toBeUndefined();
+    await new Promise((resolve) => setTimeout(resolve, 0));
+    expect((await directory()).upstream("deepseek")?.who).toBe("DeepSeek");
+    expect(reads).toBe(2);
   });
 });

@@ -1,9 +1,12 @@
 // The dialects the gateway speaks, one module each (./<dialect>/provider.ts, the port's ProviderModule),
 // and what a provider row (google_ai_providers: name, dialect, display name, base URL, key-secret
 // pattern) means. A provider is a row; a dialect is code: an OpenAI-compatible service is a row of
-// dialect openai, a new wire format its folder beside these and one line here. The seeded rows are the
-// dialects' own (name = dialect; tests/db/providers.test.ts keeps the two lists equal). Nothing outside
-// this file and the dialect folders names a provider (provider-names.test.ts holds it).
+// dialect openai, a new wire format its folder beside these and its entry here (an import and a line:
+// an ES module cannot name another without importing it). The seeded rows are the built-in dialects'
+// own (BUILT_IN_PROVIDERS; tests/db/providers.test.ts holds the database's seed equal to it); a dialect
+// needs no row of its own until an operator, or a test, inserts one. A dialect's name is one a provider
+// row may take (lower-case letters and digits, a letter first: registry.test.ts holds it). Nothing
+// outside this file and the dialect folders names a provider (provider-names.test.ts holds it).
 import type { ProviderModule } from "../upstream/port.ts";
 import { google } from "./google/provider.ts";
 import { openai } from "./openai/provider.ts";
@@ -40,8 +43,11 @@ export function dialectModule(dialect: Dialect): ProviderModule {
   return REGISTRY[dialect];
 }
 
-/** The rows the database seeds: each dialect as its own provider. */
-export const BUILT_IN_PROVIDERS: readonly ProviderRow[] = DIALECTS.map((d) => ({
+/** The dialects whose own rows the database seeds (the rows migration and supabase/seed.sql). */
+const BUILT_IN_DIALECTS = ["google", "openai"] as const satisfies readonly Dialect[];
+
+/** The rows the database seeds: each built-in dialect as its own provider. */
+export const BUILT_IN_PROVIDERS: readonly ProviderRow[] = BUILT_IN_DIALECTS.map((d) => ({
   name: d,
   dialect: d,
   display_name: REGISTRY[d].displayName,
@@ -71,17 +77,27 @@ export function checkedBaseUrl(value: string, what: string): string {
 
 /**
  * Where a provider row is reached: a dialect's own row at its variable's value (a compatible server, a
- * simulator), else the row's URL, else the dialect's default; another row at its own URL, which it must
- * have. A value that is not an http(s) URL throws with a message naming the variable or the row.
+ * simulator), else the row's URL, else the dialect's default (if it has one); another row at its own
+ * URL, which it must have. A value that is not an http(s) URL throws with a message naming the variable or the row.
  */
-export function baseUrlOf(row: ProviderRow & { dialect: Dialect }, get: Env): string {
-  const module = REGISTRY[row.dialect];
+export function baseUrlOf(
+  row: ProviderRow & { dialect: Dialect },
+  get: Env,
+  module: Pick<ProviderModule, "baseUrlVariable" | "defaultBaseUrl"> = REGISTRY[row.dialect],
+): string {
   if (row.name === row.dialect) {
     const value = get(module.baseUrlVariable)?.trim();
     if (value !== undefined && value !== "") return checkedBaseUrl(value, module.baseUrlVariable);
   }
   const own = row.base_url?.trim();
   if (own !== undefined && own !== "") return checkedBaseUrl(own, `provider ${row.name}'s base_url`);
-  if (row.name === row.dialect) return module.defaultBaseUrl;
-  throw new Error(`provider ${row.name} has no base_url (only a dialect's own row may leave it to the dialect)`);
+  if (row.name !== row.dialect) {
+    throw new Error(`provider ${row.name} has no base_url (only a dialect's own row may leave it to the dialect)`);
+  }
+  if (module.defaultBaseUrl === undefined) {
+    throw new Error(
+      `provider ${row.name} has no base_url, and its dialect no default endpoint (set ${module.baseUrlVariable} or the row's base_url)`,
+    );
+  }
+  return module.defaultBaseUrl;
 }

@@ -154,6 +154,26 @@ export type StreamOutcome =
   }
   | { ok: false; error: UpstreamError; latencyMs: number };
 
+/**
+ * A whole answer as a stream of one chunk, a failure as the stream's failure: the `stream` of a wire
+ * format that has none (`stream: async (call) => wholeAnswerAsStream(await generate(call))`).
+ */
+export function wholeAnswerAsStream(outcome: GenerateOutcome): StreamOutcome {
+  if (!outcome.ok) return outcome;
+  const { response: answer, dialectAnswer: own } = outcome;
+  async function* chunks(): AsyncGenerator<UpstreamChunk, void, undefined> {
+    yield own === undefined ? { answer } : { answer, own };
+  }
+  return {
+    ok: true,
+    chunks: chunks(),
+    latencyMs: outcome.latencyMs,
+    servedTier: outcome.servedTier ?? null,
+    room: outcome.room ?? null,
+    ...(own === undefined ? {} : { dialectAnswer: () => own }),
+  };
+}
+
 /** A stream that broke off after it started: what went wrong, classified like any failed call. */
 export class StreamCut extends Error {
   constructor(readonly error: UpstreamError) {
@@ -225,8 +245,11 @@ export interface UpstreamClient {
 export interface ProviderModule {
   /** Its name in messages ("Google"). */
   displayName: string;
-  /** Where it is reached unless `baseUrlVariable` says otherwise. */
-  defaultBaseUrl: string;
+  /**
+   * Where its own provider row is reached unless `baseUrlVariable` says otherwise. None for a wire format
+   * with no public endpoint: then every row of it carries its base_url (its own row too).
+   */
+  defaultBaseUrl?: string;
   /** The environment variable that points its own provider row at another server (a compatible one, a simulator). */
   baseUrlVariable: string;
   /** The secrets its own provider row's key rows may name by default (a regular expression the whole name must match). */

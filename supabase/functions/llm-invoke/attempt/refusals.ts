@@ -62,8 +62,18 @@ function finalError(r: Refusal, ctx: RefusalContext): GatewayError | null {
       return tooLarge(r.maxTokens ?? null, ctx);
     case "caller_budget":
       return callerBudget(r.retryAfterMs, r.retryAt);
-    default:
+    // The admission's to answer: waiting or another model may lift these, or a stored answer is replayed.
+    case "rpm":
+    case "tpm":
+    case "rpd":
+    case "cooldown":
+    case "pace":
+    case "no_active_key":
+    case "duplicate":
       return null;
+    default:
+      // A limit added to the vocabulary is a compile error here until its answer is chosen.
+      return r.limit satisfies never;
   }
 }
 
