@@ -288,3 +288,35 @@ begin
   on conflict (model, service_tier) do nothing;
 end
 $seed$;
+
+-- The most each Gemini model may think beside its answer (max_thinking_tokens), which a budget in money
+-- books: Gemini's thinking is not capped by maxOutputTokens. Gemini 2.5 Flash and Flash-Lite take a
+-- thinkingBudget of at most 24,576 (Google's launch notes: "thinking budget with up to 24k token");
+-- Gemini 3 models take a thinking level instead, with no published ceiling: their output limit
+-- (65,536, Google's model pages) is assumed. Gemma and OpenAI think within their answer's limit (null).
+-- Set only where still null, its source added to the row's limits_source.
+do $seed$
+begin
+  if not exists (select 1 from information_schema.columns where table_schema = 'public'
+                 and table_name = 'google_ai_model_limits' and column_name = 'max_thinking_tokens') then
+    return;
+  end if;
+  update public.google_ai_model_limits l set max_thinking_tokens = d.tokens,
+    limits_source = concat_ws(' ', l.limits_source, d.source)
+  from (values
+    ('gemini-2.5-flash', 24576),
+    ('gemini-2.5-flash-lite', 24576),
+    ('gemini-3.1-flash-lite', 65536),
+    ('gemini-3.5-flash', 65536),
+    ('gemini-3.5-flash-lite', 65536),
+    ('gemini-3.6-flash', 65536),
+    ('gemini-3.7-flash', 65536),
+    ('gemini-3.8-flash', 65536)
+  ) as d0(model, tokens)
+  cross join lateral (select d0.model, d0.tokens, case when d0.tokens = 24576
+    then 'Thinking: a thinkingBudget of at most 24,576 (Google''s Gemini 2.5 Flash launch notes, read 2026-11-27).'
+    else 'Thinking: no ceiling published (a thinking level, not a budget); the output limit, 65,536, assumed '
+         '(Google''s model pages, read 2026-11-27).' end as source) d
+  where l.model = d.model and l.max_thinking_tokens is null;
+end
+$seed$;

@@ -43,7 +43,11 @@ export interface ChatRequest {
   format: { type: 'text' } | { type: 'json_object' } | { type: 'json_schema'; schema: unknown };
   tools: ToolFunction[];
   toolChoice: 'none' | 'auto' | 'required' | { name: string };
+  /** The tier that serves it, as the answer's service_tier names it: flex or priority when asked, else default. */
+  servedTier: 'default' | 'flex' | 'priority';
 }
+
+const SERVICE_TIERS = ['auto', 'default', 'flex', 'scale', 'priority'];
 
 type Parsed<T> = { ok: true; value: T } | { ok: false; answer: SimAnswer };
 const fail = (answer: SimAnswer): { ok: false; answer: SimAnswer } => ({ ok: false, answer });
@@ -242,9 +246,14 @@ export function parseChatRequest(body: unknown, spec: ModelSpec): Parsed<ChatReq
   if (!format.ok) return format;
   const tools = parseTools(body.tools, body.tool_choice);
   if (!tools.ok) return tools;
+  const tier = body.service_tier;
+  if (tier !== undefined && tier !== null && (typeof tier !== 'string' || !SERVICE_TIERS.includes(tier))) {
+    return fail(badRequest(`Invalid value: '${String(tier)}'. Supported values are: ${SERVICE_TIERS.map((t) => `'${t}'`).join(', ')}.`, 'service_tier', 'invalid_value'));
+  }
   return {
     ok: true,
     value: {
+      servedTier: tier === 'flex' || tier === 'priority' ? tier : 'default',
       messages: msgs,
       stream: stream.value,
       includeUsage,

@@ -54,7 +54,7 @@ export function completionObject(a: Answer, req: ChatRequest): Record<string, un
       };
     }),
     usage: usage(a),
-    service_tier: 'default',
+    service_tier: req.servedTier,
     system_fingerprint: FINGERPRINT,
   };
 }
@@ -76,7 +76,7 @@ export function streamEvents(a: Answer, req: ChatRequest, pieces: number): strin
       object: 'chat.completion.chunk',
       created: a.created,
       model: a.model,
-      service_tier: 'default',
+      service_tier: req.servedTier,
       system_fingerprint: FINGERPRINT,
       choices: choice ? [choice] : [],
     };

@@ -257,4 +257,24 @@ describe('the openai SDK against the simulator', () => {
     expect(e.code).toBe('invalid_api_key');
     expect(e.message).not.toContain('sk-not-a-sim-key-123456');
   });
+
+  it('service_tier: flex and priority answer that they served it, whole and streamed; others default; an unknown one 400', async () => {
+    const ask = (service_tier: 'auto' | 'flex' | 'priority' | undefined) =>
+      client.chat.completions.create({ model: 'gpt-4o', messages: [{ role: 'user', content: 'tier' }], service_tier });
+    expect((await ask('flex')).service_tier).toBe('flex');
+    expect((await ask('priority')).service_tier).toBe('priority');
+    expect((await ask('auto')).service_tier).toBe('default');
+    expect((await ask(undefined)).service_tier).toBe('default');
+    const stream = await client.chat.completions.create({
+      model: 'gpt-4o', messages: [{ role: 'user', content: 'tier' }], service_tier: 'flex', stream: true,
+    });
+    const tiers = new Set<string | null | undefined>();
+    for await (const chunk of stream) tiers.add(chunk.service_tier);
+    expect([...tiers]).toEqual(['flex']);
+    const e = await apiError(client.chat.completions.create({
+      model: 'gpt-4o', messages: [{ role: 'user', content: 'tier' }], service_tier: 'standard' as never,
+    }));
+    expect(e.status).toBe(400);
+    expect(e.param).toBe('service_tier');
+  });
 });

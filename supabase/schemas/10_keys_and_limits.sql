@@ -112,6 +112,7 @@ CREATE TABLE public.google_ai_model_limits (
     google_successor text,
     provider text DEFAULT 'google'::text NOT NULL,
     booked_output_tokens integer,
+    max_thinking_tokens integer,
     CONSTRAINT google_ai_model_limits_booked_output_tokens_check CHECK ((booked_output_tokens >= 1)),
     CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1)),
     CONSTRAINT google_ai_model_limits_provider_fkey FOREIGN KEY (provider) REFERENCES public.google_ai_providers(name)
@@ -135,6 +136,12 @@ COMMENT ON COLUMN public.google_ai_model_limits.tpm IS
 COMMENT ON COLUMN public.google_ai_model_limits.booked_output_tokens IS
     'Null: TPM counts input tokens only (Google). Set: TPM counts input and output (OpenAI): a request books its '
     'input plus its max_tokens, or this many when it names none, and is settled at input + output.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.max_thinking_tokens IS
+    'The most a call may think beyond its maxOutputTokens (Gemini''s thinkingBudget ceiling; thinking bills as '
+    'output): a budget in money books it (google_ai_worst_call_cost). Null: the model''s thinking is within its '
+    'answer''s limit (OpenAI''s reasoning, within max_completion_tokens) or it does not think. Where the figure came '
+    'from: limits_source.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpd IS 'Requests per Pacific day per quota group (null: no limit).';
 

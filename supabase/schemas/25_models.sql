@@ -140,6 +140,28 @@ begin
 end
 $$;
 
+-- The most one call may cost, as a budget in money books it: p_input tokens at the input price, p_output
+-- of answer and the most the model may think beside it (max_thinking_tokens: Gemini's thinking is not
+-- capped by maxOutputTokens) at the output's and the thinking's, at the dearest tier the call may be
+-- asked at (no tier, or any google_ai_service_tiers row of the model). Null when one of them has no
+-- price: a call that may cost what nobody knows has no worst case.
+CREATE OR REPLACE FUNCTION public.google_ai_worst_call_cost(p_model text, p_input integer, p_output integer)
+    RETURNS numeric
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (
+    select case when bool_and(c.cost is not null) then max(c.cost) end
+    from public.google_ai_model_limits l
+    cross join lateral (select null::text as tier
+                        union select s.service_tier from public.google_ai_service_tiers s where s.model = l.model) t
+    cross join lateral (select public.google_ai_call_cost(l.model, t.tier, null, 'succeeded', p_input, 0,
+                          p_output + coalesce(l.max_thinking_tokens, 0), coalesce(l.max_thinking_tokens, 0)) as cost) c
+    where l.model = p_model);
+end
+$$;
+
 -- The maintenance function's key check (google_ai_record_key_check) writes the key's health row; an
 -- 'ok' check ends the limit_zero rests of the key's quota group: the project may have been given
 -- quota for the model since (the next request tries Google once more, and a new limit: 0 rests again).

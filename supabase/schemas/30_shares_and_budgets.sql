@@ -13,6 +13,11 @@ CREATE TABLE public.google_ai_caller_budgets (
     tokens_today bigint DEFAULT 0 NOT NULL,
     notes text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    daily_max_usd numeric,
+    month_bucket date,
+    monthly_max_usd numeric,
+    spent_month_usd numeric DEFAULT 0 NOT NULL,
+    spent_today_usd numeric DEFAULT 0 NOT NULL,
     CONSTRAINT google_ai_caller_budgets_caller_check CHECK (((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text) AND (caller !~*
       '^client:'::text))),
     CONSTRAINT google_ai_caller_budgets_requests_check CHECK ((daily_max_requests >= 0)),
@@ -22,6 +27,12 @@ CREATE TABLE public.google_ai_caller_budgets (
 COMMENT ON TABLE public.google_ai_caller_budgets IS
     'Requests and input tokens a service caller may book per Pacific day (null: no limit); requests_today and '
     'tokens_today are booked with each reservation. Refusal caller_budget until Pacific midnight.';
+
+COMMENT ON COLUMN public.google_ai_caller_budgets.daily_max_usd IS
+    'The most the caller''s calls may cost in US dollars per Pacific day (monthly_max_usd: per Pacific month; null: '
+    'no limit), booked and settled as a client''s (spent_today_usd, spent_month_usd): its request names no largest '
+    'answer, so the worst case books the model''s booked_output_tokens, else its catalogued output limit. Refusal '
+    'caller_budget with cause spend_budget until the day or month ends.';
 
 CREATE TABLE public.google_ai_quota_shares (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
@@ -99,19 +110,25 @@ CREATE OR REPLACE FUNCTION public.google_ai_daily_use(p_bucket date, p_requests_
                  operator(pg_catalog.+) p_tokens as tokens) u
 $$;
 
--- A service caller's daily budget (google_ai_caller_budgets) as a booking at p_at sees it, its row
+-- A service caller's budgets (google_ai_caller_budgets) as a booking at p_at sees them, its row
 -- locked until the booking counts the request in it (google_ai_count_caller_budget): day, the Pacific
--- day; requests and tokens, the day's use with this request (google_ai_daily_use); spent, whether that
--- goes over the budget. All null when the caller has no budget, or is a client's (p_client_id: its
--- token carries its budgets).
+-- day; requests and tokens, the day's use with this request (google_ai_daily_use); worst, what the call
+-- may cost where the caller has a budget in money (google_ai_worst_call_cost; its request names no
+-- largest answer: the model's booked_output_tokens, else its catalogued output limit). cause and
+-- reopens_at: why the booking is refused (budget: a count over, until midnight; spend_budget: money,
+-- until the day or month ends, or never while a price is not known), null when it is not. All null
+-- when the caller has no budget, or is a client's (p_client_id: its token carries its budgets).
 CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
-    p_at timestamp with time zone, p_tokens integer, p_attempt integer, OUT day date, OUT requests integer,
-    OUT tokens bigint, OUT spent boolean) RETURNS record
+    p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits,
+    OUT day date, OUT requests integer, OUT tokens bigint, OUT worst numeric, OUT cause text,
+    OUT reopens_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_budget public.google_ai_caller_budgets;
+  v_over boolean;
+  v_day date;
 begin
   if p_client_id is not null then
     return;
@@ -123,23 +140,44 @@ begin
   if not found then
     return;
   end if;
-  select d.day, u.requests, u.tokens, u.over into day, requests, tokens, spent
+  select d.day, u.requests, u.tokens, u.over into day, requests, tokens, v_over
   from (select public.google_ai_pacific_day(p_at) as day) d
   cross join lateral public.google_ai_daily_use(v_budget.day_bucket, v_budget.requests_today, v_budget.tokens_today,
     d.day, public.google_ai_request_counts(p_attempt), p_tokens, v_budget.daily_max_requests,
     v_budget.daily_max_tokens) u;
+  v_day := day;
+  if v_over then
+    select 'budget', public.google_ai_pacific_midnight_after(p_at) into cause, reopens_at;
+  elsif num_nonnulls(v_budget.daily_max_usd, v_budget.monthly_max_usd) > 0 then
+    worst := public.google_ai_worst_call_cost(p_model.model, p_tokens, coalesce(p_model.booked_output_tokens,
+      (select max(c.output_token_limit) from public.google_ai_model_catalogue c where c.model = p_model.model)));
+    if worst is null or worst + (case when v_budget.day_bucket = v_day then v_budget.spent_today_usd else 0 end)
+                        > v_budget.daily_max_usd then
+      select 'spend_budget', case when worst is not null then public.google_ai_pacific_midnight_after(p_at) end
+        into cause, reopens_at;
+    elsif worst + (case when v_budget.month_bucket = date_trunc('month', v_day)::date then v_budget.spent_month_usd
+                        else 0 end) > v_budget.monthly_max_usd then
+      select 'spend_budget', public.google_ai_pacific_start((date_trunc('month', v_day) + interval '1 month')::date)
+        into cause, reopens_at;
+    end if;
+  end if;
 end
 $$;
 
--- A booked request counted in its caller's daily budget: the day's use with it, as
--- google_ai_caller_budget_at read it under the lock it still holds.
+-- A booked request counted in its caller's budgets: the day's use with it, as google_ai_caller_budget_at
+-- read it under the lock it still holds, and its worst case (null: no budget in money) on the day's and
+-- the month's spend, which finalize settles (google_ai_adjust_token_budget).
 CREATE OR REPLACE FUNCTION public.google_ai_count_caller_budget(p_caller text, p_day date, p_requests integer,
-    p_tokens bigint) RETURNS void
+    p_tokens bigint, p_worst numeric) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
-  update public.google_ai_caller_budgets b set day_bucket = p_day, requests_today = p_requests, tokens_today = p_tokens
+  update public.google_ai_caller_budgets b set day_bucket = p_day, requests_today = p_requests, tokens_today = p_tokens,
+    spent_today_usd = case when b.day_bucket = p_day then b.spent_today_usd else 0 end + coalesce(p_worst, 0),
+    month_bucket = date_trunc('month', p_day)::date,
+    spent_month_usd = case when b.month_bucket = date_trunc('month', p_day)::date then b.spent_month_usd else 0 end
+      + coalesce(p_worst, 0)
   where b.caller = p_caller;
 end
 $$;

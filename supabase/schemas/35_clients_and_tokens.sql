@@ -28,6 +28,7 @@ CREATE TABLE public.google_ai_clients (
     monthly_max_usd numeric,
     spent_month_usd numeric DEFAULT 0 NOT NULL,
     spent_today_usd numeric DEFAULT 0 NOT NULL,
+    token_max_usd numeric,
     CONSTRAINT google_ai_clients_max_output_tokens_check CHECK
       (((max_output_tokens >= 1) AND (max_output_tokens <= 1000000))),
     CONSTRAINT google_ai_clients_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)),
@@ -43,12 +44,16 @@ COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS
 
 COMMENT ON COLUMN public.google_ai_clients.daily_max_usd IS
     'The most the client''s calls may cost in US dollars per Pacific day (null: no limit), beside its token and '
-    'request budgets: a reservation books its worst case (its input and max_output_tokens at the price '
-    'google_ai_call_cost reads) in spent_today_usd and spent_month_usd, finalize settles them on the call''s cost '
+    'request budgets: a reservation books its worst case (its input, max_output_tokens and the model''s thinking '
+    'at the dearest price it may be served at, google_ai_worst_call_cost) in spent_today_usd and spent_month_usd, '
+    'finalize settles them on the call''s cost '
     '(cost_usd; unknown: the worst case stays); refused with cause spend_budget until Pacific midnight.';
 
 COMMENT ON COLUMN public.google_ai_clients.monthly_max_usd IS
     'As daily_max_usd, per Pacific calendar month (month_bucket, spent_month_usd); refused until the month''s end.';
+
+COMMENT ON COLUMN public.google_ai_clients.token_max_usd IS
+    'The budget in money each token minted from now on gets (google_ai_tokens.max_usd; null: none).';
 
 COMMENT ON COLUMN public.google_ai_clients.priority_class IS
     'The highest class this client''s requests are queued in (a request may ask for a lower one).';
@@ -65,8 +70,15 @@ CREATE TABLE public.google_ai_tokens (
     tokens_used integer DEFAULT 0 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     last_used_at timestamp with time zone,
-    revoked_at timestamp with time zone
+    revoked_at timestamp with time zone,
+    max_usd numeric,
+    spent_usd numeric DEFAULT 0 NOT NULL
 );
+
+COMMENT ON COLUMN public.google_ai_tokens.max_usd IS
+    'The most the token''s calls may cost in US dollars over its life (at most 12 hours, so no day or month of its '
+    'own; null: no limit), beside its client''s budgets: booked and settled as the client''s are (spent_usd); '
+    'refused with limit token_budget, cause spend_budget, never reopening (a new token has its own).';
 
 COMMENT ON COLUMN public.google_ai_tokens.token_hash IS
     'SHA-256 hex of the token; the token itself never reaches the database.';
@@ -141,8 +153,8 @@ CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_toke
 
 -- Token budgets follow the reservation's life cycle: finalize and release (request life cycle) call
 -- this with an attempt's request, token and money deltas. finalize reconciles the token's (and the
--- client's same-day) tokens by actual - estimate, and the client's same-day and same-month spend by
--- cost - worst case; release gives back what the reservation booked.
+-- client's same-day) tokens by actual - estimate, and the token's and the client's same-day and
+-- same-month spend by cost - worst case; release gives back what the reservation booked.
 CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts,
     p_requests integer, p_tokens integer, p_usd numeric DEFAULT 0) RETURNS void
     LANGUAGE plpgsql
@@ -158,7 +170,8 @@ begin
   if p_attempt.token_id is not null then
     update public.google_ai_tokens t set
       requests_used = greatest(0, t.requests_used + p_requests),
-      tokens_used = greatest(0, t.tokens_used + p_tokens)
+      tokens_used = greatest(0, t.tokens_used + p_tokens),
+      spent_usd = greatest(0, t.spent_usd + coalesce(p_usd, 0))
     where t.id = p_attempt.token_id;
     update public.google_ai_clients c set
       requests_today = case when c.day_bucket = v_day then greatest(0, c.requests_today + p_requests)
@@ -169,12 +182,19 @@ begin
       spent_month_usd = case when c.month_bucket = v_month then greatest(0, c.spent_month_usd + coalesce(p_usd, 0))
                              else c.spent_month_usd end
     where c.id = p_attempt.client_id and (c.day_bucket = v_day or c.month_bucket = v_month);
-  elsif p_attempt.client_id is null and (p_requests <> 0 or p_tokens <> 0) then
+  elsif p_attempt.client_id is null then
+    -- (A service caller's day is the one its booking counted in: the attempt's day_bucket.)
+    v_day := coalesce(p_attempt.day_bucket, v_day);
+    v_month := pg_catalog.date_trunc('month', v_day)::date;
     update public.google_ai_caller_budgets b set
-      requests_today = greatest(0, b.requests_today + p_requests),
-      tokens_today = greatest(0, b.tokens_today + p_tokens)
-    where b.caller = p_attempt.caller
-      and b.day_bucket = coalesce(p_attempt.day_bucket, public.google_ai_pacific_day(p_attempt.created_at));
+      requests_today = case when b.day_bucket = v_day then greatest(0, b.requests_today + p_requests)
+                            else b.requests_today end,
+      tokens_today = case when b.day_bucket = v_day then greatest(0, b.tokens_today + p_tokens) else b.tokens_today end,
+      spent_today_usd = case when b.day_bucket = v_day then greatest(0, b.spent_today_usd + coalesce(p_usd, 0))
+                             else b.spent_today_usd end,
+      spent_month_usd = case when b.month_bucket = v_month then greatest(0, b.spent_month_usd + coalesce(p_usd, 0))
+                             else b.spent_month_usd end
+    where b.caller = p_attempt.caller and (b.day_bucket = v_day or b.month_bucket = v_month);
   end if;
 end
 $$;
@@ -332,8 +352,8 @@ begin
   end if;
 
   v_expires := now() + v_ttl;
-  insert into public.google_ai_tokens (client_id, token_hash, models, expires_at, max_requests, max_tokens)
-  values (v_client.id, p_token_hash, v_models, v_expires, v_max_requests, v_max_tokens)
+  insert into public.google_ai_tokens (client_id, token_hash, models, expires_at, max_requests, max_tokens, max_usd)
+  values (v_client.id, p_token_hash, v_models, v_expires, v_max_requests, v_max_tokens, v_client.token_max_usd)
   returning id into v_token_id;
 
   return jsonb_build_object('ok', true, 'token_id', v_token_id, 'client', v_client.name, 'expires_at', v_expires,
@@ -403,7 +423,7 @@ declare
   v_count_request integer := public.google_ai_request_counts(p_attempt);
   v_day_over boolean;
   v_month date := pg_catalog.date_trunc('month', v_day)::date;
-  v_worst numeric;     -- the most the call may cost, where the client has a budget in money
+  v_worst numeric;     -- the most the call may cost, where the token or its client has a budget in money
   v_cause text;
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
@@ -420,9 +440,8 @@ begin
   select u.over into v_day_over
   from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day,
     v_count_request, p_estimated_tokens, v_client.daily_max_requests, v_client.daily_max_tokens) u;
-  if v_client.daily_max_usd is not null or v_client.monthly_max_usd is not null then
-    v_worst := public.google_ai_call_cost(v_model, null, null, 'succeeded', p_estimated_tokens, 0,
-      v_client.max_output_tokens, 0);
+  if num_nonnulls(v_client.daily_max_usd, v_client.monthly_max_usd, v_token.max_usd) > 0 then
+    v_worst := public.google_ai_worst_call_cost(v_model, p_estimated_tokens, v_client.max_output_tokens);
   end if;
 
   if v_token.revoked_at is not null or v_client.revoked_at is not null then
@@ -434,6 +453,8 @@ begin
   elsif (v_token.max_requests is not null and v_token.requests_used + v_count_request > v_token.max_requests)
      or (v_token.max_tokens is not null and v_token.tokens_used + p_estimated_tokens > v_token.max_tokens) then
     v_limit := 'token_budget';
+  elsif v_token.max_usd is not null and (v_worst is null or v_token.spent_usd + v_worst > v_token.max_usd) then
+    select 'token_budget', 'spend_budget' into v_limit, v_cause; -- (never reopens: the token's whole life)
   elsif v_day_over then
     v_limit := 'client_budget';
     v_retry_at := public.google_ai_pacific_midnight_after(p_now);
@@ -465,9 +486,10 @@ end
 $$;
 
 -- Books an admitted request on its token and its client's day (the rows google_ai_token_verdict_at
--- locked): a request on its first attempt, its estimated tokens on every attempt, and where the client
--- has a budget in money the call's worst case (as the verdict read it) on its day and month; answers
--- that worst case (null: no budget in money), which finalize settles (google_ai_adjust_token_budget).
+-- locked): a request on its first attempt, its estimated tokens on every attempt, and where the token
+-- or its client has a budget in money the call's worst case (as the verdict read it) on the token and
+-- the client's day and month; answers that worst case (null: no budget in money), which finalize
+-- settles (google_ai_adjust_token_budget).
 CREATE OR REPLACE FUNCTION public.google_ai_count_token_use(p_token_id uuid, p_client_id uuid,
     p_now timestamp with time zone, p_attempt integer, p_estimated_tokens integer, p_model text) RETURNS numeric
     LANGUAGE plpgsql
@@ -479,13 +501,13 @@ declare
   v_count_request integer := public.google_ai_request_counts(p_attempt);
   v_worst numeric;
 begin
-  select public.google_ai_call_cost(p_model, null, null, 'succeeded', p_estimated_tokens, 0, c.max_output_tokens, 0)
-    into v_worst
-  from public.google_ai_clients c
-  where c.id = p_client_id and (c.daily_max_usd is not null or c.monthly_max_usd is not null);
+  select public.google_ai_worst_call_cost(p_model, p_estimated_tokens, c.max_output_tokens) into v_worst
+  from public.google_ai_clients c join public.google_ai_tokens t on t.id = p_token_id
+  where c.id = p_client_id and num_nonnulls(c.daily_max_usd, c.monthly_max_usd, t.max_usd) > 0;
   update public.google_ai_tokens t set
     requests_used = t.requests_used + v_count_request,
     tokens_used = t.tokens_used + p_estimated_tokens,
+    spent_usd = t.spent_usd + coalesce(v_worst, 0),
     last_used_at = p_now
   where t.id = p_token_id;
   update public.google_ai_clients c set

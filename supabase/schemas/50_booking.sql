@@ -12,7 +12,8 @@ set check_function_bodies = off;
 -- tried again in a second pass, waiting for their locks, so a busy row is never mistaken for a full
 -- one. The only group is waited for at once.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
--- serve the model; a service caller's daily budget (google_ai_caller_budgets) spent: caller_budget.
+-- serve the model; a service caller's budget (google_ai_caller_budgets) spent: caller_budget (its cause
+-- budget, or spend_budget for money); booked_usd: the worst case booked in its budget in money.
 -- A null model (an earlier step blocked the request) books nothing and answers nulls. p_model, p_class,
 -- p_caller: the request's model row (limits after the margin: google_ai_request_limits), class row and
 -- caller, each whole and handed down whole to the rules (google_ai_book_group).
@@ -23,7 +24,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.googl
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
     OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
     OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text,
-    OUT env_var_name text) RETURNS record
+    OUT env_var_name text, OUT booked_usd numeric) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -36,10 +37,10 @@ begin
   if p_model.model is null then
     return; -- (an earlier step blocked the request)
   end if;
-  -- A service caller's daily budget, locked until the booking counts the request in it.
-  v_budget := public.google_ai_caller_budget_at(p_caller.name, p_caller.client_id, p_at, p_tokens, p_attempt);
-  if v_budget.spent then
-    select 'caller_budget', 'budget', public.google_ai_pacific_midnight_after(p_at) into blocked_by, cause, reopens_at;
+  -- A service caller's budgets, locked until the booking counts the request in them.
+  v_budget := public.google_ai_caller_budget_at(p_caller.name, p_caller.client_id, p_at, p_tokens, p_attempt, p_model);
+  if v_budget.cause is not null then
+    select 'caller_budget', v_budget.cause, v_budget.reopens_at into blocked_by, cause, reopens_at;
     return;
   end if;
 
@@ -94,11 +95,10 @@ begin
   if not found then
     blocked_by := 'no_active_key';
   elsif booked_group is not null then
-    select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null
-      into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause;
-    if v_budget.day is not null then
-      perform public.google_ai_count_caller_budget(p_caller.name, v_budget.day, v_budget.requests, v_budget.tokens);
-    end if;
+    select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null, v_budget.worst
+      into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause, booked_usd;
+    perform public.google_ai_count_caller_budget(p_caller.name, v_budget.day, v_budget.requests, v_budget.tokens,
+      v_budget.worst) where v_budget.day is not null;
     return;
   end if;
 

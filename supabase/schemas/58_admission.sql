@@ -103,13 +103,13 @@ CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp wit
     p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb, p_class text, p_quota_group text,
     p_key_id uuid, p_key_alias text, p_env_var_name text, p_minute_bucket timestamp with time zone,
     p_day_bucket date, p_admitted_at timestamp with time zone, p_quota jsonb, p_ticket uuid, p_hold boolean,
-    p_count_token boolean) RETURNS jsonb
+    p_count_token boolean, p_booked_usd numeric) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_answer jsonb;
-  v_booked_usd numeric;
+  v_booked_usd numeric := p_booked_usd;  -- a service caller's worst case, booked with the quota
 begin
   if p_ticket is not null then
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
@@ -230,7 +230,7 @@ begin
     v_limits.model, p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_class.name,
     v_booking.booked_group, v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket,
     v_booking.day_bucket, v_booking.admitted_at, v_booking.quota, v_place.ticket,
-    p_idempotent and p_request_id is not null, p_token_hash is not null);
+    p_idempotent and p_request_id is not null, p_token_hash is not null, v_booking.booked_usd);
   -- (A service caller's answer names no client: it is not encoded again for an empty object.)
   return case when p_token_hash is null then v_answer else v_answer || v_who end;
 end

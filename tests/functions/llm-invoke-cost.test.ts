@@ -2,7 +2,9 @@
 // of Google and OpenAI calls, whole and streamed, with input read from the provider's cache and
 // thinking tokens, and every settled attempt's cost_usd equal to its model's price times the
 // provider's own counts, exactly (numeric, compared here in integer units, not as floats). A model
-// with no price costs null; a free tier's row costs 0.
+// with no price costs null; a free tier's row costs 0. OpenAI is sent the tier the gateway chose for a
+// batch request (google_ai_service_tiers) and the call is priced at the tier that served it.
+import OpenAI from "openai";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { GENEROUS_OPENAI_SIM_MODELS, GENEROUS_SIM_MODELS, type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
 
@@ -18,6 +20,8 @@ const PRICES: Record<string, [string, string | null, string, string | null]> = {
   "gpt-4o": ["2.5", "1.25", "10", null],
   "gpt-4o-mini": ["0.15", "0.075", "0.6", "0.9"],
 };
+
+const FLEX = ["0.075", "0.0375", "0.3", "0.45"] as const;
 
 beforeAll(async () => {
   s = await startInvokeStack("llm_invoke_cost", {
@@ -48,6 +52,14 @@ beforeAll(async () => {
   }
   await s.sql`insert into public.google_ai_model_prices (model, service_tier, input_per_mtok, output_per_mtok, source, read_on)
               values (${GEMMA}, 'free', 0, 0, 'test', current_date)`;
+  // A batch request to gpt-4o-mini asks OpenAI for flex, at half the price (set before any request: workers
+  // cache the tier rows).
+  await s.sql`insert into public.google_ai_service_tiers (model, priority_class, service_tier)
+              values ('gpt-4o-mini', 'batch', 'flex')`;
+  await s.sql`insert into public.google_ai_model_prices
+      (model, service_tier, input_per_mtok, cached_input_per_mtok, output_per_mtok, thinking_per_mtok, source, read_on)
+      values ('gpt-4o-mini', 'flex', ${FLEX[0]}::numeric, ${FLEX[1]}::numeric, ${FLEX[2]}::numeric, ${FLEX[3]}::numeric,
+              'test', current_date)`;
 });
 
 afterAll(async () => {
@@ -131,6 +143,36 @@ describe("a cost on every call", () => {
     expect(cachedUnknown).toEqual({ cached: null, uncached: "0.0000155" });
   });
 
+  it("OpenAI is sent the gateway's tier where the caller's body names none; the call is priced at the tier that served it", async () => {
+    const priced = async (requestId: string) => {
+      const [r] = await s.sql<{ asked: string | null; served: string | null; input: number; output: number;
+                                thinking: number; cost: string }[]>`
+        select service_tier as asked, served_tier as served, input_tokens as input, output_tokens as output,
+               coalesce(thinking_tokens, 0) as thinking, cost_usd::text as cost
+        from public.google_ai_attempts where request_id = ${requestId} and status = 'succeeded'`;
+      return r!;
+    };
+    const at = (r: { input: number; output: number; thinking: number }, [input, , output, thinking]: readonly string[]) =>
+      BigInt(r.input) * units(input!) + BigInt(r.output - r.thinking) * units(output!) + BigInt(r.thinking) * units(thinking!);
+
+    // The gateway's route, a batch request: the row's flex reaches OpenAI, which answers that flex served it.
+    const flex = await s.call({ model: "gpt-4o-mini", prompt: "flex, please", priority: "batch", request_id: "tier-flex" });
+    expect(flex.status, flex.text).toBe(200);
+    const flexRow = await priced("tier-flex");
+    expect(flexRow).toMatchObject({ asked: "flex", served: "flex" });
+    expect(costUnits(flexRow.cost)).toBe(at(flexRow, FLEX));
+
+    // OpenAI's route with the caller's own service_tier: it stands, and the call is priced where it was served.
+    const openai = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0,
+      defaultHeaders: { "x-eve-priority": "batch", "x-eve-request-id": "tier-own" } });
+    const own = await openai.chat.completions.create({ model: "gpt-4o-mini", service_tier: "default",
+      messages: [{ role: "user", content: "my own tier" }] });
+    expect(own.service_tier).toBe("default");
+    const ownRow = await priced("tier-own");
+    expect(ownRow.served).toBe("default");
+    expect(costUnits(ownRow.cost)).toBe(at(ownRow, PRICES["gpt-4o-mini"]! as string[]));
+  });
+
   it("spend you can read: the view per provider's day, the quota route, yesterday's summary and the metric agree with the rows", async () => {
     const [{ total }] = await s.sql`select sum(cost_usd)::text as total from public.google_ai_attempts where cost_usd is not null`;
     // The view: per provider's day (Google's Pacific, OpenAI's UTC), model and caller.
@@ -141,7 +183,7 @@ describe("a cost on every call", () => {
     for (const d of days) expect(d.day).toBe(d.provider === "openai" ? d.utc : d.pacific);
     const [view] = await s.sql`select sum(spend_usd)::text as spend, sum(calls)::int as calls,
                                       sum(calls_unpriced)::int as unpriced from public.google_ai_spend_daily`;
-    expect(view).toEqual({ spend: total, calls: 19, unpriced: 0 });
+    expect(view).toEqual({ spend: total, calls: 21, unpriced: 0 });
     // The quota route: a service caller's spend is the view's (the route reads no log); a token's below.
     const quota = await s.raw({ method: "GET", path: "/functions/v1/llm-invoke/v1/quota",
       headers: { authorization: `Bearer ${s.serviceKey}` } });

@@ -6,20 +6,54 @@
 // holds exactly 10 calls: 10 are served, the spend is the budget to the last digit (0 overspend, the
 // last admitted call the one that fits), and the 310 others are refused with cause spend_budget and
 // the time the budget reopens (the next Pacific midnight). A month's budget refuses until the month ends.
+// A Gemini call that thinks as much as its model allows (thinking is not capped by maxOutputTokens) at
+// the dearer tier its class asks for is booked at that worst case too: 0 overspend.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { GENEROUS_OPENAI_SIM_MODELS, type InvokeStack, mintToken, startInvokeStack } from "./llm-invoke-helpers.ts";
+import {
+  GENEROUS_OPENAI_SIM_MODELS,
+  GENEROUS_SIM_MODELS,
+  type InvokeStack,
+  mintToken,
+  newToken,
+  sha256,
+  startInvokeStack,
+} from "./llm-invoke-helpers.ts";
 
 let s: InvokeStack;
 const MODEL = "gpt-4o-mini";
 const MAX_OUTPUT = 3;
 const OUTPUT_PER_MTOK = "1000"; // 3 tokens: $0.003 a call
 const BUDGET = "0.03";
+const FLASH = "gemini-2.5-flash";
+const FLASH_THINKING = 7; // the most the model may think: the simulator thinks this much on every call
+const FLASH_OUTPUT = 3; // the model's output limit, as its catalogue row says
 
 beforeAll(async () => {
   s = await startInvokeStack("llm_invoke_money_budget", {
-    keys: [{ alias: "money-openai", provider: "openai", project: "org-money", priority: 1, simKey: "sk-sim-money" }],
+    keys: [
+      { alias: "money-openai", provider: "openai", project: "org-money", priority: 1, simKey: "sk-sim-money" },
+      { alias: "money-google", project: "proj-money", priority: 1, simKey: "sim-key-money" },
+    ],
     openaiSimulator: { models: GENEROUS_OPENAI_SIM_MODELS },
+    simulator: {
+      // Flash answers at most FLASH_OUTPUT tokens (its output limit) and thinks FLASH_THINKING beside them.
+      models: {
+        ...GENEROUS_SIM_MODELS,
+        [FLASH]: { ...GENEROUS_SIM_MODELS[FLASH], defaultThoughtsTokens: FLASH_THINKING, outputTokenLimit: FLASH_OUTPUT },
+      },
+    },
   });
+  await s.setLimit({ model: FLASH, rpm: 100_000, tpm: 100_000_000, rpd: 1_000_000 });
+  // Flash thinks at most FLASH_THINKING tokens; a batch request asks for priority, at twice standard's price.
+  // (Set before any request: workers cache the tier rows.)
+  await s.sql`update public.google_ai_model_limits set max_thinking_tokens = ${FLASH_THINKING} where model = ${FLASH}`;
+  await s.sql`insert into public.google_ai_service_tiers (model, priority_class, service_tier)
+              values (${FLASH}, 'batch', 'priority')`;
+  await s.sql`delete from public.google_ai_model_prices where model = ${FLASH}`;
+  await s.sql`insert into public.google_ai_model_prices (model, service_tier, input_per_mtok, cached_input_per_mtok,
+                output_per_mtok, source, read_on)
+              values (${FLASH}, 'standard', 0, 0, 1000, 'test', current_date),
+                     (${FLASH}, 'priority', 0, 0, 2000, 'test', current_date)`;
   await s.setLimit({ model: MODEL, rpm: 100_000, tpm: 100_000_000 });
   await s.sql`delete from public.google_ai_model_prices where model = ${MODEL}`;
   await s.sql`insert into public.google_ai_model_prices (model, service_tier, input_per_mtok, cached_input_per_mtok,
@@ -31,8 +65,8 @@ afterAll(async () => {
   await s?.close();
 });
 
-async function notebook(name: string, budget: { daily?: string; monthly?: string }): Promise<string> {
-  const t = await mintToken(s.sql, name, { models: [MODEL] });
+async function notebook(name: string, budget: { daily?: string; monthly?: string }, model = MODEL): Promise<string> {
+  const t = await mintToken(s.sql, name, { models: [model] });
   await s.sql`update public.google_ai_clients set max_output_tokens = ${MAX_OUTPUT},
                 daily_max_usd = ${budget.daily ?? null}::numeric, monthly_max_usd = ${budget.monthly ?? null}::numeric
               where id = ${t.clientId}`;
@@ -40,11 +74,11 @@ async function notebook(name: string, budget: { daily?: string; monthly?: string
 }
 
 /** `workers` processes, each sending `each` requests one after another; every answer. */
-async function load(token: string, workers: number, each: number, tag: string) {
+async function load(token: string, workers: number, each: number, tag: string, model = MODEL) {
   const answers: { status: number; body: any; retryAfter: string | null }[] = [];
   await Promise.all(Array.from({ length: workers }, async (_, w) => {
     for (let i = 0; i < each; i++) {
-      const res = await s.call({ model: MODEL, prompt: `${tag} ${w}-${i}: tell me a long story`, mode: "NO_WAIT" },
+      const res = await s.call({ model, prompt: `${tag} ${w}-${i}: tell me a long story`, mode: "NO_WAIT" },
         { auth: token });
       answers.push({ status: res.status, body: res.body, retryAfter: res.headers.get("retry-after") });
     }
@@ -115,5 +149,86 @@ describe("a client's budget in money", () => {
     expect(await spent()).toBe("0.009000");
     await s.sql`select public.google_ai_release(${r.reservation_id}::uuid, 'test')`;
     expect(await spent()).toBe("0.006000");
+  }, 60_000);
+
+  it("a Gemini call thinking as much as its model allows, at the priority tier its class asks for: booked at that worst case, 0 overspend", async () => {
+    // Worst case: (3 answer + 7 thinking) × $2000/Mtok = $0.02 a call; $0.10 a day holds exactly 5.
+    const token = await notebook("money-thinking", { daily: "0.10" }, FLASH);
+    const answers = await load(token, 8, 5, "thinking", FLASH);
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(5);
+    for (const r of answers.filter((a) => a.status !== 200)) {
+      expect(r.body).toMatchObject({ limit: "client_budget", cause: "spend_budget" });
+      expect(r.body.retry_at).not.toBeNull();
+    }
+    const rows = await s.sql`
+      select a.service_tier, a.served_tier, a.thinking_tokens, a.output_tokens, a.booked_usd::text as booked,
+             a.cost_usd::text as cost
+      from public.google_ai_attempts a where a.caller = 'client:money-thinking' and a.status = 'succeeded'`;
+    expect(rows).toHaveLength(5);
+    for (const row of rows) {
+      expect(row).toEqual({ service_tier: "priority", served_tier: "priority", thinking_tokens: FLASH_THINKING,
+        output_tokens: MAX_OUTPUT + FLASH_THINKING, booked: "0.020000", cost: "0.020000" });
+    }
+    const [client] = await s.sql`select spent_today_usd::text as spent from public.google_ai_clients
+                                 where name = 'money-thinking'`;
+    expect(client).toEqual({ spent: "0.100000" });
+  }, 120_000);
+
+  it("a token's own budget in money, minted from its client's token_max_usd: booked and settled beside the client's, refused naming spend_budget, never reopening", async () => {
+    const first = await mintToken(s.sql, "money-token", { models: [MODEL] });
+    await s.sql`update public.google_ai_clients set max_output_tokens = ${MAX_OUTPUT}, token_max_usd = 0.009
+                where id = ${first.clientId}`;
+    const token = newToken();
+    const [{ m }] = await s.sql`select public.google_ai_mint_token(${sha256(first.secret)}, ${sha256(token)}) as m`;
+    expect(m.ok).toBe(true);
+    // $0.003 a call (the client has no budget in money of its own): the token's $0.009 holds 3.
+    const answers = await load(token, 4, 3, "token");
+    expect(answers.filter((a) => a.status === 200)).toHaveLength(3);
+    const refused = answers.filter((a) => a.status !== 200);
+    expect(refused).toHaveLength(9);
+    for (const r of refused) {
+      expect(r.status).toBe(429);
+      expect(r.body).toMatchObject({ limit: "token_budget", cause: "spend_budget", retry_after_ms: null });
+    }
+    const [spent] = await s.sql`
+      select t.max_usd::text as max, t.spent_usd::text as token, c.spent_today_usd::text as client,
+             (select sum(a.cost_usd)::text from public.google_ai_attempts a where a.token_id = t.id) as cost
+      from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id where t.id = ${m.token_id}`;
+    expect(spent).toEqual({ max: "0.009", token: "0.009000", client: "0.009000", cost: "0.009000" });
+    // The client's first token, minted before, has no budget in money: it is still served.
+    expect((await load(first.token, 1, 1, "first")).map((a) => a.status)).toEqual([200]);
+  }, 60_000);
+
+  it("a service caller's budget in money: a request naming no largest answer books the model's output limit and thinking, 0 overspend, refusals name spend_budget and the midnight", async () => {
+    // The model's output limit as its catalogue says (google_ai_model_catalogue, which the maintenance
+    // function fills from models.get).
+    await s.sql`insert into public.google_ai_model_catalogue (api_key_id, model, key_alias, quota_group, output_token_limit)
+                select k.id, ${FLASH}, k.key_alias, public.google_ai_quota_group(k.project_id, k.id), ${FLASH_OUTPUT}
+                from public.google_ai_api_keys k where k.key_alias = 'money-google'`;
+    await s.sql`insert into public.google_ai_caller_budgets (caller, daily_max_usd) values ('bot-money', 0.05)`;
+    // Worst case: (3 + 7) tokens at the dearest tier it may be asked at (priority, $2000/Mtok) = $0.02;
+    // an interactive call is served at standard ($1000/Mtok): $0.01. One after another: 4 fit in $0.05.
+    const statuses: number[] = [];
+    const bodies: any[] = [];
+    for (let i = 0; i < 6; i++) {
+      const res = await s.call({ model: FLASH, prompt: `bot ${i}: tell me a long story`, mode: "NO_WAIT" },
+        { headers: { "x-caller": "bot-money" } });
+      statuses.push(res.status);
+      bodies.push(res.body);
+    }
+    expect(statuses).toEqual([200, 200, 200, 200, 429, 429]);
+    const [{ midnight }] = await s.sql`select public.google_ai_pacific_midnight_after(now()) as midnight`;
+    for (const body of bodies.slice(4)) {
+      expect(body).toMatchObject({ limit: "caller_budget", cause: "spend_budget" });
+      expect(new Date(body.retry_at).getTime()).toBe((midnight as Date).getTime());
+    }
+    const [spend] = await s.sql`
+      select (select sum(a.cost_usd)::text from public.google_ai_attempts a
+              where a.caller = 'bot-money' and a.status = 'succeeded') as cost,
+             (select bool_and(a.booked_usd = 0.02) from public.google_ai_attempts a
+              where a.caller = 'bot-money' and a.status = 'succeeded') as booked_worst,
+             b.spent_today_usd::text as spent, b.spent_month_usd::text as month
+      from public.google_ai_caller_budgets b where b.caller = 'bot-money'`;
+    expect(spend).toEqual({ cost: "0.040000", booked_worst: true, spent: "0.040000", month: "0.040000" });
   }, 60_000);
 });

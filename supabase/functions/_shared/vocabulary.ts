@@ -172,8 +172,9 @@ const ADMISSION_CAUSE_TABLE = {
   },
   spend_budget: {
     limits: [],
-    words: "the client's budget in money for the Pacific day or month has no room for this call's worst " +
-      "case (its input at the input price, its largest answer at the output price), or its price is not known.",
+    words: "the token's budget in money, or its client's or service caller's for the Pacific day or month, has " +
+      "no room for this call's worst case (its input at the input price, its largest answer and thinking at the " +
+      "output price), or its price is not known.",
   },
 } as const satisfies Record<string, { limits: readonly StepLimit[]; words: string }>;
 

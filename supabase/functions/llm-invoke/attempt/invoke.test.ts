@@ -461,7 +461,7 @@ describe("invoke: refusals, WAIT and NO_WAIT", () => {
     expect(error.status).toBe(429);
     expect(error.toBody()).toMatchObject({ limit: "caller_budget", retry_after_ms: 3_600_000 });
     expect(error.headers).toEqual({ "Retry-After": "3600" });
-    expect(error.message).toMatch(/caller's daily budget/);
+    expect(error.message).toMatch(/caller's budget is used up/);
     expect(clock.sleeps).toEqual([]);
   });
 

@@ -61,7 +61,7 @@ function finalError(r: Refusal, ctx: RefusalContext): GatewayError | null {
     case "too_large":
       return tooLarge(r.maxTokens ?? null, ctx);
     case "caller_budget":
-      return callerBudget(r.retryAfterMs);
+      return callerBudget(r.retryAfterMs, r.retryAt);
     // The admission's to answer: waiting or another model may lift these, or a stored answer is replayed.
     case "rpm":
     case "tpm":
@@ -203,7 +203,7 @@ export function tokenRefusal(
       return rateLimited(
         "token_budget",
         null,
-        "The token's request or token budget is used up: get a new token from issue-kaggle-token.",
+        "The token's request, token or money budget is used up: get a new token from issue-kaggle-token.",
       );
     case "client_budget": {
       // Its day's (a count or money) or month's (money): the cause says which kind, retry_at when it reopens.
@@ -221,14 +221,19 @@ export function tokenRefusal(
   }
 }
 
-/** A service caller's daily budget (google_ai_caller_budgets): used up until Pacific midnight. */
-function callerBudget(retryAfterMs: number | null): GatewayError {
-  return rateLimited(
+/** A service caller's budget (google_ai_caller_budgets): used up until Pacific midnight, or the month's end. */
+function callerBudget(retryAfterMs: number | null, retryAt: string | null): GatewayError {
+  // Its day's (a count or money) or month's (money): the cause says which kind, retry_at when it reopens.
+  const error = rateLimited(
     "caller_budget",
     retryAfterMs,
-    "This caller's daily budget is used up until midnight Pacific time" +
-      (retryAfterMs === null ? "." : `; retry in ${retryAfterMs} ms.`),
+    "This caller's budget is used up" +
+      (retryAfterMs === null ? "." : `; it reopens at ${retryAt ?? "Pacific midnight"} (in ${retryAfterMs} ms).`),
   );
+  return new GatewayError(error.code, error.message, {
+    extra: { ...error.extra, retry_at: retryAt },
+    headers: error.headers,
+  });
 }
 
 /**

@@ -2,7 +2,8 @@
 // OpenAI Chat Completions body, for a model an OpenAI organization serves. Every surface reaches it:
 // the gateway's JSON route, Google's routes and OpenAI's own. What Chat Completions has no field for
 // (safetySettings, topK, thinking budgets) is not sent; the answer is still the model's. Gemini's
-// schemas are sent as JSON Schema (schema.ts).
+// schemas are sent as JSON Schema (schema.ts). The gateway's service tier (flex, priority) is sent as
+// service_tier unless the caller's own body names one.
 import type { Content, Part, UpstreamRequest } from "../../upstream/shapes.ts";
 import { jsonSchemaOf, responseFormatSchema } from "./schema.ts";
 
@@ -35,8 +36,16 @@ export function chatCompletionBody(request: UpstreamRequest, stream: boolean): R
     messages,
     ...fields,
     ...toolFields(request),
+    ...tierField(request),
     ...(stream ? { stream: true, stream_options: { include_usage: true } } : {}),
   };
+}
+
+/** The gateway's tier as OpenAI's service_tier (standard is OpenAI's default: nothing sent). */
+function tierField(request: UpstreamRequest): Record<string, unknown> {
+  return request.serviceTier === undefined || request.serviceTier === "standard"
+    ? {}
+    : { service_tier: request.serviceTier };
 }
 
 /** A message's words: its text, or its text parts' (never an image's data, where "json" may occur by chance). */
@@ -75,8 +84,14 @@ function callersBody(
   const options = typeof body.stream_options === "object" && body.stream_options !== null
     ? body.stream_options
     : {};
+  // The caller's own service_tier stands (the gateway's word "standard" is OpenAI's "default"); where it
+  // names none, the gateway's tier is sent.
+  const { service_tier: asked, ...rest } = own;
   return {
-    ...own,
+    ...rest,
+    ...(asked === undefined || asked === null
+      ? tierField(request)
+      : { service_tier: asked === "standard" ? "default" : asked }),
     model: request.model,
     ...(cap === undefined ? {} : { max_completion_tokens: cap }),
     ...(stream ? { stream: true, stream_options: { ...options, include_usage: true } } : {}),
