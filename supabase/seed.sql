@@ -205,8 +205,8 @@ end
 $seed$;
 
 -- What each call costs (google_ai_model_prices), in US dollars per million tokens, per tier, as read on
--- 2026-11-27 from the stored copies named in each row (Google's and OpenAI's pricing pages cannot be
--- reached from here; the copies quote them). The owner's Google projects are on the free tier: each
+-- 2026-11-27 from the copies named in each row, which quote Google's and OpenAI's pricing pages (check
+-- them against the pages). The owner's Google projects are on the free tier: each
 -- Gemini and Gemma model has a 'free' row (0), which prices a call that asks for no tier; the paid
 -- rows beside it price flex or priority calls, and every call once the 'free' row is deleted (the
 -- project billed). A model or tier with no row costs null (unknown), never 0: gemini-3.6-flash has no
