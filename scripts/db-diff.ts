@@ -1,10 +1,12 @@
 // `npm run db:diff -- <name> [--what "what it changes"]`: writes supabase/migrations/<timestamp>_<name>.sql,
 // the change from what the migrations build to what supabase/schemas builds (shared/db/schema-diff.ts
 // says how), on a throwaway PostgreSQL it starts and stops. Its header says what it changes: --what's
-// words, else the name's. Prints "no changes" and writes nothing when they are equal.
+// words, else the name's. Prints "no changes" and writes nothing when they are equal, and stops, naming
+// the function and the line, when a body of supabase/schemas does not compile (shared/db/function-bodies.ts).
 import path from "node:path";
 import { repoRoot } from "../shared/db/migrate.ts";
 import { startPostgres } from "../shared/db/postgres-server.ts";
+import { BrokenFunctionBodies } from "../shared/db/function-bodies.ts";
 import { DependentsRefused, diffSchemas, OwnersDataRefused, writeMigration } from "../shared/db/schema-diff.ts";
 
 const { name, what } = parseArgs(process.argv.slice(2));
@@ -50,6 +52,7 @@ try {
 } catch (err) {
   // One clear line, no stack: what was refused, or what PostgreSQL said while building or checking.
   if (err instanceof OwnersDataRefused || err instanceof DependentsRefused) console.error(err.message);
+  else if (err instanceof BrokenFunctionBodies) console.error(`db:diff stopped, writing nothing: ${err.message}`);
   else {
     const e = err as { message?: string; detail?: string; hint?: string; where?: string };
     console.error(`db:diff stopped, writing nothing: ${[e.message ?? String(err), e.detail, e.hint].filter(Boolean).join("; ")}` +

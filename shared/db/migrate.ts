@@ -5,6 +5,7 @@ import { readdir, readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import postgres from "postgres";
+import { checkFunctionBodies } from "./function-bodies.ts";
 
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const migrationsDir = path.join(repoRoot, "supabase", "migrations");
@@ -84,7 +85,9 @@ export async function listSchemaFiles(dir = schemasDir): Promise<string[]> {
  * Builds the schema from supabase/schemas in name order, as `supabase db diff` does on its shadow
  * database, in one transaction. What declarative files cannot say (rows, the pg_cron schedule) lives
  * in migrations: pass them as `migrations` (file names, or paths) to apply them afterwards. `dir` reads the schema
- * files from elsewhere (a copy being edited).
+ * files from elsewhere (a copy being edited). Then every function body is checked with the whole schema
+ * in place (shared/db/function-bodies.ts): one that does not compile throws BrokenFunctionBodies, naming
+ * the function and the line.
  */
 export async function applySchemas(
   sql: Sql,
@@ -95,6 +98,7 @@ export async function applySchemas(
   await sql.begin(async (tx) => {
     for (const text of texts) await tx.unsafe(text).simple();
   });
+  await checkFunctionBodies(sql);
 }
 
 export async function applySeed(sql: Sql): Promise<void> {
