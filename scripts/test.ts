@@ -2,8 +2,10 @@
 //   1. pgTAP files in supabase/tests/database (the SQL behaviour),
 //   2. vitest (unit tests, HTTP integration tests, concurrency tests),
 //   3. any extra suites registered below (e.g. the Python client's unittest).
-// Ends with one line "tests: N passed, N failed, N skipped" and exits non-zero if anything failed,
-// if a suite did not run, or — with CI=true — if anything was skipped (CI must run every test).
+// Ends with one line, its verdict (scripts/test-summary.ts): "tests: FAILED: counts; what failed" and a
+// non-zero exit if anything failed, a file's setup or load included, if a suite did not run, if the run's
+// own setup stopped, or — with CI=true — if anything was skipped (CI must run every test); else
+// "tests: N passed, 0 failed, N skipped".
 import { spawn } from "node:child_process";
 import { readdir, readFile, rm } from "node:fs/promises";
 import path from "node:path";
@@ -16,14 +18,7 @@ import { ensureEmbeddedExtensions } from "../shared/db/embedded-extensions.ts";
 import { extraSuites } from "./test-suites.ts";
 import { prometheusBinary } from "../tests/support/prometheus.ts";
 import { drawSeed, seedFrom } from "../shared/sim-core/wordings.ts";
-
-interface Tally {
-  suite: string;
-  passed: number;
-  failed: number;
-  skipped: number;
-  problem?: string;
-}
+import { type Tally, tallyFails, verdictLine, type VitestReport, vitestTally } from "./test-summary.ts";
 
 const ci = process.env.CI === "true" || process.env.CI === "1";
 // `npm test -- pgtap` runs only pgTAP; `npm test -- <vitest filters>` runs only those vitest files.
@@ -44,22 +39,20 @@ async function main(): Promise<number> {
   console.log(`PostgreSQL ${version}: ${server.engine} engine at ${server.url} (pg_cron: ${server.features.pgCron}, pgTAP: ${server.features.pgTap})`);
   // Supabase runs PostgreSQL 17: CI tests on it and nothing else.
   if (ci && server.engine !== "external" && !version.startsWith("17.")) {
-    console.error(`CI tests on PostgreSQL 17 (Supabase's): this run got ${version}; refusing to test another version silently`);
     await server.stop();
-    return 1;
+    return refuse(`CI tests on PostgreSQL 17 (Supabase's): this run got ${version}; refusing to test another version silently`);
   }
   if (ci && server.engine !== "external" && !(server.features.pgCron && server.features.pgTap)) {
-    console.error("CI needs PostgreSQL with pg_cron and pgTAP (.ci/run installs them): refusing to skip their tests");
     await server.stop();
-    return 1;
+    return refuse("CI needs PostgreSQL with pg_cron and pgTAP (.ci/run installs them): refusing to skip their tests");
   }
   // The metrics tests run a real Prometheus and promtool; elsewhere they skip without them, in CI never.
   if (ci && (prometheusBinary() === null || prometheusBinary("promtool") === null)) {
-    console.error("CI needs Prometheus and promtool (.ci/run installs Debian's prometheus): refusing to skip the metrics tests");
     await server.stop();
-    return 1;
+    return refuse("CI needs Prometheus and promtool (.ci/run installs Debian's prometheus): refusing to skip the metrics tests");
   }
   const tallies: Tally[] = [];
+  let stopped: string | undefined;
   try {
     const template = await createTemplateDatabase(server.url);
     if (everything || onlyPgTap) tallies.push(await runPgTap(server.url, template, server.features.pgTap));
@@ -67,24 +60,23 @@ async function main(): Promise<number> {
     if (everything) {
       for (const suite of extraSuites) tallies.push(await suite.run({ serverUrl: server.url, template }));
     }
+  } catch (err) {
+    // The run's own setup (the template database, a suite's runner): said, and in the last line too.
+    stopped = (err as Error).message?.split("\n")[0] ?? String(err);
+    console.error(err);
   } finally {
     await server.stop();
   }
 
-  let failed = 0;
   console.log("\nSuites:");
   for (const t of tallies) {
     console.log(`  ${t.suite}: ${t.passed} passed, ${t.failed} failed, ${t.skipped} skipped${t.problem ? ` — ${t.problem}` : ""}`);
-    if (t.failed > 0 || t.problem) failed++;
-    if (ci && t.skipped > 0) {
-      console.log(`  ${t.suite}: CI runs every test, but ${t.skipped} were skipped`);
-      failed++;
-    }
+    if (ci && t.skipped > 0) console.log(`  ${t.suite}: CI runs every test, but ${t.skipped} were skipped`);
   }
-  const sum = (k: "passed" | "failed" | "skipped") => tallies.reduce((n, t) => n + t[k], 0);
-  if (failed > 0) console.log(`The simulator's wordings were drawn with GOOGLE_SIM_WORDING_SEED=${wordingSeed}: set it to repeat this run's wordings.`);
-  console.log(`tests: ${sum("passed")} passed, ${sum("failed")} failed, ${sum("skipped")} skipped`);
-  return failed === 0 ? 0 : 1;
+  const failed = stopped !== undefined || tallies.some((t) => tallyFails(t, ci));
+  if (failed) console.log(`The simulator's wordings were drawn with GOOGLE_SIM_WORDING_SEED=${wordingSeed}: set it to repeat this run's wordings.`);
+  console.log(verdictLine(tallies, ci, stopped));
+  return failed ? 1 : 0;
 }
 
 async function runPgTap(serverUrl: string, template: string, available: boolean): Promise<Tally> {
@@ -121,33 +113,25 @@ async function runVitest(
   features: { pgCron: boolean; pgTap: boolean },
   engine: string,
 ): Promise<Tally> {
-  const report = path.join(tmpdir(), `eve-vitest-${process.pid}.json`);
+  const report_file = path.join(tmpdir(), `eve-vitest-${process.pid}.json`);
   console.log("\nvitest:");
-  const code = await run("npx", ["vitest", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report}`, ...vitestArgs], {
+  const code = await run("npx", ["vitest", "run", "--reporter=default", "--reporter=json", `--outputFile.json=${report_file}`, ...vitestArgs], {
     EVE_TEST_PG_URL: serverUrl,
     EVE_TEST_TEMPLATE: template,
     EVE_TEST_PG_ENGINE: engine,
     EVE_TEST_PG_CRON: features.pgCron ? "1" : "0",
     EVE_TEST_PG_TAP: features.pgTap ? "1" : "0",
   });
-  const tally: Tally = { suite: "vitest", passed: 0, failed: 0, skipped: 0 };
+  let report: VitestReport | null = null;
+  let unreadable: string | undefined;
   try {
-    const json = JSON.parse(await readFile(report, "utf8"));
-    tally.passed = json.numPassedTests;
-    tally.failed = json.numFailedTests;
-    tally.skipped = json.numPendingTests + json.numTodoTests;
-    const brokenFiles = (json.testResults as { status: string; name: string; assertionResults: unknown[] }[]).filter(
-      (f) => f.status === "failed" && f.assertionResults.length === 0,
-    );
-    if (brokenFiles.length > 0) tally.problem = `files that failed to load: ${brokenFiles.map((f) => path.relative(repoRoot, f.name)).join(", ")}`;
+    report = JSON.parse(await readFile(report_file, "utf8")) as VitestReport;
   } catch (err) {
-    tally.problem = `vitest wrote no readable report (${(err as Error).message})`;
+    unreadable = (err as Error).message;
   } finally {
-    await rm(report, { force: true });
+    await rm(report_file, { force: true });
   }
-  if (code !== 0 && tally.failed === 0 && !tally.problem) tally.problem = `vitest exited with ${code}`;
-  if (tally.passed === 0 && !tally.problem) tally.problem = "no vitest test ran";
-  return tally;
+  return vitestTally(report, code, repoRoot, unreadable);
 }
 
 export function run(cmd: string, args: string[], env: Record<string, string> = {}, cwd = repoRoot): Promise<number> {
@@ -158,4 +142,14 @@ export function run(cmd: string, args: string[], env: Record<string, string> = {
   });
 }
 
-process.exitCode = await main();
+/** A run refused or stopped before its suites: said, and the last line says it failed. */
+function refuse(why: string): number {
+  console.error(why);
+  console.log(verdictLine([], ci, why));
+  return 1;
+}
+
+process.exitCode = await main().catch((err: unknown) => {
+  console.error(err);
+  return refuse((err as Error).message?.split("\n")[0] ?? String(err));
+});
