@@ -249,3 +249,12 @@ it('404s unknown routes and wrong HTTP methods', async () => {
   expect((await call(sim, 'GET', `/v1beta/models/${GEMMA}:generateContent`, { key: KEY })).status).toBe(404);
   expect((await call(sim, 'POST', '/v1beta/somethingElse', { key: KEY, body: {} })).status).toBe(404);
 });
+
+describe('what it was sent', () => {
+  it('keeps each request body as received, its JSON parsed, on the stats record', async () => {
+    sim.reset();
+    const body = ask('what was I sent?', { generationConfig: { maxOutputTokens: 5 } });
+    expect((await generate(sim, GEMMA, KEY, body)).status).toBe(200);
+    expect(sim.stats().recent.map((r) => [r.method, r.body])).toEqual([['generateContent', body]]);
+  });
+});

@@ -246,6 +246,7 @@ export async function startGoogleSimulator(opts: SimulatorOptions = {}): Promise
     });
 
     const body = await readBody(req, MAX_BODY_BYTES);
+    stats.bodyReceived(record, body.text);
     if (!route) {
       stats.answered(record, 404);
       return writeRaw(res, 404, 'text/html; charset=UTF-8', errors.routeNotFoundPage(path));

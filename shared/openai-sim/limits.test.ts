@@ -4,7 +4,7 @@
 
 import { afterEach, describe, expect, it } from 'vitest';
 import { promptTokens, startOpenAISimulator, type OpenAISimulator, type OpenAISimulatorOptions } from './server.ts';
-import { chat, complete, fakeClock } from './test-helpers.ts';
+import { call, chat, complete, fakeClock } from './test-helpers.ts';
 
 const MODEL = 'gpt-4o';
 let sim: OpenAISimulator | undefined;
@@ -231,5 +231,15 @@ describe('the wait in the message', () => {
     expect(messages[0]).toContain('try again in 0.5s.');
     expect(messages[1]).toContain('try again in 500ms.');
     expect(messages[2]).not.toMatch(/try again/i);
+  });
+});
+
+describe('what it was sent', () => {
+  it('keeps each request body as received, its JSON parsed, on the stats record', async () => {
+    const s = await start({ rpm: 5, tpm: 1_000_000 });
+    const body = chat(MODEL, 'what was I sent?', { max_tokens: 7, service_tier: 'flex' });
+    expect((await complete(s, 'sk-a1', body)).status).toBe(200);
+    expect((await call(s, 'POST', '/v1/chat/completions', { key: 'sk-a1', rawBody: '{not json' })).status).toBe(400);
+    expect(s.stats().recent.map((r) => r.body)).toEqual([body, '{not json']);
   });
 });

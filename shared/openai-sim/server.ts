@@ -307,6 +307,7 @@ export async function startOpenAISimulator(opts: OpenAISimulatorOptions = {}): P
     const fields = json.ok && isObject(json.value) ? json.value : {};
     const model = route?.model ?? (typeof fields.model === 'string' ? fields.model : undefined);
     const record = stats.received({ at: now(), method: route?.method ?? 'unknown', model, apiKey, group: org });
+    stats.bodyReceived(record, body.text);
     if (fields.stream === true) streamed.add(record);
     res.on('close', () => {
       if (record.status === undefined) stats.abandoned(record);

@@ -39,7 +39,15 @@ export interface RequestRecord<M extends string = string> {
   chunksSent: number | undefined;
   /** Generation calls: the input tokens counted for the request (its prompt tokens). */
   promptTokens: number | undefined;
+  /**
+   * The body as the simulator received it, so a test can say what the provider was sent: its JSON
+   * parsed, else its text; undefined when empty. Only its first BODY_KEPT characters are kept.
+   */
+  body: unknown;
 }
+
+/** How much of a body a record keeps (bodies with images can be large; 1000 records are kept). */
+export const BODY_KEPT = 256 * 1024;
 
 /** Streamed answers that started (status 200 sent) and how they ended. */
 export interface StreamCounts {
@@ -102,7 +110,7 @@ export class StatsRecorder<M extends string = string> {
 
   /** Records an arrival and returns the record to pass to `answered`. */
   received(
-    r: Omit<RequestRecord<M>, 'status' | 'faultId' | 'abandoned' | 'streamCut' | 'chunksSent' | 'promptTokens'>,
+    r: Omit<RequestRecord<M>, 'status' | 'faultId' | 'abandoned' | 'streamCut' | 'chunksSent' | 'promptTokens' | 'body'>,
   ): RequestRecord<M> {
     const record: RequestRecord<M> = {
       ...r,
@@ -112,6 +120,7 @@ export class StatsRecorder<M extends string = string> {
       streamCut: undefined,
       chunksSent: undefined,
       promptTokens: undefined,
+      body: undefined,
     };
     for (const c of this.counters(record)) c.received += 1;
     this.stats.inFlight += 1;
@@ -119,6 +128,17 @@ export class StatsRecorder<M extends string = string> {
     this.stats.recent.push(record);
     if (this.stats.recent.length > RECENT_LIMIT) this.stats.recent.shift();
     return record;
+  }
+
+  /** The request's body arrived whole: kept on its record (`body`). */
+  bodyReceived(record: RequestRecord<M>, text: string): void {
+    if (text === '') return;
+    const kept = text.length > BODY_KEPT ? text.slice(0, BODY_KEPT) : text;
+    try {
+      record.body = JSON.parse(kept);
+    } catch {
+      record.body = kept;
+    }
   }
 
   answered(record: RequestRecord<M>, status: number): void {

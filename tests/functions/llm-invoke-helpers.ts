@@ -2,6 +2,13 @@
 // own key rows and limits, the offline Google and OpenAI simulators (each key row's secret is a key of
 // its provider's simulator), and llm-invoke served over HTTP by the local stack. Every response is kept, so a test can scan all
 // of them (and every table) for secrets at the end.
+//
+// What the provider was sent: `sent("google" | "openai")`, the bodies of the generation calls its
+// simulator received (each simulator keeps the body of its last 1000 requests, `stats().recent[].body`,
+// its JSON parsed), so a test asserts the gateway's request itself rather than an effect of it.
+// Counting: Google's simulator counts a request's input tokens on arrival and cuts an answer at
+// maxOutputTokens; OpenAI's books input plus max_tokens (else its model's default) on arrival and keeps
+// it (`settle: 'arrival'`, its default; `openaiSimulator: { settle: 'usage' }` gives the unused part back).
 import { echoDatabaseTrouble, TEST_STACK_DB_ENV } from "../support/stack-env.ts";
 import type { Sql } from "../../shared/db/migrate.ts";
 import type { GoogleSimulator, SimulatorOptions } from "../../shared/google-sim/server.ts";
@@ -79,6 +86,11 @@ export interface InvokeStack {
   logs: string[];
   call(body: unknown, options?: { headers?: Record<string, string>; auth?: string | null }): Promise<CallResult>;
   raw(init: RequestInit & { path?: string }): Promise<CallResult>;
+  /**
+   * The bodies of the generation calls (generateContent and its stream; chat completions) the provider's
+   * simulator received since the last reset, oldest first, their JSON parsed: what the gateway sent.
+   */
+  sent(provider: StackDialect): any[];
   /** Fresh minute for the test: both simulators' quota/stats/faults, counters and cooldowns cleared. */
   reset(): Promise<void>;
   /** Updates the model's row (a row the seed does not have is inserted, its provider's). */
@@ -197,6 +209,9 @@ export async function startInvokeStack(label: string, options: {
     seen,
     logs,
     raw,
+    sent: (provider) => provider === "google"
+      ? sim.stats().recent.filter((r) => r.method === "generateContent" || r.method === "streamGenerateContent").map((r) => r.body)
+      : openaiSim.stats().recent.filter((r) => r.method === "chat.completions").map((r) => r.body),
     call: (body, opts = {}) => {
       const auth = opts.auth === undefined ? stack.serviceKey : opts.auth;
       return raw({

@@ -85,8 +85,10 @@ describe("a valid token", () => {
     expect(over.status).toBe(400);
     expect(over.body.error).toMatchObject({ code: "invalid_request", details: { max_output_tokens: 3 } });
     // Unnamed: the gateway asks Google for at most 3 output tokens (the simulator cuts there).
+    s.sim.reset();
     const capped = await s.call({ model: "gemma-3-27b", prompt: "a question whose answer is long enough to cut" }, { auth: t.token });
     expect(capped.status).toBe(200);
+    expect(s.sent("google").map((b) => b.generationConfig?.maxOutputTokens)).toEqual([3]);
     expect(capped.body.finish_reason).toBe("MAX_TOKENS");
     expect(capped.body.usage.completion_tokens).toBeLessThanOrEqual(3);
     const within = await s.call({ model: "gemma-3-27b", prompt: "x", generationConfig: { maxOutputTokens: 2 } }, { auth: t.token });
