@@ -287,16 +287,18 @@ async function counterGrowth(
 }
 
 /**
- * The migration that schedules the counter rows' vacuum, applied to the server's cron database as a
- * project's own is, its job then pointed at the part's database (pg_cron runs jobs from one database).
+ * The counter rows' vacuum as the rows migration schedules it (its interval and command, read from the
+ * file), scheduled on the server's cron database, its job then pointed at the part's database (pg_cron
+ * runs jobs from one database).
  */
 async function scheduleCounterVacuum(cron: Sql, database: string): Promise<string> {
-  const migration = (await listMigrations()).find((m) => m.name === "counters_vacuum_schedule");
-  if (!migration) throw new Error("no *_counters_vacuum_schedule.sql among the migrations");
+  const migration = (await listMigrations()).find((m) => m.name === "rows_and_schedule");
+  const scheduled = migration && /cron\.schedule\('eve-gateway-counters-vacuum', '([^']+)', '([^']+)'\)/.exec(await readFile(migration.file, "utf8"));
+  if (!scheduled) throw new Error("the rows migration (*_rows_and_schedule.sql) schedules no 'eve-gateway-counters-vacuum' job");
   await cron`create extension if not exists pg_cron with schema pg_catalog`;
-  await cron.unsafe(await readFile(migration.file, "utf8"));
+  await cron`select cron.schedule('eve-gateway-counters-vacuum', ${scheduled[1]!}, ${scheduled[2]!})`;
   const [job] = await cron<{ jobid: string }[]>`select jobid::text from cron.job where jobname = 'eve-gateway-counters-vacuum'`;
-  if (!job) throw new Error(`${migration.file} scheduled no job (is pg_cron preloaded on the bench server?)`);
+  if (!job) throw new Error(`${migration!.file}'s job was not scheduled (is pg_cron preloaded on the bench server?)`);
   await cron`select cron.alter_job(${job.jobid}::bigint, database => ${database})`;
   return job.jobid;
 }

@@ -4,7 +4,7 @@
 -- while it has never been (limits_source is null), so a value the operator changed or cleared stays.
 -- docs/models.md lists every row with its limits, dates and sources.
 
--- The built-in providers, as the rows migration seeds them (20261127232950_provider_rows.sql), for a
+-- The built-in providers, as the rows migration seeds them (20261122000200_rows_and_schedule.sql), for a
 -- database built from supabase/schemas, which has no rows: model and key rows name one.
 insert into public.google_ai_providers (name, dialect, display_name) values
   ('google', 'google', 'Google'),

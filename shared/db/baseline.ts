@@ -17,7 +17,8 @@
 //                                    gives them, so creating them if missing is enough.
 //   ALTER TABLE [ONLY] t ADD CONSTRAINT c ... only if t has no constraint named c yet, through one
 //                                    session-local function defined at the top (PostgreSQL has no ADD
-//                                    CONSTRAINT IF NOT EXISTS)
+//                                    CONSTRAINT IF NOT EXISTS); a foreign key of an owner's table NOT
+//                                    VALID, validated by the rows migration once the rows it names exist
 //   CREATE CONSTRAINT TRIGGER g ON t ...      after DROP TRIGGER IF EXISTS g ON t (no OR REPLACE for it)
 //   CREATE TYPE t AS ...             only if no type t exists yet (no IF NOT EXISTS for it); a type
 //                                    in an older shape is changed by a migration of its own
@@ -73,13 +74,15 @@ function adopting(statement: string): string {
     return [
       lead + code.replace(/^CREATE TABLE /, "CREATE TABLE IF NOT EXISTS "),
       ...columns.map((c) => `ALTER TABLE ${name} ADD COLUMN IF NOT EXISTS ${c};`),
-      ...constraints.map((c) => guardedConstraint(name, /^CONSTRAINT (\w+)/.exec(c)![1], `ALTER TABLE ${name} ADD ${c};`)),
+      ...constraints.map((c) => guardedConstraint(name, /^CONSTRAINT (\w+)/.exec(c)![1], `ALTER TABLE ${name} ADD ${notValidOnAdopted(name, c)};`)),
       ...(options ? [`ALTER TABLE ${name} SET (${options});`] : []),
     ].join("\n");
   }
   if (table) return statement.replace(/^(\s*(--[^\n]*\n)*\s*)CREATE TABLE /, "$1CREATE TABLE IF NOT EXISTS ");
-  const constraint = /^ALTER TABLE (?:ONLY )?(public\.\w+)\s+ADD CONSTRAINT (\w+) ([\s\S]*);$/.exec(code);
-  if (constraint) return guardedConstraint(constraint[1], constraint[2], code);
+  const constraint = /^ALTER TABLE (?:ONLY )?(public\.\w+)\s+ADD CONSTRAINT (\w+)\s([\s\S]*);$/.exec(code);
+  if (constraint) {
+    return guardedConstraint(constraint[1], constraint[2], ADOPTED_TABLES.includes(constraint[1]) ? notValidOnAdopted(constraint[1], code.slice(0, -1)) + ";" : code);
+  }
   const type = /^CREATE TYPE (public\.\w+) AS /.exec(code);
   if (type) {
     const lead = statement.slice(0, statement.length - code.length);
@@ -101,6 +104,15 @@ BEGIN
 END
 $baseline$;
 `;
+
+/**
+ * A foreign key added to one of the owner's tables is added NOT VALID: its rows may name what only the
+ * rows migration (20261122000200_rows_and_schedule.sql) inserts (the built-in providers), which then
+ * validates it. On a table the baseline creates the key comes with the table, valid.
+ */
+function notValidOnAdopted(table: string, constraint: string): string {
+  return ADOPTED_TABLES.includes(table) && /\bFOREIGN KEY\b/.test(constraint) ? `${constraint} NOT VALID` : constraint;
+}
 
 /** A constraint added only if its table has none of that name yet. */
 function guardedConstraint(table: string, conname: string, statement: string): string {

@@ -4,7 +4,7 @@
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
 -- apply twice.
--- sha256 of what follows: 4589e5309561f0ec2328089bdaceef60b7cb726fc126b4192e39648a4d5fc576
+-- sha256 of what follows: fad784d588ec7950c6ccf914978b685526bfc8be49610e93652863c4fea9e008
 CREATE OR REPLACE FUNCTION pg_temp.add_constraint_once(p_table regclass, p_name text, p_statement text)
 RETURNS void LANGUAGE plpgsql AS $baseline$
 BEGIN
@@ -30,31 +30,157 @@ exception
 end
 $$;
 -- ================================================================================================
--- supabase/schemas/10_keys_and_limits.sql
+-- supabase/schemas/05_settings.sql
 -- ================================================================================================
 
--- Keys and limits: the Google API keys (the secret's name only, never the key) and their quota
--- groups (google_ai_quota_group: keys of one Cloud project share a group), a model's row (limits,
--- capabilities, aliases, life cycle columns), the per-group counters and the cooldowns; how a name
--- becomes a model row and what limit applies to a group.
+-- The operator's settings, one row each, in one place so that every later file may read any of them
+-- (a file names only what it or an earlier file defines): admission (how far it allows for Google's
+-- clock), the queue (a turn's grace), maintenance (retention, when an open reservation counts as
+-- abandoned). Each reads its defaults when its row is missing.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The providers the gateway knows, and the one reading of a provider's name: google and openai. A key
--- row's provider is the owner's own text, kept as written, so case, spaces, '_' and '-' do not count
--- and Google also goes by its product's name (gemini, Google AI); null (a row from before the column
--- had values) is Google's, as every key was. Null for a name not known: such a key serves nothing, and
--- the key table's check refuses a new one. A model row holds the provider's name as this returns it.
--- Immutable, so a key row keeps its reading in the generated serves_provider and the key selection
--- compares two columns (reading the name there cost a reservation about 20k instructions more).
+CREATE TABLE IF NOT EXISTS public.google_ai_admission_settings (
+    id boolean DEFAULT true NOT NULL,
+    minute_guard_ms integer DEFAULT 1000 NOT NULL,
+    day_guard_ms integer DEFAULT 5000 NOT NULL,
+    recheck_ms integer DEFAULT 2000 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_admission_settings_day_guard_ms_check
+      CHECK (((day_guard_ms >= 0) AND (day_guard_ms <= 600000))),
+    CONSTRAINT google_ai_admission_settings_minute_guard_ms_check
+      CHECK (((minute_guard_ms >= 0) AND (minute_guard_ms <= 30000))),
+    CONSTRAINT google_ai_admission_settings_one_row CHECK (id),
+    CONSTRAINT google_ai_admission_settings_recheck_ms_check CHECK (((recheck_ms >= 100) AND (recheck_ms <= 60000)))
+);
+
+COMMENT ON TABLE public.google_ai_admission_settings IS
+    'How far admission allows for Google''s clock: minute_guard_ms (>= the spread of network delays; the minute window '
+    'is 60 s plus this), day_guard_ms (>= clock offset + delay at Pacific midnight), recheck_ms (how soon a TPM waiter '
+    'asks again while tokens of its window may still be given back).';
+
+SELECT pg_temp.add_constraint_once('public.google_ai_admission_settings', 'google_ai_admission_settings_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_admission_settings
+    ADD CONSTRAINT google_ai_admission_settings_pkey PRIMARY KEY (id);$constraint$);
+
+CREATE OR REPLACE FUNCTION public.google_ai_admission_guard() RETURNS public.google_ai_admission_settings
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_settings public.google_ai_admission_settings;
+begin
+  select s.* into v_settings from public.google_ai_admission_settings s where s.id;
+  if not found then
+    v_settings := row(true, 1000, 5000, 2000, now())::public.google_ai_admission_settings;
+  end if;
+  return v_settings;
+end
+$$;
+
+CREATE TABLE IF NOT EXISTS public.google_ai_queue_settings (
+    id boolean DEFAULT true NOT NULL,
+    grace_ms integer DEFAULT 3000 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_queue_settings_grace_ms_check CHECK (((grace_ms >= 100) AND (grace_ms <= 60000))),
+    CONSTRAINT google_ai_queue_settings_one_row CHECK (id)
+);
+
+COMMENT ON TABLE public.google_ai_queue_settings IS
+    'The admission queue: grace_ms, how long a turn is kept for '
+    'a waiter that has not called yet before its ticket lapses.';
+
+SELECT pg_temp.add_constraint_once('public.google_ai_queue_settings', 'google_ai_queue_settings_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_queue_settings
+    ADD CONSTRAINT google_ai_queue_settings_pkey PRIMARY KEY (id);$constraint$);
+
+-- One row (id = true). Edit it to tune retention; the function falls back to these defaults if the
+-- row is missing.
+CREATE TABLE IF NOT EXISTS public.google_ai_maintenance_settings (
+    id boolean DEFAULT true NOT NULL,
+    attempts_retention interval DEFAULT '30 days'::interval NOT NULL,
+    stale_reservation_after interval DEFAULT '00:15:00'::interval NOT NULL,
+    token_grace interval DEFAULT '7 days'::interval NOT NULL,
+    cron_history_retention interval DEFAULT '7 days'::interval NOT NULL,
+    batch_size integer DEFAULT 5000 NOT NULL,
+    max_batches integer DEFAULT 100 NOT NULL,
+    time_budget interval DEFAULT '00:02:00'::interval NOT NULL,
+    lock_timeout_ms integer DEFAULT 5000 NOT NULL,
+    updated_at timestamp with time zone DEFAULT now() NOT NULL,
+    CONSTRAINT google_ai_maintenance_settings_attempts_retention_check CHECK ((attempts_retention >=
+      '1 day'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_batch_size_check CHECK (((batch_size >= 1) AND (batch_size <= 100000))),
+    CONSTRAINT google_ai_maintenance_settings_cron_history_check CHECK ((cron_history_retention >=
+      '01:00:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_lock_timeout_check CHECK
+      (((lock_timeout_ms >= 1) AND (lock_timeout_ms <= 600000))),
+    CONSTRAINT google_ai_maintenance_settings_max_batches_check
+      CHECK (((max_batches >= 1) AND (max_batches <= 100000))),
+    CONSTRAINT google_ai_maintenance_settings_singleton CHECK (id),
+    CONSTRAINT google_ai_maintenance_settings_stale_reservation_check CHECK ((stale_reservation_after >=
+      '00:07:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_time_budget_check CHECK ((time_budget > '00:00:00'::interval)),
+    CONSTRAINT google_ai_maintenance_settings_token_grace_check CHECK ((token_grace >= '01:00:00'::interval))
+);
+
+COMMENT ON TABLE public.google_ai_maintenance_settings IS
+    'Housekeeping settings (one row). attempts_retention: how long attempt rows are kept; stale_reservation_after: '
+    'when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; '
+    'cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; '
+    'lock_timeout_ms: longest wait for a table lock.';
+
+SELECT pg_temp.add_constraint_once('public.google_ai_maintenance_settings', 'google_ai_maintenance_settings_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_maintenance_settings
+    ADD CONSTRAINT google_ai_maintenance_settings_pkey PRIMARY KEY (id);$constraint$);
+-- ================================================================================================
+-- supabase/schemas/10_keys_and_limits.sql
+-- ================================================================================================
+
+-- Keys and limits: the providers' API keys (the secret's name only, never the key) and their quota
+-- groups (google_ai_quota_group: keys of one Cloud project, or of one OpenAI organization, share a
+-- group), a model's row (limits, capabilities, aliases, life cycle columns), the per-group counters and
+-- the cooldowns; how a name becomes a model row and what limit applies to a group.
+-- Bodies are checked when called, not when created: a function may name one defined further down.
+set check_function_bodies = off;
+
+-- The one reading of a provider's name: a key row's provider is the owner's own text, kept as written,
+-- so case, spaces, '_' and '-' do not count, and Google also goes by its product's name (gemini,
+-- Google AI); null (a row from before the column had values) is Google's, as every key was. Pure
+-- normalisation, so immutable: a key row keeps its reading in the generated serves_provider, and the key
+-- selection compares two columns (reading a table there cost a reservation about 20k instructions).
 CREATE OR REPLACE FUNCTION public.google_ai_provider(p_name text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  select case when p_name operator(pg_catalog.=) 'google' or p_name operator(pg_catalog.=) 'openai' then p_name
-              when p_name is null then 'google'
-              else case pg_catalog.translate(pg_catalog.lower(p_name), ' _-', '')
-                     when 'google' then 'google' when 'googleai' then 'google' when 'gemini' then 'google'
-                     when 'openai' then 'openai' end end
+  select case pg_catalog.translate(pg_catalog.lower(coalesce(p_name, 'google')), ' _-', '')
+           when 'googleai' then 'google' when 'gemini' then 'google'
+           else pg_catalog.translate(pg_catalog.lower(coalesce(p_name, 'google')), ' _-', '') end
+$$;
+
+-- The providers, a row each (the rows migration seeds google and openai): a key row or a model row names
+-- one (foreign keys). dialect: the wire format, a module of the functions' registry; they refuse a row
+-- whose dialect they do not know, naming it, so a new dialect needs no change here. key_env_pattern: the
+-- secrets its key rows may name (a regular expression; GATEWAY_<NAME>_KEY_ENV_PATTERN replaces it). A
+-- dialect's own row may leave base_url and key_env_pattern null: its variable's, else its default.
+CREATE TABLE IF NOT EXISTS public.google_ai_providers (
+    name text NOT NULL PRIMARY KEY,
+    dialect text NOT NULL,
+    display_name text NOT NULL,
+    base_url text,
+    key_env_pattern text,
+    CONSTRAINT google_ai_providers_name_check
+        CHECK ((name ~ '^[a-z][a-z0-9]{0,39}$' AND name = public.google_ai_provider(name))),
+    CONSTRAINT google_ai_providers_base_url_check
+        CHECK ((base_url ~ '^https?://[A-Za-z0-9.-]+(:[0-9]+)?(/[^?#[:space:]]*)?$')),
+    CONSTRAINT google_ai_providers_own_check
+        CHECK ((name = dialect OR (base_url IS NOT NULL AND key_env_pattern IS NOT NULL)))
+);
+
+-- The providers llm-invoke and maintenance build their clients, model lists and key readers from.
+CREATE OR REPLACE FUNCTION public.google_ai_provider_list() RETURNS SETOF public.google_ai_providers
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select * from public.google_ai_providers p order by p.name
 $$;
 
 CREATE TABLE IF NOT EXISTS public.google_ai_api_keys (
@@ -96,36 +222,21 @@ COMMENT ON COLUMN public.google_ai_api_keys.priority IS
     'Lower is preferred. Among equal priorities the group with the most headroom is chosen.';
 
 COMMENT ON COLUMN public.google_ai_api_keys.provider IS
-    'Whose key this is, as the owner writes it: google or openai in any case (gemini and Google AI are google; '
-    'null is google). Kept as written; serves_provider holds the gateway''s reading.';
+    'Whose key this is, as the owner writes it: a provider''s name in any case, with or without spaces, _ or - '
+    '(gemini and Google AI are google; null is google). Kept as written; serves_provider holds the gateway''s reading.';
 
 COMMENT ON COLUMN public.google_ai_api_keys.serves_provider IS
-    'The provider whose model rows the key serves: google_ai_provider(provider), kept by PostgreSQL.';
+    'The provider (google_ai_providers) whose model rows the key serves: google_ai_provider(provider), kept by '
+    'PostgreSQL.';
 
--- The owner's table may hold provider names from before the gateway: each must be one
--- google_ai_provider reads, or the migration stops here naming the rows, having changed nothing (the
--- operator corrects them and runs it again). Then the check below keeps it so.
-DO $providers$
-declare
-  v_rows text;
-begin
-  select pg_catalog.string_agg(pg_catalog.format('%s (%s)', k.id, k.provider), ', ' order by k.id) into v_rows
-  from public.google_ai_api_keys k
-  where public.google_ai_provider(k.provider) is null;
-  if v_rows is not null then
-    raise exception 'google_ai_api_keys: provider not known in row(s) %', v_rows
-      using hint = 'Known: google (any case; also gemini, google_ai, Google AI) and openai. '
-                   'Correct these rows'' provider, then run the migration again.';
-  end if;
-end
-$providers$;
-
-SELECT pg_temp.add_constraint_once('public.google_ai_api_keys', 'google_ai_api_keys_provider_check',
+SELECT pg_temp.add_constraint_once('public.google_ai_api_keys', 'google_ai_api_keys_provider_fkey',
   $constraint$ALTER TABLE public.google_ai_api_keys
-    ADD CONSTRAINT google_ai_api_keys_provider_check CHECK ((serves_provider IS NOT NULL));$constraint$);
+    ADD CONSTRAINT google_ai_api_keys_provider_fkey
+        FOREIGN KEY (serves_provider) REFERENCES public.google_ai_providers(name) NOT VALID;$constraint$);
 
 COMMENT ON COLUMN public.google_ai_api_keys.project_id IS
-    'Google Cloud project of the key: keys of one project share one quota group. Null: the key is its own group.';
+    'Google Cloud project, or OpenAI organization, of the key: keys of one project or organization share one '
+    'quota group. Null: the key is its own group.';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_model_limits (
     id serial NOT NULL,
@@ -152,8 +263,11 @@ CREATE TABLE IF NOT EXISTS public.google_ai_model_limits (
     spread_burst integer,
     google_successor text,
     provider text DEFAULT 'google'::text NOT NULL,
+    booked_output_tokens integer,
+    max_thinking_tokens integer,
+    CONSTRAINT google_ai_model_limits_booked_output_tokens_check CHECK ((booked_output_tokens >= 1)),
     CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1)),
-    CONSTRAINT google_ai_model_limits_provider_check CHECK ((provider = public.google_ai_provider(provider)))
+    CONSTRAINT google_ai_model_limits_provider_fkey FOREIGN KEY (provider) REFERENCES public.google_ai_providers(name)
 );
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS id serial NOT NULL;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS model text NOT NULL;
@@ -179,13 +293,17 @@ ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS supports_imag
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS spread_burst integer;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS google_successor text;
 ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS provider text DEFAULT 'google'::text NOT NULL;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS booked_output_tokens integer;
+ALTER TABLE public.google_ai_model_limits ADD COLUMN IF NOT EXISTS max_thinking_tokens integer;
+SELECT pg_temp.add_constraint_once('public.google_ai_model_limits', 'google_ai_model_limits_booked_output_tokens_check',
+  $constraint$ALTER TABLE public.google_ai_model_limits ADD CONSTRAINT google_ai_model_limits_booked_output_tokens_check CHECK ((booked_output_tokens >= 1));$constraint$);
 SELECT pg_temp.add_constraint_once('public.google_ai_model_limits', 'google_ai_model_limits_spread_burst_check',
   $constraint$ALTER TABLE public.google_ai_model_limits ADD CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1));$constraint$);
-SELECT pg_temp.add_constraint_once('public.google_ai_model_limits', 'google_ai_model_limits_provider_check',
-  $constraint$ALTER TABLE public.google_ai_model_limits ADD CONSTRAINT google_ai_model_limits_provider_check CHECK ((provider = public.google_ai_provider(provider)));$constraint$);
+SELECT pg_temp.add_constraint_once('public.google_ai_model_limits', 'google_ai_model_limits_provider_fkey',
+  $constraint$ALTER TABLE public.google_ai_model_limits ADD CONSTRAINT google_ai_model_limits_provider_fkey FOREIGN KEY (provider) REFERENCES public.google_ai_providers(name) NOT VALID;$constraint$);
 
 COMMENT ON COLUMN public.google_ai_model_limits.provider IS
-    'Who serves the model: google or openai (google_ai_provider''s names). Only keys of this provider serve it.';
+    'Who serves the model (google_ai_providers). Only keys of this provider serve it.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS
     'Admissions spread over the window while requests wait for the model: at most this many of a quota group at once, '
@@ -195,7 +313,19 @@ COMMENT ON COLUMN public.google_ai_model_limits.spread_burst IS
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpm IS 'Requests per minute per quota group (null: no limit).';
 
-COMMENT ON COLUMN public.google_ai_model_limits.tpm IS 'Input tokens per minute per quota group (null: no limit).';
+COMMENT ON COLUMN public.google_ai_model_limits.tpm IS
+    'Tokens per minute per quota group (null: no limit): input tokens, and output tokens too where '
+    'booked_output_tokens is set.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.booked_output_tokens IS
+    'Null: TPM counts input tokens only (Google). Set: TPM counts input and output (OpenAI): a request books its '
+    'input plus its max_tokens, or this many when it names none, and is settled at input + output.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.max_thinking_tokens IS
+    'The most a call may think beyond its maxOutputTokens (Gemini''s thinkingBudget ceiling; thinking bills as '
+    'output): a budget in money books it (google_ai_worst_call_cost). Null: the model''s thinking is within its '
+    'answer''s limit (OpenAI''s reasoning, within max_completion_tokens) or it does not think. Where the figure came '
+    'from: limits_source.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpd IS 'Requests per Pacific day per quota group (null: no limit).';
 
@@ -330,16 +460,16 @@ COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
     'The sliding window as a ring of seconds from ring_low on (google_ai_ring_at): per second its admissions, their '
     'tokens, the first and the last one''s microsecond; window_requests and window_tokens are their sums.';
 
--- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES in
--- _shared/google/quota-cause.ts; a test keeps the two equal). The one list: finalize and the metrics
--- read it here. p_rests_group: only the causes that rest every model of the quota group (the
--- spend-based rate limit, and money), not only the model asked. The rows' checks
--- (google_ai_cooldowns.cause, google_ai_attempts.quota_cause) write the list out, and the same test
--- keeps them equal to it: a check's expression is planned again for every statement that writes its
--- table (each of a reservation's one-row writes), and a function in it was parsed (run, when
--- IMMUTABLE) each time, about 100 us an attempt row. So a new cause is three edits here and a migration
--- that drops and adds both checks (NOT VALID, then VALIDATE: no long lock on the attempt log). STABLE,
--- so it is inlined where it is read.
+-- Why Google answered 429, as llm-invoke reads it from the answer's structure (QUOTA_CAUSES and
+-- GROUP_CAUSES in functions/_shared/vocabulary.ts; tests/db/vocabulary.test.ts keeps this function and
+-- both checks equal to them). The database's one list: finalize and the metrics read it here.
+-- p_rests_group: only the causes that rest every model of the quota group (the spend-based rate
+-- limit, and money), not only the model asked. The rows' checks (google_ai_cooldowns.cause,
+-- google_ai_attempts.quota_cause) write the list out: a check's expression is planned again for every
+-- statement that writes its table (each of a reservation's one-row writes), and a function in it was
+-- parsed (run, when IMMUTABLE) each time, about 100 us an attempt row. So a new cause is an edit of
+-- QUOTA_CAUSES, three here, and a migration that drops and adds both checks (NOT VALID, then
+-- VALIDATE: no long lock on the attempt log). STABLE, so it is inlined where it is read.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_causes(p_rests_group boolean DEFAULT false) RETURNS text[]
     LANGUAGE sql STABLE PARALLEL SAFE
     AS $$
@@ -464,7 +594,8 @@ $$;
 set check_function_bodies = off;
 
 -- One row per reservation decision: a refusal, or a reservation that later becomes the outcome of
--- one call to Google (succeeded, google_error, network_error, timeout) or is released.
+-- one call to the model's provider (succeeded, upstream_error, network_error, timeout, cut, withdrawn;
+-- google_error is upstream_error on rows written before it had that name) or is released.
 -- Never holds a key, a token or a secret: keys are named by alias, callers by label.
 -- (The checks' lists are array constants: PostgreSQL reads a table's checks again from their stored text
 -- in every statement that writes a row, token by token; written as ARRAY[...] of one constant per value
@@ -510,10 +641,15 @@ CREATE TABLE IF NOT EXISTS public.google_ai_attempts (
     holder uuid,
     refusal_cause text,
     admitted_at timestamp with time zone,
+    booked_usd numeric,
+    cached_input_tokens integer,
+    cost_usd numeric,
+    thinking_tokens integer,
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY
       ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY
-      ('{reserved,refused,succeeded,google_error,network_error,timeout,released,abandoned,cut,withdrawn}'::text[])))
+      ('{reserved,refused,succeeded,upstream_error,network_error,timeout,cut,withdrawn,google_error,
+        released,abandoned}'::text[])))
 )
 WITH (fillfactor='80');
 
@@ -524,6 +660,22 @@ COMMENT ON COLUMN public.google_ai_attempts.admitted_at IS
     'When the booking counted the request in its quota group''s window (the second of its ring slot, '
     'google_ai_ring_at); null for a refusal.';
 
+COMMENT ON COLUMN public.google_ai_attempts.cached_input_tokens IS
+    'Of input_tokens, those the provider read from its cache (Google''s cachedContentTokenCount, OpenAI''s '
+    'cached_tokens); null: not said.';
+
+COMMENT ON COLUMN public.google_ai_attempts.thinking_tokens IS
+    'Of output_tokens, the model''s thinking (Google''s thoughtsTokenCount, OpenAI''s reasoning_tokens); '
+    'null: not said.';
+
+COMMENT ON COLUMN public.google_ai_attempts.cost_usd IS
+    'What the call cost in US dollars, set when it settles (google_ai_call_cost): the provider''s counts at its '
+    'model''s price; null: not known (no price, or a call that may have been billed without counts).';
+
+COMMENT ON COLUMN public.google_ai_attempts.booked_usd IS
+    'The worst case the reservation booked in its client''s budget in money (google_ai_count_token_use), settled on '
+    'cost_usd when the call ends; null: no budget in money.';
+
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
 
 COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS
@@ -531,9 +683,9 @@ COMMENT ON COLUMN public.google_ai_attempts.quota_cause IS
     'what each means).';
 
 COMMENT ON COLUMN public.google_ai_attempts.refusal_cause IS
-    'For a refusal: why, one meaning each (google_ai_refusal_cause): window_full, share_kept, spread, day_exhausted, '
-    'pace, queue_turn, google_cooldown, budget, or the request''s own reason (its limit_hit: unknown_model, too_large, '
-    'no_active_key, withdrawn, a token''s).';
+    'For a refusal: why, one meaning each (google_ai_refusal_cause): an admission cause (the list: ADMISSION_CAUSES '
+    'in functions/_shared/vocabulary.ts; docs/llm-invoke.md#errors says what each means), or the request''s own '
+    'reason, its limit_hit.';
 
 COMMENT ON COLUMN public.google_ai_attempts.service_tier IS
     'The service tier the gateway asked Google for (flex, priority); null: standard.';
@@ -614,14 +766,17 @@ CREATE INDEX IF NOT EXISTS google_ai_responses_created_at_idx ON public.google_a
 
 -- Why a refusal was made, from its limit when nothing finer is known (the booking names window_full,
 -- share_kept or spread for rpm and tpm, queue_turn for a turn kept for earlier tickets): a full window
--- (rpm, tpm), the Pacific day (rpd), a paced share (pace), a Google cooldown, a budget (token, client
--- or caller); any other limit is the request's own reason and is its own cause.
+-- (rpm, tpm), the Pacific day (rpd), a paced share (pace), a provider's cooldown (upstream_cooldown;
+-- google_cooldown on rows written before it had that name), a budget (token, client or caller); any
+-- other limit is the request's own reason and is its own cause. The limits and causes
+-- are listed once, in functions/_shared/vocabulary.ts (refusalCauseOf); tests/db/vocabulary.test.ts
+-- asks this function about each.
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_cause(p_limit text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
   select case when p_limit in ('rpm', 'tpm') then 'window_full'
               when p_limit = 'rpd' then 'day_exhausted'
-              when p_limit = 'cooldown' then 'google_cooldown'
+              when p_limit = 'cooldown' then 'upstream_cooldown'
               when p_limit in ('token_budget', 'client_budget', 'caller_budget') then 'budget'
               else p_limit end
 $$;
@@ -636,9 +791,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_sanitize_error(p_message text,
 begin
   return (
     select left(
-      regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
+      regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(regexp_replace(
         coalesce(p_message, ''),
         'AIza[0-9A-Za-z_-]{10,}', '[redacted]', 'g'),
+        '\msk-[0-9A-Za-z_-]{8,}', '[redacted]', 'g'),
         '(sb_secret_|evegw_tok_|evegw_cs_)[0-9A-Za-z_-]+', '[redacted]', 'g'),
         'eyJ[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]{5,}\.[0-9A-Za-z_-]*', '[redacted]', 'g'),
         '([a-z][a-z0-9+.-]*://[^\s:/@]+:)[^\s@/]+@', '\1[redacted]@', 'gi'),
@@ -655,44 +811,6 @@ $$;
 -- of seconds, and the spread's schedule.
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
-
-CREATE TABLE IF NOT EXISTS public.google_ai_admission_settings (
-    id boolean DEFAULT true NOT NULL,
-    minute_guard_ms integer DEFAULT 1000 NOT NULL,
-    day_guard_ms integer DEFAULT 5000 NOT NULL,
-    recheck_ms integer DEFAULT 2000 NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_admission_settings_day_guard_ms_check
-      CHECK (((day_guard_ms >= 0) AND (day_guard_ms <= 600000))),
-    CONSTRAINT google_ai_admission_settings_minute_guard_ms_check
-      CHECK (((minute_guard_ms >= 0) AND (minute_guard_ms <= 30000))),
-    CONSTRAINT google_ai_admission_settings_one_row CHECK (id),
-    CONSTRAINT google_ai_admission_settings_recheck_ms_check CHECK (((recheck_ms >= 100) AND (recheck_ms <= 60000)))
-);
-
-COMMENT ON TABLE public.google_ai_admission_settings IS
-    'How far admission allows for Google''s clock: minute_guard_ms (>= the spread of network delays; the minute window '
-    'is 60 s plus this), day_guard_ms (>= clock offset + delay at Pacific midnight), recheck_ms (how soon a TPM waiter '
-    'asks again while tokens of its window may still be given back).';
-
-SELECT pg_temp.add_constraint_once('public.google_ai_admission_settings', 'google_ai_admission_settings_pkey',
-  $constraint$ALTER TABLE ONLY public.google_ai_admission_settings
-    ADD CONSTRAINT google_ai_admission_settings_pkey PRIMARY KEY (id);$constraint$);
-
-CREATE OR REPLACE FUNCTION public.google_ai_admission_guard() RETURNS public.google_ai_admission_settings
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-declare
-  v_settings public.google_ai_admission_settings;
-begin
-  select s.* into v_settings from public.google_ai_admission_settings s where s.id;
-  if not found then
-    v_settings := row(true, 1000, 5000, 2000, now())::public.google_ai_admission_settings;
-  end if;
-  return v_settings;
-end
-$$;
 
 -- date_trunc with a time zone is STABLE, so the minute is too (an IMMUTABLE declaration over it kept
 -- the planner from inlining it).
@@ -1047,15 +1165,6 @@ SELECT pg_temp.add_constraint_once('public.google_ai_priority_classes', 'google_
 SELECT pg_temp.add_constraint_once('public.google_ai_priority_classes', 'google_ai_priority_classes_rank_key',
   $constraint$ALTER TABLE ONLY public.google_ai_priority_classes
     ADD CONSTRAINT google_ai_priority_classes_rank_key UNIQUE (rank);$constraint$);
-
-CREATE OR REPLACE FUNCTION public.google_ai_class_rank(p_class text) RETURNS smallint
-    LANGUAGE plpgsql STABLE
-    SET search_path TO ''
-    AS $$
-begin
-  return (select c.rank from public.google_ai_priority_classes c where c.name = p_class);
-end
-$$;
 -- ================================================================================================
 -- supabase/schemas/25_models.sql
 -- ================================================================================================
@@ -1065,9 +1174,10 @@ $$;
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The last check of each key: ok (models.list answered), invalid (Google refused the key; the key
--- was taken out of rotation), missing_secret (no Edge secret under env_var_name; reported only),
--- error (anything else: 429, 5xx, network; nothing concluded).
+-- The last check of each key against its provider's model list (Google's models.list, OpenAI's GET
+-- /v1/models): ok (the list answered), invalid (the provider refused the key; the key was taken out of
+-- rotation), missing_secret (no Edge secret under env_var_name; reported only), error (anything else:
+-- 429, 5xx, network; nothing concluded).
 CREATE TABLE IF NOT EXISTS public.google_ai_key_health (
     api_key_id uuid NOT NULL,
     key_alias text NOT NULL,
@@ -1081,7 +1191,8 @@ CREATE TABLE IF NOT EXISTS public.google_ai_key_health (
       'missing_secret'::text, 'error'::text])))
 );
 
-COMMENT ON TABLE public.google_ai_key_health IS 'The last models.list check of each key by the maintenance function.';
+COMMENT ON TABLE public.google_ai_key_health IS
+    'The last check of each key against its provider''s model list, by the maintenance function.';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_model_catalogue (
     api_key_id uuid NOT NULL,
@@ -1098,8 +1209,8 @@ CREATE TABLE IF NOT EXISTS public.google_ai_model_catalogue (
 );
 
 COMMENT ON TABLE public.google_ai_model_catalogue IS
-    'Models each key can reach (Google models.list), with token '
-    'limits and methods; refreshed by the maintenance function.';
+    'Models each key can reach (its provider''s model list), with token limits and methods where the '
+    'provider gives them (Google does, OpenAI does not); refreshed by the maintenance function.';
 
 -- The operator's rows: which tier llm-invoke asks Google for (the request body's serviceTier) when a
 -- request of that class is served by that model. No row: standard (nothing is sent). flex is half
@@ -1121,6 +1232,40 @@ CREATE TABLE IF NOT EXISTS public.google_ai_service_tiers (
 
 COMMENT ON TABLE public.google_ai_service_tiers IS
     'The service tier llm-invoke asks Google for, per canonical model id and priority class; no row: standard.';
+
+-- What a model's call costs, per service tier, in US dollars per million tokens: input, input the
+-- provider read from its cache (null: not known, so a call with cached input costs null), output, and
+-- thinking (null: billed as output, Google's and OpenAI's rule; output_tokens already holds it). A
+-- 'free' row: a call that asks for no tier is on the provider's free tier (Google's free projects),
+-- priced there (0); a call at a tier with no row, or a model with none, costs null (unknown), never 0.
+-- Each row says where its figures came from and the day they were read (google_ai_call_cost).
+CREATE TABLE IF NOT EXISTS public.google_ai_model_prices (
+    model text NOT NULL,
+    service_tier text NOT NULL,
+    input_per_mtok numeric NOT NULL,
+    cached_input_per_mtok numeric,
+    output_per_mtok numeric NOT NULL,
+    thinking_per_mtok numeric,
+    source text NOT NULL,
+    read_on date NOT NULL,
+    CONSTRAINT google_ai_model_prices_tier_check CHECK ((service_tier = ANY
+      ('{free,flex,standard,priority}'::text[]))),
+    CONSTRAINT google_ai_model_prices_not_negative CHECK (((LEAST(input_per_mtok, cached_input_per_mtok,
+      output_per_mtok, thinking_per_mtok) >= (0)::numeric)))
+);
+
+COMMENT ON TABLE public.google_ai_model_prices IS
+    'US dollars per million tokens per model and service tier (free: a call asking no tier), with the source and '
+    'the day it was read; no row: the call''s cost is unknown (null).';
+
+SELECT pg_temp.add_constraint_once('public.google_ai_model_prices', 'google_ai_model_prices_pkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_model_prices
+    ADD CONSTRAINT google_ai_model_prices_pkey PRIMARY KEY (model, service_tier);$constraint$);
+
+SELECT pg_temp.add_constraint_once('public.google_ai_model_prices', 'google_ai_model_prices_model_fkey',
+  $constraint$ALTER TABLE ONLY public.google_ai_model_prices
+    ADD CONSTRAINT google_ai_model_prices_model_fkey FOREIGN KEY (model) REFERENCES public.google_ai_model_limits(model)
+      ON UPDATE CASCADE ON DELETE CASCADE;$constraint$);
 
 SELECT pg_temp.add_constraint_once('public.google_ai_key_health', 'google_ai_key_health_pkey',
   $constraint$ALTER TABLE ONLY public.google_ai_key_health
@@ -1145,6 +1290,55 @@ SELECT pg_temp.add_constraint_once('public.google_ai_model_catalogue', 'google_a
       public.google_ai_api_keys(id) ON DELETE CASCADE;$constraint$);
 
 CREATE INDEX IF NOT EXISTS google_ai_model_catalogue_model_idx ON public.google_ai_model_catalogue USING btree (model);
+
+-- What one call cost in US dollars: the provider's counts at its model's price (google_ai_model_prices)
+-- for the tier that served it (OpenAI's default is standard; no tier said: the one asked for, else
+-- standard), or the free tier's where a call that asked for none has one. Input read from the cache
+-- at its own price, thinking (part of the output) at its own or the output's. Null: no price row, a
+-- cached count without a cached price, or no counts from a call the provider may have billed (a
+-- refusal it answered, upstream_error, bills nothing: 0).
+CREATE OR REPLACE FUNCTION public.google_ai_call_cost(p_model text, p_asked_tier text, p_served_tier text,
+    p_outcome text, p_input integer, p_cached integer, p_output integer, p_thinking integer) RETURNS numeric
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (
+    select case when p_input is null and p_output is null then case when p_outcome = 'upstream_error' then 0 end
+                else ((coalesce(p_input, 0) - coalesce(p_cached, 0)) * p.input_per_mtok
+                      + case when coalesce(p_cached, 0) = 0 then 0 else p_cached * p.cached_input_per_mtok end
+                      + (coalesce(p_output, 0) - coalesce(p_thinking, 0)) * p.output_per_mtok
+                      + coalesce(p_thinking, 0) * coalesce(p.thinking_per_mtok, p.output_per_mtok)) * 0.000001 end
+    from (select case lower(coalesce(p_served_tier, p_asked_tier)) when 'default' then 'standard'
+                   else coalesce(lower(coalesce(p_served_tier, p_asked_tier)), 'standard') end as tier) t
+    join public.google_ai_model_prices p on p.model = p_model
+      and p.service_tier in (t.tier, case when t.tier = 'standard' and p_asked_tier is null then 'free' end)
+    order by p.service_tier = 'free' desc
+    limit 1);
+end
+$$;
+
+-- The most one call may cost, as a budget in money books it: p_input tokens at the input price, p_output
+-- of answer and the most the model may think beside it (max_thinking_tokens: Gemini's thinking is not
+-- capped by maxOutputTokens) at the output's and the thinking's, at the dearest tier the call may be
+-- asked at (no tier, or any google_ai_service_tiers row of the model). Null when one of them has no
+-- price: a call that may cost what nobody knows has no worst case.
+CREATE OR REPLACE FUNCTION public.google_ai_worst_call_cost(p_model text, p_input integer, p_output integer)
+    RETURNS numeric
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (
+    select case when bool_and(c.cost is not null) then max(c.cost) end
+    from public.google_ai_model_limits l
+    cross join lateral (select null::text as tier
+                        union select s.service_tier from public.google_ai_service_tiers s where s.model = l.model) t
+    cross join lateral (select public.google_ai_call_cost(l.model, t.tier, null, 'succeeded', p_input, 0,
+                          p_output + coalesce(l.max_thinking_tokens, 0), coalesce(l.max_thinking_tokens, 0)) as cost) c
+    where l.model = p_model);
+end
+$$;
 
 -- The maintenance function's key check (google_ai_record_key_check) writes the key's health row; an
 -- 'ok' check ends the limit_zero rests of the key's quota group: the project may have been given
@@ -1191,60 +1385,64 @@ begin
 end
 $$;
 
--- Called after every Google key was checked (its catalogue rows are fresh). A withdrawn Google model
--- that a key whose last check succeeded lists again (seen after it was withdrawn) is brought back;
--- missing and restored read Google's model rows only (no other provider's is in its catalogue). The answer:
+-- Called after every key was checked (its catalogue rows are fresh). Per provider: a provider's models
+-- are compared with the lists of that provider's active keys whose last check succeeded, and with no
+-- other's (Google's keys list Google's models, OpenAI's keys OpenAI's). A withdrawn model that a key of
+-- its provider lists again (seen after it was withdrawn) is brought back. The answer:
+--   checked        some provider has a key whose last check succeeded
 --   restored       models brought back now
---   withdrawn      models still marked: {model, withdrawn_at, message, successor}
---   missing        active rows no checked key lists (Google retired or renamed them)
+--   withdrawn      models still marked: {model, withdrawn_at, message, successor, provider}
+--   missing        active rows no checked key of their provider lists (retired or renamed)
 --   shutting_down  rows whose shutdown date is within p_within_days (or past): {model, shutdown_date,
 --                  days_left, successor}
---   unserved       models Google lists that no row serves (nobody can name them yet)
--- Without a key whose last check succeeded, nothing is concluded from the catalogue.
+--   unserved       models a provider lists that no row serves (nobody can name them yet)
+-- Without a key of its provider whose last check succeeded, nothing is concluded about a model.
 CREATE OR REPLACE FUNCTION public.google_ai_model_lifecycle_review(p_within_days integer DEFAULT 14) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 declare
-  v_checked boolean;
-  v_listed jsonb;   -- {model: when a checked active key last listed it}
+  v_checked text[]; -- providers with an active key whose last check succeeded
+  v_listed jsonb;   -- {provider: {model: when a checked active key of that provider last listed it}}
   v_restored text[];
 begin
-  select coalesce(jsonb_object_agg(x.model, x.listed_at), '{}') into v_listed
-  from (select c.model, max(c.refreshed_at) as listed_at
-        from public.google_ai_model_catalogue c
-        join public.google_ai_key_health h on h.api_key_id = c.api_key_id and h.status = 'ok'
-        join public.google_ai_api_keys k on k.id = c.api_key_id and k.is_active
-                                          and k.serves_provider = 'google'
-        group by c.model) x;
-  v_checked := exists (select 1 from public.google_ai_key_health h
-                       join public.google_ai_api_keys k on k.id = h.api_key_id
-                       where h.status = 'ok' and k.is_active and k.serves_provider = 'google');
+  select coalesce(jsonb_object_agg(x.provider, x.models), '{}') into v_listed
+  from (select y.provider, jsonb_object_agg(y.model, y.listed_at) as models
+        from (select k.serves_provider as provider, c.model, max(c.refreshed_at) as listed_at
+              from public.google_ai_model_catalogue c
+              join public.google_ai_key_health h on h.api_key_id = c.api_key_id and h.status = 'ok'
+              join public.google_ai_api_keys k on k.id = c.api_key_id and k.is_active
+              group by k.serves_provider, c.model) y
+        group by y.provider) x;
+  select coalesce(array_agg(distinct k.serves_provider), '{}') into v_checked
+  from public.google_ai_key_health h join public.google_ai_api_keys k on k.id = h.api_key_id
+  where h.status = 'ok' and k.is_active;
 
   with back as (
     update public.google_ai_model_limits l set withdrawn_at = null, withdrawn_message = null, google_successor = null
-    where v_checked and l.provider = 'google' and l.withdrawn_at is not null and v_listed ? l.model
-      and (v_listed ->> l.model)::timestamptz > l.withdrawn_at
+    where l.provider = any (v_checked) and l.withdrawn_at is not null and v_listed -> l.provider ? l.model
+      and (v_listed -> l.provider ->> l.model)::timestamptz > l.withdrawn_at
     returning l.model)
   select coalesce(array_agg(b.model order by b.model), '{}') into v_restored from back b;
 
   return jsonb_build_object(
-    'checked', v_checked,
+    'checked', cardinality(v_checked) > 0,
     'restored', to_jsonb(v_restored),
     'withdrawn', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'withdrawn_at', l.withdrawn_at,
                              'message', l.withdrawn_message, 'successor', l.successor,
-                             'google_successor', l.google_successor) order by l.model)
+                             'google_successor', l.google_successor, 'provider', l.provider) order by l.model)
                            from public.google_ai_model_limits l where l.withdrawn_at is not null), '[]'),
     'missing', coalesce((select jsonb_agg(l.model order by l.model) from public.google_ai_model_limits l
-                         where v_checked and l.provider = 'google' and l.is_active and not v_listed ? l.model),
-                         '[]'),
+                         where l.provider = any (v_checked) and l.is_active
+                           and not coalesce(v_listed -> l.provider, '{}') ? l.model), '[]'),
     'shutting_down', coalesce((select jsonb_agg(jsonb_build_object('model', l.model, 'shutdown_date', l.shutdown_date,
                                  'days_left', l.shutdown_date - current_date, 'successor', l.successor)
                                  order by l.shutdown_date, l.model)
                                from public.google_ai_model_limits l
                                where l.is_active and l.shutdown_date <= current_date + coalesce(p_within_days, 14)),
                                  '[]'),
-    'unserved', coalesce((select jsonb_agg(g order by g) from jsonb_object_keys(v_listed) g
+    'unserved', coalesce((select jsonb_agg(distinct g order by g)
+                          from jsonb_each(v_listed) p cross join lateral jsonb_object_keys(p.value) g
                           where not exists (select 1 from public.google_ai_model_limits l where l.model = g)), '[]'));
 end
 $$;
@@ -1292,9 +1490,20 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS T
   where l.id is not null
 $$;
 
--- Retired in Google's catalogue: active Google keys were checked (models.list answered) and none
--- lists the model. The same reading as google_ai_model_catalogue_status's 'unlisted'. For Google's
--- model rows only (another provider's models are in no Google catalogue).
+-- Who serves a model (its canonical name) and how its TPM counts: the provider whose client and keys
+-- the gateway uses, and the output a request books where TPM counts answers too (OpenAI). Read beside
+-- google_ai_model_traits in the same statement.
+CREATE OR REPLACE FUNCTION public.google_ai_model_provider(p_model text) RETURNS TABLE(provider text,
+    booked_output_tokens integer)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select l.provider, l.booked_output_tokens from public.google_ai_model_limits l where l.model = p_model
+$$;
+
+-- Retired in its provider's catalogue: active keys of the model's provider were checked (their model
+-- lists answered) and none lists the model. The same reading as google_ai_model_catalogue_status's
+-- 'unlisted': another provider's lists say nothing of the model, and no checked key says 'unknown'.
 CREATE OR REPLACE FUNCTION public.google_ai_model_unlisted(p_model text) RETURNS boolean
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -1304,7 +1513,8 @@ begin
     with ok_keys as (
       select h.api_key_id from public.google_ai_key_health h
       join public.google_ai_api_keys k on k.id = h.api_key_id
-      where h.status = 'ok' and k.is_active and k.serves_provider = 'google')
+      join public.google_ai_model_limits l on l.model = p_model and l.provider = k.serves_provider
+      where h.status = 'ok' and k.is_active)
     select exists (select 1 from ok_keys)
        and not exists (select 1 from public.google_ai_model_catalogue c
                        where c.model = p_model and c.api_key_id in (select o.api_key_id from ok_keys o)));
@@ -1314,7 +1524,8 @@ $$;
 -- Records one key's check in one transaction: its health row; for 'ok' the catalogue rows of the
 -- models listed (upserted, first_seen_at kept) and the removal of those no longer listed; for
 -- 'invalid' the removal of its catalogue rows and, when p_disable, the key taken out of rotation
--- (is_active = false, disabled_reason, disabled_at; never deleted). p_models: a JSON array of
+-- (is_active = false, disabled_reason naming the provider that refused it, disabled_at; never
+-- deleted). p_models: a JSON array of
 -- {model, display_name, version, input_token_limit, output_token_limit, supported_methods}.
 CREATE OR REPLACE FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text,
     p_http_status integer DEFAULT NULL::integer, p_reason text DEFAULT NULL::text, p_message text DEFAULT NULL::text,
@@ -1375,7 +1586,8 @@ begin
     delete from public.google_ai_model_catalogue c where c.api_key_id = p_key_id;
     get diagnostics v_removed = row_count;
     if p_disable and v_key.is_active then
-      v_disabled_reason := left(format('maintenance: Google rejected the key (models.list: HTTP %s%s): %s',
+      v_disabled_reason := left(format('maintenance: %s rejected the key (its model list: HTTP %s%s): %s',
+        (select p.display_name from public.google_ai_providers p where p.name = v_key.serves_provider),
         coalesce(p_http_status::text, '?'), coalesce(' ' || p_reason, ''), v_message), 500);
       update public.google_ai_api_keys k set
         is_active = false, disabled_reason = v_disabled_reason, disabled_at = v_now, updated_at = v_now
@@ -1426,6 +1638,11 @@ CREATE TABLE IF NOT EXISTS public.google_ai_caller_budgets (
     tokens_today bigint DEFAULT 0 NOT NULL,
     notes text,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
+    daily_max_usd numeric,
+    month_bucket date,
+    monthly_max_usd numeric,
+    spent_month_usd numeric DEFAULT 0 NOT NULL,
+    spent_today_usd numeric DEFAULT 0 NOT NULL,
     CONSTRAINT google_ai_caller_budgets_caller_check CHECK (((caller ~ '^[A-Za-z0-9._:@-]{1,80}$'::text) AND (caller !~*
       '^client:'::text))),
     CONSTRAINT google_ai_caller_budgets_requests_check CHECK ((daily_max_requests >= 0)),
@@ -1435,6 +1652,12 @@ CREATE TABLE IF NOT EXISTS public.google_ai_caller_budgets (
 COMMENT ON TABLE public.google_ai_caller_budgets IS
     'Requests and input tokens a service caller may book per Pacific day (null: no limit); requests_today and '
     'tokens_today are booked with each reservation. Refusal caller_budget until Pacific midnight.';
+
+COMMENT ON COLUMN public.google_ai_caller_budgets.daily_max_usd IS
+    'The most the caller''s calls may cost in US dollars per Pacific day (monthly_max_usd: per Pacific month; null: '
+    'no limit), booked and settled as a client''s (spent_today_usd, spent_month_usd): its request names no largest '
+    'answer, so the worst case books the model''s booked_output_tokens, else its catalogued output limit. Refusal '
+    'caller_budget with cause spend_budget until the day or month ends.';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_quota_shares (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
@@ -1517,19 +1740,25 @@ CREATE OR REPLACE FUNCTION public.google_ai_daily_use(p_bucket date, p_requests_
                  operator(pg_catalog.+) p_tokens as tokens) u
 $$;
 
--- A service caller's daily budget (google_ai_caller_budgets) as a booking at p_at sees it, its row
+-- A service caller's budgets (google_ai_caller_budgets) as a booking at p_at sees them, its row
 -- locked until the booking counts the request in it (google_ai_count_caller_budget): day, the Pacific
--- day; requests and tokens, the day's use with this request (google_ai_daily_use); spent, whether that
--- goes over the budget. All null when the caller has no budget, or is a client's (p_client_id: its
--- token carries its budgets).
+-- day; requests and tokens, the day's use with this request (google_ai_daily_use); worst, what the call
+-- may cost where the caller has a budget in money (google_ai_worst_call_cost; its request names no
+-- largest answer: the model's booked_output_tokens, else its catalogued output limit). cause and
+-- reopens_at: why the booking is refused (budget: a count over, until midnight; spend_budget: money,
+-- until the day or month ends, or never while a price is not known), null when it is not. All null
+-- when the caller has no budget, or is a client's (p_client_id: its token carries its budgets).
 CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
-    p_at timestamp with time zone, p_tokens integer, p_attempt integer, OUT day date, OUT requests integer,
-    OUT tokens bigint, OUT spent boolean) RETURNS record
+    p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits,
+    OUT day date, OUT requests integer, OUT tokens bigint, OUT worst numeric, OUT cause text,
+    OUT reopens_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_budget public.google_ai_caller_budgets;
+  v_over boolean;
+  v_day date;
 begin
   if p_client_id is not null then
     return;
@@ -1541,23 +1770,44 @@ begin
   if not found then
     return;
   end if;
-  select d.day, u.requests, u.tokens, u.over into day, requests, tokens, spent
+  select d.day, u.requests, u.tokens, u.over into day, requests, tokens, v_over
   from (select public.google_ai_pacific_day(p_at) as day) d
   cross join lateral public.google_ai_daily_use(v_budget.day_bucket, v_budget.requests_today, v_budget.tokens_today,
     d.day, public.google_ai_request_counts(p_attempt), p_tokens, v_budget.daily_max_requests,
     v_budget.daily_max_tokens) u;
+  v_day := day;
+  if v_over then
+    select 'budget', public.google_ai_pacific_midnight_after(p_at) into cause, reopens_at;
+  elsif num_nonnulls(v_budget.daily_max_usd, v_budget.monthly_max_usd) > 0 then
+    worst := public.google_ai_worst_call_cost(p_model.model, p_tokens, coalesce(p_model.booked_output_tokens,
+      (select max(c.output_token_limit) from public.google_ai_model_catalogue c where c.model = p_model.model)));
+    if worst is null or worst + (case when v_budget.day_bucket = v_day then v_budget.spent_today_usd else 0 end)
+                        > v_budget.daily_max_usd then
+      select 'spend_budget', case when worst is not null then public.google_ai_pacific_midnight_after(p_at) end
+        into cause, reopens_at;
+    elsif worst + (case when v_budget.month_bucket = date_trunc('month', v_day)::date then v_budget.spent_month_usd
+                        else 0 end) > v_budget.monthly_max_usd then
+      select 'spend_budget', public.google_ai_pacific_start((date_trunc('month', v_day) + interval '1 month')::date)
+        into cause, reopens_at;
+    end if;
+  end if;
 end
 $$;
 
--- A booked request counted in its caller's daily budget: the day's use with it, as
--- google_ai_caller_budget_at read it under the lock it still holds.
+-- A booked request counted in its caller's budgets: the day's use with it, as google_ai_caller_budget_at
+-- read it under the lock it still holds, and its worst case (null: no budget in money) on the day's and
+-- the month's spend, which finalize settles (google_ai_adjust_token_budget).
 CREATE OR REPLACE FUNCTION public.google_ai_count_caller_budget(p_caller text, p_day date, p_requests integer,
-    p_tokens bigint) RETURNS void
+    p_tokens bigint, p_worst numeric) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 begin
-  update public.google_ai_caller_budgets b set day_bucket = p_day, requests_today = p_requests, tokens_today = p_tokens
+  update public.google_ai_caller_budgets b set day_bucket = p_day, requests_today = p_requests, tokens_today = p_tokens,
+    spent_today_usd = case when b.day_bucket = p_day then b.spent_today_usd else 0 end + coalesce(p_worst, 0),
+    month_bucket = date_trunc('month', p_day)::date,
+    spent_month_usd = case when b.month_bucket = date_trunc('month', p_day)::date then b.spent_month_usd else 0 end
+      + coalesce(p_worst, 0)
   where b.caller = p_caller;
 end
 $$;
@@ -1995,6 +2245,12 @@ CREATE TABLE IF NOT EXISTS public.google_ai_clients (
     revoked_reason text,
     max_output_tokens integer DEFAULT 8192 NOT NULL,
     priority_class text DEFAULT 'batch'::text NOT NULL,
+    daily_max_usd numeric,
+    month_bucket date,
+    monthly_max_usd numeric,
+    spent_month_usd numeric DEFAULT 0 NOT NULL,
+    spent_today_usd numeric DEFAULT 0 NOT NULL,
+    token_max_usd numeric,
     CONSTRAINT google_ai_clients_max_output_tokens_check CHECK
       (((max_output_tokens >= 1) AND (max_output_tokens <= 1000000))),
     CONSTRAINT google_ai_clients_name_check CHECK ((name ~ '^[a-z0-9][a-z0-9._-]{0,62}$'::text)),
@@ -2007,6 +2263,19 @@ COMMENT ON COLUMN public.google_ai_clients.secret_hash IS
 
 COMMENT ON COLUMN public.google_ai_clients.max_output_tokens IS
     'Most output tokens one request of this client may ask for; the gateway sends it when a request names none.';
+
+COMMENT ON COLUMN public.google_ai_clients.daily_max_usd IS
+    'The most the client''s calls may cost in US dollars per Pacific day (null: no limit), beside its token and '
+    'request budgets: a reservation books its worst case (its input, max_output_tokens and the model''s thinking '
+    'at the dearest price it may be served at, google_ai_worst_call_cost) in spent_today_usd and spent_month_usd, '
+    'finalize settles them on the call''s cost '
+    '(cost_usd; unknown: the worst case stays); refused with cause spend_budget until Pacific midnight.';
+
+COMMENT ON COLUMN public.google_ai_clients.monthly_max_usd IS
+    'As daily_max_usd, per Pacific calendar month (month_bucket, spent_month_usd); refused until the month''s end.';
+
+COMMENT ON COLUMN public.google_ai_clients.token_max_usd IS
+    'The budget in money each token minted from now on gets (google_ai_tokens.max_usd; null: none).';
 
 COMMENT ON COLUMN public.google_ai_clients.priority_class IS
     'The highest class this client''s requests are queued in (a request may ask for a lower one).';
@@ -2023,11 +2292,37 @@ CREATE TABLE IF NOT EXISTS public.google_ai_tokens (
     tokens_used integer DEFAULT 0 NOT NULL,
     created_at timestamp with time zone DEFAULT now() NOT NULL,
     last_used_at timestamp with time zone,
-    revoked_at timestamp with time zone
+    revoked_at timestamp with time zone,
+    max_usd numeric,
+    spent_usd numeric DEFAULT 0 NOT NULL
 );
+
+COMMENT ON COLUMN public.google_ai_tokens.max_usd IS
+    'The most the token''s calls may cost in US dollars over its life (at most 12 hours, so no day or month of its '
+    'own; null: no limit), beside its client''s budgets: booked and settled as the client''s are (spent_usd); '
+    'refused with limit token_budget, cause spend_budget, never reopening (a new token has its own).';
 
 COMMENT ON COLUMN public.google_ai_tokens.token_hash IS
     'SHA-256 hex of the token; the token itself never reaches the database.';
+
+-- Who a request books for, passed whole down the booking (google_ai_admit_at to google_ai_booking_rules)
+-- beside the model's row and the class's: a field added here, set once in google_ai_admit_at, reaches
+-- every rule without a signature changed on the way.
+DO $type$
+BEGIN
+  IF pg_catalog.to_regtype('public.google_ai_caller') IS NULL THEN
+    CREATE TYPE public.google_ai_caller AS (
+    name text,
+    client_id uuid,
+    token_id uuid
+);
+  END IF;
+END
+$type$;
+
+COMMENT ON TYPE public.google_ai_caller IS
+    'Who a request books for: the caller''s label (a service caller''s, or client:<name> for a token''s client), '
+    'the client it acts for and the token it came with (null for a service caller).';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_credential_refusals (
     minute timestamp with time zone NOT NULL,
@@ -2094,32 +2389,49 @@ CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON
 CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
 
 -- Token budgets follow the reservation's life cycle: finalize and release (request life cycle) call
--- this with an attempt's request and token deltas. finalize reconciles the token's (and the client's
--- same-day) tokens by actual - estimate; release gives back what the reservation booked.
+-- this with an attempt's request, token and money deltas. finalize reconciles the token's (and the
+-- client's same-day) tokens by actual - estimate, and the token's and the client's same-day and
+-- same-month spend by cost - worst case; release gives back what the reservation booked.
 CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts,
-    p_requests integer, p_tokens integer) RETURNS void
+    p_requests integer, p_tokens integer, p_usd numeric DEFAULT 0) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
+declare
+  v_day date := public.google_ai_pacific_day(p_attempt.created_at);
+  v_month date := pg_catalog.date_trunc('month', public.google_ai_pacific_day(p_attempt.created_at))::date;
 begin
-  if p_requests = 0 and p_tokens = 0 then
+  if p_requests = 0 and p_tokens = 0 and coalesce(p_usd, 0) = 0 then
     return;
   end if;
   if p_attempt.token_id is not null then
     update public.google_ai_tokens t set
       requests_used = greatest(0, t.requests_used + p_requests),
-      tokens_used = greatest(0, t.tokens_used + p_tokens)
+      tokens_used = greatest(0, t.tokens_used + p_tokens),
+      spent_usd = greatest(0, t.spent_usd + coalesce(p_usd, 0))
     where t.id = p_attempt.token_id;
     update public.google_ai_clients c set
-      requests_today = greatest(0, c.requests_today + p_requests),
-      tokens_today = greatest(0, c.tokens_today + p_tokens)
-    where c.id = p_attempt.client_id and c.day_bucket = public.google_ai_pacific_day(p_attempt.created_at);
+      requests_today = case when c.day_bucket = v_day then greatest(0, c.requests_today + p_requests)
+                            else c.requests_today end,
+      tokens_today = case when c.day_bucket = v_day then greatest(0, c.tokens_today + p_tokens) else c.tokens_today end,
+      spent_today_usd = case when c.day_bucket = v_day then greatest(0, c.spent_today_usd + coalesce(p_usd, 0))
+                             else c.spent_today_usd end,
+      spent_month_usd = case when c.month_bucket = v_month then greatest(0, c.spent_month_usd + coalesce(p_usd, 0))
+                             else c.spent_month_usd end
+    where c.id = p_attempt.client_id and (c.day_bucket = v_day or c.month_bucket = v_month);
   elsif p_attempt.client_id is null then
+    -- (A service caller's day is the one its booking counted in: the attempt's day_bucket.)
+    v_day := coalesce(p_attempt.day_bucket, v_day);
+    v_month := pg_catalog.date_trunc('month', v_day)::date;
     update public.google_ai_caller_budgets b set
-      requests_today = greatest(0, b.requests_today + p_requests),
-      tokens_today = greatest(0, b.tokens_today + p_tokens)
-    where b.caller = p_attempt.caller
-      and b.day_bucket = coalesce(p_attempt.day_bucket, public.google_ai_pacific_day(p_attempt.created_at));
+      requests_today = case when b.day_bucket = v_day then greatest(0, b.requests_today + p_requests)
+                            else b.requests_today end,
+      tokens_today = case when b.day_bucket = v_day then greatest(0, b.tokens_today + p_tokens) else b.tokens_today end,
+      spent_today_usd = case when b.day_bucket = v_day then greatest(0, b.spent_today_usd + coalesce(p_usd, 0))
+                             else b.spent_today_usd end,
+      spent_month_usd = case when b.month_bucket = v_month then greatest(0, b.spent_month_usd + coalesce(p_usd, 0))
+                             else b.spent_month_usd end
+    where b.caller = p_attempt.caller and (b.day_bucket = v_day or b.month_bucket = v_month);
   end if;
 end
 $$;
@@ -2204,7 +2516,7 @@ begin
   v_secret := 'evegw_cs_' || rtrim(translate(encode(extensions.gen_random_bytes(32), 'base64'), '+/', '-_'), '=');
   insert into public.google_ai_clients (name, secret_hash, models, max_token_ttl, token_max_requests, token_max_tokens,
     daily_max_requests, daily_max_tokens, mint_per_hour, notes)
-  values (p_name, public.google_ai_sha256_hex(v_secret), v_models,
+  values (p_name, encode(pg_catalog.sha256(convert_to(v_secret, 'UTF8')), 'hex'), v_models,
     p_max_token_ttl, p_token_max_requests, p_token_max_tokens,
     p_daily_max_requests, p_daily_max_tokens, p_mint_per_hour, p_notes)
   returning id into v_id;
@@ -2277,8 +2589,8 @@ begin
   end if;
 
   v_expires := now() + v_ttl;
-  insert into public.google_ai_tokens (client_id, token_hash, models, expires_at, max_requests, max_tokens)
-  values (v_client.id, p_token_hash, v_models, v_expires, v_max_requests, v_max_tokens)
+  insert into public.google_ai_tokens (client_id, token_hash, models, expires_at, max_requests, max_tokens, max_usd)
+  values (v_client.id, p_token_hash, v_models, v_expires, v_max_requests, v_max_tokens, v_client.token_max_usd)
   returning id into v_token_id;
 
   return jsonb_build_object('ok', true, 'token_id', v_token_id, 'client', v_client.name, 'expires_at', v_expires,
@@ -2327,11 +2639,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_revoke_token(p_token_id uuid) RETURN
   select jsonb_build_object('ok', exists (select 1 from t))
 $$;
 
-CREATE OR REPLACE FUNCTION public.google_ai_sha256_hex(p_text text) RETURNS text
-    LANGUAGE sql IMMUTABLE STRICT PARALLEL SAFE
-    SET search_path TO ''
-    AS $$ select encode(pg_catalog.sha256(convert_to(p_text, 'UTF8')), 'hex') $$;
-
 -- A scoped token's verdict on one request, under the token's and its client's row locks (held until
 -- the reservation commits, so two requests of one token are counted one after the other): refusal is
 -- null when the token may send it (caller is then its client's name), else the answer to give, its
@@ -2352,6 +2659,9 @@ declare
   v_retry_ms bigint;
   v_count_request integer := public.google_ai_request_counts(p_attempt);
   v_day_over boolean;
+  v_month date := pg_catalog.date_trunc('month', v_day)::date;
+  v_worst numeric;     -- the most the call may cost, where the token or its client has a budget in money
+  v_cause text;
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
   if not found then
@@ -2367,6 +2677,9 @@ begin
   select u.over into v_day_over
   from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day,
     v_count_request, p_estimated_tokens, v_client.daily_max_requests, v_client.daily_max_tokens) u;
+  if num_nonnulls(v_client.daily_max_usd, v_client.monthly_max_usd, v_token.max_usd) > 0 then
+    v_worst := public.google_ai_worst_call_cost(v_model, p_estimated_tokens, v_client.max_output_tokens);
+  end if;
 
   if v_token.revoked_at is not null or v_client.revoked_at is not null then
     v_limit := 'token_revoked';
@@ -2377,9 +2690,21 @@ begin
   elsif (v_token.max_requests is not null and v_token.requests_used + v_count_request > v_token.max_requests)
      or (v_token.max_tokens is not null and v_token.tokens_used + p_estimated_tokens > v_token.max_tokens) then
     v_limit := 'token_budget';
+  elsif v_token.max_usd is not null and (v_worst is null or v_token.spent_usd + v_worst > v_token.max_usd) then
+    select 'token_budget', 'spend_budget' into v_limit, v_cause; -- (never reopens: the token's whole life)
   elsif v_day_over then
     v_limit := 'client_budget';
     v_retry_at := public.google_ai_pacific_midnight_after(p_now);
+  -- A budget in money: the day's (then the month's) spend with this call's worst case over it, or a
+  -- price not known (no reopening: only a price row admits it).
+  elsif v_client.daily_max_usd is not null and (v_worst is null or v_worst + case when v_client.day_bucket = v_day
+        then v_client.spent_today_usd else 0 end > v_client.daily_max_usd) then
+    select 'client_budget', 'spend_budget', case when v_worst is not null
+      then public.google_ai_pacific_midnight_after(p_now) end into v_limit, v_cause, v_retry_at;
+  elsif v_client.monthly_max_usd is not null and (v_worst is null or v_worst + case when v_client.month_bucket = v_month
+        then v_client.spent_month_usd else 0 end > v_client.monthly_max_usd) then
+    select 'client_budget', 'spend_budget', case when v_worst is not null
+      then public.google_ai_pacific_start((v_month + interval '1 month')::date) end into v_limit, v_cause, v_retry_at;
   end if;
   if v_limit is null then
     return;
@@ -2389,35 +2714,49 @@ begin
   insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
     attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
   values ('refused', p_request_id, caller, client_id, token_id, v_model, p_model, coalesce(p_attempt, 1),
-    p_estimated_tokens, v_limit, public.google_ai_refusal_cause(v_limit), v_retry_ms, p_wait_ms,
+    p_estimated_tokens, v_limit, coalesce(v_cause, public.google_ai_refusal_cause(v_limit)), v_retry_ms, p_wait_ms,
     coalesce(p_metadata, '{}'));
-  refusal := jsonb_build_object('ok', false, 'limit', v_limit, 'cause', public.google_ai_refusal_cause(v_limit),
+  refusal := jsonb_build_object('ok', false, 'limit', v_limit, 'cause', coalesce(v_cause,
+    public.google_ai_refusal_cause(v_limit)),
     'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', client_id, 'token_id', token_id);
 end
 $$;
 
 -- Books an admitted request on its token and its client's day (the rows google_ai_token_verdict_at
--- locked): a request on its first attempt, its estimated tokens on every attempt.
+-- locked): a request on its first attempt, its estimated tokens on every attempt, and where the token
+-- or its client has a budget in money the call's worst case (as the verdict read it) on the token and
+-- the client's day and month; answers that worst case (null: no budget in money), which finalize
+-- settles (google_ai_adjust_token_budget).
 CREATE OR REPLACE FUNCTION public.google_ai_count_token_use(p_token_id uuid, p_client_id uuid,
-    p_now timestamp with time zone, p_attempt integer, p_estimated_tokens integer) RETURNS void
+    p_now timestamp with time zone, p_attempt integer, p_estimated_tokens integer, p_model text) RETURNS numeric
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_day date := public.google_ai_pacific_day(p_now);
+  v_month date := pg_catalog.date_trunc('month', public.google_ai_pacific_day(p_now))::date;
   v_count_request integer := public.google_ai_request_counts(p_attempt);
+  v_worst numeric;
 begin
+  select public.google_ai_worst_call_cost(p_model, p_estimated_tokens, c.max_output_tokens) into v_worst
+  from public.google_ai_clients c join public.google_ai_tokens t on t.id = p_token_id
+  where c.id = p_client_id and num_nonnulls(c.daily_max_usd, c.monthly_max_usd, t.max_usd) > 0;
   update public.google_ai_tokens t set
     requests_used = t.requests_used + v_count_request,
     tokens_used = t.tokens_used + p_estimated_tokens,
+    spent_usd = t.spent_usd + coalesce(v_worst, 0),
     last_used_at = p_now
   where t.id = p_token_id;
   update public.google_ai_clients c set
     day_bucket = v_day,
     (requests_today, tokens_today) = (select u.requests, u.tokens
       from public.google_ai_daily_use(c.day_bucket, c.requests_today, c.tokens_today, v_day, v_count_request,
-        p_estimated_tokens, null, null) u)
+        p_estimated_tokens, null, null) u),
+    spent_today_usd = case when c.day_bucket = v_day then c.spent_today_usd else 0 end + coalesce(v_worst, 0),
+    month_bucket = v_month,
+    spent_month_usd = case when c.month_bucket = v_month then c.spent_month_usd else 0 end + coalesce(v_worst, 0)
   where c.id = p_client_id;
+  return v_worst;
 end
 $$;
 -- ================================================================================================
@@ -2493,16 +2832,16 @@ CREATE OR REPLACE FUNCTION public.google_ai_candidate_groups(p_model text, p_exc
   from usage u
 $$;
 
--- The model a request names and the limits it is held to (after the safety margin): the active row
--- named exactly (its unique index), else the first active row with the name as an alias; all null when
--- none is. blocked_by says why no group can take the request at all: withdrawn (Google said so, at
--- withdrawn_at, naming successor if a row says), or too_large (more tokens than a minute allows).
--- spread_burst: the model's spread (google_ai_spread_step), which the booking's rules take from here.
+-- The model a request names, as the request is held to it: its row (google_ai_model_limits), the
+-- active one named exactly (its unique index), else the first active row with the name as an alias,
+-- with rpm, tpm and rpd after the safety margin (safety_margin then 0); all null when none is
+-- (google_ai_admit_at then refuses unknown_model, as it refuses a withdrawn model or a request too
+-- large for a minute before any lock). The booking takes this row whole (google_ai_admit_at to
+-- google_ai_booking_rules and google_ai_booking_outcome), so a rule reads a new column of the model where
+-- it decides.
 -- (PL/pgSQL called as an expression: only the lookup a request needs runs, where one inlined statement
 -- set up both lookups and the class's for every request; counted, about 350k instructions less.)
-CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text, p_estimated_tokens integer, OUT model text,
-    OUT rpm integer, OUT tpm integer, OUT rpd integer, OUT blocked_by text,
-    OUT withdrawn_at timestamp with time zone, OUT successor text, OUT spread_burst integer) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text) RETURNS public.google_ai_model_limits
     LANGUAGE plpgsql STABLE
     AS $$
 declare
@@ -2514,40 +2853,40 @@ begin
     where m.is_active and p_model = any (m.aliases)
     order by m.id limit 1;
   end if;
-  model := v_row.model;
-  rpm := public.google_ai_effective_limit(v_row.rpm, v_row.safety_margin);
-  tpm := public.google_ai_effective_limit(v_row.tpm, v_row.safety_margin);
-  rpd := public.google_ai_effective_limit(v_row.rpd, v_row.safety_margin);
-  blocked_by := case when v_row.withdrawn_at is not null then 'withdrawn'
-                     when tpm < p_estimated_tokens then 'too_large' end;
-  withdrawn_at := v_row.withdrawn_at;
-  successor := v_row.successor;
-  spread_burst := v_row.spread_burst;
+  v_row.rpm := public.google_ai_effective_limit(v_row.rpm, v_row.safety_margin);
+  v_row.tpm := public.google_ai_effective_limit(v_row.tpm, v_row.safety_margin);
+  v_row.rpd := public.google_ai_effective_limit(v_row.rpd, v_row.safety_margin);
+  v_row.safety_margin := 0;
+  return v_row;
 end
 $$;
 
--- The class a request runs in: the one it asks for (p_priority), never above its credential's (the
--- client's class, or the top class for a service caller); a name no class has leaves the credential's.
+-- The class a request runs in, its row: the one it asks for (p_priority), never above its credential's
+-- (the client's class, or the top class for a service caller); a name no class has leaves the
+-- credential's. The booking takes the row whole, as it takes the model's.
 -- (PL/pgSQL, like the limits: a service caller that asks for no class costs one lookup.)
-CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_client_id uuid, OUT rank smallint,
-    OUT name text) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_client_id uuid)
+    RETURNS public.google_ai_priority_classes
     LANGUAGE plpgsql STABLE
     AS $$
-#variable_conflict use_variable
+declare
+  v_class public.google_ai_priority_classes;
 begin
   if p_client_id is not null then
-    select pc.rank, pc.name into rank, name
+    select pc.* into v_class
     from public.google_ai_clients c join public.google_ai_priority_classes pc on pc.name = c.priority_class
     where c.id = p_client_id;
   end if;
-  if rank is null then
-    select pc.rank, pc.name into rank, name from public.google_ai_priority_classes pc order by pc.rank limit 1;
+  if v_class.rank is null then
+    select pc.* into v_class from public.google_ai_priority_classes pc order by pc.rank limit 1;
   end if;
   if p_priority is not null then
     -- (A larger rank is a lower class.)
-    select pc.rank, pc.name into rank, name from public.google_ai_priority_classes pc
-    where pc.rank = greatest(rank, (select a.rank from public.google_ai_priority_classes a where a.name = p_priority));
+    select pc.* into v_class from public.google_ai_priority_classes pc
+    where pc.rank = greatest(v_class.rank,
+      (select a.rank from public.google_ai_priority_classes a where a.name = p_priority));
   end if;
+  return v_class;
 end
 $$;
 
@@ -2595,25 +2934,9 @@ COMMENT ON TABLE public.google_ai_queue IS
     'Requests waiting for capacity, in admission order (class_rank, turn, enqueued_at). A ticket ends when its request '
     'is admitted, gives up, or stops calling (lease_until): then an abandoned attempt row records it.';
 
-CREATE TABLE IF NOT EXISTS public.google_ai_queue_settings (
-    id boolean DEFAULT true NOT NULL,
-    grace_ms integer DEFAULT 3000 NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_queue_settings_grace_ms_check CHECK (((grace_ms >= 100) AND (grace_ms <= 60000))),
-    CONSTRAINT google_ai_queue_settings_one_row CHECK (id)
-);
-
-COMMENT ON TABLE public.google_ai_queue_settings IS
-    'The admission queue: grace_ms, how long a turn is kept for '
-    'a waiter that has not called yet before its ticket lapses.';
-
 SELECT pg_temp.add_constraint_once('public.google_ai_queue', 'google_ai_queue_pkey',
   $constraint$ALTER TABLE ONLY public.google_ai_queue
     ADD CONSTRAINT google_ai_queue_pkey PRIMARY KEY (ticket_id);$constraint$);
-
-SELECT pg_temp.add_constraint_once('public.google_ai_queue_settings', 'google_ai_queue_settings_pkey',
-  $constraint$ALTER TABLE ONLY public.google_ai_queue_settings
-    ADD CONSTRAINT google_ai_queue_settings_pkey PRIMARY KEY (id);$constraint$);
 
 SELECT pg_temp.add_constraint_once('public.google_ai_queue', 'google_ai_queue_priority_class_fkey',
   $constraint$ALTER TABLE ONLY public.google_ai_queue
@@ -2626,6 +2949,22 @@ CREATE INDEX IF NOT EXISTS google_ai_queue_lease_idx ON public.google_ai_queue U
 
 CREATE INDEX IF NOT EXISTS google_ai_queue_order_idx ON
     public.google_ai_queue USING btree (model, class_rank, turn, enqueued_at);
+
+-- The limits a WAIT caller waits for in the model's queue, one entry each (WAITABLE_LIMITS in
+-- supabase/functions/_shared/vocabulary.ts; tests/db/vocabulary.test.ts holds the first list to it), and
+-- how their turns go. A refusal for one of them takes a ticket (google_ai_refusal_at); its turn follows:
+-- 'slots' for what google_ai_queue_turn_at counts (each group's window, its day, its cooldowns: the
+-- second list), where a request behind the due tickets may book a slot they leave over; 'head' for any
+-- other (its capacity is not the window's, so the queue cannot count it): a due ticket waiting for it
+-- holds every request behind it until its own turn is served (google_ai_queue_place). Null: not waited
+-- for, answered at once. Inlined into the statement that reads it.
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turns(p_limit text) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+  select case when p_limit operator(pg_catalog.=) any ('{rpm,tpm,rpd,cooldown,pace}'::text[])
+              then case when p_limit operator(pg_catalog.=) any ('{rpm,tpm,rpd,cooldown,pace}'::text[]) then 'slots'
+                        else 'head' end end
+$$;
 
 -- Tickets whose waiter stopped calling: removed, each leaving an abandoned attempt row (nothing lost).
 CREATE OR REPLACE FUNCTION public.google_ai_queue_lapse(p_model text, p_now timestamp with time zone) RETURNS integer
@@ -2676,20 +3015,73 @@ begin
 end
 $$;
 
+-- What the higher classes than rank p_rank took of a group's window for the model (a request that
+-- waited longer than a window says nothing of what its class asks for now).
+CREATE OR REPLACE FUNCTION public.google_ai_higher_taken(p_group text, p_model text, p_now timestamp with time zone,
+    p_window interval, p_rank smallint) RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (select count(*) from public.google_ai_attempts a
+          join public.google_ai_priority_classes pc on pc.name = a.priority_class
+          where a.quota_group = p_group and a.model = p_model and a.admitted_at > p_now - p_window
+            and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
+            and coalesce(a.wait_ms, 0) < extract(epoch from p_window) * 1000);
+end
+$$;
+
+-- What the model's RPM shares that a waiter of class p_class and caller p_caller does not own still
+-- keep of a group's window: each share's reserve less what its owner used of the window (p_use, the
+-- counter row's share_use).
+CREATE OR REPLACE FUNCTION public.google_ai_kept_from(p_model text, p_use public.google_ai_share_use[],
+    p_now timestamp with time zone, p_window interval, p_class text, p_caller text) RETURNS bigint
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (select coalesce(sum(greatest(0, s.reserved_rpm - coalesce((public.google_ai_ring_at(p_now, p_window,
+                   e.ring_low, e.ring, e.window_requests, null)).sum_requests, 0))), 0)
+          from public.google_ai_quota_shares s
+          left join unnest(p_use) e on e.share_id = s.id
+          where s.model = p_model and s.reserved_rpm is not null
+            and not (coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false)));
+end
+$$;
+
+-- The p_n-th earliest of p_slots, never before p_now; null when there are fewer. (The three helpers
+-- here are PL/pgSQL: a query in a SQL function cannot be inlined, and PL/pgSQL keeps its plans for
+-- the session.)
+CREATE OR REPLACE FUNCTION public.google_ai_nth_slot(p_slots timestamp with time zone[], p_n integer,
+    p_now timestamp with time zone) RETURNS timestamp with time zone
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path TO ''
+    AS $$
+begin
+  return (select case when count(*) >= p_n then greatest(p_now, (array_agg(o order by o))[p_n]) end
+          from unnest(p_slots) o);
+end
+$$;
+
 -- When the p_slots-th request from now can be admitted, counting requests only (RPM), over the
 -- quota groups that may serve the model today: each group offers its free slots now, then one slot
 -- as each admission of its window leaves it (admitted_at + window), then the same again a window
 -- later; a spread model's group offers each of those slots no sooner than its schedule allows
--- (google_ai_spread_step, google_ai_spread_next). free_now counts the slots of each group's first
--- p_slots that are free now. likely_at: the same for a request of class rank p_rank, counting, on a
+-- (google_ai_spread_step, google_ai_spread_next). A group's window holds, for a waiter of class
+-- p_class and caller p_caller, what the RPM shares it does not own leave it (google_ai_booking_rules'
+-- rule: the limit less what their owners have not used of the window), so a slot a share keeps from it
+-- is not counted as its turn. free_now counts the slots of each group's first p_slots that are free
+-- now. likely_at: the same for a request of class rank p_rank, counting, on a
 -- spread model, on the part of each group's slots that the higher classes left in the last window
 -- (they will ask again, and go first; at least a tenth): its p_slots-th slot is a group's
 -- p_slots / part-th. spread_bound: some group's window has a slot now that only its schedule holds
--- back. Null turn_at: no group can serve today (day used up or cooling down everywhere).
+-- back; kept_bound: some group's window has room now that only the shares keep from this waiter.
+-- Null turn_at: no group can serve today (day used up or cooling down everywhere), or the shares
+-- it does not own keep every group's window.
 CREATE OR REPLACE FUNCTION public.google_ai_queue_turn_at(p_model text, p_rpm integer, p_rpd integer,
-    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint DEFAULT NULL::smallint,
-    OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone,
-    OUT spread_bound boolean) RETURNS record
+    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_slots integer, p_rank smallint, p_class text,
+    p_caller text, OUT free_now integer, OUT turn_at timestamp with time zone, OUT likely_at timestamp with time zone,
+    OUT spread_bound boolean, OUT kept_bound boolean) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
@@ -2701,6 +3093,7 @@ declare
   v_ring record;
   v_expiries timestamptz[];
   v_count integer;
+  v_room integer;
   v_part numeric;
   v_needed integer;
   v_openings timestamptz[];
@@ -2711,6 +3104,7 @@ declare
 begin
   free_now := 0;
   spread_bound := false;
+  kept_bound := false;
   v_spread := public.google_ai_spread_step((select l.spread_burst from public.google_ai_model_limits l
                                             where l.model = p_model), v_window, p_rpm, null, 0);
   -- A waiter of the first class is not held by the schedule (google_ai_spread_holds): the queue is
@@ -2719,13 +3113,8 @@ begin
               and (p_rank is null or exists (select 1 from public.google_ai_priority_classes c where c.rank < p_rank));
   for v_group in
     select c.quota_group, c.cooldown_until, c.rpd_used, u.spread_until, u.ring_low, u.ring, u.window_requests,
-           -- What the higher classes took of the window (a request that waited longer than a window
-           -- says nothing of what its class asks for now).
-           (select count(*) from public.google_ai_attempts a
-            join public.google_ai_priority_classes pc on pc.name = a.priority_class
-            where a.quota_group = c.quota_group and a.model = p_model and a.admitted_at > p_now - v_window
-              and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
-              and coalesce(a.wait_ms, 0) < extract(epoch from v_window) * 1000) as higher
+           public.google_ai_higher_taken(c.quota_group, p_model, p_now, v_window, p_rank) as higher,
+           public.google_ai_kept_from(p_model, u.share_use, p_now, v_window, p_class, p_caller) as held
     from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, null, p_rpd, p_now) c
     left join public.google_ai_usage_counters u on u.quota_group = c.quota_group and u.model = p_model
   loop
@@ -2740,9 +3129,12 @@ begin
       v_group.window_requests, null);
     v_expiries := public.google_ai_ring_expiries(v_ring.ring_low, v_ring.ring, v_window);
     v_count := cardinality(v_expiries);
-    -- The group's openings within one window: free now, then as admissions leave.
-    v_openings := array_fill(p_now, array[greatest(0, p_rpm - v_count)])
-                  || coalesce(v_expiries[greatest(1, v_count - p_rpm + 1):v_count], '{}');
+    -- The group's openings within one window for this waiter (its room: the limit less what others'
+    -- shares keep): free now, then as admissions leave.
+    v_room := p_rpm - v_group.held;
+    kept_bound := kept_bound or (v_count < p_rpm and v_count >= v_room);
+    v_openings := array_fill(p_now, array[greatest(0, v_room - v_count)])
+                  || coalesce(v_expiries[greatest(1, v_count - v_room + 1):v_count], '{}');
     continue when cardinality(v_openings) = 0;
     spread_bound := spread_bound
                     or (v_spaced and v_openings[1] <= p_now and v_group.spread_until - v_spread.tolerance > p_now);
@@ -2764,10 +3156,10 @@ begin
     return; -- not today
   end if;
   -- The p_slots-th of the slots in time order, and of the likely ones (now when enough are free now).
-  select greatest(p_now, (array_agg(o order by o))[p_slots]) into turn_at from unnest(v_slots) o;
-  select case when free_now >= p_slots then p_now
-              when count(*) >= p_slots then greatest(p_now, (array_agg(o order by o))[p_slots]) end
-    into likely_at from unnest(v_likely) o;
+  -- None when the shares this waiter does not own keep every group's window from it: the booking
+  -- names when, if ever, one has room for it.
+  turn_at := case when free_now >= p_slots then p_now else public.google_ai_nth_slot(v_slots, p_slots, p_now) end;
+  likely_at := case when free_now >= p_slots then p_now else public.google_ai_nth_slot(v_likely, p_slots, p_now) end;
 end
 $$;
 
@@ -2810,102 +3202,126 @@ begin
 end
 $$;
 
--- A ticket's turn in its class: one after the class's head and one after its caller's last ticket, so
--- that within a class callers take turns (a caller with 100 waiting does not hold back one with 5).
+-- A ticket's turn in its class (start-time fair queueing). A new ticket whose caller has none waiting
+-- takes the turn of the class's head, behind it (ties go to the earlier arrival); a caller's next one
+-- the turn after its last. So within a class callers take turns: a caller with 100 waiting delays
+-- another's first request by one turn, and its second by one more (A, B, A, B).
+-- A ticket already in line (p_ticket) moves up to follow its caller's previous live ticket, or the
+-- head: one turn after it, never beside it. Its caller's earlier tickets are gone, and a ticket cannot
+-- tell whether they were admitted (their turns were its caller's, and the head's turn is another
+-- caller's) or given up; tying the head would put it, the earlier arrival, before a newer caller's
+-- ticket that it just had its turn before.
 -- p_live_at: only tickets whose lease runs then count (null: every ticket; the queue was just lapsed).
 -- p_ticket, the caller's own ticket, is left out; p_below: only the caller's tickets before that turn
--- count (a ticket moves up behind its caller's earlier live ticket, never back).
+-- count (a ticket moves up, never back).
 CREATE OR REPLACE FUNCTION public.google_ai_next_turn(p_model text, p_rank smallint, p_caller text,
     p_live_at timestamp with time zone, p_ticket uuid, p_below bigint) RETURNS bigint
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
+declare
+  v_head bigint;
+  v_last bigint;
 begin
-  return (
-    select 1 + greatest(
-      coalesce((select min(q.turn) from public.google_ai_queue q
-                where q.model = p_model and q.class_rank = p_rank
-                  and (p_live_at is null or q.lease_until >= p_live_at)
-                  and q.ticket_id is distinct from p_ticket), 0),
-      coalesce((select max(q.turn) from public.google_ai_queue q
-                where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
-                  and (p_live_at is null or q.lease_until >= p_live_at)
-                  and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below)), 0)));
+  select min(q.turn) into v_head from public.google_ai_queue q
+  where q.model = p_model and q.class_rank = p_rank
+    and (p_live_at is null or q.lease_until >= p_live_at)
+    and q.ticket_id is distinct from p_ticket;
+  select max(q.turn) into v_last from public.google_ai_queue q
+  where q.model = p_model and q.caller = p_caller and q.class_rank = p_rank
+    and (p_live_at is null or q.lease_until >= p_live_at)
+    and q.ticket_id is distinct from p_ticket and (p_below is null or q.turn < p_below);
+  if p_ticket is null then
+    return greatest(coalesce(v_head, 1), coalesce(v_last, 0) + 1);
+  end if;
+  return 1 + greatest(coalesce(v_head, 0), coalesce(v_last, 0));
 end
 $$;
 
 -- A request's place in the model's queue, none when nobody waits for the model and the request holds no
 -- ticket (p_ticket: the ticket it names; only a live one of its caller for the model counts), nor for a
--- null model (the request is blocked already): the class and turn it stands in (its ticket's, the turn
+-- null model (the request is blocked already). p_model, p_class and p_caller are the request's model row
+-- (limits after the margin: google_ai_request_limits), class row and caller, each whole, as the booking
+-- takes them. Answers the class and turn it stands in (its ticket's, the turn
 -- moved up as google_ai_next_turn allows; else where a ticket taken now, p_new_ticket, would stand, in
 -- p_class), and whether it may ask for a booking now (may_book). It may when nobody else waits, when a
 -- slot is free beyond the due tickets ahead, or when its own RPM share still has room in a group (the
--- share keeps that slot for it, the spread does not hold it back, and the booking decides exactly).
--- When it may not, blocked_by and cause say why: the limit the window counts (rpm, else tpm), and
--- queue_turn when the free slots are the turns of the tickets ahead, spread when only the schedule
--- holds one, else window_full.
-CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model text, p_rpm integer, p_rpd integer,
-    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_caller text, p_class text, p_rank smallint,
-    p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint, OUT class text, OUT turn bigint,
-    OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text, OUT cause text,
-    OUT turn_at timestamp with time zone) RETURNS record
+-- share keeps that slot for it, the spread does not hold it back, and the booking decides exactly); never
+-- while a due ticket ahead waits for a limit whose turns go head first (google_ai_queue_turns: 'head').
+-- When it may not, blocked_by and cause say why: the limit the window counts (rpm, else tpm), or the
+-- one the head-first ticket waits for, and queue_turn when the free slots (or the head's turn) are the
+-- turns of the tickets ahead, spread when only the schedule holds one, share_kept when only others'
+-- shares keep the window's room from it, else window_full.
+CREATE OR REPLACE FUNCTION public.google_ai_queue_place(p_model public.google_ai_model_limits,
+    p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_exclude_key_ids uuid[],
+    p_now timestamp with time zone, p_ticket uuid, p_new_ticket uuid, OUT ticket uuid, OUT rank smallint,
+    OUT class text, OUT turn bigint, OUT since timestamp with time zone, OUT may_book boolean, OUT blocked_by text,
+    OUT cause text, OUT turn_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
     AS $$
 #variable_conflict use_variable
 declare
+  v_model text := p_model.model;
+  v_caller text := p_caller.name;
   v_held public.google_ai_queue;
   v_ahead integer;
   v_due_ahead integer;
+  v_head_limit text;   -- the limit a due ticket ahead waits for head first (google_ai_queue_turns)
   v_free_now integer;
   v_spread_bound boolean;
+  v_kept_bound boolean;
 begin
-  rank := p_rank;
-  class := p_class;
+  rank := p_class.rank;
+  class := p_class.name;
   may_book := true;
-  if p_model is null then
+  if v_model is null then
     return;
   end if;
   if p_ticket is not null then
     select * into v_held from public.google_ai_queue q
-    where q.ticket_id = p_ticket and q.caller = p_caller and q.model = p_model and q.lease_until >= p_now;
+    where q.ticket_id = p_ticket and q.caller = v_caller and q.model = v_model and q.lease_until >= p_now;
   end if;
   if v_held.ticket_id is not null then
     select v_held.ticket_id, v_held.class_rank, v_held.priority_class, v_held.enqueued_at
       into ticket, rank, class, since;
     -- Its turn moves up to follow its caller's previous live ticket (or the head of the class), as a
     -- new ticket's would: turns its caller's earlier tickets held and gave up are not kept from it.
-    turn := least(v_held.turn, public.google_ai_next_turn(p_model, rank, p_caller, p_now, ticket, v_held.turn));
+    turn := least(v_held.turn, public.google_ai_next_turn(v_model, rank, v_caller, p_now, ticket, v_held.turn));
   end if;
   if not exists (select 1 from public.google_ai_queue q
-                 where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket) then
+                 where q.model = v_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket) then
     return;
   end if;
   if ticket is null then
-    turn := public.google_ai_next_turn(p_model, rank, p_caller, p_now, null, null);
+    turn := public.google_ai_next_turn(v_model, rank, v_caller, p_now, null, null);
     since := p_now;
   end if;
 
-  select count(*), count(*) filter (where q.expected_at <= p_now) into v_ahead, v_due_ahead
+  select count(*), count(*) filter (where q.expected_at <= p_now),
+         min(q.limit_hit) filter (where q.expected_at <= p_now and public.google_ai_queue_turns(q.limit_hit) = 'head')
+    into v_ahead, v_due_ahead, v_head_limit
   from public.google_ai_queue q
-  where q.model = p_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
+  where q.model = v_model and q.lease_until >= p_now and q.ticket_id is distinct from ticket
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id) < (rank, turn, since, coalesce(ticket, p_new_ticket));
-  select t.free_now, t.turn_at, t.spread_bound into v_free_now, turn_at, v_spread_bound
-  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank) t;
-  -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn
-  -- today anywhere: the booking names the reopening.)
-  may_book := turn_at is null or v_due_ahead < v_free_now
+  select t.free_now, t.turn_at, t.spread_bound, t.kept_bound into v_free_now, turn_at, v_spread_bound, v_kept_bound
+  from public.google_ai_queue_turn_at(v_model, p_model.rpm, p_model.rpd, p_exclude_key_ids, p_now, v_ahead + 1, rank,
+    class, v_caller) t;
+  -- Slots go to the due tickets ahead first; one nobody due claims goes to whoever asks. (No turn,
+  -- none today anywhere or every window kept from it by shares: the booking names the reopening.)
+  may_book := v_head_limit is null and (turn_at is null or v_due_ahead < v_free_now
     or exists (select 1 from public.google_ai_quota_shares s
                left join (select e.* from public.google_ai_usage_counters c, unnest(c.share_use) e
-                          where c.model = p_model) u on u.share_id = s.id
-               where s.model = p_model and s.reserved_rpm is not null
-                 and (s.priority_class = class or s.caller = p_caller)
+                          where c.model = v_model) u on u.share_id = s.id
+               where s.model = v_model and s.reserved_rpm is not null
+                 and (s.priority_class = class or s.caller = v_caller)
                  and coalesce((public.google_ai_ring_at(p_now,
                        public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-                       u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm);
+                       u.ring_low, u.ring, u.window_requests, null)).sum_requests, 0) < s.reserved_rpm));
   if not may_book then
-    blocked_by := case when p_rpm is not null then 'rpm' else 'tpm' end;
-    cause := case when v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread' else 'window_full' end;
+    blocked_by := coalesce(v_head_limit, case when p_model.rpm is not null then 'rpm' else 'tpm' end);
+    cause := case when v_head_limit is not null or v_free_now > 0 then 'queue_turn' when v_spread_bound then 'spread'
+                  when v_kept_bound then 'share_kept' else 'window_full' end;
   end if;
 end
 $$;
@@ -2953,7 +3369,8 @@ begin
     and (q.class_rank, q.turn, q.enqueued_at, q.ticket_id)
         < (p_rank, v_turn, v_since, coalesce(p_ticket, p_new_ticket));
   select t.free_now, t.turn_at, t.likely_at into v_free_now, turn_at, likely_at
-  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, p_rank) t;
+  from public.google_ai_queue_turn_at(p_model, p_rpm, p_rpd, p_exclude_key_ids, p_now, v_ahead + 1, p_rank,
+    p_class, p_caller) t;
   -- A slot free now but kept for a ticket ahead whose turn has come: if that waiter never calls, the
   -- slot is this one's once its ticket lapses. When the next opening lies beyond this caller's wait,
   -- that is its chance: it asks again then (one call more if the waiter did come).
@@ -3037,24 +3454,27 @@ $$;
 -- after the limit whose part of the window its step is). outcome: 'booked' or the first that blocks;
 -- cause, one meaning each: the day spent or kept by others' shares, a pace, the window full or kept
 -- by others' shares, or the request's place in the spread's schedule; window_full: no room in the
--- window for this requester, whatever blocked first. (PL/pgSQL returning a record: the rules call it
--- as an expression, where a SQL table function is a statement of its own.)
-CREATE OR REPLACE FUNCTION public.google_ai_booking_outcome(p_rpm integer, p_tpm integer, p_rpd integer,
-    p_requests integer, p_tokens bigint, p_day integer[], p_near_end boolean, p_near_start boolean,
-    p_held_rpm bigint, p_held bigint[], p_paced_until timestamp with time zone,
-    p_spread_at timestamp with time zone, p_spread_limit text, OUT outcome text, OUT cause text,
-    OUT window_full boolean) RETURNS record
+-- window for this requester, whatever blocked first. p_model, p_class, p_caller: the request's model row
+-- (its limits after the margin), class row and caller, whole (google_ai_request_limits), so a rule here
+-- reads a new column of theirs with no signature changed on the way. (PL/pgSQL returning a record: the
+-- rules call it as an expression, where a SQL table function is a statement of its own.)
+CREATE OR REPLACE FUNCTION public.google_ai_booking_outcome(p_model public.google_ai_model_limits,
+    p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_requests integer,
+    p_tokens bigint, p_day integer[], p_near_end boolean, p_near_start boolean, p_held_rpm bigint, p_held bigint[],
+    p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_spread_limit text,
+    OUT outcome text, OUT cause text, OUT window_full boolean) RETURNS record
     LANGUAGE plpgsql IMMUTABLE
     AS $$
 declare
   -- The day has no room for this requester (full), or none for anyone (spent).
-  v_day_full boolean := p_rpd is not null and (p_day[1] + 1 > p_rpd - p_held[1]
-    or (p_near_end and p_day[2] + 1 > p_rpd - p_held[2]) or (p_near_start and p_day[3] + 1 > p_rpd - p_held[3]));
-  v_day_spent boolean := p_rpd is not null and (p_day[1] + 1 > p_rpd
-    or (p_near_end and p_day[2] + 1 > p_rpd) or (p_near_start and p_day[3] + 1 > p_rpd));
+  v_day_full boolean := p_model.rpd is not null and (p_day[1] + 1 > p_model.rpd - p_held[1]
+    or (p_near_end and p_day[2] + 1 > p_model.rpd - p_held[2])
+    or (p_near_start and p_day[3] + 1 > p_model.rpd - p_held[3]));
+  v_day_spent boolean := p_model.rpd is not null and (p_day[1] + 1 > p_model.rpd
+    or (p_near_end and p_day[2] + 1 > p_model.rpd) or (p_near_start and p_day[3] + 1 > p_model.rpd));
   -- The window has no room for this requester, in requests or in tokens.
-  v_rpm_full boolean := p_rpm is not null and p_requests > p_rpm - p_held_rpm;
-  v_tpm_full boolean := p_tpm is not null and p_tokens > p_tpm;
+  v_rpm_full boolean := p_model.rpm is not null and p_requests > p_model.rpm - p_held_rpm;
+  v_tpm_full boolean := p_model.tpm is not null and p_tokens > p_model.tpm;
 begin
   window_full := v_rpm_full or v_tpm_full;
   if v_day_full then
@@ -3066,7 +3486,7 @@ begin
   elsif window_full then
     outcome := case when v_rpm_full then 'rpm' else 'tpm' end;
     -- (No room for anyone: the window is spent; else the others' shares keep what is left.)
-    cause := case when (p_rpm is not null and p_requests > p_rpm) or v_tpm_full then 'window_full'
+    cause := case when (p_model.rpm is not null and p_requests > p_model.rpm) or v_tpm_full then 'window_full'
                   else 'share_kept' end;
   elsif p_spread_at is not null then
     outcome := p_spread_limit;
@@ -3089,19 +3509,23 @@ $$;
 -- the window with this request counted; p_counts: the day's counts before it. What a booking writes
 -- and answers comes with it: the others' day shares (held_rpd), the model's shares in id order and the
 -- requester's own (live, owned: what the counter row's share_use keeps), what the shares keep for its
--- class and for the others (kept, as google_ai_quota_kept reads it). p_share_use: the row's use of the
--- shares; p_burst: the model's spread_burst, as the request resolved it (google_ai_request_limits).
+-- class and for the others (kept, as google_ai_quota_kept reads it). p_model, p_class, p_caller: the
+-- request's model row (limits after the margin, spread_burst: google_ai_request_limits), class row and
+-- caller; p_counter: the group's counter row as locked (its share_use, its spread_until). Each whole,
+-- so a rule reads a new column of theirs with no signature changed on the way.
 -- (PL/pgSQL, called as an expression: one statement reads the shares, the rest are expressions.)
-CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_share_use public.google_ai_share_use[], p_model text,
-    p_now timestamp with time zone, p_window interval, p_day date, p_rpm integer, p_tpm integer, p_rpd integer,
-    p_tokens integer, p_class text, p_caller text, p_requests integer, p_window_tokens bigint, p_counts integer[],
-    p_near_end boolean, p_near_start boolean, p_spread_until timestamp with time zone, p_burst integer,
-    OUT outcome text, OUT cause text, OUT window_full boolean, OUT paced_until timestamp with time zone,
-    OUT spread_at timestamp with time zone, OUT spread_step interval, OUT held_rpd bigint, OUT live bigint[],
-    OUT owned bigint[], OUT kept jsonb) RETURNS record
+CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_model public.google_ai_model_limits,
+    p_class public.google_ai_priority_classes, p_caller public.google_ai_caller,
+    p_counter public.google_ai_usage_counters, p_now timestamp with time zone, p_window interval, p_day date,
+    p_tokens integer, p_requests integer, p_window_tokens bigint, p_counts integer[], p_near_end boolean,
+    p_near_start boolean, OUT outcome text, OUT cause text, OUT window_full boolean,
+    OUT paced_until timestamp with time zone, OUT spread_at timestamp with time zone, OUT spread_step interval,
+    OUT held_rpd bigint, OUT live bigint[], OUT owned bigint[], OUT kept jsonb) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 declare
+  v_class text := p_class.name;
+  v_caller text := p_caller.name;
   v_share record;
   v_win integer;                    -- a share's window
   v_reserved_rpd bigint := 0;       -- the day shares of all owners
@@ -3118,15 +3542,15 @@ declare
 begin
   for v_share in
     select s.id, s.reserved_rpm, coalesce(s.reserved_rpd, 0) as rpd_share, s.pace_burst, u.ring_low, u.ring,
-           u.window_requests, coalesce(s.priority_class = p_class, false) as for_class,
-           coalesce(s.priority_class = p_class, false) or coalesce(s.caller = p_caller, false) as is_owned,
+           u.window_requests, coalesce(s.priority_class = v_class, false) as for_class,
+           coalesce(s.priority_class = v_class, false) or coalesce(s.caller = v_caller, false) as is_owned,
            public.google_ai_day_counts(u.day_bucket, u.day_used, u.day_next_used, u.day_prev_used, p_day) as day
     from public.google_ai_quota_shares s
-    left join unnest(p_share_use) u on u.share_id = s.id
-    where s.model = p_model
+    left join unnest(p_counter.share_use) u on u.share_id = s.id
+    where s.model = p_model.model
     order by s.id
   loop
-    v_win := case when v_share.reserved_rpm is null or (v_share.is_owned and p_burst is null) then 0
+    v_win := case when v_share.reserved_rpm is null or (v_share.is_owned and p_model.spread_burst is null) then 0
                   else (public.google_ai_ring_at(p_now, p_window, v_share.ring_low, v_share.ring,
                           v_share.window_requests, null)).sum_requests end;
     live := live || v_share.id;
@@ -3154,20 +3578,20 @@ begin
   end loop;
 
   held_rpd := v_held[1];
-  if p_class is not null and live is not null then
-    kept := public.google_ai_kept_object(p_rpm, p_rpd, v_kept[1], v_kept[2], v_kept[3], v_kept[4]);
+  if v_class is not null and live is not null then
+    kept := public.google_ai_kept_object(p_model.rpm, p_model.rpd, v_kept[1], v_kept[2], v_kept[3], v_kept[4]);
   end if;
   if v_pace_burst is not null then
-    paced_until := public.google_ai_paced_until(p_now, p_day, p_rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
+    paced_until := public.google_ai_paced_until(p_now, p_day, p_model.rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
       v_pace_used, v_pace_next);
   end if;
-  v_step := public.google_ai_spread_step(p_burst, p_window, p_rpm, p_tpm, p_tokens);
+  v_step := public.google_ai_spread_step(p_model.spread_burst, p_window, p_model.rpm, p_model.tpm, p_tokens);
   spread_step := v_step.step;
-  if v_step.step is not null and not v_in_share and p_spread_until - v_step.tolerance > p_now
-     and public.google_ai_spread_holds(p_model, public.google_ai_class_rank(p_class), p_now) then
-    spread_at := p_spread_until - v_step.tolerance;
+  if v_step.step is not null and not v_in_share and p_counter.spread_until - v_step.tolerance > p_now
+     and public.google_ai_spread_holds(p_model.model, p_class.rank, p_now) then
+    spread_at := p_counter.spread_until - v_step.tolerance;
   end if;
-  v_verdict := public.google_ai_booking_outcome(p_rpm, p_tpm, p_rpd, p_requests, p_window_tokens, p_counts,
+  v_verdict := public.google_ai_booking_outcome(p_model, p_class, p_caller, p_requests, p_window_tokens, p_counts,
     p_near_end, p_near_start, v_held_rpm, v_held, paced_until, spread_at, v_step.limit_name);
   outcome := v_verdict.outcome;
   cause := v_verdict.cause;
@@ -3182,12 +3606,13 @@ $$;
 -- (yesterday's count stops binding then); the window
 -- when it has room for this requester (google_ai_window_reopens_for), sooner if tokens of admissions
 -- still in flight come back; a pace or the schedule's place, and the window must have room by then.
+-- p_model, p_class, p_caller: whole, as the rules take them (google_ai_booking_rules).
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_outcome text, p_window_full boolean, p_quota_group text,
-    p_model text, p_now timestamp with time zone, p_window interval, p_rpm integer, p_tpm integer, p_rpd integer,
-    p_tokens integer, p_class text, p_caller text, p_midnight timestamp with time zone, p_day_guard interval,
-    p_near_end boolean, p_today_fits boolean, p_paced_until timestamp with time zone,
-    p_spread_at timestamp with time zone, p_recheck_ms integer, OUT reopens_at timestamp with time zone,
-    OUT recheck_at timestamp with time zone) RETURNS record
+    p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes,
+    p_caller public.google_ai_caller, p_now timestamp with time zone, p_window interval, p_tokens integer,
+    p_midnight timestamp with time zone, p_day_guard interval, p_near_end boolean, p_today_fits boolean,
+    p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_recheck_ms integer,
+    OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 begin
@@ -3198,10 +3623,10 @@ begin
     return;
   end if;
   if p_window_full then
-    reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model, p_now, p_window, p_rpm, p_tpm,
-      p_tokens, p_class, p_caller);
+    reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model.model, p_now, p_window, p_model.rpm,
+      p_model.tpm, p_tokens, p_class.name, p_caller.name);
     if p_outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
-                                     where a.quota_group = p_quota_group and a.model = p_model
+                                     where a.quota_group = p_quota_group and a.model = p_model.model
                                        and a.status = 'reserved' and a.admitted_at > p_now - p_window) then
       recheck_at := p_now + p_recheck_ms * interval '1 millisecond';
     end if;
@@ -3293,13 +3718,14 @@ $$;
 -- (the row is locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd',
 -- 'pace', 'rpm', 'tpm'; cause names why (google_ai_refusal_cause's list), reopens_at when it may go,
 -- recheck_at when asking again may help sooner (tokens of admissions in flight may come back).
--- p_burst: the model's spread_burst (the rules' schedule). A booking answers with the quota it leaves
+-- p_model, p_class, p_caller: the request's model row (limits after the margin), class row and caller,
+-- whole, handed to the rules (google_ai_booking_rules). A booking answers with the quota it leaves
 -- (as google_ai_group_quota reads it), so the answer needs no second reading of the window. The
 -- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
 -- move on to the next group without holding it.
-CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model text, p_rpm integer,
-    p_tpm integer, p_rpd integer, p_tokens integer, p_now timestamp with time zone, p_skip_locked boolean,
-    p_burst integer, p_class text DEFAULT NULL::text, p_caller text DEFAULT NULL::text, OUT outcome text,
+CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits,
+    p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
+    p_now timestamp with time zone, p_skip_locked boolean, OUT outcome text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone,
     OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone,
     OUT quota jsonb) RETURNS record
@@ -3321,7 +3747,7 @@ declare
   v_rules record;      -- what the rules say (google_ai_booking_rules)
 begin
   begin
-    v_row := public.google_ai_counter_locked(p_quota_group, p_model, p_skip_locked);
+    v_row := public.google_ai_counter_locked(p_quota_group, p_model.model, p_skip_locked);
     if v_row.id is null then
       outcome := 'skipped';
       return;
@@ -3338,16 +3764,15 @@ begin
     v_near_start := v_now < public.google_ai_pacific_start(v_day) + v_day_guard;
     v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
-    v_rules := public.google_ai_booking_rules(v_row.share_use, p_model, v_now, v_window, v_day, p_rpm, p_tpm, p_rpd,
-      p_tokens, p_class, p_caller, v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end, v_near_start,
-      v_row.spread_until, p_burst);
+    v_rules := public.google_ai_booking_rules(p_model, p_class, p_caller, v_row, v_now, v_window, v_day, p_tokens,
+      v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end, v_near_start);
     select v_rules.outcome, v_rules.cause, greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket), v_day
       into outcome, cause, minute_bucket, day_bucket;
     if outcome <> 'booked' then
       select r.reopens_at, r.recheck_at into reopens_at, recheck_at
-      from public.google_ai_refusal_times(outcome, v_rules.window_full, p_quota_group, p_model, v_now, v_window,
-        p_rpm, p_tpm, p_rpd, p_tokens, p_class, p_caller, v_midnight, v_day_guard, v_near_end,
-        v_counts[1] + 1 <= p_rpd - v_rules.held_rpd, v_rules.paced_until, v_rules.spread_at, v_guard.recheck_ms) r;
+      from public.google_ai_refusal_times(outcome, v_rules.window_full, p_quota_group, p_model, p_class, p_caller,
+        v_now, v_window, p_tokens, v_midnight, v_day_guard, v_near_end, p_model.rpd - v_rules.held_rpd > v_counts[1],
+        v_rules.paced_until, v_rules.spread_at, v_guard.recheck_ms) r;
       raise exception using errcode = 'P0001', message = 'eve:full';
     end if;
 
@@ -3374,9 +3799,10 @@ begin
     where c.id = v_row.id;
     admitted_at := v_now;
     -- (The key kept taken out when the shares keep nothing; minus an empty array is the object as it is.)
-    quota := public.google_ai_booked_quota(p_model, p_quota_group, p_rpm, p_tpm, p_rpd, v_now, v_ring.sum_requests,
-      v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end, v_near_start, v_day,
-      v_midnight, v_day_guard, v_rules.kept) - case when v_rules.kept is null then '{kept}' else '{}' end::text[];
+    quota := public.google_ai_booked_quota(p_model.model, p_quota_group, p_model.rpm, p_model.tpm, p_model.rpd, v_now,
+      v_ring.sum_requests, v_ring.sum_tokens, v_ring.ring_low, v_ring.ring, v_window, v_counts, v_near_end,
+      v_near_start, v_day, v_midnight, v_day_guard, v_rules.kept)
+      - case when v_rules.kept is null then '{kept}' else '{}' end::text[];
   exception
     when sqlstate 'P0001' then
       if sqlerrm <> 'eve:full' then
@@ -3404,16 +3830,19 @@ set check_function_bodies = off;
 -- tried again in a second pass, waiting for their locks, so a busy row is never mistaken for a full
 -- one. The only group is waited for at once.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
--- serve the model; a service caller's daily budget (google_ai_caller_budgets) spent: caller_budget.
--- A null model (an earlier step blocked the request) books nothing and answers nulls. The model's
--- limits and spread_burst come as the request resolved them (google_ai_request_limits).
-CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model text, p_rpm integer, p_tpm integer, p_rpd integer,
-    p_tokens integer, p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone,
-    p_class text, p_caller text, p_client_id uuid, p_attempt integer, p_burst integer, OUT booked_group text,
+-- serve the model; a service caller's budget (google_ai_caller_budgets) spent: caller_budget (its cause
+-- budget, or spend_budget for money); booked_usd: the worst case booked in its budget in money.
+-- A null model (an earlier step blocked the request) books nothing and answers nulls. p_model, p_class,
+-- p_caller: the request's model row (limits after the margin: google_ai_request_limits), class row and
+-- caller, each whole and handed down whole to the rules (google_ai_book_group).
+CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.google_ai_model_limits,
+    p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
+    p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer,
+    OUT booked_group text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
     OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
     OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text,
-    OUT env_var_name text) RETURNS record
+    OUT env_var_name text, OUT booked_usd numeric) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -3423,13 +3852,13 @@ declare
   v_skipped text[] := '{}';  -- the groups passed over in a first pass so far
   v_try record;      -- a candidate's answer (google_ai_book_group's, or the refusal its unlocked counts show)
 begin
-  if p_model is null then
+  if p_model.model is null then
     return; -- (an earlier step blocked the request)
   end if;
-  -- A service caller's daily budget, locked until the booking counts the request in it.
-  v_budget := public.google_ai_caller_budget_at(p_caller, p_client_id, p_at, p_tokens, p_attempt);
-  if v_budget.spent then
-    select 'caller_budget', 'budget', public.google_ai_pacific_midnight_after(p_at) into blocked_by, cause, reopens_at;
+  -- A service caller's budgets, locked until the booking counts the request in them.
+  v_budget := public.google_ai_caller_budget_at(p_caller.name, p_caller.client_id, p_at, p_tokens, p_attempt, p_model);
+  if v_budget.cause is not null then
+    select 'caller_budget', v_budget.cause, v_budget.reopens_at into blocked_by, cause, reopens_at;
     return;
   end if;
 
@@ -3439,21 +3868,22 @@ begin
   for v_candidate in
     select c.*, p.waiting
     from (select c.*, count(*) over () as groups
-          from public.google_ai_candidate_groups(p_model, p_exclude_key_ids, p_rpm, p_tpm, p_rpd, p_at) c) c
+          from public.google_ai_candidate_groups(p_model.model, p_exclude_key_ids, p_model.rpm, p_model.tpm,
+                 p_model.rpd, p_at) c) c
     cross join (values (false), (true)) p(waiting)
     where not p.waiting or c.groups > 1
     order by c.priority nulls last, p.waiting, c.headroom desc, c.quota_group
   loop
     continue when v_candidate.waiting and not (v_candidate.quota_group = any (v_skipped));
     if v_candidate.full_by is null then
-      v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_rpm, p_tpm, p_rpd, p_tokens,
-        p_now, v_candidate.groups > 1 and not v_candidate.waiting, p_burst, p_class, p_caller);
+      v_try := public.google_ai_book_group(v_candidate.quota_group, p_model, p_class, p_caller, p_tokens, p_now,
+        v_candidate.groups > 1 and not v_candidate.waiting);
       if v_try.outcome = 'booked' then
         select v_candidate.quota_group, v_candidate.key_id, v_candidate.key_alias, v_candidate.env_var_name
           into booked_group, key_id, key_alias, env_var_name;
         -- (After waiting for the row, the key read before the wait must still serve the group.)
         if v_candidate.waiting
-           and not public.google_ai_key_serves(p_model, p_exclude_key_ids, v_candidate.key_id, booked_group) then
+           and not public.google_ai_key_serves(p_model.model, p_exclude_key_ids, v_candidate.key_id, booked_group) then
           raise exception 'the keys of quota group % changed during the reservation; retry', booked_group
             using errcode = '40001';
         end if;
@@ -3468,9 +3898,9 @@ begin
              case v_candidate.full_by
                when 'cooldown' then v_candidate.cooldown_until
                when 'rpd' then public.google_ai_reopens_at('rpd', p_at)
-               else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model, p_at,
+               else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model.model, p_at,
                  public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-                 p_rpm, p_tpm, p_tokens, p_class, p_caller) end as reopens_at,
+                 p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name) end as reopens_at,
              null::timestamptz as recheck_at
         into v_try;
     end if;
@@ -3483,11 +3913,10 @@ begin
   if not found then
     blocked_by := 'no_active_key';
   elsif booked_group is not null then
-    select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null
-      into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause;
-    if v_budget.day is not null then
-      perform public.google_ai_count_caller_budget(p_caller, v_budget.day, v_budget.requests, v_budget.tokens);
-    end if;
+    select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null, v_budget.worst
+      into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause, booked_usd;
+    perform public.google_ai_count_caller_budget(p_caller.name, v_budget.day, v_budget.requests, v_budget.tokens,
+      v_budget.worst) where v_budget.day is not null;
     return;
   end if;
 
@@ -3720,7 +4149,7 @@ CREATE OR REPLACE TRIGGER google_ai_responses_holder_check BEFORE UPDATE ON publ
 set check_function_bodies = off;
 
 -- refuse: a request no group takes now waits in line when its turn is likely within its wait
--- (google_ai_queue_wait, for a refusal a wait can end: rpm, tpm, rpd, cooldown, pace; its answer is
+-- (google_ai_queue_wait, for a refusal a wait can end: google_ai_queue_turns names them; its answer is
 -- the ticket), else it is answered with its limit, its cause and when to ask again, and logged: one
 -- refused row per request and attempt, not one per poll (a WAIT caller asking again, p_wait_ms > 0,
 -- updates the row its first refusal wrote during this wait). A ticket it held is given up. Behind a
@@ -3753,7 +4182,7 @@ begin
     p_since => p_since, p_new_ticket => p_new_ticket, p_limit => p_limit, p_cause => p_cause,
     p_booking_tried => p_booking_tried, p_reopens_at => p_reopens_at, p_recheck_at => p_recheck_at,
     p_wait_left_ms => p_wait_left_ms) w
-  where p_limit in ('rpm', 'tpm', 'rpd', 'cooldown', 'pace') and coalesce(p_wait_left_ms, 0) > 0;
+  where public.google_ai_queue_turns(p_limit) is not null and coalesce(p_wait_left_ms, 0) > 0;
   if v_wait.answer is not null then
     return v_wait.answer;
   end if;
@@ -3799,15 +4228,20 @@ CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp wit
     p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb, p_class text, p_quota_group text,
     p_key_id uuid, p_key_alias text, p_env_var_name text, p_minute_bucket timestamp with time zone,
     p_day_bucket date, p_admitted_at timestamp with time zone, p_quota jsonb, p_ticket uuid, p_hold boolean,
-    p_count_token boolean) RETURNS jsonb
+    p_count_token boolean, p_booked_usd numeric) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
   v_answer jsonb;
+  v_booked_usd numeric := p_booked_usd;  -- a service caller's worst case, booked with the quota
 begin
   if p_ticket is not null then
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
+  end if;
+  if p_count_token then
+    v_booked_usd := public.google_ai_count_token_use(p_token_id, p_client_id, p_now, p_attempt, p_estimated_tokens,
+      p_model);
   end if;
   if p_hold then
     perform public.google_ai_hold_request(p_caller, p_request_id, p_model, p_now);
@@ -3816,19 +4250,16 @@ begin
   -- encode the whole answer again.)
   insert into public.google_ai_attempts as a (reservation_id, status, request_id, caller, client_id, token_id, model,
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
-    wait_ms, metadata, priority_class, admitted_at)
+    wait_ms, metadata, priority_class, admitted_at, booked_usd)
   values (gen_random_uuid(), 'reserved', p_request_id, p_caller, p_client_id, p_token_id, p_model,
     p_requested_model, p_attempt, p_key_id, p_key_alias, p_quota_group, p_minute_bucket, p_day_bucket,
-    p_estimated_tokens, p_wait_ms, coalesce(p_metadata, '{}'), p_class, p_admitted_at)
+    p_estimated_tokens, p_wait_ms, coalesce(p_metadata, '{}'), p_class, p_admitted_at, v_booked_usd)
   returning jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
     'key_alias', a.key_alias, 'env_var_name', p_env_var_name, 'quota_group', a.quota_group, 'model', a.model,
     'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class, 'quota', p_quota)
   into v_answer;
   if p_quota is null then
     v_answer := v_answer - 'quota';
-  end if;
-  if p_count_token then
-    perform public.google_ai_count_token_use(p_token_id, p_client_id, p_now, p_attempt, p_estimated_tokens);
   end if;
   return v_answer;
 end
@@ -3854,8 +4285,10 @@ declare
   v_answer jsonb;
   v_who jsonb := '{}';       -- a token's client and token, named in every answer
   v_credential record;
-  v_limits record;           -- the model's row and its limits (google_ai_request_limits)
-  v_class record;            -- the class it runs in, rank and name (google_ai_request_class)
+  -- The request resolved, each handed whole down the queue and the booking to the rules.
+  v_limits public.google_ai_model_limits;   -- the model's row, limits after the margin
+  v_class public.google_ai_priority_classes;
+  v_caller public.google_ai_caller;
   v_blocked_by text;
   v_place record;            -- the request's place in the queue (google_ai_queue_place), when one is kept
   v_booking record;          -- the booking (google_ai_book_best_group): its group and key, or when to ask again
@@ -3882,24 +4315,25 @@ begin
     end if;
   end if;
 
-  -- The request resolved: the model and its limits, and the class it runs in.
-  v_limits := public.google_ai_request_limits(p_model, p_estimated_tokens);
+  -- The request resolved, and the rules on it alone (before any lock): unknown, withdrawn, too large.
+  v_limits := public.google_ai_request_limits(p_model);
   v_class := public.google_ai_request_class(p_priority, p_client_id);
-  v_blocked_by := case when v_limits.model is null then 'unknown_model' else v_limits.blocked_by end;
+  v_caller := row(p_caller, p_client_id, p_token_id);
+  v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.withdrawn_at is not null
+                       then 'withdrawn' when v_limits.tpm < p_estimated_tokens then 'too_large' end;
 
-  -- Its place in the queue (google_ai_queue_place: none when nobody waits for the model and it holds no
-  -- ticket), then a booking when its turn allows one. Each is called with a null model, and answers
-  -- nulls, when an earlier step blocks the request. (Called as expressions: a statement that reads a
-  -- function sets up a scan even when its condition is false.)
-  v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits.model end, v_limits.rpm,
-    v_limits.rpd, p_exclude_key_ids, v_now, p_caller, v_class.name, v_class.rank, p_queue_ticket,
-    v_new_ticket);
+  -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
+  -- when its turn allows one; each answers nulls for a null model (an earlier step blocked it). (Called as
+  -- expressions: a statement that reads a function sets up a scan even when its condition is false.)
+  v_place := public.google_ai_queue_place(case when v_blocked_by is null then v_limits end, v_class, v_caller,
+    p_exclude_key_ids, v_now, p_queue_ticket, v_new_ticket);
+  if v_place.class is distinct from v_class.name then -- (a ticket keeps the class and rank it was taken in)
+    select pc.* into v_class from public.google_ai_priority_classes pc where pc.name = v_place.class;
+  end if;
   v_class.rank := coalesce(v_place.rank, v_class.rank);
-  v_class.name := coalesce(v_place.class, v_class.name);
   v_booking := public.google_ai_book_best_group(
-    case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits.model end, v_limits.rpm,
-    v_limits.tpm, v_limits.rpd, p_estimated_tokens, p_exclude_key_ids, p_now, v_now, v_class.name, p_caller,
-    p_client_id, p_attempt, v_limits.spread_burst);
+    case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits end, v_class, v_caller,
+    p_estimated_tokens, p_exclude_key_ids, p_now, v_now, p_attempt);
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then
@@ -3909,8 +4343,7 @@ begin
       coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
       v_booking.reopens_at, v_booking.recheck_at, p_wait_left_ms, v_place.ticket, v_place.turn, v_place.since,
       v_place.turn_at, coalesce(v_place.may_book, true), v_new_ticket)
-      -- How many tokens a minute allows (too large); a withdrawn model: when Google said so, and the
-      -- model it names instead (if a row says).
+      -- How many tokens a minute allows (too large); a withdrawn model's when and successor (if a row says).
       || jsonb_build_object('max_tokens', case when v_blocked_by = 'too_large' then v_limits.tpm end)
       || case when v_blocked_by = 'withdrawn'
               then jsonb_build_object('withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor)
@@ -3922,15 +4355,15 @@ begin
     v_limits.model, p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_class.name,
     v_booking.booked_group, v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket,
     v_booking.day_bucket, v_booking.admitted_at, v_booking.quota, v_place.ticket,
-    p_idempotent and p_request_id is not null, p_token_hash is not null);
+    p_idempotent and p_request_id is not null, p_token_hash is not null, v_booking.booked_usd);
   -- (A service caller's answer names no client: it is not encoded again for an empty object.)
   return case when p_token_hash is null then v_answer else v_answer || v_who end;
 end
 $$;
 
 -- The chain a request tries (google_ai_fall_back_at): its models as asked (names) and canonical
--- (models), each once, and whether each is retired (an inactive row, or unlisted by every key that
--- answered models.list); when every one is, none is (the catalogue may be the one that is wrong).
+-- (models), each once, and whether each is retired (an inactive row, or unlisted by every checked key
+-- of its provider: google_ai_model_unlisted); when every one is, none is (the catalogue may be the one that is wrong).
 -- With p_token_hash, the fallbacks the token may not use are left out (the first model is always
 -- asked) and the token's client is the caller (caller, client_id, token_id). first: where the chain
 -- starts, the model of p_queue_ticket when the request holds one.
@@ -3960,7 +4393,7 @@ begin
     models := models || coalesce(v_row.model, v_name);
     retired := retired || (v_row.id is not null
                            and (not v_row.is_active
-                                or (v_row.provider = 'google' and public.google_ai_model_unlisted(v_row.model))));
+                                or public.google_ai_model_unlisted(v_row.model)));
   end loop;
   if not (false = any (retired)) then
     retired := array_fill(false, array[cardinality(models)]);
@@ -3996,9 +4429,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_fall_back_at(p_now timestamp with ti
     SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 declare
-  -- Refusals that belong to one model: another model may still serve.
-  c_model_limits constant text[] := array['rpm', 'tpm', 'rpd', 'cooldown', 'pace', 'no_active_key', 'too_large',
-    'unknown_model', 'withdrawn'];
+  -- Refusals that belong to one model, so another model may still serve: these, and every limit a
+  -- caller may wait for in the model's queue (google_ai_queue_turns).
+  c_model_limits constant text[] := array['no_active_key', 'too_large', 'unknown_model', 'withdrawn'];
   v_chain record;             -- google_ai_fallback_chain: the models, and a token's caller
   v_try jsonb;
   v_answer jsonb;
@@ -4020,7 +4453,8 @@ begin
           p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
           p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash);
         if not (v_try ->> 'ok')::boolean and not (v_try ? 'queue')
-           and (v_try ->> 'limit') = any (c_model_limits) then
+           and ((v_try ->> 'limit') = any (c_model_limits)
+                or public.google_ai_queue_turns(v_try ->> 'limit') is not null) then
           raise exception using errcode = 'EF001', message = 'model refused: try the next';
         end if;
         v_answer := v_try; -- admitted, queued, or a refusal no other model can change
@@ -4291,10 +4725,61 @@ begin
 end
 $$;
 
--- Finalize: record the outcome of the call to Google and settle its admission at Google's input
--- token count (google_ai_settle_admission). A success also lands in token_usage, and its response
--- (when given: the caller sent its own request_id) is kept for replay (google_ai_record_success).
--- Optionally cools the group down (Google's 429) in the same round trip.
+-- Finalize's accounting of one call, after its row is written: the rest the provider's own counts ask
+-- for, then the admission settled at the provider's count (the counter row, the hot one, last).
+--   Room: what the provider says is left of the group's limits (OpenAI's x-ratelimit-remaining-*,
+--   which count every user of the organization). When no more is left than twice this group's
+--   admissions of the model still on their way (those, and as many again admitted before this rest
+--   lands), the model rests until the provider's counts are full again (p_room_until, reason
+--   'provider_room'), so the gateway waits instead of meeting the provider's 429s.
+--   Count: the input, and the output too where the model's TPM counts answers (its row's
+--   booked_output_tokens, OpenAI's rule). When the provider sent none: p_settled_tokens (a call it
+--   refused before generating keeps its input, its output booking goes back), else the booking stays.
+CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_attempts, p_input_tokens integer,
+    p_output_tokens integer, p_room_requests integer, p_room_tokens integer,
+    p_room_until timestamp with time zone, p_settled_tokens integer) RETURNS void
+    LANGUAGE plpgsql
+    SET search_path TO ''
+    AS $$
+declare
+  -- The clock read once, into a variable: a bound the window's index can hold (clock_timestamp() in the
+  -- statement itself is volatile, so every row of the group's log would be read to test it).
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_flying integer;
+  v_flying_tokens bigint;
+  v_counted integer;
+begin
+  if p_room_until > v_now and p_att.quota_group is not null then
+    select count(*), coalesce(sum(a.estimated_tokens), 0) into v_flying, v_flying_tokens
+    from public.google_ai_attempts a
+    where a.quota_group = p_att.quota_group and a.model = p_att.model
+      and a.admitted_at > v_now - interval '5 minutes' and a.status = 'reserved';
+    if p_room_requests <= 2 * v_flying or p_room_tokens <= 2 * v_flying_tokens then
+      perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, p_room_until, 'minute',
+        'provider_room', null);
+    end if;
+  end if;
+
+  v_counted := p_input_tokens + case when exists (select 1 from public.google_ai_model_limits l
+    where l.model = p_att.model and l.booked_output_tokens is not null) then coalesce(p_output_tokens, 0) else 0 end;
+  v_counted := coalesce(v_counted, least(p_settled_tokens, p_att.estimated_tokens));
+  -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
+  if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
+     or p_att.cost_usd is not null then
+    perform public.google_ai_adjust_token_budget(p_att, 0, coalesce(v_counted - p_att.estimated_tokens, 0),
+      coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0));
+  end if;
+  -- The window learns the provider's count now: waiters asking again see the tokens given back.
+  perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);
+end
+$$;
+
+-- Finalize: record the outcome of the call to the provider and settle its admission at the provider's
+-- count (google_ai_settle_admission): input tokens, and output too where the model's TPM counts it
+-- (without the provider's count: p_settled_tokens, what a refusal keeps; else the booking). A
+-- success also lands in token_usage, and its response (when given: the caller sent its own request_id)
+-- is kept for replay (google_ai_record_success). Optionally cools the group down (the provider's 429)
+-- in the same round trip.
 CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text,
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
     p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text,
@@ -4304,7 +4789,11 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
     p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb,
     p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text,
     p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
-    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer,
+    p_room_requests integer DEFAULT NULL::integer, p_room_tokens integer DEFAULT NULL::integer,
+    p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
+    p_settled_tokens integer DEFAULT NULL::integer, p_cached_input_tokens integer DEFAULT NULL::integer,
+    p_thinking_tokens integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -4313,8 +4802,10 @@ declare
   v_att public.google_ai_attempts;
   v_until timestamptz;
 begin
-  if p_outcome not in ('succeeded', 'google_error', 'network_error', 'timeout') then
-    raise exception 'p_outcome must be succeeded, google_error, network_error or timeout' using errcode = '22023';
+  -- google_error: upstream_error's former name, taken until the next release (a finalize logged
+  -- before it replays) and written as upstream_error.
+  if p_outcome not in ('succeeded', 'upstream_error', 'network_error', 'timeout', 'google_error') then
+    raise exception 'p_outcome must be succeeded, upstream_error, network_error or timeout' using errcode = '22023';
   end if;
   if not (p_quota_cause = any (public.google_ai_quota_causes())) then
     raise exception 'p_quota_cause must be one of %', array_to_string(public.google_ai_quota_causes(), ', ')
@@ -4322,7 +4813,7 @@ begin
   end if;
 
   update public.google_ai_attempts a set
-    status = p_outcome,
+    status = case p_outcome when 'google_error' then 'upstream_error' else p_outcome end,
     finished_at = pg_catalog.clock_timestamp(),
     input_tokens = p_input_tokens,
     output_tokens = p_output_tokens,
@@ -4336,7 +4827,11 @@ begin
     served_tier = left(p_served_tier, 20),
     -- (greatest() ignores a null: a time not known stays null)
     added_ms = case when p_added_ms is not null then greatest(0, p_added_ms) end,
-    first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end
+    first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end,
+    cached_input_tokens = p_cached_input_tokens,
+    thinking_tokens = p_thinking_tokens,
+    cost_usd = public.google_ai_call_cost(a.model, p_service_tier, p_served_tier, p_outcome, p_input_tokens,
+      p_cached_input_tokens, p_output_tokens, p_thinking_tokens)
   where a.reservation_id = p_reservation_id and a.status = 'reserved'
   returning * into v_att;
 
@@ -4350,13 +4845,13 @@ begin
     perform public.google_ai_record_success(v_att, p_input_tokens, p_output_tokens, p_response);
   end if;
 
-  -- Google says the key itself is no good: take it out of rotation now (with the reason, never
+  -- The provider says the key itself is no good: take it out of rotation now (with the reason, never
   -- deleted), rather than let every request spend an attempt on it until the next health check.
   if coalesce(p_key_rejected, p_error_code = 'API_KEY_INVALID') and v_att.api_key_id is not null then
     update public.google_ai_api_keys k set
       is_active = false,
-      disabled_reason = 'Google rejected the key (' || coalesce(left(p_error_code, 100),
-        'no reason given') || ') on a call',
+      disabled_reason = (select p.display_name from public.google_ai_providers p where p.name = k.serves_provider)
+        || ' rejected the key (' || coalesce(left(p_error_code, 100), 'no reason given') || ') on a call',
       disabled_at = now(),
       updated_at = now()
     where k.id = v_att.api_key_id and k.is_active;
@@ -4371,40 +4866,39 @@ begin
     perform public.google_ai_cooldown_for_cause(v_att.quota_group, v_att.model, v_until, p_quota_cause,
       coalesce(p_error_code, p_outcome), p_quota_id);
   end if;
+  perform public.google_ai_settle_call(v_att, p_input_tokens, p_output_tokens, p_room_requests, p_room_tokens,
+    p_room_until, p_settled_tokens);
 
-  if p_input_tokens is not null and p_input_tokens <> v_att.estimated_tokens then
-    perform public.google_ai_adjust_token_budget(v_att, 0, p_input_tokens - v_att.estimated_tokens);
-  end if;
-  -- The window learns Google's count now: waiters asking again see the tokens given back.
-  perform public.google_ai_settle_admission(v_att, greatest(0,
-    coalesce(p_input_tokens, v_att.estimated_tokens)), false);
-
-  return jsonb_build_object('ok', true, 'status', p_outcome, 'cooldown_until', v_until);
+  return jsonb_build_object('ok', true, 'status', v_att.status, 'cooldown_until', v_until);
 end
 $$;
 
 -- Google billed what it streamed: the call is finalized like a success (tokens reconciled with
 -- Google's last count, token_usage written, no stored answer), then marked 'cut' with who cut it
--- ('client': the caller went away; 'google': the stream broke off on Google's side).
+-- ('client': the caller went away; 'upstream': the stream broke off on the provider's side; 'google',
+-- upstream's former name, is taken until the next release, so a finalize logged before it replays).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text,
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
     p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text,
     p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
-    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer,
+    p_cached_input_tokens integer DEFAULT NULL::integer, p_thinking_tokens integer DEFAULT NULL::integer)
+    RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 declare
   v_answer jsonb;
 begin
-  if p_cut_by not in ('client', 'google') then
-    raise exception 'p_cut_by must be client or google' using errcode = '22023';
+  if p_cut_by not in ('client', 'upstream', 'google') then
+    raise exception 'p_cut_by must be client or upstream' using errcode = '22023';
   end if;
   v_answer := public.google_ai_finalize(
     p_reservation_id => p_reservation_id, p_outcome => 'succeeded', p_input_tokens => p_input_tokens,
     p_output_tokens => p_output_tokens, p_http_status => 200, p_latency_ms => p_latency_ms,
     p_service_tier => p_service_tier, p_served_tier => p_served_tier, p_added_ms => p_added_ms,
-    p_first_byte_ms => p_first_byte_ms);
+    p_first_byte_ms => p_first_byte_ms, p_cached_input_tokens => p_cached_input_tokens,
+    p_thinking_tokens => p_thinking_tokens);
   if not coalesce((v_answer ->> 'ok')::boolean, false) then
     return v_answer;
   end if;
@@ -4450,7 +4944,7 @@ begin
     return public.google_ai_not_open(p_reservation_id);
   end if;
 
-  perform public.google_ai_adjust_token_budget(v_att, 0, -v_att.estimated_tokens);
+  perform public.google_ai_adjust_token_budget(v_att, 0, -v_att.estimated_tokens, -v_att.booked_usd);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   -- Google's message may name a replacement ("… use models/X"): the first other model it names is kept
@@ -4490,7 +4984,7 @@ begin
   end if;
 
   perform public.google_ai_adjust_token_budget(v_att, case when v_att.attempt = 1 then -1 else 0 end,
-    -v_att.estimated_tokens);
+    -v_att.estimated_tokens, -v_att.booked_usd);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   return jsonb_build_object('ok', true, 'status', 'released');
@@ -4548,7 +5042,7 @@ begin
      or (p_answer -> 'ok' = 'true'::jsonb and jsonb_typeof(p_answer -> 'quota_group') is distinct from 'string') then
     return null;
   end if;
-  v_limits := public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model), 0);
+  v_limits := public.google_ai_request_limits(coalesce(p_answer ->> 'model', p_model));
   if v_limits.model is null then
     return null;
   end if;
@@ -4729,6 +5223,44 @@ begin
 end
 $$;
 
+-- What one quota group has of a model now, as the admission counts it (google_ai_group_quota on the
+-- model's effective limits, at the database's clock): the requests and tokens in the sliding window,
+-- and what the next request could book (0 while a cooldown rests the group). The usage view's figures
+-- (google_ai_usage_now); callable by service_role, which may not give google_ai_group_quota a clock.
+CREATE OR REPLACE FUNCTION public.google_ai_group_room(p_quota_group text, p_model text, OUT requests_used integer,
+    OUT tokens_used bigint, OUT requests_left integer, OUT tokens_left bigint, OUT day_left integer,
+    OUT window_frees_at timestamp with time zone, OUT ready_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+declare
+  v_now timestamptz := pg_catalog.clock_timestamp();
+  v_limits record;
+  v_row public.google_ai_usage_counters;
+  v_ring record;
+  v_quota record;
+begin
+  select public.google_ai_effective_limit(l.rpm, l.safety_margin) as rpm,
+         public.google_ai_effective_limit(l.tpm, l.safety_margin) as tpm,
+         public.google_ai_effective_limit(l.rpd, l.safety_margin) as rpd
+  into v_limits from public.google_ai_model_limits l where l.model = p_model;
+  select * into v_row from public.google_ai_usage_counters c
+  where c.quota_group = p_quota_group and c.model = p_model;
+  v_ring := public.google_ai_ring_at(v_now,
+    public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+    v_row.ring_low, v_row.ring, v_row.window_requests, coalesce(v_row.window_tokens, 0));
+  requests_used := coalesce(v_ring.sum_requests, 0);
+  tokens_used := coalesce(v_ring.sum_tokens, 0);
+  select * into v_quota from public.google_ai_group_quota(p_quota_group, p_model, v_limits.rpm, v_limits.tpm,
+    v_limits.rpd, v_now);
+  requests_left := v_quota.requests_left;
+  tokens_left := v_quota.tokens_left;
+  day_left := v_quota.day_left;
+  window_frees_at := least(v_quota.requests_reset_at, v_quota.tokens_reset_at);
+  ready_at := v_quota.ready_at;
+end
+$$;
+
 -- p_show_groups: the quota groups' names (Google project ids, key:<uuid>) are the operator's; a
 -- scoped token's caller sees each cooldown's cause and end, not whose project rests.
 CREATE OR REPLACE FUNCTION public.google_ai_model_cooldowns(p_model text, p_now timestamp with time zone,
@@ -4758,7 +5290,7 @@ declare
   v_sum record;
   v_queue jsonb;
 begin
-  v_limits := public.google_ai_request_limits(p_model, 0);
+  v_limits := public.google_ai_request_limits(p_model);
   if v_limits.model is null then
     return null;
   end if;
@@ -4804,7 +5336,7 @@ end
 $$;
 
 -- The quota report's `models`: each active model the caller may use (p_models; null: every one), in
--- model order, with the minute and the day over all its quota groups and its queue
+-- model order, with its `provider`, the minute and the day over all its quota groups and its queue
 -- (google_ai_model_quota), its `cooldowns` (google_ai_model_cooldowns) and `kept` (what its shares keep
 -- for others and for the requester of class p_class and caller p_caller, google_ai_quota_kept).
 -- A step of its own: the report's body says who asks; this, what each model has left for them.
@@ -4814,7 +5346,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_report_models(p_now timestamp 
     SET search_path TO ''
     AS $$
   select coalesce(jsonb_agg(public.google_ai_model_quota(l.model, p_now)
-                   || jsonb_build_object('cooldowns', public.google_ai_model_cooldowns(l.model, p_now, p_show_groups),
+                   || jsonb_build_object('provider', l.provider,
+                        'cooldowns', public.google_ai_model_cooldowns(l.model, p_now, p_show_groups),
                         'kept', public.google_ai_quota_kept(l.model,
                           public.google_ai_effective_limit(l.rpm, l.safety_margin),
                           public.google_ai_effective_limit(l.rpd, l.safety_margin), p_class, p_caller))
@@ -4823,14 +5356,16 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_report_models(p_now timestamp 
   where l.is_active and (p_models is null or l.model = any (p_models))
 $$;
 
--- The quota report's `withdrawn`: the models Google withdrew among those the caller may use (p_models;
--- null: every one), in model order: when, Google's message, the successors, the shutdown date.
+-- The quota report's `withdrawn`: the models their provider withdrew among those the caller may use
+-- (p_models; null: every one), in model order: which provider, when, its message, the successors, the
+-- shutdown date.
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report_withdrawn(p_models text[]) RETURNS jsonb
     LANGUAGE sql STABLE
     SET search_path TO ''
     AS $$
   select coalesce(jsonb_agg(jsonb_build_object(
            'model', l.model,
+           'provider', l.provider,
            'withdrawn_at', l.withdrawn_at,
            'withdrawn_message', l.withdrawn_message,
            'successor', l.successor,
@@ -4921,7 +5456,19 @@ begin
       'daily_requests_left', public.google_ai_budget_left(v_max_requests, v_requests_today),
       'daily_tokens_left', public.google_ai_budget_left(v_max_tokens, v_tokens_today),
       'daily_resets_at', case when v_max_requests is not null or v_max_tokens is not null
-                              then public.google_ai_pacific_midnight_after(v_now) end),
+                              then public.google_ai_pacific_midnight_after(v_now) end,
+      -- A client's budgets in money: what is left of its day's and month's (booked worst cases included).
+      -- (greatest() ignores a null: a budget not set stays null only outside it)
+      'daily_usd_left', v_client.daily_max_usd - least(v_client.daily_max_usd, case when v_client.day_bucket = v_day
+                                                                   then v_client.spent_today_usd else 0 end),
+      'monthly_usd_left', v_client.monthly_max_usd - least(v_client.monthly_max_usd, case when v_client.month_bucket
+        = pg_catalog.date_trunc('month', v_day)::date then v_client.spent_month_usd else 0 end)),
+    -- A token's client's spend of the Pacific day and month, from its running totals (calls in flight at
+    -- their worst case where it has a budget in money); a service caller's is read in google_ai_spend_daily.
+    'spend', case when p_token_hash is not null then jsonb_build_object(
+               'today_usd', case when v_client.day_bucket = v_day then v_client.spent_today_usd else 0 end,
+               'month_usd', case when v_client.month_bucket = pg_catalog.date_trunc('month', v_day)::date
+                                 then v_client.spent_month_usd else 0 end) end,
     'models', public.google_ai_quota_report_models(v_now, v_models, p_token_hash is null, v_owner_class,
       v_owner_caller),
     'withdrawn', public.google_ai_quota_report_withdrawn(v_models));
@@ -4931,45 +5478,10 @@ $$;
 -- supabase/schemas/90_maintenance_log.sql
 -- ================================================================================================
 
--- What maintenance is set to do (google_ai_maintenance_settings) and what it did (the owner's
--- google_ai_maintenance_log), read by the metrics and written by housekeeping.
+-- What maintenance did (the owner's google_ai_maintenance_log), read by the metrics and written by
+-- housekeeping; what it is set to do is google_ai_maintenance_settings (05_settings.sql).
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
-
--- One row (id = true). Edit it to tune retention; the function falls back to these defaults if the
--- row is missing.
-CREATE TABLE IF NOT EXISTS public.google_ai_maintenance_settings (
-    id boolean DEFAULT true NOT NULL,
-    attempts_retention interval DEFAULT '30 days'::interval NOT NULL,
-    stale_reservation_after interval DEFAULT '00:15:00'::interval NOT NULL,
-    token_grace interval DEFAULT '7 days'::interval NOT NULL,
-    cron_history_retention interval DEFAULT '7 days'::interval NOT NULL,
-    batch_size integer DEFAULT 5000 NOT NULL,
-    max_batches integer DEFAULT 100 NOT NULL,
-    time_budget interval DEFAULT '00:02:00'::interval NOT NULL,
-    lock_timeout_ms integer DEFAULT 5000 NOT NULL,
-    updated_at timestamp with time zone DEFAULT now() NOT NULL,
-    CONSTRAINT google_ai_maintenance_settings_attempts_retention_check CHECK ((attempts_retention >=
-      '1 day'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_batch_size_check CHECK (((batch_size >= 1) AND (batch_size <= 100000))),
-    CONSTRAINT google_ai_maintenance_settings_cron_history_check CHECK ((cron_history_retention >=
-      '01:00:00'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_lock_timeout_check CHECK
-      (((lock_timeout_ms >= 1) AND (lock_timeout_ms <= 600000))),
-    CONSTRAINT google_ai_maintenance_settings_max_batches_check
-      CHECK (((max_batches >= 1) AND (max_batches <= 100000))),
-    CONSTRAINT google_ai_maintenance_settings_singleton CHECK (id),
-    CONSTRAINT google_ai_maintenance_settings_stale_reservation_check CHECK ((stale_reservation_after >=
-      '00:07:00'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_time_budget_check CHECK ((time_budget > '00:00:00'::interval)),
-    CONSTRAINT google_ai_maintenance_settings_token_grace_check CHECK ((token_grace >= '01:00:00'::interval))
-);
-
-COMMENT ON TABLE public.google_ai_maintenance_settings IS
-    'Housekeeping settings (one row). attempts_retention: how long attempt rows are kept; stale_reservation_after: '
-    'when an open reservation counts as abandoned; token_grace: how long expired/revoked tokens are kept; '
-    'cron_history_retention: cron.job_run_details kept; batch_size/max_batches/time_budget: work per run; '
-    'lock_timeout_ms: longest wait for a table lock.';
 
 CREATE TABLE IF NOT EXISTS public.google_ai_maintenance_log (
     id serial NOT NULL,
@@ -4995,10 +5507,6 @@ ALTER TABLE public.google_ai_maintenance_log ADD COLUMN IF NOT EXISTS created_at
 SELECT pg_temp.add_constraint_once('public.google_ai_maintenance_log', 'google_ai_maintenance_log_pkey',
   $constraint$ALTER TABLE ONLY public.google_ai_maintenance_log
     ADD CONSTRAINT google_ai_maintenance_log_pkey PRIMARY KEY (id);$constraint$);
-
-SELECT pg_temp.add_constraint_once('public.google_ai_maintenance_settings', 'google_ai_maintenance_settings_pkey',
-  $constraint$ALTER TABLE ONLY public.google_ai_maintenance_settings
-    ADD CONSTRAINT google_ai_maintenance_settings_pkey PRIMARY KEY (id);$constraint$);
 
 CREATE INDEX IF NOT EXISTS google_ai_maintenance_log_started_at_idx
     ON public.google_ai_maintenance_log USING btree (started_at);
@@ -5089,14 +5597,14 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_decided(p_after bigint, p_thr
     p_settled_before timestamp with time zone) RETURNS TABLE(model text, quota_group text, priority_class text,
     status text, limit_hit text, refusal_cause text, quota_cause text, http_status integer, service_tier text,
     served_tier text, input_tokens integer, output_tokens integer, latency_ms integer, first_byte_ms integer,
-    added_ms integer, wait_ms integer, caller text)
+    added_ms integer, wait_ms integer, caller text, cost_usd numeric)
     LANGUAGE sql STABLE
     AS $$
   select a.model, a.quota_group, a.priority_class, a.status,
          a.limit_hit, a.refusal_cause, a.quota_cause, a.http_status,
          a.service_tier, a.served_tier, a.input_tokens, a.output_tokens,
          a.latency_ms, a.first_byte_ms, a.added_ms, a.wait_ms,
-         case when a.client_id is not null then a.caller else 'service' end as caller
+         case when a.client_id is not null then a.caller else 'service' end as caller, a.cost_usd
   from public.google_ai_attempts a
   where a.id > p_after and a.id <= p_through and a.status <> 'reserved'
     and (p_only is null or a.id = any (p_only))
@@ -5123,7 +5631,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
            coalesce(d.quota_cause, 'unknown') as cause, d.http_status = 429 as google_429,
            coalesce(d.service_tier, 'standard') as service_tier, d.served_tier,
            count(*)::numeric as n, sum(d.input_tokens)::numeric as tokens_in,
-             sum(d.output_tokens)::numeric as tokens_out
+             sum(d.output_tokens)::numeric as tokens_out, sum(d.cost_usd) as spend
     from decided d
     group by 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11
   ), counters as (
@@ -5131,7 +5639,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
     from (select g.*, public.google_ai_metric_label('model', g.model) as m,
                  public.google_ai_metric_label('quota_group', g.quota_group) as qg,
                  public.google_ai_metric_label('priority_class', g.priority_class) as pc,
-                 public.google_ai_metric_label('caller', g.caller) as who
+                 public.google_ai_metric_label('caller', g.caller) as who,
+                 public.google_ai_metric_label('provider',
+                   (select v.provider from public.google_ai_model_provider(g.model) v)) as pv
           from groups g) g
     cross join lateral (values
       ('eve_gateway_attempts_total', concat_ws(',', g.m, g.qg, g.pc,
@@ -5140,13 +5650,15 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
         g.who, public.google_ai_metric_label('limit', g.limit_hit),
           public.google_ai_metric_label('cause', g.refusal_cause)),
         case when g.status = 'refused' then g.n end),
-      ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('cause', g.cause)),
+      ('eve_gateway_google_429_total', concat_ws(',', g.m, g.qg, g.pv,
+        public.google_ai_metric_label('cause', g.cause)),
         case when g.google_429 then g.n end),
-      ('eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, public.google_ai_metric_label('status', g.status),
+      ('eve_gateway_google_calls_total', concat_ws(',', g.m, g.qg, g.pv,
+          public.google_ai_metric_label('status', g.status),
           public.google_ai_metric_label('service_tier', g.service_tier),
             public.google_ai_metric_label('served_tier', g.served_tier)),
-        case when g.status in ('succeeded', 'cut', 'google_error', 'network_error', 'timeout',
-          'withdrawn') then g.n end),
+        case when g.status in ('succeeded', 'cut', 'upstream_error', 'network_error', 'timeout',
+          'withdrawn', 'google_error') then g.n end),
       -- Abandoned by housekeeping: a reservation (it has a quota group) no finalize reached.
       ('eve_gateway_finalizes_lost_total', concat_ws(',', g.m, g.qg),
         case when g.status = 'abandoned' and g.quota_group is not null then g.n end),
@@ -5154,7 +5666,9 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_samples(p_after bigint, p_thr
       ('eve_gateway_queue_lapses_total', concat_ws(',', g.m, g.pc, g.who),
         case when g.status = 'abandoned' and g.quota_group is null then g.n end),
       ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="input"'), g.tokens_in),
-      ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="output"'), g.tokens_out)
+      ('eve_gateway_tokens_total', concat_ws(',', g.m, g.qg, g.who, 'gen_ai_token_type="output"'), g.tokens_out),
+      -- What the calls cost (cost_usd; a call of unknown cost adds nothing).
+      ('eve_gateway_spend_usd_total', concat_ws(',', g.m, g.pv, g.who), g.spend)
     ) x(family, labels, value)
     where x.value is not null
     group by 1, 2
@@ -5328,6 +5842,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_counts(p_at timestamp with ti
     select 'eve_gateway_google_429_total', 'counter',
            concat_ws(',', public.google_ai_metric_label('model', p.model),
              public.google_ai_metric_label('quota_group', p.quota_group),
+             public.google_ai_metric_label('provider',
+               (select v.provider from public.google_ai_model_provider(p.model) v)),
              public.google_ai_metric_label('cause', c.cause))
     from serving p
     cross join unnest(public.google_ai_quota_causes()) c(cause)
@@ -5432,6 +5948,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_metric_gauges(p_at timestamp with ti
     union all
     select 'eve_gateway_cooldown_seconds_left', concat_ws(',', public.google_ai_metric_label('model', cd.model),
              public.google_ai_metric_label('quota_group', cd.quota_group),
+             public.google_ai_metric_label('provider',
+               (select v.provider from public.google_ai_model_provider(cd.model) v)),
              public.google_ai_metric_label('cause', coalesce(cd.cause, 'unknown'))),
            round(extract(epoch from (cd.cooldown_until - p_at)), 3)
     from public.google_ai_cooldowns cd where cd.cooldown_until > p_at
@@ -5524,16 +6042,17 @@ COMMENT ON FUNCTION public.google_ai_metrics() IS
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- The active Google keys, with their quota group: those the maintenance function checks against
--- Google (models.list) and llm-invoke's countTokens calls use. Another provider's keys never reach Google.
-CREATE OR REPLACE FUNCTION public.google_ai_active_keys() RETURNS TABLE(id text,
+-- One provider's active keys (Google's by default), with their quota group: those the maintenance
+-- function checks against that provider's model list, and (Google's) those llm-invoke's countTokens
+-- calls use. A key is only ever sent to its own provider.
+CREATE OR REPLACE FUNCTION public.google_ai_active_keys(p_provider text DEFAULT 'google'::text) RETURNS TABLE(id text,
     key_alias text, env_var_name text, quota_group text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
   select k.id::text, k.key_alias, k.env_var_name, public.google_ai_quota_group(k.project_id, k.id)
   from public.google_ai_api_keys k
-  where k.is_active and k.serves_provider = 'google'
+  where k.is_active and k.serves_provider = p_provider
   order by k.priority nulls last, k.key_alias
 $$;
 
@@ -5948,37 +6467,41 @@ set check_function_bodies = off;
 CREATE OR REPLACE VIEW public.google_ai_model_catalogue_status WITH (security_invoker='true') AS
  WITH ok_keys AS (
          SELECT h.api_key_id,
-            h.checked_at
+            h.checked_at,
+            k.serves_provider AS provider
            FROM (public.google_ai_key_health h
              JOIN public.google_ai_api_keys k ON ((k.id = h.api_key_id)))
-          WHERE ((h.status = 'ok'::text) AND k.is_active AND (k.serves_provider = 'google'::text))
+          WHERE ((h.status = 'ok'::text) AND k.is_active)
         )
  SELECT l.model,
     l.is_active,
     (( SELECT count(*) AS count
-           FROM ok_keys))::integer AS keys_checked,
+           FROM ok_keys o
+          WHERE (o.provider = l.provider)))::integer AS keys_checked,
     (count(c.api_key_id))::integer AS keys_listing,
     COALESCE(array_agg(DISTINCT c.quota_group) FILTER (WHERE (c.api_key_id IS NOT NULL)), '{}'::text[]) AS quota_groups,
     max(c.input_token_limit) AS input_token_limit,
     max(c.output_token_limit) AS output_token_limit,
     max(c.refreshed_at) AS last_listed_at,
     ( SELECT max(o.checked_at) AS max
-           FROM ok_keys o) AS last_checked_at,
+           FROM ok_keys o
+          WHERE (o.provider = l.provider)) AS last_checked_at,
         CASE
             WHEN (( SELECT count(*) AS count
-               FROM ok_keys) = 0) THEN 'unknown'::text
+               FROM ok_keys o
+              WHERE (o.provider = l.provider)) = 0) THEN 'unknown'::text
             WHEN (count(c.api_key_id) > 0) THEN 'listed'::text
             ELSE 'unlisted'::text
         END AS catalogue_status
    FROM (public.google_ai_model_limits l
      LEFT JOIN public.google_ai_model_catalogue c ON (((c.model = l.model) AND (c.api_key_id IN ( SELECT o.api_key_id
-           FROM ok_keys o)))))
-  WHERE (l.provider = 'google'::text)
-  GROUP BY l.model, l.is_active;
+           FROM ok_keys o
+          WHERE (o.provider = l.provider))))))
+  GROUP BY l.model, l.is_active, l.provider;
 
 COMMENT ON VIEW public.google_ai_model_catalogue_status IS
-    'Each of Google''s model rows (google_ai_model_limits) against the catalogue: listed, unlisted (Google no longer '
-    'lists it for any checked active key) or unknown (no successful check yet).';
+    'Each model row (google_ai_model_limits) against its provider''s catalogue: listed, unlisted (no checked '
+    'active key of its provider lists it any more) or unknown (no successful check of its provider''s keys yet).';
 
 CREATE OR REPLACE VIEW public.google_ai_caller_budgets_today WITH (security_invoker='true') AS
  SELECT b.caller,
@@ -6067,8 +6590,9 @@ CREATE OR REPLACE VIEW public.google_ai_model_lifecycle WITH (security_invoker='
      LEFT JOIN public.google_ai_model_catalogue_status s ON ((s.model = l.model)));
 
 COMMENT ON VIEW public.google_ai_model_lifecycle IS
-    'Each model row in its life cycle: withdrawn (when, Google''s message and the replacement it names), shutdown '
-    'date, successor, chain, limits and where they come from, and what models.list last said of it.';
+    'Each model row in its life cycle: withdrawn (when, its provider''s message and the replacement it names), '
+    'shutdown date, successor, chain, limits and where they come from, and what its provider''s model list last '
+    'said of it.';
 
 CREATE OR REPLACE VIEW public.google_ai_queue_now WITH (security_invoker='true') AS
  SELECT q.model,
@@ -6096,8 +6620,9 @@ CREATE OR REPLACE VIEW public.google_ai_shares_today WITH (security_invoker='tru
         ), groups AS (
          SELECT DISTINCT s_1.id AS share_id,
             public.google_ai_quota_group(k.project_id, k.id) AS quota_group
-           FROM (public.google_ai_quota_shares s_1
-             JOIN public.google_ai_api_keys k ON ((k.is_active AND
+           FROM ((public.google_ai_quota_shares s_1
+             JOIN public.google_ai_model_limits m_1 ON ((m_1.model = s_1.model)))
+             JOIN public.google_ai_api_keys k ON ((k.is_active AND (k.serves_provider = m_1.provider) AND
                ((k.models IS NULL) OR (s_1.model = ANY (k.models))))))
         ), kept AS (
          SELECT s_1.model,
@@ -6153,13 +6678,55 @@ COMMENT ON VIEW public.google_ai_shares_today IS
     'Reserved shares and pacing per quota group: the owner''s use in the window and today, what the share still keeps '
     'from the others (rpm_kept_now, rpd_kept_today), and how much of today a paced owner may have used by now.';
 
+-- What the calls cost per provider's day (Google's Pacific day, OpenAI's UTC day: when each resets its
+-- limits and bills), provider, model and caller: the calls that reached the provider, those of them whose
+-- cost is not known (no price, no counts), and the spend of the others (cost_usd).
+CREATE OR REPLACE VIEW public.google_ai_spend_daily WITH (security_invoker='true') AS
+ SELECT
+        CASE
+            WHEN (l.provider = 'openai'::text) THEN ((a.admitted_at AT TIME ZONE 'UTC'::text))::date
+            ELSE public.google_ai_pacific_day(a.admitted_at)
+        END AS day,
+    COALESCE(l.provider, 'google'::text) AS provider,
+    a.model,
+    a.caller,
+    (count(*))::integer AS calls,
+    (count(*) FILTER (WHERE (a.cost_usd IS NULL)))::integer AS calls_unpriced,
+    COALESCE(sum(a.cost_usd), (0)::numeric) AS spend_usd
+   FROM (public.google_ai_attempts a
+     LEFT JOIN public.google_ai_model_limits l ON ((l.model = a.model)))
+  WHERE ((a.admitted_at IS NOT NULL) AND (a.status = ANY ('{succeeded,cut,upstream_error,network_error,timeout,
+    google_error}'::text[])))
+  GROUP BY 1, 2, 3, 4;
+
+COMMENT ON VIEW public.google_ai_spend_daily IS
+    'Spend in US dollars per provider''s day (Pacific for Google, UTC for OpenAI), provider, model and caller; '
+    'calls_unpriced: calls whose cost is not known (not in spend_usd).';
+
+-- The maintenance summary's spend: each provider's yesterday (its own day, google_ai_spend_daily) at
+-- p_now (null: now), [{provider, day, spend_usd, calls, calls_unpriced}] in provider order.
+CREATE OR REPLACE FUNCTION public.google_ai_spend_yesterday(p_now timestamp with time zone DEFAULT NULL::timestamp with
+    time zone) RETURNS jsonb
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path TO ''
+    AS $$
+  select coalesce(jsonb_agg(jsonb_build_object('provider', s.provider, 'day', s.day, 'spend_usd', s.spend,
+           'calls', s.calls, 'calls_unpriced', s.unpriced) order by s.provider), '[]')
+  from (select d.provider, d.day, sum(d.spend_usd) as spend, sum(d.calls)::integer as calls,
+               sum(d.calls_unpriced)::integer as unpriced
+        from public.google_ai_spend_daily d
+        where d.day = case d.provider when 'openai' then (coalesce(p_now, now()) at time zone 'UTC')::date
+                                      else public.google_ai_pacific_day(coalesce(p_now, now())) end - 1
+        group by 1, 2) s
+$$;
+
 CREATE OR REPLACE VIEW public.google_ai_usage_by_caller_24h WITH (security_invoker='true') AS
  SELECT a.caller,
     (count(DISTINCT COALESCE(a.request_id, (a.reservation_id)::text)))::integer AS requests,
     (count(*))::integer AS attempts,
     (count(*) FILTER (WHERE (a.status = 'succeeded'::text)))::integer AS succeeded,
-    (count(*) FILTER (WHERE (a.status = ANY (ARRAY['google_error'::text, 'network_error'::text,
-      'timeout'::text]))))::integer AS failed,
+    (count(*) FILTER (WHERE (a.status = ANY (ARRAY['upstream_error'::text, 'google_error'::text,
+      'network_error'::text, 'timeout'::text]))))::integer AS failed,
     (count(*) FILTER (WHERE (a.status = 'refused'::text)))::integer AS refused,
     (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'rpm'::text))))::integer AS refused_rpm,
     (count(*) FILTER (WHERE ((a.status = 'refused'::text) AND (a.limit_hit = 'tpm'::text))))::integer AS refused_tpm,
@@ -6192,7 +6759,6 @@ COMMENT ON VIEW public.google_ai_usage_by_caller_24h IS
 CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true') AS
  WITH clock AS (
          SELECT now() AS at,
-            date_trunc('minute'::text, now(), 'UTC'::text) AS minute,
             public.google_ai_pacific_day(now()) AS day
         ), serving AS (
          SELECT public.google_ai_quota_group(k.project_id, k.id) AS quota_group,
@@ -6200,7 +6766,7 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
             (count(*))::integer AS active_keys,
             array_agg(k.key_alias ORDER BY k.priority, k.key_alias) AS key_aliases
            FROM (public.google_ai_api_keys k
-             JOIN public.google_ai_model_limits l ON ((l.is_active AND
+             JOIN public.google_ai_model_limits l ON ((l.is_active AND (k.serves_provider = l.provider) AND
                ((k.models IS NULL) OR (l.model = ANY (k.models))))))
           WHERE k.is_active
           GROUP BY (public.google_ai_quota_group(k.project_id, k.id)), l.model
@@ -6217,18 +6783,9 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
          SELECT p.quota_group,
             p.model,
             clock.at,
-            clock.minute,
             clock.day,
             COALESCE(s.active_keys, 0) AS active_keys,
             COALESCE(s.key_aliases, '{}'::text[]) AS key_aliases,
-                CASE
-                    WHEN (c.minute_bucket = clock.minute) THEN c.rpm_used
-                    ELSE 0
-                END AS rpm_used,
-                CASE
-                    WHEN (c.minute_bucket = clock.minute) THEN c.tpm_used
-                    ELSE 0
-                END AS tpm_used,
                 CASE
                     WHEN (c.day_bucket = clock.day) THEN c.rpd_used
                     ELSE 0
@@ -6250,35 +6807,40 @@ CREATE OR REPLACE VIEW public.google_ai_usage_now WITH (security_invoker='true')
     u.model,
     u.active_keys,
     u.key_aliases,
-    u.minute AS minute_window,
-    u.rpm_used,
+    (u.at - '00:01:00'::interval) AS minute_window,
+    r.requests_used AS rpm_used,
     u.rpm_limit,
-    (u.rpm_limit - u.rpm_used) AS rpm_left,
-    u.tpm_used,
+    r.requests_left AS rpm_left,
+    (r.tokens_used)::integer AS tpm_used,
     u.tpm_limit,
-    (u.tpm_limit - u.tpm_used) AS tpm_left,
+    (r.tokens_left)::integer AS tpm_left,
     u.day AS pacific_day,
     u.rpd_used,
     u.rpd_limit,
-    (u.rpd_limit - u.rpd_used) AS rpd_left,
+    r.day_left AS rpd_left,
     u.cooldown_until,
     u.cooldown_reason,
         CASE
             WHEN (u.active_keys = 0) THEN 'no_active_key'::text
             WHEN (u.cooldown_until IS NOT NULL) THEN 'cooldown'::text
-            WHEN (u.rpd_used >= u.rpd_limit) THEN 'rpd'::text
-            WHEN (u.rpm_used >= u.rpm_limit) THEN 'rpm'::text
-            WHEN (u.tpm_used >= u.tpm_limit) THEN 'tpm'::text
+            WHEN (r.day_left = 0) THEN 'rpd'::text
+            WHEN (r.requests_left = 0) THEN 'rpm'::text
+            WHEN (r.tokens_left = 0) THEN 'tpm'::text
             ELSE 'open'::text
         END AS state,
-    (u.minute + '00:01:00'::interval) AS minute_resets_at,
+    r.window_frees_at AS minute_resets_at,
     public.google_ai_pacific_start((u.day + 1)) AS day_resets_at
-   FROM usage u;
+   FROM (usage u
+     CROSS JOIN LATERAL public.google_ai_group_room(u.quota_group, u.model) r(requests_used, tokens_used, requests_left,
+       tokens_left, day_left, window_frees_at, ready_at));
 
 COMMENT ON VIEW public.google_ai_usage_now IS
-    'Per quota group and model: requests and input tokens used this minute, requests this Pacific day, against the '
-    'limits after the safety margin; state is what would refuse '
-    'a request now (open, rpm, tpm, rpd, cooldown, no_active_key).';
+    'Per quota group and model, as the admission counts them (google_ai_group_room): the requests and tokens in the '
+    'sliding minute window (the last minute, minute_window on), the requests of this Pacific day, against the limits '
+    'after the safety margin. The *_left figures are what the next request could book (0 while a cooldown rests the '
+    'group; a share kept for another class or caller, google_ai_shares_today, may leave a given request less); '
+    'minute_resets_at is when the window next frees room; state is what would refuse one now (open, rpm, tpm, rpd, '
+    'cooldown, no_active_key).';
 
 CREATE OR REPLACE VIEW public.google_ai_wait_by_class_1h WITH (security_invoker='true') AS
  SELECT a.model,
@@ -6350,6 +6912,16 @@ ALTER TABLE public.google_ai_cooldowns ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.google_ai_model_limits ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_usage_counters ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_providers ENABLE ROW LEVEL SECURITY;
+
+REVOKE ALL ON TABLE public.google_ai_providers FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_providers TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_provider_list() TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_provider_list() TO eve_gateway;
 
 REVOKE ALL ON TABLE public.google_ai_api_keys FROM anon, authenticated, service_role, eve_gateway;
 
@@ -6487,21 +7059,27 @@ GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome
     p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text,
     p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,
     p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
-    p_added_ms integer, p_first_byte_ms integer) TO service_role;
+    p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
+    p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer,
+    p_thinking_tokens integer) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer,
     p_output_tokens integer, p_http_status integer, p_error_code text, p_quota_id text, p_error_message text,
     p_latency_ms integer, p_cooldown_until timestamp with time zone, p_cooldown_until_pacific_midnight boolean,
     p_response jsonb, p_key_rejected boolean, p_quota_cause text, p_service_tier text, p_served_tier text,
-    p_added_ms integer, p_first_byte_ms integer) TO eve_gateway;
+    p_added_ms integer, p_first_byte_ms integer, p_room_requests integer, p_room_tokens integer,
+    p_room_until timestamp with time zone, p_settled_tokens integer, p_cached_input_tokens integer,
+    p_thinking_tokens integer) TO eve_gateway;
 
 GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
     p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
-    p_added_ms integer, p_first_byte_ms integer) TO service_role;
+    p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer,
+    p_thinking_tokens integer) TO service_role;
 
 GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut_by text, p_input_tokens integer,
     p_output_tokens integer, p_latency_ms integer, p_error_message text, p_service_tier text, p_served_tier text,
-    p_added_ms integer, p_first_byte_ms integer) TO eve_gateway;
+    p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer,
+    p_thinking_tokens integer) TO eve_gateway;
 
 GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,
     p_error_code text, p_error_message text, p_latency_ms integer) TO service_role;
@@ -6557,6 +7135,8 @@ REVOKE ALL ON TABLE public.google_ai_credential_refusals FROM anon, authenticate
 
 GRANT SELECT ON TABLE public.google_ai_credential_refusals TO service_role;
 
+GRANT ALL ON FUNCTION public.google_ai_group_room(p_quota_group text, p_model text) TO service_role;
+
 GRANT ALL ON FUNCTION public.google_ai_answer_quota(p_answer jsonb, p_model text,
     p_exclude_key_ids uuid[]) TO service_role;
 
@@ -6576,6 +7156,8 @@ ALTER TABLE public.google_ai_key_health ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.google_ai_model_catalogue ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_service_tiers ENABLE ROW LEVEL SECURITY;
+
+ALTER TABLE public.google_ai_model_prices ENABLE ROW LEVEL SECURITY;
 
 REVOKE ALL ON TABLE public.google_ai_key_health FROM anon, authenticated, service_role, eve_gateway;
 
@@ -6597,6 +7179,10 @@ GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO service_rol
 
 GRANT ALL ON FUNCTION public.google_ai_model_traits(p_model text) TO eve_gateway;
 
+GRANT ALL ON FUNCTION public.google_ai_model_provider(p_model text) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_model_provider(p_model text) TO eve_gateway;
+
 GRANT ALL ON FUNCTION public.google_ai_record_key_check(p_key_id uuid, p_status text, p_http_status integer,
     p_reason text, p_message text, p_models jsonb, p_disable boolean) TO eve_gateway;
 
@@ -6608,13 +7194,17 @@ REVOKE ALL ON TABLE public.google_ai_service_tiers FROM anon, authenticated, ser
 
 GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_service_tiers TO service_role;
 
+REVOKE ALL ON TABLE public.google_ai_model_prices FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT,INSERT,DELETE,UPDATE ON TABLE public.google_ai_model_prices TO service_role;
+
 ALTER TABLE public.google_ai_maintenance_log ENABLE ROW LEVEL SECURITY;
 
 ALTER TABLE public.google_ai_maintenance_settings ENABLE ROW LEVEL SECURITY;
 
-GRANT ALL ON FUNCTION public.google_ai_active_keys() TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_active_keys(p_provider text) TO service_role;
 
-GRANT ALL ON FUNCTION public.google_ai_active_keys() TO eve_gateway;
+GRANT ALL ON FUNCTION public.google_ai_active_keys(p_provider text) TO eve_gateway;
 
 GRANT ALL ON FUNCTION public.google_ai_housekeeping() TO service_role;
 
@@ -6687,6 +7277,14 @@ GRANT SELECT ON TABLE public.google_ai_queue_now TO service_role;
 REVOKE ALL ON TABLE public.google_ai_shares_today FROM anon, authenticated, service_role, eve_gateway;
 
 GRANT SELECT ON TABLE public.google_ai_shares_today TO service_role;
+
+REVOKE ALL ON TABLE public.google_ai_spend_daily FROM anon, authenticated, service_role, eve_gateway;
+
+GRANT SELECT ON TABLE public.google_ai_spend_daily TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_spend_yesterday(p_now timestamp with time zone) TO service_role;
+
+GRANT ALL ON FUNCTION public.google_ai_spend_yesterday(p_now timestamp with time zone) TO eve_gateway;
 
 REVOKE ALL ON TABLE public.google_ai_usage_by_caller_24h FROM anon, authenticated, service_role, eve_gateway;
 

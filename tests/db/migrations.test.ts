@@ -2,6 +2,7 @@
 // five tables with rows, every row and column survives; each applied twice in a row, the second time
 // changes nothing. (An earlier migration is not applied again after later ones: no project does, and
 // a later one may change a function's result columns, which the earlier CREATE OR REPLACE cannot undo.)
+import { execFileSync } from "node:child_process";
 import { cp, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -13,6 +14,7 @@ import {
   applySeed,
   listMigrations,
   migrationsDir,
+  repoRoot,
   schemasDir,
   type Sql,
 } from "../../shared/db/migrate.ts";
@@ -82,6 +84,69 @@ async function applyEachTwice(sql: Sql, dir = migrationsDir): Promise<void> {
   expect(await snapshotSchema(sql), "the seed applied a second time").toEqual(schema);
   expect(await snapshotRows(sql), "the seed applied a second time").toEqual(rows);
 }
+
+/** The last version of the baseline (the adoption, the squashed schema, the rows): later files are changes. */
+const BASELINE_LAST = "20261122000200";
+/** The commit whose migrations the baseline squashed (supabase/migrations/README.md, "A release squashes"). */
+const SQUASHED_FROM = "fd566de";
+
+/** The migrations as SQUASHED_FROM had them, from git: what a project may have applied before the squash. */
+async function migrationsBeforeSquash(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), "eve-migrations-before-squash-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  const git = (...args: string[]) => execFileSync("git", args, { cwd: repoRoot, encoding: "utf8", maxBuffer: 64 << 20 });
+  try {
+    git("cat-file", "-e", `${SQUASHED_FROM}^{commit}`);
+  } catch {
+    throw new Error(`the replay of the squashed migrations needs commit ${SQUASHED_FROM} (a clone with its history)`);
+  }
+  for (const file of git("ls-tree", "--name-only", `${SQUASHED_FROM}:supabase/migrations`).split("\n").filter((f) => f.endsWith(".sql"))) {
+    await writeFile(path.join(dir, file), git("show", `${SQUASHED_FROM}:supabase/migrations/${file}`));
+  }
+  return dir;
+}
+
+/** The current baseline alone (the files up to BASELINE_LAST), in a folder of their own. */
+async function baselineOnly(): Promise<string> {
+  const dir = await mkdtemp(path.join(tmpdir(), "eve-baseline-"));
+  cleanups.push(() => rm(dir, { recursive: true, force: true }));
+  for (const m of await listMigrations()) if (m.version <= BASELINE_LAST) await cp(m.file, path.join(dir, path.basename(m.file)));
+  return dir;
+}
+
+/** Rows with their timestamps (when each database was made and migrated) set aside. */
+function timesAside(rows: Record<string, Record<string, unknown>[]>): unknown {
+  return JSON.parse(JSON.stringify(rows), (_, v) => typeof v === "string" && /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d/.test(v) ? "<time>" : v);
+}
+
+describe("the squashed baseline", () => {
+  for (const shape of ["with the production tables", "empty"] as const) {
+    it(`changes nothing on a project ${shape} that applied the migrations it squashed, and builds the same on a new one`, async () => {
+      const [before, baseline] = [await migrationsBeforeSquash(), await baselineOnly()];
+      const old = await emptySupabaseDatabase("squash_old", cleanups, { max: 2 });
+      const fresh = await emptySupabaseDatabase("squash_new", cleanups, { max: 2 });
+      if (shape !== "empty") {
+        await createProductionTables(old);
+        await createProductionTables(fresh);
+      }
+      await applyMigrations(old, { dir: before });
+      const [description, rows] = [await describeSchema(old), await snapshotRows(old)];
+      // The squashed files keep versions such a project recorded, so it applies none of them; run
+      // again all the same, they change nothing.
+      const recorded = new Set((await old<{ version: string }[]>`select version from supabase_migrations.schema_migrations`).map((r) => r.version));
+      for (const m of await listMigrations(baseline)) {
+        expect(recorded.has(m.version), `${m.version} recorded by a project that applied the old migrations`).toBe(true);
+        await applyMigration(old, m);
+      }
+      expect(describeDifferences(description, await describeSchema(old))).toEqual([]);
+      expect(await snapshotRows(old)).toEqual(rows);
+      // A new project builds the same from the baseline alone: schema and rows.
+      await applyMigrations(fresh, { dir: baseline });
+      expect(describeDifferences(await describeSchema(fresh), description)).toEqual([]);
+      expect(timesAside(await snapshotRows(fresh))).toEqual(timesAside(rows)); // (two databases made a moment apart)
+    });
+  }
+});
 
 describe("migrations on a project that already has the production tables", () => {
   it("keep every existing row and column, and add what the gateway needs", async () => {
