@@ -1,6 +1,6 @@
 // supabase/schemas/ is applied in name order, and read in it: a file names only what it or an earlier
 // file defines (functions, tables, views), so each file can be understood with the ones before it and
-// nothing after; and no file or line is longer than a reader takes in. Function bodies are not checked when created (check_function_bodies is off), so
+// nothing after; and no file, line or function body is longer than a reader takes in. Function bodies are not checked when created (check_function_bodies is off), so
 // PostgreSQL would not notice a call upward; this test does.
 import { readdirSync, readFileSync } from "node:fs";
 import path from "node:path";
@@ -55,6 +55,24 @@ function functionTexts(texts: Map<string, string>): Map<string, FunctionText> {
   return found;
 }
 
+/** The longest a function body may be: the lines between its dollar quotes, as ../shared/tools/sql-shape counts. */
+const BODY_LINES = 80;
+
+/** Each function's body length in lines (comments included), with its name, longest first. */
+function bodyLengths(texts: Map<string, string>): [name: string, lines: number][] {
+  const out: [string, number][] = [];
+  for (const text of texts.values()) {
+    for (const m of text.matchAll(/create\s+(?:or\s+replace\s+)?function\s+public\.(\w+)\s*\(/gi)) {
+      const tag = /\$[a-zA-Z_]*\$/.exec(text.slice(m.index + m[0].length));
+      if (!tag) continue;
+      const start = m.index + m[0].length + tag.index + tag[0].length;
+      const end = text.indexOf(tag[0], start);
+      out.push([m[1]!, text.slice(start, end < 0 ? text.length : end).split("\n").length - 1]);
+    }
+  }
+  return out.sort((a, b) => b[1] - a[1]);
+}
+
 /**
  * Functions a request's statements reach (from the RPCs llm-invoke calls per request) that PostgreSQL
  * plans again on every call: SQL functions it cannot inline (a SET clause, SECURITY DEFINER, or a
@@ -102,6 +120,16 @@ describe("supabase/schemas in call order", () => {
       text.split("\n").flatMap((line, i) => (line.length > 120 ? [`${file}:${i + 1}`] : []))
     );
     expect({ long, wide }).toEqual({ long: [], wide: [] });
+  });
+
+  it(`keeps each function body within ${BODY_LINES} lines (a step read at once; a longer one is split into named steps)`, () => {
+    const lengths = bodyLengths(texts);
+    expect(lengths.length).toBeGreaterThan(100);
+    expect(lengths.filter(([, n]) => n > BODY_LINES)).toEqual([]);
+    // Counted as sql-shape counts: the newlines between the dollar quotes.
+    const sample = new Map([["10_a.sql", "create function public.f() returns int language sql as $f$\n" +
+      "select 1\n".repeat(BODY_LINES) + "$f$;"]]);
+    expect(bodyLengths(sample)).toEqual([["f", BODY_LINES + 1]]);
   });
 
   it("plans a request's helpers once per session: none is a SQL function PostgreSQL cannot inline", () => {
