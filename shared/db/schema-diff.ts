@@ -15,9 +15,10 @@
 //   - a function whose result type changes is dropped first (migra replaces it, which PostgreSQL
 //     refuses); a changed signature is migra's own drop and create, so no overload is left behind;
 //   - dependents: what depends on a view migra drops (a column added in its middle), a composite type
-//     it drops (an attribute added) or a function dropped (its result type or signature changed), such
-//     as a function returning the view's rows or taking the type, is dropped before it and created again after it from the
-//     schema files' definition, in dependency order, with its grants, options and comment (below);
+//     it drops (an attribute added) or a function dropped (its result type or signature changed, or
+//     gone), such as a function returning the view's rows or taking the type, or a trigger executing the
+//     function, is dropped before it and created again after it from the schema files' definition, in
+//     dependency order, with its grants, options and comment (below);
 //     what cannot be (a table's column of the view's row type...) is refused, naming it;
 //   - a new type is created before the functions (migra sorts them by name: a function taking it came first);
 //   - pg-promise's warning on stdout (two clients of one server) is silenced, and migra reads the
@@ -225,6 +226,7 @@ export function idempotent(statement: string): string {
     [new RegExp(`^alter table ${TABLE} drop column (?!if exists)`, "i"), "alter table $1 drop column if exists "],
     [new RegExp(`^alter table ${TABLE} drop constraint (?!if exists)`, "i"), "alter table $1 drop constraint if exists "],
     [/^drop policy (?!if exists)/i, "drop policy if exists "],
+    [/^drop trigger (?!if exists)/i, "drop trigger if exists "],
     [/^(alter type \S+ add value) (?!if not exists)/i, "$1 if not exists "],
   ];
   for (const [pattern, replacement] of rewrites) if (pattern.test(s)) return s.replace(pattern, replacement);
@@ -253,8 +255,11 @@ function unquote(identifier: string): string {
 export class DependentsRefused extends Error {}
 
 interface Dependent {
-  kind: "view" | "function" | "other";
-  /** Views `"schema"."name"`, functions as objectStates names them, anything else as PostgreSQL describes it. */
+  kind: "view" | "function" | "trigger" | "other";
+  /**
+   * Views `"schema"."name"`, functions as objectStates names them, triggers `"name" on "schema"."table"`,
+   * anything else as PostgreSQL describes it.
+   */
   name: string;
   oid: number;
 }
@@ -263,11 +268,14 @@ interface Dependent {
  * The views and functions that depend on what the migration drops (`dropped`: views and types as migra
  * names them, functions as objectStates does), found in `from` through pg_depend, at any depth: a view
  * reading a dropped view or function, a function taking or returning a dropped view's row type or a
- * dropped type (a composite type migra changes by dropping it and creating it again), or an array of it. PostgreSQL refuses the drop while they exist, so each is dropped first (dependents of dependents
- * before them) and created again last from `target`'s definition, in the opposite order; its grants and
- * comment come back with the fixups (alignAccessAndOptions). One that migra drops itself is left to it. Anything
- * else depending on them (a table's column of the row type, a default, a constraint, a policy) cannot be
- * dropped without data or access lost: refused with DependentsRefused, naming it.
+ * dropped type (a composite type migra changes by dropping it and creating it again), or an array of it,
+ * and a trigger executing a dropped function (two trigger functions folded into one). PostgreSQL refuses
+ * the drop while they exist, so each is dropped first (dependents of dependents before them) and created
+ * again last from `target`'s definition, in the opposite order (a trigger only if `target` still has it,
+ * and as `target` has it: on its new function); its grants and comment come back with the fixups
+ * (alignAccessAndOptions). One that migra drops itself is left to it. Anything else depending on them (a
+ * table's column of the row type, a default, a constraint, a policy) cannot be dropped without data or
+ * access lost: refused with DependentsRefused, naming it.
  */
 async function dependentsToRecreate(from: Sql, target: Sql, wanted: Map<string, ObjectState>,
   dropped: { views: string[]; functions: string[]; types: string[] }, migra: string[]): Promise<{ drops: string[]; creates: string[] }> {
@@ -279,18 +287,22 @@ async function dependentsToRecreate(from: Sql, target: Sql, wanted: Map<string, 
   const others = order.dependents.filter((d) => d.kind === "other");
   if (others.length) {
     throw new DependentsRefused(`refused: ${others.map((d) => `${d.name} depends on ${order.why.get(d.name)}`).join("; ")}, ` +
-      "which db:diff drops and creates again only for views and functions: write this migration by hand, keeping " +
+      "which db:diff drops and creates again only for views, functions and triggers: write this migration by hand, keeping " +
       "those rows (supabase/migrations/README.md).");
   }
   // Every dependent is dropped before the first drop (migra's own drop of one, later, finds it gone);
   // one that migra drops and creates again itself is left to it to create.
   const droppedByMigra = (name: string) => migra.some((s) => s.toLowerCase() === `drop view if exists ${name};`.toLowerCase());
-  const drops = [...order.dependents].reverse()
-    .map((d) => d.kind === "view" ? `drop view if exists ${d.name};` : `drop function if exists ${d.name};`);
+  // A trigger whose definition changed (its new function's name) migra drops and creates itself.
+  const unquoted = (s: string) => s.replaceAll('"', "").toLowerCase();
+  const triggerByMigra = (name: string) => migra.some((s) => unquoted(s).startsWith(`drop trigger if exists ${unquoted(name)};`));
+  const dependents = order.dependents.filter((d) => !(d.kind === "trigger" && triggerByMigra(d.name)));
+  const drops = [...dependents].reverse().map((d) => `drop ${d.kind} if exists ${d.name};`);
   const creates: string[] = [];
-  for (const d of order.dependents.filter((d) => !(d.kind === "view" && droppedByMigra(d.name)))) {
+  for (const d of dependents.filter((d) => !(d.kind === "view" && droppedByMigra(d.name)))) {
     const goal = wanted.get(d.name);
     const text = d.kind === "view" ? await viewDefinition(target, d.name)
+      : d.kind === "trigger" ? await triggerDefinition(target, d.name)
       : goal?.kind === "function" ? `${goal.definition!.trim()};` : null;
     if (text) creates.push(text);
   }
@@ -324,7 +336,7 @@ async function dependentsInOrder(sql: Sql, dropped: { views: string[]; functions
         const at = order.findIndex((o) => o.name === d.name);
         if (at >= 0) order.splice(at, 1);
         order.push(d);
-        if (d.kind !== "other") next.push({ classid: d.kind === "view" ? "pg_class" : "pg_proc", oid: d.oid, name: d.name });
+        if (d.kind === "view" || d.kind === "function") next.push({ classid: d.kind === "view" ? "pg_class" : "pg_proc", oid: d.oid, name: d.name });
       }
     }
     frontier = next;
@@ -346,10 +358,12 @@ async function directDependents(sql: Sql, classid: string, oid: number): Promise
       where $1::regclass = 'pg_catalog.pg_type'::regclass and t.oid = $2::oid and t.typarray <> 0
     )
     select distinct case when v.oid is not null and v.relkind = 'v' then 'view'
-                         when p.oid is not null then 'function' else 'other' end as kind,
+                         when p.oid is not null then 'function'
+                         when tg.oid is not null then 'trigger' else 'other' end as kind,
            case when v.oid is not null and v.relkind = 'v' then format('"%s"."%s"', vn.nspname, v.relname)
                 when p.oid is not null then format('%I.%I(%s)', pn.nspname, p.proname,
                   pg_catalog.pg_get_function_identity_arguments(p.oid))
+                when tg.oid is not null then format('%I on %I.%I', tg.tgname, tn.nspname, tc.relname)
                 else pg_catalog.pg_describe_object(d.classid, d.objid, d.objsubid) end as name,
            coalesce(v.oid, p.oid, d.objid)::int as oid
     from pg_catalog.pg_depend d join refs on d.refclassid = refs.refclassid and d.refobjid = refs.refobjid
@@ -358,8 +372,28 @@ async function directDependents(sql: Sql, classid: string, oid: number): Promise
     left join pg_catalog.pg_namespace vn on vn.oid = v.relnamespace
     left join pg_catalog.pg_proc p on d.classid = 'pg_catalog.pg_proc'::regclass and p.oid = d.objid
     left join pg_catalog.pg_namespace pn on pn.oid = p.pronamespace
+    left join pg_catalog.pg_trigger tg on d.classid = 'pg_catalog.pg_trigger'::regclass and tg.oid = d.objid
+      and not tg.tgisinternal
+    left join pg_catalog.pg_class tc on tc.oid = tg.tgrelid
+    left join pg_catalog.pg_namespace tn on tn.oid = tc.relnamespace
     where d.deptype = 'n'
       and not (r.oid is not null and r.ev_class = $2::oid and $1::regclass = 'pg_catalog.pg_class'::regclass)`, [`pg_catalog.${classid}`, oid]);
+}
+
+/**
+ * A trigger of `sql` (`"name" on "schema"."table"`) as `target` defines it, dropped first so that it
+ * applies twice (a constraint trigger has no OR REPLACE); null when `sql` has no such trigger.
+ */
+async function triggerDefinition(sql: Sql, name: string): Promise<string | null> {
+  return sql.begin(async (tx) => {
+    await tx.unsafe(`set local search_path = ''`);
+    const [row] = await tx.unsafe<{ definition: string }[]>(`
+      select pg_catalog.pg_get_triggerdef(t.oid) as definition
+      from pg_catalog.pg_trigger t join pg_catalog.pg_class c on c.oid = t.tgrelid
+      join pg_catalog.pg_namespace n on n.oid = c.relnamespace
+      where format('%I on %I.%I', t.tgname, n.nspname, c.relname) = $1 and not t.tgisinternal`, [name]);
+    return row ? `drop trigger if exists ${name};\n${row.definition};` : null;
+  });
 }
 
 /** A view of `sql` as `create or replace view` with its options, every name qualified; null when it has none. */

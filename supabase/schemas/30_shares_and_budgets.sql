@@ -383,17 +383,6 @@ begin
 end
 $$;
 
--- A model inserted, or its limits or safety margin changed: its derived rows follow.
-CREATE OR REPLACE FUNCTION public.google_ai_model_derives_shares() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path TO ''
-    AS $$
-begin
-  perform public.google_ai_derive_class_shares(new.model, null);
-  return null;
-end
-$$;
-
 -- A class's kept percents set or cleared: when, for the seed (kept_changed_at), before the write.
 CREATE OR REPLACE FUNCTION public.google_ai_class_kept_changed() RETURNS trigger
     LANGUAGE plpgsql
@@ -409,13 +398,18 @@ begin
 end
 $$;
 
--- ... and every model's derived row of the class follows, after it.
-CREATE OR REPLACE FUNCTION public.google_ai_class_derives_shares() RETURNS trigger
+-- After the write, the derived rows follow: a model's (inserted, or its limits or safety margin changed),
+-- or a class's on every model (its kept percents set or cleared).
+CREATE OR REPLACE FUNCTION public.google_ai_derives_shares() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 begin
-  perform public.google_ai_derive_class_shares(null, new.name);
+  if tg_table_name = 'google_ai_model_limits' then
+    perform public.google_ai_derive_class_shares(new.model, null);
+  else
+    perform public.google_ai_derive_class_shares(null, new.name);
+  end if;
   return null;
 end
 $$;
@@ -458,16 +452,15 @@ end
 $$;
 
 CREATE OR REPLACE TRIGGER google_ai_model_derives_shares AFTER INSERT OR UPDATE OF rpm, rpd,
-    safety_margin ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION
-    public.google_ai_model_derives_shares();
+    safety_margin ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_derives_shares();
 
 CREATE OR REPLACE TRIGGER google_ai_class_kept_changed BEFORE INSERT OR UPDATE OF kept_rpm_percent,
     kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION
     public.google_ai_class_kept_changed();
 
 CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE OF kept_rpm_percent,
-    kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION
-    public.google_ai_class_derives_shares();
+    kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW
+    EXECUTE FUNCTION public.google_ai_derives_shares();
 
 CREATE OR REPLACE TRIGGER google_ai_share_edited BEFORE INSERT OR UPDATE ON public.google_ai_quota_shares FOR EACH ROW
     WHEN (new.derived_from_class) EXECUTE FUNCTION public.google_ai_share_edited();

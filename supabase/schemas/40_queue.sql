@@ -41,19 +41,18 @@ CREATE INDEX IF NOT EXISTS google_ai_queue_order_idx ON
     public.google_ai_queue USING btree (model, class_rank, turn, enqueued_at);
 
 -- The limits a WAIT caller waits for in the model's queue, one entry each (WAITABLE_LIMITS in
--- supabase/functions/_shared/vocabulary.ts; tests/db/vocabulary.test.ts holds the first list to it), and
+-- supabase/functions/_shared/vocabulary.ts; tests/db/vocabulary.test.ts holds its answers to it), and
 -- how their turns go. A refusal for one of them takes a ticket (google_ai_refusal_at); its turn follows:
--- 'slots' for what google_ai_queue_turn_at counts (each group's window, its day, its cooldowns: the
--- second list), where a request behind the due tickets may book a slot they leave over; 'head' for any
--- other (its capacity is not the window's, so the queue cannot count it): a due ticket waiting for it
+-- 'slots' for what google_ai_queue_turn_at counts (each group's window, its day, its cooldowns), where a
+-- request behind the due tickets may book a slot they leave over; 'head' for any other waited limit (its
+-- capacity is not the window's, so the queue cannot count it; none today): a due ticket waiting for it
 -- holds every request behind it until its own turn is served (google_ai_queue_place). Null: not waited
 -- for, answered at once. Inlined into the statement that reads it.
 CREATE OR REPLACE FUNCTION public.google_ai_queue_turns(p_limit text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  select case when p_limit operator(pg_catalog.=) any ('{rpm,tpm,rpd,cooldown,pace}'::text[])
-              then case when p_limit operator(pg_catalog.=) any ('{rpm,tpm,rpd,cooldown,pace}'::text[]) then 'slots'
-                        else 'head' end end
+  select case when p_limit operator(pg_catalog.=) any ('{rpm,tpm,rpd,cooldown,pace}'::text[]) then 'slots'
+              when p_limit operator(pg_catalog.=) any ('{}'::text[]) then 'head' end
 $$;
 
 -- Tickets whose waiter stopped calling: removed, each leaving an abandoned attempt row (nothing lost).

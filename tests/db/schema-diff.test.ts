@@ -267,6 +267,40 @@ GRANT SELECT ON TABLE public.google_ai_cooldowns_busiest TO service_role;
     await expectAppliedTwiceEqual(sql, targetUrl, stacked);
   });
 
+  it("folds trigger functions: the triggers of the functions it drops are dropped first and created again on the new one", async () => {
+    // What the migrations built before the fold: one trigger function per table.
+    const unfolded = ["model", "class"].map((kind) => `
+      create function public.google_ai_${kind}_derives_shares() returns trigger language plpgsql security definer
+        set search_path to '' as $$ begin return null; end $$;
+      create or replace trigger google_ai_${kind}_derives_shares after insert on public.${kind === "model" ? "google_ai_model_limits" : "google_ai_priority_classes"}
+        for each row execute function public.google_ai_${kind}_derives_shares();`).join("\n");
+    const { diff, targetUrl } = await generate(async () => {}, "one trigger function derives the shares", unfolded);
+    expect(diff.sql).toMatch(/drop function if exists "public"\."google_ai_model_derives_shares"\(\);/);
+    expect(diff.sql).toMatch(/drop function if exists "public"\."google_ai_class_derives_shares"\(\);/);
+    expect(diff.sql).toContain("EXECUTE FUNCTION public.google_ai_derives_shares()");
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(diff.sql!, targetUrl, unfolded);
+  });
+
+  it("drops and creates again a trigger whose WHEN calls a function whose signature changes", async () => {
+    const probe = (args: string) => `
+      create or replace function public.google_ai_probe_when(p_status text${args}) returns boolean language sql immutable
+        as $$ select p_status = 'done' $$;
+      create or replace trigger google_ai_probe_when after update on public.google_ai_responses for each row
+        when (public.google_ai_probe_when(new.status)) execute function public.google_ai_derives_shares();\n`;
+    const { diff, targetUrl } = await generate((dir) => writeFile(path.join(dir, "98_probe.sql"), probe(", p_more integer DEFAULT 0")),
+      undefined, probe(""));
+    const sql = diff.sql!;
+    const dropTrigger = sql.indexOf("drop trigger if exists google_ai_probe_when on public.google_ai_responses;");
+    const dropFunction = sql.indexOf(`drop function if exists "public"."google_ai_probe_when"(p_status text);`);
+    const createTrigger = sql.lastIndexOf("CREATE TRIGGER google_ai_probe_when");
+    expect([dropTrigger, dropFunction, createTrigger].every((i) => i >= 0), sql).toBe(true);
+    expect(dropTrigger).toBeLessThan(dropFunction);
+    expect(createTrigger).toBeGreaterThan(dropFunction);
+    expect(diff.remaining).toEqual([]);
+    await expectAppliedTwiceEqual(sql, targetUrl, probe(""));
+  });
+
   it("refuses, naming them, what depends on a changed view and is neither a view nor a function", async () => {
     const kept = "CREATE TABLE public.google_ai_cooldown_snapshots (taken public.google_ai_cooldowns_active);\n";
     const change = generate(async (dir) => {
@@ -275,7 +309,7 @@ GRANT SELECT ON TABLE public.google_ai_cooldowns_busiest TO service_role;
     }, undefined, kept);
     await expect(change).rejects.toThrow(DependentsRefused);
     await expect(change).rejects.toThrow(new RegExp("^refused: column taken of table public.google_ai_cooldown_snapshots depends on " +
-      escape(`"public"."google_ai_cooldowns_active"`) + ", which db:diff drops and creates again only for views and functions: " +
+      escape(`"public"."google_ai_cooldowns_active"`) + ", which db:diff drops and creates again only for views, functions and triggers: " +
       "write this migration by hand"));
   });
 

@@ -1,0 +1,50 @@
+-- Written by `npm run db:diff` from the difference between what the migrations before it build and
+-- what supabase/schemas builds. Applying it twice changes nothing.
+-- What it changes: one trigger function derives the shares for a model and for a class; the queue's turns
+--   name each limit once
+set check_function_bodies = off;
+
+drop trigger if exists "google_ai_model_derives_shares" on "public"."google_ai_model_limits";
+
+drop trigger if exists "google_ai_class_derives_shares" on "public"."google_ai_priority_classes";
+
+drop function if exists "public"."google_ai_class_derives_shares"();
+
+drop function if exists "public"."google_ai_model_derives_shares"();
+
+CREATE OR REPLACE FUNCTION public.google_ai_derives_shares()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  if tg_table_name = 'google_ai_model_limits' then
+    perform public.google_ai_derive_class_shares(new.model, null);
+  else
+    perform public.google_ai_derive_class_shares(null, new.name);
+  end if;
+  return null;
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_queue_turns(p_limit text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE PARALLEL SAFE
+AS $function$
+  select case when p_limit operator(pg_catalog.=) any ('{rpm,tpm,rpd,cooldown,pace}'::text[]) then 'slots'
+              when p_limit operator(pg_catalog.=) any ('{}'::text[]) then 'head' end
+$function$
+;
+
+drop trigger if exists google_ai_model_derives_shares on public.google_ai_model_limits;
+CREATE TRIGGER google_ai_model_derives_shares AFTER INSERT OR UPDATE OF rpm, rpd, safety_margin ON public.google_ai_model_limits FOR EACH ROW EXECUTE FUNCTION public.google_ai_derives_shares();
+
+drop trigger if exists google_ai_class_derives_shares on public.google_ai_priority_classes;
+CREATE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE OF kept_rpm_percent, kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION public.google_ai_derives_shares();
+
+-- Grants, view options, comments and definitions as supabase/schemas has them, object by object
+-- (no other object's grants are touched).
+revoke all on function public.google_ai_derives_shares() from public, anon, authenticated, service_role;
