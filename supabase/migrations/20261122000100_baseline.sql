@@ -1,5 +1,5 @@
--- GENERATED from supabase/schemas by `npx tsx scripts/schemas-baseline.ts` when the migrations
--- were re-laid: never edit it. A change is an edit of supabase/schemas plus a later migration
+-- GENERATED from supabase/schemas by `npx tsx scripts/schemas-baseline.ts` when a release
+-- squashed the migrations: never edit it. A change is an edit of supabase/schemas plus a later migration
 -- holding only that change (supabase/migrations/README.md).
 -- The baseline: every schema file in name order, made safe for a project that already has the
 -- owner's production tables (20261122000000_adopt_production_tables.sql ran first) and safe to
