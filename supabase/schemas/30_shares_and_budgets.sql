@@ -383,29 +383,22 @@ begin
 end
 $$;
 
--- A class's kept percents set or cleared: when, for the seed (kept_changed_at), before the write.
-CREATE OR REPLACE FUNCTION public.google_ai_class_kept_changed() RETURNS trigger
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-begin
-  if tg_op = 'INSERT' and (new.kept_rpm_percent is not null or new.kept_rpd_percent is not null)
-     or tg_op = 'UPDATE' and (new.kept_rpm_percent, new.kept_rpd_percent)
-                             is distinct from (old.kept_rpm_percent, old.kept_rpd_percent) then
-    new.kept_changed_at := pg_catalog.now();
-  end if;
-  return new;
-end
-$$;
-
--- After the write, the derived rows follow: a model's (inserted, or its limits or safety margin changed),
--- or a class's on every model (its kept percents set or cleared).
+-- The derived shares follow what they derive from. Before a class's kept percents are written (set or
+-- cleared): when, for the seed (kept_changed_at). After the write: the derived rows of the model
+-- (inserted, or its limits or safety margin changed), or of the class on every model.
 CREATE OR REPLACE FUNCTION public.google_ai_derives_shares() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
 begin
-  if tg_table_name = 'google_ai_model_limits' then
+  if tg_when = 'BEFORE' then
+    if tg_op = 'INSERT' and (new.kept_rpm_percent is not null or new.kept_rpd_percent is not null)
+       or tg_op = 'UPDATE' and (new.kept_rpm_percent, new.kept_rpd_percent)
+                               is distinct from (old.kept_rpm_percent, old.kept_rpd_percent) then
+      new.kept_changed_at := pg_catalog.now();
+    end if;
+    return new;
+  elsif tg_table_name = 'google_ai_model_limits' then
     perform public.google_ai_derive_class_shares(new.model, null);
   else
     perform public.google_ai_derive_class_shares(null, new.name);
@@ -456,7 +449,7 @@ CREATE OR REPLACE TRIGGER google_ai_model_derives_shares AFTER INSERT OR UPDATE 
 
 CREATE OR REPLACE TRIGGER google_ai_class_kept_changed BEFORE INSERT OR UPDATE OF kept_rpm_percent,
     kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW EXECUTE FUNCTION
-    public.google_ai_class_kept_changed();
+    public.google_ai_derives_shares();
 
 CREATE OR REPLACE TRIGGER google_ai_class_derives_shares AFTER INSERT OR UPDATE OF kept_rpm_percent,
     kept_rpd_percent ON public.google_ai_priority_classes FOR EACH ROW
