@@ -175,3 +175,24 @@ begin
   end if;
 end
 $$;
+
+-- The owner's key rows may hold provider names from before the gateway: each must read as a built-in
+-- provider (google_ai_provider in 10_keys_and_limits.sql: case, spaces, '_' and '-' do not count; gemini
+-- and Google AI are google; null is google), or the migration stops here naming the rows, having
+-- changed nothing (the operator corrects them and runs it again). Then the key rows' foreign key to the
+-- provider rows keeps it so.
+do $providers$
+declare
+  v_rows text;
+begin
+  select pg_catalog.string_agg(pg_catalog.format('%s (%s)', k.id, k.provider), ', ' order by k.id) into v_rows
+  from public.google_ai_api_keys k
+  where pg_catalog.translate(pg_catalog.lower(coalesce(k.provider, 'google')), ' _-', '')
+        not in ('google', 'googleai', 'gemini', 'openai');
+  if v_rows is not null then
+    raise exception 'google_ai_api_keys: provider not known in row(s) %', v_rows
+      using hint = 'Known: google (any case; also gemini, google_ai, Google AI) and openai. '
+                   'Correct these rows'' provider, then run the migration again.';
+  end if;
+end
+$providers$;

@@ -3,9 +3,9 @@
 
 -- The built-in providers, each its dialect's own row, reached at its dialect's base URL and read by its
 -- dialect's key pattern unless the operator's row says otherwise. The owner's key rows all read as
--- google or openai (the baseline stopped on any other, naming the rows), and every model row's provider
--- is google unless it says otherwise: the foreign keys the baseline added to the owner's two tables NOT
--- VALID (a check it cannot make before these rows exist) are validated here.
+-- google or openai (the adoption migration stopped on any other, naming the rows), and every model row's
+-- provider is google unless it says otherwise: the foreign keys the baseline added to the owner's two
+-- tables NOT VALID (a check it cannot make before these rows exist) are validated here.
 insert into public.google_ai_providers (name, dialect, display_name) values
   ('google', 'google', 'Google'),
   ('openai', 'openai', 'OpenAI')

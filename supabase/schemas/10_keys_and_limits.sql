@@ -77,7 +77,7 @@ COMMENT ON COLUMN public.google_ai_api_keys.serves_provider IS
     'The provider (google_ai_providers) whose model rows the key serves: google_ai_provider(provider), kept by '
     'PostgreSQL.';
 
--- The owner's key rows all read as a seeded provider (the baseline stopped on any other, naming it).
+-- The owner's key rows all read as a seeded provider (the adoption migration stopped on any other, naming it).
 ALTER TABLE public.google_ai_api_keys
     ADD CONSTRAINT google_ai_api_keys_provider_fkey
         FOREIGN KEY (serves_provider) REFERENCES public.google_ai_providers(name);
