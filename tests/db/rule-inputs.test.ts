@@ -59,9 +59,11 @@ describe("a waitable limit the queue does not count", () => {
     // gets them; 'pace' stands for it here.
     const [{ definition }] = await db.sql<{ definition: string }[]>`
       select pg_get_functiondef('public.google_ai_queue_turns'::regproc) as definition`;
-    const counted = "then case when p_limit operator(pg_catalog.=) any ('{rpm,tpm,rpd,cooldown,pace}'::text[])";
+    const counted = "any ('{rpm,tpm,rpd,cooldown,pace}'::text[]) then 'slots'";
+    const head = "any ('{}'::text[]) then 'head'";
     expect(definition).toContain(counted);
-    await db.sql.unsafe(definition.replace(counted, counted.replace(",pace}", "}")));
+    expect(definition).toContain(head);
+    await db.sql.unsafe(definition.replace(counted, counted.replace(",pace}", "}")).replace(head, head.replace("{}", "{pace}")));
     expect((await db.sql`select public.google_ai_queue_turns('pace') as t`)[0]!.t).toBe("head");
 
     await db.sql`insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('head-first', 100, null, null)`;
