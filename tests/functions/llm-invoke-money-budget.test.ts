@@ -140,7 +140,8 @@ describe("a client's budget in money", () => {
     expect(refusals).toBe(310);
     // The notebook's own view: nothing left of the day, and what it spent.
     const quota = await s.raw({ method: "GET", path: "/functions/v1/llm-invoke/v1/quota", headers: { authorization: `Bearer ${token}` } });
-    expect(quota.body.budget).toMatchObject({ daily_usd_left: 0, monthly_usd_left: null });
+    expect(quota.body.budget).toMatchObject({ daily_max_usd: 0.03, daily_usd_left: 0, monthly_max_usd: null,
+      monthly_usd_left: null, token_max_usd: null, token_usd_left: null, usd_applies_to: "client" });
     expect(quota.body.spend).toEqual({ today_usd: 0.03, month_usd: 0.03 });
     // A client without a budget in money has its spend counted too: what its calls cost.
     const free = await notebook("money-none", {});
@@ -203,7 +204,8 @@ describe("a client's budget in money", () => {
                 where id = ${first.clientId}`;
     const token = newToken();
     const [{ m }] = await s.sql`select public.google_ai_mint_token(${sha256(first.secret)}, ${sha256(token)}) as m`;
-    expect(m.ok).toBe(true);
+    // The mint answer names the token's budget in money (its client has none of its own).
+    expect(m).toMatchObject({ ok: true, budget: { max_usd: 0.009, daily_usd_left: null, monthly_usd_left: null } });
     // $0.003 a call (the client has no budget in money of its own): the token's $0.009 holds 3.
     const answers = await load(token, 4, 3, "token");
     expect(answers.filter((a) => a.status === 200)).toHaveLength(3);
@@ -218,6 +220,12 @@ describe("a client's budget in money", () => {
              (select sum(a.cost_usd)::text from public.google_ai_attempts a where a.token_id = t.id) as cost
       from public.google_ai_tokens t join public.google_ai_clients c on c.id = t.client_id where t.id = ${m.token_id}`;
     expect(spent).toEqual({ max: "0.009", token: "0.009000", client: "0.009000", cost: "0.009000" });
+    // The token's own view: its budget in money and what is left of it, as its row says; refusals name its life.
+    const quota = await s.raw({ method: "GET", path: "/functions/v1/llm-invoke/v1/quota", headers: { authorization: `Bearer ${token}` } });
+    expect(quota.body.budget).toMatchObject({ token_max_usd: 0.009, token_usd_left: 0, daily_max_usd: null });
+    expect(quota.body.spend).toEqual({ today_usd: 0.009, month_usd: 0.009 });
+    expect(refused[0]!.body).toMatchObject({ period: "life" });
+    expect(refused[0]!.body.error.message).toMatch(/^The token's budget in money for its whole life is used up/);
     // The client's first token, minted before, has no budget in money: it is still served.
     expect((await load(first.token, 1, 1, "first")).map((a) => a.status)).toEqual([200]);
   }, 60_000);
