@@ -5,7 +5,7 @@
 //
 //   create <name> --models gemma-3-27b[,gemini-2.5-flash] [--max-ttl 12h] [--token-requests N]
 //          [--token-tokens N] [--daily-requests N] [--daily-tokens N] [--mint-per-hour N]
-//          [--max-output-tokens N] [--notes TEXT]
+//          [--max-output-tokens N] [--daily-usd X] [--monthly-usd X] [--token-usd X] [--notes TEXT]
 //   list
 //   revoke <name> [--reason TEXT]
 //   revoke-token <token-id>
@@ -16,7 +16,9 @@ import { LOCAL_DB_PORT } from "./local-db.ts";
 const usage = `usage:
   npm run clients -- create <name> --models m1[,m2] [--max-ttl 12h] [--token-requests N] [--token-tokens N]
                               [--daily-requests N] [--daily-tokens N] [--mint-per-hour N]
-                              [--max-output-tokens N (default 8192)] [--notes TEXT]
+                              [--max-output-tokens N (default 8192)]
+                              [--daily-usd X] [--monthly-usd X] [--token-usd X] [--notes TEXT]
+     budgets in money, in US dollars: per Pacific day, per Pacific month, per token minted (its life)
   npm run clients -- list
   npm run clients -- revoke <name> [--reason TEXT]
   npm run clients -- revoke-token <token-id>
@@ -33,6 +35,9 @@ const { values, positionals } = parseArgs({
     "daily-tokens": { type: "string" },
     "mint-per-hour": { type: "string", default: "60" },
     "max-output-tokens": { type: "string" },
+    "daily-usd": { type: "string" },
+    "monthly-usd": { type: "string" },
+    "token-usd": { type: "string" },
     notes: { type: "string" },
     reason: { type: "string" },
     help: { type: "boolean", short: "h" },
@@ -50,6 +55,14 @@ function int(name: string): number | null {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < 0) fail(`--${name} must be a whole number, got '${raw}'`);
   return n;
+}
+
+/** A budget in money: US dollars, a plain non-negative decimal (kept as text: numeric is exact). */
+function usd(name: "daily-usd" | "monthly-usd" | "token-usd"): string | null {
+  const raw = values[name];
+  if (raw === undefined) return null;
+  if (!/^\d{1,9}(\.\d{1,6})?$/.test(raw.trim())) fail(`--${name} must be US dollars such as 0.50, got '${raw}'`);
+  return raw.trim();
 }
 
 const MAX_TTL_SECONDS = 12 * 3600;
@@ -96,21 +109,41 @@ try {
       if (outputCap !== null && (outputCap < 1 || outputCap > 1_000_000)) {
         fail("--max-output-tokens must be between 1 and 1000000");
       }
-      const [{ r }] = await sql`select public.google_ai_create_client(
-        ${arg}, ${models}, ${ttl(values["max-ttl"]!)}::interval,
-        ${int("token-requests")}, ${int("token-tokens")}, ${int("daily-requests")}, ${int("daily-tokens")},
-        ${int("mint-per-hour")}, ${values.notes ?? null}) as r`;
-      if (outputCap !== null) {
-        await sql`update public.google_ai_clients set max_output_tokens = ${outputCap} where id = ${r.client_id}::uuid`;
-      }
+      const money = { daily: usd("daily-usd"), monthly: usd("monthly-usd"), token: usd("token-usd") };
+      // One transaction: a client is created whole, with its output cap and budgets in money, or not at all.
+      const r = await sql.begin(async (tx) => {
+        const [{ r }] = await tx`select public.google_ai_create_client(
+          ${arg}, ${models}, ${ttl(values["max-ttl"]!)}::interval,
+          ${int("token-requests")}, ${int("token-tokens")}, ${int("daily-requests")}, ${int("daily-tokens")},
+          ${int("mint-per-hour")}, ${values.notes ?? null}) as r`;
+        await tx`update public.google_ai_clients set
+                   max_output_tokens = coalesce(${outputCap}::integer, max_output_tokens),
+                   daily_max_usd = ${money.daily}::numeric, monthly_max_usd = ${money.monthly}::numeric,
+                   token_max_usd = ${money.token}::numeric
+                 where id = ${r.client_id}::uuid`;
+        return r;
+      });
       console.log(`client ${r.name} (${r.client_id}) may use: ${r.models.join(", ")}`);
+      const budgets = [
+        money.daily === null ? null : `$${money.daily} a Pacific day`,
+        money.monthly === null ? null : `$${money.monthly} a Pacific month`,
+        money.token === null ? null : `$${money.token} per token`,
+      ].filter((b) => b !== null);
+      if (budgets.length > 0) console.log(`budgets in money: ${budgets.join(", ")}`);
       console.log(`secret (shown once, only its hash is stored):\n\n  ${r.secret}\n`);
       console.log("Give it to the notebook as the Kaggle secret EVE_GATEWAY_CLIENT_SECRET.");
       break;
     }
     case "list": {
-      const rows = await sql`select name, models, max_token_ttl, token_max_requests, daily_max_requests,
-        live_tokens, last_token_at, revoked_at from public.google_ai_clients_overview order by name`;
+      // Budgets in money (null: none) and the Pacific day's and month's spend from the client's running totals.
+      const rows = await sql`select o.name, o.models, o.max_token_ttl, o.token_max_requests, o.daily_max_requests,
+        c.daily_max_usd::text as daily_usd, c.monthly_max_usd::text as monthly_usd, c.token_max_usd::text as token_usd,
+        case when c.day_bucket = public.google_ai_pacific_day(now()) then c.spent_today_usd else 0 end::text
+          as spent_today_usd,
+        case when c.month_bucket = date_trunc('month', public.google_ai_pacific_day(now()))::date
+             then c.spent_month_usd else 0 end::text as spent_month_usd,
+        o.live_tokens, o.last_token_at, o.revoked_at
+        from public.google_ai_clients_overview o join public.google_ai_clients c on c.id = o.id order by o.name`;
       if (rows.length === 0) console.log("no clients");
       else console.table(rows.map((r) => ({ ...r, models: r.models.join(",") })));
       break;

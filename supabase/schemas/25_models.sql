@@ -141,11 +141,13 @@ end
 $$;
 
 -- The most one call may cost, as a budget in money books it: p_input tokens at the input price, p_output
--- of answer and the most the model may think beside it (max_thinking_tokens: Gemini's thinking is not
--- capped by maxOutputTokens) at the output's and the thinking's, at the dearest tier the call may be
--- asked at (no tier, or any google_ai_service_tiers row of the model). Null when one of them has no
--- price: a call that may cost what nobody knows has no worst case.
-CREATE OR REPLACE FUNCTION public.google_ai_worst_call_cost(p_model text, p_input integer, p_output integer)
+-- of answer (the largest the request is sent with: llm-invoke decides it, attempt/answer-size.ts) and
+-- the most the model may think beside it (max_thinking_tokens: Gemini's thinking is not capped by
+-- maxOutputTokens) at the output's and the thinking's, at the dearest tier the call may be asked at in
+-- class p_class (no tier, or the class's google_ai_service_tiers row of the model). Null when p_output
+-- is not known or one of them has no price: a call that may cost what nobody knows has no worst case.
+CREATE OR REPLACE FUNCTION public.google_ai_worst_call_cost(p_model text, p_input integer, p_output integer,
+    p_class text)
     RETURNS numeric
     LANGUAGE plpgsql STABLE
     SET search_path TO ''
@@ -155,10 +157,11 @@ begin
     select case when bool_and(c.cost is not null) then max(c.cost) end
     from public.google_ai_model_limits l
     cross join lateral (select null::text as tier
-                        union select s.service_tier from public.google_ai_service_tiers s where s.model = l.model) t
+                        union select s.service_tier from public.google_ai_service_tiers s
+                        where s.model = l.model and s.priority_class = p_class) t
     cross join lateral (select public.google_ai_call_cost(l.model, t.tier, null, 'succeeded', p_input, 0,
                           p_output + coalesce(l.max_thinking_tokens, 0), coalesce(l.max_thinking_tokens, 0)) as cost) c
-    where l.model = p_model);
+    where l.model = p_model and p_output is not null);
 end
 $$;
 
@@ -313,14 +316,19 @@ CREATE OR REPLACE FUNCTION public.google_ai_model_traits(p_model text) RETURNS T
 $$;
 
 -- Who serves a model (its canonical name) and how its TPM counts: the provider whose client and keys
--- the gateway uses, and the output a request books where TPM counts answers too (OpenAI). Read beside
--- google_ai_model_traits in the same statement.
+-- the gateway uses, and the output a request books where TPM counts answers too (OpenAI); and the
+-- answer a request that names no largest one is sent with where a budget in money books it
+-- (answer_tokens: booked_output_tokens, else the model's output limit as its catalogue says; null:
+-- not known). Read beside google_ai_model_traits in the same statement.
 CREATE OR REPLACE FUNCTION public.google_ai_model_provider(p_model text) RETURNS TABLE(provider text,
-    booked_output_tokens integer)
+    booked_output_tokens integer, answer_tokens integer)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''
     AS $$
-  select l.provider, l.booked_output_tokens from public.google_ai_model_limits l where l.model = p_model
+  select l.provider, l.booked_output_tokens,
+         coalesce(l.booked_output_tokens,
+                  (select max(c.output_token_limit) from public.google_ai_model_catalogue c where c.model = l.model))
+  from public.google_ai_model_limits l where l.model = p_model
 $$;
 
 -- Retired in its provider's catalogue: active keys of the model's provider were checked (their model

@@ -30,9 +30,9 @@ COMMENT ON TABLE public.google_ai_caller_budgets IS
 
 COMMENT ON COLUMN public.google_ai_caller_budgets.daily_max_usd IS
     'The most the caller''s calls may cost in US dollars per Pacific day (monthly_max_usd: per Pacific month; null: '
-    'no limit), booked and settled as a client''s (spent_today_usd, spent_month_usd): its request names no largest '
-    'answer, so the worst case books the model''s booked_output_tokens, else its catalogued output limit. Refusal '
-    'caller_budget with cause spend_budget until the day or month ends.';
+    'no limit), booked and settled as a client''s (spent_today_usd, spent_month_usd): the worst case books the '
+    'answer the request is sent with (its own max_tokens, else the model''s answer_tokens, then sent as its cap). '
+    'Refusal caller_budget with cause spend_budget until the day or month ends.';
 
 CREATE TABLE public.google_ai_quota_shares (
     id bigint GENERATED ALWAYS AS IDENTITY NOT NULL,
@@ -91,6 +91,13 @@ CREATE OR REPLACE FUNCTION public.google_ai_budget_left(p_max bigint, p_used big
     AS $$ select case when p_max is not null
                   then greatest(0, p_max operator(pg_catalog.-) coalesce(p_used, 0)) end $$;
 
+-- What is left of a budget in money (null: there is none), never below 0: p_max less the period's spend
+-- (p_current: the row's spend is of this period; else none yet).
+CREATE OR REPLACE FUNCTION public.google_ai_usd_left(p_max numeric, p_current boolean, p_spent numeric)
+    RETURNS numeric
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ select p_max operator(pg_catalog.-) least(p_max, case when p_current then p_spent else 0 end) $$;
+
 -- A daily budget's use (a service caller's, google_ai_caller_budgets, or a client's, google_ai_clients)
 -- on Pacific day p_day with p_requests and p_tokens more: the row's counts are its day's (p_bucket),
 -- none on a new day. over: the use goes past a maximum (null: none). Over, not "nothing left": a retry
@@ -113,15 +120,17 @@ $$;
 -- A service caller's budgets (google_ai_caller_budgets) as a booking at p_at sees them, its row
 -- locked until the booking counts the request in it (google_ai_count_caller_budget): day, the Pacific
 -- day; requests and tokens, the day's use with this request (google_ai_daily_use); worst, what the call
--- may cost where the caller has a budget in money (google_ai_worst_call_cost; its request names no
--- largest answer: the model's booked_output_tokens, else its catalogued output limit). cause and
--- reopens_at: why the booking is refused (budget: a count over, until midnight; spend_budget: money,
--- until the day or month ends, or never while a price is not known), null when it is not. All null
--- when the caller has no budget, or is a client's (p_client_id: its token carries its budgets).
+-- may cost where the caller has a budget in money (google_ai_worst_call_cost: p_output, the answer the
+-- request is sent with, at the tiers of its class p_class). cause, period and reopens_at: why the
+-- booking is refused (budget: a count over, until midnight; spend_budget: money, until the day or
+-- month ends, or never while a price is not known) and whose period refused (day or month), null when
+-- it is not. All null when the caller has no budget, or is a client's (p_client_id: its token carries
+-- its budgets).
 CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
     p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits,
+    p_output integer, p_class text,
     OUT day date, OUT requests integer, OUT tokens bigint, OUT worst numeric, OUT cause text,
-    OUT reopens_at timestamp with time zone) RETURNS record
+    OUT reopens_at timestamp with time zone, OUT period text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -147,18 +156,19 @@ begin
     v_budget.daily_max_tokens) u;
   v_day := day;
   if v_over then
-    select 'budget', public.google_ai_pacific_midnight_after(p_at) into cause, reopens_at;
+    select 'budget', 'day', public.google_ai_pacific_midnight_after(p_at) into cause, period, reopens_at;
   elsif num_nonnulls(v_budget.daily_max_usd, v_budget.monthly_max_usd) > 0 then
-    worst := public.google_ai_worst_call_cost(p_model.model, p_tokens, coalesce(p_model.booked_output_tokens,
-      (select max(c.output_token_limit) from public.google_ai_model_catalogue c where c.model = p_model.model)));
+    worst := public.google_ai_worst_call_cost(p_model.model, p_tokens, p_output, p_class);
     if worst is null or worst + (case when v_budget.day_bucket = v_day then v_budget.spent_today_usd else 0 end)
                         > v_budget.daily_max_usd then
-      select 'spend_budget', case when worst is not null then public.google_ai_pacific_midnight_after(p_at) end
-        into cause, reopens_at;
+      select 'spend_budget', case when v_budget.daily_max_usd is not null then 'day' else 'month' end,
+             case when worst is not null then public.google_ai_pacific_midnight_after(p_at) end
+        into cause, period, reopens_at;
     elsif worst + (case when v_budget.month_bucket = date_trunc('month', v_day)::date then v_budget.spent_month_usd
                         else 0 end) > v_budget.monthly_max_usd then
-      select 'spend_budget', public.google_ai_pacific_start((date_trunc('month', v_day) + interval '1 month')::date)
-        into cause, reopens_at;
+      select 'spend_budget', 'month',
+             public.google_ai_pacific_start((date_trunc('month', v_day) + interval '1 month')::date)
+        into cause, period, reopens_at;
     end if;
   end if;
 end

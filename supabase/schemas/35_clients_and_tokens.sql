@@ -307,6 +307,7 @@ declare
   v_token_id uuid;
   v_expires timestamptz;
   v_allowed jsonb;
+  v_day date := public.google_ai_pacific_day(pg_catalog.clock_timestamp());
 begin
   if p_token_hash is null or p_token_hash !~ '^[0-9a-f]{64}$' then
     raise exception 'p_token_hash must be a SHA-256 hex digest' using errcode = '22023';
@@ -358,7 +359,14 @@ begin
 
   return jsonb_build_object('ok', true, 'token_id', v_token_id, 'client', v_client.name, 'expires_at', v_expires,
     'models', to_jsonb(v_models), 'budget', jsonb_build_object('max_requests',
-      v_max_requests, 'max_tokens', v_max_tokens));
+      v_max_requests, 'max_tokens', v_max_tokens,
+      -- The budgets in money that apply to the token's calls: its own for its life, its client's left of
+      -- the Pacific day and month (null: none).
+      'max_usd', v_client.token_max_usd,
+      'daily_usd_left', public.google_ai_usd_left(v_client.daily_max_usd, v_client.day_bucket = v_day,
+        v_client.spent_today_usd),
+      'monthly_usd_left', public.google_ai_usd_left(v_client.monthly_max_usd,
+        v_client.month_bucket = pg_catalog.date_trunc('month', v_day)::date, v_client.spent_month_usd)));
 end
 $_$;
 
@@ -402,13 +410,46 @@ CREATE OR REPLACE FUNCTION public.google_ai_revoke_token(p_token_id uuid) RETURN
   select jsonb_build_object('ok', exists (select 1 from t))
 $$;
 
+-- The class a request runs in, its row: the one it asks for (p_priority), never above its credential's
+-- (the client's class, or the top class for a service caller); a name no class has leaves the
+-- credential's. The booking takes the row whole, as it takes the model's.
+-- (PL/pgSQL, like the limits: a service caller that asks for no class costs one lookup.)
+CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_client_id uuid)
+    RETURNS public.google_ai_priority_classes
+    LANGUAGE plpgsql STABLE
+    AS $$
+declare
+  v_class public.google_ai_priority_classes;
+begin
+  if p_client_id is not null then
+    select pc.* into v_class
+    from public.google_ai_clients c join public.google_ai_priority_classes pc on pc.name = c.priority_class
+    where c.id = p_client_id;
+  end if;
+  if v_class.rank is null then
+    select pc.* into v_class from public.google_ai_priority_classes pc order by pc.rank limit 1;
+  end if;
+  if p_priority is not null then
+    -- (A larger rank is a lower class.)
+    select pc.* into v_class from public.google_ai_priority_classes pc
+    where pc.rank = greatest(v_class.rank,
+      (select a.rank from public.google_ai_priority_classes a where a.name = p_priority));
+  end if;
+  return v_class;
+end
+$$;
+
 -- A scoped token's verdict on one request, under the token's and its client's row locks (held until
 -- the reservation commits, so two requests of one token are counted one after the other): refusal is
 -- null when the token may send it (caller is then its client's name), else the answer to give, its
--- refused attempt row written. Budgets count a request on its first attempt, tokens on every attempt.
+-- refused attempt row written, naming the budget's period (life: the token's; day or month: its
+-- client's). Budgets count a request on its first attempt, tokens on every attempt. worst: what the call
+-- may cost where the token or its client has a budget in money (google_ai_worst_call_cost: p_output, the
+-- answer the request is sent with, at the tiers of the class it runs in), which the admission books.
 CREATE OR REPLACE FUNCTION public.google_ai_token_verdict_at(p_now timestamp with time zone, p_token_hash text,
     p_model text, p_estimated_tokens integer, p_request_id text, p_attempt integer, p_wait_ms integer,
-    p_metadata jsonb, OUT refusal jsonb, OUT caller text, OUT client_id uuid, OUT token_id uuid) RETURNS record
+    p_metadata jsonb, p_output integer, p_priority text, OUT refusal jsonb, OUT caller text, OUT client_id uuid,
+    OUT token_id uuid, OUT worst numeric) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -423,8 +464,8 @@ declare
   v_count_request integer := public.google_ai_request_counts(p_attempt);
   v_day_over boolean;
   v_month date := pg_catalog.date_trunc('month', v_day)::date;
-  v_worst numeric;     -- the most the call may cost, where the token or its client has a budget in money
   v_cause text;
+  v_period text;       -- whose period refused: the token's life, the client's day or month
 begin
   select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash for update;
   if not found then
@@ -441,7 +482,8 @@ begin
   from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day,
     v_count_request, p_estimated_tokens, v_client.daily_max_requests, v_client.daily_max_tokens) u;
   if num_nonnulls(v_client.daily_max_usd, v_client.monthly_max_usd, v_token.max_usd) > 0 then
-    v_worst := public.google_ai_worst_call_cost(v_model, p_estimated_tokens, v_client.max_output_tokens);
+    worst := public.google_ai_worst_call_cost(v_model, p_estimated_tokens, p_output,
+      (public.google_ai_request_class(p_priority, v_client.id)).name);
   end if;
 
   if v_token.revoked_at is not null or v_client.revoked_at is not null then
@@ -452,22 +494,23 @@ begin
     v_limit := 'model_not_allowed';
   elsif (v_token.max_requests is not null and v_token.requests_used + v_count_request > v_token.max_requests)
      or (v_token.max_tokens is not null and v_token.tokens_used + p_estimated_tokens > v_token.max_tokens) then
-    v_limit := 'token_budget';
-  elsif v_token.max_usd is not null and (v_worst is null or v_token.spent_usd + v_worst > v_token.max_usd) then
-    select 'token_budget', 'spend_budget' into v_limit, v_cause; -- (never reopens: the token's whole life)
+    select 'token_budget', 'life' into v_limit, v_period;
+  elsif v_token.max_usd is not null and (worst is null or v_token.spent_usd + worst > v_token.max_usd) then
+    select 'token_budget', 'spend_budget', 'life' into v_limit, v_cause, v_period; -- (never reopens)
   elsif v_day_over then
-    v_limit := 'client_budget';
+    select 'client_budget', 'day' into v_limit, v_period;
     v_retry_at := public.google_ai_pacific_midnight_after(p_now);
   -- A budget in money: the day's (then the month's) spend with this call's worst case over it, or a
   -- price not known (no reopening: only a price row admits it).
-  elsif v_client.daily_max_usd is not null and (v_worst is null or v_worst + case when v_client.day_bucket = v_day
+  elsif v_client.daily_max_usd is not null and (worst is null or worst + case when v_client.day_bucket = v_day
         then v_client.spent_today_usd else 0 end > v_client.daily_max_usd) then
-    select 'client_budget', 'spend_budget', case when v_worst is not null
-      then public.google_ai_pacific_midnight_after(p_now) end into v_limit, v_cause, v_retry_at;
-  elsif v_client.monthly_max_usd is not null and (v_worst is null or v_worst + case when v_client.month_bucket = v_month
+    select 'client_budget', 'spend_budget', 'day', case when worst is not null
+      then public.google_ai_pacific_midnight_after(p_now) end into v_limit, v_cause, v_period, v_retry_at;
+  elsif v_client.monthly_max_usd is not null and (worst is null or worst + case when v_client.month_bucket = v_month
         then v_client.spent_month_usd else 0 end > v_client.monthly_max_usd) then
-    select 'client_budget', 'spend_budget', case when v_worst is not null
-      then public.google_ai_pacific_start((v_month + interval '1 month')::date) end into v_limit, v_cause, v_retry_at;
+    select 'client_budget', 'spend_budget', 'month', case when worst is not null
+      then public.google_ai_pacific_start((v_month + interval '1 month')::date) end
+      into v_limit, v_cause, v_period, v_retry_at;
   end if;
   if v_limit is null then
     return;
@@ -481,17 +524,17 @@ begin
     coalesce(p_metadata, '{}'));
   refusal := jsonb_build_object('ok', false, 'limit', v_limit, 'cause', coalesce(v_cause,
     public.google_ai_refusal_cause(v_limit)),
-    'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', client_id, 'token_id', token_id);
+    'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', client_id, 'token_id', token_id)
+    || case when v_period is not null then jsonb_build_object('period', v_period) else '{}' end;
 end
 $$;
 
 -- Books an admitted request on its token and its client's day (the rows google_ai_token_verdict_at
--- locked): a request on its first attempt, its estimated tokens on every attempt, and where the token
--- or its client has a budget in money the call's worst case (as the verdict read it) on the token and
--- the client's day and month; answers that worst case (null: no budget in money), which finalize
--- settles (google_ai_adjust_token_budget).
+-- locked): a request on its first attempt, its estimated tokens on every attempt, and the call's worst
+-- case as the verdict read it (p_worst; null: no budget in money) on the token and the client's day and
+-- month, which finalize settles (google_ai_adjust_token_budget).
 CREATE OR REPLACE FUNCTION public.google_ai_count_token_use(p_token_id uuid, p_client_id uuid,
-    p_now timestamp with time zone, p_attempt integer, p_estimated_tokens integer, p_model text) RETURNS numeric
+    p_now timestamp with time zone, p_attempt integer, p_estimated_tokens integer, p_worst numeric) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -499,11 +542,8 @@ declare
   v_day date := public.google_ai_pacific_day(p_now);
   v_month date := pg_catalog.date_trunc('month', public.google_ai_pacific_day(p_now))::date;
   v_count_request integer := public.google_ai_request_counts(p_attempt);
-  v_worst numeric;
+  v_worst numeric := p_worst;
 begin
-  select public.google_ai_worst_call_cost(p_model, p_estimated_tokens, c.max_output_tokens) into v_worst
-  from public.google_ai_clients c join public.google_ai_tokens t on t.id = p_token_id
-  where c.id = p_client_id and num_nonnulls(c.daily_max_usd, c.monthly_max_usd, t.max_usd) > 0;
   update public.google_ai_tokens t set
     requests_used = t.requests_used + v_count_request,
     tokens_used = t.tokens_used + p_estimated_tokens,
@@ -519,6 +559,5 @@ begin
     month_bucket = v_month,
     spent_month_usd = case when c.month_bucket = v_month then c.spent_month_usd else 0 end + coalesce(v_worst, 0)
   where c.id = p_client_id;
-  return v_worst;
 end
 $$;

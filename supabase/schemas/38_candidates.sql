@@ -96,35 +96,6 @@ begin
 end
 $$;
 
--- The class a request runs in, its row: the one it asks for (p_priority), never above its credential's
--- (the client's class, or the top class for a service caller); a name no class has leaves the
--- credential's. The booking takes the row whole, as it takes the model's.
--- (PL/pgSQL, like the limits: a service caller that asks for no class costs one lookup.)
-CREATE OR REPLACE FUNCTION public.google_ai_request_class(p_priority text, p_client_id uuid)
-    RETURNS public.google_ai_priority_classes
-    LANGUAGE plpgsql STABLE
-    AS $$
-declare
-  v_class public.google_ai_priority_classes;
-begin
-  if p_client_id is not null then
-    select pc.* into v_class
-    from public.google_ai_clients c join public.google_ai_priority_classes pc on pc.name = c.priority_class
-    where c.id = p_client_id;
-  end if;
-  if v_class.rank is null then
-    select pc.* into v_class from public.google_ai_priority_classes pc order by pc.rank limit 1;
-  end if;
-  if p_priority is not null then
-    -- (A larger rank is a lower class.)
-    select pc.* into v_class from public.google_ai_priority_classes pc
-    where pc.rank = greatest(v_class.rank,
-      (select a.rank from public.google_ai_priority_classes a where a.name = p_priority));
-  end if;
-  return v_class;
-end
-$$;
-
 -- Whether p_key_id still serves p_quota_group for p_model (google_ai_serving_keys): a booking that
 -- waited for a group's row asks, as the key it read before the wait may have changed meanwhile.
 CREATE OR REPLACE FUNCTION public.google_ai_key_serves(p_model text, p_exclude_key_ids uuid[], p_key_id uuid,

@@ -13,18 +13,19 @@ set check_function_bodies = off;
 -- one. The only group is waited for at once.
 -- Unbooked: blocked_by/reopens_at name the earliest reopening, or no_active_key when no group may
 -- serve the model; a service caller's budget (google_ai_caller_budgets) spent: caller_budget (its cause
--- budget, or spend_budget for money); booked_usd: the worst case booked in its budget in money.
+-- budget, or spend_budget for money, and budget_period: day or month); booked_usd: the worst case booked
+-- in its budget in money, for p_output tokens of answer (the answer the request is sent with).
 -- A null model (an earlier step blocked the request) books nothing and answers nulls. p_model, p_class,
 -- p_caller: the request's model row (limits after the margin: google_ai_request_limits), class row and
 -- caller, each whole and handed down whole to the rules (google_ai_book_group).
 CREATE OR REPLACE FUNCTION public.google_ai_book_best_group(p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
     p_exclude_key_ids uuid[], p_now timestamp with time zone, p_at timestamp with time zone, p_attempt integer,
-    OUT booked_group text,
+    p_output integer, OUT booked_group text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT blocked_by text,
     OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone, OUT cause text,
     OUT admitted_at timestamp with time zone, OUT quota jsonb, OUT key_id uuid, OUT key_alias text,
-    OUT env_var_name text, OUT booked_usd numeric) RETURNS record
+    OUT env_var_name text, OUT booked_usd numeric, OUT budget_period text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -38,9 +39,11 @@ begin
     return; -- (an earlier step blocked the request)
   end if;
   -- A service caller's budgets, locked until the booking counts the request in them.
-  v_budget := public.google_ai_caller_budget_at(p_caller.name, p_caller.client_id, p_at, p_tokens, p_attempt, p_model);
+  v_budget := public.google_ai_caller_budget_at(p_caller.name, p_caller.client_id, p_at, p_tokens, p_attempt, p_model,
+    p_output, p_class.name);
   if v_budget.cause is not null then
-    select 'caller_budget', v_budget.cause, v_budget.reopens_at into blocked_by, cause, reopens_at;
+    select 'caller_budget', v_budget.cause, v_budget.reopens_at, v_budget.period
+      into blocked_by, cause, reopens_at, budget_period;
     return;
   end if;
 

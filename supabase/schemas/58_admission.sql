@@ -97,7 +97,9 @@ $$;
 -- record the admission: a booked request's attempt row, and the answer from what it holds (the key, its group, the
 -- buckets, the class, and the quota the booking leaves when it has one). The ticket it held is done
 -- with; an idempotent request's id is held (google_ai_hold_request); a token's budgets count the
--- request (p_count_token: google_ai_count_token_use).
+-- request (p_count_token: google_ai_count_token_use). p_booked_usd: the worst case booked in a budget in
+-- money (a token's, its client's or a service caller's; null: none), which the answer names (booked_usd:
+-- llm-invoke then sends the answer it booked as the call's cap where the request names none).
 CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp with time zone, p_caller text,
     p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer,
     p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb, p_class text, p_quota_group text,
@@ -109,14 +111,13 @@ CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp wit
     AS $$
 declare
   v_answer jsonb;
-  v_booked_usd numeric := p_booked_usd;  -- a service caller's worst case, booked with the quota
 begin
   if p_ticket is not null then
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
   end if;
   if p_count_token then
-    v_booked_usd := public.google_ai_count_token_use(p_token_id, p_client_id, p_now, p_attempt, p_estimated_tokens,
-      p_model);
+    perform public.google_ai_count_token_use(p_token_id, p_client_id, p_now, p_attempt, p_estimated_tokens,
+      p_booked_usd);
   end if;
   if p_hold then
     perform public.google_ai_hold_request(p_caller, p_request_id, p_model, p_now);
@@ -128,10 +129,11 @@ begin
     wait_ms, metadata, priority_class, admitted_at, booked_usd)
   values (gen_random_uuid(), 'reserved', p_request_id, p_caller, p_client_id, p_token_id, p_model,
     p_requested_model, p_attempt, p_key_id, p_key_alias, p_quota_group, p_minute_bucket, p_day_bucket,
-    p_estimated_tokens, p_wait_ms, coalesce(p_metadata, '{}'), p_class, p_admitted_at, v_booked_usd)
+    p_estimated_tokens, p_wait_ms, coalesce(p_metadata, '{}'), p_class, p_admitted_at, p_booked_usd)
   returning jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
     'key_alias', a.key_alias, 'env_var_name', p_env_var_name, 'quota_group', a.quota_group, 'model', a.model,
-    'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class, 'quota', p_quota)
+    'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class, 'quota', p_quota,
+    'booked_usd', a.booked_usd)
   into v_answer;
   if p_quota is null then
     v_answer := v_answer - 'quota';
@@ -144,13 +146,16 @@ $$;
 -- client) or with a scoped token (p_token_hash: checked and its budgets booked with the quota, all or
 -- nothing, by google_ai_token_verdict_at and google_ai_count_token_use; the client's class bounds the
 -- request's; a queued refusal books no budget). The answer of a token's request names its client_id
--- and token_id.
+-- and token_id. p_output_tokens: the answer the request is sent with to this model (its largest, as
+-- llm-invoke decided it), which a budget in money books (null: not known, so a budget in money refuses
+-- it); a budget's refusal names its period (day, month, or a token's life).
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text,
     p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[],
     p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb,
     p_client_id uuid DEFAULT NULL::uuid, p_token_id uuid DEFAULT NULL::uuid, p_idempotent boolean DEFAULT false,
     p_priority text DEFAULT NULL::text, p_queue_ticket uuid DEFAULT NULL::uuid,
-    p_wait_left_ms integer DEFAULT NULL::integer, p_token_hash text DEFAULT NULL::text) RETURNS jsonb
+    p_wait_left_ms integer DEFAULT NULL::integer, p_token_hash text DEFAULT NULL::text,
+    p_output_tokens integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -160,6 +165,7 @@ declare
   v_answer jsonb;
   v_who jsonb := '{}';       -- a token's client and token, named in every answer
   v_credential record;
+  v_worst numeric;           -- a token's worst case, booked in its (or its client's) budget in money
   -- The request resolved, each handed whole down the queue and the booking to the rules.
   v_limits public.google_ai_model_limits;   -- the model's row, limits after the margin
   v_class public.google_ai_priority_classes;
@@ -172,7 +178,7 @@ declare
 begin
   if p_token_hash is not null then
     v_credential := public.google_ai_token_verdict_at(v_now, p_token_hash, p_model, p_estimated_tokens, p_request_id,
-      p_attempt, p_wait_ms, p_metadata);
+      p_attempt, p_wait_ms, p_metadata, p_output_tokens, p_priority);
     if v_credential.refusal is not null then
       return v_credential.refusal;
     end if;
@@ -180,6 +186,7 @@ begin
     p_caller := v_credential.caller;
     p_client_id := v_credential.client_id;
     p_token_id := v_credential.token_id;
+    v_worst := v_credential.worst;
     v_who := jsonb_build_object('client_id', p_client_id, 'token_id', p_token_id);
   end if;
 
@@ -208,7 +215,7 @@ begin
   v_class.rank := coalesce(v_place.rank, v_class.rank);
   v_booking := public.google_ai_book_best_group(
     case when v_blocked_by is null and coalesce(v_place.may_book, true) then v_limits end, v_class, v_caller,
-    p_estimated_tokens, p_exclude_key_ids, p_now, v_now, p_attempt);
+    p_estimated_tokens, p_exclude_key_ids, p_now, v_now, p_attempt, p_output_tokens);
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then
@@ -222,6 +229,7 @@ begin
       || jsonb_build_object('max_tokens', case when v_blocked_by = 'too_large' then v_limits.tpm end)
       || case when v_blocked_by = 'withdrawn'
               then jsonb_build_object('withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor)
+              when v_booking.budget_period is not null then jsonb_build_object('period', v_booking.budget_period)
               else '{}' end
       || v_who;
   end if;
@@ -230,7 +238,8 @@ begin
     v_limits.model, p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, v_class.name,
     v_booking.booked_group, v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket,
     v_booking.day_bucket, v_booking.admitted_at, v_booking.quota, v_place.ticket,
-    p_idempotent and p_request_id is not null, p_token_hash is not null, v_booking.booked_usd);
+    p_idempotent and p_request_id is not null, p_token_hash is not null,
+    coalesce(v_booking.booked_usd, v_worst));
   -- (A service caller's answer names no client: it is not encoded again for an empty object.)
   return case when p_token_hash is null then v_answer else v_answer || v_who end;
 end
@@ -293,12 +302,14 @@ $$;
 --   requested_model  the chain's first model (canonical)
 --   fallback_from    each model passed over before the one that answered: {model, limit, retry_after_ms}
 -- When every model refuses, the refusal whose capacity comes back first is answered (the first
--- model's when none names a time), with fallback_from listing every model tried.
+-- model's when none names a time), with fallback_from listing every model tried. p_output_tokens: the
+-- answer each model of p_models is sent with, in its order (google_ai_admit_at).
 CREATE OR REPLACE FUNCTION public.google_ai_fall_back_at(p_now timestamp with time zone, p_models text[],
     p_estimated_tokens integer, p_caller text, p_token_hash text, p_request_id text,
     p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[], p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0,
     p_metadata jsonb DEFAULT '{}'::jsonb, p_idempotent boolean DEFAULT false, p_priority text DEFAULT NULL::text,
-    p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer,
+    p_output_tokens integer[] DEFAULT NULL::integer[]) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -326,7 +337,8 @@ begin
           p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
           p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
           p_metadata => p_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
-          p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash);
+          p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash,
+          p_output_tokens => p_output_tokens[array_position(p_models, v_chain.names[i])]);
         if not (v_try ->> 'ok')::boolean and not (v_try ? 'queue')
            and ((v_try ->> 'limit') = any (c_model_limits)
                 or public.google_ai_queue_turns(v_try ->> 'limit') is not null) then
@@ -385,6 +397,8 @@ $$;
 -- (reply_by, hold_until, holder: llm-invoke's store/holder.ts) reach the attempt row's trigger
 -- (google_ai_attempt_holder) under the metadata key '$holder', which they overwrite; the statement's
 -- reply_by also holds for a queue ticket it takes (the transaction's setting google_ai.reply_by).
+-- p_output_tokens: the answer each model is sent with (the request's largest, decided by llm-invoke),
+-- in p_models' order, which a budget in money books; null: not known (a budget in money refuses).
 -- The clock is injected (p_now; null: the transaction's own clock): the test seam. Owner only.
 CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp with time zone, p_models text[],
     p_estimated_tokens integer, p_caller text DEFAULT NULL::text, p_token_hash text DEFAULT NULL::text,
@@ -394,7 +408,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models_at(p_now timestamp wi
     p_wait_left_ms integer DEFAULT NULL::integer,
     p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone,
     p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
-    p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
+    p_holder uuid DEFAULT NULL::uuid, p_output_tokens integer[] DEFAULT NULL::integer[]) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -414,6 +428,10 @@ begin
   if p_estimated_tokens is null or p_estimated_tokens < 0 then
     raise exception 'p_estimated_tokens must be a non-negative integer' using errcode = '22023';
   end if;
+  if p_output_tokens is not null and (cardinality(p_output_tokens) <> cardinality(p_models)
+                                      or 0 > any (p_output_tokens)) then
+    raise exception 'p_output_tokens must name one non-negative integer (or null) per model' using errcode = '22023';
+  end if;
   if p_reply_by is not null then
     v_metadata := v_metadata || pg_catalog.jsonb_build_object('$holder', pg_catalog.jsonb_strip_nulls(
       pg_catalog.jsonb_build_object('reply_by', p_reply_by, 'hold_until', p_hold_until, 'holder', p_holder)));
@@ -427,13 +445,15 @@ begin
       p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_token_hash => p_token_hash,
       p_request_id => p_request_id, p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt,
       p_wait_ms => p_wait_ms, p_metadata => v_metadata, p_idempotent => p_idempotent,
-      p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms);
+      p_priority => p_priority, p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms,
+      p_output_tokens => p_output_tokens);
   end if;
   return public.google_ai_admit_at(p_now => p_now, p_model => p_models[1],
     p_estimated_tokens => p_estimated_tokens, p_caller => p_caller, p_request_id => p_request_id,
     p_exclude_key_ids => p_exclude_key_ids, p_attempt => p_attempt, p_wait_ms => p_wait_ms,
     p_metadata => v_metadata, p_idempotent => p_idempotent, p_priority => p_priority,
-    p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash);
+    p_queue_ticket => p_queue_ticket, p_wait_left_ms => p_wait_left_ms, p_token_hash => p_token_hash,
+    p_output_tokens => p_output_tokens[1]);
 end
 $_$;
 
@@ -446,7 +466,7 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_es
     p_queue_ticket uuid DEFAULT NULL::uuid, p_wait_left_ms integer DEFAULT NULL::integer,
     p_reply_by timestamp with time zone DEFAULT NULL::timestamp with time zone,
     p_hold_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
-    p_holder uuid DEFAULT NULL::uuid) RETURNS jsonb
+    p_holder uuid DEFAULT NULL::uuid, p_output_tokens integer[] DEFAULT NULL::integer[]) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -454,6 +474,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_reserve_models(p_models text[], p_es
 begin
   return public.google_ai_reserve_models_at(null, p_models, p_estimated_tokens, p_caller, p_token_hash, p_request_id,
     p_exclude_key_ids, p_attempt, p_wait_ms, p_metadata, p_idempotent, p_priority, p_queue_ticket, p_wait_left_ms,
-    p_reply_by, p_hold_until, p_holder);
+    p_reply_by, p_hold_until, p_holder, p_output_tokens);
 end
 $$;

@@ -413,6 +413,13 @@ declare
   v_max_tokens bigint;
   v_requests_today integer;
   v_tokens_today bigint;
+  v_month date := pg_catalog.date_trunc('month', v_day)::date;
+  -- The budgets in money of the Pacific day and month that apply (a token's client's, or the service
+  -- caller's row), and their running totals of this day and month (null: no row to hold them).
+  v_daily_usd numeric;
+  v_monthly_usd numeric;
+  v_today_usd numeric;
+  v_month_usd numeric;
 begin
   if p_token_hash is not null then
     select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
@@ -431,6 +438,10 @@ begin
     select u.requests, u.tokens into v_requests_today, v_tokens_today
     from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day, 0, 0,
       null, null) u;
+    select v_client.daily_max_usd, v_client.monthly_max_usd,
+           case when v_client.day_bucket = v_day then v_client.spent_today_usd else 0 end,
+           case when v_client.month_bucket = v_month then v_client.spent_month_usd else 0 end
+      into v_daily_usd, v_monthly_usd, v_today_usd, v_month_usd;
     v_caller := jsonb_build_object('kind', 'token', 'client', v_client.name,
                                    'priority_class', v_client.priority_class);
     v_owner_class := v_client.priority_class;
@@ -446,6 +457,12 @@ begin
     v_owner_class := (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1);
     v_owner_caller := p_caller;
     v_caller := jsonb_build_object('kind', 'service', 'client', null, 'priority_class', v_owner_class);
+    if v_caller_budget.caller is not null then
+      select v_caller_budget.daily_max_usd, v_caller_budget.monthly_max_usd,
+             case when v_caller_budget.day_bucket = v_day then v_caller_budget.spent_today_usd else 0 end,
+             case when v_caller_budget.month_bucket = v_month then v_caller_budget.spent_month_usd else 0 end
+        into v_daily_usd, v_monthly_usd, v_today_usd, v_month_usd;
+    end if;
   end if;
 
   return jsonb_build_object(
@@ -461,18 +478,21 @@ begin
       'daily_tokens_left', public.google_ai_budget_left(v_max_tokens, v_tokens_today),
       'daily_resets_at', case when v_max_requests is not null or v_max_tokens is not null
                               then public.google_ai_pacific_midnight_after(v_now) end,
-      -- A client's budgets in money: what is left of its day's and month's (booked worst cases included).
-      -- (greatest() ignores a null: a budget not set stays null only outside it)
-      'daily_usd_left', v_client.daily_max_usd - least(v_client.daily_max_usd, case when v_client.day_bucket = v_day
-                                                                   then v_client.spent_today_usd else 0 end),
-      'monthly_usd_left', v_client.monthly_max_usd - least(v_client.monthly_max_usd, case when v_client.month_bucket
-        = pg_catalog.date_trunc('month', v_day)::date then v_client.spent_month_usd else 0 end)),
-    -- A token's client's spend of the Pacific day and month, from its running totals (calls in flight at
-    -- their worst case where it has a budget in money); a service caller's is read in google_ai_spend_daily.
-    'spend', case when p_token_hash is not null then jsonb_build_object(
-               'today_usd', case when v_client.day_bucket = v_day then v_client.spent_today_usd else 0 end,
-               'month_usd', case when v_client.month_bucket = pg_catalog.date_trunc('month', v_day)::date
-                                 then v_client.spent_month_usd else 0 end) end,
+      -- The budgets in money that apply, and what is left of each (booked worst cases included; null:
+      -- none): the token's for its life, and its client's, or the service caller's, day and month.
+      'token_max_usd', v_token.max_usd,
+      'token_usd_left', public.google_ai_usd_left(v_token.max_usd, true, v_token.spent_usd),
+      'daily_max_usd', v_daily_usd,
+      'daily_usd_left', v_daily_usd - least(v_daily_usd, v_today_usd),
+      'monthly_max_usd', v_monthly_usd,
+      'monthly_usd_left', v_monthly_usd - least(v_monthly_usd, v_month_usd),
+      'usd_applies_to', case when p_token_hash is not null then 'client' when v_caller_budget.caller is not null
+                             then 'caller' end),
+    -- The spend of the Pacific day and month from the running totals of the client's or the service
+    -- caller's row (calls in flight at their worst case where it has a budget in money); null for a
+    -- service caller without a row (google_ai_spend_daily has it).
+    'spend', case when v_today_usd is not null then jsonb_build_object('today_usd', v_today_usd,
+               'month_usd', v_month_usd) end,
     'models', public.google_ai_quota_report_models(v_now, v_models, p_token_hash is null, v_owner_class,
       v_owner_caller),
     'withdrawn', public.google_ai_quota_report_withdrawn(v_models));

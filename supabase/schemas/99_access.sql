@@ -92,11 +92,13 @@ GRANT ALL ON FUNCTION public.google_ai_window_length(p_minute_guard_ms integer) 
 GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text,
     p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,
     p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer,
-    p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) TO service_role;
+    p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid,
+    p_output_tokens integer[]) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_reserve_models(p_models text[], p_estimated_tokens integer, p_caller text,
     p_token_hash text, p_request_id text, p_exclude_key_ids uuid[], p_attempt integer, p_wait_ms integer,
     p_metadata jsonb, p_idempotent boolean, p_priority text, p_queue_ticket uuid, p_wait_left_ms integer,
-    p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid) TO eve_gateway;
+    p_reply_by timestamp with time zone, p_hold_until timestamp with time zone, p_holder uuid,
+    p_output_tokens integer[]) TO eve_gateway;
 
 ALTER TABLE public.google_ai_priority_classes ENABLE ROW LEVEL SECURITY;
 

@@ -63,3 +63,25 @@ it("refuses bad input with a message and a non-zero exit", async () => {
   expect(badId).toMatchObject({ code: 2, stderr: expect.stringContaining("a token id looks like") });
   expect((badId as { stderr: string }).stderr).not.toMatch(/invalid input syntax/);
 }, SEVERAL_PROCESSES_MS);
+
+it("creates a client with its budgets in money and lists them with its spend; refuses an amount that is not dollars", async () => {
+  const { stdout } = await cli("create", "money-notebook", "--models", "gemma-3-27b", "--daily-usd", "0.50",
+    "--monthly-usd", "5", "--token-usd", "0.05");
+  expect(stdout).toContain("budgets in money: $0.50 a Pacific day, $5 a Pacific month, $0.05 per token");
+  const [row] = await db.sql`select daily_max_usd::text as daily, monthly_max_usd::text as monthly,
+                               token_max_usd::text as token from public.google_ai_clients where name = 'money-notebook'`;
+  expect(row).toEqual({ daily: "0.50", monthly: "5", token: "0.05" });
+  await db.sql`update public.google_ai_clients set spent_today_usd = 0.125, day_bucket = public.google_ai_pacific_day(now()),
+                 spent_month_usd = 1.25, month_bucket = date_trunc('month', public.google_ai_pacific_day(now()))::date
+               where name = 'money-notebook'`;
+  const list = await cli("list");
+  const line = list.stdout.split("\n").find((l) => l.includes("money-notebook"))!;
+  for (const figure of ["0.50", "5", "0.05", "0.125", "1.25"]) expect(line).toContain(`'${figure}'`);
+
+  const bad = await cli("create", "bad-money", "--models", "gemma-3-27b", "--daily-usd", "half").catch(
+    (e: { code: number; stderr: string }) => e,
+  );
+  expect(bad).toMatchObject({ code: 2, stderr: expect.stringContaining("--daily-usd must be US dollars") });
+  // Created whole or not at all.
+  expect(await db.sql`select 1 from public.google_ai_clients where name = 'bad-money'`).toHaveLength(0);
+}, SEVERAL_PROCESSES_MS);

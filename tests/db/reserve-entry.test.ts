@@ -40,8 +40,8 @@ describe("google_ai_reserve_models", () => {
     const [{ one }] = await db.sql`select public.google_ai_reserve_models(p_models => array['gemma-3-27b'],
       p_estimated_tokens => 10, p_caller => 'entry', p_token_hash => null, p_request_id => null) as one`;
     expect(one).toMatchObject({ ok: true, model: "gemma-3-27b-it" });
-    const booked = ["day_bucket", "env_var_name", "key_alias", "key_id", "minute_bucket", "model", "ok", "priority",
-      "quota_group", "reservation_id"];
+    const booked = ["booked_usd", "day_bucket", "env_var_name", "key_alias", "key_id", "minute_bucket", "model", "ok",
+      "priority", "quota_group", "reservation_id"];
     expect(shape(one)).toEqual(booked);
 
     const [{ chain }] = await db.sql`select public.google_ai_reserve_models(

@@ -83,7 +83,9 @@ describe("issue-kaggle-token over a real database", () => {
     });
     expect(res.status).toBe(200);
     const body = await res.json();
-    expect(body.budget).toEqual({ max_requests: 20, max_tokens: 50_000 });
+    // (This client has no budget in money: the token's own and what is left of its client's are null.)
+    expect(body.budget).toEqual({ max_requests: 20, max_tokens: 50_000, max_usd: null, daily_usd_left: null,
+      monthly_usd_left: null });
     expect(body.expires_in).toBeGreaterThan(6 * 3600 - 10);
   });
 

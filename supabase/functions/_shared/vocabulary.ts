@@ -168,13 +168,13 @@ const ADMISSION_CAUSE_TABLE = {
   upstream_cooldown: { limits: ["cooldown"], words: "the quota group rests after its provider's 429." },
   budget: {
     limits: ["token_budget", "client_budget", "caller_budget"],
-    words: "a token's, client's or caller's budget is used up (limit says which).",
+    words: "the budget of requests or tokens that limit and period name is used up.",
   },
   spend_budget: {
     limits: [],
-    words: "the token's budget in money, or its client's or service caller's for the Pacific day or month, has " +
-      "no room for this call's worst case (its input at the input price, its largest answer and thinking at the " +
-      "output price), or its price is not known.",
+    words: "the budget in money that limit and period name has no room for this call's worst case (its input at " +
+      "the input price, the answer it is sent with and the model's thinking at the output price), or its price " +
+      "is not known.",
   },
 } as const satisfies Record<string, { limits: readonly StepLimit[]; words: string }>;
 

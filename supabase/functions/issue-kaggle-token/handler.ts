@@ -38,9 +38,15 @@ export interface MintParams {
   maxTokens: number | null;
 }
 
+/** The token's budgets (null: none): its own, and the money left of its client's Pacific day and month. */
 export interface Budget {
   max_requests: number | null;
   max_tokens: number | null;
+  /** The token's own budget in money, for its life (US dollars). */
+  max_usd?: number | null;
+  /** What is left of its client's budgets in money (the day's, the month's), its calls' worst cases booked. */
+  daily_usd_left?: number | null;
+  monthly_usd_left?: number | null;
 }
 
 export interface Allowed {

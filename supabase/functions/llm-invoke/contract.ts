@@ -127,6 +127,12 @@ export interface ReserveParams {
    */
   fallbackModels: readonly string[];
   estimatedTokens: number;
+  /**
+   * The answer each model (`model`, then `fallbackModels`) is sent with, in tokens, which a budget in
+   * money books (attempt/answer-size.ts); null (or none at all): not known, so a budget in money refuses
+   * the request.
+   */
+  outputTokens: readonly (number | null)[];
   caller: ReserveCaller;
   requestId: string;
   /** The caller named the request (its own request_id): replay and in-flight checks apply. */
@@ -188,6 +194,11 @@ export interface ModelProfile extends ModelCapabilities {
    * it names no max_tokens. Absent: TPM counts input only (Google).
    */
   bookedOutputTokens?: number;
+  /**
+   * The answer a request that names no largest one is sent with where a budget in money books it
+   * (`bookedOutputTokens`, else the model's output limit as its catalogue says). Absent: not known.
+   */
+  answerTokens?: number;
 }
 
 /** A row of google_ai_service_tiers: the tier asked for a (model, priority class). */
@@ -262,7 +273,16 @@ export interface Reservation {
   fallbackFrom?: FallbackStep[];
   /** Read in the reservation's own statement (null: not known). */
   quota?: QuotaSnapshot | null;
+  /**
+   * The worst case booked in a budget in money (the token's, its client's or the service caller's);
+   * absent: none. The answer it booked must then be the call's cap (answer-size.ts).
+   */
+  bookedUsd?: number;
 }
+
+/** The period of the budget that refused: a token's whole life, or a client's or service caller's Pacific day or month. */
+export const BUDGET_PERIODS = ["life", "day", "month"] as const;
+export type BudgetPeriod = (typeof BUDGET_PERIODS)[number];
 
 export interface Refusal {
   ok: false;
@@ -293,6 +313,8 @@ export interface Refusal {
   cause?: QuotaCause | null;
   /** Why the database refused (REFUSAL_CAUSES: an admission cause, or the limit itself for the request's own reasons). */
   refusalCause?: string | null;
+  /** For a budget's refusal (token_budget, client_budget, caller_budget): whose period refused. */
+  period?: BudgetPeriod | null;
 }
 
 // FinalizeOutcome: "cut", a streamed answer broke off after it started (FinalizeParams.cutBy says who

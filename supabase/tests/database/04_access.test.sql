@@ -31,22 +31,23 @@ select is(
 
 select ok(has_function_privilege('service_role',
   'public.google_ai_reserve_models(text[], integer, text, text, text, uuid[], integer, integer, jsonb, boolean, text, uuid, '
-  'integer, timestamptz, timestamptz, uuid)', 'execute'),
+  'integer, timestamptz, timestamptz, uuid, integer[])', 'execute'),
   'service_role may call the reservation entry');
 select ok(not has_function_privilege('service_role',
   'public.google_ai_reserve_models_at(timestamptz, text[], integer, text, text, text, uuid[], integer, integer, jsonb, '
-  'boolean, text, uuid, integer, timestamptz, timestamptz, uuid)', 'execute'),
+  'boolean, text, uuid, integer, timestamptz, timestamptz, uuid, integer[])', 'execute'),
   'its clock-injecting twin is not callable by service_role');
 select ok(not has_function_privilege('service_role',
   'public.google_ai_admit_at(timestamptz, text, integer, text, text, uuid[], integer, integer, jsonb, uuid, uuid, boolean, '
-  'text, uuid, integer, text)', 'execute'),
+  'text, uuid, integer, text, integer)', 'execute'),
   'nor is the queue-aware admission under it');
 select ok(not has_function_privilege('service_role',
   'public.google_ai_fall_back_at(timestamptz, text[], integer, text, text, text, uuid[], integer, integer, jsonb, boolean, '
-  'text, uuid, integer)', 'execute'),
+  'text, uuid, integer, integer[])', 'execute'),
   'nor is the fallback through a chain of models');
 select ok(not has_function_privilege('service_role',
-  'public.google_ai_token_verdict_at(timestamptz, text, text, integer, text, integer, integer, jsonb)', 'execute'),
+  'public.google_ai_token_verdict_at(timestamptz, text, text, integer, text, integer, integer, jsonb, integer, text)',
+  'execute'),
   'nor is a token''s verdict');
 select ok(has_function_privilege('service_role', 'public.google_ai_quota_report(text, text)', 'execute')
           and has_function_privilege('service_role', 'public.google_ai_answer_quota(jsonb, text, uuid[])', 'execute'),

@@ -193,8 +193,8 @@ select ok((pg_temp.a('day-model', '2026-11-26 18:00:00+00', 'cron') ->> 'ok')::b
 select ok((pg_temp.a('day-model', '2026-11-26 18:00:01+00', 'cron') ->> 'ok')::boolean, 'and again (20 of its 25 tokens)');
 select is(pg_temp.a('day-model', '2026-11-26 18:00:02+00', 'cron') - 'model' - 'max_tokens' - 'recheck_after_ms',
   jsonb_build_object('ok', false, 'limit', 'caller_budget', 'cause', 'budget', 'retry_after_ms', 50398000,
-                     'retry_at', '2026-11-27T08:00:00+00:00'),
-  'a third would pass its daily tokens: caller_budget until Pacific midnight');
+                     'retry_at', '2026-11-27T08:00:00+00:00', 'period', 'day'),
+  'a third would pass its daily tokens: caller_budget until Pacific midnight, naming its period');
 select is((select (limit_hit, caller)::text from public.google_ai_attempts where status = 'refused' order by id desc limit 1),
   '(caller_budget,cron)', 'the refusal is in the attempt log');
 select ok((public.google_ai_finalize((select a.reservation_id from public.google_ai_attempts a

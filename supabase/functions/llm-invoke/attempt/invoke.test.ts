@@ -380,6 +380,42 @@ describe("invoke: success", () => {
   });
 });
 
+describe("invoke: the answer's size, booked once", () => {
+  // The model row's answer where the request names none (booked_output_tokens, else its output limit).
+  const ROW = { ...GEMMA, answerTokens: 100 };
+
+  it("reserves the answer each model is sent with; where a budget in money booked it for a request naming none, sends it as the cap", async () => {
+    const store = new FakeStore([{ ...reservation(1), bookedUsd: 0.01 }], ROW);
+    const google = new FakeGoogle([ok()]);
+    await setup(store, google).run();
+    expect(store.reserves[0]).toMatchObject({ outputTokens: [100] });
+    expect(google.calls[0]!.request.generationConfig.maxOutputTokens).toBe(100);
+  });
+
+  it("sends no cap where no budget in money booked the answer, and the caller's own where it names one", async () => {
+    const unbudgeted = new FakeStore([reservation(1)], ROW);
+    const google = new FakeGoogle([ok(), ok()]);
+    await setup(unbudgeted, google).run();
+    expect(google.calls[0]!.request.generationConfig.maxOutputTokens).toBeUndefined();
+
+    const own = new FakeStore([{ ...reservation(2), bookedUsd: 0.01 }], ROW);
+    await setup(own, google).run({ generationConfig: { maxOutputTokens: 40, candidateCount: 2 } });
+    // Booked for both answers; each is sent with the caller's own cap.
+    expect(own.reserves[0]).toMatchObject({ outputTokens: [80] });
+    expect(google.calls[1]!.request.generationConfig.maxOutputTokens).toBe(40);
+  });
+
+  it("a model whose answer is not known books none (a budget in money refuses it) and TPM books output only where it counts it", async () => {
+    const store = new FakeStore([reservation(1)], GEMMA);
+    await setup(store, new FakeGoogle([ok()])).run();
+    expect(store.reserves[0]).toMatchObject({ outputTokens: [null] });
+    const openai = new FakeStore([reservation(1)], { ...GEMMA, bookedOutputTokens: 64, answerTokens: 64 });
+    await setup(openai, new FakeGoogle([ok()])).run();
+    expect(openai.reserves[0]!.outputTokens).toEqual([64]);
+    expect(openai.reserves[0]!.estimatedTokens).toBe(store.reserves[0]!.estimatedTokens + 64);
+  });
+});
+
 describe("invoke: refusals, WAIT and NO_WAIT", () => {
   it("NO_WAIT answers 429 at once with the limit and the wait", async () => {
     const store = new FakeStore([refusal("rpm", 12_345)]);
@@ -455,13 +491,14 @@ describe("invoke: refusals, WAIT and NO_WAIT", () => {
   });
 
   it("answers a service caller's used-up daily budget at once in WAIT mode, until Pacific midnight", async () => {
-    const store = new FakeStore([refusal("caller_budget", 3_600_000)]);
+    const store = new FakeStore([{ ...refusal("caller_budget", 3_600_000), refusalCause: "budget", period: "day" }]);
     const { run, clock } = setup(store, new FakeGoogle([]));
     const error = await rejection(run({ max_wait_ms: 60_000 }));
     expect(error.status).toBe(429);
-    expect(error.toBody()).toMatchObject({ limit: "caller_budget", retry_after_ms: 3_600_000 });
+    expect(error.toBody()).toMatchObject({ limit: "caller_budget", retry_after_ms: 3_600_000, period: "day" });
     expect(error.headers).toEqual({ "Retry-After": "3600" });
-    expect(error.message).toMatch(/caller's budget is used up/);
+    // One budget named, with its period: the one that refused.
+    expect(error.message).toMatch(/^This service caller's budget of requests and tokens for the Pacific day is used up/);
     expect(clock.sleeps).toEqual([]);
   });
 

@@ -38,7 +38,7 @@
 // Server-Timing: each call to the provider is timed as `upstream` (a stream's until its first chunk:
 // the answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
-import type { FinalizeParams, GenerationConfig, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
+import type { FinalizeParams, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
 import { DEFAULT_PROVIDER, type Provider } from "../../_shared/providers/registry.ts";
 import type { ProviderDirectory, Upstream } from "../../_shared/providers/directory.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
@@ -47,6 +47,7 @@ import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
 import { admit } from "./admission.ts";
+import { answerSize, withBookedCap } from "./answer-size.ts";
 import { answerTimes, failureRecord, successRecord, usageCounts } from "./attempt-record.ts";
 import { cachedProfiles } from "../model/capabilities.ts";
 import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact-count.ts";
@@ -96,22 +97,6 @@ function roomUntil(room: ProviderRoom | null | undefined, now: number): Finalize
   return room == null ? null : { requests: room.requests, tokens: room.tokens, until: new Date(now + room.resetMs) };
 }
 
-/**
- * The output tokens a request books on top of its input: for a chain model whose TPM counts them
- * (its row's booked_output_tokens, OpenAI), the caller's max tokens or the row's figure, for each
- * answer asked (n); the largest over the chain, as the one reservation may land on any of its models.
- */
-function bookedOutput(chain: readonly ChainLink[], config: GenerationConfig): number {
-  const answers = config.candidateCount ?? 1;
-  return Math.max(
-    0,
-    ...chain.map((l) =>
-      l.profile.bookedOutputTokens === undefined
-        ? 0
-        : (config.maxOutputTokens ?? l.profile.bookedOutputTokens) * answers
-    ),
-  );
-}
 /** Key rows skipped because their secret is missing, per request, before giving up. */
 const MAX_UNUSABLE_KEYS = 10;
 
@@ -232,6 +217,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     };
     const deadline = clock.now() + options.budgetMs;
     const chain: ChainLink[] = await resolveChain(profiles, request);
+    // The answer each model is sent with, decided once: TPM and a budget in money both book it.
+    const answerTokens = answerSize(chain, request.generationConfig);
     // The estimate (the largest over the chain's forms of the request); the provider's exact count
     // replaces it if a refusal asks for one (exact-count.ts), where the provider offers one.
     const size = new InputSize(
@@ -249,7 +236,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         const tokens = await countTokens(requestFor(chain, model), { deadline, signal, timing });
         return tokens === null ? null : { tokens, by: (await upstreamOf(profile))?.who ?? providerOf(profile) };
       },
-      bookedOutput(chain, request.generationConfig),
+      answerTokens.tpmOutput,
       request.imageTokens,
     );
     const reserveAs = reserveCallerOf(caller);
@@ -291,6 +278,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
           {
             model: request.model,
             fallbackModels: chain.slice(1).map((l) => l.model),
+            outputTokens: answerTokens.perModel,
             caller: reserveAs,
             requestId,
             excludeKeyIds: keys.list(),
@@ -391,7 +379,10 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         throw error;
       }
       const tier = flexShed && choice.standardOnShed ? null : choice.tier;
-      const sent = { ...link.request, ...(tier === null ? {} : { serviceTier: tier }) };
+      // (A model outside the chain is the first one's name resolved anew: it was booked as the first.)
+      const at = Math.max(0, chain.findIndex((l) => l.model === reservation.model));
+      const booked = withBookedCap(link.request, reservation, answerTokens, at);
+      const sent = { ...booked, ...(tier === null ? {} : { serviceTier: tier }) };
       return { provider, who: upstream.who, client: upstream.client, apiKey, tier, sent };
     }
 

@@ -50,7 +50,8 @@ export function finalRefusal(r: Refusal, ctx: RefusalContext): GatewayError | nu
 }
 
 function finalError(r: Refusal, ctx: RefusalContext): GatewayError | null {
-  if (isTokenLimit(r.limit)) return tokenRefusal(r.limit, r.retryAfterMs, ctx.model, r.retryAt);
+  if (isBudgetLimit(r.limit)) return budgetRefusal({ ...r, limit: r.limit });
+  if (isTokenLimit(r.limit)) return tokenRefusal(r.limit, ctx.model);
   switch (r.limit) {
     case "in_progress":
       return inProgress(ctx.requestId, r.retryAfterMs, r.retryAt);
@@ -60,8 +61,6 @@ function finalError(r: Refusal, ctx: RefusalContext): GatewayError | null {
       return modelWithdrawn(r.model ?? ctx.model, r.successor ?? null);
     case "too_large":
       return tooLarge(r.maxTokens ?? null, ctx);
-    case "caller_budget":
-      return callerBudget(r.retryAfterMs, r.retryAt);
     // The admission's to answer: waiting or another model may lift these, or a stored answer is replayed.
     case "rpm":
     case "tpm":
@@ -185,12 +184,10 @@ export function modelNotAllowed(model: string): GatewayError {
   return new GatewayError("model_not_allowed", `This token may not use model ${model}.`, { details: { model } });
 }
 
-/** A scoped token's refusal: never waited on (no minute window frees it). */
+/** A scoped token's own refusal (its state or its models): never waited on. */
 export function tokenRefusal(
-  limit: TokenLimit,
-  retryAfterMs: number | null,
+  limit: Exclude<TokenLimit, "token_budget" | "client_budget">,
   model: string,
-  retryAt: string | null = null,
 ): GatewayError {
   switch (limit) {
     case "token_invalid":
@@ -199,39 +196,46 @@ export function tokenRefusal(
       return tokenStatusError(limit);
     case "model_not_allowed":
       return modelNotAllowed(model);
-    case "token_budget":
-      return rateLimited(
-        "token_budget",
-        null,
-        "The token's request, token or money budget is used up: get a new token from issue-kaggle-token.",
-      );
-    case "client_budget": {
-      // Its day's (a count or money) or month's (money): the cause says which kind, retry_at when it reopens.
-      const error = rateLimited(
-        "client_budget",
-        retryAfterMs,
-        "The client's budget is used up" +
-          (retryAfterMs === null ? "." : `; it reopens at ${retryAt ?? "Pacific midnight"} (in ${retryAfterMs} ms).`),
-      );
-      return new GatewayError(error.code, error.message, {
-        extra: { ...error.extra, retry_at: retryAt },
-        headers: error.headers,
-      });
-    }
   }
 }
 
-/** A service caller's budget (google_ai_caller_budgets): used up until Pacific midnight, or the month's end. */
-function callerBudget(retryAfterMs: number | null, retryAt: string | null): GatewayError {
-  // Its day's (a count or money) or month's (money): the cause says which kind, retry_at when it reopens.
-  const error = rateLimited(
-    "caller_budget",
-    retryAfterMs,
-    "This caller's budget is used up" +
-      (retryAfterMs === null ? "." : `; it reopens at ${retryAt ?? "Pacific midnight"} (in ${retryAfterMs} ms).`),
-  );
+type BudgetLimit = "token_budget" | "client_budget" | "caller_budget";
+
+function isBudgetLimit(limit: Refusal["limit"]): limit is BudgetLimit {
+  return limit === "token_budget" || limit === "client_budget" || limit === "caller_budget";
+}
+
+const BUDGET_OWNER = {
+  token_budget: "The token's",
+  client_budget: "The client's",
+  caller_budget: "This service caller's",
+} as const;
+
+const BUDGET_PERIOD_WORDS = {
+  life: " for its whole life",
+  day: " for the Pacific day",
+  month: " for the Pacific month",
+} as const;
+
+/**
+ * A budget's refusal, naming the one budget that refused: whose (limit), of what (the cause: money, or
+ * requests and tokens) and its period (`period`: a token's life, a client's or service caller's Pacific
+ * day or month), and when it reopens (`retry_at`; a token's never does: get a new one).
+ */
+export function budgetRefusal(
+  r: Pick<Refusal, "retryAfterMs" | "retryAt" | "refusalCause" | "period"> & { limit: BudgetLimit },
+): GatewayError {
+  const kind = r.refusalCause === "spend_budget" ? "budget in money" : "budget of requests and tokens";
+  const period = r.period == null ? "" : BUDGET_PERIOD_WORDS[r.period];
+  const reopens = r.limit === "token_budget"
+    ? ": get a new token from issue-kaggle-token."
+    : r.retryAfterMs === null
+    ? "."
+    : `; it reopens at ${r.retryAt ?? "Pacific midnight"} (in ${r.retryAfterMs} ms).`;
+  const error = rateLimited(r.limit, r.limit === "token_budget" ? null : r.retryAfterMs,
+    `${BUDGET_OWNER[r.limit]} ${kind}${period} is used up${reopens}`);
   return new GatewayError(error.code, error.message, {
-    extra: { ...error.extra, retry_at: retryAt },
+    extra: { ...error.extra, retry_at: r.limit === "token_budget" ? null : r.retryAt, period: r.period ?? null },
     headers: error.headers,
   });
 }

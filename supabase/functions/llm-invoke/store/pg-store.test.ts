@@ -23,6 +23,7 @@ function params(extra: Partial<ReserveParams> = {}): ReserveParams {
     model: "gemma-3-27b",
     fallbackModels: [],
     estimatedTokens: 40,
+    outputTokens: [],
     caller: { kind: "service", name: "pg-store-test" },
     requestId: "req-1",
     idempotent: false,

@@ -18,6 +18,7 @@
 // cause goes to the log, never to the caller. Outages (DatabaseUnavailable) are logged by db.ts.
 import { GatewayError } from "../../_shared/errors.ts";
 import {
+  BUDGET_PERIODS,
   type FallbackStep,
   type FinalizeParams,
   type ModelEntry,
@@ -96,12 +97,13 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
             provider: string;
             dialect: string | null;
             booked: number | null;
+            answer: number | null;
           }[]
         >`
           select p.model, p.is_active as active, p.supports_system_instruction as sis, p.supports_json_mode as json,
                  p.supports_tools as tools, p.supports_images as images,
                  coalesce(to_jsonb(p.fallback_models), '[]'::jsonb) as fallbacks, p.withdrawn, p.successor,
-                 v.provider, v.booked_output_tokens as booked,
+                 v.provider, v.booked_output_tokens as booked, v.answer_tokens as answer,
                  (select d.dialect from public.google_ai_provider_list() d where d.name = v.provider) as dialect
           from public.google_ai_model_traits(p_model => ${model}) p
           cross join lateral public.google_ai_model_provider(p_model => p.model) v`;
@@ -119,6 +121,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           provider: row.provider as Provider,
           ...(row.dialect === null ? {} : { dialect: row.dialect }),
           ...(row.booked === null ? {} : { bookedOutputTokens: row.booked }),
+          ...(row.answer === null ? {} : { answerTokens: row.answer }),
         } satisfies ModelProfile);
       }),
 
@@ -141,7 +144,8 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           p_queue_ticket => ${p.queueTicket ?? null}::uuid,
           p_wait_left_ms => ${Math.max(0, Math.round(p.waitLeftMs))}::integer,
           p_reply_by => ${holder.reply_by}::timestamptz, p_hold_until => ${holder.hold_until ?? null}::timestamptz,
-          p_holder => ${holder.holder ?? null}::uuid) as r`;
+          p_holder => ${holder.holder ?? null}::uuid,
+          p_output_tokens => ${integerArray(p.outputTokens)}::integer[]) as r`;
         // A cooldown refusal names why the group rests (a Google 429's cause), in the same statement.
         const rows = await sql<{ r: unknown; q: unknown; c: unknown }[]>`
           with reserved as materialized (${reservation})
@@ -292,6 +296,12 @@ function quotaCauseOrNull(value: unknown): QuotaCause | null {
   return isOneOf(QUOTA_CAUSES, value) ? value : null;
 }
 
+/** An integer[] literal of whole numbers and nulls (NULL: not known); none at all: null. */
+function integerArray(values: readonly (number | null)[]): string | null {
+  if (values.length === 0) return null;
+  return `{${values.map((n) => (n === null ? "NULL" : String(Math.max(0, Math.round(n))))).join(",")}}`;
+}
+
 /** A duration for an integer column: whole ms, null when not known. */
 function roundedMs(value: number | null | undefined): number | null {
   return typeof value === "number" && Number.isFinite(value) ? Math.max(0, Math.round(value)) : null;
@@ -317,6 +327,7 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
       minuteBucket: String(o.minute_bucket ?? ""),
       dayBucket: String(o.day_bucket ?? ""),
       ...(typeof o.priority === "string" ? { priority: o.priority } : {}),
+      ...(typeof o.booked_usd === "number" ? { bookedUsd: o.booked_usd } : {}),
       ...fallbackFrom(o.fallback_from),
     };
   }
@@ -341,6 +352,7 @@ export function parseReserveResult(value: unknown): Reservation | Refusal {
     queue: parseQueuePlace(o.queue),
     model: typeof o.model === "string" ? o.model : null,
     refusalCause: typeof o.cause === "string" ? o.cause : null,
+    ...(isOneOf(BUDGET_PERIODS, o.period) ? { period: o.period } : {}),
     ...fallbackFrom(o.fallback_from),
     ...(o.limit === "duplicate" ? { response: o.response } : {}),
     ...(o.limit === "withdrawn" ? { successor: typeof o.successor === "string" ? o.successor : null } : {}),

@@ -1,0 +1,50 @@
+// The answer's size, decided once per request: the most output tokens each model of its chain is sent
+// with. The reservation books it twice from the same figure: in the model's TPM where its TPM counts
+// answers (OpenAI's rule), and in a budget in money (the token's, its client's or a service caller's:
+// google_ai_worst_call_cost). It is the caller's own max tokens (a scoped token's is never above its
+// client's cap: caller.ts), else the model row's `answerTokens`; and where a budget in money booked it
+// for a request that names none, it is sent as the call's cap (maxOutputTokens, which each dialect
+// sends as the provider's own: OpenAI's max_completion_tokens, Google's maxOutputTokens), so the answer
+// cannot cost more than was booked: a longer one ends as the provider says (`length`, `MAX_TOKENS`).
+import type { GenerationConfig, ModelProfile, Reservation } from "../contract.ts";
+import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
+
+/** One request's answer, per model of its chain (its first model, then its fallbacks). */
+export interface AnswerSize {
+  /** The output tokens each model is sent with, for all its answers (n); null: not known. */
+  readonly perModel: readonly (number | null)[];
+  /** The output booked on top of the input in TPM: the largest over the models whose TPM counts answers. */
+  readonly tpmOutput: number;
+}
+
+/** The answer each model is sent with: the caller's max tokens, else the row's, times the answers asked (n). */
+export function answerSize(
+  chain: readonly { profile: Pick<ModelProfile, "answerTokens" | "bookedOutputTokens"> }[],
+  config: Pick<GenerationConfig, "maxOutputTokens" | "candidateCount">,
+): AnswerSize {
+  const answers = config.candidateCount ?? 1;
+  const perModel = chain.map((l) => {
+    const cap = config.maxOutputTokens || l.profile.answerTokens;
+    return cap === undefined ? null : cap * answers;
+  });
+  const tpmOutput = Math.max(0, ...chain.map((l, i) => (l.profile.bookedOutputTokens === undefined ? 0 : perModel[i] ?? 0)));
+  return { perModel, tpmOutput };
+}
+
+/**
+ * The request as sent: with the answer the reservation booked as its cap where a budget in money
+ * booked it and the request names none (`index`: the reserved model's place in the chain).
+ */
+export function withBookedCap(
+  request: UpstreamRequest,
+  reservation: Pick<Reservation, "bookedUsd">,
+  size: AnswerSize,
+  index: number,
+): UpstreamRequest {
+  const config = request.generationConfig;
+  if (reservation.bookedUsd === undefined || config.maxOutputTokens) return request;
+  const booked = size.perModel[index] ?? null;
+  if (booked === null) return request;
+  const cap = Math.max(1, Math.floor(booked / (config.candidateCount ?? 1)));
+  return { ...request, generationConfig: { ...config, maxOutputTokens: cap } };
+}
