@@ -1,9 +1,13 @@
 // Part 11: a request's cost does not grow with the log. Two halves, each measured side by side in one run:
-//  - Latency: two llm-invoke as on Supabase, each with its own database, in front of both simulators: one
-//    with the part's own small log, one with a month of older attempt rows of the same groups and models.
-//    Gemma and gpt-4o whole, a gpt-4o stream and a fallback (gpt-4o-mini fails with 503, Gemma answers in
-//    the same request), interleaved call by call and stack by stack. The figure is each kind's p50 with
-//    the big log over its p50 with the small one.
+//  - Latency: three llm-invoke as on Supabase, each with its own database, in front of both simulators: one
+//    with the part's own small log, and two with a month of older attempt rows: spread over the part's
+//    groups and models, and in the owner's shape (one organisation's gpt-4o nearly every row: the entry
+//    functions' generic plans, made on those statistics, take a quota group or a model for the whole
+//    table). Served: Gemma and gpt-4o whole, a gpt-4o stream and a fallback (gpt-4o-mini fails with 503,
+//    Gemma answers in the same request). Waiting: a WAIT refused on a full window (its turn, counted
+//    first, lies beyond its x-eve-max-wait-ms) and on a cooldown, for Gemma and gpt-4o. Each kind call by
+//    call, stack by stack, interleaved. The figure is each kind's p50 with a big log over its p50 with the
+//    small one.
 //  - The counter row: gpt-4o's reservation and finalize (with OpenAI's room, the path that counts the
 //    calls in flight) at concurrency 16, straight to the RPCs, with pg_cron running the migrations' vacuum
 //    of the counter rows on its schedule (the server's cron database gets the migration, and the job is
@@ -21,9 +25,9 @@ import { round, summarize } from "./lib/stats.ts";
 import { Teardown } from "./lib/teardown.ts";
 
 export interface LogScaleConfig {
-  /** Calls of each kind in each half of the latency measure, one at a time. */
+  /** Calls of each kind on each stack in the latency measure, one at a time. */
   calls: number;
-  /** Older attempt rows added between the two latency halves. */
+  /** Older attempt rows in each big log of the latency measure. */
   logRows: number;
   /** The counter row's two measures: after the first count of requests, then after the second in all. */
   counterRequests: [number, number];
@@ -49,16 +53,40 @@ const MAX_RATIO = 1.2;
 /** The counter table after ten times the requests may be at most this many times its size after the first. */
 const MAX_GROWTH = 2;
 
-type Kind = "gemma" | "gpt-4o" | "gpt-4o stream" | "fallback";
-const KINDS: Kind[] = ["gemma", "gpt-4o", "gpt-4o stream", "fallback"];
+type Kind =
+  | "gemma" | "gpt-4o" | "gpt-4o stream" | "fallback"
+  | "gemma WAIT, full window" | "gpt-4o WAIT, full window" | "gemma WAIT, cooldown" | "gpt-4o WAIT, cooldown";
+const SERVED: Kind[] = ["gemma", "gpt-4o", "gpt-4o stream", "fallback"];
+const FULL_WINDOW: Kind[] = ["gemma WAIT, full window", "gpt-4o WAIT, full window"];
+const COOLDOWN: Kind[] = ["gemma WAIT, cooldown", "gpt-4o WAIT, cooldown"];
+const KINDS: Kind[] = [...SERVED, ...FULL_WINDOW, ...COOLDOWN];
 /** The kinds the issue's bound is on. */
-const BOUND: Kind[] = ["gemma", "gpt-4o"];
+const BOUND: Kind[] = ["gemma", "gpt-4o", ...FULL_WINDOW];
+/** A WAIT's own bound on its wait, shorter than any turn on a full window of one request a minute. */
+const MAX_WAIT_MS = 1_000;
+
+/** How the older log falls on the part's groups and models: its rows' model, by row number i (SQL). */
+type Shape = "spread" | "owner";
+const SHAPES: Shape[] = ["spread", "owner"];
+const MODEL_OF_ROW: Record<Shape, string> = {
+  spread: `(array['${GPT}', '${GEMMA}'])[1 + i % 2]`,
+  // One organisation's gpt-4o: a few Gemma rows in a million (not in ANALYZE's sample).
+  owner: `case when i % 200000 = 0 then '${GEMMA}' else '${GPT}' end`,
+};
+const SHAPE_NAME: Record<Shape, string> = {
+  spread: "spread: gpt-4o and Gemma, half each",
+  owner: "the owner's: one organisation's gpt-4o",
+};
 
 interface Half {
+  /** small, or the big log's shape. */
+  log: "small" | Shape;
   logRows: number;
   p50: Record<Kind, number>;
   errors: number;
   firstError?: string;
+  /** WAITs on a full window that found their turn within their wait (served after waiting, not refused). */
+  waitedTurns: number;
 }
 
 interface CounterFigures {
@@ -75,20 +103,29 @@ interface CounterFigures {
 }
 
 export async function runLogScale(bench: BenchServer, cfg: LogScaleConfig, log: (s: string) => void): Promise<PartResult> {
-  const small = await latencyHalves(bench, cfg, log);
+  const halves = await latencyHalves(bench, cfg, log);
   const { figures: counters, cronRuns } = await counterGrowth(bench, cfg, log);
-  const ratios = Object.fromEntries(KINDS.map((k) => [k, round(small[1].p50[k] / small[0].p50[k], 3)])) as Record<Kind, number>;
-  for (const k of KINDS) log(`  ${k.padEnd(14)} p50 ${fmt(small[0].p50[k])} → ${fmt(small[1].p50[k])} ms (${times(ratios[k])})`);
+  const [small] = halves;
+  const ratios = Object.fromEntries(SHAPES.map((shape) => {
+    const big = halves.find((h) => h.log === shape)!;
+    return [shape, Object.fromEntries(KINDS.map((k) => [k, round(big.p50[k] / small.p50[k], 3)]))];
+  })) as Record<Shape, Record<Kind, number>>;
+  for (const k of KINDS) {
+    log(`  ${k.padEnd(24)} p50 ${fmt(small.p50[k])} → ${SHAPES.map((sh) => `${sh} ${fmt(halves.find((h) => h.log === sh)!.p50[k])} ms (${times(ratios[sh][k])})`).join(", ")}`);
+  }
   const [first, last] = counters;
   const growth = round(last!.peakBytes / first!.peakBytes, 3);
   log(`  counters' peak: ${kb(first!.peakBytes)} in the first ${first!.requests}, ${kb(last!.peakBytes)} in the rest to ${last!.requests} (${times(growth)})`);
 
-  const errors = small[0].errors + small[1].errors;
+  const errors = halves.reduce((n, h) => n + h.errors, 0);
+  const waited = halves.reduce((n, h) => n + h.waitedTurns, 0);
   const checks: Check[] = [
     {
-      name: "every request of both halves answered as asked (200, the fallback by Gemma)",
+      name: "every request of the three stacks answered as asked (200, the fallback by Gemma; a WAIT on a full window or a cooldown 429 with its limit)",
       ok: errors === 0,
-      detail: errors === 0 ? `${2 * cfg.calls * KINDS.length} requests, 0 errors` : `${errors} errors; first: ${small.find((h) => h.errors)?.firstError}`,
+      detail: errors === 0
+        ? `${halves.length * cfg.calls * KINDS.length} requests, 0 errors (${waited} WAITs on a full window found their turn within their wait and were served)`
+        : `${errors} errors; first: ${halves.find((h) => h.errors)?.firstError}`,
     },
     {
       name: "pg_cron ran the migrations' counter vacuum against the part's database, every run succeeded",
@@ -101,19 +138,25 @@ export async function runLogScale(bench: BenchServer, cfg: LogScaleConfig, log: 
       name: `the counter table's largest size up to ${last!.requests} requests within ${MAX_GROWTH}× of its largest in the first ${first!.requests}`,
       ok: growth <= MAX_GROWTH,
       detail: `${kb(first!.peakBytes)} → ${kb(last!.peakBytes)} (${times(growth)}); at the end ${kb(last!.tableBytes)}, one live row`,
-    }, {
-      name: `gemma's and gpt-4o's p50 with ${cfg.logRows.toLocaleString("en")} older attempt rows within ${MAX_RATIO}× of a small log's`,
-      ok: BOUND.every((k) => ratios[k] <= MAX_RATIO),
-      detail: BOUND.map((k) => `${k} ${times(ratios[k])}`).join(", "),
     });
+    for (const shape of SHAPES) {
+      checks.push({
+        name: `${BOUND.join(", ")}: p50 with ${cfg.logRows.toLocaleString("en")} older attempt rows (${SHAPE_NAME[shape]}) within ${MAX_RATIO}× of a small log's`,
+        ok: BOUND.every((k) => ratios[shape][k] <= MAX_RATIO),
+        detail: BOUND.map((k) => `${k} ${times(ratios[shape][k])}`).join(", "),
+      });
+    }
   }
   return {
     id: "log-scale",
     title: "A request's cost with a month of attempts",
-    data: { config: cfg, halves: small, ratios, counters },
-    markdown: markdown(cfg, small, ratios, counters),
+    data: { config: cfg, halves, ratios, counters },
+    markdown: markdown(cfg, halves, ratios, counters),
     headline: [
-      { figure: `p50 with ${cfg.logRows.toLocaleString("en")} older attempt rows ÷ a small log's (target ≤ ${MAX_RATIO}×)`, value: KINDS.map((k) => `${k} ${times(ratios[k])}`).join(", ") },
+      ...SHAPES.map((shape) => ({
+        figure: `p50 with ${cfg.logRows.toLocaleString("en")} older attempt rows (${SHAPE_NAME[shape]}) ÷ a small log's (target ≤ ${MAX_RATIO}× for ${BOUND.join(", ")})`,
+        value: KINDS.map((k) => `${k} ${times(ratios[shape][k])}`).join(", "),
+      })),
       { figure: `counter table's largest size, requests ${first!.requests} to ${last!.requests} ÷ the first ${first!.requests} (target ≤ ${MAX_GROWTH}×)`, value: `${times(growth)} (${kb(first!.peakBytes)} → ${kb(last!.peakBytes)})` },
     ],
     checks,
@@ -121,11 +164,11 @@ export async function runLogScale(bench: BenchServer, cfg: LogScaleConfig, log: 
 }
 
 /**
- * Two stacks side by side, each its own database and llm-invoke as on Supabase, one with the part's own
- * small log and one with `logRows` older rows; every call goes to both in turn, so the load of the
- * machine at any moment falls on both alike.
+ * Three stacks side by side, each its own database and llm-invoke as on Supabase: the part's own small
+ * log, and `logRows` older rows in each shape; every call goes to each in turn, so the load of the
+ * machine at any moment falls on all alike.
  */
-async function latencyHalves(bench: BenchServer, cfg: LogScaleConfig, log: (s: string) => void): Promise<[Half, Half]> {
+async function latencyHalves(bench: BenchServer, cfg: LogScaleConfig, log: (s: string) => void): Promise<Half[]> {
   const teardown = new Teardown();
   try {
     const openai = teardown.closes(await startOpenAISimulator({
@@ -134,13 +177,15 @@ async function latencyHalves(bench: BenchServer, cfg: LogScaleConfig, log: (s: s
       settle: "usage",
     }));
     openai.addFault({ kind: "http503", model: FAILING });
-    const stack = async (name: string, logRows: number) => {
+    const stack = async (name: string, shape: Shape | null): Promise<Stack> => {
       const db = teardown.closes(await bench.fresh(name));
       const google = teardown.closes(await simulatorFor(db, GEMMA, PROJECT));
       await openaiRows(db.sql);
       const t0 = performance.now();
-      if (logRows > 0) await fillLog(db.sql, logRows);
-      if (logRows > 0) log(`  ${logRows.toLocaleString("en")} older attempt rows added and analyzed in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+      if (shape) {
+        await fillLog(db.sql, cfg.logRows, shape);
+        log(`  ${cfg.logRows.toLocaleString("en")} older attempt rows (${SHAPE_NAME[shape]}) added and analyzed in ${fmt((performance.now() - t0) / 1000, 1)} s`);
+      }
       const fnLog: string[] = [];
       const edge = teardown.closes(await serveLlmInvokeAsOnSupabase({
         dbUrl: db.url,
@@ -150,15 +195,23 @@ async function latencyHalves(bench: BenchServer, cfg: LogScaleConfig, log: (s: s
       }));
       const url = `${edge.url}/`;
       for (const model of [GEMMA, GPT]) await probeInvoke(url, body(model, "probe"), fnLog);
-      return url;
+      return { url, sql: db.sql, log: shape ?? "small", logRows: shape ? cfg.logRows : 0 };
     };
-    const urls: [string, string] = [await stack("log_scale_small", 0), await stack("log_scale_big", cfg.logRows)];
-    const halves = await measure(urls, cfg.calls, [0, cfg.logRows]);
-    for (const h of halves) log(`  log of ${h.logRows}: ${KINDS.map((k) => `${k} ${fmt(h.p50[k])} ms`).join(", ")}`);
+    const stacks = [await stack("log_scale_small", null)];
+    for (const shape of SHAPES) stacks.push(await stack(`log_scale_${shape}`, shape));
+    const halves = await measure(stacks, cfg.calls);
+    for (const h of halves) log(`  log ${h.log} (${h.logRows}): ${KINDS.map((k) => `${k} ${fmt(h.p50[k])} ms`).join(", ")}`);
     return halves;
   } finally {
     await teardown.run();
   }
+}
+
+interface Stack {
+  url: string;
+  sql: Sql;
+  log: Half["log"];
+  logRows: number;
 }
 
 async function openaiRows(sql: Sql): Promise<void> {
@@ -174,11 +227,30 @@ function body(model: string, id: string, extra: Record<string, unknown> = {}) {
     generationConfig: { maxOutputTokens: 64 }, ...extra };
 }
 
-/** Each kind `calls` times on each stack, interleaved call by call (stack by stack), one at a time. */
-async function measure(urls: [string, string], calls: number, logRows: [number, number]): Promise<[Half, Half]> {
-  const halves = logRows.map((rows) => ({ logRows: rows, p50: {} as Record<Kind, number>, errors: 0 })) as [Half, Half];
-  const ms = halves.map(() => ({ gemma: [], "gpt-4o": [], "gpt-4o stream": [], fallback: [] })) as Record<Kind, number[]>[];
-  const call: Record<Kind, (url: string, id: string) => Promise<string | null>> = {
+/**
+ * Each kind `calls` times on each stack, interleaved call by call (stack by stack, each round from the
+ * next stack), one at a time: the served kinds first; then, with Gemma's and gpt-4o's limit at one
+ * request a minute (the served calls fill the window, and one NO_WAIT call each before every round keeps
+ * it full), the WAITs on a full window; then, each group resting an hour, the WAITs on a cooldown.
+ */
+async function measure(stacks: Stack[], calls: number): Promise<Half[]> {
+  const halves: Half[] = stacks.map((st) => ({ log: st.log, logRows: st.logRows, p50: {} as Record<Kind, number>, errors: 0, waitedTurns: 0 }));
+  const ms = stacks.map(() => Object.fromEntries(KINDS.map((k) => [k, [] as number[]])) as Record<Kind, number[]>);
+  const waitRefused = (model: string, limit: string) => async (url: string, id: string, h: Half) => {
+    const res = await fetch(url, {
+      method: "POST",
+      headers: { ...invokeHeaders(), "x-eve-mode": "WAIT", "x-eve-max-wait-ms": String(MAX_WAIT_MS) },
+      body: JSON.stringify(body(model, id)),
+    });
+    const text = await res.text();
+    if (res.status === 429 && (JSON.parse(text) as { limit?: string }).limit === limit) return null;
+    if (res.status === 200 && limit === "rpm") {
+      h.waitedTurns++; // the window's last admission left within the wait: a turn, not an error
+      return null;
+    }
+    return `${res.status} ${text.slice(0, 200)}`;
+  };
+  const call: Record<Kind, (url: string, id: string, h: Half) => Promise<string | null>> = {
     gemma: async (url, id) => expect200(await postInvoke(url, body(GEMMA, id))),
     "gpt-4o": async (url, id) => expect200(await postInvoke(url, body(GPT, id))),
     "gpt-4o stream": async (url, id) => {
@@ -190,20 +262,41 @@ async function measure(urls: [string, string], calls: number, logRows: [number, 
       const r = await postInvoke(url, body(FAILING, id));
       return r.status === 200 && (JSON.parse(r.body) as { model?: string }).model === GEMMA ? null : `${r.status} ${r.body.slice(0, 200)}`;
     },
+    "gemma WAIT, full window": waitRefused(GEMMA, "rpm"),
+    "gpt-4o WAIT, full window": waitRefused(GPT, "rpm"),
+    "gemma WAIT, cooldown": waitRefused(GEMMA, "cooldown"),
+    "gpt-4o WAIT, cooldown": waitRefused(GPT, "cooldown"),
   };
-  for (let i = 0; i < calls; i++) {
-    for (const k of KINDS) {
-      for (const [h, url] of urls.entries()) {
-        const t0 = performance.now();
-        const error = await call[k](url, randomUUID());
-        ms[h]![k].push(performance.now() - t0);
-        if (error) {
-          halves[h]!.errors++;
-          halves[h]!.firstError ??= `${k}: ${error}`;
+  const phase = async (kinds: Kind[], beforeRound?: (st: Stack) => Promise<void>) => {
+    for (let i = 0; i < calls; i++) {
+      if (beforeRound) for (const st of stacks) await beforeRound(st);
+      for (const k of kinds) {
+        // Each round starts at the next stack: none is always first after the machine's idle moment.
+        for (let j = 0; j < stacks.length; j++) {
+          const h = (i + j) % stacks.length;
+          const st = stacks[h]!;
+          const t0 = performance.now();
+          const error = await call[k](st.url, randomUUID(), halves[h]!);
+          ms[h]![k].push(performance.now() - t0);
+          if (error) {
+            halves[h]!.errors++;
+            halves[h]!.firstError ??= `${k}: ${error}`;
+          }
         }
       }
     }
+  };
+  await phase(SERVED);
+  for (const st of stacks) await st.sql`update public.google_ai_model_limits set rpm = 1 where model in (${GEMMA}, ${GPT})`;
+  await phase(FULL_WINDOW, async (st) => {
+    for (const model of [GEMMA, GPT]) await postInvoke(st.url, { ...body(model, randomUUID()), mode: "NO_WAIT" });
+  });
+  for (const st of stacks) {
+    await st.sql`update public.google_ai_model_limits set rpm = ${HUGE} where model in (${GEMMA}, ${GPT})`;
+    await st.sql`select public.google_ai_cooldown(${PROJECT}, ${GEMMA}, now() + interval '1 hour')`;
+    await st.sql`select public.google_ai_cooldown(${ORG}, ${GPT}, now() + interval '1 hour')`;
   }
+  await phase(COOLDOWN);
   for (const [h, half] of halves.entries()) for (const k of KINDS) half.p50[k] = round(summarize(ms[h]![k]).p50, 3);
   return halves;
 }
@@ -216,8 +309,8 @@ function expect200(r: { status: number; body: string }): string | null {
   return r.status === 200 ? null : `${r.status} ${r.body.slice(0, 200)}`;
 }
 
-/** A month of decided attempts of the part's own groups, models and caller, as 30 days of retention keep them. */
-async function fillLog(sql: Sql, rows: number): Promise<void> {
+/** A month of decided attempts of the part's own groups and caller, in the shape's models, as 30 days of retention keep them. */
+async function fillLog(sql: Sql, rows: number, shape: Shape): Promise<void> {
   const batch = 200_000;
   for (let done = 0; done < rows; done += batch) {
     const size = Math.min(batch, rows - done);
@@ -233,7 +326,7 @@ async function fillLog(sql: Sql, rows: number): Promise<void> {
                case when model = ${GPT} then 'scale-openai' else 'bench' end,
                'interactive', 120, 100, 40, 200, 500
         from (select i, now() - interval '30 days' + interval '30 days' * (i::float8 / ${rows}) - interval '10 minutes' as at,
-                     (array[${GPT}, ${GEMMA}])[1 + i % 2] as model
+                     ${tx.unsafe(MODEL_OF_ROW[shape])} as model
               from generate_series(${done + 1}::int, ${done + size}::int) i) x`;
     });
   }
@@ -366,17 +459,26 @@ function kb(bytes: number): string {
   return `${fmt(bytes / 1024, 0)} kB`;
 }
 
-function markdown(cfg: LogScaleConfig, halves: [Half, Half], ratios: Record<Kind, number>, counters: CounterFigures[]): string {
+function markdown(cfg: LogScaleConfig, halves: Half[], ratios: Record<Shape, Record<Kind, number>>, counters: CounterFigures[]): string {
+  const p50 = (log: Half["log"], k: Kind) => `${fmt(halves.find((h) => h.log === log)!.p50[k])} ms`;
+  const waited = halves.reduce((n, h) => n + h.waitedTurns, 0);
   return [
-    `Two llm-invoke as on Supabase in front of both simulators, each with its own database: one with the part's own ` +
-    `small log, one with ${cfg.logRows.toLocaleString("en")} older attempt rows of the same quota groups, models and caller ` +
-    `(30 days of them, analyzed). Each kind ${cfg.calls} times on each, interleaved call by call and stack by stack, one ` +
-    `at a time. \`fallback\` asks ${FAILING}, which the OpenAI simulator answers 503, and Gemma answers in the same request.`,
+    `Three llm-invoke as on Supabase in front of both simulators, each with its own database: one with the part's own ` +
+    `small log, and two with ${cfg.logRows.toLocaleString("en")} older attempt rows of the part's caller (30 days of them, ` +
+    `analyzed): *spread*, gpt-4o of the OpenAI organisation and Gemma of the Google project, half each; *owner*, the owner's ` +
+    `month, one organisation's gpt-4o (a few Gemma rows in a million). The entry functions run with generic plans, made ` +
+    `without the values: on the owner's log a quota group or a model stands for the whole table, for Gemma's statements ` +
+    `as for gpt-4o's. Each kind ${cfg.calls} times on each, interleaved call by call and stack by stack, one at a time. ` +
+    `\`fallback\` asks ${FAILING}, which the OpenAI simulator answers 503, and Gemma answers in the same request. ` +
+    `*WAIT, full window*: Gemma's and gpt-4o's limit set to one request a minute after the served kinds (one NO_WAIT call ` +
+    `of each before every round keeps the window full); a WAIT with \`x-eve-max-wait-ms: ${MAX_WAIT_MS}\` has its turn ` +
+    `counted and is refused (${waited} of them found their turn within the wait and were served). *WAIT, cooldown*: each ` +
+    `group resting for an hour (\`google_ai_cooldown\`), the same WAIT refused.`,
     "",
     table(
-      ["kind", "p50, small log", `p50, ${cfg.logRows.toLocaleString("en")} older rows`, "ratio"],
-      KINDS.map((k) => [k, `${fmt(halves[0].p50[k])} ms`, `${fmt(halves[1].p50[k])} ms`, times(ratios[k])]),
-      ["l", "r", "r", "r"],
+      ["kind", "p50, small log", `p50, ${SHAPE_NAME.spread}`, "ratio", `p50, ${SHAPE_NAME.owner}`, "ratio"],
+      KINDS.map((k) => [k, p50("small", k), p50("spread", k), times(ratios.spread[k]), p50("owner", k), times(ratios.owner[k])]),
+      ["l", "r", "r", "r", "r", "r"],
     ),
     "",
     `The counter row: gpt-4o's reservation and finalize (with OpenAI's room, so finalize counts the calls in flight) ` +

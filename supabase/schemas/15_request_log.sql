@@ -161,7 +161,16 @@ CREATE INDEX IF NOT EXISTS google_ai_attempts_client_idx ON public.google_ai_att
 CREATE INDEX IF NOT EXISTS google_ai_attempts_created_at_idx ON public.google_ai_attempts USING btree (created_at);
 
 -- The admissions of a quota group's window, for what the ring of counts cannot say: which class made
--- them (the queue's likely turn), which are still in flight (a TPM waiter's recheck).
+-- them (the queue's likely turn), which are still in flight (a TPM waiter's recheck, finalize's count
+-- against the provider's room).
+-- Those statements run under the entry functions' generic plans (58_admission.sql), planned without
+-- their values: on the owner's log one quota group and one model are nearly every row, so the group and
+-- the model select the whole table, and a window open at one end (admitted_at > $now - $window) is
+-- guessed at a third of it, which a sequential scan beats. Each therefore reads its window as a range
+-- closed on both sides (admitted_at > $from and admitted_at < 'infinity', the same rows), which a generic
+-- plan guesses at half a percent: the index's range, whatever the spread of groups and models.
+-- (An index on the statements' status = 'reserved' would end finalize's heap-only updates: finalize
+-- changes status, and a partial index's predicate counts as one of its columns.)
 CREATE INDEX IF NOT EXISTS google_ai_attempts_window_idx ON public.google_ai_attempts USING btree (quota_group, model,
     admitted_at) WHERE (admitted_at IS NOT NULL);
 

@@ -105,7 +105,8 @@ end
 $$;
 
 -- What the higher classes than rank p_rank took of a group's window for the model (a request that
--- waited longer than a window says nothing of what its class asks for now).
+-- waited longer than a window says nothing of what its class asks for now). The window is read as a
+-- range closed on both sides, so a generic plan walks the window's index (15_request_log.sql says why).
 CREATE OR REPLACE FUNCTION public.google_ai_higher_taken(p_group text, p_model text, p_now timestamp with time zone,
     p_window interval, p_rank smallint) RETURNS bigint
     LANGUAGE plpgsql STABLE
@@ -114,7 +115,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_higher_taken(p_group text, p_model t
 begin
   return (select count(*) from public.google_ai_attempts a
           join public.google_ai_priority_classes pc on pc.name = a.priority_class
-          where a.quota_group = p_group and a.model = p_model and a.admitted_at > p_now - p_window
+          where a.quota_group = p_group and a.model = p_model
+            and a.admitted_at > p_now - p_window and a.admitted_at < 'infinity'
             and a.status not in ('released', 'withdrawn') and pc.rank < p_rank
             and coalesce(a.wait_ms, 0) < extract(epoch from p_window) * 1000);
 end

@@ -207,7 +207,8 @@ begin
       p_model.tpm, p_tokens, p_class.name, p_caller.name);
     if p_outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
                                      where a.quota_group = p_quota_group and a.model = p_model.model
-                                       and a.status = 'reserved' and a.admitted_at > p_now - p_window) then
+                                       and a.status = 'reserved' and a.admitted_at > p_now - p_window
+                                       and a.admitted_at < 'infinity') then
       recheck_at := p_now + p_recheck_ms * interval '1 millisecond';
     end if;
   end if;

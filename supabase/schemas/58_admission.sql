@@ -19,7 +19,8 @@
 -- and the model as parameters; PostgreSQL's default would plan them again on every call (a custom
 -- plan for the window's time range looks cheaper than the generic one), which was a quarter of the
 -- reservation's CPU. Every statement here finds its rows by key (counter row, model, quota group,
--- ticket), so the generic plan is the one a custom plan would choose.
+-- ticket), so the generic plan is the one a custom plan would choose; those that read a time range of
+-- the log close it on both sides, so the generic plan still walks the range's index (15_request_log.sql).
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 

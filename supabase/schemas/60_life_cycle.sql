@@ -146,7 +146,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_settle_call(p_att public.google_ai_a
     AS $$
 declare
   -- The clock read once, into a variable: a bound the window's index can hold (clock_timestamp() in the
-  -- statement itself is volatile, so every row of the group's log would be read to test it).
+  -- statement itself is volatile, so every row of the group's log would be read to test it). The
+  -- window is a range closed on both sides, for the generic plan (15_request_log.sql says why).
   v_now timestamptz := pg_catalog.clock_timestamp();
   v_flying integer;
   v_flying_tokens bigint;
@@ -156,7 +157,7 @@ begin
     select count(*), coalesce(sum(a.estimated_tokens), 0) into v_flying, v_flying_tokens
     from public.google_ai_attempts a
     where a.quota_group = p_att.quota_group and a.model = p_att.model
-      and a.admitted_at > v_now - interval '5 minutes' and a.status = 'reserved';
+      and a.admitted_at > v_now - interval '5 minutes' and a.admitted_at < 'infinity' and a.status = 'reserved';
     if p_room_requests <= 2 * v_flying or p_room_tokens <= 2 * v_flying_tokens then
       perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, p_room_until, 'minute',
         'provider_room', null);
