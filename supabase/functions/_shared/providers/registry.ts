@@ -8,10 +8,11 @@
 // row may take (lower-case letters and digits, a letter first: registry.test.ts holds it). Nothing
 // outside this file and the dialect folders names a provider (provider-names.test.ts holds it).
 import type { ProviderModule } from "../upstream/port.ts";
+import { anthropic } from "./anthropic/provider.ts";
 import { google } from "./google/provider.ts";
 import { openai } from "./openai/provider.ts";
 
-const REGISTRY = { google, openai } as const satisfies Record<string, ProviderModule>;
+const REGISTRY = { google, openai, anthropic } as const satisfies Record<string, ProviderModule>;
 
 export type Dialect = keyof typeof REGISTRY;
 export const DIALECTS = Object.keys(REGISTRY) as [Dialect, ...Dialect[]];
@@ -44,7 +45,7 @@ export function dialectModule(dialect: Dialect): ProviderModule {
 }
 
 /** The dialects whose own rows the database seeds (the rows migration and supabase/seed.sql). */
-const BUILT_IN_DIALECTS = ["google", "openai"] as const satisfies readonly Dialect[];
+const BUILT_IN_DIALECTS = ["google", "openai", "anthropic"] as const satisfies readonly Dialect[];
 
 /** The rows the database seeds: each built-in dialect as its own provider. */
 export const BUILT_IN_PROVIDERS: readonly ProviderRow[] = BUILT_IN_DIALECTS.map((d) => ({

@@ -61,6 +61,11 @@ export interface UpstreamRequest extends RequestExtras {
   /** Google's service tier for this call (the body's serviceTier); absent: standard, nothing sent. */
   serviceTier?: ServiceTier;
   /**
+   * The output tokens the reservation booked for this call where the caller named no cap (the model
+   * row's booked answer): a provider that requires a cap (Anthropic's max_tokens) sends it.
+   */
+  bookedOutputTokens?: number;
+  /**
    * The caller's own body, when it came in this provider's dialect: the provider sends it as it came
    * (only the gateway's fields set) instead of translating the hub shape. Only a provider of that
    * dialect is given one (model/gemma.ts).

@@ -391,7 +391,12 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         throw error;
       }
       const tier = flexShed && choice.standardOnShed ? null : choice.tier;
-      const sent = { ...link.request, ...(tier === null ? {} : { serviceTier: tier }) };
+      const booked = link.profile.bookedOutputTokens;
+      const sent = {
+        ...link.request,
+        ...(tier === null ? {} : { serviceTier: tier }),
+        ...(booked === undefined ? {} : { bookedOutputTokens: booked }),
+      };
       return { provider, who: upstream.who, client: upstream.client, apiKey, tier, sent };
     }
 

@@ -1,0 +1,14 @@
+// Anthropic (Messages) as the registry holds it (../registry.ts): where it is reached, which secrets
+// are its keys, its client (client.ts) and its model list (models.ts).
+import type { ProviderModule } from "../../upstream/port.ts";
+import { createAnthropicClient, DEFAULT_ANTHROPIC_BASE_URL } from "./client.ts";
+import { createAnthropicModelLister } from "./models.ts";
+
+export const anthropic: ProviderModule = {
+  displayName: "Anthropic",
+  defaultBaseUrl: DEFAULT_ANTHROPIC_BASE_URL,
+  baseUrlVariable: "ANTHROPIC_BASE_URL",
+  keyEnvPattern: "ANTHROPIC_[A-Z0-9_]{1,100}",
+  createClient: ({ baseUrl }) => createAnthropicClient({ baseUrl }),
+  createLister: ({ baseUrl, timeoutMs }) => createAnthropicModelLister({ baseUrl, timeoutMs }),
+};
