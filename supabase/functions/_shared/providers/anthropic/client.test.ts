@@ -226,7 +226,9 @@ describe("stream", () => {
     let own = 0;
     for await (const chunk of opened.chunks) {
       if (chunk.own?.dialect === "anthropic") own++;
-      const c = (chunk.answer?.candidates as Array<Record<string, any>> | undefined)?.[0];
+      const c = (chunk.answer?.candidates as
+        | Array<{ content?: { parts?: Array<{ text?: unknown; thought?: unknown }> }; finishReason?: unknown }>
+        | undefined)?.[0];
       for (const p of c?.content?.parts ?? []) if (typeof p.text === "string" && p.thought !== true) texts.push(p.text);
       if (c?.finishReason !== undefined) finish = c.finishReason;
       if (chunk.answer?.usageMetadata !== undefined) usage = chunk.answer.usageMetadata;
