@@ -132,7 +132,7 @@ describe("a key serves only its provider's models", () => {
     expect(booking).toMatchObject({ ok: true, key_id: GOOGLE_KEY });
     await release(booking.reservation_id!, "test");
     await expect(db.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name)
-                        values ('other', 'anthropic', 'ANTHROPIC_API_KEY')`).rejects.toMatchObject({ code: "23503" });
+                        values ('other', 'mistral', 'MISTRAL_API_KEY')`).rejects.toMatchObject({ code: "23503" });
     await expect(db.sql`update public.google_ai_model_limits set provider = 'OpenAI' where model = 'gpt-4o'`)
       .rejects.toMatchObject({ code: "23503" });
   });

@@ -44,8 +44,8 @@ export function dialectModule(dialect: Dialect): ProviderModule {
   return REGISTRY[dialect];
 }
 
-/** The dialects whose own rows the database seeds (the rows migration and supabase/seed.sql). */
-const BUILT_IN_DIALECTS = ["google", "openai", "anthropic"] as const satisfies readonly Dialect[];
+/** The dialects whose own rows the database seeds (the rows migrations and supabase/seed.sql), by name as it lists them. */
+const BUILT_IN_DIALECTS = ["anthropic", "google", "openai"] as const satisfies readonly Dialect[];
 
 /** The rows the database seeds: each built-in dialect as its own provider. */
 export const BUILT_IN_PROVIDERS: readonly ProviderRow[] = BUILT_IN_DIALECTS.map((d) => ({
