@@ -23,6 +23,7 @@ const compatible = (over: Partial<ProviderRow> = {}): ProviderRow => ({
   display_name: "DeepSeek",
   base_url: "https://api.deepseek.com",
   key_env_pattern: "DEEPSEEK_[A-Z0-9_]{1,100}",
+  day_zone: "UTC",
   ...over,
 });
 
