@@ -5,12 +5,13 @@
 -- docs/models.md lists every row with its limits, dates and sources.
 
 -- The built-in providers, as the rows migrations seed them (20261127232950_provider_rows.sql,
--- 20261128034000_anthropic_provider_row.sql), for a
--- database built from supabase/schemas, which has no rows: model and key rows name one.
-insert into public.google_ai_providers (name, dialect, display_name) values
-  ('google', 'google', 'Google'),
-  ('openai', 'openai', 'OpenAI'),
-  ('anthropic', 'anthropic', 'Anthropic')
+-- 20261128034000_anthropic_provider_row.sql, and 20261128034230_provider_day_zone_rows.sql for the zone
+-- each one's day turns in), for a database built from supabase/schemas, which has no rows: model and key
+-- rows name one.
+insert into public.google_ai_providers (name, dialect, display_name, day_zone) values
+  ('google', 'google', 'Google', 'America/Los_Angeles'),
+  ('openai', 'openai', 'OpenAI', 'UTC'),
+  ('anthropic', 'anthropic', 'Anthropic', 'UTC')
 on conflict (name) do nothing;
 
 -- Model limits from the owner's table (seed 001): per Google Cloud project, per model.

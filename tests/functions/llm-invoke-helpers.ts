@@ -8,7 +8,10 @@ import type { GoogleSimulator, SimulatorOptions } from "../../shared/google-sim/
 import type { OpenAISimulator, OpenAISimulatorOptions, OrgOptions } from "../../shared/openai-sim/server.ts";
 import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
-import { DEFAULT_PROVIDER, type Dialect, type Provider } from "../../supabase/functions/_shared/providers/registry.ts";
+import type { Dialect, Provider } from "../../supabase/functions/_shared/providers/registry.ts";
+
+/** The provider a test key or model row names when it names none (the database's column default). */
+const DEFAULT_PROVIDER = "google" satisfies Dialect;
 
 /**
  * The dialects whose simulators the stack starts (scripts/local-stack.ts). A test of another dialect

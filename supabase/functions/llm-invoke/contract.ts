@@ -177,12 +177,12 @@ export interface ModelProfile extends ModelCapabilities {
    * served. Rows are cached per worker, so this may lag the row by one refresh.
    */
   withdrawn?: boolean;
-  /** With `withdrawn`: the model Google names instead (null: not known). */
+  /** With `withdrawn`: the model its provider names instead (null: not known). */
   successor?: string | null;
-  /** Who serves the model (its row's provider): the upstream called and the keys read. Absent: google. */
-  provider?: Provider;
-  /** The wire format its provider speaks (the provider row's dialect). Absent: the provider's name. */
-  dialect?: string;
+  /** Who serves the model (its row's provider): the upstream called and the keys read. */
+  provider: Provider;
+  /** The wire format its provider speaks (the provider row's dialect). */
+  dialect: string;
   /**
    * Set where the model's TPM counts an answer's tokens too (OpenAI): the output a request books when
    * it names no max_tokens. Absent: TPM counts input only (Google).
@@ -296,8 +296,8 @@ export interface Refusal {
 }
 
 // FinalizeOutcome: "cut", a streamed answer broke off after it started (FinalizeParams.cutBy says who
-// cut it); "withdrawn", Google answered 404 NOT_FOUND for the model: the reservation is given back and
-// the model row marked withdrawn (google_ai_finalize_withdrawn).
+// cut it); "withdrawn", the provider answered that it does not serve the model: the reservation is
+// given back and the model row marked withdrawn (google_ai_finalize_withdrawn).
 
 export interface FinalizeParams {
   reservationId: string;
@@ -312,6 +312,8 @@ export interface FinalizeParams {
   quotaId: string | null;
   /** Sanitized (sanitize.ts) before it gets here. */
   errorMessage: string | null;
+  /** For `withdrawn`: the model the provider's answer names instead (its dialect read it); null: none. */
+  successor?: string | null;
   latencyMs: number;
   /** Cool the key's quota group/model down until then (from RetryInfo). */
   cooldownUntil: Date | null;
@@ -367,8 +369,8 @@ export interface ModelEntry {
   supportsSystemInstruction: boolean;
   supportsJsonMode: boolean;
   supportsTools: boolean;
-  /** Who serves it (its row's provider); absent: google. */
-  provider?: Provider;
+  /** Who serves it (its row's provider). */
+  provider: Provider;
 }
 
 /** The model a name stands for: its id or one of its aliases. */

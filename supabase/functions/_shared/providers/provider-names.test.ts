@@ -36,7 +36,8 @@ const ALLOWED: ReadonlyArray<{ file: string; line: RegExp; why: string }> = [
   {
     file: "maintenance/metrics-text.ts",
     line: /eve_gateway_google_|\(google, openai\)|google-429s\.md/,
-    why: "the former metric names, exported beside the new ones for one release (docs/observability.md), and their help",
+    why:
+      "the former metric names, exported beside the new ones for one release (docs/observability.md), and their help",
   },
   {
     file: "_shared/vocabulary.ts",

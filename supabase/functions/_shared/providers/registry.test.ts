@@ -23,6 +23,7 @@ const compatible = (over: Partial<ProviderRow> = {}): ProviderRow => ({
   display_name: "DeepSeek",
   base_url: "https://api.deepseek.com",
   key_env_pattern: "DEEPSEEK_[A-Z0-9_]{1,100}",
+  day_zone: "UTC",
   ...over,
 });
 
@@ -82,7 +83,9 @@ describe("baseUrlOf", () => {
     );
     expect(baseUrlOf(row, (n) => (n === "OPENAI_BASE_URL" ? "http://127.0.0.1:9" : undefined), module))
       .toBe("http://127.0.0.1:9");
-    expect(baseUrlOf({ ...row, base_url: "http://10.0.0.1:8000" }, () => undefined, module)).toBe("http://10.0.0.1:8000");
+    expect(baseUrlOf({ ...row, base_url: "http://10.0.0.1:8000" }, () => undefined, module)).toBe(
+      "http://10.0.0.1:8000",
+    );
   });
 });
 
@@ -121,7 +124,9 @@ describe("providerDirectory", () => {
     ], env({}));
     expect(dir.upstreams.map((u) => u.provider)).toEqual(BUILT_IN_PROVIDERS.map((r) => r.name));
     expect(dir.problems).toHaveLength(4);
-    expect(dir.problems[0]).toBe(`provider opnai: dialect "opnai" is not one the functions speak (${DIALECTS.join(", ")})`);
+    expect(dir.problems[0]).toBe(
+      `provider opnai: dialect "opnai" is not one the functions speak (${DIALECTS.join(", ")})`,
+    );
     expect(dir.problems[1]).toMatch(/^provider typo: provider typo's base_url is not an http\(s\) base URL/);
     expect(dir.problems[2]).toMatch(/^provider nourl: provider nourl has no base_url/);
     expect(dir.problems[3]).toMatch(/^provider badpattern: key_env_pattern "\(" is no regular expression/);

@@ -1,16 +1,7 @@
 // Reading Google's generateContent answers (whole, or one streamed chunk): the answer's text, why it
 // ended, and the usage Google counted. Everything else in the answer is passed to callers unchanged.
 import type { UpstreamAnswer } from "./shapes.ts";
-
-export interface Usage {
-  promptTokens: number;
-  candidatesTokens: number;
-  /** Gemini 2.5 "thinking" tokens: billed as output, not part of candidatesTokens. */
-  thoughtsTokens: number;
-  /** Of promptTokens, those read from the provider's cache (billed at the cached-input price). */
-  cachedTokens: number;
-  totalTokens: number;
-}
+import type { HubUsage } from "./hub.ts";
 
 interface RawCandidate {
   index?: unknown;
@@ -52,23 +43,18 @@ export function isEmptyResponse(response: UpstreamAnswer): boolean {
   return candidates(response).length === 0 && response.promptFeedback === undefined;
 }
 
-/** Google's usageMetadata, or null when the answer carries none. */
-export function responseUsage(response: UpstreamAnswer): Usage | null {
+/** Google's usageMetadata in the hub's words, or null when the answer carries none. */
+export function responseUsage(response: UpstreamAnswer): HubUsage | null {
   const u = response.usageMetadata as Record<string, unknown> | undefined;
   if (u === undefined || u === null || typeof u !== "object") return null;
   const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
   return {
-    promptTokens: n(u.promptTokenCount),
-    candidatesTokens: n(u.candidatesTokenCount),
-    thoughtsTokens: n(u.thoughtsTokenCount),
-    cachedTokens: n(u.cachedContentTokenCount),
+    inputTokens: n(u.promptTokenCount),
+    outputTokens: n(u.candidatesTokenCount),
+    thinkingTokens: n(u.thoughtsTokenCount),
+    cachedInputTokens: n(u.cachedContentTokenCount),
     totalTokens: n(u.totalTokenCount),
   };
-}
-
-/** Output tokens as billed: the answer and the thoughts. */
-export function outputTokens(usage: Usage): number {
-  return usage.candidatesTokens + usage.thoughtsTokens;
 }
 
 interface MergedCandidate {

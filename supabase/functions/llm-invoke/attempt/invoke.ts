@@ -39,7 +39,7 @@
 // the answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
 import type { FinalizeParams, GenerationConfig, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
-import { DEFAULT_PROVIDER, type Provider } from "../../_shared/providers/registry.ts";
+import type { Provider } from "../../_shared/providers/registry.ts";
 import type { ProviderDirectory, Upstream } from "../../_shared/providers/directory.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
 import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
@@ -89,7 +89,7 @@ interface PreparedCall {
   sent: UpstreamRequest;
 }
 
-const providerOf = (profile: ModelProfile): Provider => profile.provider ?? DEFAULT_PROVIDER;
+const providerOf = (profile: ModelProfile): Provider => profile.provider;
 
 /** The provider's word on what is left of the group's limits, with the moment all of it is back. */
 function roomUntil(room: ProviderRoom | null | undefined, now: number): FinalizeParams["room"] {

@@ -13,7 +13,7 @@ import {
   WAITABLE_LIMITS,
 } from "../../_shared/vocabulary.ts";
 import { unknownModel } from "../model/model-chain.ts";
-import { type UpstreamError, upstreamOf } from "../../_shared/upstream/port.ts";
+import { type UpstreamError, whoAnswered } from "../../_shared/upstream/port.ts";
 
 /**
  * Refusals that may be waited on: a minute window, a day, a cooldown or the pace of a day frees them
@@ -288,7 +288,7 @@ export function exhausted(
       "No key of the model's provider could be used: a key's secret is not configured.",
     );
   }
-  const provider = providerOf(error);
+  const provider = whoAnswered(error);
   switch (error.class) {
     case "rate_limited":
       return withCause(rateLimited(limitOfQuota(error), error.retryAfterMs), error.quotaCause);
@@ -313,12 +313,9 @@ export function exhausted(
   }
 }
 
-/** Who answered (or failed to): the error's provider, Google unless it says otherwise. */
-const providerOf = upstreamOf;
-
 /** The model's provider refused the request itself (a 4xx other than 429): not retried. */
 export function rejectedByProvider(error: UpstreamError): GatewayError {
-  return new GatewayError("upstream_rejected", `${providerOf(error)} rejected the request: ${error.message}`, {
+  return new GatewayError("upstream_rejected", `${whoAnswered(error)} rejected the request: ${error.message}`, {
     details: { upstream_status: error.httpStatus, upstream_code: error.status },
   });
 }

@@ -53,7 +53,7 @@ describe("generate", () => {
     expect(out.finishReason).toBe("STOP");
     expect(out.modelVersion).toBe("claude-sonnet-4-5-20250929");
     // 3 + 3 (the system) + 4 + 3 (the question); ceil(35 / 4) out
-    expect(out.usage).toMatchObject({ promptTokens: 13, candidatesTokens: 9, totalTokens: 22 });
+    expect(out.usage).toMatchObject({ inputTokens: 13, outputTokens: 9, totalTokens: 22 });
     expect(out.dialectAnswer?.dialect).toBe("anthropic");
     expect(out.room).toMatchObject({ requests: 49 });
     expect(sent()).toMatchObject({
@@ -156,8 +156,8 @@ describe("generate", () => {
     const second = await client.generate(call({ dialectBody: { dialect: "anthropic", body } }));
     expect(first.ok && second.ok).toBe(true);
     if (!first.ok || !second.ok) return;
-    expect(first.usage).toMatchObject({ promptTokens: 108, cachedTokens: 0 });
-    expect(second.usage).toMatchObject({ promptTokens: 108, cachedTokens: 100 });
+    expect(first.usage).toMatchObject({ inputTokens: 108, cachedInputTokens: 0 });
+    expect(second.usage).toMatchObject({ inputTokens: 108, cachedInputTokens: 100 });
     expect((second.dialectAnswer!.body.usage as Record<string, number>).cache_read_input_tokens).toBe(100);
     expect(sent().body).toMatchObject({ model: "claude-sonnet-4-5", max_tokens: 50 });
   });

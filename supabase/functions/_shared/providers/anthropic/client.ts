@@ -18,8 +18,9 @@ import {
   sseEvents,
   thrownBy,
   timedCall,
+  type WireRules,
 } from "../../upstream/call.ts";
-import { responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
+import { responseFinishReason, responseText } from "../../upstream/answer.ts";
 import type { HubRequest } from "../../upstream/hub.ts";
 import {
   type CountTokensOutcome,
@@ -32,7 +33,7 @@ import {
   upstreamFailure,
 } from "../../upstream/port.ts";
 import type { UpstreamChunk } from "../../upstream/shapes.ts";
-import { ANTHROPIC_DIALECT, classifyAnthropicHttpError, roomOf, statusOfErrorType } from "./errors.ts";
+import { anthropicRules, classifyAnthropicHttpError, roomOf, statusOfErrorType } from "./errors.ts";
 import { hubRequestOf, innerAnswerOf } from "./port-bridge.ts";
 import { ANTHROPIC, AnthropicRequestError, asksJson, type Json, messagesBody } from "./request.ts";
 import { messageToHub, StreamReader } from "./response.ts";
@@ -50,26 +51,25 @@ export function anthropicHeaders(apiKey: string): Record<string, string> {
   return { "content-type": "application/json", "x-api-key": apiKey, "anthropic-version": ANTHROPIC_VERSION };
 }
 
-export function createAnthropicClient(options: { baseUrl?: string } = {}): UpstreamClient {
+/** `displayName`: who answers, in messages (the provider row's). */
+export function createAnthropicClient(options: { baseUrl?: string; displayName?: string } = {}): UpstreamClient {
   const api = anthropicApiUrl(options.baseUrl);
+  const rules = anthropicRules(options.displayName);
   return {
-    generate: (call) => generate(`${api}/messages`, call),
-    stream: (call) => stream(`${api}/messages`, call),
-    countTokens: (call) => countTokens(`${api}/messages/count_tokens`, call),
+    generate: (call) => generate(`${api}/messages`, call, rules),
+    stream: (call) => stream(`${api}/messages`, call, rules),
+    countTokens: (call) => countTokens(`${api}/messages/count_tokens`, call, rules),
     getModel: (call) =>
-      fetchModel(
-        `${api}/models/${encodeURIComponent(call.model)}`,
-        anthropicHeaders(call.apiKey),
-        call,
-        ANTHROPIC_DIALECT,
-      ),
+      fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, anthropicHeaders(call.apiKey), call, rules),
   };
 }
 
-const failure = (error: UpstreamError): UpstreamError => failureOf(ANTHROPIC_DIALECT, error);
-
 /** The call's body, or the request's own fault said as Anthropic's 400 would be (nothing is sent). */
-function bodyOf(call: GenerateCall, stream: boolean): { hub: HubRequest; body: Json } | { error: UpstreamError } {
+function bodyOf(
+  call: GenerateCall,
+  stream: boolean,
+  rules: WireRules,
+): { hub: HubRequest; body: Json } | { error: UpstreamError } {
   const hub = hubRequestOf(call.request);
   try {
     return { hub, body: messagesBody(hub, stream, call.request.bookedOutputTokens) };
@@ -81,15 +81,15 @@ function bodyOf(call: GenerateCall, stream: boolean): { hub: HubRequest; body: J
         kind: "http",
         httpStatus: 400,
         class: "client_error",
-        upstream: "Anthropic",
+        upstream: rules.upstream,
       },
     };
   }
 }
 
-function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
-  return timedCall(call, ANTHROPIC_DIALECT, async (guard) => {
-    const built = bodyOf(call, false);
+function generate(url: string, call: GenerateCall, rules: WireRules): Promise<GenerateOutcome> {
+  return timedCall(call, rules, async (guard) => {
+    const built = bodyOf(call, false, rules);
     if ("error" in built) return { ok: false, error: built.error };
     const answer = await fetch(url, {
       method: "POST",
@@ -97,13 +97,16 @@ function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
       body: JSON.stringify(built.body),
       signal: guard.signal,
     });
-    const read = await readJsonAnswer(answer, ANTHROPIC_DIALECT, [call.apiKey], call.request.model);
+    const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
     const hub = messageToHub(read.body, asksJson(built.hub));
     if (hub === null) {
       return {
         ok: false,
-        error: failure(upstreamFailure("malformed", "Anthropic answered without content.", { httpStatus: 200 })),
+        error: failureOf(
+          rules,
+          upstreamFailure("malformed", `${rules.upstream} answered without content.`, { httpStatus: 200 }),
+        ),
       };
     }
     const response = innerAnswerOf(hub);
@@ -111,7 +114,7 @@ function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
       ok: true as const,
       text: responseText(response),
       finishReason: responseFinishReason(response),
-      usage: responseUsage(response),
+      usage: hub.usage,
       candidates: response.candidates as unknown[],
       modelVersion: hub.modelVersion,
       response,
@@ -124,14 +127,14 @@ function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
   });
 }
 
-async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
-  const built = bodyOf(call, true);
+async function stream(url: string, call: GenerateCall, rules: WireRules): Promise<StreamOutcome> {
+  const built = bodyOf(call, true, rules);
   if ("error" in built) return { ok: false, error: built.error, latencyMs: 0 };
   const opened = await openStream(
     url,
     { headers: anthropicHeaders(call.apiKey), body: built.body },
     call,
-    ANTHROPIC_DIALECT,
+    rules,
   );
   if (!opened.ok) return opened;
   const { response, guard, latencyMs } = opened;
@@ -141,7 +144,7 @@ async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
     latencyMs,
     servedTier: null,
     room: roomOf(response.headers),
-    chunks: streamChunks(response.body, guard, call, reader),
+    chunks: streamChunks(response.body, guard, call, reader, rules),
     dialectAnswer: () => ({ dialect: ANTHROPIC, body: reader.whole() }),
   };
 }
@@ -155,8 +158,9 @@ async function* streamChunks(
   guard: CallGuard,
   call: GenerateCall,
   reader: StreamReader,
+  rules: WireRules,
 ): AsyncGenerator<UpstreamChunk, void, undefined> {
-  const events = sseEvents(body, guard, call, ANTHROPIC_DIALECT, {
+  const events = sseEvents(body, guard, call, rules, {
     errorOf: (event, secrets) => {
       if (event.type !== "error") return undefined;
       const error = (event.error ?? {}) as { type?: unknown };
@@ -164,6 +168,7 @@ async function* streamChunks(
         secrets,
         model: call.request.model,
         midStream: true,
+        upstream: rules.upstream,
       });
     },
   });
@@ -174,18 +179,21 @@ async function* streamChunks(
     }
   } catch (error) {
     if (error instanceof StreamCut) throw error;
-    throw new StreamCut(thrownBy(ANTHROPIC_DIALECT, error, guard, call));
+    throw new StreamCut(thrownBy(rules, error, guard, call));
   }
   if (!reader.ended) {
     throw new StreamCut(
-      failure(upstreamFailure("network", "Anthropic's stream ended before message_stop.", { httpStatus: 200 })),
+      failureOf(
+        rules,
+        upstreamFailure("network", `${rules.upstream}'s stream ended before message_stop.`, { httpStatus: 200 }),
+      ),
     );
   }
 }
 
-function countTokens(url: string, call: GenerateCall): Promise<CountTokensOutcome> {
-  return timedCall(call, ANTHROPIC_DIALECT, async (guard) => {
-    const built = bodyOf(call, false);
+function countTokens(url: string, call: GenerateCall, rules: WireRules): Promise<CountTokensOutcome> {
+  return timedCall(call, rules, async (guard) => {
+    const built = bodyOf(call, false, rules);
     if ("error" in built) return { ok: false, error: built.error };
     // The count takes the Messages body without what only generation reads.
     const {
@@ -204,13 +212,16 @@ function countTokens(url: string, call: GenerateCall): Promise<CountTokensOutcom
       body: JSON.stringify(counted),
       signal: guard.signal,
     });
-    const read = await readJsonAnswer(answer, ANTHROPIC_DIALECT, [call.apiKey], call.request.model);
+    const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
     const n = read.body.input_tokens;
     if (typeof n !== "number" || !Number.isFinite(n)) {
       return {
         ok: false,
-        error: failure(upstreamFailure("malformed", "Anthropic counted no input_tokens.", { httpStatus: 200 })),
+        error: failureOf(
+          rules,
+          upstreamFailure("malformed", `${rules.upstream} counted no input_tokens.`, { httpStatus: 200 }),
+        ),
       };
     }
     return { ok: true as const, totalTokens: n };

@@ -13,7 +13,7 @@
 //   401, 403                                the key itself (taken out of rotation)
 //   404 not_found_error                     the model (confirmed by GET /v1/models/{id})
 //   any other 4xx                           the request: answered to the caller
-import type { Dialect } from "../../upstream/call.ts";
+import type { WireRules } from "../../upstream/call.ts";
 import { sanitize } from "../../sanitize.ts";
 import type { ProviderRoom, UpstreamError } from "../../upstream/port.ts";
 import type { QuotaCause } from "../../vocabulary.ts";
@@ -116,7 +116,7 @@ export function classifyAnthropicHttpError(
     quotaCause: money ?? (httpStatus === 429 ? "minute" as const : null),
     spendWindowMs: null,
     message: sanitize(rawMessage, { secrets: options.secrets, maxLength: 500 }),
-    upstream: options.upstream ?? "Anthropic",
+    upstream: options.upstream ?? ANTHROPIC_DISPLAY_NAME,
     room: roomOf(headers),
   };
   if (money !== null || httpStatus === 429) return { ...base, class: "rate_limited" };
@@ -153,5 +153,13 @@ export function statusOfErrorType(type: unknown): number {
   }
 }
 
-/** Anthropic's answers, read by its own rules: the dialect of every call to Anthropic (../../upstream/call.ts). */
-export const ANTHROPIC_DIALECT: Dialect = { upstream: "Anthropic", classifyHttp: classifyAnthropicHttpError };
+export const ANTHROPIC_DISPLAY_NAME = "Anthropic";
+
+/** A provider of Anthropic's dialect, its answers read by Anthropic's rules, under its row's display name (../../upstream/call.ts). */
+export function anthropicRules(upstream: string = ANTHROPIC_DISPLAY_NAME): WireRules {
+  return {
+    upstream,
+    classifyHttp: (status, body, headers, options) =>
+      classifyAnthropicHttpError(status, body, headers, { ...options, upstream }),
+  };
+}

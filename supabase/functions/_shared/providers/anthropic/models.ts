@@ -12,32 +12,39 @@ import {
   upstreamFailure,
 } from "../../upstream/port.ts";
 import { anthropicApiUrl, anthropicHeaders } from "./client.ts";
-import { ANTHROPIC_DIALECT } from "./errors.ts";
+import { anthropicRules } from "./errors.ts";
 
 const PAGE = 1000;
 const MAX_PAGES = 20;
 
-export function createAnthropicModelLister(options: { baseUrl?: string; timeoutMs?: number } = {}): ModelLister {
+export function createAnthropicModelLister(
+  options: { baseUrl?: string; timeoutMs?: number; displayName?: string } = {},
+): ModelLister {
   const url = `${anthropicApiUrl(options.baseUrl)}/models`;
+  const rules = anthropicRules(options.displayName);
   return {
     list(apiKey, call = {}) {
       const timeoutMs = call.timeoutMs ?? options.timeoutMs ?? DEFAULT_LIST_TIMEOUT_MS;
       const secrets = [apiKey];
-      return timedCall({ apiKey, model: "", timeoutMs, signal: call.signal }, ANTHROPIC_DIALECT, async (guard) => {
+      return timedCall({ apiKey, model: "", timeoutMs, signal: call.signal }, rules, async (guard) => {
         const models: CatalogueModel[] = [];
         let after: string | null = null;
         for (let page = 0; page < MAX_PAGES; page++) {
           const query = `?limit=${PAGE}${after === null ? "" : `&after_id=${encodeURIComponent(after)}`}`;
           const answer = await fetch(`${url}${query}`, { headers: anthropicHeaders(apiKey), signal: guard.signal });
-          const read = await readJsonAnswer(answer, ANTHROPIC_DIALECT, secrets);
+          const read = await readJsonAnswer(answer, rules, secrets);
           if (!read.ok) return read;
           const data = read.body.data;
           if (!Array.isArray(data)) {
-            const error = upstreamFailure("malformed", "Anthropic answered the model list without a data array.", {
-              httpStatus: answer.status,
-              secrets,
-            });
-            return { ok: false, error: failureOf(ANTHROPIC_DIALECT, error) };
+            const error = upstreamFailure(
+              "malformed",
+              `${rules.upstream} answered the model list without a data array.`,
+              {
+                httpStatus: answer.status,
+                secrets,
+              },
+            );
+            return { ok: false, error: failureOf(rules, error) };
           }
           for (const item of data) {
             const entry = catalogueModel(item);

@@ -34,8 +34,8 @@ describe("generate", () => {
     if (!out.ok) return;
     expect(out.text).toContain("hello there");
     expect(out.finishReason).toBe("STOP");
-    expect(out.usage!.promptTokens).toBeGreaterThan(0);
-    expect(out.usage!.totalTokens).toBe(out.usage!.promptTokens + out.usage!.candidatesTokens);
+    expect(out.usage!.inputTokens).toBeGreaterThan(0);
+    expect(out.usage!.totalTokens).toBe(out.usage!.inputTokens + out.usage!.outputTokens);
     expect(out.modelVersion).toMatch(/^gpt-4o/);
     const seen = sim.stats().recent.at(-1)!;
     expect(seen).toMatchObject({ model: "gpt-4o", apiKey, status: 200 });
@@ -88,7 +88,9 @@ describe("stream", () => {
     const chunks = [];
     for await (const chunk of out.chunks) chunks.push(chunk);
     // Every chunk OpenAI sent, [DONE] aside, is there as it came.
-    expect(chunks.every((c) => c.own?.dialect === "openai" && c.own.body.object === "chat.completion.chunk")).toBe(true);
+    expect(chunks.every((c) => c.own?.dialect === "openai" && c.own.body.object === "chat.completion.chunk")).toBe(
+      true,
+    );
     type Delta = { tool_calls?: Array<{ function: { arguments?: string } }> };
     const pieces = chunks.flatMap((c) =>
       (c.own!.body.choices as Array<{ delta: Delta }>).flatMap((ch) => ch.delta.tool_calls ?? [])
