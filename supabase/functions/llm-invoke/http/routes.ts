@@ -5,9 +5,9 @@
 // a body that names these (docs/llm-invoke.md, docs/gemini.md, docs/openai.md).
 
 /** Which API's shape a route speaks, its errors included. */
-export type Dialect = "native" | "gemini" | "openai";
+export type Dialect = "native" | "gemini" | "openai" | "anthropic";
 
-/** What answers the route in handler.ts: a generation, Google's token count, the quota, the model list. */
+/** What answers the route in handler.ts: a generation, a token count (Google's, Anthropic's), the quota, the model list. */
 export type Handling = "generate" | "countTokens" | "quota" | "models";
 
 export interface RouteRow {
@@ -21,7 +21,9 @@ export interface RouteRow {
     | "gemini.model"
     | "openai.chat"
     | "openai.models"
-    | "openai.model";
+    | "openai.model"
+    | "anthropic.messages"
+    | "anthropic.countTokens";
   method: "GET" | "POST";
   /** As the 404 names it, below /functions/v1/llm-invoke. */
   path: string;
@@ -94,6 +96,22 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     pattern: /^\/v1\/chat\/completions\/?$/,
     dialect: "openai",
     handling: "generate",
+  },
+  {
+    kind: "anthropic.messages",
+    method: "POST",
+    path: "/v1/messages",
+    pattern: /^\/v1\/messages\/?$/,
+    dialect: "anthropic",
+    handling: "generate",
+  },
+  {
+    kind: "anthropic.countTokens",
+    method: "POST",
+    path: "/v1/messages/count_tokens",
+    pattern: /^\/v1\/messages\/count_tokens\/?$/,
+    dialect: "anthropic",
+    handling: "countTokens",
   },
   {
     kind: "openai.models",
