@@ -87,8 +87,10 @@ function bodyOf(
   }
 }
 
+type Answered = Omit<Extract<GenerateOutcome, { ok: true }>, "latencyMs">;
+
 function generate(url: string, call: GenerateCall, rules: WireRules): Promise<GenerateOutcome> {
-  return timedCall(call, rules, async (guard) => {
+  return timedCall<Answered>(call, rules, async (guard) => {
     const built = bodyOf(call, false, rules);
     if ("error" in built) return { ok: false, error: built.error };
     const answer = await fetch(url, {
