@@ -73,7 +73,7 @@ export interface NormalizedRequest {
    * that dialect's models honour, each with why another provider's cannot. A model whose provider
    * speaks that dialect is sent this body (its model, stream and token cap set by the gateway), so
    * every field the dialect offers reaches it; a model of another provider refuses the request
-   * naming those fields (gemma.ts).
+   * naming those fields (model/adapt.ts).
    */
   dialectBody?: DialectBody;
 }

@@ -1,6 +1,6 @@
 // The one place that reads a provider's API key: by a key row's env_var_name, from the function's
 // secrets. Pure (the environment and the provider rows are passed in), so vitest covers it.
-import { BUILT_IN_PROVIDERS, dialectModule, isDialect, type Provider, type ProviderRow } from "./providers/registry.ts";
+import { BUILT_IN_PROVIDERS, dialectModule, isDialect, type Provider, type ProviderRow } from "./registry.ts";
 
 type Env = (name: string) => string | undefined;
 
