@@ -41,6 +41,7 @@
 import type { FinalizeParams, GenerationConfig, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
 import type { Provider } from "../../_shared/providers/registry.ts";
 import type { ProviderDirectory, Upstream } from "../../_shared/providers/directory.ts";
+import type { KeyRefusal } from "../../_shared/providers/key-reader.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
 import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import { GatewayError } from "../../_shared/errors.ts";
@@ -277,6 +278,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     let calls = 0;
     let unusableKeys = 0;
     let lastError: UpstreamError | null = null;
+    /** Why the last key whose secret could not be read was not (no secret named), for the caller. */
+    let unreadKey: KeyRefusal | "no_row" | null = null;
     /** The model this request found withdrawn last, and its successor (the answer if no call is left). */
     let withdrawn: { model: string; successor: string | null } | null = null;
     let lastReservation: Reservation | null = null;
@@ -311,7 +314,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         if (admission.kind === "replay") return { ...admission.response, replayed: true };
         if (admission.kind === "no_active_key") {
           if (keys.forgiveAvoided()) continue;
-          throw keys.anyBroken ? exhausted(lastError, withdrawn) : noActiveKey();
+          throw keys.anyBroken ? exhausted(lastError, withdrawn, unreadKey) : noActiveKey();
         }
         const reservation = admission.reservation;
         lastReservation = reservation;
@@ -337,7 +340,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         if (shedFlex(call.tier, outcome.error)) flexShed = true;
         if (!(await failed(outcome, reservation, call))) break;
       }
-      throw exhausted(lastError, withdrawn);
+      throw exhausted(lastError, withdrawn, unreadKey);
     } catch (error) {
       // A named request that fails frees its id at once (a success stores the answer instead).
       if (idempotent && lastReservation !== null) {
@@ -373,6 +376,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         const why = upstream === undefined
           ? `provider ${provider} has no usable row`
           : upstream.key.refusal(reservation.envVarName);
+        unreadKey = upstream === undefined ? "no_row" : upstream.key.refusalKind(reservation.envVarName) ?? "unset";
         logError(`key ${reservation.keyAlias} (secret ${reservation.envVarName}) not used: ${why}`);
         await deps.store.release(reservation.reservationId, "key secret not set");
         keys.markBroken(reservation.keyId);
