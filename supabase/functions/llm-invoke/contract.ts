@@ -317,7 +317,7 @@ export interface FinalizeParams {
   latencyMs: number;
   /** Cool the key's quota group/model down until then (from RetryInfo). */
   cooldownUntil: Date | null;
-  /** A per-day quota was hit: cool down until midnight Pacific, computed by the database. */
+  /** A per-day quota was hit: cool down until the provider's next midnight (its row's day_zone), computed by the database. */
   cooldownUntilPacificMidnight: boolean;
   /** A success's answer, kept for replay when the caller sent its own request_id (else null). */
   response: unknown | null;
