@@ -261,7 +261,12 @@ begin
   end if;
 
   if p_cooldown_until_pacific_midnight then
-    v_until := public.google_ai_pacific_midnight_after(pg_catalog.clock_timestamp());
+    -- A per-day quota: until the next midnight of the provider's day (its row's day_zone: Pacific
+    -- for Google's row, whose per-day quotas are the ones that say so).
+    select ((((pg_catalog.clock_timestamp() at time zone p.day_zone)::date + 1)::timestamp) at time zone p.day_zone)
+      into v_until
+    from public.google_ai_api_keys k join public.google_ai_providers p on p.name = k.serves_provider
+    where k.id = v_att.api_key_id;
   else
     v_until := p_cooldown_until;
   end if;

@@ -304,4 +304,29 @@ describe("a provider's day is its row's day_zone", () => {
       if (!(e instanceof Rollback)) throw e;
     });
   });
+
+  it("a per-day 429 rests the group until the next midnight of the provider's own day", async () => {
+    await db.sql`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern, day_zone)
+                 values ('kiwiai', 'openai', 'Kiwi AI', 'https://kiwi.example', 'KIWI_[A-Z]+', 'UTC')`;
+    try {
+      await db.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, priority, project_id)
+                   values ('kiwi-key', 'kiwiai', 'KIWI_KEY', 1, 'org-kiwi')`;
+      await db.sql`insert into public.google_ai_model_limits (model, provider, rpm, rpd) values ('kiwi-1', 'kiwiai', 60, 100)`;
+      const booking = await reserve("kiwi-1", "kiwi-day");
+      expect(booking.ok).toBe(true);
+      const [{ r, midnight }] = await db.sql`
+        select public.google_ai_finalize(p_reservation_id => ${booking.reservation_id}::uuid,
+                 p_outcome => 'upstream_error', p_http_status => 429, p_quota_cause => 'day',
+                 p_cooldown_until_pacific_midnight => true) as r,
+               ((((now() at time zone 'UTC')::date + 1)::timestamp) at time zone 'UTC') as midnight`;
+      expect(new Date(r.cooldown_until).getTime()).toBe((midnight as Date).getTime());
+    } finally {
+      await db.sql`delete from public.google_ai_cooldowns where model = 'kiwi-1'`;
+      await db.sql`delete from public.google_ai_attempts where model = 'kiwi-1'`;
+      await db.sql`delete from public.google_ai_usage_counters where model = 'kiwi-1'`;
+      await db.sql`delete from public.google_ai_model_limits where model = 'kiwi-1'`;
+      await db.sql`delete from public.google_ai_api_keys where key_alias = 'kiwi-key'`;
+      await db.sql`delete from public.google_ai_providers where name = 'kiwiai'`;
+    }
+  });
 });

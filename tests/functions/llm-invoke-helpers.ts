@@ -101,7 +101,7 @@ export const GENEROUS_OPENAI_SIM_MODELS = {
   "gpt-4o-mini": { rpm: 100_000, tpm: 100_000_000 },
 };
 
-/** A key row's secret name, inside its provider's pattern (supabase/functions/_shared/key-reader.ts). */
+/** A key row's secret name, inside its provider's pattern (supabase/functions/_shared/providers/key-reader.ts). */
 /** A key row's secret: one of its provider's names by default (the dialect's pattern, PROVIDER_…). */
 const envVarOf = (k: Pick<TestKey, "alias" | "provider">) =>
   `${(k.provider ?? DEFAULT_PROVIDER).toUpperCase()}_TEST_KEY_${k.alias.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;

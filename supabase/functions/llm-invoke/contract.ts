@@ -73,7 +73,7 @@ export interface NormalizedRequest {
    * that dialect's models honour, each with why another provider's cannot. A model whose provider
    * speaks that dialect is sent this body (its model, stream and token cap set by the gateway), so
    * every field the dialect offers reaches it; a model of another provider refuses the request
-   * naming those fields (gemma.ts).
+   * naming those fields (model/adapt.ts).
    */
   dialectBody?: DialectBody;
 }
@@ -317,7 +317,7 @@ export interface FinalizeParams {
   latencyMs: number;
   /** Cool the key's quota group/model down until then (from RetryInfo). */
   cooldownUntil: Date | null;
-  /** A per-day quota was hit: cool down until midnight Pacific, computed by the database. */
+  /** A per-day quota was hit: cool down until the provider's next midnight (its row's day_zone), computed by the database. */
   cooldownUntilPacificMidnight: boolean;
   /** A success's answer, kept for replay when the caller sent its own request_id (else null). */
   response: unknown | null;

@@ -29,7 +29,7 @@ export interface RunOptions {
   caller: string;
 }
 
-/** How one provider's keys are checked: its model list, and its key reader (_shared/key-reader.ts). */
+/** How one provider's keys are checked: its model list, and its key reader (_shared/providers/key-reader.ts). */
 export interface ProviderAccess {
   lister: ModelLister;
   /** The provider's key named by env_var_name, or undefined (unset, empty, or not one of its names). */

@@ -3,7 +3,7 @@
 // used (a dialect the registry does not know, a base URL or pattern that does not parse) is left out
 // with a message naming it, so it never sends a key anywhere. Cached per worker, re-read after a TTL.
 import type { ModelLister, UpstreamClient } from "../upstream/port.ts";
-import { keyNamePattern, type KeyReader, keyReader } from "../key-reader.ts";
+import { keyNamePattern, type KeyReader, keyReader } from "./key-reader.ts";
 import type { Database } from "../db.ts";
 import {
   baseUrlOf,

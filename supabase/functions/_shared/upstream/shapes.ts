@@ -68,7 +68,7 @@ export interface UpstreamRequest extends RequestExtras {
   /**
    * The caller's own body, when it came in this provider's dialect: the provider sends it as it came
    * (only the gateway's fields set) instead of translating the hub shape. Only a provider of that
-   * dialect is given one (model/gemma.ts).
+   * dialect is given one (model/adapt.ts).
    */
   dialectBody?: { dialect: string; body: Record<string, unknown> };
 }

@@ -219,7 +219,10 @@ function providersOf(
   clients: Record<string, UpstreamClient>,
   secret: (envVarName: string) => string | undefined,
 ): InvokeDeps["providers"] {
-  const key = Object.assign((name: string) => secret(name), { refusal: () => "it is not set, or empty" });
+  const key = Object.assign((name: string) => secret(name), {
+    refusal: () => "it is not set, or empty",
+    refusalKind: () => "unset" as const,
+  });
   const upstreams = new Map(Object.entries(clients).map(([provider, client]) => [provider, {
     provider,
     dialect: "google" as const,

@@ -24,7 +24,7 @@ import type { PhaseTimer } from "../../_shared/server-timing.ts";
 import type { UpstreamChunk } from "../../_shared/upstream/shapes.ts";
 import { type InvokeAnswer, type InvokeContext, isStream, type QueueProgress } from "../attempt/context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
-import { type Dialect, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
+import { type RouteDialect, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
 import type { QuotaReport, TokenCheck } from "../store/store.ts";
 import { error as anthropicErrorAnswer } from "../surfaces/anthropic/errors.ts";
 import { geminiErrorAnswer } from "../surfaces/gemini/errors.ts";
@@ -78,7 +78,7 @@ export interface HandlerDeps {
 export const DEFAULT_MAX_BODY_BYTES = 10_000_000;
 
 /** Each dialect's error shape, loaded with the handler: an error however early is said in its route's shape. */
-const ERROR_ANSWERS: Record<Dialect, GenerateSurface["error"]> = {
+const ERROR_ANSWERS: Record<RouteDialect, GenerateSurface["error"]> = {
   native: nativeSurface.error,
   gemini: geminiErrorAnswer,
   openai: openAiErrorAnswer,
@@ -100,7 +100,7 @@ const geminiModule = onFirstUse(() => import("../surfaces/gemini.ts"));
 const openAiModule = onFirstUse(() => import("../surfaces/openai.ts"));
 const anthropicModule = onFirstUse(() => import("../surfaces/anthropic.ts"));
 
-async function surfaceOf(dialect: Dialect): Promise<GenerateSurface> {
+async function surfaceOf(dialect: RouteDialect): Promise<GenerateSurface> {
   switch (dialect) {
     case "native":
       return nativeSurface;
@@ -255,7 +255,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   async function generate(
     req: Request,
     scope: RequestScope,
-    dialect: Dialect,
+    dialect: RouteDialect,
     surface: GenerateSurface,
     caller: Caller,
     request: NormalizedRequest,

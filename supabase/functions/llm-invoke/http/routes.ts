@@ -5,7 +5,7 @@
 // a body that names these (docs/llm-invoke.md, docs/gemini.md, docs/openai.md).
 
 /** Which API's shape a route speaks, its errors included. */
-export type Dialect = "native" | "gemini" | "openai" | "anthropic";
+export type RouteDialect = "native" | "gemini" | "openai" | "anthropic";
 
 /** What answers the route in handler.ts: a generation, a token count (Google's, Anthropic's), the quota, the model list. */
 export type Handling = "generate" | "countTokens" | "quota" | "models";
@@ -29,7 +29,7 @@ export interface RouteRow {
   path: string;
   /** On the path below the function's name; a group, if any, is the model. */
   pattern: RegExp;
-  dialect: Dialect;
+  dialect: RouteDialect;
   handling: Handling;
   /** Google's streaming method. */
   stream?: boolean;
@@ -137,7 +137,7 @@ export const ROUTES: readonly string[] = ROUTE_TABLE.map((r) => `${r.method} /fu
 /** A request's route: its row and the model its path names, or no row. */
 export type Route =
   | (RouteRow & { model: string; path: string })
-  | { kind: "unknown"; path: string; dialect: Dialect };
+  | { kind: "unknown"; path: string; dialect: RouteDialect };
 
 /** The path below the function's name. */
 function localPath(pathname: string): string {

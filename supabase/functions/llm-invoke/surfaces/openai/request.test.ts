@@ -1,7 +1,7 @@
 // parse: an OpenAI chat.completions body → the gateway's request (messages, tools, settings, refusals).
 import { describe, expect, it } from "vitest";
 import { imageTokens } from "../../model/images.ts";
-import { adaptToModel } from "../../model/gemma.ts";
+import { adaptToModel } from "../../model/adapt.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../../contract.ts";
 import { includesUsage, openAiSurface, THINKING_BUDGETS } from "../openai.ts";
 import { base64, png } from "../../../../../tests/support/image-bytes.ts";

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { keyEnvPatternVariable, keyReader } from "./key-reader.ts";
-import { BUILT_IN_PROVIDERS, dialectModule, isDialect } from "./providers/registry.ts";
+import { BUILT_IN_PROVIDERS, dialectModule, isDialect } from "./registry.ts";
 
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
 

@@ -1,9 +1,9 @@
 -- Written by `npm run db:diff` from the difference between what the migrations before it build and
 -- what supabase/schemas builds. Applying it twice changes nothing.
 -- What it changes: google_ai_providers.day_zone (the zone a provider's day turns in) and its check; the spend
---   views by each provider's zone; google_ai_finalize_withdrawn takes the successor its dialect read (no
---   message parsed in SQL); google_ai_provider and google_ai_active_keys without a default provider of their
---   own
+--   views and a per-day 429's rest by each provider's zone; google_ai_finalize_withdrawn takes the successor
+--   its dialect read (no message parsed in SQL); google_ai_provider and google_ai_active_keys without a
+--   default provider of their own
 set check_function_bodies = off;
 
 drop function if exists "public"."google_ai_finalize_withdrawn"(p_reservation_id uuid, p_http_status integer, p_error_code text, p_error_message text, p_latency_ms integer);
@@ -56,6 +56,94 @@ begin
 
   return jsonb_build_object('ok', true, 'status', 'withdrawn', 'model', v_att.model, 'marked', v_marked,
     'successor', (select l.successor from public.google_ai_model_limits l where l.model = v_att.model));
+end
+$function$
+;
+
+CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text, p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer, p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text, p_quota_id text DEFAULT NULL::text, p_error_message text DEFAULT NULL::text, p_latency_ms integer DEFAULT NULL::integer, p_cooldown_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_cooldown_until_pacific_midnight boolean DEFAULT false, p_response jsonb DEFAULT NULL::jsonb, p_key_rejected boolean DEFAULT NULL::boolean, p_quota_cause text DEFAULT NULL::text, p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text, p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer, p_room_requests integer DEFAULT NULL::integer, p_room_tokens integer DEFAULT NULL::integer, p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone, p_settled_tokens integer DEFAULT NULL::integer, p_cached_input_tokens integer DEFAULT NULL::integer, p_thinking_tokens integer DEFAULT NULL::integer)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+ SET plan_cache_mode TO 'force_generic_plan'
+AS $function$
+declare
+  v_att public.google_ai_attempts;
+  v_until timestamptz;
+begin
+  -- google_error: upstream_error's former name, taken until the next release (a finalize logged
+  -- before it replays) and written as upstream_error.
+  if p_outcome not in ('succeeded', 'upstream_error', 'network_error', 'timeout', 'google_error') then
+    raise exception 'p_outcome must be succeeded, upstream_error, network_error or timeout' using errcode = '22023';
+  end if;
+  if not (p_quota_cause = any (public.google_ai_quota_causes())) then
+    raise exception 'p_quota_cause must be one of %', array_to_string(public.google_ai_quota_causes(), ', ')
+      using errcode = '22023';
+  end if;
+
+  update public.google_ai_attempts a set
+    status = case p_outcome when 'google_error' then 'upstream_error' else p_outcome end,
+    finished_at = pg_catalog.clock_timestamp(),
+    input_tokens = p_input_tokens,
+    output_tokens = p_output_tokens,
+    http_status = p_http_status,
+    error_code = left(p_error_code, 200),
+    quota_id = left(p_quota_id, 200),
+    error_message = left(p_error_message, 1000),
+    latency_ms = p_latency_ms,
+    quota_cause = p_quota_cause,
+    service_tier = left(p_service_tier, 20),
+    served_tier = left(p_served_tier, 20),
+    -- (greatest() ignores a null: a time not known stays null)
+    added_ms = case when p_added_ms is not null then greatest(0, p_added_ms) end,
+    first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end,
+    cached_input_tokens = p_cached_input_tokens,
+    thinking_tokens = p_thinking_tokens,
+    cost_usd = public.google_ai_call_cost(a.model, p_service_tier, p_served_tier, p_outcome, p_input_tokens,
+      p_cached_input_tokens, p_output_tokens, p_thinking_tokens)
+  where a.reservation_id = p_reservation_id and a.status = 'reserved'
+  returning * into v_att;
+
+  if not found then
+    return public.google_ai_not_open(p_reservation_id);
+  end if;
+
+  -- Rows nobody holds for long first; the counter row (the hot one) last, so nothing this call might
+  -- wait for (a housekeeping run holding a cooldown or a response row) keeps the counter locked.
+  if p_outcome = 'succeeded' then
+    perform public.google_ai_record_success(v_att, p_input_tokens, p_output_tokens, p_response);
+  end if;
+
+  -- The provider says the key itself is no good: take it out of rotation now (with the reason, never
+  -- deleted), rather than let every request spend an attempt on it until the next health check.
+  if coalesce(p_key_rejected, p_error_code = 'API_KEY_INVALID') and v_att.api_key_id is not null then
+    update public.google_ai_api_keys k set
+      is_active = false,
+      disabled_reason = (select p.display_name from public.google_ai_providers p where p.name = k.serves_provider)
+        || ' rejected the key (' || coalesce(left(p_error_code, 100), 'no reason given') || ') on a call',
+      disabled_at = now(),
+      updated_at = now()
+    where k.id = v_att.api_key_id and k.is_active;
+  end if;
+
+  if p_cooldown_until_pacific_midnight then
+    -- A per-day quota: until the next midnight of the provider's day (its row's day_zone: Pacific
+    -- for Google's row, whose per-day quotas are the ones that say so).
+    select ((((pg_catalog.clock_timestamp() at time zone p.day_zone)::date + 1)::timestamp) at time zone p.day_zone)
+      into v_until
+    from public.google_ai_api_keys k join public.google_ai_providers p on p.name = k.serves_provider
+    where k.id = v_att.api_key_id;
+  else
+    v_until := p_cooldown_until;
+  end if;
+  if v_until is not null and v_att.quota_group is not null then
+    perform public.google_ai_cooldown_for_cause(v_att.quota_group, v_att.model, v_until, p_quota_cause,
+      coalesce(p_error_code, p_outcome), p_quota_id);
+  end if;
+  perform public.google_ai_settle_call(v_att, p_input_tokens, p_output_tokens, p_room_requests, p_room_tokens,
+    p_room_until, p_settled_tokens);
+
+  return jsonb_build_object('ok', true, 'status', v_att.status, 'cooldown_until', v_until);
 end
 $function$
 ;
