@@ -324,8 +324,8 @@ begin
 end
 $seed$;
 
--- Anthropic's Claude models (docs/anthropic.md), one row per family version: its dated snapshot is an
--- alias, so both names count one quota. No key row is seeded: the owner adds one for the organization's
+-- Anthropic's Claude models (docs/anthropic.md), one row per version under the dated id Anthropic's
+-- model list names, its short name an alias, so both names count one quota. No key row is seeded: the owner adds one for the organization's
 -- key (`supabase secrets set ANTHROPIC_API_KEY=...`, then a key row of provider 'anthropic' whose
 -- project_id names the organization: one organization is one quota group). Anthropic counts per
 -- organization and family three limits, RPM, ITPM (input, cache reads excluded) and OTPM (max_tokens on
@@ -349,18 +349,18 @@ begin
     (model, provider, rpm, tpm, rpd, booked_output_tokens, aliases, supports_system_instruction, supports_json_mode,
      supports_tools, supports_images, shutdown_date, successor, spread_burst, limits_source, notes)
   values
-    ('claude-sonnet-4-5', 'anthropic', 50, 30000, null, 4096, '{claude-sonnet-4-5-20250929}', true, true, true, true,
+    ('claude-sonnet-4-5-20250929', 'anthropic', 50, 30000, null, 4096, '{claude-sonnet-4-5}', true, true, true, true,
      null, null, 1,
      'Usage tier 1, Claude Sonnet 4.x (one pool for the family): 50 RPM, 30,000 ITPM, 8,000 OTPM per organization: '
      'Anthropic''s rate-limits page (docs.claude.com/en/api/rate-limits) as copied by anthropic.mintlify.app and '
      'rate-limits.apis.io, read 2026-11-28. TPM here is the ITPM; OTPM is not a column yet (docs/anthropic.md).',
      'Claude Sonnet 4.5. Context 200,000, output up to 64,000 (Anthropic''s models page).'),
-    ('claude-haiku-4-5', 'anthropic', 50, 50000, null, 4096, '{claude-haiku-4-5-20251001}', true, true, true, true,
+    ('claude-haiku-4-5-20251001', 'anthropic', 50, 50000, null, 4096, '{claude-haiku-4-5}', true, true, true, true,
      null, null, 1,
      'Usage tier 1, Claude Haiku 4.5: 50 RPM, 50,000 ITPM, 10,000 OTPM per organization: Anthropic''s rate-limits '
      'page as copied by anthropic.mintlify.app and rate-limits.apis.io, read 2026-11-28. TPM here is the ITPM.',
      'Claude Haiku 4.5. Context 200,000, output up to 64,000.'),
-    ('claude-opus-4-5', 'anthropic', 50, 30000, null, 4096, '{claude-opus-4-5-20251101}', true, true, true, true,
+    ('claude-opus-4-5-20251101', 'anthropic', 50, 30000, null, 4096, '{claude-opus-4-5}', true, true, true, true,
      null, null, 1,
      'Usage tier 1, Claude Opus 4.x (one pool for the family): 50 RPM, 30,000 ITPM, 8,000 OTPM per organization: '
      'Anthropic''s rate-limits page as copied by anthropic.mintlify.app and rate-limits.apis.io, read 2026-11-28. '
@@ -377,14 +377,14 @@ begin
       (model, service_tier, input_per_mtok, cached_input_per_mtok, output_per_mtok, source, read_on)
     select p.model, 'standard', p.input, p.cached, p.output, p.source, date '2026-11-28'
     from (values
-      ('claude-sonnet-4-5', 3.00, 0.30, 15.00,
+      ('claude-sonnet-4-5-20250929', 3.00, 0.30, 15.00,
        '$3 in / $0.30 cache hits / $15 out ($3.75 5-minute and $6 1-hour cache writes): Anthropic''s pricing page '
        '(docs.anthropic.com/en/docs/about-claude/pricing) as stored, for the Sonnet 4 family; Sonnet 4.5 at the '
        'same price: deploybase.ai (2026-03).'),
-      ('claude-haiku-4-5', 1.00, 0.10, 5.00,
+      ('claude-haiku-4-5-20251001', 1.00, 0.10, 5.00,
        '$1 in / $0.10 cache hits / $5 out ($1.25 and $2 cache writes): platform.claude.com models/haiku-4-5 '
        'overview and the pricing rule (writes 1.25x and 2x input, reads 0.1x).'),
-      ('claude-opus-4-5', 5.00, 0.50, 25.00,
+      ('claude-opus-4-5-20251101', 5.00, 0.50, 25.00,
        '$5 in / $0.50 cache hits / $25 out ($6.25 and $10 cache writes): platform.claude.com model pages of the '
        'Opus line at $5 / $25 and deploybase.ai (2026-03) for Opus 4.5.')
     ) as p(model, input, cached, output, source)

@@ -13,7 +13,9 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
 import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
 
+/** The caller's name for it; the row (and what Anthropic is sent) is the dated id. */
 const MODEL = "claude-sonnet-4-5";
+const ROW = "claude-sonnet-4-5-20250929";
 const KEY = "sk-ant-sim-gateway-0123456789";
 const BROKE_KEY = "sk-ant-sim-broke-0123456789";
 const RPM = 6;
@@ -62,16 +64,16 @@ describe("Claude on every route", () => {
   it("the native route: Claude's answer, max_tokens the row's booked answer, one token_usage row, its cost", async () => {
     const res = await s.call({ model: MODEL, prompt: "hello claude", mode: "NO_WAIT" });
     expect(res.status).toBe(200);
-    expect(res.body.text).toBe("sim(claude-sonnet-4-5): hello claude");
-    expect(lastBody()).toMatchObject({ model: MODEL, max_tokens: 4096 });
+    expect(res.body.text).toBe("sim(claude-sonnet-4-5-20250929): hello claude");
+    expect(lastBody()).toMatchObject({ model: ROW, max_tokens: 4096 });
     expect(sim.stats().received.at(-1)!).toMatchObject({ credentialHeader: "x-api-key", anthropicVersion: "2023-06-01" });
-    const [{ n }] = await s.sql`select count(*)::int as n from public.token_usage where model = ${MODEL}`;
+    const [{ n }] = await s.sql`select count(*)::int as n from public.token_usage where model = ${ROW}`;
     expect(n).toBeGreaterThanOrEqual(1);
     const [attempt] = await s.sql`select cost_usd::float8 as cost, input_tokens, output_tokens
-                                  from public.google_ai_attempts where model = ${MODEL} order by admitted_at desc limit 1`;
-    // 3 + 4 + ceil(12 / 4) input tokens at $3, ceil(36 / 4) output at $15 per million.
-    expect(attempt).toMatchObject({ input_tokens: 10, output_tokens: 9 });
-    expect(attempt!.cost).toBeCloseTo((10 * 3 + 9 * 15) / 1e6, 12);
+                                  from public.google_ai_attempts where model = ${ROW} order by admitted_at desc limit 1`;
+    // 3 + 4 + ceil(12 / 4) input tokens at $3, ceil(45 / 4) output at $15 per million.
+    expect(attempt).toMatchObject({ input_tokens: 10, output_tokens: 12 });
+    expect(attempt!.cost).toBeCloseTo((10 * 3 + 12 * 15) / 1e6, 12);
     // The caller's own cap is sent as Claude's max_tokens.
     await s.call({ model: MODEL, prompt: "short", mode: "NO_WAIT", generationConfig: { maxOutputTokens: 77 } });
     expect(lastBody()).toMatchObject({ max_tokens: 77 });
@@ -84,13 +86,13 @@ describe("Claude on every route", () => {
       messages: [{ role: "system", content: "Be brief." }, { role: "user", content: "openai shape" }],
       max_tokens: 50,
     });
-    expect(whole.choices[0]!.message.content).toBe("sim(claude-sonnet-4-5): openai shape");
+    expect(whole.choices[0]!.message.content).toBe("sim(claude-sonnet-4-5-20250929): openai shape");
     expect(whole.choices[0]!.finish_reason).toBe("stop");
     expect(lastBody()).toMatchObject({ system: "Be brief.", max_tokens: 50 });
     let text = "";
     const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: "user", content: "streamed" }], stream: true });
     for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? "";
-    expect(text).toBe("sim(claude-sonnet-4-5): streamed");
+    expect(text).toBe("sim(claude-sonnet-4-5-20250929): streamed");
     expect(sim.stats().streams.completed).toBe(1);
   });
 
@@ -110,7 +112,7 @@ describe("Claude on every route", () => {
   it("Gemini's route, through @google/genai", async () => {
     const client = new GoogleGenAI({ apiKey: s.serviceKey, vertexai: false, httpOptions: { baseUrl: s.url } });
     const answer = await client.models.generateContent({ model: MODEL, contents: "gemini shape", config: { maxOutputTokens: 40 } });
-    expect(answer.text).toBe("sim(claude-sonnet-4-5): gemini shape");
+    expect(answer.text).toBe("sim(claude-sonnet-4-5-20250929): gemini shape");
     expect(answer.usageMetadata?.promptTokenCount).toBeGreaterThan(0);
     expect(lastBody()).toMatchObject({ max_tokens: 40 });
   });
@@ -119,7 +121,7 @@ describe("Claude on every route", () => {
 describe("Anthropic's limits and words", () => {
   it("8 callers × 40 NO_WAIT at RPM 6, burst capacity 6: exactly 6 served, no 429 from Anthropic", async () => {
     // Haiku 4.5: a model (and an Anthropic pool) no other test of this file calls, so the minute is its own.
-    const burst = "claude-haiku-4-5";
+    const burst = "claude-haiku-4-5-20251001";
     sim.setOrganizations({
       ...sim.organizations(),
       "org-ant": { keys: [KEY], limits: { ...LIMITS, "haiku-4-5": { rpm: RPM, itpm: 1_000_000, otpm: 1_000_000, capacity: { requests: RPM } } } },
@@ -161,7 +163,7 @@ describe("Anthropic's limits and words", () => {
       return text;
     })().then((t) => ({ ok: true, t }), (e: unknown) => ({ ok: false, e }));
     // Either the gateway retried before the first byte reached the caller (then whole), or it says the cut.
-    if (outcome.ok) expect((outcome as { t: string }).t).toBe("sim(claude-sonnet-4-5): cut me");
+    if (outcome.ok) expect((outcome as { t: string }).t).toBe("sim(claude-sonnet-4-5-20250929): cut me");
     else expect(String((outcome as { e: unknown }).e)).toMatch(/./);
   });
 

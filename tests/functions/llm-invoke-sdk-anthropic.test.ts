@@ -50,17 +50,17 @@ const ask = (model: string, text: string, extra: Record<string, unknown> = {}) =
 describe("Anthropic's SDK at the gateway's base URL", () => {
   it("a Claude model: Anthropic's message as it came (its usage, cache fields), under the gateway's id", async () => {
     const m = await client.messages.create(ask(CLAUDE, "hello through the surface"));
-    expect(m.content).toEqual([{ type: "text", text: "sim(claude-sonnet-4-5): hello through the surface" }]);
+    expect(m.content).toEqual([{ type: "text", text: "sim(claude-sonnet-4-5-20250929): hello through the surface" }]);
     expect(m.model).toBe("claude-sonnet-4-5-20250929");
     expect(m.usage).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
     expect(m.id).toMatch(/^msg_/);
     // The body reached Claude as it was written (pass-through), the model and max_tokens the gateway's.
-    expect(sim.stats().received.at(-1)!.body).toMatchObject({ model: CLAUDE, max_tokens: 64, messages: [{ role: "user", content: "hello through the surface" }] });
+    expect(sim.stats().received.at(-1)!.body).toMatchObject({ model: "claude-sonnet-4-5-20250929", max_tokens: 64, messages: [{ role: "user", content: "hello through the surface" }] });
   });
 
   it("a Claude model's stream: its own events, ping included, rebuilt by the SDK", async () => {
     const final = await client.messages.stream(ask(CLAUDE, "stream it")).finalMessage();
-    expect(final.content).toEqual([{ type: "text", text: "sim(claude-sonnet-4-5): stream it" }]);
+    expect(final.content).toEqual([{ type: "text", text: "sim(claude-sonnet-4-5-20250929): stream it" }]);
     expect(final.stop_reason).toBe("end_turn");
   });
 
@@ -131,7 +131,7 @@ describe("Anthropic's SDK at the gateway's base URL", () => {
   });
 
   it("the gateway's rate limit is Anthropic's 429 with retry-after", async () => {
-    await s.sql`update public.google_ai_model_limits set rpm = 1 where model = 'claude-opus-4-5'`;
+    await s.sql`update public.google_ai_model_limits set rpm = 1 where model = 'claude-opus-4-5-20251101'`;
     try {
       const headers = { "x-eve-mode": "NO_WAIT" };
       await client.messages.create(ask("claude-opus-4-5", "first"), { headers });
@@ -139,7 +139,7 @@ describe("Anthropic's SDK at the gateway's base URL", () => {
       expect(refused).toBeInstanceOf(Anthropic.RateLimitError);
       expect(Number((refused as InstanceType<typeof Anthropic.APIError>).headers?.get("retry-after"))).toBeGreaterThan(0);
     } finally {
-      await s.sql`update public.google_ai_model_limits set rpm = 1000 where model = 'claude-opus-4-5'`;
+      await s.sql`update public.google_ai_model_limits set rpm = 1000 where model = 'claude-opus-4-5-20251101'`;
     }
   });
 });
