@@ -153,6 +153,15 @@ describe("Anthropic's limits and words", () => {
     expect(cooldowns).toHaveLength(0);
   });
 
+  it("Anthropic overloaded on every attempt: three calls at most, a 5xx to the caller, no cooldown left", async () => {
+    sim.addFault({ kind: "overloaded", count: 10 });
+    const res = await s.call({ model: MODEL, prompt: "overloaded for good", mode: "NO_WAIT" });
+    expect(res.status).toBeGreaterThanOrEqual(500);
+    expect(sim.stats().total.byStatus["529"]).toBe(3);
+    expect(await s.sql`select 1 from public.google_ai_cooldowns where model = ${ROW}`).toHaveLength(0);
+    sim.clearFaults();
+  });
+
   it("an error event after the 200 is a cut: the caller gets an error, never a half answer as whole", async () => {
     sim.addFault({ kind: "stream_error", count: 3, afterChunks: 3 });
     const client = new OpenAI({ baseURL: `${s.url}/v1`, apiKey: s.serviceKey, maxRetries: 0 });
