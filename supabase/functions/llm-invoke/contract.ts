@@ -3,6 +3,7 @@
 // cross the store port (a reservation, a refusal and its limits, a finalize, a model row). Types,
 // constants and one pure look-up: nothing here imports a stage, so every stage can import this.
 import type { Content, GenerationConfig, RequestExtras } from "../_shared/upstream/shapes.ts";
+import type { DialectBody as PassThroughBody } from "../_shared/upstream/hub.ts";
 import type { Provider } from "../_shared/providers/registry.ts";
 import type {
   FinalizeOutcome,
@@ -15,10 +16,8 @@ import type {
 
 export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../_shared/upstream/shapes.ts";
 
-/** The caller's own body in a provider's dialect (NormalizedRequest.dialectBody). */
-export interface DialectBody {
-  dialect: string;
-  body: Record<string, unknown>;
+/** The caller's own body in a provider's dialect (NormalizedRequest.dialectBody): the hub's pass-through body, with what only that dialect honours. */
+export interface DialectBody extends PassThroughBody {
   /** Fields of the body only that dialect's models honour, each with why another provider's cannot. */
   only?: ReadonlyArray<{ field: string; why: string }>;
 }

@@ -38,6 +38,29 @@ export function responseFinishReason(response: UpstreamAnswer): string | null {
   return typeof blocked === "string" ? `BLOCKED_${blocked}` : null;
 }
 
+/**
+ * What a whole answer says, as the port's GenerateOutcome carries it beside the answer itself: its
+ * text, why it ended, the usage counted, its candidates and model version. One reading for every
+ * client (each translates its provider's answer into the hub shape first).
+ */
+export function answerFacts(response: UpstreamAnswer): {
+  text: string;
+  finishReason: string | null;
+  usage: HubUsage | null;
+  candidates: unknown[];
+  modelVersion: string | null;
+  response: UpstreamAnswer;
+} {
+  return {
+    text: responseText(response),
+    finishReason: responseFinishReason(response),
+    usage: responseUsage(response),
+    candidates: candidates(response),
+    modelVersion: typeof response.modelVersion === "string" ? response.modelVersion : null,
+    response,
+  };
+}
+
 /** True when the answer has neither candidates nor a prompt verdict: not a generateContent answer. */
 export function isEmptyResponse(response: UpstreamAnswer): boolean {
   return candidates(response).length === 0 && response.promptFeedback === undefined;

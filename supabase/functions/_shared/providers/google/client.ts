@@ -9,7 +9,7 @@
 //   getModel     models.get: whether a key sees a model (confirms a 404 before the model is marked withdrawn)
 // Retries are the attempt loop's job.
 import { classifyGoogleHttpError } from "./errors.ts";
-import { isEmptyResponse, responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
+import { answerFacts, isEmptyResponse } from "../../upstream/answer.ts";
 import type { UpstreamAnswer, UpstreamChunk, UpstreamRequest } from "../../upstream/shapes.ts";
 import {
   type CountTokensOutcome,
@@ -134,12 +134,7 @@ function generate(url: string, call: GenerateCall, rules: WireRules): Promise<Ge
     }
     return {
       ok: true as const,
-      text: responseText(response),
-      finishReason: responseFinishReason(response),
-      usage: responseUsage(response),
-      candidates: Array.isArray(response.candidates) ? response.candidates : [],
-      modelVersion: typeof response.modelVersion === "string" ? response.modelVersion : null,
-      response,
+      ...answerFacts(response),
       servedTier: servedTierOf(answer),
     };
   });

@@ -17,7 +17,7 @@ import {
   timedCall,
   type WireRules,
 } from "../../upstream/call.ts";
-import { responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
+import { answerFacts } from "../../upstream/answer.ts";
 import type { UpstreamChunk } from "../../upstream/shapes.ts";
 import { classifyOpenAiHttpError, openAiRules, roomOf } from "./errors.ts";
 import { openAiApiUrl } from "./endpoint.ts";
@@ -75,12 +75,7 @@ function generate(url: string, call: GenerateCall, rules: WireRules): Promise<Ge
     }
     return {
       ok: true as const,
-      text: responseText(response),
-      finishReason: responseFinishReason(response),
-      usage: responseUsage(response),
-      candidates: response.candidates as unknown[],
-      modelVersion: typeof response.modelVersion === "string" ? response.modelVersion : null,
-      response,
+      ...answerFacts(response),
       servedTier: servedTierOf(read.body),
       dialectAnswer: { dialect: "openai", body: read.body },
       room: roomOf(answer.headers),
