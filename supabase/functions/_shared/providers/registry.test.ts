@@ -83,9 +83,7 @@ describe("baseUrlOf", () => {
     );
     expect(baseUrlOf(row, (n) => (n === "OPENAI_BASE_URL" ? "http://127.0.0.1:9" : undefined), module))
       .toBe("http://127.0.0.1:9");
-    expect(baseUrlOf({ ...row, base_url: "http://10.0.0.1:8000" }, () => undefined, module)).toBe(
-      "http://10.0.0.1:8000",
-    );
+    expect(baseUrlOf({ ...row, base_url: "http://10.0.0.1:8000" }, () => undefined, module)).toBe("http://10.0.0.1:8000");
   });
 });
 
@@ -124,9 +122,7 @@ describe("providerDirectory", () => {
     ], env({}));
     expect(dir.upstreams.map((u) => u.provider)).toEqual(BUILT_IN_PROVIDERS.map((r) => r.name));
     expect(dir.problems).toHaveLength(4);
-    expect(dir.problems[0]).toBe(
-      `provider opnai: dialect "opnai" is not one the functions speak (${DIALECTS.join(", ")})`,
-    );
+    expect(dir.problems[0]).toBe(`provider opnai: dialect "opnai" is not one the functions speak (${DIALECTS.join(", ")})`);
     expect(dir.problems[1]).toMatch(/^provider typo: provider typo's base_url is not an http\(s\) base URL/);
     expect(dir.problems[2]).toMatch(/^provider nourl: provider nourl has no base_url/);
     expect(dir.problems[3]).toMatch(/^provider badpattern: key_env_pattern "\(" is no regular expression/);

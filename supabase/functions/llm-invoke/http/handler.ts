@@ -10,12 +10,12 @@
 // `Server-Timing` (_shared/server-timing.ts): here `auth` and `body`; invoke adds the rest.
 import { authenticate, type Caller, type ServiceKeys } from "../../_shared/auth.ts";
 import {
-  DEFAULT_REQUEST_LIMITS,
   type ModelEntry,
   modelNamed,
+  type ReserveCaller,
+  DEFAULT_REQUEST_LIMITS,
   type NormalizedRequest,
   type RequestLimits,
-  type ReserveCaller,
 } from "../contract.ts";
 import { type Answer, envelope, type RequestScope } from "../../_shared/envelope.ts";
 import { GatewayError } from "../../_shared/errors.ts";

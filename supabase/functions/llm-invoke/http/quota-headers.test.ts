@@ -49,9 +49,7 @@ describe("quotaHeaders", () => {
     expect(batch["x-ratelimit-kept-others-requests-day"]).toBe("2");
     expect(batch["x-ratelimit-kept-own-requests"]).toBeUndefined();
     expect(batch["x-ratelimit-kept-own-requests-day"]).toBeUndefined();
-    const person = quotaHeaders(
-      snapshot({ kept: { rpmForOthers: 0, rpmForYou: 6, rpdForOthers: null, rpdForYou: null } }),
-    );
+    const person = quotaHeaders(snapshot({ kept: { rpmForOthers: 0, rpmForYou: 6, rpdForOthers: null, rpdForYou: null } }));
     expect(Object.keys(person).filter((h) => h.includes("kept"))).toEqual(["x-ratelimit-kept-own-requests"]);
     expect(person["x-ratelimit-kept-own-requests"]).toBe("6");
     // Not known (a refusal answered at once, or no share): no such header.

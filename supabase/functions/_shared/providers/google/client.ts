@@ -36,10 +36,7 @@ export const GOOGLE_DISPLAY_NAME = "Google";
 
 /** A provider of Google's dialect, its answers read by Google's rules (errors.ts), under its row's display name. */
 export function googleRules(upstream: string = GOOGLE_DISPLAY_NAME): WireRules {
-  return {
-    upstream,
-    classifyHttp: (status, body, _headers, options) => classifyGoogleHttpError(status, body, options),
-  };
+  return { upstream, classifyHttp: (status, body, _headers, options) => classifyGoogleHttpError(status, body, options) };
 }
 
 export const DEFAULT_GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com";
@@ -157,12 +154,7 @@ async function stream(url: string, call: GenerateCall, rules: WireRules): Promis
   );
   if (!opened.ok) return opened;
   const { response, guard, latencyMs } = opened;
-  return {
-    ok: true,
-    latencyMs,
-    servedTier: servedTierOf(response),
-    chunks: streamChunks(response.body, guard, call, rules),
-  };
+  return { ok: true, latencyMs, servedTier: servedTierOf(response), chunks: streamChunks(response.body, guard, call, rules) };
 }
 
 /** Google's x-gemini-service-tier header (flex, standard, priority), length-capped; null when absent. */

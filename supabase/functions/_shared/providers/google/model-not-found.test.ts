@@ -62,19 +62,12 @@ describe("Google's 404 for a model", () => {
 
 describe("the replacement Google's withdrawal names", () => {
   it("is the first other model its message names, in any of the simulator's wordings", () => {
-    expect(
-      namedSuccessor(
-        "models/lc-gone is no longer available. Please update your code to use models/gemini-3.8-flash.",
-        "lc-gone",
-      ),
-    )
+    expect(namedSuccessor("models/lc-gone is no longer available. Please update your code to use models/gemini-3.8-flash.", "lc-gone"))
       .toBe("gemini-3.8-flash");
     expect(namedSuccessor("Model is not found: models/lc-gone for api version v1beta", "lc-gone")).toBeNull();
     for (const [i, word] of MODEL_NOT_FOUND_WORDINGS.entries()) {
       const message = word(GEMMA3, "generateContent", "lc-next");
-      expect(namedSuccessor(message, GEMMA3), `wording ${i}`).toBe(
-        message.includes("models/lc-next") ? "lc-next" : null,
-      );
+      expect(namedSuccessor(message, GEMMA3), `wording ${i}`).toBe(message.includes("models/lc-next") ? "lc-next" : null);
       const e = classifyGoogleHttpError(404, notFound(message), { model: GEMMA3 });
       expect(e.successor ?? null).toBe(message.includes("models/lc-next") ? "lc-next" : null);
     }

@@ -88,9 +88,7 @@ describe("stream", () => {
     const chunks = [];
     for await (const chunk of out.chunks) chunks.push(chunk);
     // Every chunk OpenAI sent, [DONE] aside, is there as it came.
-    expect(chunks.every((c) => c.own?.dialect === "openai" && c.own.body.object === "chat.completion.chunk")).toBe(
-      true,
-    );
+    expect(chunks.every((c) => c.own?.dialect === "openai" && c.own.body.object === "chat.completion.chunk")).toBe(true);
     type Delta = { tool_calls?: Array<{ function: { arguments?: string } }> };
     const pieces = chunks.flatMap((c) =>
       (c.own!.body.choices as Array<{ delta: Delta }>).flatMap((ch) => ch.delta.tool_calls ?? [])

@@ -29,7 +29,7 @@ import {
   StreamCut,
   type StreamOutcome,
   type UpstreamClient,
-  upstreamFailure,
+    upstreamFailure,
 } from "../../upstream/port.ts";
 
 /** `displayName`: who answers, in messages (the provider row's). */

@@ -48,12 +48,8 @@ describe("createOpenAiModelLister", () => {
     const outcome = await lister().list(key);
     expect(outcome.ok).toBe(false);
     if (outcome.ok) return;
-    expect(outcome.error).toMatchObject({
-      class: "invalid_key",
-      httpStatus: 401,
-      reason: "invalid_api_key",
-      upstream: "OpenAI",
-    });
+    expect(outcome.error).toMatchObject({ class: "invalid_key", httpStatus: 401, reason: "invalid_api_key",
+      upstream: "OpenAI" });
     expect(outcome.error.message).not.toContain(key);
   });
 
@@ -95,10 +91,8 @@ describe("createOpenAiModelLister", () => {
 
 describe("modelsOf", () => {
   it("keeps entries with an id, and refuses a body without a data array", () => {
-    expect(
-      modelsOf({ object: "list", data: [{ id: "gpt-4o", created: 1, owned_by: "system" }, { id: "" }, {}, 7] })
-        ?.map((m) => m.model),
-    ).toEqual(["gpt-4o"]);
+    expect(modelsOf({ object: "list", data: [{ id: "gpt-4o", created: 1, owned_by: "system" }, { id: "" }, {}, 7] })
+      ?.map((m) => m.model)).toEqual(["gpt-4o"]);
     expect(modelsOf({ object: "list" })).toBeNull();
     expect(modelsOf("<html>")).toBeNull();
     expect(modelsOf({ data: [{ id: "a" }, { id: "b" }, { id: "c" }] }, 2)?.map((m) => m.model)).toEqual(["a", "b"]);

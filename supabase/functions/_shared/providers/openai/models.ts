@@ -42,14 +42,10 @@ export function createOpenAiModelLister(options: OpenAiModelListerOptions = {}):
         if (!read.ok) return read;
         const models = modelsOf(read.body, maxModels);
         if (models === null) {
-          const error = upstreamFailure(
-            "malformed",
-            `${rules.upstream} answered the model list without a data array.`,
-            {
-              httpStatus: answer.status,
-              secrets,
-            },
-          );
+          const error = upstreamFailure("malformed", `${rules.upstream} answered the model list without a data array.`, {
+            httpStatus: answer.status,
+            secrets,
+          });
           return { ok: false, error: failureOf(rules, error) };
         }
         return { ok: true as const, models };

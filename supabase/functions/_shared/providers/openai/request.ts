@@ -81,7 +81,9 @@ function callersBody(
   const own = Object.fromEntries(Object.entries(body).filter(([field]) => !GATEWAY_FIELDS.includes(field)));
   const cap = request.generationConfig.maxOutputTokens;
   // The caller's other stream options (include_obfuscation) stand; the usage chunk is always asked.
-  const options = typeof body.stream_options === "object" && body.stream_options !== null ? body.stream_options : {};
+  const options = typeof body.stream_options === "object" && body.stream_options !== null
+    ? body.stream_options
+    : {};
   // The caller's own service_tier stands (the gateway's word "standard" is OpenAI's "default"); where it
   // names none, the gateway's tier is sent.
   const { service_tier: asked, ...rest } = own;

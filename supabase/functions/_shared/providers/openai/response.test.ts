@@ -57,74 +57,26 @@ describe("ChunkTranslator", () => {
 });
 
 describe("CompletionFolder", () => {
-  const head = {
-    id: "chatcmpl-1",
-    object: "chat.completion.chunk",
-    created: 7,
-    model: "gpt-4o-2024-08-06",
-    system_fingerprint: "fp",
-  };
+  const head = { id: "chatcmpl-1", object: "chat.completion.chunk", created: 7, model: "gpt-4o-2024-08-06", system_fingerprint: "fp" };
   const lp = (token: string) => ({ token, logprob: -0.5, bytes: [], top_logprobs: [] });
 
   it("folds a stream into the completion it makes up: text with its logprobs in order, tool calls joined, finishes, usage", () => {
     const folder = new CompletionFolder();
     const chunks = [
+      { ...head, choices: [{ index: 0, delta: { role: "assistant", content: "", refusal: null }, logprobs: null, finish_reason: null }] },
+      { ...head, choices: [{ index: 0, delta: { content: "Hel" }, logprobs: { content: [lp("Hel")], refusal: null }, finish_reason: null }] },
+      { ...head, choices: [{ index: 0, delta: { content: "lo" }, logprobs: { content: [lp("lo")], refusal: null }, finish_reason: null }] },
       {
         ...head,
         choices: [{
-          index: 0,
-          delta: { role: "assistant", content: "", refusal: null },
+          index: 1,
+          delta: { role: "assistant", content: null, tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name: "f", arguments: "" } }] },
           logprobs: null,
           finish_reason: null,
         }],
       },
-      {
-        ...head,
-        choices: [{
-          index: 0,
-          delta: { content: "Hel" },
-          logprobs: { content: [lp("Hel")], refusal: null },
-          finish_reason: null,
-        }],
-      },
-      {
-        ...head,
-        choices: [{
-          index: 0,
-          delta: { content: "lo" },
-          logprobs: { content: [lp("lo")], refusal: null },
-          finish_reason: null,
-        }],
-      },
-      {
-        ...head,
-        choices: [{
-          index: 1,
-          delta: {
-            role: "assistant",
-            content: null,
-            tool_calls: [{ index: 0, id: "call_1", type: "function", function: { name: "f", arguments: "" } }],
-          },
-          logprobs: null,
-          finish_reason: null,
-        }],
-      },
-      {
-        ...head,
-        choices: [{
-          index: 1,
-          delta: { tool_calls: [{ index: 0, function: { arguments: '{"a":' } }] },
-          finish_reason: null,
-        }],
-      },
-      {
-        ...head,
-        choices: [{
-          index: 1,
-          delta: { tool_calls: [{ index: 0, function: { arguments: "1}" } }] },
-          finish_reason: null,
-        }],
-      },
+      { ...head, choices: [{ index: 1, delta: { tool_calls: [{ index: 0, function: { arguments: '{"a":' } }] }, finish_reason: null }] },
+      { ...head, choices: [{ index: 1, delta: { tool_calls: [{ index: 0, function: { arguments: "1}" } }] }, finish_reason: null }] },
       { ...head, choices: [{ index: 0, delta: {}, logprobs: null, finish_reason: "stop" }] },
       { ...head, choices: [{ index: 1, delta: {}, logprobs: null, finish_reason: "tool_calls" }] },
       { ...head, choices: [], usage: { prompt_tokens: 3, completion_tokens: 4, total_tokens: 7 } },

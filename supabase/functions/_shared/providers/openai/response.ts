@@ -191,12 +191,7 @@ export class CompletionFolder {
       if (!isObject(choice)) continue;
       const index = typeof choice.index === "number" ? choice.index : position;
       const folded = this.choices.get(index) ??
-        {
-          message: { role: "assistant", content: null, refusal: null },
-          calls: new Map(),
-          logprobs: null,
-          finish_reason: null,
-        };
+        { message: { role: "assistant", content: null, refusal: null }, calls: new Map(), logprobs: null, finish_reason: null };
       this.choices.set(index, folded);
       const delta = isObject(choice.delta) ? choice.delta : {};
       if (typeof delta.role === "string") folded.message.role = delta.role;
