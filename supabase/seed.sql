@@ -5,7 +5,7 @@
 -- docs/models.md lists every row with its limits, dates and sources.
 
 -- The built-in providers, as the rows migrations seed them (20261127232950_provider_rows.sql,
--- 20261128034000_anthropic_provider_row.sql, and 20261128040021_provider_day_zone_rows.sql for the zone
+-- 20261128034000_anthropic_provider_row.sql, and 20261128042409_provider_day_zone_rows.sql for the zone
 -- each one's day turns in), for a database built from supabase/schemas, which has no rows: model and key
 -- rows name one.
 insert into public.google_ai_providers (name, dialect, display_name, day_zone) values

@@ -179,8 +179,8 @@ COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_message IS
 
 COMMENT ON COLUMN public.google_ai_model_limits.google_successor IS
     'The model the provider''s withdrawal answer names as the replacement (read by its dialect: Google''s ".. use '
-    'models/X"), kept when the model is marked withdrawn: a suggestion for the operator. Requests go to it only through successor or fallback_models, '
-    'which the operator sets (docs/models.md).';
+    'models/X"), kept when the model is marked withdrawn: a suggestion for the operator. Requests go to it only '
+    'through successor or fallback_models, which the operator sets (docs/models.md).';
 
 COMMENT ON COLUMN public.google_ai_model_limits.limits_source IS
     'Where this row''s RPM/TPM/RPD come from (a page and the day it was read, or the project''s own quota page).';

@@ -325,8 +325,8 @@ $$;
 -- its request stays counted: the same request goes on to its chain's next model as a later attempt),
 -- and the model row is marked withdrawn — once: a row already marked keeps the first time and
 -- message. p_successor: the model the provider's answer names instead, as its dialect read it (a
--- suggestion for the operator; another name than the model's own). A reservation that is not open (finalized or released before) changes nothing and is
--- answered as google_ai_release answers it.
+-- suggestion for the operator; another name than the model's own). A reservation that is not open
+-- (finalized or released before) changes nothing and is answered as google_ai_release answers it.
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer DEFAULT 404,
     p_error_code text DEFAULT 'NOT_FOUND'::text, p_error_message text DEFAULT NULL::text,
     p_latency_ms integer DEFAULT NULL::integer, p_successor text DEFAULT NULL::text) RETURNS jsonb
