@@ -4,11 +4,14 @@
 -- while it has never been (limits_source is null), so a value the operator changed or cleared stays.
 -- docs/models.md lists every row with its limits, dates and sources.
 
--- The built-in providers, as the rows migration seeds them (20261122000200_rows_and_schedule.sql), for a
--- database built from supabase/schemas, which has no rows: model and key rows name one.
-insert into public.google_ai_providers (name, dialect, display_name) values
-  ('google', 'google', 'Google'),
-  ('openai', 'openai', 'OpenAI')
+-- The built-in providers, as the rows migrations seed them (20261122000200_rows_and_schedule.sql,
+-- 20261128044636_anthropic_provider_row.sql, and 20261128044635_provider_day_zone_rows.sql for the zone
+-- each one's day turns in), for a database built from supabase/schemas, which has no rows: model and key
+-- rows name one.
+insert into public.google_ai_providers (name, dialect, display_name, day_zone) values
+  ('google', 'google', 'Google', 'America/Los_Angeles'),
+  ('openai', 'openai', 'OpenAI', 'UTC'),
+  ('anthropic', 'anthropic', 'Anthropic', 'UTC')
 on conflict (name) do nothing;
 
 -- Model limits from the owner's table (seed 001): per Google Cloud project, per model.
@@ -318,5 +321,75 @@ begin
     else 'Thinking: no ceiling published (a thinking level, not a budget); the output limit, 65,536, assumed '
          '(Google''s model pages, read 2026-11-27).' end as source) d
   where l.model = d.model and l.max_thinking_tokens is null;
+end
+$seed$;
+
+-- Anthropic's Claude models (docs/anthropic.md), one row per version under the dated id Anthropic's
+-- model list names, its short name an alias, so both names count one quota. No key row is seeded: the owner adds one for the organization's
+-- key (`supabase secrets set ANTHROPIC_API_KEY=...`, then a key row of provider 'anthropic' whose
+-- project_id names the organization: one organization is one quota group). Anthropic counts per
+-- organization and family three limits, RPM, ITPM (input, cache reads excluded) and OTPM (max_tokens on
+-- arrival, corrected at the end), each a bucket refilling continuously. The rows hold Tier 1's RPM, and
+-- its ITPM as the TPM that books a request's input plus its booked answer (booked_output_tokens, also the
+-- max_tokens a call sends when its caller names none): Anthropic's OTPM is met from its headers and its
+-- 429s. Limits rise with the tier: correct them with one UPDATE from the Console's limits page (or the
+-- anthropic-ratelimit-*-limit headers). In a block that runs only where the schema knows providers.
+do $seed$
+begin
+  if (select count(*) from information_schema.columns
+      where table_schema = 'public'
+        and (table_name, column_name) in (('google_ai_api_keys', 'serves_provider'),
+                                          ('google_ai_model_limits', 'booked_output_tokens'),
+                                          ('google_ai_model_limits', 'limits_source'))) < 3
+     or not exists (select 1 from public.google_ai_providers where name = 'anthropic') then
+    return;
+  end if;
+
+  insert into public.google_ai_model_limits
+    (model, provider, rpm, tpm, rpd, booked_output_tokens, aliases, supports_system_instruction, supports_json_mode,
+     supports_tools, supports_images, shutdown_date, successor, spread_burst, limits_source, notes)
+  values
+    ('claude-sonnet-4-5-20250929', 'anthropic', 50, 30000, null, 4096, '{claude-sonnet-4-5}', true, true, true, true,
+     null, null, 1,
+     'Usage tier 1, Claude Sonnet 4.x (one pool for the family): 50 RPM, 30,000 ITPM, 8,000 OTPM per organization: '
+     'Anthropic''s rate-limits page (docs.claude.com/en/api/rate-limits) as copied by anthropic.mintlify.app and '
+     'rate-limits.apis.io, read 2026-11-28. TPM here is the ITPM; OTPM is not a column yet (docs/anthropic.md).',
+     'Claude Sonnet 4.5. Context 200,000, output up to 64,000 (Anthropic''s models page).'),
+    ('claude-haiku-4-5-20251001', 'anthropic', 50, 50000, null, 4096, '{claude-haiku-4-5}', true, true, true, true,
+     null, null, 1,
+     'Usage tier 1, Claude Haiku 4.5: 50 RPM, 50,000 ITPM, 10,000 OTPM per organization: Anthropic''s rate-limits '
+     'page as copied by anthropic.mintlify.app and rate-limits.apis.io, read 2026-11-28. TPM here is the ITPM.',
+     'Claude Haiku 4.5. Context 200,000, output up to 64,000.'),
+    ('claude-opus-4-5-20251101', 'anthropic', 50, 30000, null, 4096, '{claude-opus-4-5}', true, true, true, true,
+     null, null, 1,
+     'Usage tier 1, Claude Opus 4.x (one pool for the family): 50 RPM, 30,000 ITPM, 8,000 OTPM per organization: '
+     'Anthropic''s rate-limits page as copied by anthropic.mintlify.app and rate-limits.apis.io, read 2026-11-28. '
+     'TPM here is the ITPM.',
+     'Claude Opus 4.5. Context 200,000, output up to 64,000.')
+  on conflict (model) do nothing;
+
+  -- Prices per million tokens at Anthropic's standard tier: input, cache reads (cached input), output.
+  -- Cache writes cost 1.25 x input (5-minute) or 2 x input (1-hour): no column holds them yet, so a
+  -- write is priced as input (docs/anthropic.md).
+  if exists (select 1 from information_schema.tables
+             where table_schema = 'public' and table_name = 'google_ai_model_prices') then
+    insert into public.google_ai_model_prices
+      (model, service_tier, input_per_mtok, cached_input_per_mtok, output_per_mtok, source, read_on)
+    select p.model, 'standard', p.input, p.cached, p.output, p.source, date '2026-11-28'
+    from (values
+      ('claude-sonnet-4-5-20250929', 3.00, 0.30, 15.00,
+       '$3 in / $0.30 cache hits / $15 out ($3.75 5-minute and $6 1-hour cache writes): Anthropic''s pricing page '
+       '(docs.anthropic.com/en/docs/about-claude/pricing) as stored, for the Sonnet 4 family; Sonnet 4.5 at the '
+       'same price: deploybase.ai (2026-03).'),
+      ('claude-haiku-4-5-20251001', 1.00, 0.10, 5.00,
+       '$1 in / $0.10 cache hits / $5 out ($1.25 and $2 cache writes): platform.claude.com models/haiku-4-5 '
+       'overview and the pricing rule (writes 1.25x and 2x input, reads 0.1x).'),
+      ('claude-opus-4-5-20251101', 5.00, 0.50, 25.00,
+       '$5 in / $0.50 cache hits / $25 out ($6.25 and $10 cache writes): platform.claude.com model pages of the '
+       'Opus line at $5 / $25 and deploybase.ai (2026-03) for Opus 4.5.')
+    ) as p(model, input, cached, output, source)
+    where exists (select 1 from public.google_ai_model_limits l where l.model = p.model)
+    on conflict (model, service_tier) do nothing;
+  end if;
 end
 $seed$;

@@ -21,6 +21,11 @@ export interface PaceOptions {
   delayMs: number;
   /** `data: <event>` ends with two of these: '\r\n' (Google) or '\n' (OpenAI). */
   eol: SseEol;
+  /**
+   * Writes one event's whole frame (Anthropic names its events: `event: <name>` before `data:`);
+   * default `data: <event>` and two `eol`.
+   */
+  frame?: ((event: string) => string) | undefined;
   /** cut_stream fault: send this many events, never the last one, then destroy the socket. */
   cutAfter?: number | undefined;
   /** True while the whole simulator is closing; its cut connections are nobody's abort. */
@@ -70,7 +75,7 @@ export async function writePacedSse(res: ServerResponse, events: string[], opts:
   for (; sent < limit; sent++) {
     if (sent > 0) await pause(res, opts.delayMs);
     if (closed || res.destroyed) return { chunksSent: sent, cut: opts.shuttingDown() ? undefined : 'client' };
-    await writeEvent(res, `data: ${events[sent]}${opts.eol}${opts.eol}`);
+    await writeEvent(res, opts.frame ? opts.frame(events[sent]!) : `data: ${events[sent]}${opts.eol}${opts.eol}`);
   }
   if (opts.cutAfter !== undefined) {
     // Flush what was written (headers at least), then close without the chunked-body terminator:

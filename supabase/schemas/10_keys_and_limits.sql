@@ -7,15 +7,15 @@ set check_function_bodies = off;
 
 -- The one reading of a provider's name: a key row's provider is the owner's own text, kept as written,
 -- so case, spaces, '_' and '-' do not count, and Google also goes by its product's name (gemini,
--- Google AI); null (a row from before the column had values) is Google's, as every key was. Pure
+-- Google AI). (A row that names none takes its column's default, the one default provider.) Pure
 -- normalisation, so immutable: a key row keeps its reading in the generated serves_provider, and the key
 -- selection compares two columns (reading a table there cost a reservation about 20k instructions).
 CREATE OR REPLACE FUNCTION public.google_ai_provider(p_name text) RETURNS text
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
-  select case pg_catalog.translate(pg_catalog.lower(coalesce(p_name, 'google')), ' _-', '')
+  select case pg_catalog.translate(pg_catalog.lower(p_name), ' _-', '')
            when 'googleai' then 'google' when 'gemini' then 'google'
-           else pg_catalog.translate(pg_catalog.lower(coalesce(p_name, 'google')), ' _-', '') end
+           else pg_catalog.translate(pg_catalog.lower(p_name), ' _-', '') end
 $$;
 
 -- The providers, a row each (the rows migration seeds google and openai): a key row or a model row names
@@ -23,12 +23,19 @@ $$;
 -- whose dialect they do not know, naming it, so a new dialect needs no change here. key_env_pattern: the
 -- secrets its key rows may name (a regular expression; GATEWAY_<NAME>_KEY_ENV_PATTERN replaces it). A
 -- dialect's own row may leave base_url and key_env_pattern null: its variable's, else its default.
+-- display_name: the provider's name in every message and log line. day_zone: the zone its day turns
+-- in (its per-day quotas reset and its spend is billed per that day): an IANA name Postgres knows (a
+-- name it does not know is refused by the check, which cannot convert a time to it).
 CREATE TABLE public.google_ai_providers (
     name text NOT NULL PRIMARY KEY,
     dialect text NOT NULL,
     display_name text NOT NULL,
     base_url text,
     key_env_pattern text,
+    day_zone text DEFAULT 'UTC'::text NOT NULL,
+    CONSTRAINT google_ai_providers_day_zone_check
+        CHECK ((day_zone ~ '^[A-Za-z][A-Za-z0-9_+/-]{0,63}$'
+               AND pg_catalog.timezone(day_zone, '2000-01-01 00:00:00+00'::timestamp with time zone) IS NOT NULL)),
     CONSTRAINT google_ai_providers_name_check
         CHECK ((name ~ '^[a-z][a-z0-9]{0,39}$' AND name = public.google_ai_provider(name))),
     CONSTRAINT google_ai_providers_base_url_check
@@ -171,9 +178,9 @@ COMMENT ON COLUMN public.google_ai_model_limits.withdrawn_message IS
     'Google''s (sanitized) message of the 404 that withdrew the model.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.google_successor IS
-    'The model Google''s withdrawal message names as the replacement (".. use models/X"), read when the model is '
-    'marked withdrawn: a suggestion for the operator. Requests go to it only through successor or fallback_models, '
-    'which the operator sets (docs/models.md).';
+    'The model the provider''s withdrawal answer names as the replacement (read by its dialect: Google''s ".. use '
+    'models/X"), kept when the model is marked withdrawn: a suggestion for the operator. Requests go to it only '
+    'through successor or fallback_models, which the operator sets (docs/models.md).';
 
 COMMENT ON COLUMN public.google_ai_model_limits.limits_source IS
     'Where this row''s RPM/TPM/RPD come from (a page and the day it was read, or the project''s own quota page).';

@@ -262,7 +262,12 @@ begin
   end if;
 
   if p_cooldown_until_pacific_midnight then
-    v_until := public.google_ai_pacific_midnight_after(pg_catalog.clock_timestamp());
+    -- A per-day quota: until the next midnight of the provider's day (its row's day_zone: Pacific
+    -- for Google's row, whose per-day quotas are the ones that say so).
+    select ((((pg_catalog.clock_timestamp() at time zone p.day_zone)::date + 1)::timestamp) at time zone p.day_zone)
+      into v_until
+    from public.google_ai_api_keys k join public.google_ai_providers p on p.name = k.serves_provider
+    where k.id = v_att.api_key_id;
   else
     v_until := p_cooldown_until;
   end if;
@@ -320,11 +325,12 @@ $$;
 -- admission leaves the minute window and the day; the estimated tokens go back to a token's budget,
 -- its request stays counted: the same request goes on to its chain's next model as a later attempt),
 -- and the model row is marked withdrawn — once: a row already marked keeps the first time and
--- message. A reservation that is not open (finalized or released before) changes nothing and is
--- answered as google_ai_release answers it.
+-- message. p_successor: the model the provider's answer names instead, as its dialect read it (a
+-- suggestion for the operator; another name than the model's own). A reservation that is not open
+-- (finalized or released before) changes nothing and is answered as google_ai_release answers it.
 CREATE OR REPLACE FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer DEFAULT 404,
     p_error_code text DEFAULT 'NOT_FOUND'::text, p_error_message text DEFAULT NULL::text,
-    p_latency_ms integer DEFAULT NULL::integer) RETURNS jsonb
+    p_latency_ms integer DEFAULT NULL::integer, p_successor text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     AS $$
@@ -351,13 +357,9 @@ begin
   perform public.google_ai_adjust_token_budget(v_att, 0, -v_att.estimated_tokens, -v_att.booked_usd);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
-  -- Google's message may name a replacement ("… use models/X"): the first other model it names is kept
-  -- as its suggestion. The only sentence read here, and only for the operator to see.
   update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message,
-    google_successor = (select pg_catalog.lower(pg_catalog.rtrim(m[1], '.'))
-                        from pg_catalog.regexp_matches(v_message, 'models/([A-Za-z0-9][A-Za-z0-9._-]{0,99})', 'g') m
-                        where pg_catalog.lower(pg_catalog.rtrim(m[1], '.')) <> pg_catalog.lower(v_att.model)
-                        limit 1)
+    google_successor = case when pg_catalog.lower(p_successor) <> pg_catalog.lower(v_att.model)
+                            then left(p_successor, 100) end
   where l.model = v_att.model and l.withdrawn_at is null;
   v_marked := found;
 

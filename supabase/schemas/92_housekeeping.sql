@@ -4,10 +4,10 @@
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
--- One provider's active keys (Google's by default), with their quota group: those the maintenance
--- function checks against that provider's model list, and (Google's) those llm-invoke's countTokens
--- calls use. A key is only ever sent to its own provider.
-CREATE OR REPLACE FUNCTION public.google_ai_active_keys(p_provider text DEFAULT 'google'::text) RETURNS TABLE(id text,
+-- One provider's active keys, with their quota group: those the maintenance function checks against
+-- that provider's model list, and those llm-invoke's exact count uses (a provider that offers one).
+-- No provider named, no keys. A key is only ever sent to its own provider.
+CREATE OR REPLACE FUNCTION public.google_ai_active_keys(p_provider text DEFAULT NULL::text) RETURNS TABLE(id text,
     key_alias text, env_var_name text, quota_group text)
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path TO ''

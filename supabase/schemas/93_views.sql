@@ -217,29 +217,27 @@ COMMENT ON VIEW public.google_ai_shares_today IS
     'Reserved shares and pacing per quota group: the owner''s use in the window and today, what the share still keeps '
     'from the others (rpm_kept_now, rpd_kept_today), and how much of today a paced owner may have used by now.';
 
--- What the calls cost per provider's day (Google's Pacific day, OpenAI's UTC day: when each resets its
--- limits and bills), provider, model and caller: the calls that reached the provider, those of them whose
--- cost is not known (no price, no counts), and the spend of the others (cost_usd).
+-- What the calls cost per provider's day (its row's day_zone: when it resets its limits and bills),
+-- provider, model and caller: the calls that reached the provider, those of them whose cost is not
+-- known (no price, no counts), and the spend of the others (cost_usd). A call of a model that has no
+-- row any more has no provider, and its day is UTC's.
 CREATE OR REPLACE VIEW public.google_ai_spend_daily WITH (security_invoker='true') AS
- SELECT
-        CASE
-            WHEN (l.provider = 'openai'::text) THEN ((a.admitted_at AT TIME ZONE 'UTC'::text))::date
-            ELSE public.google_ai_pacific_day(a.admitted_at)
-        END AS day,
-    COALESCE(l.provider, 'google'::text) AS provider,
+ SELECT ((a.admitted_at AT TIME ZONE COALESCE(p.day_zone, 'UTC'::text)))::date AS day,
+    l.provider,
     a.model,
     a.caller,
     (count(*))::integer AS calls,
     (count(*) FILTER (WHERE (a.cost_usd IS NULL)))::integer AS calls_unpriced,
     COALESCE(sum(a.cost_usd), (0)::numeric) AS spend_usd
-   FROM (public.google_ai_attempts a
+   FROM ((public.google_ai_attempts a
      LEFT JOIN public.google_ai_model_limits l ON ((l.model = a.model)))
+     LEFT JOIN public.google_ai_providers p ON ((p.name = l.provider)))
   WHERE ((a.admitted_at IS NOT NULL) AND (a.status = ANY ('{succeeded,cut,upstream_error,network_error,timeout,
     google_error}'::text[])))
   GROUP BY 1, 2, 3, 4;
 
 COMMENT ON VIEW public.google_ai_spend_daily IS
-    'Spend in US dollars per provider''s day (Pacific for Google, UTC for OpenAI), provider, model and caller; '
+    'Spend in US dollars per provider''s day (in its row''s day_zone), provider, model and caller; '
     'calls_unpriced: calls whose cost is not known (not in spend_usd).';
 
 -- The maintenance summary's spend: each provider's yesterday (its own day, google_ai_spend_daily) at
@@ -254,8 +252,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_spend_yesterday(p_now timestamp with
   from (select d.provider, d.day, sum(d.spend_usd) as spend, sum(d.calls)::integer as calls,
                sum(d.calls_unpriced)::integer as unpriced
         from public.google_ai_spend_daily d
-        where d.day = case d.provider when 'openai' then (coalesce(p_now, now()) at time zone 'UTC')::date
-                                      else public.google_ai_pacific_day(coalesce(p_now, now())) end - 1
+        left join public.google_ai_providers p on p.name = d.provider
+        where d.day = (coalesce(p_now, now()) at time zone coalesce(p.day_zone, 'UTC'))::date - 1
         group by 1, 2) s
 $$;
 

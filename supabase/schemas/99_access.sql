@@ -168,9 +168,9 @@ GRANT ALL ON FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, p_cut
     p_added_ms integer, p_first_byte_ms integer, p_cached_input_tokens integer,
     p_thinking_tokens integer) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,
-    p_error_code text, p_error_message text, p_latency_ms integer) TO service_role;
+    p_error_code text, p_error_message text, p_latency_ms integer, p_successor text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_finalize_withdrawn(p_reservation_id uuid, p_http_status integer,
-    p_error_code text, p_error_message text, p_latency_ms integer) TO eve_gateway;
+    p_error_code text, p_error_message text, p_latency_ms integer, p_successor text) TO eve_gateway;
 GRANT ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_release(p_reservation_id uuid, p_reason text) TO eve_gateway;
 

@@ -96,7 +96,7 @@ describe("eve_gateway", () => {
     expect(report!.r.ok).toBe(true);
     const [t] = await gateway`select public.google_ai_check_token(p_token_hash => ${"0".repeat(64)}) as t`;
     expect(t!.t.status).toBe("token_invalid");
-    expect((await gateway`select * from public.google_ai_active_keys()`).length).toBeGreaterThan(0);
+    expect((await gateway`select * from public.google_ai_active_keys('google')`).length).toBeGreaterThan(0);
     await gateway`select * from public.google_ai_catalogue_status()`;
     // Operator-only: creating clients, revoking, the clock-injecting reservation.
     expect(await sqlstate(`select public.google_ai_create_client('x', array['gemma-3-27b-it'])`)).toBe("42501");

@@ -207,6 +207,9 @@ describe("migrations on a project that already has the production tables", () =>
     await applyEachTwice(sql);
     const models = await sql`select model, rpm, tpm, rpd from public.google_ai_model_limits order by model`;
     expect(models).toEqual([
+      { model: "claude-haiku-4-5-20251001", rpm: 50, tpm: 50000, rpd: null },
+      { model: "claude-opus-4-5-20251101", rpm: 50, tpm: 30000, rpd: null },
+      { model: "claude-sonnet-4-5-20250929", rpm: 50, tpm: 30000, rpd: null },
       { model: "gemini-2.5-flash", rpm: 5, tpm: 250000, rpd: 20 },
       { model: "gemini-2.5-flash-lite", rpm: 10, tpm: 250000, rpd: 20 },
       { model: "gemini-3.1-flash-lite", rpm: 15, tpm: 250000, rpd: 500 },
@@ -226,6 +229,9 @@ describe("migrations on a project that already has the production tables", () =>
     const openai = await sql`select model, provider, booked_output_tokens from public.google_ai_model_limits
                              where booked_output_tokens is not null or provider <> 'google' order by model`;
     expect(openai).toEqual([
+      { model: "claude-haiku-4-5-20251001", provider: "anthropic", booked_output_tokens: 4096 },
+      { model: "claude-opus-4-5-20251101", provider: "anthropic", booked_output_tokens: 4096 },
+      { model: "claude-sonnet-4-5-20250929", provider: "anthropic", booked_output_tokens: 4096 },
       { model: "gpt-4o", provider: "openai", booked_output_tokens: 4096 },
       { model: "gpt-4o-mini", provider: "openai", booked_output_tokens: 4096 },
     ]);

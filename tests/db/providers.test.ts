@@ -83,17 +83,17 @@ describe("a key serves only its provider's models", () => {
     const rows = await db.sql<{ spelling: string | null; provider: string | null }[]>`
       select s as spelling, public.google_ai_provider(s) as provider
       from unnest(array['google', 'Google', ' GOOGLE ', 'gemini', 'Gemini', 'google_ai', 'Google AI', 'google-ai',
-                        'GoogleAI', null, 'openai', 'OpenAI', 'open_ai', ' Open AI ', 'anthropic', '', 'googl']) s`;
+                        'GoogleAI', 'openai', 'OpenAI', 'open_ai', ' Open AI ', 'anthropic', '', 'googl']) s`;
     expect(Object.fromEntries(rows.map((r) => [String(r.spelling), r.provider]))).toEqual({
       "google": "google", "Google": "google", " GOOGLE ": "google", "gemini": "google", "Gemini": "google",
-      "google_ai": "google", "Google AI": "google", "google-ai": "google", "GoogleAI": "google", "null": "google",
+      "google_ai": "google", "Google AI": "google", "google-ai": "google", "GoogleAI": "google",
       "openai": "openai", "OpenAI": "openai", "open_ai": "openai", " Open AI ": "openai",
       "anthropic": "anthropic", "": "", "googl": "googl",
     });
   });
 
   it("seeds the built-in providers, each of a dialect the functions speak", async () => {
-    const rows = await db.sql<ProviderRow[]>`select name, dialect, display_name, base_url, key_env_pattern
+    const rows = await db.sql<ProviderRow[]>`select name, dialect, display_name, base_url, key_env_pattern, day_zone
                                              from public.google_ai_provider_list()`;
     expect(rows).toEqual(BUILT_IN_PROVIDERS);
     for (const row of rows) expect(DIALECTS, row.name).toContain(row.dialect);
@@ -126,13 +126,33 @@ describe("a key serves only its provider's models", () => {
     await expect(add("deepseek", "https://api.deepseek.com", null)).rejects.toMatchObject({ code: "23514" });
   });
 
+  it("takes a provider's day zone by its IANA name, UTC where the row names none, and refuses one Postgres does not know", async () => {
+    const add = (zone: string | null) =>
+      db.sql.begin(async (tx) => {
+        const [row] = zone === null
+          ? await tx`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern)
+                     values ('zoned', 'openai', 'Zoned', 'https://z.example', 'ZONED_[A-Z]+') returning day_zone`
+          : await tx`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern, day_zone)
+                     values ('zoned', 'openai', 'Zoned', 'https://z.example', 'ZONED_[A-Z]+', ${zone}) returning day_zone`;
+        throw new Rollback(row!.day_zone);
+      }).catch((e) => {
+        if (!(e instanceof Rollback)) throw e;
+        return e.message;
+      });
+    expect(await add(null)).toBe("UTC");
+    expect(await add("Asia/Shanghai")).toBe("Asia/Shanghai");
+    for (const zone of ["Mars/Olympus_Mons", "", "UTC; drop table x"]) {
+      await expect(add(zone), zone).rejects.toMatchObject({ code: expect.stringMatching(/^(23514|22023)$/) });
+    }
+  });
+
   it("serves a key by its owner's spelling, and refuses a new key of an unknown provider", async () => {
     await db.sql`update public.google_ai_api_keys set provider = ' Gemini ' where id = ${GOOGLE_KEY}::uuid`;
     const booking = await reserve("gemma-3-27b", "spelled-1");
     expect(booking).toMatchObject({ ok: true, key_id: GOOGLE_KEY });
     await release(booking.reservation_id!, "test");
     await expect(db.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name)
-                        values ('other', 'anthropic', 'ANTHROPIC_API_KEY')`).rejects.toMatchObject({ code: "23503" });
+                        values ('other', 'mistral', 'MISTRAL_API_KEY')`).rejects.toMatchObject({ code: "23503" });
     await expect(db.sql`update public.google_ai_model_limits set provider = 'OpenAI' where model = 'gpt-4o'`)
       .rejects.toMatchObject({ code: "23503" });
   });
@@ -140,7 +160,7 @@ describe("a key serves only its provider's models", () => {
 
 describe("each provider's catalogue, life cycle and key health keep to its own rows", () => {
   it("checks only Google's keys, and concludes nothing about another provider's models", async () => {
-    const keys = await db.sql`select key_alias from public.google_ai_active_keys()`;
+    const keys = await db.sql`select key_alias from public.google_ai_active_keys('google')`;
     expect(keys.map((k) => k.key_alias)).toEqual(["google-main"]);
     // Google's key checked and listing only Gemma: gpt-4o is no Google model, so not missing, not
     // unlisted, not passed over as retired in a chain.
@@ -246,5 +266,67 @@ describe("the adoption migration and the owner's provider values", () => {
     expect(error?.message).not.toContain("11111111-1111-1111-1111-111111111111");
     const after = await sql`select to_jsonb(k) as row from public.google_ai_api_keys k order by id`;
     expect(after).toEqual(before);
+  });
+});
+
+describe("a provider's day is its row's day_zone", () => {
+  // 07:30 UTC on 28 November: still the 27th in Pacific time, already the 28th in UTC.
+  const AT = "2026-11-28T07:30:00Z";
+
+  it("spend per day and yesterday's spend follow the row's zone, not its name or dialect", async () => {
+    await db.sql.begin(async (tx) => {
+      // A provider added by rows whose day is UTC's and which is not OpenAI, and one whose day is Pacific.
+      await tx`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern, day_zone)
+               values ('kiwiai', 'openai', 'Kiwi AI', 'https://kiwi.example', 'KIWI_[A-Z]+', 'UTC'),
+                      ('westai', 'openai', 'West AI', 'https://west.example', 'WEST_[A-Z]+', 'America/Los_Angeles')`;
+      await tx`insert into public.google_ai_model_limits (model, provider, rpm) values ('kiwi-1', 'kiwiai', 60),
+                                                                                       ('west-1', 'westai', 60)`;
+      await tx`insert into public.google_ai_attempts (status, caller, model, admitted_at, cost_usd)
+               values ('succeeded', 'zone-test', 'kiwi-1', ${AT}, 0.5), ('succeeded', 'zone-test', 'west-1', ${AT}, 0.25)`;
+      const days = await tx`select provider, day::text from public.google_ai_spend_daily where caller = 'zone-test'
+                            order by provider`;
+      expect(days).toEqual([{ provider: "kiwiai", day: "2026-11-28" }, { provider: "westai", day: "2026-11-27" }]);
+      // Yesterday, each in its own zone: at 09:00 UTC on the 28th it is 01:00 on the 28th in Pacific
+      // time, so west's yesterday is the 27th (its day) and kiwi's the 27th (not its day); a day later, kiwi's.
+      const yesterday = async (at: string) => {
+        const [{ y }] = await tx`select public.google_ai_spend_yesterday(${at}::timestamptz) as y`;
+        return (y as Array<{ provider: string; day: string; spend_usd: number }>)
+          .filter((d) => d.provider === "kiwiai" || d.provider === "westai");
+      };
+      expect(await yesterday("2026-11-28T09:00:00Z")).toEqual([
+        { provider: "westai", day: "2026-11-27", spend_usd: 0.25, calls: 1, calls_unpriced: 0 },
+      ]);
+      expect(await yesterday("2026-11-29T09:00:00Z")).toEqual([
+        { provider: "kiwiai", day: "2026-11-28", spend_usd: 0.5, calls: 1, calls_unpriced: 0 },
+      ]);
+      throw new Rollback();
+    }).catch((e) => {
+      if (!(e instanceof Rollback)) throw e;
+    });
+  });
+
+  it("a per-day 429 rests the group until the next midnight of the provider's own day", async () => {
+    await db.sql`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern, day_zone)
+                 values ('kiwiai', 'openai', 'Kiwi AI', 'https://kiwi.example', 'KIWI_[A-Z]+', 'UTC')`;
+    try {
+      await db.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, priority, project_id)
+                   values ('kiwi-key', 'kiwiai', 'KIWI_KEY', 1, 'org-kiwi')`;
+      await db.sql`insert into public.google_ai_model_limits (model, provider, rpm, rpd) values ('kiwi-1', 'kiwiai', 60, 100)`;
+      const booking = await reserve("kiwi-1", "kiwi-day");
+      expect(booking.ok).toBe(true);
+      const [{ r, midnight }] = await db.sql`
+        select public.google_ai_finalize(p_reservation_id => ${booking.reservation_id!}::uuid,
+                 p_outcome => 'upstream_error', p_http_status => 429, p_quota_cause => 'day',
+                 p_cooldown_until_pacific_midnight => true) as r,
+               ((((now() at time zone 'UTC')::date + 1)::timestamp) at time zone 'UTC') as midnight`;
+      expect(new Date(r.cooldown_until).getTime()).toBe((midnight as Date).getTime());
+    } finally {
+      await db.sql`delete from public.google_ai_cooldowns where model = 'kiwi-1'`;
+      await db.sql`delete from public.google_ai_attempts where model = 'kiwi-1'`;
+      await db.sql`delete from public.google_ai_usage_counters where model = 'kiwi-1'`;
+      await db.sql`delete from public.google_ai_model_limits where model = 'kiwi-1'`;
+      await db.sql`delete from public.google_ai_api_keys where key_alias = 'kiwi-key'`;
+      await db.sql`delete from public.google_ai_providers where name = 'kiwiai'`;
+    }
   });
 });

@@ -15,7 +15,10 @@ import type { GoogleSimulator, SimulatorOptions } from "../../shared/google-sim/
 import type { OpenAISimulator, OpenAISimulatorOptions, OrgOptions } from "../../shared/openai-sim/server.ts";
 import { type LocalStack, startLocalStack } from "../../scripts/local-stack.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
-import { DEFAULT_PROVIDER, type Dialect, type Provider } from "../../supabase/functions/_shared/providers/registry.ts";
+import type { Dialect, Provider } from "../../supabase/functions/_shared/providers/registry.ts";
+
+/** The provider a test key or model row names when it names none (the database's column default). */
+const DEFAULT_PROVIDER = "google" satisfies Dialect;
 
 /**
  * The dialects whose simulators the stack starts (scripts/local-stack.ts). A test of another dialect
@@ -110,7 +113,7 @@ export const GENEROUS_OPENAI_SIM_MODELS = {
   "gpt-4o-mini": { rpm: 100_000, tpm: 100_000_000 },
 };
 
-/** A key row's secret name, inside its provider's pattern (supabase/functions/_shared/key-reader.ts). */
+/** A key row's secret name, inside its provider's pattern (supabase/functions/_shared/providers/key-reader.ts). */
 /** A key row's secret: one of its provider's names by default (the dialect's pattern, PROVIDER_…). */
 const envVarOf = (k: Pick<TestKey, "alias" | "provider">) =>
   `${(k.provider ?? DEFAULT_PROVIDER).toUpperCase()}_TEST_KEY_${k.alias.replace(/[^A-Za-z0-9]/g, "_").toUpperCase()}`;

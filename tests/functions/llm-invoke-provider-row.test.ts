@@ -7,6 +7,9 @@
 //   answer writes one token_usage row;
 //   a row whose dialect no module speaks is left out, named in the log, and its key is sent nowhere;
 //   OpenAI's route takes OpenAI's own fields (logprobs) to it, as to OpenAI;
+//   a provider named neither Google nor OpenAI whose service refuses its key fails in its display name's
+//   words (the answer, the key's disabled reason), metered under its row's name; a key whose secret two
+//   providers' patterns both take is refused to the caller in words that name no secret;
 //   the quota route and the metrics name it; GET /v1/models says who owns each model (the row's name);
 //   maintenance checks the provider's key against its own model list and fills the catalogue with it.
 import OpenAI from "openai";
@@ -22,9 +25,14 @@ const MODEL = "deepseek-chat";
 const WIDE = "deepseek-reasoner";
 const DEEP_KEY = "sk-sim-deepseek-0123456789";
 const OPENAI_KEY = "sk-sim-openai-beside";
+/** Keys the provider's service does not know (it answers 401). */
+const KIWI_KEY = "sk-sim-kiwi-unknown-0123456789";
+const TWIN_KEY = "sk-sim-twin-unknown-0123456789";
 
 let s: InvokeStack;
 let deep: OpenAISimulator;
+/** Kiwi AI's and the twins' service: knows none of their keys. */
+let kiwi: OpenAISimulator;
 
 beforeAll(async () => {
   // The provider's service: an OpenAI-shaped server elsewhere, with its own model and limits.
@@ -36,12 +44,16 @@ beforeAll(async () => {
     },
     organizations: { "org-deep": { keys: [DEEP_KEY], limits: { [MODEL]: { rpm: RPM, tpm: 1_000_000 } } } },
   });
+  kiwi = await startOpenAISimulator({
+    models: { "kiwi-chat": { rpm: 1_000, tpm: 1_000_000, snapshot: "kiwi-chat", ownedBy: "kiwi" } },
+    organizations: {},
+  });
   s = await startInvokeStack("llm_invoke_provider_row", {
     keys: [
       { alias: "google-main", project: "proj-g", priority: 1, simKey: "sim-key-google" },
       { alias: "openai-main", provider: "openai", project: "org-o", priority: 1, simKey: OPENAI_KEY },
     ],
-    env: { DEEPSEEK_KEY_1: DEEP_KEY, TYPO_KEY_1: DEEP_KEY },
+    env: { DEEPSEEK_KEY_1: DEEP_KEY, TYPO_KEY_1: DEEP_KEY, KIWI_KEY_1: KIWI_KEY, TWIN_B_KEY_1: TWIN_KEY },
   });
   // The rows an operator types (the key row's provider in the operator's own spelling).
   await s.sql`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern)
@@ -58,11 +70,23 @@ beforeAll(async () => {
   await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
               values ('typo-key', 'typo', 'TYPO_KEY_1', 'org-typo', 1, true)`;
   await s.sql`insert into public.google_ai_model_limits (model, provider, rpm, is_active) values ('typo-model', 'typo', 60, true)`;
+  // A provider named neither Google nor OpenAI whose key its service refuses (401): every failure,
+  // message and log line says its display name; its metrics and listings keep its row's name.
+  await s.sql`insert into public.google_ai_providers (name, dialect, display_name, base_url, key_env_pattern)
+              values ('kiwiai', 'openai', 'Kiwi AI', ${kiwi.url}, 'KIWI_[A-Z0-9_]{1,100}'),
+                     ('twinai', 'openai', 'Twin AI', ${kiwi.url}, 'TWIN_[A-Z0-9_]{1,100}'),
+                     ('twinbai', 'openai', 'Twin B AI', ${kiwi.url}, 'TWIN_B_[A-Z0-9_]{1,100}')`;
+  await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
+              values ('kiwi-main', 'kiwiai', 'KIWI_KEY_1', 'org-kiwi', 1, true),
+                     ('twin-main', 'twinai', 'TWIN_B_KEY_1', 'org-twin', 1, true)`;
+  await s.sql`insert into public.google_ai_model_limits (model, provider, rpm, booked_output_tokens, is_active)
+              values ('kiwi-chat', 'kiwiai', 60, 100, true), ('twin-chat', 'twinai', 60, 100, true)`;
 }, 120_000);
 
 afterAll(async () => {
   await s?.close();
   await deep?.close();
+  await kiwi?.close();
 });
 
 describe("an OpenAI-compatible provider added by rows and a secret", () => {
@@ -112,6 +136,34 @@ describe("an OpenAI-compatible provider added by rows and a secret", () => {
       `provider typo: dialect "opnai" is not one the functions speak (${DIALECTS.join(", ")})`,
     );
     expect(s.logs.join("\n")).toMatch(/key typo-key \(secret TYPO_KEY_1\) not used: provider typo has no usable row/);
+  });
+
+  it("a provider named neither Google nor OpenAI fails, is logged and metered under its own name", async () => {
+    const res = await s.call({ model: "kiwi-chat", prompt: "kiwi", mode: "NO_WAIT", generationConfig: { maxOutputTokens: 20 } });
+    expect(res.status).toBe(502);
+    expect(res.body.error.message).toMatch(/^Kiwi AI refused the gateway's keys/);
+    expect(JSON.stringify(res.body)).not.toMatch(/OpenAI|Google/);
+    // The attempt's row, the key's disabled reason (the log an operator reads) and the metrics.
+    const attempts = await s.sql`select status, http_status, error_message from public.google_ai_attempts
+                                 where model = 'kiwi-chat' and status <> 'refused'`;
+    expect(attempts.map((a) => a.http_status)).toEqual([401]);
+    const [key] = await s.sql`select disabled_reason from public.google_ai_api_keys where key_alias = 'kiwi-main'`;
+    expect(key!.disabled_reason).toContain("Kiwi AI");
+    expect(key!.disabled_reason).not.toMatch(/OpenAI|Google/);
+    const series = await s.sql`select labels from public.google_ai_metric_gauges(now(), 0)
+                               where family = 'eve_gateway_keys' and labels like '%org-kiwi%'`;
+    expect(series.map((k) => k.labels)).toEqual([expect.stringContaining('provider="kiwiai"')]);
+  });
+
+  it("a key whose secret two providers' patterns both take is refused to the caller in words, naming no secret", async () => {
+    const before = kiwi.stats().total.received;
+    const res = await s.call({ model: "twin-chat", prompt: "twin", mode: "NO_WAIT" });
+    expect(res.status).toBe(503);
+    expect(res.body.error.message).toContain("taken by two providers' key-secret patterns");
+    expect(JSON.stringify(res.body)).not.toContain("TWIN_B_KEY_1");
+    expect(JSON.stringify(res.body)).not.toContain(TWIN_KEY);
+    expect(kiwi.stats().total.received).toBe(before);
+    expect(s.logs.join("\n")).toContain("TWIN_B_KEY_1 matches both Twin AI's and Twin B AI's key-secret patterns");
   });
 
   it("the quota route and the metrics carry it", async () => {

@@ -176,8 +176,11 @@ describe("a run", () => {
     expect(first.body.catalogue).toMatchObject({ status: "refreshed", refreshed_keys: 2, unlisted: ["gemini-1.0-pro-retired"] });
     const status = await db.sql`select model, catalogue_status from public.google_ai_model_catalogue_status
                                 where catalogue_status <> 'listed' order by model`;
-    // The seed's OpenAI models are no Google key's business: unknown until an OpenAI key is checked.
+    // The seed's OpenAI and Anthropic models are no Google key's business: unknown until a key of theirs is checked.
     expect(status).toEqual([
+      { model: "claude-haiku-4-5-20251001", catalogue_status: "unknown" },
+      { model: "claude-opus-4-5-20251101", catalogue_status: "unknown" },
+      { model: "claude-sonnet-4-5-20250929", catalogue_status: "unknown" },
       { model: "gemini-1.0-pro-retired", catalogue_status: "unlisted" },
       { model: "gpt-4o", catalogue_status: "unknown" },
       { model: "gpt-4o-mini", catalogue_status: "unknown" },

@@ -14,6 +14,7 @@ export function modelEntry(model: string, aliases: string[], more: Partial<Model
     supportsSystemInstruction: true,
     supportsJsonMode: true,
     supportsTools: true,
+    provider: "google",
     ...more,
   };
 }

@@ -3,6 +3,7 @@
 // cross the store port (a reservation, a refusal and its limits, a finalize, a model row). Types,
 // constants and one pure look-up: nothing here imports a stage, so every stage can import this.
 import type { Content, GenerationConfig, RequestExtras } from "../_shared/upstream/shapes.ts";
+import type { DialectBody as PassThroughBody } from "../_shared/upstream/hub.ts";
 import type { Provider } from "../_shared/providers/registry.ts";
 import type {
   FinalizeOutcome,
@@ -15,10 +16,8 @@ import type {
 
 export type { Content, GenerationConfig, Part, RequestExtras, TextPart } from "../_shared/upstream/shapes.ts";
 
-/** The caller's own body in a provider's dialect (NormalizedRequest.dialectBody). */
-export interface DialectBody {
-  dialect: string;
-  body: Record<string, unknown>;
+/** The caller's own body in a provider's dialect (NormalizedRequest.dialectBody): the hub's pass-through body, with what only that dialect honours. */
+export interface DialectBody extends PassThroughBody {
   /** Fields of the body only that dialect's models honour, each with why another provider's cannot. */
   only?: ReadonlyArray<{ field: string; why: string }>;
 }
@@ -73,7 +72,7 @@ export interface NormalizedRequest {
    * that dialect's models honour, each with why another provider's cannot. A model whose provider
    * speaks that dialect is sent this body (its model, stream and token cap set by the gateway), so
    * every field the dialect offers reaches it; a model of another provider refuses the request
-   * naming those fields (gemma.ts).
+   * naming those fields (model/adapt.ts).
    */
   dialectBody?: DialectBody;
 }
@@ -183,12 +182,12 @@ export interface ModelProfile extends ModelCapabilities {
    * served. Rows are cached per worker, so this may lag the row by one refresh.
    */
   withdrawn?: boolean;
-  /** With `withdrawn`: the model Google names instead (null: not known). */
+  /** With `withdrawn`: the model its provider names instead (null: not known). */
   successor?: string | null;
-  /** Who serves the model (its row's provider): the upstream called and the keys read. Absent: google. */
-  provider?: Provider;
-  /** The wire format its provider speaks (the provider row's dialect). Absent: the provider's name. */
-  dialect?: string;
+  /** Who serves the model (its row's provider): the upstream called and the keys read. */
+  provider: Provider;
+  /** The wire format its provider speaks (the provider row's dialect). */
+  dialect: string;
   /**
    * Set where the model's TPM counts an answer's tokens too (OpenAI): the output a request books when
    * it names no max_tokens. Absent: TPM counts input only (Google).
@@ -318,8 +317,8 @@ export interface Refusal {
 }
 
 // FinalizeOutcome: "cut", a streamed answer broke off after it started (FinalizeParams.cutBy says who
-// cut it); "withdrawn", Google answered 404 NOT_FOUND for the model: the reservation is given back and
-// the model row marked withdrawn (google_ai_finalize_withdrawn).
+// cut it); "withdrawn", the provider answered that it does not serve the model: the reservation is
+// given back and the model row marked withdrawn (google_ai_finalize_withdrawn).
 
 export interface FinalizeParams {
   reservationId: string;
@@ -334,10 +333,12 @@ export interface FinalizeParams {
   quotaId: string | null;
   /** Sanitized (sanitize.ts) before it gets here. */
   errorMessage: string | null;
+  /** For `withdrawn`: the model the provider's answer names instead (its dialect read it); null: none. */
+  successor?: string | null;
   latencyMs: number;
   /** Cool the key's quota group/model down until then (from RetryInfo). */
   cooldownUntil: Date | null;
-  /** A per-day quota was hit: cool down until midnight Pacific, computed by the database. */
+  /** A per-day quota was hit: cool down until the provider's next midnight (its row's day_zone), computed by the database. */
   cooldownUntilPacificMidnight: boolean;
   /** A success's answer, kept for replay when the caller sent its own request_id (else null). */
   response: unknown | null;
@@ -389,8 +390,8 @@ export interface ModelEntry {
   supportsSystemInstruction: boolean;
   supportsJsonMode: boolean;
   supportsTools: boolean;
-  /** Who serves it (its row's provider); absent: google. */
-  provider?: Provider;
+  /** Who serves it (its row's provider). */
+  provider: Provider;
 }
 
 /** The model a name stands for: its id or one of its aliases. */

@@ -62,7 +62,13 @@ function fakeStore(overrides: Partial<MaintenanceStore> = {}) {
       Promise.resolve({
         checked: true,
         restored: [],
-        withdrawn: [{ model: "gemma-3-27b-it", withdrawn_at: "2026-11-23T10:00:00Z", message: "gone", successor: "gemma-4-31b-it" }],
+        withdrawn: [{
+          model: "gemma-3-27b-it",
+          withdrawn_at: "2026-11-23T10:00:00Z",
+          message: "gone",
+          successor: "gemma-4-31b-it",
+          provider: "google",
+        }],
         missing: ["gemini-1.0-pro"],
         shutting_down: [{ model: "gemini-2.5-flash", shutdown_date: "2026-12-01", days_left: 8, successor: "gemini-3.5-flash-lite" }],
         unserved: ["gemini-3.8-flash"],

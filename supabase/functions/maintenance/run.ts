@@ -4,7 +4,7 @@
 // per provider. Returns the JSON summary and logs the run in google_ai_maintenance_log. Never holds a
 // key longer than its own check; a key goes to its own provider only; no key ever reaches the summary,
 // the log or the database (only aliases and env var names).
-import { BUILT_IN_PROVIDERS, DEFAULT_PROVIDER, type Provider } from "../_shared/providers/registry.ts";
+import { BUILT_IN_PROVIDERS, type Provider } from "../_shared/providers/registry.ts";
 import { sanitizeError } from "../_shared/sanitize.ts";
 import type {
   ActiveKey,
@@ -29,7 +29,7 @@ export interface RunOptions {
   caller: string;
 }
 
-/** How one provider's keys are checked: its model list, and its key reader (_shared/key-reader.ts). */
+/** How one provider's keys are checked: its model list, and its key reader (_shared/providers/key-reader.ts). */
 export interface ProviderAccess {
   lister: ModelLister;
   /** The provider's key named by env_var_name, or undefined (unset, empty, or not one of its names). */
@@ -330,7 +330,7 @@ async function reviewLifecycle(deps: RunDeps, summary: RunSummary): Promise<void
       problems.push(`model ${m} is listed by its provider again: its withdrawn mark was cleared`);
     }
     for (const w of review.withdrawn) {
-      const who = whoIs(deps, w.provider ?? DEFAULT_PROVIDER);
+      const who = whoIs(deps, w.provider);
       problems.push(
         `model ${w.model} is withdrawn (${who} answered 404 since ${w.withdrawn_at})${instead(w.successor)}`,
       );

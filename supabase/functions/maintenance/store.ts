@@ -81,7 +81,7 @@ export interface ModelLifecycle {
     withdrawn_at: string;
     message: string | null;
     successor: string | null;
-    provider?: Provider;
+    provider: Provider;
   }[];
   /** Active rows no checked key of their provider lists. */
   missing: string[];

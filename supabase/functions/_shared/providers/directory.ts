@@ -3,7 +3,7 @@
 // used (a dialect the registry does not know, a base URL or pattern that does not parse) is left out
 // with a message naming it, so it never sends a key anywhere. Cached per worker, re-read after a TTL.
 import type { ModelLister, UpstreamClient } from "../upstream/port.ts";
-import { keyNamePattern, type KeyReader, keyReader } from "../key-reader.ts";
+import { keyNamePattern, type KeyReader, keyReader } from "./key-reader.ts";
 import type { Database } from "../db.ts";
 import {
   baseUrlOf,
@@ -21,8 +21,10 @@ type Env = (name: string) => string | undefined;
 export interface Upstream {
   provider: Provider;
   dialect: Dialect;
-  /** Its display name, for messages ("Google", "DeepSeek"). */
+  /** Its display name, in every message and log line ("Google", "DeepSeek"). */
   who: string;
+  /** Its row, whole. */
+  row: ProviderRow;
   baseUrl: string;
   client: UpstreamClient;
   lister(options?: { timeoutMs?: number }): ModelLister;
@@ -66,13 +68,15 @@ export function providerDirectory(rows: readonly ProviderRow[], get: Env): Provi
     }
     const key = keyReader(get, row.name, rows);
     const module = dialectModule(dialect);
+    const reached = { row, baseUrl };
     upstreams.push({
       provider: row.name,
       dialect,
       who: row.display_name,
+      row,
       baseUrl,
-      client: module.createClient({ baseUrl }),
-      lister: (options = {}) => module.createLister({ baseUrl, ...options }),
+      client: module.createClient(reached),
+      lister: (options = {}) => module.createLister(reached, options),
       key,
     });
   }
@@ -127,6 +131,7 @@ export function providerRowsFrom(db: Pick<Database, "run">): () => Promise<Provi
   return () =>
     db.run("provider rows", async (sql) => [
       ...(await sql<ProviderRow[]>`
-        select p.name, p.dialect, p.display_name, p.base_url, p.key_env_pattern from public.google_ai_provider_list() p`),
+        select p.name, p.dialect, p.display_name, p.base_url, p.key_env_pattern, p.day_zone
+        from public.google_ai_provider_list() p`),
     ]);
 }

@@ -1,5 +1,5 @@
 // Guards the provider seam (README.md beside this file): outside the registry and the provider
-// folders, no function's code names a provider, so a provider is added by its folder and one registry
+// folders, no function's code names a provider (below: nor says its wire fields), so a provider is added by its folder and one registry
 // line, and the core does not branch on who serves. As llm-invoke/layers.test.ts holds the layers.
 //
 // Read is the code (comments aside, they may speak of anyone) of every module under
@@ -22,10 +22,10 @@ const FUNCTIONS = path.resolve(PROVIDERS_DIR, "..", "..");
  */
 const ALLOWED: ReadonlyArray<{ file: string; line: RegExp; why: string }> = [
   { file: "llm-invoke/surfaces/", line: /./, why: "a route's dialect: the API its callers speak" },
-  { file: "llm-invoke/http/routes.ts", line: /openai/, why: "the route table names each route's dialect" },
+  { file: "llm-invoke/http/routes.ts", line: /openai|anthropic/, why: "the route table names each route's dialect" },
   {
     file: "llm-invoke/http/handler.ts",
-    line: /openai|openAi/,
+    line: /openai|openAi|anthropic|Anthropic/,
     why: "the handler loads the surface of a route's dialect",
   },
   {
@@ -36,7 +36,8 @@ const ALLOWED: ReadonlyArray<{ file: string; line: RegExp; why: string }> = [
   {
     file: "maintenance/metrics-text.ts",
     line: /eve_gateway_google_|\(google, openai\)|google-429s\.md/,
-    why: "the former metric names, exported beside the new ones for one release (docs/observability.md), and their help",
+    why:
+      "the former metric names, exported beside the new ones for one release (docs/observability.md), and their help",
   },
   {
     file: "_shared/vocabulary.ts",
@@ -120,6 +121,112 @@ describe("provider names", () => {
 
   it("every exception is still needed (the list only shrinks)", () => {
     const unused = ALLOWED.filter((a) => !found.some((n) => allowedBy(n) === a)).map((a) => `${a.file} ${a.line}`);
+    expect(unused).toEqual([]);
+  });
+});
+
+// ---- Wire fields ----------------------------------------------------------------------------------
+// The hub (../upstream/README.md): a provider's wire fields are read and written in its
+// dialect's folders only: its provider folder here, and the route that speaks its dialect to callers
+// (llm-invoke/surfaces/<route>). Everywhere else the gateway speaks the hub's words (upstream/hub.ts),
+// so a third wire format is translated into those, never into another provider's.
+//
+// Read is the code (comments blanked, codeOf above) of every module under
+// supabase/functions that is not a test; named are field names that only one provider's wire format
+// has (a name the gateway's own contract shares, such as the native body's prompt_tokens and
+// finish_reason, is no provider's). The exceptions are where the port still carries Gemini's shape as
+// the inner request and answer (UpstreamRequest, UpstreamAnswer: upstream/shapes.ts), each with why:
+// the list may only shrink, and is empty when every reader speaks the hub.
+
+/** Each dialect's own field names, and the folders (relative to supabase/functions) that may say them. */
+const WIRE: Record<string, { fields: string[]; home: string[] }> = {
+  google: {
+    fields: [
+      "candidates", "usageMetadata", "finishReason", "promptFeedback", "generationConfig", "systemInstruction",
+      "inlineData", "functionCall", "functionResponse", "thoughtSignature", "promptTokenCount",
+      "candidatesTokenCount", "thoughtsTokenCount", "cachedContentTokenCount", "functionDeclarations",
+      "safetySettings", "thinkingConfig",
+    ],
+    home: ["_shared/providers/google/", "llm-invoke/surfaces/gemini/", "llm-invoke/surfaces/gemini.ts"],
+  },
+  openai: {
+    fields: [
+      "choices", "tool_calls", "tool_call_id", "max_completion_tokens", "response_format", "stream_options",
+      "reasoning_tokens", "completion_tokens_details", "prompt_tokens_details",
+    ],
+    home: ["_shared/providers/openai/", "llm-invoke/surfaces/openai/", "llm-invoke/surfaces/openai.ts"],
+  },
+  anthropic: {
+    fields: [
+      "input_schema", "tool_use_id", "stop_sequences", "cache_creation_input_tokens", "cache_read_input_tokens",
+      "content_block_start", "content_block_delta", "content_block_stop", "message_delta", "budget_tokens",
+    ],
+    home: ["_shared/providers/anthropic/", "llm-invoke/surfaces/anthropic/", "llm-invoke/surfaces/anthropic.ts"],
+  },
+};
+
+const HUB_IS_GEMINI = "the port's inner request and answer are still Gemini's shape (upstream/shapes.ts), not yet the hub's";
+
+/** Where a dialect's fields stand outside its folders, each with why. */
+const ALLOWED_FIELDS: ReadonlyArray<{ dialect: string; file: string; why: string }> = [
+  { dialect: "google", file: "_shared/upstream/shapes.ts", why: HUB_IS_GEMINI },
+  { dialect: "google", file: "_shared/upstream/answer.ts", why: HUB_IS_GEMINI },
+  { dialect: "google", file: "_shared/upstream/port.ts", why: HUB_IS_GEMINI },
+  { dialect: "google", file: "_shared/providers/openai/", why: `OpenAI's dialect translates to and from it: ${HUB_IS_GEMINI}` },
+  { dialect: "google", file: "llm-invoke/surfaces/openai", why: `the OpenAI route reads it: ${HUB_IS_GEMINI}` },
+  {
+    dialect: "google",
+    file: "_shared/providers/anthropic/",
+    why: `Anthropic's dialect reads the port's request and writes its answer in it (port-bridge.ts): ${HUB_IS_GEMINI}`,
+  },
+  { dialect: "google", file: "llm-invoke/surfaces/anthropic", why: `the Anthropic route reads it: ${HUB_IS_GEMINI}` },
+  {
+    dialect: "google",
+    file: "llm-invoke/surfaces/native",
+    why: "the native route's body is the bot's contract, Gemini-shaped by it (contents, generationConfig, candidates)",
+  },
+  { dialect: "google", file: "llm-invoke/contract.ts", why: `the normalized request holds it: ${HUB_IS_GEMINI}` },
+  { dialect: "google", file: "llm-invoke/model/", why: `a model's fitting, estimate and images read it: ${HUB_IS_GEMINI}` },
+  { dialect: "google", file: "llm-invoke/attempt/", why: `the attempt loop reads the answer in it: ${HUB_IS_GEMINI}` },
+];
+
+const fieldPattern = (fields: string[]) => new RegExp(`(?<![A-Za-z0-9_$])(?:${fields.join("|")})(?![A-Za-z0-9_$])`);
+
+/** Every line of code outside a dialect's folders that says one of its fields. */
+function strays(): Array<{ dialect: string; file: string; line: number; text: string }> {
+  const files = modules(FUNCTIONS).map((f) => ({
+    rel: path.relative(FUNCTIONS, f).split(path.sep).join("/"),
+    lines: codeOf(readFileSync(f, "utf8")).split("\n"),
+  }));
+  return Object.entries(WIRE).flatMap(([dialect, { fields, home }]) => {
+    const named = fieldPattern(fields);
+    return files.filter((f) => !home.some((h) => f.rel.startsWith(h))).flatMap((f) =>
+      f.lines.flatMap((text, i) => named.test(text) ? [{ dialect, file: f.rel, line: i + 1, text: text.trim() }] : [])
+    );
+  });
+}
+
+describe("wire fields", () => {
+  const found = strays();
+  const allowedBy = (s: { dialect: string; file: string }) =>
+    ALLOWED_FIELDS.find((a) => a.dialect === s.dialect && s.file.startsWith(a.file));
+
+  it("reads what it should: a field as a word, in code and not in comments", () => {
+    const google = fieldPattern(WIRE.google!.fields);
+    expect(google.test("response.candidates")).toBe(true);
+    expect(google.test('{ "usageMetadata": 1 }')).toBe(true);
+    expect(google.test("includeCandidates")).toBe(false);
+    expect(fieldPattern(WIRE.openai!.fields).test("body.choices[0]")).toBe(true);
+    expect(codeOf("x; // candidates")).toBe("x; ");
+  });
+
+  it("no module outside a dialect's folders says its wire fields", () => {
+    const stray = found.filter((s) => allowedBy(s) === undefined).map((s) => `${s.dialect} ${s.file}:${s.line}: ${s.text}`);
+    expect(stray).toEqual([]);
+  });
+
+  it("every exception is still needed (the list only shrinks)", () => {
+    const unused = ALLOWED_FIELDS.filter((a) => !found.some((s) => allowedBy(s) === a)).map((a) => `${a.dialect} ${a.file}`);
     expect(unused).toEqual([]);
   });
 });

@@ -23,6 +23,7 @@ const compatible = (over: Partial<ProviderRow> = {}): ProviderRow => ({
   display_name: "DeepSeek",
   base_url: "https://api.deepseek.com",
   key_env_pattern: "DEEPSEEK_[A-Z0-9_]{1,100}",
+  day_zone: "UTC",
   ...over,
 });
 
@@ -140,8 +141,10 @@ describe("providerDirectory", () => {
     expect(openai.key.refusal("OPENAI_API_KEY")).toBe(
       "OPENAI_API_KEY matches both OpenAI's and DeepSeek's key-secret patterns: read for neither (narrow one)",
     );
+    expect(openai.key.refusalKind("OPENAI_API_KEY")).toBe("overlap");
     expect(dir.upstream("deepseek")!.key("OPENAI_API_KEY")).toBeUndefined();
     expect(dir.upstream("deepseek")!.key("DEEPSEEK_API_KEY")).toBe("sk-deepseek");
+    expect(dir.upstream("deepseek")!.key.refusalKind("DEEPSEEK_API_KEY")).toBeNull();
   });
 });
 
@@ -163,6 +166,24 @@ describe("cachedProviderDirectory", () => {
     rows = [...rows, compatible()];
     now = 2_000;
     expect((await directory()).upstream("deepseek")?.who).toBe("DeepSeek");
+  });
+
+  it("a key already read is read again by the rows of the same reload: a new overlapping row takes it from its provider", async () => {
+    let now = 0;
+    const rows: ProviderRow[] = [...BUILT_IN_PROVIDERS];
+    const secrets: Record<string, string> = { OPENAI_API_KEY: "sk-openai" };
+    const directory = cachedProviderDirectory(() => Promise.resolve([...rows]), (n) => secrets[n], {
+      ttlMs: 1_000,
+      now: () => now,
+      log: () => {},
+    });
+    expect((await directory()).upstream("openai")!.key("OPENAI_API_KEY")).toBe("sk-openai");
+    rows.push(compatible({ key_env_pattern: "[A-Z_]+" }));
+    now = 1_000;
+    const reloaded = await directory();
+    expect(reloaded.upstream("deepseek")?.who).toBe("DeepSeek");
+    expect(reloaded.upstream("openai")!.key("OPENAI_API_KEY")).toBeUndefined();
+    expect(reloaded.upstream("openai")!.key.refusalKind("OPENAI_API_KEY")).toBe("overlap");
   });
 
   it("in the background: the request after the TTL gets the directory it had, the next one the new rows", async () => {

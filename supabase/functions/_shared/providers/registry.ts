@@ -7,11 +7,12 @@
 // needs no row of its own until an operator, or a test, inserts one. A dialect's name is one a provider
 // row may take (lower-case letters and digits, a letter first: registry.test.ts holds it). Nothing
 // outside this file and the dialect folders names a provider (provider-names.test.ts holds it).
-import type { ProviderModule } from "../upstream/port.ts";
+import type { ProviderModule, ProviderRow } from "../upstream/port.ts";
+import { anthropic } from "./anthropic/provider.ts";
 import { google } from "./google/provider.ts";
 import { openai } from "./openai/provider.ts";
 
-const REGISTRY = { google, openai } as const satisfies Record<string, ProviderModule>;
+const REGISTRY = { google, openai, anthropic } as const satisfies Record<string, ProviderModule>;
 
 export type Dialect = keyof typeof REGISTRY;
 export const DIALECTS = Object.keys(REGISTRY) as [Dialect, ...Dialect[]];
@@ -19,19 +20,7 @@ export const DIALECTS = Object.keys(REGISTRY) as [Dialect, ...Dialect[]];
 /** A provider: a google_ai_providers row's name (key rows and model rows name it). */
 export type Provider = string;
 
-/** The provider of a model row that names none: the database's column default. */
-export const DEFAULT_PROVIDER = "google" satisfies Dialect;
-
-/** A google_ai_providers row, as google_ai_provider_list() answers it. */
-export interface ProviderRow {
-  name: string;
-  dialect: string;
-  display_name: string;
-  /** Null: the dialect's own row, reached at its variable's URL, else its default. */
-  base_url: string | null;
-  /** Null: GATEWAY_<NAME>_KEY_ENV_PATTERN, else the dialect's pattern. */
-  key_env_pattern: string | null;
-}
+export type { ProviderRow };
 
 type Env = (name: string) => string | undefined;
 
@@ -43,8 +32,8 @@ export function dialectModule(dialect: Dialect): ProviderModule {
   return REGISTRY[dialect];
 }
 
-/** The dialects whose own rows the database seeds (the rows migration and supabase/seed.sql). */
-const BUILT_IN_DIALECTS = ["google", "openai"] as const satisfies readonly Dialect[];
+/** The dialects whose own rows the database seeds (the rows migrations and supabase/seed.sql), by name as it lists them. */
+const BUILT_IN_DIALECTS = ["anthropic", "google", "openai"] as const satisfies readonly Dialect[];
 
 /** The rows the database seeds: each built-in dialect as its own provider. */
 export const BUILT_IN_PROVIDERS: readonly ProviderRow[] = BUILT_IN_DIALECTS.map((d) => ({
@@ -53,6 +42,7 @@ export const BUILT_IN_PROVIDERS: readonly ProviderRow[] = BUILT_IN_DIALECTS.map(
   display_name: REGISTRY[d].displayName,
   base_url: null,
   key_env_pattern: null,
+  day_zone: REGISTRY[d].dayZone,
 }));
 
 /**

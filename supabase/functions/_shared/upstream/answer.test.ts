@@ -35,7 +35,7 @@ describe("mergeChunk: a stream's chunks make the whole answer", () => {
     ]);
     expect(responseText(whole)).toBe("Hello!");
     expect(responseFinishReason(whole)).toBe("STOP");
-    expect(responseUsage(whole)).toEqual({ promptTokens: 3, candidatesTokens: 4, thoughtsTokens: 0, cachedTokens: 0, totalTokens: 7 });
+    expect(responseUsage(whole)).toEqual({ inputTokens: 3, outputTokens: 4, thinkingTokens: 0, cachedInputTokens: 0, totalTokens: 7 });
     expect(whole.modelVersion).toBe("m");
     // The chunks themselves are left as they were.
     expect(chunks[1]!.candidates).toHaveLength(2);

@@ -1,16 +1,7 @@
 // Reading Google's generateContent answers (whole, or one streamed chunk): the answer's text, why it
 // ended, and the usage Google counted. Everything else in the answer is passed to callers unchanged.
 import type { UpstreamAnswer } from "./shapes.ts";
-
-export interface Usage {
-  promptTokens: number;
-  candidatesTokens: number;
-  /** Gemini 2.5 "thinking" tokens: billed as output, not part of candidatesTokens. */
-  thoughtsTokens: number;
-  /** Of promptTokens, those read from the provider's cache (billed at the cached-input price). */
-  cachedTokens: number;
-  totalTokens: number;
-}
+import type { HubUsage } from "./hub.ts";
 
 interface RawCandidate {
   index?: unknown;
@@ -47,28 +38,46 @@ export function responseFinishReason(response: UpstreamAnswer): string | null {
   return typeof blocked === "string" ? `BLOCKED_${blocked}` : null;
 }
 
+/**
+ * What a whole answer says, as the port's GenerateOutcome carries it beside the answer itself: its
+ * text, why it ended, the usage counted, its candidates and model version. One reading for every
+ * client (each translates its provider's answer into the hub shape first).
+ */
+export function answerFacts(response: UpstreamAnswer): {
+  text: string;
+  finishReason: string | null;
+  usage: HubUsage | null;
+  candidates: unknown[];
+  modelVersion: string | null;
+  response: UpstreamAnswer;
+} {
+  return {
+    text: responseText(response),
+    finishReason: responseFinishReason(response),
+    usage: responseUsage(response),
+    candidates: candidates(response),
+    modelVersion: typeof response.modelVersion === "string" ? response.modelVersion : null,
+    response,
+  };
+}
+
 /** True when the answer has neither candidates nor a prompt verdict: not a generateContent answer. */
 export function isEmptyResponse(response: UpstreamAnswer): boolean {
   return candidates(response).length === 0 && response.promptFeedback === undefined;
 }
 
-/** Google's usageMetadata, or null when the answer carries none. */
-export function responseUsage(response: UpstreamAnswer): Usage | null {
+/** Google's usageMetadata in the hub's words, or null when the answer carries none. */
+export function responseUsage(response: UpstreamAnswer): HubUsage | null {
   const u = response.usageMetadata as Record<string, unknown> | undefined;
   if (u === undefined || u === null || typeof u !== "object") return null;
   const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
   return {
-    promptTokens: n(u.promptTokenCount),
-    candidatesTokens: n(u.candidatesTokenCount),
-    thoughtsTokens: n(u.thoughtsTokenCount),
-    cachedTokens: n(u.cachedContentTokenCount),
+    inputTokens: n(u.promptTokenCount),
+    outputTokens: n(u.candidatesTokenCount),
+    thinkingTokens: n(u.thoughtsTokenCount),
+    cachedInputTokens: n(u.cachedContentTokenCount),
     totalTokens: n(u.totalTokenCount),
   };
-}
-
-/** Output tokens as billed: the answer and the thoughts. */
-export function outputTokens(usage: Usage): number {
-  return usage.candidatesTokens + usage.thoughtsTokens;
 }
 
 interface MergedCandidate {

@@ -1,7 +1,7 @@
 // A call to a provider's REST over `fetch`, as every provider's client and model list make it
 // (../providers/<dialect>/): a deadline that also follows the caller's signal, the answer read whole
 // or opened as a stream, and whatever fails classified with its message sanitized of the key. What
-// differs between providers is a Dialect: who answers, and how its HTTP errors read. A failure no
+// differs between providers is their WireRules: who answers, and how its HTTP errors read. A failure no
 // provider answered (a timeout, the network) is classified alike for every provider, in the port's
 // one error shape (port.ts).
 import { type ModelCall, type ModelOutcome, StreamCut, type UpstreamError, upstreamFailure } from "./port.ts";
@@ -17,9 +17,13 @@ interface GenerateCall {
   signal?: AbortSignal;
 }
 
-/** What differs between providers in the calls every client makes: who answers, and how its HTTP errors read. */
-export interface Dialect {
-  /** Who answers, in messages (the provider's display name). */
+/**
+ * What differs between providers in the calls every client makes: who answers (the provider row's
+ * display name), and how its dialect's HTTP errors read. Every failure a call returns is said to be
+ * `upstream`'s.
+ */
+export interface WireRules {
+  /** Who answers, in messages (the provider row's display name). */
   upstream: string;
   /** `model`: the model called, if any (only a 404 naming it is model_withdrawn). */
   classifyHttp(
@@ -30,9 +34,20 @@ export interface Dialect {
   ): UpstreamError;
 }
 
-/** A failure classified without the provider's answer, said to be the dialect's provider's. */
-export function failureOf(dialect: Dialect, error: UpstreamError): UpstreamError {
-  return { ...error, upstream: dialect.upstream };
+/** A failure, said to be the provider's (whatever classified it). */
+export function failureOf(rules: WireRules, error: UpstreamError): UpstreamError {
+  return { ...error, upstream: rules.upstream };
+}
+
+/** A failed HTTP answer, classified by the provider's rules and said to be its. */
+export function classifiedHttp(
+  rules: WireRules,
+  status: number,
+  body: unknown,
+  headers: Headers,
+  options: { secrets: string[]; model?: string },
+): UpstreamError {
+  return failureOf(rules, rules.classifyHttp(status, body, headers, options));
 }
 
 /** An outcome with the call's time. */
@@ -45,7 +60,7 @@ export type Timed<T> = (T & { latencyMs: number }) | { ok: false; error: Upstrea
  */
 export async function timedCall<T extends { ok: true }>(
   call: GenerateCall | ModelCall,
-  dialect: Dialect,
+  rules: WireRules,
   work: (guard: CallGuard) => Promise<T | { ok: false; error: UpstreamError }>,
 ): Promise<Timed<T>> {
   const started = Date.now();
@@ -54,7 +69,7 @@ export async function timedCall<T extends { ok: true }>(
     const outcome = await work(guard);
     return { ...outcome, latencyMs: Date.now() - started } as Timed<T>;
   } catch (error) {
-    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(dialect, error, guard, call) };
+    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(rules, error, guard, call) };
   } finally {
     guard.done();
   }
@@ -70,12 +85,12 @@ export async function* sseEvents(
   body: ReadableStream<Uint8Array>,
   guard: CallGuard,
   call: GenerateCall,
-  dialect: Dialect,
+  rules: WireRules,
   read: { done?: string; errorOf: (event: Record<string, unknown>, secrets: string[]) => UpstreamError | undefined },
 ): AsyncGenerator<Record<string, unknown>, void, undefined> {
   const secrets = [call.apiKey];
   const cut = (message: string) =>
-    new StreamCut(failureOf(dialect, upstreamFailure("malformed", message, { httpStatus: 200, secrets })));
+    new StreamCut(failureOf(rules, upstreamFailure("malformed", message, { httpStatus: 200, secrets })));
   try {
     for await (const data of sseData(body)) {
       if (read.done !== undefined && data.trim() === read.done) return;
@@ -83,18 +98,18 @@ export async function* sseEvents(
       try {
         event = JSON.parse(data);
       } catch {
-        throw cut(`${dialect.upstream} sent a stream event that is not JSON.`);
+        throw cut(`${rules.upstream} sent a stream event that is not JSON.`);
       }
       if (typeof event !== "object" || event === null || Array.isArray(event)) {
-        throw cut(`${dialect.upstream} sent a stream event that is not an object.`);
+        throw cut(`${rules.upstream} sent a stream event that is not an object.`);
       }
       const error = read.errorOf(event as Record<string, unknown>, secrets);
-      if (error !== undefined) throw new StreamCut(error);
+      if (error !== undefined) throw new StreamCut(failureOf(rules, error));
       yield event as Record<string, unknown>;
     }
   } catch (error) {
     if (error instanceof StreamCut) throw error;
-    throw new StreamCut(thrownBy(dialect, error, guard, call));
+    throw new StreamCut(thrownBy(rules, error, guard, call));
   } finally {
     guard.done();
   }
@@ -103,7 +118,7 @@ export async function* sseEvents(
 /** Reads a whole answer: its JSON object, or the classified error of a non-2xx status. */
 export async function readJsonAnswer(
   response: Response,
-  dialect: Dialect,
+  rules: WireRules,
   secrets: string[],
   model?: string,
 ): Promise<{ ok: true; body: Record<string, unknown> } | { ok: false; error: UpstreamError }> {
@@ -117,14 +132,14 @@ export async function readJsonAnswer(
     // Not JSON: an error is classified on its status and raw text; a 200 is malformed.
   }
   if (!response.ok) {
-    return { ok: false, error: dialect.classifyHttp(response.status, body, response.headers, { secrets, model }) };
+    return { ok: false, error: classifiedHttp(rules, response.status, body, response.headers, { secrets, model }) };
   }
   if (!parsed || typeof body !== "object" || body === null || Array.isArray(body)) {
-    const who = dialect.upstream;
+    const who = rules.upstream;
     return {
       ok: false,
       error: failureOf(
-        dialect,
+        rules,
         upstreamFailure("malformed", `${who} answered 200 with a body that is not a JSON object.`, {
           httpStatus: response.status,
           secrets,
@@ -140,12 +155,12 @@ export function fetchModel(
   url: string,
   headers: Record<string, string>,
   call: ModelCall,
-  dialect: Dialect,
+  rules: WireRules,
 ): Promise<ModelOutcome> {
-  return timedCall(call, dialect, async (guard) => {
+  return timedCall(call, rules, async (guard) => {
     const read = await readJsonAnswer(
       await fetch(url, { headers, signal: guard.signal }),
-      dialect,
+      rules,
       [call.apiKey],
       call.model,
     );
@@ -162,7 +177,7 @@ export async function openStream(
   url: string,
   init: { headers: Record<string, string>; body: unknown },
   call: GenerateCall,
-  dialect: Dialect,
+  rules: WireRules,
 ): Promise<
   | { ok: true; response: Response & { body: ReadableStream<Uint8Array> }; guard: CallGuard; latencyMs: number }
   | { ok: false; error: UpstreamError; latencyMs: number }
@@ -181,7 +196,7 @@ export async function openStream(
     });
   } catch (error) {
     guard.done();
-    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(dialect, error, first, call) };
+    return { ok: false, latencyMs: Date.now() - started, error: thrownBy(rules, error, first, call) };
   } finally {
     first.done();
   }
@@ -189,15 +204,15 @@ export async function openStream(
   if (response.ok && response.body !== null) {
     return { ok: true, response: response as Response & { body: ReadableStream<Uint8Array> }, guard, latencyMs };
   }
-  const read = await readJsonAnswer(response, dialect, [call.apiKey], call.request.model).catch((error) => ({
+  const read = await readJsonAnswer(response, rules, [call.apiKey], call.request.model).catch((error) => ({
     ok: false as const,
-    error: thrownBy(dialect, error, guard, call),
+    error: thrownBy(rules, error, guard, call),
   }));
   guard.done();
   const error = read.ok
     ? failureOf(
-      dialect,
-      upstreamFailure("malformed", `${dialect.upstream} answered the stream without a body.`, {
+      rules,
+      upstreamFailure("malformed", `${rules.upstream} answered the stream without a body.`, {
         httpStatus: response.status,
       }),
     )
@@ -205,50 +220,42 @@ export async function openStream(
   return { ok: false, latencyMs, error };
 }
 
-/** What a call that threw comes to, said to be the dialect's provider's. */
+/** What a call that threw comes to, said to be the provider's. */
 export function thrownBy(
-  dialect: Dialect,
+  rules: WireRules,
   error: unknown,
   guard: CallGuard,
   call: GenerateCall | ModelCall,
 ): UpstreamError {
-  return failureOf(dialect, classifyThrown(error, thrownContext(guard, call, dialect)));
+  return failureOf(rules, classifyThrown(error, thrownContext(guard, call, rules)));
 }
 
-/** What is known about a call that threw: whose deadline ran out, the status seen, what to redact. */
-function thrownContext(guard: CallGuard, call: GenerateCall | ModelCall, dialect: Dialect): ThrownContext {
+/** What is known about a call that threw: whose deadline ran out, what to redact. */
+function thrownContext(guard: CallGuard, call: GenerateCall | ModelCall, rules: WireRules): ThrownContext {
   return {
-    dialect,
+    rules,
     timedOut: guard.timedOut(),
     callerAborted: call.signal?.aborted === true,
-    httpStatus: guard.httpStatus(),
     secrets: [call.apiKey],
     timeoutMs: call.timeoutMs,
-    model: "request" in call ? call.request.model : call.model,
   };
 }
 
 export interface ThrownContext {
-  /** Who was called and how its errors read. */
-  dialect: Dialect;
+  /** Who was called. */
+  rules: WireRules;
   timedOut: boolean;
   callerAborted: boolean;
-  httpStatus: number | undefined;
   secrets: string[];
   timeoutMs: number;
-  /** The model called: only a 404 naming it is model_withdrawn. */
-  model?: string;
 }
 
 /**
- * What every call to a provider needs: a deadline (aborting with the caller's own signal too, and
- * remembering that it fired) and a fetch that records the HTTP status, which an SDK loses when an error
- * body is not valid JSON. Call done() when the call is over.
+ * What every call to a provider needs: a deadline, aborting with the caller's own signal too, and
+ * remembering that it fired. Call done() when the call is over.
  */
 export interface CallGuard {
   signal: AbortSignal;
-  recordingFetch: (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
-  httpStatus: () => number | undefined;
   timedOut: () => boolean;
   done: () => void;
 }
@@ -256,67 +263,36 @@ export interface CallGuard {
 export function callGuard(timeoutMs: number, callerSignal?: AbortSignal): CallGuard {
   const deadline = new AbortController();
   let fired = false;
-  let status: number | undefined;
   const timer = setTimeout(() => {
     fired = true;
     deadline.abort();
   }, timeoutMs);
   return {
     signal: callerSignal === undefined ? deadline.signal : AbortSignal.any([deadline.signal, callerSignal]),
-    recordingFetch: async (input, init) => {
-      const response = await fetch(input, init);
-      status = response.status;
-      return response;
-    },
-    httpStatus: () => status,
     timedOut: () => fired,
     done: () => clearTimeout(timer),
   };
 }
 
-/** Maps whatever the SDK or fetch threw to a classified error, read by the call's dialect. */
+/**
+ * What a call that threw comes to: our deadline, the caller's cancellation, an answer that was not
+ * JSON, or the network. (A failed HTTP answer is read, not thrown: readJsonAnswer.)
+ */
 export function classifyThrown(error: unknown, ctx: ThrownContext): UpstreamError {
   const { secrets } = ctx;
-  const dialect = ctx.dialect;
   // Checked first, by our own flags: an aborted fetch rejects with whatever reason the signal
   // carries (AbortError, TimeoutError or any value), so the error itself cannot tell.
-  const who = dialect.upstream;
+  const who = ctx.rules.upstream;
   if (ctx.timedOut) {
     return upstreamFailure("timeout", `${who} did not answer within ${ctx.timeoutMs} ms.`, { secrets });
   }
   if (ctx.callerAborted || isAbort(error)) {
     return upstreamFailure("aborted", `The call to ${who} was cancelled.`, { secrets });
   }
-  // ApiError: status plus the error body serialized as JSON in the message.
-  const status = apiErrorStatus(error);
-  if (status !== undefined) {
-    const message = (error as Error).message;
-    let body: unknown = message;
-    try {
-      body = JSON.parse(message);
-    } catch {
-      // Not JSON: classify on the status and the raw text.
-    }
-    return dialect.classifyHttp(status, body, new Headers(), { secrets, model: ctx.model });
-  }
   if (error instanceof SyntaxError) {
-    // The body (of an answer or of an error) was not JSON. Keep the status when we saw one.
-    if (ctx.httpStatus !== undefined && ctx.httpStatus >= 400) {
-      const body = `Malformed error body: ${sanitizeError(error, { secrets })}`;
-      return dialect.classifyHttp(ctx.httpStatus, body, new Headers(), { secrets });
-    }
-    return upstreamFailure("malformed", sanitizeError(error, { secrets }), {
-      secrets,
-      httpStatus: ctx.httpStatus,
-    });
+    return upstreamFailure("malformed", sanitizeError(error, { secrets }), { secrets });
   }
   return upstreamFailure("network", sanitizeError(error, { secrets }), { secrets });
-}
-
-function apiErrorStatus(error: unknown): number | undefined {
-  if (!(error instanceof Error) || error.name !== "ApiError") return undefined;
-  const status = (error as Error & { status?: unknown }).status;
-  return typeof status === "number" ? status : undefined;
 }
 
 function isAbort(error: unknown): boolean {

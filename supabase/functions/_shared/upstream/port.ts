@@ -6,7 +6,7 @@
 // classifier reads its own answers into it).
 import { sanitize } from "../sanitize.ts";
 import type { QuotaCause } from "../vocabulary.ts";
-import type { Usage } from "./answer.ts";
+import type { HubUsage } from "./hub.ts";
 import type { DialectAnswer, UpstreamAnswer, UpstreamChunk, UpstreamRequest } from "./shapes.ts";
 
 // ---- A failed call, classified by what the gateway does next ------------------------------------------
@@ -57,6 +57,8 @@ export interface UpstreamError {
   upstream?: string;
   /** What the failed answer's rate-limit headers say is left of the group's limits, where the provider says so. */
   room?: ProviderRoom | null;
+  /** For model_withdrawn: the model the provider's answer names instead, as its dialect reads it; null: none. */
+  successor?: string | null;
 }
 
 /** A failure without a usable HTTP answer: network error, our timeout, a caller abort, bad JSON. */
@@ -81,8 +83,8 @@ export function upstreamFailure(
   };
 }
 
-/** Who answered an error, in a caller's message: the provider's name, else "the provider". */
-export function upstreamOf(error: Pick<UpstreamError, "upstream">): string {
+/** Who answered an error, in a caller's message: the provider's display name, else "the provider". */
+export function whoAnswered(error: Pick<UpstreamError, "upstream">): string {
   return error.upstream ?? "the provider";
 }
 
@@ -115,7 +117,7 @@ export type GenerateOutcome =
     text: string;
     finishReason: string | null;
     /** null when the provider sent no usage (the caller then keeps its estimate). */
-    usage: Usage | null;
+    usage: HubUsage | null;
     candidates: unknown[];
     modelVersion: string | null;
     /** The answer in the gateway's hub shape. */
@@ -241,10 +243,32 @@ export interface UpstreamClient {
 
 // ---- A provider, as the registry holds it ------------------------------------------------------------
 
+/** A google_ai_providers row, as google_ai_provider_list() answers it. */
+export interface ProviderRow {
+  name: string;
+  dialect: string;
+  /** The provider's name in every message and log line (metric labels keep `name`). */
+  display_name: string;
+  /** Null: the dialect's own row, reached at its variable's URL, else its default. */
+  base_url: string | null;
+  /** Null: GATEWAY_<NAME>_KEY_ENV_PATTERN, else the dialect's pattern. */
+  key_env_pattern: string | null;
+  /** The IANA zone the provider's day turns in (its per-day quotas, its spend per day). */
+  day_zone: string;
+}
+
+/** A provider row as its dialect is given it: the row whole, and where it is reached (checked: registry's baseUrlOf). */
+export interface ReachedProvider {
+  row: ProviderRow;
+  baseUrl: string;
+}
+
 /** What the registry (../providers/registry.ts) knows of one dialect: how its providers are reached and spoken to. */
 export interface ProviderModule {
-  /** Its name in messages ("Google"). */
+  /** The display name of its own seeded row ("Google"); every provider's own is its row's. */
   displayName: string;
+  /** The zone its own seeded row's day turns in (an IANA name); every provider's own is its row's. */
+  dayZone: string;
   /**
    * Where its own provider row is reached unless `baseUrlVariable` says otherwise. None for a wire format
    * with no public endpoint: then every row of it carries its base_url (its own row too).
@@ -254,6 +278,7 @@ export interface ProviderModule {
   baseUrlVariable: string;
   /** The secrets its own provider row's key rows may name by default (a regular expression the whole name must match). */
   keyEnvPattern: string;
-  createClient(options: { baseUrl: string }): UpstreamClient;
-  createLister(options: { baseUrl: string; timeoutMs?: number }): ModelLister;
+  /** The client of one provider row (its display name in every failure it returns). */
+  createClient(provider: ReachedProvider): UpstreamClient;
+  createLister(provider: ReachedProvider, options?: { timeoutMs?: number }): ModelLister;
 }

@@ -2,6 +2,9 @@
 // own SDKs send it). Fields the gateway does not interpret are carried as they came, so a new Gemini
 // field reaches Google without a code change.
 import type { ServiceTier } from "../vocabulary.ts";
+import type { DialectAnswer, DialectBody } from "./hub.ts";
+
+export type { DialectAnswer } from "./hub.ts";
 
 /**
  * One part of a turn: text, an inline image (`inlineData`), a function call or its response. The
@@ -61,18 +64,18 @@ export interface UpstreamRequest extends RequestExtras {
   /** Google's service tier for this call (the body's serviceTier); absent: standard, nothing sent. */
   serviceTier?: ServiceTier;
   /**
+   * The output tokens the reservation booked for this call where the caller named no cap (the model
+   * row's booked answer): a provider that requires a cap (Anthropic's max_tokens) sends it.
+   */
+  bookedOutputTokens?: number;
+  /**
    * The caller's own body, when it came in this provider's dialect: the provider sends it as it came
    * (only the gateway's fields set) instead of translating the hub shape. Only a provider of that
-   * dialect is given one (model/gemma.ts).
+   * dialect is given one (model/adapt.ts).
    */
-  dialectBody?: { dialect: string; body: Record<string, unknown> };
+  dialectBody?: DialectBody;
 }
 
-/** A provider's own answer in its dialect, beside the hub shape of it (GenerateOutcome.dialectAnswer). */
-export interface DialectAnswer {
-  dialect: string;
-  body: Record<string, unknown>;
-}
 
 /**
  * One piece of a streamed answer (StreamOutcome.chunks), in the hub shape and, where the provider's

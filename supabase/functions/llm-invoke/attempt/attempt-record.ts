@@ -10,7 +10,7 @@
 // probe. For spend_cap and money the database rests every model of the group.
 import { isOneOf, MONEY_CAUSES, MONEY_REST_MS, SPEND_CAP_MAX_REST_MS } from "../../_shared/vocabulary.ts";
 import type { PhaseTimer } from "../../_shared/server-timing.ts";
-import { outputTokens, type Usage } from "../../_shared/upstream/answer.ts";
+import { billedOutputTokens, type HubUsage } from "../../_shared/upstream/hub.ts";
 import type { FinalizeOutcome, FinalizeParams } from "../contract.ts";
 import { type UpstreamError } from "../../_shared/upstream/port.ts";
 
@@ -58,15 +58,15 @@ export interface SuccessRecord {
 
 /** The provider's counts for finalize: null where it sent none (the booked estimate then stays). */
 export function usageCounts(
-  usage: Usage | null,
+  usage: HubUsage | null,
 ): Pick<SuccessRecord, "inputTokens" | "outputTokens" | "cachedInputTokens" | "thinkingTokens"> {
   return usage === null
     ? { inputTokens: null, outputTokens: null, cachedInputTokens: null, thinkingTokens: null }
     : {
-      inputTokens: usage.promptTokens,
-      outputTokens: outputTokens(usage),
-      cachedInputTokens: usage.cachedTokens,
-      thinkingTokens: usage.thoughtsTokens,
+      inputTokens: usage.inputTokens,
+      outputTokens: billedOutputTokens(usage),
+      cachedInputTokens: usage.cachedInputTokens,
+      thinkingTokens: usage.thinkingTokens,
     };
 }
 
@@ -129,6 +129,7 @@ export function failureRecord(
     errorCode: error.reason ?? error.status ?? error.kind,
     quotaId: error.quotaId,
     errorMessage: error.message,
+    ...(error.successor == null ? {} : { successor: error.successor }),
     cooldownUntil: limited && !untilMidnight ? new Date(now + restMs) : null,
     cooldownUntilPacificMidnight: untilMidnight,
     keyRejected: error.class === "invalid_key",

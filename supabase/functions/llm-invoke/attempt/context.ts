@@ -1,7 +1,7 @@
 // What the attempt loop receives and answers, shared by the HTTP handler and the loop itself, so the
 // loop does not depend on the HTTP edge.
 import type { Caller } from "../../_shared/auth.ts";
-import { outputTokens, type Usage } from "../../_shared/upstream/answer.ts";
+import { billedOutputTokens, type HubUsage } from "../../_shared/upstream/hub.ts";
 import type { DialectAnswer, UpstreamAnswer, UpstreamChunk } from "../../_shared/upstream/shapes.ts";
 import type { Provider } from "../../_shared/providers/registry.ts";
 import type { QuotaSnapshot, NormalizedRequest } from "../contract.ts";
@@ -69,9 +69,9 @@ export interface InvokeResult {
  * An answer's usage from the provider's count; without one, the input as estimated and booked, no output.
  * Whole and streamed answers alike.
  */
-export function answerUsage(usage: Usage | null, estimatedInputTokens: number): InvokeResult["usage"] {
-  const prompt = usage?.promptTokens ?? estimatedInputTokens;
-  const completion = usage === null ? 0 : outputTokens(usage);
+export function answerUsage(usage: HubUsage | null, estimatedInputTokens: number): InvokeResult["usage"] {
+  const prompt = usage?.inputTokens ?? estimatedInputTokens;
+  const completion = usage === null ? 0 : billedOutputTokens(usage);
   return {
     prompt_tokens: prompt,
     completion_tokens: completion,

@@ -11,7 +11,9 @@ import type { Clock } from "../clock.ts";
 import { createInputCounter, createInvoke, type InvokeDeps, MAX_ATTEMPTS } from "./invoke.ts";
 import { exhausted, limitOfQuota } from "./refusals.ts";
 import { BUILT_IN_PROVIDERS } from "../../_shared/providers/registry.ts";
-import { classifyOpenAiHttpError } from "../../_shared/providers/openai/errors.ts";
+import { openAiRules } from "../../_shared/providers/openai/errors.ts";
+import { googleRules } from "../../_shared/providers/google/client.ts";
+import { classifiedHttp } from "../../_shared/upstream/call.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
 import { EXACT_COUNT_MIN_TOKENS } from "../model/exact-count.ts";
 import type { ActiveKey, GatewayStore } from "../store/store.ts";
@@ -34,7 +36,7 @@ const GEMMA: ModelProfile = {
   supportsJsonMode: false,
   supportsTools: false,
   active: true,
-  fallbackModels: [],
+  fallbackModels: [], provider: "google", dialect: "google",
 };
 
 function reservation(n: number): Reservation {
@@ -186,7 +188,7 @@ const ok = (text = "Привет"): GenerateOutcome => ({
   ok: true,
   text,
   finishReason: "STOP",
-  usage: { promptTokens: 11, candidatesTokens: 7, thoughtsTokens: 2, cachedTokens: 0, totalTokens: 20 },
+  usage: { inputTokens: 11, outputTokens: 7, thinkingTokens: 2, cachedInputTokens: 0, totalTokens: 20 },
   candidates: [{ content: { parts: [{ text }] } }],
   modelVersion: null,
   response: { candidates: [{ content: { parts: [{ text }] } }] },
@@ -217,11 +219,15 @@ function providersOf(
   clients: Record<string, UpstreamClient>,
   secret: (envVarName: string) => string | undefined,
 ): InvokeDeps["providers"] {
-  const key = Object.assign((name: string) => secret(name), { refusal: () => "it is not set, or empty" });
+  const key = Object.assign((name: string) => secret(name), {
+    refusal: () => "it is not set, or empty",
+    refusalKind: () => "unset" as const,
+  });
   const upstreams = new Map(Object.entries(clients).map(([provider, client]) => [provider, {
     provider,
     dialect: "google" as const,
     who: BUILT_IN_PROVIDERS.find((r) => r.name === provider)?.display_name ?? provider,
+    row: BUILT_IN_PROVIDERS.find((r) => r.name === provider) ?? BUILT_IN_PROVIDERS[0]!,
     baseUrl: "http://fake",
     client,
     lister: () => ({ list: () => Promise.reject(new Error("no list")) }),
@@ -868,10 +874,11 @@ describe("limitOfQuota", () => {
     expect(exhausted(zero).extra).toMatchObject({ limit: "upstream", cause: "limit_zero" });
   });
 
-  it("names the provider that refused or failed: OpenAI's errors say OpenAI, Google's Google", () => {
-    const openai = (status: number, message: string) =>
-      classifyOpenAiHttpError(status, { error: { message, type: "invalid_request_error", param: null, code: null } },
-        new Headers(), { secrets: [], model: "gpt-4o" });
+  it("names the provider that refused or failed by its row's display name, whatever its dialect", () => {
+    const openai = (status: number, message: string, who?: string) =>
+      classifiedHttp(openAiRules(who), status, {
+        error: { message, type: "invalid_request_error", param: null, code: null },
+      }, new Headers(), { secrets: [], model: "gpt-4o" });
     const refused = openai(400, "'messages' must contain the word 'json' in some form.");
     expect(refused.class).toBe("client_error");
     expect(exhausted(refused)).toMatchObject({
@@ -879,9 +886,11 @@ describe("limitOfQuota", () => {
       message: expect.stringMatching(/^OpenAI rejected/),
     });
     expect(exhausted(openai(500, "The server had an error.")).message).toMatch(/^OpenAI failed: /);
-    const google = classifyGoogleHttpError(400, {
+    // A provider of OpenAI's dialect added by rows: its own name, never its dialect's.
+    expect(exhausted(openai(400, "bad", "DeepSeek")).message).toBe("DeepSeek rejected the request: bad");
+    const google = classifiedHttp(googleRules(), 400, {
       error: { code: 400, message: "bad field", status: "INVALID_ARGUMENT" },
-    });
+    }, new Headers(), { secrets: [] });
     expect(exhausted(google)).toMatchObject({
       code: "upstream_rejected",
       message: "Google rejected the request: bad field",
@@ -1067,7 +1076,7 @@ describe("invoke: model fallback", () => {
     supportsJsonMode: true,
     supportsTools: true,
     active: true,
-    fallbackModels: ["gemma-3-27b-it"],
+    fallbackModels: ["gemma-3-27b-it"], provider: "google", dialect: "google",
   };
   const ROWS = { "gemini-2.5-flash": FLASH, "gemma-3-27b-it": GEMMA };
   const onGemma = (n: number, fallbackFrom?: Reservation["fallbackFrom"]): Reservation => ({

@@ -39,8 +39,9 @@
 // the answer's headers leave then), a finalize the caller waits for as `finalize`; admission.ts times
 // `reserve` and `wait`.
 import type { FinalizeParams, ModelProfile, NormalizedRequest, Reservation } from "../contract.ts";
-import { DEFAULT_PROVIDER, type Provider } from "../../_shared/providers/registry.ts";
+import type { Provider } from "../../_shared/providers/registry.ts";
 import type { ProviderDirectory, Upstream } from "../../_shared/providers/directory.ts";
+import type { KeyRefusal } from "../../_shared/providers/key-reader.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
 import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import { GatewayError } from "../../_shared/errors.ts";
@@ -90,7 +91,7 @@ interface PreparedCall {
   sent: UpstreamRequest;
 }
 
-const providerOf = (profile: ModelProfile): Provider => profile.provider ?? DEFAULT_PROVIDER;
+const providerOf = (profile: ModelProfile): Provider => profile.provider;
 
 /** The provider's word on what is left of the group's limits, with the moment all of it is back. */
 function roomUntil(room: ProviderRoom | null | undefined, now: number): FinalizeParams["room"] {
@@ -133,16 +134,16 @@ function shared(deps: Pick<InvokeDeps, "store" | "providers" | "options" | "cloc
   // One counter per usable provider row (a row read again makes a new one).
   const counters = new WeakMap<Upstream, TokenCounter>();
   /** The provider serving `profile`'s model, or undefined when its row is not usable here. */
-  const upstreamOf = async (profile: ModelProfile) => (await deps.providers()).upstream(providerOf(profile));
+  const upstreamServing = async (profile: ModelProfile) => (await deps.providers()).upstream(providerOf(profile));
   return {
     options,
     clock,
     logError,
-    upstreamOf,
+    upstreamServing,
     profiles: cachedProfiles(deps.store, clock, options.capabilitiesTtlMs),
     /** The exact count of the provider serving `profile`'s model; undefined: it offers none. */
     counterFor: async (profile: ModelProfile): Promise<TokenCounter | undefined> => {
-      const upstream = await upstreamOf(profile);
+      const upstream = await upstreamServing(profile);
       const countTokens = upstream?.client.countTokens?.bind(upstream.client);
       if (upstream === undefined || countTokens === undefined) return undefined;
       let counter = counters.get(upstream);
@@ -176,7 +177,7 @@ export function createInputCounter(
   scope?: Scope,
   timing?: PhaseTimer,
 ) => Promise<number> {
-  const { options, clock, profiles, counterFor, upstreamOf } = shared(deps);
+  const { options, clock, profiles, counterFor, upstreamServing } = shared(deps);
   return async (request, signal, scope = {}, timing) => {
     const [first] = await resolveChain(profiles, { ...request, fallbackModels: [] });
     // A scoped token counts only for its own models (the pool's countTokens quota is everyone's).
@@ -184,7 +185,7 @@ export function createInputCounter(
     // The provider would answer 404 for it: say so without asking (a count books nothing to learn it by).
     // The row is the one the link was fitted from: one look-up, one answer.
     if (first!.profile.withdrawn === true) throw modelWithdrawn(first!.model, first!.profile.successor ?? null);
-    const who = (await upstreamOf(first!.profile))?.who ?? providerOf(first!.profile);
+    const who = (await upstreamServing(first!.profile))?.who ?? providerOf(first!.profile);
     const countTokens = await counterFor(first!.profile);
     if (countTokens === undefined) {
       throw new GatewayError("upstream_error", `${who} offers no exact token count for ${first!.model}.`);
@@ -202,7 +203,7 @@ export function createInputCounter(
 }
 
 export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<InvokeAnswer> {
-  const { options, clock, logError, profiles, counterFor, upstreamOf } = shared(deps);
+  const { options, clock, logError, profiles, counterFor, upstreamServing } = shared(deps);
   const random = deps.random ?? Math.random;
   const serviceTiers = cachedServiceTiers(deps.store, clock, options.capabilitiesTtlMs);
   const jitter = () => Math.floor(random() * options.jitterMs);
@@ -234,7 +235,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         const countTokens = await counterFor(profile);
         if (countTokens === undefined) return null;
         const tokens = await countTokens(requestFor(chain, model), { deadline, signal, timing });
-        return tokens === null ? null : { tokens, by: (await upstreamOf(profile))?.who ?? providerOf(profile) };
+        return tokens === null ? null : { tokens, by: (await upstreamServing(profile))?.who ?? providerOf(profile) };
       },
       answerTokens.tpmOutput,
       request.imageTokens,
@@ -264,6 +265,8 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     let calls = 0;
     let unusableKeys = 0;
     let lastError: UpstreamError | null = null;
+    /** Why the last key whose secret could not be read was not (no secret named), for the caller. */
+    let unreadKey: KeyRefusal | "no_row" | null = null;
     /** The model this request found withdrawn last, and its successor (the answer if no call is left). */
     let withdrawn: { model: string; successor: string | null } | null = null;
     let lastReservation: Reservation | null = null;
@@ -299,7 +302,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         if (admission.kind === "replay") return { ...admission.response, replayed: true };
         if (admission.kind === "no_active_key") {
           if (keys.forgiveAvoided()) continue;
-          throw keys.anyBroken ? exhausted(lastError, withdrawn) : noActiveKey();
+          throw keys.anyBroken ? exhausted(lastError, withdrawn, unreadKey) : noActiveKey();
         }
         const reservation = admission.reservation;
         lastReservation = reservation;
@@ -325,7 +328,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         if (shedFlex(call.tier, outcome.error)) flexShed = true;
         if (!(await failed(outcome, reservation, call))) break;
       }
-      throw exhausted(lastError, withdrawn);
+      throw exhausted(lastError, withdrawn, unreadKey);
     } catch (error) {
       // A named request that fails frees its id at once (a success stores the answer instead).
       if (idempotent && lastReservation !== null) {
@@ -355,12 +358,13 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       }
       const provider = providerOf(link.profile);
       // A provider whose row is not usable here (its message is logged when the rows are read) has no key.
-      const upstream = await upstreamOf(link.profile);
+      const upstream = await upstreamServing(link.profile);
       const apiKey = upstream?.key(reservation.envVarName);
       if (upstream === undefined || apiKey === undefined || apiKey === "") {
         const why = upstream === undefined
           ? `provider ${provider} has no usable row`
           : upstream.key.refusal(reservation.envVarName);
+        unreadKey = upstream === undefined ? "no_row" : upstream.key.refusalKind(reservation.envVarName) ?? "unset";
         logError(`key ${reservation.keyAlias} (secret ${reservation.envVarName}) not used: ${why}`);
         await deps.store.release(reservation.reservationId, "key secret not set");
         keys.markBroken(reservation.keyId);
@@ -382,7 +386,15 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       // (A model outside the chain is the first one's name resolved anew: it was booked as the first.)
       const at = Math.max(0, chain.findIndex((l) => l.model === reservation.model));
       const booked = withBookedCap(link.request, reservation, answerTokens, at);
-      const sent = { ...booked, ...(tier === null ? {} : { serviceTier: tier }) };
+      // The answer booked for this model, for a provider that requires a cap where the caller named none.
+      const answer = answerTokens.perModel[at];
+      const sent = {
+        ...booked,
+        ...(tier === null ? {} : { serviceTier: tier }),
+        ...(answer == null ? {} : {
+          bookedOutputTokens: Math.max(1, Math.floor(answer / (booked.generationConfig.candidateCount ?? 1))),
+        }),
+      };
       return { provider, who: upstream.who, client: upstream.client, apiKey, tier, sent };
     }
 

@@ -13,7 +13,8 @@ import {
   WAITABLE_LIMITS,
 } from "../../_shared/vocabulary.ts";
 import { unknownModel } from "../model/model-chain.ts";
-import { type UpstreamError, upstreamOf } from "../../_shared/upstream/port.ts";
+import { type UpstreamError, whoAnswered } from "../../_shared/upstream/port.ts";
+import type { KeyRefusal } from "../../_shared/providers/key-reader.ts";
 
 /**
  * Refusals that may be waited on: a minute window, a day, a cooldown or the pace of a day frees them
@@ -278,21 +279,34 @@ export function cancelled(): GatewayError {
   return new GatewayError("upstream_timeout", "The request was cancelled.");
 }
 
+/** Why no key could be read, in the caller's words: none names a secret (key-reader.ts's KeyRefusal). */
+const UNREAD_KEY: Record<KeyRefusal | "no_row", string> = {
+  overlap: "a key's secret name is taken by two providers' key-secret patterns, so it is read for neither; " +
+    "the operator has to narrow one of them.",
+  outside: "a key row names a secret outside its provider's key-secret pattern.",
+  never: "a key row names a secret that is never read as a provider's key.",
+  no_pattern: "the provider's key-secret pattern is not a regular expression.",
+  unset: "a key's secret is not configured.",
+  no_row: "the model's provider row cannot be used (the gateway's log says why).",
+};
+
 /**
- * The answer after the last attempt failed (null: no attempt reached Google). `withdrawn`: the model
- * the request found withdrawn, with its successor, for when that was the last call it had.
+ * The answer after the last attempt failed (null: no attempt reached the provider). `withdrawn`: the
+ * model the request found withdrawn, with its successor, for when that was the last call it had.
+ * `unreadKey`: why the last key that could not be used was not.
  */
 export function exhausted(
   error: UpstreamError | null,
   withdrawn: { model: string; successor: string | null } | null = null,
+  unreadKey: KeyRefusal | "no_row" | null = null,
 ): GatewayError {
   if (error === null) {
     return new GatewayError(
       "unavailable",
-      "No key of the model's provider could be used: a key's secret is not configured.",
+      `No key of the model's provider could be used: ${UNREAD_KEY[unreadKey ?? "unset"]}`,
     );
   }
-  const provider = providerOf(error);
+  const provider = whoAnswered(error);
   switch (error.class) {
     case "rate_limited":
       return withCause(rateLimited(limitOfQuota(error), error.retryAfterMs), error.quotaCause);
@@ -317,12 +331,9 @@ export function exhausted(
   }
 }
 
-/** Who answered (or failed to): the error's provider, Google unless it says otherwise. */
-const providerOf = upstreamOf;
-
 /** The model's provider refused the request itself (a 4xx other than 429): not retried. */
 export function rejectedByProvider(error: UpstreamError): GatewayError {
-  return new GatewayError("upstream_rejected", `${providerOf(error)} rejected the request: ${error.message}`, {
+  return new GatewayError("upstream_rejected", `${whoAnswered(error)} rejected the request: ${error.message}`, {
     details: { upstream_status: error.httpStatus, upstream_code: error.status },
   });
 }

@@ -7,14 +7,8 @@
 //                 the provider's last count, or 'cut' (the caller went away, or the provider broke off)
 //                 with the tokens so far. No database write stands between a chunk and the caller.
 import { GatewayError } from "../../_shared/errors.ts";
-import {
-  mergeChunk,
-  outputTokens,
-  responseFinishReason,
-  responseText,
-  responseUsage,
-  type Usage,
-} from "../../_shared/upstream/answer.ts";
+import { mergeChunk, responseFinishReason, responseText, responseUsage } from "../../_shared/upstream/answer.ts";
+import { billedOutputTokens, type HubUsage } from "../../_shared/upstream/hub.ts";
 import type { UpstreamAnswer, UpstreamChunk } from "../../_shared/upstream/shapes.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { successRecord, usageCounts } from "./attempt-record.ts";
@@ -128,7 +122,7 @@ class StreamTally {
   }
 
   /** Google's latest count (every chunk may carry one; the last carries the final one). */
-  get usage(): Usage | null {
+  get usage(): HubUsage | null {
     return responseUsage(this.whole);
   }
 
@@ -138,7 +132,7 @@ class StreamTally {
    */
   outputTokens(): number {
     const usage = this.usage;
-    return Math.max(usage === null ? 0 : outputTokens(usage), estimateTextTokens(this.text));
+    return Math.max(usage === null ? 0 : billedOutputTokens(usage), estimateTextTokens(this.text));
   }
 }
 
@@ -208,10 +202,10 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
       ...successRecord({
         reservationId: options.reservationId,
         latencyMs,
-        inputTokens: tally.usage?.promptTokens ?? options.estimatedInputTokens,
+        inputTokens: tally.usage?.inputTokens ?? options.estimatedInputTokens,
         outputTokens: tally.outputTokens(),
-        cachedInputTokens: tally.usage?.cachedTokens ?? null,
-        thinkingTokens: tally.usage?.thoughtsTokens ?? null,
+        cachedInputTokens: tally.usage?.cachedInputTokens ?? null,
+        thinkingTokens: tally.usage?.thinkingTokens ?? null,
         response: null,
       }),
       outcome: "cut",

@@ -24,8 +24,9 @@ import type { PhaseTimer } from "../../_shared/server-timing.ts";
 import type { UpstreamChunk } from "../../_shared/upstream/shapes.ts";
 import { type InvokeAnswer, type InvokeContext, isStream, type QueueProgress } from "../attempt/context.ts";
 import { quotaHeaders } from "./quota-headers.ts";
-import { type Dialect, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
+import { type RouteDialect, methodsOf, type Route, routeOf, ROUTES } from "./routes.ts";
 import type { QuotaReport, TokenCheck } from "../store/store.ts";
+import { error as anthropicErrorAnswer } from "../surfaces/anthropic/errors.ts";
 import { geminiErrorAnswer } from "../surfaces/gemini/errors.ts";
 import { nativeSurface } from "../surfaces/native.ts";
 import { error as openAiErrorAnswer } from "../surfaces/openai/errors.ts";
@@ -77,10 +78,11 @@ export interface HandlerDeps {
 export const DEFAULT_MAX_BODY_BYTES = 10_000_000;
 
 /** Each dialect's error shape, loaded with the handler: an error however early is said in its route's shape. */
-const ERROR_ANSWERS: Record<Dialect, GenerateSurface["error"]> = {
+const ERROR_ANSWERS: Record<RouteDialect, GenerateSurface["error"]> = {
   native: nativeSurface.error,
   gemini: geminiErrorAnswer,
   openai: openAiErrorAnswer,
+  anthropic: anthropicErrorAnswer,
 };
 
 // Google's and OpenAI's surfaces are loaded on their first request: a worker spends no start-up time
@@ -96,8 +98,9 @@ function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
 }
 const geminiModule = onFirstUse(() => import("../surfaces/gemini.ts"));
 const openAiModule = onFirstUse(() => import("../surfaces/openai.ts"));
+const anthropicModule = onFirstUse(() => import("../surfaces/anthropic.ts"));
 
-async function surfaceOf(dialect: Dialect): Promise<GenerateSurface> {
+async function surfaceOf(dialect: RouteDialect): Promise<GenerateSurface> {
   switch (dialect) {
     case "native":
       return nativeSurface;
@@ -105,6 +108,8 @@ async function surfaceOf(dialect: Dialect): Promise<GenerateSurface> {
       return (await geminiModule()).geminiSurface;
     case "openai":
       return (await openAiModule()).openAiSurface;
+    case "anthropic":
+      return (await anthropicModule()).anthropicSurface;
   }
 }
 
@@ -134,9 +139,18 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
       case "quota":
         return quotaAnswer(caller);
       case "models":
-        return modelsAnswer(route, new URL(req.url), caller.scope);
+        return modelsAnswer(route, new URL(req.url), caller.scope, req.headers);
       case "countTokens": {
         if (deps.countTokens === undefined) throw notFound("This deployment does not count tokens.");
+        if (route.dialect === "anthropic") {
+          const anthropic = await anthropicModule();
+          const request = await scope.timing.time(
+            "body",
+            async () => anthropic.parseMessages({ body: await readJsonBody(req), headers: req.headers, limits }, true),
+          );
+          const total = await deps.countTokens(request, req.signal, caller.scope, scope.timing);
+          return { body: anthropic.countTokensAnswer(total), asIs: true };
+        }
         const gemini = await geminiModule();
         const request = await scope.timing.time(
           "body",
@@ -170,7 +184,9 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   ): Promise<{ caller: Caller; scope: Scope }> {
     // Google's SDKs may send the key as ?key= on Google's routes.
     const keyParam = route.dialect === "gemini" ? new URL(req.url).searchParams.get("key") : null;
-    const caller = await authenticate(req.headers, deps.serviceKeys, [keyParam]);
+    // Anthropic's SDKs send it as x-api-key (1.x as a Bearer token, read like any other).
+    const apiKey = speaksAnthropic(route, req.headers) ? req.headers.get("x-api-key") : null;
+    const caller = await authenticate(req.headers, deps.serviceKeys, [keyParam, apiKey]);
     scope.annotate({ caller: caller.kind === "service" ? caller.label : "token" });
     if (caller.kind === "token" && deps.acceptTokens !== true) {
       throw new GatewayError("unauthorized", "Scoped tokens are not accepted by this deployment.");
@@ -199,9 +215,18 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   }
 
   /** The models a caller can name: a scoped token sees only its own. */
-  async function modelsAnswer(route: Route, url: URL, scope: Scope): Promise<Answer> {
+  async function modelsAnswer(route: Route, url: URL, scope: Scope, headers: Headers): Promise<Answer> {
     if (deps.models === undefined) throw notFound("This deployment has no model routes.");
     const models = visibleModels(await deps.models(), scope);
+    // OpenAI's and Anthropic's SDKs both list at /v1/models; Anthropic's says its API version.
+    if (route.kind === "openai.models" && speaksAnthropic(route, headers)) {
+      return { body: (await anthropicModule()).anthropicModels(models, url), asIs: true };
+    }
+    if (route.kind === "openai.model" && speaksAnthropic(route, headers)) {
+      const entry = modelNamed(models, route.model);
+      if (entry === undefined) throw notFound(`No model ${route.model} here; GET …/v1/models lists them.`);
+      return { body: (await anthropicModule()).anthropicModel(route.model, entry), asIs: true };
+    }
     switch (route.kind) {
       case "gemini.models":
         return {
@@ -230,7 +255,7 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
   async function generate(
     req: Request,
     scope: RequestScope,
-    dialect: Dialect,
+    dialect: RouteDialect,
     surface: GenerateSurface,
     caller: Caller,
     request: NormalizedRequest,
@@ -283,6 +308,12 @@ export function createHandler(deps: HandlerDeps): (req: Request) => Promise<Resp
     }
     return surface.answer(answer, context());
   }
+}
+
+/** Whether a request speaks Anthropic's API: its routes, or the shared /v1/models asked with `anthropic-version`. */
+function speaksAnthropic(route: Route, headers: Headers): boolean {
+  if (route.dialect === "anthropic") return true;
+  return (route.kind === "openai.models" || route.kind === "openai.model") && headers.has("anthropic-version");
 }
 
 /**

@@ -5,9 +5,9 @@
 // a body that names these (docs/llm-invoke.md, docs/gemini.md, docs/openai.md).
 
 /** Which API's shape a route speaks, its errors included. */
-export type Dialect = "native" | "gemini" | "openai";
+export type RouteDialect = "native" | "gemini" | "openai" | "anthropic";
 
-/** What answers the route in handler.ts: a generation, Google's token count, the quota, the model list. */
+/** What answers the route in handler.ts: a generation, a token count (Google's, Anthropic's), the quota, the model list. */
 export type Handling = "generate" | "countTokens" | "quota" | "models";
 
 export interface RouteRow {
@@ -21,13 +21,15 @@ export interface RouteRow {
     | "gemini.model"
     | "openai.chat"
     | "openai.models"
-    | "openai.model";
+    | "openai.model"
+    | "anthropic.messages"
+    | "anthropic.countTokens";
   method: "GET" | "POST";
   /** As the 404 names it, below /functions/v1/llm-invoke. */
   path: string;
   /** On the path below the function's name; a group, if any, is the model. */
   pattern: RegExp;
-  dialect: Dialect;
+  dialect: RouteDialect;
   handling: Handling;
   /** Google's streaming method. */
   stream?: boolean;
@@ -96,6 +98,22 @@ export const ROUTE_TABLE: readonly RouteRow[] = [
     handling: "generate",
   },
   {
+    kind: "anthropic.messages",
+    method: "POST",
+    path: "/v1/messages",
+    pattern: /^\/v1\/messages\/?$/,
+    dialect: "anthropic",
+    handling: "generate",
+  },
+  {
+    kind: "anthropic.countTokens",
+    method: "POST",
+    path: "/v1/messages/count_tokens",
+    pattern: /^\/v1\/messages\/count_tokens\/?$/,
+    dialect: "anthropic",
+    handling: "countTokens",
+  },
+  {
     kind: "openai.models",
     method: "GET",
     path: "/v1/models",
@@ -119,7 +137,7 @@ export const ROUTES: readonly string[] = ROUTE_TABLE.map((r) => `${r.method} /fu
 /** A request's route: its row and the model its path names, or no row. */
 export type Route =
   | (RouteRow & { model: string; path: string })
-  | { kind: "unknown"; path: string; dialect: Dialect };
+  | { kind: "unknown"; path: string; dialect: RouteDialect };
 
 /** The path below the function's name. */
 function localPath(pathname: string): string {

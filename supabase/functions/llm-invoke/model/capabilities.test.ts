@@ -9,6 +9,8 @@ const TTL = 30_000;
 
 const profile = (model: string, fallbackModels: string[] = []): ModelProfile => ({
   model,
+  provider: "google",
+  dialect: "google",
   active: true,
   supportsSystemInstruction: true,
   supportsJsonMode: true,

@@ -12,7 +12,7 @@ const FLASH: ModelProfile = {
   supportsSystemInstruction: true,
   supportsJsonMode: true,
   supportsTools: true,
-  fallbackModels: ["gemini-2.5-flash-lite", "gemma-3-27b-it"],
+  fallbackModels: ["gemini-2.5-flash-lite", "gemma-3-27b-it"], provider: "google", dialect: "google",
 };
 const LITE: ModelProfile = { ...FLASH, model: "gemini-2.5-flash-lite", fallbackModels: [] };
 const GEMMA: ModelProfile = {
@@ -21,7 +21,7 @@ const GEMMA: ModelProfile = {
   supportsSystemInstruction: false,
   supportsJsonMode: false,
   supportsTools: false,
-  fallbackModels: [],
+  fallbackModels: [], provider: "google", dialect: "google",
 };
 const ROWS: Record<string, ModelProfile> = {
   "gemini-2.5-flash": FLASH,

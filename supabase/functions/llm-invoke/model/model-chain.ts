@@ -1,13 +1,13 @@
 // The models a request may be served by, in order: its `model`, then its `fallback_models`, or,
 // when it names none, the fallback chain of the model's row (google_ai_model_limits.fallback_models).
-// Each link carries the request as that model takes it (gemma.ts: Gemma gets the system prompt folded
+// Each link carries the request as that model takes it (adapt.ts: Gemma gets the system prompt folded
 // into the first user turn), so whichever model the reservation lands on is called correctly.
 //
 // What the caller wrote is held to it: an unknown model or one that cannot take the request (JSON mode
 // on Gemma) is a 400. A row's chain is the operator's: such models are left out of it silently, as are
 // retired rows (is_active = false), which can serve nobody. A retired first model stays first: the
 // database passes over it (and records why) and the answer names what it asked for.
-import { adaptToModel, type UpstreamRequest } from "./gemma.ts";
+import { adaptToModel, type UpstreamRequest } from "./adapt.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import type { ModelProfile, NormalizedRequest } from "../contract.ts";
 

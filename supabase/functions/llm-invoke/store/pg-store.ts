@@ -95,7 +95,8 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
             withdrawn: boolean;
             successor: string | null;
             provider: string;
-            dialect: string | null;
+            /** Its provider row's (the foreign key holds that there is one). */
+            dialect: string;
             booked: number | null;
             answer: number | null;
           }[]
@@ -119,7 +120,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           ...(row.withdrawn ? { withdrawn: true, successor: row.successor } : {}),
           // A google_ai_providers row's name (the database's foreign key).
           provider: row.provider as Provider,
-          ...(row.dialect === null ? {} : { dialect: row.dialect }),
+          dialect: row.dialect,
           ...(row.booked === null ? {} : { bookedOutputTokens: row.booked }),
           ...(row.answer === null ? {} : { answerTokens: row.answer }),
         } satisfies ModelProfile);
@@ -176,7 +177,7 @@ export function createPgStore(options: PgStoreOptions): GatewayStore & TokenChec
           await sql`select public.google_ai_finalize_withdrawn(
             p_reservation_id => ${p.reservationId}::uuid, p_http_status => ${p.httpStatus}::integer,
             p_error_code => ${p.errorCode}, p_error_message => ${p.errorMessage},
-            p_latency_ms => ${p.latencyMs}::integer) as r`;
+            p_latency_ms => ${p.latencyMs}::integer, p_successor => ${p.successor ?? null}) as r`;
           return;
         }
         if (p.outcome === "cut") {

@@ -90,7 +90,7 @@ describe("google-client", () => {
       ok: true,
       text: "Здравствуйте!",
       finishReason: "STOP",
-      usage: { promptTokens: 3, candidatesTokens: 4, thoughtsTokens: 2, cachedTokens: 0, totalTokens: 9 },
+      usage: { inputTokens: 3, outputTokens: 4, thinkingTokens: 2, cachedInputTokens: 0, totalTokens: 9 },
       modelVersion: "gemma-3-27b-it",
     });
     expect(seen).toHaveLength(1);

@@ -9,7 +9,7 @@
 //   getModel     models.get: whether a key sees a model (confirms a 404 before the model is marked withdrawn)
 // Retries are the attempt loop's job.
 import { classifyGoogleHttpError } from "./errors.ts";
-import { isEmptyResponse, responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
+import { answerFacts, isEmptyResponse } from "../../upstream/answer.ts";
 import type { UpstreamAnswer, UpstreamChunk, UpstreamRequest } from "../../upstream/shapes.ts";
 import {
   type CountTokensOutcome,
@@ -22,20 +22,22 @@ import {
 } from "../../upstream/port.ts";
 import {
   type CallGuard,
-  type Dialect,
   failureOf,
   fetchModel,
   openStream,
   readJsonAnswer,
   sseEvents,
   timedCall,
+  type WireRules,
 } from "../../upstream/call.ts";
 
-/** Google's answers, read by its own rules (errors.ts): the dialect of every call to Google. */
-export const GOOGLE_DIALECT: Dialect = {
-  upstream: "Google",
-  classifyHttp: (status, body, _headers, options) => classifyGoogleHttpError(status, body, options),
-};
+/** The display name of Google's own row. */
+export const GOOGLE_DISPLAY_NAME = "Google";
+
+/** A provider of Google's dialect, its answers read by Google's rules (errors.ts), under its row's display name. */
+export function googleRules(upstream: string = GOOGLE_DISPLAY_NAME): WireRules {
+  return { upstream, classifyHttp: (status, body, _headers, options) => classifyGoogleHttpError(status, body, options) };
+}
 
 export const DEFAULT_GOOGLE_BASE_URL = "https://generativelanguage.googleapis.com";
 // Gemma and Google's docs for the Gemini API use v1beta (v1 lacks systemInstruction and JSON schema).
@@ -45,6 +47,8 @@ export interface GoogleClientOptions {
   /** Google's endpoint or a compatible server (the offline simulator); no trailing path. */
   baseUrl?: string;
   apiVersion?: string;
+  /** Who answers, in messages: the provider row's display name. */
+  displayName?: string;
 }
 
 /** Google's client: the port's calls, the exact token count included. */
@@ -55,16 +59,17 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
     options.apiVersion ?? GOOGLE_API_VERSION
   }`;
   const url = (model: string, method: string) => `${apiBase}/models/${encodeURIComponent(model)}:${method}`;
+  const rules = googleRules(options.displayName);
   return {
-    generate: (call) => generate(url(call.request.model, "generateContent"), call),
-    stream: (call) => stream(url(call.request.model, "streamGenerateContent") + "?alt=sse", call),
-    countTokens: (call) => countTokens(url(call.request.model, "countTokens"), call),
+    generate: (call) => generate(url(call.request.model, "generateContent"), call, rules),
+    stream: (call) => stream(url(call.request.model, "streamGenerateContent") + "?alt=sse", call, rules),
+    countTokens: (call) => countTokens(url(call.request.model, "countTokens"), call, rules),
     getModel: (call) =>
       fetchModel(
         `${apiBase}/models/${encodeURIComponent(call.model)}`,
         { "x-goog-api-key": call.apiKey },
         call,
-        GOOGLE_DIALECT,
+        rules,
       ),
   };
 }
@@ -98,51 +103,46 @@ function post(url: string, call: GenerateCall, body: unknown, signal: AbortSigna
   });
 }
 
-function countTokens(url: string, call: GenerateCall): Promise<CountTokensOutcome> {
-  return timedCall(call, GOOGLE_DIALECT, async (guard) => {
+function countTokens(url: string, call: GenerateCall, rules: WireRules): Promise<CountTokensOutcome> {
+  return timedCall(call, rules, async (guard) => {
     const read = await readJsonAnswer(
       await post(url, call, countTokensBody(call.request), guard.signal),
-      GOOGLE_DIALECT,
+      rules,
       [call.apiKey],
       call.request.model,
     );
     if (!read.ok) return read;
     const total = (read.body as { totalTokens?: unknown }).totalTokens;
     if (typeof total !== "number" || !Number.isInteger(total) || total < 0) {
-      return { ok: false, error: malformed("countTokens answered without totalTokens.") };
+      return { ok: false, error: malformed(rules, `${rules.upstream}'s countTokens answered without totalTokens.`) };
     }
     return { ok: true as const, totalTokens: total };
   });
 }
 
-function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
-  return timedCall(call, GOOGLE_DIALECT, async (guard) => {
+function generate(url: string, call: GenerateCall, rules: WireRules): Promise<GenerateOutcome> {
+  return timedCall(call, rules, async (guard) => {
     const answer = await post(url, call, generateContentBody(call.request), guard.signal);
-    const read = await readJsonAnswer(answer, GOOGLE_DIALECT, [call.apiKey], call.request.model);
+    const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
     const response = read.body as UpstreamAnswer;
     if (isEmptyResponse(response)) {
-      return { ok: false, error: malformed("Google answered without candidates or promptFeedback.") };
+      return { ok: false, error: malformed(rules, `${rules.upstream} answered without candidates or promptFeedback.`) };
     }
     return {
       ok: true as const,
-      text: responseText(response),
-      finishReason: responseFinishReason(response),
-      usage: responseUsage(response),
-      candidates: Array.isArray(response.candidates) ? response.candidates : [],
-      modelVersion: typeof response.modelVersion === "string" ? response.modelVersion : null,
-      response,
+      ...answerFacts(response),
       servedTier: servedTierOf(answer),
     };
   });
 }
 
-/** Google answered 200 with something that is not the answer asked for. */
-function malformed(message: string): UpstreamError {
-  return failureOf(GOOGLE_DIALECT, upstreamFailure("malformed", message, { httpStatus: 200 }));
+/** The provider answered 200 with something that is not the answer asked for. */
+function malformed(rules: WireRules, message: string): UpstreamError {
+  return failureOf(rules, upstreamFailure("malformed", message, { httpStatus: 200 }));
 }
 
-async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
+async function stream(url: string, call: GenerateCall, rules: WireRules): Promise<StreamOutcome> {
   const opened = await openStream(
     url,
     {
@@ -150,11 +150,11 @@ async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
       body: generateContentBody(call.request),
     },
     call,
-    GOOGLE_DIALECT,
+    rules,
   );
   if (!opened.ok) return opened;
   const { response, guard, latencyMs } = opened;
-  return { ok: true, latencyMs, servedTier: servedTierOf(response), chunks: streamChunks(response.body, guard, call) };
+  return { ok: true, latencyMs, servedTier: servedTierOf(response), chunks: streamChunks(response.body, guard, call, rules) };
 }
 
 /** Google's x-gemini-service-tier header (flex, standard, priority), length-capped; null when absent. */
@@ -171,8 +171,9 @@ async function* streamChunks(
   body: ReadableStream<Uint8Array>,
   guard: CallGuard,
   call: GenerateCall,
+  rules: WireRules,
 ): AsyncGenerator<UpstreamChunk, void, undefined> {
-  const events = sseEvents(body, guard, call, GOOGLE_DIALECT, {
+  const events = sseEvents(body, guard, call, rules, {
     // An error event is Google's error body, its code the HTTP status it stands for.
     errorOf: (event, secrets) => {
       const error = (event as { error?: { code?: unknown } }).error;

@@ -104,7 +104,6 @@ export function classifyGoogleHttpError(
     quotaCause: cause?.cause ?? null,
     spendWindowMs: cause?.windowMs ?? null,
     message: sanitize(rawMessage, { secrets: options.secrets, maxLength: 500 }),
-    upstream: "Google",
   };
 
   if (httpStatus === 429) return { ...base, class: "rate_limited" };
@@ -115,7 +114,7 @@ export function classifyGoogleHttpError(
     return { ...base, class: "invalid_key" };
   }
   if (options.model !== undefined && isModelNotFound(httpStatus, status)) {
-    return { ...base, class: "model_withdrawn" };
+    return { ...base, class: "model_withdrawn", successor: namedSuccessor(base.message, options.model) };
   }
   if (httpStatus >= 400) return { ...base, class: "client_error" };
   // A non-error status should never reach here; treat it as a broken answer.
@@ -134,6 +133,19 @@ export function classifyGoogleHttpError(
  */
 export function isModelNotFound(httpStatus: number, status: string | null): boolean {
   return httpStatus === 404 && status === "NOT_FOUND";
+}
+
+/**
+ * The replacement Google's message names for a withdrawn model ("… use models/X"): the first model it
+ * names other than the one called, lower-cased; null when it names none. Only a suggestion for the
+ * operator (the model row's google_successor): the one sentence read, and never for a decision.
+ */
+export function namedSuccessor(message: string, model: string): string | null {
+  for (const m of message.matchAll(/models\/([A-Za-z0-9][A-Za-z0-9._-]{0,99})/g)) {
+    const name = m[1]!.replace(/\.+$/, "").toLowerCase();
+    if (name !== model.toLowerCase()) return name;
+  }
+  return null;
 }
 
 function asRecord(value: unknown): Record<string, unknown> | undefined {

@@ -2,7 +2,7 @@
 // 404 and Google's JSON error with status NOT_FOUND, however the message is worded. Every wording the
 // simulator may draw is held here, one by one; a 404 that is not Google's JSON error stays a client error.
 import { describe, expect, it } from "vitest";
-import { classifyGoogleHttpError, isModelNotFound } from "./errors.ts";
+import { classifyGoogleHttpError, isModelNotFound, namedSuccessor } from "./errors.ts";
 import { MODEL_GET_NOT_FOUND_WORDINGS, MODEL_NOT_FOUND_WORDINGS } from "../../../../../shared/google-sim/errors.ts";
 
 const GEMMA3 = "gemma-3-27b-it";
@@ -57,5 +57,19 @@ describe("Google's 404 for a model", () => {
   it("and never without the model called (a call that names none)", () => {
     expect(classifyGoogleHttpError(404, notFound(MODEL_NOT_FOUND_WORDINGS[0]!(GEMMA3, "generateContent"))).class)
       .toBe("client_error");
+  });
+});
+
+describe("the replacement Google's withdrawal names", () => {
+  it("is the first other model its message names, in any of the simulator's wordings", () => {
+    expect(namedSuccessor("models/lc-gone is no longer available. Please update your code to use models/gemini-3.8-flash.", "lc-gone"))
+      .toBe("gemini-3.8-flash");
+    expect(namedSuccessor("Model is not found: models/lc-gone for api version v1beta", "lc-gone")).toBeNull();
+    for (const [i, word] of MODEL_NOT_FOUND_WORDINGS.entries()) {
+      const message = word(GEMMA3, "generateContent", "lc-next");
+      expect(namedSuccessor(message, GEMMA3), `wording ${i}`).toBe(message.includes("models/lc-next") ? "lc-next" : null);
+      const e = classifyGoogleHttpError(404, notFound(message), { model: GEMMA3 });
+      expect(e.successor ?? null).toBe(message.includes("models/lc-next") ? "lc-next" : null);
+    }
   });
 });

@@ -11,7 +11,7 @@ import {
   type ModelLister,
   upstreamFailure,
 } from "../../upstream/port.ts";
-import { DEFAULT_GOOGLE_BASE_URL, GOOGLE_API_VERSION, GOOGLE_DIALECT } from "./client.ts";
+import { DEFAULT_GOOGLE_BASE_URL, GOOGLE_API_VERSION, googleRules } from "./client.ts";
 
 export interface ModelListerOptions {
   /** Google's endpoint or a compatible server (the offline simulator); no trailing path. */
@@ -21,6 +21,8 @@ export interface ModelListerOptions {
   timeoutMs?: number;
   /** Safety stop for a server that pages forever. */
   maxModels?: number;
+  /** Who answers, in messages: the provider row's display name. */
+  displayName?: string;
 }
 
 const PAGE_SIZE = 1000;
@@ -31,10 +33,11 @@ export function createModelLister(options: ModelListerOptions = {}): ModelLister
     options.apiVersion ?? GOOGLE_API_VERSION
   }`;
   const maxModels = options.maxModels ?? DEFAULT_MAX_MODELS;
+  const rules = googleRules(options.displayName);
   return {
     list(apiKey, call = {}): Promise<ListOutcome> {
       const timeoutMs = call.timeoutMs ?? options.timeoutMs ?? DEFAULT_LIST_TIMEOUT_MS;
-      return timedCall({ apiKey, model: "", timeoutMs, signal: call.signal }, GOOGLE_DIALECT, async (guard) => {
+      return timedCall({ apiKey, model: "", timeoutMs, signal: call.signal }, rules, async (guard) => {
         const models: CatalogueModel[] = [];
         let pageToken: string | undefined;
         do {
@@ -44,16 +47,16 @@ export function createModelLister(options: ModelListerOptions = {}): ModelLister
               headers: { "x-goog-api-key": apiKey },
               signal: guard.signal,
             }),
-            GOOGLE_DIALECT,
+            rules,
             [apiKey],
           );
           if (!read.ok) return read;
           const listed = read.body.models;
           if (listed !== undefined && !Array.isArray(listed)) {
-            const error = upstreamFailure("malformed", "Google's model list has no list of models.", {
+            const error = upstreamFailure("malformed", `${rules.upstream}'s model list has no list of models.`, {
               httpStatus: 200,
             });
-            return { ok: false, error: failureOf(GOOGLE_DIALECT, error) };
+            return { ok: false, error: failureOf(rules, error) };
           }
           for (const m of listed ?? []) {
             const entry = toCatalogueModel(m as RestModel);

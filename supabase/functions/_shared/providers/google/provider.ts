@@ -1,14 +1,16 @@
 // Google (the Gemini API) as the registry holds it (../registry.ts): where it is reached, which
 // secrets are its keys, its client (client.ts) and its model list (models.ts).
 import type { ProviderModule } from "../../upstream/port.ts";
-import { createGoogleClient, DEFAULT_GOOGLE_BASE_URL } from "./client.ts";
+import { createGoogleClient, DEFAULT_GOOGLE_BASE_URL, GOOGLE_DISPLAY_NAME } from "./client.ts";
 import { createModelLister } from "./models.ts";
 
 export const google: ProviderModule = {
-  displayName: "Google",
+  displayName: GOOGLE_DISPLAY_NAME,
+  dayZone: "America/Los_Angeles",
   defaultBaseUrl: DEFAULT_GOOGLE_BASE_URL,
   baseUrlVariable: "GOOGLE_AI_BASE_URL",
   keyEnvPattern: "GOOGLE_[A-Z0-9_]{1,100}",
-  createClient: ({ baseUrl }) => createGoogleClient({ baseUrl }),
-  createLister: ({ baseUrl, timeoutMs }) => createModelLister({ baseUrl, timeoutMs }),
+  createClient: ({ row, baseUrl }) => createGoogleClient({ baseUrl, displayName: row.display_name }),
+  createLister: ({ row, baseUrl }, options = {}) =>
+    createModelLister({ baseUrl, displayName: row.display_name, ...options }),
 };

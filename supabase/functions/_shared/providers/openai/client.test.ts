@@ -34,8 +34,8 @@ describe("generate", () => {
     if (!out.ok) return;
     expect(out.text).toContain("hello there");
     expect(out.finishReason).toBe("STOP");
-    expect(out.usage!.promptTokens).toBeGreaterThan(0);
-    expect(out.usage!.totalTokens).toBe(out.usage!.promptTokens + out.usage!.candidatesTokens);
+    expect(out.usage!.inputTokens).toBeGreaterThan(0);
+    expect(out.usage!.totalTokens).toBe(out.usage!.inputTokens + out.usage!.outputTokens);
     expect(out.modelVersion).toMatch(/^gpt-4o/);
     const seen = sim.stats().recent.at(-1)!;
     expect(seen).toMatchObject({ model: "gpt-4o", apiKey, status: 200 });

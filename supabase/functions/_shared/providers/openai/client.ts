@@ -15,10 +15,11 @@ import {
   sseEvents,
   thrownBy,
   timedCall,
+  type WireRules,
 } from "../../upstream/call.ts";
-import { responseFinishReason, responseText, responseUsage } from "../../upstream/answer.ts";
+import { answerFacts } from "../../upstream/answer.ts";
 import type { UpstreamChunk } from "../../upstream/shapes.ts";
-import { classifyOpenAiHttpError, OPENAI_DIALECT, roomOf } from "./errors.ts";
+import { classifyOpenAiHttpError, openAiRules, roomOf } from "./errors.ts";
 import { openAiApiUrl } from "./endpoint.ts";
 import { answerWrapped, chatCompletionBody } from "./request.ts";
 import { ChunkTranslator, CompletionFolder, completionToResponse } from "./response.ts";
@@ -28,17 +29,18 @@ import {
   StreamCut,
   type StreamOutcome,
   type UpstreamClient,
-  type UpstreamError,
-  upstreamFailure,
+    upstreamFailure,
 } from "../../upstream/port.ts";
 
-export function createOpenAiClient(options: { baseUrl?: string } = {}): UpstreamClient {
+/** `displayName`: who answers, in messages (the provider row's). */
+export function createOpenAiClient(options: { baseUrl?: string; displayName?: string } = {}): UpstreamClient {
   const api = openAiApiUrl(options.baseUrl);
+  const rules = openAiRules(options.displayName);
   return {
-    generate: (call) => generate(`${api}/chat/completions`, call),
-    stream: (call) => stream(`${api}/chat/completions`, call),
+    generate: (call) => generate(`${api}/chat/completions`, call, rules),
+    stream: (call) => stream(`${api}/chat/completions`, call, rules),
     getModel: (call) =>
-      fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, headers(call.apiKey), call, OPENAI_DIALECT),
+      fetchModel(`${api}/models/${encodeURIComponent(call.model)}`, headers(call.apiKey), call, rules),
   };
 }
 
@@ -46,39 +48,34 @@ function headers(apiKey: string): Record<string, string> {
   return { "content-type": "application/json", authorization: `Bearer ${apiKey}` };
 }
 
-/** A failure classified without an OpenAI answer, said to be OpenAI's. */
-const failure = (error: UpstreamError): UpstreamError => failureOf(OPENAI_DIALECT, error);
-
 /** OpenAI's service_tier as the answer names it (default, flex, priority, scale); null when absent. */
 function servedTierOf(body: Record<string, unknown>): string | null {
   return typeof body.service_tier === "string" ? body.service_tier.slice(0, 20) : null;
 }
 
-function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
-  return timedCall(call, OPENAI_DIALECT, async (guard) => {
+function generate(url: string, call: GenerateCall, rules: WireRules): Promise<GenerateOutcome> {
+  return timedCall(call, rules, async (guard) => {
     const answer = await fetch(url, {
       method: "POST",
       headers: headers(call.apiKey),
       body: JSON.stringify(chatCompletionBody(call.request, false)),
       signal: guard.signal,
     });
-    const read = await readJsonAnswer(answer, OPENAI_DIALECT, [call.apiKey], call.request.model);
+    const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
     const response = completionToResponse(read.body, answerWrapped(call.request));
     if (response === null) {
       return {
         ok: false,
-        error: failure(upstreamFailure("malformed", "OpenAI answered without choices.", { httpStatus: 200 })),
+        error: failureOf(
+          rules,
+          upstreamFailure("malformed", `${rules.upstream} answered without choices.`, { httpStatus: 200 }),
+        ),
       };
     }
     return {
       ok: true as const,
-      text: responseText(response),
-      finishReason: responseFinishReason(response),
-      usage: responseUsage(response),
-      candidates: response.candidates as unknown[],
-      modelVersion: typeof response.modelVersion === "string" ? response.modelVersion : null,
-      response,
+      ...answerFacts(response),
       servedTier: servedTierOf(read.body),
       dialectAnswer: { dialect: "openai", body: read.body },
       room: roomOf(answer.headers),
@@ -86,12 +83,12 @@ function generate(url: string, call: GenerateCall): Promise<GenerateOutcome> {
   });
 }
 
-async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
+async function stream(url: string, call: GenerateCall, rules: WireRules): Promise<StreamOutcome> {
   const opened = await openStream(
     url,
     { headers: headers(call.apiKey), body: chatCompletionBody(call.request, true) },
     call,
-    OPENAI_DIALECT,
+    rules,
   );
   if (!opened.ok) return opened;
   const { response, guard, latencyMs } = opened;
@@ -101,7 +98,7 @@ async function stream(url: string, call: GenerateCall): Promise<StreamOutcome> {
     latencyMs,
     servedTier: null,
     room: roomOf(response.headers),
-    chunks: streamChunks(response.body, guard, call, folder),
+    chunks: streamChunks(response.body, guard, call, folder, rules),
     dialectAnswer: () => ({ dialect: "openai", body: folder.completion() }),
   };
 }
@@ -115,9 +112,10 @@ async function* streamChunks(
   guard: CallGuard,
   call: GenerateCall,
   folder: CompletionFolder,
+  rules: WireRules,
 ): AsyncGenerator<UpstreamChunk, void, undefined> {
   const translator = new ChunkTranslator(answerWrapped(call.request));
-  const events = sseEvents(body, guard, call, OPENAI_DIALECT, {
+  const events = sseEvents(body, guard, call, rules, {
     done: "[DONE]",
     errorOf: (event, secrets) => {
       if (event.error === undefined) return undefined;
@@ -134,6 +132,6 @@ async function* streamChunks(
     }
   } catch (error) {
     if (error instanceof StreamCut) throw error;
-    throw new StreamCut(thrownBy(OPENAI_DIALECT, error, guard, call));
+    throw new StreamCut(thrownBy(rules, error, guard, call));
   }
 }

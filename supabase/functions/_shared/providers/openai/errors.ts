@@ -10,7 +10,7 @@
 //   404 model_not_found      the model, for this organization: confirmed by GET /v1/models/{id}
 //   408, 409, 5xx            retried
 //   any other 4xx            the request: answered to the caller
-import type { Dialect } from "../../upstream/call.ts";
+import type { WireRules } from "../../upstream/call.ts";
 import { sanitize } from "../../sanitize.ts";
 import { type ProviderRoom, type UpstreamError } from "../../upstream/port.ts";
 
@@ -112,7 +112,6 @@ export function classifyOpenAiHttpError(
     quotaCause: httpStatus === 429 ? (money ? "credits_depleted" as const : "minute" as const) : null,
     spendWindowMs: null,
     message: sanitize(rawMessage, { secrets: options.secrets, maxLength: 500 }),
-    upstream: "OpenAI",
     // Every answer of OpenAI's carries the organization's room, a refusal's too: the books follow it.
     room: roomOf(headers),
   };
@@ -126,5 +125,10 @@ export function classifyOpenAiHttpError(
   return { ...base, class: "retryable", kind: "malformed" };
 }
 
-/** OpenAI's answers, read by its own rules: the dialect of every call to OpenAI (../upstream/call.ts). */
-export const OPENAI_DIALECT: Dialect = { upstream: "OpenAI", classifyHttp: classifyOpenAiHttpError };
+/** The display name of OpenAI's own row. */
+export const OPENAI_DISPLAY_NAME = "OpenAI";
+
+/** A provider of OpenAI's dialect, its answers read by OpenAI's rules, under its row's display name (../../upstream/call.ts). */
+export function openAiRules(upstream: string = OPENAI_DISPLAY_NAME): WireRules {
+  return { upstream, classifyHttp: classifyOpenAiHttpError };
+}

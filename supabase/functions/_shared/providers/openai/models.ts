@@ -7,7 +7,7 @@
 // No Deno globals: vitest runs it against the simulator.
 import { failureOf, readJsonAnswer, timedCall } from "../../upstream/call.ts";
 import { openAiApiUrl } from "./endpoint.ts";
-import { OPENAI_DIALECT } from "./errors.ts";
+import { openAiRules } from "./errors.ts";
 import {
   type CatalogueModel,
   DEFAULT_LIST_TIMEOUT_MS,
@@ -22,6 +22,8 @@ export interface OpenAiModelListerOptions {
   timeoutMs?: number;
   /** Safety stop for a list that never ends. */
   maxModels?: number;
+  /** Who answers, in messages: the provider row's display name. */
+  displayName?: string;
 }
 
 const DEFAULT_MAX_MODELS = 5000;
@@ -29,21 +31,22 @@ const DEFAULT_MAX_MODELS = 5000;
 export function createOpenAiModelLister(options: OpenAiModelListerOptions = {}): ModelLister {
   const url = `${openAiApiUrl(options.baseUrl)}/models`;
   const maxModels = options.maxModels ?? DEFAULT_MAX_MODELS;
+  const rules = openAiRules(options.displayName);
   return {
     list(apiKey, call = {}) {
       const timeoutMs = call.timeoutMs ?? options.timeoutMs ?? DEFAULT_LIST_TIMEOUT_MS;
       const secrets = [apiKey];
-      return timedCall({ apiKey, model: "", timeoutMs, signal: call.signal }, OPENAI_DIALECT, async (guard) => {
+      return timedCall({ apiKey, model: "", timeoutMs, signal: call.signal }, rules, async (guard) => {
         const answer = await fetch(url, { headers: { authorization: `Bearer ${apiKey}` }, signal: guard.signal });
-        const read = await readJsonAnswer(answer, OPENAI_DIALECT, secrets);
+        const read = await readJsonAnswer(answer, rules, secrets);
         if (!read.ok) return read;
         const models = modelsOf(read.body, maxModels);
         if (models === null) {
-          const error = upstreamFailure("malformed", "OpenAI answered the model list without a data array.", {
+          const error = upstreamFailure("malformed", `${rules.upstream} answered the model list without a data array.`, {
             httpStatus: answer.status,
             secrets,
           });
-          return { ok: false, error: failureOf(OPENAI_DIALECT, error) };
+          return { ok: false, error: failureOf(rules, error) };
         }
         return { ok: true as const, models };
       });

@@ -4,12 +4,15 @@ import type { ProviderModule } from "../../upstream/port.ts";
 import { createOpenAiClient } from "./client.ts";
 import { DEFAULT_OPENAI_BASE_URL } from "./endpoint.ts";
 import { createOpenAiModelLister } from "./models.ts";
+import { OPENAI_DISPLAY_NAME } from "./errors.ts";
 
 export const openai: ProviderModule = {
-  displayName: "OpenAI",
+  displayName: OPENAI_DISPLAY_NAME,
+  dayZone: "UTC",
   defaultBaseUrl: DEFAULT_OPENAI_BASE_URL,
   baseUrlVariable: "OPENAI_BASE_URL",
   keyEnvPattern: "OPENAI_[A-Z0-9_]{1,100}",
-  createClient: ({ baseUrl }) => createOpenAiClient({ baseUrl }),
-  createLister: ({ baseUrl, timeoutMs }) => createOpenAiModelLister({ baseUrl, timeoutMs }),
+  createClient: ({ row, baseUrl }) => createOpenAiClient({ baseUrl, displayName: row.display_name }),
+  createLister: ({ row, baseUrl }, options = {}) =>
+    createOpenAiModelLister({ baseUrl, displayName: row.display_name, ...options }),
 };

@@ -1,7 +1,7 @@
 // parse: an OpenAI chat.completions body → the gateway's request (messages, tools, settings, refusals).
 import { describe, expect, it } from "vitest";
 import { imageTokens } from "../../model/images.ts";
-import { adaptToModel } from "../../model/gemma.ts";
+import { adaptToModel } from "../../model/adapt.ts";
 import { DEFAULT_REQUEST_LIMITS } from "../../contract.ts";
 import { includesUsage, openAiSurface, THINKING_BUDGETS } from "../openai.ts";
 import { base64, png } from "../../../../../tests/support/image-bytes.ts";
@@ -354,10 +354,10 @@ describe("parse: fields only OpenAI's models honour, fields it ignores, and x-ev
     (field, value) => {
       const req = parse(chat({ [field]: value }));
       expect(req.dialectBody?.only?.map((f) => f.field)).toEqual([field]);
-      expect(adaptToModel({ ...gemini, model: "gpt-4o", provider: "openai" }, req).dialectBody?.body).toMatchObject({
+      expect(adaptToModel({ ...gemini, model: "gpt-4o", dialect: "openai" }, req).dialectBody?.body).toMatchObject({
         [field]: value,
       });
-      const e = refusal(() => adaptToModel({ ...gemini, provider: "google" }, req));
+      const e = refusal(() => adaptToModel({ ...gemini, dialect: "google" }, req));
       expect(e.code).toBe("unsupported_feature");
       expect(e.message).toContain(field);
       expect(e.details?.field).toBe(field);

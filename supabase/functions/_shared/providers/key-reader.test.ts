@@ -1,6 +1,6 @@
 import { describe, expect, it } from "vitest";
 import { keyEnvPatternVariable, keyReader } from "./key-reader.ts";
-import { BUILT_IN_PROVIDERS, dialectModule, isDialect } from "./providers/registry.ts";
+import { BUILT_IN_PROVIDERS, dialectModule, isDialect } from "./registry.ts";
 
 const envOf = (vars: Record<string, string>) => (name: string) => vars[name];
 
@@ -48,6 +48,7 @@ describe("keyReader", () => {
       display_name: "DeepSeek",
       base_url: "https://api.deepseek.com",
       key_env_pattern: "DEEPSEEK_[A-Z0-9_]{1,100}",
+      day_zone: "UTC",
     }];
     const env = envOf({ DEEPSEEK_API_KEY: "sk-d", OPENAI_API_KEY: "sk-o" });
     const deepseek = keyReader(env, "deepseek", rows);

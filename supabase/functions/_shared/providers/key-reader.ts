@@ -1,6 +1,6 @@
 // The one place that reads a provider's API key: by a key row's env_var_name, from the function's
 // secrets. Pure (the environment and the provider rows are passed in), so vitest covers it.
-import { BUILT_IN_PROVIDERS, dialectModule, isDialect, type Provider, type ProviderRow } from "./providers/registry.ts";
+import { BUILT_IN_PROVIDERS, dialectModule, isDialect, type Provider, type ProviderRow } from "./registry.ts";
 
 type Env = (name: string) => string | undefined;
 
@@ -38,10 +38,21 @@ export function keyNamePattern(get: Env, row: ProviderRow): RegExp | null {
   return source === null ? null : wholeName(source);
 }
 
-/** A provider's key by a key row's env_var_name, or undefined; `refusal` says why not, for the logs. */
+/**
+ * Why a key row's secret was read for no key, in words that name no secret: its name is taken by two
+ * providers' patterns (`overlap`), is outside its provider's (`outside`), is never a key (`never`), its
+ * provider's pattern is unusable (`no_pattern`), or the secret is not set (`unset`).
+ */
+export type KeyRefusal = "overlap" | "outside" | "never" | "no_pattern" | "unset";
+
+/**
+ * A provider's key by a key row's env_var_name, or undefined; `refusal` says why not, for the logs
+ * (naming the secret), `refusalKind` for the caller (naming none).
+ */
 export interface KeyReader {
   (envVarName: string): string | undefined;
   refusal(envVarName: string): string;
+  refusalKind(envVarName: string): KeyRefusal | null;
 }
 
 /**
@@ -72,6 +83,13 @@ export function keyReader(get: Env, provider: Provider, rows: readonly ProviderR
     found.set(name, value);
     return value;
   };
+  const refusalKind = (name: string): KeyRefusal | null => {
+    if (own === null) return "no_pattern";
+    if (!ENV_NAME.test(name) || NEVER_A_KEY.test(name)) return "never";
+    if (!own.test(name)) return "outside";
+    if (alsoTakenBy(name) !== undefined) return "overlap";
+    return read(name) === undefined ? "unset" : null;
+  };
   const refusal = (name: string) => {
     if (own === null) return `provider ${provider} has no usable key-secret pattern`;
     if (!ENV_NAME.test(name) || NEVER_A_KEY.test(name)) return `${name} is never read as a provider's key`;
@@ -82,5 +100,5 @@ export function keyReader(get: Env, provider: Provider, rows: readonly ProviderR
     }
     return read(name) === undefined ? "it is not set, or empty" : "";
   };
-  return Object.assign(read, { refusal });
+  return Object.assign(read, { refusal, refusalKind });
 }

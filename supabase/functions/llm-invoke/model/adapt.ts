@@ -7,7 +7,6 @@
 import { GatewayError } from "../../_shared/errors.ts";
 import type { Content, UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import type { ModelCapabilities, ModelProfile, NormalizedRequest } from "../contract.ts";
-import { DEFAULT_PROVIDER } from "../../_shared/providers/registry.ts";
 
 export type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 
@@ -21,12 +20,12 @@ function unsupported(model: string, feature: string, advice: string, what = feat
 const PLAIN_TEXT = "text/plain";
 
 export function adaptToModel(
-  caps: ModelCapabilities & Pick<ModelProfile, "provider" | "dialect">,
+  caps: ModelCapabilities & Partial<Pick<ModelProfile, "dialect">>,
   req: NormalizedRequest,
 ): UpstreamRequest {
   // The caller spoke this model's provider's dialect: its body goes as it came (pass-through).
   const own = req.dialectBody !== undefined &&
-    req.dialectBody.dialect === (caps.dialect ?? caps.provider ?? DEFAULT_PROVIDER);
+    req.dialectBody.dialect === caps.dialect;
   const only = req.dialectBody?.only ?? [];
   if (!own && only.length > 0) {
     throw new GatewayError(

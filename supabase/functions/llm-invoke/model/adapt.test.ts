@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../_shared/errors.ts";
 import type { ModelCapabilities } from "../contract.ts";
-import { adaptToModel, foldSystem } from "./gemma.ts";
+import { adaptToModel, foldSystem } from "./adapt.ts";
 import { parseInvokeRequest } from "../surfaces/native/request.ts";
 import { base64, png } from "../../../../tests/support/image-bytes.ts";
 

@@ -1,0 +1,186 @@
+// A HubRequest (../../upstream/hub.ts) as Anthropic's Messages body (docs/anthropic.md): the system
+// apart, turns of content blocks (text, a signed thinking block sent back, image/document, tool_use,
+// tool_result), tools with their input_schema, tool_choice, thinking with its budget, stop sequences.
+// `max_tokens` is required by Anthropic: the caller's, else the output the gateway booked for the call
+// (the model row's booked answer), else DEFAULT_MAX_TOKENS. A JSON answer is asked as a forced call of
+// one tool whose input_schema is the schema (JSON_TOOL): its input comes back as the answer's text
+// (response.ts), which holds on every API version. A caller's own Anthropic body (dialectBody) is sent
+// as it came, only model, stream and max_tokens set.
+import type { DialectBody, HubMessage, HubPart, HubRequest, HubSchema, HubTool } from "../../upstream/hub.ts";
+
+export type Json = Record<string, unknown>;
+
+/** The dialect's name: a provider row's `dialect`, the pass-through's tag. */
+export const ANTHROPIC = "anthropic";
+
+/** max_tokens when neither the caller nor the model row names one. */
+export const DEFAULT_MAX_TOKENS = 4096;
+
+/** The tool a JSON answer is asked through (its input is the answer). */
+export const JSON_TOOL = "json_answer";
+
+/** Anthropic's least thinking budget. */
+const MIN_THINKING_BUDGET = 1024;
+
+/** A request Anthropic cannot be asked (several alternative answers): the caller's error, said before any call. */
+export class AnthropicRequestError extends Error {}
+
+/** A schema as JSON Schema: OpenAPI 3.0's capital type names in lower case, `nullable` as a type list. */
+export function jsonSchemaOf(schema: HubSchema | undefined): Json {
+  if (schema === undefined) return { type: "object" };
+  if (schema.flavour === "json-schema") return (isObject(schema.schema) ? schema.schema : { type: "object" });
+  const convert = (node: unknown): unknown => {
+    if (Array.isArray(node)) return node.map(convert);
+    if (!isObject(node)) return node;
+    const out: Json = {};
+    for (const [k, v] of Object.entries(node)) {
+      if (k === "nullable" || k === "propertyOrdering") continue;
+      out[k] = k === "type" && typeof v === "string" ? v.toLowerCase() : convert(v);
+    }
+    if (node.nullable === true && typeof out.type === "string") out.type = [out.type, "null"];
+    return out;
+  };
+  const converted = convert(schema.schema);
+  return isObject(converted) ? converted : { type: "object" };
+}
+
+function isObject(v: unknown): v is Json {
+  return typeof v === "object" && v !== null && !Array.isArray(v);
+}
+
+/**
+ * Tool call ids: the hub's where it has them, else made up and paired with the result that follows
+ * (by name, in order), as Anthropic requires every tool_result to name its tool_use.
+ */
+class ToolIds {
+  private pending = new Map<string, string[]>();
+  private n = 0;
+
+  call(part: Extract<HubPart, { type: "tool_call" }>): string {
+    const id = part.id ?? `toolu_gw${(++this.n).toString().padStart(4, "0")}`;
+    const queue = this.pending.get(part.name) ?? [];
+    queue.push(id);
+    this.pending.set(part.name, queue);
+    return id;
+  }
+
+  result(part: Extract<HubPart, { type: "tool_result" }>): string {
+    const queue = this.pending.get(part.name) ?? [];
+    const id = part.id ?? queue[0] ?? `toolu_gw_${part.name}`;
+    const at = queue.indexOf(id);
+    if (at >= 0) queue.splice(at, 1);
+    return id;
+  }
+}
+
+function block(part: HubPart, ids: ToolIds): Json | null {
+  switch (part.type) {
+    case "text":
+      if (part.thought === true) {
+        // A thought goes back only with its signature (Anthropic checks it); an unsigned one is left out.
+        return part.signature === undefined
+          ? null
+          : { type: "thinking", thinking: part.text, signature: part.signature };
+      }
+      return part.text === "" ? null : { type: "text", text: part.text };
+    case "media":
+      return {
+        type: part.mimeType === "application/pdf" ? "document" : "image",
+        source: { type: "base64", media_type: part.mimeType, data: part.data },
+      };
+    case "tool_call":
+      return { type: "tool_use", id: ids.call(part), name: part.name, input: part.args };
+    case "tool_result":
+      return { type: "tool_result", tool_use_id: ids.result(part), content: JSON.stringify(part.result) };
+  }
+}
+
+function messagesOf(messages: HubMessage[]): Json[] {
+  const ids = new ToolIds();
+  const out: Json[] = [];
+  for (const m of messages) {
+    const content = m.parts.map((p) => block(p, ids)).filter((b): b is Json => b !== null);
+    if (content.length === 0) continue;
+    const role = m.role === "model" ? "assistant" : "user";
+    const last = out.at(-1);
+    // Anthropic's turns alternate: two turns of one side in a row become one.
+    if (last !== undefined && last.role === role) (last.content as Json[]).push(...content);
+    else out.push({ role, content });
+  }
+  return out;
+}
+
+function toolOf(tool: HubTool): Json {
+  return {
+    name: tool.name,
+    ...(tool.description === undefined ? {} : { description: tool.description }),
+    input_schema: tool.parameters === undefined ? { type: "object", properties: {} } : jsonSchemaOf(tool.parameters),
+  };
+}
+
+/** The max_tokens a call sends: the caller's cap, else the booked answer, else the default. */
+export function maxTokensOf(request: Pick<HubRequest, "options">, booked: number | undefined): number {
+  return request.options.maxOutputTokens ?? booked ?? DEFAULT_MAX_TOKENS;
+}
+
+/** Whether the answer was asked as JSON through JSON_TOOL (response.ts then reads its input as the text). */
+export function asksJson(request: HubRequest): boolean {
+  return request.dialectBody === undefined && request.options.format?.type === "json";
+}
+
+/** The Messages body for a HubRequest; `booked`: the output tokens the gateway booked when the caller named none. */
+export function messagesBody(request: HubRequest, stream: boolean, booked?: number): Json {
+  const maxTokens = maxTokensOf(request, booked);
+  if (request.dialectBody !== undefined) {
+    return passThrough(request.dialectBody, request.model, stream, request.options.maxOutputTokens, maxTokens);
+  }
+  const o = request.options;
+  if ((o.outputCount ?? 1) > 1) {
+    throw new AnthropicRequestError("Anthropic answers one alternative per request (asked: " + o.outputCount + ").");
+  }
+  const body: Json = { model: request.model, max_tokens: maxTokens, messages: messagesOf(request.messages) };
+  if (request.system !== undefined && request.system !== "") body.system = request.system;
+  if (o.temperature !== undefined) body.temperature = o.temperature;
+  if (o.topP !== undefined) body.top_p = o.topP;
+  if (o.topK !== undefined) body.top_k = o.topK;
+  if (o.stop !== undefined && o.stop.length > 0) body.stop_sequences = o.stop;
+  const budget = o.thinking?.budgetTokens;
+  if (budget !== undefined && budget > 0) {
+    // The budget must be at least 1024 and below max_tokens: within what was booked, or no thinking.
+    const fitted = Math.min(Math.max(budget, MIN_THINKING_BUDGET), maxTokens - 1);
+    if (fitted >= MIN_THINKING_BUDGET) body.thinking = { type: "enabled", budget_tokens: fitted };
+  }
+  const tools = (request.tools ?? []).map(toolOf);
+  const choice = request.toolChoice;
+  if (choice !== undefined && tools.length > 0) {
+    if (choice.mode === "none") body.tool_choice = { type: "none" };
+    else if (choice.mode === "auto") body.tool_choice = { type: "auto" };
+    else if (choice.only !== undefined && choice.only.length === 1) {
+      body.tool_choice = { type: "tool", name: choice.only[0] };
+    } else body.tool_choice = { type: "any" };
+  }
+  if (o.format?.type === "json") {
+    tools.push({
+      name: JSON_TOOL,
+      description: "Give the answer as this tool's input.",
+      input_schema: jsonSchemaOf(o.format.schema),
+    });
+    // Forced unless the caller's own tools may be called (then the model chooses).
+    if (body.tool_choice === undefined || tools.length === 1) body.tool_choice = { type: "tool", name: JSON_TOOL };
+  }
+  if (tools.length > 0) body.tools = tools;
+  if (stream) body.stream = true;
+  return body;
+}
+
+/**
+ * The caller's own Anthropic body: sent as it came, but for the fields the gateway sets (the model
+ * booked, the stream, max_tokens: the gateway's cap where it set one, else the body's, else the booked answer).
+ */
+function passThrough(own: DialectBody, model: string, stream: boolean, cap: number | undefined, booked: number): Json {
+  const body: Json = { ...own.body, model };
+  body.max_tokens = cap ?? (typeof body.max_tokens === "number" ? body.max_tokens : booked);
+  if (stream) body.stream = true;
+  else delete body.stream;
+  return body;
+}

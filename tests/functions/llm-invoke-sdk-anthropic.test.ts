@@ -1,0 +1,145 @@
+// Anthropic's own surface, through Anthropic's TypeScript SDK (pinned) changed only in its base URL and
+// key: POST /v1/messages and /v1/messages/count_tokens, GET /v1/models in Anthropic's shape. A Claude
+// model's answer and stream pass as the Anthropic simulator sent them (its cache usage, its events);
+// gpt-4o (OpenAI's simulator) and Gemma (Google's) answer in Anthropic's shape; the gateway's own
+// refusals are Anthropic's errors, which the SDK raises by class. Real functions, real PostgreSQL.
+import Anthropic from "@anthropic-ai/sdk";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
+import { GENEROUS_OPENAI_SIM_MODELS, type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+
+const CLAUDE = "claude-sonnet-4-5";
+const KEY = "sk-ant-sim-surface-0123456789";
+
+let s: InvokeStack;
+let sim: AnthropicSimulator;
+let client: Anthropic;
+
+beforeAll(async () => {
+  sim = await startAnthropicSimulator({
+    organizations: { "org-ant": { keys: [KEY], limits: { "sonnet-4": { rpm: 10_000, itpm: 10_000_000, otpm: 10_000_000 } } } },
+  });
+  s = await startInvokeStack("llm_invoke_sdk_anthropic", {
+    keys: [
+      { alias: "google-main", project: "proj-g", priority: 1, simKey: "sim-key-google" },
+      { alias: "openai-main", provider: "openai", project: "org-o", priority: 1, simKey: "sk-sim-surface" },
+    ],
+    openaiSimulator: { models: GENEROUS_OPENAI_SIM_MODELS },
+    env: { ANTHROPIC_BASE_URL: sim.url, ANTHROPIC_TEST_KEY_MAIN: KEY },
+  });
+  await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
+              values ('claude-main', 'anthropic', 'ANTHROPIC_TEST_KEY_MAIN', 'org-ant', 1, true)`;
+  await s.sql`update public.google_ai_model_limits set rpm = 1000, tpm = 10000000 where provider = 'anthropic'`;
+  // The SDK as its users make it, only its base URL and key changed: it sends the key as a Bearer token.
+  client = new Anthropic({ baseURL: `${s.url}`, apiKey: s.serviceKey, maxRetries: 0 });
+}, 120_000);
+
+afterAll(async () => {
+  await s?.close();
+  await sim?.close();
+});
+
+beforeEach(async () => {
+  await s.reset();
+  sim.reset();
+});
+
+const ask = (model: string, text: string, extra: Record<string, unknown> = {}) =>
+  ({ model, max_tokens: 64, messages: [{ role: "user" as const, content: text }], ...extra });
+
+describe("Anthropic's SDK at the gateway's base URL", () => {
+  it("a Claude model: Anthropic's message as it came (its usage, cache fields), under the gateway's id", async () => {
+    const m = await client.messages.create(ask(CLAUDE, "hello through the surface"));
+    expect(m.content).toEqual([{ type: "text", text: "sim(claude-sonnet-4-5-20250929): hello through the surface" }]);
+    expect(m.model).toBe("claude-sonnet-4-5-20250929");
+    expect(m.usage).toMatchObject({ cache_creation_input_tokens: 0, cache_read_input_tokens: 0 });
+    expect(m.id).toMatch(/^msg_/);
+    // The body reached Claude as it was written (pass-through), the model and max_tokens the gateway's.
+    expect(sim.stats().received.at(-1)!.body).toMatchObject({ model: "claude-sonnet-4-5-20250929", max_tokens: 64, messages: [{ role: "user", content: "hello through the surface" }] });
+  });
+
+  it("a Claude model's stream: its own events, ping included, rebuilt by the SDK", async () => {
+    const final = await client.messages.stream(ask(CLAUDE, "stream it")).finalMessage();
+    expect(final.content).toEqual([{ type: "text", text: "sim(claude-sonnet-4-5-20250929): stream it" }]);
+    expect(final.stop_reason).toBe("end_turn");
+  });
+
+  it("gpt-4o and Gemma answer in Anthropic's shape, whole and streamed", async () => {
+    const gpt = await client.messages.create(ask("gpt-4o", "from openai", { system: "Be brief." }));
+    expect(gpt.content).toEqual([{ type: "text", text: "sim(gpt-4o): from openai" }]);
+    expect(gpt.stop_reason).toBe("end_turn");
+    expect(gpt.usage.input_tokens).toBeGreaterThan(0);
+    const gemma = await client.messages.stream(ask("gemma-3-27b-it", "from google")).finalMessage();
+    expect(gemma.content[0]!.type).toBe("text");
+    expect((gemma.content[0] as Anthropic.TextBlock).text).toContain("from google");
+    expect(gemma.usage.output_tokens).toBeGreaterThan(0);
+  });
+
+  it("tools through another provider: the call comes back as a tool_use block, and its result goes on", async () => {
+    const tools: Anthropic.Tool[] = [{ name: "get_weather", input_schema: { type: "object", properties: { city: { type: "string" } }, required: ["city"] } }];
+    const m = await client.messages.create(ask("gpt-4o", "get_weather in Paris", { tools, tool_choice: { type: "any" } }));
+    expect(m.stop_reason).toBe("tool_use");
+    const call = m.content.find((b) => b.type === "tool_use") as Anthropic.ToolUseBlock;
+    expect(call.name).toBe("get_weather");
+    const next = await client.messages.create({
+      model: "gpt-4o",
+      max_tokens: 64,
+      tools,
+      messages: [
+        { role: "user", content: "get_weather in Paris" },
+        { role: "assistant", content: m.content },
+        { role: "user", content: [{ type: "tool_result", tool_use_id: call.id, content: "20 degrees" }] },
+      ],
+    });
+    expect(next.content[0]!.type).toBe("text");
+  });
+
+  it("count_tokens counts, and the model list is Anthropic's when the SDK asks", async () => {
+    const counted = await client.messages.countTokens({ model: CLAUDE, messages: [{ role: "user", content: "count me" }] });
+    expect(counted.input_tokens).toBeGreaterThan(0);
+    const ids: string[] = [];
+    for await (const m of client.models.list({ limit: 5 })) ids.push(m.id);
+    expect(ids).toEqual(expect.arrayContaining([CLAUDE, "claude-sonnet-4-5-20250929", "gpt-4o", "gemma-3-27b-it"]));
+    const one = await client.models.retrieve(CLAUDE);
+    expect(one).toMatchObject({ type: "model", id: CLAUDE });
+    // OpenAI's SDK, which sends no anthropic-version, still gets OpenAI's list.
+    const res = await s.raw({ method: "GET", path: "/functions/v1/llm-invoke/v1/models", headers: { authorization: `Bearer ${s.serviceKey}` } });
+    expect(res.body.object).toBe("list");
+  });
+
+  it("the key in x-api-key as Anthropic's docs send it; the gateway's refusals as Anthropic's errors", async () => {
+    const viaHeader = await fetch(`${s.url}/v1/messages`, {
+      method: "POST",
+      headers: { "x-api-key": s.serviceKey, "anthropic-version": "2023-06-01", "content-type": "application/json" },
+      body: JSON.stringify(ask(CLAUDE, "x-api-key")),
+    });
+    expect(viaHeader.status).toBe(200);
+    const bad = new Anthropic({ baseURL: s.url, apiKey: "not-a-key", maxRetries: 0 });
+    const denied = await bad.messages.create(ask(CLAUDE, "hi")).then(() => null, (e: unknown) => e);
+    expect(denied).toBeInstanceOf(Anthropic.AuthenticationError);
+    expect((denied as InstanceType<typeof Anthropic.APIError>).type).toBe("authentication_error");
+    const unknown = await client.messages.create(ask("no-such-model", "hi")).then(() => null, (e: unknown) => e);
+    expect(unknown).toBeInstanceOf(Anthropic.NotFoundError);
+    const noMax = await client.messages.create({ model: CLAUDE, messages: [{ role: "user", content: "hi" }] } as never).then(() => null, (e: unknown) => e);
+    expect(noMax).toBeInstanceOf(Anthropic.BadRequestError);
+    expect((noMax as InstanceType<typeof Anthropic.APIError>).type).toBe("invalid_request_error");
+    // A field only Claude honours, asked of another provider's model: refused by name, not ignored.
+    const only = await client.messages.create(ask("gpt-4o", "hi", { tools: [{ type: "web_search_20250305", name: "web_search" }] }))
+      .then(() => null, (e: unknown) => e);
+    expect(only).toBeInstanceOf(Anthropic.BadRequestError);
+    expect(String((only as Error).message)).toContain("web_search_20250305");
+  });
+
+  it("the gateway's rate limit is Anthropic's 429 with retry-after", async () => {
+    await s.sql`update public.google_ai_model_limits set rpm = 1 where model = 'claude-opus-4-5-20251101'`;
+    try {
+      const headers = { "x-eve-mode": "NO_WAIT" };
+      await client.messages.create(ask("claude-opus-4-5", "first"), { headers });
+      const refused = await client.messages.create(ask("claude-opus-4-5", "second"), { headers }).then(() => null, (e: unknown) => e);
+      expect(refused).toBeInstanceOf(Anthropic.RateLimitError);
+      expect(Number((refused as InstanceType<typeof Anthropic.APIError>).headers?.get("retry-after"))).toBeGreaterThan(0);
+    } finally {
+      await s.sql`update public.google_ai_model_limits set rpm = 1000 where model = 'claude-opus-4-5-20251101'`;
+    }
+  });
+});
