@@ -315,7 +315,7 @@ describe("a provider's day is its row's day_zone", () => {
       const booking = await reserve("kiwi-1", "kiwi-day");
       expect(booking.ok).toBe(true);
       const [{ r, midnight }] = await db.sql`
-        select public.google_ai_finalize(p_reservation_id => ${booking.reservation_id}::uuid,
+        select public.google_ai_finalize(p_reservation_id => ${booking.reservation_id!}::uuid,
                  p_outcome => 'upstream_error', p_http_status => 429, p_quota_cause => 'day',
                  p_cooldown_until_pacific_midnight => true) as r,
                ((((now() at time zone 'UTC')::date + 1)::timestamp) at time zone 'UTC') as midnight`;
