@@ -9,7 +9,7 @@
 // its data there too (server-user.ts says why).
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, renameSync, rmSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readlinkSync, renameSync, rmSync, statSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import path from "node:path";
 import { createRequire } from "node:module";
@@ -127,9 +127,15 @@ function reachable(bins: Binaries): Binaries {
     spawnSync("chmod", ["-R", "go+rX", partial]);
     try {
       renameSync(partial, copy);
-      // Older copies (another engine version or set of extensions) are not used again.
+      // Older copies (another engine version or set of extensions) go, unless a server still runs from
+      // one (another checkout's, whose extensions differ from this one's) or one was just made for a start.
+      const running = runningExecutables();
+      const justMade = Date.now() - 10 * 60_000;
       for (const old of readdirSync(engines)) {
-        if (old !== path.basename(copy) && /^postgresql-[0-9a-f]{12}$/.test(old)) rmSync(path.join(engines, old), { recursive: true, force: true });
+        const dir = path.join(engines, old);
+        if (old === path.basename(copy) || !/^postgresql-[0-9a-f]{12}$/.test(old)) continue;
+        if (running.some((exe) => exe.startsWith(dir + path.sep)) || statSync(dir).ctimeMs > justMade) continue;
+        rmSync(dir, { recursive: true, force: true });
       }
     } catch {
       rmSync(partial, { recursive: true, force: true }); // another start finished its copy first
@@ -137,6 +143,23 @@ function reachable(bins: Binaries): Binaries {
   }
   const at = (file: string) => path.join(copy, path.relative(native, file));
   return { initdb: at(bins.initdb), postgres: at(bins.postgres), shareDir: at(bins.shareDir), libDir: at(bins.libDir) };
+}
+
+/** The executables of the processes now running (Linux's /proc; none where it cannot be read). */
+function runningExecutables(): string[] {
+  let pids: string[];
+  try {
+    pids = readdirSync("/proc").filter((name) => /^[0-9]+$/.test(name));
+  } catch {
+    return [];
+  }
+  return pids.flatMap((pid) => {
+    try {
+      return [readlinkSync(path.join("/proc", pid, "exe"))];
+    } catch {
+      return []; // gone, or not ours to read
+    }
+  });
 }
 
 async function launch(engine: Engine, bins: Binaries, options: StartOptions): Promise<PostgresServer> {
