@@ -3,6 +3,23 @@
 -- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
+-- When a candidate group its unlocked counts show full (p_full_by: cooldown, rpd, or the minute's window,
+-- google_ai_candidate_groups) reopens for this request: the cooldown's end, the next Pacific day, or when
+-- the window lets p_tokens in for the requester (class p_class, caller p_caller; for a requester that
+-- others' shares keep slots from, a full window reopens later). (Inlined: no SET clause.)
+CREATE OR REPLACE FUNCTION public.google_ai_full_group_reopens_at(p_quota_group text, p_full_by text,
+    p_cooldown_until timestamp with time zone, p_model public.google_ai_model_limits, p_at timestamp with time zone,
+    p_tokens integer, p_class text, p_caller text) RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    AS $$
+  select case p_full_by
+           when 'cooldown' then p_cooldown_until
+           when 'rpd' then public.google_ai_reopens_at('rpd', p_at)
+           else public.google_ai_window_reopens_for(p_quota_group, p_model.model, p_at,
+             public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
+             p_model.rpm, p_model.tpm, p_tokens, p_class, p_caller) end
+$$;
+
 -- Books the request on the best candidate group that fits (p_now: the injected clock or null, for
 -- the decision under the lock; p_at: the reservation's time), with the quota it leaves and the key
 -- that serves the group (read with the candidates, before the row's lock). Groups cooling down are
@@ -78,14 +95,9 @@ begin
         continue;
       end if;
     else
-      -- (For a requester that others' shares keep slots from, a full window reopens later.)
       select v_candidate.full_by as outcome, public.google_ai_refusal_cause(v_candidate.full_by) as cause,
-             case v_candidate.full_by
-               when 'cooldown' then v_candidate.cooldown_until
-               when 'rpd' then public.google_ai_reopens_at('rpd', p_at)
-               else public.google_ai_window_reopens_for(v_candidate.quota_group, p_model.model, p_at,
-                 public.google_ai_window_length((public.google_ai_admission_guard()).minute_guard_ms),
-                 p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name) end as reopens_at,
+             public.google_ai_full_group_reopens_at(v_candidate.quota_group, v_candidate.full_by,
+               v_candidate.cooldown_until, p_model, p_at, p_tokens, p_class.name, p_caller.name) as reopens_at,
              null::timestamptz as recheck_at
         into v_try;
     end if;

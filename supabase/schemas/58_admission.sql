@@ -32,15 +32,17 @@ set check_function_bodies = off;
 -- queue, capacity for this caller comes with its turn: the queue's estimate (the likely one, for a
 -- lower class), else its turn (the queue's when it was asked, which may be none; else the one its place
 -- showed, p_turn_at) or the group's own time, whichever is later.
--- p_model is the model's row (null when the name is unknown; the row then names the model as asked);
--- p_ticket, p_turn, p_since and p_booking_tried are its place (google_ai_queue_place).
+-- p_limits is the model's row, limits after the margin (all null when the name is unknown; the row then
+-- names the model as asked); p_ticket, p_turn, p_since and p_booking_tried are its place
+-- (google_ai_queue_place); p_period, a budget's period when a budget refused it. Every answer names how
+-- many tokens a minute allows (too large), a withdrawn model's when and successor (if a row says), or the period.
 CREATE OR REPLACE FUNCTION public.google_ai_refusal_at(p_now timestamp with time zone, p_caller text,
-    p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer,
-    p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb, p_exclude_key_ids uuid[], p_rpm integer,
-    p_rpd integer, p_class text, p_rank smallint, p_limit text, p_cause text, p_reopens_at timestamp with time zone,
-    p_recheck_at timestamp with time zone, p_wait_left_ms integer, p_ticket uuid, p_turn bigint,
-    p_since timestamp with time zone, p_turn_at timestamp with time zone, p_booking_tried boolean,
-    p_new_ticket uuid) RETURNS jsonb
+    p_request_id text, p_client_id uuid, p_token_id uuid, p_limits public.google_ai_model_limits,
+    p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb,
+    p_exclude_key_ids uuid[], p_class text, p_rank smallint, p_limit text, p_cause text,
+    p_reopens_at timestamp with time zone, p_recheck_at timestamp with time zone, p_wait_left_ms integer,
+    p_ticket uuid, p_turn bigint, p_since timestamp with time zone, p_turn_at timestamp with time zone,
+    p_booking_tried boolean, p_new_ticket uuid, p_period text) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -49,10 +51,16 @@ declare
   v_reopens_at timestamptz := p_reopens_at;
   v_recheck_at timestamptz := p_recheck_at;
   v_retry_ms bigint;
+  v_said jsonb := jsonb_build_object('max_tokens', case when p_limit = 'too_large' then p_limits.tpm end)
+    || case when p_limit = 'withdrawn'
+            then jsonb_build_object('withdrawn_at', p_limits.withdrawn_at, 'successor', p_limits.successor)
+            when p_period is not null then jsonb_build_object('period', p_period)
+            else '{}' end;
 begin
   -- In line, when its turn is likely within its wait (nulls when it does not wait).
-  select w.* into v_wait from public.google_ai_queue_wait(p_now => p_now, p_model => p_model,
-    p_requested_model => p_requested_model, p_rpm => p_rpm, p_rpd => p_rpd, p_exclude_key_ids => p_exclude_key_ids,
+  select w.* into v_wait from public.google_ai_queue_wait(p_now => p_now, p_model => p_limits.model,
+    p_requested_model => p_requested_model, p_rpm => p_limits.rpm, p_rpd => p_limits.rpd,
+    p_exclude_key_ids => p_exclude_key_ids,
     p_caller => p_caller, p_client_id => p_client_id, p_token_id => p_token_id, p_request_id => p_request_id,
     p_tokens => p_estimated_tokens, p_class => p_class, p_rank => p_rank, p_ticket => p_ticket, p_turn => p_turn,
     p_since => p_since, p_new_ticket => p_new_ticket, p_limit => p_limit, p_cause => p_cause,
@@ -60,7 +68,7 @@ begin
     p_wait_left_ms => p_wait_left_ms) w
   where public.google_ai_queue_turns(p_limit) is not null and coalesce(p_wait_left_ms, 0) > 0;
   if v_wait.answer is not null then
-    return v_wait.answer;
+    return v_wait.answer || v_said;
   end if;
 
   -- Not waiting (NO_WAIT, or the turn lies beyond the caller's wait): answered now, with the time.
@@ -86,12 +94,13 @@ begin
   if coalesce(p_wait_ms, 0) = 0 or p_request_id is null or not found then
     insert into public.google_ai_attempts (status, request_id, caller, client_id, token_id, model, requested_model,
       attempt, estimated_tokens, limit_hit, refusal_cause, retry_after_ms, wait_ms, metadata)
-    values ('refused', p_request_id, p_caller, p_client_id, p_token_id, coalesce(p_model, p_requested_model),
+    values ('refused', p_request_id, p_caller, p_client_id, p_token_id, coalesce(p_limits.model, p_requested_model),
       p_requested_model, p_attempt, p_estimated_tokens, p_limit, p_cause, v_retry_ms, p_wait_ms,
       coalesce(p_metadata, '{}'));
   end if;
   return jsonb_build_object('ok', false, 'limit', p_limit, 'cause', p_cause, 'retry_after_ms', v_retry_ms,
-    'retry_at', v_reopens_at, 'model', p_model, 'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now));
+    'retry_at', v_reopens_at, 'model', p_limits.model,
+    'recheck_after_ms', public.google_ai_ms_until(v_recheck_at, p_now)) || v_said;
 end
 $$;
 
@@ -220,19 +229,11 @@ begin
   v_blocked_by := coalesce(v_blocked_by, v_place.blocked_by, v_booking.blocked_by);
 
   if v_booking.booked_group is null then
-    return public.google_ai_refusal_at(v_now, p_caller, p_request_id, p_client_id, p_token_id, v_limits.model,
-      p_model, p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, p_exclude_key_ids, v_limits.rpm, v_limits.rpd,
-      v_class.name, v_class.rank, v_blocked_by,
-      coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
+    return public.google_ai_refusal_at(v_now, p_caller, p_request_id, p_client_id, p_token_id, v_limits, p_model,
+      p_attempt, p_estimated_tokens, p_wait_ms, p_metadata, p_exclude_key_ids, v_class.name, v_class.rank,
+      v_blocked_by, coalesce(v_place.cause, v_booking.cause, public.google_ai_refusal_cause(v_blocked_by)),
       v_booking.reopens_at, v_booking.recheck_at, p_wait_left_ms, v_place.ticket, v_place.turn, v_place.since,
-      v_place.turn_at, coalesce(v_place.may_book, true), v_new_ticket)
-      -- How many tokens a minute allows (too large); a withdrawn model's when and successor (if a row says).
-      || jsonb_build_object('max_tokens', case when v_blocked_by = 'too_large' then v_limits.tpm end)
-      || case when v_blocked_by = 'withdrawn'
-              then jsonb_build_object('withdrawn_at', v_limits.withdrawn_at, 'successor', v_limits.successor)
-              when v_booking.budget_period is not null then jsonb_build_object('period', v_booking.budget_period)
-              else '{}' end
-      || v_who;
+      v_place.turn_at, coalesce(v_place.may_book, true), v_new_ticket, v_booking.budget_period) || v_who;
   end if;
 
   v_answer := public.google_ai_record_admission(v_now, p_caller, p_request_id, p_client_id, p_token_id,

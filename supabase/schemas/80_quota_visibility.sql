@@ -380,6 +380,36 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_report_withdrawn(p_models text
   where l.withdrawn_at is not null and (p_models is null or l.model = any (p_models))
 $$;
 
+-- The quota report's daily and monthly part of `budget` for whoever owns the budgets (a token's client,
+-- or a service caller: p_row false when it has no row, so no budget in money and no spend), from the
+-- owner's row as stored (its counts are of their day and month: google_ai_daily_use), and under `spend`
+-- the running totals in money of the Pacific day and month (calls in flight at their worst case).
+CREATE OR REPLACE FUNCTION public.google_ai_quota_report_owner(p_now timestamp with time zone, p_row boolean,
+    p_max_requests integer, p_max_tokens bigint, p_day_bucket date, p_requests_today integer,
+    p_tokens_today bigint, p_daily_usd numeric, p_monthly_usd numeric, p_month_bucket date,
+    p_spent_today_usd numeric, p_spent_month_usd numeric) RETURNS jsonb
+    LANGUAGE sql STABLE
+    SET search_path TO ''
+    AS $$
+  select jsonb_build_object(
+    'daily_requests_left', public.google_ai_budget_left(p_max_requests, u.requests),
+    'daily_tokens_left', public.google_ai_budget_left(p_max_tokens, u.tokens),
+    'daily_resets_at', case when p_max_requests is not null or p_max_tokens is not null
+                            then public.google_ai_pacific_midnight_after(p_now) end,
+    'daily_max_usd', p_daily_usd,
+    'daily_usd_left', p_daily_usd - least(p_daily_usd, s.today),
+    'monthly_max_usd', p_monthly_usd,
+    'monthly_usd_left', p_monthly_usd - least(p_monthly_usd, s.month),
+    'spend', case when s.today is not null then jsonb_build_object('today_usd', s.today, 'month_usd', s.month) end)
+  from (select public.google_ai_pacific_day(p_now) as day) d
+  cross join lateral public.google_ai_daily_use(p_day_bucket, p_requests_today, p_tokens_today, d.day, 0, 0,
+    null, null) u
+  cross join lateral (select case when p_row then case when p_day_bucket = d.day then p_spent_today_usd else 0 end
+                             end as today,
+                             case when p_row then case when p_month_bucket = pg_catalog.date_trunc('month', d.day)::date
+                                                       then p_spent_month_usd else 0 end end as month) s
+$$;
+
 CREATE OR REPLACE FUNCTION public.google_ai_quota_report(p_token_hash text DEFAULT NULL::text,
     p_caller text DEFAULT NULL::text) RETURNS jsonb
     LANGUAGE sql STABLE SECURITY DEFINER
@@ -401,7 +431,6 @@ CREATE OR REPLACE FUNCTION public.google_ai_quota_report_at(p_now timestamp with
     AS $$
 declare
   v_now timestamptz := coalesce(p_now, pg_catalog.clock_timestamp());
-  v_day date := public.google_ai_pacific_day(v_now);
   v_token public.google_ai_tokens;
   v_client public.google_ai_clients;
   v_caller_budget public.google_ai_caller_budgets;
@@ -409,17 +438,7 @@ declare
   v_caller jsonb;
   v_owner_class text;
   v_owner_caller text;
-  v_max_requests integer;
-  v_max_tokens bigint;
-  v_requests_today integer;
-  v_tokens_today bigint;
-  v_month date := pg_catalog.date_trunc('month', v_day)::date;
-  -- The budgets in money of the Pacific day and month that apply (a token's client's, or the service
-  -- caller's row), and their running totals of this day and month (null: no row to hold them).
-  v_daily_usd numeric;
-  v_monthly_usd numeric;
-  v_today_usd numeric;
-  v_month_usd numeric;
+  v_owner jsonb;  -- the day's and month's budgets of the token's client or the service caller, and `spend`
 begin
   if p_token_hash is not null then
     select * into v_token from public.google_ai_tokens t where t.token_hash = p_token_hash;
@@ -433,15 +452,10 @@ begin
       return jsonb_build_object('ok', false, 'status', 'token_expired');
     end if;
     v_models := v_token.models;
-    v_max_requests := v_client.daily_max_requests;
-    v_max_tokens := v_client.daily_max_tokens;
-    select u.requests, u.tokens into v_requests_today, v_tokens_today
-    from public.google_ai_daily_use(v_client.day_bucket, v_client.requests_today, v_client.tokens_today, v_day, 0, 0,
-      null, null) u;
-    select v_client.daily_max_usd, v_client.monthly_max_usd,
-           case when v_client.day_bucket = v_day then v_client.spent_today_usd else 0 end,
-           case when v_client.month_bucket = v_month then v_client.spent_month_usd else 0 end
-      into v_daily_usd, v_monthly_usd, v_today_usd, v_month_usd;
+    v_owner := public.google_ai_quota_report_owner(v_now, true, v_client.daily_max_requests,
+      v_client.daily_max_tokens, v_client.day_bucket, v_client.requests_today, v_client.tokens_today,
+      v_client.daily_max_usd, v_client.monthly_max_usd, v_client.month_bucket, v_client.spent_today_usd,
+      v_client.spent_month_usd);
     v_caller := jsonb_build_object('kind', 'token', 'client', v_client.name,
                                    'priority_class', v_client.priority_class);
     v_owner_class := v_client.priority_class;
@@ -449,20 +463,14 @@ begin
   else
     -- A label without a row has no budget: every field of v_caller_budget stays null.
     select * into v_caller_budget from public.google_ai_caller_budgets b where b.caller = p_caller;
-    v_max_requests := v_caller_budget.daily_max_requests;
-    v_max_tokens := v_caller_budget.daily_max_tokens;
-    select u.requests, u.tokens into v_requests_today, v_tokens_today
-    from public.google_ai_daily_use(v_caller_budget.day_bucket, v_caller_budget.requests_today,
-      v_caller_budget.tokens_today, v_day, 0, 0, null, null) u;
+    v_owner := public.google_ai_quota_report_owner(v_now, v_caller_budget.caller is not null,
+      v_caller_budget.daily_max_requests, v_caller_budget.daily_max_tokens, v_caller_budget.day_bucket,
+      v_caller_budget.requests_today, v_caller_budget.tokens_today, v_caller_budget.daily_max_usd,
+      v_caller_budget.monthly_max_usd, v_caller_budget.month_bucket, v_caller_budget.spent_today_usd,
+      v_caller_budget.spent_month_usd);
     v_owner_class := (select pc.name from public.google_ai_priority_classes pc order by pc.rank limit 1);
     v_owner_caller := p_caller;
     v_caller := jsonb_build_object('kind', 'service', 'client', null, 'priority_class', v_owner_class);
-    if v_caller_budget.caller is not null then
-      select v_caller_budget.daily_max_usd, v_caller_budget.monthly_max_usd,
-             case when v_caller_budget.day_bucket = v_day then v_caller_budget.spent_today_usd else 0 end,
-             case when v_caller_budget.month_bucket = v_month then v_caller_budget.spent_month_usd else 0 end
-        into v_daily_usd, v_monthly_usd, v_today_usd, v_month_usd;
-    end if;
   end if;
 
   return jsonb_build_object(
@@ -474,25 +482,14 @@ begin
       'token_requests_left', public.google_ai_budget_left(v_token.max_requests, v_token.requests_used),
       'token_tokens_left', public.google_ai_budget_left(v_token.max_tokens, v_token.tokens_used),
       'token_expires_at', v_token.expires_at,
-      'daily_requests_left', public.google_ai_budget_left(v_max_requests, v_requests_today),
-      'daily_tokens_left', public.google_ai_budget_left(v_max_tokens, v_tokens_today),
-      'daily_resets_at', case when v_max_requests is not null or v_max_tokens is not null
-                              then public.google_ai_pacific_midnight_after(v_now) end,
       -- The budgets in money that apply, and what is left of each (booked worst cases included; null:
       -- none): the token's for its life, and its client's, or the service caller's, day and month.
       'token_max_usd', v_token.max_usd,
       'token_usd_left', public.google_ai_usd_left(v_token.max_usd, true, v_token.spent_usd),
-      'daily_max_usd', v_daily_usd,
-      'daily_usd_left', v_daily_usd - least(v_daily_usd, v_today_usd),
-      'monthly_max_usd', v_monthly_usd,
-      'monthly_usd_left', v_monthly_usd - least(v_monthly_usd, v_month_usd),
       'usd_applies_to', case when p_token_hash is not null then 'client' when v_caller_budget.caller is not null
-                             then 'caller' end),
-    -- The spend of the Pacific day and month from the running totals of the client's or the service
-    -- caller's row (calls in flight at their worst case where it has a budget in money); null for a
-    -- service caller without a row (google_ai_spend_daily has it).
-    'spend', case when v_today_usd is not null then jsonb_build_object('today_usd', v_today_usd,
-               'month_usd', v_month_usd) end,
+                             then 'caller' end) || (v_owner - 'spend'),
+    -- (null for a service caller without a row: google_ai_spend_daily has its spend)
+    'spend', v_owner -> 'spend',
     'models', public.google_ai_quota_report_models(v_now, v_models, p_token_hash is null, v_owner_class,
       v_owner_caller),
     'withdrawn', public.google_ai_quota_report_withdrawn(v_models));
