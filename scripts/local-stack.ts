@@ -1,6 +1,6 @@
 // The whole gateway on one machine, no Docker, no provider key: PostgreSQL (migrations + seed), the
-// offline Google and OpenAI simulators (each unless a real key for it is configured), and every Edge
-// Function served at http://127.0.0.1:54321/functions/v1/<name> — the paths `supabase functions serve` uses.
+// offline Google, OpenAI and Anthropic simulators (each unless a real key for it is configured), and every
+// Edge Function served at http://127.0.0.1:54321/functions/v1/<name> — the paths `supabase functions serve` uses.
 // `npm start` (scripts/start.ts) runs it; tests call startLocalStack({ functionsPort: 0, databaseUrl }).
 //
 // Documented local defaults (never use them anywhere else):
@@ -10,11 +10,14 @@
 //   database      postgres://postgres@127.0.0.1:54322/postgres (trust auth on loopback; data: scripts/local-db.ts)
 //   simulator     http://127.0.0.1:54329, the seeded key's GOOGLE_API_KEY = sim-key-a1
 //   openai sim    http://127.0.0.1:54330 (OPENAI_BASE_URL), the seeded key's OPENAI_API_KEY = sk-sim-a1
+//   anthropic sim http://127.0.0.1:54331 (ANTHROPIC_BASE_URL), the local key row's ANTHROPIC_API_KEY = sk-ant-sim-a1
 import { gatewayRoleUrl } from "../shared/db/gateway-role.ts";
+import { connect } from "../shared/db/migrate.ts";
 import { startLocalDatabase } from "./local-db.ts";
 import { freePort } from "../shared/free-port.ts";
 import { DEFAULT_FUNCTIONS_PORT, type FunctionsServer, startFunctionsServer } from "./serve-functions.ts";
 import { type GoogleSimulator, type SimulatorOptions, startGoogleSimulator } from "../shared/google-sim/server.ts";
+import { type AnthropicSimulator, type AnthropicSimulatorOptions, startAnthropicSimulator } from "../shared/anthropic-sim/server.ts";
 import { type OpenAISimulator, type OpenAISimulatorOptions, startOpenAISimulator } from "../shared/openai-sim/server.ts";
 
 export const LOCAL_SERVICE_KEY = "sb_secret_eve_local_dev_only";
@@ -25,6 +28,14 @@ export const LOCAL_SIMULATOR_KEY = "sim-key-a1";
 export const LOCAL_OPENAI_SIMULATOR_PORT = 54330;
 /** The OpenAI simulator's dev key handed to the seeded OpenAI key row (env var OPENAI_API_KEY; organization org-sim-a). */
 export const LOCAL_OPENAI_SIMULATOR_KEY = "sk-sim-a1";
+export const LOCAL_ANTHROPIC_SIMULATOR_PORT = 54331;
+/** The Anthropic simulator's dev key (organization org-sim-a), handed to the local Anthropic key row (ANTHROPIC_API_KEY). */
+export const LOCAL_ANTHROPIC_SIMULATOR_KEY = "sk-ant-sim-a1";
+/**
+ * The seed has no Anthropic key row (the owner adds the organization's): the local stack adds this one,
+ * secret ANTHROPIC_API_KEY, to its own database when that has no Anthropic key row yet.
+ */
+export const LOCAL_ANTHROPIC_KEY_ALIAS = "anthropic-local";
 
 /** Whether a provider's calls go to its simulator or to the provider itself. */
 export type ProviderMode = "auto" | "simulator" | "real";
@@ -45,6 +56,14 @@ export interface LocalStackOptions {
    * OPENAI_BASE_URL unset, so the functions call api.openai.com with that key.
    */
   openai?: ProviderMode;
+  /** The same for Anthropic, with ANTHROPIC_API_KEY and ANTHROPIC_BASE_URL. */
+  anthropic?: ProviderMode;
+  /**
+   * Add the key row LOCAL_ANTHROPIC_KEY_ALIAS (secret ANTHROPIC_API_KEY) when the database has no
+   * Anthropic key row. Default: only to the stack's own database (no `databaseUrl`, as `npm start`);
+   * a caller's database keeps the key rows its caller wrote.
+   */
+  anthropicKeyRow?: boolean;
   /** Extra environment for the functions (wins over everything else): e.g. each key row's secret. */
   env?: Record<string, string>;
   /** Passed to the simulator (port defaults to 54329, or a free one when functionsPort is 0). */
@@ -54,6 +73,8 @@ export interface LocalStackOptions {
    * settle defaults to "usage": TPM settled on input + output, as the gateway settles a request).
    */
   openaiSimulatorOptions?: OpenAISimulatorOptions;
+  /** Passed to the Anthropic simulator (port defaults to 54331, or a free one when functionsPort is 0). */
+  anthropicSimulatorOptions?: AnthropicSimulatorOptions;
   /** Serve only these functions (default: every function folder). */
   only?: string[];
   /** Another folder of functions (tests). */
@@ -73,6 +94,8 @@ export interface LocalStack {
   simulator?: GoogleSimulator;
   /** Present unless real OpenAI is used; the functions' OPENAI_BASE_URL is its url. */
   openaiSimulator?: OpenAISimulator;
+  /** Present unless real Anthropic is used; the functions' ANTHROPIC_BASE_URL is its url. */
+  anthropicSimulator?: AnthropicSimulator;
   functions: FunctionsServer;
   close(): Promise<void>;
 }
@@ -82,6 +105,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
   const env = opts.env ?? {};
   const useReal = useRealProvider("google", opts.google, "GOOGLE_API_KEY", env);
   const useRealOpenAI = useRealProvider("openai", opts.openai, "OPENAI_API_KEY", env);
+  const useRealAnthropic = useRealProvider("anthropic", opts.anthropic, "ANTHROPIC_API_KEY", env);
 
   const cleanups: Array<() => Promise<void>> = [];
   const close = async () => {
@@ -139,6 +163,23 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       log("openai: the real OpenAI API with OPENAI_API_KEY");
     }
 
+    let anthropicSimulator: AnthropicSimulator | undefined;
+    const anthropicEnv: Record<string, string> = {};
+    if (!useRealAnthropic) {
+      const ephemeral = opts.functionsPort === 0;
+      anthropicSimulator = await startAnthropicSimulator({
+        ...opts.anthropicSimulatorOptions,
+        port: opts.anthropicSimulatorOptions?.port ?? (ephemeral ? 0 : LOCAL_ANTHROPIC_SIMULATOR_PORT),
+      });
+      cleanups.push(() => anthropicSimulator!.close());
+      anthropicEnv.ANTHROPIC_BASE_URL = anthropicSimulator.url;
+      anthropicEnv.ANTHROPIC_API_KEY = LOCAL_ANTHROPIC_SIMULATOR_KEY;
+      log(`anthropic: offline simulator at ${anthropicSimulator.url}`);
+    } else {
+      log("anthropic: the real Anthropic API with ANTHROPIC_API_KEY");
+    }
+    if (opts.anthropicKeyRow ?? opts.databaseUrl === undefined) await addLocalAnthropicKey(databaseUrl, log);
+
     // The functions learn their own URL (SUPABASE_URL), so the port is chosen before they start.
     const requested = opts.functionsPort ?? DEFAULT_FUNCTIONS_PORT;
     const port = requested === 0 ? await freePort() : requested;
@@ -153,6 +194,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       SUPABASE_PUBLISHABLE_KEYS: JSON.stringify({ default: LOCAL_ANON_KEY }),
       ...googleEnv,
       ...openaiEnv,
+      ...anthropicEnv,
       ...env,
     };
     // A pooler URL in the parent's environment would point the functions at another database.
@@ -178,12 +220,32 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       ...(database === undefined ? {} : { database }),
       ...(simulator === undefined ? {} : { simulator }),
       ...(openaiSimulator === undefined ? {} : { openaiSimulator }),
+      ...(anthropicSimulator === undefined ? {} : { anthropicSimulator }),
       functions,
       close,
     };
   } catch (error) {
     await close();
     throw error;
+  }
+}
+
+/** The key row LOCAL_ANTHROPIC_KEY_ALIAS, unless the database already has an Anthropic key row. */
+async function addLocalAnthropicKey(databaseUrl: string, log: (line: string) => void): Promise<void> {
+  const sql = connect(databaseUrl, { max: 1, connect_timeout: 5 });
+  try {
+    const added = await sql`
+      insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, is_active, priority, notes)
+      select ${LOCAL_ANTHROPIC_KEY_ALIAS}, 'anthropic', 'ANTHROPIC_API_KEY', 'org-default', true, 100,
+             'Added by the local stack (scripts/local-stack.ts): the local ANTHROPIC_API_KEY.'
+      where not exists (select 1 from public.google_ai_api_keys k where k.serves_provider = 'anthropic')
+      on conflict (key_alias) do nothing`;
+    if (added.count > 0) log(`anthropic: key row ${LOCAL_ANTHROPIC_KEY_ALIAS} added (secret ANTHROPIC_API_KEY)`);
+  } catch (error) {
+    // A database that is down on purpose: the functions answer 503 themselves (see gatewayRoleUrl).
+    log(`anthropic: no local key row added: ${(error as Error).message}`);
+  } finally {
+    await sql.end({ timeout: 1 }).catch(() => {});
   }
 }
 

@@ -1,12 +1,19 @@
 // `npm start`: the whole gateway locally (database, Google simulator unless GOOGLE_API_KEY is set,
-// OpenAI simulator unless OPENAI_API_KEY is set, every Edge Function), then what a caller needs to try
-// it. Ctrl-C stops everything.
+// OpenAI simulator unless OPENAI_API_KEY is set, Anthropic simulator unless ANTHROPIC_API_KEY is set,
+// every Edge Function), then what a caller needs to try it. Ctrl-C stops everything.
 //
 // Defaults: functions on 54321 (FUNCTIONS_PORT), database on 54322 (EVE_DB_PORT; DATABASE_URL uses an
 // existing server instead), Google simulator on 54329 (GOOGLE_SIM_PORT), OpenAI simulator on 54330
-// (OPENAI_SIM_PORT). A port of 0 picks a free one; FUNCTIONS_PORT=0 makes both simulators' default 0 too.
+// (OPENAI_SIM_PORT), Anthropic simulator on 54331 (ANTHROPIC_SIM_PORT). A port of 0 picks a free one;
+// FUNCTIONS_PORT=0 makes every simulator's default 0 too.
 import net from "node:net";
-import { LOCAL_OPENAI_SIMULATOR_PORT, LOCAL_SIMULATOR_PORT, redactPassword, startLocalStack } from "./local-stack.ts";
+import {
+  LOCAL_ANTHROPIC_SIMULATOR_PORT,
+  LOCAL_OPENAI_SIMULATOR_PORT,
+  LOCAL_SIMULATOR_PORT,
+  redactPassword,
+  startLocalStack,
+} from "./local-stack.ts";
 import { DEFAULT_FUNCTIONS_PORT } from "./serve-functions.ts";
 
 const port = (name: string): number | undefined => {
@@ -19,6 +26,7 @@ const port = (name: string): number | undefined => {
 const functionsPort = port("FUNCTIONS_PORT");
 const simulatorPort = port("GOOGLE_SIM_PORT");
 const openaiSimulatorPort = port("OPENAI_SIM_PORT");
+const anthropicSimulatorPort = port("ANTHROPIC_SIM_PORT");
 // With FUNCTIONS_PORT=0 the stack picks free ports for the simulators too (local-stack.ts).
 const simDefault = (fixed: number) => (functionsPort === 0 ? 0 : fixed);
 
@@ -38,6 +46,9 @@ if (!process.env.GOOGLE_API_KEY?.trim()) ports.push(["GOOGLE_SIM_PORT", simulato
 if (!process.env.OPENAI_API_KEY?.trim()) {
   ports.push(["OPENAI_SIM_PORT", openaiSimulatorPort ?? simDefault(LOCAL_OPENAI_SIMULATOR_PORT)]);
 }
+if (!process.env.ANTHROPIC_API_KEY?.trim()) {
+  ports.push(["ANTHROPIC_SIM_PORT", anthropicSimulatorPort ?? simDefault(LOCAL_ANTHROPIC_SIMULATOR_PORT)]);
+}
 for (const [name, p] of ports) {
   if (p !== 0 && (await taken(p))) {
     console.error(
@@ -52,6 +63,7 @@ const stack = await startLocalStack({
   ...(functionsPort === undefined ? {} : { functionsPort }),
   ...(simulatorPort === undefined ? {} : { simulatorOptions: { port: simulatorPort } }),
   ...(openaiSimulatorPort === undefined ? {} : { openaiSimulatorOptions: { port: openaiSimulatorPort } }),
+  ...(anthropicSimulatorPort === undefined ? {} : { anthropicSimulatorOptions: { port: anthropicSimulatorPort } }),
   log: (line) => process.stderr.write(`${line}\n`),
 });
 const invokeUrl = `${stack.functionsUrl}/functions/v1/llm-invoke`;
@@ -83,6 +95,11 @@ EVE LLM Gateway is running locally.
   stack.openaiSimulator
     ? `offline simulator at ${stack.openaiSimulator.url} (OPENAI_BASE_URL; no real key needed)`
     : "the real OpenAI API (OPENAI_API_KEY)"
+}
+  anthropic       ${
+  stack.anthropicSimulator
+    ? `offline simulator at ${stack.anthropicSimulator.url} (ANTHROPIC_BASE_URL; no real key needed)`
+    : "the real Anthropic API (ANTHROPIC_API_KEY)"
 }
 
 Try it:

@@ -325,8 +325,9 @@ end
 $seed$;
 
 -- Anthropic's Claude models (docs/anthropic.md), one row per version under the dated id Anthropic's
--- model list names, its short name an alias, so both names count one quota. No key row is seeded: the owner adds one for the organization's
--- key (`supabase secrets set ANTHROPIC_API_KEY=...`, then a key row of provider 'anthropic' whose
+-- model list names, its short name an alias, so both names count one quota. No key row is seeded (the
+-- local stack adds its own, scripts/local-stack.ts): the owner adds one for the organization's key
+-- (`supabase secrets set ANTHROPIC_API_KEY=...`, then a key row of provider 'anthropic' whose
 -- project_id names the organization: one organization is one quota group). Anthropic counts per
 -- organization and family three limits, RPM, ITPM (input, cache reads excluded) and OTPM (max_tokens on
 -- arrival, corrected at the end), each a bucket refilling continuously. The rows hold Tier 1's RPM, and

@@ -1,5 +1,5 @@
-// The local stack around llm-invoke: `npm start` (scripts/start.ts) prints where both simulators are
-// and a curl that works as pasted, and stops cleanly on SIGTERM; a broken function next to llm-invoke
+// The local stack around llm-invoke: `npm start` (scripts/start.ts) prints where the simulators are
+// and a curl that works as pasted, answers a Claude model from the Anthropic simulator with no real key, and stops cleanly on SIGTERM; a broken function next to llm-invoke
 // does not stop it; a database that is down or not configured gives 503 JSON, never a 500 or a stack trace.
 import { spawn, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
@@ -37,7 +37,7 @@ describe("npm start", () => {
       cwd: ROOT,
       env: {
         ...process.env, DATABASE_URL: db.url, FUNCTIONS_PORT: "0", GOOGLE_SIM_PORT: "0", GOOGLE_API_KEY: "",
-        OPENAI_SIM_PORT: "0", OPENAI_API_KEY: "",
+        OPENAI_SIM_PORT: "0", OPENAI_API_KEY: "", ANTHROPIC_SIM_PORT: "0", ANTHROPIC_API_KEY: "",
       },
       stdio: ["ignore", "pipe", "pipe"],
     });
@@ -53,12 +53,21 @@ describe("npm start", () => {
       expect(out).toContain("sb_secret_eve_local_dev_only");
       expect(out).toMatch(/google\s+offline simulator at http:\/\/127\.0\.0\.1:\d+/);
       expect(out).toMatch(/openai\s+offline simulator at http:\/\/127\.0\.0\.1:\d+/);
+      expect(out).toMatch(/anthropic\s+offline simulator at http:\/\/127\.0\.0\.1:\d+/);
       const curl = out.slice(out.indexOf("curl -sS"), out.indexOf("\n\nCtrl-C"));
       const run = spawnSync("sh", ["-c", curl], { encoding: "utf8", timeout: 20_000 });
       expect(run.status, run.stderr).toBe(0);
       const answer = JSON.parse(run.stdout);
       expect(answer).toMatchObject({ model: "gemma-3-27b-it", key_alias: "default", attempts: 1 });
       expect(answer.text).toMatch(/^sim\(gemma-3-27b-it\): /);
+      // A Claude model too: the local key row hands the simulator's key to the seeded Claude rows.
+      const invokeUrl = /llm-invoke\s+(\S+)/.exec(out)![1]!;
+      const claude = await fetch(invokeUrl, {
+        method: "POST",
+        headers: { authorization: "Bearer sb_secret_eve_local_dev_only", "content-type": "application/json" },
+        body: JSON.stringify({ model: "claude-haiku-4-5", prompt: "hi" }),
+      });
+      expect(await claude.json()).toMatchObject({ model: "claude-haiku-4-5-20251001", key_alias: "anthropic-local", text: "sim(claude-haiku-4-5-20251001): hi" });
     } finally {
       child.kill("SIGTERM");
     }
