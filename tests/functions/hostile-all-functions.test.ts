@@ -31,6 +31,8 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  // A function that died under the hostile inputs answers 503 while it restarts: say why it died.
+  for (const line of stack?.logs ?? []) if (/\] (exited|restart)/.test(line)) console.error(line.slice(0, 300));
   await stack?.close();
   await db?.drop();
 });
