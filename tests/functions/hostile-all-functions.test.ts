@@ -32,7 +32,11 @@ beforeAll(async () => {
 
 afterAll(async () => {
   // A function that died under the hostile inputs answers 503 while it restarts: say why it died.
-  for (const line of stack?.logs ?? []) if (/\] (exited|restart)/.test(line)) console.error(line.slice(0, 300));
+  const logs = stack?.logs ?? [];
+  logs.forEach((line, i) => {
+    const died = /^\[([\w-]+)\] exited/.exec(line);
+    if (died) console.error(logs.slice(0, i + 1).filter((l) => l.startsWith(`[${died[1]}]`)).slice(-12).join("\n").slice(-4000));
+  });
   await stack?.close();
   await db?.drop();
 });
