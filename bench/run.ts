@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { startBenchServer } from "./lib/db.ts";
+import { ensureEmbeddedExtensions } from "../shared/db/embedded-extensions.ts";
 import { machineInfo } from "./lib/machine.ts";
 import { printSummary, writeReport, type Part, type PartResult } from "./lib/report.ts";
 import { runRpcThroughput } from "./rpc-throughput.ts";
@@ -59,6 +60,9 @@ async function main(): Promise<number> {
   const resultsDir = outDir ? path.join(outDir, "results") : path.join(repoRoot, "bench", "results");
   const chartPath = outDir ? path.join(outDir, "wait-admissions.svg") : path.join(repoRoot, "docs", "wait-admissions.svg");
 
+  // pg_cron and pgTAP into the embedded engine first, as npm test does: part log-scale schedules pg_cron's
+  // vacuum of the counter rows, which a fresh machine's engine does not have until then.
+  log(`Embedded PostgreSQL: ${await ensureEmbeddedExtensions()}`);
   log(`EVE LLM Gateway benchmark (${args.smoke ? "smoke" : "full"}): starting PostgreSQL`);
   const bench = await startBenchServer();
   const machine = machineInfo({ version: bench.version, engine: bench.server.engine, settings: bench.settings });
