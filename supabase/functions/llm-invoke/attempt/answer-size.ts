@@ -43,8 +43,13 @@ export function withBookedCap(
 ): UpstreamRequest {
   const config = request.generationConfig;
   if (reservation.bookedUsd === undefined || config.maxOutputTokens) return request;
-  const booked = size.perModel[index] ?? null;
-  if (booked === null) return request;
-  const cap = Math.max(1, Math.floor(booked / (config.candidateCount ?? 1)));
+  const cap = bookedPerAnswer(size, index, config.candidateCount);
+  if (cap === null) return request;
   return { ...request, generationConfig: { ...config, maxOutputTokens: cap } };
+}
+
+/** One answer's share of what was booked for the model at `index` (at least 1); null: not known. */
+export function bookedPerAnswer(size: AnswerSize, index: number, candidateCount?: number): number | null {
+  const booked = size.perModel[index] ?? null;
+  return booked === null ? null : Math.max(1, Math.floor(booked / (candidateCount ?? 1)));
 }

@@ -48,7 +48,7 @@ import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
 import { admit } from "./admission.ts";
-import { answerSize, withBookedCap } from "./answer-size.ts";
+import { answerSize, bookedPerAnswer, withBookedCap } from "./answer-size.ts";
 import { answerTimes, failureRecord, successRecord, usageCounts } from "./attempt-record.ts";
 import { cachedProfiles } from "../model/capabilities.ts";
 import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact-count.ts";
@@ -387,13 +387,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const at = Math.max(0, chain.findIndex((l) => l.model === reservation.model));
       const booked = withBookedCap(link.request, reservation, answerTokens, at);
       // The answer booked for this model, for a provider that requires a cap where the caller named none.
-      const answer = answerTokens.perModel[at];
+      const answer = bookedPerAnswer(answerTokens, at, booked.generationConfig.candidateCount);
       const sent = {
         ...booked,
         ...(tier === null ? {} : { serviceTier: tier }),
-        ...(answer == null ? {} : {
-          bookedOutputTokens: Math.max(1, Math.floor(answer / (booked.generationConfig.candidateCount ?? 1))),
-        }),
+        ...(answer === null ? {} : { bookedOutputTokens: answer }),
       };
       return { provider, who: upstream.who, client: upstream.client, apiKey, tier, sent };
     }
