@@ -131,10 +131,12 @@ $$;
 -- Finalize's accounting of one call, after its row is written: the rest the provider's own counts ask
 -- for, then the admission settled at the provider's count (the counter row, the hot one, last).
 --   Room: what the provider says is left of the group's limits (OpenAI's x-ratelimit-remaining-*,
---   which count every user of the organization). When no more is left than twice this group's
---   admissions of the model still on their way (those, and as many again admitted before this rest
---   lands), the model rests until the provider's counts are full again (p_room_until, reason
---   'provider_room'), so the gateway waits instead of meeting the provider's 429s.
+--   which count every user of the organization). When no more is left than this group's admissions of
+--   the model still on their way, twice (those, and as many again admitted before this rest lands),
+--   plus those admitted since this call was (the provider may have counted them after its answer: on a
+--   busy machine a finalize lags its answer while callers go on), the model rests until the provider's
+--   counts are full again (p_room_until, reason 'provider_room'), so the gateway waits instead of
+--   meeting the provider's 429s.
 --   Count: the input, and the output too where the model's TPM counts answers (its row's
 --   booked_output_tokens, OpenAI's rule). When the provider sent none: p_settled_tokens (a call it
 --   refused before generating keeps its input, its output booking goes back), else the booking stays.
@@ -149,16 +151,19 @@ declare
   -- statement itself is volatile, so every row of the group's log would be read to test it). The
   -- window is a range closed on both sides, for the generic plan (15_request_log.sql says why).
   v_now timestamptz := pg_catalog.clock_timestamp();
-  v_flying integer;
-  v_flying_tokens bigint;
+  v_margin integer;
+  v_margin_tokens bigint;
   v_counted integer;
 begin
   if p_room_until > v_now and p_att.quota_group is not null then
-    select count(*), coalesce(sum(a.estimated_tokens), 0) into v_flying, v_flying_tokens
+    select 2 * count(*) filter (where a.status = 'reserved') + count(*) filter (where a.admitted_at > p_att.admitted_at),
+      coalesce(2 * sum(a.estimated_tokens) filter (where a.status = 'reserved'), 0)
+        + coalesce(sum(a.estimated_tokens) filter (where a.admitted_at > p_att.admitted_at), 0)
+    into v_margin, v_margin_tokens
     from public.google_ai_attempts a
     where a.quota_group = p_att.quota_group and a.model = p_att.model
-      and a.admitted_at > v_now - interval '5 minutes' and a.admitted_at < 'infinity' and a.status = 'reserved';
-    if p_room_requests <= 2 * v_flying or p_room_tokens <= 2 * v_flying_tokens then
+      and a.admitted_at > v_now - interval '5 minutes' and a.admitted_at < 'infinity';
+    if p_room_requests <= v_margin or p_room_tokens <= v_margin_tokens then
       perform public.google_ai_cooldown_for_cause(p_att.quota_group, p_att.model, p_room_until, 'minute',
         'provider_room', null);
     end if;

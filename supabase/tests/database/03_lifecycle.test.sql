@@ -2,7 +2,7 @@
 -- booking back, a 429 cools the group down, and closed reservations stay closed.
 begin;
 create extension if not exists pgtap with schema extensions;
-select plan(33);
+select plan(35);
 
 delete from public.google_ai_api_keys;
 insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('test-model', 10, 1000, 100);
@@ -105,6 +105,30 @@ select throws_ok($$ update public.google_ai_attempts set status = 'finished' whe
   '23514', null, 'an attempt row takes no status outside its list');
 select throws_ok($$ update public.google_ai_attempts set quota_cause = 'rpm' where reservation_id = (select id from ids where name = 'up') $$,
   '23514', null, 'nor a quota cause outside google_ai_quota_causes()');
+
+-- The provider's room (x-ratelimit-remaining-*): the rest counts the admissions since the answered call,
+-- which the provider may have counted after its answer. Five calls a second apart; the last three are
+-- answered first, then the first two, whose finalizes lag: none is on their way any more.
+insert into public.google_ai_model_limits (model, rpm, tpm, rpd) values ('room-model', 100, 100000, null);
+insert into public.google_ai_api_keys (key_alias, env_var_name, project_id) values ('r1', 'KEY_R1', 'proj-room');
+create function pg_temp.room(p_ago int) returns uuid language sql as $$
+  select (public.google_ai_reserve_models_at(pg_catalog.clock_timestamp() - make_interval(secs => p_ago),
+    array['room-model'], 10, 'pgtap', null, null) ->> 'reservation_id')::uuid
+$$;
+create function pg_temp.room_left(p_name text, p_left int) returns void language sql as $$
+  select public.google_ai_finalize((select id from ids where name = p_name), 'succeeded', 5, 5, 200,
+    p_room_requests => p_left, p_room_until => pg_catalog.clock_timestamp() + interval '30 seconds')
+$$;
+insert into ids values ('room-1', pg_temp.room(5)), ('room-2', pg_temp.room(4)), ('room-3', pg_temp.room(3)),
+  ('room-4', pg_temp.room(2)), ('room-5', pg_temp.room(1));
+select public.google_ai_finalize((select id from ids where name = n), 'succeeded', 5, 5, 200)
+from unnest(array['room-3', 'room-4', 'room-5']) n;
+select pg_temp.room_left('room-1', 7);
+select is((select count(*)::int from public.google_ai_cooldowns where model = 'room-model'), 0,
+  'more left (7) than twice the call on its way (1) and those admitted since (4): no rest');
+select pg_temp.room_left('room-2', 3);
+select is((select reason from public.google_ai_cooldowns where model = 'room-model'), 'provider_room',
+  'no more left (3) than the calls admitted since (3): the model rests, though none is on its way');
 
 select * from finish();
 rollback;
