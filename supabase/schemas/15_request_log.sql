@@ -84,7 +84,7 @@ COMMENT ON COLUMN public.google_ai_attempts.cost_usd IS
     'model''s price; null: not known (no price, or a call that may have been billed without counts).';
 
 COMMENT ON COLUMN public.google_ai_attempts.booked_usd IS
-    'The worst case the reservation booked in its client''s budget in money (google_ai_count_token_use), settled on '
+    'The worst case the reservation booked in its client''s budget in money (google_ai_count_budgets), settled on '
     'cost_usd when the call ends; null: no budget in money.';
 
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';
