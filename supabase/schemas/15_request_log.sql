@@ -1,7 +1,6 @@
 -- The request log: one attempt row per reservation (google_ai_attempts: who, which model and key,
 -- outcome, tokens, tiers and times, the holder's deadlines) and the idempotency records of a
 -- (caller, request id) (google_ai_responses); a refusal's cause, and an error made fit for a row.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- One row per reservation decision: a refusal, or a reservation that later becomes the outcome of

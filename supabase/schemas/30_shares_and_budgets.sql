@@ -1,7 +1,6 @@
 -- Reserved shares and budgets: part of a model's RPM/RPD kept for a class or a caller, an owner's
 -- day paced, the owners' use counted under the counter-row lock, and service callers' daily budgets;
 -- and an admission settled when its attempt ends (capacity given back at once, the shares' too).
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_caller_budgets (

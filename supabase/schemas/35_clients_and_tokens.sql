@@ -1,6 +1,5 @@
 -- Kaggle clients and their scoped tokens: creation, minting, revocation, the credential check (with
 -- refusals counted per minute) and token budgets.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_clients (

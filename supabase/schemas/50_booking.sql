@@ -1,6 +1,5 @@
 -- Booking a request: google_ai_book_best_group tries the groups that may serve the model in rank order,
 -- each through google_ai_book_group (45_group_booking.sql) under its counter row's lock.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- When a candidate group its unlocked counts show full (p_full_by: cooldown, rpd, or the minute's window,

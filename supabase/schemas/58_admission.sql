@@ -21,7 +21,6 @@
 -- reservation's CPU. Every statement here finds its rows by key (counter row, model, quota group,
 -- ticket), so the generic plan is the one a custom plan would choose; those that read a time range of
 -- the log close it on both sides, so the generic plan still walks the range's index (15_request_log.sql).
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- refuse: a request no group takes now waits in line when its turn is likely within its wait

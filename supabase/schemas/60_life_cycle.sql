@@ -1,6 +1,5 @@
 -- A request's life after its reservation: finalize (tokens, outcome, 429 causes and cooldowns,
 -- token_usage), a cut stream, a withdrawn model, release, and the end of an idempotent request.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- token_usage is the bot's GPT-4o usage table. Seed 000 says the bot writes the time into `at`
