@@ -2,7 +2,8 @@
 -- (a file names only what it or an earlier file defines): admission (how far it allows for Google's
 -- clock), the queue (a turn's grace), maintenance (retention, when an open reservation counts as
 -- abandoned). Each reads its defaults when its row is missing.
--- Bodies are checked when called, not when created: a function may name one defined further down.
+-- Every file sets check_function_bodies off, so a body may name a function of a later file; the
+-- bodies are checked once the whole schema is loaded (shared/db/function-bodies.ts).
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_admission_settings (

@@ -2,7 +2,6 @@
 -- groups (google_ai_quota_group: keys of one Cloud project, or of one OpenAI organization, share a
 -- group), a model's row (limits, capabilities, aliases, life cycle columns), the per-group counters and
 -- the cooldowns; how a name becomes a model row and what limit applies to a group.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- The one reading of a provider's name: a key row's provider is the owner's own text, kept as written,

@@ -1,7 +1,6 @@
 -- The request log: one attempt row per reservation (google_ai_attempts: who, which model and key,
 -- outcome, tokens, tiers and times, the holder's deadlines) and the idempotency records of a
 -- (caller, request id) (google_ai_responses); a refusal's cause, and an error made fit for a row.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- One row per reservation decision: a refusal, or a reservation that later becomes the outcome of
@@ -84,7 +83,7 @@ COMMENT ON COLUMN public.google_ai_attempts.cost_usd IS
     'model''s price; null: not known (no price, or a call that may have been billed without counts).';
 
 COMMENT ON COLUMN public.google_ai_attempts.booked_usd IS
-    'The worst case the reservation booked in its client''s budget in money (google_ai_count_token_use), settled on '
+    'The worst case the reservation booked in its client''s budget in money (google_ai_count_budgets), settled on '
     'cost_usd when the call ends; null: no budget in money.';
 
 COMMENT ON COLUMN public.google_ai_attempts.priority_class IS 'The class the request was queued and admitted in.';

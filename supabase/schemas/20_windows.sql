@@ -1,6 +1,5 @@
 -- Windows on Google's clock: the Pacific day, the sliding minute window (60 s plus a guard) as a ring
 -- of seconds, and the spread's schedule.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- date_trunc with a time zone is STABLE, so the minute is too (an IMMUTABLE declaration over it kept

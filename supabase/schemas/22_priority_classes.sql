@@ -1,6 +1,5 @@
 -- Priority classes: who goes first when requests wait (interactive before batch), and what part of a
 -- model's window and day each class keeps for itself by default.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_priority_classes (

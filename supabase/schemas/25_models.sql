@@ -1,6 +1,5 @@
 -- Models: key health and the model catalogue the maintenance function keeps, the profile, traits,
 -- features and list llm-invoke reads, aliases owned by one row, the life cycle review, service tiers.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- The last check of each key against its provider's model list (Google's models.list, OpenAI's GET

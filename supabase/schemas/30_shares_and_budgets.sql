@@ -1,7 +1,6 @@
 -- Reserved shares and budgets: part of a model's RPM/RPD kept for a class or a caller, an owner's
 -- day paced, the owners' use counted under the counter-row lock, and service callers' daily budgets;
 -- and an admission settled when its attempt ends (capacity given back at once, the shares' too).
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_caller_budgets (
@@ -118,18 +117,16 @@ CREATE OR REPLACE FUNCTION public.google_ai_daily_use(p_bucket date, p_requests_
 $$;
 
 -- A service caller's budgets (google_ai_caller_budgets) as a booking at p_at sees them, its row
--- locked until the booking counts the request in it (google_ai_count_caller_budget): day, the Pacific
--- day; requests and tokens, the day's use with this request (google_ai_daily_use); worst, what the call
--- may cost where the caller has a budget in money (google_ai_worst_call_cost: p_output, the answer the
--- request is sent with, at the tiers of its class p_class). cause, period and reopens_at: why the
--- booking is refused (budget: a count over, until midnight; spend_budget: money, until the day or
--- month ends, or never while a price is not known) and whose period refused (day or month), null when
--- it is not. All null when the caller has no budget, or is a client's (p_client_id: its token carries
--- its budgets).
+-- locked until the booking counts the request in it (google_ai_count_budgets): day, the Pacific day;
+-- worst, what the call may cost where the caller has a budget in money (google_ai_worst_call_cost:
+-- p_output, the answer the request is sent with, at the tiers of its class p_class). cause, period and
+-- reopens_at: why the booking is refused (budget: the day's use with this request over a count,
+-- google_ai_daily_use, until midnight; spend_budget: money, until the day or month ends, or never while
+-- a price is not known) and whose period refused (day or month), null when it is not. All null when the
+-- caller has no budget, or is a client's (p_client_id: its token carries its budgets).
 CREATE OR REPLACE FUNCTION public.google_ai_caller_budget_at(p_caller text, p_client_id uuid,
     p_at timestamp with time zone, p_tokens integer, p_attempt integer, p_model public.google_ai_model_limits,
-    p_output integer, p_class text,
-    OUT day date, OUT requests integer, OUT tokens bigint, OUT worst numeric, OUT cause text,
+    p_output integer, p_class text, OUT day date, OUT worst numeric, OUT cause text,
     OUT reopens_at timestamp with time zone, OUT period text) RETURNS record
     LANGUAGE plpgsql
     SET search_path TO ''
@@ -149,7 +146,7 @@ begin
   if not found then
     return;
   end if;
-  select d.day, u.requests, u.tokens, u.over into day, requests, tokens, v_over
+  select d.day, u.over into day, v_over
   from (select public.google_ai_pacific_day(p_at) as day) d
   cross join lateral public.google_ai_daily_use(v_budget.day_bucket, v_budget.requests_today, v_budget.tokens_today,
     d.day, public.google_ai_request_counts(p_attempt), p_tokens, v_budget.daily_max_requests,
@@ -171,24 +168,6 @@ begin
         into cause, period, reopens_at;
     end if;
   end if;
-end
-$$;
-
--- A booked request counted in its caller's budgets: the day's use with it, as google_ai_caller_budget_at
--- read it under the lock it still holds, and its worst case (null: no budget in money) on the day's and
--- the month's spend, which finalize settles (google_ai_adjust_token_budget).
-CREATE OR REPLACE FUNCTION public.google_ai_count_caller_budget(p_caller text, p_day date, p_requests integer,
-    p_tokens bigint, p_worst numeric) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-begin
-  update public.google_ai_caller_budgets b set day_bucket = p_day, requests_today = p_requests, tokens_today = p_tokens,
-    spent_today_usd = case when b.day_bucket = p_day then b.spent_today_usd else 0 end + coalesce(p_worst, 0),
-    month_bucket = date_trunc('month', p_day)::date,
-    spent_month_usd = case when b.month_bucket = date_trunc('month', p_day)::date then b.spent_month_usd else 0 end
-      + coalesce(p_worst, 0)
-  where b.caller = p_caller;
 end
 $$;
 

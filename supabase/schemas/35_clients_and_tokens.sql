@@ -1,6 +1,5 @@
 -- Kaggle clients and their scoped tokens: creation, minting, revocation, the credential check (with
 -- refusals counted per minute) and token budgets.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_clients (
@@ -151,50 +150,60 @@ CREATE INDEX IF NOT EXISTS google_ai_tokens_client_created_idx ON
 
 CREATE INDEX IF NOT EXISTS google_ai_tokens_expires_idx ON public.google_ai_tokens USING btree (expires_at);
 
--- Token budgets follow the reservation's life cycle: finalize and release (request life cycle) call
--- this with an attempt's request, token and money deltas. finalize reconciles the token's (and the
--- client's same-day) tokens by actual - estimate, and the token's and the client's same-day and
--- same-month spend by cost - worst case; release gives back what the reservation booked.
-CREATE OR REPLACE FUNCTION public.google_ai_adjust_token_budget(p_attempt public.google_ai_attempts,
-    p_requests integer, p_tokens integer, p_usd numeric DEFAULT 0) RETURNS void
+-- A call counted in its budgets when it is booked (p_book, under the rows' locks its verdict took:
+-- google_ai_token_verdict_at, google_ai_caller_budget_at) and again when its attempt ends (finalize
+-- settles it on what it used and cost, release gives it back), by p_requests, p_tokens and p_usd, never
+-- below 0: a token's (p_token_id: for its life, and its client's day and month) or a service caller's
+-- (p_caller, when it acts for no client: google_ai_caller_budgets). The day is p_at's Pacific day; a
+-- service caller's, once its attempt has one, the day its booking counted in (p_day: the attempt's
+-- day_bucket). A booking starts a new day's or month's counts from nothing and is the token's last use;
+-- an end moves only the day and the month its booking counted in.
+CREATE OR REPLACE FUNCTION public.google_ai_count_budgets(p_token_id uuid, p_client_id uuid, p_caller text,
+    p_at timestamp with time zone, p_day date, p_requests integer, p_tokens integer, p_usd numeric,
+    p_book boolean) RETURNS void
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
 declare
-  v_day date := public.google_ai_pacific_day(p_attempt.created_at);
-  v_month date := pg_catalog.date_trunc('month', public.google_ai_pacific_day(p_attempt.created_at))::date;
+  v_day date := coalesce(case when p_client_id is null then p_day end, public.google_ai_pacific_day(p_at));
+  v_month date := pg_catalog.date_trunc('month', v_day)::date;
+  v_usd numeric := coalesce(p_usd, 0);
 begin
-  if p_requests = 0 and p_tokens = 0 and coalesce(p_usd, 0) = 0 then
+  if p_requests = 0 and p_tokens = 0 and v_usd = 0 and not p_book then
     return;
   end if;
-  if p_attempt.token_id is not null then
+  if p_token_id is not null then
     update public.google_ai_tokens t set
       requests_used = greatest(0, t.requests_used + p_requests),
       tokens_used = greatest(0, t.tokens_used + p_tokens),
-      spent_usd = greatest(0, t.spent_usd + coalesce(p_usd, 0))
-    where t.id = p_attempt.token_id;
+      spent_usd = greatest(0, t.spent_usd + v_usd),
+      last_used_at = case when p_book then p_at else t.last_used_at end
+    where t.id = p_token_id;
     update public.google_ai_clients c set
+      day_bucket = case when p_book then v_day else c.day_bucket end,
       requests_today = case when c.day_bucket = v_day then greatest(0, c.requests_today + p_requests)
-                            else c.requests_today end,
-      tokens_today = case when c.day_bucket = v_day then greatest(0, c.tokens_today + p_tokens) else c.tokens_today end,
-      spent_today_usd = case when c.day_bucket = v_day then greatest(0, c.spent_today_usd + coalesce(p_usd, 0))
-                             else c.spent_today_usd end,
-      spent_month_usd = case when c.month_bucket = v_month then greatest(0, c.spent_month_usd + coalesce(p_usd, 0))
-                             else c.spent_month_usd end
-    where c.id = p_attempt.client_id and (c.day_bucket = v_day or c.month_bucket = v_month);
-  elsif p_attempt.client_id is null then
-    -- (A service caller's day is the one its booking counted in: the attempt's day_bucket.)
-    v_day := coalesce(p_attempt.day_bucket, v_day);
-    v_month := pg_catalog.date_trunc('month', v_day)::date;
+                            when p_book then p_requests else c.requests_today end,
+      tokens_today = case when c.day_bucket = v_day then greatest(0, c.tokens_today + p_tokens)
+                          when p_book then p_tokens else c.tokens_today end,
+      spent_today_usd = case when c.day_bucket = v_day then greatest(0, c.spent_today_usd + v_usd)
+                             when p_book then v_usd else c.spent_today_usd end,
+      month_bucket = case when p_book then v_month else c.month_bucket end,
+      spent_month_usd = case when c.month_bucket = v_month then greatest(0, c.spent_month_usd + v_usd)
+                             when p_book then v_usd else c.spent_month_usd end
+    where c.id = p_client_id and (p_book or c.day_bucket = v_day or c.month_bucket = v_month);
+  elsif p_client_id is null then
     update public.google_ai_caller_budgets b set
+      day_bucket = case when p_book then v_day else b.day_bucket end,
       requests_today = case when b.day_bucket = v_day then greatest(0, b.requests_today + p_requests)
-                            else b.requests_today end,
-      tokens_today = case when b.day_bucket = v_day then greatest(0, b.tokens_today + p_tokens) else b.tokens_today end,
-      spent_today_usd = case when b.day_bucket = v_day then greatest(0, b.spent_today_usd + coalesce(p_usd, 0))
-                             else b.spent_today_usd end,
-      spent_month_usd = case when b.month_bucket = v_month then greatest(0, b.spent_month_usd + coalesce(p_usd, 0))
-                             else b.spent_month_usd end
-    where b.caller = p_attempt.caller and (b.day_bucket = v_day or b.month_bucket = v_month);
+                            when p_book then p_requests else b.requests_today end,
+      tokens_today = case when b.day_bucket = v_day then greatest(0, b.tokens_today + p_tokens)
+                          when p_book then p_tokens else b.tokens_today end,
+      spent_today_usd = case when b.day_bucket = v_day then greatest(0, b.spent_today_usd + v_usd)
+                             when p_book then v_usd else b.spent_today_usd end,
+      month_bucket = case when p_book then v_month else b.month_bucket end,
+      spent_month_usd = case when b.month_bucket = v_month then greatest(0, b.spent_month_usd + v_usd)
+                             when p_book then v_usd else b.spent_month_usd end
+    where b.caller = p_caller and (p_book or b.day_bucket = v_day or b.month_bucket = v_month);
   end if;
 end
 $$;
@@ -526,38 +535,5 @@ begin
     public.google_ai_refusal_cause(v_limit)),
     'retry_after_ms', v_retry_ms, 'retry_at', v_retry_at, 'client_id', client_id, 'token_id', token_id)
     || case when v_period is not null then jsonb_build_object('period', v_period) else '{}' end;
-end
-$$;
-
--- Books an admitted request on its token and its client's day (the rows google_ai_token_verdict_at
--- locked): a request on its first attempt, its estimated tokens on every attempt, and the call's worst
--- case as the verdict read it (p_worst; null: no budget in money) on the token and the client's day and
--- month, which finalize settles (google_ai_adjust_token_budget).
-CREATE OR REPLACE FUNCTION public.google_ai_count_token_use(p_token_id uuid, p_client_id uuid,
-    p_now timestamp with time zone, p_attempt integer, p_estimated_tokens integer, p_worst numeric) RETURNS void
-    LANGUAGE plpgsql
-    SET search_path TO ''
-    AS $$
-declare
-  v_day date := public.google_ai_pacific_day(p_now);
-  v_month date := pg_catalog.date_trunc('month', public.google_ai_pacific_day(p_now))::date;
-  v_count_request integer := public.google_ai_request_counts(p_attempt);
-  v_worst numeric := p_worst;
-begin
-  update public.google_ai_tokens t set
-    requests_used = t.requests_used + v_count_request,
-    tokens_used = t.tokens_used + p_estimated_tokens,
-    spent_usd = t.spent_usd + coalesce(v_worst, 0),
-    last_used_at = p_now
-  where t.id = p_token_id;
-  update public.google_ai_clients c set
-    day_bucket = v_day,
-    (requests_today, tokens_today) = (select u.requests, u.tokens
-      from public.google_ai_daily_use(c.day_bucket, c.requests_today, c.tokens_today, v_day, v_count_request,
-        p_estimated_tokens, null, null) u),
-    spent_today_usd = case when c.day_bucket = v_day then c.spent_today_usd else 0 end + coalesce(v_worst, 0),
-    month_bucket = v_month,
-    spent_month_usd = case when c.month_bucket = v_month then c.spent_month_usd else 0 end + coalesce(v_worst, 0)
-  where c.id = p_client_id;
 end
 $$;

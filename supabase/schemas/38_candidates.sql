@@ -1,7 +1,6 @@
 -- A request's candidates: the limits of the model it names (google_ai_request_limits), the class it
 -- runs in (google_ai_request_class) and the quota groups that may serve it (google_ai_candidate_groups),
 -- with what ranks them and the key a group serves it on.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- The keys that may serve p_model, each with its quota group: active, of the model's provider (a

@@ -1,6 +1,5 @@
 -- The fair admission queue: tickets taken by a refusal, turns by class then fair between callers,
 -- lapsed tickets, and whether the spread holds a class back (only while requests wait).
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_queue (

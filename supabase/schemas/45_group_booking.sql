@@ -1,6 +1,5 @@
 -- Booking in one quota group: google_ai_book_group counts a request in the group's windows under its
 -- counter row's lock (window, day, spread, shares, pace), or says when it may go and why.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- Pacing: each paced share the requester owns must allow one more of the day (usable: the group's

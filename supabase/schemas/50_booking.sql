@@ -1,6 +1,5 @@
 -- Booking a request: google_ai_book_best_group tries the groups that may serve the model in rank order,
 -- each through google_ai_book_group (45_group_booking.sql) under its counter row's lock.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- When a candidate group its unlocked counts show full (p_full_by: cooldown, rpd, or the minute's window,
@@ -112,8 +111,8 @@ begin
   elsif booked_group is not null then
     select v_try.minute_bucket, v_try.day_bucket, v_try.admitted_at, v_try.quota, null, null, null, null, v_budget.worst
       into minute_bucket, day_bucket, admitted_at, quota, blocked_by, reopens_at, recheck_at, cause, booked_usd;
-    perform public.google_ai_count_caller_budget(p_caller.name, v_budget.day, v_budget.requests, v_budget.tokens,
-      v_budget.worst) where v_budget.day is not null;
+    perform public.google_ai_count_budgets(null, null, p_caller.name, p_at, null,
+      public.google_ai_request_counts(p_attempt), p_tokens, v_budget.worst, true) where v_budget.day is not null;
     return;
   end if;
 

@@ -1,6 +1,5 @@
 -- Claims: a request id is held by its caller while it is served (the holder's deadlines reply_by and
 -- hold_until), answered again from its stored answer (idempotency), and each refusal is logged.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- The attempt row takes the holder's times and identity out of its metadata: the row keeps them; a

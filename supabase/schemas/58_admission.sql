@@ -21,7 +21,6 @@
 -- reservation's CPU. Every statement here finds its rows by key (counter row, model, quota group,
 -- ticket), so the generic plan is the one a custom plan would choose; those that read a time range of
 -- the log close it on both sides, so the generic plan still walks the range's index (15_request_log.sql).
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- refuse: a request no group takes now waits in line when its turn is likely within its wait
@@ -107,7 +106,7 @@ $$;
 -- record the admission: a booked request's attempt row, and the answer from what it holds (the key, its group, the
 -- buckets, the class, and the quota the booking leaves when it has one). The ticket it held is done
 -- with; an idempotent request's id is held (google_ai_hold_request); a token's budgets count the
--- request (p_count_token: google_ai_count_token_use). p_booked_usd: the worst case booked in a budget in
+-- request (p_count_token: google_ai_count_budgets). p_booked_usd: the worst case booked in a budget in
 -- money (a token's, its client's or a service caller's; null: none), which the answer names (booked_usd:
 -- llm-invoke then sends the answer it booked as the call's cap where the request names none).
 CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp with time zone, p_caller text,
@@ -126,8 +125,8 @@ begin
     delete from public.google_ai_queue q where q.ticket_id = p_ticket;
   end if;
   if p_count_token then
-    perform public.google_ai_count_token_use(p_token_id, p_client_id, p_now, p_attempt, p_estimated_tokens,
-      p_booked_usd);
+    perform public.google_ai_count_budgets(p_token_id, p_client_id, null, p_now, null,
+      public.google_ai_request_counts(p_attempt), p_estimated_tokens, p_booked_usd, true);
   end if;
   if p_hold then
     perform public.google_ai_hold_request(p_caller, p_request_id, p_model, p_now);
@@ -154,7 +153,7 @@ $$;
 
 -- admit: one request for one model, as a service caller (p_caller; p_client_id when it acts for a
 -- client) or with a scoped token (p_token_hash: checked and its budgets booked with the quota, all or
--- nothing, by google_ai_token_verdict_at and google_ai_count_token_use; the client's class bounds the
+-- nothing, by google_ai_token_verdict_at and google_ai_count_budgets; the client's class bounds the
 -- request's; a queued refusal books no budget). The answer of a token's request names its client_id
 -- and token_id. p_output_tokens: the answer the request is sent with to this model (its largest, as
 -- llm-invoke decided it), which a budget in money books (null: not known, so a budget in money refuses

@@ -1,6 +1,5 @@
 -- A request's life after its reservation: finalize (tokens, outcome, 429 causes and cooldowns,
 -- token_usage), a cut stream, a withdrawn model, release, and the end of an idempotent request.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- token_usage is the bot's GPT-4o usage table. Seed 000 says the bot writes the time into `at`
@@ -175,8 +174,9 @@ begin
   -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
   if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
      or p_att.cost_usd is not null then
-    perform public.google_ai_adjust_token_budget(p_att, 0, coalesce(v_counted - p_att.estimated_tokens, 0),
-      coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0));
+    perform public.google_ai_count_budgets(p_att.token_id, p_att.client_id, p_att.caller, p_att.created_at,
+      p_att.day_bucket, 0, coalesce(v_counted - p_att.estimated_tokens, 0),
+      coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0), false);
   end if;
   -- The window learns the provider's count now: waiters asking again see the tokens given back.
   perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);
@@ -359,7 +359,8 @@ begin
     return public.google_ai_not_open(p_reservation_id);
   end if;
 
-  perform public.google_ai_adjust_token_budget(v_att, 0, -v_att.estimated_tokens, -v_att.booked_usd);
+  perform public.google_ai_count_budgets(v_att.token_id, v_att.client_id, v_att.caller, v_att.created_at,
+    v_att.day_bucket, 0, -v_att.estimated_tokens, -v_att.booked_usd, false);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message,
@@ -394,8 +395,9 @@ begin
     return public.google_ai_not_open(p_reservation_id);
   end if;
 
-  perform public.google_ai_adjust_token_budget(v_att, case when v_att.attempt = 1 then -1 else 0 end,
-    -v_att.estimated_tokens, -v_att.booked_usd);
+  perform public.google_ai_count_budgets(v_att.token_id, v_att.client_id, v_att.caller, v_att.created_at,
+    v_att.day_bucket, -public.google_ai_request_counts(v_att.attempt), -v_att.estimated_tokens, -v_att.booked_usd,
+    false);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   return jsonb_build_object('ok', true, 'status', 'released');

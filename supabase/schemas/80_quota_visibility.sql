@@ -1,6 +1,5 @@
 -- Quota you can see: what a reservation's answer carries (google_ai_answer_quota, read in the
 -- reservation's own statement) and the quota route's report per model and credential.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- What llm-invoke calls, beside the reservation in one statement. Seeing the quota must never cost

@@ -1,6 +1,5 @@
 -- What maintenance did (the owner's google_ai_maintenance_log), read by the metrics and written by
 -- housekeeping; what it is set to do is google_ai_maintenance_settings (05_settings.sql).
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_maintenance_log (

@@ -1,6 +1,5 @@
 -- Metrics from the database's truth: running totals folded from attempt rows that can no longer
 -- change (with a fence against ids not committed yet) and one scrape's Prometheus text.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE TABLE public.google_ai_metric_fold (

@@ -1,7 +1,6 @@
 -- Housekeeping: the hourly run and its steps (abandoned reservations, old attempts, responses,
 -- counters, cooldowns, tokens, pg_cron history), written to the maintenance log, and the call to
 -- the maintenance Edge Function (scheduled by the migration that holds the pg_cron jobs).
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 -- One provider's active keys, with their quota group: those the maintenance function checks against

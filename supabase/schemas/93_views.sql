@@ -1,6 +1,5 @@
 -- The operator's views (security_invoker): usage now and by caller, cooldowns, clients, catalogue,
 -- model life cycle, queue, shares and budgets today.
--- Bodies are checked when called, not when created: a function may name one defined further down.
 set check_function_bodies = off;
 
 CREATE OR REPLACE VIEW public.google_ai_model_catalogue_status WITH (security_invoker='true') AS

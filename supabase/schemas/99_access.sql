@@ -2,8 +2,7 @@
 -- function its grants after a revoke of what Supabase's default privileges give (anon,
 -- authenticated, service_role; eve_gateway too, so that applying it again keeps the order
 -- of the grants; one revoke covers all the functions). service_role gets what the operator's tools
--- need; eve_gateway (the Edge Functions' role) only EXECUTE on the RPCs it calls. Bodies are checked when called, not
--- when created: a function may name one defined further down.
+-- need; eve_gateway (the Edge Functions' role) only EXECUTE on the RPCs it calls.
 set check_function_bodies = off;
 
 COMMENT ON SCHEMA public IS 'standard public schema';
