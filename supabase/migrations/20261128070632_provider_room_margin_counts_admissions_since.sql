@@ -37,8 +37,9 @@ begin
   -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
   if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
      or p_att.cost_usd is not null then
-    perform public.google_ai_adjust_token_budget(p_att, 0, coalesce(v_counted - p_att.estimated_tokens, 0),
-      coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0));
+    perform public.google_ai_count_budgets(p_att.token_id, p_att.client_id, p_att.caller, p_att.created_at,
+      p_att.day_bucket, 0, coalesce(v_counted - p_att.estimated_tokens, 0),
+      coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0), false);
   end if;
   -- The window learns the provider's count now: waiters asking again see the tokens given back.
   perform public.google_ai_settle_admission(p_att, greatest(0, coalesce(v_counted, p_att.estimated_tokens)), false);
