@@ -18,7 +18,8 @@ declare
   v_counted integer;
 begin
   if p_room_until > v_now and p_att.quota_group is not null then
-    select 2 * count(*) filter (where a.status = 'reserved') + count(*) filter (where a.admitted_at > p_att.admitted_at),
+    select 2 * count(*) filter (where a.status = 'reserved')
+        + count(*) filter (where a.admitted_at > p_att.admitted_at),
       coalesce(2 * sum(a.estimated_tokens) filter (where a.status = 'reserved'), 0)
         + coalesce(sum(a.estimated_tokens) filter (where a.admitted_at > p_att.admitted_at), 0)
     into v_margin, v_margin_tokens
