@@ -123,6 +123,7 @@ CREATE TABLE public.google_ai_model_limits (
     bucket_share numeric(4,3),
     itpm integer,
     itpm_counts_cache_reads boolean DEFAULT false NOT NULL,
+    limit_pool text,
     otpm integer,
     CONSTRAINT google_ai_model_limits_booked_output_tokens_check CHECK ((booked_output_tokens >= 1)),
     CONSTRAINT google_ai_model_limits_itpm_check CHECK ((itpm >= 1)),
@@ -175,6 +176,11 @@ COMMENT ON COLUMN public.google_ai_model_limits.bucket_share IS
     'worth. Set: every limit is also a bucket holding this share of its minute''s limit, refilled continuously '
     '(Anthropic, whose capacity is not published: lower it when its 429s show a burst the minute allowed): RPM '
     'through the schedule of spread_until (then always kept, spread_burst not read), itpm and otpm through theirs.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.limit_pool IS
+    'Rows that name one pool share one set of counts per quota group (one counter row, keyed by the pool''s name): '
+    'Anthropic''s limits are a family''s (the Sonnet 4.x versions draw on one pool). Each request is held to its '
+    'own row''s limits against the pool''s counts, so give the pool''s rows the same limits. Null: the model''s own.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpd IS 'Requests per Pacific day per quota group (null: no limit).';
 

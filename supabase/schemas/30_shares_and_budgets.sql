@@ -528,7 +528,8 @@ $$;
 
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
 -- release gives back the request in its minute, day and window (and in its owners' shares), and a
--- model's token buckets get back what the call did not use (google_ai_buckets_settled). The
+-- model's token buckets get back what the call did not use (google_ai_buckets_settled), on the row of
+-- its pool when it names one (google_ai_model_limits.limit_pool). The
 -- window is corrected in the second the admission counts in (google_ai_attempts.admitted_at) while
 -- that second is still in the ring; one that left it changes only the calendar counters.
 CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer,
@@ -552,7 +553,8 @@ declare
     < public.google_ai_pacific_start(public.google_ai_pacific_day(p_att.admitted_at)) + v_day_guard;
 begin
   select * into v_row from public.google_ai_usage_counters c
-  where c.quota_group = p_att.quota_group and c.model = p_att.model
+  where c.quota_group = p_att.quota_group and c.model = coalesce((select l.limit_pool
+    from public.google_ai_model_limits l where l.model = p_att.model), p_att.model)
   for update;
   if not found then
     return;

@@ -85,10 +85,12 @@ $$;
 -- google_ai_bucket_take) take the request's input (p_tokens, less its answer where the row books answers
 -- in its tokens) and its answer (p_output), all or nothing. place: when the request may go (null:
 -- now); limit_name: the limit whose schedule holds it ('tpm' for a token bucket); step: the spread's
--- step after a booking; input_until, output_until: the token buckets as a booking leaves them.
-CREATE OR REPLACE FUNCTION public.google_ai_schedule_place(p_model public.google_ai_model_limits,
-    p_class public.google_ai_priority_classes, p_counter public.google_ai_usage_counters,
-    p_now timestamp with time zone, p_window interval, p_tokens integer, p_output integer, p_in_share boolean,
+-- step after a booking; input_until, output_until: the token buckets as a booking leaves them. (The
+-- counter row's times and the class's rank, not the rows: a row passed is taken apart again, counted.)
+CREATE OR REPLACE FUNCTION public.google_ai_schedule_place(p_model public.google_ai_model_limits, p_rank smallint,
+    p_spread_until timestamp with time zone, p_input_until timestamp with time zone,
+    p_output_until timestamp with time zone, p_now timestamp with time zone, p_window interval, p_tokens integer,
+    p_output integer, p_in_share boolean,
     OUT step interval, OUT place timestamp with time zone, OUT limit_name text,
     OUT input_until timestamp with time zone, OUT output_until timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
@@ -103,17 +105,17 @@ begin
     p_tokens);
   step := v_step.step;
   limit_name := v_step.limit_name;
-  if v_step.step is not null and p_counter.spread_until - v_step.tolerance > p_now
+  if v_step.step is not null and p_spread_until - v_step.tolerance > p_now
      and (p_model.bucket_share is not null
-          or (not p_in_share and public.google_ai_spread_holds(p_model.model, p_class.rank, p_now))) then
-    place := p_counter.spread_until - v_step.tolerance;
+          or (not p_in_share and public.google_ai_spread_holds(p_model.model, p_rank, p_now))) then
+    place := p_spread_until - v_step.tolerance;
   end if;
   if p_model.itpm is null and p_model.otpm is null then
     return;
   end if;
-  v_in := public.google_ai_bucket_take(p_counter.input_until, p_now, p_window, p_model.itpm, p_model.bucket_share,
+  v_in := public.google_ai_bucket_take(p_input_until, p_now, p_window, p_model.itpm, p_model.bucket_share,
     p_tokens - case when p_model.booked_output_tokens is not null then coalesce(p_output, 0) else 0 end);
-  v_out := public.google_ai_bucket_take(p_counter.output_until, p_now, p_window, p_model.otpm, p_model.bucket_share,
+  v_out := public.google_ai_bucket_take(p_output_until, p_now, p_window, p_model.otpm, p_model.bucket_share,
     coalesce(p_output, 0));
   if greatest(v_in.opens_at, v_out.opens_at) > coalesce(place, '-infinity') then
     place := greatest(v_in.opens_at, v_out.opens_at);
@@ -215,8 +217,8 @@ begin
     paced_until := public.google_ai_paced_until(p_now, p_day, p_model.rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
       v_pace_used, v_pace_next);
   end if;
-  v_step := public.google_ai_schedule_place(p_model, p_class, p_counter, p_now, p_window, p_tokens, p_output,
-    v_in_share);
+  v_step := public.google_ai_schedule_place(p_model, p_class.rank, p_counter.spread_until, p_counter.input_until,
+    p_counter.output_until, p_now, p_window, p_tokens, p_output, v_in_share);
   spread_step := v_step.step;
   spread_at := v_step.place;
   input_until := v_step.input_until;
@@ -253,8 +255,8 @@ begin
     return;
   end if;
   if p_window_full then
-    reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model.model, p_now, p_window, p_model.rpm,
-      p_model.tpm, p_tokens, p_class.name, p_caller.name);
+    reopens_at := public.google_ai_window_reopens_for(p_quota_group, coalesce(p_model.limit_pool, p_model.model),
+      p_now, p_window, p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name);
     if p_outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
                                      where a.quota_group = p_quota_group and a.model = p_model.model
                                        and a.status = 'reserved' and a.admitted_at > p_now - p_window
@@ -345,7 +347,8 @@ begin
 end
 $$;
 
--- Books one request on a quota group's counter row, or says why not. outcome: 'booked', 'skipped'
+-- Books one request on a quota group's counter row (its pool's, when the model names one: limit_pool), or
+-- says why not. outcome: 'booked', 'skipped'
 -- (the row is locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd',
 -- 'pace', 'rpm', 'tpm'; cause names why (google_ai_refusal_cause's list), reopens_at when it may go,
 -- recheck_at when asking again may help sooner (tokens of admissions in flight may come back).
@@ -379,7 +382,7 @@ declare
   v_rules record;      -- what the rules say (google_ai_booking_rules)
 begin
   begin
-    v_row := public.google_ai_counter_locked(p_quota_group, p_model.model, p_skip_locked);
+    v_row := public.google_ai_counter_locked(p_quota_group, coalesce(p_model.limit_pool, p_model.model), p_skip_locked);
     if v_row.id is null then
       outcome := 'skipped';
       return;

@@ -3,7 +3,8 @@
 // as its bucket, then one request per step as it refills (the spread's schedule, kept always); its
 // input and its answer are taken from two token buckets apart (ITPM, OTPM), all or nothing, with the
 // time a refused request may go to the microsecond; what the answer did not use goes back when it ends
-// (cache reads left out of the input unless the row counts them), and a release gives all of it back.
+// (cache reads left out of the input unless the row counts them), and a release gives all of it back;
+// rows of one pool (limit_pool, Anthropic's family) share one set of counts.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { iso, msOf } from "../support/microseconds.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
@@ -115,5 +116,23 @@ describe("a model whose limits are buckets", () => {
     const next = await admit(T0, "bucket-large", 10, 150);
     expect(refusal(next)).toEqual({ limit: "tpm", cause: "spread", retryAt: T0 + Math.ceil((150 * WINDOW_US) / 200) / 1000 });
     expect((await admit(refusal(next).retryAt!, "bucket-large", 10, 150)).ok).toBe(true);
+  });
+
+  it("rows of one pool share one set of counts: their requests together are held to the limit", async () => {
+    for (const name of ["pool-a", "pool-b"]) {
+      await db.sql`insert into public.google_ai_model_limits (model, rpm, otpm, booked_output_tokens, limit_pool)
+                   values (${name}, 3, 1000, 4096, 'pool-ab')`;
+    }
+    const a = await admit(T0, "pool-a", 10, 100);
+    expect((await admit(T0, "pool-a", 10, 100)).ok).toBe(true);
+    expect((await admit(T0, "pool-b", 10, 100)).ok).toBe(true);
+    expect(await admit(T0, "pool-b", 10, 100)).toMatchObject({ ok: false, limit: "rpm" });
+    expect(await admit(T0, "pool-a", 10, 100)).toMatchObject({ ok: false, limit: "rpm" });
+    const rows = await db.sql`select model, window_requests from public.google_ai_usage_counters
+                              where model in ('pool-a', 'pool-b', 'pool-ab')`;
+    expect(rows).toEqual([{ model: "pool-ab", window_requests: 3 }]);
+    // Settled on the pool's row: a release gives the request back to either model.
+    await db.sql`select public.google_ai_release(${a.reservation_id!}::uuid)`;
+    expect((await admit(T0, "pool-b", 10, 100)).ok).toBe(true);
   });
 });

@@ -19,6 +19,8 @@ alter table "public"."google_ai_model_limits" add column if not exists "itpm" in
 
 alter table "public"."google_ai_model_limits" add column if not exists "itpm_counts_cache_reads" boolean not null default false;
 
+alter table "public"."google_ai_model_limits" add column if not exists "limit_pool" text;
+
 alter table "public"."google_ai_model_limits" add column if not exists "otpm" integer;
 
 alter table "public"."google_ai_usage_counters" add column if not exists "input_until" timestamp with time zone;
@@ -72,7 +74,7 @@ declare
   v_rules record;      -- what the rules say (google_ai_booking_rules)
 begin
   begin
-    v_row := public.google_ai_counter_locked(p_quota_group, p_model.model, p_skip_locked);
+    v_row := public.google_ai_counter_locked(p_quota_group, coalesce(p_model.limit_pool, p_model.model), p_skip_locked);
     if v_row.id is null then
       outcome := 'skipped';
       return;
@@ -206,8 +208,8 @@ begin
     paced_until := public.google_ai_paced_until(p_now, p_day, p_model.rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
       v_pace_used, v_pace_next);
   end if;
-  v_step := public.google_ai_schedule_place(p_model, p_class, p_counter, p_now, p_window, p_tokens, p_output,
-    v_in_share);
+  v_step := public.google_ai_schedule_place(p_model, p_class.rank, p_counter.spread_until, p_counter.input_until,
+    p_counter.output_until, p_now, p_window, p_tokens, p_output, v_in_share);
   spread_step := v_step.step;
   spread_at := v_step.place;
   input_until := v_step.input_until;
@@ -330,7 +332,7 @@ end
 $function$
 ;
 
-CREATE OR REPLACE FUNCTION public.google_ai_schedule_place(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_counter public.google_ai_usage_counters, p_now timestamp with time zone, p_window interval, p_tokens integer, p_output integer, p_in_share boolean, OUT step interval, OUT place timestamp with time zone, OUT limit_name text, OUT input_until timestamp with time zone, OUT output_until timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.google_ai_schedule_place(p_model public.google_ai_model_limits, p_rank smallint, p_spread_until timestamp with time zone, p_input_until timestamp with time zone, p_output_until timestamp with time zone, p_now timestamp with time zone, p_window interval, p_tokens integer, p_output integer, p_in_share boolean, OUT step interval, OUT place timestamp with time zone, OUT limit_name text, OUT input_until timestamp with time zone, OUT output_until timestamp with time zone)
  RETURNS record
  LANGUAGE plpgsql
  STABLE
@@ -345,17 +347,17 @@ begin
     p_tokens);
   step := v_step.step;
   limit_name := v_step.limit_name;
-  if v_step.step is not null and p_counter.spread_until - v_step.tolerance > p_now
+  if v_step.step is not null and p_spread_until - v_step.tolerance > p_now
      and (p_model.bucket_share is not null
-          or (not p_in_share and public.google_ai_spread_holds(p_model.model, p_class.rank, p_now))) then
-    place := p_counter.spread_until - v_step.tolerance;
+          or (not p_in_share and public.google_ai_spread_holds(p_model.model, p_rank, p_now))) then
+    place := p_spread_until - v_step.tolerance;
   end if;
   if p_model.itpm is null and p_model.otpm is null then
     return;
   end if;
-  v_in := public.google_ai_bucket_take(p_counter.input_until, p_now, p_window, p_model.itpm, p_model.bucket_share,
+  v_in := public.google_ai_bucket_take(p_input_until, p_now, p_window, p_model.itpm, p_model.bucket_share,
     p_tokens - case when p_model.booked_output_tokens is not null then coalesce(p_output, 0) else 0 end);
-  v_out := public.google_ai_bucket_take(p_counter.output_until, p_now, p_window, p_model.otpm, p_model.bucket_share,
+  v_out := public.google_ai_bucket_take(p_output_until, p_now, p_window, p_model.otpm, p_model.bucket_share,
     coalesce(p_output, 0));
   if greatest(v_in.opens_at, v_out.opens_at) > coalesce(place, '-infinity') then
     place := greatest(v_in.opens_at, v_out.opens_at);
@@ -537,6 +539,41 @@ end
 $function$
 ;
 
+CREATE OR REPLACE FUNCTION public.google_ai_refusal_times(p_outcome text, p_window_full boolean, p_quota_group text, p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_now timestamp with time zone, p_window interval, p_tokens integer, p_midnight timestamp with time zone, p_day_guard interval, p_near_end boolean, p_today_fits boolean, p_paced_until timestamp with time zone, p_spread_at timestamp with time zone, p_recheck_ms integer, OUT reopens_at timestamp with time zone, OUT recheck_at timestamp with time zone)
+ RETURNS record
+ LANGUAGE plpgsql
+ STABLE
+AS $function$
+begin
+  if p_outcome = 'rpd' then
+    reopens_at := case when not p_today_fits then p_midnight
+                       when p_near_end then public.google_ai_pacific_midnight_after(p_midnight)
+                       else public.google_ai_pacific_start(public.google_ai_pacific_day(p_now)) end + p_day_guard;
+    return;
+  end if;
+  if p_window_full then
+    reopens_at := public.google_ai_window_reopens_for(p_quota_group, coalesce(p_model.limit_pool, p_model.model),
+      p_now, p_window, p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name);
+    if p_outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
+                                     where a.quota_group = p_quota_group and a.model = p_model.model
+                                       and a.status = 'reserved' and a.admitted_at > p_now - p_window
+                                       and a.admitted_at < 'infinity') then
+      recheck_at := p_now + p_recheck_ms * interval '1 millisecond';
+    end if;
+  end if;
+  if p_outcome = 'pace' then
+    reopens_at := greatest(p_paced_until, reopens_at);
+    recheck_at := null;
+  elsif p_spread_at is not null then
+    reopens_at := greatest(p_spread_at, reopens_at);
+    if recheck_at >= reopens_at then
+      recheck_at := null;
+    end if;
+  end if;
+end
+$function$
+;
+
 CREATE OR REPLACE FUNCTION public.google_ai_request_limits(p_model text)
  RETURNS public.google_ai_model_limits
  LANGUAGE plpgsql
@@ -585,7 +622,8 @@ declare
     < public.google_ai_pacific_start(public.google_ai_pacific_day(p_att.admitted_at)) + v_day_guard;
 begin
   select * into v_row from public.google_ai_usage_counters c
-  where c.quota_group = p_att.quota_group and c.model = p_att.model
+  where c.quota_group = p_att.quota_group and c.model = coalesce((select l.limit_pool
+    from public.google_ai_model_limits l where l.model = p_att.model), p_att.model)
   for update;
   if not found then
     return;
@@ -635,8 +673,9 @@ revoke all on function public.google_ai_buckets_settled(p_att public.google_ai_a
 comment on column public.google_ai_model_limits."bucket_share" is 'The limits'' shape. Null: RPM is a sliding minute only (Google, OpenAI), and itpm/otpm buckets hold a minute''s worth. Set: every limit is also a bucket holding this share of its minute''s limit, refilled continuously (Anthropic, whose capacity is not published: lower it when its 429s show a burst the minute allowed): RPM through the schedule of spread_until (then always kept, spread_burst not read), itpm and otpm through theirs.';
 comment on column public.google_ai_model_limits."itpm" is 'Input tokens per minute per quota group, apart from output (Anthropic''s ITPM; null: none): a bucket of them (google_ai_bucket_take) that a request''s input is taken from on admission and settled at the answer''s input (cache reads left out unless itpm_counts_cache_reads).';
 comment on column public.google_ai_model_limits."itpm_counts_cache_reads" is 'True: cache reads count toward itpm (Anthropic''s older models); false: they do not (its current ones).';
+comment on column public.google_ai_model_limits."limit_pool" is 'Rows that name one pool share one set of counts per quota group (one counter row, keyed by the pool''s name): Anthropic''s limits are a family''s (the Sonnet 4.x versions draw on one pool). Each request is held to its own row''s limits against the pool''s counts, so give the pool''s rows the same limits. Null: the model''s own.';
 comment on column public.google_ai_model_limits."otpm" is 'Output tokens per minute per quota group (Anthropic''s OTPM; null: none): a bucket that a request''s answer (its max_tokens, or booked_output_tokens) is taken from on admission, the unused part given back at the answer.';
 revoke all on function public.google_ai_record_admission(p_now timestamp with time zone, p_caller text, p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer, p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb, p_class text, p_quota_group text, p_key_id uuid, p_key_alias text, p_env_var_name text, p_minute_bucket timestamp with time zone, p_day_bucket date, p_admitted_at timestamp with time zone, p_quota jsonb, p_ticket uuid, p_hold boolean, p_count_token boolean, p_booked_usd numeric, p_booked_output integer) from public, anon, authenticated, service_role;
-revoke all on function public.google_ai_schedule_place(p_model public.google_ai_model_limits, p_class public.google_ai_priority_classes, p_counter public.google_ai_usage_counters, p_now timestamp with time zone, p_window interval, p_tokens integer, p_output integer, p_in_share boolean, OUT step interval, OUT place timestamp with time zone, OUT limit_name text, OUT input_until timestamp with time zone, OUT output_until timestamp with time zone) from public, anon, authenticated, service_role;
+revoke all on function public.google_ai_schedule_place(p_model public.google_ai_model_limits, p_rank smallint, p_spread_until timestamp with time zone, p_input_until timestamp with time zone, p_output_until timestamp with time zone, p_now timestamp with time zone, p_window interval, p_tokens integer, p_output integer, p_in_share boolean, OUT step interval, OUT place timestamp with time zone, OUT limit_name text, OUT input_until timestamp with time zone, OUT output_until timestamp with time zone) from public, anon, authenticated, service_role;
 comment on column public.google_ai_usage_counters."input_until" is 'The itpm bucket (google_ai_model_limits.itpm): when it is full again (google_ai_bucket_take). Null: full.';
 comment on column public.google_ai_usage_counters."output_until" is 'The otpm bucket (google_ai_model_limits.otpm): when it is full again (google_ai_bucket_take). Null: full.';
