@@ -360,7 +360,7 @@ $$;
 -- move on to the next group without holding it.
 CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
-    p_now timestamp with time zone, p_skip_locked boolean, p_output integer, OUT outcome text,
+    p_now timestamp with time zone, p_skip_locked boolean, p_output integer DEFAULT NULL::integer, OUT outcome text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone,
     OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone,
     OUT quota jsonb) RETURNS record
