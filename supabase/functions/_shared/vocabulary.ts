@@ -154,7 +154,7 @@ const ADMISSION_CAUSE_TABLE = {
   spread: {
     limits: [],
     words: "requests wait for this model, and batch requests are handed the window one per 61 s / RPM, or the " +
-      "model's limits are buckets (Anthropic's) not yet refilled enough: this one's place in the schedule is later.",
+      "model's limits are buckets not yet refilled enough: this one's place in the schedule is later.",
   },
   day_exhausted: {
     limits: ["rpd"],
