@@ -31,13 +31,16 @@ interface Answer {
   limit?: string;
   cause?: string;
   retry_at?: string;
+  queue?: { ticket: string; expected_at: string };
 }
 
-async function admit(at: number, model: string, input: number, output: number | null = null): Promise<Answer> {
+async function admit(at: number, model: string, input: number, output: number | null = null,
+  wait: { leftMs: number; ticket?: string } = { leftMs: 0 }): Promise<Answer> {
   const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
     p_now => ${iso(at)}::text::timestamptz, p_models => array[${model}::text], p_estimated_tokens => ${input + (output ?? 0)},
     p_caller => 'notebook', p_request_id => null, p_priority => 'batch',
-    p_output_tokens => ${output === null ? null : [output]}::integer[]) as r`;
+    p_output_tokens => ${output === null ? null : [output]}::integer[], p_wait_left_ms => ${wait.leftMs}::integer,
+    p_queue_ticket => ${wait.ticket ?? null}::uuid) as r`;
   return row!.r;
 }
 
@@ -134,5 +137,16 @@ describe("a model whose limits are buckets", () => {
     // Settled on the pool's row: a release gives the request back to either model.
     await db.sql`select public.google_ai_release(${a.reservation_id!}::uuid)`;
     expect((await admit(T0, "pool-b", 10, 100)).ok).toBe(true);
+  });
+
+  it("a request the token bucket holds waits in line for the refill, and is served when it comes", async () => {
+    await model("bucket-wait", { itpm: 100_000, otpm: 610 });
+    for (let i = 0; i < 3; i++) expect((await admit(T0, "bucket-wait", 50, 200)).ok).toBe(true);
+    const waiting = await admit(T0, "bucket-wait", 50, 200, { leftMs: 60_000 });
+    expect(waiting.ok).toBe(false);
+    const expected = msOf(waiting.queue!.expected_at);
+    expect(expected).toBeGreaterThanOrEqual(T0 + 19_000);
+    const served = await admit(expected, "bucket-wait", 50, 200, { leftMs: 60_000, ticket: waiting.queue!.ticket });
+    expect(served.ok).toBe(true);
   });
 });
