@@ -330,42 +330,45 @@ $seed$;
 -- (`supabase secrets set ANTHROPIC_API_KEY=...`, then a key row of provider 'anthropic' whose
 -- project_id names the organization: one organization is one quota group). Anthropic counts per
 -- organization and family three limits, RPM, ITPM (input, cache reads excluded) and OTPM (max_tokens on
--- arrival, corrected at the end), each a bucket refilling continuously. The rows hold Tier 1's RPM, and
--- its ITPM as the TPM that books a request's input plus its booked answer (booked_output_tokens, also the
--- max_tokens a call sends when its caller names none): Anthropic's OTPM is met from its headers and its
--- 429s. Limits rise with the tier: correct them with one UPDATE from the Console's limits page (or the
--- anthropic-ratelimit-*-limit headers). In a block that runs only where the schema knows providers.
+-- arrival, corrected at the end), each a bucket refilling continuously. The rows hold Tier 1's RPM, ITPM
+-- and OTPM (itpm, otpm; no TPM), their buckets holding a whole minute (bucket_share 1: Anthropic does not
+-- publish the capacity; lower it if its 429s refuse bursts the minute allows), and the answer a call is
+-- sent with when its caller names none (booked_output_tokens, booked in OTPM). Limits rise with the tier:
+-- correct them with one UPDATE from the Console's limits page (or the anthropic-ratelimit-*-limit
+-- headers). In a block that runs only where the schema knows providers.
 do $seed$
 begin
   if (select count(*) from information_schema.columns
       where table_schema = 'public'
         and (table_name, column_name) in (('google_ai_api_keys', 'serves_provider'),
                                           ('google_ai_model_limits', 'booked_output_tokens'),
-                                          ('google_ai_model_limits', 'limits_source'))) < 3
+                                          ('google_ai_model_limits', 'limits_source'),
+                                          ('google_ai_model_limits', 'itpm'))) < 4
      or not exists (select 1 from public.google_ai_providers where name = 'anthropic') then
     return;
   end if;
 
   insert into public.google_ai_model_limits
-    (model, provider, rpm, tpm, rpd, booked_output_tokens, aliases, supports_system_instruction, supports_json_mode,
-     supports_tools, supports_images, shutdown_date, successor, spread_burst, limits_source, notes)
+    (model, provider, rpm, itpm, otpm, bucket_share, booked_output_tokens, aliases, supports_system_instruction,
+     supports_json_mode, supports_tools, supports_images, shutdown_date, successor, spread_burst, limits_source, notes)
   values
-    ('claude-sonnet-4-5-20250929', 'anthropic', 50, 30000, null, 4096, '{claude-sonnet-4-5}', true, true, true, true,
+    ('claude-sonnet-4-5-20250929', 'anthropic', 50, 30000, 8000, 1, 4096, '{claude-sonnet-4-5}', true, true, true, true,
      null, null, 1,
      'Usage tier 1, Claude Sonnet 4.x (one pool for the family): 50 RPM, 30,000 ITPM, 8,000 OTPM per organization: '
      'Anthropic''s rate-limits page (docs.claude.com/en/api/rate-limits) as copied by anthropic.mintlify.app and '
-     'rate-limits.apis.io, read 2026-11-28. TPM here is the ITPM; OTPM is not a column yet (docs/anthropic.md).',
+     'rate-limits.apis.io, read 2026-11-28. Bucket capacity unpublished: a whole minute assumed (bucket_share 1).',
      'Claude Sonnet 4.5. Context 200,000, output up to 64,000 (Anthropic''s models page).'),
-    ('claude-haiku-4-5-20251001', 'anthropic', 50, 50000, null, 4096, '{claude-haiku-4-5}', true, true, true, true,
+    ('claude-haiku-4-5-20251001', 'anthropic', 50, 50000, 10000, 1, 4096, '{claude-haiku-4-5}', true, true, true, true,
      null, null, 1,
      'Usage tier 1, Claude Haiku 4.5: 50 RPM, 50,000 ITPM, 10,000 OTPM per organization: Anthropic''s rate-limits '
-     'page as copied by anthropic.mintlify.app and rate-limits.apis.io, read 2026-11-28. TPM here is the ITPM.',
+     'page as copied by anthropic.mintlify.app and rate-limits.apis.io, read 2026-11-28. Bucket capacity: as '
+     'Sonnet''s.',
      'Claude Haiku 4.5. Context 200,000, output up to 64,000.'),
-    ('claude-opus-4-5-20251101', 'anthropic', 50, 30000, null, 4096, '{claude-opus-4-5}', true, true, true, true,
+    ('claude-opus-4-5-20251101', 'anthropic', 50, 30000, 8000, 1, 4096, '{claude-opus-4-5}', true, true, true, true,
      null, null, 1,
      'Usage tier 1, Claude Opus 4.x (one pool for the family): 50 RPM, 30,000 ITPM, 8,000 OTPM per organization: '
      'Anthropic''s rate-limits page as copied by anthropic.mintlify.app and rate-limits.apis.io, read 2026-11-28. '
-     'TPM here is the ITPM.',
+     'Bucket capacity: as Sonnet''s.',
      'Claude Opus 4.5. Context 200,000, output up to 64,000.')
   on conflict (model) do nothing;
 

@@ -119,7 +119,16 @@ CREATE TABLE public.google_ai_model_limits (
     provider text DEFAULT 'google'::text NOT NULL,
     booked_output_tokens integer,
     max_thinking_tokens integer,
+    bucket_share numeric(4,3),
+    itpm integer,
+    itpm_counts_cache_reads boolean DEFAULT false NOT NULL,
+    limit_pool text,
+    otpm integer,
     CONSTRAINT google_ai_model_limits_booked_output_tokens_check CHECK ((booked_output_tokens >= 1)),
+    CONSTRAINT google_ai_model_limits_itpm_check CHECK ((itpm >= 1)),
+    CONSTRAINT google_ai_model_limits_otpm_check CHECK ((otpm >= 1)),
+    CONSTRAINT google_ai_model_limits_bucket_share_check
+      CHECK (((bucket_share > (0)::numeric) AND (bucket_share <= (1)::numeric))),
     CONSTRAINT google_ai_model_limits_spread_burst_check CHECK ((spread_burst >= 1)),
     CONSTRAINT google_ai_model_limits_provider_fkey FOREIGN KEY (provider) REFERENCES public.google_ai_providers(name)
 );
@@ -148,6 +157,29 @@ COMMENT ON COLUMN public.google_ai_model_limits.max_thinking_tokens IS
     'output): a budget in money books it (google_ai_worst_call_cost). Null: the model''s thinking is within its '
     'answer''s limit (OpenAI''s reasoning, within max_completion_tokens) or it does not think. Where the figure came '
     'from: limits_source.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.itpm IS
+    'Input tokens per minute per quota group, apart from output (Anthropic''s ITPM; null: none): a bucket of them '
+    '(google_ai_bucket_take) that a request''s input is taken from on admission and settled at the answer''s input '
+    '(cache reads left out unless itpm_counts_cache_reads).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.otpm IS
+    'Output tokens per minute per quota group (Anthropic''s OTPM; null: none): a bucket that a request''s answer '
+    '(its max_tokens, or booked_output_tokens) is taken from on admission, the unused part given back at the answer.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.itpm_counts_cache_reads IS
+    'True: cache reads count toward itpm (Anthropic''s older models); false: they do not (its current ones).';
+
+COMMENT ON COLUMN public.google_ai_model_limits.bucket_share IS
+    'The limits'' shape. Null: RPM is a sliding minute only (Google, OpenAI), and itpm/otpm buckets hold a minute''s '
+    'worth. Set: every limit is also a bucket holding this share of its minute''s limit, refilled continuously '
+    '(Anthropic, whose capacity is not published: lower it when its 429s show a burst the minute allowed): RPM '
+    'through the schedule of spread_until (then always kept, spread_burst not read), itpm and otpm through theirs.';
+
+COMMENT ON COLUMN public.google_ai_model_limits.limit_pool IS
+    'Rows that name one pool share one set of counts per quota group (one counter row, keyed by the pool''s name): '
+    'Anthropic''s limits are a family''s (the Sonnet 4.x versions draw on one pool). Each request is held to its '
+    'own row''s limits against the pool''s counts, so give the pool''s rows the same limits. Null: the model''s own.';
 
 COMMENT ON COLUMN public.google_ai_model_limits.rpd IS 'Requests per Pacific day per quota group (null: no limit).';
 
@@ -221,7 +253,9 @@ CREATE TABLE public.google_ai_usage_counters (
     spread_until timestamp with time zone,
     ring_low bigint,
     ring integer[],
-    share_use public.google_ai_share_use[]
+    share_use public.google_ai_share_use[],
+    input_until timestamp with time zone,
+    output_until timestamp with time zone
 )
 WITH (fillfactor='70', autovacuum_vacuum_scale_factor='0.01', toast_tuple_target='8160');
 
@@ -251,6 +285,12 @@ COMMENT ON COLUMN public.google_ai_usage_counters.spread_until IS
 COMMENT ON COLUMN public.google_ai_usage_counters.share_use IS
     'What the owners of the model''s shares used of this group, one element per share that booked here, in share id '
     'order: written with the row under its lock (a share removed leaves its element unread until the next booking).';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.input_until IS
+    'The itpm bucket (google_ai_model_limits.itpm): when it is full again (google_ai_bucket_take). Null: full.';
+
+COMMENT ON COLUMN public.google_ai_usage_counters.output_until IS
+    'The otpm bucket (google_ai_model_limits.otpm): when it is full again (google_ai_bucket_take). Null: full.';
 
 COMMENT ON COLUMN public.google_ai_usage_counters.ring IS
     'The sliding window as a ring of seconds from ring_low on (google_ai_ring_at): per second its admissions, their '

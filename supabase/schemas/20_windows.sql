@@ -121,6 +121,91 @@ CREATE OR REPLACE FUNCTION public.google_ai_spread_next(p_spread_until timestamp
               then p_spread_until else p_now end operator(pg_catalog.+) p_step
 $$;
 
+-- A bucket: a limit of p_limit a window (p_window, the guarded minute) refilled continuously, never
+-- reset, as Anthropic counts (its capacity unpublished: p_share of the limit, null all of it). Its
+-- state is one time, p_until: when it is full again (null or past: full now), a GCRA's "theoretical
+-- arrival time" per token, as spread_until is per request. A request of p_cost fits when the bucket
+-- holds that much, or when it is full (a request larger than the bucket empties a full one, rather
+-- than waiting for ever). until: the state after taking it (p_until when it does not fit); opens_at:
+-- null when it fits, else when it will. Microseconds are rounded up: it never refills faster than the
+-- limit. No limit: nothing taken. (PL/pgSQL: a SQL function that is not inlined is planned again on every call.)
+CREATE OR REPLACE FUNCTION public.google_ai_bucket_take(p_until timestamp with time zone,
+    p_now timestamp with time zone, p_window interval, p_limit integer, p_share numeric, p_cost integer,
+    OUT until timestamp with time zone, OUT opens_at timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+declare
+  v_token_us numeric := extract(epoch from p_window) * 1000000 / p_limit;
+  v_holds numeric := greatest(floor(p_limit * coalesce(p_share, 1)), 1, p_cost);
+begin
+  until := p_until;
+  if p_limit is null then
+    return;
+  end if;
+  until := greatest(p_until, p_now) + ceil(greatest(p_cost, 0) * v_token_us) * interval '1 microsecond';
+  if until - ceil(v_holds * v_token_us) * interval '1 microsecond' > p_now then
+    opens_at := until - ceil(v_holds * v_token_us) * interval '1 microsecond';
+    until := p_until;
+  end if;
+end
+$$;
+
+-- p_back tokens given back to a bucket (google_ai_bucket_take) an admission took more from than it
+-- used: its time moves back, rounded down (never more than was taken). No limit, or nothing to give
+-- back: as it was.
+CREATE OR REPLACE FUNCTION public.google_ai_bucket_give(p_until timestamp with time zone, p_window interval,
+    p_limit integer, p_back integer) RETURNS timestamp with time zone
+    LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
+    AS $$
+begin
+  if p_limit is null or coalesce(p_back, 0) <= 0 then
+    return p_until;
+  end if;
+  return p_until - floor(extract(epoch from p_window) * 1000000 * p_back / p_limit) * interval '1 microsecond';
+end
+$$;
+
+-- What an ended admission gives back to its model's token buckets (itpm, otpm: google_ai_schedule_place),
+-- from p_input_until and p_output_until as the counter row holds them: what it booked (its answer,
+-- p_att.booked_output_tokens, and its input, the rest of estimated_tokens where the row books answers
+-- in its tokens) less what the call used, as Anthropic corrects its estimates at the end: the answer's
+-- input (its cache reads left out unless the row counts them) and output. Released: all of it. No
+-- count from the provider: the input stays, the answer goes back when the settled count (p_tokens)
+-- gave it back (a call refused before generating). A call that used more than it booked takes nothing more.
+CREATE OR REPLACE FUNCTION public.google_ai_buckets_settled(p_att public.google_ai_attempts, p_tokens integer,
+    p_released boolean, p_input_until timestamp with time zone, p_output_until timestamp with time zone,
+    p_window interval, OUT input_until timestamp with time zone, OUT output_until timestamp with time zone)
+    RETURNS record
+    LANGUAGE plpgsql STABLE
+    SET search_path TO ''
+    AS $$
+declare
+  v_model public.google_ai_model_limits;
+  v_output integer := p_att.booked_output_tokens;
+  v_input integer;
+  v_used_input integer;
+  v_used_output integer := v_output;
+begin
+  select m.* into v_model from public.google_ai_model_limits m where m.model = p_att.model;
+  v_input := p_att.estimated_tokens - case when v_model.booked_output_tokens is not null then v_output else 0 end;
+  v_used_input := v_input;
+  if p_released then
+    select 0, 0 into v_used_input, v_used_output;
+  elsif p_att.input_tokens is not null then
+    v_used_input := p_att.input_tokens
+      - case when v_model.itpm_counts_cache_reads then 0 else coalesce(p_att.cached_input_tokens, 0) end;
+    v_used_output := coalesce(p_att.output_tokens, 0);
+  elsif p_tokens < p_att.estimated_tokens then
+    v_used_output := 0;
+  end if;
+  -- (The limits after the margin, as the booking took them: google_ai_request_limits.)
+  input_until := public.google_ai_bucket_give(p_input_until, p_window,
+    public.google_ai_effective_limit(v_model.itpm, v_model.safety_margin), v_input - v_used_input);
+  output_until := public.google_ai_bucket_give(p_output_until, p_window,
+    public.google_ai_effective_limit(v_model.otpm, v_model.safety_margin), v_output - v_used_output);
+end
+$$;
+
 -- A ring started again at p_at, p_span seconds long (google_ai_ring_at, when it counts nothing, the
 -- guard changed its span, or it last moved a span or more ago): the seconds of the old ring still in
 -- the window are kept, the others let go. (A longer guard cannot bring back the seconds let go.)

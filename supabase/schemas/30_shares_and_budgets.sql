@@ -506,7 +506,9 @@ end
 $$;
 
 -- Settles an admission on its counter row: finalize sets its tokens to Google's count (p_tokens),
--- release gives back the request in its minute, day and window (and in its owners' shares). The
+-- release gives back the request in its minute, day and window (and in its owners' shares), and a
+-- model's token buckets get back what the call did not use (google_ai_buckets_settled), on the row of
+-- its pool when it names one (google_ai_model_limits.limit_pool). The
 -- window is corrected in the second the admission counts in (google_ai_attempts.admitted_at) while
 -- that second is still in the ring; one that left it changes only the calendar counters.
 CREATE OR REPLACE FUNCTION public.google_ai_settle_admission(p_att public.google_ai_attempts, p_tokens integer,
@@ -530,10 +532,16 @@ declare
     < public.google_ai_pacific_start(public.google_ai_pacific_day(p_att.admitted_at)) + v_day_guard;
 begin
   select * into v_row from public.google_ai_usage_counters c
-  where c.quota_group = p_att.quota_group and c.model = p_att.model
+  where c.quota_group = p_att.quota_group and c.model = coalesce((select l.limit_pool
+    from public.google_ai_model_limits l where l.model = p_att.model), p_att.model)
   for update;
   if not found then
     return;
+  end if;
+  if p_att.booked_output_tokens is not null then
+    select b.input_until, b.output_until into v_row.input_until, v_row.output_until
+    from public.google_ai_buckets_settled(p_att, p_tokens, p_released, v_row.input_until, v_row.output_until,
+      v_window) b;
   end if;
   v_ring := public.google_ai_ring_at(null, v_window, v_row.ring_low, v_row.ring,
     v_row.window_requests, v_row.window_tokens, v_requests,
@@ -552,6 +560,7 @@ begin
                          then greatest(0, c.rpd_prev_used - 1) else c.rpd_prev_used end,
     ring = v_ring.ring,
     window_requests = v_ring.sum_requests, window_tokens = v_ring.sum_tokens,
+    input_until = v_row.input_until, output_until = v_row.output_until,
     share_use = case when p_released and c.share_use is not null then public.google_ai_share_use_counted(c.share_use,
                   null, array(select s.id from public.google_ai_quota_shares s
                               where s.model = p_att.model

@@ -68,7 +68,7 @@ $$;
 
 -- The model a request names, as the request is held to it: its row (google_ai_model_limits), the
 -- active one named exactly (its unique index), else the first active row with the name as an alias,
--- with rpm, tpm and rpd after the safety margin (safety_margin then 0); all null when none is
+-- with rpm, tpm, rpd, itpm and otpm after the safety margin (safety_margin then 0); all null when none is
 -- (google_ai_admit_at then refuses unknown_model, as it refuses a withdrawn model or a request too
 -- large for a minute before any lock). The booking takes this row whole (google_ai_admit_at to
 -- google_ai_booking_rules and google_ai_booking_outcome), so a rule reads a new column of the model where
@@ -90,6 +90,10 @@ begin
   v_row.rpm := public.google_ai_effective_limit(v_row.rpm, v_row.safety_margin);
   v_row.tpm := public.google_ai_effective_limit(v_row.tpm, v_row.safety_margin);
   v_row.rpd := public.google_ai_effective_limit(v_row.rpd, v_row.safety_margin);
+  if v_row.itpm is not null or v_row.otpm is not null then
+    v_row.itpm := public.google_ai_effective_limit(v_row.itpm, v_row.safety_margin);
+    v_row.otpm := public.google_ai_effective_limit(v_row.otpm, v_row.safety_margin);
+  end if;
   v_row.safety_margin := 0;
   return v_row;
 end

@@ -76,16 +76,67 @@ begin
 end
 $$;
 
+-- The request's place in its group's schedules: one mechanism, a GCRA "theoretical arrival time" on the
+-- counter row per schedule, behind both shapes a limit has. The spread of a sliding window
+-- (spread_until, google_ai_spread_step: while requests wait, unless the request's own share covers it,
+-- p_in_share) is, for a model whose limits are buckets (bucket_share: Anthropic), the request bucket,
+-- kept always with its bucket's size as the burst; and such a model's token buckets (itpm, otpm:
+-- google_ai_bucket_take) take the request's input (p_tokens, less its answer where the row books answers
+-- in its tokens) and its answer (p_output), all or nothing. place: when the request may go (null:
+-- now); limit_name: the limit whose schedule holds it ('tpm' for a token bucket); step: the spread's
+-- step after a booking; input_until, output_until: the token buckets as a booking leaves them. (The
+-- counter row's times and the class's rank, not the rows: a row passed is taken apart again, counted.)
+CREATE OR REPLACE FUNCTION public.google_ai_schedule_place(p_model public.google_ai_model_limits, p_rank smallint,
+    p_spread_until timestamp with time zone, p_input_until timestamp with time zone,
+    p_output_until timestamp with time zone, p_now timestamp with time zone, p_window interval, p_tokens integer,
+    p_output integer, p_in_share boolean,
+    OUT step interval, OUT place timestamp with time zone, OUT limit_name text,
+    OUT input_until timestamp with time zone, OUT output_until timestamp with time zone) RETURNS record
+    LANGUAGE plpgsql STABLE
+    AS $$
+declare
+  v_step record;
+  v_in record;
+  v_out record;
+begin
+  v_step := public.google_ai_spread_step(case when p_model.bucket_share is null then p_model.spread_burst
+    else greatest(1, floor(p_model.rpm * p_model.bucket_share))::integer end, p_window, p_model.rpm, p_model.tpm,
+    p_tokens);
+  step := v_step.step;
+  limit_name := v_step.limit_name;
+  if v_step.step is not null and p_spread_until - v_step.tolerance > p_now
+     and (p_model.bucket_share is not null
+          or (not p_in_share and public.google_ai_spread_holds(p_model.model, p_rank, p_now))) then
+    place := p_spread_until - v_step.tolerance;
+  end if;
+  if p_model.itpm is null and p_model.otpm is null then
+    return;
+  end if;
+  v_in := public.google_ai_bucket_take(p_input_until, p_now, p_window, p_model.itpm, p_model.bucket_share,
+    p_tokens - case when p_model.booked_output_tokens is not null then coalesce(p_output, 0) else 0 end);
+  v_out := public.google_ai_bucket_take(p_output_until, p_now, p_window, p_model.otpm, p_model.bucket_share,
+    coalesce(p_output, 0));
+  if greatest(v_in.opens_at, v_out.opens_at) > coalesce(place, '-infinity') then
+    place := greatest(v_in.opens_at, v_out.opens_at);
+    limit_name := 'tpm';
+  end if;
+  -- (Written only when the request is booked: a refused booking writes nothing.)
+  input_until := v_in.until;
+  output_until := v_out.until;
+end
+$$;
+
 -- The rules a booking in one group meets. The model's shares as the requester sees them at p_now, in
 -- one pass: what the others' shares still keep from it, of the window and of each day
 -- google_ai_day_counts names; its own (its class's or its caller's), which a booking counts, and
 -- whether one of them still has room in its RPM share (the spread does not hold it then); a share's
 -- window is read only where it matters, an owner's only to the spread. Then its pace (paced_until:
 -- google_ai_paced_until, when it owns a paced share: usable is the group's day less what the other
--- owners' shares keep), its place in the spread's schedule (spread_at: the schedule holds the request
--- when google_ai_spread_holds says so, unless its own share covers it; spread_step: the schedule's
--- step after a booking) and the verdict (google_ai_booking_outcome). p_requests and p_window_tokens:
--- the window with this request counted; p_counts: the day's counts before it. What a booking writes
+-- owners' shares keep), its place in its schedules (spread_at: google_ai_schedule_place, the spread's
+-- and a model's buckets; spread_step: the spread's step after a booking; input_until, output_until:
+-- the token buckets after it, p_output its answer) and the verdict (google_ai_booking_outcome).
+-- p_requests and p_window_tokens: the window with this request counted; p_counts: the day's counts
+-- before it. What a booking writes
 -- and answers comes with it: the others' day shares (held_rpd), the model's shares in id order and the
 -- requester's own (live, owned: what the counter row's share_use keeps), what the shares keep for its
 -- class and for the others (kept, as google_ai_quota_kept reads it). p_model, p_class, p_caller: the
@@ -97,9 +148,10 @@ CREATE OR REPLACE FUNCTION public.google_ai_booking_rules(p_model public.google_
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller,
     p_counter public.google_ai_usage_counters, p_now timestamp with time zone, p_window interval, p_day date,
     p_tokens integer, p_requests integer, p_window_tokens bigint, p_counts integer[], p_near_end boolean,
-    p_near_start boolean, OUT outcome text, OUT cause text, OUT window_full boolean,
+    p_near_start boolean, p_output integer, OUT outcome text, OUT cause text, OUT window_full boolean,
     OUT paced_until timestamp with time zone, OUT spread_at timestamp with time zone, OUT spread_step interval,
-    OUT held_rpd bigint, OUT live bigint[], OUT owned bigint[], OUT kept jsonb) RETURNS record
+    OUT held_rpd bigint, OUT live bigint[], OUT owned bigint[], OUT kept jsonb,
+    OUT input_until timestamp with time zone, OUT output_until timestamp with time zone) RETURNS record
     LANGUAGE plpgsql STABLE
     AS $$
 declare
@@ -164,12 +216,12 @@ begin
     paced_until := public.google_ai_paced_until(p_now, p_day, p_model.rpd, v_reserved_rpd, v_pace_burst, v_pace_kept,
       v_pace_used, v_pace_next);
   end if;
-  v_step := public.google_ai_spread_step(p_model.spread_burst, p_window, p_model.rpm, p_model.tpm, p_tokens);
+  v_step := public.google_ai_schedule_place(p_model, p_class.rank, p_counter.spread_until, p_counter.input_until,
+    p_counter.output_until, p_now, p_window, p_tokens, p_output, v_in_share);
   spread_step := v_step.step;
-  if v_step.step is not null and not v_in_share and p_counter.spread_until - v_step.tolerance > p_now
-     and public.google_ai_spread_holds(p_model.model, p_class.rank, p_now) then
-    spread_at := p_counter.spread_until - v_step.tolerance;
-  end if;
+  spread_at := v_step.place;
+  input_until := v_step.input_until;
+  output_until := v_step.output_until;
   v_verdict := public.google_ai_booking_outcome(p_model, p_class, p_caller, p_requests, p_window_tokens, p_counts,
     p_near_end, p_near_start, v_held_rpm, v_held, paced_until, spread_at, v_step.limit_name);
   outcome := v_verdict.outcome;
@@ -202,8 +254,8 @@ begin
     return;
   end if;
   if p_window_full then
-    reopens_at := public.google_ai_window_reopens_for(p_quota_group, p_model.model, p_now, p_window, p_model.rpm,
-      p_model.tpm, p_tokens, p_class.name, p_caller.name);
+    reopens_at := public.google_ai_window_reopens_for(p_quota_group, coalesce(p_model.limit_pool, p_model.model),
+      p_now, p_window, p_model.rpm, p_model.tpm, p_tokens, p_class.name, p_caller.name);
     if p_outcome = 'tpm' and exists (select 1 from public.google_ai_attempts a
                                      where a.quota_group = p_quota_group and a.model = p_model.model
                                        and a.status = 'reserved' and a.admitted_at > p_now - p_window
@@ -294,18 +346,20 @@ begin
 end
 $$;
 
--- Books one request on a quota group's counter row, or says why not. outcome: 'booked', 'skipped'
+-- Books one request on a quota group's counter row (its pool's, when the model names one: limit_pool), or
+-- says why not. outcome: 'booked', 'skipped'
 -- (the row is locked by someone else and p_skip_locked), or the first limit that blocks: 'rpd',
 -- 'pace', 'rpm', 'tpm'; cause names why (google_ai_refusal_cause's list), reopens_at when it may go,
 -- recheck_at when asking again may help sooner (tokens of admissions in flight may come back).
 -- p_model, p_class, p_caller: the request's model row (limits after the margin), class row and caller,
--- whole, handed to the rules (google_ai_booking_rules). A booking answers with the quota it leaves
+-- whole, handed to the rules (google_ai_booking_rules); p_output: the answer it is sent with (what a
+-- model's otpm bucket takes). A booking answers with the quota it leaves
 -- (as google_ai_group_quota reads it), so the answer needs no second reading of the window. The
 -- subtransaction (begin ... exception) gives the row lock back when the row is full, so the caller can
 -- move on to the next group without holding it.
 CREATE OR REPLACE FUNCTION public.google_ai_book_group(p_quota_group text, p_model public.google_ai_model_limits,
     p_class public.google_ai_priority_classes, p_caller public.google_ai_caller, p_tokens integer,
-    p_now timestamp with time zone, p_skip_locked boolean, OUT outcome text,
+    p_now timestamp with time zone, p_skip_locked boolean, p_output integer DEFAULT NULL::integer, OUT outcome text,
     OUT minute_bucket timestamp with time zone, OUT day_bucket date, OUT reopens_at timestamp with time zone,
     OUT recheck_at timestamp with time zone, OUT cause text, OUT admitted_at timestamp with time zone,
     OUT quota jsonb) RETURNS record
@@ -327,14 +381,13 @@ declare
   v_rules record;      -- what the rules say (google_ai_booking_rules)
 begin
   begin
-    v_row := public.google_ai_counter_locked(p_quota_group, p_model.model, p_skip_locked);
+    v_row := public.google_ai_counter_locked(p_quota_group, coalesce(p_model.limit_pool, p_model.model), p_skip_locked);
     if v_row.id is null then
       outcome := 'skipped';
       return;
     end if;
 
-    -- Decided at the time the lock is held; a window, minute or day never moves backwards. The ring
-    -- moved on to now with this request counted (written only if it fits).
+    -- Decided under the lock, on a clock that never goes back; the ring moved on with this request counted.
     v_now := greatest(coalesce(p_now, pg_catalog.clock_timestamp()), v_row.window_at);
     v_day := greatest(public.google_ai_pacific_day(v_now), v_row.day_bucket);
     v_counts := public.google_ai_day_counts(v_row.day_bucket, v_row.rpd_used, v_row.rpd_next_used,
@@ -345,7 +398,7 @@ begin
     v_ring := public.google_ai_ring_at(v_now, v_window, v_row.ring_low, v_row.ring,
       v_row.window_requests, v_row.window_tokens, 1, p_tokens);
     v_rules := public.google_ai_booking_rules(p_model, p_class, p_caller, v_row, v_now, v_window, v_day, p_tokens,
-      v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end, v_near_start);
+      v_ring.sum_requests, v_ring.sum_tokens, v_counts, v_near_end, v_near_start, p_output);
     select v_rules.outcome, v_rules.cause, greatest(public.google_ai_minute_window(v_now), v_row.minute_bucket), v_day
       into outcome, cause, minute_bucket, day_bucket;
     if outcome <> 'booked' then
@@ -372,6 +425,7 @@ begin
       window_tokens   = v_ring.sum_tokens,
       window_at       = v_now,
       spread_until    = public.google_ai_spread_next(c.spread_until, v_now, v_rules.spread_step),
+      input_until     = v_rules.input_until, output_until = v_rules.output_until,
       share_use       = case when v_rules.owned is null then c.share_use
                              else public.google_ai_share_use_counted(c.share_use, v_rules.live, v_rules.owned, v_now,
                                     v_window, 1, 1, null, v_day, v_near_end, v_near_start) end,

@@ -108,13 +108,14 @@ $$;
 -- with; an idempotent request's id is held (google_ai_hold_request); a token's budgets count the
 -- request (p_count_token: google_ai_count_budgets). p_booked_usd: the worst case booked in a budget in
 -- money (a token's, its client's or a service caller's; null: none), which the answer names (booked_usd:
--- llm-invoke then sends the answer it booked as the call's cap where the request names none).
+-- llm-invoke then sends the answer it booked as the call's cap where the request names none);
+-- p_booked_output: the answer a model's token buckets booked (google_ai_schedule_place), settled at the answer.
 CREATE OR REPLACE FUNCTION public.google_ai_record_admission(p_now timestamp with time zone, p_caller text,
     p_request_id text, p_client_id uuid, p_token_id uuid, p_model text, p_requested_model text, p_attempt integer,
     p_estimated_tokens integer, p_wait_ms integer, p_metadata jsonb, p_class text, p_quota_group text,
     p_key_id uuid, p_key_alias text, p_env_var_name text, p_minute_bucket timestamp with time zone,
     p_day_bucket date, p_admitted_at timestamp with time zone, p_quota jsonb, p_ticket uuid, p_hold boolean,
-    p_count_token boolean, p_booked_usd numeric) RETURNS jsonb
+    p_count_token boolean, p_booked_usd numeric, p_booked_output integer) RETURNS jsonb
     LANGUAGE plpgsql
     SET search_path TO ''
     AS $$
@@ -135,10 +136,10 @@ begin
   -- encode the whole answer again.)
   insert into public.google_ai_attempts as a (reservation_id, status, request_id, caller, client_id, token_id, model,
     requested_model, attempt, api_key_id, key_alias, quota_group, minute_bucket, day_bucket, estimated_tokens,
-    wait_ms, metadata, priority_class, admitted_at, booked_usd)
+    wait_ms, metadata, priority_class, admitted_at, booked_usd, booked_output_tokens)
   values (gen_random_uuid(), 'reserved', p_request_id, p_caller, p_client_id, p_token_id, p_model,
     p_requested_model, p_attempt, p_key_id, p_key_alias, p_quota_group, p_minute_bucket, p_day_bucket,
-    p_estimated_tokens, p_wait_ms, coalesce(p_metadata, '{}'), p_class, p_admitted_at, p_booked_usd)
+    p_estimated_tokens, p_wait_ms, coalesce(p_metadata, '{}'), p_class, p_admitted_at, p_booked_usd, p_booked_output)
   returning jsonb_build_object('ok', true, 'reservation_id', a.reservation_id, 'key_id', a.api_key_id,
     'key_alias', a.key_alias, 'env_var_name', p_env_var_name, 'quota_group', a.quota_group, 'model', a.model,
     'minute_bucket', a.minute_bucket, 'day_bucket', a.day_bucket, 'priority', a.priority_class, 'quota', p_quota,
@@ -240,7 +241,8 @@ begin
     v_booking.booked_group, v_booking.key_id, v_booking.key_alias, v_booking.env_var_name, v_booking.minute_bucket,
     v_booking.day_bucket, v_booking.admitted_at, v_booking.quota, v_place.ticket,
     p_idempotent and p_request_id is not null, p_token_hash is not null,
-    coalesce(v_booking.booked_usd, v_worst));
+    coalesce(v_booking.booked_usd, v_worst),
+    case when num_nonnulls(v_limits.itpm, v_limits.otpm) > 0 then coalesce(p_output_tokens, 0) end);
   -- (A service caller's answer names no client: it is not encoded again for an empty object.)
   return case when p_token_hash is null then v_answer else v_answer || v_who end;
 end

@@ -207,9 +207,9 @@ describe("migrations on a project that already has the production tables", () =>
     await applyEachTwice(sql);
     const models = await sql`select model, rpm, tpm, rpd from public.google_ai_model_limits order by model`;
     expect(models).toEqual([
-      { model: "claude-haiku-4-5-20251001", rpm: 50, tpm: 50000, rpd: null },
-      { model: "claude-opus-4-5-20251101", rpm: 50, tpm: 30000, rpd: null },
-      { model: "claude-sonnet-4-5-20250929", rpm: 50, tpm: 30000, rpd: null },
+      { model: "claude-haiku-4-5-20251001", rpm: 50, tpm: null, rpd: null },
+      { model: "claude-opus-4-5-20251101", rpm: 50, tpm: null, rpd: null },
+      { model: "claude-sonnet-4-5-20250929", rpm: 50, tpm: null, rpd: null },
       { model: "gemini-2.5-flash", rpm: 5, tpm: 250000, rpd: 20 },
       { model: "gemini-2.5-flash-lite", rpm: 10, tpm: 250000, rpd: 20 },
       { model: "gemini-3.1-flash-lite", rpm: 15, tpm: 250000, rpd: 500 },
@@ -223,6 +223,14 @@ describe("migrations on a project that already has the production tables", () =>
       { model: "gemma-4-31b-it", rpm: 30, tpm: 15000, rpd: 14400 },
       { model: "gpt-4o", rpm: 500, tpm: 30000, rpd: null },
       { model: "gpt-4o-mini", rpm: 500, tpm: 200000, rpd: null },
+    ]);
+    // Anthropic's rows hold its three limits apart, as buckets of a whole minute.
+    const claude = await sql`select model, itpm, otpm, bucket_share::float8 as share from public.google_ai_model_limits
+                             where provider = 'anthropic' order by model`;
+    expect(claude).toEqual([
+      { model: "claude-haiku-4-5-20251001", itpm: 50000, otpm: 10000, share: 1 },
+      { model: "claude-opus-4-5-20251101", itpm: 30000, otpm: 8000, share: 1 },
+      { model: "claude-sonnet-4-5-20250929", itpm: 30000, otpm: 8000, share: 1 },
     ]);
     // OpenAI's rows are OpenAI's, book input + max_tokens (4096 when a request names none), and its one
     // key row is served by them alone, its organization its quota group.

@@ -45,7 +45,7 @@ beforeAll(async () => {
   });
   await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
               values ('claude-main', 'anthropic', 'ANTHROPIC_TEST_KEY_MAIN', 'org-ant', 1, true)`;
-  await s.sql`update public.google_ai_model_limits set rpm = 1000, tpm = 10000000 where provider = 'anthropic'`;
+  await s.sql`update public.google_ai_model_limits set rpm = 1000, itpm = 10000000, otpm = 10000000 where provider = 'anthropic'`;
 }, 120_000);
 
 afterAll(async () => {

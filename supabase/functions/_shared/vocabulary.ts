@@ -153,8 +153,8 @@ const ADMISSION_CAUSE_TABLE = {
   },
   spread: {
     limits: [],
-    words: "requests wait for this model, and batch requests are handed the window one per 61 s / RPM: " +
-      "this one's place in the schedule is later.",
+    words: "requests wait for this model, and batch requests are handed the window one per 61 s / RPM, or the " +
+      "model's limits are buckets not yet refilled enough: this one's place in the schedule is later.",
   },
   day_exhausted: {
     limits: ["rpd"],

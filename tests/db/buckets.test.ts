@@ -1,0 +1,152 @@
+// A limit's shape as data (google_ai_model_limits.bucket_share, itpm, otpm), on a real PostgreSQL with
+// the clock injected: a model whose limits are buckets (Anthropic's shape) takes a burst only as large
+// as its bucket, then one request per step as it refills (the spread's schedule, kept always); its
+// input and its answer are taken from two token buckets apart (ITPM, OTPM), all or nothing, with the
+// time a refused request may go to the microsecond; what the answer did not use goes back when it ends
+// (cache reads left out of the input unless the row counts them), and a release gives all of it back;
+// rows of one pool (limit_pool, Anthropic's family) share one set of counts.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { iso, msOf } from "../support/microseconds.ts";
+import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
+
+let db: TestDatabase;
+const T0 = Date.parse("2026-11-21T10:00:00Z");
+const WINDOW_US = 61_000_000; // 60 s + the default minute guard
+
+beforeAll(async () => {
+  db = await freshDatabase("buckets");
+  await db.sql`delete from public.google_ai_api_keys`;
+  await db.sql`insert into public.google_ai_api_keys (key_alias, env_var_name, project_id, priority)
+               values ('b1', 'KEY_B1', 'proj-b', 1)`;
+  await db.sql`update public.google_ai_priority_classes set kept_rpm_percent = null, kept_rpd_percent = null`;
+}, 60_000);
+
+afterAll(async () => {
+  await db?.drop();
+});
+
+interface Answer {
+  ok: boolean;
+  reservation_id?: string;
+  limit?: string;
+  cause?: string;
+  retry_at?: string;
+  queue?: { ticket: string; expected_at: string };
+}
+
+async function admit(at: number, model: string, input: number, output: number | null = null,
+  wait: { leftMs: number; ticket?: string } = { leftMs: 0 }): Promise<Answer> {
+  const [row] = await db.sql<{ r: Answer }[]>`select public.google_ai_reserve_models_at(
+    p_now => ${iso(at)}::text::timestamptz, p_models => array[${model}::text], p_estimated_tokens => ${input + (output ?? 0)},
+    p_caller => 'notebook', p_request_id => null, p_priority => 'batch',
+    p_output_tokens => ${output === null ? null : [output]}::integer[], p_wait_left_ms => ${wait.leftMs}::integer,
+    p_queue_ticket => ${wait.ticket ?? null}::uuid) as r`;
+  return row!.r;
+}
+
+async function finalize(id: string, input: number, output: number, cached: number | null = null) {
+  await db.sql`select public.google_ai_finalize(p_reservation_id => ${id}::uuid, p_outcome => 'succeeded',
+    p_input_tokens => ${input}, p_output_tokens => ${output}, p_cached_input_tokens => ${cached}::integer)`;
+}
+
+async function model(name: string, l: { rpm?: number; itpm?: number; otpm?: number; share?: number; cacheReads?: boolean }) {
+  await db.sql`insert into public.google_ai_model_limits (model, rpm, itpm, otpm, bucket_share, itpm_counts_cache_reads,
+                 booked_output_tokens, spread_burst)
+               values (${name}, ${l.rpm ?? null}, ${l.itpm ?? null}, ${l.otpm ?? null}, ${l.share ?? null},
+                 ${l.cacheReads ?? false}, ${l.otpm === undefined ? null : 4096}, 1)`;
+}
+
+const refusal = (a: Answer) => ({ limit: a.limit, cause: a.cause, retryAt: a.retry_at ? msOf(a.retry_at) : null });
+
+describe("a model whose limits are buckets", () => {
+  it("takes a burst as large as its request bucket, then one request a step as it refills, at its exact time", async () => {
+    // RPM 30, a tenth of it held: a bucket of 3, refilled one request per 61 s / 30.
+    await model("bucket-rpm", { rpm: 30, share: 0.1 });
+    const step = Math.ceil(WINDOW_US / 30) / 1000;
+    const burst = await Promise.all([...Array(8)].map(() => admit(T0, "bucket-rpm", 10)));
+    expect(burst.filter((a) => a.ok)).toHaveLength(3);
+    const refused = burst.find((a) => !a.ok)!;
+    expect(refusal(refused)).toEqual({ limit: "rpm", cause: "spread", retryAt: T0 + step });
+    expect((await admit(T0 + step - 0.001, "bucket-rpm", 10)).ok).toBe(false);
+    expect((await admit(T0 + step, "bucket-rpm", 10)).ok).toBe(true);
+    expect((await admit(T0 + step, "bucket-rpm", 10)).ok).toBe(false);
+    // Left alone for three steps, it holds three again (never more than its size).
+    const later = await Promise.all([...Array(5)].map(() => admit(T0 + 5 * step, "bucket-rpm", 10)));
+    expect(later.filter((a) => a.ok)).toHaveLength(3);
+  });
+
+  it("books the answer in OTPM apart from the input in ITPM, all or nothing, and the unused answer comes back", async () => {
+    // OTPM 610 (a token every 100 ms), ITPM 100 000 (one every 610 µs).
+    await model("bucket-otpm", { itpm: 100_000, otpm: 610 });
+    const taken = [];
+    for (let i = 0; i < 3; i++) taken.push(await admit(T0, "bucket-otpm", 50, 200));
+    expect(taken.every((a) => a.ok)).toBe(true);
+    // 600 of 610 taken: 200 more fit once 190 have come back.
+    expect(refusal(await admit(T0, "bucket-otpm", 50, 200))).toEqual({ limit: "tpm", cause: "spread", retryAt: T0 + 19_000 });
+    // The refused request took nothing from ITPM: three inputs of 50 tokens.
+    const [row] = await db.sql<{ t: string }[]>`select to_char(input_until at time zone 'UTC',
+      'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') as t from public.google_ai_usage_counters where model = 'bucket-otpm'`;
+    expect(msOf(row!.t)).toBe(T0 + (3 * 50 * 610) / 1000);
+    // Two answers of 10 tokens give back 380 of the 400 they booked: the fourth fits at once.
+    await finalize(taken[0]!.reservation_id!, 50, 10);
+    await finalize(taken[1]!.reservation_id!, 50, 10);
+    expect((await admit(T0, "bucket-otpm", 50, 200)).ok).toBe(true);
+    const [attempts] = await db.sql`select count(*)::int as n, sum(booked_output_tokens)::int as booked
+      from public.google_ai_attempts where model = 'bucket-otpm' and status <> 'refused'`;
+    expect(attempts).toEqual({ n: 4, booked: 800 });
+  });
+
+  it("leaves cache reads out of ITPM unless the row counts them, and a release gives everything back", async () => {
+    await model("bucket-itpm", { itpm: 1000, otpm: 100_000 });
+    await model("bucket-itpm-reads", { itpm: 1000, otpm: 100_000, cacheReads: true });
+    for (const [name, fits] of [["bucket-itpm", true], ["bucket-itpm-reads", false]] as const) {
+      const a = await admit(T0, name, 600, 10);
+      expect(a.ok).toBe(true);
+      expect((await admit(T0, name, 600, 10)).ok).toBe(false);
+      // 600 input, of which 500 read from the cache.
+      await finalize(a.reservation_id!, 600, 10, 500);
+      expect((await admit(T0, name, 600, 10)).ok, name).toBe(fits);
+    }
+    await model("bucket-release", { itpm: 1000, otpm: 100_000 });
+    const a = await admit(T0, "bucket-release", 900, 10);
+    await db.sql`select public.google_ai_release(${a.reservation_id!}::uuid)`;
+    expect((await admit(T0, "bucket-release", 900, 10)).ok).toBe(true);
+  });
+
+  it("a request larger than its bucket goes when the bucket is full, never before", async () => {
+    await model("bucket-large", { itpm: 100_000, otpm: 200, share: 0.5 });
+    expect((await admit(T0, "bucket-large", 10, 150)).ok).toBe(true);
+    const next = await admit(T0, "bucket-large", 10, 150);
+    expect(refusal(next)).toEqual({ limit: "tpm", cause: "spread", retryAt: T0 + Math.ceil((150 * WINDOW_US) / 200) / 1000 });
+    expect((await admit(refusal(next).retryAt!, "bucket-large", 10, 150)).ok).toBe(true);
+  });
+
+  it("rows of one pool share one set of counts: their requests together are held to the limit", async () => {
+    for (const name of ["pool-a", "pool-b"]) {
+      await db.sql`insert into public.google_ai_model_limits (model, rpm, otpm, booked_output_tokens, limit_pool)
+                   values (${name}, 3, 1000, 4096, 'pool-ab')`;
+    }
+    const a = await admit(T0, "pool-a", 10, 100);
+    expect((await admit(T0, "pool-a", 10, 100)).ok).toBe(true);
+    expect((await admit(T0, "pool-b", 10, 100)).ok).toBe(true);
+    expect(await admit(T0, "pool-b", 10, 100)).toMatchObject({ ok: false, limit: "rpm" });
+    expect(await admit(T0, "pool-a", 10, 100)).toMatchObject({ ok: false, limit: "rpm" });
+    const rows = await db.sql`select model, window_requests from public.google_ai_usage_counters
+                              where model in ('pool-a', 'pool-b', 'pool-ab')`;
+    expect(rows).toEqual([{ model: "pool-ab", window_requests: 3 }]);
+    // Settled on the pool's row: a release gives the request back to either model.
+    await db.sql`select public.google_ai_release(${a.reservation_id!}::uuid)`;
+    expect((await admit(T0, "pool-b", 10, 100)).ok).toBe(true);
+  });
+
+  it("a request the token bucket holds waits in line for the refill, and is served when it comes", async () => {
+    await model("bucket-wait", { itpm: 100_000, otpm: 610 });
+    for (let i = 0; i < 3; i++) expect((await admit(T0, "bucket-wait", 50, 200)).ok).toBe(true);
+    const waiting = await admit(T0, "bucket-wait", 50, 200, { leftMs: 60_000 });
+    expect(waiting.ok).toBe(false);
+    const expected = msOf(waiting.queue!.expected_at);
+    expect(expected).toBeGreaterThanOrEqual(T0 + 19_000);
+    const served = await admit(expected, "bucket-wait", 50, 200, { leftMs: 60_000, ticket: waiting.queue!.ticket });
+    expect(served.ok).toBe(true);
+  });
+});

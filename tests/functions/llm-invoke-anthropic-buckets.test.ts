@@ -1,0 +1,130 @@
+// Anthropic's limits as rows, through Anthropic's TypeScript SDK (pinned) at the gateway, against the
+// Anthropic simulator, whose buckets refill continuously as Anthropic's do. Each model row says its
+// limits' shape (bucket_share), its ITPM and its OTPM; the simulator's organization holds the same:
+//   a bucket smaller than the minute's RPM (a simulator setting): 8 callers × 40 NO_WAIT are served
+//   exactly what the bucket allows, and Anthropic answers no 429; the same burst on a row that says
+//   nothing of the bucket meets Anthropic's 429s (the control: the simulator's bucket does bind);
+//   WAIT callers are all served as the bucket refills, still with no 429;
+//   OTPM binds first (max_tokens booked on arrival): exactly what OTPM allows is served, no 429.
+// Real functions, real PostgreSQL.
+import Anthropic from "@anthropic-ai/sdk";
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { type AnthropicSimulator, startAnthropicSimulator } from "../../shared/anthropic-sim/server.ts";
+import { type InvokeStack, startInvokeStack } from "./llm-invoke-helpers.ts";
+
+const KEY = "sk-ant-sim-buckets-0123456789";
+const HAIKU = "claude-haiku-4-5-20251001";
+const OPUS = "claude-opus-4-5-20251101";
+const SONNET = "claude-sonnet-4-5-20250929";
+/** Far above the rows': only a pool a test names binds at Anthropic. */
+const FREE = { rpm: 10_000, itpm: 10_000_000, otpm: 10_000_000 };
+const WINDOW_MS = 61_000; // the gateway's guarded minute
+
+let s: InvokeStack;
+let sim: AnthropicSimulator;
+let client: Anthropic;
+
+beforeAll(async () => {
+  sim = await startAnthropicSimulator({
+    // An answer takes a while: a burst's admissions are all decided before any answer gives its
+    // unused output back or its headers rest the model (google_ai_settle_call).
+    latencyMs: 2_000,
+    organizations: { "org-ant": { keys: [KEY], limits: { "sonnet-4": FREE, "haiku-4-5": FREE, "opus-4": FREE } } },
+  });
+  s = await startInvokeStack("llm_invoke_anthropic_buckets", {
+    keys: [{ alias: "google-main", project: "proj-g", priority: 1, simKey: "sim-key-google" }],
+    env: { ANTHROPIC_BASE_URL: sim.url, ANTHROPIC_TEST_KEY_MAIN: KEY },
+  });
+  await s.sql`insert into public.google_ai_api_keys (key_alias, provider, env_var_name, project_id, priority, is_active)
+              values ('claude-main', 'anthropic', 'ANTHROPIC_TEST_KEY_MAIN', 'org-ant', 1, true)`;
+  client = new Anthropic({ baseURL: s.url, apiKey: s.serviceKey, maxRetries: 0 });
+}, 120_000);
+
+afterAll(async () => {
+  await s?.close();
+  await sim?.close();
+});
+
+beforeEach(async () => {
+  await s.reset();
+  sim.reset();
+  sim.setOrganizations({ "org-ant": { keys: [KEY], limits: { "sonnet-4": FREE, "haiku-4-5": FREE, "opus-4": FREE } } });
+});
+
+/** One pool's limits at Anthropic (the others free). */
+function anthropicHolds(pool: string, limits: Record<string, unknown>) {
+  sim.setOrganizations({ "org-ant": { keys: [KEY], limits: { "sonnet-4": FREE, "haiku-4-5": FREE, "opus-4": FREE, [pool]: limits } } });
+}
+
+async function row(model: string, l: { rpm: number; itpm: number; otpm: number; share: number | null }) {
+  await s.sql`update public.google_ai_model_limits set rpm = ${l.rpm}, tpm = null, itpm = ${l.itpm}, otpm = ${l.otpm},
+                bucket_share = ${l.share} where model = ${model}`;
+}
+
+/** callers × calls, each call NO_WAIT (or WAIT), through the SDK; the statuses, and how long it took. */
+async function burst(model: string, callers: number, calls: number, maxTokens: number, mode: "NO_WAIT" | "WAIT") {
+  const statuses: number[] = [];
+  const started = Date.now();
+  const headers = { "x-eve-mode": mode, "x-eve-max-wait-ms": "60000" };
+  await Promise.all(Array.from({ length: callers }, async (_, w) => {
+    for (let i = 0; i < calls; i++) {
+      const status = await client.messages.create(
+        { model, max_tokens: maxTokens, messages: [{ role: "user", content: `burst ${w}-${i}` }] }, { headers })
+        .then(() => 200, (e: unknown) => (e instanceof Anthropic.APIError ? e.status ?? 0 : -1));
+      statuses.push(status);
+    }
+  }));
+  return { statuses, served: statuses.filter((x) => x === 200).length, elapsedMs: Date.now() - started };
+}
+
+describe("Anthropic's buckets as rows", () => {
+  it("a bucket below the minute's RPM: 8 callers × 40 NO_WAIT get exactly what it allows, and no 429 from Anthropic", async () => {
+    // RPM 6, a bucket of 3 at Anthropic (its capacity, unpublished, is a row setting here: half the minute).
+    anthropicHolds("haiku-4-5", { rpm: 6, itpm: 1_000_000, otpm: 1_000_000, capacity: { requests: 3 } });
+    await row(HAIKU, { rpm: 6, itpm: 1_000_000, otpm: 1_000_000, share: 0.5 });
+    const run = await burst(HAIKU, 8, 40, 20, "NO_WAIT");
+    // Three at once, then one per 61 s / 6 as it refills (a run under a step: exactly three).
+    const allowed = 3 + Math.floor(run.elapsedMs / (WINDOW_MS / 6));
+    expect(run.served).toBeGreaterThanOrEqual(3);
+    expect(run.served).toBeLessThanOrEqual(allowed);
+    if (run.elapsedMs < WINDOW_MS / 6) expect(run.served).toBe(3);
+    expect(run.statuses.filter((x) => x !== 200 && x !== 429)).toEqual([]);
+    expect(sim.stats().total.byStatus["429"] ?? 0).toBe(0);
+    expect(sim.stats().byModel[HAIKU]?.received).toBe(run.served);
+  }, 180_000);
+
+  it("the control: a row that keeps only the minute sends the burst Anthropic's smaller bucket refuses", async () => {
+    anthropicHolds("haiku-4-5", { rpm: 6, itpm: 1_000_000, otpm: 1_000_000, capacity: { requests: 3 } });
+    await row(HAIKU, { rpm: 6, itpm: 1_000_000, otpm: 1_000_000, share: null });
+    await Promise.all(Array.from({ length: 6 }, (_, i) =>
+      client.messages.create({ model: HAIKU, max_tokens: 20, messages: [{ role: "user", content: `control ${i}` }] },
+        { headers: { "x-eve-mode": "NO_WAIT" } }).catch(() => null)));
+    expect(sim.stats().total.byStatus["429"] ?? 0).toBeGreaterThan(0);
+  }, 60_000);
+
+  it("WAIT callers are all served as the bucket refills, and Anthropic answers no 429", async () => {
+    // RPM 12, a bucket of 3: three at once, then one per 61 s / 12.
+    anthropicHolds("opus-4", { rpm: 12, itpm: 1_000_000, otpm: 1_000_000, capacity: { requests: 3 } });
+    await row(OPUS, { rpm: 12, itpm: 1_000_000, otpm: 1_000_000, share: 0.25 });
+    const run = await burst(OPUS, 6, 1, 20, "WAIT");
+    expect(run.statuses).toEqual(Array(6).fill(200));
+    // The last three each waited for a step of the refill.
+    expect(run.elapsedMs).toBeGreaterThanOrEqual(3 * (WINDOW_MS / 12) - 1_000);
+    expect(sim.stats().total.byStatus["429"] ?? 0).toBe(0);
+  }, 120_000);
+
+  it("OTPM binds first: max_tokens booked on arrival serves exactly what OTPM allows, and no 429 from Anthropic", async () => {
+    // RPM and ITPM far above the burst; OTPM 600 with a bucket of a whole minute: three answers of 200.
+    anthropicHolds("sonnet-4", { rpm: 1_000, itpm: 1_000_000, otpm: 600 });
+    await row(SONNET, { rpm: 1_000, itpm: 1_000_000, otpm: 600, share: 1 });
+    const run = await burst(SONNET, 8, 1, 200, "NO_WAIT");
+    expect(run.served).toBe(3);
+    expect(run.statuses.filter((x) => x !== 200 && x !== 429)).toEqual([]);
+    expect(sim.stats().total.byStatus["429"] ?? 0).toBe(0);
+    // Each answer's unused output went back to the bucket when it ended (the simulator's answers are short).
+    const [attempts] = await s.sql`select count(*)::int as n, sum(booked_output_tokens)::int as booked,
+      sum(output_tokens)::int as used from public.google_ai_attempts where model = ${SONNET} and status = 'succeeded'`;
+    expect(attempts).toMatchObject({ n: 3, booked: 600 });
+    expect(attempts!.used).toBeLessThan(600);
+  }, 60_000);
+});
