@@ -183,7 +183,9 @@ $$;
 -- (without the provider's count: p_settled_tokens, what a refusal keeps; else the booking). A
 -- success also lands in token_usage, and its response (when given: the caller sent its own request_id)
 -- is kept for replay (google_ai_record_success). Optionally cools the group down (the provider's 429)
--- in the same round trip.
+-- in the same round trip: until p_cooldown_until, or with p_cooldown_until_pacific_midnight until the
+-- next midnight of the provider's day, in whatever zone its row names (the parameter keeps its name:
+-- callers pass it by name, and a deployed caller must keep working while the migration applies).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text,
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
     p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text,
@@ -264,8 +266,7 @@ begin
   if p_cooldown_until_pacific_midnight then
     -- A per-day quota: until the next midnight of the provider's day (its row's day_zone: Pacific
     -- for Google's row, whose per-day quotas are the ones that say so).
-    select ((((pg_catalog.clock_timestamp() at time zone p.day_zone)::date + 1)::timestamp) at time zone p.day_zone)
-      into v_until
+    select public.google_ai_midnight_after_in(pg_catalog.clock_timestamp(), p.day_zone) into v_until
     from public.google_ai_api_keys k join public.google_ai_providers p on p.name = k.serves_provider
     where k.id = v_att.api_key_id;
   else
