@@ -331,6 +331,11 @@ describe("a provider's day is its row's day_zone", () => {
       expect(await reserveAt("kiwi-day", NOON)).toMatchObject({ ok: false, limit: "rpd", retry_at: "2026-11-28T00:00:05+00:00" });
       expect(await reserveAt("pacific-day", NOON))
         .toMatchObject({ ok: false, limit: "rpd", retry_at: "2026-11-28T08:00:05+00:00" });
+      // The quota report says the same of each model's day.
+      const [{ kiwi, pacific }] = await tx`select public.google_ai_model_quota('kiwi-day', ${NOON}::timestamptz) -> 'day' as kiwi,
+        public.google_ai_model_quota('pacific-day', ${NOON}::timestamptz) -> 'day' as pacific`;
+      expect(kiwi).toMatchObject({ requests_left: 0, resets_at: "2026-11-28T00:00:05+00:00" });
+      expect(pacific).toMatchObject({ requests_left: 0, resets_at: "2026-11-28T08:00:05+00:00" });
       // Past UTC midnight: the UTC-day provider's group has a new day, Google's still the old one.
       expect(await reserveAt("kiwi-day", AFTER_UTC_MIDNIGHT)).toMatchObject({ ok: true, quota_group: "org-kiwi" });
       expect(await reserveAt("pacific-day", AFTER_UTC_MIDNIGHT))
