@@ -175,8 +175,10 @@ begin
   -- A client's spend takes the call's cost in place of the worst case it booked (an unknown cost keeps it).
   if v_counted is not null and v_counted <> p_att.estimated_tokens or p_att.booked_usd is not null
      or p_att.cost_usd is not null then
+    -- (A service caller's budgets count the owner's Pacific day of the admission, not its provider's day.)
     perform public.google_ai_count_budgets(p_att.token_id, p_att.client_id, p_att.caller, p_att.created_at,
-      p_att.day_bucket, 0, coalesce(v_counted - p_att.estimated_tokens, 0),
+      public.google_ai_pacific_day(coalesce(p_att.admitted_at, p_att.created_at)), 0,
+      coalesce(v_counted - p_att.estimated_tokens, 0),
       coalesce(p_att.cost_usd, p_att.booked_usd, 0) - coalesce(p_att.booked_usd, 0), false);
   end if;
   -- The window learns the provider's count now: waiters asking again see the tokens given back.
@@ -189,7 +191,9 @@ $$;
 -- (without the provider's count: p_settled_tokens, what a refusal keeps; else the booking). A
 -- success also lands in token_usage, and its response (when given: the caller sent its own request_id)
 -- is kept for replay (google_ai_record_success). Optionally cools the group down (the provider's 429)
--- in the same round trip.
+-- in the same round trip: until p_cooldown_until, or with p_cooldown_until_pacific_midnight until the
+-- next midnight of the provider's day, in whatever zone its row names (the parameter keeps its name:
+-- callers pass it by name, and a deployed caller must keep working while the migration applies).
 CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_outcome text,
     p_input_tokens integer DEFAULT NULL::integer, p_output_tokens integer DEFAULT NULL::integer,
     p_http_status integer DEFAULT NULL::integer, p_error_code text DEFAULT NULL::text,
@@ -270,8 +274,7 @@ begin
   if p_cooldown_until_pacific_midnight then
     -- A per-day quota: until the next midnight of the provider's day (its row's day_zone: Pacific
     -- for Google's row, whose per-day quotas are the ones that say so).
-    select ((((pg_catalog.clock_timestamp() at time zone p.day_zone)::date + 1)::timestamp) at time zone p.day_zone)
-      into v_until
+    select public.google_ai_midnight_after_in(pg_catalog.clock_timestamp(), p.day_zone) into v_until
     from public.google_ai_api_keys k join public.google_ai_providers p on p.name = k.serves_provider
     where k.id = v_att.api_key_id;
   else
@@ -361,7 +364,8 @@ begin
   end if;
 
   perform public.google_ai_count_budgets(v_att.token_id, v_att.client_id, v_att.caller, v_att.created_at,
-    v_att.day_bucket, 0, -v_att.estimated_tokens, -v_att.booked_usd, false);
+    public.google_ai_pacific_day(coalesce(v_att.admitted_at, v_att.created_at)), 0, -v_att.estimated_tokens,
+    -v_att.booked_usd, false);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   update public.google_ai_model_limits l set withdrawn_at = v_now, withdrawn_message = v_message,
@@ -397,8 +401,8 @@ begin
   end if;
 
   perform public.google_ai_count_budgets(v_att.token_id, v_att.client_id, v_att.caller, v_att.created_at,
-    v_att.day_bucket, -public.google_ai_request_counts(v_att.attempt), -v_att.estimated_tokens, -v_att.booked_usd,
-    false);
+    public.google_ai_pacific_day(coalesce(v_att.admitted_at, v_att.created_at)),
+    -public.google_ai_request_counts(v_att.attempt), -v_att.estimated_tokens, -v_att.booked_usd, false);
   perform public.google_ai_settle_admission(v_att, 0, true);
 
   return jsonb_build_object('ok', true, 'status', 'released');

@@ -84,6 +84,9 @@ GRANT SELECT,UPDATE ON TABLE public.google_ai_admission_settings TO service_role
 GRANT ALL ON FUNCTION public.google_ai_pacific_start(p_day date) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_zone() TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_pacific_day(p_at timestamp with time zone) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_day_in(p_at timestamp with time zone, p_zone text) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_day_start_in(p_day date, p_zone text) TO service_role;
+GRANT ALL ON FUNCTION public.google_ai_day_zone(p_model text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_day_counts(p_bucket date, p_used integer, p_next integer, p_prev integer,
     p_day date) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_window_length(p_minute_guard_ms integer) TO service_role;
@@ -119,7 +122,7 @@ ALTER TABLE public.google_ai_caller_budgets ENABLE ROW LEVEL SECURITY;
 ALTER TABLE public.google_ai_quota_shares ENABLE ROW LEVEL SECURITY;
 
 GRANT ALL ON FUNCTION public.google_ai_pace_allowance(p_at timestamp with time zone, p_day date, p_burst integer,
-    p_usable integer) TO service_role;
+    p_usable integer, p_zone text) TO service_role;
 GRANT ALL ON FUNCTION public.google_ai_ring_at(p_at timestamp with time zone, p_window interval, ring_low bigint,
     ring integer[], sum_requests integer, sum_tokens bigint, p_requests integer, p_tokens integer,
     p_admitted_at timestamp with time zone) TO service_role;

@@ -236,7 +236,7 @@ export interface QuotaSnapshot {
   tokensResetMs: number | null;
   rpd: number | null;
   dayLeft: number | null;
-  /** Until the Pacific day's count starts again (midnight + the day guard). */
+  /** Until the provider's day's count starts again (its midnight + the day guard). */
   dayResetMs: number | null;
   /** What the model's shares keep, for the class the answer names (absent: not known, e.g. a refusal answered at once). */
   kept?: QuotaKept | null;
