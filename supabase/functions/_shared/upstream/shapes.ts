@@ -1,10 +1,8 @@
-// The Gemini REST shapes the gateway sends and receives (v1beta generateContent, camelCase as Google's
-// own SDKs send it). Fields the gateway does not interpret are carried as they came, so a new Gemini
+// The Gemini REST shape of the request the port still carries (v1beta generateContent, camelCase as
+// Google's own SDKs send it); the answer is the hub's (hub.ts). Fields the gateway does not interpret are carried as they came, so a new Gemini
 // field reaches Google without a code change.
 import type { ServiceTier } from "../vocabulary.ts";
-import type { DialectAnswer, DialectBody } from "./hub.ts";
-
-export type { DialectAnswer } from "./hub.ts";
+import type { DialectBody } from "./hub.ts";
 
 /**
  * One part of a turn: text, an inline image (`inlineData`), a function call or its response. The
@@ -76,24 +74,3 @@ export interface UpstreamRequest extends RequestExtras {
   dialectBody?: DialectBody;
 }
 
-
-/**
- * One piece of a streamed answer (StreamOutcome.chunks), in the hub shape and, where the provider's
- * dialect is not the hub's, as the provider sent it: a route of that dialect passes `own` on as it
- * came (pass-through), every other reader takes `answer`.
- */
-export interface UpstreamChunk {
-  /**
-   * The piece in the hub shape; null when it holds nothing the hub shape carries yet (a role-only
-   * delta, a piece of a tool call's arguments, which the hub takes whole when its choice ends).
-   */
-  answer: UpstreamAnswer | null;
-  /** The provider's own chunk as it came, where its dialect is not the hub's. */
-  own?: DialectAnswer;
-}
-
-/**
- * The gateway's hub shape of an answer: one generateContent answer, or one chunk of a streamed one,
- * as Google sends it and as every other provider's answer is translated into.
- */
-export type UpstreamAnswer = Record<string, unknown>;

@@ -3,7 +3,8 @@
 import { describe, expect, it } from "vitest";
 import { GatewayError } from "../../_shared/errors.ts";
 import type { FinalizeParams, ModelProfile, Refusal, Reservation, ReserveParams, ServiceTierRow } from "../contract.ts";
-import type { UpstreamChunk } from "../../_shared/upstream/shapes.ts";
+import { hubAnswerOf } from "../../_shared/providers/google/answer.ts";
+import { type HubAnswer, type HubChunk, hubText } from "../../_shared/upstream/hub.ts";
 import { classifyGoogleHttpError } from "../../_shared/providers/google/errors.ts";
 import { MODEL_NOT_FOUND_WORDINGS } from "../../../../shared/google-sim/errors.ts";
 import { type InvokeContext, type InvokeResult, type InvokeStream, isStream } from "./context.ts";
@@ -184,16 +185,13 @@ class FakeClock implements Clock {
   }
 }
 
-const ok = (text = "Привет"): GenerateOutcome => ({
-  ok: true,
-  text,
-  finishReason: "STOP",
+const answered = (text: string): HubAnswer => ({
+  outputs: [{ index: 0, parts: [{ type: "text", text }], finish: { reason: "stop", word: "STOP" } }],
   usage: { inputTokens: 11, outputTokens: 7, thinkingTokens: 2, cachedInputTokens: 0, totalTokens: 20 },
-  candidates: [{ content: { parts: [{ text }] } }],
   modelVersion: null,
-  response: { candidates: [{ content: { parts: [{ text }] } }] },
-  latencyMs: 120,
+  id: null,
 });
+const ok = (text = "Привет"): GenerateOutcome => ({ ok: true, answer: answered(text), latencyMs: 120 });
 const fail = (error: ReturnType<typeof classifyGoogleHttpError>): GenerateOutcome => ({
   ok: false,
   error,
@@ -299,8 +297,7 @@ describe("invoke: success", () => {
       usage: { prompt_tokens: 11, completion_tokens: 9, total_tokens: 20 },
       attempts: 1,
       waited_ms: 0,
-      finish_reason: "STOP",
-      response: { candidates: [{ content: { parts: [{ text: "Привет" }] } }] },
+      hub: answered("Привет"),
     });
     expect(store.reserves[0]).toMatchObject({
       model: "gemma-3-27b",
@@ -351,11 +348,10 @@ describe("invoke: success", () => {
     expect(unnamed.reserves[0]!.claim).toBeNull();
   });
 
-  it("returns candidates only when asked", async () => {
-    const { run } = setup(new FakeStore([reservation(1)]), new FakeGoogle([ok()]));
-    expect(await run({ include_candidates: true })).toHaveProperty("candidates", [{
-      content: { parts: [{ text: "Привет" }] },
-    }]);
+  it("answers the provider's own answer beside the hub's, for a route of its dialect", async () => {
+    const own = { dialect: "google", body: { candidates: [] } };
+    const { run } = setup(new FakeStore([reservation(1)]), new FakeGoogle([{ ok: true, answer: answered("Привет"), latencyMs: 120, dialectAnswer: own }]));
+    expect(await run({ include_candidates: true })).toMatchObject({ hub: answered("Привет"), dialectAnswer: own });
   });
 
   it("hands the success's finalize to waitUntil when there is one", async () => {
@@ -1165,17 +1161,17 @@ describe("invoke: model fallback", () => {
 function googleStream(pieces: string[], options: { cut?: boolean; promptTokens?: number } = {}) {
   let returned = false;
   const prompt = options.promptTokens ?? 11;
-  async function* chunks(): AsyncGenerator<UpstreamChunk, void, undefined> {
+  async function* chunks(): AsyncGenerator<HubChunk, void, undefined> {
     try {
       let soFar = 0;
       for (const [i, text] of pieces.entries()) {
         soFar += text.length;
         const last = i === pieces.length - 1 && options.cut !== true;
         yield {
-          answer: {
+          answer: hubAnswerOf({
             candidates: [{ content: { role: "model", parts: [{ text }] }, ...(last ? { finishReason: "STOP" } : {}) }],
             usageMetadata: { promptTokenCount: prompt, candidatesTokenCount: soFar, totalTokenCount: prompt + soFar },
-          },
+          }),
         };
       }
       if (options.cut === true) throw new StreamCut(upstreamFailure("network", "connection reset"));
@@ -1190,7 +1186,7 @@ function googleStream(pieces: string[], options: { cut?: boolean; promptTokens?:
 async function readAll(stream: InvokeStream): Promise<string[]> {
   const texts: string[] = [];
   for await (const chunk of stream.chunks) {
-    texts.push((chunk.answer!.candidates as Array<{ content: { parts: Array<{ text: string }> } }>)[0]!.content.parts[0]!.text);
+    texts.push(hubText(chunk.answer!));
   }
   return texts;
 }

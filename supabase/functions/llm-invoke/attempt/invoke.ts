@@ -54,6 +54,7 @@ import { cachedProfiles } from "../model/capabilities.ts";
 import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact-count.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
+import { hubText } from "../../_shared/upstream/hub.ts";
 import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
@@ -427,7 +428,6 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
         reservationId: reservation.reservationId,
         upstream: call.who,
         estimatedInputTokens: size.input,
-        includeCandidates: request.includeCandidates,
         idempotent,
         finalize: (record) => finalizeSuccess(record, call, opened, times),
         endRequest: () => deps.store.endRequest(reservation.reservationId),
@@ -448,7 +448,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const record = successRecord({
         reservationId: reservation.reservationId,
         latencyMs: outcome.latencyMs,
-        ...usageCounts(outcome.usage),
+        ...usageCounts(outcome.answer.usage),
         response: idempotent ? result : null,
       });
       await afterAnswer(finalizeSuccess(record, call, outcome, answerTimes(timing)));
@@ -577,15 +577,13 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     ): InvokeResult {
       const { model, key_alias, ...rest } = headOf(reservation, attempts, provider);
       return {
-        text: outcome.text,
+        text: hubText(outcome.answer),
         model,
         ...rest,
         key_alias,
-        usage: answerUsage(outcome.usage, size.input),
+        usage: answerUsage(outcome.answer.usage, size.input),
         waited_ms: waiting.waitedMs,
-        finish_reason: outcome.finishReason,
-        ...(request.includeCandidates ? { candidates: outcome.candidates } : {}),
-        response: outcome.response,
+        hub: outcome.answer,
         ...(outcome.dialectAnswer === undefined ? {} : { dialectAnswer: outcome.dialectAnswer }),
       };
     }

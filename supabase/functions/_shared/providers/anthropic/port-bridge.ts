@@ -1,10 +1,8 @@
-// Until the port speaks the hub (issue 70): the port still hands a dialect its request, and takes its
-// answer, in the gateway's inner shape (../../upstream/shapes.ts: Gemini's contents and candidates).
-// This reads that request as a HubRequest and writes a HubAnswer back in it, so the dialect itself
-// translates only to and from the hub (request.ts, response.ts). It names no Anthropic field, and goes
-// away when the port passes HubRequests and takes HubAnswers.
+// Until the port's request is the hub's: the port still hands a dialect its request in the gateway's
+// inner shape (../../upstream/shapes.ts: Gemini's contents). This reads it as a HubRequest, so the
+// dialect itself translates only from the hub (request.ts). It names no Anthropic field, and goes away
+// when the port passes HubRequests.
 import type {
-  HubAnswer,
   HubMessage,
   HubOptions,
   HubPart,
@@ -13,7 +11,7 @@ import type {
   HubTool,
   HubToolChoice,
 } from "../../upstream/hub.ts";
-import type { Part, UpstreamAnswer, UpstreamRequest } from "../../upstream/shapes.ts";
+import type { Part, UpstreamRequest } from "../../upstream/shapes.ts";
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -107,54 +105,4 @@ export function hubRequestOf(request: UpstreamRequest): HubRequest {
     ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
     ...(request.dialectBody === undefined ? {} : { dialectBody: request.dialectBody }),
   };
-}
-
-const FINISH_WORD = {
-  stop: "STOP",
-  max_tokens: "MAX_TOKENS",
-  tool_call: "STOP",
-  content_filter: "SAFETY",
-  prompt_blocked: "OTHER",
-  other: "OTHER",
-} as const;
-
-function innerPart(p: HubPart): Json {
-  const signature = "signature" in p && p.signature !== undefined ? { thoughtSignature: p.signature } : {};
-  switch (p.type) {
-    case "text":
-      return { text: p.text, ...(p.thought === true ? { thought: true } : {}), ...signature };
-    case "media":
-      return { inlineData: { mimeType: p.mimeType, data: p.data } };
-    case "tool_call":
-      return {
-        functionCall: { name: p.name, args: p.args, ...(p.id === undefined ? {} : { id: p.id }) },
-        ...signature,
-      };
-    case "tool_result":
-      return { functionResponse: { name: p.name, response: p.result, ...(p.id === undefined ? {} : { id: p.id }) } };
-  }
-}
-
-/** A HubAnswer (whole, or one streamed piece) in the port's inner shape. */
-export function innerAnswerOf(answer: HubAnswer): UpstreamAnswer {
-  const out: UpstreamAnswer = {
-    candidates: answer.outputs.map((o) => ({
-      index: o.index,
-      content: { role: "model", parts: o.parts.map(innerPart) },
-      ...(o.finish === null ? {} : { finishReason: FINISH_WORD[o.finish.reason] }),
-    })),
-  };
-  if (answer.usage !== null) {
-    const u = answer.usage;
-    out.usageMetadata = {
-      promptTokenCount: u.inputTokens,
-      candidatesTokenCount: u.outputTokens,
-      ...(u.thinkingTokens > 0 ? { thoughtsTokenCount: u.thinkingTokens } : {}),
-      ...(u.cachedInputTokens > 0 ? { cachedContentTokenCount: u.cachedInputTokens } : {}),
-      totalTokenCount: u.totalTokens,
-    };
-  }
-  if (answer.modelVersion !== null) out.modelVersion = answer.modelVersion;
-  if (answer.id !== null) out.responseId = answer.id;
-  return out;
 }

@@ -3,6 +3,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { hubText } from "../../upstream/hub.ts";
 import type { UpstreamRequest } from "../../upstream/shapes.ts";
 import { createGoogleClient } from "./client.ts";
 import { type CountTokensOutcome, type GenerateCall, type GenerateOutcome } from "../../upstream/port.ts";
@@ -88,11 +89,14 @@ describe("google-client", () => {
     });
     expect(outcome).toMatchObject({
       ok: true,
-      text: "Здравствуйте!",
-      finishReason: "STOP",
-      usage: { inputTokens: 3, outputTokens: 4, thinkingTokens: 2, cachedInputTokens: 0, totalTokens: 9 },
-      modelVersion: "gemma-3-27b-it",
+      answer: {
+        outputs: [{ index: 0, finish: { reason: "stop", word: "STOP" } }],
+        usage: { inputTokens: 3, outputTokens: 4, thinkingTokens: 2, cachedInputTokens: 0, totalTokens: 9 },
+        modelVersion: "gemma-3-27b-it",
+      },
+      dialectAnswer: { dialect: "google" },
     });
+    if (outcome.ok) expect(hubText(outcome.answer)).toBe("Здравствуйте!");
     expect(seen).toHaveLength(1);
     const s = seen[0]!;
     expect(s.method).toBe("POST");
@@ -109,7 +113,8 @@ describe("google-client", () => {
   it("sends no systemInstruction when there is none (Gemma rejects it)", async () => {
     script = json(200, { candidates: [{ content: { parts: [{ text: "ok" }] }, finishReason: "STOP" }] });
     const outcome = await call();
-    expect(outcome).toMatchObject({ ok: true, text: "ok", usage: null });
+    expect(outcome).toMatchObject({ ok: true, answer: { usage: null } });
+    if (outcome.ok) expect(hubText(outcome.answer)).toBe("ok");
     expect(seen[0]!.body).not.toHaveProperty("systemInstruction");
   });
 
@@ -118,7 +123,7 @@ describe("google-client", () => {
       promptFeedback: { blockReason: "SAFETY" },
       usageMetadata: { promptTokenCount: 5, totalTokenCount: 5 },
     });
-    expect(await call()).toMatchObject({ ok: true, text: "", finishReason: "BLOCKED_SAFETY" });
+    expect(await call()).toMatchObject({ ok: true, answer: { outputs: [], promptBlocked: { word: "SAFETY" } } });
   });
 
   it("classifies a 429 with RetryInfo and QuotaFailure, in one request (no SDK retries)", async () => {
