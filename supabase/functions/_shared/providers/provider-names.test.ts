@@ -135,8 +135,9 @@ describe("provider names", () => {
 // supabase/functions that is not a test; named are field names that only one provider's wire format
 // has (a name the gateway's own contract shares, such as the native body's prompt_tokens and
 // finish_reason, is no provider's). The exceptions are where the port still carries Gemini's shape as
-// the inner request and answer (UpstreamRequest, UpstreamAnswer: upstream/shapes.ts), each with why:
-// the list may only shrink, and is empty when every reader speaks the hub.
+// the inner request (UpstreamRequest: upstream/shapes.ts) and llm-invoke builds and reads it, each with
+// why: the list may only shrink, and holds only the native route (its body is the bot's contract) when
+// every reader speaks the hub.
 
 /** Each dialect's own field names, and the folders (relative to supabase/functions) that may say them. */
 const WIRE: Record<string, { fields: string[]; home: string[] }> = {
@@ -165,18 +166,16 @@ const WIRE: Record<string, { fields: string[]; home: string[] }> = {
   },
 };
 
-const HUB_IS_GEMINI = "the port's inner request and answer are still Gemini's shape (upstream/shapes.ts), not yet the hub's";
+const HUB_IS_GEMINI = "the port's inner request is still Gemini's shape (upstream/shapes.ts), not yet the hub's";
 
 /** Where a dialect's fields stand outside its folders, each with why. */
 const ALLOWED_FIELDS: ReadonlyArray<{ dialect: string; file: string; why: string }> = [
-  { dialect: "google", file: "_shared/upstream/shapes.ts", why: HUB_IS_GEMINI },
-  { dialect: "google", file: "_shared/providers/openai/", why: `OpenAI's dialect translates to and from it: ${HUB_IS_GEMINI}` },
-  { dialect: "google", file: "llm-invoke/surfaces/openai", why: `the OpenAI route reads it: ${HUB_IS_GEMINI}` },
   {
     dialect: "google",
-    file: "_shared/providers/anthropic/",
-    why: `Anthropic's dialect reads the port's request and writes its answer in it (port-bridge.ts): ${HUB_IS_GEMINI}`,
+    file: "_shared/upstream/shapes.ts",
+    why: `${HUB_IS_GEMINI}; hubRequestOf reads it as the hub's for every other dialect`,
   },
+  { dialect: "google", file: "llm-invoke/surfaces/openai", why: `the OpenAI route reads it: ${HUB_IS_GEMINI}` },
   { dialect: "google", file: "llm-invoke/surfaces/anthropic", why: `the Anthropic route reads it: ${HUB_IS_GEMINI}` },
   {
     dialect: "google",

@@ -32,7 +32,7 @@ import {
   upstreamFailure,
 } from "../../upstream/port.ts";
 import { anthropicRules, classifyAnthropicHttpError, roomOf, statusOfErrorType } from "./errors.ts";
-import { hubRequestOf } from "./port-bridge.ts";
+import { hubRequestOf } from "../../upstream/shapes.ts";
 import { ANTHROPIC, AnthropicRequestError, asksJson, type Json, messagesBody } from "./request.ts";
 import { messageToHub, StreamReader } from "./response.ts";
 

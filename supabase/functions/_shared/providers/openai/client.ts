@@ -21,6 +21,7 @@ import type { HubChunk } from "../../upstream/hub.ts";
 import { classifyOpenAiHttpError, openAiRules, roomOf } from "./errors.ts";
 import { openAiApiUrl } from "./endpoint.ts";
 import { answerWrapped, chatCompletionBody } from "./request.ts";
+import { hubRequestOf } from "../../upstream/shapes.ts";
 import { ChunkTranslator, CompletionFolder, completionToHub } from "./response.ts";
 import {
   type GenerateCall,
@@ -53,16 +54,17 @@ function servedTierOf(body: Record<string, unknown>): string | null {
 }
 
 function generate(url: string, call: GenerateCall, rules: WireRules): Promise<GenerateOutcome> {
+  const request = hubRequestOf(call.request);
   return timedCall(call, rules, async (guard) => {
     const answer = await fetch(url, {
       method: "POST",
       headers: headers(call.apiKey),
-      body: JSON.stringify(chatCompletionBody(call.request, false)),
+      body: JSON.stringify(chatCompletionBody(request, false)),
       signal: guard.signal,
     });
     const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
-    const hub = completionToHub(read.body, answerWrapped(call.request));
+    const hub = completionToHub(read.body, answerWrapped(request));
     if (hub === null) {
       return {
         ok: false,
@@ -83,9 +85,10 @@ function generate(url: string, call: GenerateCall, rules: WireRules): Promise<Ge
 }
 
 async function stream(url: string, call: GenerateCall, rules: WireRules): Promise<StreamOutcome> {
+  const request = hubRequestOf(call.request);
   const opened = await openStream(
     url,
-    { headers: headers(call.apiKey), body: chatCompletionBody(call.request, true) },
+    { headers: headers(call.apiKey), body: chatCompletionBody(request, true) },
     call,
     rules,
   );
@@ -97,7 +100,7 @@ async function stream(url: string, call: GenerateCall, rules: WireRules): Promis
     latencyMs,
     servedTier: null,
     room: roomOf(response.headers),
-    chunks: streamChunks(response.body, guard, call, folder, rules),
+    chunks: streamChunks(response.body, guard, call, folder, rules, answerWrapped(request)),
     dialectAnswer: () => ({ dialect: "openai", body: folder.completion() }),
   };
 }
@@ -112,8 +115,9 @@ async function* streamChunks(
   call: GenerateCall,
   folder: CompletionFolder,
   rules: WireRules,
+  wrapped: boolean,
 ): AsyncGenerator<HubChunk, void, undefined> {
-  const translator = new ChunkTranslator(answerWrapped(call.request));
+  const translator = new ChunkTranslator(wrapped);
   const events = sseEvents(body, guard, call, rules, {
     done: "[DONE]",
     errorOf: (event, secrets) => {
