@@ -1,13 +1,12 @@
 // The provider port: what the gateway asks of a provider and what it gets back, in the gateway's own
 // words. Each provider (../providers/<dialect>/) implements it once and registers in
 // ../providers/registry.ts; the attempt loop, the token count and maintenance speak only this.
-// Nothing here knows a provider: the answer is the hub's (hub.ts), each provider's own beside it for a
-// route of its dialect; the request is still the inner shape (shapes.ts); a failure is one classified
-// shape whatever its dialect (the provider's classifier reads its own answers into it).
+// Nothing here knows a provider: the request and the answer are the hub's (hub.ts), each provider's
+// own beside them where a route of its dialect gives or takes it (pass-through); a failure is one
+// classified shape whatever its dialect (the provider's classifier reads its own answers into it).
 import { sanitize } from "../sanitize.ts";
 import type { QuotaCause } from "../vocabulary.ts";
-import type { DialectAnswer, HubAnswer, HubChunk } from "./hub.ts";
-import type { UpstreamRequest } from "./shapes.ts";
+import type { DialectAnswer, HubAnswer, HubChunk, HubRequest } from "./hub.ts";
 
 // ---- A failed call, classified by what the gateway does next ------------------------------------------
 
@@ -92,7 +91,7 @@ export function whoAnswered(error: Pick<UpstreamError, "upstream">): string {
 
 export interface GenerateCall {
   apiKey: string;
-  request: UpstreamRequest;
+  request: HubRequest;
   /** Deadline of this attempt (a stream: until the provider's headers); on expiry the outcome is a `timeout` failure. */
   timeoutMs: number;
   /** A stream's deadline for all of it, counted from the call (default: timeoutMs). */

@@ -2,7 +2,7 @@
 // sent where a budget in money booked it for a request naming none.
 import { describe, expect, it } from "vitest";
 import { answerSize, withBookedCap } from "./answer-size.ts";
-import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
+import type { ModelRequest } from "../contract.ts";
 
 const GEMINI = { profile: { answerTokens: 65_536 } }; // its catalogued output limit; TPM counts input only
 const OPENAI = { profile: { answerTokens: 4_096, bookedOutputTokens: 4_096 } };
@@ -21,7 +21,7 @@ describe("answerSize", () => {
 });
 
 describe("withBookedCap", () => {
-  const request = (config: UpstreamRequest["generationConfig"]): UpstreamRequest =>
+  const request = (config: ModelRequest["generationConfig"]): ModelRequest =>
     ({ model: "m", contents: [], generationConfig: config });
   const size = { perModel: [65_536, 8_192], tpmOutput: 8_192 };
 

@@ -6,8 +6,7 @@
 // for a request that names none, it is sent as the call's cap (maxOutputTokens, which each dialect
 // sends as the provider's own: OpenAI's max_completion_tokens, Google's maxOutputTokens), so the answer
 // cannot cost more than was booked: a longer one ends as the provider says (`length`, `MAX_TOKENS`).
-import type { GenerationConfig, ModelProfile, Reservation } from "../contract.ts";
-import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
+import type { GenerationConfig, ModelProfile, ModelRequest, Reservation } from "../contract.ts";
 
 /** One request's answer, per model of its chain (its first model, then its fallbacks). */
 export interface AnswerSize {
@@ -36,11 +35,11 @@ export function answerSize(
  * booked it and the request names none (`index`: the reserved model's place in the chain).
  */
 export function withBookedCap(
-  request: UpstreamRequest,
+  request: ModelRequest,
   reservation: Pick<Reservation, "bookedUsd">,
   size: AnswerSize,
   index: number,
-): UpstreamRequest {
+): ModelRequest {
   const config = request.generationConfig;
   if (reservation.bookedUsd === undefined || config.maxOutputTokens) return request;
   const cap = bookedPerAnswer(size, index, config.candidateCount);

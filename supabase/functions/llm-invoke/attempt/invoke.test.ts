@@ -311,8 +311,13 @@ describe("invoke: success", () => {
     expect(store.reserves[0]!.estimatedTokens).toBeGreaterThan(0);
     // Gemma: the system prompt is folded, and the key comes from the secret named by the row.
     expect(google.calls[0]!.apiKey).toBe("secret-of-GOOGLE_KEY_1");
-    expect(google.calls[0]!.request.systemInstruction).toBeUndefined();
-    expect(google.calls[0]!.request.contents[0]!.parts[0]!.text).toBe("Кратко.\n\nПривет");
+    expect(google.calls[0]!.request.system).toBeUndefined();
+    expect(google.calls[0]!.request.messages[0]!.parts[0]).toEqual({ type: "text", text: "Кратко.\n\nПривет" });
+    // Google is given the request as its own body too (the inner request's dialect).
+    expect(google.calls[0]!.request.dialectBody).toMatchObject({
+      dialect: "google",
+      body: { contents: [{ parts: [{ text: "Кратко.\n\nПривет" }] }] },
+    });
     expect(store.finalized).toEqual([expect.objectContaining({
       reservationId: "res-1",
       outcome: "succeeded",
@@ -391,20 +396,20 @@ describe("invoke: the answer's size, booked once", () => {
     const google = new FakeGoogle([ok()]);
     await setup(store, google).run();
     expect(store.reserves[0]).toMatchObject({ outputTokens: [100] });
-    expect(google.calls[0]!.request.generationConfig.maxOutputTokens).toBe(100);
+    expect(google.calls[0]!.request.options.maxOutputTokens).toBe(100);
   });
 
   it("sends no cap where no budget in money booked the answer, and the caller's own where it names one", async () => {
     const unbudgeted = new FakeStore([reservation(1)], ROW);
     const google = new FakeGoogle([ok(), ok()]);
     await setup(unbudgeted, google).run();
-    expect(google.calls[0]!.request.generationConfig.maxOutputTokens).toBeUndefined();
+    expect(google.calls[0]!.request.options.maxOutputTokens).toBeUndefined();
 
     const own = new FakeStore([{ ...reservation(2), bookedUsd: 0.01 }], ROW);
     await setup(own, google).run({ generationConfig: { maxOutputTokens: 40, candidateCount: 2 } });
     // Booked for both answers; each is sent with the caller's own cap.
     expect(own.reserves[0]).toMatchObject({ outputTokens: [80] });
-    expect(google.calls[1]!.request.generationConfig.maxOutputTokens).toBe(40);
+    expect(google.calls[1]!.request.options.maxOutputTokens).toBe(40);
   });
 
   it("a model whose answer is not known books none (a budget in money refuses it) and TPM books output only where it counts it", async () => {
@@ -1098,9 +1103,9 @@ describe("invoke: model fallback", () => {
     // Gemma served: the system prompt went in the first user turn, not as a system instruction.
     expect(google.calls[0]!.request).toMatchObject({
       model: "gemma-3-27b-it",
-      contents: [{ parts: [{ text: "Кратко.\n\nПривет" }] }],
+      messages: [{ parts: [{ text: "Кратко.\n\nПривет" }] }],
     });
-    expect(google.calls[0]!.request.systemInstruction).toBeUndefined();
+    expect(google.calls[0]!.request.system).toBeUndefined();
   });
 
   it("says nothing of fallback when the first model served, and sends no chain when the caller asks for none", async () => {

@@ -43,7 +43,6 @@ import type { Provider } from "../../_shared/providers/registry.ts";
 import type { ProviderDirectory, Upstream } from "../../_shared/providers/directory.ts";
 import type { KeyRefusal } from "../../_shared/providers/key-reader.ts";
 import { requireModel, reserveCallerOf, type Scope } from "./caller.ts";
-import type { UpstreamRequest } from "../../_shared/upstream/shapes.ts";
 import { GatewayError } from "../../_shared/errors.ts";
 import { sanitizeError } from "../../_shared/sanitize.ts";
 import { type PhaseTimer, untimed } from "../../_shared/server-timing.ts";
@@ -54,7 +53,8 @@ import { cachedProfiles } from "../model/capabilities.ts";
 import { createTokenCounter, InputSize, type TokenCounter } from "../model/exact-count.ts";
 import { type Clock, systemClock } from "../clock.ts";
 import { answerUsage, type InvokeAnswer, type InvokeContext, type InvokeResult } from "./context.ts";
-import { hubText } from "../../_shared/upstream/hub.ts";
+import { type HubRequest, hubText } from "../../_shared/upstream/hub.ts";
+import { portRequestOf } from "../model/port-request.ts";
 import { finalizeReliably } from "./finalize.ts";
 import { KeyExclusions } from "./key-exclusions.ts";
 import { type ChainLink, linkFor, requestFor, resolveChain } from "../model/model-chain.ts";
@@ -89,7 +89,8 @@ interface PreparedCall {
   client: UpstreamClient;
   apiKey: string;
   tier: TierChoice["tier"];
-  sent: UpstreamRequest;
+  /** The request as the provider port takes it (the hub's, and the inner dialect's own body). */
+  sent: HubRequest;
 }
 
 const providerOf = (profile: ModelProfile): Provider => profile.provider;
@@ -389,11 +390,11 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const booked = withBookedCap(link.request, reservation, answerTokens, at);
       // The answer booked for this model, for a provider that requires a cap where the caller named none.
       const answer = bookedPerAnswer(answerTokens, at, booked.generationConfig.candidateCount);
-      const sent = {
+      const sent = portRequestOf({
         ...booked,
         ...(tier === null ? {} : { serviceTier: tier }),
         ...(answer === null ? {} : { bookedOutputTokens: answer }),
-      };
+      });
       return { provider, who: upstream.who, client: upstream.client, apiKey, tier, sent };
     }
 

@@ -6,7 +6,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../../../../shared/anthropic-sim/server.ts";
 import { hubFinish, hubText } from "../../upstream/hub.ts";
-import type { UpstreamRequest } from "../../upstream/shapes.ts";
+import type { ModelRequest as UpstreamRequest } from "../../../llm-invoke/contract.ts";
+import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
 import { StreamCut, type UpstreamClient } from "../../upstream/port.ts";
 import { createAnthropicClient } from "./client.ts";
 import { DEFAULT_MAX_TOKENS } from "./request.ts";
@@ -40,7 +41,7 @@ const request = (over: Partial<UpstreamRequest> = {}): UpstreamRequest => ({
 });
 const call = (over: Partial<UpstreamRequest> = {}, key = apiKey) => ({
   apiKey: key,
-  request: request(over),
+  request: portRequestOf(request(over)),
   timeoutMs: 5_000,
 });
 const sent = () => sim.stats().received.at(-1)!;

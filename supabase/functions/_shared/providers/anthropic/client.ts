@@ -32,7 +32,6 @@ import {
   upstreamFailure,
 } from "../../upstream/port.ts";
 import { anthropicRules, classifyAnthropicHttpError, roomOf, statusOfErrorType } from "./errors.ts";
-import { hubRequestOf } from "../../upstream/shapes.ts";
 import { ANTHROPIC, AnthropicRequestError, asksJson, type Json, messagesBody } from "./request.ts";
 import { messageToHub, StreamReader } from "./response.ts";
 
@@ -68,7 +67,7 @@ function bodyOf(
   stream: boolean,
   rules: WireRules,
 ): { hub: HubRequest; body: Json } | { error: UpstreamError } {
-  const hub = hubRequestOf(call.request);
+  const hub = call.request;
   try {
     return { hub, body: messagesBody(hub, stream, call.request.bookedOutputTokens) };
   } catch (error) {

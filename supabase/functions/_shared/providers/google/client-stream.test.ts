@@ -4,7 +4,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type GoogleSimulator, startGoogleSimulator } from "../../../../../shared/google-sim/server.ts";
 import { createGoogleClient } from "./client.ts";
 import { type HubAnswer, hubText } from "../../upstream/hub.ts";
-import type { UpstreamRequest } from "../../upstream/shapes.ts";
+import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
 import { StreamCut, type StreamOutcome } from "../../upstream/port.ts";
 
 const KEY = "sim-key-a1";
@@ -16,11 +16,11 @@ beforeAll(async () => {
 afterAll(() => sim.close());
 beforeEach(() => sim.reset());
 
-const request: UpstreamRequest = {
+const request = portRequestOf({
   model: "gemini-2.5-flash",
   contents: [{ role: "user", parts: [{ text: "tell me about streams, please" }] }],
   generationConfig: {},
-};
+});
 
 async function open(): Promise<Extract<StreamOutcome, { ok: true }>> {
   const outcome = await createGoogleClient({ baseUrl: sim.url }).stream({ apiKey: KEY, request, timeoutMs: 5_000 });

@@ -11,7 +11,7 @@
 import { classifyGoogleHttpError } from "./errors.ts";
 import { foldGeminiChunks, type GeminiAnswer, GOOGLE_DIALECT, hubAnswerOf, isEmptyAnswer } from "./answer.ts";
 import type { HubChunk } from "../../upstream/hub.ts";
-import type { UpstreamRequest } from "../../upstream/shapes.ts";
+import { countTokensBody, generateContentBody } from "./request.ts";
 import {
   type CountTokensOutcome,
   type GenerateCall,
@@ -73,26 +73,6 @@ export function createGoogleClient(options: GoogleClientOptions = {}): GoogleCli
         rules,
       ),
   };
-}
-
-/** The generateContent body of a request (everything but the model, which is in the path). */
-export function generateContentBody(request: UpstreamRequest): Record<string, unknown> {
-  return {
-    contents: request.contents,
-    ...(request.systemInstruction === undefined
-      ? {}
-      : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
-    ...(Object.keys(request.generationConfig).length === 0 ? {} : { generationConfig: request.generationConfig }),
-    ...(request.tools === undefined ? {} : { tools: request.tools }),
-    ...(request.toolConfig === undefined ? {} : { toolConfig: request.toolConfig }),
-    ...(request.safetySettings === undefined ? {} : { safetySettings: request.safetySettings }),
-    ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
-  };
-}
-
-/** The countTokens body: the whole generateContentRequest, so the system instruction is counted too. */
-export function countTokensBody(request: UpstreamRequest): Record<string, unknown> {
-  return { generateContentRequest: { model: `models/${request.model}`, ...generateContentBody(request) } };
 }
 
 function post(url: string, call: GenerateCall, body: unknown, signal: AbortSignal): Promise<Response> {

@@ -4,7 +4,8 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type OpenAISimulator, startOpenAISimulator } from "../../../../../shared/openai-sim/server.ts";
 import { hubFinish, hubText } from "../../upstream/hub.ts";
-import type { UpstreamRequest } from "../../upstream/shapes.ts";
+import type { ModelRequest as UpstreamRequest } from "../../../llm-invoke/contract.ts";
+import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
 import { createOpenAiClient } from "./client.ts";
 import { type UpstreamClient } from "../../upstream/port.ts";
 
@@ -26,7 +27,7 @@ const request = (over: Partial<UpstreamRequest> = {}): UpstreamRequest => ({
   generationConfig: { maxOutputTokens: 50 },
   ...over,
 });
-const call = (over: Partial<UpstreamRequest> = {}) => ({ apiKey, request: request(over), timeoutMs: 5_000 });
+const call = (over: Partial<UpstreamRequest> = {}) => ({ apiKey, request: portRequestOf(request(over)), timeoutMs: 5_000 });
 
 describe("generate", () => {
   it("answers in the gateway's shape with OpenAI's usage", async () => {

@@ -21,7 +21,6 @@ import type { HubChunk } from "../../upstream/hub.ts";
 import { classifyOpenAiHttpError, openAiRules, roomOf } from "./errors.ts";
 import { openAiApiUrl } from "./endpoint.ts";
 import { answerWrapped, chatCompletionBody } from "./request.ts";
-import { hubRequestOf } from "../../upstream/shapes.ts";
 import { ChunkTranslator, CompletionFolder, completionToHub } from "./response.ts";
 import {
   type GenerateCall,
@@ -54,17 +53,16 @@ function servedTierOf(body: Record<string, unknown>): string | null {
 }
 
 function generate(url: string, call: GenerateCall, rules: WireRules): Promise<GenerateOutcome> {
-  const request = hubRequestOf(call.request);
   return timedCall(call, rules, async (guard) => {
     const answer = await fetch(url, {
       method: "POST",
       headers: headers(call.apiKey),
-      body: JSON.stringify(chatCompletionBody(request, false)),
+      body: JSON.stringify(chatCompletionBody(call.request, false)),
       signal: guard.signal,
     });
     const read = await readJsonAnswer(answer, rules, [call.apiKey], call.request.model);
     if (!read.ok) return read;
-    const hub = completionToHub(read.body, answerWrapped(request));
+    const hub = completionToHub(read.body, answerWrapped(call.request));
     if (hub === null) {
       return {
         ok: false,
@@ -85,10 +83,9 @@ function generate(url: string, call: GenerateCall, rules: WireRules): Promise<Ge
 }
 
 async function stream(url: string, call: GenerateCall, rules: WireRules): Promise<StreamOutcome> {
-  const request = hubRequestOf(call.request);
   const opened = await openStream(
     url,
-    { headers: headers(call.apiKey), body: chatCompletionBody(request, true) },
+    { headers: headers(call.apiKey), body: chatCompletionBody(call.request, true) },
     call,
     rules,
   );
@@ -100,7 +97,7 @@ async function stream(url: string, call: GenerateCall, rules: WireRules): Promis
     latencyMs,
     servedTier: null,
     room: roomOf(response.headers),
-    chunks: streamChunks(response.body, guard, call, folder, rules, answerWrapped(request)),
+    chunks: streamChunks(response.body, guard, call, folder, rules, answerWrapped(call.request)),
     dialectAnswer: () => ({ dialect: "openai", body: folder.completion() }),
   };
 }

@@ -1,11 +1,10 @@
-// The Gemini REST shape of the request the port still carries (v1beta generateContent, camelCase as
-// Google's own SDKs send it), and its reading as the hub's (hubRequestOf), which every dialect but
-// Google's translates into its wire body; the answer is the hub's (hub.ts). Both go when the port
-// takes a HubRequest. Fields the gateway does not interpret are carried as they came, so a new Gemini
-// field reaches Google without a code change.
-import type { ServiceTier } from "../vocabulary.ts";
+// The request as one model takes it (ModelRequest, the normalized request's shape: Gemini's) as the
+// provider port takes it: in the hub's words (hubRequestOf), which every dialect but Google's
+// translates into its wire body, and, unless the caller's own body of the serving provider's dialect
+// goes instead, as the inner request's own dialect's generateContent body, which a provider of that
+// dialect sends as it is (so every field the caller gave reaches it, those the hub has no word for too).
+import { INNER_REQUEST_DIALECT } from "../../_shared/providers/registry.ts";
 import type {
-  DialectBody,
   HubMessage,
   HubOptions,
   HubPart,
@@ -13,77 +12,8 @@ import type {
   HubSchema,
   HubTool,
   HubToolChoice,
-} from "./hub.ts";
-
-/**
- * One part of a turn: text, an inline image (`inlineData`), a function call or its response. The
- * gateway reads `text` and `inlineData`; every other field is forwarded unchanged.
- */
-export interface Part {
-  text?: string;
-  /** Gemini 2.5 marks its thoughts with `thought: true`; they are not part of the answer's text. */
-  thought?: boolean;
-  inlineData?: { mimeType: string; data: string };
-  functionCall?: { name: string; args?: Record<string, unknown>; id?: string };
-  functionResponse?: { name: string; response: Record<string, unknown>; id?: string };
-  [field: string]: unknown;
-}
-
-export interface Content {
-  role: "user" | "model";
-  parts: Part[];
-}
-
-/** The text-only part the gateway itself writes (prompts, folded system instructions). */
-export interface TextPart extends Part {
-  text: string;
-}
-
-/** generationConfig: the fields the gateway checks are typed; the rest pass through. */
-export interface GenerationConfig {
-  temperature?: number;
-  maxOutputTokens?: number;
-  topP?: number;
-  topK?: number;
-  stopSequences?: string[];
-  responseMimeType?: string;
-  responseSchema?: unknown;
-  responseJsonSchema?: unknown;
-  candidateCount?: number;
-  seed?: number;
-  presencePenalty?: number;
-  frequencyPenalty?: number;
-  thinkingConfig?: { thinkingBudget?: number; includeThoughts?: boolean; [field: string]: unknown };
-  [field: string]: unknown;
-}
-
-/** The request-level fields forwarded as the caller gave them (function calling, safety). */
-export interface RequestExtras {
-  tools?: unknown[];
-  toolConfig?: Record<string, unknown>;
-  safetySettings?: unknown[];
-}
-
-/** What is sent to Google for one request. */
-export interface UpstreamRequest extends RequestExtras {
-  model: string;
-  contents: Content[];
-  systemInstruction?: string;
-  generationConfig: GenerationConfig;
-  /** Google's service tier for this call (the body's serviceTier); absent: standard, nothing sent. */
-  serviceTier?: ServiceTier;
-  /**
-   * The output tokens the reservation booked for this call where the caller named no cap (the model
-   * row's booked answer): a provider that requires a cap (Anthropic's max_tokens) sends it.
-   */
-  bookedOutputTokens?: number;
-  /**
-   * The caller's own body, when it came in this provider's dialect: the provider sends it as it came
-   * (only the gateway's fields set) instead of translating the hub shape. Only a provider of that
-   * dialect is given one (model/adapt.ts).
-   */
-  dialectBody?: DialectBody;
-}
+} from "../../_shared/upstream/hub.ts";
+import type { ModelRequest, Part } from "../contract.ts";
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === "object" && v !== null && !Array.isArray(v);
@@ -143,11 +73,11 @@ function toolChoiceOf(config: Json | undefined): HubToolChoice | undefined {
 }
 
 /**
- * The port's request as a HubRequest: what a dialect other than Google's translates into its wire
- * body. Google's own fields the hub has no word for (safety settings, tools other than functions,
- * unknown generationConfig fields) are left out.
+ * The request in the hub's words: what a dialect other than Google's translates into its wire body.
+ * Google's own fields the hub has no word for (safety settings, tools other than functions, unknown
+ * generationConfig fields) are left out: the inner dialect's own body carries them (portRequestOf).
  */
-export function hubRequestOf(request: UpstreamRequest): HubRequest {
+export function hubRequestOf(request: ModelRequest): HubRequest {
   const g = request.generationConfig;
   const messages: HubMessage[] = request.contents.map((c) => ({
     role: c.role,
@@ -184,5 +114,29 @@ export function hubRequestOf(request: UpstreamRequest): HubRequest {
     ...(toolChoice === undefined ? {} : { toolChoice }),
     ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
     ...(request.dialectBody === undefined ? {} : { dialectBody: request.dialectBody }),
+  };
+}
+
+/** The generateContent body of a request (everything but the model, which is in the path). */
+export function innerBody(request: ModelRequest): Record<string, unknown> {
+  return {
+    contents: request.contents,
+    ...(request.systemInstruction === undefined
+      ? {}
+      : { systemInstruction: { parts: [{ text: request.systemInstruction }] } }),
+    ...(Object.keys(request.generationConfig).length === 0 ? {} : { generationConfig: request.generationConfig }),
+    ...(request.tools === undefined ? {} : { tools: request.tools }),
+    ...(request.toolConfig === undefined ? {} : { toolConfig: request.toolConfig }),
+    ...(request.safetySettings === undefined ? {} : { safetySettings: request.safetySettings }),
+    ...(request.serviceTier === undefined ? {} : { serviceTier: request.serviceTier }),
+  };
+}
+
+/** The request as the port takes it (see the head of this file). */
+export function portRequestOf(request: ModelRequest): HubRequest {
+  return {
+    ...hubRequestOf(request),
+    ...(request.bookedOutputTokens === undefined ? {} : { bookedOutputTokens: request.bookedOutputTokens }),
+    dialectBody: request.dialectBody ?? { dialect: INNER_REQUEST_DIALECT, body: innerBody(request) },
   };
 }
