@@ -6,7 +6,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type AnthropicSimulator, startAnthropicSimulator } from "../../../../../shared/anthropic-sim/server.ts";
 import { hubFinish, hubText } from "../../upstream/hub.ts";
-import type { ModelRequest as UpstreamRequest } from "../../../llm-invoke/contract.ts";
+import type { ModelRequest } from "../../../llm-invoke/contract.ts";
 import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
 import { StreamCut, type UpstreamClient } from "../../upstream/port.ts";
 import { createAnthropicClient } from "./client.ts";
@@ -32,14 +32,14 @@ beforeAll(async () => {
 afterAll(() => sim.close());
 beforeEach(() => sim.reset());
 
-const request = (over: Partial<UpstreamRequest> = {}): UpstreamRequest => ({
+const request = (over: Partial<ModelRequest> = {}): ModelRequest => ({
   model: "claude-sonnet-4-5",
   contents: [{ role: "user", parts: [{ text: "hello there" }] }],
   systemInstruction: "Be brief.",
   generationConfig: { maxOutputTokens: 50 },
   ...over,
 });
-const call = (over: Partial<UpstreamRequest> = {}, key = apiKey) => ({
+const call = (over: Partial<ModelRequest> = {}, key = apiKey) => ({
   apiKey: key,
   request: portRequestOf(request(over)),
   timeoutMs: 5_000,
@@ -221,7 +221,7 @@ describe("failures, by structure", () => {
 });
 
 describe("stream", () => {
-  async function drain(over: Partial<UpstreamRequest> = {}) {
+  async function drain(over: Partial<ModelRequest> = {}) {
     const opened = await client.stream(call(over));
     if (!opened.ok) throw new Error(opened.error.message);
     const texts: string[] = [];

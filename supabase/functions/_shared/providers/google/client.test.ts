@@ -4,7 +4,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { hubText } from "../../upstream/hub.ts";
-import type { ModelRequest as UpstreamRequest } from "../../../llm-invoke/contract.ts";
+import type { ModelRequest } from "../../../llm-invoke/contract.ts";
 import { hubRequestOf, portRequestOf } from "../../../llm-invoke/model/port-request.ts";
 import { createGoogleClient } from "./client.ts";
 import { type CountTokensOutcome, type GenerateCall, type GenerateOutcome } from "../../upstream/port.ts";
@@ -57,7 +57,7 @@ function json(status: number, body: unknown): Script {
   };
 }
 
-const REQUEST: UpstreamRequest = {
+const REQUEST: ModelRequest = {
   model: "gemma-3-27b-it",
   contents: [{ role: "user", parts: [{ text: "Привет" }] }],
   generationConfig: { temperature: 0.3, maxOutputTokens: 64 },

@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { type OpenAISimulator, startOpenAISimulator } from "../../../../../shared/openai-sim/server.ts";
 import { hubFinish, hubText } from "../../upstream/hub.ts";
-import type { ModelRequest as UpstreamRequest } from "../../../llm-invoke/contract.ts";
+import type { ModelRequest } from "../../../llm-invoke/contract.ts";
 import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
 import { createOpenAiClient } from "./client.ts";
 import { type UpstreamClient } from "../../upstream/port.ts";
@@ -20,14 +20,14 @@ beforeAll(async () => {
 afterAll(() => sim.close());
 beforeEach(() => sim.reset());
 
-const request = (over: Partial<UpstreamRequest> = {}): UpstreamRequest => ({
+const request = (over: Partial<ModelRequest> = {}): ModelRequest => ({
   model: "gpt-4o",
   contents: [{ role: "user", parts: [{ text: "hello there" }] }],
   systemInstruction: "Be brief.",
   generationConfig: { maxOutputTokens: 50 },
   ...over,
 });
-const call = (over: Partial<UpstreamRequest> = {}) => ({ apiKey, request: portRequestOf(request(over)), timeoutMs: 5_000 });
+const call = (over: Partial<ModelRequest> = {}) => ({ apiKey, request: portRequestOf(request(over)), timeoutMs: 5_000 });
 
 describe("generate", () => {
   it("answers in the gateway's shape with OpenAI's usage", async () => {

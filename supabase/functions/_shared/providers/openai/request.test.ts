@@ -2,13 +2,13 @@
 // roles, images, the tool-call round trip, sampling and JSON output (OpenAPI schemas as JSON Schema, a
 // value that is not an object wrapped in one, the word "json" OpenAI's json_object needs).
 import { describe, expect, it } from "vitest";
-import type { ModelRequest as UpstreamRequest } from "../../../llm-invoke/contract.ts";
+import type { ModelRequest } from "../../../llm-invoke/contract.ts";
 import { hubRequestOf } from "../../../llm-invoke/model/port-request.ts";
 import * as fromHub from "./request.ts";
 
-const chatCompletionBody = (request: UpstreamRequest, stream: boolean) =>
+const chatCompletionBody = (request: ModelRequest, stream: boolean) =>
   fromHub.chatCompletionBody(hubRequestOf(request), stream);
-const answerWrapped = (request: UpstreamRequest) => fromHub.answerWrapped(hubRequestOf(request));
+const answerWrapped = (request: ModelRequest) => fromHub.answerWrapped(hubRequestOf(request));
 
 describe("chatCompletionBody", () => {
   it("writes the system prompt first, turns as user/assistant, and the sampling fields", () => {
