@@ -179,8 +179,7 @@ const ALLOWED_FIELDS: ReadonlyArray<{ dialect: string; file: string; why: string
     why: "the native route's body is the bot's contract, Gemini-shaped by it (contents, generationConfig, candidates)",
   },
   { dialect: "google", file: "llm-invoke/contract.ts", why: `the normalized request holds it: ${HUB_IS_GEMINI}` },
-  { dialect: "google", file: "llm-invoke/model/", why: `a model's fitting, estimate, images and the port's request read it: ${HUB_IS_GEMINI}` },
-  { dialect: "google", file: "llm-invoke/attempt/", why: `the attempt loop reads its caps and candidate count: ${HUB_IS_GEMINI}` },
+  { dialect: "google", file: "llm-invoke/model/", why: `a model's fitting, estimate, images, output cap and the port's request read it: ${HUB_IS_GEMINI}` },
 ];
 
 const fieldPattern = (fields: string[]) => new RegExp(`(?<![A-Za-z0-9_$])(?:${fields.join("|")})(?![A-Za-z0-9_$])`);

@@ -10,12 +10,12 @@ const UNKNOWN = { profile: {} };
 
 describe("answerSize", () => {
   it("books each model's own answer where the request names none, and TPM only the models that count answers", () => {
-    expect(answerSize([GEMINI, OPENAI, UNKNOWN], {})).toEqual({ perModel: [65_536, 4_096, null], tpmOutput: 4_096 });
-    expect(answerSize([GEMINI], {})).toEqual({ perModel: [65_536], tpmOutput: 0 });
+    expect(answerSize([GEMINI, OPENAI, UNKNOWN], { generationConfig: {} })).toEqual({ perModel: [65_536, 4_096, null], tpmOutput: 4_096 });
+    expect(answerSize([GEMINI], { generationConfig: {} })).toEqual({ perModel: [65_536], tpmOutput: 0 });
   });
 
   it("books the caller's own largest answer for every model, times the answers it asks for", () => {
-    expect(answerSize([GEMINI, OPENAI, UNKNOWN], { maxOutputTokens: 300, candidateCount: 2 }))
+    expect(answerSize([GEMINI, OPENAI, UNKNOWN], { generationConfig: { maxOutputTokens: 300, candidateCount: 2 } }))
       .toEqual({ perModel: [600, 600, 600], tpmOutput: 600 });
   });
 });

@@ -70,7 +70,8 @@ import { cancelled, exhausted, fallbackSteps, modelWithdrawn, noActiveKey, rejec
 import { DEFAULT_INVOKE_OPTIONS, type InvokeOptions } from "./settings.ts";
 import type { GatewayStore } from "../store/store.ts";
 import { openStream, relayStream } from "./stream.ts";
-import { estimateInputTokens } from "../model/tokens.ts";
+import { answersAskedOf } from "../model/output-cap.ts";
+import { estimateRequestTokens } from "../model/tokens.ts";
 import {
   type GenerateOutcome,
   type ProviderRoom,
@@ -221,14 +222,14 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
     const deadline = clock.now() + options.budgetMs;
     const chain: ChainLink[] = await resolveChain(profiles, request);
     // The answer each model is sent with, decided once: TPM and a budget in money both book it.
-    const answerTokens = answerSize(chain, request.generationConfig);
+    const answerTokens = answerSize(chain, request);
     // The estimate (the largest over the chain's forms of the request); the provider's exact count
     // replaces it if a refusal asks for one (exact-count.ts), where the provider offers one.
     const size = new InputSize(
       request.imageTokens +
         Math.max(
           ...chain.map((l) =>
-            estimateInputTokens({ contents: l.request.contents, system: l.request.systemInstruction })
+            estimateRequestTokens(l.request)
           ),
         ),
       // A provider without an exact count keeps the estimate.
@@ -389,7 +390,7 @@ export function createInvoke(deps: InvokeDeps): (ctx: InvokeContext) => Promise<
       const at = Math.max(0, chain.findIndex((l) => l.model === reservation.model));
       const booked = withBookedCap(link.request, reservation, answerTokens, at);
       // The answer booked for this model, for a provider that requires a cap where the caller named none.
-      const answer = bookedPerAnswer(answerTokens, at, booked.generationConfig.candidateCount);
+      const answer = bookedPerAnswer(answerTokens, at, answersAskedOf(booked));
       const sent = portRequestOf({
         ...booked,
         ...(tier === null ? {} : { serviceTier: tier }),
