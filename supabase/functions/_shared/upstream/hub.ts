@@ -139,6 +139,11 @@ export interface HubRequest {
   dialectExtras?: DialectExtras;
   /** Pass-through: only a provider of this dialect is given one, and sends it instead of translating. */
   dialectBody?: DialectBody;
+  /**
+   * The output tokens the reservation booked for this call where the caller named no cap (the model
+   * row's booked answer): a provider that requires a cap (Anthropic's max_tokens) sends it.
+   */
+  bookedOutputTokens?: number;
 }
 
 // ---- What comes back -------------------------------------------------------------------------------------
