@@ -55,6 +55,8 @@ CREATE TABLE public.google_ai_attempts (
     cached_input_tokens integer,
     cost_usd numeric,
     thinking_tokens integer,
+    cache_write_1h_tokens integer,
+    cache_write_5m_tokens integer,
     CONSTRAINT google_ai_attempts_quota_cause_check CHECK ((quota_cause = ANY
       ('{minute,day,limit_zero,spend_cap,monthly_cap,billing_cap,credits_depleted,unknown}'::text[]))),
     CONSTRAINT google_ai_attempts_status_check CHECK ((status = ANY
@@ -73,6 +75,14 @@ COMMENT ON COLUMN public.google_ai_attempts.admitted_at IS
 COMMENT ON COLUMN public.google_ai_attempts.cached_input_tokens IS
     'Of input_tokens, those the provider read from its cache (Google''s cachedContentTokenCount, OpenAI''s '
     'cached_tokens); null: not said.';
+
+COMMENT ON COLUMN public.google_ai_attempts.cache_write_1h_tokens IS
+    'Of input_tokens, those the provider wrote to its cache to live an hour (Anthropic''s '
+    'cache_creation.ephemeral_1h_input_tokens), priced apart; null: none said.';
+
+COMMENT ON COLUMN public.google_ai_attempts.cache_write_5m_tokens IS
+    'Of input_tokens, those the provider wrote to its cache to live 5 minutes (Anthropic''s '
+    'cache_creation.ephemeral_5m_input_tokens), priced apart; null: none said.';
 
 COMMENT ON COLUMN public.google_ai_attempts.thinking_tokens IS
     'Of output_tokens, the model''s thinking (Google''s thoughtsTokenCount, OpenAI''s reasoning_tokens); '

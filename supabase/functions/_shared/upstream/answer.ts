@@ -66,17 +66,25 @@ export function isEmptyResponse(response: UpstreamAnswer): boolean {
   return candidates(response).length === 0 && response.promptFeedback === undefined;
 }
 
-/** Google's usageMetadata in the hub's words, or null when the answer carries none. */
+/**
+ * Google's usageMetadata in the hub's words, or null when the answer carries none. Cache writes
+ * (cacheWrite5mTokenCount, cacheWrite1hTokenCount) are the port's own words, not Google's: a
+ * provider that writes its cache (Anthropic) says them there.
+ */
 export function responseUsage(response: UpstreamAnswer): HubUsage | null {
   const u = response.usageMetadata as Record<string, unknown> | undefined;
   if (u === undefined || u === null || typeof u !== "object") return null;
   const n = (v: unknown) => (typeof v === "number" && Number.isFinite(v) ? v : 0);
+  const write5m = n(u.cacheWrite5mTokenCount);
+  const write1h = n(u.cacheWrite1hTokenCount);
   return {
     inputTokens: n(u.promptTokenCount),
     outputTokens: n(u.candidatesTokenCount),
     thinkingTokens: n(u.thoughtsTokenCount),
     cachedInputTokens: n(u.cachedContentTokenCount),
     totalTokens: n(u.totalTokenCount),
+    ...(write5m > 0 ? { cacheWrite5mTokens: write5m } : {}),
+    ...(write1h > 0 ? { cacheWrite1hTokens: write1h } : {}),
   };
 }
 

@@ -151,6 +151,9 @@ export function innerAnswerOf(answer: HubAnswer): UpstreamAnswer {
       candidatesTokenCount: u.outputTokens,
       ...(u.thinkingTokens > 0 ? { thoughtsTokenCount: u.thinkingTokens } : {}),
       ...(u.cachedInputTokens > 0 ? { cachedContentTokenCount: u.cachedInputTokens } : {}),
+      // Cache writes have no word in Google's shape: the port's own (answer.ts, responseUsage).
+      ...(u.cacheWrite5mTokens ? { cacheWrite5mTokenCount: u.cacheWrite5mTokens } : {}),
+      ...(u.cacheWrite1hTokens ? { cacheWrite1hTokenCount: u.cacheWrite1hTokens } : {}),
       totalTokenCount: u.totalTokens,
     };
   }
