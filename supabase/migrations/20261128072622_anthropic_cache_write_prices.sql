@@ -92,8 +92,7 @@ begin
     first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end,
     cached_input_tokens = p_cached_input_tokens,
     thinking_tokens = p_thinking_tokens,
-    cache_write_1h_tokens = p_cache_write_1h_tokens,
-    cache_write_5m_tokens = p_cache_write_5m_tokens,
+    cache_write_1h_tokens = p_cache_write_1h_tokens, cache_write_5m_tokens = p_cache_write_5m_tokens,
     cost_usd = public.google_ai_call_cost(a.model, p_service_tier, p_served_tier, p_outcome, p_input_tokens,
       p_cached_input_tokens, p_output_tokens, p_thinking_tokens, p_cache_write_5m_tokens, p_cache_write_1h_tokens)
   where a.reservation_id = p_reservation_id and a.status = 'reserved'
