@@ -65,9 +65,9 @@ COMMENT ON TABLE public.google_ai_service_tiers IS
 -- provider read from its cache (null: not known, so a call with cached input costs null), input it
 -- wrote to its cache for an hour and for 5 minutes (Anthropic's cache writes; null: not known, so a
 -- call with such writes costs null), output, and thinking (null: billed as output, Google's and
--- OpenAI's rule; output_tokens already holds it). A
--- 'free' row: a call that asks for no tier is on the provider's free tier (Google's free projects),
--- priced there (0); a call at a tier with no row, or a model with none, costs null (unknown), never 0.
+-- OpenAI's rule; output_tokens already holds it). A 'free' row: a call that asks for no tier is on
+-- the provider's free tier (Google's free projects), priced there (0); a call at a tier with no row,
+-- or a model with none, costs null (unknown), never 0.
 -- Each row says where its figures came from and the day they were read (google_ai_call_cost).
 CREATE TABLE public.google_ai_model_prices (
     model text NOT NULL,

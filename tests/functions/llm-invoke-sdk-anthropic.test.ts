@@ -149,6 +149,22 @@ describe("Anthropic's SDK at the gateway's base URL", () => {
       BigInt(whole.usage.input_tokens) * 30_000n + 3_000_000n + 60_000_000n + 37_500_000n + BigInt(whole.usage.output_tokens) * 150_000n,
     );
     expect((await spent()) - before).toBe(total);
+    // A write without its price is a cost nobody knows (null); a call without writes never reads it.
+    await s.sql`update public.google_ai_model_prices set cache_write_5m_per_mtok = null where model = 'claude-sonnet-4-5-20250929'`;
+    try {
+      const [row] = await s.sql`select
+        public.google_ai_call_cost('claude-sonnet-4-5-20250929', null, null, 'succeeded', 3010, 1000, 12, 0,
+          p_write_5m => 1000, p_write_1h => 1000) as unknown,
+        public.google_ai_call_cost('claude-sonnet-4-5-20250929', null, null, 'succeeded', 3010, 1000, 12, 0,
+          p_write_1h => 2000)::text as hour,
+        public.google_ai_call_cost('claude-sonnet-4-5-20250929', null, null, 'succeeded', 10, 0, 12, 0)::text as plain`;
+      expect(row!.unknown).toBeNull();
+      // 10 x $3 + 1,000 x $0.30 + 2,000 x $6 + 12 x $15 per million; 10 x $3 + 12 x $15.
+      expect(costUnits(row!.hour)).toBe(10n * 30_000n + 1_000n * 3_000n + 2_000n * 60_000n + 12n * 150_000n);
+      expect(costUnits(row!.plain)).toBe(10n * 30_000n + 12n * 150_000n);
+    } finally {
+      await s.sql`update public.google_ai_model_prices set cache_write_5m_per_mtok = 3.75 where model = 'claude-sonnet-4-5-20250929'`;
+    }
   });
 
   it("count_tokens counts, and the model list is Anthropic's when the SDK asks", async () => {
