@@ -207,7 +207,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize(p_reservation_id uuid, p_ou
     p_room_requests integer DEFAULT NULL::integer, p_room_tokens integer DEFAULT NULL::integer,
     p_room_until timestamp with time zone DEFAULT NULL::timestamp with time zone,
     p_settled_tokens integer DEFAULT NULL::integer, p_cached_input_tokens integer DEFAULT NULL::integer,
-    p_thinking_tokens integer DEFAULT NULL::integer) RETURNS jsonb
+    p_thinking_tokens integer DEFAULT NULL::integer, p_cache_write_5m_tokens integer DEFAULT NULL::integer,
+    p_cache_write_1h_tokens integer DEFAULT NULL::integer) RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
     SET plan_cache_mode TO 'force_generic_plan'
@@ -244,8 +245,9 @@ begin
     first_byte_ms = case when p_first_byte_ms is not null then greatest(0, p_first_byte_ms) end,
     cached_input_tokens = p_cached_input_tokens,
     thinking_tokens = p_thinking_tokens,
+    cache_write_1h_tokens = p_cache_write_1h_tokens, cache_write_5m_tokens = p_cache_write_5m_tokens,
     cost_usd = public.google_ai_call_cost(a.model, p_service_tier, p_served_tier, p_outcome, p_input_tokens,
-      p_cached_input_tokens, p_output_tokens, p_thinking_tokens)
+      p_cached_input_tokens, p_output_tokens, p_thinking_tokens, p_cache_write_5m_tokens, p_cache_write_1h_tokens)
   where a.reservation_id = p_reservation_id and a.status = 'reserved'
   returning * into v_att;
 
@@ -300,7 +302,8 @@ CREATE OR REPLACE FUNCTION public.google_ai_finalize_cut(p_reservation_id uuid, 
     p_latency_ms integer DEFAULT NULL::integer, p_error_message text DEFAULT NULL::text,
     p_service_tier text DEFAULT NULL::text, p_served_tier text DEFAULT NULL::text,
     p_added_ms integer DEFAULT NULL::integer, p_first_byte_ms integer DEFAULT NULL::integer,
-    p_cached_input_tokens integer DEFAULT NULL::integer, p_thinking_tokens integer DEFAULT NULL::integer)
+    p_cached_input_tokens integer DEFAULT NULL::integer, p_thinking_tokens integer DEFAULT NULL::integer,
+    p_cache_write_5m_tokens integer DEFAULT NULL::integer, p_cache_write_1h_tokens integer DEFAULT NULL::integer)
     RETURNS jsonb
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path TO ''
@@ -316,7 +319,8 @@ begin
     p_output_tokens => p_output_tokens, p_http_status => 200, p_latency_ms => p_latency_ms,
     p_service_tier => p_service_tier, p_served_tier => p_served_tier, p_added_ms => p_added_ms,
     p_first_byte_ms => p_first_byte_ms, p_cached_input_tokens => p_cached_input_tokens,
-    p_thinking_tokens => p_thinking_tokens);
+    p_thinking_tokens => p_thinking_tokens, p_cache_write_5m_tokens => p_cache_write_5m_tokens,
+    p_cache_write_1h_tokens => p_cache_write_1h_tokens);
   if not coalesce((v_answer ->> 'ok')::boolean, false) then
     return v_answer;
   end if;

@@ -404,6 +404,9 @@ export interface FinalizeParams {
   /** Of the input, what the provider read from its cache; of the output, its thinking (null: not said). */
   cachedInputTokens?: number | null;
   thinkingTokens?: number | null;
+  /** Of the input, what the provider wrote to its cache for 5 minutes / an hour (null: none said). */
+  cacheWrite5mTokens?: number | null;
+  cacheWrite1hTokens?: number | null;
   httpStatus: number | null;
   errorCode: string | null;
   quotaId: string | null;

@@ -184,6 +184,9 @@ export interface HubUsage {
   thinkingTokens: number;
   cachedInputTokens: number;
   totalTokens: number;
+  /** Of `inputTokens`, written to the provider's cache to live 5 minutes / an hour (absent: none). */
+  cacheWrite5mTokens?: number;
+  cacheWrite1hTokens?: number;
 }
 
 /** Output tokens as billed: the answer's and the thoughts'. */

@@ -208,6 +208,8 @@ export function relayStream(opened: OpenedStream, options: RelayOptions): Invoke
         outputTokens: tally.outputTokens(),
         cachedInputTokens: tally.usage?.cachedInputTokens ?? null,
         thinkingTokens: tally.usage?.thinkingTokens ?? null,
+        cacheWrite5mTokens: tally.usage?.cacheWrite5mTokens ?? null,
+        cacheWrite1hTokens: tally.usage?.cacheWrite1hTokens ?? null,
         response: null,
       }),
       outcome: "cut",

@@ -11,6 +11,7 @@ import { portRequestOf } from "../../../llm-invoke/model/port-request.ts";
 import { StreamCut, type UpstreamClient } from "../../upstream/port.ts";
 import { createAnthropicClient } from "./client.ts";
 import { DEFAULT_MAX_TOKENS } from "./request.ts";
+import { usageOf } from "./response.ts";
 import { createAnthropicModelLister } from "./models.ts";
 
 let sim: AnthropicSimulator;
@@ -160,10 +161,24 @@ describe("generate", () => {
     const second = await client.generate(call({ dialectBody: { dialect: "anthropic", body } }));
     expect(first.ok && second.ok).toBe(true);
     if (!first.ok || !second.ok) return;
-    expect(first.answer.usage).toMatchObject({ inputTokens: 108, cachedInputTokens: 0 });
+    expect(first.answer.usage).toMatchObject({ inputTokens: 108, cachedInputTokens: 0, cacheWrite5mTokens: 100 });
     expect(second.answer.usage).toMatchObject({ inputTokens: 108, cachedInputTokens: 100 });
+    expect(second.answer.usage).not.toHaveProperty("cacheWrite5mTokens");
     expect((second.dialectAnswer!.body.usage as Record<string, number>).cache_read_input_tokens).toBe(100);
     expect(sent().body).toMatchObject({ model: "claude-sonnet-4-5", max_tokens: 50 });
+    // A read, an hour's write and 5 minutes' write in one call, each counted apart.
+    const more = { ...body, system: [
+      ...body.system,
+      { type: "text", text: "z".repeat(400), cache_control: { type: "ephemeral", ttl: "1h" } },
+      { type: "text", text: "w".repeat(400), cache_control: { type: "ephemeral", ttl: "5m" } },
+    ] };
+    const third = await client.generate(call({ dialectBody: { dialect: "anthropic", body: more } }));
+    expect(third.ok && third.answer.usage).toMatchObject({ inputTokens: 308, cachedInputTokens: 100, cacheWrite1hTokens: 100, cacheWrite5mTokens: 100 });
+  });
+
+  it("cache writes without cache_creation are 5-minute ones, Anthropic's default lifetime", () => {
+    expect(usageOf({ input_tokens: 5, cache_creation_input_tokens: 40, cache_read_input_tokens: 7, output_tokens: 3 }))
+      .toEqual({ inputTokens: 52, outputTokens: 3, thinkingTokens: 0, cachedInputTokens: 7, totalTokens: 55, cacheWrite5mTokens: 40 });
   });
 });
 
