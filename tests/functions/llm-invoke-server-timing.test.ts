@@ -54,7 +54,7 @@ describe("Server-Timing on llm-invoke's answers", () => {
 
   it("a WAIT request that queued names wait beside reserve", async () => {
     await s.sql`insert into public.google_ai_cooldowns (quota_group, model, cooldown_until, reason)
-                values ('proj-timing', ${GEMMA}, now() + interval '300 milliseconds', 'test')`;
+                values ('proj-timing', ${GEMMA}, now() + interval '1500 milliseconds', 'test')`;
     const res = await s.call({ model: GEMMA, prompt: "patience", mode: "WAIT", max_wait_ms: 10_000 });
     expect(res.status).toBe(200);
     expect(res.body.waited_ms).toBeGreaterThan(0);
