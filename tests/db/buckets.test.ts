@@ -150,3 +150,42 @@ describe("a model whose limits are buckets", () => {
     expect(served.ok).toBe(true);
   });
 });
+
+describe("what the quota reads show of a model whose limits are token buckets", () => {
+  it("the quota report and the group's room give what its ITPM and OTPM buckets hold, and when they are full", async () => {
+    // ITPM 1000 (a token every 61 ms), OTPM 610 (one every 100 ms); 100 in and 200 out booked at T0.
+    await model("room-buckets", { itpm: 1000, otpm: 610 });
+    expect((await admit(T0, "room-buckets", 100, 200)).ok).toBe(true);
+    const [row] = await db.sql<{ q: Record<string, Record<string, unknown>> }[]>`
+      select public.google_ai_model_quota('room-buckets', ${iso(T0)}::text::timestamptz) as q`;
+    expect(row!.q.limits).toEqual({ rpm: null, tpm: null, rpd: null, itpm: 1000, otpm: 610 });
+    expect(row!.q.minute).toEqual({ requests_left: null, requests_reset_ms: null, tokens_left: null,
+      tokens_reset_ms: null, input_tokens_left: 900, input_tokens_reset_ms: 6_100, output_tokens_left: 410,
+      output_tokens_reset_ms: 20_000 });
+    // Half the output's refill later: 100 tokens more in OTPM.
+    const [later] = await db.sql<{ q: Record<string, Record<string, unknown>> }[]>`
+      select public.google_ai_model_quota('room-buckets', ${iso(T0 + 10_000)}::text::timestamptz) as q`;
+    expect(later!.q.minute).toMatchObject({ input_tokens_left: 1000, input_tokens_reset_ms: 0, output_tokens_left: 510,
+      output_tokens_reset_ms: 10_000 });
+  });
+
+  it("google_ai_group_room and the usage view give the buckets' room now, 0 while a cooldown rests the group", async () => {
+    await model("room-now", { itpm: 1000, otpm: 610 });
+    expect((await admit(Date.now(), "room-now", 100, 200)).ok).toBe(true);
+    const [room] = await db.sql<{ input_tokens_left: string; output_tokens_left: string; tokens_left: string | null }[]>`
+      select input_tokens_left, output_tokens_left, tokens_left from public.google_ai_group_room('proj-b', 'room-now')`;
+    // A little refilled since (a token every 61 ms in, 100 ms out): at most a few seconds' worth.
+    expect(Number(room!.input_tokens_left)).toBeGreaterThanOrEqual(900);
+    expect(Number(room!.input_tokens_left)).toBeLessThan(1000);
+    expect(Number(room!.output_tokens_left)).toBeGreaterThanOrEqual(410);
+    expect(Number(room!.output_tokens_left)).toBeLessThan(610);
+    expect(room!.tokens_left).toBeNull();
+    const [view] = await db.sql`select itpm_left::int, otpm_left::int from public.google_ai_usage_now
+                                where model = 'room-now'`;
+    expect(view!.itpm_left).toBeGreaterThanOrEqual(900);
+    await db.sql`select public.google_ai_cooldown('proj-b', 'room-now', now() + interval '1 minute')`;
+    const [rested] = await db.sql`select input_tokens_left::int, output_tokens_left::int
+                                  from public.google_ai_group_room('proj-b', 'room-now')`;
+    expect(rested).toEqual({ input_tokens_left: 0, output_tokens_left: 0 });
+  });
+});
