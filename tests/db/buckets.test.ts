@@ -189,3 +189,24 @@ describe("what the quota reads show of a model whose limits are token buckets", 
     expect(rested).toEqual({ input_tokens_left: 0, output_tokens_left: 0 });
   });
 });
+
+describe("a rate's 429 for a model of a pool", () => {
+  it("rests every active model of the pool in the quota group, and no other", async () => {
+    for (const [name, pool, active] of [["rest-a", "pool-rest", true], ["rest-b", "pool-rest", true],
+      ["rest-old", "pool-rest", false], ["rest-alone", null, true]] as const) {
+      await db.sql`insert into public.google_ai_model_limits (model, rpm, otpm, booked_output_tokens, limit_pool, is_active)
+                   values (${name}, 50, 8000, 4096, ${pool}, ${active})`;
+    }
+    const now = Date.now();
+    const a = await admit(now, "rest-a", 10, 100);
+    expect(a.ok).toBe(true);
+    await db.sql`select public.google_ai_finalize(p_reservation_id => ${a.reservation_id!}::uuid,
+      p_outcome => 'upstream_error', p_http_status => 429, p_quota_cause => 'minute',
+      p_cooldown_until => now() + interval '30 seconds')`;
+    const rests = await db.sql`select model, cause from public.google_ai_cooldowns
+                               where model like 'rest-%' order by model`;
+    expect(rests).toEqual([{ model: "rest-a", cause: "minute" }, { model: "rest-b", cause: "minute" }]);
+    expect(await admit(now + 1, "rest-b", 10, 100)).toMatchObject({ ok: false, limit: "cooldown" });
+    expect((await admit(now + 1, "rest-alone", 10, 100)).ok).toBe(true);
+  });
+});
