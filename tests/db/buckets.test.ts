@@ -210,3 +210,18 @@ describe("a rate's 429 for a model of a pool", () => {
     expect((await admit(now + 1, "rest-alone", 10, 100)).ok).toBe(true);
   });
 });
+
+describe("a request no bucket of its model can ever hold", () => {
+  it("is refused too_large at once, waiting or not: input above ITPM, or an answer above OTPM", async () => {
+    await model("large-buckets", { itpm: 1000, otpm: 500, share: 0.5 });
+    const input = await admit(T0, "large-buckets", 1001, 10, { leftMs: 60_000 });
+    expect(input).toMatchObject({ ok: false, limit: "too_large", max_tokens: 1000, max_output_tokens: 500 });
+    expect(input.queue).toBeUndefined();
+    expect(await admit(T0, "large-buckets", 100, 501)).toMatchObject({ ok: false, limit: "too_large" });
+    // A minute's worth of each fits (a bucket larger than its share takes it when full).
+    expect((await admit(T0, "large-buckets", 1000, 500)).ok).toBe(true);
+    const [{ n }] = await db.sql`select count(*)::int as n from public.google_ai_attempts
+                                 where model = 'large-buckets' and status = 'refused' and limit_hit = 'too_large'`;
+    expect(n).toBe(2);
+  });
+});
