@@ -37,7 +37,8 @@ describe("too large", () => {
 
 describe("too large for a model that counts input and output apart (ITPM, OTPM)", () => {
   const tooLargeForBuckets = (ctx: { estimatedTokens: number; bookedOutputTokens?: number }) =>
-    finalRefusal({ ok: false, limit: "too_large", maxTokens: 30_000, maxOutputTokens: 8_000, retryAfterMs: null }, {
+    finalRefusal({ ok: false, limit: "too_large", maxTokens: 30_000, maxOutputTokens: 8_000, retryAfterMs: null,
+      retryAt: null }, {
       model: "claude-sonnet-4-5",
       requestId: "r",
       ...ctx,
