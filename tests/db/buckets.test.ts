@@ -225,3 +225,15 @@ describe("a request no bucket of its model can ever hold", () => {
     expect(n).toBe(2);
   });
 });
+
+describe("the queue's estimate for a model whose limits are buckets", () => {
+  it("counts on the request bucket's burst, not spread_burst: a waiter expects the next refill", async () => {
+    // RPM 30, a tenth held: a bucket of 3 (spread_burst 1 on the row, which a bucket does not read).
+    await model("bucket-queue", { rpm: 30, share: 0.1 });
+    const step = Math.ceil(WINDOW_US / 30) / 1000;
+    for (let i = 0; i < 3; i++) expect((await admit(T0, "bucket-queue", 10)).ok).toBe(true);
+    const waiting = await admit(T0, "bucket-queue", 10, null, { leftMs: 60_000 });
+    expect(waiting).toMatchObject({ ok: false, limit: "rpm", cause: "spread" });
+    expect(msOf(waiting.queue!.expected_at)).toBe(T0 + step);
+  });
+});
