@@ -197,8 +197,7 @@ begin
   free_now := 0;
   spread_bound := false;
   kept_bound := false;
-  -- The schedule as google_ai_schedule_place keeps it: a bucket-shaped model's (bucket_share) request
-  -- bucket, kept always; else spread_burst, but not for a waiter of the first class (google_ai_spread_holds).
+  -- The schedule as google_ai_schedule_place keeps it: a request bucket (bucket_share) for every class.
   select l.bucket_share, l.spread_burst into v_bucket, v_burst from public.google_ai_model_limits l
   where l.model = p_model;
   v_spread := public.google_ai_spread_step(case when v_bucket is null then v_burst

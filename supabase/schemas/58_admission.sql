@@ -162,7 +162,9 @@ $$;
 -- request's; a queued refusal books no budget). The answer of a token's request names its client_id
 -- and token_id. p_output_tokens: the answer the request is sent with to this model (its largest, as
 -- llm-invoke decided it), which a budget in money books (null: not known, so a budget in money refuses
--- it); a budget's refusal names its period (day, month, or a token's life).
+-- it); a budget's refusal names its period (day, month, or a token's life). Too large, refused before
+-- any lock: more than a minute of TPM, or of ITPM for its input (the estimate less its answer where the
+-- row books answers in it) or of OTPM for its answer.
 CREATE OR REPLACE FUNCTION public.google_ai_admit_at(p_now timestamp with time zone, p_model text,
     p_estimated_tokens integer, p_caller text, p_request_id text, p_exclude_key_ids uuid[] DEFAULT '{}'::uuid[],
     p_attempt integer DEFAULT 1, p_wait_ms integer DEFAULT 0, p_metadata jsonb DEFAULT '{}'::jsonb,
@@ -215,12 +217,10 @@ begin
   v_limits := public.google_ai_request_limits(p_model);
   v_class := public.google_ai_request_class(p_priority, p_client_id);
   v_caller := row(p_caller, p_client_id, p_token_id);
-  -- (Too large: more than a minute of TPM, or of ITPM for its input or OTPM for its answer, the part of the
-  -- estimate that is its answer where the row books answers in it: no bucket ever holds that much.)
   v_blocked_by := case when v_limits.model is null then 'unknown_model' when v_limits.withdrawn_at is not null
-                       then 'withdrawn' when v_limits.tpm < p_estimated_tokens then 'too_large'
-                       when v_limits.otpm < p_output_tokens or v_limits.itpm < p_estimated_tokens
-                         - case when v_limits.booked_output_tokens is not null then coalesce(p_output_tokens, 0) else 0 end
+                       then 'withdrawn' when v_limits.tpm < p_estimated_tokens or v_limits.otpm < p_output_tokens
+                         or v_limits.itpm < p_estimated_tokens - case when v_limits.booked_output_tokens is not null
+                                                                  then coalesce(p_output_tokens, 0) else 0 end
                        then 'too_large' end;
 
   -- Its place in the queue (none when nobody waits for the model and it holds no ticket), then a booking
