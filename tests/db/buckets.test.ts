@@ -4,7 +4,10 @@
 // input and its answer are taken from two token buckets apart (ITPM, OTPM), all or nothing, with the
 // time a refused request may go to the microsecond; what the answer did not use goes back when it ends
 // (cache reads left out of the input unless the row counts them), and a release gives all of it back;
-// rows of one pool (limit_pool, Anthropic's family) share one set of counts.
+// rows of one pool (limit_pool, Anthropic's family) share one set of counts, and a 429's rest for one
+// rests them all. The quota report and the group's room show what the token buckets hold; a request no
+// bucket can ever hold (more than a minute of ITPM or OTPM) is refused too_large at once; the queue's
+// estimate counts on the request bucket.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { iso, msOf } from "../support/microseconds.ts";
 import { freshDatabase, type TestDatabase } from "../support/test-database.ts";
